@@ -1,0 +1,30 @@
+/* example.h — what the examples share: a clock that starts with the example, and the
+ * convention that lets `plait tour` run them (each file has a main unless built into
+ * the tool with PLAIT_TOUR). */
+#ifndef PLAIT_EXAMPLE_H
+#define PLAIT_EXAMPLE_H
+
+#include <plait.h>
+#include <errno.h>
+#include <stdio.h>
+
+static int64_t example_start;
+
+/* Seconds since the example started, for its log lines. */
+static inline double example_elapsed(void)
+{
+    return (double)(plait_now() - example_start) / PLAIT_SEC;
+}
+
+#ifdef PLAIT_TOUR
+#define EXAMPLE_MAIN(fn)
+#else
+#define EXAMPLE_MAIN(fn) \
+    int main(void) { return fn() == 0 ? 0 : 1; }
+#endif
+
+int example_sleepers(void);
+int example_two_tasks(void);
+int example_producer_consumer(void);
+
+#endif

@@ -1,0 +1,319 @@
+/*
+ * plait.h — coroutines, threads and processes under one vocabulary.
+ *
+ * Conventions (every function below follows them):
+ *   - A function that can fail returns 0 (or a non-negative count/index) on success
+ *     and a negative errno-style code on failure; plait_strerror() names it.
+ *   - Time is int64_t nanoseconds on CLOCK_MONOTONIC.  Deadlines are absolute:
+ *     plait_deadline_in(ms * PLAIT_MS) builds one; PLAIT_FOREVER never expires; a
+ *     deadline already in the past (0 included) means "do not block": the call
+ *     completes if it can right away and returns -ETIMEDOUT otherwise.
+ *   - Every call that blocks works from a coroutine (only that coroutine is
+ *     suspended; its scheduler goes on running the others) and from a plain thread
+ *     (the thread blocks).  Calls marked "coroutine only" return -EPERM elsewhere.
+ *   - Cancellation is sticky: once a coroutine has been cancelled, every blocking call
+ *     it makes (and the one it is in) returns -ECANCELED at once.  Non-blocking calls
+ *     still work, so it can clean up and return.
+ *
+ * Error codes used throughout:
+ *   -EINVAL     a null or malformed argument (a null handle, a size out of range)
+ *   -ESRCH      a task handle that no longer names a task (joined or detached already)
+ *   -EPERM      a call from the wrong context (coroutine-only call outside a coroutine,
+ *               unlock by a non-owner)
+ *   -ETIMEDOUT  the deadline passed first
+ *   -ECANCELED  the calling coroutine was cancelled, or the joined task was
+ *   -EPIPE      the channel is closed
+ *   -EDEADLK    waiting on oneself (join own task, relock own mutex)
+ *   -EBUSY      destroying something still in use; plait_run() inside plait_run()
+ *   -ENOMEM     out of memory (or of address space for stacks)
+ */
+#ifndef PLAIT_H
+#define PLAIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PLAIT_VERSION_MAJOR 0
+#define PLAIT_VERSION_MINOR 1
+#define PLAIT_VERSION_PATCH 0
+
+/* ----------------------------------------------------------------------------
+ * Time
+ * ------------------------------------------------------------------------- */
+
+#define PLAIT_NS 1LL
+#define PLAIT_US 1000LL
+#define PLAIT_MS 1000000LL
+#define PLAIT_SEC 1000000000LL
+/* A deadline that never expires. */
+#define PLAIT_FOREVER INT64_MAX
+
+/* Now on CLOCK_MONOTONIC, in nanoseconds. */
+int64_t plait_now(void);
+/* plait_now() + ns, saturating at PLAIT_FOREVER (ns <= 0 gives a deadline of now). */
+int64_t plait_deadline_in(int64_t ns);
+
+/* The text for an error code returned by plait (negative) or an errno (either sign). */
+const char *plait_strerror(int err);
+
+/* ----------------------------------------------------------------------------
+ * Tasks (coroutines) and the scheduler
+ *
+ * A task runs fn(arg) as a coroutine on the scheduler of the thread that spawned it.
+ * Its return value is its result.  A task fails by returning PLAIT_FAIL(-code): a
+ * pointer value in [-4095, -1], as the kernel's ERR_PTR does; whoever joins it gets
+ * that code.  Every handle must be joined or detached exactly once.
+ * ------------------------------------------------------------------------- */
+
+typedef void *(*plait_fn)(void *arg);
+
+/* A task's result that reports failure with the negative code err. */
+#define PLAIT_FAIL(err) ((void *)(intptr_t)(err))
+/* Whether a task result is a failure code (then (int)(intptr_t)v is the code). */
+#define PLAIT_IS_FAIL(v) ((uintptr_t)(v) >= (uintptr_t)-4095)
+
+/* A handle to a task's outcome (its future).  Copyable; stale after join/detach,
+ * and every call given a stale handle returns -ESRCH.  A zeroed handle is invalid. */
+typedef struct plait_task {
+    struct plait__future *future;
+    uint64_t generation;
+} plait_task;
+
+/* Smallest and largest stack a coroutine may ask for, and the default. */
+#define PLAIT_STACK_MIN ((size_t)2048)
+#define PLAIT_STACK_MAX ((size_t)1 << 30)
+#define PLAIT_STACK_DEFAULT ((size_t)256 * 1024)
+
+/* Options for plait_spawn_opts(); zero-initialise and set what you need. */
+typedef struct plait_spawn_options {
+    const char *name;   /* shown in dumps and warnings; copied (31 bytes kept); NULL: "task" */
+    size_t stack_size;  /* bytes of stack; 0: the scheduler's default (see below) */
+    struct plait_group *group; /* the structured group the task belongs to, or NULL */
+} plait_spawn_options;
+
+/* Run fn(arg) as the first coroutine ("main") of a new scheduler on this thread, and
+ * return when it has finished: like asyncio.run().  Coroutines still running when
+ * main returns are cancelled and waited for.  *result (if not NULL) gets main's result.
+ * Returns main's outcome: 0, main's PLAIT_FAIL code, or -EBUSY if this thread already
+ * runs a scheduler, -EINVAL for a null fn, -ENOMEM. */
+int plait_run(plait_fn fn, void *arg, void **result);
+
+/* Start fn(arg) as a coroutine on this thread's scheduler; it runs once the caller
+ * blocks or yields.  task may be NULL (the same as detaching at once).
+ * -EPERM when this thread runs no scheduler, -EINVAL for a null fn or a stack size
+ * outside [PLAIT_STACK_MIN, PLAIT_STACK_MAX], -ENOMEM. */
+int plait_spawn(plait_task *task, plait_fn fn, void *arg);
+int plait_spawn_opts(plait_task *task, plait_fn fn, void *arg,
+                     const plait_spawn_options *options);
+
+/* Wait until the task has finished and take its outcome: 0 and *result (may be NULL)
+ * = its return value; its PLAIT_FAIL code; -ECANCELED if it was cancelled before it
+ * finished.  After any of those the handle is consumed.  -ETIMEDOUT, or -ECANCELED
+ * when the caller itself is cancelled, leave the handle valid.  -ESRCH for a stale
+ * handle, -EDEADLK for joining oneself. */
+int plait_join(plait_task task, void **result, int64_t deadline);
+
+/* Give the handle up; the task runs on and its outcome is dropped. -ESRCH if stale. */
+int plait_detach(plait_task task);
+
+/* Ask the task to stop: it sees -ECANCELED at its current or next blocking call.
+ * Works from any thread.  A task that already finished is unaffected (returns 0).
+ * -ESRCH if stale. */
+int plait_cancel(plait_task task);
+
+/* Wait for all n tasks (gather).  Returns 0 when all succeeded, else the first failure
+ * in index order; results[i] / errors[i] (either may be NULL) get each task's value and
+ * code.  All handles are consumed, except on -ETIMEDOUT/-ECANCELED of the caller,
+ * which consume none.  -EINVAL for n == 0 or a null array, -ESRCH for a stale handle. */
+int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *errors,
+                   int64_t deadline);
+
+/* Wait until any of the n tasks has finished; returns its index (>= 0).  Consumes no
+ * handle: join the one returned.  -EINVAL, -ESRCH, -ETIMEDOUT, -ECANCELED. */
+int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline);
+
+/* Let the other ready coroutines run.  Coroutine only.  Returns -ECANCELED (after
+ * yielding) when the caller has been cancelled, so busy loops can stop. */
+int plait_yield(void);
+
+/* Sleep until the deadline / for ns.  Coroutine or thread. 0, -ECANCELED. */
+int plait_sleep_until(int64_t deadline);
+int plait_sleep(int64_t ns);
+
+/* Whether the caller runs inside a coroutine. */
+int plait_in_coroutine(void);
+/* The calling coroutine's name, or NULL outside a coroutine. */
+const char *plait_task_name(void);
+/* The calling coroutine's id (unique in the process, from 1), or 0 outside one. */
+uint64_t plait_task_id(void);
+/* Whether the calling coroutine has been cancelled (0 outside a coroutine). */
+int plait_cancelled(void);
+
+/* Default stack size for coroutines spawned later by this thread's scheduler.
+ * -EINVAL outside [PLAIT_STACK_MIN, PLAIT_STACK_MAX] (0 included), -EPERM with no
+ * scheduler.  Stacks of 16 KiB and more get a guard page while the process has
+ * fewer than plait_guard_budget() guarded stacks; all stacks carry a canary checked
+ * at every switch.  An overflow stops the program with a message naming the task. */
+int plait_set_stack_size(size_t bytes);
+/* How many stacks may still get a guard page (each costs two kernel memory maps). */
+size_t plait_guard_budget(void);
+
+/* ----------------------------------------------------------------------------
+ * Structured groups: a group cannot end while a child runs.
+ * ------------------------------------------------------------------------- */
+
+typedef struct plait_group plait_group;
+
+/* Create a group. -EINVAL for null, -ENOMEM. */
+int plait_group_create(plait_group **group);
+/* Spawn fn(arg) into the group (task may be NULL: the group keeps the outcome).
+ * -EPIPE when the group is being closed. Otherwise as plait_spawn_opts(). */
+int plait_group_spawn(plait_group *group, plait_task *task, plait_fn fn, void *arg);
+/* Wait until every child has finished.  Returns 0, or the first failure (other than
+ * a cancellation) among the children whose handle was not kept (task == NULL at spawn).  -ETIMEDOUT leaves them
+ * running; when the caller is cancelled the children are cancelled and waited for,
+ * then -ECANCELED is returned. */
+int plait_group_wait(plait_group *group, int64_t deadline);
+/* Cancel every child that is still running. */
+int plait_group_cancel(plait_group *group);
+/* Cancel the children, wait for all of them (this wait ignores the caller's own
+ * cancellation, so no child outlives the group), free the group.  Returns the same
+ * code plait_group_wait() would.  NULL: -EINVAL. */
+int plait_group_destroy(plait_group *group);
+
+/* ----------------------------------------------------------------------------
+ * Task-local storage
+ * ------------------------------------------------------------------------- */
+
+typedef unsigned plait_key;
+#define PLAIT_KEYS_MAX 64
+
+/* A new key; destructor (may be NULL) runs on a non-null value when its task ends.
+ * -EAGAIN when PLAIT_KEYS_MAX keys exist. */
+int plait_key_create(plait_key *key, void (*destructor)(void *));
+/* The calling coroutine's value for key. -EPERM outside a coroutine, -EINVAL for an
+ * unknown key, -ENOMEM. */
+int plait_local_set(plait_key key, void *value);
+/* NULL outside a coroutine, for an unknown key, or when unset. */
+void *plait_local_get(plait_key key);
+
+/* ----------------------------------------------------------------------------
+ * Diagnostics
+ * ------------------------------------------------------------------------- */
+
+/* Write one line per coroutine of this thread's scheduler: id, name, state, what it
+ * waits on and for how long.  Returns the number of coroutines, -EPERM with no
+ * scheduler, -EINVAL for a null stream. */
+int plait_dump(FILE *out);
+
+/* Warn on stderr, naming the coroutine, when one runs longer than threshold_ns without
+ * yielding or blocking (the blocked-event-loop pitfall); 0 turns the watch off.  The
+ * environment variable PLAIT_SLOW_MS sets it at start.  Applies to schedulers started
+ * afterwards.  -EINVAL for a negative threshold. */
+int plait_set_slow_warning(int64_t threshold_ns);
+
+/* ----------------------------------------------------------------------------
+ * Synchronisation.  Each works between coroutines (of any scheduler) and threads.
+ * ------------------------------------------------------------------------- */
+
+typedef struct plait_mutex plait_mutex;
+typedef struct plait_cond plait_cond;
+typedef struct plait_sem plait_sem;
+typedef struct plait_event plait_event;
+typedef struct plait_waitgroup plait_waitgroup;
+
+/* Mutex, owned by the coroutine or thread that locked it; not recursive. */
+int plait_mutex_create(plait_mutex **mutex);
+/* -EBUSY while locked or waited on. */
+int plait_mutex_destroy(plait_mutex *mutex);
+/* 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (caller holds it already). */
+int plait_mutex_lock(plait_mutex *mutex, int64_t deadline);
+/* -EPERM when the caller is not the owner. */
+int plait_mutex_unlock(plait_mutex *mutex);
+
+/* Condition variable used with a plait_mutex. */
+int plait_cond_create(plait_cond **cond);
+int plait_cond_destroy(plait_cond *cond); /* -EBUSY while waited on */
+/* Atomically unlock mutex and wait; the mutex is locked again before returning, on
+ * every outcome (0, -ETIMEDOUT, -ECANCELED).  -EPERM when the caller does not hold it.
+ * Wake-ups may be spurious: wait in a loop on the predicate. */
+int plait_cond_wait(plait_cond *cond, plait_mutex *mutex, int64_t deadline);
+int plait_cond_signal(plait_cond *cond);
+int plait_cond_broadcast(plait_cond *cond);
+
+/* Counting semaphore. */
+int plait_sem_create(plait_sem **sem, unsigned initial);
+int plait_sem_destroy(plait_sem *sem); /* -EBUSY while waited on */
+int plait_sem_acquire(plait_sem *sem, int64_t deadline);
+/* -EOVERFLOW when the count would pass UINT32_MAX. */
+int plait_sem_release(plait_sem *sem);
+/* The current count. */
+int plait_sem_value(plait_sem *sem);
+
+/* Manual-reset event: set wakes every waiter and lets later waits through until reset. */
+int plait_event_create(plait_event **event);
+int plait_event_destroy(plait_event *event); /* -EBUSY while waited on */
+int plait_event_set(plait_event *event);
+int plait_event_reset(plait_event *event);
+int plait_event_wait(plait_event *event, int64_t deadline);
+/* 1 when set, 0 when not. */
+int plait_event_is_set(plait_event *event);
+
+/* Wait group (Go's sync.WaitGroup). */
+int plait_waitgroup_create(plait_waitgroup **wg);
+int plait_waitgroup_destroy(plait_waitgroup *wg); /* -EBUSY while waited on */
+/* Add delta (may be negative); -EINVAL if the counter would go below zero, -EOVERFLOW
+ * past INT32_MAX. */
+int plait_waitgroup_add(plait_waitgroup *wg, int delta);
+int plait_waitgroup_done(plait_waitgroup *wg);
+/* Wait until the counter is zero. */
+int plait_waitgroup_wait(plait_waitgroup *wg, int64_t deadline);
+
+/* ----------------------------------------------------------------------------
+ * Channels: typed by element size, buffered (capacity > 0) or unbuffered (0: each
+ * send meets a receive).  Closing lets receivers drain what is buffered; after that
+ * receive returns -EPIPE, and send on a closed channel returns -EPIPE at once.
+ * ------------------------------------------------------------------------- */
+
+typedef struct plait_chan plait_chan;
+
+#define PLAIT_CHAN_ELEM_MAX ((size_t)1 << 20)
+#define PLAIT_CHAN_CAPACITY_MAX ((size_t)1 << 28)
+
+/* -EINVAL for elem_size 0 or > PLAIT_CHAN_ELEM_MAX, capacity > PLAIT_CHAN_CAPACITY_MAX. */
+int plait_chan_create(plait_chan **chan, size_t elem_size, size_t capacity);
+/* -EBUSY while a coroutine or thread waits on it. */
+int plait_chan_destroy(plait_chan *chan);
+/* Copy elem_size bytes from elem into the channel. 0, -EPIPE, -ETIMEDOUT, -ECANCELED. */
+int plait_chan_send(plait_chan *chan, const void *elem, int64_t deadline);
+/* Copy the next element into elem. 0, -EPIPE (closed and drained), -ETIMEDOUT, -ECANCELED. */
+int plait_chan_recv(plait_chan *chan, void *elem, int64_t deadline);
+/* Close; -EPIPE if closed already.  Waiting senders get -EPIPE, waiting receivers
+ * get -EPIPE once the buffer is empty. */
+int plait_chan_close(plait_chan *chan);
+/* Elements buffered now. */
+size_t plait_chan_len(plait_chan *chan);
+
+enum plait_select_op { PLAIT_SEND = 1, PLAIT_RECV = 2 };
+
+typedef struct plait_select_case {
+    plait_chan *chan;
+    int op;         /* PLAIT_SEND or PLAIT_RECV */
+    void *elem;     /* what to send, or where to receive */
+    int result;     /* out: 0, or -EPIPE when the case completed on a closed channel */
+} plait_select_case;
+
+/* Wait until one case can complete, complete it, and return its index.  When several
+ * can, one is chosen at random.  -EINVAL for n == 0, a null array, a null channel or
+ * a bad op; -ETIMEDOUT; -ECANCELED. */
+int plait_select(plait_select_case *cases, size_t n, int64_t deadline);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PLAIT_H */

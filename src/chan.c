@@ -1,0 +1,254 @@
+/*
+ * chan.c — channels, buffered and unbuffered, and select.
+ *
+ * A channel is a ring buffer of fixed-size elements and two wait queues (senders,
+ * receivers) under one spin lock.  Elements move by hand-off wherever possible: a
+ * send that finds a waiting receiver copies straight into the receiver's buffer; a
+ * receive that frees a slot in a full buffer pulls the first waiting sender's element
+ * in.  The party completing the hand-off claims the other's waiter first (waiter.c),
+ * so an element is only ever copied to or from a waiter that will report success:
+ * nothing is lost or delivered twice, whatever deadlines or cancellations race.
+ *
+ * Invariants (under the lock, stale select nodes aside): receivers wait only while
+ * the buffer is empty; senders only while it is full (capacity 0: always full); a
+ * closed channel has no waiter: close wakes them all with -EPIPE.
+ *
+ * select enqueues one node per case, each on its own channel, taking one lock at a
+ * time (no lock ordering needed), trying each case in a random order first.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct plait_chan {
+    plait__spinlock lock;
+    size_t elem_size;
+    size_t capacity;
+    size_t len;
+    size_t head;
+    bool closed;
+    plait__waitq senders;   /* node data: the element to send */
+    plait__waitq receivers; /* node data: where to receive */
+    char buffer[];
+};
+
+int plait_chan_create(plait_chan **chan, size_t elem_size, size_t capacity)
+{
+    if (!chan || elem_size == 0 || elem_size > PLAIT_CHAN_ELEM_MAX ||
+        capacity > PLAIT_CHAN_CAPACITY_MAX)
+        return -EINVAL;
+    if (capacity > (SIZE_MAX - sizeof(plait_chan)) / elem_size)
+        return -ENOMEM;
+    plait_chan *ch = malloc(sizeof *ch + elem_size * capacity);
+    if (!ch)
+        return -ENOMEM;
+    memset(ch, 0, sizeof *ch);
+    ch->elem_size = elem_size;
+    ch->capacity = capacity;
+    *chan = ch;
+    return 0;
+}
+
+int plait_chan_destroy(plait_chan *ch)
+{
+    if (!ch)
+        return -EINVAL;
+    plait__spin_lock(&ch->lock);
+    bool busy = !plait__waitq_empty(&ch->senders) || !plait__waitq_empty(&ch->receivers);
+    plait__spin_unlock(&ch->lock);
+    if (busy)
+        return -EBUSY;
+    free(ch);
+    return 0;
+}
+
+size_t plait_chan_len(plait_chan *ch)
+{
+    if (!ch)
+        return 0;
+    plait__spin_lock(&ch->lock);
+    size_t len = ch->len;
+    plait__spin_unlock(&ch->lock);
+    return len;
+}
+
+static void ring_push(plait_chan *ch, const void *elem)
+{
+    size_t tail = (ch->head + ch->len) % ch->capacity;
+    memcpy(ch->buffer + tail * ch->elem_size, elem, ch->elem_size);
+    ch->len++;
+}
+
+static void ring_pop(plait_chan *ch, void *elem)
+{
+    memcpy(elem, ch->buffer + ch->head * ch->elem_size, ch->elem_size);
+    ch->head = (ch->head + 1) % ch->capacity;
+    ch->len--;
+}
+
+/*
+ * The immediate part of a send or a receive, with the lock held.  Returns 1 when the
+ * operation completed (*result: 0 or -EPIPE), 0 when it must wait.
+ *
+ * For select, self is the selecting waiter, which must be claimed before anything is
+ * moved: -1 when another case claimed it first (its outcome is on the way).  The
+ * peer found at first can be claimed by someone else (its deadline, another of its
+ * cases) in the moment between; then nothing was moved, and -2 asks the caller to
+ * give its claim back and start over.
+ */
+static int try_send(plait_chan *ch, const void *elem, plait__waiter *self, int *result)
+{
+    plait__waitq_purge(&ch->receivers);
+    if (!ch->closed && ch->len == ch->capacity && plait__waitq_empty(&ch->receivers))
+        return 0;
+    if (self && !plait__waiter_claim(self))
+        return -1;
+    plait__wait_node *node;
+    *result = 0;
+    if (ch->closed) {
+        *result = -EPIPE;
+    } else if ((node = plait__waitq_claim(&ch->receivers))) {
+        memcpy(node->data, elem, ch->elem_size);
+        plait__waiter_signal(node->waiter, 0, node->index);
+    } else if (ch->len < ch->capacity) {
+        ring_push(ch, elem);
+    } else {
+        return self ? -2 : 0;
+    }
+    return 1;
+}
+
+static int try_recv(plait_chan *ch, void *elem, plait__waiter *self, int *result)
+{
+    plait__waitq_purge(&ch->senders);
+    if (ch->len == 0 && !ch->closed && plait__waitq_empty(&ch->senders))
+        return 0;
+    if (self && !plait__waiter_claim(self))
+        return -1;
+    plait__wait_node *node;
+    *result = 0;
+    if (ch->len > 0) {
+        ring_pop(ch, elem);
+        if ((node = plait__waitq_claim(&ch->senders))) {
+            ring_push(ch, node->data);
+            plait__waiter_signal(node->waiter, 0, node->index);
+        }
+    } else if ((node = plait__waitq_claim(&ch->senders))) {
+        memcpy(elem, node->data, ch->elem_size);
+        plait__waiter_signal(node->waiter, 0, node->index);
+    } else if (ch->closed) {
+        *result = -EPIPE;
+    } else {
+        return self ? -2 : 0;
+    }
+    return 1;
+}
+
+int plait_chan_send(plait_chan *ch, const void *elem, int64_t deadline)
+{
+    if (!ch || !elem)
+        return -EINVAL;
+    int result;
+    plait__spin_lock(&ch->lock);
+    if (try_send(ch, elem, NULL, &result) == 1) {
+        plait__spin_unlock(&ch->lock);
+        return result;
+    }
+    return plait__wait_on(&ch->senders, &ch->lock, (void *)elem, deadline, true,
+                          "channel send", ch);
+}
+
+int plait_chan_recv(plait_chan *ch, void *elem, int64_t deadline)
+{
+    if (!ch || !elem)
+        return -EINVAL;
+    int result;
+    plait__spin_lock(&ch->lock);
+    if (try_recv(ch, elem, NULL, &result) == 1) {
+        plait__spin_unlock(&ch->lock);
+        return result;
+    }
+    return plait__wait_on(&ch->receivers, &ch->lock, elem, deadline, true,
+                          "channel receive", ch);
+}
+
+int plait_chan_close(plait_chan *ch)
+{
+    if (!ch)
+        return -EINVAL;
+    plait__spin_lock(&ch->lock);
+    if (ch->closed) {
+        plait__spin_unlock(&ch->lock);
+        return -EPIPE;
+    }
+    ch->closed = true;
+    plait__wait_node *node;
+    while ((node = plait__waitq_claim(&ch->receivers)))
+        plait__waiter_signal(node->waiter, -EPIPE, node->index);
+    while ((node = plait__waitq_claim(&ch->senders)))
+        plait__waiter_signal(node->waiter, -EPIPE, node->index);
+    plait__spin_unlock(&ch->lock);
+    return 0;
+}
+
+int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
+{
+    if (!cases || n == 0 || n > INT32_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!cases[i].chan || !cases[i].elem ||
+            (cases[i].op != PLAIT_SEND && cases[i].op != PLAIT_RECV))
+            return -EINVAL;
+    plait__wait_node small[8];
+    plait__wait_node *nodes = n <= 8 ? small : malloc(n * sizeof *nodes);
+    if (!nodes)
+        return -ENOMEM;
+    plait__sched *s = plait__sched_current();
+    size_t start = s ? plait__sched_random(s) % n : (size_t)plait_now() % n;
+    bool may_block = !plait__deadline_passed(deadline) && plait__check_cancel() == 0;
+    plait__waiter w;
+    plait__waiter_init(&w, "select", cases);
+    int r = 0, outcome; /* 1: completed here, 0: must wait, -1: decided elsewhere */
+    size_t linked;
+retry:
+    outcome = 0;
+    linked = 0;
+    for (size_t k = 0; k < n && outcome == 0; k++) {
+        size_t i = (start + k) % n;
+        plait_select_case *c = &cases[i];
+        plait_chan *ch = c->chan;
+        plait__spin_lock(&ch->lock);
+        outcome = c->op == PLAIT_SEND ? try_send(ch, c->elem, &w, &c->result)
+                                      : try_recv(ch, c->elem, &w, &c->result);
+        if (outcome == 1)
+            w.index = (int)i;
+        else if (outcome == 0 && may_block)
+            plait__waitq_push(c->op == PLAIT_SEND ? &ch->senders : &ch->receivers,
+                              &ch->lock, &nodes[linked++], &w, (int)i, c->elem);
+        plait__spin_unlock(&ch->lock);
+    }
+    if (outcome == -2) {
+        /* Give the claim back, withdraw every node (a waker that skipped one while we
+         * held the claim has moved on), and look again. */
+        atomic_store(&w.claimed, 0);
+        for (size_t i = 0; i < linked; i++)
+            plait__wait_node_unlink(&nodes[i]);
+        goto retry;
+    }
+    if (outcome != 1) {
+        if (outcome == 0 && !may_block && plait__waiter_claim(&w))
+            r = plait__check_cancel() < 0 ? -ECANCELED : -ETIMEDOUT;
+        else
+            r = plait__waiter_block(&w, deadline);
+    }
+    for (size_t i = 0; i < linked; i++)
+        plait__wait_node_unlink(&nodes[i]);
+    if (nodes != small)
+        free(nodes);
+    if (r < 0 && w.index < 0)
+        return r;
+    if (outcome != 1)
+        cases[w.index].result = r;
+    return w.index;
+}

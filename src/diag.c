@@ -1,0 +1,151 @@
+/*
+ * diag.c — seeing inside a scheduler: the coroutine dump and the slow-coroutine watch.
+ *
+ * The watch costs the switch path two relaxed stores (a switch counter and the id of
+ * the coroutine now running) and one relaxed load.  A watchdog thread per scheduler
+ * samples the counter every quarter threshold; when it has not moved for a whole
+ * threshold while a coroutine runs, the scheduler is blocked: the watchdog says so at
+ * once (by id: it must not read the coroutine's fields), and marks the stall, so
+ * that when the coroutine finally lets go the switch path names it and says how long
+ * it held the thread.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+static atomic_llong slow_threshold = -1; /* -1: not set yet, read PLAIT_SLOW_MS */
+
+int plait_set_slow_warning(int64_t threshold_ns)
+{
+    if (threshold_ns < 0)
+        return -EINVAL;
+    atomic_store(&slow_threshold, threshold_ns);
+    return 0;
+}
+
+static int64_t threshold_now(void)
+{
+    int64_t t = atomic_load(&slow_threshold);
+    if (t < 0) {
+        const char *env = getenv("PLAIT_SLOW_MS");
+        long long ms = env ? atoll(env) : 0;
+        t = ms > 0 ? ms * PLAIT_MS : 0;
+        atomic_store(&slow_threshold, t);
+    }
+    return t;
+}
+
+typedef struct plait__watchdog {
+    pthread_t thread;
+    atomic_uint stop;
+    plait__sched *sched;
+    int64_t threshold;
+} plait__watchdog;
+
+static void *watchdog_main(void *arg)
+{
+    plait__watchdog *wd = arg;
+    plait__sched *s = wd->sched;
+    unsigned long last = atomic_load_explicit(&s->switches, memory_order_relaxed);
+    int64_t since = plait_now();
+    bool warned = false;
+    while (!atomic_load(&wd->stop)) {
+        plait__futex_wait(&wd->stop, 0, plait_deadline_in(wd->threshold / 4));
+        unsigned long now_switches = atomic_load_explicit(&s->switches, memory_order_relaxed);
+        unsigned long id = atomic_load_explicit(&s->running_id, memory_order_relaxed);
+        int64_t now = plait_now();
+        if (now_switches != last || id == 0) {
+            last = now_switches;
+            since = now;
+            warned = false;
+        } else if (!warned && now - since >= wd->threshold) {
+            fprintf(stderr,
+                    "plait: warning: coroutine #%lu has run %lld ms without yielding; "
+                    "its scheduler is blocked\n",
+                    id, (long long)((now - since) / PLAIT_MS));
+            atomic_store_explicit(&s->slow_since, since, memory_order_relaxed);
+            warned = true;
+        }
+    }
+    return NULL;
+}
+
+void plait__watchdog_start(plait__sched *s)
+{
+    int64_t threshold = threshold_now();
+    s->slow_threshold = threshold;
+    if (threshold <= 0)
+        return;
+    plait__watchdog *wd = calloc(1, sizeof *wd);
+    if (!wd)
+        return;
+    wd->sched = s;
+    wd->threshold = threshold;
+    if (pthread_create(&wd->thread, NULL, watchdog_main, wd) != 0) {
+        free(wd);
+        return;
+    }
+    s->watchdog = wd;
+}
+
+void plait__watchdog_stop(plait__sched *s)
+{
+    plait__watchdog *wd = s->watchdog;
+    if (!wd)
+        return;
+    atomic_store(&wd->stop, 1);
+    plait__futex_wake(&wd->stop, 1);
+    pthread_join(wd->thread, NULL);
+    free(wd);
+    s->watchdog = NULL;
+}
+
+void plait__slow_report(plait__sched *s, plait__coro *from)
+{
+    int64_t since = atomic_exchange_explicit(&s->slow_since, 0, memory_order_relaxed);
+    if (!since || from->is_loop)
+        return;
+    fprintf(stderr,
+            "plait: warning: coroutine '%s' (#%llu) ran %lld ms without yielding "
+            "(threshold %lld ms): it blocked every other coroutine of its thread\n",
+            from->name, (unsigned long long)from->id,
+            (long long)((plait_now() - since) / PLAIT_MS),
+            (long long)(s->slow_threshold / PLAIT_MS));
+}
+
+static const char *state_name(int state)
+{
+    switch (state) {
+    case PLAIT__READY: return "ready";
+    case PLAIT__RUNNING: return "running";
+    case PLAIT__WAITING: return "waiting";
+    default: return "done";
+    }
+}
+
+int plait_dump(FILE *out)
+{
+    plait__sched *s = plait__sched_current();
+    if (!s)
+        return -EPERM;
+    if (!out)
+        return -EINVAL;
+    int64_t now = plait__coarse_now();
+    int n = 0;
+    fprintf(out, "plait: %zu coroutine(s) on this scheduler\n", s->alive);
+    for (plait__coro *c = s->all; c; c = c->all_next, n++) {
+        fprintf(out, "  #%-6llu %-20s %-8s", (unsigned long long)c->id, c->name,
+                state_name(c->state));
+        if (c->state == PLAIT__WAITING && c->waiter) {
+            fprintf(out, " on %s", c->waiter->what);
+            if (c->waiter->object)
+                fprintf(out, " %p", c->waiter->object);
+            fprintf(out, " for %lld ms", (long long)((now - c->wait_since) / PLAIT_MS));
+        }
+        if (atomic_load_explicit(&c->cancelled, memory_order_relaxed))
+            fprintf(out, " (cancelled)");
+        fputc('\n', out);
+    }
+    return n;
+}

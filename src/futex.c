@@ -1,0 +1,57 @@
+/*
+ * futex.c — the two kernel-facing primitives under every wait: the futex a plain
+ * thread sleeps on, and the spin lock that guards each primitive's state.
+ *
+ * The spin lock is held only across a few loads and stores (never across a wait or a
+ * system call), so spinning is cheaper than sleeping; after a while it yields the CPU
+ * so that a holder preempted on a 2-core machine can finish.
+ */
+#include "internal.h"
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+void plait__spin_lock(plait__spinlock *lock)
+{
+    for (unsigned spins = 0;; spins++) {
+        if (!atomic_load_explicit(&lock->held, memory_order_relaxed) &&
+            !atomic_exchange_explicit(&lock->held, 1, memory_order_acquire))
+            return;
+        if (spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#elif defined(__aarch64__)
+            __asm__ volatile("yield");
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+int plait__futex_wait(atomic_uint *word, unsigned expected, int64_t deadline)
+{
+    struct timespec ts, *tsp = NULL;
+    if (deadline != PLAIT_FOREVER) {
+        if (deadline < 0)
+            deadline = 0;
+        ts.tv_sec = deadline / PLAIT_SEC;
+        ts.tv_nsec = deadline % PLAIT_SEC;
+        tsp = &ts;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time. */
+    long r = syscall(SYS_futex, (unsigned *)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
+                     expected, tsp, NULL, FUTEX_BITSET_MATCH_ANY);
+    if (r == -1 && errno == ETIMEDOUT)
+        return -ETIMEDOUT;
+    return 0;
+}
+
+void plait__futex_wake(atomic_uint *word, int count)
+{
+    syscall(SYS_futex, (unsigned *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, count, NULL,
+            NULL, 0);
+}

@@ -1,0 +1,136 @@
+/*
+ * group.c — structured task groups: a group cannot end while a child runs.
+ *
+ * The group lists its running children under its lock; a child unlinks itself (under
+ * the same lock) as it finishes, so a child found in the list is alive, and
+ * cancelling it from the list is safe from any thread.  plait_group_destroy() closes
+ * the group to new children, cancels the rest and waits for them with a wait that the
+ * caller's own cancellation cannot cut short: when it returns, no child runs.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+struct plait_group {
+    plait__spinlock lock;
+    size_t running;
+    int first_error;
+    bool closing;
+    plait__coro *children;
+    plait__waitq waiters;
+};
+
+int plait_group_create(plait_group **group)
+{
+    if (!group)
+        return -EINVAL;
+    *group = calloc(1, sizeof **group);
+    return *group ? 0 : -ENOMEM;
+}
+
+
+int plait__group_child_started(plait_group *g, plait__coro *c)
+{
+    plait__spin_lock(&g->lock);
+    if (g->closing) {
+        plait__spin_unlock(&g->lock);
+        return -EPIPE;
+    }
+    c->group_prev = NULL;
+    c->group_next = g->children;
+    if (g->children)
+        g->children->group_prev = c;
+    g->children = c;
+    g->running++;
+    plait__spin_unlock(&g->lock);
+    return 0;
+}
+
+void plait__group_child_finished(plait_group *g, plait__coro *c, int error)
+{
+    plait__spin_lock(&g->lock);
+    if (c->group_prev)
+        c->group_prev->group_next = c->group_next;
+    else
+        g->children = c->group_next;
+    if (c->group_next)
+        c->group_next->group_prev = c->group_prev;
+    if (c->group_keeps_outcome && error < 0 && error != -ECANCELED && !g->first_error)
+        g->first_error = error;
+    if (--g->running == 0) {
+        plait__wait_node *node;
+        while ((node = plait__waitq_claim(&g->waiters)))
+            plait__waiter_signal(node->waiter, 0, node->index);
+    }
+    plait__spin_unlock(&g->lock);
+}
+
+int plait_group_spawn(plait_group *group, plait_task *task, plait_fn fn, void *arg)
+{
+    if (!group)
+        return -EINVAL;
+    return plait_spawn_opts(task, fn, arg, &(plait_spawn_options){.group = group});
+}
+
+int plait_group_cancel(plait_group *group)
+{
+    if (!group)
+        return -EINVAL;
+    plait__spin_lock(&group->lock);
+    for (plait__coro *c = group->children; c; c = c->group_next)
+        plait__coro_cancel(c);
+    plait__spin_unlock(&group->lock);
+    return 0;
+}
+
+static int wait_children(plait_group *g, int64_t deadline, bool cancellable)
+{
+    for (;;) {
+        plait__spin_lock(&g->lock);
+        if (g->running == 0) {
+            int r = g->first_error;
+            plait__spin_unlock(&g->lock);
+            return r;
+        }
+        int r = plait__wait_on(&g->waiters, &g->lock, NULL, deadline, cancellable,
+                               "group", g);
+        if (r < 0)
+            return r;
+    }
+}
+
+/* A coroutine waiting for the group it belongs to would wait for itself. */
+static bool waits_for_itself(plait_group *g)
+{
+    plait__coro *self = plait__coro_current();
+    return self && self->group == g;
+}
+
+int plait_group_wait(plait_group *group, int64_t deadline)
+{
+    if (!group)
+        return -EINVAL;
+    if (waits_for_itself(group))
+        return -EDEADLK;
+    int r = wait_children(group, deadline, true);
+    if (r == -ECANCELED) {
+        plait_group_cancel(group);
+        wait_children(group, PLAIT_FOREVER, false);
+    }
+    return r;
+}
+
+int plait_group_destroy(plait_group *group)
+{
+    if (!group)
+        return -EINVAL;
+    if (waits_for_itself(group))
+        return -EDEADLK;
+    plait__spin_lock(&group->lock);
+    group->closing = true;
+    plait__spin_unlock(&group->lock);
+    plait_group_cancel(group);
+    int r = wait_children(group, PLAIT_FOREVER, false);
+    free(group);
+    return r;
+}

@@ -1,0 +1,279 @@
+/*
+ * internal.h — the structures every part of plait shares.
+ *
+ * The three ideas the rest of the code is built on:
+ *
+ *   coroutine  (plait__coro)   a stack, a saved context and the bookkeeping of one task.
+ *              It lives at the top of its own stack slot (stack.c), so a suspended
+ *              coroutine costs the pages it touched and nothing else.
+ *
+ *   scheduler  (plait__sched)  one per thread that runs coroutines: a FIFO ready
+ *              queue, a timer heap, and an inbox through which other threads hand it
+ *              wake-ups and cancellations.  Only its own thread touches anything but
+ *              the inbox.
+ *
+ *   waiter     (plait__waiter) one blocked party, a coroutine or a plain thread,
+ *              enqueued through one wait node per thing it waits on (several for
+ *              select and wait-any).  Every blocking primitive is a lock, some state
+ *              and queues of wait nodes; waiter.c holds the one protocol they all use.
+ */
+#ifndef PLAIT_INTERNAL_H
+#define PLAIT_INTERNAL_H
+
+#include "plait.h"
+#include "context.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define PLAIT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PLAIT_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define PLAIT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PLAIT_ASAN 1
+#endif
+#endif
+
+#define PLAIT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PLAIT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+typedef struct plait__sched plait__sched;
+typedef struct plait__coro plait__coro;
+typedef struct plait__waiter plait__waiter;
+typedef struct plait__wait_node plait__wait_node;
+
+/* ---- spin lock: guards a primitive's few words of state; held for nanoseconds ---- */
+typedef struct plait__spinlock { atomic_int held; } plait__spinlock;
+void plait__spin_lock(plait__spinlock *lock);
+static inline void plait__spin_unlock(plait__spinlock *lock)
+{
+    atomic_store_explicit(&lock->held, 0, memory_order_release);
+}
+
+/* ---- futex ---- */
+/* Wait while *word == expected, until the absolute monotonic deadline.  Returns 0 when
+ * woken or the value differed, -ETIMEDOUT. */
+int plait__futex_wait(atomic_uint *word, unsigned expected, int64_t deadline);
+void plait__futex_wake(atomic_uint *word, int count);
+
+/* ---- timers (timer.c): a binary min-heap per scheduler ---- */
+typedef struct plait__timer {
+    int64_t when;
+    size_t index; /* position in the heap; SIZE_MAX when not in it */
+    plait__waiter *waiter;
+} plait__timer;
+
+typedef struct plait__timer_heap {
+    plait__timer **items;
+    size_t len, cap;
+} plait__timer_heap;
+
+int plait__timer_add(plait__timer_heap *heap, plait__timer *timer);
+void plait__timer_remove(plait__timer_heap *heap, plait__timer *timer);
+static inline plait__timer *plait__timer_first(plait__timer_heap *heap)
+{
+    return heap->len ? heap->items[0] : NULL;
+}
+void plait__timer_heap_free(plait__timer_heap *heap);
+
+/* ---- waiters (waiter.c) ---- */
+
+/* A queue of wait nodes.  It has no lock of its own: the primitive that owns it
+ * guards it (and its other state) with one spin lock, which every node records. */
+typedef struct plait__waitq {
+    plait__wait_node *head, *tail;
+} plait__waitq;
+
+struct plait__wait_node {
+    plait__wait_node *prev, *next;
+    plait__waiter *waiter;
+    plait__waitq *queue;      /* where it is linked, NULL once unlinked */
+    plait__spinlock *lock;    /* the lock that guards queue */
+    int index;                /* which case of a multi-wait this node is */
+    void *data;               /* the case's payload (a channel element, ...) */
+};
+
+struct plait__waiter {
+    atomic_int claimed;       /* 0 until the one party that decides the outcome claims it */
+    int status;               /* the outcome, written by the claimer before it signals */
+    int index;                /* the node (case) the outcome came through, -1 for none */
+    bool cancellable;
+    plait__coro *coro;        /* the suspended coroutine, or NULL for a blocked thread */
+    atomic_uint signalled;    /* thread waiters: futex word, 0 -> 1 when signalled */
+    plait__timer timer;       /* coroutine waiters with a deadline */
+    const char *what;         /* for plait_dump(): what is waited on */
+    const void *object;
+};
+
+/* Start a wait by the calling coroutine or thread. */
+void plait__waiter_init(plait__waiter *w, const char *what, const void *object);
+/* The first check of every blocking call: -ECANCELED if the calling coroutine has been
+ * cancelled, else 0. */
+int plait__check_cancel(void);
+/* Link a node of w into q (the caller holds the queue's lock). */
+void plait__waitq_push(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
+                       plait__waiter *w, int index, void *data);
+/* Unlink and claim the first waiter of q whose outcome is still open; NULL if none.
+ * Nodes whose waiter was claimed elsewhere are unlinked and skipped.  The caller
+ * holds the queue's lock, completes the hand-off, then calls plait__waiter_signal. */
+plait__wait_node *plait__waitq_claim(plait__waitq *q);
+/* Unlink the nodes at the head of q whose waiter was claimed elsewhere. */
+void plait__waitq_purge(plait__waitq *q);
+static inline bool plait__waitq_empty(const plait__waitq *q) { return q->head == NULL; }
+/* Claim w on behalf of its own wait (an immediate completion inside a multi-wait);
+ * false when someone else has claimed it first. */
+bool plait__waiter_claim(plait__waiter *w);
+/* Publish the outcome of a claimed waiter and wake it.  After this the waker must not
+ * touch w: it lives on the waiter's stack. */
+void plait__waiter_signal(plait__waiter *w, int status, int index);
+/* Block until w is signalled or the deadline passes (then status -ETIMEDOUT) or the
+ * coroutine is cancelled (-ECANCELED).  Returns the status.  The caller then unlinks
+ * its nodes with plait__wait_node_unlink. */
+int plait__waiter_block(plait__waiter *w, int64_t deadline);
+/* Unlink node if still linked, taking its lock. */
+void plait__wait_node_unlink(plait__wait_node *node);
+/* The common single-queue wait.  The caller holds lock and has found it must wait:
+ * unless cancelled (when cancellable) or past the deadline, link a node carrying data
+ * into q, unlock, block, unlink.  Returns the outcome; lock is not held on return. */
+int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
+                   bool cancellable, const char *what, const void *object);
+/* Who is calling, as a mutex owner: the running coroutine or the plain thread. */
+const void *plait__self(void);
+/* A time for "waiting since" in dumps: cheap, millisecond-coarse. */
+int64_t plait__coarse_now(void);
+
+/* ---- coroutines and schedulers (sched.c) ---- */
+
+enum plait__coro_state { PLAIT__READY, PLAIT__RUNNING, PLAIT__WAITING, PLAIT__DONE };
+
+struct plait__coro {
+    plait__context ctx;
+    plait__sched *sched;
+    plait__coro *next;          /* ready queue / inbox wake list */
+    plait__coro *cancel_next;   /* inbox cancel list */
+    plait__coro *all_prev, *all_next; /* every coroutine of the scheduler */
+    plait__coro *group_prev, *group_next;
+    plait_fn fn;
+    void *arg;
+    struct plait__future *future;
+    struct plait_group *group;
+    bool group_keeps_outcome;
+    plait__waiter *waiter;      /* the wait it is blocked in, NULL when not blocked */
+    int64_t wait_since;
+    uint64_t id;
+    atomic_int cancelled;
+    atomic_int cancel_queued;   /* on the inbox cancel list of another thread */
+    int state;
+    bool is_loop;               /* the thread's own stack, where the scheduler loop runs */
+    bool recycle_pending;       /* finished while named by the inbox: freed when drained */
+    void **locals;
+    /* the stack: [lo, lo + size) with the canary at lo; see stack.c */
+    char *stack_lo;
+    size_t stack_size;
+    size_t stack_class;         /* the stack size asked for: the pool it returns to */
+    bool guarded;
+    plait__coro *free_next;
+#ifdef PLAIT_TSAN
+    void *tsan_fiber;
+#endif
+#ifdef PLAIT_ASAN
+    void *asan_fake_stack;
+    const void *asan_stack_lo;
+    size_t asan_stack_size;
+#endif
+    char name[32];
+};
+
+typedef struct plait__inbox {
+    plait__spinlock lock;
+    plait__coro *wake_head, *wake_tail;
+    plait__coro *cancel_head;
+    atomic_uint seq;            /* futex word the parked scheduler sleeps on */
+    atomic_int parked;
+} plait__inbox;
+
+struct plait__sched {
+    plait__coro loop;           /* the thread's own context */
+    plait__coro *current;
+    plait__coro *ready_head, *ready_tail;
+    int budget;                 /* direct switches left before the loop runs again */
+    plait__timer_heap timers;
+    plait__inbox inbox;
+    plait__coro *all;           /* list of live coroutines */
+    size_t alive;
+    plait__coro *zombie;        /* finished; recycled by whoever runs next */
+    plait__coro *free_coros;    /* recycled coroutines with their stacks */
+    size_t default_stack;
+    plait__coro *main;
+    bool main_done;
+    uint64_t rng;
+    /* slow-coroutine watch (diag.c) */
+    atomic_ulong switches;
+    atomic_ulong running_id;
+    atomic_llong slow_since;    /* set by the watchdog when the running one stalls */
+    int64_t slow_threshold;
+    struct plait__watchdog *watchdog;
+};
+
+plait__sched *plait__sched_current(void);
+/* The running coroutine, or NULL on a plain thread or in the scheduler loop. */
+plait__coro *plait__coro_current(void);
+/* Make a waiting coroutine ready; from any thread. */
+void plait__coro_wake(plait__coro *coro);
+/* Suspend the running coroutine; something must already be arranged to wake it. */
+void plait__coro_suspend(void);
+/* Ask a coroutine to stop (any thread).  The caller keeps it alive during the call. */
+void plait__coro_cancel(plait__coro *coro);
+uint32_t plait__sched_random(plait__sched *sched);
+
+/* ---- stacks (stack.c) ---- */
+int plait__stack_check_size(size_t size);
+/* A coroutine with a stack of (at least) size bytes, from the scheduler's cache or
+ * the global pool.  NULL when out of memory. */
+plait__coro *plait__stack_alloc(plait__sched *sched, size_t size);
+void plait__stack_free(plait__sched *sched, plait__coro *coro);
+/* Return the scheduler's cached coroutines to the global pool. */
+void plait__stack_flush(plait__sched *sched);
+/* Stop with a message if the coroutine's canary is gone. */
+void plait__stack_check(plait__coro *coro);
+/* Install the guard-page fault reporter on this thread (sigaltstack). */
+void plait__stack_thread_init(plait__sched *sched);
+void plait__stack_thread_exit(plait__sched *sched);
+
+/* ---- futures (future.c) ---- */
+/* A future for a coroutine being spawned; fills *task when not NULL (else the handle
+ * is given up at once).  NULL when out of memory. */
+struct plait__future *plait__future_start(plait__coro *coro, plait_task *task);
+/* Complete the future of a finished coroutine; drops the producer's reference. */
+void plait__future_complete(struct plait__future *f, void *value, int error);
+void plait__future_flush_cache(void);
+
+/* ---- groups (group.c) ---- */
+int plait__group_child_started(struct plait_group *group, plait__coro *coro);
+void plait__group_child_finished(struct plait_group *group, plait__coro *coro, int error);
+
+/* ---- task-local storage (local.c) ---- */
+void plait__locals_destroy(plait__coro *coro);
+
+/* ---- diagnostics (diag.c) ---- */
+void plait__watchdog_start(plait__sched *sched);
+void plait__watchdog_stop(plait__sched *sched);
+void plait__slow_report(plait__sched *sched, plait__coro *coro);
+
+/* Shared check for the primitives: a blocking call's deadline has already passed. */
+static inline bool plait__deadline_passed(int64_t deadline)
+{
+    return deadline != PLAIT_FOREVER && deadline <= plait_now();
+}
+
+#endif

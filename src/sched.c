@@ -1,0 +1,511 @@
+/*
+ * sched.c — the per-thread scheduler: spawn, switch, suspend, wake, cancel, run.
+ *
+ * Design.  A thread becomes a scheduler inside plait_run().  Its own stack is the
+ * "loop" context: it drains the inbox, fires due timers, and parks the thread when
+ * nothing is ready.  Coroutines do not bounce through the loop on every switch: a
+ * coroutine that suspends hands the CPU straight to the next ready one (one switch,
+ * not two), and only every BUDGET direct switches, or when the ready queue is empty,
+ * does control go back to the loop so timers and other threads' wake-ups are seen.
+ *
+ * Invariants:
+ *  - Only the scheduler's own thread touches its ready queue, timers, coroutine list
+ *    and the fields of its coroutines, with two exceptions that go through the inbox
+ *    under its lock: waking a coroutine (plait__coro_wake from another thread) and
+ *    cancelling one (plait__coro_cancel), and the atomics the watchdog reads.
+ *  - A coroutine is in at most one of: running, the ready queue, the inbox wake list,
+ *    blocked in a waiter.  The waiter protocol (waiter.c) guarantees it is woken once.
+ *  - A finished coroutine cannot free the stack it runs on: it becomes the zombie,
+ *    and whichever context runs next recycles it (after_switch).  If another thread's
+ *    cancellation still names it in the inbox, its slot is kept until the inbox is
+ *    drained (recycle_pending), so a slot is never reused while a message points at it.
+ *  - When main returns, every other coroutine is cancelled, and plait_run() returns
+ *    once none is left: no task outlives the scheduler that ran it.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef PLAIT_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+#ifdef PLAIT_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+enum { BUDGET = 64 };
+
+static __thread plait__sched *tls_sched;
+static atomic_ullong next_id = 1;
+
+plait__sched *plait__sched_current(void) { return tls_sched; }
+
+plait__coro *plait__coro_current(void)
+{
+    plait__sched *s = tls_sched;
+    return s && !s->current->is_loop ? s->current : NULL;
+}
+
+uint32_t plait__sched_random(plait__sched *s)
+{
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    return (uint32_t)(s->rng >> 32);
+}
+
+/* ---- ready queue ---- */
+
+static void ready_push(plait__sched *s, plait__coro *c)
+{
+    c->state = PLAIT__READY;
+    c->next = NULL;
+    if (s->ready_tail)
+        s->ready_tail->next = c;
+    else
+        s->ready_head = c;
+    s->ready_tail = c;
+}
+
+static plait__coro *ready_pop(plait__sched *s)
+{
+    plait__coro *c = s->ready_head;
+    if (c) {
+        s->ready_head = c->next;
+        if (!s->ready_head)
+            s->ready_tail = NULL;
+    }
+    return c;
+}
+
+/* ---- switching ---- */
+
+static void recycle(plait__sched *s, plait__coro *c)
+{
+    if (atomic_load_explicit(&c->cancel_queued, memory_order_acquire))
+        c->recycle_pending = true; /* inbox_drain frees it */
+    else
+        plait__stack_free(s, c);
+}
+
+/* Runs first in every context that has just been switched to. */
+static void after_switch(plait__sched *s, plait__coro *self)
+{
+#ifdef PLAIT_ASAN
+    const void *lo;
+    size_t size;
+    __sanitizer_finish_switch_fiber(self->asan_fake_stack, &lo, &size);
+    if (!s->loop.asan_stack_lo) { /* the first switch always comes from the loop */
+        s->loop.asan_stack_lo = lo;
+        s->loop.asan_stack_size = size;
+    }
+#else
+    (void)self;
+#endif
+    plait__coro *z = s->zombie;
+    if (z) {
+        s->zombie = NULL;
+#ifdef PLAIT_TSAN
+        __tsan_destroy_fiber(z->tsan_fiber);
+#endif
+        recycle(s, z);
+    }
+}
+
+static void switch_to(plait__sched *s, plait__coro *from, plait__coro *to, bool from_ends)
+{
+    to->state = PLAIT__RUNNING;
+    if (from == to)
+        return;
+    if (!from->is_loop)
+        plait__stack_check(from);
+    s->current = to;
+    atomic_store_explicit(&s->switches,
+                          atomic_load_explicit(&s->switches, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->running_id, to->is_loop ? 0 : to->id, memory_order_relaxed);
+    if (PLAIT_UNLIKELY(atomic_load_explicit(&s->slow_since, memory_order_relaxed)))
+        plait__slow_report(s, from);
+#ifdef PLAIT_TSAN
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+#ifdef PLAIT_ASAN
+    __sanitizer_start_switch_fiber(from_ends ? NULL : &from->asan_fake_stack,
+                                   to->asan_stack_lo, to->asan_stack_size);
+#else
+    (void)from_ends;
+#endif
+    plait__context_switch(&from->ctx, &to->ctx);
+    after_switch(s, from);
+}
+
+/* The coroutine to switch to directly, or the loop when the budget is spent. */
+static plait__coro *next_to_run(plait__sched *s)
+{
+    plait__coro *next = NULL;
+    if (s->budget > 0) {
+        s->budget--;
+        next = ready_pop(s);
+    }
+    return next ? next : &s->loop;
+}
+
+void plait__coro_suspend(void)
+{
+    plait__sched *s = tls_sched;
+    switch_to(s, s->current, next_to_run(s), false);
+}
+
+/* ---- the inbox: how other threads reach this scheduler ---- */
+
+static void inbox_notify(plait__sched *s)
+{
+    atomic_fetch_add(&s->inbox.seq, 1);
+    if (atomic_load(&s->inbox.parked))
+        plait__futex_wake(&s->inbox.seq, 1);
+}
+
+void plait__coro_wake(plait__coro *c)
+{
+    plait__sched *s = c->sched;
+    if (s == tls_sched) {
+        ready_push(s, c);
+        return;
+    }
+    plait__spin_lock(&s->inbox.lock);
+    c->next = NULL;
+    if (s->inbox.wake_tail)
+        s->inbox.wake_tail->next = c;
+    else
+        s->inbox.wake_head = c;
+    s->inbox.wake_tail = c;
+    plait__spin_unlock(&s->inbox.lock);
+    inbox_notify(s);
+}
+
+static void cancel_local(plait__coro *c)
+{
+    plait__waiter *w = c->waiter;
+    if (w && w->cancellable && plait__waiter_claim(w))
+        plait__waiter_signal(w, -ECANCELED, -1);
+}
+
+void plait__coro_cancel(plait__coro *c)
+{
+    plait__sched *s = c->sched;
+    atomic_store_explicit(&c->cancelled, 1, memory_order_relaxed);
+    if (s == tls_sched) {
+        cancel_local(c);
+        return;
+    }
+    if (atomic_exchange(&c->cancel_queued, 1))
+        return; /* a cancellation is on its way already */
+    plait__spin_lock(&s->inbox.lock);
+    c->cancel_next = s->inbox.cancel_head;
+    s->inbox.cancel_head = c;
+    plait__spin_unlock(&s->inbox.lock);
+    inbox_notify(s);
+}
+
+static void inbox_drain(plait__sched *s)
+{
+    plait__spin_lock(&s->inbox.lock);
+    plait__coro *wake = s->inbox.wake_head, *cancel = s->inbox.cancel_head;
+    s->inbox.wake_head = s->inbox.wake_tail = NULL;
+    s->inbox.cancel_head = NULL;
+    plait__spin_unlock(&s->inbox.lock);
+    while (wake) {
+        plait__coro *c = wake;
+        wake = c->next;
+        ready_push(s, c);
+    }
+    while (cancel) {
+        plait__coro *c = cancel;
+        cancel = c->cancel_next;
+        atomic_store_explicit(&c->cancel_queued, 0, memory_order_release);
+        if (c->recycle_pending) {
+            c->recycle_pending = false;
+            plait__stack_free(s, c);
+        } else {
+            cancel_local(c);
+        }
+    }
+}
+
+static bool inbox_empty(plait__sched *s)
+{
+    plait__spin_lock(&s->inbox.lock);
+    bool empty = !s->inbox.wake_head && !s->inbox.cancel_head;
+    plait__spin_unlock(&s->inbox.lock);
+    return empty;
+}
+
+/* ---- the loop ---- */
+
+static void fire_timers(plait__sched *s)
+{
+    plait__timer *t = plait__timer_first(&s->timers);
+    if (!t)
+        return;
+    int64_t now = plait_now();
+    while ((t = plait__timer_first(&s->timers)) && t->when <= now) {
+        plait__timer_remove(&s->timers, t);
+        if (plait__waiter_claim(t->waiter))
+            plait__waiter_signal(t->waiter, -ETIMEDOUT, -1);
+    }
+}
+
+static void park(plait__sched *s)
+{
+    plait__timer *t = plait__timer_first(&s->timers);
+    int64_t deadline = t ? t->when : PLAIT_FOREVER;
+    atomic_store(&s->inbox.parked, 1);
+    unsigned seq = atomic_load(&s->inbox.seq);
+    if (inbox_empty(s))
+        plait__futex_wait(&s->inbox.seq, seq, deadline);
+    atomic_store(&s->inbox.parked, 0);
+}
+
+static void loop_run(plait__sched *s)
+{
+    while (s->alive > 0) {
+        inbox_drain(s);
+        fire_timers(s);
+        plait__coro *next = ready_pop(s);
+        if (next) {
+            s->budget = BUDGET;
+            switch_to(s, &s->loop, next, false);
+        } else {
+            park(s);
+        }
+    }
+    inbox_drain(s); /* cancellations that raced with the last exits */
+}
+
+/* ---- coroutine life ---- */
+
+static void cancel_all(plait__sched *s)
+{
+    for (plait__coro *c = s->all; c; c = c->all_next)
+        plait__coro_cancel(c);
+}
+
+static _Noreturn void coro_finish(plait__sched *s, plait__coro *c, void *result)
+{
+    int error = 0;
+    if (atomic_load_explicit(&c->cancelled, memory_order_relaxed)) {
+        error = -ECANCELED;
+        result = NULL;
+    } else if (PLAIT_IS_FAIL(result)) {
+        error = (int)(intptr_t)result;
+        result = NULL;
+    }
+    plait__locals_destroy(c);
+    if (c->group)
+        plait__group_child_finished(c->group, c, error);
+    plait__future_complete(c->future, result, error);
+    c->future = NULL;
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        s->all = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
+    s->alive--;
+    if (c == s->main) {
+        s->main_done = true;
+        cancel_all(s);
+    }
+    c->state = PLAIT__DONE;
+    s->zombie = c;
+    switch_to(s, c, next_to_run(s), true);
+    abort(); /* unreachable: nothing switches back to a finished coroutine */
+}
+
+static void coro_entry(void *arg)
+{
+    plait__coro *c = arg;
+    plait__sched *s = c->sched;
+    after_switch(s, c);
+    coro_finish(s, c, c->fn(c->arg));
+}
+
+static void set_name(plait__coro *c, const char *name)
+{
+    size_t n = strnlen(name, sizeof c->name - 1);
+    memcpy(c->name, name, n);
+    c->name[n] = '\0';
+}
+
+int plait_spawn_opts(plait_task *task, plait_fn fn, void *arg,
+                     const plait_spawn_options *options)
+{
+    plait__sched *s = tls_sched;
+    if (!s)
+        return -EPERM;
+    if (!fn)
+        return -EINVAL;
+    size_t size = options && options->stack_size ? options->stack_size : s->default_stack;
+    if (plait__stack_check_size(size) < 0)
+        return -EINVAL;
+    plait__coro *c = plait__stack_alloc(s, size);
+    if (!c)
+        return -ENOMEM;
+    c->sched = s;
+    c->fn = fn;
+    c->arg = arg;
+    c->group = options ? options->group : NULL;
+    c->group_keeps_outcome = c->group && !task;
+    c->waiter = NULL;
+    c->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    atomic_init(&c->cancelled, s->main_done);
+    atomic_init(&c->cancel_queued, 0);
+    c->recycle_pending = false;
+    c->is_loop = false;
+    c->locals = NULL;
+    set_name(c, options && options->name ? options->name : "task");
+    if (c->group) {
+        int r = plait__group_child_started(c->group, c);
+        if (r < 0) {
+            plait__stack_free(s, c);
+            return r;
+        }
+    }
+    c->future = plait__future_start(c, task);
+    if (!c->future) {
+        if (c->group)
+            plait__group_child_finished(c->group, c, 0);
+        plait__stack_free(s, c);
+        return -ENOMEM;
+    }
+    /* the stack starts above the canary word */
+    plait__context_make(&c->ctx, c->stack_lo + 16, c->stack_size - 16, coro_entry, c);
+#ifdef PLAIT_TSAN
+    c->tsan_fiber = __tsan_create_fiber(0);
+#endif
+#ifdef PLAIT_ASAN
+    c->asan_fake_stack = NULL;
+    c->asan_stack_lo = c->stack_lo + 16;
+    c->asan_stack_size = c->stack_size - 16;
+#endif
+    c->all_prev = NULL;
+    c->all_next = s->all;
+    if (s->all)
+        s->all->all_prev = c;
+    s->all = c;
+    s->alive++;
+    ready_push(s, c);
+    return 0;
+}
+
+int plait_spawn(plait_task *task, plait_fn fn, void *arg)
+{
+    return plait_spawn_opts(task, fn, arg, NULL);
+}
+
+/* ---- plait_run ---- */
+
+int plait_run(plait_fn fn, void *arg, void **result)
+{
+    if (!fn)
+        return -EINVAL;
+    if (tls_sched)
+        return -EBUSY;
+    plait__sched *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->loop.is_loop = true;
+    s->loop.state = PLAIT__RUNNING;
+    s->loop.sched = s;
+    s->current = &s->loop;
+    s->default_stack = PLAIT_STACK_DEFAULT;
+    s->rng = (uint64_t)plait_now() * 0x9e3779b97f4a7c15ull | 1;
+#ifdef PLAIT_TSAN
+    s->loop.tsan_fiber = __tsan_get_current_fiber();
+#endif
+    tls_sched = s;
+    plait__stack_thread_init(s);
+    plait__watchdog_start(s);
+    plait_task main_task;
+    int r = plait_spawn_opts(&main_task, fn, arg, &(plait_spawn_options){.name = "main"});
+    if (r == 0) {
+        s->main = s->all;
+        loop_run(s);
+        r = plait_join(main_task, result, PLAIT_FOREVER);
+    }
+    plait__watchdog_stop(s);
+    plait__stack_flush(s);
+    plait__timer_heap_free(&s->timers);
+    plait__stack_thread_exit(s);
+    tls_sched = NULL;
+    plait__future_flush_cache();
+    free(s);
+    return r;
+}
+
+/* ---- small calls ---- */
+
+int plait_yield(void)
+{
+    plait__coro *c = plait__coro_current();
+    if (!c)
+        return -EPERM;
+    ready_push(c->sched, c);
+    plait__coro_suspend();
+    return atomic_load_explicit(&c->cancelled, memory_order_relaxed) ? -ECANCELED : 0;
+}
+
+int plait_sleep_until(int64_t deadline)
+{
+    int r = plait__check_cancel();
+    if (r < 0)
+        return r;
+    if (!plait__coro_current()) {
+        if (deadline == PLAIT_FOREVER)
+            return -EINVAL; /* a thread cannot be cancelled: it would never wake */
+        if (deadline < 0)
+            deadline = 0;
+        struct timespec ts = {.tv_sec = deadline / PLAIT_SEC, .tv_nsec = deadline % PLAIT_SEC};
+        while ((r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)) == EINTR)
+            ;
+        return -r;
+    }
+    plait__waiter w;
+    plait__waiter_init(&w, "sleep", NULL);
+    r = plait__waiter_block(&w, deadline);
+    return r == -ETIMEDOUT ? 0 : r;
+}
+
+int plait_sleep(int64_t ns)
+{
+    return plait_sleep_until(plait_deadline_in(ns));
+}
+
+int plait_in_coroutine(void) { return plait__coro_current() != NULL; }
+
+const char *plait_task_name(void)
+{
+    plait__coro *c = plait__coro_current();
+    return c ? c->name : NULL;
+}
+
+uint64_t plait_task_id(void)
+{
+    plait__coro *c = plait__coro_current();
+    return c ? c->id : 0;
+}
+
+int plait_cancelled(void) { return plait__check_cancel() < 0; }
+
+int plait_set_stack_size(size_t bytes)
+{
+    if (plait__stack_check_size(bytes) < 0)
+        return -EINVAL;
+    if (!tls_sched)
+        return -EPERM;
+    plait__stack_flush(tls_sched); /* the cache holds stacks of the old default */
+    tls_sched->default_stack = bytes;
+    return 0;
+}

@@ -1,0 +1,203 @@
+/*
+ * waiter.c — the one wait protocol under every blocking primitive.
+ *
+ * A waiter is a blocked party: a suspended coroutine (woken by making it ready on
+ * its scheduler, directly or through that scheduler's inbox) or a blocked plain
+ * thread (woken through the futex word `signalled`).  It is enqueued on one or more
+ * wait queues through wait nodes; all of it lives on the waiter's own stack.
+ *
+ * Invariants, and why they make races harmless:
+ *
+ *  1. Exactly one party decides a wait's outcome: whoever first moves `claimed` from
+ *     0 to 1.  Candidates are a waker holding a queue's lock (a send, an unlock, a
+ *     completed future), the timer of the deadline, a cancellation, and the waiter
+ *     itself completing one case of a multi-wait at once.  Losers leave the waiter
+ *     alone; a waker that loses simply moves on to the next node in its queue, so a
+ *     hand-off (a channel element, a mutex, a semaphore permit) is never given to a
+ *     waiter that will not take it.
+ *  2. The claimer writes the outcome (status, index, any payload the node points
+ *     at) before it signals, and never touches the waiter after signalling.  The
+ *     signal is a release: the ready-queue push or inbox lock for a coroutine, the
+ *     store to `signalled` for a thread.
+ *  3. A waiter returns only after unlinking all its nodes under their locks, so no
+ *     waker can still be looking at a node when the stack frame holding it dies.
+ *  4. A coroutine waiter with a deadline keeps its timer in its own scheduler's
+ *     heap; the timer is removed before the wait returns.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+void plait__waiter_init(plait__waiter *w, const char *what, const void *object)
+{
+    atomic_init(&w->claimed, 0);
+    atomic_init(&w->signalled, 0);
+    w->status = 0;
+    w->index = -1;
+    w->cancellable = true;
+    w->coro = plait__coro_current();
+    w->timer.index = SIZE_MAX;
+    w->timer.waiter = w;
+    w->what = what;
+    w->object = object;
+}
+
+int plait__check_cancel(void)
+{
+    plait__coro *c = plait__coro_current();
+    if (c && atomic_load_explicit(&c->cancelled, memory_order_relaxed))
+        return -ECANCELED;
+    return 0;
+}
+
+void plait__waitq_push(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
+                       plait__waiter *w, int index, void *data)
+{
+    node->waiter = w;
+    node->queue = q;
+    node->lock = lock;
+    node->index = index;
+    node->data = data;
+    node->next = NULL;
+    node->prev = q->tail;
+    if (q->tail)
+        q->tail->next = node;
+    else
+        q->head = node;
+    q->tail = node;
+}
+
+static void waitq_unlink(plait__waitq *q, plait__wait_node *node)
+{
+    if (node->prev)
+        node->prev->next = node->next;
+    else
+        q->head = node->next;
+    if (node->next)
+        node->next->prev = node->prev;
+    else
+        q->tail = node->prev;
+    node->queue = NULL;
+}
+
+bool plait__waiter_claim(plait__waiter *w)
+{
+    int expected = 0;
+    return atomic_compare_exchange_strong_explicit(&w->claimed, &expected, 1,
+                                                   memory_order_acq_rel,
+                                                   memory_order_acquire);
+}
+
+plait__wait_node *plait__waitq_claim(plait__waitq *q)
+{
+    while (q->head) {
+        plait__wait_node *node = q->head;
+        waitq_unlink(q, node);
+        if (plait__waiter_claim(node->waiter))
+            return node;
+    }
+    return NULL;
+}
+
+void plait__waitq_purge(plait__waitq *q)
+{
+    while (q->head && atomic_load_explicit(&q->head->waiter->claimed, memory_order_acquire))
+        waitq_unlink(q, q->head);
+}
+
+void plait__waiter_signal(plait__waiter *w, int status, int index)
+{
+    w->status = status;
+    w->index = index;
+    if (w->coro) {
+        plait__coro_wake(w->coro);
+    } else {
+        atomic_store_explicit(&w->signalled, 1, memory_order_release);
+        plait__futex_wake(&w->signalled, 1);
+    }
+}
+
+void plait__wait_node_unlink(plait__wait_node *node)
+{
+    plait__spin_lock(node->lock);
+    if (node->queue)
+        waitq_unlink(node->queue, node);
+    plait__spin_unlock(node->lock);
+}
+
+static int thread_block(plait__waiter *w, int64_t deadline)
+{
+    while (!atomic_load_explicit(&w->signalled, memory_order_acquire)) {
+        if (plait__futex_wait(&w->signalled, 0, deadline) == -ETIMEDOUT &&
+            !atomic_load_explicit(&w->signalled, memory_order_acquire)) {
+            if (plait__waiter_claim(w))
+                return w->status = -ETIMEDOUT;
+            /* a waker claimed it first and is about to signal: wait for that */
+            deadline = PLAIT_FOREVER;
+        }
+    }
+    return w->status;
+}
+
+int plait__waiter_block(plait__waiter *w, int64_t deadline)
+{
+    plait__coro *c = w->coro;
+    if (!c)
+        return thread_block(w, deadline);
+    plait__sched *s = c->sched;
+    if (deadline != PLAIT_FOREVER) {
+        w->timer.when = deadline;
+        if (plait__timer_add(&s->timers, &w->timer) < 0) {
+            if (plait__waiter_claim(w))
+                return w->status = -ENOMEM;
+            deadline = PLAIT_FOREVER; /* claimed meanwhile: the outcome is on its way */
+        }
+    }
+    c->waiter = w;
+    c->wait_since = plait__coarse_now();
+    /* A cancellation that arrived between the caller's check and now must not be
+     * missed: it found no waiter to claim. */
+    if (w->cancellable && atomic_load_explicit(&c->cancelled, memory_order_relaxed) &&
+        plait__waiter_claim(w)) {
+        w->status = -ECANCELED;
+    } else if (plait__deadline_passed(deadline) && plait__waiter_claim(w)) {
+        w->status = -ETIMEDOUT;
+    } else {
+        c->state = PLAIT__WAITING;
+        plait__coro_suspend();
+    }
+    c->waiter = NULL;
+    if (w->timer.index != SIZE_MAX)
+        plait__timer_remove(&s->timers, &w->timer);
+    return w->status;
+}
+
+int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
+                   bool cancellable, const char *what, const void *object)
+{
+    if (cancellable && plait__check_cancel() < 0) {
+        plait__spin_unlock(lock);
+        return -ECANCELED;
+    }
+    if (plait__deadline_passed(deadline)) {
+        plait__spin_unlock(lock);
+        return -ETIMEDOUT;
+    }
+    plait__waiter w;
+    plait__wait_node node;
+    plait__waiter_init(&w, what, object);
+    w.cancellable = cancellable;
+    plait__waitq_push(q, lock, &node, &w, 0, data);
+    plait__spin_unlock(lock);
+    int r = plait__waiter_block(&w, deadline);
+    plait__wait_node_unlink(&node);
+    return r;
+}
+
+static __thread char thread_identity;
+
+const void *plait__self(void)
+{
+    plait__coro *c = plait__coro_current();
+    return c ? (const void *)c : (const void *)&thread_identity;
+}

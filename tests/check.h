@@ -1,0 +1,108 @@
+/*
+ * check.h — the test harness: CHECK macros, a per-test watchdog, and the closing line.
+ *
+ * Each test file defines its cases with TEST(name) and lists them in RUN_TESTS(...).
+ * A test binary prints one line per case and closes with "N passed, N failed"; it
+ * exits non-zero if anything failed.  alarm() turns a hang into a failure: every
+ * binary runs under PLAIT_TEST_TIMEOUT seconds (default 60) besides ctest's timeout.
+ */
+#ifndef PLAIT_CHECK_H
+#define PLAIT_CHECK_H
+
+#include <plait.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int check_failures;
+static const char *check_current = "";
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf(stderr, "  FAIL %s:%d in %s: %s\n", __FILE__, __LINE__, check_current, \
+                    #cond);                                                              \
+            check_failures++;                                                            \
+        }                                                                                \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                                   \
+    do {                                                                                 \
+        long long check_a_ = (long long)(a), check_b_ = (long long)(b);                  \
+        if (check_a_ != check_b_) {                                                      \
+            fprintf(stderr, "  FAIL %s:%d in %s: %s == %s (%lld != %lld)\n", __FILE__,    \
+                    __LINE__, check_current, #a, #b, check_a_, check_b_);                \
+            check_failures++;                                                            \
+        }                                                                                \
+    } while (0)
+
+#define TEST(name) static void name(void)
+
+typedef struct check_case {
+    const char *name;
+    void (*fn)(void);
+} check_case;
+
+/* Run fn as main of a scheduler and check that plait_run succeeded. */
+static inline void check_run(plait_fn fn, void *arg)
+{
+    int r = plait_run(fn, arg, NULL);
+    if (r != 0) {
+        fprintf(stderr, "  FAIL in %s: plait_run returned %d (%s)\n", check_current, r,
+                plait_strerror(r));
+        check_failures++;
+    }
+}
+
+static void check_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "test timed out (hang)\n";
+    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0)
+        _exit(3);
+    _exit(2);
+}
+
+static inline int check_main(const check_case *cases, size_t n)
+{
+    const char *t = getenv("PLAIT_TEST_TIMEOUT");
+    signal(SIGALRM, check_alarm);
+    alarm(t ? (unsigned)atoi(t) : 60);
+    int passed = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        int before = check_failures;
+        check_current = cases[i].name;
+        cases[i].fn();
+        if (check_failures == before) {
+            passed++;
+            printf("ok   %s\n", cases[i].name);
+        } else {
+            failed++;
+            printf("FAIL %s\n", cases[i].name);
+        }
+        fflush(stdout);
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
+
+#define RUN_TESTS(...)                                                                   \
+    int main(void)                                                                       \
+    {                                                                                    \
+        static const check_case cases_[] = {__VA_ARGS__};                                \
+        return check_main(cases_, sizeof cases_ / sizeof cases_[0]);                     \
+    }
+#define CASE(fn) {#fn, fn}
+
+/* True under a sanitizer build (the million-coroutine tests scale down there). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CHECK_SANITIZED 1
+#else
+#define CHECK_SANITIZED 0
+#endif
+
+#endif

@@ -1,0 +1,740 @@
+/* test_core.c — tasks and the scheduler: spawn, join, yield, sleep, cancel, gather,
+ * wait-any, groups, task-local storage, stacks, diagnostics and bad input. */
+#include "check.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/wait.h>
+
+#define ARG(x) ((void *)(intptr_t)(x))
+#define INT(p) ((int)(intptr_t)(p))
+
+static void *return_arg(void *arg) { return arg; }
+static void *fail_eio(void *arg) { (void)arg; return PLAIT_FAIL(-EIO); }
+static void *sleep_forever(void *arg)
+{
+    int *seen = arg;
+    int r = plait_sleep_until(PLAIT_FOREVER);
+    if (seen)
+        *seen = r;
+    return NULL;
+}
+
+/* ---- spawn, join, results ---- */
+
+static void *spawn_join_main(void *arg)
+{
+    (void)arg;
+    plait_task t;
+    void *v = NULL;
+    CHECK_EQ(plait_spawn(&t, return_arg, ARG(7)), 0);
+    CHECK_EQ(plait_join(t, &v, PLAIT_FOREVER), 0);
+    CHECK_EQ(INT(v), 7);
+    CHECK_EQ(plait_join(t, &v, PLAIT_FOREVER), -ESRCH); /* double join */
+    CHECK_EQ(plait_detach(t), -ESRCH);
+    CHECK_EQ(plait_cancel(t), -ESRCH);
+    CHECK_EQ(plait_spawn(&t, fail_eio, NULL), 0);
+    CHECK_EQ(plait_join(t, &v, PLAIT_FOREVER), -EIO);
+    CHECK_EQ(plait_spawn(&t, return_arg, NULL), 0);
+    CHECK_EQ(plait_detach(t), 0);
+    CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), -ESRCH); /* join after detach */
+    plait_task zero = {0};
+    CHECK_EQ(plait_join(zero, NULL, 0), -EINVAL);
+    CHECK_EQ(plait_spawn(&t, NULL, NULL), -EINVAL);
+    CHECK_EQ(plait_spawn(NULL, return_arg, NULL), 0); /* detached at once */
+    return ARG(99);
+}
+
+TEST(spawn_and_join)
+{
+    void *result = NULL;
+    CHECK_EQ(plait_run(spawn_join_main, NULL, &result), 0);
+    CHECK_EQ(INT(result), 99);
+    CHECK_EQ(plait_run(fail_eio, NULL, NULL), -EIO);
+    CHECK_EQ(plait_run(NULL, NULL, NULL), -EINVAL);
+}
+
+static void *nested_run_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_run(return_arg, NULL, NULL), -EBUSY);
+    return NULL;
+}
+
+TEST(wrong_context)
+{
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, return_arg, NULL), -EPERM);
+    CHECK_EQ(plait_yield(), -EPERM);
+    CHECK_EQ(plait_set_stack_size(PLAIT_STACK_DEFAULT), -EPERM);
+    CHECK_EQ(plait_local_set(0, NULL), -EPERM);
+    CHECK_EQ(plait_dump(stdout), -EPERM);
+    CHECK_EQ(plait_in_coroutine(), 0);
+    CHECK(plait_task_name() == NULL);
+    CHECK_EQ(plait_task_id(), 0);
+    CHECK_EQ(plait_sleep_until(PLAIT_FOREVER), -EINVAL); /* a thread would never wake */
+    CHECK_EQ(plait_sleep(1000), 0);
+    check_run(nested_run_main, NULL);
+}
+
+static void *self_join_main(void *arg)
+{
+    plait_task *self = arg;
+    (void)self;
+    return NULL;
+}
+
+static plait_task self_handle;
+static void *joins_itself(void *arg)
+{
+    (void)arg;
+    plait_yield(); /* let the spawner store the handle */
+    return ARG(plait_join(self_handle, NULL, PLAIT_FOREVER));
+}
+
+static void *self_join_outer(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_spawn(&self_handle, joins_itself, NULL), 0);
+    plait_task copy = self_handle;
+    CHECK_EQ(plait_join(copy, NULL, PLAIT_FOREVER), -EDEADLK); /* its result */
+    return self_join_main(NULL);
+}
+
+TEST(join_self_is_deadlock) { check_run(self_join_outer, NULL); }
+
+static void *join_deadline_main(void *arg)
+{
+    (void)arg;
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, sleep_forever, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, 0), -ETIMEDOUT); /* deadline in the past */
+    int64_t start = plait_now();
+    CHECK_EQ(plait_join(t, NULL, plait_deadline_in(50 * PLAIT_MS)), -ETIMEDOUT);
+    int64_t took = plait_now() - start;
+    CHECK(took >= 50 * PLAIT_MS && took < 2 * PLAIT_SEC);
+    CHECK_EQ(plait_cancel(t), 0); /* the handle is still valid */
+    CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), -ECANCELED);
+    return NULL;
+}
+
+TEST(join_with_deadline) { check_run(join_deadline_main, NULL); }
+
+/* ---- yield and sleep ---- */
+
+static int order[64], order_len;
+static void *yielder(void *arg)
+{
+    for (int i = 0; i < 3; i++) {
+        order[order_len++] = INT(arg);
+        CHECK_EQ(plait_yield(), 0);
+    }
+    return NULL;
+}
+
+static void *yield_main(void *arg)
+{
+    (void)arg;
+    plait_task t[3];
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(plait_spawn(&t[i], yielder, ARG(i)), 0);
+    CHECK_EQ(plait_wait_all(t, 3, NULL, NULL, PLAIT_FOREVER), 0);
+    return NULL;
+}
+
+TEST(yield_round_robin)
+{
+    order_len = 0;
+    check_run(yield_main, NULL);
+    static const int expect[] = {0, 1, 2, 0, 1, 2, 0, 1, 2};
+    CHECK_EQ(order_len, 9);
+    for (int i = 0; i < 9; i++)
+        CHECK_EQ(order[i], expect[i]);
+}
+
+static void *sleeper(void *arg)
+{
+    CHECK_EQ(plait_sleep(INT(arg) * PLAIT_MS), 0);
+    order[order_len++] = INT(arg);
+    return NULL;
+}
+
+static void *return_after_sleep(void *arg)
+{
+    CHECK_EQ(plait_sleep(INT(arg) * PLAIT_MS), 0);
+    return arg;
+}
+
+static void *sleep_main(void *arg)
+{
+    (void)arg;
+    static const int ms[] = {120, 40, 80, 0};
+    plait_task t[4];
+    int64_t start = plait_now();
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(plait_spawn(&t[i], sleeper, ARG(ms[i])), 0);
+    CHECK_EQ(plait_wait_all(t, 4, NULL, NULL, PLAIT_FOREVER), 0);
+    int64_t took = plait_now() - start;
+    CHECK(took >= 120 * PLAIT_MS);
+    CHECK(took < 120 * PLAIT_MS + 2 * PLAIT_SEC); /* concurrent, not 240 ms summed */
+    CHECK_EQ(plait_sleep_until(0), 0);            /* a past deadline returns at once */
+    CHECK_EQ(plait_sleep(-5), 0);
+    return NULL;
+}
+
+TEST(sleep_order_and_concurrency)
+{
+    order_len = 0;
+    check_run(sleep_main, NULL);
+    static const int expect[] = {0, 40, 80, 120};
+    CHECK_EQ(order_len, 4);
+    for (int i = 0; i < 4 && i < order_len; i++)
+        CHECK_EQ(order[i], expect[i]);
+}
+
+/* ---- cancellation ---- */
+
+static void *cancel_cleanup(void *arg)
+{
+    plait_chan *ch = arg;
+    int r = plait_sleep(10 * PLAIT_SEC);
+    CHECK_EQ(r, -ECANCELED);
+    CHECK(plait_cancelled());
+    CHECK_EQ(plait_sleep(1), -ECANCELED); /* sticky */
+    int v = 0;
+    CHECK_EQ(plait_chan_recv(ch, &v, PLAIT_FOREVER), 0); /* non-blocking work still goes */
+    CHECK_EQ(v, 5);
+    CHECK_EQ(plait_chan_recv(ch, &v, PLAIT_FOREVER), -ECANCELED); /* would block */
+    return ARG(1);
+}
+
+static void *finishes(void *arg) { return arg; }
+
+static void *cancel_main(void *arg)
+{
+    (void)arg;
+    plait_chan *ch;
+    CHECK_EQ(plait_chan_create(&ch, sizeof(int), 4), 0);
+    int five = 5;
+    CHECK_EQ(plait_chan_send(ch, &five, 0), 0);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, cancel_cleanup, ch), 0);
+    CHECK_EQ(plait_yield(), 0); /* it starts and sleeps */
+    int64_t start = plait_now();
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_cancel(t), 0); /* twice is harmless */
+    CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), -ECANCELED);
+    CHECK(plait_now() - start < 2 * PLAIT_SEC);
+    /* a task that finished before the cancel keeps its result */
+    CHECK_EQ(plait_spawn(&t, finishes, ARG(3)), 0);
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    void *v;
+    CHECK_EQ(plait_join(t, &v, PLAIT_FOREVER), 0);
+    CHECK_EQ(INT(v), 3);
+    CHECK_EQ(plait_chan_destroy(ch), 0);
+    return NULL;
+}
+
+TEST(cancel) { check_run(cancel_main, NULL); }
+
+typedef struct {
+    plait_task task;
+    plait_event *started;
+} remote_cancel_ctx;
+
+static void *waits_event(void *arg)
+{
+    remote_cancel_ctx *ctx = arg;
+    plait_event *never;
+    CHECK_EQ(plait_event_create(&never), 0);
+    plait_event_set(ctx->started);
+    int r = plait_event_wait(never, PLAIT_FOREVER);
+    plait_event_destroy(never);
+    return ARG(r);
+}
+
+static void *cancel_from_thread(void *arg)
+{
+    remote_cancel_ctx *ctx = arg;
+    CHECK_EQ(plait_event_wait(ctx->started, plait_deadline_in(10 * PLAIT_SEC)), 0);
+    CHECK_EQ(plait_cancel(ctx->task), 0);
+    return NULL;
+}
+
+static void *remote_cancel_main(void *arg)
+{
+    (void)arg;
+    remote_cancel_ctx ctx;
+    CHECK_EQ(plait_event_create(&ctx.started), 0);
+    CHECK_EQ(plait_spawn(&ctx.task, waits_event, &ctx), 0);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, cancel_from_thread, &ctx), 0);
+    CHECK_EQ(plait_join(ctx.task, NULL, plait_deadline_in(10 * PLAIT_SEC)), -ECANCELED);
+    pthread_join(th, NULL);
+    plait_event_destroy(ctx.started);
+    return NULL;
+}
+
+TEST(cancel_from_another_thread) { check_run(remote_cancel_main, NULL); }
+
+static int straggler_saw;
+static void *leaves_straggler(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_spawn(NULL, sleep_forever, &straggler_saw), 0);
+    CHECK_EQ(plait_yield(), 0);
+    return NULL; /* returns while the straggler sleeps */
+}
+
+TEST(run_cancels_stragglers)
+{
+    straggler_saw = 0;
+    check_run(leaves_straggler, NULL);
+    CHECK_EQ(straggler_saw, -ECANCELED);
+}
+
+/* ---- gather and wait-any ---- */
+
+static void *gather_main(void *arg)
+{
+    (void)arg;
+    plait_task t[4];
+    CHECK_EQ(plait_spawn(&t[0], sleeper, ARG(30)), 0);
+    CHECK_EQ(plait_spawn(&t[1], return_arg, ARG(11)), 0);
+    CHECK_EQ(plait_spawn(&t[2], fail_eio, NULL), 0);
+    CHECK_EQ(plait_spawn(&t[3], return_arg, ARG(13)), 0);
+    void *results[4];
+    int errors[4];
+    CHECK_EQ(plait_wait_all(t, 4, results, errors, PLAIT_FOREVER), -EIO);
+    CHECK_EQ(errors[0], 0);
+    CHECK_EQ(INT(results[1]), 11);
+    CHECK_EQ(errors[2], -EIO);
+    CHECK_EQ(INT(results[3]), 13);
+    CHECK_EQ(plait_join(t[1], NULL, 0), -ESRCH); /* all consumed */
+    /* a timed-out gather consumes nothing */
+    CHECK_EQ(plait_spawn(&t[0], sleep_forever, NULL), 0);
+    CHECK_EQ(plait_spawn(&t[1], return_arg, ARG(1)), 0);
+    CHECK_EQ(plait_wait_all(t, 2, NULL, NULL, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_EQ(plait_join(t[1], NULL, 0), 0);
+    plait_cancel(t[0]);
+    CHECK_EQ(plait_join(t[0], NULL, PLAIT_FOREVER), -ECANCELED);
+    CHECK_EQ(plait_wait_all(NULL, 1, NULL, NULL, 0), -EINVAL);
+    CHECK_EQ(plait_wait_all(t, 0, NULL, NULL, 0), -EINVAL);
+    CHECK_EQ(plait_wait_all(t, 1, NULL, NULL, 0), -ESRCH);
+    return NULL;
+}
+
+TEST(wait_all) { check_run(gather_main, NULL); }
+
+static void *wait_any_main(void *arg)
+{
+    (void)arg;
+    plait_task t[3];
+    CHECK_EQ(plait_spawn(&t[0], sleeper, ARG(200)), 0);
+    CHECK_EQ(plait_spawn(&t[1], sleeper, ARG(20)), 0);
+    CHECK_EQ(plait_spawn(&t[2], sleep_forever, NULL), 0);
+    CHECK_EQ(plait_wait_any(t, 3, PLAIT_FOREVER), 1);
+    CHECK_EQ(plait_join(t[1], NULL, 0), 0);
+    CHECK_EQ(plait_wait_any(t, 3, 0), -ESRCH); /* t[1] is consumed */
+    plait_task rest[2] = {t[0], t[2]};
+    CHECK_EQ(plait_wait_any(rest, 2, plait_deadline_in(10 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_EQ(plait_wait_any(rest, 2, PLAIT_FOREVER), 0);
+    CHECK_EQ(plait_wait_any(rest, 2, 0), 0); /* done stays done until joined */
+    CHECK_EQ(plait_join(t[0], NULL, 0), 0);
+    plait_cancel(t[2]);
+    CHECK_EQ(plait_join(t[2], NULL, PLAIT_FOREVER), -ECANCELED);
+    CHECK_EQ(plait_wait_any(NULL, 1, 0), -EINVAL);
+    CHECK_EQ(plait_wait_any(t, 0, 0), -EINVAL);
+    return NULL;
+}
+
+TEST(wait_any) { check_run(wait_any_main, NULL); }
+
+typedef struct {
+    plait_task task;
+    plait_event *joined;
+    int result;
+    void *value;
+} thread_join_ctx;
+
+static void *join_from_thread(void *arg)
+{
+    thread_join_ctx *ctx = arg;
+    ctx->result = plait_join(ctx->task, &ctx->value, plait_deadline_in(10 * PLAIT_SEC));
+    plait_event_set(ctx->joined);
+    return NULL;
+}
+
+static void *thread_join_main(void *arg)
+{
+    (void)arg;
+    thread_join_ctx ctx = {.result = 1, .value = ARG(1)};
+    CHECK_EQ(plait_event_create(&ctx.joined), 0);
+    CHECK_EQ(plait_spawn(&ctx.task, return_after_sleep, ARG(30)), 0);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, join_from_thread, &ctx), 0);
+    /* suspend only this coroutine, so the scheduler runs the task the thread joins */
+    CHECK_EQ(plait_event_wait(ctx.joined, plait_deadline_in(20 * PLAIT_SEC)), 0);
+    pthread_join(th, NULL);
+    CHECK_EQ(ctx.result, 0);
+    CHECK_EQ(INT(ctx.value), 30);
+    plait_event_destroy(ctx.joined);
+    return NULL;
+}
+
+TEST(thread_joins_coroutine) { check_run(thread_join_main, NULL); }
+
+/* ---- groups ---- */
+
+static void *group_main(void *arg)
+{
+    (void)arg;
+    plait_group *g;
+    CHECK_EQ(plait_group_create(&g), 0);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(plait_group_spawn(g, NULL, sleeper, ARG(10 * i)), 0);
+    CHECK_EQ(plait_group_spawn(g, NULL, fail_eio, NULL), 0);
+    plait_task kept;
+    CHECK_EQ(plait_group_spawn(g, &kept, return_arg, ARG(4)), 0);
+    CHECK_EQ(plait_group_wait(g, plait_deadline_in(10 * PLAIT_SEC)), -EIO);
+    void *v;
+    CHECK_EQ(plait_join(kept, &v, 0), 0);
+    CHECK_EQ(INT(v), 4);
+    /* cancelling the group cancels its children */
+    int saw[3] = {0};
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(plait_group_spawn(g, NULL, sleep_forever, &saw[i]), 0);
+    CHECK_EQ(plait_group_wait(g, plait_deadline_in(10 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_EQ(plait_group_cancel(g), 0);
+    CHECK(plait_group_wait(g, plait_deadline_in(10 * PLAIT_SEC)) != -ETIMEDOUT);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(saw[i], -ECANCELED);
+    /* destroy cancels and waits: no child outlives the group */
+    int late = 0;
+    CHECK_EQ(plait_group_spawn(g, NULL, sleep_forever, &late), 0);
+    plait_group_destroy(g);
+    CHECK_EQ(late, -ECANCELED);
+    CHECK_EQ(plait_group_create(NULL), -EINVAL);
+    CHECK_EQ(plait_group_spawn(NULL, NULL, return_arg, NULL), -EINVAL);
+    CHECK_EQ(plait_group_wait(NULL, 0), -EINVAL);
+    CHECK_EQ(plait_group_destroy(NULL), -EINVAL);
+    return NULL;
+}
+
+TEST(groups) { check_run(group_main, NULL); }
+
+static plait_group *outer_group;
+static void *group_waiter_child(void *arg)
+{
+    (void)arg;
+    return ARG(plait_group_wait(outer_group, 0));
+}
+
+static void *group_cancel_waiter(void *arg)
+{
+    plait_group *g = arg;
+    return ARG(plait_group_wait(g, PLAIT_FOREVER));
+}
+
+static void *group_edge_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_group_create(&outer_group), 0);
+    plait_task t;
+    CHECK_EQ(plait_group_spawn(outer_group, &t, group_waiter_child, NULL), 0);
+    void *v;
+    /* a child waiting for its own group: its result is that failure */
+    CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), -EDEADLK);
+    /* the waiter of a group is cancelled: its children are cancelled with it */
+    int saw = 0;
+    CHECK_EQ(plait_group_spawn(outer_group, NULL, sleep_forever, &saw), 0);
+    plait_task w;
+    CHECK_EQ(plait_spawn(&w, group_cancel_waiter, outer_group), 0);
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_cancel(w), 0);
+    CHECK_EQ(plait_join(w, &v, PLAIT_FOREVER), -ECANCELED);
+    CHECK_EQ(saw, -ECANCELED);
+    CHECK_EQ(plait_group_destroy(outer_group), 0);
+    return NULL;
+}
+
+TEST(group_edges) { check_run(group_edge_main, NULL); }
+
+/* ---- task-local storage ---- */
+
+static int destroyed;
+static void count_destroy(void *p) { destroyed += INT(p); }
+static plait_key key_a;
+
+static void *local_task(void *arg)
+{
+    CHECK(plait_local_get(key_a) == NULL);
+    CHECK_EQ(plait_local_set(key_a, arg), 0);
+    CHECK_EQ(plait_yield(), 0); /* the other task sets its own value meanwhile */
+    CHECK(plait_local_get(key_a) == arg);
+    return NULL;
+}
+
+static void *local_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_key_create(&key_a, count_destroy), 0);
+    plait_task t[2];
+    CHECK_EQ(plait_spawn(&t[0], local_task, ARG(1)), 0);
+    CHECK_EQ(plait_spawn(&t[1], local_task, ARG(10)), 0);
+    CHECK_EQ(plait_wait_all(t, 2, NULL, NULL, PLAIT_FOREVER), 0);
+    CHECK_EQ(destroyed, 11);
+    CHECK_EQ(plait_local_set(PLAIT_KEYS_MAX + 5, NULL), -EINVAL);
+    CHECK(plait_local_get(PLAIT_KEYS_MAX + 5) == NULL);
+    CHECK_EQ(plait_key_create(NULL, NULL), -EINVAL);
+    plait_key k;
+    int r;
+    while ((r = plait_key_create(&k, NULL)) == 0)
+        ;
+    CHECK_EQ(r, -EAGAIN);
+    return NULL;
+}
+
+TEST(task_local_storage) { check_run(local_main, NULL); }
+
+/* ---- stacks ---- */
+
+static void *stack_main(void *arg)
+{
+    (void)arg;
+    plait_task t;
+    plait_spawn_options o = {.name = "big", .stack_size = PLAIT_STACK_MAX + 1};
+    CHECK_EQ(plait_spawn_opts(&t, return_arg, NULL, &o), -EINVAL);
+    o.stack_size = 1;
+    CHECK_EQ(plait_spawn_opts(&t, return_arg, NULL, &o), -EINVAL);
+    o.stack_size = SIZE_MAX;
+    CHECK_EQ(plait_spawn_opts(&t, return_arg, NULL, &o), -EINVAL);
+    CHECK_EQ(plait_set_stack_size(0), -EINVAL);
+    CHECK_EQ(plait_set_stack_size(SIZE_MAX), -EINVAL);
+    CHECK_EQ(plait_set_stack_size(64 * 1024), 0);
+    o.stack_size = 0; /* the default */
+    CHECK_EQ(plait_spawn_opts(&t, return_arg, ARG(5), &o), 0);
+    void *v;
+    CHECK_EQ(plait_join(t, &v, PLAIT_FOREVER), 0);
+    CHECK_EQ(INT(v), 5);
+    o.stack_size = PLAIT_STACK_MIN;
+    CHECK_EQ(plait_spawn_opts(&t, return_arg, ARG(6), &o), 0);
+    CHECK_EQ(plait_join(t, &v, PLAIT_FOREVER), 0);
+    CHECK_EQ(INT(v), 6);
+    return NULL;
+}
+
+TEST(stack_sizes) { check_run(stack_main, NULL); }
+
+static plait_event *crowd_gate;
+static void *crowd_member(void *arg)
+{
+    (void)arg;
+    return ARG(plait_event_wait(crowd_gate, PLAIT_FOREVER));
+}
+
+typedef struct {
+    size_t count;
+    size_t stack;
+} crowd_spec;
+
+static void *crowd_main(void *arg)
+{
+    crowd_spec *spec = arg;
+    CHECK_EQ(plait_event_create(&crowd_gate), 0);
+    plait_group *g;
+    CHECK_EQ(plait_group_create(&g), 0);
+    plait_spawn_options o = {.name = "crowd", .stack_size = spec->stack, .group = g};
+    size_t spawned = 0;
+    for (; spawned < spec->count; spawned++)
+        if (plait_spawn_opts(NULL, crowd_member, NULL, &o) != 0)
+            break;
+    CHECK_EQ(spawned, spec->count);
+    CHECK_EQ(plait_yield(), 0); /* the loop starts them all; each blocks on the gate */
+    CHECK_EQ(plait_event_set(crowd_gate), 0);
+    CHECK_EQ(plait_group_destroy(g), 0);
+    CHECK_EQ(plait_event_destroy(crowd_gate), 0);
+    return NULL;
+}
+
+/* A million coroutines alive at once, under the default vm.max_map_count. */
+TEST(million_coroutines)
+{
+    crowd_spec spec = {CHECK_SANITIZED ? 20000 : 1000000, PLAIT_STACK_MIN};
+    check_run(crowd_main, &spec);
+}
+
+/* Past the guard-page budget, stacks go on with canaries only. */
+TEST(beyond_guard_budget)
+{
+    crowd_spec spec = {CHECK_SANITIZED ? 5000 : 40000, 64 * 1024};
+    check_run(crowd_main, &spec);
+}
+
+/* ---- stack overflow is reported, never silent ---- */
+
+static int recurse(volatile char *p, int depth)
+{
+    volatile char buf[512];
+    buf[0] = (char)depth;
+    buf[511] = p ? p[0] : 0;
+    return depth > 0 ? recurse(buf, depth - 1) + buf[511] : buf[0];
+}
+
+static void *overflows(void *arg)
+{
+    (void)arg;
+    return ARG(recurse(NULL, 1 << 20));
+}
+
+/* Overflows a small stack by a little, into mapped memory: no fault, only the canary
+ * can tell. */
+static void *overflows_quietly(void *arg)
+{
+    (void)arg;
+    volatile char big[PLAIT_STACK_MIN + 1024];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)i;
+    plait_yield(); /* the switch checks the canary */
+    return ARG(big[10]);
+}
+
+static void *overflow_main(void *arg)
+{
+    size_t stack = (size_t)(intptr_t)arg;
+    plait_spawn_options o = {.name = "deep-recursion", .stack_size = stack};
+    plait_task t, below;
+    /* a neighbour below, so the quiet overflow lands in mapped memory */
+    plait_spawn_opts(&below, sleep_forever, NULL, &o);
+    plait_spawn_opts(&t, stack == PLAIT_STACK_MIN ? overflows_quietly : overflows, NULL, &o);
+    plait_join(t, NULL, PLAIT_FOREVER);
+    return NULL;
+}
+
+static void expect_overflow_report(size_t stack, const char *how)
+{
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        plait_run(overflow_main, ARG(stack), NULL);
+        _exit(0); /* not reached when the overflow is caught */
+    }
+    close(fds[1]);
+    char out[4096] = {0};
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof out - 1 && (n = read(fds[0], out + len, sizeof out - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fds[0]);
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0)); /* it did not go on */
+    if (!CHECK_SANITIZED) {
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+        CHECK(strstr(out, "stack overflow in coroutine 'deep-recursion'") != NULL);
+        CHECK(strstr(out, how) != NULL);
+    }
+}
+
+TEST(overflow_hits_guard_page)
+{
+    /* a stack size no other test uses: fresh slots, guarded while the budget lasts */
+    CHECK(plait_guard_budget() > 0);
+    expect_overflow_report(48 * 1024, "guard page");
+}
+TEST(overflow_runs_off_small_stack)
+{
+    expect_overflow_report(PLAIT_STACK_MIN * 4, "past the end of its stack");
+}
+TEST(overflow_breaks_canary) { expect_overflow_report(PLAIT_STACK_MIN, "canary"); }
+
+/* ---- diagnostics ---- */
+
+static void *dump_main(void *arg)
+{
+    (void)arg;
+    plait_task t;
+    plait_spawn_options o = {.name = "napper"};
+    CHECK_EQ(plait_spawn_opts(&t, sleep_forever, NULL, &o), 0);
+    CHECK_EQ(plait_yield(), 0);
+    char buf[4096] = {0};
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    CHECK_EQ(plait_dump(f), 2);
+    fclose(f);
+    CHECK(strstr(buf, "napper") != NULL);
+    CHECK(strstr(buf, "on sleep") != NULL);
+    CHECK(strstr(buf, "main") != NULL);
+    CHECK_EQ(plait_dump(NULL), -EINVAL);
+    CHECK(strcmp(plait_task_name(), "main") == 0);
+    CHECK(plait_task_id() > 0);
+    CHECK_EQ(plait_in_coroutine(), 1);
+    plait_cancel(t);
+    plait_join(t, NULL, PLAIT_FOREVER);
+    return NULL;
+}
+
+TEST(dump) { check_run(dump_main, NULL); }
+
+static void *hog(void *arg)
+{
+    (void)arg;
+    int64_t until = plait_now() + 400 * PLAIT_MS;
+    while (plait_now() < until)
+        ; /* never yields: the pitfall the warning exists for */
+    return NULL;
+}
+
+static void *slow_main(void *arg)
+{
+    (void)arg;
+    plait_task t;
+    plait_spawn_options o = {.name = "cpu-hog"};
+    CHECK_EQ(plait_spawn_opts(&t, hog, NULL, &o), 0);
+    CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), 0);
+    return NULL;
+}
+
+TEST(slow_coroutine_warning)
+{
+    CHECK_EQ(plait_set_slow_warning(-1), -EINVAL);
+    CHECK_EQ(plait_set_slow_warning(50 * PLAIT_MS), 0);
+    FILE *capture = tmpfile();
+    int saved = dup(STDERR_FILENO);
+    fflush(stderr);
+    dup2(fileno(capture), STDERR_FILENO);
+    check_run(slow_main, NULL);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    CHECK_EQ(plait_set_slow_warning(0), 0);
+    char buf[4096] = {0};
+    rewind(capture);
+    size_t n = fread(buf, 1, sizeof buf - 1, capture);
+    fclose(capture);
+    CHECK(n > 0);
+    CHECK(strstr(buf, "coroutine 'cpu-hog'") != NULL);
+    CHECK(strstr(buf, "without yielding") != NULL);
+}
+
+TEST(strerror_names)
+{
+    CHECK(strcmp(plait_strerror(-ETIMEDOUT), "deadline passed") == 0);
+    CHECK(strcmp(plait_strerror(ETIMEDOUT), "deadline passed") == 0);
+    CHECK(strlen(plait_strerror(-ENOENT)) > 0);
+    CHECK(plait_deadline_in(PLAIT_FOREVER) == PLAIT_FOREVER);
+    CHECK(plait_deadline_in(-1) <= plait_now());
+}
+
+RUN_TESTS(CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock),
+          CASE(join_with_deadline), CASE(yield_round_robin), CASE(sleep_order_and_concurrency),
+          CASE(cancel), CASE(cancel_from_another_thread), CASE(run_cancels_stragglers),
+          CASE(wait_all), CASE(wait_any), CASE(thread_joins_coroutine), CASE(groups),
+          CASE(group_edges), CASE(task_local_storage), CASE(stack_sizes),
+          CASE(overflow_hits_guard_page), CASE(overflow_runs_off_small_stack),
+          CASE(overflow_breaks_canary), CASE(million_coroutines), CASE(beyond_guard_budget),
+          CASE(dump), CASE(slow_coroutine_warning),
+          CASE(strerror_names))
