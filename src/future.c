@@ -42,8 +42,8 @@ typedef struct future_chunk {
 static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
 static plait__future *global_free;
 static future_chunk *chunks; /* every chunk ever made: futures are never freed */
-static __thread plait__future *cache;
-static __thread unsigned cache_len;
+static PLAIT_TLS plait__future *cache;
+static PLAIT_TLS unsigned cache_len;
 
 static plait__future *future_alloc(void)
 {

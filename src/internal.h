@@ -225,9 +225,19 @@ struct plait__sched {
     struct plait__watchdog *watchdog;
 };
 
-plait__sched *plait__sched_current(void);
+/* Thread-local, initial-exec: a plain load from the thread pointer, even in the
+ * shared library (the general-dynamic default would call __tls_get_addr on every
+ * switch). */
+#define PLAIT_TLS __thread __attribute__((tls_model("initial-exec")))
+extern PLAIT_TLS plait__sched *plait__tls_sched;
+
+static inline plait__sched *plait__sched_current(void) { return plait__tls_sched; }
 /* The running coroutine, or NULL on a plain thread or in the scheduler loop. */
-plait__coro *plait__coro_current(void);
+static inline plait__coro *plait__coro_current(void)
+{
+    plait__sched *s = plait__tls_sched;
+    return s && !s->current->is_loop ? s->current : NULL;
+}
 /* Make a waiting coroutine ready; from any thread. */
 void plait__coro_wake(plait__coro *coro);
 /* Suspend the running coroutine; something must already be arranged to wake it. */

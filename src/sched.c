@@ -37,16 +37,9 @@
 
 enum { BUDGET = 64 };
 
-static __thread plait__sched *tls_sched;
+PLAIT_TLS plait__sched *plait__tls_sched;
+
 static atomic_ullong next_id = 1;
-
-plait__sched *plait__sched_current(void) { return tls_sched; }
-
-plait__coro *plait__coro_current(void)
-{
-    plait__sched *s = tls_sched;
-    return s && !s->current->is_loop ? s->current : NULL;
-}
 
 uint32_t plait__sched_random(plait__sched *s)
 {
@@ -114,7 +107,10 @@ static void after_switch(plait__sched *s, plait__coro *self)
     }
 }
 
-static void switch_to(plait__sched *s, plait__coro *from, plait__coro *to, bool from_ends)
+/* Never inlined: every switch of the scheduler then goes through one call site, which
+ * keeps the CPU's return predictor right across switches (context_x86_64.S). */
+__attribute__((noinline)) static void switch_to(plait__sched *s, plait__coro *from,
+                                                plait__coro *to, bool from_ends)
 {
     to->state = PLAIT__RUNNING;
     if (from == to)
@@ -154,7 +150,7 @@ static plait__coro *next_to_run(plait__sched *s)
 
 void plait__coro_suspend(void)
 {
-    plait__sched *s = tls_sched;
+    plait__sched *s = plait__tls_sched;
     switch_to(s, s->current, next_to_run(s), false);
 }
 
@@ -170,7 +166,7 @@ static void inbox_notify(plait__sched *s)
 void plait__coro_wake(plait__coro *c)
 {
     plait__sched *s = c->sched;
-    if (s == tls_sched) {
+    if (s == plait__tls_sched) {
         ready_push(s, c);
         return;
     }
@@ -196,7 +192,7 @@ void plait__coro_cancel(plait__coro *c)
 {
     plait__sched *s = c->sched;
     atomic_store_explicit(&c->cancelled, 1, memory_order_relaxed);
-    if (s == tls_sched) {
+    if (s == plait__tls_sched) {
         cancel_local(c);
         return;
     }
@@ -342,7 +338,7 @@ static void set_name(plait__coro *c, const char *name)
 int plait_spawn_opts(plait_task *task, plait_fn fn, void *arg,
                      const plait_spawn_options *options)
 {
-    plait__sched *s = tls_sched;
+    plait__sched *s = plait__tls_sched;
     if (!s)
         return -EPERM;
     if (!fn)
@@ -411,7 +407,7 @@ int plait_run(plait_fn fn, void *arg, void **result)
 {
     if (!fn)
         return -EINVAL;
-    if (tls_sched)
+    if (plait__tls_sched)
         return -EBUSY;
     plait__sched *s = calloc(1, sizeof *s);
     if (!s)
@@ -425,7 +421,7 @@ int plait_run(plait_fn fn, void *arg, void **result)
 #ifdef PLAIT_TSAN
     s->loop.tsan_fiber = __tsan_get_current_fiber();
 #endif
-    tls_sched = s;
+    plait__tls_sched = s;
     plait__stack_thread_init(s);
     plait__watchdog_start(s);
     plait_task main_task;
@@ -439,7 +435,7 @@ int plait_run(plait_fn fn, void *arg, void **result)
     plait__stack_flush(s);
     plait__timer_heap_free(&s->timers);
     plait__stack_thread_exit(s);
-    tls_sched = NULL;
+    plait__tls_sched = NULL;
     plait__future_flush_cache();
     free(s);
     return r;
@@ -503,9 +499,9 @@ int plait_set_stack_size(size_t bytes)
 {
     if (plait__stack_check_size(bytes) < 0)
         return -EINVAL;
-    if (!tls_sched)
+    if (!plait__tls_sched)
         return -EPERM;
-    plait__stack_flush(tls_sched); /* the cache holds stacks of the old default */
-    tls_sched->default_stack = bytes;
+    plait__stack_flush(plait__tls_sched); /* the cache holds stacks of the old default */
+    plait__tls_sched->default_stack = bytes;
     return 0;
 }

@@ -20,8 +20,9 @@
  *     process holds fewer than GUARD_BUDGET guarded slots (each guard costs two
  *     maps).  A fault there is reported by a SIGSEGV handler on an alternate stack,
  *     naming the coroutine, then the program aborts.
- *   - Every stack has a canary at its lowest word, checked each time the coroutine
- *     is switched out and when it ends.  Small stacks are packed back to back, so an
+ *   - Every stack without a guard page has a canary at its lowest word, checked each
+ *     time the coroutine is switched out (and so when it ends).  A fault below an
+ *     unguarded stack's end is reported by the same handler.  Small stacks are packed back to back, so an
  *     overflow there is found at the next switch, reported, and the program aborts:
  *     never silently corrupted memory that runs on.
  *
@@ -134,7 +135,9 @@ static void prepare(plait__coro *coro)
     /* frames of the slot's previous coroutine may have left poison behind */
     ASAN_UNPOISON_MEMORY_REGION(coro->stack_lo, coro->stack_size);
 #endif
-    *(uint64_t *)coro->stack_lo = canary_for(coro->stack_lo);
+    if (!coro->guarded) /* a guarded stack has its guard page; the canary would
+                           only commit the stack's lowest page for nothing */
+        *(uint64_t *)coro->stack_lo = canary_for(coro->stack_lo);
 }
 
 plait__coro *plait__stack_alloc(plait__sched *sched, size_t size)
@@ -200,7 +203,8 @@ static void report_overflow(const plait__coro *coro, const char *how)
 
 void plait__stack_check(plait__coro *coro)
 {
-    if (PLAIT_UNLIKELY(*(const uint64_t *)coro->stack_lo != canary_for(coro->stack_lo)))
+    if (PLAIT_UNLIKELY(!coro->guarded &&
+                       *(const uint64_t *)coro->stack_lo != canary_for(coro->stack_lo)))
         report_overflow(coro, "its canary was overwritten");
 }
 
@@ -252,7 +256,7 @@ static void install_handler(void)
     handler_installed = sigaction(SIGSEGV, &sa, NULL) == 0;
 }
 
-static __thread void *alt_stack;
+static PLAIT_TLS void *alt_stack;
 
 void plait__stack_thread_init(plait__sched *sched)
 {

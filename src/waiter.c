@@ -194,7 +194,7 @@ int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t d
     return r;
 }
 
-static __thread char thread_identity;
+static PLAIT_TLS char thread_identity;
 
 const void *plait__self(void)
 {

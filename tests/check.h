@@ -104,5 +104,16 @@ static inline int check_main(const check_case *cases, size_t n)
 #else
 #define CHECK_SANITIZED 0
 #endif
+/* ThreadSanitizer counts each coroutine (fiber) against its 8128-thread limit. */
+#if defined(__SANITIZE_THREAD__)
+#define CHECK_MAX_COROUTINES 6000
+#elif CHECK_SANITIZED
+#define CHECK_MAX_COROUTINES 50000
+#else
+#define CHECK_MAX_COROUTINES 1000000
+#endif
+/* The smallest stack a test coroutine that blocks can live on: sanitizer frames are
+ * several times larger. */
+#define CHECK_SMALL_STACK (CHECK_SANITIZED ? 16 * PLAIT_STACK_MIN : PLAIT_STACK_MIN)
 
 #endif

@@ -562,14 +562,14 @@ static void *crowd_main(void *arg)
 /* A million coroutines alive at once, under the default vm.max_map_count. */
 TEST(million_coroutines)
 {
-    crowd_spec spec = {CHECK_SANITIZED ? 20000 : 1000000, PLAIT_STACK_MIN};
+    crowd_spec spec = {CHECK_MAX_COROUTINES, CHECK_SMALL_STACK};
     check_run(crowd_main, &spec);
 }
 
 /* Past the guard-page budget, stacks go on with canaries only. */
 TEST(beyond_guard_budget)
 {
-    crowd_spec spec = {CHECK_SANITIZED ? 5000 : 40000, 64 * 1024};
+    crowd_spec spec = {CHECK_MAX_COROUTINES < 40000 ? CHECK_MAX_COROUTINES : 40000, 64 * 1024};
     check_run(crowd_main, &spec);
 }
 

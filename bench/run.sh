@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# bench/run.sh — build plait's coroutine benchmarks and their peers, run them side
+# by side several times, print the median of every figure and plait's ratio to
+# each peer.
+#
+#   bench/run.sh             5 runs, full counts (about a minute on 2 cores)
+#   bench/run.sh --runs 9    9 runs
+#   bench/run.sh --quick     1 run, small counts: a smoke test
+#
+# The peers come from Debian packages, installed here if missing (apt-get, as
+# root or through sudo): libboost-context-dev (jump_fcontext), golang-go, python3;
+# glibc's ucontext needs nothing.  Nothing else is downloaded: the Go peers are
+# single files built with GO111MODULE=off and the proxy off.
+#
+# Everything is built into build-bench/ at the top of the repository (override with
+# BUILD_DIR=...).  The raw figures of every run go to build-bench/results.txt, the
+# summary to build-bench/summary.txt.  Within a run, each plait benchmark runs just
+# before its peers, so the ratios compare figures taken moments apart: on a shared
+# machine, quote the ratios and medians, not a single absolute time.
+set -euo pipefail
+
+runs=5
+quick=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --runs) runs="${2:?--runs needs a number}"; shift 2 ;;
+        --runs=*) runs="${1#--runs=}"; shift ;;
+        --quick) quick=1; shift ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+    esac
+done
+case "$runs" in ''|*[!0-9]*|0) echo "run.sh: --runs wants a positive number" >&2; exit 2 ;; esac
+[ "$quick" = 1 ] && runs=1
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${BUILD_DIR:-$root/build-bench}"
+cd "$root"
+
+# ---- 1. the peers' packages -------------------------------------------------------
+missing=()
+dpkg -s libboost-context-dev >/dev/null 2>&1 || missing+=(libboost-context-dev)
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+# The Debian interpreter, as the other peers are Debian's, when there is one.
+python=python3
+[ -x /usr/bin/python3 ] && python=/usr/bin/python3
+
+# ---- 2. plait and its benchmarks ---------------------------------------------------
+mkdir -p "$build"
+log="$build/build.log"
+: >"$log"
+echo "== building plait (Release, -O2) into $build (log: $log)"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
+      -DPLAIT_BENCH=ON -DPLAIT_TESTS=OFF >>"$log" 2>&1 \
+    || { tail -n 30 "$log"; echo "run.sh: cmake configure failed" >&2; exit 1; }
+benches="bench_context bench_switch bench_spawn bench_memory bench_chan"
+bindir="$build/bench"
+# shellcheck disable=SC2086
+cmake --build "$build" -j "$(nproc)" --target $benches >>"$log" 2>&1 \
+    || { tail -n 30 "$log"; echo "run.sh: building the benchmarks failed" >&2; exit 1; }
+
+# ---- 3. the peers ------------------------------------------------------------------
+peers="$build/peers"
+mkdir -p "$peers"
+echo "== building the peers into $peers"
+g++ -O2 -Wall -Wextra -Werror -o "$peers/peer_boost_switch" \
+    "$root/bench/peer_boost_switch.cpp" -lboost_context
+gcc -std=c17 -O2 -Wall -Wextra -Werror -o "$peers/peer_ucontext_switch" \
+    "$root/bench/peer_ucontext_switch.c"
+for p in peer_spawn peer_chan peer_memory; do
+    (cd "$root/bench" &&
+     GO111MODULE=off GOFLAGS='' GOPROXY=off GOTOOLCHAIN=local \
+     GOCACHE="$peers/gocache" GOPATH="$peers/gopath" \
+     go build -o "$peers/$p" "$p.go")
+done
+
+# ---- 4. run ------------------------------------------------------------------------
+if [ "$quick" = 1 ]; then
+    n_switch=1000000 n_boost=1000000 n_ucontext=100000
+    n_spawn=100000 n_asyncio=20000
+    n_memory_first="100000" n_memory="100000"
+    n_chan=100000
+else
+    n_switch=10000000 n_boost=10000000 n_ucontext=300000
+    n_spawn=1000000 n_asyncio=100000
+    # A million parked coroutines take tens of seconds of page faults (the kernel
+    # zeroing every page they touch), and the bytes they cost do not vary from run
+    # to run: the million is measured in the first run only, 100,000 in every run.
+    n_memory_first="100000 1000000" n_memory="100000"
+    n_chan=1000000
+fi
+
+results="$build/results.txt"
+: >"$results"
+failed=0
+# one RUN COMMAND...: run it (2 minutes at most), keep its figure lines tagged with the run
+one() {
+    local run="$1"; shift
+    local out
+    if out="$(timeout 120 "$@")"; then
+        printf '%s\n' "$out" | awk -v r="$run" 'NF == 4 { print r, $0 }' >>"$results"
+    else
+        echo "run.sh: run $run: '$*' failed (exit $?)" >&2
+        failed=1
+    fi
+}
+
+start=$(date +%s)
+for r in $(seq 1 "$runs"); do
+    echo "== run $r of $runs"
+    one "$r" "$bindir/bench_context" "$((2 * n_boost))"
+    one "$r" "$bindir/bench_switch" "$n_switch"
+    one "$r" "$peers/peer_boost_switch" "$n_boost"
+    one "$r" "$peers/peer_ucontext_switch" "$n_ucontext"
+    one "$r" "$bindir/bench_spawn" "$n_spawn"
+    one "$r" "$peers/peer_spawn" "$n_spawn"
+    one "$r" "$python" "$root/bench/peer_asyncio_spawn.py" "$n_asyncio"
+    one "$r" "$bindir/bench_chan" "$n_chan"
+    one "$r" "$peers/peer_chan" "$n_chan"
+    counts="$n_memory"
+    [ "$r" = 1 ] && counts="$n_memory_first"
+    # shellcheck disable=SC2086
+    one "$r" "$bindir/bench_memory" $counts
+    # shellcheck disable=SC2086
+    one "$r" "$peers/peer_memory" $counts
+done
+elapsed=$(( $(date +%s) - start ))
+
+# ---- 5. summary --------------------------------------------------------------------
+summary="$build/summary.txt"
+{
+    echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r)"
+    echo "tools: $(gcc --version | head -n 1); $(go version); $("$python" --version 2>&1); boost $(dpkg-query -W -f='${Version}' libboost-context-dev 2>/dev/null || echo '?')"
+    echo "runs: $runs$([ "$quick" = 1 ] && echo ' (quick)'), $elapsed s"
+    echo
+    "$python" "$root/bench/summarize.py" "$results"
+} | tee "$summary"
+exit "$failed"

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""summarize.py — medians and ratios from the raw lines bench/run.sh collects.
+
+Input lines: `<run> <bench> <impl> <unit> <value>` (run numbers from 1).
+Output: one line per figure with its median over the runs (and min..max), then
+one line per comparison: plait's median, each peer's median, and the ratio
+plait/peer, which is the median of the per-run ratios: plait and the peer were
+measured side by side in each run, so the machine's mood of the moment cancels.
+
+Usage: summarize.py RESULTS_FILE
+"""
+import collections
+import statistics
+import sys
+
+
+def load(path):
+    runs = collections.defaultdict(dict)  # (bench, impl, unit) -> {run: value}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) != 5:
+                continue
+            run, bench, impl, unit, value = parts
+            try:
+                runs[(bench, impl, unit)][int(run)] = float(value)
+            except ValueError:
+                continue
+    return runs
+
+
+def fmt_ratio(r):
+    return f"{r:.2f}" if r >= 0.1 else f"{r:.2g}"
+
+
+def fmt(v):
+    if v >= 1000:
+        return f"{v:.0f}"
+    if v >= 100:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def comparisons(keys):
+    """(label, unit word, plait key, [(peer name, peer key)]) for what was measured."""
+    out = [
+        ("switch (bare context)", "ns", ("switch", "plait-context", "ns_per_op"),
+         [("boost", ("switch", "boost", "ns_per_op")),
+          ("ucontext", ("switch", "ucontext", "ns_per_op"))]),
+        ("switch", "ns", ("switch", "plait", "ns_per_op"),
+         [("boost", ("switch", "boost", "ns_per_op")),
+          ("ucontext", ("switch", "ucontext", "ns_per_op")),
+          ("asyncio", ("switch", "asyncio", "ns_per_op"))]),
+        ("spawn", "ns", ("spawn", "plait", "ns_per_task"),
+         [("go1", ("spawn", "go1", "ns_per_task")),
+          ("go", ("spawn", "go", "ns_per_task")),
+          ("asyncio", ("spawn", "asyncio", "ns_per_task"))]),
+        ("chan", "ns", ("chan", "plait", "ns_per_msg"),
+         [("go1", ("chan", "go1", "ns_per_msg"))]),
+    ]
+    counts = sorted({int(b.split(".")[1]) for b, i, u in keys
+                     if b.startswith("memory.") and i == "plait"})
+    for n in counts:
+        for stack in ("default", "min"):
+            out.append((f"memory {n} {stack}-stack", "B",
+                        (f"memory.{n}.{stack}", "plait", "bytes_per_task_rss"),
+                        [("go", (f"memory.{n}", "go", "bytes_per_task_rss"))]))
+    return out
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    runs = load(sys.argv[1])
+    print(f"{'figure':48} {'median':>7}  (min..max, runs)")
+    for key in sorted(runs):
+        vals = list(runs[key].values())
+        name = " ".join(key)
+        print(f"{name:48} {fmt(statistics.median(vals)):>7}  "
+              f"({fmt(min(vals))}..{fmt(max(vals))}, {len(vals)})")
+    print()
+    for label, unit, pk, peers in comparisons(runs.keys()):
+        if pk not in runs:
+            continue
+        mine = runs[pk]
+        parts = [f"plait {fmt(statistics.median(mine.values()))} {unit}"]
+        ratios = []
+        for name, key in peers:
+            if key not in runs:
+                continue
+            theirs = runs[key]
+            parts.append(f"{name} {fmt(statistics.median(theirs.values()))} {unit}")
+            same = [r for r in mine if r in theirs and theirs[r] > 0]
+            if same:
+                ratio = statistics.median(mine[r] / theirs[r] for r in same)
+                ratios.append(f"ratio plait/{name} {fmt_ratio(ratio)}")
+        print(f"{label}: " + ", ".join(parts + ratios))
+
+
+if __name__ == "__main__":
+    main()
