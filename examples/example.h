@@ -16,6 +16,16 @@ static inline double example_elapsed(void)
     return (double)(plait_now() - example_start) / PLAIT_SEC;
 }
 
+/* Run fn as the main coroutine of a scheduler, timed from now, and report. */
+static inline int example_run(plait_fn fn, const char *what)
+{
+    example_start = plait_now();
+    int r = plait_run(fn, NULL, NULL);
+    printf("  %s took %.3f s in total (%s)\n", what, example_elapsed(),
+           r == 0 ? "ok" : plait_strerror(r));
+    return r;
+}
+
 #ifdef PLAIT_TOUR
 #define EXAMPLE_MAIN(fn)
 #else

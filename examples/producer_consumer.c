@@ -56,13 +56,6 @@ static void *run(void *arg)
     return total == ITEMS * (ITEMS + 1) / 2 ? NULL : PLAIT_FAIL(-EIO);
 }
 
-int example_producer_consumer(void)
-{
-    example_start = plait_now();
-    int r = plait_run(run, NULL, NULL);
-    printf("  producer/consumer took %.3f s in total (%s)\n", example_elapsed(),
-           r == 0 ? "ok" : plait_strerror(r));
-    return r;
-}
+int example_producer_consumer(void) { return example_run(run, "producer/consumer"); }
 
 EXAMPLE_MAIN(example_producer_consumer)

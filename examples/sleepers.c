@@ -36,13 +36,6 @@ static void *run(void *arg)
     return r < 0 ? PLAIT_FAIL(r) : NULL;
 }
 
-int example_sleepers(void)
-{
-    example_start = plait_now();
-    int r = plait_run(run, NULL, NULL);
-    printf("  three 1 s sleeps took %.3f s in total (%s)\n", example_elapsed(),
-           r == 0 ? "ok" : plait_strerror(r));
-    return r;
-}
+int example_sleepers(void) { return example_run(run, "three 1 s sleeps"); }
 
 EXAMPLE_MAIN(example_sleepers)

@@ -34,13 +34,6 @@ static void *run(void *arg)
     return NULL;
 }
 
-int example_two_tasks(void)
-{
-    example_start = plait_now();
-    int r = plait_run(run, NULL, NULL);
-    printf("  tasks of 2 s and 1 s took %.3f s in total (%s)\n", example_elapsed(),
-           r == 0 ? "ok" : plait_strerror(r));
-    return r;
-}
+int example_two_tasks(void) { return example_run(run, "tasks of 2 s and 1 s"); }
 
 EXAMPLE_MAIN(example_two_tasks)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Install plait into a scratch prefix and build a consumer with find_package(plait)
+# and with pkg-config: what a user of the installed library does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v pkg-config >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config; }
+prefix=$(mktemp -d)
+work=$(mktemp -d)
+trap 'rm -rf "$prefix" "$work"' EXIT
+cmake -S . -B build-install -DCMAKE_BUILD_TYPE=Release -DPLAIT_WERROR=ON -DPLAIT_TESTS=OFF \
+      -DPLAIT_BENCH=OFF -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
+cmake --build build-install -j"$(nproc)"
+cmake --install build-install >/dev/null
+
+cat >"$work/main.c" <<'C'
+#include <plait.h>
+#include <stdint.h>
+static void *twice(void *arg) { plait_sleep(PLAIT_MS); return (void *)((intptr_t)arg * 2); }
+static void *run(void *arg) {
+    plait_task t;
+    void *v = NULL;
+    if (plait_spawn(&t, twice, arg) || plait_join(t, &v, PLAIT_FOREVER)) return PLAIT_FAIL(-1);
+    return v;
+}
+int main(void) { void *v; return plait_run(run, (void *)21, &v) == 0 && (intptr_t)v == 42 ? 0 : 1; }
+C
+cat >"$work/CMakeLists.txt" <<'C'
+cmake_minimum_required(VERSION 3.18)
+project(consumer C)
+find_package(plait REQUIRED)
+add_executable(consumer main.c)
+target_link_libraries(consumer PRIVATE plait::plait)
+C
+cmake -S "$work" -B "$work/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$work/build" >/dev/null
+"$work/build/consumer"
+echo "find_package(plait): ok"
+
+pc_dir=$(dirname "$(find "$prefix" -name plait.pc | head -1)")
+export PKG_CONFIG_PATH="$pc_dir"
+# shellcheck disable=SC2046
+cc -o "$work/consumer-pc" "$work/main.c" $(pkg-config --cflags --libs --static plait) \
+   -Wl,-rpath,"$(pkg-config --variable=libdir plait)"
+"$work/consumer-pc"
+echo "pkg-config plait: ok"
+"$prefix/bin/plait" version

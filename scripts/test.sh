@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Build plait and run its test suite.
+#   bash scripts/test.sh          plain build (warnings are errors)
+#   bash scripts/test.sh asan     AddressSanitizer + UndefinedBehaviorSanitizer
+#   bash scripts/test.sh tsan     ThreadSanitizer (coroutine switches annotated as fibers)
+# Installs what it needs (a C compiler, CMake) when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-plain}
+
+need=()
+command -v cc >/dev/null || need+=(gcc)
+command -v cmake >/dev/null || need+=(cmake)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" make
+fi
+
+case "$mode" in
+  plain) dir=build-test; flags=() ;;
+  asan)  dir=build-asan; flags=(-DPLAIT_SANITIZE=address,undefined) ;;
+  tsan)  dir=build-tsan; flags=(-DPLAIT_SANITIZE=thread) ;;
+  *) echo "usage: $0 [plain|asan|tsan]" >&2; exit 2 ;;
+esac
+
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPLAIT_WERROR=ON -DPLAIT_BENCH=OFF "${flags[@]}" >/dev/null
+cmake --build "$dir" -j"$(nproc)"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+ctest --test-dir "$dir" --output-on-failure -j"$(nproc)"
