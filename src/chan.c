@@ -14,7 +14,9 @@
  * closed channel has no waiter: close wakes them all with -EPIPE.
  *
  * select enqueues one node per case, each on its own channel, taking one lock at a
- * time (no lock ordering needed), trying each case in a random order first.
+ * time (no lock ordering needed), trying each case in a random order first.  A
+ * select never pairs with itself: its send and receive cases on one channel skip
+ * each other's nodes.
  */
 #include "internal.h"
 
@@ -99,8 +101,7 @@ static void ring_pop(plait_chan *ch, void *elem)
  */
 static int try_send(plait_chan *ch, const void *elem, plait__waiter *self, int *result)
 {
-    plait__waitq_purge(&ch->receivers);
-    if (!ch->closed && ch->len == ch->capacity && plait__waitq_empty(&ch->receivers))
+    if (!ch->closed && ch->len == ch->capacity && !plait__waitq_has_other(&ch->receivers, self))
         return 0;
     if (self && !plait__waiter_claim(self))
         return -1;
@@ -108,7 +109,7 @@ static int try_send(plait_chan *ch, const void *elem, plait__waiter *self, int *
     *result = 0;
     if (ch->closed) {
         *result = -EPIPE;
-    } else if ((node = plait__waitq_claim(&ch->receivers))) {
+    } else if ((node = plait__waitq_claim_except(&ch->receivers, self))) {
         memcpy(node->data, elem, ch->elem_size);
         plait__waiter_signal(node->waiter, 0, node->index);
     } else if (ch->len < ch->capacity) {
@@ -121,8 +122,7 @@ static int try_send(plait_chan *ch, const void *elem, plait__waiter *self, int *
 
 static int try_recv(plait_chan *ch, void *elem, plait__waiter *self, int *result)
 {
-    plait__waitq_purge(&ch->senders);
-    if (ch->len == 0 && !ch->closed && plait__waitq_empty(&ch->senders))
+    if (ch->len == 0 && !ch->closed && !plait__waitq_has_other(&ch->senders, self))
         return 0;
     if (self && !plait__waiter_claim(self))
         return -1;
@@ -130,11 +130,11 @@ static int try_recv(plait_chan *ch, void *elem, plait__waiter *self, int *result
     *result = 0;
     if (ch->len > 0) {
         ring_pop(ch, elem);
-        if ((node = plait__waitq_claim(&ch->senders))) {
+        if ((node = plait__waitq_claim_except(&ch->senders, self))) {
             ring_push(ch, node->data);
             plait__waiter_signal(node->waiter, 0, node->index);
         }
-    } else if ((node = plait__waitq_claim(&ch->senders))) {
+    } else if ((node = plait__waitq_claim_except(&ch->senders, self))) {
         memcpy(elem, node->data, ch->elem_size);
         plait__waiter_signal(node->waiter, 0, node->index);
     } else if (ch->closed) {

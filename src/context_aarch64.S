@@ -9,13 +9,30 @@
  *
  * A fresh stack (context.c) holds this frame with x30 = plait__ctx_trampoline,
  * x19 = the argument and x20 = the entry function.
+ *
+ * Built with -mbranch-protection=bti or =standard (the default of some distributions),
+ * the compiler marks every C object as BTI-compatible; the linker marks the program
+ * only if every object is, so this file must say so too (the GNU property note at the
+ * end), or linking libplait silently turns BTI off for the whole program.  Then both
+ * entry points start with a landing pad (`hint #34` = `bti c`, a NOP elsewhere): a
+ * linker veneer or PLT reaches a function with `br x16/x17`, which BTI checks.  Return
+ * addresses are not signed here (the saved x30 is raw), so the note claims BTI, not PAC.
  */
+#if defined(__ARM_FEATURE_BTI_DEFAULT) && __ARM_FEATURE_BTI_DEFAULT
+#define PLAIT_BTI_C hint #34
+#define PLAIT_GNU_PROPERTY_BTI 1
+#else
+#define PLAIT_BTI_C
+#define PLAIT_GNU_PROPERTY_BTI 0
+#endif
+
     .text
     .globl plait__ctx_switch
     .hidden plait__ctx_switch
     .type plait__ctx_switch, %function
     .p2align 4
 plait__ctx_switch:
+    PLAIT_BTI_C
     sub sp, sp, #160
     stp x19, x20, [sp, #0]
     stp x21, x22, [sp, #16]
@@ -49,9 +66,23 @@ plait__ctx_switch:
     .type plait__ctx_trampoline, %function
     .p2align 4
 plait__ctx_trampoline:
+    PLAIT_BTI_C
     mov x0, x19
     blr x20
     brk #0                  /* the entry function never returns */
     .size plait__ctx_trampoline, .-plait__ctx_trampoline
 
     .section .note.GNU-stack, "", %progbits
+
+#if PLAIT_GNU_PROPERTY_BTI
+    .section .note.gnu.property, "a"
+    .p2align 3
+    .long 4                 /* n_namesz: "GNU" */
+    .long 16                /* n_descsz */
+    .long 5                 /* n_type: NT_GNU_PROPERTY_TYPE_0 */
+    .asciz "GNU"
+    .long 0xc0000000        /* pr_type: GNU_PROPERTY_AARCH64_FEATURE_1_AND */
+    .long 4                 /* pr_datasz */
+    .long 1                 /* GNU_PROPERTY_AARCH64_FEATURE_1_BTI */
+    .long 0                 /* padding to 8 bytes */
+#endif

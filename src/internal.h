@@ -127,6 +127,10 @@ void plait__waitq_push(plait__waitq *q, plait__spinlock *lock, plait__wait_node 
  * Nodes whose waiter was claimed elsewhere are unlinked and skipped.  The caller
  * holds the queue's lock, completes the hand-off, then calls plait__waiter_signal. */
 plait__wait_node *plait__waitq_claim(plait__waitq *q);
+/* The same, leaving alone the nodes of except (a select must not pair with itself). */
+plait__wait_node *plait__waitq_claim_except(plait__waitq *q, const plait__waiter *except);
+/* Whether q holds a node of a waiter other than except whose outcome is open. */
+bool plait__waitq_has_other(plait__waitq *q, const plait__waiter *except);
 /* Unlink the nodes at the head of q whose waiter was claimed elsewhere. */
 void plait__waitq_purge(plait__waitq *q);
 static inline bool plait__waitq_empty(const plait__waitq *q) { return q->head == NULL; }

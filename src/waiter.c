@@ -88,15 +88,34 @@ bool plait__waiter_claim(plait__waiter *w)
                                                    memory_order_acquire);
 }
 
-plait__wait_node *plait__waitq_claim(plait__waitq *q)
+plait__wait_node *plait__waitq_claim_except(plait__waitq *q, const plait__waiter *except)
 {
-    while (q->head) {
-        plait__wait_node *node = q->head;
-        waitq_unlink(q, node);
-        if (plait__waiter_claim(node->waiter))
-            return node;
+    plait__wait_node *node = q->head;
+    while (node) {
+        plait__wait_node *next = node->next;
+        if (node->waiter != except) {
+            waitq_unlink(q, node);
+            if (plait__waiter_claim(node->waiter))
+                return node;
+        }
+        node = next;
     }
     return NULL;
+}
+
+plait__wait_node *plait__waitq_claim(plait__waitq *q)
+{
+    return plait__waitq_claim_except(q, NULL);
+}
+
+bool plait__waitq_has_other(plait__waitq *q, const plait__waiter *except)
+{
+    plait__waitq_purge(q);
+    for (plait__wait_node *node = q->head; node; node = node->next)
+        if (node->waiter != except &&
+            !atomic_load_explicit(&node->waiter->claimed, memory_order_acquire))
+            return true;
+    return false;
 }
 
 void plait__waitq_purge(plait__waitq *q)

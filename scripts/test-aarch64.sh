@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Check the context-switch back ends that a plain x86-64 build does not exercise.
+#   bash scripts/test-aarch64.sh            cross-build for aarch64 (asm back end,
+#                                           src/context_aarch64.S) in build-aarch64 and
+#                                           run every test under qemu-aarch64
+#   bash scripts/test-aarch64.sh ucontext   native build with -DPLAIT_CONTEXT=ucontext
+#                                           (the portable fallback) in build-ucontext
+# Installs what it needs (cross gcc, arm64 libc, qemu-user, CMake) when missing.
+# Exits non-zero if configuring, building or any test fails, or if no test is found.
+# Environment: JOBS (parallel build/test jobs, default 2); PLAIT_TEST_TIMEOUT (each
+# test binary's own alarm, seconds; default 60 natively, 280 under qemu, which is
+# much slower; ctest's own per-test limit is 300 s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-aarch64}
+jobs=${JOBS:-2}
+
+case "$mode" in
+  aarch64)  dir=build-aarch64
+            pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user cmake make)
+            flags=(-DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake")
+            export PLAIT_TEST_TIMEOUT=${PLAIT_TEST_TIMEOUT:-280} ;;
+  ucontext) dir=build-ucontext
+            pkgs=(gcc libc6-dev cmake make)
+            flags=(-DPLAIT_CONTEXT=ucontext) ;;
+  -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+  *) echo "usage: $0 [aarch64|ucontext]" >&2; exit 2 ;;
+esac
+
+missing=()
+if command -v dpkg >/dev/null; then
+  for p in "${pkgs[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+else # not Debian: the tools must be there already
+  tools=(cmake cc)
+  [ "$mode" = aarch64 ] && tools+=(aarch64-linux-gnu-gcc qemu-aarch64)
+  for t in "${tools[@]}"; do
+    command -v "$t" >/dev/null || { echo "error: $t not found" >&2; exit 1; }
+  done
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}"
+fi
+
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPLAIT_WERROR=ON \
+      -DPLAIT_BENCH=OFF -DPLAIT_TESTS=ON "${flags[@]}"
+cmake --build "$dir" -j"$jobs"
+
+# Make sure the build is the one this script is meant to check.  (Outputs are
+# captured before grep: with pipefail, grep -q closing a pipe early fails the check.)
+lib="$dir/libplait.a"
+if [ "$mode" = aarch64 ]; then
+  arch=$(aarch64-linux-gnu-objdump -f "$lib")
+  syms=$(aarch64-linux-gnu-nm "$lib")
+  grep -q 'architecture: aarch64' <<<"$arch" ||
+    { echo "error: $lib is not an aarch64 library" >&2; exit 1; }
+  grep -q ' T plait__ctx_switch$' <<<"$syms" ||
+    { echo "error: the asm switch (context_aarch64.S) is not in $lib" >&2; exit 1; }
+  grep -rqs 'qemu-aarch64' "$dir/tests/CTestTestfile.cmake" ||
+    { echo "error: the tests are not set to run under qemu-aarch64" >&2; exit 1; }
+  echo "== aarch64 build, asm context switch; tests run under $(command -v qemu-aarch64)"
+else
+  syms=$(nm "$lib")
+  if grep -q ' plait__ctx_switch$' <<<"$syms"; then
+    echo "error: $lib holds the asm switch in a ucontext build" >&2; exit 1
+  fi
+  echo "== native $(uname -m) build, ucontext context switch"
+fi
+
+ctest --test-dir "$dir" --output-on-failure --no-tests=error -j"$jobs"
