@@ -11,9 +11,9 @@
  *   - Every call that blocks works from a coroutine (only that coroutine is
  *     suspended; its scheduler goes on running the others) and from a plain thread
  *     (the thread blocks).  Calls marked "coroutine only" return -EPERM elsewhere.
- *   - Cancellation is sticky: once a coroutine has been cancelled, every blocking call
- *     it makes (and the one it is in) returns -ECANCELED at once.  Non-blocking calls
- *     still work, so it can clean up and return.
+ *   - Cancellation is sticky: once a coroutine has been cancelled, the call it is
+ *     blocked in and every later call that would block return -ECANCELED at once.
+ *     Calls that can complete without blocking still do, so it can clean up and return.
  *
  * Error codes used throughout:
  *   -EINVAL     a null or malformed argument (a null handle, a size out of range)
@@ -141,7 +141,9 @@ int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline);
  * yielding) when the caller has been cancelled, so busy loops can stop. */
 int plait_yield(void);
 
-/* Sleep until the deadline / for ns.  Coroutine or thread. 0, -ECANCELED. */
+/* Sleep until the deadline / for ns.  Coroutine or thread.  0, -ECANCELED.  A
+ * coroutine may sleep until PLAIT_FOREVER (until it is cancelled); a plain thread,
+ * which nothing can cancel, gets -EINVAL for it.  A past deadline returns 0 at once. */
 int plait_sleep_until(int64_t deadline);
 int plait_sleep(int64_t ns);
 
