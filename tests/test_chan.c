@@ -6,7 +6,7 @@
  * single scheduler's certainty that a yielding coroutine lets every ready one run
  * until it blocks.  A sleep appears only where the assertion holds either way (to
  * give a waiter time to block) or to measure a deadline, with a generous margin. */
-#include "check.h"
+#include "helpers.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -14,69 +14,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define ARG(x) ((void *)(intptr_t)(x))
-#define INT(p) ((int)(intptr_t)(p))
-#define SOON() plait_deadline_in(10 * PLAIT_SEC)
-#define CHECK_TOOK(start, wait)                                                          \
-    do {                                                                                 \
-        int64_t took_ = plait_now() - (start);                                           \
-        CHECK(took_ >= (wait));                                                          \
-        CHECK(took_ < (wait) + 2 * PLAIT_SEC);                                           \
-    } while (0)
-#define CHECK_PROMPT(start) CHECK(plait_now() - (start) < PLAIT_SEC)
-
-/* ---- helpers ---- */
-
-typedef struct {
-    pthread_t th;
-    plait_fn fn;
-    void *arg;
-    int rc;
-} sched_thread;
-
-static void *sched_thread_body(void *p)
-{
-    sched_thread *st = p;
-    st->rc = plait_run(st->fn, st->arg, NULL);
-    return NULL;
-}
-
-static void sched_thread_start(sched_thread *st, plait_fn fn, void *arg)
-{
-    st->fn = fn;
-    st->arg = arg;
-    st->rc = 1;
-    CHECK_EQ(pthread_create(&st->th, NULL, sched_thread_body, st), 0);
-}
-
-static void sched_thread_join(sched_thread *st)
-{
-    CHECK_EQ(pthread_join(st->th, NULL), 0);
-    CHECK_EQ(st->rc, 0);
-}
-
-static void thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
-{
-    CHECK_EQ(pthread_create(th, NULL, fn, arg), 0);
-}
-
-static void thread_join(pthread_t th) { CHECK_EQ(pthread_join(th, NULL), 0); }
-
-static uint32_t rnd(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *state = x;
-    return (uint32_t)(x >> 32);
-}
-
-static void settle(void)
-{
-    for (int i = 0; i < 8; i++)
-        CHECK_EQ(plait_yield(), 0);
-}
 
 /* A coroutine (or thread) that does one send or receive and records the outcome. */
 typedef struct {

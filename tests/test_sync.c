@@ -7,7 +7,7 @@
  * coroutine run until it blocks.  A sleep appears only where the assertion holds
  * whichever way the race goes (to give a waiter time to block), or to check that a
  * deadline elapsed, with a margin that survives a loaded 2-core machine. */
-#include "check.h"
+#include "helpers.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -16,76 +16,6 @@
 #include <stdint.h>
 #include <time.h>
 
-#define ARG(x) ((void *)(intptr_t)(x))
-#define INT(p) ((int)(intptr_t)(p))
-/* A deadline for waits that must not fail: a hang becomes a failure, not a stall. */
-#define SOON() plait_deadline_in(10 * PLAIT_SEC)
-/* A call that had to wait for a deadline `wait` after `start` took at least that,
- * and not absurdly longer. */
-#define CHECK_TOOK(start, wait)                                                          \
-    do {                                                                                 \
-        int64_t took_ = plait_now() - (start);                                           \
-        CHECK(took_ >= (wait));                                                          \
-        CHECK(took_ < (wait) + 2 * PLAIT_SEC);                                           \
-    } while (0)
-/* A call that must not block returned promptly. */
-#define CHECK_PROMPT(start) CHECK(plait_now() - (start) < PLAIT_SEC)
-
-/* ---- helpers: schedulers on their own threads, plain threads, randomness ---- */
-
-typedef struct {
-    pthread_t th;
-    plait_fn fn;
-    void *arg;
-    int rc;
-} sched_thread;
-
-static void *sched_thread_body(void *p)
-{
-    sched_thread *st = p;
-    st->rc = plait_run(st->fn, st->arg, NULL);
-    return NULL;
-}
-
-/* Start a thread that runs fn(arg) as the main coroutine of its own scheduler. */
-static void sched_thread_start(sched_thread *st, plait_fn fn, void *arg)
-{
-    st->fn = fn;
-    st->arg = arg;
-    st->rc = 1;
-    CHECK_EQ(pthread_create(&st->th, NULL, sched_thread_body, st), 0);
-}
-
-static void sched_thread_join(sched_thread *st)
-{
-    CHECK_EQ(pthread_join(st->th, NULL), 0);
-    CHECK_EQ(st->rc, 0);
-}
-
-static void thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
-{
-    CHECK_EQ(pthread_create(th, NULL, fn, arg), 0);
-}
-
-static void thread_join(pthread_t th) { CHECK_EQ(pthread_join(th, NULL), 0); }
-
-static uint32_t rnd(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *state = x;
-    return (uint32_t)(x >> 32);
-}
-
-/* Let every ready coroutine of this scheduler run until it blocks (a few rounds, for
- * chains of same-scheduler wake-ups). */
-static void settle(void)
-{
-    for (int i = 0; i < 8; i++)
-        CHECK_EQ(plait_yield(), 0);
-}
 
 /* Spawn n coroutines fn(args[i]) on this scheduler and join them all. */
 typedef struct {

@@ -1,0 +1,85 @@
+/*
+ * helpers.h — what the concurrency tests share: schedulers on their own threads,
+ * plain threads, deadlines that turn a hang into a failure, timing checks with a
+ * margin that holds on a loaded 2-core machine, and a cheap random generator.
+ */
+#ifndef PLAIT_TEST_HELPERS_H
+#define PLAIT_TEST_HELPERS_H
+
+#include "check.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+#define ARG(x) ((void *)(intptr_t)(x))
+#define INT(p) ((int)(intptr_t)(p))
+/* A deadline for waits that must not fail: a hang becomes a failure, not a stall. */
+#define SOON() plait_deadline_in(10 * PLAIT_SEC)
+/* A call that had to wait for a deadline `wait` after `start` took at least that,
+ * and not absurdly longer. */
+#define CHECK_TOOK(start, wait)                                                          \
+    do {                                                                                 \
+        int64_t took_ = plait_now() - (start);                                           \
+        CHECK(took_ >= (wait));                                                          \
+        CHECK(took_ < (wait) + 2 * PLAIT_SEC);                                           \
+    } while (0)
+/* A call that must not block returned promptly. */
+#define CHECK_PROMPT(start) CHECK(plait_now() - (start) < PLAIT_SEC)
+
+/* ---- helpers: schedulers on their own threads, plain threads, randomness ---- */
+
+typedef struct {
+    pthread_t th;
+    plait_fn fn;
+    void *arg;
+    int rc;
+} sched_thread;
+
+static inline void *sched_thread_body(void *p)
+{
+    sched_thread *st = p;
+    st->rc = plait_run(st->fn, st->arg, NULL);
+    return NULL;
+}
+
+/* Start a thread that runs fn(arg) as the main coroutine of its own scheduler. */
+static inline void sched_thread_start(sched_thread *st, plait_fn fn, void *arg)
+{
+    st->fn = fn;
+    st->arg = arg;
+    st->rc = 1;
+    CHECK_EQ(pthread_create(&st->th, NULL, sched_thread_body, st), 0);
+}
+
+static inline void sched_thread_join(sched_thread *st)
+{
+    CHECK_EQ(pthread_join(st->th, NULL), 0);
+    CHECK_EQ(st->rc, 0);
+}
+
+static inline void thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+    CHECK_EQ(pthread_create(th, NULL, fn, arg), 0);
+}
+
+static inline void thread_join(pthread_t th) { CHECK_EQ(pthread_join(th, NULL), 0); }
+
+static inline uint32_t rnd(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return (uint32_t)(x >> 32);
+}
+
+/* Let every ready coroutine of this scheduler run until it blocks (a few rounds, for
+ * chains of same-scheduler wake-ups). */
+static inline void settle(void)
+{
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ(plait_yield(), 0);
+}
+
+#endif
