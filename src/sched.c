@@ -148,11 +148,12 @@ static plait__coro *next_to_run(plait__sched *s)
     return next ? next : &s->loop;
 }
 
-void plait__coro_suspend(void)
+static inline void suspend(plait__sched *s)
 {
-    plait__sched *s = plait__tls_sched;
     switch_to(s, s->current, next_to_run(s), false);
 }
+
+void plait__coro_suspend(void) { suspend(plait__tls_sched); }
 
 /* ---- the inbox: how other threads reach this scheduler ---- */
 
@@ -449,7 +450,7 @@ int plait_yield(void)
     if (!c)
         return -EPERM;
     ready_push(c->sched, c);
-    plait__coro_suspend();
+    suspend(c->sched);
     return atomic_load_explicit(&c->cancelled, memory_order_relaxed) ? -ECANCELED : 0;
 }
 
