@@ -129,12 +129,14 @@ int plait_cancel(plait_task task);
 /* Wait for all n tasks (gather).  Returns 0 when all succeeded, else the first failure
  * in index order; results[i] / errors[i] (either may be NULL) get each task's value and
  * code.  All handles are consumed, except on -ETIMEDOUT/-ECANCELED of the caller,
- * which consume none.  -EINVAL for n == 0 or a null array, -ESRCH for a stale handle. */
+ * which consume none.  -EINVAL for n == 0 or a null array, -ESRCH for a stale handle,
+ * -EDEADLK when the calling coroutine is among the tasks. */
 int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *errors,
                    int64_t deadline);
 
 /* Wait until any of the n tasks has finished; returns its index (>= 0).  Consumes no
- * handle: join the one returned.  -EINVAL, -ESRCH, -ETIMEDOUT, -ECANCELED. */
+ * handle: join the one returned.  -EINVAL, -ESRCH, -ETIMEDOUT, -ECANCELED, and
+ * -EDEADLK when the calling coroutine is among the tasks (and none has finished). */
 int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline);
 
 /* Let the other ready coroutines run.  Coroutine only.  Returns -ECANCELED (after

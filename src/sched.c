@@ -374,7 +374,7 @@ int plait_spawn_opts(plait_task *task, plait_fn fn, void *arg,
     if (!c->future) {
         if (c->group)
             plait__group_child_finished(c->group, c, 0);
-        plait__stack_free(s, c);
+        recycle(s, c); /* a group cancel may have named it in the inbox meanwhile */
         return -ENOMEM;
     }
     /* the stack starts above the canary word */

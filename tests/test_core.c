@@ -88,6 +88,8 @@ static void *joins_itself(void *arg)
 {
     (void)arg;
     plait_yield(); /* let the spawner store the handle */
+    CHECK_EQ(plait_wait_any(&self_handle, 1, PLAIT_FOREVER), -EDEADLK);
+    CHECK_EQ(plait_wait_all(&self_handle, 1, NULL, NULL, PLAIT_FOREVER), -EDEADLK);
     return ARG(plait_join(self_handle, NULL, PLAIT_FOREVER));
 }
 
