@@ -138,9 +138,7 @@ void plait__future_complete(plait__future *f, void *value, int error)
     f->error = error;
     f->done = true;
     f->coro = NULL;
-    plait__wait_node *node;
-    while ((node = plait__waitq_claim(&f->joiners)))
-        plait__waiter_signal(node->waiter, 0, node->index);
+    plait__waitq_wake_all(&f->joiners);
     unref_unlock(f);
 }
 

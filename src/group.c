@@ -57,11 +57,8 @@ void plait__group_child_finished(plait_group *g, plait__coro *c, int error)
         c->group_next->group_prev = c->group_prev;
     if (c->group_keeps_outcome && error < 0 && error != -ECANCELED && !g->first_error)
         g->first_error = error;
-    if (--g->running == 0) {
-        plait__wait_node *node;
-        while ((node = plait__waitq_claim(&g->waiters)))
-            plait__waiter_signal(node->waiter, 0, node->index);
-    }
+    if (--g->running == 0)
+        plait__waitq_wake_all(&g->waiters);
     plait__spin_unlock(&g->lock);
 }
 

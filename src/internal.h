@@ -151,6 +151,10 @@ void plait__wait_node_unlink(plait__wait_node *node);
  * into q, unlock, block, unlink.  Returns the outcome; lock is not held on return. */
 int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
                    bool cancellable, const char *what, const void *object);
+/* Signal every waiter of q with 0 (the caller holds the queue's lock). */
+void plait__waitq_wake_all(plait__waitq *q);
+/* Free object, whose only busy state is a non-empty q; -EBUSY while it is not empty. */
+int plait__destroy_idle(plait__spinlock *lock, plait__waitq *q, void *object);
 /* Who is calling, as a mutex owner: the running coroutine or the plain thread. */
 const void *plait__self(void);
 /* A time for "waiting since" in dumps: cheap, millisecond-coarse. */

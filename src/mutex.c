@@ -93,15 +93,7 @@ int plait_cond_create(plait_cond **cond)
 
 int plait_cond_destroy(plait_cond *c)
 {
-    if (!c)
-        return -EINVAL;
-    plait__spin_lock(&c->lock);
-    bool busy = !plait__waitq_empty(&c->waiters);
-    plait__spin_unlock(&c->lock);
-    if (busy)
-        return -EBUSY;
-    free(c);
-    return 0;
+    return c ? plait__destroy_idle(&c->lock, &c->waiters, c) : -EINVAL;
 }
 
 int plait_cond_wait(plait_cond *c, plait_mutex *m, int64_t deadline)

@@ -26,6 +26,7 @@
  */
 #include "internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void plait__waiter_init(plait__waiter *w, const char *what, const void *object)
@@ -219,4 +220,22 @@ const void *plait__self(void)
 {
     plait__coro *c = plait__coro_current();
     return c ? (const void *)c : (const void *)&thread_identity;
+}
+
+void plait__waitq_wake_all(plait__waitq *q)
+{
+    plait__wait_node *node;
+    while ((node = plait__waitq_claim(q)))
+        plait__waiter_signal(node->waiter, 0, node->index);
+}
+
+int plait__destroy_idle(plait__spinlock *lock, plait__waitq *q, void *object)
+{
+    plait__spin_lock(lock);
+    bool busy = !plait__waitq_empty(q);
+    plait__spin_unlock(lock);
+    if (busy)
+        return -EBUSY;
+    free(object);
+    return 0;
 }
