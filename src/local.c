@@ -9,8 +9,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+/* Keys are created under the lock; a key's destructor is written once, before the
+ * count that publishes it (release), so readers need only an acquire load. */
 static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned key_count;
+static atomic_uint key_count;
 static void (*destructors[PLAIT_KEYS_MAX])(void *);
 
 int plait_key_create(plait_key *key, void (*destructor)(void *))
@@ -18,22 +20,21 @@ int plait_key_create(plait_key *key, void (*destructor)(void *))
     if (!key)
         return -EINVAL;
     pthread_mutex_lock(&keys_lock);
-    if (key_count == PLAIT_KEYS_MAX) {
+    unsigned count = atomic_load_explicit(&key_count, memory_order_relaxed);
+    if (count == PLAIT_KEYS_MAX) {
         pthread_mutex_unlock(&keys_lock);
         return -EAGAIN;
     }
-    destructors[key_count] = destructor;
-    *key = key_count++;
+    destructors[count] = destructor;
+    *key = count;
+    atomic_store_explicit(&key_count, count + 1, memory_order_release);
     pthread_mutex_unlock(&keys_lock);
     return 0;
 }
 
 static bool key_valid(plait_key key)
 {
-    pthread_mutex_lock(&keys_lock);
-    bool valid = key < key_count;
-    pthread_mutex_unlock(&keys_lock);
-    return valid;
+    return key < atomic_load_explicit(&key_count, memory_order_acquire);
 }
 
 int plait_local_set(plait_key key, void *value)
@@ -69,11 +70,9 @@ void plait__locals_destroy(plait__coro *c)
         if (!value)
             continue;
         c->locals[i] = NULL;
-        pthread_mutex_lock(&keys_lock);
-        void (*destructor)(void *) = destructors[i];
-        pthread_mutex_unlock(&keys_lock);
-        if (destructor)
-            destructor(value);
+        /* a value was set, so key i was published to this thread: acquire suffices */
+        if (key_valid(i) && destructors[i])
+            destructors[i](value);
     }
     free(c->locals);
     c->locals = NULL;
