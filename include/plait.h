@@ -121,7 +121,8 @@ int plait_join(plait_task task, void **result, int64_t deadline);
 /* Give the handle up; the task runs on and its outcome is dropped. -ESRCH if stale. */
 int plait_detach(plait_task task);
 
-/* Ask the task to stop: it sees -ECANCELED at its current or next blocking call.
+/* Ask the task (coroutine, thread or pool task) to stop: it sees -ECANCELED at its
+ * current or next blocking call; a pool task that has not started never runs.
  * Works from any thread.  A task that already finished is unaffected (returns 0).
  * -ESRCH if stale. */
 int plait_cancel(plait_task task);
@@ -144,18 +145,21 @@ int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline);
 int plait_yield(void);
 
 /* Sleep until the deadline / for ns.  Coroutine or thread.  0, -ECANCELED.  A
- * coroutine may sleep until PLAIT_FOREVER (until it is cancelled); a plain thread,
- * which nothing can cancel, gets -EINVAL for it.  A past deadline returns 0 at once. */
+ * coroutine, a plait thread or a pool task may sleep until PLAIT_FOREVER (until it is
+ * cancelled); any other thread, which nothing can cancel, gets -EINVAL for it.  A past
+ * deadline returns 0 at once. */
 int plait_sleep_until(int64_t deadline);
 int plait_sleep(int64_t ns);
 
 /* Whether the caller runs inside a coroutine. */
 int plait_in_coroutine(void);
-/* The calling coroutine's name, or NULL outside a coroutine. */
+/* The calling coroutine's name; outside a coroutine, the name of the plait thread or
+ * pool worker; NULL on any other thread. */
 const char *plait_task_name(void);
 /* The calling coroutine's id (unique in the process, from 1), or 0 outside one. */
 uint64_t plait_task_id(void);
-/* Whether the calling coroutine has been cancelled (0 outside a coroutine). */
+/* Whether the calling coroutine, plait thread or pool task has been cancelled (0 on
+ * other threads). */
 int plait_cancelled(void);
 
 /* Default stack size for coroutines spawned later by this thread's scheduler.
@@ -200,10 +204,10 @@ typedef unsigned plait_key;
 /* A new key; destructor (may be NULL) runs on a non-null value when its task ends.
  * -EAGAIN when PLAIT_KEYS_MAX keys exist. */
 int plait_key_create(plait_key *key, void (*destructor)(void *));
-/* The calling coroutine's value for key. -EPERM outside a coroutine, -EINVAL for an
- * unknown key, -ENOMEM. */
+/* The calling coroutine's value for key; outside a coroutine, the calling thread's.
+ * -EINVAL for an unknown key, -ENOMEM. */
 int plait_local_set(plait_key key, void *value);
-/* NULL outside a coroutine, for an unknown key, or when unset. */
+/* NULL for an unknown key or when unset. */
 void *plait_local_get(plait_key key);
 
 /* ----------------------------------------------------------------------------
@@ -316,6 +320,174 @@ typedef struct plait_select_case {
  * can, one is chosen at random.  -EINVAL for n == 0, a null array, a null channel or
  * a bad op; -ETIMEDOUT; -ECANCELED. */
 int plait_select(plait_select_case *cases, size_t n, int64_t deadline);
+
+/* ----------------------------------------------------------------------------
+ * More synchronisation: read-write lock, barrier, once.
+ * ------------------------------------------------------------------------- */
+
+typedef struct plait_rwlock plait_rwlock;
+
+/* A read-write lock, fair both ways: a waiting writer holds back new readers, and a
+ * writer's unlock lets in every reader that was waiting before the next writer. */
+int plait_rwlock_create(plait_rwlock **rwlock);
+/* -EBUSY while held or waited on. */
+int plait_rwlock_destroy(plait_rwlock *rwlock);
+/* Shared / exclusive.  0, -ETIMEDOUT, -ECANCELED, -EDEADLK when the caller holds the
+ * write lock.  Readers are not tracked by identity: a reader that read-locks twice
+ * while a writer waits deadlocks, as with POSIX's writer-preferring locks. */
+int plait_rwlock_rdlock(plait_rwlock *rwlock, int64_t deadline);
+int plait_rwlock_wrlock(plait_rwlock *rwlock, int64_t deadline);
+/* -EPERM when no reader holds it. */
+int plait_rwlock_rdunlock(plait_rwlock *rwlock);
+/* -EPERM when the caller is not the writer. */
+int plait_rwlock_wrunlock(plait_rwlock *rwlock);
+
+typedef struct plait_barrier plait_barrier;
+
+/* What plait_barrier_wait() returns to exactly one party of each round. */
+#define PLAIT_BARRIER_SERIAL 1
+
+/* A reusable barrier for parties coroutines or threads.  -EINVAL for 0 parties. */
+int plait_barrier_create(plait_barrier **barrier, unsigned parties);
+int plait_barrier_destroy(plait_barrier *barrier); /* -EBUSY while waited on */
+/* Wait until parties callers are waiting, then release them all: one gets
+ * PLAIT_BARRIER_SERIAL, the others 0.  A party whose wait ends with -ETIMEDOUT or
+ * -ECANCELED before the round completes is withdrawn: the round still needs parties
+ * callers. */
+int plait_barrier_wait(plait_barrier *barrier, int64_t deadline);
+
+/* One-time initialisation.  Define as `static plait_once once = PLAIT_ONCE_INIT;`.
+ * The fields are plait's own. */
+typedef struct plait_once {
+    int state;
+    const void *runner;
+} plait_once;
+#define PLAIT_ONCE_INIT {0, 0}
+
+/* Run fn(arg) if no earlier call has completed it, exactly once across coroutines and
+ * threads; concurrent callers wait until it has.  Returns 0 once initialised.  When fn
+ * returns a negative code, that code is returned, the once stays uninitialised and
+ * the next caller (a waiting one first) runs fn again.  -EDEADLK when called from
+ * inside its own fn; -ETIMEDOUT, -ECANCELED while waiting; -EINVAL for nulls. */
+int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t deadline);
+
+/* ----------------------------------------------------------------------------
+ * Threads.  A thread is a task like a coroutine: its handle is a plait_task, joined
+ * (with a deadline), detached and cancelled through the same calls.
+ *
+ * Cancellation of work on a thread (a plait thread, or a pool task) is sticky and
+ * cooperative, as for coroutines: plait_cancel() makes the plait call the thread is
+ * blocked in, and every later one that would block, return -ECANCELED, and
+ * plait_cancelled() true.  It cannot interrupt code that does not call plait.
+ *
+ * Task-local storage (plait_key) works on threads too: outside a coroutine a key holds
+ * one value per thread, and its destructor runs when the thread ends.
+ * ------------------------------------------------------------------------- */
+
+/* Options for plait_thread_start(); zero-initialise and set what you need. */
+typedef struct plait_thread_options {
+    const char *name;   /* the OS thread's name (15 bytes kept, Linux's limit); NULL: "plait" */
+    size_t stack_size;  /* bytes; 0: the system default; else 16 KiB .. PLAIT_STACK_MAX */
+} plait_thread_options;
+
+/* Start fn(arg) on a new OS thread.  task may be NULL (detached at once).  Its result
+ * and failure (PLAIT_FAIL) reach plait_join() as a coroutine's do; joining from the
+ * thread itself is -EDEADLK, a second join -ESRCH.  -EINVAL for a null fn or a bad
+ * stack size, -EAGAIN when the system refuses another thread, -ENOMEM. */
+int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
+                       const plait_thread_options *options);
+
+/* The number of CPUs this process may run on (its affinity mask), at least 1. */
+int plait_cpu_count(void);
+
+/* ----------------------------------------------------------------------------
+ * Thread pools: submit work, get a future.
+ *
+ * Each worker has its own deque: a task submitted from a worker (a task that spawns
+ * tasks) goes on that worker's deque and idle workers steal from the others, so
+ * fork-join work spreads over the pool.  A pool task that joins another task runs
+ * queued tasks while it waits instead of blocking its thread, so recursion of any
+ * depth cannot starve the pool; the consequence: do not hold a plait mutex across a
+ * join inside a pool task (a task run meanwhile on the same thread may want it).
+ *
+ * No task is lost: every submitted task runs, or its future reports -ECANCELED.
+ * ------------------------------------------------------------------------- */
+
+typedef struct plait_pool plait_pool;
+
+#define PLAIT_POOL_THREADS_MAX 1024
+
+typedef struct plait_pool_options {
+    unsigned threads;   /* workers; 0: plait_cpu_count() */
+    const char *name;   /* thread names are "<name>-<i>"; NULL: "pool" */
+} plait_pool_options;
+
+/* options may be NULL.  -EINVAL for a null pool or threads > PLAIT_POOL_THREADS_MAX,
+ * -EAGAIN when a worker thread cannot be started, -ENOMEM. */
+int plait_pool_create(plait_pool **pool, const plait_pool_options *options);
+
+/* Queue fn(arg) and return at once; task (may be NULL: detached) is its future, to
+ * join, wait on or cancel like any task.  Cancelling a task that has not started means
+ * it never runs (its future reports -ECANCELED).  -EPIPE once the pool is shut down,
+ * -EINVAL for nulls, -ENOMEM. */
+int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg);
+
+/* results[i] = fn(args[i]) for i < n, run over the pool; returns when all are done.
+ * Returns 0 when every call succeeded, else the first failure in index order;
+ * errors[i] (may be NULL) gets each call's code and results[i] NULL for a failure.
+ * On -ETIMEDOUT or -ECANCELED the calls not yet started are skipped (code -ECANCELED),
+ * and the call returns once those already running have finished: the array is never
+ * used after it returns.  -EINVAL for nulls or n == 0, -EPIPE when shut down. */
+int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
+                   void **results, int *errors, int64_t deadline);
+
+enum plait_pool_shutdown_how {
+    PLAIT_POOL_DRAIN = 0,   /* run every queued task, then stop */
+    PLAIT_POOL_CANCEL = 1,  /* queued tasks report -ECANCELED; running ones are cancelled */
+};
+
+/* Stop accepting work (submit returns -EPIPE) and wait until every worker has
+ * stopped.  0 when stopped; -ETIMEDOUT when a task still runs at the deadline (the
+ * pool stays shut; call again, with PLAIT_POOL_CANCEL to escalate); -EDEADLK from a
+ * task of this very pool; -EPERM for the default pool; -EINVAL for a bad how. */
+int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline);
+
+/* Shut down (draining) if not done yet, wait for the workers, free the pool.
+ * -EBUSY (and nothing freed) after a shutdown that timed out while a task still runs;
+ * -EDEADLK from a task of this pool; -EPERM for the default pool. */
+int plait_pool_destroy(plait_pool *pool);
+
+/* The number of workers. */
+unsigned plait_pool_threads(const plait_pool *pool);
+
+/* The process-wide pool of plait_cpu_count() workers, created on first use and never
+ * shut down.  NULL only when it could not be created. */
+plait_pool *plait_pool_default(void);
+
+/* Run fn(arg) on the default pool and wait for it (asyncio's to_thread): from a
+ * coroutine, only that coroutine waits while its scheduler runs the others.  Returns
+ * fn's outcome as plait_join() does.  On -ETIMEDOUT or -ECANCELED the task is
+ * cancelled; if it had started, the call waits for it to return first, so fn may use
+ * the caller's memory. */
+int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline);
+
+/* ----------------------------------------------------------------------------
+ * As completed: tasks (coroutines, threads, pool tasks) handed back in the order
+ * they finish, as Python's concurrent.futures.as_completed.
+ * ------------------------------------------------------------------------- */
+
+typedef struct plait_completed plait_completed;
+
+int plait_completed_create(plait_completed **set);
+/* Watch a task.  The handle stays the caller's: join what next() gives back.
+ * -ESRCH for a stale handle, -EBUSY when another set watches it already. */
+int plait_completed_add(plait_completed *set, plait_task task);
+/* Wait for the next watched task to finish and give back its handle (0).  -EPIPE
+ * when every watched task has been given back; -ETIMEDOUT, -ECANCELED. */
+int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadline);
+/* Stop watching and free the set (handles remain the caller's).  -EBUSY while a
+ * caller waits in next(). */
+int plait_completed_destroy(plait_completed *set);
 
 #ifdef __cplusplus
 }

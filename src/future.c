@@ -11,28 +11,23 @@
  * after detach or a cancel of a long-gone task all answer -ESRCH instead of touching
  * freed memory.
  *
- * Allocation is per-thread: a scheduler thread keeps a cache of free futures, so a
- * spawn/join pair takes no global lock; plain threads return futures to the global
- * list.
+ * Allocation is per-thread: every thread keeps a cache of free futures, so a
+ * spawn/join or submit/join pair takes no global lock; a thread's cache goes back to
+ * the global list when the thread (or its scheduler) ends.
+ *
+ * Cancellation has two kinds of target.  A running coroutine is cancelled through its
+ * scheduler (plait__coro_cancel).  Work on a plain thread (a plait thread, a pool task)
+ * carries its own flag, `cancelled`, and the cancellable wait it is blocked in,
+ * `blocked`, which waiter.c registers under the future's lock: plait_cancel claims that
+ * wait under the same lock, so it never touches a wait that has already returned.
+ * Both targets are cleared when the future completes, under its lock.
  */
 #include "internal.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
-typedef struct plait__future {
-    atomic_ullong generation;
-    plait__spinlock lock;
-    bool done;
-    int refs;                 /* producer + handle */
-    void *value;
-    int error;
-    plait__waitq joiners;
-    plait__coro *coro;        /* while it runs: the target of plait_cancel */
-    struct plait__future *free_next;
-} plait__future;
-
-enum { CHUNK = 256, CACHE_MAX = 1024 };
+enum { CHUNK = 256, CACHE_MAX = 1024, BATCH = 64 };
 
 typedef struct future_chunk {
     struct future_chunk *next;
@@ -44,34 +39,12 @@ static plait__future *global_free;
 static future_chunk *chunks; /* every chunk ever made: futures are never freed */
 static PLAIT_TLS plait__future *cache;
 static PLAIT_TLS unsigned cache_len;
+static PLAIT_TLS bool cache_registered;
+static pthread_key_t cache_key;
+static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
+static bool cache_key_made;
 
-static plait__future *future_alloc(void)
-{
-    if (cache) {
-        plait__future *f = cache;
-        cache = f->free_next;
-        cache_len--;
-        return f;
-    }
-    pthread_mutex_lock(&global_lock);
-    if (!global_free) {
-        future_chunk *c = calloc(1, sizeof *c);
-        if (!c) {
-            pthread_mutex_unlock(&global_lock);
-            return NULL;
-        }
-        c->next = chunks;
-        chunks = c;
-        for (int i = CHUNK; i-- > 0;) {
-            c->items[i].free_next = global_free;
-            global_free = &c->items[i];
-        }
-    }
-    plait__future *f = global_free;
-    global_free = f->free_next;
-    pthread_mutex_unlock(&global_lock);
-    return f;
-}
+PLAIT_TLS plait__future *plait__tls_work;
 
 static void global_put(plait__future *first, plait__future *last)
 {
@@ -81,15 +54,89 @@ static void global_put(plait__future *first, plait__future *last)
     pthread_mutex_unlock(&global_lock);
 }
 
+/* Move up to BATCH futures from the global list (made anew when empty) to the cache:
+ * one lock for many allocations. */
+static void cache_refill(void)
+{
+    pthread_mutex_lock(&global_lock);
+    if (!global_free) {
+        future_chunk *c = calloc(1, sizeof *c);
+        if (!c) {
+            pthread_mutex_unlock(&global_lock);
+            return;
+        }
+        c->next = chunks;
+        chunks = c;
+        for (int i = CHUNK; i-- > 0;) {
+            c->items[i].free_next = global_free;
+            global_free = &c->items[i];
+        }
+    }
+    plait__future *first = global_free, *last = first;
+    unsigned n = 1;
+    while (n < BATCH && last->free_next) {
+        last = last->free_next;
+        n++;
+    }
+    global_free = last->free_next;
+    pthread_mutex_unlock(&global_lock);
+    last->free_next = cache;
+    cache = first;
+    cache_len += n;
+}
+
+static plait__future *future_alloc(void)
+{
+    if (PLAIT_UNLIKELY(!cache))
+        cache_refill();
+    plait__future *f = cache;
+    if (f) {
+        cache = f->free_next;
+        cache_len--;
+    }
+    return f;
+}
+
+static void cache_thread_exit(void *unused)
+{
+    (void)unused;
+    plait__future_flush_cache();
+}
+
+static void cache_key_make(void)
+{
+    cache_key_made = pthread_key_create(&cache_key, cache_thread_exit) == 0;
+}
+
+/* A thread may cache futures once its exit is sure to return them. */
+static bool cache_usable(void)
+{
+    if (PLAIT_LIKELY(cache_registered))
+        return true;
+    pthread_once(&cache_key_once, cache_key_make);
+    if (!cache_key_made || pthread_setspecific(cache_key, &cache_key) != 0)
+        return false;
+    return cache_registered = true;
+}
+
 static void future_free(plait__future *f)
 {
-    if (!plait__sched_current() || cache_len >= CACHE_MAX) {
+    if (!cache_usable()) {
         global_put(f, f);
         return;
     }
     f->free_next = cache;
     cache = f;
-    cache_len++;
+    if (++cache_len > CACHE_MAX) {
+        /* give a batch back, in one lock */
+        plait__future *last = cache;
+        for (unsigned i = 1; i < BATCH; i++)
+            last = last->free_next;
+        plait__future *first = cache;
+        cache = last->free_next;
+        cache_len -= BATCH;
+        global_put(first, last);
+    }
 }
 
 void plait__future_flush_cache(void)
@@ -104,20 +151,46 @@ void plait__future_flush_cache(void)
     cache_len = 0;
 }
 
-plait__future *plait__future_start(plait__coro *coro, plait_task *task)
+static plait__future *future_start(plait_task *task)
 {
     plait__future *f = future_alloc();
     if (!f)
         return NULL;
-    f->done = false;
+    atomic_store_explicit(&f->done, false, memory_order_relaxed);
     f->refs = task ? 2 : 1;
     f->value = NULL;
     f->error = 0;
     f->joiners.head = f->joiners.tail = NULL;
-    f->coro = coro;
+    f->coro = NULL;
+    f->on_thread = false;
+    atomic_store_explicit(&f->cancelled, 0, memory_order_relaxed);
+    f->blocked = NULL;
+    f->fn = NULL;
+    f->arg = NULL;
+    f->next = NULL;
+    f->watch = NULL;
     if (task) {
         task->future = f;
         task->generation = atomic_load_explicit(&f->generation, memory_order_relaxed);
+    }
+    return f;
+}
+
+plait__future *plait__future_start(plait__coro *coro, plait_task *task)
+{
+    plait__future *f = future_start(task);
+    if (f)
+        f->coro = coro;
+    return f;
+}
+
+plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task)
+{
+    plait__future *f = future_start(task);
+    if (f) {
+        f->on_thread = true;
+        f->fn = fn;
+        f->arg = arg;
     }
     return f;
 }
@@ -131,15 +204,59 @@ static void unref_unlock(plait__future *f)
         future_free(f);
 }
 
+static void completed_push(struct plait_completed *set, plait__future *f);
+
 void plait__future_complete(plait__future *f, void *value, int error)
 {
     plait__spin_lock(&f->lock);
     f->value = value;
     f->error = error;
-    f->done = true;
     f->coro = NULL;
+    f->on_thread = false;
+    atomic_store_explicit(&f->done, true, memory_order_release);
     plait__waitq_wake_all(&f->joiners);
+    if (f->watch)
+        completed_push(f->watch, f);
     unref_unlock(f);
+}
+
+int plait__future_run_work(plait__future *f, void **value)
+{
+    *value = NULL;
+    if (atomic_load_explicit(&f->cancelled, memory_order_relaxed))
+        return -ECANCELED;
+    plait__future *outer = plait__tls_work;
+    plait__tls_work = f;
+    void *result = f->fn(f->arg);
+    plait__tls_work = outer;
+    if (atomic_load_explicit(&f->cancelled, memory_order_relaxed))
+        return -ECANCELED;
+    if (PLAIT_IS_FAIL(result))
+        return (int)(intptr_t)result;
+    *value = result;
+    return 0;
+}
+
+/* Cancel the producer of a locked future. */
+static void cancel_locked(plait__future *f)
+{
+    if (atomic_load_explicit(&f->done, memory_order_relaxed))
+        return;
+    if (f->coro) {
+        plait__coro_cancel(f->coro); /* alive: it clears f->coro under this lock */
+    } else if (f->on_thread) {
+        atomic_store_explicit(&f->cancelled, 1, memory_order_relaxed);
+        plait__waiter *w = f->blocked;
+        if (w && plait__waiter_claim(w))
+            plait__waiter_signal(w, -ECANCELED, -1);
+    }
+}
+
+void plait__future_cancel(plait__future *f)
+{
+    plait__spin_lock(&f->lock);
+    cancel_locked(f);
+    plait__spin_unlock(&f->lock);
 }
 
 /* Lock the future a handle names; NULL (and *err) when the handle is null or stale. */
@@ -182,23 +299,32 @@ int plait_cancel(plait_task task)
     plait__future *f = lock_handle(task, &err);
     if (!f)
         return err;
-    if (f->coro)
-        plait__coro_cancel(f->coro); /* alive: it clears f->coro under this lock */
+    cancel_locked(f);
     plait__spin_unlock(&f->lock);
     return 0;
 }
 
-int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline)
+plait__future *plait__future_of(plait_task task)
 {
-    if (!tasks || n == 0 || n > INT32_MAX)
-        return -EINVAL;
+    int err;
+    plait__future *f = lock_handle(task, &err);
+    if (f)
+        plait__spin_unlock(&f->lock);
+    return f;
+}
+
+static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool cancellable)
+{
     plait__wait_node small[8];
     plait__wait_node *nodes = n <= 8 ? small : malloc(n * sizeof *nodes);
     if (!nodes)
         return -ENOMEM;
     plait__waiter w;
     plait__waiter_init(&w, "wait-any", tasks);
+    w.cancellable = cancellable;
     plait__coro *self = plait__coro_current();
+    if (!self)
+        w.helper = plait__worker_helping(); /* a pool task runs others while it waits */
     size_t linked = 0;
     int r = 0;
     bool decided = false, claimed_here = false;
@@ -206,12 +332,12 @@ int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline)
         plait__future *f = lock_handle(tasks[i], &r);
         if (!f)
             break;
-        if (f->done) {
+        if (atomic_load_explicit(&f->done, memory_order_relaxed)) {
             claimed_here = plait__waiter_claim(&w);
             if (claimed_here)
                 w.index = (int)i;
             decided = true; /* by us, or by a waker that got there first */
-        } else if (self && f->coro == self) {
+        } else if (self ? f->coro == self : f == plait__tls_work) {
             r = -EDEADLK;
         } else {
             plait__waitq_push(&f->joiners, &f->lock, &nodes[linked++], &w, (int)i, NULL);
@@ -234,6 +360,13 @@ int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline)
     return r < 0 ? r : w.index;
 }
 
+int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline)
+{
+    if (!tasks || n == 0 || n > INT32_MAX)
+        return -EINVAL;
+    return wait_any(tasks, n, deadline, true);
+}
+
 /* Take the outcome of a finished future through its handle. */
 static int take(plait_task task, void **result)
 {
@@ -241,7 +374,7 @@ static int take(plait_task task, void **result)
     plait__future *f = lock_handle(task, &err);
     if (!f)
         return err;
-    if (!f->done) {
+    if (!atomic_load_explicit(&f->done, memory_order_relaxed)) {
         plait__spin_unlock(&f->lock);
         return -EAGAIN;
     }
@@ -252,16 +385,30 @@ static int take(plait_task task, void **result)
     return err;
 }
 
-int plait_join(plait_task task, void **result, int64_t deadline)
+static int join(plait_task task, void **result, int64_t deadline, bool cancellable)
 {
+    plait__future *f = task.future;
+    if (f && !plait__coro_current() && plait__worker_helping() &&
+        atomic_load_explicit(&f->generation, memory_order_relaxed) == task.generation)
+        plait__worker_run_until_done(f); /* take() checks the handle again */
     for (;;) {
         int r = take(task, result);
         if (r != -EAGAIN)
             return r;
-        r = plait_wait_any(&task, 1, deadline);
+        r = wait_any(&task, 1, deadline, cancellable);
         if (r < 0)
             return r;
     }
+}
+
+int plait_join(plait_task task, void **result, int64_t deadline)
+{
+    return join(task, result, deadline, true);
+}
+
+int plait__join_uncancellable(plait_task task, void **result)
+{
+    return join(task, result, PLAIT_FOREVER, false);
 }
 
 int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *errors,
@@ -293,4 +440,140 @@ int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *error
             first = r;
     }
     return first;
+}
+
+/* ---- as completed ----
+ *
+ * A set holds a reference on each future it watches, from plait_completed_add() until
+ * next() hands it back (or destroy() lets it go), so a finished future waits in the
+ * done list even when its handle is joined meanwhile.  Lock order: future, then set.
+ * A set destroyed while watched tasks still run is marked dead; the last of them to
+ * finish frees it. */
+
+struct plait_completed {
+    plait__spinlock lock;
+    size_t watched;             /* added and not handed back */
+    plait__future *done_head, *done_tail;
+    plait__waitq waiters;
+    bool dead;
+};
+
+int plait_completed_create(plait_completed **set)
+{
+    if (!set)
+        return -EINVAL;
+    *set = calloc(1, sizeof **set);
+    return *set ? 0 : -ENOMEM;
+}
+
+/* A watched future has finished (its lock held). */
+static void completed_push(plait_completed *set, plait__future *f)
+{
+    plait__spin_lock(&set->lock);
+    if (set->dead) {
+        bool last = --set->watched == 0;
+        plait__spin_unlock(&set->lock);
+        f->watch = NULL;
+        f->refs--; /* the set's; the producer's reference is dropped by our caller */
+        if (last)
+            free(set);
+        return;
+    }
+    f->watch_next = NULL;
+    if (set->done_tail)
+        set->done_tail->watch_next = f;
+    else
+        set->done_head = f;
+    set->done_tail = f;
+    plait__wait_node *node = plait__waitq_claim(&set->waiters);
+    if (node)
+        plait__waiter_signal(node->waiter, 0, node->index);
+    plait__spin_unlock(&set->lock);
+}
+
+int plait_completed_add(plait_completed *set, plait_task task)
+{
+    if (!set)
+        return -EINVAL;
+    int err;
+    plait__future *f = lock_handle(task, &err);
+    if (!f)
+        return err;
+    if (f->watch) {
+        plait__spin_unlock(&f->lock);
+        return -EBUSY;
+    }
+    f->watch = set;
+    f->watch_generation = task.generation;
+    f->refs++;
+    plait__spin_lock(&set->lock);
+    set->watched++;
+    plait__spin_unlock(&set->lock);
+    if (atomic_load_explicit(&f->done, memory_order_relaxed))
+        completed_push(set, f);
+    plait__spin_unlock(&f->lock);
+    return 0;
+}
+
+/* Let go of a future taken off a set's done list; returns its handle. */
+static plait_task completed_release(plait__future *f)
+{
+    plait__spin_lock(&f->lock);
+    plait_task task = {f, f->watch_generation};
+    f->watch = NULL;
+    unref_unlock(f);
+    return task;
+}
+
+int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadline)
+{
+    if (!set || !task)
+        return -EINVAL;
+    for (;;) {
+        plait__spin_lock(&set->lock);
+        plait__future *f = set->done_head;
+        if (f) {
+            set->done_head = f->watch_next;
+            if (!set->done_head)
+                set->done_tail = NULL;
+            set->watched--;
+            plait__spin_unlock(&set->lock);
+            *task = completed_release(f);
+            return 0;
+        }
+        if (set->watched == 0) {
+            plait__spin_unlock(&set->lock);
+            return -EPIPE;
+        }
+        int r = plait__wait_on(&set->waiters, &set->lock, NULL, deadline, true,
+                               "completed", set);
+        if (r < 0)
+            return r;
+    }
+}
+
+int plait_completed_destroy(plait_completed *set)
+{
+    if (!set)
+        return -EINVAL;
+    plait__spin_lock(&set->lock);
+    if (!plait__waitq_empty(&set->waiters)) {
+        plait__spin_unlock(&set->lock);
+        return -EBUSY;
+    }
+    plait__future *done = set->done_head;
+    set->done_head = set->done_tail = NULL;
+    for (plait__future *f = done; f; f = f->watch_next)
+        set->watched--;
+    set->dead = true;
+    bool last = set->watched == 0;
+    plait__spin_unlock(&set->lock);
+    while (done) {
+        plait__future *f = done;
+        done = f->watch_next;
+        completed_release(f);
+    }
+    if (last)
+        free(set);
+    return 0;
 }

@@ -109,7 +109,11 @@ struct plait__waiter {
     int index;                /* the node (case) the outcome came through, -1 for none */
     bool cancellable;
     plait__coro *coro;        /* the suspended coroutine, or NULL for a blocked thread */
-    atomic_uint signalled;    /* thread waiters: futex word, 0 -> 1 when signalled */
+    atomic_uint signalled;    /* thread waiters: 0 -> 1 when signalled (the futex word,
+                                 unless helper is set) */
+    struct plait__worker *helper; /* a pool worker that runs queued tasks while it waits
+                                 (pool.c); it sleeps on its own word, which the signal
+                                 pokes */
     plait__timer timer;       /* coroutine waiters with a deadline */
     const char *what;         /* for plait_dump(): what is waited on */
     const void *object;
@@ -151,6 +155,10 @@ void plait__wait_node_unlink(plait__wait_node *node);
  * into q, unlock, block, unlink.  Returns the outcome; lock is not held on return. */
 int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
                    bool cancellable, const char *what, const void *object);
+/* How many waiters of q are still open; unlinks the nodes of claimed ones. */
+size_t plait__waitq_count_open(plait__waitq *q);
+/* Signal with 0 every waiter of q whose node carries data. */
+void plait__waitq_wake_matching(plait__waitq *q, const void *data);
 /* Signal every waiter of q with 0 (the caller holds the queue's lock). */
 void plait__waitq_wake_all(plait__waitq *q);
 /* Free object, whose only busy state is a non-empty q; -EBUSY while it is not empty. */
@@ -268,13 +276,73 @@ void plait__stack_check(plait__coro *coro);
 void plait__stack_thread_init(plait__sched *sched);
 void plait__stack_thread_exit(plait__sched *sched);
 
-/* ---- futures (future.c) ---- */
+/* ---- futures (future.c) ----
+ *
+ * A future is a task's outcome, shared by its producer (whatever runs the task) and
+ * its handle.  Work that runs on a plain thread (a plait thread, a pool task) is a
+ * future too: fn/arg say what to run, and `cancelled`/`blocked` carry plait_cancel()
+ * to it, as a coroutine's own fields do for a coroutine. */
+typedef struct plait__future plait__future;
+struct plait__future {
+    atomic_ullong generation;
+    plait__spinlock lock;
+    atomic_bool done;           /* written under lock; read without it by helping joins */
+    int refs;                   /* producer + handle + a watching completed-set */
+    void *value;
+    int error;
+    plait__waitq joiners;
+    plait__coro *coro;          /* a running coroutine: the target of plait_cancel */
+    /* work on a plain thread */
+    bool on_thread;
+    atomic_int cancelled;       /* sticky, seen by the thread's blocking calls */
+    plait__waiter *blocked;     /* under lock: the cancellable wait the thread is in */
+    plait_fn fn;
+    void *arg;
+    plait__future *next;        /* a pool queue, or the chain of tasks a worker runs */
+    /* as-completed */
+    struct plait_completed *watch;
+    uint64_t watch_generation;
+    plait__future *watch_next;
+    plait__future *free_next;
+};
+
 /* A future for a coroutine being spawned; fills *task when not NULL (else the handle
  * is given up at once).  NULL when out of memory. */
-struct plait__future *plait__future_start(plait__coro *coro, plait_task *task);
-/* Complete the future of a finished coroutine; drops the producer's reference. */
-void plait__future_complete(struct plait__future *f, void *value, int error);
+plait__future *plait__future_start(plait__coro *coro, plait_task *task);
+/* A future for fn(arg) to run on a plain thread (a plait thread, a pool task). */
+plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task);
+/* Complete a future; drops the producer's reference. */
+void plait__future_complete(plait__future *f, void *value, int error);
+/* Run a plain-thread future's fn on this thread, as the thread's current work, and
+ * return its outcome for plait__future_complete(): the code, with *value the result.
+ * -ECANCELED without running fn when it was cancelled before it started. */
+int plait__future_run_work(plait__future *f, void **value);
+/* Cancel a future's producer (under no lock; f must be kept alive by the caller). */
+void plait__future_cancel(plait__future *f);
+/* plait_join() that the caller's own cancellation does not interrupt (for calls that
+ * must not return while the task may still use their memory). */
+int plait__join_uncancellable(plait_task task, void **result);
+/* The future named by a handle when it is current (not stale), else NULL. */
+plait__future *plait__future_of(plait_task task);
 void plait__future_flush_cache(void);
+
+/* The plain-thread work this thread runs now (a plait thread's own future, or the pool
+ * task on a worker), NULL otherwise.  Its cancellation reaches the thread's waits. */
+extern PLAIT_TLS plait__future *plait__tls_work;
+/* The name of this plait thread or pool worker ("" on other threads). */
+extern PLAIT_TLS char plait__tls_thread_name[16];
+
+/* ---- thread pools (pool.c) ---- */
+struct plait__worker;
+/* The pool worker the calling thread is, if it may help (not inside a coroutine). */
+struct plait__worker *plait__worker_helping(void);
+/* Run queued tasks until w is signalled or the deadline passes; returns w's status. */
+int plait__worker_help(plait__waiter *w, int64_t deadline);
+/* A pool worker joining f: run queued tasks while f is not done and there are some
+ * (the fast path of a fork-join, before any wait is set up). */
+void plait__worker_run_until_done(plait__future *f);
+/* Wake the worker sleeping in plait__worker_help (w's signal was published). */
+void plait__worker_poke(struct plait__worker *worker);
 
 /* ---- groups (group.c) ---- */
 int plait__group_child_started(struct plait_group *group, plait__coro *coro);
@@ -282,6 +350,8 @@ void plait__group_child_finished(struct plait_group *group, plait__coro *coro, i
 
 /* ---- task-local storage (local.c) ---- */
 void plait__locals_destroy(plait__coro *coro);
+/* Run the calling thread's key destructors now (a plait thread as it ends). */
+void plait__thread_locals_destroy(void);
 
 /* ---- diagnostics (diag.c) ---- */
 void plait__watchdog_start(plait__sched *sched);

@@ -1,8 +1,11 @@
 /*
- * local.c — task-local storage: a value per key per coroutine.
+ * local.c — task-local storage: a value per key per coroutine, and per thread outside
+ * coroutines.
  *
- * A coroutine gets its value array on its first plait_local_set(), so coroutines
- * that use none pay nothing.  Destructors run as the coroutine ends, in its context.
+ * A coroutine (or thread) gets its value array on its first plait_local_set(), so
+ * those that use none pay nothing.  Destructors run as the coroutine ends, in its
+ * context; a thread's run as it exits (a pthread key destructor), or, for a plait
+ * thread, just before its outcome is published, so a joiner sees them done.
  */
 #include "internal.h"
 
@@ -37,43 +40,75 @@ static bool key_valid(plait_key key)
     return key < atomic_load_explicit(&key_count, memory_order_acquire);
 }
 
-int plait_local_set(plait_key key, void *value)
+static PLAIT_TLS void **thread_locals;
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+static bool thread_key_made;
+
+static void thread_exit(void *unused)
+{
+    (void)unused;
+    plait__thread_locals_destroy();
+}
+
+static void thread_key_make(void)
+{
+    thread_key_made = pthread_key_create(&thread_key, thread_exit) == 0;
+}
+
+/* The caller's value array: its coroutine's, or its thread's. */
+static void ***locals_of_caller(void)
 {
     plait__coro *c = plait__coro_current();
-    if (!c)
-        return -EPERM;
+    return c ? &c->locals : &thread_locals;
+}
+
+int plait_local_set(plait_key key, void *value)
+{
     if (!key_valid(key))
         return -EINVAL;
-    if (!c->locals) {
-        c->locals = calloc(PLAIT_KEYS_MAX, sizeof *c->locals);
-        if (!c->locals)
+    void ***locals = locals_of_caller();
+    if (!*locals) {
+        if (locals == &thread_locals) {
+            /* the thread's values need a destructor hook at its exit */
+            pthread_once(&thread_key_once, thread_key_make);
+            if (!thread_key_made || pthread_setspecific(thread_key, &thread_key) != 0)
+                return -ENOMEM;
+        }
+        *locals = calloc(PLAIT_KEYS_MAX, sizeof **locals);
+        if (!*locals)
             return -ENOMEM;
     }
-    c->locals[key] = value;
+    (*locals)[key] = value;
     return 0;
 }
 
 void *plait_local_get(plait_key key)
 {
-    plait__coro *c = plait__coro_current();
-    if (!c || !c->locals || key >= PLAIT_KEYS_MAX)
+    void **locals = *locals_of_caller();
+    if (!locals || key >= PLAIT_KEYS_MAX)
         return NULL;
-    return c->locals[key];
+    return locals[key];
 }
 
-void plait__locals_destroy(plait__coro *c)
+static void locals_destroy(void ***locals)
 {
-    if (!c->locals)
-        return;
-    for (unsigned i = 0; i < PLAIT_KEYS_MAX; i++) {
-        void *value = c->locals[i];
-        if (!value)
-            continue;
-        c->locals[i] = NULL;
-        /* a value was set, so key i was published to this thread: acquire suffices */
-        if (key_valid(i) && destructors[i])
-            destructors[i](value);
+    /* a destructor may set values again: repeat, as POSIX does, a few rounds */
+    for (int round = 0; round < 4 && *locals; round++) {
+        void **values = *locals;
+        *locals = NULL;
+        for (unsigned i = 0; i < PLAIT_KEYS_MAX; i++) {
+            void *value = values[i];
+            /* a value was set, so key i was published to this thread: acquire suffices */
+            if (value && key_valid(i) && destructors[i])
+                destructors[i](value);
+        }
+        free(values);
     }
-    free(c->locals);
-    c->locals = NULL;
+    free(*locals); /* still set again after the last round: the values are the user's */
+    *locals = NULL;
 }
+
+void plait__locals_destroy(plait__coro *c) { locals_destroy(&c->locals); }
+
+void plait__thread_locals_destroy(void) { locals_destroy(&thread_locals); }

@@ -26,7 +26,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #ifdef PLAIT_TSAN
 #include <sanitizer/tsan_interface.h>
@@ -459,16 +458,8 @@ int plait_sleep_until(int64_t deadline)
     int r = plait__check_cancel();
     if (r < 0)
         return r;
-    if (!plait__coro_current()) {
-        if (deadline == PLAIT_FOREVER)
-            return -EINVAL; /* a thread cannot be cancelled: it would never wake */
-        if (deadline < 0)
-            deadline = 0;
-        struct timespec ts = {.tv_sec = deadline / PLAIT_SEC, .tv_nsec = deadline % PLAIT_SEC};
-        while ((r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)) == EINTR)
-            ;
-        return -r;
-    }
+    if (!plait__coro_current() && !plait__tls_work && deadline == PLAIT_FOREVER)
+        return -EINVAL; /* nothing can cancel this thread: it would never wake */
     plait__waiter w;
     plait__waiter_init(&w, "sleep", NULL);
     r = plait__waiter_block(&w, deadline);
@@ -485,7 +476,9 @@ int plait_in_coroutine(void) { return plait__coro_current() != NULL; }
 const char *plait_task_name(void)
 {
     plait__coro *c = plait__coro_current();
-    return c ? c->name : NULL;
+    if (c)
+        return c->name;
+    return plait__tls_thread_name[0] ? plait__tls_thread_name : NULL;
 }
 
 uint64_t plait_task_id(void)

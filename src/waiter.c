@@ -37,6 +37,7 @@ void plait__waiter_init(plait__waiter *w, const char *what, const void *object)
     w->index = -1;
     w->cancellable = true;
     w->coro = plait__coro_current();
+    w->helper = NULL;
     w->timer.index = SIZE_MAX;
     w->timer.waiter = w;
     w->what = what;
@@ -46,7 +47,10 @@ void plait__waiter_init(plait__waiter *w, const char *what, const void *object)
 int plait__check_cancel(void)
 {
     plait__coro *c = plait__coro_current();
-    if (c && atomic_load_explicit(&c->cancelled, memory_order_relaxed))
+    if (c)
+        return atomic_load_explicit(&c->cancelled, memory_order_relaxed) ? -ECANCELED : 0;
+    plait__future *work = plait__tls_work;
+    if (work && atomic_load_explicit(&work->cancelled, memory_order_relaxed))
         return -ECANCELED;
     return 0;
 }
@@ -131,6 +135,12 @@ void plait__waiter_signal(plait__waiter *w, int status, int index)
     w->index = index;
     if (w->coro) {
         plait__coro_wake(w->coro);
+    } else if (w->helper) {
+        /* The worker outlives this call: it cannot return from its wait before it
+         * unlinks its nodes under the lock the signaller holds (invariant 3). */
+        struct plait__worker *worker = w->helper;
+        atomic_store_explicit(&w->signalled, 1, memory_order_seq_cst);
+        plait__worker_poke(worker);
     } else {
         atomic_store_explicit(&w->signalled, 1, memory_order_release);
         plait__futex_wake(&w->signalled, 1);
@@ -145,7 +155,7 @@ void plait__wait_node_unlink(plait__wait_node *node)
     plait__spin_unlock(node->lock);
 }
 
-static int thread_block(plait__waiter *w, int64_t deadline)
+static int futex_block(plait__waiter *w, int64_t deadline)
 {
     while (!atomic_load_explicit(&w->signalled, memory_order_acquire)) {
         if (plait__futex_wait(&w->signalled, 0, deadline) == -ETIMEDOUT &&
@@ -157,6 +167,30 @@ static int thread_block(plait__waiter *w, int64_t deadline)
         }
     }
     return w->status;
+}
+
+/* A thread blocks: as work that plait_cancel can reach (registered as the future's
+ * `blocked` wait under its lock, see future.c), and helping its pool if it is a worker. */
+static int thread_block(plait__waiter *w, int64_t deadline)
+{
+    plait__future *work = w->cancellable ? plait__tls_work : NULL;
+    if (work) {
+        plait__spin_lock(&work->lock);
+        bool cancelled = atomic_load_explicit(&work->cancelled, memory_order_relaxed);
+        bool refused = cancelled && plait__waiter_claim(w);
+        if (!cancelled)
+            work->blocked = w;
+        plait__spin_unlock(&work->lock);
+        if (refused)
+            return w->status = -ECANCELED;
+    }
+    int r = w->helper ? plait__worker_help(w, deadline) : futex_block(w, deadline);
+    if (work) {
+        plait__spin_lock(&work->lock);
+        work->blocked = NULL;
+        plait__spin_unlock(&work->lock);
+    }
+    return r;
 }
 
 int plait__waiter_block(plait__waiter *w, int64_t deadline)
@@ -227,6 +261,31 @@ void plait__waitq_wake_all(plait__waitq *q)
     plait__wait_node *node;
     while ((node = plait__waitq_claim(q)))
         plait__waiter_signal(node->waiter, 0, node->index);
+}
+
+size_t plait__waitq_count_open(plait__waitq *q)
+{
+    size_t open = 0;
+    for (plait__wait_node *node = q->head, *next; node; node = next) {
+        next = node->next;
+        if (atomic_load_explicit(&node->waiter->claimed, memory_order_acquire))
+            waitq_unlink(q, node);
+        else
+            open++;
+    }
+    return open;
+}
+
+void plait__waitq_wake_matching(plait__waitq *q, const void *data)
+{
+    for (plait__wait_node *node = q->head, *next; node; node = next) {
+        next = node->next;
+        if (node->data != data)
+            continue;
+        waitq_unlink(q, node);
+        if (plait__waiter_claim(node->waiter))
+            plait__waiter_signal(node->waiter, 0, node->index);
+    }
 }
 
 int plait__destroy_idle(plait__spinlock *lock, plait__waitq *q, void *object)

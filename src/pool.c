@@ -1,0 +1,532 @@
+/*
+ * pool.c — the thread pool: per-worker deques with work stealing, a shared queue for
+ * work that comes from outside, sleeping and waking, helping joins, shutdown.
+ *
+ * Where a task goes.  A task submitted by one of the pool's own workers (a task that
+ * spawns tasks) is pushed on that worker's deque; a task from anywhere else goes on
+ * the pool's injection queue.  A worker looks for work in its own deque (newest
+ * first), then takes a batch from the injection queue into its deque, then steals
+ * the oldest task of another worker, starting from a random one.
+ *
+ * Helping.  A worker waiting on a future (plait_join, wait-any, wait-all inside a
+ * task) does not block: it runs queued tasks until the future is done (waiter.c calls
+ * plait__worker_help).  That is what lets fork-join recursion of any depth run on a
+ * fixed number of threads, and keeps every core busy while a parent waits.
+ *
+ * Sleeping.  A worker with nothing to do spins briefly, then sleeps on its own futex
+ * word (park_word) with `sleeping` set and the pool's `idle` count raised.  Whoever
+ * makes work visible (a push, an injection) then reads `idle` and, when it is not
+ * zero, wakes one sleeper.  Both sides use sequentially consistent accesses, so of
+ * "the pusher sees idle > 0" and "the sleeper sees the work" at least one happens: no
+ * wake-up is lost.  A signal to a helping worker's wait pokes the same word.
+ *
+ * Shutting down.  `closed` stops submissions from outside; tasks already queued, and
+ * the tasks they spawn, still run (or, with PLAIT_POOL_CANCEL, complete as cancelled
+ * without running, and running ones are cancelled through the chain of tasks each
+ * worker runs).  The pool is finished when every worker is asleep in its main loop
+ * at once with no work visible: a worker counted there holds no task, so nothing can
+ * push any more.  The last worker to see that sets `done`, wakes the others, and
+ * they all exit; the last to exit sets the `stopped` event that shutdown waits on.
+ *
+ * Invariants:
+ *  - A task is in exactly one place: a deque, the injection queue, a worker's running
+ *    chain, or completed.  Each of these hands it on exactly once (deque CAS, queue
+ *    lock), so a task runs at most once, and every path ends in plait__future_complete.
+ *  - A worker leaves its running chain (under running_lock) before completing its
+ *    task, so shutdown's cancellation, which walks the chains under that lock, only
+ *    ever touches tasks that are still running.
+ */
+#include "deque.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    SPIN_ROUNDS = 64,   /* quick looks for work before yielding or sleeping */
+    BATCH_MAX = 64,     /* tasks taken from the injection queue at once */
+};
+
+typedef struct plait__worker {
+    plait__deque deque;
+    plait_pool *pool;
+    unsigned index;
+    pthread_t thread;
+    uint64_t rng;
+    plait__spinlock running_lock;
+    plait__future *running;     /* innermost running task; ->next: the one it helps */
+    _Alignas(64) atomic_uint park_word;
+    atomic_int sleeping;
+    char name[16];
+} plait__worker;
+
+struct plait_pool {
+    unsigned threads;
+    plait__worker *workers;
+    unsigned started;           /* workers whose thread was created */
+    bool is_default;
+    /* the injection queue */
+    _Alignas(64) plait__spinlock inject_lock;
+    plait__future *inject_head, *inject_tail;
+    atomic_size_t inject_len;
+    /* sleeping */
+    _Alignas(64) atomic_int idle;
+    atomic_uint wake_cursor;
+    /* shutting down */
+    _Alignas(64) atomic_bool closed;
+    atomic_bool cancelling;
+    plait__spinlock park_lock;
+    unsigned parked_closed;     /* under park_lock */
+    atomic_bool done;
+    atomic_uint exited;
+    plait_event *stopped;
+};
+
+static PLAIT_TLS plait__worker *tls_worker;
+
+struct plait__worker *plait__worker_helping(void) { return tls_worker; }
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* ---- waking ---- */
+
+static void wake(plait__worker *wk)
+{
+    atomic_fetch_add(&wk->park_word, 1);
+    plait__futex_wake(&wk->park_word, 1);
+}
+
+/* The caller has just published a signal to a helping wait of wk (seq_cst): either wk
+ * sees it before it sleeps, or we see it asleep (seq_cst, see park) and wake it. */
+void plait__worker_poke(plait__worker *wk)
+{
+    atomic_fetch_add(&wk->park_word, 1);
+    if (atomic_load(&wk->sleeping))
+        plait__futex_wake(&wk->park_word, 1);
+}
+
+/* Work was just made visible: wake a sleeping worker, if there is one. */
+static void wake_one(plait_pool *pool)
+{
+    if (atomic_load(&pool->idle) == 0)
+        return;
+    unsigned start = atomic_fetch_add_explicit(&pool->wake_cursor, 1, memory_order_relaxed);
+    for (unsigned i = 0; i < pool->threads; i++) {
+        plait__worker *wk = &pool->workers[(start + i) % pool->threads];
+        int one = 1;
+        if (atomic_load_explicit(&wk->sleeping, memory_order_relaxed) &&
+            atomic_compare_exchange_strong(&wk->sleeping, &one, 0)) {
+            atomic_fetch_sub(&pool->idle, 1);
+            wake(wk);
+            return;
+        }
+    }
+}
+
+static void poke_all(plait_pool *pool)
+{
+    for (unsigned i = 0; i < pool->started; i++)
+        wake(&pool->workers[i]);
+}
+
+static bool work_visible(plait_pool *pool)
+{
+    if (atomic_load(&pool->inject_len))
+        return true;
+    for (unsigned i = 0; i < pool->threads; i++)
+        if (plait__deque_busy(&pool->workers[i].deque))
+            return true;
+    return false;
+}
+
+/* Sleep until poked (or the deadline); w, when given, is a helping wait whose signal
+ * ends the sleep too; until_closed: the pool closing ends it (the sleeper must then
+ * count itself in, see idle_wait).  The caller looks for work again afterwards. */
+static void park(plait__worker *wk, plait__waiter *w, int64_t deadline, bool until_closed)
+{
+    plait_pool *pool = wk->pool;
+    unsigned seen = atomic_load(&wk->park_word);
+    atomic_store(&wk->sleeping, 1);
+    atomic_fetch_add(&pool->idle, 1);
+    if (!work_visible(pool) && !(w && atomic_load(&w->signalled)) &&
+        !(until_closed && atomic_load(&pool->closed)) && !atomic_load(&pool->done))
+        plait__futex_wait(&wk->park_word, seen, deadline);
+    int one = 1;
+    if (atomic_compare_exchange_strong(&wk->sleeping, &one, 0))
+        atomic_fetch_sub(&pool->idle, 1);
+}
+
+/* ---- finding and running work ---- */
+
+static plait__future *inject_grab(plait__worker *wk)
+{
+    plait_pool *pool = wk->pool;
+    if (!atomic_load_explicit(&pool->inject_len, memory_order_relaxed))
+        return NULL;
+    plait__spin_lock(&pool->inject_lock);
+    size_t len = atomic_load_explicit(&pool->inject_len, memory_order_relaxed);
+    size_t take = len / pool->threads + 1;
+    if (take > len)
+        take = len;
+    if (take > BATCH_MAX)
+        take = BATCH_MAX;
+    plait__future *first = pool->inject_head, *last = first;
+    for (size_t i = 1; i < take; i++)
+        last = last->next;
+    if (take) {
+        pool->inject_head = last->next;
+        if (!pool->inject_head)
+            pool->inject_tail = NULL;
+        last->next = NULL;
+        atomic_store(&pool->inject_len, len - take);
+    }
+    plait__spin_unlock(&pool->inject_lock);
+    if (!first || !take)
+        return NULL;
+    /* keep the first, queue the rest here where idle workers can steal them */
+    plait__future *rest = first->next;
+    first->next = NULL;
+    bool pushed = false;
+    while (rest) {
+        plait__future *f = rest;
+        rest = f->next;
+        f->next = NULL;
+        if (plait__deque_push(&wk->deque, f) < 0) {
+            /* out of memory: back to the front of the injection queue */
+            plait__spin_lock(&pool->inject_lock);
+            f->next = rest;
+            plait__future *tail = f;
+            while (tail->next)
+                tail = tail->next;
+            tail->next = pool->inject_head;
+            if (!pool->inject_head)
+                pool->inject_tail = tail;
+            pool->inject_head = f;
+            size_t n = 0;
+            for (plait__future *g = f; g != tail->next; g = g->next)
+                n++;
+            atomic_fetch_add(&pool->inject_len, n);
+            plait__spin_unlock(&pool->inject_lock);
+            break;
+        }
+        pushed = true;
+    }
+    if (pushed)
+        wake_one(pool);
+    return first;
+}
+
+static plait__future *find_work(plait__worker *wk)
+{
+    plait__future *f = plait__deque_take(&wk->deque);
+    if (f)
+        return f;
+    if ((f = inject_grab(wk)))
+        return f;
+    plait_pool *pool = wk->pool;
+    unsigned n = pool->threads;
+    if (n == 1)
+        return NULL;
+    wk->rng ^= wk->rng << 13;
+    wk->rng ^= wk->rng >> 7;
+    wk->rng ^= wk->rng << 17;
+    unsigned start = (unsigned)(wk->rng >> 32) % n;
+    for (unsigned i = 0; i < n; i++) {
+        plait__worker *victim = &pool->workers[(start + i) % n];
+        if (victim != wk && (f = plait__deque_steal(&victim->deque)))
+            return f;
+    }
+    return NULL;
+}
+
+static void run_task(plait__worker *wk, plait__future *f)
+{
+    plait__spin_lock(&wk->running_lock);
+    f->next = wk->running;
+    wk->running = f;
+    plait__spin_unlock(&wk->running_lock);
+    if (atomic_load(&wk->pool->cancelling))
+        atomic_store_explicit(&f->cancelled, 1, memory_order_relaxed);
+    void *value;
+    int error = plait__future_run_work(f, &value);
+    plait__spin_lock(&wk->running_lock);
+    wk->running = f->next;
+    plait__spin_unlock(&wk->running_lock);
+    f->next = NULL;
+    plait__future_complete(f, value, error);
+}
+
+void plait__worker_run_until_done(plait__future *f)
+{
+    plait__worker *wk = tls_worker;
+    plait__future *g;
+    while (!atomic_load_explicit(&f->done, memory_order_acquire) && (g = find_work(wk)))
+        run_task(wk, g);
+}
+
+int plait__worker_help(plait__waiter *w, int64_t deadline)
+{
+    plait__worker *wk = w->helper;
+    for (unsigned spins = 0;;) {
+        if (atomic_load_explicit(&w->signalled, memory_order_acquire))
+            return w->status;
+        plait__future *f = find_work(wk);
+        if (f) {
+            run_task(wk, f);
+            spins = 0;
+            continue;
+        }
+        if (deadline != PLAIT_FOREVER && plait_now() >= deadline) {
+            if (plait__waiter_claim(w))
+                return w->status = -ETIMEDOUT;
+            deadline = PLAIT_FOREVER; /* claimed by a waker: its signal is on its way */
+        }
+        if (spins++ < SPIN_ROUNDS)
+            cpu_relax();
+        else
+            park(wk, w, deadline, false);
+    }
+}
+
+/* The main loop found nothing: spin, then sleep.  false when the pool is finished. */
+static bool idle_wait(plait__worker *wk)
+{
+    plait_pool *pool = wk->pool;
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+        if (work_visible(pool))
+            return true;
+        if (i < SPIN_ROUNDS / 2)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+    if (!atomic_load(&pool->closed)) {
+        park(wk, NULL, PLAIT_FOREVER, true);
+        return true;
+    }
+    plait__spin_lock(&pool->park_lock);
+    if (atomic_load(&pool->done)) {
+        plait__spin_unlock(&pool->park_lock);
+        return false;
+    }
+    if (++pool->parked_closed == pool->threads && !work_visible(pool)) {
+        /* every worker is here, holding no task, with nothing queued: finished */
+        atomic_store(&pool->done, true);
+        plait__spin_unlock(&pool->park_lock);
+        poke_all(pool);
+        return false;
+    }
+    plait__spin_unlock(&pool->park_lock);
+    park(wk, NULL, PLAIT_FOREVER, false);
+    plait__spin_lock(&pool->park_lock);
+    pool->parked_closed--;
+    plait__spin_unlock(&pool->park_lock);
+    return !atomic_load(&pool->done);
+}
+
+static void *worker_main(void *arg)
+{
+    plait__worker *wk = arg;
+    plait_pool *pool = wk->pool;
+    tls_worker = wk;
+    memcpy(plait__tls_thread_name, wk->name, sizeof wk->name);
+    pthread_setname_np(pthread_self(), wk->name);
+    for (;;) {
+        plait__future *f = find_work(wk);
+        if (f)
+            run_task(wk, f);
+        else if (!idle_wait(wk))
+            break;
+    }
+    tls_worker = NULL;
+    if (atomic_fetch_add(&pool->exited, 1) + 1 == pool->threads)
+        plait_event_set(pool->stopped); /* the last touch of the pool */
+    return NULL;
+}
+
+/* ---- the public calls ---- */
+
+static void pool_free(plait_pool *pool)
+{
+    for (unsigned i = 0; i < pool->threads; i++)
+        plait__deque_free(&pool->workers[i].deque);
+    if (pool->stopped)
+        plait_event_destroy(pool->stopped);
+    free(pool->workers);
+    free(pool);
+}
+
+/* Stop the workers started so far (creation failed part-way). */
+static void pool_abandon(plait_pool *pool)
+{
+    atomic_store(&pool->closed, true);
+    atomic_store(&pool->done, true);
+    poke_all(pool);
+    for (unsigned i = 0; i < pool->started; i++)
+        pthread_join(pool->workers[i].thread, NULL);
+    pool_free(pool);
+}
+
+int plait_pool_create(plait_pool **out, const plait_pool_options *options)
+{
+    if (!out)
+        return -EINVAL;
+    unsigned threads = options && options->threads ? options->threads
+                                                   : (unsigned)plait_cpu_count();
+    if (threads > PLAIT_POOL_THREADS_MAX)
+        return -EINVAL;
+    const char *name = options && options->name ? options->name : "pool";
+    plait_pool *pool = calloc(1, sizeof *pool);
+    if (!pool)
+        return -ENOMEM;
+    pool->threads = threads;
+    pool->workers = calloc(threads, sizeof *pool->workers);
+    int r = pool->workers ? plait_event_create(&pool->stopped) : -ENOMEM;
+    for (unsigned i = 0; r == 0 && i < threads; i++) {
+        plait__worker *wk = &pool->workers[i];
+        wk->pool = pool;
+        wk->index = i;
+        wk->rng = ((uint64_t)plait_now() * 0x9e3779b97f4a7c15ull + i * 0x632be59bd9b4e019ull) | 1;
+        snprintf(wk->name, sizeof wk->name, "%.*s-%u", 10, name, i);
+        r = plait__deque_init(&wk->deque);
+    }
+    if (r < 0) {
+        pool_free(pool);
+        return r;
+    }
+    for (unsigned i = 0; i < threads; i++) {
+        int e = pthread_create(&pool->workers[i].thread, NULL, worker_main, &pool->workers[i]);
+        if (e != 0) {
+            pool_abandon(pool);
+            return e == EAGAIN ? -EAGAIN : -e;
+        }
+        pool->started++;
+    }
+    *out = pool;
+    return 0;
+}
+
+/* Give up a task that will not be queued (the pool closed meanwhile). */
+static void discard(plait__future *f, plait_task *task, int error)
+{
+    plait__future_complete(f, NULL, error);
+    if (task)
+        plait_detach(*task);
+}
+
+int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg)
+{
+    if (!pool || !fn)
+        return -EINVAL;
+    plait__worker *wk = tls_worker;
+    /* (a coroutine on a worker runs a scheduler, not the worker loop: no local push) */
+    bool local = wk && wk->pool == pool && !plait__coro_current();
+    if (!local && atomic_load_explicit(&pool->closed, memory_order_relaxed))
+        return -EPIPE;
+    plait__future *f = plait__future_start_work(fn, arg, task);
+    if (!f)
+        return -ENOMEM;
+    if (local && plait__deque_push(&wk->deque, f) == 0) {
+        wake_one(pool);
+        return 0;
+    }
+    /* from outside (or a worker whose deque could not grow) */
+    plait__spin_lock(&pool->inject_lock);
+    if (!local && atomic_load(&pool->closed)) {
+        plait__spin_unlock(&pool->inject_lock);
+        discard(f, task, -EPIPE);
+        return -EPIPE;
+    }
+    f->next = NULL;
+    if (pool->inject_tail)
+        pool->inject_tail->next = f;
+    else
+        pool->inject_head = f;
+    pool->inject_tail = f;
+    atomic_fetch_add(&pool->inject_len, 1);
+    plait__spin_unlock(&pool->inject_lock);
+    wake_one(pool);
+    return 0;
+}
+
+static int check_owner_call(plait_pool *pool)
+{
+    if (!pool)
+        return -EINVAL;
+    if (pool->is_default)
+        return -EPERM;
+    if (tls_worker && tls_worker->pool == pool)
+        return -EDEADLK;
+    return 0;
+}
+
+int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline)
+{
+    int r = check_owner_call(pool);
+    if (r < 0)
+        return r;
+    if (how != PLAIT_POOL_DRAIN && how != PLAIT_POOL_CANCEL)
+        return -EINVAL;
+    plait__spin_lock(&pool->inject_lock);
+    atomic_store(&pool->closed, true);
+    plait__spin_unlock(&pool->inject_lock);
+    if (how == PLAIT_POOL_CANCEL) {
+        atomic_store(&pool->cancelling, true);
+        for (unsigned i = 0; i < pool->threads; i++) {
+            plait__worker *wk = &pool->workers[i];
+            plait__spin_lock(&wk->running_lock);
+            for (plait__future *f = wk->running; f; f = f->next)
+                plait__future_cancel(f);
+            plait__spin_unlock(&wk->running_lock);
+        }
+    }
+    poke_all(pool); /* sleepers recount themselves as finished */
+    return plait_event_wait(pool->stopped, deadline);
+}
+
+int plait_pool_destroy(plait_pool *pool)
+{
+    int r = check_owner_call(pool);
+    if (r < 0)
+        return r;
+    if (!atomic_load(&pool->closed)) {
+        r = plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, PLAIT_FOREVER);
+        if (r < 0)
+            return r;
+    } else if (atomic_load(&pool->exited) != pool->threads) {
+        return -EBUSY;
+    }
+    for (unsigned i = 0; i < pool->threads; i++)
+        pthread_join(pool->workers[i].thread, NULL);
+    pool_free(pool);
+    return 0;
+}
+
+unsigned plait_pool_threads(const plait_pool *pool) { return pool ? pool->threads : 0; }
+
+static plait_pool *default_pool;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static void default_create(void)
+{
+    plait_pool *pool;
+    if (plait_pool_create(&pool, &(plait_pool_options){.name = "plait"}) == 0) {
+        pool->is_default = true;
+        default_pool = pool;
+    }
+}
+
+plait_pool *plait_pool_default(void)
+{
+    pthread_once(&default_once, default_create);
+    return default_pool;
+}

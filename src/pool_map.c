@@ -1,0 +1,148 @@
+/*
+ * pool_map.c — what is built on plait_pool_submit: map over an array, and offloading
+ * one call from a coroutine (plait_to_thread).
+ *
+ * Map does not make a task per item: it submits one runner per worker (fewer for
+ * short arrays), and the runners claim chunks of indices from a shared counter, so a
+ * million small items cost a few dozen tasks and uneven items still balance.  The
+ * first failure in index order is kept as one 64-bit word, (index << 12) | -code,
+ * lowered with compare-and-swap: no array is needed when the caller passes none.
+ *
+ * Neither call returns while work it started may still touch the caller's memory
+ * (the args and results arrays, or the arguments of an offloaded call): on a deadline
+ * or a cancellation they stop what has not started, then wait for what has.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+enum { CODE_BITS = 12, CHUNKS_PER_RUNNER = 16 };
+
+typedef struct map_job {
+    plait_fn fn;
+    void *const *args;
+    void **results;
+    int *errors;
+    size_t n, chunk;
+    atomic_size_t next;
+    atomic_bool stop;
+    atomic_ullong first_failure; /* (index << CODE_BITS) | -code; UINT64_MAX: none */
+} map_job;
+
+static void note_failure(map_job *m, size_t i, int code)
+{
+    unsigned long long word = ((unsigned long long)i << CODE_BITS) | (unsigned)-code;
+    unsigned long long seen = atomic_load_explicit(&m->first_failure, memory_order_relaxed);
+    while (word < seen && !atomic_compare_exchange_weak(&m->first_failure, &seen, word))
+        ;
+}
+
+static void *map_runner(void *arg)
+{
+    map_job *m = arg;
+    while (!atomic_load_explicit(&m->stop, memory_order_relaxed) && !plait_cancelled()) {
+        size_t i = atomic_fetch_add_explicit(&m->next, m->chunk, memory_order_relaxed);
+        if (i >= m->n)
+            break;
+        size_t end = i + m->chunk < m->n ? i + m->chunk : m->n;
+        for (; i < end; i++) {
+            void *value = NULL;
+            int code = -ECANCELED;
+            if (!atomic_load_explicit(&m->stop, memory_order_relaxed) && !plait_cancelled()) {
+                value = m->fn(m->args[i]);
+                code = 0;
+                if (PLAIT_IS_FAIL(value)) {
+                    code = (int)(intptr_t)value;
+                    value = NULL;
+                }
+            }
+            m->results[i] = value;
+            if (m->errors)
+                m->errors[i] = code;
+            if (code < 0)
+                note_failure(m, i, code);
+        }
+    }
+    return NULL;
+}
+
+int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
+                   void **results, int *errors, int64_t deadline)
+{
+    if (!pool || !fn || !args || !results || n == 0 || n > (SIZE_MAX >> CODE_BITS))
+        return -EINVAL;
+    int r = plait__check_cancel();
+    if (r < 0)
+        return r;
+    size_t threads = plait_pool_threads(pool);
+    size_t chunk = n / (threads * CHUNKS_PER_RUNNER);
+    if (chunk == 0)
+        chunk = 1;
+    size_t runners = (n + chunk - 1) / chunk;
+    if (runners > threads)
+        runners = threads;
+    map_job m = {.fn = fn, .args = args, .results = results, .errors = errors, .n = n,
+                 .chunk = chunk};
+    atomic_init(&m.next, 0);
+    atomic_init(&m.stop, false);
+    atomic_init(&m.first_failure, UINT64_MAX);
+    plait_task small[16];
+    plait_task *tasks = runners <= 16 ? small : malloc(runners * sizeof *tasks);
+    if (!tasks)
+        return -ENOMEM;
+    size_t started = 0;
+    for (; started < runners; started++)
+        if ((r = plait_pool_submit(pool, &tasks[started], map_runner, &m)) < 0)
+            break;
+    if (started > 0) {
+        /* the runners claim indices as they go: those started cover every item */
+        r = plait_wait_all(tasks, started, NULL, NULL, deadline);
+        if (r < 0) {
+            /* stop, then wait for the runners: none may outlive this call (handles
+             * already consumed just answer -ESRCH) */
+            atomic_store(&m.stop, true);
+            for (size_t i = 0; i < started; i++)
+                plait_cancel(tasks[i]);
+            for (size_t i = 0; i < started; i++)
+                plait__join_uncancellable(tasks[i], NULL);
+        }
+    }
+    if (tasks != small)
+        free(tasks);
+    if (started == 0)
+        return r;
+    /* items no runner claimed (stopped, or runners that never started) */
+    size_t claimed = atomic_load(&m.next);
+    for (size_t i = claimed < n ? claimed : n; i < n; i++) {
+        results[i] = NULL;
+        if (errors)
+            errors[i] = -ECANCELED;
+        note_failure(&m, i, -ECANCELED);
+    }
+    if (r < 0)
+        return r;
+    unsigned long long first = atomic_load(&m.first_failure);
+    return first == UINT64_MAX ? 0 : -(int)(first & ((1u << CODE_BITS) - 1));
+}
+
+int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline)
+{
+    if (!fn)
+        return -EINVAL;
+    int r = plait__check_cancel();
+    if (r < 0)
+        return r;
+    plait_pool *pool = plait_pool_default();
+    if (!pool)
+        return -ENOMEM;
+    plait_task task;
+    if ((r = plait_pool_submit(pool, &task, fn, arg)) < 0)
+        return r;
+    r = plait_join(task, result, deadline);
+    if ((r == -ETIMEDOUT || r == -ECANCELED) && plait__future_of(task)) {
+        /* our wait ended, not the task: stop it, and wait until it no longer runs */
+        plait_cancel(task);
+        plait__join_uncancellable(task, NULL);
+    }
+    return r;
+}

@@ -1,0 +1,150 @@
+/*
+ * rwlock.c — a read-write lock that coroutines and threads share, fair both ways.
+ *
+ * Like the mutex, it hands off instead of waking to retry: a releaser admits waiters
+ * itself (raising `readers` or setting `writer` for them) before they run.  The order:
+ *  - a reader gets in at once only when no writer holds the lock and none waits, so
+ *    a stream of readers cannot starve a writer;
+ *  - a writer's unlock admits every reader waiting at that moment (they queued behind
+ *    a writer), and only when none waits hands over to the next writer, so a stream of
+ *    writers cannot starve readers;
+ *  - the last reader out hands over to the first waiting writer.
+ * A writer that gives up waiting (deadline, cancellation) may have been what held
+ * readers back: when no other writer is left waiting and none holds the lock, the
+ * readers behind it are admitted.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+struct plait_rwlock {
+    plait__spinlock lock;
+    unsigned readers;           /* holding it shared */
+    const void *writer;         /* holding it exclusive, or NULL */
+    plait__waitq read_waiters;
+    plait__waitq write_waiters; /* node data: the waiter's identity */
+};
+
+int plait_rwlock_create(plait_rwlock **rwlock)
+{
+    if (!rwlock)
+        return -EINVAL;
+    *rwlock = calloc(1, sizeof **rwlock);
+    return *rwlock ? 0 : -ENOMEM;
+}
+
+int plait_rwlock_destroy(plait_rwlock *rw)
+{
+    if (!rw)
+        return -EINVAL;
+    plait__spin_lock(&rw->lock);
+    bool busy = rw->readers || rw->writer || !plait__waitq_empty(&rw->read_waiters) ||
+                !plait__waitq_empty(&rw->write_waiters);
+    plait__spin_unlock(&rw->lock);
+    if (busy)
+        return -EBUSY;
+    free(rw);
+    return 0;
+}
+
+/* Let every waiting reader in (the lock held, no writer). */
+static void admit_readers(plait_rwlock *rw)
+{
+    plait__wait_node *node;
+    while ((node = plait__waitq_claim(&rw->read_waiters))) {
+        rw->readers++;
+        plait__waiter_signal(node->waiter, 0, node->index);
+    }
+}
+
+/* Hand the lock to the first waiting writer; false when none waits. */
+static bool admit_writer(plait_rwlock *rw)
+{
+    plait__wait_node *node = plait__waitq_claim(&rw->write_waiters);
+    if (!node)
+        return false;
+    rw->writer = node->data;
+    plait__waiter_signal(node->waiter, 0, node->index);
+    return true;
+}
+
+/* Take the spin lock for a caller who is not the writer: -EDEADLK (not locked) if it is. */
+static int enter(plait_rwlock *rw, const void *self)
+{
+    plait__spin_lock(&rw->lock);
+    if (rw->writer != self)
+        return 0;
+    plait__spin_unlock(&rw->lock);
+    return -EDEADLK;
+}
+
+int plait_rwlock_rdlock(plait_rwlock *rw, int64_t deadline)
+{
+    if (!rw)
+        return -EINVAL;
+    if (enter(rw, plait__self()) < 0)
+        return -EDEADLK;
+    if (!rw->writer && !plait__waitq_has_other(&rw->write_waiters, NULL)) {
+        rw->readers++;
+        plait__spin_unlock(&rw->lock);
+        return 0;
+    }
+    return plait__wait_on(&rw->read_waiters, &rw->lock, NULL, deadline, true, "rwlock (read)",
+                          rw);
+}
+
+int plait_rwlock_wrlock(plait_rwlock *rw, int64_t deadline)
+{
+    if (!rw)
+        return -EINVAL;
+    const void *self = plait__self();
+    if (enter(rw, self) < 0)
+        return -EDEADLK;
+    if (!rw->writer && rw->readers == 0) {
+        rw->writer = self;
+        plait__spin_unlock(&rw->lock);
+        return 0;
+    }
+    int r = plait__wait_on(&rw->write_waiters, &rw->lock, (void *)self, deadline, true,
+                           "rwlock (write)", rw);
+    if (r < 0) {
+        plait__spin_lock(&rw->lock);
+        if (!rw->writer && !plait__waitq_has_other(&rw->write_waiters, NULL))
+            admit_readers(rw);
+        plait__spin_unlock(&rw->lock);
+    }
+    return r;
+}
+
+int plait_rwlock_rdunlock(plait_rwlock *rw)
+{
+    if (!rw)
+        return -EINVAL;
+    plait__spin_lock(&rw->lock);
+    if (rw->readers == 0) {
+        plait__spin_unlock(&rw->lock);
+        return -EPERM;
+    }
+    if (--rw->readers == 0 && !admit_writer(rw))
+        admit_readers(rw); /* readers held back by a writer that gave up */
+    plait__spin_unlock(&rw->lock);
+    return 0;
+}
+
+int plait_rwlock_wrunlock(plait_rwlock *rw)
+{
+    if (!rw)
+        return -EINVAL;
+    plait__spin_lock(&rw->lock);
+    if (rw->writer != plait__self()) {
+        plait__spin_unlock(&rw->lock);
+        return -EPERM;
+    }
+    rw->writer = NULL;
+    if (plait__waitq_has_other(&rw->read_waiters, NULL))
+        admit_readers(rw);
+    else
+        admit_writer(rw);
+    plait__spin_unlock(&rw->lock);
+    return 0;
+}

@@ -1,0 +1,95 @@
+/*
+ * thread.c — the thread strand: a function on its own named OS thread, whose outcome
+ * is a future like a coroutine's, and the CPU count.
+ *
+ * The pthread itself is detached: the future is the only join there is, so a thread
+ * joins with a deadline, can be waited on by a coroutine without blocking its
+ * scheduler, and goes into wait-any or an as-completed set with coroutines and pool
+ * tasks.  While it runs, the thread's own future is its current work (plait__tls_work),
+ * which is how plait_cancel() reaches its blocking calls and how joining itself is
+ * caught (-EDEADLK).
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+PLAIT_TLS char plait__tls_thread_name[16];
+
+typedef struct thread_start {
+    plait__future *future;
+    char name[16];
+} thread_start;
+
+static void *thread_main(void *p)
+{
+    thread_start start = *(thread_start *)p;
+    free(p);
+    memcpy(plait__tls_thread_name, start.name, sizeof start.name);
+    pthread_setname_np(pthread_self(), start.name);
+    void *value;
+    int error = plait__future_run_work(start.future, &value);
+    plait__thread_locals_destroy(); /* before the joiner can see the outcome */
+    plait__future_complete(start.future, value, error);
+    return NULL;
+}
+
+int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
+                       const plait_thread_options *options)
+{
+    if (!fn)
+        return -EINVAL;
+    size_t stack = options ? options->stack_size : 0;
+    if (stack && (stack < 16 * 1024 || stack > PLAIT_STACK_MAX))
+        return -EINVAL;
+    thread_start *start = malloc(sizeof *start);
+    if (!start)
+        return -ENOMEM;
+    const char *name = options && options->name ? options->name : "plait";
+    size_t n = strnlen(name, sizeof start->name - 1);
+    memcpy(start->name, name, n);
+    start->name[n] = '\0';
+    plait_task handle;
+    start->future = plait__future_start_work(fn, arg, &handle);
+    if (!start->future) {
+        free(start);
+        return -ENOMEM;
+    }
+    pthread_attr_t attr;
+    int r = pthread_attr_init(&attr);
+    if (r == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (stack)
+            r = pthread_attr_setstacksize(&attr, stack);
+        pthread_t thread;
+        if (r == 0)
+            r = pthread_create(&thread, &attr, thread_main, start);
+        pthread_attr_destroy(&attr);
+    }
+    if (r != 0) {
+        free(start);
+        plait__future_complete(handle.future, NULL, -r);
+        plait_detach(handle);
+        return -r;
+    }
+    if (task)
+        *task = handle;
+    else
+        plait_detach(handle);
+    return 0;
+}
+
+int plait_cpu_count(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0)
+            return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
