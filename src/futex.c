@@ -2,9 +2,10 @@
  * futex.c — the two kernel-facing primitives under every wait: the futex a plain
  * thread sleeps on, and the spin lock that guards each primitive's state.
  *
- * The spin lock is held only across a few loads and stores (never across a wait or a
- * system call), so spinning is cheaper than sleeping; after a while it yields the CPU
- * so that a holder preempted on a 2-core machine can finish.
+ * The spin lock is held only across a few loads and stores, and the futex wake of a
+ * waiter it hands something to (never across a wait), so spinning is cheaper than
+ * sleeping; after a while it yields the CPU so that a holder preempted on a 2-core
+ * machine can finish.
  */
 #include "internal.h"
 
@@ -21,11 +22,7 @@ void plait__spin_lock(plait__spinlock *lock)
             !atomic_exchange_explicit(&lock->held, 1, memory_order_acquire))
             return;
         if (spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#elif defined(__aarch64__)
-            __asm__ volatile("yield");
-#endif
+            plait__cpu_relax();
         } else {
             sched_yield();
         }

@@ -52,6 +52,16 @@ typedef struct plait__coro plait__coro;
 typedef struct plait__waiter plait__waiter;
 typedef struct plait__wait_node plait__wait_node;
 
+/* A pause in a spin loop: lets the sibling hyperthread run and saves power. */
+static inline void plait__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 /* ---- spin lock: guards a primitive's few words of state; held for nanoseconds ---- */
 typedef struct plait__spinlock { atomic_int held; } plait__spinlock;
 void plait__spin_lock(plait__spinlock *lock);

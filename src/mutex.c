@@ -1,10 +1,17 @@
 /*
  * mutex.c — a mutex that coroutines and threads share, and the condition on it.
  *
- * Unlock hands the mutex straight to the first waiter (its owner is set before it
- * wakes), so a waiter cannot be overtaken forever and the woken party never has to
- * retry.  The owner is the calling coroutine or plain thread (plait__self), which is
- * how unlock by a non-owner and relocking one's own mutex are caught.
+ * Two modes, as Go's sync.Mutex.  Normally unlock frees the mutex and wakes the first
+ * waiter to try again: the unlocker (or anyone running) may take it back at once, so
+ * two threads taking turns on a short critical section do not pay a sleep and a
+ * wake-up per acquisition (handing it to a thread that is not running yet would make
+ * a convoy: every lock a context switch).  A waiter that has already waited more than
+ * STARVING_NS asks for a hand-off instead: unlock makes it the owner before it wakes,
+ * so no waiter is overtaken for ever.  A plain thread spins briefly before it sleeps;
+ * a coroutine never spins (the owner may be a coroutine of its own scheduler).
+ *
+ * The owner is the calling coroutine or plain thread (plait__self), which is how
+ * unlock by a non-owner and relocking one's own mutex are caught.
  */
 #include "internal.h"
 
@@ -42,21 +49,49 @@ int plait_mutex_destroy(plait_mutex *m)
     return 0;
 }
 
+#define STARVING_NS (1 * PLAIT_MS)
+enum { SPIN_ROUNDS = 8, SPIN_PAUSES = 32 };
+
+/* A waiter's node data: who it is, and whether it wants the mutex handed over. */
+typedef struct lock_request {
+    const void *self;
+    bool starving;
+} lock_request;
+
+/* The outcomes of a wait: the mutex was handed over, or the waiter should try again. */
+enum { HANDED_OVER = 0, TRY_AGAIN = 1 };
+
 static int mutex_lock(plait_mutex *m, int64_t deadline, bool cancellable)
 {
-    const void *self = plait__self();
-    plait__spin_lock(&m->lock);
-    if (!m->owner) {
-        m->owner = self;
-        plait__spin_unlock(&m->lock);
-        return 0;
+    lock_request request = {plait__self(), false};
+    bool spin = !plait__coro_current();
+    int64_t since = 0;
+    for (int round = 0;; round++) {
+        plait__spin_lock(&m->lock);
+        if (!m->owner) {
+            m->owner = request.self;
+            plait__spin_unlock(&m->lock);
+            return 0;
+        }
+        if (m->owner == request.self) {
+            plait__spin_unlock(&m->lock);
+            return -EDEADLK;
+        }
+        if (spin && round < SPIN_ROUNDS) {
+            plait__spin_unlock(&m->lock);
+            for (int i = 0; i < SPIN_PAUSES; i++)
+                plait__cpu_relax();
+            continue;
+        }
+        int64_t now = plait_now();
+        if (!since)
+            since = now;
+        request.starving = now - since > STARVING_NS;
+        int r = plait__wait_on(&m->waiters, &m->lock, &request, deadline, cancellable,
+                               "mutex", m);
+        if (r != TRY_AGAIN)
+            return r; /* HANDED_OVER (0) or an error */
     }
-    if (m->owner == self) {
-        plait__spin_unlock(&m->lock);
-        return -EDEADLK;
-    }
-    return plait__wait_on(&m->waiters, &m->lock, (void *)self, deadline, cancellable,
-                          "mutex", m);
 }
 
 int plait_mutex_lock(plait_mutex *m, int64_t deadline)
@@ -76,9 +111,10 @@ int plait_mutex_unlock(plait_mutex *m)
         return -EPERM;
     }
     plait__wait_node *node = plait__waitq_claim(&m->waiters);
-    m->owner = node ? node->data : NULL;
+    lock_request *request = node ? node->data : NULL; /* blocked until signalled */
+    m->owner = request && request->starving ? request->self : NULL;
     if (node)
-        plait__waiter_signal(node->waiter, 0, node->index);
+        plait__waiter_signal(node->waiter, m->owner ? HANDED_OVER : TRY_AGAIN, node->index);
     plait__spin_unlock(&m->lock);
     return 0;
 }

@@ -88,15 +88,6 @@ static PLAIT_TLS plait__worker *tls_worker;
 
 struct plait__worker *plait__worker_helping(void) { return tls_worker; }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield");
-#endif
-}
-
 /* ---- waking ---- */
 
 static void wake(plait__worker *wk)
@@ -291,7 +282,7 @@ int plait__worker_help(plait__waiter *w, int64_t deadline)
             deadline = PLAIT_FOREVER; /* claimed by a waker: its signal is on its way */
         }
         if (spins++ < SPIN_ROUNDS)
-            cpu_relax();
+            plait__cpu_relax();
         else
             park(wk, w, deadline, false);
     }
@@ -305,7 +296,7 @@ static bool idle_wait(plait__worker *wk)
         if (work_visible(pool))
             return true;
         if (i < SPIN_ROUNDS / 2)
-            cpu_relax();
+            plait__cpu_relax();
         else
             sched_yield();
     }

@@ -289,22 +289,26 @@ static void *mutex_coro_main(void *p)
     CHECK_EQ(plait_join(t, NULL, SOON()), 0);
     check_probe(&mp);
 
-    /* waiters get it in arrival order, by hand-off (mutex.c: no barging) */
+    /* normal mode: unlock wakes a waiter to try again, and the unlocker may take the
+     * mutex straight back (mutex.c: no convoy); every waiter gets it exactly once */
     plait_task w[3];
     for (int i = 0; i < 3; i++)
         CHECK_EQ(plait_spawn(&w[i], fifo_locker, ARG(i)), 0);
-    settle(); /* all three block, in order */
+    settle(); /* all three block */
     CHECK_EQ(ctx.n, 0);
     CHECK_EQ(plait_mutex_destroy(ctx.m), -EBUSY);
     CHECK_EQ(plait_mutex_unlock(ctx.m), 0);
-    CHECK_EQ(plait_mutex_lock(ctx.m, 0), -ETIMEDOUT); /* handed to waiter 0 already */
+    CHECK_EQ(plait_mutex_lock(ctx.m, 0), 0); /* barging: waiter 0 has not run yet */
+    CHECK_EQ(plait_mutex_unlock(ctx.m), 0);
     for (int i = 0; i < 3; i++)
         CHECK_EQ(plait_join(w[i], NULL, SOON()), 0);
     CHECK_EQ(ctx.n, 3);
+    int seen = 0;
     for (int i = 0; i < 3; i++) {
         CHECK_EQ(ctx.results[i], 0);
-        CHECK_EQ(ctx.order[i], i);
+        seen |= 1 << ctx.order[i];
     }
+    CHECK_EQ(seen, 7);
     CHECK_EQ(plait_mutex_lock(ctx.m, 0), 0);
     CHECK_EQ(plait_mutex_unlock(ctx.m), 0);
     CHECK_EQ(plait_mutex_destroy(ctx.m), 0);
@@ -312,6 +316,47 @@ static void *mutex_coro_main(void *p)
 }
 
 TEST(mutex_coroutines) { check_run(mutex_coro_main, NULL); }
+
+/* Starvation mode: a coroutine that relocks the mutex as soon as it lets go cannot keep
+ * a waiter out for ever: once the waiter has waited past 1 ms, unlock hands it over. */
+typedef struct {
+    plait_mutex *m;
+    int stop;
+    long hog_rounds;
+} hog_ctx;
+
+static void *mutex_hog(void *p)
+{
+    hog_ctx *h = p;
+    while (!h->stop) {
+        CHECK_EQ(plait_mutex_lock(h->m, SOON()), 0);
+        plait_yield(); /* the waiter runs while the hog holds the mutex */
+        CHECK_EQ(plait_mutex_unlock(h->m), 0);
+        h->hog_rounds++;
+    }
+    return NULL;
+}
+
+static void *starving_main(void *p)
+{
+    (void)p;
+    hog_ctx h = {0};
+    CHECK_EQ(plait_mutex_create(&h.m), 0);
+    plait_task hog;
+    CHECK_EQ(plait_spawn(&hog, mutex_hog, &h), 0);
+    settle(); /* the hog is in its loop */
+    int64_t start = plait_now();
+    CHECK_EQ(plait_mutex_lock(h.m, SOON()), 0);
+    CHECK(plait_now() - start < 5 * PLAIT_SEC);
+    CHECK(h.hog_rounds > 0);
+    h.stop = 1;
+    CHECK_EQ(plait_mutex_unlock(h.m), 0);
+    CHECK_EQ(plait_join(hog, NULL, SOON()), 0);
+    CHECK_EQ(plait_mutex_destroy(h.m), 0);
+    return NULL;
+}
+
+TEST(mutex_no_starvation) { check_run(starving_main, NULL); }
 
 typedef struct {
     plait_mutex *m;
@@ -1710,9 +1755,9 @@ static void *leaves_waiters(void *p)
     for (int i = 0; i < 5; i++)
         CHECK_EQ(plait_spawn(NULL, fns[i], l), 0);
     settle();
-    CHECK_EQ(plait_mutex_unlock(l->m), 0); /* hands it to left_lock's waiter... */
-    CHECK_EQ(plait_mutex_lock(l->m, 0), -ETIMEDOUT);
-    return NULL; /* ...which is cancelled before it runs, yet owns the mutex */
+    CHECK_EQ(plait_mutex_unlock(l->m), 0); /* wakes left_lock's waiter to try again... */
+    return NULL; /* ...which is cancelled before it runs, yet takes the free mutex:
+                  * taking a free mutex does not block, so cancellation does not stop it */
 }
 
 TEST(main_returns_with_waiters)
@@ -1725,7 +1770,7 @@ TEST(main_returns_with_waiters)
     CHECK_EQ(plait_waitgroup_create(&l.wg), 0);
     CHECK_EQ(plait_waitgroup_add(l.wg, 1), 0);
     check_run(leaves_waiters, &l);
-    CHECK_EQ(l.results[0], 0); /* the hand-off won before the cancellation */
+    CHECK_EQ(l.results[0], 0); /* the wake-up won before the cancellation */
     for (int i = 1; i < 5; i++)
         CHECK_EQ(l.results[i], -ECANCELED);
     CHECK_EQ(l.cond_unlock, 0);
@@ -1793,7 +1838,7 @@ TEST(far_deadlines)
 }
 
 RUN_TESTS(CASE(null_arguments), CASE(mutex_between_threads),
-          CASE(mutex_thread_and_coroutine), CASE(mutex_coroutines),
+          CASE(mutex_thread_and_coroutine), CASE(mutex_coroutines), CASE(mutex_no_starvation),
           CASE(mutex_cancel_waiter), CASE(mutex_across_schedulers_with_cancel),
           CASE(mutex_stress_mixed), CASE(cond_basics_threads_and_coroutines),
           CASE(cond_signal_one_broadcast_all), CASE(cond_cancel_and_timeout_relock),
