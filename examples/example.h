@@ -36,5 +36,8 @@ static inline int example_run(plait_fn fn, const char *what)
 int example_sleepers(void);
 int example_two_tasks(void);
 int example_producer_consumer(void);
+int example_thread_sleepers(void);
+int example_counter_race(void);
+int example_cpu_speedup(void);
 
 #endif

@@ -39,6 +39,14 @@ static int tour(void)
         {"coroutines: producer and consumers over a channel",
          "the producer waits when the buffer of 2 is full; close ends the consumers",
          example_producer_consumer},
+        {"threads: three sleepers", "three threads sleep 1 s each: about 1 s, not 3",
+         example_thread_sleepers},
+        {"threads: a shared counter, without and with a lock",
+         "2 threads x 1,000,000 increments lose updates; with a plait_mutex the total is exact",
+         example_counter_race},
+        {"threads: CPU-bound work on a pool of 1 thread, then of one per CPU",
+         "the same chunks on more threads finish sooner, up to one thread per CPU",
+         example_cpu_speedup},
     };
     int failed = 0;
     int64_t start = plait_now();
