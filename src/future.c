@@ -28,6 +28,7 @@
 #include <stdlib.h>
 
 enum { CHUNK = 256, CACHE_MAX = 1024, BATCH = 64 };
+enum { WORK_QUEUED, WORK_RUNNING, WORK_WITHDRAWN };
 
 typedef struct future_chunk {
     struct future_chunk *next;
@@ -163,6 +164,7 @@ static plait__future *future_start(plait_task *task)
     f->joiners.head = f->joiners.tail = NULL;
     f->coro = NULL;
     f->on_thread = false;
+    atomic_store_explicit(&f->work_state, WORK_QUEUED, memory_order_relaxed);
     atomic_store_explicit(&f->cancelled, 0, memory_order_relaxed);
     f->blocked = NULL;
     f->fn = NULL;
@@ -206,9 +208,9 @@ static void unref_unlock(plait__future *f)
 
 static void completed_push(struct plait_completed *set, plait__future *f);
 
-void plait__future_complete(plait__future *f, void *value, int error)
+/* Publish the outcome of a locked future. */
+static void finish_locked(plait__future *f, void *value, int error)
 {
-    plait__spin_lock(&f->lock);
     f->value = value;
     f->error = error;
     f->coro = NULL;
@@ -217,12 +219,27 @@ void plait__future_complete(plait__future *f, void *value, int error)
     plait__waitq_wake_all(&f->joiners);
     if (f->watch)
         completed_push(f->watch, f);
+}
+
+void plait__future_complete(plait__future *f, void *value, int error)
+{
+    plait__spin_lock(&f->lock);
+    finish_locked(f, value, error);
+    unref_unlock(f);
+}
+
+void plait__future_release(plait__future *f)
+{
+    plait__spin_lock(&f->lock);
     unref_unlock(f);
 }
 
 int plait__future_run_work(plait__future *f, void **value)
 {
     *value = NULL;
+    int queued = WORK_QUEUED;
+    if (!atomic_compare_exchange_strong(&f->work_state, &queued, WORK_RUNNING))
+        return PLAIT__WITHDRAWN;
     if (atomic_load_explicit(&f->cancelled, memory_order_relaxed))
         return -ECANCELED;
     plait__future *outer = plait__tls_work;
@@ -246,6 +263,13 @@ static void cancel_locked(plait__future *f)
         plait__coro_cancel(f->coro); /* alive: it clears f->coro under this lock */
     } else if (f->on_thread) {
         atomic_store_explicit(&f->cancelled, 1, memory_order_relaxed);
+        int queued = WORK_QUEUED;
+        if (atomic_compare_exchange_strong(&f->work_state, &queued, WORK_WITHDRAWN)) {
+            /* not started: it never will, so its outcome is known now; the queue keeps
+             * the producer's reference until a worker comes across it */
+            finish_locked(f, NULL, -ECANCELED);
+            return;
+        }
         plait__waiter *w = f->blocked;
         if (w && plait__waiter_claim(w))
             plait__waiter_signal(w, -ECANCELED, -1);
@@ -491,6 +515,26 @@ static void completed_push(plait_completed *set, plait__future *f)
     plait__spin_unlock(&set->lock);
 }
 
+/* A locked future still names the set that watched it when that set was destroyed
+ * before it finished: let go of that set (freeing it if it was the last).  false when
+ * the set is alive. */
+static bool completed_let_go_if_dead(plait__future *f)
+{
+    plait_completed *old = f->watch;
+    plait__spin_lock(&old->lock);
+    if (!old->dead) {
+        plait__spin_unlock(&old->lock);
+        return false;
+    }
+    bool last = --old->watched == 0;
+    plait__spin_unlock(&old->lock);
+    if (last)
+        free(old);
+    f->watch = NULL;
+    f->refs--; /* the old set's; the caller holds the handle's */
+    return true;
+}
+
 int plait_completed_add(plait_completed *set, plait_task task)
 {
     if (!set)
@@ -499,7 +543,7 @@ int plait_completed_add(plait_completed *set, plait_task task)
     plait__future *f = lock_handle(task, &err);
     if (!f)
         return err;
-    if (f->watch) {
+    if (f->watch && !completed_let_go_if_dead(f)) {
         plait__spin_unlock(&f->lock);
         return -EBUSY;
     }

@@ -304,6 +304,8 @@ struct plait__future {
     plait__coro *coro;          /* a running coroutine: the target of plait_cancel */
     /* work on a plain thread */
     bool on_thread;
+    atomic_int work_state;      /* queued -> running, or queued -> withdrawn (cancelled
+                                   before it started: completed at once by the canceller) */
     atomic_int cancelled;       /* sticky, seen by the thread's blocking calls */
     plait__waiter *blocked;     /* under lock: the cancellable wait the thread is in */
     plait_fn fn;
@@ -324,9 +326,13 @@ plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task
 /* Complete a future; drops the producer's reference. */
 void plait__future_complete(plait__future *f, void *value, int error);
 /* Run a plain-thread future's fn on this thread, as the thread's current work, and
- * return its outcome for plait__future_complete(): the code, with *value the result.
- * -ECANCELED without running fn when it was cancelled before it started. */
+ * return its outcome for plait__future_complete(): the code, with *value the result;
+ * -ECANCELED without running fn when its cancellation came as it started.
+ * PLAIT__WITHDRAWN when it was cancelled while queued: the canceller has completed it
+ * already, and the caller only lets go of it with plait__future_release(). */
+#define PLAIT__WITHDRAWN 1
 int plait__future_run_work(plait__future *f, void **value);
+void plait__future_release(plait__future *f);
 /* Cancel a future's producer (under no lock; f must be kept alive by the caller). */
 void plait__future_cancel(plait__future *f);
 /* plait_join() that the caller's own cancellation does not interrupt (for calls that

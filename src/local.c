@@ -105,8 +105,10 @@ static void locals_destroy(void ***locals)
         }
         free(values);
     }
-    free(*locals); /* still set again after the last round: the values are the user's */
-    *locals = NULL;
+    if (*locals) { /* set again after the last round: the values are the user's */
+        free(*locals);
+        *locals = NULL;
+    }
 }
 
 void plait__locals_destroy(plait__coro *c) { locals_destroy(&c->locals); }

@@ -253,7 +253,10 @@ static void run_task(plait__worker *wk, plait__future *f)
     wk->running = f->next;
     plait__spin_unlock(&wk->running_lock);
     f->next = NULL;
-    plait__future_complete(f, value, error);
+    if (error == PLAIT__WITHDRAWN)
+        plait__future_release(f);
+    else
+        plait__future_complete(f, value, error);
 }
 
 void plait__worker_run_until_done(plait__future *f)

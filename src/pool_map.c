@@ -72,8 +72,14 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
     if (!pool || !fn || !args || !results || n == 0 || n > (SIZE_MAX >> CODE_BITS))
         return -EINVAL;
     int r = plait__check_cancel();
-    if (r < 0)
+    if (r < 0) {
+        for (size_t i = 0; i < n; i++) {
+            results[i] = NULL;
+            if (errors)
+                errors[i] = r;
+        }
         return r;
+    }
     size_t threads = plait_pool_threads(pool);
     size_t chunk = n / (threads * CHUNKS_PER_RUNNER);
     if (chunk == 0)

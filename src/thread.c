@@ -33,7 +33,10 @@ static void *thread_main(void *p)
     void *value;
     int error = plait__future_run_work(start.future, &value);
     plait__thread_locals_destroy(); /* before the joiner can see the outcome */
-    plait__future_complete(start.future, value, error);
+    if (error == PLAIT__WITHDRAWN)
+        plait__future_release(start.future); /* cancelled before it began */
+    else
+        plait__future_complete(start.future, value, error);
     return NULL;
 }
 

@@ -1,0 +1,1836 @@
+/* test_pool.c — thread pools (create, submit, fork-join, map, shutdown, destroy, the
+ * default pool), plait_to_thread, and as-completed sets over coroutines, threads and
+ * pool tasks.
+ *
+ * Ordering comes from events, semaphores, barriers and atomic flags; a pool of one
+ * worker kept busy is how a task is made to wait in the queue.  A sleep appears only
+ * where the test is about time (a deadline expiring), with margins for a loaded
+ * 2-core machine. */
+#include "helpers.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+static void *return_arg(void *arg) { return arg; }
+static void *fail_edom(void *arg)
+{
+    (void)arg;
+    return PLAIT_FAIL(-EDOM);
+}
+static void *noop(void *arg)
+{
+    (void)arg;
+    return NULL;
+}
+
+static bool same_task(plait_task a, plait_task b)
+{
+    return a.future == b.future && a.generation == b.generation;
+}
+
+static plait_pool *make_pool(unsigned threads, const char *name)
+{
+    plait_pool *pool = NULL;
+    plait_pool_options o = {.threads = threads, .name = name};
+    CHECK_EQ(plait_pool_create(&pool, &o), 0);
+    return pool;
+}
+
+typedef struct {
+    plait_event *gate;
+    plait_sem *started; /* may be NULL */
+    atomic_int ran;
+    atomic_int gate_ok, gate_failed; /* waits that passed the gate / failed */
+} gate_ctx;
+
+/* A task that holds its worker until the gate opens. */
+static void *waits_gate(void *p)
+{
+    gate_ctx *g = p;
+    atomic_fetch_add(&g->ran, 1);
+    if (g->started)
+        CHECK_EQ(plait_sem_release(g->started), 0);
+    atomic_fetch_add(plait_event_wait(g->gate, SOON()) == 0 ? &g->gate_ok : &g->gate_failed, 1);
+    return ARG(5);
+}
+
+static void gate_init(gate_ctx *g)
+{
+    memset(g, 0, sizeof *g);
+    CHECK_EQ(plait_event_create(&g->gate), 0);
+    CHECK_EQ(plait_sem_create(&g->started, 0), 0);
+}
+
+static void gate_fini(gate_ctx *g)
+{
+    CHECK_EQ(plait_event_destroy(g->gate), 0);
+    CHECK_EQ(plait_sem_destroy(g->started), 0);
+}
+
+/* ======================================================================== */
+/* The default pool (first: its first use races here)                        */
+/* ======================================================================== */
+
+#define DEFAULT_RACERS 8
+
+static pthread_barrier_t default_bar;
+
+static void *get_default(void *p)
+{
+    plait_pool **out = p;
+    pthread_barrier_wait(&default_bar);
+    *out = plait_pool_default();
+    return NULL;
+}
+
+TEST(default_pool)
+{
+    plait_pool *seen[DEFAULT_RACERS];
+    pthread_t th[DEFAULT_RACERS];
+    pthread_barrier_init(&default_bar, NULL, DEFAULT_RACERS);
+    for (int i = 0; i < DEFAULT_RACERS; i++)
+        thread_start(&th[i], get_default, &seen[i]);
+    for (int i = 0; i < DEFAULT_RACERS; i++)
+        thread_join(th[i]);
+    pthread_barrier_destroy(&default_bar);
+    plait_pool *d = plait_pool_default();
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    for (int i = 0; i < DEFAULT_RACERS; i++)
+        CHECK(seen[i] == d); /* created once */
+    CHECK(plait_pool_default() == d);
+    CHECK_EQ(plait_pool_threads(d), plait_cpu_count());
+    CHECK_EQ(plait_pool_shutdown(d, PLAIT_POOL_DRAIN, 0), -EPERM);
+    CHECK_EQ(plait_pool_shutdown(d, PLAIT_POOL_CANCEL, SOON()), -EPERM);
+    CHECK_EQ(plait_pool_destroy(d), -EPERM);
+    plait_task t;
+    void *v = NULL;
+    CHECK_EQ(plait_pool_submit(d, &t, return_arg, ARG(17)), 0); /* still working */
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 17);
+}
+
+/* ======================================================================== */
+/* Create and bad input                                                      */
+/* ======================================================================== */
+
+typedef struct {
+    plait_barrier *all_in;
+    char names[8][32];
+    atomic_int next;
+    int barrier_results[8];
+} names_ctx;
+
+static void *record_name(void *p)
+{
+    names_ctx *n = p;
+    int i = atomic_fetch_add(&n->next, 1);
+    const char *name = plait_task_name();
+    snprintf(n->names[i], sizeof n->names[i], "%s", name ? name : "(null)");
+    CHECK_EQ(plait_in_coroutine(), 0);
+    CHECK_EQ(plait_task_id(), 0);
+    CHECK_EQ(plait_cancelled(), 0);
+    /* all workers at once: each task is on its own worker */
+    int r = plait_barrier_wait(n->all_in, SOON());
+    n->barrier_results[i] = r;
+    return NULL;
+}
+
+static void check_worker_names(plait_pool *pool, unsigned threads, const char *prefix)
+{
+    names_ctx n;
+    memset(&n, 0, sizeof n);
+    CHECK(threads <= 8);
+    CHECK_EQ(plait_barrier_create(&n.all_in, threads), 0);
+    plait_task t[8];
+    for (unsigned i = 0; i < threads; i++)
+        CHECK_EQ(plait_pool_submit(pool, &t[i], record_name, &n), 0);
+    CHECK_EQ(plait_wait_all(t, threads, NULL, NULL, SOON()), 0);
+    CHECK_EQ(atomic_load(&n.next), (int)threads);
+    bool seen[8] = {0};
+    int serial = 0;
+    size_t plen = strlen(prefix);
+    for (unsigned i = 0; i < threads; i++) {
+        CHECK(n.barrier_results[i] == 0 || n.barrier_results[i] == PLAIT_BARRIER_SERIAL);
+        serial += n.barrier_results[i] == PLAIT_BARRIER_SERIAL;
+        if (strncmp(n.names[i], prefix, plen) != 0 || n.names[i][plen] != '-') {
+            fprintf(stderr, "  worker name \"%s\", expected \"%s-<i>\"\n", n.names[i], prefix);
+            CHECK(!"worker name prefix");
+            continue;
+        }
+        int idx = atoi(n.names[i] + plen + 1);
+        CHECK(idx >= 0 && idx < (int)threads);
+        if (idx >= 0 && idx < (int)threads) {
+            CHECK(!seen[idx]); /* distinct workers, distinct names */
+            seen[idx] = true;
+        }
+    }
+    CHECK_EQ(serial, 1);
+    CHECK_EQ(plait_barrier_destroy(n.all_in), 0);
+}
+
+TEST(pool_create_and_bad_input)
+{
+    plait_pool *pool = NULL;
+    plait_pool_options o = {0};
+    CHECK_EQ(plait_pool_create(NULL, NULL), -EINVAL);
+    CHECK_EQ(plait_pool_create(NULL, &o), -EINVAL);
+    o.threads = PLAIT_POOL_THREADS_MAX + 1;
+    CHECK_EQ(plait_pool_create(&pool, &o), -EINVAL);
+    o.threads = UINT32_MAX;
+    CHECK_EQ(plait_pool_create(&pool, &o), -EINVAL);
+
+    /* default size: one worker per CPU we may run on */
+    CHECK_EQ(plait_pool_create(&pool, NULL), 0);
+    CHECK_EQ(plait_pool_threads(pool), plait_cpu_count());
+    if (plait_cpu_count() <= 8)
+        check_worker_names(pool, plait_pool_threads(pool), "pool");
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    o = (plait_pool_options){0};
+    CHECK_EQ(plait_pool_create(&pool, &o), 0);
+    CHECK_EQ(plait_pool_threads(pool), plait_cpu_count());
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+
+    /* explicit size and name */
+    pool = make_pool(3, "calc");
+    CHECK_EQ(plait_pool_threads(pool), 3);
+    check_worker_names(pool, 3, "calc");
+
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(NULL, &t, return_arg, NULL), -EINVAL);
+    CHECK_EQ(plait_pool_submit(pool, &t, NULL, NULL), -EINVAL);
+    CHECK_EQ(plait_pool_shutdown(NULL, PLAIT_POOL_DRAIN, 0), -EINVAL);
+    CHECK_EQ(plait_pool_shutdown(pool, 2, 0), -EINVAL);
+    CHECK_EQ(plait_pool_shutdown(pool, -1, 0), -EINVAL);
+    CHECK_EQ(plait_pool_destroy(NULL), -EINVAL);
+    void *args[2] = {0}, *results[2];
+    int errors[2];
+    CHECK_EQ(plait_pool_map(NULL, return_arg, args, 2, results, errors, SOON()), -EINVAL);
+    CHECK_EQ(plait_pool_map(pool, NULL, args, 2, results, errors, SOON()), -EINVAL);
+    CHECK_EQ(plait_pool_map(pool, return_arg, NULL, 2, results, errors, SOON()), -EINVAL);
+    CHECK_EQ(plait_pool_map(pool, return_arg, args, 0, results, errors, SOON()), -EINVAL);
+    /* a refused bad 'how' did not shut it */
+    CHECK_EQ(plait_pool_submit(pool, &t, return_arg, ARG(3)), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 3);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+
+    /* one worker */
+    pool = make_pool(1, NULL);
+    CHECK_EQ(plait_pool_threads(pool), 1);
+    check_worker_names(pool, 1, "pool");
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
+/* ======================================================================== */
+/* Submit and join                                                           */
+/* ======================================================================== */
+
+typedef struct {
+    plait_task self;
+    plait_event *stored;
+    int join_r;
+} pool_self_ctx;
+
+static void *pool_joins_itself(void *p)
+{
+    pool_self_ctx *s = p;
+    CHECK_EQ(plait_event_wait(s->stored, SOON()), 0);
+    s->join_r = plait_join(s->self, NULL, plait_deadline_in(PLAIT_SEC));
+    return ARG(8);
+}
+
+static void *detached_pool_task(void *p)
+{
+    CHECK_EQ(plait_sem_release(p), 0);
+    return NULL;
+}
+
+TEST(pool_submit_and_join)
+{
+    plait_pool *pool = make_pool(2, "sj");
+    plait_task t[4];
+    void *v = NULL;
+    CHECK_EQ(plait_pool_submit(pool, &t[0], return_arg, ARG(41)), 0);
+    CHECK_EQ(plait_join(t[0], &v, SOON()), 0);
+    CHECK_EQ(INT(v), 41);
+    CHECK_EQ(plait_join(t[0], &v, SOON()), -ESRCH);
+    CHECK_EQ(plait_cancel(t[0]), -ESRCH);
+    CHECK_EQ(plait_detach(t[0]), -ESRCH);
+
+    CHECK_EQ(plait_pool_submit(pool, &t[0], fail_edom, NULL), 0);
+    CHECK_EQ(plait_join(t[0], &v, SOON()), -EDOM);
+
+    /* gather over pool tasks */
+    CHECK_EQ(plait_pool_submit(pool, &t[0], return_arg, ARG(1)), 0);
+    CHECK_EQ(plait_pool_submit(pool, &t[1], fail_edom, NULL), 0);
+    CHECK_EQ(plait_pool_submit(pool, &t[2], return_arg, ARG(3)), 0);
+    void *results[3];
+    int errors[3];
+    CHECK_EQ(plait_wait_all(t, 3, results, errors, SOON()), -EDOM);
+    CHECK_EQ(INT(results[0]), 1);
+    CHECK_EQ(errors[1], -EDOM);
+    CHECK_EQ(INT(results[2]), 3);
+
+    /* a detached (NULL handle) submit runs all the same */
+    plait_sem *done;
+    CHECK_EQ(plait_sem_create(&done, 0), 0);
+    CHECK_EQ(plait_pool_submit(pool, NULL, detached_pool_task, done), 0);
+    CHECK_EQ(plait_sem_acquire(done, SOON()), 0);
+    CHECK_EQ(plait_pool_submit(pool, &t[0], detached_pool_task, done), 0);
+    CHECK_EQ(plait_detach(t[0]), 0);
+    CHECK_EQ(plait_sem_acquire(done, SOON()), 0);
+    CHECK_EQ(plait_sem_destroy(done), 0);
+
+    /* join with a deadline that expires; the handle stays valid */
+    gate_ctx g;
+    gate_init(&g);
+    CHECK_EQ(plait_pool_submit(pool, &t[0], waits_gate, &g), 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_join(t[0], NULL, 0), -ETIMEDOUT);
+    CHECK_PROMPT(start);
+    start = plait_now();
+    CHECK_EQ(plait_join(t[0], NULL, start + 50 * PLAIT_MS), -ETIMEDOUT);
+    CHECK_TOOK(start, 50 * PLAIT_MS);
+    CHECK_EQ(plait_event_set(g.gate), 0);
+    CHECK_EQ(plait_join(t[0], &v, SOON()), 0);
+    CHECK_EQ(INT(v), 5);
+    CHECK_EQ(atomic_load(&g.gate_ok), 1);
+    CHECK_EQ(atomic_load(&g.gate_failed), 0);
+    gate_fini(&g);
+
+    /* a pool task joining itself */
+    pool_self_ctx s = {.join_r = 1};
+    CHECK_EQ(plait_event_create(&s.stored), 0);
+    CHECK_EQ(plait_pool_submit(pool, &s.self, pool_joins_itself, &s), 0);
+    CHECK_EQ(plait_event_set(s.stored), 0);
+    CHECK_EQ(plait_join(s.self, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 8);
+    CHECK_EQ(s.join_r, -EDEADLK);
+    CHECK_EQ(plait_event_destroy(s.stored), 0);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
+typedef struct {
+    plait_pool *pool;
+    plait_event *go;
+    atomic_int ticks;
+    int go_result;
+} coro_join_ctx;
+
+static void *pool_waits_go(void *p)
+{
+    coro_join_ctx *c = p;
+    c->go_result = plait_event_wait(c->go, SOON());
+    return ARG(66);
+}
+
+static void *sets_go(void *p)
+{
+    coro_join_ctx *c = p;
+    atomic_fetch_add(&c->ticks, 1);
+    CHECK_EQ(plait_event_set(c->go), 0);
+    return NULL;
+}
+
+static void *coro_joins_pool_task(void *p)
+{
+    coro_join_ctx *c = p;
+    plait_task t, s;
+    CHECK_EQ(plait_pool_submit(c->pool, &t, pool_waits_go, c), 0);
+    CHECK_EQ(plait_spawn(&s, sets_go, c), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0); /* the sibling runs meanwhile */
+    CHECK_EQ(INT(v), 66);
+    CHECK_EQ(atomic_load(&c->ticks), 1);
+    CHECK_EQ(plait_join(s, NULL, SOON()), 0);
+    return NULL;
+}
+
+TEST(coroutine_joins_pool_task)
+{
+    coro_join_ctx c = {.go_result = 1};
+    c.pool = make_pool(1, NULL);
+    CHECK_EQ(plait_event_create(&c.go), 0);
+    check_run(coro_joins_pool_task, &c);
+    CHECK_EQ(c.go_result, 0);
+    CHECK_EQ(plait_event_destroy(c.go), 0);
+    CHECK_EQ(plait_pool_destroy(c.pool), 0);
+}
+
+/* ---- many submits, from submitters of every kind, each task runs exactly once ---- */
+
+#define MANY_TASKS (CHECK_SANITIZED ? 20000 : 100000)
+#define MANY_SUBMITTERS 4
+
+static struct {
+    plait_pool *pool;
+    atomic_uchar seen[MANY_TASKS];
+    atomic_long ran;
+    atomic_int submit_failures;
+} many;
+
+static void *many_task(void *p)
+{
+    intptr_t i = (intptr_t)p;
+    if (i < 0 || i >= MANY_TASKS || atomic_fetch_add(&many.seen[i], 1) != 0)
+        CHECK(!"a task ran twice, or with a bad argument");
+    atomic_fetch_add(&many.ran, 1);
+    return NULL;
+}
+
+static void *many_submitter(void *p)
+{
+    int id = INT(p);
+    int per = MANY_TASKS / MANY_SUBMITTERS;
+    for (int i = id * per; i < (id + 1) * per; i++) {
+        int r = plait_pool_submit(many.pool, NULL, many_task, (void *)(intptr_t)i);
+        if (r != 0)
+            atomic_fetch_add(&many.submit_failures, 1);
+        if (plait_in_coroutine() && i % 1024 == 0)
+            plait_yield();
+    }
+    return NULL;
+}
+
+TEST(pool_many_submits_run_once)
+{
+    memset(&many, 0, sizeof many);
+    many.pool = make_pool(2, "many");
+    /* two plain threads and two schedulers' main coroutines submit at once */
+    pthread_t th[2];
+    sched_thread st[2];
+    thread_start(&th[0], many_submitter, ARG(0));
+    thread_start(&th[1], many_submitter, ARG(1));
+    sched_thread_start(&st[0], many_submitter, ARG(2));
+    sched_thread_start(&st[1], many_submitter, ARG(3));
+    for (int i = 0; i < 2; i++) {
+        thread_join(th[i]);
+        sched_thread_join(&st[i]);
+    }
+    CHECK_EQ(plait_pool_shutdown(many.pool, PLAIT_POOL_DRAIN, plait_deadline_in(30 * PLAIT_SEC)),
+             0);
+    CHECK_EQ(atomic_load(&many.submit_failures), 0);
+    CHECK_EQ(atomic_load(&many.ran), MANY_TASKS);
+    int missing = 0;
+    for (int i = 0; i < MANY_TASKS; i++)
+        missing += atomic_load(&many.seen[i]) != 1;
+    CHECK_EQ(missing, 0);
+    CHECK_EQ(plait_pool_destroy(many.pool), 0);
+}
+
+/* ---- nested fork-join ---- */
+
+#define FIB_N (CHECK_SANITIZED ? 16 : 20)
+
+static plait_pool *fib_pool;
+static atomic_long fib_calls;
+static atomic_int fib_errors;
+
+static void *fib_task(void *p)
+{
+    intptr_t n = (intptr_t)p;
+    atomic_fetch_add(&fib_calls, 1);
+    if (n < 2)
+        return p;
+    plait_task a, b;
+    if (plait_pool_submit(fib_pool, &a, fib_task, (void *)(n - 1)) != 0) {
+        atomic_fetch_add(&fib_errors, 1);
+        return PLAIT_FAIL(-EIO);
+    }
+    if (plait_pool_submit(fib_pool, &b, fib_task, (void *)(n - 2)) != 0) {
+        atomic_fetch_add(&fib_errors, 1);
+        plait_join(a, NULL, SOON());
+        return PLAIT_FAIL(-EIO);
+    }
+    void *va = NULL, *vb = NULL;
+    /* joining inside a task must not block the worker: with one worker, the children
+     * can only run if the join runs them */
+    int ra = n % 2 ? plait_join(a, &va, SOON()) : 0;
+    int rb = plait_join(b, &vb, SOON());
+    if (n % 2 == 0)
+        ra = plait_join(a, &va, SOON());
+    if (ra || rb) {
+        atomic_fetch_add(&fib_errors, 1);
+        return PLAIT_FAIL(ra ? ra : rb);
+    }
+    return (void *)((intptr_t)va + (intptr_t)vb);
+}
+
+static long fib_plain(int n) { return n < 2 ? n : fib_plain(n - 1) + fib_plain(n - 2); }
+static long fib_call_count(int n) { return n < 2 ? 1 : 1 + fib_call_count(n - 1) + fib_call_count(n - 2); }
+
+static void run_fib(unsigned threads)
+{
+    fib_pool = make_pool(threads, "fib");
+    atomic_store(&fib_calls, 0);
+    atomic_store(&fib_errors, 0);
+    plait_task root;
+    void *v = NULL;
+    CHECK_EQ(plait_pool_submit(fib_pool, &root, fib_task, ARG(FIB_N)), 0);
+    CHECK_EQ(plait_join(root, &v, plait_deadline_in(30 * PLAIT_SEC)), 0);
+    CHECK_EQ((long)(intptr_t)v, fib_plain(FIB_N));
+    CHECK_EQ(atomic_load(&fib_calls), fib_call_count(FIB_N));
+    CHECK_EQ(atomic_load(&fib_errors), 0);
+    CHECK_EQ(plait_pool_destroy(fib_pool), 0);
+}
+
+TEST(fork_join_fib_two_workers) { run_fib(2); }
+TEST(fork_join_fib_one_worker) { run_fib(1); }
+
+/* ======================================================================== */
+/* Map                                                                       */
+/* ======================================================================== */
+
+static void *map_double(void *p)
+{
+    intptr_t x = (intptr_t)p;
+    if (x == 5)
+        return PLAIT_FAIL(-ERANGE); /* fails, and finishes early */
+    if (x == 3) {
+        /* fails too, but is the first failure by index */
+        return PLAIT_FAIL(-EDOM);
+    }
+    return (void *)(2 * x);
+}
+
+#define MAP_N 64
+
+TEST(pool_map_results_and_errors)
+{
+    plait_pool *pool = make_pool(2, "map");
+    void *args[MAP_N], *results[MAP_N];
+    int errors[MAP_N];
+    for (int i = 0; i < MAP_N; i++) {
+        args[i] = ARG(i + 10); /* no failures: 10.. */
+        results[i] = ARG(-1);
+        errors[i] = 1;
+    }
+    CHECK_EQ(plait_pool_map(pool, map_double, args, MAP_N, results, errors, SOON()), 0);
+    for (int i = 0; i < MAP_N; i++) {
+        CHECK_EQ(INT(results[i]), 2 * (i + 10));
+        CHECK_EQ(errors[i], 0);
+    }
+    /* errors may be NULL */
+    CHECK_EQ(plait_pool_map(pool, map_double, args, MAP_N, results, NULL, SOON()), 0);
+    CHECK_EQ(INT(results[MAP_N - 1]), 2 * (MAP_N - 1 + 10));
+    /* one item */
+    CHECK_EQ(plait_pool_map(pool, map_double, args, 1, results, errors, SOON()), 0);
+    CHECK_EQ(INT(results[0]), 20);
+
+    /* failures: each item's code, NULL results for them, the first by index returned */
+    for (int i = 0; i < MAP_N; i++) {
+        args[i] = ARG(i);
+        results[i] = ARG(-1);
+        errors[i] = 1;
+    }
+    CHECK_EQ(plait_pool_map(pool, map_double, args, MAP_N, results, errors, SOON()), -EDOM);
+    for (int i = 0; i < MAP_N; i++) {
+        if (i == 3) {
+            CHECK_EQ(errors[i], -EDOM);
+            CHECK(results[i] == NULL);
+        } else if (i == 5) {
+            CHECK_EQ(errors[i], -ERANGE);
+            CHECK(results[i] == NULL);
+        } else {
+            CHECK_EQ(errors[i], 0);
+            CHECK_EQ(INT(results[i]), 2 * i);
+        }
+    }
+    /* the order of the failing items decides, not which finished first */
+    args[3] = ARG(100);
+    CHECK_EQ(plait_pool_map(pool, map_double, args, MAP_N, results, errors, SOON()), -ERANGE);
+    CHECK_EQ(errors[3], 0);
+    CHECK_EQ(INT(results[3]), 200);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
+typedef struct {
+    plait_pool *pool;
+    plait_event *go;
+    atomic_int ticks;
+    int map_result;
+} map_coro_ctx;
+
+static void *map_item_waits_go(void *p)
+{
+    map_coro_ctx *c = p;
+    int r = plait_event_wait(c->go, SOON());
+    return r ? PLAIT_FAIL(r) : ARG(1);
+}
+
+static void *map_sibling(void *p)
+{
+    map_coro_ctx *c = p;
+    atomic_fetch_add(&c->ticks, 1);
+    CHECK_EQ(plait_event_set(c->go), 0);
+    return NULL;
+}
+
+static void *map_from_coroutine(void *p)
+{
+    map_coro_ctx *c = p;
+    void *args[8], *results[8];
+    for (int i = 0; i < 8; i++)
+        args[i] = c;
+    plait_task s;
+    CHECK_EQ(plait_spawn(&s, map_sibling, c), 0);
+    c->map_result = plait_pool_map(c->pool, map_item_waits_go, args, 8, results, NULL, SOON());
+    CHECK_EQ(atomic_load(&c->ticks), 1);
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ(INT(results[i]), 1);
+    CHECK_EQ(plait_join(s, NULL, SOON()), 0);
+    return NULL;
+}
+
+TEST(pool_map_from_coroutine)
+{
+    map_coro_ctx c = {.map_result = 1};
+    c.pool = make_pool(2, NULL);
+    CHECK_EQ(plait_event_create(&c.go), 0);
+    check_run(map_from_coroutine, &c);
+    CHECK_EQ(c.map_result, 0);
+    CHECK_EQ(plait_event_destroy(c.go), 0);
+    CHECK_EQ(plait_pool_destroy(c.pool), 0);
+}
+
+/* ---- map deadline and cancellation: nothing runs after map returned ---- */
+
+#define MAPD_N 20
+
+typedef struct {
+    int64_t until;
+    atomic_int started, finished;
+    atomic_uchar ran[MAPD_N];
+    plait_event *first_started;
+} mapd_ctx;
+
+static mapd_ctx mapd;
+
+static void *mapd_item(void *p)
+{
+    int i = INT(p);
+    atomic_fetch_add(&mapd.started, 1);
+    atomic_fetch_add(&mapd.ran[i], 1);
+    plait_event_set(mapd.first_started);
+    plait_sleep_until(mapd.until); /* cancelled or not: it keeps its worker till then */
+    atomic_fetch_add(&mapd.finished, 1);
+    return ARG(i + 1000);
+}
+
+static void mapd_reset(int64_t until, void **results, int *errors)
+{
+    for (int i = 0; i < MAPD_N; i++) {
+        results[i] = ARG(-1); /* so that what the call wrote is what is checked */
+        errors[i] = 1;
+    }
+    if (mapd.first_started)
+        CHECK_EQ(plait_event_destroy(mapd.first_started), 0);
+    memset(&mapd, 0, sizeof mapd);
+    mapd.until = until;
+    CHECK_EQ(plait_event_create(&mapd.first_started), 0);
+}
+
+/* After map returned: every item that started has finished; the codes match what
+ * ran; and (checked by the caller after draining the pool) nothing started later. */
+static int mapd_check_return(void *const *results, const int *errors)
+{
+    CHECK_EQ(atomic_load(&mapd.started), atomic_load(&mapd.finished));
+    int ran = 0, bad_ran = 0, bad_skipped = 0;
+    for (int i = 0; i < MAPD_N; i++) {
+        if (atomic_load(&mapd.ran[i])) {
+            ran++;
+            if (atomic_load(&mapd.ran[i]) != 1 || (errors[i] != 0 && errors[i] != -ECANCELED) ||
+                (errors[i] == 0 && INT(results[i]) != i + 1000))
+                bad_ran++;
+        } else if (errors[i] != -ECANCELED || results[i] != NULL) {
+            if (!bad_skipped)
+                fprintf(stderr, "  item %d never ran: errors[] %d, results[] %p\n", i,
+                        errors[i], results[i]);
+            bad_skipped++; /* a skipped item reports -ECANCELED and a NULL result */
+        }
+    }
+    CHECK_EQ(bad_ran, 0);
+    CHECK_EQ(bad_skipped, 0);
+    CHECK_EQ(ran, atomic_load(&mapd.started));
+    return ran;
+}
+
+TEST(pool_map_deadline)
+{
+    plait_pool *pool = make_pool(1, "mapd");
+    void *args[MAPD_N], *results[MAPD_N];
+    int errors[MAPD_N];
+    for (int i = 0; i < MAPD_N; i++)
+        args[i] = ARG(i);
+    int64_t start = plait_now();
+    int64_t deadline = start + 50 * PLAIT_MS;
+    /* the first item outlives the deadline */
+    mapd_reset(deadline + 30 * PLAIT_MS, results, errors);
+    CHECK_EQ(plait_pool_map(pool, mapd_item, args, MAPD_N, results, errors, deadline),
+             -ETIMEDOUT);
+    CHECK(plait_now() - start >= 50 * PLAIT_MS);
+    int ran = mapd_check_return(results, errors);
+    CHECK(ran >= 1);
+    CHECK(ran < MAPD_N);
+    int started = atomic_load(&mapd.started);
+    /* drain what is queued: none of the skipped items may run now */
+    plait_task probe;
+    CHECK_EQ(plait_pool_submit(pool, &probe, noop, NULL), 0);
+    CHECK_EQ(plait_join(probe, NULL, SOON()), 0);
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(atomic_load(&mapd.started), started);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+
+    /* a deadline already past: returns at once with -ETIMEDOUT (or 0 if it all ran) */
+    pool = make_pool(1, "mapd");
+    mapd_reset(plait_now() + 20 * PLAIT_MS, results, errors);
+    int r = plait_pool_map(pool, mapd_item, args, MAPD_N, results, errors, 0);
+    CHECK_EQ(r, -ETIMEDOUT);
+    mapd_check_return(results, errors);
+    started = atomic_load(&mapd.started);
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(atomic_load(&mapd.started), started);
+
+    /* a shut pool refuses */
+    CHECK_EQ(plait_pool_map(pool, mapd_item, args, MAPD_N, results, errors, SOON()), -EPIPE);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    CHECK_EQ(plait_event_destroy(mapd.first_started), 0);
+    mapd.first_started = NULL;
+}
+
+typedef struct {
+    plait_pool *pool;
+    void *args[MAPD_N], *results[MAPD_N];
+    int errors[MAPD_N];
+    int result;
+    int started_at_return, finished_at_return;
+} map_cancel_ctx;
+
+static void *map_cancelled_caller(void *p)
+{
+    map_cancel_ctx *c = p;
+    c->result = plait_pool_map(c->pool, mapd_item, c->args, MAPD_N, c->results, c->errors,
+                               SOON());
+    c->started_at_return = atomic_load(&mapd.started);
+    c->finished_at_return = atomic_load(&mapd.finished);
+    return NULL;
+}
+
+static void *map_cancel_main(void *p)
+{
+    map_cancel_ctx *c = p;
+    /* cancelled while it waits for the items */
+    mapd_reset(plait_now() + 100 * PLAIT_MS, c->results, c->errors);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, map_cancelled_caller, c), 0);
+    CHECK_EQ(plait_event_wait(mapd.first_started, SOON()), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(c->result, -ECANCELED);
+    CHECK_EQ(c->started_at_return, c->finished_at_return);
+    int ran = mapd_check_return(c->results, c->errors);
+    CHECK(ran >= 1);
+    CHECK(ran < MAPD_N);
+    int started = atomic_load(&mapd.started);
+    plait_task probe;
+    CHECK_EQ(plait_pool_submit(c->pool, &probe, noop, NULL), 0);
+    CHECK_EQ(plait_join(probe, NULL, SOON()), 0);
+    CHECK_EQ(atomic_load(&mapd.started), started);
+
+    /* cancelled before it calls map: -ECANCELED (the items take a while, so the call
+     * cannot complete without blocking), and nothing of it runs later */
+    mapd_reset(plait_now() + 20 * PLAIT_MS, c->results, c->errors);
+    c->result = 1;
+    CHECK_EQ(plait_spawn(&t, map_cancelled_caller, c), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(c->result, -ECANCELED);
+    mapd_check_return(c->results, c->errors);
+    started = atomic_load(&mapd.started);
+    CHECK_EQ(plait_pool_submit(c->pool, &probe, noop, NULL), 0);
+    CHECK_EQ(plait_join(probe, NULL, SOON()), 0);
+    CHECK_EQ(atomic_load(&mapd.started), started);
+    return NULL;
+}
+
+TEST(pool_map_cancelled_caller)
+{
+    map_cancel_ctx c;
+    memset(&c, 0, sizeof c);
+    for (int i = 0; i < MAPD_N; i++)
+        c.args[i] = ARG(i);
+    c.pool = make_pool(1, "mapc");
+    check_run(map_cancel_main, &c);
+    CHECK_EQ(plait_pool_destroy(c.pool), 0);
+    CHECK_EQ(plait_event_destroy(mapd.first_started), 0);
+    mapd.first_started = NULL;
+}
+
+/* ======================================================================== */
+/* Shutdown                                                                  */
+/* ======================================================================== */
+
+#define DRAIN_QUEUED 1000
+
+static atomic_int drain_ran;
+
+static void *drain_count(void *p)
+{
+    atomic_fetch_add(&drain_ran, 1);
+    return p;
+}
+
+typedef struct {
+    plait_pool *pool;
+    gate_ctx *g;
+    int late_ok;
+} drain_helper_ctx;
+
+/* Submits until the pool refuses (shutdown has begun), then opens the gate: every
+ * task accepted before that must still run. */
+static void *drain_helper(void *p)
+{
+    drain_helper_ctx *h = p;
+    int r;
+    while ((r = plait_pool_submit(h->pool, NULL, drain_count, NULL)) == 0) {
+        h->late_ok++;
+        sched_yield();
+    }
+    CHECK_EQ(r, -EPIPE);
+    CHECK_EQ(plait_event_set(h->g->gate), 0);
+    return NULL;
+}
+
+TEST(pool_shutdown_drain)
+{
+    atomic_store(&drain_ran, 0);
+    plait_pool *pool = make_pool(2, "drain");
+    gate_ctx g;
+    gate_init(&g);
+    plait_task blockers[2], kept;
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_pool_submit(pool, &blockers[i], waits_gate, &g), 0);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_sem_acquire(g.started, SOON()), 0); /* both workers held */
+    for (int i = 0; i < DRAIN_QUEUED; i++)
+        CHECK_EQ(plait_pool_submit(pool, i == 0 ? &kept : NULL, drain_count, ARG(i + 1)), 0);
+    drain_helper_ctx h = {.pool = pool, .g = &g};
+    pthread_t th;
+    thread_start(&th, drain_helper, &h);
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    thread_join(th);
+    CHECK_EQ(atomic_load(&drain_ran), DRAIN_QUEUED + h.late_ok);
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(pool, &t, drain_count, NULL), -EPIPE);
+    CHECK_EQ(plait_pool_submit(pool, NULL, drain_count, NULL), -EPIPE);
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, 0), 0); /* stopped already */
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_CANCEL, 0), 0);
+    CHECK_EQ(plait_pool_threads(pool), 2);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    /* futures outlive their pool */
+    void *v = NULL;
+    CHECK_EQ(plait_join(kept, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 1);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(plait_join(blockers[i], &v, SOON()), 0);
+        CHECK_EQ(INT(v), 5);
+    }
+    CHECK_EQ(atomic_load(&g.gate_ok), 2);
+    CHECK_EQ(atomic_load(&g.gate_failed), 0);
+    gate_fini(&g);
+
+    /* destroy alone drains too */
+    atomic_store(&drain_ran, 0);
+    pool = make_pool(1, "drain");
+    for (int i = 0; i < 100; i++)
+        CHECK_EQ(plait_pool_submit(pool, NULL, drain_count, NULL), 0);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    CHECK_EQ(atomic_load(&drain_ran), 100);
+}
+
+typedef struct {
+    plait_sem *started;
+    int sleep_result;
+} forever_ctx;
+
+static void *sleeps_forever(void *p)
+{
+    forever_ctx *f = p;
+    CHECK_EQ(plait_sem_release(f->started), 0);
+    f->sleep_result = plait_sleep(PLAIT_FOREVER); /* allowed in a pool task */
+    return ARG(1);
+}
+
+#define CANCEL_QUEUED 100
+
+static atomic_int cancel_ran;
+
+static void *cancel_count(void *p)
+{
+    atomic_fetch_add(&cancel_ran, 1);
+    return p;
+}
+
+TEST(pool_shutdown_cancel)
+{
+    atomic_store(&cancel_ran, 0);
+    plait_pool *pool = make_pool(2, "cancel");
+    plait_sem *started;
+    CHECK_EQ(plait_sem_create(&started, 0), 0);
+    forever_ctx f[2] = {{started, 1}, {started, 1}};
+    plait_task blockers[2], queued[CANCEL_QUEUED];
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_pool_submit(pool, &blockers[i], sleeps_forever, &f[i]), 0);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_sem_acquire(started, SOON()), 0); /* both workers asleep */
+    for (int i = 0; i < CANCEL_QUEUED; i++)
+        CHECK_EQ(plait_pool_submit(pool, &queued[i], cancel_count, ARG(i)), 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_CANCEL, SOON()), 0);
+    CHECK(plait_now() - start < 2 * PLAIT_SEC);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(plait_join(blockers[i], NULL, SOON()), -ECANCELED);
+        CHECK_EQ(f[i].sleep_result, -ECANCELED);
+    }
+    int cancelled = 0, ran_ok = 0;
+    for (int i = 0; i < CANCEL_QUEUED; i++) {
+        void *v = NULL;
+        int r = plait_join(queued[i], &v, SOON());
+        if (r == -ECANCELED)
+            cancelled++;
+        else if (r == 0 && INT(v) == i)
+            ran_ok++;
+        else
+            CHECK(!"a queued task neither ran nor was cancelled");
+    }
+    CHECK_EQ(ran_ok + cancelled, CANCEL_QUEUED);
+    CHECK_EQ(atomic_load(&cancel_ran), ran_ok);
+    CHECK_EQ(ran_ok, 0); /* both workers were busy until the shutdown */
+    CHECK_EQ(plait_pool_submit(pool, NULL, cancel_count, NULL), -EPIPE);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    CHECK_EQ(plait_sem_destroy(started), 0);
+}
+
+/* A mixed load cancelled midway: every submitted task either ran to completion (its
+ * result) or reports -ECANCELED, and none ran twice. */
+#define CMIX_TASKS (CHECK_SANITIZED ? 600 : 3000)
+
+static struct {
+    atomic_uchar started[CMIX_TASKS];
+    atomic_uchar saw_cancel[CMIX_TASKS];
+    atomic_int nstarted;
+    plait_event *midway;
+} cmix;
+
+static void *cmix_task(void *p)
+{
+    int i = INT(p);
+    if (atomic_fetch_add(&cmix.started[i], 1) != 0)
+        CHECK(!"a task ran twice");
+    if (atomic_fetch_add(&cmix.nstarted, 1) + 1 == CMIX_TASKS / 10)
+        CHECK_EQ(plait_event_set(cmix.midway), 0);
+    uint64_t seed = (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ull;
+    uint32_t x = rnd(&seed);
+    int r = 0;
+    if (x % 4 == 0)
+        r = plait_sleep((x >> 8) % (300 * PLAIT_US));
+    else if (x % 4 == 1)
+        sched_yield();
+    if (r == -ECANCELED || plait_cancelled())
+        atomic_store(&cmix.saw_cancel[i], 1);
+    return ARG(i);
+}
+
+TEST(pool_shutdown_cancel_conservation)
+{
+    memset(&cmix, 0, sizeof cmix);
+    CHECK_EQ(plait_event_create(&cmix.midway), 0);
+    plait_pool *pool = make_pool(2, "cmix");
+    static plait_task t[CMIX_TASKS];
+    for (int i = 0; i < CMIX_TASKS; i++)
+        CHECK_EQ(plait_pool_submit(pool, &t[i], cmix_task, ARG(i)), 0);
+    CHECK_EQ(plait_event_wait(cmix.midway, SOON()), 0);
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_CANCEL, SOON()), 0);
+    int ok = 0, cancelled = 0, never = 0;
+    for (int i = 0; i < CMIX_TASKS; i++) {
+        void *v = NULL;
+        int r = plait_join(t[i], &v, SOON());
+        if (r == 0) {
+            ok++;
+            CHECK_EQ(INT(v), i);
+            CHECK_EQ(atomic_load(&cmix.started[i]), 1);
+        } else if (r == -ECANCELED) {
+            cancelled++;
+            if (!atomic_load(&cmix.started[i]))
+                never++;
+            /* a task that ran and was cancelled finished after the cancellation */
+        } else {
+            CHECK_EQ(r, 0);
+        }
+    }
+    CHECK_EQ(ok + cancelled, CMIX_TASKS);
+    CHECK(ok >= CMIX_TASKS / 10 - 2); /* those before midway had finished or run on */
+    CHECK(never >= 1);                /* the queue was far from empty */
+    int started = 0;
+    for (int i = 0; i < CMIX_TASKS; i++)
+        started += atomic_load(&cmix.started[i]);
+    CHECK_EQ(started, CMIX_TASKS - never);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    CHECK_EQ(plait_event_destroy(cmix.midway), 0);
+}
+
+typedef struct {
+    atomic_bool release;
+    atomic_int spins_done;
+    plait_event *started;
+    int cancelled_seen;
+} spinner_ctx;
+
+/* Never calls a blocking plait function until released: nothing can interrupt it. */
+static void *spinner(void *p)
+{
+    spinner_ctx *s = p;
+    CHECK_EQ(plait_event_set(s->started), 0);
+    while (!atomic_load(&s->release))
+        sched_yield();
+    s->cancelled_seen = plait_cancelled();
+    atomic_store(&s->spins_done, 1);
+    return ARG(4);
+}
+
+static atomic_int queued_ran;
+
+static void *queued_task(void *p)
+{
+    atomic_fetch_add(&queued_ran, 1);
+    return p;
+}
+
+TEST(pool_shutdown_timeout_then_busy)
+{
+    atomic_store(&queued_ran, 0);
+    spinner_ctx s = {.cancelled_seen = -1};
+    CHECK_EQ(plait_event_create(&s.started), 0);
+    plait_pool *pool = make_pool(1, "spin");
+    plait_task spin, q;
+    CHECK_EQ(plait_pool_submit(pool, &spin, spinner, &s), 0);
+    CHECK_EQ(plait_event_wait(s.started, SOON()), 0);
+    CHECK_EQ(plait_pool_submit(pool, &q, queued_task, ARG(9)), 0); /* behind the spinner */
+
+    int64_t start = plait_now();
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, start + 50 * PLAIT_MS), -ETIMEDOUT);
+    CHECK_TOOK(start, 50 * PLAIT_MS);
+    start = plait_now();
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, 0), -ETIMEDOUT);
+    CHECK_PROMPT(start);
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(pool, &t, queued_task, NULL), -EPIPE); /* stays shut */
+    CHECK_EQ(plait_pool_destroy(pool), -EBUSY);
+    /* escalate: the spinner does not call plait, so it still runs at the deadline */
+    start = plait_now();
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_CANCEL, start + 50 * PLAIT_MS), -ETIMEDOUT);
+    CHECK_TOOK(start, 50 * PLAIT_MS);
+    CHECK_EQ(plait_pool_destroy(pool), -EBUSY); /* nothing freed: the pool still works */
+    CHECK_EQ(plait_pool_threads(pool), 1);
+    CHECK_EQ(atomic_load(&s.spins_done), 0);
+
+    atomic_store(&s.release, true);
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(atomic_load(&s.spins_done), 1);
+    CHECK_EQ(s.cancelled_seen, 1); /* the CANCEL reached it, for its next plait call */
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    CHECK_EQ(plait_join(spin, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_join(q, NULL, SOON()), -ECANCELED); /* queued at the CANCEL */
+    CHECK_EQ(atomic_load(&queued_ran), 0);
+    CHECK_EQ(plait_event_destroy(s.started), 0);
+}
+
+typedef struct {
+    plait_pool *own, *other;
+    int own_shutdown, own_shutdown_cancel, own_destroy, other_shutdown, other_destroy;
+} inside_ctx;
+
+static void *shuts_own_pool(void *p)
+{
+    inside_ctx *c = p;
+    c->own_shutdown = plait_pool_shutdown(c->own, PLAIT_POOL_DRAIN, SOON());
+    c->own_shutdown_cancel = plait_pool_shutdown(c->own, PLAIT_POOL_CANCEL, 0);
+    c->own_destroy = plait_pool_destroy(c->own);
+    /* another pool is fine */
+    c->other_shutdown = plait_pool_shutdown(c->other, PLAIT_POOL_DRAIN, SOON());
+    c->other_destroy = plait_pool_destroy(c->other);
+    return ARG(12);
+}
+
+TEST(pool_shutdown_from_own_task)
+{
+    inside_ctx c = {.own_shutdown = 1, .own_shutdown_cancel = 1, .own_destroy = 1,
+                    .other_shutdown = 1, .other_destroy = 1};
+    c.own = make_pool(2, "own");
+    c.other = make_pool(1, "other");
+    plait_task t;
+    void *v = NULL;
+    CHECK_EQ(plait_pool_submit(c.own, &t, shuts_own_pool, &c), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 12);
+    CHECK_EQ(c.own_shutdown, -EDEADLK);
+    CHECK_EQ(c.own_shutdown_cancel, -EDEADLK);
+    CHECK_EQ(c.own_destroy, -EDEADLK);
+    CHECK_EQ(c.other_shutdown, 0);
+    CHECK_EQ(c.other_destroy, 0);
+    /* the refused calls left the pool running */
+    CHECK_EQ(plait_pool_submit(c.own, &t, return_arg, ARG(13)), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 13);
+    CHECK_EQ(plait_pool_destroy(c.own), 0);
+}
+
+/* ======================================================================== */
+/* Cancelling pool tasks                                                     */
+/* ======================================================================== */
+
+static atomic_int victim_ran;
+
+/* Nonzero when the task starts cancelled, or its sleep is cut short. */
+static void *fresh_task(void *p)
+{
+    (void)p;
+    int r = plait_cancelled() ? 1 : 0;
+    if (plait_sleep(PLAIT_MS) != 0)
+        r |= 2;
+    return ARG(r);
+}
+
+static void *victim(void *p)
+{
+    atomic_fetch_add(&victim_ran, 1);
+    return p;
+}
+
+typedef struct {
+    plait_sem *s;
+    plait_event *entering;
+    int result;
+} pool_sem_ctx;
+
+static void *pool_acquires(void *p)
+{
+    pool_sem_ctx *c = p;
+    CHECK_EQ(plait_event_set(c->entering), 0);
+    c->result = plait_sem_acquire(c->s, PLAIT_FOREVER);
+    return ARG(2);
+}
+
+TEST(pool_cancel_tasks)
+{
+    atomic_store(&victim_ran, 0);
+    plait_pool *pool = make_pool(1, "pc");
+    gate_ctx g;
+    gate_init(&g);
+    plait_task blocker, v1, v2, probe;
+    CHECK_EQ(plait_pool_submit(pool, &blocker, waits_gate, &g), 0);
+    CHECK_EQ(plait_sem_acquire(g.started, SOON()), 0); /* the only worker is busy */
+    CHECK_EQ(plait_pool_submit(pool, &v1, victim, ARG(1)), 0);
+    CHECK_EQ(plait_pool_submit(pool, &v2, victim, ARG(2)), 0);
+    CHECK_EQ(plait_cancel(v1), 0);
+    CHECK_EQ(plait_cancel(v1), 0);
+    CHECK_EQ(plait_event_set(g.gate), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(v1, &v, SOON()), -ECANCELED);
+    CHECK_EQ(plait_join(v2, &v, SOON()), 0); /* its neighbour is unaffected */
+    CHECK_EQ(INT(v), 2);
+    CHECK_EQ(plait_join(blocker, NULL, SOON()), 0);
+    CHECK_EQ(plait_pool_submit(pool, &probe, noop, NULL), 0);
+    CHECK_EQ(plait_join(probe, NULL, SOON()), 0);
+    CHECK_EQ(atomic_load(&victim_ran), 1); /* v2 only: v1 never ran */
+    CHECK_EQ(atomic_load(&g.gate_ok), 1);
+    gate_fini(&g);
+
+    /* a running task blocked in a plait call is cancelled out of it */
+    pool_sem_ctx c = {.result = 1};
+    CHECK_EQ(plait_sem_create(&c.s, 0), 0);
+    CHECK_EQ(plait_event_create(&c.entering), 0);
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(pool, &t, pool_acquires, &c), 0);
+    CHECK_EQ(plait_event_wait(c.entering, SOON()), 0);
+    plait_sleep(20 * PLAIT_MS); /* let it block (it is cancelled either way) */
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(c.result, -ECANCELED);
+    CHECK_EQ(plait_sem_release(c.s), 0);
+    CHECK_EQ(plait_sem_value(c.s), 1);
+    CHECK_EQ(plait_sem_destroy(c.s), 0);
+    CHECK_EQ(plait_event_destroy(c.entering), 0);
+
+    /* the worker's next task does not inherit the cancellation */
+    CHECK_EQ(plait_pool_submit(pool, &t, fresh_task, NULL), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 0);
+
+    /* a finished task keeps its result */
+    CHECK_EQ(plait_pool_submit(pool, &t, return_arg, ARG(23)), 0);
+    CHECK_EQ(plait_wait_any(&t, 1, SOON()), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 23);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
+/* ======================================================================== */
+/* plait_to_thread                                                           */
+/* ======================================================================== */
+
+TEST(to_thread_from_plain_thread)
+{
+    void *v = NULL;
+    CHECK_EQ(plait_to_thread(return_arg, ARG(5), &v, SOON()), 0);
+    CHECK_EQ(INT(v), 5);
+    CHECK_EQ(plait_to_thread(return_arg, ARG(6), NULL, SOON()), 0);
+    v = ARG(1);
+    CHECK_EQ(plait_to_thread(fail_edom, NULL, &v, SOON()), -EDOM);
+    CHECK_EQ(plait_to_thread(NULL, NULL, &v, SOON()), -EINVAL);
+}
+
+typedef struct {
+    int fds[2];
+    atomic_int ticks;
+    char got[8];
+} pipe_ctx;
+
+/* Blocks its thread in a plain system call until the pipe has data. */
+static void *reads_pipe(void *p)
+{
+    pipe_ctx *c = p;
+    struct pollfd pfd = {.fd = c->fds[0], .events = POLLIN};
+    if (poll(&pfd, 1, 10000) != 1)
+        return PLAIT_FAIL(-ETIMEDOUT);
+    ssize_t n = read(c->fds[0], c->got, sizeof c->got);
+    return (void *)(intptr_t)n;
+}
+
+static void *pipe_writer(void *p)
+{
+    pipe_ctx *c = p;
+    for (int i = 0; i < 3; i++) {
+        atomic_fetch_add(&c->ticks, 1);
+        CHECK_EQ(plait_sleep(2 * PLAIT_MS), 0);
+    }
+    CHECK_EQ(write(c->fds[1], "hello", 5), 5);
+    return NULL;
+}
+
+static void *to_thread_pipe_main(void *p)
+{
+    pipe_ctx *c = p;
+    plait_task w;
+    CHECK_EQ(plait_spawn(&w, pipe_writer, c), 0);
+    void *v = NULL;
+    /* the writer can only run while this coroutine alone waits */
+    CHECK_EQ(plait_to_thread(reads_pipe, c, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 5);
+    CHECK(memcmp(c->got, "hello", 5) == 0);
+    CHECK_EQ(atomic_load(&c->ticks), 3);
+    CHECK_EQ(plait_join(w, NULL, SOON()), 0);
+    return NULL;
+}
+
+typedef struct {
+    atomic_bool done;
+    atomic_int ticks;
+} tick_ctx;
+
+static void *nanosleeps_150ms(void *p)
+{
+    struct timespec ts = {0, 150 * 1000 * 1000};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    return p;
+}
+
+static void *ticks_until_done(void *p)
+{
+    tick_ctx *t = p;
+    while (!atomic_load(&t->done)) {
+        atomic_fetch_add(&t->ticks, 1);
+        CHECK_EQ(plait_sleep(5 * PLAIT_MS), 0);
+    }
+    return NULL;
+}
+
+static void *to_thread_tick_main(void *p)
+{
+    (void)p;
+    tick_ctx t = {0};
+    plait_task ticker;
+    CHECK_EQ(plait_spawn(&ticker, ticks_until_done, &t), 0);
+    int64_t start = plait_now();
+    void *v = NULL;
+    CHECK_EQ(plait_to_thread(nanosleeps_150ms, ARG(9), &v, SOON()), 0);
+    CHECK_TOOK(start, 150 * PLAIT_MS);
+    atomic_store(&t.done, true);
+    CHECK_EQ(INT(v), 9);
+    CHECK(atomic_load(&t.ticks) >= 3); /* about 30 on an idle machine */
+    CHECK_EQ(plait_join(ticker, NULL, SOON()), 0);
+    return NULL;
+}
+
+TEST(to_thread_keeps_scheduler_running)
+{
+    pipe_ctx c;
+    memset(&c, 0, sizeof c);
+    CHECK_EQ(pipe(c.fds), 0);
+    check_run(to_thread_pipe_main, &c);
+    close(c.fds[0]);
+    close(c.fds[1]);
+    check_run(to_thread_tick_main, NULL);
+}
+
+typedef struct {
+    atomic_int started, finished;
+    int sleep_result;
+    int64_t sleep_for;
+    plait_event *started_ev;
+    int result;
+    int finished_at_return, started_at_return;
+} tt_ctx;
+
+static void *tt_sleeper(void *p)
+{
+    tt_ctx *c = p;
+    atomic_store(&c->started, 1);
+    if (c->started_ev)
+        plait_event_set(c->started_ev);
+    c->sleep_result = plait_sleep(c->sleep_for); /* PLAIT_FOREVER allowed in a pool task */
+    atomic_store(&c->finished, 1);
+    return ARG(1);
+}
+
+static void tt_check_returned(tt_ctx *c)
+{
+    /* if it started, the call waited for it: it may use the caller's memory */
+    if (c->started_at_return) {
+        CHECK_EQ(c->finished_at_return, 1);
+        CHECK_EQ(c->sleep_result, -ECANCELED); /* the task was cancelled */
+    }
+}
+
+static void tt_deadline(int64_t sleep_for, int64_t wait)
+{
+    tt_ctx c = {.sleep_for = sleep_for, .sleep_result = 1};
+    int64_t start = plait_now();
+    c.result = plait_to_thread(tt_sleeper, &c, NULL, wait ? start + wait : 0);
+    c.started_at_return = atomic_load(&c.started);
+    c.finished_at_return = atomic_load(&c.finished);
+    int64_t took = plait_now() - start;
+    CHECK_EQ(c.result, -ETIMEDOUT);
+    CHECK(took >= wait);
+    CHECK(took < 250 * PLAIT_MS); /* the cancellation cut the sleep short */
+    tt_check_returned(&c);
+}
+
+static void *tt_caller(void *p)
+{
+    tt_ctx *c = p;
+    c->result = plait_to_thread(tt_sleeper, c, NULL, SOON());
+    c->started_at_return = atomic_load(&c->started);
+    c->finished_at_return = atomic_load(&c->finished);
+    return NULL;
+}
+
+static void *tt_cancel_main(void *p)
+{
+    (void)p;
+    /* expired deadlines from a coroutine */
+    tt_deadline(300 * PLAIT_MS, 30 * PLAIT_MS);
+    tt_deadline(300 * PLAIT_MS, 0);
+
+    /* cancelled while the task runs */
+    tt_ctx c = {.sleep_for = PLAIT_FOREVER, .sleep_result = 1, .result = 1};
+    CHECK_EQ(plait_event_create(&c.started_ev), 0);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, tt_caller, &c), 0);
+    CHECK_EQ(plait_event_wait(c.started_ev, SOON()), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(c.result, -ECANCELED);
+    CHECK_EQ(c.started_at_return, 1);
+    tt_check_returned(&c);
+    CHECK_EQ(plait_event_destroy(c.started_ev), 0);
+
+    /* cancelled before it calls */
+    tt_ctx d = {.sleep_for = PLAIT_FOREVER, .sleep_result = 1, .result = 1};
+    CHECK_EQ(plait_spawn(&t, tt_caller, &d), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(d.result, -ECANCELED);
+    tt_check_returned(&d);
+    return NULL;
+}
+
+TEST(to_thread_deadline_and_cancel)
+{
+    tt_deadline(300 * PLAIT_MS, 30 * PLAIT_MS); /* from a plain thread */
+    tt_deadline(300 * PLAIT_MS, 0);
+    check_run(tt_cancel_main, NULL);
+}
+
+/* A call that has not started is not waited for: with every worker of the default
+ * pool busy, the deadline (or the caller's cancellation) returns at once, and the
+ * queued call never runs. */
+static atomic_int tt_queued_ran;
+
+static void *tt_queued(void *p)
+{
+    atomic_fetch_add(&tt_queued_ran, 1);
+    return p;
+}
+
+typedef struct {
+    int result;
+    plait_event *calling;
+} tt_busy_ctx;
+
+static void *tt_busy_caller(void *p)
+{
+    tt_busy_ctx *c = p;
+    CHECK_EQ(plait_event_set(c->calling), 0);
+    c->result = plait_to_thread(tt_queued, ARG(2), NULL, SOON());
+    return NULL;
+}
+
+static void *tt_busy_main(void *p)
+{
+    (void)p;
+    tt_busy_ctx c = {.result = 1};
+    CHECK_EQ(plait_event_create(&c.calling), 0);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, tt_busy_caller, &c), 0);
+    CHECK_EQ(plait_event_wait(c.calling, SOON()), 0);
+    settle(); /* it waits in to_thread */
+    int64_t start = plait_now();
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_PROMPT(start);
+    CHECK_EQ(c.result, -ECANCELED);
+    CHECK_EQ(plait_event_destroy(c.calling), 0);
+    return NULL;
+}
+
+#define MAX_DEFAULT 256
+
+TEST(to_thread_queued_not_waited_for)
+{
+    plait_pool *d = plait_pool_default();
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    unsigned n = plait_pool_threads(d);
+    CHECK(n <= MAX_DEFAULT);
+    if (n > MAX_DEFAULT)
+        return;
+    atomic_store(&tt_queued_ran, 0);
+    gate_ctx g;
+    gate_init(&g);
+    static plait_task blockers[MAX_DEFAULT];
+    for (unsigned i = 0; i < n; i++)
+        CHECK_EQ(plait_pool_submit(d, &blockers[i], waits_gate, &g), 0);
+    for (unsigned i = 0; i < n; i++)
+        CHECK_EQ(plait_sem_acquire(g.started, SOON()), 0); /* every worker is busy */
+    int64_t start = plait_now();
+    CHECK_EQ(plait_to_thread(tt_queued, ARG(1), NULL, start + 50 * PLAIT_MS), -ETIMEDOUT);
+    CHECK_TOOK(start, 50 * PLAIT_MS);
+    start = plait_now();
+    CHECK_EQ(plait_to_thread(tt_queued, ARG(1), NULL, 0), -ETIMEDOUT);
+    CHECK_PROMPT(start);
+    check_run(tt_busy_main, NULL);
+    CHECK_EQ(plait_event_set(g.gate), 0);
+    CHECK_EQ(plait_wait_all(blockers, n, NULL, NULL, SOON()), 0);
+    CHECK_EQ(atomic_load(&g.gate_ok), (int)n);
+    /* whatever the workers do next, the cancelled calls are skipped */
+    void *v = NULL;
+    CHECK_EQ(plait_to_thread(return_arg, ARG(3), &v, SOON()), 0);
+    CHECK_EQ(INT(v), 3);
+    CHECK_EQ(atomic_load(&tt_queued_ran), 0);
+    gate_fini(&g);
+}
+
+/* The same for map: no runner started, so nothing is waited for. */
+TEST(pool_map_queued_not_waited_for)
+{
+    plait_pool *pool = make_pool(1, "mapq");
+    gate_ctx g;
+    gate_init(&g);
+    plait_task blocker;
+    CHECK_EQ(plait_pool_submit(pool, &blocker, waits_gate, &g), 0);
+    CHECK_EQ(plait_sem_acquire(g.started, SOON()), 0); /* the only worker is busy */
+    void *args[MAPD_N], *results[MAPD_N];
+    int errors[MAPD_N];
+    for (int i = 0; i < MAPD_N; i++)
+        args[i] = ARG(i);
+    mapd_reset(plait_now(), results, errors);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_pool_map(pool, mapd_item, args, MAPD_N, results, errors,
+                            start + 50 * PLAIT_MS), -ETIMEDOUT);
+    CHECK_TOOK(start, 50 * PLAIT_MS);
+    CHECK_EQ(mapd_check_return(results, errors), 0); /* nothing ran: all skipped */
+    CHECK_EQ(plait_event_set(g.gate), 0);
+    CHECK_EQ(plait_join(blocker, NULL, SOON()), 0);
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(atomic_load(&mapd.started), 0); /* and never will */
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    CHECK_EQ(plait_event_destroy(mapd.first_started), 0);
+    mapd.first_started = NULL;
+    gate_fini(&g);
+}
+
+static void *calls_to_thread(void *p)
+{
+    void *v = NULL;
+    int r = plait_to_thread(return_arg, p, &v, SOON());
+    return r ? PLAIT_FAIL(r) : v;
+}
+
+TEST(to_thread_from_thread_and_pool_task)
+{
+    plait_task t;
+    void *v = NULL;
+    CHECK_EQ(plait_thread_start(&t, calls_to_thread, ARG(21), NULL), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 21);
+    plait_pool *pool = make_pool(1, NULL);
+    CHECK_EQ(plait_pool_submit(pool, &t, calls_to_thread, ARG(22)), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 22);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
+/* ======================================================================== */
+/* As completed                                                              */
+/* ======================================================================== */
+
+typedef struct {
+    plait_event *e;
+    int id;
+    int r;
+} ev_task;
+
+static void *ev_task_body(void *p)
+{
+    ev_task *t = p;
+    t->r = plait_event_wait(t->e, SOON());
+    return ARG(t->id);
+}
+
+static void ev_tasks_init(ev_task *t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        t[i] = (ev_task){.id = i, .r = 1};
+        CHECK_EQ(plait_event_create(&t[i].e), 0);
+    }
+}
+
+static void ev_tasks_fini(ev_task *t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(t[i].r, 0);
+        CHECK_EQ(plait_event_destroy(t[i].e), 0);
+    }
+}
+
+TEST(completed_bad_input)
+{
+    plait_completed *set;
+    plait_task t, zero = {0};
+    CHECK_EQ(plait_completed_create(NULL), -EINVAL);
+    CHECK_EQ(plait_completed_create(&set), 0);
+    CHECK_EQ(plait_completed_add(NULL, zero), -EINVAL);
+    CHECK_EQ(plait_completed_add(set, zero), -EINVAL);
+    CHECK_EQ(plait_completed_next(NULL, &t, 0), -EINVAL);
+    CHECK_EQ(plait_completed_next(set, NULL, 0), -EINVAL);
+    CHECK_EQ(plait_completed_destroy(NULL), -EINVAL);
+    /* empty: nothing to give back */
+    CHECK_EQ(plait_completed_next(set, &t, 0), -EPIPE);
+    CHECK_EQ(plait_completed_next(set, &t, SOON()), -EPIPE);
+    /* a stale handle */
+    CHECK_EQ(plait_thread_start(&t, return_arg, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(plait_completed_add(set, t), -ESRCH);
+    CHECK_EQ(plait_thread_start(&t, return_arg, NULL, NULL), 0);
+    CHECK_EQ(plait_detach(t), 0);
+    CHECK_EQ(plait_completed_add(set, t), -ESRCH);
+    CHECK_EQ(plait_completed_next(set, &t, 0), -EPIPE);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+}
+
+static plait_pool *order_pool;
+
+static void *completed_order_main(void *p)
+{
+    (void)p;
+    enum { N = 5 };
+    ev_task et[N];
+    ev_tasks_init(et, N);
+    plait_task t[N];
+    CHECK_EQ(plait_spawn(&t[0], ev_task_body, &et[0]), 0);                  /* coroutine */
+    CHECK_EQ(plait_thread_start(&t[1], ev_task_body, &et[1], NULL), 0);     /* thread */
+    CHECK_EQ(plait_pool_submit(order_pool, &t[2], ev_task_body, &et[2]), 0); /* pool task */
+    CHECK_EQ(plait_thread_start(&t[3], ev_task_body, &et[3], NULL), 0);
+    CHECK_EQ(plait_pool_submit(order_pool, &t[4], ev_task_body, &et[4]), 0);
+    plait_completed *set, *other;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    CHECK_EQ(plait_completed_create(&other), 0);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(plait_completed_add(set, t[i]), 0);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(plait_completed_add(other, t[i]), -EBUSY); /* one set at a time */
+    plait_task h;
+    int64_t start = plait_now();
+    CHECK_EQ(plait_completed_next(set, &h, 0), -ETIMEDOUT);
+    CHECK_PROMPT(start);
+    start = plait_now();
+    CHECK_EQ(plait_completed_next(set, &h, start + 30 * PLAIT_MS), -ETIMEDOUT);
+    CHECK_TOOK(start, 30 * PLAIT_MS);
+    static const int order[N] = {2, 0, 3, 4, 1};
+    for (int k = 0; k < N; k++) {
+        int i = order[k];
+        CHECK_EQ(plait_event_set(et[i].e), 0);
+        memset(&h, 0, sizeof h);
+        CHECK_EQ(plait_completed_next(set, &h, SOON()), 0);
+        CHECK(same_task(h, t[i]));
+        void *v = NULL;
+        CHECK_EQ(plait_join(h, &v, SOON()), 0);
+        CHECK_EQ(INT(v), i);
+    }
+    CHECK_EQ(plait_completed_next(set, &h, SOON()), -EPIPE);
+    CHECK_EQ(plait_completed_next(set, &h, 0), -EPIPE);
+    ev_tasks_fini(et, N);
+
+    /* all finish before anyone asks: the set keeps their finishing order */
+    ev_tasks_init(et, N);
+    CHECK_EQ(plait_thread_start(&t[0], ev_task_body, &et[0], NULL), 0);
+    CHECK_EQ(plait_pool_submit(order_pool, &t[1], ev_task_body, &et[1]), 0);
+    CHECK_EQ(plait_spawn(&t[2], ev_task_body, &et[2]), 0);
+    CHECK_EQ(plait_thread_start(&t[3], ev_task_body, &et[3], NULL), 0);
+    CHECK_EQ(plait_pool_submit(order_pool, &t[4], ev_task_body, &et[4]), 0);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(plait_completed_add(other, t[i]), 0); /* the set that refused them */
+    static const int order2[N] = {4, 2, 0, 1, 3};
+    for (int k = 0; k < N; k++) {
+        CHECK_EQ(plait_event_set(et[order2[k]].e), 0);
+        CHECK_EQ(plait_wait_any(&t[order2[k]], 1, SOON()), 0); /* it has finished */
+    }
+    for (int k = 0; k < N; k++) {
+        int i = order2[k];
+        memset(&h, 0, sizeof h);
+        CHECK_EQ(plait_completed_next(other, &h, 0), 0);
+        CHECK(same_task(h, t[i]));
+    }
+    CHECK_EQ(plait_completed_next(other, &h, 0), -EPIPE);
+    void *results[N];
+    CHECK_EQ(plait_wait_all(t, N, results, NULL, SOON()), 0);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(INT(results[i]), i);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+    CHECK_EQ(plait_completed_destroy(other), 0);
+    ev_tasks_fini(et, N);
+    return NULL;
+}
+
+TEST(completed_in_finishing_order)
+{
+    order_pool = make_pool(2, "order");
+    check_run(completed_order_main, NULL);
+    CHECK_EQ(plait_pool_destroy(order_pool), 0);
+}
+
+TEST(completed_finished_and_moved)
+{
+    plait_completed *a, *b;
+    CHECK_EQ(plait_completed_create(&a), 0);
+    CHECK_EQ(plait_completed_create(&b), 0);
+    /* a task that finished before it was added comes back at once */
+    plait_task t, h;
+    CHECK_EQ(plait_thread_start(&t, return_arg, ARG(3), NULL), 0);
+    CHECK_EQ(plait_wait_any(&t, 1, SOON()), 0);
+    CHECK_EQ(plait_completed_add(a, t), 0);
+    CHECK_EQ(plait_completed_next(a, &h, 0), 0);
+    CHECK(same_task(h, t));
+    void *v = NULL;
+    CHECK_EQ(plait_join(h, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 3);
+    CHECK_EQ(plait_completed_next(a, &h, 0), -EPIPE);
+
+    /* destroying a set lets another one watch its tasks */
+    ev_task et[3];
+    ev_tasks_init(et, 3);
+    plait_task r[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(plait_thread_start(&r[i], ev_task_body, &et[i], NULL), 0);
+        CHECK_EQ(plait_completed_add(a, r[i]), 0);
+    }
+    CHECK_EQ(plait_completed_add(b, r[0]), -EBUSY);
+    CHECK_EQ(plait_completed_destroy(a), 0); /* tasks still running: nothing leaks */
+    CHECK_EQ(plait_completed_add(b, r[0]), 0);
+    CHECK_EQ(plait_completed_add(b, r[1]), 0);
+    CHECK_EQ(plait_event_set(et[1].e), 0);
+    int got = plait_completed_next(b, &h, SOON());
+    CHECK_EQ(got, 0);
+    CHECK(got != 0 || same_task(h, r[1]));
+    CHECK_EQ(plait_join(r[1], NULL, SOON()), 0); /* our copy of what it gave back */
+    /* destroyed with one task still running; its handle stays ours */
+    CHECK_EQ(plait_completed_destroy(b), 0);
+    for (int i = 0; i < 3; i++)
+        plait_event_set(et[i].e);
+    CHECK_EQ(plait_join(r[0], &v, SOON()), 0);
+    CHECK_EQ(INT(v), 0);
+    CHECK_EQ(plait_join(r[2], &v, SOON()), 0);
+    CHECK_EQ(INT(v), 2);
+    ev_tasks_fini(et, 3);
+}
+
+typedef struct {
+    plait_completed *set;
+    plait_task got;
+    int result;
+} next_waiter_ctx;
+
+static void *next_waiter(void *p)
+{
+    next_waiter_ctx *w = p;
+    w->result = plait_completed_next(w->set, &w->got, SOON());
+    return NULL;
+}
+
+static void *completed_waiters_main(void *p)
+{
+    (void)p;
+    ev_task et[2];
+    ev_tasks_init(et, 2);
+    plait_task t[2];
+    CHECK_EQ(plait_thread_start(&t[0], ev_task_body, &et[0], NULL), 0);
+    CHECK_EQ(plait_thread_start(&t[1], ev_task_body, &et[1], NULL), 0);
+    plait_completed *set;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    CHECK_EQ(plait_completed_add(set, t[0]), 0);
+    CHECK_EQ(plait_completed_add(set, t[1]), 0);
+
+    /* a waiter in next() keeps the set alive */
+    next_waiter_ctx w = {.set = set, .result = 1};
+    plait_task wt;
+    CHECK_EQ(plait_spawn(&wt, next_waiter, &w), 0);
+    settle();
+    CHECK_EQ(w.result, 1);
+    CHECK_EQ(plait_completed_destroy(set), -EBUSY);
+    CHECK_EQ(plait_event_set(et[1].e), 0);
+    CHECK_EQ(plait_join(wt, NULL, SOON()), 0);
+    CHECK_EQ(w.result, 0);
+    CHECK(same_task(w.got, t[1]));
+    CHECK_EQ(plait_join(w.got, NULL, SOON()), 0);
+
+    /* a cancelled waiter leaves; the set goes on */
+    w = (next_waiter_ctx){.set = set, .result = 1};
+    CHECK_EQ(plait_spawn(&wt, next_waiter, &w), 0);
+    settle();
+    CHECK_EQ(plait_cancel(wt), 0);
+    CHECK_EQ(plait_join(wt, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(w.result, -ECANCELED);
+    CHECK_EQ(plait_event_set(et[0].e), 0);
+    plait_task h;
+    CHECK_EQ(plait_completed_next(set, &h, SOON()), 0); /* nothing was lost */
+    CHECK(same_task(h, t[0]));
+    CHECK_EQ(plait_join(h, NULL, SOON()), 0);
+    CHECK_EQ(plait_completed_next(set, &h, 0), -EPIPE);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+    ev_tasks_fini(et, 2);
+    return NULL;
+}
+
+TEST(completed_waiters) { check_run(completed_waiters_main, NULL); }
+
+/* Many tasks of every kind finishing in no set order: each handed back exactly once. */
+#define CM_POOL (CHECK_SANITIZED ? 100 : 400)
+#define CM_THREADS 8
+#define CM_CORO 16
+#define CM_TOTAL (CM_POOL + CM_THREADS + CM_CORO)
+
+static void *cm_work(void *p)
+{
+    uint64_t seed = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull + 1;
+    uint32_t x = rnd(&seed);
+    if (x % 3 == 0)
+        plait_sleep((x >> 8) % (2 * PLAIT_MS));
+    return p;
+}
+
+static plait_pool *cm_pool;
+
+static void *completed_many_main(void *p)
+{
+    (void)p;
+    static plait_task t[CM_TOTAL];
+    static bool given[CM_TOTAL];
+    memset(given, 0, sizeof given);
+    plait_completed *set;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    for (int i = 0; i < CM_TOTAL; i++) {
+        void *arg = ARG(i);
+        if (i < CM_POOL)
+            CHECK_EQ(plait_pool_submit(cm_pool, &t[i], cm_work, arg), 0);
+        else if (i < CM_POOL + CM_THREADS)
+            CHECK_EQ(plait_thread_start(&t[i], cm_work, arg, NULL), 0);
+        else
+            CHECK_EQ(plait_spawn(&t[i], cm_work, arg), 0);
+        CHECK_EQ(plait_completed_add(set, t[i]), 0);
+    }
+    int n = 0, r;
+    plait_task h;
+    while ((r = plait_completed_next(set, &h, SOON())) == 0) {
+        int found = -1;
+        for (int i = 0; i < CM_TOTAL; i++)
+            if (same_task(h, t[i]))
+                found = i;
+        CHECK(found >= 0);
+        if (found < 0)
+            break;
+        CHECK(!given[found]);
+        given[found] = true;
+        void *v = NULL;
+        CHECK_EQ(plait_join(h, &v, 0), 0); /* finished: the join does not wait */
+        CHECK_EQ(INT(v), found);
+        n++;
+    }
+    CHECK_EQ(r, -EPIPE);
+    CHECK_EQ(n, CM_TOTAL);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+    return NULL;
+}
+
+TEST(completed_many_mixed)
+{
+    cm_pool = make_pool(2, "cm");
+    check_run(completed_many_main, NULL);
+    CHECK_EQ(plait_pool_destroy(cm_pool), 0);
+}
+
+RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_and_join),
+          CASE(coroutine_joins_pool_task), CASE(pool_many_submits_run_once),
+          CASE(fork_join_fib_two_workers), CASE(fork_join_fib_one_worker),
+          CASE(pool_map_results_and_errors), CASE(pool_map_from_coroutine),
+          CASE(pool_map_deadline), CASE(pool_map_cancelled_caller), CASE(pool_shutdown_drain),
+          CASE(pool_shutdown_cancel), CASE(pool_shutdown_cancel_conservation),
+          CASE(pool_shutdown_timeout_then_busy), CASE(pool_shutdown_from_own_task),
+          CASE(pool_cancel_tasks), CASE(to_thread_from_plain_thread),
+          CASE(to_thread_keeps_scheduler_running), CASE(to_thread_deadline_and_cancel),
+          CASE(to_thread_from_thread_and_pool_task), CASE(to_thread_queued_not_waited_for),
+          CASE(pool_map_queued_not_waited_for), CASE(completed_bad_input),
+          CASE(completed_in_finishing_order), CASE(completed_finished_and_moved),
+          CASE(completed_waiters), CASE(completed_many_mixed))

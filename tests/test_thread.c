@@ -1,0 +1,924 @@
+/* test_thread.c — plait threads: start, join (with deadlines, twice, from itself),
+ * detach, names, stack sizes, cancellation of the blocking call a thread is in,
+ * thread-local storage through plait_key on plait threads and plain pthreads, the CPU
+ * count, and futures shared between threads and coroutines.
+ *
+ * Ordering comes from events and semaphores.  A sleep appears only where the outcome
+ * is the same whichever way the race goes (to let a thread block before it is
+ * cancelled: a cancellation is sticky, so an early one gives the same result), or
+ * where the test is about time, with a margin for a loaded 2-core machine. */
+#include "helpers.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+static void *return_arg(void *arg) { return arg; }
+static void *fail_edom(void *arg)
+{
+    (void)arg;
+    return PLAIT_FAIL(-EDOM);
+}
+
+/* ======================================================================== */
+/* Start and join                                                            */
+/* ======================================================================== */
+
+TEST(start_and_join_results)
+{
+    plait_task t;
+    void *v = NULL;
+    CHECK_EQ(plait_thread_start(&t, return_arg, ARG(42), NULL), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 42);
+    CHECK_EQ(plait_join(t, &v, SOON()), -ESRCH); /* twice */
+    CHECK_EQ(plait_join(t, NULL, 0), -ESRCH);
+    CHECK_EQ(plait_detach(t), -ESRCH);
+    CHECK_EQ(plait_cancel(t), -ESRCH);
+
+    /* a failure code reaches the joiner, and *result is left alone for it */
+    v = ARG(7);
+    CHECK_EQ(plait_thread_start(&t, fail_edom, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), -EDOM);
+    CHECK_EQ(plait_join(t, &v, SOON()), -ESRCH);
+
+    /* the edges of the failure range: -1 fails, -4096 is an ordinary value */
+    CHECK_EQ(plait_thread_start(&t, return_arg, PLAIT_FAIL(-1), NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -1);
+    CHECK_EQ(plait_thread_start(&t, return_arg, (void *)(intptr_t)-4096, NULL), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK(v == (void *)(intptr_t)-4096);
+
+    /* NULL result pointer is fine */
+    CHECK_EQ(plait_thread_start(&t, return_arg, ARG(1), NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+
+    /* bad input */
+    CHECK_EQ(plait_thread_start(&t, NULL, NULL, NULL), -EINVAL);
+    CHECK_EQ(plait_thread_start(NULL, NULL, NULL, NULL), -EINVAL);
+    plait_task zero = {0};
+    CHECK_EQ(plait_join(zero, NULL, 0), -EINVAL);
+}
+
+typedef struct {
+    plait_event *gate;
+    int gate_result;
+} gate_ctx;
+
+static void *waits_gate(void *p)
+{
+    gate_ctx *g = p;
+    g->gate_result = plait_event_wait(g->gate, SOON());
+    return ARG(5);
+}
+
+static void join_deadline_probe(void)
+{
+    gate_ctx g = {.gate_result = 1};
+    CHECK_EQ(plait_event_create(&g.gate), 0);
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, waits_gate, &g, NULL), 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_join(t, NULL, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_join(t, NULL, start - PLAIT_SEC), -ETIMEDOUT);
+    CHECK_EQ(plait_join(t, NULL, INT64_MIN), -ETIMEDOUT);
+    CHECK_PROMPT(start);
+    start = plait_now();
+    CHECK_EQ(plait_join(t, NULL, start + 50 * PLAIT_MS), -ETIMEDOUT);
+    CHECK_TOOK(start, 50 * PLAIT_MS);
+    /* the handle is still valid: wait-any sees it running, and a real join works */
+    CHECK_EQ(plait_wait_any(&t, 1, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_event_set(g.gate), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 5);
+    CHECK_EQ(g.gate_result, 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), -ESRCH);
+    CHECK_EQ(plait_event_destroy(g.gate), 0);
+}
+
+static void *join_deadline_main(void *p)
+{
+    (void)p;
+    join_deadline_probe();
+    return NULL;
+}
+
+TEST(join_deadline_expires)
+{
+    join_deadline_probe();                  /* from a plain thread */
+    check_run(join_deadline_main, NULL);    /* from a coroutine */
+}
+
+typedef struct {
+    plait_task self;
+    plait_event *stored;
+    int join_r, any_r, all_r, detach_check;
+} self_ctx;
+
+static void *joins_itself(void *p)
+{
+    self_ctx *s = p;
+    CHECK_EQ(plait_event_wait(s->stored, SOON()), 0);
+    /* a one-second deadline: an undetected self-join fails instead of hanging */
+    int64_t start = plait_now();
+    s->join_r = plait_join(s->self, NULL, plait_deadline_in(PLAIT_SEC));
+    s->any_r = plait_wait_any(&s->self, 1, plait_deadline_in(PLAIT_SEC));
+    s->all_r = plait_wait_all(&s->self, 1, NULL, NULL, plait_deadline_in(PLAIT_SEC));
+    CHECK_PROMPT(start);
+    return ARG(77);
+}
+
+TEST(join_from_itself)
+{
+    self_ctx s = {.join_r = 1, .any_r = 1, .all_r = 1};
+    CHECK_EQ(plait_event_create(&s.stored), 0);
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, joins_itself, &s, NULL), 0);
+    s.self = t;
+    CHECK_EQ(plait_event_set(s.stored), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0); /* the failed self-joins consumed nothing */
+    CHECK_EQ(INT(v), 77);
+    CHECK_EQ(s.join_r, -EDEADLK);
+    CHECK_EQ(s.any_r, -EDEADLK);
+    CHECK_EQ(s.all_r, -EDEADLK);
+    CHECK_EQ(plait_event_destroy(s.stored), 0);
+}
+
+static atomic_int detached_ran;
+
+static void *detached_body(void *p)
+{
+    plait_sem *done = p;
+    atomic_fetch_add(&detached_ran, 1);
+    CHECK_EQ(plait_sem_release(done), 0);
+    return ARG(3);
+}
+
+TEST(detach)
+{
+    atomic_store(&detached_ran, 0);
+    plait_sem *done;
+    CHECK_EQ(plait_sem_create(&done, 0), 0);
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, detached_body, done, NULL), 0);
+    CHECK_EQ(plait_detach(t), 0);
+    CHECK_EQ(plait_detach(t), -ESRCH);
+    CHECK_EQ(plait_join(t, NULL, 0), -ESRCH);
+    CHECK_EQ(plait_cancel(t), -ESRCH);
+    CHECK_EQ(plait_wait_any(&t, 1, 0), -ESRCH);
+    CHECK_EQ(plait_sem_acquire(done, SOON()), 0); /* it ran all the same */
+    /* task == NULL: detached at once */
+    CHECK_EQ(plait_thread_start(NULL, detached_body, done, NULL), 0);
+    CHECK_EQ(plait_sem_acquire(done, SOON()), 0);
+    /* detach after it finished */
+    CHECK_EQ(plait_thread_start(&t, detached_body, done, NULL), 0);
+    CHECK_EQ(plait_sem_acquire(done, SOON()), 0);
+    CHECK_EQ(plait_wait_any(&t, 1, SOON()), 0);
+    CHECK_EQ(plait_detach(t), 0);
+    CHECK_EQ(plait_join(t, NULL, 0), -ESRCH);
+    CHECK_EQ(atomic_load(&detached_ran), 3);
+    CHECK_EQ(plait_sem_destroy(done), 0);
+}
+
+/* ======================================================================== */
+/* Names and stacks                                                          */
+/* ======================================================================== */
+
+typedef struct {
+    char plait_name[64];
+    char os_name[64];
+    bool had_name;
+    int in_coroutine;
+    uint64_t id;
+    size_t stack;
+    int cancelled;
+} whoami;
+
+static void *report_self(void *p)
+{
+    whoami *w = p;
+    const char *n = plait_task_name();
+    w->had_name = n != NULL;
+    if (n)
+        snprintf(w->plait_name, sizeof w->plait_name, "%s", n);
+    CHECK_EQ(pthread_getname_np(pthread_self(), w->os_name, sizeof w->os_name), 0);
+    w->in_coroutine = plait_in_coroutine();
+    w->id = plait_task_id();
+    w->cancelled = plait_cancelled();
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        CHECK_EQ(pthread_attr_getstacksize(&attr, &w->stack), 0);
+        pthread_attr_destroy(&attr);
+    }
+    return NULL;
+}
+
+static void check_named(const char *name, const char *expect)
+{
+    whoami w = {.in_coroutine = -1, .id = 99, .cancelled = -1};
+    plait_thread_options o = {.name = name};
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, report_self, &w, &o), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK(w.had_name);
+    if (strcmp(w.plait_name, expect) != 0) {
+        fprintf(stderr, "  plait_task_name() gave \"%s\", expected \"%s\"\n", w.plait_name,
+                expect);
+        CHECK(!"plait_task_name() in a thread");
+    }
+    if (strcmp(w.os_name, expect) != 0) {
+        fprintf(stderr, "  OS name \"%s\", expected \"%s\"\n", w.os_name, expect);
+        CHECK(!"OS thread name");
+    }
+    CHECK_EQ(w.in_coroutine, 0);
+    CHECK_EQ(w.id, 0);
+    CHECK_EQ(w.cancelled, 0);
+}
+
+TEST(thread_names)
+{
+    check_named("worker-7", "worker-7");
+    check_named(NULL, "plait");
+    check_named("abcdefghijklmnopqrstuvwxyz", "abcdefghijklmno"); /* 15 bytes kept */
+    check_named("exactly15bytes!", "exactly15bytes!");
+    check_named("sixteen-bytes-xy", "sixteen-bytes-x");
+    /* the option's string is copied: the caller may reuse it at once */
+    char buf[32] = "copied-name";
+    whoami w = {0};
+    plait_thread_options o = {.name = buf};
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, report_self, &w, &o), 0);
+    memset(buf, 'X', sizeof buf - 1);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK(strcmp(w.plait_name, "copied-name") == 0);
+    /* this plain thread has no plait name */
+    CHECK(plait_task_name() == NULL);
+    CHECK_EQ(plait_cancelled(), 0);
+}
+
+static atomic_int stack_runs;
+
+static void *count_run(void *p)
+{
+    atomic_fetch_add(&stack_runs, 1);
+    return p;
+}
+
+TEST(thread_stack_sizes)
+{
+    atomic_store(&stack_runs, 0);
+    plait_task t;
+    plait_thread_options o = {.name = "stack"};
+    size_t bad[] = {1, 4096, 16 * 1024 - 1, PLAIT_STACK_MAX + 1, SIZE_MAX};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o.stack_size = bad[i];
+        CHECK_EQ(plait_thread_start(&t, count_run, NULL, &o), -EINVAL);
+    }
+    /* good sizes: the thread runs on a stack at least that large */
+    size_t good[] = {16 * 1024, 1024 * 1024, 0};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        whoami w = {0};
+        o.stack_size = good[i];
+        CHECK_EQ(plait_thread_start(&t, report_self, &w, &o), 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        CHECK(w.stack >= good[i]);
+        if (good[i])
+            CHECK(w.stack < good[i] + 1024 * 1024);
+    }
+    /* none of the refused starts ran anything */
+    o.stack_size = 64 * 1024;
+    CHECK_EQ(plait_thread_start(&t, count_run, ARG(1), &o), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(atomic_load(&stack_runs), 1);
+}
+
+/* ======================================================================== */
+/* Cancellation                                                              */
+/* ======================================================================== */
+
+enum { BLOCK_SLEEP, BLOCK_RECV, BLOCK_LOCK, BLOCK_SEM, BLOCK_JOIN };
+
+typedef struct {
+    int how;
+    plait_event *entering;
+    plait_chan *ch;
+    plait_mutex *m;
+    plait_sem *s;
+    plait_task other;
+    int result;
+    int cancelled_before, cancelled_after;
+    int later_sleep, later_free_lock, later_set_event;
+    plait_mutex *free_m;
+    plait_event *set_e;
+} blocked_ctx;
+
+static void *blocks(void *p)
+{
+    blocked_ctx *b = p;
+    b->cancelled_before = plait_cancelled();
+    CHECK_EQ(plait_event_set(b->entering), 0);
+    int v;
+    switch (b->how) {
+    case BLOCK_SLEEP: b->result = plait_sleep(PLAIT_FOREVER); break;
+    case BLOCK_RECV: b->result = plait_chan_recv(b->ch, &v, PLAIT_FOREVER); break;
+    case BLOCK_LOCK: b->result = plait_mutex_lock(b->m, PLAIT_FOREVER); break;
+    case BLOCK_SEM: b->result = plait_sem_acquire(b->s, PLAIT_FOREVER); break;
+    case BLOCK_JOIN: b->result = plait_join(b->other, NULL, PLAIT_FOREVER); break;
+    }
+    b->cancelled_after = plait_cancelled();
+    /* sticky: what would block fails at once; what can complete still does */
+    b->later_sleep = plait_sleep(10 * PLAIT_MS);
+    b->later_free_lock = plait_mutex_lock(b->free_m, PLAIT_FOREVER);
+    if (b->later_free_lock == 0)
+        CHECK_EQ(plait_mutex_unlock(b->free_m), 0);
+    b->later_set_event = plait_event_wait(b->set_e, PLAIT_FOREVER);
+    return ARG(1);
+}
+
+static void cancel_blocked(int how)
+{
+    blocked_ctx b = {.how = how, .result = 1, .cancelled_before = -1,
+                     .cancelled_after = -1};
+    CHECK_EQ(plait_event_create(&b.entering), 0);
+    CHECK_EQ(plait_chan_create(&b.ch, sizeof(int), 0), 0);
+    CHECK_EQ(plait_mutex_create(&b.m), 0);
+    CHECK_EQ(plait_mutex_create(&b.free_m), 0);
+    CHECK_EQ(plait_sem_create(&b.s, 0), 0);
+    CHECK_EQ(plait_event_create(&b.set_e), 0);
+    CHECK_EQ(plait_event_set(b.set_e), 0);
+    gate_ctx g = {.gate_result = 1};
+    CHECK_EQ(plait_event_create(&g.gate), 0);
+    if (how == BLOCK_LOCK)
+        CHECK_EQ(plait_mutex_lock(b.m, 0), 0);
+    if (how == BLOCK_JOIN)
+        CHECK_EQ(plait_thread_start(&b.other, waits_gate, &g, NULL), 0);
+    plait_task t;
+    plait_thread_options o = {.name = "victim"};
+    CHECK_EQ(plait_thread_start(&t, blocks, &b, &o), 0);
+    CHECK_EQ(plait_event_wait(b.entering, SOON()), 0);
+    plait_sleep(20 * PLAIT_MS); /* let it block (it sees -ECANCELED either way) */
+    int64_t start = plait_now();
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_cancel(t), 0); /* twice is harmless */
+    void *v = ARG(9);
+    CHECK_EQ(plait_join(t, &v, SOON()), -ECANCELED);
+    CHECK(plait_now() - start < 2 * PLAIT_SEC);
+    CHECK_EQ(b.result, -ECANCELED);
+    CHECK_EQ(b.cancelled_before, 0);
+    CHECK_EQ(b.cancelled_after, 1);
+    CHECK_EQ(b.later_sleep, -ECANCELED);
+    CHECK_EQ(b.later_free_lock, 0);
+    CHECK_EQ(b.later_set_event, 0);
+    /* everything it was blocked on is left consistent */
+    if (how == BLOCK_LOCK) {
+        CHECK_EQ(plait_mutex_unlock(b.m), 0); /* still ours, never handed to it */
+    }
+    CHECK_EQ(plait_mutex_lock(b.m, 0), 0);
+    CHECK_EQ(plait_mutex_unlock(b.m), 0);
+    CHECK_EQ(plait_mutex_destroy(b.m), 0);
+    CHECK_EQ(plait_mutex_destroy(b.free_m), 0);
+    CHECK_EQ(plait_chan_destroy(b.ch), 0); /* nobody waits on it any more */
+    CHECK_EQ(plait_sem_release(b.s), 0);
+    CHECK_EQ(plait_sem_value(b.s), 1);      /* the cancelled waiter took no permit */
+    CHECK_EQ(plait_sem_destroy(b.s), 0);
+    if (how == BLOCK_JOIN) {
+        /* its cancelled join consumed nothing: the other thread is still joinable */
+        CHECK_EQ(plait_event_set(g.gate), 0);
+        CHECK_EQ(plait_join(b.other, &v, SOON()), 0);
+        CHECK_EQ(INT(v), 5);
+    }
+    CHECK_EQ(plait_event_destroy(g.gate), 0);
+    CHECK_EQ(plait_event_destroy(b.entering), 0);
+    CHECK_EQ(plait_event_destroy(b.set_e), 0);
+}
+
+TEST(cancel_thread_in_sleep) { cancel_blocked(BLOCK_SLEEP); }
+TEST(cancel_thread_in_chan_recv) { cancel_blocked(BLOCK_RECV); }
+TEST(cancel_thread_in_mutex_lock) { cancel_blocked(BLOCK_LOCK); }
+TEST(cancel_thread_in_sem_acquire) { cancel_blocked(BLOCK_SEM); }
+TEST(cancel_thread_in_join) { cancel_blocked(BLOCK_JOIN); }
+
+typedef struct {
+    plait_event *go;
+    plait_event *started;
+    int cancelled_seen;
+    int result;
+} early_cancel_ctx;
+
+/* Cancelled before it ever blocks: its first blocking call fails at once. */
+static void *cancelled_early(void *p)
+{
+    early_cancel_ctx *e = p;
+    CHECK_EQ(plait_event_set(e->started), 0);
+    /* busy, not blocked: the cancel arrives while it does not call plait */
+    while (!plait_cancelled())
+        sched_yield();
+    e->cancelled_seen = 1;
+    int64_t start = plait_now();
+    e->result = plait_sleep(5 * PLAIT_SEC);
+    CHECK_PROMPT(start);
+    return ARG(2);
+}
+
+TEST(cancel_thread_before_it_blocks)
+{
+    early_cancel_ctx e = {.result = 1};
+    CHECK_EQ(plait_event_create(&e.started), 0);
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, cancelled_early, &e, NULL), 0);
+    CHECK_EQ(plait_event_wait(e.started, SOON()), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(e.cancelled_seen, 1);
+    CHECK_EQ(e.result, -ECANCELED);
+    CHECK_EQ(plait_event_destroy(e.started), 0);
+
+    /* a thread that already finished keeps its result */
+    CHECK_EQ(plait_thread_start(&t, return_arg, ARG(31), NULL), 0);
+    CHECK_EQ(plait_wait_any(&t, 1, SOON()), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 31);
+    /* this plain thread is never cancelled */
+    CHECK_EQ(plait_cancelled(), 0);
+}
+
+typedef struct {
+    int forever, until_forever, far, past;
+} plain_sleep_ctx;
+
+static void *plain_sleeps(void *p)
+{
+    plain_sleep_ctx *s = p;
+    int64_t start = plait_now();
+    s->forever = plait_sleep(PLAIT_FOREVER);
+    s->until_forever = plait_sleep_until(PLAIT_FOREVER);
+    s->past = plait_sleep_until(0);
+    CHECK_PROMPT(start);
+    start = plait_now();
+    s->far = plait_sleep(30 * PLAIT_MS);
+    CHECK_TOOK(start, 30 * PLAIT_MS);
+    return NULL;
+}
+
+TEST(sleep_forever_on_plain_pthread)
+{
+    plain_sleep_ctx s = {1, 1, 1, 1};
+    pthread_t th;
+    thread_start(&th, plain_sleeps, &s);
+    thread_join(th);
+    CHECK_EQ(s.forever, -EINVAL);
+    CHECK_EQ(s.until_forever, -EINVAL);
+    CHECK_EQ(s.past, 0);
+    CHECK_EQ(s.far, 0);
+    /* and this (main) thread: nothing can cancel it either.  (A plait thread may:
+     * cancel_thread_in_sleep.) */
+    CHECK_EQ(plait_sleep(PLAIT_FOREVER), -EINVAL);
+    CHECK_EQ(plait_sleep_until(PLAIT_FOREVER), -EINVAL);
+}
+
+static void *plait_thread_sleeps(void *p)
+{
+    int64_t start = plait_now();
+    CHECK_EQ(plait_sleep(30 * PLAIT_MS), 0);
+    CHECK_TOOK(start, 30 * PLAIT_MS);
+    CHECK_EQ(plait_sleep_until(0), 0);
+    CHECK_EQ(plait_sleep(-1), 0);
+    return p;
+}
+
+TEST(sleep_on_plait_thread)
+{
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, plait_thread_sleeps, ARG(4), NULL), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 4);
+}
+
+/* ======================================================================== */
+/* Thread-local storage                                                      */
+/* ======================================================================== */
+
+#define TLS_THREADS 4
+
+static plait_key tls_key;
+static atomic_long tls_destroyed_sum;
+static atomic_int tls_destroyed_count;
+static plait_sem *tls_destroyed_sem;
+
+static void tls_destroy(void *v)
+{
+    atomic_fetch_add(&tls_destroyed_sum, (long)(intptr_t)v);
+    atomic_fetch_add(&tls_destroyed_count, 1);
+    plait_sem_release(tls_destroyed_sem);
+}
+
+typedef struct {
+    pthread_barrier_t *all_set;
+    int id;
+    int ok;
+} tls_ctx;
+
+static void *tls_body(void *p)
+{
+    tls_ctx *c = p;
+    CHECK(plait_local_get(tls_key) == NULL); /* a new thread starts empty */
+    /* a value set twice: the destructor sees the last one only */
+    CHECK_EQ(plait_local_set(tls_key, ARG(1000)), 0);
+    CHECK_EQ(plait_local_set(tls_key, ARG(c->id)), 0);
+    pthread_barrier_wait(c->all_set); /* everyone has set their own */
+    c->ok = plait_local_get(tls_key) == ARG(c->id);
+    pthread_barrier_wait(c->all_set);
+    return NULL;
+}
+
+static void *tls_unset_body(void *p)
+{
+    (void)p;
+    CHECK_EQ(plait_local_set(tls_key, ARG(5000)), 0);
+    CHECK_EQ(plait_local_set(tls_key, NULL), 0); /* NULL: no destructor call */
+    return NULL;
+}
+
+static void reset_tls_counts(void)
+{
+    atomic_store(&tls_destroyed_sum, 0);
+    atomic_store(&tls_destroyed_count, 0);
+}
+
+static void wait_destroyed(int n)
+{
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(plait_sem_acquire(tls_destroyed_sem, SOON()), 0);
+    CHECK_EQ(plait_sem_acquire(tls_destroyed_sem, 0), -ETIMEDOUT); /* no more */
+}
+
+static void *tls_coro_main(void *p)
+{
+    (void)p;
+    /* a coroutine has its own value, not its thread's */
+    CHECK(plait_local_get(tls_key) == NULL);
+    CHECK_EQ(plait_local_set(tls_key, ARG(300)), 0);
+    CHECK(plait_local_get(tls_key) == ARG(300));
+    return NULL;
+}
+
+static void *tls_thread_with_coroutine(void *p)
+{
+    (void)p;
+    CHECK_EQ(plait_local_set(tls_key, ARG(200)), 0);
+    check_run(tls_coro_main, NULL);
+    CHECK(plait_local_get(tls_key) == ARG(200)); /* the thread's value is untouched */
+    return NULL;
+}
+
+TEST(thread_local_storage)
+{
+    CHECK_EQ(plait_key_create(&tls_key, tls_destroy), 0);
+    CHECK_EQ(plait_sem_create(&tls_destroyed_sem, 0), 0);
+    /* this thread has its own value throughout */
+    CHECK(plait_local_get(tls_key) == NULL);
+    CHECK_EQ(plait_local_set(tls_key, ARG(100)), 0);
+    CHECK(plait_local_get(tls_key) == ARG(100));
+    CHECK_EQ(plait_local_set(PLAIT_KEYS_MAX, ARG(1)), -EINVAL);
+    CHECK(plait_local_get(PLAIT_KEYS_MAX) == NULL);
+
+    pthread_barrier_t bar;
+    tls_ctx c[TLS_THREADS];
+    long expect = 0;
+
+    /* plain pthreads */
+    reset_tls_counts();
+    pthread_barrier_init(&bar, NULL, TLS_THREADS);
+    pthread_t th[TLS_THREADS];
+    for (int i = 0; i < TLS_THREADS; i++) {
+        c[i] = (tls_ctx){.all_set = &bar, .id = i + 1};
+        expect += i + 1;
+        thread_start(&th[i], tls_body, &c[i]);
+    }
+    for (int i = 0; i < TLS_THREADS; i++) {
+        thread_join(th[i]);
+        CHECK(c[i].ok);
+    }
+    /* pthread_join returns after the thread's key destructors ran */
+    CHECK_EQ(atomic_load(&tls_destroyed_count), TLS_THREADS);
+    CHECK_EQ(atomic_load(&tls_destroyed_sum), expect);
+    wait_destroyed(TLS_THREADS);
+    pthread_barrier_destroy(&bar);
+
+    /* plait threads */
+    reset_tls_counts();
+    pthread_barrier_init(&bar, NULL, TLS_THREADS);
+    plait_task t[TLS_THREADS];
+    for (int i = 0; i < TLS_THREADS; i++) {
+        c[i] = (tls_ctx){.all_set = &bar, .id = 10 * (i + 1)};
+        CHECK_EQ(plait_thread_start(&t[i], tls_body, &c[i], NULL), 0);
+    }
+    CHECK_EQ(plait_wait_all(t, TLS_THREADS, NULL, NULL, SOON()), 0);
+    for (int i = 0; i < TLS_THREADS; i++)
+        CHECK(c[i].ok);
+    wait_destroyed(TLS_THREADS); /* "its destructor runs when the thread ends" */
+    CHECK_EQ(atomic_load(&tls_destroyed_count), TLS_THREADS);
+    CHECK_EQ(atomic_load(&tls_destroyed_sum), 10 * expect);
+    pthread_barrier_destroy(&bar);
+
+    /* a value reset to NULL is not destroyed */
+    reset_tls_counts();
+    CHECK_EQ(plait_thread_start(&t[0], tls_unset_body, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t[0], NULL, SOON()), 0);
+    thread_start(&th[0], tls_unset_body, NULL);
+    thread_join(th[0]);
+    /* a thread that runs a scheduler: its coroutine's value and its own are apart;
+     * the coroutine's is destroyed when the coroutine ends, the thread's at exit */
+    thread_start(&th[0], tls_thread_with_coroutine, NULL);
+    thread_join(th[0]);
+    wait_destroyed(2);
+    CHECK_EQ(atomic_load(&tls_destroyed_count), 2);
+    CHECK_EQ(atomic_load(&tls_destroyed_sum), 500);
+
+    CHECK(plait_local_get(tls_key) == ARG(100)); /* ours was never touched */
+    CHECK_EQ(plait_local_set(tls_key, NULL), 0);
+    CHECK(plait_local_get(tls_key) == NULL);
+    CHECK_EQ(plait_sem_destroy(tls_destroyed_sem), 0);
+}
+
+/* ======================================================================== */
+/* CPU count                                                                 */
+/* ======================================================================== */
+
+TEST(cpu_count)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    int n = CPU_COUNT(&set);
+    CHECK(plait_cpu_count() >= 1);
+    CHECK_EQ(plait_cpu_count(), n);
+    CHECK_EQ(plait_cpu_count(), plait_cpu_count());
+}
+
+/* ======================================================================== */
+/* Futures between threads and coroutines                                    */
+/* ======================================================================== */
+
+typedef struct {
+    plait_event *go;
+    atomic_int ticks;
+    atomic_bool thread_done;
+    int go_result;
+} xjoin_ctx;
+
+static void *thread_waits_go(void *p)
+{
+    xjoin_ctx *x = p;
+    x->go_result = plait_event_wait(x->go, SOON());
+    atomic_store(&x->thread_done, true);
+    return ARG(88);
+}
+
+static void *ticker(void *p)
+{
+    xjoin_ctx *x = p;
+    /* runs only while the main coroutine waits in its join */
+    atomic_fetch_add(&x->ticks, 1);
+    CHECK_EQ(plait_event_set(x->go), 0);
+    while (!atomic_load(&x->thread_done)) {
+        atomic_fetch_add(&x->ticks, 1);
+        CHECK_EQ(plait_sleep(PLAIT_MS), 0);
+    }
+    return NULL;
+}
+
+static void *coro_joins_thread(void *p)
+{
+    xjoin_ctx *x = p;
+    plait_task th, tick;
+    CHECK_EQ(plait_thread_start(&th, thread_waits_go, x, NULL), 0);
+    CHECK_EQ(plait_spawn(&tick, ticker, x), 0);
+    void *v = NULL;
+    /* only this coroutine waits: the ticker runs and lets the thread finish */
+    CHECK_EQ(plait_join(th, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 88);
+    CHECK(atomic_load(&x->ticks) >= 1);
+    CHECK_EQ(plait_join(tick, NULL, SOON()), 0);
+    return NULL;
+}
+
+TEST(coroutine_joins_thread)
+{
+    xjoin_ctx x = {.go_result = 1};
+    CHECK_EQ(plait_event_create(&x.go), 0);
+    check_run(coro_joins_thread, &x);
+    CHECK_EQ(x.go_result, 0);
+    CHECK_EQ(plait_event_destroy(x.go), 0);
+}
+
+typedef struct {
+    plait_task thread;
+    int join_result;
+} cancelled_joiner_ctx;
+
+static void *joins_thread_forever(void *p)
+{
+    cancelled_joiner_ctx *c = p;
+    c->join_result = plait_join(c->thread, NULL, PLAIT_FOREVER);
+    return NULL;
+}
+
+static void *coroutine_join_cancelled_main(void *p)
+{
+    (void)p;
+    gate_ctx g = {.gate_result = 1};
+    CHECK_EQ(plait_event_create(&g.gate), 0);
+    cancelled_joiner_ctx c = {.join_result = 1};
+    CHECK_EQ(plait_thread_start(&c.thread, waits_gate, &g, NULL), 0);
+    plait_task joiner;
+    CHECK_EQ(plait_spawn(&joiner, joins_thread_forever, &c), 0);
+    settle(); /* it waits in the join */
+    CHECK_EQ(c.join_result, 1);
+    CHECK_EQ(plait_cancel(joiner), 0);
+    CHECK_EQ(plait_join(joiner, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(c.join_result, -ECANCELED);
+    /* the thread's handle survived the cancelled join, and the thread itself was not
+     * cancelled */
+    CHECK_EQ(plait_wait_any(&c.thread, 1, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_event_set(g.gate), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(c.thread, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 5);
+    CHECK_EQ(g.gate_result, 0);
+    CHECK_EQ(plait_event_destroy(g.gate), 0);
+    return NULL;
+}
+
+TEST(coroutine_join_of_thread_cancelled)
+{
+    check_run(coroutine_join_cancelled_main, NULL);
+}
+
+typedef struct {
+    plait_task coro;
+    plait_event *stored;
+    plait_event *release;
+    int release_result;
+} tjc_ctx;
+
+static void *coro_waits_release(void *p)
+{
+    tjc_ctx *c = p;
+    c->release_result = plait_event_wait(c->release, SOON());
+    return ARG(61);
+}
+
+static void *thread_joins_coro(void *p)
+{
+    tjc_ctx *c = p;
+    CHECK_EQ(plait_event_wait(c->stored, SOON()), 0);
+    void *v = NULL;
+    int r = plait_join(c->coro, &v, SOON());
+    CHECK_EQ(r, 0);
+    return r ? PLAIT_FAIL(r) : v;
+}
+
+static void *thread_joins_coro_main(void *p)
+{
+    tjc_ctx *c = p;
+    CHECK_EQ(plait_spawn(&c->coro, coro_waits_release, c), 0);
+    plait_task th;
+    CHECK_EQ(plait_thread_start(&th, thread_joins_coro, c, NULL), 0);
+    CHECK_EQ(plait_event_set(c->stored), 0);
+    /* the coroutine finishes only once released; the thread waits for it meanwhile */
+    CHECK_EQ(plait_wait_any(&th, 1, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_EQ(plait_event_set(c->release), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(th, &v, SOON()), 0); /* the coroutine's result, through it */
+    CHECK_EQ(INT(v), 61);
+    CHECK_EQ(plait_join(c->coro, NULL, 0), -ESRCH); /* consumed by the thread */
+    return NULL;
+}
+
+TEST(thread_joins_coroutine)
+{
+    tjc_ctx c = {.release_result = 1};
+    CHECK_EQ(plait_event_create(&c.stored), 0);
+    CHECK_EQ(plait_event_create(&c.release), 0);
+    check_run(thread_joins_coro_main, &c);
+    CHECK_EQ(c.release_result, 0);
+    CHECK_EQ(plait_event_destroy(c.stored), 0);
+    CHECK_EQ(plait_event_destroy(c.release), 0);
+}
+
+/* wait-any and wait-all over a mix of coroutines and threads */
+static void *mixed_wait_main(void *p)
+{
+    (void)p;
+    gate_ctx g = {.gate_result = 1};
+    CHECK_EQ(plait_event_create(&g.gate), 0);
+    plait_task t[3];
+    CHECK_EQ(plait_spawn(&t[0], waits_gate, &g), 0);            /* coroutine */
+    CHECK_EQ(plait_thread_start(&t[1], return_arg, ARG(12), NULL), 0); /* thread */
+    CHECK_EQ(plait_thread_start(&t[2], fail_edom, NULL, NULL), 0);
+    /* t[0] cannot finish before the gate opens: one of the threads is first */
+    int i = plait_wait_any(t, 1, plait_deadline_in(10 * PLAIT_MS));
+    CHECK_EQ(i, -ETIMEDOUT);
+    i = plait_wait_any(t, 3, SOON());
+    CHECK(i == 1 || i == 2);
+    CHECK_EQ(plait_event_set(g.gate), 0);
+    void *results[3] = {0};
+    int errors[3] = {1, 1, 1};
+    CHECK_EQ(plait_wait_all(t, 3, results, errors, SOON()), -EDOM);
+    CHECK_EQ(errors[0], 0);
+    CHECK_EQ(INT(results[0]), 5);
+    CHECK_EQ(errors[1], 0);
+    CHECK_EQ(INT(results[1]), 12);
+    CHECK_EQ(errors[2], -EDOM);
+    CHECK_EQ(plait_join(t[1], NULL, 0), -ESRCH);
+    CHECK_EQ(plait_event_destroy(g.gate), 0);
+    return NULL;
+}
+
+TEST(wait_any_and_all_mixed) { check_run(mixed_wait_main, NULL); }
+
+/* ======================================================================== */
+/* Timing                                                                    */
+/* ======================================================================== */
+
+static void *sleeps_200ms(void *p)
+{
+    CHECK_EQ(plait_sleep(200 * PLAIT_MS), 0);
+    return p;
+}
+
+TEST(threads_run_in_parallel)
+{
+    plait_task t[3];
+    int64_t start = plait_now();
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(plait_thread_start(&t[i], sleeps_200ms, ARG(i), NULL), 0);
+    void *results[3];
+    CHECK_EQ(plait_wait_all(t, 3, results, NULL, SOON()), 0);
+    int64_t took = plait_now() - start;
+    CHECK(took >= 200 * PLAIT_MS);
+    CHECK(took < 600 * PLAIT_MS); /* together, not one after another */
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(INT(results[i]), i);
+}
+
+/* Many short threads, started and joined from coroutines on two schedulers and from
+ * plain threads at once: every result comes back to its joiner. */
+#define MANY_ROUNDS (CHECK_SANITIZED ? 30 : 150)
+
+static void *square(void *p)
+{
+    intptr_t x = (intptr_t)p;
+    return (void *)(x * x);
+}
+
+static void *many_threads(void *p)
+{
+    int base = INT(p);
+    for (int i = 0; i < MANY_ROUNDS; i++) {
+        plait_task t[2];
+        intptr_t a = base + 2 * i, b = base + 2 * i + 1;
+        CHECK_EQ(plait_thread_start(&t[0], square, (void *)a, NULL), 0);
+        CHECK_EQ(plait_thread_start(&t[1], square, (void *)b, NULL), 0);
+        void *v0 = NULL, *v1 = NULL;
+        CHECK_EQ(plait_join(t[1], &v1, SOON()), 0);
+        CHECK_EQ(plait_join(t[0], &v0, SOON()), 0);
+        CHECK((intptr_t)v0 == a * a);
+        CHECK((intptr_t)v1 == b * b);
+    }
+    return NULL;
+}
+
+TEST(many_threads_mixed_joiners)
+{
+    sched_thread st[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        sched_thread_start(&st[i], many_threads, ARG(1000 * (i + 1)));
+        thread_start(&th[i], many_threads, ARG(1000 * (i + 3)));
+    }
+    for (int i = 0; i < 2; i++) {
+        sched_thread_join(&st[i]);
+        thread_join(th[i]);
+    }
+}
+
+RUN_TESTS(CASE(start_and_join_results), CASE(join_deadline_expires), CASE(join_from_itself),
+          CASE(detach), CASE(thread_names), CASE(thread_stack_sizes),
+          CASE(cancel_thread_in_sleep), CASE(cancel_thread_in_chan_recv),
+          CASE(cancel_thread_in_mutex_lock), CASE(cancel_thread_in_sem_acquire),
+          CASE(cancel_thread_in_join), CASE(cancel_thread_before_it_blocks),
+          CASE(sleep_forever_on_plain_pthread), CASE(sleep_on_plait_thread),
+          CASE(thread_local_storage), CASE(cpu_count), CASE(coroutine_joins_thread),
+          CASE(coroutine_join_of_thread_cancelled), CASE(thread_joins_coroutine),
+          CASE(wait_any_and_all_mixed), CASE(threads_run_in_parallel),
+          CASE(many_threads_mixed_joiners))
