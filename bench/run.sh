@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# bench/run.sh — build plait's coroutine benchmarks and their peers, run them side
-# by side several times, print the median of every figure and plait's ratio to
-# each peer.
+# bench/run.sh — build plait's benchmarks (coroutines, and the thread strand: pool,
+# fork-join, cross-thread wake-ups) and their peers, run them side by side several
+# times, print the median of every figure and plait's ratio to each peer.
 #
-#   bench/run.sh             5 runs, full counts (about a minute on 2 cores)
+#   bench/run.sh             5 runs, full counts (two to three minutes on 2 cores)
 #   bench/run.sh --runs 9    9 runs
 #   bench/run.sh --quick     1 run, small counts: a smoke test
 #
 # The peers come from Debian packages, installed here if missing (apt-get, as
-# root or through sudo): libboost-context-dev (jump_fcontext), golang-go, python3;
-# glibc's ucontext needs nothing.  Nothing else is downloaded: the Go peers are
-# single files built with GO111MODULE=off and the proxy off.
+# root or through sudo): libboost-context-dev (jump_fcontext), libtbb-dev (oneTBB),
+# golang-go, python3 (asyncio, concurrent.futures); glibc's ucontext and futex and
+# gcc's OpenMP (libgomp) need nothing more.  Nothing else is downloaded: the Go peers
+# are single files built with GO111MODULE=off and the proxy off.
 #
 # Everything is built into build-bench/ at the top of the repository (override with
 # BUILD_DIR=...).  The raw figures of every run go to build-bench/results.txt, the
@@ -40,6 +41,7 @@ cd "$root"
 # ---- 1. the peers' packages -------------------------------------------------------
 missing=()
 dpkg -s libboost-context-dev >/dev/null 2>&1 || missing+=(libboost-context-dev)
+dpkg -s libtbb-dev >/dev/null 2>&1 || missing+=(libtbb-dev)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
@@ -66,6 +68,7 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
       -DPLAIT_BENCH=ON -DPLAIT_TESTS=OFF >>"$log" 2>&1 \
     || { tail -n 30 "$log"; echo "run.sh: cmake configure failed" >&2; exit 1; }
 benches="bench_context bench_switch bench_spawn bench_memory bench_chan"
+benches="$benches bench_forkjoin bench_pool bench_wakeup"
 bindir="$build/bench"
 # shellcheck disable=SC2086
 cmake --build "$build" -j "$(nproc)" --target $benches >>"$log" 2>&1 \
@@ -79,7 +82,14 @@ g++ -O2 -Wall -Wextra -Werror -o "$peers/peer_boost_switch" \
     "$root/bench/peer_boost_switch.cpp" -lboost_context
 gcc -std=c17 -O2 -Wall -Wextra -Werror -o "$peers/peer_ucontext_switch" \
     "$root/bench/peer_ucontext_switch.c"
-for p in peer_spawn peer_chan peer_memory; do
+gcc -std=c17 -O2 -Wall -Wextra -Werror -fopenmp -o "$peers/peer_forkjoin_omp" \
+    "$root/bench/peer_forkjoin_omp.c"
+g++ -O2 -Wall -Wextra -Werror -o "$peers/peer_forkjoin_tbb" \
+    "$root/bench/peer_forkjoin_tbb.cpp" -ltbb
+for p in peer_mutex_queue peer_futex_pingpong; do
+    gcc -std=c17 -O2 -Wall -Wextra -Werror -pthread -o "$peers/$p" "$root/bench/$p.c"
+done
+for p in peer_spawn peer_chan peer_memory peer_forkjoin; do
     (cd "$root/bench" &&
      GO111MODULE=off GOFLAGS='' GOPROXY=off GOTOOLCHAIN=local \
      GOCACHE="$peers/gocache" GOPATH="$peers/gopath" \
@@ -92,6 +102,7 @@ if [ "$quick" = 1 ]; then
     n_spawn=100000 n_asyncio=20000
     n_memory_first="100000" n_memory="100000"
     n_chan=100000
+    n_forkjoin=2 n_pool=100000 n_threadpool=10000 n_wakeup=2000
 else
     n_switch=10000000 n_boost=10000000 n_ucontext=300000
     n_spawn=1000000 n_asyncio=100000
@@ -100,6 +111,10 @@ else
     # to run: the million is measured in the first run only, 100,000 in every run.
     n_memory_first="100000 1000000" n_memory="100000"
     n_chan=1000000
+    # fork-join: repetitions (fib(30) cut 20 runs 10x this many, fib(25) this many);
+    # pool: no-op tasks (Python's pool gets a tenth: it is a rate per task either
+    # way); wakeup: round trips per variant and placement.
+    n_forkjoin=10 n_pool=1000000 n_threadpool=100000 n_wakeup=20000
 fi
 
 results="$build/results.txt"
@@ -110,7 +125,7 @@ one() {
     local run="$1"; shift
     local out
     if out="$(timeout 120 "$@")"; then
-        printf '%s\n' "$out" | awk -v r="$run" 'NF == 4 { print r, $0 }' >>"$results"
+        printf '%s\n' "$out" | awk -v r="$run" 'NF == 4 && $1 !~ /^#/ { print r, $0 }' >>"$results"
     else
         echo "run.sh: run $run: '$*' failed (exit $?)" >&2
         failed=1
@@ -135,6 +150,15 @@ for r in $(seq 1 "$runs"); do
     one "$r" "$bindir/bench_memory" $counts
     # shellcheck disable=SC2086
     one "$r" "$peers/peer_memory" $counts
+    one "$r" "$bindir/bench_forkjoin" "$n_forkjoin"
+    one "$r" "$peers/peer_forkjoin_omp" "$n_forkjoin"
+    one "$r" "$peers/peer_forkjoin_tbb" "$n_forkjoin"
+    one "$r" "$peers/peer_forkjoin" "$n_forkjoin"
+    one "$r" "$bindir/bench_pool" "$n_pool"
+    one "$r" "$peers/peer_mutex_queue" "$n_pool"
+    one "$r" "$python" "$root/bench/peer_threadpool.py" "$n_threadpool"
+    one "$r" "$bindir/bench_wakeup" "$n_wakeup"
+    one "$r" "$peers/peer_futex_pingpong" "$n_wakeup"
 done
 elapsed=$(( $(date +%s) - start ))
 
@@ -142,7 +166,7 @@ elapsed=$(( $(date +%s) - start ))
 summary="$build/summary.txt"
 {
     echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r)"
-    echo "tools: $(gcc --version | head -n 1); $(go version); $("$python" --version 2>&1); boost $(dpkg-query -W -f='${Version}' libboost-context-dev 2>/dev/null || echo '?')"
+    echo "tools: $(gcc --version | head -n 1); $(go version); $("$python" --version 2>&1); boost $(dpkg-query -W -f='${Version}' libboost-context-dev 2>/dev/null || echo '?'); oneTBB $(dpkg-query -W -f='${Version}' libtbb-dev 2>/dev/null || echo '?')"
     echo "runs: $runs$([ "$quick" = 1 ] && echo ' (quick)'), $elapsed s"
     echo
     "$python" "$root/bench/summarize.py" "$results"

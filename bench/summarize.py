@@ -6,6 +6,8 @@ Output: one line per figure with its median over the runs (and min..max), then
 one line per comparison: plait's median, each peer's median, and the ratio
 plait/peer, which is the median of the per-run ratios: plait and the peer were
 measured side by side in each run, so the machine's mood of the moment cancels.
+Where the issue set a goal against a peer, the line ends with whether the median
+ratio meets it.
 
 Usage: summarize.py RESULTS_FILE
 """
@@ -42,7 +44,8 @@ def fmt(v):
 
 
 def comparisons(keys):
-    """(label, unit word, plait key, [(peer name, peer key)]) for what was measured."""
+    """(label, unit word, plait key, [(peer name, peer key)], goal) for what was
+    measured; goal is None or (peer name, "<=" or ">=", ratio plait/peer)."""
     out = [
         ("switch (bare context)", "ns", ("switch", "plait-context", "ns_per_op"),
          [("boost", ("switch", "boost", "ns_per_op")),
@@ -58,13 +61,38 @@ def comparisons(keys):
         ("chan", "ns", ("chan", "plait", "ns_per_msg"),
          [("go1", ("chan", "go1", "ns_per_msg"))]),
     ]
+    out = [c + (None,) for c in out]
+    # The thread strand.  Fork-join: wall ms of one fib on 1 and 2 threads, and the
+    # 2-thread speed-up (higher is better, so a ratio above 1 favours plait).
+    for work in ("fib30.cut20", "fib25.cut2"):
+        bench = f"forkjoin.{work}"
+        for t in (1, 2):
+            out.append((f"forkjoin {work} {t} thread{'s' if t > 1 else ''}", "ms",
+                        (bench, f"plait{t}", "ms"),
+                        [(p, (bench, f"{p}{t}", "ms")) for p in ("omp", "tbb", "go")],
+                        None))
+        out.append((f"forkjoin {work} speed-up 2/1 (higher is better)", "x",
+                    (bench, "plait", "speedup_2v1"),
+                    [(p, (bench, p, "speedup_2v1")) for p in ("omp", "tbb", "go")],
+                    None))
+    out.append(("pool no-op tasks/s (higher is better)", "/s",
+                ("pool.noop", "plait", "tasks_per_s"),
+                [("python", ("pool.noop", "python", "tasks_per_s")),
+                 ("mutexq", ("pool.noop", "mutexq", "tasks_per_s"))],
+                ("python", ">=", 100)))
+    for place in ("samecpu", "twocpu"):
+        for variant in ("coro-thread", "coro-coro"):
+            out.append((f"wakeup {place} {variant} round trip", "us",
+                        (f"wakeup.{place}", f"plait-{variant}", "us_per_rt"),
+                        [("futex", (f"wakeup.{place}", "futex", "us_per_rt"))],
+                        ("futex", "<=", 1.5)))
     counts = sorted({int(b.split(".")[1]) for b, i, u in keys
                      if b.startswith("memory.") and i == "plait"})
     for n in counts:
         for stack in ("default", "min"):
             out.append((f"memory {n} {stack}-stack", "B",
                         (f"memory.{n}.{stack}", "plait", "bytes_per_task_rss"),
-                        [("go", (f"memory.{n}", "go", "bytes_per_task_rss"))]))
+                        [("go", (f"memory.{n}", "go", "bytes_per_task_rss"))], None))
     return out
 
 
@@ -79,12 +107,13 @@ def main():
         print(f"{name:48} {fmt(statistics.median(vals)):>7}  "
               f"({fmt(min(vals))}..{fmt(max(vals))}, {len(vals)})")
     print()
-    for label, unit, pk, peers in comparisons(runs.keys()):
+    for label, unit, pk, peers, goal in comparisons(runs.keys()):
         if pk not in runs:
             continue
         mine = runs[pk]
         parts = [f"plait {fmt(statistics.median(mine.values()))} {unit}"]
         ratios = []
+        found = {}
         for name, key in peers:
             if key not in runs:
                 continue
@@ -93,7 +122,12 @@ def main():
             same = [r for r in mine if r in theirs and theirs[r] > 0]
             if same:
                 ratio = statistics.median(mine[r] / theirs[r] for r in same)
+                found[name] = ratio
                 ratios.append(f"ratio plait/{name} {fmt_ratio(ratio)}")
+        if goal and goal[0] in found:
+            name, op, bound = goal
+            met = found[name] <= bound if op == "<=" else found[name] >= bound
+            ratios.append(f"goal plait/{name} {op} {bound}: {'met' if met else 'NOT met'}")
         print(f"{label}: " + ", ".join(parts + ratios))
 
 

@@ -1,0 +1,135 @@
+/*
+ * bench_forkjoin.c — fork-join on a plait pool: recursive Fibonacci as pool tasks.
+ *
+ * Every call fib(n) is a pool task.  With n >= cutoff it submits both children to
+ * the same pool (plait_pool_submit) and joins them (plait_join: inside a pool task
+ * the join runs queued tasks meanwhile, and idle workers steal); below the cutoff
+ * it computes fib(n) serially.  Two workloads:
+ *
+ *   fib30.cut20  fib(30), n < 20 serial: 465 tasks, 233 of them leaves of a few
+ *                microseconds — coarse tasks, how the pool scales on real work;
+ *   fib25.cut2   fib(25), one task per call (n < 2 is the leaf): 242,785 tasks
+ *                that do nothing but fork and join — the per-task overhead.
+ *
+ * Each runs on a pool of 1 worker and of 2 workers (plait_pool_create .threads);
+ * the main thread only submits the root and joins it.  The figure is the mean wall
+ * time of one fib over `reps` computations (after one untimed warm-up), its tasks/s
+ * (tasks = calls that were tasks, the root included), and the 2-worker speed-up.
+ * The result is checked against the serial fib every time.
+ *
+ * Fair: the peers (peer_forkjoin_omp.c, peer_forkjoin_tbb.cpp, peer_forkjoin.go)
+ * run the same recursion with the same cutoffs — both children are tasks, then a
+ * wait — on 1 and 2 threads.  The serial leaves are the same C code for plait and
+ * OpenMP (gcc -O2), C++ for TBB (g++ -O2); Go's compiler makes its own leaves, so
+ * the "serial" figure printed here (plain recursion, no tasks) is the C baseline.
+ *
+ * Usage: bench_forkjoin [reps]   (default 10: fib30.cut20 is computed 10 * reps times,
+ *       fib25.cut2 reps times)
+ * Prints, for W in fib30.cut20 and fib25.cut2:
+ *   forkjoin.W serial ms <one serial fib, no tasks>
+ *   forkjoin.W plait1 ms <wall>         forkjoin.W plait1 tasks_per_s <rate>
+ *   forkjoin.W plait2 ms <wall>         forkjoin.W plait2 tasks_per_s <rate>
+ *   forkjoin.W plait speedup_2v1 <plait1 ms / plait2 ms>
+ */
+#include "bench_common.h"
+
+#include <stdint.h>
+
+static plait_pool *pool;
+static long cutoff;
+
+static long fib_serial(long n)
+{
+    return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
+}
+
+/* How many calls of fib(n) are tasks: every call with n >= cutoff, and the calls
+ * it makes (leaves included). */
+static long long task_count(long n, long cut)
+{
+    return n < cut ? 1 : 1 + task_count(n - 1, cut) + task_count(n - 2, cut);
+}
+
+static void *fib_task(void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    if (n < cutoff)
+        return (void *)(intptr_t)fib_serial(n);
+    plait_task a, b;
+    BENCH_CHECK(plait_pool_submit(pool, &a, fib_task, (void *)(intptr_t)(n - 1)));
+    BENCH_CHECK(plait_pool_submit(pool, &b, fib_task, (void *)(intptr_t)(n - 2)));
+    void *x, *y;
+    BENCH_CHECK(plait_join(a, &x, PLAIT_FOREVER));
+    BENCH_CHECK(plait_join(b, &y, PLAIT_FOREVER));
+    return (void *)((intptr_t)x + (intptr_t)y);
+}
+
+/* One fib(n) on the pool, checked; wall ns. */
+static long long fib_once(long n, long expect)
+{
+    long long t0 = bench_now();
+    plait_task root;
+    void *r;
+    BENCH_CHECK(plait_pool_submit(pool, &root, fib_task, (void *)(intptr_t)n));
+    BENCH_CHECK(plait_join(root, &r, PLAIT_FOREVER));
+    long long t = bench_now() - t0;
+    if ((long)(intptr_t)r != expect) {
+        fprintf(stderr, "bench_forkjoin: fib(%ld) gave %ld, not %ld\n", n,
+                (long)(intptr_t)r, expect);
+        exit(1);
+    }
+    return t;
+}
+
+/* Mean ms of one fib(n) with the given cutoff on a pool of `threads` workers. */
+static double measure(long n, long cut, unsigned threads, long long reps, long expect)
+{
+    plait_pool_options opt = {.threads = threads, .name = "fj"};
+    BENCH_CHECK(plait_pool_create(&pool, &opt));
+    if (plait_pool_threads(pool) != threads) {
+        fprintf(stderr, "bench_forkjoin: asked for %u workers, got %u\n", threads,
+                plait_pool_threads(pool));
+        exit(1);
+    }
+    cutoff = cut;
+    fib_once(n, expect); /* warm up: workers started, deques and futures allocated */
+    long long total = 0;
+    for (long long i = 0; i < reps; i++)
+        total += fib_once(n, expect);
+    BENCH_CHECK(plait_pool_destroy(pool));
+    pool = NULL;
+    return (double)total / (double)reps / 1e6;
+}
+
+static void workload(long n, long cut, long long reps)
+{
+    char name[64];
+    snprintf(name, sizeof name, "forkjoin.fib%ld.cut%ld", n, cut);
+    long expect = fib_serial(n); /* warm up, and the answer to check against */
+    volatile long vn = n;        /* so the compiler cannot fold the repetitions */
+    long long t0 = bench_now();
+    for (long long i = 0; i < reps; i++)
+        if (fib_serial(vn) != expect)
+            exit(1);
+    double serial_ms = (double)(bench_now() - t0) / (double)reps / 1e6;
+    double tasks = (double)task_count(n, cut);
+    printf("# %s: fib(%ld), calls with n < %ld computed serially, %.0f tasks per fib\n",
+           name, n, cut, tasks);
+    printf("%s serial ms %.3f\n", name, serial_ms);
+    double ms[3];
+    for (unsigned threads = 1; threads <= 2; threads++) {
+        ms[threads] = measure(n, cut, threads, reps, expect);
+        printf("%s plait%u ms %.3f\n", name, threads, ms[threads]);
+        printf("%s plait%u tasks_per_s %.0f\n", name, threads, tasks / ms[threads] * 1e3);
+    }
+    printf("%s plait speedup_2v1 %.2f\n", name, ms[1] / ms[2]);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    long long reps = bench_count(argc, argv, 10, "reps");
+    workload(30, 20, 10 * reps);
+    workload(25, 2, reps);
+    return 0;
+}

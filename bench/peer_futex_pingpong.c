@@ -1,0 +1,135 @@
+/*
+ * peer_futex_pingpong.c — the raw floor for bench_wakeup.c: two threads hand a turn
+ * back and forth through one shared word with FUTEX_WAIT / FUTEX_WAKE; microseconds
+ * per round trip.
+ *
+ * The word is 1 when it is B's turn and 0 when it is A's.  Each side stores the
+ * other's turn, calls FUTEX_WAKE (always: no waiter bookkeeping to skip it), then
+ * FUTEX_WAITs until its own turn comes back.  No spinning: a side that finds it is
+ * not its turn goes straight to sleep, so every round trip is two sleeps and two
+ * wake-ups through the kernel, which is what a blocked scheduler thread or a
+ * blocked plain thread costs at least.
+ *
+ * As bench_wakeup.c, it runs with the two threads pinned to one CPU ("samecpu") and
+ * to two CPUs ("twocpu"; only when the process may use two).
+ *
+ * Usage: peer_futex_pingpong [round_trips]   (default 20,000 per placement)
+ * Prints: wakeup.samecpu futex us_per_rt <us>
+ *         wakeup.twocpu futex us_per_rt <us>
+ */
+#define _GNU_SOURCE
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Atomic int turn; /* 0: A's turn, 1: B's */
+
+typedef struct side {
+    long long warm, n; /* round trips before timing, and timed */
+    int cpu;
+    long long ns;      /* A: wall time of the n timed round trips */
+} side;
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void futex_wait(_Atomic int *word, int value)
+{
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic int *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void pin(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) {
+        fprintf(stderr, "peer_futex_pingpong: cannot pin a thread to CPU %d\n", cpu);
+        exit(1);
+    }
+}
+
+/* A: hand the turn to B and wake it, then sleep until B hands it back. */
+static void *side_a(void *arg)
+{
+    side *s = arg;
+    pin(s->cpu);
+    long long t0 = 0;
+    for (long long i = 0; i < s->warm + s->n; i++) {
+        if (i == s->warm)
+            t0 = now_ns();
+        atomic_store(&turn, 1);
+        futex_wake(&turn);
+        while (atomic_load(&turn) != 0)
+            futex_wait(&turn, 1);
+    }
+    s->ns = now_ns() - t0;
+    return NULL;
+}
+
+static void *side_b(void *arg)
+{
+    side *s = arg;
+    pin(s->cpu);
+    for (long long i = 0; i < s->warm + s->n; i++) {
+        while (atomic_load(&turn) != 1)
+            futex_wait(&turn, 0);
+        atomic_store(&turn, 0);
+        futex_wake(&turn);
+    }
+    return NULL;
+}
+
+/* Microseconds per round trip with A on cpu_a and B on cpu_b. */
+static double measure(long long n, int cpu_a, int cpu_b)
+{
+    side a = {.warm = n / 10 + 1, .n = n, .cpu = cpu_a};
+    side b = {.warm = n / 10 + 1, .n = n, .cpu = cpu_b};
+    atomic_store(&turn, 0);
+    pthread_t ta, tb;
+    if (pthread_create(&tb, NULL, side_b, &b) != 0 ||
+        pthread_create(&ta, NULL, side_a, &a) != 0) {
+        fprintf(stderr, "peer_futex_pingpong: pthread_create failed\n");
+        exit(1);
+    }
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    return (double)a.ns / (double)n / 1e3;
+}
+
+int main(int argc, char **argv)
+{
+    long long n = argc > 1 ? atoll(argv[1]) : 20000;
+    if (n <= 0) {
+        fprintf(stderr, "usage: %s [round_trips]\n", argv[0]);
+        return 2;
+    }
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) {
+        perror("peer_futex_pingpong: sched_getaffinity");
+        return 1;
+    }
+    int cpus[2] = {-1, -1}, found = 0;
+    for (int c = 0; c < CPU_SETSIZE && found < 2; c++)
+        if (CPU_ISSET(c, &set))
+            cpus[found++] = c;
+    printf("wakeup.samecpu futex us_per_rt %.2f\n", measure(n, cpus[0], cpus[0]));
+    if (found == 2)
+        printf("wakeup.twocpu futex us_per_rt %.2f\n", measure(n, cpus[0], cpus[1]));
+    return 0;
+}
