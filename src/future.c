@@ -109,10 +109,12 @@ static void cache_key_make(void)
     cache_key_made = pthread_key_create(&cache_key, cache_thread_exit) == 0;
 }
 
-/* A thread may cache futures once its exit is sure to return them. */
+/* A thread may cache futures once its exit is sure to return them: a scheduler's
+ * thread flushes its cache as plait_run() returns; another thread registers a key
+ * destructor.  (Not from a coroutine: pthread calls may not fit a 2 KiB stack.) */
 static bool cache_usable(void)
 {
-    if (PLAIT_LIKELY(cache_registered))
+    if (PLAIT_LIKELY(cache_registered) || plait__sched_current())
         return true;
     pthread_once(&cache_key_once, cache_key_make);
     if (!cache_key_made || pthread_setspecific(cache_key, &cache_key) != 0)
