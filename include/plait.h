@@ -387,7 +387,8 @@ int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t d
 /* Options for plait_thread_start(); zero-initialise and set what you need. */
 typedef struct plait_thread_options {
     const char *name;   /* the OS thread's name (15 bytes kept, Linux's limit); NULL: "plait" */
-    size_t stack_size;  /* bytes; 0: the system default; else 16 KiB .. PLAIT_STACK_MAX */
+    size_t stack_size;  /* bytes; 0: the system default; else 16 KiB .. PLAIT_STACK_MAX
+                           (raised to the platform's minimum where that is more) */
 } plait_thread_options;
 
 /* Start fn(arg) on a new OS thread.  task may be NULL (detached at once).  Its result

@@ -65,8 +65,12 @@ int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
     int r = pthread_attr_init(&attr);
     if (r == 0) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (stack)
-            r = pthread_attr_setstacksize(&attr, stack);
+        if (stack) {
+            /* the platform's floor may be higher than ours (128 KiB on aarch64) */
+            long floor = sysconf(_SC_THREAD_STACK_MIN);
+            r = pthread_attr_setstacksize(&attr, floor > 0 && stack < (size_t)floor
+                                                     ? (size_t)floor : stack);
+        }
         pthread_t thread;
         if (r == 0)
             r = pthread_create(&thread, &attr, thread_main, start);
