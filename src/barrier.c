@@ -51,12 +51,12 @@ int plait_barrier_wait(plait_barrier *b, int64_t deadline)
     plait__spin_lock(&b->lock);
     if (b->arrived + 1 >= b->parties &&
         plait__waitq_count_open(&b->waiters) + 1 == b->parties) {
-        plait__wait_node *node;
-        while ((node = plait__waitq_claim(&b->waiters)))
-            plait__waiter_signal(node->waiter, 0, node->index);
+        plait__wakeups later = {.n = 0};
+        plait__waitq_wake_all(&b->waiters, &later);
         b->arrived = 0;
         b->round++;
         plait__spin_unlock(&b->lock);
+        plait__wakeups_deliver(&later);
         return PLAIT_BARRIER_SERIAL;
     }
     uint64_t round = b->round;

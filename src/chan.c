@@ -99,7 +99,8 @@ static void ring_pop(plait_chan *ch, void *elem)
  * cases) in the moment between; then nothing was moved, and -2 asks the caller to
  * give its claim back and start over.
  */
-static int try_send(plait_chan *ch, const void *elem, plait__waiter *self, int *result)
+static int try_send(plait_chan *ch, const void *elem, plait__waiter *self, int *result,
+                    plait__wakeups *later)
 {
     if (!ch->closed && ch->len == ch->capacity && !plait__waitq_has_other(&ch->receivers, self))
         return 0;
@@ -111,7 +112,7 @@ static int try_send(plait_chan *ch, const void *elem, plait__waiter *self, int *
         *result = -EPIPE;
     } else if ((node = plait__waitq_claim_except(&ch->receivers, self))) {
         memcpy(node->data, elem, ch->elem_size);
-        plait__waiter_signal(node->waiter, 0, node->index);
+        plait__waiter_signal(node->waiter, 0, node->index, later);
     } else if (ch->len < ch->capacity) {
         ring_push(ch, elem);
     } else {
@@ -120,7 +121,8 @@ static int try_send(plait_chan *ch, const void *elem, plait__waiter *self, int *
     return 1;
 }
 
-static int try_recv(plait_chan *ch, void *elem, plait__waiter *self, int *result)
+static int try_recv(plait_chan *ch, void *elem, plait__waiter *self, int *result,
+                    plait__wakeups *later)
 {
     if (ch->len == 0 && !ch->closed && !plait__waitq_has_other(&ch->senders, self))
         return 0;
@@ -132,11 +134,11 @@ static int try_recv(plait_chan *ch, void *elem, plait__waiter *self, int *result
         ring_pop(ch, elem);
         if ((node = plait__waitq_claim_except(&ch->senders, self))) {
             ring_push(ch, node->data);
-            plait__waiter_signal(node->waiter, 0, node->index);
+            plait__waiter_signal(node->waiter, 0, node->index, later);
         }
     } else if ((node = plait__waitq_claim_except(&ch->senders, self))) {
         memcpy(elem, node->data, ch->elem_size);
-        plait__waiter_signal(node->waiter, 0, node->index);
+        plait__waiter_signal(node->waiter, 0, node->index, later);
     } else if (ch->closed) {
         *result = -EPIPE;
     } else {
@@ -150,9 +152,11 @@ int plait_chan_send(plait_chan *ch, const void *elem, int64_t deadline)
     if (!ch || !elem)
         return -EINVAL;
     int result;
+    plait__wakeups later = {.n = 0};
     plait__spin_lock(&ch->lock);
-    if (try_send(ch, elem, NULL, &result) == 1) {
+    if (try_send(ch, elem, NULL, &result, &later) == 1) {
         plait__spin_unlock(&ch->lock);
+        plait__wakeups_deliver(&later);
         return result;
     }
     return plait__wait_on(&ch->senders, &ch->lock, (void *)elem, deadline, true,
@@ -164,9 +168,11 @@ int plait_chan_recv(plait_chan *ch, void *elem, int64_t deadline)
     if (!ch || !elem)
         return -EINVAL;
     int result;
+    plait__wakeups later = {.n = 0};
     plait__spin_lock(&ch->lock);
-    if (try_recv(ch, elem, NULL, &result) == 1) {
+    if (try_recv(ch, elem, NULL, &result, &later) == 1) {
         plait__spin_unlock(&ch->lock);
+        plait__wakeups_deliver(&later);
         return result;
     }
     return plait__wait_on(&ch->receivers, &ch->lock, elem, deadline, true,
@@ -177,6 +183,7 @@ int plait_chan_close(plait_chan *ch)
 {
     if (!ch)
         return -EINVAL;
+    plait__wakeups later = {.n = 0};
     plait__spin_lock(&ch->lock);
     if (ch->closed) {
         plait__spin_unlock(&ch->lock);
@@ -185,10 +192,11 @@ int plait_chan_close(plait_chan *ch)
     ch->closed = true;
     plait__wait_node *node;
     while ((node = plait__waitq_claim(&ch->receivers)))
-        plait__waiter_signal(node->waiter, -EPIPE, node->index);
+        plait__waiter_signal(node->waiter, -EPIPE, node->index, &later);
     while ((node = plait__waitq_claim(&ch->senders)))
-        plait__waiter_signal(node->waiter, -EPIPE, node->index);
+        plait__waiter_signal(node->waiter, -EPIPE, node->index, &later);
     plait__spin_unlock(&ch->lock);
+    plait__wakeups_deliver(&later);
     return 0;
 }
 
@@ -218,15 +226,17 @@ retry:
         size_t i = (start + k) % n;
         plait_select_case *c = &cases[i];
         plait_chan *ch = c->chan;
+        plait__wakeups later = {.n = 0};
         plait__spin_lock(&ch->lock);
-        outcome = c->op == PLAIT_SEND ? try_send(ch, c->elem, &w, &c->result)
-                                      : try_recv(ch, c->elem, &w, &c->result);
+        outcome = c->op == PLAIT_SEND ? try_send(ch, c->elem, &w, &c->result, &later)
+                                      : try_recv(ch, c->elem, &w, &c->result, &later);
         if (outcome == 1)
             w.index = (int)i;
         else if (outcome == 0 && may_block)
             plait__waitq_push(c->op == PLAIT_SEND ? &ch->senders : &ch->receivers,
                               &ch->lock, &nodes[linked++], &w, (int)i, c->elem);
         plait__spin_unlock(&ch->lock);
+        plait__wakeups_deliver(&later);
     }
     if (outcome == -2) {
         /* Give the claim back, withdraw every node (a waker that skipped one while we

@@ -27,10 +27,12 @@ int plait_event_set(plait_event *e)
 {
     if (!e)
         return -EINVAL;
+    plait__wakeups later = {.n = 0};
     plait__spin_lock(&e->lock);
     e->set = true;
-    plait__waitq_wake_all(&e->waiters);
+    plait__waitq_wake_all(&e->waiters, &later);
     plait__spin_unlock(&e->lock);
+    plait__wakeups_deliver(&later);
     return 0;
 }
 

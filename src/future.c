@@ -208,26 +208,29 @@ static void unref_unlock(plait__future *f)
         future_free(f);
 }
 
-static void completed_push(struct plait_completed *set, plait__future *f);
+static void completed_push(struct plait_completed *set, plait__future *f,
+                           plait__wakeups *later);
 
-/* Publish the outcome of a locked future. */
-static void finish_locked(plait__future *f, void *value, int error)
+/* Publish the outcome of a locked future; the wake-ups go into later. */
+static void finish_locked(plait__future *f, void *value, int error, plait__wakeups *later)
 {
     f->value = value;
     f->error = error;
     f->coro = NULL;
     f->on_thread = false;
     atomic_store_explicit(&f->done, true, memory_order_release);
-    plait__waitq_wake_all(&f->joiners);
+    plait__waitq_wake_all(&f->joiners, later);
     if (f->watch)
-        completed_push(f->watch, f);
+        completed_push(f->watch, f, later);
 }
 
 void plait__future_complete(plait__future *f, void *value, int error)
 {
+    plait__wakeups later = {.n = 0};
     plait__spin_lock(&f->lock);
-    finish_locked(f, value, error);
+    finish_locked(f, value, error, &later);
     unref_unlock(f);
+    plait__wakeups_deliver(&later);
 }
 
 void plait__future_release(plait__future *f)
@@ -256,8 +259,8 @@ int plait__future_run_work(plait__future *f, void **value)
     return 0;
 }
 
-/* Cancel the producer of a locked future. */
-static void cancel_locked(plait__future *f)
+/* Cancel the producer of a locked future; the wake-ups go into later. */
+static void cancel_locked(plait__future *f, plait__wakeups *later)
 {
     if (atomic_load_explicit(&f->done, memory_order_relaxed))
         return;
@@ -269,20 +272,22 @@ static void cancel_locked(plait__future *f)
         if (atomic_compare_exchange_strong(&f->work_state, &queued, WORK_WITHDRAWN)) {
             /* not started: it never will, so its outcome is known now; the queue keeps
              * the producer's reference until a worker comes across it */
-            finish_locked(f, NULL, -ECANCELED);
+            finish_locked(f, NULL, -ECANCELED, later);
             return;
         }
         plait__waiter *w = f->blocked;
         if (w && plait__waiter_claim(w))
-            plait__waiter_signal(w, -ECANCELED, -1);
+            plait__waiter_signal(w, -ECANCELED, -1, later);
     }
 }
 
 void plait__future_cancel(plait__future *f)
 {
+    plait__wakeups later = {.n = 0};
     plait__spin_lock(&f->lock);
-    cancel_locked(f);
+    cancel_locked(f, &later);
     plait__spin_unlock(&f->lock);
+    plait__wakeups_deliver(&later);
 }
 
 /* Lock the future a handle names; NULL (and *err) when the handle is null or stale. */
@@ -325,8 +330,10 @@ int plait_cancel(plait_task task)
     plait__future *f = lock_handle(task, &err);
     if (!f)
         return err;
-    cancel_locked(f);
+    plait__wakeups later = {.n = 0};
+    cancel_locked(f, &later);
     plait__spin_unlock(&f->lock);
+    plait__wakeups_deliver(&later);
     return 0;
 }
 
@@ -492,8 +499,8 @@ int plait_completed_create(plait_completed **set)
     return *set ? 0 : -ENOMEM;
 }
 
-/* A watched future has finished (its lock held). */
-static void completed_push(plait_completed *set, plait__future *f)
+/* A watched future has finished (its lock held); the wake-up goes into later. */
+static void completed_push(plait_completed *set, plait__future *f, plait__wakeups *later)
 {
     plait__spin_lock(&set->lock);
     if (set->dead) {
@@ -513,7 +520,7 @@ static void completed_push(plait_completed *set, plait__future *f)
     set->done_tail = f;
     plait__wait_node *node = plait__waitq_claim(&set->waiters);
     if (node)
-        plait__waiter_signal(node->waiter, 0, node->index);
+        plait__waiter_signal(node->waiter, 0, node->index, later);
     plait__spin_unlock(&set->lock);
 }
 
@@ -555,9 +562,11 @@ int plait_completed_add(plait_completed *set, plait_task task)
     plait__spin_lock(&set->lock);
     set->watched++;
     plait__spin_unlock(&set->lock);
+    plait__wakeups later = {.n = 0};
     if (atomic_load_explicit(&f->done, memory_order_relaxed))
-        completed_push(set, f);
+        completed_push(set, f, &later);
     plait__spin_unlock(&f->lock);
+    plait__wakeups_deliver(&later);
     return 0;
 }
 

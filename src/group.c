@@ -48,6 +48,7 @@ int plait__group_child_started(plait_group *g, plait__coro *c)
 
 void plait__group_child_finished(plait_group *g, plait__coro *c, int error)
 {
+    plait__wakeups later = {.n = 0};
     plait__spin_lock(&g->lock);
     if (c->group_prev)
         c->group_prev->group_next = c->group_next;
@@ -58,8 +59,9 @@ void plait__group_child_finished(plait_group *g, plait__coro *c, int error)
     if (c->group_keeps_outcome && error < 0 && error != -ECANCELED && !g->first_error)
         g->first_error = error;
     if (--g->running == 0)
-        plait__waitq_wake_all(&g->waiters);
+        plait__waitq_wake_all(&g->waiters, &later);
     plait__spin_unlock(&g->lock);
+    plait__wakeups_deliver(&later);
 }
 
 int plait_group_spawn(plait_group *group, plait_task *task, plait_fn fn, void *arg)

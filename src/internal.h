@@ -139,7 +139,8 @@ void plait__waitq_push(plait__waitq *q, plait__spinlock *lock, plait__wait_node 
                        plait__waiter *w, int index, void *data);
 /* Unlink and claim the first waiter of q whose outcome is still open; NULL if none.
  * Nodes whose waiter was claimed elsewhere are unlinked and skipped.  The caller
- * holds the queue's lock, completes the hand-off, then calls plait__waiter_signal. */
+ * holds the queue's lock, completes the hand-off, then calls plait__waiter_signal, and
+ * delivers the wake-up after unlocking. */
 plait__wait_node *plait__waitq_claim(plait__waitq *q);
 /* The same, leaving alone the nodes of except (a select must not pair with itself). */
 plait__wait_node *plait__waitq_claim_except(plait__waitq *q, const plait__waiter *except);
@@ -151,9 +152,33 @@ static inline bool plait__waitq_empty(const plait__waitq *q) { return q->head ==
 /* Claim w on behalf of its own wait (an immediate completion inside a multi-wait);
  * false when someone else has claimed it first. */
 bool plait__waiter_claim(plait__waiter *w);
-/* Publish the outcome of a claimed waiter and wake it.  After this the waker must not
- * touch w: it lives on the waiter's stack. */
-void plait__waiter_signal(plait__waiter *w, int status, int index);
+/*
+ * Wake-ups decided under a primitive's spin lock and delivered after it is released.
+ * A woken thread often runs at once (on one CPU it preempts its waker); woken under
+ * the lock, it would find the lock still held (it must take it to unlink its node)
+ * and spin or yield until the waker is scheduled again.  Delivery needs only a futex
+ * word's address or a coroutine that stays suspended until it is woken, so it is
+ * safe once the waiter's stack may be gone: a futex wake of an address that is dead
+ * or reused is at worst a spurious wake-up, which every futex wait tolerates (the
+ * argument glibc's pthread_mutex_unlock makes).  Beyond PLAIT__WAKEUPS_MAX a signal
+ * wakes at once, under the lock: slower, never wrong.
+ */
+enum { PLAIT__WAKEUPS_MAX = 4 };
+typedef struct plait__wakeups {
+    unsigned n;
+    struct {
+        plait__coro *coro;    /* a coroutine to make ready, or */
+        atomic_uint *futex;   /* a futex word to wake */
+    } to[PLAIT__WAKEUPS_MAX];
+} plait__wakeups;
+/* Deliver the wake-ups collected (the caller holds no spin lock) and empty it. */
+void plait__wakeups_deliver(plait__wakeups *later);
+/* Publish the outcome of a claimed waiter; its wake-up goes into later, for the
+ * caller to deliver after unlocking.  After this the waker must not touch w: it lives
+ * on the waiter's stack. */
+void plait__waiter_signal(plait__waiter *w, int status, int index, plait__wakeups *later);
+/* The same, waking at once: for a caller that holds no spin lock. */
+void plait__waiter_signal_now(plait__waiter *w, int status, int index);
 /* Block until w is signalled or the deadline passes (then status -ETIMEDOUT) or the
  * coroutine is cancelled (-ECANCELED).  Returns the status.  The caller then unlinks
  * its nodes with plait__wait_node_unlink. */
@@ -168,9 +193,9 @@ int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t d
 /* How many waiters of q are still open; unlinks the nodes of claimed ones. */
 size_t plait__waitq_count_open(plait__waitq *q);
 /* Signal with 0 every waiter of q whose node carries data. */
-void plait__waitq_wake_matching(plait__waitq *q, const void *data);
+void plait__waitq_wake_matching(plait__waitq *q, const void *data, plait__wakeups *later);
 /* Signal every waiter of q with 0 (the caller holds the queue's lock). */
-void plait__waitq_wake_all(plait__waitq *q);
+void plait__waitq_wake_all(plait__waitq *q, plait__wakeups *later);
 /* Free object, whose only busy state is a non-empty q; -EBUSY while it is not empty. */
 int plait__destroy_idle(plait__spinlock *lock, plait__waitq *q, void *object);
 /* Who is calling, as a mutex owner: the running coroutine or the plain thread. */
@@ -357,8 +382,9 @@ int plait__worker_help(plait__waiter *w, int64_t deadline);
 /* A pool worker joining f: run queued tasks while f is not done and there are some
  * (the fast path of a fork-join, before any wait is set up). */
 void plait__worker_run_until_done(plait__future *f);
-/* Wake the worker sleeping in plait__worker_help (w's signal was published). */
-void plait__worker_poke(struct plait__worker *worker);
+/* Tell the worker waiting in plait__worker_help that w's signal was published: the
+ * word to futex-wake if it sleeps (after the caller's unlock), else NULL. */
+atomic_uint *plait__worker_poke(struct plait__worker *worker);
 
 /* ---- groups (group.c) ---- */
 int plait__group_child_started(struct plait_group *group, plait__coro *coro);

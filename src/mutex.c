@@ -105,6 +105,7 @@ int plait_mutex_unlock(plait_mutex *m)
 {
     if (!m)
         return -EINVAL;
+    plait__wakeups later = {.n = 0};
     plait__spin_lock(&m->lock);
     if (m->owner != plait__self()) {
         plait__spin_unlock(&m->lock);
@@ -114,8 +115,10 @@ int plait_mutex_unlock(plait_mutex *m)
     lock_request *request = node ? node->data : NULL; /* blocked until signalled */
     m->owner = request && request->starving ? request->self : NULL;
     if (node)
-        plait__waiter_signal(node->waiter, m->owner ? HANDED_OVER : TRY_AGAIN, node->index);
+        plait__waiter_signal(node->waiter, m->owner ? HANDED_OVER : TRY_AGAIN, node->index,
+                             &later);
     plait__spin_unlock(&m->lock);
+    plait__wakeups_deliver(&later);
     return 0;
 }
 
@@ -164,14 +167,16 @@ static int cond_wake(plait_cond *c, bool all)
 {
     if (!c)
         return -EINVAL;
+    plait__wakeups later = {.n = 0};
     plait__spin_lock(&c->lock);
     plait__wait_node *node;
     while ((node = plait__waitq_claim(&c->waiters))) {
-        plait__waiter_signal(node->waiter, 0, node->index);
+        plait__waiter_signal(node->waiter, 0, node->index, &later);
         if (!all)
             break;
     }
     plait__spin_unlock(&c->lock);
+    plait__wakeups_deliver(&later);
     return 0;
 }
 

@@ -97,12 +97,12 @@ static void wake(plait__worker *wk)
 }
 
 /* The caller has just published a signal to a helping wait of wk (seq_cst): either wk
- * sees it before it sleeps, or we see it asleep (seq_cst, see park) and wake it. */
-void plait__worker_poke(plait__worker *wk)
+ * sees it before it sleeps, or we see it asleep (seq_cst, see park) and the caller
+ * wakes the word returned, after its unlock. */
+atomic_uint *plait__worker_poke(plait__worker *wk)
 {
     atomic_fetch_add(&wk->park_word, 1);
-    if (atomic_load(&wk->sleeping))
-        plait__futex_wake(&wk->park_word, 1);
+    return atomic_load(&wk->sleeping) ? &wk->park_word : NULL;
 }
 
 /* Work was just made visible: wake a sleeping worker, if there is one. */

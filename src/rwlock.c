@@ -48,23 +48,23 @@ int plait_rwlock_destroy(plait_rwlock *rw)
 }
 
 /* Let every waiting reader in (the lock held, no writer). */
-static void admit_readers(plait_rwlock *rw)
+static void admit_readers(plait_rwlock *rw, plait__wakeups *later)
 {
     plait__wait_node *node;
     while ((node = plait__waitq_claim(&rw->read_waiters))) {
         rw->readers++;
-        plait__waiter_signal(node->waiter, 0, node->index);
+        plait__waiter_signal(node->waiter, 0, node->index, later);
     }
 }
 
 /* Hand the lock to the first waiting writer; false when none waits. */
-static bool admit_writer(plait_rwlock *rw)
+static bool admit_writer(plait_rwlock *rw, plait__wakeups *later)
 {
     plait__wait_node *node = plait__waitq_claim(&rw->write_waiters);
     if (!node)
         return false;
     rw->writer = node->data;
-    plait__waiter_signal(node->waiter, 0, node->index);
+    plait__waiter_signal(node->waiter, 0, node->index, later);
     return true;
 }
 
@@ -108,10 +108,12 @@ int plait_rwlock_wrlock(plait_rwlock *rw, int64_t deadline)
     int r = plait__wait_on(&rw->write_waiters, &rw->lock, (void *)self, deadline, true,
                            "rwlock (write)", rw);
     if (r < 0) {
+        plait__wakeups later = {.n = 0};
         plait__spin_lock(&rw->lock);
         if (!rw->writer && !plait__waitq_has_other(&rw->write_waiters, NULL))
-            admit_readers(rw);
+            admit_readers(rw, &later);
         plait__spin_unlock(&rw->lock);
+        plait__wakeups_deliver(&later);
     }
     return r;
 }
@@ -120,14 +122,16 @@ int plait_rwlock_rdunlock(plait_rwlock *rw)
 {
     if (!rw)
         return -EINVAL;
+    plait__wakeups later = {.n = 0};
     plait__spin_lock(&rw->lock);
     if (rw->readers == 0) {
         plait__spin_unlock(&rw->lock);
         return -EPERM;
     }
-    if (--rw->readers == 0 && !admit_writer(rw))
-        admit_readers(rw); /* readers held back by a writer that gave up */
+    if (--rw->readers == 0 && !admit_writer(rw, &later))
+        admit_readers(rw, &later); /* readers held back by a writer that gave up */
     plait__spin_unlock(&rw->lock);
+    plait__wakeups_deliver(&later);
     return 0;
 }
 
@@ -135,6 +139,7 @@ int plait_rwlock_wrunlock(plait_rwlock *rw)
 {
     if (!rw)
         return -EINVAL;
+    plait__wakeups later = {.n = 0};
     plait__spin_lock(&rw->lock);
     if (rw->writer != plait__self()) {
         plait__spin_unlock(&rw->lock);
@@ -142,9 +147,10 @@ int plait_rwlock_wrunlock(plait_rwlock *rw)
     }
     rw->writer = NULL;
     if (plait__waitq_has_other(&rw->read_waiters, NULL))
-        admit_readers(rw);
+        admit_readers(rw, &later);
     else
-        admit_writer(rw);
+        admit_writer(rw, &later);
     plait__spin_unlock(&rw->lock);
+    plait__wakeups_deliver(&later);
     return 0;
 }

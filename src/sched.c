@@ -156,11 +156,19 @@ void plait__coro_suspend(void) { suspend(plait__tls_sched); }
 
 /* ---- the inbox: how other threads reach this scheduler ---- */
 
-static void inbox_notify(plait__sched *s)
+/* A message was just put in the inbox (its lock held): count it, then release the
+ * lock and wake the scheduler if it sleeps.  Nothing of s is read after the unlock:
+ * once its coroutines are done, plait_run frees s after one last pass through the
+ * inbox lock, and the futex wake needs only the address (a spurious wake-up at
+ * worst, see plait__wakeups in internal.h). */
+static void inbox_post_unlock(plait__sched *s)
 {
     atomic_fetch_add(&s->inbox.seq, 1);
-    if (atomic_load(&s->inbox.parked))
-        plait__futex_wake(&s->inbox.seq, 1);
+    bool parked = atomic_load(&s->inbox.parked);
+    atomic_uint *word = &s->inbox.seq;
+    plait__spin_unlock(&s->inbox.lock);
+    if (parked)
+        plait__futex_wake(word, 1);
 }
 
 void plait__coro_wake(plait__coro *c)
@@ -177,15 +185,14 @@ void plait__coro_wake(plait__coro *c)
     else
         s->inbox.wake_head = c;
     s->inbox.wake_tail = c;
-    plait__spin_unlock(&s->inbox.lock);
-    inbox_notify(s);
+    inbox_post_unlock(s);
 }
 
 static void cancel_local(plait__coro *c)
 {
     plait__waiter *w = c->waiter;
     if (w && w->cancellable && plait__waiter_claim(w))
-        plait__waiter_signal(w, -ECANCELED, -1);
+        plait__waiter_signal_now(w, -ECANCELED, -1);
 }
 
 void plait__coro_cancel(plait__coro *c)
@@ -201,8 +208,7 @@ void plait__coro_cancel(plait__coro *c)
     plait__spin_lock(&s->inbox.lock);
     c->cancel_next = s->inbox.cancel_head;
     s->inbox.cancel_head = c;
-    plait__spin_unlock(&s->inbox.lock);
-    inbox_notify(s);
+    inbox_post_unlock(s);
 }
 
 static void inbox_drain(plait__sched *s)
@@ -249,7 +255,7 @@ static void fire_timers(plait__sched *s)
     while ((t = plait__timer_first(&s->timers)) && t->when <= now) {
         plait__timer_remove(&s->timers, t);
         if (plait__waiter_claim(t->waiter))
-            plait__waiter_signal(t->waiter, -ETIMEDOUT, -1);
+            plait__waiter_signal_now(t->waiter, -ETIMEDOUT, -1);
     }
 }
 
@@ -437,6 +443,9 @@ int plait_run(plait_fn fn, void *arg, void **result)
     plait__stack_thread_exit(s);
     plait__tls_sched = NULL;
     plait__future_flush_cache();
+    /* a thread that posted the last wake-up may still be inside inbox_post_unlock */
+    plait__spin_lock(&s->inbox.lock);
+    plait__spin_unlock(&s->inbox.lock);
     free(s);
     return r;
 }

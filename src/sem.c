@@ -49,15 +49,17 @@ int plait_sem_release(plait_sem *s)
     if (!s)
         return -EINVAL;
     int r = 0;
+    plait__wakeups later = {.n = 0};
     plait__spin_lock(&s->lock);
     plait__wait_node *node = plait__waitq_claim(&s->waiters);
     if (node)
-        plait__waiter_signal(node->waiter, 0, node->index);
+        plait__waiter_signal(node->waiter, 0, node->index, &later);
     else if (s->count == UINT32_MAX)
         r = -EOVERFLOW;
     else
         s->count++;
     plait__spin_unlock(&s->lock);
+    plait__wakeups_deliver(&later);
     return r;
 }
 

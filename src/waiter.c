@@ -18,7 +18,9 @@
  *  2. The claimer writes the outcome (status, index, any payload the node points
  *     at) before it signals, and never touches the waiter after signalling.  The
  *     signal is a release: the ready-queue push or inbox lock for a coroutine, the
- *     store to `signalled` for a thread.
+ *     store to `signalled` for a thread.  The wake-up itself (making the coroutine
+ *     ready, the futex wake) is delivered after the primitive's lock is released
+ *     (plait__wakeups in internal.h), so the woken party does not find it held.
  *  3. A waiter returns only after unlinking all its nodes under their locks, so no
  *     waker can still be looking at a node when the stack frame holding it dies.
  *  4. A coroutine waiter with a deadline keeps its timer in its own scheduler's
@@ -129,22 +131,58 @@ void plait__waitq_purge(plait__waitq *q)
         waitq_unlink(q, q->head);
 }
 
-void plait__waiter_signal(plait__waiter *w, int status, int index)
+static void wakeups_add(plait__wakeups *later, plait__coro *coro, atomic_uint *futex)
+{
+    if (later->n == PLAIT__WAKEUPS_MAX) { /* full: wake now, under the lock */
+        if (coro)
+            plait__coro_wake(coro);
+        else
+            plait__futex_wake(futex, 1);
+        return;
+    }
+    later->to[later->n].coro = coro;
+    later->to[later->n].futex = futex;
+    later->n++;
+}
+
+void plait__wakeups_deliver(plait__wakeups *later)
+{
+    for (unsigned i = 0; i < later->n; i++) {
+        if (later->to[i].coro)
+            plait__coro_wake(later->to[i].coro);
+        else
+            plait__futex_wake(later->to[i].futex, 1);
+    }
+    later->n = 0;
+}
+
+void plait__waiter_signal(plait__waiter *w, int status, int index, plait__wakeups *later)
 {
     w->status = status;
     w->index = index;
     if (w->coro) {
-        plait__coro_wake(w->coro);
+        /* it stays suspended, and its coroutine alive, until this wake-up arrives */
+        wakeups_add(later, w->coro, NULL);
     } else if (w->helper) {
-        /* The worker outlives this call: it cannot return from its wait before it
-         * unlinks its nodes under the lock the signaller holds (invariant 3). */
+        /* The worker is alive now: it cannot return from its wait before it unlinks
+         * its nodes under the lock the signaller holds (invariant 3).  Only the word
+         * to wake is kept for later. */
         struct plait__worker *worker = w->helper;
         atomic_store_explicit(&w->signalled, 1, memory_order_seq_cst);
-        plait__worker_poke(worker);
+        atomic_uint *word = plait__worker_poke(worker);
+        if (word)
+            wakeups_add(later, NULL, word);
     } else {
         atomic_store_explicit(&w->signalled, 1, memory_order_release);
-        plait__futex_wake(&w->signalled, 1);
+        wakeups_add(later, NULL, &w->signalled);
     }
+}
+
+void plait__waiter_signal_now(plait__waiter *w, int status, int index)
+{
+    plait__wakeups now = {.n = 0};
+    plait__waiter_signal(w, status, index, &now);
+    plait__wakeups_deliver(&now);
 }
 
 void plait__wait_node_unlink(plait__wait_node *node)
@@ -256,11 +294,11 @@ const void *plait__self(void)
     return c ? (const void *)c : (const void *)&thread_identity;
 }
 
-void plait__waitq_wake_all(plait__waitq *q)
+void plait__waitq_wake_all(plait__waitq *q, plait__wakeups *later)
 {
     plait__wait_node *node;
     while ((node = plait__waitq_claim(q)))
-        plait__waiter_signal(node->waiter, 0, node->index);
+        plait__waiter_signal(node->waiter, 0, node->index, later);
 }
 
 size_t plait__waitq_count_open(plait__waitq *q)
@@ -276,7 +314,7 @@ size_t plait__waitq_count_open(plait__waitq *q)
     return open;
 }
 
-void plait__waitq_wake_matching(plait__waitq *q, const void *data)
+void plait__waitq_wake_matching(plait__waitq *q, const void *data, plait__wakeups *later)
 {
     for (plait__wait_node *node = q->head, *next; node; node = next) {
         next = node->next;
@@ -284,7 +322,7 @@ void plait__waitq_wake_matching(plait__waitq *q, const void *data)
             continue;
         waitq_unlink(q, node);
         if (plait__waiter_claim(node->waiter))
-            plait__waiter_signal(node->waiter, 0, node->index);
+            plait__waiter_signal(node->waiter, 0, node->index, later);
     }
 }
 

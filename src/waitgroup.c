@@ -26,15 +26,17 @@ int plait_waitgroup_add(plait_waitgroup *wg, int delta)
 {
     if (!wg)
         return -EINVAL;
+    plait__wakeups later = {.n = 0};
     plait__spin_lock(&wg->lock);
     int64_t count = (int64_t)wg->count + delta;
     int r = count < 0 ? -EINVAL : count > INT32_MAX ? -EOVERFLOW : 0;
     if (r == 0) {
         wg->count = (int32_t)count;
         if (count == 0)
-            plait__waitq_wake_all(&wg->waiters);
+            plait__waitq_wake_all(&wg->waiters, &later);
     }
     plait__spin_unlock(&wg->lock);
+    plait__wakeups_deliver(&later);
     return r;
 }
 

@@ -1185,6 +1185,86 @@ TEST(once_race_mixed)
     CHECK_EQ(plait_barrier_destroy(orace.start), 0);
 }
 
+/* ======================================================================== */
+/* Many wake-ups at once                                                     */
+/* ======================================================================== */
+
+/* A signaller delivers the wake-ups it decides after releasing the primitive's lock,
+ * a few at a time; one that wakes more at once (here 24 waiters, threads and
+ * coroutines of another scheduler) must still wake every one of them. */
+enum { CROWD_THREADS = 12, CROWD_COROS = 12 };
+
+typedef struct {
+    plait_mutex *m;
+    plait_cond *c;
+    plait_event *go;
+    int waiting, released; /* under m */
+    atomic_int woken_cond, woken_event;
+} crowd;
+
+static void *crowd_member(void *p)
+{
+    crowd *cr = p;
+    CHECK_EQ(plait_mutex_lock(cr->m, SOON()), 0);
+    cr->waiting++;
+    int r = 0;
+    while (!cr->released && r == 0)
+        r = plait_cond_wait(cr->c, cr->m, SOON());
+    CHECK_EQ(r, 0);
+    atomic_fetch_add(&cr->woken_cond, 1);
+    CHECK_EQ(plait_mutex_unlock(cr->m), 0);
+    CHECK_EQ(plait_event_wait(cr->go, SOON()), 0);
+    atomic_fetch_add(&cr->woken_event, 1);
+    return NULL;
+}
+
+static void *crowd_coros(void *p)
+{
+    plait_task t[CROWD_COROS];
+    for (int i = 0; i < CROWD_COROS; i++)
+        CHECK_EQ(plait_spawn(&t[i], crowd_member, p), 0);
+    for (int i = 0; i < CROWD_COROS; i++)
+        CHECK_EQ(plait_join(t[i], NULL, SOON()), 0);
+    return NULL;
+}
+
+TEST(broadcast_wakes_more_than_one_batch)
+{
+    crowd cr = {0};
+    CHECK_EQ(plait_mutex_create(&cr.m), 0);
+    CHECK_EQ(plait_cond_create(&cr.c), 0);
+    CHECK_EQ(plait_event_create(&cr.go), 0);
+    pthread_t th[CROWD_THREADS];
+    for (int i = 0; i < CROWD_THREADS; i++)
+        thread_start(&th[i], crowd_member, &cr);
+    sched_thread st;
+    sched_thread_start(&st, crowd_coros, &cr);
+    /* Everyone counted itself under the mutex and then sleeps in cond_wait, which
+     * enqueues before it lets the mutex go: once all have counted, all are queued. */
+    int64_t until = SOON();
+    for (;;) {
+        CHECK_EQ(plait_mutex_lock(cr.m, SOON()), 0);
+        int waiting = cr.waiting;
+        if (waiting == CROWD_THREADS + CROWD_COROS)
+            break;
+        CHECK_EQ(plait_mutex_unlock(cr.m), 0);
+        CHECK(plait_now() < until);
+        sched_yield();
+    }
+    cr.released = 1;
+    CHECK_EQ(plait_cond_broadcast(cr.c), 0);
+    CHECK_EQ(plait_mutex_unlock(cr.m), 0);
+    CHECK_EQ(plait_event_set(cr.go), 0);
+    for (int i = 0; i < CROWD_THREADS; i++)
+        thread_join(th[i]);
+    sched_thread_join(&st);
+    CHECK_EQ(atomic_load(&cr.woken_cond), CROWD_THREADS + CROWD_COROS);
+    CHECK_EQ(atomic_load(&cr.woken_event), CROWD_THREADS + CROWD_COROS);
+    CHECK_EQ(plait_event_destroy(cr.go), 0);
+    CHECK_EQ(plait_cond_destroy(cr.c), 0);
+    CHECK_EQ(plait_mutex_destroy(cr.m), 0);
+}
+
 RUN_TESTS(CASE(rwlock_bad_input), CASE(rwlock_basics_threads), CASE(rwlock_fairness_both_ways),
           CASE(rwlock_cancel_and_timeout_withdraw), CASE(rwlock_many_readers_at_once),
           CASE(rwlock_stress_mixed), CASE(rwlock_writer_not_starved_by_readers),
@@ -1192,4 +1272,4 @@ RUN_TESTS(CASE(rwlock_bad_input), CASE(rwlock_basics_threads), CASE(rwlock_fairn
           CASE(barrier_rounds_mixed), CASE(barrier_timeout_and_cancel_withdraw),
           CASE(barrier_threads_timeout), CASE(once_basics), CASE(once_recursive_call),
           CASE(once_failure_retried_by_waiter), CASE(once_waiter_does_not_block_scheduler),
-          CASE(once_race_mixed))
+          CASE(once_race_mixed), CASE(broadcast_wakes_more_than_one_batch))
