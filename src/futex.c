@@ -2,10 +2,11 @@
  * futex.c — the two kernel-facing primitives under every wait: the futex a plain
  * thread sleeps on, and the spin lock that guards each primitive's state.
  *
- * The spin lock is held only across a few loads and stores, and the futex wake of a
- * waiter it hands something to (never across a wait), so spinning is cheaper than
- * sleeping; after a while it yields the CPU so that a holder preempted on a 2-core
- * machine can finish.
+ * The spin lock is held only across a few loads and stores (never across a wait, and
+ * the wake-ups decided under it are delivered after it is released, see
+ * plait__wakeups), so spinning is cheaper than sleeping; after a while it yields the
+ * CPU so that a holder preempted on a 2-core machine can finish.  Taking a free lock
+ * is one exchange, inlined (internal.h); this file has the contended path.
  */
 #include "internal.h"
 
@@ -15,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-void plait__spin_lock(plait__spinlock *lock)
+void plait__spin_lock_contended(plait__spinlock *lock)
 {
     for (unsigned spins = 0;; spins++) {
         if (!atomic_load_explicit(&lock->held, memory_order_relaxed) &&

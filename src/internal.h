@@ -64,7 +64,13 @@ static inline void plait__cpu_relax(void)
 
 /* ---- spin lock: guards a primitive's few words of state; held for nanoseconds ---- */
 typedef struct plait__spinlock { atomic_int held; } plait__spinlock;
-void plait__spin_lock(plait__spinlock *lock);
+/* The contended path of plait__spin_lock: spin, then yield, until it is taken. */
+void plait__spin_lock_contended(plait__spinlock *lock);
+static inline void plait__spin_lock(plait__spinlock *lock)
+{
+    if (atomic_exchange_explicit(&lock->held, 1, memory_order_acquire))
+        plait__spin_lock_contended(lock);
+}
 static inline void plait__spin_unlock(plait__spinlock *lock)
 {
     atomic_store_explicit(&lock->held, 0, memory_order_release);

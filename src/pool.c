@@ -13,8 +13,13 @@
  * plait__worker_help).  That is what lets fork-join recursion of any depth run on a
  * fixed number of threads, and keeps every core busy while a parent waits.
  *
- * Sleeping.  A worker with nothing to do spins briefly, then sleeps on its own futex
- * word (park_word) with `sleeping` set and the pool's `idle` count raised.  Whoever
+ * Sleeping.  A worker with nothing to do keeps looking for a while (SPIN_NS, yielding
+ * the CPU between looks, so that where threads outnumber cores the others run): waking
+ * a sleeping thread costs tens of microseconds on a virtual machine, longer than most
+ * gaps between the tasks of a fork-join.  A helping join always looks that long; of
+ * the idle workers, at most half do (the others give up after SPIN_SHORT_NS).  Then a
+ * worker sleeps on its own futex word (park_word) with `sleeping` set and the pool's
+ * `idle` count raised.  Whoever
  * makes work visible (a push, an injection) then reads `idle` and, when it is not
  * zero, wakes one sleeper.  Both sides use sequentially consistent accesses, so of
  * "the pusher sees idle > 0" and "the sleeper sees the work" at least one happens: no
@@ -45,8 +50,10 @@
 #include <string.h>
 
 enum {
-    SPIN_ROUNDS = 64,   /* quick looks for work before yielding or sleeping */
-    BATCH_MAX = 64,     /* tasks taken from the injection queue at once */
+    SPIN_PAUSES = 64,       /* looks for work a CPU pause apart, then ... */
+    SPIN_NS = 100 * 1000,   /* ... a CPU yield apart, for this long, before sleeping */
+    SPIN_SHORT_NS = 1000,   /* the same, for an idle worker beyond the spinning half */
+    BATCH_MAX = 64,         /* tasks taken from the injection queue at once */
 };
 
 typedef struct plait__worker {
@@ -74,6 +81,7 @@ struct plait_pool {
     /* sleeping */
     _Alignas(64) atomic_int idle;
     atomic_uint wake_cursor;
+    atomic_uint spinning;       /* idle workers looking for work for long */
     /* shutting down */
     _Alignas(64) atomic_bool closed;
     atomic_bool cancelling;
@@ -267,16 +275,37 @@ void plait__worker_run_until_done(plait__future *f)
         run_task(wk, g);
 }
 
+/* Look again and again, without sleeping, for work in the pool or w's signal (when w
+ * is given) until SPIN_NS or the deadline has passed: true when something came. */
+static bool spin_for_news(plait_pool *pool, plait__waiter *w, int64_t deadline)
+{
+    int64_t until = 0;
+    for (unsigned i = 0;; i++) {
+        if ((w && atomic_load_explicit(&w->signalled, memory_order_acquire)) ||
+            work_visible(pool))
+            return true;
+        if (i < SPIN_PAUSES) {
+            plait__cpu_relax();
+            continue;
+        }
+        int64_t now = plait_now();
+        if (!until)
+            until = deadline - now < SPIN_NS ? deadline : now + SPIN_NS;
+        else if (now >= until)
+            return false;
+        sched_yield();
+    }
+}
+
 int plait__worker_help(plait__waiter *w, int64_t deadline)
 {
     plait__worker *wk = w->helper;
-    for (unsigned spins = 0;;) {
+    for (;;) {
         if (atomic_load_explicit(&w->signalled, memory_order_acquire))
             return w->status;
         plait__future *f = find_work(wk);
         if (f) {
             run_task(wk, f);
-            spins = 0;
             continue;
         }
         if (deadline != PLAIT_FOREVER && plait_now() >= deadline) {
@@ -284,25 +313,25 @@ int plait__worker_help(plait__waiter *w, int64_t deadline)
                 return w->status = -ETIMEDOUT;
             deadline = PLAIT_FOREVER; /* claimed by a waker: its signal is on its way */
         }
-        if (spins++ < SPIN_ROUNDS)
-            plait__cpu_relax();
-        else
+        if (!spin_for_news(wk->pool, w, deadline))
             park(wk, w, deadline, false);
     }
 }
 
-/* The main loop found nothing: spin, then sleep.  false when the pool is finished. */
+/* The main loop found nothing: look a while, then sleep.  false when the pool is
+ * finished. */
 static bool idle_wait(plait__worker *wk)
 {
     plait_pool *pool = wk->pool;
-    for (int i = 0; i < SPIN_ROUNDS; i++) {
-        if (work_visible(pool))
-            return true;
-        if (i < SPIN_ROUNDS / 2)
-            plait__cpu_relax();
-        else
-            sched_yield();
-    }
+    /* Half the workers at most look for long (as Go's scheduler bounds its spinning
+     * threads): where a thread outside the pool feeds it, spinners compete with that
+     * thread for the CPUs and for the queue's cache lines. */
+    bool long_look = atomic_fetch_add(&pool->spinning, 1) < (pool->threads + 1) / 2;
+    int64_t until = long_look ? PLAIT_FOREVER : plait_now() + SPIN_SHORT_NS;
+    bool news = spin_for_news(pool, NULL, until);
+    atomic_fetch_sub(&pool->spinning, 1);
+    if (news)
+        return true;
     if (!atomic_load(&pool->closed)) {
         park(wk, NULL, PLAIT_FOREVER, true);
         return true;
