@@ -11,17 +11,33 @@
  *   fib25.cut2   fib(25), one task per call (n < 2 is the leaf): 242,785 tasks
  *                that do nothing but fork and join — the per-task overhead.
  *
- * Each runs on a pool of 1 worker and of 2 workers (plait_pool_create .threads);
- * the main thread only submits the root and joins it.  The figure is the mean wall
- * time of one fib over `reps` computations (after one untimed warm-up), its tasks/s
- * (tasks = calls that were tasks, the root included), and the 2-worker speed-up.
- * The result is checked against the serial fib every time.
+ * Each runs on a pool of 1 worker and of 2 workers (plait_pool_create .threads),
+ * two ways:
+ *
+ *   plaitN               the timing loop is itself a task of the pool: it submits
+ *                        the root and joins it (a helping join, so its worker runs
+ *                        the root), N threads compute and no other thread takes
+ *                        part;
+ *   plaitN-from-outside  the main thread, not one of the pool's, submits the root
+ *                        and joins it: N workers compute, and every fib pays two
+ *                        wake-ups between threads (a worker for the root, the main
+ *                        thread for the result), tens of microseconds each on a
+ *                        virtual machine.
+ *
+ * The figure is the mean wall time of one fib over `reps` computations (after one
+ * untimed warm-up), its tasks/s (tasks = calls that were tasks, the root included),
+ * and the 2-worker speed-up (of plaitN).  The result is checked against the serial
+ * fib every time.
  *
  * Fair: the peers (peer_forkjoin_omp.c, peer_forkjoin_tbb.cpp, peer_forkjoin.go)
  * run the same recursion with the same cutoffs — both children are tasks, then a
- * wait — on 1 and 2 threads.  The serial leaves are the same C code for plait and
- * OpenMP (gcc -O2), C++ for TBB (g++ -O2); Go's compiler makes its own leaves, so
- * the "serial" figure printed here (plain recursion, no tasks) is the C baseline.
+ * wait — on 1 and 2 threads, and in each the thread that times the loop is one of
+ * the N that compute (TBB's arena.execute gives the caller a slot, OpenMP's master
+ * thread is in the team and runs `single`, Go's main goroutine is scheduled on the
+ * same GOMAXPROCS threads): plaitN is the same arrangement.  The serial leaves are
+ * the same C code for plait and OpenMP (gcc -O2), C++ for TBB (g++ -O2); Go's
+ * compiler makes its own leaves, so the "serial" figure printed here (plain
+ * recursion, no tasks) is the C baseline.
  *
  * Usage: bench_forkjoin [reps]   (default 10: fib30.cut20 is computed 10 * reps times,
  *       fib25.cut2 reps times)
@@ -29,6 +45,8 @@
  *   forkjoin.W serial ms <one serial fib, no tasks>
  *   forkjoin.W plait1 ms <wall>         forkjoin.W plait1 tasks_per_s <rate>
  *   forkjoin.W plait2 ms <wall>         forkjoin.W plait2 tasks_per_s <rate>
+ *   forkjoin.W plait1-from-outside ms <wall>
+ *   forkjoin.W plait2-from-outside ms <wall>
  *   forkjoin.W plait speedup_2v1 <plait1 ms / plait2 ms>
  */
 #include "bench_common.h"
@@ -81,8 +99,28 @@ static long long fib_once(long n, long expect)
     return t;
 }
 
-/* Mean ms of one fib(n) with the given cutoff on a pool of `threads` workers. */
-static double measure(long n, long cut, unsigned threads, long long reps, long expect)
+typedef struct timing_loop {
+    long n, expect;
+    long long reps;
+    long long ns; /* out: the total of the timed reps */
+} timing_loop;
+
+/* Compute fib(n) reps times (after a warm-up: workers started, deques and futures
+ * allocated) and time it; run on the main thread or as a task of the pool. */
+static void *run_timing_loop(void *arg)
+{
+    timing_loop *t = arg;
+    fib_once(t->n, t->expect);
+    t->ns = 0;
+    for (long long i = 0; i < t->reps; i++)
+        t->ns += fib_once(t->n, t->expect);
+    return NULL;
+}
+
+/* Mean ms of one fib(n) with the given cutoff on a pool of `threads` workers, timed
+ * from a task of the pool (inside) or from the main thread. */
+static double measure(long n, long cut, unsigned threads, long long reps, long expect,
+                      int inside)
 {
     plait_pool_options opt = {.threads = threads, .name = "fj"};
     BENCH_CHECK(plait_pool_create(&pool, &opt));
@@ -92,13 +130,17 @@ static double measure(long n, long cut, unsigned threads, long long reps, long e
         exit(1);
     }
     cutoff = cut;
-    fib_once(n, expect); /* warm up: workers started, deques and futures allocated */
-    long long total = 0;
-    for (long long i = 0; i < reps; i++)
-        total += fib_once(n, expect);
+    timing_loop t = {.n = n, .expect = expect, .reps = reps};
+    if (inside) {
+        plait_task loop;
+        BENCH_CHECK(plait_pool_submit(pool, &loop, run_timing_loop, &t));
+        BENCH_CHECK(plait_join(loop, NULL, PLAIT_FOREVER));
+    } else {
+        run_timing_loop(&t);
+    }
     BENCH_CHECK(plait_pool_destroy(pool));
     pool = NULL;
-    return (double)total / (double)reps / 1e6;
+    return (double)t.ns / (double)reps / 1e6;
 }
 
 static void workload(long n, long cut, long long reps)
@@ -118,9 +160,11 @@ static void workload(long n, long cut, long long reps)
     printf("%s serial ms %.3f\n", name, serial_ms);
     double ms[3];
     for (unsigned threads = 1; threads <= 2; threads++) {
-        ms[threads] = measure(n, cut, threads, reps, expect);
+        ms[threads] = measure(n, cut, threads, reps, expect, 1);
         printf("%s plait%u ms %.3f\n", name, threads, ms[threads]);
         printf("%s plait%u tasks_per_s %.0f\n", name, threads, tasks / ms[threads] * 1e3);
+        printf("%s plait%u-from-outside ms %.3f\n", name, threads,
+               measure(n, cut, threads, reps, expect, 0));
     }
     printf("%s plait speedup_2v1 %.2f\n", name, ms[1] / ms[2]);
     fflush(stdout);
