@@ -1265,6 +1265,99 @@ TEST(broadcast_wakes_more_than_one_batch)
     CHECK_EQ(plait_mutex_destroy(cr.m), 0);
 }
 
+/* ======================================================================== */
+/* The smallest stacks                                                       */
+/* ======================================================================== */
+
+/* Coroutines on PLAIT_STACK_MIN stacks (16 times that under sanitizers, as docs/API.md
+ * says) hand things to each other through every kind of wake-up: the library's own
+ * frames on the way, a signal's batch of wake-ups included, must fit (an overflow
+ * breaks the canary, which stops the program). */
+enum { SMALL_ROUNDS = 200 };
+
+typedef struct {
+    plait_chan *ping, *pong;
+    plait_mutex *m;
+    plait_cond *c;
+    plait_sem *sem;
+    int turn; /* under m */
+    long sum;
+} small_stacks;
+
+static void *small_echo(void *p)
+{
+    small_stacks *st = p;
+    for (int i = 0; i < SMALL_ROUNDS; i++) {
+        long v; /* a select of two cases; nothing but this coroutine sends on pong */
+        plait_select_case cases[2] = {{.chan = st->ping, .op = PLAIT_RECV, .elem = &v},
+                                      {.chan = st->pong, .op = PLAIT_RECV, .elem = &v}};
+        CHECK_EQ(plait_select(cases, 2, SOON()), 0);
+        v++;
+        CHECK_EQ(plait_chan_send(st->pong, &v, SOON()), 0);
+        CHECK_EQ(plait_sem_release(st->sem), 0);
+        CHECK_EQ(plait_mutex_lock(st->m, SOON()), 0);
+        while (st->turn != 1)
+            CHECK_EQ(plait_cond_wait(st->c, st->m, SOON()), 0);
+        st->turn = 0;
+        CHECK_EQ(plait_cond_signal(st->c), 0);
+        CHECK_EQ(plait_mutex_unlock(st->m), 0);
+    }
+    return ARG(1);
+}
+
+static void *small_pinger(void *p)
+{
+    small_stacks *st = p;
+    for (long i = 0; i < SMALL_ROUNDS; i++) {
+        CHECK_EQ(plait_chan_send(st->ping, &i, SOON()), 0);
+        long v;
+        CHECK_EQ(plait_chan_recv(st->pong, &v, SOON()), 0);
+        st->sum += v;
+        CHECK_EQ(plait_sem_acquire(st->sem, SOON()), 0);
+        CHECK_EQ(plait_mutex_lock(st->m, SOON()), 0);
+        st->turn = 1;
+        CHECK_EQ(plait_cond_signal(st->c), 0);
+        while (st->turn != 0)
+            CHECK_EQ(plait_cond_wait(st->c, st->m, SOON()), 0);
+        CHECK_EQ(plait_mutex_unlock(st->m), 0);
+    }
+    return ARG(2);
+}
+
+static void *small_stacks_main(void *p)
+{
+    small_stacks *st = p;
+    size_t stack = PLAIT_STACK_MIN * (CHECK_SANITIZED ? 16 : 1);
+    plait_spawn_options o = {.name = "small", .stack_size = stack};
+    plait_task echo, pinger;
+    CHECK_EQ(plait_spawn_opts(&echo, small_echo, st, &o), 0);
+    CHECK_EQ(plait_spawn_opts(&pinger, small_pinger, st, &o), 0);
+    void *a, *b;
+    CHECK_EQ(plait_join(echo, &a, SOON()), 0);
+    CHECK_EQ(plait_join(pinger, &b, SOON()), 0);
+    CHECK_EQ(INT(a), 1);
+    CHECK_EQ(INT(b), 2);
+    return NULL;
+}
+
+TEST(smallest_stacks_through_every_wakeup)
+{
+    small_stacks st = {0};
+    CHECK_EQ(plait_chan_create(&st.ping, sizeof(long), 0), 0);
+    CHECK_EQ(plait_chan_create(&st.pong, sizeof(long), 0), 0);
+    CHECK_EQ(plait_mutex_create(&st.m), 0);
+    CHECK_EQ(plait_cond_create(&st.c), 0);
+    CHECK_EQ(plait_sem_create(&st.sem, 0), 0);
+    check_run(small_stacks_main, &st);
+    /* each round adds i + 1 */
+    CHECK_EQ(st.sum, (long)SMALL_ROUNDS * (SMALL_ROUNDS + 1) / 2);
+    CHECK_EQ(plait_sem_destroy(st.sem), 0);
+    CHECK_EQ(plait_cond_destroy(st.c), 0);
+    CHECK_EQ(plait_mutex_destroy(st.m), 0);
+    CHECK_EQ(plait_chan_destroy(st.ping), 0);
+    CHECK_EQ(plait_chan_destroy(st.pong), 0);
+}
+
 RUN_TESTS(CASE(rwlock_bad_input), CASE(rwlock_basics_threads), CASE(rwlock_fairness_both_ways),
           CASE(rwlock_cancel_and_timeout_withdraw), CASE(rwlock_many_readers_at_once),
           CASE(rwlock_stress_mixed), CASE(rwlock_writer_not_starved_by_readers),
@@ -1272,4 +1365,5 @@ RUN_TESTS(CASE(rwlock_bad_input), CASE(rwlock_basics_threads), CASE(rwlock_fairn
           CASE(barrier_rounds_mixed), CASE(barrier_timeout_and_cancel_withdraw),
           CASE(barrier_threads_timeout), CASE(once_basics), CASE(once_recursive_call),
           CASE(once_failure_retried_by_waiter), CASE(once_waiter_does_not_block_scheduler),
-          CASE(once_race_mixed), CASE(broadcast_wakes_more_than_one_batch))
+          CASE(once_race_mixed), CASE(broadcast_wakes_more_than_one_batch),
+          CASE(smallest_stacks_through_every_wakeup))
