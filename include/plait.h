@@ -26,6 +26,10 @@
  *   -EDEADLK    waiting on oneself (join own task, relock own mutex)
  *   -EBUSY      destroying something still in use; plait_run() inside plait_run()
  *   -ENOMEM     out of memory (or of address space for stacks)
+ *   -EMSGSIZE   a message or result larger than the room there is for it
+ *   PLAIT_EXITED(status), PLAIT_KILLED(signal)
+ *               a child process exited, or was killed by a signal, before its task
+ *               was done (see "Processes"; plait_strerror names the status or signal)
  */
 #ifndef PLAIT_H
 #define PLAIT_H
@@ -33,6 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -489,6 +494,314 @@ int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadlin
 /* Stop watching and free the set (handles remain the caller's).  -EBUSY while a
  * caller waits in next(). */
 int plait_completed_destroy(plait_completed *set);
+
+/* ----------------------------------------------------------------------------
+ * File descriptors: waiting, reading and writing with a deadline.
+ *
+ * From a coroutine only that coroutine waits (its scheduler's poller watches the
+ * descriptor); from a thread, the thread waits (and a plait thread or pool task stays
+ * cancellable).  Each call tries first and waits only when the descriptor would block,
+ * so descriptors used from coroutines must be non-blocking: plait's own are, and
+ * plait_fd_set_nonblock() makes any other one so.  A regular file is always ready.
+ * ------------------------------------------------------------------------- */
+
+#define PLAIT_READABLE 0x1
+#define PLAIT_WRITABLE 0x2
+#define PLAIT_HANGUP 0x4   /* reported: the other end has closed */
+#define PLAIT_ERROR 0x8    /* reported: an error is pending on the descriptor */
+
+/* Wait until fd is ready for events (PLAIT_READABLE and/or PLAIT_WRITABLE).  Returns the
+ * readiness seen (> 0, PLAIT_HANGUP and PLAIT_ERROR included), -ETIMEDOUT, -ECANCELED,
+ * -EBADF, -EINVAL for no or unknown events, -EBUSY when another coroutine of this
+ * scheduler already waits on fd for the same event, -ENOMEM. */
+int plait_wait_fd(int fd, int events, int64_t deadline);
+
+/* One read / write, waiting first if fd would block: the bytes moved (0 from read at
+ * end of file), or -ETIMEDOUT, -ECANCELED, or the system call's error (-EPIPE when a
+ * pipe's reader has gone: plait ignores SIGPIPE once it has made a pipe, if the program
+ * left it at its default). */
+ssize_t plait_read(int fd, void *buf, size_t len, int64_t deadline);
+ssize_t plait_write(int fd, const void *buf, size_t len, int64_t deadline);
+/* All len bytes, or an error; *done (may be NULL) gets the bytes moved on every
+ * outcome.  plait_read_exactly() returns -ENODATA at an end of file before len bytes. */
+int plait_read_exactly(int fd, void *buf, size_t len, size_t *done, int64_t deadline);
+int plait_write_all(int fd, const void *buf, size_t len, size_t *done, int64_t deadline);
+/* Set (on != 0) or clear O_NONBLOCK.  0 or -errno. */
+int plait_fd_set_nonblock(int fd, int on);
+
+/* ----------------------------------------------------------------------------
+ * Processes.  A process is a task like a coroutine or a thread: its handle is a
+ * plait_task, joined (with a deadline), waited on with others, cancelled.
+ *
+ * A function in a child process: plait_process_start() forks a child that runs
+ * fn(arg, arg_len, out, out_cap).  The argument is copied in by the fork itself (the
+ * child sees the parent's memory as it was at the fork, copy-on-write), so arg may
+ * point anywhere.  fn writes its result into out and returns its length, or a
+ * negative code to fail; the result is copied back into the parent, where plait_join()
+ * gives it as a plait_bytes (free() it).  A child that dies or exits before fn returns
+ * fails the task with PLAIT_KILLED(signal) or PLAIT_EXITED(status).
+ *
+ * A program: plait_process_exec() runs file with argv (searched in PATH) with the
+ * environment, working directory and standard streams of the options; the streams can
+ * be pipes that the caller reads and writes (plait_read/plait_write, from coroutines
+ * too).  Joining gives 0 for exit status 0, else PLAIT_EXITED(status) or
+ * PLAIT_KILLED(signal).
+ *
+ * A child never outlives its parent silently: it is killed (SIGKILL) when the parent
+ * ends, however it ends.  plait reaps every child it starts as soon as it ends (no
+ * zombies), through the child's pidfd (Linux 5.3 or later), without SIGCHLD.
+ * plait_cancel() kills the child (SIGKILL) and its task reports -ECANCELED.
+ *
+ * Fork: what parent and child share.  After the fork, each has its own copy of all
+ * memory (copy-on-write): a variable the child changes is not changed in the parent.
+ * They share only what was made to be shared before the fork: plait_shm regions,
+ * process mutexes, semaphores and events, queues, and open descriptors.  The child
+ * starts with plait's global state reset (no manager, no default pool: made again on
+ * first use), so it may use all of plait; objects that other threads of the parent
+ * were using at the fork (a plait_mutex, a channel) are copies of that moment's state
+ * and must not be used in the child.  Standard streams are flushed before each fork.
+ * ------------------------------------------------------------------------- */
+
+/* A result copied back from a child process: len bytes at data.  free() it. */
+typedef struct plait_bytes {
+    size_t len;
+    unsigned char data[];
+} plait_bytes;
+
+/* A function to run in another process: read arg_len bytes at arg, write the result
+ * (at most out_cap bytes) at out and return its length, or return a negative code to
+ * fail.  A length over out_cap fails the task with -EMSGSIZE. */
+typedef ssize_t (*plait_proc_fn)(const void *arg, size_t arg_len, void *out,
+                                 size_t out_cap);
+
+/* How the parent learns that a child ended early: codes in the PLAIT_FAIL range. */
+#define PLAIT_KILLED(sig) (-(1024 + (sig)))
+#define PLAIT_EXITED(status) (-(2048 + ((status) & 255)))
+/* The signal / exit status an error code names, or -1 when it names none. */
+#define PLAIT_KILL_SIGNAL(err) ((err) <= -1025 && (err) >= -1024 - 127 ? -(err) - 1024 : -1)
+#define PLAIT_EXIT_STATUS(err) ((err) <= -2048 && (err) >= -2048 - 255 ? -(err) - 2048 : -1)
+
+/* The room for a function's result by default, and the most that can be asked for. */
+#define PLAIT_RESULT_DEFAULT ((size_t)64 * 1024)
+#define PLAIT_RESULT_MAX ((size_t)1 << 30)
+
+enum plait_stdio_mode {
+    PLAIT_STDIO_INHERIT = 0,    /* the parent's own stream */
+    PLAIT_STDIO_PIPE = 1,       /* a pipe whose other end the caller gets */
+    PLAIT_STDIO_NULL = 2,       /* /dev/null */
+};
+
+/* Options for plait_process_start/exec(); zero-initialise and set what you need. */
+typedef struct plait_process_options {
+    size_t result_max;       /* a function's result room; 0: PLAIT_RESULT_DEFAULT */
+    char *const *env;        /* exec: the environment ("NAME=value", NULL-ended); NULL: ours */
+    const char *cwd;         /* the child's working directory; NULL: ours */
+    int stdio[3];            /* stdin, stdout, stderr: PLAIT_STDIO_* */
+} plait_process_options;
+
+/* The caller's ends of the pipes asked for: write the child's stdin to in, read its
+ * stdout and stderr from out and err; -1 where no pipe was asked for.  Non-blocking and
+ * close-on-exec; the caller closes them. */
+typedef struct plait_pipes {
+    int in, out, err;
+} plait_pipes;
+
+/* Fork a child that runs fn(arg, arg_len, ...); task (may be NULL) is its future.
+ * pipes may be NULL unless a stream is PLAIT_STDIO_PIPE.  -EINVAL for a null fn, a
+ * null arg with arg_len > 0, bad options; -EAGAIN when the system refuses a process;
+ * -ENOMEM; -ENOSYS on a kernel without pidfds. */
+int plait_process_start(plait_task *task, plait_proc_fn fn, const void *arg,
+                        size_t arg_len, const plait_process_options *options,
+                        plait_pipes *pipes);
+
+/* Run a program: file (NULL: argv[0]) with argv (NULL-ended).  A program that cannot be
+ * run is reported here (-ENOENT, -EACCES, ...), not as an exit status.  Otherwise as
+ * plait_process_start(). */
+int plait_process_exec(plait_task *task, const char *file, char *const argv[],
+                       const plait_process_options *options, plait_pipes *pipes);
+
+/* The child's process id.  -ESRCH for a stale handle, -EINVAL when the task is not a
+ * process. */
+int plait_process_pid(plait_task task);
+
+/* Send signal sig to the child (SIGTERM to ask it to end, SIGKILL to end it).  -ESRCH
+ * when it has ended or the handle is stale, -EINVAL for a bad signal or a task that is
+ * not a process. */
+int plait_process_kill(plait_task task, int sig);
+
+/* ----------------------------------------------------------------------------
+ * Sharing between processes.  Each object below is made in one process and shared
+ * with the children it forks (plait_process_start, process pool workers, or fork())
+ * after it was made; it is the same object, at the same address, in all of them.
+ * Each process destroys its own handle (the memory goes with the last one, or when
+ * the processes end: nothing is left in the system).  Blocking calls work from
+ * coroutines (only the coroutine waits) and threads, in any of the processes, and
+ * take a deadline.  Coroutine waits on these objects need Linux 5.16 (futex_waitv).
+ * ------------------------------------------------------------------------- */
+
+typedef struct plait_shm plait_shm;
+
+#define PLAIT_SHM_MAX ((size_t)1 << 40)
+
+/* A region of size zeroed bytes, shared with children forked afterwards; it has a lock
+ * of its own for "a shared value and its lock".  -EINVAL for 0 or > PLAIT_SHM_MAX,
+ * -ENOMEM. */
+int plait_shm_create(plait_shm **shm, size_t size);
+/* The bytes (aligned to 64), and how many; NULL / 0 for NULL. */
+void *plait_shm_data(plait_shm *shm);
+size_t plait_shm_size(const plait_shm *shm);
+/* The region's lock: as plait_pmutex_lock/unlock. */
+int plait_shm_lock(plait_shm *shm, int64_t deadline);
+int plait_shm_unlock(plait_shm *shm);
+/* Unmap the region in this process.  -EBUSY while its lock is held, or a coroutine or
+ * thread of this process waits for it. */
+int plait_shm_destroy(plait_shm *shm);
+
+typedef struct plait_pmutex plait_pmutex;
+typedef struct plait_psem plait_psem;
+typedef struct plait_pevent plait_pevent;
+
+/* A mutex between processes, owned by the coroutine or thread that locked it. */
+int plait_pmutex_create(plait_pmutex **mutex);
+/* -EBUSY while it is held (by any process) or waited on in this process. */
+int plait_pmutex_destroy(plait_pmutex *mutex);
+/* 0; -EOWNERDEAD: locked, but its last holder's process died holding it (repair the
+ * data it guards, then unlock); -ETIMEDOUT, -ECANCELED, -EDEADLK (the caller holds it). */
+int plait_pmutex_lock(plait_pmutex *mutex, int64_t deadline);
+/* -EPERM when the caller is not the holder. */
+int plait_pmutex_unlock(plait_pmutex *mutex);
+
+/* A counting semaphore between processes. */
+int plait_psem_create(plait_psem **sem, unsigned initial);
+int plait_psem_destroy(plait_psem *sem); /* -EBUSY while waited on in this process */
+int plait_psem_acquire(plait_psem *sem, int64_t deadline);
+int plait_psem_release(plait_psem *sem); /* -EOVERFLOW past UINT32_MAX */
+int plait_psem_value(plait_psem *sem);
+
+/* A manual-reset event between processes: set releases every waiter and lets later
+ * waits through until reset. */
+int plait_pevent_create(plait_pevent **event);
+int plait_pevent_destroy(plait_pevent *event); /* -EBUSY while waited on in this process */
+int plait_pevent_set(plait_pevent *event);
+int plait_pevent_reset(plait_pevent *event);
+int plait_pevent_wait(plait_pevent *event, int64_t deadline);
+int plait_pevent_is_set(plait_pevent *event); /* 1 or 0 */
+
+/* A bounded message queue between processes: any number of senders and receivers,
+ * messages of up to msg_max bytes, at most capacity of them queued.
+ *
+ * Sides: a process that sends is a sender, one that receives a receiver.  When every
+ * sender has died (a child of the process that made the queue, reaped by plait), a
+ * receiver gets -EPIPE once the queue is empty; when every receiver has died, a sender
+ * gets -EPIPE at once.  Closing does the same for everybody. */
+typedef struct plait_queue plait_queue;
+
+#define PLAIT_QUEUE_MSG_MAX ((size_t)64 << 20)
+#define PLAIT_QUEUE_CAPACITY_MAX ((size_t)1 << 20)
+
+/* -EINVAL for a size or capacity of 0 or past the maxima, -ENOMEM. */
+int plait_queue_create(plait_queue **queue, size_t msg_max, size_t capacity);
+/* Unmap it in this process.  -EBUSY while a coroutine or thread of this process waits. */
+int plait_queue_destroy(plait_queue *queue);
+/* Copy len bytes in, waiting while the queue is full.  0, -EMSGSIZE (len > msg_max),
+ * -EPIPE (closed, or every receiver died), -ETIMEDOUT, -ECANCELED. */
+int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t deadline);
+/* Copy the next message out, waiting while the queue is empty; returns its length.
+ * -EMSGSIZE when it is longer than cap (it stays queued), -EPIPE (closed, or every
+ * sender died, and empty), -ETIMEDOUT, -ECANCELED. */
+ssize_t plait_queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t deadline);
+/* Close it for every process: sends get -EPIPE, receives drain it, then get -EPIPE.
+ * -EPIPE if closed already. */
+int plait_queue_close(plait_queue *queue);
+/* Messages queued now. */
+size_t plait_queue_len(plait_queue *queue);
+
+/* ----------------------------------------------------------------------------
+ * Process pools: worker processes that run functions submitted to them (Python's
+ * multiprocessing.Pool and ProcessPoolExecutor), for CPU-bound work that must use
+ * every core, with each task isolated from the program and from the others.
+ *
+ * A task is a plait_proc_fn and an argument of up to arg_max bytes, copied into shared
+ * memory; its result (up to result_max bytes) comes back as a plait_bytes that
+ * plait_join() hands over (free() it).  Functions are called by address, which is the
+ * same in every worker (they are forks of this program).
+ *
+ * A worker that dies while it runs a task — a crash (PLAIT_KILLED(signal)), an exit
+ * (PLAIT_EXITED(status)), killed from outside — fails exactly that task, with that
+ * code, and a new worker takes its place; no other task is lost or run twice.
+ * Cancelling a task that has not started means it never runs; cancelling one that runs
+ * kills its worker (which is replaced) and the task reports -ECANCELED.  From a
+ * coroutine, plait_join() on a task waits without blocking the scheduler.
+ * ------------------------------------------------------------------------- */
+
+typedef struct plait_procpool plait_procpool;
+
+#define PLAIT_PROCPOOL_MAX 1024
+
+typedef struct plait_procpool_options {
+    unsigned processes;     /* workers; 0: plait_cpu_count() */
+    size_t arg_max;         /* the largest argument; 0: PLAIT_RESULT_DEFAULT */
+    size_t result_max;      /* the largest result; 0: PLAIT_RESULT_DEFAULT */
+    int (*init)(void *arg); /* run by each worker as it starts; NULL: none.  A negative
+                               return breaks the pool: tasks waiting and every later
+                               submit fail with that code */
+    void *init_arg;
+    unsigned max_tasks;     /* tasks a worker runs before a fresh one replaces it; 0: no limit */
+    int64_t task_timeout;   /* ns a task may run: then its worker is killed and the task
+                               reports -ETIMEDOUT; 0: no limit */
+} plait_procpool_options;
+
+/* Start the workers.  options may be NULL.  -EINVAL for processes > PLAIT_PROCPOOL_MAX,
+ * sizes > PLAIT_RESULT_MAX or a negative timeout; -EAGAIN when a worker cannot be
+ * started; the initialiser's code when it fails in a worker at once; -ENOMEM. */
+int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *options);
+
+/* Queue fn(arg) and return at once (tasks beyond what is in flight wait in this
+ * process); task (may be NULL: detached) is its future.  -EMSGSIZE for arg_len >
+ * arg_max, -EPIPE once shut down, the initialiser's code when the pool is broken,
+ * -EINVAL, -ENOMEM. */
+int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn fn,
+                          const void *arg, size_t arg_len);
+
+/* results[i] = fn(args[i]) for n fixed-size items (arg_size bytes each in args,
+ * result_size bytes each in results), run over the workers in chunks of chunk items
+ * (0: about four chunks per worker; no more than the argument and result room hold).
+ * Returns when all are done: 0 when every call succeeded, else the first failure in
+ * index order; errors[i] (may be NULL) gets each item's code (a crash fails every item
+ * of its chunk) and a failed item's result is zeroed.  On -ETIMEDOUT / -ECANCELED of the
+ * caller the chunks not done are cancelled and their items get that code; nothing is
+ * written into the arrays after the call returns.  -EMSGSIZE when not even one item
+ * fits the pool's room, -EINVAL for nulls or n == 0. */
+int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
+                       size_t arg_size, size_t n, void *results, size_t result_size,
+                       int *errors, size_t chunk, int64_t deadline);
+
+/* A lazy map: the same items, handed back one at a time as their chunks finish, with
+ * a bounded number of chunks in flight.  In index order, or with PLAIT_IMAP_UNORDERED in
+ * the order chunks finish.  args must stay valid until the iterator is destroyed. */
+typedef struct plait_procpool_iter plait_procpool_iter;
+#define PLAIT_IMAP_UNORDERED 1
+int plait_procpool_imap(plait_procpool_iter **iter, plait_procpool *pool, plait_proc_fn fn,
+                        const void *args, size_t arg_size, size_t n, size_t result_size,
+                        size_t chunk, int flags);
+/* The next item: 0 with *index, its result (result_size bytes, zeroed on failure; result
+ * may be NULL) and *error its code; -EPIPE when every item has been handed back;
+ * -ETIMEDOUT, -ECANCELED (then call again to go on). */
+int plait_procpool_imap_next(plait_procpool_iter *iter, size_t *index, void *result,
+                             int *error, int64_t deadline);
+/* Cancel what is still in flight and free the iterator. */
+int plait_procpool_imap_destroy(plait_procpool_iter *iter);
+
+/* Stop taking tasks (submit: -EPIPE), then wait until the workers have ended: with
+ * PLAIT_POOL_DRAIN every queued task runs first; with PLAIT_POOL_CANCEL queued tasks
+ * report -ECANCELED and running ones are killed (-ECANCELED).  0; -ETIMEDOUT when a task
+ * still runs at the deadline (call again, with PLAIT_POOL_CANCEL to escalate). */
+int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline);
+/* Shut down (draining, no deadline) if not done yet, and free the pool. */
+int plait_procpool_destroy(plait_procpool *pool);
+/* The number of workers; the process ids of the workers alive now (up to n): the count. */
+unsigned plait_procpool_processes(const plait_procpool *pool);
+int plait_procpool_pids(plait_procpool *pool, int *pids, unsigned n);
 
 #ifdef __cplusplus
 }

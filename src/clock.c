@@ -1,6 +1,9 @@
-/* clock.c — time and error names. */
+/* clock.c — time and error names (a thread-local buffer for the names of a child's
+ * signal or exit status). */
 #include "internal.h"
 
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -28,6 +31,19 @@ int64_t plait_deadline_in(int64_t ns)
 
 const char *plait_strerror(int err)
 {
+    static PLAIT_TLS char text[96];
+    int sig = PLAIT_KILL_SIGNAL(err), status = PLAIT_EXIT_STATUS(err);
+    if (sig > 0) {
+        const char *abbrev = sigabbrev_np(sig);
+        snprintf(text, sizeof text, "the process was killed by signal %d (SIG%s: %s)", sig,
+                 abbrev ? abbrev : "?", strsignal(sig));
+        return text;
+    }
+    if (status >= 0) {
+        snprintf(text, sizeof text, "the process exited with status %d",
+                 status);
+        return text;
+    }
     if (err < 0)
         err = -err;
     switch (err) {
@@ -39,6 +55,9 @@ const char *plait_strerror(int err)
     case EPIPE: return "channel closed";
     case EDEADLK: return "would wait on itself";
     case EBUSY: return "busy (still in use)";
+    case EMSGSIZE: return "too large for the room there is for it";
+    case ENODATA: return "end of file before all the bytes";
+    case EOWNERDEAD: return "the holder died; the lock is yours, its data may need repair";
     default: return strerror(err);
     }
 }

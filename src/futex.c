@@ -2,6 +2,12 @@
  * futex.c — the two kernel-facing primitives under every wait: the futex a plain
  * thread sleeps on, and the spin lock that guards each primitive's state.
  *
+ * Futex words come in two kinds: private ones (the kernel keys them by this process's
+ * address space: cheaper) and shared ones, in memory shared with other processes
+ * (process-shared primitives, queues and pools).  A waiter and its waker must use the
+ * same kind: the kernel keys a private word differently from the same word woken as
+ * shared.
+ *
  * The spin lock is held only across a few loads and stores (never across a wait, and
  * the wake-ups decided under it are delivered after it is released, see
  * plait__wakeups), so spinning is cheaper than sleeping; after a while it yields the
@@ -30,7 +36,7 @@ void plait__spin_lock_contended(plait__spinlock *lock)
     }
 }
 
-int plait__futex_wait(atomic_uint *word, unsigned expected, int64_t deadline)
+static int futex_wait(atomic_uint *word, unsigned expected, int64_t deadline, int flags)
 {
     struct timespec ts, *tsp = NULL;
     if (deadline != PLAIT_FOREVER) {
@@ -41,15 +47,30 @@ int plait__futex_wait(atomic_uint *word, unsigned expected, int64_t deadline)
         tsp = &ts;
     }
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time. */
-    long r = syscall(SYS_futex, (unsigned *)word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
-                     expected, tsp, NULL, FUTEX_BITSET_MATCH_ANY);
+    long r = syscall(SYS_futex, (unsigned *)word, FUTEX_WAIT_BITSET | flags, expected, tsp,
+                     NULL, FUTEX_BITSET_MATCH_ANY);
     if (r == -1 && errno == ETIMEDOUT)
         return -ETIMEDOUT;
     return 0;
+}
+
+int plait__futex_wait(atomic_uint *word, unsigned expected, int64_t deadline)
+{
+    return futex_wait(word, expected, deadline, FUTEX_PRIVATE_FLAG);
+}
+
+int plait__futex_wait_shared(atomic_uint *word, unsigned expected, int64_t deadline)
+{
+    return futex_wait(word, expected, deadline, 0);
 }
 
 void plait__futex_wake(atomic_uint *word, int count)
 {
     syscall(SYS_futex, (unsigned *)word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, count, NULL,
             NULL, 0);
+}
+
+void plait__futex_wake_shared(atomic_uint *word, int count)
+{
+    syscall(SYS_futex, (unsigned *)word, FUTEX_WAKE, count, NULL, NULL, 0);
 }

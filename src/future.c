@@ -59,6 +59,7 @@ static void global_put(plait__future *first, plait__future *last)
  * one lock for many allocations. */
 static void cache_refill(void)
 {
+    plait__fork_init();
     pthread_mutex_lock(&global_lock);
     if (!global_free) {
         future_chunk *c = calloc(1, sizeof *c);
@@ -172,6 +173,8 @@ static plait__future *future_start(plait_task *task)
     f->fn = NULL;
     f->arg = NULL;
     f->next = NULL;
+    f->ops = NULL;
+    f->ext = NULL;
     f->watch = NULL;
     if (task) {
         task->future = f;
@@ -199,13 +202,27 @@ plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task
     return f;
 }
 
+plait__future *plait__future_start_ext(const plait__future_ops *ops, void *ext,
+                                       plait_task *task)
+{
+    plait__future *f = future_start(task);
+    if (f) {
+        f->ops = ops;
+        f->ext = ext;
+    }
+    return f;
+}
+
 /* Drop one reference; the caller holds f->lock, which this releases. */
 static void unref_unlock(plait__future *f)
 {
     bool last = --f->refs == 0;
     plait__spin_unlock(&f->lock);
-    if (last)
+    if (last) {
+        if (f->ops)
+            f->ops->release(f);
         future_free(f);
+    }
 }
 
 static void completed_push(struct plait_completed *set, plait__future *f,
@@ -266,6 +283,9 @@ static void cancel_locked(plait__future *f, plait__wakeups *later)
         return;
     if (f->coro) {
         plait__coro_cancel(f->coro); /* alive: it clears f->coro under this lock */
+    } else if (f->ops) {
+        if (f->ops->cancel(f))
+            finish_locked(f, NULL, -ECANCELED, later);
     } else if (f->on_thread) {
         atomic_store_explicit(&f->cancelled, 1, memory_order_relaxed);
         int queued = WORK_QUEUED;
@@ -290,8 +310,7 @@ void plait__future_cancel(plait__future *f)
     plait__wakeups_deliver(&later);
 }
 
-/* Lock the future a handle names; NULL (and *err) when the handle is null or stale. */
-static plait__future *lock_handle(plait_task task, int *err)
+plait__future *plait__future_lock(plait_task task, int *err)
 {
     plait__future *f = task.future;
     if (!f) {
@@ -317,7 +336,7 @@ static void consume_unlock(plait__future *f)
 int plait_detach(plait_task task)
 {
     int err;
-    plait__future *f = lock_handle(task, &err);
+    plait__future *f = plait__future_lock(task, &err);
     if (!f)
         return err;
     consume_unlock(f);
@@ -327,7 +346,7 @@ int plait_detach(plait_task task)
 int plait_cancel(plait_task task)
 {
     int err;
-    plait__future *f = lock_handle(task, &err);
+    plait__future *f = plait__future_lock(task, &err);
     if (!f)
         return err;
     plait__wakeups later = {.n = 0};
@@ -340,7 +359,7 @@ int plait_cancel(plait_task task)
 plait__future *plait__future_of(plait_task task)
 {
     int err;
-    plait__future *f = lock_handle(task, &err);
+    plait__future *f = plait__future_lock(task, &err);
     if (f)
         plait__spin_unlock(&f->lock);
     return f;
@@ -362,7 +381,7 @@ static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool ca
     int r = 0;
     bool decided = false, claimed_here = false;
     for (size_t i = 0; i < n && !decided; i++) {
-        plait__future *f = lock_handle(tasks[i], &r);
+        plait__future *f = plait__future_lock(tasks[i], &r);
         if (!f)
             break;
         if (atomic_load_explicit(&f->done, memory_order_relaxed)) {
@@ -404,15 +423,17 @@ int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline)
 static int take(plait_task task, void **result)
 {
     int err;
-    plait__future *f = lock_handle(task, &err);
+    plait__future *f = plait__future_lock(task, &err);
     if (!f)
         return err;
     if (!atomic_load_explicit(&f->done, memory_order_relaxed)) {
         plait__spin_unlock(&f->lock);
         return -EAGAIN;
     }
-    if (result)
+    if (result) {
         *result = f->value;
+        f->value = NULL; /* the joiner's now: not for the release hook */
+    }
     err = f->error;
     consume_unlock(f);
     return err;
@@ -451,7 +472,7 @@ int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *error
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
         int err;
-        plait__future *f = lock_handle(tasks[i], &err);
+        plait__future *f = plait__future_lock(tasks[i], &err);
         if (!f)
             return err;
         plait__spin_unlock(&f->lock);
@@ -464,7 +485,7 @@ int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *error
     int first = 0;
     for (size_t i = 0; i < n; i++) {
         void *value = NULL;
-        int r = take(tasks[i], &value);
+        int r = take(tasks[i], results ? &value : NULL); /* untaken values are freed */
         if (results)
             results[i] = value;
         if (errors)
@@ -549,7 +570,7 @@ int plait_completed_add(plait_completed *set, plait_task task)
     if (!set)
         return -EINVAL;
     int err;
-    plait__future *f = lock_handle(task, &err);
+    plait__future *f = plait__future_lock(task, &err);
     if (!f)
         return err;
     if (f->watch && !completed_let_go_if_dead(f)) {
@@ -631,4 +652,14 @@ int plait_completed_destroy(plait_completed *set)
     if (last)
         free(set);
     return 0;
+}
+
+void plait__future_atfork(int phase)
+{
+    if (phase == PLAIT__FORK_PREPARE)
+        pthread_mutex_lock(&global_lock);
+    else if (phase == PLAIT__FORK_PARENT)
+        pthread_mutex_unlock(&global_lock);
+    else
+        pthread_mutex_init(&global_lock, NULL);
 }

@@ -24,10 +24,12 @@
 #include "context.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #if defined(__SANITIZE_THREAD__)
 #define PLAIT_TSAN 1
@@ -78,9 +80,32 @@ static inline void plait__spin_unlock(plait__spinlock *lock)
 
 /* ---- futex ---- */
 /* Wait while *word == expected, until the absolute monotonic deadline.  Returns 0 when
- * woken or the value differed, -ETIMEDOUT. */
+ * woken or the value differed, -ETIMEDOUT.  The private kind is for words of this
+ * process only; the shared kind for words in memory shared with other processes. */
 int plait__futex_wait(atomic_uint *word, unsigned expected, int64_t deadline);
 void plait__futex_wake(atomic_uint *word, int count);
+int plait__futex_wait_shared(atomic_uint *word, unsigned expected, int64_t deadline);
+void plait__futex_wake_shared(atomic_uint *word, int count);
+
+/* ---- process-shared futex words (pfutex.c) ---- */
+/* Wait while *word == expected (a word in shared memory), from a coroutine (only it
+ * waits) or a thread.  0 when woken or the value moved on (possibly spurious: check the
+ * condition again), -ETIMEDOUT, -ECANCELED, -EAGAIN when no watcher thread can be had. */
+int plait__pfutex_wait(atomic_uint *word, unsigned expected, int64_t deadline,
+                       const char *what, const void *object);
+/* Wake every waiter of a shared word (after changing it). */
+void plait__pfutex_wake(atomic_uint *word);
+/* This process's id, cached (a forked child calls plait__pid_forget). */
+unsigned plait__pid(void);
+void plait__pid_forget(void);
+/* A lock in shared memory whose word is its holder's process id. */
+typedef struct plait__plock { atomic_uint word; } plait__plock;
+void plait__plock_lock(plait__plock *lock);
+void plait__plock_unlock(plait__plock *lock);
+/* Release the lock if the process dead_pid (dead, not yet reaped) holds it. */
+bool plait__plock_release_dead(plait__plock *lock, unsigned dead_pid);
+/* In a forked child: forget the watcher threads of the parent. */
+void plait__pfutex_after_fork(void);
 
 /* ---- timers (timer.c): a binary min-heap per scheduler ---- */
 typedef struct plait__timer {
@@ -130,6 +155,15 @@ struct plait__waiter {
     struct plait__worker *helper; /* a pool worker that runs queued tasks while it waits
                                  (pool.c); it sleeps on its own word, which the signal
                                  pokes */
+    /* A thread waiter that sleeps on something other than `signalled`: a process-shared
+     * futex word (pfutex.c), woken by the signal with a shared FUTEX_WAKE, or poll() on
+     * a descriptor and its thread's wake-up eventfd (poll.c), which the signal writes
+     * before it publishes `signalled`. */
+    atomic_uint *shared_word;
+    unsigned shared_expected;
+    int poll_fd;
+    short poll_events;
+    int wake_fd;
     plait__timer timer;       /* coroutine waiters with a deadline */
     const char *what;         /* for plait_dump(): what is waited on */
     const void *object;
@@ -174,7 +208,8 @@ typedef struct plait__wakeups {
     unsigned n;
     struct {
         plait__coro *coro;    /* a coroutine to make ready, or */
-        atomic_uint *futex;   /* a futex word to wake */
+        atomic_uint *futex;   /* a futex word to wake (one waiter), or */
+        atomic_uint *shared;  /* a process-shared futex word to wake (every waiter) */
     } to[PLAIT__WAKEUPS_MAX];
 } plait__wakeups;
 /* Deliver the wake-ups collected (the caller holds no spin lock) and empty it. */
@@ -189,6 +224,13 @@ void plait__waiter_signal_now(plait__waiter *w, int status, int index);
  * coroutine is cancelled (-ECANCELED).  Returns the status.  The caller then unlinks
  * its nodes with plait__wait_node_unlink. */
 int plait__waiter_block(plait__waiter *w, int64_t deadline);
+/* How a thread waiter sleeping on a shared word / in poll() blocks (pfutex.c, poll.c):
+ * until it is signalled, its condition is met (it claims itself: status 0) or the
+ * deadline passes. */
+int plait__shared_word_block(plait__waiter *w, int64_t deadline);
+int plait__poll_block(plait__waiter *w, int64_t deadline);
+/* Add one to an eventfd (a thread's wake-up descriptor). */
+void plait__wake_fd_write(int fd);
 /* Unlink node if still linked, taking its lock. */
 void plait__wait_node_unlink(plait__wait_node *node);
 /* The common single-queue wait.  The caller holds lock and has found it must wait:
@@ -256,8 +298,13 @@ typedef struct plait__inbox {
     plait__coro *wake_head, *wake_tail;
     plait__coro *cancel_head;
     atomic_uint seq;            /* futex word the parked scheduler sleeps on */
-    atomic_int parked;
+    atomic_int parked;          /* PLAIT__PARKED_* */
+    int poll_wake_fd;           /* eventfd in the poller's epoll set, -1 without poller */
 } plait__inbox;
+
+/* Where a scheduler with nothing to run sleeps: nowhere (running), on inbox.seq, or in
+ * its poller's epoll_wait (then a post writes poll_wake_fd). */
+enum { PLAIT__RUNNING_LOOP = 0, PLAIT__PARKED_FUTEX = 1, PLAIT__PARKED_POLL = 2 };
 
 struct plait__sched {
     plait__coro loop;           /* the thread's own context */
@@ -266,6 +313,7 @@ struct plait__sched {
     int budget;                 /* direct switches left before the loop runs again */
     plait__timer_heap timers;
     plait__inbox inbox;
+    struct plait__poller *poller; /* descriptors waited on (poll.c); NULL until needed */
     plait__coro *all;           /* list of live coroutines */
     size_t alive;
     plait__coro *zombie;        /* finished; recycled by whoever runs next */
@@ -302,6 +350,16 @@ void plait__coro_suspend(void);
 /* Ask a coroutine to stop (any thread).  The caller keeps it alive during the call. */
 void plait__coro_cancel(plait__coro *coro);
 uint32_t plait__sched_random(plait__sched *sched);
+
+/* ---- the poller (poll.c) ---- */
+/* Whether coroutines of s wait on descriptors now. */
+bool plait__poller_busy(const plait__sched *s);
+/* Wait for descriptor events until the deadline (a past one: look without waiting),
+ * or a post to the inbox; wake the coroutines whose descriptors are ready. */
+void plait__poller_poll(plait__sched *s, int64_t deadline);
+void plait__poller_free(plait__sched *s);
+/* In a forked child: drop the calling thread's wake-up eventfd, shared with the parent. */
+void plait__poll_after_fork(void);
 
 /* ---- stacks (stack.c) ---- */
 int plait__stack_check_size(size_t size);
@@ -342,6 +400,9 @@ struct plait__future {
     plait_fn fn;
     void *arg;
     plait__future *next;        /* a pool queue, or the chain of tasks a worker runs */
+    /* work produced elsewhere (a process, a process-pool task): its hooks and data */
+    const struct plait__future_ops *ops;
+    void *ext;
     /* as-completed */
     struct plait_completed *watch;
     uint64_t watch_generation;
@@ -349,6 +410,23 @@ struct plait__future {
     plait__future *free_next;
 };
 
+/* How a future whose work runs elsewhere (another process) is cancelled and let go. */
+typedef struct plait__future_ops {
+    /* Under f->lock, f not done: stop the work.  true when it had not started and never
+     * will (f is then completed as cancelled at once, and the producer still drops its
+     * reference with plait__future_release when it comes across it). */
+    bool (*cancel)(plait__future *f);
+    /* Producer and handle have both let go (no lock held): free f->ext and f->value,
+     * which is NULL when the joiner took it. */
+    void (*release)(plait__future *f);
+} plait__future_ops;
+
+/* A future for work that ops describe; fills *task when not NULL. */
+plait__future *plait__future_start_ext(const plait__future_ops *ops, void *ext,
+                                       plait_task *task);
+/* Lock the future a handle names; NULL and *err (-EINVAL, -ESRCH) when it is null or
+ * stale.  Unlock with plait__spin_unlock(&f->lock). */
+plait__future *plait__future_lock(plait_task task, int *err);
 /* A future for a coroutine being spawned; fills *task when not NULL (else the handle
  * is given up at once).  NULL when out of memory. */
 plait__future *plait__future_start(plait__coro *coro, plait_task *task);
@@ -405,6 +483,99 @@ void plait__thread_locals_destroy(void);
 void plait__watchdog_start(plait__sched *sched);
 void plait__watchdog_stop(plait__sched *sched);
 void plait__slow_report(plait__sched *sched, plait__coro *coro);
+
+/* ---- fork (fork.c): plait's global state across fork() ---- */
+enum { PLAIT__FORK_PREPARE, PLAIT__FORK_PARENT, PLAIT__FORK_CHILD };
+/* Register the fork handlers (once; called wherever global state is first made). */
+void plait__fork_init(void);
+/* Each module's part: take its global lock before the fork, release it after in the
+ * parent, reset it in the child. */
+void plait__local_atfork(int phase);
+void plait__stack_atfork(int phase);
+void plait__future_atfork(int phase);
+void plait__pfutex_atfork(int phase);
+void plait__shared_atfork(int phase);
+/* In the child: the default pool's workers and the manager thread are not there. */
+void plait__pool_after_fork(void);
+void plait__manager_after_fork(void);
+
+/* ---- process-shared objects (shared.c) ---- */
+/* The handle of a process-shared object, in this process's memory: its place in the
+ * registry that hears of dead children, and the waits of this process on it. */
+typedef struct plait__shared_obj {
+    void (*died)(struct plait__shared_obj *obj, unsigned pid);
+    struct plait__shared_obj *prev, *next;
+    atomic_int local_waiters;
+} plait__shared_obj;
+/* A zeroed mapping shared with the children forked after it; NULL when out of memory. */
+void *plait__shared_map(size_t size);
+void plait__shared_unmap(void *p, size_t size);
+void plait__shared_register(plait__shared_obj *obj,
+                            void (*died)(plait__shared_obj *obj, unsigned pid));
+void plait__shared_unregister(plait__shared_obj *obj);
+/* A child of this process has died and is about to be reaped: tell every object. */
+void plait__shared_child_died(unsigned pid);
+/* plait__pfutex_wait on a word of obj, counted in obj->local_waiters. */
+int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expected,
+                       int64_t deadline, const char *what);
+
+/* ---- the process-shared mutex (psync.c), also the lock of a plait_shm region ---- */
+typedef struct plait__pmutex_state {
+    atomic_uint holder;         /* the holder's process id; 0 when free */
+    atomic_uint seq;            /* bumped at each release: what waiters sleep on */
+    atomic_uint waiters;
+    atomic_uint owner_died;     /* the last holder died holding it */
+    atomic_ullong owner_id;     /* which coroutine or thread of the holder's process */
+} plait__pmutex_state;
+int plait__pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t deadline);
+int plait__pmutex_unlock(plait__pmutex_state *st);
+bool plait__pmutex_busy(plait__shared_obj *obj, plait__pmutex_state *st);
+/* Process pid died: release the mutex if it held it. */
+void plait__pmutex_died(plait__pmutex_state *st, unsigned pid);
+
+/* ---- the process manager (process.c) ---- */
+/* Something the manager thread watches in its epoll set. */
+typedef struct plait__mgr_source {
+    void (*ready)(struct plait__mgr_source *src, uint32_t events);
+} plait__mgr_source;
+/* Run fn(arg) on the manager thread (started if needed) and wait for it, without
+ * blocking a coroutine's scheduler; not cancellable.  0, or -errno when the manager
+ * cannot start. */
+int plait__manager_call(void (*fn)(void *arg), void *arg);
+bool plait__on_manager(void);
+/* On the manager thread: watch fd for input, calling src->ready; stop watching it. */
+int plait__manager_watch(int fd, plait__mgr_source *src);
+void plait__manager_unwatch(int fd);
+/* On the manager thread: fork a child that runs child(arg) and _exits with what it
+ * returns, with the signal mask mask and SIGKILL when its parent dies.  0 and *pid, or
+ * -errno. */
+int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, pid_t *pid);
+int plait__pidfd_open(pid_t pid);
+int plait__pidfd_kill(int pidfd, int sig);
+/* The child behind pidfd has ended: tell the shared objects, reap it, and fill info.
+ * -EAGAIN when it has not ended. */
+int plait__reap(int pidfd, pid_t pid, siginfo_t *info);
+/* 0, PLAIT_EXITED(status) or PLAIT_KILLED(signal) for a reaped child. */
+int plait__child_outcome(const siginfo_t *info);
+/* Ignore SIGPIPE if the program left it at its default (once): a write to a pipe whose
+ * reader is gone then returns -EPIPE instead of killing the program. */
+void plait__ignore_sigpipe(void);
+
+/* ---- process pools (procpool.c) ---- */
+/* How a finished pool task's result reaches its owner, on the manager thread: code is
+ * the task's outcome (result/len valid when 0); returns the code its future completes
+ * with, and may set *value, the future's value. */
+typedef int (*plait__procpool_deliver)(void *ctx, size_t tag, int code,
+                                       const unsigned char *result, size_t len,
+                                       void **value);
+/* Submit fn with the argument head + body (copied), delivered by deliver (NULL: as a
+ * plait_bytes value) with ctx and tag. */
+int plait__procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn fn,
+                           const void *head, size_t head_len, const void *body,
+                           size_t body_len, plait__procpool_deliver deliver, void *ctx,
+                           size_t tag);
+size_t plait__procpool_arg_max(const plait_procpool *pool);
+size_t plait__procpool_result_max(const plait_procpool *pool);
 
 /* Shared check for the primitives: a blocking call's deadline has already passed. */
 static inline bool plait__deadline_passed(int64_t deadline)

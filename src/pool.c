@@ -536,20 +536,29 @@ int plait_pool_destroy(plait_pool *pool)
 
 unsigned plait_pool_threads(const plait_pool *pool) { return pool ? pool->threads : 0; }
 
-static plait_pool *default_pool;
-static pthread_once_t default_once = PTHREAD_ONCE_INIT;
-
-static void default_create(void)
-{
-    plait_pool *pool;
-    if (plait_pool_create(&pool, &(plait_pool_options){.name = "plait"}) == 0) {
-        pool->is_default = true;
-        default_pool = pool;
-    }
-}
+static _Atomic(plait_pool *) default_pool;
+static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 
 plait_pool *plait_pool_default(void)
 {
-    pthread_once(&default_once, default_create);
-    return default_pool;
+    plait_pool *pool = atomic_load_explicit(&default_pool, memory_order_acquire);
+    if (PLAIT_LIKELY(pool))
+        return pool;
+    pthread_mutex_lock(&default_lock);
+    pool = atomic_load_explicit(&default_pool, memory_order_relaxed);
+    plait_pool *made;
+    if (!pool && plait_pool_create(&made, &(plait_pool_options){.name = "plait"}) == 0) {
+        made->is_default = true;
+        atomic_store_explicit(&default_pool, made, memory_order_release);
+        pool = made;
+    }
+    pthread_mutex_unlock(&default_lock);
+    return pool;
+}
+
+void plait__pool_after_fork(void)
+{
+    /* its workers are not in the child: a child that wants one gets a new one */
+    pthread_mutex_init(&default_lock, NULL);
+    atomic_store(&default_pool, NULL);
 }

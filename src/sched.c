@@ -164,10 +164,14 @@ void plait__coro_suspend(void) { suspend(plait__tls_sched); }
 static void inbox_post_unlock(plait__sched *s)
 {
     atomic_fetch_add(&s->inbox.seq, 1);
-    bool parked = atomic_load(&s->inbox.parked);
+    int parked = atomic_load(&s->inbox.parked);
+    /* the eventfd is written under the lock: plait_run closes it only after passing
+     * through this lock */
+    if (parked == PLAIT__PARKED_POLL)
+        plait__wake_fd_write(s->inbox.poll_wake_fd);
     atomic_uint *word = &s->inbox.seq;
     plait__spin_unlock(&s->inbox.lock);
-    if (parked)
+    if (parked == PLAIT__PARKED_FUTEX)
         plait__futex_wake(word, 1);
 }
 
@@ -259,15 +263,22 @@ static void fire_timers(plait__sched *s)
     }
 }
 
+/* Sleep until the next timer, a post to the inbox, or (with descriptors waited on) a
+ * descriptor event.  The parked mark is stored before the inbox is looked at, and a
+ * poster reads it after posting, so one of the two sees the other. */
 static void park(plait__sched *s)
 {
     plait__timer *t = plait__timer_first(&s->timers);
     int64_t deadline = t ? t->when : PLAIT_FOREVER;
-    atomic_store(&s->inbox.parked, 1);
+    bool poll = plait__poller_busy(s);
+    atomic_store(&s->inbox.parked, poll ? PLAIT__PARKED_POLL : PLAIT__PARKED_FUTEX);
     unsigned seq = atomic_load(&s->inbox.seq);
-    if (inbox_empty(s))
+    bool empty = inbox_empty(s);
+    if (poll)
+        plait__poller_poll(s, empty ? deadline : 0);
+    else if (empty)
         plait__futex_wait(&s->inbox.seq, seq, deadline);
-    atomic_store(&s->inbox.parked, 0);
+    atomic_store(&s->inbox.parked, PLAIT__RUNNING_LOOP);
 }
 
 static void loop_run(plait__sched *s)
@@ -275,6 +286,8 @@ static void loop_run(plait__sched *s)
     while (s->alive > 0) {
         inbox_drain(s);
         fire_timers(s);
+        if (s->ready_head && plait__poller_busy(s))
+            plait__poller_poll(s, 0); /* descriptors are served under load too */
         plait__coro *next = ready_pop(s);
         if (next) {
             s->budget = BUDGET;
@@ -418,6 +431,7 @@ int plait_run(plait_fn fn, void *arg, void **result)
     plait__sched *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
+    s->inbox.poll_wake_fd = -1;
     s->loop.is_loop = true;
     s->loop.state = PLAIT__RUNNING;
     s->loop.sched = s;
@@ -446,6 +460,7 @@ int plait_run(plait_fn fn, void *arg, void **result)
     /* a thread that posted the last wake-up may still be inside inbox_post_unlock */
     plait__spin_lock(&s->inbox.lock);
     plait__spin_unlock(&s->inbox.lock);
+    plait__poller_free(s);
     free(s);
     return r;
 }

@@ -103,6 +103,7 @@ static size_class *class_for(size_t stack_size)
 /* Called with pool_lock held: map a chunk and put its slots on the free list. */
 static int class_grow(size_class *c)
 {
+    plait__fork_init();
     size_t slots = CHUNK_MIN_BYTES / c->slot_size;
     if (slots < CHUNK_MIN_SLOTS)
         slots = CHUNK_MIN_SLOTS;
@@ -238,8 +239,11 @@ static void segv_handler(int sig, siginfo_t *info, void *uctx)
         if (sp && sp < coro->stack_lo)
             report_overflow(coro, "it ran past the end of its stack");
     }
-    /* not ours: let the fault happen again with the default action */
+    /* Not ours: the default action.  A fault would happen again on return, but a
+     * signal that was sent (raise, kill) would not: send it again, so that it is
+     * delivered, with the default action, when this handler returns. */
     signal(sig, SIG_DFL);
+    raise(sig);
 }
 
 static void install_handler(void)
@@ -289,4 +293,14 @@ void plait__stack_thread_exit(plait__sched *sched)
     sigaltstack(&ss, NULL);
     free(alt_stack);
     alt_stack = NULL;
+}
+
+void plait__stack_atfork(int phase)
+{
+    if (phase == PLAIT__FORK_PREPARE)
+        pthread_mutex_lock(&pool_lock);
+    else if (phase == PLAIT__FORK_PARENT)
+        pthread_mutex_unlock(&pool_lock);
+    else
+        pthread_mutex_init(&pool_lock, NULL);
 }

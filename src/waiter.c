@@ -40,6 +40,9 @@ void plait__waiter_init(plait__waiter *w, const char *what, const void *object)
     w->cancellable = true;
     w->coro = plait__coro_current();
     w->helper = NULL;
+    w->shared_word = NULL;
+    w->poll_fd = -1;
+    w->wake_fd = -1;
     w->timer.index = SIZE_MAX;
     w->timer.waiter = w;
     w->what = what;
@@ -131,28 +134,33 @@ void plait__waitq_purge(plait__waitq *q)
         waitq_unlink(q, q->head);
 }
 
-static void wakeups_add(plait__wakeups *later, plait__coro *coro, atomic_uint *futex)
+static void wake_one(plait__coro *coro, atomic_uint *futex, atomic_uint *shared)
+{
+    if (coro)
+        plait__coro_wake(coro);
+    else if (futex)
+        plait__futex_wake(futex, 1);
+    else
+        plait__futex_wake_shared(shared, INT32_MAX); /* others sleep on it too */
+}
+
+static void wakeups_add(plait__wakeups *later, plait__coro *coro, atomic_uint *futex,
+                        atomic_uint *shared)
 {
     if (later->n == PLAIT__WAKEUPS_MAX) { /* full: wake now, under the lock */
-        if (coro)
-            plait__coro_wake(coro);
-        else
-            plait__futex_wake(futex, 1);
+        wake_one(coro, futex, shared);
         return;
     }
     later->to[later->n].coro = coro;
     later->to[later->n].futex = futex;
+    later->to[later->n].shared = shared;
     later->n++;
 }
 
 void plait__wakeups_deliver(plait__wakeups *later)
 {
-    for (unsigned i = 0; i < later->n; i++) {
-        if (later->to[i].coro)
-            plait__coro_wake(later->to[i].coro);
-        else
-            plait__futex_wake(later->to[i].futex, 1);
-    }
+    for (unsigned i = 0; i < later->n; i++)
+        wake_one(later->to[i].coro, later->to[i].futex, later->to[i].shared);
     later->n = 0;
 }
 
@@ -162,7 +170,15 @@ void plait__waiter_signal(plait__waiter *w, int status, int index, plait__wakeup
     w->index = index;
     if (w->coro) {
         /* it stays suspended, and its coroutine alive, until this wake-up arrives */
-        wakeups_add(later, w->coro, NULL);
+        wakeups_add(later, w->coro, NULL, NULL);
+    } else if (w->wake_fd >= 0) {
+        /* Written before `signalled` is published: the thread cannot return, end and
+         * close its wake-up descriptor until it sees that store. */
+        plait__wake_fd_write(w->wake_fd);
+        atomic_store_explicit(&w->signalled, 1, memory_order_release);
+    } else if (w->shared_word) {
+        atomic_store_explicit(&w->signalled, 1, memory_order_release);
+        wakeups_add(later, NULL, NULL, w->shared_word);
     } else if (w->helper) {
         /* The worker is alive now: it cannot return from its wait before it unlinks
          * its nodes under the lock the signaller holds (invariant 3).  Only the word
@@ -171,10 +187,10 @@ void plait__waiter_signal(plait__waiter *w, int status, int index, plait__wakeup
         atomic_store_explicit(&w->signalled, 1, memory_order_seq_cst);
         atomic_uint *word = plait__worker_poke(worker);
         if (word)
-            wakeups_add(later, NULL, word);
+            wakeups_add(later, NULL, word, NULL);
     } else {
         atomic_store_explicit(&w->signalled, 1, memory_order_release);
-        wakeups_add(later, NULL, &w->signalled);
+        wakeups_add(later, NULL, &w->signalled, NULL);
     }
 }
 
@@ -222,7 +238,10 @@ static int thread_block(plait__waiter *w, int64_t deadline)
         if (refused)
             return w->status = -ECANCELED;
     }
-    int r = w->helper ? plait__worker_help(w, deadline) : futex_block(w, deadline);
+    int r = w->helper        ? plait__worker_help(w, deadline)
+            : w->shared_word ? plait__shared_word_block(w, deadline)
+            : w->poll_fd >= 0 ? plait__poll_block(w, deadline)
+                             : futex_block(w, deadline);
     if (work) {
         plait__spin_lock(&work->lock);
         work->blocked = NULL;

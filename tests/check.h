@@ -98,6 +98,20 @@ static inline int check_main(const check_case *cases, size_t n)
     }
 #define CASE(fn) {#fn, fn}
 
+/* Crashes are part of what the tests check (a child process that segfaults must be
+ * reported as killed by SIGSEGV): under a sanitizer, let the signal take its default
+ * action instead of the sanitizer's report-and-exit.  Memory errors are still caught
+ * by the instrumentation itself.  Children that start threads (a process that starts
+ * processes has a manager thread) are allowed under ThreadSanitizer. */
+#if defined(__SANITIZE_ADDRESS__)
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "handle_segv=0:handle_sigbus=0"; }
+#endif
+#if defined(__SANITIZE_THREAD__)
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "handle_segv=0:handle_sigbus=0:die_after_fork=0"; }
+#endif
+
 /* True under a sanitizer build (the million-coroutine tests scale down there). */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define CHECK_SANITIZED 1

@@ -1,0 +1,85 @@
+/*
+ * fdio.c — reading and writing a descriptor with a deadline, from a coroutine (only it
+ * waits) or a thread.
+ *
+ * Each call tries the system call first and waits (poll.c) only when the descriptor
+ * says it would block, so a descriptor with data ready costs one system call.  That
+ * also means a descriptor left in blocking mode blocks the whole thread in the system
+ * call; descriptors used from coroutines should be non-blocking (plait's own pipes
+ * are; plait_fd_set_nonblock() makes one so).
+ *
+ * What was transferred is never lost: the calls that move a whole buffer report how
+ * much they moved on every outcome, error or not.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+int plait_fd_set_nonblock(int fd, int on)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return -errno;
+    int want = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+    if (want != flags && fcntl(fd, F_SETFL, want) < 0)
+        return -errno;
+    return 0;
+}
+
+/* One read or write, waiting for the descriptor whenever it would block. */
+static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool writing)
+{
+    if (!buf && len)
+        return -EINVAL;
+    for (;;) {
+        ssize_t n = writing ? write(fd, buf, len) : read(fd, buf, len);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int r = plait_wait_fd(fd, writing ? PLAIT_WRITABLE : PLAIT_READABLE, deadline);
+        if (r < 0)
+            return r;
+    }
+}
+
+/* Transfers until len bytes have moved; an end of file first is -ENODATA. */
+static int transfer_all(int fd, void *buf, size_t len, size_t *done, int64_t deadline,
+                        bool writing)
+{
+    size_t moved = 0;
+    int r = !buf && len ? -EINVAL : 0;
+    while (r == 0 && moved < len) {
+        ssize_t n = transfer(fd, (char *)buf + moved, len - moved, deadline, writing);
+        if (n > 0)
+            moved += (size_t)n;
+        else
+            r = n == 0 ? -ENODATA : (int)n;
+    }
+    if (done)
+        *done = moved;
+    return r;
+}
+
+ssize_t plait_read(int fd, void *buf, size_t len, int64_t deadline)
+{
+    return transfer(fd, buf, len, deadline, false);
+}
+
+ssize_t plait_write(int fd, const void *buf, size_t len, int64_t deadline)
+{
+    return transfer(fd, (void *)buf, len, deadline, true);
+}
+
+int plait_read_exactly(int fd, void *buf, size_t len, size_t *done, int64_t deadline)
+{
+    return transfer_all(fd, buf, len, done, deadline, false);
+}
+
+int plait_write_all(int fd, const void *buf, size_t len, size_t *done, int64_t deadline)
+{
+    return transfer_all(fd, (void *)buf, len, done, deadline, true);
+}

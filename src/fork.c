@@ -1,0 +1,66 @@
+/*
+ * fork.c — keeping plait consistent across fork().
+ *
+ * A fork copies one thread: the caller.  Any lock another thread held at that moment
+ * stays held forever in the child, and plait's own threads (the manager, the default
+ * thread pool, the shared-futex watchers) are not there.  So before every fork, plait
+ * takes its global locks (the handlers below, registered with pthread_atfork the
+ * first time plait makes global state), and in the child it resets them and forgets
+ * its threads, which start again on first use.  Then a child — one plait forked, or
+ * one the program forked itself — can use all of plait, whatever the parent's other
+ * threads were doing.
+ *
+ * What it cannot make safe: the program's own objects.  A plait mutex or channel that
+ * another thread of the parent held or was using at the fork is a copy of that state
+ * in the child, as with pthread mutexes; a child uses its own objects and the
+ * process-shared ones (docs/API.md, "Fork").
+ *
+ * The lock order of the prepare handler: keys, stacks, futures, watchers, registry;
+ * none of these is ever taken while another of them is held.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+
+static void prepare(void)
+{
+    plait__local_atfork(PLAIT__FORK_PREPARE);
+    plait__stack_atfork(PLAIT__FORK_PREPARE);
+    plait__future_atfork(PLAIT__FORK_PREPARE);
+    plait__pfutex_atfork(PLAIT__FORK_PREPARE);
+    plait__shared_atfork(PLAIT__FORK_PREPARE);
+}
+
+static void parent(void)
+{
+    plait__shared_atfork(PLAIT__FORK_PARENT);
+    plait__pfutex_atfork(PLAIT__FORK_PARENT);
+    plait__future_atfork(PLAIT__FORK_PARENT);
+    plait__stack_atfork(PLAIT__FORK_PARENT);
+    plait__local_atfork(PLAIT__FORK_PARENT);
+}
+
+static void child(void)
+{
+    plait__shared_atfork(PLAIT__FORK_CHILD);
+    plait__pfutex_atfork(PLAIT__FORK_CHILD);
+    plait__future_atfork(PLAIT__FORK_CHILD);
+    plait__stack_atfork(PLAIT__FORK_CHILD);
+    plait__local_atfork(PLAIT__FORK_CHILD);
+    plait__pid_forget();
+    plait__poll_after_fork();
+    plait__manager_after_fork();
+    plait__pool_after_fork();
+}
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void install(void)
+{
+    pthread_atfork(prepare, parent, child);
+}
+
+void plait__fork_init(void)
+{
+    pthread_once(&once, install);
+}

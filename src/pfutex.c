@@ -1,0 +1,391 @@
+/*
+ * pfutex.c — waiting on futex words in memory shared between processes, from threads
+ * and from coroutines; and the lock that guards plait's own shared structures.
+ *
+ * Every process-shared object (process mutex, semaphore and event, queue, process
+ * pool) keeps its state in a shared mapping and waits on futex words there.  A word
+ * is a sequence number or a count that its waker changes before it wakes, so a waiter
+ * can tell a real wake-up from a stale one by the value, and every wake wakes all the
+ * waiters of a word: they are few, and wake-one could hand the one wake-up to a
+ * waiter that has given up meanwhile (a timed-out coroutine), losing it.
+ *
+ * A thread waits directly (FUTEX_WAIT on the shared word).  A plait thread or pool
+ * task stays cancellable: its waiter names the word (waiter.c), and plait_cancel's
+ * signal wakes the word, which every waiter tolerates as spurious.
+ *
+ * A coroutine must not block its scheduler, and a scheduler cannot sleep on a futex
+ * of someone else's.  So a watcher thread sleeps on behalf of every coroutine that
+ * waits on a shared word: futex_waitv (Linux 5.16) waits on up to 128 words at once,
+ * the first being the watcher's own control word, which a new registration bumps so
+ * the watcher rebuilds its list.  When a word is woken, or its value is no longer the
+ * one a coroutine waits on, the watcher signals every coroutine waiting on that
+ * (word, value) pair through the ordinary waiter protocol (their scheduler's inbox).
+ * Coroutines waiting on the same pair share one slot; a watcher holds WATCH_SLOTS
+ * distinct pairs, and more watchers start when they are full.
+ *
+ * Invariants:
+ *  - A watch entry lives on the waiting coroutine's stack and is linked under its
+ *    watcher's lock from before the coroutine blocks until after it has woken; the
+ *    watcher touches entries (and the waiters they name) only under that lock.
+ *  - A pair's slot is in use exactly while entries are linked to it; the watcher reads
+ *    a pair's word only under the lock, so only while someone waits on it.
+ *
+ * The pid lock (plait__plock) guards plait's own shared structures.  Its word is the
+ * holder's process id (with a bit set while others wait), so when a process dies
+ * holding it, whoever learns of the death (the parent that reaps it) can release it,
+ * and the data it guards is written so that a holder that dies mid-way leaves it
+ * consistent (each structure says how).  It is held for a few stores or a copy; a
+ * contended locker spins briefly and then sleeps on the shared word.
+ */
+#include "internal.h"
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+#ifndef FUTEX_32
+#define FUTEX_32 2
+#endif
+
+struct waitv_item { /* struct futex_waitv of <linux/futex.h>, Linux 5.16 */
+    uint64_t val;
+    uint64_t uaddr;
+    uint32_t flags;
+    uint32_t reserved;
+};
+
+enum { WATCH_SLOTS = 127, WATCHERS_MAX = 64 };
+
+typedef struct watch_entry watch_entry;
+typedef struct watcher watcher;
+
+typedef struct watch_pair {
+    atomic_uint *word;
+    unsigned expected;
+    watch_entry *entries;       /* NULL: the slot is free */
+} watch_pair;
+
+struct watch_entry {
+    watch_entry *prev, *next;
+    watcher *owner;
+    unsigned slot;
+    bool linked;
+    plait__waiter *waiter;
+};
+
+struct watcher {
+    plait__spinlock lock;
+    watch_pair pairs[WATCH_SLOTS];
+    unsigned used;              /* slots with entries */
+    atomic_uint ctl;            /* bumped to make the watcher rebuild its list */
+    bool asleep;                /* in futex_waitv with a list that may be stale */
+};
+
+static pthread_mutex_t watchers_lock = PTHREAD_MUTEX_INITIALIZER;
+static watcher *watchers[WATCHERS_MAX];
+static atomic_uint watcher_count;
+
+/* ---- the watcher thread ---- */
+
+/* Signal every waiter of a slot and free it; the wake-ups go into later. */
+static void slot_fire(watcher *wt, unsigned i, plait__wakeups *later)
+{
+    watch_pair *p = &wt->pairs[i];
+    for (watch_entry *e = p->entries; e; e = e->next) {
+        e->linked = false;
+        if (plait__waiter_claim(e->waiter))
+            plait__waiter_signal(e->waiter, 0, -1, later);
+    }
+    p->entries = NULL;
+    wt->used--;
+}
+
+static void *watcher_main(void *arg)
+{
+    watcher *wt = arg;
+    struct waitv_item v[WATCH_SLOTS + 1];
+    unsigned slot_of[WATCH_SLOTS + 1];
+    for (;;) {
+        unsigned ctl = atomic_load(&wt->ctl);
+        size_t n = 0;
+        v[n++] = (struct waitv_item){ctl, (uintptr_t)&wt->ctl, FUTEX_32 | FUTEX_PRIVATE_FLAG, 0};
+        plait__spin_lock(&wt->lock);
+        for (unsigned i = 0; i < WATCH_SLOTS; i++) {
+            watch_pair *p = &wt->pairs[i];
+            if (!p->entries)
+                continue;
+            slot_of[n] = i;
+            v[n++] = (struct waitv_item){p->expected, (uintptr_t)p->word, FUTEX_32, 0};
+        }
+        wt->asleep = true;
+        plait__spin_unlock(&wt->lock);
+        long r = syscall(SYS_futex_waitv, v, n, 0, NULL, CLOCK_MONOTONIC);
+        plait__wakeups later = {.n = 0};
+        plait__spin_lock(&wt->lock);
+        wt->asleep = false;
+        for (unsigned i = 0; i < WATCH_SLOTS; i++) {
+            watch_pair *p = &wt->pairs[i];
+            if (!p->entries)
+                continue;
+            bool woken = r > 0 && slot_of[r] == i && v[r].uaddr == (uintptr_t)p->word &&
+                         v[r].val == p->expected;
+            if (woken || atomic_load_explicit(p->word, memory_order_acquire) != p->expected)
+                slot_fire(wt, i, &later);
+        }
+        plait__spin_unlock(&wt->lock);
+        plait__wakeups_deliver(&later);
+    }
+    return NULL;
+}
+
+/* A watcher with a slot for (word, expected), started if all are full.  Returns the
+ * watcher locked, with *slot set; NULL when no watcher can be had. */
+static watcher *watcher_for(atomic_uint *word, unsigned expected, unsigned *slot)
+{
+    unsigned count = atomic_load_explicit(&watcher_count, memory_order_acquire);
+    for (unsigned k = 0;; k++) {
+        if (k == count) {
+            pthread_mutex_lock(&watchers_lock);
+            count = atomic_load_explicit(&watcher_count, memory_order_relaxed);
+            if (k == count) {
+                watcher *wt = count < WATCHERS_MAX ? calloc(1, sizeof *wt) : NULL;
+                pthread_t th;
+                pthread_attr_t attr;
+                bool ok = wt && pthread_attr_init(&attr) == 0;
+                if (ok) {
+                    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                    pthread_attr_setstacksize(&attr, 64 * 1024);
+                    ok = pthread_create(&th, &attr, watcher_main, wt) == 0;
+                    pthread_attr_destroy(&attr);
+                }
+                if (!ok) {
+                    pthread_mutex_unlock(&watchers_lock);
+                    free(wt);
+                    return NULL;
+                }
+                pthread_setname_np(th, "plait-pwatch");
+                watchers[count] = wt;
+                atomic_store_explicit(&watcher_count, count + 1, memory_order_release);
+            }
+            pthread_mutex_unlock(&watchers_lock);
+        }
+        watcher *wt = watchers[k];
+        plait__spin_lock(&wt->lock);
+        unsigned free_slot = WATCH_SLOTS;
+        for (unsigned i = 0; i < WATCH_SLOTS; i++) {
+            watch_pair *p = &wt->pairs[i];
+            if (p->entries && p->word == word && p->expected == expected) {
+                *slot = i;
+                return wt;
+            }
+            if (!p->entries && free_slot == WATCH_SLOTS)
+                free_slot = i;
+        }
+        if (free_slot < WATCH_SLOTS) {
+            wt->pairs[free_slot].word = word;
+            wt->pairs[free_slot].expected = expected;
+            *slot = free_slot;
+            return wt;
+        }
+        plait__spin_unlock(&wt->lock);
+    }
+}
+
+static int watch_add(watch_entry *e, atomic_uint *word, unsigned expected)
+{
+    unsigned slot;
+    watcher *wt = watcher_for(word, expected, &slot);
+    if (!wt)
+        return -EAGAIN;
+    watch_pair *p = &wt->pairs[slot];
+    bool fresh = p->entries == NULL;
+    e->owner = wt;
+    e->slot = slot;
+    e->linked = true;
+    e->prev = NULL;
+    e->next = p->entries;
+    if (p->entries)
+        p->entries->prev = e;
+    p->entries = e;
+    if (fresh)
+        wt->used++;
+    bool poke = fresh && wt->asleep; /* its list lacks this word */
+    if (poke)
+        atomic_fetch_add(&wt->ctl, 1);
+    plait__spin_unlock(&wt->lock);
+    if (poke)
+        plait__futex_wake(&wt->ctl, 1);
+    return 0;
+}
+
+static void watch_remove(watch_entry *e)
+{
+    watcher *wt = e->owner;
+    plait__spin_lock(&wt->lock);
+    if (e->linked) {
+        watch_pair *p = &wt->pairs[e->slot];
+        if (e->prev)
+            e->prev->next = e->next;
+        else
+            p->entries = e->next;
+        if (e->next)
+            e->next->prev = e->prev;
+        if (!p->entries)
+            wt->used--; /* the watcher may still sleep on the word: a stale wake, harmless */
+    }
+    plait__spin_unlock(&wt->lock);
+}
+
+void plait__pfutex_atfork(int phase)
+{
+    if (phase == PLAIT__FORK_PREPARE) {
+        pthread_mutex_lock(&watchers_lock);
+    } else if (phase == PLAIT__FORK_PARENT) {
+        pthread_mutex_unlock(&watchers_lock);
+    } else {
+        /* the threads are gone; their memory is left as it is (a slot's entries lived
+         * on stacks of threads that are gone too) */
+        pthread_mutex_init(&watchers_lock, NULL);
+        atomic_store(&watcher_count, 0);
+    }
+}
+
+/* ---- waiting ---- */
+
+int plait__shared_word_block(plait__waiter *w, int64_t deadline)
+{
+    atomic_uint *word = w->shared_word;
+    for (unsigned spins = 0;;) {
+        if (atomic_load_explicit(&w->signalled, memory_order_acquire))
+            return w->status;
+        int r = plait__futex_wait_shared(word, w->shared_expected, deadline);
+        if (atomic_load_explicit(&w->signalled, memory_order_acquire))
+            return w->status;
+        if (plait__waiter_claim(w))
+            return w->status = r; /* 0: woken, or the value moved on; or -ETIMEDOUT */
+        /* a cancellation claimed it and is about to publish: wait for that */
+        while (!atomic_load_explicit(&w->signalled, memory_order_acquire)) {
+            if (++spins < 64)
+                plait__cpu_relax();
+            else
+                sched_yield();
+        }
+    }
+}
+
+int plait__pfutex_wait(atomic_uint *word, unsigned expected, int64_t deadline,
+                       const char *what, const void *object)
+{
+    int r = plait__check_cancel();
+    if (r < 0)
+        return r;
+    if (atomic_load_explicit(word, memory_order_acquire) != expected)
+        return 0;
+    if (plait__deadline_passed(deadline))
+        return -ETIMEDOUT;
+    plait__waiter w;
+    plait__waiter_init(&w, what, object);
+    if (!w.coro) {
+        w.shared_word = word;
+        w.shared_expected = expected;
+        return plait__waiter_block(&w, deadline);
+    }
+    watch_entry e;
+    e.waiter = &w;
+    r = watch_add(&e, word, expected);
+    if (r < 0)
+        return r;
+    r = plait__waiter_block(&w, deadline);
+    watch_remove(&e);
+    return r;
+}
+
+void plait__pfutex_wake(atomic_uint *word)
+{
+    plait__futex_wake_shared(word, INT32_MAX);
+}
+
+/* ---- the pid lock ---- */
+
+enum { PLOCK_WAITERS = 1u << 31 };
+
+static PLAIT_TLS unsigned tls_pid_cache;
+static atomic_uint pid_generation; /* bumped in a forked child */
+static PLAIT_TLS unsigned tls_pid_generation;
+
+unsigned plait__pid(void)
+{
+    unsigned gen = atomic_load_explicit(&pid_generation, memory_order_relaxed);
+    if (PLAIT_UNLIKELY(!tls_pid_cache || tls_pid_generation != gen)) {
+        tls_pid_cache = (unsigned)getpid();
+        tls_pid_generation = gen;
+    }
+    return tls_pid_cache;
+}
+
+void plait__pid_forget(void)
+{
+    atomic_fetch_add(&pid_generation, 1);
+    tls_pid_cache = 0;
+}
+
+void plait__plock_lock(plait__plock *l)
+{
+    unsigned me = plait__pid();
+    unsigned expected = 0;
+    if (PLAIT_LIKELY(atomic_compare_exchange_strong_explicit(
+            &l->word, &expected, me, memory_order_acquire, memory_order_relaxed)))
+        return;
+    for (unsigned spins = 0; spins < 100; spins++) {
+        plait__cpu_relax();
+        expected = 0;
+        if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&l->word, &expected, me,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+    }
+    /* sleep: mark the word as waited on, and take it with the mark (we cannot know
+     * whether others still wait when we get it) */
+    for (;;) {
+        unsigned v = atomic_load_explicit(&l->word, memory_order_relaxed);
+        if (v == 0) {
+            if (atomic_compare_exchange_weak_explicit(&l->word, &v, me | PLOCK_WAITERS,
+                                                      memory_order_acquire,
+                                                      memory_order_relaxed))
+                return;
+            continue;
+        }
+        if (!(v & PLOCK_WAITERS) &&
+            !atomic_compare_exchange_weak_explicit(&l->word, &v, v | PLOCK_WAITERS,
+                                                   memory_order_relaxed,
+                                                   memory_order_relaxed))
+            continue;
+        plait__futex_wait_shared(&l->word, v | PLOCK_WAITERS, PLAIT_FOREVER);
+    }
+}
+
+void plait__plock_unlock(plait__plock *l)
+{
+    unsigned v = atomic_exchange_explicit(&l->word, 0, memory_order_release);
+    if (v & PLOCK_WAITERS)
+        plait__futex_wake_shared(&l->word, 1);
+}
+
+bool plait__plock_release_dead(plait__plock *l, unsigned dead_pid)
+{
+    unsigned v = atomic_load_explicit(&l->word, memory_order_acquire);
+    if ((v & ~PLOCK_WAITERS) != dead_pid || dead_pid == 0)
+        return false;
+    if (!atomic_compare_exchange_strong(&l->word, &v, 0))
+        return false;
+    plait__futex_wake_shared(&l->word, INT32_MAX);
+    return true;
+}

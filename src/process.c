@@ -1,0 +1,668 @@
+/*
+ * process.c — the process strand: a function or a program in a child process, whose
+ * outcome is a future like a coroutine's or a thread's; and the manager thread that
+ * forks every child plait starts and reaps it.
+ *
+ * Why one manager thread.  A child must not outlive its parent silently, so each child
+ * asks the kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG).  Linux sends
+ * that signal when the *thread* that forked the child ends, not the process: a child
+ * forked by a short-lived thread (a pool worker, a scheduler thread) would be killed
+ * with it.  So every fork happens on one thread that lives as long as the process,
+ * "plait-procs": callers hand it the work (plait__manager_call) and wait, coroutines
+ * without blocking their scheduler.  The same thread watches every child's pidfd in an
+ * epoll set, so a child's exit is seen the moment it happens, without polling and
+ * without SIGCHLD, and it completes the child's future: a coroutine awaiting a process
+ * is just a coroutine waiting on a future.  Process pools watch their workers and
+ * their result notifications from the same epoll set (plait__manager_watch).
+ *
+ * The fork itself.  fork() runs the fork handlers (fork.c), which take plait's global
+ * locks in the parent and reset them and plait's threads (this manager, the default
+ * pool, the shared-futex watchers) in the child, so a child never deadlocks on a lock
+ * some other thread of the parent held at the fork.  Standard streams are flushed
+ * before the fork so that the child does not print the parent's buffered output twice.
+ * The manager runs with every signal blocked; the child gets the caller's mask back.
+ *
+ * A function child runs fn(arg) — the argument is the parent's memory as it was at
+ * the fork, copy-on-write, so nothing is serialised — writes its result into a shared
+ * mapping made before the fork, and calls _exit (no atexit handlers of the parent's
+ * program run twice).  The parent reads the result from that mapping when the child
+ * has been reaped.  A child that exits or dies before fn returns fails its task with
+ * PLAIT_EXITED(status) or PLAIT_KILLED(signal).
+ *
+ * A program child (exec) reports a failed exec through a close-on-exec pipe: the
+ * parent reads it until end of file (exec happened) or an errno (it did not: the call
+ * returns that error and the child is reaped at once).
+ *
+ * Reaping.  When a pidfd becomes readable the manager first looks at the exit status
+ * without reaping (WNOWAIT) and tells the process-shared objects that this pid is gone
+ * (a dead holder's locks are released, a queue's side may have died), then reaps, so
+ * the pid cannot be reused before they have heard.  The pidfd stays open until the
+ * future is let go: plait_process_kill() on an ended process answers -ESRCH and can
+ * never reach a process that reused the pid.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+extern char **environ;
+
+/* ---- the manager thread ---- */
+
+typedef struct mgr_request {
+    void (*fn)(void *arg);
+    void *arg;
+    struct mgr_request *next;
+    plait__spinlock lock;
+    plait__waitq waiters;
+    bool done;
+} mgr_request;
+
+static pthread_mutex_t mgr_start_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool mgr_started;
+static pthread_t mgr_thread;
+static int mgr_epfd = -1, mgr_ctl_fd = -1;
+static plait__spinlock mgr_lock;
+static mgr_request *mgr_head, *mgr_tail;
+
+static void run_requests(void)
+{
+    uint64_t v;
+    while (read(mgr_ctl_fd, &v, sizeof v) < 0 && errno == EINTR) {
+    }
+    plait__spin_lock(&mgr_lock);
+    mgr_request *req = mgr_head;
+    mgr_head = mgr_tail = NULL;
+    plait__spin_unlock(&mgr_lock);
+    while (req) {
+        mgr_request *next = req->next;
+        req->fn(req->arg);
+        plait__wakeups later = {.n = 0};
+        plait__spin_lock(&req->lock);
+        req->done = true;
+        plait__waitq_wake_all(&req->waiters, &later);
+        plait__spin_unlock(&req->lock);
+        plait__wakeups_deliver(&later); /* req (the caller's stack) is not touched again */
+        req = next;
+    }
+}
+
+static void *manager_main(void *unused)
+{
+    (void)unused;
+    struct epoll_event evs[32];
+    for (;;) {
+        int n = epoll_wait(mgr_epfd, evs, 32, -1);
+        for (int i = 0; i < n; i++) {
+            plait__mgr_source *src = evs[i].data.ptr;
+            if (src)
+                src->ready(src, evs[i].events);
+            else
+                run_requests();
+        }
+    }
+    return NULL;
+}
+
+static int manager_start(void)
+{
+    plait__fork_init();
+    pthread_mutex_lock(&mgr_start_lock);
+    int r = 0;
+    if (!mgr_started) {
+        mgr_epfd = epoll_create1(EPOLL_CLOEXEC);
+        mgr_ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+        if (mgr_epfd < 0 || mgr_ctl_fd < 0 ||
+            epoll_ctl(mgr_epfd, EPOLL_CTL_ADD, mgr_ctl_fd, &ev) < 0) {
+            r = -errno;
+        } else {
+            /* every signal blocked: the program's signals go to its own threads, and
+             * the children get the caller's mask back explicitly */
+            sigset_t all, old;
+            sigfillset(&all);
+            pthread_sigmask(SIG_SETMASK, &all, &old);
+            pthread_attr_t attr;
+            r = -pthread_attr_init(&attr);
+            if (r == 0) {
+                pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                /* a function child runs on (a copy of) this stack */
+                pthread_attr_setstacksize(&attr, 8u << 20);
+                r = -pthread_create(&mgr_thread, &attr, manager_main, NULL);
+                pthread_attr_destroy(&attr);
+            }
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+        }
+        if (r == 0) {
+            pthread_setname_np(mgr_thread, "plait-procs");
+            mgr_started = true;
+        } else {
+            if (mgr_epfd >= 0)
+                close(mgr_epfd);
+            if (mgr_ctl_fd >= 0)
+                close(mgr_ctl_fd);
+            mgr_epfd = mgr_ctl_fd = -1;
+        }
+    }
+    pthread_mutex_unlock(&mgr_start_lock);
+    return r;
+}
+
+bool plait__on_manager(void)
+{
+    return mgr_started && pthread_equal(pthread_self(), mgr_thread);
+}
+
+int plait__manager_call(void (*fn)(void *arg), void *arg)
+{
+    int r = manager_start();
+    if (r < 0)
+        return r;
+    if (plait__on_manager()) {
+        fn(arg);
+        return 0;
+    }
+    mgr_request req = {.fn = fn, .arg = arg};
+    plait__spin_lock(&mgr_lock);
+    if (mgr_tail)
+        mgr_tail->next = &req;
+    else
+        mgr_head = &req;
+    mgr_tail = &req;
+    plait__spin_unlock(&mgr_lock);
+    plait__wake_fd_write(mgr_ctl_fd);
+    /* not cancellable: the manager uses req until it says done */
+    plait__spin_lock(&req.lock);
+    while (!req.done) {
+        plait__wait_on(&req.waiters, &req.lock, NULL, PLAIT_FOREVER, false,
+                       "process manager", NULL);
+        plait__spin_lock(&req.lock);
+    }
+    plait__spin_unlock(&req.lock);
+    return 0;
+}
+
+int plait__manager_watch(int fd, plait__mgr_source *src)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = src};
+    return epoll_ctl(mgr_epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+void plait__manager_unwatch(int fd)
+{
+    epoll_ctl(mgr_epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+void plait__manager_after_fork(void)
+{
+    /* the thread is not in the child; its descriptors are the parent's epoll set */
+    pthread_mutex_init(&mgr_start_lock, NULL);
+    atomic_store(&mgr_lock.held, 0);
+    mgr_head = mgr_tail = NULL;
+    if (mgr_started) {
+        close(mgr_epfd);
+        close(mgr_ctl_fd);
+    }
+    mgr_epfd = mgr_ctl_fd = -1;
+    mgr_started = false;
+}
+
+/* ---- forking ---- */
+
+static pid_t mgr_parent_pid; /* the process the manager forks for */
+
+int plait__pidfd_open(pid_t pid)
+{
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -errno : fd;
+}
+
+int plait__pidfd_kill(int pidfd, int sig)
+{
+    return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, pid_t *pid)
+{
+    fflush(NULL); /* else the child would write the parent's buffered output again */
+    mgr_parent_pid = getpid();
+    pid_t p = fork();
+    if (p < 0)
+        return -errno;
+    if (p > 0) {
+        *pid = p;
+        return 0;
+    }
+    /* the child: the manager thread's copy, alone */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != mgr_parent_pid) /* the parent died before the line above */
+        _exit(128 + SIGKILL);
+    pthread_sigmask(SIG_SETMASK, mask, NULL);
+    _exit(child(arg));
+}
+
+int plait__child_outcome(const siginfo_t *info)
+{
+    if (info->si_code == CLD_EXITED)
+        return info->si_status == 0 ? 0 : PLAIT_EXITED(info->si_status);
+    return PLAIT_KILLED(info->si_status);
+}
+
+int plait__reap(int pidfd, pid_t pid, siginfo_t *info)
+{
+    memset(info, 0, sizeof *info);
+    if (waitid(P_PIDFD, (id_t)pidfd, info, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+        info->si_pid == 0)
+        return -EAGAIN;
+    plait__shared_child_died(pid);
+    siginfo_t again;
+    waitid(P_PIDFD, (id_t)pidfd, &again, WEXITED | WNOHANG);
+    return 0;
+}
+
+/* ---- processes started by plait_process_start / plait_process_exec ---- */
+
+typedef struct result_area {
+    atomic_int returned;        /* fn returned: code and len are its outcome */
+    int code;
+    uint64_t len;
+    unsigned char data[];
+} result_area;
+
+typedef struct proc {
+    plait__mgr_source src;
+    plait__future *future;
+    pid_t pid;
+    int pidfd;
+    atomic_int exited;
+    atomic_int cancelled;
+    result_area *result;        /* a function child's result, NULL for a program */
+    size_t result_max;
+    size_t map_size;
+    /* what the child needs, valid until the fork */
+    plait_proc_fn fn;
+    const void *arg;
+    size_t arg_len;
+    const char *file;
+    char *const *argv;
+    char *const *env;
+    const char *cwd;
+    int child_stdio[3];         /* the child's ends, -1: inherit */
+    int parent_stdio[3];
+    int exec_error[2];
+    sigset_t mask;
+    int start_error;
+} proc;
+
+static const plait__future_ops proc_ops;
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+static void proc_free(proc *p)
+{
+    close_fd(&p->pidfd);
+    for (int i = 0; i < 3; i++)
+        close_fd(&p->child_stdio[i]);
+    if (p->result)
+        munmap(p->result, p->map_size);
+    free(p);
+}
+
+static void proc_release(plait__future *f)
+{
+    proc *p = f->ext;
+    free(f->value);
+    f->value = NULL;
+    proc_free(p);
+}
+
+static bool proc_cancel(plait__future *f)
+{
+    proc *p = f->ext;
+    atomic_store(&p->cancelled, 1);
+    if (!atomic_load(&p->exited))
+        plait__pidfd_kill(p->pidfd, SIGKILL);
+    return false; /* its exit completes the future */
+}
+
+static const plait__future_ops proc_ops = {proc_cancel, proc_release};
+
+/* The child's side of the standard streams and working directory; -errno. */
+static int child_setup(proc *p)
+{
+    for (int i = 0; i < 3; i++) {
+        int fd = p->child_stdio[i];
+        if (fd < 0)
+            continue;
+        if (fd == i) { /* already in place: keep it across exec */
+            if (fcntl(fd, F_SETFD, 0) < 0)
+                return -errno;
+        } else if (dup2(fd, i) < 0) {
+            return -errno;
+        }
+    }
+    if (p->cwd && chdir(p->cwd) < 0)
+        return -errno;
+    return 0;
+}
+
+static int function_child(void *arg)
+{
+    proc *p = arg;
+    int r = child_setup(p);
+    if (r < 0)
+        return 127;
+    ssize_t n = p->fn(p->arg, p->arg_len, p->result->data, p->result_max);
+    fflush(NULL);
+    if (n < 0) {
+        p->result->code = n < -4095 ? -EINVAL : (int)n;
+        p->result->len = 0;
+    } else if ((size_t)n > p->result_max) {
+        p->result->code = -EMSGSIZE;
+        p->result->len = 0;
+    } else {
+        p->result->code = 0;
+        p->result->len = (uint64_t)n;
+    }
+    atomic_store_explicit(&p->result->returned, 1, memory_order_release);
+    return 0;
+}
+
+static int exec_child(void *arg)
+{
+    proc *p = arg;
+    close(p->exec_error[0]);
+    int r = child_setup(p);
+    if (r == 0) {
+        signal(SIGPIPE, SIG_DFL); /* plait may ignore it; a program expects the default */
+        execvpe(p->file, p->argv, p->env ? p->env : environ);
+        r = -errno;
+    }
+    int code = -r;
+    while (write(p->exec_error[1], &code, sizeof code) < 0 && errno == EINTR) {
+    }
+    return 127;
+}
+
+static void proc_exited(plait__mgr_source *src, uint32_t events)
+{
+    (void)events;
+    proc *p = (proc *)src;
+    siginfo_t info;
+    if (plait__reap(p->pidfd, p->pid, &info) < 0)
+        return;
+    plait__manager_unwatch(p->pidfd);
+    atomic_store(&p->exited, 1);
+    int error = plait__child_outcome(&info);
+    plait_bytes *value = NULL;
+    if (p->result) {
+        result_area *ra = p->result;
+        if (!atomic_load_explicit(&ra->returned, memory_order_acquire)) {
+            if (error == 0)
+                error = PLAIT_EXITED(0); /* exited without returning */
+        } else if (error == 0 && ra->code < 0) {
+            error = ra->code;
+        } else if (error == 0) {
+            value = malloc(sizeof *value + ra->len);
+            if (value) {
+                value->len = ra->len;
+                memcpy(value->data, ra->data, ra->len);
+            } else {
+                error = -ENOMEM;
+            }
+        }
+    }
+    if (atomic_load(&p->cancelled) && error != 0) {
+        free(value);
+        value = NULL;
+        error = -ECANCELED;
+    }
+    plait__future_complete(p->future, value, error);
+}
+
+/* On the manager: fork the child described by p. */
+static void proc_fork(void *arg)
+{
+    proc *p = arg;
+    pid_t pid;
+    int r = plait__fork_child(&p->mask, p->fn ? function_child : exec_child, p, &pid);
+    if (r < 0) {
+        p->start_error = r;
+        return;
+    }
+    p->pid = pid;
+    if (!p->fn) {
+        close_fd(&p->exec_error[1]);
+        int code = 0;
+        ssize_t n;
+        while ((n = read(p->exec_error[0], &code, sizeof code)) < 0 && errno == EINTR) {
+        }
+        close_fd(&p->exec_error[0]);
+        if (n == (ssize_t)sizeof code) { /* exec failed: the child is gone at once */
+            waitpid(pid, NULL, 0);
+            p->start_error = -code;
+            return;
+        }
+    }
+    int fd = plait__pidfd_open(pid);
+    if (fd >= 0) {
+        p->pidfd = fd;
+        p->src.ready = proc_exited;
+        r = plait__manager_watch(fd, &p->src);
+    } else {
+        r = fd;
+    }
+    if (r < 0) { /* cannot watch it: do not leave it running */
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        p->start_error = r;
+    }
+}
+
+static int stdio_prepare(proc *p, const plait_process_options *o, plait_pipes *pipes)
+{
+    for (int i = 0; i < 3; i++) {
+        p->child_stdio[i] = p->parent_stdio[i] = -1;
+        int mode = o ? o->stdio[i] : PLAIT_STDIO_INHERIT;
+        if (mode == PLAIT_STDIO_INHERIT)
+            continue;
+        if (mode == PLAIT_STDIO_NULL) {
+            p->child_stdio[i] = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+            if (p->child_stdio[i] < 0)
+                return -errno;
+            continue;
+        }
+        if (mode != PLAIT_STDIO_PIPE || !pipes)
+            return -EINVAL;
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) < 0)
+            return -errno;
+        int parent_end = i == 0 ? fds[1] : fds[0];
+        p->child_stdio[i] = i == 0 ? fds[0] : fds[1];
+        p->parent_stdio[i] = parent_end;
+        plait__ignore_sigpipe();
+        int r = plait_fd_set_nonblock(parent_end, 1);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int proc_start(plait_task *task, proc *p, const plait_process_options *o,
+                      plait_pipes *pipes)
+{
+    p->pidfd = p->exec_error[0] = p->exec_error[1] = -1;
+    pthread_sigmask(SIG_BLOCK, NULL, &p->mask);
+    int r = stdio_prepare(p, o, pipes);
+    if (r == 0 && !p->fn && pipe2(p->exec_error, O_CLOEXEC) < 0)
+        r = -errno;
+    plait_task handle;
+    if (r == 0) {
+        p->future = plait__future_start_ext(&proc_ops, p, &handle);
+        if (!p->future)
+            r = -ENOMEM;
+    }
+    if (r == 0)
+        r = plait__manager_call(proc_fork, p);
+    if (r == 0)
+        r = p->start_error;
+    for (int i = 0; i < 3; i++)
+        close_fd(&p->child_stdio[i]);
+    close_fd(&p->exec_error[0]);
+    close_fd(&p->exec_error[1]);
+    if (r < 0) {
+        for (int i = 0; i < 3; i++)
+            close_fd(&p->parent_stdio[i]);
+        if (p->future) { /* the release hook frees p */
+            plait__future_complete(p->future, NULL, r);
+            plait_detach(handle);
+        } else {
+            proc_free(p);
+        }
+        return r;
+    }
+    if (pipes) {
+        pipes->in = p->parent_stdio[0];
+        pipes->out = p->parent_stdio[1];
+        pipes->err = p->parent_stdio[2];
+    }
+    if (task)
+        *task = handle;
+    else
+        plait_detach(handle);
+    return 0;
+}
+
+static bool options_ok(const plait_process_options *o)
+{
+    if (!o)
+        return true;
+    for (int i = 0; i < 3; i++)
+        if (o->stdio[i] < PLAIT_STDIO_INHERIT || o->stdio[i] > PLAIT_STDIO_NULL)
+            return false;
+    return o->result_max <= PLAIT_RESULT_MAX;
+}
+
+int plait_process_start(plait_task *task, plait_proc_fn fn, const void *arg, size_t arg_len,
+                        const plait_process_options *options, plait_pipes *pipes)
+{
+    if (!fn || (!arg && arg_len) || !options_ok(options))
+        return -EINVAL;
+    proc *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->fn = fn;
+    p->arg = arg;
+    p->arg_len = arg_len;
+    p->cwd = options ? options->cwd : NULL;
+    p->result_max = options && options->result_max ? options->result_max : PLAIT_RESULT_DEFAULT;
+    p->map_size = sizeof(result_area) + p->result_max;
+    p->result = mmap(NULL, p->map_size, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p->result == MAP_FAILED) {
+        p->result = NULL;
+        free(p);
+        return -ENOMEM;
+    }
+    return proc_start(task, p, options, pipes);
+}
+
+int plait_process_exec(plait_task *task, const char *file, char *const argv[],
+                       const plait_process_options *options, plait_pipes *pipes)
+{
+    if (!argv || !argv[0] || !options_ok(options))
+        return -EINVAL;
+    proc *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->file = file ? file : argv[0];
+    p->argv = argv;
+    p->env = options ? options->env : NULL;
+    p->cwd = options ? options->cwd : NULL;
+    return proc_start(task, p, options, pipes);
+}
+
+/* The process record a handle names, with its future locked; NULL and *err. */
+static proc *proc_locked(plait_task task, plait__future **fp, int *err)
+{
+    plait__future *f = plait__future_lock(task, err);
+    if (!f)
+        return NULL;
+    if (f->ops != &proc_ops) {
+        plait__spin_unlock(&f->lock);
+        *err = -EINVAL;
+        return NULL;
+    }
+    *fp = f;
+    return f->ext;
+}
+
+int plait_process_pid(plait_task task)
+{
+    plait__future *f;
+    int err;
+    proc *p = proc_locked(task, &f, &err);
+    if (!p)
+        return err;
+    int pid = p->pid;
+    plait__spin_unlock(&f->lock);
+    return pid;
+}
+
+int plait_process_kill(plait_task task, int sig)
+{
+    if (sig <= 0 || sig >= NSIG)
+        return -EINVAL;
+    plait__future *f;
+    int err;
+    proc *p = proc_locked(task, &f, &err);
+    if (!p)
+        return err;
+    /* under the future's lock: the pidfd lives until the future is let go */
+    int r = atomic_load(&p->exited) ? -ESRCH : plait__pidfd_kill(p->pidfd, sig);
+    plait__spin_unlock(&f->lock);
+    return r;
+}
+
+/* ---- SIGPIPE ---- */
+
+static pthread_once_t sigpipe_once = PTHREAD_ONCE_INIT;
+
+static void sigpipe_ignore(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+        !(old.sa_flags & SA_SIGINFO)) {
+        struct sigaction ign = {.sa_handler = SIG_IGN};
+        sigemptyset(&ign.sa_mask);
+        sigaction(SIGPIPE, &ign, NULL);
+    }
+}
+
+void plait__ignore_sigpipe(void)
+{
+    pthread_once(&sigpipe_once, sigpipe_ignore);
+}

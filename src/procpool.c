@@ -1,0 +1,840 @@
+/*
+ * procpool.c — the process pool: worker processes that run submitted functions, with
+ * crash isolation, replacement, per-task timeouts, and map/imap on top.
+ *
+ * Shape.  A pool is N worker processes (forked by the manager thread, process.c) and
+ * a shared mapping with `slots` task slots.  A slot carries one task in flight: the
+ * function, its argument (copied in by the parent) and its result (written by the
+ * worker).  Two rings of slot numbers link the sides: the ready ring (parent → workers)
+ * and the done ring (workers → parent).  Workers sleep on a futex word of the mapping;
+ * the parent learns of finished tasks through an eventfd that workers write after each
+ * one, which the manager thread watches along with every worker's pidfd.  Tasks beyond
+ * the slots wait in a list in the parent (submit never blocks), and each finished slot
+ * takes the next of them.
+ *
+ * A slot's life: FREE (in the parent's free list) → QUEUED (in the ready ring) →
+ * RUNNING (taken by a worker, named in its worker record as `current`) → DONE (in the
+ * done ring) → FREE when the parent has completed its task's future.  A queued task
+ * that is cancelled is marked CANCELLED and goes through the same path without running.
+ *
+ * Crashes.  The shared state is guarded by a pid lock (pfutex.c) and each step of a
+ * worker is written so that its death at any point leaves a state the parent can read:
+ * taking a slot is "current = s; head++; state = RUNNING", finishing is "done ring +=
+ * s; state = DONE; current = none".  When a worker dies, the parent releases the lock
+ * if the worker held it and looks at its `current` slot s: if s is still in the ready
+ * ring the worker had not taken it (it will run elsewhere), if s is in the done ring its
+ * result is delivered as usual, and otherwise the task was running: it fails with the
+ * worker's fate — PLAIT_KILLED(signal) or PLAIT_EXITED(status), -ETIMEDOUT when the
+ * worker was killed by its task's timer, -ECANCELED when the parent killed it to cancel
+ * the task.  Exactly that task fails; none is lost or runs twice.  A new worker is
+ * forked in its place (not while the pool stops).
+ *
+ * Timeouts.  A worker arms a one-shot POSIX timer that sends itself SIGKILL at the
+ * task's deadline (and records the deadline), so a task stuck in a loop dies on time
+ * without the parent polling.  Cancelling a running task kills its worker.
+ *
+ * Worker life.  A worker runs the pool's initialiser first: if that fails, the pool is
+ * broken — the tasks waiting and every later submission fail with the initialiser's
+ * code, and the other workers finish what is queued.  After max_tasks tasks a worker
+ * exits between two tasks and is replaced.
+ *
+ * Locks.  The parent's side of the pool (free slots, the waiting list, which task is in
+ * which slot, the workers) is guarded by `lock`; the shared state by the pid lock, taken
+ * inside it.  Futures are never completed under either: the work is collected first.
+ */
+#include "internal.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { SLOT_FREE, SLOT_QUEUED, SLOT_RUNNING, SLOT_DONE, SLOT_CANCELLED };
+enum { WHERE_PENDING, WHERE_SLOT, WHERE_DONE };
+enum { ALIGN = 64, NO_SLOT = -1 };
+
+typedef struct worker_state {   /* shared: one per worker */
+    atomic_uint pid;
+    int32_t current;            /* the slot it runs, NO_SLOT */
+    int64_t deadline;           /* of its current task's timer; 0 without */
+    int32_t init_error;         /* its initialiser failed with this */
+} worker_state;
+
+typedef struct task_slot {      /* shared: one per slot, with its arg and result after it */
+    uint32_t state;
+    int32_t code;
+    plait_proc_fn fn;
+    uint64_t arg_len, result_len;
+} task_slot;
+
+typedef struct pool_shm {
+    plait__plock lock;
+    atomic_uint work_seq;       /* bumped when a slot is queued and at stop: workers sleep on it */
+    atomic_uint idle;           /* workers asleep */
+    uint32_t stop;              /* workers exit once the ready ring is empty */
+    uint64_t ready_head, ready_tail, done_head, done_tail;
+} pool_shm;
+
+typedef struct ptask {
+    plait__future *future;
+    plait_procpool *pool;
+    struct ptask *next;         /* the waiting list */
+    plait_proc_fn fn;
+    int where;
+    int32_t slot;
+    bool withdrawn;             /* cancelled before it ran: the future is complete */
+    bool cancel_requested;      /* cancelled while running: its worker was killed */
+    plait__procpool_deliver deliver;
+    void *deliver_ctx;
+    size_t deliver_tag;
+    size_t arg_len;
+    unsigned char *arg;         /* while it waits for a slot: its copy of the argument */
+} ptask;
+
+typedef struct worker {
+    plait__mgr_source src;
+    plait_procpool *pool;
+    unsigned index;
+    pid_t pid;
+    int pidfd;
+    bool alive;
+} worker;
+
+struct plait_procpool {
+    plait__mgr_source src;      /* notify_fd: tasks finished */
+    unsigned nworkers, nslots;
+    size_t arg_max, result_max, slot_size, map_size;
+    int (*init)(void *arg);
+    void *init_arg;
+    unsigned max_tasks;
+    int64_t task_timeout;
+    sigset_t mask;              /* the creator's, for the workers */
+    int notify_fd;
+    /* shared */
+    pool_shm *sh;
+    uint32_t *ready, *done;
+    worker_state *wstate;
+    char *slots;
+    /* the parent's side, under lock */
+    plait__spinlock lock;
+    ptask **slot_task;
+    uint32_t *free_slots;
+    unsigned nfree;
+    ptask *waiting_head, *waiting_tail;
+    worker *workers;
+    unsigned alive;
+    unsigned forking;           /* the worker index being forked (read by the child) */
+    bool closed, stop_sent, stopped_flag;
+    int broken;                 /* the initialiser's failure */
+    plait_event *stopped;
+};
+
+static size_t align_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
+
+static task_slot *slot_at(plait_procpool *p, uint32_t s)
+{
+    return (task_slot *)(p->slots + (size_t)s * p->slot_size);
+}
+
+static unsigned char *slot_arg(plait_procpool *p, uint32_t s)
+{
+    return (unsigned char *)slot_at(p, s) + align_up(sizeof(task_slot));
+}
+
+static unsigned char *slot_result(plait_procpool *p, uint32_t s)
+{
+    return slot_arg(p, s) + align_up(p->arg_max);
+}
+
+static bool ring_has(const uint32_t *ring, unsigned n, uint64_t head, uint64_t tail,
+                     uint32_t s)
+{
+    for (uint64_t i = head; i < tail; i++)
+        if (ring[i % n] == s)
+            return true;
+    return false;
+}
+
+/* ---- the worker process ---- */
+
+/* Store a function's outcome the way process.c does for a function child. */
+static void store_outcome(task_slot *ts, ssize_t n, size_t room)
+{
+    if (n < 0) {
+        ts->code = n < -4095 ? -EINVAL : (int32_t)n;
+        ts->result_len = 0;
+    } else if ((size_t)n > room) {
+        ts->code = -EMSGSIZE;
+        ts->result_len = 0;
+    } else {
+        ts->code = 0;
+        ts->result_len = (uint64_t)n;
+    }
+}
+
+static int worker_main(void *arg)
+{
+    plait_procpool *p = arg;
+    pool_shm *sh = p->sh;
+    worker_state *ws = &p->wstate[p->forking];
+    if (p->init) {
+        int r = p->init(p->init_arg);
+        if (r < 0) {
+            ws->init_error = r;
+            return 0;
+        }
+    }
+    timer_t timer;
+    bool have_timer = false;
+    if (p->task_timeout > 0) {
+        struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGKILL};
+        have_timer = timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0;
+        if (!have_timer)
+            return 126; /* cannot keep the promise of a timeout: fail loudly */
+    }
+    for (unsigned ran = 0;;) {
+        plait__plock_lock(&sh->lock);
+        if (sh->ready_head == sh->ready_tail) {
+            if (sh->stop) {
+                plait__plock_unlock(&sh->lock);
+                return 0;
+            }
+            unsigned seq = atomic_load(&sh->work_seq);
+            plait__plock_unlock(&sh->lock);
+            atomic_fetch_add(&sh->idle, 1);
+            plait__futex_wait_shared(&sh->work_seq, seq, PLAIT_FOREVER);
+            atomic_fetch_sub(&sh->idle, 1);
+            continue;
+        }
+        uint32_t s = p->ready[sh->ready_head % p->nslots];
+        ws->current = (int32_t)s;
+        sh->ready_head++;
+        task_slot *ts = slot_at(p, s);
+        bool run = ts->state == SLOT_QUEUED;
+        if (run)
+            ts->state = SLOT_RUNNING;
+        if (run && have_timer)
+            ws->deadline = plait_deadline_in(p->task_timeout);
+        plait__plock_unlock(&sh->lock);
+        if (run) {
+            if (have_timer) {
+                struct itimerspec its = {
+                    .it_value = {p->task_timeout / PLAIT_SEC, p->task_timeout % PLAIT_SEC}};
+                timer_settime(timer, 0, &its, NULL);
+            }
+            ssize_t n = ts->fn(slot_arg(p, s), ts->arg_len, slot_result(p, s), p->result_max);
+            if (have_timer)
+                timer_settime(timer, 0, &(struct itimerspec){0}, NULL);
+            store_outcome(ts, n, p->result_max);
+        }
+        plait__plock_lock(&sh->lock);
+        p->done[sh->done_tail % p->nslots] = s;
+        sh->done_tail++;
+        ts->state = SLOT_DONE;
+        ws->current = NO_SLOT;
+        ws->deadline = 0;
+        plait__plock_unlock(&sh->lock);
+        plait__wake_fd_write(p->notify_fd);
+        if (run && p->max_tasks && ++ran >= p->max_tasks)
+            return 0; /* replaced by a fresh worker */
+    }
+}
+
+/* ---- the parent: dispatching ---- */
+
+/* Put t, whose argument is the two parts, into free slot s and queue it (pool lock
+ * held). */
+static void dispatch(plait_procpool *p, ptask *t, uint32_t s, const void *head,
+                     size_t head_len, const void *body, size_t body_len)
+{
+    task_slot *ts = slot_at(p, s);
+    ts->fn = t->fn;
+    ts->arg_len = t->arg_len;
+    ts->code = 0;
+    ts->result_len = 0;
+    if (head_len)
+        memcpy(slot_arg(p, s), head, head_len);
+    if (body_len)
+        memcpy(slot_arg(p, s) + head_len, body, body_len);
+    free(t->arg);
+    t->arg = NULL;
+    p->slot_task[s] = t;
+    t->slot = (int32_t)s;
+    t->where = WHERE_SLOT;
+    pool_shm *sh = p->sh;
+    plait__plock_lock(&sh->lock);
+    ts->state = SLOT_QUEUED;
+    p->ready[sh->ready_tail % p->nslots] = s;
+    sh->ready_tail++;
+    atomic_fetch_add(&sh->work_seq, 1);
+    plait__plock_unlock(&sh->lock);
+    if (atomic_load(&sh->idle))
+        plait__futex_wake_shared(&sh->work_seq, 1);
+}
+
+/* A list of futures to settle once the locks are released. */
+typedef struct settle {
+    ptask *head;
+} settle;
+
+static void settle_add(settle *st, ptask *t)
+{
+    t->next = st->head;
+    st->head = t;
+}
+
+/* Tell the workers to stop once nothing is left to run (pool lock held). */
+static void maybe_stop(plait_procpool *p)
+{
+    if (!p->closed || p->stop_sent || p->waiting_head || p->nfree != p->nslots)
+        return;
+    p->stop_sent = true;
+    plait__plock_lock(&p->sh->lock);
+    p->sh->stop = 1;
+    atomic_fetch_add(&p->sh->work_seq, 1);
+    plait__plock_unlock(&p->sh->lock);
+    plait__futex_wake_shared(&p->sh->work_seq, INT32_MAX);
+    if (p->alive == 0)
+        p->stopped_flag = true;
+}
+
+/* Slot s is free again: give it the next waiting task, or keep it (pool lock held). */
+static void slot_freed(plait_procpool *p, uint32_t s, settle *release)
+{
+    p->slot_task[s] = NULL;
+    while (p->waiting_head) {
+        ptask *t = p->waiting_head;
+        p->waiting_head = t->next;
+        if (!p->waiting_head)
+            p->waiting_tail = NULL;
+        if (t->withdrawn) {
+            settle_add(release, t);
+            continue;
+        }
+        dispatch(p, t, s, t->arg, t->arg_len, NULL, 0);
+        return;
+    }
+    p->free_slots[p->nfree++] = s;
+}
+
+/* The usual delivery: the result as a plait_bytes value. */
+static int deliver_bytes(void *ctx, size_t tag, int code, const unsigned char *result,
+                         size_t len, void **value)
+{
+    (void)ctx;
+    (void)tag;
+    if (code < 0)
+        return code;
+    plait_bytes *b = malloc(sizeof *b + len);
+    if (!b)
+        return -ENOMEM;
+    b->len = len;
+    memcpy(b->data, result, len);
+    *value = b;
+    return 0;
+}
+
+/* Deliver a finished task's result and complete its future, or only let go of it if
+ * it was withdrawn. */
+static void finish(ptask *t, int code, const unsigned char *result, size_t len)
+{
+    if (t->withdrawn) {
+        plait__future_release(t->future);
+        return;
+    }
+    void *value = NULL;
+    code = t->deliver(t->deliver_ctx, t->deliver_tag, code, result, len, &value);
+    plait__future_complete(t->future, value, code);
+}
+
+/* Take every finished slot off the done ring and settle its task. */
+static void collect(plait_procpool *p)
+{
+    for (;;) {
+        settle release = {NULL};
+        plait__spin_lock(&p->lock);
+        plait__plock_lock(&p->sh->lock);
+        bool any = p->sh->done_head != p->sh->done_tail;
+        uint32_t s = any ? p->done[p->sh->done_head % p->nslots] : 0;
+        if (any)
+            p->sh->done_head++;
+        plait__plock_unlock(&p->sh->lock);
+        if (!any) {
+            maybe_stop(p);
+            bool stopped = p->stopped_flag;
+            plait__spin_unlock(&p->lock);
+            if (stopped)
+                plait_event_set(p->stopped);
+            return;
+        }
+        ptask *t = p->slot_task[s];
+        task_slot *ts = slot_at(p, s);
+        /* the result is copied before the slot is freed for another task */
+        if (t) {
+            t->where = WHERE_DONE;
+            if (ts->state == SLOT_CANCELLED)
+                t->withdrawn = true;
+            plait__spin_unlock(&p->lock);
+            finish(t, ts->code, slot_result(p, s), ts->result_len);
+            plait__spin_lock(&p->lock);
+        }
+        ts->state = SLOT_FREE;
+        slot_freed(p, s, &release);
+        plait__spin_unlock(&p->lock);
+        for (ptask *r = release.head, *next; r; r = next) {
+            next = r->next;
+            plait__future_release(r->future);
+        }
+    }
+}
+
+static void notified(plait__mgr_source *src, uint32_t events)
+{
+    (void)events;
+    plait_procpool *p = (plait_procpool *)src;
+    uint64_t v;
+    while (read(p->notify_fd, &v, sizeof v) < 0 && errno == EINTR) {
+    }
+    collect(p);
+}
+
+/* ---- the parent: workers ---- */
+
+static void worker_exited(plait__mgr_source *src, uint32_t events);
+
+/* On the manager: fork worker i (pool lock held).  0 or -errno. */
+static int worker_fork(plait_procpool *p, unsigned i)
+{
+    worker *w = &p->workers[i];
+    p->wstate[i].current = NO_SLOT;
+    p->wstate[i].deadline = 0;
+    p->wstate[i].init_error = 0;
+    p->forking = i;
+    pid_t pid;
+    int r = plait__fork_child(&p->mask, worker_main, p, &pid);
+    if (r < 0)
+        return r;
+    int fd = plait__pidfd_open(pid);
+    if (fd < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return fd;
+    }
+    atomic_store(&p->wstate[i].pid, (unsigned)pid);
+    w->pool = p;
+    w->index = i;
+    w->pid = pid;
+    w->pidfd = fd;
+    w->src.ready = worker_exited;
+    r = plait__manager_watch(fd, &w->src);
+    if (r < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(fd);
+        return r;
+    }
+    w->alive = true;
+    p->alive++;
+    return 0;
+}
+
+/* Fail every queued slot with code (pool lock held; workers are gone or going). */
+static void fail_queued(plait_procpool *p, int code)
+{
+    pool_shm *sh = p->sh;
+    plait__plock_lock(&sh->lock);
+    while (sh->ready_head != sh->ready_tail) {
+        uint32_t s = p->ready[sh->ready_head % p->nslots];
+        sh->ready_head++;
+        task_slot *ts = slot_at(p, s);
+        if (ts->state == SLOT_QUEUED) {
+            ts->code = code;
+            ts->result_len = 0;
+        }
+        ts->state = SLOT_DONE;
+        p->done[sh->done_tail % p->nslots] = s;
+        sh->done_tail++;
+    }
+    plait__plock_unlock(&sh->lock);
+}
+
+/* Take the waiting list off the pool, to be failed outside the lock (pool lock held). */
+static ptask *take_waiting(plait_procpool *p)
+{
+    ptask *t = p->waiting_head;
+    p->waiting_head = p->waiting_tail = NULL;
+    return t;
+}
+
+static void fail_list(ptask *t, int code)
+{
+    while (t) {
+        ptask *next = t->next;
+        t->where = WHERE_DONE;
+        finish(t, code, NULL, 0);
+        t = next;
+    }
+}
+
+static void worker_exited(plait__mgr_source *src, uint32_t events)
+{
+    (void)events;
+    worker *w = (worker *)src;
+    plait_procpool *p = w->pool;
+    siginfo_t info;
+    if (plait__reap(w->pidfd, w->pid, &info) < 0)
+        return;
+    plait__manager_unwatch(w->pidfd);
+    close(w->pidfd);
+    w->pidfd = -1;
+    int fate = plait__child_outcome(&info);
+    pool_shm *sh = p->sh;
+    worker_state *ws = &p->wstate[w->index];
+    plait__plock_release_dead(&sh->lock, (unsigned)w->pid);
+
+    plait__spin_lock(&p->lock);
+    plait__plock_lock(&sh->lock);
+    int32_t s = ws->current;
+    if (s != NO_SLOT &&
+        !ring_has(p->ready, p->nslots, sh->ready_head, sh->ready_tail, (uint32_t)s) &&
+        !ring_has(p->done, p->nslots, sh->done_head, sh->done_tail, (uint32_t)s)) {
+        /* it died running this task: exactly this task fails */
+        task_slot *ts = slot_at(p, (uint32_t)s);
+        ptask *t = p->slot_task[s];
+        int code = fate ? fate : PLAIT_EXITED(0);
+        if (t && t->cancel_requested)
+            code = -ECANCELED;
+        else if (ws->deadline && PLAIT_KILL_SIGNAL(fate) == SIGKILL && plait_now() >= ws->deadline)
+            code = -ETIMEDOUT;
+        if (ts->state != SLOT_CANCELLED)
+            ts->code = code;
+        ts->result_len = 0;
+        ts->state = SLOT_DONE;
+        p->done[sh->done_tail % p->nslots] = (uint32_t)s;
+        sh->done_tail++;
+    }
+    ws->current = NO_SLOT;
+    atomic_store(&ws->pid, 0);
+    int init_error = ws->init_error;
+    plait__plock_unlock(&sh->lock);
+
+    w->alive = false;
+    p->alive--;
+    ptask *failed = NULL;
+    if (init_error && !p->broken) {
+        p->broken = init_error;
+        failed = take_waiting(p);
+    }
+    if (!p->broken && !p->stop_sent && worker_fork(p, w->index) < 0 && p->alive == 0)
+        p->broken = -EAGAIN; /* no worker left and none can be made */
+    if (p->broken && p->alive == 0) {
+        fail_queued(p, p->broken);
+        if (!failed)
+            failed = take_waiting(p);
+    }
+    if (p->stop_sent && p->alive == 0)
+        p->stopped_flag = true;
+    plait__spin_unlock(&p->lock);
+    fail_list(failed, init_error ? init_error : p->broken);
+    collect(p);
+}
+
+/* ---- futures of pool tasks ---- */
+
+static bool ptask_cancel(plait__future *f)
+{
+    ptask *t = f->ext;
+    plait_procpool *p = t->pool;
+    bool withdrawn = false;
+    int pidfd = -1;
+    plait__spin_lock(&p->lock);
+    if (t->where == WHERE_PENDING) {
+        t->withdrawn = withdrawn = true;
+    } else if (t->where == WHERE_SLOT) {
+        task_slot *ts = slot_at(p, (uint32_t)t->slot);
+        plait__plock_lock(&p->sh->lock);
+        if (ts->state == SLOT_QUEUED) {
+            ts->state = SLOT_CANCELLED;
+            t->withdrawn = withdrawn = true;
+        } else if (ts->state == SLOT_RUNNING) {
+            t->cancel_requested = true;
+            for (unsigned i = 0; i < p->nworkers; i++)
+                if (p->wstate[i].current == t->slot && p->workers[i].alive)
+                    pidfd = p->workers[i].pidfd;
+        }
+        plait__plock_unlock(&p->sh->lock);
+    }
+    if (pidfd >= 0) /* its pidfd stays open while the pool lock is held */
+        plait__pidfd_kill(pidfd, SIGKILL);
+    plait__spin_unlock(&p->lock);
+    return withdrawn;
+}
+
+static void ptask_release(plait__future *f)
+{
+    ptask *t = f->ext;
+    free(f->value);
+    free(t->arg);
+    free(t);
+}
+
+static const plait__future_ops ptask_ops = {ptask_cancel, ptask_release};
+
+/* ---- the public calls ---- */
+
+static void pool_start(void *arg)
+{
+    plait_procpool *p = arg;
+    p->src.ready = notified;
+    int r = plait__manager_watch(p->notify_fd, &p->src);
+    plait__spin_lock(&p->lock);
+    for (unsigned i = 0; r == 0 && i < p->nworkers; i++)
+        r = worker_fork(p, i);
+    plait__spin_unlock(&p->lock);
+    if (r < 0)
+        p->broken = r;
+}
+
+static void pool_free(plait_procpool *p)
+{
+    if (p->notify_fd >= 0)
+        close(p->notify_fd);
+    if (p->sh)
+        plait__shared_unmap(p->sh, p->map_size);
+    if (p->stopped)
+        plait_event_destroy(p->stopped);
+    free(p->slot_task);
+    free(p->free_slots);
+    free(p->workers);
+    free(p);
+}
+
+/* On the manager: stop watching the pool, and make sure no worker is left. */
+static void pool_detach(void *arg)
+{
+    plait_procpool *p = arg;
+    plait__manager_unwatch(p->notify_fd);
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        worker *w = &p->workers[i];
+        if (!w->alive)
+            continue;
+        plait__manager_unwatch(w->pidfd);
+        plait__pidfd_kill(w->pidfd, SIGKILL);
+        siginfo_t info;
+        waitid(P_PIDFD, (id_t)w->pidfd, &info, WEXITED);
+        close(w->pidfd);
+        w->alive = false;
+    }
+}
+
+int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o)
+{
+    if (!pool)
+        return -EINVAL;
+    unsigned n = o && o->processes ? o->processes : (unsigned)plait_cpu_count();
+    size_t arg_max = o && o->arg_max ? o->arg_max : PLAIT_RESULT_DEFAULT;
+    size_t result_max = o && o->result_max ? o->result_max : PLAIT_RESULT_DEFAULT;
+    if (n > PLAIT_PROCPOOL_MAX || arg_max > PLAIT_RESULT_MAX || result_max > PLAIT_RESULT_MAX ||
+        (o && o->task_timeout < 0))
+        return -EINVAL;
+    plait_procpool *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->nworkers = n;
+    p->nslots = 2 * n + 2;
+    p->arg_max = arg_max;
+    p->result_max = result_max;
+    p->init = o ? o->init : NULL;
+    p->init_arg = o ? o->init_arg : NULL;
+    p->max_tasks = o ? o->max_tasks : 0;
+    p->task_timeout = o ? o->task_timeout : 0;
+    p->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_sigmask(SIG_BLOCK, NULL, &p->mask);
+    p->slot_size = align_up(sizeof(task_slot)) + align_up(arg_max) + align_up(result_max);
+    size_t ring_bytes = align_up(2 * p->nslots * sizeof(uint32_t));
+    size_t ws_bytes = align_up(n * sizeof(worker_state));
+    p->map_size = align_up(sizeof(pool_shm)) + ring_bytes + ws_bytes + p->nslots * p->slot_size;
+    char *base = plait__shared_map(p->map_size);
+    p->slot_task = calloc(p->nslots, sizeof *p->slot_task);
+    p->free_slots = calloc(p->nslots, sizeof *p->free_slots);
+    p->workers = calloc(n, sizeof *p->workers);
+    int r = p->notify_fd < 0 || !base || !p->slot_task || !p->free_slots || !p->workers
+                ? -ENOMEM
+                : plait_event_create(&p->stopped);
+    if (base) {
+        p->sh = (pool_shm *)base;
+        p->ready = (uint32_t *)(base + align_up(sizeof(pool_shm)));
+        p->done = p->ready + p->nslots;
+        p->wstate = (worker_state *)(base + align_up(sizeof(pool_shm)) + ring_bytes);
+        p->slots = base + align_up(sizeof(pool_shm)) + ring_bytes + ws_bytes;
+    }
+    if (r < 0) {
+        pool_free(p);
+        return r;
+    }
+    for (unsigned s = p->nslots; s-- > 0;)
+        p->free_slots[p->nfree++] = s;
+    plait__ignore_sigpipe();
+    r = plait__manager_call(pool_start, p);
+    if (r == 0)
+        r = p->broken;
+    if (r < 0) {
+        plait__manager_call(pool_detach, p);
+        pool_free(p);
+        return r;
+    }
+    *pool = p;
+    return 0;
+}
+
+int plait__procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn fn,
+                           const void *head, size_t head_len, const void *body,
+                           size_t body_len, plait__procpool_deliver deliver, void *ctx,
+                           size_t tag)
+{
+    size_t arg_len = head_len + body_len;
+    if (arg_len > pool->arg_max)
+        return -EMSGSIZE;
+    ptask *t = malloc(sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    *t = (ptask){.pool = pool, .fn = fn, .where = WHERE_PENDING, .slot = NO_SLOT,
+                 .deliver = deliver ? deliver : deliver_bytes, .deliver_ctx = ctx,
+                 .deliver_tag = tag, .arg_len = arg_len};
+    plait_task handle;
+    t->future = plait__future_start_ext(&ptask_ops, t, &handle);
+    if (!t->future) {
+        free(t);
+        return -ENOMEM;
+    }
+    int r;
+    for (;;) {
+        plait__spin_lock(&pool->lock);
+        r = pool->closed ? -EPIPE : pool->broken;
+        if (r == 0 && pool->nfree) { /* straight into a slot */
+            dispatch(pool, t, pool->free_slots[--pool->nfree], head, head_len, body, body_len);
+        } else if (r == 0 && t->arg) { /* to wait for a slot, with its own copy */
+            if (pool->waiting_tail)
+                pool->waiting_tail->next = t;
+            else
+                pool->waiting_head = t;
+            pool->waiting_tail = t;
+        } else if (r == 0) { /* copy the argument (not under the lock), then look again */
+            plait__spin_unlock(&pool->lock);
+            t->arg = malloc(arg_len ? arg_len : 1);
+            if (!t->arg) {
+                r = -ENOMEM;
+                break;
+            }
+            if (head_len)
+                memcpy(t->arg, head, head_len);
+            if (body_len)
+                memcpy(t->arg + head_len, body, body_len);
+            head = t->arg;
+            head_len = arg_len;
+            body = NULL;
+            body_len = 0;
+            continue;
+        }
+        plait__spin_unlock(&pool->lock);
+        break;
+    }
+    if (r < 0) {
+        plait__future_complete(t->future, NULL, r); /* the release hook frees t */
+        plait_detach(handle);
+        return r;
+    }
+    if (task)
+        *task = handle;
+    else
+        plait_detach(handle);
+    return 0;
+}
+
+int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn fn,
+                          const void *arg, size_t arg_len)
+{
+    if (!pool || !fn || (!arg && arg_len))
+        return -EINVAL;
+    return plait__procpool_submit(pool, task, fn, arg, arg_len, NULL, 0, NULL, NULL, 0);
+}
+
+int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline)
+{
+    if (!pool)
+        return -EINVAL;
+    if (how != PLAIT_POOL_DRAIN && how != PLAIT_POOL_CANCEL)
+        return -EINVAL;
+    ptask *cancelled = NULL;
+    plait__spin_lock(&pool->lock);
+    pool->closed = true;
+    if (how == PLAIT_POOL_CANCEL) {
+        cancelled = take_waiting(pool);
+        plait__plock_lock(&pool->sh->lock);
+        for (unsigned s = 0; s < pool->nslots; s++) {
+            ptask *t = pool->slot_task[s];
+            task_slot *ts = slot_at(pool, s);
+            if (!t || t->where != WHERE_SLOT)
+                continue;
+            if (ts->state == SLOT_QUEUED) {
+                ts->state = SLOT_CANCELLED;
+                ts->code = -ECANCELED;
+            } else if (ts->state == SLOT_RUNNING) {
+                t->cancel_requested = true;
+                for (unsigned i = 0; i < pool->nworkers; i++)
+                    if (pool->wstate[i].current == (int32_t)s && pool->workers[i].alive)
+                        plait__pidfd_kill(pool->workers[i].pidfd, SIGKILL);
+            }
+        }
+        plait__plock_unlock(&pool->sh->lock);
+    }
+    maybe_stop(pool);
+    bool stopped = pool->stopped_flag;
+    plait__spin_unlock(&pool->lock);
+    fail_list(cancelled, -ECANCELED);
+    if (stopped)
+        plait_event_set(pool->stopped);
+    return plait_event_wait(pool->stopped, deadline);
+}
+
+int plait_procpool_destroy(plait_procpool *pool)
+{
+    if (!pool)
+        return -EINVAL;
+    plait__spin_lock(&pool->lock);
+    bool stopped = pool->stopped_flag;
+    plait__spin_unlock(&pool->lock);
+    if (!stopped) {
+        int r = plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, PLAIT_FOREVER);
+        if (r < 0)
+            return r;
+    }
+    plait__manager_call(pool_detach, pool);
+    pool_free(pool);
+    return 0;
+}
+
+size_t plait__procpool_arg_max(const plait_procpool *pool) { return pool->arg_max; }
+
+size_t plait__procpool_result_max(const plait_procpool *pool) { return pool->result_max; }
+
+unsigned plait_procpool_processes(const plait_procpool *pool)
+{
+    return pool ? pool->nworkers : 0;
+}
+
+int plait_procpool_pids(plait_procpool *pool, int *pids, unsigned n)
+{
+    if (!pool || !pids)
+        return -EINVAL;
+    unsigned k = 0;
+    for (unsigned i = 0; i < pool->nworkers && k < n; i++) {
+        unsigned pid = atomic_load(&pool->wstate[i].pid);
+        if (pid)
+            pids[k++] = (int)pid;
+    }
+    return (int)k;
+}

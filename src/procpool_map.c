@@ -1,0 +1,392 @@
+/*
+ * procpool_map.c — map and lazy map (imap) over a process pool, built on its tasks.
+ *
+ * Items are fixed-size records in the caller's arrays.  They travel in chunks: one
+ * pool task carries a header (the caller's function, sizes, count) and a run of items,
+ * and runs chunk_run in the worker, which calls the function on each item and leaves,
+ * for each, its code and its result record in the task's slot.  A million 8-byte items
+ * are a few hundred tasks, so the per-task costs (a wake-up, the manager's hop) are
+ * spread over thousands of items; a chunk is limited by the pool's argument and
+ * result room.
+ *
+ * Copies: the parent copies a chunk's items from the caller's array straight into a
+ * free slot (chunks are submitted through a window of a few per worker, so there
+ * usually is one), the worker computes in place, and the manager copies the results
+ * from the slot straight into their destination (a "deliver" hook of the task): the
+ * caller's arrays for map, a buffer per window place for imap.  No other copy, no
+ * allocation per chunk.
+ *
+ * Because the manager writes into the caller's arrays, map never returns while a
+ * chunk of it is out: when it stops early (its deadline, its cancellation) it cancels
+ * the chunks still out and waits for them, uncancellably; a chunk that had not started
+ * never runs, one that runs is killed with its worker.
+ *
+ * imap keeps a window of chunks in flight (four per worker).  Ordered, it hands items
+ * back in index order, joining chunks oldest first; unordered, in the order chunks
+ * finish (an as-completed set).
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct chunk_header {
+    plait_proc_fn fn;
+    uint64_t count, arg_size, result_size;
+} chunk_header;
+
+/* Runs in a worker: the items' outcomes as int32 codes, then their results. */
+static ssize_t chunk_run(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    chunk_header h;
+    if (arg_len < sizeof h)
+        return -EINVAL;
+    memcpy(&h, arg, sizeof h);
+    size_t need = h.count * (sizeof(int32_t) + h.result_size);
+    if (need > out_cap || sizeof h + h.count * h.arg_size > arg_len)
+        return -EMSGSIZE;
+    const unsigned char *items = (const unsigned char *)arg + sizeof h;
+    int32_t *codes = out;
+    unsigned char *results = (unsigned char *)out + h.count * sizeof(int32_t);
+    for (uint64_t i = 0; i < h.count; i++) {
+        ssize_t n = h.fn(items + i * h.arg_size, h.arg_size, results + i * h.result_size,
+                         h.result_size);
+        codes[i] = n < 0 ? (n < -4095 ? -EINVAL : (int32_t)n)
+                   : (size_t)n > h.result_size ? -EMSGSIZE : 0;
+    }
+    return (ssize_t)need;
+}
+
+/* What a map over n items asks of the pool. */
+typedef struct map_plan {
+    plait_procpool *pool;
+    plait_proc_fn fn;
+    const unsigned char *args;
+    size_t arg_size, result_size, n, chunk, chunks, window;
+} map_plan;
+
+static int plan_make(map_plan *m, plait_procpool *pool, plait_proc_fn fn, const void *args,
+                     size_t arg_size, size_t n, size_t result_size, size_t chunk)
+{
+    if (!pool || !fn || !args || n == 0 || arg_size == 0)
+        return -EINVAL;
+    size_t arg_room = plait__procpool_arg_max(pool);
+    size_t result_room = plait__procpool_result_max(pool);
+    if (arg_room < sizeof(chunk_header))
+        return -EMSGSIZE;
+    size_t most = (arg_room - sizeof(chunk_header)) / arg_size;
+    size_t by_result = result_room / (sizeof(int32_t) + result_size);
+    if (by_result < most)
+        most = by_result;
+    if (most == 0)
+        return -EMSGSIZE;
+    size_t workers = plait_procpool_processes(pool);
+    if (chunk == 0) { /* as Python does: about four chunks per worker */
+        size_t parts = 4 * workers;
+        chunk = (n + parts - 1) / parts;
+    }
+    if (chunk > most)
+        chunk = most;
+    *m = (map_plan){pool, fn, args, arg_size, result_size, n, chunk, (n + chunk - 1) / chunk,
+                    4 * workers};
+    return 0;
+}
+
+static size_t chunk_count(const map_plan *m, size_t c)
+{
+    size_t first = c * m->chunk;
+    return m->n - first < m->chunk ? m->n - first : m->chunk;
+}
+
+static int chunk_submit(const map_plan *m, size_t c, plait_task *task,
+                        plait__procpool_deliver deliver, void *ctx, size_t tag)
+{
+    size_t count = chunk_count(m, c);
+    chunk_header h = {m->fn, count, m->arg_size, m->result_size};
+    return plait__procpool_submit(m->pool, task, chunk_run, &h, sizeof h,
+                                  m->args + c * m->chunk * m->arg_size, count * m->arg_size,
+                                  deliver, ctx, tag);
+}
+
+/* Spread a chunk's outcome over its items: each item's code into errors (may be NULL),
+ * its result (zeroed on failure) into results; chunk_code < 0 fails them all.  Returns
+ * the first item failure. */
+static int chunk_spread(const map_plan *m, size_t count, int chunk_code,
+                        const unsigned char *raw, unsigned char *results, int *errors)
+{
+    int first = 0;
+    const unsigned char *raw_results = raw ? raw + count * sizeof(int32_t) : NULL;
+    for (size_t i = 0; i < count; i++) {
+        int32_t code = chunk_code;
+        if (code == 0)
+            memcpy(&code, raw + i * sizeof code, sizeof code);
+        if (errors)
+            errors[i] = code;
+        if (results && code == 0)
+            memcpy(results + i * m->result_size, raw_results + i * m->result_size,
+                   m->result_size);
+        else if (results)
+            memset(results + i * m->result_size, 0, m->result_size);
+        if (code < 0 && !first)
+            first = code;
+    }
+    return first;
+}
+
+/* ---- map ---- */
+
+typedef struct map_run {
+    map_plan m;
+    unsigned char *results;
+    int *errors;
+    bool *delivered;            /* written by the manager before the chunk completes */
+} map_run;
+
+static int map_deliver(void *ctx, size_t c, int code, const unsigned char *result,
+                       size_t len, void **value)
+{
+    (void)len;
+    (void)value;
+    map_run *run = ctx;
+    const map_plan *m = &run->m;
+    size_t first = c * m->chunk;
+    run->delivered[c] = true;
+    return chunk_spread(m, chunk_count(m, c), code, result,
+                        run->results ? run->results + first * m->result_size : NULL,
+                        run->errors ? run->errors + first : NULL);
+}
+
+/* A chunk whose items the manager did not settle (not submitted, or withdrawn). */
+static void map_settle(map_run *run, size_t c, int code)
+{
+    const map_plan *m = &run->m;
+    size_t first = c * m->chunk;
+    chunk_spread(m, chunk_count(m, c), code, NULL,
+                 run->results ? run->results + first * m->result_size : NULL,
+                 run->errors ? run->errors + first : NULL);
+}
+
+int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
+                       size_t arg_size, size_t n, void *results, size_t result_size,
+                       int *errors, size_t chunk, int64_t deadline)
+{
+    map_run run = {.results = results, .errors = errors};
+    int r = plan_make(&run.m, pool, fn, args, arg_size, n, result_size, chunk);
+    if (r < 0)
+        return r;
+    if (result_size && !results)
+        return -EINVAL;
+    const map_plan *m = &run.m;
+    plait_task *window = malloc(m->window * sizeof *window);
+    run.delivered = calloc(m->chunks, sizeof *run.delivered);
+    if (!window || !run.delivered) {
+        free(window);
+        free(run.delivered);
+        return -ENOMEM;
+    }
+    size_t submitted = 0, joined = 0;
+    int first = 0, stop = 0;
+    while (joined < m->chunks) {
+        while (!stop && submitted < m->chunks && submitted - joined < m->window) {
+            stop = chunk_submit(m, submitted, &window[submitted % m->window], map_deliver,
+                                &run, submitted);
+            if (!stop)
+                submitted++;
+        }
+        if (joined == submitted)
+            break; /* stopped before the rest were submitted */
+        plait_task t = window[joined % m->window];
+        int jr = stop ? plait__join_uncancellable(t, NULL) : plait_join(t, NULL, deadline);
+        if (!stop && (jr == -ETIMEDOUT || (jr == -ECANCELED && plait_cancelled()))) {
+            stop = jr; /* cancel what is out, then wait for it */
+            for (size_t c = joined; c < submitted; c++)
+                plait_cancel(window[c % m->window]);
+            continue;
+        }
+        if (!run.delivered[joined])
+            map_settle(&run, joined, jr < 0 ? jr : -ECANCELED);
+        if (jr < 0 && !first)
+            first = jr;
+        joined++;
+    }
+    for (size_t c = submitted; c < m->chunks; c++)
+        map_settle(&run, c, stop);
+    free(window);
+    free(run.delivered);
+    return stop ? stop : first;
+}
+
+/* ---- imap ---- */
+
+struct plait_procpool_iter {
+    map_plan m;
+    bool ordered;
+    size_t places;              /* m.window in flight, and the chunk handed out */
+    plait_task *window;
+    size_t *chunk_of;           /* which chunk each place holds */
+    bool *busy;
+    unsigned char *raw;         /* a chunk's raw result per place, written by the manager */
+    size_t raw_size;
+    plait_completed *done;      /* unordered: chunks in the order they finish */
+    size_t next_submit, in_flight;
+    size_t current_place, current_chunk, current_pos, current_count;
+    int current_error;
+};
+
+static int imap_deliver(void *ctx, size_t place, int code, const unsigned char *result,
+                        size_t len, void **value)
+{
+    (void)value;
+    plait_procpool_iter *it = ctx;
+    if (code == 0)
+        memcpy(it->raw + place * it->raw_size, result, len);
+    return code;
+}
+
+/* The place of chunk c: there is one more place than chunks in flight, for the chunk
+ * being handed out.  Ordered, c % places (free: the chunk that many back was handed
+ * out and let go first); unordered, any free one. */
+static size_t place_for(plait_procpool_iter *it, size_t c)
+{
+    if (it->ordered)
+        return c % it->places;
+    size_t k = 0;
+    while (it->busy[k])
+        k++;
+    return k;
+}
+
+static int iter_fill(plait_procpool_iter *it)
+{
+    while (it->in_flight < it->m.window && it->next_submit < it->m.chunks) {
+        size_t c = it->next_submit, k = place_for(it, c);
+        int r = chunk_submit(&it->m, c, &it->window[k], imap_deliver, it, k);
+        if (r == 0 && !it->ordered && (r = plait_completed_add(it->done, it->window[k])) < 0) {
+            plait_cancel(it->window[k]);
+            plait__join_uncancellable(it->window[k], NULL);
+        }
+        if (r < 0)
+            return r;
+        it->busy[k] = true;
+        it->chunk_of[k] = c;
+        it->next_submit++;
+        it->in_flight++;
+    }
+    return 0;
+}
+
+int plait_procpool_imap(plait_procpool_iter **iter, plait_procpool *pool, plait_proc_fn fn,
+                        const void *args, size_t arg_size, size_t n, size_t result_size,
+                        size_t chunk, int flags)
+{
+    if (!iter || (flags & ~PLAIT_IMAP_UNORDERED))
+        return -EINVAL;
+    plait_procpool_iter *it = calloc(1, sizeof *it);
+    if (!it)
+        return -ENOMEM;
+    int r = plan_make(&it->m, pool, fn, args, arg_size, n, result_size, chunk);
+    if (r == 0) {
+        size_t w = it->places = it->m.window + 1;
+        it->ordered = !(flags & PLAIT_IMAP_UNORDERED);
+        it->raw_size = it->m.chunk * (sizeof(int32_t) + result_size);
+        it->window = calloc(w, sizeof *it->window);
+        it->chunk_of = calloc(w, sizeof *it->chunk_of);
+        it->busy = calloc(w, sizeof *it->busy);
+        it->raw = malloc(w * it->raw_size);
+        r = !it->window || !it->chunk_of || !it->busy || !it->raw ? -ENOMEM
+            : it->ordered                                         ? 0
+                                                  : plait_completed_create(&it->done);
+    }
+    if (r == 0)
+        r = iter_fill(it);
+    if (r < 0) {
+        plait_procpool_imap_destroy(it);
+        return r;
+    }
+    *iter = it;
+    return 0;
+}
+
+/* Join the next chunk (the oldest, or the first finished) and make it current. */
+static int iter_next_chunk(plait_procpool_iter *it, int64_t deadline)
+{
+    size_t k;
+    if (it->ordered) {
+        k = place_for(it, it->next_submit - it->in_flight);
+    } else {
+        plait_task t;
+        int r = plait_completed_next(it->done, &t, deadline);
+        if (r < 0)
+            return r;
+        for (k = 0; k < it->places; k++)
+            if (it->busy[k] && it->window[k].future == t.future &&
+                it->window[k].generation == t.generation)
+                break;
+    }
+    int r = plait_join(it->window[k], NULL, deadline); /* a finished one does not wait */
+    if (r == -ETIMEDOUT || (r == -ECANCELED && plait_cancelled()))
+        return r; /* still in flight: the next call joins it again */
+    if (it->current_count) /* the place of the chunk handed out so far is free now */
+        it->busy[it->current_place] = false;
+    it->in_flight--;
+    it->current_place = k;
+    it->current_error = r;
+    it->current_chunk = it->chunk_of[k];
+    it->current_count = chunk_count(&it->m, it->current_chunk);
+    it->current_pos = 0;
+    return iter_fill(it);
+}
+
+int plait_procpool_imap_next(plait_procpool_iter *it, size_t *index, void *result,
+                             int *error, int64_t deadline)
+{
+    if (!it)
+        return -EINVAL;
+    while (it->current_pos == it->current_count) {
+        if (it->in_flight == 0 && it->next_submit == it->m.chunks)
+            return -EPIPE;
+        int r = iter_next_chunk(it, deadline);
+        if (r < 0)
+            return r;
+    }
+    size_t i = it->current_pos++;
+    int code = it->current_error;
+    if (code == 0) {
+        const unsigned char *raw = it->raw + it->current_place * it->raw_size;
+        int32_t c;
+        memcpy(&c, raw + i * sizeof c, sizeof c);
+        code = c;
+        if (result && code == 0)
+            memcpy(result,
+                   raw + it->current_count * sizeof c + i * it->m.result_size,
+                   it->m.result_size);
+    }
+    if (result && code < 0)
+        memset(result, 0, it->m.result_size);
+    if (index)
+        *index = it->current_chunk * it->m.chunk + i;
+    if (error)
+        *error = code;
+    return 0;
+}
+
+int plait_procpool_imap_destroy(plait_procpool_iter *it)
+{
+    if (!it)
+        return -EINVAL;
+    /* the chunks still out: cancel them, and wait (the manager writes into it->raw) */
+    for (size_t k = 0; it->busy && k < it->places; k++)
+        if (it->busy[k] && !(it->current_count && k == it->current_place))
+            plait_cancel(it->window[k]);
+    for (size_t k = 0; it->busy && k < it->places; k++)
+        if (it->busy[k] && !(it->current_count && k == it->current_place))
+            plait__join_uncancellable(it->window[k], NULL);
+    if (it->done)
+        plait_completed_destroy(it->done);
+    free(it->raw);
+    free(it->window);
+    free(it->chunk_of);
+    free(it->busy);
+    free(it);
+    return 0;
+}

@@ -1,0 +1,305 @@
+/*
+ * psync.c — the process-shared mutex, semaphore and event: futex words in a shared
+ * mapping, waited on from coroutines and threads of any process forked after the
+ * object was made.
+ *
+ * Each object's state is a few atomic words in its own shared mapping (shared.c); the
+ * handle, in each process's own memory, counts that process's waits.  Waiting goes
+ * through plait__pfutex_wait (pfutex.c): a thread sleeps on the word itself, a
+ * coroutine through the watcher thread, so only the coroutine waits.
+ *
+ * Mutex.  The lock word is the holder's process id (0 when free), taken with one
+ * compare-and-swap; within the process, owner_id says which coroutine or thread holds
+ * it (for -EPERM and -EDEADLK).  Waiters sleep on `seq`, which every release bumps,
+ * and `waiters` tells a release whether anyone sleeps.  The ordering argument: a
+ * waiter reads seq, then sees the lock held, then counts itself and sleeps while seq
+ * is unchanged; a release frees the lock, bumps seq, then reads the count — all
+ * sequentially consistent, so either the release sees the waiter or the waiter's
+ * sleep sees the new seq.  There is no hand-off: a released lock goes to whoever takes
+ * it first (waiters are woken and race; a process lock is rarely contended by many).
+ *
+ * When a process dies holding the mutex, the parent that reaps it releases it (the lock
+ * word names the dead pid, so this is exact) and marks it: the next holder gets
+ * -EOWNERDEAD with the lock, as with a robust pthread mutex, and repairs the data.
+ *
+ * Semaphore.  The count itself is the futex word: a waiter sleeps while it is 0.
+ * Event.  One word: bit 0 is "set", the rest a generation that each set bumps, so a
+ * waiter released by a set that a reset followed at once still sees that it happened.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+/* ---- mutex (the state is shared with plait_shm's lock) ---- */
+
+void plait__pmutex_died(plait__pmutex_state *st, unsigned pid)
+{
+    unsigned held = pid;
+    if (!atomic_compare_exchange_strong(&st->holder, &held, 0))
+        return;
+    atomic_store(&st->owner_died, 1);
+    atomic_fetch_add(&st->seq, 1);
+    plait__pfutex_wake(&st->seq);
+}
+
+int plait__pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t deadline)
+{
+    unsigned me = plait__pid();
+    uint64_t self = (uintptr_t)plait__self();
+    for (;;) {
+        unsigned free_word = 0;
+        if (atomic_compare_exchange_strong(&st->holder, &free_word, me)) {
+            atomic_store_explicit(&st->owner_id, self, memory_order_relaxed);
+            return atomic_exchange(&st->owner_died, 0) ? -EOWNERDEAD : 0;
+        }
+        if (free_word == me && atomic_load_explicit(&st->owner_id, memory_order_relaxed) == self)
+            return -EDEADLK;
+        unsigned seq = atomic_load(&st->seq);
+        if (atomic_load(&st->holder) == 0)
+            continue;
+        atomic_fetch_add(&st->waiters, 1);
+        int r = plait__shared_wait(obj, &st->seq, seq, deadline, "process mutex");
+        atomic_fetch_sub(&st->waiters, 1);
+        if (r < 0)
+            return r;
+    }
+}
+
+int plait__pmutex_unlock(plait__pmutex_state *st)
+{
+    if (atomic_load(&st->holder) != plait__pid() ||
+        atomic_load_explicit(&st->owner_id, memory_order_relaxed) != (uintptr_t)plait__self())
+        return -EPERM;
+    atomic_store_explicit(&st->owner_id, 0, memory_order_relaxed);
+    atomic_store(&st->holder, 0);
+    atomic_fetch_add(&st->seq, 1);
+    if (atomic_load(&st->waiters))
+        plait__pfutex_wake(&st->seq);
+    return 0;
+}
+
+/* Whether a destroy must be refused: held, or waited on in this process. */
+bool plait__pmutex_busy(plait__shared_obj *obj, plait__pmutex_state *st)
+{
+    return atomic_load(&st->holder) != 0 || atomic_load(&obj->local_waiters) != 0;
+}
+
+struct plait_pmutex {
+    plait__shared_obj obj;
+    plait__pmutex_state *st;
+};
+
+static void pmutex_obj_died(plait__shared_obj *obj, unsigned pid)
+{
+    plait__pmutex_died(((plait_pmutex *)obj)->st, pid);
+}
+
+/* The handle and its state in one shared page; NULL when out of memory. */
+static void *shared_create(size_t handle_size, size_t state_size, void **state,
+                           void (*died)(plait__shared_obj *, unsigned))
+{
+    plait__shared_obj *obj = calloc(1, handle_size);
+    if (!obj)
+        return NULL;
+    *state = plait__shared_map(state_size);
+    if (!*state) {
+        free(obj);
+        return NULL;
+    }
+    plait__shared_register(obj, died);
+    return obj;
+}
+
+static void shared_destroy(plait__shared_obj *obj, void *state, size_t state_size)
+{
+    plait__shared_unregister(obj);
+    plait__shared_unmap(state, state_size);
+    free(obj);
+}
+
+int plait_pmutex_create(plait_pmutex **mutex)
+{
+    if (!mutex)
+        return -EINVAL;
+    void *st;
+    *mutex = shared_create(sizeof **mutex, sizeof(plait__pmutex_state), &st, pmutex_obj_died);
+    if (!*mutex)
+        return -ENOMEM;
+    (*mutex)->st = st;
+    return 0;
+}
+
+int plait_pmutex_destroy(plait_pmutex *mutex)
+{
+    if (!mutex)
+        return -EINVAL;
+    if (plait__pmutex_busy(&mutex->obj, mutex->st))
+        return -EBUSY;
+    shared_destroy(&mutex->obj, mutex->st, sizeof *mutex->st);
+    return 0;
+}
+
+int plait_pmutex_lock(plait_pmutex *mutex, int64_t deadline)
+{
+    return mutex ? plait__pmutex_lock(&mutex->obj, mutex->st, deadline) : -EINVAL;
+}
+
+int plait_pmutex_unlock(plait_pmutex *mutex)
+{
+    return mutex ? plait__pmutex_unlock(mutex->st) : -EINVAL;
+}
+
+/* ---- semaphore ---- */
+
+typedef struct psem_state {
+    atomic_uint count;
+    atomic_uint waiters;
+} psem_state;
+
+struct plait_psem {
+    plait__shared_obj obj;
+    psem_state *st;
+};
+
+int plait_psem_create(plait_psem **sem, unsigned initial)
+{
+    if (!sem)
+        return -EINVAL;
+    void *st;
+    *sem = shared_create(sizeof **sem, sizeof(psem_state), &st, NULL);
+    if (!*sem)
+        return -ENOMEM;
+    (*sem)->st = st;
+    atomic_store(&(*sem)->st->count, initial);
+    return 0;
+}
+
+int plait_psem_destroy(plait_psem *sem)
+{
+    if (!sem)
+        return -EINVAL;
+    if (atomic_load(&sem->obj.local_waiters))
+        return -EBUSY;
+    shared_destroy(&sem->obj, sem->st, sizeof *sem->st);
+    return 0;
+}
+
+int plait_psem_acquire(plait_psem *sem, int64_t deadline)
+{
+    if (!sem)
+        return -EINVAL;
+    psem_state *st = sem->st;
+    for (;;) {
+        unsigned c = atomic_load(&st->count);
+        while (c > 0)
+            if (atomic_compare_exchange_weak(&st->count, &c, c - 1))
+                return 0;
+        atomic_fetch_add(&st->waiters, 1);
+        int r = plait__shared_wait(&sem->obj, &st->count, 0, deadline, "process semaphore");
+        atomic_fetch_sub(&st->waiters, 1);
+        if (r < 0)
+            return r;
+    }
+}
+
+int plait_psem_release(plait_psem *sem)
+{
+    if (!sem)
+        return -EINVAL;
+    psem_state *st = sem->st;
+    unsigned c = atomic_load(&st->count);
+    do {
+        if (c == UINT32_MAX)
+            return -EOVERFLOW;
+    } while (!atomic_compare_exchange_weak(&st->count, &c, c + 1));
+    if (atomic_load(&st->waiters))
+        plait__pfutex_wake(&st->count);
+    return 0;
+}
+
+int plait_psem_value(plait_psem *sem)
+{
+    if (!sem)
+        return -EINVAL;
+    unsigned c = atomic_load(&sem->st->count);
+    return c > INT32_MAX ? INT32_MAX : (int)c;
+}
+
+/* ---- event ---- */
+
+typedef struct pevent_state {
+    atomic_uint word;           /* bit 0: set; the rest: how many sets there were */
+    atomic_uint waiters;
+} pevent_state;
+
+struct plait_pevent {
+    plait__shared_obj obj;
+    pevent_state *st;
+};
+
+int plait_pevent_create(plait_pevent **event)
+{
+    if (!event)
+        return -EINVAL;
+    void *st;
+    *event = shared_create(sizeof **event, sizeof(pevent_state), &st, NULL);
+    if (!*event)
+        return -ENOMEM;
+    (*event)->st = st;
+    return 0;
+}
+
+int plait_pevent_destroy(plait_pevent *event)
+{
+    if (!event)
+        return -EINVAL;
+    if (atomic_load(&event->obj.local_waiters))
+        return -EBUSY;
+    shared_destroy(&event->obj, event->st, sizeof *event->st);
+    return 0;
+}
+
+int plait_pevent_set(plait_pevent *event)
+{
+    if (!event)
+        return -EINVAL;
+    pevent_state *st = event->st;
+    unsigned v = atomic_load(&st->word);
+    do {
+        if (v & 1)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&st->word, &v, (v | 1) + 2));
+    if (atomic_load(&st->waiters))
+        plait__pfutex_wake(&st->word);
+    return 0;
+}
+
+int plait_pevent_reset(plait_pevent *event)
+{
+    if (!event)
+        return -EINVAL;
+    atomic_fetch_and(&event->st->word, ~1u);
+    return 0;
+}
+
+int plait_pevent_is_set(plait_pevent *event)
+{
+    return event ? (int)(atomic_load(&event->st->word) & 1) : -EINVAL;
+}
+
+int plait_pevent_wait(plait_pevent *event, int64_t deadline)
+{
+    if (!event)
+        return -EINVAL;
+    pevent_state *st = event->st;
+    unsigned start = atomic_load(&st->word), v = start;
+    while (!(v & 1) && (v >> 1) == (start >> 1)) {
+        atomic_fetch_add(&st->waiters, 1);
+        int r = plait__shared_wait(&event->obj, &st->word, v, deadline, "process event");
+        atomic_fetch_sub(&st->waiters, 1);
+        if (r < 0)
+            return r;
+        v = atomic_load(&st->word);
+    }
+    return 0;
+}

@@ -1,0 +1,261 @@
+/*
+ * queue.c — a bounded message queue between processes, in shared memory: any number
+ * of senders and receivers, in the process that made it and the children it forks
+ * afterwards, blocking with deadlines, from coroutines and threads.
+ *
+ * Layout: one shared mapping holding the state below and `capacity` slots of
+ * msg_max bytes each, a ring indexed by two counters.  Everything is guarded by a pid
+ * lock (pfutex.c) and copied under it: a message is one memcpy into its slot, and it
+ * becomes visible only when `tail` moves on (a receive is consumed only when `head`
+ * does).  So a process that dies in the middle of a send or a receive — its lock
+ * released by the parent that reaps it — leaves the queue as it was before that call:
+ * no half message is ever seen, and a message being received by a process that died
+ * stays in the queue for the next receiver.
+ *
+ * Waiting: receivers sleep on recv_seq, which every send bumps; senders on send_seq,
+ * which every receive bumps; closing and a side's death bump both.  A waiter reads the
+ * sequence under the lock, after finding it must wait, so a bump after that is seen by
+ * its futex wait; the waiter counts let the other side skip the wake-up system call
+ * when nobody sleeps.
+ *
+ * Sides: each process that sends (receives) is noted, by pid, as a sender (receiver),
+ * in a small table in the state.  When the parent reaps a child (shared.c), the child
+ * leaves the table; when the last sender is gone, receivers get -EPIPE once the queue
+ * is empty, and when the last receiver is gone, senders get -EPIPE at once: nobody
+ * will ever read what they send.  A process that starts sending (receiving) later
+ * revives its side.  Processes beyond the table's SIDES entries are not tracked.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { SIDES = 64, ROLE_SEND = 1, ROLE_RECV = 2, ALIGN = 64 };
+
+typedef struct queue_state {
+    plait__plock lock;
+    atomic_uint recv_seq, send_seq;
+    atomic_uint recv_waiters, send_waiters;
+    uint64_t head, tail;        /* messages [head, tail) are queued */
+    uint32_t closed;
+    uint32_t gone;              /* ROLE_* bits: every process of that side has died */
+    struct { uint32_t pid, roles; } sides[SIDES];
+    uint64_t msg_max, capacity, slot_size;
+} queue_state;
+
+typedef struct slot {
+    uint64_t len;
+    unsigned char data[];
+} slot;
+
+struct plait_queue {
+    plait__shared_obj obj;
+    queue_state *st;
+    size_t map_size;
+    unsigned noted_pid, noted_roles; /* what this process has noted already */
+};
+
+static size_t state_size(void) { return (sizeof(queue_state) + ALIGN - 1) / ALIGN * ALIGN; }
+
+static slot *slot_at(queue_state *st, uint64_t i)
+{
+    return (slot *)((char *)st + state_size() + (i % st->capacity) * st->slot_size);
+}
+
+static void wake_both(queue_state *st)
+{
+    atomic_fetch_add(&st->recv_seq, 1);
+    atomic_fetch_add(&st->send_seq, 1);
+    plait__pfutex_wake(&st->recv_seq);
+    plait__pfutex_wake(&st->send_seq);
+}
+
+/* Which sides still have a live process, of the roles in want. */
+static unsigned roles_alive(queue_state *st, unsigned want)
+{
+    unsigned alive = 0;
+    for (int i = 0; i < SIDES; i++)
+        if (st->sides[i].pid)
+            alive |= st->sides[i].roles & want;
+    return alive;
+}
+
+static void queue_died(plait__shared_obj *obj, unsigned pid)
+{
+    queue_state *st = ((plait_queue *)obj)->st;
+    plait__plock_release_dead(&st->lock, pid);
+    plait__plock_lock(&st->lock);
+    unsigned roles = 0;
+    for (int i = 0; i < SIDES; i++)
+        if (st->sides[i].pid == pid) {
+            roles = st->sides[i].roles;
+            st->sides[i].pid = st->sides[i].roles = 0;
+        }
+    unsigned now_gone = roles & ~roles_alive(st, roles);
+    st->gone |= now_gone;
+    plait__plock_unlock(&st->lock);
+    if (now_gone)
+        wake_both(st);
+}
+
+/* Note the caller as a process of side role (under the lock). */
+static void side_note(plait_queue *q, unsigned role)
+{
+    unsigned me = plait__pid();
+    queue_state *st = q->st;
+    if (q->noted_pid == me && (q->noted_roles & role) && !(st->gone & role))
+        return;
+    int empty = -1;
+    for (int i = 0; i < SIDES; i++) {
+        if (st->sides[i].pid == me) {
+            st->sides[i].roles |= role;
+            empty = -2;
+            break;
+        }
+        if (!st->sides[i].pid && empty == -1)
+            empty = i;
+    }
+    if (empty >= 0) {
+        st->sides[empty].pid = me;
+        st->sides[empty].roles = role;
+    }
+    st->gone &= ~role;
+    if (q->noted_pid != me)
+        q->noted_roles = 0;
+    q->noted_pid = me;
+    q->noted_roles |= role;
+}
+
+int plait_queue_create(plait_queue **queue, size_t msg_max, size_t capacity)
+{
+    if (!queue || msg_max == 0 || msg_max > PLAIT_QUEUE_MSG_MAX || capacity == 0 ||
+        capacity > PLAIT_QUEUE_CAPACITY_MAX)
+        return -EINVAL;
+    size_t slot_size = (sizeof(slot) + msg_max + ALIGN - 1) / ALIGN * ALIGN;
+    if (slot_size > ((size_t)1 << 36) / capacity) /* 64 GiB of address space at most */
+        return -EINVAL;
+    plait_queue *q = calloc(1, sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    q->map_size = state_size() + capacity * slot_size;
+    q->st = plait__shared_map(q->map_size);
+    if (!q->st) {
+        free(q);
+        return -ENOMEM;
+    }
+    q->st->msg_max = msg_max;
+    q->st->capacity = capacity;
+    q->st->slot_size = slot_size;
+    plait__shared_register(&q->obj, queue_died);
+    *queue = q;
+    return 0;
+}
+
+int plait_queue_destroy(plait_queue *queue)
+{
+    if (!queue)
+        return -EINVAL;
+    if (atomic_load(&queue->obj.local_waiters))
+        return -EBUSY;
+    plait__shared_unregister(&queue->obj);
+    plait__shared_unmap(queue->st, queue->map_size);
+    free(queue);
+    return 0;
+}
+
+int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t deadline)
+{
+    if (!queue || (!msg && len))
+        return -EINVAL;
+    queue_state *st = queue->st;
+    if (len > st->msg_max)
+        return -EMSGSIZE;
+    for (;;) {
+        plait__plock_lock(&st->lock);
+        side_note(queue, ROLE_SEND);
+        if (st->closed || (st->gone & ROLE_RECV)) {
+            plait__plock_unlock(&st->lock);
+            return -EPIPE;
+        }
+        if (st->tail - st->head < st->capacity) {
+            slot *s = slot_at(st, st->tail);
+            memcpy(s->data, msg, len);
+            s->len = len;
+            st->tail++;
+            atomic_fetch_add(&st->recv_seq, 1);
+            plait__plock_unlock(&st->lock);
+            if (atomic_load(&st->recv_waiters))
+                plait__pfutex_wake(&st->recv_seq);
+            return 0;
+        }
+        unsigned seq = atomic_load(&st->send_seq);
+        plait__plock_unlock(&st->lock);
+        atomic_fetch_add(&st->send_waiters, 1);
+        int r = plait__shared_wait(&queue->obj, &st->send_seq, seq, deadline, "queue send");
+        atomic_fetch_sub(&st->send_waiters, 1);
+        if (r < 0)
+            return r;
+    }
+}
+
+ssize_t plait_queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t deadline)
+{
+    if (!queue || (!buf && cap))
+        return -EINVAL;
+    queue_state *st = queue->st;
+    for (;;) {
+        plait__plock_lock(&st->lock);
+        side_note(queue, ROLE_RECV);
+        if (st->tail != st->head) {
+            slot *s = slot_at(st, st->head);
+            size_t len = s->len;
+            if (len > cap) {
+                plait__plock_unlock(&st->lock);
+                return -EMSGSIZE;
+            }
+            memcpy(buf, s->data, len);
+            st->head++;
+            atomic_fetch_add(&st->send_seq, 1);
+            plait__plock_unlock(&st->lock);
+            if (atomic_load(&st->send_waiters))
+                plait__pfutex_wake(&st->send_seq);
+            return (ssize_t)len;
+        }
+        if (st->closed || (st->gone & ROLE_SEND)) {
+            plait__plock_unlock(&st->lock);
+            return -EPIPE;
+        }
+        unsigned seq = atomic_load(&st->recv_seq);
+        plait__plock_unlock(&st->lock);
+        atomic_fetch_add(&st->recv_waiters, 1);
+        int r = plait__shared_wait(&queue->obj, &st->recv_seq, seq, deadline, "queue recv");
+        atomic_fetch_sub(&st->recv_waiters, 1);
+        if (r < 0)
+            return r;
+    }
+}
+
+int plait_queue_close(plait_queue *queue)
+{
+    if (!queue)
+        return -EINVAL;
+    queue_state *st = queue->st;
+    plait__plock_lock(&st->lock);
+    bool was = st->closed;
+    st->closed = 1;
+    plait__plock_unlock(&st->lock);
+    if (was)
+        return -EPIPE;
+    wake_both(st);
+    return 0;
+}
+
+size_t plait_queue_len(plait_queue *queue)
+{
+    if (!queue)
+        return 0;
+    plait__plock_lock(&queue->st->lock);
+    size_t n = (size_t)(queue->st->tail - queue->st->head);
+    plait__plock_unlock(&queue->st->lock);
+    return n;
+}

@@ -1,0 +1,661 @@
+/*
+ * test_process.c — the process strand: a function in a child process (result copied
+ * back into the future, argument copied in by the fork), a program (exec with pipes,
+ * environment, working directory), exit statuses and signals, kill and cancel, waits
+ * from coroutines and threads, and what must never be left behind: zombies,
+ * descriptors, children that outlive their parent.  Also fork safety: a child forked
+ * while other threads are inside plait can use plait.
+ */
+#include "helpers.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* No child is left unreaped. */
+static void check_no_zombies(void)
+{
+    errno = 0;
+    CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1);
+    CHECK_EQ(errno, ECHILD);
+}
+
+static ssize_t square(const void *arg, size_t len, void *out, size_t cap)
+{
+    long v;
+    if (len != sizeof v || cap < sizeof v)
+        return -EINVAL;
+    memcpy(&v, arg, sizeof v);
+    v *= v;
+    memcpy(out, &v, sizeof v);
+    return sizeof v;
+}
+
+static long join_long(plait_task t, int *err)
+{
+    void *v = NULL;
+    *err = plait_join(t, &v, SOON());
+    long r = -1;
+    if (*err == 0) {
+        plait_bytes *b = v;
+        CHECK_EQ(b->len, sizeof r);
+        memcpy(&r, b->data, sizeof r);
+    }
+    free(v);
+    return r;
+}
+
+TEST(function_result_comes_back)
+{
+    long x = 12;
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, NULL, NULL), 0);
+    int pid = plait_process_pid(t);
+    CHECK(pid > 0 && pid != getpid());
+    int err;
+    CHECK_EQ(join_long(t, &err), 144);
+    CHECK_EQ(err, 0);
+    CHECK_EQ(plait_process_pid(t), -ESRCH); /* the handle is consumed */
+    check_no_zombies();
+}
+
+static int touched;
+
+static ssize_t change_memory(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    touched = 42; /* the child's copy only */
+    snprintf(out, cap, "child pid %d", (int)getpid());
+    return (ssize_t)strlen(out) + 1;
+}
+
+TEST(child_memory_is_a_copy)
+{
+    touched = 7;
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, change_memory, NULL, 0, NULL, NULL), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    plait_bytes *b = v;
+    CHECK(b && b->len > 10 && !strncmp((char *)b->data, "child pid ", 10));
+    free(v);
+    CHECK_EQ(touched, 7);
+}
+
+/* A big argument is seen whole: the fork copies it, nothing is serialised. */
+static ssize_t sum_bytes(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)cap;
+    const unsigned char *p = arg;
+    uint64_t s = 0;
+    for (size_t i = 0; i < len; i++)
+        s += p[i];
+    memcpy(out, &s, sizeof s);
+    return sizeof s;
+}
+
+TEST(large_argument_and_result)
+{
+    size_t n = 8u << 20;
+    unsigned char *big = malloc(n);
+    uint64_t want = 0;
+    for (size_t i = 0; i < n; i++)
+        want += big[i] = (unsigned char)(i * 7);
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, sum_bytes, big, n, NULL, NULL), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    uint64_t got = 0;
+    if (v)
+        memcpy(&got, ((plait_bytes *)v)->data, sizeof got);
+    CHECK_EQ(got, want);
+    free(v);
+    free(big);
+}
+
+static ssize_t fill(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    size_t want;
+    memcpy(&want, arg, sizeof want);
+    memset(out, 0xab, want < cap ? want : cap);
+    return (ssize_t)want;
+}
+
+TEST(result_room)
+{
+    /* exactly the room fits; one byte more is -EMSGSIZE */
+    plait_process_options o = {.result_max = 100};
+    for (size_t want = 99; want <= 101; want++) {
+        plait_task t;
+        CHECK_EQ(plait_process_start(&t, fill, &want, sizeof want, &o, NULL), 0);
+        void *v = NULL;
+        int r = plait_join(t, &v, SOON());
+        if (want <= 100) {
+            CHECK_EQ(r, 0);
+            CHECK(v && ((plait_bytes *)v)->len == want && ((plait_bytes *)v)->data[want - 1] == 0xab);
+        } else {
+            CHECK_EQ(r, -EMSGSIZE);
+            CHECK(v == NULL);
+        }
+        free(v);
+    }
+    /* a result of 0 bytes is a result */
+    size_t zero = 0;
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, fill, &zero, sizeof zero, NULL, NULL), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK(v && ((plait_bytes *)v)->len == 0);
+    free(v);
+}
+
+static ssize_t fail_with(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    (void)out;
+    (void)cap;
+    int code;
+    memcpy(&code, arg, sizeof code);
+    return code;
+}
+
+static ssize_t die_how(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    (void)out;
+    (void)cap;
+    switch (*(const int *)arg) {
+    case 0: raise(SIGSEGV); break;
+    case 1: abort();
+    case 2: exit(3);
+    case 3: _exit(0);
+    case 4: kill(getpid(), SIGBUS); break;
+    default: kill(getpid(), SIGKILL); break;
+    }
+    return 0;
+}
+
+TEST(failures_name_their_cause)
+{
+    int code = -ENOENT;
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, fail_with, &code, sizeof code, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ENOENT);
+    static const struct {
+        int how, err;
+    } cases[] = {{0, PLAIT_KILLED(SIGSEGV)}, {1, PLAIT_KILLED(SIGABRT)}, {2, PLAIT_EXITED(3)},
+                 {3, PLAIT_EXITED(0)}, {4, PLAIT_KILLED(SIGBUS)}, {5, PLAIT_KILLED(SIGKILL)}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_EQ(plait_process_start(&t, die_how, &cases[i].how, sizeof(int), NULL, NULL), 0);
+        int r = plait_join(t, NULL, SOON());
+        CHECK_EQ(r, cases[i].err);
+    }
+    CHECK_EQ(PLAIT_KILL_SIGNAL(PLAIT_KILLED(SIGSEGV)), SIGSEGV);
+    CHECK_EQ(PLAIT_EXIT_STATUS(PLAIT_EXITED(3)), 3);
+    CHECK_EQ(PLAIT_EXIT_STATUS(PLAIT_EXITED(0)), 0);
+    CHECK_EQ(PLAIT_KILL_SIGNAL(-ENOENT), -1);
+    CHECK_EQ(PLAIT_EXIT_STATUS(PLAIT_KILLED(9)), -1);
+    CHECK(strstr(plait_strerror(PLAIT_KILLED(SIGSEGV)), "SIGSEGV") != NULL);
+    CHECK(strstr(plait_strerror(PLAIT_EXITED(3)), "status 3") != NULL);
+    /* every failure is a task failure code */
+    CHECK(PLAIT_IS_FAIL(PLAIT_FAIL(PLAIT_KILLED(64))) && PLAIT_IS_FAIL(PLAIT_FAIL(PLAIT_EXITED(255))));
+    check_no_zombies();
+}
+
+/* plait's stack-overflow reporter, installed by a scheduler, must let a SIGSEGV that
+ * is not an overflow — a raise(), a kill() — kill the process (it once returned, and
+ * the raise went on as if nothing happened). */
+static void *idle_main(void *arg) { return arg; }
+
+static ssize_t crash_after_a_scheduler(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    if (plait_run(idle_main, NULL, NULL) != 0)
+        return -EIO;
+    raise(SIGSEGV);
+    return 0;
+}
+
+TEST(sent_segv_kills_despite_the_overflow_reporter)
+{
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, crash_after_a_scheduler, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), PLAIT_KILLED(SIGSEGV));
+}
+
+static ssize_t wait_forever(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    for (;;)
+        pause();
+    return 0;
+}
+
+TEST(kill_and_cancel)
+{
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, wait_forever, NULL, 0, NULL, NULL), 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_join(t, NULL, plait_deadline_in(100 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_TOOK(start, 100 * PLAIT_MS);
+    CHECK_EQ(plait_process_kill(t, 0), -EINVAL);
+    CHECK_EQ(plait_process_kill(t, 4096), -EINVAL);
+    CHECK_EQ(plait_process_kill(t, SIGTERM), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), PLAIT_KILLED(SIGTERM));
+
+    CHECK_EQ(plait_process_start(&t, wait_forever, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+
+    /* kill after the end: -ESRCH, never another process */
+    long x = 3;
+    CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, NULL, NULL), 0);
+    CHECK_EQ(plait_wait_any(&t, 1, SOON()), 0);
+    CHECK_EQ(plait_process_kill(t, SIGKILL), -ESRCH);
+    int err;
+    CHECK_EQ(join_long(t, &err), 9); /* cancel after the end changes nothing */
+    CHECK_EQ(err, 0);
+    check_no_zombies();
+}
+
+static void *not_a_process(void *arg) { return arg; }
+
+TEST(bad_input)
+{
+    plait_task t;
+    long x = 1;
+    CHECK_EQ(plait_process_start(&t, NULL, &x, sizeof x, NULL, NULL), -EINVAL);
+    CHECK_EQ(plait_process_start(&t, square, NULL, 8, NULL, NULL), -EINVAL);
+    plait_process_options big = {.result_max = PLAIT_RESULT_MAX + 1};
+    CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, &big, NULL), -EINVAL);
+    plait_process_options bad_stdio = {.stdio = {7, 0, 0}};
+    CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, &bad_stdio, NULL), -EINVAL);
+    plait_process_options piped = {.stdio = {PLAIT_STDIO_PIPE, 0, 0}};
+    CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, &piped, NULL), -EINVAL); /* no pipes */
+    CHECK_EQ(plait_process_exec(&t, NULL, NULL, NULL, NULL), -EINVAL);
+    char *empty[] = {NULL};
+    CHECK_EQ(plait_process_exec(&t, NULL, empty, NULL, NULL), -EINVAL);
+    char *missing[] = {"/nonexistent/program", NULL};
+    CHECK_EQ(plait_process_exec(&t, NULL, missing, NULL, NULL), -ENOENT);
+    char path[] = "/tmp/plait-test-noexec-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK_EQ(fchmod(fd, 0644), 0);
+    close(fd);
+    char *not_exec[] = {path, NULL};
+    CHECK_EQ(plait_process_exec(&t, NULL, not_exec, NULL, NULL), -EACCES);
+    unlink(path);
+    char *in_path[] = {"no-such-program-plait-test", NULL};
+    CHECK_EQ(plait_process_exec(&t, NULL, in_path, NULL, NULL), -ENOENT);
+    /* handles that are not processes, or stale */
+    plait_task zero = {0};
+    CHECK_EQ(plait_process_pid(zero), -EINVAL);
+    CHECK_EQ(plait_process_kill(zero, SIGTERM), -EINVAL);
+    CHECK_EQ(plait_thread_start(&t, not_a_process, NULL, NULL), 0);
+    CHECK_EQ(plait_process_pid(t), -EINVAL);
+    CHECK_EQ(plait_process_kill(t, SIGTERM), -EINVAL);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(plait_process_pid(t), -ESRCH);
+    check_no_zombies();
+}
+
+TEST(exec_with_pipes_env_and_cwd)
+{
+    char *argv[] = {"sh", "-c", "read line; echo \"$line/$PLAIT_TEST_VAR/$(pwd)\"; echo oops >&2; exit 5", NULL};
+    char *env[] = {"PLAIT_TEST_VAR=hello", "PATH=/usr/bin:/bin", NULL};
+    plait_process_options o = {.env = env, .cwd = "/tmp",
+                               .stdio = {PLAIT_STDIO_PIPE, PLAIT_STDIO_PIPE, PLAIT_STDIO_PIPE}};
+    plait_pipes p;
+    plait_task t;
+    CHECK_EQ(plait_process_exec(&t, NULL, argv, &o, &p), 0);
+    CHECK(p.in >= 0 && p.out >= 0 && p.err >= 0);
+    CHECK(fcntl(p.out, F_GETFL) & O_NONBLOCK);
+    CHECK(fcntl(p.out, F_GETFD) & FD_CLOEXEC);
+    CHECK_EQ(plait_write_all(p.in, "ping\n", 5, NULL, SOON()), 0);
+    close(p.in);
+    char out[256] = {0}, err[64] = {0};
+    size_t got = 0;
+    CHECK_EQ(plait_read_exactly(p.out, out, sizeof out, &got, SOON()), -ENODATA);
+    CHECK_EQ(strcmp(out, "ping/hello//tmp\n"), 0);
+    CHECK_EQ(got, strlen("ping/hello//tmp\n"));
+    CHECK_EQ(plait_read(p.err, err, sizeof err, SOON()), 5);
+    CHECK_EQ(plait_join(t, NULL, SOON()), PLAIT_EXITED(5));
+    close(p.out);
+    close(p.err);
+
+    /* a null stream, and success */
+    char *quiet[] = {"sh", "-c", "cat; echo done", NULL};
+    plait_process_options n = {.stdio = {PLAIT_STDIO_NULL, PLAIT_STDIO_PIPE, 0}};
+    CHECK_EQ(plait_process_exec(&t, NULL, quiet, &n, &p), 0);
+    CHECK_EQ(p.in, -1);
+    CHECK_EQ(p.err, -1);
+    memset(out, 0, sizeof out);
+    CHECK_EQ(plait_read_exactly(p.out, out, sizeof out, NULL, SOON()), -ENODATA);
+    CHECK_EQ(strcmp(out, "done\n"), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    close(p.out);
+}
+
+/* The child's stdout as a pipe for a function too; its output is flushed. */
+static ssize_t chatter(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    printf("from the child");
+    return 0;
+}
+
+TEST(function_with_a_pipe)
+{
+    plait_process_options o = {.stdio = {0, PLAIT_STDIO_PIPE, 0}};
+    plait_pipes p;
+    plait_task t;
+    fflush(stdout);
+    CHECK_EQ(plait_process_start(&t, chatter, NULL, 0, &o, &p), 0);
+    char buf[64] = {0};
+    CHECK_EQ(plait_read_exactly(p.out, buf, sizeof buf, NULL, SOON()), -ENODATA);
+    CHECK_EQ(strcmp(buf, "from the child"), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    close(p.out);
+}
+
+/* ---- from coroutines ---- */
+
+static ssize_t nap(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    (void)out;
+    (void)cap;
+    int64_t ns;
+    memcpy(&ns, arg, sizeof ns);
+    struct timespec ts = {ns / PLAIT_SEC, ns % PLAIT_SEC};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+static atomic_int ticks;
+
+static void *ticker(void *stop)
+{
+    while (!atomic_load((atomic_int *)stop)) {
+        atomic_fetch_add(&ticks, 1);
+        if (plait_sleep(PLAIT_MS) < 0)
+            break;
+    }
+    return NULL;
+}
+
+static void *await_processes(void *arg)
+{
+    (void)arg;
+    atomic_int stop = 0;
+    atomic_store(&ticks, 0);
+    plait_task tick;
+    CHECK_EQ(plait_spawn(&tick, ticker, &stop), 0);
+    /* three processes that sleep 1 s, awaited together: about 1 s, not 3 */
+    int64_t ns = PLAIT_SEC, start = plait_now();
+    plait_task t[3];
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(plait_process_start(&t[i], nap, &ns, sizeof ns, NULL, NULL), 0);
+    int errors[3];
+    CHECK_EQ(plait_wait_all(t, 3, NULL, errors, SOON()), 0);
+    int64_t took = plait_now() - start;
+    CHECK(took >= PLAIT_SEC && took < 2 * PLAIT_SEC);
+    CHECK(atomic_load(&ticks) > 20); /* the scheduler ran on while the coroutine waited */
+    /* wait-any over a process and a coroutine */
+    int64_t longer = 5 * PLAIT_SEC;
+    plait_task mixed[2];
+    CHECK_EQ(plait_process_start(&mixed[0], nap, &longer, sizeof longer, NULL, NULL), 0);
+    atomic_store(&stop, 1);
+    mixed[1] = tick;
+    CHECK_EQ(plait_wait_any(mixed, 2, SOON()), 1);
+    CHECK_EQ(plait_join(tick, NULL, SOON()), 0);
+    CHECK_EQ(plait_cancel(mixed[0]), 0);
+    CHECK_EQ(plait_join(mixed[0], NULL, SOON()), -ECANCELED);
+    return NULL;
+}
+
+TEST(coroutines_await_processes) { check_run(await_processes, NULL); }
+
+static void *read_child_output(void *arg)
+{
+    (void)arg;
+    char *argv[] = {"sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.05; done", NULL};
+    plait_process_options o = {.stdio = {0, PLAIT_STDIO_PIPE, 0}};
+    plait_pipes p;
+    plait_task t;
+    CHECK_EQ(plait_process_exec(&t, NULL, argv, &o, &p), 0);
+    char buf[128];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = plait_read(p.out, buf + got, sizeof buf - 1 - got, SOON());
+        CHECK(n >= 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = 0;
+    CHECK_EQ(strcmp(buf, "line1\nline2\nline3\n"), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    close(p.out);
+    return NULL;
+}
+
+TEST(coroutine_reads_a_program) { check_run(read_child_output, NULL); }
+
+/* ---- what is left behind ---- */
+
+TEST(nothing_leaks)
+{
+    int fds = count_fds();
+    long x = 5;
+    for (int i = 0; i < 50; i++) {
+        plait_task t;
+        CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, NULL, NULL), 0);
+        if (i % 2)
+            CHECK_EQ(plait_detach(t), 0); /* its result is freed without a joiner */
+        else
+            CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    }
+    char *argv[] = {"true", NULL};
+    plait_process_options o = {.stdio = {PLAIT_STDIO_PIPE, PLAIT_STDIO_PIPE, PLAIT_STDIO_PIPE}};
+    plait_pipes p;
+    plait_task t;
+    CHECK_EQ(plait_process_exec(&t, NULL, argv, &o, &p), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    close(p.in);
+    close(p.out);
+    close(p.err);
+    /* detached children are reaped too: wait until none is left */
+    int64_t until = plait_deadline_in(10 * PLAIT_SEC);
+    while (waitpid(-1, NULL, WNOHANG) != -1 && plait_now() < until)
+        plait_sleep(PLAIT_MS);
+    check_no_zombies();
+    CHECK_EQ(count_fds(), fds);
+}
+
+/* The middle process starts a grandchild through plait, tells the pid through a pipe,
+ * and is killed: the grandchild must not outlive it. */
+static ssize_t start_grandchild(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    (void)out;
+    (void)cap;
+    int fd = *(const int *)arg;
+    plait_task t;
+    if (plait_process_start(&t, wait_forever, NULL, 0, NULL, NULL) < 0)
+        return -1;
+    int pid = plait_process_pid(t);
+    if (write(fd, &pid, sizeof pid) != sizeof pid)
+        return -1;
+    for (;;)
+        pause();
+}
+
+TEST(children_die_with_their_parent)
+{
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    plait_task middle;
+    CHECK_EQ(plait_process_start(&middle, start_grandchild, &fds[1], sizeof fds[1], NULL, NULL), 0);
+    int grandchild = 0;
+    CHECK_EQ(plait_read_exactly(fds[0], &grandchild, sizeof grandchild, NULL, SOON()), 0);
+    CHECK(grandchild > 0);
+    CHECK_EQ(kill(grandchild, 0), 0);
+    CHECK_EQ(plait_process_kill(middle, SIGKILL), 0);
+    CHECK_EQ(plait_join(middle, NULL, SOON()), PLAIT_KILLED(SIGKILL));
+    /* the grandchild is reaped by init once killed: wait until it is gone */
+    int64_t until = plait_deadline_in(10 * PLAIT_SEC);
+    while (kill(grandchild, 0) == 0 && plait_now() < until)
+        plait_sleep(PLAIT_MS);
+    CHECK_EQ(kill(grandchild, 0), -1);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* ---- fork safety ---- */
+
+static atomic_int churn_stop;
+
+static void *churn_crowd(void *arg)
+{
+    (void)arg;
+    plait_task t[300];
+    int n = 0;
+    while (n < 300 && plait_spawn(&t[n], not_a_process, NULL) == 0)
+        n++;
+    for (int i = 0; i < n; i++)
+        plait_join(t[i], NULL, SOON());
+    return NULL;
+}
+
+static void *churn(void *arg)
+{
+    (void)arg;
+    /* Schedulers that start, spawn hundreds of coroutines and end, over and over: they
+     * take plait's global locks (futures, stacks) all the time.  (Not threads: a
+     * sanitizer's own thread registry is not fork-safe in a child forked while another
+     * thread is inside pthread_create.) */
+    while (!atomic_load(&churn_stop))
+        plait_run(churn_crowd, NULL, NULL);
+    return NULL;
+}
+
+static void *child_sleeper(void *arg)
+{
+    (void)arg;
+    plait_sleep(PLAIT_MS);
+    return NULL;
+}
+
+static void *child_main(void *arg)
+{
+    (void)arg;
+    plait_task t[4];
+    for (int i = 0; i < 4; i++)
+        if (plait_spawn(&t[i], child_sleeper, NULL) < 0)
+            return PLAIT_FAIL(-EIO);
+    return plait_wait_all(t, 4, NULL, NULL, SOON()) == 0 ? NULL : PLAIT_FAIL(-EIO);
+}
+
+/* The child uses every part of plait whose global state the fork handlers reset. */
+static ssize_t use_plait(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    if (plait_run(child_main, NULL, NULL) != 0)
+        return -EIO;
+#if defined(__SANITIZE_THREAD__)
+    return 0; /* ThreadSanitizer's own locks are not fork-safe for threads started here */
+#else
+    return plait_to_thread(not_a_process, NULL, NULL, SOON()) == 0 ? 0 : -EIO;
+#endif
+}
+
+TEST(fork_while_other_threads_use_plait)
+{
+    atomic_store(&churn_stop, 0);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        thread_start(&th[i], churn, NULL);
+    for (int i = 0; i < 30; i++) {
+        plait_task t;
+        CHECK_EQ(plait_process_start(&t, use_plait, NULL, 0, NULL, NULL), 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    }
+    /* a fork by the program itself, not through plait */
+    for (int i = 0; i < 10; i++) {
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(use_plait(NULL, 0, NULL, 0) == 0 ? 0 : 1);
+        int status = -1;
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    atomic_store(&churn_stop, 1);
+    for (int i = 0; i < 2; i++)
+        thread_join(th[i]);
+}
+
+/* From a thread that is not the manager, with many processes at once. */
+static void *start_many(void *arg)
+{
+    (void)arg;
+    plait_task t[16];
+    long x[16];
+    for (int i = 0; i < 16; i++) {
+        x[i] = i;
+        CHECK_EQ(plait_process_start(&t[i], square, &x[i], sizeof x[i], NULL, NULL), 0);
+    }
+    for (int i = 0; i < 16; i++) {
+        int err;
+        CHECK_EQ(join_long(t[i], &err), (long)i * i);
+        CHECK_EQ(err, 0);
+    }
+    return NULL;
+}
+
+TEST(many_at_once_from_threads)
+{
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        thread_start(&th[i], start_many, NULL);
+    for (int i = 0; i < 3; i++)
+        thread_join(th[i]);
+    check_no_zombies();
+}
+
+RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
+          CASE(large_argument_and_result), CASE(result_room), CASE(failures_name_their_cause),
+          CASE(sent_segv_kills_despite_the_overflow_reporter),
+          CASE(kill_and_cancel), CASE(bad_input), CASE(exec_with_pipes_env_and_cwd),
+          CASE(function_with_a_pipe), CASE(coroutines_await_processes),
+          CASE(coroutine_reads_a_program), CASE(nothing_leaks),
+          CASE(children_die_with_their_parent), CASE(fork_while_other_threads_use_plait),
+          CASE(many_at_once_from_threads))
