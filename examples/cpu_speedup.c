@@ -11,36 +11,9 @@
  * (a process pool there, because CPython's threads do not compute in parallel).
  */
 #include "example.h"
+#include "primes.h"
 
-#include <stdint.h>
-
-/* Primes below BOUND, in CHUNKS ranges; PRIMES is their number, pi(BOUND). */
-enum { BOUND = 4000000, PRIMES = 283146, CHUNKS = 64 };
-
-typedef struct range {
-    uint32_t lo, hi;
-} range;
-
-static int is_prime(uint32_t n)
-{
-    if (n < 2)
-        return 0;
-    if (n % 2 == 0)
-        return n == 2;
-    for (uint32_t d = 3; d * d <= n; d += 2)
-        if (n % d == 0)
-            return 0;
-    return 1;
-}
-
-static void *count_primes(void *arg)
-{
-    const range *r = arg;
-    intptr_t count = 0;
-    for (uint32_t n = r->lo; n < r->hi; n++)
-        count += is_prime(n);
-    return (void *)count;
-}
+static void *count_primes(void *arg) { return (void *)(intptr_t)primes_in(arg); }
 
 /* Count the primes over a pool of `threads`; 0 and *primes, *seconds, or the failure. */
 static int count_on(unsigned threads, void *const *args, intptr_t *primes, double *seconds)
@@ -71,11 +44,7 @@ static void *run(void *arg)
     (void)arg;
     range ranges[CHUNKS];
     void *args[CHUNKS];
-    for (int i = 0; i < CHUNKS; i++) {
-        ranges[i] = (range){(uint32_t)((uint64_t)BOUND * i / CHUNKS),
-                            (uint32_t)((uint64_t)BOUND * (i + 1) / CHUNKS)};
-        args[i] = &ranges[i];
-    }
+    primes_ranges(ranges, args);
     int cpus = plait_cpu_count();
     if (cpus > PLAIT_POOL_THREADS_MAX)
         cpus = PLAIT_POOL_THREADS_MAX;

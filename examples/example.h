@@ -39,5 +39,9 @@ int example_producer_consumer(void);
 int example_thread_sleepers(void);
 int example_counter_race(void);
 int example_cpu_speedup(void);
+int example_process_sleepers(void);
+int example_cpu_processes(void);
+int example_crash_isolation(void);
+int example_fork_sharing(void);
 
 #endif

@@ -504,6 +504,7 @@ void plait__manager_after_fork(void);
  * registry that hears of dead children, and the waits of this process on it. */
 typedef struct plait__shared_obj {
     void (*died)(struct plait__shared_obj *obj, unsigned pid);
+    void (*forked)(struct plait__shared_obj *obj); /* in a new child, if set */
     struct plait__shared_obj *prev, *next;
     atomic_int local_waiters;
 } plait__shared_obj;
@@ -513,6 +514,8 @@ void plait__shared_unmap(void *p, size_t size);
 void plait__shared_register(plait__shared_obj *obj,
                             void (*died)(plait__shared_obj *obj, unsigned pid));
 void plait__shared_unregister(plait__shared_obj *obj);
+/* In a child just forked: tell every object that this process holds it now. */
+void plait__shared_forked(void);
 /* A child of this process has died and is about to be reaped: tell every object. */
 void plait__shared_child_died(unsigned pid);
 /* plait__pfutex_wait on a word of obj, counted in obj->local_waiters. */

@@ -18,15 +18,23 @@
  * its futex wait; the waiter counts let the other side skip the wake-up system call
  * when nobody sleeps.
  *
- * Sides: each process that sends (receives) is noted, by pid, as a sender (receiver),
- * in a small table in the state.  When the parent reaps a child (shared.c), the child
- * leaves the table; when the last sender is gone, receivers get -EPIPE once the queue
- * is empty, and when the last receiver is gone, senders get -EPIPE at once: nobody
- * will ever read what they send.  A process that starts sending (receiving) later
- * revives its side.  Processes beyond the table's SIDES entries are not tracked.
+ * Sides, and telling a waiter that nobody is left.  The state has a table of the
+ * processes that hold the queue: the one that made it, and every child forked after
+ * that (each adds itself as it starts, from the fork handler, shared.c).  A holder
+ * that sends is a sender, one that receives a receiver; one that has done neither yet
+ * could become either.  When the parent reaps a child, the child leaves the table (so
+ * does a process that destroys its handle).  A side is gone when a holder that was, or
+ * could have become, on it has left, and no holder left is on it or undecided: then
+ * receivers get -EPIPE once the queue is empty (every sender has died), or senders get
+ * -EPIPE at once (every receiver has died: nobody will read what they send).  A
+ * process that takes up the side again (sends, receives, or is forked undecided)
+ * revives it.  This is a pipe's end of file without pipe ends to close; within one
+ * process, where nobody dies, it never happens.  Holders beyond the table's SIDES
+ * entries are not tracked, and then the queue never says -EPIPE on its own.
  */
 #include "internal.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +46,10 @@ typedef struct queue_state {
     atomic_uint recv_waiters, send_waiters;
     uint64_t head, tail;        /* messages [head, tail) are queued */
     uint32_t closed;
-    uint32_t gone;              /* ROLE_* bits: every process of that side has died */
+    uint32_t lost;              /* ROLE_* bits: a holder that was, or could have become,
+                                   that side has left */
+    uint32_t gone;              /* lost, and no holder left is or could become that side */
+    uint32_t untracked;         /* holders that found the table full */
     struct { uint32_t pid, roles; } sides[SIDES];
     uint64_t msg_max, capacity, slot_size;
 } queue_state;
@@ -70,56 +81,85 @@ static void wake_both(queue_state *st)
     plait__pfutex_wake(&st->send_seq);
 }
 
-/* Which sides still have a live process, of the roles in want. */
-static unsigned roles_alive(queue_state *st, unsigned want)
+/* Recompute which sides are gone (under the lock); true when one just went. */
+static bool sides_update(queue_state *st)
 {
-    unsigned alive = 0;
+    unsigned could = 0;
     for (int i = 0; i < SIDES; i++)
         if (st->sides[i].pid)
-            alive |= st->sides[i].roles & want;
-    return alive;
+            could |= st->sides[i].roles ? st->sides[i].roles : ROLE_SEND | ROLE_RECV;
+    unsigned gone = st->untracked ? 0 : st->lost & ~could;
+    bool newly = gone & ~st->gone;
+    st->gone = gone;
+    return newly;
+}
+
+/* The caller's entry in the table (under the lock), added if missing; NULL when full. */
+static struct side_entry { uint32_t pid, roles; } *side_of(queue_state *st, unsigned pid)
+{
+    int empty = -1;
+    for (int i = 0; i < SIDES; i++) {
+        if (st->sides[i].pid == pid)
+            return (struct side_entry *)&st->sides[i];
+        if (!st->sides[i].pid && empty < 0)
+            empty = i;
+    }
+    if (empty < 0) {
+        st->untracked++;
+        return NULL;
+    }
+    st->sides[empty].pid = pid;
+    st->sides[empty].roles = 0;
+    return (struct side_entry *)&st->sides[empty];
+}
+
+/* pid no longer holds the queue (it died, or unmapped it).  Holders reaped by someone
+ * else (a grandchild whose parent died first) are purged here too, if they are gone. */
+static void side_leave(queue_state *st, unsigned pid)
+{
+    plait__plock_lock(&st->lock);
+    for (int i = 0; i < SIDES; i++) {
+        unsigned p = st->sides[i].pid;
+        if (p && (p == pid || (kill((pid_t)p, 0) < 0 && errno == ESRCH))) {
+            unsigned roles = st->sides[i].roles;
+            st->lost |= roles ? roles : ROLE_SEND | ROLE_RECV;
+            st->sides[i].pid = st->sides[i].roles = 0;
+        }
+    }
+    bool newly = sides_update(st);
+    plait__plock_unlock(&st->lock);
+    if (newly)
+        wake_both(st);
 }
 
 static void queue_died(plait__shared_obj *obj, unsigned pid)
 {
     queue_state *st = ((plait_queue *)obj)->st;
     plait__plock_release_dead(&st->lock, pid);
-    plait__plock_lock(&st->lock);
-    unsigned roles = 0;
-    for (int i = 0; i < SIDES; i++)
-        if (st->sides[i].pid == pid) {
-            roles = st->sides[i].roles;
-            st->sides[i].pid = st->sides[i].roles = 0;
-        }
-    unsigned now_gone = roles & ~roles_alive(st, roles);
-    st->gone |= now_gone;
-    plait__plock_unlock(&st->lock);
-    if (now_gone)
-        wake_both(st);
+    side_leave(st, pid);
 }
 
-/* Note the caller as a process of side role (under the lock). */
+static void queue_forked(plait__shared_obj *obj)
+{
+    queue_state *st = ((plait_queue *)obj)->st;
+    plait__plock_lock(&st->lock);
+    side_of(st, plait__pid());
+    sides_update(st); /* an undecided holder revives both sides */
+    plait__plock_unlock(&st->lock);
+}
+
+/* Note the caller as a holder of side role (under the lock). */
 static void side_note(plait_queue *q, unsigned role)
 {
-    unsigned me = plait__pid();
     queue_state *st = q->st;
-    if (q->noted_pid == me && (q->noted_roles & role) && !(st->gone & role))
+    unsigned me = plait__pid();
+    if (q->noted_pid == me && (q->noted_roles & role))
         return;
-    int empty = -1;
-    for (int i = 0; i < SIDES; i++) {
-        if (st->sides[i].pid == me) {
-            st->sides[i].roles |= role;
-            empty = -2;
-            break;
-        }
-        if (!st->sides[i].pid && empty == -1)
-            empty = i;
-    }
-    if (empty >= 0) {
-        st->sides[empty].pid = me;
-        st->sides[empty].roles = role;
-    }
-    st->gone &= ~role;
+    struct side_entry *e = side_of(st, me);
+    if (e)
+        e->roles |= role;
+    if (sides_update(st)) /* an undecided holder that took a side left the other */
+        wake_both(st);
     if (q->noted_pid != me)
         q->noted_roles = 0;
     q->noted_pid = me;
@@ -146,7 +186,9 @@ int plait_queue_create(plait_queue **queue, size_t msg_max, size_t capacity)
     q->st->msg_max = msg_max;
     q->st->capacity = capacity;
     q->st->slot_size = slot_size;
+    q->st->sides[0].pid = plait__pid(); /* the first holder */
     plait__shared_register(&q->obj, queue_died);
+    q->obj.forked = queue_forked;
     *queue = q;
     return 0;
 }
@@ -157,6 +199,7 @@ int plait_queue_destroy(plait_queue *queue)
         return -EINVAL;
     if (atomic_load(&queue->obj.local_waiters))
         return -EBUSY;
+    side_leave(queue->st, plait__pid());
     plait__shared_unregister(&queue->obj);
     plait__shared_unmap(queue->st, queue->map_size);
     free(queue);

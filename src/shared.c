@@ -15,7 +15,8 @@
  * registered object releases what the dead process held (a lock) and takes note that
  * one of its users is gone (a queue's side).  The registry is copied into children
  * like everything else, so a child that forks in turn tells the same objects about its
- * own children.
+ * own children; and a child tells the objects, as it starts, that it holds them too
+ * (plait__shared_forked, from the fork handler).
  */
 #include "internal.h"
 
@@ -39,7 +40,9 @@ void plait__shared_unmap(void *p, size_t size)
 void plait__shared_register(plait__shared_obj *obj,
                             void (*died)(plait__shared_obj *obj, unsigned pid))
 {
+    plait__fork_init(); /* its children must know their own pid (fork.c) */
     obj->died = died;
+    obj->forked = NULL;
     atomic_init(&obj->local_waiters, 0);
     pthread_mutex_lock(&registry_lock);
     obj->prev = NULL;
@@ -68,6 +71,15 @@ void plait__shared_child_died(unsigned pid)
     for (plait__shared_obj *obj = registry; obj; obj = obj->next)
         if (obj->died)
             obj->died(obj, pid);
+    pthread_mutex_unlock(&registry_lock);
+}
+
+void plait__shared_forked(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (plait__shared_obj *obj = registry; obj; obj = obj->next)
+        if (obj->forked)
+            obj->forked(obj);
     pthread_mutex_unlock(&registry_lock);
 }
 

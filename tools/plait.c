@@ -47,6 +47,17 @@ static int tour(void)
         {"threads: CPU-bound work on a pool of 1 thread, then of one per CPU",
          "the same chunks on more threads finish sooner, up to one thread per CPU",
          example_cpu_speedup},
+        {"processes: three sleepers", "three processes sleep 1 s each: about 1 s, not 3",
+         example_process_sleepers},
+        {"processes: CPU-bound work on processes against threads",
+         "both use every core; processes pay a copy and a hop per chunk for isolation",
+         example_cpu_processes},
+        {"processes: a task that crashes its process",
+         "the crash fails that task only; the program and the other tasks go on",
+         example_crash_isolation},
+        {"processes: state shared and not shared after fork",
+         "memory is copied (changes stay in the child); shared regions and queues are shared",
+         example_fork_sharing},
     };
     int failed = 0;
     int64_t start = plait_now();

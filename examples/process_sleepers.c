@@ -1,0 +1,73 @@
+/* Three processes that each sleep one second finish together in about one second: each
+ * sleeps in its own process, and a coroutine awaits all three without blocking its
+ * scheduler (a ticker coroutine keeps running meanwhile).  A process is a task like a
+ * coroutine or a thread: started, then joined or gathered through its handle.  Python's
+ * multiprocessing would say:
+ *
+ *     def sleeper(name):                       static ssize_t sleeper(const void *name,
+ *         print(name, "sleeps")                        size_t len, void *out, size_t cap) {
+ *         time.sleep(1)                            ... sleep(1) ...
+ *                                                  return 0; }
+ *     ps = [Process(target=sleeper, args=(n,)) plait_process_start(&t[i], sleeper, names[i],
+ *           for n in ("a", "b", "c")]              strlen(names[i]) + 1, NULL, NULL);
+ *     for p in ps: p.start()
+ *     for p in ps: p.join()                    plait_wait_all(t, 3, NULL, NULL, PLAIT_FOREVER);
+ */
+#include "example.h"
+
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static ssize_t sleeper(const void *name, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    (void)out;
+    (void)cap;
+    printf("  %5.3f s  %s (pid %d) sleeps for 1 s\n", example_elapsed(), (const char *)name,
+           (int)getpid());
+    fflush(stdout);
+    struct timespec second = {1, 0};
+    nanosleep(&second, NULL);
+    printf("  %5.3f s  %s wakes\n", example_elapsed(), (const char *)name);
+    return 0;
+}
+
+static void *ticker(void *arg)
+{
+    int *ticks = arg;
+    while (plait_sleep(250 * PLAIT_MS) == 0)
+        (*ticks)++;
+    return NULL;
+}
+
+static void *run(void *arg)
+{
+    (void)arg;
+    static const char *names[] = {"process a", "process b", "process c"};
+    int ticks = 0;
+    plait_task tick, procs[3];
+    int r = plait_spawn(&tick, ticker, &ticks);
+    int started = 0;
+    for (; r == 0 && started < 3; started++) {
+        r = plait_process_start(&procs[started], sleeper, names[started],
+                                strlen(names[started]) + 1, NULL, NULL);
+        if (r < 0)
+            break;
+    }
+    int w = started ? plait_wait_all(procs, (size_t)started, NULL, NULL, PLAIT_FOREVER) : 0;
+    if (r == 0)
+        r = w;
+    plait_cancel(tick);
+    plait_join(tick, NULL, PLAIT_FOREVER);
+    if (r < 0)
+        return PLAIT_FAIL(r);
+    double took = example_elapsed();
+    printf("  %5.3f s  all three joined (the main coroutine ticked %d times meanwhile): %s\n",
+           took, ticks, took < 2.0 ? "the sleeps overlapped" : "the sleeps did NOT overlap");
+    return took < 2.0 ? NULL : PLAIT_FAIL(-EIO);
+}
+
+int example_process_sleepers(void) { return example_run(run, "three 1 s sleeps in processes"); }
+
+EXAMPLE_MAIN(example_process_sleepers)
