@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# bench/run.sh — build plait's benchmarks (coroutines, and the thread strand: pool,
-# fork-join, cross-thread wake-ups) and their peers, run them side by side several
-# times, print the median of every figure and plait's ratio to each peer.
+# bench/run.sh — build plait's benchmarks (coroutines; the thread strand: pool,
+# fork-join, cross-thread wake-ups; the process strand: start+join, process pool
+# round trip, map, crash recovery, queue) and their peers, run them side by side
+# several times, print the median of every figure and plait's ratio to each peer.
 #
 #   bench/run.sh             5 runs, full counts (two to three minutes on 2 cores)
 #   bench/run.sh --runs 9    9 runs
@@ -9,8 +10,8 @@
 #
 # The peers come from Debian packages, installed here if missing (apt-get, as
 # root or through sudo): libboost-context-dev (jump_fcontext), libtbb-dev (oneTBB),
-# golang-go, python3 (asyncio, concurrent.futures); glibc's ucontext and futex and
-# gcc's OpenMP (libgomp) need nothing more.  Nothing else is downloaded: the Go peers
+# golang-go, python3 (asyncio, concurrent.futures, multiprocessing); glibc's ucontext,
+# futex, fork, posix_spawn and pipes and gcc's OpenMP (libgomp) need nothing more.  Nothing else is downloaded: the Go peers
 # are single files built with GO111MODULE=off and the proxy off.
 #
 # Everything is built into build-bench/ at the top of the repository (override with
@@ -68,7 +69,7 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
       -DPLAIT_BENCH=ON -DPLAIT_TESTS=OFF >>"$log" 2>&1 \
     || { tail -n 30 "$log"; echo "run.sh: cmake configure failed" >&2; exit 1; }
 benches="bench_context bench_switch bench_spawn bench_memory bench_chan"
-benches="$benches bench_forkjoin bench_pool bench_wakeup"
+benches="$benches bench_forkjoin bench_pool bench_wakeup bench_process bench_queue"
 bindir="$build/bench"
 # shellcheck disable=SC2086
 cmake --build "$build" -j "$(nproc)" --target $benches >>"$log" 2>&1 \
@@ -86,7 +87,7 @@ gcc -std=c17 -O2 -Wall -Wextra -Werror -fopenmp -o "$peers/peer_forkjoin_omp" \
     "$root/bench/peer_forkjoin_omp.c"
 g++ -O2 -Wall -Wextra -Werror -o "$peers/peer_forkjoin_tbb" \
     "$root/bench/peer_forkjoin_tbb.cpp" -ltbb
-for p in peer_mutex_queue peer_futex_pingpong; do
+for p in peer_mutex_queue peer_futex_pingpong peer_process_start peer_shm_pingpong peer_pipe; do
     gcc -std=c17 -O2 -Wall -Wextra -Werror -pthread -o "$peers/$p" "$root/bench/$p.c"
 done
 for p in peer_spawn peer_chan peer_memory peer_forkjoin; do
@@ -103,6 +104,7 @@ if [ "$quick" = 1 ]; then
     n_memory_first="100000" n_memory="100000"
     n_chan=100000
     n_forkjoin=2 n_pool=100000 n_threadpool=10000 n_wakeup=2000
+    n_process=1
 else
     n_switch=10000000 n_boost=10000000 n_ucontext=300000
     n_spawn=1000000 n_asyncio=100000
@@ -115,6 +117,9 @@ else
     # pool: no-op tasks (Python's pool gets a tenth: it is a rate per task either
     # way); wakeup: round trips per variant and placement.
     n_forkjoin=10 n_pool=1000000 n_threadpool=100000 n_wakeup=20000
+    # processes: a scale factor (1: 2,000 starts, 20,000 round trips, 20 crashes,
+    # 1,000,000 small and 20,000 large queue messages; Python gets its own counts)
+    n_process=1
 fi
 
 results="$build/results.txt"
@@ -159,6 +164,12 @@ for r in $(seq 1 "$runs"); do
     one "$r" "$python" "$root/bench/peer_threadpool.py" "$n_threadpool"
     one "$r" "$bindir/bench_wakeup" "$n_wakeup"
     one "$r" "$peers/peer_futex_pingpong" "$n_wakeup"
+    one "$r" "$bindir/bench_process" "$n_process"
+    one "$r" "$peers/peer_process_start" "$n_process"
+    one "$r" "$peers/peer_shm_pingpong" "$n_process"
+    one "$r" "$python" "$root/bench/peer_mp.py" "$n_process"
+    one "$r" "$bindir/bench_queue" "$n_process"
+    one "$r" "$peers/peer_pipe" "$n_process"
 done
 elapsed=$(( $(date +%s) - start ))
 

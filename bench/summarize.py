@@ -86,6 +86,29 @@ def comparisons(keys):
                         (f"wakeup.{place}", f"plait-{variant}", "us_per_rt"),
                         [("futex", (f"wakeup.{place}", "futex", "us_per_rt"))],
                         ("futex", "<=", 1.5)))
+    # The process strand.
+    out.append(("process start+join", "us", ("process.start_join", "plait", "us_per_proc"),
+                [(p, ("process.start_join", p, "us_per_proc"))
+                 for p in ("fork", "posix_spawn", "mp-fork", "mp-spawn")], None))
+    for place in ("free", "samecpu"):
+        bench = f"procpool.roundtrip.{place}"
+        out.append((f"process pool round trip ({place})", "us", (bench, "plait", "us_per_rt"),
+                    [(p, (bench, p, "us_per_rt")) for p in ("shmfutex", "python-pool", "python-ppe")],
+                    ("shmfutex", "<=", 2)))
+    out.append(("process pool map items/s (higher is better)", "/s",
+                ("procpool.map", "plait", "items_per_s"),
+                [(p, ("procpool.map", p, "items_per_s"))
+                 for p in ("python-pool", "python-ppe", "python-ppe-chunked")],
+                ("python-pool", ">=", 100)))
+    out.append(("process pool crash recovery", "us", ("procpool.recovery", "plait", "us"), [], None))
+    out.append(("queue 64 B messages/s (higher is better)", "/s",
+                ("queue.small", "plait", "msgs_per_s"),
+                [(p, ("queue.small", p, "msgs_per_s")) for p in ("pipe", "pipe1m")],
+                ("pipe", ">=", 1)))
+    out.append(("queue 64 KiB MB/s (higher is better)", "MB/s",
+                ("queue.large", "plait", "mb_per_s"),
+                [(p, ("queue.large", p, "mb_per_s")) for p in ("pipe", "pipe1m")],
+                ("pipe", ">=", 1)))
     counts = sorted({int(b.split(".")[1]) for b, i, u in keys
                      if b.startswith("memory.") and i == "plait"})
     for n in counts:

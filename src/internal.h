@@ -93,6 +93,9 @@ void plait__futex_wake_shared(atomic_uint *word, int count);
  * condition again), -ETIMEDOUT, -ECANCELED, -EAGAIN when no watcher thread can be had. */
 int plait__pfutex_wait(atomic_uint *word, unsigned expected, int64_t deadline,
                        const char *what, const void *object);
+/* Look at *word for up to ns (pauses, then yields between looks): true as soon as it
+ * is no longer value, false when the time is up. */
+bool plait__spin_while(atomic_uint *word, unsigned value, int64_t ns);
 /* Wake every waiter of a shared word (after changing it). */
 void plait__pfutex_wake(atomic_uint *word);
 /* This process's id, cached (a forked child calls plait__pid_forget). */
@@ -419,6 +422,10 @@ typedef struct plait__future_ops {
     /* Producer and handle have both let go (no lock held): free f->ext and f->value,
      * which is NULL when the joiner took it. */
     void (*release)(plait__future *f);
+    /* A plain thread is about to wait for f (NULL: it just waits): help the work along
+     * until f is done, the deadline passes or the caller is cancelled.  join's own
+     * wait then takes the outcome. */
+    void (*help)(plait__future *f, int64_t deadline);
 } plait__future_ops;
 
 /* A future for work that ops describe; fills *task when not NULL. */

@@ -348,7 +348,7 @@ static bool proc_cancel(plait__future *f)
     return false; /* its exit completes the future */
 }
 
-static const plait__future_ops proc_ops = {proc_cancel, proc_release};
+static const plait__future_ops proc_ops = {proc_cancel, proc_release, NULL};
 
 /* The child's side of the standard streams and working directory; -errno. */
 static int child_setup(proc *p)

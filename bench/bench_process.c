@@ -1,0 +1,196 @@
+/*
+ * bench_process.c — the process strand's costs:
+ *
+ *   process.start_join  start a process that runs an empty function and join it,
+ *                       microseconds each (plait_process_start + plait_join, from the
+ *                       main thread: the fork happens on plait's manager thread, the
+ *                       exit is seen through the child's pidfd);
+ *   procpool.roundtrip  submit a no-op task to a process pool of one worker and join
+ *                       it, microseconds per round trip, with every thread and
+ *                       process pinned to one CPU ("samecpu") and left to the kernel
+ *                       ("free");
+ *   procpool.map        plait_procpool_map of a squaring function over 1,000,000
+ *                       8-byte items on one worker per CPU, items per second (the
+ *                       first map of a pool touches its shared memory for the first
+ *                       time: it is a warm-up, not timed);
+ *   procpool.recovery   a worker's crash to its replacement taking work: a pool of
+ *                       one worker runs a task that notes the time and raises
+ *                       SIGSEGV, then a task that notes when it starts; microseconds
+ *                       between the two notes (CLOCK_MONOTONIC is one clock for all
+ *                       processes).
+ *
+ * Peers (bench/run.sh runs them in the same run): peer_process_start.c (fork+waitpid
+ * by hand, posix_spawn of /bin/true), peer_mp.py (Python multiprocessing and
+ * concurrent.futures), peer_shm_pingpong.c (the raw floor of a round trip: two
+ * processes, one futex word in shared memory).
+ *
+ * Usage: bench_process [scale]   (default 1: 2,000 starts, 20,000 round trips, 20 crashes)
+ */
+#include "bench_common.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+
+static ssize_t nothing(const void *a, size_t l, void *o, size_t c)
+{
+    (void)a;
+    (void)l;
+    (void)o;
+    (void)c;
+    return 0;
+}
+
+static ssize_t square(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    (void)cap;
+    long v;
+    memcpy(&v, arg, sizeof v);
+    v *= v;
+    memcpy(out, &v, sizeof v);
+    return sizeof v;
+}
+
+static plait_shm *notes; /* [0]: when the crash happened, [1]: when the next task began */
+
+static ssize_t crash(const void *a, size_t l, void *o, size_t c)
+{
+    (void)a;
+    (void)l;
+    (void)o;
+    (void)c;
+    ((long long *)plait_shm_data(notes))[0] = bench_now();
+    raise(SIGSEGV);
+    return 0;
+}
+
+static ssize_t note_start(const void *a, size_t l, void *o, size_t c)
+{
+    (void)a;
+    (void)l;
+    (void)o;
+    (void)c;
+    ((long long *)plait_shm_data(notes))[1] = bench_now();
+    return 0;
+}
+
+static void start_join(long long n)
+{
+    for (long long i = 0; i < n / 10; i++) { /* warm-up: the manager thread, the caches */
+        plait_task t;
+        BENCH_CHECK(plait_process_start(&t, nothing, NULL, 0, NULL, NULL));
+        BENCH_CHECK(plait_join(t, NULL, PLAIT_FOREVER));
+    }
+    long long t0 = bench_now();
+    for (long long i = 0; i < n; i++) {
+        plait_task t;
+        BENCH_CHECK(plait_process_start(&t, nothing, NULL, 0, NULL, NULL));
+        BENCH_CHECK(plait_join(t, NULL, PLAIT_FOREVER));
+    }
+    printf("process.start_join plait us_per_proc %.2f\n", (bench_now() - t0) / 1e3 / n);
+}
+
+static void round_trips(const char *placement, long long n)
+{
+    plait_procpool *pool;
+    BENCH_CHECK(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 1}));
+    for (long long i = 0; i < n / 10 + 1; i++) {
+        plait_task t;
+        BENCH_CHECK(plait_procpool_submit(pool, &t, nothing, NULL, 0));
+        BENCH_CHECK(plait_join(t, NULL, PLAIT_FOREVER));
+    }
+    long long t0 = bench_now();
+    for (long long i = 0; i < n; i++) {
+        plait_task t;
+        BENCH_CHECK(plait_procpool_submit(pool, &t, nothing, NULL, 0));
+        BENCH_CHECK(plait_join(t, NULL, PLAIT_FOREVER));
+    }
+    printf("procpool.roundtrip.%s plait us_per_rt %.2f\n", placement,
+           (bench_now() - t0) / 1e3 / n);
+    BENCH_CHECK(plait_procpool_destroy(pool));
+}
+
+static void map_items(void)
+{
+    enum { N = 1000000 };
+    long *args = malloc(N * sizeof *args), *results = malloc(N * sizeof *results);
+    if (!args || !results)
+        exit(1);
+    for (long i = 0; i < N; i++)
+        args[i] = i;
+    plait_procpool *pool;
+    BENCH_CHECK(plait_procpool_create(&pool, NULL));
+    BENCH_CHECK(plait_procpool_map(pool, square, args, sizeof(long), N, results, sizeof(long),
+                                   NULL, 0, PLAIT_FOREVER));
+    long long best = 0;
+    for (int rep = 0; rep < 3; rep++) { /* the best of three maps: it is a rate */
+        long long t0 = bench_now();
+        BENCH_CHECK(plait_procpool_map(pool, square, args, sizeof(long), N, results,
+                                       sizeof(long), NULL, 0, PLAIT_FOREVER));
+        long long ns = bench_now() - t0;
+        if (!best || ns < best)
+            best = ns;
+    }
+    for (long i = 0; i < N; i++)
+        if (results[i] != i * i) {
+            fprintf(stderr, "bench_process: map result %ld is wrong\n", i);
+            exit(1);
+        }
+    printf("procpool.map plait items_per_s %.0f\n", N / (best / 1e9));
+    BENCH_CHECK(plait_procpool_destroy(pool));
+    free(args);
+    free(results);
+}
+
+static int by_value(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+static void recovery(int n)
+{
+    BENCH_CHECK(plait_shm_create(&notes, 2 * sizeof(long long)));
+    plait_procpool *pool;
+    BENCH_CHECK(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 1}));
+    long long *us = malloc((size_t)n * sizeof *us);
+    for (int i = 0; i < n; i++) {
+        plait_task c, next;
+        BENCH_CHECK(plait_procpool_submit(pool, &c, crash, NULL, 0));
+        BENCH_CHECK(plait_procpool_submit(pool, &next, note_start, NULL, 0));
+        if (plait_join(c, NULL, PLAIT_FOREVER) != PLAIT_KILLED(SIGSEGV)) {
+            fprintf(stderr, "bench_process: the crashing task did not report SIGSEGV\n");
+            exit(1);
+        }
+        BENCH_CHECK(plait_join(next, NULL, PLAIT_FOREVER));
+        long long *t = plait_shm_data(notes);
+        us[i] = (t[1] - t[0]) / 1000;
+    }
+    qsort(us, (size_t)n, sizeof *us, by_value);
+    printf("procpool.recovery plait us %lld\n", us[n / 2]);
+    free(us);
+    BENCH_CHECK(plait_procpool_destroy(pool));
+    BENCH_CHECK(plait_shm_destroy(notes));
+}
+
+int main(int argc, char **argv)
+{
+    long long scale = bench_count(argc, argv, 1, "scale");
+    start_join(2000 * scale);
+    round_trips("free", 20000 * scale);
+    map_items();
+    recovery((int)(20 * scale));
+    /* last: everything of this process (and the threads and processes it makes from
+     * now on) on one CPU */
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0) {
+        fprintf(stderr, "bench_process: cannot pin to CPU 0\n");
+        return 1;
+    }
+    round_trips("samecpu", 20000 * scale);
+    return 0;
+}
