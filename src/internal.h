@@ -562,9 +562,10 @@ void plait__manager_unwatch(int fd);
 int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, pid_t *pid);
 int plait__pidfd_open(pid_t pid);
 int plait__pidfd_kill(int pidfd, int sig);
-/* The child behind pidfd has ended: tell the shared objects, reap it, and fill info.
- * -EAGAIN when it has not ended. */
-int plait__reap(int pidfd, pid_t pid, siginfo_t *info);
+/* The child behind pidfd has ended: clear *published (where its pid is shown, may be
+ * NULL), tell the shared objects, reap it, and fill info.  -EAGAIN when it has not
+ * ended. */
+int plait__reap(int pidfd, pid_t pid, siginfo_t *info, atomic_uint *published);
 /* 0, PLAIT_EXITED(status) or PLAIT_KILLED(signal) for a reaped child. */
 int plait__child_outcome(const siginfo_t *info);
 /* Ignore SIGPIPE if the program left it at its default (once): a write to a pipe whose

@@ -35,7 +35,8 @@
  * holding it, whoever learns of the death (the parent that reaps it) can release it,
  * and the data it guards is written so that a holder that dies mid-way leaves it
  * consistent (each structure says how).  It is held for a few stores or a copy; a
- * contended locker spins briefly and then sleeps on the shared word.
+ * contended locker spins briefly and then sleeps on the shared word, looking again
+ * every PLOCK_RECHECK_NS in case the holder died (see there).
  */
 #include "internal.h"
 
@@ -44,6 +45,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -334,6 +336,11 @@ void plait__pfutex_wake(atomic_uint *word)
 /* ---- the pid lock ---- */
 
 enum { PLOCK_WAITERS = 1u << 31 };
+/* How long a sleeping locker waits before it looks again: a holder that died inside
+ * unlock (word cleared, nobody woken), or a waiter that died with the only wake-up,
+ * must not strand the others; nor may a dead child's lock wait for its reaper, which
+ * may be the very thread that waits. */
+#define PLOCK_RECHECK_NS (10 * PLAIT_MS)
 
 static PLAIT_TLS unsigned tls_pid_cache;
 static atomic_uint pid_generation; /* bumped in a forked child */
@@ -353,6 +360,17 @@ void plait__pid_forget(void)
 {
     atomic_fetch_add(&pid_generation, 1);
     tls_pid_cache = 0;
+}
+
+/* A holder that is a child of this process and has ended (not yet reaped by whoever
+ * watches it) will never unlock: release the lock for it, as its reaper would. */
+static void release_if_dead_child(plait__plock *l, unsigned holder)
+{
+    siginfo_t info;
+    info.si_pid = 0;
+    if (waitid(P_PID, (id_t)holder, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        info.si_pid == (pid_t)holder)
+        plait__plock_release_dead(l, holder);
 }
 
 void plait__plock_lock(plait__plock *l)
@@ -387,7 +405,9 @@ void plait__plock_lock(plait__plock *l)
                                                    memory_order_relaxed,
                                                    memory_order_relaxed))
             continue;
-        plait__futex_wait_shared(&l->word, v | PLOCK_WAITERS, PLAIT_FOREVER);
+        if (plait__futex_wait_shared(&l->word, v | PLOCK_WAITERS,
+                                     plait_deadline_in(PLOCK_RECHECK_NS)) == -ETIMEDOUT)
+            release_if_dead_child(l, v & ~PLOCK_WAITERS);
     }
 }
 

@@ -266,12 +266,14 @@ int plait__child_outcome(const siginfo_t *info)
     return PLAIT_KILLED(info->si_status);
 }
 
-int plait__reap(int pidfd, pid_t pid, siginfo_t *info)
+int plait__reap(int pidfd, pid_t pid, siginfo_t *info, atomic_uint *published)
 {
     memset(info, 0, sizeof *info);
     if (waitid(P_PIDFD, (id_t)pidfd, info, WEXITED | WNOHANG | WNOWAIT) < 0 ||
         info->si_pid == 0)
         return -EAGAIN;
+    if (published)
+        atomic_store(published, 0); /* nobody may name the pid once it can be reused */
     plait__shared_child_died(pid);
     siginfo_t again;
     waitid(P_PIDFD, (id_t)pidfd, &again, WEXITED | WNOHANG);
@@ -412,7 +414,7 @@ static void proc_exited(plait__mgr_source *src, uint32_t events)
     (void)events;
     proc *p = (proc *)src;
     siginfo_t info;
-    if (plait__reap(p->pidfd, p->pid, &info) < 0)
+    if (plait__reap(p->pidfd, p->pid, &info, NULL) < 0)
         return;
     plait__manager_unwatch(p->pidfd);
     atomic_store(&p->exited, 1);

@@ -397,7 +397,9 @@ static void collect(plait_procpool *p)
         }
         ptask *t = p->slot_task[s];
         task_slot *ts = slot_at(p, s);
-        /* the result is copied before the slot is freed for another task */
+        /* the result is copied before the slot is freed for another task; the slot lets
+         * go of t first: once its future is complete, its joiner may free it */
+        p->slot_task[s] = NULL;
         if (t) {
             t->where = WHERE_DONE;
             if (ts->state == SLOT_CANCELLED)
@@ -509,18 +511,18 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     (void)events;
     worker *w = (worker *)src;
     plait_procpool *p = w->pool;
-    siginfo_t info;
-    if (plait__reap(w->pidfd, w->pid, &info) < 0)
-        return;
-    plait__manager_unwatch(w->pidfd);
-    close(w->pidfd);
-    w->pidfd = -1;
-    int fate = plait__child_outcome(&info);
     pool_shm *sh = p->sh;
     worker_state *ws = &p->wstate[w->index];
+    siginfo_t info;
+    if (plait__reap(w->pidfd, w->pid, &info, &ws->pid) < 0)
+        return;
+    int fate = plait__child_outcome(&info);
     plait__plock_release_dead(&sh->lock, (unsigned)w->pid);
 
     plait__spin_lock(&p->lock);
+    plait__manager_unwatch(w->pidfd);
+    close(w->pidfd); /* under the pool lock, where the others read it */
+    w->pidfd = -1;
     plait__plock_lock(&sh->lock);
     int32_t s = ws->current;
     if (s != NO_SLOT &&
@@ -542,7 +544,6 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
         sh->done_tail++;
     }
     ws->current = NO_SLOT;
-    atomic_store(&ws->pid, 0);
     int init_error = ws->init_error;
     plait__plock_unlock(&sh->lock);
 
@@ -567,6 +568,16 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     collect(p);
 }
 
+/* Kill the worker that runs slot s (pool lock and shared lock held).  Under the
+ * shared lock the worker cannot finish the task and move on to another: the one killed
+ * is the one running s.  Its pidfd stays open while the pool lock is held. */
+static void kill_runner(plait_procpool *p, int32_t s)
+{
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->wstate[i].current == s && p->workers[i].alive)
+            plait__pidfd_kill(p->workers[i].pidfd, SIGKILL);
+}
+
 /* ---- futures of pool tasks ---- */
 
 static bool ptask_cancel(plait__future *f)
@@ -574,7 +585,6 @@ static bool ptask_cancel(plait__future *f)
     ptask *t = f->ext;
     plait_procpool *p = t->pool;
     bool withdrawn = false;
-    int pidfd = -1;
     plait__spin_lock(&p->lock);
     if (t->where == WHERE_PENDING) {
         t->withdrawn = withdrawn = true;
@@ -586,14 +596,10 @@ static bool ptask_cancel(plait__future *f)
             t->withdrawn = withdrawn = true;
         } else if (ts->state == SLOT_RUNNING) {
             t->cancel_requested = true;
-            for (unsigned i = 0; i < p->nworkers; i++)
-                if (p->wstate[i].current == t->slot && p->workers[i].alive)
-                    pidfd = p->workers[i].pidfd;
+            kill_runner(p, t->slot);
         }
         plait__plock_unlock(&p->sh->lock);
     }
-    if (pidfd >= 0) /* its pidfd stays open while the pool lock is held */
-        plait__pidfd_kill(pidfd, SIGKILL);
     plait__spin_unlock(&p->lock);
     return withdrawn;
 }
@@ -742,8 +748,10 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
         p->free_slots[p->nfree++] = s;
     plait__ignore_sigpipe();
     r = plait__manager_call(pool_start, p);
+    plait__spin_lock(&p->lock); /* a worker may die (the manager writes broken) meanwhile */
     if (r == 0)
         r = p->broken;
+    plait__spin_unlock(&p->lock);
     if (r < 0) {
         plait__manager_call(pool_detach, p);
         pool_free(p);
@@ -847,9 +855,7 @@ int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline)
                 ts->code = -ECANCELED;
             } else if (ts->state == SLOT_RUNNING) {
                 t->cancel_requested = true;
-                for (unsigned i = 0; i < pool->nworkers; i++)
-                    if (pool->wstate[i].current == (int32_t)s && pool->workers[i].alive)
-                        plait__pidfd_kill(pool->workers[i].pidfd, SIGKILL);
+                kill_runner(pool, (int32_t)s);
             }
         }
         plait__plock_unlock(&pool->sh->lock);

@@ -203,7 +203,9 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
                 plait_cancel(window[c % m->window]);
             continue;
         }
-        if (!run.delivered[joined])
+        if (stop && jr == -ECANCELED) /* stopped by the caller: its items say why */
+            map_settle(&run, joined, stop);
+        else if (!run.delivered[joined])
             map_settle(&run, joined, jr < 0 ? jr : -ECANCELED);
         if (jr < 0 && !first)
             first = jr;

@@ -1,0 +1,2123 @@
+/* test_procpool.c — process pools: submit and join (from threads and coroutines),
+ * wait_any / as-completed over pool tasks, crash isolation (segfault, abort, exit,
+ * SIGKILL, a kill from outside) with worker replacement and a crash stress run,
+ * per-task timeouts, max_tasks, initialisers (working and failing), cancellation of
+ * queued and running tasks, shutdown (drain, cancel, a deadline then escalation),
+ * map and imap (results, per-item errors, crashes, deadlines, chunk sizes, early
+ * destroy), bad input, and that nothing is left behind (no zombies, no workers, no
+ * descriptors).
+ *
+ * Tasks run in forked workers, so what they do is observed through a plait_shm region
+ * (run counts and pids per task id) and process-shared events and semaphores, all made
+ * before the pool (fx_init), so every worker — replacements too — shares them.  A task
+ * that must hold its worker says so on `started` (a psem) and then waits on a gate (a
+ * pevent) that the test opens, or never opens when the task is meant to be killed.
+ * Every blocking call has a deadline; a sleep appears only where the test is about
+ * time, with margins for a loaded 2-core machine.  Scenarios that cancel tasks just as
+ * they finish run in a child process with a time budget (run_isolated), so that a
+ * deadlock of the pool fails that case instead of hanging the file. */
+#include "helpers.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* A deadline for joins of tasks that end at once (a quick task, a crash, a kill, a
+ * cancel): shorter than SOON(), so that a pool that fails to report an outcome makes the
+ * case fail in seconds and the file stays within its alarm.  A batch of joins shares
+ * one deadline. */
+#define PROMPTLY() plait_deadline_in((CHECK_SANITIZED ? 5 : 2) * PLAIT_SEC)
+/* How soon a crash, kill or cancel must be reported (under ThreadSanitizer, exit() in a
+ * worker lingers a second: its atexit_sleep_ms). */
+#define REPORT_WITHIN ((CHECK_SANITIZED ? 3 : 1) * PLAIT_SEC)
+
+/* ======================================================================== */
+/* Shared fixture: made before each pool, so the workers see it              */
+/* ======================================================================== */
+
+enum { IDS = 4096, GATES = 4 };
+
+typedef struct shared {
+    atomic_int runs[IDS];   /* how many times the task (or map item) with this id ran */
+    atomic_int pid_of[IDS]; /* the worker that ran it last */
+    atomic_int inits;       /* initialiser calls */
+} shared;
+
+static struct {
+    plait_shm *shm;
+    shared *sh;
+    plait_pevent *gate[GATES]; /* held tasks wait on one of these */
+    plait_psem *started;       /* a held task has started (one release each) */
+    plait_psem *meet[2];       /* two tasks that must run at the same time */
+} fx;
+
+static void fx_init(void)
+{
+    memset(&fx, 0, sizeof fx);
+    CHECK_EQ(plait_shm_create(&fx.shm, sizeof(shared)), 0);
+    fx.sh = plait_shm_data(fx.shm);
+    for (int i = 0; i < GATES; i++)
+        CHECK_EQ(plait_pevent_create(&fx.gate[i]), 0);
+    CHECK_EQ(plait_psem_create(&fx.started, 0), 0);
+    CHECK_EQ(plait_psem_create(&fx.meet[0], 0), 0);
+    CHECK_EQ(plait_psem_create(&fx.meet[1], 0), 0);
+}
+
+static void fx_fini(void)
+{
+    for (int i = 0; i < GATES; i++)
+        CHECK_EQ(plait_pevent_destroy(fx.gate[i]), 0);
+    CHECK_EQ(plait_psem_destroy(fx.started), 0);
+    CHECK_EQ(plait_psem_destroy(fx.meet[0]), 0);
+    CHECK_EQ(plait_psem_destroy(fx.meet[1]), 0);
+    CHECK_EQ(plait_shm_destroy(fx.shm), 0);
+    memset(&fx, 0, sizeof fx);
+}
+
+/* Wait until n held tasks have said they started. */
+static void await_started(int n)
+{
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(plait_psem_acquire(fx.started, SOON()), 0);
+}
+
+static int runs(int id) { return atomic_load(&fx.sh->runs[id]); }
+static int pid_of(int id) { return atomic_load(&fx.sh->pid_of[id]); }
+
+#if defined(__SANITIZE_ADDRESS__)
+/* LeakSanitizer's hook: no leak check at exit() in a worker (J_EXIT3 calls it there):
+ * the heap it would look at is its copy of this process's. */
+static pid_t main_pid;
+__attribute__((constructor)) static void note_main_pid(void) { main_pid = getpid(); }
+int __lsan_is_turned_off(void);
+int __lsan_is_turned_off(void) { return getpid() != main_pid; }
+#endif
+
+/* ======================================================================== */
+/* Tasks                                                                      */
+/* ======================================================================== */
+
+enum job_kind {
+    J_VALUE,      /* value * value + 1 */
+    J_PID,        /* the worker's pid */
+    J_FAIL,       /* fails with -EDOM */
+    J_TOO_BIG,    /* claims a result one byte larger than the room */
+    J_INIT_VALUE, /* what the initialiser left in g_init_value */
+    J_MEET,       /* meets its partner (id 0 or 1): both must run at once; its pid */
+    J_BLOCK,      /* started, then waits for its gate (5 s at most); J_VALUE's result */
+    J_SPIN,       /* started, then spins forever */
+    J_SLEEP,      /* sleeps value ms; J_VALUE's result */
+    J_BRIEF,      /* spins value rounds (a few microseconds); J_VALUE's result */
+    J_SEGV,       /* raise(SIGSEGV) */
+    J_NULL,       /* a write through a null pointer */
+    J_ABORT,      /* abort() */
+    J__EXIT3,     /* _exit(3) */
+    J_EXIT3,      /* exit(3) */
+    J_SIGKILL,    /* kills itself with SIGKILL */
+};
+
+typedef struct job {
+    int32_t kind, id, gate, pad;
+    int64_t value;
+} job;
+
+static int64_t value_of(int64_t v) { return v * v + 1; }
+
+static int g_init_value; /* set in the workers by init_set */
+static volatile unsigned long spin_sink;
+static int *volatile null_target; /* stays NULL */
+
+/* Not instrumented: UBSan would stop the process itself instead of the segfault. */
+__attribute__((no_sanitize("undefined"))) static void null_write(void) { *null_target = 1; }
+
+/* End the calling worker the way `kind` says. */
+static void die_by(int kind)
+{
+    prctl(PR_SET_DUMPABLE, 0); /* no core file */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL; /* a sanitizer's handler would turn the crash into an exit */
+    switch (kind) {
+    case J_SEGV:
+        sigaction(SIGSEGV, &dfl, NULL);
+        raise(SIGSEGV);
+        break;
+    case J_NULL:
+        sigaction(SIGSEGV, &dfl, NULL);
+        null_write();
+        break;
+    case J_ABORT:
+        sigaction(SIGABRT, &dfl, NULL);
+        abort();
+    case J__EXIT3:
+        _exit(3);
+    case J_EXIT3:
+        exit(3);
+    case J_SIGKILL:
+        raise(SIGKILL);
+        break;
+    }
+    _exit(99); /* not reached */
+}
+
+static bool is_crash(int kind) { return kind >= J_SEGV; }
+
+/* ThreadSanitizer makes exit() return 66 once it has reported anything in the process,
+ * and a worker inherits the reports its parent had made before the fork: after an
+ * earlier report, a worker's exit(3) comes back as status 66. */
+#if defined(__SANITIZE_THREAD__)
+#define TSAN_EXIT_OVERRIDDEN(r) ((r) == PLAIT_EXITED(66))
+#else
+#define TSAN_EXIT_OVERRIDDEN(r) false
+#endif
+
+/* What a crash of that kind must fail its task with. */
+static int crash_code(int kind)
+{
+    switch (kind) {
+    case J_SEGV:
+    case J_NULL: return PLAIT_KILLED(SIGSEGV);
+    case J_ABORT: return PLAIT_KILLED(SIGABRT);
+    case J__EXIT3:
+    case J_EXIT3: return PLAIT_EXITED(3);
+    case J_SIGKILL: return PLAIT_KILLED(SIGKILL);
+    }
+    return 0;
+}
+
+/* The one task function: what it does is the job's kind; its result is an int64. */
+static ssize_t job_fn(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    job j;
+    if (arg_len < sizeof j)
+        return -EBADMSG;
+    memcpy(&j, arg, sizeof j);
+    if (j.id >= 0 && j.id < IDS) {
+        atomic_store(&fx.sh->pid_of[j.id], (int)getpid());
+        atomic_fetch_add(&fx.sh->runs[j.id], 1);
+    }
+    int64_t v = value_of(j.value);
+    switch (j.kind) {
+    case J_VALUE: break;
+    case J_PID: v = getpid(); break;
+    case J_FAIL: return -EDOM;
+    case J_TOO_BIG: return (ssize_t)out_cap + 1;
+    case J_INIT_VALUE: v = g_init_value; break;
+    case J_MEET: {
+        int r = plait_psem_release(fx.meet[j.id]);
+        if (r == 0)
+            r = plait_psem_acquire(fx.meet[1 - j.id], plait_deadline_in(5 * PLAIT_SEC));
+        if (r < 0)
+            return r;
+        v = getpid();
+        break;
+    }
+    case J_BLOCK: {
+        plait_psem_release(fx.started);
+        int r = plait_pevent_wait(fx.gate[j.gate], plait_deadline_in(5 * PLAIT_SEC));
+        if (r < 0)
+            return r;
+        break;
+    }
+    case J_SPIN:
+        plait_psem_release(fx.started);
+        for (;;)
+            spin_sink++;
+    case J_SLEEP: plait_sleep(j.value * PLAIT_MS); break;
+    case J_BRIEF:
+        for (int64_t i = 0; i < j.value; i++)
+            spin_sink++;
+        break;
+    default: die_by(j.kind);
+    }
+    if (out_cap < sizeof v)
+        return -ENOSPC;
+    memcpy(out, &v, sizeof v);
+    return sizeof v;
+}
+
+/* Returns nothing: a result of length 0. */
+static ssize_t empty_fn(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)arg;
+    (void)out;
+    (void)out_cap;
+    return arg_len == 0 ? 0 : -EBADMSG;
+}
+
+/* The argument's bytes reversed. */
+static ssize_t reverse_fn(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    if (arg_len > out_cap)
+        return -ENOSPC;
+    const unsigned char *in = arg;
+    unsigned char *o = out;
+    for (size_t i = 0; i < arg_len; i++)
+        o[i] = in[arg_len - 1 - i];
+    return (ssize_t)arg_len;
+}
+
+static int submit_job(plait_procpool *pool, plait_task *t, int kind, int id, int64_t value)
+{
+    job j = {.kind = kind, .id = id, .value = value};
+    return plait_procpool_submit(pool, t, job_fn, &j, sizeof j);
+}
+
+static int submit_held(plait_procpool *pool, plait_task *t, int kind, int id, int gate)
+{
+    job j = {.kind = kind, .id = id, .gate = gate, .value = id};
+    return plait_procpool_submit(pool, t, job_fn, &j, sizeof j);
+}
+
+/* Join a task whose result is one int64: its code, and *v (may be NULL) its value. */
+static int join_i64(plait_task t, int64_t *v, int64_t deadline)
+{
+    void *res = NULL;
+    int r = plait_join(t, &res, deadline);
+    if (r == 0) {
+        plait_bytes *b = res;
+        CHECK(b != NULL);
+        if (b) {
+            CHECK_EQ(b->len, sizeof(int64_t));
+            if (b->len == sizeof(int64_t) && v)
+                memcpy(v, b->data, sizeof *v);
+            free(b);
+        }
+    }
+    return r;
+}
+
+/* ---- map items: an int64 each ---- */
+
+static int64_t item_of(int64_t x) { return 3 * x + 1; }
+
+static int64_t load_i64(const void *p)
+{
+    int64_t x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+
+static ssize_t store_i64(void *out, size_t out_cap, int64_t v)
+{
+    if (out_cap < sizeof v)
+        return -ENOSPC;
+    memcpy(out, &v, sizeof v);
+    return sizeof v;
+}
+
+static void count_item(int64_t x)
+{
+    if (x >= 0 && x < IDS)
+        atomic_fetch_add(&fx.sh->runs[x], 1);
+}
+
+static ssize_t item_affine(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    if (arg_len != sizeof(int64_t))
+        return -EBADMSG;
+    return store_i64(out, out_cap, item_of(load_i64(arg)));
+}
+
+/* Item 3 fails with -ERANGE, every item ending in 7 with -EDOM. */
+static ssize_t item_some_fail(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)arg_len;
+    int64_t x = load_i64(arg);
+    count_item(x);
+    if (x == 3)
+        return -ERANGE;
+    if (x % 10 == 7)
+        return -EDOM;
+    return store_i64(out, out_cap, item_of(x));
+}
+
+static ssize_t item_crash_13(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)arg_len;
+    int64_t x = load_i64(arg);
+    count_item(x);
+    if (x == 13)
+        die_by(J_SEGV);
+    return store_i64(out, out_cap, item_of(x));
+}
+
+/* Items from 4 on are held on gate 0 (started first). */
+static ssize_t item_held_from_4(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)arg_len;
+    int64_t x = load_i64(arg);
+    count_item(x);
+    if (x >= 4) {
+        plait_psem_release(fx.started);
+        int r = plait_pevent_wait(fx.gate[0], plait_deadline_in(5 * PLAIT_SEC));
+        if (r < 0)
+            return r;
+    }
+    return store_i64(out, out_cap, item_of(x));
+}
+
+/* Item 0 is held on gate 0. */
+static ssize_t item_held_0(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)arg_len;
+    int64_t x = load_i64(arg);
+    count_item(x);
+    if (x == 0) {
+        int r = plait_pevent_wait(fx.gate[0], plait_deadline_in(5 * PLAIT_SEC));
+        if (r < 0)
+            return r;
+    }
+    return store_i64(out, out_cap, item_of(x));
+}
+
+/* A 12-byte item {a, b, c} -> a 20-byte result {a+b+c, a*b, c, -a, 7}. */
+static ssize_t item_odd_sizes(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    if (arg_len != 12 || out_cap != 20)
+        return -EBADMSG;
+    int32_t in[3], r[5];
+    memcpy(in, arg, sizeof in);
+    r[0] = in[0] + in[1] + in[2];
+    r[1] = in[0] * in[1];
+    r[2] = in[2];
+    r[3] = -in[0];
+    r[4] = 7;
+    memcpy(out, r, sizeof r);
+    return sizeof r;
+}
+
+/* ======================================================================== */
+/* Pools, pids, descriptors                                                  */
+/* ======================================================================== */
+
+static plait_procpool *make_pool(const plait_procpool_options *o)
+{
+    plait_procpool *pool = NULL;
+    int r = plait_procpool_create(&pool, o);
+    CHECK_EQ(r, 0);
+    return r == 0 ? pool : NULL;
+}
+
+static plait_procpool *make_pool_n(unsigned processes)
+{
+    plait_procpool_options o = {.processes = processes};
+    return make_pool(&o);
+}
+
+/* Tear down whatever is left: a failed test must not hang the next ones. */
+static void close_pool(plait_procpool *pool)
+{
+    if (!pool)
+        return;
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_CANCEL, SOON()), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
+static bool has_pid(const int *pids, int n, int pid)
+{
+    for (int i = 0; i < n; i++)
+        if (pids[i] == pid)
+            return true;
+    return false;
+}
+
+/* The process is gone (reaped: not even a zombie is left). */
+static bool pid_gone(int pid) { return pid > 0 && kill(pid, 0) == -1 && errno == ESRCH; }
+
+/* The pool's pids: n of them, distinct, alive, none of them ours. */
+static int check_pids(plait_procpool *pool, int *pids, unsigned n)
+{
+    int k = plait_procpool_pids(pool, pids, PLAIT_PROCPOOL_MAX);
+    CHECK_EQ(k, (int)n);
+    for (int i = 0; i < k; i++) {
+        CHECK(pids[i] > 0);
+        CHECK(pids[i] != getpid());
+        CHECK_EQ(kill(pids[i], 0), 0);
+        for (int j = 0; j < i; j++)
+            CHECK(pids[i] != pids[j]);
+    }
+    return k;
+}
+
+/* After max_tasks a worker exits once its result is out, and is replaced when it has
+ * been reaped: wait (with a deadline) until the pool has n workers again.  One of them
+ * may be on its way out, so they are not checked for being alive. */
+static int settled_pids(plait_procpool *pool, int *pids, unsigned n)
+{
+    int64_t until = SOON();
+    int k;
+    while ((k = plait_procpool_pids(pool, pids, PLAIT_PROCPOOL_MAX)) != (int)n &&
+           plait_now() < until)
+        plait_sleep(PLAIT_MS);
+    CHECK_EQ(k, (int)n);
+    for (int i = 0; i < k; i++) {
+        CHECK(pids[i] > 0 && pids[i] != getpid());
+        for (int j = 0; j < i; j++)
+            CHECK(pids[i] != pids[j]);
+    }
+    return k < 0 ? 0 : k;
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Run a scenario in a child process (plait_process_start) and wait for it with a time
+ * budget.  For scenarios that cancel tasks while they may be finishing: a deadlock of
+ * the pool there (see procpool_cancel_racing_completion) becomes a failure of that
+ * case instead of a hang that stops the whole file.  The child counts its own failures
+ * and hands the count back as its result. */
+static ssize_t isolated_body(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    void (*scenario)(void);
+    if (arg_len != sizeof scenario || out_cap < sizeof(int32_t))
+        return -EINVAL;
+    memcpy(&scenario, arg, sizeof scenario);
+    check_failures = 0;
+    scenario();
+    int32_t failures = check_failures;
+    memcpy(out, &failures, sizeof failures);
+    return sizeof failures;
+}
+
+/* What an isolated scenario may take (they take a few seconds at most). */
+#define ISOLATED_BUDGET ((CHECK_SANITIZED ? 12 : 8) * PLAIT_SEC)
+
+static void run_isolated(void (*scenario)(void), int64_t budget)
+{
+    plait_task t;
+    int r = plait_process_start(&t, isolated_body, &scenario, sizeof scenario, NULL, NULL);
+    CHECK_EQ(r, 0);
+    if (r < 0)
+        return;
+    void *res = NULL;
+    r = plait_join(t, &res, plait_deadline_in(budget));
+    if (r == -ETIMEDOUT) {
+        fprintf(stderr, "  HANG: the scenario did not finish in %lld s; killing it\n",
+                (long long)(budget / PLAIT_SEC));
+        CHECK(!"the scenario finishes (no deadlock)");
+        CHECK_EQ(plait_cancel(t), 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+        return;
+    }
+    CHECK_EQ(r, 0);
+    if (r == 0) {
+        plait_bytes *b = res;
+        int32_t failures = -1;
+        if (b && b->len == sizeof failures)
+            memcpy(&failures, b->data, sizeof failures);
+        CHECK_EQ(failures, 0); /* what failed is printed above, by the child */
+        free(b);
+    } else {
+        fprintf(stderr, "  the scenario's process: %s\n", plait_strerror(r));
+    }
+}
+
+/* ======================================================================== */
+/* Bad input                                                                  */
+/* ======================================================================== */
+
+TEST(procpool_bad_input)
+{
+    plait_procpool *pool = NULL;
+    plait_procpool_options o = {0};
+    CHECK_EQ(plait_procpool_create(NULL, NULL), -EINVAL);
+    o.processes = PLAIT_PROCPOOL_MAX + 1;
+    CHECK_EQ(plait_procpool_create(&pool, &o), -EINVAL);
+    o = (plait_procpool_options){.processes = 1, .task_timeout = -1};
+    CHECK_EQ(plait_procpool_create(&pool, &o), -EINVAL);
+    o = (plait_procpool_options){.processes = 1, .arg_max = PLAIT_RESULT_MAX + 1};
+    CHECK_EQ(plait_procpool_create(&pool, &o), -EINVAL);
+    o = (plait_procpool_options){.processes = 1, .result_max = PLAIT_RESULT_MAX + 1};
+    CHECK_EQ(plait_procpool_create(&pool, &o), -EINVAL);
+    CHECK(pool == NULL);
+
+    /* calls on no pool */
+    plait_task t;
+    int64_t x = 1, y = 0;
+    plait_procpool_iter *it = NULL;
+    CHECK_EQ(plait_procpool_submit(NULL, &t, job_fn, &x, sizeof x), -EINVAL);
+    CHECK_EQ(plait_procpool_map(NULL, item_affine, &x, sizeof x, 1, &y, sizeof y, NULL, 0,
+                                SOON()),
+             -EINVAL);
+    CHECK_EQ(plait_procpool_imap(&it, NULL, item_affine, &x, sizeof x, 1, sizeof y, 0, 0),
+             -EINVAL);
+    CHECK_EQ(plait_procpool_shutdown(NULL, PLAIT_POOL_DRAIN, SOON()), -EINVAL);
+    CHECK_EQ(plait_procpool_destroy(NULL), -EINVAL);
+    CHECK_EQ(plait_procpool_processes(NULL), 0);
+    int pids[4];
+    CHECK_EQ(plait_procpool_pids(NULL, pids, 4), -EINVAL);
+    CHECK_EQ(plait_procpool_imap_next(NULL, NULL, NULL, NULL, SOON()), -EINVAL);
+    CHECK_EQ(plait_procpool_imap_destroy(NULL), -EINVAL);
+
+    /* the default size: one worker per CPU */
+    CHECK_EQ(plait_procpool_create(&pool, NULL), 0);
+    if (pool) {
+        CHECK_EQ(plait_procpool_processes(pool), plait_cpu_count());
+        int all[PLAIT_PROCPOOL_MAX];
+        check_pids(pool, all, (unsigned)plait_cpu_count());
+        CHECK_EQ(plait_procpool_destroy(pool), 0);
+    }
+
+    fx_init();
+    o = (plait_procpool_options){.processes = 1, .arg_max = 64, .result_max = 64};
+    pool = make_pool(&o);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    CHECK_EQ(plait_procpool_processes(pool), 1);
+    CHECK_EQ(plait_procpool_submit(pool, &t, NULL, &x, sizeof x), -EINVAL);
+    CHECK_EQ(plait_procpool_submit(pool, &t, job_fn, NULL, 8), -EINVAL);
+    CHECK_EQ(plait_procpool_shutdown(pool, 7, SOON()), -EINVAL);
+
+    /* the argument: up to arg_max */
+    unsigned char big[65];
+    memset(big, 0, sizeof big);
+    job j = {.kind = J_VALUE, .id = 1, .value = 9};
+    memcpy(big, &j, sizeof j);
+    CHECK_EQ(plait_procpool_submit(pool, &t, job_fn, big, 65), -EMSGSIZE);
+    CHECK_EQ(plait_procpool_submit(pool, &t, job_fn, big, 64), 0);
+    CHECK_EQ(join_i64(t, &y, PROMPTLY()), 0);
+    CHECK_EQ(y, value_of(9));
+    CHECK_EQ(runs(1), 1); /* the refused one never ran */
+
+    /* a result over result_max fails the task; a task's own code comes back */
+    CHECK_EQ(submit_job(pool, &t, J_TOO_BIG, 2, 0), 0);
+    CHECK_EQ(join_i64(t, NULL, PROMPTLY()), -EMSGSIZE);
+    CHECK_EQ(submit_job(pool, &t, J_FAIL, 3, 0), 0);
+    CHECK_EQ(join_i64(t, NULL, PROMPTLY()), -EDOM);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ESRCH); /* joined already */
+
+    /* no argument, an empty result */
+    void *res = NULL;
+    CHECK_EQ(plait_procpool_submit(pool, &t, empty_fn, NULL, 0), 0);
+    CHECK_EQ(plait_join(t, &res, SOON()), 0);
+    CHECK(res != NULL);
+    if (res)
+        CHECK_EQ(((plait_bytes *)res)->len, 0);
+    free(res);
+
+    /* map / imap: n == 0, nulls, items too large for the room */
+    int64_t in[4] = {1, 2, 3, 4}, out[4];
+    char huge[100] = {0}, huge_out[100];
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], 0, out, sizeof out[0],
+                                NULL, 0, SOON()),
+             -EINVAL);
+    CHECK_EQ(plait_procpool_map(pool, NULL, in, sizeof in[0], 4, out, sizeof out[0], NULL,
+                                0, SOON()),
+             -EINVAL);
+    CHECK_EQ(plait_procpool_map(pool, item_affine, NULL, sizeof in[0], 4, out, sizeof out[0],
+                                NULL, 0, SOON()),
+             -EINVAL);
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], 4, NULL, sizeof out[0],
+                                NULL, 0, SOON()),
+             -EINVAL);
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], 1, huge_out,
+                                sizeof huge_out, NULL, 0, SOON()),
+             -EMSGSIZE);
+    CHECK_EQ(plait_procpool_map(pool, item_affine, huge, sizeof huge, 1, out, sizeof out[0],
+                                NULL, 0, SOON()),
+             -EMSGSIZE);
+    CHECK_EQ(plait_procpool_imap(NULL, pool, item_affine, in, sizeof in[0], 4, sizeof out[0],
+                                 0, 0),
+             -EINVAL);
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_affine, in, sizeof in[0], 0, sizeof out[0],
+                                 0, 0),
+             -EINVAL);
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_affine, in, sizeof in[0], 4, sizeof out[0],
+                                 0, 0x100),
+             -EINVAL);
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_affine, in, sizeof in[0], 1, sizeof huge_out,
+                                 0, 0),
+             -EMSGSIZE);
+    /* and what does fit works on the same pool */
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], 4, out, sizeof out[0],
+                                NULL, 0, SOON()),
+             0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(out[i], item_of(in[i]));
+
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+/* ======================================================================== */
+/* Behaviour                                                                  */
+/* ======================================================================== */
+
+enum { MANY = 300 };
+
+TEST(procpool_submit_many)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(2);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    /* more tasks than slots: most wait in this process first */
+    static plait_task t[MANY];
+    for (int i = 0; i < MANY; i++)
+        CHECK_EQ(submit_job(pool, &t[i], J_VALUE, i, i * 7 - 50), 0);
+    int64_t batch = plait_deadline_in(5 * PLAIT_SEC); /* one for the batch */
+    for (int i = MANY; i-- > 0;) { /* joined from the back */
+        int64_t v = -1;
+        CHECK_EQ(join_i64(t[i], &v, batch), 0);
+        CHECK_EQ(v, value_of(i * 7 - 50));
+    }
+    for (int i = 0; i < MANY; i++)
+        CHECK_EQ(runs(i), 1);
+
+    /* one at a time: each join returns when its task is done, not at its deadline */
+    for (int i = 0; i < 200; i++) {
+        int64_t start = plait_now(), v = 0;
+        CHECK_EQ(submit_job(pool, &t[0], J_VALUE, 2000 + i, i), 0);
+        CHECK_EQ(join_i64(t[0], &v, PROMPTLY()), 0);
+        CHECK_EQ(v, value_of(i));
+        CHECK_PROMPT(start);
+        if (check_failures)
+            break;
+    }
+
+    /* gathered with wait_all: each result a plait_bytes of its own */
+    enum { GATHER = 20 };
+    void *results[GATHER];
+    int errors[GATHER];
+    for (int i = 0; i < GATHER; i++)
+        CHECK_EQ(submit_job(pool, &t[i], i == 13 ? J_FAIL : J_VALUE, 500 + i, i), 0);
+    CHECK_EQ(plait_wait_all(t, GATHER, results, errors, SOON()), -EDOM);
+    for (int i = 0; i < GATHER; i++) {
+        CHECK_EQ(errors[i], i == 13 ? -EDOM : 0);
+        plait_bytes *b = errors[i] == 0 ? results[i] : NULL;
+        if (errors[i] == 0 && b) {
+            int64_t v = 0;
+            CHECK_EQ(b->len, sizeof v);
+            memcpy(&v, b->data, sizeof v);
+            CHECK_EQ(v, value_of(i));
+        }
+        free(b);
+    }
+
+    /* detached tasks run too */
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(submit_job(pool, NULL, J_VALUE, 1000 + i, 0), 0);
+
+    /* the full default room both ways */
+    enum { ROOM = 64 * 1024 };
+    static unsigned char arg[ROOM];
+    for (int i = 0; i < ROOM; i++)
+        arg[i] = (unsigned char)(i * 31 + i / 256);
+    void *res = NULL;
+    CHECK_EQ(plait_procpool_submit(pool, &t[0], reverse_fn, arg, ROOM), 0);
+    CHECK_EQ(plait_join(t[0], &res, SOON()), 0);
+    plait_bytes *b = res;
+    CHECK(b != NULL);
+    if (b) {
+        CHECK_EQ(b->len, ROOM);
+        int bad = 0;
+        for (int i = 0; i < ROOM && b->len == ROOM; i++)
+            bad += b->data[i] != arg[ROOM - 1 - i];
+        CHECK_EQ(bad, 0);
+        free(b);
+    }
+    CHECK_EQ(plait_procpool_submit(pool, &t[0], reverse_fn, arg, ROOM + 1), -EMSGSIZE);
+
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(runs(1000 + i), 1); /* drained */
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+/* Shut down with PLAIT_POOL_CANCEL right after joining a task: the joiner frees the
+ * task's record, so the pool must not look at it any more (a stale pointer is a
+ * use-after-free, which AddressSanitizer reports).  Many short-lived pools; the outcome
+ * delivered by a worker (joined from a thread), by the manager thread (a crash), and
+ * awaited by a coroutine. */
+typedef struct {
+    plait_procpool *pool;
+    int id;
+} after_join_ctx;
+
+static void *join_then_cancel_pool(void *p)
+{
+    after_join_ctx *c = p;
+    plait_task t;
+    int64_t v = 0;
+    CHECK_EQ(submit_job(c->pool, &t, J_VALUE, c->id, c->id), 0);
+    CHECK_EQ(join_i64(t, &v, PROMPTLY()), 0);
+    CHECK_EQ(v, value_of(c->id));
+    CHECK_EQ(plait_procpool_shutdown(c->pool, PLAIT_POOL_CANCEL, SOON()), 0);
+    return NULL;
+}
+
+TEST(procpool_shutdown_cancel_after_join)
+{
+    fx_init();
+    for (int i = 0; i < 90; i++) {
+        plait_procpool *pool = make_pool_n(1);
+        if (!pool)
+            break;
+        int how = i % 3;
+        if (how == 2) {
+            after_join_ctx c = {pool, i};
+            check_run(join_then_cancel_pool, &c);
+        } else {
+            plait_task t;
+            int64_t v = 0;
+            CHECK_EQ(submit_job(pool, &t, how ? J_SEGV : J_VALUE, i, i), 0);
+            CHECK_EQ(join_i64(t, &v, PROMPTLY()), how ? PLAIT_KILLED(SIGSEGV) : 0);
+            if (!how)
+                CHECK_EQ(v, value_of(i));
+            CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_CANCEL, SOON()), 0);
+        }
+        CHECK_EQ(plait_procpool_destroy(pool), 0);
+        CHECK_EQ(runs(i), 1);
+    }
+    fx_fini();
+}
+
+TEST(procpool_runs_in_other_processes)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(2);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    CHECK_EQ(plait_procpool_processes(pool), 2);
+    int pids[PLAIT_PROCPOOL_MAX];
+    int k = check_pids(pool, pids, 2);
+
+    /* two tasks that can only finish when both run at once: two processes */
+    plait_task a, b;
+    int64_t pa = 0, pb = 0;
+    CHECK_EQ(submit_job(pool, &a, J_MEET, 0, 0), 0);
+    CHECK_EQ(submit_job(pool, &b, J_MEET, 1, 0), 0);
+    CHECK_EQ(join_i64(a, &pa, PROMPTLY()), 0);
+    CHECK_EQ(join_i64(b, &pb, PROMPTLY()), 0);
+    CHECK(pa != pb);
+    CHECK(pa != getpid() && pb != getpid());
+    CHECK(has_pid(pids, k, (int)pa));
+    CHECK(has_pid(pids, k, (int)pb));
+
+    /* every task runs in one of the pool's workers, none here */
+    for (int i = 0; i < 20; i++) {
+        plait_task t;
+        int64_t p = 0;
+        CHECK_EQ(submit_job(pool, &t, J_PID, 10 + i, 0), 0);
+        CHECK_EQ(join_i64(t, &p, PROMPTLY()), 0);
+        CHECK(p != getpid());
+        CHECK(has_pid(pids, k, (int)p));
+        CHECK_EQ(pid_of(10 + i), (int)p);
+    }
+    /* copy-on-write: the worker's memory is its own */
+    CHECK_EQ(g_init_value, 0);
+    /* destroy drains: detached tasks still queued run first */
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(submit_job(pool, NULL, J_SLEEP, 40 + i, 20), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(runs(40 + i), 1);
+    for (int i = 0; i < k; i++)
+        CHECK(pid_gone(pids[i]));
+    fx_fini();
+}
+
+/* ---- plait_join from a coroutine ---- */
+
+typedef struct {
+    plait_procpool *pool;
+    int ticks;
+} tick_ctx;
+
+/* Ticks while the main coroutine waits; the pool task needs it to open the gate. */
+static void *ticker(void *p)
+{
+    tick_ctx *c = p;
+    while (c->ticks < 20) {
+        CHECK_EQ(plait_sleep(PLAIT_MS), 0);
+        c->ticks++;
+    }
+    CHECK_EQ(plait_pevent_set(fx.gate[0]), 0);
+    return NULL;
+}
+
+static void *join_in_coroutine_main(void *p)
+{
+    tick_ctx *c = p;
+    plait_task t, tk;
+    CHECK_EQ(submit_held(c->pool, &t, J_BLOCK, 0, 0), 0);
+    CHECK_EQ(plait_spawn(&tk, ticker, c), 0);
+    /* if this join blocked the thread, the ticker would never open the gate and the
+     * task would fail after 5 s */
+    int64_t v = 0;
+    CHECK_EQ(join_i64(t, &v, PROMPTLY()), 0);
+    CHECK_EQ(v, value_of(0));
+    CHECK(c->ticks >= 20);
+    CHECK_EQ(plait_join(tk, NULL, SOON()), 0);
+
+    /* and a failure reaches the coroutine as a code */
+    CHECK_EQ(submit_job(c->pool, &t, J_FAIL, 1, 0), 0);
+    CHECK_EQ(join_i64(t, NULL, PROMPTLY()), -EDOM);
+    return NULL;
+}
+
+TEST(procpool_join_from_coroutine)
+{
+    fx_init();
+    tick_ctx c = {.pool = make_pool_n(2)};
+    if (c.pool) {
+        check_run(join_in_coroutine_main, &c);
+        close_pool(c.pool);
+    }
+    fx_fini();
+}
+
+/* ---- wait_any and as-completed over pool tasks ---- */
+
+static void *completed_main(void *p)
+{
+    plait_procpool *pool = p;
+    plait_task t[GATES];
+    for (int i = 0; i < GATES; i++)
+        CHECK_EQ(submit_held(pool, &t[i], J_BLOCK, i, i), 0);
+    await_started(GATES); /* all four hold a worker each */
+    plait_completed *set = NULL;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    for (int i = 0; i < GATES; i++)
+        CHECK_EQ(plait_completed_add(set, t[i]), 0);
+    plait_task got;
+    CHECK_EQ(plait_completed_next(set, &got, 0), -ETIMEDOUT); /* none finished */
+    static const int order[GATES] = {2, 0, 3, 1};
+    for (int k = 0; k < GATES; k++) {
+        int i = order[k];
+        CHECK_EQ(plait_pevent_set(fx.gate[i]), 0);
+        CHECK_EQ(plait_completed_next(set, &got, SOON()), 0);
+        CHECK(got.future == t[i].future && got.generation == t[i].generation);
+        int64_t v = 0;
+        CHECK_EQ(join_i64(got, &v, PROMPTLY()), 0);
+        CHECK_EQ(v, value_of(i));
+    }
+    CHECK_EQ(plait_completed_next(set, &got, SOON()), -EPIPE);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+    return NULL;
+}
+
+TEST(procpool_wait_any_and_completed)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(GATES);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    /* wait_any from a thread: the held task cannot be the one */
+    plait_task t[2];
+    CHECK_EQ(submit_held(pool, &t[0], J_BLOCK, 0, 0), 0);
+    CHECK_EQ(submit_job(pool, &t[1], J_VALUE, 1, 5), 0);
+    CHECK_EQ(plait_wait_any(t, 2, SOON()), 1);
+    int64_t v = 0;
+    CHECK_EQ(join_i64(t[1], &v, PROMPTLY()), 0);
+    CHECK_EQ(v, value_of(5));
+    await_started(1);
+    CHECK_EQ(plait_wait_any(t, 1, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_pevent_set(fx.gate[0]), 0);
+    CHECK_EQ(plait_wait_any(t, 1, SOON()), 0);
+    CHECK_EQ(join_i64(t[0], &v, PROMPTLY()), 0);
+    CHECK_EQ(v, value_of(0));
+    CHECK_EQ(plait_pevent_reset(fx.gate[0]), 0);
+
+    /* as-completed from a coroutine, in the order the gates open */
+    check_run(completed_main, pool);
+    close_pool(pool);
+    fx_fini();
+}
+
+/* ======================================================================== */
+/* Crash isolation                                                           */
+/* ======================================================================== */
+
+static const int crash_kinds[] = {J_SEGV, J_NULL, J_ABORT, J__EXIT3, J_EXIT3, J_SIGKILL};
+static const char *const crash_names[] = {"SIGSEGV", "SIGSEGV", "SIGABRT",
+                                          "status 3", "status 3", "SIGKILL"};
+
+TEST(procpool_crash_fails_only_that_task)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(2);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    /* a bystander holds one worker throughout: the crashes must not touch it */
+    plait_task by;
+    CHECK_EQ(submit_held(pool, &by, J_BLOCK, 0, 0), 0);
+    await_started(1);
+    int by_pid = pid_of(0);
+
+    int id = 1;
+    for (size_t k = 0; k < sizeof crash_kinds / sizeof crash_kinds[0]; k++, id++) {
+        int kind = crash_kinds[k], code = crash_code(kind);
+        int before[PLAIT_PROCPOOL_MAX], after[PLAIT_PROCPOOL_MAX];
+        check_pids(pool, before, 2);
+        plait_task t;
+        CHECK_EQ(submit_job(pool, &t, kind, id, 0), 0);
+        int64_t start = plait_now();
+        int r = join_i64(t, NULL, PROMPTLY());
+        if (kind == J_EXIT3 && TSAN_EXIT_OVERRIDDEN(r))
+            r = code; /* see TSAN_EXIT_OVERRIDDEN */
+        if (r != code)
+            fprintf(stderr, "  crash kind %d: %d (%s), expected %d\n", kind, r,
+                    plait_strerror(r), code);
+        CHECK_EQ(r, code);
+        int64_t took = plait_now() - start; /* when the worker dies, not at the deadline */
+        if (took >= REPORT_WITHIN)
+            fprintf(stderr, "  crash kind %d reported after %lld ms\n", kind,
+                    (long long)(took / PLAIT_MS));
+        CHECK(took < REPORT_WITHIN);
+        CHECK_EQ(runs(id), 1);
+        if (PLAIT_KILL_SIGNAL(code) > 0) {
+            CHECK_EQ(PLAIT_KILL_SIGNAL(r), PLAIT_KILL_SIGNAL(code));
+            CHECK_EQ(PLAIT_EXIT_STATUS(r), -1);
+        } else {
+            CHECK_EQ(PLAIT_EXIT_STATUS(r), 3);
+            CHECK_EQ(PLAIT_KILL_SIGNAL(r), -1);
+        }
+        CHECK(PLAIT_IS_FAIL(PLAIT_FAIL(r)));
+        CHECK(strstr(plait_strerror(r), crash_names[k]) != NULL);
+        /* the dead worker is gone and replaced; the bystander's is the same */
+        int dead = pid_of(id);
+        CHECK(dead != by_pid);
+        CHECK(pid_gone(dead));
+        int n = check_pids(pool, after, 2);
+        CHECK(!has_pid(after, n, dead));
+        CHECK(has_pid(after, n, by_pid));
+        CHECK(has_pid(before, 2, dead));
+        CHECK_EQ(plait_procpool_processes(pool), 2);
+        /* and the pool goes on */
+        int64_t v = 0;
+        CHECK_EQ(submit_job(pool, &t, J_VALUE, 100 + id, id), 0);
+        CHECK_EQ(join_i64(t, &v, PROMPTLY()), 0);
+        CHECK_EQ(v, value_of(id));
+        if (check_failures)
+            break; /* one kind shows it; the bystander must not run out of time */
+    }
+
+    plait_task t;
+    if (check_failures)
+        goto out; /* the bystander's wait is not endless */
+
+    /* killed from outside while it runs a task: that task fails */
+    CHECK_EQ(submit_held(pool, &t, J_BLOCK, 50, 1), 0);
+    await_started(1);
+    int victim = pid_of(50);
+    CHECK(victim != by_pid);
+    int64_t start = plait_now();
+    CHECK_EQ(kill(victim, SIGKILL), 0);
+    CHECK_EQ(join_i64(t, NULL, PROMPTLY()), PLAIT_KILLED(SIGKILL));
+    CHECK_PROMPT(start);
+    CHECK(pid_gone(victim));
+
+    /* killed from outside while idle: no task fails, it is replaced */
+    int now[PLAIT_PROCPOOL_MAX];
+    int n = check_pids(pool, now, 2);
+    int idle = 0;
+    for (int i = 0; i < n; i++)
+        if (now[i] != by_pid)
+            idle = now[i];
+    CHECK(idle > 0);
+    if (idle > 0) {
+        CHECK_EQ(kill(idle, SIGKILL), 0);
+        int64_t until = SOON();
+        while (plait_now() < until) { /* the replacement is forked when it is reaped */
+            n = plait_procpool_pids(pool, now, PLAIT_PROCPOOL_MAX);
+            if (n == 2 && !has_pid(now, n, idle))
+                break;
+            plait_sleep(PLAIT_MS);
+        }
+        n = check_pids(pool, now, 2);
+        CHECK(!has_pid(now, n, idle));
+    }
+    int64_t batch = plait_deadline_in(5 * PLAIT_SEC); /* one for the batch */
+    for (int i = 0; i < 10; i++) {
+        int64_t v = 0;
+        CHECK_EQ(submit_job(pool, &t, J_VALUE, 200 + i, i), 0);
+        CHECK_EQ(join_i64(t, &v, batch), 0);
+        CHECK_EQ(v, value_of(i));
+    }
+
+out:
+    /* the bystander is untouched */
+    CHECK_EQ(plait_pevent_set(fx.gate[0]), 0);
+    int64_t v = 0;
+    CHECK_EQ(join_i64(by, &v, PROMPTLY()), 0);
+    CHECK_EQ(v, value_of(0));
+    CHECK_EQ(runs(0), 1);
+    close_pool(pool);
+    fx_fini();
+}
+
+TEST(procpool_crash_stress)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(3);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    static const int kinds[] = {J_SEGV, J_ABORT, J__EXIT3, J_SIGKILL};
+    static plait_task t[MANY];
+    static int kind_of[MANY];
+    for (int i = 0; i < MANY; i++) {
+        kind_of[i] = i % 7 == 3 ? kinds[(i / 7) % 4] : J_VALUE;
+        CHECK_EQ(submit_job(pool, &t[i], kind_of[i], i, i), 0);
+    }
+    /* one deadline for all the joins: a pool that misses outcomes fails in seconds */
+    int crashed = 0;
+    int64_t all_by = plait_deadline_in(5 * PLAIT_SEC);
+    for (int i = 0; i < MANY; i++) {
+        int64_t v = -1;
+        int r = join_i64(t[i], &v, all_by);
+        if (is_crash(kind_of[i])) {
+            CHECK_EQ(r, crash_code(kind_of[i]));
+            crashed++;
+        } else {
+            CHECK_EQ(r, 0);
+            CHECK_EQ(v, value_of(i));
+        }
+    }
+    CHECK_EQ(crashed, (MANY + 3) / 7);
+    CHECK(plait_now() < all_by);
+    int lost = 0, twice = 0;
+    for (int i = 0; i < MANY; i++) {
+        lost += runs(i) == 0;
+        twice += runs(i) > 1;
+    }
+    CHECK_EQ(lost, 0);
+    CHECK_EQ(twice, 0);
+    int pids[PLAIT_PROCPOOL_MAX];
+    check_pids(pool, pids, 3);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+/* ======================================================================== */
+/* Per-task timeout, max_tasks                                                */
+/* ======================================================================== */
+
+TEST(procpool_task_timeout)
+{
+    fx_init();
+    const int64_t limit = 400 * PLAIT_MS;
+    plait_procpool_options o = {.processes = 2, .task_timeout = limit};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    /* spinning, and blocked in a wait: both are stopped at the limit */
+    for (int kind = J_BLOCK; kind <= J_SPIN; kind++) {
+        int before[PLAIT_PROCPOOL_MAX];
+        check_pids(pool, before, 2);
+        plait_task t;
+        int id = kind;
+        int64_t start = plait_now();
+        CHECK_EQ(submit_held(pool, &t, kind, id, 3), 0);
+        CHECK_EQ(join_i64(t, NULL, PROMPTLY()), -ETIMEDOUT);
+        CHECK_TOOK(start, limit);
+        CHECK_EQ(plait_join(t, NULL, 0), -ESRCH); /* the task's outcome, not the join's */
+        CHECK_EQ(runs(id), 1);
+        CHECK(pid_gone(pid_of(id)));
+        int after[PLAIT_PROCPOOL_MAX];
+        int n = check_pids(pool, after, 2);
+        CHECK(!has_pid(after, n, pid_of(id)));
+        CHECK(has_pid(before, 2, pid_of(id)));
+        if (check_failures)
+            break;
+    }
+    /* the limit is per task: a worker runs several short ones past it in total */
+    enum { SHORT = 8 };
+    plait_task t[SHORT];
+    for (int i = 0; i < SHORT; i++)
+        CHECK_EQ(submit_job(pool, &t[i], J_SLEEP, 10 + i, 100), 0);
+    int64_t batch = plait_deadline_in(5 * PLAIT_SEC); /* one for the batch */
+    for (int i = 0; i < SHORT; i++) {
+        int64_t v = 0;
+        CHECK_EQ(join_i64(t[i], &v, batch), 0);
+        CHECK_EQ(v, value_of(100));
+    }
+    close_pool(pool);
+    fx_fini();
+}
+
+TEST(procpool_max_tasks)
+{
+    fx_init();
+    enum { N = 10, PER = 3 };
+    plait_procpool_options o = {.processes = 1, .max_tasks = PER};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    /* one worker, tasks in order: a fresh worker every PER tasks */
+    plait_task t[40];
+    int64_t pid[40];
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(submit_job(pool, &t[i], J_PID, i, 0), 0);
+    int64_t batch = plait_deadline_in(5 * PLAIT_SEC); /* one for the batch */
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(join_i64(t[i], &pid[i], batch), 0);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < i; j++)
+            if ((pid[i] == pid[j]) != (i / PER == j / PER)) {
+                fprintf(stderr, "  task %d ran in %lld, task %d in %lld\n", i,
+                        (long long)pid[i], j, (long long)pid[j]);
+                CHECK(!"tasks grouped by worker as max_tasks says");
+            }
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(runs(i), 1);
+    int now[PLAIT_PROCPOOL_MAX];
+    int n = check_pids(pool, now, 1);
+    CHECK(n == 1 && now[0] == pid[N - 1]); /* the last worker has room left */
+    for (int i = 0; i < N - 1; i++)
+        if (pid[i] != pid[N - 1])
+            CHECK(pid_gone((int)pid[i]));
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+
+    /* two workers: none runs more than PER tasks, and all 40 run once */
+    memset(fx.sh, 0, sizeof *fx.sh);
+    o.processes = 2;
+    pool = make_pool(&o);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    for (int i = 0; i < 40; i++)
+        CHECK_EQ(submit_job(pool, &t[i], J_PID, i, 0), 0);
+    batch = plait_deadline_in(5 * PLAIT_SEC); /* one for the batch */
+    for (int i = 0; i < 40; i++)
+        CHECK_EQ(join_i64(t[i], &pid[i], batch), 0);
+    int distinct = 0;
+    for (int i = 0; i < 40; i++) {
+        CHECK_EQ(runs(i), 1);
+        int same = 0, first = 1;
+        for (int j = 0; j < 40; j++) {
+            same += pid[j] == pid[i];
+            if (j < i && pid[j] == pid[i])
+                first = 0;
+        }
+        CHECK(same <= PER);
+        distinct += first;
+    }
+    CHECK(distinct >= (40 + PER - 1) / PER);
+    settled_pids(pool, now, 2);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+/* ======================================================================== */
+/* Initialisers                                                               */
+/* ======================================================================== */
+
+static int init_set(void *arg)
+{
+    atomic_fetch_add(&fx.sh->inits, 1);
+    g_init_value = *(const int *)arg;
+    return 0;
+}
+
+static int init_fail(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&fx.sh->inits, 1);
+    return -EDOM;
+}
+
+TEST(procpool_init)
+{
+    fx_init();
+    static const int magic = 4321;
+    plait_procpool_options o = {.processes = 2, .init = init_set, .init_arg = (void *)&magic,
+                                .max_tasks = 2};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    /* every task sees what its worker's initialiser left, replacements too */
+    enum { N = 12 };
+    plait_task t[N];
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(submit_job(pool, &t[i], J_INIT_VALUE, i, 0), 0);
+    int64_t v[N];
+    int64_t batch = plait_deadline_in(5 * PLAIT_SEC); /* one for the batch */
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(join_i64(t[i], &v[i], batch), 0);
+        CHECK_EQ(v[i], magic);
+    }
+    int distinct = 0;
+    for (int i = 0; i < N; i++) {
+        bool first = true;
+        for (int j = 0; j < i; j++)
+            first = first && pid_of(j) != pid_of(i);
+        distinct += first;
+    }
+    CHECK(distinct >= N / 2);                        /* max_tasks 2 */
+    CHECK(atomic_load(&fx.sh->inits) >= distinct);   /* once per worker that ran one */
+    CHECK_EQ(g_init_value, 0);                       /* not here */
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+TEST(procpool_init_fails)
+{
+    fx_init();
+    plait_procpool_options o = {.processes = 2, .init = init_fail};
+    plait_procpool *pool = NULL;
+    int r = plait_procpool_create(&pool, &o);
+    /* either create sees it at once, or the pool is broken: no task runs, none hangs */
+    CHECK(r == 0 || r == -EDOM);
+    if (r == 0) {
+        plait_task t;
+        int s = submit_job(pool, &t, J_VALUE, 0, 1);
+        CHECK(s == 0 || s == -EDOM);
+        if (s == 0)
+            CHECK_EQ(join_i64(t, NULL, PROMPTLY()), -EDOM);
+        /* broken now (the join saw it): every later submit fails with the code */
+        CHECK_EQ(submit_job(pool, &t, J_VALUE, 1, 1), -EDOM);
+        CHECK_EQ(submit_job(pool, NULL, J_VALUE, 1, 1), -EDOM);
+        int64_t in[3] = {1, 2, 3}, out[3] = {9, 9, 9};
+        int errs[3] = {0};
+        CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], 3, out, sizeof out[0],
+                                    errs, 0, SOON()),
+                 -EDOM);
+        for (int i = 0; i < 3; i++) {
+            CHECK_EQ(errs[i], -EDOM);
+            CHECK_EQ(out[i], 0);
+        }
+        CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+        CHECK_EQ(plait_procpool_destroy(pool), 0);
+    } else {
+        CHECK(pool == NULL);
+    }
+    CHECK_EQ(runs(0), 0);
+    CHECK_EQ(runs(1), 0);
+    CHECK(atomic_load(&fx.sh->inits) >= 1);
+    fx_fini();
+}
+
+/* ======================================================================== */
+/* Cancellation                                                               */
+/* ======================================================================== */
+
+TEST(procpool_cancel_queued)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(1);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    plait_task blocker, q[7];
+    CHECK_EQ(submit_held(pool, &blocker, J_BLOCK, 0, 0), 0);
+    await_started(1);
+    /* queued behind it: some in the pool's slots, the rest waiting in this process */
+    for (int i = 1; i <= 6; i++)
+        CHECK_EQ(submit_job(pool, &q[i], J_VALUE, i, i), 0);
+    static const int cancelled[] = {1, 5, 6};
+    for (int k = 0; k < 3; k++) {
+        int64_t start = plait_now();
+        CHECK_EQ(plait_cancel(q[cancelled[k]]), 0);
+        CHECK_EQ(join_i64(q[cancelled[k]], NULL, PROMPTLY()), -ECANCELED);
+        CHECK_PROMPT(start);
+    }
+    CHECK_EQ(plait_pevent_set(fx.gate[0]), 0);
+    int64_t v = 0;
+    CHECK_EQ(join_i64(blocker, &v, PROMPTLY()), 0);
+    CHECK_EQ(v, value_of(0));
+    for (int i = 2; i <= 4; i++) {
+        CHECK_EQ(join_i64(q[i], &v, PROMPTLY()), 0);
+        CHECK_EQ(v, value_of(i));
+    }
+    /* the pool is idle now: a cancelled task would have run by this time */
+    plait_task t;
+    CHECK_EQ(submit_job(pool, &t, J_VALUE, 7, 7), 0);
+    CHECK_EQ(join_i64(t, &v, PROMPTLY()), 0);
+    for (int i = 0; i <= 7; i++)
+        CHECK_EQ(runs(i), (i == 1 || i == 5 || i == 6) ? 0 : 1);
+    /* a finished task is unaffected by cancel */
+    CHECK_EQ(submit_job(pool, &t, J_VALUE, 8, 8), 0);
+    CHECK_EQ(plait_wait_any(&t, 1, SOON()), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(join_i64(t, &v, PROMPTLY()), 0);
+    CHECK_EQ(v, value_of(8));
+    /* the slots of the withdrawn tasks work again */
+    plait_task more[20];
+    for (int i = 0; i < 20; i++)
+        CHECK_EQ(submit_job(pool, &more[i], J_VALUE, 20 + i, i), 0);
+    int64_t batch = plait_deadline_in(5 * PLAIT_SEC); /* one for the batch */
+    for (int i = 0; i < 20; i++) {
+        CHECK_EQ(join_i64(more[i], &v, batch), 0);
+        CHECK_EQ(v, value_of(i));
+    }
+    close_pool(pool);
+    fx_fini();
+}
+
+TEST(procpool_cancel_running)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(2);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    for (int round = 0; round < 2; round++) { /* a task held in a wait, then a spinner */
+        int kind = round ? J_SPIN : J_BLOCK, id = round;
+        plait_task t;
+        CHECK_EQ(submit_held(pool, &t, kind, id, 0), 0);
+        await_started(1);
+        int victim = pid_of(id);
+        int64_t start = plait_now();
+        CHECK_EQ(plait_cancel(t), 0);
+        CHECK_EQ(join_i64(t, NULL, PROMPTLY()), -ECANCELED);
+        CHECK_PROMPT(start);
+        CHECK(pid_gone(victim));
+        int now[PLAIT_PROCPOOL_MAX];
+        int n = check_pids(pool, now, 2);
+        CHECK(!has_pid(now, n, victim));
+        if (check_failures)
+            break;
+    }
+    int64_t v = 0;
+    plait_task t;
+    CHECK_EQ(submit_job(pool, &t, J_VALUE, 9, 9), 0);
+    CHECK_EQ(join_i64(t, &v, PROMPTLY()), 0);
+    CHECK_EQ(v, value_of(9));
+    close_pool(pool);
+    fx_fini();
+}
+
+/* Cancel a task of a busy worker as it runs, over and over.  One worker goes through a
+ * stream of brief tasks (a few microseconds each); once task V has started (its run
+ * count says so) the parent cancels it.  By then the worker may be finishing V or
+ * already on a later task: V either completes with its result or reports -ECANCELED,
+ * and runs once; every other task, which nobody cancelled, must complete normally and
+ * run once.  (A kill that reaches the worker after it has moved on fails a bystander;
+ * one that lands while the worker holds the pool's shared lock must not wedge the
+ * pool.) */
+static void cancel_racing_scenario(void)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(1);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    enum { STREAM = 8, V = 2 };
+    uint64_t seed = 0x9e3779b97f4a7c15u;
+    int cancelled = 0, completed = 0, rounds = 0;
+    int64_t until = plait_deadline_in(2 * PLAIT_SEC);
+    for (int r = 0; plait_now() < until && !check_failures; r++, rounds++) {
+        int64_t round_start = plait_now();
+        int base = (r * STREAM) % (IDS - STREAM);
+        plait_task t[STREAM];
+        int64_t spins[STREAM];
+        for (int i = 0; i < STREAM; i++) {
+            atomic_store(&fx.sh->runs[base + i], 0);
+            spins[i] = rnd(&seed) % 3000;
+            CHECK_EQ(submit_job(pool, &t[i], J_BRIEF, base + i, spins[i]), 0);
+        }
+        int64_t give_up = SOON();
+        while (runs(base + V) == 0 && plait_now() < give_up) /* V has started */
+            ;
+        CHECK_EQ(plait_cancel(t[V]), 0);
+        for (int i = 0; i < STREAM; i++) {
+            int64_t x = 0;
+            int rc = join_i64(t[i], &x, PROMPTLY());
+            if (i == V && rc != 0) {
+                CHECK_EQ(rc, -ECANCELED);
+                cancelled++;
+                CHECK_EQ(runs(base + i), 1);
+                continue;
+            }
+            completed += i == V;
+            if (rc != 0)
+                fprintf(stderr, "  round %d: task %d, not cancelled, failed: %d (%s)\n", r, i,
+                        rc, plait_strerror(rc));
+            CHECK_EQ(rc, 0);
+            if (rc == 0)
+                CHECK_EQ(x, value_of(spins[i]));
+            CHECK_EQ(runs(base + i), 1);
+        }
+        CHECK_PROMPT(round_start); /* the outcomes came when the tasks ended */
+    }
+    if (check_failures)
+        fprintf(stderr, "  %d rounds: the cancelled task completed %d times, was cancelled %d\n",
+                rounds, completed, cancelled);
+    close_pool(pool);
+    fx_fini();
+}
+
+TEST(procpool_cancel_racing_completion)
+{
+    run_isolated(cancel_racing_scenario, ISOLATED_BUDGET);
+}
+
+/* ======================================================================== */
+/* Shutdown                                                                   */
+/* ======================================================================== */
+
+TEST(procpool_shutdown_drain)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(2);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    int pids[PLAIT_PROCPOOL_MAX];
+    int k = check_pids(pool, pids, 2);
+    plait_task held[2], q[10];
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(submit_held(pool, &held[i], J_BLOCK, i, 0), 0);
+    await_started(2);
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(submit_job(pool, &q[i], J_VALUE, 10 + i, i), 0);
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, 0), -ETIMEDOUT);
+    plait_task t;
+    CHECK_EQ(submit_job(pool, &t, J_VALUE, 30, 0), -EPIPE);
+    CHECK_EQ(plait_pevent_set(fx.gate[0]), 0);
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    /* everything queued ran, once */
+    int64_t v = 0;
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(join_i64(held[i], &v, PROMPTLY()), 0);
+        CHECK_EQ(v, value_of(i));
+    }
+    for (int i = 0; i < 10; i++) {
+        CHECK_EQ(join_i64(q[i], &v, PROMPTLY()), 0);
+        CHECK_EQ(v, value_of(i));
+        CHECK_EQ(runs(10 + i), 1);
+    }
+    CHECK_EQ(runs(30), 0);
+    /* the workers are gone */
+    int now[PLAIT_PROCPOOL_MAX];
+    CHECK_EQ(plait_procpool_pids(pool, now, PLAIT_PROCPOOL_MAX), 0);
+    for (int i = 0; i < k; i++)
+        CHECK(pid_gone(pids[i]));
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0); /* again: done */
+    CHECK_EQ(submit_job(pool, NULL, J_VALUE, 31, 0), -EPIPE);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+TEST(procpool_shutdown_cancel)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(2);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    plait_task held[2], q[8];
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(submit_held(pool, &held[i], J_BLOCK, i, 0), 0);
+    await_started(2);
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ(submit_job(pool, &q[i], J_VALUE, 10 + i, i), 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_CANCEL, SOON()), 0);
+    CHECK_PROMPT(start); /* the held tasks were killed, not waited for */
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(join_i64(held[i], NULL, PROMPTLY()), -ECANCELED);
+        CHECK(pid_gone(pid_of(i)));
+    }
+    for (int i = 0; i < 8; i++) {
+        CHECK_EQ(join_i64(q[i], NULL, PROMPTLY()), -ECANCELED);
+        CHECK_EQ(runs(10 + i), 0);
+    }
+    int now[PLAIT_PROCPOOL_MAX];
+    CHECK_EQ(plait_procpool_pids(pool, now, PLAIT_PROCPOOL_MAX), 0);
+    plait_task t;
+    CHECK_EQ(submit_job(pool, &t, J_VALUE, 30, 0), -EPIPE);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+TEST(procpool_shutdown_timeout_then_cancel)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(1);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    plait_task spin, q;
+    CHECK_EQ(submit_held(pool, &spin, J_SPIN, 0, 0), 0);
+    await_started(1);
+    CHECK_EQ(submit_job(pool, &q, J_VALUE, 1, 1), 0);
+    const int64_t wait = 300 * PLAIT_MS;
+    int64_t start = plait_now();
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, plait_deadline_in(wait)),
+             -ETIMEDOUT);
+    CHECK_TOOK(start, wait);
+    CHECK_EQ(submit_job(pool, NULL, J_VALUE, 2, 2), -EPIPE);
+    CHECK_EQ(plait_wait_any(&spin, 1, 0), -ETIMEDOUT); /* still running */
+    start = plait_now();
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_CANCEL, SOON()), 0);
+    CHECK_PROMPT(start);
+    CHECK_EQ(join_i64(spin, NULL, PROMPTLY()), -ECANCELED);
+    CHECK_EQ(join_i64(q, NULL, PROMPTLY()), -ECANCELED);
+    CHECK(pid_gone(pid_of(0)));
+    CHECK_EQ(runs(1), 0);
+    CHECK_EQ(runs(2), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+/* ======================================================================== */
+/* map                                                                        */
+/* ======================================================================== */
+
+enum { BIG_N = 100000 };
+static int64_t big_in[BIG_N], big_out[BIG_N];
+static int big_err[BIG_N];
+
+TEST(procpool_map_results)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(2);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    static const size_t chunks[] = {0, 1, 1000, (size_t)1 << 40};
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+        size_t n = chunks[c] == 1 ? 500 : BIG_N; /* a task per item: fewer of them */
+        for (size_t i = 0; i < n; i++) {
+            big_in[i] = (int64_t)(i * 2654435761u % 1000003) - 500000;
+            big_out[i] = -7;
+            big_err[i] = 1;
+        }
+        CHECK_EQ(plait_procpool_map(pool, item_affine, big_in, sizeof big_in[0], n, big_out,
+                                    sizeof big_out[0], big_err, chunks[c], SOON()),
+                 0);
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++)
+            bad += big_out[i] != item_of(big_in[i]) || big_err[i] != 0;
+        if (bad)
+            fprintf(stderr, "  chunk %zu: %zu items wrong\n", chunks[c], bad);
+        CHECK_EQ(bad, 0);
+    }
+    /* errors may be NULL; odd item and result sizes */
+    enum { ODD = 777 };
+    static int32_t odd_in[ODD][3], odd_out[ODD][5];
+    for (int i = 0; i < ODD; i++) {
+        odd_in[i][0] = i;
+        odd_in[i][1] = i % 13;
+        odd_in[i][2] = -i;
+    }
+    CHECK_EQ(plait_procpool_map(pool, item_odd_sizes, odd_in, 12, ODD, odd_out, 20, NULL, 5,
+                                SOON()),
+             0);
+    int bad = 0;
+    for (int i = 0; i < ODD; i++)
+        bad += odd_out[i][0] != i % 13 || odd_out[i][1] != i * (i % 13) ||
+               odd_out[i][2] != -i || odd_out[i][3] != -i || odd_out[i][4] != 7;
+    CHECK_EQ(bad, 0);
+
+    /* a result size near the pool's room: one item per chunk still fits */
+    plait_procpool_options o = {.processes = 2, .result_max = 256};
+    plait_procpool *small = make_pool(&o);
+    if (small) {
+        static unsigned char wide[10][128], wider[10][300];
+        int64_t in[10];
+        for (int i = 0; i < 10; i++)
+            in[i] = i;
+        CHECK_EQ(plait_procpool_map(small, item_affine, in, sizeof in[0], 10, wide,
+                                    sizeof wide[0], NULL, 0, SOON()),
+                 0);
+        for (int i = 0; i < 10; i++)
+            CHECK_EQ(load_i64(wide[i]), item_of(i));
+        /* larger than the room: not even one item fits */
+        CHECK_EQ(plait_procpool_map(small, item_affine, in, sizeof in[0], 10, wider,
+                                    sizeof wider[0], NULL, 0, SOON()),
+                 -EMSGSIZE);
+        CHECK_EQ(plait_procpool_destroy(small), 0);
+    }
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+TEST(procpool_map_item_errors)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(2);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    enum { N = 1000 };
+    static const size_t chunks[] = {0, 1, 64};
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+        memset(fx.sh->runs, 0, sizeof fx.sh->runs);
+        for (int i = 0; i < N; i++) {
+            big_in[i] = i;
+            big_out[i] = -7;
+            big_err[i] = 1;
+        }
+        /* the first failure in index order, though later ones (-EDOM) are more common
+         * and may finish first */
+        CHECK_EQ(plait_procpool_map(pool, item_some_fail, big_in, sizeof big_in[0], N, big_out,
+                                    sizeof big_out[0], big_err, chunks[c], SOON()),
+                 -ERANGE);
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            int want = i == 3 ? -ERANGE : i % 10 == 7 ? -EDOM : 0;
+            bad += big_err[i] != want;
+            bad += big_out[i] != (want ? 0 : item_of(i)); /* a failed item's is zeroed */
+            bad += runs(i) != 1;
+        }
+        if (bad)
+            fprintf(stderr, "  chunk %zu: %d wrong\n", chunks[c], bad);
+        CHECK_EQ(bad, 0);
+    }
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+TEST(procpool_map_crash_fails_its_chunk)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(2);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    enum { N = 40, CHUNK = 4 };
+    int64_t in[N], out[N];
+    int err[N];
+    for (int i = 0; i < N; i++) {
+        in[i] = i;
+        out[i] = -7;
+        err[i] = 1;
+    }
+    CHECK_EQ(plait_procpool_map(pool, item_crash_13, in, sizeof in[0], N, out, sizeof out[0],
+                                err, CHUNK, SOON()),
+             PLAIT_KILLED(SIGSEGV));
+    for (int i = 0; i < N; i++) {
+        bool mate = i / CHUNK == 13 / CHUNK; /* items 12..15 */
+        CHECK_EQ(err[i], mate ? PLAIT_KILLED(SIGSEGV) : 0);
+        CHECK_EQ(out[i], mate ? 0 : item_of(i));
+        /* in order within the chunk: 12 and 13 ran, 14 and 15 never; nothing again */
+        CHECK_EQ(runs(i), mate && i > 13 ? 0 : 1);
+    }
+    int pids[PLAIT_PROCPOOL_MAX];
+    check_pids(pool, pids, 2);
+    /* the pool goes on */
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], N, out, sizeof out[0],
+                                err, CHUNK, SOON()),
+             0);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(out[i], item_of(i));
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+static void map_deadline_scenario(void)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(2);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    enum { N = 8 };
+    int64_t in[N], out[N];
+    int err[N];
+    for (int i = 0; i < N; i++) {
+        in[i] = i;
+        out[i] = -7;
+        err[i] = 1;
+    }
+    /* items 0..3 are quick; 4 and 5 hold both workers until they are killed, 6 and 7
+     * never start */
+    int before[PLAIT_PROCPOOL_MAX];
+    check_pids(pool, before, 2);
+    const int64_t wait = 500 * PLAIT_MS;
+    int64_t start = plait_now();
+    CHECK_EQ(plait_procpool_map(pool, item_held_from_4, in, sizeof in[0], N, out,
+                                sizeof out[0], err, 1, plait_deadline_in(wait)),
+             -ETIMEDOUT);
+    CHECK_TOOK(start, wait);
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(err[i], 0);
+        CHECK_EQ(out[i], item_of(i));
+    }
+    for (int i = 4; i < N; i++) {
+        if (err[i] != -ETIMEDOUT)
+            fprintf(stderr, "  item %d: %d (%s), the header says the caller's -ETIMEDOUT\n", i,
+                    err[i], plait_strerror(err[i]));
+        CHECK_EQ(err[i], -ETIMEDOUT);
+        CHECK_EQ(out[i], 0);
+    }
+    CHECK_EQ(runs(6), 0);
+    CHECK_EQ(runs(7), 0);
+    /* items 4 and 5 had started; they were killed with their workers, which were
+     * replaced */
+    CHECK_EQ(plait_psem_value(fx.started), 2);
+    CHECK_EQ(runs(4), 1);
+    CHECK_EQ(runs(5), 1);
+    int after[PLAIT_PROCPOOL_MAX];
+    int n = check_pids(pool, after, 2);
+    for (int i = 0; i < 2; i++)
+        CHECK(!has_pid(after, n, before[i]));
+    /* nothing is written after the call returned: the pool is idle, the arrays stay */
+    int64_t out_copy[N];
+    int err_copy[N];
+    memcpy(out_copy, out, sizeof out);
+    memcpy(err_copy, err, sizeof err);
+    plait_task t;
+    CHECK_EQ(submit_job(pool, &t, J_VALUE, 100, 1), 0);
+    CHECK_EQ(join_i64(t, NULL, PROMPTLY()), 0);
+    CHECK(memcmp(out_copy, out, sizeof out) == 0);
+    CHECK(memcmp(err_copy, err, sizeof err) == 0);
+    CHECK_EQ(runs(6), 0);
+    CHECK_EQ(runs(7), 0);
+
+    /* a deadline already past: nothing waits */
+    start = plait_now();
+    CHECK_EQ(plait_procpool_map(pool, item_held_from_4, in, sizeof in[0], N, out,
+                                sizeof out[0], err, 1, 0),
+             -ETIMEDOUT);
+    CHECK_PROMPT(start);
+    close_pool(pool);
+    fx_fini();
+}
+
+/* A deadline of 0 cancels chunks of quick items as they finish: isolated. */
+TEST(procpool_map_deadline) { run_isolated(map_deadline_scenario, ISOLATED_BUDGET); }
+
+/* ======================================================================== */
+/* imap                                                                       */
+/* ======================================================================== */
+
+TEST(procpool_imap_ordered)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(2);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    enum { N = 1000 };
+    for (int i = 0; i < N; i++)
+        big_in[i] = i;
+    plait_procpool_iter *it = NULL;
+    /* a chunk that does not divide n; failures come through per item */
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_some_fail, big_in, sizeof big_in[0], N,
+                                 sizeof(int64_t), 7, 0),
+             0);
+    int out_of_order = 0, wrong = 0;
+    for (int i = 0; i < N && it; i++) {
+        size_t index = SIZE_MAX;
+        int64_t v = -7;
+        int e = 1;
+        int r = plait_procpool_imap_next(it, &index, &v, &e, SOON());
+        CHECK_EQ(r, 0);
+        if (r < 0)
+            break;
+        out_of_order += index != (size_t)i;
+        int want = i == 3 ? -ERANGE : i % 10 == 7 ? -EDOM : 0;
+        wrong += e != want || v != (want ? 0 : item_of(i));
+    }
+    CHECK_EQ(out_of_order, 0);
+    CHECK_EQ(wrong, 0);
+    if (it) {
+        CHECK_EQ(plait_procpool_imap_next(it, NULL, NULL, NULL, SOON()), -EPIPE);
+        CHECK_EQ(plait_procpool_imap_next(it, NULL, NULL, NULL, SOON()), -EPIPE);
+        CHECK_EQ(plait_procpool_imap_destroy(it), 0);
+    }
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(runs(i), 1);
+
+    /* the first item held: ordered, nothing comes until it is done */
+    memset(fx.sh->runs, 0, sizeof fx.sh->runs);
+    it = NULL;
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_held_0, big_in, sizeof big_in[0], 16,
+                                 sizeof(int64_t), 1, 0),
+             0);
+    if (it) {
+        size_t index = SIZE_MAX;
+        int64_t v = 0;
+        int e = 1;
+        CHECK_EQ(plait_procpool_imap_next(it, &index, &v, &e, plait_deadline_in(100 * PLAIT_MS)),
+                 -ETIMEDOUT);
+        CHECK_EQ(plait_pevent_set(fx.gate[0]), 0);
+        for (size_t i = 0; i < 16; i++) { /* -ETIMEDOUT: call again to go on */
+            CHECK_EQ(plait_procpool_imap_next(it, &index, &v, &e, SOON()), 0);
+            CHECK_EQ(index, i);
+            CHECK_EQ(e, 0);
+            CHECK_EQ(v, item_of((int64_t)i));
+        }
+        CHECK_EQ(plait_procpool_imap_next(it, &index, &v, &e, SOON()), -EPIPE);
+        CHECK_EQ(plait_procpool_imap_destroy(it), 0);
+    }
+    for (int i = 0; i < 16; i++)
+        CHECK_EQ(runs(i), 1);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+TEST(procpool_imap_unordered)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(2);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    enum { N = 1000 };
+    static int seen[N];
+    for (int i = 0; i < N; i++)
+        big_in[i] = i;
+    memset(seen, 0, sizeof seen);
+    plait_procpool_iter *it = NULL;
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_affine, big_in, sizeof big_in[0], N,
+                                 sizeof(int64_t), 0, PLAIT_IMAP_UNORDERED),
+             0);
+    int wrong = 0;
+    for (int i = 0; i < N && it; i++) {
+        size_t index = SIZE_MAX;
+        int64_t v = -7;
+        int e = 1;
+        int r = plait_procpool_imap_next(it, &index, &v, &e, SOON());
+        CHECK_EQ(r, 0);
+        if (r < 0)
+            break;
+        CHECK(index < N);
+        if (index >= N)
+            continue;
+        seen[index]++;
+        wrong += e != 0 || v != item_of((int64_t)index);
+    }
+    CHECK_EQ(wrong, 0);
+    int twice = 0, missing = 0;
+    for (int i = 0; i < N; i++) {
+        twice += seen[i] > 1;
+        missing += seen[i] == 0;
+    }
+    CHECK_EQ(twice, 0);
+    CHECK_EQ(missing, 0);
+    if (it) {
+        CHECK_EQ(plait_procpool_imap_next(it, NULL, NULL, NULL, SOON()), -EPIPE);
+        CHECK_EQ(plait_procpool_imap_destroy(it), 0);
+    }
+
+    /* the first item held: unordered, the others come back first */
+    enum { M = 16 };
+    memset(seen, 0, sizeof seen);
+    it = NULL;
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_held_0, big_in, sizeof big_in[0], M,
+                                 sizeof(int64_t), 1, PLAIT_IMAP_UNORDERED),
+             0);
+    if (it) {
+        size_t index = SIZE_MAX;
+        int64_t v = 0;
+        int e = 1;
+        for (int i = 0; i < M - 1; i++) {
+            CHECK_EQ(plait_procpool_imap_next(it, &index, &v, &e, SOON()), 0);
+            CHECK(index >= 1 && index < M);
+            if (index < M)
+                seen[index]++;
+            CHECK_EQ(e, 0);
+            CHECK_EQ(v, item_of((int64_t)index));
+        }
+        CHECK_EQ(plait_procpool_imap_next(it, &index, &v, &e, plait_deadline_in(50 * PLAIT_MS)),
+                 -ETIMEDOUT);
+        CHECK_EQ(plait_pevent_set(fx.gate[0]), 0);
+        CHECK_EQ(plait_procpool_imap_next(it, &index, &v, &e, SOON()), 0);
+        CHECK_EQ(index, 0);
+        CHECK_EQ(v, item_of(0));
+        seen[0]++;
+        CHECK_EQ(plait_procpool_imap_next(it, &index, &v, &e, SOON()), -EPIPE);
+        CHECK_EQ(plait_procpool_imap_destroy(it), 0);
+        for (int i = 0; i < M; i++)
+            CHECK_EQ(seen[i], 1);
+    }
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+static void imap_destroy_early_scenario(void)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(2);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    enum { N = 10000 };
+    for (int i = 0; i < N; i++)
+        big_in[i] = i;
+    /* after a few items, ordered and unordered; and before any */
+    for (int flags = 0; flags <= PLAIT_IMAP_UNORDERED; flags++) {
+        plait_procpool_iter *it = NULL;
+        CHECK_EQ(plait_procpool_imap(&it, pool, item_affine, big_in, sizeof big_in[0], N,
+                                     sizeof(int64_t), 10, flags),
+                 0);
+        for (int i = 0; i < 5 && it; i++) {
+            size_t index;
+            int64_t v = 0;
+            int e = 1;
+            CHECK_EQ(plait_procpool_imap_next(it, &index, &v, &e, SOON()), 0);
+            CHECK_EQ(e, 0);
+            CHECK_EQ(v, item_of((int64_t)index));
+        }
+        if (it)
+            CHECK_EQ(plait_procpool_imap_destroy(it), 0);
+        it = NULL;
+        CHECK_EQ(plait_procpool_imap(&it, pool, item_affine, big_in, sizeof big_in[0], N,
+                                     sizeof(int64_t), 10, flags),
+                 0);
+        if (it)
+            CHECK_EQ(plait_procpool_imap_destroy(it), 0);
+    }
+
+    /* with items held in both workers: destroying kills them, promptly */
+    int before[PLAIT_PROCPOOL_MAX];
+    check_pids(pool, before, 2);
+    plait_procpool_iter *it = NULL;
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_held_from_4, big_in, sizeof big_in[0], 8,
+                                 sizeof(int64_t), 1, 0),
+             0);
+    if (it) {
+        for (size_t i = 0; i < 4; i++) {
+            size_t index = SIZE_MAX;
+            CHECK_EQ(plait_procpool_imap_next(it, &index, NULL, NULL, SOON()), 0);
+            CHECK_EQ(index, i);
+        }
+        await_started(2);
+        int64_t start = plait_now();
+        CHECK_EQ(plait_procpool_imap_destroy(it), 0);
+        CHECK_PROMPT(start);
+    }
+    /* the pool is usable, with fresh workers in place of the killed ones */
+    int after[PLAIT_PROCPOOL_MAX];
+    int n = check_pids(pool, after, 2);
+    for (int i = 0; i < 2; i++)
+        CHECK(!has_pid(after, n, before[i]));
+    plait_task t;
+    int64_t v = 0;
+    CHECK_EQ(submit_job(pool, &t, J_VALUE, 100, 4), 0);
+    CHECK_EQ(join_i64(t, &v, PROMPTLY()), 0);
+    CHECK_EQ(v, value_of(4));
+    int64_t out[64];
+    CHECK_EQ(plait_procpool_map(pool, item_affine, big_in, sizeof big_in[0], 64, out,
+                                sizeof out[0], NULL, 0, SOON()),
+             0);
+    for (int i = 0; i < 64; i++)
+        CHECK_EQ(out[i], item_of(i));
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+/* Destroying early cancels chunks of quick items as they finish: isolated. */
+TEST(procpool_imap_destroy_early)
+{
+    run_isolated(imap_destroy_early_scenario, ISOLATED_BUDGET);
+}
+
+/* ======================================================================== */
+/* Nothing left behind                                                       */
+/* ======================================================================== */
+
+TEST(procpool_nothing_leaked)
+{
+    /* the manager thread and its descriptors are made on first use: use them first */
+    plait_procpool *warm = make_pool_n(1);
+    if (warm)
+        CHECK_EQ(plait_procpool_destroy(warm), 0);
+    int fds = count_fds();
+    CHECK(fds > 0);
+
+    fx_init();
+    int seen[64], nseen = 0;
+    plait_procpool_options o = {.processes = 3, .max_tasks = 4};
+    plait_procpool *pool = make_pool(&o);
+    if (pool) {
+        nseen += check_pids(pool, seen, 3);
+        plait_task t[12];
+        for (int i = 0; i < 12; i++)
+            CHECK_EQ(submit_job(pool, &t[i], i == 5 ? J_ABORT : J_PID, i, 0), 0);
+        int64_t batch = plait_deadline_in(5 * PLAIT_SEC); /* one for the batch */
+        for (int i = 0; i < 12; i++)
+            CHECK_EQ(join_i64(t[i], NULL, batch), i == 5 ? PLAIT_KILLED(SIGABRT) : 0);
+        for (int i = 0; i < 12; i++)
+            if (!has_pid(seen, nseen, pid_of(i)))
+                seen[nseen++] = pid_of(i);
+        /* a cancelled running task, a map, and a pool destroyed with its workers idle */
+        CHECK_EQ(submit_held(pool, &t[0], J_BLOCK, 20, 0), 0);
+        await_started(1);
+        CHECK_EQ(plait_cancel(t[0]), 0);
+        CHECK_EQ(join_i64(t[0], NULL, PROMPTLY()), -ECANCELED);
+        seen[nseen++] = pid_of(20);
+        int64_t in[100], out[100];
+        for (int i = 0; i < 100; i++)
+            in[i] = i;
+        CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], 100, out,
+                                    sizeof out[0], NULL, 0, SOON()),
+                 0);
+        int now[PLAIT_PROCPOOL_MAX];
+        int n = settled_pids(pool, now, 3);
+        for (int i = 0; i < n; i++)
+            if (!has_pid(seen, nseen, now[i]))
+                seen[nseen++] = now[i];
+        CHECK_EQ(plait_procpool_destroy(pool), 0);
+    }
+    fx_fini();
+
+    for (int i = 0; i < nseen; i++) {
+        if (!pid_gone(seen[i]))
+            fprintf(stderr, "  worker %d is still there\n", seen[i]);
+        CHECK(pid_gone(seen[i]));
+    }
+    errno = 0;
+    CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1); /* no child at all, not even a zombie */
+    CHECK_EQ(errno, ECHILD);
+    CHECK_EQ(count_fds(), fds);
+}
+
+RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
+          CASE(procpool_shutdown_cancel_after_join),
+          CASE(procpool_runs_in_other_processes), CASE(procpool_join_from_coroutine),
+          CASE(procpool_wait_any_and_completed), CASE(procpool_crash_fails_only_that_task),
+          CASE(procpool_crash_stress), CASE(procpool_task_timeout), CASE(procpool_max_tasks),
+          CASE(procpool_init), CASE(procpool_init_fails), CASE(procpool_cancel_queued),
+          CASE(procpool_cancel_running), CASE(procpool_cancel_racing_completion),
+          CASE(procpool_shutdown_drain),
+          CASE(procpool_shutdown_cancel), CASE(procpool_shutdown_timeout_then_cancel),
+          CASE(procpool_map_results), CASE(procpool_map_item_errors),
+          CASE(procpool_map_crash_fails_its_chunk), CASE(procpool_map_deadline),
+          CASE(procpool_imap_ordered), CASE(procpool_imap_unordered),
+          CASE(procpool_imap_destroy_early), CASE(procpool_nothing_leaked))
