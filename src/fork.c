@@ -48,7 +48,7 @@ static void child(void)
     plait__stack_atfork(PLAIT__FORK_CHILD);
     plait__local_atfork(PLAIT__FORK_CHILD);
     plait__pid_forget();
-    plait__shared_forked();
+    plait__shared_forked(plait__pid());
     plait__poll_after_fork();
     plait__manager_after_fork();
     plait__pool_after_fork();

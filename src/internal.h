@@ -511,7 +511,7 @@ void plait__manager_after_fork(void);
  * registry that hears of dead children, and the waits of this process on it. */
 typedef struct plait__shared_obj {
     void (*died)(struct plait__shared_obj *obj, unsigned pid);
-    void (*forked)(struct plait__shared_obj *obj); /* in a new child, if set */
+    void (*forked)(struct plait__shared_obj *obj, unsigned pid); /* a new child holds it */
     struct plait__shared_obj *prev, *next;
     atomic_int local_waiters;
 } plait__shared_obj;
@@ -521,8 +521,10 @@ void plait__shared_unmap(void *p, size_t size);
 void plait__shared_register(plait__shared_obj *obj,
                             void (*died)(plait__shared_obj *obj, unsigned pid));
 void plait__shared_unregister(plait__shared_obj *obj);
-/* In a child just forked: tell every object that this process holds it now. */
-void plait__shared_forked(void);
+/* A child just forked (pid) holds every object now: called by the parent that forked
+ * it, before anything else can happen to the objects, and by the child itself (for
+ * forks the program makes). */
+void plait__shared_forked(unsigned pid);
 /* A child of this process has died and is about to be reaped: tell every object. */
 void plait__shared_child_died(unsigned pid);
 /* plait__pfutex_wait on a word of obj, counted in obj->local_waiters. */

@@ -248,6 +248,7 @@ int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, 
     if (p < 0)
         return -errno;
     if (p > 0) {
+        plait__shared_forked((unsigned)p); /* before any death can be judged without it */
         *pid = p;
         return 0;
     }

@@ -20,7 +20,8 @@
  *
  * Sides, and telling a waiter that nobody is left.  The state has a table of the
  * processes that hold the queue: the one that made it, and every child forked after
- * that (each adds itself as it starts, from the fork handler, shared.c).  A holder
+ * that (added by the parent that forks it, before that parent goes on, and by the
+ * child itself as it starts: shared.c).  A holder
  * that sends is a sender, one that receives a receiver; one that has done neither yet
  * could become either.  When the parent reaps a child, the child leaves the table (so
  * does a process that destroys its handle).  A side is gone when a holder that was, or
@@ -139,11 +140,11 @@ static void queue_died(plait__shared_obj *obj, unsigned pid)
     side_leave(st, pid);
 }
 
-static void queue_forked(plait__shared_obj *obj)
+static void queue_forked(plait__shared_obj *obj, unsigned pid)
 {
     queue_state *st = ((plait_queue *)obj)->st;
     plait__plock_lock(&st->lock);
-    side_of(st, plait__pid());
+    side_of(st, pid);
     sides_update(st); /* an undecided holder revives both sides */
     plait__plock_unlock(&st->lock);
 }

@@ -15,8 +15,10 @@
  * registered object releases what the dead process held (a lock) and takes note that
  * one of its users is gone (a queue's side).  The registry is copied into children
  * like everything else, so a child that forks in turn tells the same objects about its
- * own children; and a child tells the objects, as it starts, that it holds them too
- * (plait__shared_forked, from the fork handler).
+ * own children.  The objects also hear of each new child (plait__shared_forked): from
+ * the parent when plait forks it, before the parent goes on (so no sibling's death can
+ * be judged without it), and from the child's fork handler for forks the program
+ * makes itself.
  */
 #include "internal.h"
 
@@ -74,12 +76,12 @@ void plait__shared_child_died(unsigned pid)
     pthread_mutex_unlock(&registry_lock);
 }
 
-void plait__shared_forked(void)
+void plait__shared_forked(unsigned pid)
 {
     pthread_mutex_lock(&registry_lock);
     for (plait__shared_obj *obj = registry; obj; obj = obj->next)
         if (obj->forked)
-            obj->forked(obj);
+            obj->forked(obj, pid);
     pthread_mutex_unlock(&registry_lock);
 }
 

@@ -2184,6 +2184,49 @@ TEST(no_zombies_no_leaked_descriptors)
     CHECK_EQ(count_fds(), fd_baseline);
 }
 
+/* Children that each send one message and end at once: the receiver gets every one
+ * of them, then -EPIPE.  A sibling that had not started sending yet must count as a
+ * possible sender from the moment its parent forked it (it once did only from its own
+ * start, and a fast sibling's death made the queue look sender-less too early). */
+static plait_queue *burst_q;
+
+static ssize_t send_once_and_go(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    (void)out;
+    (void)cap;
+    return plait_queue_send(burst_q, arg, sizeof(int), SOON());
+}
+
+TEST(queue_senders_that_end_at_once)
+{
+    enum { ROUNDS = 20, KIDS = 8 };
+    for (int round = 0; round < ROUNDS; round++) {
+        CHECK_EQ(plait_queue_create(&burst_q, sizeof(int), KIDS), 0);
+        plait_task kids[KIDS];
+        int ids[KIDS];
+        for (int k = 0; k < KIDS; k++) {
+            ids[k] = k;
+            CHECK_EQ(plait_process_start(&kids[k], send_once_and_go, &ids[k], sizeof ids[k],
+                                         NULL, NULL), 0);
+        }
+        unsigned seen = 0;
+        int v, got = 0;
+        ssize_t n;
+        while ((n = plait_queue_recv(burst_q, &v, sizeof v, SOON())) == (ssize_t)sizeof v) {
+            CHECK(v >= 0 && v < KIDS && !(seen & (1u << v)));
+            seen |= 1u << v;
+            got++;
+        }
+        CHECK_EQ(n, -EPIPE);
+        CHECK_EQ(got, KIDS);
+        CHECK_EQ(plait_wait_all(kids, KIDS, NULL, NULL, SOON()), 0);
+        CHECK_EQ(plait_queue_destroy(burst_q), 0);
+        if (got != KIDS)
+            break;
+    }
+}
+
 RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
           CASE(shm_counter_exact_under_its_lock),
           CASE(pmutex_handoff_parent_child),
@@ -2218,4 +2261,4 @@ RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
           CASE(queue_sender_killed_in_send_receiver_gets_epipe),
           CASE(queue_sender_killed_while_coroutine_receives),
           CASE(queue_receiver_killed_sender_gets_epipe),
-          CASE(no_zombies_no_leaked_descriptors))
+          CASE(queue_senders_that_end_at_once), CASE(no_zombies_no_leaked_descriptors))
