@@ -116,6 +116,19 @@ static int chunk_spread(const map_plan *m, size_t count, int chunk_code,
 {
     int first = 0;
     const unsigned char *raw_results = raw ? raw + count * sizeof(int32_t) : NULL;
+    if (chunk_code == 0) { /* the common case, every item succeeded: one copy */
+        const int32_t *codes = (const int32_t *)raw; /* the slot is aligned */
+        int32_t any = 0;
+        for (size_t i = 0; i < count; i++)
+            any |= codes[i];
+        if (!any) {
+            if (errors)
+                memset(errors, 0, count * sizeof *errors);
+            if (results)
+                memcpy(results, raw_results, count * m->result_size);
+            return 0;
+        }
+    }
     for (size_t i = 0; i < count; i++) {
         int32_t code = chunk_code;
         if (code == 0)
