@@ -27,4 +27,9 @@ cmake --build "$dir" -j"$(nproc)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+# Each test binary's own alarm (check.h; ctest's limit is 300 s): a sanitizer build runs
+# several times slower (test_core takes about a minute under TSan on 2 cores).
+if [ "$mode" != plain ]; then
+  export PLAIT_TEST_TIMEOUT=${PLAIT_TEST_TIMEOUT:-240}
+fi
 ctest --test-dir "$dir" --output-on-failure -j"$(nproc)"
