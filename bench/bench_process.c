@@ -4,7 +4,10 @@
  *   process.start_join  start a process that runs an empty function and join it,
  *                       microseconds each (plait_process_start + plait_join, from the
  *                       main thread: the fork happens on plait's manager thread, the
- *                       exit is seen through the child's pidfd);
+ *                       exit is seen through the child's pidfd); and, as a yardstick,
+ *                       fork + waitpid by hand from this same process ("fork-here":
+ *                       a threaded process, whose forks cost more than the
+ *                       single-threaded peer's);
  *   procpool.roundtrip  submit a no-op task to a process pool of one worker and join
  *                       it, microseconds per round trip, with every thread and
  *                       process pinned to one CPU ("samecpu") and left to the kernel
@@ -32,6 +35,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static ssize_t nothing(const void *a, size_t l, void *o, size_t c)
 {
@@ -74,6 +79,24 @@ static ssize_t note_start(const void *a, size_t l, void *o, size_t c)
     (void)c;
     ((long long *)plait_shm_data(notes))[1] = bench_now();
     return 0;
+}
+
+/* fork + _exit + waitpid by hand, from this process: once plait's manager thread runs,
+ * this process is threaded, and a fork costs more (the kernel write-protects its pages
+ * on every CPU its threads ran on) than in the single-threaded peer program. */
+static void fork_here(long long n)
+{
+    long long t0 = bench_now();
+    for (long long i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(0);
+        if (pid < 0 || waitpid(pid, NULL, 0) != pid) {
+            perror("bench_process: fork");
+            exit(1);
+        }
+    }
+    printf("process.start_join fork-here us_per_proc %.2f\n", (bench_now() - t0) / 1e3 / n);
 }
 
 static void start_join(long long n)
@@ -179,6 +202,7 @@ int main(int argc, char **argv)
 {
     long long scale = bench_count(argc, argv, 1, "scale");
     start_join(2000 * scale);
+    fork_here(2000 * scale);
     round_trips("free", 20000 * scale);
     map_items();
     recovery((int)(20 * scale));

@@ -125,11 +125,11 @@ fi
 results="$build/results.txt"
 : >"$results"
 failed=0
-# one RUN COMMAND...: run it (2 minutes at most), keep its figure lines tagged with the run
+# one RUN COMMAND...: run it (5 minutes at most), keep its figure lines tagged with the run
 one() {
     local run="$1"; shift
     local out
-    if out="$(timeout 120 "$@")"; then
+    if out="$(timeout 300 "$@")"; then
         printf '%s\n' "$out" | awk -v r="$run" 'NF == 4 && $1 !~ /^#/ { print r, $0 }' >>"$results"
     else
         echo "run.sh: run $run: '$*' failed (exit $?)" >&2

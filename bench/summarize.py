@@ -89,7 +89,7 @@ def comparisons(keys):
     # The process strand.
     out.append(("process start+join", "us", ("process.start_join", "plait", "us_per_proc"),
                 [(p, ("process.start_join", p, "us_per_proc"))
-                 for p in ("fork", "posix_spawn", "mp-fork", "mp-spawn")], None))
+                 for p in ("fork", "fork-here", "posix_spawn", "mp-fork", "mp-spawn")], None))
     for place in ("free", "samecpu"):
         bench = f"procpool.roundtrip.{place}"
         out.append((f"process pool round trip ({place})", "us", (bench, "plait", "us_per_rt"),
