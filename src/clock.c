@@ -58,6 +58,7 @@ const char *plait_strerror(int err)
     case EMSGSIZE: return "too large for the room there is for it";
     case ENODATA: return "end of file before all the bytes";
     case EOWNERDEAD: return "the holder died; the lock is yours, its data may need repair";
+    case ECHILD: return "the child process was reaped by someone else (SIGCHLD ignored?)";
     default: return strerror(err);
     }
 }

@@ -48,7 +48,10 @@ static void child(void)
     plait__stack_atfork(PLAIT__FORK_CHILD);
     plait__local_atfork(PLAIT__FORK_CHILD);
     plait__pid_forget();
-    plait__shared_forked(plait__pid());
+    /* a child plait forks was registered by its parent before it went on; the child
+     * must not itself wait for a shared lock before it has its death signal set */
+    if (!plait__forking)
+        plait__shared_forked(plait__pid());
     plait__poll_after_fork();
     plait__manager_after_fork();
     plait__pool_after_fork();

@@ -525,7 +525,8 @@ void plait__shared_unregister(plait__shared_obj *obj);
  * it, before anything else can happen to the objects, and by the child itself (for
  * forks the program makes). */
 void plait__shared_forked(unsigned pid);
-/* A child of this process has died and is about to be reaped: tell every object. */
+/* A child of this process holds the objects no more (it died and is about to be
+ * reaped, or it exec'd a program): tell every object. */
 void plait__shared_child_died(unsigned pid);
 /* plait__pfutex_wait on a word of obj, counted in obj->local_waiters. */
 int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expected,
@@ -562,11 +563,13 @@ void plait__manager_unwatch(int fd);
  * returns, with the signal mask mask and SIGKILL when its parent dies.  0 and *pid, or
  * -errno. */
 int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, pid_t *pid);
+/* True in the manager while it forks (and so in the child it forks, which is its copy). */
+extern PLAIT_TLS bool plait__forking;
 int plait__pidfd_open(pid_t pid);
 int plait__pidfd_kill(int pidfd, int sig);
 /* The child behind pidfd has ended: clear *published (where its pid is shown, may be
  * NULL), tell the shared objects, reap it, and fill info.  -EAGAIN when it has not
- * ended. */
+ * ended; -ECHILD when someone else reaped it (its fate is not known). */
 int plait__reap(int pidfd, pid_t pid, siginfo_t *info, atomic_uint *published);
 /* 0, PLAIT_EXITED(status) or PLAIT_KILLED(signal) for a reaped child. */
 int plait__child_outcome(const siginfo_t *info);

@@ -9,9 +9,11 @@
  * waiters of a word: they are few, and wake-one could hand the one wake-up to a
  * waiter that has given up meanwhile (a timed-out coroutine), losing it.
  *
- * A thread waits directly (FUTEX_WAIT on the shared word).  A plait thread or pool
- * task stays cancellable: its waiter names the word (waiter.c), and plait_cancel's
- * signal wakes the word, which every waiter tolerates as spurious.
+ * A thread waits directly, on the shared word and on its own waiter's `signalled`
+ * word at once (futex_waitv).  A plait thread or pool task stays cancellable: its
+ * waiter names the word (waiter.c), and plait_cancel's signal stores `signalled` and
+ * wakes the word, which every other waiter tolerates as spurious; waiting on both
+ * words means the store cannot fall between the thread's look and its sleep.
  *
  * A coroutine must not block its scheduler, and a scheduler cannot sleep on a futex
  * of someone else's.  So a watcher thread sleeps on behalf of every coroutine that
@@ -43,6 +45,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -261,13 +264,36 @@ void plait__pfutex_atfork(int phase)
 
 /* ---- waiting ---- */
 
+/* Sleep until *word is woken or differs from expected, or *signalled is no longer 0
+ * (it is this thread's own word, and a cancellation stores it before it wakes word:
+ * waiting on both means that store cannot fall between our look at it and our sleep),
+ * or the deadline.  0 or -ETIMEDOUT. */
+static int wait_word_or_signal(atomic_uint *word, unsigned expected, atomic_uint *signalled,
+                               int64_t deadline)
+{
+    struct waitv_item v[2] = {
+        {expected, (uintptr_t)word, FUTEX_32, 0},
+        {0, (uintptr_t)signalled, FUTEX_32 | FUTEX_PRIVATE_FLAG, 0},
+    };
+    struct timespec ts, *tsp = NULL;
+    if (deadline != PLAIT_FOREVER) {
+        if (deadline < 0)
+            deadline = 0;
+        ts.tv_sec = deadline / PLAIT_SEC;
+        ts.tv_nsec = deadline % PLAIT_SEC;
+        tsp = &ts;
+    }
+    long r = syscall(SYS_futex_waitv, v, 2, 0, tsp, CLOCK_MONOTONIC);
+    return r < 0 && errno == ETIMEDOUT ? -ETIMEDOUT : 0;
+}
+
 int plait__shared_word_block(plait__waiter *w, int64_t deadline)
 {
     atomic_uint *word = w->shared_word;
     for (unsigned spins = 0;;) {
         if (atomic_load_explicit(&w->signalled, memory_order_acquire))
             return w->status;
-        int r = plait__futex_wait_shared(word, w->shared_expected, deadline);
+        int r = wait_word_or_signal(word, w->shared_expected, &w->signalled, deadline);
         if (atomic_load_explicit(&w->signalled, memory_order_acquire))
             return w->status;
         if (plait__waiter_claim(w))
@@ -362,14 +388,17 @@ void plait__pid_forget(void)
     tls_pid_cache = 0;
 }
 
-/* A holder that is a child of this process and has ended (not yet reaped by whoever
- * watches it) will never unlock: release the lock for it, as its reaper would. */
-static void release_if_dead_child(plait__plock *l, unsigned holder)
+/* A holder that has ended will never unlock: release the lock for it, as its reaper
+ * would — whether it is a child of this process not yet reaped (a zombie, which kill()
+ * would still find) or a process that no longer exists at all (reaped by a parent that
+ * did not hear of this lock). */
+static void release_if_dead(plait__plock *l, unsigned holder)
 {
     siginfo_t info;
     info.si_pid = 0;
-    if (waitid(P_PID, (id_t)holder, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-        info.si_pid == (pid_t)holder)
+    bool zombie_child = waitid(P_PID, (id_t)holder, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                        info.si_pid == (pid_t)holder;
+    if (zombie_child || (kill((pid_t)holder, 0) < 0 && errno == ESRCH))
         plait__plock_release_dead(l, holder);
 }
 
@@ -407,7 +436,7 @@ void plait__plock_lock(plait__plock *l)
             continue;
         if (plait__futex_wait_shared(&l->word, v | PLOCK_WAITERS,
                                      plait_deadline_in(PLOCK_RECHECK_NS)) == -ETIMEDOUT)
-            release_if_dead_child(l, v & ~PLOCK_WAITERS);
+            release_if_dead(l, v & ~PLOCK_WAITERS);
     }
 }
 

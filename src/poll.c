@@ -213,18 +213,18 @@ static void fire(struct plait__poller *p, int fd, unsigned events)
     fd_slot *slot = &p->fds[fd];
     int mask = ready_mask(events);
     plait__waiter *r = slot->reader, *w = slot->writer;
-    if (r && (mask & (PLAIT_READABLE | PLAIT_HANGUP | PLAIT_ERROR))) {
+    bool wake_r = r && (mask & (PLAIT_READABLE | PLAIT_HANGUP | PLAIT_ERROR));
+    bool wake_w = w && (mask & (PLAIT_WRITABLE | PLAIT_HANGUP | PLAIT_ERROR));
+    if (r == w) /* one coroutine waits for either: either wakes it */
+        wake_r = wake_w = wake_r || wake_w;
+    if (wake_r)
         slot->reader = NULL;
-        if (slot->writer == r)
-            slot->writer = NULL;
-        if (plait__waiter_claim(r))
-            plait__waiter_signal_now(r, mask, -1);
-    }
-    if (w && w != r && (mask & (PLAIT_WRITABLE | PLAIT_HANGUP | PLAIT_ERROR))) {
+    if (wake_w)
         slot->writer = NULL;
-        if (plait__waiter_claim(w))
-            plait__waiter_signal_now(w, mask, -1);
-    }
+    if (wake_r && plait__waiter_claim(r))
+        plait__waiter_signal_now(r, mask, -1);
+    if (wake_w && w != r && plait__waiter_claim(w))
+        plait__waiter_signal_now(w, mask, -1);
     if (slot->reader || slot->writer)
         slot_arm(p, fd, slot); /* one-shot: the other direction still waits */
 }

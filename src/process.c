@@ -113,10 +113,15 @@ static void *manager_main(void *unused)
         int n = epoll_wait(mgr_epfd, evs, 32, -1);
         for (int i = 0; i < n; i++) {
             plait__mgr_source *src = evs[i].data.ptr;
-            if (src)
+            if (src) {
                 src->ready(src, evs[i].events);
-            else
+            } else {
+                /* a request may stop watching (and free) the sources of the events
+                 * after it in this batch: wait again instead (they are level-triggered,
+                 * so what is still ready is reported again) */
                 run_requests();
+                break;
+            }
         }
     }
     return NULL;
@@ -228,6 +233,7 @@ void plait__manager_after_fork(void)
 /* ---- forking ---- */
 
 static pid_t mgr_parent_pid; /* the process the manager forks for */
+PLAIT_TLS bool plait__forking;
 
 int plait__pidfd_open(pid_t pid)
 {
@@ -244,7 +250,9 @@ int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, 
 {
     fflush(NULL); /* else the child would write the parent's buffered output again */
     mgr_parent_pid = getpid();
+    plait__forking = true; /* the child need not register itself: see below */
     pid_t p = fork();
+    plait__forking = false;
     if (p < 0)
         return -errno;
     if (p > 0) {
@@ -270,8 +278,17 @@ int plait__child_outcome(const siginfo_t *info)
 int plait__reap(int pidfd, pid_t pid, siginfo_t *info, atomic_uint *published)
 {
     memset(info, 0, sizeof *info);
-    if (waitid(P_PIDFD, (id_t)pidfd, info, WEXITED | WNOHANG | WNOWAIT) < 0 ||
-        info->si_pid == 0)
+    if (waitid(P_PIDFD, (id_t)pidfd, info, WEXITED | WNOHANG | WNOWAIT) < 0) {
+        if (errno != ECHILD)
+            return -EAGAIN;
+        /* reaped by someone else (SIGCHLD ignored, or the program's waitpid(-1)): it has
+         * ended, how is not known */
+        if (published)
+            atomic_store(published, 0);
+        plait__shared_child_died(pid);
+        return -ECHILD;
+    }
+    if (info->si_pid == 0)
         return -EAGAIN;
     if (published)
         atomic_store(published, 0); /* nobody may name the pid once it can be reused */
@@ -308,6 +325,7 @@ typedef struct proc {
     char *const *argv;
     char *const *env;
     const char *cwd;
+    int stdio_mode[3];          /* PLAIT_STDIO_* */
     int child_stdio[3];         /* the child's ends, -1: inherit */
     int parent_stdio[3];
     int exec_error[2];
@@ -415,26 +433,26 @@ static void proc_exited(plait__mgr_source *src, uint32_t events)
     (void)events;
     proc *p = (proc *)src;
     siginfo_t info;
-    if (plait__reap(p->pidfd, p->pid, &info, NULL) < 0)
+    int reaped = plait__reap(p->pidfd, p->pid, &info, NULL);
+    if (reaped == -EAGAIN)
         return;
     plait__manager_unwatch(p->pidfd);
     atomic_store(&p->exited, 1);
-    int error = plait__child_outcome(&info);
+    int error = reaped < 0 ? reaped : plait__child_outcome(&info);
     plait_bytes *value = NULL;
     if (p->result) {
         result_area *ra = p->result;
         if (!atomic_load_explicit(&ra->returned, memory_order_acquire)) {
             if (error == 0)
                 error = PLAIT_EXITED(0); /* exited without returning */
-        } else if (error == 0 && ra->code < 0) {
+        } else if (error == 0 || error == -ECHILD) {
+            /* it returned (whoever else reaped it took only its exit status) */
             error = ra->code;
-        } else if (error == 0) {
-            value = malloc(sizeof *value + ra->len);
+            if (error == 0 && !(value = malloc(sizeof *value + ra->len)))
+                error = -ENOMEM;
             if (value) {
                 value->len = ra->len;
                 memcpy(value->data, ra->data, ra->len);
-            } else {
-                error = -ENOMEM;
             }
         }
     }
@@ -446,88 +464,106 @@ static void proc_exited(plait__mgr_source *src, uint32_t events)
     plait__future_complete(p->future, value, error);
 }
 
+/* On the manager, just before the fork: the pipes and /dev/null the child's streams
+ * ask for, and the exec-error pipe.  Made here, not in the caller's thread, so that no
+ * other child forked meanwhile inherits an end of them (only the manager forks).
+ * 0 or -errno. */
+static int stdio_prepare(proc *p)
+{
+    for (int i = 0; i < 3; i++) {
+        if (p->stdio_mode[i] == PLAIT_STDIO_NULL) {
+            p->child_stdio[i] = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+            if (p->child_stdio[i] < 0)
+                return -errno;
+        } else if (p->stdio_mode[i] == PLAIT_STDIO_PIPE) {
+            int fds[2];
+            if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+            p->child_stdio[i] = i == 0 ? fds[0] : fds[1];
+            p->parent_stdio[i] = i == 0 ? fds[1] : fds[0];
+            int r = plait_fd_set_nonblock(p->parent_stdio[i], 1);
+            if (r < 0)
+                return r;
+        }
+    }
+    if (!p->fn && pipe2(p->exec_error, O_CLOEXEC) < 0)
+        return -errno;
+    return 0;
+}
+
+/* On the manager: a child that will not be watched is gone; tell the shared objects
+ * (the parent registered it as a holder at the fork), then reap it. */
+static void reap_unwatched(pid_t pid, bool kill_it)
+{
+    if (kill_it)
+        kill(pid, SIGKILL); /* not reaped yet: the pid is still its own */
+    plait__shared_child_died((unsigned)pid);
+    waitpid(pid, NULL, 0);
+}
+
 /* On the manager: fork the child described by p. */
 static void proc_fork(void *arg)
 {
     proc *p = arg;
     pid_t pid;
-    int r = plait__fork_child(&p->mask, p->fn ? function_child : exec_child, p, &pid);
+    int r = stdio_prepare(p);
+    if (r == 0)
+        r = plait__fork_child(&p->mask, p->fn ? function_child : exec_child, p, &pid);
+    /* the child's ends are the child's only: no later child may inherit them */
+    for (int i = 0; i < 3; i++)
+        close_fd(&p->child_stdio[i]);
+    close_fd(&p->exec_error[1]);
     if (r < 0) {
         p->start_error = r;
         return;
     }
     p->pid = pid;
     if (!p->fn) {
-        close_fd(&p->exec_error[1]);
         int code = 0;
         ssize_t n;
         while ((n = read(p->exec_error[0], &code, sizeof code)) < 0 && errno == EINTR) {
         }
         close_fd(&p->exec_error[0]);
         if (n == (ssize_t)sizeof code) { /* exec failed: the child is gone at once */
-            waitpid(pid, NULL, 0);
+            reap_unwatched(pid, false);
             p->start_error = -code;
             return;
         }
+        /* a program holds none of plait's shared objects: it is no queue's side */
+        plait__shared_child_died((unsigned)pid);
     }
     int fd = plait__pidfd_open(pid);
     if (fd >= 0) {
         p->pidfd = fd;
         p->src.ready = proc_exited;
         r = plait__manager_watch(fd, &p->src);
+        if (r < 0)
+            close_fd(&p->pidfd);
     } else {
         r = fd;
     }
     if (r < 0) { /* cannot watch it: do not leave it running */
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        reap_unwatched(pid, true);
         p->start_error = r;
     }
-}
-
-static int stdio_prepare(proc *p, const plait_process_options *o, plait_pipes *pipes)
-{
-    for (int i = 0; i < 3; i++) {
-        p->child_stdio[i] = p->parent_stdio[i] = -1;
-        int mode = o ? o->stdio[i] : PLAIT_STDIO_INHERIT;
-        if (mode == PLAIT_STDIO_INHERIT)
-            continue;
-        if (mode == PLAIT_STDIO_NULL) {
-            p->child_stdio[i] = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
-            if (p->child_stdio[i] < 0)
-                return -errno;
-            continue;
-        }
-        if (mode != PLAIT_STDIO_PIPE || !pipes)
-            return -EINVAL;
-        int fds[2];
-        if (pipe2(fds, O_CLOEXEC) < 0)
-            return -errno;
-        int parent_end = i == 0 ? fds[1] : fds[0];
-        p->child_stdio[i] = i == 0 ? fds[0] : fds[1];
-        p->parent_stdio[i] = parent_end;
-        plait__ignore_sigpipe();
-        int r = plait_fd_set_nonblock(parent_end, 1);
-        if (r < 0)
-            return r;
-    }
-    return 0;
 }
 
 static int proc_start(plait_task *task, proc *p, const plait_process_options *o,
                       plait_pipes *pipes)
 {
     p->pidfd = p->exec_error[0] = p->exec_error[1] = -1;
-    pthread_sigmask(SIG_BLOCK, NULL, &p->mask);
-    int r = stdio_prepare(p, o, pipes);
-    if (r == 0 && !p->fn && pipe2(p->exec_error, O_CLOEXEC) < 0)
-        r = -errno;
-    plait_task handle;
-    if (r == 0) {
-        p->future = plait__future_start_ext(&proc_ops, p, &handle);
-        if (!p->future)
-            r = -ENOMEM;
+    for (int i = 0; i < 3; i++) {
+        p->child_stdio[i] = p->parent_stdio[i] = -1;
+        p->stdio_mode[i] = o ? o->stdio[i] : PLAIT_STDIO_INHERIT;
+        if (p->stdio_mode[i] == PLAIT_STDIO_PIPE)
+            plait__ignore_sigpipe();
     }
+    pthread_sigmask(SIG_BLOCK, NULL, &p->mask);
+    int r = 0;
+    plait_task handle;
+    p->future = plait__future_start_ext(&proc_ops, p, &handle);
+    if (!p->future)
+        r = -ENOMEM;
     if (r == 0)
         r = plait__manager_call(proc_fork, p);
     if (r == 0)
@@ -559,12 +595,13 @@ static int proc_start(plait_task *task, proc *p, const plait_process_options *o,
     return 0;
 }
 
-static bool options_ok(const plait_process_options *o)
+static bool options_ok(const plait_process_options *o, const plait_pipes *pipes)
 {
     if (!o)
         return true;
     for (int i = 0; i < 3; i++)
-        if (o->stdio[i] < PLAIT_STDIO_INHERIT || o->stdio[i] > PLAIT_STDIO_NULL)
+        if (o->stdio[i] < PLAIT_STDIO_INHERIT || o->stdio[i] > PLAIT_STDIO_NULL ||
+            (o->stdio[i] == PLAIT_STDIO_PIPE && !pipes))
             return false;
     return o->result_max <= PLAIT_RESULT_MAX;
 }
@@ -572,7 +609,7 @@ static bool options_ok(const plait_process_options *o)
 int plait_process_start(plait_task *task, plait_proc_fn fn, const void *arg, size_t arg_len,
                         const plait_process_options *options, plait_pipes *pipes)
 {
-    if (!fn || (!arg && arg_len) || !options_ok(options))
+    if (!fn || (!arg && arg_len) || !options_ok(options, pipes))
         return -EINVAL;
     proc *p = calloc(1, sizeof *p);
     if (!p)
@@ -596,7 +633,7 @@ int plait_process_start(plait_task *task, plait_proc_fn fn, const void *arg, siz
 int plait_process_exec(plait_task *task, const char *file, char *const argv[],
                        const plait_process_options *options, plait_pipes *pipes)
 {
-    if (!argv || !argv[0] || !options_ok(options))
+    if (!argv || !argv[0] || !options_ok(options, pipes))
         return -EINVAL;
     proc *p = calloc(1, sizeof *p);
     if (!p)

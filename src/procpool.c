@@ -13,22 +13,25 @@
  * takes the next of them.
  *
  * A slot's life: FREE (in the parent's free list) → QUEUED (in the ready ring) →
- * RUNNING (taken by a worker, named in its worker record as `current`) → DONE (in the
- * done ring) → FREE when the parent has completed its task's future.  A queued task
+ * RUNNING (taken by a worker, whose pid the slot records as its `runner`) → DONE (in
+ * the done ring) → FREE when the parent has completed its task's future.  A queued task
  * that is cancelled is marked CANCELLED and goes through the same path without running.
  *
  * Crashes.  The shared state is guarded by a pid lock (pfutex.c) and each step of a
- * worker is written so that its death at any point leaves a state the parent can read:
- * taking a slot is "current = s; head++; state = RUNNING", finishing is "done ring +=
- * s; state = DONE; current = none".  When a worker dies, the parent releases the lock
- * if the worker held it and looks at its `current` slot s: if s is still in the ready
- * ring the worker had not taken it (it will run elsewhere), if s is in the done ring its
- * result is delivered as usual, and otherwise the task was running: it fails with the
- * worker's fate — PLAIT_KILLED(signal) or PLAIT_EXITED(status), -ETIMEDOUT when the
- * worker was killed by its task's timer, -ECANCELED when the parent killed it to cancel
- * the task.  Exactly that task fails; none is lost or runs twice.  A new worker is
- * forked in its place (not while the pool stops).
- *
+ * worker is ordered (compiler fences keep the stores in program order: a SIGKILL stops
+ * the worker between two instructions) so that its death at any point leaves a state
+ * the parent can read: taking a slot is "runner = me; ready head++; RUNNING", finishing
+ * is "done ring += s; DONE".  When a worker dies, the parent releases the lock if the
+ * worker held it and looks for the slot whose runner it was and that is in neither
+ * ring and not done: that task was running (or just taken) when the worker died, and
+ * exactly it fails with the worker's fate — PLAIT_KILLED(signal) or
+ * PLAIT_EXITED(status), -ETIMEDOUT when the worker was killed by its task's timer,
+ * -ECANCELED when the parent killed it to cancel the task.  A slot still in the ready
+ * ring was not taken (it runs elsewhere); one in the done ring is delivered as usual;
+ * a slot given to another task since is not this worker's any more (dispatch clears
+ * its runner).  None is lost or runs twice.  A new worker is forked in its place (not
+ * while the pool stops).
+
  * Timeouts.  A worker arms a one-shot POSIX timer that sends itself SIGKILL at the
  * task's deadline (and records the deadline), so a task stuck in a loop dies on time
  * without the parent polling.  Cancelling a running task kills its worker.
@@ -68,16 +71,16 @@ enum { SPIN_NS = 50 * 1000 };
 
 typedef struct worker_state {   /* shared: one per worker */
     atomic_uint pid;
-    int32_t current;            /* the slot it runs, NO_SLOT */
-    int64_t deadline;           /* of its current task's timer; 0 without */
     int32_t init_error;         /* its initialiser failed with this */
 } worker_state;
 
 typedef struct task_slot {      /* shared: one per slot, with its arg and result after it */
     uint32_t state;
+    uint32_t runner;            /* the pid of the worker that took it; 0 until taken */
     int32_t code;
     plait_proc_fn fn;
     uint64_t arg_len, result_len;
+    int64_t deadline;           /* of its timer, while it runs; 0 without */
 } task_slot;
 
 typedef struct pool_shm {
@@ -140,6 +143,7 @@ struct plait_procpool {
     unsigned alive;
     unsigned forking;           /* the worker index being forked (read by the child) */
     bool closed, stop_sent, stopped_flag;
+    bool cancelling;            /* shut down with PLAIT_POOL_CANCEL: no worker is replaced */
     int broken;                 /* the initialiser's failure */
     plait_event *stopped;
     atomic_uint helpers;        /* joiners collecting (ptask_help): destroy waits for them */
@@ -193,6 +197,7 @@ static int worker_main(void *arg)
     plait_procpool *p = arg;
     pool_shm *sh = p->sh;
     worker_state *ws = &p->wstate[p->forking];
+    unsigned me = plait__pid();
     if (p->init) {
         int r = p->init(p->init_arg);
         if (r < 0) {
@@ -225,14 +230,16 @@ static int worker_main(void *arg)
             continue;
         }
         uint32_t s = p->ready[sh->ready_head % p->nslots];
-        ws->current = (int32_t)s;
-        sh->ready_head++;
         task_slot *ts = slot_at(p, s);
+        ts->runner = me;
+        atomic_signal_fence(memory_order_seq_cst); /* the order of these stores is the */
+        sh->ready_head++;                          /* state a death leaves (see above)  */
+        atomic_signal_fence(memory_order_seq_cst);
         bool run = ts->state == SLOT_QUEUED;
+        if (run && have_timer)
+            ts->deadline = plait_deadline_in(p->task_timeout);
         if (run)
             ts->state = SLOT_RUNNING;
-        if (run && have_timer)
-            ws->deadline = plait_deadline_in(p->task_timeout);
         plait__plock_unlock(&sh->lock);
         if (run) {
             if (have_timer) {
@@ -247,10 +254,10 @@ static int worker_main(void *arg)
         }
         plait__plock_lock(&sh->lock);
         p->done[sh->done_tail % p->nslots] = s;
+        atomic_signal_fence(memory_order_seq_cst);
         sh->done_tail++;
+        atomic_signal_fence(memory_order_seq_cst);
         ts->state = SLOT_DONE;
-        ws->current = NO_SLOT;
-        ws->deadline = 0;
         plait__plock_unlock(&sh->lock);
         /* a joiner that waits collects it; else the manager does */
         atomic_fetch_add(&sh->done_seq, 1);
@@ -275,6 +282,8 @@ static void dispatch(plait_procpool *p, ptask *t, uint32_t s, const void *head,
     ts->arg_len = t->arg_len;
     ts->code = 0;
     ts->result_len = 0;
+    ts->runner = 0;
+    ts->deadline = 0;
     if (head_len)
         memcpy(slot_arg(p, s), head, head_len);
     if (body_len)
@@ -367,12 +376,7 @@ static void finish(ptask *t, int code, const unsigned char *result, size_t len)
     }
     void *value = NULL;
     code = t->deliver(t->deliver_ctx, t->deliver_tag, code, result, len, &value);
-    pool_shm *sh = t->pool->sh; /* t may be gone once its future is complete */
     plait__future_complete(t->future, value, code);
-    /* a joiner helping (ptask_help) sleeps on done_seq, not on the future */
-    atomic_fetch_add(&sh->done_seq, 1);
-    if (atomic_load(&sh->helpers_asleep))
-        plait__futex_wake_shared(&sh->done_seq, INT32_MAX);
 }
 
 /* Take every finished slot off the done ring and settle its task. */
@@ -436,8 +440,6 @@ static void worker_exited(plait__mgr_source *src, uint32_t events);
 static int worker_fork(plait_procpool *p, unsigned i)
 {
     worker *w = &p->workers[i];
-    p->wstate[i].current = NO_SLOT;
-    p->wstate[i].deadline = 0;
     p->wstate[i].init_error = 0;
     p->forking = i;
     pid_t pid;
@@ -493,6 +495,8 @@ static ptask *take_waiting(plait_procpool *p)
 {
     ptask *t = p->waiting_head;
     p->waiting_head = p->waiting_tail = NULL;
+    for (ptask *u = t; u; u = u->next)
+        u->where = WHERE_DONE; /* out of a cancellation's reach from now on */
     return t;
 }
 
@@ -514,9 +518,10 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     pool_shm *sh = p->sh;
     worker_state *ws = &p->wstate[w->index];
     siginfo_t info;
-    if (plait__reap(w->pidfd, w->pid, &info, &ws->pid) < 0)
+    int reaped = plait__reap(w->pidfd, w->pid, &info, &ws->pid);
+    if (reaped == -EAGAIN)
         return;
-    int fate = plait__child_outcome(&info);
+    int fate = reaped < 0 ? reaped : plait__child_outcome(&info);
     plait__plock_release_dead(&sh->lock, (unsigned)w->pid);
 
     plait__spin_lock(&p->lock);
@@ -524,26 +529,27 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     close(w->pidfd); /* under the pool lock, where the others read it */
     w->pidfd = -1;
     plait__plock_lock(&sh->lock);
-    int32_t s = ws->current;
-    if (s != NO_SLOT &&
-        !ring_has(p->ready, p->nslots, sh->ready_head, sh->ready_tail, (uint32_t)s) &&
-        !ring_has(p->done, p->nslots, sh->done_head, sh->done_tail, (uint32_t)s)) {
-        /* it died running this task: exactly this task fails */
-        task_slot *ts = slot_at(p, (uint32_t)s);
+    for (uint32_t s = 0; s < p->nslots; s++) {
+        task_slot *ts = slot_at(p, s);
+        if (ts->runner != (uint32_t)w->pid || ts->state == SLOT_DONE ||
+            ts->state == SLOT_FREE ||
+            ring_has(p->ready, p->nslots, sh->ready_head, sh->ready_tail, s) ||
+            ring_has(p->done, p->nslots, sh->done_head, sh->done_tail, s))
+            continue;
+        /* it died running this task (or just after taking it): exactly it fails */
         ptask *t = p->slot_task[s];
         int code = fate ? fate : PLAIT_EXITED(0);
         if (t && t->cancel_requested)
             code = -ECANCELED;
-        else if (ws->deadline && PLAIT_KILL_SIGNAL(fate) == SIGKILL && plait_now() >= ws->deadline)
+        else if (ts->deadline && PLAIT_KILL_SIGNAL(fate) == SIGKILL && plait_now() >= ts->deadline)
             code = -ETIMEDOUT;
         if (ts->state != SLOT_CANCELLED)
             ts->code = code;
         ts->result_len = 0;
         ts->state = SLOT_DONE;
-        p->done[sh->done_tail % p->nslots] = (uint32_t)s;
+        p->done[sh->done_tail % p->nslots] = s;
         sh->done_tail++;
     }
-    ws->current = NO_SLOT;
     int init_error = ws->init_error;
     plait__plock_unlock(&sh->lock);
 
@@ -554,7 +560,8 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
         p->broken = init_error;
         failed = take_waiting(p);
     }
-    if (!p->broken && !p->stop_sent && worker_fork(p, w->index) < 0 && p->alive == 0)
+    if (!p->broken && !p->stop_sent && !p->cancelling && worker_fork(p, w->index) < 0 &&
+        p->alive == 0)
         p->broken = -EAGAIN; /* no worker left and none can be made */
     if (p->broken && p->alive == 0) {
         fail_queued(p, p->broken);
@@ -573,8 +580,9 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
  * is the one running s.  Its pidfd stays open while the pool lock is held. */
 static void kill_runner(plait_procpool *p, int32_t s)
 {
+    uint32_t runner = slot_at(p, (uint32_t)s)->runner;
     for (unsigned i = 0; i < p->nworkers; i++)
-        if (p->wstate[i].current == s && p->workers[i].alive)
+        if (p->workers[i].alive && (uint32_t)p->workers[i].pid == runner)
             plait__pidfd_kill(p->workers[i].pidfd, SIGKILL);
 }
 
@@ -606,12 +614,15 @@ static bool ptask_cancel(plait__future *f)
 
 /* A plain thread joining a pool task waits for the workers' completions itself and
  * collects them (all of them, not only its own), instead of waiting for the manager
- * thread to be woken and to wake it: one wake-up less per round trip.  A worker that
- * finishes a task wakes the sleeping joiners instead of the manager; so a joiner that
- * stops waiting collects once more after it has stopped counting as asleep, and what a
- * worker left to it is never stranded.  The pool cannot be freed while a joiner helps:
- * it counts itself in `helpers` under its future's lock while that future is not done,
- * and destroy, which comes after every task is done, waits for the count to fall. */
+ * thread to be woken and to wake it: one wake-up less per round trip.  It sleeps on the
+ * pool's done word as a joiner of its own future too, so it wakes when a worker
+ * finishes anything (a worker wakes the sleeping joiners instead of the manager) and
+ * when its future completes by any other path (a cancellation, a crash seen by the
+ * manager).  A joiner that stops waiting collects once more after it has stopped
+ * counting as asleep, so what a worker left to it is never stranded.  The pool cannot
+ * be freed while a joiner helps: it counts itself in `helpers` under its future's lock
+ * while that future is not done, and destroy, which comes after every task is done,
+ * waits for the count to fall. */
 static void ptask_help(plait__future *f, int64_t deadline)
 {
     ptask *t = f->ext;
@@ -631,9 +642,22 @@ static void ptask_help(plait__future *f, int64_t deadline)
             break;
         if (plait__spin_while(&sh->done_seq, seq, SPIN_NS))
             continue;
+        plait__waiter w;
+        plait__wait_node node;
+        plait__waiter_init(&w, "process pool", p);
+        w.shared_word = &sh->done_seq;
+        w.shared_expected = seq;
+        plait__spin_lock(&f->lock);
+        done = atomic_load_explicit(&f->done, memory_order_relaxed);
+        if (!done)
+            plait__waitq_push(&f->joiners, &f->lock, &node, &w, 0, NULL);
+        plait__spin_unlock(&f->lock);
+        if (done)
+            break;
         atomic_fetch_add(&sh->helpers_asleep, 1);
-        int r = plait__pfutex_wait(&sh->done_seq, seq, deadline, "process pool", p);
+        int r = plait__waiter_block(&w, deadline);
         atomic_fetch_sub(&sh->helpers_asleep, 1);
+        plait__wait_node_unlink(&node);
         if (r < 0) {
             collect(p);
             break;
@@ -843,17 +867,15 @@ int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline)
     plait__spin_lock(&pool->lock);
     pool->closed = true;
     if (how == PLAIT_POOL_CANCEL) {
+        /* queued tasks fail now (no worker is replaced from here on, so none might be
+         * left to take them); running ones are killed */
+        pool->cancelling = true;
         cancelled = take_waiting(pool);
+        fail_queued(pool, -ECANCELED);
         plait__plock_lock(&pool->sh->lock);
         for (unsigned s = 0; s < pool->nslots; s++) {
             ptask *t = pool->slot_task[s];
-            task_slot *ts = slot_at(pool, s);
-            if (!t || t->where != WHERE_SLOT)
-                continue;
-            if (ts->state == SLOT_QUEUED) {
-                ts->state = SLOT_CANCELLED;
-                ts->code = -ECANCELED;
-            } else if (ts->state == SLOT_RUNNING) {
+            if (t && t->where == WHERE_SLOT && slot_at(pool, s)->state == SLOT_RUNNING) {
                 t->cancel_requested = true;
                 kill_runner(pool, (int32_t)s);
             }
@@ -864,6 +886,7 @@ int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline)
     bool stopped = pool->stopped_flag;
     plait__spin_unlock(&pool->lock);
     fail_list(cancelled, -ECANCELED);
+    collect(pool); /* what fail_queued moved to the done ring */
     if (stopped)
         plait_event_set(pool->stopped);
     return plait_event_wait(pool->stopped, deadline);

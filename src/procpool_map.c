@@ -244,6 +244,8 @@ struct plait_procpool_iter {
     size_t raw_size;
     plait_completed *done;      /* unordered: chunks in the order they finish */
     size_t next_submit, in_flight;
+    int submit_error;           /* submitting failed: the chunks not out fail with it */
+    bool holds_place;           /* the chunk handed out came through a place */
     size_t current_place, current_chunk, current_pos, current_count;
     int current_error;
 };
@@ -271,23 +273,26 @@ static size_t place_for(plait_procpool_iter *it, size_t c)
     return k;
 }
 
-static int iter_fill(plait_procpool_iter *it)
+/* Submit chunks while the window has room.  A failure (the pool shut down, out of
+ * memory) stops submitting for good: the chunks not out are handed back failed. */
+static void iter_fill(plait_procpool_iter *it)
 {
-    while (it->in_flight < it->m.window && it->next_submit < it->m.chunks) {
+    while (!it->submit_error && it->in_flight < it->m.window && it->next_submit < it->m.chunks) {
         size_t c = it->next_submit, k = place_for(it, c);
         int r = chunk_submit(&it->m, c, &it->window[k], imap_deliver, it, k);
         if (r == 0 && !it->ordered && (r = plait_completed_add(it->done, it->window[k])) < 0) {
             plait_cancel(it->window[k]);
             plait__join_uncancellable(it->window[k], NULL);
         }
-        if (r < 0)
-            return r;
+        if (r < 0) {
+            it->submit_error = r;
+            return;
+        }
         it->busy[k] = true;
         it->chunk_of[k] = c;
         it->next_submit++;
         it->in_flight++;
     }
-    return 0;
 }
 
 int plait_procpool_imap(plait_procpool_iter **iter, plait_procpool *pool, plait_proc_fn fn,
@@ -312,8 +317,11 @@ int plait_procpool_imap(plait_procpool_iter **iter, plait_procpool *pool, plait_
             : it->ordered                                         ? 0
                                                   : plait_completed_create(&it->done);
     }
-    if (r == 0)
-        r = iter_fill(it);
+    if (r == 0) {
+        iter_fill(it);
+        if (it->in_flight == 0) /* not even the first chunk went out */
+            r = it->submit_error;
+    }
     if (r < 0) {
         plait_procpool_imap_destroy(it);
         return r;
@@ -341,15 +349,29 @@ static int iter_next_chunk(plait_procpool_iter *it, int64_t deadline)
     int r = plait_join(it->window[k], NULL, deadline); /* a finished one does not wait */
     if (r == -ETIMEDOUT || (r == -ECANCELED && plait_cancelled()))
         return r; /* still in flight: the next call joins it again */
-    if (it->current_count) /* the place of the chunk handed out so far is free now */
+    if (it->holds_place) /* the place of the chunk handed out so far is free now */
         it->busy[it->current_place] = false;
     it->in_flight--;
+    it->holds_place = true;
     it->current_place = k;
     it->current_error = r;
     it->current_chunk = it->chunk_of[k];
     it->current_count = chunk_count(&it->m, it->current_chunk);
     it->current_pos = 0;
-    return iter_fill(it);
+    iter_fill(it);
+    return 0;
+}
+
+/* The next chunk that was never submitted (submitting failed): it fails whole. */
+static void iter_unsent_chunk(plait_procpool_iter *it)
+{
+    if (it->holds_place)
+        it->busy[it->current_place] = false;
+    it->holds_place = false;
+    it->current_error = it->submit_error;
+    it->current_chunk = it->next_submit++;
+    it->current_count = chunk_count(&it->m, it->current_chunk);
+    it->current_pos = 0;
 }
 
 int plait_procpool_imap_next(plait_procpool_iter *it, size_t *index, void *result,
@@ -358,11 +380,15 @@ int plait_procpool_imap_next(plait_procpool_iter *it, size_t *index, void *resul
     if (!it)
         return -EINVAL;
     while (it->current_pos == it->current_count) {
-        if (it->in_flight == 0 && it->next_submit == it->m.chunks)
+        if (it->in_flight > 0) {
+            int r = iter_next_chunk(it, deadline);
+            if (r < 0)
+                return r;
+        } else if (it->next_submit < it->m.chunks) {
+            iter_unsent_chunk(it);
+        } else {
             return -EPIPE;
-        int r = iter_next_chunk(it, deadline);
-        if (r < 0)
-            return r;
+        }
     }
     size_t i = it->current_pos++;
     int code = it->current_error;
@@ -391,10 +417,10 @@ int plait_procpool_imap_destroy(plait_procpool_iter *it)
         return -EINVAL;
     /* the chunks still out: cancel them, and wait (the manager writes into it->raw) */
     for (size_t k = 0; it->busy && k < it->places; k++)
-        if (it->busy[k] && !(it->current_count && k == it->current_place))
+        if (it->busy[k] && !(it->holds_place && k == it->current_place))
             plait_cancel(it->window[k]);
     for (size_t k = 0; it->busy && k < it->places; k++)
-        if (it->busy[k] && !(it->current_count && k == it->current_place))
+        if (it->busy[k] && !(it->holds_place && k == it->current_place))
             plait__join_uncancellable(it->window[k], NULL);
     if (it->done)
         plait_completed_destroy(it->done);

@@ -21,6 +21,8 @@
  * When a process dies holding the mutex, the parent that reaps it releases it (the lock
  * word names the dead pid, so this is exact) and marks it: the next holder gets
  * -EOWNERDEAD with the lock, as with a robust pthread mutex, and repairs the data.
+ * Every object wakes its waiters when one of the processes dies, whatever it held: a
+ * process may die between changing a word and waking its waiters.
  *
  * Semaphore.  The count itself is the futex word: a waiter sleeps while it is 0.
  * Event.  One word: bit 0 is "set", the rest a generation that each set bumps, so a
@@ -34,10 +36,13 @@
 
 void plait__pmutex_died(plait__pmutex_state *st, unsigned pid)
 {
-    unsigned held = pid;
-    if (!atomic_compare_exchange_strong(&st->holder, &held, 0))
-        return;
-    atomic_store(&st->owner_died, 1);
+    /* Only this reaper changes a dead pid's hold, so the mark can go first: the next
+     * holder, whoever takes it once it is free, finds it. */
+    if (atomic_load(&st->holder) == pid) {
+        atomic_store(&st->owner_died, 1);
+        atomic_store(&st->holder, 0);
+    }
+    /* held or not, it may have died between a release and its wake-up */
     atomic_fetch_add(&st->seq, 1);
     plait__pfutex_wake(&st->seq);
 }
@@ -161,12 +166,19 @@ struct plait_psem {
     psem_state *st;
 };
 
+/* A process died: it may have released between its change and its wake-up. */
+static void psem_died(plait__shared_obj *obj, unsigned pid)
+{
+    (void)pid;
+    plait__pfutex_wake(&((plait_psem *)obj)->st->count);
+}
+
 int plait_psem_create(plait_psem **sem, unsigned initial)
 {
     if (!sem)
         return -EINVAL;
     void *st;
-    *sem = shared_create(sizeof **sem, sizeof(psem_state), &st, NULL);
+    *sem = shared_create(sizeof **sem, sizeof(psem_state), &st, psem_died);
     if (!*sem)
         return -ENOMEM;
     (*sem)->st = st;
@@ -237,12 +249,19 @@ struct plait_pevent {
     pevent_state *st;
 };
 
+/* A process died: it may have set the event between its change and its wake-up. */
+static void pevent_died(plait__shared_obj *obj, unsigned pid)
+{
+    (void)pid;
+    plait__pfutex_wake(&((plait_pevent *)obj)->st->word);
+}
+
 int plait_pevent_create(plait_pevent **event)
 {
     if (!event)
         return -EINVAL;
     void *st;
-    *event = shared_create(sizeof **event, sizeof(pevent_state), &st, NULL);
+    *event = shared_create(sizeof **event, sizeof(pevent_state), &st, pevent_died);
     if (!*event)
         return -ENOMEM;
     (*event)->st = st;

@@ -138,6 +138,7 @@ static void queue_died(plait__shared_obj *obj, unsigned pid)
     queue_state *st = ((plait_queue *)obj)->st;
     plait__plock_release_dead(&st->lock, pid);
     side_leave(st, pid);
+    wake_both(st); /* it may have died between a send or receive and its wake-up */
 }
 
 static void queue_forked(plait__shared_obj *obj, unsigned pid)

@@ -9,7 +9,10 @@
 #include "check.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
 
 #define ARG(x) ((void *)(intptr_t)(x))
 #define INT(p) ((int)(intptr_t)(p))
@@ -72,6 +75,44 @@ static inline uint32_t rnd(uint64_t *state)
     x ^= x << 17;
     *state = x;
     return (uint32_t)(x >> 32);
+}
+
+static inline int gettid_(void) { return (int)syscall(SYS_gettid); }
+
+/* Wait until the thread (or child process) whose id will appear in *tid is asleep
+ * (state S in /proc/ID/stat): each one publishes its id just before the wait under
+ * test, and nothing on the way into that wait sleeps, so it then sleeps in the wait.
+ * A failure after SOON(). */
+static inline void wait_asleep(atomic_int *tid)
+{
+    int64_t deadline = SOON();
+    struct timespec ms = {0, PLAIT_MS};
+    while (atomic_load(tid) == 0) {
+        if (plait_now() > deadline) {
+            CHECK(!"the thread never started waiting");
+            return;
+        }
+        nanosleep(&ms, NULL);
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", atomic_load(tid));
+    for (;;) {
+        char line[512] = "";
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(line, sizeof line, f))
+                line[0] = '\0';
+            fclose(f);
+        }
+        const char *paren = strrchr(line, ')'); /* "tid (name) S ..." */
+        if (paren && paren[1] == ' ' && paren[2] == 'S')
+            return;
+        if (plait_now() > deadline) {
+            CHECK(!"the thread never slept in its wait");
+            return;
+        }
+        nanosleep(&ms, NULL);
+    }
 }
 
 /* Let every ready coroutine of this scheduler run until it blocks (a few rounds, for

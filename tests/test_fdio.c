@@ -429,9 +429,31 @@ TEST(cancel_a_thread_blocked_on_a_read)
     close(fds[1]);
 }
 
+/* One coroutine waiting for readable or writable: either wakes it (a write-only event
+ * once found no one to wake, re-armed, and spun the scheduler). */
+static void *either_direction(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    int64_t start = plait_now();
+    int r = plait_wait_fd(sv[0], PLAIT_READABLE | PLAIT_WRITABLE, SOON());
+    CHECK(r > 0 && (r & PLAIT_WRITABLE));
+    CHECK_PROMPT(start);
+    CHECK_EQ(write(sv[1], "x", 1), 1);
+    r = plait_wait_fd(sv[0], PLAIT_READABLE | PLAIT_WRITABLE, SOON());
+    CHECK(r > 0 && (r & PLAIT_READABLE));
+    close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+TEST(wait_for_either_direction) { check_run(either_direction, NULL); }
+
 RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(thread_waits_with_deadline),
           CASE(end_of_file_and_broken_pipe), CASE(regular_file_is_always_ready),
           CASE(set_nonblock), CASE(coroutines_share_a_pipe), CASE(coroutine_woken_by_a_thread),
           CASE(one_reader_per_descriptor), CASE(reader_and_writer_on_one_socket),
           CASE(descriptors_served_under_load), CASE(many_waiting_coroutines),
-          CASE(descriptor_number_reused), CASE(cancel_a_thread_blocked_on_a_read))
+          CASE(descriptor_number_reused), CASE(cancel_a_thread_blocked_on_a_read),
+          CASE(wait_for_either_direction))

@@ -660,6 +660,112 @@ TEST(many_at_once_from_threads)
     check_no_zombies();
 }
 
+/* A program starts at once, and its pipes reach end of file, while another thread
+ * keeps starting children: the pipe that reports a failed exec (and the stdio pipes)
+ * once were made in the caller's thread before the hand-off to the manager, so a child
+ * forked meanwhile inherited an end and the start waited for that child to end. */
+enum { BYSTANDERS = 64 };
+
+typedef struct bystanders {
+    atomic_int stop;
+    int n;
+    plait_task t[BYSTANDERS];
+} bystanders;
+
+static void *start_bystanders(void *arg)
+{
+    bystanders *b = arg;
+    int64_t ns = 2 * PLAIT_SEC;
+    while (!atomic_load(&b->stop) && b->n < BYSTANDERS) {
+        if (plait_process_start(&b->t[b->n], nap, &ns, sizeof ns, NULL, NULL) == 0)
+            b->n++;
+        plait_sleep(2 * PLAIT_MS); /* pacing only */
+    }
+    return NULL;
+}
+
+TEST(exec_not_held_up_by_other_children)
+{
+    bystanders b = {.stop = 0, .n = 0};
+    pthread_t th;
+    thread_start(&th, start_bystanders, &b);
+    char *argv[] = {"true", NULL};
+    plait_process_options o = {.stdio = {PLAIT_STDIO_PIPE, PLAIT_STDIO_PIPE, 0}};
+    int64_t worst = 0;
+    for (int i = 0; i < 40; i++) {
+        plait_task t;
+        plait_pipes p;
+        int64_t start = plait_now();
+        CHECK_EQ(plait_process_exec(&t, NULL, argv, &o, &p), 0);
+        close(p.in);
+        char c;
+        CHECK_EQ(plait_read(p.out, &c, 1, SOON()), 0); /* end of file: no one else holds it */
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        close(p.out);
+        if (plait_now() - start > worst)
+            worst = plait_now() - start;
+    }
+    CHECK(worst < PLAIT_SEC); /* a bystander lives 2 s */
+    atomic_store(&b.stop, 1);
+    thread_join(th);
+    for (int i = 0; i < b.n; i++) { /* on a slow machine some have ended already */
+        CHECK_EQ(plait_cancel(b.t[i]), 0);
+        int r = plait_join(b.t[i], NULL, SOON());
+        CHECK(r == -ECANCELED || r == 0);
+    }
+}
+
+/* Bad options leave the caller's descriptors alone (a refused pipe request once closed
+ * the caller's standard input). */
+TEST(bad_options_close_nothing)
+{
+    CHECK(fcntl(0, F_GETFD) >= 0);
+    plait_process_options o = {.stdio = {PLAIT_STDIO_PIPE, PLAIT_STDIO_PIPE, PLAIT_STDIO_PIPE}};
+    char *argv[] = {"true", NULL};
+    plait_task t;
+    int fds = count_fds();
+    CHECK_EQ(plait_process_exec(&t, NULL, argv, &o, NULL), -EINVAL);
+    long x = 1;
+    CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, &o, NULL), -EINVAL);
+    CHECK(fcntl(0, F_GETFD) >= 0);
+    CHECK_EQ(count_fds(), fds);
+}
+
+/* A program that ignores SIGCHLD has its children reaped by the kernel: joins still
+ * complete (the manager once spun on the pidfd and the join never came). */
+static ssize_t start_with_sigchld_ignored(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    signal(SIGCHLD, SIG_IGN);
+    long x = 7;
+    plait_task t;
+    if (plait_process_start(&t, square, &x, sizeof x, NULL, NULL) < 0)
+        return -EIO;
+    void *v = NULL;
+    int r = plait_join(t, &v, plait_deadline_in(5 * PLAIT_SEC));
+    long sq = 0;
+    if (r == 0)
+        memcpy(&sq, ((plait_bytes *)v)->data, sizeof sq);
+    free(v);
+    if (r != 0 || sq != 49)
+        return r < 0 ? r : -EIO;
+    char *argv[] = {"true", NULL};
+    if (plait_process_exec(&t, NULL, argv, NULL, NULL) < 0)
+        return -EIO;
+    r = plait_join(t, NULL, plait_deadline_in(5 * PLAIT_SEC));
+    return r == -ECHILD ? 0 : (r < 0 ? r : -EPROTO); /* its status went to the kernel */
+}
+
+TEST(children_reaped_by_someone_else)
+{
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, start_with_sigchld_ignored, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, plait_deadline_in(20 * PLAIT_SEC)), 0);
+}
+
 RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(large_argument_and_result), CASE(result_room), CASE(failures_name_their_cause),
           CASE(sent_segv_kills_despite_the_overflow_reporter),
@@ -667,4 +773,5 @@ RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(function_with_a_pipe), CASE(coroutines_await_processes),
           CASE(coroutine_reads_a_program), CASE(nothing_leaks),
           CASE(children_die_with_their_parent), CASE(fork_while_other_threads_use_plait),
-          CASE(many_at_once_from_threads))
+          CASE(many_at_once_from_threads), CASE(exec_not_held_up_by_other_children),
+          CASE(bad_options_close_nothing), CASE(children_reaped_by_someone_else))

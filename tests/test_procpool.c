@@ -2051,6 +2051,115 @@ TEST(procpool_imap_destroy_early)
 /* ======================================================================== */
 /* Nothing left behind                                                       */
 /* ======================================================================== */
+/* Found in review                                                            */
+/* ======================================================================== */
+
+static ssize_t slow_square(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    (void)cap;
+    struct timespec ms = {0, 5 * PLAIT_MS};
+    nanosleep(&ms, NULL);
+    int64_t v;
+    memcpy(&v, arg, sizeof v);
+    v *= v;
+    memcpy(out, &v, sizeof v);
+    return sizeof v;
+}
+
+/* A lazy map whose pool is shut down under it hands back every item once, the rest
+ * failed, then -EPIPE (it once handed back "all done" early, then bogus items for
+ * ever). */
+TEST(procpool_imap_after_shutdown)
+{
+    plait_procpool *pool = make_pool_n(1);
+    if (!pool)
+        return;
+    enum { N = 40 };
+    int64_t args[N];
+    for (int i = 0; i < N; i++)
+        args[i] = i;
+    plait_procpool_iter *it;
+    CHECK_EQ(plait_procpool_imap(&it, pool, slow_square, args, sizeof args[0], N,
+                                 sizeof args[0], 1, 0), 0);
+    size_t idx;
+    int64_t out;
+    int err;
+    CHECK_EQ(plait_procpool_imap_next(it, &idx, &out, &err, SOON()), 0);
+    CHECK_EQ(idx, 0);
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_CANCEL, SOON()), 0);
+    bool seen[N] = {true};
+    int items = 1, r;
+    while ((r = plait_procpool_imap_next(it, &idx, &out, &err, SOON())) == 0 && items <= N) {
+        CHECK(idx < N && !seen[idx]);
+        if (idx < N)
+            seen[idx] = true;
+        CHECK(err == 0 ? out == (int64_t)(idx * idx) : err < 0);
+        items++;
+    }
+    CHECK_EQ(r, -EPIPE);
+    CHECK_EQ(items, N);
+    CHECK_EQ(plait_procpool_imap_next(it, &idx, &out, &err, SOON()), -EPIPE);
+    CHECK_EQ(plait_procpool_imap_destroy(it), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
+static ssize_t sleep_ms(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    (void)out;
+    (void)cap;
+    int64_t ms;
+    memcpy(&ms, arg, sizeof ms);
+    struct timespec ts = {ms / 1000, (ms % 1000) * PLAIT_MS};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+typedef struct withdrawn_join {
+    plait_task task;
+    atomic_int tid;
+    int result;
+    int64_t took;
+} withdrawn_join;
+
+static void *join_after_publishing(void *arg)
+{
+    withdrawn_join *wj = arg;
+    atomic_store(&wj->tid, gettid_());
+    int64_t start = plait_now();
+    wj->result = plait_join(wj->task, NULL, SOON());
+    wj->took = plait_now() - start;
+    return NULL;
+}
+
+/* A plain thread joining a queued task that is then cancelled returns at once (it
+ * slept on the pool's completion word, which a withdrawal did not touch, until some
+ * other task finished). */
+TEST(procpool_join_of_withdrawn_task_is_prompt)
+{
+    plait_procpool *pool = make_pool_n(1);
+    if (!pool)
+        return;
+    int64_t long_ms = 3000, short_ms = 1;
+    plait_task busy;
+    withdrawn_join wj = {.result = 1};
+    atomic_init(&wj.tid, 0);
+    CHECK_EQ(plait_procpool_submit(pool, &busy, sleep_ms, &long_ms, sizeof long_ms), 0);
+    CHECK_EQ(plait_procpool_submit(pool, &wj.task, sleep_ms, &short_ms, sizeof short_ms), 0);
+    pthread_t th;
+    thread_start(&th, join_after_publishing, &wj);
+    wait_asleep(&wj.tid);
+    CHECK_EQ(plait_cancel(wj.task), 0);
+    thread_join(th);
+    CHECK_EQ(wj.result, -ECANCELED);
+    CHECK(wj.took < PLAIT_SEC); /* not when the busy task ends */
+    CHECK_EQ(plait_cancel(busy), 0);
+    CHECK_EQ(plait_join(busy, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
+/* ======================================================================== */
 
 TEST(procpool_nothing_leaked)
 {
@@ -2120,4 +2229,5 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
           CASE(procpool_map_results), CASE(procpool_map_item_errors),
           CASE(procpool_map_crash_fails_its_chunk), CASE(procpool_map_deadline),
           CASE(procpool_imap_ordered), CASE(procpool_imap_unordered),
-          CASE(procpool_imap_destroy_early), CASE(procpool_nothing_leaked))
+          CASE(procpool_imap_destroy_early), CASE(procpool_imap_after_shutdown),
+          CASE(procpool_join_of_withdrawn_task_is_prompt), CASE(procpool_nothing_leaked))

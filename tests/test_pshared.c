@@ -167,43 +167,6 @@ static void join_plain(pid_t pid)
 /* Small helpers                                                             */
 /* ======================================================================== */
 
-static int gettid_(void) { return (int)syscall(SYS_gettid); }
-
-/* Wait until the thread (or child process) whose id will appear in *tid is asleep
- * (state S in /proc/ID/stat): each one publishes its id just before the wait under
- * test, and nothing on the way into that wait sleeps, so it then sleeps in the wait.
- * A failure after SOON(). */
-static void wait_asleep(atomic_int *tid)
-{
-    int64_t deadline = SOON();
-    struct timespec ms = {0, PLAIT_MS};
-    while (atomic_load(tid) == 0) {
-        if (plait_now() > deadline) {
-            CHECK(!"the thread never started waiting");
-            return;
-        }
-        nanosleep(&ms, NULL);
-    }
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", atomic_load(tid));
-    for (;;) {
-        char line[512] = "";
-        FILE *f = fopen(path, "r");
-        if (f) {
-            if (!fgets(line, sizeof line, f))
-                line[0] = '\0';
-            fclose(f);
-        }
-        const char *paren = strrchr(line, ')'); /* "tid (name) S ..." */
-        if (paren && paren[1] == ' ' && paren[2] == 'S')
-            return;
-        if (plait_now() > deadline) {
-            CHECK(!"the thread never slept in its wait");
-            return;
-        }
-        nanosleep(&ms, NULL);
-    }
-}
 
 /* Descriptors open in this process now. */
 static int count_fds(void)
@@ -2227,6 +2190,76 @@ TEST(queue_senders_that_end_at_once)
     }
 }
 
+/* A plait thread blocked on a process semaphore is cancelled, whenever the
+ * cancellation comes: it once could come between the thread's look at its own flag and
+ * its sleep on the shared word, and was lost (the thread slept on). */
+static plait_psem *cancel_sem;
+
+static void *acquire_forever(void *arg)
+{
+    atomic_store((atomic_int *)arg, 1);
+    return PLAIT_FAIL(plait_psem_acquire(cancel_sem, PLAIT_FOREVER));
+}
+
+TEST(cancel_of_a_shared_wait_is_never_lost)
+{
+    enum { ROUNDS = CHECK_SANITIZED ? 300 : 3000 };
+    CHECK_EQ(plait_psem_create(&cancel_sem, 0), 0);
+    int lost = 0;
+    for (int i = 0; i < ROUNDS && !lost; i++) {
+        atomic_int started = 0;
+        plait_task t;
+        CHECK_EQ(plait_thread_start(&t, acquire_forever, &started, NULL), 0);
+        while (!atomic_load(&started)) {
+        }
+        int64_t until = plait_now() + (i % 40) * 250; /* 0 to 10 us into its wait */
+        while (plait_now() < until) {
+        }
+        CHECK_EQ(plait_cancel(t), 0);
+        int r = plait_join(t, NULL, SOON());
+        if (r == -ETIMEDOUT) { /* lost: let it go, and say so */
+            lost++;
+            plait_psem_release(cancel_sem);
+            r = plait_join(t, NULL, SOON());
+        }
+        CHECK_EQ(r, -ECANCELED);
+    }
+    CHECK_EQ(lost, 0);
+    CHECK_EQ(plait_psem_destroy(cancel_sem), 0);
+}
+
+/* A program started with exec cannot use a queue (it left the parent's memory at the
+ * exec): it must not count as a possible sender, or a receiver would wait for it
+ * instead of hearing -EPIPE when the real senders are gone. */
+static plait_queue *exec_q;
+
+static ssize_t send_one(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    return plait_queue_send(exec_q, "m", 2, SOON());
+}
+
+TEST(exec_child_is_no_queue_side)
+{
+    CHECK_EQ(plait_queue_create(&exec_q, 8, 4), 0);
+    char *argv[] = {"sleep", "5", NULL};
+    plait_task prog, sender;
+    CHECK_EQ(plait_process_exec(&prog, NULL, argv, NULL, NULL), 0);
+    CHECK_EQ(plait_process_start(&sender, send_one, NULL, 0, NULL, NULL), 0);
+    char buf[8];
+    CHECK_EQ(plait_queue_recv(exec_q, buf, sizeof buf, SOON()), 2);
+    CHECK_EQ(plait_join(sender, NULL, SOON()), 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_queue_recv(exec_q, buf, sizeof buf, SOON()), -EPIPE);
+    CHECK_PROMPT(start);
+    CHECK_EQ(plait_cancel(prog), 0);
+    CHECK_EQ(plait_join(prog, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_queue_destroy(exec_q), 0);
+}
+
 RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
           CASE(shm_counter_exact_under_its_lock),
           CASE(pmutex_handoff_parent_child),
@@ -2261,4 +2294,5 @@ RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
           CASE(queue_sender_killed_in_send_receiver_gets_epipe),
           CASE(queue_sender_killed_while_coroutine_receives),
           CASE(queue_receiver_killed_sender_gets_epipe),
-          CASE(queue_senders_that_end_at_once), CASE(no_zombies_no_leaked_descriptors))
+          CASE(queue_senders_that_end_at_once), CASE(cancel_of_a_shared_wait_is_never_lost),
+          CASE(exec_child_is_no_queue_side), CASE(no_zombies_no_leaked_descriptors))
