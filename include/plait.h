@@ -549,7 +549,9 @@ int plait_fd_set_nonblock(int fd, int on);
  *
  * A child never outlives its parent silently: it is killed (SIGKILL) when the parent
  * ends, however it ends.  plait reaps every child it starts as soon as it ends (no
- * zombies), through the child's pidfd (Linux 5.3 or later), without SIGCHLD.
+ * zombies), through the child's pidfd (Linux 5.3 or later), without a SIGCHLD handler.
+ * If the program reaps it first (SIGCHLD ignored, waitpid(-1)), its task reports
+ * -ECHILD (a function child that returned still gives its result).
  * plait_cancel() kills the child (SIGKILL) and its task reports -ECANCELED.
  *
  * Fork: what parent and child share.  After the fork, each has its own copy of all

@@ -36,16 +36,20 @@ void plait__spin_lock_contended(plait__spinlock *lock)
     }
 }
 
+struct timespec *plait__deadline_timespec(int64_t deadline, struct timespec *ts)
+{
+    if (deadline == PLAIT_FOREVER)
+        return NULL;
+    if (deadline < 0)
+        deadline = 0;
+    ts->tv_sec = deadline / PLAIT_SEC;
+    ts->tv_nsec = deadline % PLAIT_SEC;
+    return ts;
+}
+
 static int futex_wait(atomic_uint *word, unsigned expected, int64_t deadline, int flags)
 {
-    struct timespec ts, *tsp = NULL;
-    if (deadline != PLAIT_FOREVER) {
-        if (deadline < 0)
-            deadline = 0;
-        ts.tv_sec = deadline / PLAIT_SEC;
-        ts.tv_nsec = deadline % PLAIT_SEC;
-        tsp = &ts;
-    }
+    struct timespec ts, *tsp = plait__deadline_timespec(deadline, &ts);
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time. */
     long r = syscall(SYS_futex, (unsigned *)word, FUTEX_WAIT_BITSET | flags, expected, tsp,
                      NULL, FUTEX_BITSET_MATCH_ANY);

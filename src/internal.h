@@ -83,6 +83,9 @@ static inline void plait__spin_unlock(plait__spinlock *lock)
  * woken or the value differed, -ETIMEDOUT.  The private kind is for words of this
  * process only; the shared kind for words in memory shared with other processes. */
 int plait__futex_wait(atomic_uint *word, unsigned expected, int64_t deadline);
+/* An absolute CLOCK_MONOTONIC deadline as a timespec in *ts; NULL for PLAIT_FOREVER. */
+struct timespec;
+struct timespec *plait__deadline_timespec(int64_t deadline, struct timespec *ts);
 void plait__futex_wake(atomic_uint *word, int count);
 int plait__futex_wait_shared(atomic_uint *word, unsigned expected, int64_t deadline);
 void plait__futex_wake_shared(atomic_uint *word, int count);

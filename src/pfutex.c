@@ -275,14 +275,7 @@ static int wait_word_or_signal(atomic_uint *word, unsigned expected, atomic_uint
         {expected, (uintptr_t)word, FUTEX_32, 0},
         {0, (uintptr_t)signalled, FUTEX_32 | FUTEX_PRIVATE_FLAG, 0},
     };
-    struct timespec ts, *tsp = NULL;
-    if (deadline != PLAIT_FOREVER) {
-        if (deadline < 0)
-            deadline = 0;
-        ts.tv_sec = deadline / PLAIT_SEC;
-        ts.tv_nsec = deadline % PLAIT_SEC;
-        tsp = &ts;
-    }
+    struct timespec ts, *tsp = plait__deadline_timespec(deadline, &ts);
     long r = syscall(SYS_futex_waitv, v, 2, 0, tsp, CLOCK_MONOTONIC);
     return r < 0 && errno == ETIMEDOUT ? -ETIMEDOUT : 0;
 }
