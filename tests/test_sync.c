@@ -761,20 +761,34 @@ static void *cond_cancel_main(void *p)
     CHECK_EQ(w.unlock_result, 0);
 
     /* a deadline that expires while the mutex is held by someone else: the wait
-     * still returns with the mutex locked, after the holder lets go */
-    w = (cond_waiter_ctx){.m = w.m, .c = w.c, .result = 1, .unlock_result = 1};
-    int64_t start = plait_now();
-    w.deadline = start + 30 * PLAIT_MS;
-    CHECK_EQ(plait_spawn(&t, cond_waiter, &w), 0);
-    settle();
-    CHECK_EQ(plait_mutex_lock(w.m, 0), 0);
-    CHECK_EQ(plait_sleep(80 * PLAIT_MS), 0); /* past its deadline, holding the mutex */
-    CHECK(!w.returned);
-    CHECK_EQ(plait_mutex_unlock(w.m), 0);
-    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
-    CHECK_EQ(w.result, -ETIMEDOUT);
-    CHECK_EQ(w.unlock_result, 0);
-    CHECK_TOOK(start, 80 * PLAIT_MS);
+     * still returns with the mutex locked, after the holder lets go.  Taking the mutex
+     * before the deadline needs this thread not to be preempted for the whole wait;
+     * on a loaded machine it may be, so the case is tried again with a longer one. */
+    for (int64_t wait = 30 * PLAIT_MS;; wait *= 2) {
+        if (wait > 2 * PLAIT_SEC) {
+            CHECK(!"never took the mutex before the waiter's deadline");
+            break;
+        }
+        w = (cond_waiter_ctx){.m = w.m, .c = w.c, .result = 1, .unlock_result = 1};
+        int64_t start = plait_now();
+        w.deadline = start + wait;
+        CHECK_EQ(plait_spawn(&t, cond_waiter, &w), 0);
+        settle();
+        CHECK_EQ(plait_mutex_lock(w.m, SOON()), 0);
+        bool in_time = plait_now() < w.deadline; /* then it cannot return until we unlock */
+        if (in_time) {
+            CHECK_EQ(plait_sleep_until(w.deadline + 50 * PLAIT_MS), 0);
+            CHECK(!w.returned);
+        }
+        CHECK_EQ(plait_mutex_unlock(w.m), 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        CHECK_EQ(w.result, -ETIMEDOUT);
+        CHECK_EQ(w.unlock_result, 0);
+        if (in_time) {
+            CHECK_TOOK(start, wait + 50 * PLAIT_MS);
+            break;
+        }
+    }
 
     /* a signal racing a cancellation: whichever wins, the wait relocks */
     for (int i = 0; i < 20; i++) {
