@@ -428,6 +428,8 @@ static int exec_child(void *arg)
     return 127;
 }
 
+static void proc_finish(proc *p, int error);
+
 static void proc_exited(plait__mgr_source *src, uint32_t events)
 {
     (void)events;
@@ -437,8 +439,14 @@ static void proc_exited(plait__mgr_source *src, uint32_t events)
     if (reaped == -EAGAIN)
         return;
     plait__manager_unwatch(p->pidfd);
+    proc_finish(p, reaped < 0 ? reaped : plait__child_outcome(&info));
+}
+
+/* The child has ended with outcome error (-ECHILD: someone else took its status):
+ * complete the task with its result or the failure. */
+static void proc_finish(proc *p, int error)
+{
     atomic_store(&p->exited, 1);
-    int error = reaped < 0 ? reaped : plait__child_outcome(&info);
     plait_bytes *value = NULL;
     if (p->result) {
         result_area *ra = p->result;
@@ -533,6 +541,10 @@ static void proc_fork(void *arg)
         plait__shared_child_died((unsigned)pid);
     }
     int fd = plait__pidfd_open(pid);
+    if (fd == -ESRCH) { /* ended, and reaped already by the kernel (SIGCHLD ignored) */
+        proc_finish(p, -ECHILD);
+        return;
+    }
     if (fd >= 0) {
         p->pidfd = fd;
         p->src.ready = proc_exited;
