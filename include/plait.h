@@ -36,8 +36,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -528,6 +531,125 @@ int plait_read_exactly(int fd, void *buf, size_t len, size_t *done, int64_t dead
 int plait_write_all(int fd, const void *buf, size_t len, size_t *done, int64_t deadline);
 /* Set (on != 0) or clear O_NONBLOCK.  0 or -errno. */
 int plait_fd_set_nonblock(int fd, int on);
+/* The kernel interface schedulers wait on descriptors with: "io_uring" where the
+ * kernel allows it, else "epoll"; PLAIT_POLLER=epoll in the environment picks epoll.
+ * Both behave the same; io_uring saves a system call per wait. */
+const char *plait_io_backend(void);
+
+/* Close fd after waking every plait wait on it (coroutines on any scheduler, plain and
+ * plait threads), which returns -EBADF.  Close descriptors that coroutines may be
+ * waiting on with this, not close(2): a poller does not notice a plain close, so a
+ * coroutine waiting on the descriptor would sleep until its deadline.  0, -EBADF for a
+ * descriptor that is not open, or close(2)'s other errors (the descriptor is closed
+ * all the same, as close(2) says). */
+int plait_close(int fd);
+
+/* ----------------------------------------------------------------------------
+ * Sockets: TCP and Unix stream sockets, UDP; IPv4 and IPv6.
+ *
+ * Every socket plait makes is non-blocking and close-on-exec, so it can be used from
+ * coroutines and threads alike with plait_read/plait_write/plait_read_exactly/
+ * plait_write_all, and closed with plait_close.  Calls that wait take a deadline and
+ * are cancellable; connect, accept, send-to and receive-from from a coroutine suspend
+ * only that coroutine.  Descriptors come back as >= 0; errors as -errno.
+ * ------------------------------------------------------------------------- */
+
+/* A socket address: IPv4, IPv6 or a Unix path. */
+typedef struct plait_addr {
+    socklen_t len;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+        struct sockaddr_un un;
+        struct sockaddr_storage any;
+    } u;
+} plait_addr;
+
+/* A numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]") and port (0..65535).
+ * NULL host is the wildcard address "::" (which takes IPv4 too).  -EINVAL for a host
+ * that is not numeric or a bad port. */
+int plait_addr_ip(plait_addr *out, const char *host, int port);
+/* A Unix socket path; -ENAMETOOLONG when it does not fit, -EINVAL for an empty one. */
+int plait_addr_unix(plait_addr *out, const char *path);
+/* "1.2.3.4:80", "[::1]:80" or the path, into buf: its length, -ENOSPC when cap is too
+ * small, -EINVAL for an unknown family. */
+int plait_addr_format(const plait_addr *addr, char *buf, size_t cap);
+/* The port of an IPv4/IPv6 address, -EINVAL for others. */
+int plait_addr_port(const plait_addr *addr);
+
+#define PLAIT_STREAM 1   /* TCP */
+#define PLAIT_DGRAM 2    /* UDP */
+
+/* Resolve a host name or numeric address and a port for a socket type (PLAIT_STREAM
+ * or PLAIT_DGRAM): up to cap addresses into out, in the system's order of preference,
+ * and their count (> 0).  Runs getaddrinfo() on the default pool, so the scheduler
+ * goes on; a numeric host is parsed at once.  -ENOENT for a name that does not exist,
+ * -EAGAIN for a temporary failure of the name service, -EINVAL for bad input,
+ * -ETIMEDOUT / -ECANCELED (the lookup finishes in the background and is discarded). */
+int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t cap,
+                  int64_t deadline);
+
+/* A listening stream socket bound to addr (port 0: one the kernel picks; see
+ * plait_local_addr).  SO_REUSEADDR is set for IP addresses; the IPv6 wildcard takes
+ * IPv4 too.  backlog <= 0 picks SOMAXCONN.  -EADDRINUSE and the other errors of
+ * socket/bind/listen. */
+int plait_listen(const plait_addr *addr, int backlog);
+/* The same for a host name or numeric address (NULL: every address) and port: the
+ * first resolved address that binds. */
+int plait_tcp_listen(const char *host, int port, int backlog);
+/* The same for a Unix socket path (which must not exist). */
+int plait_unix_listen(const char *path, int backlog);
+
+/* Accept the next connection: its descriptor, and the peer's address into peer (may
+ * be NULL).  Waits until the deadline.  -EMFILE/-ENFILE when descriptors have run out
+ * (the connection stays queued), -EINVAL for a socket that is not listening,
+ * -ETIMEDOUT, -ECANCELED, -EBADF. */
+int plait_accept(int fd, plait_addr *peer, int64_t deadline);
+
+/* Connect a stream socket to addr: its descriptor once connected.  -ECONNREFUSED,
+ * -ENETUNREACH, ..., -ETIMEDOUT, -ECANCELED (the half-made socket is closed). */
+int plait_connect(const plait_addr *addr, int64_t deadline);
+/* Resolve host and port and connect to the addresses in turn until one answers,
+ * within one deadline: the descriptor, or the last address's error. */
+int plait_tcp_connect(const char *host, int port, int64_t deadline);
+int plait_unix_connect(const char *path, int64_t deadline);
+
+/* shutdown(2): how is SHUT_RD, SHUT_WR or SHUT_RDWR.  Waiting readers of the socket
+ * see end of file.  0 or -errno. */
+int plait_shutdown(int fd, int how);
+
+/* A UDP socket bound to addr (port 0: any port); for an IPv6 address it takes IPv4
+ * too.  Send to IPv4 peers from an IPv6 socket with plait_addr_ip("::ffff:1.2.3.4"),
+ * or bind an IPv4 address. */
+int plait_udp_bind(const plait_addr *addr);
+/* One datagram: sent whole (the byte count) or not at all; received into buf (its
+ * length; a longer datagram is cut to len), with its sender's address into from (may
+ * be NULL).  to may be NULL on a connected socket.  -EMSGSIZE, -ETIMEDOUT,
+ * -ECANCELED, ... */
+ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
+                     int64_t deadline);
+ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t deadline);
+
+/* The socket's own address and its peer's.  0 or -errno (-ENOTCONN). */
+int plait_local_addr(int fd, plait_addr *out);
+int plait_peer_addr(int fd, plait_addr *out);
+
+/* Socket options users need.  value: 0 or 1, except PLAIT_KEEPALIVE (0 off, else on,
+ * the first probe after value seconds idle) and the buffer sizes (bytes).  plait_socket_get
+ * gives back the current value (KEEPALIVE: the idle seconds when on).  -ENOPROTOOPT
+ * for an option the socket does not have (no-delay on a Unix socket), -EINVAL for an
+ * unknown option or a negative value. */
+enum plait_sockopt {
+    PLAIT_NODELAY = 1,   /* TCP_NODELAY: send small writes at once */
+    PLAIT_REUSEADDR,     /* SO_REUSEADDR */
+    PLAIT_REUSEPORT,     /* SO_REUSEPORT: several listeners share a port */
+    PLAIT_KEEPALIVE,     /* SO_KEEPALIVE with TCP_KEEPIDLE */
+    PLAIT_RCVBUF,        /* SO_RCVBUF */
+    PLAIT_SNDBUF         /* SO_SNDBUF */
+};
+int plait_socket_set(int fd, enum plait_sockopt option, int value);
+int plait_socket_get(int fd, enum plait_sockopt option, int *value);
 
 /* ----------------------------------------------------------------------------
  * Processes.  A process is a task like a coroutine or a thread: its handle is a

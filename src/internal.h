@@ -246,8 +246,9 @@ int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t d
                    bool cancellable, const char *what, const void *object);
 /* How many waiters of q are still open; unlinks the nodes of claimed ones. */
 size_t plait__waitq_count_open(plait__waitq *q);
-/* Signal with 0 every waiter of q whose node carries data. */
-void plait__waitq_wake_matching(plait__waitq *q, const void *data, plait__wakeups *later);
+/* Signal with status every waiter of q whose node carries data. */
+void plait__waitq_wake_matching(plait__waitq *q, const void *data, int status,
+                                plait__wakeups *later);
 /* Signal every waiter of q with 0 (the caller holds the queue's lock). */
 void plait__waitq_wake_all(plait__waitq *q, plait__wakeups *later);
 /* Free object, whose only busy state is a non-empty q; -EBUSY while it is not empty. */

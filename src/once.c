@@ -49,7 +49,7 @@ int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t d
             once->runner = NULL;
             __atomic_store_n(&once->state, r < 0 ? NOT_DONE : DONE, __ATOMIC_RELEASE);
             plait__wakeups later = {.n = 0};
-            plait__waitq_wake_matching(&b->waiters, once, &later);
+            plait__waitq_wake_matching(&b->waiters, once, 0, &later);
             plait__spin_unlock(&b->lock);
             plait__wakeups_deliver(&later);
             return r < 0 ? r : 0;

@@ -1,56 +1,47 @@
 /*
- * poll.c — waiting for a file descriptor: the poller inside each scheduler (epoll),
- * and the same wait for a plain thread (poll).  Reading and writing with deadlines is
- * built on it (fdio.c).
+ * poll.c — waiting for a file descriptor: the poller inside each scheduler, and the
+ * same wait for a plain thread (poll).  Reading and writing with deadlines is built on
+ * it (fdio.c), and sockets on that (socket.c).
  *
  * A scheduler creates its poller the first time one of its coroutines waits on a
  * descriptor.  The poller keeps a table indexed by descriptor: the coroutine waiting
  * to read it and the one waiting to write it (one of each per scheduler: a second
- * gets -EBUSY, as two readers of one stream would race for its bytes anyway).
+ * gets -EBUSY, as two readers of one stream would race for its bytes anyway).  The
+ * kernel side is a backend (poll.h): io_uring where the kernel allows it, else epoll;
+ * PLAIT_POLLER=epoll or =io_uring in the environment picks one.  Watches are one-shot:
+ * a wait arms the descriptor, the event disarms it, and the slot is re-armed while a
+ * waiter of the other direction remains.  A regular file cannot be polled: it is
+ * always ready, as poll(2) says.
  *
- * Registrations are one-shot and persistent: a wait arms the descriptor (EPOLL_CTL_MOD,
- * or ADD the first time), the event disarms it, and it stays registered, disarmed,
- * after the wait, so the next wait on it costs one epoll_ctl, not two.  A descriptor
- * closed meanwhile leaves epoll by itself; its number, reused, answers MOD with
- * ENOENT, and is added again.  A regular file cannot be polled (EPERM): it is always
- * ready, as poll(2) says.
- *
- * While coroutines wait on descriptors, the scheduler sleeps in epoll_wait instead of
- * on its futex: its inbox has an eventfd in the epoll set, which a thread posting to
- * the inbox writes (inbox_post_unlock in sched.c) when the scheduler sleeps there.
+ * While coroutines wait on descriptors, the scheduler sleeps in the backend instead of
+ * on its futex: its inbox has an eventfd the backend watches, which a thread posting
+ * to the inbox writes (inbox_post_unlock in sched.c) when the scheduler sleeps there.
  * When there are also coroutines ready to run, the loop looks at the poller without
  * sleeping on each of its passes, so descriptors are served even under load.
+ *
+ * Closing: a poller does not notice close(2) (epoll drops the descriptor silently, an
+ * io_uring poll holds the file open), so every blocking wait is also linked, by
+ * descriptor, in a process-wide table that plait_close() walks to wake the waiters
+ * with -EBADF before it closes.
  *
  * A plain thread waits in ppoll() on the descriptor and on its own wake-up eventfd,
  * which the waiter protocol writes when a cancellation claims the wait (waiter.c): so
  * a plait thread or pool task blocked on a descriptor is cancellable like any wait.
+ *
+ * After fork() the child's copy of the calling thread's poller would share the
+ * parent's kernel object (an epoll set, or an io_uring's rings, which two processes
+ * must never both drive): the child makes new ones and re-arms what it waits on.
  */
-#include "internal.h"
+#include "poll.h"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
-
-enum { EVENTS_BATCH = 64 };
-#define WAKE_TOKEN UINT64_MAX
-
-typedef struct fd_slot {
-    plait__waiter *reader, *writer;
-    bool registered;            /* in the epoll set (perhaps disarmed) */
-} fd_slot;
-
-struct plait__poller {
-    int epfd;
-    fd_slot *fds;
-    size_t cap;
-    size_t waits;               /* coroutines waiting on descriptors now */
-};
 
 void plait__wake_fd_write(int fd)
 {
@@ -81,7 +72,57 @@ static int ready_mask(unsigned revents)
     return m;
 }
 
+int plait__poll_timeout_ms(int64_t deadline)
+{
+    if (deadline == PLAIT_FOREVER)
+        return -1;
+    int64_t left = deadline - plait_now();
+    if (left <= 0)
+        return 0;
+    int64_t ms = (left + PLAIT_MS - 1) / PLAIT_MS;
+    return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+/* ---- choosing a backend ---- */
+
+static pthread_once_t choice_once = PTHREAD_ONCE_INIT;
+static const plait__poll_backend *choice;
+
+static void choose(void)
+{
+    const char *want = getenv("PLAIT_POLLER");
+    choice = &plait__poll_uring;
+    if (want && strcmp(want, "epoll") == 0)
+        choice = &plait__poll_epoll;
+    if (choice == &plait__poll_uring) { /* does the kernel let us? */
+        struct plait__poller probe = {.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+        if (probe.wake_fd < 0 || plait__poll_uring.open(&probe) < 0)
+            choice = &plait__poll_epoll;
+        else
+            plait__poll_uring.close(&probe);
+        if (probe.wake_fd >= 0)
+            close(probe.wake_fd);
+    }
+}
+
+const char *plait_io_backend(void)
+{
+    pthread_once(&choice_once, choose);
+    return choice->name;
+}
+
 /* ---- the scheduler's poller ---- */
+
+/* Open p's backend (the chosen one, else epoll). */
+static int poller_open(struct plait__poller *p)
+{
+    pthread_once(&choice_once, choose);
+    p->backend = choice;
+    if (p->backend->open(p) == 0)
+        return 0;
+    p->backend = &plait__poll_epoll;
+    return p->backend->open(p);
+}
 
 static struct plait__poller *poller_get(plait__sched *s)
 {
@@ -90,18 +131,15 @@ static struct plait__poller *poller_get(plait__sched *s)
     struct plait__poller *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->epfd = epoll_create1(EPOLL_CLOEXEC);
-    int wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_TOKEN};
-    if (p->epfd < 0 || wake < 0 || epoll_ctl(p->epfd, EPOLL_CTL_ADD, wake, &ev) < 0) {
-        if (p->epfd >= 0)
-            close(p->epfd);
-        if (wake >= 0)
-            close(wake);
+    p->epfd = -1;
+    p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->wake_fd < 0 || poller_open(p) < 0) {
+        if (p->wake_fd >= 0)
+            close(p->wake_fd);
         free(p);
         return NULL;
     }
-    s->inbox.poll_wake_fd = wake;
+    s->inbox.poll_wake_fd = p->wake_fd;
     return s->poller = p;
 }
 
@@ -110,8 +148,8 @@ void plait__poller_free(plait__sched *s)
     struct plait__poller *p = s->poller;
     if (!p)
         return;
-    close(p->epfd);
-    close(s->inbox.poll_wake_fd);
+    p->backend->close(p);
+    close(p->wake_fd);
     s->inbox.poll_wake_fd = -1;
     free(p->fds);
     free(p);
@@ -123,25 +161,15 @@ bool plait__poller_busy(const plait__sched *s)
     return s->poller && s->poller->waits > 0;
 }
 
-/* Arm fd for what its slot's waiters want; 0 or -errno. */
-static int slot_arm(struct plait__poller *p, int fd, fd_slot *slot)
+void plait__poller_drain_wake(struct plait__poller *p)
 {
-    struct epoll_event ev = {.events = EPOLLONESHOT, .data.u64 = (uint64_t)fd};
-    if (slot->reader)
-        ev.events |= EPOLLIN | EPOLLRDHUP;
-    if (slot->writer)
-        ev.events |= EPOLLOUT;
-    if (slot->registered) {
-        if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
-            return 0;
-        if (errno != ENOENT)
-            return -errno;
-        slot->registered = false; /* closed and reused meanwhile */
-    }
-    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-        return -errno;
-    slot->registered = true;
-    return 0;
+    wake_fd_drain(p->wake_fd);
+}
+
+/* The poll(2) events a slot's waiters want. */
+static unsigned slot_wants(const plait__fd_slot *slot)
+{
+    return (slot->reader ? POLLIN | POLLRDHUP : 0) | (slot->writer ? POLLOUT : 0);
 }
 
 static int grow(struct plait__poller *p, int fd)
@@ -151,7 +179,7 @@ static int grow(struct plait__poller *p, int fd)
     size_t cap = p->cap ? p->cap : 64;
     while (cap <= (size_t)fd)
         cap *= 2;
-    fd_slot *fds = realloc(p->fds, cap * sizeof *fds);
+    plait__fd_slot *fds = realloc(p->fds, cap * sizeof *fds);
     if (!fds)
         return -ENOMEM;
     memset(fds + p->cap, 0, (cap - p->cap) * sizeof *fds);
@@ -168,7 +196,7 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
         return -ENOMEM;
     if (grow(p, fd) < 0)
         return -ENOMEM;
-    fd_slot *slot = &p->fds[fd];
+    plait__fd_slot *slot = &p->fds[fd];
     if (((events & PLAIT_READABLE) && slot->reader) ||
         ((events & PLAIT_WRITABLE) && slot->writer))
         return -EBUSY;
@@ -176,7 +204,7 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
         slot->reader = w;
     if (events & PLAIT_WRITABLE)
         slot->writer = w;
-    int r = slot_arm(p, fd, slot);
+    int r = p->backend->arm(p, fd, slot, slot_wants(slot));
     if (r < 0) {
         if (slot->reader == w)
             slot->reader = NULL;
@@ -190,31 +218,29 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
     r = plait__waiter_block(w, deadline);
     p->waits--;
     /* the poller clears what it fired; a wait that ended otherwise is withdrawn, and
-     * the other direction's waiter, if any, keeps its registration.  The table may
-     * have grown (moved) while this coroutine waited. */
+     * the other direction's waiter, if any, keeps its watch.  The table may have grown
+     * (moved) while this coroutine waited. */
     slot = &p->fds[fd];
     bool mine = slot->reader == w || slot->writer == w;
     if (slot->reader == w)
         slot->reader = NULL;
     if (slot->writer == w)
         slot->writer = NULL;
-    if (mine && (slot->reader || slot->writer))
-        slot_arm(p, fd, slot);
-    else if (mine && slot->registered && epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL) == 0)
-        slot->registered = false; /* armed still: disarm it */
+    if (mine && slot->armed)
+        p->backend->arm(p, fd, slot, slot_wants(slot));
     return r;
 }
 
-/* A ready event: wake the waiters it concerns; re-arm for the one still waiting. */
-static void fire(struct plait__poller *p, int fd, unsigned events)
+void plait__poller_fire(struct plait__poller *p, int fd, int revents)
 {
-    if ((size_t)fd >= p->cap)
+    if (fd < 0 || (size_t)fd >= p->cap)
         return;
-    fd_slot *slot = &p->fds[fd];
-    int mask = ready_mask(events);
+    plait__fd_slot *slot = &p->fds[fd];
+    /* a failed watch (negative) is every waiter's outcome */
+    int mask = revents < 0 ? revents : ready_mask((unsigned)revents);
     plait__waiter *r = slot->reader, *w = slot->writer;
-    bool wake_r = r && (mask & (PLAIT_READABLE | PLAIT_HANGUP | PLAIT_ERROR));
-    bool wake_w = w && (mask & (PLAIT_WRITABLE | PLAIT_HANGUP | PLAIT_ERROR));
+    bool wake_r = r && (revents < 0 || (mask & (PLAIT_READABLE | PLAIT_HANGUP | PLAIT_ERROR)));
+    bool wake_w = w && (revents < 0 || (mask & (PLAIT_WRITABLE | PLAIT_HANGUP | PLAIT_ERROR)));
     if (r == w) /* one coroutine waits for either: either wakes it */
         wake_r = wake_w = wake_r || wake_w;
     if (wake_r)
@@ -225,32 +251,60 @@ static void fire(struct plait__poller *p, int fd, unsigned events)
         plait__waiter_signal_now(r, mask, -1);
     if (wake_w && w != r && plait__waiter_claim(w))
         plait__waiter_signal_now(w, mask, -1);
-    if (slot->reader || slot->writer)
-        slot_arm(p, fd, slot); /* one-shot: the other direction still waits */
-}
-
-static int timeout_ms(int64_t deadline)
-{
-    if (deadline == PLAIT_FOREVER)
-        return -1;
-    int64_t left = deadline - plait_now();
-    if (left <= 0)
-        return 0;
-    int64_t ms = (left + PLAIT_MS - 1) / PLAIT_MS;
-    return ms > INT32_MAX ? INT32_MAX : (int)ms;
+    if (slot_wants(slot)) /* one-shot: the other direction still waits */
+        p->backend->arm(p, fd, slot, slot_wants(slot));
 }
 
 void plait__poller_poll(plait__sched *s, int64_t deadline)
 {
-    struct plait__poller *p = s->poller;
-    struct epoll_event evs[EVENTS_BATCH];
-    int n = epoll_wait(p->epfd, evs, EVENTS_BATCH, timeout_ms(deadline));
-    for (int i = 0; i < n; i++) {
-        if (evs[i].data.u64 == WAKE_TOKEN)
-            wake_fd_drain(s->inbox.poll_wake_fd);
-        else
-            fire(p, (int)evs[i].data.u64, evs[i].events);
+    s->poller->backend->wait(s->poller, deadline);
+}
+
+/* In a forked child, on the thread that forked: new kernel objects for the poller of
+ * the scheduler this thread runs, the waits re-armed on them. */
+static void poller_after_fork(plait__sched *s)
+{
+    struct plait__poller *p = s ? s->poller : NULL;
+    if (!p)
+        return;
+    p->backend->close(p); /* unmaps and closes only: the parent's rings stay its own */
+    close(p->wake_fd);
+    p->wake_fd = s->inbox.poll_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    for (size_t fd = 0; fd < p->cap; fd++) {
+        p->fds[fd].armed = 0;
+        p->fds[fd].registered = false;
     }
+    if (p->wake_fd < 0 || poller_open(p) < 0)
+        abort(); /* the child cannot wait on anything it waited on */
+    for (size_t fd = 0; fd < p->cap; fd++)
+        if (slot_wants(&p->fds[fd]) &&
+            p->backend->arm(p, (int)fd, &p->fds[fd], slot_wants(&p->fds[fd])) < 0)
+            plait__poller_fire(p, (int)fd, -EBADF);
+}
+
+/* ---- closing: the table of blocking waits by descriptor ---- */
+
+enum { CLOSE_STRIPES = 64 };
+static struct {
+    plait__spinlock lock;
+    plait__waitq waits;
+} fd_waits[CLOSE_STRIPES];
+
+static void *fd_key(int fd) { return (void *)(intptr_t)(fd + 1); }
+
+int plait_close(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    plait__wakeups later = {0};
+    plait__spin_lock(&fd_waits[fd % CLOSE_STRIPES].lock);
+    plait__waitq_wake_matching(&fd_waits[fd % CLOSE_STRIPES].waits, fd_key(fd), -EBADF,
+                               &later);
+    plait__spin_unlock(&fd_waits[fd % CLOSE_STRIPES].lock);
+    plait__wakeups_deliver(&later);
+    if (close(fd) < 0 && errno != EINTR) /* after EINTR the descriptor is gone (Linux) */
+        return -errno;
+    return 0;
 }
 
 /* ---- a plain thread's wait ---- */
@@ -297,6 +351,7 @@ void plait__poll_after_fork(void)
     if (tls_wake_fd >= 0)
         close(tls_wake_fd);
     tls_wake_fd = -1;
+    poller_after_fork(plait__sched_current());
 }
 
 int plait__poll_block(plait__waiter *w, int64_t deadline)
@@ -364,13 +419,21 @@ int plait_wait_fd(int fd, int events, int64_t deadline)
     plait__waiter w;
     plait__waiter_init(&w, events & PLAIT_READABLE ? "read" : "write", NULL);
     w.object = (const void *)(intptr_t)fd;
-    if (w.coro)
-        return coro_wait_fd(w.coro->sched, &w, fd, events, deadline);
-    int wake = thread_wake_fd();
-    if (wake < 0)
-        return wake;
-    w.poll_fd = fd;
-    w.poll_events = pevents;
-    w.wake_fd = wake;
-    return plait__waiter_block(&w, deadline);
+    if (!w.coro) {
+        w.wake_fd = thread_wake_fd();
+        if (w.wake_fd < 0)
+            return w.wake_fd;
+        w.poll_fd = fd;
+        w.poll_events = pevents;
+    }
+    /* linked by descriptor for plait_close() while it waits */
+    plait__wait_node node;
+    plait__spinlock *lock = &fd_waits[fd % CLOSE_STRIPES].lock;
+    plait__spin_lock(lock);
+    plait__waitq_push(&fd_waits[fd % CLOSE_STRIPES].waits, lock, &node, &w, 0, fd_key(fd));
+    plait__spin_unlock(lock);
+    r = w.coro ? coro_wait_fd(w.coro->sched, &w, fd, events, deadline)
+               : plait__waiter_block(&w, deadline);
+    plait__wait_node_unlink(&node);
+    return r;
 }

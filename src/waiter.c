@@ -333,7 +333,8 @@ size_t plait__waitq_count_open(plait__waitq *q)
     return open;
 }
 
-void plait__waitq_wake_matching(plait__waitq *q, const void *data, plait__wakeups *later)
+void plait__waitq_wake_matching(plait__waitq *q, const void *data, int status,
+                                plait__wakeups *later)
 {
     for (plait__wait_node *node = q->head, *next; node; node = next) {
         next = node->next;
@@ -341,7 +342,7 @@ void plait__waitq_wake_matching(plait__waitq *q, const void *data, plait__wakeup
             continue;
         waitq_unlink(q, node);
         if (plait__waiter_claim(node->waiter))
-            plait__waiter_signal(node->waiter, 0, node->index, later);
+            plait__waiter_signal(node->waiter, status, node->index, later);
     }
 }
 

@@ -1,0 +1,298 @@
+/*
+ * poll_uring.c — the poller's io_uring backend (see poll.h for the contract), on the
+ * raw system calls: the library needs nothing beyond libc and the kernel.
+ *
+ * Each watch is a one-shot IORING_OP_POLL_ADD whose user_data names the descriptor
+ * and a generation: re-arming a slot (or disarming it) removes the live request
+ * (IORING_OP_POLL_REMOVE) and bumps the generation, so a completion that was already
+ * on its way for the old request is recognised as stale and dropped.  Requests are
+ * only written into the submission ring; they go to the kernel together with the next
+ * wait, so a wait costs no system call of its own (epoll needs an epoll_ctl).  The
+ * inbox eventfd is watched by a request with its own user_data, re-armed each time it
+ * fires.
+ *
+ * The ring is set up with COOP_TASKRUN and TASKRUN_FLAG where the kernel has them:
+ * the kernel then runs completion work only when this thread enters it, and says in
+ * the shared flags when there is some waiting, so a look without sleeping is a read
+ * of memory unless something is pending.  A completion ring that overflows is kept by
+ * the kernel (FEAT_NODROP, required) and flushed by the next enter.
+ *
+ * Invariants: only the scheduler's thread touches the rings (SINGLE_ISSUER); the
+ * indices the kernel shares are read with acquire and written with release ordering.
+ */
+#include "poll.h"
+
+#include <linux/io_uring.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef IORING_SETUP_COOP_TASKRUN
+#define IORING_SETUP_COOP_TASKRUN (1U << 8)
+#endif
+#ifndef IORING_SETUP_TASKRUN_FLAG
+#define IORING_SETUP_TASKRUN_FLAG (1U << 9)
+#endif
+#ifndef IORING_SETUP_SINGLE_ISSUER
+#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
+#endif
+#ifndef IORING_SQ_TASKRUN
+#define IORING_SQ_TASKRUN (1U << 2)
+#endif
+
+enum { RING_ENTRIES = 512 };
+#define WAKE_TOKEN UINT64_MAX
+#define REMOVE_TOKEN (UINT64_MAX - 1)
+
+struct plait__uring {
+    int fd;
+    void *sq_map, *cq_map;
+    size_t sq_map_len, cq_map_len;
+    struct io_uring_sqe *sqes;
+    size_t sqes_len;
+    unsigned sq_entries;
+    unsigned *sq_head, *sq_tail, *sq_mask, *sq_flags;
+    unsigned *cq_head, *cq_tail, *cq_mask;
+    struct io_uring_cqe *cqes;
+    unsigned tail;              /* our copy of the submission tail */
+};
+
+static int enter(int fd, unsigned submit, unsigned wait_nr, unsigned flags, void *arg,
+                 size_t argsz)
+{
+    long r = syscall(__NR_io_uring_enter, fd, submit, wait_nr, flags, arg, argsz);
+    return r < 0 ? -errno : (int)r;
+}
+
+static unsigned pending(const struct plait__uring *u)
+{
+    return u->tail - __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE);
+}
+
+/* Hand the written requests to the kernel; 0 or -errno. */
+static int submit(struct plait__uring *u, unsigned wait_nr, unsigned flags, void *arg,
+                  size_t argsz)
+{
+    int r = enter(u->fd, pending(u), wait_nr, flags, arg, argsz);
+    return r < 0 ? r : 0;
+}
+
+static void unmap(struct plait__uring *u)
+{
+    if (u->sqes && u->sqes != MAP_FAILED)
+        munmap(u->sqes, u->sqes_len);
+    if (u->cq_map && u->cq_map != MAP_FAILED && u->cq_map != u->sq_map)
+        munmap(u->cq_map, u->cq_map_len);
+    if (u->sq_map && u->sq_map != MAP_FAILED)
+        munmap(u->sq_map, u->sq_map_len);
+}
+
+static int setup(struct plait__uring *u)
+{
+    struct io_uring_params params;
+    static const unsigned flag_sets[] = {
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SINGLE_ISSUER,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, 0};
+    u->fd = -1;
+    for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0] && u->fd < 0; i++) {
+        memset(&params, 0, sizeof params);
+        params.flags = flag_sets[i];
+        u->fd = (int)syscall(__NR_io_uring_setup, RING_ENTRIES, &params);
+        if (u->fd < 0 && errno != EINVAL)
+            return -errno;
+    }
+    if (u->fd < 0)
+        return -errno;
+    unsigned need = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG;
+    if ((params.features & need) != need)
+        return -ENOSYS;
+    u->sq_entries = params.sq_entries;
+    u->sq_map_len = params.sq_off.array + params.sq_entries * sizeof(unsigned);
+    u->cq_map_len = params.cq_off.cqes + params.cq_entries * sizeof(struct io_uring_cqe);
+    bool single = params.features & IORING_FEAT_SINGLE_MMAP;
+    if (single && u->cq_map_len > u->sq_map_len)
+        u->sq_map_len = u->cq_map_len;
+    u->sq_map = mmap(NULL, u->sq_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                     u->fd, IORING_OFF_SQ_RING);
+    if (u->sq_map == MAP_FAILED)
+        return -errno;
+    u->cq_map = single ? u->sq_map
+                       : mmap(NULL, u->cq_map_len, PROT_READ | PROT_WRITE,
+                              MAP_SHARED | MAP_POPULATE, u->fd, IORING_OFF_CQ_RING);
+    if (u->cq_map == MAP_FAILED)
+        return -errno;
+    u->sqes_len = params.sq_entries * sizeof(struct io_uring_sqe);
+    u->sqes = mmap(NULL, u->sqes_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                   u->fd, IORING_OFF_SQES);
+    if (u->sqes == MAP_FAILED)
+        return -errno;
+    char *sq = u->sq_map, *cq = u->cq_map;
+    u->sq_head = (unsigned *)(sq + params.sq_off.head);
+    u->sq_tail = (unsigned *)(sq + params.sq_off.tail);
+    u->sq_mask = (unsigned *)(sq + params.sq_off.ring_mask);
+    u->sq_flags = (unsigned *)(sq + params.sq_off.flags);
+    unsigned *array = (unsigned *)(sq + params.sq_off.array);
+    for (unsigned i = 0; i < params.sq_entries; i++)
+        array[i] = i; /* slot i of the ring is always request i */
+    u->cq_head = (unsigned *)(cq + params.cq_off.head);
+    u->cq_tail = (unsigned *)(cq + params.cq_off.tail);
+    u->cq_mask = (unsigned *)(cq + params.cq_off.ring_mask);
+    u->cqes = (struct io_uring_cqe *)(cq + params.cq_off.cqes);
+    u->tail = *u->sq_tail;
+    return 0;
+}
+
+/* A zeroed request to fill, making room by submitting when the ring is full; NULL
+ * (errno set) when the kernel takes none. */
+static struct io_uring_sqe *get_sqe(struct plait__uring *u)
+{
+    if (pending(u) == u->sq_entries) {
+        int r = submit(u, 0, 0, NULL, 0);
+        if (r < 0 || pending(u) == u->sq_entries) {
+            errno = r < 0 ? -r : EBUSY;
+            return NULL;
+        }
+    }
+    struct io_uring_sqe *sqe = &u->sqes[u->tail & *u->sq_mask];
+    memset(sqe, 0, sizeof *sqe);
+    return sqe;
+}
+
+static void put_sqe(struct plait__uring *u)
+{
+    __atomic_store_n(u->sq_tail, ++u->tail, __ATOMIC_RELEASE);
+}
+
+static int poll_add(struct plait__uring *u, int fd, unsigned events, uint64_t user_data)
+{
+    struct io_uring_sqe *sqe = get_sqe(u);
+    if (!sqe)
+        return -errno;
+    sqe->opcode = IORING_OP_POLL_ADD;
+    sqe->fd = fd;
+    sqe->poll32_events = events;
+    sqe->user_data = user_data;
+    put_sqe(u);
+    return 0;
+}
+
+static uint64_t key(int fd, uint32_t gen) { return (uint64_t)gen << 32 | (uint32_t)fd; }
+
+static void ur_close(struct plait__poller *p)
+{
+    struct plait__uring *u = p->ring;
+    if (!u)
+        return;
+    unmap(u);
+    if (u->fd >= 0)
+        close(u->fd); /* the kernel cancels what is still watched */
+    free(u);
+    p->ring = NULL;
+}
+
+static int ur_open(struct plait__poller *p)
+{
+    struct plait__uring *u = calloc(1, sizeof *u);
+    if (!u)
+        return -ENOMEM;
+    p->ring = u;
+    int r = setup(u);
+    if (r == 0)
+        r = poll_add(u, p->wake_fd, POLLIN, WAKE_TOKEN);
+    if (r < 0)
+        ur_close(p);
+    return r;
+}
+
+static int ur_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events)
+{
+    struct plait__uring *u = p->ring;
+    if (slot->armed) { /* take the live request back first */
+        struct io_uring_sqe *sqe = get_sqe(u);
+        if (!sqe)
+            return -errno;
+        sqe->opcode = IORING_OP_POLL_REMOVE;
+        sqe->fd = -1;
+        sqe->addr = key(fd, slot->gen);
+        sqe->user_data = REMOVE_TOKEN;
+        put_sqe(u);
+        slot->armed = 0;
+    }
+    if (!events)
+        return 0;
+    int r = poll_add(u, fd, events, key(fd, ++slot->gen));
+    if (r == 0)
+        slot->armed = events;
+    return r;
+}
+
+static void completed(struct plait__poller *p, uint64_t user_data, int res)
+{
+    if (user_data == REMOVE_TOKEN)
+        return;
+    if (user_data == WAKE_TOKEN) {
+        plait__poller_drain_wake(p);
+        if (poll_add(p->ring, p->wake_fd, POLLIN, WAKE_TOKEN) < 0)
+            abort(); /* the scheduler could no longer be woken */
+        return;
+    }
+    int fd = (int)(uint32_t)user_data;
+    if ((size_t)fd >= p->cap)
+        return;
+    plait__fd_slot *slot = &p->fds[fd];
+    if (!slot->armed || slot->gen != (uint32_t)(user_data >> 32))
+        return; /* a request removed or replaced since */
+    slot->armed = 0;
+    plait__poller_fire(p, fd, res == -ECANCELED ? -EBADF : res);
+}
+
+/* Take every completion the ring holds. */
+static void reap(struct plait__poller *p)
+{
+    struct plait__uring *u = p->ring;
+    unsigned head = *u->cq_head;
+    for (;;) {
+        unsigned tail = __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE);
+        if (head == tail)
+            break;
+        struct io_uring_cqe *cqe = &u->cqes[head & *u->cq_mask];
+        uint64_t user_data = cqe->user_data;
+        int res = cqe->res;
+        __atomic_store_n(u->cq_head, ++head, __ATOMIC_RELEASE);
+        completed(p, user_data, res);
+    }
+}
+
+static void ur_wait(struct plait__poller *p, int64_t deadline)
+{
+    struct plait__uring *u = p->ring;
+    reap(p); /* completions already there need no system call */
+    bool look = plait__deadline_passed(deadline) ||
+                *u->cq_tail != *u->cq_head; /* ready: do not sleep */
+    unsigned flags = __atomic_load_n(u->sq_flags, __ATOMIC_ACQUIRE);
+    bool work = flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
+    if (look && !pending(u) && !work)
+        return;
+    struct io_uring_getevents_arg arg = {.sigmask_sz = _NSIG / 8};
+    struct __kernel_timespec ts;
+    if (!look && deadline != PLAIT_FOREVER) {
+        int64_t left = deadline - plait_now();
+        if (left < 0)
+            left = 0;
+        ts.tv_sec = left / PLAIT_SEC;
+        ts.tv_nsec = left % PLAIT_SEC;
+        arg.ts = (uint64_t)(uintptr_t)&ts;
+    }
+    /* -ETIME (the deadline), -EINTR, -EBUSY (completions to take first): the
+     * scheduler's loop looks again in any case */
+    submit(u, look ? 0 : 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof arg);
+    reap(p);
+}
+
+const plait__poll_backend plait__poll_uring = {
+    .name = "io_uring", .open = ur_open, .close = ur_close, .arm = ur_arm, .wait = ur_wait,
+};

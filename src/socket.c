@@ -1,0 +1,515 @@
+/*
+ * socket.c — TCP, Unix and UDP sockets for coroutines and threads: addresses, name
+ * resolution, listen/accept/connect, datagrams and options.
+ *
+ * Every socket made here is non-blocking and close-on-exec.  Each call tries the
+ * system call first and waits with plait_wait_fd() (poll.c) only when it would block,
+ * so a coroutine suspends alone and a thread blocks alone, both with a deadline and
+ * cancellable.  Making a socket ignores SIGPIPE, as making a pipe does (process.c), if
+ * the program left it at its default: a write to a peer that has gone is then -EPIPE,
+ * not the death of the process.
+ *
+ * Name resolution runs getaddrinfo() on the default pool.  A caller that stops
+ * waiting (deadline, cancellation) leaves the lookup to finish in the background: the
+ * lookup's record is shared by caller and task through a reference count, and the
+ * last one to let go frees it and its results.
+ */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- addresses ---- */
+
+int plait_addr_ip(plait_addr *out, const char *host, int port)
+{
+    if (!out || port < 0 || port > 65535)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    char buf[INET6_ADDRSTRLEN + 2];
+    if (host) { /* "[::1]" as in URLs */
+        size_t n = strlen(host);
+        if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof buf) {
+            memcpy(buf, host + 1, n - 2);
+            buf[n - 2] = '\0';
+            host = buf;
+        }
+    }
+    if (host && inet_pton(AF_INET, host, &out->u.in4.sin_addr) == 1) {
+        out->u.in4.sin_family = AF_INET;
+        out->u.in4.sin_port = htons((uint16_t)port);
+        out->len = sizeof out->u.in4;
+        return 0;
+    }
+    if (!host || inet_pton(AF_INET6, host, &out->u.in6.sin6_addr) == 1) {
+        if (!host)
+            out->u.in6.sin6_addr = in6addr_any;
+        out->u.in6.sin6_family = AF_INET6;
+        out->u.in6.sin6_port = htons((uint16_t)port);
+        out->len = sizeof out->u.in6;
+        return 0;
+    }
+    memset(out, 0, sizeof *out);
+    return -EINVAL;
+}
+
+int plait_addr_unix(plait_addr *out, const char *path)
+{
+    if (!out || !path || !path[0])
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    size_t n = strlen(path);
+    if (n >= sizeof out->u.un.sun_path)
+        return -ENAMETOOLONG;
+    out->u.un.sun_family = AF_UNIX;
+    memcpy(out->u.un.sun_path, path, n + 1);
+    out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    return 0;
+}
+
+int plait_addr_port(const plait_addr *addr)
+{
+    if (addr && addr->u.sa.sa_family == AF_INET)
+        return ntohs(addr->u.in4.sin_port);
+    if (addr && addr->u.sa.sa_family == AF_INET6)
+        return ntohs(addr->u.in6.sin6_port);
+    return -EINVAL;
+}
+
+int plait_addr_format(const plait_addr *addr, char *buf, size_t cap)
+{
+    if (!addr || (!buf && cap))
+        return -EINVAL;
+    char ip[INET6_ADDRSTRLEN];
+    int n;
+    switch (addr->u.sa.sa_family) {
+    case AF_INET:
+        inet_ntop(AF_INET, &addr->u.in4.sin_addr, ip, sizeof ip);
+        n = snprintf(buf, cap, "%s:%d", ip, plait_addr_port(addr));
+        break;
+    case AF_INET6:
+        inet_ntop(AF_INET6, &addr->u.in6.sin6_addr, ip, sizeof ip);
+        n = snprintf(buf, cap, "[%s]:%d", ip, plait_addr_port(addr));
+        break;
+    case AF_UNIX:
+        n = snprintf(buf, cap, "%s", addr->u.un.sun_path);
+        break;
+    default:
+        return -EINVAL;
+    }
+    return (size_t)n >= cap ? -ENOSPC : n;
+}
+
+/* ---- name resolution ---- */
+
+typedef struct lookup {
+    atomic_int refs;            /* the caller and the pool task */
+    char *host;
+    char service[8];
+    struct addrinfo hints;
+    struct addrinfo *res;
+    int rc, sys_errno;          /* getaddrinfo's answer, errno for EAI_SYSTEM */
+} lookup;
+
+static void lookup_put(lookup *l)
+{
+    if (atomic_fetch_sub(&l->refs, 1) != 1)
+        return;
+    if (l->res)
+        freeaddrinfo(l->res);
+    free(l->host);
+    free(l);
+}
+
+static void *lookup_run(void *arg)
+{
+    lookup *l = arg;
+    l->rc = getaddrinfo(l->host, l->service, &l->hints, &l->res);
+    l->sys_errno = errno;
+    lookup_put(l);
+    return NULL;
+}
+
+static int lookup_error(const lookup *l)
+{
+    switch (l->rc) {
+    case EAI_NONAME:
+#ifdef EAI_NODATA
+    case EAI_NODATA:
+#endif
+#ifdef EAI_ADDRFAMILY
+    case EAI_ADDRFAMILY:
+#endif
+        return -ENOENT;
+    case EAI_AGAIN:
+        return -EAGAIN;
+    case EAI_MEMORY:
+        return -ENOMEM;
+    case EAI_SYSTEM:
+        return l->sys_errno ? -l->sys_errno : -EIO;
+    case EAI_FAIL:
+        return -EIO;
+    default:
+        return -EINVAL;
+    }
+}
+
+int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t cap,
+                  int64_t deadline)
+{
+    if (!out || !cap || port < 0 || port > 65535 || (type != PLAIT_STREAM && type != PLAIT_DGRAM))
+        return -EINVAL;
+    if (plait_addr_ip(out, host, port) == 0)
+        return 1;
+    if (!host[0])
+        return -EINVAL;
+    plait_pool *pool = plait_pool_default();
+    lookup *l = calloc(1, sizeof *l);
+    if (!pool || !l || !(l->host = strdup(host))) {
+        free(l);
+        return -ENOMEM;
+    }
+    snprintf(l->service, sizeof l->service, "%d", port);
+    l->hints.ai_socktype = type == PLAIT_STREAM ? SOCK_STREAM : SOCK_DGRAM;
+    l->hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+    atomic_init(&l->refs, 2);
+    plait_task t;
+    int r = plait_pool_submit(pool, &t, lookup_run, l);
+    if (r < 0) {
+        free(l->host);
+        free(l);
+        return r;
+    }
+    r = plait_join(t, NULL, deadline);
+    if (r < 0) { /* it finishes on its own and lets go of l */
+        plait_detach(t);
+        lookup_put(l);
+        return r;
+    }
+    int n = 0;
+    if (l->rc != 0) {
+        n = lookup_error(l);
+    } else {
+        for (struct addrinfo *ai = l->res; ai && (size_t)n < cap; ai = ai->ai_next) {
+            if (ai->ai_addrlen > sizeof out[n].u)
+                continue;
+            memset(&out[n], 0, sizeof out[n]);
+            memcpy(&out[n].u, ai->ai_addr, ai->ai_addrlen);
+            out[n].len = ai->ai_addrlen;
+            n++;
+        }
+        if (n == 0)
+            n = -ENOENT;
+    }
+    lookup_put(l);
+    return n;
+}
+
+/* ---- stream sockets ---- */
+
+static bool addr_ok(const plait_addr *addr)
+{
+    if (!addr)
+        return false;
+    sa_family_t f = addr->u.sa.sa_family;
+    return (f == AF_INET && addr->len == sizeof addr->u.in4) ||
+           (f == AF_INET6 && addr->len == sizeof addr->u.in6) ||
+           (f == AF_UNIX && addr->len > offsetof(struct sockaddr_un, sun_path) &&
+            addr->len <= sizeof addr->u.un);
+}
+
+/* A new non-blocking socket for addr's family; -errno. */
+static int new_socket(const plait_addr *addr, int type)
+{
+    plait__ignore_sigpipe();
+    int fd = socket(addr->u.sa.sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int off = 0;
+    if (addr->u.sa.sa_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+/* Close fd keeping the error that made us give it up. */
+static int fail(int fd, int error)
+{
+    close(fd);
+    return error;
+}
+
+int plait_listen(const plait_addr *addr, int backlog)
+{
+    if (!addr_ok(addr))
+        return -EINVAL;
+    int fd = new_socket(addr, SOCK_STREAM);
+    if (fd < 0)
+        return fd;
+    int one = 1;
+    if (addr->u.sa.sa_family != AF_UNIX &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        return fail(fd, -errno);
+    if (bind(fd, &addr->u.sa, addr->len) < 0 ||
+        listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0)
+        return fail(fd, -errno);
+    return fd;
+}
+
+enum { RESOLVE_MAX = 8 };
+
+int plait_tcp_listen(const char *host, int port, int backlog)
+{
+    plait_addr addrs[RESOLVE_MAX];
+    int n = plait_resolve(host, port, PLAIT_STREAM, addrs, RESOLVE_MAX, PLAIT_FOREVER);
+    if (n < 0)
+        return n;
+    int r = -EADDRNOTAVAIL;
+    for (int i = 0; i < n; i++) {
+        r = plait_listen(&addrs[i], backlog);
+        if (r >= 0)
+            return r;
+    }
+    if (!host && r == -EAFNOSUPPORT) { /* no IPv6 here: the IPv4 wildcard */
+        plait_addr any4 = {0};
+        plait_addr_ip(&any4, "0.0.0.0", port);
+        return plait_listen(&any4, backlog);
+    }
+    return r;
+}
+
+int plait_unix_listen(const char *path, int backlog)
+{
+    plait_addr addr;
+    int r = plait_addr_unix(&addr, path);
+    return r < 0 ? r : plait_listen(&addr, backlog);
+}
+
+int plait_accept(int fd, plait_addr *peer, int64_t deadline)
+{
+    for (;;) {
+        plait_addr a;
+        a.len = sizeof a.u;
+        int c = accept4(fd, &a.u.sa, &a.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c >= 0) {
+            if (peer)
+                *peer = a;
+            return c;
+        }
+        if (errno == EINTR || errno == ECONNABORTED) /* a peer gave up meanwhile */
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int r = plait_wait_fd(fd, PLAIT_READABLE, deadline);
+        if (r < 0)
+            return r;
+    }
+}
+
+int plait_connect(const plait_addr *addr, int64_t deadline)
+{
+    if (!addr_ok(addr))
+        return -EINVAL;
+    int r = plait__check_cancel();
+    if (r < 0)
+        return r;
+    int fd = new_socket(addr, SOCK_STREAM);
+    if (fd < 0)
+        return fd;
+    if (connect(fd, &addr->u.sa, addr->len) == 0)
+        return fd;
+    if (errno != EINPROGRESS && errno != EINTR) /* EINTR: it goes on regardless */
+        return fail(fd, -errno);
+    r = plait_wait_fd(fd, PLAIT_WRITABLE, deadline);
+    if (r < 0)
+        return fail(fd, r);
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return fail(fd, -errno);
+    return err ? fail(fd, -err) : fd;
+}
+
+int plait_tcp_connect(const char *host, int port, int64_t deadline)
+{
+    if (!host)
+        return -EINVAL;
+    plait_addr addrs[RESOLVE_MAX];
+    int n = plait_resolve(host, port, PLAIT_STREAM, addrs, RESOLVE_MAX, deadline);
+    if (n < 0)
+        return n;
+    int r = -ECONNREFUSED;
+    for (int i = 0; i < n; i++) {
+        r = plait_connect(&addrs[i], deadline);
+        if (r >= 0 || r == -ETIMEDOUT || r == -ECANCELED)
+            return r;
+    }
+    return r;
+}
+
+int plait_unix_connect(const char *path, int64_t deadline)
+{
+    plait_addr addr;
+    int r = plait_addr_unix(&addr, path);
+    return r < 0 ? r : plait_connect(&addr, deadline);
+}
+
+int plait_shutdown(int fd, int how)
+{
+    if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
+        return -EINVAL;
+    return shutdown(fd, how) < 0 ? -errno : 0;
+}
+
+int plait_local_addr(int fd, plait_addr *out)
+{
+    if (!out)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    out->len = sizeof out->u;
+    return getsockname(fd, &out->u.sa, &out->len) < 0 ? -errno : 0;
+}
+
+int plait_peer_addr(int fd, plait_addr *out)
+{
+    if (!out)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    out->len = sizeof out->u;
+    return getpeername(fd, &out->u.sa, &out->len) < 0 ? -errno : 0;
+}
+
+/* ---- datagrams ---- */
+
+int plait_udp_bind(const plait_addr *addr)
+{
+    if (!addr_ok(addr) || addr->u.sa.sa_family == AF_UNIX)
+        return -EINVAL;
+    int fd = new_socket(addr, SOCK_DGRAM);
+    if (fd < 0)
+        return fd;
+    if (bind(fd, &addr->u.sa, addr->len) < 0)
+        return fail(fd, -errno);
+    return fd;
+}
+
+ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
+                     int64_t deadline)
+{
+    if ((!buf && len) || (to && !addr_ok(to)))
+        return -EINVAL;
+    for (;;) {
+        ssize_t n = sendto(fd, buf, len, MSG_NOSIGNAL, to ? &to->u.sa : NULL,
+                           to ? to->len : 0);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int r = plait_wait_fd(fd, PLAIT_WRITABLE, deadline);
+        if (r < 0)
+            return r;
+    }
+}
+
+ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t deadline)
+{
+    if (!buf && len)
+        return -EINVAL;
+    for (;;) {
+        plait_addr a;
+        memset(&a, 0, sizeof a);
+        a.len = sizeof a.u;
+        ssize_t n = recvfrom(fd, buf, len, 0, &a.u.sa, &a.len);
+        if (n >= 0) {
+            if (from)
+                *from = a;
+            return n;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int r = plait_wait_fd(fd, PLAIT_READABLE, deadline);
+        if (r < 0)
+            return r;
+    }
+}
+
+/* ---- options ---- */
+
+typedef struct { int level, name; } sockopt;
+
+static bool option_of(enum plait_sockopt option, sockopt *o)
+{
+    switch (option) {
+    case PLAIT_NODELAY: *o = (sockopt){IPPROTO_TCP, TCP_NODELAY}; return true;
+    case PLAIT_REUSEADDR: *o = (sockopt){SOL_SOCKET, SO_REUSEADDR}; return true;
+    case PLAIT_REUSEPORT: *o = (sockopt){SOL_SOCKET, SO_REUSEPORT}; return true;
+    case PLAIT_KEEPALIVE: *o = (sockopt){SOL_SOCKET, SO_KEEPALIVE}; return true;
+    case PLAIT_RCVBUF: *o = (sockopt){SOL_SOCKET, SO_RCVBUF}; return true;
+    case PLAIT_SNDBUF: *o = (sockopt){SOL_SOCKET, SO_SNDBUF}; return true;
+    }
+    return false;
+}
+
+/* -errno of a failed socket option call: an option the socket has not is -ENOPROTOOPT. */
+static int option_error(void)
+{
+    return errno == EOPNOTSUPP ? -ENOPROTOOPT : -errno;
+}
+
+/* 0 for a TCP socket, -ENOPROTOOPT for another socket, -ENOTSOCK, -EBADF. */
+static int tcp_check(int fd)
+{
+    int proto = 0;
+    socklen_t len = sizeof proto;
+    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0)
+        return -errno;
+    return proto == IPPROTO_TCP ? 0 : -ENOPROTOOPT;
+}
+
+int plait_socket_set(int fd, enum plait_sockopt option, int value)
+{
+    sockopt o;
+    if (!option_of(option, &o) || value < 0)
+        return -EINVAL;
+    int tcp = tcp_check(fd);
+    if (option == PLAIT_NODELAY && tcp < 0) /* a Unix socket would take it silently */
+        return tcp;
+    int v = option == PLAIT_RCVBUF || option == PLAIT_SNDBUF ? value : value != 0;
+    if (setsockopt(fd, o.level, o.name, &v, sizeof v) < 0)
+        return option_error();
+    if (option == PLAIT_KEEPALIVE && value > 0 && tcp == 0 &&
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &value, sizeof value) < 0)
+        return option_error();
+    return 0;
+}
+
+int plait_socket_get(int fd, enum plait_sockopt option, int *value)
+{
+    sockopt o;
+    if (!option_of(option, &o) || !value)
+        return -EINVAL;
+    int tcp = tcp_check(fd);
+    if (option == PLAIT_NODELAY && tcp < 0)
+        return tcp;
+    int v = 0;
+    socklen_t len = sizeof v;
+    if (getsockopt(fd, o.level, o.name, &v, &len) < 0)
+        return option_error();
+    if (option == PLAIT_KEEPALIVE && v && tcp == 0 &&
+        getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, &len) < 0)
+        return option_error();
+    *value = v;
+    return 0;
+}
