@@ -544,6 +544,42 @@ const char *plait_io_backend(void);
  * all the same, as close(2) says). */
 int plait_close(int fd);
 
+/* Files, read and written without blocking the scheduler: from a coroutine the call
+ * runs on the default pool while only the coroutine waits; from a thread it is made
+ * in place.  Once started, an operation is waited for to its end and its result
+ * returned even if the coroutine is cancelled meanwhile (the bytes moved cannot be
+ * taken back; the cancellation shows at the next wait); a cancellation that comes
+ * first is -ECANCELED.  open() adds O_CLOEXEC and returns the descriptor; read and
+ * write at offset (< 0: at the file position, moving it) return the bytes moved.
+ * Errors are -errno. */
+int plait_file_open(const char *path, int flags, mode_t mode);
+ssize_t plait_file_read(int fd, void *buf, size_t len, off_t offset);
+ssize_t plait_file_write(int fd, const void *buf, size_t len, off_t offset);
+int plait_file_sync(int fd);
+
+/* ----------------------------------------------------------------------------
+ * Signals, delivered to a waiting coroutine or thread.
+ *
+ * A watcher counts every delivery to the process of the signals it names, from its
+ * creation on, until plait_signals_wait() takes them (several watchers of a signal
+ * each see every delivery).  While a signal has a watcher, plait's handler replaces
+ * its disposition (so SIGINT/SIGTERM no longer end the program: the watcher decides);
+ * the old one is back when its last watcher is destroyed, and in a forked child.
+ * SIGCHLD may be watched without disturbing plait's processes.  As with any signal,
+ * deliveries of one signal that come together may be merged by the kernel.
+ * ------------------------------------------------------------------------- */
+
+typedef struct plait_signals plait_signals;
+
+/* Watch n signals.  -EINVAL for none, or for SIGKILL, SIGSTOP, the faults a thread
+ * causes itself (SIGSEGV, SIGBUS, SIGFPE, SIGILL) and numbers out of range. */
+int plait_signals_create(plait_signals **watcher, const int *signals, size_t n);
+/* The next delivery not yet taken: its signal number (> 0), lowest-numbered first,
+ * or -ETIMEDOUT, -ECANCELED. */
+int plait_signals_wait(plait_signals *watcher, int64_t deadline);
+/* Stop watching (deliveries not taken are dropped).  -EBUSY while waited on. */
+int plait_signals_destroy(plait_signals *watcher);
+
 /* ----------------------------------------------------------------------------
  * Sockets: TCP and Unix stream sockets, UDP; IPv4 and IPv6.
  *

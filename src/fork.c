@@ -15,8 +15,8 @@
  * in the child, as with pthread mutexes; a child uses its own objects and the
  * process-shared ones (docs/API.md, "Fork").
  *
- * The lock order of the prepare handler: keys, stacks, futures, watchers, registry;
- * none of these is ever taken while another of them is held.
+ * The lock order of the prepare handler: signal watchers, keys, stacks, futures,
+ * futex watchers, registry; none of these is ever taken while another is held.
  */
 #include "internal.h"
 
@@ -24,6 +24,7 @@
 
 static void prepare(void)
 {
+    plait__signals_atfork(PLAIT__FORK_PREPARE);
     plait__local_atfork(PLAIT__FORK_PREPARE);
     plait__stack_atfork(PLAIT__FORK_PREPARE);
     plait__future_atfork(PLAIT__FORK_PREPARE);
@@ -38,6 +39,7 @@ static void parent(void)
     plait__future_atfork(PLAIT__FORK_PARENT);
     plait__stack_atfork(PLAIT__FORK_PARENT);
     plait__local_atfork(PLAIT__FORK_PARENT);
+    plait__signals_atfork(PLAIT__FORK_PARENT);
 }
 
 static void child(void)
@@ -47,6 +49,7 @@ static void child(void)
     plait__future_atfork(PLAIT__FORK_CHILD);
     plait__stack_atfork(PLAIT__FORK_CHILD);
     plait__local_atfork(PLAIT__FORK_CHILD);
+    plait__signals_atfork(PLAIT__FORK_CHILD);
     plait__pid_forget();
     /* a child plait forks was registered by its parent before it went on; the child
      * must not itself wait for a shared lock before it has its death signal set */

@@ -497,6 +497,8 @@ void plait__slow_report(plait__sched *sched, plait__coro *coro);
 
 /* ---- fork (fork.c): plait's global state across fork() ---- */
 enum { PLAIT__FORK_PREPARE, PLAIT__FORK_PARENT, PLAIT__FORK_CHILD };
+/* signal.c: the watcher registry's lock; a child gives back the old dispositions. */
+void plait__signals_atfork(int phase);
 /* Register the fork handlers (once; called wherever global state is first made). */
 void plait__fork_init(void);
 /* Each module's part: take its global lock before the fork, release it after in the

@@ -1,0 +1,107 @@
+/*
+ * file.c — files read and written without blocking the scheduler.
+ *
+ * A regular file is always "ready" to poll(2), yet a read may wait for the disk, so
+ * from a coroutine each operation runs on the default pool while the coroutine waits
+ * (only it).  From a plain thread or a pool task the system call is made in place.
+ *
+ * An operation handed to the pool is waited for to its end, even if the coroutine is
+ * cancelled meanwhile: the bytes it moved (and the file position) cannot be taken
+ * back, so its result is returned, and the cancellation shows at the coroutine's next
+ * wait.  A cancellation that comes first is answered -ECANCELED without starting it.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+typedef enum { OP_OPEN, OP_READ, OP_WRITE, OP_SYNC } op_kind;
+
+typedef struct file_op {
+    op_kind kind;
+    int fd, flags;
+    mode_t mode;
+    const char *path;
+    void *buf;
+    size_t len;
+    off_t offset;
+    ssize_t result;
+} file_op;
+
+static ssize_t op_do(const file_op *op)
+{
+    ssize_t r;
+    do {
+        switch (op->kind) {
+        case OP_OPEN:
+            r = open(op->path, op->flags | O_CLOEXEC, op->mode);
+            break;
+        case OP_READ:
+            r = op->offset < 0 ? read(op->fd, op->buf, op->len)
+                               : pread(op->fd, op->buf, op->len, op->offset);
+            break;
+        case OP_WRITE:
+            r = op->offset < 0 ? write(op->fd, op->buf, op->len)
+                               : pwrite(op->fd, op->buf, op->len, op->offset);
+            break;
+        default:
+            r = fsync(op->fd);
+            break;
+        }
+    } while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : r;
+}
+
+static void *op_task(void *arg)
+{
+    file_op *op = arg;
+    op->result = op_do(op);
+    return NULL;
+}
+
+static ssize_t op_run(file_op *op)
+{
+    if (!plait__sched_current())
+        return op_do(op);
+    int r = plait__check_cancel();
+    if (r < 0)
+        return r;
+    plait_pool *pool = plait_pool_default();
+    if (!pool)
+        return -ENOMEM;
+    plait_task task;
+    if ((r = plait_pool_submit(pool, &task, op_task, op)) < 0)
+        return r;
+    plait__join_uncancellable(task, NULL);
+    return op->result;
+}
+
+int plait_file_open(const char *path, int flags, mode_t mode)
+{
+    if (!path)
+        return -EINVAL;
+    file_op op = {.kind = OP_OPEN, .path = path, .flags = flags, .mode = mode};
+    return (int)op_run(&op);
+}
+
+ssize_t plait_file_read(int fd, void *buf, size_t len, off_t offset)
+{
+    if (!buf && len)
+        return -EINVAL;
+    file_op op = {.kind = OP_READ, .fd = fd, .buf = buf, .len = len, .offset = offset};
+    return op_run(&op);
+}
+
+ssize_t plait_file_write(int fd, const void *buf, size_t len, off_t offset)
+{
+    if (!buf && len)
+        return -EINVAL;
+    file_op op = {.kind = OP_WRITE, .fd = fd, .buf = (void *)buf, .len = len, .offset = offset};
+    return op_run(&op);
+}
+
+int plait_file_sync(int fd)
+{
+    file_op op = {.kind = OP_SYNC, .fd = fd};
+    return (int)op_run(&op);
+}

@@ -1,0 +1,231 @@
+/*
+ * signal.c — signals delivered to waiting coroutines and threads.
+ *
+ * A watcher (plait_signals) names the signals it wants; every delivery of one of them
+ * to the process is counted for every watcher of it, until plait_signals_wait() takes
+ * it.  The kernel side is the classic self-pipe: the handler plait installs for a
+ * watched signal only adds to a per-signal counter and writes a byte to a pipe, both
+ * async-signal-safe.  A dispatcher thread ("plait-signals", started with the first
+ * watcher) reads the pipe, moves the counts to the watchers under the registry lock
+ * and releases each watcher's semaphore once per delivery, so a wait is an ordinary
+ * plait wait: a coroutine suspends alone, with a deadline, cancellable.
+ *
+ * The disposition a signal had before its first watcher is restored when its last
+ * watcher goes, and in a forked child (whose watchers are copies nobody serves: a
+ * child forked to run a function must still die of SIGTERM).  SIGCHLD may be watched:
+ * plait's processes are reaped through pidfds, not by the signal.  The faults a thread
+ * causes itself (SIGSEGV, SIGBUS, SIGFPE, SIGILL), SIGKILL and SIGSTOP cannot be.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SIGNAL_MAX 65 /* signal numbers are 1 .. _NSIG-1 */
+
+struct plait_signals {
+    plait_signals *next;
+    bool wanted[SIGNAL_MAX];
+    unsigned pending[SIGNAL_MAX]; /* deliveries not yet taken (registry lock) */
+    plait_sem *ready;             /* one release per pending delivery */
+};
+
+static pthread_mutex_t registry = PTHREAD_MUTEX_INITIALIZER;
+static plait_signals *watchers;
+static unsigned watch_count[SIGNAL_MAX];
+static struct sigaction before[SIGNAL_MAX];
+static atomic_uint delivered[SIGNAL_MAX];
+static int self_pipe[2] = {-1, -1};
+static bool dispatcher_started;
+
+static void on_signal(int signo)
+{
+    int saved = errno;
+    atomic_fetch_add_explicit(&delivered[signo], 1, memory_order_relaxed);
+    char c = 0;
+    ssize_t ignored = write(self_pipe[1], &c, 1); /* a full pipe already says "look" */
+    (void)ignored;
+    errno = saved;
+}
+
+/* Hand the counted deliveries to the watchers (registry lock held). */
+static void distribute(void)
+{
+    for (int sig = 1; sig < SIGNAL_MAX; sig++) {
+        unsigned n = atomic_exchange(&delivered[sig], 0);
+        if (!n)
+            continue;
+        for (plait_signals *w = watchers; w; w = w->next) {
+            if (!w->wanted[sig])
+                continue;
+            w->pending[sig] += n;
+            for (unsigned i = 0; i < n; i++)
+                plait_sem_release(w->ready);
+        }
+    }
+}
+
+static void *dispatcher(void *unused)
+{
+    (void)unused;
+    for (;;) {
+        char buf[64];
+        ssize_t n = read(self_pipe[0], buf, sizeof buf);
+        if (n < 0 && errno != EINTR)
+            abort(); /* the pipe is plait's own: this cannot happen */
+        pthread_mutex_lock(&registry);
+        distribute();
+        pthread_mutex_unlock(&registry);
+    }
+    return NULL;
+}
+
+/* The pipe and the dispatcher, once (registry lock held).  0 or -errno. */
+static int dispatcher_start(void)
+{
+    if (dispatcher_started)
+        return 0;
+    if (self_pipe[0] < 0 && pipe2(self_pipe, O_CLOEXEC) < 0)
+        return -errno;
+    fcntl(self_pipe[1], F_SETFL, O_NONBLOCK); /* the handler must never block */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread takes no signal itself */
+    pthread_t th;
+    int r = pthread_create(&th, NULL, dispatcher, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0)
+        return -r;
+    pthread_setname_np(th, "plait-signals");
+    pthread_detach(th);
+    dispatcher_started = true;
+    return 0;
+}
+
+static bool watchable(int sig)
+{
+    return sig > 0 && sig < SIGNAL_MAX && sig < _NSIG && sig != SIGKILL && sig != SIGSTOP &&
+           sig != SIGSEGV && sig != SIGBUS && sig != SIGFPE && sig != SIGILL;
+}
+
+/* Undo the handlers of w's signals whose last watcher w was (registry lock held). */
+static void unwatch(const plait_signals *w)
+{
+    for (int sig = 1; sig < SIGNAL_MAX; sig++)
+        if (w->wanted[sig] && --watch_count[sig] == 0)
+            sigaction(sig, &before[sig], NULL);
+}
+
+int plait_signals_create(plait_signals **out, const int *signals, size_t n)
+{
+    if (!out || !signals || n == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!watchable(signals[i]))
+            return -EINVAL;
+    plait_signals *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    int r = plait_sem_create(&w->ready, 0);
+    if (r < 0) {
+        free(w);
+        return r;
+    }
+    for (size_t i = 0; i < n; i++)
+        w->wanted[signals[i]] = true;
+    plait__fork_init();
+    pthread_mutex_lock(&registry);
+    r = dispatcher_start();
+    struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+    sigfillset(&sa.sa_mask);
+    for (int sig = 1; sig < SIGNAL_MAX && r == 0; sig++) {
+        if (!w->wanted[sig])
+            continue;
+        if (watch_count[sig] == 0 && sigaction(sig, &sa, &before[sig]) < 0) {
+            r = -errno;
+            for (int undo = 1; undo < sig; undo++) /* the ones taken so far */
+                if (w->wanted[undo] && --watch_count[undo] == 0)
+                    sigaction(undo, &before[undo], NULL);
+            break;
+        }
+        watch_count[sig]++;
+    }
+    if (r == 0) {
+        w->next = watchers;
+        watchers = w;
+    }
+    pthread_mutex_unlock(&registry);
+    if (r < 0) {
+        plait_sem_destroy(w->ready);
+        free(w);
+        return r;
+    }
+    *out = w;
+    return 0;
+}
+
+int plait_signals_wait(plait_signals *w, int64_t deadline)
+{
+    if (!w)
+        return -EINVAL;
+    int r = plait_sem_acquire(w->ready, deadline);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&registry);
+    int sig = 1;
+    while (sig < SIGNAL_MAX && w->pending[sig] == 0)
+        sig++;
+    w->pending[sig]--; /* the semaphore counts exactly the pending deliveries */
+    pthread_mutex_unlock(&registry);
+    return sig;
+}
+
+int plait_signals_destroy(plait_signals *w)
+{
+    if (!w)
+        return -EINVAL;
+    pthread_mutex_lock(&registry);
+    int r = plait_sem_destroy(w->ready);
+    if (r == 0) {
+        plait_signals **at = &watchers;
+        while (*at != w)
+            at = &(*at)->next;
+        *at = w->next;
+        unwatch(w);
+    }
+    pthread_mutex_unlock(&registry);
+    if (r == 0)
+        free(w);
+    return r;
+}
+
+void plait__signals_atfork(int phase)
+{
+    if (phase == PLAIT__FORK_PREPARE) {
+        pthread_mutex_lock(&registry);
+        return;
+    }
+    if (phase == PLAIT__FORK_PARENT) {
+        pthread_mutex_unlock(&registry);
+        return;
+    }
+    /* the child's watchers are copies nobody serves: give back the old dispositions,
+     * and leave the parent's pipe to the parent */
+    for (int sig = 1; sig < SIGNAL_MAX; sig++)
+        if (watch_count[sig])
+            sigaction(sig, &before[sig], NULL);
+    memset(watch_count, 0, sizeof watch_count);
+    watchers = NULL;
+    dispatcher_started = false;
+    for (int i = 0; i < 2; i++) {
+        if (self_pipe[i] >= 0)
+            close(self_pipe[i]);
+        self_pipe[i] = -1;
+    }
+    pthread_mutex_init(&registry, NULL);
+}

@@ -1,0 +1,213 @@
+/* test_file.c — files read and written without blocking the scheduler: results,
+ * positions, bad input, and the rule that an operation once started is waited for to
+ * its end even when the coroutine is cancelled meanwhile.
+ *
+ * A FIFO makes the blocking visible without timing: opening or reading one blocks
+ * until a writer comes, and the writer is another coroutine of the same scheduler, so
+ * the tests would hang (and fail by their deadline) if the file call blocked the
+ * scheduler's thread. */
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+static char dir[] = "/tmp/plait-file-XXXXXX";
+
+static void path_in_dir(char *buf, size_t cap, const char *name)
+{
+    snprintf(buf, cap, "%s/%s", dir, name);
+}
+
+static void check_rw(void)
+{
+    char path[128];
+    path_in_dir(path, sizeof path, "data");
+    int fd = plait_file_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    CHECK_EQ(plait_file_write(fd, "hello, ", 7, -1), 7);
+    CHECK_EQ(plait_file_write(fd, "world", 5, -1), 5);
+    CHECK_EQ(plait_file_write(fd, "W", 1, 7), 1); /* at an offset: the position stays */
+    CHECK_EQ(plait_file_sync(fd), 0);
+    char buf[32] = "";
+    CHECK_EQ(plait_file_read(fd, buf, sizeof buf, 0), 12);
+    CHECK(memcmp(buf, "hello, World", 12) == 0);
+    CHECK_EQ(plait_file_read(fd, buf, sizeof buf, -1), 0); /* at the end already */
+    CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
+    CHECK_EQ(plait_file_read(fd, buf, 5, -1), 5);
+    CHECK_EQ(plait_file_read(fd, buf, sizeof buf, -1), 7);
+    CHECK(memcmp(buf, ", World", 7) == 0);
+    CHECK_EQ(close(fd), 0);
+    CHECK_EQ(unlink(path), 0);
+}
+
+static void *rw_main(void *p)
+{
+    (void)p;
+    check_rw();
+    return NULL;
+}
+
+TEST(read_write_from_a_coroutine) { check_run(rw_main, NULL); }
+
+TEST(read_write_from_a_thread) { check_rw(); }
+
+static void check_bad_input(void)
+{
+    char buf[4];
+    CHECK_EQ(plait_file_open(NULL, O_RDONLY, 0), -EINVAL);
+    CHECK_EQ(plait_file_open("/nonexistent/plait", O_RDONLY, 0), -ENOENT);
+    CHECK_EQ(plait_file_read(0, NULL, 4, 0), -EINVAL);
+    CHECK_EQ(plait_file_write(1, NULL, 4, 0), -EINVAL);
+    CHECK_EQ(plait_file_read(-1, buf, sizeof buf, 0), -EBADF);
+    CHECK_EQ(plait_file_write(-1, buf, sizeof buf, -1), -EBADF);
+    CHECK_EQ(plait_file_sync(-1), -EBADF);
+    int fd = plait_file_open("/dev/null", O_RDONLY, 0);
+    CHECK(fd >= 0);
+    CHECK_EQ(plait_file_write(fd, "x", 1, -1), -EBADF); /* not open for writing */
+    CHECK_EQ(plait_file_read(fd, buf, 0, -1), 0);
+    CHECK_EQ(close(fd), 0);
+}
+
+static void *bad_main(void *p)
+{
+    (void)p;
+    check_bad_input();
+    return NULL;
+}
+
+TEST(bad_input_from_a_coroutine) { check_run(bad_main, NULL); }
+TEST(bad_input_from_a_thread) { check_bad_input(); }
+
+/* ---- the scheduler goes on while a call waits ---- */
+
+typedef struct {
+    char path[128];
+    int fd;
+    ssize_t got;
+    char buf[16];
+    plait_event *opened;
+} fifo_ctx;
+
+static void *fifo_reader(void *p)
+{
+    fifo_ctx *c = p;
+    c->fd = plait_file_open(c->path, O_RDONLY, 0); /* blocks until a writer opens */
+    CHECK_EQ(plait_event_set(c->opened), 0);
+    if (c->fd >= 0)
+        c->got = plait_file_read(c->fd, c->buf, sizeof c->buf, -1); /* until it writes */
+    return NULL;
+}
+
+static void *fifo_main(void *p)
+{
+    fifo_ctx *c = p;
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, fifo_reader, c), 0);
+    settle(); /* the reader is in its open, on the pool */
+    int w = plait_file_open(c->path, O_WRONLY, 0);
+    CHECK(w >= 0);
+    CHECK_EQ(plait_event_wait(c->opened, SOON()), 0);
+    settle(); /* the reader is in its read, on the pool */
+    CHECK_EQ(plait_file_write(w, "ping", 4, -1), 4);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(c->got, 4);
+    CHECK(memcmp(c->buf, "ping", 4) == 0);
+    CHECK_EQ(close(w), 0);
+    CHECK_EQ(close(c->fd), 0);
+    return NULL;
+}
+
+TEST(scheduler_runs_while_a_call_waits)
+{
+    fifo_ctx c = {.fd = -1, .got = -1};
+    path_in_dir(c.path, sizeof c.path, "fifo1");
+    CHECK_EQ(mkfifo(c.path, 0600), 0);
+    CHECK_EQ(plait_event_create(&c.opened), 0);
+    check_run(fifo_main, &c);
+    CHECK_EQ(plait_event_destroy(c.opened), 0);
+    CHECK_EQ(unlink(c.path), 0);
+}
+
+/* ---- cancellation ---- */
+
+typedef struct {
+    char path[128];
+    int fd, after;
+} cancel_ctx;
+
+static void *cancelled_opener(void *p)
+{
+    cancel_ctx *c = p;
+    c->fd = plait_file_open(c->path, O_RDONLY, 0);
+    c->after = plait_sleep(PLAIT_SEC); /* the next wait */
+    return NULL;
+}
+
+/* Cancelled while asleep, then calls: the call is not started at all. */
+static void *opener_after_cancel(void *p)
+{
+    cancel_ctx *c = p;
+    CHECK_EQ(plait_sleep(PLAIT_FOREVER), -ECANCELED);
+    c->fd = plait_file_open(c->path, O_RDONLY, 0);
+    return NULL;
+}
+
+static void *cancel_main(void *p)
+{
+    cancel_ctx *c = p;
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, cancelled_opener, c), 0);
+    settle(); /* it waits for its open, which blocks on the pool */
+    CHECK_EQ(plait_cancel(t), 0);
+    settle();
+    int w = plait_file_open(c->path, O_WRONLY, 0); /* now the open can finish */
+    CHECK(w >= 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK(c->fd >= 0);              /* its result was not lost */
+    CHECK_EQ(c->after, -ECANCELED); /* the cancellation shows at the next wait */
+    CHECK_EQ(close(w), 0);
+    if (c->fd >= 0)
+        CHECK_EQ(close(c->fd), 0);
+
+    /* a cancellation before the call: not started at all (else it would block) */
+    plait_task u;
+    CHECK_EQ(plait_spawn(&u, opener_after_cancel, c), 0);
+    settle();
+    CHECK_EQ(plait_cancel(u), 0);
+    CHECK_EQ(plait_join(u, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(c->fd, -ECANCELED);
+    return NULL;
+}
+
+TEST(cancellation_does_not_lose_a_started_call)
+{
+    cancel_ctx c = {.fd = -1};
+    path_in_dir(c.path, sizeof c.path, "fifo2");
+    CHECK_EQ(mkfifo(c.path, 0600), 0);
+    check_run(cancel_main, &c);
+    CHECK_EQ(unlink(c.path), 0);
+}
+
+static void setup(void)
+{
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+}
+
+static void teardown(void) { rmdir(dir); }
+
+int main(void)
+{
+    setup();
+    static const check_case cases[] = {
+        CASE(read_write_from_a_coroutine), CASE(read_write_from_a_thread),
+        CASE(bad_input_from_a_coroutine), CASE(bad_input_from_a_thread),
+        CASE(scheduler_runs_while_a_call_waits), CASE(cancellation_does_not_lose_a_started_call)};
+    int r = check_main(cases, sizeof cases / sizeof cases[0]);
+    teardown();
+    return r;
+}

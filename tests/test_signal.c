@@ -1,0 +1,204 @@
+/* test_signal.c — signals delivered to waiting coroutines and threads: every watcher
+ * sees every delivery, counts are kept, deadlines and cancellation, bad input, the
+ * old disposition given back, SIGCHLD beside plait's processes, and a forked child
+ * that still dies of a signal its parent watches.
+ *
+ * raise() delivers to the calling thread before it returns, so a delivery is counted
+ * before the test goes on; the hand-off to watchers is then the dispatcher's, which
+ * the waits (with SOON deadlines) wait for. */
+#include "helpers.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+TEST(bad_input)
+{
+    plait_signals *w = NULL;
+    int usr1 = SIGUSR1;
+    CHECK_EQ(plait_signals_create(NULL, &usr1, 1), -EINVAL);
+    CHECK_EQ(plait_signals_create(&w, NULL, 1), -EINVAL);
+    CHECK_EQ(plait_signals_create(&w, &usr1, 0), -EINVAL);
+    int bad[] = {0, -1, SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL, 65, 1000};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int two[] = {SIGUSR1, bad[i]};
+        CHECK_EQ(plait_signals_create(&w, two, 2), -EINVAL);
+    }
+    CHECK(w == NULL);
+    CHECK_EQ(plait_signals_wait(NULL, 0), -EINVAL);
+    CHECK_EQ(plait_signals_destroy(NULL), -EINVAL);
+    /* nothing was installed by the failed calls */
+    struct sigaction now;
+    CHECK_EQ(sigaction(SIGUSR1, NULL, &now), 0);
+    CHECK(now.sa_handler == SIG_DFL);
+}
+
+TEST(every_watcher_sees_every_delivery)
+{
+    plait_signals *a, *b, *c;
+    int usr1 = SIGUSR1, usr2 = SIGUSR2, both[] = {SIGUSR2, SIGUSR1};
+    CHECK_EQ(plait_signals_create(&a, &usr1, 1), 0);
+    CHECK_EQ(plait_signals_create(&b, both, 2), 0);
+    CHECK_EQ(plait_signals_create(&c, &usr2, 1), 0);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(raise(SIGUSR2), 0);
+    CHECK_EQ(plait_signals_wait(a, SOON()), SIGUSR1);
+    CHECK_EQ(plait_signals_wait(a, SOON()), SIGUSR1);
+    CHECK_EQ(plait_signals_wait(a, 0), -ETIMEDOUT);
+    /* lowest number first: SIGUSR1 (10) twice, then SIGUSR2 (12) */
+    int got[3];
+    for (int i = 0; i < 3; i++)
+        got[i] = plait_signals_wait(b, SOON());
+    CHECK_EQ(got[0], SIGUSR1 < SIGUSR2 ? SIGUSR1 : SIGUSR2);
+    CHECK_EQ(got[0] + got[1] + got[2], 2 * SIGUSR1 + SIGUSR2);
+    CHECK_EQ(plait_signals_wait(b, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_signals_wait(c, SOON()), SIGUSR2);
+    CHECK_EQ(plait_signals_wait(c, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_signals_destroy(a), 0);
+    CHECK_EQ(plait_signals_destroy(b), 0);
+    CHECK_EQ(plait_signals_destroy(c), 0);
+}
+
+typedef struct {
+    plait_signals *w;
+    int64_t deadline;
+    int result;
+} waiter_ctx;
+
+static void *signal_waiter(void *p)
+{
+    waiter_ctx *c = p;
+    c->result = plait_signals_wait(c->w, c->deadline);
+    return NULL;
+}
+
+static void *coroutine_main(void *p)
+{
+    (void)p;
+    plait_signals *w;
+    int term = SIGTERM;
+    CHECK_EQ(plait_signals_create(&w, &term, 1), 0);
+    waiter_ctx c = {.w = w, .deadline = SOON(), .result = 1};
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, signal_waiter, &c), 0);
+    settle(); /* it waits; the scheduler runs us meanwhile */
+    CHECK_EQ(c.result, 1);
+    CHECK_EQ(plait_signals_destroy(w), -EBUSY);
+    CHECK_EQ(kill(getpid(), SIGTERM), 0); /* would end the process without the watcher */
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(c.result, SIGTERM);
+
+    /* a deadline */
+    int64_t start = plait_now();
+    CHECK_EQ(plait_signals_wait(w, start + 30 * PLAIT_MS), -ETIMEDOUT);
+    CHECK_TOOK(start, 30 * PLAIT_MS);
+    /* a cancellation */
+    c = (waiter_ctx){.w = w, .deadline = PLAIT_FOREVER, .result = 1};
+    CHECK_EQ(plait_spawn(&t, signal_waiter, &c), 0);
+    settle();
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(c.result, -ECANCELED);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+    return NULL;
+}
+
+TEST(coroutine_waits_deadline_and_cancel) { check_run(coroutine_main, NULL); }
+
+TEST(plain_thread_waits)
+{
+    plait_signals *w;
+    int hup = SIGHUP;
+    CHECK_EQ(plait_signals_create(&w, &hup, 1), 0);
+    waiter_ctx c = {.w = w, .deadline = SOON(), .result = 1};
+    pthread_t th;
+    thread_start(&th, signal_waiter, &c);
+    CHECK_EQ(kill(getpid(), SIGHUP), 0);
+    thread_join(th);
+    CHECK_EQ(c.result, SIGHUP);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
+TEST(old_disposition_comes_back)
+{
+    struct sigaction ign = {.sa_handler = SIG_IGN}, now;
+    CHECK_EQ(sigaction(SIGUSR2, &ign, NULL), 0);
+    plait_signals *a, *b;
+    int usr2 = SIGUSR2;
+    CHECK_EQ(plait_signals_create(&a, &usr2, 1), 0);
+    CHECK_EQ(plait_signals_create(&b, &usr2, 1), 0);
+    CHECK_EQ(sigaction(SIGUSR2, NULL, &now), 0);
+    CHECK(now.sa_handler != SIG_IGN);
+    CHECK_EQ(plait_signals_destroy(a), 0);
+    CHECK_EQ(sigaction(SIGUSR2, NULL, &now), 0);
+    CHECK(now.sa_handler != SIG_IGN); /* b still watches */
+    CHECK_EQ(raise(SIGUSR2), 0);
+    CHECK_EQ(plait_signals_wait(b, SOON()), SIGUSR2);
+    CHECK_EQ(plait_signals_destroy(b), 0);
+    CHECK_EQ(sigaction(SIGUSR2, NULL, &now), 0);
+    CHECK(now.sa_handler == SIG_IGN);
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    CHECK_EQ(sigaction(SIGUSR2, &dfl, NULL), 0);
+}
+
+static ssize_t seven(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)cap;
+    memcpy(out, "7", 1);
+    return 1;
+}
+
+static ssize_t sleeper(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    pause(); /* until the signal that kills it */
+    return -EINTR;
+}
+
+TEST(sigchld_and_processes)
+{
+    plait_signals *w;
+    int sigs[] = {SIGCHLD, SIGTERM};
+    CHECK_EQ(plait_signals_create(&w, sigs, 2), 0);
+    /* plait's processes are still joined with their results */
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, seven, NULL, 0, NULL, NULL), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK(v && ((plait_bytes *)v)->len == 1 && ((plait_bytes *)v)->data[0] == '7');
+    free(v);
+    CHECK_EQ(plait_signals_wait(w, SOON()), SIGCHLD);
+    /* a child forked to run a function still dies of SIGTERM, watched here */
+    CHECK_EQ(plait_process_start(&t, sleeper, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_process_kill(t, SIGTERM), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), PLAIT_KILLED(SIGTERM));
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
+TEST(plain_fork_child_gets_old_disposition)
+{
+    plait_signals *w;
+    int term = SIGTERM;
+    CHECK_EQ(plait_signals_create(&w, &term, 1), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct sigaction now;
+        sigaction(SIGTERM, NULL, &now);
+        _exit(now.sa_handler == SIG_DFL ? 0 : 1);
+    }
+    CHECK(pid > 0);
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
+RUN_TESTS(CASE(bad_input), CASE(every_watcher_sees_every_delivery),
+          CASE(coroutine_waits_deadline_and_cancel), CASE(plain_thread_waits),
+          CASE(old_disposition_comes_back), CASE(sigchld_and_processes),
+          CASE(plain_fork_child_gets_old_disposition))
