@@ -43,5 +43,7 @@ int example_process_sleepers(void);
 int example_cpu_processes(void);
 int example_crash_isolation(void);
 int example_fork_sharing(void);
+int example_io_models(void);
+int example_fanout(void);
 
 #endif

@@ -537,7 +537,9 @@ int plait_fd_set_nonblock(int fd, int on);
 const char *plait_io_backend(void);
 
 /* Close fd after waking every plait wait on it (coroutines on any scheduler, plain and
- * plait threads), which returns -EBADF.  Close descriptors that coroutines may be
+ * plait threads), which returns -EBADF.  The calling scheduler's own watch on fd is
+ * taken back first, so the peer sees the close when this returns; another
+ * scheduler's, when its woken waiter runs.  Close descriptors that coroutines may be
  * waiting on with this, not close(2): a poller does not notice a plain close, so a
  * coroutine waiting on the descriptor would sleep until its deadline.  0, -EBADF for a
  * descriptor that is not open, or close(2)'s other errors (the descriptor is closed
@@ -644,7 +646,9 @@ int plait_unix_listen(const char *path, int backlog);
 int plait_accept(int fd, plait_addr *peer, int64_t deadline);
 
 /* Connect a stream socket to addr: its descriptor once connected.  -ECONNREFUSED,
- * -ENETUNREACH, ..., -ETIMEDOUT, -ECANCELED (the half-made socket is closed). */
+ * -ENETUNREACH, ..., -ETIMEDOUT, -ECANCELED (the half-made socket is closed).  A Unix
+ * listener whose backlog is full is tried again, 1 ms to 50 ms apart, until the
+ * deadline. */
 int plait_connect(const plait_addr *addr, int64_t deadline);
 /* Resolve host and port and connect to the addresses in turn until one answers,
  * within one deadline: the descriptor, or the last address's error. */

@@ -22,7 +22,9 @@
  * Closing: a poller does not notice close(2) (epoll drops the descriptor silently, an
  * io_uring poll holds the file open), so every blocking wait is also linked, by
  * descriptor, in a process-wide table that plait_close() walks to wake the waiters
- * with -EBADF before it closes.
+ * with -EBADF before it closes.  It also takes back the calling scheduler's own watch
+ * on the descriptor, so that the file is really closed when it returns; a watch by
+ * another scheduler is taken back when its woken waiter runs (moments later).
  *
  * A plain thread waits in ppoll() on the descriptor and on its own wake-up eventfd,
  * which the waiter protocol writes when a cancellation claims the wait (waiter.c): so
@@ -302,6 +304,12 @@ int plait_close(int fd)
                                &later);
     plait__spin_unlock(&fd_waits[fd % CLOSE_STRIPES].lock);
     plait__wakeups_deliver(&later);
+    /* an io_uring poll holds the file open: take this scheduler's watch back now, so
+     * the close is a close (the peer sees it) before this call returns */
+    plait__sched *s = plait__sched_current();
+    struct plait__poller *p = s ? s->poller : NULL;
+    if (p && (size_t)fd < p->cap && p->fds[fd].armed)
+        p->backend->arm(p, fd, &p->fds[fd], 0);
     if (close(fd) < 0 && errno != EINTR) /* after EINTR the descriptor is gone (Linux) */
         return -errno;
     return 0;

@@ -11,10 +11,14 @@
  * inbox eventfd is watched by a request with its own user_data, re-armed each time it
  * fires.
  *
- * The ring is set up with COOP_TASKRUN and TASKRUN_FLAG where the kernel has them:
- * the kernel then runs completion work only when this thread enters it, and says in
- * the shared flags when there is some waiting, so a look without sleeping is a read
- * of memory unless something is pending.  A completion ring that overflows is kept by
+ * The ring is set up with SINGLE_ISSUER, DEFER_TASKRUN and TASKRUN_FLAG (Linux 6.1;
+ * older kernels get epoll): completions are made when this thread enters the kernel
+ * to wait or look, and the kernel says in the shared flags when some are due, so a
+ * look without sleeping is a read of memory unless something is pending.  Without
+ * DEFER_TASKRUN (the kernel's default task-work mode, or COOP_TASKRUN) a scheduler
+ * sleeping in io_uring_enter was at times not woken by polls that another thread's
+ * writes completed, until its timeout: 3 s stalls in a 200-connection loopback test
+ * (examples/io_models.c), on Linux 6.18.  A completion ring that overflows is kept by
  * the kernel (FEAT_NODROP, required) and flushed by the next enter.
  *
  * Invariants: only the scheduler's thread touches the rings (SINGLE_ISSUER); the
@@ -31,17 +35,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#ifndef IORING_SETUP_COOP_TASKRUN
-#define IORING_SETUP_COOP_TASKRUN (1U << 8)
-#endif
-#ifndef IORING_SETUP_TASKRUN_FLAG
-#define IORING_SETUP_TASKRUN_FLAG (1U << 9)
-#endif
 #ifndef IORING_SETUP_SINGLE_ISSUER
 #define IORING_SETUP_SINGLE_ISSUER (1U << 12)
-#endif
-#ifndef IORING_SQ_TASKRUN
-#define IORING_SQ_TASKRUN (1U << 2)
 #endif
 
 enum { RING_ENTRIES = 512 };
@@ -94,19 +89,12 @@ static void unmap(struct plait__uring *u)
 static int setup(struct plait__uring *u)
 {
     struct io_uring_params params;
-    static const unsigned flag_sets[] = {
-        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SINGLE_ISSUER,
-        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, 0};
-    u->fd = -1;
-    for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0] && u->fd < 0; i++) {
-        memset(&params, 0, sizeof params);
-        params.flags = flag_sets[i];
-        u->fd = (int)syscall(__NR_io_uring_setup, RING_ENTRIES, &params);
-        if (u->fd < 0 && errno != EINVAL)
-            return -errno;
-    }
+    memset(&params, 0, sizeof params);
+    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                   IORING_SETUP_TASKRUN_FLAG;
+    u->fd = (int)syscall(__NR_io_uring_setup, RING_ENTRIES, &params);
     if (u->fd < 0)
-        return -errno;
+        return -errno; /* EINVAL: a kernel before 6.1 */
     unsigned need = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG;
     if ((params.features & need) != need)
         return -ENOSYS;
@@ -221,6 +209,10 @@ static int ur_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigne
         sqe->user_data = REMOVE_TOKEN;
         put_sqe(u);
         slot->armed = 0;
+        /* a watch given up (a wait that ended otherwise, a close): remove it now, as
+         * the request holds the file open until it is gone */
+        if (!events)
+            submit(u, 0, IORING_ENTER_GETEVENTS, NULL, 0);
     }
     if (!events)
         return 0;
@@ -274,8 +266,7 @@ static void ur_wait(struct plait__poller *p, int64_t deadline)
     bool look = plait__deadline_passed(deadline) ||
                 *u->cq_tail != *u->cq_head; /* ready: do not sleep */
     unsigned flags = __atomic_load_n(u->sq_flags, __ATOMIC_ACQUIRE);
-    bool work = flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
-    if (look && !pending(u) && !work)
+    if (look && !pending(u) && !(flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
         return;
     struct io_uring_getevents_arg arg = {.sigmask_sz = _NSIG / 8};
     struct __kernel_timespec ts;

@@ -20,6 +20,7 @@
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -96,9 +97,19 @@ int plait_addr_format(const plait_addr *addr, char *buf, size_t cap)
         inet_ntop(AF_INET6, &addr->u.in6.sin6_addr, ip, sizeof ip);
         n = snprintf(buf, cap, "[%s]:%d", ip, plait_addr_port(addr));
         break;
-    case AF_UNIX:
-        n = snprintf(buf, cap, "%s", addr->u.un.sun_path);
+    case AF_UNIX: { /* unnamed: ""; abstract (a leading NUL): "@name" */
+        size_t off = offsetof(struct sockaddr_un, sun_path);
+        size_t len = addr->len > off ? addr->len - off : 0;
+        if (len > sizeof addr->u.un.sun_path)
+            len = sizeof addr->u.un.sun_path;
+        const char *path = addr->u.un.sun_path;
+        bool abstract = len > 0 && path[0] == '\0';
+        if (!abstract)
+            len = strnlen(path, len);
+        n = snprintf(buf, cap, "%s%.*s", abstract ? "@" : "", (int)(len - abstract),
+                     path + abstract);
         break;
+    }
     default:
         return -EINVAL;
     }
@@ -297,6 +308,7 @@ int plait_accept(int fd, plait_addr *peer, int64_t deadline)
 {
     for (;;) {
         plait_addr a;
+        memset(&a, 0, sizeof a);
         a.len = sizeof a.u;
         int c = accept4(fd, &a.u.sa, &a.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c >= 0) {
@@ -324,10 +336,26 @@ int plait_connect(const plait_addr *addr, int64_t deadline)
     int fd = new_socket(addr, SOCK_STREAM);
     if (fd < 0)
         return fd;
-    if (connect(fd, &addr->u.sa, addr->len) == 0)
-        return fd;
-    if (errno != EINPROGRESS && errno != EINTR) /* EINTR: it goes on regardless */
-        return fail(fd, -errno);
+    /* A Unix listener whose backlog is full answers EAGAIN, and nothing can be polled
+     * for room: try again, backing off from 1 ms to 50 ms, until the deadline. */
+    int64_t backoff = PLAIT_MS;
+    bool in_progress = false;
+    while (connect(fd, &addr->u.sa, addr->len) < 0) {
+        in_progress = errno == EINPROGRESS || errno == EINTR; /* EINTR: it goes on */
+        if (in_progress)
+            break;
+        if (errno != EAGAIN || addr->u.sa.sa_family != AF_UNIX)
+            return fail(fd, -errno);
+        if (plait__deadline_passed(deadline))
+            return fail(fd, -ETIMEDOUT);
+        int64_t until = plait_now() + backoff;
+        r = plait_sleep_until(deadline < until ? deadline : until);
+        if (r < 0 && r != -ETIMEDOUT)
+            return fail(fd, r);
+        backoff = backoff * 2 > 50 * PLAIT_MS ? 50 * PLAIT_MS : backoff * 2;
+    }
+    if (!in_progress)
+        return fd; /* connected at once */
     r = plait_wait_fd(fd, PLAIT_WRITABLE, deadline);
     if (r < 0)
         return fail(fd, r);
@@ -487,10 +515,11 @@ int plait_socket_set(int fd, enum plait_sockopt option, int value)
     if (option == PLAIT_NODELAY && tcp < 0) /* a Unix socket would take it silently */
         return tcp;
     int v = option == PLAIT_RCVBUF || option == PLAIT_SNDBUF ? value : value != 0;
-    if (setsockopt(fd, o.level, o.name, &v, sizeof v) < 0)
-        return option_error();
+    /* the idle time first: refused, it leaves keep-alive as it was */
     if (option == PLAIT_KEEPALIVE && value > 0 && tcp == 0 &&
         setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &value, sizeof value) < 0)
+        return option_error();
+    if (setsockopt(fd, o.level, o.name, &v, sizeof v) < 0)
         return option_error();
     return 0;
 }

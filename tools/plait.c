@@ -58,6 +58,14 @@ static int tour(void)
         {"processes: state shared and not shared after fork",
          "memory is copied (changes stay in the child); shared regions and queues are shared",
          example_fork_sharing},
+        {"I/O: the same I/O-bound job as coroutines, threads and processes",
+         "200 clients x 10 requests of 5 ms, 10 s one by one: all three overlap the waits; "
+         "processes pay a fork each",
+         example_io_models},
+        {"I/O: a fan-out to thousands of connections from one thread",
+         "5,000 connections each answered after 200 ms: about 200 ms plus connecting, not "
+         "1,000 s",
+         example_fanout},
     };
     int failed = 0;
     int64_t start = plait_now();

@@ -1,0 +1,95 @@
+/* A TCP echo server: a coroutine per connection on one scheduler sends back every
+ * byte as soon as it has read it.  SIGTERM or SIGINT stops it: no new connections,
+ * the open ones are shut down and waited for.
+ *
+ *     example_echo_server [PORT]      (default 7007; 0 picks a free port)
+ *
+ * It prints "listening on 127.0.0.1:PORT" once it accepts.  This is also the plait
+ * server of the echo benchmark (bench/io/).  Python's asyncio would say:
+ *
+ *     async def echo(reader, writer):
+ *         while data := await reader.read(16384):
+ *             writer.write(data); await writer.drain()
+ *     await asyncio.start_server(echo, "127.0.0.1", 7007)
+ */
+#include <plait.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { BUF = 16384, STACK = 32 * 1024 };
+
+static void *echo(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[BUF];
+    ssize_t n;
+    while ((n = plait_read(fd, buf, sizeof buf, PLAIT_FOREVER)) > 0)
+        if (plait_write_all(fd, buf, (size_t)n, NULL, PLAIT_FOREVER) < 0)
+            break;
+    plait_close(fd);
+    return NULL;
+}
+
+static void *accept_loop(void *arg)
+{
+    int listener = (int)(intptr_t)arg;
+    plait_group *conns;
+    if (plait_group_create(&conns) < 0)
+        return NULL;
+    plait_spawn_options opts = {.name = "echo", .stack_size = STACK, .group = conns};
+    int fd;
+    while ((fd = plait_accept(listener, NULL, PLAIT_FOREVER)) >= 0 || fd == -EMFILE) {
+        if (fd < 0) {
+            plait_sleep(10 * PLAIT_MS); /* out of descriptors: let connections end */
+            continue;
+        }
+        plait_socket_set(fd, PLAIT_NODELAY, 1);
+        if (plait_spawn_opts(NULL, echo, (void *)(intptr_t)fd, &opts) < 0)
+            plait_close(fd);
+    }
+    plait_group_destroy(conns); /* cancelled: so are the connections, and waited for */
+    return NULL;
+}
+
+static void *run(void *arg)
+{
+    int port = *(int *)arg;
+    int sigs[] = {SIGTERM, SIGINT};
+    plait_signals *stop = NULL;
+    int listener = plait_tcp_listen("127.0.0.1", port, 4096);
+    int r = listener < 0 ? listener : plait_signals_create(&stop, sigs, 2);
+    plait_task acceptor;
+    if (r == 0)
+        r = plait_spawn(&acceptor, accept_loop, (void *)(intptr_t)listener);
+    if (r < 0) {
+        fprintf(stderr, "echo_server: %s\n", plait_strerror(r));
+        return PLAIT_FAIL(r);
+    }
+    plait_addr local;
+    char name[64] = "?";
+    if (plait_local_addr(listener, &local) == 0)
+        plait_addr_format(&local, name, sizeof name);
+    printf("listening on %s (poller: %s)\n", name, plait_io_backend());
+    fflush(stdout);
+    int sig = plait_signals_wait(stop, PLAIT_FOREVER);
+    plait_cancel(acceptor);
+    plait_join(acceptor, NULL, PLAIT_FOREVER);
+    plait_close(listener);
+    printf("signal %d: stopped\n", sig);
+    plait_signals_destroy(stop);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int port = argc > 1 ? atoi(argv[1]) : 7007;
+    if (argc > 2 || port < 0 || port > 65535) {
+        fprintf(stderr, "usage: %s [PORT]\n", argv[0]);
+        return 2;
+    }
+    return plait_run(run, &port, NULL) == 0 ? 0 : 1;
+}

@@ -1,0 +1,118 @@
+/* Fan-out: thousands of connections open at once from one thread.  A service on its
+ * own thread answers every connection after 200 ms; 5,000 coroutines on one scheduler
+ * each connect, send a line and wait for the answer.  Every wait overlaps, so the whole
+ * fan-out takes about the 200 ms plus the time to make the connections, where the same
+ * calls one after another would take 1,000 s.  Descriptors are the limit (two per
+ * connection here, both ends in this process): the example raises its soft limit to
+ * the hard one, and fans out to fewer connections if even that is too low.
+ *
+ * Go would say:
+ *     for i := 0; i < n; i++ { wg.Add(1); go func() { defer wg.Done(); fetch(addr) }() }
+ *     wg.Wait()
+ */
+#include "example.h"
+
+#include <string.h>
+#include <sys/resource.h>
+
+enum { WANTED = 5000, STACK = 16 * 1024 };
+#define SERVICE_DELAY (200 * PLAIT_MS)
+
+static void *answer(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char line[16];
+    if (plait_read_exactly(fd, line, 6, NULL, plait_deadline_in(30 * PLAIT_SEC)) == 0 &&
+        plait_sleep(SERVICE_DELAY) == 0)
+        plait_write_all(fd, "hello\n", 6, NULL, plait_deadline_in(30 * PLAIT_SEC));
+    plait_close(fd);
+    return NULL;
+}
+
+static void *service(void *arg)
+{
+    int listener = (int)(intptr_t)arg;
+    plait_group *conns;
+    if (plait_group_create(&conns) < 0)
+        return PLAIT_FAIL(-ENOMEM);
+    plait_spawn_options opts = {.stack_size = STACK, .group = conns};
+    int fd;
+    while ((fd = plait_accept(listener, NULL, PLAIT_FOREVER)) >= 0)
+        if (plait_spawn_opts(NULL, answer, (void *)(intptr_t)fd, &opts) < 0)
+            plait_close(fd);
+    plait_group_destroy(conns);
+    return NULL;
+}
+
+static void *service_thread(void *arg) { return plait_run(service, arg, NULL) == 0 ? NULL : arg; }
+
+static int port;
+
+static void *fetch(void *arg)
+{
+    (void)arg;
+    int64_t deadline = plait_deadline_in(30 * PLAIT_SEC);
+    int fd = plait_tcp_connect("127.0.0.1", port, deadline);
+    if (fd < 0)
+        return PLAIT_FAIL(fd);
+    char reply[6];
+    int r = plait_write_all(fd, "hello?", 6, NULL, deadline);
+    if (r == 0)
+        r = plait_read_exactly(fd, reply, sizeof reply, NULL, deadline);
+    plait_close(fd);
+    if (r == 0 && memcmp(reply, "hello\n", 6) != 0)
+        r = -EPROTO;
+    return r == 0 ? NULL : PLAIT_FAIL(r);
+}
+
+/* How many connections the descriptor limit allows (raised to the hard limit). */
+static int connections_allowed(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 100;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    long room = ((long)rl.rlim_cur - 64) / 2; /* both ends are ours, and some to spare */
+    return room < WANTED ? (int)(room > 1 ? room : 1) : WANTED;
+}
+
+static void *run(void *arg)
+{
+    (void)arg;
+    int n = connections_allowed();
+    int listener = plait_tcp_listen("127.0.0.1", 0, 4096);
+    plait_addr local;
+    if (listener < 0 || plait_local_addr(listener, &local) < 0)
+        return PLAIT_FAIL(listener < 0 ? listener : -EINVAL);
+    port = plait_addr_port(&local);
+    plait_task svc;
+    int r = plait_thread_start(&svc, service_thread, (void *)(intptr_t)listener, NULL);
+    if (r < 0)
+        return PLAIT_FAIL(r);
+    plait_group *fetchers;
+    if ((r = plait_group_create(&fetchers)) < 0)
+        return PLAIT_FAIL(r);
+    plait_spawn_options opts = {.stack_size = STACK, .group = fetchers};
+    int64_t start = plait_now();
+    for (int i = 0; i < n && r == 0; i++)
+        r = plait_spawn_opts(NULL, fetch, NULL, &opts);
+    if (r == 0)
+        r = plait_group_wait(fetchers, PLAIT_FOREVER); /* the first failure, if any */
+    double took = (double)(plait_now() - start) / PLAIT_SEC;
+    plait_group_destroy(fetchers);
+    printf("  %d connections at once, each answered after %d ms: all answered in %.3f s "
+           "(one after another: %.0f s)%s%s\n",
+           n, (int)(SERVICE_DELAY / PLAIT_MS), took, n * (double)SERVICE_DELAY / PLAIT_SEC,
+           r == 0 ? "" : "  FAILED: ", r == 0 ? "" : plait_strerror(r));
+    plait_close(listener);
+    plait_join(svc, NULL, PLAIT_FOREVER);
+    return r == 0 ? NULL : PLAIT_FAIL(r);
+}
+
+int example_fanout(void) { return example_run(run, "a fan-out to thousands of connections"); }
+
+EXAMPLE_MAIN(example_fanout)

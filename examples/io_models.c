@@ -1,0 +1,217 @@
+/* One I/O-bound job three ways: 200 clients, each making 10 requests in turn over its
+ * own loopback connection to a service that answers each after 5 ms.  One after the
+ * other that is 10 s of waiting; with the clients overlapped it is about 50 ms plus
+ * the cost of the overlap.  The same client code runs as 200 coroutines on one
+ * thread, as 200 threads, and as 200 processes; each line shows the time and the
+ * memory the clients cost.
+ *
+ * Memory is the resident memory the clients added at their peak (VmHWM after
+ * resetting it, less what was resident before) for coroutines and threads.  For
+ * processes it is the sum of each child's proportional set size (Pss) when its work
+ * is done: a page a child shares with the parent (copy-on-write) or the other
+ * children counts for a share in each, so the sum is what the children cost together.
+ */
+#include "example.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { CLIENTS = 200, REQUESTS = 10, MESSAGE = 64 };
+#define SERVICE_DELAY (5 * PLAIT_MS)
+
+/* ---- the service: a scheduler on its own thread, a coroutine per connection ---- */
+
+static void *answer(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[MESSAGE];
+    while (plait_read_exactly(fd, buf, sizeof buf, NULL, PLAIT_FOREVER) == 0 &&
+           plait_sleep(SERVICE_DELAY) == 0 &&
+           plait_write_all(fd, buf, sizeof buf, NULL, PLAIT_FOREVER) == 0) {
+    }
+    plait_close(fd);
+    return NULL;
+}
+
+static void *service(void *arg)
+{
+    int listener = (int)(intptr_t)arg;
+    plait_group *conns;
+    if (plait_group_create(&conns) < 0)
+        return PLAIT_FAIL(-ENOMEM);
+    plait_spawn_options opts = {.stack_size = 16 * 1024, .group = conns};
+    int fd;
+    while ((fd = plait_accept(listener, NULL, PLAIT_FOREVER)) >= 0)
+        if (plait_spawn_opts(NULL, answer, (void *)(intptr_t)fd, &opts) < 0)
+            plait_close(fd);
+    plait_group_destroy(conns);
+    return NULL;
+}
+
+static void *service_thread(void *arg) { return plait_run(service, arg, NULL) == 0 ? NULL : arg; }
+
+/* ---- the client: the same code for every model ---- */
+
+static int port;
+
+/* 0, or the first failure. */
+static int client(void)
+{
+    int fd = plait_tcp_connect("127.0.0.1", port, plait_deadline_in(10 * PLAIT_SEC));
+    if (fd < 0)
+        return fd;
+    char out[MESSAGE], in[MESSAGE];
+    int r = 0;
+    for (int i = 0; i < REQUESTS && r == 0; i++) {
+        memset(out, 'a' + i, sizeof out);
+        r = plait_write_all(fd, out, sizeof out, NULL, plait_deadline_in(10 * PLAIT_SEC));
+        if (r == 0)
+            r = plait_read_exactly(fd, in, sizeof in, NULL, plait_deadline_in(10 * PLAIT_SEC));
+        if (r == 0 && memcmp(in, out, sizeof in) != 0)
+            r = -EPROTO;
+    }
+    plait_close(fd);
+    return r;
+}
+
+static void *client_task(void *arg)
+{
+    (void)arg;
+    int r = client();
+    return r == 0 ? NULL : PLAIT_FAIL(r);
+}
+
+/* A "Field:   N kB" line of a /proc file, in KiB; -1 if absent. */
+static long proc_kib(const char *path, const char *field)
+{
+    char line[256];
+    long kib = -1;
+    size_t len = strlen(field);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, len) == 0)
+            kib = atol(line + len);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+static long status_kib(const char *field) { return proc_kib("/proc/self/status", field); }
+
+static ssize_t client_process(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)cap;
+    int r = client();
+    long pss = proc_kib("/proc/self/smaps_rollup", "Pss:");
+    memcpy(out, &pss, sizeof pss);
+    return r == 0 ? (ssize_t)sizeof pss : r;
+}
+
+/* The peak resident memory is measured from here on. */
+static long peak_reset(void)
+{
+    int fd = open("/proc/self/clear_refs", O_WRONLY);
+    if (fd >= 0) {
+        if (write(fd, "5", 1) < 0) { /* then VmHWM is the peak since start */
+        }
+        close(fd);
+    }
+    return status_kib("VmRSS:");
+}
+
+static void report(const char *model, int64_t start, int r, long kib)
+{
+    double s = (double)(plait_now() - start) / PLAIT_SEC;
+    printf("  %-10s %3d clients x %d requests: %6.3f s, %6.0f KiB (%5.1f KiB per client)%s%s\n",
+           model, CLIENTS, REQUESTS, s, (double)kib, (double)kib / CLIENTS,
+           r == 0 ? "" : "  FAILED: ", r == 0 ? "" : plait_strerror(r));
+}
+
+static int run_coroutines(void)
+{
+    long before = peak_reset();
+    int64_t start = plait_now();
+    plait_task t[CLIENTS];
+    int r = 0, started = 0;
+    plait_spawn_options opts = {.stack_size = 16 * 1024};
+    for (; started < CLIENTS && r == 0; started++)
+        r = plait_spawn_opts(&t[started], client_task, NULL, &opts);
+    started -= r != 0;
+    int w = plait_wait_all(t, (size_t)started, NULL, NULL, PLAIT_FOREVER);
+    report("coroutines", start, r ? r : w, status_kib("VmHWM:") - before);
+    return r ? r : w;
+}
+
+static int run_threads(void)
+{
+    long before = peak_reset();
+    int64_t start = plait_now();
+    plait_task t[CLIENTS];
+    int r = 0, started = 0;
+    plait_thread_options opts = {.name = "client", .stack_size = 64 * 1024};
+    for (; started < CLIENTS && r == 0; started++)
+        r = plait_thread_start(&t[started], client_task, NULL, &opts);
+    started -= r != 0;
+    int w = plait_wait_all(t, (size_t)started, NULL, NULL, PLAIT_FOREVER);
+    report("threads", start, r ? r : w, status_kib("VmHWM:") - before);
+    return r ? r : w;
+}
+
+static int run_processes(void)
+{
+    int64_t start = plait_now();
+    plait_task t[CLIENTS];
+    int r = 0, started = 0;
+    for (; started < CLIENTS && r == 0; started++)
+        r = plait_process_start(&t[started], client_process, NULL, 0, NULL, NULL);
+    started -= r != 0;
+    long sum = 0;
+    for (int i = 0; i < started; i++) {
+        void *v = NULL;
+        int j = plait_join(t[i], &v, PLAIT_FOREVER);
+        if (j == 0) {
+            long pss;
+            memcpy(&pss, ((plait_bytes *)v)->data, sizeof pss);
+            sum += pss;
+        } else if (r == 0) {
+            r = j;
+        }
+        free(v);
+    }
+    report("processes", start, r, sum);
+    return r;
+}
+
+static void *run(void *arg)
+{
+    (void)arg;
+    int listener = plait_tcp_listen("127.0.0.1", 0, 1024);
+    plait_addr local;
+    if (listener < 0 || plait_local_addr(listener, &local) < 0)
+        return PLAIT_FAIL(listener < 0 ? listener : -EINVAL);
+    port = plait_addr_port(&local);
+    plait_task svc;
+    int r = plait_thread_start(&svc, service_thread, (void *)(intptr_t)listener, NULL);
+    if (r < 0)
+        return PLAIT_FAIL(r);
+    printf("  a service on 127.0.0.1:%d answers each request after %d ms (poller: %s)\n", port,
+           (int)(SERVICE_DELAY / PLAIT_MS), plait_io_backend());
+    int rc = run_coroutines();
+    int rt = run_threads();
+    int rp = run_processes();
+    plait_close(listener); /* the service's accept ends; its connections are gone */
+    plait_join(svc, NULL, PLAIT_FOREVER);
+    r = rc ? rc : rt ? rt : rp;
+    return r == 0 ? NULL : PLAIT_FAIL(r);
+}
+
+int example_io_models(void)
+{
+    return example_run(run, "the same I/O-bound job as coroutines, threads and processes");
+}
+
+EXAMPLE_MAIN(example_io_models)
