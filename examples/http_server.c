@@ -1,6 +1,8 @@
 /* An HTTP/1.1 "hello" server: a coroutine per connection on one scheduler, keep-alive,
  * pipelining (every complete request in a read is answered, in order, in one write)
  * and correct on partial reads (a request split over reads is answered once whole).
+ * GET only (405 for other methods); "Connection: close" and HTTP/1.0 close after the
+ * answer, as does a request over 16 KiB, with a lingering close.
  * SIGTERM or SIGINT shuts it down gracefully: it stops accepting, lets every
  * connection finish the requests it has received, and waits for them (5 s at most).
  *
@@ -26,8 +28,8 @@
 
 static const char response[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
                                "Content-Type: text/plain\r\n\r\nHello, world!";
-static const char bad_request[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
-                                  "Connection: close\r\n\r\n";
+static const char not_allowed[] = "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\n"
+                                  "Content-Length: 0\r\nConnection: close\r\n\r\n";
 
 enum { REQUEST_MAX = 16384, OUT_MAX = 16384, STACK = 32 * 1024 };
 
@@ -70,6 +72,18 @@ static bool wants_close(const char *start, const char *end)
     return close || (http10 && !keep);
 }
 
+/* Closing while the client may still be sending (pipelined requests after one that
+ * said "Connection: close"): a close with unread data makes the kernel send a reset,
+ * which can destroy the answers not yet read by the client.  So stop sending, and read
+ * and drop what still comes until the client closes (2 s at most), as nginx does. */
+static void lingering_close(int fd, char *buf, size_t cap)
+{
+    plait_shutdown(fd, SHUT_WR);
+    int64_t deadline = plait_deadline_in(2 * PLAIT_SEC);
+    while (plait_read(fd, buf, cap, deadline) > 0) {
+    }
+}
+
 static void *serve(void *arg)
 {
     connection *c = arg;
@@ -98,9 +112,9 @@ static void *serve(void *arg)
             }
             size_t request_end = (size_t)(end - in) + 4;
             bool last = wants_close(in + done, in + request_end);
-            if (memcmp(in + done, "GET ", 4) != 0 && memcmp(in + done, "HEAD", 4) != 0) {
-                memcpy(out + out_len, bad_request, sizeof bad_request - 1);
-                out_len += sizeof bad_request - 1;
+            if (memcmp(in + done, "GET ", 4) != 0) {
+                memcpy(out + out_len, not_allowed, sizeof not_allowed - 1);
+                out_len += sizeof not_allowed - 1;
                 last = true;
             } else {
                 memcpy(out + out_len, response, sizeof response - 1);
@@ -119,8 +133,10 @@ static void *serve(void *arg)
         have -= done;
         scanned -= done;
         if (have == REQUEST_MAX)
-            break; /* a request larger than we take */
+            open = false; /* a request larger than we take */
     }
+    if (in && !open) /* our decision to close: see lingering_close() */
+        lingering_close(c->fd, in, REQUEST_MAX);
     free(in);
     plait_close(c->fd);
     server *srv = c->srv;

@@ -3,7 +3,8 @@
 #   bash scripts/test.sh          plain build (warnings are errors)
 #   bash scripts/test.sh asan     AddressSanitizer + UndefinedBehaviorSanitizer
 #   bash scripts/test.sh tsan     ThreadSanitizer (coroutine switches annotated as fibers)
-# Installs what it needs (a C compiler, CMake) when missing.
+# Installs what it needs when missing: a C compiler, CMake, and the real HTTP clients
+# the I/O examples are tested against (curl, wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-plain}
@@ -11,6 +12,8 @@ mode=${1:-plain}
 need=()
 command -v cc >/dev/null || need+=(gcc)
 command -v cmake >/dev/null || need+=(cmake)
+command -v curl >/dev/null || need+=(curl)
+command -v wrk >/dev/null || need+=(wrk)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" make
 fi

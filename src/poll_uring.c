@@ -11,15 +11,14 @@
  * inbox eventfd is watched by a request with its own user_data, re-armed each time it
  * fires.
  *
- * The ring is set up with SINGLE_ISSUER, DEFER_TASKRUN and TASKRUN_FLAG (Linux 6.1;
- * older kernels get epoll): completions are made when this thread enters the kernel
- * to wait or look, and the kernel says in the shared flags when some are due, so a
- * look without sleeping is a read of memory unless something is pending.  Without
- * DEFER_TASKRUN (the kernel's default task-work mode, or COOP_TASKRUN) a scheduler
- * sleeping in io_uring_enter was at times not woken by polls that another thread's
- * writes completed, until its timeout: 3 s stalls in a 200-connection loopback test
- * (examples/io_models.c), on Linux 6.18.  A completion ring that overflows is kept by
- * the kernel (FEAT_NODROP, required) and flushed by the next enter.
+ * The ring is set up with SINGLE_ISSUER, DEFER_TASKRUN and TASKRUN_FLAG where the
+ * kernel has them (6.1): completions are then made only when this thread enters the
+ * kernel to wait or to look, in batches, instead of interrupting it, and the shared
+ * flags say when some are due, so a look without sleeping is a read of memory unless
+ * something is pending.  (On older kernels the ring is plain: the kernel posts
+ * completions on its own.)  Either way a wait first takes what the ring holds and does
+ * not sleep if that woke anyone.  A completion ring that overflows is kept by the
+ * kernel (FEAT_NODROP, required) and flushed by the next enter.
  *
  * Invariants: only the scheduler's thread touches the rings (SINGLE_ISSUER); the
  * indices the kernel shares are read with acquire and written with release ordering.
@@ -89,12 +88,19 @@ static void unmap(struct plait__uring *u)
 static int setup(struct plait__uring *u)
 {
     struct io_uring_params params;
-    memset(&params, 0, sizeof params);
-    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-                   IORING_SETUP_TASKRUN_FLAG;
-    u->fd = (int)syscall(__NR_io_uring_setup, RING_ENTRIES, &params);
+    static const unsigned flag_sets[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+        0}; /* the second for kernels before 6.1 */
+    u->fd = -1;
+    for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0] && u->fd < 0; i++) {
+        memset(&params, 0, sizeof params);
+        params.flags = flag_sets[i];
+        u->fd = (int)syscall(__NR_io_uring_setup, RING_ENTRIES, &params);
+        if (u->fd < 0 && errno != EINVAL)
+            return -errno;
+    }
     if (u->fd < 0)
-        return -errno; /* EINVAL: a kernel before 6.1 */
+        return -errno;
     unsigned need = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG;
     if ((params.features & need) != need)
         return -ENOSYS;
@@ -242,12 +248,12 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res)
     plait__poller_fire(p, fd, res == -ECANCELED ? -EBADF : res);
 }
 
-/* Take every completion the ring holds. */
-static void reap(struct plait__poller *p)
+/* Take every completion the ring holds; how many there were. */
+static unsigned reap(struct plait__poller *p)
 {
     struct plait__uring *u = p->ring;
-    unsigned head = *u->cq_head;
-    for (;;) {
+    unsigned head = *u->cq_head, taken = 0;
+    for (;; taken++) {
         unsigned tail = __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE);
         if (head == tail)
             break;
@@ -257,14 +263,15 @@ static void reap(struct plait__poller *p)
         __atomic_store_n(u->cq_head, ++head, __ATOMIC_RELEASE);
         completed(p, user_data, res);
     }
+    return taken;
 }
 
 static void ur_wait(struct plait__poller *p, int64_t deadline)
 {
     struct plait__uring *u = p->ring;
-    reap(p); /* completions already there need no system call */
-    bool look = plait__deadline_passed(deadline) ||
-                *u->cq_tail != *u->cq_head; /* ready: do not sleep */
+    /* completions already there need no system call, and whatever they woke must
+     * run before this thread sleeps */
+    bool look = reap(p) > 0 || plait__deadline_passed(deadline);
     unsigned flags = __atomic_load_n(u->sq_flags, __ATOMIC_ACQUIRE);
     if (look && !pending(u) && !(flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
         return;

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# tests/http_clients.sh SERVER — the HTTP example server against real clients: curl
+# (one request, keep-alive across two), raw bytes (three pipelined requests in one
+# write, a request split across writes, "Connection: close", HTTP/1.0, a bad method,
+# an oversized request) and wrk (a short load: no errors, no non-2xx answers), then a
+# graceful stop on SIGTERM.  curl and wrk come from Debian: scripts/test.sh installs
+# them.  Every step is bounded by `timeout`; a failure prints what was seen.
+set -uo pipefail
+server="${1:?usage: http_clients.sh SERVER}"
+for tool in curl wrk timeout; do
+    command -v "$tool" >/dev/null || { echo "http_clients: $tool is missing (scripts/test.sh installs it)"; exit 1; }
+done
+tmp=$(mktemp -d)
+trap 'kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "FAIL $*"; failures=$((failures + 1)); }
+ok() { echo "ok   $*"; }
+
+timeout 120 "$server" 0 >"$tmp/out" 2>&1 &
+pid=$!
+for _ in $(seq 200); do
+    grep -q "listening on" "$tmp/out" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+done
+port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/out")
+[ -n "$port" ] || { cat "$tmp/out"; echo "FAIL the server never listened"; exit 1; }
+url="http://127.0.0.1:$port/"
+hello="Hello, world!"
+
+# raw REQUEST_BYTES... : send each argument as one write (0.1 s apart), then read
+# until the server closes or 2 s pass; prints what came back.
+raw() {
+    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+    local first=1
+    for part in "$@"; do
+        [ $first = 1 ] || sleep 0.1
+        first=0
+        printf '%b' "$part" >&3
+    done
+    timeout 2 cat <&3
+    exec 3<&-
+}
+count() { grep -o "HTTP/1.1 200 OK" <<<"$1" | wc -l; }
+
+body=$(timeout 10 curl -sS "$url")
+[ "$body" = "$hello" ] && ok "curl: one request" || fail "curl: one request gave '$body'"
+
+both=$(timeout 10 curl -sSv "$url" "${url}again" 2>"$tmp/curl.err")
+if [ "$both" = "$hello$hello" ] && grep -qi "re-using existing connection" "$tmp/curl.err"; then
+    ok "curl: two requests on one kept-alive connection"
+else
+    fail "curl: keep-alive gave '$both'"; cat "$tmp/curl.err"
+fi
+
+req='GET / HTTP/1.1\r\nHost: x\r\n\r\n'
+got=$(raw "$req$req$req")
+[ "$(count "$got")" = 3 ] && ok "three pipelined requests in one write: three answers" \
+    || fail "pipelining: $(count "$got") answers: $got"
+
+got=$(raw 'GET / HT' 'TP/1.1\r\nHost: x\r' '\n\r\nGET / HTTP/1.1\r\n' 'Host: y\r\n\r\n')
+[ "$(count "$got")" = 2 ] && ok "requests split across writes: answered once whole" \
+    || fail "split requests: $(count "$got") answers: $got"
+
+got=$(raw 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n')
+[ "$(count "$got")" = 1 ] && ok "Connection: close: one answer, then the server closes" \
+    || fail "Connection: close: $(count "$got") answers"
+
+got=$(raw 'GET / HTTP/1.0\r\n\r\n')
+[ "$(count "$got")" = 1 ] && ok "HTTP/1.0 without keep-alive: answered and closed" \
+    || fail "HTTP/1.0: $got"
+
+got=$(raw 'POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n')
+grep -q "405 Method Not Allowed" <<<"$got" && ok "a method it does not serve: 405 and close" \
+    || fail "bad method: $got"
+
+big=$(head -c 20000 /dev/zero | tr '\0' 'a')
+got=$(raw "GET /$big")
+[ -z "$got" ] && ok "a request larger than 16 KiB: the connection is closed" \
+    || fail "oversized request answered: ${got:0:80}"
+
+timeout 20 wrk -t1 -c20 -d1s "$url" >"$tmp/wrk" 2>&1
+reqs=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$tmp/wrk")
+if [ "${reqs:-0}" -gt 0 ] && ! grep -q "Socket errors\|Non-2xx" "$tmp/wrk"; then
+    ok "wrk: $reqs requests over 20 connections, no errors"
+else
+    fail "wrk"; cat "$tmp/wrk"
+fi
+
+kill -TERM "$pid"
+if timeout 10 tail --pid="$pid" -f /dev/null; then
+    wait "$pid"; rc=$?
+    [ $rc = 0 ] && grep -q "stopped accepting" "$tmp/out" && ok "SIGTERM: a graceful stop, status 0" \
+        || { fail "SIGTERM: status $rc"; cat "$tmp/out"; }
+else
+    fail "SIGTERM: still running after 10 s"
+fi
+echo "http_clients: $failures failed"
+[ $failures = 0 ]
