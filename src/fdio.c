@@ -27,13 +27,23 @@ int plait_fd_set_nonblock(int fd, int on)
     return 0;
 }
 
-/* One read or write, waiting for the descriptor whenever it would block. */
+/* One read or write, waiting for the descriptor whenever it would block.  A read
+ * that follows one which took less than it asked (in a coroutine whose scheduler
+ * watches fd) waits for the descriptor first: a request-response peer has most
+ * likely nothing more to say yet, and the read that would say EAGAIN is saved. */
 static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool writing)
 {
     if (!buf && len)
         return -EINVAL;
+    if (!writing && len && plait__fd_drained(fd)) {
+        int r = plait_wait_fd(fd, PLAIT_READABLE, deadline);
+        if (r < 0 && r != -ETIMEDOUT)
+            return r;
+    }
     for (;;) {
         ssize_t n = writing ? write(fd, buf, len) : read(fd, buf, len);
+        if (!writing && n > 0)
+            plait__fd_set_drained(fd, (size_t)n < len);
         if (n >= 0)
             return n;
         if (errno == EINTR)

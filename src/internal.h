@@ -367,6 +367,11 @@ void plait__poller_poll(plait__sched *s, int64_t deadline);
 void plait__poller_free(plait__sched *s);
 /* In a forked child: drop the calling thread's wake-up eventfd, shared with the parent. */
 void plait__poll_after_fork(void);
+/* The read hint of fd in the calling coroutine's scheduler: whether its last read took
+ * less than it asked (so the next is likely to find nothing and should wait first),
+ * and setting it after a read.  False / nothing outside coroutines. */
+bool plait__fd_drained(int fd);
+void plait__fd_set_drained(int fd, bool drained);
 
 /* ---- stacks (stack.c) ---- */
 int plait__stack_check_size(size_t size);

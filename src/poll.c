@@ -257,6 +257,27 @@ void plait__poller_fire(struct plait__poller *p, int fd, int revents)
         p->backend->arm(p, fd, slot, slot_wants(slot));
 }
 
+/* The calling coroutine's poller slot for fd, if it has one. */
+static plait__fd_slot *current_slot(int fd)
+{
+    plait__sched *s = plait__sched_current();
+    struct plait__poller *p = s ? s->poller : NULL;
+    return p && fd >= 0 && (size_t)fd < p->cap && s->current != &s->loop ? &p->fds[fd] : NULL;
+}
+
+bool plait__fd_drained(int fd)
+{
+    plait__fd_slot *slot = current_slot(fd);
+    return slot && slot->drained;
+}
+
+void plait__fd_set_drained(int fd, bool drained)
+{
+    plait__fd_slot *slot = current_slot(fd);
+    if (slot)
+        slot->drained = drained;
+}
+
 void plait__poller_poll(plait__sched *s, int64_t deadline)
 {
     s->poller->backend->wait(s->poller, deadline);

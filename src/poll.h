@@ -22,6 +22,7 @@ typedef struct plait__fd_slot {
     unsigned armed;             /* poll(2) events watched now, 0 for none */
     bool registered;            /* epoll: in the set (perhaps disarmed) */
     uint32_t gen;               /* io_uring: which poll request is the live one */
+    bool drained;               /* the last read took less than it asked: likely empty */
 } plait__fd_slot;
 
 struct plait__poller;
