@@ -35,13 +35,20 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
 {
     if (!buf && len)
         return -EINVAL;
-    if (!writing && len && plait__fd_drained(fd)) {
-        int r = plait_wait_fd(fd, PLAIT_READABLE, deadline);
-        if (r < 0 && r != -ETIMEDOUT)
-            return r;
-    }
+    bool drained = !writing && len && plait__fd_drained(fd);
     for (;;) {
-        ssize_t n = writing ? write(fd, buf, len) : read(fd, buf, len);
+        ssize_t n;
+        if (drained && (n = plait__ring_read(fd, buf, len, deadline)) != -ENOSYS) {
+            if (n > 0) /* the kernel read it as soon as it came (io_uring) */
+                plait__fd_set_drained(fd, (size_t)n < len);
+            return n;
+        }
+        if (drained) { /* no ring: wait, then read */
+            int r = plait_wait_fd(fd, PLAIT_READABLE, deadline);
+            if (r < 0 && r != -ETIMEDOUT)
+                return r;
+        }
+        n = writing ? write(fd, buf, len) : read(fd, buf, len);
         if (!writing && n > 0)
             plait__fd_set_drained(fd, (size_t)n < len);
         if (n >= 0)
@@ -50,7 +57,14 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -errno;
-        int r = plait_wait_fd(fd, writing ? PLAIT_WRITABLE : PLAIT_READABLE, deadline);
+        if (!writing) { /* nothing there: from now on, wait (or have the kernel read) first */
+            drained = true;
+            plait__fd_set_drained(fd, true);
+            if (plait__deadline_passed(deadline))
+                return -ETIMEDOUT;
+            continue;
+        }
+        int r = plait_wait_fd(fd, PLAIT_WRITABLE, deadline);
         if (r < 0)
             return r;
     }

@@ -371,6 +371,11 @@ void plait__poll_after_fork(void);
  * less than it asked (so the next is likely to find nothing and should wait first),
  * and setting it after a read.  False / nothing outside coroutines. */
 bool plait__fd_drained(int fd);
+/* From a coroutine whose poller's backend can read (io_uring): read fd into buf in
+ * the kernel once it has data, waiting until the deadline; the bytes, 0 at end of
+ * file, or -errno.  -ENOSYS when the caller should read(2) itself instead (not a
+ * coroutine, a backend that cannot, a deadline already past). */
+ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline);
 void plait__fd_set_drained(int fd, bool drained);
 
 /* ---- stacks (stack.c) ---- */

@@ -199,7 +199,7 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
     if (grow(p, fd) < 0)
         return -ENOMEM;
     plait__fd_slot *slot = &p->fds[fd];
-    if (((events & PLAIT_READABLE) && slot->reader) ||
+    if (((events & PLAIT_READABLE) && (slot->reader || slot->read_op)) ||
         ((events & PLAIT_WRITABLE) && slot->writer))
         return -EBUSY;
     if (events & PLAIT_READABLE)
@@ -299,10 +299,14 @@ static void poller_after_fork(plait__sched *s)
     }
     if (p->wake_fd < 0 || poller_open(p) < 0)
         abort(); /* the child cannot wait on anything it waited on */
-    for (size_t fd = 0; fd < p->cap; fd++)
+    for (size_t fd = 0; fd < p->cap; fd++) {
         if (slot_wants(&p->fds[fd]) &&
             p->backend->arm(p, (int)fd, &p->fds[fd], slot_wants(&p->fds[fd])) < 0)
             plait__poller_fire(p, (int)fd, -EBADF);
+        if (p->fds[fd].read_op && (!p->backend->read_submit ||
+                                   p->backend->read_submit(p, (int)fd, &p->fds[fd]) < 0))
+            plait__poller_read_done(p, (int)fd, -EBADF);
+    }
 }
 
 /* ---- closing: the table of blocking waits by descriptor ---- */
@@ -314,6 +318,15 @@ static struct {
 } fd_waits[CLOSE_STRIPES];
 
 static void *fd_key(int fd) { return (void *)(intptr_t)(fd + 1); }
+
+/* Link a wait on fd where plait_close() finds it. */
+static void link_for_close(plait__wait_node *node, plait__waiter *w, int fd)
+{
+    plait__spinlock *lock = &fd_waits[fd % CLOSE_STRIPES].lock;
+    plait__spin_lock(lock);
+    plait__waitq_push(&fd_waits[fd % CLOSE_STRIPES].waits, lock, node, w, 0, fd_key(fd));
+    plait__spin_unlock(lock);
+}
 
 int plait_close(int fd)
 {
@@ -331,6 +344,8 @@ int plait_close(int fd)
     struct plait__poller *p = s ? s->poller : NULL;
     if (p && (size_t)fd < p->cap && p->fds[fd].armed)
         p->backend->arm(p, fd, &p->fds[fd], 0);
+    if (p && (size_t)fd < p->cap && p->fds[fd].read_op)
+        p->backend->read_cancel(p, fd);
     if (close(fd) < 0 && errno != EINTR) /* after EINTR the descriptor is gone (Linux) */
         return -errno;
     return 0;
@@ -455,14 +470,61 @@ int plait_wait_fd(int fd, int events, int64_t deadline)
         w.poll_fd = fd;
         w.poll_events = pevents;
     }
-    /* linked by descriptor for plait_close() while it waits */
     plait__wait_node node;
-    plait__spinlock *lock = &fd_waits[fd % CLOSE_STRIPES].lock;
-    plait__spin_lock(lock);
-    plait__waitq_push(&fd_waits[fd % CLOSE_STRIPES].waits, lock, &node, &w, 0, fd_key(fd));
-    plait__spin_unlock(lock);
+    link_for_close(&node, &w, fd);
     r = w.coro ? coro_wait_fd(w.coro->sched, &w, fd, events, deadline)
                : plait__waiter_block(&w, deadline);
     plait__wait_node_unlink(&node);
     return r;
+}
+
+/* ---- a read the kernel makes for a coroutine ---- */
+
+ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline)
+{
+    plait__sched *s = plait__sched_current();
+    if (!s || s->current == &s->loop || plait__deadline_passed(deadline))
+        return -ENOSYS; /* not a coroutine, or "do not block": read(2) answers */
+    struct plait__poller *p = poller_get(s);
+    if (!p)
+        return -ENOMEM;
+    if (!p->backend->read_submit)
+        return -ENOSYS;
+    if (fd < 0)
+        return -EBADF;
+    int r = plait__check_cancel();
+    if (r < 0)
+        return r;
+    if (grow(p, fd) < 0)
+        return -ENOMEM;
+    if (p->fds[fd].reader || p->fds[fd].read_op)
+        return -EBUSY;
+    plait__waiter w;
+    plait__waiter_init(&w, "read", (const void *)(intptr_t)fd);
+    plait__kernel_read op = {.waiter = &w, .buf = buf, .len = len};
+    p->fds[fd].read_op = &op;
+    if ((r = p->backend->read_submit(p, fd, &p->fds[fd])) < 0) {
+        p->fds[fd].read_op = NULL;
+        return r;
+    }
+    plait__wait_node node;
+    link_for_close(&node, &w, fd);
+    p->waits++;
+    r = plait__waiter_block(&w, deadline);
+    p->waits--;
+    plait__wait_node_unlink(&node);
+    if (!op.done) /* the wait ended otherwise: the kernel must let go of buf first */
+        p->backend->read_cancel(p, fd);
+    /* bytes that came are returned whatever ended the wait: none is lost */
+    return op.res == -ECANCELED ? r : op.res;
+}
+
+void plait__poller_read_done(struct plait__poller *p, int fd, int res)
+{
+    plait__kernel_read *op = p->fds[fd].read_op;
+    p->fds[fd].read_op = NULL;
+    op->res = res;
+    op->done = true;
+    if (plait__waiter_claim(op->waiter))
+        plait__waiter_signal_now(op->waiter, res, -1);
 }

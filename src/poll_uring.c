@@ -176,6 +176,10 @@ static int poll_add(struct plait__uring *u, int fd, unsigned events, uint64_t us
 
 static uint64_t key(int fd, uint32_t gen) { return (uint64_t)gen << 32 | (uint32_t)fd; }
 
+/* A read's user_data: its descriptor with this bit, and the slot's generation. */
+#define READ_BIT 0x80000000u
+#define CANCEL_TOKEN (UINT64_MAX - 2)
+
 static void ur_close(struct plait__poller *p)
 {
     struct plait__uring *u = p->ring;
@@ -230,12 +234,19 @@ static int ur_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigne
 
 static void completed(struct plait__poller *p, uint64_t user_data, int res)
 {
-    if (user_data == REMOVE_TOKEN)
+    if (user_data == REMOVE_TOKEN || user_data == CANCEL_TOKEN)
         return;
     if (user_data == WAKE_TOKEN) {
         plait__poller_drain_wake(p);
         if (poll_add(p->ring, p->wake_fd, POLLIN, WAKE_TOKEN) < 0)
             abort(); /* the scheduler could no longer be woken */
+        return;
+    }
+    if ((uint32_t)user_data & READ_BIT) {
+        int fd = (int)((uint32_t)user_data & ~READ_BIT);
+        if ((size_t)fd < p->cap && p->fds[fd].read_op &&
+            p->fds[fd].read_gen == (uint32_t)(user_data >> 32))
+            plait__poller_read_done(p, fd, res);
         return;
     }
     int fd = (int)(uint32_t)user_data;
@@ -291,6 +302,43 @@ static void ur_wait(struct plait__poller *p, int64_t deadline)
     reap(p);
 }
 
+/* A read the kernel makes when fd has data (it polls by itself first). */
+static int ur_read_submit(struct plait__poller *p, int fd, plait__fd_slot *slot)
+{
+    struct io_uring_sqe *sqe = get_sqe(p->ring);
+    if (!sqe)
+        return -errno;
+    sqe->opcode = IORING_OP_READ;
+    sqe->fd = fd;
+    sqe->addr = (uint64_t)(uintptr_t)slot->read_op->buf;
+    sqe->len = slot->read_op->len > UINT32_MAX ? UINT32_MAX : (uint32_t)slot->read_op->len;
+    sqe->off = (uint64_t)-1; /* at the file position: streams, pipes, files alike */
+    sqe->user_data = key(fd, ++slot->read_gen) | READ_BIT;
+    put_sqe(p->ring);
+    return 0;
+}
+
+/* Cancel fd's read and wait, in the kernel, until it is done: its buffer is on the
+ * stack of the coroutine that asked.  Cancelling a read that waits for data finishes
+ * at once; one the kernel is copying finishes with its bytes. */
+static void ur_read_cancel(struct plait__poller *p, int fd)
+{
+    struct plait__uring *u = p->ring;
+    struct io_uring_sqe *sqe = get_sqe(u);
+    if (sqe) {
+        sqe->opcode = IORING_OP_ASYNC_CANCEL;
+        sqe->fd = -1;
+        sqe->addr = key(fd, p->fds[fd].read_gen) | READ_BIT;
+        sqe->user_data = CANCEL_TOKEN;
+        put_sqe(u);
+    }
+    while (p->fds[fd].read_op) {
+        submit(u, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+        reap(p);
+    }
+}
+
 const plait__poll_backend plait__poll_uring = {
     .name = "io_uring", .open = ur_open, .close = ur_close, .arm = ur_arm, .wait = ur_wait,
+    .read_submit = ur_read_submit, .read_cancel = ur_read_cancel,
 };
