@@ -59,16 +59,16 @@ static int port;
 /* 0, or the first failure. */
 static int client(void)
 {
-    int fd = plait_tcp_connect("127.0.0.1", port, plait_deadline_in(10 * PLAIT_SEC));
+    int fd = plait_tcp_connect("127.0.0.1", port, plait_deadline_in(60 * PLAIT_SEC));
     if (fd < 0)
         return fd;
     char out[MESSAGE], in[MESSAGE];
     int r = 0;
     for (int i = 0; i < REQUESTS && r == 0; i++) {
         memset(out, 'a' + i, sizeof out);
-        r = plait_write_all(fd, out, sizeof out, NULL, plait_deadline_in(10 * PLAIT_SEC));
+        r = plait_write_all(fd, out, sizeof out, NULL, plait_deadline_in(60 * PLAIT_SEC));
         if (r == 0)
-            r = plait_read_exactly(fd, in, sizeof in, NULL, plait_deadline_in(10 * PLAIT_SEC));
+            r = plait_read_exactly(fd, in, sizeof in, NULL, plait_deadline_in(60 * PLAIT_SEC));
         if (r == 0 && memcmp(in, out, sizeof in) != 0)
             r = -EPROTO;
     }
