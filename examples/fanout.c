@@ -11,6 +11,7 @@
  *     wg.Wait()
  */
 #include "example.h"
+#include "service.h"
 
 #include <string.h>
 #include <sys/resource.h>
@@ -36,30 +37,14 @@ static void *answer(void *arg)
     return NULL;
 }
 
-static void *service(void *arg)
-{
-    int listener = (int)(intptr_t)arg;
-    plait_group *conns;
-    if (plait_group_create(&conns) < 0)
-        return PLAIT_FAIL(-ENOMEM);
-    plait_spawn_options opts = {.stack_size = STACK, .group = conns};
-    int fd;
-    while ((fd = plait_accept(listener, NULL, PLAIT_FOREVER)) >= 0)
-        if (plait_spawn_opts(NULL, answer, (void *)(intptr_t)fd, &opts) < 0)
-            plait_close(fd);
-    plait_group_destroy(conns);
-    return NULL;
-}
 
-static void *service_thread(void *arg) { return plait_run(service, arg, NULL) == 0 ? NULL : arg; }
-
-static int port;
+static example_service svc;
 
 static void *fetch(void *arg)
 {
     (void)arg;
     int64_t deadline = plait_deadline_in(120 * PLAIT_SEC);
-    int fd = plait_tcp_connect("127.0.0.1", port, deadline);
+    int fd = plait_tcp_connect("127.0.0.1", svc.port, deadline);
     if (fd < 0)
         return PLAIT_FAIL(fd);
     char reply[6];
@@ -91,18 +76,14 @@ static void *run(void *arg)
 {
     (void)arg;
     int n = connections_allowed();
-    int listener = plait_tcp_listen("127.0.0.1", 0, 4096);
-    plait_addr local;
-    if (listener < 0 || plait_local_addr(listener, &local) < 0)
-        return PLAIT_FAIL(listener < 0 ? listener : -EINVAL);
-    port = plait_addr_port(&local);
-    plait_task svc;
-    int r = plait_thread_start(&svc, service_thread, (void *)(intptr_t)listener, NULL);
+    int r = example_service_start(&svc, answer);
     if (r < 0)
         return PLAIT_FAIL(r);
     plait_group *fetchers;
-    if ((r = plait_group_create(&fetchers)) < 0)
+    if ((r = plait_group_create(&fetchers)) < 0) {
+        example_service_stop(&svc);
         return PLAIT_FAIL(r);
+    }
     plait_spawn_options opts = {.stack_size = STACK, .group = fetchers};
     int64_t start = plait_now();
     for (int i = 0; i < n && r == 0; i++)
@@ -115,8 +96,7 @@ static void *run(void *arg)
            "(one after another: %.0f s)%s%s\n",
            n, (int)(SERVICE_DELAY / PLAIT_MS), took, n * (double)SERVICE_DELAY / PLAIT_SEC,
            r == 0 ? "" : "  FAILED: ", r == 0 ? "" : plait_strerror(r));
-    plait_close(listener);
-    plait_join(svc, NULL, PLAIT_FOREVER);
+    example_service_stop(&svc);
     return r == 0 ? NULL : PLAIT_FAIL(r);
 }
 

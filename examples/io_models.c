@@ -12,6 +12,7 @@
  * children counts for a share in each, so the sum is what the children cost together.
  */
 #include "example.h"
+#include "service.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -35,31 +36,15 @@ static void *answer(void *arg)
     return NULL;
 }
 
-static void *service(void *arg)
-{
-    int listener = (int)(intptr_t)arg;
-    plait_group *conns;
-    if (plait_group_create(&conns) < 0)
-        return PLAIT_FAIL(-ENOMEM);
-    plait_spawn_options opts = {.stack_size = 16 * 1024, .group = conns};
-    int fd;
-    while ((fd = plait_accept(listener, NULL, PLAIT_FOREVER)) >= 0)
-        if (plait_spawn_opts(NULL, answer, (void *)(intptr_t)fd, &opts) < 0)
-            plait_close(fd);
-    plait_group_destroy(conns);
-    return NULL;
-}
-
-static void *service_thread(void *arg) { return plait_run(service, arg, NULL) == 0 ? NULL : arg; }
 
 /* ---- the client: the same code for every model ---- */
 
-static int port;
+static example_service svc;
 
 /* 0, or the first failure. */
 static int client(void)
 {
-    int fd = plait_tcp_connect("127.0.0.1", port, plait_deadline_in(60 * PLAIT_SEC));
+    int fd = plait_tcp_connect("127.0.0.1", svc.port, plait_deadline_in(60 * PLAIT_SEC));
     if (fd < 0)
         return fd;
     char out[MESSAGE], in[MESSAGE];
@@ -189,22 +174,15 @@ static int run_processes(void)
 static void *run(void *arg)
 {
     (void)arg;
-    int listener = plait_tcp_listen("127.0.0.1", 0, 1024);
-    plait_addr local;
-    if (listener < 0 || plait_local_addr(listener, &local) < 0)
-        return PLAIT_FAIL(listener < 0 ? listener : -EINVAL);
-    port = plait_addr_port(&local);
-    plait_task svc;
-    int r = plait_thread_start(&svc, service_thread, (void *)(intptr_t)listener, NULL);
+    int r = example_service_start(&svc, answer);
     if (r < 0)
         return PLAIT_FAIL(r);
-    printf("  a service on 127.0.0.1:%d answers each request after %d ms (poller: %s)\n", port,
+    printf("  a service on 127.0.0.1:%d answers each request after %d ms (poller: %s)\n", svc.port,
            (int)(SERVICE_DELAY / PLAIT_MS), plait_io_backend());
     int rc = run_coroutines();
     int rt = run_threads();
     int rp = run_processes();
-    plait_close(listener); /* the service's accept ends; its connections are gone */
-    plait_join(svc, NULL, PLAIT_FOREVER);
+    example_service_stop(&svc);
     r = rc ? rc : rt ? rt : rp;
     return r == 0 ? NULL : PLAIT_FAIL(r);
 }

@@ -27,6 +27,16 @@ int plait_fd_set_nonblock(int fd, int on)
     return 0;
 }
 
+int plait__wait_to_retry(int fd, int events, int64_t deadline)
+{
+    if (errno == EINTR)
+        return 0;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+        return -errno;
+    int r = plait_wait_fd(fd, events, deadline);
+    return r < 0 ? r : 0;
+}
+
 /* One read or write, waiting for the descriptor whenever it would block.  A read
  * that follows one which took less than it asked (in a coroutine whose scheduler
  * watches fd) waits for the descriptor first: a request-response peer has most
@@ -53,18 +63,15 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
             plait__fd_set_drained(fd, (size_t)n < len);
         if (n >= 0)
             return n;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        if (!writing) { /* nothing there: from now on, wait (or have the kernel read) first */
+        if (!writing && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* nothing there: from now on, wait (or have the kernel read) first */
             drained = true;
             plait__fd_set_drained(fd, true);
             if (plait__deadline_passed(deadline))
                 return -ETIMEDOUT;
             continue;
         }
-        int r = plait_wait_fd(fd, PLAIT_WRITABLE, deadline);
+        int r = plait__wait_to_retry(fd, writing ? PLAIT_WRITABLE : PLAIT_READABLE, deadline);
         if (r < 0)
             return r;
     }

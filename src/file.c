@@ -63,14 +63,9 @@ static ssize_t op_run(file_op *op)
 {
     if (!plait__sched_current())
         return op_do(op);
-    int r = plait__check_cancel();
-    if (r < 0)
-        return r;
-    plait_pool *pool = plait_pool_default();
-    if (!pool)
-        return -ENOMEM;
     plait_task task;
-    if ((r = plait_pool_submit(pool, &task, op_task, op)) < 0)
+    int r = plait__submit_default(&task, op_task, op);
+    if (r < 0)
         return r;
     plait__join_uncancellable(task, NULL);
     return op->result;

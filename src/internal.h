@@ -371,6 +371,10 @@ void plait__poll_after_fork(void);
  * less than it asked (so the next is likely to find nothing and should wait first),
  * and setting it after a read.  False / nothing outside coroutines. */
 bool plait__fd_drained(int fd);
+/* After a non-blocking system call on fd failed (errno set): 0 to try it again (it was
+ * interrupted, or fd is now ready for events), else the -errno to return (the call's
+ * own error, or the wait's: -ETIMEDOUT, -ECANCELED, ...).  fdio.c. */
+int plait__wait_to_retry(int fd, int events, int64_t deadline);
 /* From a coroutine whose poller's backend can read (io_uring): read fd into buf in
  * the kernel once it has data, waiting until the deadline; the bytes, 0 at end of
  * file, or -errno.  -ENOSYS when the caller should read(2) itself instead (not a
@@ -468,6 +472,9 @@ void plait__future_cancel(plait__future *f);
 /* plait_join() that the caller's own cancellation does not interrupt (for calls that
  * must not return while the task may still use their memory). */
 int plait__join_uncancellable(plait_task task, void **result);
+/* Submit fn(arg) to the default pool for the calling coroutine or thread: -ECANCELED
+ * if the caller is cancelled already, -ENOMEM without a pool (pool_map.c). */
+int plait__submit_default(plait_task *task, plait_fn fn, void *arg);
 /* The future named by a handle when it is current (not stale), else NULL. */
 plait__future *plait__future_of(plait_task task);
 void plait__future_flush_cache(void);

@@ -131,18 +131,22 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
     return first == UINT64_MAX ? 0 : -(int)(first & ((1u << CODE_BITS) - 1));
 }
 
-int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline)
+int plait__submit_default(plait_task *task, plait_fn fn, void *arg)
 {
-    if (!fn)
-        return -EINVAL;
     int r = plait__check_cancel();
     if (r < 0)
         return r;
     plait_pool *pool = plait_pool_default();
-    if (!pool)
-        return -ENOMEM;
+    return pool ? plait_pool_submit(pool, task, fn, arg) : -ENOMEM;
+}
+
+int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline)
+{
+    if (!fn)
+        return -EINVAL;
     plait_task task;
-    if ((r = plait_pool_submit(pool, &task, fn, arg)) < 0)
+    int r = plait__submit_default(&task, fn, arg);
+    if (r < 0)
         return r;
     r = plait_join(task, result, deadline);
     if ((r == -ETIMEDOUT || r == -ECANCELED) && plait__future_of(task)) {

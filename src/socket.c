@@ -179,9 +179,8 @@ int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t 
         return 1;
     if (!host[0])
         return -EINVAL;
-    plait_pool *pool = plait_pool_default();
     lookup *l = calloc(1, sizeof *l);
-    if (!pool || !l || !(l->host = strdup(host))) {
+    if (!l || !(l->host = strdup(host))) {
         free(l);
         return -ENOMEM;
     }
@@ -190,7 +189,7 @@ int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t 
     l->hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
     atomic_init(&l->refs, 2);
     plait_task t;
-    int r = plait_pool_submit(pool, &t, lookup_run, l);
+    int r = plait__submit_default(&t, lookup_run, l);
     if (r < 0) {
         free(l->host);
         free(l);
@@ -316,11 +315,9 @@ int plait_accept(int fd, plait_addr *peer, int64_t deadline)
                 *peer = a;
             return c;
         }
-        if (errno == EINTR || errno == ECONNABORTED) /* a peer gave up meanwhile */
+        if (errno == ECONNABORTED) /* a peer gave up meanwhile */
             continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        int r = plait_wait_fd(fd, PLAIT_READABLE, deadline);
+        int r = plait__wait_to_retry(fd, PLAIT_READABLE, deadline);
         if (r < 0)
             return r;
     }
@@ -439,11 +436,7 @@ ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
                            to ? to->len : 0);
         if (n >= 0)
             return n;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        int r = plait_wait_fd(fd, PLAIT_WRITABLE, deadline);
+        int r = plait__wait_to_retry(fd, PLAIT_WRITABLE, deadline);
         if (r < 0)
             return r;
     }
@@ -463,11 +456,7 @@ ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t 
                 *from = a;
             return n;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        int r = plait_wait_fd(fd, PLAIT_READABLE, deadline);
+        int r = plait__wait_to_retry(fd, PLAIT_READABLE, deadline);
         if (r < 0)
             return r;
     }

@@ -10,21 +10,12 @@ server="${1:?usage: http_clients.sh SERVER}"
 for tool in curl wrk timeout; do
     command -v "$tool" >/dev/null || { echo "http_clients: $tool is missing (scripts/test.sh installs it)"; exit 1; }
 done
-tmp=$(mktemp -d)
-trap 'kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 failures=0
 fail() { echo "FAIL $*"; failures=$((failures + 1)); }
 ok() { echo "ok   $*"; }
 
-timeout 120 "$server" 0 >"$tmp/out" 2>&1 &
-pid=$!
-for _ in $(seq 200); do
-    grep -q "listening on" "$tmp/out" && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-done
-port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/out")
-[ -n "$port" ] || { cat "$tmp/out"; echo "FAIL the server never listened"; exit 1; }
+. "$(dirname "$0")/start_server.sh"
+start_server "$server"
 url="http://127.0.0.1:$port/"
 hello="Hello, world!"
 
@@ -87,13 +78,10 @@ else
     fail "wrk"; cat "$tmp/wrk"
 fi
 
-kill -TERM "$pid"
-if timeout 10 tail --pid="$pid" -f /dev/null; then
-    wait "$pid"; rc=$?
-    [ $rc = 0 ] && grep -q "stopped accepting" "$tmp/out" && ok "SIGTERM: a graceful stop, status 0" \
-        || { fail "SIGTERM: status $rc"; cat "$tmp/out"; }
+if stop_server "stopped accepting"; then
+    ok "SIGTERM: a graceful stop, status 0"
 else
-    fail "SIGTERM: still running after 10 s"
+    fail "SIGTERM"
 fi
 echo "http_clients: $failures failed"
 [ $failures = 0 ]

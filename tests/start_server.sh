@@ -1,0 +1,26 @@
+# tests/start_server.sh — sourced by the example tests: start_server SERVER runs
+# `SERVER 0` in the background (under timeout), waits until it prints "listening on
+# 127.0.0.1:PORT", and sets $pid, $port and $tmp (a scratch directory removed at
+# exit, with the server killed if still there).  Exits the test if it never listens.
+start_server() {
+    tmp=$(mktemp -d)
+    trap 'kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+    timeout 120 "$1" 0 >"$tmp/out" 2>&1 &
+    pid=$!
+    for _ in $(seq 200); do
+        grep -q "listening on" "$tmp/out" && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/out")
+    [ -n "$port" ] || { cat "$tmp/out"; echo "FAIL the server never listened"; exit 1; }
+}
+
+# stop_server MESSAGE: SIGTERM, then the server must exit with status 0 within 10 s
+# having printed MESSAGE; returns 0 if so.
+stop_server() {
+    kill -TERM "$pid"
+    timeout 10 tail --pid="$pid" -f /dev/null || { echo "still running 10 s after SIGTERM"; return 1; }
+    wait "$pid" || { echo "exit status $?"; cat "$tmp/out"; return 1; }
+    grep -q "$1" "$tmp/out" || { cat "$tmp/out"; return 1; }
+}
