@@ -532,7 +532,8 @@ int plait_write_all(int fd, const void *buf, size_t len, size_t *done, int64_t d
 /* Set (on != 0) or clear O_NONBLOCK.  0 or -errno. */
 int plait_fd_set_nonblock(int fd, int on);
 /* The kernel interface schedulers wait on descriptors with: "io_uring" where the
- * kernel allows it, else "epoll"; PLAIT_POLLER=epoll in the environment picks epoll.
+ * kernel allows it, else "epoll"; PLAIT_POLLER=epoll in the environment picks epoll
+ * (and a ThreadSanitizer build always does).
  * Both behave the same; io_uring saves a system call per wait. */
 const char *plait_io_backend(void);
 
