@@ -52,7 +52,7 @@ struct connection {
  * without keep-alive, or "Connection: close". */
 static bool wants_close(const char *start, const char *end)
 {
-    bool http10 = false, close = false, keep = false;
+    bool http10 = false, close_asked = false, keep = false;
     const char *eol = memchr(start, '\n', (size_t)(end - start));
     if (eol && eol - start >= 9 && memcmp(eol - 9, "HTTP/1.0", 8) == 0)
         http10 = true;
@@ -62,14 +62,14 @@ static bool wants_close(const char *start, const char *end)
         if ((size_t)(next - line) > 11 && strncasecmp(line, "connection:", 11) == 0) {
             for (const char *p = line + 11; p + 5 <= next; p++) {
                 if (strncasecmp(p, "close", 5) == 0)
-                    close = true;
+                    close_asked = true;
                 if (p + 10 <= next && strncasecmp(p, "keep-alive", 10) == 0)
                     keep = true;
             }
         }
         line = next;
     }
-    return close || (http10 && !keep);
+    return close_asked || (http10 && !keep);
 }
 
 /* Closing while the client may still be sending (pipelined requests after one that

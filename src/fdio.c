@@ -39,8 +39,10 @@ int plait__wait_to_retry(int fd, int events, int64_t deadline)
 
 /* One read or write, waiting for the descriptor whenever it would block.  A read
  * that follows one which took less than it asked (in a coroutine whose scheduler
- * watches fd) waits for the descriptor first: a request-response peer has most
- * likely nothing more to say yet, and the read that would say EAGAIN is saved. */
+ * watches fd) does not try read(2) first: a request-response peer has most likely
+ * nothing more to say yet.  On io_uring the kernel makes that read when data comes;
+ * on epoll the coroutine waits, then reads.  Either way the read that would say
+ * EAGAIN is saved. */
 static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool writing)
 {
     if (!buf && len)

@@ -365,12 +365,14 @@ bool plait__poller_busy(const plait__sched *s);
  * or a post to the inbox; wake the coroutines whose descriptors are ready. */
 void plait__poller_poll(plait__sched *s, int64_t deadline);
 void plait__poller_free(plait__sched *s);
-/* In a forked child: drop the calling thread's wake-up eventfd, shared with the parent. */
+/* In a forked child: drop the calling thread's wake-up eventfd, shared with the parent,
+ * and give the poller of the scheduler this thread runs new kernel objects. */
 void plait__poll_after_fork(void);
 /* The read hint of fd in the calling coroutine's scheduler: whether its last read took
  * less than it asked (so the next is likely to find nothing and should wait first),
  * and setting it after a read.  False / nothing outside coroutines. */
 bool plait__fd_drained(int fd);
+void plait__fd_set_drained(int fd, bool drained);
 /* After a non-blocking system call on fd failed (errno set): 0 to try it again (it was
  * interrupted, or fd is now ready for events), else the -errno to return (the call's
  * own error, or the wait's: -ETIMEDOUT, -ECANCELED, ...).  fdio.c. */
@@ -380,7 +382,6 @@ int plait__wait_to_retry(int fd, int events, int64_t deadline);
  * file, or -errno.  -ENOSYS when the caller should read(2) itself instead (not a
  * coroutine, a backend that cannot, a deadline already past). */
 ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline);
-void plait__fd_set_drained(int fd, bool drained);
 
 /* ---- stacks (stack.c) ---- */
 int plait__stack_check_size(size_t size);
