@@ -11,8 +11,9 @@
  *   fib25.cut2   fib(25), one task per call (n < 2 is the leaf): 242,785 tasks
  *                that do nothing but fork and join — the per-task overhead.
  *
- * Each runs on a pool of 1 worker and of 2 workers (plait_pool_create .threads),
- * two ways:
+ * Each runs on a pool of 1 worker and of 2 workers (plait_pool_create .threads; a
+ * second argument, `bench_forkjoin REPS MAX`, goes on doubling up to MAX workers, to
+ * see the scaling on a bigger machine), two ways:
  *
  *   plaitN               the timing loop is itself a task of the pool: it submits
  *                        the root and joins it (a helping join, so its worker runs
@@ -26,7 +27,7 @@
  *
  * The figure is the mean wall time of one fib over `reps` computations (after one
  * untimed warm-up), its tasks/s (tasks = calls that were tasks, the root included),
- * and the 2-worker speed-up (of plaitN).  The result is checked against the serial
+ * and the N-worker speed-up over one worker (of plaitN).  The result is checked against the serial
  * fib every time.
  *
  * Fair: the peers (peer_forkjoin_omp.c, peer_forkjoin_tbb.cpp, peer_forkjoin.go)
@@ -143,7 +144,7 @@ static double measure(long n, long cut, unsigned threads, long long reps, long e
     return (double)t.ns / (double)reps / 1e6;
 }
 
-static void workload(long n, long cut, long long reps)
+static void workload(long n, long cut, long long reps, unsigned max_threads)
 {
     char name[64];
     snprintf(name, sizeof name, "forkjoin.fib%ld.cut%ld", n, cut);
@@ -158,22 +159,35 @@ static void workload(long n, long cut, long long reps)
     printf("# %s: fib(%ld), calls with n < %ld computed serially, %.0f tasks per fib\n",
            name, n, cut, tasks);
     printf("%s serial ms %.3f\n", name, serial_ms);
-    double ms[3];
-    for (unsigned threads = 1; threads <= 2; threads++) {
-        ms[threads] = measure(n, cut, threads, reps, expect, 1);
-        printf("%s plait%u ms %.3f\n", name, threads, ms[threads]);
-        printf("%s plait%u tasks_per_s %.0f\n", name, threads, tasks / ms[threads] * 1e3);
+    double one = 0;
+    for (unsigned threads = 1; threads <= max_threads; threads *= 2) {
+        double ms = measure(n, cut, threads, reps, expect, 1);
+        one = threads == 1 ? ms : one;
+        printf("%s plait%u ms %.3f\n", name, threads, ms);
+        printf("%s plait%u tasks_per_s %.0f\n", name, threads, tasks / ms * 1e3);
         printf("%s plait%u-from-outside ms %.3f\n", name, threads,
                measure(n, cut, threads, reps, expect, 0));
+        if (threads > 1)
+            printf("%s plait speedup_%uv1 %.2f\n", name, threads, one / ms);
     }
-    printf("%s plait speedup_2v1 %.2f\n", name, ms[1] / ms[2]);
     fflush(stdout);
 }
 
 int main(int argc, char **argv)
 {
-    long long reps = bench_count(argc, argv, 10, "reps");
-    workload(30, 20, 10 * reps);
-    workload(25, 2, reps);
+    long long reps = bench_count(argc, argv, 10, "reps [max-threads]");
+    /* 1, 2, 4, ... workers up to argv[2] (2 by default: the peers' 1 and 2) */
+    unsigned max_threads = 2;
+    if (argc > 2) {
+        char *end;
+        long m = strtol(argv[2], &end, 10);
+        if (*end != '\0' || m < 1 || m > PLAIT_POOL_THREADS_MAX) {
+            fprintf(stderr, "usage: %s [reps [max-threads]]\n", argv[0]);
+            return 2;
+        }
+        max_threads = (unsigned)m;
+    }
+    workload(30, 20, 10 * reps, max_threads);
+    workload(25, 2, reps, max_threads);
     return 0;
 }
