@@ -17,7 +17,9 @@
  * Prints: wakeup.samecpu futex us_per_rt <us>
  *         wakeup.twocpu futex us_per_rt <us>
  */
+#ifndef _GNU_SOURCE /* CMake defines it for every file */
 #define _GNU_SOURCE
+#endif
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>

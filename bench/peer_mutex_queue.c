@@ -18,7 +18,9 @@
  *         pool.noop mutexq tasks_per_s_cold <rate of the first round>
  *         pool.noop mutexq ns_per_submit <ns>
  */
+#ifndef _GNU_SOURCE /* CMake defines it for every file */
 #define _GNU_SOURCE
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>

@@ -9,7 +9,9 @@
  * Prints: queue.small pipe msgs_per_s <n>       queue.large pipe mb_per_s <n>
  *         queue.small pipe1m msgs_per_s <n>     queue.large pipe1m mb_per_s <n>
  */
+#ifndef _GNU_SOURCE /* CMake defines it for every file */
 #define _GNU_SOURCE
+#endif
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>

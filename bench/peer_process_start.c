@@ -7,7 +7,9 @@
  * Prints: process.start_join fork us_per_proc <us>
  *         process.start_join posix_spawn us_per_proc <us>
  */
+#ifndef _GNU_SOURCE /* CMake defines it for every file */
 #define _GNU_SOURCE
+#endif
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>

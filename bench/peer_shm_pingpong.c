@@ -9,7 +9,9 @@
  * Prints: procpool.roundtrip.free shmfutex us_per_rt <us>
  *         procpool.roundtrip.samecpu shmfutex us_per_rt <us>
  */
+#ifndef _GNU_SOURCE /* CMake defines it for every file */
 #define _GNU_SOURCE
+#endif
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdatomic.h>

@@ -8,7 +8,9 @@
  * Usage: peer_ucontext_switch [round_trips]   (default 1,000,000)
  * Prints: switch ucontext ns_per_op <ns per swapcontext>
  */
+#ifndef _GNU_SOURCE /* CMake defines it for every file */
 #define _GNU_SOURCE
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>

@@ -19,6 +19,10 @@
 # summary to build-bench/summary.txt.  Within a run, each plait benchmark runs just
 # before its peers, so the ratios compare figures taken moments apart: on a shared
 # machine, quote the ratios and medians, not a single absolute time.
+#
+# `plait bench` runs the same plait benchmarks and the peers in C (the CMake targets
+# built here too) from a build tree or an install, without the peers on Go, Python,
+# Boost, oneTBB and OpenMP.
 set -euo pipefail
 
 runs=5
@@ -70,6 +74,10 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
     || { tail -n 30 "$log"; echo "run.sh: cmake configure failed" >&2; exit 1; }
 benches="bench_context bench_switch bench_spawn bench_memory bench_chan"
 benches="$benches bench_forkjoin bench_pool bench_wakeup bench_process bench_queue"
+# The peers in C that need only libc and pthreads are CMake targets too (`plait bench`
+# runs them): built here with the benchmarks, the same flags, warnings as errors.
+benches="$benches peer_ucontext_switch peer_mutex_queue peer_futex_pingpong"
+benches="$benches peer_process_start peer_shm_pingpong peer_pipe"
 bindir="$build/bench"
 # shellcheck disable=SC2086
 cmake --build "$build" -j "$(nproc)" --target $benches >>"$log" 2>&1 \
@@ -78,18 +86,13 @@ cmake --build "$build" -j "$(nproc)" --target $benches >>"$log" 2>&1 \
 # ---- 3. the peers ------------------------------------------------------------------
 peers="$build/peers"
 mkdir -p "$peers"
-echo "== building the peers into $peers"
+echo "== building the peers on other toolchains into $peers"
 g++ -O2 -Wall -Wextra -Werror -o "$peers/peer_boost_switch" \
     "$root/bench/peer_boost_switch.cpp" -lboost_context
-gcc -std=c17 -O2 -Wall -Wextra -Werror -o "$peers/peer_ucontext_switch" \
-    "$root/bench/peer_ucontext_switch.c"
 gcc -std=c17 -O2 -Wall -Wextra -Werror -fopenmp -o "$peers/peer_forkjoin_omp" \
     "$root/bench/peer_forkjoin_omp.c"
 g++ -O2 -Wall -Wextra -Werror -o "$peers/peer_forkjoin_tbb" \
     "$root/bench/peer_forkjoin_tbb.cpp" -ltbb
-for p in peer_mutex_queue peer_futex_pingpong peer_process_start peer_shm_pingpong peer_pipe; do
-    gcc -std=c17 -O2 -Wall -Wextra -Werror -pthread -o "$peers/$p" "$root/bench/$p.c"
-done
 for p in peer_spawn peer_chan peer_memory peer_forkjoin; do
     (cd "$root/bench" &&
      GO111MODULE=off GOFLAGS='' GOPROXY=off GOTOOLCHAIN=local \
@@ -143,7 +146,7 @@ for r in $(seq 1 "$runs"); do
     one "$r" "$bindir/bench_context" "$((2 * n_boost))"
     one "$r" "$bindir/bench_switch" "$n_switch"
     one "$r" "$peers/peer_boost_switch" "$n_boost"
-    one "$r" "$peers/peer_ucontext_switch" "$n_ucontext"
+    one "$r" "$bindir/peer_ucontext_switch" "$n_ucontext"
     one "$r" "$bindir/bench_spawn" "$n_spawn"
     one "$r" "$peers/peer_spawn" "$n_spawn"
     one "$r" "$python" "$root/bench/peer_asyncio_spawn.py" "$n_asyncio"
@@ -160,16 +163,16 @@ for r in $(seq 1 "$runs"); do
     one "$r" "$peers/peer_forkjoin_tbb" "$n_forkjoin"
     one "$r" "$peers/peer_forkjoin" "$n_forkjoin"
     one "$r" "$bindir/bench_pool" "$n_pool"
-    one "$r" "$peers/peer_mutex_queue" "$n_pool"
+    one "$r" "$bindir/peer_mutex_queue" "$n_pool"
     one "$r" "$python" "$root/bench/peer_threadpool.py" "$n_threadpool"
     one "$r" "$bindir/bench_wakeup" "$n_wakeup"
-    one "$r" "$peers/peer_futex_pingpong" "$n_wakeup"
+    one "$r" "$bindir/peer_futex_pingpong" "$n_wakeup"
     one "$r" "$bindir/bench_process" "$n_process"
-    one "$r" "$peers/peer_process_start" "$n_process"
-    one "$r" "$peers/peer_shm_pingpong" "$n_process"
+    one "$r" "$bindir/peer_process_start" "$n_process"
+    one "$r" "$bindir/peer_shm_pingpong" "$n_process"
     one "$r" "$python" "$root/bench/peer_mp.py" "$n_process"
     one "$r" "$bindir/bench_queue" "$n_process"
-    one "$r" "$peers/peer_pipe" "$n_process"
+    one "$r" "$bindir/peer_pipe" "$n_process"
 done
 elapsed=$(( $(date +%s) - start ))
 

@@ -45,3 +45,14 @@ cc -o "$work/consumer-pc" "$work/main.c" $(pkg-config --cflags --libs --static p
 "$work/consumer-pc"
 echo "pkg-config plait: ok"
 "$prefix/bin/plait" version
+
+# `plait bench` runs the benchmark programs installed in PREFIX/libexec/plait: one short one.
+if ! env -u PLAIT_BENCH_DIR "$prefix/bin/plait" bench --quick spawn \
+       >"$work/bench.out" 2>"$work/bench.err" ||
+   ! grep -Eq '^spawn +plait +ns_per_task +[0-9]' "$work/bench.out" ||
+   ! grep -q "from $prefix/" "$work/bench.err"; then
+  cat "$work/bench.out" "$work/bench.err" >&2
+  echo "plait bench from the install: failed" >&2
+  exit 1
+fi
+echo "plait bench (installed): ok"

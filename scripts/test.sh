@@ -3,8 +3,9 @@
 #   bash scripts/test.sh          plain build (warnings are errors)
 #   bash scripts/test.sh asan     AddressSanitizer + UndefinedBehaviorSanitizer
 #   bash scripts/test.sh tsan     ThreadSanitizer (coroutine switches annotated as fibers)
-# Installs what it needs when missing: a C compiler, CMake, and the real HTTP clients
-# the I/O examples are tested against (curl, wrk).
+# Installs what it needs when missing: a C compiler, CMake, the real HTTP clients the
+# I/O examples are tested against (curl, wrk), and for `plait compare`'s report test
+# headless Chromium and python3-jsonschema.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-plain}
@@ -14,6 +15,9 @@ command -v cc >/dev/null || need+=(gcc)
 command -v cmake >/dev/null || need+=(cmake)
 command -v curl >/dev/null || need+=(curl)
 command -v wrk >/dev/null || need+=(wrk)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)
+# Debian's interpreter, into which apt installs jsonschema (the report's test runs it)
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import jsonschema' 2>/dev/null || need+=(python3-jsonschema)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" make
 fi

@@ -1,26 +1,49 @@
 /*
  * plait — the command-line tool.
  *
+ *   plait compare  coroutines, threads and processes measured on this machine (compare.c)
  *   plait tour     the classic examples, each with its interleaving and total time
+ *   plait bench    plait's microbenchmarks, with the C peers that need no toolchain (bench.c)
  *   plait version  the library version
  *
- * Exit codes: 0 success, 1 an example failed, 2 a usage error.
+ * Exit codes (tool.h): 0 success, 1 a measurement or example failed, 2 a usage error,
+ * 3 a report could not be written, 130 interrupted.
  */
 #include "../examples/example.h"
+#include "tool.h"
 
 #include <string.h>
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: plait <command>\n"
+            "usage: plait <command> [options]\n"
             "\n"
             "commands:\n"
+            "  compare   measure coroutines, threads and processes on this machine and say\n"
+            "            what suits which work (--quick, --json, --html FILE)\n"
             "  tour      run the classic concurrency examples and time them\n"
+            "  bench     run plait's microbenchmarks with their C peers (--quick, --runs N)\n"
             "  version   print the version\n"
-            "  help      this text\n"
+            "  help      this text; `plait help COMMAND` or `plait COMMAND --help` for one\n"
             "\n"
-            "exit status: 0 success, 1 an example failed, 2 usage error\n");
+            "exit status: 0 success, 1 a measurement or example failed, 2 usage error,\n"
+            "3 a report could not be written, 130 interrupted\n");
+}
+
+static void tour_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: plait tour\n"
+            "\n"
+            "Run the classic examples of every strand in one guided run: coroutines (sleepers,\n"
+            "a channel's producer and consumers), threads (sleepers, a shared counter with and\n"
+            "without a lock, CPU-bound speed-up), processes (sleepers, CPU-bound work, a crash\n"
+            "that fails one task only, what fork shares) and I/O (one job as coroutines,\n"
+            "threads and processes; a fan-out to thousands of connections).  Each prints its\n"
+            "interleaving and its total time.\n"
+            "\n"
+            "exit status: 0 every example worked, 1 an example failed, 2 usage error\n");
 }
 
 typedef struct tour_stop {
@@ -78,26 +101,83 @@ static int tour(void)
     }
     printf("\ntour: %zu examples, %d failed, %.3f s in total\n", sizeof stops / sizeof stops[0],
            failed, (double)(plait_now() - start) / PLAIT_SEC);
-    return failed ? 1 : 0;
+    return failed ? TOOL_FAILED : TOOL_OK;
 }
+
+#if defined(__SANITIZE_THREAD__)
+/* The tool forks children from a threaded program, and some of them start threads (the
+ * crash drill's, a process pool's workers); ThreadSanitizer's runtime would make those
+ * children die at once ("starting new threads after multi-threaded fork").  plait's own
+ * fork handlers keep such children sound, as the test suite checks (tests/check.h). */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+    return "die_after_fork=0";
+}
+#endif
+
+/* `plait help NAME` is `plait NAME --help`: each command prints its own help. */
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} command;
+
+static int run_tour(int argc, char **argv)
+{
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        tour_usage(stdout);
+        return TOOL_OK;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "plait tour: unknown option '%s'\n", argv[1]);
+        tour_usage(stderr);
+        return TOOL_USAGE;
+    }
+    return tour();
+}
+
+static int run_version(int argc, char **argv)
+{
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: plait version\n\nPrint the version of plait.\n");
+        return TOOL_OK;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "plait version: unknown option '%s'\n", argv[1]);
+        return TOOL_USAGE;
+    }
+    printf("plait %d.%d.%d\n", PLAIT_VERSION_MAJOR, PLAIT_VERSION_MINOR, PLAIT_VERSION_PATCH);
+    return TOOL_OK;
+}
+
+static const command commands[] = {
+    {"compare", tool_compare},
+    {"tour", run_tour},
+    {"bench", tool_bench},
+    {"version", run_version},
+};
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
-        return 2;
+        return TOOL_USAGE;
     }
-    if (!strcmp(argv[1], "tour") && argc == 2)
-        return tour();
-    if (!strcmp(argv[1], "version") && argc == 2) {
-        printf("plait %d.%d.%d\n", PLAIT_VERSION_MAJOR, PLAIT_VERSION_MINOR, PLAIT_VERSION_PATCH);
-        return 0;
+    int help = !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h");
+    if (help && argc > 3) {
+        fprintf(stderr, "plait help: one command at a time\n");
+        return TOOL_USAGE;
     }
-    if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    if (help && argc == 2) {
         usage(stdout);
-        return 0;
+        return TOOL_OK;
     }
-    fprintf(stderr, "plait: unknown command or option '%s'\n", argv[1]);
+    const char *name = help ? argv[2] : argv[1];
+    char *help_argv[] = {argv[help ? 2 : 1], "--help", NULL};
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(name, commands[i].name))
+            return help ? commands[i].run(2, help_argv) : commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "plait: unknown command '%s'\n", name);
     usage(stderr);
-    return 2;
+    return TOOL_USAGE;
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Run `plait compare --json` several times and print the median of every figure.
+
+    python3 bench/compare_median.py PLAIT [--runs N] [--quick]
+
+One run of `plait compare` takes each figure as the median of a few batches; on a
+shared machine the figures still move from run to run, so docs/BENCHMARKS.md quotes
+the medians over several runs that this prints, with their range, and the median
+length of a run (for --quick: the "under 10 s" of issue 6).
+"""
+import argparse
+import collections
+import json
+import statistics
+import subprocess
+import sys
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("plait")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    if args.runs < 1:
+        ap.error("--runs wants a positive number")
+    runs = []
+    for i in range(args.runs):
+        cmd = [args.plait, "compare", "--json", "--quiet"] + (["--quick"] if args.quick else [])
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900)
+        runs.append(json.loads(out.stdout))
+        print("run %d of %d: %.1f s" % (i + 1, args.runs, runs[-1]["elapsed_s"]), file=sys.stderr)
+    first = runs[0]
+    m = first["machine"]
+    print("machine: %d CPUs, %s, Linux %s, poller %s; %d %s runs, each %.1f s (median; %.1f-%.1f)"
+          % (m["cpus"], m["cpu_model"], m["kernel"], m["io_backend"], args.runs,
+             "quick" if args.quick else "full",
+             statistics.median(r["elapsed_s"] for r in runs),
+             min(r["elapsed_s"] for r in runs), max(r["elapsed_s"] for r in runs)))
+    models = [x["id"] for x in first["models"]]
+    print("%-28s %-6s " % ("figure", "unit") + " ".join("%-24s" % x for x in models))
+    for k, metric in enumerate(first["metrics"]):
+        cells = []
+        series = [(model, lambda r, model=model: r["metrics"][k]["values"][model]) for model in models]
+        series += [(e["label"], lambda r, j=j: r["metrics"][k]["extra"][j]["value"])
+                   for j, e in enumerate(metric["extra"])]
+        for label, get in series:
+            vals = [get(r) for r in runs if get(r) is not None]
+            cells.append("%.4g (%.3g-%.3g)" % (statistics.median(vals), min(vals), max(vals))
+                         if vals else "not measured")
+        print("%-28s %-6s " % (metric["id"], metric["unit"]) + " ".join("%-24s" % c for c in cells[:3]))
+        for (label, _), cell in zip(series[3:], cells[3:]):
+            print("%-28s %-6s %s: %s" % ("", "", label, cell))
+    for k, fact in enumerate(first["facts"]):
+        cells = []
+        for model in models:
+            answer, times = collections.Counter(r["facts"][k]["values"][model] for r in runs).most_common(1)[0]
+            cells.append(answer if times == len(runs) else "%s (%d of %d)" % (answer, times, len(runs)))
+        print("%-28s        " % fact["id"] + " ".join("%-24s" % c for c in cells))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# test_bench_cli.sh PLAIT [SANITIZE] — `plait bench` as a user meets it: its help, its
+# usage errors (exit 2), --list, a quick run of two short benchmarks and one with a peer
+# (medians and a ratio), the programs missing (exit 1, naming where it looked), programs
+# that fail (exit 1, the others still reported), and Ctrl-C (exit 130, the running
+# benchmark stopped — also one that ignores SIGTERM — and nothing of it left behind).
+# The benchmark programs are the ones beside the tool in the build tree (bench/).
+# SANITIZE is the build's PLAIT_SANITIZE: under ThreadSanitizer bench_spawn's quick
+# count takes over a minute (a TSan fiber per coroutine), so the quick run leaves it out.
+# Every wait is bounded.
+set -euo pipefail
+tool=${1:?usage: test_bench_cli.sh PATH_TO_PLAIT [SANITIZE]}
+sanitize=${2:-}
+tool="$(cd "$(dirname "$tool")" && pwd)/$(basename "$tool")"
+benchdir="$(dirname "$tool")/bench"
+tmp=$(mktemp -d)
+sids=()
+cleanup() {
+    for s in "${sids[@]}"; do pkill -KILL -s "$s" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    for f in out err; do
+        [ -s "$tmp/$f" ] && { echo "--- $f:" >&2; cat "$tmp/$f" >&2; }
+    done
+    exit 1
+}
+# run ARGS...: plait ARGS (2 minutes at most), its status in $rc, stdout and stderr in
+# $tmp/out and $tmp/err
+run() {
+    rc=0
+    timeout 120 "$tool" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+}
+expect_rc() { [ "$rc" = "$1" ] || fail "plait $2: exit $rc, expected $1"; }
+out_has() { grep -Eq -- "$1" "$tmp/out" || fail "plait $2: no '$1' on stdout"; }
+err_has() { grep -Eq -- "$1" "$tmp/err" || fail "plait $2: no '$1' on stderr"; }
+# wait_for SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds; false after
+wait_for() {
+    local end=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ "$SECONDS" -lt "$end" ] || return 1
+        sleep 0.1
+    done
+}
+
+# ---- help, usage errors, --list -------------------------------------------------------
+run bench --help
+expect_rc 0 "bench --help"
+for word in --runs --quick --list PLAIT_BENCH_DIR run.sh "exit status" 130; do
+    out_has "$word" "bench --help"
+done
+run bench -h
+expect_rc 0 "bench -h"
+
+for args in "--bogus" "--runs 0" "--runs x" "--runs 100" "--runs" "nosuchbench" \
+            "spawn nosuchbench"; do
+    # shellcheck disable=SC2086
+    run bench $args
+    expect_rc 2 "bench $args"
+    [ -s "$tmp/err" ] || fail "plait bench $args: no message on stderr"
+    [ ! -s "$tmp/out" ] || fail "plait bench $args: something on stdout"
+done
+run bench --bogus
+err_has "--bogus" "bench --bogus"
+run bench nosuchbench
+err_has "nosuchbench" "bench nosuchbench"
+
+run bench --list
+expect_rc 0 "bench --list"
+for name in context switch spawn chan memory forkjoin pool wakeup process queue; do
+    out_has "^$name " "bench --list"
+done
+
+# ---- a quick run: benchmarks whose peers are not here (spawn, chan), one with (pool) --
+names=(spawn chan pool)
+[[ "$sanitize" == *thread* ]] && names=(chan pool)
+run bench --quick "${names[@]}"
+what="bench --quick ${names[*]}"
+expect_rc 0 "$what"
+out_has "^machine: [0-9]+ CPUs?, .*, Linux " "$what"
+if [ "${names[0]}" = spawn ]; then
+    out_has "^spawn +plait +ns_per_task +[0-9][0-9.]* " "$what"
+    err_has "run 1 of 1: bench_spawn 100000" "$what"
+fi
+out_has "^chan +plait +ns_per_msg +[0-9][0-9.]* " "$what"
+# the ratio plait/peer on plait's line, and the peer's own median
+out_has "^pool\.noop +plait +tasks_per_s +[0-9][0-9.]* .* [0-9][0-9.e+-]* vs mutexq" "$what"
+out_has "^pool\.noop +mutexq +tasks_per_s +[0-9]" "$what"
+! grep -q "bench_switch\|bench_memory" "$tmp/err" || fail "$what ran benchmarks not asked for"
+
+# ---- no programs where it looks ---------------------------------------------------------
+mkdir "$tmp/empty"
+rc=0
+PLAIT_BENCH_DIR="$tmp/empty" timeout 60 "$tool" bench --quick spawn \
+    >"$tmp/out" 2>"$tmp/err" || rc=$?
+expect_rc 1 "bench with PLAIT_BENCH_DIR empty"
+err_has "$tmp/empty" "bench with PLAIT_BENCH_DIR empty"
+
+# ---- programs that fail: the others still reported -------------------------------------
+# (a copy of the real bench_chan; bench_spawn exits 3; bench_switch prints no figure;
+# peer_ucontext_switch, which switch brings along, is missing)
+mkdir "$tmp/fake"
+cp "$benchdir/bench_chan" "$tmp/fake/"
+printf '#!/bin/sh\necho "bench_spawn: broken on purpose" >&2\nexit 3\n' >"$tmp/fake/bench_spawn"
+printf '#!/bin/sh\necho "no figures here"\n' >"$tmp/fake/bench_switch"
+chmod +x "$tmp/fake/bench_spawn" "$tmp/fake/bench_switch"
+rc=0
+PLAIT_BENCH_DIR="$tmp/fake" timeout 100 "$tool" bench --quick spawn chan switch \
+    >"$tmp/out" 2>"$tmp/err" || rc=$?
+what="bench with failing programs"
+expect_rc 1 "$what"
+err_has "bench_spawn.*status 3" "$what"
+err_has "bench_switch.*no figure" "$what"
+err_has "peer_ucontext_switch.*not there" "$what"
+err_has "run 1 of 1: bench_chan" "$what"
+out_has "^chan +plait +ns_per_msg +[0-9]" "$what"
+
+# ---- Ctrl-C -------------------------------------------------------------------------------
+# interrupt WHAT MARKER [ENV=VALUE...]: start `plait bench --quick` in a session of its
+# own (setsid; job control on, so that SIGINT is not ignored in the background job),
+# wait until it started a program (its progress on stderr, or the file MARKER that a
+# fake one creates), send SIGINT, then check it exits 130 within 10 s, prints no
+# results and leaves no process of its session behind.  (The three helpers read the
+# job and pid of interrupt().)
+tool_started() { pid=$(pgrep -P "$job"); }
+job_ended() { ! kill -0 "$job" 2>/dev/null; }
+session_empty() { ! pgrep -s "$pid" >/dev/null; }
+interrupt() {
+    local what=$1 marker=$2
+    shift 2
+    : >"$tmp/out"
+    : >"$tmp/err"
+    set -m
+    env "$@" setsid -w "$tool" bench --quick >"$tmp/out" 2>"$tmp/err" &
+    local job=$!
+    set +m
+    local pid=""
+    wait_for 10 tool_started || fail "$what: the tool did not start"
+    sids+=("$pid") # setsid: the tool leads a session of its own, SID = its pid
+    if [ -n "$marker" ]; then
+        wait_for 30 test -e "$marker" || fail "$what: the program did not start in 30 s"
+    else
+        wait_for 30 grep -q "run 1 of 1: " "$tmp/err" || fail "$what: no program started in 30 s"
+    fi
+    kill -INT "$pid"
+    wait_for 10 job_ended || fail "$what: still running 10 s after SIGINT"
+    rc=0
+    wait "$job" || rc=$?
+    expect_rc 130 "$what"
+    [ ! -s "$tmp/out" ] || fail "$what: printed results after SIGINT"
+    wait_for 5 session_empty ||
+        fail "$what: processes of its session left: $(pgrep -a -s "$pid")"
+}
+interrupt "bench --quick, SIGINT" ""
+
+# A benchmark that ignores SIGTERM, with a child of its own: SIGKILL 2 s later, the
+# whole process group.
+mkdir "$tmp/stuck"
+cat >"$tmp/stuck/bench_context" <<EOF
+#!/bin/sh
+trap '' TERM
+sleep 600 &
+touch "$tmp/stuck/started"
+wait
+EOF
+chmod +x "$tmp/stuck/bench_context"
+interrupt "bench --quick with a benchmark that ignores SIGTERM" "$tmp/stuck/started" \
+    PLAIT_BENCH_DIR="$tmp/stuck"
+
+echo "test_bench_cli: ok"

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# `plait compare` as a script sees it: help, usage errors, an unwritable report path,
+# a quick run whose JSON holds every figure, a machine with one CPU (taskset), and
+# Ctrl-C / SIGTERM in the middle of a run (exit 130, no report, no child left behind).
+#   bash tests/test_compare_cli.sh PLAIT_BINARY
+# Every wait is bounded; a failure says what differed and exits 1.
+set -uo pipefail
+plait=${1:?usage: test_compare_cli.sh PLAIT_BINARY}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+ok() { echo "ok: $*"; }
+
+# expect_exit CODE DESCRIPTION COMMAND...: the command's exit status is CODE
+expect_exit() {
+    local want=$1 what=$2; shift 2
+    timeout 300 "$@" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    if [ "$got" = "$want" ]; then ok "$what (exit $got)"; else
+        fail "$what: exit $got, expected $want"; sed 's/^/  stderr: /' "$tmp/err" | tail -5 >&2; fi
+}
+
+# ---- help and usage errors --------------------------------------------------------------
+expect_exit 0 "compare --help" "$plait" compare --help
+grep -q -- "--quick" "$tmp/out" && grep -q -- "--json" "$tmp/out" && grep -q -- "--html FILE" "$tmp/out" &&
+    grep -q "exit status" "$tmp/out" || fail "compare --help does not describe the options and exit codes"
+cp "$tmp/out" "$tmp/help1"
+expect_exit 0 "help compare" "$plait" help compare
+cmp -s "$tmp/out" "$tmp/help1" || fail "'plait help compare' differs from 'plait compare --help'"
+expect_exit 2 "unknown option" "$plait" compare --frobnicate
+grep -q "unknown option '--frobnicate'" "$tmp/err" || fail "no message naming the unknown option"
+expect_exit 2 "--html without a file" "$plait" compare --html
+grep -q -- "--html needs a file name" "$tmp/err" || fail "no message for --html without a file"
+expect_exit 2 "help for an unknown command" "$plait" help frobnicate
+expect_exit 2 "help with two commands" "$plait" help compare tour
+
+# ---- an unwritable report path is refused before anything is measured --------------------
+: >"$tmp/a-file"
+for path in "$tmp/a-file/report.html" "$tmp/no-such-dir/report.html"; do
+    expect_exit 3 "report at $path" "$plait" compare --quick --html "$path"
+    grep -q "cannot write the report" "$tmp/err" || fail "no message for the unwritable report $path"
+    if grep -q "\[1/" "$tmp/err"; then fail "measured before refusing $path"; fi
+done
+
+# ---- a quick run: every figure measured, the report written, nothing left over -----------
+mkdir "$tmp/report"
+expect_exit 0 "compare --quick --json --html" "$plait" compare --quick --json --html "$tmp/report/r.html"
+cp "$tmp/out" "$tmp/quick.json"
+python3 - "$tmp/quick.json" <<'EOF' || fail "the JSON of a quick run"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["format"] == "plait-compare/1" and d["quick"] is True, "format or quick flag"
+assert [m["id"] for m in d["models"]] == ["coroutine", "thread", "process"], "models"
+ids = [m["id"] for m in d["metrics"]]
+for want in ["create", "handoff", "memory", "msg_small", "msg_large", "io_job", "cpu_speedup"]:
+    assert want in ids, "metric %s missing" % want
+for m in d["metrics"]:
+    for model, v in m["values"].items():
+        assert isinstance(v, (int, float)) and v > 0, "%s/%s not measured: %r" % (m["id"], model, v)
+facts = {f["id"]: f["values"] for f in d["facts"]}
+# The experiments, whose answers do not depend on the machine:
+assert facts["crash_isolated"]["process"].startswith("yes"), facts["crash_isolated"]
+assert facts["crash_isolated"]["coroutine"].startswith("no"), facts["crash_isolated"]
+assert facts["crash_isolated"]["thread"].startswith("no"), facts["crash_isolated"]
+assert facts["shared_memory"] == {"coroutine": "yes: write seen", "thread": "yes: write seen",
+                                  "process": "no: write not seen"}, facts["shared_memory"]
+works = [r["work"] for r in d["recommendations"]]
+assert len(works) >= 5, works
+for r in d["recommendations"]:
+    assert r["why"] and (r["model"] is None or r["model"] in ("coroutine", "thread", "process"))
+crash = [r for r in d["recommendations"] if r["work"].startswith("code that may crash")]
+assert crash and crash[0]["model"] == "process", crash
+print("ok: quick JSON: %d metrics, %d facts, %d recommendations" %
+      (len(d["metrics"]), len(d["facts"]), len(d["recommendations"])))
+EOF
+[ -s "$tmp/report/r.html" ] || fail "no HTML report written"
+leftover=$(find "$tmp/report" -name '*.tmp-*')
+[ -z "$leftover" ] || fail "temporary report files left: $leftover"
+
+# The text table names every model and every row, and says what suits which work.
+expect_exit 0 "compare --quick (table)" "$plait" compare --quick --quiet
+for word in coroutines threads processes "creation cost" "I/O-bound job" "CPU-bound speed-up" \
+            "crash spares the others" "What suits which work"; do
+    grep -q "$word" "$tmp/out" || fail "the table has no '$word'"
+done
+grep -q "\[1/" "$tmp/err" && fail "--quiet still shows the progress: $(head -3 "$tmp/err")"
+
+# ---- one CPU: no model may claim a CPU-bound speed-up ------------------------------------
+if command -v taskset >/dev/null; then
+    expect_exit 0 "compare --quick on one CPU" taskset -c 0 "$plait" compare --quick --json --quiet
+    python3 - "$tmp/out" <<'EOF' || fail "the one-CPU run"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["machine"]["cpus"] == 1, d["machine"]
+cpu = [r for r in d["recommendations"] if r["work"] == "CPU-bound work"]
+assert cpu and cpu[0]["model"] is None and "1 CPU" in cpu[0]["why"], cpu
+parallel = {f["id"]: f["values"] for f in d["facts"]}["parallel"]
+assert all(v.startswith("no") for v in parallel.values()), parallel
+print("ok: one CPU: no CPU-bound recommendation, nothing runs in parallel")
+EOF
+else
+    fail "taskset (util-linux) is missing: the one-CPU case cannot run"
+fi
+
+# ---- interrupted: exit 130, no report, no process of the run left ------------------------
+# interrupt SIGNAL STEP: start a run in a session of its own, wait (bounded) until its
+# progress names STEP, send SIGNAL to the whole session (as a terminal's Ctrl-C does)
+interrupt() {
+    local sig=$1 step=$2
+    rm -f "$tmp/int.html" "$tmp"/int.html.tmp-*
+    setsid "$plait" compare --quick --html "$tmp/int.html" >"$tmp/int.out" 2>"$tmp/int.err" &
+    local pid=$! waited=0
+    until grep -q "$step" "$tmp/int.err" 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null || [ "$waited" -ge 600 ]; then
+            fail "$sig: the run never reached '$step'"; kill -KILL -- -"$pid" 2>/dev/null
+            wait "$pid" 2>/dev/null; return
+        fi
+        sleep 0.05; waited=$((waited + 1))
+    done
+    kill -"$sig" -- -"$pid"
+    local rc waited=0
+    while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt 400 ]; do sleep 0.05; waited=$((waited + 1)); done
+    if kill -0 "$pid" 2>/dev/null; then
+        fail "$sig during '$step': still running 20 s later"; kill -KILL -- -"$pid"
+    fi
+    wait "$pid"; rc=$?
+    [ "$rc" = 130 ] && ok "$sig during '$step': exit 130" || fail "$sig during '$step': exit $rc, expected 130"
+    grep -q "interrupted" "$tmp/int.err" || fail "$sig: no 'interrupted' message"
+    [ -e "$tmp/int.html" ] && fail "$sig: a report was written"
+    ls "$tmp"/int.html.tmp-* >/dev/null 2>&1 && fail "$sig: a temporary report was left"
+    # plait kills a parent's children when it exits; give them a bounded moment to go
+    waited=0
+    while pgrep -s "$pid" >/dev/null && [ "$waited" -lt 100 ]; do sleep 0.05; waited=$((waited + 1)); done
+    if pgrep -s "$pid" >/dev/null; then
+        fail "$sig: processes of the run are left: $(pgrep -s "$pid" | tr '\n' ' ')"
+        pkill -KILL -s "$pid"
+    else
+        ok "$sig: no process of the run left"
+    fi
+}
+interrupt INT "coroutines: hand-off"
+interrupt INT "processes: I/O-bound job"
+interrupt TERM "threads: CPU-bound job"
+
+if [ "$failures" -gt 0 ]; then
+    echo "test_compare_cli: $failures failure(s)" >&2
+    exit 1
+fi
+echo "test_compare_cli: all passed"

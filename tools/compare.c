@@ -1,0 +1,232 @@
+/*
+ * compare.c — the `plait compare` command: options, the progress display, the outputs
+ * (the text table, --json, --html FILE) and the exit status.
+ *
+ * The report file is written to a temporary name beside FILE and renamed over it at the
+ * end, so an unwritable path is refused before anything is measured, an interrupted
+ * run leaves no half-written report, and a reader never sees a partial one.
+ */
+#include "compare.h"
+#include "tool.h"
+
+#include <plait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const compare_sizes quick_sizes = {
+    .batches = 3,
+    .coroutine_starts = 20000, .thread_starts = 200, .process_starts = 20,
+    .handoffs = 20000, .process_handoffs = 2000,
+    .coroutines_parked = 5000, .threads_parked = 100, .processes_parked = 20,
+    .small_messages = 20000, .large_messages = 500,
+    .io_units = 100, .io_requests = 2,
+    .prime_bound = 1000000,
+};
+
+/* A sanitizer makes every coroutine start a fiber of its own (ThreadSanitizer clears
+ * most of a megabyte for each) and every access a call: its figures mean nothing, and
+ * at the quick counts a run under ThreadSanitizer takes minutes.  Such a build (the
+ * test suite's) measures a tenth of the quick counts, and says so. */
+static const compare_sizes sanitizer_sizes = {
+    .batches = 3,
+    .coroutine_starts = 2000, .thread_starts = 20, .process_starts = 4,
+    .handoffs = 2000, .process_handoffs = 200,
+    .coroutines_parked = 500, .threads_parked = 10, .processes_parked = 4,
+    .small_messages = 2000, .large_messages = 50,
+    .io_units = 10, .io_requests = 2,
+    .prime_bound = 100000,
+};
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define SANITIZED true
+#else
+#define SANITIZED false
+#endif
+
+static const compare_sizes full_sizes = {
+    .batches = 5,
+    .coroutine_starts = 200000, .thread_starts = 2000, .process_starts = 100,
+    .handoffs = 200000, .process_handoffs = 20000,
+    .coroutines_parked = 100000, .threads_parked = 1000, .processes_parked = 100,
+    .small_messages = 200000, .large_messages = 5000,
+    .io_units = 500, .io_requests = 4,
+    .prime_bound = 2000000,
+};
+
+static void compare_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: plait compare [--quick] [--json] [--html FILE] [--quiet]\n"
+            "\n"
+            "Measure coroutines, threads and processes on this machine, with plait itself,\n"
+            "and print the table that concurrency courses draw by hand: creation cost,\n"
+            "hand-off cost, memory per unit, messages of 64 bytes and of 64 KiB (channel,\n"
+            "shared-memory queue, pipe), an I/O-bound job (many concurrent waits), a\n"
+            "CPU-bound job (speed-up over one thread), crash isolation and shared memory;\n"
+            "then what suits which kind of work, drawn from those numbers.\n"
+            "\n"
+            "options:\n"
+            "  --quick       smaller counts: done in under 10 s (the full run takes about a\n"
+            "                minute); figures are noisier\n"
+            "  --json        print the results as JSON (format plait-compare/1, see\n"
+            "                docs/compare.schema.json) instead of the table\n"
+            "  --html FILE   also write a self-contained HTML report with charts to FILE\n"
+            "  --quiet, -q   no progress display on standard error\n"
+            "  --help, -h    this text\n"
+            "\n"
+            "Ctrl-C (SIGINT) or SIGTERM stops the run between steps: every child process is\n"
+            "reaped, no report is written.\n"
+            "\n"
+            "exit status: 0 all measured; 1 a measurement failed (the others are still\n"
+            "reported, the failed ones as not measured); 2 usage error; 3 the report could\n"
+            "not be written; 130 interrupted\n");
+}
+
+typedef struct compare_options {
+    bool quick, json, quiet;
+    const char *html;
+} compare_options;
+
+/* 0, or TOOL_USAGE after saying why. */
+static int parse(int argc, char **argv, compare_options *opt, bool *help)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--quick"))
+            opt->quick = true;
+        else if (!strcmp(a, "--json"))
+            opt->json = true;
+        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q"))
+            opt->quiet = true;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+            *help = true;
+        else if (!strcmp(a, "--html") && i + 1 < argc && argv[i + 1][0])
+            opt->html = argv[++i];
+        else if (!strncmp(a, "--html=", 7) && a[7])
+            opt->html = a + 7;
+        else {
+            fprintf(stderr, "plait compare: %s '%s'\n",
+                    !strcmp(a, "--html") || !strcmp(a, "--html=") ? "--html needs a file name"
+                                                                  : "unknown option",
+                    a);
+            return TOOL_USAGE;
+        }
+    }
+    return 0;
+}
+
+/* The report's temporary file beside its final path; NULL after saying why. */
+static FILE *open_report(const char *path, char *tmp, size_t cap)
+{
+    int n = snprintf(tmp, cap, "%s.tmp-%d", path, (int)getpid());
+    int fd = n > 0 && (size_t)n < cap ? open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)
+                                      : (errno = ENAMETOOLONG, -1);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        fprintf(stderr, "plait compare: cannot write the report %s: %s\n", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+    }
+    return f;
+}
+
+/* Write the HTML report from the JSON and move it into place; 0 or TOOL_OUTPUT. */
+static int finish_report(FILE *f, const char *tmp, const char *path, const compare_result *res)
+{
+    char *json = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&json, &len);
+    int r = mem ? compare_print_json(mem, res) : -errno;
+    if (mem && fclose(mem) != 0 && r == 0)
+        r = -errno;
+    if (r == 0)
+        r = report_html_write(f, json);
+    if (fclose(f) != 0 && r == 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, path) != 0)
+        r = -errno;
+    free(json);
+    if (r == 0)
+        return 0;
+    unlink(tmp);
+    fprintf(stderr, "plait compare: cannot write the report %s: %s\n", path, strerror(-r));
+    return TOOL_OUTPUT;
+}
+
+static void progress(bool tty, int step, const char *what)
+{
+    if (tty)
+        fprintf(stderr, "\r\033[K[%2d/%d] %s", step + 1, compare_step_count, what);
+    else
+        fprintf(stderr, "plait compare: [%d/%d] %s\n", step + 1, compare_step_count, what);
+}
+
+int tool_compare(int argc, char **argv)
+{
+    compare_options opt = {0};
+    bool help = false;
+    int r = parse(argc, argv, &opt, &help);
+    if (r != 0 || help) {
+        compare_usage(help && r == 0 ? stdout : stderr);
+        return r;
+    }
+    char tmp[4096];
+    FILE *report = opt.html ? open_report(opt.html, tmp, sizeof tmp) : NULL;
+    if (opt.html && !report)
+        return TOOL_OUTPUT;
+
+    tool_catch_interrupts();
+    static compare_result res;
+    res.quick = opt.quick;
+    compare_describe_machine(&res);
+    const compare_sizes *sizes = opt.quick ? &quick_sizes : &full_sizes;
+    if (SANITIZED) {
+        fprintf(stderr, "plait compare: this plait is built with a sanitizer: a tenth of the "
+                        "quick counts, and figures unlike those of a release build\n");
+        sizes = &sanitizer_sizes;
+    }
+    bool tty = !opt.quiet && isatty(STDERR_FILENO);
+    int failed = 0;
+    int64_t start = plait_now();
+    for (int i = 0; i < compare_step_count && !tool_interrupted; i++) {
+        if (!opt.quiet)
+            progress(tty, i, compare_steps[i].what);
+        r = compare_steps[i].run(sizes, &res, compare_steps[i].model);
+        if (r < 0 && !tool_interrupted) {
+            fprintf(stderr, "%splait compare: %s failed: %s\n", tty ? "\r\033[K" : "",
+                    compare_steps[i].what, plait_strerror(r));
+            failed = 1;
+        }
+    }
+    if (tty)
+        fprintf(stderr, "\r\033[K");
+    if (tool_interrupted) {
+        if (report) {
+            fclose(report);
+            unlink(tmp);
+        }
+        fprintf(stderr, "plait compare: interrupted; nothing reported\n");
+        return TOOL_INTERRUPTED;
+    }
+    res.elapsed_s = (double)(plait_now() - start) / PLAIT_SEC;
+    compare_recommend(&res);
+
+    r = opt.json ? compare_print_json(stdout, &res) : compare_print_table(stdout, &res);
+    if (fflush(stdout) != 0 || r < 0) {
+        fprintf(stderr, "plait compare: cannot write the results: %s\n", strerror(errno));
+        if (report) {
+            fclose(report);
+            unlink(tmp);
+        }
+        return TOOL_OUTPUT;
+    }
+    if (report && (r = finish_report(report, tmp, opt.html, &res)) != 0)
+        return r;
+    return failed ? TOOL_FAILED : TOOL_OK;
+}

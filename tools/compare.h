@@ -1,0 +1,94 @@
+/* compare.h — `plait compare`: the comparison table of coroutines, threads and
+ * processes, measured.  compare_measure.c measures, compare_report.c turns the
+ * measurements into the text table, the JSON and the recommendations, compare.c is
+ * the command (options, progress, output files). */
+#ifndef PLAIT_COMPARE_H
+#define PLAIT_COMPARE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+enum { COROUTINE, THREAD, PROCESS, MODELS };
+
+extern const char *const compare_model_id[MODELS];   /* "coroutine", ... */
+extern const char *const compare_model_name[MODELS]; /* "coroutines", ... */
+
+/* How much work each measurement does: --quick (under 10 s in all) or the full run. */
+typedef struct compare_sizes {
+    int batches;          /* repetitions of each timed loop (<= BATCHES_MAX); the median is kept */
+    int coroutine_starts, thread_starts, process_starts;
+    int handoffs, process_handoffs;          /* round trips per batch */
+    int coroutines_parked, threads_parked, processes_parked;
+    int small_messages, large_messages;      /* per batch; 64 B and 64 KiB */
+    int io_units, io_requests;               /* the I/O-bound job */
+    unsigned prime_bound;                    /* the CPU-bound job: primes below this */
+} compare_sizes;
+
+enum { BATCHES_MAX = 9, METRIC_EXTRA_MAX = 2, METRICS_MAX = 16, FACTS_MAX = 8, RECOMMENDATIONS_MAX = 8 };
+
+/* A numeric row: one figure per model (NAN: not measured), plus extra figures in the
+ * same unit (another mechanism for the same model, such as a pipe). */
+typedef struct compare_metric {
+    const char *id, *title, *unit;
+    char how[256];
+    bool higher_is_better, log_scale;
+    double value[MODELS];
+    int extras;
+    struct {
+        const char *label;
+        double value;
+    } extra[METRIC_EXTRA_MAX];
+} compare_metric;
+
+/* A non-numeric row: a short answer per model. */
+typedef struct compare_fact {
+    const char *id, *title;
+    char how[256];
+    char value[MODELS][48];
+} compare_fact;
+
+typedef struct compare_recommendation {
+    const char *work;
+    int model;            /* COROUTINE..PROCESS, or -1: none */
+    char why[512];
+} compare_recommendation;
+
+typedef struct compare_result {
+    bool quick;
+    int cpus;
+    char cpu_model[128], kernel[128], started[32];
+    long long memory_bytes;
+    const char *io_backend;
+    double elapsed_s;
+    int metrics, facts, recommendations;
+    compare_metric metric[METRICS_MAX];
+    compare_fact fact[FACTS_MAX];
+    compare_recommendation recommendation[RECOMMENDATIONS_MAX];
+} compare_result;
+
+/* One measuring step: what the progress display names, and the function that
+ * measures it for one model (0, or a negative code: the step failed). */
+typedef struct compare_step {
+    const char *what;
+    int model;
+    int (*run)(const compare_sizes *sizes, compare_result *result, int model);
+} compare_step;
+
+/* The steps in the order they run, and their number. */
+extern const compare_step compare_steps[];
+extern const int compare_step_count;
+
+/* The row with this id, added (zeroed, values NAN) if absent. */
+compare_metric *compare_metric_row(compare_result *result, const char *id);
+compare_fact *compare_fact_row(compare_result *result, const char *id);
+
+/* Machine description and recommendations, once the steps have run. */
+void compare_describe_machine(compare_result *result);
+void compare_recommend(compare_result *result);
+
+/* Output: the table and recommendations as text; the JSON of format plait-compare/1
+ * (docs/compare.schema.json).  0 or -errno. */
+int compare_print_table(FILE *out, const compare_result *result);
+int compare_print_json(FILE *out, const compare_result *result);
+
+#endif

@@ -1,0 +1,478 @@
+/*
+ * compare_report.c — `plait compare`'s measurements turned into what a person reads:
+ * the table, the recommendations, and the JSON (format plait-compare/1, whose schema is
+ * docs/compare.schema.json; the HTML report is drawn from that JSON).
+ *
+ * The recommendations are rules over the measured numbers, not fixed text: each names
+ * the model that the figures of this run favour for a kind of work, and quotes those
+ * figures, so on another machine (one CPU, a slow fork, a kernel without io_uring) it
+ * can say something else — including that no model helps (CPU-bound work on one CPU).
+ */
+#include "compare.h"
+
+#include <plait.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+const char *const compare_model_id[MODELS] = {"coroutine", "thread", "process"};
+const char *const compare_model_name[MODELS] = {"coroutines", "threads", "processes"};
+
+compare_metric *compare_metric_row(compare_result *res, const char *id)
+{
+    for (int i = 0; i < res->metrics; i++)
+        if (!strcmp(res->metric[i].id, id))
+            return &res->metric[i];
+    compare_metric *row = &res->metric[res->metrics++];
+    memset(row, 0, sizeof *row);
+    row->id = id;
+    for (int m = 0; m < MODELS; m++)
+        row->value[m] = NAN;
+    return row;
+}
+
+compare_fact *compare_fact_row(compare_result *res, const char *id)
+{
+    for (int i = 0; i < res->facts; i++)
+        if (!strcmp(res->fact[i].id, id))
+            return &res->fact[i];
+    compare_fact *row = &res->fact[res->facts++];
+    memset(row, 0, sizeof *row);
+    row->id = id;
+    return row;
+}
+
+void compare_describe_machine(compare_result *res)
+{
+    res->cpus = plait_cpu_count();
+    res->io_backend = plait_io_backend();
+    struct utsname u;
+    snprintf(res->kernel, sizeof res->kernel, "%s", uname(&u) == 0 ? u.release : "");
+    struct sysinfo si;
+    res->memory_bytes = sysinfo(&si) == 0 ? (long long)si.totalram * si.mem_unit : 0;
+    res->cpu_model[0] = '\0';
+    char line[256];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f) && !res->cpu_model[0]) {
+        char *colon = strchr(line, ':');
+        if (colon && !strncmp(line, "model name", 10)) {
+            colon += 1 + (colon[1] == ' ');
+            colon[strcspn(colon, "\n")] = '\0';
+            snprintf(res->cpu_model, sizeof res->cpu_model, "%s", colon);
+        }
+    }
+    if (f)
+        fclose(f);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(res->started, sizeof res->started, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- numbers as a person reads them --------------------------------------------- */
+
+static const char *human(char *buf, size_t cap, double v, const char *unit)
+{
+    if (isnan(v))
+        snprintf(buf, cap, "not measured");
+    else if (!strcmp(unit, "ns"))
+        snprintf(buf, cap, v < 1e3 ? "%.0f ns" : v < 1e6 ? "%.2f us" : v < 1e9 ? "%.2f ms" : "%.2f s",
+                 v < 1e3 ? v : v < 1e6 ? v / 1e3 : v < 1e9 ? v / 1e6 : v / 1e9);
+    else if (!strcmp(unit, "bytes"))
+        snprintf(buf, cap, v < 1024 ? "%.0f B" : v < 1048576 ? "%.1f KiB" : v < 1073741824 ? "%.1f MiB" : "%.1f GiB",
+                 v < 1024 ? v : v < 1048576 ? v / 1024 : v < 1073741824 ? v / 1048576 : v / 1073741824);
+    else if (!strcmp(unit, "ms"))
+        snprintf(buf, cap, v < 1e3 ? "%.1f ms" : "%.2f s", v < 1e3 ? v : v / 1e3);
+    else if (!strcmp(unit, "x"))
+        snprintf(buf, cap, "%.2fx", v);
+    else
+        snprintf(buf, cap, "%.2f %s", v, unit);
+    return buf;
+}
+
+static const compare_metric *find_metric(const compare_result *res, const char *id)
+{
+    for (int i = 0; i < res->metrics; i++)
+        if (!strcmp(res->metric[i].id, id))
+            return &res->metric[i];
+    return NULL;
+}
+
+static const compare_fact *find_fact(const compare_result *res, const char *id)
+{
+    for (int i = 0; i < res->facts; i++)
+        if (!strcmp(res->fact[i].id, id))
+            return &res->fact[i];
+    return NULL;
+}
+
+static bool measured(const compare_metric *row)
+{
+    for (int m = 0; row && m < MODELS; m++)
+        if (isnan(row->value[m]))
+            return false;
+    return row != NULL;
+}
+
+/* The best model of a row among those in `among` (a bit mask of models). */
+static int best_of(const compare_metric *row, unsigned among)
+{
+    int best = -1;
+    for (int m = 0; m < MODELS; m++)
+        if ((among >> m & 1) &&
+            (best < 0 || (row->higher_is_better ? row->value[m] > row->value[best]
+                                                : row->value[m] < row->value[best])))
+            best = m;
+    return best;
+}
+
+/* "a as coroutines, b as threads, c as processes" for a row. */
+static const char *per_model(char *buf, size_t cap, const compare_metric *row)
+{
+    char v[MODELS][32];
+    for (int m = 0; m < MODELS; m++)
+        human(v[m], sizeof v[m], row->value[m], row->unit);
+    snprintf(buf, cap, "%s as coroutines, %s as threads, %s as processes", v[0], v[1], v[2]);
+    return buf;
+}
+
+static compare_recommendation *recommend(compare_result *res, const char *work, int model,
+                                         const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static compare_recommendation *recommend(compare_result *res, const char *work, int model,
+                                         const char *fmt, ...)
+{
+    compare_recommendation *rec = &res->recommendation[res->recommendations++];
+    rec->work = work;
+    rec->model = model;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rec->why, sizeof rec->why, fmt, ap);
+    va_end(ap);
+    return rec;
+}
+
+/* The facts that follow from the figures: who schedules, and whether it ran in parallel. */
+static void derive_facts(compare_result *res)
+{
+    compare_fact *row = compare_fact_row(res, "scheduled_by");
+    row->title = "scheduled by";
+    snprintf(row->how, sizeof row->how, "what decides which unit runs next");
+    snprintf(row->value[COROUTINE], sizeof row->value[0], "plait, in user space");
+    snprintf(row->value[THREAD], sizeof row->value[0], "the kernel");
+    snprintf(row->value[PROCESS], sizeof row->value[0], "the kernel");
+
+    const compare_metric *cpu = find_metric(res, "cpu_speedup");
+    if (!measured(cpu))
+        return;
+    row = compare_fact_row(res, "parallel");
+    row->title = "runs CPU work in parallel";
+    snprintf(row->how, sizeof row->how,
+             "from the CPU-bound speed-up: parallel when the job ran at least 1.25x faster "
+             "than on one thread");
+    for (int m = 0; m < MODELS; m++)
+        snprintf(row->value[m], sizeof row->value[m], "%s: %.2fx on %d CPU%s",
+                 cpu->value[m] >= 1.25 ? "yes" : "no", cpu->value[m], res->cpus,
+                 res->cpus == 1 ? "" : "s");
+}
+
+static void recommend_io(compare_result *res)
+{
+    const compare_metric *io = find_metric(res, "io_job"), *mem = find_metric(res, "memory");
+    if (!measured(io) || !measured(mem))
+        return;
+    /* Within a quarter of the fastest, the one that needs the least memory per unit. */
+    int fastest = best_of(io, 7);
+    unsigned close = 0;
+    for (int m = 0; m < MODELS; m++)
+        close |= (unsigned)(io->value[m] <= 1.25 * io->value[fastest]) << m;
+    int pick = best_of(mem, close);
+    char times[160], sizes[160], a[32];
+    recommend(res, "many concurrent waits (I/O-bound)", pick,
+              "The I/O-bound job took %s; memory per unit: %s. Of the models within a quarter "
+              "of the fastest (%s), %s need the least memory per unit (%s).",
+              per_model(times, sizeof times, io), per_model(sizes, sizeof sizes, mem),
+              compare_model_name[fastest], compare_model_name[pick],
+              human(a, sizeof a, mem->value[pick], "bytes"));
+}
+
+static void recommend_cpu(compare_result *res)
+{
+    const compare_metric *cpu = find_metric(res, "cpu_speedup");
+    const compare_metric *big = find_metric(res, "msg_large");
+    if (!measured(cpu))
+        return;
+    int best = best_of(cpu, 7);
+    char speedups[160];
+    per_model(speedups, sizeof speedups, cpu);
+    if (cpu->value[best] < 1.25) {
+        recommend(res, "CPU-bound work", -1,
+                  "No model ran the CPU-bound job faster than one thread on this machine "
+                  "(%d CPU%s): %s. Run such work plainly; concurrency adds only its costs.",
+                  res->cpus, res->cpus == 1 ? "" : "s", speedups);
+        return;
+    }
+    /* Threads and processes within a tenth of each other: threads, which share memory
+     * and cost less to start; else the faster of the two. */
+    int pick = cpu->value[THREAD] >= 0.9 * cpu->value[PROCESS] ? THREAD : PROCESS;
+    char copying[96] = "", bw[32];
+    if (measured(big))
+        snprintf(copying, sizeof copying, " (64 KiB messages between processes: %s)",
+                 human(bw, sizeof bw, big->value[PROCESS], big->unit));
+    recommend(res, "CPU-bound work", pick,
+              "The CPU-bound job ran %s on %d CPUs: %s. %s. Processes also isolate a crash, at "
+              "the price of copying arguments and results%s.",
+              pick == PROCESS                               ? "fastest on a process pool"
+              : cpu->value[THREAD] >= cpu->value[PROCESS] ? "fastest on a thread pool"
+                                                          : "on a thread pool within a tenth of the process pool",
+              res->cpus, speedups,
+              pick == THREAD ? "Threads share memory and start sooner"
+                             : "The process pool beat the thread pool by more than a tenth",
+              copying);
+}
+
+static void recommend_cheapest(compare_result *res, const char *id, const char *work,
+                               const char *what)
+{
+    const compare_metric *row = find_metric(res, id);
+    if (!measured(row))
+        return;
+    int pick = best_of(row, 7), runner = best_of(row, 7u & ~(1u << pick));
+    char figures[160];
+    double ratio = row->higher_is_better ? row->value[pick] / row->value[runner]
+                                         : row->value[runner] / row->value[pick];
+    recommend(res, work, pick, "%s: %s; %s are %.1fx ahead of %s.", what,
+              per_model(figures, sizeof figures, row), compare_model_name[pick], ratio,
+              compare_model_name[runner]);
+}
+
+static void recommend_isolation(compare_result *res)
+{
+    const compare_fact *crash = find_fact(res, "crash_isolated");
+    const compare_metric *create = find_metric(res, "create");
+    if (!crash)
+        return;
+    int pick = -1;
+    for (int m = MODELS - 1; m >= 0; m--)
+        if (!strncmp(crash->value[m], "yes", 3))
+            pick = m;
+    char cost[32] = "?";
+    if (pick >= 0 && measured(create))
+        human(cost, sizeof cost, create->value[pick], create->unit);
+    if (pick < 0)
+        recommend(res, "code that may crash (untrusted input, native plug-ins)", -1,
+                  "No model kept the other units alive when one crashed: coroutines: %s; "
+                  "threads: %s; processes: %s.",
+                  crash->value[COROUTINE], crash->value[THREAD], crash->value[PROCESS]);
+    else
+        recommend(res, "code that may crash (untrusted input, native plug-ins)", pick,
+                  "When one unit raised SIGSEGV: coroutines: %s; threads: %s; processes: %s. "
+                  "Isolation costs %s per %s started.",
+                  crash->value[COROUTINE], crash->value[THREAD], crash->value[PROCESS], cost,
+                  compare_model_id[pick]);
+}
+
+void compare_recommend(compare_result *res)
+{
+    derive_facts(res);
+    res->recommendations = 0;
+    recommend_io(res);
+    recommend_cpu(res);
+    recommend_cheapest(res, "create", "many short-lived units",
+                       "Starting and joining one unit took");
+    recommend_cheapest(res, "handoff", "fine-grained hand-offs between units",
+                       "One hand-off took");
+    recommend_cheapest(res, "msg_large", "moving much data between units",
+                       "64 KiB messages moved at");
+    recommend_isolation(res);
+}
+
+/* ---- the text table ---------------------------------------------------------------- */
+
+enum { TITLE_WIDTH = 30, COLUMN_WIDTH = 24, TEXT_WIDTH = 100 };
+
+/* Text after what is already on the line (col characters), wrapped at TEXT_WIDTH,
+ * each further line indented by `indent`. */
+static void print_wrapped(FILE *out, int indent, int col, const char *text)
+{
+    bool line_start = false;
+    for (text += strspn(text, " "); *text; text += strspn(text, " ")) {
+        int word = (int)strcspn(text, " ");
+        if (!line_start && col + 1 + word > TEXT_WIDTH) {
+            fprintf(out, "\n%*s", indent, "");
+            col = indent;
+            line_start = true;
+        }
+        if (!line_start) {
+            fputc(' ', out);
+            col++;
+        }
+        fwrite(text, 1, (size_t)word, out);
+        col += word;
+        text += word;
+        line_start = false;
+    }
+    fputc('\n', out);
+}
+
+int compare_print_table(FILE *out, const compare_result *res)
+{
+    char mem[32], v[32];
+    fprintf(out, "plait compare: coroutines, threads and processes, measured on this machine\n");
+    fprintf(out, "machine: %d CPU%s%s%s, Linux %s, %s of memory, I/O poller %s; %s run, %.1f s\n\n",
+            res->cpus, res->cpus == 1 ? "" : "s", res->cpu_model[0] ? ", " : "", res->cpu_model,
+            res->kernel, human(mem, sizeof mem, (double)res->memory_bytes, "bytes"),
+            res->io_backend, res->quick ? "quick" : "full", res->elapsed_s);
+    fprintf(out, "%-*s", TITLE_WIDTH, "");
+    for (int m = 0; m < MODELS; m++)
+        fprintf(out, "%-*s", COLUMN_WIDTH, compare_model_name[m]);
+    fprintf(out, "\n");
+    for (int i = 0; i < res->metrics; i++) {
+        const compare_metric *row = &res->metric[i];
+        int best = measured(row) ? best_of(row, 7) : -1;
+        fprintf(out, "%-*s", TITLE_WIDTH, row->title);
+        for (int m = 0; m < MODELS; m++) {
+            char cell[40];
+            snprintf(cell, sizeof cell, "%s%s", human(v, sizeof v, row->value[m], row->unit),
+                     m == best ? " *" : "");
+            fprintf(out, "%-*s", COLUMN_WIDTH, cell);
+        }
+        fprintf(out, "\n");
+        for (int e = 0; e < row->extras; e++)
+            fprintf(out, "%*s(%s: %s)\n", TITLE_WIDTH, "", row->extra[e].label,
+                    human(v, sizeof v, row->extra[e].value, row->unit));
+    }
+    for (int i = 0; i < res->facts; i++) {
+        fprintf(out, "%-*s", TITLE_WIDTH, res->fact[i].title);
+        for (int m = 0; m < MODELS; m++)
+            fprintf(out, "%-*s", COLUMN_WIDTH, res->fact[i].value[m][0] ? res->fact[i].value[m] : "not measured");
+        fprintf(out, "\n");
+    }
+    fprintf(out, "(* the best of the row)\n\nWhat suits which work, from these figures:\n");
+    for (int i = 0; i < res->recommendations; i++) {
+        const compare_recommendation *rec = &res->recommendation[i];
+        char head[160];
+        int used = snprintf(head, sizeof head, "- %s: %s.", rec->work,
+                            rec->model < 0 ? "none of them" : compare_model_name[rec->model]);
+        fputs(head, out);
+        print_wrapped(out, 4, used, rec->why);
+    }
+    fprintf(out, "\nHow each row was measured:\n");
+    for (int i = 0; i < res->metrics + res->facts; i++) {
+        const char *title = i < res->metrics ? res->metric[i].title : res->fact[i - res->metrics].title;
+        const char *how = i < res->metrics ? res->metric[i].how : res->fact[i - res->metrics].how;
+        char head[96];
+        int used = snprintf(head, sizeof head, "- %s:", title);
+        fputs(head, out);
+        print_wrapped(out, 4, used, how);
+    }
+    return ferror(out) ? -EIO : 0;
+}
+
+/* ---- JSON ---------------------------------------------------------------------------- */
+
+static void json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+static void json_number(FILE *out, double v)
+{
+    if (isnan(v) || isinf(v))
+        fputs("null", out);
+    else
+        fprintf(out, "%.6g", v);
+}
+
+int compare_print_json(FILE *out, const compare_result *res)
+{
+    fprintf(out, "{\n  \"format\": \"plait-compare/1\",\n  \"plait_version\": \"%d.%d.%d\",\n",
+            PLAIT_VERSION_MAJOR, PLAIT_VERSION_MINOR, PLAIT_VERSION_PATCH);
+    fprintf(out, "  \"quick\": %s,\n  \"started\": ", res->quick ? "true" : "false");
+    json_string(out, res->started);
+    fprintf(out, ",\n  \"elapsed_s\": ");
+    json_number(out, res->elapsed_s);
+    fprintf(out, ",\n  \"machine\": {\"cpus\": %d, \"cpu_model\": ", res->cpus);
+    json_string(out, res->cpu_model);
+    fprintf(out, ", \"kernel\": ");
+    json_string(out, res->kernel);
+    fprintf(out, ", \"memory_bytes\": %lld, \"io_backend\": ", res->memory_bytes);
+    json_string(out, res->io_backend);
+    fprintf(out, "},\n  \"models\": [");
+    for (int m = 0; m < MODELS; m++)
+        fprintf(out, "%s{\"id\": \"%s\", \"name\": \"%s\"}", m ? ", " : "", compare_model_id[m],
+                compare_model_name[m]);
+    fprintf(out, "],\n  \"metrics\": [");
+    for (int i = 0; i < res->metrics; i++) {
+        const compare_metric *row = &res->metric[i];
+        fprintf(out, "%s\n    {\"id\": ", i ? "," : "");
+        json_string(out, row->id);
+        fprintf(out, ", \"title\": ");
+        json_string(out, row->title);
+        fprintf(out, ", \"unit\": ");
+        json_string(out, row->unit);
+        fprintf(out, ", \"better\": \"%s\", \"scale\": \"%s\",\n     \"how\": ",
+                row->higher_is_better ? "higher" : "lower", row->log_scale ? "log" : "linear");
+        json_string(out, row->how);
+        fprintf(out, ",\n     \"values\": {");
+        for (int m = 0; m < MODELS; m++) {
+            fprintf(out, "%s\"%s\": ", m ? ", " : "", compare_model_id[m]);
+            json_number(out, row->value[m]);
+        }
+        fprintf(out, "},\n     \"extra\": [");
+        for (int e = 0; e < row->extras; e++) {
+            fprintf(out, "%s{\"label\": ", e ? ", " : "");
+            json_string(out, row->extra[e].label);
+            fprintf(out, ", \"value\": ");
+            json_number(out, row->extra[e].value);
+            fprintf(out, "}");
+        }
+        fprintf(out, "]}");
+    }
+    fprintf(out, "\n  ],\n  \"facts\": [");
+    for (int i = 0; i < res->facts; i++) {
+        const compare_fact *row = &res->fact[i];
+        fprintf(out, "%s\n    {\"id\": ", i ? "," : "");
+        json_string(out, row->id);
+        fprintf(out, ", \"title\": ");
+        json_string(out, row->title);
+        fprintf(out, ",\n     \"how\": ");
+        json_string(out, row->how);
+        fprintf(out, ",\n     \"values\": {");
+        for (int m = 0; m < MODELS; m++) {
+            fprintf(out, "%s\"%s\": ", m ? ", " : "", compare_model_id[m]);
+            json_string(out, row->value[m][0] ? row->value[m] : "not measured");
+        }
+        fprintf(out, "}}");
+    }
+    fprintf(out, "\n  ],\n  \"recommendations\": [");
+    for (int i = 0; i < res->recommendations; i++) {
+        const compare_recommendation *rec = &res->recommendation[i];
+        fprintf(out, "%s\n    {\"work\": ", i ? "," : "");
+        json_string(out, rec->work);
+        fprintf(out, ", \"model\": ");
+        if (rec->model < 0)
+            fputs("null", out);
+        else
+            json_string(out, compare_model_id[rec->model]);
+        fprintf(out, ",\n     \"why\": ");
+        json_string(out, rec->why);
+        fprintf(out, "}");
+    }
+    fprintf(out, "\n  ]\n}\n");
+    return ferror(out) ? -EIO : 0;
+}

@@ -1,0 +1,41 @@
+/* tool.c — what the tool's commands share.
+ *
+ * Ctrl-C for the long commands: SIGINT and SIGTERM set a flag
+ * that the measuring loops read between steps, so a run stops cleanly: every child
+ * process is joined (plait kills the ones still running when the tool exits), temporary
+ * report files are removed, and the exit status is TOOL_INTERRUPTED.  No SA_RESTART, so
+ * a read blocked in the tool itself returns EINTR and sees the flag. */
+#include "tool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+volatile sig_atomic_t tool_interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    tool_interrupted = 1;
+}
+
+void tool_catch_interrupts(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double tool_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, by_value);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}

@@ -1,0 +1,40 @@
+/* tool.h — what the subcommands of the `plait` tool share: their exit codes, the
+ * interrupt flag (Ctrl-C stops a measurement cleanly between steps), and their entry
+ * points (tool.c has the shared code).  Each subcommand is a file: tour (plait.c),
+ * compare (compare*.c), bench (bench.c); the HTML report is report_html.c. */
+#ifndef PLAIT_TOOL_H
+#define PLAIT_TOOL_H
+
+#include <signal.h>
+#include <stdio.h>
+
+/* Exit codes every subcommand keeps, so scripts can rely on them. */
+enum {
+    TOOL_OK = 0,           /* it ran and everything it measured or showed worked */
+    TOOL_FAILED = 1,       /* a measurement, benchmark or example failed */
+    TOOL_USAGE = 2,        /* unknown command or option, or a bad value */
+    TOOL_OUTPUT = 3,       /* a report could not be written (path, disk) */
+    TOOL_INTERRUPTED = 130 /* SIGINT or SIGTERM: stopped, children reaped, no report */
+};
+
+/* Set by SIGINT and SIGTERM once tool_catch_interrupts() ran; checked between steps. */
+extern volatile sig_atomic_t tool_interrupted;
+
+/* Route SIGINT and SIGTERM to tool_interrupted (no SA_RESTART: a blocked read or
+ * wait returns EINTR).  Children forked afterwards get the default dispositions back
+ * where they exec; function children inherit the flag handler. */
+void tool_catch_interrupts(void);
+
+/* The median of v[0..n) (n > 0), which it sorts. */
+double tool_median(double *v, int n);
+
+int tool_compare(int argc, char **argv);  /* plait compare [options] */
+int tool_bench(int argc, char **argv);    /* plait bench [options] [name...] */
+
+/* The report of `plait compare --html FILE`: a self-contained HTML document (inline
+ * CSS, inline script, no network) that shows the comparison whose JSON text (the
+ * output of --json, format "plait-compare/1") is given, with a chart per metric.
+ * Returns 0, or -errno from writing. */
+int report_html_write(FILE *out, const char *json);
+
+#endif
