@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `plait compare` as a script sees it: help, usage errors, an unwritable report path,
-# a quick run whose JSON holds every figure, a machine with one CPU (taskset), and
+# a quick run whose JSON holds every figure, a machine with one CPU (taskset), few open
+# files (a smaller run, or a step skipped and said so), and
 # Ctrl-C / SIGTERM in the middle of a run (exit 130, no report, no child left behind).
 #   bash tests/test_compare_cli.sh PLAIT_BINARY
 # Every wait is bounded; a failure says what differed and exits 1.
@@ -102,6 +103,43 @@ EOF
 else
     fail "taskset (util-linux) is missing: the one-CPU case cannot run"
 fi
+
+# ---- few descriptors: the run fits itself to the limit, or says which step it skips -----
+# (ulimit in a subshell sets the hard limit too: the tool cannot raise it back)
+expect_exit 0 "compare --quick with 150 open files" \
+    bash -c 'ulimit -n 150 && exec "$0" compare --quick --json --quiet' "$plait"
+# (a sanitizer build runs 10 units, which 150 files allow: nothing to cut there)
+grep -q "built with a sanitizer" "$tmp/err" || grep -q "fewer units than usual" "$tmp/err" ||
+    fail "150 open files: no word of the smaller run"
+python3 - "$tmp/out" <<'EOF' || fail "the run with 150 open files"
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+io = [m for m in d["metrics"] if m["id"] == "io_job"][0]
+assert all(isinstance(v, (int, float)) and v > 0 for v in io["values"].values()), io["values"]
+units = int(re.match(r"(\d+) units", io["how"]).group(1))
+assert 10 <= units <= (150 - 64) // 2, io["how"]
+print("ok: 150 open files: the I/O-bound job ran with %d units" % units)
+EOF
+expect_exit 1 "compare --quick with 40 open files" \
+    bash -c 'ulimit -n 40 && exec "$0" compare --quick --json --quiet' "$plait"
+grep -q "too few for the I/O-bound job" "$tmp/err" || fail "40 open files: no word of the skipped job"
+cp "$tmp/err" "$tmp/err40"
+python3 - "$tmp/out" "$tmp/err40" <<'EOF' || fail "the run with 40 open files"
+import json, sys
+d = json.load(open(sys.argv[1]))
+err = open(sys.argv[2]).read()
+io = [m for m in d["metrics"] if m["id"] == "io_job"][0]
+assert all(v is None for v in io["values"].values()), io["values"]
+names = {"coroutine": "coroutines", "thread": "threads", "process": "processes"}
+for m in d["metrics"]:
+    for model, v in m["values"].items():
+        assert v is None or (isinstance(v, (int, float)) and v > 0), (m["id"], model, v)
+        if v is None:  # a step that failed says so, by name
+            assert "%s: " % names[model] in err and "failed" in err, (m["id"], model, err)
+waits = [r for r in d["recommendations"] if r["work"].startswith("many concurrent waits")]
+assert not waits, "a recommendation drawn from an I/O-bound job that did not run"
+print("ok: 40 open files: the I/O-bound job is not measured, and said so; no figure is 0")
+EOF
 
 # ---- interrupted: exit 130, no report, no process of the run left ------------------------
 # interrupt SIGNAL STEP: start a run in a session of its own, wait (bounded) until its

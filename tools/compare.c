@@ -13,8 +13,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 static const compare_sizes quick_sizes = {
@@ -56,6 +59,63 @@ static const compare_sizes full_sizes = {
     .io_units = 500, .io_requests = 4,
     .prime_bound = 2000000,
 };
+
+/* Fit the counts to what this machine allows, so that a small machine gets a smaller
+ * run instead of a failed one or a visit from the OOM killer.  The I/O-bound job holds
+ * two descriptors per coroutine or thread unit (both ends live in this process): the
+ * open-file limit is raised to its hard limit first (as Go's runtime does), and what
+ * it then allows bounds the job; too few for IO_UNITS_MIN units and the job is not run
+ * (its step fails with -EMFILE).  A quarter of the available memory bounds the units
+ * parked at once, at generous sizes per unit (a coroutine's pages and page tables, a
+ * thread's stack pages and kernel stack, a child's private pages).  Says what it cut. */
+enum { FDS_SPARE = 64, IO_UNITS_MIN = 10, PARKED_MIN = 10 };
+
+static void cap(int *count, long long most, int least, bool *cut)
+{
+    if (most < least)
+        most = least;
+    if (*count > most) {
+        *count = (int)most;
+        *cut = true;
+    }
+}
+
+static void fit_to_machine(compare_sizes *s)
+{
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) != 0)
+        return;
+    if (files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &files) != 0)
+            getrlimit(RLIMIT_NOFILE, &files);
+    }
+    long long room = files.rlim_cur == RLIM_INFINITY ? INT_MAX
+                                                     : ((long long)files.rlim_cur - FDS_SPARE) / 2;
+    bool cut = false;
+    if (room < IO_UNITS_MIN) {
+        fprintf(stderr, "plait compare: %lld open files allowed: too few for the I/O-bound job\n",
+                (long long)files.rlim_cur);
+        s->io_units = 0;
+    } else {
+        cap(&s->io_units, room, IO_UNITS_MIN, &cut);
+    }
+    struct sysinfo si;
+    long long budget = sysinfo(&si) == 0 ? (long long)si.freeram * si.mem_unit / 4 : 0;
+    if (budget > 0) {
+        cap(&s->coroutines_parked, budget / (16 << 10), PARKED_MIN, &cut);
+        cap(&s->threads_parked, budget / (64 << 10), PARKED_MIN, &cut);
+        cap(&s->processes_parked, budget / (2 << 20), PARKED_MIN, &cut);
+        if (s->io_units > 0)
+            cap(&s->io_units, budget / (2 << 20), IO_UNITS_MIN, &cut);
+    }
+    if (cut)
+        fprintf(stderr, "plait compare: fewer units than usual for this machine's limits (%lld "
+                        "open files, %lld MiB free): %d in the I/O-bound job, %d / %d / %d "
+                        "parked coroutines / threads / processes\n",
+                (long long)files.rlim_cur, budget * 4 >> 20, s->io_units, s->coroutines_parked,
+                s->threads_parked, s->processes_parked);
+}
 
 static void compare_usage(FILE *out)
 {
@@ -185,12 +245,14 @@ int tool_compare(int argc, char **argv)
     static compare_result res;
     res.quick = opt.quick;
     compare_describe_machine(&res);
-    const compare_sizes *sizes = opt.quick ? &quick_sizes : &full_sizes;
+    compare_sizes fitted = opt.quick ? quick_sizes : full_sizes;
     if (SANITIZED) {
         fprintf(stderr, "plait compare: this plait is built with a sanitizer: a tenth of the "
                         "quick counts, and figures unlike those of a release build\n");
-        sizes = &sanitizer_sizes;
+        fitted = sanitizer_sizes;
     }
+    fit_to_machine(&fitted);
+    const compare_sizes *sizes = &fitted;
     bool tty = !opt.quiet && isatty(STDERR_FILENO);
     int failed = 0;
     int64_t start = plait_now();

@@ -163,7 +163,8 @@ static int measure_model(compare_metric *row, int model, const compare_sizes *s,
         return processes(s, &row->value[PROCESS]);
     in_model m = {.model = model, .sizes = s, .body = body};
     int r = run_in_model(&m);
-    row->value[model] = m.figure;
+    if (r == 0) /* a failed step is "not measured", never a figure */
+        row->value[model] = m.figure;
     return r;
 }
 
@@ -647,16 +648,18 @@ static int step_messages(const compare_sizes *s, compare_result *res, int model,
             per_batch, size, s->batches);
     if (model == PROCESS) {
         int r = messages_process(s, size, false, &row->value[PROCESS]);
-        if (r == 0) {
+        double pipe;
+        if (r == 0 && (r = messages_process(s, size, true, &pipe)) == 0) {
             row->extras = 1;
             row->extra[0].label = "processes over a pipe";
-            r = messages_process(s, size, true, &row->extra[0].value);
+            row->extra[0].value = pipe;
         }
         return r;
     }
     in_model m = {.model = model, .sizes = s, .body = messages_units, .size = size};
     int r = run_in_model(&m);
-    row->value[model] = m.figure;
+    if (r == 0)
+        row->value[model] = m.figure;
     return r;
 }
 
@@ -748,6 +751,8 @@ static int step_io(const compare_sizes *s, compare_result *res, int model)
             s->io_units, s->io_requests, (int)(IO_DELAY / PLAIT_MS),
             s->io_requests * (int)(IO_DELAY / PLAIT_MS),
             (double)s->io_units * s->io_requests * IO_DELAY / PLAIT_SEC);
+    if (s->io_units == 0)
+        return -EMFILE; /* compare.c found too few descriptors for the job, and said so */
     example_service svc;
     int r = example_service_start(&svc, answer_later);
     if (r < 0)
@@ -756,7 +761,8 @@ static int step_io(const compare_sizes *s, compare_result *res, int model)
                   .job = {.port = svc.port, .requests = s->io_requests}};
     r = model == COROUTINE ? run_in_model(&run.m) : io_units(&run.m);
     example_service_stop(&svc);
-    row->value[model] = run.m.figure;
+    if (r == 0)
+        row->value[model] = run.m.figure;
     return r;
 }
 
