@@ -76,19 +76,20 @@ static void unix_pair(int sv[2])
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
 }
 
-/* What is open now, by number and identity (device, inode), not counting the
- * descriptor that reads /proc/self/fd. */
+/* What is open now, by number and what it is, not counting the descriptor that
+ * reads /proc/self/fd. */
 enum { FDS_MAX = 512 };
 typedef struct fd_id {
     int fd;
-    dev_t dev;
-    ino_t ino;
+    char what[64]; /* the /proc/self/fd link: "socket:[4711]", "pipe:[42]", a path */
 } fd_id;
 typedef struct fd_snapshot {
     int n;
     fd_id id[FDS_MAX];
 } fd_snapshot;
 
+/* Read through /proc, not fstat: another thread may close a descriptor meanwhile,
+ * which fstat would race with (ThreadSanitizer says so) and a link read does not. */
 static void take_fd_snapshot(fd_snapshot *s)
 {
     s->n = 0;
@@ -97,12 +98,18 @@ static void take_fd_snapshot(fd_snapshot *s)
     struct dirent *e;
     while (d && (e = readdir(d))) {
         int number = e->d_name[0] == '.' ? -1 : atoi(e->d_name);
-        struct stat st;
-        if (number < 0 || number == dirfd(d) || fstat(number, &st) != 0)
+        if (number < 0 || number == dirfd(d))
             continue;
+        char link[64];
+        fd_id id = {.fd = number};
+        snprintf(link, sizeof link, "/proc/self/fd/%d", number);
+        ssize_t len = readlink(link, id.what, sizeof id.what - 1);
+        if (len < 0)
+            continue; /* closed since the directory was read */
+        id.what[len] = '\0';
         CHECK(s->n < FDS_MAX);
         if (s->n < FDS_MAX)
-            s->id[s->n++] = (fd_id){number, st.st_dev, st.st_ino};
+            s->id[s->n++] = id;
     }
     if (d)
         closedir(d);
@@ -141,8 +148,8 @@ static int fds_new_settled(const fd_snapshot *before)
         for (int i = 0; i < now.n; i++) {
             int known = 0;
             for (int j = 0; j < before->n && !known; j++)
-                known = now.id[i].fd == before->id[j].fd && now.id[i].dev == before->id[j].dev &&
-                        now.id[i].ino == before->id[j].ino;
+                known = now.id[i].fd == before->id[j].fd &&
+                        strcmp(now.id[i].what, before->id[j].what) == 0;
             fresh += !known;
         }
         if (fresh == 0 || plait_now() >= deadline)
