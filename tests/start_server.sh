@@ -5,7 +5,11 @@
 start_server() {
     tmp=$(mktemp -d)
     trap 'kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-    timeout 120 "$1" 0 >"$tmp/out" 2>&1 &
+    # --foreground: a SIGTERM to timeout reaches the server once.  Without it timeout
+    # also signals its whole process group, the server got SIGTERM twice, and the
+    # second could come after its watcher had handled the first and restored the
+    # default action, killing it mid-exit (echo_pair_epoll failed so in CI).
+    timeout --foreground 120 "$1" 0 >"$tmp/out" 2>&1 &
     pid=$!
     for _ in $(seq 200); do
         grep -q "listening on" "$tmp/out" && break
