@@ -157,6 +157,13 @@ static compare_recommendation *recommend(compare_result *res, const char *work, 
     return rec;
 }
 
+/* Whether a speed-up shows parallel work: 1.25x or more, on more than one CPU (on one,
+ * a figure above 1 is the noise of a busy machine between the paired runs). */
+static bool ran_in_parallel(const compare_result *res, double speedup)
+{
+    return res->cpus > 1 && speedup >= 1.25;
+}
+
 /* The facts that follow from the figures: who schedules, and whether it ran in parallel. */
 static void derive_facts(compare_result *res)
 {
@@ -174,10 +181,10 @@ static void derive_facts(compare_result *res)
     row->title = "runs CPU work in parallel";
     snprintf(row->how, sizeof row->how,
              "from the CPU-bound speed-up: parallel when the job ran at least 1.25x faster "
-             "than on one thread");
+             "than on one thread, with more than one CPU to run on");
     for (int m = 0; m < MODELS; m++)
         snprintf(row->value[m], sizeof row->value[m], "%s: %.2fx on %d CPU%s",
-                 cpu->value[m] >= 1.25 ? "yes" : "no", cpu->value[m], res->cpus,
+                 ran_in_parallel(res, cpu->value[m]) ? "yes" : "no", cpu->value[m], res->cpus,
                  res->cpus == 1 ? "" : "s");
 }
 
@@ -210,11 +217,20 @@ static void recommend_cpu(compare_result *res)
     int best = best_of(cpu, 7);
     char speedups[160];
     per_model(speedups, sizeof speedups, cpu);
-    if (cpu->value[best] < 1.25) {
+    if (res->cpus == 1) {
         recommend(res, "CPU-bound work", -1,
-                  "No model ran the CPU-bound job faster than one thread on this machine "
-                  "(%d CPU%s): %s. Run such work plainly; concurrency adds only its costs.",
-                  res->cpus, res->cpus == 1 ? "" : "s", speedups);
+                  "This process may run on 1 CPU only: no model can run CPU-bound work faster "
+                  "than one thread here (measured: %s; what is above 1 is the noise of a busy "
+                  "machine). Run such work plainly; concurrency adds only its costs.",
+                  speedups);
+        return;
+    }
+    if (!ran_in_parallel(res, cpu->value[best])) {
+        recommend(res, "CPU-bound work", -1,
+                  "No model ran the CPU-bound job 1.25x faster than one thread on this machine "
+                  "(%d CPUs, perhaps busy with other work): %s. Run such work plainly; "
+                  "concurrency adds only its costs.",
+                  res->cpus, speedups);
         return;
     }
     /* Threads and processes within a tenth of each other: threads, which share memory
