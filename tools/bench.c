@@ -44,14 +44,12 @@
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -414,27 +412,10 @@ static void print_table(const figures *f)
 /* "machine: 2 CPUs, <model name>, Linux <release>", as run.sh prints it. */
 static void print_machine(void)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        cpus = CPU_COUNT(&set);
-    char model[256] = "unknown CPU", line[512];
-    FILE *info = fopen("/proc/cpuinfo", "r");
-    while (info && fgets(line, sizeof line, info)) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && colon) {
-            colon += 1 + strspn(colon + 1, " \t");
-            colon[strcspn(colon, "\n")] = '\0';
-            snprintf(model, sizeof model, "%s", colon);
-            break;
-        }
-    }
-    if (info)
-        fclose(info);
-    struct utsname u;
-    if (uname(&u) < 0)
-        snprintf(u.release, sizeof u.release, "?");
-    printf("machine: %ld CPU%s, %s, Linux %s\n", cpus, cpus == 1 ? "" : "s", model, u.release);
+    tool_machine m;
+    tool_describe_machine(&m);
+    printf("machine: %d CPU%s, %s, Linux %s\n", m.cpus, m.cpus == 1 ? "" : "s",
+           m.cpu_model[0] ? m.cpu_model : "unknown CPU", m.kernel[0] ? m.kernel : "?");
 }
 
 /* ---- running a program ------------------------------------------------------------- */

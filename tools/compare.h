@@ -5,6 +5,8 @@
 #ifndef PLAIT_COMPARE_H
 #define PLAIT_COMPARE_H
 
+#include "tool.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -55,8 +57,8 @@ typedef struct compare_recommendation {
 
 typedef struct compare_result {
     bool quick;
-    int cpus;
-    char cpu_model[128], kernel[128], started[32];
+    tool_machine machine;
+    char started[32];
     long long memory_bytes;
     const char *io_backend;
     double elapsed_s;

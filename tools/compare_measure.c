@@ -842,7 +842,7 @@ static int step_cpu(const compare_sizes *s, compare_result *res, int model)
                  "the time as %d coroutines on one scheduler, on a thread pool of %d, on a "
                  "process pool of %d; each run right after a run on one thread, median of %d "
                  "such pairs",
-            s->prime_bound, CHUNKS, CHUNKS, res->cpus, res->cpus, s->batches);
+            s->prime_bound, CHUNKS, CHUNKS, res->machine.cpus, res->machine.cpus, s->batches);
     for (int i = 0; i < CHUNKS; i++) {
         cpu.ranges[i] = (range){(uint32_t)((uint64_t)s->prime_bound * i / CHUNKS),
                                 (uint32_t)((uint64_t)s->prime_bound * (i + 1) / CHUNKS)};

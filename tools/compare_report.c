@@ -17,17 +17,32 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/sysinfo.h>
-#include <sys/utsname.h>
 #include <time.h>
 
 const char *const compare_model_id[MODELS] = {"coroutine", "thread", "process"};
 const char *const compare_model_name[MODELS] = {"coroutines", "threads", "processes"};
 
-compare_metric *compare_metric_row(compare_result *res, const char *id)
+static const compare_metric *find_metric(const compare_result *res, const char *id)
 {
     for (int i = 0; i < res->metrics; i++)
         if (!strcmp(res->metric[i].id, id))
             return &res->metric[i];
+    return NULL;
+}
+
+static const compare_fact *find_fact(const compare_result *res, const char *id)
+{
+    for (int i = 0; i < res->facts; i++)
+        if (!strcmp(res->fact[i].id, id))
+            return &res->fact[i];
+    return NULL;
+}
+
+compare_metric *compare_metric_row(compare_result *res, const char *id)
+{
+    const compare_metric *found = find_metric(res, id);
+    if (found)
+        return &res->metric[found - res->metric];
     compare_metric *row = &res->metric[res->metrics++];
     memset(row, 0, sizeof *row);
     row->id = id;
@@ -38,9 +53,9 @@ compare_metric *compare_metric_row(compare_result *res, const char *id)
 
 compare_fact *compare_fact_row(compare_result *res, const char *id)
 {
-    for (int i = 0; i < res->facts; i++)
-        if (!strcmp(res->fact[i].id, id))
-            return &res->fact[i];
+    const compare_fact *found = find_fact(res, id);
+    if (found)
+        return &res->fact[found - res->fact];
     compare_fact *row = &res->fact[res->facts++];
     memset(row, 0, sizeof *row);
     row->id = id;
@@ -49,25 +64,10 @@ compare_fact *compare_fact_row(compare_result *res, const char *id)
 
 void compare_describe_machine(compare_result *res)
 {
-    res->cpus = plait_cpu_count();
+    tool_describe_machine(&res->machine);
     res->io_backend = plait_io_backend();
-    struct utsname u;
-    snprintf(res->kernel, sizeof res->kernel, "%s", uname(&u) == 0 ? u.release : "");
     struct sysinfo si;
     res->memory_bytes = sysinfo(&si) == 0 ? (long long)si.totalram * si.mem_unit : 0;
-    res->cpu_model[0] = '\0';
-    char line[256];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof line, f) && !res->cpu_model[0]) {
-        char *colon = strchr(line, ':');
-        if (colon && !strncmp(line, "model name", 10)) {
-            colon += 1 + (colon[1] == ' ');
-            colon[strcspn(colon, "\n")] = '\0';
-            snprintf(res->cpu_model, sizeof res->cpu_model, "%s", colon);
-        }
-    }
-    if (f)
-        fclose(f);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -93,22 +93,6 @@ static const char *human(char *buf, size_t cap, double v, const char *unit)
     else
         snprintf(buf, cap, "%.2f %s", v, unit);
     return buf;
-}
-
-static const compare_metric *find_metric(const compare_result *res, const char *id)
-{
-    for (int i = 0; i < res->metrics; i++)
-        if (!strcmp(res->metric[i].id, id))
-            return &res->metric[i];
-    return NULL;
-}
-
-static const compare_fact *find_fact(const compare_result *res, const char *id)
-{
-    for (int i = 0; i < res->facts; i++)
-        if (!strcmp(res->fact[i].id, id))
-            return &res->fact[i];
-    return NULL;
 }
 
 static bool measured(const compare_metric *row)
@@ -161,7 +145,7 @@ static compare_recommendation *recommend(compare_result *res, const char *work, 
  * a figure above 1 is the noise of a busy machine between the paired runs). */
 static bool ran_in_parallel(const compare_result *res, double speedup)
 {
-    return res->cpus > 1 && speedup >= 1.25;
+    return res->machine.cpus > 1 && speedup >= 1.25;
 }
 
 /* The facts that follow from the figures: who schedules, and whether it ran in parallel. */
@@ -184,8 +168,8 @@ static void derive_facts(compare_result *res)
              "than on one thread, with more than one CPU to run on");
     for (int m = 0; m < MODELS; m++)
         snprintf(row->value[m], sizeof row->value[m], "%s: %.2fx on %d CPU%s",
-                 ran_in_parallel(res, cpu->value[m]) ? "yes" : "no", cpu->value[m], res->cpus,
-                 res->cpus == 1 ? "" : "s");
+                 ran_in_parallel(res, cpu->value[m]) ? "yes" : "no", cpu->value[m], res->machine.cpus,
+                 res->machine.cpus == 1 ? "" : "s");
 }
 
 static void recommend_io(compare_result *res)
@@ -217,7 +201,7 @@ static void recommend_cpu(compare_result *res)
     int best = best_of(cpu, 7);
     char speedups[160];
     per_model(speedups, sizeof speedups, cpu);
-    if (res->cpus == 1) {
+    if (res->machine.cpus == 1) {
         recommend(res, "CPU-bound work", -1,
                   "This process may run on 1 CPU only: no model can run CPU-bound work faster "
                   "than one thread here (measured: %s; what is above 1 is the noise of a busy "
@@ -230,7 +214,7 @@ static void recommend_cpu(compare_result *res)
                   "No model ran the CPU-bound job 1.25x faster than one thread on this machine "
                   "(%d CPUs, perhaps busy with other work): %s. Run such work plainly; "
                   "concurrency adds only its costs.",
-                  res->cpus, speedups);
+                  res->machine.cpus, speedups);
         return;
     }
     /* Threads and processes within a tenth of each other: threads, which share memory
@@ -246,7 +230,7 @@ static void recommend_cpu(compare_result *res)
               pick == PROCESS                               ? "fastest on a process pool"
               : cpu->value[THREAD] >= cpu->value[PROCESS] ? "fastest on a thread pool"
                                                           : "on a thread pool within a tenth of the process pool",
-              res->cpus, speedups,
+              res->machine.cpus, speedups,
               pick == THREAD ? "Threads share memory and start sooner"
                              : "The process pool beat the thread pool by more than a tenth",
               copying);
@@ -341,8 +325,8 @@ int compare_print_table(FILE *out, const compare_result *res)
     char mem[32], v[32];
     fprintf(out, "plait compare: coroutines, threads and processes, measured on this machine\n");
     fprintf(out, "machine: %d CPU%s%s%s, Linux %s, %s of memory, I/O poller %s; %s run, %.1f s\n\n",
-            res->cpus, res->cpus == 1 ? "" : "s", res->cpu_model[0] ? ", " : "", res->cpu_model,
-            res->kernel, human(mem, sizeof mem, (double)res->memory_bytes, "bytes"),
+            res->machine.cpus, res->machine.cpus == 1 ? "" : "s", res->machine.cpu_model[0] ? ", " : "", res->machine.cpu_model,
+            res->machine.kernel, human(mem, sizeof mem, (double)res->memory_bytes, "bytes"),
             res->io_backend, res->quick ? "quick" : "full", res->elapsed_s);
     fprintf(out, "%-*s", TITLE_WIDTH, "");
     for (int m = 0; m < MODELS; m++)
@@ -422,10 +406,10 @@ int compare_print_json(FILE *out, const compare_result *res)
     json_string(out, res->started);
     fprintf(out, ",\n  \"elapsed_s\": ");
     json_number(out, res->elapsed_s);
-    fprintf(out, ",\n  \"machine\": {\"cpus\": %d, \"cpu_model\": ", res->cpus);
-    json_string(out, res->cpu_model);
+    fprintf(out, ",\n  \"machine\": {\"cpus\": %d, \"cpu_model\": ", res->machine.cpus);
+    json_string(out, res->machine.cpu_model);
     fprintf(out, ", \"kernel\": ");
-    json_string(out, res->kernel);
+    json_string(out, res->machine.kernel);
     fprintf(out, ", \"memory_bytes\": %lld, \"io_backend\": ", res->memory_bytes);
     json_string(out, res->io_backend);
     fprintf(out, "},\n  \"models\": [");

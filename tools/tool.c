@@ -1,14 +1,17 @@
 /* tool.c — what the tool's commands share.
  *
- * Ctrl-C for the long commands: SIGINT and SIGTERM set a flag
+ * The machine's description, a median, and Ctrl-C for the long commands: SIGINT and SIGTERM set a flag
  * that the measuring loops read between steps, so a run stops cleanly: every child
  * process is joined (plait kills the ones still running when the tool exits), temporary
  * report files are removed, and the exit status is TOOL_INTERRUPTED.  No SA_RESTART, so
  * a read blocked in the tool itself returns EINTR and sees the flag. */
 #include "tool.h"
 
+#include <plait.h>
+
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 
 volatile sig_atomic_t tool_interrupted;
 
@@ -38,4 +41,24 @@ double tool_median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, by_value);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void tool_describe_machine(tool_machine *m)
+{
+    m->cpus = plait_cpu_count();
+    struct utsname u;
+    snprintf(m->kernel, sizeof m->kernel, "%s", uname(&u) == 0 ? u.release : "");
+    m->cpu_model[0] = '\0';
+    char line[256];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f) && !m->cpu_model[0]) {
+        char *colon = strchr(line, ':');
+        if (colon && !strncmp(line, "model name", 10)) {
+            colon += 1 + strspn(colon + 1, " \t");
+            colon[strcspn(colon, "\n")] = '\0';
+            snprintf(m->cpu_model, sizeof m->cpu_model, "%s", colon);
+        }
+    }
+    if (f)
+        fclose(f);
 }

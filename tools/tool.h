@@ -25,6 +25,14 @@ extern volatile sig_atomic_t tool_interrupted;
  * where they exec; function children inherit the flag handler. */
 void tool_catch_interrupts(void);
 
+/* What the commands say of the machine they measured on. */
+typedef struct tool_machine {
+    int cpus;             /* CPUs this process may run on (its affinity), at least 1 */
+    char cpu_model[128];  /* /proc/cpuinfo's "model name"; "" when there is none */
+    char kernel[128];     /* uname's release */
+} tool_machine;
+void tool_describe_machine(tool_machine *m);
+
 /* The median of v[0..n) (n > 0), which it sorts. */
 double tool_median(double *v, int n);
 
