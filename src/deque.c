@@ -16,8 +16,9 @@ static plait__deque_array *array_new(int64_t capacity)
     return a;
 }
 
-int plait__deque_init(plait__deque *d)
+int plait__deque_init(plait__deque *d, bool solo)
 {
+    d->solo = solo;
     atomic_init(&d->top, 0);
     atomic_init(&d->bottom, 0);
     plait__deque_array *a = array_new(INITIAL_CAPACITY);
@@ -64,6 +65,10 @@ int plait__deque_push(plait__deque *d, plait__future *f)
     if (b - t > a->mask && !(a = grow(d, a, t, b)))
         return -ENOMEM;
     atomic_store_explicit(&a->items[b & a->mask], f, memory_order_relaxed);
+    if (d->solo) {
+        atomic_store_explicit(&d->bottom, b + 1, memory_order_relaxed);
+        return 0;
+    }
     /* publishes the item (and the task it points at) to thieves; seq_cst also orders
      * it before the pool's look at its sleepers (pool.c) */
     atomic_store_explicit(&d->bottom, b + 1, memory_order_seq_cst);
@@ -74,6 +79,12 @@ plait__future *plait__deque_take(plait__deque *d)
 {
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed) - 1;
     plait__deque_array *a = atomic_load_explicit(&d->array, memory_order_relaxed);
+    if (d->solo) {
+        if (atomic_load_explicit(&d->top, memory_order_relaxed) > b)
+            return NULL;
+        atomic_store_explicit(&d->bottom, b, memory_order_relaxed);
+        return atomic_load_explicit(&a->items[b & a->mask], memory_order_relaxed);
+    }
     atomic_store_explicit(&d->bottom, b, memory_order_seq_cst);
     int64_t t = atomic_load_explicit(&d->top, memory_order_seq_cst);
     if (t > b) { /* empty */

@@ -8,6 +8,10 @@
  * biggest piece of a recursive split).  Owner operations touch no lock and, except
  * when the deque is down to its last item, no read-modify-write.
  *
+ * A deque made `solo` has no thieves (the deque of a pool's only worker): nobody but
+ * the owner ever touches it, so push and take are plain loads and stores, without the
+ * fence and the exchange that keep them right against thieves.
+ *
  * Every access to top and bottom is sequentially consistent or release/acquire rather
  * than the paper's relaxed accesses with fences: the same instructions on x86-64 (a
  * store to bottom becomes an xchg, the fence the paper needs there anyway), and it
@@ -30,9 +34,11 @@ typedef struct plait__deque {
     _Alignas(64) atomic_llong bottom;        /* the owner's end */
     _Atomic(plait__deque_array *) array;
     plait__deque_array *retired;             /* freed with the deque */
+    bool solo;                               /* the owner is the only thread using it */
 } plait__deque;
 
-int plait__deque_init(plait__deque *d);
+/* solo: no thread but the owner will ever call any of the functions below on it. */
+int plait__deque_init(plait__deque *d, bool solo);
 void plait__deque_free(plait__deque *d);
 /* Owner: push at the bottom.  -ENOMEM when it had to grow and could not. */
 int plait__deque_push(plait__deque *d, plait__future *f);

@@ -64,6 +64,15 @@ static inline void plait__cpu_relax(void)
 #endif
 }
 
+/* ---- asymmetric fences (fence.c): a hot side that pays nothing, a rare side that
+ * pays a system call ---- */
+/* Whether the heavy fence works in this process (registers it for membarrier). */
+bool plait__asymmetric_fences(void);
+/* The hot side, between its store and its load: only the compiler is held back. */
+static inline void plait__light_fence(void) { atomic_signal_fence(memory_order_seq_cst); }
+/* The rare side, between its store and its load: a full fence on every thread. */
+void plait__heavy_fence(void);
+
 /* ---- spin lock: guards a primitive's few words of state; held for nanoseconds ---- */
 typedef struct plait__spinlock { atomic_int held; } plait__spinlock;
 /* The contended path of plait__spin_lock: spin, then yield, until it is taken. */

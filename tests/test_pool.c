@@ -988,6 +988,72 @@ TEST(pool_shutdown_cancel_conservation)
     CHECK_EQ(plait_event_destroy(cmix.midway), 0);
 }
 
+/* Fork-join trees cancelled while they run: every task a worker has entered, at any
+ * depth of helping joins, learns of the cancellation (the running chains' handshake
+ * with shutdown, pool.c), and every task still queued, or spawned afterwards,
+ * completes as cancelled without running.  The leaves spin until they are cancelled,
+ * so one missed cancellation keeps shutdown waiting until its deadline.  A task passes
+ * its kids' failure on (its kids may all be cancelled, and it finish, before the
+ * cancellation reaches it: then it reports theirs), so every join sees -ECANCELED.
+ * Half the rounds cancel once a leaf runs, half at once (the tree still being built);
+ * pools of one worker (a deque without thieves) and of two. */
+#define CTREE_ROUNDS (CHECK_SANITIZED ? 30 : 150)
+#define CTREE_DEPTH 5
+
+static struct {
+    plait_pool *pool;
+    plait_event *leaf_running;
+    atomic_int leaves_in, leaves_out, bad_joins;
+} ctree;
+
+static void *ctree_task(void *p)
+{
+    int depth = INT(p);
+    if (depth == 0) {
+        if (atomic_fetch_add(&ctree.leaves_in, 1) == 0)
+            CHECK_EQ(plait_event_set(ctree.leaf_running), 0);
+        while (!plait_cancelled())
+            sched_yield();
+        atomic_fetch_add(&ctree.leaves_out, 1);
+        return NULL;
+    }
+    plait_task kids[2];
+    for (int i = 0; i < 2; i++) /* tasks of the pool may spawn while it shuts down */
+        CHECK_EQ(plait_pool_submit(ctree.pool, &kids[i], ctree_task, ARG(depth - 1)), 0);
+    for (int i = 0; i < 2; i++) {
+        int r = plait_join(kids[i], NULL, SOON());
+        /* -ECANCELED: the kid's outcome (handle used up), or this join cancelled
+         * (handle still ours: let it go) */
+        int d = r == -ECANCELED ? plait_detach(kids[i]) : -ESRCH;
+        if (r != -ECANCELED || (d != 0 && d != -ESRCH))
+            atomic_fetch_add(&ctree.bad_joins, 1);
+    }
+    return PLAIT_FAIL(-ECANCELED);
+}
+
+TEST(pool_shutdown_cancel_fork_join)
+{
+    CHECK_EQ(plait_event_create(&ctree.leaf_running), 0);
+    for (int round = 0; round < CTREE_ROUNDS; round++) {
+        unsigned threads = 1 + round % 2;
+        ctree.pool = make_pool(threads, "ctree");
+        CHECK_EQ(plait_event_reset(ctree.leaf_running), 0);
+        atomic_store(&ctree.leaves_in, 0);
+        atomic_store(&ctree.leaves_out, 0);
+        atomic_store(&ctree.bad_joins, 0);
+        plait_task root;
+        CHECK_EQ(plait_pool_submit(ctree.pool, &root, ctree_task, ARG(CTREE_DEPTH)), 0);
+        if (round / 2 % 2 == 0)
+            CHECK_EQ(plait_event_wait(ctree.leaf_running, SOON()), 0);
+        CHECK_EQ(plait_pool_shutdown(ctree.pool, PLAIT_POOL_CANCEL, SOON()), 0);
+        CHECK_EQ(plait_join(root, NULL, SOON()), -ECANCELED);
+        CHECK_EQ(atomic_load(&ctree.leaves_out), atomic_load(&ctree.leaves_in));
+        CHECK_EQ(atomic_load(&ctree.bad_joins), 0);
+        CHECK_EQ(plait_pool_destroy(ctree.pool), 0);
+    }
+    CHECK_EQ(plait_event_destroy(ctree.leaf_running), 0);
+}
+
 typedef struct {
     atomic_bool release;
     atomic_int spins_done;
@@ -1827,6 +1893,7 @@ RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_
           CASE(pool_map_results_and_errors), CASE(pool_map_from_coroutine),
           CASE(pool_map_deadline), CASE(pool_map_cancelled_caller), CASE(pool_shutdown_drain),
           CASE(pool_shutdown_cancel), CASE(pool_shutdown_cancel_conservation),
+          CASE(pool_shutdown_cancel_fork_join),
           CASE(pool_shutdown_timeout_then_busy), CASE(pool_shutdown_from_own_task),
           CASE(pool_cancel_tasks), CASE(to_thread_from_plain_thread),
           CASE(to_thread_keeps_scheduler_running), CASE(to_thread_deadline_and_cancel),
