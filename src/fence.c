@@ -15,27 +15,47 @@
  * rare side's store when it loads.  liburcu and folly use the same pairing.
  *
  * A process must register before it may use the expedited command.  The kernel keeps
- * that per address space, so a forked child registers anew: plait__asymmetric_fences()
- * registers on every call (a cheap, idempotent system call) and callers ask it when
- * they set up, not on the hot path.  Where membarrier is missing (kernels before
- * 4.14, emulators, sandboxes that refuse it) the answer is false, and the caller uses
- * sequentially consistent accesses on both sides instead.
+ * the registration with the address space: a forked child has it too, exec drops it.
+ * The first registration of a process with threads waits for an RCU grace period
+ * (0.2–3 ms here), so plait__asymmetric_fences() registers once and remembers the
+ * answer.  Where membarrier is missing (kernels before 4.14, emulators, sandboxes that
+ * refuse it) the answer is false, and the caller uses sequentially consistent accesses
+ * on both sides instead.  The heavy fence can still fail later (the kernel out of
+ * memory for its CPU mask; a seccomp filter installed since): its caller must then
+ * not rely on the handshake.
  */
 #include "internal.h"
 
 #include <linux/membarrier.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+enum { HEAVY_FENCE_TRIES = 100 };
+
+static atomic_int registered; /* 0: not asked yet, 1: registered, -1: refused */
+
 bool plait__asymmetric_fences(void)
 {
-    return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+    int answer = atomic_load_explicit(&registered, memory_order_relaxed);
+    if (!answer) {
+        /* two threads may both ask: the call is idempotent, and so is the answer */
+        answer = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0
+                     ? 1
+                     : -1;
+        atomic_store_explicit(&registered, answer, memory_order_relaxed);
+    }
+    return answer > 0;
 }
 
-void plait__heavy_fence(void)
+int plait__heavy_fence(void)
 {
-    /* Cannot fail once this address space registered (EPERM is the only error the
-     * command has then), and the callers only use it after plait__asymmetric_fences()
-     * said true in this process. */
-    (void)syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    for (int tries = 1;; tries++) {
+        if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+            return 0;
+        int e = errno;
+        if ((e != ENOMEM && e != EAGAIN && e != EINTR) || tries == HEAVY_FENCE_TRIES)
+            return -e;
+        sched_yield(); /* out of memory for a moment: let the kernel reclaim */
+    }
 }

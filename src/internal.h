@@ -66,12 +66,13 @@ static inline void plait__cpu_relax(void)
 
 /* ---- asymmetric fences (fence.c): a hot side that pays nothing, a rare side that
  * pays a system call ---- */
-/* Whether the heavy fence works in this process (registers it for membarrier). */
+/* Whether the heavy fence works in this process (registers it for membarrier, once). */
 bool plait__asymmetric_fences(void);
 /* The hot side, between its store and its load: only the compiler is held back. */
 static inline void plait__light_fence(void) { atomic_signal_fence(memory_order_seq_cst); }
-/* The rare side, between its store and its load: a full fence on every thread. */
-void plait__heavy_fence(void);
+/* The rare side, between its store and its load: a full fence on every thread; 0, or
+ * -errno when it could not be made (the handshake then did not happen). */
+int plait__heavy_fence(void);
 
 /* ---- spin lock: guards a primitive's few words of state; held for nanoseconds ---- */
 typedef struct plait__spinlock { atomic_int held; } plait__spinlock;

@@ -53,7 +53,8 @@
  * drops running_lock, waiting out a walk that may still look at the task, before it
  * completes the task and its future is reused.  (A locked chain cost two atomic
  * exchanges per task, a sixth of the time of a task that only forks and joins.)
- * Without membarrier both sides use sequentially consistent accesses instead.
+ * Without membarrier both sides use sequentially consistent accesses instead; where
+ * the heavy fence fails after all, shutdown does not walk (see plait_pool_shutdown).
  */
 #include "deque.h"
 
@@ -533,9 +534,13 @@ int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline)
     plait__spin_unlock(&pool->inject_lock);
     if (how == PLAIT_POOL_CANCEL) {
         atomic_store(&pool->cancelling, true);
-        if (pool->asymmetric)
-            plait__heavy_fence(); /* the running chain's handshake */
-        for (unsigned i = 0; i < pool->threads; i++) {
+        /* The running chain's handshake.  Without the heavy fence (membarrier refused
+         * since the pool was made, or the kernel out of memory) a walk could meet a
+         * task its worker has just completed, and its future reused: the running
+         * tasks are then left to finish, or to the deadline; queued ones still
+         * complete as cancelled, their workers seeing the flag. */
+        bool walk = !pool->asymmetric || plait__heavy_fence() == 0;
+        for (unsigned i = 0; walk && i < pool->threads; i++) {
             plait__worker *wk = &pool->workers[i];
             plait__spin_lock(&wk->running_lock);
             for (plait__future *f = atomic_load(&wk->running); f; f = f->next)
