@@ -28,10 +28,11 @@
  * Shutting down.  `closed` stops submissions from outside; tasks already queued, and
  * the tasks they spawn, still run (or, with PLAIT_POOL_CANCEL, complete as cancelled
  * without running, and running ones are cancelled through the chain of tasks each
- * worker runs: see "The running chain" below).  The pool is finished when every worker is asleep in its main loop
- * at once with no work visible: a worker counted there holds no task, so nothing can
- * push any more.  The last worker to see that sets `done`, wakes the others, and
- * they all exit; the last to exit sets the `stopped` event that shutdown waits on.
+ * worker runs: see "The running chain" below).  The pool is finished when every
+ * worker is asleep in its main loop at once with no work visible: a worker counted
+ * there holds no task, so nothing can push any more.  The last worker to see that
+ * sets `done`, wakes the others, and they all exit; the last to exit sets the
+ * `stopped` event that shutdown waits on.
  *
  * Invariants:
  *  - A task is in exactly one place: a deque, the injection queue, a worker's running
