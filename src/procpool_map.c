@@ -211,8 +211,11 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
         plait_task t = window[joined % m->window];
         int jr = stop ? plait__join_uncancellable(t, NULL) : plait_join(t, NULL, deadline);
         if (!stop && (jr == -ETIMEDOUT || (jr == -ECANCELED && plait_cancelled()))) {
-            stop = jr; /* cancel what is out, then wait for it */
-            for (size_t c = joined; c < submitted; c++)
+            /* cancel what is out, newest first, then wait for it: every queued chunk
+             * is withdrawn before a running one's worker is killed, so the worker
+             * that replaces it cannot pick one up meanwhile */
+            stop = jr;
+            for (size_t c = submitted; c-- > joined;)
                 plait_cancel(window[c % m->window]);
             continue;
         }
@@ -411,16 +414,32 @@ int plait_procpool_imap_next(plait_procpool_iter *it, size_t *index, void *resul
     return 0;
 }
 
+/* Whether place k holds a chunk still with the pool (not the one handed out). */
+static bool chunk_out(const plait_procpool_iter *it, size_t k)
+{
+    return it->busy[k] && !(it->holds_place && k == it->current_place);
+}
+
 int plait_procpool_imap_destroy(plait_procpool_iter *it)
 {
     if (!it)
         return -EINVAL;
-    /* the chunks still out: cancel them, and wait (the manager writes into it->raw) */
+    /* the chunks still out: cancel them newest first (as map does, so that no worker
+     * that replaces a killed one picks up a queued chunk), and wait (the manager
+     * writes into it->raw) */
+    for (size_t below = SIZE_MAX;;) {
+        size_t newest = SIZE_MAX;
+        for (size_t k = 0; it->busy && k < it->places; k++)
+            if (chunk_out(it, k) && it->chunk_of[k] < below &&
+                (newest == SIZE_MAX || it->chunk_of[k] > it->chunk_of[newest]))
+                newest = k;
+        if (newest == SIZE_MAX)
+            break;
+        plait_cancel(it->window[newest]);
+        below = it->chunk_of[newest];
+    }
     for (size_t k = 0; it->busy && k < it->places; k++)
-        if (it->busy[k] && !(it->holds_place && k == it->current_place))
-            plait_cancel(it->window[k]);
-    for (size_t k = 0; it->busy && k < it->places; k++)
-        if (it->busy[k] && !(it->holds_place && k == it->current_place))
+        if (chunk_out(it, k))
             plait__join_uncancellable(it->window[k], NULL);
     if (it->done)
         plait_completed_destroy(it->done);
