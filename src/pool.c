@@ -54,8 +54,9 @@
  * drops running_lock, waiting out a walk that may still look at the task, before it
  * completes the task and its future is reused.  (A locked chain cost two atomic
  * exchanges per task, a sixth of the time of a task that only forks and joins.)
- * Without membarrier both sides use sequentially consistent accesses instead; where
- * the heavy fence fails after all, shutdown does not walk (see plait_pool_shutdown).
+ * Without membarrier (or off x86-64, see fence.c) both sides use sequentially
+ * consistent accesses instead; where the heavy fence fails after all, shutdown does
+ * not walk (see plait_pool_shutdown).
  */
 #include "deque.h"
 
