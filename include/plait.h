@@ -524,7 +524,9 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
 /* One read / write, waiting first if fd would block: the bytes moved (0 from read at
  * end of file), or -ETIMEDOUT, -ECANCELED, or the system call's error (-EPIPE when a
  * pipe's reader has gone: plait ignores SIGPIPE once it has made a pipe, if the program
- * left it at its default). */
+ * left it at its default).  On io_uring a coroutine's write while others of its
+ * scheduler are ready to run is made from the ring with theirs, in one system call;
+ * writes to one descriptor from one scheduler keep the order of the calls. */
 ssize_t plait_read(int fd, void *buf, size_t len, int64_t deadline);
 ssize_t plait_write(int fd, const void *buf, size_t len, int64_t deadline);
 /* All len bytes, or an error; *done (may be NULL) gets the bytes moved on every
@@ -540,11 +542,13 @@ int plait_fd_set_nonblock(int fd, int on);
 const char *plait_io_backend(void);
 
 /* Close fd after waking every plait wait on it (coroutines on any scheduler, plain and
- * plait threads), which returns -EBADF.  The calling scheduler's own watch on fd is
- * taken back first, so the peer sees the close when this returns; another
- * scheduler's, when its woken waiter runs.  Close descriptors that coroutines may be
- * waiting on with this, not close(2): a poller does not notice a plain close, so a
- * coroutine waiting on the descriptor would sleep until its deadline.  0, -EBADF for a
+ * plait threads), which returns -EBADF.  The calling scheduler's own watch on fd (and
+ * any read or write queued in its ring) is taken back first, so the peer sees the
+ * close when this returns; another scheduler's, when its woken waiter runs.  Close
+ * descriptors that coroutines may be waiting on or writing with this, not close(2): a
+ * poller does not notice a plain close, so a coroutine waiting on the descriptor would
+ * sleep until its deadline, and a request queued in a ring would go to whatever file
+ * next takes the number.  0, -EBADF for a
  * descriptor that is not open, or close(2)'s other errors (the descriptor is closed
  * all the same, as close(2) says). */
 int plait_close(int fd);

@@ -42,14 +42,23 @@ int plait__wait_to_retry(int fd, int events, int64_t deadline)
  * watches fd) does not try read(2) first: a request-response peer has most likely
  * nothing more to say yet.  On io_uring the kernel makes that read when data comes;
  * on epoll the coroutine waits, then reads.  Either way the read that would say
- * EAGAIN is saved. */
+ * EAGAIN is saved.  On io_uring a coroutine's write while other coroutines are ready
+ * to run goes into the ring too: the scheduler hands it to the kernel with the
+ * requests of the others when they have run, one system call for the lot
+ * (plait__ring_write). */
 static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool writing)
 {
     if (!buf && len)
         return -EINVAL;
     bool drained = !writing && len && plait__fd_drained(fd);
+    bool batch = writing && len;
     for (;;) {
         ssize_t n;
+        if (batch) { /* once: after EAGAIN from the kernel, write(2) and wait as usual */
+            batch = false;
+            if ((n = plait__ring_write(fd, buf, len, deadline)) != -ENOSYS && n != -EAGAIN)
+                return n;
+        }
         if (drained && (n = plait__ring_read(fd, buf, len, deadline)) != -ENOSYS) {
             if (n > 0) /* the kernel read it as soon as it came (io_uring) */
                 plait__fd_set_drained(fd, (size_t)n < len);

@@ -24,6 +24,7 @@
 
 static void prepare(void)
 {
+    plait__poll_before_fork(); /* first: it may wake this scheduler's coroutines */
     plait__signals_atfork(PLAIT__FORK_PREPARE);
     plait__local_atfork(PLAIT__FORK_PREPARE);
     plait__stack_atfork(PLAIT__FORK_PREPARE);

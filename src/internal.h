@@ -378,6 +378,9 @@ void plait__poller_free(plait__sched *s);
 /* In a forked child: drop the calling thread's wake-up eventfd, shared with the parent,
  * and give the poller of the scheduler this thread runs new kernel objects. */
 void plait__poll_after_fork(void);
+/* Before fork(): hand the calling scheduler's queued requests to the kernel and take
+ * what completed, so that the child does not make again a write its parent has made. */
+void plait__poll_before_fork(void);
 /* The read hint of fd in the calling coroutine's scheduler: whether its last read took
  * less than it asked (so the next is likely to find nothing and should wait first),
  * and setting it after a read.  False / nothing outside coroutines. */
@@ -392,6 +395,11 @@ int plait__wait_to_retry(int fd, int events, int64_t deadline);
  * file, or -errno.  -ENOSYS when the caller should read(2) itself instead (not a
  * coroutine, a backend that cannot, a deadline already past). */
 ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline);
+/* The same for a write, made only while other coroutines of the caller's scheduler
+ * are ready to run (the write then joins their requests in one system call); -ENOSYS
+ * also when none is, or when another coroutine's write on fd is in the ring (which
+ * this call hands to the kernel first, so that the caller's write(2) follows it). */
+ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline);
 
 /* ---- stacks (stack.c) ---- */
 int plait__stack_check_size(size_t size);

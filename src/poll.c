@@ -33,6 +33,10 @@
  * After fork() the child's copy of the calling thread's poller would share the
  * parent's kernel object (an epoll set, or an io_uring's rings, which two processes
  * must never both drive): the child makes new ones and re-arms what it waits on.
+ * Just before the fork the scheduler hands its queued requests to the kernel and takes
+ * what completed, so a write the parent has made is not made again by the child; a
+ * request still waiting in the kernel (for data, for room) is then the parent's and,
+ * re-made, the child's too — as a wait on the descriptor would be both processes'.
  */
 #include "poll.h"
 
@@ -186,6 +190,8 @@ static int grow(struct plait__poller *p, int fd)
 {
     if ((size_t)fd < p->cap)
         return 0;
+    if (fd > PLAIT__POLL_FD_MAX)
+        return -ENOMEM;
     size_t cap = p->cap ? p->cap : 64;
     while (cap <= (size_t)fd)
         cap *= 2;
@@ -208,7 +214,7 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
         return -ENOMEM;
     plait__fd_slot *slot = &p->fds[fd];
     if (((events & PLAIT_READABLE) && (slot->reader || slot->read_op)) ||
-        ((events & PLAIT_WRITABLE) && slot->writer))
+        ((events & PLAIT_WRITABLE) && (slot->writer || slot->write_op)))
         return -EBUSY;
     if (events & PLAIT_READABLE)
         slot->reader = w;
@@ -311,9 +317,11 @@ static void poller_after_fork(plait__sched *s)
         if (slot_wants(&p->fds[fd]) &&
             p->backend->arm(p, (int)fd, &p->fds[fd], slot_wants(&p->fds[fd])) < 0)
             plait__poller_fire(p, (int)fd, -EBADF);
-        if (p->fds[fd].read_op && (!p->backend->read_submit ||
-                                   p->backend->read_submit(p, (int)fd, &p->fds[fd]) < 0))
-            plait__poller_read_done(p, (int)fd, -EBADF);
+        for (int writing = 0; writing < 2; writing++)
+            if ((writing ? p->fds[fd].write_op : p->fds[fd].read_op) &&
+                (!p->backend->io_submit ||
+                 p->backend->io_submit(p, (int)fd, &p->fds[fd], writing) < 0))
+                plait__poller_io_done(p, (int)fd, writing, -EBADF);
     }
 }
 
@@ -353,7 +361,9 @@ int plait_close(int fd)
     if (p && (size_t)fd < p->cap && p->fds[fd].armed)
         p->backend->arm(p, fd, &p->fds[fd], 0);
     if (p && (size_t)fd < p->cap && p->fds[fd].read_op)
-        p->backend->read_cancel(p, fd);
+        p->backend->io_cancel(p, fd, false);
+    if (p && (size_t)fd < p->cap && p->fds[fd].write_op)
+        p->backend->io_cancel(p, fd, true);
     if (close(fd) < 0 && errno != EINTR) /* after EINTR the descriptor is gone (Linux) */
         return -errno;
     return 0;
@@ -395,6 +405,13 @@ static int thread_wake_fd(void)
         return -ENOMEM;
     }
     return tls_wake_fd = fd;
+}
+
+void plait__poll_before_fork(void)
+{
+    plait__sched *s = plait__sched_current();
+    if (s && s->poller)
+        s->poller->backend->wait(s->poller, 0); /* a past deadline: look, do not sleep */
 }
 
 void plait__poll_after_fork(void)
@@ -486,33 +503,47 @@ int plait_wait_fd(int fd, int events, int64_t deadline)
     return r;
 }
 
-/* ---- a read the kernel makes for a coroutine ---- */
+/* ---- a read or write the kernel makes for a coroutine ---- */
 
-ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline)
+/* The calling coroutine's poller when its backend can read and write (io_uring);
+ * NULL with *r = -ENOSYS when the caller should make the system call itself (not a
+ * coroutine, a backend that cannot, a deadline already past), or another -errno. */
+static struct plait__poller *ring_poller(int fd, int64_t deadline, int *r)
 {
     plait__sched *s = plait__sched_current();
+    *r = -ENOSYS;
     if (!s || s->current == &s->loop || plait__deadline_passed(deadline))
-        return -ENOSYS; /* not a coroutine, or "do not block": read(2) answers */
+        return NULL;
     struct plait__poller *p = poller_get(s);
     if (!p)
-        return -ENOMEM;
-    if (!p->backend->read_submit)
-        return -ENOSYS;
-    if (fd < 0)
-        return -EBADF;
-    int r = plait__check_cancel();
-    if (r < 0)
-        return r;
-    if (grow(p, fd) < 0)
-        return -ENOMEM;
-    if (p->fds[fd].reader || p->fds[fd].read_op)
-        return -EBUSY;
+        *r = -ENOMEM;
+    else if (!p->backend->io_submit)
+        p = NULL;
+    else if (fd < 0)
+        *r = -EBADF;
+    else if ((*r = plait__check_cancel()) == 0 && (*r = grow(p, fd)) == 0)
+        return p;
+    return NULL;
+}
+
+/* Have the kernel move buf (reading or writing) and wait for it: the bytes moved, or
+ * -errno. */
+static ssize_t ring_transfer(struct plait__poller *p, int fd, void *buf, size_t len,
+                             int64_t deadline, bool writing)
+{
     plait__waiter w;
-    plait__waiter_init(&w, "read", (const void *)(intptr_t)fd);
-    plait__kernel_read op = {.waiter = &w, .buf = buf, .len = len};
-    p->fds[fd].read_op = &op;
-    if ((r = p->backend->read_submit(p, fd, &p->fds[fd])) < 0) {
-        p->fds[fd].read_op = NULL;
+    plait__waiter_init(&w, writing ? "write" : "read", (const void *)(intptr_t)fd);
+    plait__kernel_io op = {.waiter = &w, .buf = buf, .len = len};
+    if (writing)
+        p->fds[fd].write_op = &op;
+    else
+        p->fds[fd].read_op = &op;
+    int r = p->backend->io_submit(p, fd, &p->fds[fd], writing);
+    if (r < 0) {
+        if (writing)
+            p->fds[fd].write_op = NULL;
+        else
+            p->fds[fd].read_op = NULL;
         return r;
     }
     plait__wait_node node;
@@ -522,15 +553,44 @@ ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline)
     p->waits--;
     plait__wait_node_unlink(&node);
     if (!op.done) /* the wait ended otherwise: the kernel must let go of buf first */
-        p->backend->read_cancel(p, fd);
-    /* bytes that came are returned whatever ended the wait: none is lost */
+        p->backend->io_cancel(p, fd, writing);
+    /* bytes that moved are returned whatever ended the wait: none is lost */
     return op.res == -ECANCELED ? r : op.res;
 }
 
-void plait__poller_read_done(struct plait__poller *p, int fd, int res)
+ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline)
 {
-    plait__kernel_read *op = p->fds[fd].read_op;
-    p->fds[fd].read_op = NULL;
+    int r;
+    struct plait__poller *p = ring_poller(fd, deadline, &r);
+    if (!p)
+        return r;
+    if (p->fds[fd].reader || p->fds[fd].read_op)
+        return -EBUSY;
+    return ring_transfer(p, fd, buf, len, deadline, false);
+}
+
+ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline)
+{
+    plait__sched *s = plait__sched_current();
+    struct plait__poller *p = s ? s->poller : NULL;
+    bool queued = p && fd >= 0 && (size_t)fd < p->cap && p->fds[fd].write_op;
+    if (queued) /* another coroutine's write on fd: its bytes go to the kernel first */
+        p->backend->io_flush(p);
+    if (queued || !s || !s->ready_head)
+        return -ENOSYS; /* and with nothing else to run, write(2) costs no more */
+    int r;
+    if (!(p = ring_poller(fd, deadline, &r)))
+        return r;
+    if (p->fds[fd].writer) /* one waits for room on fd: the caller tries, then waits */
+        return -ENOSYS;
+    return ring_transfer(p, fd, (void *)buf, len, deadline, true);
+}
+
+void plait__poller_io_done(struct plait__poller *p, int fd, bool writing, int res)
+{
+    plait__kernel_io **slot_op = writing ? &p->fds[fd].write_op : &p->fds[fd].read_op;
+    plait__kernel_io *op = *slot_op;
+    *slot_op = NULL;
     op->res = res;
     op->done = true;
     if (plait__waiter_claim(op->waiter))

@@ -10,32 +10,40 @@
  *
  * Invariant: a slot's `armed` mask is what the backend watches for it now (0: not
  * watched); poll.c re-arms a slot whenever the waiters it has and the mask differ
- * after an event or a withdrawal.  A backend that can read for a coroutine (io_uring)
- * does so instead of a watch followed by read(2): a slot's read_op is then the one
- * reader, and the coroutine does not return before the kernel is done with its buffer.
+ * after an event or a withdrawal.  A backend that can read and write for a coroutine
+ * (io_uring) does so instead of a watch followed by read(2) (and, when the write can
+ * join a batch, instead of write(2)): a slot's read_op / write_op is then the one
+ * reader / writer of that direction, and the coroutine does not return before the
+ * kernel is done with its buffer.
  */
 #ifndef PLAIT_POLL_H
 #define PLAIT_POLL_H
 
 #include "internal.h"
 
-/* A read the kernel makes for a waiting coroutine (io_uring), on that coroutine's
- * stack: the buffer stays the kernel's until `done`. */
-typedef struct plait__kernel_read {
+/* A read or write the kernel makes for a waiting coroutine (io_uring), on that
+ * coroutine's stack: the buffer stays the kernel's until `done`. */
+typedef struct plait__kernel_io {
     plait__waiter *waiter;
     void *buf;
     size_t len;
     bool done;
-    int res;                    /* bytes read, or -errno */
-} plait__kernel_read;
+    int res;                    /* bytes moved, or -errno */
+} plait__kernel_io;
+
+/* The highest descriptor a poller serves: io_uring's request names keep the two bits
+ * above it (for a read, for a write). */
+#define PLAIT__POLL_FD_MAX 0x3fffffff
 
 typedef struct plait__fd_slot {
     plait__waiter *reader, *writer;
-    plait__kernel_read *read_op;  /* a read in the kernel for this scheduler, or NULL */
+    plait__kernel_io *read_op;  /* a read in the kernel for this scheduler, or NULL */
+    plait__kernel_io *write_op; /* a write in the kernel for this scheduler, or NULL */
     unsigned armed;             /* poll(2) events watched now, 0 for none */
     bool registered;            /* epoll: in the set (perhaps disarmed) */
     uint32_t gen;               /* io_uring: which poll request is the live one */
     uint32_t read_gen;          /* io_uring: which read request is the live one */
+    uint32_t write_gen;         /* io_uring: which write request is the live one */
     bool drained;               /* the last read took less than it asked: likely empty */
 } plait__fd_slot;
 
@@ -52,11 +60,15 @@ typedef struct plait__poll_backend {
     /* Wait until the deadline (a past one: look without waiting) for events, passing
      * each to plait__poller_fire(). */
     void (*wait)(struct plait__poller *p, int64_t deadline);
-    /* Optional (NULL: not offered): have the kernel read slot->read_op's buffer once fd
-     * has data, completing through plait__poller_read_done(); 0 or -errno.  And take
-     * such a read back, returning once it is done (completed or cancelled). */
-    int (*read_submit)(struct plait__poller *p, int fd, plait__fd_slot *slot);
-    void (*read_cancel)(struct plait__poller *p, int fd);
+    /* Optional (NULL: not offered): have the kernel read into slot->read_op's buffer
+     * once fd has data (writing: write slot->write_op's once fd has room), completing
+     * through plait__poller_io_done(); 0 or -errno.  Requests go to the kernel with
+     * the next wait, in the order they were made.  io_cancel takes such a request
+     * back, returning once it is done (completed or cancelled); io_flush hands the
+     * requests made so far to the kernel now. */
+    int (*io_submit)(struct plait__poller *p, int fd, plait__fd_slot *slot, bool writing);
+    void (*io_cancel)(struct plait__poller *p, int fd, bool writing);
+    void (*io_flush)(struct plait__poller *p);
 } plait__poll_backend;
 
 extern const plait__poll_backend plait__poll_epoll;
@@ -78,9 +90,10 @@ struct plait__poller {
  * becomes its waiters' outcome): wake its waiters, re-arm for those still waiting.
  * The backend has cleared slot->armed first (the watch was one-shot). */
 void plait__poller_fire(struct plait__poller *p, int fd, int revents);
-/* A read made by the kernel is done (bytes or -errno): wake its coroutine, unless its
- * wait ended otherwise (then it is taking the read back, and sees `done`). */
-void plait__poller_read_done(struct plait__poller *p, int fd, int res);
+/* A read or write made by the kernel is done (bytes or -errno): wake its coroutine,
+ * unless its wait ended otherwise (then it is taking the request back, and sees
+ * `done`). */
+void plait__poller_io_done(struct plait__poller *p, int fd, bool writing, int res);
 /* The scheduler's wake-up eventfd fired. */
 void plait__poller_drain_wake(struct plait__poller *p);
 /* Milliseconds until deadline for epoll_wait/poll: -1 forever, 0 past. */

@@ -5,11 +5,13 @@
  * Each watch is a one-shot IORING_OP_POLL_ADD whose user_data names the descriptor
  * and a generation: re-arming a slot (or disarming it) removes the live request
  * (IORING_OP_POLL_REMOVE) and bumps the generation, so a completion that was already
- * on its way for the old request is recognised as stale and dropped.  Requests are
- * only written into the submission ring; they go to the kernel together with the next
- * wait, so a wait costs no system call of its own (epoll needs an epoll_ctl).  The
- * inbox eventfd is watched by a request with its own user_data, re-armed each time it
- * fires.
+ * on its way for the old request is recognised as stale and dropped.  A read or write
+ * the kernel makes for a coroutine (IORING_OP_READ / IORING_OP_WRITE) is named the
+ * same way, with a bit for its direction.  Requests are only written into the
+ * submission ring; they go to the kernel together with the next wait, so a wait costs
+ * no system call of its own (epoll needs an epoll_ctl), and the kernel starts them in
+ * the order they were written.  The inbox eventfd is watched by a request with its
+ * own user_data, re-armed each time it fires.
  *
  * The ring is set up with SINGLE_ISSUER, DEFER_TASKRUN and TASKRUN_FLAG where the
  * kernel has them (6.1): completions are then made only when this thread enters the
@@ -176,9 +178,16 @@ static int poll_add(struct plait__uring *u, int fd, unsigned events, uint64_t us
 
 static uint64_t key(int fd, uint32_t gen) { return (uint64_t)gen << 32 | (uint32_t)fd; }
 
-/* A read's user_data: its descriptor with this bit, and the slot's generation. */
+/* A read's or write's user_data: its descriptor with one of these bits, and the
+ * slot's generation for that direction (poll.h keeps descriptors below both bits). */
 #define READ_BIT 0x80000000u
+#define WRITE_BIT 0x40000000u
 #define CANCEL_TOKEN (UINT64_MAX - 2)
+
+static uint64_t io_key(int fd, const plait__fd_slot *slot, bool writing)
+{
+    return writing ? key(fd, slot->write_gen) | WRITE_BIT : key(fd, slot->read_gen) | READ_BIT;
+}
 
 static void ur_close(struct plait__poller *p)
 {
@@ -242,11 +251,15 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res)
             abort(); /* the scheduler could no longer be woken */
         return;
     }
-    if ((uint32_t)user_data & READ_BIT) {
-        int fd = (int)((uint32_t)user_data & ~READ_BIT);
-        if ((size_t)fd < p->cap && p->fds[fd].read_op &&
-            p->fds[fd].read_gen == (uint32_t)(user_data >> 32))
-            plait__poller_read_done(p, fd, res);
+    if ((uint32_t)user_data & (READ_BIT | WRITE_BIT)) {
+        bool writing = (uint32_t)user_data & WRITE_BIT;
+        int fd = (int)((uint32_t)user_data & ~(READ_BIT | WRITE_BIT));
+        if ((size_t)fd >= p->cap)
+            return;
+        const plait__fd_slot *slot = &p->fds[fd];
+        if ((writing ? slot->write_op : slot->read_op) &&
+            (writing ? slot->write_gen : slot->read_gen) == (uint32_t)(user_data >> 32))
+            plait__poller_io_done(p, fd, writing, res);
         return;
     }
     int fd = (int)(uint32_t)user_data;
@@ -302,43 +315,55 @@ static void ur_wait(struct plait__poller *p, int64_t deadline)
     reap(p);
 }
 
-/* A read the kernel makes when fd has data (it polls by itself first). */
-static int ur_read_submit(struct plait__poller *p, int fd, plait__fd_slot *slot)
+/* A read the kernel makes when fd has data, or a write when it has room (it polls by
+ * itself first). */
+static int ur_io_submit(struct plait__poller *p, int fd, plait__fd_slot *slot, bool writing)
 {
     struct io_uring_sqe *sqe = get_sqe(p->ring);
     if (!sqe)
         return -errno;
-    sqe->opcode = IORING_OP_READ;
+    plait__kernel_io *op = writing ? slot->write_op : slot->read_op;
+    sqe->opcode = writing ? IORING_OP_WRITE : IORING_OP_READ;
     sqe->fd = fd;
-    sqe->addr = (uint64_t)(uintptr_t)slot->read_op->buf;
-    sqe->len = slot->read_op->len > UINT32_MAX ? UINT32_MAX : (uint32_t)slot->read_op->len;
+    sqe->addr = (uint64_t)(uintptr_t)op->buf;
+    sqe->len = op->len > UINT32_MAX ? UINT32_MAX : (uint32_t)op->len;
     sqe->off = (uint64_t)-1; /* at the file position: streams, pipes, files alike */
-    sqe->user_data = key(fd, ++slot->read_gen) | READ_BIT;
+    if (writing)
+        slot->write_gen++;
+    else
+        slot->read_gen++;
+    sqe->user_data = io_key(fd, slot, writing);
     put_sqe(p->ring);
     return 0;
 }
 
-/* Cancel fd's read and wait, in the kernel, until it is done: its buffer is on the
- * stack of the coroutine that asked.  Cancelling a read that waits for data finishes
- * at once; one the kernel is copying finishes with its bytes. */
-static void ur_read_cancel(struct plait__poller *p, int fd)
+/* Cancel fd's read or write and wait, in the kernel, until it is done: its buffer is
+ * on the stack of the coroutine that asked.  Cancelling a request that waits for the
+ * descriptor finishes at once; one the kernel is copying finishes with its bytes. */
+static void ur_io_cancel(struct plait__poller *p, int fd, bool writing)
 {
     struct plait__uring *u = p->ring;
     struct io_uring_sqe *sqe = get_sqe(u);
     if (sqe) {
         sqe->opcode = IORING_OP_ASYNC_CANCEL;
         sqe->fd = -1;
-        sqe->addr = key(fd, p->fds[fd].read_gen) | READ_BIT;
+        sqe->addr = io_key(fd, &p->fds[fd], writing);
         sqe->user_data = CANCEL_TOKEN;
         put_sqe(u);
     }
-    while (p->fds[fd].read_op) {
+    while (writing ? p->fds[fd].write_op : p->fds[fd].read_op) {
         submit(u, 1, IORING_ENTER_GETEVENTS, NULL, 0);
         reap(p);
     }
 }
 
+static void ur_io_flush(struct plait__poller *p)
+{
+    if (pending(p->ring))
+        submit(p->ring, 0, 0, NULL, 0);
+}
+
 const plait__poll_backend plait__poll_uring = {
     .name = "io_uring", .open = ur_open, .close = ur_close, .arm = ur_arm, .wait = ur_wait,
-    .read_submit = ur_read_submit, .read_cancel = ur_read_cancel,
+    .io_submit = ur_io_submit, .io_cancel = ur_io_cancel, .io_flush = ur_io_flush,
 };

@@ -3,7 +3,8 @@
  * coroutines (the scheduler's poller; other coroutines run meanwhile), from threads
  * (poll, cancellable for plait threads), and the edges: end of file, a reader that has
  * gone (EPIPE, not SIGPIPE), a full pipe, past deadlines, bad descriptors, two
- * coroutines waiting for the same thing, regular files, cancellation mid-read.
+ * coroutines waiting for the same thing, regular files, cancellation mid-read; and the
+ * writes of coroutines that are ready together, which io_uring makes in one batch.
  */
 #include "helpers.h"
 
@@ -11,6 +12,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 static void make_pipe(int fds[2])
 {
@@ -450,10 +452,261 @@ static void *either_direction(void *arg)
 
 TEST(wait_for_either_direction) { check_run(either_direction, NULL); }
 
+/* ---- writes of coroutines that are ready together (io_uring: one batch) ---- */
+
+/* The write(2) calls this process has made (/proc/self/io): a write the kernel makes
+ * from an io_uring is not one. */
+static long write_calls(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    CHECK(f != NULL);
+    long n = -1;
+    char line[64];
+    while (f && fgets(line, sizeof line, f) && sscanf(line, "syscw: %ld", &n) != 1) {
+    }
+    if (f)
+        fclose(f);
+    CHECK(n >= 0);
+    return n;
+}
+
+static int on_io_uring(void) { return strcmp(plait_io_backend(), "io_uring") == 0; }
+
+typedef struct message_writer {
+    int fd;
+    const char *text;
+    ssize_t r;
+} message_writer;
+
+static void *write_message(void *arg)
+{
+    message_writer *m = arg;
+    m->r = plait_write(m->fd, m->text, strlen(m->text), SOON());
+    return NULL;
+}
+
+static void *nothing(void *arg) { return arg; }
+
+enum { WRITERS = 32 };
+
+/* Coroutines that write while others are ready to run: every message arrives whole,
+ * and on io_uring the writes go to the kernel together, not as a write(2) each. */
+static void *writes_in_one_batch(void *arg)
+{
+    (void)arg;
+    static const char *texts[] = {"alpha", "beta", "gamma", "delta"};
+    int fds[WRITERS][2];
+    message_writer m[WRITERS];
+    plait_task t[WRITERS];
+    for (int i = 0; i < WRITERS; i++) {
+        make_pipe(fds[i]);
+        m[i] = (message_writer){.fd = fds[i][1], .text = texts[i % 4]};
+    }
+    long before = write_calls();
+    for (int i = 0; i < WRITERS; i++)
+        CHECK_EQ(plait_spawn(&t[i], write_message, &m[i]), 0);
+    for (int i = 0; i < WRITERS; i++)
+        CHECK_EQ(plait_join(t[i], NULL, SOON()), 0);
+    long calls = write_calls() - before;
+    for (int i = 0; i < WRITERS; i++) {
+        size_t len = strlen(m[i].text);
+        CHECK_EQ(m[i].r, (ssize_t)len);
+        char got[16] = {0};
+        CHECK_EQ(read(fds[i][0], got, sizeof got), (ssize_t)len);
+        CHECK_EQ(strcmp(got, m[i].text), 0);
+        close(fds[i][0]);
+        close(fds[i][1]);
+    }
+    if (on_io_uring())
+        CHECK(calls < WRITERS / 4); /* the last writer, with nothing else ready, writes */
+    else
+        CHECK(calls >= WRITERS);
+    return NULL;
+}
+
+TEST(writes_of_ready_coroutines_in_one_batch) { check_run(writes_in_one_batch, NULL); }
+
+/* Three coroutines write one pipe in turn, each while the next is ready to run: the
+ * bytes come in the order of the calls (a write that waits in the ring goes to the
+ * kernel before a later one on the same descriptor). */
+static void *writers_in_order(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    make_pipe(fds);
+    message_writer m[3] = {{fds[1], "one", 0}, {fds[1], "two", 0}, {fds[1], "three", 0}};
+    plait_task t[3];
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(plait_spawn(&t[i], write_message, &m[i]), 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(plait_join(t[i], NULL, SOON()), 0);
+        CHECK_EQ(m[i].r, (ssize_t)strlen(m[i].text));
+    }
+    char got[32] = {0};
+    CHECK_EQ(read(fds[0], got, sizeof got), 11);
+    CHECK_EQ(strcmp(got, "onetwothree"), 0);
+    close(fds[0]);
+    close(fds[1]);
+    return NULL;
+}
+
+TEST(writers_of_one_descriptor_keep_their_order) { check_run(writers_in_order, NULL); }
+
+/* Fill fd (a pipe) until it takes no more. */
+static void fill_pipe(int fd)
+{
+    char zeros[4096] = {0};
+    while (write(fd, zeros, sizeof zeros) > 0) {
+    }
+    while (write(fd, zeros, 1) > 0) {
+    }
+    CHECK_EQ(errno, EAGAIN);
+}
+
+/* Read fd (a pipe) empty; the bytes, after checking each is zero (fill_pipe's). */
+static size_t drain_zeros(int fd)
+{
+    char buf[4096];
+    size_t total = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < n; i++)
+            CHECK_EQ(buf[i], 0);
+        total += (size_t)n;
+    }
+    return total;
+}
+
+/* A write to a full pipe, made while another coroutine is ready (so it waits in the
+ * ring on io_uring), ended by each of its ways out. */
+enum { END_DEADLINE, END_CANCEL, END_CLOSE, END_ROOM };
+
+typedef struct full_pipe_writer {
+    int fd;
+    int end;
+    ssize_t r;
+    int64_t took;
+} full_pipe_writer;
+
+static void *write_to_full_pipe(void *arg)
+{
+    full_pipe_writer *w = arg;
+    plait_task other;
+    CHECK_EQ(plait_spawn(&other, nothing, NULL), 0); /* ready: the write joins a batch */
+    int64_t start = plait_now();
+    int64_t deadline = w->end == END_DEADLINE ? plait_deadline_in(30 * PLAIT_MS) : SOON();
+    CHECK_EQ(plait_detach(other), 0);
+    w->r = plait_write(w->fd, "late", 4, deadline);
+    w->took = plait_now() - start;
+    return NULL;
+}
+
+static void *full_pipe_write_ends(void *arg)
+{
+    int end = INT(arg);
+    int fds[2];
+    make_pipe(fds);
+    fill_pipe(fds[1]);
+    full_pipe_writer w = {.fd = fds[1], .end = end};
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, write_to_full_pipe, &w), 0);
+    settle(); /* the writer waits in its write */
+    if (end == END_CANCEL)
+        CHECK_EQ(plait_cancel(t), 0);
+    if (end == END_CLOSE)
+        CHECK_EQ(plait_close(fds[1]), 0);
+    size_t drained = end == END_ROOM ? drain_zeros(fds[0]) : 0;
+    CHECK_EQ(plait_join(t, NULL, SOON()), end == END_CANCEL ? -ECANCELED : 0);
+    static const ssize_t expect[] = {-ETIMEDOUT, -ECANCELED, -EBADF, 4};
+    CHECK_EQ(w.r, expect[end]);
+    if (end == END_DEADLINE)
+        CHECK(w.took >= 30 * PLAIT_MS);
+    if (end != END_CLOSE)
+        CHECK_EQ(close(fds[1]), 0);
+    /* what the writer reported is exactly what the pipe holds: nothing lost, nothing
+     * written after its call returned */
+    if (end != END_ROOM) {
+        CHECK(drain_zeros(fds[0]) > 0);
+    } else {
+        CHECK(drained > 0);
+        char got[8] = {0};
+        CHECK_EQ(read(fds[0], got, sizeof got), 4);
+        CHECK_EQ(memcmp(got, "late", 4), 0);
+    }
+    CHECK_EQ(read(fds[0], &(char){0}, 1), 0); /* end of file: nothing more came */
+    close(fds[0]);
+    return NULL;
+}
+
+TEST(full_pipe_write_times_out) { check_run(full_pipe_write_ends, ARG(END_DEADLINE)); }
+TEST(full_pipe_write_cancelled) { check_run(full_pipe_write_ends, ARG(END_CANCEL)); }
+TEST(full_pipe_write_closed) { check_run(full_pipe_write_ends, ARG(END_CLOSE)); }
+TEST(full_pipe_write_gets_room) { check_run(full_pipe_write_ends, ARG(END_ROOM)); }
+
+/* Writes to a regular file while another coroutine is ready: in order, at the file's
+ * position, as write(2) would. */
+static void *file_writes_in_a_batch(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/plait-fdio-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    static const char *parts[] = {"abc", "defg", "hi"};
+    for (int i = 0; i < 3; i++) {
+        plait_task other;
+        CHECK_EQ(plait_spawn(&other, nothing, NULL), 0);
+        CHECK_EQ(plait_write(fd, parts[i], strlen(parts[i]), SOON()), (ssize_t)strlen(parts[i]));
+        CHECK_EQ(plait_join(other, NULL, SOON()), 0);
+    }
+    CHECK_EQ(lseek(fd, 0, SEEK_CUR), 9);
+    char got[16] = {0};
+    CHECK_EQ(pread(fd, got, sizeof got, 0), 9);
+    CHECK_EQ(strcmp(got, "abcdefghi"), 0);
+    close(fd);
+    return NULL;
+}
+
+TEST(file_writes_beside_ready_coroutines) { check_run(file_writes_in_a_batch, NULL); }
+
+/* A fork while another coroutine's write waits in the ring: the child does not make
+ * that write again (the message is in the pipe once). */
+static void *fork_beside_a_queued_write(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    make_pipe(fds);
+    message_writer m = {.fd = fds[1], .text = "once"};
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, write_message, &m), 0);
+    CHECK_EQ(plait_yield(), 0); /* the writer runs; its write waits while this is ready */
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(plait_join(t, NULL, SOON()) == 0 && m.r == 4 ? 0 : 1);
+    CHECK(pid > 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(m.r, 4);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char got[16] = {0};
+    CHECK_EQ(read(fds[0], got, sizeof got), 4);
+    CHECK_EQ(memcmp(got, "once", 4), 0);
+    close(fds[0]);
+    close(fds[1]);
+    return NULL;
+}
+
+TEST(fork_beside_a_write_in_the_ring) { check_run(fork_beside_a_queued_write, NULL); }
+
 RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(thread_waits_with_deadline),
           CASE(end_of_file_and_broken_pipe), CASE(regular_file_is_always_ready),
           CASE(set_nonblock), CASE(coroutines_share_a_pipe), CASE(coroutine_woken_by_a_thread),
           CASE(one_reader_per_descriptor), CASE(reader_and_writer_on_one_socket),
           CASE(descriptors_served_under_load), CASE(many_waiting_coroutines),
           CASE(descriptor_number_reused), CASE(cancel_a_thread_blocked_on_a_read),
-          CASE(wait_for_either_direction))
+          CASE(wait_for_either_direction), CASE(writes_of_ready_coroutines_in_one_batch),
+          CASE(writers_of_one_descriptor_keep_their_order), CASE(full_pipe_write_times_out),
+          CASE(full_pipe_write_cancelled), CASE(full_pipe_write_closed),
+          CASE(full_pipe_write_gets_room), CASE(file_writes_beside_ready_coroutines),
+          CASE(fork_beside_a_write_in_the_ring))

@@ -483,6 +483,17 @@ static void shrink_buffers(int c, int s)
     CHECK_EQ(plait_socket_set(s, PLAIT_RCVBUF, 16384), 0);
 }
 
+/* Return once fd's send queue holds bytes: a writer beside the caller has begun.  A
+ * coroutine's write may wait in its scheduler's ring, with the requests of others,
+ * until the scheduler next hands them to the kernel: yielding gets it there. */
+static void wait_until_sending(int fd)
+{
+    int64_t until = plait_now() + 10 * PLAIT_SEC;
+    while (outq(fd) == 0 && plait_now() < until)
+        pause_briefly();
+    CHECK(outq(fd) > 0);
+}
+
 /* Close s so that its peer sees the connection reset (linger on, for no time). */
 static void reset_from(int s)
 {
@@ -1603,6 +1614,7 @@ static void *peer_reset(void *arg)
     pat_fill(buf, FLOOD_BYTES, 0, 3);
     blocked writer = {.call = CALL_WRITE_ALL, .fd = c, .out = buf, .len = FLOOD_BYTES};
     blocked_start(&writer, site);
+    wait_until_sending(c);
     start = plait_now();
     reset_from(s);
     CHECK_EQ(blocked_join(&writer), 0);
