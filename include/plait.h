@@ -546,7 +546,7 @@ const char *plait_io_backend(void);
  * any read or write queued in its ring) is taken back first, so the peer sees the
  * close when this returns; another scheduler's, when its woken waiter runs.  Close
  * descriptors that coroutines may be waiting on or writing with this, not close(2): a
- * poller does not notice a plain close, so a coroutine waiting on the descriptor would
+ * poller does not notice a plain close, so a coroutine waiting on the descriptor may
  * sleep until its deadline, and a request queued in a ring would go to whatever file
  * next takes the number.  0, -EBADF for a
  * descriptor that is not open, or close(2)'s other errors (the descriptor is closed

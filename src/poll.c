@@ -8,10 +8,11 @@
  * to read it and the one waiting to write it (one of each per scheduler: a second
  * gets -EBUSY, as two readers of one stream would race for its bytes anyway).  The
  * kernel side is a backend (poll.h): io_uring where the kernel allows it, else epoll;
- * PLAIT_POLLER=epoll or =io_uring in the environment picks one.  Watches are one-shot:
- * a wait arms the descriptor, the event disarms it, and the slot is re-armed while a
- * waiter of the other direction remains.  A regular file cannot be polled: it is
- * always ready, as poll(2) says.
+ * PLAIT_POLLER=epoll or =io_uring in the environment picks one.  To this file watches
+ * are one-shot: a wait arms the descriptor, the event disarms it, and the slot is
+ * re-armed while a waiter of the other direction remains (the epoll backend keeps its
+ * registrations underneath, so re-arming there is usually free).  A regular file
+ * cannot be polled: it is always ready, as poll(2) says.
  *
  * While coroutines wait on descriptors, the scheduler sleeps in the backend instead of
  * on its futex: its inbox has an eventfd the backend watches, which a thread posting
@@ -22,7 +23,8 @@
  * Closing: a poller does not notice close(2) (epoll drops the descriptor silently, an
  * io_uring poll holds the file open), so every blocking wait is also linked, by
  * descriptor, in a process-wide table that plait_close() walks to wake the waiters
- * with -EBADF before it closes.  It also takes back the calling scheduler's own watch
+ * with -EBADF before it closes; it also counts the close (plait__fd_close_gen), so
+ * every scheduler's epoll makes its registration of that number again.  It also takes back the calling scheduler's own watch
  * on the descriptor, so that the file is really closed when it returns; a watch by
  * another scheduler is taken back when its woken waiter runs (moments later).
  *
@@ -166,6 +168,7 @@ void plait__poller_free(plait__sched *s)
     close(p->wake_fd);
     s->inbox.poll_wake_fd = -1;
     free(p->fds);
+    free(p->unverified);
     free(p);
     s->poller = NULL;
 }
@@ -310,7 +313,9 @@ static void poller_after_fork(plait__sched *s)
     for (size_t fd = 0; fd < p->cap; fd++) {
         p->fds[fd].armed = 0;
         p->fds[fd].registered = false;
+        p->fds[fd].unverified_since = 0;
     }
+    p->unverified_len = 0;
     if (p->wake_fd < 0 || poller_open(p) < 0)
         abort(); /* the child cannot wait on anything it waited on */
     for (size_t fd = 0; fd < p->cap; fd++) {
@@ -331,7 +336,13 @@ enum { CLOSE_STRIPES = 64 };
 static struct {
     plait__spinlock lock;
     plait__waitq waits;
+    atomic_uint closes;         /* plait__fd_close_gen() */
 } fd_waits[CLOSE_STRIPES];
+
+uint32_t plait__fd_close_gen(int fd)
+{
+    return atomic_load_explicit(&fd_waits[fd % CLOSE_STRIPES].closes, memory_order_acquire);
+}
 
 static void *fd_key(int fd) { return (void *)(intptr_t)(fd + 1); }
 
@@ -364,9 +375,12 @@ int plait_close(int fd)
         p->backend->io_cancel(p, fd, false);
     if (p && (size_t)fd < p->cap && p->fds[fd].write_op)
         p->backend->io_cancel(p, fd, true);
-    if (close(fd) < 0 && errno != EINTR) /* after EINTR the descriptor is gone (Linux) */
-        return -errno;
-    return 0;
+    int r = close(fd) < 0 && errno != EINTR ? -errno : 0; /* after EINTR it is gone too */
+    /* an epoll registration went with the file: every poller must make it again */
+    if (p && (size_t)fd < p->cap)
+        p->fds[fd].registered = false;
+    atomic_fetch_add_explicit(&fd_waits[fd % CLOSE_STRIPES].closes, 1, memory_order_release);
+    return r;
 }
 
 /* ---- a plain thread's wait ---- */

@@ -40,7 +40,11 @@ typedef struct plait__fd_slot {
     plait__kernel_io *read_op;  /* a read in the kernel for this scheduler, or NULL */
     plait__kernel_io *write_op; /* a write in the kernel for this scheduler, or NULL */
     unsigned armed;             /* poll(2) events watched now, 0 for none */
-    bool registered;            /* epoll: in the set (perhaps disarmed) */
+    bool registered;            /* epoll: in the set (level-triggered, kept between waits) */
+    unsigned reg_events;        /* epoll: the events it is registered for */
+    uint32_t reg_gen;           /* epoll: plait__fd_close_gen(fd) when it was registered */
+    int64_t unverified_since;   /* epoll: a wait trusts the registration unchecked since
+                                 * then (0: none); the descriptor is on `unverified` */
     uint32_t gen;               /* io_uring: which poll request is the live one */
     uint32_t read_gen;          /* io_uring: which read request is the live one */
     uint32_t write_gen;         /* io_uring: which write request is the live one */
@@ -54,8 +58,8 @@ typedef struct plait__poll_backend {
     /* Set up, watching wake_fd (readable: drain it) as well; 0 or -errno. */
     int (*open)(struct plait__poller *p);
     void (*close)(struct plait__poller *p);
-    /* Watch fd for events (POLLIN/POLLRDHUP/POLLOUT), one-shot; 0 disarms it.
-     * Updates slot->armed.  0 or -errno (-EPERM: fd cannot be polled). */
+    /* Watch fd for events (POLLIN/POLLRDHUP/POLLOUT) until they fire; 0 gives the
+     * watch up.  Updates slot->armed.  0 or -errno (-EPERM: fd cannot be polled). */
     int (*arm)(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events);
     /* Wait until the deadline (a past one: look without waiting) for events, passing
      * each to plait__poller_fire(). */
@@ -83,6 +87,8 @@ struct plait__poller {
     size_t waits;               /* coroutines waiting on descriptors now */
     int wake_fd;                /* the scheduler's inbox eventfd */
     int epfd;                   /* epoll backend */
+    int *unverified;            /* epoll: descriptors whose waits trust their registration */
+    size_t unverified_len, unverified_cap;
     struct plait__uring *ring;  /* io_uring backend */
 };
 
@@ -94,6 +100,9 @@ void plait__poller_fire(struct plait__poller *p, int fd, int revents);
  * unless its wait ended otherwise (then it is taking the request back, and sees
  * `done`). */
 void plait__poller_io_done(struct plait__poller *p, int fd, bool writing, int res);
+/* How many times plait_close() has closed a descriptor with fd's number, or another
+ * that shares its stripe: a registration older than that may be gone. */
+uint32_t plait__fd_close_gen(int fd);
 /* The scheduler's wake-up eventfd fired. */
 void plait__poller_drain_wake(struct plait__poller *p);
 /* Milliseconds until deadline for epoll_wait/poll: -1 forever, 0 past. */

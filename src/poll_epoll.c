@@ -1,19 +1,36 @@
 /*
  * poll_epoll.c — the poller's epoll backend (see poll.h for the contract).
  *
- * A descriptor stays registered once added, disarmed (EPOLLONESHOT) between waits, so
- * the next wait on it costs one epoll_ctl(MOD), not two.  A descriptor closed
- * meanwhile leaves the epoll set by itself; its number, reused, answers MOD with
- * ENOENT and is added again.  A regular file cannot be added (EPERM): poll.c treats it
- * as always ready.
+ * Registrations are level-triggered and kept between waits, as a hand-written epoll
+ * loop keeps them: a wait on a descriptor already registered for its events costs no
+ * system call, and one that is ready is reported by the next epoll_wait.  Keeping them
+ * has two costs, each paid only where it arises:
+ *
+ *  - A registered descriptor nobody waits on any more is still reported while it is
+ *    ready (unread data, room to write, a hang-up).  A report in a look that does not
+ *    sleep is left alone (the coroutine woken for it may not have run yet); one that
+ *    ends a sleep with no waiter for it narrows the registration to what is still
+ *    waited for (EPOLL_CTL_MOD, or DEL when nothing is), so the scheduler never spins.
+ *  - A descriptor closed with close(2) leaves the set by itself, and its number may
+ *    come back as another file: a wait that trusted the old registration would never
+ *    be woken.  plait_close() counts closes per stripe of numbers, and a registration
+ *    made before a close of its stripe is made again.  Against close(2), a wait that
+ *    began without a system call is checked once it has slept VERIFY_NS: EPOLL_CTL_MOD
+ *    answers ENOENT for a number no longer registered, which is then added again (or
+ *    the wait ends with -EBADF when nothing is open there).  Such a wait is late by
+ *    VERIFY_NS at most, never lost.
+ *
+ * A regular file cannot be added (EPERM): poll.c treats it as always ready.
  */
 #include "poll.h"
 
 #include <poll.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
-enum { EVENTS_BATCH = 64 };
+enum { EVENTS_BATCH = 64, VERIFY_MS = 20 };
+#define VERIFY_NS ((int64_t)VERIFY_MS * PLAIT_MS)
 #define WAKE_TOKEN UINT64_MAX
 
 static int ep_open(struct plait__poller *p)
@@ -38,46 +55,121 @@ static void ep_close(struct plait__poller *p)
     p->epfd = -1;
 }
 
+/* Make fd's registration exactly `events` (0: none).  0 or -errno. */
+static int ep_register(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events)
+{
+    /* poll(2) and epoll share the bit values of the events used here */
+    struct epoll_event ev = {.events = events, .data.u64 = (uint64_t)fd};
+    if (slot->registered || events) {
+        int op = !slot->registered ? EPOLL_CTL_ADD : events ? EPOLL_CTL_MOD : EPOLL_CTL_DEL;
+        int r = epoll_ctl(p->epfd, op, fd, &ev);
+        if (r < 0 && op == EPOLL_CTL_ADD && errno == EEXIST) /* kept across a plait_close */
+            r = epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev);
+        else if (r < 0 && op != EPOLL_CTL_ADD && errno == ENOENT) /* closed (and reused?) */
+            r = events ? epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) : 0;
+        if (r < 0)
+            return -errno;
+    }
+    slot->registered = events != 0;
+    slot->reg_events = events;
+    slot->reg_gen = plait__fd_close_gen(fd);
+    slot->unverified_since = 0;
+    return 0;
+}
+
+/* Remember that a wait on fd trusts its registration unchecked.  0 or -ENOMEM. */
+static int trust(struct plait__poller *p, int fd, plait__fd_slot *slot)
+{
+    if (slot->unverified_since)
+        return 0; /* already on the list */
+    if (p->unverified_len == p->unverified_cap) {
+        size_t cap = p->unverified_cap ? 2 * p->unverified_cap : 64;
+        int *grown = realloc(p->unverified, cap * sizeof *grown);
+        if (!grown)
+            return -ENOMEM;
+        p->unverified = grown;
+        p->unverified_cap = cap;
+    }
+    p->unverified[p->unverified_len++] = fd;
+    slot->unverified_since = plait_now();
+    return 0;
+}
+
 static int ep_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events)
 {
-    if (!events) {
-        if (slot->registered && epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL) == 0)
-            slot->registered = false;
-        slot->armed = 0;
-        return 0;
-    }
-    /* poll(2) and epoll share the bit values of the events used here */
-    struct epoll_event ev = {.events = EPOLLONESHOT | events, .data.u64 = (uint64_t)fd};
-    if (slot->registered) {
-        if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev) == 0) {
-            slot->armed = events;
-            return 0;
-        }
-        if (errno != ENOENT)
-            return -errno;
-        slot->registered = false; /* closed and reused meanwhile */
-    }
-    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-        return -errno;
-    slot->registered = true;
     slot->armed = events;
-    return 0;
+    if (!events)
+        return 0; /* the registration stays until a report finds no one waiting */
+    bool current = slot->registered && slot->reg_gen == plait__fd_close_gen(fd);
+    unsigned kept = current ? slot->reg_events : 0;
+    int r = 0;
+    if ((events & ~kept) || trust(p, fd, slot) < 0)
+        r = ep_register(p, fd, slot, kept | events);
+    if (r < 0)
+        slot->armed = 0;
+    return r;
+}
+
+/* The events of fd that someone waits for. */
+static unsigned waited_for(const plait__fd_slot *slot)
+{
+    unsigned w = (slot->reader ? POLLIN | POLLPRI | POLLRDHUP : 0) | (slot->writer ? POLLOUT : 0);
+    return w ? w | POLLHUP | POLLERR : 0;
+}
+
+/* Check the registrations that waits have trusted for VERIFY_NS (see the top). */
+static void verify(struct plait__poller *p)
+{
+    int64_t now = plait_now();
+    size_t keep = 0;
+    for (size_t i = 0; i < p->unverified_len; i++) {
+        int fd = p->unverified[i];
+        plait__fd_slot *slot = &p->fds[fd];
+        if (slot->unverified_since && !waited_for(slot))
+            slot->unverified_since = 0; /* its wait is over */
+        if (!slot->unverified_since)
+            continue;
+        if (now - slot->unverified_since < VERIFY_NS) {
+            p->unverified[keep++] = fd;
+            continue;
+        }
+        int r = ep_register(p, fd, slot, slot->reg_events);
+        if (r < 0) { /* nothing pollable is open at that number any more */
+            slot->unverified_since = 0;
+            slot->registered = false;
+            slot->armed = 0;
+            plait__poller_fire(p, fd, r == -EPERM ? (int)(POLLIN | POLLOUT) : r);
+        }
+    }
+    p->unverified_len = keep;
 }
 
 static void ep_wait(struct plait__poller *p, int64_t deadline)
 {
     struct epoll_event evs[EVENTS_BATCH];
-    int n = epoll_wait(p->epfd, evs, EVENTS_BATCH, plait__poll_timeout_ms(deadline));
+    int timeout = plait__poll_timeout_ms(deadline);
+    if (p->unverified_len && (timeout < 0 || timeout > VERIFY_MS))
+        timeout = VERIFY_MS;
+    int n = epoll_wait(p->epfd, evs, EVENTS_BATCH, timeout);
     for (int i = 0; i < n; i++) {
         if (evs[i].data.u64 == WAKE_TOKEN) {
             plait__poller_drain_wake(p);
             continue;
         }
         int fd = (int)evs[i].data.u64;
-        if ((size_t)fd < p->cap)
-            p->fds[fd].armed = 0; /* one-shot: it fired */
-        plait__poller_fire(p, fd, (int)evs[i].events);
+        if ((size_t)fd >= p->cap)
+            continue;
+        plait__fd_slot *slot = &p->fds[fd];
+        slot->unverified_since = 0; /* the registration is there */
+        if (evs[i].events & waited_for(slot)) {
+            slot->armed = 0; /* poll.c watches again for whoever still waits */
+            plait__poller_fire(p, fd, (int)evs[i].events);
+        } else if (timeout != 0) {
+            ep_register(p, fd, slot, slot->reg_events & waited_for(slot));
+        }
     }
+    if (p->unverified_len)
+        verify(p);
 }
 
 const plait__poll_backend plait__poll_epoll = {

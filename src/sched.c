@@ -266,7 +266,7 @@ static void fire_timers(plait__sched *s)
 /* Sleep until the next timer, a post to the inbox, or (with descriptors waited on) a
  * descriptor event.  The parked mark is stored before the inbox is looked at, and a
  * poster reads it after posting, so one of the two sees the other. */
-static void park(plait__sched *s)
+static bool park(plait__sched *s)
 {
     plait__timer *t = plait__timer_first(&s->timers);
     int64_t deadline = t ? t->when : PLAIT_FOREVER;
@@ -279,21 +279,24 @@ static void park(plait__sched *s)
     else if (empty)
         plait__futex_wait(&s->inbox.seq, seq, deadline);
     atomic_store(&s->inbox.parked, PLAIT__RUNNING_LOOP);
+    return poll;
 }
 
 static void loop_run(plait__sched *s)
 {
+    bool looked = false; /* the poller was just asked: no need to look again */
     while (s->alive > 0) {
         inbox_drain(s);
         fire_timers(s);
-        if (s->ready_head && plait__poller_busy(s))
+        if (s->ready_head && !looked && plait__poller_busy(s))
             plait__poller_poll(s, 0); /* descriptors are served under load too */
         plait__coro *next = ready_pop(s);
         if (next) {
             s->budget = BUDGET;
             switch_to(s, &s->loop, next, false);
+            looked = false;
         } else {
-            park(s);
+            looked = park(s);
         }
     }
     inbox_drain(s); /* cancellations that raced with the last exits */

@@ -699,6 +699,106 @@ static void *fork_beside_a_queued_write(void *arg)
 
 TEST(fork_beside_a_write_in_the_ring) { check_run(fork_beside_a_queued_write, NULL); }
 
+/* ---- registrations kept between waits (epoll) ---- */
+
+static void *close_there(void *arg)
+{
+    CHECK_EQ(plait_close(*(int *)arg), 0);
+    return NULL;
+}
+
+/* A coroutine that empties a pipe (fill_pipe's zeros) once it runs. */
+static void *drain_later(void *arg)
+{
+    CHECK(drain_zeros(*(int *)arg) > 0);
+    return NULL;
+}
+
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    CHECK_EQ(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts), 0);
+    return (int64_t)ts.tv_sec * PLAIT_SEC + ts.tv_nsec;
+}
+
+/* A coroutine waits on a pipe, is woken, reads only part of what came and goes to
+ * sleep; then the other direction, a pipe with room that nobody waits to write.  The
+ * scheduler sleeps in the poller meanwhile (another coroutine waits on an idle pipe):
+ * a registration still reporting the descriptor ready must not keep it spinning (it
+ * is narrowed once a report finds no one waiting). */
+static void *ready_but_not_waited_for(void *arg)
+{
+    (void)arg;
+    int idle[2];
+    make_pipe(idle);
+    plait_task idler;
+    CHECK_EQ(plait_spawn(&idler, wait_read, &idle[0]), 0);
+    int fds[2];
+    make_pipe(fds);
+    pthread_t th;
+    thread_start(&th, late_writer, &fds[1]);
+    char c;
+    CHECK_EQ(plait_read(fds[0], &c, 1, SOON()), 1);
+    thread_join(th);
+    CHECK_EQ(write(fds[1], "more", 4), 4); /* unread while this coroutine sleeps */
+    int64_t cpu = thread_cpu_ns();
+    CHECK_EQ(plait_sleep(200 * PLAIT_MS), 0);
+    CHECK(thread_cpu_ns() - cpu < 50 * PLAIT_MS);
+    char rest[8];
+    CHECK_EQ(plait_read(fds[0], rest, sizeof rest, SOON()), 4); /* and it is all there */
+
+    fill_pipe(fds[1]);
+    plait_task reader;
+    CHECK_EQ(plait_spawn(&reader, drain_later, &fds[0]), 0);
+    CHECK(plait_wait_fd(fds[1], PLAIT_WRITABLE, SOON()) & PLAIT_WRITABLE);
+    CHECK_EQ(plait_join(reader, NULL, SOON()), 0);
+    cpu = thread_cpu_ns();
+    CHECK_EQ(plait_sleep(200 * PLAIT_MS), 0);
+    CHECK(thread_cpu_ns() - cpu < 50 * PLAIT_MS);
+    CHECK_EQ(plait_cancel(idler), 0);
+    CHECK_EQ(plait_join(idler, NULL, SOON()), -ECANCELED);
+    close(fds[0]);
+    close(fds[1]);
+    close(idle[0]);
+    close(idle[1]);
+    return NULL;
+}
+
+TEST(ready_descriptor_nobody_waits_for) { check_run(ready_but_not_waited_for, NULL); }
+
+/* A descriptor closed with plait_close() by a thread while a scheduler keeps its
+ * registration, and its number reused: the scheduler's next wait is served. */
+static void *wait_on_reused_after_close(void *arg)
+{
+    (void)arg;
+    int a[2];
+    make_pipe(a);
+    CHECK_EQ(write(a[1], "x", 1), 1);
+    CHECK(plait_wait_fd(a[0], PLAIT_READABLE, SOON()) & PLAIT_READABLE);
+    int number = a[0];
+    pthread_t th;
+    thread_start(&th, close_there, &a[0]); /* plait_close() from a plain thread */
+    thread_join(th);
+    close(a[1]);
+    int b[2];
+    make_pipe(b);
+    if (b[0] != number) {
+        CHECK_EQ(dup3(b[0], number, O_CLOEXEC), number);
+        close(b[0]);
+        b[0] = number;
+    }
+    CHECK_EQ(write(b[1], "y", 1), 1);
+    CHECK(plait_wait_fd(b[0], PLAIT_READABLE, SOON()) & PLAIT_READABLE);
+    char c;
+    CHECK_EQ(plait_read(b[0], &c, 1, SOON()), 1);
+    CHECK_EQ(c, 'y');
+    close(b[0]);
+    close(b[1]);
+    return NULL;
+}
+
+TEST(descriptor_closed_elsewhere_and_reused) { check_run(wait_on_reused_after_close, NULL); }
+
 RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(thread_waits_with_deadline),
           CASE(end_of_file_and_broken_pipe), CASE(regular_file_is_always_ready),
           CASE(set_nonblock), CASE(coroutines_share_a_pipe), CASE(coroutine_woken_by_a_thread),
@@ -709,4 +809,5 @@ RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadli
           CASE(writers_of_one_descriptor_keep_their_order), CASE(full_pipe_write_times_out),
           CASE(full_pipe_write_cancelled), CASE(full_pipe_write_closed),
           CASE(full_pipe_write_gets_room), CASE(file_writes_beside_ready_coroutines),
-          CASE(fork_beside_a_write_in_the_ring))
+          CASE(fork_beside_a_write_in_the_ring), CASE(ready_descriptor_nobody_waits_for),
+          CASE(descriptor_closed_elsewhere_and_reused))
