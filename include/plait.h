@@ -524,8 +524,9 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
 /* One read / write, waiting first if fd would block: the bytes moved (0 from read at
  * end of file), or -ETIMEDOUT, -ECANCELED, or the system call's error (-EPIPE when a
  * pipe's reader has gone: plait ignores SIGPIPE once it has made a pipe, if the program
- * left it at its default).  On io_uring a coroutine's write while others of its
- * scheduler are ready to run is made from the ring with theirs, in one system call;
+ * left it at its default).  On io_uring a coroutine's write to a socket or pipe while
+ * others of its scheduler are ready to run is made from the ring with theirs, in one
+ * system call;
  * writes to one descriptor from one scheduler keep the order of the calls. */
 ssize_t plait_read(int fd, void *buf, size_t len, int64_t deadline);
 ssize_t plait_write(int fd, const void *buf, size_t len, int64_t deadline);

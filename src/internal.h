@@ -395,10 +395,11 @@ int plait__wait_to_retry(int fd, int events, int64_t deadline);
  * file, or -errno.  -ENOSYS when the caller should read(2) itself instead (not a
  * coroutine, a backend that cannot, a deadline already past). */
 ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline);
-/* The same for a write, made only while other coroutines of the caller's scheduler
- * are ready to run (the write then joins their requests in one system call); -ENOSYS
- * also when none is, or when another coroutine's write on fd is in the ring (which
- * this call hands to the kernel first, so that the caller's write(2) follows it). */
+/* The same for a write to a socket or pipe, made only while other coroutines of the
+ * caller's scheduler are ready to run (the write then joins their requests in one
+ * system call); -ENOSYS also when none is, for other files, and when another
+ * coroutine's write on fd is in the ring (which this call hands to the kernel first,
+ * so that the caller's write(2) comes after it unless it waits there for room). */
 ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline);
 
 /* ---- stacks (stack.c) ---- */

@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -314,6 +315,7 @@ static void poller_after_fork(plait__sched *s)
         p->fds[fd].armed = 0;
         p->fds[fd].registered = false;
         p->fds[fd].unverified_since = 0;
+        p->fds[fd].listed = false;
     }
     p->unverified_len = 0;
     if (p->wake_fd < 0 || poller_open(p) < 0)
@@ -365,20 +367,19 @@ int plait_close(int fd)
                                &later);
     plait__spin_unlock(&fd_waits[fd % CLOSE_STRIPES].lock);
     plait__wakeups_deliver(&later);
-    /* an io_uring poll holds the file open: take this scheduler's watch back now, so
-     * the close is a close (the peer sees it) before this call returns */
+    /* this scheduler's watch goes first: an io_uring poll holds the file open (the
+     * close must be a close, which the peer sees, when this returns), and an epoll
+     * registration outlives the close while the file is open elsewhere */
     plait__sched *s = plait__sched_current();
     struct plait__poller *p = s ? s->poller : NULL;
-    if (p && (size_t)fd < p->cap && p->fds[fd].armed)
-        p->backend->arm(p, fd, &p->fds[fd], 0);
+    if (p && (size_t)fd < p->cap)
+        p->backend->forget(p, fd, &p->fds[fd]);
     if (p && (size_t)fd < p->cap && p->fds[fd].read_op)
         p->backend->io_cancel(p, fd, false);
     if (p && (size_t)fd < p->cap && p->fds[fd].write_op)
         p->backend->io_cancel(p, fd, true);
     int r = close(fd) < 0 && errno != EINTR ? -errno : 0; /* after EINTR it is gone too */
-    /* an epoll registration went with the file: every poller must make it again */
-    if (p && (size_t)fd < p->cap)
-        p->fds[fd].registered = false;
+    /* every poller must make its registration of the number again */
     atomic_fetch_add_explicit(&fd_waits[fd % CLOSE_STRIPES].closes, 1, memory_order_release);
     return r;
 }
@@ -595,7 +596,18 @@ ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline)
     int r;
     if (!(p = ring_poller(fd, deadline, &r)))
         return r;
-    if (p->fds[fd].writer) /* one waits for room on fd: the caller tries, then waits */
+    plait__fd_slot *slot = &p->fds[fd];
+    if (!slot->kind_known || slot->kind_gen != plait__fd_close_gen(fd)) {
+        /* only streams: a file's position is not locked for io_uring as for write(2),
+         * and the kernel may hand a file write to a worker thread */
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+            return -ENOSYS; /* write(2) says why */
+        slot->stream = S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode);
+        slot->kind_known = true;
+        slot->kind_gen = plait__fd_close_gen(fd);
+    }
+    if (!slot->stream || slot->writer) /* or one waits for room: try, then wait */
         return -ENOSYS;
     return ring_transfer(p, fd, (void *)buf, len, deadline, true);
 }

@@ -44,7 +44,11 @@ typedef struct plait__fd_slot {
     unsigned reg_events;        /* epoll: the events it is registered for */
     uint32_t reg_gen;           /* epoll: plait__fd_close_gen(fd) when it was registered */
     int64_t unverified_since;   /* epoll: a wait trusts the registration unchecked since
-                                 * then (0: none); the descriptor is on `unverified` */
+                                 * then (0: none) */
+    bool listed;                /* epoll: the descriptor is on the poller's `unverified` */
+    bool stream;                /* a socket or a pipe (valid while kind_known) */
+    bool kind_known;            /* `stream` is known, for the file of close count kind_gen */
+    uint32_t kind_gen;
     uint32_t gen;               /* io_uring: which poll request is the live one */
     uint32_t read_gen;          /* io_uring: which read request is the live one */
     uint32_t write_gen;         /* io_uring: which write request is the live one */
@@ -61,6 +65,8 @@ typedef struct plait__poll_backend {
     /* Watch fd for events (POLLIN/POLLRDHUP/POLLOUT) until they fire; 0 gives the
      * watch up.  Updates slot->armed.  0 or -errno (-EPERM: fd cannot be polled). */
     int (*arm)(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events);
+    /* fd is about to be closed by plait_close(): drop what is kept for it. */
+    void (*forget)(struct plait__poller *p, int fd, plait__fd_slot *slot);
     /* Wait until the deadline (a past one: look without waiting) for events, passing
      * each to plait__poller_fire(). */
     void (*wait)(struct plait__poller *p, int64_t deadline);

@@ -19,6 +19,11 @@
  *    answers ENOENT for a number no longer registered, which is then added again (or
  *    the wait ends with -EBADF when nothing is open there).  Such a wait is late by
  *    VERIFY_NS at most, never lost.
+ *  - A file open elsewhere too (a dup, a child's copy) keeps its registration past the
+ *    close of our number, and epoll_ctl can no longer reach it by that number.
+ *    plait_close() takes this scheduler's registration out first (forget); a report
+ *    that still comes from one out of reach (after close(2), or another scheduler's
+ *    plait_close) makes the poller start a new set with what is waited for now.
  *
  * A regular file cannot be added (EPERM): poll.c treats it as always ready.
  */
@@ -60,6 +65,7 @@ static int ep_register(struct plait__poller *p, int fd, plait__fd_slot *slot, un
 {
     /* poll(2) and epoll share the bit values of the events used here */
     struct epoll_event ev = {.events = events, .data.u64 = (uint64_t)fd};
+    uint32_t gen = plait__fd_close_gen(fd); /* before: a close meanwhile makes it stale */
     if (slot->registered || events) {
         int op = !slot->registered ? EPOLL_CTL_ADD : events ? EPOLL_CTL_MOD : EPOLL_CTL_DEL;
         int r = epoll_ctl(p->epfd, op, fd, &ev);
@@ -72,7 +78,7 @@ static int ep_register(struct plait__poller *p, int fd, plait__fd_slot *slot, un
     }
     slot->registered = events != 0;
     slot->reg_events = events;
-    slot->reg_gen = plait__fd_close_gen(fd);
+    slot->reg_gen = gen;
     slot->unverified_since = 0;
     return 0;
 }
@@ -80,8 +86,11 @@ static int ep_register(struct plait__poller *p, int fd, plait__fd_slot *slot, un
 /* Remember that a wait on fd trusts its registration unchecked.  0 or -ENOMEM. */
 static int trust(struct plait__poller *p, int fd, plait__fd_slot *slot)
 {
-    if (slot->unverified_since)
-        return 0; /* already on the list */
+    if (slot->listed) { /* an event or a registration may have cleared the time */
+        if (!slot->unverified_since)
+            slot->unverified_since = plait_now();
+        return 0;
+    }
     if (p->unverified_len == p->unverified_cap) {
         size_t cap = p->unverified_cap ? 2 * p->unverified_cap : 64;
         int *grown = realloc(p->unverified, cap * sizeof *grown);
@@ -91,6 +100,7 @@ static int trust(struct plait__poller *p, int fd, plait__fd_slot *slot)
         p->unverified_cap = cap;
     }
     p->unverified[p->unverified_len++] = fd;
+    slot->listed = true;
     slot->unverified_since = plait_now();
     return 0;
 }
@@ -125,14 +135,15 @@ static void verify(struct plait__poller *p)
     for (size_t i = 0; i < p->unverified_len; i++) {
         int fd = p->unverified[i];
         plait__fd_slot *slot = &p->fds[fd];
-        if (slot->unverified_since && !waited_for(slot))
+        if (!waited_for(slot))
             slot->unverified_since = 0; /* its wait is over */
-        if (!slot->unverified_since)
-            continue;
-        if (now - slot->unverified_since < VERIFY_NS) {
+        if (slot->unverified_since && now - slot->unverified_since < VERIFY_NS) {
             p->unverified[keep++] = fd;
             continue;
         }
+        slot->listed = false;
+        if (!slot->unverified_since)
+            continue;
         int r = ep_register(p, fd, slot, slot->reg_events);
         if (r < 0) { /* nothing pollable is open at that number any more */
             slot->unverified_since = 0;
@@ -144,6 +155,38 @@ static void verify(struct plait__poller *p)
     p->unverified_len = keep;
 }
 
+/* Take fd's registration out of the set before plait_close() closes it: while the
+ * file is open elsewhere (a dup, a child) it would outlive the close, unreachable. */
+static void ep_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
+{
+    slot->armed = 0;
+    ep_register(p, fd, slot, 0);
+}
+
+/* A report came from a registration that its number no longer reaches (the file is
+ * open elsewhere and the number was closed with close(2), or names another file now):
+ * start a new set with what is waited for now. */
+static void ep_rebuild(struct plait__poller *p)
+{
+    int old = p->epfd;
+    if (ep_open(p) < 0) {
+        p->epfd = old; /* keep the old set: it still serves every wait */
+        return;
+    }
+    close(old);
+    p->unverified_len = 0;
+    for (size_t fd = 0; fd < p->cap; fd++) {
+        plait__fd_slot *slot = &p->fds[fd];
+        slot->registered = slot->listed = false;
+        slot->unverified_since = 0;
+        int r = slot->armed ? ep_register(p, (int)fd, slot, slot->armed) : 0;
+        if (r < 0) {
+            slot->armed = 0;
+            plait__poller_fire(p, (int)fd, r == -EPERM ? (int)(POLLIN | POLLOUT) : r);
+        }
+    }
+}
+
 static void ep_wait(struct plait__poller *p, int64_t deadline)
 {
     struct epoll_event evs[EVENTS_BATCH];
@@ -151,6 +194,7 @@ static void ep_wait(struct plait__poller *p, int64_t deadline)
     if (p->unverified_len && (timeout < 0 || timeout > VERIFY_MS))
         timeout = VERIFY_MS;
     int n = epoll_wait(p->epfd, evs, EVENTS_BATCH, timeout);
+    bool unreachable = false;
     for (int i = 0; i < n; i++) {
         if (evs[i].data.u64 == WAKE_TOKEN) {
             plait__poller_drain_wake(p);
@@ -160,18 +204,23 @@ static void ep_wait(struct plait__poller *p, int64_t deadline)
         if ((size_t)fd >= p->cap)
             continue;
         plait__fd_slot *slot = &p->fds[fd];
+        unsigned bits = evs[i].events;
         slot->unverified_since = 0; /* the registration is there */
-        if (evs[i].events & waited_for(slot)) {
+        if (bits & waited_for(slot)) {
             slot->armed = 0; /* poll.c watches again for whoever still waits */
-            plait__poller_fire(p, fd, (int)evs[i].events);
-        } else if (timeout != 0) {
-            ep_register(p, fd, slot, slot->reg_events & waited_for(slot));
+            plait__poller_fire(p, fd, (int)bits);
+        } else if (timeout != 0) { /* nobody waits for it, and it woke a sleep */
+            unreachable |= !slot->registered ||
+                           !(bits & (slot->reg_events | POLLHUP | POLLERR)) ||
+                           ep_register(p, fd, slot, slot->reg_events & waited_for(slot)) < 0;
         }
     }
-    if (p->unverified_len)
+    if (unreachable)
+        ep_rebuild(p);
+    else if (p->unverified_len)
         verify(p);
 }
 
 const plait__poll_backend plait__poll_epoll = {
-    .name = "epoll", .open = ep_open, .close = ep_close, .arm = ep_arm, .wait = ep_wait,
+    .name = "epoll", .open = ep_open, .close = ep_close, .arm = ep_arm, .forget = ep_forget, .wait = ep_wait,
 };

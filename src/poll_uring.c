@@ -241,6 +241,13 @@ static int ur_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigne
     return r;
 }
 
+/* A poll request holds the file open: take it back so the close is a close. */
+static void ur_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
+{
+    if (slot->armed)
+        ur_arm(p, fd, slot, 0);
+}
+
 static void completed(struct plait__poller *p, uint64_t user_data, int res)
 {
     if (user_data == REMOVE_TOKEN || user_data == CANCEL_TOKEN)
@@ -364,6 +371,6 @@ static void ur_io_flush(struct plait__poller *p)
 }
 
 const plait__poll_backend plait__poll_uring = {
-    .name = "io_uring", .open = ur_open, .close = ur_close, .arm = ur_arm, .wait = ur_wait,
+    .name = "io_uring", .open = ur_open, .close = ur_close, .arm = ur_arm, .forget = ur_forget, .wait = ur_wait,
     .io_submit = ur_io_submit, .io_cancel = ur_io_cancel, .io_flush = ur_io_flush,
 };

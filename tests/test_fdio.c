@@ -799,6 +799,92 @@ static void *wait_on_reused_after_close(void *arg)
 
 TEST(descriptor_closed_elsewhere_and_reused) { check_run(wait_on_reused_after_close, NULL); }
 
+/* A socket whose file stays open elsewhere (a dup, as a forked child's copy would keep
+ * it) after its number is closed — with plait_close() or close(2) — while data keeps
+ * coming: the scheduler, sleeping in the poller, must not spin on reports for it. */
+static void *closed_but_open_elsewhere(void *arg)
+{
+    int plain_close = INT(arg);
+    int idle[2];
+    make_pipe(idle);
+    plait_task idler;
+    CHECK_EQ(plait_spawn(&idler, wait_read, &idle[0]), 0);
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    int other = dup(sv[0]);
+    CHECK(other >= 0);
+    message_writer m = {.fd = sv[1], .text = "a"};
+    plait_task w;
+    CHECK_EQ(plait_spawn(&w, write_message, &m), 0); /* after the read below waits */
+    char c;
+    CHECK_EQ(plait_read(sv[0], &c, 1, SOON()), 1);
+    CHECK_EQ(plait_join(w, NULL, SOON()), 0);
+    if (plain_close)
+        CHECK_EQ(close(sv[0]), 0);
+    else
+        CHECK_EQ(plait_close(sv[0]), 0);
+    CHECK_EQ(write(sv[1], "b", 1), 1); /* readable, through the copy */
+    int64_t cpu = thread_cpu_ns();
+    CHECK_EQ(plait_sleep(200 * PLAIT_MS), 0);
+    CHECK(thread_cpu_ns() - cpu < 50 * PLAIT_MS);
+    CHECK_EQ(read(other, &c, 1), 1);
+    CHECK_EQ(c, 'b');
+    CHECK_EQ(plait_cancel(idler), 0);
+    CHECK_EQ(plait_join(idler, NULL, SOON()), -ECANCELED);
+    close(other);
+    close(sv[1]);
+    close(idle[0]);
+    close(idle[1]);
+    return NULL;
+}
+
+TEST(plait_close_of_a_file_open_elsewhere) { check_run(closed_but_open_elsewhere, ARG(0)); }
+TEST(plain_close_of_a_file_open_elsewhere) { check_run(closed_but_open_elsewhere, ARG(1)); }
+
+typedef struct file_writer {
+    int fd;
+    char fill;
+} file_writer;
+
+enum { FILE_WRITES = 400, FILE_BLOCK = 4096 };
+
+static void *write_blocks(void *arg)
+{
+    file_writer *w = arg;
+    char block[FILE_BLOCK];
+    memset(block, w->fill, sizeof block);
+    for (int i = 0; i < FILE_WRITES; i++)
+        CHECK_EQ(plait_write_all(w->fd, block, sizeof block, NULL, SOON()), 0);
+    return NULL;
+}
+
+/* Two coroutines append blocks to one regular file while a third keeps the scheduler
+ * busy: no block overwrites another (write(2) takes the file position under a lock; a
+ * write made from an io_uring would not). */
+static void *two_writers_of_one_file(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/plait-fdio-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    atomic_int stop = 0;
+    plait_task spinner, t[2];
+    CHECK_EQ(plait_spawn(&spinner, busy, &stop), 0);
+    file_writer w[2] = {{fd, 'a'}, {fd, 'b'}};
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_spawn(&t[i], write_blocks, &w[i]), 0);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_join(t[i], NULL, SOON()), 0);
+    atomic_store(&stop, 1);
+    CHECK_EQ(plait_join(spinner, NULL, SOON()), 0);
+    CHECK_EQ(lseek(fd, 0, SEEK_END), (off_t)2 * FILE_WRITES * FILE_BLOCK);
+    close(fd);
+    return NULL;
+}
+
+TEST(coroutines_writing_one_file) { check_run(two_writers_of_one_file, NULL); }
+
 RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(thread_waits_with_deadline),
           CASE(end_of_file_and_broken_pipe), CASE(regular_file_is_always_ready),
           CASE(set_nonblock), CASE(coroutines_share_a_pipe), CASE(coroutine_woken_by_a_thread),
@@ -810,4 +896,5 @@ RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadli
           CASE(full_pipe_write_cancelled), CASE(full_pipe_write_closed),
           CASE(full_pipe_write_gets_room), CASE(file_writes_beside_ready_coroutines),
           CASE(fork_beside_a_write_in_the_ring), CASE(ready_descriptor_nobody_waits_for),
-          CASE(descriptor_closed_elsewhere_and_reused))
+          CASE(descriptor_closed_elsewhere_and_reused), CASE(plait_close_of_a_file_open_elsewhere),
+          CASE(plain_close_of_a_file_open_elsewhere), CASE(coroutines_writing_one_file))
