@@ -24,9 +24,10 @@
  * io_uring poll holds the file open), so every blocking wait is also linked, by
  * descriptor, in a process-wide table that plait_close() walks to wake the waiters
  * with -EBADF before it closes; it also counts the close (plait__fd_close_gen), so
- * every scheduler's epoll makes its registration of that number again.  It also takes back the calling scheduler's own watch
- * on the descriptor, so that the file is really closed when it returns; a watch by
- * another scheduler is taken back when its woken waiter runs (moments later).
+ * every scheduler's epoll makes its registration of that number again.  It takes
+ * back the calling scheduler's own watch on the descriptor first, so that the file is
+ * really closed when it returns; a watch by another scheduler is taken back when its
+ * woken waiter runs (moments later).
  *
  * A plain thread waits in ppoll() on the descriptor and on its own wake-up eventfd,
  * which the waiter protocol writes when a cancellation claims the wait (waiter.c): so
@@ -184,12 +185,6 @@ void plait__poller_drain_wake(struct plait__poller *p)
     wake_fd_drain(p->wake_fd);
 }
 
-/* The poll(2) events a slot's waiters want. */
-static unsigned slot_wants(const plait__fd_slot *slot)
-{
-    return (slot->reader ? POLLIN | POLLRDHUP : 0) | (slot->writer ? POLLOUT : 0);
-}
-
 static int grow(struct plait__poller *p, int fd)
 {
     if ((size_t)fd < p->cap)
@@ -224,7 +219,7 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
         slot->reader = w;
     if (events & PLAIT_WRITABLE)
         slot->writer = w;
-    int r = p->backend->arm(p, fd, slot, slot_wants(slot));
+    int r = p->backend->arm(p, fd, slot, plait__slot_wants(slot));
     if (r < 0) {
         if (slot->reader == w)
             slot->reader = NULL;
@@ -247,7 +242,7 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
     if (slot->writer == w)
         slot->writer = NULL;
     if (mine && slot->armed)
-        p->backend->arm(p, fd, slot, slot_wants(slot));
+        p->backend->arm(p, fd, slot, plait__slot_wants(slot));
     return r;
 }
 
@@ -271,8 +266,8 @@ void plait__poller_fire(struct plait__poller *p, int fd, int revents)
         plait__waiter_signal_now(r, mask, -1);
     if (wake_w && w != r && plait__waiter_claim(w))
         plait__waiter_signal_now(w, mask, -1);
-    if (slot_wants(slot)) /* one-shot: the other direction still waits */
-        p->backend->arm(p, fd, slot, slot_wants(slot));
+    if (plait__slot_wants(slot)) /* one-shot: the other direction still waits */
+        p->backend->arm(p, fd, slot, plait__slot_wants(slot));
 }
 
 /* The calling coroutine's poller slot for fd, if it has one. */
@@ -321,8 +316,8 @@ static void poller_after_fork(plait__sched *s)
     if (p->wake_fd < 0 || poller_open(p) < 0)
         abort(); /* the child cannot wait on anything it waited on */
     for (size_t fd = 0; fd < p->cap; fd++) {
-        if (slot_wants(&p->fds[fd]) &&
-            p->backend->arm(p, (int)fd, &p->fds[fd], slot_wants(&p->fds[fd])) < 0)
+        if (plait__slot_wants(&p->fds[fd]) &&
+            p->backend->arm(p, (int)fd, &p->fds[fd], plait__slot_wants(&p->fds[fd])) < 0)
             plait__poller_fire(p, (int)fd, -EBADF);
         for (int writing = 0; writing < 2; writing++)
             if ((writing ? p->fds[fd].write_op : p->fds[fd].read_op) &&
@@ -372,12 +367,13 @@ int plait_close(int fd)
      * registration outlives the close while the file is open elsewhere */
     plait__sched *s = plait__sched_current();
     struct plait__poller *p = s ? s->poller : NULL;
-    if (p && (size_t)fd < p->cap)
+    if (p && (size_t)fd < p->cap) {
         p->backend->forget(p, fd, &p->fds[fd]);
-    if (p && (size_t)fd < p->cap && p->fds[fd].read_op)
-        p->backend->io_cancel(p, fd, false);
-    if (p && (size_t)fd < p->cap && p->fds[fd].write_op)
-        p->backend->io_cancel(p, fd, true);
+        if (p->fds[fd].read_op)
+            p->backend->io_cancel(p, fd, false);
+        if (p->fds[fd].write_op)
+            p->backend->io_cancel(p, fd, true);
+    }
     int r = close(fd) < 0 && errno != EINTR ? -errno : 0; /* after EINTR it is gone too */
     /* every poller must make its registration of the number again */
     atomic_fetch_add_explicit(&fd_waits[fd % CLOSE_STRIPES].closes, 1, memory_order_release);

@@ -21,6 +21,8 @@
 
 #include "internal.h"
 
+#include <poll.h>
+
 /* A read or write the kernel makes for a waiting coroutine (io_uring), on that
  * coroutine's stack: the buffer stays the kernel's until `done`. */
 typedef struct plait__kernel_io {
@@ -54,6 +56,12 @@ typedef struct plait__fd_slot {
     uint32_t write_gen;         /* io_uring: which write request is the live one */
     bool drained;               /* the last read took less than it asked: likely empty */
 } plait__fd_slot;
+
+/* The poll(2) events a slot's waiters want. */
+static inline unsigned plait__slot_wants(const plait__fd_slot *slot)
+{
+    return (slot->reader ? POLLIN | POLLRDHUP : 0) | (slot->writer ? POLLOUT : 0);
+}
 
 struct plait__poller;
 

@@ -123,8 +123,8 @@ static int ep_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigne
 /* The events of fd that someone waits for. */
 static unsigned waited_for(const plait__fd_slot *slot)
 {
-    unsigned w = (slot->reader ? POLLIN | POLLPRI | POLLRDHUP : 0) | (slot->writer ? POLLOUT : 0);
-    return w ? w | POLLHUP | POLLERR : 0;
+    unsigned w = plait__slot_wants(slot);
+    return w ? w | (slot->reader ? POLLPRI : 0) | POLLHUP | POLLERR : 0;
 }
 
 /* Check the registrations that waits have trusted for VERIFY_NS (see the top). */
