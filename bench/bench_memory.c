@@ -4,7 +4,13 @@
  * N coroutines are started and each blocks on one shared plait_event, so all N
  * are suspended at once; the figure is the growth of the process's resident set
  * (/proc/self/status VmRSS, and the peak VmHWM) divided by N.  Then the event is
- * set and every coroutine finishes.  It is measured with the default stack
+ * set and every coroutine finishes, and the scheduler sits idle for IDLE_MS: a
+ * scheduler hands the memory of free stacks it left unused for a second back to the
+ * kernel, keeping 256 (src/stack.c), so the resident set falls back by then; the
+ * figures say how much of the growth is still resident after the idle time, how long
+ * after the last coroutine finished it first held less than half of it, and the CPU
+ * time the scheduler's thread spent meanwhile (giving memory back costs a madvise per
+ * stack).  It is measured with the default stack
  * (PLAIT_STACK_DEFAULT) and with the smallest (PLAIT_STACK_MIN): a stack costs the
  * pages it touched, so the two should differ by little more than page rounding.
  *
@@ -21,12 +27,18 @@
  *   memory.<N>.<stack> plait bytes_per_task_pte <bytes of page tables, not in RSS>
  *   memory.<N>.<stack> plait ns_per_park <ns to spawn a coroutine and see it block>
  *   memory.<N>.<stack> plait maps <memory maps of the process while all are parked>
+ *   memory.<N>.<stack> plait bytes_per_task_rss_idle <still resident after IDLE_MS idle>
+ *   memory.<N>.<stack> plait ms_to_half_back <till less than half the growth is resident; -1: never>
+ *   memory.<N>.<stack> plait idle_cpu_ms <the scheduler thread's CPU time while idle>
  */
 #include "bench_common.h"
 
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+enum { IDLE_MS = 3000, IDLE_STEP_MS = 20 };
 
 typedef struct config {
     long long n;
@@ -79,6 +91,15 @@ static long count_maps(void)
     return lines;
 }
 
+static double thread_cpu_ms(void)
+{
+    struct rusage u;
+    if (getrusage(RUSAGE_THREAD, &u) != 0)
+        return -1;
+    return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 +
+           (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
+}
+
 static void *parked(void *arg)
 {
     shared *s = arg;
@@ -112,6 +133,18 @@ static void *bench_main(void *arg)
     BENCH_CHECK(plait_event_destroy(s.release));
     BENCH_CHECK(plait_waitgroup_destroy(s.done));
 
+    /* idle: sleep in short steps, watching the resident set fall */
+    long long t2 = bench_now(), half_back = -1;
+    double cpu0 = thread_cpu_ms();
+    mem_status m2 = m1;
+    for (int ms = 0; ms < IDLE_MS; ms += IDLE_STEP_MS) {
+        BENCH_CHECK(plait_sleep((int64_t)IDLE_STEP_MS * 1000000));
+        m2 = read_status();
+        if (half_back < 0 && (m2.rss - m0.rss) * 2 < m1.rss - m0.rss)
+            half_back = bench_now() - t2;
+    }
+    double idle_cpu = thread_cpu_ms() - cpu0;
+
     double n = (double)c->n;
     printf("memory.%lld.%s plait bytes_per_task_rss %.0f\n", c->n, c->stack_name,
            (double)(m1.rss - m0.rss) / n);
@@ -122,6 +155,11 @@ static void *bench_main(void *arg)
     printf("memory.%lld.%s plait ns_per_park %.0f\n", c->n, c->stack_name,
            (double)(t1 - t0) / n);
     printf("memory.%lld.%s plait maps %ld\n", c->n, c->stack_name, maps);
+    printf("memory.%lld.%s plait bytes_per_task_rss_idle %.0f\n", c->n, c->stack_name,
+           (double)(m2.rss - m0.rss) / n);
+    printf("memory.%lld.%s plait ms_to_half_back %.0f\n", c->n, c->stack_name,
+           half_back < 0 ? -1.0 : (double)half_back / 1e6);
+    printf("memory.%lld.%s plait idle_cpu_ms %.1f\n", c->n, c->stack_name, idle_cpu);
     return NULL;
 }
 

@@ -174,7 +174,10 @@ int plait_cancelled(void);
  * -EINVAL outside [PLAIT_STACK_MIN, PLAIT_STACK_MAX] (0 included), -EPERM with no
  * scheduler.  Stacks of 16 KiB and more get a guard page while the process has
  * fewer than plait_guard_budget() guarded stacks; all stacks carry a canary checked
- * at every switch.  An overflow stops the program with a message naming the task. */
+ * at every switch.  An overflow stops the program with a message naming the task.
+ * A finished coroutine's stack is kept for the next spawn; the memory of free stacks
+ * beyond 256 per scheduler that stayed unused for a second goes back to the kernel
+ * while the scheduler sleeps. */
 int plait_set_stack_size(size_t bytes);
 /* How many stacks may still get a guard page (each costs two kernel memory maps). */
 size_t plait_guard_budget(void);

@@ -323,6 +323,14 @@ typedef struct plait__inbox {
  * its poller's epoll_wait (then a post writes poll_wake_fd). */
 enum { PLAIT__RUNNING_LOOP = 0, PLAIT__PARKED_FUTEX = 1, PLAIT__PARKED_POLL = 2 };
 
+/* Free coroutine slots of one stack size, with their memory (stack.c). */
+typedef struct plait__stack_cache {
+    plait__coro *head;          /* through free_next, the last freed first */
+    size_t len;
+    size_t low;                 /* the fewest held since trim_at was set */
+    int64_t trim_at;            /* when to look for slots left unused; 0: none */
+} plait__stack_cache;
+
 struct plait__sched {
     plait__coro loop;           /* the thread's own context */
     plait__coro *current;
@@ -334,7 +342,7 @@ struct plait__sched {
     plait__coro *all;           /* list of live coroutines */
     size_t alive;
     plait__coro *zombie;        /* finished; recycled by whoever runs next */
-    plait__coro *free_coros;    /* recycled coroutines with their stacks */
+    plait__stack_cache stacks;  /* free coroutines of the default stack size */
     size_t default_stack;
     plait__coro *main;
     bool main_done;
@@ -410,6 +418,10 @@ plait__coro *plait__stack_alloc(plait__sched *sched, size_t size);
 void plait__stack_free(plait__sched *sched, plait__coro *coro);
 /* Return the scheduler's cached coroutines to the global pool. */
 void plait__stack_flush(plait__sched *sched);
+/* The scheduler is about to sleep: hand back to the kernel the memory of free stacks
+ * that were left unused for a while (see stack.c).  Returns when to call it again:
+ * the latest deadline the sleep may have, PLAIT_FOREVER when nothing is pending. */
+int64_t plait__stack_trim(plait__sched *sched);
 /* Stop with a message if the coroutine's canary is gone. */
 void plait__stack_check(plait__coro *coro);
 /* Install the guard-page fault reporter on this thread (sigaltstack). */

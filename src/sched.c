@@ -268,8 +268,9 @@ static void fire_timers(plait__sched *s)
  * poster reads it after posting, so one of the two sees the other. */
 static bool park(plait__sched *s)
 {
+    int64_t trim_at = plait__stack_trim(s); /* memory of stacks left unused goes back */
     plait__timer *t = plait__timer_first(&s->timers);
-    int64_t deadline = t ? t->when : PLAIT_FOREVER;
+    int64_t deadline = t && t->when < trim_at ? t->when : trim_at;
     bool poll = plait__poller_busy(s);
     atomic_store(&s->inbox.parked, poll ? PLAIT__PARKED_POLL : PLAIT__PARKED_FUTEX);
     unsigned seq = atomic_load(&s->inbox.seq);

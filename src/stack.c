@@ -28,6 +28,23 @@
  *
  * Slots are never unmapped: a finished coroutine's slot goes to its scheduler's
  * cache (no lock on the spawn path) or back to the global pool of its size.
+ *
+ * Giving memory back.  A free slot keeps the pages its coroutine touched, so after a
+ * burst (a server that held 100,000 connections for a moment) the free slots would hold
+ * that memory for good.  Each cache of free slots (a scheduler's, for its default
+ * size, and the global pool's, one per size) gives back the pages of the slots it did
+ * not need for a while: over each period of TRIM_PERIOD it notes the fewest slots it
+ * held (`low`), and those beyond the first STACK_WARM stayed unused the whole period,
+ * so at the end of it their pages go back to the kernel (madvise MADV_DONTNEED; they
+ * read as zeros when touched again).  A load that swings up and down within a period
+ * keeps its memory and never pays for a page fault again; a burst that is over is given
+ * back one to two periods later.  The trimming is done by schedulers about to sleep, at
+ * most TRIM_BATCH slots at a time (a madvise costs a system call and page-table work,
+ * and a sleep with work to come must not wait for a thousand of them): their sleeps
+ * end at the next period's end while a cache holds more than STACK_WARM.  Slots given
+ * back ("cold") lose their control block with their pages, so the global pool keeps
+ * them in an array of addresses (the guard bit in the lowest) and fills in the
+ * control block's stack fields again when one is used.
  */
 #include "internal.h"
 
@@ -49,21 +66,29 @@
 #define CHUNK_MIN_BYTES ((size_t)2 << 20)
 #define CHUNK_MIN_SLOTS 16
 #define CANARY 0x9e3779b97f4a7c15ull
+#define STACK_WARM 256                   /* free slots a cache keeps in any case */
+#define TRIM_PERIOD ((int64_t)1000000000) /* unused this long: the memory goes back */
+#define TRIM_BATCH 64                    /* slots given back per sleep at most */
 
 typedef struct size_class {
     struct size_class *next;
     size_t stack_size;   /* as asked for */
     size_t slot_size;
     bool big;            /* may get a guard page */
-    plait__coro *free;
+    bool trimmable;      /* every slot holds a whole page of its own to give back */
+    plait__stack_cache warm; /* free slots with their memory */
+    uintptr_t *cold;     /* free slots whose memory went back: slot address | guarded */
+    size_t cold_len, cold_cap;
 } size_class;
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static size_class *classes;
+static atomic_llong global_trim_at; /* the earliest trim_at of the classes; 0: none */
 static atomic_int guarded_slots;
 static size_t page_size;
 
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+static size_t round_down(size_t n, size_t to) { return n / to * to; }
 
 static size_t control_size(void) { return round_up(sizeof(plait__coro), 64); }
 
@@ -95,9 +120,75 @@ static size_class *class_for(size_t stack_size)
     c->big = stack_size >= PLAIT_GUARD_MIN_STACK;
     c->slot_size = c->big ? page_size + round_up(stack_size + control_size(), page_size)
                           : round_up(stack_size + control_size(), 64);
+    c->trimmable = c->slot_size >= 2 * page_size;
     c->next = classes;
     classes = c;
     return c;
+}
+
+/* ---- caches of free slots ---- */
+
+static void cache_push(plait__stack_cache *k, plait__coro *coro)
+{
+    coro->free_next = k->head;
+    k->head = coro;
+    k->len++;
+}
+
+static plait__coro *cache_pop(plait__stack_cache *k)
+{
+    plait__coro *coro = k->head;
+    if (coro) {
+        k->head = coro->free_next;
+        if (--k->len < k->low)
+            k->low = k->len;
+    }
+    return coro;
+}
+
+/* At a scheduler's sleep: detach into *out (a list) what the cache may give back now,
+ * see "Giving memory back".  Returns when to look again (PLAIT_FOREVER: nothing beyond
+ * STACK_WARM). */
+static int64_t cache_trim(plait__stack_cache *k, int64_t now, plait__coro **out)
+{
+    *out = NULL;
+    if (k->trim_at && now >= k->trim_at) {
+        size_t n = k->low > STACK_WARM ? k->low - STACK_WARM : 0; /* unused all along */
+        if (n > TRIM_BATCH)
+            n = TRIM_BATCH;
+        for (size_t i = 0; i < n; i++) { /* any n will do: free slots are all alike */
+            plait__coro *coro = k->head;
+            k->head = coro->free_next;
+            k->len--;
+            coro->free_next = *out;
+            *out = coro;
+        }
+        k->low -= n;
+        if (k->low > STACK_WARM)
+            return k->trim_at; /* more of this period's to give back: at the next sleep */
+        k->trim_at = 0;
+    }
+    if (k->len <= STACK_WARM) {
+        k->trim_at = 0;
+        return PLAIT_FOREVER;
+    }
+    if (!k->trim_at) {
+        k->low = k->len;
+        k->trim_at = now + TRIM_PERIOD;
+    }
+    return k->trim_at;
+}
+
+/* The control block of the slot at `slot` (whose first page is its guard page when
+ * guarded), its stack fields filled in. */
+static plait__coro *slot_init(const size_class *c, char *slot, bool guarded)
+{
+    plait__coro *coro = (plait__coro *)(slot + c->slot_size - control_size());
+    coro->guarded = guarded;
+    coro->stack_lo = c->big ? slot + page_size : slot;
+    coro->stack_size = (size_t)((char *)coro - coro->stack_lo);
+    coro->stack_class = c->stack_size;
+    return coro;
 }
 
 /* Called with pool_lock held: map a chunk and put its slots on the free list. */
@@ -114,18 +205,13 @@ static int class_grow(size_class *c)
         return -ENOMEM;
     for (size_t i = slots; i-- > 0;) {
         char *slot = chunk + i * c->slot_size;
-        plait__coro *coro = (plait__coro *)(slot + c->slot_size - control_size());
-        coro->guarded = false;
+        bool guarded = false;
         if (c->big && atomic_load(&guarded_slots) < GUARD_BUDGET &&
             mprotect(slot, page_size, PROT_NONE) == 0) {
             atomic_fetch_add(&guarded_slots, 1);
-            coro->guarded = true;
+            guarded = true;
         }
-        coro->stack_lo = c->big ? slot + page_size : slot;
-        coro->stack_size = (size_t)((char *)coro - coro->stack_lo);
-        coro->stack_class = c->stack_size;
-        coro->free_next = c->free;
-        c->free = coro;
+        cache_push(&c->warm, slot_init(c, slot, guarded));
     }
     return 0;
 }
@@ -144,50 +230,166 @@ static void prepare(plait__coro *coro)
 plait__coro *plait__stack_alloc(plait__sched *sched, size_t size)
 {
     plait__coro *coro = NULL;
-    if (size == sched->default_stack && sched->free_coros) {
-        coro = sched->free_coros;
-        sched->free_coros = coro->free_next;
+    if (size == sched->default_stack && (coro = cache_pop(&sched->stacks))) {
         prepare(coro);
         return coro;
     }
+    uintptr_t cold = 0;
     pthread_mutex_lock(&pool_lock);
     size_class *c = class_for(size);
-    if (c && (c->free || class_grow(c) == 0)) {
-        coro = c->free;
-        c->free = coro->free_next;
-    }
+    if (c && !c->warm.head && c->cold_len)
+        cold = c->cold[--c->cold_len];
+    else if (c && (c->warm.head || class_grow(c) == 0))
+        coro = cache_pop(&c->warm);
     pthread_mutex_unlock(&pool_lock);
+    if (cold) /* its pages are zeros: the control block is made again, outside the lock */
+        coro = slot_init(c, (char *)(cold & ~(uintptr_t)1), cold & 1);
     if (coro)
         prepare(coro);
     return coro;
 }
 
-static void pool_put(plait__coro *coro)
+static bool cold_grow(size_class *c)
+{
+    size_t cap = c->cold_cap ? 2 * c->cold_cap : 256;
+    uintptr_t *cold = realloc(c->cold, cap * sizeof *cold);
+    if (!cold)
+        return false;
+    c->cold = cold;
+    c->cold_cap = cap;
+    return true;
+}
+
+static int by_address(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Hand the pages of free slots of class c (a list of TRIM_BATCH at most) back to the
+ * kernel and keep the slots in the cold store.  Neighbouring slots go in one madvise:
+ * its fixed cost is most of it (15 µs against under 1 µs a page on this project's
+ * virtual machine).  Slots whose pages could not be given back go on the warm list. */
+static void give_back(size_class *c, plait__coro *list)
+{
+    uintptr_t slot[TRIM_BATCH]; /* address | guarded */
+    bool released[TRIM_BATCH];
+    size_t n = 0;
+    for (; list && n < TRIM_BATCH; list = list->free_next)
+        slot[n++] = ((uintptr_t)list + control_size() - c->slot_size) | list->guarded;
+    qsort(slot, n, sizeof slot[0], by_address);
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && (slot[j] & ~(uintptr_t)1) ==
+                                     (slot[j - 1] & ~(uintptr_t)1) + c->slot_size;
+             j++)
+            ;
+        /* whole pages only: a small slot shares its first and last with its
+         * neighbours; guard pages between big ones hold nothing to give back */
+        uintptr_t lo = round_up((slot[i] & ~(uintptr_t)1) + (c->big ? page_size : 0), page_size);
+        uintptr_t hi = round_down((slot[j - 1] & ~(uintptr_t)1) + c->slot_size, page_size);
+        bool ok = lo < hi && madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0;
+        for (size_t k = i; k < j; k++)
+            released[k] = ok;
+    }
+    pthread_mutex_lock(&pool_lock);
+    for (size_t i = 0; i < n; i++) {
+        if (released[i] && (c->cold_len < c->cold_cap || cold_grow(c)))
+            c->cold[c->cold_len++] = slot[i];
+        else /* its control block may have gone with the pages: made again */
+            cache_push(&c->warm, slot_init(c, (char *)(slot[i] & ~(uintptr_t)1), slot[i] & 1));
+    }
+    pthread_mutex_unlock(&pool_lock);
+}
+
+/* Called with pool_lock held: a class's trim_at changed, and so may the earliest. */
+static void global_trim_at_update(void)
+{
+    int64_t first = 0;
+    for (size_class *c = classes; c; c = c->next)
+        if (c->warm.trim_at && (!first || c->warm.trim_at < first))
+            first = c->warm.trim_at;
+    atomic_store_explicit(&global_trim_at, first, memory_order_relaxed);
+}
+
+/* Free slots of one size (a list through free_next) back to the global pool. */
+static void pool_put(plait__coro *list)
 {
     pthread_mutex_lock(&pool_lock);
-    size_class *c = class_for(coro->stack_class); /* exists: the slot came from it */
-    coro->free_next = c->free;
-    c->free = coro;
+    size_class *c = class_for(list->stack_class); /* exists: the slots came from it */
+    while (list) {
+        plait__coro *coro = list;
+        list = coro->free_next;
+        cache_push(&c->warm, coro);
+    }
+    if (c->trimmable && c->warm.len > STACK_WARM && !c->warm.trim_at) {
+        plait__coro *none;
+        cache_trim(&c->warm, plait_now(), &none); /* starts a period */
+        global_trim_at_update();
+    }
     pthread_mutex_unlock(&pool_lock);
 }
 
 void plait__stack_free(plait__sched *sched, plait__coro *coro)
 {
     if (coro->stack_class == sched->default_stack) {
-        coro->free_next = sched->free_coros;
-        sched->free_coros = coro;
+        cache_push(&sched->stacks, coro);
     } else {
+        coro->free_next = NULL;
         pool_put(coro);
     }
 }
 
 void plait__stack_flush(plait__sched *sched)
 {
-    while (sched->free_coros) {
-        plait__coro *coro = sched->free_coros;
-        sched->free_coros = coro->free_next;
-        pool_put(coro);
+    if (sched->stacks.head)
+        pool_put(sched->stacks.head);
+    sched->stacks = (plait__stack_cache){0};
+}
+
+/* The global pool's part of plait__stack_trim. */
+static int64_t global_trim(int64_t now)
+{
+    pthread_mutex_lock(&pool_lock);
+    for (size_class *c = classes; c; c = c->next) {
+        plait__coro *out;
+        if (c->warm.trim_at && now >= c->warm.trim_at) {
+            cache_trim(&c->warm, now, &out);
+            if (out) {
+                global_trim_at_update();
+                pthread_mutex_unlock(&pool_lock);
+                give_back(c, out); /* one class per sleep: TRIM_BATCH slots at most */
+                return atomic_load_explicit(&global_trim_at, memory_order_relaxed);
+            }
+        }
     }
+    global_trim_at_update();
+    pthread_mutex_unlock(&pool_lock);
+    return atomic_load_explicit(&global_trim_at, memory_order_relaxed);
+}
+
+int64_t plait__stack_trim(plait__sched *sched)
+{
+    plait__stack_cache *k = &sched->stacks;
+    int64_t global = atomic_load_explicit(&global_trim_at, memory_order_relaxed);
+    if (PLAIT_LIKELY(k->len <= STACK_WARM && !global)) {
+        k->trim_at = 0;
+        return PLAIT_FOREVER;
+    }
+    int64_t now = plait_now(), next = PLAIT_FOREVER;
+    if (k->len > STACK_WARM || k->trim_at) {
+        plait__coro *out;
+        next = cache_trim(k, now, &out);
+        if (out) {
+            pthread_mutex_lock(&pool_lock);
+            size_class *c = class_for(out->stack_class); /* exists */
+            pthread_mutex_unlock(&pool_lock);
+            give_back(c, out);
+            return next; /* one batch per sleep */
+        }
+    }
+    if (global && now >= global)
+        global = global_trim(now);
+    return global && global < next ? global : next;
 }
 
 static void report_overflow(const plait__coro *coro, const char *how)

@@ -4,7 +4,9 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <alloca.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 
@@ -573,6 +575,149 @@ TEST(beyond_guard_budget)
     check_run(crowd_main, &spec);
 }
 
+/* ---- the memory of finished coroutines goes back ---- */
+
+/* BURST coroutines alive at once, each with BURST_TOUCH bytes of its stack written;
+ * a scheduler keeps the memory of 256 free stacks.  (ThreadSanitizer's fibers cost
+ * time that grows with the number alive: fewer there.) */
+#if defined(__SANITIZE_THREAD__)
+enum { BURST = 1200, BURST_TOUCH = 16 * 1024 };
+#else
+enum { BURST = 4000, BURST_TOUCH = 16 * 1024 };
+#endif
+static uintptr_t burst_addr[BURST];
+static plait_task burst_task[BURST];
+static plait_event *hold_gate;
+
+static void *burst_member(void *arg)
+{
+    size_t i = (size_t)(intptr_t)arg;
+    char mark = (char)(i % 127 + 1);
+    char *p = alloca(BURST_TOUCH);
+    memset(p, mark, BURST_TOUCH);
+    burst_addr[i] = (uintptr_t)p;
+    int r = plait_event_wait(crowd_gate, PLAIT_FOREVER);
+    if (r == 0 && hold_gate && i % 2 == 1) /* odd ones stay while the others go */
+        r = plait_event_wait(hold_gate, PLAIT_FOREVER);
+    for (size_t k = 0; k < BURST_TOUCH; k += 1024)
+        if (p[k] != mark)
+            return ARG(-1000); /* the stack lost its bytes while the coroutine waited */
+    return ARG(r);
+}
+
+/* kB resident of what the burst's coroutines wrote on their stacks (mincore). */
+static long burst_resident_kb(void)
+{
+    long page = sysconf(_SC_PAGESIZE), pages = 0;
+    for (size_t i = 0; i < BURST; i++) {
+        if (!burst_addr[i])
+            continue;
+        uintptr_t lo = burst_addr[i] / (uintptr_t)page * (uintptr_t)page;
+        uintptr_t hi = burst_addr[i] + BURST_TOUCH;
+        unsigned char vec[BURST_TOUCH / 1024];
+        size_t n = (hi - lo + (uintptr_t)page - 1) / (uintptr_t)page;
+        CHECK(n <= sizeof vec);
+        CHECK_EQ(mincore((void *)lo, hi - lo, vec), 0);
+        for (size_t k = 0; k < n && k < sizeof vec; k++)
+            pages += vec[k] & 1;
+    }
+    return pages * page / 1024;
+}
+
+/* Sleep until the burst's stacks hold less than limit kB, for 10 s at most; returns
+ * what they hold. */
+static long burst_wait_resident_below(long limit)
+{
+    long kb = burst_resident_kb();
+    for (int i = 0; i < 200 && kb >= limit; i++) {
+        CHECK_EQ(plait_sleep(50 * PLAIT_MS), 0);
+        kb = burst_resident_kb();
+    }
+    return kb;
+}
+
+static void *burst_main(void *arg)
+{
+    long *kb = arg; /* per round: at the peak, 100 ms after, when given back */
+    long touched = (long)BURST * BURST_TOUCH / 1024;
+    for (int round = 0; round < 2; round++) {
+        CHECK_EQ(plait_event_create(&crowd_gate), 0);
+        for (size_t i = 0; i < BURST; i++)
+            CHECK_EQ(plait_spawn(&burst_task[i], burst_member, ARG(i)), 0);
+        CHECK_EQ(plait_yield(), 0); /* each writes its stack and waits at the gate */
+        kb[3 * round] = burst_resident_kb();
+        CHECK_EQ(plait_event_set(crowd_gate), 0);
+        for (size_t i = 0; i < BURST; i++) {
+            void *r = ARG(-1);
+            CHECK_EQ(plait_join(burst_task[i], &r, PLAIT_FOREVER), 0);
+            CHECK_EQ((intptr_t)r, 0);
+        }
+        CHECK_EQ(plait_event_destroy(crowd_gate), 0);
+        /* the scheduler sleeps, well inside the period of a second that the stacks
+         * must stay unused before their memory goes */
+        CHECK_EQ(plait_sleep(100 * PLAIT_MS), 0);
+        kb[3 * round + 1] = burst_resident_kb();
+        kb[3 * round + 2] = burst_wait_resident_below(touched / 3);
+    }
+    return NULL;
+}
+
+/* After a burst, a scheduler hands the memory of the finished coroutines' stacks back
+ * to the kernel once they stayed unused for a second, keeping a few hundred; the
+ * stacks it gave back work when they are used again. */
+TEST(stack_memory_goes_back)
+{
+    long kb[6] = {0};
+    check_run(burst_main, kb);
+    long touched = (long)BURST * BURST_TOUCH / 1024;
+    for (int round = 0; round < 2; round++) {
+        CHECK(kb[3 * round] >= touched);
+        CHECK(kb[3 * round + 1] >= touched); /* not in the middle of a swing */
+        CHECK(kb[3 * round + 2] < touched / 3);
+    }
+}
+
+/* Half the burst finishes (every other one) while the rest still run: the memory of
+ * the finished ones' stacks goes back, the live ones' neighbouring stacks keep their
+ * bytes (each checks its own when it goes on). */
+static void *neighbours_main(void *arg)
+{
+    long *kb = arg; /* at the peak, once the finished half went back */
+    CHECK_EQ(plait_event_create(&crowd_gate), 0);
+    CHECK_EQ(plait_event_create(&hold_gate), 0);
+    for (size_t i = 0; i < BURST; i++)
+        CHECK_EQ(plait_spawn(&burst_task[i], burst_member, ARG(i)), 0);
+    CHECK_EQ(plait_yield(), 0);
+    kb[0] = burst_resident_kb();
+    CHECK_EQ(plait_event_set(crowd_gate), 0);
+    for (size_t i = 0; i < BURST; i += 2) {
+        void *r = ARG(-1);
+        CHECK_EQ(plait_join(burst_task[i], &r, PLAIT_FOREVER), 0);
+        CHECK_EQ((intptr_t)r, 0);
+    }
+    /* the live half, the 256 free stacks the scheduler keeps, and a margin */
+    long bound = kb[0] / 2 + 320L * (BURST_TOUCH + 4096) / 1024;
+    kb[1] = burst_wait_resident_below(bound);
+    CHECK(kb[1] < bound);
+    CHECK_EQ(plait_event_set(hold_gate), 0);
+    for (size_t i = 1; i < BURST; i += 2) {
+        void *r = ARG(-1);
+        CHECK_EQ(plait_join(burst_task[i], &r, PLAIT_FOREVER), 0);
+        CHECK_EQ((intptr_t)r, 0); /* -1000: its stack lost its bytes */
+    }
+    CHECK_EQ(plait_event_destroy(hold_gate), 0);
+    CHECK_EQ(plait_event_destroy(crowd_gate), 0);
+    hold_gate = NULL;
+    return NULL;
+}
+
+TEST(stack_memory_of_neighbours_stays)
+{
+    long kb[2] = {0};
+    check_run(neighbours_main, kb);
+    CHECK(kb[0] >= (long)BURST * BURST_TOUCH / 1024);
+}
+
 /* ---- stack overflow is reported, never silent ---- */
 
 static int recurse(volatile char *p, int depth)
@@ -613,14 +758,14 @@ static void *overflow_main(void *arg)
     return NULL;
 }
 
-static void expect_overflow_report(size_t stack, const char *how)
+static void expect_overflow_report(plait_fn main, size_t stack, const char *how)
 {
     int fds[2];
     CHECK_EQ(pipe(fds), 0);
     pid_t pid = fork();
     if (pid == 0) {
         dup2(fds[1], STDERR_FILENO);
-        plait_run(overflow_main, ARG(stack), NULL);
+        plait_run(main, ARG(stack), NULL);
         _exit(0); /* not reached when the overflow is caught */
     }
     close(fds[1]);
@@ -644,13 +789,50 @@ TEST(overflow_hits_guard_page)
 {
     /* a stack size no other test uses: fresh slots, guarded while the budget lasts */
     CHECK(plait_guard_budget() > 0);
-    expect_overflow_report(48 * 1024, "guard page");
+    expect_overflow_report(overflow_main, 48 * 1024, "guard page");
+}
+
+/* A burst of coroutines with stacks of `stack` bytes; once their memory went back,
+ * the next ones get those stacks, rebuilt, and the last of them overflows.  Returns
+ * early (and the child exits 0: the test fails) when a step fails. */
+static void *overflow_after_burst_main(void *arg)
+{
+    enum { COUNT = 400, SLEEPERS = 300 };
+    plait_spawn_options o = {.name = "burst", .stack_size = (size_t)(intptr_t)arg};
+    memset(burst_addr, 0, sizeof burst_addr);
+    if (plait_event_create(&crowd_gate) != 0)
+        return NULL;
+    for (size_t i = 0; i < COUNT; i++)
+        if (plait_spawn_opts(&burst_task[i], burst_member, ARG(i), &o) != 0)
+            return NULL;
+    plait_yield();
+    long peak = burst_resident_kb();
+    plait_event_set(crowd_gate);
+    for (size_t i = 0; i < COUNT; i++)
+        plait_join(burst_task[i], NULL, PLAIT_FOREVER);
+    if (peak < COUNT * BURST_TOUCH / 1024 || burst_wait_resident_below(peak * 3 / 4) >= peak * 3 / 4)
+        return NULL; /* the pool kept the memory */
+    /* the pool keeps 256 stacks with their memory: the ones after come from the rest */
+    o.name = "sleeper";
+    for (size_t i = 0; i < SLEEPERS; i++)
+        if (plait_spawn_opts(NULL, sleep_forever, NULL, &o) != 0)
+            return NULL;
+    return overflow_main(arg);
+}
+
+TEST(overflow_hits_guard_page_of_reused_stack)
+{
+    CHECK(plait_guard_budget() > 0);
+    expect_overflow_report(overflow_after_burst_main, 40 * 1024, "guard page");
 }
 TEST(overflow_runs_off_small_stack)
 {
-    expect_overflow_report(PLAIT_STACK_MIN * 4, "past the end of its stack");
+    expect_overflow_report(overflow_main, PLAIT_STACK_MIN * 4, "past the end of its stack");
 }
-TEST(overflow_breaks_canary) { expect_overflow_report(PLAIT_STACK_MIN, "canary"); }
+TEST(overflow_breaks_canary)
+{
+    expect_overflow_report(overflow_main, PLAIT_STACK_MIN, "canary");
+}
 
 /* ---- diagnostics ---- */
 
@@ -734,7 +916,9 @@ RUN_TESTS(CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock)
           CASE(cancel), CASE(cancel_from_another_thread), CASE(run_cancels_stragglers),
           CASE(wait_all), CASE(wait_any), CASE(thread_joins_coroutine), CASE(groups),
           CASE(group_edges), CASE(task_local_storage), CASE(stack_sizes),
-          CASE(overflow_hits_guard_page), CASE(overflow_runs_off_small_stack),
+          CASE(overflow_hits_guard_page), CASE(overflow_hits_guard_page_of_reused_stack),
+          CASE(overflow_runs_off_small_stack),
           CASE(overflow_breaks_canary), CASE(million_coroutines), CASE(beyond_guard_budget),
+          CASE(stack_memory_goes_back), CASE(stack_memory_of_neighbours_stays),
           CASE(dump), CASE(slow_coroutine_warning),
           CASE(strerror_names))
