@@ -329,6 +329,7 @@ typedef struct plait__stack_cache {
     size_t len;
     size_t low;                 /* the fewest held since trim_at was set */
     int64_t trim_at;            /* when to look for slots left unused; 0: none */
+    bool keep;                  /* nothing can be given back: never trimmed */
 } plait__stack_cache;
 
 struct plait__sched {

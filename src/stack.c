@@ -41,10 +41,16 @@
  * back one to two periods later.  The trimming is done by schedulers about to sleep, at
  * most TRIM_BATCH slots at a time (a madvise costs a system call and page-table work,
  * and a sleep with work to come must not wait for a thousand of them): their sleeps
- * end at the next period's end while a cache holds more than STACK_WARM.  Slots given
- * back ("cold") lose their control block with their pages, so the global pool keeps
- * them in an array of addresses (the guard bit in the lowest) and fills in the
- * control block's stack fields again when one is used.
+ * end at the next period's end while a cache holds more than STACK_WARM.  A scheduler
+ * that ends hands its slots to the global pool, and what the pool then holds beyond
+ * STACK_WARM goes back at once: that scheduler will not sleep again, and no other may
+ * for a long time.  A cache keeps its memory (`keep`) where a slot holds no whole page
+ * of its own (under two pages: packed slots share their ends with their neighbours) and
+ * once giving back failed (madvise refuses locked memory): trying again every period
+ * would cost a wake-up each time for nothing.  Slots given back ("cold") lose their
+ * control block with their pages, so the global pool keeps them in an array of
+ * addresses (the guard bit in the lowest) and fills in the control block's stack
+ * fields again when one is used.
  */
 #include "internal.h"
 
@@ -75,7 +81,6 @@ typedef struct size_class {
     size_t stack_size;   /* as asked for */
     size_t slot_size;
     bool big;            /* may get a guard page */
-    bool trimmable;      /* every slot holds a whole page of its own to give back */
     plait__stack_cache warm; /* free slots with their memory */
     uintptr_t *cold;     /* free slots whose memory went back: slot address | guarded */
     size_t cold_len, cold_cap;
@@ -120,7 +125,8 @@ static size_class *class_for(size_t stack_size)
     c->big = stack_size >= PLAIT_GUARD_MIN_STACK;
     c->slot_size = c->big ? page_size + round_up(stack_size + control_size(), page_size)
                           : round_up(stack_size + control_size(), 64);
-    c->trimmable = c->slot_size >= 2 * page_size;
+    /* a slot under two pages may hold no whole page of its own */
+    c->warm.keep = c->slot_size < 2 * page_size;
     c->next = classes;
     classes = c;
     return c;
@@ -146,24 +152,34 @@ static plait__coro *cache_pop(plait__stack_cache *k)
     return coro;
 }
 
+/* Detach the first n slots of the cache (it holds that many) as a list. */
+static plait__coro *cache_take(plait__stack_cache *k, size_t n)
+{
+    plait__coro *list = NULL;
+    for (size_t i = 0; i < n; i++) { /* any n will do: free slots are all alike */
+        plait__coro *coro = k->head;
+        k->head = coro->free_next;
+        k->len--;
+        coro->free_next = list;
+        list = coro;
+    }
+    return list;
+}
+
 /* At a scheduler's sleep: detach into *out (a list) what the cache may give back now,
  * see "Giving memory back".  Returns when to look again (PLAIT_FOREVER: nothing beyond
- * STACK_WARM). */
+ * STACK_WARM, or a cache that keeps its memory). */
 static int64_t cache_trim(plait__stack_cache *k, int64_t now, plait__coro **out)
 {
     *out = NULL;
+    if (k->keep) {
+        k->trim_at = 0;
+        return PLAIT_FOREVER;
+    }
     if (k->trim_at && now >= k->trim_at) {
         size_t n = k->low > STACK_WARM ? k->low - STACK_WARM : 0; /* unused all along */
-        if (n > TRIM_BATCH)
-            n = TRIM_BATCH;
-        for (size_t i = 0; i < n; i++) { /* any n will do: free slots are all alike */
-            plait__coro *coro = k->head;
-            k->head = coro->free_next;
-            k->len--;
-            coro->free_next = *out;
-            *out = coro;
-        }
-        k->low -= n;
+        *out = cache_take(k, n < TRIM_BATCH ? n : TRIM_BATCH);
+        k->low -= n < TRIM_BATCH ? n : TRIM_BATCH;
         if (k->low > STACK_WARM)
             return k->trim_at; /* more of this period's to give back: at the next sleep */
         k->trim_at = 0;
@@ -269,8 +285,10 @@ static int by_address(const void *a, const void *b)
 /* Hand the pages of free slots of class c (a list of TRIM_BATCH at most) back to the
  * kernel and keep the slots in the cold store.  Neighbouring slots go in one madvise:
  * its fixed cost is most of it (15 µs against under 1 µs a page on this project's
- * virtual machine).  Slots whose pages could not be given back go on the warm list. */
-static void give_back(size_class *c, plait__coro *list)
+ * virtual machine).  Slots whose pages could not be given back (madvise refused: locked
+ * memory; no room for the cold store) go on the warm list, the class keeps its memory
+ * from then on, and the result is false. */
+static bool give_back(size_class *c, plait__coro *list)
 {
     uintptr_t slot[TRIM_BATCH]; /* address | guarded */
     bool released[TRIM_BATCH];
@@ -291,14 +309,44 @@ static void give_back(size_class *c, plait__coro *list)
         for (size_t k = i; k < j; k++)
             released[k] = ok;
     }
+    bool all = true;
     pthread_mutex_lock(&pool_lock);
     for (size_t i = 0; i < n; i++) {
-        if (released[i] && (c->cold_len < c->cold_cap || cold_grow(c)))
+        if (released[i] && (c->cold_len < c->cold_cap || cold_grow(c))) {
             c->cold[c->cold_len++] = slot[i];
-        else /* its control block may have gone with the pages: made again */
+        } else { /* its control block may have gone with the pages: made again */
             cache_push(&c->warm, slot_init(c, (char *)(slot[i] & ~(uintptr_t)1), slot[i] & 1));
+            all = false;
+        }
     }
+    if (!all)
+        c->warm.keep = true; /* trying again and again would only cost */
     pthread_mutex_unlock(&pool_lock);
+    return all;
+}
+
+/* give_back, for a list of any length; false at the first failure (the rest goes back
+ * on the warm list). */
+static bool give_back_all(size_class *c, plait__coro *list)
+{
+    while (list) {
+        plait__coro *batch = list, *last = list;
+        for (size_t n = 1; n < TRIM_BATCH && last->free_next; n++)
+            last = last->free_next;
+        list = last->free_next;
+        last->free_next = NULL;
+        if (!give_back(c, batch)) {
+            pthread_mutex_lock(&pool_lock);
+            while (list) {
+                plait__coro *coro = list;
+                list = coro->free_next;
+                cache_push(&c->warm, coro);
+            }
+            pthread_mutex_unlock(&pool_lock);
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Called with pool_lock held: a class's trim_at changed, and so may the earliest. */
@@ -311,9 +359,13 @@ static void global_trim_at_update(void)
     atomic_store_explicit(&global_trim_at, first, memory_order_relaxed);
 }
 
-/* Free slots of one size (a list through free_next) back to the global pool. */
-static void pool_put(plait__coro *list)
+/* Free slots of one size (a list through free_next) back to the global pool.  From a
+ * scheduler that ends (`ending`), what the pool then holds beyond STACK_WARM goes back
+ * at once: no scheduler might sleep for a long time to come, and the one that ends
+ * never will again. */
+static void pool_put(plait__coro *list, bool ending)
 {
+    plait__coro *excess = NULL;
     pthread_mutex_lock(&pool_lock);
     size_class *c = class_for(list->stack_class); /* exists: the slots came from it */
     while (list) {
@@ -321,12 +373,20 @@ static void pool_put(plait__coro *list)
         list = coro->free_next;
         cache_push(&c->warm, coro);
     }
-    if (c->trimmable && c->warm.len > STACK_WARM && !c->warm.trim_at) {
-        plait__coro *none;
-        cache_trim(&c->warm, plait_now(), &none); /* starts a period */
-        global_trim_at_update();
+    if (!c->warm.keep && c->warm.len > STACK_WARM) {
+        if (ending) {
+            excess = cache_take(&c->warm, c->warm.len - STACK_WARM);
+            if (c->warm.low > c->warm.len)
+                c->warm.low = c->warm.len;
+        } else if (!c->warm.trim_at) {
+            plait__coro *none;
+            cache_trim(&c->warm, plait_now(), &none); /* starts a period */
+            global_trim_at_update();
+        }
     }
     pthread_mutex_unlock(&pool_lock);
+    if (excess)
+        give_back_all(c, excess);
 }
 
 void plait__stack_free(plait__sched *sched, plait__coro *coro)
@@ -335,14 +395,14 @@ void plait__stack_free(plait__sched *sched, plait__coro *coro)
         cache_push(&sched->stacks, coro);
     } else {
         coro->free_next = NULL;
-        pool_put(coro);
+        pool_put(coro, false);
     }
 }
 
 void plait__stack_flush(plait__sched *sched)
 {
     if (sched->stacks.head)
-        pool_put(sched->stacks.head);
+        pool_put(sched->stacks.head, true);
     sched->stacks = (plait__stack_cache){0};
 }
 
@@ -367,6 +427,15 @@ static int64_t global_trim(int64_t now)
     return atomic_load_explicit(&global_trim_at, memory_order_relaxed);
 }
 
+/* The class of a scheduler's default size (it exists: the cache's slots came from it). */
+static size_class *default_class(plait__sched *sched)
+{
+    pthread_mutex_lock(&pool_lock);
+    size_class *c = class_for(sched->default_stack);
+    pthread_mutex_unlock(&pool_lock);
+    return c;
+}
+
 int64_t plait__stack_trim(plait__sched *sched)
 {
     plait__stack_cache *k = &sched->stacks;
@@ -376,15 +445,15 @@ int64_t plait__stack_trim(plait__sched *sched)
         return PLAIT_FOREVER;
     }
     int64_t now = plait_now(), next = PLAIT_FOREVER;
+    if (k->len > STACK_WARM && !k->trim_at && !k->keep)
+        k->keep = default_class(sched)->warm.keep; /* a period starts: can it give back? */
     if (k->len > STACK_WARM || k->trim_at) {
         plait__coro *out;
         next = cache_trim(k, now, &out);
         if (out) {
-            pthread_mutex_lock(&pool_lock);
-            size_class *c = class_for(out->stack_class); /* exists */
-            pthread_mutex_unlock(&pool_lock);
-            give_back(c, out);
-            return next; /* one batch per sleep */
+            if (!give_back(default_class(sched), out))
+                k->keep = true;
+            return global && global < next ? global : next; /* one batch per sleep */
         }
     }
     if (global && now >= global)
