@@ -16,7 +16,9 @@
  * process-shared ones (docs/API.md, "Fork").
  *
  * The lock order of the prepare handler: signal watchers, keys, stacks, futures,
- * futex watchers, registry; none of these is ever taken while another is held.
+ * futex watchers, registry; none of these is ever taken while another is held.  Then
+ * the spin locks of the table of blocking waits by descriptor (poll.c), held for an
+ * instant by whoever holds one, never while taking anything else.
  */
 #include "internal.h"
 
@@ -31,10 +33,12 @@ static void prepare(void)
     plait__future_atfork(PLAIT__FORK_PREPARE);
     plait__pfutex_atfork(PLAIT__FORK_PREPARE);
     plait__shared_atfork(PLAIT__FORK_PREPARE);
+    plait__fd_waits_atfork(PLAIT__FORK_PREPARE);
 }
 
 static void parent(void)
 {
+    plait__fd_waits_atfork(PLAIT__FORK_PARENT);
     plait__shared_atfork(PLAIT__FORK_PARENT);
     plait__pfutex_atfork(PLAIT__FORK_PARENT);
     plait__future_atfork(PLAIT__FORK_PARENT);
@@ -45,6 +49,7 @@ static void parent(void)
 
 static void child(void)
 {
+    plait__fd_waits_atfork(PLAIT__FORK_CHILD);
     plait__shared_atfork(PLAIT__FORK_CHILD);
     plait__pfutex_atfork(PLAIT__FORK_CHILD);
     plait__future_atfork(PLAIT__FORK_CHILD);

@@ -558,6 +558,9 @@ void plait__stack_atfork(int phase);
 void plait__future_atfork(int phase);
 void plait__pfutex_atfork(int phase);
 void plait__shared_atfork(int phase);
+/* poll.c: the locks of the table of blocking waits by descriptor (spin locks: taken
+ * last, after every mutex above). */
+void plait__fd_waits_atfork(int phase);
 /* In the child: the default pool's workers and the manager thread are not there. */
 void plait__pool_after_fork(void);
 void plait__manager_after_fork(void);

@@ -336,6 +336,19 @@ static struct {
     atomic_uint closes;         /* plait__fd_close_gen() */
 } fd_waits[CLOSE_STRIPES];
 
+/* The stripes' locks across fork (fork.c): a child must not inherit one that another
+ * thread held for its instant.  Taken last before the fork, in order; nothing is taken
+ * while one is held. */
+void plait__fd_waits_atfork(int phase)
+{
+    for (int i = 0; i < CLOSE_STRIPES; i++) {
+        if (phase == PLAIT__FORK_PREPARE)
+            plait__spin_lock(&fd_waits[i].lock);
+        else
+            plait__spin_unlock(&fd_waits[i].lock); /* in the child: ours, copied held */
+    }
+}
+
 uint32_t plait__fd_close_gen(int fd)
 {
     return atomic_load_explicit(&fd_waits[fd % CLOSE_STRIPES].closes, memory_order_acquire);

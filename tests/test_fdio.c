@@ -9,6 +9,7 @@
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
@@ -699,6 +700,48 @@ static void *fork_beside_a_queued_write(void *arg)
 
 TEST(fork_beside_a_write_in_the_ring) { check_run(fork_beside_a_queued_write, NULL); }
 
+/* Forks while another thread closes descriptors: plait_close holds the lock of its
+ * descriptor's stripe of the table of blocking waits for an instant.  A fork in that
+ * instant copied the lock held, and the child's first wait or close on that stripe
+ * spun for ever (the tour's processes hung that way).  Each child closes a descriptor
+ * of the same stripe and exits; each must be done within 10 s. */
+static atomic_int closer_stop;
+
+static void *closer(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&closer_stop))
+        plait_close(1 << 20); /* not open: -EBADF, after the stripe's lock */
+    return NULL;
+}
+
+TEST(fork_while_another_thread_closes)
+{
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, closer, NULL), 0);
+    int stuck = 0;
+    for (int i = 0; i < 200 && !stuck; i++) {
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(plait_close((1 << 20) + 64) == -EBADF ? 0 : 1); /* the same stripe */
+        CHECK(pid > 0);
+        int status = 0;
+        pid_t done = 0;
+        for (int ms = 0; ms < 10000 && (done = waitpid(pid, &status, WNOHANG)) == 0; ms++)
+            nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+        if (done == 0) {
+            stuck = 1;
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+        } else {
+            CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+    }
+    CHECK(!stuck);
+    atomic_store(&closer_stop, 1);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+}
+
 /* ---- registrations kept between waits (epoll) ---- */
 
 static void *close_there(void *arg)
@@ -895,6 +938,6 @@ RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadli
           CASE(writers_of_one_descriptor_keep_their_order), CASE(full_pipe_write_times_out),
           CASE(full_pipe_write_cancelled), CASE(full_pipe_write_closed),
           CASE(full_pipe_write_gets_room), CASE(file_writes_beside_ready_coroutines),
-          CASE(fork_beside_a_write_in_the_ring), CASE(ready_descriptor_nobody_waits_for),
+          CASE(fork_beside_a_write_in_the_ring), CASE(fork_while_another_thread_closes), CASE(ready_descriptor_nobody_waits_for),
           CASE(descriptor_closed_elsewhere_and_reused), CASE(plait_close_of_a_file_open_elsewhere),
           CASE(plain_close_of_a_file_open_elsewhere), CASE(coroutines_writing_one_file))
