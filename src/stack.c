@@ -152,6 +152,16 @@ static plait__coro *cache_pop(plait__stack_cache *k)
     return coro;
 }
 
+/* Push every slot of a list (through free_next). */
+static void cache_push_all(plait__stack_cache *k, plait__coro *list)
+{
+    while (list) {
+        plait__coro *coro = list;
+        list = coro->free_next;
+        cache_push(k, coro);
+    }
+}
+
 /* Detach the first n slots of the cache (it holds that many) as a list. */
 static plait__coro *cache_take(plait__stack_cache *k, size_t n)
 {
@@ -178,8 +188,10 @@ static int64_t cache_trim(plait__stack_cache *k, int64_t now, plait__coro **out)
     }
     if (k->trim_at && now >= k->trim_at) {
         size_t n = k->low > STACK_WARM ? k->low - STACK_WARM : 0; /* unused all along */
-        *out = cache_take(k, n < TRIM_BATCH ? n : TRIM_BATCH);
-        k->low -= n < TRIM_BATCH ? n : TRIM_BATCH;
+        if (n > TRIM_BATCH)
+            n = TRIM_BATCH;
+        *out = cache_take(k, n);
+        k->low -= n;
         if (k->low > STACK_WARM)
             return k->trim_at; /* more of this period's to give back: at the next sleep */
         k->trim_at = 0;
@@ -243,6 +255,9 @@ static void prepare(plait__coro *coro)
         *(uint64_t *)coro->stack_lo = canary_for(coro->stack_lo);
 }
 
+/* A cold store entry: a slot's address, its guard bit in the lowest. */
+static char *entry_slot(uintptr_t entry) { return (char *)(entry & ~(uintptr_t)1); }
+
 plait__coro *plait__stack_alloc(plait__sched *sched, size_t size)
 {
     plait__coro *coro = NULL;
@@ -259,7 +274,7 @@ plait__coro *plait__stack_alloc(plait__sched *sched, size_t size)
         coro = cache_pop(&c->warm);
     pthread_mutex_unlock(&pool_lock);
     if (cold) /* its pages are zeros: the control block is made again, outside the lock */
-        coro = slot_init(c, (char *)(cold & ~(uintptr_t)1), cold & 1);
+        coro = slot_init(c, entry_slot(cold), cold & 1);
     if (coro)
         prepare(coro);
     return coro;
@@ -297,14 +312,14 @@ static bool give_back(size_class *c, plait__coro *list)
         slot[n++] = ((uintptr_t)list + control_size() - c->slot_size) | list->guarded;
     qsort(slot, n, sizeof slot[0], by_address);
     for (size_t i = 0, j; i < n; i = j) {
-        for (j = i + 1; j < n && (slot[j] & ~(uintptr_t)1) ==
-                                     (slot[j - 1] & ~(uintptr_t)1) + c->slot_size;
+        for (j = i + 1; j < n && entry_slot(slot[j]) == entry_slot(slot[j - 1]) + c->slot_size;
              j++)
             ;
         /* whole pages only: a small slot shares its first and last with its
          * neighbours; guard pages between big ones hold nothing to give back */
-        uintptr_t lo = round_up((slot[i] & ~(uintptr_t)1) + (c->big ? page_size : 0), page_size);
-        uintptr_t hi = round_down((slot[j - 1] & ~(uintptr_t)1) + c->slot_size, page_size);
+        uintptr_t lo = round_up((uintptr_t)entry_slot(slot[i]) + (c->big ? page_size : 0),
+                                page_size);
+        uintptr_t hi = round_down((uintptr_t)entry_slot(slot[j - 1]) + c->slot_size, page_size);
         bool ok = lo < hi && madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0;
         for (size_t k = i; k < j; k++)
             released[k] = ok;
@@ -315,7 +330,7 @@ static bool give_back(size_class *c, plait__coro *list)
         if (released[i] && (c->cold_len < c->cold_cap || cold_grow(c))) {
             c->cold[c->cold_len++] = slot[i];
         } else { /* its control block may have gone with the pages: made again */
-            cache_push(&c->warm, slot_init(c, (char *)(slot[i] & ~(uintptr_t)1), slot[i] & 1));
+            cache_push(&c->warm, slot_init(c, entry_slot(slot[i]), slot[i] & 1));
             all = false;
         }
     }
@@ -325,9 +340,9 @@ static bool give_back(size_class *c, plait__coro *list)
     return all;
 }
 
-/* give_back, for a list of any length; false at the first failure (the rest goes back
- * on the warm list). */
-static bool give_back_all(size_class *c, plait__coro *list)
+/* give_back, for a list of any length; after a failure the rest goes back on the warm
+ * list. */
+static void give_back_all(size_class *c, plait__coro *list)
 {
     while (list) {
         plait__coro *batch = list, *last = list;
@@ -337,16 +352,11 @@ static bool give_back_all(size_class *c, plait__coro *list)
         last->free_next = NULL;
         if (!give_back(c, batch)) {
             pthread_mutex_lock(&pool_lock);
-            while (list) {
-                plait__coro *coro = list;
-                list = coro->free_next;
-                cache_push(&c->warm, coro);
-            }
+            cache_push_all(&c->warm, list);
             pthread_mutex_unlock(&pool_lock);
-            return false;
+            return;
         }
     }
-    return true;
 }
 
 /* Called with pool_lock held: a class's trim_at changed, and so may the earliest. */
@@ -368,11 +378,7 @@ static void pool_put(plait__coro *list, bool ending)
     plait__coro *excess = NULL;
     pthread_mutex_lock(&pool_lock);
     size_class *c = class_for(list->stack_class); /* exists: the slots came from it */
-    while (list) {
-        plait__coro *coro = list;
-        list = coro->free_next;
-        cache_push(&c->warm, coro);
-    }
+    cache_push_all(&c->warm, list);
     if (!c->warm.keep && c->warm.len > STACK_WARM) {
         if (ending) {
             excess = cache_take(&c->warm, c->warm.len - STACK_WARM);
