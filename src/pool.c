@@ -19,11 +19,20 @@
  * gaps between the tasks of a fork-join.  A helping join always looks that long; of
  * the idle workers, at most half do (the others give up after SPIN_SHORT_NS).  Then a
  * worker sleeps on its own futex word (park_word) with `sleeping` set and the pool's
- * `idle` count raised.  Whoever
- * makes work visible (a push, an injection) then reads `idle` and, when it is not
- * zero, wakes one sleeper.  Both sides use sequentially consistent accesses, so of
- * "the pusher sees idle > 0" and "the sleeper sees the work" at least one happens: no
- * wake-up is lost.  A signal to a helping worker's wait pokes the same word.
+ * `idle` count raised.  Whoever makes work visible (a push, an injection) then reads
+ * `idle` and, when it is not zero, wakes one sleeper.  The two sides shake hands, so
+ * of "the pusher sees idle > 0" and "the sleeper, looking once more, sees the work" at
+ * least one happens: no wake-up is lost.  Pushes come with every task, sleeps only
+ * after a look for work that found none (and a worker must be woken before it can
+ * sleep again), so the handshake's fences are asymmetric (fence.c), as the
+ * running chain's: a push is a plain store and a plain load, and a worker going to
+ * sleep executes the heavy fence between raising `idle` and its last look.  Where the
+ * heavy fence fails after all, that worker sleeps at most UNFENCED_SLEEP_NS and looks
+ * again, so a push it missed waits no longer.  Without asymmetric fences, a push is
+ * followed by a sequentially consistent fence.  (The exchange that a sequentially
+ * consistent store to the deque's bottom costs was about 9 % of the time of tasks that
+ * only fork and join, on two workers.)  A signal to a helping worker's wait
+ * pokes the same word.
  *
  * Shutting down.  `closed` stops submissions from outside; tasks already queued, and
  * the tasks they spawn, still run (or, with PLAIT_POOL_CANCEL, complete as cancelled
@@ -71,6 +80,7 @@ enum {
     SPIN_NS = 100 * 1000,   /* ... a CPU yield apart, for this long, before sleeping */
     SPIN_SHORT_NS = 1000,   /* the same, for an idle worker beyond the spinning half */
     BATCH_MAX = 64,         /* tasks taken from the injection queue at once */
+    UNFENCED_SLEEP_NS = 1000 * 1000, /* the longest sleep when the heavy fence failed */
 };
 
 typedef struct plait__worker {
@@ -131,10 +141,15 @@ atomic_uint *plait__worker_poke(plait__worker *wk)
     return atomic_load(&wk->sleeping) ? &wk->park_word : NULL;
 }
 
-/* Work was just made visible: wake a sleeping worker, if there is one. */
+/* Work was just made visible (a release store): wake a sleeping worker, if there is
+ * one.  The pusher's side of the handshake with park ("Sleeping", above). */
 static void wake_one(plait_pool *pool)
 {
-    if (atomic_load(&pool->idle) == 0)
+    if (PLAIT_LIKELY(pool->asymmetric))
+        plait__light_fence();
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&pool->idle, memory_order_relaxed) == 0)
         return;
     unsigned start = atomic_fetch_add_explicit(&pool->wake_cursor, 1, memory_order_relaxed);
     for (unsigned i = 0; i < pool->threads; i++) {
@@ -174,6 +189,12 @@ static void park(plait__worker *wk, plait__waiter *w, int64_t deadline, bool unt
     unsigned seen = atomic_load(&wk->park_word);
     atomic_store(&wk->sleeping, 1);
     atomic_fetch_add(&pool->idle, 1);
+    /* the sleeper's side of the handshake with wake_one, before the last look */
+    if (pool->asymmetric && plait__heavy_fence() < 0) {
+        int64_t soon = plait_now() + UNFENCED_SLEEP_NS;
+        if (soon < deadline)
+            deadline = soon;
+    }
     if (!work_visible(pool) && !(w && atomic_load(&w->signalled)) &&
         !(until_closed && atomic_load(&pool->closed)) && !atomic_load(&pool->done))
         plait__futex_wait(&wk->park_word, seen, deadline);

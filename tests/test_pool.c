@@ -7,6 +7,7 @@
  * where the test is about time (a deadline expiring), with margins for a loaded
  * 2-core machine. */
 #include "helpers.h"
+#include "push_wakes_sleeper.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -485,6 +486,12 @@ static void run_fib(unsigned threads)
 
 TEST(fork_join_fib_two_workers) { run_fib(2); }
 TEST(fork_join_fib_one_worker) { run_fib(1); }
+
+/* See push_wakes_sleeper.h. */
+TEST(pushed_task_wakes_sleeping_worker)
+{
+    CHECK_EQ(push_wakes_sleeper_rounds(CHECK_SANITIZED ? 400 : 4000), 0);
+}
 
 /* ======================================================================== */
 /* Map                                                                       */
@@ -1899,6 +1906,7 @@ TEST(completed_many_mixed)
 RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_and_join),
           CASE(coroutine_joins_pool_task), CASE(pool_many_submits_run_once),
           CASE(fork_join_fib_two_workers), CASE(fork_join_fib_one_worker),
+          CASE(pushed_task_wakes_sleeping_worker),
           CASE(pool_map_results_and_errors), CASE(pool_map_from_coroutine),
           CASE(pool_map_deadline), CASE(pool_map_cancelled_caller), CASE(pool_shutdown_drain),
           CASE(pool_shutdown_cancel), CASE(pool_shutdown_cancel_conservation),
