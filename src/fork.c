@@ -5,7 +5,9 @@
  * stays held forever in the child, and plait's own threads (the manager, the default
  * thread pool, the shared-futex watchers) are not there.  So before every fork, plait
  * takes its global locks (the handlers below, registered with pthread_atfork the
- * first time plait makes global state), and in the child it resets them and forgets
+ * first time plait makes global state), and in the child it releases them — the
+ * child's only thread is the one that took them, as POSIX's example of pthread_atfork
+ * has it; initialising a mutex again while it is locked is undefined — and forgets
  * its threads, which start again on first use.  Then a child — one plait forked, or
  * one the program forked itself — can use all of plait, whatever the parent's other
  * threads were doing.
@@ -15,10 +17,12 @@
  * in the child, as with pthread mutexes; a child uses its own objects and the
  * process-shared ones (docs/API.md, "Fork").
  *
- * The lock order of the prepare handler: signal watchers, keys, stacks, futures,
- * futex watchers, registry; none of these is ever taken while another is held.  Then
- * the spin locks of the table of blocking waits by descriptor (poll.c), held for an
- * instant by whoever holds one, never while taking anything else.
+ * The lock order of the prepare handler: first the default pool's creation lock and
+ * the manager's start lock, each held while its holder creates threads and may take
+ * the ones after; then signal watchers, keys, stacks, futures, futex watchers,
+ * registry, none of which is ever taken while another is held.  Then the spin locks
+ * of the table of blocking waits by descriptor (poll.c), held for an instant by
+ * whoever holds one, never while taking anything else.
  */
 #include "internal.h"
 
@@ -27,6 +31,8 @@
 static void prepare(void)
 {
     plait__poll_before_fork(); /* first: it may wake this scheduler's coroutines */
+    plait__pool_atfork(PLAIT__FORK_PREPARE);
+    plait__manager_atfork(PLAIT__FORK_PREPARE);
     plait__signals_atfork(PLAIT__FORK_PREPARE);
     plait__local_atfork(PLAIT__FORK_PREPARE);
     plait__stack_atfork(PLAIT__FORK_PREPARE);
@@ -45,6 +51,8 @@ static void parent(void)
     plait__stack_atfork(PLAIT__FORK_PARENT);
     plait__local_atfork(PLAIT__FORK_PARENT);
     plait__signals_atfork(PLAIT__FORK_PARENT);
+    plait__manager_atfork(PLAIT__FORK_PARENT);
+    plait__pool_atfork(PLAIT__FORK_PARENT);
 }
 
 static void child(void)
@@ -56,14 +64,22 @@ static void child(void)
     plait__stack_atfork(PLAIT__FORK_CHILD);
     plait__local_atfork(PLAIT__FORK_CHILD);
     plait__signals_atfork(PLAIT__FORK_CHILD);
+    plait__manager_atfork(PLAIT__FORK_CHILD);
+    plait__pool_atfork(PLAIT__FORK_CHILD);
     plait__pid_forget();
     /* a child plait forks was registered by its parent before it went on; the child
      * must not itself wait for a shared lock before it has its death signal set */
     if (!plait__forking)
         plait__shared_forked(plait__pid());
     plait__poll_after_fork();
-    plait__manager_after_fork();
-    plait__pool_after_fork();
+}
+
+void plait__atfork_mutex(pthread_mutex_t *m, int phase)
+{
+    if (phase == PLAIT__FORK_PREPARE)
+        pthread_mutex_lock(m);
+    else
+        pthread_mutex_unlock(m);
 }
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;

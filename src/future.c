@@ -659,10 +659,5 @@ int plait_completed_destroy(plait_completed *set)
 
 void plait__future_atfork(int phase)
 {
-    if (phase == PLAIT__FORK_PREPARE)
-        pthread_mutex_lock(&global_lock);
-    else if (phase == PLAIT__FORK_PARENT)
-        pthread_mutex_unlock(&global_lock);
-    else
-        pthread_mutex_init(&global_lock, NULL);
+    plait__atfork_mutex(&global_lock, phase);
 }

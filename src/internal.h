@@ -551,8 +551,11 @@ enum { PLAIT__FORK_PREPARE, PLAIT__FORK_PARENT, PLAIT__FORK_CHILD };
 void plait__signals_atfork(int phase);
 /* Register the fork handlers (once; called wherever global state is first made). */
 void plait__fork_init(void);
+/* A global mutex across fork: taken before it, released after it in the parent and in
+ * the child (by the thread that took it, the child's only thread). */
+void plait__atfork_mutex(pthread_mutex_t *m, int phase);
 /* Each module's part: take its global lock before the fork, release it after in the
- * parent, reset it in the child. */
+ * parent, release it in the child and reset what the child does not inherit. */
 void plait__local_atfork(int phase);
 void plait__stack_atfork(int phase);
 void plait__future_atfork(int phase);
@@ -561,9 +564,11 @@ void plait__shared_atfork(int phase);
 /* poll.c: the locks of the table of blocking waits by descriptor (spin locks: taken
  * last, after every mutex above). */
 void plait__fd_waits_atfork(int phase);
-/* In the child: the default pool's workers and the manager thread are not there. */
-void plait__pool_after_fork(void);
-void plait__manager_after_fork(void);
+/* The default pool's creation lock and the manager's start lock: taken first (each is
+ * held while its holder takes the locks above); in the child, the default pool's
+ * workers and the manager thread are not there. */
+void plait__pool_atfork(int phase);
+void plait__manager_atfork(int phase);
 
 /* ---- process-shared objects (shared.c) ---- */
 /* The handle of a process-shared object, in this process's memory: its place in the

@@ -117,10 +117,5 @@ void plait__thread_locals_destroy(void) { locals_destroy(&thread_locals); }
 
 void plait__local_atfork(int phase)
 {
-    if (phase == PLAIT__FORK_PREPARE)
-        pthread_mutex_lock(&keys_lock);
-    else if (phase == PLAIT__FORK_PARENT)
-        pthread_mutex_unlock(&keys_lock);
-    else
-        pthread_mutex_init(&keys_lock, NULL);
+    plait__atfork_mutex(&keys_lock, phase);
 }

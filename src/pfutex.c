@@ -250,16 +250,11 @@ static void watch_remove(watch_entry *e)
 
 void plait__pfutex_atfork(int phase)
 {
-    if (phase == PLAIT__FORK_PREPARE) {
-        pthread_mutex_lock(&watchers_lock);
-    } else if (phase == PLAIT__FORK_PARENT) {
-        pthread_mutex_unlock(&watchers_lock);
-    } else {
-        /* the threads are gone; their memory is left as it is (a slot's entries lived
-         * on stacks of threads that are gone too) */
-        pthread_mutex_init(&watchers_lock, NULL);
+    /* in the child the threads are gone; their memory is left as it is (a slot's
+     * entries lived on stacks of threads that are gone too) */
+    if (phase == PLAIT__FORK_CHILD)
         atomic_store(&watcher_count, 0);
-    }
+    plait__atfork_mutex(&watchers_lock, phase);
 }
 
 /* ---- waiting ---- */

@@ -615,9 +615,10 @@ plait_pool *plait_pool_default(void)
     return pool;
 }
 
-void plait__pool_after_fork(void)
+void plait__pool_atfork(int phase)
 {
     /* its workers are not in the child: a child that wants one gets a new one */
-    pthread_mutex_init(&default_lock, NULL);
-    atomic_store(&default_pool, NULL);
+    if (phase == PLAIT__FORK_CHILD)
+        atomic_store(&default_pool, NULL);
+    plait__atfork_mutex(&default_lock, phase);
 }

@@ -216,18 +216,20 @@ void plait__manager_unwatch(int fd)
     epoll_ctl(mgr_epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
-void plait__manager_after_fork(void)
+void plait__manager_atfork(int phase)
 {
-    /* the thread is not in the child; its descriptors are the parent's epoll set */
-    pthread_mutex_init(&mgr_start_lock, NULL);
-    atomic_store(&mgr_lock.held, 0);
-    mgr_head = mgr_tail = NULL;
-    if (mgr_started) {
-        close(mgr_epfd);
-        close(mgr_ctl_fd);
+    if (phase == PLAIT__FORK_CHILD) {
+        /* the thread is not in the child; its descriptors are the parent's epoll set */
+        atomic_store(&mgr_lock.held, 0);
+        mgr_head = mgr_tail = NULL;
+        if (mgr_started) {
+            close(mgr_epfd);
+            close(mgr_ctl_fd);
+        }
+        mgr_epfd = mgr_ctl_fd = -1;
+        mgr_started = false;
     }
-    mgr_epfd = mgr_ctl_fd = -1;
-    mgr_started = false;
+    plait__atfork_mutex(&mgr_start_lock, phase);
 }
 
 /* ---- forking ---- */

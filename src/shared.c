@@ -87,12 +87,7 @@ void plait__shared_forked(unsigned pid)
 
 void plait__shared_atfork(int phase)
 {
-    if (phase == PLAIT__FORK_PREPARE)
-        pthread_mutex_lock(&registry_lock);
-    else if (phase == PLAIT__FORK_PARENT)
-        pthread_mutex_unlock(&registry_lock);
-    else
-        pthread_mutex_init(&registry_lock, NULL);
+    plait__atfork_mutex(&registry_lock, phase);
 }
 
 int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expected,

@@ -206,26 +206,20 @@ int plait_signals_destroy(plait_signals *w)
 
 void plait__signals_atfork(int phase)
 {
-    if (phase == PLAIT__FORK_PREPARE) {
-        pthread_mutex_lock(&registry);
-        return;
+    if (phase == PLAIT__FORK_CHILD) {
+        /* the child's watchers are copies nobody serves: give back the old
+         * dispositions, and leave the parent's pipe to the parent */
+        for (int sig = 1; sig < SIGNAL_MAX; sig++)
+            if (watch_count[sig])
+                sigaction(sig, &before[sig], NULL);
+        memset(watch_count, 0, sizeof watch_count);
+        watchers = NULL;
+        dispatcher_started = false;
+        for (int i = 0; i < 2; i++) {
+            if (self_pipe[i] >= 0)
+                close(self_pipe[i]);
+            self_pipe[i] = -1;
+        }
     }
-    if (phase == PLAIT__FORK_PARENT) {
-        pthread_mutex_unlock(&registry);
-        return;
-    }
-    /* the child's watchers are copies nobody serves: give back the old dispositions,
-     * and leave the parent's pipe to the parent */
-    for (int sig = 1; sig < SIGNAL_MAX; sig++)
-        if (watch_count[sig])
-            sigaction(sig, &before[sig], NULL);
-    memset(watch_count, 0, sizeof watch_count);
-    watchers = NULL;
-    dispatcher_started = false;
-    for (int i = 0; i < 2; i++) {
-        if (self_pipe[i] >= 0)
-            close(self_pipe[i]);
-        self_pipe[i] = -1;
-    }
-    pthread_mutex_init(&registry, NULL);
+    plait__atfork_mutex(&registry, phase);
 }

@@ -574,10 +574,5 @@ void plait__stack_thread_exit(plait__sched *sched)
 
 void plait__stack_atfork(int phase)
 {
-    if (phase == PLAIT__FORK_PREPARE)
-        pthread_mutex_lock(&pool_lock);
-    else if (phase == PLAIT__FORK_PARENT)
-        pthread_mutex_unlock(&pool_lock);
-    else
-        pthread_mutex_init(&pool_lock, NULL);
+    plait__atfork_mutex(&pool_lock, phase);
 }
