@@ -8,6 +8,7 @@
  * 2-core machine. */
 #include "helpers.h"
 #include "push_wakes_sleeper.h"
+#include "workers_sleeping.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -491,6 +492,90 @@ TEST(fork_join_fib_one_worker) { run_fib(1); }
 TEST(pushed_task_wakes_sleeping_worker)
 {
     CHECK_EQ(push_wakes_sleeper_rounds(CHECK_SANITIZED ? 400 : 4000), 0);
+}
+
+/* A wake-up meant for a push is not spent on a helping join whose wait has just been
+ * signalled.  Three workers: P waits for a plain thread X to finish, H joins X (a
+ * helping join, asleep in the pool since nothing is queued), the third sleeps.  X
+ * ends, which signals H's wait, and P at once pushes a task T that it then blocks on
+ * (an event: a wait that does not help).  The push's wake-up may pick H, still marked
+ * asleep: H then goes back to its task without looking for work.  Before the fix that
+ * wake-up was lost, the third worker slept on, and T waited on P's deque until P's
+ * deadline (8 rounds in 400 found by a review; this test failed so too).  Now H passes
+ * the wake-up on.  The push comes a little later each round, across H's own
+ * wake-up. */
+#define STOLEN_WAKE_ROUNDS (CHECK_SANITIZED ? 100 : 400)
+
+static struct {
+    plait_pool *pool;
+    plait_event *t_ran;
+    plait_task x;
+    atomic_int go, x_done, p_done;
+} stolen;
+
+static void *stolen_x(void *p)
+{
+    while (!atomic_load(&stolen.go))
+        sched_yield();
+    atomic_store(&stolen.x_done, 1);
+    return p;
+}
+
+static void *stolen_h(void *p)
+{
+    CHECK_EQ(plait_join(stolen.x, NULL, SOON()), 0);
+    while (!atomic_load(&stolen.p_done)) /* busy, not helping, until P is done */
+        sched_yield();
+    return p;
+}
+
+static void *stolen_t(void *p)
+{
+    CHECK_EQ(plait_event_set(stolen.t_ran), 0);
+    return p;
+}
+
+static void *stolen_p(void *p)
+{
+    while (!atomic_load(&stolen.x_done))
+        ;
+    int64_t until = plait_now() + INT(p);
+    while (plait_now() < until)
+        ;
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(stolen.pool, &t, stolen_t, NULL), 0);
+    int r = plait_event_wait(stolen.t_ran, plait_deadline_in(PLAIT_SEC));
+    atomic_store(&stolen.p_done, 1);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    return r ? PLAIT_FAIL(r) : NULL;
+}
+
+TEST(push_wake_not_spent_on_signalled_helper)
+{
+    stolen.pool = make_pool(3, "stolen");
+    CHECK_EQ(plait_event_create(&stolen.t_ran), 0);
+    int lost = 0;
+    for (int round = 0; round < STOLEN_WAKE_ROUNDS; round++) {
+        atomic_store(&stolen.go, 0);
+        atomic_store(&stolen.x_done, 0);
+        atomic_store(&stolen.p_done, 0);
+        CHECK_EQ(plait_event_reset(stolen.t_ran), 0);
+        plait_task p, h;
+        CHECK_EQ(plait_pool_submit(stolen.pool, &p, stolen_p, ARG(round * 7919 % 200000)), 0);
+        CHECK_EQ(plait_thread_start(&stolen.x, stolen_x, NULL, NULL), 0);
+        CHECK_EQ(plait_pool_submit(stolen.pool, &h, stolen_h, NULL), 0);
+        /* H and the third worker asleep in the pool, P busy */
+        int64_t until = plait_deadline_in(10 * PLAIT_SEC);
+        while (workers_sleeping("stolen") < 2 && plait_now() < until)
+            sched_yield();
+        CHECK_EQ(workers_sleeping("stolen"), 2);
+        atomic_store(&stolen.go, 1);
+        lost += plait_join(p, NULL, SOON()) != 0;
+        CHECK_EQ(plait_join(h, NULL, SOON()), 0);
+    }
+    CHECK_EQ(lost, 0);
+    CHECK_EQ(plait_pool_destroy(stolen.pool), 0);
+    CHECK_EQ(plait_event_destroy(stolen.t_ran), 0);
 }
 
 /* ======================================================================== */
@@ -1906,7 +1991,7 @@ TEST(completed_many_mixed)
 RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_and_join),
           CASE(coroutine_joins_pool_task), CASE(pool_many_submits_run_once),
           CASE(fork_join_fib_two_workers), CASE(fork_join_fib_one_worker),
-          CASE(pushed_task_wakes_sleeping_worker),
+          CASE(pushed_task_wakes_sleeping_worker), CASE(push_wake_not_spent_on_signalled_helper),
           CASE(pool_map_results_and_errors), CASE(pool_map_from_coroutine),
           CASE(pool_map_deadline), CASE(pool_map_cancelled_caller), CASE(pool_shutdown_drain),
           CASE(pool_shutdown_cancel), CASE(pool_shutdown_cancel_conservation),
