@@ -69,9 +69,9 @@ int plait__deque_push(plait__deque *d, plait__future *f)
         atomic_store_explicit(&d->bottom, b + 1, memory_order_relaxed);
         return 0;
     }
-    /* publishes the item (and the task it points at) to thieves; the pool's look at
-     * its sleepers after a push brings its own fence (pool.c, wake_one) */
-    atomic_store_explicit(&d->bottom, b + 1, memory_order_release);
+    /* publishes the item (and the task it points at) to thieves; seq_cst also orders
+     * it before the pool's look at its sleepers (pool.c) */
+    atomic_store_explicit(&d->bottom, b + 1, memory_order_seq_cst);
     return 0;
 }
 

@@ -13,12 +13,10 @@
  * fence and the exchange that keep them right against thieves.
  *
  * Every access to top and bottom is sequentially consistent or release/acquire rather
- * than the paper's relaxed accesses with fences: the same instructions on x86-64 (the
- * take's store to bottom becomes an xchg, the fence the paper needs there anyway; the
- * push's release store a plain store), and it gives ThreadSanitizer, which does not
- * model fences, the happens-before edges that publish a task's fields to its thief.
- * A push has no fence of its own: the pool's handshake with its sleeping workers,
- * which follows every push, brings whatever it needs (pool.c, "Sleeping").
+ * than the paper's relaxed accesses with fences: the same instructions on x86-64 (a
+ * store to bottom becomes an xchg, the fence the paper needs there anyway), and it
+ * gives ThreadSanitizer, which does not model fences, the happens-before edges that
+ * publish a task's fields to its thief.
  */
 #ifndef PLAIT_DEQUE_H
 #define PLAIT_DEQUE_H

@@ -5,9 +5,8 @@
  * A Dekker-style handshake ("I store X, then load Y; you store Y, then load X; at
  * least one of us sees the other's store") needs a full fence between the store and
  * the load on both sides: on x86-64 a locked instruction, some twenty cycles.  Where
- * one side is hot (a pool worker entering and leaving each task, or pushing one) and
- * the other rare (shutting the pool down with cancellation, a worker going to sleep
- * after looking for work in vain), the whole cost can move to the rare
+ * one side is hot (a pool worker entering and leaving each task) and the other rare
+ * (shutting the pool down with cancellation), the whole cost can move to the rare
  * side: the hot side only stops the compiler from reordering (plait__light_fence,
  * internal.h), and the rare side makes every thread of the process execute a full
  * fence (plait__heavy_fence: membarrier(2) with MEMBARRIER_CMD_PRIVATE_EXPEDITED, an

@@ -20,23 +20,14 @@
  * the idle workers, at most half do (the others give up after SPIN_SHORT_NS).  Then a
  * worker sleeps on its own futex word (park_word) with `sleeping` set and the pool's
  * `idle` count raised.  Whoever makes work visible (a push, an injection) then reads
- * `idle` and, when it is not zero, wakes one sleeper.  The two sides shake hands, so
- * of "the pusher sees idle > 0" and "the sleeper, looking once more, sees the work" at
- * least one happens: no wake-up is lost.  Pushes come with every task, sleeps only
- * after a look for work that found none (and a worker must be woken before it can
- * sleep again), so the handshake's fences are asymmetric (fence.c), as the
- * running chain's: a push is a plain store and a plain load, and a worker going to
- * sleep executes the heavy fence between raising `idle` and its last look.  Without
- * asymmetric fences (`push_fenced`), a push is followed by a sequentially consistent
- * fence instead.  (The exchange that a sequentially consistent store to the deque's
- * bottom costs was about 9 % of the time of tasks that only fork and join, on two
- * workers.)  Where the heavy fence fails after all (a sandbox that refuses membarrier
- * from some moment on), the worker that saw it fail sets `push_fenced`, so pushes
- * fence themselves from then on, and sleeps at most UNFENCED_SLEEP_NS, since its look
- * may have missed a push made without the fence.  Every later sleep of that pool is
- * bounded by STRAGGLER_SLEEP_NS, for a push that read the flag just before it
- * changed: long enough that an idle pool costs nothing, so that no push can wait for
- * ever.
+ * `idle` and, when it is not zero, wakes one sleeper.  Both sides use sequentially
+ * consistent accesses, so of "the pusher sees idle > 0" and "the sleeper, looking once
+ * more, sees the work" at least one happens: no wake-up is lost.  (Asymmetric fences,
+ * as the running chain's below, would save the push its exchange, about 9 % of the
+ * time of tasks that only fork and join on two workers; but the sleeper would pay the
+ * heavy fence, and on a virtual machine membarrier takes 40-50 µs while another
+ * thread of the process runs: every sleep would cost that, and a pool fed sporadic
+ * work sleeps after nearly every task.  docs/ARCHITECTURE.md has the figures.)
  *
  * A signal to a helping worker's wait pokes the same word.  A wake-up for a push may
  * pick a helping worker whose wait has just been signalled: that worker goes back to
@@ -89,8 +80,6 @@ enum {
     SPIN_NS = 100 * 1000,   /* ... a CPU yield apart, for this long, before sleeping */
     SPIN_SHORT_NS = 1000,   /* the same, for an idle worker beyond the spinning half */
     BATCH_MAX = 64,         /* tasks taken from the injection queue at once */
-    UNFENCED_SLEEP_NS = 1000 * 1000,       /* the sleep after the heavy fence failed ... */
-    STRAGGLER_SLEEP_NS = 100 * 1000 * 1000, /* ... and every later one, at most */
 };
 
 typedef struct plait__worker {
@@ -112,7 +101,6 @@ struct plait_pool {
     unsigned started;           /* workers whose thread was created */
     bool is_default;
     bool asymmetric;            /* the running chains use asymmetric fences */
-    atomic_bool push_fenced;    /* pushes pay a full fence (see "Sleeping") */
     /* the injection queue */
     _Alignas(64) plait__spinlock inject_lock;
     plait__future *inject_head, *inject_tail;
@@ -152,15 +140,10 @@ atomic_uint *plait__worker_poke(plait__worker *wk)
     return atomic_load(&wk->sleeping) ? &wk->park_word : NULL;
 }
 
-/* Work was just made visible (a release store): wake a sleeping worker, if there is
- * one.  The pusher's side of the handshake with park ("Sleeping", above). */
+/* Work was just made visible (seq_cst): wake a sleeping worker, if there is one. */
 static void wake_one(plait_pool *pool)
 {
-    if (PLAIT_LIKELY(!atomic_load_explicit(&pool->push_fenced, memory_order_relaxed)))
-        plait__light_fence();
-    else
-        atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&pool->idle, memory_order_relaxed) == 0)
+    if (atomic_load(&pool->idle) == 0)
         return;
     unsigned start = atomic_fetch_add_explicit(&pool->wake_cursor, 1, memory_order_relaxed);
     for (unsigned i = 0; i < pool->threads; i++) {
@@ -191,28 +174,6 @@ static bool work_visible(plait_pool *pool)
     return false;
 }
 
-/* The sleeper's side of the handshake with wake_one, between raising `idle` and the
- * last look: the heavy fence, or where pushes are fenced themselves, nothing.  Returns
- * the deadline of the sleep, shortened where a push may have gone unseen. */
-static int64_t sleep_fence(plait_pool *pool, int64_t deadline)
-{
-    int64_t longest;
-    if (!atomic_load_explicit(&pool->push_fenced, memory_order_relaxed)) {
-        if (plait__heavy_fence() == 0)
-            return deadline;
-        /* refused from now on (a sandbox): pushes are to fence themselves, and this
-         * look may have missed one that did not */
-        atomic_store(&pool->push_fenced, true);
-        longest = UNFENCED_SLEEP_NS;
-    } else if (pool->asymmetric) {
-        longest = STRAGGLER_SLEEP_NS; /* a push may not have heard yet */
-    } else {
-        return deadline; /* pushes always fenced */
-    }
-    int64_t bound = plait_now() + longest;
-    return bound < deadline ? bound : deadline;
-}
-
 /* Sleep until poked (or the deadline); w, when given, is a helping wait whose signal
  * ends the sleep too; until_closed: the pool closing ends it (the sleeper must then
  * count itself in, see idle_wait).  The caller looks for work again afterwards.  True
@@ -224,7 +185,6 @@ static bool park(plait__worker *wk, plait__waiter *w, int64_t deadline, bool unt
     unsigned seen = atomic_load(&wk->park_word);
     atomic_store(&wk->sleeping, 1);
     atomic_fetch_add(&pool->idle, 1);
-    deadline = sleep_fence(pool, deadline);
     if (!work_visible(pool) && !(w && atomic_load(&w->signalled)) &&
         !(until_closed && atomic_load(&pool->closed)) && !atomic_load(&pool->done))
         plait__futex_wait(&wk->park_word, seen, deadline);
@@ -501,7 +461,6 @@ int plait_pool_create(plait_pool **out, const plait_pool_options *options)
         return -ENOMEM;
     pool->threads = threads;
     pool->asymmetric = plait__asymmetric_fences();
-    atomic_init(&pool->push_fenced, !pool->asymmetric);
     pool->workers = calloc(threads, sizeof *pool->workers);
     int r = pool->workers ? plait_event_create(&pool->stopped) : -ENOMEM;
     for (unsigned i = 0; r == 0 && i < threads; i++) {

@@ -6,18 +6,14 @@
  * cannot walk the chains safely: the running tasks are left to finish or to the
  * deadline, and queued tasks still complete as cancelled without running.  Where the
  * pool never relied on membarrier (missing from the start, or not x86-64) it cancels
- * running tasks as always.  Workers going to sleep use the heavy fence too (their
- * handshake with a push): refused, they sleep a millisecond at a time.  A file of
- * its own: the filter stays for the life of the process. */
+ * running tasks as always.  A file of its own: the filter stays for the life
+ * of the process. */
 #include "helpers.h"
-#include "push_wakes_sleeper.h"
-#include "workers_sleeping.h"
 #include "refuse_membarrier.h"
 
 #include <linux/membarrier.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <time.h>
 #include <unistd.h>
 
 static plait_event *gate, *started;
@@ -83,52 +79,4 @@ TEST(cancel_after_membarrier_refused)
     CHECK_EQ(plait_event_destroy(started), 0);
 }
 
-/* The heavy fence fails where the pool sleeps too (membarrier refused since the
- * first test; this pool still counts on it, as the process registered before): a
- * sleeping worker then looks again every millisecond, so a push never waits longer
- * for it.  See push_wakes_sleeper.h.  Unlike test_pool's rounds, these did not fail
- * with that bound taken out (6 runs): the refused system call delays the worker's
- * last look by a microsecond or so, past the instant the handshake guards. */
-TEST(push_wakes_sleeper_after_membarrier_refused)
-{
-    CHECK_EQ(syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0), -1);
-    CHECK_EQ(push_wakes_sleeper_rounds(CHECK_SANITIZED ? 400 : 4000), 0);
-}
-
-static int64_t process_cpu_ns(void)
-{
-    struct timespec t;
-    CHECK_EQ(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t), 0);
-    return (int64_t)t.tv_sec * PLAIT_SEC + t.tv_nsec;
-}
-
-static void *nothing(void *arg) { return arg; }
-
-/* Where the heavy fence is refused, an idle pool still sleeps: its pushes fence
- * themselves from the first refusal on, and its workers look again only every
- * STRAGGLER_SLEEP_NS (pool.c).  Before, every sleep of such a pool ended after a
- * millisecond, and two idle workers used 82–89 ms of CPU in these 500 ms (this test
- * failed so); now 0–1 ms. */
-TEST(idle_pool_sleeps_after_membarrier_refused)
-{
-    plait_pool *pool = NULL;
-    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 2, .name = "idle"}), 0);
-    plait_task t;
-    CHECK_EQ(plait_pool_submit(pool, &t, nothing, NULL), 0);
-    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
-    /* the test is about an idle stretch of time: both workers asleep, then 500 ms */
-    int64_t until = plait_deadline_in(10 * PLAIT_SEC);
-    while (workers_sleeping("idle") < 2 && plait_now() < until)
-        sched_yield();
-    CHECK_EQ(workers_sleeping("idle"), 2);
-    int64_t before = process_cpu_ns();
-    CHECK_EQ(plait_sleep(500 * PLAIT_MS), 0);
-    int64_t used = process_cpu_ns() - before;
-    if (used >= 20 * PLAIT_MS)
-        fprintf(stderr, "  the idle pool used %lld ms of CPU in 500 ms\n", (long long)(used / PLAIT_MS));
-    CHECK(used < 20 * PLAIT_MS);
-    CHECK_EQ(plait_pool_destroy(pool), 0);
-}
-
-RUN_TESTS(CASE(cancel_after_membarrier_refused), CASE(push_wakes_sleeper_after_membarrier_refused),
-          CASE(idle_pool_sleeps_after_membarrier_refused))
+RUN_TESTS(CASE(cancel_after_membarrier_refused))
