@@ -28,7 +28,10 @@
  * The figure is the mean wall time of one fib over `reps` computations (after one
  * untimed warm-up), its tasks/s (tasks = calls that were tasks, the root included),
  * and the N-worker speed-up over one worker (of plaitN).  The result is checked against the serial
- * fib every time.
+ * fib every time.  One worker is also timed pinned to each CPU in turn, and the
+ * speed-up is given a second time over the harmonic mean of those times: the
+ * speed-up on CPUs of equal speed, which a virtual machine's CPUs need not be
+ * (bench_cpus.h says why and how).
  *
  * Fair: the peers (peer_forkjoin_omp.c, peer_forkjoin_tbb.cpp, peer_forkjoin.go)
  * run the same recursion with the same cutoffs — both children are tasks, then a
@@ -48,14 +51,19 @@
  *   forkjoin.W plait2 ms <wall>         forkjoin.W plait2 tasks_per_s <rate>
  *   forkjoin.W plait1-from-outside ms <wall>
  *   forkjoin.W plait2-from-outside ms <wall>
+ *   forkjoin.W plait1-cpuK ms <wall, the one worker pinned to CPU K>   (each CPU K)
+ *   forkjoin.W plait1 cpu_spread <slowest plait1-cpuK ms / fastest>
  *   forkjoin.W plait speedup_2v1 <plait1 ms / plait2 ms>
+ *   forkjoin.W plait speedup_2v1_cpumean <harmonic mean of plait1-cpuK ms / plait2 ms>
  */
 #include "bench_common.h"
+#include "bench_cpus.h"
 
 #include <stdint.h>
 
 static plait_pool *pool;
 static long cutoff;
+static bench_cpus cpus;
 
 static long fib_serial(long n)
 {
@@ -160,15 +168,29 @@ static void workload(long n, long cut, long long reps, unsigned max_threads)
            name, n, cut, tasks);
     printf("%s serial ms %.3f\n", name, serial_ms);
     double one = 0;
+    bench_cpu_times per_cpu = {0};
     for (unsigned threads = 1; threads <= max_threads; threads *= 2) {
         double ms = measure(n, cut, threads, reps, expect, 1);
-        one = threads == 1 ? ms : one;
         printf("%s plait%u ms %.3f\n", name, threads, ms);
         printf("%s plait%u tasks_per_s %.0f\n", name, threads, tasks / ms * 1e3);
         printf("%s plait%u-from-outside ms %.3f\n", name, threads,
                measure(n, cut, threads, reps, expect, 0));
-        if (threads > 1)
+        if (threads == 1) {
+            one = ms;
+            /* one worker on each CPU (bench_cpus.h): it starts from the pinned thread */
+            for (int i = 0; i < cpus.count; i++) {
+                bench_cpus_pin(&cpus, i);
+                double cpu_ms = measure(n, cut, 1, reps, expect, 1);
+                bench_cpus_pin(&cpus, -1);
+                printf("%s plait1-cpu%d ms %.3f\n", name, cpus.list[i], cpu_ms);
+                bench_cpu_times_add(&per_cpu, cpu_ms);
+            }
+            printf("%s plait1 cpu_spread %.2f\n", name, per_cpu.slowest / per_cpu.fastest);
+        } else {
             printf("%s plait speedup_%uv1 %.2f\n", name, threads, one / ms);
+            printf("%s plait speedup_%uv1_cpumean %.2f\n", name, threads,
+                   bench_cpu_times_mean(&per_cpu) / ms);
+        }
     }
     fflush(stdout);
 }
@@ -187,6 +209,7 @@ int main(int argc, char **argv)
         }
         max_threads = (unsigned)m;
     }
+    bench_cpus_init(&cpus);
     workload(30, 20, 10 * reps, max_threads);
     workload(25, 2, reps, max_threads);
     return 0;

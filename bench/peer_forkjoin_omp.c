@@ -19,15 +19,23 @@
  * Prints, for W in fib30.cut20 and fib25.cut2:
  *   forkjoin.W omp1 ms <wall>   forkjoin.W omp1 tasks_per_s <rate>
  *   forkjoin.W omp2 ms <wall>   forkjoin.W omp2 tasks_per_s <rate>
+ *   forkjoin.W omp1-cpuK ms <wall, the team of one pinned to CPU K>   (each CPU K)
+ *   forkjoin.W omp1 cpu_spread <slowest omp1-cpuK ms / fastest>
  *   forkjoin.W omp speedup_2v1 <omp1 ms / omp2 ms>
+ *   forkjoin.W omp speedup_2v1_cpumean <harmonic mean of omp1-cpuK ms / omp2 ms>
+ * (bench_cpus.h: the speed-up on CPUs of equal speed).  The pinned teams of one run
+ * before any team of two, so libgomp's pooled thread starts unpinned.
  */
 #define _GNU_SOURCE
+#include "bench_cpus.h"
+
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 static long cutoff;
+static bench_cpus cpus;
 
 static long long now_ns(void)
 {
@@ -79,6 +87,16 @@ static long long fib_once(long n, int threads, long expect)
     return t;
 }
 
+/* Mean ms of one fib(n) on a team of `threads` over reps computations. */
+static double mean_ms(long n, int threads, long long reps, long expect)
+{
+    fib_once(n, threads, expect); /* warm up: the team's threads exist */
+    long long total = 0;
+    for (long long i = 0; i < reps; i++)
+        total += fib_once(n, threads, expect);
+    return (double)total / (double)reps / 1e6;
+}
+
 static void workload(long n, long cut, long long reps)
 {
     char name[64];
@@ -87,16 +105,22 @@ static void workload(long n, long cut, long long reps)
     double tasks = (double)task_count(n, cut);
     double ms[3];
     cutoff = cut;
+    bench_cpu_times per_cpu = {0};
     for (int threads = 1; threads <= 2; threads++) {
-        fib_once(n, threads, expect); /* warm up: the team's threads exist */
-        long long total = 0;
-        for (long long i = 0; i < reps; i++)
-            total += fib_once(n, threads, expect);
-        ms[threads] = (double)total / (double)reps / 1e6;
+        ms[threads] = mean_ms(n, threads, reps, expect);
         printf("%s omp%d ms %.3f\n", name, threads, ms[threads]);
         printf("%s omp%d tasks_per_s %.0f\n", name, threads, tasks / ms[threads] * 1e3);
+        for (int i = 0; threads == 1 && i < cpus.count; i++) {
+            bench_cpus_pin(&cpus, i);
+            double cpu_ms = mean_ms(n, 1, reps, expect);
+            bench_cpus_pin(&cpus, -1);
+            printf("%s omp1-cpu%d ms %.3f\n", name, cpus.list[i], cpu_ms);
+            bench_cpu_times_add(&per_cpu, cpu_ms);
+        }
     }
+    printf("%s omp1 cpu_spread %.2f\n", name, per_cpu.slowest / per_cpu.fastest);
     printf("%s omp speedup_2v1 %.2f\n", name, ms[1] / ms[2]);
+    printf("%s omp speedup_2v1_cpumean %.2f\n", name, bench_cpu_times_mean(&per_cpu) / ms[2]);
     fflush(stdout);
 }
 
@@ -108,6 +132,7 @@ int main(int argc, char **argv)
         return 2;
     }
     omp_set_dynamic(0);
+    bench_cpus_init(&cpus);
     workload(30, 20, 10 * reps);
     workload(25, 2, reps);
     return 0;

@@ -11,7 +11,14 @@
 // Prints, for W in fib30.cut20 and fib25.cut2:
 //   forkjoin.W tbb1 ms <wall>   forkjoin.W tbb1 tasks_per_s <rate>
 //   forkjoin.W tbb2 ms <wall>   forkjoin.W tbb2 tasks_per_s <rate>
+//   forkjoin.W tbb1-cpuK ms <wall, the arena of one pinned to CPU K>   (each CPU K)
+//   forkjoin.W tbb1 cpu_spread <slowest tbb1-cpuK ms / fastest>
 //   forkjoin.W tbb speedup_2v1 <tbb1 ms / tbb2 ms>
+//   forkjoin.W tbb speedup_2v1_cpumean <harmonic mean of tbb1-cpuK ms / tbb2 ms>
+// (bench_cpus.h: the speed-up on CPUs of equal speed).  An arena of one runs on the
+// calling thread alone, so pinning that thread pins it.
+#include "bench_cpus.h"
+
 #include <tbb/global_control.h>
 #include <tbb/task_arena.h>
 #include <tbb/task_group.h>
@@ -21,6 +28,7 @@
 #include <ctime>
 
 static long cutoff;
+static bench_cpus cpus;
 
 static long long now_ns()
 {
@@ -69,6 +77,18 @@ static long long fib_once(tbb::task_arena &arena, long n, long expect)
     return t;
 }
 
+// Mean ms of one fib(n) on an arena of `threads` over reps computations.
+static double mean_ms(long n, int threads, long long reps, long expect)
+{
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
+    tbb::task_arena arena(threads);
+    fib_once(arena, n, expect); // warm up: the arena's worker joins
+    long long total = 0;
+    for (long long i = 0; i < reps; i++)
+        total += fib_once(arena, n, expect);
+    return (double)total / (double)reps / 1e6;
+}
+
 static void workload(long n, long cut, long long reps)
 {
     char name[64];
@@ -77,18 +97,23 @@ static void workload(long n, long cut, long long reps)
     double tasks = (double)task_count(n, cut);
     double ms[3];
     cutoff = cut;
+    bench_cpu_times per_cpu = {};
     for (int threads = 1; threads <= 2; threads++) {
-        tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
-        tbb::task_arena arena(threads);
-        fib_once(arena, n, expect); // warm up: the arena's worker joins
-        long long total = 0;
-        for (long long i = 0; i < reps; i++)
-            total += fib_once(arena, n, expect);
-        ms[threads] = (double)total / (double)reps / 1e6;
+        ms[threads] = mean_ms(n, threads, reps, expect);
         std::printf("%s tbb%d ms %.3f\n", name, threads, ms[threads]);
         std::printf("%s tbb%d tasks_per_s %.0f\n", name, threads, tasks / ms[threads] * 1e3);
+        for (int i = 0; threads == 1 && i < cpus.count; i++) {
+            bench_cpus_pin(&cpus, i);
+            double cpu_ms = mean_ms(n, 1, reps, expect);
+            bench_cpus_pin(&cpus, -1);
+            std::printf("%s tbb1-cpu%d ms %.3f\n", name, cpus.list[i], cpu_ms);
+            bench_cpu_times_add(&per_cpu, cpu_ms);
+        }
     }
+    std::printf("%s tbb1 cpu_spread %.2f\n", name, per_cpu.slowest / per_cpu.fastest);
     std::printf("%s tbb speedup_2v1 %.2f\n", name, ms[1] / ms[2]);
+    std::printf("%s tbb speedup_2v1_cpumean %.2f\n", name,
+                bench_cpu_times_mean(&per_cpu) / ms[2]);
     std::fflush(stdout);
 }
 
@@ -99,6 +124,7 @@ int main(int argc, char **argv)
         std::fprintf(stderr, "usage: %s [reps]\n", argv[0]);
         return 2;
     }
+    bench_cpus_init(&cpus);
     workload(30, 20, 10 * reps);
     workload(25, 2, reps);
     return 0;

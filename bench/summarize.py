@@ -75,6 +75,11 @@ def comparisons(keys):
                     (bench, "plait", "speedup_2v1"),
                     [(p, (bench, p, "speedup_2v1")) for p in ("omp", "tbb", "go")],
                     None))
+        # over the one-thread time on an average CPU (bench/bench_cpus.h); Go has none
+        out.append((f"forkjoin {work} speed-up 2/1 on CPUs of equal speed (higher is better)",
+                    "x", (bench, "plait", "speedup_2v1_cpumean"),
+                    [(p, (bench, p, "speedup_2v1_cpumean")) for p in ("omp", "tbb")],
+                    None))
     out.append(("pool no-op tasks/s (higher is better)", "/s",
                 ("pool.noop", "plait", "tasks_per_s"),
                 [("python", ("pool.noop", "python", "tasks_per_s")),
