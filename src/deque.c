@@ -3,8 +3,6 @@
 
 #include <stdlib.h>
 
-enum { INITIAL_CAPACITY = 256 };
-
 static plait__deque_array *array_new(int64_t capacity)
 {
     plait__deque_array *a =
@@ -21,7 +19,7 @@ int plait__deque_init(plait__deque *d, bool solo)
     d->solo = solo;
     atomic_init(&d->top, 0);
     atomic_init(&d->bottom, 0);
-    plait__deque_array *a = array_new(INITIAL_CAPACITY);
+    plait__deque_array *a = array_new(PLAIT__DEQUE_INITIAL_CAPACITY);
     if (!a)
         return -ENOMEM;
     atomic_init(&d->array, a);

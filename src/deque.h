@@ -40,7 +40,11 @@ typedef struct plait__deque {
 /* solo: no thread but the owner will ever call any of the functions below on it. */
 int plait__deque_init(plait__deque *d, bool solo);
 void plait__deque_free(plait__deque *d);
-/* Owner: push at the bottom.  -ENOMEM when it had to grow and could not. */
+/* Every deque holds this many items without growing. */
+enum { PLAIT__DEQUE_INITIAL_CAPACITY = 256 };
+
+/* Owner: push at the bottom.  -ENOMEM when it had to grow and could not (never while
+ * it holds fewer than PLAIT__DEQUE_INITIAL_CAPACITY items). */
 int plait__deque_push(plait__deque *d, plait__future *f);
 /* Owner: take the newest item, NULL when empty. */
 plait__future *plait__deque_take(plait__deque *d);

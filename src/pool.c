@@ -223,36 +223,21 @@ static plait__future *inject_grab(plait__worker *wk)
     plait__spin_unlock(&pool->inject_lock);
     if (!first || !take)
         return NULL;
-    /* keep the first, queue the rest here where idle workers can steal them */
+    /* Keep the first, queue the rest here where idle workers can steal them.  The
+     * pushes cannot fail: find_work comes here only with the deque empty, and a batch
+     * is smaller than a deque's first array. */
+    _Static_assert((int)BATCH_MAX < (int)PLAIT__DEQUE_INITIAL_CAPACITY, "a batch fits a deque");
     plait__future *rest = first->next;
     first->next = NULL;
-    bool pushed = false;
+    if (!rest)
+        return first;
     while (rest) {
         plait__future *f = rest;
         rest = f->next;
         f->next = NULL;
-        if (plait__deque_push(&wk->deque, f) < 0) {
-            /* out of memory: back to the front of the injection queue */
-            plait__spin_lock(&pool->inject_lock);
-            f->next = rest;
-            plait__future *tail = f;
-            while (tail->next)
-                tail = tail->next;
-            tail->next = pool->inject_head;
-            if (!pool->inject_head)
-                pool->inject_tail = tail;
-            pool->inject_head = f;
-            size_t n = 0;
-            for (plait__future *g = f; g != tail->next; g = g->next)
-                n++;
-            atomic_fetch_add(&pool->inject_len, n);
-            plait__spin_unlock(&pool->inject_lock);
-            break;
-        }
-        pushed = true;
+        (void)plait__deque_push(&wk->deque, f);
     }
-    if (pushed)
-        wake_one(pool);
+    wake_one(pool);
     return first;
 }
 
