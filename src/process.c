@@ -544,6 +544,8 @@ static void proc_fork(void *arg)
     }
     int fd = plait__pidfd_open(pid);
     if (fd == -ESRCH) { /* ended, and reaped already by the kernel (SIGCHLD ignored) */
+        if (p->fn) /* a program child was let go above */
+            plait__shared_child_died((unsigned)pid);
         proc_finish(p, -ECHILD);
         return;
     }

@@ -769,6 +769,55 @@ TEST(children_reaped_by_someone_else)
     CHECK_EQ(plait_join(t, NULL, plait_deadline_in(20 * PLAIT_SEC)), 0);
 }
 
+/* A child the kernel reaps before the manager has opened its pidfd (SIGCHLD ignored,
+ * and a child that ends at once) still counts as dead for the shared objects: a lock it
+ * died holding is released (the manager once skipped them on that path, and the lock
+ * stayed held by the dead pid for good). */
+static plait_pmutex *dying_holder_mutex;
+
+static ssize_t lock_and_return(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    return plait_pmutex_lock(dying_holder_mutex, PLAIT_FOREVER);
+}
+
+static ssize_t holders_reaped_by_the_kernel(const void *arg, size_t len, void *out,
+                                            size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    signal(SIGCHLD, SIG_IGN);
+    for (int i = 0; i < 300; i++) {
+        if (plait_pmutex_create(&dying_holder_mutex) < 0)
+            return -ENOMEM;
+        plait_task t;
+        if (plait_process_start(&t, lock_and_return, NULL, 0, NULL, NULL) < 0)
+            return -EIO;
+        int r = plait_join(t, NULL, plait_deadline_in(5 * PLAIT_SEC));
+        if (r != 0)
+            return r < 0 ? r : -EPROTO;
+        /* the join comes after the objects heard of the death: no wait needed */
+        r = plait_pmutex_lock(dying_holder_mutex, 0);
+        if (r != -EOWNERDEAD)
+            return r < 0 ? r : -EPROTO;
+        plait_pmutex_unlock(dying_holder_mutex);
+        plait_pmutex_destroy(dying_holder_mutex);
+    }
+    return 0;
+}
+
+TEST(children_reaped_by_the_kernel_release_their_locks)
+{
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, holders_reaped_by_the_kernel, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, plait_deadline_in(30 * PLAIT_SEC)), 0);
+}
+
 RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(large_argument_and_result), CASE(result_room), CASE(failures_name_their_cause),
           CASE(sent_segv_kills_despite_the_overflow_reporter),
@@ -777,4 +826,5 @@ RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(coroutine_reads_a_program), CASE(nothing_leaks),
           CASE(children_die_with_their_parent), CASE(fork_while_other_threads_use_plait),
           CASE(many_at_once_from_threads), CASE(exec_not_held_up_by_other_children),
-          CASE(bad_options_close_nothing), CASE(children_reaped_by_someone_else))
+          CASE(bad_options_close_nothing), CASE(children_reaped_by_someone_else),
+          CASE(children_reaped_by_the_kernel_release_their_locks))
