@@ -224,7 +224,8 @@ int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t de
         }
         if (st->tail - st->head < st->capacity) {
             slot *s = slot_at(st, st->tail);
-            memcpy(s->data, msg, len);
+            if (len) /* msg may be NULL for an empty message */
+                memcpy(s->data, msg, len);
             s->len = len;
             st->tail++;
             atomic_fetch_add(&st->recv_seq, 1);
@@ -258,7 +259,8 @@ ssize_t plait_queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dead
                 plait__plock_unlock(&st->lock);
                 return -EMSGSIZE;
             }
-            memcpy(buf, s->data, len);
+            if (len) /* buf may be NULL when cap is 0 */
+                memcpy(buf, s->data, len);
             st->head++;
             atomic_fetch_add(&st->send_seq, 1);
             plait__plock_unlock(&st->lock);

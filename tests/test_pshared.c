@@ -1464,6 +1464,10 @@ TEST(queue_message_sizes)
     CHECK_EQ(plait_queue_recv(q, buf, 0, 0), 0); /* the empty one fits no room */
     CHECK_EQ(buf[0], 'X');
     CHECK_EQ(plait_queue_len(q), 0);
+    /* an empty message needs no buffer on either side */
+    CHECK_EQ(plait_queue_send(q, NULL, 0, 0), 0);
+    CHECK_EQ(plait_queue_recv(q, NULL, 0, 0), 0);
+    CHECK_EQ(plait_queue_len(q), 0);
     CHECK_EQ(plait_queue_destroy(q), 0);
 }
 
