@@ -447,6 +447,10 @@ static int worker_fork(plait_procpool *p, unsigned i)
     if (r < 0)
         return r;
     int fd = plait__pidfd_open(pid);
+    if (fd == -ESRCH) { /* ended, and reaped already by the kernel (SIGCHLD ignored) */
+        plait__shared_child_died((unsigned)pid);
+        return p->wstate[i].init_error ? p->wstate[i].init_error : -ECHILD;
+    }
     if (fd < 0) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);

@@ -1325,6 +1325,37 @@ TEST(procpool_init_fails)
     fx_fini();
 }
 
+/* With SIGCHLD ignored the kernel may reap a worker whose initialiser failed before the
+ * manager has opened its pidfd: create still reports the initialiser's code (it once
+ * answered -ESRCH, after a kill() of a pid that was no longer the worker's). */
+static int init_refuses(void *arg)
+{
+    (void)arg;
+    return -EDOM;
+}
+
+static void init_fails_reaped_by_kernel_scenario(void)
+{
+    signal(SIGCHLD, SIG_IGN);
+    for (int i = 0; i < 200; i++) {
+        plait_procpool_options o = {.processes = 1, .init = init_refuses};
+        plait_procpool *pool = NULL;
+        int r = plait_procpool_create(&pool, &o);
+        CHECK(r == 0 || r == -EDOM);
+        if (r != 0 && r != -EDOM) {
+            fprintf(stderr, "  create: %s\n", plait_strerror(r));
+            return;
+        }
+        if (r == 0)
+            CHECK_EQ(plait_procpool_destroy(pool), 0);
+    }
+}
+
+TEST(procpool_init_fails_reaped_by_kernel)
+{
+    run_isolated(init_fails_reaped_by_kernel_scenario, ISOLATED_BUDGET);
+}
+
 /* ======================================================================== */
 /* Cancellation                                                               */
 /* ======================================================================== */
@@ -2222,7 +2253,8 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
           CASE(procpool_runs_in_other_processes), CASE(procpool_join_from_coroutine),
           CASE(procpool_wait_any_and_completed), CASE(procpool_crash_fails_only_that_task),
           CASE(procpool_crash_stress), CASE(procpool_task_timeout), CASE(procpool_max_tasks),
-          CASE(procpool_init), CASE(procpool_init_fails), CASE(procpool_cancel_queued),
+          CASE(procpool_init), CASE(procpool_init_fails),
+          CASE(procpool_init_fails_reaped_by_kernel), CASE(procpool_cancel_queued),
           CASE(procpool_cancel_running), CASE(procpool_cancel_racing_completion),
           CASE(procpool_shutdown_drain),
           CASE(procpool_shutdown_cancel), CASE(procpool_shutdown_timeout_then_cancel),
