@@ -10,7 +10,9 @@
  * same way, with a bit for its direction.  Requests are only written into the
  * submission ring; they go to the kernel together with the next wait, so a wait costs
  * no system call of its own (epoll needs an epoll_ctl), and the kernel starts them in
- * the order they were written.  The inbox eventfd is watched by a request with its
+ * the order they were written.  A read or write whose wait ends (deadline,
+ * cancellation, plait_close) before its request went to the kernel never goes: the
+ * request is made a no-op first (withdraw_ended).  The inbox eventfd is watched by a request with its
  * own user_data, re-armed each time it fires.
  *
  * The ring is set up with SINGLE_ISSUER, DEFER_TASKRUN and TASKRUN_FLAG where the
@@ -55,6 +57,7 @@ struct plait__uring {
     unsigned *cq_head, *cq_tail, *cq_mask;
     struct io_uring_cqe *cqes;
     unsigned tail;              /* our copy of the submission tail */
+    struct plait__poller *poller; /* whose table names the requests */
 };
 
 static int enter(int fd, unsigned submit, unsigned wait_nr, unsigned flags, void *arg,
@@ -69,10 +72,13 @@ static unsigned pending(const struct plait__uring *u)
     return u->tail - __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE);
 }
 
+static void withdraw_ended(struct plait__poller *p);
+
 /* Hand the written requests to the kernel; 0 or -errno. */
 static int submit(struct plait__uring *u, unsigned wait_nr, unsigned flags, void *arg,
                   size_t argsz)
 {
+    withdraw_ended(u->poller);
     int r = enter(u->fd, pending(u), wait_nr, flags, arg, argsz);
     return r < 0 ? r : 0;
 }
@@ -207,6 +213,7 @@ static int ur_open(struct plait__poller *p)
     if (!u)
         return -ENOMEM;
     p->ring = u;
+    u->poller = p;
     int r = setup(u);
     if (r == 0)
         r = poll_add(u, p->wake_fd, POLLIN, WAKE_TOKEN);
@@ -342,6 +349,32 @@ static int ur_io_submit(struct plait__poller *p, int fd, plait__fd_slot *slot, b
     sqe->user_data = io_key(fd, slot, writing);
     put_sqe(p->ring);
     return 0;
+}
+
+/* A read or write still in the submission ring whose wait has ended otherwise (a
+ * deadline, a cancellation, a plait_close() on another thread, after which the number
+ * may already name another file) must not reach the kernel: it becomes a no-op, and
+ * is done, cancelled, at once.  The kernel takes requests from the ring only when this
+ * thread enters it, so those past sq_head are still ours to rewrite. */
+static void withdraw_ended(struct plait__poller *p)
+{
+    struct plait__uring *u = p->ring;
+    for (unsigned i = __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE); i != u->tail; i++) {
+        struct io_uring_sqe *sqe = &u->sqes[i & *u->sq_mask];
+        if (sqe->opcode != IORING_OP_READ && sqe->opcode != IORING_OP_WRITE)
+            continue;
+        bool writing = sqe->opcode == IORING_OP_WRITE;
+        int fd = sqe->fd;
+        const plait__fd_slot *slot = &p->fds[fd];
+        plait__kernel_io *op = writing ? slot->write_op : slot->read_op;
+        if (!op || sqe->user_data != io_key(fd, slot, writing) ||
+            !atomic_load_explicit(&op->waiter->claimed, memory_order_acquire))
+            continue;
+        memset(sqe, 0, sizeof *sqe);
+        sqe->opcode = IORING_OP_NOP;
+        sqe->user_data = CANCEL_TOKEN;
+        plait__poller_io_done(p, fd, writing, -ECANCELED);
+    }
 }
 
 /* Cancel fd's read or write and wait, in the kernel, until it is done: its buffer is

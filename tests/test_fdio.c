@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
@@ -928,6 +929,91 @@ static void *two_writers_of_one_file(void *arg)
 
 TEST(coroutines_writing_one_file) { check_run(two_writers_of_one_file, NULL); }
 
+/* ---- a read or write in another scheduler's ring when plait_close() comes ---- */
+
+typedef struct queued_transfer {
+    int fd;             /* what the transfer reads or writes */
+    int writing;
+    ssize_t r;          /* its result */
+    char got[16];
+    sem_t queued, resume;
+} queued_transfer;
+
+static void *transfer_once(void *arg)
+{
+    queued_transfer *q = arg;
+    q->r = q->writing ? plait_write(q->fd, "secret", 6, SOON())
+                      : plait_read(q->fd, q->got, sizeof q->got, SOON());
+    return NULL;
+}
+
+/* Runs once transfer_once waits (io_uring: its request is queued in the ring, not yet
+ * handed to the kernel) and holds the scheduler's thread until the test says. */
+static void *hold_the_thread(void *arg)
+{
+    queued_transfer *q = arg;
+    CHECK_EQ(sem_post(&q->queued), 0);
+    while (sem_wait(&q->resume) < 0 && errno == EINTR) {
+    }
+    return NULL;
+}
+
+static void *transfer_then_hold(void *arg)
+{
+    plait_task t[2];
+    CHECK_EQ(plait_spawn(&t[0], transfer_once, arg), 0);
+    CHECK_EQ(plait_spawn(&t[1], hold_the_thread, arg), 0);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_join(t[i], NULL, SOON()), 0);
+    return NULL;
+}
+
+/* A coroutine reads (an empty pipe) or writes (a pipe with room) while another of its
+ * scheduler is ready; before that scheduler goes on, a thread closes the descriptor
+ * with plait_close() and its number comes back as another pipe.  The transfer must not
+ * reach the new pipe: a read would take its bytes, a write would put ours there. */
+static void queued_transfer_then_closed(int writing)
+{
+    int old[2], fresh[2];
+    make_pipe(old);
+    make_pipe(fresh);
+    queued_transfer q = {.fd = old[writing], .writing = writing};
+    CHECK_EQ(sem_init(&q.queued, 0, 0), 0);
+    CHECK_EQ(sem_init(&q.resume, 0, 0), 0);
+    sched_thread st;
+    sched_thread_start(&st, transfer_then_hold, &q);
+    while (sem_wait(&q.queued) < 0 && errno == EINTR) {
+    }
+    CHECK_EQ(plait_close(q.fd), 0);
+    CHECK_EQ(write(fresh[1], "private", 7), 7);
+    CHECK_EQ(dup3(fresh[writing], q.fd, O_CLOEXEC), q.fd); /* the number, reused */
+    close(fresh[writing]);
+    fresh[writing] = q.fd;
+    CHECK_EQ(sem_post(&q.resume), 0);
+    sched_thread_join(&st);
+    char got[16] = {0};
+    if (writing) {
+        /* written before the close (epoll: at once), or not at all */
+        CHECK(q.r == 6 || q.r == -EBADF);
+        CHECK_EQ(read(old[0], got, sizeof got), q.r == 6 ? 6 : 0);
+        CHECK_EQ(read(fresh[0], got, sizeof got), 7);
+        CHECK_EQ(memcmp(got, "private", 7), 0);
+    } else {
+        CHECK_EQ(q.r, -EBADF);
+        CHECK_EQ(read(fresh[0], got, sizeof got), 7);
+        CHECK_EQ(memcmp(got, "private", 7), 0);
+    }
+    CHECK_EQ(read(fresh[0], got, sizeof got), -1); /* and nothing else came */
+    close(old[!writing]);
+    close(fresh[0]);
+    close(fresh[1]);
+    sem_destroy(&q.queued);
+    sem_destroy(&q.resume);
+}
+
+TEST(read_queued_in_another_ring_then_closed) { queued_transfer_then_closed(0); }
+TEST(write_queued_in_another_ring_then_closed) { queued_transfer_then_closed(1); }
+
 RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(thread_waits_with_deadline),
           CASE(end_of_file_and_broken_pipe), CASE(regular_file_is_always_ready),
           CASE(set_nonblock), CASE(coroutines_share_a_pipe), CASE(coroutine_woken_by_a_thread),
@@ -940,4 +1026,6 @@ RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadli
           CASE(full_pipe_write_gets_room), CASE(file_writes_beside_ready_coroutines),
           CASE(fork_beside_a_write_in_the_ring), CASE(fork_while_another_thread_closes), CASE(ready_descriptor_nobody_waits_for),
           CASE(descriptor_closed_elsewhere_and_reused), CASE(plait_close_of_a_file_open_elsewhere),
-          CASE(plain_close_of_a_file_open_elsewhere), CASE(coroutines_writing_one_file))
+          CASE(plain_close_of_a_file_open_elsewhere), CASE(coroutines_writing_one_file),
+          CASE(read_queued_in_another_ring_then_closed),
+          CASE(write_queued_in_another_ring_then_closed))
