@@ -590,7 +590,8 @@ int plait_signals_create(plait_signals **watcher, const int *signals, size_t n);
 /* The next delivery not yet taken: its signal number (> 0), lowest-numbered first,
  * or -ETIMEDOUT, -ECANCELED. */
 int plait_signals_wait(plait_signals *watcher, int64_t deadline);
-/* Stop watching (deliveries not taken are dropped).  -EBUSY while waited on. */
+/* Stop watching (deliveries not taken are dropped).  -EBUSY while waited on.  A forked
+ * child may destroy the watchers it inherited (which see nothing there): they are freed. */
 int plait_signals_destroy(plait_signals *watcher);
 
 /* ----------------------------------------------------------------------------

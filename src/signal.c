@@ -193,10 +193,12 @@ int plait_signals_destroy(plait_signals *w)
     int r = plait_sem_destroy(w->ready);
     if (r == 0) {
         plait_signals **at = &watchers;
-        while (*at != w)
+        while (*at && *at != w)
             at = &(*at)->next;
-        *at = w->next;
-        unwatch(w);
+        if (*at) { /* else a forked child's copy of its parent's: it watches nothing */
+            *at = w->next;
+            unwatch(w);
+        }
     }
     pthread_mutex_unlock(&registry);
     if (r == 0)

@@ -198,7 +198,39 @@ TEST(plain_fork_child_gets_old_disposition)
     CHECK_EQ(plait_signals_destroy(w), 0);
 }
 
+/* A forked child may destroy the watchers it inherited (copies nobody serves): that
+ * frees them, and leaves alone a watcher the child made itself of the same signal. */
+static int child_destroys_inherited(plait_signals *inherited)
+{
+    plait_signals *own;
+    int usr1 = SIGUSR1;
+    if (plait_signals_create(&own, &usr1, 1) != 0)
+        return 1;
+    if (plait_signals_destroy(inherited) != 0)
+        return 2;
+    if (raise(SIGUSR1) != 0 || plait_signals_wait(own, SOON()) != SIGUSR1)
+        return 3;
+    return plait_signals_destroy(own) == 0 ? 0 : 4;
+}
+
+TEST(forked_child_destroys_an_inherited_watcher)
+{
+    plait_signals *w;
+    int usr1 = SIGUSR1;
+    CHECK_EQ(plait_signals_create(&w, &usr1, 1), 0);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(child_destroys_inherited(w));
+    CHECK(pid > 0);
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), 0);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
 RUN_TESTS(CASE(bad_input), CASE(every_watcher_sees_every_delivery),
           CASE(coroutine_waits_deadline_and_cancel), CASE(plain_thread_waits),
           CASE(old_disposition_comes_back), CASE(sigchld_and_processes),
-          CASE(plain_fork_child_gets_old_disposition))
+          CASE(plain_fork_child_gets_old_disposition),
+          CASE(forked_child_destroys_an_inherited_watcher))
