@@ -250,10 +250,12 @@ static int new_socket(const plait_addr *addr, int type)
     return fd;
 }
 
-/* Close fd keeping the error that made us give it up. */
+/* Close fd keeping the error that made us give it up.  With plait_close(): connect may
+ * have waited on fd, and a scheduler's poller must not trust its registration of the
+ * number for the next socket that takes it. */
 static int fail(int fd, int error)
 {
-    close(fd);
+    plait_close(fd);
     return error;
 }
 
