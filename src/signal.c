@@ -12,7 +12,8 @@
  *
  * The disposition a signal had before its first watcher is restored when its last
  * watcher goes, and in a forked child (whose watchers are copies nobody serves: a
- * child forked to run a function must still die of SIGTERM).  SIGCHLD may be watched:
+ * child forked to run a function must still die of SIGTERM; the counts not yet handed
+ * to watchers are the parent's, and the child drops them).  SIGCHLD may be watched:
  * plait's processes are reaped through pidfds, not by the signal.  The faults a thread
  * causes itself (SIGSEGV, SIGBUS, SIGFPE, SIGILL), SIGKILL and SIGSTOP cannot be.
  */
@@ -215,6 +216,8 @@ void plait__signals_atfork(int phase)
             if (watch_count[sig])
                 sigaction(sig, &before[sig], NULL);
         memset(watch_count, 0, sizeof watch_count);
+        for (int sig = 1; sig < SIGNAL_MAX; sig++) /* the parent's, not yet handed on */
+            atomic_store(&delivered[sig], 0);
         watchers = NULL;
         dispatcher_started = false;
         for (int i = 0; i < 2; i++) {
