@@ -582,12 +582,28 @@ static ssize_t ring_transfer(struct plait__poller *p, int fd, void *buf, size_t 
     return op.res == -ECANCELED ? r : op.res;
 }
 
+bool plait__fd_kind(plait__fd_slot *slot, int fd)
+{
+    if (slot->kind_known && slot->kind_gen == plait__fd_close_gen(fd))
+        return true;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return false;
+    slot->stream = S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode);
+    slot->pollable = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode);
+    slot->kind_known = true;
+    slot->kind_gen = plait__fd_close_gen(fd);
+    return true;
+}
+
 ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline)
 {
     int r;
     struct plait__poller *p = ring_poller(fd, deadline, &r);
     if (!p)
         return r;
+    if (!plait__fd_kind(&p->fds[fd], fd) || !p->fds[fd].pollable)
+        return -ENOSYS; /* a file is always ready: read(2), as two coroutines may */
     if (p->fds[fd].reader || p->fds[fd].read_op)
         return -EBUSY;
     return ring_transfer(p, fd, buf, len, deadline, false);
@@ -606,17 +622,12 @@ ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline)
     if (!(p = ring_poller(fd, deadline, &r)))
         return r;
     plait__fd_slot *slot = &p->fds[fd];
-    if (!slot->kind_known || slot->kind_gen != plait__fd_close_gen(fd)) {
-        /* only streams: a file's position is not locked for io_uring as for write(2),
-         * and the kernel may hand a file write to a worker thread */
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-            return -ENOSYS; /* write(2) says why */
-        slot->stream = S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode);
-        slot->kind_known = true;
-        slot->kind_gen = plait__fd_close_gen(fd);
-    }
-    if (!slot->stream || slot->writer) /* or one waits for room: try, then wait */
+    if (!plait__fd_kind(slot, fd))
+        return -ENOSYS; /* write(2) says why */
+    /* only streams: a file's position is not locked for io_uring as for write(2), and
+     * the kernel may hand a file write to a worker thread; and not while one waits for
+     * room: try, then wait */
+    if (!slot->stream || slot->writer)
         return -ENOSYS;
     return ring_transfer(p, fd, (void *)buf, len, deadline, true);
 }

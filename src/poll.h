@@ -49,6 +49,8 @@ typedef struct plait__fd_slot {
                                  * then (0: none) */
     bool listed;                /* epoll: the descriptor is on the poller's `unverified` */
     bool stream;                /* a socket or a pipe (valid while kind_known) */
+    bool pollable;              /* not a file poll(2) calls always ready: a regular
+                                 * file, a directory, a block device (the same) */
     bool kind_known;            /* `stream` is known, for the file of close count kind_gen */
     uint32_t kind_gen;
     uint32_t gen;               /* io_uring: which poll request is the live one */
@@ -117,6 +119,9 @@ void plait__poller_io_done(struct plait__poller *p, int fd, bool writing, int re
 /* How many times plait_close() has closed a descriptor with fd's number, or another
  * that shares its stripe: a registration older than that may be gone. */
 uint32_t plait__fd_close_gen(int fd);
+/* Fill slot's `stream` and `pollable` for the file now at fd, looked up once per
+ * file at that number (plait_close counts); false when fstat fails. */
+bool plait__fd_kind(plait__fd_slot *slot, int fd);
 /* The scheduler's wake-up eventfd fired. */
 void plait__poller_drain_wake(struct plait__poller *p);
 /* Milliseconds until deadline for epoll_wait/poll: -1 forever, 0 past. */

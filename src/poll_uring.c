@@ -242,6 +242,10 @@ static int ur_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigne
     }
     if (!events)
         return 0;
+    /* io_uring would answer at the next wait; epoll refuses such a file, and poll.c
+     * answers at once (two coroutines may wait on one file) */
+    if (plait__fd_kind(slot, fd) && !slot->pollable)
+        return -EPERM;
     int r = poll_add(u, fd, events, key(fd, ++slot->gen));
     if (r == 0)
         slot->armed = events;

@@ -126,6 +126,64 @@ TEST(regular_file_is_always_ready)
     close(fd);
 }
 
+typedef struct file_reader {
+    int fd;
+    int waits;          /* wait first (else read) */
+    ssize_t r;
+} file_reader;
+
+static void *wait_or_read_file(void *arg)
+{
+    file_reader *f = arg;
+    char buf[16];
+    f->r = f->waits ? plait_wait_fd(f->fd, PLAIT_READABLE, SOON())
+                    : plait_read(f->fd, buf, sizeof buf, SOON());
+    return NULL;
+}
+
+/* Two coroutines wait on one regular file, then read it (after a read that came back
+ * short, which on streams makes the next read wait first): a regular file is always
+ * ready, so neither is told that another waits (-EBUSY) - as on epoll, where a file
+ * cannot be watched at all. */
+static void *coroutines_on_one_file(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/plait-fdio-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    int fds[2]; /* a pipe waited on first: the poller has a slot for fd */
+    make_pipe(fds);
+    CHECK_EQ(write(fds[1], "x", 1), 1);
+    CHECK(plait_wait_fd(fds[0], PLAIT_READABLE, SOON()) > 0);
+    CHECK_EQ(write(fd, "0123456789", 10), 10);
+    CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
+    char buf[16];
+    CHECK_EQ(plait_read(fd, buf, sizeof buf, SOON()), 10);
+    CHECK_EQ(pwrite(fd, "abcdefghij", 10, 10), 10);
+    for (int waits = 1; waits >= 0; waits--) {
+        file_reader f[2] = {{fd, waits, -1}, {fd, waits, -1}};
+        plait_task t[2];
+        for (int i = 0; i < 2; i++)
+            CHECK_EQ(plait_spawn(&t[i], wait_or_read_file, &f[i]), 0);
+        for (int i = 0; i < 2; i++)
+            CHECK_EQ(plait_join(t[i], NULL, SOON()), 0);
+        if (waits) {
+            CHECK(f[0].r > 0 && (f[0].r & PLAIT_READABLE));
+            CHECK(f[1].r > 0 && (f[1].r & PLAIT_READABLE));
+        } else { /* one read takes the rest, the other finds the end */
+            CHECK_EQ(f[0].r + f[1].r, 10);
+            CHECK(f[0].r == 0 || f[1].r == 0);
+        }
+    }
+    close(fds[0]);
+    close(fds[1]);
+    close(fd);
+    return NULL;
+}
+
+TEST(coroutines_wait_on_one_regular_file) { check_run(coroutines_on_one_file, NULL); }
+
 TEST(set_nonblock)
 {
     int fds[2];
@@ -1028,4 +1086,5 @@ RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadli
           CASE(descriptor_closed_elsewhere_and_reused), CASE(plait_close_of_a_file_open_elsewhere),
           CASE(plain_close_of_a_file_open_elsewhere), CASE(coroutines_writing_one_file),
           CASE(read_queued_in_another_ring_then_closed),
-          CASE(write_queued_in_another_ring_then_closed))
+          CASE(write_queued_in_another_ring_then_closed),
+          CASE(coroutines_wait_on_one_regular_file))
