@@ -584,7 +584,11 @@ static ssize_t ring_transfer(struct plait__poller *p, int fd, void *buf, size_t 
 
 bool plait__fd_kind(plait__fd_slot *slot, int fd)
 {
-    if (slot->kind_known && slot->kind_gen == plait__fd_close_gen(fd))
+    /* A number closed with close(2), not plait_close, may name another file now.  A
+     * stale "pollable" costs little (a poll or read of a file that is always ready goes
+     * through the ring), a stale "always ready" would make a stream spin: only the
+     * first is kept. */
+    if (slot->kind_known && slot->kind_gen == plait__fd_close_gen(fd) && slot->pollable)
         return true;
     struct stat st;
     if (fstat(fd, &st) < 0)

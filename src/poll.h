@@ -120,7 +120,8 @@ void plait__poller_io_done(struct plait__poller *p, int fd, bool writing, int re
  * that shares its stripe: a registration older than that may be gone. */
 uint32_t plait__fd_close_gen(int fd);
 /* Fill slot's `stream` and `pollable` for the file now at fd, looked up once per
- * file at that number (plait_close counts); false when fstat fails. */
+ * file at that number (plait_close counts), and each time for a file that is not
+ * pollable; false when fstat fails. */
 bool plait__fd_kind(plait__fd_slot *slot, int fd);
 /* The scheduler's wake-up eventfd fired. */
 void plait__poller_drain_wake(struct plait__poller *p);

@@ -141,18 +141,15 @@ static void *wait_or_read_file(void *arg)
     return NULL;
 }
 
-/* Two coroutines wait on one regular file, then read it (after a read that came back
- * short, which on streams makes the next read wait first): a regular file is always
- * ready, so neither is told that another waits (-EBUSY) - as on epoll, where a file
- * cannot be watched at all. */
-static void *coroutines_on_one_file(void *arg)
+/* A regular file of ten bytes, read to its end through plait_read on this scheduler,
+ * after a wait on a pipe (fds, which the caller closes) that gives the poller a slot
+ * for the file's number. */
+static int read_ten_byte_file(int fds[2])
 {
-    (void)arg;
     char path[] = "/tmp/plait-fdio-XXXXXX";
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     unlink(path);
-    int fds[2]; /* a pipe waited on first: the poller has a slot for fd */
     make_pipe(fds);
     CHECK_EQ(write(fds[1], "x", 1), 1);
     CHECK(plait_wait_fd(fds[0], PLAIT_READABLE, SOON()) > 0);
@@ -160,6 +157,18 @@ static void *coroutines_on_one_file(void *arg)
     CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
     char buf[16];
     CHECK_EQ(plait_read(fd, buf, sizeof buf, SOON()), 10);
+    return fd;
+}
+
+/* Two coroutines wait on one regular file, then read it (after a read that came back
+ * short, which on streams makes the next read wait first): a regular file is always
+ * ready, so neither is told that another waits (-EBUSY) - as on epoll, where a file
+ * cannot be watched at all. */
+static void *coroutines_on_one_file(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    int fd = read_ten_byte_file(fds);
     CHECK_EQ(pwrite(fd, "abcdefghij", 10, 10), 10);
     for (int waits = 1; waits >= 0; waits--) {
         file_reader f[2] = {{fd, waits, -1}, {fd, waits, -1}};
@@ -183,6 +192,39 @@ static void *coroutines_on_one_file(void *arg)
 }
 
 TEST(coroutines_wait_on_one_regular_file) { check_run(coroutines_on_one_file, NULL); }
+
+/* A regular file read through plait_read and closed with close(2), not plait_close:
+ * when a pipe then takes its number, a read of the pipe sleeps until its deadline.
+ * (The io_uring poller once kept "a file: always ready" for the number, and the read
+ * spun - a read(2), EAGAIN, an answer at once - for the whole wait.) */
+static void *file_number_reused_by_pipe(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    int fd = read_ten_byte_file(fds);
+    char buf[16];
+    CHECK_EQ(plait_read(fd, buf, sizeof buf, SOON()), 0); /* the end: the next read waits */
+    close(fd);
+    int empty[2];
+    make_pipe(empty);
+    CHECK_EQ(dup2(empty[0], fd), fd);
+    struct timespec t0, t1;
+    CHECK_EQ(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0), 0);
+    CHECK_EQ(plait_read(fd, buf, sizeof buf, plait_deadline_in(300 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_EQ(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1), 0);
+    int64_t cpu_ns = (t1.tv_sec - t0.tv_sec) * PLAIT_SEC + (t1.tv_nsec - t0.tv_nsec);
+    /* sleeping: well under a millisecond (a few under a sanitizer); spinning: most of
+     * the 300 ms, a third of it even on a loaded machine */
+    CHECK(cpu_ns < 50 * PLAIT_MS);
+    plait_close(fd);
+    close(empty[0]);
+    close(empty[1]);
+    close(fds[0]);
+    close(fds[1]);
+    return NULL;
+}
+
+TEST(file_number_reused_by_a_pipe_waits) { check_run(file_number_reused_by_pipe, NULL); }
 
 TEST(set_nonblock)
 {
@@ -1087,4 +1129,4 @@ RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadli
           CASE(plain_close_of_a_file_open_elsewhere), CASE(coroutines_writing_one_file),
           CASE(read_queued_in_another_ring_then_closed),
           CASE(write_queued_in_another_ring_then_closed),
-          CASE(coroutines_wait_on_one_regular_file))
+          CASE(coroutines_wait_on_one_regular_file), CASE(file_number_reused_by_a_pipe_waits))
