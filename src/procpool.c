@@ -436,6 +436,24 @@ static void notified(plait__mgr_source *src, uint32_t events)
 
 static void worker_exited(plait__mgr_source *src, uint32_t events);
 
+/* On the manager: kill a worker that is not watched (any more), through its pidfd when
+ * it has one (-1: none), and reap it, telling the shared objects of its death once it
+ * is dead and before its pid can be reused: a lock that it held is released, and a
+ * queue learns that a side has gone. */
+static void worker_kill_unwatched(pid_t pid, int pidfd)
+{
+    idtype_t idtype = pidfd >= 0 ? P_PIDFD : P_PID;
+    id_t id = pidfd >= 0 ? (id_t)pidfd : (id_t)pid;
+    if (pidfd >= 0)
+        plait__pidfd_kill(pidfd, SIGKILL);
+    else
+        kill(pid, SIGKILL);
+    siginfo_t info;
+    waitid(idtype, id, &info, WEXITED | WNOWAIT);
+    plait__shared_child_died((unsigned)pid);
+    waitid(idtype, id, &info, WEXITED);
+}
+
 /* On the manager: fork worker i (pool lock held).  0 or -errno. */
 static int worker_fork(plait_procpool *p, unsigned i)
 {
@@ -452,8 +470,7 @@ static int worker_fork(plait_procpool *p, unsigned i)
         return p->wstate[i].init_error ? p->wstate[i].init_error : -ECHILD;
     }
     if (fd < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        worker_kill_unwatched(pid, -1);
         return fd;
     }
     atomic_store(&p->wstate[i].pid, (unsigned)pid);
@@ -464,8 +481,7 @@ static int worker_fork(plait_procpool *p, unsigned i)
     w->src.ready = worker_exited;
     r = plait__manager_watch(fd, &w->src);
     if (r < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        worker_kill_unwatched(pid, fd);
         close(fd);
         return r;
     }
@@ -719,9 +735,7 @@ static void pool_detach(void *arg)
         if (!w->alive)
             continue;
         plait__manager_unwatch(w->pidfd);
-        plait__pidfd_kill(w->pidfd, SIGKILL);
-        siginfo_t info;
-        waitid(P_PIDFD, (id_t)w->pidfd, &info, WEXITED);
+        worker_kill_unwatched(w->pid, w->pidfd);
         close(w->pidfd);
         w->alive = false;
     }

@@ -48,6 +48,7 @@ typedef struct shared {
     atomic_int runs[IDS];   /* how many times the task (or map item) with this id ran */
     atomic_int pid_of[IDS]; /* the worker that ran it last */
     atomic_int inits;       /* initialiser calls */
+    atomic_int locked;      /* an initialiser has locked init_lock */
 } shared;
 
 static struct {
@@ -1356,6 +1357,54 @@ TEST(procpool_init_fails_reaped_by_kernel)
     run_isolated(init_fails_reaped_by_kernel_scenario, ISOLATED_BUDGET);
 }
 
+/* A worker that create kills because another one's initialiser failed has died: a lock
+ * its initialiser took is released, and the next holder is told (create once killed
+ * and reaped those workers without telling the shared objects, and the lock stayed
+ * held by the dead pid for good).  One initialiser takes the lock, the other, finding
+ * it taken, fails; with SIGCHLD ignored create often sees that failure at once. */
+static plait_pmutex *init_lock;
+
+static int init_lock_or_refuse(void *arg)
+{
+    (void)arg;
+    if (plait_pmutex_lock(init_lock, 0) < 0)
+        return -EDOM;
+    atomic_store(&fx.sh->locked, 1);
+    return 0;
+}
+
+static void init_fails_lock_holder_killed_scenario(void)
+{
+    signal(SIGCHLD, SIG_IGN);
+    fx_init();
+    for (int i = 0; i < 200; i++) {
+        atomic_store(&fx.sh->locked, 0);
+        CHECK_EQ(plait_pmutex_create(&init_lock), 0);
+        plait_procpool_options o = {.processes = 2, .init = init_lock_or_refuse};
+        plait_procpool *pool = NULL;
+        int r = plait_procpool_create(&pool, &o);
+        CHECK(r == 0 || r == -EDOM);
+        if (r == 0)
+            CHECK_EQ(plait_procpool_destroy(pool), 0);
+        /* every worker is gone and was told of: the lock is free, or its holder died */
+        int l = plait_pmutex_lock(init_lock, 0);
+        CHECK(l == -EOWNERDEAD || (l == 0 && !atomic_load(&fx.sh->locked)));
+        if (l != 0 && l != -EOWNERDEAD) {
+            fprintf(stderr, "  round %d (create: %s): lock: %s\n", i, plait_strerror(r),
+                    plait_strerror(l));
+            return;
+        }
+        CHECK_EQ(plait_pmutex_unlock(init_lock), 0);
+        CHECK_EQ(plait_pmutex_destroy(init_lock), 0);
+    }
+    fx_fini();
+}
+
+TEST(procpool_init_fails_lock_holder_killed)
+{
+    run_isolated(init_fails_lock_holder_killed_scenario, ISOLATED_BUDGET);
+}
+
 /* ======================================================================== */
 /* Cancellation                                                               */
 /* ======================================================================== */
@@ -2254,7 +2303,8 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
           CASE(procpool_wait_any_and_completed), CASE(procpool_crash_fails_only_that_task),
           CASE(procpool_crash_stress), CASE(procpool_task_timeout), CASE(procpool_max_tasks),
           CASE(procpool_init), CASE(procpool_init_fails),
-          CASE(procpool_init_fails_reaped_by_kernel), CASE(procpool_cancel_queued),
+          CASE(procpool_init_fails_reaped_by_kernel),
+          CASE(procpool_init_fails_lock_holder_killed), CASE(procpool_cancel_queued),
           CASE(procpool_cancel_running), CASE(procpool_cancel_racing_completion),
           CASE(procpool_shutdown_drain),
           CASE(procpool_shutdown_cancel), CASE(procpool_shutdown_timeout_then_cancel),
