@@ -580,9 +580,16 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
         p->broken = init_error;
         failed = take_waiting(p);
     }
-    if (!p->broken && !p->stop_sent && !p->cancelling && worker_fork(p, w->index) < 0 &&
-        p->alive == 0)
+    int forked = 0;
+    if (!p->broken && !p->stop_sent && !p->cancelling)
+        forked = worker_fork(p, w->index);
+    if (forked < 0 && ws->init_error) {
+        /* the new worker's initialiser failed, and it was gone before it was watched */
+        p->broken = ws->init_error;
+        failed = take_waiting(p);
+    } else if (forked < 0 && p->alive == 0) {
         p->broken = -EAGAIN; /* no worker left and none can be made */
+    }
     if (p->broken && p->alive == 0) {
         fail_queued(p, p->broken);
         if (!failed)

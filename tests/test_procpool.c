@@ -1405,6 +1405,85 @@ TEST(procpool_init_fails_lock_holder_killed)
     run_isolated(init_fails_lock_holder_killed_scenario, ISOLATED_BUDGET);
 }
 
+/* A replacement worker whose initialiser fails breaks the pool with the initialiser's
+ * code, also when the kernel reaps it before the manager has opened its pidfd (SIGCHLD
+ * ignored): the pool once answered -EAGAIN when no other worker was left, and was not
+ * broken at all while one was. */
+static int init_calls_that_succeed; /* the first this many initialiser calls succeed */
+
+static int init_succeeds_at_first(void *arg)
+{
+    (void)arg;
+    return atomic_fetch_add(&fx.sh->inits, 1) < init_calls_that_succeed ? 0 : -EDOM;
+}
+
+static void replacement_init_fails_scenario(void)
+{
+    signal(SIGCHLD, SIG_IGN);
+    fx_init();
+    init_calls_that_succeed = 1;
+    for (int i = 0; i < 200; i++) { /* the last worker goes: no other is left */
+        atomic_store(&fx.sh->inits, 0);
+        plait_procpool_options o = {.processes = 1, .init = init_succeeds_at_first,
+                                    .max_tasks = 1};
+        plait_procpool *pool = make_pool(&o);
+        if (!pool)
+            break;
+        plait_task t;
+        CHECK_EQ(submit_job(pool, &t, J_VALUE, 0, 1), 0);
+        CHECK_EQ(join_i64(t, NULL, PROMPTLY()), 0); /* then its worker is replaced */
+        int r = submit_job(pool, &t, J_VALUE, 1, 1);
+        if (r == 0)
+            r = join_i64(t, NULL, PROMPTLY());
+        CHECK_EQ(r, -EDOM);
+        CHECK_EQ(plait_procpool_destroy(pool), 0);
+        if (r != -EDOM) {
+            fprintf(stderr, "  round %d, no worker left: %s\n", i, plait_strerror(r));
+            break;
+        }
+    }
+    init_calls_that_succeed = 2;
+    for (int i = 0; i < 150; i++) { /* one of two workers is killed; the other is held */
+        atomic_store(&fx.sh->inits, 0);
+        plait_procpool_options o = {.processes = 2, .init = init_succeeds_at_first};
+        plait_procpool *pool = make_pool(&o);
+        if (!pool)
+            break;
+        plait_task held, killed, t[7];
+        CHECK_EQ(submit_held(pool, &held, J_BLOCK, 0, 0), 0);
+        await_started(1);
+        CHECK_EQ(submit_job(pool, &killed, J_SIGKILL, 1, 0), 0);
+        int k_r = join_i64(killed, NULL, PROMPTLY()); /* how is not known once reaped */
+        CHECK(k_r == PLAIT_KILLED(SIGKILL) || k_r == -ECHILD);
+        /* its replacement fails; the held worker keeps the slots full, so the last of
+         * these waits in this process, and fails when the pool breaks */
+        int r[7];
+        for (int k = 0; k < 7; k++)
+            r[k] = submit_job(pool, &t[k], J_VALUE, 2 + k, 1);
+        int last = r[6] == 0 ? join_i64(t[6], NULL, PROMPTLY()) : r[6];
+        CHECK_EQ(last, -EDOM);
+        CHECK_EQ(plait_pevent_set(fx.gate[0]), 0);
+        CHECK_EQ(join_i64(held, NULL, PROMPTLY()), 0);
+        for (int k = 0; k < 6; k++) { /* in a slot, the held worker runs them */
+            CHECK(r[k] == 0 || r[k] == -EDOM);
+            int j = r[k] == 0 ? join_i64(t[k], NULL, PROMPTLY()) : 0;
+            CHECK(j == 0 || j == -EDOM);
+        }
+        CHECK_EQ(plait_pevent_reset(fx.gate[0]), 0);
+        CHECK_EQ(plait_procpool_destroy(pool), 0);
+        if (last != -EDOM) {
+            fprintf(stderr, "  round %d, a worker left: %s\n", i, plait_strerror(last));
+            break;
+        }
+    }
+    fx_fini();
+}
+
+TEST(procpool_replacement_init_fails_reaped_by_kernel)
+{
+    run_isolated(replacement_init_fails_scenario, ISOLATED_BUDGET);
+}
+
 /* ======================================================================== */
 /* Cancellation                                                               */
 /* ======================================================================== */
@@ -2304,7 +2383,8 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
           CASE(procpool_crash_stress), CASE(procpool_task_timeout), CASE(procpool_max_tasks),
           CASE(procpool_init), CASE(procpool_init_fails),
           CASE(procpool_init_fails_reaped_by_kernel),
-          CASE(procpool_init_fails_lock_holder_killed), CASE(procpool_cancel_queued),
+          CASE(procpool_init_fails_lock_holder_killed),
+          CASE(procpool_replacement_init_fails_reaped_by_kernel), CASE(procpool_cancel_queued),
           CASE(procpool_cancel_running), CASE(procpool_cancel_racing_completion),
           CASE(procpool_shutdown_drain),
           CASE(procpool_shutdown_cancel), CASE(procpool_shutdown_timeout_then_cancel),
