@@ -419,24 +419,27 @@ int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline)
     return wait_any(tasks, n, deadline, true);
 }
 
-/* Take the outcome of a finished future through its handle. */
-static int take(plait_task task, void **result)
+/* Take the outcome of a finished future through its handle: *outcome gets the task's
+ * code (0, or its error, which may be any code, -EAGAIN included: a process's own) or
+ * the handle's (-ESRCH, -EINVAL).  false, with *outcome -EAGAIN and nothing taken,
+ * while the task is not done. */
+static bool take(plait_task task, void **result, int *outcome)
 {
-    int err;
-    plait__future *f = plait__future_lock(task, &err);
+    plait__future *f = plait__future_lock(task, outcome);
     if (!f)
-        return err;
+        return true;
     if (!atomic_load_explicit(&f->done, memory_order_relaxed)) {
         plait__spin_unlock(&f->lock);
-        return -EAGAIN;
+        *outcome = -EAGAIN;
+        return false;
     }
     if (result) {
         *result = f->value;
         f->value = NULL; /* the joiner's now: not for the release hook */
     }
-    err = f->error;
+    *outcome = f->error;
     consume_unlock(f);
-    return err;
+    return true;
 }
 
 static int join(plait_task task, void **result, int64_t deadline, bool cancellable)
@@ -449,8 +452,8 @@ static int join(plait_task task, void **result, int64_t deadline, bool cancellab
     else if (current && f->ops && f->ops->help)
         f->ops->help(f, deadline); /* the handle keeps f alive */
     for (;;) {
-        int r = take(task, result);
-        if (r != -EAGAIN)
+        int r;
+        if (take(task, result, &r))
             return r;
         r = wait_any(&task, 1, deadline, cancellable);
         if (r < 0)
@@ -488,7 +491,8 @@ int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *error
     int first = 0;
     for (size_t i = 0; i < n; i++) {
         void *value = NULL;
-        int r = take(tasks[i], results ? &value : NULL); /* untaken values are freed */
+        int r; /* each is done: waited for above */
+        take(tasks[i], results ? &value : NULL, &r); /* untaken values are freed */
         if (results)
             results[i] = value;
         if (errors)

@@ -218,6 +218,24 @@ TEST(failures_name_their_cause)
     check_no_zombies();
 }
 
+/* A task may fail with any code, -EAGAIN too (a function's own -errno): its waiter gets
+ * that code (join once mistook it for "not done yet", waited again on the handle it had
+ * just consumed, and reported -ESRCH). */
+TEST(a_task_failing_with_eagain_reports_it)
+{
+    int code = -EAGAIN;
+    plait_task t[2];
+    CHECK_EQ(plait_process_start(&t[0], fail_with, &code, sizeof code, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t[0], NULL, SOON()), -EAGAIN);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_process_start(&t[i], fail_with, &code, sizeof code, NULL, NULL), 0);
+    int errors[2] = {0, 0};
+    CHECK_EQ(plait_wait_all(t, 2, NULL, errors, SOON()), -EAGAIN);
+    CHECK_EQ(errors[0], -EAGAIN);
+    CHECK_EQ(errors[1], -EAGAIN);
+    check_no_zombies();
+}
+
 /* plait's stack-overflow reporter, installed by a scheduler, must let a SIGSEGV that
  * is not an overflow — a raise(), a kill() — kill the process (it once returned, and
  * the raise went on as if nothing happened). */
@@ -819,7 +837,7 @@ TEST(children_reaped_by_the_kernel_release_their_locks)
 }
 
 RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
-          CASE(large_argument_and_result), CASE(result_room), CASE(failures_name_their_cause),
+          CASE(large_argument_and_result), CASE(result_room), CASE(failures_name_their_cause), CASE(a_task_failing_with_eagain_reports_it),
           CASE(sent_segv_kills_despite_the_overflow_reporter),
           CASE(kill_and_cancel), CASE(bad_input), CASE(exec_with_pipes_env_and_cwd),
           CASE(function_with_a_pipe), CASE(coroutines_await_processes),
