@@ -23,6 +23,11 @@
  *     (plait__wakeups in internal.h), so the woken party does not find it held.
  *  3. A waiter returns only after unlinking all its nodes under their locks, so no
  *     waker can still be looking at a node when the stack frame holding it dies.
+ *     The one exception is the node its outcome came through: a waker unlinks a
+ *     node before it claims through it and signals with the node's index (other
+ *     claimers signal -1), so the waiter does not take that lock again.  It must
+ *     not: the party that wakes the last waiter may destroy the object as soon as it
+ *     unlocks, as POSIX allows after sem_post or a broadcast.
  *  4. A coroutine waiter with a deadline keeps its timer in its own scheduler's
  *     heap; the timer is removed before the wait returns.
  */
@@ -203,6 +208,10 @@ void plait__waiter_signal_now(plait__waiter *w, int status, int index)
 
 void plait__wait_node_unlink(plait__wait_node *node)
 {
+    /* The node the outcome came through was unlinked by its signaller, which may
+     * have destroyed the object since (invariant 3). */
+    if (node->index == node->waiter->index)
+        return;
     plait__spin_lock(node->lock);
     if (node->queue)
         waitq_unlink(node->queue, node);

@@ -431,6 +431,38 @@ static void *close_main(void *p)
 
 TEST(close_semantics) { check_run(close_main, NULL); }
 
+/* A producer closes (or hands over its last element) and destroys the channel at
+ * once, while the consumer it woke has not run yet: that is not "waited on" any more,
+ * and the woken consumer must not touch the freed channel.  ASan reports it if it does. */
+static void *destroy_after_wakeup_main(void *arg)
+{
+    (void)arg;
+    plait_chan *ch;
+    plait_task t;
+    int v = 9;
+    CHECK_EQ(plait_chan_create(&ch, sizeof(int), 0), 0);
+    chan_op r = op_of(ch, -1);
+    CHECK_EQ(plait_spawn(&t, do_recv, &r), 0);
+    settle();
+    CHECK_EQ(plait_chan_close(ch), 0);
+    CHECK_EQ(plait_chan_destroy(ch), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(r.result, -EPIPE);
+
+    CHECK_EQ(plait_chan_create(&ch, sizeof(int), 0), 0);
+    r = op_of(ch, -1);
+    CHECK_EQ(plait_spawn(&t, do_recv, &r), 0);
+    settle();
+    CHECK_EQ(plait_chan_send(ch, &v, 0), 0);
+    CHECK_EQ(plait_chan_destroy(ch), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(r.result, 0);
+    CHECK_EQ(r.value, 9);
+    return NULL;
+}
+
+TEST(destroy_right_after_wakeup) { check_run(destroy_after_wakeup_main, NULL); }
+
 /* Close from one party of each kind while parties of the other kinds wait. */
 typedef struct {
     plait_chan *ch;
@@ -1202,7 +1234,8 @@ TEST(stress_unbuffered) { run_stress(0); }
 
 RUN_TESTS(CASE(chan_bad_input), CASE(buffered_fifo_capacity_deadlines),
           CASE(unbuffered_rendezvous), CASE(buffered_waiters), CASE(odd_element_sizes),
-          CASE(close_semantics), CASE(close_wakes_every_kind), CASE(deadlines_coroutine),
+          CASE(close_semantics), CASE(destroy_right_after_wakeup),
+          CASE(close_wakes_every_kind), CASE(deadlines_coroutine),
           CASE(deadlines_thread), CASE(cancel_blocked_unbuffered),
           CASE(cancel_blocked_buffered), CASE(cancel_races_partner_across_threads),
           CASE(main_returns_with_blocked), CASE(models_pairwise),

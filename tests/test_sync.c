@@ -1796,6 +1796,82 @@ TEST(main_returns_with_waiters)
     CHECK_EQ(plait_waitgroup_destroy(l.wg), 0);
 }
 
+/* The party that wakes the last waiter may destroy the object at once: the waiter's
+ * wait is over, so the object is not waited on any more (POSIX allows the same for a
+ * semaphore after sem_post and a condition after a broadcast).  The woken waiter
+ * must not touch the freed object when it runs.  ASan reports it if it does. */
+typedef struct {
+    plait_sem *s;
+    plait_event *e;
+    plait_mutex *m;
+    plait_cond *c;
+    plait_waitgroup *wg;
+    int results[4];
+} woken_ctx;
+
+static void *woken_sem(void *p)
+{
+    woken_ctx *w = p;
+    w->results[0] = plait_sem_acquire(w->s, SOON());
+    return NULL;
+}
+
+static void *woken_event(void *p)
+{
+    woken_ctx *w = p;
+    w->results[1] = plait_event_wait(w->e, SOON());
+    return NULL;
+}
+
+static void *woken_cond(void *p)
+{
+    woken_ctx *w = p;
+    CHECK_EQ(plait_mutex_lock(w->m, SOON()), 0);
+    w->results[2] = plait_cond_wait(w->c, w->m, SOON());
+    CHECK_EQ(plait_mutex_unlock(w->m), 0);
+    return NULL;
+}
+
+static void *woken_wg(void *p)
+{
+    woken_ctx *w = p;
+    w->results[3] = plait_waitgroup_wait(w->wg, SOON());
+    return NULL;
+}
+
+static void *destroy_after_wakeup_main(void *arg)
+{
+    (void)arg;
+    woken_ctx w = {.results = {1, 1, 1, 1}};
+    CHECK_EQ(plait_sem_create(&w.s, 0), 0);
+    CHECK_EQ(plait_event_create(&w.e), 0);
+    CHECK_EQ(plait_mutex_create(&w.m), 0);
+    CHECK_EQ(plait_cond_create(&w.c), 0);
+    CHECK_EQ(plait_waitgroup_create(&w.wg), 0);
+    CHECK_EQ(plait_waitgroup_add(w.wg, 1), 0);
+    plait_fn fns[4] = {woken_sem, woken_event, woken_cond, woken_wg};
+    plait_task t[4];
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(plait_spawn(&t[i], fns[i], &w), 0);
+    settle(); /* all four wait */
+    /* wake each, and destroy it before the woken coroutine runs again */
+    CHECK_EQ(plait_sem_release(w.s), 0);
+    CHECK_EQ(plait_sem_destroy(w.s), 0);
+    CHECK_EQ(plait_event_set(w.e), 0);
+    CHECK_EQ(plait_event_destroy(w.e), 0);
+    CHECK_EQ(plait_cond_signal(w.c), 0);
+    CHECK_EQ(plait_cond_destroy(w.c), 0);
+    CHECK_EQ(plait_waitgroup_done(w.wg), 0);
+    CHECK_EQ(plait_waitgroup_destroy(w.wg), 0);
+    CHECK_EQ(plait_wait_all(t, 4, NULL, NULL, SOON()), 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(w.results[i], 0);
+    CHECK_EQ(plait_mutex_destroy(w.m), 0);
+    return NULL;
+}
+
+TEST(destroy_right_after_wakeup) { check_run(destroy_after_wakeup_main, NULL); }
+
 /* A deadline far in the future but not PLAIT_FOREVER: a plain thread sleeps on it
  * (it does not spin) and is woken normally. */
 typedef struct {
@@ -1860,4 +1936,5 @@ RUN_TESTS(CASE(null_arguments), CASE(mutex_between_threads),
           CASE(sem_threads), CASE(sem_pingpong_across_models), CASE(sem_limiter_mixed),
           CASE(event_coroutines), CASE(event_mixed), CASE(event_rounds_thread_coroutine),
           CASE(waitgroup_counts), CASE(waitgroup_coroutines), CASE(waitgroup_mixed),
-          CASE(main_returns_with_waiters), CASE(far_deadlines))
+          CASE(main_returns_with_waiters), CASE(destroy_right_after_wakeup),
+          CASE(far_deadlines))
