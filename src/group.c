@@ -5,7 +5,9 @@
  * the same lock) as it finishes, so a child found in the list is alive, and
  * cancelling it from the list is safe from any thread.  plait_group_destroy() closes
  * the group to new children, cancels the rest and waits for them with a wait that the
- * caller's own cancellation cannot cut short: when it returns, no child runs.
+ * caller's own cancellation cannot cut short: when it returns, no child runs.  It also
+ * waits for the parties still inside plait_group_wait() (`waiting`) to leave before it
+ * frees the group: woken by the last child, they still take its lock.
  */
 #include "internal.h"
 
@@ -16,6 +18,7 @@ struct plait_group {
     size_t running;
     int first_error;
     bool closing;
+    size_t waiting;             /* parties inside plait_group_wait() */
     plait__coro *children;
     plait__waitq waiters;
 };
@@ -82,11 +85,12 @@ int plait_group_cancel(plait_group *group)
     return 0;
 }
 
-static int wait_children(plait_group *g, int64_t deadline, bool cancellable)
+/* Wait until no child runs; alone: and no other party waits either (for destroy). */
+static int wait_children(plait_group *g, int64_t deadline, bool cancellable, bool alone)
 {
     for (;;) {
         plait__spin_lock(&g->lock);
-        if (g->running == 0) {
+        if (g->running == 0 && !(alone && g->waiting)) {
             int r = g->first_error;
             plait__spin_unlock(&g->lock);
             return r;
@@ -111,11 +115,21 @@ int plait_group_wait(plait_group *group, int64_t deadline)
         return -EINVAL;
     if (waits_for_itself(group))
         return -EDEADLK;
-    int r = wait_children(group, deadline, true);
+    plait__spin_lock(&group->lock);
+    group->waiting++;
+    plait__spin_unlock(&group->lock);
+    int r = wait_children(group, deadline, true, false);
     if (r == -ECANCELED) {
         plait_group_cancel(group);
-        wait_children(group, PLAIT_FOREVER, false);
+        wait_children(group, PLAIT_FOREVER, false, false);
     }
+    /* the last to leave a closing group wakes its destroyer, which may free it at once */
+    plait__wakeups later = {.n = 0};
+    plait__spin_lock(&group->lock);
+    if (--group->waiting == 0 && group->closing)
+        plait__waitq_wake_all(&group->waiters, &later);
+    plait__spin_unlock(&group->lock);
+    plait__wakeups_deliver(&later);
     return r;
 }
 
@@ -129,7 +143,7 @@ int plait_group_destroy(plait_group *group)
     group->closing = true;
     plait__spin_unlock(&group->lock);
     plait_group_cancel(group);
-    int r = wait_children(group, PLAIT_FOREVER, false);
+    int r = wait_children(group, PLAIT_FOREVER, false, true);
     free(group);
     return r;
 }

@@ -463,6 +463,27 @@ static void *group_edge_main(void *arg)
 
 TEST(group_edges) { check_run(group_edge_main, NULL); }
 
+/* A group destroyed while another coroutine waits for it: destroy frees the group only
+ * after that waiter has left it (ASan reports a use after free otherwise). */
+static void *destroy_with_waiter_main(void *arg)
+{
+    (void)arg;
+    plait_group *g;
+    CHECK_EQ(plait_group_create(&g), 0);
+    CHECK_EQ(plait_group_spawn(g, NULL, sleep_forever, NULL), 0);
+    CHECK_EQ(plait_yield(), 0); /* the child sleeps */
+    plait_task w;
+    CHECK_EQ(plait_spawn(&w, group_cancel_waiter, g), 0);
+    /* destroy waits first, so the last child wakes it before the waiter */
+    CHECK_EQ(plait_group_destroy(g), 0);
+    void *v = ARG(1);
+    CHECK_EQ(plait_join(w, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 0);
+    return NULL;
+}
+
+TEST(group_destroy_while_waited_on) { check_run(destroy_with_waiter_main, NULL); }
+
 /* ---- task-local storage ---- */
 
 static int destroyed;
@@ -655,7 +676,8 @@ RUN_TESTS(CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock)
           CASE(join_with_deadline), CASE(yield_round_robin), CASE(sleep_order_and_concurrency),
           CASE(cancel), CASE(cancel_from_another_thread), CASE(run_cancels_stragglers),
           CASE(wait_all), CASE(wait_any), CASE(thread_joins_coroutine), CASE(groups),
-          CASE(group_edges), CASE(task_local_storage), CASE(stack_sizes),
+          CASE(group_edges), CASE(group_destroy_while_waited_on),
+          CASE(task_local_storage), CASE(stack_sizes),
           CASE(million_coroutines), CASE(beyond_guard_budget),
           CASE(dump), CASE(slow_coroutine_warning),
           CASE(strerror_names))
