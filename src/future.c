@@ -379,7 +379,7 @@ static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool ca
         w.helper = plait__worker_helping(); /* a pool task runs others while it waits */
     size_t linked = 0;
     int r = 0;
-    bool decided = false, claimed_here = false;
+    bool decided = false, claimed_here = false, itself = false;
     for (size_t i = 0; i < n && !decided; i++) {
         plait__future *f = plait__future_lock(tasks[i], &r);
         if (!f)
@@ -390,16 +390,17 @@ static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool ca
                 w.index = (int)i;
             decided = true; /* by us, or by a waker that got there first */
         } else if (self ? f->coro == self : f == plait__tls_work) {
-            r = -EDEADLK;
+            itself = true; /* a deadlock unless another one has finished */
         } else {
             plait__waitq_push(&f->joiners, &f->lock, &nodes[linked++], &w, (int)i, NULL);
         }
         plait__spin_unlock(&f->lock);
-        if (r < 0)
-            break;
     }
+    if (itself && !decided && r == 0)
+        r = -EDEADLK;
     if (r < 0) {
-        /* bad handle: withdraw; if a task finished meanwhile its signal is absorbed */
+        /* bad handle, or itself: withdraw; if a task finished meanwhile its signal is
+         * absorbed */
         if (!plait__waiter_claim(&w))
             plait__waiter_block(&w, PLAIT_FOREVER);
     } else if (!claimed_here) {

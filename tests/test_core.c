@@ -91,6 +91,13 @@ static void *joins_itself(void *arg)
     plait_yield(); /* let the spawner store the handle */
     CHECK_EQ(plait_wait_any(&self_handle, 1, PLAIT_FOREVER), -EDEADLK);
     CHECK_EQ(plait_wait_all(&self_handle, 1, NULL, NULL, PLAIT_FOREVER), -EDEADLK);
+    /* itself among others: not a deadlock once another has finished, wherever it is */
+    plait_task both[2] = {self_handle, {0}};
+    CHECK_EQ(plait_spawn(&both[1], return_arg, NULL), 0);
+    CHECK_EQ(plait_wait_any(both, 2, 0), -EDEADLK); /* it has not run yet */
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_wait_any(both, 2, PLAIT_FOREVER), 1);
+    CHECK_EQ(plait_join(both[1], NULL, 0), 0);
     return ARG(plait_join(self_handle, NULL, PLAIT_FOREVER));
 }
 
