@@ -210,10 +210,12 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
             break; /* stopped before the rest were submitted */
         plait_task t = window[joined % m->window];
         int jr = stop ? plait__join_uncancellable(t, NULL) : plait_join(t, NULL, deadline);
-        if (!stop && (jr == -ETIMEDOUT || (jr == -ECANCELED && plait_cancelled()))) {
-            /* cancel what is out, newest first, then wait for it: every queued chunk
-             * is withdrawn before a running one's worker is killed, so the worker
-             * that replaces it cannot pick one up meanwhile */
+        if (!stop && (jr == -ETIMEDOUT || jr == -ECANCELED) && plait__future_of(t)) {
+            /* our wait ended, not the chunk (whose own outcome, -ETIMEDOUT of an item
+             * or of the pool's task_timeout, would have consumed the handle): cancel
+             * what is out, newest first, then wait for it: every queued chunk is
+             * withdrawn before a running one's worker is killed, so the worker that
+             * replaces it cannot pick one up meanwhile */
             stop = jr;
             for (size_t c = submitted; c-- > joined;)
                 plait_cancel(window[c % m->window]);

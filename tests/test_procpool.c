@@ -340,6 +340,17 @@ static ssize_t item_some_fail(const void *arg, size_t arg_len, void *out, size_t
     return store_i64(out, out_cap, item_of(x));
 }
 
+/* Item 3 fails with -ETIMEDOUT: its own code, not a deadline of anyone's. */
+static ssize_t item_3_times_out(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)arg_len;
+    int64_t x = load_i64(arg);
+    count_item(x);
+    if (x == 3)
+        return -ETIMEDOUT;
+    return store_i64(out, out_cap, item_of(x));
+}
+
 static ssize_t item_crash_13(const void *arg, size_t arg_len, void *out, size_t out_cap)
 {
     (void)arg_len;
@@ -1865,6 +1876,57 @@ TEST(procpool_map_item_errors)
     fx_fini();
 }
 
+/* An item, or a chunk, may fail with -ETIMEDOUT of its own (a function's code; a worker
+ * killed at the pool's task_timeout) long before the map's deadline: it is that item's
+ * failure, and the map goes on with the others.  (The map once took the chunk's
+ * -ETIMEDOUT from plait_join for its own deadline: it cancelled the chunks not done,
+ * their items got -ETIMEDOUT and never ran.) */
+static void check_map_one_timed_out(plait_procpool *pool, plait_proc_fn fn, int failing,
+                                    size_t chunk)
+{
+    enum { N = 40 };
+    int64_t in[N], out[N];
+    int err[N];
+    memset(fx.sh->runs, 0, sizeof fx.sh->runs);
+    for (int i = 0; i < N; i++) {
+        in[i] = i;
+        out[i] = -7;
+        err[i] = 1;
+    }
+    CHECK_EQ(plait_procpool_map(pool, fn, in, sizeof in[0], N, out, sizeof out[0], err, chunk,
+                                SOON()),
+             -ETIMEDOUT);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        int want = i == failing ? -ETIMEDOUT : 0;
+        bad += err[i] != want;
+        bad += out[i] != (want ? 0 : item_of(i));
+        bad += runs(i) != 1;
+    }
+    if (bad)
+        fprintf(stderr, "  chunk %zu: %d wrong (item 39: %d)\n", chunk, bad, err[N - 1]);
+    CHECK_EQ(bad, 0);
+}
+
+TEST(procpool_map_item_failing_with_etimedout)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(2);
+    if (pool) {
+        check_map_one_timed_out(pool, item_3_times_out, 3, 1);
+        check_map_one_timed_out(pool, item_3_times_out, 3, 0);
+        CHECK_EQ(plait_procpool_destroy(pool), 0);
+    }
+    /* item 0 is held until the pool's task_timeout kills its worker */
+    plait_procpool_options o = {.processes = 2, .task_timeout = 300 * PLAIT_MS};
+    pool = make_pool(&o);
+    if (pool) {
+        check_map_one_timed_out(pool, item_held_0, 0, 1);
+        CHECK_EQ(plait_procpool_destroy(pool), 0);
+    }
+    fx_fini();
+}
+
 TEST(procpool_map_crash_fails_its_chunk)
 {
     fx_init();
@@ -2389,6 +2451,7 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
           CASE(procpool_shutdown_drain),
           CASE(procpool_shutdown_cancel), CASE(procpool_shutdown_timeout_then_cancel),
           CASE(procpool_map_results), CASE(procpool_map_item_errors),
+          CASE(procpool_map_item_failing_with_etimedout),
           CASE(procpool_map_crash_fails_its_chunk), CASE(procpool_map_deadline),
           CASE(procpool_imap_ordered), CASE(procpool_imap_unordered),
           CASE(procpool_imap_destroy_early), CASE(procpool_imap_after_shutdown),
