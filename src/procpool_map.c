@@ -352,8 +352,8 @@ static int iter_next_chunk(plait_procpool_iter *it, int64_t deadline)
                 break;
     }
     int r = plait_join(it->window[k], NULL, deadline); /* a finished one does not wait */
-    if (r == -ETIMEDOUT || (r == -ECANCELED && plait_cancelled()))
-        return r; /* still in flight: the next call joins it again */
+    if ((r == -ETIMEDOUT || r == -ECANCELED) && plait__future_of(it->window[k]))
+        return r; /* our wait ended, not the chunk: the next call joins it again */
     if (it->holds_place) /* the place of the chunk handed out so far is free now */
         it->busy[it->current_place] = false;
     it->in_flight--;

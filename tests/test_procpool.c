@@ -2190,6 +2190,62 @@ TEST(procpool_imap_unordered)
     fx_fini();
 }
 
+/* A chunk that fails with -ETIMEDOUT of its own (its worker killed at the pool's
+ * task_timeout) is handed back like any failed chunk: its items with that code, well
+ * before the caller's deadline.  (The iterator once took the join's -ETIMEDOUT for its
+ * own deadline: it returned -ETIMEDOUT, and the next call joined the consumed handle and
+ * handed the items back with -ESRCH.) */
+static void check_imap_held_0_timed_out(plait_procpool *pool, int flags)
+{
+    enum { M = 8 };
+    int seen[M] = {0};
+    memset(fx.sh->runs, 0, sizeof fx.sh->runs);
+    plait_procpool_iter *it = NULL;
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_held_0, big_in, sizeof big_in[0], M,
+                                 sizeof(int64_t), 1, flags),
+             0);
+    if (!it)
+        return;
+    for (size_t i = 0; i < M; i++) {
+        size_t index = SIZE_MAX;
+        int64_t v = -7;
+        int e = 1;
+        int r = plait_procpool_imap_next(it, &index, &v, &e, SOON());
+        CHECK_EQ(r, 0);
+        if (r < 0 || index >= M)
+            break;
+        if (!(flags & PLAIT_IMAP_UNORDERED))
+            CHECK_EQ(index, i);
+        seen[index]++;
+        CHECK_EQ(e, index == 0 ? -ETIMEDOUT : 0);
+        CHECK_EQ(v, index == 0 ? 0 : item_of((int64_t)index));
+    }
+    CHECK_EQ(plait_procpool_imap_next(it, NULL, NULL, NULL, SOON()), -EPIPE);
+    CHECK_EQ(plait_procpool_imap_destroy(it), 0);
+    for (int i = 0; i < M; i++) {
+        CHECK_EQ(seen[i], 1);
+        CHECK_EQ(runs(i), 1);
+    }
+}
+
+TEST(procpool_imap_chunk_timing_out)
+{
+    fx_init();
+    /* item 0 is held until the pool's task_timeout kills its worker */
+    plait_procpool_options o = {.processes = 2, .task_timeout = 300 * PLAIT_MS};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    for (int i = 0; i < 8; i++)
+        big_in[i] = i;
+    check_imap_held_0_timed_out(pool, 0);
+    check_imap_held_0_timed_out(pool, PLAIT_IMAP_UNORDERED);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
 static void imap_destroy_early_scenario(void)
 {
     fx_init();
@@ -2454,5 +2510,6 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
           CASE(procpool_map_item_failing_with_etimedout),
           CASE(procpool_map_crash_fails_its_chunk), CASE(procpool_map_deadline),
           CASE(procpool_imap_ordered), CASE(procpool_imap_unordered),
+          CASE(procpool_imap_chunk_timing_out),
           CASE(procpool_imap_destroy_early), CASE(procpool_imap_after_shutdown),
           CASE(procpool_join_of_withdrawn_task_is_prompt), CASE(procpool_nothing_leaked))
