@@ -152,7 +152,8 @@ typedef struct map_run {
     map_plan m;
     unsigned char *results;
     int *errors;
-    bool *delivered;            /* written by the manager before the chunk completes */
+    bool *delivered;            /* the items' own outcomes came: written by the manager
+                                   before the chunk completes */
 } map_run;
 
 static int map_deliver(void *ctx, size_t c, int code, const unsigned char *result,
@@ -163,7 +164,7 @@ static int map_deliver(void *ctx, size_t c, int code, const unsigned char *resul
     map_run *run = ctx;
     const map_plan *m = &run->m;
     size_t first = c * m->chunk;
-    run->delivered[c] = true;
+    run->delivered[c] = code != -ECANCELED; /* killed when cancelled: map settles it */
     return chunk_spread(m, chunk_count(m, c), code, result,
                         run->results ? run->results + first * m->result_size : NULL,
                         run->errors ? run->errors + first : NULL);
@@ -221,10 +222,12 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
                 plait_cancel(window[c % m->window]);
             continue;
         }
-        if (stop && jr == -ECANCELED) /* stopped by the caller: its items say why */
-            map_settle(&run, joined, stop);
-        else if (!run.delivered[joined])
-            map_settle(&run, joined, jr < 0 ? jr : -ECANCELED);
+        if (!run.delivered[joined]) {
+            /* withdrawn, or killed when cancelled: if the map stopped, by the map, and
+             * its items say why (a finished chunk's own -ECANCELED stays as it came) */
+            int code = stop && jr == -ECANCELED ? stop : jr < 0 ? jr : -ECANCELED;
+            map_settle(&run, joined, code);
+        }
         if (jr < 0 && !first)
             first = jr;
         joined++;

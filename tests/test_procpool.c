@@ -390,6 +390,21 @@ static ssize_t item_held_0(const void *arg, size_t arg_len, void *out, size_t ou
     return store_i64(out, out_cap, item_of(x));
 }
 
+/* Item 0 is held on gate 0; item 2 fails with -ECANCELED, its own code; item 6 says
+ * it has started (its worker has finished items 2..5 by then). */
+static ssize_t item_held_0_own_ecanceled_2(const void *arg, size_t arg_len, void *out,
+                                           size_t out_cap)
+{
+    int64_t x = load_i64(arg);
+    if (x == 2) {
+        count_item(x);
+        return -ECANCELED;
+    }
+    if (x == 6)
+        plait_psem_release(fx.started);
+    return item_held_0(arg, arg_len, out, out_cap);
+}
+
 /* A 12-byte item {a, b, c} -> a 20-byte result {a+b+c, a*b, c, -a, 7}. */
 static ssize_t item_odd_sizes(const void *arg, size_t arg_len, void *out, size_t out_cap)
 {
@@ -2036,6 +2051,66 @@ static void map_deadline_scenario(void)
     fx_fini();
 }
 
+/* A map whose caller is cancelled keeps what its finished chunks say, a chunk that
+ * failed with -ECANCELED of its own included: only the chunks it cancelled get the
+ * caller's code.  (The map once took every -ECANCELED it joined after stopping for a
+ * chunk it had cancelled: the finished chunk of items 2 and 3 was overwritten, item 3's
+ * result zeroed and its code -ECANCELED.)  Chunks of two items: items 0 and 1 are held in
+ * one worker; the other runs the rest in order, and once it runs item 6 the caller is
+ * cancelled. */
+typedef struct {
+    plait_procpool *pool;
+    int64_t in[8], out[8];
+    int err[8];
+} cancelled_map;
+
+static void *map_to_be_cancelled(void *arg)
+{
+    cancelled_map *c = arg;
+    CHECK_EQ(plait_procpool_map(c->pool, item_held_0_own_ecanceled_2, c->in, sizeof c->in[0], 8,
+                                c->out, sizeof c->out[0], c->err, 2, SOON()),
+             -ECANCELED);
+    return NULL;
+}
+
+static void map_cancelled_keeps_own_ecanceled_scenario(void)
+{
+    fx_init();
+    cancelled_map c = {.pool = make_pool_n(2)};
+    if (!c.pool) {
+        fx_fini();
+        return;
+    }
+    for (int i = 0; i < 8; i++) {
+        c.in[i] = i;
+        c.out[i] = -7;
+        c.err[i] = 1;
+    }
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, map_to_be_cancelled, &c, NULL), 0);
+    CHECK_EQ(plait_psem_acquire(fx.started, SOON()), 0); /* item 6 runs */
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    for (int i = 0; i < 2; i++) { /* cancelled by the map: the caller's code */
+        CHECK_EQ(c.err[i], -ECANCELED);
+        CHECK_EQ(c.out[i], 0);
+    }
+    CHECK_EQ(c.err[2], -ECANCELED); /* its own */
+    CHECK_EQ(c.out[2], 0);
+    for (int i = 3; i < 6; i++) { /* finished before the cancellation */
+        CHECK_EQ(c.err[i], 0);
+        CHECK_EQ(c.out[i], item_of(i));
+    }
+    CHECK_EQ(runs(1), 0);
+    close_pool(c.pool);
+    fx_fini();
+}
+
+TEST(procpool_map_cancelled_keeps_own_ecanceled)
+{
+    run_isolated(map_cancelled_keeps_own_ecanceled_scenario, ISOLATED_BUDGET);
+}
+
 /* A deadline of 0 cancels chunks of quick items as they finish: isolated. */
 TEST(procpool_map_deadline) { run_isolated(map_deadline_scenario, ISOLATED_BUDGET); }
 
@@ -2509,6 +2584,7 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
           CASE(procpool_map_results), CASE(procpool_map_item_errors),
           CASE(procpool_map_item_failing_with_etimedout),
           CASE(procpool_map_crash_fails_its_chunk), CASE(procpool_map_deadline),
+          CASE(procpool_map_cancelled_keeps_own_ecanceled),
           CASE(procpool_imap_ordered), CASE(procpool_imap_unordered),
           CASE(procpool_imap_chunk_timing_out),
           CASE(procpool_imap_destroy_early), CASE(procpool_imap_after_shutdown),
