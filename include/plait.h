@@ -123,7 +123,10 @@ int plait_spawn_opts(plait_task *task, plait_fn fn, void *arg,
  * = its return value; its PLAIT_FAIL code; -ECANCELED if it was cancelled before it
  * finished.  After any of those the handle is consumed.  -ETIMEDOUT, or -ECANCELED
  * when the caller itself is cancelled, leave the handle valid.  -ESRCH for a stale
- * handle, -EDEADLK for joining oneself. */
+ * handle, -EDEADLK for joining oneself.  A task's own code may be any, -ETIMEDOUT and
+ * -ECANCELED included (a process's -errno, a pool's task_timeout), and consumes the
+ * handle like any outcome: plait_wait_any(&task, 1, 0) tells the two apart (-ESRCH
+ * once consumed). */
 int plait_join(plait_task task, void **result, int64_t deadline);
 
 /* Give the handle up; the task runs on and its outcome is dropped. -ESRCH if stale. */
@@ -961,8 +964,9 @@ int plait_procpool_imap(plait_procpool_iter **iter, plait_procpool *pool, plait_
                         const void *args, size_t arg_size, size_t n, size_t result_size,
                         size_t chunk, int flags);
 /* The next item: 0 with *index, its result (result_size bytes, zeroed on failure; result
- * may be NULL) and *error its code; -EPIPE when every item has been handed back;
- * -ETIMEDOUT, -ECANCELED (then call again to go on). */
+ * may be NULL) and *error its code (which may be -ETIMEDOUT: its chunk's task_timeout);
+ * -EPIPE when every item has been handed back; -ETIMEDOUT, -ECANCELED of the caller
+ * (then call again to go on). */
 int plait_procpool_imap_next(plait_procpool_iter *iter, size_t *index, void *result,
                              int *error, int64_t deadline);
 /* Cancel what is still in flight and free the iterator. */

@@ -1171,6 +1171,7 @@ TEST(procpool_task_timeout)
         CHECK_EQ(join_i64(t, NULL, PROMPTLY()), -ETIMEDOUT);
         CHECK_TOOK(start, limit);
         CHECK_EQ(plait_join(t, NULL, 0), -ESRCH); /* the task's outcome, not the join's */
+        CHECK_EQ(plait_wait_any(&t, 1, 0), -ESRCH); /* how plait.h says to tell them apart */
         CHECK_EQ(runs(id), 1);
         CHECK(pid_gone(pid_of(id)));
         int after[PLAIT_PROCPOOL_MAX];
