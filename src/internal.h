@@ -247,9 +247,12 @@ int plait__shared_word_block(plait__waiter *w, int64_t deadline);
 int plait__poll_block(plait__waiter *w, int64_t deadline);
 /* Add one to an eventfd (a thread's wake-up descriptor). */
 void plait__wake_fd_write(int fd);
-/* Unlink node if still linked, taking its lock; not the node the outcome came through
- * (its waker unlinked it, and the object may be gone since). */
+/* After the wait: unlink node if still linked, taking its lock; not the node the
+ * outcome came through (its waker unlinked it, and the object may be gone since). */
 void plait__wait_node_unlink(plait__wait_node *node);
+/* While the outcome is not decided (no waker has signalled, though one may be about to):
+ * unlink node if still linked, taking its lock. */
+void plait__wait_node_withdraw(plait__wait_node *node);
 /* The common single-queue wait.  The caller holds lock and has found it must wait:
  * unless cancelled (when cancellable) or past the deadline, link a node carrying data
  * into q, unlock, block, unlink.  Returns the outcome; lock is not held on return. */

@@ -206,16 +206,20 @@ void plait__waiter_signal_now(plait__waiter *w, int status, int index)
     plait__wakeups_deliver(&now);
 }
 
-void plait__wait_node_unlink(plait__wait_node *node)
+void plait__wait_node_withdraw(plait__wait_node *node)
 {
-    /* The node the outcome came through was unlinked by its signaller, which may
-     * have destroyed the object since (invariant 3). */
-    if (node->index == node->waiter->index)
-        return;
     plait__spin_lock(node->lock);
     if (node->queue)
         waitq_unlink(node->queue, node);
     plait__spin_unlock(node->lock);
+}
+
+void plait__wait_node_unlink(plait__wait_node *node)
+{
+    /* The node the outcome came through was unlinked by its signaller, which may
+     * have destroyed the object since (invariant 3). */
+    if (node->index != node->waiter->index)
+        plait__wait_node_withdraw(node);
 }
 
 static int futex_block(plait__waiter *w, int64_t deadline)
