@@ -34,6 +34,9 @@ struct plait_signals {
     bool wanted[SIGNAL_MAX];
     unsigned pending[SIGNAL_MAX]; /* deliveries not yet taken (registry lock) */
     plait_sem *ready;             /* one release per pending delivery */
+    unsigned inside;              /* callers in plait_signals_wait (registry lock): a
+                                   * destroy is refused until they have left, even after
+                                   * the semaphore let them go */
 };
 
 static pthread_mutex_t registry = PTHREAD_MUTEX_INITIALIZER;
@@ -174,16 +177,21 @@ int plait_signals_wait(plait_signals *w, int64_t deadline)
 {
     if (!w)
         return -EINVAL;
-    int r = plait_sem_acquire(w->ready, deadline);
-    if (r < 0)
-        return r;
     pthread_mutex_lock(&registry);
-    int sig = 1;
-    while (sig < SIGNAL_MAX && w->pending[sig] == 0)
-        sig++;
-    w->pending[sig]--; /* the semaphore counts exactly the pending deliveries */
+    w->inside++;
     pthread_mutex_unlock(&registry);
-    return sig;
+    int r = plait_sem_acquire(w->ready, deadline);
+    pthread_mutex_lock(&registry);
+    if (r == 0) {
+        int sig = 1;
+        while (sig < SIGNAL_MAX && w->pending[sig] == 0)
+            sig++;
+        w->pending[sig]--; /* the semaphore counts exactly the pending deliveries */
+        r = sig;
+    }
+    w->inside--;
+    pthread_mutex_unlock(&registry);
+    return r;
 }
 
 int plait_signals_destroy(plait_signals *w)
@@ -191,7 +199,7 @@ int plait_signals_destroy(plait_signals *w)
     if (!w)
         return -EINVAL;
     pthread_mutex_lock(&registry);
-    int r = plait_sem_destroy(w->ready);
+    int r = w->inside ? -EBUSY : plait_sem_destroy(w->ready);
     if (r == 0) {
         plait_signals **at = &watchers;
         while (*at && *at != w)

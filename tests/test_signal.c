@@ -8,7 +8,10 @@
  * the waits (with SOON deadlines) wait for. */
 #include "helpers.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/wait.h>
 
 TEST(bad_input)
@@ -198,6 +201,63 @@ TEST(plain_fork_child_gets_old_disposition)
     CHECK_EQ(plait_signals_destroy(w), 0);
 }
 
+/* A destroy from another thread while plait_signals_wait is between taking its
+ * delivery and taking it off the watcher is refused (-EBUSY), not a free of the watcher
+ * the wait is about to read: the semaphore no longer counted the wait as waiting, and
+ * the watcher went (AddressSanitizer saw the use after free).  The waiter is a plain
+ * thread, asleep in the wait (its state read from /proc) before the signal comes; then
+ * destroy is tried until it succeeds. */
+typedef struct destroy_race {
+    plait_signals *w;
+    atomic_int tid; /* set just before the wait */
+    int result;
+} destroy_race;
+
+static void *race_waiter(void *arg)
+{
+    destroy_race *d = arg;
+    atomic_store(&d->tid, (int)gettid());
+    d->result = plait_signals_wait(d->w, SOON());
+    return NULL;
+}
+
+static bool thread_sleeps(int tid)
+{
+    char path[64], stat[256] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(stat, sizeof stat, f))
+            stat[0] = 0;
+        fclose(f);
+    }
+    const char *end = strrchr(stat, ')'); /* the state follows the name */
+    return end && end[1] == ' ' && end[2] == 'S';
+}
+
+TEST(destroy_racing_a_wait_is_refused)
+{
+    int usr2 = SIGUSR2;
+    for (int round = 0; round < 100; round++) {
+        destroy_race d = {.result = 1};
+        CHECK_EQ(plait_signals_create(&d.w, &usr2, 1), 0);
+        pthread_t t;
+        CHECK_EQ(pthread_create(&t, NULL, race_waiter, &d), 0);
+        int64_t give_up = SOON();
+        while ((!atomic_load(&d.tid) || !thread_sleeps(atomic_load(&d.tid))) &&
+               plait_now() < give_up)
+            sched_yield();
+        CHECK_EQ(plait_signals_destroy(d.w), -EBUSY);
+        CHECK_EQ(kill(getpid(), SIGUSR2), 0);
+        int r;
+        while ((r = plait_signals_destroy(d.w)) == -EBUSY && plait_now() < give_up)
+            ;
+        CHECK_EQ(r, 0);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+        CHECK_EQ(d.result, SIGUSR2);
+    }
+}
+
 /* The two tests below start a dispatcher thread in a forked child, whose thread id can
  * be that of the parent's dispatcher (the child has none, and glibc reuses its stack);
  * ThreadSanitizer, which keeps the parent's threads in its books after a fork, then
@@ -301,6 +361,6 @@ TEST(forked_child_does_not_see_the_parents_deliveries)
 RUN_TESTS(CASE(bad_input), CASE(every_watcher_sees_every_delivery),
           CASE(coroutine_waits_deadline_and_cancel), CASE(plain_thread_waits),
           CASE(old_disposition_comes_back), CASE(sigchld_and_processes),
-          CASE(plain_fork_child_gets_old_disposition),
+          CASE(plain_fork_child_gets_old_disposition), CASE(destroy_racing_a_wait_is_refused),
           CASE(forked_child_destroys_an_inherited_watcher),
           CASE(forked_child_does_not_see_the_parents_deliveries))
