@@ -356,13 +356,19 @@ int plait_cancel(plait_task task)
     return 0;
 }
 
-plait__future *plait__future_of(plait_task task)
+/* The future named by a handle when it is current (not stale), else NULL. */
+static plait__future *future_of(plait_task task)
 {
     int err;
     plait__future *f = plait__future_lock(task, &err);
     if (f)
         plait__spin_unlock(&f->lock);
     return f;
+}
+
+bool plait__join_cut_short(int r, plait_task task)
+{
+    return (r == -ETIMEDOUT || r == -ECANCELED) && future_of(task);
 }
 
 static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool cancellable)

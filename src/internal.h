@@ -512,8 +512,9 @@ int plait__join_uncancellable(plait_task task, void **result);
 /* Submit fn(arg) to the default pool for the calling coroutine or thread: -ECANCELED
  * if the caller is cancelled already, -ENOMEM without a pool (pool_map.c). */
 int plait__submit_default(plait_task *task, plait_fn fn, void *arg);
-/* The future named by a handle when it is current (not stale), else NULL. */
-plait__future *plait__future_of(plait_task task);
+/* Whether a join that returned r was cut short, the task still running: -ETIMEDOUT or
+ * -ECANCELED of the wait itself, not the task's own code (which consumes the handle). */
+bool plait__join_cut_short(int r, plait_task task);
 void plait__future_flush_cache(void);
 
 /* The plain-thread work this thread runs now (a plait thread's own future, or the pool

@@ -149,7 +149,7 @@ int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline)
     if (r < 0)
         return r;
     r = plait_join(task, result, deadline);
-    if ((r == -ETIMEDOUT || r == -ECANCELED) && plait__future_of(task)) {
+    if (plait__join_cut_short(r, task)) {
         /* our wait ended, not the task: stop it, and wait until it no longer runs */
         plait_cancel(task);
         plait__join_uncancellable(task, NULL);

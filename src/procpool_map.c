@@ -211,7 +211,7 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
             break; /* stopped before the rest were submitted */
         plait_task t = window[joined % m->window];
         int jr = stop ? plait__join_uncancellable(t, NULL) : plait_join(t, NULL, deadline);
-        if (!stop && (jr == -ETIMEDOUT || jr == -ECANCELED) && plait__future_of(t)) {
+        if (!stop && plait__join_cut_short(jr, t)) {
             /* our wait ended, not the chunk (whose own outcome, -ETIMEDOUT of an item
              * or of the pool's task_timeout, would have consumed the handle): cancel
              * what is out, newest first, then wait for it: every queued chunk is
@@ -355,7 +355,7 @@ static int iter_next_chunk(plait_procpool_iter *it, int64_t deadline)
                 break;
     }
     int r = plait_join(it->window[k], NULL, deadline); /* a finished one does not wait */
-    if ((r == -ETIMEDOUT || r == -ECANCELED) && plait__future_of(it->window[k]))
+    if (plait__join_cut_short(r, it->window[k]))
         return r; /* our wait ended, not the chunk: the next call joins it again */
     if (it->holds_place) /* the place of the chunk handed out so far is free now */
         it->busy[it->current_place] = false;

@@ -14,6 +14,16 @@
 #include <stdbool.h>
 #include <sys/wait.h>
 
+/* Reap the forked child pid: it must exit with status 0 (its own code says which check
+ * failed, a negative one the signal that killed it). */
+static void check_child_exits_0(pid_t pid)
+{
+    CHECK(pid > 0);
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), 0);
+}
+
 TEST(bad_input)
 {
     plait_signals *w = NULL;
@@ -194,10 +204,7 @@ TEST(plain_fork_child_gets_old_disposition)
         sigaction(SIGTERM, NULL, &now);
         _exit(now.sa_handler == SIG_DFL ? 0 : 1);
     }
-    CHECK(pid > 0);
-    int status = -1;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    check_child_exits_0(pid);
     CHECK_EQ(plait_signals_destroy(w), 0);
 }
 
@@ -297,11 +304,7 @@ TEST(forked_child_destroys_an_inherited_watcher)
     pid_t pid = fork();
     if (pid == 0)
         _exit(child_destroys_inherited(w));
-    CHECK(pid > 0);
-    int status = -1;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), 0);
+    check_child_exits_0(pid);
     CHECK_EQ(plait_signals_destroy(w), 0);
 }
 
@@ -348,11 +351,7 @@ TEST(forked_child_does_not_see_the_parents_deliveries)
     raise_in_fork = 0;
     if (pid == 0)
         _exit(child_counts_its_own());
-    CHECK(pid > 0);
-    int status = -1;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), 0);
+    check_child_exits_0(pid);
     CHECK_EQ(plait_signals_wait(w, SOON()), SIGUSR1); /* the parent's */
     CHECK_EQ(plait_signals_wait(w, 0), -ETIMEDOUT);
     CHECK_EQ(plait_signals_destroy(w), 0);
