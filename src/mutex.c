@@ -7,8 +7,12 @@
  * wake-up per acquisition (handing it to a thread that is not running yet would make
  * a convoy: every lock a context switch).  A waiter that has already waited more than
  * STARVING_NS asks for a hand-off instead: unlock makes it the owner before it wakes,
- * so no waiter is overtaken for ever.  A plain thread spins briefly before it sleeps;
- * a coroutine never spins (the owner may be a coroutine of its own scheduler).
+ * so no waiter is overtaken for ever.  A waiter told to try again has left the queue
+ * but will touch the mutex once more: it is counted in `retrying` until it is back
+ * under the lock, and destroy answers -EBUSY meanwhile, as for a queued waiter.
+ *
+ * A plain thread spins briefly before it sleeps; a coroutine never spins (the owner
+ * may be a coroutine of its own scheduler).
  *
  * The owner is the calling coroutine or plain thread (plait__self), which is how
  * unlock by a non-owner and relocking one's own mutex are caught.
@@ -21,6 +25,7 @@ struct plait_mutex {
     plait__spinlock lock;
     const void *owner;
     plait__waitq waiters; /* node data: the waiter's identity */
+    unsigned retrying;    /* waiters told to try again that have not come back yet */
 };
 
 struct plait_cond {
@@ -41,7 +46,7 @@ int plait_mutex_destroy(plait_mutex *m)
     if (!m)
         return -EINVAL;
     plait__spin_lock(&m->lock);
-    bool busy = m->owner || !plait__waitq_empty(&m->waiters);
+    bool busy = m->owner || !plait__waitq_empty(&m->waiters) || m->retrying;
     plait__spin_unlock(&m->lock);
     if (busy)
         return -EBUSY;
@@ -66,8 +71,13 @@ static int mutex_lock(plait_mutex *m, int64_t deadline, bool cancellable)
     lock_request request = {plait__self(), false};
     bool spin = !plait__coro_current();
     int64_t since = 0;
+    bool came_back = false;
     for (int round = 0;; round++) {
         plait__spin_lock(&m->lock);
+        if (came_back) {
+            m->retrying--;
+            came_back = false;
+        }
         if (!m->owner) {
             m->owner = request.self;
             plait__spin_unlock(&m->lock);
@@ -91,6 +101,7 @@ static int mutex_lock(plait_mutex *m, int64_t deadline, bool cancellable)
                                "mutex", m);
         if (r != TRY_AGAIN)
             return r; /* HANDED_OVER (0) or an error */
+        came_back = true;
     }
 }
 
@@ -114,6 +125,8 @@ int plait_mutex_unlock(plait_mutex *m)
     plait__wait_node *node = plait__waitq_claim(&m->waiters);
     lock_request *request = node ? node->data : NULL; /* blocked until signalled */
     m->owner = request && request->starving ? request->self : NULL;
+    if (node && !m->owner)
+        m->retrying++; /* destroy is refused until it has come back */
     if (node)
         plait__waiter_signal(node->waiter, m->owner ? HANDED_OVER : TRY_AGAIN, node->index,
                              &later);

@@ -419,6 +419,29 @@ static void *mutex_cancel_main(void *p)
 
 TEST(mutex_cancel_waiter) { check_run(mutex_cancel_main, NULL); }
 
+/* Unlock wakes a waiter to try again; a destroy right after it, before the waiter has
+ * come back, must see the mutex as still waited on (the waiter is about to touch it). */
+static void *destroy_after_unlock_main(void *p)
+{
+    (void)p;
+    plait_mutex *m;
+    CHECK_EQ(plait_mutex_create(&m), 0);
+    CHECK_EQ(plait_mutex_lock(m, 0), 0);
+    lock_waiter_ctx w = {.m = m, .result = 1};
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, lock_waiter, &w), 0);
+    settle(); /* one scheduler: the waiter ran until it blocked in the lock */
+    CHECK(!w.returned);
+    CHECK_EQ(plait_mutex_unlock(m), 0); /* it is told to try again, and has not run */
+    CHECK_EQ(plait_mutex_destroy(m), -EBUSY);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(w.result, 0);
+    CHECK_EQ(plait_mutex_destroy(m), 0);
+    return NULL;
+}
+
+TEST(mutex_destroy_while_a_waiter_tries_again) { check_run(destroy_after_unlock_main, NULL); }
+
 /* A coroutine on one scheduler thread waits for a mutex a coroutine on another
  * holds; cancelling it from a third thread leaves the mutex consistent. */
 typedef struct {
@@ -1929,7 +1952,8 @@ TEST(far_deadlines)
 
 RUN_TESTS(CASE(null_arguments), CASE(mutex_between_threads),
           CASE(mutex_thread_and_coroutine), CASE(mutex_coroutines), CASE(mutex_no_starvation),
-          CASE(mutex_cancel_waiter), CASE(mutex_across_schedulers_with_cancel),
+          CASE(mutex_cancel_waiter), CASE(mutex_destroy_while_a_waiter_tries_again),
+          CASE(mutex_across_schedulers_with_cancel),
           CASE(mutex_stress_mixed), CASE(cond_basics_threads_and_coroutines),
           CASE(cond_signal_one_broadcast_all), CASE(cond_cancel_and_timeout_relock),
           CASE(cond_broadcast_mixed), CASE(cond_queue_mixed), CASE(sem_coroutines),
