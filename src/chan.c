@@ -239,19 +239,14 @@ retry:
         plait__wakeups_deliver(&later);
     }
     if (outcome == -2) {
-        /* Give the claim back, withdraw every node (a waker that skipped one while we
-         * held the claim has moved on), and look again - unless a waker that had taken
-         * a node off its queue claimed the wait in between (it held that queue's lock,
-         * which the withdrawing waits for): its signal is on its way, through that node.
-         * Looking again would link the node anew, and a node the outcome came through is
-         * not unlinked again (waiter.c, invariant 3). */
-        atomic_store(&w.claimed, 0);
+        /* Withdraw every node while the claim is still ours, so that no waker can
+         * claim through one meanwhile (and its channel be destroyed before we take its
+         * lock); then give the claim back and look again.  A waker that skipped a node
+         * while we held the claim has moved on; the new look sees what it left. */
         for (size_t i = 0; i < linked; i++)
             plait__wait_node_withdraw(&nodes[i]);
-        if (!atomic_load_explicit(&w.claimed, memory_order_acquire))
-            goto retry;
-        linked = 0;
-        outcome = -1;
+        atomic_store(&w.claimed, 0);
+        goto retry;
     }
     if (outcome != 1) {
         if (outcome == 0 && !may_block && plait__waiter_claim(&w))

@@ -193,8 +193,9 @@ int plait__check_cancel(void);
 /* Link a node of w into q (the caller holds the queue's lock). */
 void plait__waitq_push(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
                        plait__waiter *w, int index, void *data);
-/* Unlink and claim the first waiter of q whose outcome is still open; NULL if none.
- * Nodes whose waiter was claimed elsewhere are unlinked and skipped.  The caller
+/* Claim the first waiter of q whose outcome is still open and unlink its node; NULL if
+ * none.  Nodes whose waiter was claimed elsewhere are skipped and stay linked (waiter.c,
+ * invariant 4).  The caller
  * holds the queue's lock, completes the hand-off, then calls plait__waiter_signal, and
  * delivers the wake-up after unlocking. */
 plait__wait_node *plait__waitq_claim(plait__waitq *q);
@@ -202,8 +203,6 @@ plait__wait_node *plait__waitq_claim(plait__waitq *q);
 plait__wait_node *plait__waitq_claim_except(plait__waitq *q, const plait__waiter *except);
 /* Whether q holds a node of a waiter other than except whose outcome is open. */
 bool plait__waitq_has_other(plait__waitq *q, const plait__waiter *except);
-/* Unlink the nodes at the head of q whose waiter was claimed elsewhere. */
-void plait__waitq_purge(plait__waitq *q);
 static inline bool plait__waitq_empty(const plait__waitq *q) { return q->head == NULL; }
 /* Claim w on behalf of its own wait (an immediate completion inside a multi-wait);
  * false when someone else has claimed it first. */
@@ -258,7 +257,7 @@ void plait__wait_node_withdraw(plait__wait_node *node);
  * into q, unlock, block, unlink.  Returns the outcome; lock is not held on return. */
 int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
                    bool cancellable, const char *what, const void *object);
-/* How many waiters of q are still open; unlinks the nodes of claimed ones. */
+/* How many waiters of q are still open. */
 size_t plait__waitq_count_open(plait__waitq *q);
 /* Signal with status every waiter of q whose node carries data. */
 void plait__waitq_wake_matching(plait__waitq *q, const void *data, int status,

@@ -23,12 +23,17 @@
  *     (plait__wakeups in internal.h), so the woken party does not find it held.
  *  3. A waiter returns only after unlinking all its nodes under their locks, so no
  *     waker can still be looking at a node when the stack frame holding it dies.
- *     The one exception is the node its outcome came through: a waker unlinks a
- *     node before it claims through it and signals with the node's index (other
- *     claimers signal -1), so the waiter does not take that lock again.  It must
- *     not: the party that wakes the last waiter may destroy the object as soon as it
+ *     The one exception is the node its outcome came through: a waker that claims
+ *     through a node unlinks it and signals with the node's index (other claimers
+ *     signal -1), so the waiter does not take that lock again.  It must not: the
+ *     party that wakes the last waiter may destroy the object as soon as it
  *     unlocks, as POSIX allows after sem_post or a broadcast.
- *  4. A coroutine waiter with a deadline keeps its timer in its own scheduler's
+ *  4. Nobody else unlinks a node.  A waker that meets the node of a waiter claimed
+ *     elsewhere (a select woken through another channel, a wait that timed out)
+ *     leaves it: that waiter will still take this object's lock to unlink it, so
+ *     the object must stay in use, and destroy (which refuses a queue with nodes)
+ *     answers -EBUSY until it has.
+ *  5. A coroutine waiter with a deadline keeps its timer in its own scheduler's
  *     heap; the timer is removed before the wait returns.
  */
 #include "internal.h"
@@ -106,15 +111,11 @@ bool plait__waiter_claim(plait__waiter *w)
 plait__wait_node *plait__waitq_claim_except(plait__waitq *q, const plait__waiter *except)
 {
     plait__wait_node *node = q->head;
-    while (node) {
-        plait__wait_node *next = node->next;
-        if (node->waiter != except) {
+    for (; node; node = node->next)
+        if (node->waiter != except && plait__waiter_claim(node->waiter)) {
             waitq_unlink(q, node);
-            if (plait__waiter_claim(node->waiter))
-                return node;
+            return node;
         }
-        node = next;
-    }
     return NULL;
 }
 
@@ -125,18 +126,11 @@ plait__wait_node *plait__waitq_claim(plait__waitq *q)
 
 bool plait__waitq_has_other(plait__waitq *q, const plait__waiter *except)
 {
-    plait__waitq_purge(q);
     for (plait__wait_node *node = q->head; node; node = node->next)
         if (node->waiter != except &&
             !atomic_load_explicit(&node->waiter->claimed, memory_order_acquire))
             return true;
     return false;
-}
-
-void plait__waitq_purge(plait__waitq *q)
-{
-    while (q->head && atomic_load_explicit(&q->head->waiter->claimed, memory_order_acquire))
-        waitq_unlink(q, q->head);
 }
 
 static void wake_one(plait__coro *coro, atomic_uint *futex, atomic_uint *shared)
@@ -336,13 +330,8 @@ void plait__waitq_wake_all(plait__waitq *q, plait__wakeups *later)
 size_t plait__waitq_count_open(plait__waitq *q)
 {
     size_t open = 0;
-    for (plait__wait_node *node = q->head, *next; node; node = next) {
-        next = node->next;
-        if (atomic_load_explicit(&node->waiter->claimed, memory_order_acquire))
-            waitq_unlink(q, node);
-        else
-            open++;
-    }
+    for (plait__wait_node *node = q->head; node; node = node->next)
+        open += !atomic_load_explicit(&node->waiter->claimed, memory_order_acquire);
     return open;
 }
 
@@ -351,11 +340,10 @@ void plait__waitq_wake_matching(plait__waitq *q, const void *data, int status,
 {
     for (plait__wait_node *node = q->head, *next; node; node = next) {
         next = node->next;
-        if (node->data != data)
-            continue;
-        waitq_unlink(q, node);
-        if (plait__waiter_claim(node->waiter))
+        if (node->data == data && plait__waiter_claim(node->waiter)) {
+            waitq_unlink(q, node);
             plait__waiter_signal(node->waiter, status, node->index, later);
+        }
     }
 }
 

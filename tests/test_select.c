@@ -1147,10 +1147,37 @@ TEST(select_does_not_pair_with_itself)
     }
 }
 
+/* A select woken through one channel still has its node on the other until it
+ * returns.  A sender on that other channel that meets the stale node must leave it
+ * there: the channel is still in use, so destroying it must answer -EBUSY (it freed
+ * it, and the select then took the freed channel's lock). */
+static void *stale_node_main(void *p)
+{
+    (void)p;
+    plait_chan *chans[2];
+    make_chans(chans, 2, 0);
+    select_op s;
+    select_op_init(&s, chans, (const int[]){PLAIT_RECV, PLAIT_RECV}, 2);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, do_select, &s), 0);
+    settle(); /* the select waits on both */
+    CHECK_EQ(send_int(chans[1], 7, 0), 0); /* hands 7 to it: it is woken, not yet run */
+    CHECK_EQ(send_int(chans[0], 8, 0), -ETIMEDOUT); /* meets only the stale node */
+    CHECK_EQ(plait_chan_destroy(chans[0]), -EBUSY);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK(s.returned);
+    CHECK_EQ(s.result, 1);
+    CHECK_EQ(s.vals[1], 7);
+    destroy_chans(chans, 2);
+    return NULL;
+}
+
+TEST(select_stale_node_keeps_its_channel_busy) { check_run(stale_node_main, NULL); }
+
 RUN_TESTS(CASE(select_bad_input), CASE(select_picks_the_ready_case),
           CASE(select_random_among_ready), CASE(select_many_cases),
           CASE(select_same_channel_twice), CASE(select_closed_channels),
           CASE(select_deadlines_and_poll), CASE(select_across_models), CASE(select_cancel),
           CASE(select_cancel_races_partner), CASE(select_main_returns_with_selector),
           CASE(two_selectors_pair_up), CASE(select_stress_mixed),
-          CASE(select_does_not_pair_with_itself))
+          CASE(select_does_not_pair_with_itself), CASE(select_stale_node_keeps_its_channel_busy))
