@@ -140,9 +140,10 @@ int plait_cancel(plait_task task);
 
 /* Wait for all n tasks (gather).  Returns 0 when all succeeded, else the first failure
  * in index order; results[i] / errors[i] (either may be NULL) get each task's value and
- * code.  All handles are consumed, except on -ETIMEDOUT/-ECANCELED of the caller,
- * which consume none.  -EINVAL for n == 0 or a null array, -ESRCH for a stale handle,
- * -EDEADLK when the calling coroutine is among the tasks. */
+ * code, and every handle is consumed.  The call's own failures consume none:
+ * -ETIMEDOUT, -ECANCELED of the caller, -EINVAL for n == 0, a null array or a handle
+ * given twice, -ESRCH for a stale handle, -EDEADLK when the calling coroutine is among
+ * the tasks, -ENOMEM. */
 int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *errors,
                    int64_t deadline);
 

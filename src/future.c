@@ -478,6 +478,33 @@ int plait__join_uncancellable(plait_task task, void **result)
     return join(task, result, PLAIT_FOREVER, false);
 }
 
+static int by_address(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)*(plait__future *const *)a;
+    uintptr_t y = (uintptr_t)*(plait__future *const *)b;
+    return (x > y) - (x < y);
+}
+
+/* -EINVAL when two of the (current) handles name the same task: its outcome can be
+ * taken once, so the second take would fail after the first had consumed it. */
+static int check_distinct(const plait_task *tasks, size_t n)
+{
+    plait__future *small[8];
+    plait__future **futures = n <= 8 ? small : malloc(n * sizeof *futures);
+    if (!futures)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        futures[i] = tasks[i].future;
+    qsort(futures, n, sizeof *futures, by_address);
+    int r = 0;
+    for (size_t i = 1; i < n && r == 0; i++)
+        if (futures[i] == futures[i - 1])
+            r = -EINVAL;
+    if (futures != small)
+        free(futures);
+    return r;
+}
+
 int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *errors,
                    int64_t deadline)
 {
@@ -490,22 +517,25 @@ int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *error
             return err;
         plait__spin_unlock(&f->lock);
     }
+    int r = check_distinct(tasks, n);
+    if (r < 0)
+        return r;
     for (size_t i = 0; i < n; i++) {
-        int r = plait_wait_any(&tasks[i], 1, deadline);
+        r = plait_wait_any(&tasks[i], 1, deadline);
         if (r < 0)
             return r;
     }
     int first = 0;
     for (size_t i = 0; i < n; i++) {
         void *value = NULL;
-        int r; /* each is done: waited for above */
-        take(tasks[i], results ? &value : NULL, &r); /* untaken values are freed */
+        int outcome; /* each is done: waited for above */
+        take(tasks[i], results ? &value : NULL, &outcome); /* untaken values are freed */
         if (results)
             results[i] = value;
         if (errors)
-            errors[i] = r;
-        if (r < 0 && !first)
-            first = r;
+            errors[i] = outcome;
+        if (outcome < 0 && !first)
+            first = outcome;
     }
     return first;
 }

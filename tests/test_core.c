@@ -334,6 +334,32 @@ static void *gather_main(void *arg)
     return NULL;
 }
 
+/* A handle given twice to a gather is refused before anything is consumed: its
+ * outcome could be taken only once. */
+static void *gather_twice_main(void *arg)
+{
+    (void)arg;
+    plait_task t[10];
+    CHECK_EQ(plait_spawn(&t[0], return_arg, ARG(5)), 0);
+    t[1] = t[0];
+    CHECK_EQ(plait_wait_all(t, 2, NULL, NULL, PLAIT_FOREVER), -EINVAL);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t[0], &v, PLAIT_FOREVER), 0);
+    CHECK_EQ(INT(v), 5);
+    /* more handles than fit the small case, the pair apart */
+    for (int i = 0; i < 9; i++)
+        CHECK_EQ(plait_spawn(&t[i], return_arg, ARG(i)), 0);
+    t[9] = t[2];
+    void *results[10];
+    CHECK_EQ(plait_wait_all(t, 10, results, NULL, PLAIT_FOREVER), -EINVAL);
+    CHECK_EQ(plait_wait_all(t, 9, results, NULL, PLAIT_FOREVER), 0);
+    for (int i = 0; i < 9; i++)
+        CHECK_EQ(INT(results[i]), i);
+    return NULL;
+}
+
+TEST(wait_all_same_handle_twice) { check_run(gather_twice_main, NULL); }
+
 TEST(wait_all) { check_run(gather_main, NULL); }
 
 static void *wait_any_main(void *arg)
@@ -682,7 +708,7 @@ TEST(strerror_names)
 RUN_TESTS(CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock),
           CASE(join_with_deadline), CASE(yield_round_robin), CASE(sleep_order_and_concurrency),
           CASE(cancel), CASE(cancel_from_another_thread), CASE(run_cancels_stragglers),
-          CASE(wait_all), CASE(wait_any), CASE(thread_joins_coroutine), CASE(groups),
+          CASE(wait_all), CASE(wait_all_same_handle_twice), CASE(wait_any), CASE(thread_joins_coroutine), CASE(groups),
           CASE(group_edges), CASE(group_destroy_while_waited_on),
           CASE(task_local_storage), CASE(stack_sizes),
           CASE(million_coroutines), CASE(beyond_guard_budget),
