@@ -348,8 +348,10 @@ int plait_rwlock_create(plait_rwlock **rwlock);
 /* -EBUSY while held or waited on. */
 int plait_rwlock_destroy(plait_rwlock *rwlock);
 /* Shared / exclusive.  0, -ETIMEDOUT, -ECANCELED, -EDEADLK when the caller holds the
- * write lock.  Readers are not tracked by identity: a reader that read-locks twice
- * while a writer waits deadlocks, as with POSIX's writer-preferring locks. */
+ * write lock; for a read lock, -EAGAIN when UINT_MAX read locks are held (POSIX's
+ * "maximum number of read locks exceeded").  Readers are not tracked by identity: a
+ * reader that read-locks twice while a writer waits deadlocks, as with POSIX's
+ * writer-preferring locks. */
 int plait_rwlock_rdlock(plait_rwlock *rwlock, int64_t deadline);
 int plait_rwlock_wrlock(plait_rwlock *rwlock, int64_t deadline);
 /* -EPERM when no reader holds it. */

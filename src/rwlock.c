@@ -15,7 +15,14 @@
  */
 #include "internal.h"
 
+#include <limits.h>
 #include <stdlib.h>
+
+/* The most read locks held at once: one more would wrap the count to 0 and let a writer
+ * in among the readers.  tests/test_rwlock_max.c builds this file with a small one. */
+#ifndef PLAIT__RWLOCK_READERS_MAX
+#define PLAIT__RWLOCK_READERS_MAX UINT_MAX
+#endif
 
 struct plait_rwlock {
     plait__spinlock lock;
@@ -47,13 +54,16 @@ int plait_rwlock_destroy(plait_rwlock *rw)
     return 0;
 }
 
-/* Let every waiting reader in (the lock held, no writer). */
+/* Let every waiting reader in (the lock held, no writer).  Each had room when it came,
+ * but not necessarily all of them together: one beyond the limit fails, as it would
+ * have on arrival. */
 static void admit_readers(plait_rwlock *rw, plait__wakeups *later)
 {
     plait__wait_node *node;
     while ((node = plait__waitq_claim(&rw->read_waiters))) {
-        rw->readers++;
-        plait__waiter_signal(node->waiter, 0, node->index, later);
+        bool room = rw->readers < PLAIT__RWLOCK_READERS_MAX;
+        rw->readers += room;
+        plait__waiter_signal(node->waiter, room ? 0 : -EAGAIN, node->index, later);
     }
 }
 
@@ -84,6 +94,10 @@ int plait_rwlock_rdlock(plait_rwlock *rw, int64_t deadline)
         return -EINVAL;
     if (enter(rw, plait__self()) < 0)
         return -EDEADLK;
+    if (rw->readers == PLAIT__RWLOCK_READERS_MAX) {
+        plait__spin_unlock(&rw->lock);
+        return -EAGAIN;
+    }
     if (!rw->writer && !plait__waitq_has_other(&rw->write_waiters, NULL)) {
         rw->readers++;
         plait__spin_unlock(&rw->lock);
