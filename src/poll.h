@@ -84,8 +84,9 @@ typedef struct plait__poll_backend {
      * once fd has data (writing: write slot->write_op's once fd has room), completing
      * through plait__poller_io_done(); 0 or -errno.  Requests go to the kernel with
      * the next wait, in the order they were made.  io_cancel takes such a request
-     * back, returning once it is done (completed or cancelled); io_flush hands the
-     * requests made so far to the kernel now. */
+     * back, returning once it is done (completed or cancelled; where the kernel
+     * refuses for good it aborts: the buffer would stay the kernel's); io_flush hands
+     * the requests made so far to the kernel now. */
     int (*io_submit)(struct plait__poller *p, int fd, plait__fd_slot *slot, bool writing);
     void (*io_cancel)(struct plait__poller *p, int fd, bool writing);
     void (*io_flush)(struct plait__poller *p);

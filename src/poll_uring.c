@@ -383,20 +383,30 @@ static void withdraw_ended(struct plait__poller *p)
 
 /* Cancel fd's read or write and wait, in the kernel, until it is done: its buffer is
  * on the stack of the coroutine that asked.  Cancelling a request that waits for the
- * descriptor finishes at once; one the kernel is copying finishes with its bytes. */
+ * descriptor finishes at once; one the kernel is copying finishes with its bytes.
+ * A full ring whose requests the kernel will not take now has no room for the
+ * cancellation: it is asked for again each time round, and until it is in, the kernel
+ * is not waited on (the request may never finish by itself).  The kernel says when to
+ * try again (io_uring_enter(2): short of memory, completions to take first, a signal);
+ * any other refusal leaves the buffer the kernel's for good, and the coroutine cannot
+ * go on. */
 static void ur_io_cancel(struct plait__poller *p, int fd, bool writing)
 {
     struct plait__uring *u = p->ring;
-    struct io_uring_sqe *sqe = get_sqe(u);
-    if (sqe) {
-        sqe->opcode = IORING_OP_ASYNC_CANCEL;
-        sqe->fd = -1;
-        sqe->addr = io_key(fd, &p->fds[fd], writing);
-        sqe->user_data = CANCEL_TOKEN;
-        put_sqe(u);
-    }
+    bool asked = false;
     while (writing ? p->fds[fd].write_op : p->fds[fd].read_op) {
-        submit(u, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+        struct io_uring_sqe *sqe = asked ? NULL : get_sqe(u);
+        if (sqe) {
+            sqe->opcode = IORING_OP_ASYNC_CANCEL;
+            sqe->fd = -1;
+            sqe->addr = io_key(fd, &p->fds[fd], writing);
+            sqe->user_data = CANCEL_TOKEN;
+            put_sqe(u);
+            asked = true;
+        }
+        int r = submit(u, asked, IORING_ENTER_GETEVENTS, NULL, 0);
+        if (r < 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR)
+            abort();
         reap(p);
     }
 }

@@ -1,0 +1,195 @@
+/*
+ * test_io_faults.c — what plait does when the kernel refuses in ways it seldom does:
+ * an io_uring that takes no request while a coroutine's read must be taken back.
+ *
+ * The refusals are made on demand: this test is linked with --wrap=syscall
+ * (tests/CMakeLists.txt), so the library's raw system calls pass through
+ * __wrap_syscall below, which fails io_uring_enter while told to and lets every other
+ * call through.
+ */
+#include "helpers.h"
+
+#include <linux/io_uring.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+/* ---- io_uring_enter, refused on demand ---- */
+
+static atomic_int enter_refusals;      /* calls still to refuse; -1: every one */
+static int enter_refusal_errno;
+static atomic_bool full_ring_refused;  /* a refused call held a full submission ring */
+static unsigned ring_entries;          /* the submission ring's size, seen at its setup */
+
+static bool refuse_enter(unsigned to_submit)
+{
+    int left = atomic_load(&enter_refusals);
+    if (left == 0)
+        return false;
+    if (left > 0)
+        atomic_fetch_sub(&enter_refusals, 1);
+    if (to_submit == ring_entries)
+        atomic_store(&full_ring_refused, true);
+    return true;
+}
+
+long __real_syscall(long n, ...);
+long __wrap_syscall(long n, ...);
+long __wrap_syscall(long n, ...)
+{
+    /* six arguments, as syscall(2) itself reads them: those not passed are unused */
+    va_list ap;
+    va_start(ap, n);
+    long a[6];
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    if (n == __NR_io_uring_enter && refuse_enter((unsigned)a[1])) {
+        errno = enter_refusal_errno;
+        return -1;
+    }
+    long r = __real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (n == __NR_io_uring_setup && r >= 0)
+        ring_entries = ((const struct io_uring_params *)a[1])->sq_entries;
+    return r;
+}
+
+static bool on_io_uring(void)
+{
+    if (strcmp(plait_io_backend(), "io_uring") == 0)
+        return true;
+    fprintf(stderr, "  (no io_uring here: skipped)\n");
+    return false;
+}
+
+/* ---- a read taken back while the ring is full and the kernel refuses ---- */
+
+typedef struct reader {
+    int fd;
+    char byte;
+    ssize_t r;
+} reader;
+
+static void *read_one(void *arg)
+{
+    reader *rd = arg;
+    rd->r = plait_read(rd->fd, &rd->byte, 1, PLAIT_FOREVER);
+    return NULL;
+}
+
+typedef struct filler {
+    int fd;
+    int r;
+} filler;
+
+static void *wait_readable(void *arg)
+{
+    filler *f = arg;
+    f->r = plait_wait_fd(f->fd, PLAIT_READABLE, PLAIT_FOREVER);
+    return NULL;
+}
+
+enum { FILLERS = 600 }; /* more watches than the ring holds */
+
+/* A coroutine's read waits in the kernel; the watches of FILLERS coroutines fill the
+ * submission ring while io_uring_enter refuses (err), so the later ones are refused;
+ * the reader is cancelled and io_uring_enter refuses `after_cancel` more calls (-1:
+ * every one, and the cancellation never gets in).  The read must be taken back as
+ * soon as the kernel takes requests again (it never gets data), and a watch that
+ * fired meanwhile must wake its coroutine. */
+typedef struct refusal {
+    int err;
+    int after_cancel;
+} refusal;
+
+static void *cancel_read_in_full_ring(void *arg)
+{
+    const refusal *how = arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    reader rd = {.fd = sv[0]};
+    plait_task rt;
+    CHECK_EQ(plait_spawn(&rt, read_one, &rd), 0);
+    CHECK_EQ(plait_yield(), 0); /* the reader runs: its read waits in the ring */
+    /* a wait that ends at once, as the scheduler has entered the kernel: the read went
+     * with it */
+    CHECK_EQ(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+
+    enter_refusal_errno = how->err;
+    atomic_store(&full_ring_refused, false);
+    atomic_store(&enter_refusals, -1);
+    static filler f[FILLERS];
+    static plait_task ft[FILLERS];
+    for (int i = 0; i < FILLERS; i++) {
+        f[i].fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        CHECK(f[i].fd >= 0);
+        CHECK_EQ(plait_spawn(&ft[i], wait_readable, &f[i]), 0);
+    }
+    settle();
+    CHECK(atomic_load(&full_ring_refused));
+    /* the first watch is in the ring: it fires once the kernel has it */
+    CHECK_EQ(eventfd_write(f[0].fd, 1), 0);
+
+    atomic_store(&enter_refusals, how->after_cancel);
+    CHECK_EQ(plait_cancel(rt), 0);
+    CHECK_EQ(plait_join(rt, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(rd.r, -ECANCELED);
+    CHECK_EQ(plait_join(ft[0], NULL, SOON()), 0);
+    CHECK_EQ(f[0].r, PLAIT_READABLE);
+    for (int i = 1; i < FILLERS; i++) {
+        CHECK_EQ(plait_close(f[i].fd), 0);
+        CHECK_EQ(plait_join(ft[i], NULL, SOON()), 0);
+        CHECK(f[i].r == -EBADF || f[i].r == -how->err); /* closed, or its watch refused */
+    }
+    CHECK_EQ(plait_close(f[0].fd), 0);
+    CHECK_EQ(plait_close(sv[0]), 0);
+    CHECK_EQ(plait_close(sv[1]), 0);
+    return NULL;
+}
+
+/* The kernel refuses for a while (EAGAIN: short of memory, try again): the
+ * cancellation gets into the ring once there is room, and the read ends cancelled.
+ * (ur_io_cancel once waited for the read to finish without a cancellation in the
+ * ring when it found no room: here, for ever.) */
+TEST(cancel_a_read_while_the_ring_is_full)
+{
+    if (!on_io_uring())
+        return;
+    refusal how = {.err = EAGAIN, .after_cancel = 64};
+    check_run(cancel_read_in_full_ring, &how);
+    atomic_store(&enter_refusals, 0);
+}
+
+/* The kernel refuses for good (EINVAL): the read's buffer stays the kernel's, so the
+ * coroutine cannot go on; the process aborts instead of spinning (as it once did). */
+TEST(a_ring_that_refuses_for_good_aborts)
+{
+    if (!on_io_uring())
+        return;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        refusal how = {.err = EINVAL, .after_cancel = -1};
+        plait_run(cancel_read_in_full_ring, &how, NULL);
+        _exit(0);
+    }
+    CHECK(pid > 0);
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    CHECK(pidfd >= 0);
+    struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+    int ended = poll(&pfd, 1, 10 * 1000);
+    CHECK_EQ(ended, 1);
+    if (ended != 1)
+        kill(pid, SIGKILL);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    close(pidfd);
+}
+
+RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full), CASE(a_ring_that_refuses_for_good_aborts))
