@@ -26,6 +26,7 @@ typedef struct file_op {
     size_t len;
     off_t offset;
     ssize_t result;
+    bool ran;                   /* on the pool: result is the operation's */
 } file_op;
 
 static ssize_t op_do(const file_op *op)
@@ -56,6 +57,7 @@ static void *op_task(void *arg)
 {
     file_op *op = arg;
     op->result = op_do(op);
+    op->ran = true;
     return NULL;
 }
 
@@ -67,8 +69,12 @@ static ssize_t op_run(file_op *op)
     int r = plait__submit_default(&task, op_task, op);
     if (r < 0)
         return r;
-    plait__join_uncancellable(task, NULL);
-    return op->result;
+    r = plait__join_uncancellable(task, NULL);
+    /* The task is nobody else's to cancel, so the join has no failure to give today.
+     * Should one come, an operation that ran still has its outcome (a descriptor it
+     * opened must not be lost); one that did not has the join's failure, not the 0 of
+     * a result never written. */
+    return op->ran ? op->result : r;
 }
 
 int plait_file_open(const char *path, int flags, mode_t mode)
