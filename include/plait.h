@@ -658,8 +658,12 @@ int plait_tcp_listen(const char *host, int port, int backlog);
 int plait_unix_listen(const char *path, int backlog);
 
 /* Accept the next connection: its descriptor, and the peer's address into peer (may
- * be NULL).  Waits until the deadline.  -EMFILE/-ENFILE when descriptors have run out
- * (the connection stays queued), -EINVAL for a socket that is not listening,
+ * be NULL).  Waits until the deadline.  A connection that failed before it was taken
+ * (ECONNABORTED, and the network errors accept(2) says to retry after: ENETDOWN,
+ * EPROTO, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, ENETUNREACH) is skipped: the
+ * call goes on to the next one, so an accept loop is not ended by one client.
+ * -EMFILE/-ENFILE when descriptors have run out (the connection stays queued), -EINVAL
+ * for a socket that is not listening, -EOPNOTSUPP for one that is not a stream,
  * -ETIMEDOUT, -ECANCELED, -EBADF. */
 int plait_accept(int fd, plait_addr *peer, int64_t deadline);
 

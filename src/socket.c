@@ -305,6 +305,27 @@ int plait_unix_listen(const char *path, int backlog)
     return r < 0 ? r : plait_listen(&addr, backlog);
 }
 
+/* An error of the connection accept(2) took off the queue, not of the listener: that
+ * connection is gone and the next may be fine, so accept(2) tells servers to try
+ * again after these.  EOPNOTSUPP, also on its list, is left out: a socket that is not
+ * a stream answers it every time. */
+static bool connection_failed(int err)
+{
+    switch (err) {
+    case ECONNABORTED: /* a peer gave up meanwhile */
+    case ENETDOWN:
+    case EPROTO:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+        return true;
+    default:
+        return false;
+    }
+}
+
 int plait_accept(int fd, plait_addr *peer, int64_t deadline)
 {
     for (;;) {
@@ -317,7 +338,7 @@ int plait_accept(int fd, plait_addr *peer, int64_t deadline)
                 *peer = a;
             return c;
         }
-        if (errno == ECONNABORTED) /* a peer gave up meanwhile */
+        if (connection_failed(errno))
             continue;
         int r = plait__wait_to_retry(fd, PLAIT_READABLE, deadline);
         if (r < 0)

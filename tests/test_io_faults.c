@@ -1,11 +1,11 @@
 /*
  * test_io_faults.c — what plait does when the kernel refuses in ways it seldom does:
- * an io_uring that takes no request while a coroutine's read must be taken back.
+ * an io_uring that takes no request while a coroutine's read must be taken back, and
+ * an accept that reports the network error of the connection it took.
  *
- * The refusals are made on demand: this test is linked with --wrap=syscall
- * (tests/CMakeLists.txt), so the library's raw system calls pass through
- * __wrap_syscall below, which fails io_uring_enter while told to and lets every other
- * call through.
+ * The failures are made on demand: this test is linked with --wrap=syscall and
+ * --wrap=accept4 (tests/CMakeLists.txt), so the library's calls pass through the
+ * wrappers below, which fail while told to and otherwise make the real call.
  */
 #include "helpers.h"
 
@@ -192,4 +192,79 @@ TEST(a_ring_that_refuses_for_good_aborts)
     close(pidfd);
 }
 
-RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full), CASE(a_ring_that_refuses_for_good_aborts))
+/* ---- accept: a connection's network error ---- */
+
+/* accept(2) reports a network error pending on the connection it takes off the queue
+ * (ENETDOWN, EPROTO, ...) instead of the connection: the next accept4 calls while
+ * accept_failures > 0 do that, taking the connection and failing with accept_errno. */
+static atomic_int accept_failures;
+static int accept_errno;
+
+int __real_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int __wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int __wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    int c = __real_accept4(fd, addr, len, flags);
+    if (c >= 0 && atomic_load(&accept_failures) > 0) {
+        atomic_fetch_sub(&accept_failures, 1);
+        close(c);
+        errno = accept_errno;
+        return -1;
+    }
+    return c;
+}
+
+/* A connection to l: its descriptor, its local address into local. */
+static int connect_to(int l, plait_addr *local)
+{
+    plait_addr a;
+    CHECK_EQ(plait_local_addr(l, &a), 0);
+    int c = plait_connect(&a, SOON());
+    CHECK(c >= 0);
+    CHECK_EQ(plait_local_addr(c, local), 0);
+    return c;
+}
+
+/* Each error the manual says to retry after: plait_accept gives the next connection.
+ * (It once returned the error, which ends a server's accept loop.) */
+static void *accept_past_network_errors(void *arg)
+{
+    (void)arg;
+    static const int errors[] = {ENETDOWN,     EPROTO,      ENOPROTOOPT, EHOSTDOWN,
+                                 ENONET,       EHOSTUNREACH, ENETUNREACH};
+    int l = plait_tcp_listen("127.0.0.1", 0, 0);
+    CHECK(l >= 0);
+    for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++) {
+        plait_addr failed, good, peer = {0};
+        int c1 = connect_to(l, &failed), c2 = connect_to(l, &good);
+        accept_errno = errors[i];
+        atomic_store(&accept_failures, 1);
+        int s = plait_accept(l, &peer, SOON());
+        CHECK(s >= 0);
+        CHECK_EQ(atomic_load(&accept_failures), 0);
+        CHECK_EQ(peer.u.in4.sin_port, good.u.in4.sin_port);
+        if (s >= 0)
+            CHECK_EQ(plait_close(s), 0);
+        CHECK_EQ(plait_close(c1), 0);
+        CHECK_EQ(plait_close(c2), 0);
+    }
+    atomic_store(&accept_failures, 0);
+    CHECK_EQ(plait_close(l), 0);
+    /* EOPNOTSUPP, also on the manual's list, is what a socket that is not a stream
+     * answers every time: it is returned, not tried again for ever */
+    plait_addr any;
+    CHECK_EQ(plait_addr_ip(&any, "127.0.0.1", 0), 0);
+    int u = plait_udp_bind(&any);
+    CHECK(u >= 0);
+    CHECK_EQ(plait_accept(u, NULL, SOON()), -EOPNOTSUPP);
+    CHECK_EQ(plait_close(u), 0);
+    return NULL;
+}
+
+TEST(accept_goes_on_past_a_connection_s_network_error)
+{
+    check_run(accept_past_network_errors, NULL);
+}
+
+RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full), CASE(a_ring_that_refuses_for_good_aborts),
+          CASE(accept_goes_on_past_a_connection_s_network_error))
