@@ -133,7 +133,8 @@ int plait_join(plait_task task, void **result, int64_t deadline);
 int plait_detach(plait_task task);
 
 /* Ask the task (coroutine, thread or pool task) to stop: it sees -ECANCELED at its
- * current or next blocking call; a pool task that has not started never runs.
+ * current or next blocking call; a pool task that has not started never runs.  Its
+ * joiner gets -ECANCELED, and whatever its function still returns is dropped.
  * Works from any thread.  A task that already finished is unaffected (returns 0).
  * -ESRCH if stale. */
 int plait_cancel(plait_task task);
