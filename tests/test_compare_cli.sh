@@ -19,7 +19,9 @@ expect_exit() {
     timeout 300 "$@" >"$tmp/out" 2>"$tmp/err"
     local got=$?
     if [ "$got" = "$want" ]; then ok "$what (exit $got)"; else
-        fail "$what: exit $got, expected $want"; sed 's/^/  stderr: /' "$tmp/err" | tail -5 >&2; fi
+        fail "$what: exit $got, expected $want"
+        # what went wrong, without the progress lines (a failed step says why)
+        grep -v '^plait compare: \[' "$tmp/err" | sed 's/^/  stderr: /' | tail -20 >&2; fi
 }
 
 # ---- help and usage errors --------------------------------------------------------------
