@@ -478,24 +478,17 @@ int plait__join_uncancellable(plait_task task, void **result)
     return join(task, result, PLAIT_FOREVER, false);
 }
 
-static int by_address(const void *a, const void *b)
-{
-    uintptr_t x = (uintptr_t)*(plait__future *const *)a;
-    uintptr_t y = (uintptr_t)*(plait__future *const *)b;
-    return (x > y) - (x < y);
-}
-
 /* -EINVAL when two of the (current) handles name the same task: its outcome can be
  * taken once, so the second take would fail after the first had consumed it. */
 static int check_distinct(const plait_task *tasks, size_t n)
 {
-    plait__future *small[8];
-    plait__future **futures = n <= 8 ? small : malloc(n * sizeof *futures);
+    uintptr_t small[8];
+    uintptr_t *futures = n <= 8 ? small : malloc(n * sizeof *futures);
     if (!futures)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++)
-        futures[i] = tasks[i].future;
-    qsort(futures, n, sizeof *futures, by_address);
+        futures[i] = (uintptr_t)tasks[i].future;
+    qsort(futures, n, sizeof *futures, plait__by_address);
     int r = 0;
     for (size_t i = 1; i < n && r == 0; i++)
         if (futures[i] == futures[i - 1])

@@ -74,6 +74,13 @@ static inline void plait__light_fence(void) { atomic_signal_fence(memory_order_s
  * -errno when it could not be made (the handshake then did not happen). */
 int plait__heavy_fence(void);
 
+/* qsort's comparison of two uintptr_t (addresses), ascending. */
+static inline int plait__by_address(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* ---- spin lock: guards a primitive's few words of state; held for nanoseconds ---- */
 typedef struct plait__spinlock { atomic_int held; } plait__spinlock;
 /* The contended path of plait__spin_lock: spin, then yield, until it is taken. */

@@ -404,7 +404,7 @@ static void ur_io_cancel(struct plait__poller *p, int fd, bool writing)
             put_sqe(u);
             asked = true;
         }
-        int r = submit(u, asked, IORING_ENTER_GETEVENTS, NULL, 0);
+        int r = submit(u, asked ? 1 : 0, IORING_ENTER_GETEVENTS, NULL, 0); /* wait once asked */
         if (r < 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR)
             abort();
         reap(p);

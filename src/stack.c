@@ -291,12 +291,6 @@ static bool cold_grow(size_class *c)
     return true;
 }
 
-static int by_address(const void *a, const void *b)
-{
-    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Hand the pages of free slots of class c (a list of TRIM_BATCH at most) back to the
  * kernel and keep the slots in the cold store.  Neighbouring slots go in one madvise:
  * its fixed cost is most of it (15 µs against under 1 µs a page on this project's
@@ -310,7 +304,7 @@ static bool give_back(size_class *c, plait__coro *list)
     size_t n = 0;
     for (; list && n < TRIM_BATCH; list = list->free_next)
         slot[n++] = ((uintptr_t)list + control_size() - c->slot_size) | list->guarded;
-    qsort(slot, n, sizeof slot[0], by_address);
+    qsort(slot, n, sizeof slot[0], plait__by_address);
     for (size_t i = 0, j; i < n; i = j) {
         for (j = i + 1; j < n && entry_slot(slot[j]) == entry_slot(slot[j - 1]) + c->slot_size;
              j++)
