@@ -424,7 +424,9 @@ int plait_cpu_count(void);
  *
  * Each worker has its own deque: a task submitted from a worker (a task that spawns
  * tasks) goes on that worker's deque and idle workers steal from the others, so
- * fork-join work spreads over the pool.  A pool task that joins another task runs
+ * fork-join work spreads over the pool.  (On x86-64 a busy worker's newest tasks are
+ * private to it until the others need them: an idle worker gets one at the busy
+ * worker's next push, or takes one itself some 150 µs later; see docs/API.md.)  A pool task that joins another task runs
  * queued tasks while it waits instead of blocking its thread, so recursion of any
  * depth cannot starve the pool; the consequence: do not hold a plait mutex across a
  * join inside a pool task (a task run meanwhile on the same thread may want it).

@@ -19,15 +19,33 @@
  * gaps between the tasks of a fork-join.  A helping join always looks that long; of
  * the idle workers, at most half do (the others give up after SPIN_SHORT_NS).  Then a
  * worker sleeps on its own futex word (park_word) with `sleeping` set and the pool's
- * `idle` count raised.  Whoever makes work visible (a push, an injection) then reads
- * `idle` and, when it is not zero, wakes one sleeper.  Both sides use sequentially
- * consistent accesses, so of "the pusher sees idle > 0" and "the sleeper, looking once
- * more, sees the work" at least one happens: no wake-up is lost.  (Asymmetric fences,
- * as the running chain's below, would save the push its exchange, about 9 % of the
- * time of tasks that only fork and join on two workers; but the sleeper would pay the
- * heavy fence, and on a virtual machine membarrier takes 40-50 µs while another
- * thread of the process runs: every sleep would cost that, and a pool fed sporadic
- * work sleeps after nearly every task.  docs/ARCHITECTURE.md has the figures.)
+ * `idle` count raised.  Whoever makes work public (a public push, an injection) then
+ * reads `idle` and, when it is not zero, wakes one sleeper.  Both sides use
+ * sequentially consistent accesses, so of "the pusher sees idle > 0" and "the sleeper,
+ * looking once more, sees the work" at least one happens: no wake-up is lost.
+ *
+ * Private pushes.  Where the deques have a private part (deque.h, the SPLIT kind: on
+ * x86-64 with asymmetric fences), a push that stays private wakes no one and costs no
+ * locked instruction.  The pusher then reads `idle` with only the compiler held back,
+ * and when workers sleep makes its private items public and wakes one; the sleeper,
+ * between raising `idle` and its last look, runs the heavy fence (fence.c).  Either
+ * the pusher sees the sleeper, or the sleeper sees the private item.  Only workers
+ * that run task code push, and `active` counts them (a worker leaves the count while
+ * it looks for work or sleeps, once per idle spell, not per task): a sleeper that
+ * finds it zero skips the fence.  Each side raises its own count with a locked
+ * instruction before it reads the other's, so a worker that becomes active after the
+ * sleeper read zero sees the sleeper when it pushes; and one that went idle has made
+ * its pushes visible and left an empty deque.  A sleeper that sees private items of a
+ * worker still running sleeps only EXPOSE_AFTER_NS (that worker's next push will wake
+ * it) and then exposes the oldest one itself (plait__deque_expose): an owner that
+ * pushed and then computes, or blocks outside the pool, for long does not keep its
+ * tasks from the other workers.  The heavy fence is
+ * an interrupt to each CPU running a thread of the process, some tens of microseconds
+ * on this virtual machine while another thread runs: paid only by a worker that goes
+ * to sleep while another runs tasks, next to the futex wake-up that ends its sleep,
+ * and never by a pool fed one task at a time, whose workers sleep when none runs.  If
+ * the kernel refuses it (a seccomp filter installed after the pool was made), such
+ * sleepers look again every millisecond.
  *
  * A signal to a helping worker's wait pokes the same word.  A wake-up for a push may
  * pick a helping worker whose wait has just been signalled: that worker goes back to
@@ -79,6 +97,8 @@ enum {
     SPIN_PAUSES = 64,       /* looks for work a CPU pause apart, then ... */
     SPIN_NS = 100 * 1000,   /* ... a CPU yield apart, for this long, before sleeping */
     SPIN_SHORT_NS = 1000,   /* the same, for an idle worker beyond the spinning half */
+    EXPOSE_AFTER_NS = 50 * 1000, /* a sleeper that saw private work exposes it after */
+    UNFENCED_LOOK_NS = 1000 * 1000, /* a sleeper without the heavy fence looks again */
     BATCH_MAX = 64,         /* tasks taken from the injection queue at once */
 };
 
@@ -101,12 +121,14 @@ struct plait_pool {
     unsigned started;           /* workers whose thread was created */
     bool is_default;
     bool asymmetric;            /* the running chains use asymmetric fences */
+    bool private_parts;         /* the deques are SPLIT (see "Private pushes") */
     /* the injection queue */
     _Alignas(64) plait__spinlock inject_lock;
     plait__future *inject_head, *inject_tail;
     atomic_size_t inject_len;
     /* sleeping */
     _Alignas(64) atomic_int idle;
+    atomic_uint active;         /* workers outside spin_for_news and park: they may push */
     atomic_uint wake_cursor;
     atomic_uint spinning;       /* idle workers looking for work for long */
     /* shutting down */
@@ -169,9 +191,26 @@ static bool work_visible(plait_pool *pool)
     if (atomic_load(&pool->inject_len))
         return true;
     for (unsigned i = 0; i < pool->threads; i++)
-        if (plait__deque_busy(&pool->workers[i].deque))
+        if (plait__deque_public(&pool->workers[i].deque))
             return true;
     return false;
+}
+
+/* Whether some other worker's deque holds private items (see "Private pushes"). */
+static bool private_work(plait_pool *pool, plait__worker *self)
+{
+    for (unsigned i = 0; i < pool->threads; i++)
+        if (&pool->workers[i] != self && plait__deque_private(&pool->workers[i].deque))
+            return true;
+    return false;
+}
+
+/* Make the oldest private item of some other worker public, for this one to steal. */
+static void expose_private_work(plait_pool *pool, plait__worker *self)
+{
+    for (unsigned i = 0; i < pool->threads; i++)
+        if (&pool->workers[i] != self && plait__deque_expose(&pool->workers[i].deque))
+            return;
 }
 
 /* Sleep until poked (or the deadline); w, when given, is a helping wait whose signal
@@ -185,15 +224,26 @@ static bool park(plait__worker *wk, plait__waiter *w, int64_t deadline, bool unt
     unsigned seen = atomic_load(&wk->park_word);
     atomic_store(&wk->sleeping, 1);
     atomic_fetch_add(&pool->idle, 1);
+    int64_t until = deadline;
+    bool hidden = false; /* private items seen: expose one unless woken first */
+    /* private pushes come only from workers that run task code ("Private pushes") */
+    if (pool->private_parts && atomic_load(&pool->active)) {
+        int64_t look_again = UNFENCED_LOOK_NS;
+        if (plait__heavy_fence() == 0) /* see every private push so far */
+            look_again = (hidden = private_work(pool, wk)) ? EXPOSE_AFTER_NS : 0;
+        if (look_again && deadline - plait_now() > look_again)
+            until = plait_now() + look_again;
+    }
     if (!work_visible(pool) && !(w && atomic_load(&w->signalled)) &&
         !(until_closed && atomic_load(&pool->closed)) && !atomic_load(&pool->done))
-        plait__futex_wait(&wk->park_word, seen, deadline);
+        plait__futex_wait(&wk->park_word, seen, until);
     int one = 1;
-    if (atomic_compare_exchange_strong(&wk->sleeping, &one, 0)) {
-        atomic_fetch_sub(&pool->idle, 1);
-        return false;
-    }
-    return true;
+    if (!atomic_compare_exchange_strong(&wk->sleeping, &one, 0))
+        return true;
+    atomic_fetch_sub(&pool->idle, 1);
+    if (hidden && !(w && atomic_load(&w->signalled)) && !work_visible(pool))
+        expose_private_work(pool, wk);
+    return false;
 }
 
 /* ---- finding and running work ---- */
@@ -237,6 +287,7 @@ static plait__future *inject_grab(plait__worker *wk)
         f->next = NULL;
         (void)plait__deque_push(&wk->deque, f);
     }
+    plait__deque_publish(&wk->deque); /* work from outside is everyone's */
     wake_one(pool);
     return first;
 }
@@ -343,10 +394,12 @@ int plait__worker_help(plait__waiter *w, int64_t deadline)
                 return w->status = -ETIMEDOUT;
             deadline = PLAIT_FOREVER; /* claimed by a waker: its signal is on its way */
         }
+        atomic_fetch_sub(&wk->pool->active, 1);
+        bool woken = !spin_for_news(wk->pool, w, deadline) && park(wk, w, deadline, false);
+        atomic_fetch_add(&wk->pool->active, 1);
         /* a wake-up for a push that finds the wait over would be spent on a worker
          * that goes back to its task without looking: pass it on */
-        if (!spin_for_news(wk->pool, w, deadline) && park(wk, w, deadline, false) &&
-            atomic_load_explicit(&w->signalled, memory_order_acquire))
+        if (woken && atomic_load_explicit(&w->signalled, memory_order_acquire))
             wake_one(wk->pool);
     }
 }
@@ -396,12 +449,17 @@ static void *worker_main(void *arg)
     tls_worker = wk;
     memcpy(plait__tls_thread_name, wk->name, sizeof wk->name);
     pthread_setname_np(pthread_self(), wk->name);
+    atomic_fetch_add(&pool->active, 1);
     for (;;) {
         plait__future *f = find_work(wk);
-        if (f)
+        if (f) {
             run_task(wk, f);
-        else if (!idle_wait(wk))
+            continue;
+        }
+        atomic_fetch_sub(&pool->active, 1);
+        if (!idle_wait(wk))
             break;
+        atomic_fetch_add(&pool->active, 1);
     }
     tls_worker = NULL;
     if (atomic_fetch_add(&pool->exited, 1) + 1 == pool->threads)
@@ -446,6 +504,10 @@ int plait_pool_create(plait_pool **out, const plait_pool_options *options)
         return -ENOMEM;
     pool->threads = threads;
     pool->asymmetric = plait__asymmetric_fences();
+    pool->private_parts = threads > 1 && pool->asymmetric;
+    plait__deque_kind kind = threads == 1         ? PLAIT__DEQUE_SOLO /* no thieves */
+                             : pool->private_parts ? PLAIT__DEQUE_SPLIT
+                                                   : PLAIT__DEQUE_SHARED;
     pool->workers = calloc(threads, sizeof *pool->workers);
     int r = pool->workers ? plait_event_create(&pool->stopped) : -ENOMEM;
     for (unsigned i = 0; r == 0 && i < threads; i++) {
@@ -454,7 +516,7 @@ int plait_pool_create(plait_pool **out, const plait_pool_options *options)
         wk->index = i;
         wk->rng = ((uint64_t)plait_now() * 0x9e3779b97f4a7c15ull + i * 0x632be59bd9b4e019ull) | 1;
         snprintf(wk->name, sizeof wk->name, "%.*s-%u", 10, name, i);
-        r = plait__deque_init(&wk->deque, threads == 1); /* one worker: no thieves */
+        r = plait__deque_init(&wk->deque, kind);
     }
     if (r < 0) {
         pool_free(pool);
@@ -492,7 +554,15 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
     plait__future *f = plait__future_start_work(fn, arg, task);
     if (!f)
         return -ENOMEM;
-    if (local && plait__deque_push(&wk->deque, f) == 0) {
+    int pushed = local ? plait__deque_push(&wk->deque, f) : -1;
+    if (pushed >= 0) {
+        /* a private push wakes no one, unless workers sleep ("Private pushes") */
+        if (pushed == 0) {
+            plait__light_fence();
+            if (!atomic_load_explicit(&pool->idle, memory_order_relaxed) ||
+                !plait__deque_publish(&wk->deque))
+                return 0;
+        }
         wake_one(pool);
         return 0;
     }

@@ -1,0 +1,262 @@
+/*
+ * test_deque.c — the work-stealing deque on its own (src/deque.h): each kind's order
+ * of push, take and steal; the split kind's private part, how items become public
+ * (push, publish, a thief's expose); and a stress of one owner against thieves that
+ * steal and expose, where every item must come out exactly once.
+ *
+ * Items are the addresses of the elements of an array, never dereferenced by the
+ * deque.  The split kind is only made where the pool would make it (asymmetric fences:
+ * x86-64 with membarrier); elsewhere its cases say so and test nothing.
+ */
+#include "helpers.h"
+
+#include "../src/deque.h"
+
+enum { MANY = 1000 };
+static char slots[MANY];
+#define ITEM(i) ((plait__future *)(void *)&slots[(i)])
+#define INDEX(f) ((int)((char *)(void *)(f) - slots))
+
+static bool split_available(void)
+{
+    if (plait__asymmetric_fences())
+        return true;
+    printf("  (no asymmetric fences here: the pool never makes a split deque, not tested)\n");
+    return false;
+}
+
+static void make(plait__deque *d, plait__deque_kind kind)
+{
+    CHECK_EQ(plait__deque_init(d, kind), 0);
+}
+
+TEST(owner_takes_newest_first_past_growth)
+{
+    plait__deque_kind kinds[] = {PLAIT__DEQUE_SOLO, PLAIT__DEQUE_SHARED, PLAIT__DEQUE_SPLIT};
+    for (int k = 0; k < 3; k++) {
+        if (kinds[k] == PLAIT__DEQUE_SPLIT && !split_available())
+            continue;
+        plait__deque d;
+        make(&d, kinds[k]);
+        CHECK(plait__deque_take(&d) == NULL);
+        for (int i = 0; i < MANY; i++) /* four times the first array */
+            CHECK(plait__deque_push(&d, ITEM(i)) >= 0);
+        for (int i = MANY - 1; i >= 0; i--)
+            CHECK_EQ(INDEX(plait__deque_take(&d)), i);
+        CHECK(plait__deque_take(&d) == NULL);
+        CHECK(!plait__deque_public(&d));
+        CHECK(!plait__deque_private(&d));
+        plait__deque_free(&d);
+    }
+}
+
+TEST(shared_every_push_public_thief_takes_oldest)
+{
+    plait__deque d;
+    make(&d, PLAIT__DEQUE_SHARED);
+    CHECK(plait__deque_steal(&d) == NULL);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(plait__deque_push(&d, ITEM(i)), 1);
+    CHECK(plait__deque_public(&d));
+    CHECK(!plait__deque_private(&d));
+    CHECK(!plait__deque_publish(&d));
+    CHECK(!plait__deque_expose(&d)); /* a shared deque has nothing to expose */
+    CHECK_EQ(INDEX(plait__deque_steal(&d)), 0);
+    CHECK_EQ(INDEX(plait__deque_take(&d)), 2);
+    CHECK_EQ(INDEX(plait__deque_take(&d)), 1); /* the last one: raced for on top */
+    CHECK(plait__deque_take(&d) == NULL);
+    CHECK(plait__deque_steal(&d) == NULL);
+    plait__deque_free(&d);
+}
+
+TEST(split_push_private_while_something_is_public)
+{
+    if (!split_available())
+        return;
+    plait__deque d;
+    make(&d, PLAIT__DEQUE_SPLIT);
+    CHECK_EQ(plait__deque_push(&d, ITEM(0)), 1); /* the public part was empty */
+    CHECK_EQ(plait__deque_push(&d, ITEM(1)), 0);
+    CHECK_EQ(plait__deque_push(&d, ITEM(2)), 0);
+    CHECK(plait__deque_public(&d));
+    CHECK(plait__deque_private(&d));
+    CHECK_EQ(INDEX(plait__deque_steal(&d)), 0);
+    CHECK(!plait__deque_public(&d));
+    CHECK(plait__deque_steal(&d) == NULL); /* 1 and 2 are private */
+    /* the next push finds the public part empty: the oldest private item goes public */
+    CHECK_EQ(plait__deque_push(&d, ITEM(3)), 1);
+    CHECK_EQ(INDEX(plait__deque_steal(&d)), 1);
+    CHECK(plait__deque_steal(&d) == NULL);
+    CHECK_EQ(INDEX(plait__deque_take(&d)), 3);
+    CHECK_EQ(INDEX(plait__deque_take(&d)), 2);
+    CHECK(plait__deque_take(&d) == NULL);
+    CHECK(!plait__deque_private(&d));
+    plait__deque_free(&d);
+}
+
+TEST(split_publish_makes_every_private_item_public)
+{
+    if (!split_available())
+        return;
+    plait__deque d;
+    make(&d, PLAIT__DEQUE_SPLIT);
+    CHECK(!plait__deque_publish(&d)); /* empty */
+    for (int i = 0; i < 4; i++)
+        CHECK(plait__deque_push(&d, ITEM(i)) >= 0);
+    CHECK(plait__deque_publish(&d));
+    CHECK(!plait__deque_private(&d));
+    CHECK(!plait__deque_publish(&d)); /* nothing private left */
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(INDEX(plait__deque_steal(&d)), i);
+    CHECK_EQ(INDEX(plait__deque_take(&d)), 3); /* a public item: the Chase–Lev take */
+    CHECK(plait__deque_take(&d) == NULL);
+    CHECK(plait__deque_steal(&d) == NULL);
+    plait__deque_free(&d);
+}
+
+TEST(split_thief_exposes_oldest_private_item)
+{
+    if (!split_available())
+        return;
+    plait__deque d;
+    make(&d, PLAIT__DEQUE_SPLIT);
+    CHECK(!plait__deque_expose(&d)); /* nothing at all */
+    CHECK_EQ(plait__deque_push(&d, ITEM(0)), 1);
+    CHECK_EQ(plait__deque_push(&d, ITEM(1)), 0);
+    CHECK_EQ(plait__deque_push(&d, ITEM(2)), 0);
+    CHECK(plait__deque_expose(&d)); /* something public already: nothing changes */
+    CHECK_EQ(INDEX(plait__deque_steal(&d)), 0);
+    CHECK(plait__deque_steal(&d) == NULL);
+    CHECK(plait__deque_expose(&d));
+    CHECK(plait__deque_private(&d)); /* one at a time: item 2 stays private */
+    CHECK_EQ(INDEX(plait__deque_steal(&d)), 1);
+    CHECK_EQ(INDEX(plait__deque_take(&d)), 2);
+    CHECK(!plait__deque_expose(&d));
+    plait__deque_free(&d);
+}
+
+/* The owner takes a public item back, leaving bottom below split: the next push lands
+ * in the public part and says so. */
+TEST(split_push_below_split_is_public)
+{
+    if (!split_available())
+        return;
+    plait__deque d;
+    make(&d, PLAIT__DEQUE_SPLIT);
+    CHECK_EQ(plait__deque_push(&d, ITEM(0)), 1);
+    CHECK_EQ(INDEX(plait__deque_take(&d)), 0);
+    CHECK_EQ(plait__deque_push(&d, ITEM(1)), 1);
+    CHECK(plait__deque_public(&d));
+    CHECK_EQ(INDEX(plait__deque_steal(&d)), 1);
+    CHECK(plait__deque_take(&d) == NULL);
+    plait__deque_free(&d);
+}
+
+/* ---- one owner against thieves: every item exactly once ---- */
+
+#define STRESS_ITEMS (CHECK_SANITIZED ? 200000 : 2000000)
+enum { THIEVES = 2 };
+
+static struct {
+    plait__deque d;
+    atomic_uchar *seen;         /* per item: how many times it came out */
+    atomic_bool owner_done;
+    atomic_long stolen, exposed;
+} stress;
+
+static plait__future *stress_item(long i) { return (plait__future *)(uintptr_t)((i + 1) * 8); }
+static long stress_index(plait__future *f) { return (long)((uintptr_t)f / 8) - 1; }
+
+static void came_out(plait__future *f)
+{
+    long i = stress_index(f);
+    CHECK(i >= 0 && i < STRESS_ITEMS);
+    if (i >= 0 && i < STRESS_ITEMS)
+        atomic_fetch_add(&stress.seen[i], 1);
+}
+
+static void *stress_thief(void *p)
+{
+    bool expose = INT(p);
+    unsigned misses = 0;
+    while (!atomic_load(&stress.owner_done)) {
+        plait__future *f = plait__deque_steal(&stress.d);
+        if (f) {
+            came_out(f);
+            atomic_fetch_add(&stress.stolen, 1);
+        } else if (expose && ++misses % 16 == 0 && plait__deque_expose(&stress.d)) {
+            atomic_fetch_add(&stress.exposed, 1);
+        } else {
+            plait__cpu_relax();
+        }
+    }
+    return NULL;
+}
+
+static void stress_kind(plait__deque_kind kind)
+{
+    make(&stress.d, kind);
+    stress.seen = calloc(STRESS_ITEMS, 1);
+    CHECK(stress.seen != NULL);
+    atomic_store(&stress.owner_done, false);
+    atomic_store(&stress.stolen, 0);
+    atomic_store(&stress.exposed, 0);
+    pthread_t thieves[THIEVES];
+    for (int i = 0; i < THIEVES; i++)
+        thread_start(&thieves[i], stress_thief, ARG(kind == PLAIT__DEQUE_SPLIT));
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    long next = 0;
+    while (next < STRESS_ITEMS) {
+        /* bursts of pushes and takes, as fork-join makes them, and now and then a
+         * pause in which only thieves move (an owner busy with a task) */
+        int pushes = 1 + (int)(rnd(&rng) % 8), takes = (int)(rnd(&rng) % 9);
+        for (int i = 0; i < pushes && next < STRESS_ITEMS; i++)
+            CHECK(plait__deque_push(&stress.d, stress_item(next++)) >= 0);
+        for (int i = 0; i < takes; i++) {
+            plait__future *f = plait__deque_take(&stress.d);
+            if (!f)
+                break;
+            came_out(f);
+        }
+        if (rnd(&rng) % 64 == 0)
+            for (int i = 0; i < 200; i++)
+                plait__cpu_relax();
+    }
+    for (plait__future *f; (f = plait__deque_take(&stress.d));)
+        came_out(f);
+    atomic_store(&stress.owner_done, true);
+    for (int i = 0; i < THIEVES; i++)
+        thread_join(thieves[i]);
+    /* the owner found its deque empty with thieves still at it: none can be left */
+    CHECK(plait__deque_steal(&stress.d) == NULL);
+    long missing = 0, twice = 0;
+    for (long i = 0; i < STRESS_ITEMS; i++) {
+        missing += atomic_load(&stress.seen[i]) == 0;
+        twice += atomic_load(&stress.seen[i]) > 1;
+    }
+    CHECK_EQ(missing, 0);
+    CHECK_EQ(twice, 0);
+    CHECK(atomic_load(&stress.stolen) > 0); /* the thieves did take part */
+    if (kind == PLAIT__DEQUE_SPLIT)
+        CHECK(atomic_load(&stress.exposed) > 0);
+    printf("  %ld items, %ld stolen, %ld exposed by thieves\n", (long)STRESS_ITEMS,
+           atomic_load(&stress.stolen), atomic_load(&stress.exposed));
+    free(stress.seen);
+    plait__deque_free(&stress.d);
+}
+
+TEST(shared_owner_against_thieves_each_item_once) { stress_kind(PLAIT__DEQUE_SHARED); }
+
+TEST(split_owner_against_exposing_thieves_each_item_once)
+{
+    if (split_available())
+        stress_kind(PLAIT__DEQUE_SPLIT);
+}
+
+RUN_TESTS(CASE(owner_takes_newest_first_past_growth),
+          CASE(shared_every_push_public_thief_takes_oldest),
+          CASE(split_push_private_while_something_is_public),
+          CASE(split_publish_makes_every_private_item_public),
+          CASE(split_thief_exposes_oldest_private_item), CASE(split_push_below_split_is_public),
+          CASE(shared_owner_against_thieves_each_item_once),
+          CASE(split_owner_against_exposing_thieves_each_item_once))
