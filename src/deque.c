@@ -78,6 +78,7 @@ int plait__deque_push(plait__deque *d, plait__future *f)
          * the task it points at, to thieves; seq_cst also orders it before the pool's
          * look at its sleepers (pool.c) */
         atomic_store_explicit(&d->bottom, b + 1, memory_order_seq_cst);
+        plait__store_load_fence();
         return 1;
     }
     /* private; release, for a thief that exposes it (it reads bottom first) */
@@ -125,6 +126,7 @@ plait__future *plait__deque_take(plait__deque *d)
     }
     /* Chase–Lev: a thief may be taking item b too */
     atomic_store_explicit(&d->bottom, b, memory_order_seq_cst);
+    plait__store_load_fence();
     int64_t t = atomic_load_explicit(&d->top, memory_order_seq_cst);
     if (t > b) { /* empty */
         atomic_store_explicit(&d->bottom, b + 1, memory_order_release);

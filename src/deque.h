@@ -53,7 +53,9 @@
  * Accesses are sequentially consistent or release/acquire where the paper has relaxed
  * accesses with fences, except on the owner's private path: the same instructions on
  * x86-64, and ThreadSanitizer, which does not model fences, sees the happens-before
- * edges that publish a task's fields to its thief.
+ * edges that publish a task's fields to its thief.  Off x86-64 a full fence follows
+ * each store whose handshake reads another variable next (plait__store_load_fence:
+ * for qemu-user, which lets that read pass the store).
  */
 #ifndef PLAIT_DEQUE_H
 #define PLAIT_DEQUE_H

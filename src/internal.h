@@ -74,6 +74,21 @@ static inline void plait__light_fence(void) { atomic_signal_fence(memory_order_s
  * -errno when it could not be made (the handshake then did not happen). */
 int plait__heavy_fence(void);
 
+/* Between a sequentially consistent store and a sequentially consistent load of
+ * another variable, where a handshake needs one of two threads to see the other's
+ * store (Dekker).  C11 needs nothing more, and on x86-64 nothing is emitted (the store
+ * is an exchange there).  Elsewhere a full fence is added: qemu-user (7.2, on an
+ * x86-64 host: the CI's aarch64 stage) lets a later LDAR pass an earlier STLR, which
+ * ARMv8 forbids — a store-buffering litmus test showed both loads stale in 23–130 of
+ * 20,000 rounds under it, and in none with the fence — and tests/test_deque.c's
+ * Chase–Lev stress then took items twice. */
+static inline void plait__store_load_fence(void)
+{
+#if !defined(__x86_64__)
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
 /* qsort's comparison of two uintptr_t (addresses), ascending. */
 static inline int plait__by_address(const void *a, const void *b)
 {
@@ -535,6 +550,12 @@ struct plait__worker;
 struct plait__worker *plait__worker_helping(void);
 /* Run queued tasks until w is signalled or the deadline passes; returns w's status. */
 int plait__worker_help(plait__waiter *w, int64_t deadline);
+/* The calling thread is about to block in a wait that does not help: if it is a pool
+ * worker, its private tasks become public and it stops counting as a worker that may
+ * push (pool.c, "Private pushes"); that worker, or NULL.  plait__worker_unblocked
+ * counts it back in. */
+struct plait__worker *plait__worker_blocking(void);
+void plait__worker_unblocked(struct plait__worker *worker);
 /* A pool worker joining f: run queued tasks while f is not done and there are some
  * (the fast path of a fork-join, before any wait is set up). */
 void plait__worker_run_until_done(plait__future *f);

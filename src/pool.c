@@ -39,13 +39,17 @@
  * worker still running sleeps only EXPOSE_AFTER_NS (that worker's next push will wake
  * it) and then exposes the oldest one itself (plait__deque_expose): an owner that
  * pushed and then computes, or blocks outside the pool, for long does not keep its
- * tasks from the other workers.  The heavy fence is
+ * tasks from the other workers.  A worker about to block in a wait that does not help
+ * (an event, a mutex) publishes its private tasks itself and leaves `active` until it
+ * is back (plait__worker_blocking, from waiter.c).  The heavy fence is
  * an interrupt to each CPU running a thread of the process, some tens of microseconds
  * on this virtual machine while another thread runs: paid only by a worker that goes
  * to sleep while another runs tasks, next to the futex wake-up that ends its sleep,
  * and never by a pool fed one task at a time, whose workers sleep when none runs.  If
- * the kernel refuses it (a seccomp filter installed after the pool was made), such
- * sleepers look again every millisecond.
+ * the kernel refuses it after the pool was made (a seccomp filter installed since),
+ * `idle` gets a bias for good, so that every push publishes from then on, and such
+ * sleepers look again every millisecond; private tasks pushed before that wait for
+ * their owner's next push, or for it to block in plait, or to take them itself.
  *
  * A signal to a helping worker's wait pokes the same word.  A wake-up for a push may
  * pick a helping worker whose wait has just been signalled: that worker goes back to
@@ -97,6 +101,7 @@ enum {
     SPIN_PAUSES = 64,       /* looks for work a CPU pause apart, then ... */
     SPIN_NS = 100 * 1000,   /* ... a CPU yield apart, for this long, before sleeping */
     SPIN_SHORT_NS = 1000,   /* the same, for an idle worker beyond the spinning half */
+    IDLE_BIAS = 1 << 20,    /* added to idle for good when the heavy fence fails */
     EXPOSE_AFTER_NS = 50 * 1000, /* a sleeper that saw private work exposes it after */
     UNFENCED_LOOK_NS = 1000 * 1000, /* a sleeper without the heavy fence looks again */
     BATCH_MAX = 64,         /* tasks taken from the injection queue at once */
@@ -129,6 +134,7 @@ struct plait_pool {
     /* sleeping */
     _Alignas(64) atomic_int idle;
     atomic_uint active;         /* workers outside spin_for_news and park: they may push */
+    atomic_bool fence_lost;     /* the heavy fence failed once: private pushes publish */
     atomic_uint wake_cursor;
     atomic_uint spinning;       /* idle workers looking for work for long */
     /* shutting down */
@@ -213,6 +219,15 @@ static void expose_private_work(plait_pool *pool, plait__worker *self)
             return;
 }
 
+/* The heavy fence failed (a seccomp filter installed since the pool was made): no
+ * handshake protects private pushes any more, so from now on every pusher sees
+ * sleepers and publishes what it pushes. */
+static void fence_lost(plait_pool *pool)
+{
+    if (!atomic_exchange(&pool->fence_lost, true))
+        atomic_fetch_add(&pool->idle, IDLE_BIAS);
+}
+
 /* Sleep until poked (or the deadline); w, when given, is a helping wait whose signal
  * ends the sleep too; until_closed: the pool closing ends it (the sleeper must then
  * count itself in, see idle_wait).  The caller looks for work again afterwards.  True
@@ -231,6 +246,8 @@ static bool park(plait__worker *wk, plait__waiter *w, int64_t deadline, bool unt
         int64_t look_again = UNFENCED_LOOK_NS;
         if (plait__heavy_fence() == 0) /* see every private push so far */
             look_again = (hidden = private_work(pool, wk)) ? EXPOSE_AFTER_NS : 0;
+        else
+            fence_lost(pool);
         if (look_again && deadline - plait_now() > look_again)
             until = plait_now() + look_again;
     }
@@ -326,6 +343,7 @@ static bool running_publish(plait__worker *wk, plait__future *head)
         return atomic_load_explicit(&pool->cancelling, memory_order_relaxed);
     }
     atomic_store_explicit(&wk->running, head, memory_order_seq_cst);
+    plait__store_load_fence();
     return atomic_load_explicit(&pool->cancelling, memory_order_seq_cst);
 }
 
@@ -347,6 +365,19 @@ static void run_task(plait__worker *wk, plait__future *f)
     else
         plait__future_complete(f, value, error);
 }
+
+struct plait__worker *plait__worker_blocking(void)
+{
+    plait__worker *wk = tls_worker;
+    if (!wk || plait__coro_current())
+        return NULL;
+    if (plait__deque_publish(&wk->deque))
+        wake_one(wk->pool);
+    atomic_fetch_sub(&wk->pool->active, 1);
+    return wk;
+}
+
+void plait__worker_unblocked(struct plait__worker *wk) { atomic_fetch_add(&wk->pool->active, 1); }
 
 void plait__worker_run_until_done(plait__future *f)
 {

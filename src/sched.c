@@ -273,6 +273,7 @@ static bool park(plait__sched *s)
     int64_t deadline = t && t->when < trim_at ? t->when : trim_at;
     bool poll = plait__poller_busy(s);
     atomic_store(&s->inbox.parked, poll ? PLAIT__PARKED_POLL : PLAIT__PARKED_FUTEX);
+    plait__store_load_fence();
     unsigned seq = atomic_load(&s->inbox.seq);
     bool empty = inbox_empty(s);
     if (poll)

@@ -231,7 +231,8 @@ static int futex_block(plait__waiter *w, int64_t deadline)
 }
 
 /* A thread blocks: as work that plait_cancel can reach (registered as the future's
- * `blocked` wait under its lock, see future.c), and helping its pool if it is a worker. */
+ * `blocked` wait under its lock, see future.c), and helping its pool if it is a worker
+ * (in a wait that cannot help, a worker hands its private tasks to the others first). */
 static int thread_block(plait__waiter *w, int64_t deadline)
 {
     plait__future *work = w->cancellable ? plait__tls_work : NULL;
@@ -245,10 +246,13 @@ static int thread_block(plait__waiter *w, int64_t deadline)
         if (refused)
             return w->status = -ECANCELED;
     }
+    struct plait__worker *worker = w->helper ? NULL : plait__worker_blocking();
     int r = w->helper        ? plait__worker_help(w, deadline)
             : w->shared_word ? plait__shared_word_block(w, deadline)
             : w->poll_fd >= 0 ? plait__poll_block(w, deadline)
                              : futex_block(w, deadline);
+    if (worker)
+        plait__worker_unblocked(worker);
     if (work) {
         plait__spin_lock(&work->lock);
         work->blocked = NULL;

@@ -12,6 +12,8 @@
 
 #include "../src/deque.h"
 
+#include <sched.h>
+
 enum { MANY = 1000 };
 static char slots[MANY];
 #define ITEM(i) ((plait__future *)(void *)&slots[(i)])
@@ -143,11 +145,14 @@ TEST(split_push_below_split_is_public)
         return;
     plait__deque d;
     make(&d, PLAIT__DEQUE_SPLIT);
-    CHECK_EQ(plait__deque_push(&d, ITEM(0)), 1);
-    CHECK_EQ(INDEX(plait__deque_take(&d)), 0);
-    CHECK_EQ(plait__deque_push(&d, ITEM(1)), 1);
-    CHECK(plait__deque_public(&d));
-    CHECK_EQ(INDEX(plait__deque_steal(&d)), 1);
+    for (int i = 0; i < 3; i++)
+        CHECK(plait__deque_push(&d, ITEM(i)) >= 0);
+    CHECK(plait__deque_publish(&d));           /* split 3: all three public */
+    CHECK_EQ(INDEX(plait__deque_take(&d)), 2); /* bottom 2, below split */
+    CHECK_EQ(plait__deque_push(&d, ITEM(3)), 1);
+    CHECK(!plait__deque_private(&d));
+    for (int i = 0; i < 3; i++) /* all public: 0, 1, then 3 where 2 was */
+        CHECK_EQ(INDEX(plait__deque_steal(&d)), i == 2 ? 3 : i);
     CHECK(plait__deque_take(&d) == NULL);
     plait__deque_free(&d);
 }
@@ -184,7 +189,8 @@ static void *stress_thief(void *p)
         if (f) {
             came_out(f);
             atomic_fetch_add(&stress.stolen, 1);
-        } else if (expose && ++misses % 16 == 0 && plait__deque_expose(&stress.d)) {
+        } else if (expose && ++misses % 16 == 0 && !plait__deque_public(&stress.d) &&
+                   plait__deque_expose(&stress.d)) {
             atomic_fetch_add(&stress.exposed, 1);
         } else {
             plait__cpu_relax();
@@ -207,11 +213,16 @@ static void stress_kind(plait__deque_kind kind)
     uint64_t rng = 0x9e3779b97f4a7c15ull;
     long next = 0;
     while (next < STRESS_ITEMS) {
-        /* bursts of pushes and takes, as fork-join makes them, and now and then a
-         * pause in which only thieves move (an owner busy with a task) */
-        int pushes = 1 + (int)(rnd(&rng) % 8), takes = (int)(rnd(&rng) % 9);
+        /* bursts of pushes and takes, as fork-join makes them; now and then a burst
+         * that makes the array grow under the thieves, the whole private part made
+         * public, or a pause in which only thieves move (an owner busy with a task) */
+        uint32_t dice = rnd(&rng);
+        int pushes = dice % 4096 == 0 ? 600 : 1 + (int)(rnd(&rng) % 8);
+        int takes = (int)(rnd(&rng) % 9);
         for (int i = 0; i < pushes && next < STRESS_ITEMS; i++)
             CHECK(plait__deque_push(&stress.d, stress_item(next++)) >= 0);
+        if (dice % 32 == 1)
+            plait__deque_publish(&stress.d);
         for (int i = 0; i < takes; i++) {
             plait__future *f = plait__deque_take(&stress.d);
             if (!f)
@@ -239,7 +250,7 @@ static void stress_kind(plait__deque_kind kind)
     CHECK(atomic_load(&stress.stolen) > 0); /* the thieves did take part */
     if (kind == PLAIT__DEQUE_SPLIT)
         CHECK(atomic_load(&stress.exposed) > 0);
-    printf("  %ld items, %ld stolen, %ld exposed by thieves\n", (long)STRESS_ITEMS,
+    printf("  %ld items, %ld stolen, %ld exposes by thieves\n", (long)STRESS_ITEMS,
            atomic_load(&stress.stolen), atomic_load(&stress.exposed));
     free(stress.seen);
     plait__deque_free(&stress.d);
@@ -253,10 +264,73 @@ TEST(split_owner_against_exposing_thieves_each_item_once)
         stress_kind(PLAIT__DEQUE_SPLIT);
 }
 
+/* ---- the fence pairing the split kind rests on (fence.c) ---- */
+
+/* Store buffering: the hot side stores x, holds back only the compiler and loads y;
+ * the rare side stores y, runs the heavy fence and loads x.  Both loads stale (each
+ * side missing the other's store) must never happen.  The two threads meet before
+ * each round, spinning, so that their stores and loads overlap.  With the heavy fence
+ * left out, x86-64 shows that outcome in some of these rounds. */
+#define LITMUS_ROUNDS (CHECK_SANITIZED ? 2000 : 20000)
+
+static struct {
+    atomic_int x, y, arrived;
+    bool hot_saw[LITMUS_ROUNDS + 1], rare_saw[LITMUS_ROUNDS + 1];
+    int fence_failures;
+} litmus;
+
+static void litmus_meet(int round)
+{
+    atomic_fetch_add(&litmus.arrived, 1);
+    int64_t until = plait_deadline_in(10 * PLAIT_SEC); /* the other thread is gone */
+    while (atomic_load(&litmus.arrived) < 2 * round && plait_now() < until)
+        plait__cpu_relax();
+}
+
+static void *litmus_hot(void *p)
+{
+    for (int i = 1; i <= LITMUS_ROUNDS; i++) {
+        litmus_meet(i);
+        atomic_store_explicit(&litmus.x, i, memory_order_relaxed);
+        plait__light_fence();
+        litmus.hot_saw[i] = atomic_load_explicit(&litmus.y, memory_order_relaxed) == i;
+    }
+    return p;
+}
+
+static void *litmus_rare(void *p)
+{
+    for (int i = 1; i <= LITMUS_ROUNDS; i++) {
+        litmus_meet(i);
+        atomic_store_explicit(&litmus.y, i, memory_order_relaxed);
+        if (plait__heavy_fence() != 0)
+            litmus.fence_failures++;
+        litmus.rare_saw[i] = atomic_load_explicit(&litmus.x, memory_order_relaxed) == i;
+    }
+    return p;
+}
+
+TEST(light_and_heavy_fences_pair)
+{
+    if (!split_available())
+        return;
+    pthread_t hot, rare;
+    thread_start(&hot, litmus_hot, NULL);
+    thread_start(&rare, litmus_rare, NULL);
+    thread_join(hot);
+    thread_join(rare);
+    int both_stale = 0;
+    for (int i = 1; i <= LITMUS_ROUNDS; i++)
+        both_stale += !litmus.hot_saw[i] && !litmus.rare_saw[i];
+    CHECK_EQ(litmus.fence_failures, 0);
+    CHECK_EQ(both_stale, 0);
+}
+
 RUN_TESTS(CASE(owner_takes_newest_first_past_growth),
           CASE(shared_every_push_public_thief_takes_oldest),
           CASE(split_push_private_while_something_is_public),
           CASE(split_publish_makes_every_private_item_public),
           CASE(split_thief_exposes_oldest_private_item), CASE(split_push_below_split_is_public),
           CASE(shared_owner_against_thieves_each_item_once),
-          CASE(split_owner_against_exposing_thieves_each_item_once))
+          CASE(split_owner_against_exposing_thieves_each_item_once),
+          CASE(light_and_heavy_fences_pair))

@@ -542,18 +542,21 @@ TEST(pushed_task_wakes_sleeping_worker)
 }
 
 /* A task pushed to a worker's private part (src/deque.h) is not kept from the other
- * workers while its owner blocks in a wait that does not help.  T pushes A (made public:
- * nothing else was) and B (kept private: A was public), then blocks on an event that
- * only B sets.  W kept the other worker busy until both were pushed; that worker then
- * takes A, finds only B, private, and must expose it itself (pool.c, "Private
- * pushes").  Without the exposing, B waited in T's deque until T's deadline, every
- * round.  Where deques have no private part, B is public at once. */
+ * workers while its owner blocks.  T pushes A (made public: nothing else was) and B
+ * (kept private: A was public), then waits for B to have run: in a plait event (a wait
+ * that does not help), or spinning on a flag as a task stuck in a long computation or
+ * in a blocking call outside plait would.  W kept the other worker busy until both
+ * were pushed; that worker then takes A and finds only B, private.  Blocked in plait,
+ * T hands B over itself (plait__worker_blocking); spinning, it cannot, and the other
+ * worker must expose B (pool.c, "Private pushes").  Without the exposing, the spinning
+ * variant waited until its deadline every round.  Where deques have no private part,
+ * B is public at once. */
 #define BLOCKED_ROUNDS (CHECK_SANITIZED ? 5 : 20)
 
 static struct {
     plait_pool *pool;
     plait_event *b_ran;
-    atomic_int w_running, pushed;
+    atomic_int w_running, pushed, b_done;
 } blocked;
 
 static void *blocked_w(void *p)
@@ -568,23 +571,32 @@ static void *blocked_a(void *p) { return p; }
 
 static void *blocked_b(void *p)
 {
+    atomic_store(&blocked.b_done, 1);
     CHECK_EQ(plait_event_set(blocked.b_ran), 0);
     return p;
 }
 
-static void *blocked_t(void *p)
+static void *blocked_t(void *spin)
 {
     plait_task a, b;
     CHECK_EQ(plait_pool_submit(blocked.pool, &a, blocked_a, NULL), 0);
     CHECK_EQ(plait_pool_submit(blocked.pool, &b, blocked_b, NULL), 0);
     atomic_store(&blocked.pushed, 1);
-    int r = plait_event_wait(blocked.b_ran, SOON());
+    int r = 0;
+    if (spin) {
+        int64_t until = SOON();
+        while (!atomic_load(&blocked.b_done) && plait_now() < until)
+            sched_yield();
+        r = atomic_load(&blocked.b_done) ? 0 : -ETIMEDOUT;
+    } else {
+        r = plait_event_wait(blocked.b_ran, SOON());
+    }
     CHECK_EQ(plait_join(b, NULL, SOON()), 0); /* runs it here if nobody did */
     CHECK_EQ(plait_join(a, NULL, SOON()), 0);
-    return r ? PLAIT_FAIL(r) : p;
+    return r ? PLAIT_FAIL(r) : NULL;
 }
 
-TEST(private_task_of_blocked_worker_is_exposed)
+static void private_task_reaches_other_worker(bool spin)
 {
     blocked.pool = make_pool(2, "blocked");
     CHECK_EQ(plait_event_create(&blocked.b_ran), 0);
@@ -592,19 +604,23 @@ TEST(private_task_of_blocked_worker_is_exposed)
         CHECK_EQ(plait_event_reset(blocked.b_ran), 0);
         atomic_store(&blocked.w_running, 0);
         atomic_store(&blocked.pushed, 0);
+        atomic_store(&blocked.b_done, 0);
         plait_task w, t;
         CHECK_EQ(plait_pool_submit(blocked.pool, &w, blocked_w, NULL), 0);
         int64_t until = plait_deadline_in(10 * PLAIT_SEC);
         while (!atomic_load(&blocked.w_running) && plait_now() < until)
             sched_yield();
         CHECK(atomic_load(&blocked.w_running));
-        CHECK_EQ(plait_pool_submit(blocked.pool, &t, blocked_t, NULL), 0);
+        CHECK_EQ(plait_pool_submit(blocked.pool, &t, blocked_t, ARG(spin)), 0);
         CHECK_EQ(plait_join(t, NULL, plait_deadline_in(30 * PLAIT_SEC)), 0);
         CHECK_EQ(plait_join(w, NULL, SOON()), 0);
     }
     CHECK_EQ(plait_pool_destroy(blocked.pool), 0);
     CHECK_EQ(plait_event_destroy(blocked.b_ran), 0);
 }
+
+TEST(private_task_of_blocked_worker_is_handed_over) { private_task_reaches_other_worker(false); }
+TEST(private_task_of_busy_worker_is_exposed) { private_task_reaches_other_worker(true); }
 
 /* How many threads named "<prefix>-..." sleep in the kernel (state S: a futex wait)
  * at this moment; a pool's worker does so only when it has parked. */
@@ -2139,7 +2155,8 @@ RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_
           CASE(coroutine_joins_pool_task), CASE(pool_many_submits_run_once),
           CASE(fork_join_fib_two_workers), CASE(fork_join_fib_one_worker),
           CASE(pushed_task_wakes_sleeping_worker), CASE(push_wake_not_spent_on_signalled_helper),
-          CASE(private_task_of_blocked_worker_is_exposed),
+          CASE(private_task_of_blocked_worker_is_handed_over),
+          CASE(private_task_of_busy_worker_is_exposed),
           CASE(pool_map_results_and_errors), CASE(pool_map_from_coroutine),
           CASE(pool_map_deadline), CASE(pool_map_cancelled_caller), CASE(pool_shutdown_drain),
           CASE(pool_shutdown_cancel), CASE(pool_shutdown_cancel_conservation),
