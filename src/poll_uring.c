@@ -32,6 +32,7 @@
 #include <linux/io_uring.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -81,6 +82,20 @@ static int submit(struct plait__uring *u, unsigned wait_nr, unsigned flags, void
     withdraw_ended(u->poller);
     int r = enter(u->fd, pending(u), wait_nr, flags, arg, argsz);
     return r < 0 ? r : 0;
+}
+
+/* What io_uring_enter says to come back later for: short of memory, completions to
+ * take first, a signal, the wait's deadline. */
+static bool temporary(int r) { return r == -EAGAIN || r == -EBUSY || r == -EINTR || r == -ETIME; }
+
+/* io_uring_enter refused the ring for good (its descriptor closed behind plait's back,
+ * say): the scheduler can no longer wait for its descriptors, nor take back the
+ * buffers the kernel holds for its coroutines.  Nothing can go on. */
+static _Noreturn void refused_for_good(int r)
+{
+    fprintf(stderr, "plait: fatal: io_uring_enter refused the scheduler's ring (%s)\n",
+            strerror(-r));
+    abort();
 }
 
 static void unmap(struct plait__uring *u)
@@ -327,9 +342,12 @@ static void ur_wait(struct plait__poller *p, int64_t deadline)
         ts.tv_nsec = left % PLAIT_SEC;
         arg.ts = (uint64_t)(uintptr_t)&ts;
     }
-    /* -ETIME (the deadline), -EINTR, -EBUSY (completions to take first): the
-     * scheduler's loop looks again in any case */
-    submit(u, look ? 0 : 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof arg);
+    /* after a temporary refusal the scheduler's loop looks again in any case; after
+     * any other it would look again and again, for ever */
+    int r = submit(u, look ? 0 : 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
+                   sizeof arg);
+    if (r < 0 && !temporary(r))
+        refused_for_good(r);
     reap(p);
 }
 
@@ -405,8 +423,8 @@ static void ur_io_cancel(struct plait__poller *p, int fd, bool writing)
             asked = true;
         }
         int r = submit(u, asked ? 1 : 0, IORING_ENTER_GETEVENTS, NULL, 0); /* wait once asked */
-        if (r < 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR)
-            abort();
+        if (r < 0 && !temporary(r))
+            refused_for_good(r);
         reap(p);
     }
 }

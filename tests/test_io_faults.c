@@ -11,6 +11,7 @@
 
 #include <linux/io_uring.h>
 #include <poll.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -165,20 +166,21 @@ TEST(cancel_a_read_while_the_ring_is_full)
     atomic_store(&enter_refusals, 0);
 }
 
-/* The kernel refuses for good (EINVAL): the read's buffer stays the kernel's, so the
- * coroutine cannot go on; the process aborts instead of spinning (as it once did). */
-TEST(a_ring_that_refuses_for_good_aborts)
+/* Run fn(arg) as a scheduler's main coroutine in a child process, which must abort
+ * within 10 s saying that the ring was refused. */
+static void check_aborts_refused(plait_fn fn, void *arg)
 {
-    if (!on_io_uring())
-        return;
+    int out[2];
+    CHECK_EQ(pipe2(out, O_CLOEXEC), 0);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
-        refusal how = {.err = EINVAL, .after_cancel = -1};
-        plait_run(cancel_read_in_full_ring, &how, NULL);
+        dup2(out[1], STDERR_FILENO);
+        plait_run(fn, arg, NULL);
         _exit(0);
     }
     CHECK(pid > 0);
+    close(out[1]);
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     CHECK(pidfd >= 0);
     struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
@@ -189,7 +191,50 @@ TEST(a_ring_that_refuses_for_good_aborts)
     int status = 0;
     CHECK_EQ(waitpid(pid, &status, 0), pid);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    char said[512] = "";
+    ssize_t n = read(out[0], said, sizeof said - 1);
+    said[n > 0 ? n : 0] = 0;
+    CHECK(strstr(said, "plait: fatal: io_uring_enter refused the scheduler's ring") != NULL);
+    close(out[0]);
     close(pidfd);
+}
+
+static void *cancel_read_refused_for_good(void *arg)
+{
+    (void)arg;
+    refusal how = {.err = EINVAL, .after_cancel = -1};
+    return cancel_read_in_full_ring(&how);
+}
+
+/* The kernel refuses for good (EINVAL): the read's buffer stays the kernel's, so the
+ * coroutine cannot go on; the process aborts instead of spinning (as it once did). */
+TEST(a_ring_that_refuses_for_good_aborts)
+{
+    if (on_io_uring())
+        check_aborts_refused(cancel_read_refused_for_good, NULL);
+}
+
+/* The kernel refuses the ring for good in the scheduler's wait (EBADF: its descriptor
+ * closed behind plait's back).  The scheduler could never again learn that a
+ * descriptor is ready: it looked again and again at full speed until the coroutine's
+ * deadline, and the program went on as if nothing were wrong (the child exited
+ * normally).  It now aborts, saying why. */
+static void *wait_in_refused_ring(void *arg)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    /* the scheduler has made its ring */
+    CHECK_EQ(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    enter_refusal_errno = EBADF;
+    atomic_store(&enter_refusals, -1);
+    plait_wait_fd(sv[0], PLAIT_READABLE, plait_deadline_in(PLAIT_SEC / 2)); /* no data */
+    return arg;
+}
+
+TEST(a_ring_refused_in_a_wait_aborts)
+{
+    if (on_io_uring())
+        check_aborts_refused(wait_in_refused_ring, NULL);
 }
 
 /* ---- accept: a connection's network error ---- */
@@ -267,4 +312,5 @@ TEST(accept_goes_on_past_a_connection_s_network_error)
 }
 
 RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full), CASE(a_ring_that_refuses_for_good_aborts),
+          CASE(a_ring_refused_in_a_wait_aborts),
           CASE(accept_goes_on_past_a_connection_s_network_error))
