@@ -74,6 +74,7 @@ static unsigned pending(const struct plait__uring *u)
 }
 
 static void withdraw_ended(struct plait__poller *p);
+static void submit_all(struct plait__poller *p, unsigned flags);
 
 /* Hand the written requests to the kernel; 0 or -errno. */
 static int submit(struct plait__uring *u, unsigned wait_nr, unsigned flags, void *arg,
@@ -253,7 +254,7 @@ static int ur_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigne
         /* a watch given up (a wait that ended otherwise, a close): remove it now, as
          * the request holds the file open until it is gone */
         if (!events)
-            submit(u, 0, IORING_ENTER_GETEVENTS, NULL, 0);
+            submit_all(p, IORING_ENTER_GETEVENTS);
     }
     if (!events)
         return 0;
@@ -309,18 +310,38 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res)
 static unsigned reap(struct plait__poller *p)
 {
     struct plait__uring *u = p->ring;
-    unsigned head = *u->cq_head, taken = 0;
+    unsigned taken = 0;
     for (;; taken++) {
-        unsigned tail = __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE);
+        /* the head read afresh each time: a completion's handler may reap too */
+        unsigned head = *u->cq_head, tail = __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE);
         if (head == tail)
             break;
         struct io_uring_cqe *cqe = &u->cqes[head & *u->cq_mask];
         uint64_t user_data = cqe->user_data;
         int res = cqe->res;
-        __atomic_store_n(u->cq_head, ++head, __ATOMIC_RELEASE);
+        __atomic_store_n(u->cq_head, head + 1, __ATOMIC_RELEASE);
         completed(p, user_data, res);
     }
     return taken;
+}
+
+/* Hand every request written so far to the kernel before going on, as what follows
+ * relies on it: a queued write's bytes ahead of a write(2) to the same descriptor, a
+ * removed watch no longer holding its file open.  A temporary refusal is waited out,
+ * taking completions meanwhile (the kernel may want room for them first); any other
+ * aborts, as the requests would never go. */
+static void submit_all(struct plait__poller *p, unsigned flags)
+{
+    struct plait__uring *u = p->ring;
+    while (pending(u)) {
+        int r = submit(u, 0, flags, NULL, 0);
+        if (r < 0 && !temporary(r))
+            refused_for_good(r);
+        if (pending(u)) {
+            reap(p);
+            flags |= IORING_ENTER_GETEVENTS;
+        }
+    }
 }
 
 static void ur_wait(struct plait__poller *p, int64_t deadline)
@@ -429,11 +450,7 @@ static void ur_io_cancel(struct plait__poller *p, int fd, bool writing)
     }
 }
 
-static void ur_io_flush(struct plait__poller *p)
-{
-    if (pending(p->ring))
-        submit(p->ring, 0, 0, NULL, 0);
-}
+static void ur_io_flush(struct plait__poller *p) { submit_all(p, 0); }
 
 const plait__poll_backend plait__poll_uring = {
     .name = "io_uring", .open = ur_open, .close = ur_close, .arm = ur_arm, .forget = ur_forget, .wait = ur_wait,

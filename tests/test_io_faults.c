@@ -1,7 +1,8 @@
 /*
  * test_io_faults.c — what plait does when the kernel refuses in ways it seldom does:
- * an io_uring that takes no request while a coroutine's read must be taken back, and
- * an accept that reports the network error of the connection it took.
+ * an io_uring that takes no request while a coroutine's read must be taken back, or
+ * just when a queued write must go ahead of a write(2) or a removed watch let its
+ * file go; and an accept that reports the network error of the connection it took.
  *
  * The failures are made on demand: this test is linked with --wrap=syscall and
  * --wrap=accept4 (tests/CMakeLists.txt), so the library's calls pass through the
@@ -237,6 +238,102 @@ TEST(a_ring_refused_in_a_wait_aborts)
         check_aborts_refused(wait_in_refused_ring, NULL);
 }
 
+/* ---- requests that must reach the kernel before the caller goes on ---- */
+
+typedef struct writer {
+    int fd;
+    const char *text;
+    bool refuse_first; /* io_uring_enter refuses (EAGAIN) once, just before the write */
+    ssize_t r;
+} writer;
+
+static void *write_text(void *arg)
+{
+    writer *w = arg;
+    if (w->refuse_first) {
+        enter_refusal_errno = EAGAIN;
+        atomic_store(&enter_refusals, 1);
+    }
+    w->r = plait_write(w->fd, w->text, strlen(w->text), SOON());
+    return NULL;
+}
+
+/* Two coroutines of one scheduler write to one socket, in turn: the first's write
+ * waits in the ring (the second is ready to run), so the second's makes the ring go
+ * to the kernel before its own write(2).  The kernel refuses that once (EAGAIN, a
+ * temporary refusal): the second write's bytes came out first.  Writes from one
+ * scheduler keep the order of the calls. */
+static void *writes_keep_order_past_a_refusal(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    /* the scheduler has made its ring */
+    CHECK_EQ(plait_wait_fd(sv[0], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    writer first = {.fd = sv[0], .text = "first,"};
+    writer second = {.fd = sv[0], .text = "second", .refuse_first = true};
+    plait_task t1, t2;
+    CHECK_EQ(plait_spawn(&t1, write_text, &first), 0);
+    CHECK_EQ(plait_spawn(&t2, write_text, &second), 0);
+    CHECK_EQ(plait_join(t1, NULL, SOON()), 0);
+    CHECK_EQ(plait_join(t2, NULL, SOON()), 0);
+    CHECK_EQ(atomic_load(&enter_refusals), 0); /* the refusal was met */
+    CHECK_EQ(first.r, 6);
+    CHECK_EQ(second.r, 6);
+    char got[16] = "";
+    CHECK_EQ(plait_read_exactly(sv[1], got, 12, NULL, SOON()), 0);
+    CHECK(memcmp(got, "first,second", 12) == 0);
+    CHECK_EQ(plait_close(sv[0]), 0);
+    CHECK_EQ(plait_close(sv[1]), 0);
+    return NULL;
+}
+
+TEST(writes_keep_their_order_when_the_ring_is_refused_once)
+{
+    if (!on_io_uring())
+        return;
+    check_run(writes_keep_order_past_a_refusal, NULL);
+    atomic_store(&enter_refusals, 0);
+}
+
+/* A coroutine waits to read a socket, so a watch in the kernel holds the socket open;
+ * it is cancelled, and the kernel refuses once (EAGAIN) the removal of its watch.
+ * plait_close must still close: the peer sees the end at once.  (The removal stayed
+ * in the ring until the next wait, and the socket stayed open in the kernel.) */
+static void *close_past_a_refused_removal(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    filler f = {.fd = sv[0]};
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, wait_readable, &f), 0);
+    CHECK_EQ(plait_yield(), 0); /* its watch is in the ring */
+    /* a wait that ends at once, as the scheduler has entered the kernel: the watch
+     * went with it */
+    CHECK_EQ(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    enter_refusal_errno = EAGAIN;
+    atomic_store(&enter_refusals, 1);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(f.r, -ECANCELED);
+    CHECK_EQ(atomic_load(&enter_refusals), 0); /* the refusal was met */
+    CHECK_EQ(plait_close(sv[0]), 0);
+    struct pollfd pfd = {.fd = sv[1], .events = POLLIN | POLLRDHUP};
+    CHECK_EQ(poll(&pfd, 1, 0), 1);
+    CHECK(pfd.revents & (POLLHUP | POLLRDHUP));
+    CHECK_EQ(plait_close(sv[1]), 0);
+    return NULL;
+}
+
+TEST(close_closes_when_a_watch_s_removal_is_refused_once)
+{
+    if (!on_io_uring())
+        return;
+    check_run(close_past_a_refused_removal, NULL);
+    atomic_store(&enter_refusals, 0);
+}
+
 /* ---- accept: a connection's network error ---- */
 
 /* accept(2) reports a network error pending on the connection it takes off the queue
@@ -313,4 +410,6 @@ TEST(accept_goes_on_past_a_connection_s_network_error)
 
 RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full), CASE(a_ring_that_refuses_for_good_aborts),
           CASE(a_ring_refused_in_a_wait_aborts),
+          CASE(writes_keep_their_order_when_the_ring_is_refused_once),
+          CASE(close_closes_when_a_watch_s_removal_is_refused_once),
           CASE(accept_goes_on_past_a_connection_s_network_error))
