@@ -211,11 +211,14 @@ static bool private_work(plait_pool *pool, plait__worker *self)
     return false;
 }
 
-/* Make the oldest private item of some other worker public, for this one to steal. */
+/* Make the oldest private item of some other worker public, for this one to steal.
+ * Each looks first at the worker after itself, so that sleepers of a large pool do not
+ * all pay their fences on the same deque. */
 static void expose_private_work(plait_pool *pool, plait__worker *self)
 {
-    for (unsigned i = 0; i < pool->threads; i++)
-        if (&pool->workers[i] != self && plait__deque_expose(&pool->workers[i].deque))
+    unsigned n = pool->threads, me = (unsigned)(self - pool->workers);
+    for (unsigned i = 1; i < n; i++)
+        if (plait__deque_expose(&pool->workers[(me + i) % n].deque))
             return;
 }
 
