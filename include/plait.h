@@ -92,7 +92,11 @@ typedef struct plait_task {
     uint64_t generation;
 } plait_task;
 
-/* Smallest and largest stack a coroutine may ask for, and the default. */
+/* Smallest and largest stack a coroutine may ask for, and the default.  A stack holds
+ * plait's own frames too (a few hundred bytes in an optimised build).  A sanitizer
+ * makes every frame several times larger: an unoptimised AddressSanitizer build
+ * overflows PLAIT_STACK_MIN in plait's frames alone, so give coroutines larger stacks
+ * in such builds. */
 #define PLAIT_STACK_MIN ((size_t)2048)
 #define PLAIT_STACK_MAX ((size_t)1 << 30)
 #define PLAIT_STACK_DEFAULT ((size_t)256 * 1024)
