@@ -6,7 +6,8 @@
  * A scheduler creates its poller the first time one of its coroutines waits on a
  * descriptor.  The poller keeps a table indexed by descriptor: the coroutine waiting
  * to read it and the one waiting to write it (one of each per scheduler: a second
- * gets -EBUSY, as two readers of one stream would race for its bytes anyway).  The
+ * gets -EBUSY, as two readers of one stream would race for its bytes anyway; a wait
+ * that has ended, its coroutine not yet run again, no longer counts).  The
  * kernel side is a backend (poll.h): io_uring where the kernel allows it, else epoll;
  * PLAIT_POLLER=epoll or =io_uring in the environment picks one.  To this file watches
  * are one-shot: a wait arms the descriptor, the event disarms it, and the slot is
@@ -203,6 +204,29 @@ static int grow(struct plait__poller *p, int fd)
     return 0;
 }
 
+/* Whether w's wait has ended (signalled, timed out, cancelled, woken by a plait_close)
+ * though its coroutine has not run since. */
+static bool ended(const plait__waiter *w)
+{
+    return atomic_load_explicit(&w->claimed, memory_order_acquire);
+}
+
+/* A wait on fd that has ended, its coroutine not yet run again, no longer holds the
+ * slot: a new one takes it (its coroutine then finds the slot not its own and leaves
+ * it).  Else a plait_close() on another thread, the number at once reused for a new
+ * descriptor, would make that descriptor's first wait -EBUSY.  A read or write still
+ * in the kernel for such a wait is taken back here; its coroutine finds it done. */
+static void release_ended(struct plait__poller *p, int fd, bool writing)
+{
+    plait__fd_slot *slot = &p->fds[fd];
+    plait__waiter **waiter = writing ? &slot->writer : &slot->reader;
+    if (*waiter && ended(*waiter))
+        *waiter = NULL;
+    plait__kernel_io *op = writing ? slot->write_op : slot->read_op;
+    if (op && ended(op->waiter))
+        p->backend->io_cancel(p, fd, writing);
+}
+
 static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
                         int64_t deadline)
 {
@@ -211,6 +235,10 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
         return -ENOMEM;
     if (grow(p, fd) < 0)
         return -ENOMEM;
+    if (events & PLAIT_READABLE)
+        release_ended(p, fd, false);
+    if (events & PLAIT_WRITABLE)
+        release_ended(p, fd, true);
     plait__fd_slot *slot = &p->fds[fd];
     if (((events & PLAIT_READABLE) && (slot->reader || slot->read_op)) ||
         ((events & PLAIT_WRITABLE) && (slot->writer || slot->write_op)))
@@ -608,6 +636,7 @@ ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline)
         return r;
     if (!plait__fd_kind(&p->fds[fd], fd) || !p->fds[fd].pollable)
         return -ENOSYS; /* a file is always ready: read(2), as two coroutines may */
+    release_ended(p, fd, false);
     if (p->fds[fd].reader || p->fds[fd].read_op)
         return -EBUSY;
     return ring_transfer(p, fd, buf, len, deadline, false);

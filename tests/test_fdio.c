@@ -13,6 +13,7 @@
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -1034,7 +1035,9 @@ TEST(coroutines_writing_one_file) { check_run(two_writers_of_one_file, NULL); }
 typedef struct queued_transfer {
     int fd;             /* what the transfer reads or writes */
     int writing;
-    ssize_t r;          /* its result */
+    bool reread;        /* the holder reads fd itself once resumed */
+    ssize_t r;          /* the transfer's result */
+    ssize_t reread_r;   /* the holder's read's */
     char got[16];
     sem_t queued, resume;
 } queued_transfer;
@@ -1048,18 +1051,25 @@ static void *transfer_once(void *arg)
 }
 
 /* Runs once transfer_once waits (io_uring: its request is queued in the ring, not yet
- * handed to the kernel) and holds the scheduler's thread until the test says. */
+ * handed to the kernel) and holds the scheduler's thread until the test says; then,
+ * if asked, reads fd before transfer_once has run again. */
 static void *hold_the_thread(void *arg)
 {
     queued_transfer *q = arg;
     CHECK_EQ(sem_post(&q->queued), 0);
     while (sem_wait(&q->resume) < 0 && errno == EINTR) {
     }
+    if (q->reread)
+        q->reread_r = plait_read(q->fd, q->got, sizeof q->got, SOON());
     return NULL;
 }
 
 static void *transfer_then_hold(void *arg)
 {
+    queued_transfer *q = arg;
+    /* the poller's table holds fd: the transfer's EAGAIN is remembered there */
+    if (q->reread)
+        CHECK_EQ(plait_wait_fd(q->fd, PLAIT_READABLE, plait_deadline_in(PLAIT_MS)), -ETIMEDOUT);
     plait_task t[2];
     CHECK_EQ(plait_spawn(&t[0], transfer_once, arg), 0);
     CHECK_EQ(plait_spawn(&t[1], hold_the_thread, arg), 0);
@@ -1071,13 +1081,15 @@ static void *transfer_then_hold(void *arg)
 /* A coroutine reads (an empty pipe) or writes (a pipe with room) while another of its
  * scheduler is ready; before that scheduler goes on, a thread closes the descriptor
  * with plait_close() and its number comes back as another pipe.  The transfer must not
- * reach the new pipe: a read would take its bytes, a write would put ours there. */
-static void queued_transfer_then_closed(int writing)
+ * reach the new pipe: a read would take its bytes, a write would put ours there.
+ * reread: the other coroutine then reads the new pipe at once, before the first has
+ * run again: the first's read, ended, must not make that one -EBUSY (as it did). */
+static void queued_transfer_then_closed(int writing, bool reread)
 {
     int old[2], fresh[2];
     make_pipe(old);
     make_pipe(fresh);
-    queued_transfer q = {.fd = old[writing], .writing = writing};
+    queued_transfer q = {.fd = old[writing], .writing = writing, .reread = reread};
     CHECK_EQ(sem_init(&q.queued, 0, 0), 0);
     CHECK_EQ(sem_init(&q.resume, 0, 0), 0);
     sched_thread st;
@@ -1098,6 +1110,10 @@ static void queued_transfer_then_closed(int writing)
         CHECK_EQ(read(old[0], got, sizeof got), q.r == 6 ? 6 : 0);
         CHECK_EQ(read(fresh[0], got, sizeof got), 7);
         CHECK_EQ(memcmp(got, "private", 7), 0);
+    } else if (reread) {
+        CHECK_EQ(q.r, -EBADF);
+        CHECK_EQ(q.reread_r, 7);
+        CHECK_EQ(memcmp(q.got, "private", 7), 0);
     } else {
         CHECK_EQ(q.r, -EBADF);
         CHECK_EQ(read(fresh[0], got, sizeof got), 7);
@@ -1111,8 +1127,9 @@ static void queued_transfer_then_closed(int writing)
     sem_destroy(&q.resume);
 }
 
-TEST(read_queued_in_another_ring_then_closed) { queued_transfer_then_closed(0); }
-TEST(write_queued_in_another_ring_then_closed) { queued_transfer_then_closed(1); }
+TEST(read_queued_in_another_ring_then_closed) { queued_transfer_then_closed(0, false); }
+TEST(write_queued_in_another_ring_then_closed) { queued_transfer_then_closed(1, false); }
+TEST(number_closed_elsewhere_and_reused_is_read_at_once) { queued_transfer_then_closed(0, true); }
 
 RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(thread_waits_with_deadline),
           CASE(end_of_file_and_broken_pipe), CASE(regular_file_is_always_ready),
@@ -1129,4 +1146,5 @@ RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadli
           CASE(plain_close_of_a_file_open_elsewhere), CASE(coroutines_writing_one_file),
           CASE(read_queued_in_another_ring_then_closed),
           CASE(write_queued_in_another_ring_then_closed),
+          CASE(number_closed_elsewhere_and_reused_is_read_at_once),
           CASE(coroutines_wait_on_one_regular_file), CASE(file_number_reused_by_a_pipe_waits))
