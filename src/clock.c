@@ -2,6 +2,7 @@
  * signal or exit status). */
 #include "internal.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,7 +46,7 @@ const char *plait_strerror(int err)
         return text;
     }
     if (err < 0)
-        err = -err;
+        err = err == INT_MIN ? INT_MAX : -err; /* no errno is that large: "unknown" */
     switch (err) {
     case 0: return "success";
     case ESRCH: return "no such task (the handle was joined or detached already)";

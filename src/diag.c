@@ -30,7 +30,7 @@ static int64_t threshold_now(void)
     if (t < 0) {
         const char *env = getenv("PLAIT_SLOW_MS");
         long long ms = env ? atoll(env) : 0;
-        t = ms > 0 ? ms * PLAIT_MS : 0;
+        t = ms <= 0 ? 0 : ms > INT64_MAX / PLAIT_MS ? INT64_MAX : ms * PLAIT_MS;
         atomic_store(&slow_threshold, t);
     }
     return t;

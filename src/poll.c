@@ -190,6 +190,9 @@ static int grow(struct plait__poller *p, int fd)
 {
     if ((size_t)fd < p->cap)
         return 0;
+    /* a number that is not open needs no room (and a huge one would cost memory) */
+    if (fcntl(fd, F_GETFD) < 0)
+        return -errno;
     if (fd > PLAIT__POLL_FD_MAX)
         return -ENOMEM;
     size_t cap = p->cap ? p->cap : 64;
@@ -233,8 +236,9 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
     struct plait__poller *p = poller_get(s);
     if (!p)
         return -ENOMEM;
-    if (grow(p, fd) < 0)
-        return -ENOMEM;
+    int r = grow(p, fd);
+    if (r < 0)
+        return r;
     if (events & PLAIT_READABLE)
         release_ended(p, fd, false);
     if (events & PLAIT_WRITABLE)
@@ -247,7 +251,7 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
         slot->reader = w;
     if (events & PLAIT_WRITABLE)
         slot->writer = w;
-    int r = p->backend->arm(p, fd, slot, plait__slot_wants(slot));
+    r = p->backend->arm(p, fd, slot, plait__slot_wants(slot));
     if (r < 0) {
         if (slot->reader == w)
             slot->reader = NULL;
@@ -382,7 +386,7 @@ uint32_t plait__fd_close_gen(int fd)
     return atomic_load_explicit(&fd_waits[fd % CLOSE_STRIPES].closes, memory_order_acquire);
 }
 
-static void *fd_key(int fd) { return (void *)(intptr_t)(fd + 1); }
+static void *fd_key(int fd) { return (void *)((uintptr_t)(unsigned)fd + 1); }
 
 /* Link a wait on fd where plait_close() finds it. */
 static void link_for_close(plait__wait_node *node, plait__waiter *w, int fd)

@@ -9,6 +9,7 @@
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -43,6 +44,9 @@ TEST(bad_input)
     while (fcntl(closed, F_GETFD) >= 0)
         closed++;
     CHECK_EQ(plait_wait_fd(closed, PLAIT_READABLE, plait_deadline_in(PLAIT_SEC)), -EBADF);
+    /* the largest number: no overflow in the table of waits by descriptor (UBSan) */
+    CHECK_EQ(plait_wait_fd(INT_MAX, PLAIT_READABLE, plait_deadline_in(PLAIT_SEC)), -EBADF);
+    CHECK_EQ(plait_close(INT_MAX), -EBADF);
 }
 
 static void *wait_closed(void *arg)
@@ -52,6 +56,13 @@ static void *wait_closed(void *arg)
     while (fcntl(closed, F_GETFD) >= 0)
         closed++;
     CHECK_EQ(plait_wait_fd(closed, PLAIT_READABLE, plait_deadline_in(PLAIT_SEC)), -EBADF);
+    /* numbers past the poller's table: -EBADF, not -ENOMEM, and no table grown for
+     * them (the largest cost gigabytes) */
+    CHECK_EQ(plait_wait_fd(4000000, PLAIT_READABLE, plait_deadline_in(PLAIT_SEC)), -EBADF);
+    CHECK_EQ(plait_wait_fd(INT_MAX, PLAIT_READABLE, plait_deadline_in(PLAIT_SEC)), -EBADF);
+    char c;
+    CHECK_EQ(plait_read(INT_MAX, &c, 1, plait_deadline_in(PLAIT_SEC)), -EBADF);
+    CHECK_EQ(plait_close(INT_MAX), -EBADF);
     return NULL;
 }
 
