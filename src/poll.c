@@ -530,16 +530,16 @@ int plait_wait_fd(int fd, int events, int64_t deadline)
         return -EINVAL;
     short pevents = (short)((events & PLAIT_READABLE ? POLLIN : 0) |
                             (events & PLAIT_WRITABLE ? POLLOUT : 0));
-    int r = plait__check_cancel();
-    if (r < 0)
-        return r;
-    if (plait__deadline_passed(deadline)) { /* try once */
+    /* a cancelled caller, as one whose deadline has passed, tries once: what is ready
+     * it gets (a call that needs no wait still completes) */
+    int cancelled = plait__check_cancel();
+    if (cancelled < 0 || plait__deadline_passed(deadline)) {
         struct pollfd pfd = {.fd = fd, .events = pevents};
         if (poll(&pfd, 1, 0) < 0)
             return -errno;
         if (pfd.revents & POLLNVAL)
             return -EBADF;
-        return pfd.revents ? ready_mask(pfd.revents) : -ETIMEDOUT;
+        return pfd.revents ? ready_mask(pfd.revents) : cancelled < 0 ? cancelled : -ETIMEDOUT;
     }
     plait__waiter w;
     plait__waiter_init(&w, events & PLAIT_READABLE ? "read" : "write", NULL);
@@ -553,8 +553,8 @@ int plait_wait_fd(int fd, int events, int64_t deadline)
     }
     plait__wait_node node;
     link_for_close(&node, &w, fd);
-    r = w.coro ? coro_wait_fd(w.coro->sched, &w, fd, events, deadline)
-               : plait__waiter_block(&w, deadline);
+    int r = w.coro ? coro_wait_fd(w.coro->sched, &w, fd, events, deadline)
+                   : plait__waiter_block(&w, deadline);
     plait__wait_node_unlink(&node);
     return r;
 }
@@ -563,12 +563,14 @@ int plait_wait_fd(int fd, int events, int64_t deadline)
 
 /* The calling coroutine's poller when its backend can read and write (io_uring);
  * NULL with *r = -ENOSYS when the caller should make the system call itself (not a
- * coroutine, a backend that cannot, a deadline already past), or another -errno. */
+ * coroutine, a backend that cannot, a deadline already past, a cancelled coroutine:
+ * the system call may need no wait), or another -errno. */
 static struct plait__poller *ring_poller(int fd, int64_t deadline, int *r)
 {
     plait__sched *s = plait__sched_current();
     *r = -ENOSYS;
-    if (!s || s->current == &s->loop || plait__deadline_passed(deadline))
+    if (!s || s->current == &s->loop || plait__deadline_passed(deadline) ||
+        plait__check_cancel() < 0)
         return NULL;
     struct plait__poller *p = poller_get(s);
     if (!p)
@@ -577,7 +579,7 @@ static struct plait__poller *ring_poller(int fd, int64_t deadline, int *r)
         p = NULL;
     else if (fd < 0)
         *r = -EBADF;
-    else if ((*r = plait__check_cancel()) == 0 && (*r = grow(p, fd)) == 0)
+    else if ((*r = grow(p, fd)) == 0)
         return p;
     return NULL;
 }

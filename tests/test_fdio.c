@@ -519,6 +519,54 @@ static void *reuse_number(void *arg)
 
 TEST(descriptor_number_reused) { check_run(reuse_number, NULL); }
 
+static void *nothing(void *arg) { return arg; }
+
+/* Cancelled before it ran: what needs no wait still completes, what would wait is
+ * -ECANCELED.  (A read after a short one, which goes to the ring or waits first, was
+ * -ECANCELED with data there, on both backends; a plait_wait_fd on a ready
+ * descriptor too; and a write beside a ready coroutine, on io_uring only.) */
+static void *cancelled_transfers(void *arg)
+{
+    int *sv = arg;
+    char buf[16];
+    CHECK(plait_cancelled());
+    CHECK_EQ(plait_read(sv[0], buf, sizeof buf, SOON()), 4); /* short: nothing more */
+    CHECK_EQ(plait_read(sv[0], buf, sizeof buf, SOON()), -ECANCELED);
+    CHECK_EQ(write(sv[1], "efgh", 4), 4);
+    CHECK_EQ(plait_read(sv[0], buf, sizeof buf, SOON()), 4);
+    CHECK_EQ(memcmp(buf, "efgh", 4), 0);
+    CHECK_EQ(plait_wait_fd(sv[0], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    CHECK_EQ(plait_wait_fd(sv[0], PLAIT_READABLE, SOON()), -ECANCELED);
+    CHECK_EQ(plait_spawn(NULL, nothing, NULL), 0); /* ready to run beside the write */
+    CHECK_EQ(plait_write(sv[0], "ijkl", 4, SOON()), 4);
+    return NULL;
+}
+
+static void *transfers_when_cancelled(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    /* the scheduler's poller holds the numbers: a short read is remembered */
+    CHECK_EQ(plait_wait_fd(sv[0], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    CHECK_EQ(write(sv[1], "abcd", 4), 4);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, cancelled_transfers, sv), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    char buf[8];
+    CHECK_EQ(read(sv[1], buf, sizeof buf), 4);
+    CHECK_EQ(memcmp(buf, "ijkl", 4), 0);
+    CHECK_EQ(plait_close(sv[0]), 0);
+    CHECK_EQ(plait_close(sv[1]), 0);
+    return NULL;
+}
+
+TEST(cancelled_coroutine_transfers_what_needs_no_wait)
+{
+    check_run(transfers_when_cancelled, NULL);
+}
+
 /* ---- threads: cancellation of a blocked read ---- */
 
 static void *thread_reads(void *arg)
@@ -598,8 +646,6 @@ static void *write_message(void *arg)
     m->r = plait_write(m->fd, m->text, strlen(m->text), SOON());
     return NULL;
 }
-
-static void *nothing(void *arg) { return arg; }
 
 enum { WRITERS = 32 };
 
@@ -1158,4 +1204,5 @@ RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadli
           CASE(read_queued_in_another_ring_then_closed),
           CASE(write_queued_in_another_ring_then_closed),
           CASE(number_closed_elsewhere_and_reused_is_read_at_once),
+          CASE(cancelled_coroutine_transfers_what_needs_no_wait),
           CASE(coroutines_wait_on_one_regular_file), CASE(file_number_reused_by_a_pipe_waits))
