@@ -707,8 +707,8 @@ int plait_peer_addr(int fd, plait_addr *out);
 /* Socket options users need.  value: 0 or 1, except PLAIT_KEEPALIVE (0 off, else on,
  * the first probe after value seconds idle) and the buffer sizes (bytes).  plait_socket_get
  * gives back the current value (KEEPALIVE: the idle seconds when on).  -ENOPROTOOPT
- * for an option the socket does not have (no-delay on a Unix socket), -EINVAL for an
- * unknown option or a negative value. */
+ * for an option the socket does not have (no-delay and keep-alive are TCP's: a Unix or
+ * UDP socket has neither), -EINVAL for an unknown option or a negative value. */
 enum plait_sockopt {
     PLAIT_NODELAY = 1,   /* TCP_NODELAY: send small writes at once */
     PLAIT_REUSEADDR,     /* SO_REUSEADDR */

@@ -508,9 +508,13 @@ static int option_error(void)
     return errno == EOPNOTSUPP ? -ENOPROTOOPT : -errno;
 }
 
-/* 0 for a TCP socket, -ENOPROTOOPT for another socket, -ENOTSOCK, -EBADF. */
-static int tcp_check(int fd)
+/* For the options only TCP has (no-delay, keep-alive: a Unix or UDP socket would take
+ * them silently, to no effect): 0 for a TCP socket, -ENOPROTOOPT for another socket,
+ * -ENOTSOCK, -EBADF.  0 for every other option. */
+static int tcp_only(int fd, enum plait_sockopt option)
 {
+    if (option != PLAIT_NODELAY && option != PLAIT_KEEPALIVE)
+        return 0;
     int proto = 0;
     socklen_t len = sizeof proto;
     if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0)
@@ -523,12 +527,12 @@ int plait_socket_set(int fd, enum plait_sockopt option, int value)
     sockopt o;
     if (!option_of(option, &o) || value < 0)
         return -EINVAL;
-    int tcp = tcp_check(fd);
-    if (option == PLAIT_NODELAY && tcp < 0) /* a Unix socket would take it silently */
+    int tcp = tcp_only(fd, option);
+    if (tcp < 0)
         return tcp;
     int v = option == PLAIT_RCVBUF || option == PLAIT_SNDBUF ? value : value != 0;
     /* the idle time first: refused, it leaves keep-alive as it was */
-    if (option == PLAIT_KEEPALIVE && value > 0 && tcp == 0 &&
+    if (option == PLAIT_KEEPALIVE && value > 0 &&
         setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &value, sizeof value) < 0)
         return option_error();
     if (setsockopt(fd, o.level, o.name, &v, sizeof v) < 0)
@@ -541,14 +545,14 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value)
     sockopt o;
     if (!option_of(option, &o) || !value)
         return -EINVAL;
-    int tcp = tcp_check(fd);
-    if (option == PLAIT_NODELAY && tcp < 0)
+    int tcp = tcp_only(fd, option);
+    if (tcp < 0)
         return tcp;
     int v = 0;
     socklen_t len = sizeof v;
     if (getsockopt(fd, o.level, o.name, &v, &len) < 0)
         return option_error();
-    if (option == PLAIT_KEEPALIVE && v && tcp == 0 &&
+    if (option == PLAIT_KEEPALIVE && v &&
         getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, &len) < 0)
         return option_error();
     *value = v;

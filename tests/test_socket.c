@@ -2200,6 +2200,8 @@ static void *unix_sockets(void *arg)
     int v = 7;
     CHECK_EQ(plait_socket_set(c, PLAIT_NODELAY, 1), -ENOPROTOOPT);
     CHECK_EQ(plait_socket_get(c, PLAIT_NODELAY, &v), -ENOPROTOOPT);
+    CHECK_EQ(plait_socket_set(c, PLAIT_KEEPALIVE, 5), -ENOPROTOOPT);
+    CHECK_EQ(plait_socket_get(c, PLAIT_KEEPALIVE, &v), -ENOPROTOOPT);
     CHECK_EQ(v, 7);
     CHECK_EQ(plait_socket_set(c, PLAIT_SNDBUF, 65536), 0);
 
@@ -2624,10 +2626,12 @@ static void socket_options_on(const char *host)
     CHECK_EQ(plait_socket_set(gone, PLAIT_SNDBUF, 4096), -EBADF);
     CHECK_EQ(plait_socket_get(gone, PLAIT_KEEPALIVE, &v), -EBADF);
     CHECK_EQ(plait_socket_get(-1, PLAIT_NODELAY, &v), -EBADF);
-    /* a UDP socket has no no-delay */
+    /* a UDP socket has no no-delay, no keep-alive */
     int u = udp_bound(host);
     CHECK_EQ(plait_socket_set(u, PLAIT_NODELAY, 1), -ENOPROTOOPT);
     CHECK_EQ(plait_socket_get(u, PLAIT_NODELAY, &v), -ENOPROTOOPT);
+    CHECK_EQ(plait_socket_set(u, PLAIT_KEEPALIVE, 5), -ENOPROTOOPT);
+    CHECK_EQ(plait_socket_get(u, PLAIT_KEEPALIVE, &v), -ENOPROTOOPT);
     check_buffer_size(u, PLAIT_RCVBUF, 65536, "/proc/sys/net/core/rmem_max");
     CHECK_EQ(plait_close(u), 0);
     close_both(c, s);
