@@ -234,8 +234,8 @@ void *plait_local_get(plait_key key);
  * Diagnostics
  * ------------------------------------------------------------------------- */
 
-/* Write one line per coroutine of this thread's scheduler: id, name, state, what it
- * waits on and for how long.  Returns the number of coroutines, -EPERM with no
+/* Write a line with the number of coroutines of this thread's scheduler, then one line
+ * per coroutine: id, name, state, what it waits on and for how long.  Returns the number of coroutines, -EPERM with no
  * scheduler, -EINVAL for a null stream. */
 int plait_dump(FILE *out);
 
@@ -280,7 +280,8 @@ int plait_sem_destroy(plait_sem *sem); /* -EBUSY while waited on */
 int plait_sem_acquire(plait_sem *sem, int64_t deadline);
 /* -EOVERFLOW when the count would pass UINT32_MAX. */
 int plait_sem_release(plait_sem *sem);
-/* The current count. */
+/* The current count; INT_MAX when it is larger (up to UINT32_MAX, more than an int
+ * holds). */
 int plait_sem_value(plait_sem *sem);
 
 /* Manual-reset event: set wakes every waiter and lets later waits through until reset. */
@@ -389,7 +390,8 @@ typedef struct plait_once {
 /* Run fn(arg) if no earlier call has completed it, exactly once across coroutines and
  * threads; concurrent callers wait until it has.  Returns 0 once initialised.  When fn
  * returns a negative code, that code is returned, the once stays uninitialised and
- * the next caller (a waiting one first) runs fn again.  -EDEADLK when called from
+ * a later caller (one that was waiting, or a new one: whichever comes first) runs fn
+ * again.  -EDEADLK when called from
  * inside its own fn; -ETIMEDOUT, -ECANCELED while waiting; -EINVAL for nulls. */
 int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t deadline);
 
@@ -542,8 +544,9 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
  * pipe's reader has gone: plait ignores SIGPIPE once it has made a pipe, if the program
  * left it at its default).  On io_uring a coroutine's write to a socket or pipe while
  * others of its scheduler are ready to run is made from the ring with theirs, in one
- * system call;
- * writes to one descriptor from one scheduler keep the order of the calls. */
+ * system call, in the order of the calls.  A write that has to wait for room may be
+ * overtaken by another coroutine's later write that finds room (as with write(2) from
+ * two threads): coroutines that share a stream should take turns (a mutex). */
 ssize_t plait_read(int fd, void *buf, size_t len, int64_t deadline);
 ssize_t plait_write(int fd, const void *buf, size_t len, int64_t deadline);
 /* All len bytes, or an error; *done (may be NULL) gets the bytes moved on every
@@ -859,7 +862,9 @@ int plait_pmutex_create(plait_pmutex **mutex);
 /* -EBUSY while it is held (by any process) or waited on in this process. */
 int plait_pmutex_destroy(plait_pmutex *mutex);
 /* 0; -EOWNERDEAD: locked, but its last holder's process died holding it (repair the
- * data it guards, then unlock); -ETIMEDOUT, -ECANCELED, -EDEADLK (the caller holds it). */
+ * data it guards, then unlock) -- a process plait reaps: one it started, or a pool
+ * worker (a child of a plain fork() that dies holding it is not seen, and the lock
+ * stays held); -ETIMEDOUT, -ECANCELED, -EDEADLK (the caller holds it). */
 int plait_pmutex_lock(plait_pmutex *mutex, int64_t deadline);
 /* -EPERM when the caller is not the holder. */
 int plait_pmutex_unlock(plait_pmutex *mutex);
@@ -892,7 +897,8 @@ typedef struct plait_queue plait_queue;
 #define PLAIT_QUEUE_MSG_MAX ((size_t)64 << 20)
 #define PLAIT_QUEUE_CAPACITY_MAX ((size_t)1 << 20)
 
-/* -EINVAL for a size or capacity of 0 or past the maxima, -ENOMEM. */
+/* -EINVAL for a size or capacity of 0 or past the maxima, or when capacity messages of
+ * msg_max bytes would take more than 64 GiB of address space; -ENOMEM. */
 int plait_queue_create(plait_queue **queue, size_t msg_max, size_t capacity);
 /* Unmap it in this process.  -EBUSY while a coroutine or thread of this process waits. */
 int plait_queue_destroy(plait_queue *queue);
