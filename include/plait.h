@@ -494,7 +494,9 @@ unsigned plait_pool_threads(const plait_pool *pool);
 plait_pool *plait_pool_default(void);
 
 /* Run fn(arg) on the default pool and wait for it (asyncio's to_thread): from a
- * coroutine, only that coroutine waits while its scheduler runs the others.  Returns
+ * coroutine, only that coroutine waits while its scheduler runs the others.  (A
+ * coroutine whose scheduler itself runs in a task of the default pool gets a thread
+ * of its own instead: waiting on its own pool, it could wait for ever.)  Returns
  * fn's outcome as plait_join() does.  On -ETIMEDOUT or -ECANCELED the task is
  * cancelled; if it had started, the call waits for it to return first, so fn may use
  * the caller's memory. */

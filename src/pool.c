@@ -700,6 +700,8 @@ plait_pool *plait_pool_default(void)
     return pool;
 }
 
+bool plait__on_default_pool(void) { return tls_worker && tls_worker->pool->is_default; }
+
 void plait__pool_atfork(int phase)
 {
     /* its workers are not in the child: a child that wants one gets a new one */

@@ -136,6 +136,12 @@ int plait__submit_default(plait_task *task, plait_fn fn, void *arg)
     int r = plait__check_cancel();
     if (r < 0)
         return r;
+    /* A coroutine of a scheduler that runs in a task of the default pool would wait on
+     * its own pool, and a coroutine's wait does not run queued tasks as a thread's
+     * does: with every worker so taken (the only one, on one CPU) the task would never
+     * run.  It gets a thread of its own, joined and cancelled like a pool task. */
+    if (plait__coro_current() && plait__on_default_pool())
+        return plait_thread_start(task, fn, arg, NULL);
     plait_pool *pool = plait_pool_default();
     return pool ? plait_pool_submit(pool, task, fn, arg) : -ENOMEM;
 }

@@ -8,11 +8,18 @@
 
 #include "check.h"
 
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 
 #define ARG(x) ((void *)(intptr_t)(x))
 #define INT(p) ((int)(intptr_t)(p))
@@ -113,6 +120,26 @@ static inline void wait_asleep(atomic_int *tid)
         }
         nanosleep(&ms, NULL);
     }
+}
+
+/* Reap the child pid, waiting for it (through its pidfd) at most `seconds`: one that
+ * has not ended by then is a failure, and is killed.  Its wait status; uses no plait
+ * call. */
+static inline int reap_within(pid_t pid, int seconds)
+{
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    CHECK(fd >= 0);
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int ended = fd >= 0 ? poll(&pfd, 1, seconds * 1000) : 0;
+    if (fd >= 0)
+        close(fd);
+    if (ended != 1) {
+        CHECK(!"the child did not end in time");
+        kill(pid, SIGKILL);
+    }
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    return status;
 }
 
 /* Let every ready coroutine of this scheduler run until it blocks (a few rounds, for

@@ -182,22 +182,13 @@ static void check_aborts_refused(plait_fn fn, void *arg)
     }
     CHECK(pid > 0);
     close(out[1]);
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    CHECK(pidfd >= 0);
-    struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
-    int ended = poll(&pfd, 1, 10 * 1000);
-    CHECK_EQ(ended, 1);
-    if (ended != 1)
-        kill(pid, SIGKILL);
-    int status = 0;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    int status = reap_within(pid, 10);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
     char said[512] = "";
     ssize_t n = read(out[0], said, sizeof said - 1);
     said[n > 0 ? n : 0] = 0;
     CHECK(strstr(said, "plait: fatal: io_uring_enter refused the scheduler's ring") != NULL);
     close(out[0]);
-    close(pidfd);
 }
 
 static void *cancel_read_refused_for_good(void *arg)

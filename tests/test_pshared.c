@@ -41,10 +41,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-
 /* ======================================================================== */
 /* Children                                                                  */
 /* ======================================================================== */
@@ -146,19 +142,7 @@ static void join_plain(pid_t pid)
 {
     if (pid <= 0)
         return;
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    int ready = 1;
-    if (fd >= 0) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        ready = poll(&pfd, 1, 10000);
-        close(fd);
-    }
-    if (ready <= 0) {
-        CHECK(!"a plain child hung");
-        kill(pid, SIGKILL);
-    }
-    int status = -1;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    int status = reap_within(pid, 10);
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);
 }
