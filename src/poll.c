@@ -214,20 +214,24 @@ static bool ended(const plait__waiter *w)
     return atomic_load_explicit(&w->claimed, memory_order_acquire);
 }
 
-/* A wait on fd that has ended, its coroutine not yet run again, no longer holds the
- * slot: a new one takes it (its coroutine then finds the slot not its own and leaves
- * it).  Else a plait_close() on another thread, the number at once reused for a new
- * descriptor, would make that descriptor's first wait -EBUSY.  A read or write still
- * in the kernel for such a wait is taken back here; its coroutine finds it done. */
-static void release_ended(struct plait__poller *p, int fd, bool writing)
+/* Waits on fd that have ended, their coroutines not yet run again, no longer hold the
+ * slot: a new one takes it (their coroutines then find the slot not their own and
+ * leave it).  Else a plait_close() on another thread, the number at once reused for a
+ * new descriptor, would make that descriptor's first wait -EBUSY.  A read or write
+ * still in the kernel for such a wait is taken back here; its coroutine finds it
+ * done. */
+static void release_ended(struct plait__poller *p, int fd)
 {
     plait__fd_slot *slot = &p->fds[fd];
-    plait__waiter **waiter = writing ? &slot->writer : &slot->reader;
-    if (*waiter && ended(*waiter))
-        *waiter = NULL;
-    plait__kernel_io *op = writing ? slot->write_op : slot->read_op;
-    if (op && ended(op->waiter))
-        p->backend->io_cancel(p, fd, writing);
+    if (slot->reader && ended(slot->reader))
+        slot->reader = NULL;
+    if (slot->writer && ended(slot->writer))
+        slot->writer = NULL;
+    for (int writing = 0; writing < 2; writing++) {
+        plait__kernel_io *op = writing ? slot->write_op : slot->read_op;
+        if (op && ended(op->waiter))
+            p->backend->io_cancel(p, fd, writing);
+    }
 }
 
 static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
@@ -239,10 +243,7 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
     int r = grow(p, fd);
     if (r < 0)
         return r;
-    if (events & PLAIT_READABLE)
-        release_ended(p, fd, false);
-    if (events & PLAIT_WRITABLE)
-        release_ended(p, fd, true);
+    release_ended(p, fd);
     plait__fd_slot *slot = &p->fds[fd];
     if (((events & PLAIT_READABLE) && (slot->reader || slot->read_op)) ||
         ((events & PLAIT_WRITABLE) && (slot->writer || slot->write_op)))
@@ -642,7 +643,7 @@ ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline)
         return r;
     if (!plait__fd_kind(&p->fds[fd], fd) || !p->fds[fd].pollable)
         return -ENOSYS; /* a file is always ready: read(2), as two coroutines may */
-    release_ended(p, fd, false);
+    release_ended(p, fd);
     if (p->fds[fd].reader || p->fds[fd].read_op)
         return -EBUSY;
     return ring_transfer(p, fd, buf, len, deadline, false);
