@@ -101,6 +101,18 @@ void plait__watchdog_stop(plait__sched *s)
     s->watchdog = NULL;
 }
 
+void plait__watchdog_after_fork(void)
+{
+    /* its thread is not in the child: joining it there would join whatever thread
+     * next has its descriptor */
+    plait__sched *s = plait__sched_current();
+    if (!s || !s->watchdog)
+        return;
+    free(s->watchdog);
+    s->watchdog = NULL;
+    plait__watchdog_start(s);
+}
+
 void plait__slow_report(plait__sched *s, plait__coro *from)
 {
     int64_t since = atomic_exchange_explicit(&s->slow_since, 0, memory_order_relaxed);

@@ -72,6 +72,7 @@ static void child(void)
     if (!plait__forking)
         plait__shared_forked(plait__pid());
     plait__poll_after_fork();
+    plait__watchdog_after_fork();
 }
 
 void plait__atfork_mutex(pthread_mutex_t *m, int phase)

@@ -693,5 +693,8 @@ int plait_completed_destroy(plait_completed *set)
 
 void plait__future_atfork(int phase)
 {
+    /* a child forked inside a thread's work runs none: nobody there can cancel it */
+    if (phase == PLAIT__FORK_CHILD)
+        plait__tls_work = NULL;
     plait__atfork_mutex(&global_lock, phase);
 }

@@ -578,6 +578,8 @@ void plait__thread_locals_destroy(void);
 /* ---- diagnostics (diag.c) ---- */
 void plait__watchdog_start(plait__sched *sched);
 void plait__watchdog_stop(plait__sched *sched);
+/* In a forked child: the calling thread's scheduler gets a watchdog of its own. */
+void plait__watchdog_after_fork(void);
 void plait__slow_report(plait__sched *sched, plait__coro *coro);
 
 /* ---- fork (fork.c): plait's global state across fork() ---- */

@@ -704,8 +704,12 @@ bool plait__on_default_pool(void) { return tls_worker && tls_worker->pool->is_de
 
 void plait__pool_atfork(int phase)
 {
-    /* its workers are not in the child: a child that wants one gets a new one */
-    if (phase == PLAIT__FORK_CHILD)
+    /* its workers are not in the child: a child that wants one gets a new one; and a
+     * child forked inside a task is no worker (else its joins would run the parent's
+     * queued tasks, which the parent runs too) */
+    if (phase == PLAIT__FORK_CHILD) {
         atomic_store(&default_pool, NULL);
+        tls_worker = NULL;
+    }
     plait__atfork_mutex(&default_lock, phase);
 }
