@@ -35,20 +35,30 @@ expect_exit 2 "unknown option" "$plait" compare --frobnicate
 grep -q "unknown option '--frobnicate'" "$tmp/err" || fail "no message naming the unknown option"
 expect_exit 2 "--html without a file" "$plait" compare --html
 grep -q -- "--html needs a file name" "$tmp/err" || fail "no message for --html without a file"
+# an option is no file name (it was taken for one, and the run was a full one)
+expect_exit 2 "--html followed by an option" "$plait" compare --html --quick
+grep -q -- "--html needs a file name" "$tmp/err" || fail "no message for --html --quick"
 expect_exit 2 "help for an unknown command" "$plait" help frobnicate
 expect_exit 2 "help with two commands" "$plait" help compare tour
 
 # ---- an unwritable report path is refused before anything is measured --------------------
 : >"$tmp/a-file"
-for path in "$tmp/a-file/report.html" "$tmp/no-such-dir/report.html"; do
+# (a directory was refused only after the whole run, when the report was renamed over it)
+for path in "$tmp/a-file/report.html" "$tmp/no-such-dir/report.html" "$tmp"; do
     expect_exit 3 "report at $path" "$plait" compare --quick --html "$path"
     grep -q "cannot write the report" "$tmp/err" || fail "no message for the unwritable report $path"
     if grep -q "\[1/" "$tmp/err"; then fail "measured before refusing $path"; fi
 done
 
 # ---- a quick run: every figure measured, the report written, nothing left over -----------
+# The report path is a symbolic link: the report goes to its target, and the link stays
+# (it was replaced by a file, the target left as it was).
 mkdir "$tmp/report"
-expect_exit 0 "compare --quick --json --html" "$plait" compare --quick --json --html "$tmp/report/r.html"
+echo old >"$tmp/report/r.html"
+ln -s r.html "$tmp/report/link.html"
+expect_exit 0 "compare --quick --json --html" "$plait" compare --quick --json --html "$tmp/report/link.html"
+[ -L "$tmp/report/link.html" ] || fail "the report replaced the symbolic link it was given"
+grep -q "^old$" "$tmp/report/r.html" && fail "the report did not reach the link's target"
 cp "$tmp/out" "$tmp/quick.json"
 python3 - "$tmp/quick.json" <<'EOF' || fail "the JSON of a quick run"
 import json, sys

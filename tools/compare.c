@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -164,40 +165,88 @@ static int parse(int argc, char **argv, compare_options *opt, bool *help)
             opt->quiet = true;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h"))
             *help = true;
-        else if (!strcmp(a, "--html") && i + 1 < argc && argv[i + 1][0])
-            opt->html = argv[++i];
+        else if (!strcmp(a, "--html") && i + 1 < argc && argv[i + 1][0] && argv[i + 1][0] != '-')
+            opt->html = argv[++i]; /* an option is no file name: --html=-x for one */
         else if (!strncmp(a, "--html=", 7) && a[7])
             opt->html = a + 7;
-        else {
-            fprintf(stderr, "plait compare: %s '%s'\n",
-                    !strcmp(a, "--html") || !strcmp(a, "--html=") ? "--html needs a file name"
-                                                                  : "unknown option",
-                    a);
+        else if (!strcmp(a, "--html") || !strcmp(a, "--html=")) {
+            fprintf(stderr, "plait compare: --html needs a file name (--html FILE or --html=FILE)\n");
+            return TOOL_USAGE;
+        } else {
+            fprintf(stderr, "plait compare: unknown option '%s'\n", a);
             return TOOL_USAGE;
         }
     }
     return 0;
 }
 
-/* The report's temporary file beside its final path; NULL after saying why. */
-static FILE *open_report(const char *path, char *tmp, size_t cap)
+/* Where the HTML report goes.  A regular file (or a new one) is written whole or not
+ * at all: into a temporary file beside it, renamed over it at the end; through a
+ * symbolic link, beside the link's target, so that the link stays.  Anything else that
+ * is not a directory (a FIFO, a device such as /dev/stdout) is written in place: a
+ * rename would replace it with a file. */
+typedef struct report_file {
+    FILE *f;
+    char final[PATH_MAX];      /* what the temporary file is renamed to */
+    char tmp[PATH_MAX + 32];   /* the temporary file; "" when written in place */
+} report_file;
+
+/* The in-place descriptor of a file that is not regular (a FIFO without a reader is
+ * refused, not waited for), or of a dangling link's target; -1 with errno set. */
+static int open_in_place(const char *path)
 {
-    int n = snprintf(tmp, cap, "%s.tmp-%d", path, (int)getpid());
-    int fd = n > 0 && (size_t)n < cap ? open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)
-                                      : (errno = ENAMETOOLONG, -1);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        fprintf(stderr, "plait compare: cannot write the report %s: %s\n", path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            unlink(tmp);
-        }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd >= 0 && fcntl(fd, F_SETFL, 0) < 0) {
+        close(fd);
+        return -1;
     }
-    return f;
+    return fd;
+}
+
+/* Open the report before anything is measured (a path that cannot be written is
+ * refused first); false after saying why. */
+static bool open_report(const char *path, report_file *rep)
+{
+    struct stat st, link;
+    bool exists = stat(path, &st) == 0;
+    int fd = -1;
+    rep->tmp[0] = 0;
+    if (exists && S_ISDIR(st.st_mode)) {
+        errno = EISDIR;
+    } else if ((exists && !S_ISREG(st.st_mode)) ||
+               (!exists && lstat(path, &link) == 0 && S_ISLNK(link.st_mode))) {
+        fd = open_in_place(path);
+    } else if (exists ? !realpath(path, rep->final)
+                      : (size_t)snprintf(rep->final, sizeof rep->final, "%s", path) >=
+                            sizeof rep->final) {
+        errno = exists ? errno : ENAMETOOLONG;
+    } else {
+        snprintf(rep->tmp, sizeof rep->tmp, "%s.tmp-%d", rep->final, (int)getpid());
+        fd = open(rep->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0)
+            rep->tmp[0] = 0;
+    }
+    rep->f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!rep->f) {
+        fprintf(stderr, "plait compare: cannot write the report %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        if (rep->tmp[0])
+            unlink(rep->tmp);
+    }
+    return rep->f != NULL;
+}
+
+/* Give the report up (nothing measured or said is written). */
+static void discard_report(report_file *rep)
+{
+    fclose(rep->f);
+    if (rep->tmp[0])
+        unlink(rep->tmp);
 }
 
 /* Write the HTML report from the JSON and move it into place; 0 or TOOL_OUTPUT. */
-static int finish_report(FILE *f, const char *tmp, const char *path, const compare_result *res)
+static int finish_report(report_file *rep, const char *path, const compare_result *res)
 {
     char *json = NULL;
     size_t len = 0;
@@ -206,15 +255,16 @@ static int finish_report(FILE *f, const char *tmp, const char *path, const compa
     if (mem && fclose(mem) != 0 && r == 0)
         r = -errno;
     if (r == 0)
-        r = report_html_write(f, json);
-    if (fclose(f) != 0 && r == 0)
+        r = report_html_write(rep->f, json);
+    if (fclose(rep->f) != 0 && r == 0)
         r = -errno;
-    if (r == 0 && rename(tmp, path) != 0)
+    if (r == 0 && rep->tmp[0] && rename(rep->tmp, rep->final) != 0)
         r = -errno;
     free(json);
     if (r == 0)
         return 0;
-    unlink(tmp);
+    if (rep->tmp[0])
+        unlink(rep->tmp);
     fprintf(stderr, "plait compare: cannot write the report %s: %s\n", path, strerror(-r));
     return TOOL_OUTPUT;
 }
@@ -236,9 +286,8 @@ int tool_compare(int argc, char **argv)
         compare_usage(help && r == 0 ? stdout : stderr);
         return r;
     }
-    char tmp[4096];
-    FILE *report = opt.html ? open_report(opt.html, tmp, sizeof tmp) : NULL;
-    if (opt.html && !report)
+    static report_file report;
+    if (opt.html && !open_report(opt.html, &report))
         return TOOL_OUTPUT;
 
     tool_catch_interrupts();
@@ -269,10 +318,8 @@ int tool_compare(int argc, char **argv)
     if (tty)
         fprintf(stderr, "\r\033[K");
     if (tool_interrupted) {
-        if (report) {
-            fclose(report);
-            unlink(tmp);
-        }
+        if (opt.html)
+            discard_report(&report);
         fprintf(stderr, "plait compare: interrupted; nothing reported\n");
         return TOOL_INTERRUPTED;
     }
@@ -282,13 +329,11 @@ int tool_compare(int argc, char **argv)
     r = opt.json ? compare_print_json(stdout, &res) : compare_print_table(stdout, &res);
     if (fflush(stdout) != 0 || r < 0) {
         fprintf(stderr, "plait compare: cannot write the results: %s\n", strerror(errno));
-        if (report) {
-            fclose(report);
-            unlink(tmp);
-        }
+        if (opt.html)
+            discard_report(&report);
         return TOOL_OUTPUT;
     }
-    if (report && (r = finish_report(report, tmp, opt.html, &res)) != 0)
+    if (opt.html && (r = finish_report(&report, opt.html, &res)) != 0)
         return r;
     return failed ? TOOL_FAILED : TOOL_OK;
 }

@@ -12,6 +12,8 @@
 #include "../examples/example.h"
 #include "tool.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 static void usage(FILE *out)
@@ -157,18 +159,23 @@ static const command commands[] = {
     {"version", run_version},
 };
 
-int main(int argc, char **argv)
+static bool is_help(const char *a)
+{
+    return !strcmp(a, "help") || !strcmp(a, "--help") || !strcmp(a, "-h");
+}
+
+static int run_command(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
         return TOOL_USAGE;
     }
-    int help = !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h");
+    bool help = is_help(argv[1]);
     if (help && argc > 3) {
         fprintf(stderr, "plait help: one command at a time\n");
         return TOOL_USAGE;
     }
-    if (help && argc == 2) {
+    if (help && (argc == 2 || is_help(argv[2]))) {
         usage(stdout);
         return TOOL_OK;
     }
@@ -180,4 +187,17 @@ int main(int argc, char **argv)
     fprintf(stderr, "plait: unknown command '%s'\n", name);
     usage(stderr);
     return TOOL_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    int r = run_command(argc, argv);
+    /* what a command printed and could not write (a full disk, a closed pipe) is a
+     * failure, whatever the command made of it */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "plait: cannot write the output: %s\n", strerror(errno));
+        if (r == TOOL_OK)
+            r = TOOL_OUTPUT;
+    }
+    return r;
 }
