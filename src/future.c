@@ -371,6 +371,14 @@ bool plait__join_cut_short(int r, plait_task task)
     return (r == -ETIMEDOUT || r == -ECANCELED) && future_of(task);
 }
 
+/* Whether a locked future is the caller's own outcome: that of the running coroutine
+ * self, or (outside a coroutine) of the work this thread runs.  The caller cannot
+ * finish while it waits, so waiting for it alone is a deadlock. */
+static bool is_caller(const plait__future *f, const plait__coro *self)
+{
+    return self ? f->coro == self : f == plait__tls_work;
+}
+
 static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool cancellable)
 {
     plait__wait_node small[8];
@@ -395,7 +403,7 @@ static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool ca
             if (claimed_here)
                 w.index = (int)i;
             decided = true; /* by us, or by a waker that got there first */
-        } else if (self ? f->coro == self : f == plait__tls_work) {
+        } else if (is_caller(f, self)) {
             itself = true; /* a deadlock unless another one has finished */
         } else {
             plait__waitq_push(&f->joiners, &f->lock, &nodes[linked++], &w, (int)i, NULL);
@@ -503,12 +511,19 @@ int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *error
 {
     if (!tasks || n == 0)
         return -EINVAL;
+    /* Every check before the first wait, so that a failure of the call itself consumes
+     * nothing and costs no time: the caller among the tasks would otherwise be found
+     * only once the wait for those before it had ended (at the deadline, or never). */
+    plait__coro *self = plait__coro_current();
     for (size_t i = 0; i < n; i++) {
         int err;
         plait__future *f = plait__future_lock(tasks[i], &err);
         if (!f)
             return err;
+        bool itself = is_caller(f, self);
         plait__spin_unlock(&f->lock);
+        if (itself)
+            return -EDEADLK;
     }
     int r = check_distinct(tasks, n);
     if (r < 0)

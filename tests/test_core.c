@@ -361,6 +361,68 @@ static void *gather_twice_main(void *arg)
 
 TEST(wait_all_same_handle_twice) { check_run(gather_twice_main, NULL); }
 
+/* A gather that names its caller can never complete: -EDEADLK at once, before it waits
+ * for the tasks ahead of the caller in the array, and with every handle left valid.
+ * The same from a plait thread, whose own handle names it. */
+typedef struct {
+    plait_task self, other;
+    plait_event *handle_stored;
+    int thread_result;
+    int64_t thread_took;
+} gather_self_ctx;
+
+static int gather_self_and_other(plait_task self, plait_task other, int64_t *took)
+{
+    plait_task both[2] = {other, self};
+    int64_t start = plait_now();
+    int r = plait_wait_all(both, 2, NULL, NULL, plait_deadline_in(2 * PLAIT_SEC));
+    *took = plait_now() - start;
+    return r;
+}
+
+static void *gather_self_thread(void *arg)
+{
+    gather_self_ctx *ctx = arg;
+    CHECK_EQ(plait_event_wait(ctx->handle_stored, SOON()), 0);
+    ctx->thread_result = gather_self_and_other(ctx->self, ctx->other, &ctx->thread_took);
+    return NULL;
+}
+
+static void *gather_self_coroutine(void *arg)
+{
+    gather_self_ctx *ctx = arg;
+    CHECK_EQ(plait_event_wait(ctx->handle_stored, SOON()), 0);
+    int64_t took;
+    CHECK_EQ(gather_self_and_other(ctx->self, ctx->other, &took), -EDEADLK);
+    CHECK(took < PLAIT_SEC);
+    return NULL;
+}
+
+static void *gather_self_main(void *arg)
+{
+    (void)arg;
+    gather_self_ctx ctx = {.thread_result = 1};
+    CHECK_EQ(plait_event_create(&ctx.handle_stored), 0);
+    CHECK_EQ(plait_spawn(&ctx.other, sleep_forever, NULL), 0);
+    CHECK_EQ(plait_spawn(&ctx.self, gather_self_coroutine, &ctx), 0);
+    CHECK_EQ(plait_event_set(ctx.handle_stored), 0);
+    CHECK_EQ(plait_join(ctx.self, NULL, SOON()), 0);
+
+    CHECK_EQ(plait_event_reset(ctx.handle_stored), 0);
+    CHECK_EQ(plait_thread_start(&ctx.self, gather_self_thread, &ctx, NULL), 0);
+    CHECK_EQ(plait_event_set(ctx.handle_stored), 0);
+    CHECK_EQ(plait_join(ctx.self, NULL, SOON()), 0);
+    CHECK_EQ(ctx.thread_result, -EDEADLK);
+    CHECK(ctx.thread_took < PLAIT_SEC);
+
+    CHECK_EQ(plait_cancel(ctx.other), 0); /* consumed by neither gather */
+    CHECK_EQ(plait_join(ctx.other, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_event_destroy(ctx.handle_stored), 0);
+    return NULL;
+}
+
+TEST(wait_all_with_itself_behind_another) { check_run(gather_self_main, NULL); }
+
 TEST(wait_all) { check_run(gather_main, NULL); }
 
 static void *wait_any_main(void *arg)
@@ -713,7 +775,8 @@ TEST(strerror_names)
 RUN_TESTS(CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock),
           CASE(join_with_deadline), CASE(yield_round_robin), CASE(sleep_order_and_concurrency),
           CASE(cancel), CASE(cancel_from_another_thread), CASE(run_cancels_stragglers),
-          CASE(wait_all), CASE(wait_all_same_handle_twice), CASE(wait_any),
+          CASE(wait_all), CASE(wait_all_same_handle_twice),
+          CASE(wait_all_with_itself_behind_another), CASE(wait_any),
           CASE(thread_joins_coroutine), CASE(groups),
           CASE(group_edges), CASE(group_destroy_while_waited_on),
           CASE(task_local_storage), CASE(stack_sizes),
