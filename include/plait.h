@@ -436,6 +436,9 @@ int plait_cpu_count(void);
  * queued tasks while it waits instead of blocking its thread, so recursion of any
  * depth cannot starve the pool; the consequence: do not hold a plait mutex across a
  * join inside a pool task (a task run meanwhile on the same thread may want it).
+ * Such a join starts no task after its deadline, but a task it has started (the one
+ * it joins, perhaps) runs to its end first: the join returns when that task returns,
+ * which may be past the deadline.
  *
  * No task is lost: every submitted task runs, or its future reports -ECANCELED.
  * ------------------------------------------------------------------------- */

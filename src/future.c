@@ -463,7 +463,7 @@ static int join(plait_task task, void **result, int64_t deadline, bool cancellab
     bool current = f && !plait__coro_current() &&
                    atomic_load_explicit(&f->generation, memory_order_relaxed) == task.generation;
     if (current && plait__worker_helping())
-        plait__worker_run_until_done(f); /* take() checks the handle again */
+        plait__worker_run_until_done(f, deadline); /* take() checks the handle again */
     else if (current && f->ops && f->ops->help)
         f->ops->help(f, deadline); /* the handle keeps f alive */
     for (;;) {

@@ -551,7 +551,8 @@ extern PLAIT_TLS char plait__tls_thread_name[16];
 struct plait__worker;
 /* The pool worker the calling thread is, if it may help (not inside a coroutine). */
 struct plait__worker *plait__worker_helping(void);
-/* Run queued tasks until w is signalled or the deadline passes; returns w's status. */
+/* Run queued tasks until w is signalled or the deadline passes; returns w's status.
+ * No task starts after the deadline, but one started before it runs to its end. */
 int plait__worker_help(plait__waiter *w, int64_t deadline);
 /* The calling thread is about to block in a wait that does not help: if it is a pool
  * worker, its private tasks become public and it stops counting as a worker that may
@@ -559,9 +560,10 @@ int plait__worker_help(plait__waiter *w, int64_t deadline);
  * counts it back in. */
 struct plait__worker *plait__worker_blocking(void);
 void plait__worker_unblocked(struct plait__worker *worker);
-/* A pool worker joining f: run queued tasks while f is not done and there are some
- * (the fast path of a fork-join, before any wait is set up). */
-void plait__worker_run_until_done(plait__future *f);
+/* A pool worker joining f: run queued tasks while f is not done, the deadline has not
+ * passed and there are some (the fast path of a fork-join, before any wait is set
+ * up).  A task it has started runs to its end, past the deadline if need be. */
+void plait__worker_run_until_done(plait__future *f, int64_t deadline);
 /* Tell the worker waiting in plait__worker_help that w's signal was published: the
  * word to futex-wake if it sleeps (after the caller's unlock), else NULL. */
 atomic_uint *plait__worker_poke(struct plait__worker *worker);

@@ -382,11 +382,12 @@ struct plait__worker *plait__worker_blocking(void)
 
 void plait__worker_unblocked(struct plait__worker *wk) { atomic_fetch_add(&wk->pool->active, 1); }
 
-void plait__worker_run_until_done(plait__future *f)
+void plait__worker_run_until_done(plait__future *f, int64_t deadline)
 {
     plait__worker *wk = tls_worker;
     plait__future *g;
-    while (!atomic_load_explicit(&f->done, memory_order_acquire) && (g = find_work(wk)))
+    while (!atomic_load_explicit(&f->done, memory_order_acquire) &&
+           !plait__deadline_passed(deadline) && (g = find_work(wk)))
         run_task(wk, g);
 }
 
@@ -418,15 +419,17 @@ int plait__worker_help(plait__waiter *w, int64_t deadline)
     for (;;) {
         if (atomic_load_explicit(&w->signalled, memory_order_acquire))
             return w->status;
+        /* The deadline is looked at before each task, not only when there is none:
+         * a task once started runs to its end here, but no new one starts late. */
+        if (plait__deadline_passed(deadline)) {
+            if (plait__waiter_claim(w))
+                return w->status = -ETIMEDOUT;
+            deadline = PLAIT_FOREVER; /* claimed by a waker: its signal is on its way */
+        }
         plait__future *f = find_work(wk);
         if (f) {
             run_task(wk, f);
             continue;
-        }
-        if (deadline != PLAIT_FOREVER && plait_now() >= deadline) {
-            if (plait__waiter_claim(w))
-                return w->status = -ETIMEDOUT;
-            deadline = PLAIT_FOREVER; /* claimed by a waker: its signal is on its way */
         }
         atomic_fetch_sub(&wk->pool->active, 1);
         bool woken = !spin_for_news(wk->pool, w, deadline) && park(wk, w, deadline, false);

@@ -487,6 +487,72 @@ static void run_fib(unsigned threads)
 TEST(fork_join_fib_two_workers) { run_fib(2); }
 TEST(fork_join_fib_one_worker) { run_fib(1); }
 
+/* A join inside a pool task keeps its deadline while it helps: it stops running
+ * queued tasks once the deadline has passed and returns -ETIMEDOUT, the handle still
+ * valid.  The target runs on the other worker and cannot finish before the join has
+ * returned (its event is set only then); the joiner's own deque holds tasks that take
+ * HELPER_NS each.  The joiner may have started one of them before its deadline, and
+ * returns when that one has returned; helping with all of them would take seconds. */
+#define HELPERS 30
+#define HELPER_NS (200 * PLAIT_MS)
+
+static struct {
+    plait_pool *pool;
+    plait_event *target_started, *target_release, *helpers_release;
+    plait_task target;
+    int join_result;
+    int64_t join_took;
+} djoin;
+
+static void *djoin_target(void *p)
+{
+    CHECK_EQ(plait_event_set(djoin.target_started), 0);
+    CHECK_EQ(plait_event_wait(djoin.target_release, SOON()), 0);
+    return p;
+}
+
+static void *djoin_helper(void *p)
+{
+    int r = plait_event_wait(djoin.helpers_release, plait_deadline_in(HELPER_NS));
+    CHECK(r == 0 || r == -ETIMEDOUT);
+    return p;
+}
+
+static void *djoin_joiner(void *p)
+{
+    for (int i = 0; i < HELPERS; i++)
+        CHECK_EQ(plait_pool_submit(djoin.pool, NULL, djoin_helper, NULL), 0);
+    int64_t start = plait_now();
+    djoin.join_result = plait_join(djoin.target, NULL, start + 50 * PLAIT_MS);
+    djoin.join_took = plait_now() - start;
+    return p;
+}
+
+TEST(join_in_pool_task_keeps_deadline_while_helping)
+{
+    djoin.pool = make_pool(2, "djoin");
+    CHECK_EQ(plait_event_create(&djoin.target_started), 0);
+    CHECK_EQ(plait_event_create(&djoin.target_release), 0);
+    CHECK_EQ(plait_event_create(&djoin.helpers_release), 0);
+    CHECK_EQ(plait_pool_submit(djoin.pool, &djoin.target, djoin_target, ARG(6)), 0);
+    CHECK_EQ(plait_event_wait(djoin.target_started, SOON()), 0); /* holds one worker */
+    plait_task joiner;
+    CHECK_EQ(plait_pool_submit(djoin.pool, &joiner, djoin_joiner, NULL), 0);
+    CHECK_EQ(plait_join(joiner, NULL, plait_deadline_in(30 * PLAIT_SEC)), 0);
+    CHECK_EQ(djoin.join_result, -ETIMEDOUT);
+    CHECK(djoin.join_took >= 50 * PLAIT_MS);
+    CHECK(djoin.join_took < 50 * PLAIT_MS + HELPER_NS + 2 * PLAIT_SEC);
+    CHECK_EQ(plait_event_set(djoin.helpers_release), 0);
+    CHECK_EQ(plait_event_set(djoin.target_release), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(djoin.target, &v, SOON()), 0); /* the handle stayed valid */
+    CHECK_EQ(INT(v), 6);
+    CHECK_EQ(plait_pool_destroy(djoin.pool), 0);
+    CHECK_EQ(plait_event_destroy(djoin.target_started), 0);
+    CHECK_EQ(plait_event_destroy(djoin.target_release), 0);
+    CHECK_EQ(plait_event_destroy(djoin.helpers_release), 0);
+}
+
 /* A task pushed on a worker's deque wakes a worker that is going to sleep.  The push
  * and the sleeper's last look for work shake hands (src/pool.c, "Sleeping"); a lost
  * wake-up leaves the task on the deque of a worker that cannot run it.  Each round's
@@ -2154,6 +2220,7 @@ TEST(completed_many_mixed)
 RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_and_join),
           CASE(coroutine_joins_pool_task), CASE(pool_many_submits_run_once),
           CASE(fork_join_fib_two_workers), CASE(fork_join_fib_one_worker),
+          CASE(join_in_pool_task_keeps_deadline_while_helping),
           CASE(pushed_task_wakes_sleeping_worker), CASE(push_wake_not_spent_on_signalled_helper),
           CASE(private_task_of_blocked_worker_is_handed_over),
           CASE(private_task_of_busy_worker_is_exposed),
