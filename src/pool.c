@@ -63,7 +63,9 @@
  * worker is asleep in its main loop at once with no work visible: a worker counted
  * there holds no task, so nothing can push any more.  The last worker to see that
  * sets `done`, wakes the others, and they all exit; the last to exit sets the
- * `stopped` event that shutdown waits on.
+ * `stopped` event that shutdown waits on.  A shutdown whose deadline passes first
+ * reports -ETIMEDOUT only when a task still runs or is queued: otherwise the workers
+ * are on their way out, and it waits for them (wait_stopped).
  *
  * Invariants:
  *  - A task is in exactly one place: a deque, the injection queue, a worker's running
@@ -103,6 +105,7 @@ enum {
     SPIN_SHORT_NS = 1000,   /* the same, for an idle worker beyond the spinning half */
     IDLE_BIAS = 1 << 20,    /* added to idle for good when the heavy fence fails */
     EXPOSE_AFTER_NS = 50 * 1000, /* a sleeper that saw private work exposes it after */
+    STOP_LOOK_NS = 1000 * 1000, /* a shutdown past its deadline looks for tasks again */
     UNFENCED_LOOK_NS = 1000 * 1000, /* a sleeper without the heavy fence looks again */
     BATCH_MAX = 64,         /* tasks taken from the injection queue at once */
 };
@@ -633,6 +636,32 @@ static int check_owner_call(plait_pool *pool)
     return 0;
 }
 
+/* Whether a worker runs a task now, or a queued one is visible. */
+static bool task_seen(plait_pool *pool)
+{
+    if (work_visible(pool))
+        return true;
+    for (unsigned i = 0; i < pool->threads; i++)
+        if (atomic_load(&pool->workers[i].running))
+            return true;
+    return false;
+}
+
+/* Wait until every worker of a closed pool has exited: 0, or -ETIMEDOUT when a task
+ * still runs or is queued at the deadline.  Without one the pool is only finishing:
+ * its workers, holding no task, count themselves in and exit without running any of
+ * the program's code, so they are waited for past the deadline.  One look can miss a
+ * task (a worker between taking it and putting it on its running chain, or between
+ * two tasks of its private part), so the looks go on, a wait for the exits apart,
+ * until the workers have exited or a task is seen; a task that runs is seen. */
+static int wait_stopped(plait_pool *pool, int64_t deadline)
+{
+    int r = plait_event_wait(pool->stopped, deadline);
+    while (r == -ETIMEDOUT && !task_seen(pool))
+        r = plait_event_wait(pool->stopped, plait_deadline_in(STOP_LOOK_NS));
+    return r;
+}
+
 int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline)
 {
     int r = check_owner_call(pool);
@@ -660,7 +689,7 @@ int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline)
         }
     }
     poke_all(pool); /* sleepers recount themselves as finished */
-    return plait_event_wait(pool->stopped, deadline);
+    return wait_stopped(pool, deadline);
 }
 
 int plait_pool_destroy(plait_pool *pool)
@@ -668,13 +697,12 @@ int plait_pool_destroy(plait_pool *pool)
     int r = check_owner_call(pool);
     if (r < 0)
         return r;
-    if (!atomic_load(&pool->closed)) {
+    if (!atomic_load(&pool->closed))
         r = plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, PLAIT_FOREVER);
-        if (r < 0)
-            return r;
-    } else if (atomic_load(&pool->exited) != pool->threads) {
-        return -EBUSY;
-    }
+    else if ((r = wait_stopped(pool, 0)) == -ETIMEDOUT)
+        return -EBUSY; /* a task still runs: the workers cannot be joined */
+    if (r < 0)
+        return r;
     for (unsigned i = 0; i < pool->threads; i++)
         pthread_join(pool->workers[i].thread, NULL);
     pool_free(pool);

@@ -1450,6 +1450,40 @@ TEST(pool_shutdown_timeout_then_busy)
     CHECK_EQ(plait_event_destroy(s.started), 0);
 }
 
+/* With no task running or queued, a shutdown is never late: a past deadline still
+ * gets 0 (the workers, holding no task, only have to exit), and a destroy right after
+ * a shutdown that timed out while a task ran waits for workers that are only exiting
+ * once that task has returned. */
+#define IDLE_ROUNDS 20
+
+TEST(pool_shutdown_idle_past_deadline)
+{
+    for (int round = 0; round < IDLE_ROUNDS; round++) {
+        plait_pool *pool = make_pool(2, "idle");
+        if (round % 2) {
+            plait_task t;
+            CHECK_EQ(plait_pool_submit(pool, &t, noop, NULL), 0);
+            CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        }
+        int how = round % 4 < 2 ? PLAIT_POOL_DRAIN : PLAIT_POOL_CANCEL;
+        CHECK_EQ(plait_pool_shutdown(pool, how, 0), 0);
+        CHECK_EQ(plait_pool_destroy(pool), 0);
+    }
+    for (int round = 0; round < IDLE_ROUNDS; round++) {
+        plait_pool *pool = make_pool(1, "idle");
+        gate_ctx g;
+        gate_init(&g);
+        plait_task t;
+        CHECK_EQ(plait_pool_submit(pool, &t, waits_gate, &g), 0);
+        CHECK_EQ(plait_sem_acquire(g.started, SOON()), 0);
+        CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, 0), -ETIMEDOUT);
+        CHECK_EQ(plait_event_set(g.gate), 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0); /* no task left: the worker exits */
+        CHECK_EQ(plait_pool_destroy(pool), 0);
+        gate_fini(&g);
+    }
+}
+
 typedef struct {
     plait_pool *own, *other;
     int own_shutdown, own_shutdown_cancel, own_destroy, other_shutdown, other_destroy;
@@ -2228,7 +2262,8 @@ RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_
           CASE(pool_map_deadline), CASE(pool_map_cancelled_caller), CASE(pool_shutdown_drain),
           CASE(pool_shutdown_cancel), CASE(pool_shutdown_cancel_conservation),
           CASE(pool_shutdown_cancel_fork_join),
-          CASE(pool_shutdown_timeout_then_busy), CASE(pool_shutdown_from_own_task),
+          CASE(pool_shutdown_timeout_then_busy), CASE(pool_shutdown_idle_past_deadline),
+          CASE(pool_shutdown_from_own_task),
           CASE(pool_cancel_tasks), CASE(to_thread_from_plain_thread),
           CASE(to_thread_keeps_scheduler_running), CASE(to_thread_deadline_and_cancel),
           CASE(to_thread_from_thread_and_pool_task), CASE(to_thread_queued_not_waited_for),
