@@ -402,7 +402,10 @@ int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t d
  * Cancellation of work on a thread (a plait thread, or a pool task) is sticky and
  * cooperative, as for coroutines: plait_cancel() makes the plait call the thread is
  * blocked in, and every later one that would block, return -ECANCELED, and
- * plait_cancelled() true.  It cannot interrupt code that does not call plait.
+ * plait_cancelled() true.  It cannot interrupt code that does not call plait.  A
+ * thread that runs a scheduler is blocked in plait_run(): its main coroutine is
+ * cancelled (main's own later calls see it, and the others are cancelled as main
+ * returns), and plait_run() returns -ECANCELED.
  *
  * Task-local storage (plait_key) works on threads too: outside a coroutine a key holds
  * one value per thread, and its destructor runs when the thread ends.

@@ -20,7 +20,10 @@
  * carries its own flag, `cancelled`, and the cancellable wait it is blocked in,
  * `blocked`, which waiter.c registers under the future's lock: plait_cancel claims that
  * wait under the same lock, so it never touches a wait that has already returned.
- * Both targets are cleared when the future completes, under its lock.
+ * Both targets are cleared when the future completes, under its lock.  A thread that
+ * runs a scheduler (plait_run) is blocked in no such wait: it names the scheduler's
+ * main coroutine, `sched_main`, which plait_cancel cancels (and plait_run, as main
+ * returns, the others); main stops being named, under the lock, before it ends.
  */
 #include "internal.h"
 
@@ -170,6 +173,7 @@ static plait__future *future_start(plait_task *task)
     atomic_store_explicit(&f->work_state, WORK_QUEUED, memory_order_relaxed);
     atomic_store_explicit(&f->cancelled, 0, memory_order_relaxed);
     f->blocked = NULL;
+    f->sched_main = NULL;
     f->fn = NULL;
     f->arg = NULL;
     f->next = NULL;
@@ -295,10 +299,21 @@ static void cancel_locked(plait__future *f, plait__wakeups *later)
             finish_locked(f, NULL, -ECANCELED, later);
             return;
         }
+        if (f->sched_main)
+            plait__coro_cancel(f->sched_main); /* alive: it clears sched_main first */
         plait__waiter *w = f->blocked;
         if (w && plait__waiter_claim(w))
             plait__waiter_signal(w, -ECANCELED, -1, later);
     }
+}
+
+void plait__work_set_main(plait__future *work, plait__coro *main)
+{
+    plait__spin_lock(&work->lock);
+    work->sched_main = main;
+    if (main && atomic_load_explicit(&work->cancelled, memory_order_relaxed))
+        plait__coro_cancel(main);
+    plait__spin_unlock(&work->lock);
 }
 
 void plait__future_cancel(plait__future *f)

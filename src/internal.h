@@ -372,6 +372,7 @@ struct plait__sched {
     size_t default_stack;
     plait__coro *main;
     bool main_done;
+    struct plait__future *work; /* the plait thread's or pool task's work it runs in */
     uint64_t rng;
     /* slow-coroutine watch (diag.c) */
     atomic_ulong switches;
@@ -476,6 +477,8 @@ struct plait__future {
                                    before it started: completed at once by the canceller) */
     atomic_int cancelled;       /* sticky, seen by the thread's blocking calls */
     plait__waiter *blocked;     /* under lock: the cancellable wait the thread is in */
+    plait__coro *sched_main;    /* under lock: the main coroutine of the scheduler the
+                                   thread runs (plait_run), until main finishes */
     plait_fn fn;
     void *arg;
     plait__future *next;        /* a pool queue, or the chain of tasks a worker runs */
@@ -525,6 +528,9 @@ void plait__future_complete(plait__future *f, void *value, int error);
 #define PLAIT__WITHDRAWN 1
 int plait__future_run_work(plait__future *f, void **value);
 void plait__future_release(plait__future *f);
+/* The thread running work calls plait_run: main (NULL once it has finished) is what a
+ * cancellation of work cancels; a work cancelled already cancels main at once. */
+void plait__work_set_main(plait__future *work, plait__coro *main);
 /* Cancel a future's producer (under no lock; f must be kept alive by the caller). */
 void plait__future_cancel(plait__future *f);
 /* plait_join() that the caller's own cancellation does not interrupt (for calls that

@@ -336,6 +336,8 @@ static _Noreturn void coro_finish(plait__sched *s, plait__coro *c, void *result)
     s->alive--;
     if (c == s->main) {
         s->main_done = true;
+        if (s->work)
+            plait__work_set_main(s->work, NULL); /* before c's slot can be reused */
         cancel_all(s);
     }
     c->state = PLAIT__DONE;
@@ -453,6 +455,10 @@ int plait_run(plait_fn fn, void *arg, void **result)
     int r = plait_spawn_opts(&main_task, fn, arg, &(plait_spawn_options){.name = "main"});
     if (r == 0) {
         s->main = s->all;
+        /* on a plait thread or in a pool task, the thread's cancellation is main's */
+        s->work = plait__tls_work;
+        if (s->work)
+            plait__work_set_main(s->work, s->main);
         loop_run(s);
         r = plait_join(main_task, result, PLAIT_FOREVER);
     }

@@ -449,6 +449,70 @@ TEST(cancel_thread_before_it_blocks)
     CHECK_EQ(plait_cancelled(), 0);
 }
 
+/* A thread that runs a scheduler is blocked in plait_run: cancelling the thread
+ * cancels the scheduler's main coroutine, and with it (as main returns) the others;
+ * plait_run returns -ECANCELED, and the cancellation stays with the thread.  A thread
+ * cancelled before it calls plait_run gets a main that is cancelled from the start. */
+typedef struct {
+    bool cancel_first;      /* wait to be cancelled before calling plait_run */
+    plait_event *ready;     /* to be cancelled: spinning before plait_run, or main and
+                               its child about to sleep */
+    int child_result, main_result, run_result, after_result;
+} sched_cancel_ctx;
+
+static void *sleeps_forever_child(void *p)
+{
+    sched_cancel_ctx *c = p;
+    c->child_result = plait_sleep_until(PLAIT_FOREVER);
+    return NULL;
+}
+
+static void *sleeps_forever_main(void *p)
+{
+    sched_cancel_ctx *c = p;
+    CHECK_EQ(plait_spawn(NULL, sleeps_forever_child, c), 0);
+    CHECK_EQ(plait_yield(), c->cancel_first ? -ECANCELED : 0); /* the child sleeps */
+    if (!c->cancel_first)
+        CHECK_EQ(plait_event_set(c->ready), 0);
+    c->main_result = plait_sleep_until(PLAIT_FOREVER);
+    return NULL;
+}
+
+static void *runs_scheduler(void *p)
+{
+    sched_cancel_ctx *c = p;
+    if (c->cancel_first) {
+        CHECK_EQ(plait_event_set(c->ready), 0);
+        while (!plait_cancelled())
+            sched_yield();
+    }
+    c->run_result = plait_run(sleeps_forever_main, c, NULL);
+    int64_t start = plait_now();
+    c->after_result = plait_sleep(5 * PLAIT_SEC);
+    CHECK_PROMPT(start);
+    return ARG(8);
+}
+
+TEST(cancel_thread_in_plait_run)
+{
+    for (int cancel_first = 0; cancel_first < 2; cancel_first++) {
+        static sched_cancel_ctx c; /* a thread that was never cancelled may outlive this */
+        c = (sched_cancel_ctx){.cancel_first = cancel_first, .child_result = 1,
+                               .main_result = 1, .run_result = 1, .after_result = 1};
+        CHECK_EQ(plait_event_create(&c.ready), 0);
+        plait_task t;
+        CHECK_EQ(plait_thread_start(&t, runs_scheduler, &c, NULL), 0);
+        CHECK_EQ(plait_event_wait(c.ready, SOON()), 0); /* started: not withdrawn */
+        CHECK_EQ(plait_cancel(t), 0);
+        CHECK_EQ(plait_join(t, NULL, plait_deadline_in(5 * PLAIT_SEC)), -ECANCELED);
+        CHECK_EQ(c.main_result, -ECANCELED);
+        CHECK_EQ(c.child_result, -ECANCELED);
+        CHECK_EQ(c.run_result, -ECANCELED);
+        CHECK_EQ(c.after_result, -ECANCELED);
+        CHECK_EQ(plait_event_destroy(c.ready), 0);
+    }
+}
+
 typedef struct {
     int forever, until_forever, far, past;
 } plain_sleep_ctx;
@@ -917,6 +981,7 @@ RUN_TESTS(CASE(start_and_join_results), CASE(join_deadline_expires), CASE(join_f
           CASE(cancel_thread_in_sleep), CASE(cancel_thread_in_chan_recv),
           CASE(cancel_thread_in_mutex_lock), CASE(cancel_thread_in_sem_acquire),
           CASE(cancel_thread_in_join), CASE(cancel_thread_before_it_blocks),
+          CASE(cancel_thread_in_plait_run),
           CASE(sleep_forever_on_plain_pthread), CASE(sleep_on_plait_thread),
           CASE(thread_local_storage), CASE(cpu_count), CASE(coroutine_joins_thread),
           CASE(coroutine_join_of_thread_cancelled), CASE(thread_joins_coroutine),
