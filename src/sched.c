@@ -490,6 +490,8 @@ int plait_yield(void)
 
 int plait_sleep_until(int64_t deadline)
 {
+    if (plait__deadline_passed(deadline))
+        return 0; /* completes without blocking: even for a cancelled caller */
     int r = plait__check_cancel();
     if (r < 0)
         return r;

@@ -210,7 +210,7 @@ static void *cancel_cleanup(void *arg)
     int r = plait_sleep(10 * PLAIT_SEC);
     CHECK_EQ(r, -ECANCELED);
     CHECK(plait_cancelled());
-    CHECK_EQ(plait_sleep(1), -ECANCELED); /* sticky */
+    CHECK_EQ(plait_sleep(PLAIT_SEC), -ECANCELED); /* sticky (a sleep that would block) */
     int v = 0;
     CHECK_EQ(plait_chan_recv(ch, &v, PLAIT_FOREVER), 0); /* non-blocking work still goes */
     CHECK_EQ(v, 5);
@@ -247,6 +247,41 @@ static void *cancel_main(void *arg)
 }
 
 TEST(cancel) { check_run(cancel_main, NULL); }
+
+/* A sleep whose deadline has passed does not block, so a cancelled caller still gets
+ * 0 from it; a sleep that would block gets -ECANCELED. */
+typedef struct {
+    int until_zero, until_past, zero_ns, negative_ns, blocking;
+} cancelled_sleeps;
+
+static void *sleeps_cancelled(void *arg)
+{
+    cancelled_sleeps *r = arg;
+    r->until_zero = plait_sleep_until(0);
+    r->until_past = plait_sleep_until(plait_now() - PLAIT_MS);
+    r->zero_ns = plait_sleep(0);
+    r->negative_ns = plait_sleep(-PLAIT_SEC);
+    r->blocking = plait_sleep(PLAIT_SEC);
+    return NULL;
+}
+
+static void *cancelled_sleep_main(void *arg)
+{
+    (void)arg;
+    cancelled_sleeps r = {1, 1, 1, 1, 1};
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, sleeps_cancelled, &r), 0);
+    CHECK_EQ(plait_cancel(t), 0); /* before it runs */
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(r.until_zero, 0);
+    CHECK_EQ(r.until_past, 0);
+    CHECK_EQ(r.zero_ns, 0);
+    CHECK_EQ(r.negative_ns, 0);
+    CHECK_EQ(r.blocking, -ECANCELED);
+    return NULL;
+}
+
+TEST(cancelled_sleep_with_past_deadline) { check_run(cancelled_sleep_main, NULL); }
 
 typedef struct {
     plait_task task;
@@ -774,7 +809,8 @@ TEST(strerror_names)
 
 RUN_TESTS(CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock),
           CASE(join_with_deadline), CASE(yield_round_robin), CASE(sleep_order_and_concurrency),
-          CASE(cancel), CASE(cancel_from_another_thread), CASE(run_cancels_stragglers),
+          CASE(cancel), CASE(cancelled_sleep_with_past_deadline),
+          CASE(cancel_from_another_thread), CASE(run_cancels_stragglers),
           CASE(wait_all), CASE(wait_all_same_handle_twice),
           CASE(wait_all_with_itself_behind_another), CASE(wait_any),
           CASE(thread_joins_coroutine), CASE(groups),
