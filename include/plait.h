@@ -171,7 +171,8 @@ int plait_sleep(int64_t ns);
 /* Whether the caller runs inside a coroutine. */
 int plait_in_coroutine(void);
 /* The calling coroutine's name; outside a coroutine, the name of the plait thread or
- * pool worker; NULL on any other thread. */
+ * pool worker (as given: "" for a thread started with the name ""); NULL on any other
+ * thread. */
 const char *plait_task_name(void);
 /* The calling coroutine's id (unique in the process, from 1), or 0 outside one. */
 uint64_t plait_task_id(void);

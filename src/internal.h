@@ -550,8 +550,9 @@ void plait__future_flush_cache(void);
 /* The plain-thread work this thread runs now (a plait thread's own future, or the pool
  * task on a worker), NULL otherwise.  Its cancellation reaches the thread's waits. */
 extern PLAIT_TLS plait__future *plait__tls_work;
-/* The name of this plait thread or pool worker ("" on other threads). */
-extern PLAIT_TLS char plait__tls_thread_name[16];
+/* The name of this plait thread or pool worker, which may be ""; NULL on other
+ * threads (a pointer, not an array whose first byte tells the two apart). */
+extern PLAIT_TLS const char *plait__tls_thread_name;
 
 /* ---- thread pools (pool.c) ---- */
 struct plait__worker;

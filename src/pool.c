@@ -487,7 +487,7 @@ static void *worker_main(void *arg)
     plait__worker *wk = arg;
     plait_pool *pool = wk->pool;
     tls_worker = wk;
-    memcpy(plait__tls_thread_name, wk->name, sizeof wk->name);
+    plait__tls_thread_name = wk->name;
     pthread_setname_np(pthread_self(), wk->name);
     atomic_fetch_add(&pool->active, 1);
     for (;;) {

@@ -515,7 +515,7 @@ const char *plait_task_name(void)
     plait__coro *c = plait__coro_current();
     if (c)
         return c->name;
-    return plait__tls_thread_name[0] ? plait__tls_thread_name : NULL;
+    return plait__tls_thread_name;
 }
 
 uint64_t plait_task_id(void)

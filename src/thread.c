@@ -17,7 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
-PLAIT_TLS char plait__tls_thread_name[16];
+PLAIT_TLS const char *plait__tls_thread_name;
+static PLAIT_TLS char thread_name[16]; /* a plait thread's: outlives its key destructors */
 
 typedef struct thread_start {
     plait__future *future;
@@ -28,7 +29,8 @@ static void *thread_main(void *p)
 {
     thread_start start = *(thread_start *)p;
     free(p);
-    memcpy(plait__tls_thread_name, start.name, sizeof start.name);
+    memcpy(thread_name, start.name, sizeof start.name);
+    plait__tls_thread_name = thread_name;
     pthread_setname_np(pthread_self(), start.name);
     void *value;
     int error = plait__future_run_work(start.future, &value);

@@ -244,6 +244,7 @@ TEST(thread_names)
 {
     check_named("worker-7", "worker-7");
     check_named(NULL, "plait");
+    check_named("", ""); /* an empty name is kept: it is still a plait thread's */
     check_named("abcdefghijklmnopqrstuvwxyz", "abcdefghijklmno"); /* 15 bytes kept */
     check_named("exactly15bytes!", "exactly15bytes!");
     check_named("sixteen-bytes-xy", "sixteen-bytes-x");
