@@ -256,7 +256,8 @@ typedef struct plait_sem plait_sem;
 typedef struct plait_event plait_event;
 typedef struct plait_waitgroup plait_waitgroup;
 
-/* Mutex, owned by the coroutine or thread that locked it; not recursive. */
+/* Mutex, owned by the coroutine or thread that locked it; not recursive.  One that
+ * ends holding it leaves it locked: no later coroutine or thread is its owner. */
 int plait_mutex_create(plait_mutex **mutex);
 /* -EBUSY while locked or waited on. */
 int plait_mutex_destroy(plait_mutex *mutex);
@@ -384,7 +385,7 @@ int plait_barrier_wait(plait_barrier *barrier, int64_t deadline);
  * The fields are plait's own. */
 typedef struct plait_once {
     int state;
-    const void *runner;
+    uint64_t runner;
 } plait_once;
 #define PLAIT_ONCE_INIT {0, 0}
 

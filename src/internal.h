@@ -288,8 +288,11 @@ void plait__waitq_wake_matching(plait__waitq *q, const void *data, int status,
 void plait__waitq_wake_all(plait__waitq *q, plait__wakeups *later);
 /* Free object, whose only busy state is a non-empty q; -EBUSY while it is not empty. */
 int plait__destroy_idle(plait__spinlock *lock, plait__waitq *q, void *object);
-/* Who is calling, as a mutex owner: the running coroutine or the plain thread. */
-const void *plait__self(void);
+/* Who is calling, as the owner of a lock: the running coroutine's id, or the plain
+ * thread's (drawn from the same counter on its first call).  Never 0 and never reused,
+ * so a coroutine or thread that ends holding a lock passes it to no later one that
+ * gets its stack slot or thread-local block. */
+uint64_t plait__self(void);
 /* A time for "waiting since" in dumps: cheap, millisecond-coarse. */
 int64_t plait__coarse_now(void);
 
@@ -402,6 +405,8 @@ void plait__coro_suspend(void);
 /* Ask a coroutine to stop (any thread).  The caller keeps it alive during the call. */
 void plait__coro_cancel(plait__coro *coro);
 uint32_t plait__sched_random(plait__sched *sched);
+/* A new id, unique in the process (from 1): a coroutine's, or a thread's identity. */
+uint64_t plait__new_id(void);
 
 /* ---- the poller (poll.c) ---- */
 /* Whether coroutines of s wait on descriptors now. */

@@ -23,8 +23,8 @@
 
 struct plait_mutex {
     plait__spinlock lock;
-    const void *owner;
-    plait__waitq waiters; /* node data: the waiter's identity */
+    uint64_t owner;       /* plait__self() of the holder; 0 when free */
+    plait__waitq waiters; /* node data: the waiter's lock_request */
     unsigned retrying;    /* waiters told to try again that have not come back yet */
 };
 
@@ -59,7 +59,7 @@ enum { SPIN_ROUNDS = 8, SPIN_PAUSES = 32 };
 
 /* A waiter's node data: who it is, and whether it wants the mutex handed over. */
 typedef struct lock_request {
-    const void *self;
+    uint64_t self;
     bool starving;
 } lock_request;
 
@@ -124,7 +124,7 @@ int plait_mutex_unlock(plait_mutex *m)
     }
     plait__wait_node *node = plait__waitq_claim(&m->waiters);
     lock_request *request = node ? node->data : NULL; /* blocked until signalled */
-    m->owner = request && request->starving ? request->self : NULL;
+    m->owner = request && request->starving ? request->self : 0;
     if (node && !m->owner)
         m->retrying++; /* destroy is refused until it has come back */
     if (node)

@@ -31,7 +31,7 @@ int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t d
         return -EINVAL;
     if (__atomic_load_n(&once->state, __ATOMIC_ACQUIRE) == DONE)
         return 0;
-    const void *self = plait__self();
+    uint64_t self = plait__self();
     struct bucket *b = bucket_of(once);
     plait__spin_lock(&b->lock);
     for (;;) {
@@ -46,7 +46,7 @@ int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t d
             plait__spin_unlock(&b->lock);
             int r = fn(arg);
             plait__spin_lock(&b->lock);
-            once->runner = NULL;
+            once->runner = 0;
             __atomic_store_n(&once->state, r < 0 ? NOT_DONE : DONE, __ATOMIC_RELEASE);
             plait__wakeups later = {.n = 0};
             plait__waitq_wake_matching(&b->waiters, once, 0, &later);

@@ -50,7 +50,7 @@ void plait__pmutex_died(plait__pmutex_state *st, unsigned pid)
 int plait__pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t deadline)
 {
     unsigned me = plait__pid();
-    uint64_t self = (uintptr_t)plait__self();
+    uint64_t self = plait__self();
     for (;;) {
         unsigned free_word = 0;
         if (atomic_compare_exchange_strong(&st->holder, &free_word, me)) {
@@ -73,7 +73,7 @@ int plait__pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t 
 int plait__pmutex_unlock(plait__pmutex_state *st)
 {
     if (atomic_load(&st->holder) != plait__pid() ||
-        atomic_load_explicit(&st->owner_id, memory_order_relaxed) != (uintptr_t)plait__self())
+        atomic_load_explicit(&st->owner_id, memory_order_relaxed) != plait__self())
         return -EPERM;
     atomic_store_explicit(&st->owner_id, 0, memory_order_relaxed);
     atomic_store(&st->holder, 0);

@@ -27,9 +27,9 @@
 struct plait_rwlock {
     plait__spinlock lock;
     unsigned readers;           /* holding it shared */
-    const void *writer;         /* holding it exclusive, or NULL */
+    uint64_t writer;            /* plait__self() of the one holding it exclusive, or 0 */
     plait__waitq read_waiters;
-    plait__waitq write_waiters; /* node data: the waiter's identity */
+    plait__waitq write_waiters; /* node data: the waiter's identity (a uint64_t *) */
 };
 
 int plait_rwlock_create(plait_rwlock **rwlock)
@@ -73,13 +73,13 @@ static bool admit_writer(plait_rwlock *rw, plait__wakeups *later)
     plait__wait_node *node = plait__waitq_claim(&rw->write_waiters);
     if (!node)
         return false;
-    rw->writer = node->data;
+    rw->writer = *(const uint64_t *)node->data; /* on its stack: it waits still */
     plait__waiter_signal(node->waiter, 0, node->index, later);
     return true;
 }
 
 /* Take the spin lock for a caller who is not the writer: -EDEADLK (not locked) if it is. */
-static int enter(plait_rwlock *rw, const void *self)
+static int enter(plait_rwlock *rw, uint64_t self)
 {
     plait__spin_lock(&rw->lock);
     if (rw->writer != self)
@@ -111,7 +111,7 @@ int plait_rwlock_wrlock(plait_rwlock *rw, int64_t deadline)
 {
     if (!rw)
         return -EINVAL;
-    const void *self = plait__self();
+    uint64_t self = plait__self();
     if (enter(rw, self) < 0)
         return -EDEADLK;
     if (!rw->writer && rw->readers == 0) {
@@ -119,7 +119,7 @@ int plait_rwlock_wrlock(plait_rwlock *rw, int64_t deadline)
         plait__spin_unlock(&rw->lock);
         return 0;
     }
-    int r = plait__wait_on(&rw->write_waiters, &rw->lock, (void *)self, deadline, true,
+    int r = plait__wait_on(&rw->write_waiters, &rw->lock, &self, deadline, true,
                            "rwlock (write)", rw);
     if (r < 0) {
         plait__wakeups later = {.n = 0};
@@ -159,7 +159,7 @@ int plait_rwlock_wrunlock(plait_rwlock *rw)
         plait__spin_unlock(&rw->lock);
         return -EPERM;
     }
-    rw->writer = NULL;
+    rw->writer = 0;
     if (plait__waitq_has_other(&rw->read_waiters, NULL))
         admit_readers(rw, &later);
     else

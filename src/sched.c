@@ -40,6 +40,11 @@ PLAIT_TLS plait__sched *plait__tls_sched;
 
 static atomic_ullong next_id = 1;
 
+uint64_t plait__new_id(void)
+{
+    return atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+}
+
 uint32_t plait__sched_random(plait__sched *s)
 {
     s->rng ^= s->rng << 13;
@@ -381,7 +386,7 @@ int plait_spawn_opts(plait_task *task, plait_fn fn, void *arg,
     c->group = options ? options->group : NULL;
     c->group_keeps_outcome = c->group && !task;
     c->waiter = NULL;
-    c->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    c->id = plait__new_id();
     atomic_init(&c->cancelled, s->main_done);
     atomic_init(&c->cancel_queued, 0);
     c->recycle_pending = false;

@@ -316,12 +316,16 @@ int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t d
     return r;
 }
 
-static PLAIT_TLS char thread_identity;
+static PLAIT_TLS uint64_t thread_identity;
 
-const void *plait__self(void)
+uint64_t plait__self(void)
 {
     plait__coro *c = plait__coro_current();
-    return c ? (const void *)c : (const void *)&thread_identity;
+    if (c)
+        return c->id;
+    if (PLAIT_UNLIKELY(!thread_identity))
+        thread_identity = plait__new_id();
+    return thread_identity;
 }
 
 void plait__waitq_wake_all(plait__waitq *q, plait__wakeups *later)

@@ -156,6 +156,63 @@ TEST(mutex_between_threads)
     CHECK_EQ(plait_mutex_destroy(m), 0);
 }
 
+/* An owner is named by an identity that is never reused.  A coroutine that ends
+ * holding a mutex and a write lock leaves them held: a later coroutine, which gets the
+ * ended one's stack slot, is not the owner (-EPERM); nor is a later thread, which may
+ * get an ended thread's stack and thread-local block.  The locks stay held for good:
+ * reachable from here, so not a leak. */
+static struct {
+    plait_mutex *m;
+    plait_rwlock *rw;
+    int unlock, wrunlock;
+} orphan[2];
+
+static void *locks_and_ends(void *p)
+{
+    int i = INT(p);
+    CHECK_EQ(plait_mutex_lock(orphan[i].m, 0), 0);
+    CHECK_EQ(plait_rwlock_wrlock(orphan[i].rw, 0), 0);
+    return NULL;
+}
+
+static void *unlocks_orphan(void *p)
+{
+    int i = INT(p);
+    orphan[i].unlock = plait_mutex_unlock(orphan[i].m);
+    orphan[i].wrunlock = plait_rwlock_wrunlock(orphan[i].rw);
+    return NULL;
+}
+
+static void *orphan_coroutines(void *p)
+{
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, locks_and_ends, p), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(plait_spawn(&t, unlocks_orphan, p), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    return NULL;
+}
+
+TEST(owner_identity_not_reused)
+{
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(plait_mutex_create(&orphan[i].m), 0);
+        CHECK_EQ(plait_rwlock_create(&orphan[i].rw), 0);
+        orphan[i].unlock = orphan[i].wrunlock = 1;
+    }
+    check_run(orphan_coroutines, ARG(0));
+    pthread_t th;
+    thread_start(&th, locks_and_ends, ARG(1));
+    thread_join(th);
+    thread_start(&th, unlocks_orphan, ARG(1));
+    thread_join(th);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(orphan[i].unlock, -EPERM);
+        CHECK_EQ(orphan[i].wrunlock, -EPERM);
+        CHECK_EQ(plait_mutex_destroy(orphan[i].m), -EBUSY);
+    }
+}
+
 typedef struct {
     plait_mutex *m;
     plait_event *locked, *go;
@@ -1950,7 +2007,7 @@ TEST(far_deadlines)
     }
 }
 
-RUN_TESTS(CASE(null_arguments), CASE(mutex_between_threads),
+RUN_TESTS(CASE(null_arguments), CASE(mutex_between_threads), CASE(owner_identity_not_reused),
           CASE(mutex_thread_and_coroutine), CASE(mutex_coroutines), CASE(mutex_no_starvation),
           CASE(mutex_cancel_waiter), CASE(mutex_destroy_while_a_waiter_tries_again),
           CASE(mutex_across_schedulers_with_cancel),
