@@ -983,14 +983,16 @@ int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn 
  * of its chunk) and a failed item's result is zeroed.  On -ETIMEDOUT / -ECANCELED of the
  * caller the chunks not done are cancelled and their items get that code; nothing is
  * written into the arrays after the call returns.  -EMSGSIZE when not even one item
- * fits the pool's room, -EINVAL for nulls or n == 0. */
+ * fits the pool's room, -EINVAL for nulls, n == 0, arg_size == 0, or arrays larger than
+ * PTRDIFF_MAX bytes (n * arg_size, n * result_size). */
 int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
                        size_t arg_size, size_t n, void *results, size_t result_size,
                        int *errors, size_t chunk, int64_t deadline);
 
 /* A lazy map: the same items, handed back one at a time as their chunks finish, with
  * a bounded number of chunks in flight.  In index order, or with PLAIT_IMAP_UNORDERED in
- * the order chunks finish.  args must stay valid until the iterator is destroyed. */
+ * the order chunks finish.  args must stay valid until the iterator is destroyed.
+ * -EMSGSIZE and -EINVAL as for map (of the arrays, only args is one here). */
 typedef struct plait_procpool_iter plait_procpool_iter;
 #define PLAIT_IMAP_UNORDERED 1
 int plait_procpool_imap(plait_procpool_iter **iter, plait_procpool *pool, plait_proc_fn fn,

@@ -35,6 +35,21 @@ typedef struct chunk_header {
     uint64_t count, arg_size, result_size;
 } chunk_header;
 
+/* The most items of arg_size (> 0) and result_size bytes that one chunk carries in
+ * arg_room and result_room bytes; 0 when not even one fits.  Nothing here wraps: a size
+ * is compared with its room before anything is added to it. */
+static size_t chunk_most(size_t arg_size, size_t result_size, size_t arg_room,
+                         size_t result_room)
+{
+    if (arg_room < sizeof(chunk_header) || result_size > result_room)
+        return 0;
+    size_t by_arg = (arg_room - sizeof(chunk_header)) / arg_size;
+    size_t by_result = result_room / (sizeof(int32_t) + result_size);
+    return by_arg < by_result ? by_arg : by_result;
+}
+
+static size_t div_up(size_t a, size_t b) { return a / b + (a % b != 0); }
+
 /* Runs in a worker: the items' outcomes as int32 codes, then their results. */
 static ssize_t chunk_run(const void *arg, size_t arg_len, void *out, size_t out_cap)
 {
@@ -42,9 +57,9 @@ static ssize_t chunk_run(const void *arg, size_t arg_len, void *out, size_t out_
     if (arg_len < sizeof h)
         return -EINVAL;
     memcpy(&h, arg, sizeof h);
-    size_t need = h.count * (sizeof(int32_t) + h.result_size);
-    if (need > out_cap || sizeof h + h.count * h.arg_size > arg_len)
+    if (h.count > chunk_most(h.arg_size, h.result_size, arg_len, out_cap))
         return -EMSGSIZE;
+    size_t need = h.count * (sizeof(int32_t) + h.result_size);
     const unsigned char *items = (const unsigned char *)arg + sizeof h;
     int32_t *codes = out;
     unsigned char *results = (unsigned char *)out + h.count * sizeof(int32_t);
@@ -70,24 +85,18 @@ static int plan_make(map_plan *m, plait_procpool *pool, plait_proc_fn fn, const 
 {
     if (!pool || !fn || !args || n == 0 || arg_size == 0)
         return -EINVAL;
-    size_t arg_room = plait__procpool_arg_max(pool);
-    size_t result_room = plait__procpool_result_max(pool);
-    if (arg_room < sizeof(chunk_header))
-        return -EMSGSIZE;
-    size_t most = (arg_room - sizeof(chunk_header)) / arg_size;
-    size_t by_result = result_room / (sizeof(int32_t) + result_size);
-    if (by_result < most)
-        most = by_result;
+    size_t most = chunk_most(arg_size, result_size, plait__procpool_arg_max(pool),
+                             plait__procpool_result_max(pool));
     if (most == 0)
         return -EMSGSIZE;
+    if (n > PTRDIFF_MAX / arg_size) /* no array is that large: n * arg_size would wrap */
+        return -EINVAL;
     size_t workers = plait_procpool_processes(pool);
-    if (chunk == 0) { /* as Python does: about four chunks per worker */
-        size_t parts = 4 * workers;
-        chunk = (n + parts - 1) / parts;
-    }
+    if (chunk == 0) /* as Python does: about four chunks per worker */
+        chunk = div_up(n, 4 * workers);
     if (chunk > most)
         chunk = most;
-    *m = (map_plan){pool, fn, args, arg_size, result_size, n, chunk, (n + chunk - 1) / chunk,
+    *m = (map_plan){pool, fn, args, arg_size, result_size, n, chunk, div_up(n, chunk),
                     4 * workers};
     return 0;
 }
@@ -188,7 +197,7 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
     int r = plan_make(&run.m, pool, fn, args, arg_size, n, result_size, chunk);
     if (r < 0)
         return r;
-    if (result_size && !results)
+    if (result_size && (!results || n > PTRDIFF_MAX / result_size))
         return -EINVAL;
     const map_plan *m = &run.m;
     plait_task *window = malloc(m->window * sizeof *window);

@@ -2514,6 +2514,50 @@ TEST(procpool_join_of_withdrawn_task_is_prompt)
     CHECK_EQ(plait_procpool_destroy(pool), 0);
 }
 
+/* Sizes that wrap when multiplied or added are refused with the documented codes (a
+ * result size near SIZE_MAX once divided by zero or copied a "negative" length; n near
+ * SIZE_MAX divided by zero, or with chunk 2 ran nothing and returned 0). */
+TEST(procpool_map_sizes_that_wrap)
+{
+    plait_procpool *pool = make_pool_n(1);
+    if (!pool)
+        return;
+    int64_t in[1] = {0}, out[1];
+    plait_procpool_iter *it = NULL;
+    /* not even one item fits the room */
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], 1, out, SIZE_MAX, NULL,
+                                0, SOON()),
+             -EMSGSIZE);
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], 1, out, SIZE_MAX - 3,
+                                NULL, 0, SOON()),
+             -EMSGSIZE);
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_affine, in, sizeof in[0], 1, SIZE_MAX - 3,
+                                 0, 0),
+             -EMSGSIZE);
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, SIZE_MAX, 1, out, sizeof out[0], NULL,
+                                0, SOON()),
+             -EMSGSIZE);
+    /* arrays larger than any object */
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], SIZE_MAX, NULL, 0, NULL,
+                                2, SOON()),
+             -EINVAL);
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], SIZE_MAX, NULL, 0, NULL,
+                                0, SOON()),
+             -EINVAL);
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, 1, SIZE_MAX / 2, out, 4, NULL, 0,
+                                SOON()),
+             -EINVAL);
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_affine, in, sizeof in[0], SIZE_MAX,
+                                 sizeof out[0], 0, 0),
+             -EINVAL);
+    /* and the pool still maps what is sound */
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], 1, out, sizeof out[0],
+                                NULL, 0, SOON()),
+             0);
+    CHECK_EQ(out[0], item_of(0));
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
 /* ======================================================================== */
 
 TEST(procpool_nothing_leaked)
@@ -2591,4 +2635,5 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
           CASE(procpool_imap_ordered), CASE(procpool_imap_unordered),
           CASE(procpool_imap_chunk_timing_out),
           CASE(procpool_imap_destroy_early), CASE(procpool_imap_after_shutdown),
-          CASE(procpool_join_of_withdrawn_task_is_prompt), CASE(procpool_nothing_leaked))
+          CASE(procpool_join_of_withdrawn_task_is_prompt), CASE(procpool_map_sizes_that_wrap),
+          CASE(procpool_nothing_leaked))
