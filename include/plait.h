@@ -978,6 +978,8 @@ int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn 
 /* results[i] = fn(args[i]) for n fixed-size items (arg_size bytes each in args,
  * result_size bytes each in results), run over the workers in chunks of chunk items
  * (0: about four chunks per worker; no more than the argument and result room hold).
+ * fn gets each item's argument and result room aligned as element i of an array of
+ * items (of results) aligned to max_align_t would be.
  * Returns when all are done: 0 when every call succeeded, else the first failure in
  * index order; errors[i] (may be NULL) gets each item's code (a crash fails every item
  * of its chunk) and a failed item's result is zeroed.  On -ETIMEDOUT / -ECANCELED of the

@@ -35,22 +35,46 @@ typedef struct chunk_header {
     uint64_t count, arg_size, result_size;
 } chunk_header;
 
-/* The most items of arg_size (> 0) and result_size bytes that one chunk carries in
- * arg_room and result_room bytes; 0 when not even one fits.  Nothing here wraps: a size
- * is compared with its room before anything is added to it. */
-static size_t chunk_most(size_t arg_size, size_t result_size, size_t arg_room,
-                         size_t result_room)
-{
-    if (arg_room < sizeof(chunk_header) || result_size > result_room)
-        return 0;
-    size_t by_arg = (arg_room - sizeof(chunk_header)) / arg_size;
-    size_t by_result = result_room / (sizeof(int32_t) + result_size);
-    return by_arg < by_result ? by_arg : by_result;
-}
+/* Alignment.  A function gets each item's argument and result room where an array of
+ * them would have it: at offsets (from the slot's argument and result rooms, aligned
+ * to 64) that are multiples of ITEM_ALIGN plus a multiple of the item size.  The items
+ * follow the header, whose size is such a multiple; the results follow the codes,
+ * padded to one. */
+enum { ITEM_ALIGN = _Alignof(max_align_t) };
+_Static_assert(sizeof(chunk_header) % ITEM_ALIGN == 0, "items start aligned");
 
 static size_t div_up(size_t a, size_t b) { return a / b + (a % b != 0); }
 
-/* Runs in a worker: the items' outcomes as int32 codes, then their results. */
+/* Where the results of a chunk of count items start in its result, after the codes. */
+static size_t results_at(size_t count)
+{
+    return div_up(count * sizeof(int32_t), ITEM_ALIGN) * ITEM_ALIGN;
+}
+
+/* A chunk's whole result: the codes, then the results. */
+static size_t chunk_result_size(size_t count, size_t result_size)
+{
+    return results_at(count) + count * result_size;
+}
+
+/* The most items of arg_size (> 0) and result_size bytes that one chunk carries in
+ * arg_room and result_room bytes; 0 when not even one fits.  Nothing here wraps: a size
+ * is compared with its room before anything is added to it.  By the result room it may
+ * be an item or two short of the most (the codes' padding is counted whole), never
+ * for the first item. */
+static size_t chunk_most(size_t arg_size, size_t result_size, size_t arg_room,
+                         size_t result_room)
+{
+    size_t padding = ITEM_ALIGN - sizeof(int32_t);
+    if (arg_room < sizeof(chunk_header) || result_room < padding ||
+        result_size > result_room)
+        return 0;
+    size_t by_arg = (arg_room - sizeof(chunk_header)) / arg_size;
+    size_t by_result = (result_room - padding) / (sizeof(int32_t) + result_size);
+    return by_arg < by_result ? by_arg : by_result;
+}
+
+/* Runs in a worker: the items' outcomes as int32 codes, then (aligned) their results. */
 static ssize_t chunk_run(const void *arg, size_t arg_len, void *out, size_t out_cap)
 {
     chunk_header h;
@@ -59,17 +83,16 @@ static ssize_t chunk_run(const void *arg, size_t arg_len, void *out, size_t out_
     memcpy(&h, arg, sizeof h);
     if (h.count > chunk_most(h.arg_size, h.result_size, arg_len, out_cap))
         return -EMSGSIZE;
-    size_t need = h.count * (sizeof(int32_t) + h.result_size);
     const unsigned char *items = (const unsigned char *)arg + sizeof h;
     int32_t *codes = out;
-    unsigned char *results = (unsigned char *)out + h.count * sizeof(int32_t);
+    unsigned char *results = (unsigned char *)out + results_at(h.count);
     for (uint64_t i = 0; i < h.count; i++) {
         ssize_t n = h.fn(items + i * h.arg_size, h.arg_size, results + i * h.result_size,
                          h.result_size);
         codes[i] = n < 0 ? (n < -4095 ? -EINVAL : (int32_t)n)
                    : (size_t)n > h.result_size ? -EMSGSIZE : 0;
     }
-    return (ssize_t)need;
+    return (ssize_t)chunk_result_size(h.count, h.result_size);
 }
 
 /* What a map over n items asks of the pool. */
@@ -124,7 +147,7 @@ static int chunk_spread(const map_plan *m, size_t count, int chunk_code,
                         const unsigned char *raw, unsigned char *results, int *errors)
 {
     int first = 0;
-    const unsigned char *raw_results = raw ? raw + count * sizeof(int32_t) : NULL;
+    const unsigned char *raw_results = raw ? raw + results_at(count) : NULL;
     if (chunk_code == 0) { /* the common case, every item succeeded: one copy */
         const int32_t *codes = (const int32_t *)raw; /* the slot is aligned */
         int32_t any = 0;
@@ -325,7 +348,7 @@ int plait_procpool_imap(plait_procpool_iter **iter, plait_procpool *pool, plait_
     if (r == 0) {
         size_t w = it->places = it->m.window + 1;
         it->ordered = !(flags & PLAIT_IMAP_UNORDERED);
-        it->raw_size = it->m.chunk * (sizeof(int32_t) + result_size);
+        it->raw_size = chunk_result_size(it->m.chunk, result_size);
         it->window = calloc(w, sizeof *it->window);
         it->chunk_of = calloc(w, sizeof *it->chunk_of);
         it->busy = calloc(w, sizeof *it->busy);
@@ -415,8 +438,7 @@ int plait_procpool_imap_next(plait_procpool_iter *it, size_t *index, void *resul
         memcpy(&c, raw + i * sizeof c, sizeof c);
         code = c;
         if (result && code == 0)
-            memcpy(result,
-                   raw + it->current_count * sizeof c + i * it->m.result_size,
+            memcpy(result, raw + results_at(it->current_count) + i * it->m.result_size,
                    it->m.result_size);
     }
     if (result && code < 0)

@@ -2558,6 +2558,78 @@ TEST(procpool_map_sizes_that_wrap)
     CHECK_EQ(plait_procpool_destroy(pool), 0);
 }
 
+/* A result that needs the alignment of its type: a long double, and where out lay. */
+typedef struct wide_result {
+    long double value;
+    uint64_t out_mod_16;
+} wide_result;
+
+static ssize_t item_wide_result(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)arg_len;
+    if (out_cap < sizeof(wide_result))
+        return -EMSGSIZE;
+    wide_result *r = out; /* as aligned as an element of an array of them */
+    r->value = (long double)load_i64(arg);
+    r->out_mod_16 = (uintptr_t)out % 16;
+    return sizeof *r;
+}
+
+static ssize_t item_u64_out_mod_8(const void *arg, size_t arg_len, void *out,
+                                  size_t out_cap)
+{
+    (void)arg;
+    (void)arg_len;
+    if (out_cap < sizeof(uint64_t))
+        return -EMSGSIZE;
+    *(uint64_t *)out = (uintptr_t)out % 8;
+    return sizeof(uint64_t);
+}
+
+/* Each item's out is aligned as the same element of an array of results would be,
+ * also in a chunk of an odd count (the results once followed 4-byte codes directly, so
+ * every out was 4 past an 8-byte boundary). */
+TEST(procpool_map_results_aligned)
+{
+    plait_procpool *pool = make_pool_n(1);
+    if (!pool)
+        return;
+    enum { N = 7, CHUNK = 3 };
+    int64_t in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i + 1;
+    wide_result wide[N];
+    uint64_t mod8[N];
+    int errs[N];
+    CHECK_EQ(plait_procpool_map(pool, item_wide_result, in, sizeof in[0], N, wide,
+                                sizeof wide[0], errs, CHUNK, SOON()),
+             0);
+    CHECK_EQ(plait_procpool_map(pool, item_u64_out_mod_8, in, sizeof in[0], N, mod8,
+                                sizeof mod8[0], errs, CHUNK, SOON()),
+             0);
+    for (int i = 0; i < N; i++) {
+        CHECK(wide[i].value == (long double)in[i]);
+        CHECK_EQ(wide[i].out_mod_16, 0);
+        CHECK_EQ(mod8[i], 0);
+    }
+    plait_procpool_iter *it;
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_wide_result, in, sizeof in[0], N,
+                                 sizeof(wide_result), CHUNK, 0),
+             0);
+    size_t idx;
+    wide_result w;
+    int err, got = 0;
+    while (plait_procpool_imap_next(it, &idx, &w, &err, SOON()) == 0 && got <= N) {
+        CHECK_EQ(err, 0);
+        CHECK(idx < N && w.value == (long double)in[idx]);
+        CHECK_EQ(w.out_mod_16, 0);
+        got++;
+    }
+    CHECK_EQ(got, N);
+    CHECK_EQ(plait_procpool_imap_destroy(it), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
 /* ======================================================================== */
 
 TEST(procpool_nothing_leaked)
@@ -2636,4 +2708,5 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
           CASE(procpool_imap_chunk_timing_out),
           CASE(procpool_imap_destroy_early), CASE(procpool_imap_after_shutdown),
           CASE(procpool_join_of_withdrawn_task_is_prompt), CASE(procpool_map_sizes_that_wrap),
+          CASE(procpool_map_results_aligned),
           CASE(procpool_nothing_leaked))
