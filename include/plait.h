@@ -982,11 +982,13 @@ int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn 
  * items (of results) aligned to max_align_t would be.
  * Returns when all are done: 0 when every call succeeded, else the first failure in
  * index order; errors[i] (may be NULL) gets each item's code (a crash fails every item
- * of its chunk) and a failed item's result is zeroed.  On -ETIMEDOUT / -ECANCELED of the
- * caller the chunks not done are cancelled and their items get that code; nothing is
- * written into the arrays after the call returns.  -EMSGSIZE when not even one item
- * fits the pool's room, -EINVAL for nulls, n == 0, arg_size == 0, or arrays larger than
- * PTRDIFF_MAX bytes (n * arg_size, n * result_size). */
+ * of its chunk) and a failed item's result is zeroed; items the pool no longer took get
+ * its refusal (-EPIPE: shut down meanwhile), a failure in index order like any other.
+ * On -ETIMEDOUT / -ECANCELED of the caller the chunks not done are cancelled, their
+ * items get that code, and the call returns it; nothing is written into the arrays
+ * after the call returns.  -EMSGSIZE when not even one item fits the pool's room,
+ * -EINVAL for nulls, n == 0, arg_size == 0, or arrays larger than PTRDIFF_MAX bytes
+ * (n * arg_size, n * result_size). */
 int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
                        size_t arg_size, size_t n, void *results, size_t result_size,
                        int *errors, size_t chunk, int64_t deadline);

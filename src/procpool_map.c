@@ -231,7 +231,12 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
         return -ENOMEM;
     }
     size_t submitted = 0, joined = 0;
+    /* first: the first item failure in index order (chunks are joined in order, and
+     * those never submitted come after them); stop: why submitting stopped — the
+     * caller's deadline or cancellation (cut_short), which the call returns, or a
+     * refusal of the pool (shut down meanwhile), which only fails the items left */
     int first = 0, stop = 0;
+    bool cut_short = false;
     while (joined < m->chunks) {
         while (!stop && submitted < m->chunks && submitted - joined < m->window) {
             stop = chunk_submit(m, submitted, &window[submitted % m->window], map_deliver,
@@ -250,14 +255,16 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
              * withdrawn before a running one's worker is killed, so the worker that
              * replaces it cannot pick one up meanwhile */
             stop = jr;
+            cut_short = true;
             for (size_t c = submitted; c-- > joined;)
                 plait_cancel(window[c % m->window]);
             continue;
         }
         if (!run.delivered[joined]) {
-            /* withdrawn, or killed when cancelled: if the map stopped, by the map, and
-             * its items say why (a finished chunk's own -ECANCELED stays as it came) */
-            int code = stop && jr == -ECANCELED ? stop : jr < 0 ? jr : -ECANCELED;
+            /* withdrawn, or killed when cancelled: if the caller cut the map short, by
+             * the map, and its items say why (a finished chunk's own -ECANCELED, or
+             * the pool's when it was shut down cancelling, stays as it came) */
+            int code = cut_short && jr == -ECANCELED ? stop : jr < 0 ? jr : -ECANCELED;
             map_settle(&run, joined, code);
         }
         if (jr < 0 && !first)
@@ -268,7 +275,7 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
         map_settle(&run, c, stop);
     free(window);
     free(run.delivered);
-    return stop ? stop : first;
+    return cut_short ? stop : first ? first : stop;
 }
 
 /* ---- imap ---- */

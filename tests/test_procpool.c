@@ -2630,6 +2630,62 @@ TEST(procpool_map_results_aligned)
     CHECK_EQ(plait_procpool_destroy(pool), 0);
 }
 
+/* Item 0 says it has started, waits for gate 0, then fails with -EDOM. */
+static ssize_t item_0_fails_after_gate(const void *arg, size_t arg_len, void *out,
+                                       size_t out_cap)
+{
+    (void)arg_len;
+    int64_t x = load_i64(arg);
+    if (x == 0) {
+        plait_psem_release(fx.started);
+        int r = plait_pevent_wait(fx.gate[0], plait_deadline_in(5 * PLAIT_SEC));
+        return r < 0 ? r : -EDOM;
+    }
+    return store_i64(out, out_cap, item_of(x));
+}
+
+/* Once item 0 runs (holding the only worker, so the map has chunks left to submit),
+ * shut the pool down, then let item 0 fail. */
+static void *shut_down_under_map(void *arg)
+{
+    plait_procpool *pool = arg;
+    CHECK_EQ(plait_psem_acquire(fx.started, SOON()), 0);
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, plait_deadline_in(0)),
+             -ETIMEDOUT);
+    CHECK_EQ(plait_pevent_set(fx.gate[0]), 0);
+    return NULL;
+}
+
+/* A map whose pool is shut down under it returns its first failure in index order: an
+ * item's own code, not the -EPIPE of the chunks it could no longer submit (which came
+ * after it). */
+TEST(procpool_map_shut_down_under_it_returns_first_failure)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(1);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    enum { N = 8 }; /* more than the map's window of 4 chunks of 1 */
+    int64_t in[N], out[N];
+    int errs[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    pthread_t th;
+    thread_start(&th, shut_down_under_map, pool);
+    CHECK_EQ(plait_procpool_map(pool, item_0_fails_after_gate, in, sizeof in[0], N, out,
+                                sizeof out[0], errs, 1, SOON()),
+             -EDOM);
+    thread_join(th);
+    CHECK_EQ(errs[0], -EDOM);
+    CHECK_EQ(errs[N - 1], -EPIPE); /* never submitted */
+    for (int i = 1; i < N; i++)
+        CHECK(errs[i] == -EPIPE || (errs[i] == 0 && out[i] == item_of(i)));
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
 /* ======================================================================== */
 
 TEST(procpool_nothing_leaked)
@@ -2709,4 +2765,5 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
           CASE(procpool_imap_destroy_early), CASE(procpool_imap_after_shutdown),
           CASE(procpool_join_of_withdrawn_task_is_prompt), CASE(procpool_map_sizes_that_wrap),
           CASE(procpool_map_results_aligned),
+          CASE(procpool_map_shut_down_under_it_returns_first_failure),
           CASE(procpool_nothing_leaked))
