@@ -963,9 +963,12 @@ typedef struct plait_procpool_options {
                                reports -ETIMEDOUT; 0: no limit */
 } plait_procpool_options;
 
-/* Start the workers.  options may be NULL.  -EINVAL for processes > PLAIT_PROCPOOL_MAX,
- * sizes > PLAIT_RESULT_MAX or a negative timeout; -EAGAIN when a worker cannot be
- * started; the initialiser's code when it fails in a worker at once; -ENOMEM. */
+/* Start the workers and, with an initialiser, wait until it has returned in each of
+ * them.  options may be NULL.  -EINVAL for processes > PLAIT_PROCPOOL_MAX, sizes >
+ * PLAIT_RESULT_MAX or a negative timeout; -EAGAIN when a worker cannot be started; the
+ * initialiser's code when it fails in a worker, or the worker's fate
+ * (PLAIT_KILLED(signal), PLAIT_EXITED(status)) when it dies in it; -ECANCELED when the
+ * caller is cancelled while it waits; -ENOMEM. */
 int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *options);
 
 /* Queue fn(arg) and return at once (tasks beyond what is in flight wait in this

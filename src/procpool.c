@@ -36,9 +36,11 @@
  * task's deadline (and records the deadline), so a task stuck in a loop dies on time
  * without the parent polling.  Cancelling a running task kills its worker.
  *
- * Worker life.  A worker runs the pool's initialiser first: if that fails, the pool is
- * broken — the tasks waiting and every later submission fail with the initialiser's
- * code, and the other workers finish what is queued.  After max_tasks tasks a worker
+ * Worker life.  A worker runs the pool's initialiser first, and says when it has
+ * returned (init_done, then the notify descriptor): create waits for the first workers'
+ * (start_check), and fails when one fails or dies in it.  If a replacement's fails, the
+ * pool is broken — the tasks waiting and every later submission fail with the
+ * initialiser's code, and the other workers finish what is queued.  After max_tasks tasks a worker
  * exits between two tasks and is replaced.
  *
  * Waiting.  A worker without work, and a joiner waiting for its result, look again
@@ -72,6 +74,7 @@ enum { SPIN_NS = 50 * 1000 };
 typedef struct worker_state {   /* shared: one per worker */
     atomic_uint pid;
     int32_t init_error;         /* its initialiser failed with this */
+    atomic_uint init_done;      /* its initialiser has returned 0 */
 } worker_state;
 
 typedef struct task_slot {      /* shared: one per slot, with its arg and result after it */
@@ -145,6 +148,8 @@ struct plait_procpool {
     bool closed, stop_sent, stopped_flag;
     bool cancelling;            /* shut down with PLAIT_POOL_CANCEL: no worker is replaced */
     int broken;                 /* the initialiser's failure */
+    atomic_bool starting;       /* create waits for the first workers' initialisers */
+    plait_event *started;       /* set once they have all returned, or the pool broke */
     plait_event *stopped;
     atomic_uint helpers;        /* joiners collecting (ptask_help): destroy waits for them */
 };
@@ -204,6 +209,8 @@ static int worker_main(void *arg)
             ws->init_error = r;
             return 0;
         }
+        atomic_store(&ws->init_done, 1);
+        plait__wake_fd_write(p->notify_fd); /* for create, waiting for it */
     }
     timer_t timer;
     bool have_timer = false;
@@ -422,6 +429,31 @@ static void collect(plait_procpool *p)
     }
 }
 
+static bool all_initialised(const plait_procpool *p)
+{
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (!atomic_load(&p->wstate[i].init_done))
+            return false;
+    return true;
+}
+
+/* On the manager, while create waits for the first workers' initialisers: let it go on
+ * once every one has returned 0, or the pool is broken (one failed, or its worker died
+ * in it).  A worker that finished its initialiser writes the notify descriptor after
+ * marking itself, so the last to finish is seen by a look after its mark. */
+static void start_check(plait_procpool *p)
+{
+    if (!atomic_load(&p->starting))
+        return;
+    plait__spin_lock(&p->lock);
+    bool settled = p->broken || all_initialised(p);
+    if (settled)
+        atomic_store(&p->starting, false);
+    plait__spin_unlock(&p->lock);
+    if (settled)
+        plait_event_set(p->started);
+}
+
 static void notified(plait__mgr_source *src, uint32_t events)
 {
     (void)events;
@@ -429,6 +461,7 @@ static void notified(plait__mgr_source *src, uint32_t events)
     uint64_t v;
     while (read(p->notify_fd, &v, sizeof v) < 0 && errno == EINTR) {
     }
+    start_check(p);
     collect(p);
 }
 
@@ -459,6 +492,7 @@ static int worker_fork(plait_procpool *p, unsigned i)
 {
     worker *w = &p->workers[i];
     p->wstate[i].init_error = 0;
+    atomic_store(&p->wstate[i].init_done, 0);
     p->forking = i;
     pid_t pid;
     int r = plait__fork_child(&p->mask, worker_main, p, &pid);
@@ -579,6 +613,10 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     if (init_error && !p->broken) {
         p->broken = init_error;
         failed = take_waiting(p);
+    } else if (atomic_load(&p->starting) && !atomic_load(&ws->init_done) && !p->broken) {
+        /* it died in its initialiser while create waits for it: create fails with its
+         * fate (no task can be waiting yet) */
+        p->broken = fate ? fate : PLAIT_EXITED(0);
     }
     int forked = 0;
     if (!p->broken && !p->stop_sent && !p->cancelling)
@@ -599,6 +637,7 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
         p->stopped_flag = true;
     plait__spin_unlock(&p->lock);
     fail_list(failed, init_error ? init_error : p->broken);
+    start_check(p);
     collect(p);
 }
 
@@ -716,6 +755,7 @@ static void pool_start(void *arg)
     plait__spin_unlock(&p->lock);
     if (r < 0)
         p->broken = r;
+    start_check(p);
 }
 
 static void pool_free(plait_procpool *p)
@@ -724,6 +764,8 @@ static void pool_free(plait_procpool *p)
         close(p->notify_fd);
     if (p->sh)
         plait__shared_unmap(p->sh, p->map_size);
+    if (p->started)
+        plait_event_destroy(p->started);
     if (p->stopped)
         plait_event_destroy(p->stopped);
     free(p->slot_task);
@@ -782,6 +824,8 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     int r = p->notify_fd < 0 || !base || !p->slot_task || !p->free_slots || !p->workers
                 ? -ENOMEM
                 : plait_event_create(&p->stopped);
+    if (r == 0)
+        r = plait_event_create(&p->started);
     if (base) {
         p->sh = (pool_shm *)base;
         p->ready = (uint32_t *)(base + align_up(sizeof(pool_shm)));
@@ -796,8 +840,13 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     for (unsigned s = p->nslots; s-- > 0;)
         p->free_slots[p->nfree++] = s;
     plait__ignore_sigpipe();
+    atomic_store(&p->starting, p->init != NULL);
     r = plait__manager_call(pool_start, p);
-    plait__spin_lock(&p->lock); /* a worker may die (the manager writes broken) meanwhile */
+    /* wait until the first workers' initialisers have returned or the pool broke
+     * (start_check); the manager writes broken meanwhile */
+    if (r == 0 && p->init)
+        r = plait_event_wait(p->started, PLAIT_FOREVER);
+    plait__spin_lock(&p->lock);
     if (r == 0)
         r = p->broken;
     plait__spin_unlock(&p->lock);

@@ -1291,6 +1291,7 @@ TEST(procpool_init)
         fx_fini();
         return;
     }
+    CHECK_EQ(atomic_load(&fx.sh->inits), 2); /* create waited for both */
     /* every task sees what its worker's initialiser left, replacements too */
     enum { N = 12 };
     plait_task t[N];
@@ -1316,40 +1317,55 @@ TEST(procpool_init)
     fx_fini();
 }
 
+/* An initialiser that fails after create has forked its worker: it says it has started
+ * and waits for gate 0, which a thread opens once it has. */
+static int init_fail_at_gate(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&fx.sh->inits, 1);
+    plait_psem_release(fx.started);
+    int r = plait_pevent_wait(fx.gate[0], plait_deadline_in(5 * PLAIT_SEC));
+    return r < 0 ? r : -EDOM;
+}
+
+static void *open_gate_once_started(void *arg)
+{
+    (void)arg;
+    await_started(1);
+    CHECK_EQ(plait_pevent_set(fx.gate[0]), 0);
+    return NULL;
+}
+
+static int init_kills_itself(void *arg)
+{
+    (void)arg;
+    raise(SIGKILL);
+    return 0;
+}
+
+/* create returns the initialiser's failure: it waits for every first worker's
+ * initialiser (it once looked at once, and nearly always returned 0 with the pool
+ * broken), also for one that fails late, and a worker that dies in it fails create
+ * with its fate. */
 TEST(procpool_init_fails)
 {
     fx_init();
     plait_procpool_options o = {.processes = 2, .init = init_fail};
     plait_procpool *pool = NULL;
-    int r = plait_procpool_create(&pool, &o);
-    /* either create sees it at once, or the pool is broken: no task runs, none hangs */
-    CHECK(r == 0 || r == -EDOM);
-    if (r == 0) {
-        plait_task t;
-        int s = submit_job(pool, &t, J_VALUE, 0, 1);
-        CHECK(s == 0 || s == -EDOM);
-        if (s == 0)
-            CHECK_EQ(join_i64(t, NULL, PROMPTLY()), -EDOM);
-        /* broken now (the join saw it): every later submit fails with the code */
-        CHECK_EQ(submit_job(pool, &t, J_VALUE, 1, 1), -EDOM);
-        CHECK_EQ(submit_job(pool, NULL, J_VALUE, 1, 1), -EDOM);
-        int64_t in[3] = {1, 2, 3}, out[3] = {9, 9, 9};
-        int errs[3] = {0};
-        CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], 3, out, sizeof out[0],
-                                    errs, 0, SOON()),
-                 -EDOM);
-        for (int i = 0; i < 3; i++) {
-            CHECK_EQ(errs[i], -EDOM);
-            CHECK_EQ(out[i], 0);
-        }
-        CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
-        CHECK_EQ(plait_procpool_destroy(pool), 0);
-    } else {
-        CHECK(pool == NULL);
-    }
-    CHECK_EQ(runs(0), 0);
-    CHECK_EQ(runs(1), 0);
+    CHECK_EQ(plait_procpool_create(&pool, &o), -EDOM);
+    CHECK(pool == NULL);
     CHECK(atomic_load(&fx.sh->inits) >= 1);
+
+    o = (plait_procpool_options){.processes = 1, .init = init_fail_at_gate};
+    pthread_t th;
+    thread_start(&th, open_gate_once_started, NULL);
+    CHECK_EQ(plait_procpool_create(&pool, &o), -EDOM);
+    thread_join(th);
+    CHECK(pool == NULL);
+
+    o = (plait_procpool_options){.processes = 2, .init = init_kills_itself};
+    CHECK_EQ(plait_procpool_create(&pool, &o), PLAIT_KILLED(SIGKILL));
+    CHECK(pool == NULL);
     fx_fini();
 }
 
@@ -1511,6 +1527,44 @@ TEST(procpool_replacement_init_fails_reaped_by_kernel)
     /* 350 pools, 2.7 s alone here: on a loaded machine, or under ThreadSanitizer, it
      * ran past the usual budget without being stuck (the rounds went on) */
     run_isolated(replacement_init_fails_scenario, 6 * ISOLATED_BUDGET);
+}
+
+/* A pool broken by a failing initialiser (a replacement's, as create reports a first
+ * worker's) refuses work with its code: the task waiting, every later submit, a map. */
+TEST(procpool_broken_pool_refuses_work)
+{
+    fx_init();
+    init_calls_that_succeed = 1;
+    plait_procpool_options o = {.processes = 1, .init = init_succeeds_at_first,
+                                .max_tasks = 1};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    plait_task t;
+    CHECK_EQ(submit_job(pool, &t, J_VALUE, 0, 1), 0);
+    CHECK_EQ(join_i64(t, NULL, PROMPTLY()), 0); /* then its worker is replaced */
+    int s = submit_job(pool, &t, J_VALUE, 1, 1);
+    CHECK(s == 0 || s == -EDOM);
+    if (s == 0)
+        CHECK_EQ(join_i64(t, NULL, PROMPTLY()), -EDOM);
+    /* broken now (the join saw it): every later submit fails with the code */
+    CHECK_EQ(submit_job(pool, &t, J_VALUE, 1, 1), -EDOM);
+    CHECK_EQ(submit_job(pool, NULL, J_VALUE, 1, 1), -EDOM);
+    int64_t in[3] = {1, 2, 3}, out[3] = {9, 9, 9};
+    int errs[3] = {0};
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], 3, out, sizeof out[0],
+                                errs, 0, SOON()),
+             -EDOM);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(errs[i], -EDOM);
+        CHECK_EQ(out[i], 0);
+    }
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    CHECK_EQ(runs(1), 0);
+    fx_fini();
 }
 
 /* ======================================================================== */
@@ -2752,7 +2806,8 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
           CASE(procpool_init), CASE(procpool_init_fails),
           CASE(procpool_init_fails_reaped_by_kernel),
           CASE(procpool_init_fails_lock_holder_killed),
-          CASE(procpool_replacement_init_fails_reaped_by_kernel), CASE(procpool_cancel_queued),
+          CASE(procpool_replacement_init_fails_reaped_by_kernel),
+          CASE(procpool_broken_pool_refuses_work), CASE(procpool_cancel_queued),
           CASE(procpool_cancel_running), CASE(procpool_cancel_racing_completion),
           CASE(procpool_shutdown_drain),
           CASE(procpool_shutdown_cancel), CASE(procpool_shutdown_timeout_then_cancel),
