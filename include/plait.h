@@ -800,7 +800,10 @@ enum plait_stdio_mode {
     PLAIT_STDIO_NULL = 2,       /* /dev/null */
 };
 
-/* Options for plait_process_start/exec(); zero-initialise and set what you need. */
+/* Options for plait_process_start/exec(); zero-initialise and set what you need.  What
+ * the options ask of the child (its working directory, its streams) is set up in it:
+ * exec reports a failure at the call (-ENOENT, ...); a function child does not call fn
+ * and its task fails with that error instead. */
 typedef struct plait_process_options {
     size_t result_max;       /* a function's result room; 0: PLAIT_RESULT_DEFAULT */
     char *const *env;        /* exec: the environment ("NAME=value", NULL-ended); NULL: ours */

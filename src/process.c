@@ -27,7 +27,8 @@
  * mapping made before the fork, and calls _exit (no atexit handlers of the parent's
  * program run twice).  The parent reads the result from that mapping when the child
  * has been reaped.  A child that exits or dies before fn returns fails its task with
- * PLAIT_EXITED(status) or PLAIT_KILLED(signal).
+ * PLAIT_EXITED(status) or PLAIT_KILLED(signal); one whose setup (working directory,
+ * streams) fails leaves that -errno as its outcome instead of calling fn.
  *
  * A program child (exec) reports a failed exec through a close-on-exec pipe: the
  * parent reads it until end of file (exec happened) or an errno (it did not: the call
@@ -392,14 +393,16 @@ static int child_setup(proc *p)
     return 0;
 }
 
+/* A setup that fails is the task's outcome, as if fn had returned its -errno (fn is not
+ * called): an exit status would read as fn's own exit, and the errno would be lost. */
 static int function_child(void *arg)
 {
     proc *p = arg;
-    int r = child_setup(p);
-    if (r < 0)
-        return 127;
-    ssize_t n = p->fn(p->arg, p->arg_len, p->result->data, p->result_max);
-    fflush(NULL);
+    ssize_t n = child_setup(p);
+    if (n == 0) {
+        n = p->fn(p->arg, p->arg_len, p->result->data, p->result_max);
+        fflush(NULL);
+    }
     if (n < 0) {
         p->result->code = n < -4095 ? -EINVAL : (int)n;
         p->result->len = 0;

@@ -376,6 +376,35 @@ TEST(exec_with_pipes_env_and_cwd)
     close(p.out);
 }
 
+static ssize_t exit_127(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    _exit(127);
+}
+
+/* A function child whose setup fails (here its working directory) reports the error as
+ * its task's outcome, as exec reports it at the call; it once exited 127, which read
+ * as PLAIT_EXITED(127), the same as a function that calls _exit(127). */
+TEST(function_child_setup_failure_is_its_outcome)
+{
+    plait_process_options o = {.cwd = "/nonexistent-plait-test-dir"};
+    plait_task t;
+    long x = 3;
+    void *res = (void *)1;
+    CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, &o, NULL), 0);
+    CHECK_EQ(plait_join(t, &res, SOON()), -ENOENT);
+    CHECK(res == NULL);
+    char *argv[] = {"true", NULL};
+    CHECK_EQ(plait_process_exec(&t, NULL, argv, &o, NULL), -ENOENT);
+    /* and a function's own exit status stays its own */
+    CHECK_EQ(plait_process_start(&t, exit_127, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), PLAIT_EXITED(127));
+    check_no_zombies();
+}
+
 /* The child's stdout as a pipe for a function too; its output is flushed. */
 static ssize_t chatter(const void *arg, size_t len, void *out, size_t cap)
 {
@@ -840,6 +869,7 @@ RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(large_argument_and_result), CASE(result_room), CASE(failures_name_their_cause), CASE(a_task_failing_with_eagain_reports_it),
           CASE(sent_segv_kills_despite_the_overflow_reporter),
           CASE(kill_and_cancel), CASE(bad_input), CASE(exec_with_pipes_env_and_cwd),
+          CASE(function_child_setup_failure_is_its_outcome),
           CASE(function_with_a_pipe), CASE(coroutines_await_processes),
           CASE(coroutine_reads_a_program), CASE(nothing_leaks),
           CASE(children_die_with_their_parent), CASE(fork_while_other_threads_use_plait),
