@@ -821,14 +821,15 @@ typedef struct plait_pipes {
 /* Fork a child that runs fn(arg, arg_len, ...); task (may be NULL) is its future.
  * pipes may be NULL unless a stream is PLAIT_STDIO_PIPE.  -EINVAL for a null fn, a
  * null arg with arg_len > 0, bad options; -EAGAIN when the system refuses a process;
- * -ENOMEM; -ENOSYS on a kernel without pidfds. */
+ * -EMFILE / -ENFILE when no descriptor is left (for its pidfd, its pipes); -ENOMEM;
+ * -ENOSYS on a kernel without pidfds. */
 int plait_process_start(plait_task *task, plait_proc_fn fn, const void *arg,
                         size_t arg_len, const plait_process_options *options,
                         plait_pipes *pipes);
 
 /* Run a program: file (NULL: argv[0]) with argv (NULL-ended).  A program that cannot be
  * run is reported here (-ENOENT, -EACCES, ...), not as an exit status.  Otherwise as
- * plait_process_start(). */
+ * plait_process_start(), -EMFILE / -ENFILE included (it takes a pipe of its own too). */
 int plait_process_exec(plait_task *task, const char *file, char *const argv[],
                        const plait_process_options *options, plait_pipes *pipes);
 
@@ -968,7 +969,8 @@ typedef struct plait_procpool_options {
 
 /* Start the workers and, with an initialiser, wait until it has returned in each of
  * them.  options may be NULL.  -EINVAL for processes > PLAIT_PROCPOOL_MAX, sizes >
- * PLAIT_RESULT_MAX or a negative timeout; -EAGAIN when a worker cannot be started; the
+ * PLAIT_RESULT_MAX or a negative timeout; -EAGAIN when a worker cannot be started;
+ * -EMFILE / -ENFILE when no descriptor is left (the pool's and its workers'); the
  * initialiser's code when it fails in a worker, or the worker's fate
  * (PLAIT_KILLED(signal), PLAIT_EXITED(status)) when it dies in it; -ECANCELED when the
  * caller is cancelled while it waits; -ENOMEM. */

@@ -812,6 +812,7 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     p->max_tasks = o ? o->max_tasks : 0;
     p->task_timeout = o ? o->task_timeout : 0;
     p->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int r = p->notify_fd < 0 ? -errno : 0; /* -EMFILE, -ENFILE, -ENOMEM */
     pthread_sigmask(SIG_BLOCK, NULL, &p->mask);
     p->slot_size = align_up(sizeof(task_slot)) + align_up(arg_max) + align_up(result_max);
     size_t ring_bytes = align_up(2 * p->nslots * sizeof(uint32_t));
@@ -821,7 +822,8 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     p->slot_task = calloc(p->nslots, sizeof *p->slot_task);
     p->free_slots = calloc(p->nslots, sizeof *p->free_slots);
     p->workers = calloc(n, sizeof *p->workers);
-    int r = p->notify_fd < 0 || !base || !p->slot_task || !p->free_slots || !p->workers
+    if (r == 0)
+        r = !base || !p->slot_task || !p->free_slots || !p->workers
                 ? -ENOMEM
                 : plait_event_create(&p->stopped);
     if (r == 0)

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -2740,6 +2741,22 @@ TEST(procpool_map_shut_down_under_it_returns_first_failure)
     fx_fini();
 }
 
+/* Out of descriptors, create says so: -EMFILE (it once answered -ENOMEM). */
+TEST(procpool_create_out_of_descriptors)
+{
+    struct rlimit old, none;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+    none = old;
+    none.rlim_cur = 0; /* no new descriptor at all; the open ones stay usable */
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &none), 0);
+    plait_procpool *pool = NULL;
+    plait_procpool_options o = {.processes = 1};
+    int r = plait_procpool_create(&pool, &o);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    CHECK_EQ(r, -EMFILE);
+    CHECK(pool == NULL);
+}
+
 /* ======================================================================== */
 
 TEST(procpool_nothing_leaked)
@@ -2821,4 +2838,5 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
           CASE(procpool_join_of_withdrawn_task_is_prompt), CASE(procpool_map_sizes_that_wrap),
           CASE(procpool_map_results_aligned),
           CASE(procpool_map_shut_down_under_it_returns_first_failure),
+          CASE(procpool_create_out_of_descriptors),
           CASE(procpool_nothing_leaked))
