@@ -248,12 +248,37 @@ static void watch_remove(watch_entry *e)
     plait__spin_unlock(&wt->lock);
 }
 
+/* In a forked child the watchers are gone with their threads, but the coroutines of
+ * the forking thread's scheduler that waited through them are there: each is woken (a
+ * spurious wake-up, which every waiter takes in its stride: it looks at its word again,
+ * and waits through a watcher of the child).  Its entry is unlinked from the old
+ * watcher's memory, which stays, when it runs.  Other threads' coroutines are not in the
+ * child to run.  A watcher whose thread held its lock at the fork is left alone (its
+ * lists may be half changed): those waits end only at their deadlines. */
+static void wake_own_waits(void)
+{
+    plait__sched *s = plait__sched_current();
+    unsigned count = atomic_load(&watcher_count);
+    for (unsigned k = 0; s && k < count; k++) {
+        watcher *wt = watchers[k];
+        if (atomic_load(&wt->lock.held))
+            continue;
+        for (unsigned i = 0; i < WATCH_SLOTS; i++)
+            for (watch_entry *e = wt->pairs[i].entries; e; e = e->next)
+                if (e->waiter->coro && e->waiter->coro->sched == s &&
+                    plait__waiter_claim(e->waiter))
+                    plait__waiter_signal_now(e->waiter, 0, -1);
+    }
+}
+
 void plait__pfutex_atfork(int phase)
 {
     /* in the child the threads are gone; their memory is left as it is (a slot's
-     * entries lived on stacks of threads that are gone too) */
-    if (phase == PLAIT__FORK_CHILD)
+     * entries lived on stacks of threads that are gone too, or of coroutines woken here) */
+    if (phase == PLAIT__FORK_CHILD) {
+        wake_own_waits();
         atomic_store(&watcher_count, 0);
+    }
     plait__atfork_mutex(&watchers_lock, phase);
 }
 

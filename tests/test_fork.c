@@ -8,6 +8,7 @@
  */
 #include "helpers.h"
 
+#include <stdbool.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -130,5 +131,54 @@ TEST(fork_in_a_coroutine_with_the_watchdog_on)
     CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
+/* ---- fork inside a coroutine while another waits on a process-shared object ---- */
+
+static plait_psem *psem;
+
+static void *acquire_psem(void *arg)
+{
+    (void)arg;
+    return PLAIT_FAIL(plait_psem_acquire(psem, SOON()));
+}
+
+static void *fork_beside_a_psem_wait(void *arg)
+{
+    (void)arg;
+    plait_task waiter;
+    CHECK_EQ(plait_spawn(&waiter, acquire_psem, NULL), 0);
+    settle(); /* it waits, through a watcher thread of this process */
+#if defined(__SANITIZE_THREAD__)
+    bool child_waits = false; /* (see fork_in_coroutine) */
+#else
+    bool child_waits = true;
+#endif
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (child_waits)
+            CHECK_EQ(plait_join(waiter, NULL, SOON()), 0); /* the parent's release */
+        child_exit();
+    }
+    CHECK(pid > 0);
+    CHECK_EQ(plait_cancel(waiter), 0);
+    CHECK_EQ(plait_join(waiter, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_psem_release(psem), 0);
+    int status = reap_within(pid, 20);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    CHECK_EQ(plait_psem_value(psem), child_waits ? 0 : 1); /* the child took it */
+    return NULL;
+}
+
+/* A coroutine waits on a process semaphore when its scheduler's thread forks.  In the
+ * child its wait sat in a watcher thread that is not there, and the parent's release
+ * was missed: the wait ran out its deadline with the count at 1. */
+TEST(fork_beside_a_coroutine_waiting_on_a_process_semaphore)
+{
+    CHECK_EQ(plait_psem_create(&psem, 0), 0);
+    check_run(fork_beside_a_psem_wait, NULL);
+    CHECK_EQ(plait_psem_destroy(psem), 0);
+}
+
 RUN_TESTS(CASE(fork_in_a_pool_task_leaves_the_parent_s_tasks),
-          CASE(fork_in_a_coroutine_with_the_watchdog_on))
+          CASE(fork_in_a_coroutine_with_the_watchdog_on),
+          CASE(fork_beside_a_coroutine_waiting_on_a_process_semaphore))
