@@ -768,7 +768,11 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * starts with plait's global state reset (no manager, no default pool: made again on
  * first use), so it may use all of plait; objects that other threads of the parent
  * were using at the fork (a plait_mutex, a channel) are copies of that moment's state
- * and must not be used in the child.  Standard streams are flushed before each fork.
+ * and must not be used in the child.  A child forked from a coroutine goes on with its
+ * scheduler's coroutines; a wait among them for what only the parent's other threads
+ * would do (a pool task's or a thread's end, plait_to_thread included, a send from
+ * another thread) never ends in the child.  Standard streams are flushed before each
+ * fork.
  * ------------------------------------------------------------------------- */
 
 /* A result copied back from a child process: len bytes at data.  free() it. */
