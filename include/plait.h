@@ -912,7 +912,9 @@ int plait_pevent_is_set(plait_pevent *event); /* 1 or 0 */
  * Sides: a process that sends is a sender, one that receives a receiver.  When every
  * sender has died (a child of the process that made the queue, reaped by plait), a
  * receiver gets -EPIPE once the queue is empty; when every receiver has died, a sender
- * gets -EPIPE at once.  Closing does the same for everybody. */
+ * gets -EPIPE at once.  Closing does the same for everybody.  A process pool's worker
+ * that is replaced (max_tasks, a crash) is not gone for this until its replacement,
+ * which could take either side, exists. */
 typedef struct plait_queue plait_queue;
 
 #define PLAIT_QUEUE_MSG_MAX ((size_t)64 << 20)

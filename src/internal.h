@@ -682,10 +682,15 @@ int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, 
 extern PLAIT_TLS bool plait__forking;
 int plait__pidfd_open(pid_t pid);
 int plait__pidfd_kill(int pidfd, int sig);
-/* The child behind pidfd has ended: clear *published (where its pid is shown, may be
- * NULL), tell the shared objects, reap it, and fill info.  -EAGAIN when it has not
- * ended; -ECHILD when someone else reaped it (its fate is not known). */
-int plait__reap(int pidfd, pid_t pid, siginfo_t *info, atomic_uint *published);
+/* Whether the child behind pidfd has ended, without reaping it.  0: it has, info says
+ * how, and it stays a zombie (its pid cannot be reused) until plait__reap_finish;
+ * -EAGAIN: it has not; -ECHILD: someone else reaped it (its fate is not known, and its
+ * pid may be reused already), so *published (where its pid is shown, may be NULL) has
+ * been cleared and the shared objects told. */
+int plait__reap_peek(int pidfd, pid_t pid, siginfo_t *info, atomic_uint *published);
+/* Finish with a child that plait__reap_peek found ended: tell the shared objects, then
+ * reap it.  Whoever shows its pid stops before this. */
+void plait__reap_finish(int pidfd, pid_t pid);
 /* 0, PLAIT_EXITED(status) or PLAIT_KILLED(signal) for a reaped child. */
 int plait__child_outcome(const siginfo_t *info);
 /* Ignore SIGPIPE if the program left it at its default (once): a write to a pipe whose

@@ -37,7 +37,8 @@
  * Reaping.  When a pidfd becomes readable the manager first looks at the exit status
  * without reaping (WNOWAIT) and tells the process-shared objects that this pid is gone
  * (a dead holder's locks are released, a queue's side may have died), then reaps, so
- * the pid cannot be reused before they have heard.  The pidfd stays open until the
+ * the pid cannot be reused before they have heard.  A process pool tells them only
+ * after it has forked the dead worker's replacement (procpool.c).  The pidfd stays open until the
  * future is let go: plait_process_kill() on an ended process answers -ESRCH and can
  * never reach a process that reused the pid.
  */
@@ -278,7 +279,7 @@ int plait__child_outcome(const siginfo_t *info)
     return PLAIT_KILLED(info->si_status);
 }
 
-int plait__reap(int pidfd, pid_t pid, siginfo_t *info, atomic_uint *published)
+int plait__reap_peek(int pidfd, pid_t pid, siginfo_t *info, atomic_uint *published)
 {
     memset(info, 0, sizeof *info);
     if (waitid(P_PIDFD, (id_t)pidfd, info, WEXITED | WNOHANG | WNOWAIT) < 0) {
@@ -291,14 +292,14 @@ int plait__reap(int pidfd, pid_t pid, siginfo_t *info, atomic_uint *published)
         plait__shared_child_died(pid);
         return -ECHILD;
     }
-    if (info->si_pid == 0)
-        return -EAGAIN;
-    if (published)
-        atomic_store(published, 0); /* nobody may name the pid once it can be reused */
+    return info->si_pid == 0 ? -EAGAIN : 0;
+}
+
+void plait__reap_finish(int pidfd, pid_t pid)
+{
     plait__shared_child_died(pid);
-    siginfo_t again;
-    waitid(P_PIDFD, (id_t)pidfd, &again, WEXITED | WNOHANG);
-    return 0;
+    siginfo_t info;
+    waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED | WNOHANG);
 }
 
 /* ---- processes started by plait_process_start / plait_process_exec ---- */
@@ -440,9 +441,11 @@ static void proc_exited(plait__mgr_source *src, uint32_t events)
     (void)events;
     proc *p = (proc *)src;
     siginfo_t info;
-    int reaped = plait__reap(p->pidfd, p->pid, &info, NULL);
+    int reaped = plait__reap_peek(p->pidfd, p->pid, &info, NULL);
     if (reaped == -EAGAIN)
         return;
+    if (reaped == 0)
+        plait__reap_finish(p->pidfd, p->pid);
     plait__manager_unwatch(p->pidfd);
     proc_finish(p, reaped < 0 ? reaped : plait__child_outcome(&info));
 }

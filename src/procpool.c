@@ -572,16 +572,22 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     pool_shm *sh = p->sh;
     worker_state *ws = &p->wstate[w->index];
     siginfo_t info;
-    int reaped = plait__reap(w->pidfd, w->pid, &info, &ws->pid);
+    int reaped = plait__reap_peek(w->pidfd, w->pid, &info, &ws->pid);
     if (reaped == -EAGAIN)
         return;
     int fate = reaped < 0 ? reaped : plait__child_outcome(&info);
     plait__plock_release_dead(&sh->lock, (unsigned)w->pid);
 
+    /* The dead worker stays a zombie (unless someone else reaped it) until its
+     * replacement has been forked, and only then are the shared objects told of its
+     * death: a queue whose only sender it was hears of the new, undecided holder first,
+     * so its receivers are never told, for a moment, that every sender has died. */
+    pid_t dead_pid = w->pid;
+    int dead_fd = w->pidfd;
     plait__spin_lock(&p->lock);
-    plait__manager_unwatch(w->pidfd);
-    close(w->pidfd); /* under the pool lock, where the others read it */
-    w->pidfd = -1;
+    plait__manager_unwatch(dead_fd);
+    w->pidfd = -1; /* under the pool lock, where the others read it */
+    atomic_store(&ws->pid, 0); /* its replacement's, if any, from the fork on */
     plait__plock_lock(&sh->lock);
     for (uint32_t s = 0; s < p->nslots; s++) {
         task_slot *ts = slot_at(p, s);
@@ -636,6 +642,9 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     if (p->stop_sent && p->alive == 0)
         p->stopped_flag = true;
     plait__spin_unlock(&p->lock);
+    if (reaped == 0)
+        plait__reap_finish(dead_fd, dead_pid);
+    close(dead_fd);
     fail_list(failed, init_error ? init_error : p->broken);
     start_check(p);
     collect(p);

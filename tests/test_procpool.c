@@ -2757,6 +2757,53 @@ TEST(procpool_create_out_of_descriptors)
     CHECK(pool == NULL);
 }
 
+static plait_queue *sent_queue; /* made before the pool: its workers share it */
+
+static ssize_t send_the_argument(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)out;
+    (void)cap;
+    return plait_queue_send(sent_queue, arg, len, plait_deadline_in(5 * PLAIT_SEC));
+}
+
+/* Replacing a worker (here after each task: max_tasks 1) never leaves a queue without
+ * a sender for a moment: its receiver does not hear that every sender has died while
+ * the pool lives.  (The old worker's death was told to the queue before its
+ * replacement was forked, and a receiver waiting then got -EPIPE, in most rounds.) */
+TEST(procpool_replacing_a_worker_keeps_a_queue_sender)
+{
+    enum { N = 40 };
+    CHECK_EQ(plait_queue_create(&sent_queue, sizeof(int), N), 0);
+    int v;
+    CHECK_EQ(plait_queue_recv(sent_queue, &v, sizeof v, 0), -ETIMEDOUT); /* a receiver */
+    plait_procpool_options o = {.processes = 1, .max_tasks = 1};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool) {
+        CHECK_EQ(plait_queue_destroy(sent_queue), 0);
+        return;
+    }
+    plait_task t[N];
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(plait_procpool_submit(pool, &t[i], send_the_argument, &i, sizeof i), 0);
+    int got = 0;
+    ssize_t r = 0;
+    while (got < N && (r = plait_queue_recv(sent_queue, &v, sizeof v, SOON())) == sizeof v)
+        CHECK_EQ(v, got++);
+    CHECK_EQ(got, N);
+    if (got < N)
+        fprintf(stderr, "  message %d of %d: %s\n", got, N, plait_strerror((int)r));
+    int64_t batch = SOON();
+    for (int i = 0; i < N; i++) {
+        void *res = NULL;
+        CHECK_EQ(plait_join(t[i], &res, batch), 0);
+        free(res);
+    }
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    /* with the pool gone, its senders are: now the queue says so */
+    CHECK_EQ(plait_queue_recv(sent_queue, &v, sizeof v, SOON()), -EPIPE);
+    CHECK_EQ(plait_queue_destroy(sent_queue), 0);
+}
+
 /* ======================================================================== */
 
 TEST(procpool_nothing_leaked)
@@ -2839,4 +2886,5 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
           CASE(procpool_map_results_aligned),
           CASE(procpool_map_shut_down_under_it_returns_first_failure),
           CASE(procpool_create_out_of_descriptors),
+          CASE(procpool_replacing_a_worker_keeps_a_queue_sender),
           CASE(procpool_nothing_leaked))
