@@ -525,6 +525,16 @@ static int worker_fork(plait_procpool *p, unsigned i)
 }
 
 /* Fail every queued slot with code (pool lock held; workers are gone or going). */
+/* Put slot s, which the manager fails (its code set), on the done ring, with no result
+ * (shared lock held). */
+static void fail_slot(plait_procpool *p, uint32_t s, task_slot *ts)
+{
+    ts->result_len = 0;
+    ts->state = SLOT_DONE;
+    p->done[p->sh->done_tail % p->nslots] = s;
+    p->sh->done_tail++;
+}
+
 static void fail_queued(plait_procpool *p, int code)
 {
     pool_shm *sh = p->sh;
@@ -533,13 +543,34 @@ static void fail_queued(plait_procpool *p, int code)
         uint32_t s = p->ready[sh->ready_head % p->nslots];
         sh->ready_head++;
         task_slot *ts = slot_at(p, s);
-        if (ts->state == SLOT_QUEUED) {
+        if (ts->state == SLOT_QUEUED)
             ts->code = code;
-            ts->result_len = 0;
-        }
-        ts->state = SLOT_DONE;
-        p->done[sh->done_tail % p->nslots] = s;
-        sh->done_tail++;
+        fail_slot(p, s, ts);
+    }
+    plait__plock_unlock(&sh->lock);
+}
+
+/* The worker pid died with fate: the task it was running (or had just taken) fails
+ * with it, and no other (pool lock held). */
+static void fail_running(plait_procpool *p, pid_t pid, int fate)
+{
+    pool_shm *sh = p->sh;
+    plait__plock_lock(&sh->lock);
+    for (uint32_t s = 0; s < p->nslots; s++) {
+        task_slot *ts = slot_at(p, s);
+        if (ts->runner != (uint32_t)pid || ts->state == SLOT_DONE || ts->state == SLOT_FREE ||
+            ring_has(p->ready, p->nslots, sh->ready_head, sh->ready_tail, s) ||
+            ring_has(p->done, p->nslots, sh->done_head, sh->done_tail, s))
+            continue;
+        ptask *t = p->slot_task[s];
+        int code = fate ? fate : PLAIT_EXITED(0);
+        if (t && t->cancel_requested)
+            code = -ECANCELED;
+        else if (ts->deadline && PLAIT_KILL_SIGNAL(fate) == SIGKILL && plait_now() >= ts->deadline)
+            code = -ETIMEDOUT;
+        if (ts->state != SLOT_CANCELLED)
+            ts->code = code;
+        fail_slot(p, s, ts);
     }
     plait__plock_unlock(&sh->lock);
 }
@@ -581,38 +612,15 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     /* The dead worker stays a zombie (unless someone else reaped it) until its
      * replacement has been forked, and only then are the shared objects told of its
      * death: a queue whose only sender it was hears of the new, undecided holder first,
-     * so its receivers are never told, for a moment, that every sender has died. */
+     * so its receivers are never told, for a moment, that every sender has died.  The
+     * task it ran fails only after that (a joiner then finds it reaped). */
     pid_t dead_pid = w->pid;
     int dead_fd = w->pidfd;
     plait__spin_lock(&p->lock);
     plait__manager_unwatch(dead_fd);
     w->pidfd = -1; /* under the pool lock, where the others read it */
     atomic_store(&ws->pid, 0); /* its replacement's, if any, from the fork on */
-    plait__plock_lock(&sh->lock);
-    for (uint32_t s = 0; s < p->nslots; s++) {
-        task_slot *ts = slot_at(p, s);
-        if (ts->runner != (uint32_t)w->pid || ts->state == SLOT_DONE ||
-            ts->state == SLOT_FREE ||
-            ring_has(p->ready, p->nslots, sh->ready_head, sh->ready_tail, s) ||
-            ring_has(p->done, p->nslots, sh->done_head, sh->done_tail, s))
-            continue;
-        /* it died running this task (or just after taking it): exactly it fails */
-        ptask *t = p->slot_task[s];
-        int code = fate ? fate : PLAIT_EXITED(0);
-        if (t && t->cancel_requested)
-            code = -ECANCELED;
-        else if (ts->deadline && PLAIT_KILL_SIGNAL(fate) == SIGKILL && plait_now() >= ts->deadline)
-            code = -ETIMEDOUT;
-        if (ts->state != SLOT_CANCELLED)
-            ts->code = code;
-        ts->result_len = 0;
-        ts->state = SLOT_DONE;
-        p->done[sh->done_tail % p->nslots] = s;
-        sh->done_tail++;
-    }
-    int init_error = ws->init_error;
-    plait__plock_unlock(&sh->lock);
-
+    int init_error = ws->init_error; /* before the fork below clears it */
     w->alive = false;
     p->alive--;
     ptask *failed = NULL;
@@ -645,6 +653,9 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     if (reaped == 0)
         plait__reap_finish(dead_fd, dead_pid);
     close(dead_fd);
+    plait__spin_lock(&p->lock);
+    fail_running(p, dead_pid, fate);
+    plait__spin_unlock(&p->lock);
     fail_list(failed, init_error ? init_error : p->broken);
     start_check(p);
     collect(p);
