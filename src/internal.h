@@ -482,8 +482,6 @@ struct plait__future {
                                    before it started: completed at once by the canceller) */
     atomic_int cancelled;       /* sticky, seen by the thread's blocking calls */
     plait__waiter *blocked;     /* under lock: the cancellable wait the thread is in */
-    plait__coro *sched_main;    /* under lock: the main coroutine of the scheduler the
-                                   thread runs (plait_run), until main finishes */
     plait_fn fn;
     void *arg;
     plait__future *next;        /* a pool queue, or the chain of tasks a worker runs */
@@ -495,6 +493,9 @@ struct plait__future {
     uint64_t watch_generation;
     plait__future *watch_next;
     plait__future *free_next;
+    plait__coro *sched_main;    /* under lock: the main coroutine of the scheduler the
+                                   thread runs (plait_run), until main finishes (cold:
+                                   after the fields a task's run touches) */
 };
 
 /* How a future whose work runs elsewhere (another process) is cancelled and let go. */
