@@ -9,10 +9,8 @@
 #include "helpers.h"
 
 #include <fcntl.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 static char dir[] = "/tmp/plait-file-XXXXXX";
 
@@ -192,57 +190,6 @@ TEST(cancellation_does_not_lose_a_started_call)
     CHECK_EQ(unlink(c.path), 0);
 }
 
-/* ---- a scheduler inside a task of the default pool ---- */
-
-static void *add_one(void *arg) { return (void *)((intptr_t)arg + 1); }
-
-/* The coroutine's calls that run on the default pool: a file, a lookup, to_thread. */
-static void *offloads(void *arg)
-{
-    (void)arg;
-    char path[128];
-    path_in_dir(path, sizeof path, "nested");
-    int fd = plait_file_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    CHECK(fd >= 0);
-    CHECK_EQ(plait_file_write(fd, "in a pool task", 14, 0), 14);
-    CHECK_EQ(close(fd), 0);
-    CHECK_EQ(unlink(path), 0);
-    plait_addr a;
-    CHECK_EQ(plait_resolve("127.0.0.1", 80, PLAIT_STREAM, &a, 1, SOON()), 1);
-    void *v = NULL;
-    CHECK_EQ(plait_to_thread(add_one, (void *)41, &v, SOON()), 0);
-    CHECK_EQ((intptr_t)v, 42);
-    return NULL;
-}
-
-static void *scheduler_in_task(void *arg)
-{
-    return PLAIT_FAIL(plait_run(offloads, arg, NULL));
-}
-
-/* A scheduler that runs inside a task of the default pool, whose coroutines use
- * the calls that run on that pool.  In a child pinned to one CPU (a default pool of
- * one worker, busy with that very task) they waited for ever; the child must now
- * finish within 20 s, cleanly. */
-TEST(scheduler_in_a_default_pool_task_offloads)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(sched_getcpu(), &one);
-        if (sched_setaffinity(0, sizeof one, &one) != 0 || plait_cpu_count() != 1)
-            _exit(3);
-        int r = plait_to_thread(scheduler_in_task, NULL, NULL, PLAIT_FOREVER);
-        _exit(r == 0 && check_failures == 0 ? 0 : 1);
-    }
-    CHECK(pid > 0);
-    int status = reap_within(pid, 20);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WEXITSTATUS(status), 0);
-}
-
 static void setup(void)
 {
     if (!mkdtemp(dir)) {
@@ -259,8 +206,7 @@ int main(void)
     static const check_case cases[] = {
         CASE(read_write_from_a_coroutine), CASE(read_write_from_a_thread),
         CASE(bad_input_from_a_coroutine), CASE(bad_input_from_a_thread),
-        CASE(scheduler_runs_while_a_call_waits), CASE(cancellation_does_not_lose_a_started_call),
-        CASE(scheduler_in_a_default_pool_task_offloads)};
+        CASE(scheduler_runs_while_a_call_waits), CASE(cancellation_does_not_lose_a_started_call)};
     int r = check_main(cases, sizeof cases / sizeof cases[0]);
     teardown();
     return r;

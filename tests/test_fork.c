@@ -1,14 +1,18 @@
 /*
  * test_fork.c — what a child forked (plain fork()) from inside plait's own contexts
  * finds: it must be able to use all of plait, without running or waiting for what
- * belongs to its parent.
+ * belongs to its parent.  (And one case that forks only for a fresh default pool of
+ * one worker.)
  *
  * Each case forks; the child reports through its exit status (0: all its checks held)
  * and is reaped within a limit, so a hang in the child is a failure here, not a stall.
  */
 #include "helpers.h"
 
+#include <fcntl.h>
+#include <sched.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -179,6 +183,58 @@ TEST(fork_beside_a_coroutine_waiting_on_a_process_semaphore)
     CHECK_EQ(plait_psem_destroy(psem), 0);
 }
 
-RUN_TESTS(CASE(fork_in_a_pool_task_leaves_the_parent_s_tasks),
+/* ---- a scheduler inside a task of the default pool (a child's, of one worker) ---- */
+
+static void *add_one(void *arg) { return (void *)((intptr_t)arg + 1); }
+
+/* The coroutine's calls that run on the default pool: a file, a lookup, to_thread. */
+static void *offloads(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/plait-fork-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK_EQ(close(fd), 0);
+    fd = plait_file_open(path, O_RDWR | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    CHECK_EQ(plait_file_write(fd, "in a pool task", 14, 0), 14);
+    CHECK_EQ(close(fd), 0);
+    CHECK_EQ(unlink(path), 0);
+    plait_addr a;
+    CHECK_EQ(plait_resolve("127.0.0.1", 80, PLAIT_STREAM, &a, 1, SOON()), 1);
+    void *v = NULL;
+    CHECK_EQ(plait_to_thread(add_one, ARG(41), &v, SOON()), 0);
+    CHECK_EQ(INT(v), 42);
+    return NULL;
+}
+
+static void *scheduler_in_task(void *arg)
+{
+    return PLAIT_FAIL(plait_run(offloads, arg, NULL));
+}
+
+/* Pinned to one CPU, the child's default pool (made on first use there) has one
+ * worker, which runs the scheduler. */
+static void scheduler_in_one_worker_default_pool(void *arg)
+{
+    (void)arg;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    CHECK_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+    CHECK_EQ(plait_cpu_count(), 1);
+    CHECK_EQ(plait_to_thread(scheduler_in_task, NULL, NULL, PLAIT_FOREVER), 0);
+}
+
+/* A scheduler that runs inside a task of the default pool, whose coroutines use the
+ * calls that run on that pool.  With one worker, busy with that very task, they
+ * waited for ever (the child was reaped at its limit). */
+TEST(scheduler_in_a_default_pool_task_offloads)
+{
+    in_child(scheduler_in_one_worker_default_pool, NULL);
+}
+
+RUN_TESTS(CASE(scheduler_in_a_default_pool_task_offloads),
+          CASE(fork_in_a_pool_task_leaves_the_parent_s_tasks),
           CASE(fork_in_a_coroutine_with_the_watchdog_on),
           CASE(fork_beside_a_coroutine_waiting_on_a_process_semaphore))
