@@ -482,8 +482,10 @@ static void proc_finish(proc *p, int error)
 
 /* On the manager, just before the fork: the pipes and /dev/null the child's streams
  * ask for, and the exec-error pipe.  Made here, not in the caller's thread, so that no
- * other child forked meanwhile inherits an end of them (only the manager forks).
- * 0 or -errno. */
+ * other child forked meanwhile inherits an end of them (only the manager forks).  The
+ * caller's ends are close-on-exec: a program started later does not keep them, but a
+ * function child or pool worker forked later does, for as long as it lives (API.md
+ * says so).  0 or -errno. */
 static int stdio_prepare(proc *p)
 {
     for (int i = 0; i < 3; i++) {
