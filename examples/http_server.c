@@ -1,12 +1,16 @@
 /* An HTTP/1.1 "hello" server: a coroutine per connection on one scheduler, keep-alive,
- * pipelining (every complete request in a read is answered, in order, in one write)
- * and correct on partial reads (a request split over reads is answered once whole).
- * GET only (405 for other methods); "Connection: close" and HTTP/1.0 close after the
- * answer, as does a request over 16 KiB, with a lingering close.
+ * pipelining (every complete request received is answered, in order, before the next
+ * read; 16 KiB of answers per write) and correct on partial reads (a request split
+ * over reads is answered once whole).  GET only (405 for other methods; 400 for a GET
+ * that says it has a body, which this server does not read: a body taken for the next
+ * request would let a client smuggle one); "Connection: close" and HTTP/1.0 close after
+ * the answer, as does a request over 16 KiB (431), with a lingering close.  A peer
+ * gets TIMEOUT seconds (default 10) to finish a request it has begun and to take an
+ * answer, and six times that idle between requests; then it is closed.
  * SIGTERM or SIGINT shuts it down gracefully: it stops accepting, lets every
  * connection finish the requests it has received, and waits for them (5 s at most).
  *
- *     example_http_server [PORT]      (default 8080; 0 picks a free port)
+ *     example_http_server [PORT [TIMEOUT]]   (port 8080 by default; 0 picks a free one)
  *
  * It prints "listening on 127.0.0.1:PORT" once it accepts.  This is also the plait
  * server of the HTTP benchmark (bench/io/).  Go's net/http would say:
@@ -30,13 +34,21 @@ static const char response[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
                                "Content-Type: text/plain\r\n\r\nHello, world!";
 static const char not_allowed[] = "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\n"
                                   "Content-Length: 0\r\nConnection: close\r\n\r\n";
+static const char bad_request[] = "HTTP/1.1 400 Bad Request\r\n"
+                                  "Content-Length: 0\r\nConnection: close\r\n\r\n";
+static const char too_large[] = "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                                "Content-Length: 0\r\nConnection: close\r\n\r\n";
 
-enum { REQUEST_MAX = 16384, OUT_MAX = 16384, STACK = 32 * 1024 };
+enum { REQUEST_MAX = 16384, OUT_MAX = 16384, ANSWER_MAX = 128, STACK = 32 * 1024 };
+_Static_assert(sizeof response <= ANSWER_MAX && sizeof not_allowed <= ANSWER_MAX &&
+                   sizeof bad_request <= ANSWER_MAX && sizeof too_large <= ANSWER_MAX,
+               "an answer fits the room kept for one");
 
 typedef struct connection connection;
 
 typedef struct server {
     int listener;
+    int64_t timeout;            /* to finish a request begun, or to take an answer */
     plait_group *connections;
     connection *open_list;      /* one scheduler: no lock needed */
     size_t open, served;
@@ -48,28 +60,66 @@ struct connection {
     connection *prev, *next;
 };
 
-/* Whether the header block [start, end) asks to close after the response: HTTP/1.0
- * without keep-alive, or "Connection: close". */
-static bool wants_close(const char *start, const char *end)
+/* What a request's header block says about the connection and its body. */
+typedef struct request_info {
+    bool close;                 /* HTTP/1.0 without keep-alive, or "Connection: close" */
+    bool body;                  /* a Content-Length other than 0, or a Transfer-Encoding */
+} request_info;
+
+/* Whether the header value [p, end) lists the token (comma-separated, any case). */
+static bool has_token(const char *p, const char *end, const char *token)
 {
-    bool http10 = false, close_asked = false, keep = false;
+    size_t len = strlen(token);
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *stop = p;
+        while (stop < end && *stop != ',' && *stop != '\r' && *stop != '\n')
+            stop++;
+        const char *last = stop;
+        while (last > p && (last[-1] == ' ' || last[-1] == '\t'))
+            last--;
+        if ((size_t)(last - p) == len && strncasecmp(p, token, len) == 0)
+            return true;
+        if (stop == end || *stop != ',')
+            return false; /* the end of the line */
+        p = stop + 1;
+    }
+    return false;
+}
+
+/* Whether the header value [p, end) is a number other than 0 (a malformed one counts:
+ * it is refused as a body would be). */
+static bool nonzero_length(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (p < end && *p == '0')
+        p++;
+    return p < end && *p != '\r' && *p != '\n';
+}
+
+static request_info read_headers(const char *start, const char *end)
+{
+    bool http10 = false, close_asked = false, keep = false, body = false;
     const char *eol = memchr(start, '\n', (size_t)(end - start));
     if (eol && eol - start >= 9 && memcmp(eol - 9, "HTTP/1.0", 8) == 0)
         http10 = true;
     for (const char *line = eol ? eol + 1 : end; line < end;) {
         const char *next = memchr(line, '\n', (size_t)(end - line));
         next = next ? next + 1 : end;
-        if ((size_t)(next - line) > 11 && strncasecmp(line, "connection:", 11) == 0) {
-            for (const char *p = line + 11; p + 5 <= next; p++) {
-                if (strncasecmp(p, "close", 5) == 0)
-                    close_asked = true;
-                if (p + 10 <= next && strncasecmp(p, "keep-alive", 10) == 0)
-                    keep = true;
-            }
+        size_t n = (size_t)(next - line);
+        if (n > 11 && strncasecmp(line, "connection:", 11) == 0) {
+            close_asked |= has_token(line + 11, next, "close");
+            keep |= has_token(line + 11, next, "keep-alive");
+        } else if (n > 15 && strncasecmp(line, "content-length:", 15) == 0) {
+            body |= nonzero_length(line + 15, next);
+        } else if (n > 18 && strncasecmp(line, "transfer-encoding:", 18) == 0) {
+            body = true;
         }
         line = next;
     }
-    return close_asked || (http10 && !keep);
+    return (request_info){.close = close_asked || (http10 && !keep), .body = body};
 }
 
 /* Closing while the client may still be sending (pipelined requests after one that
@@ -84,24 +134,40 @@ static void lingering_close(int fd, char *buf, size_t cap)
     }
 }
 
+/* Append the answer to out (room for ANSWER_MAX bytes is kept). */
+static size_t answer(char *out, size_t out_len, const char *text, size_t len)
+{
+    memcpy(out + out_len, text, len);
+    return out_len + len;
+}
+
 static void *serve(void *arg)
 {
     connection *c = arg;
+    int64_t timeout = c->srv->timeout, idle = 6 * timeout;
     /* The buffers come when the first request does: an idle connection costs its
      * coroutine (one page of stack) and nothing more. */
     char *in = NULL, *out = NULL;
     size_t have = 0, scanned = 0; /* bytes buffered; how far "\r\n\r\n" was looked for */
-    bool open = plait_wait_fd(c->fd, PLAIT_READABLE, PLAIT_FOREVER) > 0 &&
+    bool open = plait_wait_fd(c->fd, PLAIT_READABLE, plait_deadline_in(idle)) > 0 &&
                 (in = malloc(REQUEST_MAX + OUT_MAX)) != NULL;
     if (open)
         out = in + REQUEST_MAX;
+    bool more = false; /* out filled up: whole requests may still be buffered */
     while (open) {
-        ssize_t n = plait_read(c->fd, in + have, REQUEST_MAX - have, PLAIT_FOREVER);
-        if (n <= 0)
-            break; /* closed by the peer, reset, shut down, or cancelled */
-        have += (size_t)n;
+        if (!more) { /* idle between requests, or the rest of one begun */
+            ssize_t n = plait_read(c->fd, in + have, REQUEST_MAX - have,
+                                   plait_deadline_in(have ? timeout : idle));
+            if (n <= 0)
+                break; /* closed, reset, shut down, timed out, or cancelled */
+            have += (size_t)n;
+        }
+        more = false;
         size_t done = 0, out_len = 0;
         for (;;) {
+            /* a client may send an empty line before a request (RFC 9112, 2.2) */
+            while (have - done >= 2 && in[done] == '\r' && in[done + 1] == '\n')
+                done += 2;
             size_t from = scanned > 3 ? scanned - 3 : done; /* a terminator across reads */
             if (from < done)
                 from = done;
@@ -111,29 +177,34 @@ static void *serve(void *arg)
                 break;
             }
             size_t request_end = (size_t)(end - in) + 4;
-            bool last = wants_close(in + done, in + request_end);
+            request_info info = read_headers(in + done, in + request_end);
+            bool last = info.close;
             if (memcmp(in + done, "GET ", 4) != 0) {
-                memcpy(out + out_len, not_allowed, sizeof not_allowed - 1);
-                out_len += sizeof not_allowed - 1;
+                out_len = answer(out, out_len, not_allowed, sizeof not_allowed - 1);
+                last = true;
+            } else if (info.body) {
+                out_len = answer(out, out_len, bad_request, sizeof bad_request - 1);
                 last = true;
             } else {
-                memcpy(out + out_len, response, sizeof response - 1);
-                out_len += sizeof response - 1;
+                out_len = answer(out, out_len, response, sizeof response - 1);
                 c->srv->served++;
             }
             done = scanned = request_end;
-            if (last || out_len + sizeof response > OUT_MAX) {
-                open = !last;
+            open = !last;
+            more = !last && out_len + ANSWER_MAX > OUT_MAX;
+            if (last || more)
                 break;
-            }
         }
-        if (out_len && plait_write_all(c->fd, out, out_len, NULL, PLAIT_FOREVER) < 0)
+        if (!more && open && have - done == REQUEST_MAX) { /* a request larger than we take */
+            out_len = answer(out, out_len, too_large, sizeof too_large - 1);
+            open = false;
+        }
+        if (out_len &&
+            plait_write_all(c->fd, out, out_len, NULL, plait_deadline_in(timeout)) < 0)
             break;
         memmove(in, in + done, have - done); /* keep what is not yet a whole request */
         have -= done;
         scanned -= done;
-        if (have == REQUEST_MAX)
-            open = false; /* a request larger than we take */
     }
     if (in && !open) /* our decision to close: see lingering_close() */
         lingering_close(c->fd, in, REQUEST_MAX);
@@ -182,10 +253,11 @@ static void *accept_loop(void *arg)
 
 static void *run(void *arg)
 {
-    int port = *(int *)arg;
+    int port = ((const int *)arg)[0]; /* and the timeout in seconds */
     int sigs[] = {SIGTERM, SIGINT};
     plait_signals *stop = NULL;
-    server srv = {.listener = plait_tcp_listen("127.0.0.1", port, 4096)};
+    server srv = {.listener = plait_tcp_listen("127.0.0.1", port, 4096),
+                  .timeout = ((const int *)arg)[1] * PLAIT_SEC};
     int r = srv.listener < 0 ? srv.listener : plait_signals_create(&stop, sigs, 2);
     if (r == 0)
         r = plait_group_create(&srv.connections);
@@ -220,10 +292,10 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-    int port = argc > 1 ? atoi(argv[1]) : 8080;
-    if (argc > 2 || port < 0 || port > 65535) {
-        fprintf(stderr, "usage: %s [PORT]\n", argv[0]);
+    int args[2] = {argc > 1 ? atoi(argv[1]) : 8080, argc > 2 ? atoi(argv[2]) : 10};
+    if (argc > 3 || args[0] < 0 || args[0] > 65535 || args[1] < 1 || args[1] > 3600) {
+        fprintf(stderr, "usage: %s [PORT [TIMEOUT]]   (TIMEOUT: 1 to 3600 seconds)\n", argv[0]);
         return 2;
     }
-    return plait_run(run, &port, NULL) == 0 ? 0 : 1;
+    return plait_run(run, args, NULL) == 0 ? 0 : 1;
 }

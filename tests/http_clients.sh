@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tests/http_clients.sh SERVER — the HTTP example server against real clients: curl
 # (one request, keep-alive across two), raw bytes (three pipelined requests in one
-# write, a request split across writes, "Connection: close", HTTP/1.0, a bad method,
-# an oversized request) and wrk (a short load: no errors, no non-2xx answers), then a
-# graceful stop on SIGTERM.  curl and wrk come from Debian: scripts/test.sh installs
+# write, and more than one write of answers holds, a request split across writes,
+# "Connection: close", HTTP/1.0, a bad method, a GET with a body, an oversized request)
+# and wrk (a short load: no errors, no non-2xx answers), then a graceful stop on
+# SIGTERM; then a server with a timeout of 1 s and a client that goes silent.  curl and wrk come from Debian: scripts/test.sh installs
 # them.  Every step is bounded by `timeout`; a failure prints what was seen.
 set -uo pipefail
 server="${1:?usage: http_clients.sh SERVER}"
@@ -49,6 +50,14 @@ got=$(raw "$req$req$req")
 [ "$(count "$got")" = 3 ] && ok "three pipelined requests in one write: three answers" \
     || fail "pipelining: $(count "$got") answers: $got"
 
+# (more than 210 answers fill the 16 KiB the server writes at once: the rest were left
+# unanswered in its buffer while it waited to read)
+many=""
+for _ in $(seq 300); do many+=$req; done
+got=$(raw "$many")
+[ "$(count "$got")" = 300 ] && ok "300 pipelined requests in one write: 300 answers" \
+    || fail "300 pipelined requests: $(count "$got") answers"
+
 got=$(raw 'GET / HT' 'TP/1.1\r\nHost: x\r' '\n\r\nGET / HTTP/1.1\r\n' 'Host: y\r\n\r\n')
 [ "$(count "$got")" = 2 ] && ok "requests split across writes: answered once whole" \
     || fail "split requests: $(count "$got") answers: $got"
@@ -65,10 +74,25 @@ got=$(raw 'POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n')
 grep -q "405 Method Not Allowed" <<<"$got" && ok "a method it does not serve: 405 and close" \
     || fail "bad method: $got"
 
+# a body is not read by this server: it must not be taken for the next request (which
+# a client could smuggle in it), so such a GET is refused and the connection closed
+inner='GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n'
+got=$(raw "GET / HTTP/1.1\r\nContent-Length: 35\r\n\r\n$inner")
+if grep -q "400 Bad Request" <<<"$got" && [ "$(count "$got")" = 0 ]; then
+    ok "a GET with a body: 400 and close, its body not taken for a request"
+else
+    fail "a GET with a body: $got"
+fi
+got=$(raw 'GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n')
+grep -q "400 Bad Request" <<<"$got" && ok "a chunked GET: 400 and close" || fail "chunked: $got"
+got=$(raw 'GET / HTTP/1.1\r\nConnection: x-not-closed\r\n\r\n' 'GET / HTTP/1.1\r\n\r\n')
+[ "$(count "$got")" = 2 ] && ok "Connection's tokens are whole words" \
+    || fail "Connection: x-not-closed: $(count "$got") answers"
+
 big=$(head -c 20000 /dev/zero | tr '\0' 'a')
 got=$(raw "GET /$big")
-[ -z "$got" ] && ok "a request larger than 16 KiB: the connection is closed" \
-    || fail "oversized request answered: ${got:0:80}"
+grep -q "^HTTP/1.1 431 " <<<"$got" && ok "a request larger than 16 KiB: 431, then the connection is closed" \
+    || fail "oversized request: ${got:0:80}"
 
 timeout 20 wrk -t1 -c20 -d1s "$url" >"$tmp/wrk" 2>&1
 reqs=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$tmp/wrk")
@@ -83,5 +107,18 @@ if stop_server "stopped accepting"; then
 else
     fail "SIGTERM"
 fi
+
+# A client that begins a request and goes silent is closed after the timeout (it held
+# its connection and descriptor for ever: enough of them starve every other client).
+start_server "$server" 1
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'GET / HTTP/1.1\r\nHost: x\r\n' >&3
+start=$(date +%s%N)
+timeout 10 cat <&3 >/dev/null
+took=$(( ($(date +%s%N) - start) / 1000000 ))
+exec 3<&-
+[ "$took" -lt 9000 ] && ok "a request begun, then silence: closed after the timeout (${took} ms)" \
+    || fail "a silent client was kept for ${took} ms"
+stop_server "stopped accepting" || fail "SIGTERM of the second server"
 echo "http_clients: $failures failed"
 [ $failures = 0 ]

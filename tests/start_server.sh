@@ -1,15 +1,15 @@
-# tests/start_server.sh — sourced by the example tests: start_server SERVER runs
-# `SERVER 0` in the background (under timeout), waits until it prints "listening on
+# tests/start_server.sh — sourced by the example tests: start_server SERVER [ARG...]
+# runs `SERVER 0 ARG...` in the background (under timeout), waits until it prints "listening on
 # 127.0.0.1:PORT", and sets $pid, $port and $tmp (a scratch directory removed at
 # exit, with the server killed if still there).  Exits the test if it never listens.
 start_server() {
-    tmp=$(mktemp -d)
+    tmp=${tmp:-$(mktemp -d)} # the same scratch directory for a second server
     trap 'kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
     # --foreground: a SIGTERM to timeout reaches the server once.  Without it timeout
     # also signals its whole process group, the server got SIGTERM twice, and the
     # second could come after its watcher had handled the first and restored the
     # default action, killing it mid-exit (echo_pair_epoll failed so in CI).
-    timeout --foreground 120 "$1" 0 >"$tmp/out" 2>&1 &
+    timeout --foreground 120 "$1" 0 "${@:2}" >"$tmp/out" 2>&1 &
     pid=$!
     for _ in $(seq 200); do
         grep -q "listening on" "$tmp/out" && break
