@@ -152,8 +152,15 @@ typedef struct plait__timer {
     plait__waiter *waiter;
 } plait__timer;
 
+/* A heap entry keeps its timer's deadline beside it: sifting compares without
+ * reaching into the waiters' stacks. */
+typedef struct plait__timer_entry {
+    int64_t when;
+    plait__timer *timer;
+} plait__timer_entry;
+
 typedef struct plait__timer_heap {
-    plait__timer **items;
+    plait__timer_entry *items;
     size_t len, cap;
 } plait__timer_heap;
 
@@ -161,7 +168,7 @@ int plait__timer_add(plait__timer_heap *heap, plait__timer *timer);
 void plait__timer_remove(plait__timer_heap *heap, plait__timer *timer);
 static inline plait__timer *plait__timer_first(plait__timer_heap *heap)
 {
-    return heap->len ? heap->items[0] : NULL;
+    return heap->len ? heap->items[0].timer : NULL;
 }
 void plait__timer_heap_free(plait__timer_heap *heap);
 

@@ -565,7 +565,9 @@ int plait_wait_fd(int fd, int events, int64_t deadline)
 /* The calling coroutine's poller when its backend can read and write (io_uring);
  * NULL with *r = -ENOSYS when the caller should make the system call itself (not a
  * coroutine, a backend that cannot, a deadline already past, a cancelled coroutine:
- * the system call may need no wait), or another -errno. */
+ * the system call may need no wait), or another -errno.  The deadline is read on the
+ * precise clock: a request for a deadline just past could be taken back by its timer
+ * before the kernel saw it, and the call would not have tried at all. */
 static struct plait__poller *ring_poller(int fd, int64_t deadline, int *r)
 {
     plait__sched *s = plait__sched_current();

@@ -349,16 +349,16 @@ static void ur_wait(struct plait__poller *p, int64_t deadline)
     struct plait__uring *u = p->ring;
     /* completions already there need no system call, and whatever they woke must
      * run before this thread sleeps */
-    bool look = reap(p) > 0 || plait__deadline_passed(deadline);
+    bool look = reap(p) > 0;
+    int64_t left = 0;
+    if (!look && deadline != PLAIT_FOREVER)
+        look = (left = deadline - plait_now()) <= 0;
     unsigned flags = __atomic_load_n(u->sq_flags, __ATOMIC_ACQUIRE);
     if (look && !pending(u) && !(flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
         return;
     struct io_uring_getevents_arg arg = {.sigmask_sz = _NSIG / 8};
     struct __kernel_timespec ts;
     if (!look && deadline != PLAIT_FOREVER) {
-        int64_t left = deadline - plait_now();
-        if (left < 0)
-            left = 0;
         ts.tv_sec = left / PLAIT_SEC;
         ts.tv_nsec = left % PLAIT_SEC;
         arg.ts = (uint64_t)(uintptr_t)&ts;

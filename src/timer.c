@@ -2,59 +2,62 @@
  * timer.c — a binary min-heap of deadlines, one per scheduler.
  *
  * Each timer records its own index so that a wait that ends early (the common case:
- * the deadline is a bound, not an expectation) removes its timer in O(log n).
+ * the deadline is a bound, not an expectation) removes its timer in O(log n).  The
+ * heap holds each deadline beside its timer's address, so a sift reads one array
+ * (the timers live on the waiting coroutines' stacks, each its own cache line).
+ * Invariant: a timer's `when` does not change while it is in the heap.
  */
 #include "internal.h"
 
 #include <stdlib.h>
 
-static void heap_set(plait__timer_heap *heap, size_t i, plait__timer *t)
+static void heap_set(plait__timer_heap *heap, size_t i, plait__timer_entry e)
 {
-    heap->items[i] = t;
-    t->index = i;
+    heap->items[i] = e;
+    e.timer->index = i;
 }
 
 static void sift_up(plait__timer_heap *heap, size_t i)
 {
-    plait__timer *t = heap->items[i];
+    plait__timer_entry e = heap->items[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (heap->items[parent]->when <= t->when)
+        if (heap->items[parent].when <= e.when)
             break;
         heap_set(heap, i, heap->items[parent]);
         i = parent;
     }
-    heap_set(heap, i, t);
+    heap_set(heap, i, e);
 }
 
 static void sift_down(plait__timer_heap *heap, size_t i)
 {
-    plait__timer *t = heap->items[i];
+    plait__timer_entry e = heap->items[i];
     for (;;) {
         size_t child = 2 * i + 1;
         if (child >= heap->len)
             break;
-        if (child + 1 < heap->len && heap->items[child + 1]->when < heap->items[child]->when)
+        if (child + 1 < heap->len && heap->items[child + 1].when < heap->items[child].when)
             child++;
-        if (t->when <= heap->items[child]->when)
+        if (e.when <= heap->items[child].when)
             break;
         heap_set(heap, i, heap->items[child]);
         i = child;
     }
-    heap_set(heap, i, t);
+    heap_set(heap, i, e);
 }
 
 int plait__timer_add(plait__timer_heap *heap, plait__timer *timer)
 {
     if (heap->len == heap->cap) {
         size_t cap = heap->cap ? heap->cap * 2 : 64;
-        plait__timer **items = realloc(heap->items, cap * sizeof *items);
+        plait__timer_entry *items = realloc(heap->items, cap * sizeof *items);
         if (!items)
             return -ENOMEM;
         heap->items = items;
         heap->cap = cap;
     }
-    heap->items[heap->len] = timer;
+    heap->items[heap->len] = (plait__timer_entry){timer->when, timer};
     sift_up(heap, heap->len++);
     return 0;
 }
@@ -63,11 +66,11 @@ void plait__timer_remove(plait__timer_heap *heap, plait__timer *timer)
 {
     size_t i = timer->index;
     timer->index = SIZE_MAX;
-    plait__timer *last = heap->items[--heap->len];
+    plait__timer_entry last = heap->items[--heap->len];
     if (i == heap->len)
         return;
     heap_set(heap, i, last);
-    if (i > 0 && heap->items[(i - 1) / 2]->when > last->when)
+    if (i > 0 && heap->items[(i - 1) / 2].when > last.when)
         sift_up(heap, i);
     else
         sift_down(heap, i);

@@ -267,6 +267,9 @@ int plait__waiter_block(plait__waiter *w, int64_t deadline)
     if (!c)
         return thread_block(w, deadline);
     plait__sched *s = c->sched;
+    /* A deadline already past is not looked at here (the callers answer one before
+     * they wait, and a clock read per wait shows in I/O-bound work): its timer fires
+     * on the scheduler's next turn, which does not sleep. */
     if (deadline != PLAIT_FOREVER) {
         w->timer.when = deadline;
         if (plait__timer_add(&s->timers, &w->timer) < 0) {
@@ -282,8 +285,6 @@ int plait__waiter_block(plait__waiter *w, int64_t deadline)
     if (w->cancellable && atomic_load_explicit(&c->cancelled, memory_order_relaxed) &&
         plait__waiter_claim(w)) {
         w->status = -ECANCELED;
-    } else if (plait__deadline_passed(deadline) && plait__waiter_claim(w)) {
-        w->status = -ETIMEDOUT;
     } else {
         c->state = PLAIT__WAITING;
         plait__coro_suspend();

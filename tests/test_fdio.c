@@ -686,6 +686,46 @@ static void *writes_in_one_batch(void *arg)
 
 TEST(writes_of_ready_coroutines_in_one_batch) { check_run(writes_in_one_batch, NULL); }
 
+static void *yield_once(void *arg)
+{
+    (void)arg;
+    plait_yield();
+    return NULL;
+}
+
+/* A deadline that passed a moment ago (io_uring makes such a read or write in the
+ * ring, then takes it back when its timer fires): a read with nothing there times
+ * out, one with data there gets it, a write beside a ready coroutine writes; none of
+ * them waits. */
+static void *deadline_just_passed(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    make_pipe(fds);
+    char buf[16];
+    int64_t start = plait_now();
+    CHECK_EQ(write(fds[1], "a", 1), 1);
+    CHECK_EQ(plait_read(fds[0], buf, sizeof buf, SOON()), 1); /* short: read in the ring next */
+    CHECK_EQ(plait_read(fds[0], buf, sizeof buf, plait_now()), -ETIMEDOUT);
+    plait_task ready[2];
+    CHECK_EQ(write(fds[1], "b", 1), 1);
+    CHECK_EQ(plait_spawn(&ready[0], yield_once, NULL), 0); /* the loop has more to do */
+    CHECK_EQ(plait_read(fds[0], buf, sizeof buf, plait_now()), 1);
+    CHECK_EQ(buf[0], 'b');
+    CHECK_EQ(plait_spawn(&ready[1], yield_once, NULL), 0); /* so the write may join a batch */
+    CHECK_EQ(plait_write(fds[1], "cd", 2, plait_now()), 2);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_join(ready[i], NULL, SOON()), 0);
+    CHECK_EQ(plait_read(fds[0], buf, sizeof buf, plait_now()), 2);
+    CHECK_EQ(memcmp(buf, "cd", 2), 0);
+    CHECK(plait_now() - start < PLAIT_SEC);
+    close(fds[0]);
+    close(fds[1]);
+    return NULL;
+}
+
+TEST(deadline_just_passed_in_a_coroutine) { check_run(deadline_just_passed, NULL); }
+
 /* Three coroutines write one pipe in turn, each while the next is ready to run: the
  * bytes come in the order of the calls (a write that waits in the ring goes to the
  * kernel before a later one on the same descriptor). */
@@ -1188,7 +1228,7 @@ TEST(read_queued_in_another_ring_then_closed) { queued_transfer_then_closed(0, f
 TEST(write_queued_in_another_ring_then_closed) { queued_transfer_then_closed(1, false); }
 TEST(number_closed_elsewhere_and_reused_is_read_at_once) { queued_transfer_then_closed(0, true); }
 
-RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(thread_waits_with_deadline),
+RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(deadline_just_passed_in_a_coroutine), CASE(thread_waits_with_deadline),
           CASE(end_of_file_and_broken_pipe), CASE(regular_file_is_always_ready),
           CASE(set_nonblock), CASE(coroutines_share_a_pipe), CASE(coroutine_woken_by_a_thread),
           CASE(one_reader_per_descriptor), CASE(reader_and_writer_on_one_socket),
