@@ -29,9 +29,10 @@
 # Built into BUILD/io/ (BUILD is build-bench/ at the top of the repository, or
 # BUILD_DIR).  Raw figures go to BUILD/io/results.txt (`# run N`, then
 # `<figure> <server> <value>` lines), the summary (medians, plait's ratio to each
-# peer: the median of the per-run ratios) to BUILD/io/summary.txt.  Within a run
-# plait goes first and the peers right after it, so on a shared machine quote the
-# ratios and medians rather than one absolute figure.
+# peer: the median of the per-run ratios) to BUILD/io/summary.txt.  Within a run each
+# figure is taken of every server in turn, seconds apart (run N starts with the Nth
+# server), so on a shared machine quote the ratios and medians rather than one
+# absolute figure.
 
 # shellcheck disable=SC2317  # the functions run through `trap` and "$step"
 set -euo pipefail
@@ -407,14 +408,26 @@ wrk1() { wrk_run "$1" 1; }
 
 # ---- 6. run --------------------------------------------------------------------------------
 start=$(date +%s)
+# rotated LIST R: the list begun at its (R-1)th item (wrapping), so that no server is
+# always the first after a pause or the last before one.
+rotated() {
+    local -a list
+    read -r -a list <<<"$1"
+    local n=${#list[@]} i
+    for ((i = 0; i < n; i++)); do printf '%s ' "${list[(i + $2 - 1) % n]}"; done
+}
 for r in $(seq 1 "$runs"); do
     echo "== run $r of $runs"
     echo "# run $r" >>"$results"
-    for s in $http_servers; do
-        one http "$s" $((2 * seconds + 120)) wrk50 wrk1
-        if [ "$idle_ok" = 1 ]; then one http "$s" 300 idle_run; fi
-    done
-    for s in $echo_servers; do
+    # one figure at a time over every server, so that the two sides of a ratio are
+    # measured seconds apart, not minutes
+    http_order="$(rotated "$http_servers" "$r")"
+    for s in $http_order; do one http "$s" $((seconds + 90)) wrk50; done
+    for s in $http_order; do one http "$s" $((seconds + 90)) wrk1; done
+    if [ "$idle_ok" = 1 ]; then
+        for s in $http_order; do one http "$s" 300 idle_run; done
+    fi
+    for s in $(rotated "$echo_servers" "$r"); do
         one echo "$s" $((seconds + 90)) echo_run
     done
 done
