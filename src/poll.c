@@ -624,13 +624,15 @@ bool plait__fd_kind(plait__fd_slot *slot, int fd)
     /* A number closed with close(2), not plait_close, may name another file now.  A
      * stale "pollable" costs little (a poll or read of a file that is always ready goes
      * through the ring), a stale "always ready" would make a stream spin: only the
-     * first is kept. */
+     * first is kept.  A stale "socket" makes the ring's receive fail with ENOTSOCK, on
+     * which plait__ring_read looks again. */
     if (slot->kind_known && slot->kind_gen == plait__fd_close_gen(fd) && slot->pollable)
         return true;
     struct stat st;
     if (fstat(fd, &st) < 0)
         return false;
-    slot->stream = S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode);
+    slot->socket = S_ISSOCK(st.st_mode);
+    slot->stream = slot->socket || S_ISFIFO(st.st_mode);
     slot->pollable = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode);
     slot->kind_known = true;
     slot->kind_gen = plait__fd_close_gen(fd);
@@ -648,7 +650,12 @@ ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline)
     release_ended(p, fd);
     if (p->fds[fd].reader || p->fds[fd].read_op)
         return -EBUSY;
-    return ring_transfer(p, fd, buf, len, deadline, false);
+    ssize_t n = ring_transfer(p, fd, buf, len, deadline, false);
+    if (n == -ENOTSOCK && p->fds[fd].socket) { /* a stale kind: the kernel received */
+        p->fds[fd].kind_known = false;
+        return plait__ring_read(fd, buf, len, deadline); /* as what it is now */
+    }
+    return n;
 }
 
 ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline)

@@ -6,8 +6,10 @@
  * and a generation: re-arming a slot (or disarming it) removes the live request
  * (IORING_OP_POLL_REMOVE) and bumps the generation, so a completion that was already
  * on its way for the old request is recognised as stale and dropped.  A read or write
- * the kernel makes for a coroutine (IORING_OP_READ / IORING_OP_WRITE) is named the
- * same way, with a bit for its direction.  Requests are only written into the
+ * the kernel makes for a coroutine (IORING_OP_READ / IORING_OP_WRITE; on a socket the
+ * read is an IORING_OP_RECV that waits before it tries, RECVSEND_POLL_FIRST, as plait
+ * asks for one only when the last read emptied the socket) is named the same way,
+ * with a bit for its direction.  Requests are only written into the
  * submission ring; they go to the kernel together with the next wait, so a wait costs
  * no system call of its own (epoll needs an epoll_ctl), and the kernel starts them in
  * the order they were written.  A read or write whose wait ends (deadline,
@@ -380,11 +382,16 @@ static int ur_io_submit(struct plait__poller *p, int fd, plait__fd_slot *slot, b
     if (!sqe)
         return -errno;
     plait__kernel_io *op = writing ? slot->write_op : slot->read_op;
-    sqe->opcode = writing ? IORING_OP_WRITE : IORING_OP_READ;
+    if (!writing && slot->socket) {
+        sqe->opcode = IORING_OP_RECV;
+        sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
+    } else {
+        sqe->opcode = writing ? IORING_OP_WRITE : IORING_OP_READ;
+        sqe->off = (uint64_t)-1;
+    }
     sqe->fd = fd;
     sqe->addr = (uint64_t)(uintptr_t)op->buf;
     sqe->len = op->len > UINT32_MAX ? UINT32_MAX : (uint32_t)op->len;
-    sqe->off = (uint64_t)-1; /* at the file position: streams, pipes, files alike */
     if (writing)
         slot->write_gen++;
     else
@@ -404,7 +411,8 @@ static void withdraw_ended(struct plait__poller *p)
     struct plait__uring *u = p->ring;
     for (unsigned i = __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE); i != u->tail; i++) {
         struct io_uring_sqe *sqe = &u->sqes[i & *u->sq_mask];
-        if (sqe->opcode != IORING_OP_READ && sqe->opcode != IORING_OP_WRITE)
+        if (sqe->opcode != IORING_OP_READ && sqe->opcode != IORING_OP_RECV &&
+            sqe->opcode != IORING_OP_WRITE)
             continue;
         bool writing = sqe->opcode == IORING_OP_WRITE;
         int fd = sqe->fd;

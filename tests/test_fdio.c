@@ -699,9 +699,11 @@ static void *yield_once(void *arg)
  * them waits. */
 static void *deadline_just_passed(void *arg)
 {
-    (void)arg;
     int fds[2];
-    make_pipe(fds);
+    if (arg) /* a socket: io_uring receives, not reads, once it waits */
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+    else
+        make_pipe(fds);
     char buf[16];
     int64_t start = plait_now();
     CHECK_EQ(write(fds[1], "a", 1), 1);
@@ -725,6 +727,41 @@ static void *deadline_just_passed(void *arg)
 }
 
 TEST(deadline_just_passed_in_a_coroutine) { check_run(deadline_just_passed, NULL); }
+TEST(deadline_just_passed_on_a_socket) { check_run(deadline_just_passed, ARG(1)); }
+
+/* A socket read empty (so the next read waits first), closed with close(2) behind
+ * plait's back, its number taken by a pipe: the pipe reads as a pipe, its data is not
+ * refused as "not a socket". */
+static void *socket_number_reused_then_read(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    char buf[16];
+    CHECK(plait_wait_fd(sv[0], PLAIT_WRITABLE, SOON()) & PLAIT_WRITABLE); /* known to the poller */
+    CHECK_EQ(write(sv[1], "a", 1), 1);
+    CHECK_EQ(plait_read(sv[0], buf, sizeof buf, SOON()), 1); /* short: emptied */
+    int number = sv[0];
+    CHECK_EQ(close(sv[0]), 0);
+    CHECK_EQ(close(sv[1]), 0);
+    int fds[2];
+    make_pipe(fds);
+    if (fds[0] != number) { /* make the pipe's read end take the socket's number */
+        CHECK_EQ(dup2(fds[0], number), number);
+        CHECK_EQ(close(fds[0]), 0);
+        fds[0] = number;
+    }
+    CHECK_EQ(write(fds[1], "pipe", 4), 4);
+    CHECK_EQ(plait_read(fds[0], buf, sizeof buf, SOON()), 4);
+    CHECK_EQ(memcmp(buf, "pipe", 4), 0);
+    CHECK_EQ(write(fds[1], "more", 4), 4);
+    CHECK_EQ(plait_read(fds[0], buf, sizeof buf, SOON()), 4);
+    close(fds[0]);
+    close(fds[1]);
+    return NULL;
+}
+
+TEST(socket_number_reused_by_a_pipe) { check_run(socket_number_reused_then_read, NULL); }
 
 /* Three coroutines write one pipe in turn, each while the next is ready to run: the
  * bytes come in the order of the calls (a write that waits in the ring goes to the
@@ -1228,7 +1265,7 @@ TEST(read_queued_in_another_ring_then_closed) { queued_transfer_then_closed(0, f
 TEST(write_queued_in_another_ring_then_closed) { queued_transfer_then_closed(1, false); }
 TEST(number_closed_elsewhere_and_reused_is_read_at_once) { queued_transfer_then_closed(0, true); }
 
-RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(deadline_just_passed_in_a_coroutine), CASE(thread_waits_with_deadline),
+RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(deadline_just_passed_in_a_coroutine), CASE(deadline_just_passed_on_a_socket), CASE(socket_number_reused_by_a_pipe), CASE(thread_waits_with_deadline),
           CASE(end_of_file_and_broken_pipe), CASE(regular_file_is_always_ready),
           CASE(set_nonblock), CASE(coroutines_share_a_pipe), CASE(coroutine_woken_by_a_thread),
           CASE(one_reader_per_descriptor), CASE(reader_and_writer_on_one_socket),
