@@ -41,12 +41,14 @@ static void *accept_loop(void *arg)
     if (plait_group_create(&conns) < 0)
         return NULL;
     plait_spawn_options opts = {.name = "echo", .stack_size = STACK, .group = conns};
-    int fd;
-    while ((fd = plait_accept(listener, NULL, PLAIT_FOREVER)) >= 0 || fd == -EMFILE) {
-        if (fd < 0) {
-            plait_sleep(10 * PLAIT_MS); /* out of descriptors: let connections end */
+    for (;;) {
+        int fd = plait_accept(listener, NULL, PLAIT_FOREVER);
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+            plait_sleep(10 * PLAIT_MS); /* out of descriptors or memory: let connections end */
             continue;
         }
+        if (fd < 0)
+            break; /* closed (shutting down) or cancelled */
         plait_socket_set(fd, PLAIT_NODELAY, 1);
         if (plait_spawn_opts(NULL, echo, (void *)(intptr_t)fd, &opts) < 0)
             plait_close(fd);
