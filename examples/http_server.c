@@ -4,7 +4,8 @@
  * over reads is answered once whole).  GET only (405 for other methods; 400 for a GET
  * that says it has a body, which this server does not read: a body taken for the next
  * request would let a client smuggle one); "Connection: close" and HTTP/1.0 close after
- * the answer, as does a request over 16 KiB (431), with a lingering close.  A peer
+ * the answer (which says so), as does a request over 16 KiB (431), with a lingering
+ * close; an HTTP/1.0 client that asks for keep-alive is told it has it.  A peer
  * gets TIMEOUT seconds (default 10) to finish a request it has begun and to take an
  * answer, and six times that idle between requests; then it is closed.
  * SIGTERM or SIGINT shuts it down gracefully: it stops accepting, lets every
@@ -32,6 +33,14 @@
 
 static const char response[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
                                "Content-Type: text/plain\r\n\r\nHello, world!";
+/* The same, saying what becomes of the connection where the default does not: an
+ * HTTP/1.0 client keeps it only when told so, and one that asked to close is told. */
+static const char response_keep_alive[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
+                                          "Content-Type: text/plain\r\n"
+                                          "Connection: keep-alive\r\n\r\nHello, world!";
+static const char response_close[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
+                                     "Content-Type: text/plain\r\n"
+                                     "Connection: close\r\n\r\nHello, world!";
 static const char not_allowed[] = "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\n"
                                   "Content-Length: 0\r\nConnection: close\r\n\r\n";
 static const char bad_request[] = "HTTP/1.1 400 Bad Request\r\n"
@@ -40,7 +49,8 @@ static const char too_large[] = "HTTP/1.1 431 Request Header Fields Too Large\r\
                                 "Content-Length: 0\r\nConnection: close\r\n\r\n";
 
 enum { REQUEST_MAX = 16384, OUT_MAX = 16384, ANSWER_MAX = 128, STACK = 32 * 1024 };
-_Static_assert(sizeof response <= ANSWER_MAX && sizeof not_allowed <= ANSWER_MAX &&
+_Static_assert(sizeof response_keep_alive <= ANSWER_MAX && sizeof response_close <= ANSWER_MAX &&
+                   sizeof response <= ANSWER_MAX && sizeof not_allowed <= ANSWER_MAX &&
                    sizeof bad_request <= ANSWER_MAX && sizeof too_large <= ANSWER_MAX,
                "an answer fits the room kept for one");
 
@@ -63,6 +73,7 @@ struct connection {
 /* What a request's header block says about the connection and its body. */
 typedef struct request_info {
     bool close;                 /* HTTP/1.0 without keep-alive, or "Connection: close" */
+    bool keep_alive_10;         /* HTTP/1.0 with keep-alive (kept only if the answer says) */
     bool body;                  /* a Content-Length other than 0, or a Transfer-Encoding */
 } request_info;
 
@@ -119,7 +130,8 @@ static request_info read_headers(const char *start, const char *end)
         }
         line = next;
     }
-    return (request_info){.close = close_asked || (http10 && !keep), .body = body};
+    bool close = close_asked || (http10 && !keep);
+    return (request_info){.close = close, .keep_alive_10 = http10 && !close, .body = body};
 }
 
 /* Closing while the client may still be sending (pipelined requests after one that
@@ -185,6 +197,12 @@ static void *serve(void *arg)
             } else if (info.body) {
                 out_len = answer(out, out_len, bad_request, sizeof bad_request - 1);
                 last = true;
+            } else if (info.close) {
+                out_len = answer(out, out_len, response_close, sizeof response_close - 1);
+                c->srv->served++;
+            } else if (info.keep_alive_10) {
+                out_len = answer(out, out_len, response_keep_alive, sizeof response_keep_alive - 1);
+                c->srv->served++;
             } else {
                 out_len = answer(out, out_len, response, sizeof response - 1);
                 c->srv->served++;

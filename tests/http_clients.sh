@@ -70,6 +70,19 @@ got=$(raw 'GET / HTTP/1.0\r\n\r\n')
 [ "$(count "$got")" = 1 ] && ok "HTTP/1.0 without keep-alive: answered and closed" \
     || fail "HTTP/1.0: $got"
 
+# (an HTTP/1.0 client keeps a connection only when the answer says keep-alive: one
+# that was not told waited for the close, and the server for its next request)
+got=$(raw 'GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n')
+if [ "$(count "$got")" = 2 ] && [ "$(grep -ci '^Connection: keep-alive' <<<"$got")" = 1 ] &&
+   [ "$(grep -ci '^Connection: close' <<<"$got")" = 1 ]; then
+    ok "HTTP/1.0 keep-alive: the answer says so, the connection stays, then closes"
+else
+    fail "HTTP/1.0 keep-alive: $got"
+fi
+got=$(raw 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+[ "$(count "$got")" = 1 ] && grep -qi '^Connection: close' <<<"$got" \
+    && ok "Connection: close: the answer says close" || fail "Connection: close answer: $got"
+
 got=$(raw 'POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n')
 grep -q "405 Method Not Allowed" <<<"$got" && ok "a method it does not serve: 405 and close" \
     || fail "bad method: $got"
