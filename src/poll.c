@@ -572,8 +572,9 @@ static struct plait__poller *ring_poller(int fd, int64_t deadline, int *r)
 {
     plait__sched *s = plait__sched_current();
     *r = -ENOSYS;
-    if (!s || s->current == &s->loop || plait__deadline_passed(deadline) ||
-        plait__check_cancel() < 0)
+    if (!s || s->current == &s->loop || (s->poller && !s->poller->backend->io_submit))
+        return NULL; /* (the clock is not read where the backend cannot anyway) */
+    if (plait__deadline_passed(deadline) || plait__check_cancel() < 0)
         return NULL;
     struct plait__poller *p = poller_get(s);
     if (!p)

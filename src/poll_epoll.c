@@ -83,12 +83,14 @@ static int ep_register(struct plait__poller *p, int fd, plait__fd_slot *slot, un
     return 0;
 }
 
-/* Remember that a wait on fd trusts its registration unchecked.  0 or -ENOMEM. */
+/* Remember that a wait on fd trusts its registration unchecked.  0 or -ENOMEM.  The
+ * time is the coarse clock's (a wait's hot path reads it): a tick behind the precise
+ * one at most, so the check comes that much early, never late. */
 static int trust(struct plait__poller *p, int fd, plait__fd_slot *slot)
 {
     if (slot->listed) { /* an event or a registration may have cleared the time */
         if (!slot->unverified_since)
-            slot->unverified_since = plait_now();
+            slot->unverified_since = plait__coarse_now();
         return 0;
     }
     if (p->unverified_len == p->unverified_cap) {
@@ -101,7 +103,7 @@ static int trust(struct plait__poller *p, int fd, plait__fd_slot *slot)
     }
     p->unverified[p->unverified_len++] = fd;
     slot->listed = true;
-    slot->unverified_since = plait_now();
+    slot->unverified_since = plait__coarse_now();
     return 0;
 }
 
