@@ -201,7 +201,8 @@ static void *serve(void *arg)
                 out_len = answer(out, out_len, response_close, sizeof response_close - 1);
                 c->srv->served++;
             } else if (info.keep_alive_10) {
-                out_len = answer(out, out_len, response_keep_alive, sizeof response_keep_alive - 1);
+                out_len = answer(out, out_len, response_keep_alive,
+                                 sizeof response_keep_alive - 1);
                 c->srv->served++;
             } else {
                 out_len = answer(out, out_len, response, sizeof response - 1);

@@ -693,10 +693,12 @@ static void *yield_once(void *arg)
     return NULL;
 }
 
-/* A deadline that passed a moment ago (io_uring makes such a read or write in the
- * ring, then takes it back when its timer fires): a read with nothing there times
- * out, one with data there gets it, a write beside a ready coroutine writes; none of
- * them waits. */
+/* A deadline that passed a moment ago, on the paths where io_uring would read or
+ * write in the ring (a read after one that emptied the descriptor, a write beside a
+ * ready coroutine): the call still tries once, as with any past deadline.  A read
+ * with nothing there times out, one with data there gets it, a write with room
+ * writes; none of them waits.  (A request made in the ring for such a deadline could
+ * be taken back by its timer before the kernel saw it.) */
 static void *deadline_just_passed(void *arg)
 {
     int fds[2];
