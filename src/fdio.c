@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 int plait_fd_set_nonblock(int fd, int on)
@@ -37,6 +38,17 @@ int plait__wait_to_retry(int fd, int events, int64_t deadline)
     return r < 0 ? r : 0;
 }
 
+/* The system call: send(2)/recv(2) on a socket, which skip what write(2)/read(2) do
+ * for files (the permission hook, the notification of a write), a few per cent of a
+ * small request's cost; never for zero bytes, which send(2) makes an empty datagram
+ * of and recv(2) may take one for. */
+static ssize_t system_transfer(int fd, void *buf, size_t len, bool writing, bool is_socket)
+{
+    if (is_socket)
+        return writing ? send(fd, buf, len, 0) : recv(fd, buf, len, 0);
+    return writing ? write(fd, buf, len) : read(fd, buf, len);
+}
+
 /* One read or write, waiting for the descriptor whenever it would block.  A read
  * that follows one which took less than it asked (in a coroutine whose scheduler
  * watches fd) does not try read(2) first: a request-response peer has most likely
@@ -52,6 +64,7 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
         return -EINVAL;
     bool drained = !writing && len && plait__fd_drained(fd);
     bool batch = writing && len;
+    bool is_socket = len && plait__fd_socket(fd);
     for (;;) {
         ssize_t n;
         if (batch) { /* once: after EAGAIN from the kernel, write(2) and wait as usual */
@@ -62,14 +75,21 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
         if (drained && (n = plait__ring_read(fd, buf, len, deadline)) != -ENOSYS) {
             if (n > 0) /* the kernel read it as soon as it came (io_uring) */
                 plait__fd_set_drained(fd, (size_t)n < len);
-            return n;
+            if (n != -EAGAIN)
+                return n;
+            drained = false; /* the deadline came first: read(2) once, then -ETIMEDOUT */
         }
         if (drained) { /* no ring: wait, then read */
             int r = plait_wait_fd(fd, PLAIT_READABLE, deadline);
             if (r < 0 && r != -ETIMEDOUT)
                 return r;
         }
-        n = writing ? write(fd, buf, len) : read(fd, buf, len);
+        n = system_transfer(fd, buf, len, writing, is_socket);
+        if (n < 0 && is_socket && errno == ENOTSOCK) { /* the number names another file now */
+            plait__fd_kind_stale(fd);
+            is_socket = false;
+            continue;
+        }
         if (!writing && n > 0)
             plait__fd_set_drained(fd, (size_t)n < len);
         if (n >= 0)

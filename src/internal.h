@@ -373,6 +373,8 @@ struct plait__sched {
     plait__coro *ready_head, *ready_tail;
     int budget;                 /* direct switches left before the loop runs again */
     plait__timer_heap timers;
+    int64_t loop_now;           /* the clock as the loop last read it (fire_timers): a
+                                 * deadline at or before it has passed, no read needed */
     plait__inbox inbox;
     struct plait__poller *poller; /* descriptors waited on (poll.c); NULL until needed */
     plait__coro *all;           /* list of live coroutines */
@@ -419,8 +421,10 @@ uint64_t plait__new_id(void);
 /* Whether coroutines of s wait on descriptors now. */
 bool plait__poller_busy(const plait__sched *s);
 /* Wait for descriptor events until the deadline (a past one: look without waiting),
- * or a post to the inbox; wake the coroutines whose descriptors are ready. */
-void plait__poller_poll(plait__sched *s, int64_t deadline);
+ * or a post to the inbox; wake the coroutines whose descriptors are ready.  now is the
+ * clock as the caller has just read it (the wait is that much longer: a deadline is
+ * never early), or 0 when it has not. */
+void plait__poller_poll(plait__sched *s, int64_t deadline, int64_t now);
 void plait__poller_free(plait__sched *s);
 /* In a forked child: drop the calling thread's wake-up eventfd, shared with the parent,
  * and give the poller of the scheduler this thread runs new kernel objects. */
@@ -433,6 +437,12 @@ void plait__poll_before_fork(void);
  * and setting it after a read.  False / nothing outside coroutines. */
 bool plait__fd_drained(int fd);
 void plait__fd_set_drained(int fd, bool drained);
+/* Whether fd is a socket, as the calling coroutine's scheduler knows it (it looks once
+ * per file with fstat); false outside coroutines.  A number closed with close(2) may
+ * name another file since: send(2)/recv(2) then fail with ENOTSOCK, and the caller
+ * calls plait__fd_kind_stale(fd) and writes or reads as for any file. */
+bool plait__fd_socket(int fd);
+void plait__fd_kind_stale(int fd);
 /* After a non-blocking system call on fd failed (errno set): 0 to try it again (it was
  * interrupted, or fd is now ready for events), else the -errno to return (the call's
  * own error, or the wait's: -ETIMEDOUT, -ECANCELED, ...).  fdio.c. */
@@ -440,11 +450,13 @@ int plait__wait_to_retry(int fd, int events, int64_t deadline);
 /* From a coroutine whose poller's backend can read (io_uring): read fd into buf in
  * the kernel once it has data, waiting until the deadline; the bytes, 0 at end of
  * file, or -errno.  -ENOSYS when the caller should read(2) itself instead (not a
- * coroutine, a backend that cannot, a deadline already past). */
+ * coroutine, a backend that cannot, a deadline known to be past), -EAGAIN when the
+ * deadline passed before the kernel read: the caller reads(2) once. */
 ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline);
 /* The same for a write to a socket or pipe, made only while other coroutines of the
  * caller's scheduler are ready to run (the write then joins their requests in one
- * system call); -ENOSYS also when none is, for other files, and when another
+ * system call); -EAGAIN also when the kernel found no room, or the deadline passed
+ * before it wrote; -ENOSYS also when none is, for other files, and when another
  * coroutine's write on fd is in the ring (which this call hands to the kernel first,
  * so that the caller's write(2) comes after it unless it waits there for room). */
 ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline);

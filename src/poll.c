@@ -83,14 +83,11 @@ static int ready_mask(unsigned revents)
     return m;
 }
 
-int plait__poll_timeout_ms(int64_t deadline)
+int plait__poll_timeout_ms(int64_t timeout)
 {
-    if (deadline == PLAIT_FOREVER)
-        return -1;
-    int64_t left = deadline - plait_now();
-    if (left <= 0)
-        return 0;
-    int64_t ms = (left + PLAIT_MS - 1) / PLAIT_MS;
+    if (timeout <= 0)
+        return (int)timeout;
+    int64_t ms = (timeout + PLAIT_MS - 1) / PLAIT_MS;
     return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
@@ -324,9 +321,32 @@ void plait__fd_set_drained(int fd, bool drained)
         slot->drained = drained;
 }
 
-void plait__poller_poll(plait__sched *s, int64_t deadline)
+bool plait__fd_socket(int fd)
 {
-    s->poller->backend->wait(s->poller, deadline);
+    plait__fd_slot *slot = current_slot(fd);
+    if (!slot)
+        return false;
+    if (slot->kind_known && slot->kind_gen == plait__fd_close_gen(fd))
+        return slot->socket;
+    return plait__fd_kind(slot, fd) && slot->socket;
+}
+
+void plait__fd_kind_stale(int fd)
+{
+    plait__fd_slot *slot = current_slot(fd);
+    if (slot)
+        slot->kind_known = false;
+}
+
+void plait__poller_poll(plait__sched *s, int64_t deadline, int64_t now)
+{
+    int64_t timeout = -1;
+    if (deadline != PLAIT_FOREVER) {
+        if (deadline > 0 && !now)
+            now = plait_now();
+        timeout = deadline > now ? deadline - now : 0;
+    }
+    s->poller->backend->wait(s->poller, timeout);
 }
 
 /* In a forked child, on the thread that forked: new kernel objects for the poller of
@@ -564,17 +584,19 @@ int plait_wait_fd(int fd, int events, int64_t deadline)
 
 /* The calling coroutine's poller when its backend can read and write (io_uring);
  * NULL with *r = -ENOSYS when the caller should make the system call itself (not a
- * coroutine, a backend that cannot, a deadline already past, a cancelled coroutine:
- * the system call may need no wait), or another -errno.  The deadline is read on the
- * precise clock: a request for a deadline just past could be taken back by its timer
- * before the kernel saw it, and the call would not have tried at all. */
+ * coroutine, a backend that cannot, a deadline known to be past, a cancelled
+ * coroutine: the system call may need no wait), or another -errno.  The clock is not
+ * read: a deadline is known past when the loop's last reading is at or after it.  One
+ * that passed since goes to the ring, its timer takes the request back on the loop's
+ * next turn, and ring_transfer says -EAGAIN: the caller then makes the system call
+ * once, as for any past deadline. */
 static struct plait__poller *ring_poller(int fd, int64_t deadline, int *r)
 {
     plait__sched *s = plait__sched_current();
     *r = -ENOSYS;
     if (!s || s->current == &s->loop || (s->poller && !s->poller->backend->io_submit))
         return NULL; /* (the clock is not read where the backend cannot anyway) */
-    if (plait__deadline_passed(deadline) || plait__check_cancel() < 0)
+    if (deadline <= s->loop_now || plait__check_cancel() < 0)
         return NULL;
     struct plait__poller *p = poller_get(s);
     if (!p)
@@ -589,7 +611,8 @@ static struct plait__poller *ring_poller(int fd, int64_t deadline, int *r)
 }
 
 /* Have the kernel move buf (reading or writing) and wait for it: the bytes moved, or
- * -errno. */
+ * -errno; -EAGAIN when the deadline ended the wait before the kernel moved anything
+ * (the caller tries the system call once: it may have passed before the call). */
 static ssize_t ring_transfer(struct plait__poller *p, int fd, void *buf, size_t len,
                              int64_t deadline, bool writing)
 {
@@ -617,7 +640,9 @@ static ssize_t ring_transfer(struct plait__poller *p, int fd, void *buf, size_t 
     if (!op.done) /* the wait ended otherwise: the kernel must let go of buf first */
         p->backend->io_cancel(p, fd, writing);
     /* bytes that moved are returned whatever ended the wait: none is lost */
-    return op.res == -ECANCELED ? r : op.res;
+    if (op.res != -ECANCELED)
+        return op.res;
+    return r == -ETIMEDOUT ? -EAGAIN : r;
 }
 
 bool plait__fd_kind(plait__fd_slot *slot, int fd)
@@ -679,7 +704,12 @@ ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline)
      * room: try, then wait */
     if (!slot->stream || slot->writer)
         return -ENOSYS;
-    return ring_transfer(p, fd, (void *)buf, len, deadline, true);
+    ssize_t n = ring_transfer(p, fd, (void *)buf, len, deadline, true);
+    if (n == -ENOTSOCK && slot->socket) { /* a stale kind: the kernel sent */
+        slot->kind_known = false;
+        return plait__ring_write(fd, buf, len, deadline); /* as what it is now */
+    }
+    return n;
 }
 
 void plait__poller_io_done(struct plait__poller *p, int fd, bool writing, int res)

@@ -78,9 +78,9 @@ typedef struct plait__poll_backend {
     int (*arm)(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events);
     /* fd is about to be closed by plait_close(): drop what is kept for it. */
     void (*forget)(struct plait__poller *p, int fd, plait__fd_slot *slot);
-    /* Wait until the deadline (a past one: look without waiting) for events, passing
-     * each to plait__poller_fire(). */
-    void (*wait)(struct plait__poller *p, int64_t deadline);
+    /* Wait up to timeout nanoseconds (-1: for ever; 0: look without waiting) for
+     * events, passing each to plait__poller_fire(). */
+    void (*wait)(struct plait__poller *p, int64_t timeout);
     /* Optional (NULL: not offered): have the kernel read into slot->read_op's buffer
      * once fd has data (writing: write slot->write_op's once fd has room), completing
      * through plait__poller_io_done(); 0 or -errno.  Requests go to the kernel with
@@ -127,7 +127,7 @@ uint32_t plait__fd_close_gen(int fd);
 bool plait__fd_kind(plait__fd_slot *slot, int fd);
 /* The scheduler's wake-up eventfd fired. */
 void plait__poller_drain_wake(struct plait__poller *p);
-/* Milliseconds until deadline for epoll_wait/poll: -1 forever, 0 past. */
-int plait__poll_timeout_ms(int64_t deadline);
+/* A wait's nanoseconds as epoll_wait's milliseconds, rounded up: -1 forever, 0 none. */
+int plait__poll_timeout_ms(int64_t timeout);
 
 #endif

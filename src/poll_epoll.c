@@ -189,10 +189,10 @@ static void ep_rebuild(struct plait__poller *p)
     }
 }
 
-static void ep_wait(struct plait__poller *p, int64_t deadline)
+static void ep_wait(struct plait__poller *p, int64_t timeout_ns)
 {
     struct epoll_event evs[EVENTS_BATCH];
-    int timeout = plait__poll_timeout_ms(deadline);
+    int timeout = plait__poll_timeout_ms(timeout_ns);
     if (p->unverified_len && (timeout < 0 || timeout > VERIFY_MS))
         timeout = VERIFY_MS;
     int n = epoll_wait(p->epfd, evs, EVENTS_BATCH, timeout);

@@ -6,9 +6,9 @@
  * and a generation: re-arming a slot (or disarming it) removes the live request
  * (IORING_OP_POLL_REMOVE) and bumps the generation, so a completion that was already
  * on its way for the old request is recognised as stale and dropped.  A read or write
- * the kernel makes for a coroutine (IORING_OP_READ / IORING_OP_WRITE; on a socket the
- * read is an IORING_OP_RECV that waits before it tries, RECVSEND_POLL_FIRST, as plait
- * asks for one only when the last read emptied the socket) is named the same way,
+ * the kernel makes for a coroutine (IORING_OP_READ / IORING_OP_WRITE; on a socket an
+ * IORING_OP_SEND, or an IORING_OP_RECV that waits before it tries, RECVSEND_POLL_FIRST,
+ * as plait asks for one only when the last read emptied the socket) is named the same way,
  * with a bit for its direction.  Requests are only written into the
  * submission ring; they go to the kernel together with the next wait, so a wait costs
  * no system call of its own (epoll needs an epoll_ctl), and the kernel starts them in
@@ -346,23 +346,20 @@ static void submit_all(struct plait__poller *p, unsigned flags)
     }
 }
 
-static void ur_wait(struct plait__poller *p, int64_t deadline)
+static void ur_wait(struct plait__poller *p, int64_t timeout)
 {
     struct plait__uring *u = p->ring;
     /* completions already there need no system call, and whatever they woke must
      * run before this thread sleeps */
-    bool look = reap(p) > 0;
-    int64_t left = 0;
-    if (!look && deadline != PLAIT_FOREVER)
-        look = (left = deadline - plait_now()) <= 0;
+    bool look = reap(p) > 0 || timeout == 0;
     unsigned flags = __atomic_load_n(u->sq_flags, __ATOMIC_ACQUIRE);
     if (look && !pending(u) && !(flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
         return;
     struct io_uring_getevents_arg arg = {.sigmask_sz = _NSIG / 8};
     struct __kernel_timespec ts;
-    if (!look && deadline != PLAIT_FOREVER) {
-        ts.tv_sec = left / PLAIT_SEC;
-        ts.tv_nsec = left % PLAIT_SEC;
+    if (!look && timeout > 0) {
+        ts.tv_sec = timeout / PLAIT_SEC;
+        ts.tv_nsec = timeout % PLAIT_SEC;
         arg.ts = (uint64_t)(uintptr_t)&ts;
     }
     /* after a temporary refusal the scheduler's loop looks again in any case; after
@@ -382,7 +379,9 @@ static int ur_io_submit(struct plait__poller *p, int fd, plait__fd_slot *slot, b
     if (!sqe)
         return -errno;
     plait__kernel_io *op = writing ? slot->write_op : slot->read_op;
-    if (!writing && slot->socket) {
+    if (writing && slot->socket) {
+        sqe->opcode = IORING_OP_SEND;
+    } else if (slot->socket) {
         sqe->opcode = IORING_OP_RECV;
         sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
     } else {
@@ -411,10 +410,9 @@ static void withdraw_ended(struct plait__poller *p)
     struct plait__uring *u = p->ring;
     for (unsigned i = __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE); i != u->tail; i++) {
         struct io_uring_sqe *sqe = &u->sqes[i & *u->sq_mask];
-        if (sqe->opcode != IORING_OP_READ && sqe->opcode != IORING_OP_RECV &&
-            sqe->opcode != IORING_OP_WRITE)
+        bool writing = sqe->opcode == IORING_OP_WRITE || sqe->opcode == IORING_OP_SEND;
+        if (!writing && sqe->opcode != IORING_OP_READ && sqe->opcode != IORING_OP_RECV)
             continue;
-        bool writing = sqe->opcode == IORING_OP_WRITE;
         int fd = sqe->fd;
         const plait__fd_slot *slot = &p->fds[fd];
         plait__kernel_io *op = writing ? slot->write_op : slot->read_op;

@@ -255,23 +255,26 @@ static bool inbox_empty(plait__sched *s)
 
 /* ---- the loop ---- */
 
-static void fire_timers(plait__sched *s)
+/* The clock as read (0 when no timer needed it). */
+static int64_t fire_timers(plait__sched *s)
 {
     plait__timer *t = plait__timer_first(&s->timers);
     if (!t)
-        return;
-    int64_t now = plait_now();
+        return 0;
+    int64_t now = s->loop_now = plait_now();
     while ((t = plait__timer_first(&s->timers)) && t->when <= now) {
         plait__timer_remove(&s->timers, t);
         if (plait__waiter_claim(t->waiter))
             plait__waiter_signal_now(t->waiter, -ETIMEDOUT, -1);
     }
+    return now;
 }
 
 /* Sleep until the next timer, a post to the inbox, or (with descriptors waited on) a
  * descriptor event.  The parked mark is stored before the inbox is looked at, and a
- * poster reads it after posting, so one of the two sees the other. */
-static bool park(plait__sched *s)
+ * poster reads it after posting, so one of the two sees the other.  now: the clock as
+ * fire_timers has just read it, or 0. */
+static bool park(plait__sched *s, int64_t now)
 {
     int64_t trim_at = plait__stack_trim(s); /* memory of stacks left unused goes back */
     plait__timer *t = plait__timer_first(&s->timers);
@@ -282,7 +285,7 @@ static bool park(plait__sched *s)
     unsigned seq = atomic_load(&s->inbox.seq);
     bool empty = inbox_empty(s);
     if (poll)
-        plait__poller_poll(s, empty ? deadline : 0);
+        plait__poller_poll(s, empty ? deadline : 0, now);
     else if (empty)
         plait__futex_wait(&s->inbox.seq, seq, deadline);
     atomic_store(&s->inbox.parked, PLAIT__RUNNING_LOOP);
@@ -294,16 +297,16 @@ static void loop_run(plait__sched *s)
     bool looked = false; /* the poller was just asked: no need to look again */
     while (s->alive > 0) {
         inbox_drain(s);
-        fire_timers(s);
+        int64_t now = fire_timers(s);
         if (s->ready_head && !looked && plait__poller_busy(s))
-            plait__poller_poll(s, 0); /* descriptors are served under load too */
+            plait__poller_poll(s, 0, now); /* descriptors are served under load too */
         plait__coro *next = ready_pop(s);
         if (next) {
             s->budget = BUDGET;
             switch_to(s, &s->loop, next, false);
             looked = false;
         } else {
-            looked = park(s);
+            looked = park(s, now);
         }
     }
     inbox_drain(s); /* cancellations that raced with the last exits */

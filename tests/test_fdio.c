@@ -697,8 +697,9 @@ static void *yield_once(void *arg)
  * write in the ring (a read after one that emptied the descriptor, a write beside a
  * ready coroutine): the call still tries once, as with any past deadline.  A read
  * with nothing there times out, one with data there gets it, a write with room
- * writes; none of them waits.  (A request made in the ring for such a deadline could
- * be taken back by its timer before the kernel saw it.) */
+ * writes; none of them waits.  (Such a deadline is not known past when the call
+ * begins, as the clock is not read there: the request goes to the ring, its timer
+ * takes it back before the kernel saw it, and the call then tries once itself.) */
 static void *deadline_just_passed(void *arg)
 {
     int fds[2];
@@ -709,6 +710,7 @@ static void *deadline_just_passed(void *arg)
     char buf[16];
     int64_t start = plait_now();
     CHECK_EQ(write(fds[1], "a", 1), 1);
+    CHECK(plait_wait_fd(fds[0], PLAIT_READABLE, SOON()) & PLAIT_READABLE); /* poller knows it */
     CHECK_EQ(plait_read(fds[0], buf, sizeof buf, SOON()), 1); /* short: read in the ring next */
     CHECK_EQ(plait_read(fds[0], buf, sizeof buf, plait_now()), -ETIMEDOUT);
     plait_task ready[2];
@@ -764,6 +766,51 @@ static void *socket_number_reused_then_read(void *arg)
 }
 
 TEST(socket_number_reused_by_a_pipe) { check_run(socket_number_reused_then_read, NULL); }
+
+/* The same for writes: a socket written (known to be one), closed with close(2), its
+ * number taken by a pipe's write end.  The pipe is written as a pipe, not refused as
+ * "not a socket": on io_uring the first write goes to the ring (beside a ready
+ * coroutine), on epoll it is a system call. */
+static void *socket_number_reused_then_written(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    char buf[16];
+    CHECK(plait_wait_fd(sv[0], PLAIT_WRITABLE, SOON()) & PLAIT_WRITABLE); /* known to the poller */
+    CHECK_EQ(plait_write(sv[0], "s", 1, SOON()), 1);
+    plait_task ready;
+    CHECK_EQ(plait_spawn(&ready, yield_once, NULL), 0); /* so the write may go to the ring */
+    CHECK_EQ(plait_write(sv[0], "t", 1, SOON()), 1);
+    CHECK_EQ(plait_join(ready, NULL, SOON()), 0);
+    CHECK_EQ(read(sv[1], buf, sizeof buf), 2);
+    int number = sv[0];
+    CHECK_EQ(close(sv[0]), 0);
+    CHECK_EQ(close(sv[1]), 0);
+    int fds[2];
+    make_pipe(fds);
+    if (fds[1] != number) { /* make the pipe's write end take the socket's number */
+        if (fds[0] == number) /* the read end has it: keep that end under another */
+            CHECK((fds[0] = fcntl(fds[0], F_DUPFD_CLOEXEC, 0)) >= 0);
+        CHECK_EQ(dup2(fds[1], number), number);
+        CHECK_EQ(close(fds[1]), 0);
+        fds[1] = number;
+    }
+    CHECK_EQ(plait_spawn(&ready, yield_once, NULL), 0); /* io_uring: the ring finds out */
+    CHECK_EQ(plait_write(fds[1], "pipe", 4, SOON()), 4);
+    CHECK_EQ(plait_join(ready, NULL, SOON()), 0);
+    CHECK_EQ(plait_write(fds[1], "more", 4, SOON()), 4); /* epoll: send(2) finds out */
+    CHECK_EQ(read(fds[0], buf, sizeof buf), 8);
+    CHECK_EQ(memcmp(buf, "pipemore", 8), 0);
+    close(fds[0]);
+    close(fds[1]);
+    return NULL;
+}
+
+TEST(socket_number_reused_by_a_pipe_then_written)
+{
+    check_run(socket_number_reused_then_written, NULL);
+}
 
 /* Three coroutines write one pipe in turn, each while the next is ready to run: the
  * bytes come in the order of the calls (a write that waits in the ring goes to the
@@ -1267,7 +1314,7 @@ TEST(read_queued_in_another_ring_then_closed) { queued_transfer_then_closed(0, f
 TEST(write_queued_in_another_ring_then_closed) { queued_transfer_then_closed(1, false); }
 TEST(number_closed_elsewhere_and_reused_is_read_at_once) { queued_transfer_then_closed(0, true); }
 
-RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(deadline_just_passed_in_a_coroutine), CASE(deadline_just_passed_on_a_socket), CASE(socket_number_reused_by_a_pipe), CASE(thread_waits_with_deadline),
+RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(deadline_just_passed_in_a_coroutine), CASE(deadline_just_passed_on_a_socket), CASE(socket_number_reused_by_a_pipe), CASE(socket_number_reused_by_a_pipe_then_written), CASE(thread_waits_with_deadline),
           CASE(end_of_file_and_broken_pipe), CASE(regular_file_is_always_ready),
           CASE(set_nonblock), CASE(coroutines_share_a_pipe), CASE(coroutine_woken_by_a_thread),
           CASE(one_reader_per_descriptor), CASE(reader_and_writer_on_one_socket),
