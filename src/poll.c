@@ -346,7 +346,7 @@ void plait__poller_poll(plait__sched *s, int64_t deadline, int64_t now)
             now = plait_now();
         timeout = deadline > now ? deadline - now : 0;
     }
-    s->poller->backend->wait(s->poller, timeout);
+    s->poller->backend->wait(s->poller, deadline, timeout);
 }
 
 /* In a forked child, on the thread that forked: new kernel objects for the poller of
@@ -488,7 +488,7 @@ void plait__poll_before_fork(void)
 {
     plait__sched *s = plait__sched_current();
     if (s && s->poller)
-        s->poller->backend->wait(s->poller, 0); /* a past deadline: look, do not sleep */
+        s->poller->backend->wait(s->poller, 0, 0); /* look, do not sleep */
 }
 
 void plait__poll_after_fork(void)

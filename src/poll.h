@@ -78,9 +78,10 @@ typedef struct plait__poll_backend {
     int (*arm)(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events);
     /* fd is about to be closed by plait_close(): drop what is kept for it. */
     void (*forget)(struct plait__poller *p, int fd, plait__fd_slot *slot);
-    /* Wait up to timeout nanoseconds (-1: for ever; 0: look without waiting) for
-     * events, passing each to plait__poller_fire(). */
-    void (*wait)(struct plait__poller *p, int64_t timeout);
+    /* Wait until the deadline, up to timeout nanoseconds from now (the same end; -1:
+     * for ever; 0: look without waiting), for events, passing each to
+     * plait__poller_fire(). */
+    void (*wait)(struct plait__poller *p, int64_t deadline, int64_t timeout);
     /* Optional (NULL: not offered): have the kernel read into slot->read_op's buffer
      * once fd has data (writing: write slot->write_op's once fd has room), completing
      * through plait__poller_io_done(); 0 or -errno.  Requests go to the kernel with

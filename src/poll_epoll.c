@@ -189,8 +189,9 @@ static void ep_rebuild(struct plait__poller *p)
     }
 }
 
-static void ep_wait(struct plait__poller *p, int64_t timeout_ns)
+static void ep_wait(struct plait__poller *p, int64_t deadline, int64_t timeout_ns)
 {
+    (void)deadline; /* epoll_wait takes the time left */
     struct epoll_event evs[EVENTS_BATCH];
     int timeout = plait__poll_timeout_ms(timeout_ns);
     if (p->unverified_len && (timeout < 0 || timeout > VERIFY_MS))

@@ -15,7 +15,8 @@
  * the order they were written.  A read or write whose wait ends (deadline,
  * cancellation, plait_close) before its request went to the kernel never goes: the
  * request is made a no-op first (withdraw_ended).  The inbox eventfd is watched by a request with its
- * own user_data, re-armed each time it fires.
+ * own user_data, re-armed each time it fires, and the scheduler's sleeps end by one
+ * timeout request kept in the ring for the earliest deadline (timeout_by).
  *
  * The ring is set up with SINGLE_ISSUER, DEFER_TASKRUN and TASKRUN_FLAG where the
  * kernel has them (6.1): completions are then made only when this thread enters the
@@ -61,6 +62,8 @@ struct plait__uring {
     struct io_uring_cqe *cqes;
     unsigned tail;              /* our copy of the submission tail */
     struct plait__poller *poller; /* whose table names the requests */
+    int64_t timeout_at;         /* when the ring's timeout request fires (0: none) */
+    struct __kernel_timespec timeout_ts; /* its time, read by the kernel at submission */
 };
 
 static int enter(int fd, unsigned submit, unsigned wait_nr, unsigned flags, void *arg,
@@ -207,6 +210,7 @@ static uint64_t key(int fd, uint32_t gen) { return (uint64_t)gen << 32 | (uint32
 #define READ_BIT 0x80000000u
 #define WRITE_BIT 0x40000000u
 #define CANCEL_TOKEN (UINT64_MAX - 2)
+#define TIMEOUT_TOKEN (UINT64_MAX - 3)
 
 static uint64_t io_key(int fd, const plait__fd_slot *slot, bool writing)
 {
@@ -281,6 +285,10 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res)
 {
     if (user_data == REMOVE_TOKEN || user_data == CANCEL_TOKEN)
         return;
+    if (user_data == TIMEOUT_TOKEN) { /* fired (or gone with the ring): none armed */
+        p->ring->timeout_at = 0;
+        return;
+    }
     if (user_data == WAKE_TOKEN) {
         plait__poller_drain_wake(p);
         if (poll_add(p->ring, p->wake_fd, POLLIN, WAKE_TOKEN) < 0)
@@ -346,12 +354,49 @@ static void submit_all(struct plait__poller *p, unsigned flags)
     }
 }
 
-static void ur_wait(struct plait__poller *p, int64_t timeout)
+/* Have the ring's timeout request fire at the deadline or before it, so that a wait
+ * needs no timeout of its own: the kernel then arms no timer per sleep.  One armed
+ * for an earlier deadline is kept (the wait it was for may have ended: the loop wakes
+ * early, finds nothing due, and the next sleep arms it again); one armed for a later
+ * deadline is moved (IORING_TIMEOUT_UPDATE; if it has fired meanwhile the update fails,
+ * and the completion of the firing wakes the wait).  False when the ring has no room. */
+static bool timeout_by(struct plait__uring *u, int64_t deadline)
+{
+    if (u->timeout_at && u->timeout_at <= deadline)
+        return true;
+    struct io_uring_sqe *sqe = get_sqe(u);
+    if (!sqe)
+        return false;
+    u->timeout_ts.tv_sec = deadline / PLAIT_SEC; /* absolute, on CLOCK_MONOTONIC */
+    u->timeout_ts.tv_nsec = deadline % PLAIT_SEC;
+    if (u->timeout_at) {
+        sqe->opcode = IORING_OP_TIMEOUT_REMOVE;
+        sqe->timeout_flags = IORING_TIMEOUT_UPDATE | IORING_TIMEOUT_ABS;
+        sqe->addr = TIMEOUT_TOKEN;
+        sqe->addr2 = (uint64_t)(uintptr_t)&u->timeout_ts;
+        sqe->user_data = CANCEL_TOKEN;
+    } else {
+        sqe->opcode = IORING_OP_TIMEOUT;
+        sqe->timeout_flags = IORING_TIMEOUT_ABS;
+        sqe->addr = (uint64_t)(uintptr_t)&u->timeout_ts;
+        sqe->len = 1;
+        sqe->off = 0; /* no count of completions: a pure timeout */
+        sqe->user_data = TIMEOUT_TOKEN;
+    }
+    sqe->fd = -1;
+    put_sqe(u);
+    u->timeout_at = deadline;
+    return true;
+}
+
+static void ur_wait(struct plait__poller *p, int64_t deadline, int64_t timeout)
 {
     struct plait__uring *u = p->ring;
     /* completions already there need no system call, and whatever they woke must
      * run before this thread sleeps */
     bool look = reap(p) > 0 || timeout == 0;
+    if (!look && timeout > 0 && timeout_by(u, deadline))
+        timeout = -1; /* the ring's timeout request ends the sleep */
     unsigned flags = __atomic_load_n(u->sq_flags, __ATOMIC_ACQUIRE);
     if (look && !pending(u) && !(flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
         return;

@@ -361,6 +361,73 @@ static void *wait_for_thread(void *arg)
 
 TEST(coroutine_woken_by_a_thread) { check_run(wait_for_thread, NULL); }
 
+/* A coroutine's wait on fd with a deadline, its outcome and how long it took. */
+typedef struct timed_wait {
+    int fd;
+    int64_t ns;
+    int r;
+    int64_t took;
+} timed_wait;
+
+static void *wait_timed(void *arg)
+{
+    timed_wait *t = arg;
+    int64_t start = plait_now();
+    t->r = plait_wait_fd(t->fd, PLAIT_READABLE, start + t->ns);
+    t->took = plait_now() - start;
+    return NULL;
+}
+
+/* Deadlines that come in every order while the scheduler sleeps.  On io_uring one
+ * timeout request in the ring ends its sleeps (poll_uring.c, timeout_by): armed for
+ * the earliest deadline, moved when an earlier one comes, kept when the wait it was
+ * armed for ends first (the loop then wakes early, and arms it again).  Each wait
+ * still ends at its own deadline: not before it, not long after. */
+static void *deadlines_in_any_order(void *arg)
+{
+    (void)arg;
+    int long_fds[2], short_fds[2], woken[2];
+    make_pipe(long_fds);
+    make_pipe(short_fds);
+    make_pipe(woken);
+    char c;
+    /* asleep with only a 10 s deadline; then a 50 ms one comes: the timeout moves */
+    timed_wait longer = {long_fds[0], 10 * PLAIT_SEC, 0, 0};
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, wait_timed, &longer), 0);
+    pthread_t th;
+    thread_start(&th, late_writer, &woken[1]);
+    CHECK_EQ(plait_read(woken[0], &c, 1, PLAIT_FOREVER), 1);
+    thread_join(th);
+    timed_wait shorter = {short_fds[0], 50 * PLAIT_MS, 0, 0};
+    wait_timed(&shorter);
+    CHECK_EQ(shorter.r, -ETIMEDOUT);
+    CHECK(shorter.took >= 50 * PLAIT_MS && shorter.took < 50 * PLAIT_MS + 2 * PLAIT_SEC);
+    /* the 10 s wait ends early, by data: a later deadline must not wait on its timeout */
+    CHECK_EQ(write(long_fds[1], "x", 1), 1);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(longer.r & PLAIT_READABLE, PLAIT_READABLE);
+    timed_wait armed = {short_fds[0], 200 * PLAIT_MS, 0, 0}; /* armed for, then ended */
+    CHECK_EQ(plait_spawn(&t, wait_timed, &armed), 0);
+    thread_start(&th, late_writer, &short_fds[1]);
+    CHECK_EQ(plait_read(woken[0], &c, 1, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(armed.r & PLAIT_READABLE, PLAIT_READABLE);
+    CHECK(armed.took < 200 * PLAIT_MS);
+    thread_join(th);
+    CHECK_EQ(read(short_fds[0], &c, 1), 1);
+    timed_wait later = {short_fds[0], 400 * PLAIT_MS, 0, 0};
+    wait_timed(&later);
+    CHECK_EQ(later.r, -ETIMEDOUT);
+    CHECK(later.took >= 400 * PLAIT_MS && later.took < 400 * PLAIT_MS + 2 * PLAIT_SEC);
+    int all[] = {long_fds[0], long_fds[1], short_fds[0], short_fds[1], woken[0], woken[1]};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        close(all[i]);
+    return NULL;
+}
+
+TEST(deadlines_in_any_order_while_asleep) { check_run(deadlines_in_any_order, NULL); }
+
 static void *wait_read(void *arg)
 {
     int fd = *(int *)arg;
@@ -1317,6 +1384,7 @@ TEST(number_closed_elsewhere_and_reused_is_read_at_once) { queued_transfer_then_
 RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(deadline_just_passed_in_a_coroutine), CASE(deadline_just_passed_on_a_socket), CASE(socket_number_reused_by_a_pipe), CASE(socket_number_reused_by_a_pipe_then_written), CASE(thread_waits_with_deadline),
           CASE(end_of_file_and_broken_pipe), CASE(regular_file_is_always_ready),
           CASE(set_nonblock), CASE(coroutines_share_a_pipe), CASE(coroutine_woken_by_a_thread),
+          CASE(deadlines_in_any_order_while_asleep),
           CASE(one_reader_per_descriptor), CASE(reader_and_writer_on_one_socket),
           CASE(descriptors_served_under_load), CASE(many_waiting_coroutines),
           CASE(descriptor_number_reused), CASE(cancel_a_thread_blocked_on_a_read),
