@@ -65,6 +65,7 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
     bool drained = !writing && len && plait__fd_drained(fd);
     bool batch = writing && len;
     bool is_socket = len && plait__fd_socket(fd);
+    bool ring_read = true; /* the kernel may read in the ring (io_uring) */
     for (;;) {
         ssize_t n;
         if (batch) { /* once: after EAGAIN from the kernel, write(2) and wait as usual */
@@ -72,12 +73,15 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
             if ((n = plait__ring_write(fd, buf, len, deadline)) != -ENOSYS && n != -EAGAIN)
                 return n;
         }
-        if (drained && (n = plait__ring_read(fd, buf, len, deadline)) != -ENOSYS) {
+        if (drained && ring_read && (n = plait__ring_read(fd, buf, len, deadline)) != -ENOSYS) {
             if (n > 0) /* the kernel read it as soon as it came (io_uring) */
                 plait__fd_set_drained(fd, (size_t)n < len);
             if (n != -EAGAIN)
                 return n;
-            drained = false; /* the deadline came first: read(2) once, then -ETIMEDOUT */
+            /* the deadline came first (or the kernel would not wait): read(2) once, and
+             * wait, if the deadline allows, as on epoll */
+            ring_read = false;
+            drained = false;
         }
         if (drained) { /* no ring: wait, then read */
             int r = plait_wait_fd(fd, PLAIT_READABLE, deadline);

@@ -437,8 +437,9 @@ void plait__poll_before_fork(void);
  * and setting it after a read.  False / nothing outside coroutines. */
 bool plait__fd_drained(int fd);
 void plait__fd_set_drained(int fd, bool drained);
-/* Whether fd is a socket, as the calling coroutine's scheduler knows it (it looks once
- * per file with fstat); false outside coroutines.  A number closed with close(2) may
+/* Whether fd is a socket that send(2)/recv(2) move as write(2)/read(2) would (any but
+ * SOCK_SEQPACKET, whose records write(2) ends), as the calling coroutine's scheduler
+ * knows it (it looks once per file); false outside coroutines.  A number closed with close(2) may
  * name another file since: send(2)/recv(2) then fail with ENOTSOCK, and the caller
  * calls plait__fd_kind_stale(fd) and writes or reads as for any file. */
 bool plait__fd_socket(int fd);

@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -326,9 +327,10 @@ bool plait__fd_socket(int fd)
     plait__fd_slot *slot = current_slot(fd);
     if (!slot)
         return false;
-    if (slot->kind_known && slot->kind_gen == plait__fd_close_gen(fd))
-        return slot->socket;
-    return plait__fd_kind(slot, fd) && slot->socket;
+    if (!(slot->kind_known && slot->kind_gen == plait__fd_close_gen(fd)) &&
+        !plait__fd_kind(slot, fd))
+        return false;
+    return slot->socket && !slot->seqpacket;
 }
 
 void plait__fd_kind_stale(int fd)
@@ -658,6 +660,11 @@ bool plait__fd_kind(plait__fd_slot *slot, int fd)
     if (fstat(fd, &st) < 0)
         return false;
     slot->socket = S_ISSOCK(st.st_mode);
+    int type = 0;
+    socklen_t type_len = sizeof type;
+    slot->seqpacket = slot->socket &&
+                      getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) == 0 &&
+                      type == SOCK_SEQPACKET;
     slot->stream = slot->socket || S_ISFIFO(st.st_mode);
     slot->pollable = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode);
     slot->kind_known = true;
@@ -704,12 +711,7 @@ ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline)
      * room: try, then wait */
     if (!slot->stream || slot->writer)
         return -ENOSYS;
-    ssize_t n = ring_transfer(p, fd, (void *)buf, len, deadline, true);
-    if (n == -ENOTSOCK && slot->socket) { /* a stale kind: the kernel sent */
-        slot->kind_known = false;
-        return plait__ring_write(fd, buf, len, deadline); /* as what it is now */
-    }
-    return n;
+    return ring_transfer(p, fd, (void *)buf, len, deadline, true);
 }
 
 void plait__poller_io_done(struct plait__poller *p, int fd, bool writing, int res)

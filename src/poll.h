@@ -50,6 +50,8 @@ typedef struct plait__fd_slot {
     bool listed;                /* epoll: the descriptor is on the poller's `unverified` */
     bool stream;                /* a socket or a pipe (valid while kind_known) */
     bool socket;                /* a socket (valid while kind_known) */
+    bool seqpacket;             /* a SOCK_SEQPACKET socket: write(2) ends a record
+                                 * (MSG_EOR), send(2) does not (valid while kind_known) */
     bool pollable;              /* not a file poll(2) calls always ready: a regular
                                  * file, a directory, a block device (the same) */
     bool kind_known;            /* `stream` is known, for the file of close count kind_gen */

@@ -6,9 +6,10 @@
  * and a generation: re-arming a slot (or disarming it) removes the live request
  * (IORING_OP_POLL_REMOVE) and bumps the generation, so a completion that was already
  * on its way for the old request is recognised as stale and dropped.  A read or write
- * the kernel makes for a coroutine (IORING_OP_READ / IORING_OP_WRITE; on a socket an
- * IORING_OP_SEND, or an IORING_OP_RECV that waits before it tries, RECVSEND_POLL_FIRST,
- * as plait asks for one only when the last read emptied the socket) is named the same way,
+ * the kernel makes for a coroutine (IORING_OP_READ / IORING_OP_WRITE; on a socket the
+ * read is an IORING_OP_RECV that waits before it tries, RECVSEND_POLL_FIRST, as plait
+ * asks for one only when the last read emptied the socket; a write stays a WRITE: a
+ * SEND never raises SIGPIPE, a write(2) does) is named the same way,
  * with a bit for its direction.  Requests are only written into the
  * submission ring; they go to the kernel together with the next wait, so a wait costs
  * no system call of its own (epoll needs an epoll_ctl), and the kernel starts them in
@@ -424,9 +425,7 @@ static int ur_io_submit(struct plait__poller *p, int fd, plait__fd_slot *slot, b
     if (!sqe)
         return -errno;
     plait__kernel_io *op = writing ? slot->write_op : slot->read_op;
-    if (writing && slot->socket) {
-        sqe->opcode = IORING_OP_SEND;
-    } else if (slot->socket) {
+    if (!writing && slot->socket) {
         sqe->opcode = IORING_OP_RECV;
         sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
     } else {
@@ -455,9 +454,10 @@ static void withdraw_ended(struct plait__poller *p)
     struct plait__uring *u = p->ring;
     for (unsigned i = __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE); i != u->tail; i++) {
         struct io_uring_sqe *sqe = &u->sqes[i & *u->sq_mask];
-        bool writing = sqe->opcode == IORING_OP_WRITE || sqe->opcode == IORING_OP_SEND;
-        if (!writing && sqe->opcode != IORING_OP_READ && sqe->opcode != IORING_OP_RECV)
+        if (sqe->opcode != IORING_OP_READ && sqe->opcode != IORING_OP_RECV &&
+            sqe->opcode != IORING_OP_WRITE)
             continue;
+        bool writing = sqe->opcode == IORING_OP_WRITE;
         int fd = sqe->fd;
         const plait__fd_slot *slot = &p->fds[fd];
         plait__kernel_io *op = writing ? slot->write_op : slot->read_op;

@@ -879,6 +879,122 @@ TEST(socket_number_reused_by_a_pipe_then_written)
     check_run(socket_number_reused_then_written, NULL);
 }
 
+static void *wait_on(void *arg)
+{
+    int fd = *(int *)arg;
+    CHECK_EQ(plait_wait_fd(fd, PLAIT_READABLE, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+    return NULL;
+}
+
+/* The same write in the ring while another coroutine's wait on a high number grows the
+ * poller's table (a realloc): the write must not use its descriptor's entry from before
+ * the wait (a review found a read and a write of the freed table, under ASan). */
+static void *written_while_the_table_grows(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK(plait_wait_fd(sv[0], PLAIT_WRITABLE, SOON()) & PLAIT_WRITABLE); /* known to the poller */
+    CHECK_EQ(plait_write(sv[0], "s", 1, SOON()), 1);
+    int number = sv[0];
+    CHECK_EQ(close(sv[0]), 0);
+    CHECK_EQ(close(sv[1]), 0);
+    int fds[2];
+    make_pipe(fds);
+    if (fds[1] != number) { /* make the pipe's write end take the socket's number */
+        if (fds[0] == number)
+            CHECK((fds[0] = fcntl(fds[0], F_DUPFD_CLOEXEC, 0)) >= 0);
+        CHECK_EQ(dup2(fds[1], number), number);
+        CHECK_EQ(close(fds[1]), 0);
+        fds[1] = number;
+    }
+    int high[2];
+    make_pipe(high);
+    int far = fcntl(high[0], F_DUPFD_CLOEXEC, 900); /* beyond the table's first 64 slots */
+    CHECK(far >= 900);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, wait_on, &far), 0); /* ready: the write goes to the ring */
+    CHECK_EQ(plait_write(fds[1], "pipe", 4, SOON()), 4);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    char buf[8];
+    CHECK_EQ(read(fds[0], buf, sizeof buf), 4);
+    int all[] = {far, high[0], high[1], fds[0], fds[1]};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        close(all[i]);
+    return NULL;
+}
+
+TEST(written_in_the_ring_while_the_table_grows)
+{
+    check_run(written_while_the_table_grows, NULL);
+}
+
+/* Records of a SOCK_SEQPACKET socket keep their bounds, written and read in the ring
+ * and out of it (its writes stay write(2)s, which end a record). */
+static void *seqpacket_records(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK(plait_wait_fd(sv[0], PLAIT_WRITABLE, SOON()) & PLAIT_WRITABLE);
+    CHECK(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()) & PLAIT_WRITABLE);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, yield_once, NULL), 0);
+    CHECK_EQ(plait_write(sv[0], "abc", 3, SOON()), 3); /* in the ring, io_uring */
+    CHECK_EQ(plait_write(sv[0], "de", 2, SOON()), 2);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    char buf[16];
+    CHECK_EQ(plait_read(sv[1], buf, sizeof buf, SOON()), 3);
+    CHECK_EQ(memcmp(buf, "abc", 3), 0);
+    CHECK_EQ(plait_read(sv[1], buf, sizeof buf, SOON()), 2); /* in the ring, io_uring */
+    CHECK_EQ(memcmp(buf, "de", 2), 0);
+    CHECK_EQ(plait_read(sv[1], buf, sizeof buf, plait_deadline_in(PLAIT_MS)), -ETIMEDOUT);
+    close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+TEST(seqpacket_records_keep_their_bounds) { check_run(seqpacket_records, NULL); }
+
+/* A write to a socket whose peer has gone, with SIGPIPE at its default, ends the same
+ * way in the ring and out of it: killed by SIGPIPE, as write(2) would be.  (A SEND in
+ * the ring never raises it: for a few days the ring's socket writes were SENDs, and
+ * the same call ended by -EPIPE or by the signal depending on whether another
+ * coroutine was ready; a review found it.)  In a child, whose end says how. */
+static void *write_to_a_gone_peer(void *arg)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK(plait_wait_fd(sv[0], PLAIT_WRITABLE, SOON()) & PLAIT_WRITABLE); /* known to the poller */
+    CHECK_EQ(close(sv[1]), 0);
+    plait_task t;
+    if (arg)
+        CHECK_EQ(plait_spawn(&t, yield_once, NULL), 0); /* so the write goes to the ring */
+    plait_write(sv[0], "b", 1, SOON());
+    return NULL;
+}
+
+static void gone_peer_in_a_child(bool beside_a_ready_coroutine)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        signal(SIGPIPE, SIG_DFL);
+        check_run(write_to_a_gone_peer, beside_a_ready_coroutine ? ARG(1) : NULL);
+        _exit(0);
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFSIGNALED(status));
+    CHECK_EQ(WTERMSIG(status), SIGPIPE);
+}
+
+TEST(sigpipe_in_the_ring_and_out_of_it)
+{
+    gone_peer_in_a_child(false);
+    gone_peer_in_a_child(true);
+}
+
 /* Three coroutines write one pipe in turn, each while the next is ready to run: the
  * bytes come in the order of the calls (a write that waits in the ring goes to the
  * kernel before a later one on the same descriptor). */
@@ -1381,7 +1497,7 @@ TEST(read_queued_in_another_ring_then_closed) { queued_transfer_then_closed(0, f
 TEST(write_queued_in_another_ring_then_closed) { queued_transfer_then_closed(1, false); }
 TEST(number_closed_elsewhere_and_reused_is_read_at_once) { queued_transfer_then_closed(0, true); }
 
-RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(deadline_just_passed_in_a_coroutine), CASE(deadline_just_passed_on_a_socket), CASE(socket_number_reused_by_a_pipe), CASE(socket_number_reused_by_a_pipe_then_written), CASE(thread_waits_with_deadline),
+RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(deadline_just_passed_in_a_coroutine), CASE(deadline_just_passed_on_a_socket), CASE(socket_number_reused_by_a_pipe), CASE(socket_number_reused_by_a_pipe_then_written), CASE(written_in_the_ring_while_the_table_grows), CASE(seqpacket_records_keep_their_bounds), CASE(sigpipe_in_the_ring_and_out_of_it), CASE(thread_waits_with_deadline),
           CASE(end_of_file_and_broken_pipe), CASE(regular_file_is_always_ready),
           CASE(set_nonblock), CASE(coroutines_share_a_pipe), CASE(coroutine_woken_by_a_thread),
           CASE(deadlines_in_any_order_while_asleep),
