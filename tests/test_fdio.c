@@ -800,12 +800,11 @@ static void *deadline_just_passed(void *arg)
 TEST(deadline_just_passed_in_a_coroutine) { check_run(deadline_just_passed, NULL); }
 TEST(deadline_just_passed_on_a_socket) { check_run(deadline_just_passed, ARG(1)); }
 
-/* A socket read empty (so the next read waits first), closed with close(2) behind
- * plait's back, its number taken by a pipe: the pipe reads as a pipe, its data is not
- * refused as "not a socket". */
-static void *socket_number_reused_then_read(void *arg)
+/* A pipe whose `end` (0 read, 1 write) has the number of a socket that the calling
+ * coroutine's poller knows as one, read empty (so the next read waits first), and
+ * closed with close(2) behind plait's back. */
+static void pipe_on_a_socket_number(int fds[2], int end)
 {
-    (void)arg;
     int sv[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
     char buf[16];
@@ -815,13 +814,23 @@ static void *socket_number_reused_then_read(void *arg)
     int number = sv[0];
     CHECK_EQ(close(sv[0]), 0);
     CHECK_EQ(close(sv[1]), 0);
-    int fds[2];
     make_pipe(fds);
-    if (fds[0] != number) { /* make the pipe's read end take the socket's number */
-        CHECK_EQ(dup2(fds[0], number), number);
-        CHECK_EQ(close(fds[0]), 0);
-        fds[0] = number;
+    if (fds[end] != number) {
+        if (fds[1 - end] == number) /* the other end has it: keep that end elsewhere */
+            CHECK((fds[1 - end] = fcntl(fds[1 - end], F_DUPFD_CLOEXEC, 0)) >= 0);
+        CHECK_EQ(dup2(fds[end], number), number);
+        CHECK_EQ(close(fds[end]), 0);
+        fds[end] = number;
     }
+}
+
+/* The pipe reads as a pipe, its data is not refused as "not a socket". */
+static void *socket_number_reused_then_read(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    pipe_on_a_socket_number(fds, 0);
+    char buf[16];
     CHECK_EQ(write(fds[1], "pipe", 4), 4);
     CHECK_EQ(plait_read(fds[0], buf, sizeof buf, SOON()), 4);
     CHECK_EQ(memcmp(buf, "pipe", 4), 0);
@@ -834,39 +843,19 @@ static void *socket_number_reused_then_read(void *arg)
 
 TEST(socket_number_reused_by_a_pipe) { check_run(socket_number_reused_then_read, NULL); }
 
-/* The same for writes: a socket written (known to be one), closed with close(2), its
- * number taken by a pipe's write end.  The pipe is written as a pipe, not refused as
- * "not a socket": on io_uring the first write goes to the ring (beside a ready
- * coroutine), on epoll it is a system call. */
+/* The same for writes: the pipe is written as a pipe, not refused as "not a socket",
+ * in the ring (io_uring, beside a ready coroutine) and by the system call. */
 static void *socket_number_reused_then_written(void *arg)
 {
     (void)arg;
-    int sv[2];
-    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    char buf[16];
-    CHECK(plait_wait_fd(sv[0], PLAIT_WRITABLE, SOON()) & PLAIT_WRITABLE); /* known to the poller */
-    CHECK_EQ(plait_write(sv[0], "s", 1, SOON()), 1);
-    plait_task ready;
-    CHECK_EQ(plait_spawn(&ready, yield_once, NULL), 0); /* so the write may go to the ring */
-    CHECK_EQ(plait_write(sv[0], "t", 1, SOON()), 1);
-    CHECK_EQ(plait_join(ready, NULL, SOON()), 0);
-    CHECK_EQ(read(sv[1], buf, sizeof buf), 2);
-    int number = sv[0];
-    CHECK_EQ(close(sv[0]), 0);
-    CHECK_EQ(close(sv[1]), 0);
     int fds[2];
-    make_pipe(fds);
-    if (fds[1] != number) { /* make the pipe's write end take the socket's number */
-        if (fds[0] == number) /* the read end has it: keep that end under another */
-            CHECK((fds[0] = fcntl(fds[0], F_DUPFD_CLOEXEC, 0)) >= 0);
-        CHECK_EQ(dup2(fds[1], number), number);
-        CHECK_EQ(close(fds[1]), 0);
-        fds[1] = number;
-    }
-    CHECK_EQ(plait_spawn(&ready, yield_once, NULL), 0); /* io_uring: the ring finds out */
+    pipe_on_a_socket_number(fds, 1);
+    plait_task ready;
+    CHECK_EQ(plait_spawn(&ready, yield_once, NULL), 0);
     CHECK_EQ(plait_write(fds[1], "pipe", 4, SOON()), 4);
     CHECK_EQ(plait_join(ready, NULL, SOON()), 0);
-    CHECK_EQ(plait_write(fds[1], "more", 4, SOON()), 4); /* epoll: send(2) finds out */
+    CHECK_EQ(plait_write(fds[1], "more", 4, SOON()), 4);
+    char buf[16];
     CHECK_EQ(read(fds[0], buf, sizeof buf), 8);
     CHECK_EQ(memcmp(buf, "pipemore", 8), 0);
     close(fds[0]);
@@ -892,22 +881,8 @@ static void *wait_on(void *arg)
 static void *written_while_the_table_grows(void *arg)
 {
     (void)arg;
-    int sv[2];
-    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    CHECK(plait_wait_fd(sv[0], PLAIT_WRITABLE, SOON()) & PLAIT_WRITABLE); /* known to the poller */
-    CHECK_EQ(plait_write(sv[0], "s", 1, SOON()), 1);
-    int number = sv[0];
-    CHECK_EQ(close(sv[0]), 0);
-    CHECK_EQ(close(sv[1]), 0);
     int fds[2];
-    make_pipe(fds);
-    if (fds[1] != number) { /* make the pipe's write end take the socket's number */
-        if (fds[0] == number)
-            CHECK((fds[0] = fcntl(fds[0], F_DUPFD_CLOEXEC, 0)) >= 0);
-        CHECK_EQ(dup2(fds[1], number), number);
-        CHECK_EQ(close(fds[1]), 0);
-        fds[1] = number;
-    }
+    pipe_on_a_socket_number(fds, 1);
     int high[2];
     make_pipe(high);
     int far = fcntl(high[0], F_DUPFD_CLOEXEC, 900); /* beyond the table's first 64 slots */
