@@ -322,13 +322,18 @@ void plait__fd_set_drained(int fd, bool drained)
         slot->drained = drained;
 }
 
+/* Whether slot's kind was looked up for the file now at fd (plait_close counts). */
+static bool kind_current(const plait__fd_slot *slot, int fd)
+{
+    return slot->kind_known && slot->kind_gen == plait__fd_close_gen(fd);
+}
+
 bool plait__fd_socket(int fd)
 {
     plait__fd_slot *slot = current_slot(fd);
     if (!slot)
         return false;
-    if (!(slot->kind_known && slot->kind_gen == plait__fd_close_gen(fd)) &&
-        !plait__fd_kind(slot, fd))
+    if (!kind_current(slot, fd) && !plait__fd_kind(slot, fd))
         return false;
     return slot->socket && !slot->seqpacket;
 }
@@ -654,7 +659,7 @@ bool plait__fd_kind(plait__fd_slot *slot, int fd)
      * through the ring), a stale "always ready" would make a stream spin: only the
      * first is kept.  A stale "socket" makes the ring's receive fail with ENOTSOCK, on
      * which plait__ring_read looks again. */
-    if (slot->kind_known && slot->kind_gen == plait__fd_close_gen(fd) && slot->pollable)
+    if (kind_current(slot, fd) && slot->pollable)
         return true;
     struct stat st;
     if (fstat(fd, &st) < 0)
