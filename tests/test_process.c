@@ -471,7 +471,7 @@ static void *await_processes(void *arg)
     int errors[3];
     CHECK_EQ(plait_wait_all(t, 3, NULL, errors, SOON()), 0);
     int64_t took = plait_now() - start;
-    CHECK(took >= PLAIT_SEC && took < 2 * PLAIT_SEC);
+    CHECK(took >= PLAIT_SEC && took < 3 * PLAIT_SEC); /* one after another: 3 s */
     CHECK(atomic_load(&ticks) > 20); /* the scheduler ran on while the coroutine waited */
     /* wait-any over a process and a coroutine */
     int64_t longer = 5 * PLAIT_SEC;
@@ -725,7 +725,7 @@ typedef struct bystanders {
 static void *start_bystanders(void *arg)
 {
     bystanders *b = arg;
-    int64_t ns = 2 * PLAIT_SEC;
+    int64_t ns = 30 * PLAIT_SEC; /* cancelled at the end of the test */
     while (!atomic_load(&b->stop) && b->n < BYSTANDERS) {
         if (plait_process_start(&b->t[b->n], nap, &ns, sizeof ns, NULL, NULL) == 0)
             b->n++;
@@ -755,13 +755,14 @@ TEST(exec_not_held_up_by_other_children)
         if (plait_now() - start > worst)
             worst = plait_now() - start;
     }
-    CHECK(worst < PLAIT_SEC); /* a bystander lives 2 s */
+    /* a start held up by a bystander would wait 30 s for it (the read above fails
+     * first); the room here is for a loaded machine */
+    CHECK(worst < 5 * PLAIT_SEC);
     atomic_store(&b.stop, 1);
     thread_join(th);
-    for (int i = 0; i < b.n; i++) { /* on a slow machine some have ended already */
+    for (int i = 0; i < b.n; i++) {
         CHECK_EQ(plait_cancel(b.t[i]), 0);
-        int r = plait_join(b.t[i], NULL, SOON());
-        CHECK(r == -ECANCELED || r == 0);
+        CHECK_EQ(plait_join(b.t[i], NULL, SOON()), -ECANCELED);
     }
 }
 

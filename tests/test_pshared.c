@@ -33,6 +33,7 @@
 
 #include <dirent.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -2198,8 +2199,8 @@ TEST(cancel_of_a_shared_wait_is_never_lost)
         atomic_int started = 0;
         plait_task t;
         CHECK_EQ(plait_thread_start(&t, acquire_forever, &started, NULL), 0);
-        while (!atomic_load(&started)) {
-        }
+        while (!atomic_load(&started))
+            sched_yield(); /* the new thread may be waiting for this CPU */
         int64_t until = plait_now() + (i % 40) * 250; /* 0 to 10 us into its wait */
         while (plait_now() < until) {
         }
