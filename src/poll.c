@@ -619,7 +619,8 @@ static struct plait__poller *ring_poller(int fd, int64_t deadline, int *r)
 
 /* Have the kernel move buf (reading or writing) and wait for it: the bytes moved, or
  * -errno; -EAGAIN when the deadline ended the wait before the kernel moved anything
- * (the caller tries the system call once: it may have passed before the call). */
+ * (the caller tries the system call once: it may have passed before the call), or when
+ * the ring took no request (full, and io_uring_enter refused to make room). */
 static ssize_t ring_transfer(struct plait__poller *p, int fd, void *buf, size_t len,
                              int64_t deadline, bool writing)
 {
@@ -631,12 +632,12 @@ static ssize_t ring_transfer(struct plait__poller *p, int fd, void *buf, size_t 
     else
         p->fds[fd].read_op = &op;
     int r = p->backend->io_submit(p, fd, &p->fds[fd], writing);
-    if (r < 0) {
+    if (r < 0) { /* a full ring the kernel would not take: the system call can do it */
         if (writing)
             p->fds[fd].write_op = NULL;
         else
             p->fds[fd].read_op = NULL;
-        return r;
+        return -EAGAIN;
     }
     plait__wait_node node;
     link_for_close(&node, &w, fd);

@@ -97,6 +97,34 @@ static void *wait_readable(void *arg)
 }
 
 enum { FILLERS = 600 }; /* more watches than the ring holds */
+static filler fillers[FILLERS];
+static plait_task filler_tasks[FILLERS];
+
+/* Coroutines whose watches fill the submission ring while io_uring_enter refuses
+ * (err) every call: the later watches are refused. */
+static void fill_refused_ring(int err)
+{
+    enter_refusal_errno = err;
+    atomic_store(&full_ring_refused, false);
+    atomic_store(&enter_refusals, -1);
+    for (int i = 0; i < FILLERS; i++) {
+        fillers[i].fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        CHECK(fillers[i].fd >= 0);
+        CHECK_EQ(plait_spawn(&filler_tasks[i], wait_readable, &fillers[i]), 0);
+    }
+    settle();
+    CHECK(atomic_load(&full_ring_refused));
+}
+
+/* Close the fillers from `first` on: each wait ends closed, or with its refusal. */
+static void close_fillers(int first, int err)
+{
+    for (int i = first; i < FILLERS; i++) {
+        CHECK_EQ(plait_close(fillers[i].fd), 0);
+        CHECK_EQ(plait_join(filler_tasks[i], NULL, SOON()), 0);
+        CHECK(fillers[i].r == -EBADF || fillers[i].r == -err);
+    }
+}
 
 /* A coroutine's read waits in the kernel; the watches of FILLERS coroutines fill the
  * submission ring while io_uring_enter refuses (err), so the later ones are refused;
@@ -122,33 +150,18 @@ static void *cancel_read_in_full_ring(void *arg)
      * with it */
     CHECK_EQ(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
 
-    enter_refusal_errno = how->err;
-    atomic_store(&full_ring_refused, false);
-    atomic_store(&enter_refusals, -1);
-    static filler f[FILLERS];
-    static plait_task ft[FILLERS];
-    for (int i = 0; i < FILLERS; i++) {
-        f[i].fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        CHECK(f[i].fd >= 0);
-        CHECK_EQ(plait_spawn(&ft[i], wait_readable, &f[i]), 0);
-    }
-    settle();
-    CHECK(atomic_load(&full_ring_refused));
+    fill_refused_ring(how->err);
     /* the first watch is in the ring: it fires once the kernel has it */
-    CHECK_EQ(eventfd_write(f[0].fd, 1), 0);
+    CHECK_EQ(eventfd_write(fillers[0].fd, 1), 0);
 
     atomic_store(&enter_refusals, how->after_cancel);
     CHECK_EQ(plait_cancel(rt), 0);
     CHECK_EQ(plait_join(rt, NULL, SOON()), -ECANCELED);
     CHECK_EQ(rd.r, -ECANCELED);
-    CHECK_EQ(plait_join(ft[0], NULL, SOON()), 0);
-    CHECK_EQ(f[0].r, PLAIT_READABLE);
-    for (int i = 1; i < FILLERS; i++) {
-        CHECK_EQ(plait_close(f[i].fd), 0);
-        CHECK_EQ(plait_join(ft[i], NULL, SOON()), 0);
-        CHECK(f[i].r == -EBADF || f[i].r == -how->err); /* closed, or its watch refused */
-    }
-    CHECK_EQ(plait_close(f[0].fd), 0);
+    CHECK_EQ(plait_join(filler_tasks[0], NULL, SOON()), 0);
+    CHECK_EQ(fillers[0].r, PLAIT_READABLE);
+    close_fillers(1, how->err);
+    CHECK_EQ(plait_close(fillers[0].fd), 0);
     CHECK_EQ(plait_close(sv[0]), 0);
     CHECK_EQ(plait_close(sv[1]), 0);
     return NULL;
@@ -399,8 +412,53 @@ TEST(accept_goes_on_past_a_connection_s_network_error)
     check_run(accept_past_network_errors, NULL);
 }
 
+/* A read or write whose descriptor is ready, made while the ring is full and
+ * io_uring_enter refuses to make room for a moment (EBUSY, EINTR), moves its bytes
+ * with the system call, as on epoll: it once failed with the refusal's errno. */
+static void *yield_a_few(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(plait_yield(), 0);
+    return NULL;
+}
+
+static void *transfer_past_a_full_refused_ring(void *arg)
+{
+    int err = INT(arg);
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    char c;
+    /* nothing there: the socket is known drained, so its next read goes to the ring */
+    CHECK_EQ(plait_read(sv[0], &c, 1, plait_deadline_in(PLAIT_MS)), -ETIMEDOUT);
+    fill_refused_ring(err);
+    CHECK_EQ(write(sv[1], "a", 1), 1);
+    CHECK_EQ(plait_read(sv[0], &c, 1, SOON()), 1);
+    CHECK_EQ(c, 'a');
+    plait_task y; /* another coroutine ready: the write goes to the ring */
+    CHECK_EQ(plait_spawn(&y, yield_a_few, NULL), 0);
+    CHECK_EQ(plait_write(sv[0], "b", 1, SOON()), 1);
+    CHECK_EQ(read(sv[1], &c, 1), 1);
+    CHECK_EQ(c, 'b');
+    atomic_store(&enter_refusals, 0);
+    CHECK_EQ(plait_join(y, NULL, SOON()), 0);
+    close_fillers(0, err);
+    CHECK_EQ(plait_close(sv[0]), 0);
+    CHECK_EQ(plait_close(sv[1]), 0);
+    return NULL;
+}
+
+TEST(transfer_goes_on_past_a_full_refused_ring)
+{
+    if (!on_io_uring())
+        return;
+    check_run(transfer_past_a_full_refused_ring, ARG(EBUSY));
+    check_run(transfer_past_a_full_refused_ring, ARG(EINTR));
+}
+
 RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full), CASE(a_ring_that_refuses_for_good_aborts),
           CASE(a_ring_refused_in_a_wait_aborts),
           CASE(writes_keep_their_order_when_the_ring_is_refused_once),
           CASE(close_closes_when_a_watch_s_removal_is_refused_once),
-          CASE(accept_goes_on_past_a_connection_s_network_error))
+          CASE(accept_goes_on_past_a_connection_s_network_error),
+          CASE(transfer_goes_on_past_a_full_refused_ring))
