@@ -591,7 +591,7 @@ int plait_close(int fd);
  * in place.  Once started, an operation is waited for to its end and its result
  * returned even if the coroutine is cancelled meanwhile (the bytes moved cannot be
  * taken back; the cancellation shows at the next wait); a cancellation that comes
- * first is -ECANCELED.  open() adds O_CLOEXEC and returns the descriptor; read and
+ * first (of the calling coroutine, plait thread or pool task) is -ECANCELED.  open() adds O_CLOEXEC and returns the descriptor; read and
  * write at offset (< 0: at the file position, moving it) return the bytes moved.
  * Errors are -errno. */
 int plait_file_open(const char *path, int flags, mode_t mode);

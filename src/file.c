@@ -63,10 +63,13 @@ static void *op_task(void *arg)
 
 static ssize_t op_run(file_op *op)
 {
+    int r = plait__check_cancel(); /* a cancelled coroutine, thread or pool task */
+    if (r < 0)
+        return r;
     if (!plait__sched_current())
         return op_do(op);
     plait_task task;
-    int r = plait__submit_default(&task, op_task, op);
+    r = plait__submit_default(&task, op_task, op);
     if (r < 0)
         return r;
     r = plait__join_uncancellable(task, NULL);

@@ -9,6 +9,8 @@
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -190,6 +192,38 @@ TEST(cancellation_does_not_lose_a_started_call)
     CHECK_EQ(unlink(c.path), 0);
 }
 
+/* The same from a thread, where the call is made in place: a plait thread cancelled
+ * while it runs does not make it either. */
+static atomic_int writer_running;
+
+static void *writer_after_cancel(void *p)
+{
+    int fd = INT(p);
+    atomic_store(&writer_running, 1);
+    while (!plait_cancelled())
+        sched_yield();
+    return ARG(plait_file_write(fd, "x", 1, -1));
+}
+
+TEST(cancelled_thread_starts_no_call)
+{
+    char path[128];
+    path_in_dir(path, sizeof path, "untouched");
+    int fd = plait_file_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, writer_after_cancel, ARG(fd), NULL), 0);
+    while (!atomic_load(&writer_running)) /* cancelled before it ran, it would not run */
+        sched_yield();
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    struct stat st;
+    CHECK_EQ(fstat(fd, &st), 0);
+    CHECK_EQ(st.st_size, 0); /* the write was not made */
+    CHECK_EQ(close(fd), 0);
+    CHECK_EQ(unlink(path), 0);
+}
+
 static void setup(void)
 {
     if (!mkdtemp(dir)) {
@@ -206,7 +240,8 @@ int main(void)
     static const check_case cases[] = {
         CASE(read_write_from_a_coroutine), CASE(read_write_from_a_thread),
         CASE(bad_input_from_a_coroutine), CASE(bad_input_from_a_thread),
-        CASE(scheduler_runs_while_a_call_waits), CASE(cancellation_does_not_lose_a_started_call)};
+        CASE(scheduler_runs_while_a_call_waits), CASE(cancellation_does_not_lose_a_started_call),
+        CASE(cancelled_thread_starts_no_call)};
     int r = check_main(cases, sizeof cases / sizeof cases[0]);
     teardown();
     return r;
