@@ -61,9 +61,10 @@ int plait_barrier_wait(plait_barrier *b, int64_t deadline)
     }
     uint64_t round = b->round;
     b->arrived++;
-    int r = plait__wait_on(&b->waiters, &b->lock, NULL, deadline, true, "barrier", b);
-    if (r < 0) {
-        plait__spin_lock(&b->lock);
+    bool locked;
+    int r = plait__wait_on_keep_lock(&b->waiters, &b->lock, NULL, deadline, true, "barrier", b,
+                                     &locked);
+    if (locked) {
         if (b->round == round) /* withdrawn from the round still gathering */
             b->arrived--;
         plait__spin_unlock(&b->lock);

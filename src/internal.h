@@ -286,6 +286,15 @@ void plait__wait_node_withdraw(plait__wait_node *node);
  * into q, unlock, block, unlink.  Returns the outcome; lock is not held on return. */
 int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
                    bool cancellable, const char *what, const void *object);
+/* The same for a caller with bookkeeping to undo when its wait fails: a wait that
+ * ends by its deadline or a cancellation (not through its node) returns with lock
+ * held and the node unlinked, *locked true.  Until then the node is in q, so a
+ * destroy that refuses while q has waiters cannot free the object between the wait's
+ * end and the undoing.  A wait that a waker ended returns unlocked, *locked false:
+ * the waker may have destroyed the object since (waiter.c, invariant 3). */
+int plait__wait_on_keep_lock(plait__waitq *q, plait__spinlock *lock, void *data,
+                             int64_t deadline, bool cancellable, const char *what,
+                             const void *object, bool *locked);
 /* How many waiters of q are still open. */
 size_t plait__waitq_count_open(plait__waitq *q);
 /* Signal with status every waiter of q whose node carries data. */

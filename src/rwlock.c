@@ -119,11 +119,11 @@ int plait_rwlock_wrlock(plait_rwlock *rw, int64_t deadline)
         plait__spin_unlock(&rw->lock);
         return 0;
     }
-    int r = plait__wait_on(&rw->write_waiters, &rw->lock, &self, deadline, true,
-                           "rwlock (write)", rw);
-    if (r < 0) {
+    bool locked;
+    int r = plait__wait_on_keep_lock(&rw->write_waiters, &rw->lock, &self, deadline, true,
+                                     "rwlock (write)", rw, &locked);
+    if (locked) {
         plait__wakeups later = {.n = 0};
-        plait__spin_lock(&rw->lock);
         if (!rw->writer && !plait__waitq_has_other(&rw->write_waiters, NULL))
             admit_readers(rw, &later);
         plait__spin_unlock(&rw->lock);

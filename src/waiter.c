@@ -295,16 +295,21 @@ int plait__waiter_block(plait__waiter *w, int64_t deadline)
     return w->status;
 }
 
-int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
-                   bool cancellable, const char *what, const void *object)
+/* plait__wait_on, and with `locked` plait__wait_on_keep_lock (internal.h). */
+static int wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
+                   bool cancellable, const char *what, const void *object, bool *locked)
 {
-    if (cancellable && plait__check_cancel() < 0) {
-        plait__spin_unlock(lock);
-        return -ECANCELED;
-    }
-    if (plait__deadline_passed(deadline)) {
-        plait__spin_unlock(lock);
-        return -ETIMEDOUT;
+    int r = 0;
+    if (cancellable && plait__check_cancel() < 0)
+        r = -ECANCELED;
+    else if (plait__deadline_passed(deadline))
+        r = -ETIMEDOUT;
+    if (r < 0) {
+        if (locked)
+            *locked = true;
+        else
+            plait__spin_unlock(lock);
+        return r;
     }
     plait__waiter w;
     plait__wait_node node;
@@ -312,9 +317,32 @@ int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t d
     w.cancellable = cancellable;
     plait__waitq_push(q, lock, &node, &w, 0, data);
     plait__spin_unlock(lock);
-    int r = plait__waiter_block(&w, deadline);
+    r = plait__waiter_block(&w, deadline);
+    bool through_node = node.index == w.index;
+    if (locked) {
+        *locked = r < 0 && !through_node;
+        if (*locked) {
+            plait__spin_lock(lock);
+            if (node.queue)
+                waitq_unlink(node.queue, &node);
+            return r;
+        }
+    }
     plait__wait_node_unlink(&node);
     return r;
+}
+
+int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
+                   bool cancellable, const char *what, const void *object)
+{
+    return wait_on(q, lock, data, deadline, cancellable, what, object, NULL);
+}
+
+int plait__wait_on_keep_lock(plait__waitq *q, plait__spinlock *lock, void *data,
+                             int64_t deadline, bool cancellable, const char *what,
+                             const void *object, bool *locked)
+{
+    return wait_on(q, lock, data, deadline, cancellable, what, object, locked);
 }
 
 static PLAIT_TLS uint64_t thread_identity;

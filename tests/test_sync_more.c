@@ -1359,6 +1359,120 @@ TEST(smallest_stacks_through_every_wakeup)
     CHECK_EQ(plait_chan_destroy(st.pong), 0);
 }
 
+/* ======================================================================== */
+/* Destroy against a wait that times out                                     */
+/* ======================================================================== */
+
+/* A waiter whose deadline passes is still inside the call until it has undone its
+ * part (the barrier's count, the rwlock's waiting writer): a destroy must say -EBUSY
+ * until then.  Once the waiter unlinked its node and took the lock again for that, so
+ * a destroy spinning on -EBUSY freed the object in between (ASan: use after free).
+ * Each round waits until the waiter sleeps in its wait; a round whose waiter timed out
+ * before it was seen asleep proves nothing and is not counted. */
+enum { DESTROY_RACE_ROUNDS = CHECK_SANITIZED ? 150 : 400 };
+static atomic_int racer_tid;
+
+/* Until the thread whose id appears in *tid sleeps (true), or has gone (false). */
+static bool asleep_or_gone(atomic_int *tid)
+{
+    while (atomic_load(tid) == 0)
+        sched_yield();
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", atomic_load(tid));
+    int64_t deadline = SOON();
+    while (plait_now() < deadline) {
+        char line[512] = "";
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return false;
+        if (!fgets(line, sizeof line, f))
+            line[0] = '\0';
+        fclose(f);
+        const char *paren = strrchr(line, ')'); /* "tid (name) S ..." */
+        if (paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'))
+            return false;
+        if (paren && paren[1] == ' ' && paren[2] == 'S')
+            return true;
+        sched_yield();
+    }
+    CHECK(!"the waiter neither slept nor ended");
+    return false;
+}
+
+static void *barrier_times_out(void *p)
+{
+    atomic_store(&racer_tid, gettid_());
+    CHECK_EQ(plait_barrier_wait(p, plait_deadline_in(5 * PLAIT_MS)), -ETIMEDOUT);
+    return NULL;
+}
+
+TEST(barrier_destroy_waits_for_a_timed_out_waiter)
+{
+    int raced = 0;
+    for (int i = 0; i < DESTROY_RACE_ROUNDS; i++) {
+        plait_barrier *b;
+        CHECK_EQ(plait_barrier_create(&b, 2), 0);
+        atomic_store(&racer_tid, 0);
+        pthread_t th;
+        thread_start(&th, barrier_times_out, b);
+        bool destroyed = false;
+        if (asleep_or_gone(&racer_tid)) {
+            int r;
+            for (unsigned n = 1; (r = plait_barrier_destroy(b)) == -EBUSY; n++)
+                if (n % 1024 == 0)
+                    sched_yield(); /* on one CPU, the waiter must run to time out */
+            CHECK_EQ(r, 0);
+            destroyed = true;
+            raced++;
+        }
+        thread_join(th);
+        if (!destroyed)
+            CHECK_EQ(plait_barrier_destroy(b), 0);
+    }
+    CHECK(raced > 0);
+}
+
+static void *writer_times_out(void *p)
+{
+    atomic_store(&racer_tid, gettid_());
+    CHECK_EQ(plait_rwlock_wrlock(p, plait_deadline_in(5 * PLAIT_MS)), -ETIMEDOUT);
+    return NULL;
+}
+
+TEST(rwlock_destroy_waits_for_a_timed_out_writer)
+{
+    int raced = 0;
+    for (int i = 0; i < DESTROY_RACE_ROUNDS; i++) {
+        plait_rwlock *rw;
+        CHECK_EQ(plait_rwlock_create(&rw), 0);
+        CHECK_EQ(plait_rwlock_rdlock(rw, 0), 0);
+        atomic_store(&racer_tid, 0);
+        pthread_t th;
+        thread_start(&th, writer_times_out, rw);
+        if (asleep_or_gone(&racer_tid)) {
+            /* a new reader gets in only once the waiting writer has withdrawn: that
+             * is when the old code let go of the lock before undoing its part */
+            for (unsigned n = 1; plait_rwlock_rdlock(rw, 0) == -ETIMEDOUT; n++)
+                if (n % 1024 == 0)
+                    sched_yield();
+            CHECK_EQ(plait_rwlock_rdunlock(rw), 0);
+            CHECK_EQ(plait_rwlock_rdunlock(rw), 0);
+            int r;
+            for (unsigned n = 1; (r = plait_rwlock_destroy(rw)) == -EBUSY; n++)
+                if (n % 1024 == 0)
+                    sched_yield();
+            CHECK_EQ(r, 0);
+            raced++;
+            thread_join(th);
+        } else {
+            thread_join(th);
+            CHECK_EQ(plait_rwlock_rdunlock(rw), 0);
+            CHECK_EQ(plait_rwlock_destroy(rw), 0);
+        }
+    }
+    CHECK(raced > 0);
+}
+
 RUN_TESTS(CASE(rwlock_bad_input), CASE(rwlock_basics_threads), CASE(rwlock_fairness_both_ways),
           CASE(rwlock_cancel_and_timeout_withdraw), CASE(rwlock_many_readers_at_once),
           CASE(rwlock_stress_mixed), CASE(rwlock_writer_not_starved_by_readers),
@@ -1367,4 +1481,6 @@ RUN_TESTS(CASE(rwlock_bad_input), CASE(rwlock_basics_threads), CASE(rwlock_fairn
           CASE(barrier_threads_timeout), CASE(once_basics), CASE(once_recursive_call),
           CASE(once_failure_retried_by_waiter), CASE(once_waiter_does_not_block_scheduler),
           CASE(once_race_mixed), CASE(broadcast_wakes_more_than_one_batch),
-          CASE(smallest_stacks_through_every_wakeup))
+          CASE(smallest_stacks_through_every_wakeup),
+          CASE(barrier_destroy_waits_for_a_timed_out_waiter),
+          CASE(rwlock_destroy_waits_for_a_timed_out_writer))
