@@ -437,10 +437,13 @@ int plait_cpu_count(void);
  * tasks) goes on that worker's deque and idle workers steal from the others, so
  * fork-join work spreads over the pool.  (On x86-64 a busy worker's newest tasks are
  * private to it until the others need them: an idle worker gets one at the busy
- * worker's next push, or takes one itself some 150 µs later; see docs/API.md.)  A pool task that joins another task runs
- * queued tasks while it waits instead of blocking its thread, so recursion of any
- * depth cannot starve the pool; the consequence: do not hold a plait mutex across a
- * join inside a pool task (a task run meanwhile on the same thread may want it).
+ * worker's next push, or takes one itself some 150 µs later; see docs/API.md.)  A pool task that waits for tasks
+ * (join, wait-any, wait-all, plait_completed_next) runs queued tasks while it waits
+ * instead of blocking its thread, so recursion of any depth cannot starve the pool;
+ * the consequences: do not hold a plait mutex across such a wait inside a pool task
+ * (a task run meanwhile on the same thread may want it), and a task run meanwhile
+ * must not wait for the waiting task itself, or for what only it will do after its
+ * wait: it runs on top of the waiting task, which resumes only when it returns.
  * Such a join starts no task after its deadline, but a task it has started (the one
  * it joins, perhaps) runs to its end first: the join returns when that task returns,
  * which may be past the deadline.

@@ -688,8 +688,7 @@ int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadlin
             plait__spin_unlock(&set->lock);
             return -EPIPE;
         }
-        int r = plait__wait_on(&set->waiters, &set->lock, NULL, deadline, true,
-                               "completed", set);
+        int r = plait__wait_on_helping(&set->waiters, &set->lock, deadline, "completed", set);
         if (r < 0)
             return r;
     }

@@ -286,6 +286,11 @@ void plait__wait_node_withdraw(plait__wait_node *node);
  * into q, unlock, block, unlink.  Returns the outcome; lock is not held on return. */
 int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
                    bool cancellable, const char *what, const void *object);
+/* The same (cancellable, no data) for a wait on work done by tasks: a pool task that
+ * waits runs queued tasks meanwhile, as a join does, so that it cannot starve its
+ * pool of the tasks it waits for. */
+int plait__wait_on_helping(plait__waitq *q, plait__spinlock *lock, int64_t deadline,
+                           const char *what, const void *object);
 /* The same for a caller with bookkeeping to undo when its wait fails: a wait that
  * ends by its deadline or a cancellation (not through its node) returns with lock
  * held and the node unlinked, *locked true.  Until then the node is in q, so a

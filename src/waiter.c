@@ -295,9 +295,11 @@ int plait__waiter_block(plait__waiter *w, int64_t deadline)
     return w->status;
 }
 
-/* plait__wait_on, and with `locked` plait__wait_on_keep_lock (internal.h). */
+/* plait__wait_on; with `helps` plait__wait_on_helping, with `locked`
+ * plait__wait_on_keep_lock (internal.h). */
 static int wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
-                   bool cancellable, const char *what, const void *object, bool *locked)
+                   bool cancellable, const char *what, const void *object, bool helps,
+                   bool *locked)
 {
     int r = 0;
     if (cancellable && plait__check_cancel() < 0)
@@ -315,6 +317,8 @@ static int wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t d
     plait__wait_node node;
     plait__waiter_init(&w, what, object);
     w.cancellable = cancellable;
+    if (helps && !w.coro)
+        w.helper = plait__worker_helping(); /* a pool task runs others while it waits */
     plait__waitq_push(q, lock, &node, &w, 0, data);
     plait__spin_unlock(lock);
     r = plait__waiter_block(&w, deadline);
@@ -335,14 +339,20 @@ static int wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t d
 int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
                    bool cancellable, const char *what, const void *object)
 {
-    return wait_on(q, lock, data, deadline, cancellable, what, object, NULL);
+    return wait_on(q, lock, data, deadline, cancellable, what, object, false, NULL);
+}
+
+int plait__wait_on_helping(plait__waitq *q, plait__spinlock *lock, int64_t deadline,
+                           const char *what, const void *object)
+{
+    return wait_on(q, lock, NULL, deadline, true, what, object, true, NULL);
 }
 
 int plait__wait_on_keep_lock(plait__waitq *q, plait__spinlock *lock, void *data,
                              int64_t deadline, bool cancellable, const char *what,
                              const void *object, bool *locked)
 {
-    return wait_on(q, lock, data, deadline, cancellable, what, object, locked);
+    return wait_on(q, lock, data, deadline, cancellable, what, object, false, locked);
 }
 
 static PLAIT_TLS uint64_t thread_identity;

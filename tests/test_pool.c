@@ -2271,6 +2271,46 @@ TEST(completed_many_mixed)
     CHECK_EQ(plait_pool_destroy(cm_pool), 0);
 }
 
+/* As-completed inside a pool task, over tasks it submitted to its own pool: on one
+ * worker the tasks run only if the wait runs them, as a join does (it once blocked the
+ * worker, and the wait ran out its deadline). */
+static plait_pool *cn_pool;
+
+static void *cn_child(void *p) { return p; }
+
+static void *cn_parent(void *p)
+{
+    (void)p;
+    plait_completed *set;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    for (int i = 1; i <= 3; i++) {
+        plait_task t;
+        CHECK_EQ(plait_pool_submit(cn_pool, &t, cn_child, ARG(i)), 0);
+        CHECK_EQ(plait_completed_add(set, t), 0);
+    }
+    int sum = 0, r;
+    plait_task h;
+    while ((r = plait_completed_next(set, &h, SOON())) == 0) {
+        void *v = NULL;
+        CHECK_EQ(plait_join(h, &v, 0), 0);
+        sum += INT(v);
+    }
+    CHECK_EQ(r, -EPIPE);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+    return ARG(sum);
+}
+
+TEST(completed_in_a_task_of_one_worker)
+{
+    cn_pool = make_pool(1, "cn");
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(cn_pool, &t, cn_parent, NULL), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 6);
+    CHECK_EQ(plait_pool_destroy(cn_pool), 0);
+}
+
 RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_and_join),
           CASE(coroutine_joins_pool_task), CASE(pool_many_submits_run_once),
           CASE(fork_join_fib_two_workers), CASE(fork_join_fib_one_worker),
@@ -2289,4 +2329,5 @@ RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_
           CASE(to_thread_from_thread_and_pool_task), CASE(to_thread_queued_not_waited_for),
           CASE(pool_map_queued_not_waited_for), CASE(completed_bad_input),
           CASE(completed_in_finishing_order), CASE(completed_finished_and_moved),
-          CASE(completed_waiters), CASE(completed_many_mixed))
+          CASE(completed_waiters), CASE(completed_many_mixed),
+          CASE(completed_in_a_task_of_one_worker))
