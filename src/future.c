@@ -387,11 +387,12 @@ bool plait__join_cut_short(int r, plait_task task)
 }
 
 /* Whether a locked future is the caller's own outcome: that of the running coroutine
- * self, or (outside a coroutine) of the work this thread runs.  The caller cannot
- * finish while it waits, so waiting for it alone is a deadlock. */
+ * self, or of the work this thread runs (a plait thread or pool task, which cannot
+ * return while a coroutine of the scheduler it runs waits).  The caller cannot finish
+ * while it waits, so waiting for it alone is a deadlock. */
 static bool is_caller(const plait__future *f, const plait__coro *self)
 {
-    return self ? f->coro == self : f == plait__tls_work;
+    return (self && f->coro == self) || f == plait__tls_work;
 }
 
 static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool cancellable)

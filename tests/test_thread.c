@@ -132,12 +132,20 @@ static void *joins_itself(void *p)
     return ARG(77);
 }
 
-TEST(join_from_itself)
+/* The same from a coroutine of a scheduler the thread runs: the thread cannot return
+ * while its coroutine waits (it once waited out the deadline, or for ever). */
+static void *runs_a_joiner(void *p)
+{
+    check_run(joins_itself, p);
+    return ARG(77);
+}
+
+static void check_join_from_itself(plait_fn body)
 {
     self_ctx s = {.join_r = 1, .any_r = 1, .all_r = 1};
     CHECK_EQ(plait_event_create(&s.stored), 0);
     plait_task t;
-    CHECK_EQ(plait_thread_start(&t, joins_itself, &s, NULL), 0);
+    CHECK_EQ(plait_thread_start(&t, body, &s, NULL), 0);
     s.self = t;
     CHECK_EQ(plait_event_set(s.stored), 0);
     void *v = NULL;
@@ -148,6 +156,10 @@ TEST(join_from_itself)
     CHECK_EQ(s.all_r, -EDEADLK);
     CHECK_EQ(plait_event_destroy(s.stored), 0);
 }
+
+TEST(join_from_itself) { check_join_from_itself(joins_itself); }
+
+TEST(join_from_a_coroutine_of_itself) { check_join_from_itself(runs_a_joiner); }
 
 static atomic_int detached_ran;
 
@@ -979,6 +991,7 @@ TEST(many_threads_mixed_joiners)
 }
 
 RUN_TESTS(CASE(start_and_join_results), CASE(join_deadline_expires), CASE(join_from_itself),
+          CASE(join_from_a_coroutine_of_itself),
           CASE(detach), CASE(thread_names), CASE(thread_stack_sizes),
           CASE(cancel_thread_in_sleep), CASE(cancel_thread_in_chan_recv),
           CASE(cancel_thread_in_mutex_lock), CASE(cancel_thread_in_sem_acquire),
