@@ -511,9 +511,11 @@ plait_pool *plait_pool_default(void);
  * coroutine, only that coroutine waits while its scheduler runs the others.  (A
  * coroutine whose scheduler itself runs in a task of the default pool gets a thread
  * of its own instead: waiting on its own pool, it could wait for ever.)  Returns
- * fn's outcome as plait_join() does.  On -ETIMEDOUT or -ECANCELED the task is
- * cancelled; if it had started, the call waits for it to return first, so fn may use
- * the caller's memory. */
+ * fn's outcome as plait_join() does.  When the deadline passes or the caller is
+ * cancelled, the task is cancelled and the call returns -ETIMEDOUT or -ECANCELED; if
+ * it had started, the call waits for it to return first, so fn may use the caller's
+ * memory.  A task that finished before the cancellation reached it gives its outcome
+ * (its result, or its own failure) all the same: none is lost. */
 int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline);
 
 /* ----------------------------------------------------------------------------

@@ -156,9 +156,13 @@ int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline)
         return r;
     r = plait_join(task, result, deadline);
     if (plait__join_cut_short(r, task)) {
-        /* our wait ended, not the task: stop it, and wait until it no longer runs */
+        /* our wait ended, not the task: stop it, and wait until it no longer runs.  A
+         * task that finished first (the cancel came too late) has an outcome that must
+         * not be lost: its result, or its own failure, is the call's. */
         plait_cancel(task);
-        plait__join_uncancellable(task, NULL);
+        int outcome = plait__join_uncancellable(task, result);
+        if (outcome != -ECANCELED)
+            r = outcome;
     }
     return r;
 }

@@ -1875,6 +1875,53 @@ static void *tt_busy_main(void *p)
     return NULL;
 }
 
+/* A caller cancelled while it waits, whose task finishes before the call can cancel
+ * it: the task's outcome is the call's (it once returned -ECANCELED and dropped the
+ * result).  The order is made, not hoped for: the canceller keeps the scheduler's
+ * thread until the task has returned and its worker gone idle. */
+static struct {
+    plait_event *go;
+    atomic_int worker_tid;
+    int result;
+    void *value;
+} tk;
+
+static void *tk_task(void *p)
+{
+    CHECK_EQ(plait_event_wait(tk.go, SOON()), 0);
+    atomic_store(&tk.worker_tid, gettid_()); /* nothing after this sleeps */
+    return p;
+}
+
+static void *tk_caller(void *p)
+{
+    (void)p;
+    tk.result = plait_to_thread(tk_task, ARG(42), &tk.value, SOON());
+    return NULL;
+}
+
+static void *tk_main(void *p)
+{
+    (void)p;
+    plait_task caller;
+    CHECK_EQ(plait_spawn(&caller, tk_caller, NULL), 0);
+    settle(); /* it waits for its task, which waits for go */
+    CHECK_EQ(plait_cancel(caller), 0);
+    CHECK_EQ(plait_event_set(tk.go), 0);
+    wait_asleep(&tk.worker_tid); /* returned, completed, and idle: the caller not run */
+    CHECK_EQ(plait_join(caller, NULL, SOON()), -ECANCELED); /* the caller was cancelled */
+    CHECK_EQ(tk.result, 0);
+    CHECK_EQ(INT(tk.value), 42);
+    return NULL;
+}
+
+TEST(to_thread_keeps_the_outcome_of_a_task_that_finished_first)
+{
+    CHECK_EQ(plait_event_create(&tk.go), 0);
+    check_run(tk_main, NULL);
+    CHECK_EQ(plait_event_destroy(tk.go), 0);
+}
+
 #define MAX_DEFAULT 256
 
 TEST(to_thread_queued_not_waited_for)
@@ -2326,7 +2373,9 @@ RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_
           CASE(pool_shutdown_from_own_task),
           CASE(pool_cancel_tasks), CASE(to_thread_from_plain_thread),
           CASE(to_thread_keeps_scheduler_running), CASE(to_thread_deadline_and_cancel),
-          CASE(to_thread_from_thread_and_pool_task), CASE(to_thread_queued_not_waited_for),
+          CASE(to_thread_from_thread_and_pool_task),
+          CASE(to_thread_keeps_the_outcome_of_a_task_that_finished_first),
+          CASE(to_thread_queued_not_waited_for),
           CASE(pool_map_queued_not_waited_for), CASE(completed_bad_input),
           CASE(completed_in_finishing_order), CASE(completed_finished_and_moved),
           CASE(completed_waiters), CASE(completed_many_mixed),
