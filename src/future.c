@@ -229,6 +229,21 @@ static void unref_unlock(plait__future *f)
     }
 }
 
+void plait__joiner_push(plait__future *f, plait__wait_node *node, plait__waiter *w, int index)
+{
+    f->refs++;
+    plait__waitq_push(&f->joiners, &f->lock, node, w, index, NULL);
+}
+
+void plait__joiner_unlink(plait__wait_node *node)
+{
+    plait__wait_node_unlink(node);
+    plait__future *f = (plait__future *)(void *)((char *)node->lock -
+                                                 offsetof(plait__future, lock));
+    plait__spin_lock(&f->lock);
+    unref_unlock(f);
+}
+
 static void completed_push(struct plait_completed *set, plait__future *f,
                            plait__wakeups *later);
 
@@ -422,7 +437,7 @@ static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool ca
         } else if (is_caller(f, self)) {
             itself = true; /* a deadlock unless another one has finished */
         } else {
-            plait__waitq_push(&f->joiners, &f->lock, &nodes[linked++], &w, (int)i, NULL);
+            plait__joiner_push(f, &nodes[linked++], &w, (int)i);
         }
         plait__spin_unlock(&f->lock);
     }
@@ -437,7 +452,7 @@ static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool ca
         r = plait__waiter_block(&w, deadline);
     }
     for (size_t i = 0; i < linked; i++)
-        plait__wait_node_unlink(&nodes[i]);
+        plait__joiner_unlink(&nodes[i]);
     if (nodes != small)
         free(nodes);
     return r < 0 ? r : w.index;

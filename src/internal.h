@@ -553,6 +553,12 @@ plait__future *plait__future_start_ext(const plait__future_ops *ops, void *ext,
 /* Lock the future a handle names; NULL and *err (-EINVAL, -ESRCH) when it is null or
  * stale.  Unlock with plait__spin_unlock(&f->lock). */
 plait__future *plait__future_lock(plait_task task, int *err);
+/* Wait on a locked future's joiners: the node holds a reference, so a wait that ends
+ * otherwise (a deadline; its node left linked until it withdraws) cannot see f
+ * recycled for another task meanwhile, when a copy of the handle is joined elsewhere.
+ * plait__joiner_unlink takes the node out (if still in) and drops the reference. */
+void plait__joiner_push(plait__future *f, plait__wait_node *node, plait__waiter *w, int index);
+void plait__joiner_unlink(plait__wait_node *node);
 /* A future for a coroutine being spawned; fills *task when not NULL (else the handle
  * is given up at once).  NULL when out of memory. */
 plait__future *plait__future_start(plait__coro *coro, plait_task *task);

@@ -736,14 +736,14 @@ static void ptask_help(plait__future *f, int64_t deadline)
         plait__spin_lock(&f->lock);
         done = atomic_load_explicit(&f->done, memory_order_relaxed);
         if (!done)
-            plait__waitq_push(&f->joiners, &f->lock, &node, &w, 0, NULL);
+            plait__joiner_push(f, &node, &w, 0);
         plait__spin_unlock(&f->lock);
         if (done)
             break;
         atomic_fetch_add(&sh->helpers_asleep, 1);
         int r = plait__waiter_block(&w, deadline);
         atomic_fetch_sub(&sh->helpers_asleep, 1);
-        plait__wait_node_unlink(&node);
+        plait__joiner_unlink(&node);
         if (r < 0) {
             collect(p);
             break;

@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -160,6 +161,108 @@ static void check_join_from_itself(plait_fn body)
 TEST(join_from_itself) { check_join_from_itself(joins_itself); }
 
 TEST(join_from_a_coroutine_of_itself) { check_join_from_itself(runs_a_joiner); }
+
+/* A wait for a task that its deadline ended leaves its node among the task's joiners
+ * until the waiter runs again and takes it out.  Meanwhile the task may finish, a copy
+ * of its handle be joined elsewhere, and its future be reused for a new task: the
+ * late withdrawal then unlinked the node from the new task's joiners with stale links,
+ * losing the new task's joiner (its join ran out its deadline).  The order is made:
+ * coroutine A's deadline and H's pass together (X keeps the scheduler busy past
+ * both, so one pass fires H's timer, then A's); H, run first, holds the scheduler's
+ * thread while thread B finishes t, joins it, starts t2 on the same future and waits
+ * for t2; thread C lets H go once B sleeps in that wait; A then withdraws. */
+static struct {
+    plait_task t, t2;
+    plait_event *go, *go2;
+    int64_t deadline;
+    sem_t h_holds, b_waits_released;
+    atomic_int b_tid;
+    int b_join;
+} stale;
+
+static void *waits_event(void *p) { return ARG(plait_event_wait(p, SOON())); }
+
+static void *stale_a(void *p)
+{
+    (void)p;
+    stale.deadline = plait_now() + 200 * PLAIT_MS;
+    CHECK_EQ(plait_wait_any(&stale.t, 1, stale.deadline), -ETIMEDOUT);
+    return NULL;
+}
+
+static void *stale_h(void *p)
+{
+    (void)p;
+    CHECK_EQ(plait_sleep_until(stale.deadline - 1), 0);
+    CHECK_EQ(sem_post(&stale.h_holds), 0);
+    while (sem_wait(&stale.b_waits_released) != 0) /* the whole scheduler waits */
+        ;
+    return NULL;
+}
+
+static void *stale_x(void *p)
+{
+    (void)p;
+    while (plait_now() <= stale.deadline) /* busy: both timers are due at its end */
+        ;
+    return NULL;
+}
+
+static void *stale_b(void *p)
+{
+    (void)p;
+    while (sem_wait(&stale.h_holds) != 0) /* A's wait has ended; its node is still in */
+        ;
+    CHECK_EQ(plait_event_set(stale.go), 0);
+    CHECK_EQ(plait_join(stale.t, NULL, SOON()), 0);
+    CHECK_EQ(plait_thread_start(&stale.t2, waits_event, stale.go2, NULL), 0);
+    atomic_store(&stale.b_tid, gettid_());
+    stale.b_join = plait_join(stale.t2, NULL, SOON());
+    return NULL;
+}
+
+static void *stale_c(void *p)
+{
+    (void)p;
+    wait_asleep(&stale.b_tid); /* B's node is among t2's joiners */
+    CHECK_EQ(sem_post(&stale.b_waits_released), 0);
+    return NULL;
+}
+
+static void *stale_main(void *p)
+{
+    (void)p;
+    plait_task a, h, x;
+    CHECK_EQ(plait_spawn(&a, stale_a, NULL), 0);
+    CHECK_EQ(plait_spawn(&h, stale_h, NULL), 0);
+    CHECK_EQ(plait_spawn(&x, stale_x, NULL), 0);
+    CHECK_EQ(plait_join(a, NULL, SOON()), 0); /* A has withdrawn its node */
+    CHECK_EQ(plait_event_set(stale.go2), 0);
+    CHECK_EQ(plait_join(h, NULL, SOON()), 0);
+    CHECK_EQ(plait_join(x, NULL, SOON()), 0);
+    return NULL;
+}
+
+TEST(late_withdrawal_does_not_lose_a_reused_task_s_joiner)
+{
+    CHECK_EQ(plait_event_create(&stale.go), 0);
+    CHECK_EQ(plait_event_create(&stale.go2), 0);
+    CHECK_EQ(sem_init(&stale.h_holds, 0, 0), 0);
+    CHECK_EQ(sem_init(&stale.b_waits_released, 0, 0), 0);
+    CHECK_EQ(plait_thread_start(&stale.t, waits_event, stale.go, NULL), 0);
+    pthread_t b, c;
+    thread_start(&b, stale_b, NULL);
+    thread_start(&c, stale_c, NULL);
+    check_run(stale_main, NULL);
+    thread_join(b);
+    thread_join(c);
+    /* t2 took t's future while A's node was still in, before the node held it */
+    CHECK_EQ(stale.b_join, 0);
+    CHECK_EQ(plait_event_destroy(stale.go), 0);
+    CHECK_EQ(plait_event_destroy(stale.go2), 0);
+    sem_destroy(&stale.h_holds);
+    sem_destroy(&stale.b_waits_released);
+}
 
 static atomic_int detached_ran;
 
@@ -992,6 +1095,7 @@ TEST(many_threads_mixed_joiners)
 
 RUN_TESTS(CASE(start_and_join_results), CASE(join_deadline_expires), CASE(join_from_itself),
           CASE(join_from_a_coroutine_of_itself),
+          CASE(late_withdrawal_does_not_lose_a_reused_task_s_joiner),
           CASE(detach), CASE(thread_names), CASE(thread_stack_sizes),
           CASE(cancel_thread_in_sleep), CASE(cancel_thread_in_chan_recv),
           CASE(cancel_thread_in_mutex_lock), CASE(cancel_thread_in_sem_acquire),
