@@ -144,6 +144,7 @@ int plait_signals_create(plait_signals **out, const int *signals, size_t n)
         w->wanted[signals[i]] = true;
     plait__fork_init();
     pthread_mutex_lock(&registry);
+    distribute(); /* what was counted before this watcher is the existing watchers' */
     r = dispatcher_start();
     struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
     sigfillset(&sa.sa_mask);
@@ -199,6 +200,7 @@ int plait_signals_destroy(plait_signals *w)
     if (!w)
         return -EINVAL;
     pthread_mutex_lock(&registry);
+    distribute(); /* what was counted while w watched is w's (dropped with it) or others' */
     int r = w->inside ? -EBUSY : plait_sem_destroy(w->ready);
     if (r == 0) {
         plait_signals **at = &watchers;

@@ -357,7 +357,36 @@ TEST(forked_child_does_not_see_the_parents_deliveries)
     CHECK_EQ(plait_signals_destroy(w), 0);
 }
 
+/* A watcher counts the deliveries from its creation on, and those not taken when it
+ * is destroyed are dropped: none passes to a watcher made later.  The hand-off used to
+ * wait for the dispatcher, which then gave whatever was counted to the watchers of
+ * that moment (a later watcher got an earlier delivery in most rounds). */
+TEST(deliveries_stay_with_the_watchers_of_their_time)
+{
+    int sig = SIGUSR1;
+    for (int round = 0; round < 20; round++) {
+        plait_signals *before, *after;
+        CHECK_EQ(plait_signals_create(&before, &sig, 1), 0);
+        CHECK_EQ(raise(SIGUSR1), 0);
+        CHECK_EQ(plait_signals_destroy(before), 0); /* its delivery goes with it */
+        CHECK_EQ(plait_signals_create(&after, &sig, 1), 0);
+        CHECK_EQ(plait_signals_wait(after, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+        /* one counted while `before` watches, before `after` was made: `before`'s only */
+        CHECK_EQ(plait_signals_create(&before, &sig, 1), 0);
+        plait_signals *later;
+        CHECK_EQ(raise(SIGUSR1), 0);
+        CHECK_EQ(plait_signals_create(&later, &sig, 1), 0);
+        CHECK_EQ(plait_signals_wait(before, SOON()), SIGUSR1);
+        CHECK_EQ(plait_signals_wait(after, SOON()), SIGUSR1);
+        CHECK_EQ(plait_signals_wait(later, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+        CHECK_EQ(plait_signals_destroy(before), 0);
+        CHECK_EQ(plait_signals_destroy(after), 0);
+        CHECK_EQ(plait_signals_destroy(later), 0);
+    }
+}
+
 RUN_TESTS(CASE(bad_input), CASE(every_watcher_sees_every_delivery),
+          CASE(deliveries_stay_with_the_watchers_of_their_time),
           CASE(coroutine_waits_deadline_and_cancel), CASE(plain_thread_waits),
           CASE(old_disposition_comes_back), CASE(sigchld_and_processes),
           CASE(plain_fork_child_gets_old_disposition), CASE(destroy_racing_a_wait_is_refused),
