@@ -668,6 +668,7 @@ void plait__manager_atfork(int phase);
 typedef struct plait__shared_obj {
     void (*died)(struct plait__shared_obj *obj, unsigned pid);
     void (*forked)(struct plait__shared_obj *obj, unsigned pid); /* a new child holds it */
+    void (*execd)(struct plait__shared_obj *obj, unsigned pid);  /* NULL: as died */
     struct plait__shared_obj *prev, *next;
     atomic_int local_waiters;
 } plait__shared_obj;
@@ -682,8 +683,12 @@ void plait__shared_unregister(plait__shared_obj *obj);
  * forks the program makes). */
 void plait__shared_forked(unsigned pid);
 /* A child of this process holds the objects no more (it died and is about to be
- * reaped, or it exec'd a program): tell every object. */
+ * reaped): tell every object. */
 void plait__shared_child_died(unsigned pid);
+/* A child of this process exec'd a program: it holds the objects no more and never
+ * used one (nothing of plait runs between fork and exec), so an object that counts
+ * its users' parts (a queue's sides) forgets it without counting a part gone. */
+void plait__shared_child_execd(unsigned pid);
 /* plait__pfutex_wait on a word of obj, counted in obj->local_waiters. */
 int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expected,
                        int64_t deadline, const char *what);

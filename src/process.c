@@ -548,7 +548,7 @@ static void proc_fork(void *arg)
             return;
         }
         /* a program holds none of plait's shared objects: it is no queue's side */
-        plait__shared_child_died((unsigned)pid);
+        plait__shared_child_execd((unsigned)pid);
     }
     int fd = plait__pidfd_open(pid);
     if (fd == -ESRCH) { /* ended, and reaped already by the kernel (SIGCHLD ignored) */

@@ -24,7 +24,8 @@
  * child itself as it starts: shared.c).  A holder
  * that sends is a sender, one that receives a receiver; one that has done neither yet
  * could become either.  When the parent reaps a child, the child leaves the table (so
- * does a process that destroys its handle).  A side is gone when a holder that was, or
+ * does a process that destroys its handle; a child that exec'd a program leaves at
+ * its exec, as no side: nothing of plait ran in it).  A side is gone when a holder that was, or
  * could have become, on it has left, and no holder left is on it or undecided: then
  * receivers get -EPIPE once the queue is empty (every sender has died), or senders get
  * -EPIPE at once (every receiver has died: nobody will read what they send).  A
@@ -114,16 +115,19 @@ static struct side_entry { uint32_t pid, roles; } *side_of(queue_state *st, unsi
     return (struct side_entry *)&st->sides[empty];
 }
 
-/* pid no longer holds the queue (it died, or unmapped it).  Holders reaped by someone
- * else (a grandchild whose parent died first) are purged here too, if they are gone. */
-static void side_leave(queue_state *st, unsigned pid)
+/* pid no longer holds the queue (it died, or unmapped it; with took_part false, it
+ * exec'd a program and was never a side).  Holders reaped by someone else (a
+ * grandchild whose parent died first) are purged here too, if they are gone. */
+static void side_leave(queue_state *st, unsigned pid, bool took_part)
 {
     plait__plock_lock(&st->lock);
     for (int i = 0; i < SIDES; i++) {
         unsigned p = st->sides[i].pid;
-        if (p && (p == pid || (kill((pid_t)p, 0) < 0 && errno == ESRCH))) {
+        bool gone = p && p != pid && kill((pid_t)p, 0) < 0 && errno == ESRCH;
+        if ((p && p == pid) || gone) {
             unsigned roles = st->sides[i].roles;
-            st->lost |= roles ? roles : ROLE_SEND | ROLE_RECV;
+            if (took_part || gone)
+                st->lost |= roles ? roles : ROLE_SEND | ROLE_RECV;
             st->sides[i].pid = st->sides[i].roles = 0;
         }
     }
@@ -137,8 +141,13 @@ static void queue_died(plait__shared_obj *obj, unsigned pid)
 {
     queue_state *st = ((plait_queue *)obj)->st;
     plait__plock_release_dead(&st->lock, pid);
-    side_leave(st, pid);
+    side_leave(st, pid, true);
     wake_both(st); /* it may have died between a send or receive and its wake-up */
+}
+
+static void queue_execd(plait__shared_obj *obj, unsigned pid)
+{
+    side_leave(((plait_queue *)obj)->st, pid, false);
 }
 
 static void queue_forked(plait__shared_obj *obj, unsigned pid)
@@ -191,6 +200,7 @@ int plait_queue_create(plait_queue **queue, size_t msg_max, size_t capacity)
     q->st->sides[0].pid = plait__pid(); /* the first holder */
     plait__shared_register(&q->obj, queue_died);
     q->obj.forked = queue_forked;
+    q->obj.execd = queue_execd;
     *queue = q;
     return 0;
 }
@@ -201,7 +211,7 @@ int plait_queue_destroy(plait_queue *queue)
         return -EINVAL;
     if (atomic_load(&queue->obj.local_waiters))
         return -EBUSY;
-    side_leave(queue->st, plait__pid());
+    side_leave(queue->st, plait__pid(), true);
     plait__shared_unregister(&queue->obj);
     plait__shared_unmap(queue->st, queue->map_size);
     free(queue);

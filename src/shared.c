@@ -45,6 +45,7 @@ void plait__shared_register(plait__shared_obj *obj,
     plait__fork_init(); /* its children must know their own pid (fork.c) */
     obj->died = died;
     obj->forked = NULL;
+    obj->execd = NULL;
     atomic_init(&obj->local_waiters, 0);
     pthread_mutex_lock(&registry_lock);
     obj->prev = NULL;
@@ -73,6 +74,18 @@ void plait__shared_child_died(unsigned pid)
     for (plait__shared_obj *obj = registry; obj; obj = obj->next)
         if (obj->died)
             obj->died(obj, pid);
+    pthread_mutex_unlock(&registry_lock);
+}
+
+void plait__shared_child_execd(unsigned pid)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (plait__shared_obj *obj = registry; obj; obj = obj->next) {
+        if (obj->execd)
+            obj->execd(obj, pid);
+        else if (obj->died)
+            obj->died(obj, pid);
+    }
     pthread_mutex_unlock(&registry_lock);
 }
 

@@ -1999,6 +1999,28 @@ TEST(queue_sender_exited_receiver_gets_epipe)
     qsender_destroy(&c);
 }
 
+/* A program run meanwhile (exec) never held the queue: its start and end leave both
+ * sides as they were.  Its exec once counted as an undecided holder gone, so a sender
+ * that had only sent found the receiving side gone (-EPIPE). */
+TEST(queue_not_ended_by_a_program_run_meanwhile)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, sizeof(int), 4), 0);
+    int v = 1;
+    CHECK_EQ(plait_queue_send(q, &v, sizeof v, 0), 0);
+    char *argv[] = {"true", NULL};
+    plait_task t;
+    CHECK_EQ(plait_process_exec(&t, NULL, argv, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    v = 2;
+    CHECK_EQ(plait_queue_send(q, &v, sizeof v, 0), 0);
+    for (int i = 1; i <= 2; i++) {
+        CHECK_EQ(plait_queue_recv(q, &v, sizeof v, 0), sizeof v);
+        CHECK_EQ(v, i);
+    }
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
 /* The only sender is killed while it waits in a send on the full queue: nothing of
  * that send gets in, the receiver gets what was queued and then -EPIPE. */
 TEST(queue_sender_killed_in_send_receiver_gets_epipe)
@@ -2280,6 +2302,7 @@ RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
           CASE(pmutex_holder_exits_owner_dead),
           CASE(shm_lock_holder_killed_while_coroutine_waits),
           CASE(queue_sender_exited_receiver_gets_epipe),
+          CASE(queue_not_ended_by_a_program_run_meanwhile),
           CASE(queue_sender_killed_in_send_receiver_gets_epipe),
           CASE(queue_sender_killed_while_coroutine_receives),
           CASE(queue_receiver_killed_sender_gets_epipe),
