@@ -959,6 +959,11 @@ size_t plait_queue_len(plait_queue *queue);
  * Cancelling a task that has not started means it never runs; cancelling one that runs
  * kills its worker (which is replaced) and the task reports -ECANCELED.  From a
  * coroutine, plait_join() on a task waits without blocking the scheduler.
+ *
+ * A pool belongs to the process that made it: every plait_procpool_* call from another
+ * process (a worker, any forked child) is -EPERM, and in such a process a copy of a
+ * task's handle is inert (plait_cancel changes nothing, a join waits until its
+ * deadline): the pool's state there is a stale copy of the parent's.
  * ------------------------------------------------------------------------- */
 
 typedef struct plait_procpool plait_procpool;

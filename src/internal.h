@@ -756,6 +756,8 @@ int plait__procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn
                            const void *head, size_t head_len, const void *body,
                            size_t body_len, plait__procpool_deliver deliver, void *ctx,
                            size_t tag);
+/* 0 in the process that made the pool, -EPERM in any other (a forked child's copy). */
+int plait__procpool_caller(const plait_procpool *pool);
 size_t plait__procpool_arg_max(const plait_procpool *pool);
 size_t plait__procpool_result_max(const plait_procpool *pool);
 

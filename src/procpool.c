@@ -152,7 +152,15 @@ struct plait_procpool {
     plait_event *started;       /* set once they have all returned, or the pool broke */
     plait_event *stopped;
     atomic_uint helpers;        /* joiners collecting (ptask_help): destroy waits for them */
+    unsigned owner;             /* the process that made it: the only one that may use it */
 };
+
+int plait__procpool_caller(const plait_procpool *pool)
+{
+    /* a forked child's copy of the parent's side is stale, and what it would write to
+     * the shared rings would take the parent's tasks and completions */
+    return plait__pid() == pool->owner ? 0 : -EPERM;
+}
 
 static size_t align_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
 
@@ -679,6 +687,8 @@ static bool ptask_cancel(plait__future *f)
     ptask *t = f->ext;
     plait_procpool *p = t->pool;
     bool withdrawn = false;
+    if (plait__procpool_caller(p) < 0)
+        return false; /* a copy in a forked child: the task is the parent's */
     plait__spin_lock(&p->lock);
     if (t->where == WHERE_PENDING) {
         t->withdrawn = withdrawn = true;
@@ -713,6 +723,8 @@ static void ptask_help(plait__future *f, int64_t deadline)
 {
     ptask *t = f->ext;
     plait_procpool *p = t->pool;
+    if (plait__procpool_caller(p) < 0)
+        return; /* a copy in a forked child: nothing of the parent's pool to collect */
     plait__spin_lock(&f->lock);
     bool done = atomic_load_explicit(&f->done, memory_order_relaxed);
     if (!done)
@@ -823,6 +835,7 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     plait_procpool *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
+    p->owner = plait__pid();
     p->nworkers = n;
     p->nslots = 2 * n + 2;
     p->arg_max = arg_max;
@@ -886,6 +899,8 @@ int plait__procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn
                            size_t body_len, plait__procpool_deliver deliver, void *ctx,
                            size_t tag)
 {
+    if (plait__procpool_caller(pool) < 0)
+        return -EPERM;
     size_t arg_len = head_len + body_len;
     if (arg_len > pool->arg_max)
         return -EMSGSIZE;
@@ -957,6 +972,8 @@ int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline)
 {
     if (!pool)
         return -EINVAL;
+    if (plait__procpool_caller(pool) < 0)
+        return -EPERM;
     if (how != PLAIT_POOL_DRAIN && how != PLAIT_POOL_CANCEL)
         return -EINVAL;
     ptask *cancelled = NULL;
@@ -992,6 +1009,8 @@ int plait_procpool_destroy(plait_procpool *pool)
 {
     if (!pool)
         return -EINVAL;
+    if (plait__procpool_caller(pool) < 0)
+        return -EPERM;
     plait__spin_lock(&pool->lock);
     bool stopped = pool->stopped_flag;
     plait__spin_unlock(&pool->lock);
@@ -1020,6 +1039,8 @@ int plait_procpool_pids(plait_procpool *pool, int *pids, unsigned n)
 {
     if (!pool || !pids)
         return -EINVAL;
+    if (plait__procpool_caller(pool) < 0)
+        return -EPERM;
     unsigned k = 0;
     for (unsigned i = 0; i < pool->nworkers && k < n; i++) {
         unsigned pid = atomic_load(&pool->wstate[i].pid);

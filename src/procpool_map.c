@@ -108,6 +108,8 @@ static int plan_make(map_plan *m, plait_procpool *pool, plait_proc_fn fn, const 
 {
     if (!pool || !fn || !args || n == 0 || arg_size == 0)
         return -EINVAL;
+    if (plait__procpool_caller(pool) < 0)
+        return -EPERM;
     size_t most = chunk_most(arg_size, result_size, plait__procpool_arg_max(pool),
                              plait__procpool_result_max(pool));
     if (most == 0)

@@ -561,6 +561,62 @@ static void run_isolated(void (*scenario)(void), int64_t budget)
 /* Bad input                                                                  */
 /* ======================================================================== */
 
+/* A worker that uses its own pool (the address is the same in every fork) gets -EPERM
+ * from every call: its copy of the parent's side is stale, and what it wrote to the
+ * shared rings once took the parent's tasks and completions (nested submits timed out,
+ * later tasks never completed). */
+enum { FOREIGN_CALLS = 5 };
+
+static ssize_t uses_its_own_pool(const void *arg, size_t len, void *out, size_t cap)
+{
+    plait_procpool *pool;
+    if (len != sizeof pool || cap < FOREIGN_CALLS * sizeof(int))
+        return -EBADMSG;
+    memcpy(&pool, arg, sizeof pool);
+    int64_t x = 1, y = 0;
+    int pids[4];
+    plait_task t;
+    int codes[FOREIGN_CALLS] = {
+        plait_procpool_submit(pool, &t, job_fn, &x, sizeof x),
+        plait_procpool_map(pool, item_affine, &x, sizeof x, 1, &y, sizeof y, NULL, 0, SOON()),
+        plait_procpool_pids(pool, pids, 4),
+        plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, 0),
+        plait_procpool_destroy(pool),
+    };
+    memcpy(out, codes, sizeof codes);
+    return sizeof codes;
+}
+
+TEST(procpool_used_from_a_worker_is_refused)
+{
+    plait_procpool *pool = make_pool_n(1);
+    if (!pool)
+        return;
+    for (int round = 0; round < 3; round++) {
+        plait_task t;
+        CHECK_EQ(plait_procpool_submit(pool, &t, uses_its_own_pool, &pool, sizeof pool), 0);
+        void *res = NULL;
+        CHECK_EQ(plait_join(t, &res, SOON()), 0);
+        plait_bytes *b = res;
+        CHECK(b && b->len == FOREIGN_CALLS * sizeof(int));
+        if (b && b->len == FOREIGN_CALLS * sizeof(int)) {
+            int codes[FOREIGN_CALLS];
+            memcpy(codes, b->data, sizeof codes);
+            for (int i = 0; i < FOREIGN_CALLS; i++)
+                CHECK_EQ(codes[i], -EPERM);
+        }
+        free(b);
+    }
+    /* the parent's pool is whole: a task still runs and comes back */
+    plait_task t;
+    job j = {.kind = J_VALUE, .id = -1, .value = 7};
+    CHECK_EQ(plait_procpool_submit(pool, &t, job_fn, &j, sizeof j), 0);
+    void *res = NULL;
+    CHECK_EQ(plait_join(t, &res, SOON()), 0);
+    free(res);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
 TEST(procpool_bad_input)
 {
     plait_procpool *pool = NULL;
@@ -2862,7 +2918,8 @@ TEST(procpool_nothing_leaked)
     CHECK_EQ(count_fds(), fds);
 }
 
-RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_submit_many),
+RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_used_from_a_worker_is_refused),
+          CASE(procpool_submit_many),
           CASE(procpool_shutdown_cancel_after_join),
           CASE(procpool_runs_in_other_processes), CASE(procpool_join_from_coroutine),
           CASE(procpool_wait_any_and_completed), CASE(procpool_crash_fails_only_that_task),
