@@ -437,8 +437,9 @@ int plait_cpu_count(void);
  * tasks) goes on that worker's deque and idle workers steal from the others, so
  * fork-join work spreads over the pool.  (On x86-64 a busy worker's newest tasks are
  * private to it until the others need them: an idle worker gets one at the busy
- * worker's next push, or takes one itself some 150 µs later; see docs/API.md.)  A pool task that waits for tasks
- * (join, wait-any, wait-all, plait_completed_next) runs queued tasks while it waits
+ * worker's next push, or takes one itself some 150 µs later; see docs/API.md.)  A
+ * pool task that waits for tasks (join, wait-any, wait-all, plait_completed_next)
+ * runs queued tasks while it waits
  * instead of blocking its thread, so recursion of any depth cannot starve the pool;
  * the consequences: do not hold a plait mutex across such a wait inside a pool task
  * (a task run meanwhile on the same thread may want it), and a task run meanwhile
@@ -596,9 +597,9 @@ int plait_close(int fd);
  * in place.  Once started, an operation is waited for to its end and its result
  * returned even if the coroutine is cancelled meanwhile (the bytes moved cannot be
  * taken back; the cancellation shows at the next wait); a cancellation that comes
- * first (of the calling coroutine, plait thread or pool task) is -ECANCELED.  open() adds O_CLOEXEC and returns the descriptor; read and
- * write at offset (< 0: at the file position, moving it) return the bytes moved.
- * Errors are -errno. */
+ * first (of the calling coroutine, plait thread or pool task) is -ECANCELED.  open()
+ * adds O_CLOEXEC and returns the descriptor; read and write at offset (< 0: at the
+ * file position, moving it) return the bytes moved.  Errors are -errno. */
 int plait_file_open(const char *path, int flags, mode_t mode);
 ssize_t plait_file_read(int fd, void *buf, size_t len, off_t offset);
 ssize_t plait_file_write(int fd, const void *buf, size_t len, off_t offset);

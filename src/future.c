@@ -238,6 +238,7 @@ void plait__joiner_push(plait__future *f, plait__wait_node *node, plait__waiter 
 void plait__joiner_unlink(plait__wait_node *node)
 {
     plait__wait_node_unlink(node);
+    /* a joiner's node was pushed with its future's lock: that names the future */
     plait__future *f = (plait__future *)(void *)((char *)node->lock -
                                                  offsetof(plait__future, lock));
     plait__spin_lock(&f->lock);

@@ -21,12 +21,12 @@
  * Sides, and telling a waiter that nobody is left.  The state has a table of the
  * processes that hold the queue: the one that made it, and every child forked after
  * that (added by the parent that forks it, before that parent goes on, and by the
- * child itself as it starts: shared.c).  A holder
- * that sends is a sender, one that receives a receiver; one that has done neither yet
- * could become either.  When the parent reaps a child, the child leaves the table (so
- * does a process that destroys its handle; a child that exec'd a program leaves at
- * its exec, as no side: nothing of plait ran in it).  A side is gone when a holder that was, or
- * could have become, on it has left, and no holder left is on it or undecided: then
+ * child itself as it starts: shared.c).  A holder that sends is a sender, one that
+ * receives a receiver; one that has done neither yet could become either.  When the
+ * parent reaps a child, the child leaves the table (so does a process that destroys
+ * its handle; a child that exec'd a program leaves at its exec, as no side: nothing
+ * of plait ran in it).  A side is gone when a holder that was, or could have become,
+ * on it has left, and no holder left is on it or undecided: then
  * receivers get -EPIPE once the queue is empty (every sender has died), or senders get
  * -EPIPE at once (every receiver has died: nobody will read what they send).  A
  * process that takes up the side again (sends, receives, or is forked undecided)
@@ -123,13 +123,15 @@ static void side_leave(queue_state *st, unsigned pid, bool took_part)
     plait__plock_lock(&st->lock);
     for (int i = 0; i < SIDES; i++) {
         unsigned p = st->sides[i].pid;
-        bool gone = p && p != pid && kill((pid_t)p, 0) < 0 && errno == ESRCH;
-        if ((p && p == pid) || gone) {
-            unsigned roles = st->sides[i].roles;
-            if (took_part || gone)
-                st->lost |= roles ? roles : ROLE_SEND | ROLE_RECV;
-            st->sides[i].pid = st->sides[i].roles = 0;
-        }
+        if (!p)
+            continue;
+        bool leaving = p == pid;
+        if (!leaving && !(kill((pid_t)p, 0) < 0 && errno == ESRCH))
+            continue; /* a holder still alive */
+        unsigned roles = st->sides[i].roles;
+        if (took_part || !leaving)
+            st->lost |= roles ? roles : ROLE_SEND | ROLE_RECV;
+        st->sides[i].pid = st->sides[i].roles = 0;
     }
     bool newly = sides_update(st);
     plait__plock_unlock(&st->lock);
