@@ -17,9 +17,10 @@
  * in the child, as with pthread mutexes; a child uses its own objects and the
  * process-shared ones (docs/API.md, "Fork").
  *
- * The lock order of the prepare handler: first the default pool's creation lock and
- * the manager's start lock, each held while its holder creates threads and may take
- * the ones after; then signal watchers, keys, stacks, futures, futex watchers,
+ * The lock order of the prepare handler: first the manager's spawn lock, which the
+ * manager holds while it forks (so while it takes all the others; see process.c);
+ * then the default pool's creation lock and the manager's start lock, each held while
+ * its holder creates threads and may take the ones after; then signal watchers, keys, stacks, futures, futex watchers,
  * registry, none of which is ever taken while another is held.  Then the spin locks
  * of the table of blocking waits by descriptor (poll.c), held for an instant by
  * whoever holds one, never while taking anything else.
@@ -31,6 +32,7 @@
 static void prepare(void)
 {
     plait__poll_before_fork(); /* first: it may wake this scheduler's coroutines */
+    plait__spawn_atfork(PLAIT__FORK_PREPARE);
     plait__pool_atfork(PLAIT__FORK_PREPARE);
     plait__manager_atfork(PLAIT__FORK_PREPARE);
     plait__signals_atfork(PLAIT__FORK_PREPARE);
@@ -53,6 +55,7 @@ static void parent(void)
     plait__signals_atfork(PLAIT__FORK_PARENT);
     plait__manager_atfork(PLAIT__FORK_PARENT);
     plait__pool_atfork(PLAIT__FORK_PARENT);
+    plait__spawn_atfork(PLAIT__FORK_PARENT);
 }
 
 static void child(void)
@@ -66,6 +69,7 @@ static void child(void)
     plait__signals_atfork(PLAIT__FORK_CHILD);
     plait__manager_atfork(PLAIT__FORK_CHILD);
     plait__pool_atfork(PLAIT__FORK_CHILD);
+    plait__spawn_atfork(PLAIT__FORK_CHILD);
     plait__pid_forget();
     /* a child plait forks was registered by its parent before it went on; the child
      * must not itself wait for a shared lock before it has its death signal set */

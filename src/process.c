@@ -32,7 +32,12 @@
  *
  * A program child (exec) reports a failed exec through a close-on-exec pipe: the
  * parent reads it until end of file (exec happened) or an errno (it did not: the call
- * returns that error and the child is reaped at once).
+ * returns that error and the child is reaped at once).  End of file comes only when
+ * every copy of the pipe's write end is closed, so no other child may inherit one:
+ * plait's other children are forked by this same thread after it has closed its copy,
+ * and a plain fork() the program makes in another thread waits, in its prepare handler,
+ * for the spawn lock that the manager holds from making the child's descriptors
+ * (that pipe, the program's streams) until it has closed its copies.
  *
  * Reaping.  When a pidfd becomes readable the manager first looks at the exit status
  * without reaping (WNOWAIT) and tells the process-shared objects that this pid is gone
@@ -480,6 +485,26 @@ static void proc_finish(proc *p, int error)
     plait__future_complete(p->future, value, error);
 }
 
+/* Held by the manager from making a child's descriptors until its copies are closed,
+ * and by every other thread's fork while it forks (plait__spawn_atfork), so no child
+ * but the one they were made for has them.  The manager's own fork does not take it
+ * again (spawn_lock_mine); its child, the manager's copy, releases it as every fork's
+ * child does. */
+static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
+static PLAIT_TLS bool spawn_lock_mine;
+
+void plait__spawn_atfork(int phase)
+{
+    if (phase == PLAIT__FORK_PREPARE && !spawn_lock_mine) {
+        pthread_mutex_lock(&spawn_lock);
+    } else if (phase == PLAIT__FORK_CHILD) {
+        spawn_lock_mine = false;
+        pthread_mutex_unlock(&spawn_lock);
+    } else if (phase == PLAIT__FORK_PARENT && !spawn_lock_mine) {
+        pthread_mutex_unlock(&spawn_lock);
+    }
+}
+
 /* On the manager, just before the fork: the pipes and /dev/null the child's streams
  * ask for, and the exec-error pipe.  Made here, not in the caller's thread, so that no
  * other child forked meanwhile inherits an end of them (only the manager forks).  The
@@ -524,6 +549,8 @@ static void proc_fork(void *arg)
 {
     proc *p = arg;
     pid_t pid;
+    pthread_mutex_lock(&spawn_lock);
+    spawn_lock_mine = true;
     int r = stdio_prepare(p);
     if (r == 0)
         r = plait__fork_child(&p->mask, p->fn ? function_child : exec_child, p, &pid);
@@ -531,6 +558,8 @@ static void proc_fork(void *arg)
     for (int i = 0; i < 3; i++)
         close_fd(&p->child_stdio[i]);
     close_fd(&p->exec_error[1]);
+    spawn_lock_mine = false;
+    pthread_mutex_unlock(&spawn_lock);
     if (r < 0) {
         p->start_error = r;
         return;

@@ -766,6 +766,80 @@ TEST(exec_not_held_up_by_other_children)
     }
 }
 
+/* A plain fork() the program makes in another thread while plait starts a program: the
+ * fork's child must not inherit the ends plait makes for the program (the pipe that
+ * reports a failed exec, the program's streams), or the start waits for as long as that
+ * child lives.  The children forked here live until the test releases them, so a start
+ * held up by one would wait for ever; the starts run on a thread joined with a deadline. */
+enum { PLAIN_FORKS = 300, PLAIN_STARTS = 150 };
+
+typedef struct plain_forker {
+    atomic_int stop;
+    int release[2]; /* each child waits for end of file on release[0] */
+    int n;
+    pid_t pid[PLAIN_FORKS];
+} plain_forker;
+
+static void *fork_plainly(void *arg)
+{
+    plain_forker *f = arg;
+    while (!atomic_load(&f->stop) && f->n < PLAIN_FORKS) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(f->release[1]);
+            char c;
+            while (read(f->release[0], &c, 1) < 0 && errno == EINTR) {
+            }
+            _exit(0);
+        }
+        if (pid > 0)
+            f->pid[f->n++] = pid;
+    }
+    return NULL;
+}
+
+static void *start_programs(void *arg)
+{
+    (void)arg;
+    char *argv[] = {"true", NULL};
+    plait_process_options o = {.stdio = {PLAIT_STDIO_NULL, PLAIT_STDIO_PIPE, 0}};
+    for (int i = 0; i < PLAIN_STARTS; i++) {
+        plait_task t;
+        plait_pipes p;
+        if (plait_process_exec(&t, NULL, argv, &o, &p) != 0)
+            return (void *)-1;
+        char c;
+        ssize_t n = plait_read(p.out, &c, 1, SOON()); /* end of file: no one else holds it */
+        close(p.out);
+        if (n != 0 || plait_join(t, NULL, SOON()) != 0)
+            return (void *)-1;
+    }
+    return NULL;
+}
+
+TEST(exec_not_held_up_by_a_plain_fork_elsewhere)
+{
+    plain_forker f = {.stop = 0, .n = 0};
+    CHECK_EQ(pipe2(f.release, O_CLOEXEC), 0);
+    pthread_t forker;
+    thread_start(&forker, fork_plainly, &f);
+    plait_task starter;
+    CHECK_EQ(plait_thread_start(&starter, start_programs, NULL, NULL), 0);
+    void *failed = (void *)-1;
+    int joined = plait_join(starter, &failed, plait_deadline_in(20 * PLAIT_SEC));
+    CHECK_EQ(joined, 0);
+    CHECK(failed == NULL);
+    atomic_store(&f.stop, 1);
+    thread_join(forker);
+    close(f.release[1]); /* the children end; so does a start held up by one */
+    close(f.release[0]);
+    if (joined != 0)
+        CHECK_EQ(plait_join(starter, &failed, SOON()), 0);
+    for (int i = 0; i < f.n; i++)
+        CHECK_EQ(reap_within(f.pid[i], 10), 0);
+    check_no_zombies();
+}
+
 /* Bad options leave the caller's descriptors alone (a refused pipe request once closed
  * the caller's standard input). */
 TEST(bad_options_close_nothing)
@@ -875,5 +949,6 @@ RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(coroutine_reads_a_program), CASE(nothing_leaks),
           CASE(children_die_with_their_parent), CASE(fork_while_other_threads_use_plait),
           CASE(many_at_once_from_threads), CASE(exec_not_held_up_by_other_children),
+          CASE(exec_not_held_up_by_a_plain_fork_elsewhere),
           CASE(bad_options_close_nothing), CASE(children_reaped_by_someone_else),
           CASE(children_reaped_by_the_kernel_release_their_locks))
