@@ -371,6 +371,7 @@ static void poller_after_fork(plait__sched *s)
         p->fds[fd].registered = false;
         p->fds[fd].unverified_since = 0;
         p->fds[fd].listed = false;
+        p->fds[fd].arm_deferred = false;
     }
     p->unverified_len = 0;
     if (p->wake_fd < 0 || poller_open(p) < 0)

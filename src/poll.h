@@ -59,6 +59,8 @@ typedef struct plait__fd_slot {
     uint32_t gen;               /* io_uring: which poll request is the live one */
     uint32_t read_gen;          /* io_uring: which read request is the live one */
     uint32_t write_gen;         /* io_uring: which write request is the live one */
+    bool arm_deferred;          /* io_uring: its watch waits for room in the ring (on the
+                                 * ring's deferred list) */
     bool drained;               /* the last read took less than it asked: likely empty */
 } plait__fd_slot;
 
@@ -76,7 +78,9 @@ typedef struct plait__poll_backend {
     int (*open)(struct plait__poller *p);
     void (*close)(struct plait__poller *p);
     /* Watch fd for events (POLLIN/POLLRDHUP/POLLOUT) until they fire; 0 gives the
-     * watch up.  Updates slot->armed.  0 or -errno (-EPERM: fd cannot be polled). */
+     * watch up.  Updates slot->armed.  0 or -errno (-EPERM: fd cannot be polled).  A
+     * backend whose kernel refuses for a moment may do it at its next wait instead
+     * (io_uring): slot->armed says what is watched now. */
     int (*arm)(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events);
     /* fd is about to be closed by plait_close(): drop what is kept for it. */
     void (*forget)(struct plait__poller *p, int fd, plait__fd_slot *slot);

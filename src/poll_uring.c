@@ -17,7 +17,10 @@
  * cancellation, plait_close) before its request went to the kernel never goes: the
  * request is made a no-op first (withdraw_ended).  The inbox eventfd is watched by a request with its
  * own user_data, re-armed each time it fires, and the scheduler's sleeps end by one
- * timeout request kept in the ring for the earliest deadline (timeout_by).
+ * timeout request kept in the ring for the earliest deadline (timeout_by).  A watch
+ * that finds the ring full while the kernel refuses to take it for a moment is not
+ * refused: it is armed by the next wait (arm_deferred), which then sleeps at most a
+ * millisecond while any is left, and its coroutine waits on meanwhile.
  *
  * The ring is set up with SINGLE_ISSUER, DEFER_TASKRUN and TASKRUN_FLAG where the
  * kernel has them (6.1): completions are then made only when this thread enters the
@@ -65,6 +68,8 @@ struct plait__uring {
     struct plait__poller *poller; /* whose table names the requests */
     int64_t timeout_at;         /* when the ring's timeout request fires (0: none) */
     struct __kernel_timespec timeout_ts; /* its time, read by the kernel at submission */
+    int *deferred;              /* descriptors whose watch waits for room (arm_deferred) */
+    size_t deferred_len, deferred_cap;
 };
 
 static int enter(int fd, unsigned submit, unsigned wait_nr, unsigned flags, void *arg,
@@ -226,6 +231,7 @@ static void ur_close(struct plait__poller *p)
     unmap(u);
     if (u->fd >= 0)
         close(u->fd); /* the kernel cancels what is still watched */
+    free(u->deferred);
     free(u);
     p->ring = NULL;
 }
@@ -245,7 +251,7 @@ static int ur_open(struct plait__poller *p)
     return r;
 }
 
-static int ur_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events)
+static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events)
 {
     struct plait__uring *u = p->ring;
     if (slot->armed) { /* take the live request back first */
@@ -273,6 +279,60 @@ static int ur_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigne
     if (r == 0)
         slot->armed = events;
     return r;
+}
+
+/* Put fd on the list of watches to arm at the next wait; 0 or -ENOMEM. */
+static int defer_arm(struct plait__uring *u, int fd, plait__fd_slot *slot)
+{
+    if (slot->arm_deferred)
+        return 0;
+    if (u->deferred_len == u->deferred_cap) {
+        size_t cap = u->deferred_cap ? 2 * u->deferred_cap : 16;
+        int *list = realloc(u->deferred, cap * sizeof *list);
+        if (!list)
+            return -ENOMEM;
+        u->deferred = list;
+        u->deferred_cap = cap;
+    }
+    u->deferred[u->deferred_len++] = fd;
+    slot->arm_deferred = true;
+    return 0;
+}
+
+/* Arm each deferred watch to what its waiters want now (a wait that ended meanwhile
+ * wants less, or nothing).  Once the kernel refuses again, that one and the rest wait
+ * for the next time; a refusal for good is their waiters' outcome (an unpollable file,
+ * now at the number, is ready).  The list is taken
+ * out first: arming may complete requests, and a completion may defer again. */
+static void arm_deferred(struct plait__poller *p)
+{
+    struct plait__uring *u = p->ring;
+    int *list = u->deferred;
+    size_t len = u->deferred_len;
+    u->deferred = NULL;
+    u->deferred_len = u->deferred_cap = 0;
+    bool refused = false;
+    for (size_t i = 0; i < len; i++) {
+        plait__fd_slot *slot = &p->fds[list[i]];
+        slot->arm_deferred = false;
+        unsigned wants = plait__slot_wants(slot);
+        int r = refused ? -EBUSY : wants == slot->armed ? 0 : arm_now(p, list[i], slot, wants);
+        refused = r < 0 && temporary(r);
+        if (refused)
+            r = defer_arm(u, list[i], slot);
+        if (r == -EPERM) /* the number names an unpollable file now: always ready */
+            plait__poller_fire(p, list[i], (int)(wants & (POLLIN | POLLOUT)));
+        else if (r < 0)
+            plait__poller_fire(p, list[i], r);
+    }
+    free(list);
+}
+
+/* Arm now, or at the next wait when the kernel refuses for a moment. */
+static int ur_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events)
+{
+    int r = arm_now(p, fd, slot, events);
+    return r < 0 && temporary(r) ? defer_arm(p->ring, fd, slot) : r;
 }
 
 /* A poll request holds the file open: take it back so the close is a close. */
@@ -393,10 +453,15 @@ static bool timeout_by(struct plait__uring *u, int64_t deadline)
 static void ur_wait(struct plait__poller *p, int64_t deadline, int64_t timeout)
 {
     struct plait__uring *u = p->ring;
+    if (u->deferred_len) {
+        arm_deferred(p);
+        if (u->deferred_len && (timeout < 0 || timeout > PLAIT_MS))
+            timeout = PLAIT_MS; /* those left are tried again soon */
+    }
     /* completions already there need no system call, and whatever they woke must
      * run before this thread sleeps */
     bool look = reap(p) > 0 || timeout == 0;
-    if (!look && timeout > 0 && timeout_by(u, deadline))
+    if (!look && timeout > 0 && !u->deferred_len && timeout_by(u, deadline))
         timeout = -1; /* the ring's timeout request ends the sleep */
     unsigned flags = __atomic_load_n(u->sq_flags, __ATOMIC_ACQUIRE);
     if (look && !pending(u) && !(flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
