@@ -74,7 +74,7 @@ static void child(void)
     /* a child plait forks was registered by its parent before it went on; the child
      * must not itself wait for a shared lock before it has its death signal set */
     if (!plait__forking)
-        plait__shared_forked(plait__pid());
+        plait__shared_forked_self();
     plait__poll_after_fork();
     plait__watchdog_after_fork();
 }

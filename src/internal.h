@@ -674,17 +674,30 @@ typedef struct plait__shared_obj {
     void (*execd)(struct plait__shared_obj *obj, unsigned pid);  /* NULL: as died */
     struct plait__shared_obj *prev, *next;
     atomic_int local_waiters;
+    void *map;                  /* the object's state: the mapping and its size */
+    size_t map_size;
+    uint64_t made_at;           /* shared.c: this process's forks before it was made */
+    size_t children;            /* shared.c: children forked since, not yet gone */
+    uint64_t let_go_at;         /* shared.c: forks before its handle was destroyed (kept
+                                 * to hear of deaths); UINT64_MAX while held */
 } plait__shared_obj;
 /* A zeroed mapping shared with the children forked after it; NULL when out of memory. */
 void *plait__shared_map(size_t size);
 void plait__shared_unmap(void *p, size_t size);
+/* Register obj, the first member of a handle allocated with malloc, whose state is the
+ * mapping map (map_size bytes, from plait__shared_map). */
 void plait__shared_register(plait__shared_obj *obj,
-                            void (*died)(plait__shared_obj *obj, unsigned pid));
-void plait__shared_unregister(plait__shared_obj *obj);
+                            void (*died)(plait__shared_obj *obj, unsigned pid), void *map,
+                            size_t map_size);
+/* The process lets go of obj (its handle was destroyed): obj, its handle and its mapping
+ * are freed now, or once every child forked since it was made is gone, for until then
+ * a death must still reach the object. */
+void plait__shared_let_go(plait__shared_obj *obj);
 /* A child just forked (pid) holds every object now: called by the parent that forked
- * it, before anything else can happen to the objects, and by the child itself (for
- * forks the program makes). */
+ * it (plait__fork_child), before anything else can happen to the objects.  A child
+ * the program forks itself calls plait__shared_forked_self as it starts. */
 void plait__shared_forked(unsigned pid);
+void plait__shared_forked_self(void);
 /* A child of this process holds the objects no more (it died and is about to be
  * reaped): tell every object. */
 void plait__shared_child_died(unsigned pid);

@@ -111,15 +111,8 @@ static void *shared_create(size_t handle_size, size_t state_size, void **state,
         free(obj);
         return NULL;
     }
-    plait__shared_register(obj, died);
+    plait__shared_register(obj, died, *state, state_size);
     return obj;
-}
-
-static void shared_destroy(plait__shared_obj *obj, void *state, size_t state_size)
-{
-    plait__shared_unregister(obj);
-    plait__shared_unmap(state, state_size);
-    free(obj);
 }
 
 int plait_pmutex_create(plait_pmutex **mutex)
@@ -140,7 +133,7 @@ int plait_pmutex_destroy(plait_pmutex *mutex)
         return -EINVAL;
     if (plait__pmutex_busy(&mutex->obj, mutex->st))
         return -EBUSY;
-    shared_destroy(&mutex->obj, mutex->st, sizeof *mutex->st);
+    plait__shared_let_go(&mutex->obj);
     return 0;
 }
 
@@ -192,7 +185,7 @@ int plait_psem_destroy(plait_psem *sem)
         return -EINVAL;
     if (atomic_load(&sem->obj.local_waiters))
         return -EBUSY;
-    shared_destroy(&sem->obj, sem->st, sizeof *sem->st);
+    plait__shared_let_go(&sem->obj);
     return 0;
 }
 
@@ -274,7 +267,7 @@ int plait_pevent_destroy(plait_pevent *event)
         return -EINVAL;
     if (atomic_load(&event->obj.local_waiters))
         return -EBUSY;
-    shared_destroy(&event->obj, event->st, sizeof *event->st);
+    plait__shared_let_go(&event->obj);
     return 0;
 }
 

@@ -200,7 +200,7 @@ int plait_queue_create(plait_queue **queue, size_t msg_max, size_t capacity)
     q->st->capacity = capacity;
     q->st->slot_size = slot_size;
     q->st->sides[0].pid = plait__pid(); /* the first holder */
-    plait__shared_register(&q->obj, queue_died);
+    plait__shared_register(&q->obj, queue_died, q->st, q->map_size);
     q->obj.forked = queue_forked;
     q->obj.execd = queue_execd;
     *queue = q;
@@ -214,9 +214,7 @@ int plait_queue_destroy(plait_queue *queue)
     if (atomic_load(&queue->obj.local_waiters))
         return -EBUSY;
     side_leave(queue->st, plait__pid(), true);
-    plait__shared_unregister(&queue->obj);
-    plait__shared_unmap(queue->st, queue->map_size);
-    free(queue);
+    plait__shared_let_go(&queue->obj);
     return 0;
 }
 

@@ -19,14 +19,36 @@
  * the parent when plait forks it, before the parent goes on (so no sibling's death can
  * be judged without it), and from the child's fork handler for forks the program
  * makes itself.
+ *
+ * Letting go.  Deaths reach an object only through the registry of the process that
+ * reaps the dead child, so a handle destroyed there while children forked after the
+ * object still live is not freed at once: it stays registered, let go, and hears of
+ * their deaths (a dead holder's lock is still released, a queue's side still ends)
+ * until the last of them is gone; then it is freed.  For that this process keeps the
+ * children plait forked and has not yet reported gone, each with its number among this
+ * process's forks, and each object counts those forked after it was made.  A let-go
+ * object is no new child's (it is not told of later forks), and a child drops the
+ * let-go objects it inherits, as their handles are gone.  (A child whose entry cannot
+ * be kept, for want of memory, keeps the objects registered until the process ends.)
  */
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static plait__shared_obj *registry;
+
+/* This process's children that plait forked and has not yet reported gone (under the
+ * registry lock). */
+typedef struct live_child {
+    unsigned pid;
+    uint64_t fork_no; /* `forks` just after its fork */
+} live_child;
+static live_child *children;
+static size_t children_len, children_cap;
+static uint64_t forks; /* plait's forks in this process so far */
 
 void *plait__shared_map(size_t size)
 {
@@ -40,14 +62,20 @@ void plait__shared_unmap(void *p, size_t size)
 }
 
 void plait__shared_register(plait__shared_obj *obj,
-                            void (*died)(plait__shared_obj *obj, unsigned pid))
+                            void (*died)(plait__shared_obj *obj, unsigned pid), void *map,
+                            size_t map_size)
 {
     plait__fork_init(); /* its children must know their own pid (fork.c) */
     obj->died = died;
     obj->forked = NULL;
     obj->execd = NULL;
     atomic_init(&obj->local_waiters, 0);
+    obj->map = map;
+    obj->map_size = map_size;
+    obj->children = 0;
+    obj->let_go_at = UINT64_MAX;
     pthread_mutex_lock(&registry_lock);
+    obj->made_at = forks;
     obj->prev = NULL;
     obj->next = registry;
     if (registry)
@@ -56,51 +84,150 @@ void plait__shared_register(plait__shared_obj *obj,
     pthread_mutex_unlock(&registry_lock);
 }
 
-void plait__shared_unregister(plait__shared_obj *obj)
+/* Take obj out of the registry (under its lock). */
+static void unlink_obj(plait__shared_obj *obj)
 {
-    pthread_mutex_lock(&registry_lock);
     if (obj->prev)
         obj->prev->next = obj->next;
     else
         registry = obj->next;
     if (obj->next)
         obj->next->prev = obj->prev;
+}
+
+static void release(plait__shared_obj *obj)
+{
+    plait__shared_unmap(obj->map, obj->map_size);
+    free(obj);
+}
+
+void plait__shared_let_go(plait__shared_obj *obj)
+{
+    pthread_mutex_lock(&registry_lock);
+    bool now = obj->children == 0;
+    if (now)
+        unlink_obj(obj);
+    else
+        obj->let_go_at = forks;
     pthread_mutex_unlock(&registry_lock);
+    if (now)
+        release(obj);
+}
+
+/* Whether obj counts the child of fork number fork_no: made before it, not let go
+ * before it. */
+static bool counts(const plait__shared_obj *obj, uint64_t fork_no)
+{
+    return obj->made_at < fork_no && fork_no <= obj->let_go_at;
+}
+
+/* pid is gone (under the registry lock): the objects that count it count it no more.
+ * A pid reported twice (an exec, then the death) or never forked by plait here counts
+ * nothing. */
+static void child_gone(unsigned pid)
+{
+    for (size_t i = 0; i < children_len; i++) {
+        if (children[i].pid != pid)
+            continue;
+        uint64_t fork_no = children[i].fork_no;
+        children[i] = children[--children_len];
+        for (plait__shared_obj *obj = registry; obj; obj = obj->next)
+            if (counts(obj, fork_no))
+                obj->children--;
+        return;
+    }
+}
+
+/* Free the let-go objects no child holds any more (under the registry lock). */
+static void release_unheld(void)
+{
+    for (plait__shared_obj *obj = registry, *next; obj; obj = next) {
+        next = obj->next;
+        if (obj->let_go_at != UINT64_MAX && obj->children == 0) {
+            unlink_obj(obj);
+            release(obj);
+        }
+    }
 }
 
 void plait__shared_child_died(unsigned pid)
 {
     pthread_mutex_lock(&registry_lock);
+    child_gone(pid);
     for (plait__shared_obj *obj = registry; obj; obj = obj->next)
         if (obj->died)
             obj->died(obj, pid);
+    release_unheld();
     pthread_mutex_unlock(&registry_lock);
 }
 
 void plait__shared_child_execd(unsigned pid)
 {
     pthread_mutex_lock(&registry_lock);
+    child_gone(pid);
     for (plait__shared_obj *obj = registry; obj; obj = obj->next) {
         if (obj->execd)
             obj->execd(obj, pid);
         else if (obj->died)
             obj->died(obj, pid);
     }
+    release_unheld();
     pthread_mutex_unlock(&registry_lock);
+}
+
+/* Tell the objects this process still holds that pid holds them too (under the lock). */
+static void tell_forked(unsigned pid)
+{
+    for (plait__shared_obj *obj = registry; obj; obj = obj->next)
+        if (obj->let_go_at == UINT64_MAX && obj->forked)
+            obj->forked(obj, pid);
 }
 
 void plait__shared_forked(unsigned pid)
 {
     pthread_mutex_lock(&registry_lock);
+    forks++;
+    bool kept = children_len < children_cap;
+    if (!kept) {
+        size_t cap = children_cap ? 2 * children_cap : 16;
+        live_child *list = realloc(children, cap * sizeof *list);
+        if (list) {
+            children = list;
+            children_cap = cap;
+            kept = true;
+        }
+    }
+    if (kept)
+        children[children_len++] = (live_child){.pid = pid, .fork_no = forks};
     for (plait__shared_obj *obj = registry; obj; obj = obj->next)
-        if (obj->forked)
-            obj->forked(obj, pid);
+        if (counts(obj, forks))
+            obj->children++;
+    tell_forked(pid);
     pthread_mutex_unlock(&registry_lock);
+}
+
+void plait__shared_forked_self(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    tell_forked(plait__pid());
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* In a new child: its parent's children are not its own, and the objects its parent
+ * let go are nobody's here. */
+static void forget_parent_s_children(void)
+{
+    children_len = 0;
+    for (plait__shared_obj *obj = registry; obj; obj = obj->next)
+        obj->children = 0;
+    release_unheld();
 }
 
 void plait__shared_atfork(int phase)
 {
     plait__atfork_mutex(&registry_lock, phase);
+    if (phase == PLAIT__FORK_CHILD)
+        forget_parent_s_children();
 }
 
 int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expected,

@@ -43,7 +43,7 @@ int plait_shm_create(plait_shm **shm, size_t size)
     }
     r->data = (char *)r->lock + HEADER;
     r->size = size;
-    plait__shared_register(&r->obj, region_died);
+    plait__shared_register(&r->obj, region_died, r->lock, r->map_size);
     *shm = r;
     return 0;
 }
@@ -68,8 +68,6 @@ int plait_shm_destroy(plait_shm *shm)
         return -EINVAL;
     if (plait__pmutex_busy(&shm->obj, shm->lock))
         return -EBUSY;
-    plait__shared_unregister(&shm->obj);
-    plait__shared_unmap(shm->lock, shm->map_size);
-    free(shm);
+    plait__shared_let_go(&shm->obj);
     return 0;
 }

@@ -2142,6 +2142,108 @@ TEST(queue_receiver_killed_sender_gets_epipe)
     CHECK_EQ(plait_pevent_destroy(c.got), 0);
 }
 
+/* A process that destroyed its handle still tells the object of the deaths of the
+ * children it forked while it held it, as it reaps them: deaths reach an object only
+ * through the reaping process (its handle once went with the destroy, and a dead
+ * holder's lock stayed held, a queue's last receiver died unheard). */
+typedef struct {
+    plait_pmutex *m;
+    plait_queue *q;
+    plait_psem *go[2];
+} let_go_ctx;
+
+/* Waits for go[0], locks, and ends holding the lock. */
+CHILD_FN(lock_and_end_holding)
+{
+    const let_go_ctx *c = arg;
+    CCHECK_EQ(plait_psem_acquire(c->go[0], SOON()), 0);
+    CCHECK_EQ(plait_pmutex_lock(c->m, SOON()), 0);
+    return CHILD_END();
+}
+
+/* Waits for go[1], then for the lock, which its holder's death must release. */
+CHILD_FN(lock_after_the_holder_s_death)
+{
+    const let_go_ctx *c = arg;
+    CCHECK_EQ(plait_psem_acquire(c->go[1], SOON()), 0);
+    CCHECK_EQ(plait_pmutex_lock(c->m, plait_deadline_in(5 * PLAIT_SEC)), -EOWNERDEAD);
+    CCHECK_EQ(plait_pmutex_unlock(c->m), 0);
+    return CHILD_END();
+}
+
+static void let_go_ctx_create(let_go_ctx *c)
+{
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_psem_create(&c->go[i], 0), 0);
+}
+
+static void let_go_ctx_destroy(let_go_ctx *c)
+{
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_psem_destroy(c->go[i]), 0);
+}
+
+TEST(pmutex_holder_dies_after_the_reaper_let_go)
+{
+    let_go_ctx c;
+    let_go_ctx_create(&c);
+    CHECK_EQ(plait_pmutex_create(&c.m), 0);
+    plait_task holder = START(lock_and_end_holding, &c);
+    plait_task next = START(lock_after_the_holder_s_death, &c);
+    CHECK_EQ(plait_pmutex_destroy(c.m), 0);
+    CHECK_EQ(plait_psem_release(c.go[0]), 0);
+    join_child(holder, 0);
+    CHECK_EQ(plait_psem_release(c.go[1]), 0);
+    join_child(next, 0);
+    let_go_ctx_destroy(&c);
+}
+
+/* Waits for go[0], receives one message, and ends. */
+CHILD_FN(receive_one_and_end)
+{
+    const let_go_ctx *c = arg;
+    CCHECK_EQ(plait_psem_acquire(c->go[0], SOON()), 0);
+    char m[8];
+    CCHECK_EQ(plait_queue_recv(c->q, m, sizeof m, SOON()), 2);
+    return CHILD_END();
+}
+
+/* Fills the queue, waits for room, then is told that no receiver is left. */
+CHILD_FN(send_until_no_receiver)
+{
+    const let_go_ctx *c = arg;
+    CCHECK_EQ(plait_queue_send(c->q, "a", 2, SOON()), 0);
+    CCHECK_EQ(plait_queue_send(c->q, "b", 2, SOON()), 0);
+    CCHECK_EQ(plait_queue_send(c->q, "c", 2, plait_deadline_in(5 * PLAIT_SEC)), -EPIPE);
+    return CHILD_END();
+}
+
+/* Waits for go[1]: a child forked after its parent let go of the queue. */
+CHILD_FN(wait_for_go_1)
+{
+    const let_go_ctx *c = arg;
+    CCHECK_EQ(plait_psem_acquire(c->go[1], SOON()), 0);
+    return CHILD_END();
+}
+
+TEST(queue_receiver_dies_after_the_reaper_let_go)
+{
+    let_go_ctx c;
+    let_go_ctx_create(&c);
+    CHECK_EQ(plait_queue_create(&c.q, 8, 1), 0);
+    plait_task receiver = START(receive_one_and_end, &c);
+    plait_task sender = START(send_until_no_receiver, &c);
+    CHECK_EQ(plait_queue_destroy(c.q), 0);
+    /* forked after the destroy: it holds no handle, so it is no side of the queue */
+    plait_task bystander = START(wait_for_go_1, &c);
+    CHECK_EQ(plait_psem_release(c.go[0]), 0);
+    join_child(receiver, 0);
+    join_child(sender, 0);
+    CHECK_EQ(plait_psem_release(c.go[1]), 0);
+    join_child(bystander, 0);
+    let_go_ctx_destroy(&c);
+}
+
 /* ======================================================================== */
 /* Nothing left behind                                                       */
 /* ======================================================================== */
@@ -2307,4 +2409,6 @@ RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
           CASE(queue_sender_killed_while_coroutine_receives),
           CASE(queue_receiver_killed_sender_gets_epipe),
           CASE(queue_senders_that_end_at_once), CASE(cancel_of_a_shared_wait_is_never_lost),
-          CASE(exec_child_is_no_queue_side), CASE(no_zombies_no_leaked_descriptors))
+          CASE(exec_child_is_no_queue_side), CASE(pmutex_holder_dies_after_the_reaper_let_go),
+          CASE(queue_receiver_dies_after_the_reaper_let_go),
+          CASE(no_zombies_no_leaked_descriptors))
