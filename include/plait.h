@@ -336,11 +336,12 @@ typedef struct plait_select_case {
     plait_chan *chan;
     int op;         /* PLAIT_SEND or PLAIT_RECV */
     void *elem;     /* what to send, or where to receive */
-    int result;     /* out: 0, or -EPIPE when the case completed on a closed channel */
+    int result;     /* out, for the case completed only: 0, or -EPIPE when it completed
+                       on a closed channel (the other cases' results are left alone) */
 } plait_select_case;
 
 /* Wait until one case can complete, complete it, and return its index.  When several
- * can, one is chosen at random.  -EINVAL for n == 0, a null array, a null channel or
+ * can, one is chosen at random, each as likely as any other.  -EINVAL for n == 0, a null array, a null channel or
  * a bad op; -ETIMEDOUT; -ECANCELED. */
 int plait_select(plait_select_case *cases, size_t n, int64_t deadline);
 

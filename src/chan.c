@@ -91,7 +91,8 @@ static void ring_pop(plait_chan *ch, void *elem)
 
 /*
  * The immediate part of a send or a receive, with the lock held.  Returns 1 when the
- * operation completed (*result: 0 or -EPIPE), 0 when it must wait.
+ * operation completed (*result: 0 or -EPIPE; written only then, as a select's other
+ * cases keep theirs), 0 when it must wait.
  *
  * For select, self is the selecting waiter, which must be claimed before anything is
  * moved: -1 when another case claimed it first (its outcome is on the way).  The
@@ -107,10 +108,11 @@ static int try_send(plait_chan *ch, const void *elem, plait__waiter *self, int *
     if (self && !plait__waiter_claim(self))
         return -1;
     plait__wait_node *node;
-    *result = 0;
     if (ch->closed) {
         *result = -EPIPE;
-    } else if ((node = plait__waitq_claim_except(&ch->receivers, self))) {
+        return 1;
+    }
+    if ((node = plait__waitq_claim_except(&ch->receivers, self))) {
         memcpy(node->data, elem, ch->elem_size);
         plait__waiter_signal(node->waiter, 0, node->index, later);
     } else if (ch->len < ch->capacity) {
@@ -118,6 +120,7 @@ static int try_send(plait_chan *ch, const void *elem, plait__waiter *self, int *
     } else {
         return self ? -2 : 0;
     }
+    *result = 0;
     return 1;
 }
 
@@ -129,7 +132,6 @@ static int try_recv(plait_chan *ch, void *elem, plait__waiter *self, int *result
     if (self && !plait__waiter_claim(self))
         return -1;
     plait__wait_node *node;
-    *result = 0;
     if (ch->len > 0) {
         ring_pop(ch, elem);
         if ((node = plait__waitq_claim_except(&ch->senders, self))) {
@@ -141,9 +143,11 @@ static int try_recv(plait_chan *ch, void *elem, plait__waiter *self, int *result
         plait__waiter_signal(node->waiter, 0, node->index, later);
     } else if (ch->closed) {
         *result = -EPIPE;
+        return 1;
     } else {
         return self ? -2 : 0;
     }
+    *result = 0;
     return 1;
 }
 
@@ -209,11 +213,22 @@ int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
             (cases[i].op != PLAIT_SEND && cases[i].op != PLAIT_RECV))
             return -EINVAL;
     plait__wait_node small[8];
-    plait__wait_node *nodes = n <= 8 ? small : malloc(n * sizeof *nodes);
-    if (!nodes)
-        return -ENOMEM;
-    plait__sched *s = plait__sched_current();
-    size_t start = s ? plait__sched_random(s) % n : (size_t)plait_now() % n;
+    uint32_t small_order[8];
+    plait__wait_node *nodes = small;
+    uint32_t *order = small_order;
+    if (n > 8) { /* both in one block */
+        nodes = malloc(n * (sizeof *nodes + sizeof *order));
+        if (!nodes)
+            return -ENOMEM;
+        order = (uint32_t *)(nodes + n);
+    }
+    /* the cases in a random order (Fisher-Yates, inside out), so that each ready case
+     * is as likely to be chosen as any other, wherever it stands */
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t j = plait__random(i + 1);
+        order[i] = order[j];
+        order[j] = i;
+    }
     bool may_block = !plait__deadline_passed(deadline) && plait__check_cancel() == 0;
     plait__waiter w;
     plait__waiter_init(&w, "select", cases);
@@ -223,7 +238,7 @@ retry:
     outcome = 0;
     linked = 0;
     for (size_t k = 0; k < n && outcome == 0; k++) {
-        size_t i = (start + k) % n;
+        size_t i = order[k];
         plait_select_case *c = &cases[i];
         plait_chan *ch = c->chan;
         plait__wakeups later = {.n = 0};

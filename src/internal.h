@@ -399,7 +399,6 @@ struct plait__sched {
     plait__coro *main;
     bool main_done;
     struct plait__future *work; /* the plait thread's or pool task's work it runs in */
-    uint64_t rng;
     /* slow-coroutine watch (diag.c) */
     atomic_ulong switches;
     atomic_ulong running_id;
@@ -427,7 +426,9 @@ void plait__coro_wake(plait__coro *coro);
 void plait__coro_suspend(void);
 /* Ask a coroutine to stop (any thread).  The caller keeps it alive during the call. */
 void plait__coro_cancel(plait__coro *coro);
-uint32_t plait__sched_random(plait__sched *sched);
+/* A pseudo-random number below bound (> 0), from a generator of the calling thread's
+ * (random.c): for fair choices, not for secrets. */
+uint32_t plait__random(uint32_t bound);
 /* A new id, unique in the process (from 1): a coroutine's, or a thread's identity. */
 uint64_t plait__new_id(void);
 

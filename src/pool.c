@@ -115,7 +115,6 @@ typedef struct plait__worker {
     plait_pool *pool;
     unsigned index;
     pthread_t thread;
-    uint64_t rng;
     plait__spinlock running_lock;       /* held by a cancelling walk of the chain */
     _Atomic(plait__future *) running;   /* innermost running task; ->next: the one it helps */
     _Alignas(64) atomic_uint park_word;
@@ -326,10 +325,7 @@ static plait__future *find_work(plait__worker *wk)
     unsigned n = pool->threads;
     if (n == 1)
         return NULL;
-    wk->rng ^= wk->rng << 13;
-    wk->rng ^= wk->rng >> 7;
-    wk->rng ^= wk->rng << 17;
-    unsigned start = (unsigned)(wk->rng >> 32) % n;
+    unsigned start = plait__random(n);
     for (unsigned i = 0; i < n; i++) {
         plait__worker *victim = &pool->workers[(start + i) % n];
         if (victim != wk && (f = plait__deque_steal(&victim->deque)))
@@ -554,7 +550,6 @@ int plait_pool_create(plait_pool **out, const plait_pool_options *options)
         plait__worker *wk = &pool->workers[i];
         wk->pool = pool;
         wk->index = i;
-        wk->rng = ((uint64_t)plait_now() * 0x9e3779b97f4a7c15ull + i * 0x632be59bd9b4e019ull) | 1;
         snprintf(wk->name, sizeof wk->name, "%.*s-%u", 10, name, i);
         r = plait__deque_init(&wk->deque, kind);
     }

@@ -45,14 +45,6 @@ uint64_t plait__new_id(void)
     return atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
 }
 
-uint32_t plait__sched_random(plait__sched *s)
-{
-    s->rng ^= s->rng << 13;
-    s->rng ^= s->rng >> 7;
-    s->rng ^= s->rng << 17;
-    return (uint32_t)(s->rng >> 32);
-}
-
 /* ---- ready queue ---- */
 
 static void ready_push(plait__sched *s, plait__coro *c)
@@ -452,7 +444,6 @@ int plait_run(plait_fn fn, void *arg, void **result)
     s->loop.sched = s;
     s->current = &s->loop;
     s->default_stack = PLAIT_STACK_DEFAULT;
-    s->rng = (uint64_t)plait_now() * 0x9e3779b97f4a7c15ull | 1;
 #ifdef PLAIT_TSAN
     s->loop.tsan_fiber = __tsan_get_current_fiber();
 #endif

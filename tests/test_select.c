@@ -1174,10 +1174,121 @@ static void *stale_node_main(void *p)
 
 TEST(select_stale_node_keeps_its_channel_busy) { check_run(stale_node_main, NULL); }
 
+/* Each ready case is as likely to be chosen as any other, wherever it stands among the
+ * cases: eight receive cases of which only the first two are ready.  (The select once
+ * looked at the cases in order from a random one, so the ready case after the run of
+ * cases not ready won 7 times in 8.) */
+static void two_ready_of_eight(void)
+{
+    enum { N = 8, ROUNDS = 1600 };
+    plait_chan *ch[N];
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(plait_chan_create(&ch[i], sizeof(int), 1), 0);
+    int counts[N] = {0};
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < 2; i++)
+            if (plait_chan_len(ch[i]) == 0)
+                CHECK_EQ(plait_chan_send(ch[i], &i, 0), 0);
+        int vals[N];
+        plait_select_case c[N];
+        for (int i = 0; i < N; i++)
+            c[i] = (plait_select_case){.chan = ch[i], .op = PLAIT_RECV, .elem = &vals[i]};
+        int r = plait_select(c, N, 0);
+        CHECK(r == 0 || r == 1);
+        if (r < 0 || r >= N)
+            break;
+        counts[r]++;
+    }
+    /* each about 800 times: under 600 is more than 10 standard deviations away */
+    CHECK(counts[0] > 600 && counts[1] > 600);
+    int v;
+    for (int i = 0; i < N; i++) {
+        while (plait_chan_len(ch[i]))
+            CHECK_EQ(plait_chan_recv(ch[i], &v, 0), 0);
+        CHECK_EQ(plait_chan_destroy(ch[i]), 0);
+    }
+}
+
+static void *two_ready_of_eight_main(void *p)
+{
+    (void)p;
+    two_ready_of_eight();
+    return NULL;
+}
+
+TEST(select_fair_between_two_ready_of_eight)
+{
+    check_run(two_ready_of_eight_main, NULL); /* in a coroutine */
+    two_ready_of_eight();                     /* from a plain thread */
+}
+
+/* A case the select did not complete keeps the result the caller gave it.  A send
+ * case finds a receiver that its own short deadline may claim a moment later; the
+ * select then starts over, and once wrote 0 ("completed") into that case's result
+ * first, even when it went on to time out. */
+static atomic_int rr_stop;
+static plait_chan *rr_ch;
+
+static void *rr_receiver(void *p)
+{
+    (void)p;
+    while (!atomic_load(&rr_stop)) {
+        int v;
+        int r = plait_chan_recv(rr_ch, &v, plait_deadline_in(PLAIT_US));
+        CHECK(r == 0 || r == -ETIMEDOUT);
+    }
+    return NULL;
+}
+
+/* The same as coroutines: their scheduler's timers claim them. */
+static void *rr_receivers_main(void *p)
+{
+    (void)p;
+    plait_task t[4];
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(plait_spawn(&t[i], rr_receiver, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(plait_join(t[i], NULL, PLAIT_FOREVER), 0);
+    return NULL;
+}
+
+TEST(select_keeps_the_result_of_cases_not_completed)
+{
+    plait_chan *idle;
+    CHECK_EQ(plait_chan_create(&rr_ch, sizeof(int), 0), 0);
+    CHECK_EQ(plait_chan_create(&idle, sizeof(int), 0), 0);
+    atomic_store(&rr_stop, 0);
+    pthread_t th;
+    sched_thread st;
+    thread_start(&th, rr_receiver, NULL);
+    sched_thread_start(&st, rr_receivers_main, NULL);
+    long clobbered = 0;
+    int64_t end = plait_deadline_in(3 * PLAIT_SEC);
+    while (plait_now() < end && clobbered == 0) {
+        int v = 1, w = -1;
+        plait_select_case c[2] = {{.chan = rr_ch, .op = PLAIT_SEND, .elem = &v, .result = 77},
+                                  {.chan = idle, .op = PLAIT_RECV, .elem = &w, .result = 77}};
+        int r = plait_select(c, 2, 0);
+        CHECK(r == 0 || r == -ETIMEDOUT);
+        if (r == -ETIMEDOUT) /* nothing completed */
+            clobbered += c[0].result != 77 || c[1].result != 77;
+        else
+            clobbered += c[1].result != 77;
+    }
+    atomic_store(&rr_stop, 1);
+    thread_join(th);
+    sched_thread_join(&st);
+    CHECK_EQ(clobbered, 0);
+    CHECK_EQ(plait_chan_destroy(rr_ch), 0);
+    CHECK_EQ(plait_chan_destroy(idle), 0);
+}
+
 RUN_TESTS(CASE(select_bad_input), CASE(select_picks_the_ready_case),
           CASE(select_random_among_ready), CASE(select_many_cases),
           CASE(select_same_channel_twice), CASE(select_closed_channels),
           CASE(select_deadlines_and_poll), CASE(select_across_models), CASE(select_cancel),
           CASE(select_cancel_races_partner), CASE(select_main_returns_with_selector),
           CASE(two_selectors_pair_up), CASE(select_stress_mixed),
-          CASE(select_does_not_pair_with_itself), CASE(select_stale_node_keeps_its_channel_busy))
+          CASE(select_does_not_pair_with_itself), CASE(select_stale_node_keeps_its_channel_busy),
+          CASE(select_fair_between_two_ready_of_eight),
+          CASE(select_keeps_the_result_of_cases_not_completed))
