@@ -492,14 +492,17 @@ enum plait_pool_shutdown_how {
  * stopped.  0 when stopped; -ETIMEDOUT when a task still runs, or is queued, at the
  * deadline (the pool stays shut; call again, with PLAIT_POOL_CANCEL to escalate).
  * Workers with no task left are only exiting: they are waited for, past the deadline
- * (a past one included), and the call returns 0.  -EDEADLK from a task of this very
- * pool; -EPERM for the default pool; -EINVAL for a bad how. */
+ * (a past one included), and the call returns 0.  -ECANCELED when the caller is
+ * cancelled while it waits (the pool stays shut, as after -ETIMEDOUT).  -EDEADLK from
+ * a task of this very pool; -EPERM for the default pool; -EINVAL for a bad how. */
 int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline);
 
-/* Shut down (draining) if not done yet, wait for the workers, free the pool.
- * -EBUSY (and nothing freed) after a shutdown that timed out while a task still runs
- * or is queued (workers that are only exiting are waited for); -EDEADLK from a task
- * of this pool; -EPERM for the default pool. */
+/* Shut down (draining) if not done yet, wait for the workers, free the pool.  A
+ * cancelled caller waits too: this is clean-up, which must finish.  -EBUSY (and
+ * nothing freed) after a shutdown that timed out while a task still runs or is queued
+ * (workers that are only exiting are waited for), or while another caller is inside
+ * plait_pool_shutdown on this pool; -EDEADLK from a task of this pool; -EPERM for the
+ * default pool. */
 int plait_pool_destroy(plait_pool *pool);
 
 /* The number of workers. */

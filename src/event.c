@@ -56,15 +56,18 @@ int plait_event_is_set(plait_event *e)
     return set;
 }
 
-int plait_event_wait(plait_event *e, int64_t deadline)
+int plait__event_wait(plait_event *e, int64_t deadline, bool cancellable)
 {
-    if (!e)
-        return -EINVAL;
     plait__spin_lock(&e->lock);
     if (e->set) {
         plait__spin_unlock(&e->lock);
         return 0;
     }
-    return plait__wait_on(&e->waiters, &e->lock, NULL, deadline, true, "event", e);
+    return plait__wait_on(&e->waiters, &e->lock, NULL, deadline, cancellable, "event", e);
+}
+
+int plait_event_wait(plait_event *e, int64_t deadline)
+{
+    return e ? plait__event_wait(e, deadline, true) : -EINVAL;
 }
 

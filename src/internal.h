@@ -286,6 +286,9 @@ void plait__wait_node_withdraw(plait__wait_node *node);
  * into q, unlock, block, unlink.  Returns the outcome; lock is not held on return. */
 int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
                    bool cancellable, const char *what, const void *object);
+/* plait_event_wait, and cancellable or not (e not null): for clean-up that must finish
+ * in a cancelled caller too. */
+int plait__event_wait(plait_event *e, int64_t deadline, bool cancellable);
 /* The same (cancellable, no data) for a wait on work done by tasks: a pool task that
  * waits runs queued tasks meanwhile, as a join does, so that it cannot starve its
  * pool of the tasks it waits for. */

@@ -65,7 +65,10 @@
  * sets `done`, wakes the others, and they all exit; the last to exit sets the
  * `stopped` event that shutdown waits on.  A shutdown whose deadline passes first
  * reports -ETIMEDOUT only when a task still runs or is queued: otherwise the workers
- * are on their way out, and it waits for them (wait_stopped).
+ * are on their way out, and it waits for them (wait_stopped).  A shutdown looks at the
+ * pool until it returns, so a destroy meanwhile is refused (`shutting`).  Destroy's own
+ * waits are not cut short by the caller's cancellation: it is clean-up, which must
+ * finish in a cancelled task too (a shutdown's wait is: the pool stays shut).
  *
  * Invariants:
  *  - A task is in exactly one place: a deque, the injection queue, a worker's running
@@ -147,6 +150,7 @@ struct plait_pool {
     atomic_bool done;
     atomic_uint exited;
     plait_event *stopped;
+    atomic_uint shutting;       /* callers inside plait_pool_shutdown: destroy is -EBUSY */
 };
 
 static PLAIT_TLS plait__worker *tls_worker;
@@ -649,21 +653,17 @@ static bool task_seen(plait_pool *pool)
  * task (a worker between taking it and putting it on its running chain, or between
  * two tasks of its private part), so the looks go on, a wait for the exits apart,
  * until the workers have exited or a task is seen; a task that runs is seen. */
-static int wait_stopped(plait_pool *pool, int64_t deadline)
+static int wait_stopped(plait_pool *pool, int64_t deadline, bool cancellable)
 {
-    int r = plait_event_wait(pool->stopped, deadline);
+    int r = plait__event_wait(pool->stopped, deadline, cancellable);
     while (r == -ETIMEDOUT && !task_seen(pool))
-        r = plait_event_wait(pool->stopped, plait_deadline_in(STOP_LOOK_NS));
+        r = plait__event_wait(pool->stopped, plait_deadline_in(STOP_LOOK_NS), cancellable);
     return r;
 }
 
-int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline)
+/* Shut the pool and wait for its workers (plait_pool_shutdown, checked). */
+static int shut(plait_pool *pool, int how, int64_t deadline, bool cancellable)
 {
-    int r = check_owner_call(pool);
-    if (r < 0)
-        return r;
-    if (how != PLAIT_POOL_DRAIN && how != PLAIT_POOL_CANCEL)
-        return -EINVAL;
     plait__spin_lock(&pool->inject_lock);
     atomic_store(&pool->closed, true);
     plait__spin_unlock(&pool->inject_lock);
@@ -684,7 +684,20 @@ int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline)
         }
     }
     poke_all(pool); /* sleepers recount themselves as finished */
-    return wait_stopped(pool, deadline);
+    return wait_stopped(pool, deadline, cancellable);
+}
+
+int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline)
+{
+    int r = check_owner_call(pool);
+    if (r < 0)
+        return r;
+    if (how != PLAIT_POOL_DRAIN && how != PLAIT_POOL_CANCEL)
+        return -EINVAL;
+    atomic_fetch_add(&pool->shutting, 1);
+    r = shut(pool, how, deadline, true);
+    atomic_fetch_sub(&pool->shutting, 1); /* the last touch of the pool */
+    return r;
 }
 
 int plait_pool_destroy(plait_pool *pool)
@@ -692,9 +705,11 @@ int plait_pool_destroy(plait_pool *pool)
     int r = check_owner_call(pool);
     if (r < 0)
         return r;
+    if (atomic_load(&pool->shutting))
+        return -EBUSY; /* another caller is inside plait_pool_shutdown */
     if (!atomic_load(&pool->closed))
-        r = plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, PLAIT_FOREVER);
-    else if ((r = wait_stopped(pool, 0)) == -ETIMEDOUT)
+        r = shut(pool, PLAIT_POOL_DRAIN, PLAIT_FOREVER, false);
+    else if ((r = wait_stopped(pool, 0, false)) == -ETIMEDOUT)
         return -EBUSY; /* a task still runs: the workers cannot be joined */
     if (r < 0)
         return r;

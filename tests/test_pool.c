@@ -2358,6 +2358,157 @@ TEST(completed_in_a_task_of_one_worker)
     CHECK_EQ(plait_pool_destroy(cn_pool), 0);
 }
 
+/* Destroying a pool is clean-up, and a cancelled thread's clean-up must work: destroy
+ * is not cut short by the caller's cancellation (it once returned -ECANCELED, an error
+ * it does not have, and freed nothing).  A shutdown's wait is cut short, as any wait
+ * of a cancelled caller: the pool stays shut, as after -ETIMEDOUT. */
+typedef struct {
+    plait_event *running, *never;
+    plait_pool *pool[2];
+    int shutdown_r, destroy_r;
+} cancelled_cleanup;
+
+static void *clean_up_when_cancelled(void *p)
+{
+    cancelled_cleanup *c = p;
+    CHECK_EQ(plait_event_set(c->running), 0); /* a thread cancelled before it runs never runs */
+    CHECK_EQ(plait_event_wait(c->never, SOON()), -ECANCELED); /* until cancelled */
+    c->shutdown_r = plait_pool_shutdown(c->pool[1], PLAIT_POOL_DRAIN, SOON());
+    c->destroy_r = plait_pool_destroy(c->pool[0]);
+    return NULL;
+}
+
+static void *no_op(void *p) { return p; }
+
+TEST(pool_destroy_from_a_cancelled_thread)
+{
+    cancelled_cleanup c = {.shutdown_r = 1, .destroy_r = 1};
+    CHECK_EQ(plait_event_create(&c.running), 0);
+    CHECK_EQ(plait_event_create(&c.never), 0);
+    gate_ctx g[2];
+    plait_task held[2];
+    for (int i = 0; i < 2; i++) { /* each pool drains a task held at its gate */
+        c.pool[i] = make_pool(2, i ? "cc1" : "cc0");
+        gate_init(&g[i]);
+        CHECK_EQ(plait_pool_submit(c.pool[i], &held[i], waits_gate, &g[i]), 0);
+        CHECK_EQ(plait_sem_acquire(g[i].started, SOON()), 0);
+    }
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, clean_up_when_cancelled, &c, NULL), 0);
+    CHECK_EQ(plait_event_wait(c.running, SOON()), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    /* pool 0 is shut once the thread's destroy is under way; its task still holds it */
+    int r;
+    while ((r = plait_pool_submit(c.pool[0], NULL, no_op, NULL)) == 0)
+        sched_yield();
+    CHECK_EQ(r, -EPIPE);
+    CHECK_EQ(plait_event_set(g[0].gate), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(c.shutdown_r, -ECANCELED);
+    CHECK_EQ(c.destroy_r, 0);
+    CHECK_EQ(plait_join(held[0], NULL, SOON()), 0);
+    CHECK_EQ(plait_event_set(g[1].gate), 0);
+    CHECK_EQ(plait_join(held[1], NULL, SOON()), 0);
+    CHECK_EQ(plait_pool_destroy(c.pool[1]), 0);
+    for (int i = 0; i < 2; i++)
+        gate_fini(&g[i]);
+    CHECK_EQ(plait_event_destroy(c.never), 0);
+    CHECK_EQ(plait_event_destroy(c.running), 0);
+}
+
+/* A destroy while another caller is still inside plait_pool_shutdown is refused
+ * (-EBUSY), as for every object plait has: the shutdown keeps looking at the pool until
+ * it returns.  (Destroy once freed the pool under a shutdown whose deadline had passed
+ * and which looked again every millisecond: a use after free.)  Here the shutdown is a
+ * coroutine whose thread two other coroutines keep busy, so that it runs late after
+ * each of its waits, while the workers exit and another thread destroys. */
+static struct {
+    plait_pool *pool;
+    plait_event *e[2];
+    atomic_bool started, quit;
+    int shutdown_r, destroy_r;
+} lsd;
+
+static void *lsd_shutdown(void *p)
+{
+    (void)p;
+    atomic_store(&lsd.started, true);
+    lsd.shutdown_r = plait_pool_shutdown(lsd.pool, PLAIT_POOL_DRAIN, 0);
+    atomic_store(&lsd.quit, true);
+    return NULL;
+}
+
+static void *lsd_busy(void *p)
+{
+    plait_event *e = lsd.e[INT(p)];
+    struct timespec pause = {0, 5 * PLAIT_MS};
+    while (!atomic_load(&lsd.quit)) {
+        CHECK_EQ(plait_event_reset(e), 0);
+        CHECK_EQ(plait_event_wait(e, SOON()), 0); /* set by lsd_waker */
+        nanosleep(&pause, NULL); /* holds the thread, outside plait */
+    }
+    return NULL;
+}
+
+static void *lsd_waker(void *p)
+{
+    (void)p;
+    struct timespec gap = {0, 100 * PLAIT_US};
+    while (!atomic_load(&lsd.quit)) {
+        for (int i = 0; i < 2; i++)
+            CHECK_EQ(plait_event_set(lsd.e[i]), 0);
+        nanosleep(&gap, NULL); /* pacing only */
+    }
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_event_set(lsd.e[i]), 0);
+    return NULL;
+}
+
+static void *lsd_main(void *p)
+{
+    (void)p;
+    plait_task x, z[2];
+    CHECK_EQ(plait_spawn(&x, lsd_shutdown, NULL), 0);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_spawn(&z[i], lsd_busy, ARG(i)), 0);
+    CHECK_EQ(plait_join(x, NULL, SOON()), 0);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_join(z[i], NULL, SOON()), 0);
+    return NULL;
+}
+
+static void *lsd_destroy(void *p)
+{
+    (void)p;
+    while (!atomic_load(&lsd.started))
+        sched_yield();
+    while ((lsd.destroy_r = plait_pool_destroy(lsd.pool)) == -EBUSY)
+        sched_yield();
+    return NULL;
+}
+
+TEST(pool_destroy_waits_out_a_shutdown_in_progress)
+{
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_event_create(&lsd.e[i]), 0);
+    for (int round = 0; round < 10; round++) {
+        lsd.pool = make_pool(256, "lsd"); /* many workers: they take a while to exit */
+        atomic_store(&lsd.started, false);
+        atomic_store(&lsd.quit, false);
+        lsd.shutdown_r = lsd.destroy_r = 1;
+        pthread_t w, y;
+        thread_start(&w, lsd_waker, NULL);
+        thread_start(&y, lsd_destroy, NULL);
+        check_run(lsd_main, NULL);
+        thread_join(y);
+        thread_join(w);
+        CHECK_EQ(lsd.destroy_r, 0);
+        CHECK_EQ(lsd.shutdown_r, 0);
+    }
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_event_destroy(lsd.e[i]), 0);
+}
+
 RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_and_join),
           CASE(coroutine_joins_pool_task), CASE(pool_many_submits_run_once),
           CASE(fork_join_fib_two_workers), CASE(fork_join_fib_one_worker),
@@ -2370,7 +2521,8 @@ RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_
           CASE(pool_shutdown_cancel), CASE(pool_shutdown_cancel_conservation),
           CASE(pool_shutdown_cancel_fork_join),
           CASE(pool_shutdown_timeout_then_busy), CASE(pool_shutdown_idle_past_deadline),
-          CASE(pool_shutdown_from_own_task),
+          CASE(pool_shutdown_from_own_task), CASE(pool_destroy_from_a_cancelled_thread),
+          CASE(pool_destroy_waits_out_a_shutdown_in_progress),
           CASE(pool_cancel_tasks), CASE(to_thread_from_plain_thread),
           CASE(to_thread_keeps_scheduler_running), CASE(to_thread_deadline_and_cancel),
           CASE(to_thread_from_thread_and_pool_task),
