@@ -500,9 +500,10 @@ int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline);
 /* Shut down (draining) if not done yet, wait for the workers, free the pool.  A
  * cancelled caller waits too: this is clean-up, which must finish.  -EBUSY (and
  * nothing freed) after a shutdown that timed out while a task still runs or is queued
- * (workers that are only exiting are waited for), or while another caller is inside
- * plait_pool_shutdown on this pool; -EDEADLK from a task of this pool; -EPERM for the
- * default pool. */
+ * (workers that are only exiting are waited for), or while another caller is still
+ * inside plait_pool_shutdown on this pool once it has stopped (call again); -EDEADLK
+ * from a task of this pool; -EPERM for the default pool.  No call on the pool may
+ * begin once a destroy may have freed it. */
 int plait_pool_destroy(plait_pool *pool);
 
 /* The number of workers. */

@@ -66,7 +66,8 @@
  * `stopped` event that shutdown waits on.  A shutdown whose deadline passes first
  * reports -ETIMEDOUT only when a task still runs or is queued: otherwise the workers
  * are on their way out, and it waits for them (wait_stopped).  A shutdown looks at the
- * pool until it returns, so a destroy meanwhile is refused (`shutting`).  Destroy's own
+ * pool until it returns, so a destroy that finds one inside once the pool has stopped
+ * is refused (`shutting`), before it joins or frees anything.  Destroy's own
  * waits are not cut short by the caller's cancellation: it is clean-up, which must
  * finish in a cancelled task too (a shutdown's wait is: the pool stays shut).
  *
@@ -705,14 +706,16 @@ int plait_pool_destroy(plait_pool *pool)
     int r = check_owner_call(pool);
     if (r < 0)
         return r;
-    if (atomic_load(&pool->shutting))
-        return -EBUSY; /* another caller is inside plait_pool_shutdown */
     if (!atomic_load(&pool->closed))
         r = shut(pool, PLAIT_POOL_DRAIN, PLAIT_FOREVER, false);
     else if ((r = wait_stopped(pool, 0, false)) == -ETIMEDOUT)
         return -EBUSY; /* a task still runs: the workers cannot be joined */
     if (r < 0)
         return r;
+    /* looked at once stopped, so that a shutdown that began meanwhile is seen too (its
+     * last touch, the decrement, then comes before the free) */
+    if (atomic_load(&pool->shutting))
+        return -EBUSY; /* another caller is inside plait_pool_shutdown */
     for (unsigned i = 0; i < pool->threads; i++)
         pthread_join(pool->workers[i].thread, NULL);
     pool_free(pool);
