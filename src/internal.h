@@ -308,6 +308,9 @@ size_t plait__waitq_count_open(plait__waitq *q);
 /* Signal with status every waiter of q whose node carries data. */
 void plait__waitq_wake_matching(plait__waitq *q, const void *data, int status,
                                 plait__wakeups *later);
+/* In a child just forked: unlink the nodes of every waiter but the coroutines of sched
+ * (the forking thread's scheduler, or NULL): the other threads are not in the child. */
+void plait__waitq_forget_other_threads(plait__waitq *q, const plait__sched *sched);
 /* Signal every waiter of q with 0 (the caller holds the queue's lock). */
 void plait__waitq_wake_all(plait__waitq *q, plait__wakeups *later);
 /* Free object, whose only busy state is a non-empty q; -EBUSY while it is not empty. */

@@ -399,7 +399,9 @@ static struct {
 
 /* The stripes' locks across fork (fork.c): a child must not inherit one that another
  * thread held for its instant.  Taken last before the fork, in order; nothing is taken
- * while one is held. */
+ * while one is held.  In the child the waits of the parent's other threads go: a
+ * plait_close there must not decide them (their wake-up eventfds are the parent's too,
+ * and a thread woken that way, its wait never decided, would spin). */
 void plait__fd_waits_atfork(int phase)
 {
     for (int i = 0; i < CLOSE_STRIPES; i++) {
@@ -407,6 +409,8 @@ void plait__fd_waits_atfork(int phase)
             plait__spin_lock(&fd_waits[i].lock);
         else
             plait__spin_unlock(&fd_waits[i].lock); /* in the child: ours, copied held */
+        if (phase == PLAIT__FORK_CHILD)
+            plait__waitq_forget_other_threads(&fd_waits[i].waits, plait__sched_current());
     }
 }
 

@@ -394,6 +394,15 @@ void plait__waitq_wake_matching(plait__waitq *q, const void *data, int status,
     }
 }
 
+void plait__waitq_forget_other_threads(plait__waitq *q, const plait__sched *sched)
+{
+    for (plait__wait_node *node = q->head, *next; node; node = next) {
+        next = node->next;
+        if (!node->waiter->coro || node->waiter->coro->sched != sched)
+            waitq_unlink(q, node);
+    }
+}
+
 int plait__destroy_idle(plait__spinlock *lock, plait__waitq *q, void *object)
 {
     plait__spin_lock(lock);

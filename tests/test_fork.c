@@ -234,7 +234,58 @@ TEST(scheduler_in_a_default_pool_task_offloads)
     in_child(scheduler_in_one_worker_default_pool, NULL);
 }
 
+/* ---- plait_close in a child, of a descriptor a parent's thread waits on ---- */
+
+typedef struct {
+    int fd;
+    atomic_int tid;
+    atomic_int result;
+    int64_t took;
+} fd_waiter;
+
+static void *thread_waits_readable(void *p)
+{
+    fd_waiter *w = p;
+    int64_t start = plait_now();
+    atomic_store(&w->tid, gettid_());
+    int r = plait_wait_fd(w->fd, PLAIT_READABLE, plait_deadline_in(300 * PLAIT_MS));
+    w->took = plait_now() - start;
+    atomic_store(&w->result, r);
+    return NULL;
+}
+
+static void close_inherited(void *arg) { CHECK_EQ(plait_close(*(int *)arg), 0); }
+
+/* A child that closes, with plait_close, a descriptor it inherited wakes nobody in
+ * its parent: the parent's waits are not the child's.  (The child once signalled the
+ * parent's waiting thread through the copy of the table of waits by descriptor: the
+ * thread's wake-up eventfd, shared with the child, stayed readable while its wait was
+ * never decided, and the thread spun at full speed past its deadline.) */
+TEST(plait_close_in_a_child_leaves_the_parent_s_waits_alone)
+{
+    int p[2];
+    CHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    fd_waiter w = {.fd = p[0]};
+    atomic_init(&w.tid, 0);
+    atomic_init(&w.result, 1);
+    pthread_t th;
+    thread_start(&th, thread_waits_readable, &w);
+    wait_asleep(&w.tid);
+    in_child(close_inherited, &p[0]);
+    int64_t give_up = plait_deadline_in(5 * PLAIT_SEC);
+    struct timespec ms = {0, PLAIT_MS};
+    while (atomic_load(&w.result) == 1 && plait_now() < give_up)
+        nanosleep(&ms, NULL); /* polls for the outcome, with a limit */
+    CHECK_EQ(write(p[1], "x", 1), 1); /* frees a wait that missed its deadline */
+    thread_join(th);
+    CHECK_EQ(atomic_load(&w.result), -ETIMEDOUT);
+    CHECK(w.took < 3 * PLAIT_SEC);
+    close(p[0]);
+    close(p[1]);
+}
+
 RUN_TESTS(CASE(scheduler_in_a_default_pool_task_offloads),
           CASE(fork_in_a_pool_task_leaves_the_parent_s_tasks),
           CASE(fork_in_a_coroutine_with_the_watchdog_on),
-          CASE(fork_beside_a_coroutine_waiting_on_a_process_semaphore))
+          CASE(fork_beside_a_coroutine_waiting_on_a_process_semaphore),
+          CASE(plait_close_in_a_child_leaves_the_parent_s_waits_alone))
