@@ -560,7 +560,10 @@ int plait_completed_destroy(plait_completed *set);
 /* Wait until fd is ready for events (PLAIT_READABLE and/or PLAIT_WRITABLE).  Returns the
  * readiness seen (> 0, PLAIT_HANGUP and PLAIT_ERROR included), -ETIMEDOUT, -ECANCELED,
  * -EBADF, -EINVAL for no or unknown events, -EBUSY when another coroutine of this
- * scheduler already waits on fd for the same event, -ENOMEM. */
+ * scheduler already waits on fd for the same event, -ENOMEM.  The first wait of a
+ * scheduler makes its poller (an eventfd and an epoll or io_uring instance), a
+ * thread's first wait its wake-up eventfd: -EMFILE (or -ENFILE) when no descriptor is
+ * left for them; so can a read or write that must wait. */
 int plait_wait_fd(int fd, int events, int64_t deadline);
 
 /* One read / write, waiting first if fd would block: the bytes moved (0 from read at

@@ -141,23 +141,27 @@ static int poller_open(struct plait__poller *p)
     return p->backend->open(p);
 }
 
-static struct plait__poller *poller_get(plait__sched *s)
+/* s's poller, made on first use: 0 and *out, or -errno (-EMFILE: no descriptor left
+ * for its eventfd or its epoll or io_uring instance). */
+static int poller_get(plait__sched *s, struct plait__poller **out)
 {
-    if (s->poller)
-        return s->poller;
+    if ((*out = s->poller))
+        return 0;
     struct plait__poller *p = calloc(1, sizeof *p);
     if (!p)
-        return NULL;
+        return -ENOMEM;
     p->epfd = -1;
     p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (p->wake_fd < 0 || poller_open(p) < 0) {
+    int r = p->wake_fd < 0 ? -errno : poller_open(p);
+    if (r < 0) {
         if (p->wake_fd >= 0)
             close(p->wake_fd);
         free(p);
-        return NULL;
+        return r;
     }
     s->inbox.poll_wake_fd = p->wake_fd;
-    return s->poller = p;
+    *out = s->poller = p;
+    return 0;
 }
 
 void plait__poller_free(plait__sched *s)
@@ -235,10 +239,11 @@ static void release_ended(struct plait__poller *p, int fd)
 static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
                         int64_t deadline)
 {
-    struct plait__poller *p = poller_get(s);
-    if (!p)
-        return -ENOMEM;
-    int r = grow(p, fd);
+    struct plait__poller *p;
+    int r = poller_get(s, &p);
+    if (r < 0)
+        return r;
+    r = grow(p, fd);
     if (r < 0)
         return r;
     release_ended(p, fd);
@@ -610,9 +615,10 @@ static struct plait__poller *ring_poller(int fd, int64_t deadline, int *r)
         return NULL; /* (the clock is not read where the backend cannot anyway) */
     if (deadline <= s->loop_now || plait__check_cancel() < 0)
         return NULL;
-    struct plait__poller *p = poller_get(s);
-    if (!p)
-        *r = -ENOMEM;
+    struct plait__poller *p;
+    int made = poller_get(s, &p);
+    if (made < 0)
+        *r = made;
     else if (!p->backend->io_submit)
         p = NULL;
     else if (fd < 0)

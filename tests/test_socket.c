@@ -2059,6 +2059,51 @@ static void *out_of_descriptors(void *arg)
 
 SCENARIO_CASES(out_of_descriptors, out_of_descriptors, NULL)
 
+/* A scheduler's first wait on a descriptor makes its poller, and a thread's first one
+ * its wake-up eventfd: with no descriptor left for them the wait fails with -EMFILE,
+ * which says why (a coroutine's once said -ENOMEM). */
+typedef struct {
+    int fd;
+    ssize_t r;
+} first_read;
+
+static void *read_with_no_descriptor_left(void *arg)
+{
+    first_read *f = arg;
+    char b;
+    f->r = plait_read(f->fd, &b, 1, plait_deadline_in(50 * PLAIT_MS));
+    return NULL;
+}
+
+TEST(first_wait_with_no_descriptor_left)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    struct rlimit old, low;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)take_fd_census().highest + 8;
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fill[256], nfill = 0;
+    for (int f; nfill < 256 && (f = fcntl(sv[0], F_DUPFD_CLOEXEC, 0)) >= 0;)
+        fill[nfill++] = f;
+    first_read on_thread = {.fd = sv[0], .r = 1}, in_coroutine = {.fd = sv[0], .r = 1};
+    pthread_t th;
+    thread_start(&th, read_with_no_descriptor_left, &on_thread);
+    thread_join(th);
+    check_run(read_with_no_descriptor_left, &in_coroutine);
+    while (nfill > 0)
+        CHECK_EQ(close(fill[--nfill]), 0);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    CHECK_EQ(on_thread.r, -EMFILE);
+    CHECK_EQ(in_coroutine.r, -EMFILE);
+    /* with descriptors back, the same waits wait */
+    check_run(read_with_no_descriptor_left, &in_coroutine);
+    CHECK_EQ(in_coroutine.r, -ETIMEDOUT);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* ---- cancellation mid-read: nothing read is lost ---- */
 
 enum { PARTIAL_WANT = 100, PARTIAL_FIRST = 30 };
@@ -2871,7 +2916,7 @@ RUN_TESTS(
     CASE(closed_listener_refuses_connections),
     CASE(wakeup_beside_a_cancelled_wait),
     CASE(wakeup_beside_a_close),
-    CASE(descriptor_number_reused_after_close),
+    CASE(descriptor_number_reused_after_close), CASE(first_wait_with_no_descriptor_left),
     CASE(out_of_descriptors_in_a_coroutine),
     CASE(out_of_descriptors_on_a_thread),
     CASE(cancel_mid_read_in_a_coroutine),
