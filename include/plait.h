@@ -208,7 +208,8 @@ int plait_group_spawn(plait_group *group, plait_task *task, plait_fn fn, void *a
  * running; when the caller is cancelled the children are cancelled and waited for,
  * then -ECANCELED is returned. */
 int plait_group_wait(plait_group *group, int64_t deadline);
-/* Cancel every child that is still running. */
+/* Cancel every child that is still running; for good: a child spawned into the group
+ * afterwards starts cancelled. */
 int plait_group_cancel(plait_group *group);
 /* Cancel the children, wait for all of them (this wait ignores the caller's own
  * cancellation, so no child outlives the group), free the group.  Returns the same
@@ -533,13 +534,14 @@ typedef struct plait_completed plait_completed;
 
 int plait_completed_create(plait_completed **set);
 /* Watch a task.  The handle stays the caller's: join what next() gives back.
- * -ESRCH for a stale handle, -EBUSY when another set watches it already. */
+ * -ESRCH for a stale handle, -EBUSY when another set watches it already (a finished
+ * task stays watched by a set being destroyed until that destroy returns). */
 int plait_completed_add(plait_completed *set, plait_task task);
 /* Wait for the next watched task to finish and give back its handle (0).  -EPIPE
  * when every watched task has been given back; -ETIMEDOUT, -ECANCELED. */
 int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadline);
 /* Stop watching and free the set (handles remain the caller's).  -EBUSY while a
- * caller waits in next(). */
+ * caller is inside next() (waiting, or woken and not yet returned). */
 int plait_completed_destroy(plait_completed *set);
 
 /* ----------------------------------------------------------------------------

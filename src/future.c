@@ -58,9 +58,10 @@ static void global_put(plait__future *first, plait__future *last)
     pthread_mutex_unlock(&global_lock);
 }
 
-/* Move up to BATCH futures from the global list (made anew when empty) to the cache:
- * one lock for many allocations. */
-static void cache_refill(void)
+/* Take up to `want` futures from the global list (made anew when empty), one lock for
+ * them all: the first, linked through free_next up to *last, n of them; NULL when out
+ * of memory. */
+static plait__future *global_take(unsigned want, plait__future **last, unsigned *n)
 {
     plait__fork_init();
     pthread_mutex_lock(&global_lock);
@@ -68,7 +69,7 @@ static void cache_refill(void)
         future_chunk *c = calloc(1, sizeof *c);
         if (!c) {
             pthread_mutex_unlock(&global_lock);
-            return;
+            return NULL;
         }
         c->next = chunks;
         chunks = c;
@@ -77,23 +78,34 @@ static void cache_refill(void)
             global_free = &c->items[i];
         }
     }
-    plait__future *first = global_free, *last = first;
-    unsigned n = 1;
-    while (n < BATCH && last->free_next) {
-        last = last->free_next;
-        n++;
+    plait__future *first = global_free;
+    *last = first;
+    *n = 1;
+    while (*n < want && (*last)->free_next) {
+        *last = (*last)->free_next;
+        ++*n;
     }
-    global_free = last->free_next;
+    global_free = (*last)->free_next;
     pthread_mutex_unlock(&global_lock);
-    last->free_next = cache;
-    cache = first;
-    cache_len += n;
+    return first;
 }
+
+static bool cache_usable(void);
 
 static plait__future *future_alloc(void)
 {
-    if (PLAIT_UNLIKELY(!cache))
-        cache_refill();
+    if (PLAIT_UNLIKELY(!cache)) {
+        plait__future *last;
+        unsigned n;
+        /* a thread whose exit would not give a cache back takes one at a time */
+        bool usable = cache_usable();
+        plait__future *first = global_take(usable ? BATCH : 1, &last, &n);
+        if (!usable || !first)
+            return first;
+        last->free_next = cache;
+        cache = first;
+        cache_len += n;
+    }
     plait__future *f = cache;
     if (f) {
         cache = f->free_next;
@@ -586,13 +598,17 @@ int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *error
  * next() hands it back (or destroy() lets it go), so a finished future waits in the
  * done list even when its handle is joined meanwhile.  Lock order: future, then set.
  * A set destroyed while watched tasks still run is marked dead; the last of them to
- * finish frees it. */
+ * finish frees it.  The finished ones on its done list at the destroy are the
+ * destroy's to let go: until it has, they still name the set, and another set cannot
+ * take them (-EBUSY), as they are not yet let go.  Callers inside next() are counted:
+ * one woken takes the set's lock again, so destroy is refused until it has left. */
 
 struct plait_completed {
     plait__spinlock lock;
     size_t watched;             /* added and not handed back */
     plait__future *done_head, *done_tail;
     plait__waitq waiters;
+    unsigned inside;            /* callers in plait_completed_next() */
     bool dead;
 };
 
@@ -631,12 +647,13 @@ static void completed_push(plait_completed *set, plait__future *f, plait__wakeup
 
 /* A locked future still names the set that watched it when that set was destroyed
  * before it finished: let go of that set (freeing it if it was the last).  false when
- * the set is alive. */
+ * the set is alive, or when the future had finished before the destroy (the destroy
+ * lets go of it, and is about to). */
 static bool completed_let_go_if_dead(plait__future *f)
 {
     plait_completed *old = f->watch;
     plait__spin_lock(&old->lock);
-    if (!old->dead) {
+    if (!old->dead || atomic_load_explicit(&f->done, memory_order_relaxed)) {
         plait__spin_unlock(&old->lock);
         return false;
     }
@@ -689,26 +706,28 @@ int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadlin
 {
     if (!set || !task)
         return -EINVAL;
-    for (;;) {
-        plait__spin_lock(&set->lock);
-        plait__future *f = set->done_head;
-        if (f) {
-            set->done_head = f->watch_next;
-            if (!set->done_head)
-                set->done_tail = NULL;
-            set->watched--;
-            plait__spin_unlock(&set->lock);
-            *task = completed_release(f);
-            return 0;
-        }
-        if (set->watched == 0) {
-            plait__spin_unlock(&set->lock);
-            return -EPIPE;
-        }
-        int r = plait__wait_on_helping(&set->waiters, &set->lock, deadline, "completed", set);
-        if (r < 0)
-            return r;
+    plait__spin_lock(&set->lock);
+    set->inside++;
+    int r = 0;
+    plait__future *f;
+    while (!(f = set->done_head) && set->watched > 0 && r == 0) {
+        r = plait__wait_on_helping(&set->waiters, &set->lock, deadline, "completed", set);
+        plait__spin_lock(&set->lock); /* still ours: destroy waits for `inside` */
     }
+    if (f && r == 0) {
+        set->done_head = f->watch_next;
+        if (!set->done_head)
+            set->done_tail = NULL;
+        set->watched--;
+    }
+    set->inside--;
+    plait__spin_unlock(&set->lock);
+    if (r < 0)
+        return r;
+    if (!f)
+        return -EPIPE;
+    *task = completed_release(f);
+    return 0;
 }
 
 int plait_completed_destroy(plait_completed *set)
@@ -716,7 +735,7 @@ int plait_completed_destroy(plait_completed *set)
     if (!set)
         return -EINVAL;
     plait__spin_lock(&set->lock);
-    if (!plait__waitq_empty(&set->waiters)) {
+    if (set->inside) {
         plait__spin_unlock(&set->lock);
         return -EBUSY;
     }

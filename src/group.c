@@ -8,6 +8,11 @@
  * caller's own cancellation cannot cut short: when it returns, no child runs.  It also
  * waits for the parties still inside plait_group_wait() (`waiting`) to leave before it
  * frees the group: woken by the last child, they still take its lock.
+ *
+ * Cancelling a group is for good (`cancelled`): a child spawned into it afterwards —
+ * one a cancelled child spawns as it unwinds, or one spawned on another thread at the
+ * same moment — starts cancelled, so a cancelled wait that waits for the children
+ * does not wait for one that nobody will ever cancel.
  */
 #include "internal.h"
 
@@ -18,6 +23,7 @@ struct plait_group {
     size_t running;
     int first_error;
     bool closing;
+    bool cancelled;             /* plait_group_cancel() was called: new children start so */
     size_t waiting;             /* parties inside plait_group_wait() */
     plait__coro *children;
     plait__waitq waiters;
@@ -39,6 +45,8 @@ int plait__group_child_started(plait_group *g, plait__coro *c)
         plait__spin_unlock(&g->lock);
         return -EPIPE;
     }
+    if (g->cancelled) /* still being made on this thread: the flag is all it needs */
+        atomic_store_explicit(&c->cancelled, 1, memory_order_relaxed);
     c->group_prev = NULL;
     c->group_next = g->children;
     if (g->children)
@@ -79,6 +87,7 @@ int plait_group_cancel(plait_group *group)
     if (!group)
         return -EINVAL;
     plait__spin_lock(&group->lock);
+    group->cancelled = true;
     for (plait__coro *c = group->children; c; c = c->group_next)
         plait__coro_cancel(c);
     plait__spin_unlock(&group->lock);

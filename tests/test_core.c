@@ -807,6 +807,55 @@ TEST(strerror_names)
     CHECK(plait_deadline_in(-1) <= plait_now());
 }
 
+/* Cancelling a group is for good: a child spawned into it afterwards (here by a
+ * cancelled child as it unwinds) starts cancelled, so a cancelled wait, which waits for
+ * the children, returns.  (The new child once ran uncancelled, and the wait with it,
+ * for as long as it ran: here for ever.) */
+static plait_group *respawn_group;
+static int respawned_r = 1;
+
+static void *sleep_for_ever(void *p)
+{
+    (void)p;
+    respawned_r = plait_sleep_until(PLAIT_FOREVER);
+    return NULL;
+}
+
+static void *respawn_when_cancelled(void *p)
+{
+    (void)p;
+    CHECK_EQ(plait_sleep_until(PLAIT_FOREVER), -ECANCELED);
+    CHECK_EQ(plait_group_spawn(respawn_group, NULL, sleep_for_ever, NULL), 0);
+    return NULL;
+}
+
+static void *wait_group(void *p) { return ARG(plait_group_wait(p, PLAIT_FOREVER)); }
+
+static void *cancelled_group_main(void *p)
+{
+    (void)p;
+    CHECK_EQ(plait_group_create(&respawn_group), 0);
+    CHECK_EQ(plait_group_spawn(respawn_group, NULL, respawn_when_cancelled, NULL), 0);
+    plait_task w;
+    CHECK_EQ(plait_spawn(&w, wait_group, respawn_group), 0);
+    CHECK_EQ(plait_yield(), 0); /* both wait */
+    CHECK_EQ(plait_cancel(w), 0);
+    int r = plait_join(w, NULL, plait_deadline_in(5 * PLAIT_SEC));
+    CHECK_EQ(r, -ECANCELED);
+    if (r == -ETIMEDOUT) { /* free the waiter: the new child, cancelled by hand */
+        CHECK_EQ(plait_group_cancel(respawn_group), 0);
+        CHECK_EQ(plait_join(w, NULL, SOON()), -ECANCELED);
+    }
+    CHECK_EQ(respawned_r, -ECANCELED);
+    CHECK_EQ(plait_group_destroy(respawn_group), 0);
+    return NULL;
+}
+
+TEST(cancelled_group_cancels_children_spawned_later)
+{
+    check_run(cancelled_group_main, NULL);
+}
+
 RUN_TESTS(CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock),
           CASE(join_with_deadline), CASE(yield_round_robin), CASE(sleep_order_and_concurrency),
           CASE(cancel), CASE(cancelled_sleep_with_past_deadline),
@@ -818,4 +867,5 @@ RUN_TESTS(CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock)
           CASE(task_local_storage), CASE(stack_sizes),
           CASE(million_coroutines), CASE(beyond_guard_budget),
           CASE(dump), CASE(slow_coroutine_warning),
-          CASE(strerror_names))
+          CASE(strerror_names),
+          CASE(cancelled_group_cancels_children_spawned_later))

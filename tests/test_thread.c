@@ -1093,6 +1093,189 @@ TEST(many_threads_mixed_joiners)
     }
 }
 
+/* ======================================================================== */
+/* As-completed sets and the future allocator (found by a review)           */
+/* ======================================================================== */
+
+static void *yield_then_return(void *p)
+{
+    CHECK_EQ(plait_yield(), 0); /* the waiters block first */
+    return p;
+}
+
+/* A caller woken inside plait_completed_next() takes the set's lock again before it
+ * returns: a destroy meanwhile is refused until it has (the destroy once freed the
+ * set under it: a use after free).  On one scheduler: the watched task wakes its
+ * joiner B first, then the set's waiter A; B destroys before A runs. */
+typedef struct {
+    plait_completed *set;
+    plait_task watched, got;
+    int next_r, destroy_r, busy;
+} woken_in_next;
+
+static void *next_of_set(void *p)
+{
+    woken_in_next *x = p;
+    x->next_r = plait_completed_next(x->set, &x->got, SOON());
+    return NULL;
+}
+
+static void *destroy_once_watched_ends(void *p)
+{
+    woken_in_next *x = p;
+    CHECK_EQ(plait_wait_any(&x->watched, 1, SOON()), 0);
+    while ((x->destroy_r = plait_completed_destroy(x->set)) == -EBUSY) {
+        x->busy++;
+        CHECK_EQ(plait_yield(), 0);
+    }
+    return NULL;
+}
+
+static void *destroy_beside_next_main(void *p)
+{
+    (void)p;
+    woken_in_next x = {0};
+    CHECK_EQ(plait_completed_create(&x.set), 0);
+    CHECK_EQ(plait_spawn(&x.watched, yield_then_return, ARG(7)), 0);
+    CHECK_EQ(plait_completed_add(x.set, x.watched), 0);
+    plait_task a, b;
+    CHECK_EQ(plait_spawn(&a, next_of_set, &x), 0);
+    CHECK_EQ(plait_spawn(&b, destroy_once_watched_ends, &x), 0);
+    CHECK_EQ(plait_join(a, NULL, SOON()), 0);
+    CHECK_EQ(plait_join(b, NULL, SOON()), 0);
+    CHECK_EQ(x.next_r, 0);
+    CHECK(x.got.future == x.watched.future);
+    CHECK(x.busy > 0); /* the order above: B tried while A was still inside */
+    CHECK_EQ(x.destroy_r, 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(x.watched, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 7);
+    return NULL;
+}
+
+TEST(completed_destroy_waits_for_a_woken_next) { check_run(destroy_beside_next_main, NULL); }
+
+/* A finished task on the done list of a set being destroyed is that destroy's to let
+ * go: another set's add is -EBUSY until the destroy has returned.  (It once let go of
+ * the old set itself, and the destroy did again: one reference too many dropped, the
+ * task's future recycled under a handle not yet joined, and a third set took it.) */
+enum { DONE_TASKS = 1024 };
+static plait_task done_tasks[DONE_TASKS];
+
+static void *finish_all_main(void *p)
+{
+    (void)p;
+    for (int i = 0; i < DONE_TASKS; i++)
+        CHECK_EQ(plait_spawn(&done_tasks[i], return_arg, ARG(i)), 0);
+    for (int i = 0; i < DONE_TASKS; i++) /* finished, not joined */
+        CHECK_EQ(plait_wait_any(&done_tasks[i], 1, SOON()), 0);
+    return NULL;
+}
+
+typedef struct {
+    plait_completed *other;
+    atomic_int go, trying;
+    int r;
+} mover;
+
+static void *move_the_last_task(void *p)
+{
+    mover *m = p;
+    while (!atomic_load(&m->go))
+        sched_yield();
+    while ((m->r = plait_completed_add(m->other, done_tasks[DONE_TASKS - 1])) == -EBUSY)
+        atomic_store(&m->trying, 1);
+    return NULL;
+}
+
+TEST(completed_add_while_the_old_set_is_destroyed)
+{
+    for (int round = 0; round < 40; round++) {
+        check_run(finish_all_main, NULL);
+        plait_completed *set, *other, *third;
+        CHECK_EQ(plait_completed_create(&set), 0);
+        CHECK_EQ(plait_completed_create(&other), 0);
+        CHECK_EQ(plait_completed_create(&third), 0);
+        for (int i = 0; i < DONE_TASKS; i++)
+            CHECK_EQ(plait_completed_add(set, done_tasks[i]), 0);
+        mover m = {.other = other};
+        pthread_t th;
+        thread_start(&th, move_the_last_task, &m);
+        atomic_store(&m.go, 1);
+        while (!atomic_load(&m.trying))
+            sched_yield();
+        CHECK_EQ(plait_completed_destroy(set), 0);
+        thread_join(th);
+        CHECK_EQ(m.r, 0);
+        CHECK_EQ(plait_completed_add(third, done_tasks[DONE_TASKS - 1]), -EBUSY);
+        plait_task h;
+        CHECK_EQ(plait_completed_next(other, &h, 0), 0);
+        CHECK(h.future == done_tasks[DONE_TASKS - 1].future);
+        CHECK_EQ(plait_completed_next(other, &h, 0), -EPIPE);
+        for (int i = 0; i < DONE_TASKS; i++) {
+            void *v = NULL;
+            CHECK_EQ(plait_join(done_tasks[i], &v, 0), 0);
+            CHECK_EQ(INT(v), i);
+        }
+        CHECK_EQ(plait_completed_destroy(other), 0);
+        CHECK_EQ(plait_completed_destroy(third), 0);
+        if (check_failures)
+            break;
+    }
+}
+
+/* A plain thread that only makes futures (it starts a plait thread and detaches it)
+ * strands no cache of free futures when it ends: it takes them one at a time, as its
+ * exit would not give a cache back.  (Each such thread once kept up to 63.) */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+size_t __sanitizer_get_current_allocated_bytes(void);
+static size_t heap_in_use(void) { return __sanitizer_get_current_allocated_bytes(); }
+#else
+#include <malloc.h>
+static size_t heap_in_use(void) { return mallinfo2().uordblks; }
+#endif
+
+static void *start_detached(void *p)
+{
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, return_arg, NULL, NULL), 0);
+    CHECK_EQ(plait_detach(t), 0);
+    *(plait_task *)p = t;
+    return NULL;
+}
+
+static void *spawn_and_join_64(void *p)
+{
+    (void)p;
+    plait_task t[64];
+    for (int i = 0; i < 64; i++)
+        CHECK_EQ(plait_spawn(&t[i], return_arg, NULL), 0);
+    for (int i = 0; i < 64; i++)
+        CHECK_EQ(plait_join(t[i], NULL, SOON()), 0);
+    return NULL;
+}
+
+static void make_futures_on_a_plain_thread(int rounds)
+{
+    for (int i = 0; i < rounds; i++) {
+        check_run(spawn_and_join_64, NULL); /* 64 free futures on the global list */
+        plait_task detached;
+        pthread_t th;
+        thread_start(&th, start_detached, &detached);
+        thread_join(th);
+    }
+}
+
+TEST(plain_thread_strands_no_future_cache)
+{
+    make_futures_on_a_plain_thread(10);
+    size_t before = heap_in_use();
+    make_futures_on_a_plain_thread(200);
+    size_t after = heap_in_use();
+    /* stranded caches would take 200 x 63 futures, some 2 MB */
+    CHECK(after < before + 256 * 1024);
+}
+
 RUN_TESTS(CASE(start_and_join_results), CASE(join_deadline_expires), CASE(join_from_itself),
           CASE(join_from_a_coroutine_of_itself),
           CASE(late_withdrawal_does_not_lose_a_reused_task_s_joiner),
@@ -1105,4 +1288,6 @@ RUN_TESTS(CASE(start_and_join_results), CASE(join_deadline_expires), CASE(join_f
           CASE(thread_local_storage), CASE(cpu_count), CASE(coroutine_joins_thread),
           CASE(coroutine_join_of_thread_cancelled), CASE(thread_joins_coroutine),
           CASE(wait_any_and_all_mixed), CASE(threads_run_in_parallel),
-          CASE(many_threads_mixed_joiners))
+          CASE(many_threads_mixed_joiners), CASE(completed_destroy_waits_for_a_woken_next),
+          CASE(completed_add_while_the_old_set_is_destroyed),
+          CASE(plain_thread_strands_no_future_cache))
