@@ -286,9 +286,6 @@ void plait__wait_node_withdraw(plait__wait_node *node);
  * into q, unlock, block, unlink.  Returns the outcome; lock is not held on return. */
 int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
                    bool cancellable, const char *what, const void *object);
-/* plait_event_wait, and cancellable or not (e not null): for clean-up that must finish
- * in a cancelled caller too. */
-int plait__event_wait(plait_event *e, int64_t deadline, bool cancellable);
 /* The same (cancellable, no data) for a wait on work done by tasks: a pool task that
  * waits runs queued tasks meanwhile, as a join does, so that it cannot starve its
  * pool of the tasks it waits for. */
@@ -303,6 +300,9 @@ int plait__wait_on_helping(plait__waitq *q, plait__spinlock *lock, int64_t deadl
 int plait__wait_on_keep_lock(plait__waitq *q, plait__spinlock *lock, void *data,
                              int64_t deadline, bool cancellable, const char *what,
                              const void *object, bool *locked);
+/* plait_event_wait, and cancellable or not (e not null): for clean-up that must finish
+ * in a cancelled caller too. */
+int plait__event_wait(plait_event *e, int64_t deadline, bool cancellable);
 /* How many waiters of q are still open. */
 size_t plait__waitq_count_open(plait__waitq *q);
 /* Signal with status every waiter of q whose node carries data. */
