@@ -987,7 +987,8 @@ typedef struct plait_procpool_options {
     size_t result_max;      /* the largest result; 0: PLAIT_RESULT_DEFAULT */
     int (*init)(void *arg); /* run by each worker as it starts; NULL: none.  A negative
                                return breaks the pool: tasks waiting and every later
-                               submit fail with that code */
+                               submit fail with that code; so does a worker's death in
+                               it (its fate), at create or in a replacement */
     void *init_arg;
     unsigned max_tasks;     /* tasks a worker runs before a fresh one replaces it; 0: no limit */
     int64_t task_timeout;   /* ns a task may run: then its worker is killed and the task
@@ -1005,8 +1006,8 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
 
 /* Queue fn(arg) and return at once (tasks beyond what is in flight wait in this
  * process); task (may be NULL: detached) is its future.  -EMSGSIZE for arg_len >
- * arg_max, -EPIPE once shut down, the initialiser's code when the pool is broken,
- * -EINVAL, -ENOMEM. */
+ * arg_max, -EPIPE once shut down, the initialiser's code (or the fate of a worker that
+ * died in it) when the pool is broken, -EINVAL, -ENOMEM. */
 int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn fn,
                           const void *arg, size_t arg_len);
 

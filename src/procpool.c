@@ -99,6 +99,9 @@ typedef struct pool_shm {
 typedef struct ptask {
     plait__future *future;
     plait_procpool *pool;
+    unsigned owner;             /* the pool's maker: a join or cancel anywhere else is
+                                 * inert, and looks at nothing of the pool (it may be
+                                 * freed, or the parent's, copied) */
     struct ptask *next;         /* the waiting list */
     plait_proc_fn fn;
     int where;
@@ -403,8 +406,14 @@ static void collect(plait_procpool *p)
         plait__plock_lock(&p->sh->lock);
         bool any = p->sh->done_head != p->sh->done_tail;
         uint32_t s = any ? p->done[p->sh->done_head % p->nslots] : 0;
-        if (any)
+        int state = SLOT_DONE;
+        if (any) {
             p->sh->done_head++;
+            /* taken: a worker that died between putting it on the ring and marking it
+             * done left it RUNNING (or CANCELLED), which fail_running would fail again */
+            state = slot_at(p, s)->state;
+            slot_at(p, s)->state = SLOT_DONE;
+        }
         plait__plock_unlock(&p->sh->lock);
         if (!any) {
             maybe_stop(p);
@@ -421,7 +430,7 @@ static void collect(plait_procpool *p)
         p->slot_task[s] = NULL;
         if (t) {
             t->where = WHERE_DONE;
-            if (ts->state == SLOT_CANCELLED)
+            if (state == SLOT_CANCELLED)
                 t->withdrawn = true;
             plait__spin_unlock(&p->lock);
             finish(t, ts->code, slot_result(p, s), ts->result_len);
@@ -635,10 +644,13 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     if (init_error && !p->broken) {
         p->broken = init_error;
         failed = take_waiting(p);
-    } else if (atomic_load(&p->starting) && !atomic_load(&ws->init_done) && !p->broken) {
-        /* it died in its initialiser while create waits for it: create fails with its
-         * fate (no task can be waiting yet) */
+    } else if ((atomic_load(&p->starting) || p->init) && !atomic_load(&ws->init_done) &&
+               !p->broken && !p->stop_sent && !p->cancelling) {
+        /* it died while create waits for it, or in its initialiser: the pool breaks
+         * with its fate, at create (which then fails) as later (a replacement dying in
+         * its initialiser was forked again and again) */
         p->broken = fate ? fate : PLAIT_EXITED(0);
+        failed = take_waiting(p);
     }
     int forked = 0;
     if (!p->broken && !p->stop_sent && !p->cancelling)
@@ -687,7 +699,7 @@ static bool ptask_cancel(plait__future *f)
     ptask *t = f->ext;
     plait_procpool *p = t->pool;
     bool withdrawn = false;
-    if (plait__procpool_caller(p) < 0)
+    if (plait__pid() != t->owner)
         return false; /* a copy in a forked child: the task is the parent's */
     plait__spin_lock(&p->lock);
     if (t->where == WHERE_PENDING) {
@@ -723,7 +735,7 @@ static void ptask_help(plait__future *f, int64_t deadline)
 {
     ptask *t = f->ext;
     plait_procpool *p = t->pool;
-    if (plait__procpool_caller(p) < 0)
+    if (plait__pid() != t->owner)
         return; /* a copy in a forked child: nothing of the parent's pool to collect */
     plait__spin_lock(&f->lock);
     bool done = atomic_load_explicit(&f->done, memory_order_relaxed);
@@ -907,7 +919,8 @@ int plait__procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn
     ptask *t = malloc(sizeof *t);
     if (!t)
         return -ENOMEM;
-    *t = (ptask){.pool = pool, .fn = fn, .where = WHERE_PENDING, .slot = NO_SLOT,
+    *t = (ptask){.pool = pool, .owner = pool->owner, .fn = fn, .where = WHERE_PENDING,
+                 .slot = NO_SLOT,
                  .deliver = deliver ? deliver : deliver_bytes, .deliver_ctx = ctx,
                  .deliver_tag = tag, .arg_len = arg_len};
     plait_task handle;

@@ -297,6 +297,7 @@ struct plait_procpool_iter {
     bool holds_place;           /* the chunk handed out came through a place */
     size_t current_place, current_chunk, current_pos, current_count;
     int current_error;
+    unsigned owner;             /* the process that made it: the only one that may use it */
 };
 
 static int imap_deliver(void *ctx, size_t place, int code, const unsigned char *result,
@@ -353,6 +354,7 @@ int plait_procpool_imap(plait_procpool_iter **iter, plait_procpool *pool, plait_
     plait_procpool_iter *it = calloc(1, sizeof *it);
     if (!it)
         return -ENOMEM;
+    it->owner = plait__pid();
     int r = plan_make(&it->m, pool, fn, args, arg_size, n, result_size, chunk);
     if (r == 0) {
         size_t w = it->places = it->m.window + 1;
@@ -428,6 +430,8 @@ int plait_procpool_imap_next(plait_procpool_iter *it, size_t *index, void *resul
 {
     if (!it)
         return -EINVAL;
+    if (plait__pid() != it->owner)
+        return -EPERM; /* a forked child's copy: its chunks are the parent's */
     while (it->current_pos == it->current_count) {
         if (it->in_flight > 0) {
             int r = iter_next_chunk(it, deadline);
@@ -469,6 +473,8 @@ int plait_procpool_imap_destroy(plait_procpool_iter *it)
 {
     if (!it)
         return -EINVAL;
+    if (plait__pid() != it->owner)
+        return -EPERM;
     /* the chunks still out: cancel them newest first (as map does, so that no worker
      * that replaces a killed one picks up a queued chunk), and wait (the manager
      * writes into it->raw) */
