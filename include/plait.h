@@ -184,7 +184,9 @@ int plait_cancelled(void);
  * -EINVAL outside [PLAIT_STACK_MIN, PLAIT_STACK_MAX] (0 included), -EPERM with no
  * scheduler.  Stacks of 16 KiB and more get a guard page while the process has
  * fewer than plait_guard_budget() guarded stacks; all stacks carry a canary checked
- * at every switch.  An overflow stops the program with a message naming the task.
+ * at every switch.  An overflow onto either stops the program with a message naming
+ * the task; a frame that skips the canary of a smaller stack is not seen (API.md):
+ * give code with large frames 16 KiB or more.
  * A finished coroutine's stack is kept for the next spawn; the memory of free stacks
  * beyond 256 per scheduler that stayed unused for a second goes back to the kernel
  * while the scheduler sleeps. */
@@ -264,7 +266,9 @@ int plait_mutex_create(plait_mutex **mutex);
 int plait_mutex_destroy(plait_mutex *mutex);
 /* 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (caller holds it already). */
 int plait_mutex_lock(plait_mutex *mutex, int64_t deadline);
-/* -EPERM when the caller is not the owner. */
+/* -EPERM when the caller is not the owner.  Wakes the first waiter; a running locker
+ * may take the mutex first, except from a waiter that has waited over 1 ms, which is
+ * handed it (docs/API.md). */
 int plait_mutex_unlock(plait_mutex *mutex);
 
 /* Condition variable used with a plait_mutex. */

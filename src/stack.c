@@ -22,9 +22,13 @@
  *     naming the coroutine, then the program aborts.
  *   - Every stack without a guard page has a canary at its lowest word, checked each
  *     time the coroutine is switched out (and so when it ends).  A fault below an
- *     unguarded stack's end is reported by the same handler.  Small stacks are packed back to back, so an
- *     overflow there is found at the next switch, reported, and the program aborts:
- *     never silently corrupted memory that runs on.
+ *     unguarded stack's end is reported by the same handler.  Small stacks are packed
+ *     back to back, so an overflow that writes the canary is found at the next
+ *     switch, reported, and the program aborts.  What a canary cannot see is a frame
+ *     that steps over it without writing it (a large local array written only at its
+ *     low end): that writes into the slot below, another coroutine's stack, unseen.
+ *     Only a guard page stops that; a review showed it with a 6 KiB frame on a 4 KiB
+ *     stack, and the docs say to give such code 16 KiB or more.
  *
  * Slots are never unmapped: a finished coroutine's slot goes to its scheduler's
  * cache (no lock on the spawn path) or back to the global pool of its size.
