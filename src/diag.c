@@ -7,7 +7,10 @@
  * threshold while a coroutine runs, the scheduler is blocked: the watchdog says so at
  * once (by id: it must not read the coroutine's fields), and marks the stall, so
  * that when the coroutine finally lets go the switch path names it and says how long
- * it held the thread.
+ * it held the thread.  The mark carries the switch count of the stall: the watchdog
+ * may mark it only after the coroutine has let go (its warning, to a slow stderr, can
+ * take that long), and then the next switch, of another coroutine, is not the first
+ * after the stall and says nothing (it once blamed itself for the other's time).
  */
 #include "internal.h"
 
@@ -64,7 +67,8 @@ static void *watchdog_main(void *arg)
                     "plait: warning: coroutine #%lu has run %lld ms without yielding; "
                     "its scheduler is blocked\n",
                     id, (long long)((now - since) / PLAIT_MS));
-            atomic_store_explicit(&s->slow_since, since, memory_order_relaxed);
+            atomic_store_explicit(&s->slow_switches, last, memory_order_relaxed);
+            atomic_store_explicit(&s->slow_since, since, memory_order_release);
             warned = true;
         }
     }
@@ -115,8 +119,11 @@ void plait__watchdog_after_fork(void)
 
 void plait__slow_report(plait__sched *s, plait__coro *from)
 {
-    int64_t since = atomic_exchange_explicit(&s->slow_since, 0, memory_order_relaxed);
-    if (!since || from->is_loop)
+    int64_t since = atomic_exchange_explicit(&s->slow_since, 0, memory_order_acquire);
+    /* the switch path has counted this switch: the one before it was the stall's */
+    unsigned long stalled = atomic_load_explicit(&s->slow_switches, memory_order_relaxed);
+    if (!since || from->is_loop ||
+        atomic_load_explicit(&s->switches, memory_order_relaxed) - 1 != stalled)
         return;
     fprintf(stderr,
             "plait: warning: coroutine '%s' (#%llu) ran %lld ms without yielding "

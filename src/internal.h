@@ -409,6 +409,7 @@ struct plait__sched {
     atomic_ulong switches;
     atomic_ulong running_id;
     atomic_llong slow_since;    /* set by the watchdog when the running one stalls */
+    atomic_ulong slow_switches; /* `switches` during that stall: whose it was */
     int64_t slow_threshold;
     struct plait__watchdog *watchdog;
 };

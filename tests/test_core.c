@@ -797,6 +797,107 @@ TEST(slow_coroutine_warning)
     CHECK(strstr(buf, "without yielding") != NULL);
 }
 
+/* The report after a stall names the coroutine that stalled, or nobody.  Here the
+ * watchdog's warning is held up by a full stderr pipe until the stalled coroutine has
+ * let go and the pipe is read again; only then does the watchdog mark the stall, and
+ * the next switch, of another coroutine, must not report it (it once said that
+ * 'innocent', or 'main', ran the culprit's 300 ms without yielding). */
+typedef struct {
+    int fd;
+    char buf[1 << 16];
+    size_t len;
+} pipe_reader;
+
+static void *read_until_closed(void *p)
+{
+    pipe_reader *r = p;
+    for (ssize_t n; (n = read(r->fd, r->buf + r->len, sizeof r->buf - 1 - r->len)) > 0;) {
+        r->len += (size_t)n;
+        if (r->len == sizeof r->buf - 1)
+            r->len = 0; /* keep the newest: the reports come last */
+    }
+    r->buf[r->len] = '\0';
+    return NULL;
+}
+
+static atomic_int innocent_stop;
+
+static void *spin_300_ms(void *p)
+{
+    (void)p;
+    int64_t until = plait_now() + 300 * PLAIT_MS;
+    while (plait_now() < until)
+        ;
+    return NULL;
+}
+
+static void *yield_until_told(void *p)
+{
+    (void)p;
+    while (!atomic_load(&innocent_stop))
+        CHECK_EQ(plait_yield(), 0);
+    return NULL;
+}
+
+typedef struct {
+    pthread_t reader_thread;
+    pipe_reader *reader;
+} late_mark;
+
+static void *late_mark_main(void *p)
+{
+    late_mark *c = p;
+    plait_task t, other;
+    CHECK_EQ(plait_spawn_opts(&t, spin_300_ms, NULL, &(plait_spawn_options){.name = "culprit"}),
+             0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    thread_start(&c->reader_thread, read_until_closed, c->reader); /* the warning goes out */
+    CHECK_EQ(plait_spawn_opts(&other, yield_until_told, NULL,
+                              &(plait_spawn_options){.name = "innocent"}),
+             0);
+    int64_t until = plait_now() + 200 * PLAIT_MS;
+    while (plait_now() < until)
+        CHECK_EQ(plait_yield(), 0);
+    atomic_store(&innocent_stop, 1);
+    CHECK_EQ(plait_join(other, NULL, SOON()), 0);
+    return NULL;
+}
+
+TEST(slow_report_blames_nobody_else)
+{
+    CHECK_EQ(plait_set_slow_warning(40 * PLAIT_MS), 0);
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fds[1], STDERR_FILENO);
+    int fl = fcntl(STDERR_FILENO, F_GETFL);
+    CHECK_EQ(fcntl(STDERR_FILENO, F_SETFL, fl | O_NONBLOCK), 0);
+    static char junk[4096];
+    memset(junk, '.', sizeof junk);
+    while (write(STDERR_FILENO, junk, sizeof junk) > 0) /* fill the pipe */
+        ;
+    while (write(STDERR_FILENO, junk, 1) > 0)
+        ;
+    CHECK_EQ(fcntl(STDERR_FILENO, F_SETFL, fl), 0);
+    static pipe_reader reader;
+    reader.fd = fds[0];
+    late_mark c = {.reader = &reader};
+    atomic_store(&innocent_stop, 0);
+    int r = plait_run(late_mark_main, &c, NULL);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    thread_join(c.reader_thread);
+    close(fds[0]);
+    CHECK_EQ(plait_set_slow_warning(0), 0);
+    CHECK_EQ(r, 0);
+    CHECK(strstr(reader.buf, "plait: warning: coroutine #") != NULL); /* by id, at once */
+    CHECK(strstr(reader.buf, "coroutine 'innocent'") == NULL);
+    CHECK(strstr(reader.buf, "coroutine 'main'") == NULL);
+}
+
 TEST(strerror_names)
 {
     CHECK(strcmp(plait_strerror(-ETIMEDOUT), "deadline passed") == 0);
@@ -866,6 +967,6 @@ RUN_TESTS(CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock)
           CASE(group_edges), CASE(group_destroy_while_waited_on),
           CASE(task_local_storage), CASE(stack_sizes),
           CASE(million_coroutines), CASE(beyond_guard_budget),
-          CASE(dump), CASE(slow_coroutine_warning),
+          CASE(dump), CASE(slow_coroutine_warning), CASE(slow_report_blames_nobody_else),
           CASE(strerror_names),
           CASE(cancelled_group_cancels_children_spawned_later))
