@@ -7,6 +7,8 @@
  * The host may be a name ("localhost"): it is resolved without blocking the
  * scheduler, and each address is tried in turn.
  */
+#include "args.h"
+
 #include <plait.h>
 
 #include <errno.h>
@@ -65,11 +67,10 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-    job j = {.host = argc > 1 ? argv[1] : "127.0.0.1",
-             .port = argc > 2 ? atoi(argv[2]) : 7007,
-             .conns = argc > 3 ? atoi(argv[3]) : 100,
-             .messages = argc > 4 ? atoi(argv[4]) : 1000};
-    if (argc > 5 || j.port <= 0 || j.port > 65535 || j.conns <= 0 || j.messages <= 0) {
+    job j = {.host = argc > 1 ? argv[1] : "127.0.0.1"};
+    if (argc > 5 || !example_number(argc > 2 ? argv[2] : NULL, 7007, 1, 65535, &j.port) ||
+        !example_number(argc > 3 ? argv[3] : NULL, 100, 1, 100000, &j.conns) ||
+        !example_number(argc > 4 ? argv[4] : NULL, 1000, 1, 1000000000, &j.messages)) {
         fprintf(stderr, "usage: %s [HOST [PORT [CONNS [MESSAGES]]]]\n", argv[0]);
         return 2;
     }

@@ -12,6 +12,8 @@
  *             writer.write(data); await writer.drain()
  *     await asyncio.start_server(echo, "127.0.0.1", 7007)
  */
+#include "args.h"
+
 #include <plait.h>
 
 #include <errno.h>
@@ -88,8 +90,8 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-    int port = argc > 1 ? atoi(argv[1]) : 7007;
-    if (argc > 2 || port < 0 || port > 65535) {
+    int port;
+    if (argc > 2 || !example_number(argc > 1 ? argv[1] : NULL, 7007, 0, 65535, &port)) {
         fprintf(stderr, "usage: %s [PORT]\n", argv[0]);
         return 2;
     }

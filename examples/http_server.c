@@ -3,11 +3,15 @@
  * read; 16 KiB of answers per write) and correct on partial reads (a request split
  * over reads is answered once whole).  GET only (405 for other methods; 400 for a GET
  * that says it has a body, which this server does not read: a body taken for the next
- * request would let a client smuggle one); "Connection: close" and HTTP/1.0 close after
+ * request would let a client smuggle one; 400 too for a request it cannot read safely:
+ * a request line that is not "METHOD TARGET HTTP/1.x", a header line without a colon
+ * or with space before it, a folded header line, an HTTP/1.1 request without exactly
+ * one Host, a Content-Length that is not a number); "Connection: close" and HTTP/1.0 close after
  * the answer (which says so), as does a request over 16 KiB (431), with a lingering
  * close; an HTTP/1.0 client that asks for keep-alive is told it has it.  A peer
- * gets TIMEOUT seconds (default 10) to finish a request it has begun and to take an
- * answer, and six times that idle between requests; then it is closed.
+ * gets TIMEOUT seconds (default 10) to finish a request from its first byte, however
+ * it trickles in, and to take an answer, and six times that idle between requests;
+ * then it is closed.
  * SIGTERM or SIGINT shuts it down gracefully: it stops accepting, lets every
  * connection finish the requests it has received, and waits for them (5 s at most).
  *
@@ -20,6 +24,8 @@
  *         io.WriteString(w, "Hello, world!") })
  *     http.ListenAndServe(":8080", nil)
  */
+#include "args.h"
+
 #include <plait.h>
 
 #include <errno.h>
@@ -72,6 +78,8 @@ struct connection {
 
 /* What a request's header block says about the connection and its body. */
 typedef struct request_info {
+    bool bad;                   /* malformed: answered 400 (see the top of the file) */
+    bool get;                   /* the method is GET */
     bool close;                 /* HTTP/1.0 without keep-alive, or "Connection: close" */
     bool keep_alive_10;         /* HTTP/1.0 with keep-alive (kept only if the answer says) */
     bool body;                  /* a Content-Length other than 0, or a Transfer-Encoding */
@@ -99,39 +107,80 @@ static bool has_token(const char *p, const char *end, const char *token)
     return false;
 }
 
-/* Whether the header value [p, end) is a number other than 0 (a malformed one counts:
- * it is refused as a body would be). */
-static bool nonzero_length(const char *p, const char *end)
+static bool blank(char c) { return c == ' ' || c == '\t'; }
+
+/* Whether the header value [p, end) is 0, with blanks around it (anything else, a
+ * malformed number included, is refused as a body would be). */
+static bool zero_length(const char *p, const char *end)
 {
-    while (p < end && (*p == ' ' || *p == '\t'))
+    while (p < end && blank(*p))
         p++;
+    const char *digits = p;
     while (p < end && *p == '0')
         p++;
-    return p < end && *p != '\r' && *p != '\n';
+    if (p == digits)
+        return false; /* no number at all */
+    while (p < end && blank(*p))
+        p++;
+    return p == end || *p == '\r' || *p == '\n';
+}
+
+/* The request line [start, eol) (its CR included) is "METHOD TARGET HTTP/1.x\r":
+ * 0 for HTTP/1.1, 1 for HTTP/1.0, -1 when malformed. */
+static int request_line(const char *start, const char *eol, bool *get)
+{
+    const char *sp1 = memchr(start, ' ', (size_t)(eol - start));
+    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+    if (!sp2 || sp1 == start || sp2 == sp1 + 1 || eol - sp2 != 10 || eol[-1] != '\r' ||
+        memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || (sp2[8] != '1' && sp2[8] != '0'))
+        return -1;
+    *get = sp1 - start == 3 && memcmp(start, "GET", 3) == 0;
+    return sp2[8] == '0';
+}
+
+/* Whether the header line [line, next) names the field (of len bytes, with its
+ * colon); *value is where its value starts. */
+static bool field(const char *line, const char *next, const char *name, size_t len,
+                  const char **value)
+{
+    *value = line + len;
+    return (size_t)(next - line) > len && strncasecmp(line, name, len) == 0;
 }
 
 static request_info read_headers(const char *start, const char *end)
 {
-    bool http10 = false, close_asked = false, keep = false, body = false;
+    request_info info = {.bad = true};
     const char *eol = memchr(start, '\n', (size_t)(end - start));
-    if (eol && eol - start >= 9 && memcmp(eol - 9, "HTTP/1.0", 8) == 0)
-        http10 = true;
-    for (const char *line = eol ? eol + 1 : end; line < end;) {
-        const char *next = memchr(line, '\n', (size_t)(end - line));
+    int http10 = eol ? request_line(start, eol, &info.get) : -1;
+    if (http10 < 0)
+        return info;
+    bool close_asked = false, keep = false;
+    int hosts = 0;
+    for (const char *line = eol + 1, *next; line < end; line = next) {
+        next = memchr(line, '\n', (size_t)(end - line));
         next = next ? next + 1 : end;
-        size_t n = (size_t)(next - line);
-        if (n > 11 && strncasecmp(line, "connection:", 11) == 0) {
-            close_asked |= has_token(line + 11, next, "close");
-            keep |= has_token(line + 11, next, "keep-alive");
-        } else if (n > 15 && strncasecmp(line, "content-length:", 15) == 0) {
-            body |= nonzero_length(line + 15, next);
-        } else if (n > 18 && strncasecmp(line, "transfer-encoding:", 18) == 0) {
-            body = true;
+        if (*line == '\r' || *line == '\n')
+            break; /* the empty line that ends the block */
+        const char *colon = memchr(line, ':', (size_t)(next - line)), *value;
+        if (blank(*line) || !colon || colon == line || blank(colon[-1]))
+            return info; /* folded, no name, or space before the colon (RFC 9112, 5) */
+        if (field(line, next, "connection:", 11, &value)) {
+            close_asked |= has_token(value, next, "close");
+            keep |= has_token(value, next, "keep-alive");
+        } else if (field(line, next, "content-length:", 15, &value)) {
+            info.body |= !zero_length(value, next);
+        } else if (field(line, next, "transfer-encoding:", 18, &value)) {
+            info.body = true;
+        } else if (field(line, next, "host:", 5, &value)) {
+            hosts++;
         }
-        line = next;
     }
-    bool close = close_asked || (http10 && !keep);
-    return (request_info){.close = close, .keep_alive_10 = http10 && !close, .body = body};
+    if (!http10 && hosts != 1)
+        return info; /* HTTP/1.1 needs exactly one (RFC 9112, 3.2) */
+    info.bad = false;
+    info.close = close_asked || (http10 && !keep);
+    info.keep_alive_10 = http10 && !info.close;
+    return info;
 }
 
 /* Closing while the client may still be sending (pipelined requests after one that
@@ -166,12 +215,15 @@ static void *serve(void *arg)
     if (open)
         out = in + REQUEST_MAX;
     bool more = false; /* out filled up: whole requests may still be buffered */
+    int64_t finish_by = 0; /* the deadline of the request begun (have > 0) */
     while (open) {
         if (!more) { /* idle between requests, or the rest of one begun */
             ssize_t n = plait_read(c->fd, in + have, REQUEST_MAX - have,
-                                   plait_deadline_in(have ? timeout : idle));
+                                   have ? finish_by : plait_deadline_in(idle));
             if (n <= 0)
                 break; /* closed, reset, shut down, timed out, or cancelled */
+            if (!have) /* its first bytes: the whole request is due within the timeout */
+                finish_by = plait_deadline_in(timeout);
             have += (size_t)n;
         }
         more = false;
@@ -191,7 +243,10 @@ static void *serve(void *arg)
             size_t request_end = (size_t)(end - in) + 4;
             request_info info = read_headers(in + done, in + request_end);
             bool last = info.close;
-            if (memcmp(in + done, "GET ", 4) != 0) {
+            if (info.bad) {
+                out_len = answer(out, out_len, bad_request, sizeof bad_request - 1);
+                last = true;
+            } else if (!info.get) {
                 out_len = answer(out, out_len, not_allowed, sizeof not_allowed - 1);
                 last = true;
             } else if (info.body) {
@@ -224,6 +279,8 @@ static void *serve(void *arg)
         memmove(in, in + done, have - done); /* keep what is not yet a whole request */
         have -= done;
         scanned -= done;
+        if (done && have) /* the next request has begun */
+            finish_by = plait_deadline_in(timeout);
     }
     if (in && !open) /* our decision to close: see lingering_close() */
         lingering_close(c->fd, in, REQUEST_MAX);
@@ -311,8 +368,9 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-    int args[2] = {argc > 1 ? atoi(argv[1]) : 8080, argc > 2 ? atoi(argv[2]) : 10};
-    if (argc > 3 || args[0] < 0 || args[0] > 65535 || args[1] < 1 || args[1] > 3600) {
+    int args[2];
+    if (argc > 3 || !example_number(argc > 1 ? argv[1] : NULL, 8080, 0, 65535, &args[0]) ||
+        !example_number(argc > 2 ? argv[2] : NULL, 10, 1, 3600, &args[1])) {
         fprintf(stderr, "usage: %s [PORT [TIMEOUT]]   (TIMEOUT: 1 to 3600 seconds)\n", argv[0]);
         return 2;
     }
