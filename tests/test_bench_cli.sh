@@ -119,6 +119,21 @@ err_has "peer_ucontext_switch.*not there" "$what"
 err_has "run 1 of 1: bench_chan" "$what"
 out_has "^chan +plait +ns_per_msg +[0-9]" "$what"
 
+# ---- a program that leaves a process holding its output: its figure counts at once -------
+# (the tool once read until that process let go of the pipe, waited out its limit, 60 s,
+# then called the program still running and dropped its figure)
+mkdir "$tmp/leaves"
+printf '#!/bin/sh\necho "switch plait-context ns_per_op 5.5"\nsleep 300 &\nexit 0\n' \
+    >"$tmp/leaves/bench_context"
+chmod +x "$tmp/leaves/bench_context"
+rc=0
+PLAIT_BENCH_DIR="$tmp/leaves" timeout 30 "$tool" bench --quick context \
+    >"$tmp/out" 2>"$tmp/err" || rc=$?
+what="bench with a program that leaves a process behind"
+expect_rc 1 "$what" # its peer, peer_ucontext_switch, is not there
+out_has "^switch +plait-context +ns_per_op +5.50" "$what"
+grep -q "still running" "$tmp/err" && fail "$what: called still running"
+
 # ---- Ctrl-C -------------------------------------------------------------------------------
 # interrupt WHAT MARKER [ENV=VALUE...]: start `plait bench --quick` in a session of its
 # own (setsid; job control on, so that SIGINT is not ignored in the background job),

@@ -2,7 +2,8 @@
 # `plait compare` as a script sees it: help, usage errors, an unwritable report path,
 # a quick run whose JSON holds every figure, a machine with one CPU (taskset), few open
 # files (a smaller run, or a step skipped and said so), and
-# Ctrl-C / SIGTERM in the middle of a run (exit 130, no report, no child left behind).
+# Ctrl-C / SIGTERM in the middle of a run (exit 130, no report, no child left behind);
+# and SIGTERM in the middle of `plait tour` (exit 130 too).
 #   bash tests/test_compare_cli.sh PLAIT_BINARY
 # Every wait is bounded; a failure says what differed and exits 1.
 set -uo pipefail
@@ -52,13 +53,15 @@ done
 
 # ---- a quick run: every figure measured, the report written, nothing left over -----------
 # The report path is a symbolic link: the report goes to its target, and the link stays
-# (it was replaced by a file, the target left as it was).
+# (it was replaced by a file, the target left as it was).  The target's name is as long
+# as a name may be, less a little (a temporary name made from it was once too long).
 mkdir "$tmp/report"
-echo old >"$tmp/report/r.html"
-ln -s r.html "$tmp/report/link.html"
+target=$(printf 'r%.0s' $(seq 245)).html
+echo old >"$tmp/report/$target"
+ln -s "$target" "$tmp/report/link.html"
 expect_exit 0 "compare --quick --json --html" "$plait" compare --quick --json --html "$tmp/report/link.html"
 [ -L "$tmp/report/link.html" ] || fail "the report replaced the symbolic link it was given"
-grep -q "^old$" "$tmp/report/r.html" && fail "the report did not reach the link's target"
+grep -q "^old$" "$tmp/report/$target" && fail "the report did not reach the link's target"
 cp "$tmp/out" "$tmp/quick.json"
 python3 - "$tmp/quick.json" <<'EOF' || fail "the JSON of a quick run"
 import json, sys
@@ -87,8 +90,8 @@ assert crash and crash[0]["model"] == "process", crash
 print("ok: quick JSON: %d metrics, %d facts, %d recommendations" %
       (len(d["metrics"]), len(d["facts"]), len(d["recommendations"])))
 EOF
-[ -s "$tmp/report/r.html" ] || fail "no HTML report written"
-leftover=$(find "$tmp/report" -name '*.tmp-*')
+[ -s "$tmp/report/$target" ] || fail "no HTML report written"
+leftover=$(find "$tmp/report" -name '.plait-report-*')
 [ -z "$leftover" ] || fail "temporary report files left: $leftover"
 
 # The text table names every model and every row, and says what suits which work.
@@ -158,7 +161,7 @@ EOF
 # progress names STEP, send SIGNAL to the whole session (as a terminal's Ctrl-C does)
 interrupt() {
     local sig=$1 step=$2
-    rm -f "$tmp/int.html" "$tmp"/int.html.tmp-*
+    rm -f "$tmp/int.html" "$tmp"/.plait-report-*
     setsid "$plait" compare --quick --html "$tmp/int.html" >"$tmp/int.out" 2>"$tmp/int.err" &
     local pid=$! waited=0
     until grep -q "$step" "$tmp/int.err" 2>/dev/null; do
@@ -178,7 +181,7 @@ interrupt() {
     [ "$rc" = 130 ] && ok "$sig during '$step': exit 130" || fail "$sig during '$step': exit $rc, expected 130"
     grep -q "interrupted" "$tmp/int.err" || fail "$sig: no 'interrupted' message"
     [ -e "$tmp/int.html" ] && fail "$sig: a report was written"
-    ls "$tmp"/int.html.tmp-* >/dev/null 2>&1 && fail "$sig: a temporary report was left"
+    ls "$tmp"/.plait-report-* >/dev/null 2>&1 && fail "$sig: a temporary report was left"
     # plait kills a parent's children when it exits; give them a bounded moment to go
     waited=0
     while pgrep -s "$pid" >/dev/null && [ "$waited" -lt 100 ]; do sleep 0.05; waited=$((waited + 1)); done
@@ -192,6 +195,20 @@ interrupt() {
 interrupt INT "coroutines: hand-off"
 interrupt INT "processes: I/O-bound job"
 interrupt TERM "threads: CPU-bound job"
+
+# ---- the tour, interrupted: exit 130 like every command (SIGTERM once killed it: 143) --
+setsid "$plait" tour >"$tmp/tour.out" 2>"$tmp/tour.err" &
+pid=$! waited=0
+until grep -q "^== " "$tmp/tour.out" 2>/dev/null || ! kill -0 "$pid" 2>/dev/null ||
+      [ "$waited" -ge 600 ]; do sleep 0.05; waited=$((waited + 1)); done
+kill -TERM -- -"$pid" 2>/dev/null
+waited=0
+while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt 600 ]; do sleep 0.05; waited=$((waited + 1)); done
+kill -0 "$pid" 2>/dev/null && { fail "tour: still running 30 s after SIGTERM"; kill -KILL -- -"$pid"; }
+wait "$pid"; rc=$?
+[ "$rc" = 130 ] && grep -q "plait tour: interrupted after [0-9]* of 12" "$tmp/tour.err" \
+    && ok "SIGTERM during the tour: exit 130, interrupted after the example running" \
+    || fail "SIGTERM during the tour: exit $rc; $(cat "$tmp/tour.err")"
 
 if [ "$failures" -gt 0 ]; then
     echo "test_compare_cli: $failures failure(s)" >&2

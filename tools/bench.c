@@ -539,11 +539,14 @@ static run_result run_program(const char *dir, const char *file, const char *arg
         return RUN_FAILED;
     }
 
-    /* Read its output to the end, then wait for it to end; within the time limit. */
+    /* Read its output to the end, then wait for it to end; within the time limit.  The
+     * end of its output is the end of the pipe, or, once the program itself has ended,
+     * the moment nothing more is there: a process it left behind may hold the pipe
+     * open (the tool once waited for that one, then called the program still running). */
     size_t len = 0, cap = 4096;
     char *out = malloc(cap);
     double deadline = now_s() + limit_s;
-    bool reading = true, timed_out = false, nomem = out == NULL;
+    bool reading = true, timed_out = false, nomem = out == NULL, program_ended = false;
     int status = 0;
     for (;;) {
         if (tool_interrupted) {
@@ -567,9 +570,14 @@ static run_result run_program(const char *dir, const char *file, const char *arg
             continue;
         }
         struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
-        struct timespec ts = {.tv_sec = (time_t)left,
-                              .tv_nsec = (long)((left - (double)(time_t)left) * 1e9)};
+        double slice = program_ended ? 0 : left < 0.05 ? left : 0.05;
+        struct timespec ts = {.tv_sec = (time_t)slice,
+                              .tv_nsec = (long)((slice - (double)(time_t)slice) * 1e9)};
         int ready = ppoll(&pfd, 1, &ts, &wait_mask);
+        if (ready == 0 && program_ended)
+            reading = false; /* it has ended, and all it wrote is read */
+        else if (ready == 0)
+            program_ended = ended(pid); /* then one more look for what it wrote last */
         if (ready <= 0)
             continue; /* a signal, or the time is up: both looked at above */
         char buf[4096];

@@ -184,7 +184,9 @@ static int parse(int argc, char **argv, compare_options *opt, bool *help)
  * at all: into a temporary file beside it, renamed over it at the end; through a
  * symbolic link, beside the link's target, so that the link stays.  Anything else that
  * is not a directory (a FIFO, a device such as /dev/stdout) is written in place: a
- * rename would replace it with a file. */
+ * rename would replace it with a file.  The temporary file's name is short,
+ * ".plait-report-PID" in FILE's directory: FILE's own name with a suffix would pass
+ * the file system's limit for a long valid name (NAME_MAX: such a FILE was refused). */
 typedef struct report_file {
     FILE *f;
     char final[PATH_MAX];      /* what the temporary file is renamed to */
@@ -221,7 +223,10 @@ static bool open_report(const char *path, report_file *rep)
                             sizeof rep->final) {
         errno = exists ? errno : ENAMETOOLONG;
     } else {
-        snprintf(rep->tmp, sizeof rep->tmp, "%s.tmp-%d", rep->final, (int)getpid());
+        const char *slash = strrchr(rep->final, '/');
+        int dir_len = slash ? (int)(slash - rep->final) + 1 : 0;
+        snprintf(rep->tmp, sizeof rep->tmp, "%.*s.plait-report-%d", dir_len, rep->final,
+                 (int)getpid());
         fd = open(rep->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0)
             rep->tmp[0] = 0;

@@ -32,7 +32,7 @@ enum { BATCHES_MAX = 9, METRIC_EXTRA_MAX = 2, METRICS_MAX = 16, FACTS_MAX = 8, R
  * same unit (another mechanism for the same model, such as a pipe). */
 typedef struct compare_metric {
     const char *id, *title, *unit;
-    char how[256];
+    char how[512];
     bool higher_is_better, log_scale;
     double value[MODELS];
     int extras;
@@ -45,7 +45,7 @@ typedef struct compare_metric {
 /* A non-numeric row: a short answer per model. */
 typedef struct compare_fact {
     const char *id, *title;
-    char how[256];
+    char how[512];
     char value[MODELS][48];
 } compare_fact;
 

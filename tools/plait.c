@@ -45,7 +45,10 @@ static void tour_usage(FILE *out)
             "threads and processes; a fan-out to thousands of connections).  Each prints its\n"
             "interleaving and its total time.\n"
             "\n"
-            "exit status: 0 every example worked, 1 an example failed, 2 usage error\n");
+            "Ctrl-C (or SIGTERM) lets the example running finish and starts no other.\n"
+            "\n"
+            "exit status: 0 every example worked, 1 an example failed, 2 usage error,\n"
+            "130 interrupted\n");
 }
 
 typedef struct tour_stop {
@@ -94,15 +97,21 @@ static int tour(void)
     };
     int failed = 0;
     int64_t start = plait_now();
-    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++) {
-        printf("\n== %s\n   (%s)\n", stops[i].title, stops[i].expect);
+    tool_catch_interrupts(); /* Ctrl-C or SIGTERM: the example running ends, no other starts */
+    size_t ran = 0, all = sizeof stops / sizeof stops[0];
+    for (; ran < all && !tool_interrupted; ran++) {
+        printf("\n== %s\n   (%s)\n", stops[ran].title, stops[ran].expect);
         fflush(stdout);
-        if (stops[i].run() != 0)
+        if (stops[ran].run() != 0)
             failed++;
         fflush(stdout);
     }
-    printf("\ntour: %zu examples, %d failed, %.3f s in total\n", sizeof stops / sizeof stops[0],
-           failed, (double)(plait_now() - start) / PLAIT_SEC);
+    if (tool_interrupted) {
+        fprintf(stderr, "plait tour: interrupted after %zu of %zu examples\n", ran, all);
+        return TOOL_INTERRUPTED;
+    }
+    printf("\ntour: %zu examples, %d failed, %.3f s in total\n", all, failed,
+           (double)(plait_now() - start) / PLAIT_SEC);
     return failed ? TOOL_FAILED : TOOL_OK;
 }
 
