@@ -196,6 +196,14 @@ interrupt INT "coroutines: hand-off"
 interrupt INT "processes: I/O-bound job"
 interrupt TERM "threads: CPU-bound job"
 
+# ---- results that cannot be written: exit 3, said once (it was said twice) --------------
+if [ -e /dev/full ]; then
+    "$plait" compare --quick --quiet >/dev/full 2>"$tmp/full.err"; rc=$?
+    [ "$rc" = 3 ] && [ "$(grep -c "cannot write" "$tmp/full.err")" = 1 ] \
+        && ok "compare > /dev/full: exit 3, one message" \
+        || fail "compare > /dev/full: exit $rc; $(cat "$tmp/full.err")"
+fi
+
 # ---- the tour, interrupted: exit 130 like every command (SIGTERM once killed it: 143) --
 setsid "$plait" tour >"$tmp/tour.out" 2>"$tmp/tour.err" &
 pid=$! waited=0

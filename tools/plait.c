@@ -202,8 +202,9 @@ int main(int argc, char **argv)
 {
     int r = run_command(argc, argv);
     /* what a command printed and could not write (a full disk, a closed pipe) is a
-     * failure, whatever the command made of it */
-    if (fflush(stdout) != 0 || ferror(stdout)) {
+     * failure, whatever the command made of it; a command that said so already
+     * (TOOL_OUTPUT) is not said twice */
+    if ((fflush(stdout) != 0 || ferror(stdout)) && r != TOOL_OUTPUT) {
         fprintf(stderr, "plait: cannot write the output: %s\n", strerror(errno));
         if (r == TOOL_OK)
             r = TOOL_OUTPUT;
