@@ -246,7 +246,8 @@ int plait_dump(FILE *out);
 /* Warn on stderr, naming the coroutine, when one runs longer than threshold_ns without
  * yielding or blocking (the blocked-event-loop pitfall); 0 turns the watch off.  The
  * environment variable PLAIT_SLOW_MS sets it at start.  Applies to schedulers started
- * afterwards.  -EINVAL for a negative threshold. */
+ * afterwards.  The watch looks every quarter threshold, every millisecond at most.
+ * -EINVAL for a negative threshold. */
 int plait_set_slow_warning(int64_t threshold_ns);
 
 /* ----------------------------------------------------------------------------

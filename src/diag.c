@@ -3,7 +3,8 @@
  *
  * The watch costs the switch path two relaxed stores (a switch counter and the id of
  * the coroutine now running) and one relaxed load.  A watchdog thread per scheduler
- * samples the counter every quarter threshold; when it has not moved for a whole
+ * samples the counter every quarter threshold (every millisecond at most: a threshold
+ * under 4 ms once made it wake thousands of times a second); when it has not moved for a whole
  * threshold while a coroutine runs, the scheduler is blocked: the watchdog says so at
  * once (by id: it must not read the coroutine's fields), and marks the stall, so
  * that when the coroutine finally lets go the switch path names it and says how long
@@ -53,8 +54,9 @@ static void *watchdog_main(void *arg)
     unsigned long last = atomic_load_explicit(&s->switches, memory_order_relaxed);
     int64_t since = plait_now();
     bool warned = false;
+    int64_t period = wd->threshold / 4 > PLAIT_MS ? wd->threshold / 4 : PLAIT_MS;
     while (!atomic_load(&wd->stop)) {
-        plait__futex_wait(&wd->stop, 0, plait_deadline_in(wd->threshold / 4));
+        plait__futex_wait(&wd->stop, 0, plait_deadline_in(period));
         unsigned long now_switches = atomic_load_explicit(&s->switches, memory_order_relaxed);
         unsigned long id = atomic_load_explicit(&s->running_id, memory_order_relaxed);
         int64_t now = plait_now();

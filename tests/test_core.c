@@ -898,6 +898,36 @@ TEST(slow_report_blames_nobody_else)
     CHECK(strstr(reader.buf, "coroutine 'main'") == NULL);
 }
 
+/* A threshold under 4 ms does not make the watchdog spin: it samples at most every
+ * millisecond (a quarter threshold of 0 ns was a wait that ended at once, again and
+ * again: some 4,000 wake-ups and 20 ms of CPU while the program slept 200 ms). */
+static void *sleep_200_ms(void *p)
+{
+    (void)p;
+    CHECK_EQ(plait_sleep(200 * PLAIT_MS), 0);
+    return NULL;
+}
+
+/* The process's CPU time over a run of sleep_200_ms with the slow-coroutine threshold
+ * threshold_ns (0: no watchdog). */
+static int64_t cpu_of_a_sleep(int64_t threshold_ns)
+{
+    CHECK_EQ(plait_set_slow_warning(threshold_ns), 0);
+    struct timespec cpu0, cpu1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+    check_run(sleep_200_ms, NULL);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+    CHECK_EQ(plait_set_slow_warning(0), 0);
+    return (cpu1.tv_sec - cpu0.tv_sec) * PLAIT_SEC + (cpu1.tv_nsec - cpu0.tv_nsec);
+}
+
+TEST(tiny_slow_threshold_does_not_spin)
+{
+    int64_t without = cpu_of_a_sleep(0);
+    int64_t with = cpu_of_a_sleep(1); /* 1 ns */
+    CHECK(with - without < 8 * PLAIT_MS);
+}
+
 TEST(strerror_names)
 {
     CHECK(strcmp(plait_strerror(-ETIMEDOUT), "deadline passed") == 0);
@@ -968,5 +998,6 @@ RUN_TESTS(CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock)
           CASE(task_local_storage), CASE(stack_sizes),
           CASE(million_coroutines), CASE(beyond_guard_budget),
           CASE(dump), CASE(slow_coroutine_warning), CASE(slow_report_blames_nobody_else),
+          CASE(tiny_slow_threshold_does_not_spin),
           CASE(strerror_names),
           CASE(cancelled_group_cancels_children_spawned_later))
