@@ -17,9 +17,10 @@
  * in the child, as with pthread mutexes; a child uses its own objects and the
  * process-shared ones (docs/API.md, "Fork").
  *
- * The lock order of the prepare handler: first the manager's spawn lock, which the
- * manager holds while it forks (so while it takes all the others; see process.c);
- * then the default pool's creation lock and the manager's start lock, each held while
+ * The lock order of the prepare handler: first the manager's spawn lock, which is held
+ * only for an instant while no other is (process.c: the record of a start's
+ * descriptors, which a foreign fork's child closes); then the default pool's creation
+ * lock and the manager's start lock, each held while
  * its holder creates threads and may take the ones after; then signal watchers, keys, stacks, futures, futex watchers,
  * registry, none of which is ever taken while another is held.  Then the spin locks
  * of the table of blocking waits by descriptor (poll.c), held for an instant by

@@ -664,8 +664,8 @@ void plait__shared_atfork(int phase);
 /* poll.c: the locks of the table of blocking waits by descriptor (spin locks: taken
  * last, after every mutex above). */
 void plait__fd_waits_atfork(int phase);
-/* The lock of a program's descriptors in the making (process.c): taken first of all,
- * for the manager holds it while it forks, and so takes every lock below. */
+/* The lock of the record of a start's descriptors (process.c), held for an instant;
+ * in a child not made for that start, closes them. */
 void plait__spawn_atfork(int phase);
 /* The default pool's creation lock and the manager's start lock: taken next (each is
  * held while its holder takes the locks above); in the child, the default pool's

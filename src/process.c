@@ -33,11 +33,11 @@
  * A program child (exec) reports a failed exec through a close-on-exec pipe: the
  * parent reads it until end of file (exec happened) or an errno (it did not: the call
  * returns that error and the child is reaped at once).  End of file comes only when
- * every copy of the pipe's write end is closed, so no other child may inherit one:
+ * every copy of the pipe's write end is closed, so no other child may keep one:
  * plait's other children are forked by this same thread after it has closed its copy,
- * and a plain fork() the program makes in another thread waits, in its prepare handler,
- * for the spawn lock that the manager holds from making the child's descriptors
- * (that pipe, the program's streams) until it has closed its copies.
+ * and the child of a plain fork() the program makes in another thread meanwhile closes
+ * the descriptors made for the start (that pipe's write end, the program's stream
+ * ends), which the manager records under the spawn lock (plait__spawn_atfork).
  *
  * Reaping.  When a pidfd becomes readable the manager first looks at the exit status
  * without reaping (WNOWAIT) and tells the process-shared objects that this pid is gone
@@ -485,24 +485,34 @@ static void proc_finish(proc *p, int error)
     plait__future_complete(p->future, value, error);
 }
 
-/* Held by the manager from making a child's descriptors until its copies are closed,
- * and by every other thread's fork while it forks (plait__spawn_atfork), so no child
- * but the one they were made for has them.  The manager's own fork does not take it
- * again (spawn_lock_mine); its child, the manager's copy, releases it as every fork's
- * child does. */
+/* The descriptors of the child being started that are its alone (its stream ends, the
+ * exec-error pipe's write end), recorded from their making to their closing, both
+ * under spawn_lock.  Every fork takes the lock in its prepare handler, so the record
+ * it copies matches the descriptors it copies, and the child of a fork not made for
+ * that start (another thread's plain fork) closes them.  The manager holds the lock
+ * only while it makes or closes them, never across its own fork: a program's own fork
+ * handler, run before plait's, may hold a lock that the manager's fork then waits for
+ * (holding it across the fork once deadlocked with such a handler). */
 static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
-static PLAIT_TLS bool spawn_lock_mine;
+static int spawn_fds[4] = {-1, -1, -1, -1};
+
+static void spawn_fds_record(const proc *p)
+{
+    for (int i = 0; i < 3; i++)
+        spawn_fds[i] = p->child_stdio[i];
+    spawn_fds[3] = p->exec_error[1];
+}
 
 void plait__spawn_atfork(int phase)
 {
-    if (phase == PLAIT__FORK_PREPARE && !spawn_lock_mine) {
+    if (phase == PLAIT__FORK_PREPARE) {
         pthread_mutex_lock(&spawn_lock);
-    } else if (phase == PLAIT__FORK_CHILD) {
-        spawn_lock_mine = false;
-        pthread_mutex_unlock(&spawn_lock);
-    } else if (phase == PLAIT__FORK_PARENT && !spawn_lock_mine) {
-        pthread_mutex_unlock(&spawn_lock);
+        return;
     }
+    pthread_mutex_unlock(&spawn_lock);
+    if (phase == PLAIT__FORK_CHILD && !plait__forking) /* not the child they are for */
+        for (int i = 0; i < 4; i++)
+            close_fd(&spawn_fds[i]);
 }
 
 /* On the manager, just before the fork: the pipes and /dev/null the child's streams
@@ -550,15 +560,17 @@ static void proc_fork(void *arg)
     proc *p = arg;
     pid_t pid;
     pthread_mutex_lock(&spawn_lock);
-    spawn_lock_mine = true;
     int r = stdio_prepare(p);
+    spawn_fds_record(p); /* what it made, whether or not it made all */
+    pthread_mutex_unlock(&spawn_lock);
     if (r == 0)
         r = plait__fork_child(&p->mask, p->fn ? function_child : exec_child, p, &pid);
     /* the child's ends are the child's only: no later child may inherit them */
+    pthread_mutex_lock(&spawn_lock);
     for (int i = 0; i < 3; i++)
         close_fd(&p->child_stdio[i]);
     close_fd(&p->exec_error[1]);
-    spawn_lock_mine = false;
+    spawn_fds_record(p); /* all -1 now */
     pthread_mutex_unlock(&spawn_lock);
     if (r < 0) {
         p->start_error = r;

@@ -840,6 +840,75 @@ TEST(exec_not_held_up_by_a_plain_fork_elsewhere)
     check_no_zombies();
 }
 
+/* The same with a fork handler of the program's own, registered after plait's (so
+ * glibc runs it first at every fork, the manager's included): the usual "lock in
+ * prepare, unlock after" pattern.  plait once held its spawn lock across the manager's
+ * fork while other forks waited for it in their prepare handlers: a fork holding the
+ * program's lock waited for plait's, the manager's fork for the program's, for ever.
+ * Registering the handler is for good: this case comes last. */
+static pthread_mutex_t program_fork_lock = PTHREAD_MUTEX_INITIALIZER;
+static void program_prepare(void) { pthread_mutex_lock(&program_fork_lock); }
+static void program_after(void) { pthread_mutex_unlock(&program_fork_lock); }
+
+typedef struct fork_and_reap {
+    atomic_int stop;
+    int n;
+} fork_and_reap;
+
+static void *fork_and_reap_plainly(void *arg)
+{
+    fork_and_reap *f = arg;
+    while (!atomic_load(&f->stop)) {
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(0);
+        if (pid > 0) {
+            CHECK_EQ(reap_within(pid, 10), 0);
+            f->n++;
+        }
+    }
+    return NULL;
+}
+
+static void *start_programs_plainly(void *arg)
+{
+    (void)arg;
+    char *argv[] = {"true", NULL};
+    for (int i = 0; i < 200; i++) {
+        plait_task t;
+        if (plait_process_exec(&t, NULL, argv, NULL, NULL) != 0 ||
+            plait_join(t, NULL, SOON()) != 0)
+            return (void *)-1;
+    }
+    return NULL;
+}
+
+TEST(exec_beside_forks_with_a_program_fork_handler)
+{
+    char *argv[] = {"true", NULL}; /* plait's fork handlers are registered by now */
+    plait_task first;
+    CHECK_EQ(plait_process_exec(&first, NULL, argv, NULL, NULL), 0);
+    CHECK_EQ(plait_join(first, NULL, SOON()), 0);
+    CHECK_EQ(pthread_atfork(program_prepare, program_after, program_after), 0);
+    fork_and_reap f = {.stop = 0, .n = 0};
+    pthread_t th;
+    thread_start(&th, fork_and_reap_plainly, &f);
+    plait_task starter;
+    CHECK_EQ(plait_thread_start(&starter, start_programs_plainly, NULL, NULL), 0);
+    void *failed = (void *)-1;
+    int joined = plait_join(starter, &failed, plait_deadline_in(20 * PLAIT_SEC));
+    CHECK_EQ(joined, 0);
+    CHECK(failed == NULL);
+    if (joined != 0) { /* deadlocked: nothing here can end it */
+        fprintf(stderr, "  deadlocked after %d plain forks\n", f.n);
+        fflush(NULL);
+        _exit(1);
+    }
+    atomic_store(&f.stop, 1);
+    thread_join(th);
+    CHECK(f.n > 0);
+}
+
 /* Bad options leave the caller's descriptors alone (a refused pipe request once closed
  * the caller's standard input). */
 TEST(bad_options_close_nothing)
@@ -951,4 +1020,5 @@ RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(many_at_once_from_threads), CASE(exec_not_held_up_by_other_children),
           CASE(exec_not_held_up_by_a_plain_fork_elsewhere),
           CASE(bad_options_close_nothing), CASE(children_reaped_by_someone_else),
-          CASE(children_reaped_by_the_kernel_release_their_locks))
+          CASE(children_reaped_by_the_kernel_release_their_locks),
+          CASE(exec_beside_forks_with_a_program_fork_handler))
