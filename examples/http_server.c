@@ -5,8 +5,8 @@
  * that says it has a body, which this server does not read: a body taken for the next
  * request would let a client smuggle one; 400 too for a request it cannot read safely:
  * a request line that is not "METHOD TARGET HTTP/1.x", a header line without a colon
- * or with space before it, a folded header line, an HTTP/1.1 request without exactly
- * one Host, a Content-Length that is not a number); "Connection: close" and HTTP/1.0 close after
+ * or with space before it, a folded header line, an HTTP/1.1 request without a Host,
+ * any with two, a Content-Length that is not a number); "Connection: close" and HTTP/1.0 close after
  * the answer (which says so), as does a request over 16 KiB (431), with a lingering
  * close; an HTTP/1.0 client that asks for keep-alive is told it has it.  A peer
  * gets TIMEOUT seconds (default 10) to finish a request from its first byte, however
@@ -126,13 +126,14 @@ static bool zero_length(const char *p, const char *end)
 }
 
 /* The request line [start, eol) (its CR included) is "METHOD TARGET HTTP/1.x\r":
- * 0 for HTTP/1.1, 1 for HTTP/1.0, -1 when malformed. */
+ * 1 for HTTP/1.0, 0 for HTTP/1.1 and any later 1.x (served as 1.1, RFC 9110, 2.5),
+ * -1 when malformed. */
 static int request_line(const char *start, const char *eol, bool *get)
 {
     const char *sp1 = memchr(start, ' ', (size_t)(eol - start));
     const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
     if (!sp2 || sp1 == start || sp2 == sp1 + 1 || eol - sp2 != 10 || eol[-1] != '\r' ||
-        memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || (sp2[8] != '1' && sp2[8] != '0'))
+        memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || sp2[8] < '0' || sp2[8] > '9')
         return -1;
     *get = sp1 - start == 3 && memcmp(start, "GET", 3) == 0;
     return sp2[8] == '0';
@@ -175,8 +176,8 @@ static request_info read_headers(const char *start, const char *end)
             hosts++;
         }
     }
-    if (!http10 && hosts != 1)
-        return info; /* HTTP/1.1 needs exactly one (RFC 9112, 3.2) */
+    if (hosts > 1 || (!http10 && hosts == 0))
+        return info; /* HTTP/1.1 needs one, and none may have two (RFC 9112, 3.2) */
     info.bad = false;
     info.close = close_asked || (http10 && !keep);
     info.keep_alive_10 = http10 && !info.close;

@@ -114,6 +114,8 @@ for how in 'Content-Length : 35' 'X: a\r\n Content-Length: 35'; do
         fail "a header written '$how': $got"
     fi
 done
+got=$(raw 'GET / HTTP/1.2\r\nHost: x\r\n\r\n')
+[ "$(count "$got")" = 1 ] && ok "HTTP/1.2: served as 1.1" || fail "HTTP/1.2: $got"
 got=$(raw 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0 \r\n\r\n')
 [ "$(count "$got")" = 1 ] && ok "Content-Length 0 with a blank after it: answered" \
     || fail "Content-Length '0 ': $got"
@@ -121,7 +123,8 @@ for bad in 'GET garbage\r\n\r\n' 'GET /\r\n\r\n' 'GET / HTTP/2.0\r\nHost: x\r\n\
            'GET / HTTP/1.0 \r\n\r\n' '\nGET / HTTP/1.1\r\nHost: x\r\n\r\n' \
            'GET / HTTP/1.1\r\n\r\n' 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n' \
            'GET / HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n' \
-           'GET / HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n'; do
+           'GET / HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n' \
+           'GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n'; do
     got=$(raw "$bad")
     grep -q "400 Bad Request" <<<"$got" && [ "$(count "$got")" = 0 ] \
         && ok "malformed, 400: $bad" || fail "malformed '$bad': $got"

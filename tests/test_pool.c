@@ -2425,14 +2425,13 @@ TEST(pool_destroy_from_a_cancelled_thread)
 static struct {
     plait_pool *pool;
     plait_event *e[2];
-    atomic_bool started, quit;
+    atomic_bool busy_ran, quit;
     int shutdown_r, destroy_r;
 } lsd;
 
 static void *lsd_shutdown(void *p)
 {
     (void)p;
-    atomic_store(&lsd.started, true);
     lsd.shutdown_r = plait_pool_shutdown(lsd.pool, PLAIT_POOL_DRAIN, 0);
     atomic_store(&lsd.quit, true);
     return NULL;
@@ -2440,6 +2439,9 @@ static void *lsd_shutdown(void *p)
 
 static void *lsd_busy(void *p)
 {
+    /* spawned after the shutdown's coroutine, it first runs once that one has blocked
+     * inside plait_pool_shutdown (or returned) */
+    atomic_store(&lsd.busy_ran, true);
     plait_event *e = lsd.e[INT(p)];
     struct timespec pause = {0, 5 * PLAIT_MS};
     while (!atomic_load(&lsd.quit)) {
@@ -2480,7 +2482,9 @@ static void *lsd_main(void *p)
 static void *lsd_destroy(void *p)
 {
     (void)p;
-    while (!atomic_load(&lsd.started))
+    /* not before the shutdown is inside plait_pool_shutdown (or done): a destroy before
+     * its call would free the pool it is called on, the test's own use after free */
+    while (!atomic_load(&lsd.busy_ran))
         sched_yield();
     while ((lsd.destroy_r = plait_pool_destroy(lsd.pool)) == -EBUSY)
         sched_yield();
@@ -2493,7 +2497,7 @@ TEST(pool_destroy_waits_out_a_shutdown_in_progress)
         CHECK_EQ(plait_event_create(&lsd.e[i]), 0);
     for (int round = 0; round < 10; round++) {
         lsd.pool = make_pool(256, "lsd"); /* many workers: they take a while to exit */
-        atomic_store(&lsd.started, false);
+        atomic_store(&lsd.busy_ran, false);
         atomic_store(&lsd.quit, false);
         lsd.shutdown_r = lsd.destroy_r = 1;
         pthread_t w, y;
