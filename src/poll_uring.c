@@ -20,7 +20,8 @@
  * timeout request kept in the ring for the earliest deadline (timeout_by).  A watch
  * that finds the ring full while the kernel refuses to take it for a moment is not
  * refused: it is armed by the next wait (arm_deferred), which then sleeps at most a
- * millisecond while any is left, and its coroutine waits on meanwhile.
+ * millisecond while any is left, and its coroutine waits on meanwhile; so is the inbox
+ * eventfd's own watch (`wake_unarmed`: that once aborted the process).
  *
  * The ring is set up with SINGLE_ISSUER, DEFER_TASKRUN and TASKRUN_FLAG where the
  * kernel has them (6.1): completions are then made only when this thread enters the
@@ -70,6 +71,8 @@ struct plait__uring {
     struct __kernel_timespec timeout_ts; /* its time, read by the kernel at submission */
     int *deferred;              /* descriptors whose watch waits for room (arm_deferred) */
     size_t deferred_len, deferred_cap;
+    uint64_t removing;          /* a poll request whose end ur_forget waits for (0: none) */
+    bool wake_unarmed;          /* the inbox eventfd's watch waits for room in the ring */
 };
 
 static int enter(int fd, unsigned submit, unsigned wait_nr, unsigned flags, void *arg,
@@ -86,6 +89,7 @@ static unsigned pending(const struct plait__uring *u)
 
 static void withdraw_ended(struct plait__poller *p);
 static void submit_all(struct plait__poller *p, unsigned flags);
+static unsigned reap(struct plait__poller *p);
 
 /* Hand the written requests to the kernel; 0 or -errno. */
 static int submit(struct plait__uring *u, unsigned wait_nr, unsigned flags, void *arg,
@@ -335,15 +339,35 @@ static int ur_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigne
     return r < 0 && temporary(r) ? defer_arm(p->ring, fd, slot) : r;
 }
 
-/* A poll request holds the file open: take it back so the close is a close. */
+/* A poll request holds the file open: take it back, and wait until it is done, so that
+ * the close is a close.  Handing the removal to the kernel is not enough: on a
+ * DEFER_TASKRUN ring the kernel ends the request in its queue of work due, a few dozen
+ * items per entry, and the removal may come behind many events (plait_close then left
+ * the file open until the next wait).  Room for the removal is made first, waiting out
+ * a temporary refusal, as the close cannot wait for the next wait either. */
 static void ur_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
 {
-    if (slot->armed)
-        ur_arm(p, fd, slot, 0);
+    struct plait__uring *u = p->ring;
+    if (!slot->armed)
+        return;
+    submit_all(p, IORING_ENTER_GETEVENTS);
+    if (!slot->armed) /* it fired meanwhile */
+        return;
+    u->removing = key(fd, slot->gen);
+    if (arm_now(p, fd, slot, 0) < 0) /* refused for good: nothing to wait for */
+        u->removing = 0;
+    while (u->removing) {
+        int r = submit(u, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+        if (r < 0 && !temporary(r))
+            refused_for_good(r);
+        reap(p);
+    }
 }
 
 static void completed(struct plait__poller *p, uint64_t user_data, int res)
 {
+    if (user_data == p->ring->removing)
+        p->ring->removing = 0; /* done, removed or fired: the file is let go */
     if (user_data == REMOVE_TOKEN || user_data == CANCEL_TOKEN)
         return;
     if (user_data == TIMEOUT_TOKEN) { /* fired (or gone with the ring): none armed */
@@ -352,8 +376,10 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res)
     }
     if (user_data == WAKE_TOKEN) {
         plait__poller_drain_wake(p);
-        if (poll_add(p->ring, p->wake_fd, POLLIN, WAKE_TOKEN) < 0)
-            abort(); /* the scheduler could no longer be woken */
+        int r = poll_add(p->ring, p->wake_fd, POLLIN, WAKE_TOKEN);
+        if (r < 0 && !temporary(r))
+            refused_for_good(r); /* the scheduler could no longer be woken */
+        p->ring->wake_unarmed = r < 0; /* a full ring refused for a moment: the next wait */
         return;
     }
     if ((uint32_t)user_data & (READ_BIT | WRITE_BIT)) {
@@ -453,15 +479,16 @@ static bool timeout_by(struct plait__uring *u, int64_t deadline)
 static void ur_wait(struct plait__poller *p, int64_t deadline, int64_t timeout)
 {
     struct plait__uring *u = p->ring;
-    if (u->deferred_len) {
+    if (u->wake_unarmed)
+        u->wake_unarmed = poll_add(u, p->wake_fd, POLLIN, WAKE_TOKEN) < 0;
+    if (u->deferred_len)
         arm_deferred(p);
-        if (u->deferred_len && (timeout < 0 || timeout > PLAIT_MS))
-            timeout = PLAIT_MS; /* those left are tried again soon */
-    }
+    if ((u->deferred_len || u->wake_unarmed) && (timeout < 0 || timeout > PLAIT_MS))
+        timeout = PLAIT_MS; /* what is left is tried again soon; the inbox is looked at */
     /* completions already there need no system call, and whatever they woke must
      * run before this thread sleeps */
     bool look = reap(p) > 0 || timeout == 0;
-    if (!look && timeout > 0 && !u->deferred_len && timeout_by(u, deadline))
+    if (!look && timeout > 0 && !u->deferred_len && !u->wake_unarmed && timeout_by(u, deadline))
         timeout = -1; /* the ring's timeout request ends the sleep */
     unsigned flags = __atomic_load_n(u->sq_flags, __ATOMIC_ACQUIRE);
     if (look && !pending(u) && !(flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -1475,7 +1476,65 @@ TEST(read_queued_in_another_ring_then_closed) { queued_transfer_then_closed(0, f
 TEST(write_queued_in_another_ring_then_closed) { queued_transfer_then_closed(1, false); }
 TEST(number_closed_elsewhere_and_reused_is_read_at_once) { queued_transfer_then_closed(0, true); }
 
-RUN_TESTS(CASE(bad_input), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(deadline_just_passed_in_a_coroutine), CASE(deadline_just_passed_on_a_socket), CASE(socket_number_reused_by_a_pipe), CASE(socket_number_reused_by_a_pipe_then_written), CASE(written_in_the_ring_while_the_table_grows), CASE(seqpacket_records_keep_their_bounds), CASE(sigpipe_in_the_ring_and_out_of_it), CASE(thread_waits_with_deadline),
+/* plait_close closes: when it returns the peer sees the hang-up, however much other
+ * work the kernel has due.  A coroutine waits to read sv[0] (its io_uring watch holds
+ * the socket open), 100 other watched eventfds become ready, then plait_close(sv[0]).
+ * (The watch's removal was only handed to the kernel; on a DEFER_TASKRUN ring the
+ * kernel finishes a few dozen items per entry, the removal behind the 100 events, so
+ * the socket stayed open until the scheduler's next wait.) */
+typedef struct ready_waiter {
+    int fd;
+    int r;
+} ready_waiter;
+
+static void *wait_ready(void *arg)
+{
+    ready_waiter *w = arg;
+    w->r = plait_wait_fd(w->fd, PLAIT_READABLE, SOON());
+    return NULL;
+}
+
+enum { DUE = 100 };
+
+static void *close_with_events_due(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    static ready_waiter ev[DUE];
+    static plait_task et[DUE];
+    for (int i = 0; i < DUE; i++) {
+        ev[i].fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        CHECK(ev[i].fd >= 0);
+        CHECK_EQ(plait_spawn(&et[i], wait_ready, &ev[i]), 0);
+    }
+    ready_waiter c = {.fd = sv[0]};
+    plait_task ct;
+    CHECK_EQ(plait_spawn(&ct, wait_ready, &c), 0);
+    settle(); /* every watch is written */
+    /* a wait that ends at once, as the scheduler has entered the kernel: the watches
+     * went with it */
+    CHECK_EQ(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    for (int i = 0; i < DUE; i++)
+        CHECK_EQ(eventfd_write(ev[i].fd, 1), 0);
+    CHECK_EQ(plait_close(sv[0]), 0);
+    struct pollfd pfd = {.fd = sv[1], .events = POLLIN | POLLRDHUP};
+    CHECK_EQ(poll(&pfd, 1, 0), 1); /* the peer sees the close at once */
+    CHECK(pfd.revents & (POLLHUP | POLLRDHUP));
+    CHECK_EQ(plait_join(ct, NULL, SOON()), 0);
+    CHECK_EQ(c.r, -EBADF);
+    for (int i = 0; i < DUE; i++) {
+        CHECK_EQ(plait_join(et[i], NULL, SOON()), 0);
+        CHECK_EQ(ev[i].r, PLAIT_READABLE);
+        CHECK_EQ(plait_close(ev[i].fd), 0);
+    }
+    CHECK_EQ(plait_close(sv[1]), 0);
+    return NULL;
+}
+
+TEST(close_closes_with_many_events_due) { check_run(close_with_events_due, NULL); }
+
+RUN_TESTS(CASE(bad_input), CASE(close_closes_with_many_events_due), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(deadline_just_passed_in_a_coroutine), CASE(deadline_just_passed_on_a_socket), CASE(socket_number_reused_by_a_pipe), CASE(socket_number_reused_by_a_pipe_then_written), CASE(written_in_the_ring_while_the_table_grows), CASE(seqpacket_records_keep_their_bounds), CASE(sigpipe_in_the_ring_and_out_of_it), CASE(thread_waits_with_deadline),
           CASE(end_of_file_and_broken_pipe), CASE(regular_file_is_always_ready),
           CASE(set_nonblock), CASE(coroutines_share_a_pipe), CASE(coroutine_woken_by_a_thread),
           CASE(deadlines_in_any_order_while_asleep),

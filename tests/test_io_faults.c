@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <semaphore.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -27,6 +28,11 @@ static atomic_int enter_refusals;      /* calls still to refuse; -1: every one *
 static int enter_refusal_errno;
 static atomic_bool full_ring_refused;  /* a refused call held a full submission ring */
 static unsigned ring_entries;          /* the submission ring's size, seen at its setup */
+static bool refuse_6_1_flags;          /* io_uring_setup acts as a kernel before 6.1 */
+/* the scheduler's next sleep in io_uring_enter first lets another thread post to its
+ * inbox (go, then done: the scheduler's eventfd is written), then goes on */
+static atomic_bool post_in_next_sleep;
+static sem_t post_go, post_done;
 
 static bool refuse_enter(unsigned to_submit)
 {
@@ -51,6 +57,18 @@ long __wrap_syscall(long n, ...)
     for (int i = 0; i < 6; i++)
         a[i] = va_arg(ap, long);
     va_end(ap);
+    if (n == __NR_io_uring_setup && refuse_6_1_flags &&
+        (((const struct io_uring_params *)a[1])->flags & IORING_SETUP_DEFER_TASKRUN)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (n == __NR_io_uring_enter && (a[3] & IORING_ENTER_EXT_ARG) && a[2] == 1 &&
+        atomic_exchange(&post_in_next_sleep, false)) {
+        sem_post(&post_go);
+        while (sem_wait(&post_done) < 0) {
+        }
+        __real_syscall(SYS_getpid); /* a return to user mode runs the ring's task work */
+    }
     if (n == __NR_io_uring_enter && refuse_enter((unsigned)a[1])) {
         errno = enter_refusal_errno;
         return -1;
@@ -484,10 +502,103 @@ TEST(watches_wait_on_past_a_full_refused_ring)
     check_run(watches_wait_past_a_full_refused_ring, ARG(EAGAIN));
 }
 
+/* plait_close while the ring is full and the kernel refuses for a moment: the watch's
+ * removal waits for room, so that the close is a close when plait_close returns (the
+ * removal was put off to the next wait, and the socket stayed open, for ever if no
+ * coroutine waited on a descriptor again). */
+static void *close_past_a_full_refused_ring(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    filler c = {.fd = sv[0]};
+    plait_task ct;
+    CHECK_EQ(plait_spawn(&ct, wait_readable, &c), 0);
+    CHECK_EQ(plait_yield(), 0); /* its watch is written */
+    /* a wait that ends at once, as the scheduler has entered the kernel: the watch
+     * went with it */
+    CHECK_EQ(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    fill_refused_ring(EBUSY);
+    atomic_store(&enter_refusals, 64); /* the moment passes after 64 more refusals */
+    CHECK_EQ(plait_close(sv[0]), 0);
+    struct pollfd pfd = {.fd = sv[1], .events = POLLIN | POLLRDHUP};
+    CHECK_EQ(poll(&pfd, 1, 0), 1); /* the peer sees the close at once */
+    CHECK(pfd.revents & (POLLHUP | POLLRDHUP));
+    atomic_store(&enter_refusals, 0);
+    CHECK_EQ(plait_join(ct, NULL, SOON()), 0);
+    CHECK_EQ(c.r, -EBADF);
+    close_fillers(0);
+    CHECK_EQ(plait_close(sv[1]), 0);
+    return NULL;
+}
+
+TEST(close_closes_past_a_full_refused_ring)
+{
+    if (!on_io_uring())
+        return;
+    check_run(close_past_a_full_refused_ring, NULL);
+}
+
+/* On a ring without DEFER_TASKRUN (a kernel before 6.1), the scheduler's inbox watch
+ * fires while the submission ring is full and the kernel refuses for a moment: its new
+ * watch waits for the next wait, and the scheduler can still be woken (it once
+ * aborted the process).  Run in a child, as the old code aborted. */
+static void *post_to_the_sleeper(void *arg)
+{
+    while (sem_wait(&post_go) < 0) {
+    }
+    CHECK_EQ(plait_event_set(arg), 0); /* to the scheduler's inbox: it sleeps in the ring */
+    sem_post(&post_done);
+    return NULL;
+}
+
+static void *wake_while_the_ring_is_full(void *arg)
+{
+    (void)arg;
+    plait_event *ev;
+    CHECK_EQ(plait_event_create(&ev), 0);
+    pthread_t th;
+    thread_start(&th, post_to_the_sleeper, ev);
+    /* a wait that ends at once, as the scheduler has entered the kernel: its inbox
+     * watch went with it */
+    int w = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    CHECK_EQ(plait_wait_fd(w, PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    CHECK_EQ(plait_close(w), 0);
+    fill_refused_ring(EBUSY);
+    atomic_store(&post_in_next_sleep, true);
+    CHECK_EQ(plait_event_wait(ev, SOON()), 0);
+    atomic_store(&enter_refusals, 0);
+    thread_join(th);
+    close_fillers(0);
+    CHECK_EQ(plait_event_destroy(ev), 0);
+    return NULL;
+}
+
+TEST(inbox_watch_waits_past_a_full_refused_ring)
+{
+    if (!on_io_uring())
+        return;
+    sem_init(&post_go, 0, 0);
+    sem_init(&post_done, 0, 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        refuse_6_1_flags = true;
+        check_run(wake_while_the_ring_is_full, NULL);
+        fflush(NULL);
+        _exit(check_failures ? 1 : 0);
+    }
+    CHECK(pid > 0);
+    int status = reap_within(pid, 30);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full), CASE(a_ring_that_refuses_for_good_aborts),
           CASE(a_ring_refused_in_a_wait_aborts),
           CASE(writes_keep_their_order_when_the_ring_is_refused_once),
           CASE(close_closes_when_a_watch_s_removal_is_refused_once),
           CASE(accept_goes_on_past_a_connection_s_network_error),
           CASE(transfer_goes_on_past_a_full_refused_ring),
-          CASE(watches_wait_on_past_a_full_refused_ring))
+          CASE(watches_wait_on_past_a_full_refused_ring),
+          CASE(close_closes_past_a_full_refused_ring),
+          CASE(inbox_watch_waits_past_a_full_refused_ring))
