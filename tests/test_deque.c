@@ -237,8 +237,24 @@ static void stress_kind(plait__deque_kind kind)
              * about every 1,024 bursts the owner stops with private items until a
              * thief has taken the public ones and exposed one. */
             long exposed = atomic_load(&stress.exposed);
-            while (atomic_load(&stress.exposed) == exposed)
+            int64_t give_up = plait_deadline_in(30 * PLAIT_SEC);
+            while (atomic_load(&stress.exposed) == exposed && plait_now() < give_up)
                 sched_yield(); /* the thieves may share this CPU */
+            if (atomic_load(&stress.exposed) == exposed) {
+                /* a failure that says what the deque held, rather than a silent hang
+                 * (TSan's suite once hung here, unexplained, 240 s) */
+                fprintf(stderr,
+                        "  no expose in 30 s: top %lld split %lld bottom %lld claim %lld, "
+                        "public %d, private %d, %ld stolen, %ld exposed\n",
+                        (long long)atomic_load(&stress.d.top),
+                        (long long)atomic_load(&stress.d.split),
+                        (long long)atomic_load(&stress.d.bottom),
+                        (long long)atomic_load(&stress.d.claim),
+                        plait__deque_public(&stress.d), plait__deque_private(&stress.d),
+                        atomic_load(&stress.stolen), atomic_load(&stress.exposed));
+                CHECK(!"a thief exposed an item while the owner waited");
+                break;
+            }
             stops++;
             next_stop = bursts + 1024;
         }
