@@ -1989,6 +1989,38 @@ TEST(descriptor_number_reused_after_close)
 
 /* ---- running out of descriptors ---- */
 
+/* No descriptor left: the limit lowered to just above the highest open one, the rest
+ * taken by copies of fd.  descriptors_back undoes it. */
+typedef struct used_up {
+    struct rlimit old;
+    int fill[256], n;
+} used_up;
+
+static void descriptors_use_up(used_up *u, int fd)
+{
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &u->old), 0);
+    struct rlimit low = u->old;
+    low.rlim_cur = (rlim_t)take_fd_census().highest + 8;
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    u->n = 0;
+    while (u->n < 256) {
+        int f = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (f < 0) {
+            CHECK_EQ(errno, EMFILE);
+            break;
+        }
+        u->fill[u->n++] = f;
+    }
+    CHECK(u->n > 0 && u->n < 256);
+}
+
+static void descriptors_back(used_up *u)
+{
+    while (u->n > 0)
+        CHECK_EQ(close(u->fill[--u->n]), 0);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &u->old), 0);
+}
+
 static void *out_of_descriptors(void *arg)
 {
     (void)arg;
@@ -2004,21 +2036,8 @@ static void *out_of_descriptors(void *arg)
     sock_dir d;
     sock_dir_make(&d, "s");
 
-    struct rlimit old, low;
-    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
-    low = old;
-    low.rlim_cur = (rlim_t)take_fd_census().highest + 8;
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
-    int fill[256], nfill = 0;
-    while (nfill < 256) {
-        int f = fcntl(c, F_DUPFD_CLOEXEC, 0);
-        if (f < 0) {
-            CHECK_EQ(errno, EMFILE);
-            break;
-        }
-        fill[nfill++] = f;
-    }
-    CHECK(nfill > 0 && nfill < 256);
+    used_up u;
+    descriptors_use_up(&u, c);
 
     int64_t start = plait_now();
     CHECK_EQ(plait_accept(l, NULL, SOON()), -EMFILE);
@@ -2033,7 +2052,7 @@ static void *out_of_descriptors(void *arg)
     CHECK_EQ(plait_wait_fd(c, PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
 
     /* one descriptor free: the connection that stayed queued is accepted */
-    CHECK_EQ(close(fill[--nfill]), 0);
+    CHECK_EQ(close(u.fill[--u.n]), 0);
     plait_addr peer, cl;
     int s = accept_from(l, c, &peer, &cl);
     CHECK(same_addr(&peer, &cl));
@@ -2042,9 +2061,7 @@ static void *out_of_descriptors(void *arg)
     /* and none left again */
     CHECK_EQ(plait_accept(l, NULL, 0), -EMFILE);
 
-    while (nfill > 0)
-        CHECK_EQ(close(fill[--nfill]), 0);
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    descriptors_back(&u);
     /* all is well again: a new connection */
     int c2 = plait_connect(&a, SOON());
     talk_and_close(c2, accept_from(l, c2, NULL, NULL));
@@ -2079,22 +2096,14 @@ TEST(first_wait_with_no_descriptor_left)
 {
     int sv[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    struct rlimit old, low;
-    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
-    low = old;
-    low.rlim_cur = (rlim_t)take_fd_census().highest + 8;
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
-    int fill[256], nfill = 0;
-    for (int f; nfill < 256 && (f = fcntl(sv[0], F_DUPFD_CLOEXEC, 0)) >= 0;)
-        fill[nfill++] = f;
+    used_up u;
+    descriptors_use_up(&u, sv[0]);
     first_read on_thread = {.fd = sv[0], .r = 1}, in_coroutine = {.fd = sv[0], .r = 1};
     pthread_t th;
     thread_start(&th, read_with_no_descriptor_left, &on_thread);
     thread_join(th);
     check_run(read_with_no_descriptor_left, &in_coroutine);
-    while (nfill > 0)
-        CHECK_EQ(close(fill[--nfill]), 0);
-    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    descriptors_back(&u);
     CHECK_EQ(on_thread.r, -EMFILE);
     CHECK_EQ(in_coroutine.r, -EMFILE);
     /* with descriptors back, the same waits wait */
