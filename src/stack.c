@@ -440,6 +440,16 @@ static size_class *default_class(plait__sched *sched)
     return c;
 }
 
+/* Whether that class keeps its memory: another scheduler's give_back may set it, under
+ * the pool's lock, so it is read under the lock too. */
+static bool default_class_keeps(plait__sched *sched)
+{
+    pthread_mutex_lock(&pool_lock);
+    bool keep = class_for(sched->default_stack)->warm.keep;
+    pthread_mutex_unlock(&pool_lock);
+    return keep;
+}
+
 int64_t plait__stack_trim(plait__sched *sched)
 {
     plait__stack_cache *k = &sched->stacks;
@@ -450,7 +460,7 @@ int64_t plait__stack_trim(plait__sched *sched)
     }
     int64_t now = plait_now(), next = PLAIT_FOREVER;
     if (k->len > STACK_WARM && !k->trim_at && !k->keep)
-        k->keep = default_class(sched)->warm.keep; /* a period starts: can it give back? */
+        k->keep = default_class_keeps(sched); /* a period starts: can it give back? */
     if (k->len > STACK_WARM || k->trim_at) {
         plait__coro *out;
         next = cache_trim(k, now, &out);

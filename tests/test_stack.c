@@ -309,6 +309,57 @@ TEST(stack_memory_kept_where_madvise_refuses)
     CHECK_EQ(refused[1], refused[0]);
 }
 
+/* Two schedulers of one default stack size share its class: one's refused give-back
+ * marks the class as keeping its memory while the other, starting its own period,
+ * reads that mark.  Both must do it under the pool's lock (TSan once reported the read,
+ * made after the lock was let go).  Each scheduler holds 300 coroutines at once, so its
+ * cache goes past the 256 it keeps in any case, and both periods run together. */
+enum { SHARED_CLASS_BURST = 300 };
+
+static void *parked_member(void *arg)
+{
+    return ARG(plait_event_wait(arg, PLAIT_FOREVER));
+}
+
+static void *shared_class_main(void *arg)
+{
+    (void)arg;
+    plait_event *gate;
+    plait_task t[SHARED_CLASS_BURST];
+    CHECK_EQ(plait_event_create(&gate), 0);
+    for (size_t i = 0; i < SHARED_CLASS_BURST; i++)
+        CHECK_EQ(plait_spawn(&t[i], parked_member, gate), 0);
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_event_set(gate), 0);
+    for (size_t i = 0; i < SHARED_CLASS_BURST; i++) {
+        void *r;
+        CHECK_EQ(plait_join(t[i], &r, PLAIT_FOREVER), 0);
+        CHECK_EQ((intptr_t)r, 0);
+    }
+    CHECK_EQ(plait_event_destroy(gate), 0);
+    CHECK_EQ(plait_sleep(2500 * PLAIT_MS), 0); /* the period (1 s) ends, its give-back is refused */
+    return NULL;
+}
+
+static void *shared_class_thread(void *arg)
+{
+    check_run(shared_class_main, arg);
+    return NULL;
+}
+
+TEST(stack_class_kept_mark_shared_by_two_schedulers)
+{
+    atomic_store(&madvise_refused, 0);
+    atomic_store(&madvise_refuses, 1);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(pthread_create(&t[i], NULL, shared_class_thread, NULL), 0);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(pthread_join(t[i], NULL), 0);
+    atomic_store(&madvise_refuses, 0);
+    CHECK(atomic_load(&madvise_refused) > 0);
+}
+
 /* ---- stack overflow is reported, never silent ---- */
 
 static int recurse(volatile char *p, int depth)
@@ -432,4 +483,5 @@ RUN_TESTS(CASE(overflow_hits_guard_page), CASE(overflow_hits_guard_page_of_reuse
           CASE(stack_memory_goes_back), CASE(stack_memory_of_neighbours_stays),
           CASE(packed_stack_memory_of_neighbours_stays),
           CASE(stack_memory_goes_back_without_timers), CASE(stack_memory_of_ended_scheduler),
-          CASE(stack_memory_kept_where_madvise_refuses))
+          CASE(stack_memory_kept_where_madvise_refuses),
+          CASE(stack_class_kept_mark_shared_by_two_schedulers))
