@@ -501,6 +501,28 @@ static bool take(plait_task task, void **result, int *outcome)
     return true;
 }
 
+/* A plain thread's join of a task whose kind helps (a process pool task collects the
+ * pool's completions itself).  Another thread may join a copy of the handle meanwhile
+ * and consume it, which would free the task's extension under the helper: so the help
+ * holds a reference of its own, taken while the handle is still current. */
+static void help_holding_a_reference(plait_task task, int64_t deadline)
+{
+    int err;
+    plait__future *f = plait__future_lock(task, &err);
+    if (!f)
+        return; /* take() says why */
+    const plait__future_ops *ops = f->ops;
+    if (!ops || !ops->help) {
+        plait__spin_unlock(&f->lock);
+        return;
+    }
+    f->refs++;
+    plait__spin_unlock(&f->lock);
+    ops->help(f, deadline);
+    plait__spin_lock(&f->lock);
+    unref_unlock(f);
+}
+
 static int join(plait_task task, void **result, int64_t deadline, bool cancellable)
 {
     plait__future *f = task.future;
@@ -508,8 +530,8 @@ static int join(plait_task task, void **result, int64_t deadline, bool cancellab
                    atomic_load_explicit(&f->generation, memory_order_relaxed) == task.generation;
     if (current && plait__worker_helping())
         plait__worker_run_until_done(f, deadline); /* take() checks the handle again */
-    else if (current && f->ops && f->ops->help)
-        f->ops->help(f, deadline); /* the handle keeps f alive */
+    else if (current)
+        help_holding_a_reference(task, deadline);
     for (;;) {
         int r;
         if (take(task, result, &r))

@@ -2938,6 +2938,54 @@ TEST(join_after_destroy_touches_no_pool)
     fx_fini();
 }
 
+/* Two threads join copies of one task's handle at once: one gets the result, the other
+ * -ESRCH, and neither reads the task after the other consumed it.  (A joiner that had
+ * seen the handle current but not yet begun to collect could read the task's record
+ * freed by the other's join.  That window is a few instructions wide: the rounds
+ * check the outcome, and ThreadSanitizer reported the free racing the read.) */
+typedef struct {
+    plait_task task;
+    pthread_barrier_t *start;
+    int r;
+    int64_t v;
+} copy_joiner;
+
+static void *join_a_copy(void *arg)
+{
+    copy_joiner *c = arg;
+    pthread_barrier_wait(c->start);
+    c->r = join_i64(c->task, &c->v, PROMPTLY());
+    return NULL;
+}
+
+TEST(two_threads_join_copies_of_one_task)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(1);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    pthread_barrier_t start;
+    CHECK_EQ(pthread_barrier_init(&start, NULL, 2), 0);
+    for (int round = 0; round < 300; round++) {
+        copy_joiner a = {.start = &start}, b = {.start = &start};
+        CHECK_EQ(submit_job(pool, &a.task, J_VALUE, 1, round), 0);
+        b.task = a.task;
+        pthread_t other;
+        CHECK_EQ(pthread_create(&other, NULL, join_a_copy, &b), 0);
+        join_a_copy(&a);
+        CHECK_EQ(pthread_join(other, NULL), 0);
+        copy_joiner *won = a.r == 0 ? &a : &b, *lost = a.r == 0 ? &b : &a;
+        CHECK_EQ(won->r, 0);
+        CHECK_EQ(won->v, value_of(round));
+        CHECK_EQ(lost->r, -ESRCH);
+    }
+    CHECK_EQ(pthread_barrier_destroy(&start), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
 /* A forked child's copy of an iterator: every plait_procpool_* call there is -EPERM,
  * imap_next and imap_destroy too (they once were not: imap_next waited out its
  * deadline, and imap_destroy waited for ever for the parent's chunks). */
@@ -3130,7 +3178,8 @@ TEST(replacement_dying_in_its_initialiser_breaks_the_pool)
 }
 
 RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_used_from_a_worker_is_refused),
-          CASE(join_after_destroy_touches_no_pool), CASE(imap_from_a_forked_child_is_refused),
+          CASE(join_after_destroy_touches_no_pool), CASE(two_threads_join_copies_of_one_task),
+          CASE(imap_from_a_forked_child_is_refused),
           CASE(worker_killed_mid_publish_completes_once),
           CASE(replacement_dying_in_its_initialiser_breaks_the_pool),
           CASE(procpool_submit_many),
