@@ -173,7 +173,7 @@ void plait__poller_free(plait__sched *s)
     close(p->wake_fd);
     s->inbox.poll_wake_fd = -1;
     free(p->fds);
-    free(p->unverified);
+    free(p->unverified.fds);
     free(p);
     s->poller = NULL;
 }
@@ -282,6 +282,20 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
     return r;
 }
 
+int plait__fd_list_push(plait__fd_list *list, int fd)
+{
+    if (list->len == list->cap) {
+        size_t cap = list->cap ? 2 * list->cap : 64;
+        int *grown = realloc(list->fds, cap * sizeof *grown);
+        if (!grown)
+            return -ENOMEM;
+        list->fds = grown;
+        list->cap = cap;
+    }
+    list->fds[list->len++] = fd;
+    return 0;
+}
+
 void plait__poller_fire(struct plait__poller *p, int fd, int revents)
 {
     if (fd < 0 || (size_t)fd >= p->cap)
@@ -378,7 +392,7 @@ static void poller_after_fork(plait__sched *s)
         p->fds[fd].listed = false;
         p->fds[fd].arm_deferred = false;
     }
-    p->unverified_len = 0;
+    p->unverified.len = 0;
     if (p->wake_fd < 0 || poller_open(p) < 0)
         abort(); /* the child cannot wait on anything it waited on */
     for (size_t fd = 0; fd < p->cap; fd++) {

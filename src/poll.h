@@ -105,6 +105,16 @@ extern const plait__poll_backend plait__poll_uring;
 
 struct plait__uring;
 
+/* A growing list of descriptor numbers, kept by a backend (epoll: the registrations
+ * waits trust unchecked; io_uring: the watches waiting for room in the ring). */
+typedef struct plait__fd_list {
+    int *fds;
+    size_t len, cap;
+} plait__fd_list;
+
+/* Append fd; 0 or -ENOMEM (the list is unchanged). */
+int plait__fd_list_push(plait__fd_list *list, int fd);
+
 struct plait__poller {
     const plait__poll_backend *backend;
     plait__fd_slot *fds;
@@ -112,8 +122,7 @@ struct plait__poller {
     size_t waits;               /* coroutines waiting on descriptors now */
     int wake_fd;                /* the scheduler's inbox eventfd */
     int epfd;                   /* epoll backend */
-    int *unverified;            /* epoll: descriptors whose waits trust their registration */
-    size_t unverified_len, unverified_cap;
+    plait__fd_list unverified;  /* epoll: descriptors whose waits trust their registration */
     struct plait__uring *ring;  /* io_uring backend */
 };
 

@@ -93,15 +93,8 @@ static int trust(struct plait__poller *p, int fd, plait__fd_slot *slot)
             slot->unverified_since = plait__coarse_now();
         return 0;
     }
-    if (p->unverified_len == p->unverified_cap) {
-        size_t cap = p->unverified_cap ? 2 * p->unverified_cap : 64;
-        int *grown = realloc(p->unverified, cap * sizeof *grown);
-        if (!grown)
-            return -ENOMEM;
-        p->unverified = grown;
-        p->unverified_cap = cap;
-    }
-    p->unverified[p->unverified_len++] = fd;
+    if (plait__fd_list_push(&p->unverified, fd) < 0)
+        return -ENOMEM;
     slot->listed = true;
     slot->unverified_since = plait__coarse_now();
     return 0;
@@ -134,13 +127,13 @@ static void verify(struct plait__poller *p)
 {
     int64_t now = plait_now();
     size_t keep = 0;
-    for (size_t i = 0; i < p->unverified_len; i++) {
-        int fd = p->unverified[i];
+    for (size_t i = 0; i < p->unverified.len; i++) {
+        int fd = p->unverified.fds[i];
         plait__fd_slot *slot = &p->fds[fd];
         if (!waited_for(slot))
             slot->unverified_since = 0; /* its wait is over */
         if (slot->unverified_since && now - slot->unverified_since < VERIFY_NS) {
-            p->unverified[keep++] = fd;
+            p->unverified.fds[keep++] = fd;
             continue;
         }
         slot->listed = false;
@@ -154,7 +147,7 @@ static void verify(struct plait__poller *p)
             plait__poller_fire(p, fd, r == -EPERM ? (int)(POLLIN | POLLOUT) : r);
         }
     }
-    p->unverified_len = keep;
+    p->unverified.len = keep;
 }
 
 /* Take fd's registration out of the set before plait_close() closes it: while the
@@ -176,7 +169,7 @@ static void ep_rebuild(struct plait__poller *p)
         return;
     }
     close(old);
-    p->unverified_len = 0;
+    p->unverified.len = 0;
     for (size_t fd = 0; fd < p->cap; fd++) {
         plait__fd_slot *slot = &p->fds[fd];
         slot->registered = slot->listed = false;
@@ -194,7 +187,7 @@ static void ep_wait(struct plait__poller *p, int64_t deadline, int64_t timeout_n
     (void)deadline; /* epoll_wait takes the time left */
     struct epoll_event evs[EVENTS_BATCH];
     int timeout = plait__poll_timeout_ms(timeout_ns);
-    if (p->unverified_len && (timeout < 0 || timeout > VERIFY_MS))
+    if (p->unverified.len && (timeout < 0 || timeout > VERIFY_MS))
         timeout = VERIFY_MS;
     int n = epoll_wait(p->epfd, evs, EVENTS_BATCH, timeout);
     bool unreachable = false;
@@ -220,7 +213,7 @@ static void ep_wait(struct plait__poller *p, int64_t deadline, int64_t timeout_n
     }
     if (unreachable)
         ep_rebuild(p);
-    else if (p->unverified_len)
+    else if (p->unverified.len)
         verify(p);
 }
 

@@ -69,8 +69,7 @@ struct plait__uring {
     struct plait__poller *poller; /* whose table names the requests */
     int64_t timeout_at;         /* when the ring's timeout request fires (0: none) */
     struct __kernel_timespec timeout_ts; /* its time, read by the kernel at submission */
-    int *deferred;              /* descriptors whose watch waits for room (arm_deferred) */
-    size_t deferred_len, deferred_cap;
+    plait__fd_list deferred;    /* descriptors whose watch waits for room (arm_deferred) */
     uint64_t removing;          /* a poll request whose end ur_forget waits for (0: none) */
     bool wake_unarmed;          /* the inbox eventfd's watch waits for room in the ring */
 };
@@ -235,7 +234,7 @@ static void ur_close(struct plait__poller *p)
     unmap(u);
     if (u->fd >= 0)
         close(u->fd); /* the kernel cancels what is still watched */
-    free(u->deferred);
+    free(u->deferred.fds);
     free(u);
     p->ring = NULL;
 }
@@ -290,15 +289,8 @@ static int defer_arm(struct plait__uring *u, int fd, plait__fd_slot *slot)
 {
     if (slot->arm_deferred)
         return 0;
-    if (u->deferred_len == u->deferred_cap) {
-        size_t cap = u->deferred_cap ? 2 * u->deferred_cap : 16;
-        int *list = realloc(u->deferred, cap * sizeof *list);
-        if (!list)
-            return -ENOMEM;
-        u->deferred = list;
-        u->deferred_cap = cap;
-    }
-    u->deferred[u->deferred_len++] = fd;
+    if (plait__fd_list_push(&u->deferred, fd) < 0)
+        return -ENOMEM;
     slot->arm_deferred = true;
     return 0;
 }
@@ -311,10 +303,10 @@ static int defer_arm(struct plait__uring *u, int fd, plait__fd_slot *slot)
 static void arm_deferred(struct plait__poller *p)
 {
     struct plait__uring *u = p->ring;
-    int *list = u->deferred;
-    size_t len = u->deferred_len;
-    u->deferred = NULL;
-    u->deferred_len = u->deferred_cap = 0;
+    plait__fd_list taken = u->deferred;
+    u->deferred = (plait__fd_list){0};
+    int *list = taken.fds;
+    size_t len = taken.len;
     bool refused = false;
     for (size_t i = 0; i < len; i++) {
         plait__fd_slot *slot = &p->fds[list[i]];
@@ -356,6 +348,7 @@ static void ur_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
     u->removing = key(fd, slot->gen);
     if (arm_now(p, fd, slot, 0) < 0) /* refused for good: nothing to wait for */
         u->removing = 0;
+    reap(p); /* the removal went in with the kernel's work due run: it is often done */
     while (u->removing) {
         int r = submit(u, 1, IORING_ENTER_GETEVENTS, NULL, 0);
         if (r < 0 && !temporary(r))
@@ -481,14 +474,14 @@ static void ur_wait(struct plait__poller *p, int64_t deadline, int64_t timeout)
     struct plait__uring *u = p->ring;
     if (u->wake_unarmed)
         u->wake_unarmed = poll_add(u, p->wake_fd, POLLIN, WAKE_TOKEN) < 0;
-    if (u->deferred_len)
+    if (u->deferred.len)
         arm_deferred(p);
-    if ((u->deferred_len || u->wake_unarmed) && (timeout < 0 || timeout > PLAIT_MS))
+    if ((u->deferred.len || u->wake_unarmed) && (timeout < 0 || timeout > PLAIT_MS))
         timeout = PLAIT_MS; /* what is left is tried again soon; the inbox is looked at */
     /* completions already there need no system call, and whatever they woke must
      * run before this thread sleeps */
     bool look = reap(p) > 0 || timeout == 0;
-    if (!look && timeout > 0 && !u->deferred_len && !u->wake_unarmed && timeout_by(u, deadline))
+    if (!look && timeout > 0 && !u->deferred.len && !u->wake_unarmed && timeout_by(u, deadline))
         timeout = -1; /* the ring's timeout request ends the sleep */
     unsigned flags = __atomic_load_n(u->sq_flags, __ATOMIC_ACQUIRE);
     if (look && !pending(u) && !(flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
