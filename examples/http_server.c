@@ -10,8 +10,8 @@
  * the answer (which says so), as does a request over 16 KiB (431), with a lingering
  * close; an HTTP/1.0 client that asks for keep-alive is told it has it.  A peer
  * gets TIMEOUT seconds (default 10) to finish a request from its first byte, however
- * it trickles in, and to take an answer, and six times that idle between requests;
- * then it is closed.
+ * it trickles in, and to take an answer, and six times that idle between requests
+ * (counted from its last bytes read); then it is closed.
  * SIGTERM or SIGINT shuts it down gracefully: it stops accepting, lets every
  * connection finish the requests it has received, and waits for them (5 s at most).
  *
@@ -217,14 +217,18 @@ static void *serve(void *arg)
         out = in + REQUEST_MAX;
     bool more = false; /* out filled up: whole requests may still be buffered */
     int64_t finish_by = 0; /* the deadline of the request begun (have > 0) */
+    /* The clock is read once per read: the deadlines set until the next one count from
+     * then (what follows a read takes microseconds; the clock costs tens of ns). */
+    int64_t now = plait_now();
     while (open) {
         if (!more) { /* idle between requests, or the rest of one begun */
             ssize_t n = plait_read(c->fd, in + have, REQUEST_MAX - have,
-                                   have ? finish_by : plait_deadline_in(idle));
+                                   have ? finish_by : now + idle);
             if (n <= 0)
                 break; /* closed, reset, shut down, timed out, or cancelled */
+            now = plait_now();
             if (!have) /* its first bytes: the whole request is due within the timeout */
-                finish_by = plait_deadline_in(timeout);
+                finish_by = now + timeout;
             have += (size_t)n;
         }
         more = false;
@@ -275,13 +279,15 @@ static void *serve(void *arg)
             open = false;
         }
         if (out_len &&
-            plait_write_all(c->fd, out, out_len, NULL, plait_deadline_in(timeout)) < 0)
+            plait_write_all(c->fd, out, out_len, NULL, now + timeout) < 0)
             break;
+        if (more) /* the next answer comes without a read: its time counts from here */
+            now = plait_now();
         memmove(in, in + done, have - done); /* keep what is not yet a whole request */
         have -= done;
         scanned -= done;
         if (done && have) /* the next request has begun */
-            finish_by = plait_deadline_in(timeout);
+            finish_by = now + timeout;
     }
     if (in && !open) /* our decision to close: see lingering_close() */
         lingering_close(c->fd, in, REQUEST_MAX);
