@@ -576,9 +576,10 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
 /* One read / write, waiting first if fd would block: the bytes moved (0 from read at
  * end of file), or -ETIMEDOUT, -ECANCELED, or the system call's error (-EPIPE when a
  * pipe's reader has gone: plait ignores SIGPIPE once it has made a pipe, if the program
- * left it at its default).  On io_uring a coroutine's write to a socket or pipe while
- * others of its scheduler are ready to run is made from the ring with theirs, in one
- * system call, in the order of the calls.  A write that has to wait for room may be
+ * left it at its default; a watcher of SIGPIPE then gives back "ignored" as it goes).
+ * On io_uring a coroutine's write to a socket or pipe while others of its scheduler are
+ * ready to run is made from the ring with theirs, in one system call, in the order of
+ * the calls.  A write that has to wait for room may be
  * overtaken by another coroutine's later write that finds room (as with write(2) from
  * two threads): coroutines that share a stream should take turns (a mutex). */
 ssize_t plait_read(int fd, void *buf, size_t len, int64_t deadline);
@@ -641,7 +642,9 @@ int plait_signals_create(plait_signals **watcher, const int *signals, size_t n);
  * or -ETIMEDOUT, -ECANCELED. */
 int plait_signals_wait(plait_signals *watcher, int64_t deadline);
 /* Stop watching (deliveries not taken are dropped).  -EBUSY while waited on.  A forked
- * child may destroy the watchers it inherited (which see nothing there): they are freed. */
+ * child may destroy the watchers it inherited (which see nothing there): they are freed,
+ * whatever the parent's other threads waited on them (they are not in the child); a
+ * wait of a coroutine of the thread that forked still makes it -EBUSY there. */
 int plait_signals_destroy(plait_signals *watcher);
 
 /* ----------------------------------------------------------------------------

@@ -649,6 +649,12 @@ void plait__slow_report(plait__sched *sched, plait__coro *coro);
 enum { PLAIT__FORK_PREPARE, PLAIT__FORK_PARENT, PLAIT__FORK_CHILD };
 /* signal.c: the watcher registry's lock; a child gives back the old dispositions. */
 void plait__signals_atfork(int phase);
+/* Ignore sig if the program left it at its default; while a watcher holds sig, the
+ * disposition given back when the last watcher goes becomes SIG_IGN instead. */
+void plait__signals_ignore_default(int sig);
+/* Free a forked child's copy of a semaphore whose only waiters were the parent's other
+ * threads (signal.c checks that none of the child's own waits on it). */
+void plait__sem_free_forked_copy(plait_sem *s);
 /* Register the fork handlers (once; called wherever global state is first made). */
 void plait__fork_init(void);
 /* A global mutex across fork: taken before it, released after it in the parent and in

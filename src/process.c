@@ -758,13 +758,7 @@ static pthread_once_t sigpipe_once = PTHREAD_ONCE_INIT;
 
 static void sigpipe_ignore(void)
 {
-    struct sigaction old;
-    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
-        !(old.sa_flags & SA_SIGINFO)) {
-        struct sigaction ign = {.sa_handler = SIG_IGN};
-        sigemptyset(&ign.sa_mask);
-        sigaction(SIGPIPE, &ign, NULL);
-    }
+    plait__signals_ignore_default(SIGPIPE); /* a watcher of it gives SIG_IGN back */
 }
 
 void plait__ignore_sigpipe(void)

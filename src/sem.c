@@ -31,6 +31,11 @@ int plait_sem_destroy(plait_sem *s)
     return s ? plait__destroy_idle(&s->lock, &s->waiters, s) : -EINVAL;
 }
 
+void plait__sem_free_forked_copy(plait_sem *s)
+{
+    free(s); /* its waiters, if any, were other threads of the parent */
+}
+
 int plait_sem_acquire(plait_sem *s, int64_t deadline)
 {
     if (!s)

@@ -34,9 +34,16 @@ struct plait_signals {
     bool wanted[SIGNAL_MAX];
     unsigned pending[SIGNAL_MAX]; /* deliveries not yet taken (registry lock) */
     plait_sem *ready;             /* one release per pending delivery */
-    unsigned inside;              /* callers in plait_signals_wait (registry lock): a
+    struct inside *inside;        /* callers in plait_signals_wait (registry lock): a
                                    * destroy is refused until they have left, even after
                                    * the semaphore let them go */
+};
+
+/* One caller in plait_signals_wait, on its stack: a forked child keeps those of the
+ * thread that forked (its coroutines may wait on there), the others are not there. */
+struct inside {
+    struct inside *next;
+    pthread_t thread;
 };
 
 static pthread_mutex_t registry = PTHREAD_MUTEX_INITIALIZER;
@@ -178,8 +185,10 @@ int plait_signals_wait(plait_signals *w, int64_t deadline)
 {
     if (!w)
         return -EINVAL;
+    struct inside me = {.thread = pthread_self()};
     pthread_mutex_lock(&registry);
-    w->inside++;
+    me.next = w->inside;
+    w->inside = &me;
     pthread_mutex_unlock(&registry);
     int r = plait_sem_acquire(w->ready, deadline);
     pthread_mutex_lock(&registry);
@@ -190,7 +199,10 @@ int plait_signals_wait(plait_signals *w, int64_t deadline)
         w->pending[sig]--; /* the semaphore counts exactly the pending deliveries */
         r = sig;
     }
-    w->inside--;
+    struct inside **at = &w->inside;
+    while (*at != &me)
+        at = &(*at)->next;
+    *at = me.next;
     pthread_mutex_unlock(&registry);
     return r;
 }
@@ -201,20 +213,42 @@ int plait_signals_destroy(plait_signals *w)
         return -EINVAL;
     pthread_mutex_lock(&registry);
     distribute(); /* what was counted while w watched is w's (dropped with it) or others' */
-    int r = w->inside ? -EBUSY : plait_sem_destroy(w->ready);
-    if (r == 0) {
-        plait_signals **at = &watchers;
-        while (*at && *at != w)
-            at = &(*at)->next;
-        if (*at) { /* else a forked child's copy of its parent's: it watches nothing */
-            *at = w->next;
-            unwatch(w);
-        }
+    plait_signals **at = &watchers;
+    while (*at && *at != w)
+        at = &(*at)->next;
+    /* a forked child's copy of its parent's watches nothing; its semaphore may hold
+     * the waits of the parent's other threads, which are not in the child */
+    int r = w->inside ? -EBUSY : *at ? plait_sem_destroy(w->ready) : 0;
+    if (r == 0 && *at) {
+        *at = w->next;
+        unwatch(w);
+    } else if (r == 0) {
+        plait__sem_free_forked_copy(w->ready);
     }
     pthread_mutex_unlock(&registry);
     if (r == 0)
         free(w);
     return r;
+}
+
+void plait__signals_ignore_default(int sig)
+{
+    pthread_mutex_lock(&registry); /* no watcher comes or goes meanwhile */
+    struct sigaction now;
+    struct sigaction *old = watch_count[sig] ? &before[sig] : &now;
+    if (old == &now && sigaction(sig, NULL, &now) < 0) {
+        pthread_mutex_unlock(&registry);
+        return;
+    }
+    if (old->sa_handler == SIG_DFL && !(old->sa_flags & SA_SIGINFO)) {
+        struct sigaction ign = {.sa_handler = SIG_IGN};
+        sigemptyset(&ign.sa_mask);
+        if (watch_count[sig])
+            before[sig] = ign; /* what the last watcher gives back */
+        else
+            sigaction(sig, &ign, NULL);
+    }
+    pthread_mutex_unlock(&registry);
 }
 
 void plait__signals_atfork(int phase)
@@ -228,6 +262,12 @@ void plait__signals_atfork(int phase)
         memset(watch_count, 0, sizeof watch_count);
         for (int sig = 1; sig < SIGNAL_MAX; sig++) /* the parent's, not yet handed on */
             atomic_store(&delivered[sig], 0);
+        for (plait_signals *w = watchers; w; w = w->next) /* only this thread's waits */
+            for (struct inside **at = &w->inside; *at;)
+                if (pthread_equal((*at)->thread, pthread_self()))
+                    at = &(*at)->next;
+                else
+                    *at = (*at)->next;
         watchers = NULL;
         dispatcher_started = false;
         for (int i = 0; i < 2; i++) {

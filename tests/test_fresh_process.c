@@ -10,6 +10,9 @@
  */
 #include "helpers.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 static void *tiny_detached(void *p)
 {
     plait_waitgroup_done(p);
@@ -34,4 +37,45 @@ static void *tiny_main(void *p)
 
 TEST(small_stack_detached_first_in_process) { check_run(tiny_main, NULL); }
 
-RUN_TESTS(CASE(small_stack_detached_first_in_process))
+/* plait ignores SIGPIPE where the program left it at its default, once, as it makes
+ * its first socket or pipe.  A program that watched SIGPIPE at that moment got its
+ * default back when the watcher went, and a later write to a closed peer killed it.
+ * The ignoring is then for the watcher to give back.  Run in a child, whose plait has
+ * made no socket yet (nothing in this file has). */
+static int sigpipe_watched_at_the_first_socket(void)
+{
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, now;
+    sigemptyset(&dfl.sa_mask);
+    if (sigaction(SIGPIPE, &dfl, NULL) != 0)
+        return 1;
+    int pipe_signal = SIGPIPE;
+    plait_signals *w;
+    if (plait_signals_create(&w, &pipe_signal, 1) != 0)
+        return 2;
+    int listener = plait_tcp_listen("127.0.0.1", 0, 0); /* plait's first socket */
+    if (listener < 0 || plait_signals_destroy(w) != 0)
+        return 3;
+    if (sigaction(SIGPIPE, NULL, &now) != 0 || now.sa_handler != SIG_IGN)
+        return 4;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+        return 5;
+    close(sv[1]);
+    if (plait_write(sv[0], "x", 1, SOON()) != -EPIPE)
+        return 6;
+    return plait_close(sv[0]) == 0 && plait_close(listener) == 0 ? 0 : 7;
+}
+
+TEST(sigpipe_stays_ignored_after_a_watcher_of_it)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(sigpipe_watched_at_the_first_socket());
+    CHECK(pid > 0);
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), 0);
+}
+
+RUN_TESTS(CASE(small_stack_detached_first_in_process),
+          CASE(sigpipe_stays_ignored_after_a_watcher_of_it))

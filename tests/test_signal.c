@@ -242,6 +242,16 @@ static bool thread_sleeps(int tid)
     return end && end[1] == ' ' && end[2] == 'S';
 }
 
+/* A thread that waits on d->w, asleep in the wait when this returns (5 s at most). */
+static void start_race_waiter(destroy_race *d, pthread_t *t)
+{
+    CHECK_EQ(pthread_create(t, NULL, race_waiter, d), 0);
+    int64_t give_up = SOON();
+    while ((!atomic_load(&d->tid) || !thread_sleeps(atomic_load(&d->tid))) &&
+           plait_now() < give_up)
+        sched_yield();
+}
+
 TEST(destroy_racing_a_wait_is_refused)
 {
     int usr2 = SIGUSR2;
@@ -249,13 +259,10 @@ TEST(destroy_racing_a_wait_is_refused)
         destroy_race d = {.result = 1};
         CHECK_EQ(plait_signals_create(&d.w, &usr2, 1), 0);
         pthread_t t;
-        CHECK_EQ(pthread_create(&t, NULL, race_waiter, &d), 0);
-        int64_t give_up = SOON();
-        while ((!atomic_load(&d.tid) || !thread_sleeps(atomic_load(&d.tid))) &&
-               plait_now() < give_up)
-            sched_yield();
+        start_race_waiter(&d, &t);
         CHECK_EQ(plait_signals_destroy(d.w), -EBUSY);
         CHECK_EQ(kill(getpid(), SIGUSR2), 0);
+        int64_t give_up = SOON();
         int r;
         while ((r = plait_signals_destroy(d.w)) == -EBUSY && plait_now() < give_up)
             ;
@@ -306,6 +313,53 @@ TEST(forked_child_destroys_an_inherited_watcher)
         _exit(child_destroys_inherited(w));
     check_child_exits_0(pid);
     CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
+/* A watcher another thread of the parent waits on at the fork: that thread is not in
+ * the child, so the child's copy can be destroyed (it was refused -EBUSY for ever, and
+ * leaked).  A coroutine of the thread that forked is in the child, and its wait on the
+ * copy still refuses the destroy there. */
+static void *coroutine_waits(void *arg)
+{
+    return ARG(plait_signals_wait(arg, SOON()));
+}
+
+static void *fork_beside_own_waiter(void *arg)
+{
+    plait_signals *w = arg;
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, coroutine_waits, w), 0);
+    CHECK_EQ(plait_yield(), 0); /* it waits on w */
+    CHECK_EQ(plait_signals_destroy(w), -EBUSY);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(plait_signals_destroy(w) == -EBUSY ? 0 : 1);
+    check_child_exits_0(pid);
+    CHECK_EQ(kill(getpid(), SIGUSR2), 0);
+    void *r;
+    CHECK_EQ(plait_join(t, &r, SOON()), 0);
+    CHECK_EQ(INT(r), SIGUSR2);
+    return NULL;
+}
+
+TEST(forked_child_destroys_a_watcher_another_thread_waited_on)
+{
+    SKIP_UNDER_TSAN();
+    int usr2 = SIGUSR2;
+    destroy_race d = {.result = 1};
+    CHECK_EQ(plait_signals_create(&d.w, &usr2, 1), 0);
+    pthread_t t;
+    start_race_waiter(&d, &t);
+    CHECK_EQ(plait_signals_destroy(d.w), -EBUSY); /* the thread is inside its wait */
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(plait_signals_destroy(d.w) == 0 ? 0 : 1);
+    check_child_exits_0(pid);
+    CHECK_EQ(kill(getpid(), SIGUSR2), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(d.result, SIGUSR2);
+    check_run(fork_beside_own_waiter, d.w);
+    CHECK_EQ(plait_signals_destroy(d.w), 0);
 }
 
 /* A delivery to the parent in the instant of a fork is the parent's: a watcher the
@@ -391,4 +445,5 @@ RUN_TESTS(CASE(bad_input), CASE(every_watcher_sees_every_delivery),
           CASE(old_disposition_comes_back), CASE(sigchld_and_processes),
           CASE(plain_fork_child_gets_old_disposition), CASE(destroy_racing_a_wait_is_refused),
           CASE(forked_child_destroys_an_inherited_watcher),
+          CASE(forked_child_destroys_a_watcher_another_thread_waited_on),
           CASE(forked_child_does_not_see_the_parents_deliveries))
