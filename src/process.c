@@ -380,9 +380,37 @@ static bool proc_cancel(plait__future *f)
 
 static const plait__future_ops proc_ops = {proc_cancel, proc_release, NULL};
 
-/* The child's side of the standard streams and working directory; -errno. */
+/* Move *fd above the standard streams (close-on-exec), so that putting a stream in
+ * place cannot close it; -errno. */
+static int move_above_stdio(int *fd)
+{
+    if (*fd < 0 || *fd > 2)
+        return 0;
+    int moved = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+    if (moved < 0)
+        return -errno;
+    close(*fd); /* no stream's own number: the parent had it closed, or another's end
+                 * will be put there */
+    *fd = moved;
+    return 0;
+}
+
+/* The child's side of the standard streams and working directory; -errno.  The
+ * caller's ends are closed first: a function child (no exec closes them) that held the
+ * write end of its own stdin would never see its end of file, nor would the caller see
+ * the end of its stdout when it closes fd 1.  An end the parent made on a free number
+ * 0-2 is moved up before any stream is put in place, so none is closed by another's
+ * dup2. */
 static int child_setup(proc *p)
 {
+    for (int i = 0; i < 3; i++)
+        close_fd(&p->parent_stdio[i]);
+    for (int i = 0; i < 3; i++)
+        if (p->child_stdio[i] != i) {
+            int r = move_above_stdio(&p->child_stdio[i]);
+            if (r < 0)
+                return r;
+        }
     for (int i = 0; i < 3; i++) {
         int fd = p->child_stdio[i];
         if (fd < 0)
@@ -392,6 +420,8 @@ static int child_setup(proc *p)
                 return -errno;
         } else if (dup2(fd, i) < 0) {
             return -errno;
+        } else {
+            close_fd(&p->child_stdio[i]);
         }
     }
     if (p->cwd && chdir(p->cwd) < 0)
@@ -427,7 +457,10 @@ static int exec_child(void *arg)
 {
     proc *p = arg;
     close(p->exec_error[0]);
-    int r = child_setup(p);
+    /* its number may be one child_setup puts a stream on (the parent's 0-2 closed) */
+    int r = move_above_stdio(&p->exec_error[1]);
+    if (r == 0)
+        r = child_setup(p);
     if (r == 0) {
         signal(SIGPIPE, SIG_DFL); /* plait may ignore it; a program expects the default */
         execvpe(p->file, p->argv, p->env ? p->env : environ);

@@ -430,6 +430,90 @@ TEST(function_with_a_pipe)
     close(p.out);
 }
 
+/* A function child holds no end of its own pipes but its own: it sees the end of its
+ * stdin once the caller closes its end, and the caller sees the end of the child's
+ * stdout once the child closes fd 1.  (No exec closes the caller's ends in a function
+ * child: it once kept them, and both ends waited for ever.)  The child writes "hi",
+ * closes stdout, then reads stdin to its end and returns how much came. */
+static ssize_t close_stdout_read_stdin(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    if (cap < sizeof(int64_t) || write(1, "hi", 2) != 2 || close(1) != 0)
+        return -EIO;
+    char buf[16];
+    int64_t got = 0;
+    ssize_t n;
+    while ((n = read(0, buf, sizeof buf)) > 0)
+        got += n;
+    memcpy(out, &got, sizeof got);
+    return n < 0 ? -errno : (ssize_t)sizeof got;
+}
+
+TEST(function_child_holds_only_its_own_pipe_ends)
+{
+    plait_process_options o = {.stdio = {PLAIT_STDIO_PIPE, PLAIT_STDIO_PIPE, 0}};
+    plait_pipes p;
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, close_stdout_read_stdin, NULL, 0, &o, &p), 0);
+    char buf[16] = {0};
+    size_t got = 0;
+    CHECK_EQ(plait_read_exactly(p.out, buf, sizeof buf, &got, SOON()), -ENODATA);
+    CHECK_EQ(got, 2);
+    CHECK_EQ(memcmp(buf, "hi", 2), 0);
+    CHECK_EQ(plait_write_all(p.in, "abc", 3, NULL, SOON()), 0);
+    CHECK_EQ(close(p.in), 0);
+    void *result = NULL;
+    int r = plait_join(t, &result, SOON());
+    CHECK_EQ(r, 0);
+    if (r < 0) { /* the child is stuck: it must not outlive the test */
+        plait_cancel(t);
+        plait_join(t, NULL, SOON());
+    }
+    int64_t read_by_child = -1;
+    const plait_bytes *b = result;
+    if (b && b->len == sizeof read_by_child)
+        memcpy(&read_by_child, b->data, sizeof read_by_child);
+    CHECK_EQ(read_by_child, 3);
+    free(result);
+    CHECK_EQ(close(p.out), 0);
+}
+
+/* A program that cannot be run is reported as such (-ENOENT) even where the caller has
+ * its standard streams closed: the exec-error pipe then takes one of their numbers, and
+ * putting the child's stderr (/dev/null) in place once closed it, so the failure read
+ * as the program's exit status 127.  Run in a function child, which closes its 0-2
+ * after a first start has given plait's own descriptors their numbers. */
+static ssize_t exec_missing_with_streams_closed(const void *arg, size_t len, void *out,
+                                               size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    char *true_argv[] = {"true", NULL}, *missing_argv[] = {"/nonexistent/program", NULL};
+    plait_task t;
+    if (plait_process_exec(&t, NULL, true_argv, NULL, NULL) != 0 ||
+        plait_join(t, NULL, SOON()) != 0)
+        return -EIO;
+    for (int fd = 0; fd < 3; fd++)
+        close(fd);
+    plait_process_options o = {.stdio = {0, 0, PLAIT_STDIO_NULL}};
+    int r = plait_process_exec(&t, NULL, missing_argv, &o, NULL);
+    if (r == 0) {
+        plait_join(t, NULL, SOON());
+        return -EPROTO; /* started, and its join says exit status 127 */
+    }
+    return r == -ENOENT ? 0 : r;
+}
+
+TEST(exec_failure_reported_with_standard_streams_closed)
+{
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, exec_missing_with_streams_closed, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+}
+
 /* ---- from coroutines ---- */
 
 static ssize_t nap(const void *arg, size_t len, void *out, size_t cap)
@@ -1014,7 +1098,9 @@ RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(sent_segv_kills_despite_the_overflow_reporter),
           CASE(kill_and_cancel), CASE(bad_input), CASE(exec_with_pipes_env_and_cwd),
           CASE(function_child_setup_failure_is_its_outcome),
-          CASE(function_with_a_pipe), CASE(coroutines_await_processes),
+          CASE(function_with_a_pipe), CASE(function_child_holds_only_its_own_pipe_ends),
+          CASE(exec_failure_reported_with_standard_streams_closed),
+          CASE(coroutines_await_processes),
           CASE(coroutine_reads_a_program), CASE(nothing_leaks),
           CASE(children_die_with_their_parent), CASE(fork_while_other_threads_use_plait),
           CASE(many_at_once_from_threads), CASE(exec_not_held_up_by_other_children),
