@@ -483,7 +483,9 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
  * errors[i] (may be NULL) gets each call's code and results[i] NULL for a failure.
  * On -ETIMEDOUT or -ECANCELED the calls not yet started are skipped (code -ECANCELED),
  * and the call returns once those already running have finished: the array is never
- * used after it returns.  -EINVAL for nulls or n == 0, -EPIPE when shut down. */
+ * used after it returns.  Called from a task of the same pool, whose wait runs the
+ * map's work itself, the deadline is looked at between chunks of n / (threads * 16)
+ * calls.  -EINVAL for nulls, n == 0 or n > SIZE_MAX >> 12, -EPIPE when shut down. */
 int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
                    void **results, int *errors, int64_t deadline);
 
@@ -841,7 +843,9 @@ typedef struct plait_process_options {
 
 /* The caller's ends of the pipes asked for: write the child's stdin to in, read its
  * stdout and stderr from out and err; -1 where no pipe was asked for.  Non-blocking and
- * close-on-exec; the caller closes them. */
+ * close-on-exec; the caller closes them.  The child holds only its own ends (a function
+ * child too): it sees the end of its stdin when the caller closes in, and the caller
+ * sees the end of out when the child closes its stdout. */
 typedef struct plait_pipes {
     int in, out, err;
 } plait_pipes;

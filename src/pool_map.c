@@ -26,6 +26,8 @@ typedef struct map_job {
     size_t n, chunk;
     atomic_size_t next;
     atomic_bool stop;
+    atomic_bool expired;         /* a runner saw the deadline pass: the call times out */
+    int64_t deadline;
     atomic_ullong first_failure; /* (index << CODE_BITS) | -code; UINT64_MAX: none */
 } map_job;
 
@@ -44,6 +46,12 @@ static void *map_runner(void *arg)
         size_t i = atomic_fetch_add_explicit(&m->next, m->chunk, memory_order_relaxed);
         if (i >= m->n)
             break;
+        /* a runner may run inside the caller's own wait (a map from a task of this
+         * pool: the wait helps), where nothing else would stop it at the deadline */
+        if (m->deadline != PLAIT_FOREVER && plait_now() >= m->deadline) {
+            atomic_store(&m->expired, true);
+            atomic_store(&m->stop, true);
+        }
         size_t end = i + m->chunk < m->n ? i + m->chunk : m->n;
         for (; i < end; i++) {
             void *value = NULL;
@@ -88,9 +96,10 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
     if (runners > threads)
         runners = threads;
     map_job m = {.fn = fn, .args = args, .results = results, .errors = errors, .n = n,
-                 .chunk = chunk};
+                 .chunk = chunk, .deadline = deadline};
     atomic_init(&m.next, 0);
     atomic_init(&m.stop, false);
+    atomic_init(&m.expired, false);
     atomic_init(&m.first_failure, UINT64_MAX);
     plait_task small[16];
     plait_task *tasks = runners <= 16 ? small : malloc(runners * sizeof *tasks);
@@ -103,6 +112,8 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
     if (started > 0) {
         /* the runners claim indices as they go: those started cover every item */
         r = plait_wait_all(tasks, started, NULL, NULL, deadline);
+        if (r == 0 && atomic_load(&m.expired))
+            r = -ETIMEDOUT; /* every runner has returned: nothing left to stop */
         if (r < 0) {
             /* stop, then wait for the runners: none may outlive this call (handles
              * already consumed just answer -ESRCH) */

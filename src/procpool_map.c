@@ -234,30 +234,29 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
     }
     size_t submitted = 0, joined = 0;
     /* first: the first item failure in index order (chunks are joined in order, and
-     * those never submitted come after them); stop: why submitting stopped — the
-     * caller's deadline or cancellation (cut_short), which the call returns, or a
-     * refusal of the pool (shut down meanwhile), which only fails the items left */
-    int first = 0, stop = 0;
-    bool cut_short = false;
+     * those never submitted come after them); refused: a refusal of the pool (shut
+     * down meanwhile), which stops submitting and only fails the items left; cut: the
+     * caller's deadline or cancellation, which the call returns (it may come after a
+     * refusal too: the chunks still out are waited for under the deadline) */
+    int first = 0, refused = 0, cut = 0;
     while (joined < m->chunks) {
-        while (!stop && submitted < m->chunks && submitted - joined < m->window) {
-            stop = chunk_submit(m, submitted, &window[submitted % m->window], map_deliver,
-                                &run, submitted);
-            if (!stop)
+        while (!refused && !cut && submitted < m->chunks && submitted - joined < m->window) {
+            refused = chunk_submit(m, submitted, &window[submitted % m->window], map_deliver,
+                                   &run, submitted);
+            if (!refused)
                 submitted++;
         }
         if (joined == submitted)
             break; /* stopped before the rest were submitted */
         plait_task t = window[joined % m->window];
-        int jr = stop ? plait__join_uncancellable(t, NULL) : plait_join(t, NULL, deadline);
-        if (!stop && plait__join_cut_short(jr, t)) {
+        int jr = cut ? plait__join_uncancellable(t, NULL) : plait_join(t, NULL, deadline);
+        if (!cut && plait__join_cut_short(jr, t)) {
             /* our wait ended, not the chunk (whose own outcome, -ETIMEDOUT of an item
              * or of the pool's task_timeout, would have consumed the handle): cancel
              * what is out, newest first, then wait for it: every queued chunk is
              * withdrawn before a running one's worker is killed, so the worker that
              * replaces it cannot pick one up meanwhile */
-            stop = jr;
-            cut_short = true;
+            cut = jr;
             for (size_t c = submitted; c-- > joined;)
                 plait_cancel(window[c % m->window]);
             continue;
@@ -266,7 +265,7 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
             /* withdrawn, or killed when cancelled: if the caller cut the map short, by
              * the map, and its items say why (a finished chunk's own -ECANCELED, or
              * the pool's when it was shut down cancelling, stays as it came) */
-            int code = cut_short && jr == -ECANCELED ? stop : jr < 0 ? jr : -ECANCELED;
+            int code = cut && jr == -ECANCELED ? cut : jr < 0 ? jr : -ECANCELED;
             map_settle(&run, joined, code);
         }
         if (jr < 0 && !first)
@@ -274,10 +273,10 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
         joined++;
     }
     for (size_t c = submitted; c < m->chunks; c++)
-        map_settle(&run, c, stop);
+        map_settle(&run, c, refused ? refused : cut);
     free(window);
     free(run.delivered);
-    return cut_short ? stop : first ? first : stop;
+    return cut ? cut : first ? first : refused;
 }
 
 /* ---- imap ---- */

@@ -1112,6 +1112,53 @@ TEST(pool_map_cancelled_caller)
     mapd.first_started = NULL;
 }
 
+/* A map called from a task of its own pool keeps its deadline.  That task's wait
+ * helps: it runs the map's runners itself, and a runner there went on claiming chunks
+ * past the deadline (the map returned 0 once all 400 items had run, 2 s). */
+enum { IN_TASK_N = 400 };
+
+typedef struct {
+    plait_pool *pool;
+    void *args[IN_TASK_N], *results[IN_TASK_N];
+    int errors[IN_TASK_N];
+    int result;
+} in_task_map;
+
+static void *ten_ms_item(void *arg)
+{
+    struct timespec ten_ms = {0, 10 * 1000 * 1000};
+    nanosleep(&ten_ms, NULL);
+    return arg;
+}
+
+static void *map_in_a_task(void *p)
+{
+    in_task_map *m = p;
+    m->result = plait_pool_map(m->pool, ten_ms_item, m->args, IN_TASK_N, m->results,
+                               m->errors, plait_deadline_in(200 * PLAIT_MS));
+    return NULL;
+}
+
+TEST(pool_map_in_a_task_of_its_pool_keeps_its_deadline)
+{
+    static in_task_map m;
+    m.pool = make_pool(2, "mapt");
+    for (int i = 0; i < IN_TASK_N; i++)
+        m.args[i] = ARG(i + 1);
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(m.pool, &t, map_in_a_task, &m), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(m.result, -ETIMEDOUT);
+    int ran = 0, skipped = 0;
+    for (int i = 0; i < IN_TASK_N; i++) {
+        ran += m.errors[i] == 0 && m.results[i] == ARG(i + 1);
+        skipped += m.errors[i] == -ECANCELED && m.results[i] == NULL;
+    }
+    CHECK_EQ(ran + skipped, IN_TASK_N);
+    CHECK(skipped > IN_TASK_N / 2); /* 2 s of items, cut at 200 ms */
+    CHECK_EQ(plait_pool_destroy(m.pool), 0);
+}
+
 /* ======================================================================== */
 /* Shutdown                                                                  */
 /* ======================================================================== */
@@ -2521,7 +2568,8 @@ RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_
           CASE(private_task_of_blocked_worker_is_handed_over),
           CASE(private_task_of_busy_worker_is_exposed),
           CASE(pool_map_results_and_errors), CASE(pool_map_from_coroutine),
-          CASE(pool_map_deadline), CASE(pool_map_cancelled_caller), CASE(pool_shutdown_drain),
+          CASE(pool_map_deadline), CASE(pool_map_cancelled_caller),
+          CASE(pool_map_in_a_task_of_its_pool_keeps_its_deadline), CASE(pool_shutdown_drain),
           CASE(pool_shutdown_cancel), CASE(pool_shutdown_cancel_conservation),
           CASE(pool_shutdown_cancel_fork_join),
           CASE(pool_shutdown_timeout_then_busy), CASE(pool_shutdown_idle_past_deadline),

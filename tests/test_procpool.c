@@ -377,6 +377,18 @@ static ssize_t item_held_from_4(const void *arg, size_t arg_len, void *out, size
     return store_i64(out, out_cap, item_of(x));
 }
 
+/* Item 0 says it started and is held on gate 0; the others are held on gate 1. */
+static ssize_t item_held_0_then_1(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)arg_len;
+    int64_t x = load_i64(arg);
+    count_item(x);
+    if (x == 0)
+        plait_psem_release(fx.started);
+    int r = plait_pevent_wait(fx.gate[x == 0 ? 0 : 1], plait_deadline_in(5 * PLAIT_SEC));
+    return r < 0 ? r : store_i64(out, out_cap, item_of(x));
+}
+
 /* Item 0 is held on gate 0. */
 static ssize_t item_held_0(const void *arg, size_t arg_len, void *out, size_t out_cap)
 {
@@ -2225,6 +2237,56 @@ TEST(procpool_map_cancelled_keeps_own_ecanceled)
     run_isolated(map_cancelled_keeps_own_ecanceled_scenario, ISOLATED_BUDGET);
 }
 
+/* A map whose pool is shut down (draining) by another thread meanwhile stops
+ * submitting, yet still keeps its deadline for the chunks it has out.  (It once
+ * waited for them without one: -EPIPE after every held chunk had run out its 5 s.)
+ * Item 0 runs first; once it has started the pool is shut down and item 0 let go, so
+ * the map's next submit is refused; items 1.. are held past the deadline. */
+static void *shut_down_once_item_0_started(void *arg)
+{
+    await_started(1);
+    /* no wait for the drain: -ETIMEDOUT, as work is still out */
+    CHECK_EQ(plait_procpool_shutdown(arg, PLAIT_POOL_DRAIN, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_pevent_set(fx.gate[0]), 0);
+    return NULL;
+}
+
+static void map_deadline_after_refusal_scenario(void)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(1);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    enum { N = 12 };
+    int64_t in[N], out[N];
+    int err[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    plait_task shutter;
+    CHECK_EQ(plait_thread_start(&shutter, shut_down_once_item_0_started, pool, NULL), 0);
+    const int64_t wait = 1500 * PLAIT_MS;
+    int64_t start = plait_now();
+    CHECK_EQ(plait_procpool_map(pool, item_held_0_then_1, in, sizeof in[0], N, out,
+                                sizeof out[0], err, 1, plait_deadline_in(wait)),
+             -ETIMEDOUT);
+    CHECK_TOOK(start, wait);
+    CHECK_EQ(plait_join(shutter, NULL, SOON()), 0);
+    CHECK_EQ(err[0], 0);
+    CHECK_EQ(out[0], item_of(0));
+    CHECK_EQ(err[1], -ETIMEDOUT); /* out when the deadline came */
+    CHECK_EQ(err[N - 1], -EPIPE); /* never submitted: the pool refused it */
+    CHECK_EQ(plait_pevent_set(fx.gate[1]), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+TEST(procpool_map_keeps_its_deadline_after_a_refused_submit)
+{
+    run_isolated(map_deadline_after_refusal_scenario, ISOLATED_BUDGET);
+}
+
 /* A deadline of 0 cancels chunks of quick items as they finish: isolated. */
 TEST(procpool_map_deadline) { run_isolated(map_deadline_scenario, ISOLATED_BUDGET); }
 
@@ -3198,6 +3260,7 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_used_from_a_worker_is_refused)
           CASE(procpool_map_results), CASE(procpool_map_item_errors),
           CASE(procpool_map_item_failing_with_etimedout),
           CASE(procpool_map_crash_fails_its_chunk), CASE(procpool_map_deadline),
+          CASE(procpool_map_keeps_its_deadline_after_a_refused_submit),
           CASE(procpool_map_cancelled_keeps_own_ecanceled),
           CASE(procpool_imap_ordered), CASE(procpool_imap_unordered),
           CASE(procpool_imap_chunk_timing_out),
