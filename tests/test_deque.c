@@ -229,6 +229,10 @@ static void stress_kind(plait__deque_kind kind)
         int takes = (int)(rnd(&rng) % 9);
         for (int i = 0; i < pushes && next < STRESS_ITEMS; i++)
             CHECK(plait__deque_push(&stress.d, stress_item(next++)) >= 0);
+        /* counted before the look at the private part: a thief that exposed the last
+         * private item between that look and the count (the owner preempted there)
+         * would be in the count already, and no other expose could come */
+        long exposed = atomic_load(&stress.exposed);
         if (kind == PLAIT__DEQUE_SPLIT && bursts++ >= next_stop &&
             plait__deque_private(&stress.d)) {
             /* The race reaches a thief's expose by chance: a thief must find the
@@ -236,13 +240,13 @@ static void stress_kind(plait__deque_kind kind)
              * machine may never give it (CI once saw none in 200,000 items).  So
              * about every 1,024 bursts the owner stops with private items until a
              * thief has taken the public ones and exposed one. */
-            long exposed = atomic_load(&stress.exposed);
             int64_t give_up = plait_deadline_in(30 * PLAIT_SEC);
             while (atomic_load(&stress.exposed) == exposed && plait_now() < give_up)
                 sched_yield(); /* the thieves may share this CPU */
             if (atomic_load(&stress.exposed) == exposed) {
                 /* a failure that says what the deque held, rather than a silent hang
-                 * (TSan's suite once hung here, unexplained, 240 s) */
+                 * (TSan's suite once hung here for 240 s, when the count was read
+                 * after the look) */
                 fprintf(stderr,
                         "  no expose in 30 s: top %lld split %lld bottom %lld claim %lld, "
                         "public %d, private %d, %ld stolen, %ld exposed\n",
