@@ -305,6 +305,9 @@ int plait__wait_on_keep_lock(plait__waitq *q, plait__spinlock *lock, void *data,
 int plait__event_wait(plait_event *e, int64_t deadline, bool cancellable);
 /* How many waiters of q are still open. */
 size_t plait__waitq_count_open(plait__waitq *q);
+/* Claim the waiter of one node (the queue's lock held) and unlink it; false when it
+ * was claimed elsewhere (left linked, invariant 4). */
+bool plait__waitq_claim_node(plait__waitq *q, plait__wait_node *node);
 /* Signal with status every waiter of q whose node carries data. */
 void plait__waitq_wake_matching(plait__waitq *q, const void *data, int status,
                                 plait__wakeups *later);

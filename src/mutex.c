@@ -57,10 +57,11 @@ int plait_mutex_destroy(plait_mutex *m)
 #define STARVING_NS (1 * PLAIT_MS)
 enum { SPIN_ROUNDS = 8, SPIN_PAUSES = 32 };
 
-/* A waiter's node data: who it is, and whether it wants the mutex handed over. */
+/* A waiter's node data: who it is, and since when it has waited (its first wait):
+ * the unlock hands the mutex over to one that has waited over STARVING_NS by then. */
 typedef struct lock_request {
     uint64_t self;
-    bool starving;
+    int64_t since;
 } lock_request;
 
 /* The outcomes of a wait: the mutex was handed over, or the waiter should try again. */
@@ -68,9 +69,8 @@ enum { HANDED_OVER = 0, TRY_AGAIN = 1 };
 
 static int mutex_lock(plait_mutex *m, int64_t deadline, bool cancellable)
 {
-    lock_request request = {plait__self(), false};
+    lock_request request = {plait__self(), 0};
     bool spin = !plait__coro_current();
-    int64_t since = 0;
     bool came_back = false;
     for (int round = 0;; round++) {
         plait__spin_lock(&m->lock);
@@ -93,10 +93,8 @@ static int mutex_lock(plait_mutex *m, int64_t deadline, bool cancellable)
                 plait__cpu_relax();
             continue;
         }
-        int64_t now = plait_now();
-        if (!since)
-            since = now;
-        request.starving = now - since > STARVING_NS;
+        if (!request.since)
+            request.since = plait_now();
         int r = plait__wait_on(&m->waiters, &m->lock, &request, deadline, cancellable,
                                "mutex", m);
         if (r != TRY_AGAIN)
@@ -124,7 +122,7 @@ int plait_mutex_unlock(plait_mutex *m)
     }
     plait__wait_node *node = plait__waitq_claim(&m->waiters);
     lock_request *request = node ? node->data : NULL; /* blocked until signalled */
-    m->owner = request && request->starving ? request->self : 0;
+    m->owner = request && plait_now() - request->since > STARVING_NS ? request->self : 0;
     if (node && !m->owner)
         m->retrying++; /* destroy is refused until it has come back */
     if (node)

@@ -57,14 +57,17 @@ int plait_rwlock_destroy(plait_rwlock *rw)
 /* Let every waiting reader in (the lock held, no writer).  Each had room when it came,
  * but not necessarily all of them together: one beyond the limit fails, as it would
  * have on arrival. */
-static void admit_readers(plait_rwlock *rw, plait__wakeups *later)
+static bool admit_readers(plait_rwlock *rw, plait__wakeups *later)
 {
     plait__wait_node *node;
+    bool any = false;
     while ((node = plait__waitq_claim(&rw->read_waiters))) {
+        any = true;
         bool room = rw->readers < PLAIT__RWLOCK_READERS_MAX;
         rw->readers += room;
         plait__waiter_signal(node->waiter, room ? 0 : -EAGAIN, node->index, later);
     }
+    return any;
 }
 
 /* Hand the lock to the first waiting writer; false when none waits. */
@@ -160,9 +163,9 @@ int plait_rwlock_wrunlock(plait_rwlock *rw)
         return -EPERM;
     }
     rw->writer = 0;
-    if (plait__waitq_has_other(&rw->read_waiters, NULL))
-        admit_readers(rw, &later);
-    else
+    /* Not a has_other() test first: a reader's deadline or cancellation can claim it
+     * between the test and the claim, and then nobody would be admitted. */
+    if (!admit_readers(rw, &later))
         admit_writer(rw, &later);
     plait__spin_unlock(&rw->lock);
     plait__wakeups_deliver(&later);

@@ -119,6 +119,14 @@ plait__wait_node *plait__waitq_claim_except(plait__waitq *q, const plait__waiter
     return NULL;
 }
 
+bool plait__waitq_claim_node(plait__waitq *q, plait__wait_node *node)
+{
+    if (!plait__waiter_claim(node->waiter))
+        return false;
+    waitq_unlink(q, node);
+    return true;
+}
+
 plait__wait_node *plait__waitq_claim(plait__waitq *q)
 {
     return plait__waitq_claim_except(q, NULL);

@@ -415,6 +415,39 @@ static void *starving_main(void *p)
 
 TEST(mutex_no_starvation) { check_run(starving_main, NULL); }
 
+/* The unlock hands the mutex to a waiter that has waited over 1 ms, even on its first
+ * wait: the unlocker cannot take it straight back.  (Whether a waiter had waited long
+ * was once decided as it began its wait, so a first wait never counted, however long.) */
+static void *lock_then_unlock(void *p)
+{
+    int r = plait_mutex_lock(p, SOON());
+    if (r == 0)
+        r = plait_mutex_unlock(p);
+    return ARG(r);
+}
+
+static void *handed_over_main(void *p)
+{
+    (void)p;
+    plait_mutex *m;
+    CHECK_EQ(plait_mutex_create(&m), 0);
+    for (int round = 0; round < 3; round++) {
+        CHECK_EQ(plait_mutex_lock(m, SOON()), 0);
+        plait_task t;
+        CHECK_EQ(plait_spawn(&t, lock_then_unlock, m), 0);
+        CHECK_EQ(plait_sleep(20 * PLAIT_MS), 0); /* it waits 20 ms */
+        CHECK_EQ(plait_mutex_unlock(m), 0);
+        CHECK_EQ(plait_mutex_lock(m, 0), -ETIMEDOUT); /* it holds the mutex now */
+        void *r;
+        CHECK_EQ(plait_join(t, &r, SOON()), 0);
+        CHECK_EQ(INT(r), 0);
+    }
+    CHECK_EQ(plait_mutex_destroy(m), 0);
+    return NULL;
+}
+
+TEST(mutex_handed_to_a_waiter_of_over_a_millisecond) { check_run(handed_over_main, NULL); }
+
 typedef struct {
     plait_mutex *m;
     int result;
@@ -2009,6 +2042,7 @@ TEST(far_deadlines)
 
 RUN_TESTS(CASE(null_arguments), CASE(mutex_between_threads), CASE(owner_identity_not_reused),
           CASE(mutex_thread_and_coroutine), CASE(mutex_coroutines), CASE(mutex_no_starvation),
+          CASE(mutex_handed_to_a_waiter_of_over_a_millisecond),
           CASE(mutex_cancel_waiter), CASE(mutex_destroy_while_a_waiter_tries_again),
           CASE(mutex_across_schedulers_with_cancel),
           CASE(mutex_stress_mixed), CASE(cond_basics_threads_and_coroutines),
