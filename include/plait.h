@@ -797,8 +797,10 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * and must not be used in the child.  A child forked from a coroutine goes on with its
  * scheduler's coroutines; a wait among them for what only the parent's other threads
  * would do (a pool task's or a thread's end, plait_to_thread included, a send from
- * another thread) never ends in the child.  Standard streams are flushed before each
- * fork.
+ * another thread) never ends in the child.  The calling thread flushes every stdio
+ * stream before plait forks a function child or a process pool's workers (a program's
+ * exec drops what it inherits); what other threads write to stdout and stderr meanwhile
+ * stays the parent's to write.
  * ------------------------------------------------------------------------- */
 
 /* A result copied back from a child process: len bytes at data.  free() it. */

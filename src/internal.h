@@ -755,7 +755,10 @@ int plait__manager_watch(int fd, plait__mgr_source *src);
 void plait__manager_unwatch(int fd);
 /* On the manager thread: fork a child that runs child(arg) and _exits with what it
  * returns, with the signal mask mask and SIGKILL when its parent dies.  0 and *pid, or
- * -errno. */
+ * -errno.  The child drops what the standard streams hold at the fork (the parent's to
+ * write): a caller flushes them first, on its own thread, with plait__flush_before_fork
+ * (the manager must not wait for a stream another thread holds). */
+void plait__flush_before_fork(void);
 int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, pid_t *pid);
 /* True in the manager while it forks (and so in the child it forks, which is its copy). */
 extern PLAIT_TLS bool plait__forking;

@@ -53,6 +53,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -255,9 +256,13 @@ int plait__pidfd_kill(int pidfd, int sig)
     return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
 }
 
+void plait__flush_before_fork(void)
+{
+    fflush(NULL);
+}
+
 int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, pid_t *pid)
 {
-    fflush(NULL); /* else the child would write the parent's buffered output again */
     mgr_parent_pid = getpid();
     plait__forking = true; /* the child need not register itself: see below */
     pid_t p = fork();
@@ -274,6 +279,10 @@ int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, 
     if (getppid() != mgr_parent_pid) /* the parent died before the line above */
         _exit(128 + SIGKILL);
     pthread_sigmask(SIG_SETMASK, mask, NULL);
+    /* what other threads wrote to the standard streams since the caller's flush is the
+     * parent's to write (fork reset the streams' locks in this child) */
+    __fpurge(stdout);
+    __fpurge(stderr);
     _exit(child(arg));
 }
 
@@ -662,6 +671,8 @@ static int proc_start(plait_task *task, proc *p, const plait_process_options *o,
     p->future = plait__future_start_ext(&proc_ops, p, &handle);
     if (!p->future)
         r = -ENOMEM;
+    if (r == 0 && p->fn)
+        plait__flush_before_fork(); /* a program's exec drops the buffers it inherits */
     if (r == 0)
         r = plait__manager_call(proc_fork, p);
     if (r == 0)

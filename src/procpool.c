@@ -888,6 +888,7 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
         p->free_slots[p->nfree++] = s;
     plait__ignore_sigpipe();
     atomic_store(&p->starting, p->init != NULL);
+    plait__flush_before_fork();
     r = plait__manager_call(pool_start, p);
     /* wait until the first workers' initialisers have returned or the pool broke
      * (start_check); the manager writes broken meanwhile */

@@ -514,6 +514,84 @@ TEST(exec_failure_reported_with_standard_streams_closed)
     CHECK_EQ(plait_join(t, NULL, SOON()), 0);
 }
 
+/* Output buffered by a thread is none of the process manager's business: a thread that
+ * holds stdout (blocked writing to a full pipe, say) holds up no start, reap or other
+ * process.  (The manager flushed every stream before each fork, so it waited for that
+ * thread, and every process call waited behind it.)  Here a thread holds stdout's lock
+ * while a program is run. */
+typedef struct {
+    plait_event *holding, *release;
+} stdout_holder;
+
+static void *hold_stdout(void *arg)
+{
+    stdout_holder *h = arg;
+    flockfile(stdout);
+    plait_event_set(h->holding);
+    plait_event_wait(h->release, SOON());
+    funlockfile(stdout);
+    return NULL;
+}
+
+TEST(a_thread_holding_stdout_holds_up_no_process)
+{
+    stdout_holder h;
+    CHECK_EQ(plait_event_create(&h.holding), 0);
+    CHECK_EQ(plait_event_create(&h.release), 0);
+    pthread_t holder;
+    CHECK_EQ(pthread_create(&holder, NULL, hold_stdout, &h), 0);
+    CHECK_EQ(plait_event_wait(h.holding, SOON()), 0);
+    char *true_argv[] = {"true", NULL};
+    plait_task t;
+    int64_t start = plait_now();
+    CHECK_EQ(plait_process_exec(&t, NULL, true_argv, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, plait_deadline_in(2 * PLAIT_SEC)), 0);
+    CHECK(plait_now() - start < 2 * PLAIT_SEC); /* the start waited for the holder */
+    CHECK_EQ(plait_event_set(h.release), 0);
+    CHECK_EQ(pthread_join(holder, NULL), 0);
+    CHECK_EQ(plait_event_destroy(h.holding), 0);
+    CHECK_EQ(plait_event_destroy(h.release), 0);
+}
+
+/* A caller that holds stdout itself may start a function child (it once deadlocked
+ * with the manager, which waited for stdout to flush it).  Run in a function child of
+ * its own, which is killed if it hangs. */
+static ssize_t quiet(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    return 0;
+}
+
+static ssize_t start_holding_stdout(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    flockfile(stdout);
+    plait_task t;
+    int r = plait_process_start(&t, quiet, NULL, 0, NULL, NULL);
+    if (r == 0)
+        r = plait_join(t, NULL, SOON());
+    funlockfile(stdout);
+    return r;
+}
+
+TEST(a_caller_holding_stdout_starts_a_function_child)
+{
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, start_holding_stdout, NULL, 0, NULL, NULL), 0);
+    int r = plait_join(t, NULL, plait_deadline_in(3 * PLAIT_SEC));
+    CHECK_EQ(r, 0);
+    if (r == -ETIMEDOUT) { /* deadlocked: it must not outlive the test */
+        plait_cancel(t);
+        plait_join(t, NULL, SOON());
+    }
+}
+
 /* ---- from coroutines ---- */
 
 static ssize_t nap(const void *arg, size_t len, void *out, size_t cap)
@@ -1100,6 +1178,8 @@ RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(function_child_setup_failure_is_its_outcome),
           CASE(function_with_a_pipe), CASE(function_child_holds_only_its_own_pipe_ends),
           CASE(exec_failure_reported_with_standard_streams_closed),
+          CASE(a_thread_holding_stdout_holds_up_no_process),
+          CASE(a_caller_holding_stdout_starts_a_function_child),
           CASE(coroutines_await_processes),
           CASE(coroutine_reads_a_program), CASE(nothing_leaks),
           CASE(children_die_with_their_parent), CASE(fork_while_other_threads_use_plait),
