@@ -671,9 +671,9 @@ typedef struct plait_addr {
     } u;
 } plait_addr;
 
-/* A numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]") and port (0..65535).
- * NULL host is the wildcard address "::" (which takes IPv4 too).  -EINVAL for a host
- * that is not numeric or a bad port. */
+/* A numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]": brackets for IPv6 only)
+ * and port (0..65535).  NULL host is the wildcard address "::" (which takes IPv4 too).
+ * -EINVAL for a host that is not numeric or a bad port. */
 int plait_addr_ip(plait_addr *out, const char *host, int port);
 /* A Unix socket path; -ENAMETOOLONG when it does not fit, -EINVAL for an empty one. */
 int plait_addr_unix(plait_addr *out, const char *path);
@@ -750,7 +750,8 @@ int plait_peer_addr(int fd, plait_addr *out);
  * the first probe after value seconds idle) and the buffer sizes (bytes).  plait_socket_get
  * gives back the current value (KEEPALIVE: the idle seconds when on).  -ENOPROTOOPT
  * for an option the socket does not have (no-delay and keep-alive are TCP's: a Unix or
- * UDP socket has neither), -EINVAL for an unknown option or a negative value. */
+ * UDP socket has neither), -EINVAL for an unknown option, a negative value, or one the
+ * kernel refuses (a keep-alive idle time over 32767 s); a refused value changes nothing. */
 enum plait_sockopt {
     PLAIT_NODELAY = 1,   /* TCP_NODELAY: send small writes at once */
     PLAIT_REUSEADDR,     /* SO_REUSEADDR */

@@ -33,15 +33,17 @@ int plait_addr_ip(plait_addr *out, const char *host, int port)
         return -EINVAL;
     memset(out, 0, sizeof *out);
     char buf[INET6_ADDRSTRLEN + 2];
-    if (host) { /* "[::1]" as in URLs */
+    bool bracketed = false; /* "[::1]" as in URLs: an IPv6 address only */
+    if (host) {
         size_t n = strlen(host);
         if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof buf) {
             memcpy(buf, host + 1, n - 2);
             buf[n - 2] = '\0';
             host = buf;
+            bracketed = true;
         }
     }
-    if (host && inet_pton(AF_INET, host, &out->u.in4.sin_addr) == 1) {
+    if (host && !bracketed && inet_pton(AF_INET, host, &out->u.in4.sin_addr) == 1) {
         out->u.in4.sin_family = AF_INET;
         out->u.in4.sin_port = htons((uint16_t)port);
         out->len = sizeof out->u.in4;

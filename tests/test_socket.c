@@ -823,7 +823,7 @@ static void *addresses(void *arg)
     static const char *const bad_hosts[] = {
         "localhost", "example.com", "nonexistent.invalid", "", " 127.0.0.1", "127.0.0.1 ",
         "1.2.3", "256.1.1.1", "1.2.3.4.5", "::1]", "[::1", "[]", "[", ":::", "12345::1::2",
-        "127.0.0.1:80", "[::1]:80"};
+        "127.0.0.1:80", "[::1]:80", "[127.0.0.1]"};
     for (size_t i = 0; i < sizeof bad_hosts / sizeof bad_hosts[0]; i++) {
         int r = plait_addr_ip(&a, bad_hosts[i], 80);
         if (r != -EINVAL)
@@ -2663,6 +2663,9 @@ static void socket_options_on(const char *host)
     CHECK_EQ(v, 42);
     CHECK_EQ(plait_socket_set(c, PLAIT_NODELAY, -1), -EINVAL);
     CHECK_EQ(plait_socket_set(c, PLAIT_KEEPALIVE, -5), -EINVAL);
+    CHECK_EQ(plait_socket_set(s, PLAIT_KEEPALIVE, 32768), -EINVAL); /* over the kernel's */
+    CHECK_EQ(plait_socket_get(s, PLAIT_KEEPALIVE, &v), 0);
+    CHECK_EQ(v, 0); /* left as it was: off */
     CHECK_EQ(plait_socket_set(c, PLAIT_RCVBUF, -1), -EINVAL);
     CHECK_EQ(plait_socket_get(c, PLAIT_NODELAY, NULL), -EINVAL);
     CHECK_EQ(plait_socket_get(c, PLAIT_RCVBUF, NULL), -EINVAL);
