@@ -654,7 +654,7 @@ enum { PLAIT__FORK_PREPARE, PLAIT__FORK_PARENT, PLAIT__FORK_CHILD };
 void plait__signals_atfork(int phase);
 /* Ignore sig if the program left it at its default; while a watcher holds sig, the
  * disposition given back when the last watcher goes becomes SIG_IGN instead. */
-void plait__signals_ignore_default(int sig);
+bool plait__signals_ignore_default(int sig); /* true: it did */
 /* Free a forked child's copy of a semaphore whose only waiters were the parent's other
  * threads (signal.c checks that none of the child's own waits on it). */
 void plait__sem_free_forked_copy(plait_sem *s);

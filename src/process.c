@@ -462,6 +462,10 @@ static int function_child(void *arg)
     return 0;
 }
 
+/* plait ignored SIGPIPE (the program had left it at its default): the programs it
+ * starts get the default back.  One the program ignored itself, they inherit. */
+static atomic_bool sigpipe_ignored_by_plait;
+
 static int exec_child(void *arg)
 {
     proc *p = arg;
@@ -471,7 +475,8 @@ static int exec_child(void *arg)
     if (r == 0)
         r = child_setup(p);
     if (r == 0) {
-        signal(SIGPIPE, SIG_DFL); /* plait may ignore it; a program expects the default */
+        if (atomic_load(&sigpipe_ignored_by_plait))
+            signal(SIGPIPE, SIG_DFL); /* the program expects the default it was left at */
         execvpe(p->file, p->argv, p->env ? p->env : environ);
         r = -errno;
     }
@@ -802,7 +807,8 @@ static pthread_once_t sigpipe_once = PTHREAD_ONCE_INIT;
 
 static void sigpipe_ignore(void)
 {
-    plait__signals_ignore_default(SIGPIPE); /* a watcher of it gives SIG_IGN back */
+    /* a watcher of it gives SIG_IGN back */
+    atomic_store(&sigpipe_ignored_by_plait, plait__signals_ignore_default(SIGPIPE));
 }
 
 void plait__ignore_sigpipe(void)

@@ -231,16 +231,17 @@ int plait_signals_destroy(plait_signals *w)
     return r;
 }
 
-void plait__signals_ignore_default(int sig)
+bool plait__signals_ignore_default(int sig)
 {
     pthread_mutex_lock(&registry); /* no watcher comes or goes meanwhile */
     struct sigaction now;
     struct sigaction *old = watch_count[sig] ? &before[sig] : &now;
     if (old == &now && sigaction(sig, NULL, &now) < 0) {
         pthread_mutex_unlock(&registry);
-        return;
+        return false;
     }
-    if (old->sa_handler == SIG_DFL && !(old->sa_flags & SA_SIGINFO)) {
+    bool ignoring = old->sa_handler == SIG_DFL && !(old->sa_flags & SA_SIGINFO);
+    if (ignoring) {
         struct sigaction ign = {.sa_handler = SIG_IGN};
         sigemptyset(&ign.sa_mask);
         if (watch_count[sig])
@@ -249,6 +250,7 @@ void plait__signals_ignore_default(int sig)
             sigaction(sig, &ign, NULL);
     }
     pthread_mutex_unlock(&registry);
+    return ignoring;
 }
 
 void plait__signals_atfork(int phase)

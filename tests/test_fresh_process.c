@@ -10,6 +10,8 @@
  */
 #include "helpers.h"
 
+#include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -77,5 +79,64 @@ TEST(sigpipe_stays_ignored_after_a_watcher_of_it)
     CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), 0);
 }
 
+/* Whether a program plait starts ignores SIGPIPE (its SigIgn mask in /proc), read from
+ * its output; 1, 0, or a negative error. */
+static int program_ignores_sigpipe(void)
+{
+    char *argv[] = {"cat", "/proc/self/status", NULL};
+    plait_process_options o = {.stdio = {0, PLAIT_STDIO_PIPE, 0}};
+    plait_pipes p;
+    plait_task t;
+    int r = plait_process_exec(&t, NULL, argv, &o, &p);
+    if (r < 0)
+        return r;
+    static char status[16384];
+    size_t got = 0;
+    r = plait_read_exactly(p.out, status, sizeof status - 1, &got, SOON());
+    close(p.out);
+    if (r != -ENODATA || plait_join(t, NULL, SOON()) != 0)
+        return -EIO;
+    status[got] = '\0';
+    const char *line = strstr(status, "\nSigIgn:");
+    unsigned long long mask;
+    if (!line || sscanf(line, "\nSigIgn: %llx", &mask) != 1)
+        return -EBADMSG;
+    return (mask >> (SIGPIPE - 1)) & 1;
+}
+
+/* SIGPIPE ignored by the program itself (a shell's trap '' PIPE) stays ignored in the
+ * programs it starts through plait, as exec passes it on; only an ignoring that plait
+ * did is undone in them.  (Every program once got the default back.)  Run in children
+ * whose plait has made no pipe yet. */
+static int program_sigpipe(void *handler)
+{
+    struct sigaction sa = {.sa_handler = handler}, now;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGPIPE, &sa, NULL) != 0)
+        return 100;
+    int r = program_ignores_sigpipe(); /* makes a pipe: plait ignores SIGPIPE if default */
+    if (r < 0)
+        return 101;
+    if (sigaction(SIGPIPE, NULL, &now) != 0 || now.sa_handler != SIG_IGN)
+        return 102; /* ignored here either way */
+    return r;
+}
+
+TEST(programs_keep_the_callers_own_sigpipe_ignoring)
+{
+    void *const handlers[] = {SIG_IGN, SIG_DFL};
+    const int ignored[] = {1, 0};
+    for (int i = 0; i < 2; i++) {
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(program_sigpipe(handlers[i]));
+        CHECK(pid > 0);
+        int status = -1;
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), ignored[i]);
+    }
+}
+
 RUN_TESTS(CASE(small_stack_detached_first_in_process),
-          CASE(sigpipe_stays_ignored_after_a_watcher_of_it))
+          CASE(sigpipe_stays_ignored_after_a_watcher_of_it),
+          CASE(programs_keep_the_callers_own_sigpipe_ignoring))
