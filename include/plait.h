@@ -1068,7 +1068,8 @@ int plait_procpool_imap_destroy(plait_procpool_iter *iter);
  * report -ECANCELED and running ones are killed (-ECANCELED).  0; -ETIMEDOUT when a task
  * still runs at the deadline (call again, with PLAIT_POOL_CANCEL to escalate). */
 int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline);
-/* Shut down (draining, no deadline) if not done yet, and free the pool. */
+/* Shut down (draining, no deadline) if not done yet, and free the pool.  -EBUSY while
+ * an imap iterator over it exists (destroy the iterators first). */
 int plait_procpool_destroy(plait_procpool *pool);
 /* The number of workers; the process ids of the workers alive now (up to n): the count. */
 unsigned plait_procpool_processes(const plait_procpool *pool);

@@ -794,6 +794,8 @@ int plait__procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn
                            size_t tag);
 /* 0 in the process that made the pool, -EPERM in any other (a forked child's copy). */
 int plait__procpool_caller(const plait_procpool *pool);
+/* An imap iterator over pool is made (+1) or destroyed (-1). */
+void plait__procpool_count_iter(plait_procpool *pool, int delta);
 size_t plait__procpool_arg_max(const plait_procpool *pool);
 size_t plait__procpool_result_max(const plait_procpool *pool);
 

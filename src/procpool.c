@@ -155,6 +155,7 @@ struct plait_procpool {
     plait_event *started;       /* set once they have all returned, or the pool broke */
     plait_event *stopped;
     atomic_uint helpers;        /* joiners collecting (ptask_help): destroy waits for them */
+    atomic_uint iters;          /* imap iterators over it: destroy is -EBUSY while any */
     unsigned owner;             /* the process that made it: the only one that may use it */
 };
 
@@ -1025,6 +1026,8 @@ int plait_procpool_destroy(plait_procpool *pool)
         return -EINVAL;
     if (plait__procpool_caller(pool) < 0)
         return -EPERM;
+    if (atomic_load(&pool->iters))
+        return -EBUSY; /* an iterator would use the freed pool */
     plait__spin_lock(&pool->lock);
     bool stopped = pool->stopped_flag;
     plait__spin_unlock(&pool->lock);
@@ -1038,6 +1041,11 @@ int plait_procpool_destroy(plait_procpool *pool)
         sched_yield();
     pool_free(pool);
     return 0;
+}
+
+void plait__procpool_count_iter(plait_procpool *pool, int delta)
+{
+    atomic_fetch_add(&pool->iters, (unsigned)delta);
 }
 
 size_t plait__procpool_arg_max(const plait_procpool *pool) { return pool->arg_max; }

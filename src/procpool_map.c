@@ -297,6 +297,7 @@ struct plait_procpool_iter {
     size_t current_place, current_chunk, current_pos, current_count;
     int current_error;
     unsigned owner;             /* the process that made it: the only one that may use it */
+    bool counted;               /* in its pool's count of iterators */
 };
 
 static int imap_deliver(void *ctx, size_t place, int code, const unsigned char *result,
@@ -356,6 +357,8 @@ int plait_procpool_imap(plait_procpool_iter **iter, plait_procpool *pool, plait_
     it->owner = plait__pid();
     int r = plan_make(&it->m, pool, fn, args, arg_size, n, result_size, chunk);
     if (r == 0) {
+        plait__procpool_count_iter(pool, 1);
+        it->counted = true;
         size_t w = it->places = it->m.window + 1;
         it->ordered = !(flags & PLAIT_IMAP_UNORDERED);
         it->raw_size = chunk_result_size(it->m.chunk, result_size);
@@ -497,6 +500,8 @@ int plait_procpool_imap_destroy(plait_procpool_iter *it)
     free(it->window);
     free(it->chunk_of);
     free(it->busy);
+    if (it->counted)
+        plait__procpool_count_iter(it->m.pool, -1);
     free(it);
     return 0;
 }

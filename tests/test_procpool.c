@@ -2576,6 +2576,33 @@ TEST(procpool_imap_destroy_early)
     run_isolated(imap_destroy_early_scenario, ISOLATED_BUDGET);
 }
 
+/* A pool with an iterator over it is not destroyed under it: -EBUSY until the
+ * iterator is (the iterator once went on using the freed pool). */
+TEST(procpool_destroy_refused_while_an_iterator_lives)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(1);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    int64_t in[4] = {0, 1, 2, 3};
+    plait_procpool_iter *it = NULL;
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_affine, in, sizeof in[0], 4, sizeof(int64_t),
+                                 1, 0),
+             0);
+    CHECK_EQ(plait_procpool_destroy(pool), -EBUSY);
+    size_t index;
+    int64_t v = 0;
+    int e = 1;
+    CHECK_EQ(plait_procpool_imap_next(it, &index, &v, &e, SOON()), 0); /* it goes on */
+    CHECK_EQ(e, 0);
+    CHECK_EQ(v, item_of((int64_t)index));
+    CHECK_EQ(plait_procpool_imap_destroy(it), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
 /* ======================================================================== */
 /* Nothing left behind                                                       */
 /* ======================================================================== */
@@ -3264,7 +3291,8 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_used_from_a_worker_is_refused)
           CASE(procpool_map_cancelled_keeps_own_ecanceled),
           CASE(procpool_imap_ordered), CASE(procpool_imap_unordered),
           CASE(procpool_imap_chunk_timing_out),
-          CASE(procpool_imap_destroy_early), CASE(procpool_imap_after_shutdown),
+          CASE(procpool_imap_destroy_early),
+          CASE(procpool_destroy_refused_while_an_iterator_lives), CASE(procpool_imap_after_shutdown),
           CASE(procpool_join_of_withdrawn_task_is_prompt), CASE(procpool_map_sizes_that_wrap),
           CASE(procpool_map_results_aligned),
           CASE(procpool_map_shut_down_under_it_returns_first_failure),
