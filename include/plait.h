@@ -225,8 +225,10 @@ int plait_group_destroy(plait_group *group);
 typedef unsigned plait_key;
 #define PLAIT_KEYS_MAX 64
 
-/* A new key; destructor (may be NULL) runs on a non-null value when its task ends.
- * -EAGAIN when PLAIT_KEYS_MAX keys exist. */
+/* A new key; destructor (may be NULL) runs on a non-null value when its task ends, in
+ * key order, as POSIX orders thread keys: the key's own value is cleared first, the
+ * others stay readable until their turn, and values a destructor sets again get up to
+ * four rounds.  -EAGAIN when PLAIT_KEYS_MAX keys exist. */
 int plait_key_create(plait_key *key, void (*destructor)(void *));
 /* The calling coroutine's value for key; outside a coroutine, the calling thread's.
  * -EINVAL for an unknown key, -ENOMEM. */

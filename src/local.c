@@ -91,24 +91,29 @@ void *plait_local_get(plait_key key)
     return locals[key];
 }
 
+/* As POSIX orders it: each value is cleared just before its destructor runs, and the
+ * other keys' values stay readable until their turn.  A destructor may set values
+ * again (into the same array): a few rounds, then what is left is the user's. */
 static void locals_destroy(void ***locals)
 {
-    /* a destructor may set values again: repeat, as POSIX does, a few rounds */
-    for (int round = 0; round < 4 && *locals; round++) {
-        void **values = *locals;
-        *locals = NULL;
+    void **values = *locals;
+    bool ran = values != NULL;
+    for (int round = 0; round < 4 && ran; round++) {
+        ran = false;
         for (unsigned i = 0; i < PLAIT_KEYS_MAX; i++) {
             void *value = values[i];
+            if (!value)
+                continue;
+            values[i] = NULL;
             /* a value was set, so key i was published to this thread: acquire suffices */
-            if (value && key_valid(i) && destructors[i])
+            if (key_valid(i) && destructors[i]) {
                 destructors[i](value);
+                ran = true;
+            }
         }
-        free(values);
     }
-    if (*locals) { /* set again after the last round: the values are the user's */
-        free(*locals);
-        *locals = NULL;
-    }
+    *locals = NULL;
+    free(values);
 }
 
 void plait__locals_destroy(plait__coro *c) { locals_destroy(&c->locals); }

@@ -630,9 +630,51 @@ static void *local_task(void *arg)
     return NULL;
 }
 
+/* As a task ends, each destructor runs with its own key's value already cleared
+ * (POSIX's order) and the other keys' values still there until their own turn: the
+ * first key's destructor sees the second's value, the second's sees the first's gone.
+ * (The whole array was once taken away first, and every key read NULL.) */
+static plait_key key_first, key_second;
+static void *seen_by_first, *seen_by_second, *first_saw_own;
+
+static void first_destroy(void *p)
+{
+    (void)p;
+    first_saw_own = plait_local_get(key_first);
+    seen_by_first = plait_local_get(key_second);
+}
+
+static void second_destroy(void *p)
+{
+    (void)p;
+    seen_by_second = plait_local_get(key_first);
+}
+
+static void *set_both(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_local_set(key_first, ARG(1)), 0);
+    CHECK_EQ(plait_local_set(key_second, ARG(2)), 0);
+    return NULL;
+}
+
+static void check_destructor_order(void)
+{
+    CHECK_EQ(plait_key_create(&key_first, first_destroy), 0);
+    CHECK_EQ(plait_key_create(&key_second, second_destroy), 0);
+    CHECK(key_first < key_second); /* destructors run in key order */
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, set_both, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), 0);
+    CHECK(first_saw_own == NULL);
+    CHECK(seen_by_first == ARG(2));
+    CHECK(seen_by_second == NULL);
+}
+
 static void *local_main(void *arg)
 {
     (void)arg;
+    check_destructor_order();
     CHECK_EQ(plait_key_create(&key_a, count_destroy), 0);
     plait_task t[2];
     CHECK_EQ(plait_spawn(&t[0], local_task, ARG(1)), 0);
