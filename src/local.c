@@ -97,7 +97,9 @@ void *plait_local_get(plait_key key)
 static void locals_destroy(void ***locals)
 {
     void **values = *locals;
-    bool ran = values != NULL;
+    if (!values)
+        return; /* the common case, on the smallest stacks too (no free(NULL) to call) */
+    bool ran = true;
     for (int round = 0; round < 4 && ran; round++) {
         ran = false;
         for (unsigned i = 0; i < PLAIT_KEYS_MAX; i++) {
