@@ -887,7 +887,11 @@ int plait_process_kill(plait_task task, int sig);
  * Each process destroys its own handle (the memory goes with the last one, or when
  * the processes end: nothing is left in the system).  Blocking calls work from
  * coroutines (only the coroutine waits) and threads, in any of the processes, and
- * take a deadline.  Coroutine waits on these objects need Linux 5.16 (futex_waitv).
+ * take a deadline.  Coroutine waits on these objects need Linux 5.16 (futex_waitv); a
+ * process has room for 8,128 of them at once (more are -EAGAIN).  A waiter looks every
+ * 100 ms whether the process it waits for still exists, so a holder whose death nobody
+ * reports (a grandchild whose parent died first, reaped by init) is seen gone once
+ * reaped.  A forked child may destroy the handles its parent's other threads waited on.
  * ------------------------------------------------------------------------- */
 
 typedef struct plait_shm plait_shm;
@@ -918,8 +922,9 @@ int plait_pmutex_create(plait_pmutex **mutex);
 int plait_pmutex_destroy(plait_pmutex *mutex);
 /* 0; -EOWNERDEAD: locked, but its last holder's process died holding it (repair the
  * data it guards, then unlock) -- a process plait reaps: one it started, or a pool
- * worker (a child of a plain fork() that dies holding it is not seen, and the lock
- * stays held); -ETIMEDOUT, -ECANCELED, -EDEADLK (the caller holds it). */
+ * worker, or one gone and reaped by someone else (a child of a plain fork() that dies
+ * holding it is a zombie until its parent reaps it, and the lock stays held until
+ * then); -ETIMEDOUT, -ECANCELED, -EDEADLK (the caller holds it). */
 int plait_pmutex_lock(plait_pmutex *mutex, int64_t deadline);
 /* -EPERM when the caller is not the holder. */
 int plait_pmutex_unlock(plait_pmutex *mutex);

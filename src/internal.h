@@ -728,12 +728,21 @@ int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expec
 
 /* ---- the process-shared mutex (psync.c), also the lock of a plait_shm region ---- */
 typedef struct plait__pmutex_state {
-    atomic_uint holder;         /* the holder's process id; 0 when free */
+    atomic_uint holder;         /* the holder's process id; 0 when free; or
+                                   PLAIT__PMUTEX_DIED: free, its last holder died */
     atomic_uint seq;            /* bumped at each release: what waiters sleep on */
     atomic_uint waiters;
-    atomic_uint owner_died;     /* the last holder died holding it */
     atomic_ullong owner_id;     /* which coroutine or thread of the holder's process */
 } plait__pmutex_state;
+/* The holder word of a free mutex whose last holder died holding it (no pid is this
+ * large: pid_max is at most 2^22). */
+#define PLAIT__PMUTEX_DIED 0x7fffffffu
+/* How often a waiter on a process-shared object looks whether the process it waits
+ * for still exists, in case nobody will report its death (a grandchild whose parent
+ * died first, reaped by init). */
+#define PLAIT__SHARED_RECHECK_NS (100 * PLAIT_MS)
+/* Whether no process pid exists any more (a zombie still exists). */
+bool plait__pid_gone(unsigned pid);
 int plait__pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t deadline);
 int plait__pmutex_unlock(plait__pmutex_state *st);
 bool plait__pmutex_busy(plait__shared_obj *obj, plait__pmutex_state *st);

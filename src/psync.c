@@ -19,8 +19,11 @@
  * it first (waiters are woken and race; a process lock is rarely contended by many).
  *
  * When a process dies holding the mutex, the parent that reaps it releases it (the lock
- * word names the dead pid, so this is exact) and marks it: the next holder gets
- * -EOWNERDEAD with the lock, as with a robust pthread mutex, and repairs the data.
+ * word names the dead pid, so this is exact) and marks it, in the same word: the next
+ * holder gets -EOWNERDEAD with the lock, as with a robust pthread mutex, and repairs
+ * the data.  A holder whose death nobody reports (a grandchild whose parent died
+ * first, reaped by init) is found by its waiters, which look every
+ * PLAIT__SHARED_RECHECK_NS whether it still exists, and release it the same way.
  * Every object wakes its waiters when one of the processes dies, whatever it held: a
  * process may die between changing a word and waking its waiters.
  *
@@ -34,14 +37,19 @@
 
 /* ---- mutex (the state is shared with plait_shm's lock) ---- */
 
+/* Release the mutex of the dead holder pid: one compare-and-swap, so the reaper and a
+ * waiter that found the holder gone may both try, and the mark that the next holder
+ * gets -EOWNERDEAD cannot outlive, or miss, the release. */
+static bool release_dead(plait__pmutex_state *st, unsigned pid)
+{
+    unsigned expected = pid;
+    return pid && pid != PLAIT__PMUTEX_DIED &&
+           atomic_compare_exchange_strong(&st->holder, &expected, PLAIT__PMUTEX_DIED);
+}
+
 void plait__pmutex_died(plait__pmutex_state *st, unsigned pid)
 {
-    /* Only this reaper changes a dead pid's hold, so the mark can go first: the next
-     * holder, whoever takes it once it is free, finds it. */
-    if (atomic_load(&st->holder) == pid) {
-        atomic_store(&st->owner_died, 1);
-        atomic_store(&st->holder, 0);
-    }
+    release_dead(st, pid);
     /* held or not, it may have died between a release and its wake-up */
     atomic_fetch_add(&st->seq, 1);
     plait__pfutex_wake(&st->seq);
@@ -52,19 +60,34 @@ int plait__pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t 
     unsigned me = plait__pid();
     uint64_t self = plait__self();
     for (;;) {
-        unsigned free_word = 0;
-        if (atomic_compare_exchange_strong(&st->holder, &free_word, me)) {
-            atomic_store_explicit(&st->owner_id, self, memory_order_relaxed);
-            return atomic_exchange(&st->owner_died, 0) ? -EOWNERDEAD : 0;
+        unsigned word = atomic_load(&st->holder);
+        if (word == 0 || word == PLAIT__PMUTEX_DIED) {
+            if (atomic_compare_exchange_strong(&st->holder, &word, me)) {
+                atomic_store_explicit(&st->owner_id, self, memory_order_relaxed);
+                return word == PLAIT__PMUTEX_DIED ? -EOWNERDEAD : 0;
+            }
+            continue;
         }
-        if (free_word == me && atomic_load_explicit(&st->owner_id, memory_order_relaxed) == self)
+        if (word == me && atomic_load_explicit(&st->owner_id, memory_order_relaxed) == self)
             return -EDEADLK;
         unsigned seq = atomic_load(&st->seq);
-        if (atomic_load(&st->holder) == 0)
+        word = atomic_load(&st->holder);
+        if (word == 0 || word == PLAIT__PMUTEX_DIED)
             continue;
+        /* nobody may report the holder's death (a grandchild whose parent died first):
+         * look for it now and then */
+        int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
         atomic_fetch_add(&st->waiters, 1);
-        int r = plait__shared_wait(obj, &st->seq, seq, deadline, "process mutex");
+        int r = plait__shared_wait(obj, &st->seq, seq, recheck < deadline ? recheck : deadline,
+                                   "process mutex");
         atomic_fetch_sub(&st->waiters, 1);
+        if (r == -ETIMEDOUT && recheck < deadline) {
+            if (word != me && plait__pid_gone(word) && release_dead(st, word))
+                atomic_fetch_add(&st->seq, 1); /* then take it, or let others: as a release */
+            if (atomic_load(&st->waiters))
+                plait__pfutex_wake(&st->seq);
+            continue;
+        }
         if (r < 0)
             return r;
     }
@@ -86,7 +109,8 @@ int plait__pmutex_unlock(plait__pmutex_state *st)
 /* Whether a destroy must be refused: held, or waited on in this process. */
 bool plait__pmutex_busy(plait__shared_obj *obj, plait__pmutex_state *st)
 {
-    return atomic_load(&st->holder) != 0 || atomic_load(&obj->local_waiters) != 0;
+    unsigned word = atomic_load(&st->holder);
+    return (word != 0 && word != PLAIT__PMUTEX_DIED) || atomic_load(&obj->local_waiters) != 0;
 }
 
 struct plait_pmutex {

@@ -116,8 +116,10 @@ static struct side_entry { uint32_t pid, roles; } *side_of(queue_state *st, unsi
 }
 
 /* pid no longer holds the queue (it died, or unmapped it; with took_part false, it
- * exec'd a program and was never a side).  Holders reaped by someone else (a
- * grandchild whose parent died first) are purged here too, if they are gone. */
+ * exec'd a program and was never a side; 0: nobody, only the purge below).  Holders
+ * reaped by someone else (a grandchild whose parent died first) are purged here too,
+ * if they are gone; as such a death may come after every report that would purge it,
+ * a sender or receiver that waits purges too, every PLAIT__SHARED_RECHECK_NS. */
 static void side_leave(queue_state *st, unsigned pid, bool took_part)
 {
     plait__plock_lock(&st->lock);
@@ -126,7 +128,7 @@ static void side_leave(queue_state *st, unsigned pid, bool took_part)
         if (!p)
             continue;
         bool leaving = p == pid;
-        if (!leaving && !(kill((pid_t)p, 0) < 0 && errno == ESRCH))
+        if (!leaving && !plait__pid_gone(p))
             continue; /* a holder still alive */
         unsigned roles = st->sides[i].roles;
         if (took_part || !leaving)
@@ -246,10 +248,14 @@ int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t de
         }
         unsigned seq = atomic_load(&st->send_seq);
         plait__plock_unlock(&st->lock);
+        int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
         atomic_fetch_add(&st->send_waiters, 1);
-        int r = plait__shared_wait(&queue->obj, &st->send_seq, seq, deadline, "queue send");
+        int r = plait__shared_wait(&queue->obj, &st->send_seq, seq,
+                                   recheck < deadline ? recheck : deadline, "queue send");
         atomic_fetch_sub(&st->send_waiters, 1);
-        if (r < 0)
+        if (r == -ETIMEDOUT && recheck < deadline)
+            side_leave(st, 0, false); /* purge holders gone unreported */
+        else if (r < 0)
             return r;
     }
 }
@@ -284,10 +290,14 @@ ssize_t plait_queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dead
         }
         unsigned seq = atomic_load(&st->recv_seq);
         plait__plock_unlock(&st->lock);
+        int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
         atomic_fetch_add(&st->recv_waiters, 1);
-        int r = plait__shared_wait(&queue->obj, &st->recv_seq, seq, deadline, "queue recv");
+        int r = plait__shared_wait(&queue->obj, &st->recv_seq, seq,
+                                   recheck < deadline ? recheck : deadline, "queue recv");
         atomic_fetch_sub(&st->recv_waiters, 1);
-        if (r < 0)
+        if (r == -ETIMEDOUT && recheck < deadline)
+            side_leave(st, 0, false); /* purge holders gone unreported */
+        else if (r < 0)
             return r;
     }
 }

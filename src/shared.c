@@ -34,6 +34,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -213,13 +214,27 @@ void plait__shared_forked_self(void)
     pthread_mutex_unlock(&registry_lock);
 }
 
+/* The waits of this thread (its coroutines', or its own) in plait__shared_wait, on
+ * their stacks: a forked child, whose only thread is the one that forked, counts
+ * these as its objects' waiters, and no other. */
+typedef struct shared_waiting {
+    struct shared_waiting *next;
+    plait__shared_obj *obj;
+} shared_waiting;
+static PLAIT_TLS shared_waiting *this_thread_waits;
+
 /* In a new child: its parent's children are not its own, and the objects its parent
- * let go are nobody's here. */
+ * let go are nobody's here.  The waits the parent counted are its threads' (gone
+ * here) but for those of the thread that forked, which go on in the child. */
 static void forget_parent_s_children(void)
 {
     children_len = 0;
-    for (plait__shared_obj *obj = registry; obj; obj = obj->next)
+    for (plait__shared_obj *obj = registry; obj; obj = obj->next) {
         obj->children = 0;
+        atomic_store(&obj->local_waiters, 0);
+    }
+    for (shared_waiting *w = this_thread_waits; w; w = w->next)
+        atomic_fetch_add(&w->obj->local_waiters, 1);
     release_unheld();
 }
 
@@ -233,8 +248,22 @@ void plait__shared_atfork(int phase)
 int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expected,
                        int64_t deadline, const char *what)
 {
+    shared_waiting me = {this_thread_waits, obj};
+    this_thread_waits = &me;
     atomic_fetch_add(&obj->local_waiters, 1);
     int r = plait__pfutex_wait(word, expected, deadline, what, obj);
     atomic_fetch_sub(&obj->local_waiters, 1);
+    shared_waiting **at = &this_thread_waits; /* coroutines of a thread end in any order */
+    while (*at != &me)
+        at = &(*at)->next;
+    *at = me.next;
     return r;
+}
+
+bool plait__pid_gone(unsigned pid)
+{
+    /* a zombie is not gone yet: its parent will report it, when it is a plait process
+     * (a process pool reports a worker only once its replacement holds the objects);
+     * an orphan is gone once init has reaped it */
+    return pid && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }

@@ -2376,6 +2376,132 @@ TEST(exec_child_is_no_queue_side)
     CHECK_EQ(plait_queue_destroy(exec_q), 0);
 }
 
+/* ---- a grandchild's death, reported by nobody: its parent died first ---- */
+
+static plait_pmutex *gc_m;
+static plait_queue *gc_q;
+static plait_pevent *gc_ready;
+
+CHILD_FN(gc_holder)
+{
+    (void)arg;
+    CCHECK_EQ(plait_pmutex_lock(gc_m, 0), 0);
+    CCHECK_EQ(plait_queue_send(gc_q, "x", 1, 0), 0);
+    CCHECK_EQ(plait_pevent_set(gc_ready), 0);
+    pause(); /* until its parent dies (PR_SET_PDEATHSIG) */
+    return CHILD_END();
+}
+
+CHILD_FN(gc_parent)
+{
+    (void)arg;
+    plait_task t;
+    CCHECK_EQ(plait_process_start(&t, gc_holder, NULL, 0, NULL, NULL), 0);
+    pause(); /* until killed */
+    return CHILD_END();
+}
+
+TEST(grandchild_dies_with_its_parent_lock_and_queue_end)
+{
+    CHECK_EQ(plait_pmutex_create(&gc_m), 0);
+    CHECK_EQ(plait_queue_create(&gc_q, 8, 4), 0);
+    CHECK_EQ(plait_pevent_create(&gc_ready), 0);
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, gc_parent, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_pevent_wait(gc_ready, SOON()), 0);
+    char buf[8];
+    CHECK_EQ(plait_queue_recv(gc_q, buf, sizeof buf, SOON()), 1);
+    CHECK_EQ(plait_process_kill(t, SIGKILL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), PLAIT_KILLED(SIGKILL));
+    /* the grandchild's reaper is init, which knows nothing of these objects: the lock
+     * still comes back, and the queue's only sender is seen gone, once init has reaped
+     * the grandchild (which can take seconds in a container) */
+    CHECK_EQ(plait_pmutex_lock(gc_m, SOON()), -EOWNERDEAD);
+    CHECK_EQ(plait_queue_recv(gc_q, buf, sizeof buf, SOON()), -EPIPE);
+    CHECK_EQ(plait_pmutex_unlock(gc_m), 0);
+    CHECK_EQ(plait_pmutex_destroy(gc_m), 0);
+    CHECK_EQ(plait_queue_destroy(gc_q), 0);
+    CHECK_EQ(plait_pevent_destroy(gc_ready), 0);
+}
+
+/* ---- a child forked while a thread of its parent waits can destroy its handles ---- */
+
+static plait_queue *fw_q;
+static plait_psem *fw_s;
+static atomic_int fw_tid;
+
+static void *fw_waiter(void *arg)
+{
+    (void)arg;
+    char buf[8];
+    atomic_store(&fw_tid, gettid_());
+    CHECK_EQ(plait_queue_recv(fw_q, buf, sizeof buf, SOON()), 1);
+    CHECK_EQ(plait_psem_acquire(fw_s, SOON()), 0);
+    return NULL;
+}
+
+CHILD_FN(fw_child)
+{
+    (void)arg;
+    CCHECK_EQ(plait_queue_send(fw_q, "x", 1, SOON()), 0);
+    CCHECK_EQ(plait_queue_destroy(fw_q), 0); /* nobody waits here: not -EBUSY */
+    CCHECK_EQ(plait_psem_release(fw_s), 0);
+    CCHECK_EQ(plait_psem_destroy(fw_s), 0);
+    return CHILD_END();
+}
+
+TEST(child_destroys_what_a_parent_thread_waited_on)
+{
+    CHECK_EQ(plait_queue_create(&fw_q, 8, 4), 0);
+    CHECK_EQ(plait_psem_create(&fw_s, 0), 0);
+    atomic_store(&fw_tid, 0);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, fw_waiter, NULL), 0);
+    wait_asleep(&fw_tid);
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, fw_child, NULL, 0, NULL, NULL), 0);
+    join_child(t, 0);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_EQ(plait_queue_destroy(fw_q), 0);
+    CHECK_EQ(plait_psem_destroy(fw_s), 0);
+}
+
+/* ...but a coroutine of the thread that forked goes on in the child, and its wait
+ * still refuses the destroy there. */
+static void *fw_coroutine_waits(void *arg)
+{
+    return ARG(plait_psem_acquire(arg, SOON()));
+}
+
+static void *fw_fork_beside_own_waiter(void *arg)
+{
+    plait_psem *s = arg;
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, fw_coroutine_waits, s), 0);
+    settle(); /* it waits on s */
+    CHECK_EQ(plait_psem_destroy(s), -EBUSY);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(plait_psem_destroy(s) == -EBUSY ? 0 : 1);
+    CHECK(pid > 0);
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), 0);
+    CHECK_EQ(plait_psem_release(s), 0);
+    void *r;
+    CHECK_EQ(plait_join(t, &r, SOON()), 0);
+    CHECK_EQ(INT(r), 0);
+    return NULL;
+}
+
+TEST(child_keeps_the_waits_of_the_thread_that_forked)
+{
+    plait_psem *s;
+    CHECK_EQ(plait_psem_create(&s, 0), 0);
+    check_run(fw_fork_beside_own_waiter, s);
+    CHECK_EQ(plait_psem_destroy(s), 0);
+}
+
 RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
           CASE(shm_counter_exact_under_its_lock),
           CASE(pmutex_handoff_parent_child),
@@ -2414,4 +2540,7 @@ RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
           CASE(queue_senders_that_end_at_once), CASE(cancel_of_a_shared_wait_is_never_lost),
           CASE(exec_child_is_no_queue_side), CASE(pmutex_holder_dies_after_the_reaper_let_go),
           CASE(queue_receiver_dies_after_the_reaper_let_go),
+          CASE(grandchild_dies_with_its_parent_lock_and_queue_end),
+          CASE(child_destroys_what_a_parent_thread_waited_on),
+          CASE(child_keeps_the_waits_of_the_thread_that_forked),
           CASE(no_zombies_no_leaked_descriptors))
