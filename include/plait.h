@@ -262,12 +262,15 @@ typedef struct plait_sem plait_sem;
 typedef struct plait_event plait_event;
 typedef struct plait_waitgroup plait_waitgroup;
 
-/* Mutex, owned by the coroutine or thread that locked it; not recursive.  One that
- * ends holding it leaves it locked: no later coroutine or thread is its owner. */
+/* Mutex, owned by the coroutine, thread or pool task that locked it (each pool task is
+ * an owner of its own, not its worker thread); not recursive.  One that ends holding
+ * it leaves it locked: no later coroutine, thread or task is its owner. */
 int plait_mutex_create(plait_mutex **mutex);
 /* -EBUSY while locked or waited on. */
 int plait_mutex_destroy(plait_mutex *mutex);
-/* 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (caller holds it already). */
+/* 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (the caller holds it already, or a pool task
+ * holds it that the caller runs on top of, inside that task's helping join on the same
+ * worker: it could not unlock it before the caller returns). */
 int plait_mutex_lock(plait_mutex *mutex, int64_t deadline);
 /* -EPERM when the caller is not the owner.  Wakes the first waiter; a running locker
  * may take the mutex first, except from a waiter that has waited over 1 ms, which is
@@ -365,7 +368,7 @@ int plait_rwlock_create(plait_rwlock **rwlock);
 /* -EBUSY while held or waited on. */
 int plait_rwlock_destroy(plait_rwlock *rwlock);
 /* Shared / exclusive.  0, -ETIMEDOUT, -ECANCELED, -EDEADLK when the caller holds the
- * write lock; for a read lock, -EAGAIN when UINT_MAX read locks are held (POSIX's
+ * write lock (or a pool task it runs on top of does, as for the mutex); for a read lock, -EAGAIN when UINT_MAX read locks are held (POSIX's
  * "maximum number of read locks exceeded").  Readers are not tracked by identity: a
  * reader that read-locks twice while a writer waits deadlocks, as with POSIX's
  * writer-preferring locks. */
@@ -403,7 +406,8 @@ typedef struct plait_once {
  * returns a negative code, that code is returned, the once stays uninitialised and
  * a later caller (one that was waiting, or a new one: whichever comes first) runs fn
  * again.  -EDEADLK when called from
- * inside its own fn; -ETIMEDOUT, -ECANCELED while waiting; -EINVAL for nulls. */
+ * inside its own fn (or from a pool task run inside a helping join in fn, on the same
+ * worker: fn cannot finish before it returns); -ETIMEDOUT, -ECANCELED while waiting; -EINVAL for nulls. */
 int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t deadline);
 
 /* ----------------------------------------------------------------------------
@@ -451,7 +455,9 @@ int plait_cpu_count(void);
  * runs queued tasks while it waits
  * instead of blocking its thread, so recursion of any depth cannot starve the pool;
  * the consequences: do not hold a plait mutex across such a wait inside a pool task
- * (a task run meanwhile on the same thread may want it), and a task run meanwhile
+ * (a task run meanwhile on the same thread that wants it gets -EDEADLK; each task is
+ * the owner of what it locks, not its worker: one on top of another cannot unlock
+ * what the other holds, -EPERM), and a task run meanwhile
  * must not wait for the waiting task itself, or for what only it will do after its
  * wait: it runs on top of the waiting task, which resumes only when it returns.
  * Such a join starts no task after its deadline, but a task it has started (the one
@@ -459,6 +465,11 @@ int plait_cpu_count(void);
  * which may be past the deadline.
  *
  * No task is lost: every submitted task runs, or its future reports -ECANCELED.
+ *
+ * A pool belongs to the process that made it: its workers are not in a forked child,
+ * so there every call on it (submit, map, shutdown, destroy) is -EPERM, and the child's
+ * copy is not freed.  That holds for the parent's default pool too, but the child's
+ * plait_pool_default() (and plait_to_thread) makes a new one, the child's own.
  * ------------------------------------------------------------------------- */
 
 typedef struct plait_pool plait_pool;
@@ -477,7 +488,8 @@ int plait_pool_create(plait_pool **pool, const plait_pool_options *options);
 /* Queue fn(arg) and return at once; task (may be NULL: detached) is its future, to
  * join, wait on or cancel like any task.  Cancelling a task that has not started means
  * it never runs (its future reports -ECANCELED).  -EPIPE once the pool is shut down,
- * -EINVAL for nulls, -ENOMEM. */
+ * -EPERM in a forked child of the process that made the pool, -EINVAL for nulls,
+ * -ENOMEM. */
 int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg);
 
 /* results[i] = fn(args[i]) for i < n, run over the pool; returns when all are done.
@@ -487,7 +499,8 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
  * and the call returns once those already running have finished: the array is never
  * used after it returns.  Called from a task of the same pool, whose wait runs the
  * map's work itself, the deadline is looked at between chunks of n / (threads * 16)
- * calls.  -EINVAL for nulls, n == 0 or n > SIZE_MAX >> 12, -EPIPE when shut down. */
+ * calls.  -EINVAL for nulls, n == 0 or n > SIZE_MAX >> 12, -EPIPE when shut down, -EPERM
+ * in a forked child. */
 int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
                    void **results, int *errors, int64_t deadline);
 
@@ -504,7 +517,8 @@ enum plait_pool_shutdown_how {
  * Workers with no task left are only exiting: they are waited for, past the deadline
  * (a past one included), and the call returns 0.  -ECANCELED when the caller is
  * cancelled while it waits (the pool stays shut, as after -ETIMEDOUT).  -EDEADLK from
- * a task of this very pool; -EPERM for the default pool; -EINVAL for a bad how. */
+ * a task of this very pool; -EPERM for the default pool, or in a forked child; -EINVAL
+ * for a bad how. */
 int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline);
 
 /* Shut down (draining) if not done yet, wait for the workers, free the pool.  A
@@ -512,7 +526,7 @@ int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline);
  * nothing freed) after a shutdown that timed out while a task still runs or is queued
  * (workers that are only exiting are waited for), or while another caller is still
  * inside plait_pool_shutdown on this pool once it has stopped (call again); -EDEADLK
- * from a task of this pool; -EPERM for the default pool.  No call on the pool may
+ * from a task of this pool; -EPERM for the default pool, or in a forked child.  No call on the pool may
  * begin once a destroy may have freed it. */
 int plait_pool_destroy(plait_pool *pool);
 

@@ -297,6 +297,7 @@ int plait__future_run_work(plait__future *f, void **value)
     if (atomic_load_explicit(&f->cancelled, memory_order_relaxed))
         return -ECANCELED;
     plait__future *outer = plait__tls_work;
+    f->identity = 0; /* a new owner for locks (plait__self): each run is one */
     plait__tls_work = f;
     void *result = f->fn(f->arg);
     plait__tls_work = outer;
@@ -781,7 +782,11 @@ int plait_completed_destroy(plait_completed *set)
 void plait__future_atfork(int phase)
 {
     /* a child forked inside a thread's work runs none: nobody there can cancel it */
-    if (phase == PLAIT__FORK_CHILD)
+    if (phase == PLAIT__FORK_CHILD) {
+        /* the child's thread goes on as the owner of what the work had locked */
+        if (plait__tls_work && plait__tls_work->identity)
+            plait__self_become(plait__tls_work->identity);
         plait__tls_work = NULL;
+    }
     plait__atfork_mutex(&global_lock, phase);
 }

@@ -318,11 +318,20 @@ void plait__waitq_forget_other_threads(plait__waitq *q, const plait__sched *sche
 void plait__waitq_wake_all(plait__waitq *q, plait__wakeups *later);
 /* Free object, whose only busy state is a non-empty q; -EBUSY while it is not empty. */
 int plait__destroy_idle(plait__spinlock *lock, plait__waitq *q, void *object);
-/* Who is calling, as the owner of a lock: the running coroutine's id, or the plain
- * thread's (drawn from the same counter on its first call).  Never 0 and never reused,
- * so a coroutine or thread that ends holding a lock passes it to no later one that
- * gets its stack slot or thread-local block. */
+/* Who is calling, as the owner of a lock: the running coroutine's id, else the work
+ * the thread runs (a plait thread's or a pool task's: each run of a task is one owner,
+ * even where a helping join runs tasks on top of each other on one worker), else the
+ * plain thread's; drawn from one counter on first use.  Never 0 and never reused, so a
+ * coroutine, thread or task that ends holding a lock passes it to no later one that
+ * gets its stack slot, thread-local block or worker. */
 uint64_t plait__self(void);
+/* Whether owner (a plait__self()) is a pool task that the caller runs on top of, in a
+ * helping wait on the same worker: it cannot go on until the caller returns, so
+ * waiting for what it holds would never end (-EDEADLK, as for the caller's own). */
+bool plait__held_beneath(uint64_t owner);
+/* Make id the calling plain thread's identity (a forked child going on as the work
+ * that forked it). */
+void plait__self_become(uint64_t id);
 /* A time for "waiting since" in dumps: cheap, millisecond-coarse. */
 int64_t plait__coarse_now(void);
 
@@ -441,6 +450,8 @@ void plait__coro_cancel(plait__coro *coro);
 uint32_t plait__random(uint32_t bound);
 /* A new id, unique in the process (from 1): a coroutine's, or a thread's identity. */
 uint64_t plait__new_id(void);
+/* n consecutive new ids: the first. */
+uint64_t plait__new_ids(unsigned n);
 
 /* ---- the poller (poll.c) ---- */
 /* Whether coroutines of s wait on descriptors now. */
@@ -529,6 +540,7 @@ struct plait__future {
     plait__waiter *blocked;     /* under lock: the cancellable wait the thread is in */
     plait_fn fn;
     void *arg;
+    uint64_t identity;          /* the running work's plait__self(); 0 until asked */
     plait__future *next;        /* a pool queue, or the chain of tasks a worker runs */
     /* work produced elsewhere (a process, a process-pool task): its hooks and data */
     const struct plait__future_ops *ops;

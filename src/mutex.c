@@ -14,8 +14,10 @@
  * A plain thread spins briefly before it sleeps; a coroutine never spins (the owner
  * may be a coroutine of its own scheduler).
  *
- * The owner is the calling coroutine or plain thread (plait__self), which is how
- * unlock by a non-owner and relocking one's own mutex are caught.
+ * The owner is the calling coroutine, pool task or plain thread (plait__self), which is
+ * how unlock by a non-owner and relocking one's own mutex are caught; so is a lock by
+ * a pool task run inside a helping join of the holder, on the same worker (waiting, it
+ * would never see the holder resume).
  */
 #include "internal.h"
 
@@ -83,7 +85,9 @@ static int mutex_lock(plait_mutex *m, int64_t deadline, bool cancellable)
             plait__spin_unlock(&m->lock);
             return 0;
         }
-        if (m->owner == request.self) {
+        /* held by the caller, or by a pool task it runs on top of (which cannot go on
+         * to unlock it until the caller returns) */
+        if (m->owner == request.self || (!round && plait__held_beneath(m->owner))) {
             plait__spin_unlock(&m->lock);
             return -EDEADLK;
         }

@@ -54,7 +54,9 @@ int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t d
             plait__wakeups_deliver(&later);
             return r < 0 ? r : 0;
         }
-        if (once->runner == self) {
+        /* fn runs in the caller, or in a pool task it runs on top of (a helping join
+         * inside fn): fn cannot finish until the caller returns */
+        if (once->runner == self || plait__held_beneath(once->runner)) {
             plait__spin_unlock(&b->lock);
             return -EDEADLK;
         }

@@ -71,6 +71,14 @@
  * waits are not cut short by the caller's cancellation: it is clean-up, which must
  * finish in a cancelled task too (a shutdown's wait is: the pool stays shut).
  *
+ * Forked children.  A fork copies only the thread that forks: a pool's workers are not
+ * in the child, and whatever the child queued on its copy of the pool would never run
+ * (and a shutdown there would wait for workers that will never count themselves).  So
+ * a pool belongs to the process that made it, as a process pool does: every call from
+ * another process is -EPERM (fork_epoch, raised in each child, tells the copy from the
+ * original).  The default pool is no exception for its old address; but the child's
+ * plait_pool_default() makes a new one, the child's own.
+ *
  * Invariants:
  *  - A task is in exactly one place: a deque, the injection queue, a worker's running
  *    chain, or completed.  Each of these hands it on exactly once (deque CAS, queue
@@ -152,9 +160,20 @@ struct plait_pool {
     atomic_uint exited;
     plait_event *stopped;
     atomic_uint shutting;       /* callers inside plait_pool_shutdown: destroy is -EBUSY */
+    unsigned epoch;             /* fork_epoch where it was made (see "Forked children") */
 };
 
 static PLAIT_TLS plait__worker *tls_worker;
+
+/* Raised in every forked child (plait__pool_atfork): a pool made at another epoch is a
+ * copy of an ancestor's, whose workers are not in this process. */
+static atomic_uint fork_epoch;
+
+/* 0 when the pool was made in this process, -EPERM in a forked child's copy. */
+static int pool_here(const plait_pool *pool)
+{
+    return pool->epoch == atomic_load_explicit(&fork_epoch, memory_order_relaxed) ? 0 : -EPERM;
+}
 
 struct plait__worker *plait__worker_helping(void) { return tls_worker; }
 
@@ -544,6 +563,8 @@ int plait_pool_create(plait_pool **out, const plait_pool_options *options)
     if (!pool)
         return -ENOMEM;
     pool->threads = threads;
+    plait__fork_init(); /* so that a child's copy knows itself (pool_here) */
+    pool->epoch = atomic_load_explicit(&fork_epoch, memory_order_relaxed);
     pool->asymmetric = plait__asymmetric_fences();
     pool->private_parts = threads > 1 && pool->asymmetric;
     plait__deque_kind kind = threads == 1         ? PLAIT__DEQUE_SOLO /* no thieves */
@@ -589,8 +610,13 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
     plait__worker *wk = tls_worker;
     /* (a coroutine on a worker runs a scheduler, not the worker loop: no local push) */
     bool local = wk && wk->pool == pool && !plait__coro_current();
-    if (!local && atomic_load_explicit(&pool->closed, memory_order_relaxed))
-        return -EPIPE;
+    if (!local) {
+        /* (a worker of the pool is in the pool's process: tls_worker is reset in a child) */
+        if (pool_here(pool) < 0)
+            return -EPERM;
+        if (atomic_load_explicit(&pool->closed, memory_order_relaxed))
+            return -EPIPE;
+    }
     plait__future *f = plait__future_start_work(fn, arg, task);
     if (!f)
         return -ENOMEM;
@@ -629,7 +655,7 @@ static int check_owner_call(plait_pool *pool)
 {
     if (!pool)
         return -EINVAL;
-    if (pool->is_default)
+    if (pool->is_default || pool_here(pool) < 0)
         return -EPERM;
     if (tls_worker && tls_worker->pool == pool)
         return -EDEADLK;
@@ -744,6 +770,19 @@ plait_pool *plait_pool_default(void)
     return pool;
 }
 
+bool plait__held_beneath(uint64_t owner)
+{
+    plait__worker *wk = tls_worker;
+    if (!wk || !owner || plait__coro_current())
+        return false;
+    /* the chain is this worker's own: only it changes it (a cancelling walk reads) */
+    plait__future *f = atomic_load_explicit(&wk->running, memory_order_relaxed);
+    for (f = f ? f->next : NULL; f; f = f->next)
+        if (f->identity == owner)
+            return true;
+    return false;
+}
+
 bool plait__on_default_pool(void) { return tls_worker && tls_worker->pool->is_default; }
 
 void plait__pool_atfork(int phase)
@@ -752,6 +791,7 @@ void plait__pool_atfork(int phase)
      * child forked inside a task is no worker (else its joins would run the parent's
      * queued tasks, which the parent runs too) */
     if (phase == PLAIT__FORK_CHILD) {
+        atomic_fetch_add(&fork_epoch, 1);
         atomic_store(&default_pool, NULL);
         tls_worker = NULL;
     }

@@ -68,8 +68,11 @@ int plait__pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t 
             }
             continue;
         }
-        if (word == me && atomic_load_explicit(&st->owner_id, memory_order_relaxed) == self)
-            return -EDEADLK;
+        if (word == me) { /* held by the caller, or by a pool task it runs on top of */
+            uint64_t owner = atomic_load_explicit(&st->owner_id, memory_order_relaxed);
+            if (owner == self || plait__held_beneath(owner))
+                return -EDEADLK;
+        }
         unsigned seq = atomic_load(&st->seq);
         word = atomic_load(&st->holder);
         if (word == 0 || word == PLAIT__PMUTEX_DIED)

@@ -85,7 +85,8 @@ static bool admit_writer(plait_rwlock *rw, plait__wakeups *later)
 static int enter(plait_rwlock *rw, uint64_t self)
 {
     plait__spin_lock(&rw->lock);
-    if (rw->writer != self)
+    /* the writer: the caller, or a pool task it runs on top of (see mutex.c) */
+    if (rw->writer != self && !(rw->writer && plait__held_beneath(rw->writer)))
         return 0;
     plait__spin_unlock(&rw->lock);
     return -EDEADLK;

@@ -45,6 +45,11 @@ uint64_t plait__new_id(void)
     return atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
 }
 
+uint64_t plait__new_ids(unsigned n)
+{
+    return atomic_fetch_add_explicit(&next_id, n, memory_order_relaxed);
+}
+
 /* ---- ready queue ---- */
 
 static void ready_push(plait__sched *s, plait__coro *c)

@@ -364,16 +364,40 @@ int plait__wait_on_keep_lock(plait__waitq *q, plait__spinlock *lock, void *data,
 }
 
 static PLAIT_TLS uint64_t thread_identity;
+/* ids for the thread's work, drawn from the global counter a block at a time: a pool
+ * whose every task takes a lock pays no shared increment per task */
+static PLAIT_TLS uint64_t ids_next, ids_end;
+enum { ID_BLOCK = 64 };
+
+static uint64_t local_id(void)
+{
+    if (PLAIT_UNLIKELY(ids_next == ids_end)) {
+        ids_next = plait__new_ids(ID_BLOCK);
+        ids_end = ids_next + ID_BLOCK;
+    }
+    return ids_next++;
+}
 
 uint64_t plait__self(void)
 {
     plait__coro *c = plait__coro_current();
     if (c)
         return c->id;
+    /* A pool task is an owner of its own, not its worker: a task that a helping join
+     * runs on top of another on the same worker, or a later task on that worker, is
+     * not the owner of what the other locked. */
+    plait__future *work = plait__tls_work;
+    if (work) {
+        if (PLAIT_UNLIKELY(!work->identity))
+            work->identity = local_id();
+        return work->identity;
+    }
     if (PLAIT_UNLIKELY(!thread_identity))
-        thread_identity = plait__new_id();
+        thread_identity = local_id();
     return thread_identity;
 }
+
+void plait__self_become(uint64_t id) { thread_identity = id; }
 
 void plait__waitq_wake_all(plait__waitq *q, plait__wakeups *later)
 {

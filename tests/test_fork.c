@@ -284,8 +284,77 @@ TEST(plait_close_in_a_child_leaves_the_parent_s_waits_alone)
     close(p[1]);
 }
 
+/* ---- a thread pool the parent made, called from a child ---- */
+
+static plait_pool *parents_pool;
+static plait_pool *parents_default;
+
+static void *ret_arg(void *arg) { return arg; }
+
+/* Every call on the parent's pool is -EPERM: its workers are not in the child, so
+ * what it queued would never run (a join, a map, a shutdown or a destroy hung). */
+static void child_calls_the_parent_s_pool(void *arg)
+{
+    (void)arg;
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(parents_pool, &t, ret_arg, ARG(1)), -EPERM);
+    CHECK_EQ(plait_pool_submit(parents_pool, NULL, ret_arg, ARG(1)), -EPERM);
+    void *args[4] = {ARG(1), ARG(2), ARG(3), ARG(4)}, *results[4];
+    CHECK_EQ(plait_pool_map(parents_pool, ret_arg, args, 4, results, NULL, SOON()), -EPERM);
+    CHECK_EQ(plait_pool_shutdown(parents_pool, PLAIT_POOL_DRAIN, SOON()), -EPERM);
+    CHECK_EQ(plait_pool_shutdown(parents_pool, PLAIT_POOL_CANCEL, SOON()), -EPERM);
+    CHECK_EQ(plait_pool_destroy(parents_pool), -EPERM);
+    /* the old default pool too; the child's plait_pool_default() is its own */
+    if (parents_default)
+        CHECK_EQ(plait_pool_submit(parents_default, &t, ret_arg, ARG(1)), -EPERM);
+    plait_pool *mine = plait_pool_default();
+    CHECK(mine != NULL && mine != parents_default);
+    void *v = NULL;
+    CHECK_EQ(plait_pool_submit(mine, &t, ret_arg, ARG(5)), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 5);
+    CHECK_EQ(plait_to_thread(ret_arg, ARG(6), &v, SOON()), 0);
+    CHECK_EQ(INT(v), 6);
+    CHECK_EQ(plait_pool_map(mine, ret_arg, args, 4, results, NULL, SOON()), 0);
+    CHECK_EQ(INT(results[3]), 4);
+}
+
+static ssize_t process_child_calls_the_parent_s_pool(const void *arg, size_t arg_len,
+                                                     void *out, size_t out_cap)
+{
+    (void)arg, (void)arg_len, (void)out, (void)out_cap;
+    child_calls_the_parent_s_pool(NULL);
+    return check_failures == 0 ? 0 : -EPROTO;
+}
+
+/* A pool made and forked before it ever ran a task; then again with the parent's
+ * default pool made; then from a function child of plait_process_start. */
+TEST(child_calls_a_pool_of_the_parent)
+{
+    CHECK_EQ(plait_pool_create(&parents_pool, &(plait_pool_options){.threads = 2}), 0);
+    in_child(child_calls_the_parent_s_pool, NULL);
+    parents_default = plait_pool_default();
+    CHECK(parents_default != NULL);
+    in_child(child_calls_the_parent_s_pool, NULL);
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, process_child_calls_the_parent_s_pool, NULL, 0, NULL,
+                                 NULL),
+             0);
+    CHECK_EQ(plait_join(t, NULL, plait_deadline_in(30 * PLAIT_SEC)), 0);
+    /* the parent's pool is untouched */
+    void *v = NULL;
+    CHECK_EQ(plait_pool_submit(parents_pool, &t, ret_arg, ARG(9)), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 9);
+    CHECK_EQ(plait_pool_destroy(parents_pool), 0);
+}
+
 RUN_TESTS(CASE(scheduler_in_a_default_pool_task_offloads),
           CASE(fork_in_a_pool_task_leaves_the_parent_s_tasks),
           CASE(fork_in_a_coroutine_with_the_watchdog_on),
           CASE(fork_beside_a_coroutine_waiting_on_a_process_semaphore),
-          CASE(plait_close_in_a_child_leaves_the_parent_s_waits_alone))
+          CASE(plait_close_in_a_child_leaves_the_parent_s_waits_alone),
+          /* last: it leaves the parent's default pool running, whose threads TSan
+           * would take for live ones of later children that start threads of their own
+           * ("dup thread with used id") */
+          CASE(child_calls_a_pool_of_the_parent))
