@@ -39,6 +39,17 @@ static void note_failure(map_job *m, size_t i, int code)
         ;
 }
 
+/* A map refused as a whole: every item says why. */
+static int fail_every_item(void **results, int *errors, size_t n, int code)
+{
+    for (size_t i = 0; i < n; i++) {
+        results[i] = NULL;
+        if (errors)
+            errors[i] = code;
+    }
+    return code;
+}
+
 static void *map_runner(void *arg)
 {
     map_job *m = arg;
@@ -80,14 +91,8 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
     if (!pool || !fn || !args || !results || n == 0 || n > (SIZE_MAX >> CODE_BITS))
         return -EINVAL;
     int r = plait__check_cancel();
-    if (r < 0) {
-        for (size_t i = 0; i < n; i++) {
-            results[i] = NULL;
-            if (errors)
-                errors[i] = r;
-        }
-        return r;
-    }
+    if (r < 0)
+        return fail_every_item(results, errors, n, r);
     size_t threads = plait_pool_threads(pool);
     size_t chunk = n / (threads * CHUNKS_PER_RUNNER);
     if (chunk == 0)
@@ -104,7 +109,7 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
     plait_task small[16];
     plait_task *tasks = runners <= 16 ? small : malloc(runners * sizeof *tasks);
     if (!tasks)
-        return -ENOMEM;
+        return fail_every_item(results, errors, n, -ENOMEM);
     size_t started = 0;
     for (; started < runners; started++)
         if ((r = plait_pool_submit(pool, &tasks[started], map_runner, &m)) < 0)
@@ -126,8 +131,8 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
     }
     if (tasks != small)
         free(tasks);
-    if (started == 0)
-        return r;
+    if (started == 0) /* refused (shut down, or a forked child's copy), or no memory */
+        return fail_every_item(results, errors, n, r);
     /* items no runner claimed (stopped, or runners that never started) */
     size_t claimed = atomic_load(&m.next);
     for (size_t i = claimed < n ? claimed : n; i < n; i++) {

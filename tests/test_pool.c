@@ -1037,8 +1037,16 @@ TEST(pool_map_deadline)
     CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
     CHECK_EQ(atomic_load(&mapd.started), started);
 
-    /* a shut pool refuses */
+    /* a shut pool refuses, and every item says so */
+    for (int i = 0; i < MAPD_N; i++) {
+        results[i] = ARG(1);
+        errors[i] = 1;
+    }
     CHECK_EQ(plait_pool_map(pool, mapd_item, args, MAPD_N, results, errors, SOON()), -EPIPE);
+    for (int i = 0; i < MAPD_N; i++) {
+        CHECK(results[i] == NULL);
+        CHECK_EQ(errors[i], -EPIPE);
+    }
     CHECK_EQ(plait_pool_destroy(pool), 0);
     CHECK_EQ(plait_event_destroy(mapd.first_started), 0);
     mapd.first_started = NULL;
