@@ -180,7 +180,9 @@ void plait__poller_free(plait__sched *s)
 
 bool plait__poller_busy(const plait__sched *s)
 {
-    return s->poller && s->poller->waits > 0;
+    /* a watch put off (io_uring, a full ring the kernel refused for a moment) is made
+     * only by a wait: one given up holds its file open until then */
+    return s->poller && (s->poller->waits > 0 || s->poller->put_off > 0);
 }
 
 void plait__poller_drain_wake(struct plait__poller *p)
@@ -630,10 +632,11 @@ static struct plait__poller *ring_poller(int fd, int64_t deadline, int *r)
     if (deadline <= s->loop_now || plait__check_cancel() < 0)
         return NULL;
     struct plait__poller *p;
-    int made = poller_get(s, &p);
-    if (made < 0)
-        *r = made;
-    else if (!p->backend->io_submit)
+    /* no poller to be had (no descriptor or memory left for one): the system call,
+     * which may need no wait; a wait after it says why it cannot */
+    if (poller_get(s, &p) < 0)
+        return NULL;
+    if (!p->backend->io_submit)
         p = NULL;
     else if (fd < 0)
         *r = -EBADF;

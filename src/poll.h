@@ -120,6 +120,9 @@ struct plait__poller {
     plait__fd_slot *fds;
     size_t cap;
     size_t waits;               /* coroutines waiting on descriptors now */
+    size_t put_off;             /* io_uring: watches (re-armed or given up) and the inbox
+                                 * watch waiting for room in the ring: the scheduler
+                                 * asks its poller while any is left, waits or not */
     int wake_fd;                /* the scheduler's inbox eventfd */
     int epfd;                   /* epoll backend */
     plait__fd_list unverified;  /* epoll: descriptors whose waits trust their registration */

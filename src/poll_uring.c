@@ -237,6 +237,7 @@ static void ur_close(struct plait__poller *p)
     free(u->deferred.fds);
     free(u);
     p->ring = NULL;
+    p->put_off = 0;
 }
 
 static int ur_open(struct plait__poller *p)
@@ -284,6 +285,12 @@ static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsign
     return r;
 }
 
+/* The poller's count of what waits for room in the ring (see plait__poller_busy). */
+static void note_put_off(struct plait__uring *u)
+{
+    u->poller->put_off = u->deferred.len + u->wake_unarmed;
+}
+
 /* Put fd on the list of watches to arm at the next wait; 0 or -ENOMEM. */
 static int defer_arm(struct plait__uring *u, int fd, plait__fd_slot *slot)
 {
@@ -292,6 +299,7 @@ static int defer_arm(struct plait__uring *u, int fd, plait__fd_slot *slot)
     if (plait__fd_list_push(&u->deferred, fd) < 0)
         return -ENOMEM;
     slot->arm_deferred = true;
+    note_put_off(u);
     return 0;
 }
 
@@ -322,6 +330,7 @@ static void arm_deferred(struct plait__poller *p)
             plait__poller_fire(p, list[i], r);
     }
     free(list);
+    note_put_off(u);
 }
 
 /* Arm now, or at the next wait when the kernel refuses for a moment. */
@@ -373,6 +382,7 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res)
         if (r < 0 && !temporary(r))
             refused_for_good(r); /* the scheduler could no longer be woken */
         p->ring->wake_unarmed = r < 0; /* a full ring refused for a moment: the next wait */
+        note_put_off(p->ring);
         return;
     }
     if ((uint32_t)user_data & (READ_BIT | WRITE_BIT)) {
@@ -476,6 +486,7 @@ static void ur_wait(struct plait__poller *p, int64_t deadline, int64_t timeout)
         u->wake_unarmed = poll_add(u, p->wake_fd, POLLIN, WAKE_TOKEN) < 0;
     if (u->deferred.len)
         arm_deferred(p);
+    note_put_off(u);
     if ((u->deferred.len || u->wake_unarmed) && (timeout < 0 || timeout > PLAIT_MS))
         timeout = PLAIT_MS; /* what is left is tried again soon; the inbox is looked at */
     /* completions already there need no system call, and whatever they woke must

@@ -539,6 +539,54 @@ TEST(close_closes_past_a_full_refused_ring)
     check_run(close_past_a_full_refused_ring, NULL);
 }
 
+/* A wait that ends otherwise (cancelled) while the ring is full and the kernel refuses
+ * for a moment: its watch's removal is put off, and made once the kernel takes requests
+ * again, even if no coroutine waits on a descriptor after it.  (It was made only by a
+ * later wait on a descriptor: the poll request held the socket open, and a close(2)
+ * closed nothing the peer could see.) */
+static void *removal_made_though_nobody_waits(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    filler c = {.fd = sv[0]};
+    plait_task ct;
+    CHECK_EQ(plait_spawn(&ct, wait_readable, &c), 0);
+    CHECK_EQ(plait_yield(), 0); /* its watch is written */
+    /* a wait that ends at once, as the scheduler has entered the kernel: the watch
+     * went with it */
+    CHECK_EQ(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    fill_refused_ring(EBUSY);
+    /* every wait ends otherwise while the kernel refuses: each removal is put off */
+    CHECK_EQ(plait_cancel(ct), 0);
+    for (int i = 0; i < FILLERS; i++)
+        CHECK_EQ(plait_cancel(filler_tasks[i]), 0);
+    CHECK_EQ(plait_join(ct, NULL, SOON()), -ECANCELED);
+    for (int i = 0; i < FILLERS; i++)
+        CHECK_EQ(plait_join(filler_tasks[i], NULL, SOON()), -ECANCELED);
+    atomic_store(&enter_refusals, 0); /* the moment passes; nobody waits on a descriptor */
+    CHECK_EQ(close(sv[0]), 0);
+    struct pollfd pfd = {.fd = sv[1], .events = POLLIN | POLLRDHUP};
+    int n = 0;
+    for (int i = 0; i < 100 && n == 0; i++) { /* 1 s at most: the scheduler's next sleeps */
+        CHECK_EQ(plait_sleep(10 * PLAIT_MS), 0);
+        n = poll(&pfd, 1, 0);
+    }
+    CHECK_EQ(n, 1); /* the peer sees the close */
+    CHECK(pfd.revents & (POLLHUP | POLLRDHUP));
+    for (int i = 0; i < FILLERS; i++)
+        CHECK_EQ(close(fillers[i].fd), 0);
+    CHECK_EQ(plait_close(sv[1]), 0);
+    return NULL;
+}
+
+TEST(a_removal_put_off_is_made_though_nobody_waits_again)
+{
+    if (!on_io_uring())
+        return;
+    check_run(removal_made_though_nobody_waits, NULL);
+}
+
 /* On a ring without DEFER_TASKRUN (a kernel before 6.1), the scheduler's inbox watch
  * fires while the submission ring is full and the kernel refuses for a moment: its new
  * watch waits for the next wait, and the scheduler can still be woken (it once
@@ -601,4 +649,5 @@ RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full), CASE(a_ring_that_refuses_f
           CASE(transfer_goes_on_past_a_full_refused_ring),
           CASE(watches_wait_on_past_a_full_refused_ring),
           CASE(close_closes_past_a_full_refused_ring),
-          CASE(inbox_watch_waits_past_a_full_refused_ring))
+          CASE(inbox_watch_waits_past_a_full_refused_ring),
+          CASE(a_removal_put_off_is_made_though_nobody_waits_again))
