@@ -502,6 +502,20 @@ TEST(watches_wait_on_past_a_full_refused_ring)
     check_run(watches_wait_past_a_full_refused_ring, ARG(EAGAIN));
 }
 
+/* A socket pair whose sv[0] a coroutine (*ct, its outcome in c->r) waits on with its
+ * watch in the kernel; then the ring is filled while the kernel refuses (EBUSY). */
+static void watched_then_ring_filled(int sv[2], filler *c, plait_task *ct)
+{
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    c->fd = sv[0];
+    CHECK_EQ(plait_spawn(ct, wait_readable, c), 0);
+    CHECK_EQ(plait_yield(), 0); /* its watch is written */
+    /* a wait that ends at once, as the scheduler has entered the kernel: the watch
+     * went with it */
+    CHECK_EQ(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    fill_refused_ring(EBUSY);
+}
+
 /* plait_close while the ring is full and the kernel refuses for a moment: the watch's
  * removal waits for room, so that the close is a close when plait_close returns (the
  * removal was put off to the next wait, and the socket stayed open, for ever if no
@@ -510,15 +524,9 @@ static void *close_past_a_full_refused_ring(void *arg)
 {
     (void)arg;
     int sv[2];
-    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    filler c = {.fd = sv[0]};
+    filler c;
     plait_task ct;
-    CHECK_EQ(plait_spawn(&ct, wait_readable, &c), 0);
-    CHECK_EQ(plait_yield(), 0); /* its watch is written */
-    /* a wait that ends at once, as the scheduler has entered the kernel: the watch
-     * went with it */
-    CHECK_EQ(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
-    fill_refused_ring(EBUSY);
+    watched_then_ring_filled(sv, &c, &ct);
     atomic_store(&enter_refusals, 64); /* the moment passes after 64 more refusals */
     CHECK_EQ(plait_close(sv[0]), 0);
     struct pollfd pfd = {.fd = sv[1], .events = POLLIN | POLLRDHUP};
@@ -548,15 +556,9 @@ static void *removal_made_though_nobody_waits(void *arg)
 {
     (void)arg;
     int sv[2];
-    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    filler c = {.fd = sv[0]};
+    filler c;
     plait_task ct;
-    CHECK_EQ(plait_spawn(&ct, wait_readable, &c), 0);
-    CHECK_EQ(plait_yield(), 0); /* its watch is written */
-    /* a wait that ends at once, as the scheduler has entered the kernel: the watch
-     * went with it */
-    CHECK_EQ(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
-    fill_refused_ring(EBUSY);
+    watched_then_ring_filled(sv, &c, &ct);
     /* every wait ends otherwise while the kernel refuses: each removal is put off */
     CHECK_EQ(plait_cancel(ct), 0);
     for (int i = 0; i < FILLERS; i++)
