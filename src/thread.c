@@ -34,6 +34,9 @@ static void *thread_main(void *p)
     pthread_setname_np(pthread_self(), start.name);
     void *value;
     int error = plait__future_run_work(start.future, &value);
+    /* its key destructors are the thread's too: the owner of what its function locked */
+    if (start.future->identity)
+        plait__self_become(start.future->identity);
     plait__thread_locals_destroy(); /* before the joiner can see the outcome */
     if (error == PLAIT__WITHDRAWN)
         plait__future_release(start.future); /* cancelled before it began */

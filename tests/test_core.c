@@ -694,6 +694,40 @@ static void *local_main(void *arg)
 
 TEST(task_local_storage) { check_run(local_main, NULL); }
 
+/* A plait thread's key destructors are the thread's: a destructor may unlock what the
+ * thread's function locked (the function ran as its future's lock owner, and the
+ * destructors, run after it, once were another owner: -EPERM, the mutex left held). */
+static plait_mutex *dtor_m;
+static plait_key dtor_key;
+static int dtor_unlock = 1;
+
+static void unlock_dtor_m(void *v)
+{
+    (void)v;
+    dtor_unlock = plait_mutex_unlock(dtor_m);
+}
+
+static void *lock_and_leave_a_value(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_mutex_lock(dtor_m, SOON()), 0);
+    CHECK_EQ(plait_local_set(dtor_key, ARG(1)), 0);
+    return NULL;
+}
+
+TEST(thread_key_destructor_unlocks_what_the_thread_locked)
+{
+    CHECK_EQ(plait_mutex_create(&dtor_m), 0);
+    CHECK_EQ(plait_key_create(&dtor_key, unlock_dtor_m), 0);
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, lock_and_leave_a_value, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(dtor_unlock, 0);
+    CHECK_EQ(plait_mutex_lock(dtor_m, 0), 0);
+    CHECK_EQ(plait_mutex_unlock(dtor_m), 0);
+    CHECK_EQ(plait_mutex_destroy(dtor_m), 0);
+}
+
 /* ---- stacks ---- */
 
 static void *stack_main(void *arg)
@@ -1037,6 +1071,7 @@ RUN_TESTS(CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock)
           CASE(wait_all_with_itself_behind_another), CASE(wait_any),
           CASE(thread_joins_coroutine), CASE(groups),
           CASE(group_edges), CASE(group_destroy_while_waited_on),
+          CASE(thread_key_destructor_unlocks_what_the_thread_locked), /* before: it takes every key */
           CASE(task_local_storage), CASE(stack_sizes),
           CASE(million_coroutines), CASE(beyond_guard_budget),
           CASE(dump), CASE(slow_coroutine_warning), CASE(slow_report_blames_nobody_else),
