@@ -880,7 +880,8 @@ int plait_process_start(plait_task *task, plait_proc_fn fn, const void *arg,
 
 /* Run a program: file (NULL: argv[0]) with argv (NULL-ended).  A program that cannot be
  * run is reported here (-ENOENT, -EACCES, ...), not as an exit status.  It gets SIGPIPE
- * at its default if plait ignored it (see plait_write), ignored if the caller did.  Otherwise as
+ * at its default if plait ignored it (see plait_write), ignored if the program had
+ * ignored it before plait made its first pipe or socket.  Otherwise as
  * plait_process_start(), -EMFILE / -ENFILE included (it takes a pipe of its own too). */
 int plait_process_exec(plait_task *task, const char *file, char *const argv[],
                        const plait_process_options *options, plait_pipes *pipes);

@@ -85,10 +85,11 @@ int plait__pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t 
                                    "process mutex");
         atomic_fetch_sub(&st->waiters, 1);
         if (r == -ETIMEDOUT && recheck < deadline) {
-            if (word != me && plait__pid_gone(word) && release_dead(st, word))
+            if (word != me && plait__pid_gone(word) && release_dead(st, word)) {
                 atomic_fetch_add(&st->seq, 1); /* then take it, or let others: as a release */
-            if (atomic_load(&st->waiters))
-                plait__pfutex_wake(&st->seq);
+                if (atomic_load(&st->waiters))
+                    plait__pfutex_wake(&st->seq);
+            }
             continue;
         }
         if (r < 0)
