@@ -212,6 +212,8 @@ struct plait__waiter {
     plait__timer timer;       /* coroutine waiters with a deadline */
     const char *what;         /* for plait_dump(): what is waited on */
     const void *object;
+    struct plait__kernel_io *io; /* a read or write the kernel makes for this wait
+                                 * (io_uring: poll.c), for plait_close; or NULL */
 };
 
 /* Start a wait by the calling coroutine or thread. */

@@ -451,12 +451,33 @@ static void link_for_close(plait__wait_node *node, plait__waiter *w, int fd)
     plait__spin_unlock(lock);
 }
 
+/* A read or write another scheduler's kernel makes on fd (io_uring), which its close
+ * must not overtake: take it back while it is only queued (the scheduler withdraws it
+ * before it enters the kernel), or, while the scheduler is handing it over, wait
+ * until the kernel has taken it (the ring's head past it: it has found the file by the
+ * number by then), so that the number is not closed, and reused, under the kernel's
+ * look-up.  That wait is the rest of one io_uring_enter's submission.  The stripe's
+ * lock is held: the waiting coroutine cannot unlink, nor its stack go. */
+static void take_back_or_wait_handed(plait__kernel_io *io)
+{
+    int state = PLAIT__IO_QUEUED;
+    while (!atomic_compare_exchange_strong(&io->state, &state, PLAIT__IO_WITHDRAWN) &&
+           state == PLAIT__IO_ENTERING &&
+           (int)(__atomic_load_n(io->ring_head, __ATOMIC_ACQUIRE) - io->index) <= 0) {
+        plait__cpu_relax();
+        state = PLAIT__IO_QUEUED;
+    }
+}
+
 int plait_close(int fd)
 {
     if (fd < 0)
         return -EBADF;
     plait__wakeups later = {0};
     plait__spin_lock(&fd_waits[fd % CLOSE_STRIPES].lock);
+    for (plait__wait_node *n = fd_waits[fd % CLOSE_STRIPES].waits.head; n; n = n->next)
+        if (n->data == fd_key(fd) && n->waiter->io)
+            take_back_or_wait_handed(n->waiter->io);
     plait__waitq_wake_matching(&fd_waits[fd % CLOSE_STRIPES].waits, fd_key(fd), -EBADF,
                                &later);
     plait__spin_unlock(&fd_waits[fd % CLOSE_STRIPES].lock);
@@ -668,6 +689,7 @@ static ssize_t ring_transfer(struct plait__poller *p, int fd, void *buf, size_t 
         return -EAGAIN;
     }
     plait__wait_node node;
+    w.io = &op;
     link_for_close(&node, &w, fd);
     p->waits++;
     r = plait__waiter_block(&w, deadline);

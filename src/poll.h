@@ -31,7 +31,21 @@ typedef struct plait__kernel_io {
     size_t len;
     bool done;
     int res;                    /* bytes moved, or -errno */
+    /* Where its request is (PLAIT__IO_*), for a plait_close() on another thread: the
+     * kernel finds the file by its number as it takes the request, so the number must
+     * not be closed (and perhaps reused) meanwhile.  index: its entry in the submission
+     * ring, which the kernel has taken once ring_head is past it. */
+    atomic_int state;
+    unsigned index;
+    const unsigned *ring_head;
 } plait__kernel_io;
+
+enum {
+    PLAIT__IO_QUEUED,           /* in the submission ring: the scheduler's to withdraw */
+    PLAIT__IO_ENTERING,         /* handed to the kernel by an io_uring_enter under way */
+    PLAIT__IO_IN_KERNEL,        /* the kernel has it, and holds its file */
+    PLAIT__IO_WITHDRAWN,        /* a plait_close took it: it must never go */
+};
 
 /* The highest descriptor a poller serves: io_uring's request names keep the two bits
  * above it (for a read, for a write). */

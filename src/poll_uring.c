@@ -15,7 +15,11 @@
  * no system call of its own (epoll needs an epoll_ctl), and the kernel starts them in
  * the order they were written.  A read or write whose wait ends (deadline,
  * cancellation, plait_close) before its request went to the kernel never goes: the
- * request is made a no-op first (withdraw_ended).  The inbox eventfd is watched by a request with its
+ * request is made a no-op first (withdraw_ended).  As the kernel finds a request's file
+ * by its number when it takes the request, a plait_close on another thread either
+ * takes a queued read or write back, or, once the scheduler is handing it over, waits
+ * until the ring's head is past it (take_back_or_wait_handed in poll.c): the number is
+ * never closed, and reused, under the kernel's look-up.  The inbox eventfd is watched by a request with its
  * own user_data, re-armed each time it fires, and the scheduler's sleeps end by one
  * timeout request kept in the ring for the earliest deadline (timeout_by).  A watch
  * that finds the ring full while the kernel refuses to take it for a moment is not
@@ -86,16 +90,21 @@ static unsigned pending(const struct plait__uring *u)
     return u->tail - __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE);
 }
 
-static void withdraw_ended(struct plait__poller *p);
+static bool withdraw_ended(struct plait__poller *p);
+static void mark_entered(struct plait__poller *p, unsigned from);
 static void submit_all(struct plait__poller *p, unsigned flags);
 static unsigned reap(struct plait__poller *p);
 
-/* Hand the written requests to the kernel; 0 or -errno. */
+/* Hand the written requests to the kernel; 0 or -errno.  The reads and writes among
+ * them are marked as being handed over while it does (see withdraw_ended). */
 static int submit(struct plait__uring *u, unsigned wait_nr, unsigned flags, void *arg,
                   size_t argsz)
 {
-    withdraw_ended(u->poller);
+    unsigned from = __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE);
+    bool handing = withdraw_ended(u->poller);
     int r = enter(u->fd, pending(u), wait_nr, flags, arg, argsz);
+    if (handing)
+        mark_entered(u->poller, from);
     return r < 0 ? r : 0;
 }
 
@@ -521,6 +530,9 @@ static int ur_io_submit(struct plait__poller *p, int fd, plait__fd_slot *slot, b
     if (!sqe)
         return -errno;
     plait__kernel_io *op = writing ? slot->write_op : slot->read_op;
+    op->index = p->ring->tail;
+    op->ring_head = p->ring->sq_head;
+    atomic_store_explicit(&op->state, PLAIT__IO_QUEUED, memory_order_relaxed);
     if (!writing && slot->socket) {
         sqe->opcode = IORING_OP_RECV;
         sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
@@ -540,30 +552,65 @@ static int ur_io_submit(struct plait__poller *p, int fd, plait__fd_slot *slot, b
     return 0;
 }
 
-/* A read or write still in the submission ring whose wait has ended otherwise (a
- * deadline, a cancellation, a plait_close() on another thread, after which the number
- * may already name another file) must not reach the kernel: it becomes a no-op, and
- * is done, cancelled, at once.  The kernel takes requests from the ring only when this
- * thread enters it, so those past sq_head are still ours to rewrite. */
-static void withdraw_ended(struct plait__poller *p)
+/* The live read or write whose request sqe is, or NULL. */
+static plait__kernel_io *sqe_op(struct plait__poller *p, const struct io_uring_sqe *sqe)
+{
+    if (sqe->opcode != IORING_OP_READ && sqe->opcode != IORING_OP_RECV &&
+        sqe->opcode != IORING_OP_WRITE)
+        return NULL;
+    bool writing = sqe->opcode == IORING_OP_WRITE;
+    const plait__fd_slot *slot = &p->fds[sqe->fd];
+    plait__kernel_io *op = writing ? slot->write_op : slot->read_op;
+    return op && sqe->user_data == io_key(sqe->fd, slot, writing) ? op : NULL;
+}
+
+/* Just before io_uring_enter.  A read or write still in the submission ring whose wait
+ * has ended otherwise (a deadline, a cancellation, a plait_close() on another thread,
+ * after which the number may already name another file) must not reach the kernel: it
+ * becomes a no-op, and is done, cancelled, at once.  The kernel takes requests from
+ * the ring only when this thread enters it, so those past sq_head are still ours to
+ * rewrite.  The others are marked as being handed over (PLAIT__IO_ENTERING): from here
+ * on a plait_close() on another thread does not take them back but waits until the
+ * kernel has (the ring's head past them: it has found the file by then), and closes
+ * after.  Whether any is handed over. */
+static bool withdraw_ended(struct plait__poller *p)
 {
     struct plait__uring *u = p->ring;
+    bool handing = false;
     for (unsigned i = __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE); i != u->tail; i++) {
         struct io_uring_sqe *sqe = &u->sqes[i & *u->sq_mask];
-        if (sqe->opcode != IORING_OP_READ && sqe->opcode != IORING_OP_RECV &&
-            sqe->opcode != IORING_OP_WRITE)
+        plait__kernel_io *op = sqe_op(p, sqe);
+        if (!op)
             continue;
+        int state = PLAIT__IO_QUEUED;
+        if (!atomic_load_explicit(&op->waiter->claimed, memory_order_acquire) &&
+            atomic_compare_exchange_strong(&op->state, &state, PLAIT__IO_ENTERING)) {
+            handing = true;
+            continue;
+        }
         bool writing = sqe->opcode == IORING_OP_WRITE;
         int fd = sqe->fd;
-        const plait__fd_slot *slot = &p->fds[fd];
-        plait__kernel_io *op = writing ? slot->write_op : slot->read_op;
-        if (!op || sqe->user_data != io_key(fd, slot, writing) ||
-            !atomic_load_explicit(&op->waiter->claimed, memory_order_acquire))
-            continue;
         memset(sqe, 0, sizeof *sqe);
         sqe->opcode = IORING_OP_NOP;
         sqe->user_data = CANCEL_TOKEN;
-        plait__poller_io_done(p, fd, writing, -ECANCELED);
+        /* taken by a plait_close that may not have woken the wait yet: its outcome */
+        plait__poller_io_done(p, fd, writing,
+                              state == PLAIT__IO_WITHDRAWN ? -EBADF : -ECANCELED);
+    }
+    return handing;
+}
+
+/* After io_uring_enter: the reads and writes from `from` that it took are the
+ * kernel's; those it did not (a refusal) are queued again. */
+static void mark_entered(struct plait__poller *p, unsigned from)
+{
+    struct plait__uring *u = p->ring;
+    unsigned head = __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE);
+    for (unsigned i = from; i != u->tail; i++) {
+        plait__kernel_io *op = sqe_op(p, &u->sqes[i & *u->sq_mask]);
+        if (op && atomic_load_explicit(&op->state, memory_order_relaxed) == PLAIT__IO_ENTERING)
+            atomic_store(&op->state,
+                         (int)(head - i) > 0 ? PLAIT__IO_IN_KERNEL : PLAIT__IO_QUEUED);
     }
 }
 

@@ -53,6 +53,7 @@ void plait__waiter_init(plait__waiter *w, const char *what, const void *object)
     w->shared_word = NULL;
     w->poll_fd = -1;
     w->wake_fd = -1;
+    w->io = NULL;
     w->timer.index = SIZE_MAX;
     w->timer.waiter = w;
     w->what = what;

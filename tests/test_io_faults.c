@@ -33,6 +33,10 @@ static bool refuse_6_1_flags;          /* io_uring_setup acts as a kernel before
  * inbox (go, then done: the scheduler's eventfd is written), then goes on */
 static atomic_bool post_in_next_sleep;
 static sem_t post_go, post_done;
+/* the next io_uring_enter that submits requests first lets another thread act for
+ * 100 ms (pause_go), then enters */
+static atomic_bool pause_next_submit;
+static sem_t pause_go;
 
 static bool refuse_enter(unsigned to_submit)
 {
@@ -68,6 +72,11 @@ long __wrap_syscall(long n, ...)
         while (sem_wait(&post_done) < 0) {
         }
         __real_syscall(SYS_getpid); /* a return to user mode runs the ring's task work */
+    }
+    if (n == __NR_io_uring_enter && a[1] > 0 && atomic_exchange(&pause_next_submit, false)) {
+        sem_post(&pause_go);
+        struct timespec pause = {0, 100 * 1000 * 1000};
+        nanosleep(&pause, NULL);
     }
     if (n == __NR_io_uring_enter && refuse_enter((unsigned)a[1])) {
         errno = enter_refusal_errno;
@@ -589,6 +598,64 @@ TEST(a_removal_put_off_is_made_though_nobody_waits_again)
     check_run(removal_made_though_nobody_waits, NULL);
 }
 
+/* A plait_close on another thread, landing as the scheduler hands a coroutine's read to
+ * the kernel, with the number reused at once: the read is never made on the new file.
+ * (The kernel finds the file by its number as it takes the request; the close and the
+ * reuse fell between the scheduler's last look and that, and the read took the new
+ * socket's bytes from its owner.)  The scheduler's submission pauses 100 ms, in which
+ * the other thread closes, makes a new socket at the same number and sends it bytes. */
+typedef struct reuse {
+    int old_fd, new_fd, new_peer;
+} reuse;
+
+static void *close_and_reuse(void *arg)
+{
+    reuse *ru = arg;
+    while (sem_wait(&pause_go) < 0) {
+    }
+    CHECK_EQ(plait_close(ru->old_fd), 0);
+    int nv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, nv), 0);
+    ru->new_fd = nv[0];
+    ru->new_peer = nv[1];
+    CHECK_EQ(write(nv[1], "NEWDATA", 7), 7);
+    return NULL;
+}
+
+static void *read_across_a_close_and_reuse(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    char buf[16] = "";
+    /* nothing there: the socket is known drained, so its next read goes to the ring */
+    CHECK_EQ(plait_read(sv[0], buf, 1, plait_deadline_in(PLAIT_MS)), -ETIMEDOUT);
+    reuse ru = {.old_fd = sv[0], .new_fd = -1, .new_peer = -1};
+    CHECK_EQ(sem_init(&pause_go, 0, 0), 0);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, close_and_reuse, &ru), 0);
+    atomic_store(&pause_next_submit, true);
+    ssize_t n = plait_read(sv[0], buf, sizeof buf - 1, SOON());
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_EQ(ru.new_fd, sv[0]); /* the number was reused */
+    CHECK_EQ(n, -EBADF);
+    char got[16] = "";
+    CHECK_EQ(read(ru.new_fd, got, sizeof got - 1), 7); /* its bytes are its owner's */
+    CHECK_EQ(memcmp(got, "NEWDATA", 7), 0);
+    CHECK_EQ(plait_close(ru.new_fd), 0);
+    CHECK_EQ(plait_close(ru.new_peer), 0);
+    CHECK_EQ(plait_close(sv[1]), 0);
+    CHECK_EQ(sem_destroy(&pause_go), 0);
+    return NULL;
+}
+
+TEST(a_read_is_never_made_on_the_file_that_reuses_a_closed_number)
+{
+    if (!on_io_uring())
+        return;
+    check_run(read_across_a_close_and_reuse, NULL);
+}
+
 /* On a ring without DEFER_TASKRUN (a kernel before 6.1), the scheduler's inbox watch
  * fires while the submission ring is full and the kernel refuses for a moment: its new
  * watch waits for the next wait, and the scheduler can still be woken (it once
@@ -652,4 +719,5 @@ RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full), CASE(a_ring_that_refuses_f
           CASE(watches_wait_on_past_a_full_refused_ring),
           CASE(close_closes_past_a_full_refused_ring),
           CASE(inbox_watch_waits_past_a_full_refused_ring),
-          CASE(a_removal_put_off_is_made_though_nobody_waits_again))
+          CASE(a_removal_put_off_is_made_though_nobody_waits_again),
+          CASE(a_read_is_never_made_on_the_file_that_reuses_a_closed_number))
