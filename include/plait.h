@@ -153,8 +153,9 @@ int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *error
                    int64_t deadline);
 
 /* Wait until any of the n tasks has finished; returns its index (>= 0).  Consumes no
- * handle: join the one returned.  -EINVAL, -ESRCH, -ETIMEDOUT, -ECANCELED, and
- * -EDEADLK when the calling coroutine is among the tasks (and none has finished). */
+ * handle: join the one returned.  -EINVAL, -ESRCH, -ETIMEDOUT, -ECANCELED, -ENOMEM
+ * (more than 8 tasks take memory), and -EDEADLK when the calling coroutine is among the
+ * tasks (and none has finished). */
 int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline);
 
 /* Let the other ready coroutines run.  Coroutine only.  Returns -ECANCELED (after
@@ -352,8 +353,9 @@ typedef struct plait_select_case {
 } plait_select_case;
 
 /* Wait until one case can complete, complete it, and return its index.  When several
- * can, one is chosen at random, each as likely as any other.  -EINVAL for n == 0, a null array, a null channel or
- * a bad op; -ETIMEDOUT; -ECANCELED. */
+ * can, one is chosen at random, each as likely as any other.  -EINVAL for n == 0, a
+ * null array, a null channel or elem, or a bad op; -ETIMEDOUT; -ECANCELED; -ENOMEM
+ * (more than 8 cases take memory). */
 int plait_select(plait_select_case *cases, size_t n, int64_t deadline);
 
 /* ----------------------------------------------------------------------------

@@ -737,14 +737,18 @@ int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadlin
         r = plait__wait_on_helping(&set->waiters, &set->lock, deadline, "completed", set);
         plait__spin_lock(&set->lock); /* still ours: destroy waits for `inside` */
     }
+    plait__wakeups later = {.n = 0};
     if (f && r == 0) {
         set->done_head = f->watch_next;
         if (!set->done_head)
             set->done_tail = NULL;
-        set->watched--;
+        /* That was the last: the others waiting get -EPIPE now (no push will come) */
+        if (--set->watched == 0)
+            plait__waitq_wake_all(&set->waiters, &later);
     }
     set->inside--;
     plait__spin_unlock(&set->lock);
+    plait__wakeups_deliver(&later);
     if (r < 0)
         return r;
     if (!f)

@@ -2308,6 +2308,41 @@ static void *completed_waiters_main(void *p)
 
 TEST(completed_waiters) { check_run(completed_waiters_main, NULL); }
 
+/* Two callers wait in next() for the one task left: the one that gets it is the last
+ * hand-back, so the other gets -EPIPE at once (it waited until its deadline, or for
+ * ever, as no task was left to wake it; destroy said -EBUSY meanwhile). */
+static void *last_waiters_main(void *p)
+{
+    (void)p;
+    ev_task et[1];
+    ev_tasks_init(et, 1);
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, ev_task_body, &et[0], NULL), 0);
+    plait_completed *set;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    CHECK_EQ(plait_completed_add(set, t), 0);
+    next_waiter_ctx w[2] = {{.set = set, .result = 1}, {.set = set, .result = 1}};
+    plait_task wt[2];
+    CHECK_EQ(plait_spawn(&wt[0], next_waiter, &w[0]), 0);
+    CHECK_EQ(plait_spawn(&wt[1], next_waiter, &w[1]), 0);
+    settle();
+    CHECK_EQ(plait_event_set(et[0].e), 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_join(wt[0], NULL, SOON()), 0);
+    CHECK_EQ(plait_join(wt[1], NULL, SOON()), 0);
+    CHECK(plait_now() - start < 2 * PLAIT_SEC);
+    int got = w[0].result == 0 ? 0 : 1;
+    CHECK_EQ(w[got].result, 0);
+    CHECK_EQ(w[1 - got].result, -EPIPE);
+    CHECK(same_task(w[got].got, t));
+    CHECK_EQ(plait_join(w[got].got, NULL, SOON()), 0);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+    ev_tasks_fini(et, 1);
+    return NULL;
+}
+
+TEST(completed_last_wakes_other_waiters) { check_run(last_waiters_main, NULL); }
+
 /* Many tasks of every kind finishing in no set order: each handed back exactly once. */
 #define CM_POOL (CHECK_SANITIZED ? 100 : 400)
 #define CM_THREADS 8
@@ -2590,5 +2625,6 @@ RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_
           CASE(to_thread_queued_not_waited_for),
           CASE(pool_map_queued_not_waited_for), CASE(completed_bad_input),
           CASE(completed_in_finishing_order), CASE(completed_finished_and_moved),
-          CASE(completed_waiters), CASE(completed_many_mixed),
+          CASE(completed_waiters), CASE(completed_last_wakes_other_waiters),
+          CASE(completed_many_mixed),
           CASE(completed_in_a_task_of_one_worker))
