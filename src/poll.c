@@ -47,6 +47,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -456,15 +457,23 @@ static void link_for_close(plait__wait_node *node, plait__waiter *w, int fd)
  * before it enters the kernel), or, while the scheduler is handing it over, wait
  * until the kernel has taken it (the ring's head past it: it has found the file by the
  * number by then), so that the number is not closed, and reused, under the kernel's
- * look-up.  That wait is the rest of one io_uring_enter's submission.  The stripe's
+ * look-up.  That wait is the rest of one io_uring_enter's submission (the head is
+ * published once the whole batch is issued).  The stripe's
  * lock is held: the waiting coroutine cannot unlink, nor its stack go. */
 static void take_back_or_wait_handed(plait__kernel_io *io)
 {
     int state = PLAIT__IO_QUEUED;
-    while (!atomic_compare_exchange_strong(&io->state, &state, PLAIT__IO_WITHDRAWN) &&
-           state == PLAIT__IO_ENTERING &&
-           (int)(__atomic_load_n(io->ring_head, __ATOMIC_ACQUIRE) - io->index) <= 0) {
-        plait__cpu_relax();
+    for (unsigned spins = 0;
+         !atomic_compare_exchange_strong(&io->state, &state, PLAIT__IO_WITHDRAWN) &&
+         state == PLAIT__IO_ENTERING &&
+         (int)(__atomic_load_n(io->ring_head, __ATOMIC_ACQUIRE) - io->index) <= 0;
+         spins++) {
+        /* the submitting thread may be off its CPU (preempted, a page fault in an
+         * inline copy): let it run, as plait__spin_lock_contended does */
+        if (spins < 64)
+            plait__cpu_relax();
+        else
+            sched_yield();
         state = PLAIT__IO_QUEUED;
     }
 }
