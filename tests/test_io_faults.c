@@ -603,7 +603,9 @@ TEST(a_removal_put_off_is_made_though_nobody_waits_again)
  * (The kernel finds the file by its number as it takes the request; the close and the
  * reuse fell between the scheduler's last look and that, and the read took the new
  * socket's bytes from its owner.)  The scheduler's submission pauses 100 ms, in which
- * the other thread closes, makes a new socket at the same number and sends it bytes. */
+ * the other thread closes, makes a new socket at the same number and sends it bytes;
+ * and once more with that submission then refused (EBUSY): the read marked as being
+ * handed over is queued again, and the close takes it back. */
 typedef struct reuse {
     int old_fd, new_fd, new_peer;
 } reuse;
@@ -624,7 +626,7 @@ static void *close_and_reuse(void *arg)
 
 static void *read_across_a_close_and_reuse(void *arg)
 {
-    (void)arg;
+    int refusals = INT(arg);
     int sv[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
     char buf[16] = "";
@@ -634,8 +636,11 @@ static void *read_across_a_close_and_reuse(void *arg)
     CHECK_EQ(sem_init(&pause_go, 0, 0), 0);
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, close_and_reuse, &ru), 0);
+    enter_refusal_errno = EBUSY;
     atomic_store(&pause_next_submit, true);
+    atomic_store(&enter_refusals, refusals);
     ssize_t n = plait_read(sv[0], buf, sizeof buf - 1, SOON());
+    atomic_store(&enter_refusals, 0);
     CHECK_EQ(pthread_join(th, NULL), 0);
     CHECK_EQ(ru.new_fd, sv[0]); /* the number was reused */
     CHECK_EQ(n, -EBADF);
@@ -653,7 +658,8 @@ TEST(a_read_is_never_made_on_the_file_that_reuses_a_closed_number)
 {
     if (!on_io_uring())
         return;
-    check_run(read_across_a_close_and_reuse, NULL);
+    check_run(read_across_a_close_and_reuse, ARG(0));
+    check_run(read_across_a_close_and_reuse, ARG(1));
 }
 
 /* On a ring without DEFER_TASKRUN (a kernel before 6.1), the scheduler's inbox watch
