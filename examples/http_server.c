@@ -4,11 +4,12 @@
  * over reads is answered once whole).  GET only (405 for other methods; 400 for a GET
  * that says it has a body, which this server does not read: a body taken for the next
  * request would let a client smuggle one; 400 too for a request it cannot read safely:
- * a request line that is not "METHOD TARGET HTTP/1.x", a header line without a colon
- * or with space before it, a folded header line, an HTTP/1.1 request without a Host,
- * any with two, a Content-Length that is not a number); "Connection: close" and HTTP/1.0 close after
- * the answer (which says so), as does a request over 16 KiB (431), with a lingering
- * close; an HTTP/1.0 client that asks for keep-alive is told it has it.  A peer
+ * a request line that is not "METHOD TARGET HTTP/1.x", a line not ended by CRLF or with
+ * a CR inside, a header line without a colon or with space before it, a folded header
+ * line, an HTTP/1.1 request without a Host, any with two, a Content-Length that is not
+ * a number); "Connection: close" and HTTP/1.0 close after the answer (which says so),
+ * as does a request over 16 KiB (431), with a lingering close; an HTTP/1.0 client that
+ * asks for keep-alive is told it has it.  A peer
  * gets TIMEOUT seconds (default 10) to finish a request from its first byte, however
  * it trickles in, and to take an answer, and six times that idle between requests
  * (counted from its last bytes read); then it is closed.
@@ -152,7 +153,8 @@ static request_info read_headers(const char *start, const char *end)
 {
     request_info info = {.bad = true};
     const char *eol = memchr(start, '\n', (size_t)(end - start));
-    int http10 = eol ? request_line(start, eol, &info.get) : -1;
+    int http10 = eol && eol > start && !memchr(start, '\r', (size_t)(eol - start) - 1)
+                     ? request_line(start, eol, &info.get) : -1;
     if (http10 < 0)
         return info;
     bool close_asked = false, keep = false;
@@ -160,8 +162,14 @@ static request_info read_headers(const char *start, const char *end)
     for (const char *line = eol + 1, *next; line < end; line = next) {
         next = memchr(line, '\n', (size_t)(end - line));
         next = next ? next + 1 : end;
-        if (*line == '\r' || *line == '\n')
-            break; /* the empty line that ends the block */
+        /* every line ends in CRLF, with no other CR: a bare LF ending a line (or an
+         * empty one) would end the block early for this loop only, and the headers
+         * after it (a Content-Length, a Connection: close) would go unread */
+        if (next - line < 2 || next[-2] != '\r' || next[-1] != '\n' ||
+            memchr(line, '\r', (size_t)(next - line - 2)))
+            return info;
+        if (next - line == 2)
+            break; /* the empty line that ends the block (the first CRLF CRLF) */
         const char *colon = memchr(line, ':', (size_t)(next - line)), *value;
         if (blank(*line) || !colon || colon == line || blank(colon[-1]))
             return info; /* folded, no name, or space before the colon (RFC 9112, 5) */

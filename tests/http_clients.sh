@@ -104,6 +104,9 @@ got=$(raw 'GET / HTTP/1.1\r\nHost: x\r\nConnection: x-not-closed\r\n\r\n' 'GET /
 [ "$(count "$got")" = 2 ] && ok "Connection's tokens are whole words" \
     || fail "Connection: x-not-closed: $(count "$got") answers"
 
+# (every line ends in CRLF: a bare LF or a lone CR once ended the header block early
+# for the parser alone, and the Content-Length or Transfer-Encoding after it was not
+# read, nor a Connection: close; below, with the malformed requests)
 # a field name ends at its colon: with a space before it, or folded onto the line above,
 # a Content-Length might be missed and its body taken for the next request
 for how in 'Content-Length : 35' 'X: a\r\n Content-Length: 35'; do
@@ -124,7 +127,12 @@ for bad in 'GET garbage\r\n\r\n' 'GET /\r\n\r\n' 'GET / HTTP/2.0\r\nHost: x\r\n\
            'GET / HTTP/1.1\r\n\r\n' 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n' \
            'GET / HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n' \
            'GET / HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n' \
-           'GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n'; do
+           'GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n' \
+           'GET / HTTP/1.1\r\nHost: x\n\nGET /x HTTP/1.1\r\nHost: x\r\n\r\n' \
+           'GET / HTTP/1.1\r\nHost: x\r\n\nContent-Length: 5\r\n\r\nhello' \
+           'GET / HTTP/1.1\r\nHost: x\r\n\rTransfer-Encoding: chunked\r\n\r\n' \
+           'GET / HTTP/1.1\r\nHost: x\nContent-Length: 5\r\n\r\nhello' \
+           'GET /a\rb HTTP/1.1\r\nHost: x\r\n\r\n'; do
     got=$(raw "$bad")
     grep -q "400 Bad Request" <<<"$got" && [ "$(count "$got")" = 0 ] \
         && ok "malformed, 400: $bad" || fail "malformed '$bad': $got"

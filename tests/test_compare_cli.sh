@@ -45,7 +45,9 @@ expect_exit 2 "help with two commands" "$plait" help compare tour
 # ---- an unwritable report path is refused before anything is measured --------------------
 : >"$tmp/a-file"
 # (a directory was refused only after the whole run, when the report was renamed over it)
-for path in "$tmp/a-file/report.html" "$tmp/no-such-dir/report.html" "$tmp"; do
+# (a name longer than the file system takes was refused only at the end of the run)
+for path in "$tmp/a-file/report.html" "$tmp/no-such-dir/report.html" "$tmp" \
+            "$tmp/$(printf 'n%.0s' $(seq 300)).html"; do
     expect_exit 3 "report at $path" "$plait" compare --quick --html "$path"
     grep -q "cannot write the report" "$tmp/err" || fail "no message for the unwritable report $path"
     if grep -q "\[1/" "$tmp/err"; then fail "measured before refusing $path"; fi
@@ -203,6 +205,21 @@ if [ -e /dev/full ]; then
         && ok "compare > /dev/full: exit 3, one message" \
         || fail "compare > /dev/full: exit $rc; $(cat "$tmp/full.err")"
 fi
+
+# ---- a reader that has gone (`plait ... 2>&1 | head -1`): exit 3, no temporary report --
+# (SIGPIPE killed the tool at its first progress line: exit 141, .plait-report-PID left)
+{ sleep 0.3; "$plait" compare --quick --html "$tmp/pipe.html"; } 2>&1 | true
+rc=${PIPESTATUS[0]}
+[ "$rc" = 3 ] && ok "compare into a closed pipe: exit 3" || fail "compare into a closed pipe: exit $rc"
+ls "$tmp"/.plait-report-* >/dev/null 2>&1 && fail "closed pipe: a temporary report was left"
+[ -e "$tmp/pipe.html" ] && fail "closed pipe: a report was written"
+# the tour stops at the first example whose output nobody reads (it ran all twelve)
+start=$SECONDS
+{ sleep 0.3; timeout 120 "$plait" tour 2>"$tmp/tourpipe.err"; } | true
+rc=${PIPESTATUS[0]}
+[ "$rc" = 3 ] && [ $((SECONDS - start)) -lt 20 ] && grep -q "cannot write" "$tmp/tourpipe.err" \
+    && ok "tour into a closed pipe: exit 3, stopped" \
+    || fail "tour into a closed pipe: exit $rc after $((SECONDS - start)) s; $(cat "$tmp/tourpipe.err")"
 
 # ---- the tour, interrupted: exit 130 like every command (SIGTERM once killed it: 143) --
 setsid "$plait" tour >"$tmp/tour.out" 2>"$tmp/tour.err" &

@@ -230,6 +230,14 @@ static bool open_report(const char *path, report_file *rep)
         fd = open(rep->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0)
             rep->tmp[0] = 0;
+        /* the rename at the end must not fail for a name the file system cannot hold
+         * (a FILE whose name is longer than NAME_MAX was refused after the whole run) */
+        long name_max = fd >= 0 ? fpathconf(fd, _PC_NAME_MAX) : -1;
+        if (name_max > 0 && strlen(rep->final + dir_len) > (size_t)name_max) {
+            close(fd);
+            fd = -1;
+            errno = ENAMETOOLONG;
+        }
     }
     rep->f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!rep->f) {

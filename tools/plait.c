@@ -13,6 +13,7 @@
 #include "tool.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -104,7 +105,11 @@ static int tour(void)
         fflush(stdout);
         if (stops[ran].run() != 0)
             failed++;
-        fflush(stdout);
+        if (fflush(stdout) != 0 || ferror(stdout)) { /* nobody reads: start no other */
+            fprintf(stderr, "plait tour: cannot write the output: %s; stopped after %zu of "
+                            "%zu examples\n", strerror(errno), ran + 1, all);
+            return TOOL_OUTPUT;
+        }
     }
     if (tool_interrupted) {
         fprintf(stderr, "plait tour: interrupted after %zu of %zu examples\n", ran, all);
@@ -200,6 +205,11 @@ static int run_command(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A reader that goes away (`plait compare 2>&1 | head -1`) makes a write fail with
+     * EPIPE rather than kill the tool: a signal death would leave the report's temporary
+     * file behind and exit 141, none of the exit codes above.  The programs bench.c
+     * starts get SIGPIPE's default back; the processes the others fork run no program. */
+    signal(SIGPIPE, SIG_IGN);
     int r = run_command(argc, argv);
     /* what a command printed and could not write (a full disk, a closed pipe) is a
      * failure, whatever the command made of it; a command that said so already
