@@ -1011,6 +1011,11 @@ size_t plait_queue_len(plait_queue *queue);
  * kills its worker (which is replaced) and the task reports -ECANCELED.  From a
  * coroutine, plait_join() on a task waits without blocking the scheduler.
  *
+ * A task may fork: a child of it that returns from the task function ends there
+ * (_exit(0)) instead of acting as a worker.  A task that closes the pool's descriptor
+ * (closing every descriptor it did not open) ends its worker after it, which is
+ * replaced; an initialiser that does fails the worker with -EBADF.
+ *
  * A pool belongs to the process that made it: every plait_procpool_* call from another
  * process (a worker, any forked child) is -EPERM, and in such a process a copy of a
  * task's handle is inert (plait_cancel changes nothing, a join waits until its

@@ -54,6 +54,7 @@
  */
 #include "internal.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -209,16 +210,40 @@ static void store_outcome(task_slot *ts, ssize_t n, size_t room)
     }
 }
 
+/* Tell the manager that a slot is done: false when the task (or the initialiser) closed
+ * the pool's descriptor, which no completion of this worker would then reach. */
+static bool notify_manager(int fd)
+{
+    uint64_t one = 1;
+    ssize_t r;
+    while ((r = write(fd, &one, sizeof one)) < 0 && errno == EINTR) {
+    }
+    return r == (ssize_t)sizeof one || (r < 0 && errno == EAGAIN); /* EAGAIN: full, so seen */
+}
+
 static int worker_main(void *arg)
 {
     plait_procpool *p = arg;
     pool_shm *sh = p->sh;
     worker_state *ws = &p->wstate[p->forking];
     unsigned me = plait__pid();
+    /* Nothing before the manager watches this worker (its pidfd is open; it publishes
+     * the pid then): where SIGCHLD is ignored, a worker that ended before that was
+     * reaped by the kernel unseen, and the task it had taken never reported (a
+     * replacement taking a crashing task), or its quick end passed for a failed fork
+     * (max_tasks: the pool shrank, and broke with -EAGAIN at its last worker). */
+    for (unsigned v; (v = atomic_load(&ws->pid)) != me;)
+        plait__futex_wait_shared(&ws->pid, v, PLAIT_FOREVER);
     if (p->init) {
         int r = p->init(p->init_arg);
         if (r < 0) {
             ws->init_error = r;
+            return 0;
+        }
+        if (fcntl(p->notify_fd, F_GETFD) < 0) {
+            /* it closed the pool's descriptor: create (or the manager) would never hear
+             * of this worker's completions */
+            ws->init_error = -EBADF;
             return 0;
         }
         atomic_store(&ws->init_done, 1);
@@ -267,6 +292,10 @@ static int worker_main(void *arg)
                 timer_settime(timer, 0, &its, NULL);
             }
             ssize_t n = ts->fn(slot_arg(p, s), ts->arg_len, slot_result(p, s), p->result_max);
+            if (plait__pid() != me)
+                _exit(0); /* a child the task forked, returning from it too: the task is
+                           * its worker's, and this process no worker (it would put the
+                           * slot on the done ring a second time, and then take tasks) */
             if (have_timer)
                 timer_settime(timer, 0, &(struct itimerspec){0}, NULL);
             store_outcome(ts, n, p->result_max);
@@ -282,8 +311,9 @@ static int worker_main(void *arg)
         atomic_fetch_add(&sh->done_seq, 1);
         if (atomic_load(&sh->helpers_asleep))
             plait__futex_wake_shared(&sh->done_seq, INT32_MAX);
-        else
-            plait__wake_fd_write(p->notify_fd);
+        else if (!notify_manager(p->notify_fd))
+            return 0; /* the task closed it: the manager collects at this exit, and the
+                       * replacement has the descriptor again */
         if (run && p->max_tasks && ++ran >= p->max_tasks)
             return 0; /* replaced by a fresh worker */
     }
@@ -517,7 +547,8 @@ static int worker_fork(plait_procpool *p, unsigned i)
     if (r < 0)
         return r;
     int fd = plait__pidfd_open(pid);
-    if (fd == -ESRCH) { /* ended, and reaped already by the kernel (SIGCHLD ignored) */
+    if (fd == -ESRCH) { /* killed from outside, and reaped already by the kernel (SIGCHLD
+                         * ignored): it did nothing yet (worker_main waits for the pid) */
         plait__shared_child_died((unsigned)pid);
         return p->wstate[i].init_error ? p->wstate[i].init_error : -ECHILD;
     }
@@ -526,6 +557,7 @@ static int worker_fork(plait_procpool *p, unsigned i)
         return fd;
     }
     atomic_store(&p->wstate[i].pid, (unsigned)pid);
+    plait__futex_wake_shared(&p->wstate[i].pid, INT32_MAX); /* it waits for this */
     w->pool = p;
     w->index = i;
     w->pid = pid;

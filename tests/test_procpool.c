@@ -2951,6 +2951,175 @@ TEST(procpool_replacing_a_worker_keeps_a_queue_sender)
 
 /* ======================================================================== */
 
+/* ---- tasks that fork, tasks that close the pool's descriptor ---- */
+
+/* A task forks and the fork's child returns from the task as well (the parent waits for
+ * it, then returns).  That child once went on as a worker of its own: it put the slot on
+ * the done ring a second time (the task completed with the child's result, and its slot
+ * was freed twice: a later task sharing it never reported and shutdown timed out), then
+ * took tasks with no one watching it. */
+static ssize_t forks_and_both_return(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    if (cap < sizeof(int64_t))
+        return -EINVAL;
+    pid_t child = fork();
+    if (child < 0)
+        return -errno;
+    int64_t v = child == 0 ? 666 : 1;
+    if (child > 0)
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+        }
+    memcpy(out, &v, sizeof v);
+    return sizeof v;
+}
+
+static void task_forks_scenario(void)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(1);
+    if (pool) {
+        plait_task t;
+        CHECK_EQ(plait_procpool_submit(pool, &t, forks_and_both_return, NULL, 0), 0);
+        int64_t v = 0;
+        CHECK_EQ(join_i64(t, &v, PROMPTLY()), 0);
+        CHECK_EQ(v, 1); /* the worker's, not its child's */
+        enum { MORE = 12 }; /* more than the slots */
+        plait_task more[MORE];
+        for (int i = 0; i < MORE; i++)
+            CHECK_EQ(submit_job(pool, &more[i], J_VALUE, i, i), 0);
+        for (int i = 0; i < MORE; i++) {
+            v = 0;
+            CHECK_EQ(join_i64(more[i], &v, PROMPTLY()), 0);
+            CHECK_EQ(v, value_of(i));
+            CHECK_EQ(runs(i), 1);
+        }
+        close_pool(pool);
+    }
+    fx_fini();
+}
+
+TEST(procpool_task_whose_fork_returns_too)
+{
+    run_isolated(task_forks_scenario, ISOLATED_BUDGET);
+}
+
+/* A task (or an initialiser) that closes every descriptor above the standard streams
+ * closes the pool's notification descriptor in its worker: that worker's completions
+ * never reached the manager, so a coroutine's join (which does not collect itself)
+ * waited for ever, and create waited for ever for such an initialiser. */
+static ssize_t closes_descriptors(const void *arg, size_t len, void *out, size_t cap)
+{
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    return job_fn(arg, len, out, cap);
+}
+
+static void *join_after_closing_main(void *p)
+{
+    plait_procpool *pool = p;
+    for (int i = 0; i < 3; i++) {
+        job j = {.kind = J_VALUE, .id = i, .value = i};
+        plait_task t;
+        CHECK_EQ(plait_procpool_submit(pool, &t, i == 0 ? closes_descriptors : job_fn, &j,
+                                       sizeof j), 0);
+        int64_t v = 0;
+        int r = join_i64(t, &v, PROMPTLY());
+        CHECK_EQ(r, 0);
+        CHECK_EQ(v, value_of(i));
+        if (r == -ETIMEDOUT) {
+            plait_cancel(t);
+            plait_detach(t);
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static int init_closes_descriptors(void *arg)
+{
+    (void)arg;
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    return 0;
+}
+
+static void closed_descriptors_scenario(void)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(1);
+    if (pool) {
+        check_run(join_after_closing_main, pool);
+        close_pool(pool);
+    }
+    plait_procpool_options o = {.processes = 2, .init = init_closes_descriptors};
+    pool = NULL;
+    CHECK_EQ(plait_procpool_create(&pool, &o), -EBADF);
+    fx_fini();
+}
+
+TEST(procpool_task_closing_the_pools_descriptor)
+{
+    run_isolated(closed_descriptors_scenario, ISOLATED_BUDGET);
+}
+
+
+/* Where SIGCHLD is ignored the kernel reaps the workers.  A replacement that ended
+ * before the manager had opened its pidfd passed for a fork that failed: one that took
+ * a crashing task at once left that task unreported (and shutdown timed out), and one
+ * that ended after its max_tasks made the pool smaller, and at its last worker broke it
+ * with -EAGAIN. */
+static void kernel_reaps_workers_scenario(void)
+{
+    signal(SIGCHLD, SIG_IGN);
+    fx_init();
+    enum { QUICK = 150, CRASHES = 60 };
+    plait_procpool_options o = {.processes = 1, .max_tasks = 1};
+    plait_procpool *pool = make_pool(&o);
+    if (pool) {
+        static plait_task t[QUICK];
+        int refused = 0;
+        for (int i = 0; i < QUICK; i++)
+            CHECK_EQ(submit_job(pool, &t[i], J_VALUE, i, i), 0);
+        for (int i = 0; i < QUICK; i++) {
+            int64_t v = 0;
+            int r = join_i64(t[i], &v, PROMPTLY());
+            refused += r != 0;
+            CHECK(r == 0 ? v == value_of(i) : r != -ETIMEDOUT);
+        }
+        CHECK_EQ(refused, 0);
+        close_pool(pool);
+    }
+    pool = make_pool_n(1);
+    if (pool) {
+        static plait_task t[CRASHES];
+        for (int i = 0; i < CRASHES; i++)
+            CHECK_EQ(submit_job(pool, &t[i], J_SIGKILL, i, 0), 0);
+        int unreported = 0;
+        for (int i = 0; i < CRASHES; i++) {
+            int r = join_i64(t[i], NULL, PROMPTLY());
+            unreported += r == -ETIMEDOUT;
+            if (r != -ETIMEDOUT) /* how is not known once reaped */
+                CHECK(r == PLAIT_KILLED(SIGKILL) || r == -ECHILD);
+        }
+        CHECK_EQ(unreported, 0);
+        plait_task t1;
+        int64_t v = 0;
+        CHECK_EQ(submit_job(pool, &t1, J_VALUE, CRASHES, 3), 0);
+        CHECK_EQ(join_i64(t1, &v, PROMPTLY()), 0);
+        CHECK_EQ(v, value_of(3));
+        close_pool(pool);
+    }
+    fx_fini();
+}
+
+TEST(procpool_workers_reaped_by_the_kernel)
+{
+    run_isolated(kernel_reaps_workers_scenario, ISOLATED_BUDGET);
+}
+
+
 TEST(procpool_nothing_leaked)
 {
     /* the manager thread and its descriptors are made on first use: use them first */
@@ -3298,4 +3467,7 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_used_from_a_worker_is_refused)
           CASE(procpool_map_shut_down_under_it_returns_first_failure),
           CASE(procpool_create_out_of_descriptors),
           CASE(procpool_replacing_a_worker_keeps_a_queue_sender),
+          CASE(procpool_task_whose_fork_returns_too),
+          CASE(procpool_task_closing_the_pools_descriptor),
+          CASE(procpool_workers_reaped_by_the_kernel),
           CASE(procpool_nothing_leaked))
