@@ -60,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -210,10 +211,28 @@ static void store_outcome(task_slot *ts, ssize_t n, size_t room)
     }
 }
 
+/* The pool's descriptor as the worker was given it: an initialiser or a task that
+ * closes it may open another file that takes its number, which write() would then
+ * fill with the counter's 8 bytes (and the manager never hear).  An eventfd is an
+ * anonymous inode: a regular file, pipe, socket or device that took the number has
+ * another (a different anonymous-inode file refuses the 8-byte write, EINVAL). */
+typedef struct notify_id {
+    dev_t dev;
+    ino_t ino;
+} notify_id;
+
+static bool notify_intact(int fd, const notify_id *id)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && st.st_dev == id->dev && st.st_ino == id->ino;
+}
+
 /* Tell the manager that a slot is done: false when the task (or the initialiser) closed
  * the pool's descriptor, which no completion of this worker would then reach. */
-static bool notify_manager(int fd)
+static bool notify_manager(int fd, const notify_id *id)
 {
+    if (!notify_intact(fd, id))
+        return false;
     uint64_t one = 1;
     ssize_t r;
     while ((r = write(fd, &one, sizeof one)) < 0 && errno == EINTR) {
@@ -234,13 +253,17 @@ static int worker_main(void *arg)
      * (max_tasks: the pool shrank, and broke with -EAGAIN at its last worker). */
     for (unsigned v; (v = atomic_load(&ws->pid)) != me;)
         plait__futex_wait_shared(&ws->pid, v, PLAIT_FOREVER);
+    struct stat nst;
+    if (fstat(p->notify_fd, &nst) < 0)
+        return 0;
+    notify_id nid = {.dev = nst.st_dev, .ino = nst.st_ino};
     if (p->init) {
         int r = p->init(p->init_arg);
         if (r < 0) {
             ws->init_error = r;
             return 0;
         }
-        if (fcntl(p->notify_fd, F_GETFD) < 0) {
+        if (!notify_intact(p->notify_fd, &nid)) {
             /* it closed the pool's descriptor: create (or the manager) would never hear
              * of this worker's completions */
             ws->init_error = -EBADF;
@@ -292,7 +315,8 @@ static int worker_main(void *arg)
                 timer_settime(timer, 0, &its, NULL);
             }
             ssize_t n = ts->fn(slot_arg(p, s), ts->arg_len, slot_result(p, s), p->result_max);
-            if (plait__pid() != me)
+            if ((unsigned)getpid() != me) /* not plait__pid(): _Fork() or a raw fork
+                                           * runs no fork handler, so the cache is stale */
                 _exit(0); /* a child the task forked, returning from it too: the task is
                            * its worker's, and this process no worker (it would put the
                            * slot on the done ring a second time, and then take tasks) */
@@ -311,7 +335,7 @@ static int worker_main(void *arg)
         atomic_fetch_add(&sh->done_seq, 1);
         if (atomic_load(&sh->helpers_asleep))
             plait__futex_wake_shared(&sh->done_seq, INT32_MAX);
-        else if (!notify_manager(p->notify_fd))
+        else if (!notify_manager(p->notify_fd, &nid))
             return 0; /* the task closed it: the manager collects at this exit, and the
                        * replacement has the descriptor again */
         if (run && p->max_tasks && ++ran >= p->max_tasks)

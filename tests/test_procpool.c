@@ -19,6 +19,7 @@
 #include "helpers.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -2964,7 +2965,7 @@ static ssize_t forks_and_both_return(const void *arg, size_t len, void *out, siz
     (void)len;
     if (cap < sizeof(int64_t))
         return -EINVAL;
-    pid_t child = fork();
+    pid_t child = arg ? _Fork() : fork(); /* _Fork: no fork handlers run */
     if (child < 0)
         return -errno;
     int64_t v = child == 0 ? 666 : 1;
@@ -2979,9 +2980,11 @@ static void task_forks_scenario(void)
 {
     fx_init();
     plait_procpool *pool = make_pool_n(1);
-    if (pool) {
+    for (int raw = 0; pool && raw < 2; raw++) {
         plait_task t;
-        CHECK_EQ(plait_procpool_submit(pool, &t, forks_and_both_return, NULL, 0), 0);
+        char one = 1;
+        CHECK_EQ(plait_procpool_submit(pool, &t, forks_and_both_return, raw ? &one : NULL,
+                                       raw ? 1 : 0), 0);
         int64_t v = 0;
         CHECK_EQ(join_i64(t, &v, PROMPTLY()), 0);
         CHECK_EQ(v, 1); /* the worker's, not its child's */
@@ -2993,10 +2996,11 @@ static void task_forks_scenario(void)
             v = 0;
             CHECK_EQ(join_i64(more[i], &v, PROMPTLY()), 0);
             CHECK_EQ(v, value_of(i));
-            CHECK_EQ(runs(i), 1);
+            CHECK_EQ(runs(i), 1 + raw);
         }
-        close_pool(pool);
     }
+    if (pool)
+        close_pool(pool);
     fx_fini();
 }
 
@@ -3016,14 +3020,25 @@ static ssize_t closes_descriptors(const void *arg, size_t len, void *out, size_t
     return job_fn(arg, len, out, cap);
 }
 
+/* The same, then opening files that it keeps: one takes the pool's descriptor's number
+ * (the counter's 8 bytes went into it, and the manager never heard). */
+static ssize_t closes_and_reopens(const void *arg, size_t len, void *out, size_t cap)
+{
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    for (int i = 0; i < 16; i++)
+        open("/dev/null", O_WRONLY);
+    return job_fn(arg, len, out, cap);
+}
+
 static void *join_after_closing_main(void *p)
 {
     plait_procpool *pool = p;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         job j = {.kind = J_VALUE, .id = i, .value = i};
         plait_task t;
-        CHECK_EQ(plait_procpool_submit(pool, &t, i == 0 ? closes_descriptors : job_fn, &j,
-                                       sizeof j), 0);
+        plait_proc_fn fn = i == 0 ? closes_descriptors : i == 2 ? closes_and_reopens : job_fn;
+        CHECK_EQ(plait_procpool_submit(pool, &t, fn, &j, sizeof j), 0);
         int64_t v = 0;
         int r = join_i64(t, &v, PROMPTLY());
         CHECK_EQ(r, 0);
@@ -3039,9 +3054,10 @@ static void *join_after_closing_main(void *p)
 
 static int init_closes_descriptors(void *arg)
 {
-    (void)arg;
     for (int fd = 3; fd < 1024; fd++)
         close(fd);
+    for (int i = 0; arg && i < 16; i++) /* and opens files it keeps (see above) */
+        open("/dev/null", O_WRONLY);
     return 0;
 }
 
@@ -3054,6 +3070,9 @@ static void closed_descriptors_scenario(void)
         close_pool(pool);
     }
     plait_procpool_options o = {.processes = 2, .init = init_closes_descriptors};
+    pool = NULL;
+    CHECK_EQ(plait_procpool_create(&pool, &o), -EBADF);
+    o.init_arg = &o; /* reopening: create waited for ever */
     pool = NULL;
     CHECK_EQ(plait_procpool_create(&pool, &o), -EBADF);
     fx_fini();
