@@ -595,8 +595,9 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
 
 /* One read / write, waiting first if fd would block: the bytes moved (0 from read at
  * end of file), or -ETIMEDOUT, -ECANCELED, or the system call's error (-EPIPE when a
- * pipe's reader has gone: plait ignores SIGPIPE once it has made a pipe, if the program
- * left it at its default; a watcher of SIGPIPE then gives back "ignored" as it goes).
+ * pipe's reader has gone: plait ignores SIGPIPE once it has made or written a pipe or
+ * socket, if the program left it at its default; a watcher of SIGPIPE then gives back
+ * "ignored" as it goes).
  * On io_uring a coroutine's write to a socket or pipe while others of its scheduler are
  * ready to run is made from the ring with theirs, in one system call, in the order of
  * the calls.  A write that has to wait for room may be

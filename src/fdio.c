@@ -34,7 +34,7 @@ int plait__wait_to_retry(int fd, int events, int64_t deadline)
         return 0;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
         return -errno;
-    int r = plait_wait_fd(fd, events, deadline);
+    int r = plait__wait_fd_tried(fd, events, deadline);
     return r < 0 ? r : 0;
 }
 
@@ -62,6 +62,8 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
 {
     if (!buf && len)
         return -EINVAL;
+    if (writing) /* a reader gone is -EPIPE, not a signal, on the program's own pipes too */
+        plait__ignore_sigpipe();
     bool drained = !writing && len && plait__fd_drained(fd);
     bool batch = writing && len;
     bool is_socket = len && plait__fd_socket(fd);

@@ -486,6 +486,10 @@ void plait__fd_kind_stale(int fd);
  * interrupted, or fd is now ready for events), else the -errno to return (the call's
  * own error, or the wait's: -ETIMEDOUT, -ECANCELED, ...).  fdio.c. */
 int plait__wait_to_retry(int fd, int events, int64_t deadline);
+/* plait_wait_fd() after the caller's system call said it would block: a caller
+ * cancelled, or past its deadline, gets -ECANCELED or -ETIMEDOUT without another look
+ * (poll.c). */
+int plait__wait_fd_tried(int fd, int events, int64_t deadline);
 /* From a coroutine whose poller's backend can read (io_uring): read fd into buf in
  * the kernel once it has data, waiting until the deadline; the bytes, 0 at end of
  * file, or -errno.  -ENOSYS when the caller should read(2) itself instead (not a

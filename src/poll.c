@@ -605,7 +605,13 @@ int plait__poll_block(plait__waiter *w, int64_t deadline)
 
 /* ---- the public wait ---- */
 
-int plait_wait_fd(int fd, int events, int64_t deadline)
+/* tried: the caller's system call has just said it would block, so a cancelled
+ * caller, or one whose deadline has passed, is answered at once: a look at the
+ * descriptor would only have it try again, and one that polls ready yet refuses (an
+ * unconnected Unix datagram socket whose receiver is full: the kernel watches only a
+ * connected peer's queue) would have it try for ever, deadline and cancellation
+ * ignored. */
+static int wait_fd(int fd, int events, int64_t deadline, bool tried)
 {
     if (fd < 0)
         return -EBADF;
@@ -618,6 +624,8 @@ int plait_wait_fd(int fd, int events, int64_t deadline)
      * it gets (a call that needs no wait still completes) */
     int cancelled = plait__check_cancel();
     if (cancelled < 0 || plait__deadline_passed(deadline)) {
+        if (tried)
+            return cancelled < 0 ? cancelled : -ETIMEDOUT;
         struct pollfd pfd = {.fd = fd, .events = pevents};
         if (poll(&pfd, 1, 0) < 0)
             return -errno;
@@ -641,6 +649,16 @@ int plait_wait_fd(int fd, int events, int64_t deadline)
                    : plait__waiter_block(&w, deadline);
     plait__wait_node_unlink(&node);
     return r;
+}
+
+int plait_wait_fd(int fd, int events, int64_t deadline)
+{
+    return wait_fd(fd, events, deadline, false);
+}
+
+int plait__wait_fd_tried(int fd, int events, int64_t deadline)
+{
+    return wait_fd(fd, events, deadline, true);
 }
 
 /* ---- a read or write the kernel makes for a coroutine ---- */

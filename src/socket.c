@@ -456,11 +456,29 @@ ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
 {
     if ((!buf && len) || (to && !addr_ok(to)))
         return -EINVAL;
+    int64_t backoff = PLAIT_MS;
     for (;;) {
         ssize_t n = sendto(fd, buf, len, MSG_NOSIGNAL, to ? &to->u.sa : NULL,
                            to ? to->len : 0);
         if (n >= 0)
             return n;
+        /* A Unix datagram to a named receiver whose queue is full answers EAGAIN while
+         * the socket polls writable (the kernel watches only a connected peer's queue):
+         * a wait would return at once.  Try again, backing off from 1 ms to 50 ms, until
+         * the deadline, as connect does for a full backlog. */
+        if (errno == EAGAIN && to && to->u.sa.sa_family == AF_UNIX) {
+            int r = plait__check_cancel();
+            if (r < 0)
+                return r;
+            if (plait__deadline_passed(deadline))
+                return -ETIMEDOUT;
+            int64_t until = plait_now() + backoff;
+            r = plait_sleep_until(deadline < until ? deadline : until);
+            if (r < 0 && r != -ETIMEDOUT)
+                return r;
+            backoff = backoff * 2 > 50 * PLAIT_MS ? 50 * PLAIT_MS : backoff * 2;
+            continue;
+        }
         int r = plait__wait_to_retry(fd, PLAIT_WRITABLE, deadline);
         if (r < 0)
             return r;

@@ -68,6 +68,33 @@ static int sigpipe_watched_at_the_first_socket(void)
     return plait_close(sv[0]) == 0 && plait_close(listener) == 0 ? 0 : 7;
 }
 
+/* A write to a socket whose peer has gone is -EPIPE even before plait has made any pipe
+ * or socket of its own (so before it ignores SIGPIPE): a socket is written with
+ * MSG_NOSIGNAL.  (The program's own socketpair, written by plait_write in a fresh
+ * process, once died of SIGPIPE.) */
+static int write_to_a_gone_peer_first(void)
+{
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    int sv[2];
+    if (sigaction(SIGPIPE, &dfl, NULL) != 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+        return 1;
+    close(sv[1]);
+    return plait_write(sv[0], "x", 1, SOON()) == -EPIPE && close(sv[0]) == 0 ? 0 : 2;
+}
+
+TEST(socket_write_to_a_gone_peer_raises_no_sigpipe)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(write_to_a_gone_peer_first());
+    CHECK(pid > 0);
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), 0);
+}
+
 TEST(sigpipe_stays_ignored_after_a_watcher_of_it)
 {
     pid_t pid = fork();
@@ -139,4 +166,5 @@ TEST(programs_keep_the_callers_own_sigpipe_ignoring)
 
 RUN_TESTS(CASE(small_stack_detached_first_in_process),
           CASE(sigpipe_stays_ignored_after_a_watcher_of_it),
-          CASE(programs_keep_the_callers_own_sigpipe_ignoring))
+          CASE(programs_keep_the_callers_own_sigpipe_ignoring),
+          CASE(socket_write_to_a_gone_peer_raises_no_sigpipe))

@@ -2534,6 +2534,80 @@ TEST(udp_send_to_a_unix_address)
     FDS_END();
 }
 
+/* A Unix datagram to a named receiver whose queue is full: the sending socket polls
+ * writable all the same (the kernel watches only a connected peer's queue).  The send
+ * must end at its deadline, and on cancellation, without spinning the CPU (it retried
+ * for ever at 100 % CPU, deadline and cancellation ignored). */
+static void *send_until_refused(void *arg)
+{
+    const plait_addr *to = arg;
+    int tx = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CHECK(tx >= 0);
+    int64_t deadline = plait_deadline_in(200 * PLAIT_MS);
+    ssize_t n;
+    int sent = 0;
+    while ((n = plait_sendto(tx, "x", 1, to, deadline)) == 1)
+        sent++;
+    CHECK(sent > 0);
+    close(tx);
+    return (void *)(intptr_t)n;
+}
+
+static void *cancelled_sender(void *arg)
+{
+    /* a task that is cancelled only after it has filled the queue */
+    const plait_addr *to = arg;
+    int tx = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CHECK(tx >= 0);
+    ssize_t n;
+    while ((n = plait_sendto(tx, "x", 1, to, PLAIT_FOREVER)) == 1) {
+    }
+    close(tx);
+    return (void *)(intptr_t)n;
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *full_unix_receiver(void *unused)
+{
+    (void)unused;
+    sock_dir d;
+    sock_dir_make(&d, "rx");
+    plait_addr a;
+    CHECK_EQ(plait_addr_unix(&a, d.path), 0);
+    int rx = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CHECK_EQ(bind(rx, &a.u.sa, a.len), 0);
+    double cpu = cpu_seconds();
+    int64_t t0 = plait_now();
+    CHECK_EQ((intptr_t)send_until_refused(&a), -ETIMEDOUT);
+    CHECK(plait_now() - t0 < 5 * PLAIT_SEC);
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, cancelled_sender, &a, NULL), 0);
+    plait_sleep(200 * PLAIT_MS);
+    CHECK_EQ(plait_cancel(t), 0);
+    void *res = NULL;
+    int r = plait_join(t, &res, SOON());
+    CHECK(r == -ECANCELED || (r == 0 && (intptr_t)res == -ECANCELED));
+    CHECK(cpu_seconds() - cpu < 0.2); /* not a spin */
+    /* room again: a send goes through */
+    char b[4];
+    while (recv(rx, b, sizeof b, 0) > 0) {
+    }
+    int tx = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CHECK_EQ(plait_sendto(tx, "y", 1, &a, SOON()), 1);
+    close(tx);
+    close(rx);
+    sock_dir_remove(&d);
+    return NULL;
+}
+
+SCENARIO_CASES(udp_unix_full_receiver, full_unix_receiver, NULL)
+
 /* An IPv6 wildcard socket talks to IPv4 peers (mapped addresses). */
 TEST(udp_dual_stack)
 {
@@ -2982,6 +3056,8 @@ RUN_TESTS(
     CASE(udp_ipv6_in_a_coroutine),
     CASE(udp_ipv6_on_a_thread),
     CASE(udp_send_to_a_unix_address),
+    CASE(udp_unix_full_receiver_in_a_coroutine),
+    CASE(udp_unix_full_receiver_on_a_thread),
     CASE(udp_dual_stack),
     CASE(udp_cancel_in_a_coroutine),
     CASE(udp_cancel_on_a_thread),
