@@ -43,10 +43,20 @@ static void prepare(void)
     plait__pfutex_atfork(PLAIT__FORK_PREPARE);
     plait__shared_atfork(PLAIT__FORK_PREPARE);
     plait__fd_waits_atfork(PLAIT__FORK_PREPARE);
+    /* Last: the inbox of the forking thread's scheduler.  Other threads post to it
+     * under its spin lock; one caught inside at the fork would leave it held in the
+     * child, whose loop would then spin on it for ever.  Its holders take nothing
+     * else meanwhile. */
+    plait__sched *s = plait__sched_current();
+    if (s)
+        plait__spin_lock(&s->inbox.lock);
 }
 
 static void parent(void)
 {
+    plait__sched *s = plait__sched_current();
+    if (s)
+        plait__spin_unlock(&s->inbox.lock);
     plait__fd_waits_atfork(PLAIT__FORK_PARENT);
     plait__shared_atfork(PLAIT__FORK_PARENT);
     plait__pfutex_atfork(PLAIT__FORK_PARENT);
@@ -61,6 +71,9 @@ static void parent(void)
 
 static void child(void)
 {
+    plait__sched *s = plait__sched_current();
+    if (s)
+        plait__spin_unlock(&s->inbox.lock); /* the child's only thread took it */
     plait__fd_waits_atfork(PLAIT__FORK_CHILD);
     plait__shared_atfork(PLAIT__FORK_CHILD);
     plait__pfutex_atfork(PLAIT__FORK_CHILD);
