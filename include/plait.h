@@ -576,7 +576,9 @@ int plait_completed_destroy(plait_completed *set);
  * descriptor); from a thread, the thread waits (and a plait thread or pool task stays
  * cancellable).  Each call tries first and waits only when the descriptor would block,
  * so descriptors used from coroutines must be non-blocking: plait's own are, and
- * plait_fd_set_nonblock() makes any other one so.  A regular file is always ready.
+ * plait_fd_set_nonblock() makes any other one so.  From a thread a blocking descriptor
+ * works, but its call then blocks in the kernel, where no deadline, cancellation or
+ * plait_close() can reach it.  A regular file is always ready.
  * ------------------------------------------------------------------------- */
 
 #define PLAIT_READABLE 0x1
