@@ -44,8 +44,9 @@ TEST(small_stack_detached_first_in_process) { check_run(tiny_main, NULL); }
  * default back when the watcher went, and a later write to a closed peer killed it.
  * The ignoring is then for the watcher to give back.  Run in a child, whose plait has
  * made no socket yet (nothing in this file has). */
-static int sigpipe_watched_at_the_first_socket(void)
+static int sigpipe_watched_at_the_first_socket(void *unused)
 {
+    (void)unused;
     struct sigaction dfl = {.sa_handler = SIG_DFL}, now;
     sigemptyset(&dfl.sa_mask);
     if (sigaction(SIGPIPE, &dfl, NULL) != 0)
@@ -68,12 +69,26 @@ static int sigpipe_watched_at_the_first_socket(void)
     return plait_close(sv[0]) == 0 && plait_close(listener) == 0 ? 0 : 7;
 }
 
+/* The exit status of a forked child that runs fn(arg) and exits with what it returns
+ * (minus its signal if one killed it). */
+static int in_child_exits(int (*fn)(void *), void *arg)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fn(arg));
+    CHECK(pid > 0);
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
 /* A write to a socket whose peer has gone is -EPIPE even before plait has made any pipe
  * or socket of its own (so before it ignores SIGPIPE): a socket is written with
  * MSG_NOSIGNAL.  (The program's own socketpair, written by plait_write in a fresh
  * process, once died of SIGPIPE.) */
-static int write_to_a_gone_peer_first(void)
+static int write_to_a_gone_peer_first(void *unused)
 {
+    (void)unused;
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigemptyset(&dfl.sa_mask);
     int sv[2];
@@ -86,24 +101,12 @@ static int write_to_a_gone_peer_first(void)
 
 TEST(socket_write_to_a_gone_peer_raises_no_sigpipe)
 {
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(write_to_a_gone_peer_first());
-    CHECK(pid > 0);
-    int status = -1;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
-    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), 0);
+    CHECK_EQ(in_child_exits(write_to_a_gone_peer_first, NULL), 0);
 }
 
 TEST(sigpipe_stays_ignored_after_a_watcher_of_it)
 {
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(sigpipe_watched_at_the_first_socket());
-    CHECK(pid > 0);
-    int status = -1;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
-    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), 0);
+    CHECK_EQ(in_child_exits(sigpipe_watched_at_the_first_socket, NULL), 0);
 }
 
 /* Whether a program plait starts ignores SIGPIPE (its SigIgn mask in /proc), read from
@@ -154,13 +157,7 @@ TEST(programs_keep_the_callers_own_sigpipe_ignoring)
     void *const handlers[] = {SIG_IGN, SIG_DFL};
     const int ignored[] = {1, 0};
     for (int i = 0; i < 2; i++) {
-        pid_t pid = fork();
-        if (pid == 0)
-            _exit(program_sigpipe(handlers[i]));
-        CHECK(pid > 0);
-        int status = -1;
-        CHECK_EQ(waitpid(pid, &status, 0), pid);
-        CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), ignored[i]);
+        CHECK_EQ(in_child_exits(program_sigpipe, handlers[i]), ignored[i]);
     }
 }
 
