@@ -269,9 +269,11 @@ typedef struct plait_waitgroup plait_waitgroup;
 int plait_mutex_create(plait_mutex **mutex);
 /* -EBUSY while locked or waited on. */
 int plait_mutex_destroy(plait_mutex *mutex);
-/* 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (the caller holds it already, or a pool task
- * holds it that the caller runs on top of, inside that task's helping join on the same
- * worker: it could not unlock it before the caller returns). */
+/* 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (the caller holds it already, or one beneath the
+ * caller on its thread holds it, which could not unlock it before the caller returns: a
+ * pool task the caller runs on top of, inside that task's helping join on the same
+ * worker, or, for a coroutine, the thread, plait thread or pool task that called
+ * plait_run, which returns only once the scheduler's coroutines have ended). */
 int plait_mutex_lock(plait_mutex *mutex, int64_t deadline);
 /* -EPERM when the caller is not the owner.  Wakes the first waiter; a running locker
  * may take the mutex first, except from a waiter that has waited over 1 ms, which is
@@ -370,7 +372,7 @@ int plait_rwlock_create(plait_rwlock **rwlock);
 /* -EBUSY while held or waited on. */
 int plait_rwlock_destroy(plait_rwlock *rwlock);
 /* Shared / exclusive.  0, -ETIMEDOUT, -ECANCELED, -EDEADLK when the caller holds the
- * write lock (or a pool task it runs on top of does, as for the mutex); for a read lock, -EAGAIN when UINT_MAX read locks are held (POSIX's
+ * write lock (or one beneath it on its thread does, as for the mutex); for a read lock, -EAGAIN when UINT_MAX read locks are held (POSIX's
  * "maximum number of read locks exceeded").  Readers are not tracked by identity: a
  * reader that read-locks twice while a writer waits deadlocks, as with POSIX's
  * writer-preferring locks. */
@@ -409,7 +411,8 @@ typedef struct plait_once {
  * a later caller (one that was waiting, or a new one: whichever comes first) runs fn
  * again.  -EDEADLK when called from
  * inside its own fn (or from a pool task run inside a helping join in fn, on the same
- * worker: fn cannot finish before it returns); -ETIMEDOUT, -ECANCELED while waiting; -EINVAL for nulls. */
+ * worker, or from a coroutine of a scheduler that fn runs: fn cannot finish before it
+ * returns); -ETIMEDOUT, -ECANCELED while waiting; -EINVAL for nulls. */
 int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t deadline);
 
 /* ----------------------------------------------------------------------------
@@ -944,7 +947,8 @@ int plait_pmutex_destroy(plait_pmutex *mutex);
  * data it guards, then unlock) -- a process plait reaps: one it started, or a pool
  * worker, or one gone and reaped by someone else (a child of a plain fork() that dies
  * holding it is a zombie until its parent reaps it, and the lock stays held until
- * then); -ETIMEDOUT, -ECANCELED, -EDEADLK (the caller holds it). */
+ * then); -ETIMEDOUT, -ECANCELED, -EDEADLK (the caller holds it, or one beneath it on
+ * its thread does, as for plait_mutex_lock). */
 int plait_pmutex_lock(plait_pmutex *mutex, int64_t deadline);
 /* -EPERM when the caller is not the holder. */
 int plait_pmutex_unlock(plait_pmutex *mutex);

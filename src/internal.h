@@ -327,10 +327,16 @@ int plait__destroy_idle(plait__spinlock *lock, plait__waitq *q, void *object);
  * coroutine, thread or task that ends holding a lock passes it to no later one that
  * gets its stack slot, thread-local block or worker. */
 uint64_t plait__self(void);
-/* Whether owner (a plait__self()) is a pool task that the caller runs on top of, in a
- * helping wait on the same worker: it cannot go on until the caller returns, so
- * waiting for what it holds would never end (-EDEADLK, as for the caller's own). */
+/* Whether owner (a plait__self()) runs beneath the caller on the same thread, so that
+ * it cannot go on until the caller returns and waiting for what it holds would never
+ * end (-EDEADLK, as for the caller's own): a pool task that the caller runs on top of
+ * in a helping wait on the same worker, or, for a coroutine, the thread, plait thread
+ * or pool task that called plait_run (which returns only once every coroutine of its
+ * scheduler has ended), and whatever that one runs on top of. */
 bool plait__held_beneath(uint64_t owner);
+/* The owner identity of the work or plain thread under this thread's coroutines (what
+ * plait__self() says outside them); 0 if it never asked for one (it holds nothing). */
+uint64_t plait__self_outside_coroutines(void);
 /* Make id the calling plain thread's identity (a forked child going on as the work
  * that forked it). */
 void plait__self_become(uint64_t id);

@@ -16,8 +16,9 @@
  *
  * The owner is the calling coroutine, pool task or plain thread (plait__self), which is
  * how unlock by a non-owner and relocking one's own mutex are caught; so is a lock by
- * a pool task run inside a helping join of the holder, on the same worker (waiting, it
- * would never see the holder resume).
+ * a pool task run inside a helping join of the holder, on the same worker, or by a
+ * coroutine of a scheduler the holder runs (waiting, either would never see the holder
+ * resume: plait__held_beneath).
  */
 #include "internal.h"
 

@@ -772,12 +772,19 @@ plait_pool *plait_pool_default(void)
 
 bool plait__held_beneath(uint64_t owner)
 {
-    plait__worker *wk = tls_worker;
-    if (!wk || !owner || plait__coro_current())
+    if (!owner)
         return false;
-    /* the chain is this worker's own: only it changes it (a cancelling walk reads) */
+    bool in_coroutine = plait__coro_current() != NULL;
+    if (in_coroutine && owner == plait__self_outside_coroutines())
+        return true;
+    plait__worker *wk = tls_worker;
+    if (!wk)
+        return false;
+    /* the chain is this worker's own: only it changes it (a cancelling walk reads); its
+     * top is the running task, which is the caller itself outside coroutines, and the
+     * task that called plait_run inside them */
     plait__future *f = atomic_load_explicit(&wk->running, memory_order_relaxed);
-    for (f = f ? f->next : NULL; f; f = f->next)
+    for (f = f && !in_coroutine ? f->next : f; f; f = f->next)
         if (f->identity == owner)
             return true;
     return false;

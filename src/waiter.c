@@ -400,6 +400,12 @@ uint64_t plait__self(void)
 
 void plait__self_become(uint64_t id) { thread_identity = id; }
 
+uint64_t plait__self_outside_coroutines(void)
+{
+    plait__future *work = plait__tls_work;
+    return work ? work->identity : thread_identity;
+}
+
 void plait__waitq_wake_all(plait__waitq *q, plait__wakeups *later)
 {
     plait__wait_node *node;

@@ -4,7 +4,9 @@
  * of the waiting one on the same worker, and a later task reuses the worker.  A task
  * run on top of the holder cannot unlock what the holder locked (-EPERM), and a lock
  * it would wait for can never be freed (the holder resumes only when it returns), so
- * that is -EDEADLK, for a mutex, a write lock, a process mutex and a once alike.
+ * that is -EDEADLK, for a mutex, a write lock, a process mutex and a once alike.  The
+ * same holds for a coroutine and the thread, plait thread or pool task that runs its
+ * scheduler (plait_run returns only once its coroutines have ended).
  */
 #include "helpers.h"
 
@@ -13,7 +15,8 @@ static plait_mutex *m;
 static plait_rwlock *rw;
 static plait_cond *cv;
 static plait_pmutex *pm;
-static plait_once once = PLAIT_ONCE_INIT;
+static plait_once once;
+static plait_mutex *left_locked; /* by an ended task: never destroyed */
 
 /* Run fn as a task of the one-worker pool and join it: from inside a task of the pool,
  * the join helps, so fn runs on top of the caller, on the same thread. */
@@ -25,6 +28,17 @@ static int run_task(plait_fn fn)
     int r = plait_join(t, &v, SOON()); /* a negative code returned is the task's failure */
     return r < 0 ? r : INT(v);
 }
+
+/* Run fn as the main coroutine of a scheduler on the calling thread. */
+static int run_coroutine(plait_fn fn)
+{
+    void *v = NULL;
+    int r = plait_run(fn, NULL, &v); /* a negative code returned is main's failure */
+    return r < 0 ? r : INT(v);
+}
+
+/* How holder runs code on top of itself, on its own thread. */
+static int (*run_on_top)(plait_fn);
 
 static void *unlock_m(void *a) { (void)a; return ARG(plait_mutex_unlock(m)); }
 static void *lock_m(void *a)
@@ -49,26 +63,29 @@ static void *unlock_pm(void *a) { (void)a; return ARG(plait_pmutex_unlock(pm)); 
 static void *lock_pm(void *a) { (void)a; return ARG(plait_pmutex_lock(pm, SOON())); }
 static int nothing(void *a) { (void)a; return 0; }
 static void *call_once(void *a) { (void)a; return ARG(plait_once_call(&once, nothing, NULL, SOON())); }
-static int once_fn(void *a) { *(int *)a = run_task(call_once); return 0; }
+static int once_fn(void *a) { *(int *)a = run_on_top(call_once); return 0; }
 
+/* Takes each lock, and checks what runs on top of it (run_on_top) neither gives it
+ * back nor waits for it. */
 static void *holder(void *a)
 {
     (void)a;
+    once = (plait_once)PLAIT_ONCE_INIT;
     CHECK_EQ(plait_mutex_lock(m, SOON()), 0);
-    CHECK_EQ(run_task(unlock_m), -EPERM);
-    CHECK_EQ(run_task(lock_m), -EDEADLK);
-    CHECK_EQ(run_task(cond_wait_m), -EPERM);
+    CHECK_EQ(run_on_top(unlock_m), -EPERM);
+    CHECK_EQ(run_on_top(lock_m), -EDEADLK);
+    CHECK_EQ(run_on_top(cond_wait_m), -EPERM);
     CHECK_EQ(plait_mutex_unlock(m), 0); /* still ours */
 
     CHECK_EQ(plait_rwlock_wrlock(rw, SOON()), 0);
-    CHECK_EQ(run_task(wrunlock_rw), -EPERM);
-    CHECK_EQ(run_task(wrlock_rw), -EDEADLK);
-    CHECK_EQ(run_task(rdlock_rw), -EDEADLK);
+    CHECK_EQ(run_on_top(wrunlock_rw), -EPERM);
+    CHECK_EQ(run_on_top(wrlock_rw), -EDEADLK);
+    CHECK_EQ(run_on_top(rdlock_rw), -EDEADLK);
     CHECK_EQ(plait_rwlock_wrunlock(rw), 0);
 
     CHECK_EQ(plait_pmutex_lock(pm, SOON()), 0);
-    CHECK_EQ(run_task(unlock_pm), -EPERM);
-    CHECK_EQ(run_task(lock_pm), -EDEADLK);
+    CHECK_EQ(run_on_top(unlock_pm), -EPERM);
+    CHECK_EQ(run_on_top(lock_pm), -EDEADLK);
     CHECK_EQ(plait_pmutex_unlock(pm), 0);
 
     int inner = 1;
@@ -76,31 +93,65 @@ static void *holder(void *a)
     CHECK_EQ(inner, -EDEADLK);
 
     /* free now: a task on top takes and gives back for itself */
-    CHECK_EQ(run_task(lock_unlock_m), 0);
+    CHECK_EQ(run_on_top(lock_unlock_m), 0);
     return NULL;
 }
 
 static void *leave_locked(void *a) { (void)a; return ARG(plait_mutex_lock(m, SOON())); }
 static void *try_m(void *a) { (void)a; return ARG(plait_mutex_lock(m, plait_deadline_in(50 * PLAIT_MS))); }
+static void *run_coroutine_on_thread(void *fn) { return ARG(run_coroutine((plait_fn)fn)); }
 
 
-TEST(a_task_on_top_is_not_the_owner)
+static void create_all(void)
 {
     CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 1}), 0);
     CHECK_EQ(plait_mutex_create(&m), 0);
     CHECK_EQ(plait_rwlock_create(&rw), 0);
     CHECK_EQ(plait_cond_create(&cv), 0);
     CHECK_EQ(plait_pmutex_create(&pm), 0);
+}
+
+static void destroy_all(void)
+{
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    CHECK_EQ(plait_pmutex_destroy(pm), 0);
+    CHECK_EQ(plait_cond_destroy(cv), 0);
+    CHECK_EQ(plait_rwlock_destroy(rw), 0);
+}
+
+TEST(a_task_on_top_is_not_the_owner)
+{
+    create_all();
+    run_on_top = run_task;
     CHECK_EQ(run_task(holder), 0);
     /* a task that ends holding the mutex leaves it to no later task of its worker */
     CHECK_EQ(run_task(leave_locked), 0);
     CHECK_EQ(run_task(unlock_m), -EPERM);
     CHECK_EQ(run_task(try_m), -ETIMEDOUT);
-    CHECK_EQ(plait_pool_destroy(pool), 0);
-    CHECK_EQ(plait_pmutex_destroy(pm), 0);
-    CHECK_EQ(plait_cond_destroy(cv), 0);
-    CHECK_EQ(plait_rwlock_destroy(rw), 0);
-    /* (m stays locked by the ended task: not destroyed) */
+    destroy_all();
+    left_locked = m;
 }
 
-RUN_TESTS(CASE(a_task_on_top_is_not_the_owner))
+/* A coroutine of a scheduler that a plain thread, a plait thread or a pool task runs
+ * is on top of it: what that one holds is never freed while the coroutine waits. */
+TEST(a_coroutine_is_not_the_owner_beneath_it)
+{
+    create_all();
+    run_on_top = run_coroutine;
+    CHECK_EQ(INT(holder(NULL)), 0); /* the test's own thread */
+    plait_task t;
+    void *v = ARG(-1);
+    CHECK_EQ(plait_thread_start(&t, holder, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 0);
+    CHECK_EQ(run_task(holder), 0); /* a pool task */
+    /* a coroutine of another thread's scheduler waits for the holder as usual */
+    CHECK_EQ(plait_mutex_lock(m, SOON()), 0);
+    CHECK_EQ(plait_thread_start(&t, run_coroutine_on_thread, try_m, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ETIMEDOUT); /* its failure */
+    CHECK_EQ(plait_mutex_unlock(m), 0);
+    CHECK_EQ(plait_mutex_destroy(m), 0);
+    destroy_all();
+}
+
+RUN_TESTS(CASE(a_task_on_top_is_not_the_owner), CASE(a_coroutine_is_not_the_owner_beneath_it))

@@ -1761,7 +1761,8 @@ TEST(lock_ownership_errors)
     thread_start(&th, probe_foreign, &f);
     thread_join(th);
     check_foreign(&f);
-    /* nor is a plait thread, nor a coroutine on this very thread */
+    /* nor is a plait thread, nor a coroutine on this very thread; for that one the
+     * lock is -EDEADLK: the holder beneath it cannot unlock before plait_run returns */
     foreign_probe pt = {.m = f.m, .shm = f.shm};
     plait_task t;
     CHECK_EQ(plait_thread_start(&t, probe_foreign, &pt, NULL), 0);
@@ -1769,7 +1770,10 @@ TEST(lock_ownership_errors)
     check_foreign(&pt);
     foreign_probe co = {.m = f.m, .shm = f.shm};
     check_run(probe_foreign, &co);
-    check_foreign(&co);
+    CHECK_EQ(co.unlock_m, -EPERM);
+    CHECK_EQ(co.unlock_shm, -EPERM);
+    CHECK_EQ(co.lock_m, -EDEADLK);
+    CHECK_EQ(co.lock_shm, -EDEADLK);
 
     CHECK_EQ(plait_pmutex_unlock(f.m), 0);
     CHECK_EQ(plait_shm_unlock(f.shm), 0);

@@ -75,6 +75,12 @@ static void *rw_foreign_main(void *p)
     return rw_foreign_probe(p);
 }
 
+static void *rw_foreign_coroutine_thread(void *p)
+{
+    check_run(rw_foreign_main, p);
+    return NULL;
+}
+
 /* Read-held by someone else: a writer times out, and having given up it no longer
  * holds readers back. */
 static void *rw_writer_times_out(void *p)
@@ -127,13 +133,15 @@ TEST(rwlock_basics_threads)
     CHECK_PROMPT(start);
     CHECK_EQ(plait_rwlock_rdunlock(rw), -EPERM); /* write-held: no reader */
     CHECK_EQ(plait_rwlock_destroy(rw), -EBUSY);
-    /* another thread, and a coroutine on this very thread, are other parties */
+    /* another thread, and a coroutine of another thread's scheduler, are other parties
+     * (one of this thread's own would get -EDEADLK: test_pool_identity.c) */
     pr = (rw_probe){.rw = rw};
     thread_start(&th, rw_foreign_probe, &pr);
     thread_join(th);
     check_foreign_probe(&pr);
     pr = (rw_probe){.rw = rw};
-    check_run(rw_foreign_main, &pr);
+    thread_start(&th, rw_foreign_coroutine_thread, &pr);
+    thread_join(th);
     check_foreign_probe(&pr);
     CHECK_EQ(plait_rwlock_wrunlock(rw), 0);
     CHECK_EQ(plait_rwlock_wrunlock(rw), -EPERM); /* twice */
