@@ -746,9 +746,13 @@ void plait__shared_child_died(unsigned pid);
  * used one (nothing of plait runs between fork and exec), so an object that counts
  * its users' parts (a queue's sides) forgets it without counting a part gone. */
 void plait__shared_child_execd(unsigned pid);
-/* plait__pfutex_wait on a word of obj, counted in obj->local_waiters. */
+/* plait__pfutex_wait on a word of obj, counted in obj->local_waiters and in *sleepers
+ * (the object's shared count of waiters on word, which its wakers read to decide
+ * whether to wake it).  A wait in progress at a fork goes on in the child too, as a
+ * second wait that takes itself off the count as the parent's does: the child counts
+ * it again. */
 int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expected,
-                       int64_t deadline, const char *what);
+                       atomic_uint *sleepers, int64_t deadline, const char *what);
 
 /* ---- the process-shared mutex (psync.c), also the lock of a plait_shm region ---- */
 typedef struct plait__pmutex_state {

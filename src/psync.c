@@ -80,10 +80,8 @@ int plait__pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t 
         /* nobody may report the holder's death (a grandchild whose parent died first):
          * look for it now and then */
         int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
-        atomic_fetch_add(&st->waiters, 1);
-        int r = plait__shared_wait(obj, &st->seq, seq, recheck < deadline ? recheck : deadline,
-                                   "process mutex");
-        atomic_fetch_sub(&st->waiters, 1);
+        int r = plait__shared_wait(obj, &st->seq, seq, &st->waiters,
+                                   recheck < deadline ? recheck : deadline, "process mutex");
         if (r == -ETIMEDOUT && recheck < deadline) {
             if (word != me && plait__pid_gone(word) && release_dead(st, word)) {
                 atomic_fetch_add(&st->seq, 1); /* then take it, or let others: as a release */
@@ -227,9 +225,8 @@ int plait_psem_acquire(plait_psem *sem, int64_t deadline)
         while (c > 0)
             if (atomic_compare_exchange_weak(&st->count, &c, c - 1))
                 return 0;
-        atomic_fetch_add(&st->waiters, 1);
-        int r = plait__shared_wait(&sem->obj, &st->count, 0, deadline, "process semaphore");
-        atomic_fetch_sub(&st->waiters, 1);
+        int r = plait__shared_wait(&sem->obj, &st->count, 0, &st->waiters, deadline,
+                                   "process semaphore");
         if (r < 0)
             return r;
     }
@@ -334,9 +331,8 @@ int plait_pevent_wait(plait_pevent *event, int64_t deadline)
     pevent_state *st = event->st;
     unsigned start = atomic_load(&st->word), v = start;
     while (!(v & 1) && (v >> 1) == (start >> 1)) {
-        atomic_fetch_add(&st->waiters, 1);
-        int r = plait__shared_wait(&event->obj, &st->word, v, deadline, "process event");
-        atomic_fetch_sub(&st->waiters, 1);
+        int r = plait__shared_wait(&event->obj, &st->word, v, &st->waiters, deadline,
+                                   "process event");
         if (r < 0)
             return r;
         v = atomic_load(&st->word);

@@ -249,10 +249,8 @@ int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t de
         unsigned seq = atomic_load(&st->send_seq);
         plait__plock_unlock(&st->lock);
         int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
-        atomic_fetch_add(&st->send_waiters, 1);
-        int r = plait__shared_wait(&queue->obj, &st->send_seq, seq,
+        int r = plait__shared_wait(&queue->obj, &st->send_seq, seq, &st->send_waiters,
                                    recheck < deadline ? recheck : deadline, "queue send");
-        atomic_fetch_sub(&st->send_waiters, 1);
         if (r == -ETIMEDOUT && recheck < deadline)
             side_leave(st, 0, false); /* purge holders gone unreported */
         else if (r < 0)
@@ -291,10 +289,8 @@ ssize_t plait_queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dead
         unsigned seq = atomic_load(&st->recv_seq);
         plait__plock_unlock(&st->lock);
         int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
-        atomic_fetch_add(&st->recv_waiters, 1);
-        int r = plait__shared_wait(&queue->obj, &st->recv_seq, seq,
+        int r = plait__shared_wait(&queue->obj, &st->recv_seq, seq, &st->recv_waiters,
                                    recheck < deadline ? recheck : deadline, "queue recv");
-        atomic_fetch_sub(&st->recv_waiters, 1);
         if (r == -ETIMEDOUT && recheck < deadline)
             side_leave(st, 0, false); /* purge holders gone unreported */
         else if (r < 0)

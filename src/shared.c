@@ -220,12 +220,16 @@ void plait__shared_forked_self(void)
 typedef struct shared_waiting {
     struct shared_waiting *next;
     plait__shared_obj *obj;
+    atomic_uint *sleepers;
 } shared_waiting;
 static PLAIT_TLS shared_waiting *this_thread_waits;
 
 /* In a new child: its parent's children are not its own, and the objects its parent
  * let go are nobody's here.  The waits the parent counted are its threads' (gone
- * here) but for those of the thread that forked, which go on in the child. */
+ * here) but for those of the thread that forked, which go on in the child: each is now
+ * two waits, the parent's and this one, that will each take themselves off the shared
+ * count of sleepers, so it counts them once more (or a waker would see none while this
+ * one sleeps). */
 static void forget_parent_s_children(void)
 {
     children_len = 0;
@@ -233,8 +237,10 @@ static void forget_parent_s_children(void)
         obj->children = 0;
         atomic_store(&obj->local_waiters, 0);
     }
-    for (shared_waiting *w = this_thread_waits; w; w = w->next)
+    for (shared_waiting *w = this_thread_waits; w; w = w->next) {
         atomic_fetch_add(&w->obj->local_waiters, 1);
+        atomic_fetch_add(w->sleepers, 1);
+    }
     release_unheld();
 }
 
@@ -246,12 +252,14 @@ void plait__shared_atfork(int phase)
 }
 
 int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expected,
-                       int64_t deadline, const char *what)
+                       atomic_uint *sleepers, int64_t deadline, const char *what)
 {
-    shared_waiting me = {this_thread_waits, obj};
+    shared_waiting me = {this_thread_waits, obj, sleepers};
     this_thread_waits = &me;
     atomic_fetch_add(&obj->local_waiters, 1);
+    atomic_fetch_add(sleepers, 1);
     int r = plait__pfutex_wait(word, expected, deadline, what, obj);
+    atomic_fetch_sub(sleepers, 1);
     atomic_fetch_sub(&obj->local_waiters, 1);
     shared_waiting **at = &this_thread_waits; /* coroutines of a thread end in any order */
     while (*at != &me)

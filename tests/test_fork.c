@@ -156,8 +156,16 @@ static void *fork_beside_a_psem_wait(void *arg)
 #else
     bool child_waits = true;
 #endif
+    int ready[2];
+    CHECK_EQ(pipe(ready), 0);
     pid_t pid = fork();
     if (pid == 0) {
+        /* the wait goes on here: it looks at the count again and sleeps anew, counted
+         * among the semaphore's waiters while the parent's copy of it takes itself off
+         * (the fork made two of one wait: each once counted only once, so the release
+         * below saw no waiter to wake) */
+        settle();
+        CHECK_EQ(write(ready[1], "r", 1), 1);
         if (child_waits)
             CHECK_EQ(plait_join(waiter, NULL, SOON()), 0); /* the parent's release */
         child_exit();
@@ -165,6 +173,10 @@ static void *fork_beside_a_psem_wait(void *arg)
     CHECK(pid > 0);
     CHECK_EQ(plait_cancel(waiter), 0);
     CHECK_EQ(plait_join(waiter, NULL, SOON()), -ECANCELED);
+    char c;
+    CHECK_EQ(read(ready[0], &c, 1), 1); /* (a blocking read: nothing else runs here) */
+    CHECK_EQ(close(ready[0]), 0);
+    CHECK_EQ(close(ready[1]), 0);
     CHECK_EQ(plait_psem_release(psem), 0);
     int status = reap_within(pid, 20);
     CHECK(WIFEXITED(status));
