@@ -91,6 +91,7 @@ struct watcher {
     unsigned used;              /* slots with entries */
     atomic_uint ctl;            /* bumped to make the watcher rebuild its list */
     bool asleep;                /* in futex_waitv with a list that may be stale */
+    pthread_mutex_t working;    /* held by its thread but while it sleeps (see the fork) */
 };
 
 static pthread_mutex_t watchers_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -117,6 +118,7 @@ static void *watcher_main(void *arg)
     watcher *wt = arg;
     struct waitv_item v[WATCH_SLOTS + 1];
     unsigned slot_of[WATCH_SLOTS + 1];
+    pthread_mutex_lock(&wt->working);
     for (;;) {
         unsigned ctl = atomic_load(&wt->ctl);
         size_t n = 0;
@@ -131,7 +133,9 @@ static void *watcher_main(void *arg)
         }
         wt->asleep = true;
         plait__spin_unlock(&wt->lock);
+        pthread_mutex_unlock(&wt->working);
         long r = syscall(SYS_futex_waitv, v, n, 0, NULL, CLOCK_MONOTONIC);
+        pthread_mutex_lock(&wt->working);
         plait__wakeups later = {.n = 0};
         plait__spin_lock(&wt->lock);
         wt->asleep = false;
@@ -163,6 +167,8 @@ static watcher *watcher_for(atomic_uint *word, unsigned expected, unsigned *slot
                 watcher *wt = count < WATCHERS_MAX ? calloc(1, sizeof *wt) : NULL;
                 pthread_t th;
                 pthread_attr_t attr;
+                if (wt)
+                    pthread_mutex_init(&wt->working, NULL);
                 bool ok = wt && pthread_attr_init(&attr) == 0;
                 if (ok) {
                     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -172,6 +178,8 @@ static watcher *watcher_for(atomic_uint *word, unsigned expected, unsigned *slot
                 }
                 if (!ok) {
                     pthread_mutex_unlock(&watchers_lock);
+                    if (wt)
+                        pthread_mutex_destroy(&wt->working);
                     free(wt);
                     return NULL;
                 }
@@ -253,16 +261,17 @@ static void watch_remove(watch_entry *e)
  * spurious wake-up, which every waiter takes in its stride: it looks at its word again,
  * and waits through a watcher of the child).  Its entry is unlinked from the old
  * watcher's memory, which stays, when it runs.  Other threads' coroutines are not in the
- * child to run.  A watcher whose thread held its lock at the fork is left alone (its
- * lists may be half changed): those waits end only at their deadlines. */
+ * child to run.  The fork found every watcher asleep and its lock free (the prepare
+ * handler holds `working` and the lock), so the lists are whole, and no wake-up a
+ * watcher had claimed is still on its way: it was delivered before the fork, into the
+ * inbox the child has (one half delivered would leave its coroutine waiting for ever,
+ * as a lock held by a watcher at the fork once did; a claimed waiter is left alone). */
 static void wake_own_waits(void)
 {
     plait__sched *s = plait__sched_current();
     unsigned count = atomic_load(&watcher_count);
     for (unsigned k = 0; s && k < count; k++) {
         watcher *wt = watchers[k];
-        if (atomic_load(&wt->lock.held))
-            continue;
         for (unsigned i = 0; i < WATCH_SLOTS; i++)
             for (watch_entry *e = wt->pairs[i].entries; e; e = e->next)
                 if (e->waiter->coro && e->waiter->coro->sched == s &&
@@ -273,13 +282,27 @@ static void wake_own_waits(void)
 
 void plait__pfutex_atfork(int phase)
 {
+    if (phase == PLAIT__FORK_PREPARE)
+        pthread_mutex_lock(&watchers_lock);
+    unsigned count = atomic_load(&watcher_count);
+    for (unsigned k = 0; k < count; k++) {
+        watcher *wt = watchers[k];
+        if (phase == PLAIT__FORK_PREPARE) {
+            pthread_mutex_lock(&wt->working);
+            plait__spin_lock(&wt->lock);
+        } else {
+            plait__spin_unlock(&wt->lock);
+            pthread_mutex_unlock(&wt->working);
+        }
+    }
     /* in the child the threads are gone; their memory is left as it is (a slot's
      * entries lived on stacks of threads that are gone too, or of coroutines woken here) */
     if (phase == PLAIT__FORK_CHILD) {
         wake_own_waits();
         atomic_store(&watcher_count, 0);
     }
-    plait__atfork_mutex(&watchers_lock, phase);
+    if (phase != PLAIT__FORK_PREPARE)
+        pthread_mutex_unlock(&watchers_lock);
 }
 
 /* ---- waiting ---- */

@@ -145,9 +145,10 @@ static void *acquire_psem(void *arg)
     return PLAIT_FAIL(plait_psem_acquire(psem, SOON()));
 }
 
-static void *fork_beside_a_psem_wait(void *arg)
+/* One round: fork while a coroutine waits on psem; the child's copy of the wait must
+ * end with the parent's release, and the parent's with its cancel. */
+static void fork_beside_a_psem_wait_once(int64_t child_deadline)
 {
-    (void)arg;
     plait_task waiter;
     CHECK_EQ(plait_spawn(&waiter, acquire_psem, NULL), 0);
     settle(); /* it waits, through a watcher thread of this process */
@@ -167,7 +168,7 @@ static void *fork_beside_a_psem_wait(void *arg)
         settle();
         CHECK_EQ(write(ready[1], "r", 1), 1);
         if (child_waits)
-            CHECK_EQ(plait_join(waiter, NULL, SOON()), 0); /* the parent's release */
+            CHECK_EQ(plait_join(waiter, NULL, child_deadline), 0); /* the parent's release */
         child_exit();
     }
     CHECK(pid > 0);
@@ -182,6 +183,14 @@ static void *fork_beside_a_psem_wait(void *arg)
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);
     CHECK_EQ(plait_psem_value(psem), child_waits ? 0 : 1); /* the child took it */
+    if (!child_waits)
+        CHECK_EQ(plait_psem_acquire(psem, 0), 0);
+}
+
+static void *fork_beside_a_psem_wait(void *arg)
+{
+    (void)arg;
+    fork_beside_a_psem_wait_once(SOON());
     return NULL;
 }
 
@@ -192,6 +201,50 @@ TEST(fork_beside_a_coroutine_waiting_on_a_process_semaphore)
 {
     CHECK_EQ(plait_psem_create(&psem, 0), 0);
     check_run(fork_beside_a_psem_wait, NULL);
+    CHECK_EQ(plait_psem_destroy(psem), 0);
+}
+
+/* Keeps the watcher at work: a wait of 50 µs on another semaphore, again and again,
+ * each one a new word for the watcher to add to its list and then drop. */
+static plait_psem *poked;
+static atomic_bool stop_poking;
+
+static void *poke_watcher(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop_poking))
+        CHECK_EQ(plait_psem_acquire(poked, plait_deadline_in(50 * PLAIT_US)), -ETIMEDOUT);
+    return NULL;
+}
+
+static void *poker(void *arg)
+{
+    check_run(poke_watcher, arg);
+    return NULL;
+}
+
+static void *forks_beside_psem_waits(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 100 && !check_failures; round++)
+        fork_beside_a_psem_wait_once(plait_deadline_in(5 * PLAIT_SEC));
+    return NULL;
+}
+
+/* The same, forking while the watcher works: a fork that found its lock held (by the
+ * watcher, or by another thread adding a wait) once left the child's coroutine asleep
+ * for ever, and one that came between the watcher's claim of a waiter and its wake-up
+ * lost that wake-up.  A stress: the watcher is at work most of the time. */
+TEST(forks_while_the_watcher_works)
+{
+    CHECK_EQ(plait_psem_create(&psem, 0), 0);
+    CHECK_EQ(plait_psem_create(&poked, 0), 0);
+    pthread_t th;
+    thread_start(&th, poker, NULL);
+    check_run(forks_beside_psem_waits, NULL);
+    atomic_store(&stop_poking, true);
+    thread_join(th);
+    CHECK_EQ(plait_psem_destroy(poked), 0);
     CHECK_EQ(plait_psem_destroy(psem), 0);
 }
 
@@ -371,6 +424,7 @@ RUN_TESTS(CASE(scheduler_in_a_default_pool_task_offloads),
           CASE(fork_in_a_pool_task_leaves_the_parent_s_tasks),
           CASE(fork_in_a_coroutine_with_the_watchdog_on),
           CASE(fork_beside_a_coroutine_waiting_on_a_process_semaphore),
+          CASE(forks_while_the_watcher_works),
           CASE(plait_close_in_a_child_leaves_the_parent_s_waits_alone),
           /* last: it leaves the parent's default pool running, whose threads TSan
            * would take for live ones of later children that start threads of their own
