@@ -267,7 +267,8 @@ typedef struct plait_waitgroup plait_waitgroup;
  * an owner of its own, not its worker thread); not recursive.  One that ends holding
  * it leaves it locked: no later coroutine, thread or task is its owner. */
 int plait_mutex_create(plait_mutex **mutex);
-/* -EBUSY while locked or waited on. */
+/* -EBUSY while locked or waited on (a plait_cond_wait with it included: the waiter
+ * locks it again before it returns). */
 int plait_mutex_destroy(plait_mutex *mutex);
 /* 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (the caller holds it already, or one beneath the
  * caller on its thread holds it, which could not unlock it before the caller returns: a

@@ -24,7 +24,8 @@
  * its holder creates threads and may take the ones after; then signal watchers, keys, stacks, futures, futex watchers,
  * registry, none of which is ever taken while another is held.  Then the spin locks
  * of the table of blocking waits by descriptor (poll.c), held for an instant by
- * whoever holds one, never while taking anything else.
+ * whoever holds one, never while taking anything else; then the buckets onces wait in
+ * (once.c), held for an instant too.
  */
 #include "internal.h"
 
@@ -43,6 +44,7 @@ static void prepare(void)
     plait__pfutex_atfork(PLAIT__FORK_PREPARE);
     plait__shared_atfork(PLAIT__FORK_PREPARE);
     plait__fd_waits_atfork(PLAIT__FORK_PREPARE);
+    plait__once_atfork(PLAIT__FORK_PREPARE);
     /* Last: the inbox of the forking thread's scheduler.  Other threads post to it
      * under its spin lock; one caught inside at the fork would leave it held in the
      * child, whose loop would then spin on it for ever.  Its holders take nothing
@@ -57,6 +59,7 @@ static void parent(void)
     plait__sched *s = plait__sched_current();
     if (s)
         plait__spin_unlock(&s->inbox.lock);
+    plait__once_atfork(PLAIT__FORK_PARENT);
     plait__fd_waits_atfork(PLAIT__FORK_PARENT);
     plait__shared_atfork(PLAIT__FORK_PARENT);
     plait__pfutex_atfork(PLAIT__FORK_PARENT);
@@ -74,6 +77,7 @@ static void child(void)
     plait__sched *s = plait__sched_current();
     if (s)
         plait__spin_unlock(&s->inbox.lock); /* the child's only thread took it */
+    plait__once_atfork(PLAIT__FORK_CHILD);
     plait__fd_waits_atfork(PLAIT__FORK_CHILD);
     plait__shared_atfork(PLAIT__FORK_CHILD);
     plait__pfutex_atfork(PLAIT__FORK_CHILD);

@@ -697,6 +697,9 @@ void plait__shared_atfork(int phase);
 /* poll.c: the locks of the table of blocking waits by descriptor (spin locks: taken
  * last, after every mutex above). */
 void plait__fd_waits_atfork(int phase);
+/* once.c: the locks of the buckets onces wait in (spin locks: taken after the table's;
+ * a wake-up delivered under one may take a scheduler's inbox lock). */
+void plait__once_atfork(int phase);
 /* The lock of the record of a start's descriptors (process.c), held for an instant;
  * in a child not made for that start, closes them. */
 void plait__spawn_atfork(int phase);

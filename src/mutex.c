@@ -9,7 +9,8 @@
  * STARVING_NS asks for a hand-off instead: unlock makes it the owner before it wakes,
  * so no waiter is overtaken for ever.  A waiter told to try again has left the queue
  * but will touch the mutex once more: it is counted in `retrying` until it is back
- * under the lock, and destroy answers -EBUSY meanwhile, as for a queued waiter.
+ * under the lock, and destroy answers -EBUSY meanwhile, as for a queued waiter.  So is
+ * a condition waiter, from the unlock in plait_cond_wait to its relock.
  *
  * A plain thread spins briefly before it sleeps; a coroutine never spins (the owner
  * may be a coroutine of its own scheduler).
@@ -28,7 +29,8 @@ struct plait_mutex {
     plait__spinlock lock;
     uint64_t owner;       /* plait__self() of the holder; 0 when free */
     plait__waitq waiters; /* node data: the waiter's lock_request */
-    unsigned retrying;    /* waiters told to try again that have not come back yet */
+    unsigned retrying;    /* waiters told to try again that have not come back yet, and
+                             condition waiters (each locks it again before it returns) */
 };
 
 struct plait_cond {
@@ -70,11 +72,11 @@ typedef struct lock_request {
 /* The outcomes of a wait: the mutex was handed over, or the waiter should try again. */
 enum { HANDED_OVER = 0, TRY_AGAIN = 1 };
 
-static int mutex_lock(plait_mutex *m, int64_t deadline, bool cancellable)
+/* came_back: the caller is counted in `retrying` (a condition waiter). */
+static int mutex_lock(plait_mutex *m, int64_t deadline, bool cancellable, bool came_back)
 {
     lock_request request = {plait__self(), 0};
     bool spin = !plait__coro_current();
-    bool came_back = false;
     for (int round = 0;; round++) {
         plait__spin_lock(&m->lock);
         if (came_back) {
@@ -112,7 +114,7 @@ int plait_mutex_lock(plait_mutex *m, int64_t deadline)
 {
     if (!m)
         return -EINVAL;
-    return mutex_lock(m, deadline, true);
+    return mutex_lock(m, deadline, true, false);
 }
 
 int plait_mutex_unlock(plait_mutex *m)
@@ -172,10 +174,15 @@ int plait_cond_wait(plait_cond *c, plait_mutex *m, int64_t deadline)
     plait__spin_lock(&c->lock);
     plait__waitq_push(&c->waiters, &c->lock, &node, &w, 0, NULL);
     plait__spin_unlock(&c->lock);
+    /* Counted until it has the mutex again: a destroy meanwhile is refused (-EBUSY)
+     * instead of freeing what the relock below takes. */
+    plait__spin_lock(&m->lock);
+    m->retrying++;
+    plait__spin_unlock(&m->lock);
     plait_mutex_unlock(m);
     r = plait__waiter_block(&w, deadline);
     plait__wait_node_unlink(&node);
-    mutex_lock(m, PLAIT_FOREVER, false);
+    mutex_lock(m, PLAIT_FOREVER, false, true);
     return r;
 }
 

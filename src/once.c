@@ -31,6 +31,7 @@ int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t d
         return -EINVAL;
     if (__atomic_load_n(&once->state, __ATOMIC_ACQUIRE) == DONE)
         return 0;
+    plait__fork_init(); /* the buckets' locks across fork (plait__once_atfork) */
     uint64_t self = plait__self();
     struct bucket *b = bucket_of(once);
     plait__spin_lock(&b->lock);
@@ -64,5 +65,21 @@ int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t d
         if (r < 0)
             return r;
         plait__spin_lock(&b->lock);
+    }
+}
+
+/* The buckets' locks across fork (fork.c): they are plait's, shared by every once, and
+ * a child must not inherit one that another thread held for its instant (every once of
+ * that bucket would spin there for ever).  In the child the waits of the parent's other
+ * threads go. */
+void plait__once_atfork(int phase)
+{
+    for (int i = 0; i < BUCKETS; i++) {
+        if (phase == PLAIT__FORK_PREPARE)
+            plait__spin_lock(&buckets[i].lock);
+        else
+            plait__spin_unlock(&buckets[i].lock); /* in the child: ours, copied held */
+        if (phase == PLAIT__FORK_CHILD)
+            plait__waitq_forget_other_threads(&buckets[i].waiters, plait__sched_current());
     }
 }

@@ -541,6 +541,65 @@ static void *destroy_after_unlock_main(void *p)
 
 TEST(mutex_destroy_while_a_waiter_tries_again) { check_run(destroy_after_unlock_main, NULL); }
 
+/* A condition waiter locks its mutex again before it returns: while it waits (the
+ * mutex unlocked, nobody queued on it), a destroy of the mutex must be refused, or the
+ * waiter's relock takes freed memory (it did: the destroy said 0 and the relock spun
+ * for ever on the freed lock word). */
+typedef struct {
+    plait_mutex *m;
+    plait_cond *c;
+    plait_event *waiting;
+    int result;
+} cond_destroy_ctx;
+
+static void *cond_destroy_waiter(void *p)
+{
+    cond_destroy_ctx *x = p;
+    CHECK_EQ(plait_mutex_lock(x->m, SOON()), 0);
+    CHECK_EQ(plait_event_set(x->waiting), 0);
+    x->result = plait_cond_wait(x->c, x->m, SOON());
+    CHECK_EQ(plait_mutex_unlock(x->m), 0);
+    return NULL;
+}
+
+static void *cond_destroy_main(void *p)
+{
+    cond_destroy_ctx *x = p;
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, cond_destroy_waiter, x), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    return NULL;
+}
+
+TEST(mutex_destroy_refused_during_cond_wait)
+{
+    for (int coroutine = 0; coroutine < 2; coroutine++) {
+        cond_destroy_ctx x = {.result = 1};
+        CHECK_EQ(plait_mutex_create(&x.m), 0);
+        CHECK_EQ(plait_cond_create(&x.c), 0);
+        CHECK_EQ(plait_event_create(&x.waiting), 0);
+        pthread_t th;
+        sched_thread st;
+        if (coroutine)
+            sched_thread_start(&st, cond_destroy_main, &x);
+        else
+            thread_start(&th, cond_destroy_waiter, &x);
+        CHECK_EQ(plait_event_wait(x.waiting, SOON()), 0);
+        CHECK_EQ(plait_mutex_lock(x.m, SOON()), 0); /* it waits on the condition now */
+        CHECK_EQ(plait_mutex_unlock(x.m), 0);
+        CHECK_EQ(plait_mutex_destroy(x.m), -EBUSY);
+        CHECK_EQ(plait_cond_signal(x.c), 0);
+        if (coroutine)
+            sched_thread_join(&st);
+        else
+            thread_join(th);
+        CHECK_EQ(x.result, 0);
+        CHECK_EQ(plait_mutex_destroy(x.m), 0);
+        CHECK_EQ(plait_cond_destroy(x.c), 0);
+        CHECK_EQ(plait_event_destroy(x.waiting), 0);
+    }
+}
+
 /* A coroutine on one scheduler thread waits for a mutex a coroutine on another
  * holds; cancelling it from a third thread leaves the mutex consistent. */
 typedef struct {
@@ -2053,6 +2112,7 @@ RUN_TESTS(CASE(null_arguments), CASE(mutex_between_threads), CASE(owner_identity
           CASE(mutex_thread_and_coroutine), CASE(mutex_coroutines), CASE(mutex_no_starvation),
           CASE(mutex_handed_to_a_waiter_of_over_a_millisecond),
           CASE(mutex_cancel_waiter), CASE(mutex_destroy_while_a_waiter_tries_again),
+          CASE(mutex_destroy_refused_during_cond_wait),
           CASE(mutex_across_schedulers_with_cancel),
           CASE(mutex_stress_mixed), CASE(cond_basics_threads_and_coroutines),
           CASE(cond_signal_one_broadcast_all), CASE(cond_cancel_and_timeout_relock),

@@ -1598,6 +1598,85 @@ TEST(barrier_round_completes_only_with_parties_it_releases)
     CHECK_EQ(plait_barrier_destroy(b), 0);
 }
 
+/* Onces wait in a few global buckets, each under a spin lock of plait's own.  A child
+ * forked while another thread held one for its instant found it held for ever: any
+ * once of that bucket, not just the one in use, hung there (14 children in 20 did).
+ * A thread here keeps taking the bucket of a once that runs; each child uses another
+ * once of the same bucket. */
+static plait_once ofork_onces[64];
+static atomic_int ofork_stop;
+
+static int ofork_slow(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&ofork_stop))
+        plait_sleep(PLAIT_MS);
+    return 0;
+}
+
+static int ofork_quick(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static unsigned ofork_bucket(const void *o)
+{
+    uintptr_t a = (uintptr_t)o;
+    return (unsigned)((a >> 4 ^ a >> 9) % 16); /* once.c's choice */
+}
+
+static void *ofork_runner(void *p)
+{
+    (void)p;
+    CHECK_EQ(plait_once_call(&ofork_onces[0], ofork_slow, NULL, SOON()), 0);
+    return NULL;
+}
+
+static void *ofork_hammer(void *p)
+{
+    (void)p;
+    while (!atomic_load(&ofork_stop))
+        plait_once_call(&ofork_onces[0], ofork_quick, NULL, 0); /* -ETIMEDOUT: it runs */
+    return NULL;
+}
+
+TEST(once_buckets_across_fork)
+{
+    plait_once *other = NULL;
+    for (int i = 1; i < 64 && !other; i++)
+        if (ofork_bucket(&ofork_onces[i]) == ofork_bucket(&ofork_onces[0]))
+            other = &ofork_onces[i];
+    CHECK(other != NULL);
+    if (!other)
+        return;
+    atomic_store(&ofork_stop, 0);
+    pthread_t runner, hammer;
+    thread_start(&runner, ofork_runner, NULL);
+    plait_sleep(20 * PLAIT_MS); /* it runs fn */
+    thread_start(&hammer, ofork_hammer, NULL);
+    int hung = 0;
+    for (int i = 0; i < 100 && !hung; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            signal(SIGALRM, SIG_DFL); /* not the harness's: a hang is a signal */
+            alarm(2);
+            _exit(plait_once_call(other, ofork_quick, NULL, PLAIT_FOREVER) == 0 ? 0 : 1);
+        }
+        CHECK(pid > 0);
+        if (pid < 0)
+            break;
+        int status;
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        hung += WIFSIGNALED(status);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    CHECK_EQ(hung, 0);
+    atomic_store(&ofork_stop, 1);
+    thread_join(hammer);
+    thread_join(runner);
+}
+
 RUN_TESTS(CASE(rwlock_bad_input), CASE(rwlock_basics_threads), CASE(rwlock_fairness_both_ways),
           CASE(rwlock_cancel_and_timeout_withdraw), CASE(rwlock_many_readers_at_once),
           CASE(rwlock_stress_mixed), CASE(rwlock_writer_not_starved_by_readers),
@@ -1610,4 +1689,5 @@ RUN_TESTS(CASE(rwlock_bad_input), CASE(rwlock_basics_threads), CASE(rwlock_fairn
           CASE(barrier_destroy_waits_for_a_timed_out_waiter),
           CASE(rwlock_destroy_waits_for_a_timed_out_writer),
           CASE(rwlock_write_unlock_beside_a_reader_giving_up),
-          CASE(barrier_round_completes_only_with_parties_it_releases))
+          CASE(barrier_round_completes_only_with_parties_it_releases),
+          CASE(once_buckets_across_fork))
