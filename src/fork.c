@@ -105,6 +105,16 @@ void plait__atfork_mutex(pthread_mutex_t *m, int phase)
         pthread_mutex_unlock(m);
 }
 
+void plait__atfork_wait_queue(plait__spinlock *lock, plait__waitq *q, int phase)
+{
+    if (phase == PLAIT__FORK_PREPARE)
+        plait__spin_lock(lock);
+    else
+        plait__spin_unlock(lock); /* in the child: ours, copied held */
+    if (phase == PLAIT__FORK_CHILD)
+        plait__waitq_forget_other_threads(q, plait__sched_current());
+}
+
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void install(void)

@@ -687,6 +687,9 @@ void plait__fork_init(void);
 /* A global mutex across fork: taken before it, released after it in the parent and in
  * the child (by the thread that took it, the child's only thread). */
 void plait__atfork_mutex(pthread_mutex_t *m, int phase);
+/* A global spin lock guarding a wait queue across fork, the same way; in the child the
+ * queue's waits of the parent's other threads go (they are not there to end them). */
+void plait__atfork_wait_queue(plait__spinlock *lock, plait__waitq *q, int phase);
 /* Each module's part: take its global lock before the fork, release it after in the
  * parent, release it in the child and reset what the child does not inherit. */
 void plait__local_atfork(int phase);

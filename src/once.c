@@ -74,12 +74,6 @@ int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t d
  * threads go. */
 void plait__once_atfork(int phase)
 {
-    for (int i = 0; i < BUCKETS; i++) {
-        if (phase == PLAIT__FORK_PREPARE)
-            plait__spin_lock(&buckets[i].lock);
-        else
-            plait__spin_unlock(&buckets[i].lock); /* in the child: ours, copied held */
-        if (phase == PLAIT__FORK_CHILD)
-            plait__waitq_forget_other_threads(&buckets[i].waiters, plait__sched_current());
-    }
+    for (int i = 0; i < BUCKETS; i++)
+        plait__atfork_wait_queue(&buckets[i].lock, &buckets[i].waiters, phase);
 }

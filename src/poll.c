@@ -426,14 +426,8 @@ static struct {
  * and a thread woken that way, its wait never decided, would spin). */
 void plait__fd_waits_atfork(int phase)
 {
-    for (int i = 0; i < CLOSE_STRIPES; i++) {
-        if (phase == PLAIT__FORK_PREPARE)
-            plait__spin_lock(&fd_waits[i].lock);
-        else
-            plait__spin_unlock(&fd_waits[i].lock); /* in the child: ours, copied held */
-        if (phase == PLAIT__FORK_CHILD)
-            plait__waitq_forget_other_threads(&fd_waits[i].waits, plait__sched_current());
-    }
+    for (int i = 0; i < CLOSE_STRIPES; i++)
+        plait__atfork_wait_queue(&fd_waits[i].lock, &fd_waits[i].waits, phase);
 }
 
 uint32_t plait__fd_close_gen(int fd)
