@@ -259,6 +259,8 @@ static int worker_main(void *arg)
     notify_id nid = {.dev = nst.st_dev, .ino = nst.st_ino};
     if (p->init) {
         int r = p->init(p->init_arg);
+        fflush(stdout); /* what it printed goes out, as a task's does (see below) */
+        fflush(stderr);
         if (r < 0) {
             ws->init_error = r;
             return 0;
@@ -320,6 +322,12 @@ static int worker_main(void *arg)
                 _exit(0); /* a child the task forked, returning from it too: the task is
                            * its worker's, and this process no worker (it would put the
                            * slot on the done ring a second time, and then take tasks) */
+            /* what the task printed goes out before it is reported done: a worker ends
+             * with _exit (replaced, destroyed), which drops a stream's buffer, and
+             * stdout on a pipe or file is fully buffered (only the standard streams:
+             * another stream may still hold what the parent had buffered at the fork) */
+            fflush(stdout);
+            fflush(stderr);
             if (have_timer)
                 timer_settime(timer, 0, &(struct itimerspec){0}, NULL);
             store_outcome(ts, n, p->result_max);

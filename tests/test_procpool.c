@@ -3454,6 +3454,55 @@ TEST(replacement_dying_in_its_initialiser_breaks_the_pool)
     fx_fini();
 }
 
+/* What a task prints goes out: a worker's stdout on a pipe or file is fully buffered,
+ * and a worker ends with _exit (replaced, or at destroy), which drops the buffer: the
+ * task's output was lost. */
+static ssize_t prints_a_line(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    printf("task-output\n");
+    return 0;
+}
+
+static ssize_t pool_printing_child(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    plait_procpool_options o = {.processes = 1, .max_tasks = 1};
+    plait_procpool *pool;
+    if (plait_procpool_create(&pool, &o) < 0)
+        return -1;
+    for (int i = 0; i < 2; i++) { /* the first worker is replaced (max_tasks), the second
+                                   * ends at destroy */
+        plait_task t;
+        void *res = NULL;
+        if (plait_procpool_submit(pool, &t, prints_a_line, NULL, 0) < 0 ||
+            plait_join(t, &res, plait_deadline_in(5 * PLAIT_SEC)) < 0)
+            return -1;
+        free(res);
+    }
+    return plait_procpool_destroy(pool) < 0 ? -1 : 0;
+}
+
+TEST(procpool_task_output_reaches_stdout)
+{
+    plait_process_options o = {.stdio = {PLAIT_STDIO_NULL, PLAIT_STDIO_PIPE, PLAIT_STDIO_INHERIT}};
+    plait_pipes pipes;
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, pool_printing_child, NULL, 0, &o, &pipes), 0);
+    char buf[256];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = plait_read(pipes.out, buf + got, sizeof buf - 1 - got, SOON());
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    plait_close(pipes.out);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(got, 2 * strlen("task-output\n"));
+}
+
 RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_used_from_a_worker_is_refused),
           CASE(join_after_destroy_touches_no_pool), CASE(two_threads_join_copies_of_one_task),
           CASE(imap_from_a_forked_child_is_refused),
@@ -3489,4 +3538,4 @@ RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_used_from_a_worker_is_refused)
           CASE(procpool_task_whose_fork_returns_too),
           CASE(procpool_task_closing_the_pools_descriptor),
           CASE(procpool_workers_reaped_by_the_kernel),
-          CASE(procpool_nothing_leaked))
+          CASE(procpool_task_output_reaches_stdout), CASE(procpool_nothing_leaked))
