@@ -146,17 +146,13 @@ static void *acquire_psem(void *arg)
 }
 
 /* One round: fork while a coroutine waits on psem; the child's copy of the wait must
- * end with the parent's release, and the parent's with its cancel. */
-static void fork_beside_a_psem_wait_once(int64_t child_deadline)
+ * end with the parent's release (if child_waits: else the child leaves at once), and
+ * the parent's with its cancel. */
+static void fork_beside_a_psem_wait_once(int64_t child_deadline, bool child_waits)
 {
     plait_task waiter;
     CHECK_EQ(plait_spawn(&waiter, acquire_psem, NULL), 0);
     settle(); /* it waits, through a watcher thread of this process */
-#if defined(__SANITIZE_THREAD__)
-    bool child_waits = false; /* (see fork_in_coroutine) */
-#else
-    bool child_waits = true;
-#endif
     int ready[2];
     CHECK_EQ(pipe(ready), 0);
     pid_t pid = fork();
@@ -190,7 +186,11 @@ static void fork_beside_a_psem_wait_once(int64_t child_deadline)
 static void *fork_beside_a_psem_wait(void *arg)
 {
     (void)arg;
-    fork_beside_a_psem_wait_once(SOON());
+#if defined(__SANITIZE_THREAD__)
+    fork_beside_a_psem_wait_once(SOON(), false); /* (see fork_in_coroutine) */
+#else
+    fork_beside_a_psem_wait_once(SOON(), true);
+#endif
     return NULL;
 }
 
@@ -226,8 +226,11 @@ static void *poker(void *arg)
 static void *forks_beside_psem_waits(void *arg)
 {
     (void)arg;
+    /* Under a sanitizer the child cannot wait: its wait needs a new watcher thread,
+     * which the runtime may never run in a child forked while another thread works
+     * (see child_calls_a_pool_of_the_parent); the plain build tests it. */
     for (int round = 0; round < 100 && !check_failures; round++)
-        fork_beside_a_psem_wait_once(plait_deadline_in(5 * PLAIT_SEC));
+        fork_beside_a_psem_wait_once(plait_deadline_in(5 * PLAIT_SEC), !CHECK_SANITIZED);
     return NULL;
 }
 

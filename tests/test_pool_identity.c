@@ -16,7 +16,8 @@ static plait_rwlock *rw;
 static plait_cond *cv;
 static plait_pmutex *pm;
 static plait_once once;
-static plait_mutex *left_locked; /* by an ended task: never destroyed */
+static plait_mutex *volatile left_locked; /* by an ended task: never destroyed (kept
+                                            * reachable: volatile, as it is never read) */
 
 /* Run fn as a task of the one-worker pool and join it: from inside a task of the pool,
  * the join helps, so fn runs on top of the caller, on the same thread. */
