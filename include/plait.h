@@ -475,7 +475,9 @@ int plait_cpu_count(void);
  * A pool belongs to the process that made it: its workers are not in a forked child,
  * so there every call on it (submit, map, shutdown, destroy) is -EPERM, and the child's
  * copy is not freed.  That holds for the parent's default pool too, but the child's
- * plait_pool_default() (and plait_to_thread) makes a new one, the child's own.
+ * plait_pool_default() (and plait_to_thread) makes a new one, the child's own.  A child
+ * forked inside a task that returns from the task ends there (_exit(0)): it is no
+ * worker (so does one that returns from a plait thread's function).
  * ------------------------------------------------------------------------- */
 
 typedef struct plait_pool plait_pool;

@@ -25,7 +25,8 @@
  * registry, none of which is ever taken while another is held.  Then the spin locks
  * of the table of blocking waits by descriptor (poll.c), held for an instant by
  * whoever holds one, never while taking anything else; then the buckets onces wait in
- * (once.c), held for an instant too.
+ * (once.c), held for an instant too; then the semaphores of the signal watchers
+ * (signal.c: any thread's plait_signals_wait takes one without the registry lock).
  */
 #include "internal.h"
 
@@ -45,6 +46,7 @@ static void prepare(void)
     plait__shared_atfork(PLAIT__FORK_PREPARE);
     plait__fd_waits_atfork(PLAIT__FORK_PREPARE);
     plait__once_atfork(PLAIT__FORK_PREPARE);
+    plait__signals_atfork_sems(PLAIT__FORK_PREPARE);
     /* Last: the inbox of the forking thread's scheduler.  Other threads post to it
      * under its spin lock; one caught inside at the fork would leave it held in the
      * child, whose loop would then spin on it for ever.  Its holders take nothing
@@ -59,6 +61,7 @@ static void parent(void)
     plait__sched *s = plait__sched_current();
     if (s)
         plait__spin_unlock(&s->inbox.lock);
+    plait__signals_atfork_sems(PLAIT__FORK_PARENT);
     plait__once_atfork(PLAIT__FORK_PARENT);
     plait__fd_waits_atfork(PLAIT__FORK_PARENT);
     plait__shared_atfork(PLAIT__FORK_PARENT);
@@ -77,6 +80,7 @@ static void child(void)
     plait__sched *s = plait__sched_current();
     if (s)
         plait__spin_unlock(&s->inbox.lock); /* the child's only thread took it */
+    plait__signals_atfork_sems(PLAIT__FORK_CHILD); /* before signals_atfork drops the list */
     plait__once_atfork(PLAIT__FORK_CHILD);
     plait__fd_waits_atfork(PLAIT__FORK_CHILD);
     plait__shared_atfork(PLAIT__FORK_CHILD);

@@ -791,6 +791,12 @@ void plait__future_atfork(int phase)
         if (plait__tls_work && plait__tls_work->identity)
             plait__self_become(plait__tls_work->identity);
         plait__tls_work = NULL;
+        /* nor does the scheduler it runs name that work: as its main ends, plait_run
+         * took the parent's future's lock, which a joiner or canceller of the parent
+         * may have held at the fork (the child then spun there for ever) */
+        plait__sched *s = plait__sched_current();
+        if (s)
+            s->work = NULL;
     }
     plait__atfork_mutex(&global_lock, phase);
 }

@@ -682,6 +682,13 @@ bool plait__signals_ignore_default(int sig); /* true: it did */
 /* Free a forked child's copy of a semaphore whose only waiters were the parent's other
  * threads (signal.c checks that none of the child's own waits on it). */
 void plait__sem_free_forked_copy(plait_sem *s);
+/* A semaphore plait keeps in a global structure (a signal watcher's) across fork: its
+ * spin lock taken before the fork and released after it; in the child the waits of the
+ * parent's other threads go. */
+void plait__sem_atfork(plait_sem *s, int phase);
+/* signal.c: the watchers' semaphores (spin locks, taken with the others, last; the
+ * registry lock is held then). */
+void plait__signals_atfork_sems(int phase);
 /* Register the fork handlers (once; called wherever global state is first made). */
 void plait__fork_init(void);
 /* A global mutex across fork: taken before it, released after it in the parent and in

@@ -110,6 +110,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
     SPIN_PAUSES = 64,       /* looks for work a CPU pause apart, then ... */
@@ -380,6 +381,10 @@ static void run_task(plait__worker *wk, plait__future *f)
         atomic_store_explicit(&f->cancelled, 1, memory_order_relaxed);
     void *value;
     int error = plait__future_run_work(f, &value);
+    if (PLAIT_UNLIKELY(pool_here(wk->pool) < 0))
+        _exit(0); /* a child the task forked, returning from it too: no worker of the
+                   * pool (it would complete the parent's future, then run the parent's
+                   * queued tasks a second time and park for ever) */
     if (running_publish(wk, f->next)) {
         /* a cancelling walk may be looking at f: wait until it is done */
         plait__spin_lock(&wk->running_lock);

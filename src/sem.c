@@ -36,6 +36,11 @@ void plait__sem_free_forked_copy(plait_sem *s)
     free(s); /* its waiters, if any, were other threads of the parent */
 }
 
+void plait__sem_atfork(plait_sem *s, int phase)
+{
+    plait__atfork_wait_queue(&s->lock, &s->waiters, phase);
+}
+
 int plait_sem_acquire(plait_sem *s, int64_t deadline)
 {
     if (!s)

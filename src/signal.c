@@ -253,6 +253,16 @@ bool plait__signals_ignore_default(int sig)
     return ignoring;
 }
 
+/* Each watcher's semaphore: any thread's plait_signals_wait takes its spin lock
+ * without the registry lock, and a child may still wait on (and destroy) the watchers
+ * it inherits; one held at the fork would be held there for ever.  Called with the
+ * registry lock held (taken by plait__signals_atfork before), so the list stays. */
+void plait__signals_atfork_sems(int phase)
+{
+    for (plait_signals *w = watchers; w; w = w->next)
+        plait__sem_atfork(w->ready, phase);
+}
+
 void plait__signals_atfork(int phase)
 {
     if (phase == PLAIT__FORK_CHILD) {

@@ -32,8 +32,13 @@ static void *thread_main(void *p)
     memcpy(thread_name, start.name, sizeof start.name);
     plait__tls_thread_name = thread_name;
     pthread_setname_np(pthread_self(), start.name);
+    pid_t me = getpid();
     void *value;
     int error = plait__future_run_work(start.future, &value);
+    if (PLAIT_UNLIKELY(getpid() != me))
+        _exit(0); /* a child fn forked, returning from it too: the future is the parent's
+                   * (completing it took its lock, which a joiner of the parent may have
+                   * held at the fork: the child spun there for ever) */
     /* its key destructors are the thread's too: the owner of what its function locked */
     if (start.future->identity)
         plait__self_become(start.future->identity);

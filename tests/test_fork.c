@@ -253,6 +253,194 @@ TEST(forks_while_the_watcher_works)
     CHECK_EQ(plait_psem_destroy(psem), 0);
 }
 
+/* ---- forks beside other threads inside plait's locks ---- */
+
+/* The forks of these stresses: enough that a lock another thread takes for an instant
+ * is held at some fork (each old bug hung 1 child in 30 to 200). */
+#define STRESS_FORKS (CHECK_SANITIZED ? 100 : 1500)
+
+static atomic_bool stress_done;
+static int children_hung, children_failed;
+
+/* In a stress's child: killed if still there in 3 s (not the test's own alarm
+ * handler, which would report the whole test as hung). */
+static void child_alarm(void)
+{
+    signal(SIGALRM, SIG_DFL);
+    alarm(3);
+}
+
+/* Reap a stress's child: one killed by its alarm hung. */
+static void count_child(pid_t pid)
+{
+    int status = reap_within(pid, 20);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+        children_hung++;
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        children_failed++;
+}
+
+static void check_children(void)
+{
+    CHECK_EQ(children_hung, 0);
+    CHECK_EQ(children_failed, 0);
+    children_hung = children_failed = 0;
+    atomic_store(&stress_done, false);
+}
+
+/* A signal watcher's semaphore is taken by any thread's wait without the registry's
+ * lock: a child forked while another thread was inside it spun for ever in its own
+ * wait on the watcher it inherits. */
+static plait_signals *stress_watcher;
+
+static void *poll_the_watcher(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stress_done))
+        CHECK_EQ(plait_signals_wait(stress_watcher, plait_now()), -ETIMEDOUT);
+    return NULL;
+}
+
+TEST(fork_beside_threads_polling_a_signal_watcher)
+{
+    int sigs[] = {SIGUSR2};
+    CHECK_EQ(plait_signals_create(&stress_watcher, sigs, 1), 0);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        thread_start(&th[i], poll_the_watcher, NULL);
+    for (int i = 0; i < STRESS_FORKS && !children_hung; i++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            child_alarm();
+            _exit(plait_signals_wait(stress_watcher, plait_deadline_in(PLAIT_MS)) == -ETIMEDOUT &&
+                          plait_signals_destroy(stress_watcher) == 0
+                      ? 0
+                      : 1);
+        }
+        CHECK(pid > 0);
+        count_child(pid);
+    }
+    atomic_store(&stress_done, true);
+    for (int i = 0; i < 2; i++)
+        thread_join(th[i]);
+    check_children();
+    CHECK_EQ(plait_signals_destroy(stress_watcher), 0);
+}
+
+/* Other threads poll a task's future (each poll takes its lock for an instant) while
+ * the task's code forks, and the child returns: from a scheduler's main coroutine run
+ * in a pool task (plait_run then took the parent task's lock as main ended), from a
+ * plait thread's function (the thread completed the parent's future), and from a pool
+ * task (the worker completed it, ran the parent's queued tasks again, and parked for
+ * ever): the child hung, or did the parent's work twice.  A child that returns from a
+ * task or a plait thread's function ends there (_exit(0)). */
+static plait_task stress_task;
+static atomic_int *queued_runs; /* shared: in how many processes the queued task ran */
+
+static atomic_int polls_that_joined;
+
+static void *poll_the_task(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stress_done)) {
+        int r = plait_join(stress_task, NULL, plait_now());
+        if (r == 0)
+            atomic_fetch_add(&polls_that_joined, 1);
+        if (r != -ETIMEDOUT)
+            break; /* joined (by this poll or the other's: -ESRCH) */
+    }
+    return NULL;
+}
+
+/* Fork STRESS_FORKS times; each child returns from the caller (ending how its caller
+ * ends), the parent counts them.  Returns in the child with true. */
+static bool forks_returning_in_the_child(void)
+{
+    for (int i = 0; i < STRESS_FORKS && !children_hung; i++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            child_alarm();
+            return true;
+        }
+        CHECK(pid > 0);
+        count_child(pid);
+    }
+    atomic_store(&stress_done, true);
+    return false;
+}
+
+static void *forking_main(void *arg)
+{
+    (void)arg;
+    forks_returning_in_the_child();
+    return NULL;
+}
+
+static void *task_running_a_forking_scheduler(void *arg)
+{
+    (void)arg;
+    pid_t me = getpid();
+    CHECK_EQ(plait_run(forking_main, NULL, NULL), 0);
+    if (getpid() != me)
+        _exit(0); /* the child: its plait_run returned */
+    return NULL;
+}
+
+static void *thread_returning_in_the_child(void *arg)
+{
+    (void)arg;
+    forks_returning_in_the_child();
+    return NULL;
+}
+
+static void *count_a_run(void *arg)
+{
+    atomic_fetch_add(queued_runs, 1);
+    return arg;
+}
+
+static void *task_returning_in_the_child(void *arg)
+{
+    plait_task queued;
+    CHECK_EQ(plait_pool_submit(arg, &queued, count_a_run, NULL), 0);
+    if (!forks_returning_in_the_child())
+        CHECK_EQ(plait_join(queued, NULL, SOON()), 0);
+    return NULL;
+}
+
+static void poll_while_it_forks(void)
+{
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        thread_start(&th[i], poll_the_task, NULL);
+    for (int i = 0; i < 2; i++)
+        thread_join(th[i]);
+    if (atomic_exchange(&polls_that_joined, 0) != 1)
+        CHECK_EQ(plait_join(stress_task, NULL, SOON()), 0);
+    check_children();
+}
+
+TEST(children_returning_from_tasks_and_threads_end_there)
+{
+    plait_pool *pool;
+    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 1}), 0);
+    CHECK_EQ(plait_pool_submit(pool, &stress_task, task_running_a_forking_scheduler, NULL), 0);
+    poll_while_it_forks();
+    CHECK_EQ(plait_thread_start(&stress_task, thread_returning_in_the_child, NULL, NULL), 0);
+    poll_while_it_forks();
+    queued_runs = mmap(NULL, sizeof *queued_runs, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(queued_runs != MAP_FAILED);
+    atomic_init(queued_runs, 0);
+    CHECK_EQ(plait_pool_submit(pool, &stress_task, task_returning_in_the_child, pool), 0);
+    poll_while_it_forks();
+    CHECK_EQ(atomic_load(queued_runs), 1); /* in the parent only */
+    CHECK_EQ(munmap(queued_runs, sizeof *queued_runs), 0);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
 /* ---- a scheduler inside a task of the default pool (a child's, of one worker) ---- */
 
 static void *add_one(void *arg) { return (void *)((intptr_t)arg + 1); }
@@ -430,6 +618,8 @@ RUN_TESTS(CASE(scheduler_in_a_default_pool_task_offloads),
           CASE(fork_in_a_coroutine_with_the_watchdog_on),
           CASE(fork_beside_a_coroutine_waiting_on_a_process_semaphore),
           CASE(forks_while_the_watcher_works),
+          CASE(fork_beside_threads_polling_a_signal_watcher),
+          CASE(children_returning_from_tasks_and_threads_end_there),
           CASE(plait_close_in_a_child_leaves_the_parent_s_waits_alone),
           /* last: it leaves the parent's default pool running, whose threads TSan
            * would take for live ones of later children that start threads of their own
