@@ -165,7 +165,8 @@ int plait_yield(void);
 /* Sleep until the deadline / for ns.  Coroutine or thread.  0, -ECANCELED.  A
  * coroutine, a plait thread or a pool task may sleep until PLAIT_FOREVER (until it is
  * cancelled); any other thread, which nothing can cancel, gets -EINVAL for it.  A past
- * deadline returns 0 at once. */
+ * deadline returns 0 at once.  A coroutine gets -ENOMEM when its scheduler's timer heap
+ * cannot grow (as any timed wait of a coroutine may). */
 int plait_sleep_until(int64_t deadline);
 int plait_sleep(int64_t ns);
 

@@ -44,6 +44,7 @@ static future_chunk *chunks; /* every chunk ever made: futures are never freed *
 static PLAIT_TLS plait__future *cache;
 static PLAIT_TLS unsigned cache_len;
 static PLAIT_TLS bool cache_registered;
+static PLAIT_TLS bool cache_gone; /* the thread's exit hook has flushed its cache */
 static pthread_key_t cache_key;
 static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
 static bool cache_key_made;
@@ -118,6 +119,10 @@ static void cache_thread_exit(void *unused)
 {
     (void)unused;
     plait__future_flush_cache();
+    /* Other exit hooks run after this one (a task-local destructor that joins a task):
+     * what they free goes straight back, not into a cache nobody flushes again. */
+    cache_gone = true;
+    cache_registered = false;
 }
 
 static void cache_key_make(void)
@@ -132,6 +137,8 @@ static bool cache_usable(void)
 {
     if (PLAIT_LIKELY(cache_registered) || plait__sched_current())
         return true;
+    if (cache_gone)
+        return false;
     pthread_once(&cache_key_once, cache_key_make);
     if (!cache_key_made || pthread_setspecific(cache_key, &cache_key) != 0)
         return false;
@@ -457,11 +464,22 @@ static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool ca
     }
     if (itself && !decided && r == 0)
         r = -EDEADLK;
+    bool now_only = false; /* a deadline past (or a cancelled caller): do not block */
+    if (r == 0 && !decided) {
+        if (cancellable && plait__check_cancel() < 0)
+            r = -ECANCELED;
+        else if (plait__deadline_passed(deadline))
+            r = -ETIMEDOUT;
+        now_only = r < 0;
+    }
     if (r < 0) {
-        /* bad handle, or itself: withdraw; if a task finished meanwhile its signal is
-         * absorbed */
-        if (!plait__waiter_claim(&w))
+        /* bad handle, itself, or no waiting: withdraw; if a task finished meanwhile its
+         * signal is absorbed (and, when the call was only not to block, reported) */
+        if (!plait__waiter_claim(&w)) {
             plait__waiter_block(&w, PLAIT_FOREVER);
+            if (now_only)
+                r = w.status;
+        }
     } else if (!claimed_here) {
         r = plait__waiter_block(&w, deadline);
     }
@@ -768,16 +786,22 @@ int plait_completed_destroy(plait_completed *set)
     }
     plait__future *done = set->done_head;
     set->done_head = set->done_tail = NULL;
-    for (plait__future *f = done; f; f = f->watch_next)
-        set->watched--;
     set->dead = true;
-    bool last = set->watched == 0;
     plait__spin_unlock(&set->lock);
+    /* The finished ones stay counted in `watched` until they are let go: until then
+     * another set's add may look at this set through them (-EBUSY), so the last
+     * running task to finish must not free it meanwhile. */
+    size_t released = 0;
     while (done) {
         plait__future *f = done;
         done = f->watch_next;
         completed_release(f);
+        released++;
     }
+    plait__spin_lock(&set->lock);
+    set->watched -= released;
+    bool last = set->watched == 0;
+    plait__spin_unlock(&set->lock);
     if (last)
         free(set);
     return 0;

@@ -328,10 +328,12 @@ static _Noreturn void coro_finish(plait__sched *s, plait__coro *c, void *result)
         result = NULL;
     }
     plait__locals_destroy(c);
-    if (c->group)
-        plait__group_child_finished(c->group, c, error);
+    /* The outcome first, then the group: whoever its wait lets go finds the children's
+     * outcomes there (a join with a past deadline, a wait-all) */
     plait__future_complete(c->future, result, error);
     c->future = NULL;
+    if (c->group)
+        plait__group_child_finished(c->group, c, error);
     if (c->all_prev)
         c->all_prev->all_next = c->all_next;
     else

@@ -230,11 +230,19 @@ static int class_grow(size_class *c)
     size_t slots = CHUNK_MIN_BYTES / c->slot_size;
     if (slots < CHUNK_MIN_SLOTS)
         slots = CHUNK_MIN_SLOTS;
-    size_t bytes = slots * c->slot_size;
-    char *chunk = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (chunk == MAP_FAILED)
-        return -ENOMEM;
+    char *chunk;
+    /* Big stacks make big chunks (16 slots of 1 GiB are 16 GiB): where that much
+     * address space is refused (RLIMIT_AS, vm.overcommit_memory=2), fewer slots may
+     * still fit, down to the one the spawn needs. */
+    for (;;) {
+        chunk = mmap(NULL, slots * c->slot_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (chunk != MAP_FAILED)
+            break;
+        if (slots == 1)
+            return -ENOMEM;
+        slots /= 2;
+    }
     for (size_t i = slots; i-- > 0;) {
         char *slot = chunk + i * c->slot_size;
         bool guarded = false;

@@ -2603,6 +2603,80 @@ TEST(pool_destroy_waits_out_a_shutdown_in_progress)
         CHECK_EQ(plait_event_destroy(lsd.e[i]), 0);
 }
 
+
+/* A set destroyed while it holds finished tasks on its done list and one still running:
+ * the running one used to be able to finish while the destroy let go of the finished
+ * ones, take the set's count to zero and free it, while an add of a finished one not
+ * yet let go (-EBUSY until then) still locked the set through it: a use after free
+ * (heap corruption: an abort, or a spin on the freed lock, in 4 runs of 4). */
+enum { DONE_N = 4000 };
+static plait_task done_n_tasks[DONE_N];
+static atomic_int destroy_go, running_may_end;
+static plait_completed *destroyed_set, *other_set;
+static void *spawn_done_n(void *p)
+{
+    (void)p;
+    for (int i = 0; i < DONE_N; i++)
+        CHECK_EQ(plait_spawn(&done_n_tasks[i], return_arg, NULL), 0);
+    plait_yield();
+    return NULL;
+}
+static void *runs_until_told(void *p)
+{
+    (void)p;
+    while (!atomic_load(&running_may_end))
+        sched_yield();
+    return NULL;
+}
+static void *destroys_set(void *p)
+{
+    (void)p;
+    while (!atomic_load(&destroy_go))
+        ;
+    atomic_store(&running_may_end, 1);
+    CHECK_EQ(plait_completed_destroy(destroyed_set), 0);
+    return NULL;
+}
+static void *adds_last_finished(void *p)
+{
+    (void)p;
+    while (!atomic_load(&destroy_go))
+        ;
+    int r;
+    while ((r = plait_completed_add(other_set, done_n_tasks[DONE_N - 1])) == -EBUSY)
+        ;
+    CHECK_EQ(r, 0);
+    return NULL;
+}
+TEST(completed_destroy_while_the_last_running_task_ends)
+{
+    for (int round = 0; round < 30; round++) {
+        atomic_store(&destroy_go, 0);
+        atomic_store(&running_may_end, 0);
+        check_run(spawn_done_n, NULL);
+        CHECK_EQ(plait_completed_create(&destroyed_set), 0);
+        CHECK_EQ(plait_completed_create(&other_set), 0);
+        for (int i = 0; i < DONE_N; i++)
+            CHECK_EQ(plait_completed_add(destroyed_set, done_n_tasks[i]), 0);
+        plait_task running;
+        CHECK_EQ(plait_thread_start(&running, runs_until_told, NULL, NULL), 0);
+        CHECK_EQ(plait_completed_add(destroyed_set, running), 0);
+        pthread_t d, a;
+        CHECK_EQ(pthread_create(&d, NULL, destroys_set, NULL), 0);
+        CHECK_EQ(pthread_create(&a, NULL, adds_last_finished, NULL), 0);
+        atomic_store(&destroy_go, 1);
+        pthread_join(d, NULL);
+        pthread_join(a, NULL);
+        CHECK_EQ(plait_join(running, NULL, PLAIT_FOREVER), 0);
+        plait_task t;
+        CHECK_EQ(plait_completed_next(other_set, &t, 0), 0);
+        CHECK_EQ(plait_completed_next(other_set, &t, 0), -EPIPE);
+        CHECK_EQ(plait_completed_destroy(other_set), 0);
+        for (int i = 0; i < DONE_N; i++)
+            CHECK_EQ(plait_join(done_n_tasks[i], NULL, PLAIT_FOREVER), 0);
+    }
+}
+
 RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_and_join),
           CASE(coroutine_joins_pool_task), CASE(pool_many_submits_run_once),
           CASE(fork_join_fib_two_workers), CASE(fork_join_fib_one_worker),
@@ -2627,4 +2701,5 @@ RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_
           CASE(completed_in_finishing_order), CASE(completed_finished_and_moved),
           CASE(completed_waiters), CASE(completed_last_wakes_other_waiters),
           CASE(completed_many_mixed),
-          CASE(completed_in_a_task_of_one_worker))
+          CASE(completed_in_a_task_of_one_worker),
+          CASE(completed_destroy_while_the_last_running_task_ends))

@@ -3,6 +3,8 @@
  * --wrap=madvise (tests/CMakeLists.txt), to make madvise refuse on demand. */
 #include "helpers.h"
 
+#include <sys/resource.h>
+
 #include <alloca.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -478,10 +480,64 @@ TEST(overflow_breaks_canary)
     expect_overflow_report(overflow_main, PLAIT_STACK_MIN, "canary");
 }
 
+
+/* A stack of 256 MiB used to take a chunk of 16 such slots (4 GiB of address space)
+ * with no way down: under an address-space limit (RLIMIT_AS, or vm.overcommit_memory
+ * = 2) that leaves room for the one stack, its spawn failed with -ENOMEM. */
+static void *big_stack_task(void *p)
+{
+    volatile char frame[64 * 1024];
+    frame[0] = 1;
+    return frame[0] ? p : NULL;
+}
+static void *big_stack_main(void *p)
+{
+    (void)p;
+    plait_task t;
+    plait_spawn_options o = {.stack_size = (size_t)256 << 20};
+    int r = plait_spawn_opts(&t, big_stack_task, ARG(7), &o);
+    if (r == 0)
+        r = plait_join(t, NULL, PLAIT_FOREVER);
+    return r == 0 ? NULL : PLAIT_FAIL(r);
+}
+static long vm_size_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+TEST(big_stack_under_an_address_space_limit)
+{
+    if (CHECK_SANITIZED)
+        return; /* a sanitizer's shadow memory makes RLIMIT_AS meaningless */
+    pid_t pid = fork();
+    if (pid == 0) {
+        long kb = vm_size_kb();
+        /* room for the stack (and the scheduler's own), not for 16 of them */
+        struct rlimit rl = {.rlim_cur = (rlim_t)kb * 1024 + ((rlim_t)1 << 30),
+                            .rlim_max = (rlim_t)kb * 1024 + ((rlim_t)1 << 30)};
+        if (kb < 0 || setrlimit(RLIMIT_AS, &rl) != 0)
+            _exit(3);
+        int r = plait_run(big_stack_main, NULL, NULL);
+        _exit(r == 0 ? 0 : r == -ENOMEM ? 12 : 4);
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
 RUN_TESTS(CASE(overflow_hits_guard_page), CASE(overflow_hits_guard_page_of_reused_stack),
           CASE(overflow_runs_off_small_stack), CASE(overflow_breaks_canary),
           CASE(stack_memory_goes_back), CASE(stack_memory_of_neighbours_stays),
           CASE(packed_stack_memory_of_neighbours_stays),
           CASE(stack_memory_goes_back_without_timers), CASE(stack_memory_of_ended_scheduler),
           CASE(stack_memory_kept_where_madvise_refuses),
-          CASE(stack_class_kept_mark_shared_by_two_schedulers))
+          CASE(stack_class_kept_mark_shared_by_two_schedulers),
+          CASE(big_stack_under_an_address_space_limit))
