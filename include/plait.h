@@ -633,7 +633,10 @@ const char *plait_io_backend(void);
  * descriptors that coroutines may be waiting on or writing with this, not close(2): a
  * poller does not notice a plain close, so a coroutine waiting on the descriptor may
  * sleep until its deadline, and a request queued in a ring would go to whatever file
- * next takes the number.  0, -EBADF for a
+ * next takes the number.  A plait call on fd in another thread that has tried but not
+ * yet begun to wait sees the close when it would wait, and tries once more: -EBADF
+ * (or what a file that took the number meanwhile says: closing a descriptor another
+ * thread still uses is a race in any program).  0, -EBADF for a
  * descriptor that is not open, or close(2)'s other errors (the descriptor is closed
  * all the same, as close(2) says). */
 int plait_close(int fd);

@@ -28,13 +28,13 @@ int plait_fd_set_nonblock(int fd, int on)
     return 0;
 }
 
-int plait__wait_to_retry(int fd, int events, int64_t deadline)
+int plait__wait_to_retry(int fd, int events, int64_t deadline, uint32_t since)
 {
     if (errno == EINTR)
         return 0;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
         return -errno;
-    int r = plait__wait_fd_tried(fd, events, deadline);
+    int r = plait__wait_fd_in_call(fd, events, deadline, true, since);
     return r < 0 ? r : 0;
 }
 
@@ -70,12 +70,15 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
     bool ring_read = true; /* the kernel may read in the ring (io_uring) */
     for (;;) {
         ssize_t n;
+        uint32_t since = plait__fd_call_begin(fd);
         if (batch) { /* once: after EAGAIN from the kernel, write(2) and wait as usual */
             batch = false;
-            if ((n = plait__ring_write(fd, buf, len, deadline)) != -ENOSYS && n != -EAGAIN)
+            if ((n = plait__ring_write(fd, buf, len, deadline, since)) != -ENOSYS &&
+                n != -EAGAIN)
                 return n;
         }
-        if (drained && ring_read && (n = plait__ring_read(fd, buf, len, deadline)) != -ENOSYS) {
+        if (drained && ring_read &&
+            (n = plait__ring_read(fd, buf, len, deadline, since)) != -ENOSYS) {
             if (n > 0) /* the kernel read it as soon as it came (io_uring) */
                 plait__fd_set_drained(fd, (size_t)n < len);
             if (n != -EAGAIN)
@@ -86,7 +89,7 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
             drained = false;
         }
         if (drained) { /* no ring: wait, then read */
-            int r = plait_wait_fd(fd, PLAIT_READABLE, deadline);
+            int r = plait__wait_fd_in_call(fd, PLAIT_READABLE, deadline, false, since);
             if (r < 0 && r != -ETIMEDOUT)
                 return r;
         }
@@ -108,7 +111,8 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
                 return -ETIMEDOUT;
             continue;
         }
-        int r = plait__wait_to_retry(fd, writing ? PLAIT_WRITABLE : PLAIT_READABLE, deadline);
+        int r = plait__wait_to_retry(fd, writing ? PLAIT_WRITABLE : PLAIT_READABLE, deadline,
+                                     since);
         if (r < 0)
             return r;
     }

@@ -491,24 +491,34 @@ void plait__fd_kind_stale(int fd);
 /* After a non-blocking system call on fd failed (errno set): 0 to try it again (it was
  * interrupted, or fd is now ready for events), else the -errno to return (the call's
  * own error, or the wait's: -ETIMEDOUT, -ECANCELED, ...).  fdio.c. */
-int plait__wait_to_retry(int fd, int events, int64_t deadline);
-/* plait_wait_fd() after the caller's system call said it would block: a caller
- * cancelled, or past its deadline, gets -ECANCELED or -ETIMEDOUT without another look
- * (poll.c). */
-int plait__wait_fd_tried(int fd, int events, int64_t deadline);
+int plait__wait_to_retry(int fd, int events, int64_t deadline, uint32_t since);
+/* At the top of each try of a call on fd (a read, an accept, ...): makes what the
+ * call's wait will need (the coroutine's poller, the thread's wake-up descriptor) now,
+ * not between its try and its wait, where one could take fd's number were fd closed
+ * meanwhile; and returns fd's close count (plait__fd_close_gen), which the call's wait
+ * or kernel read checks once it is where a plait_close would find it: a close since
+ * (before then) has it look again (0, or -EAGAIN from the ring) instead of waiting on
+ * a number that may name another file now (poll.c). */
+uint32_t plait__fd_call_begin(int fd);
+/* plait_wait_fd() within such a call: 0 at once if a plait_close came since `since`;
+ * tried: the caller's system call said it would block, so a caller cancelled, or past
+ * its deadline, gets -ECANCELED or -ETIMEDOUT without another look (poll.c). */
+int plait__wait_fd_in_call(int fd, int events, int64_t deadline, bool tried, uint32_t since);
 /* From a coroutine whose poller's backend can read (io_uring): read fd into buf in
  * the kernel once it has data, waiting until the deadline; the bytes, 0 at end of
  * file, or -errno.  -ENOSYS when the caller should read(2) itself instead (not a
  * coroutine, a backend that cannot, a deadline known to be past), -EAGAIN when the
- * deadline passed before the kernel read: the caller reads(2) once. */
-ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline);
+ * deadline passed before the kernel read, or a plait_close came since `since`
+ * (plait__fd_call_begin): the caller reads(2) once. */
+ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline, uint32_t since);
 /* The same for a write to a socket or pipe, made only while other coroutines of the
  * caller's scheduler are ready to run (the write then joins their requests in one
  * system call); -EAGAIN also when the kernel found no room, or the deadline passed
  * before it wrote; -ENOSYS also when none is, for other files, and when another
  * coroutine's write on fd is in the ring (which this call hands to the kernel first,
  * so that the caller's write(2) comes after it unless it waits there for room). */
-ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline);
+ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline,
+                          uint32_t since);
 
 /* ---- stacks (stack.c) ---- */
 int plait__stack_check_size(size_t size);

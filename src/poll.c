@@ -25,7 +25,12 @@
  * io_uring poll holds the file open), so every blocking wait is also linked, by
  * descriptor, in a process-wide table that plait_close() walks to wake the waiters
  * with -EBADF before it closes; it also counts the close (plait__fd_close_gen), so
- * every scheduler's epoll makes its registration of that number again.  It takes
+ * every scheduler's epoll makes its registration of that number again, and a call
+ * that has tried fd but not yet linked its wait sees the close when it links (it reads
+ * the count before its try: plait__fd_call_begin) and tries again instead of waiting
+ * on a number another file may have taken.  That call makes what its wait needs (its
+ * poller, its thread's wake-up descriptor) before its try, so the file that takes the
+ * number is never plait's own.  It takes
  * back the calling scheduler's own watch on the descriptor first, so that the file is
  * really closed when it returns; a watch by another scheduler is taken back when its
  * woken waiter runs (moments later).
@@ -478,6 +483,9 @@ int plait_close(int fd)
         return -EBADF;
     plait__wakeups later = {0};
     plait__spin_lock(&fd_waits[fd % CLOSE_STRIPES].lock);
+    /* counted first, under the lock: a call on fd that has tried but not yet linked
+     * its wait sees it when it links (plait__fd_call_begin), and one linked is woken */
+    atomic_fetch_add_explicit(&fd_waits[fd % CLOSE_STRIPES].closes, 1, memory_order_release);
     for (plait__wait_node *n = fd_waits[fd % CLOSE_STRIPES].waits.head; n; n = n->next)
         if (n->data == fd_key(fd) && n->waiter->io)
             take_back_or_wait_handed(n->waiter->io);
@@ -498,7 +506,8 @@ int plait_close(int fd)
             p->backend->io_cancel(p, fd, true);
     }
     int r = close(fd) < 0 && errno != EINTR ? -errno : 0; /* after EINTR it is gone too */
-    /* every poller must make its registration of the number again */
+    /* every poller must make its registration of the number again (counted once more:
+     * one made between the count above and the close is of the closed file) */
     atomic_fetch_add_explicit(&fd_waits[fd % CLOSE_STRIPES].closes, 1, memory_order_release);
     return r;
 }
@@ -605,7 +614,7 @@ int plait__poll_block(plait__waiter *w, int64_t deadline)
  * unconnected Unix datagram socket whose receiver is full: the kernel watches only a
  * connected peer's queue) would have it try for ever, deadline and cancellation
  * ignored. */
-static int wait_fd(int fd, int events, int64_t deadline, bool tried)
+static int wait_fd(int fd, int events, int64_t deadline, bool tried, const uint32_t *since)
 {
     if (fd < 0)
         return -EBADF;
@@ -639,6 +648,13 @@ static int wait_fd(int fd, int events, int64_t deadline, bool tried)
     }
     plait__wait_node node;
     link_for_close(&node, &w, fd);
+    /* a plait_close since the call began (of fd, or of another number of its stripe),
+     * before this wait was linked where the close would have found it: look again
+     * (unless a close has claimed the wait since: its wake-up must be taken) */
+    if (since && plait__fd_close_gen(fd) != *since && plait__waiter_claim(&w)) {
+        plait__wait_node_withdraw(&node);
+        return 0;
+    }
     int r = w.coro ? coro_wait_fd(w.coro->sched, &w, fd, events, deadline)
                    : plait__waiter_block(&w, deadline);
     plait__wait_node_unlink(&node);
@@ -647,12 +663,24 @@ static int wait_fd(int fd, int events, int64_t deadline, bool tried)
 
 int plait_wait_fd(int fd, int events, int64_t deadline)
 {
-    return wait_fd(fd, events, deadline, false);
+    return wait_fd(fd, events, deadline, false, NULL);
 }
 
-int plait__wait_fd_tried(int fd, int events, int64_t deadline)
+int plait__wait_fd_in_call(int fd, int events, int64_t deadline, bool tried, uint32_t since)
 {
-    return wait_fd(fd, events, deadline, true);
+    return wait_fd(fd, events, deadline, tried, &since);
+}
+
+uint32_t plait__fd_call_begin(int fd)
+{
+    plait__coro *c = plait__coro_current();
+    if (c) {
+        struct plait__poller *p;
+        (void)poller_get(c->sched, &p); /* a failure is the wait's to report */
+    } else {
+        (void)thread_wake_fd();
+    }
+    return fd < 0 ? 0 : plait__fd_close_gen(fd);
 }
 
 /* ---- a read or write the kernel makes for a coroutine ---- */
@@ -692,7 +720,7 @@ static struct plait__poller *ring_poller(int fd, int64_t deadline, int *r)
  * (the caller tries the system call once: it may have passed before the call), or when
  * the ring took no request (full, and io_uring_enter refused to make room). */
 static ssize_t ring_transfer(struct plait__poller *p, int fd, void *buf, size_t len,
-                             int64_t deadline, bool writing)
+                             int64_t deadline, bool writing, uint32_t since)
 {
     plait__waiter w;
     plait__waiter_init(&w, writing ? "write" : "read", (const void *)(intptr_t)fd);
@@ -712,9 +740,16 @@ static ssize_t ring_transfer(struct plait__poller *p, int fd, void *buf, size_t 
     plait__wait_node node;
     w.io = &op;
     link_for_close(&node, &w, fd);
-    p->waits++;
-    r = plait__waiter_block(&w, deadline);
-    p->waits--;
+    if (plait__fd_close_gen(fd) != since && plait__waiter_claim(&w)) {
+        /* a plait_close since the call began, before it could find this request: as a
+         * deadline before the kernel moved anything (the request never goes: the claim
+         * withdraws it), the caller's system call says whether fd is still there */
+        r = -ETIMEDOUT;
+    } else {
+        p->waits++;
+        r = plait__waiter_block(&w, deadline);
+        p->waits--;
+    }
     plait__wait_node_unlink(&node);
     if (!op.done) /* the wait ended otherwise: the kernel must let go of buf first */
         p->backend->io_cancel(p, fd, writing);
@@ -749,7 +784,7 @@ bool plait__fd_kind(plait__fd_slot *slot, int fd)
     return true;
 }
 
-ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline)
+ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline, uint32_t since)
 {
     int r;
     struct plait__poller *p = ring_poller(fd, deadline, &r);
@@ -760,15 +795,16 @@ ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline)
     release_ended(p, fd);
     if (p->fds[fd].reader || p->fds[fd].read_op)
         return -EBUSY;
-    ssize_t n = ring_transfer(p, fd, buf, len, deadline, false);
+    ssize_t n = ring_transfer(p, fd, buf, len, deadline, false, since);
     if (n == -ENOTSOCK && p->fds[fd].socket) { /* a stale kind: the kernel received */
         p->fds[fd].kind_known = false;
-        return plait__ring_read(fd, buf, len, deadline); /* as what it is now */
+        return plait__ring_read(fd, buf, len, deadline, since); /* as what it is now */
     }
     return n;
 }
 
-ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline)
+ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline,
+                          uint32_t since)
 {
     plait__sched *s = plait__sched_current();
     struct plait__poller *p = s ? s->poller : NULL;
@@ -788,7 +824,7 @@ ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline)
      * room: try, then wait */
     if (!slot->stream || slot->writer)
         return -ENOSYS;
-    return ring_transfer(p, fd, (void *)buf, len, deadline, true);
+    return ring_transfer(p, fd, (void *)buf, len, deadline, true, since);
 }
 
 void plait__poller_io_done(struct plait__poller *p, int fd, bool writing, int res)

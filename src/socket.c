@@ -334,6 +334,7 @@ int plait_accept(int fd, plait_addr *peer, int64_t deadline)
         plait_addr a;
         memset(&a, 0, sizeof a);
         a.len = sizeof a.u;
+        uint32_t since = plait__fd_call_begin(fd);
         int c = accept4(fd, &a.u.sa, &a.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c >= 0) {
             if (peer)
@@ -342,7 +343,7 @@ int plait_accept(int fd, plait_addr *peer, int64_t deadline)
         }
         if (connection_failed(errno))
             continue;
-        int r = plait__wait_to_retry(fd, PLAIT_READABLE, deadline);
+        int r = plait__wait_to_retry(fd, PLAIT_READABLE, deadline, since);
         if (r < 0)
             return r;
     }
@@ -458,6 +459,7 @@ ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
         return -EINVAL;
     int64_t backoff = PLAIT_MS;
     for (;;) {
+        uint32_t since = plait__fd_call_begin(fd);
         ssize_t n = sendto(fd, buf, len, MSG_NOSIGNAL, to ? &to->u.sa : NULL,
                            to ? to->len : 0);
         if (n >= 0)
@@ -479,7 +481,7 @@ ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
             backoff = backoff * 2 > 50 * PLAIT_MS ? 50 * PLAIT_MS : backoff * 2;
             continue;
         }
-        int r = plait__wait_to_retry(fd, PLAIT_WRITABLE, deadline);
+        int r = plait__wait_to_retry(fd, PLAIT_WRITABLE, deadline, since);
         if (r < 0)
             return r;
     }
@@ -493,13 +495,14 @@ ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t 
         plait_addr a;
         memset(&a, 0, sizeof a);
         a.len = sizeof a.u;
+        uint32_t since = plait__fd_call_begin(fd);
         ssize_t n = recvfrom(fd, buf, len, 0, &a.u.sa, &a.len);
         if (n >= 0) {
             if (from)
                 *from = a;
             return n;
         }
-        int r = plait__wait_to_retry(fd, PLAIT_READABLE, deadline);
+        int r = plait__wait_to_retry(fd, PLAIT_READABLE, deadline, since);
         if (r < 0)
             return r;
     }

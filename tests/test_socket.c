@@ -37,6 +37,7 @@
 #include <linux/io_uring.h>
 #include <linux/sockios.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -2995,8 +2996,68 @@ static void *bad_input(void *arg)
 
 SCENARIO_CASES(bad_input, bad_input, NULL)
 
+/* ---- a plait_close from another thread while a call is between its try and its wait ---- */
+
+/* A fresh thread's first accept or read on fd, in a coroutine (whose scheduler makes
+ * its poller at its first wait) or on the thread itself (which makes its wake-up
+ * descriptor then), while another thread closes fd with plait_close.  A descriptor
+ * plait made between the call's try and its wait could take fd's number, and the call
+ * then waited on plait's own descriptor for ever (plait compare's I/O step hung so); a
+ * close there, before the wait was linked where plait_close finds it, went unseen. */
+typedef struct {
+    int fd;
+    bool accept, in_coroutine;
+} closed_call;
+
+static void *call_on_the_closed(void *arg)
+{
+    closed_call *c = arg;
+    char b;
+    int r = c->accept ? plait_accept(c->fd, NULL, SOON())
+                      : (int)plait_read(c->fd, &b, 1, SOON());
+    return ARG(r); /* a failure (any: -EBADF, or what a new file of the number says) */
+}
+
+static void *thread_calling_on_the_closed(void *arg)
+{
+    closed_call *c = arg;
+    if (!c->in_coroutine)
+        return call_on_the_closed(c);
+    void *v = NULL;
+    int r = plait_run(call_on_the_closed, c, &v);
+    return ARG(r < 0 ? r : INT(v));
+}
+
+TEST(close_from_another_thread_ends_a_call_before_its_wait)
+{
+    for (int round = 0; round < 800 && !check_failures; round++) {
+        closed_call c = {.accept = round % 2 == 0, .in_coroutine = round % 4 < 2};
+        int other = -1;
+        if (c.accept) {
+            c.fd = plait_tcp_listen("127.0.0.1", 0, 1);
+        } else {
+            int sv[2];
+            CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+            c.fd = sv[0];
+            other = sv[1];
+        }
+        CHECK(c.fd >= 0);
+        plait_task t;
+        CHECK_EQ(plait_thread_start(&t, thread_calling_on_the_closed, &c, NULL), 0);
+        /* a few µs to some 100: the close lands before, inside and after the try */
+        for (volatile int spin = 0; spin < (round % 50) * 200; spin++) {
+        }
+        CHECK_EQ(plait_close(c.fd), 0);
+        int r = plait_join(t, NULL, SOON());
+        CHECK(r < 0 && r != -ETIMEDOUT); /* the call's failure, not a wait to its deadline */
+        if (other >= 0)
+            CHECK_EQ(close(other), 0);
+    }
+}
+
 RUN_TESTS(
     CASE(making_a_socket_ignores_sigpipe),
+    CASE(close_from_another_thread_ends_a_call_before_its_wait),
     CASE(io_backend_name),
     CASE(addresses_on_a_thread),
     CASE(addresses_in_a_coroutine),
