@@ -4,7 +4,8 @@
  * over reads is answered once whole).  GET only (405 for other methods; 400 for a GET
  * that says it has a body, which this server does not read: a body taken for the next
  * request would let a client smuggle one; 400 too for a request it cannot read safely:
- * a request line that is not "METHOD TARGET HTTP/1.x", a line not ended by CRLF or with
+ * a request line that is not "METHOD TARGET HTTP/1.x", a line not ended by CRLF (as soon
+ * as its bare LF comes, not after the timeout) or with
  * a CR inside, a header line without a colon or with space before it, a folded header
  * line, an HTTP/1.1 request without a Host, any with two, a Content-Length that is not
  * a number); "Connection: close" and HTTP/1.0 close after the answer (which says so),
@@ -250,6 +251,18 @@ static void *serve(void *arg)
                 from = done;
             char *end = memmem(in + from, have - from, "\r\n\r\n", 4);
             if (!end) {
+                /* a line ended by a bare LF: the block would never end as it must, and
+                 * the client would wait for the timeout instead of its 400 */
+                bool bare_lf = false;
+                for (char *lf = in + from; !bare_lf &&
+                                           (lf = memchr(lf, '\n', have - (size_t)(lf - in)));
+                     lf++)
+                    bare_lf = lf == in + done || lf[-1] != '\r';
+                if (bare_lf) {
+                    out_len = answer(out, out_len, bad_request, sizeof bad_request - 1);
+                    open = false;
+                    done = have;
+                }
                 scanned = have;
                 break;
             }

@@ -7,6 +7,7 @@
 #include <plait.h>
 #include <errno.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 typedef struct example_service {
     int listener, port;
@@ -21,10 +22,20 @@ static void *example_accept_loop(void *arg)
     if (plait_group_create(&conns) < 0)
         return PLAIT_FAIL(-ENOMEM);
     plait_spawn_options opts = {.stack_size = 16 * 1024, .group = conns};
-    int fd;
-    while ((fd = plait_accept(svc->listener, NULL, PLAIT_FOREVER)) >= 0)
+    for (;;) {
+        int fd = plait_accept(svc->listener, NULL, PLAIT_FOREVER);
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+            /* out of descriptors (the clients hold theirs too): let connections end,
+             * rather than leave every client still to come unanswered */
+            if (plait_sleep(10 * PLAIT_MS) < 0)
+                break;
+            continue;
+        }
+        if (fd < 0)
+            break; /* the listener was shut down (example_service_stop), or cancelled */
         if (plait_spawn_opts(NULL, svc->serve, (void *)(intptr_t)fd, &opts) < 0)
             plait_close(fd);
+    }
     plait_group_destroy(conns); /* the listener was closed: end the connections */
     return NULL;
 }
@@ -52,11 +63,16 @@ static inline int example_service_start(example_service *svc, plait_fn serve)
     return r;
 }
 
-/* Close the listener (its accept ends with -EBADF) and wait for the service. */
+/* Shut the listener down (its accept ends with -EINVAL, at once or when it comes), wait
+ * for the service, then close it.  Closing it first would free its number while the
+ * service thread may be between a try and its wait: a descriptor that thread makes
+ * then (its poller's, made at its first wait) can take the number, and the accept loop
+ * would wait on that one forever. */
 static inline void example_service_stop(example_service *svc)
 {
-    plait_close(svc->listener);
+    plait_shutdown(svc->listener, SHUT_RDWR);
     plait_join(svc->thread, NULL, PLAIT_FOREVER);
+    plait_close(svc->listener);
 }
 
 #endif

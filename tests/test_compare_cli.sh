@@ -206,6 +206,23 @@ if [ -e /dev/full ]; then
         || fail "compare > /dev/full: exit $rc; $(cat "$tmp/full.err")"
 fi
 
+# ---- standard output closed (`>&-`): exit 3, and the table went into no file ------------
+# (the report took the free number 1, and the table was written into it: exit 0)
+rm -f "$tmp/closed.html"
+"$plait" compare --quick --quiet --html "$tmp/closed.html" >&- 2>"$tmp/closed.err"; rc=$?
+[ "$rc" = 3 ] && [ ! -e "$tmp/closed.html" ] && grep -q "cannot write" "$tmp/closed.err" \
+    && ok "compare with stdout closed: exit 3, no report" \
+    || fail "compare with stdout closed: exit $rc; $(head -c 300 "$tmp/closed.err")"
+
+# ---- --html /dev/stdout, stdout appending to a file: the report follows the table -------
+# (the report was renamed over the file: what it held and the table were lost)
+echo "kept line" >"$tmp/log"
+"$plait" compare --quick --quiet --html /dev/stdout >>"$tmp/log" 2>"$tmp/log.err"; rc=$?
+[ "$rc" = 0 ] && [ "$(head -1 "$tmp/log")" = "kept line" ] && grep -q "^plait compare:" "$tmp/log" &&
+    grep -qi "<html" "$tmp/log" \
+    && ok "compare --html /dev/stdout >> file: the line, the table and the report kept" \
+    || fail "compare --html /dev/stdout >> file: exit $rc; $(head -c 200 "$tmp/log")"
+
 # ---- a reader that has gone (`plait ... 2>&1 | head -1`): exit 3, no temporary report --
 # (SIGPIPE killed the tool at its first progress line: exit 141, .plait-report-PID left)
 { sleep 0.3; "$plait" compare --quick --html "$tmp/pipe.html"; } 2>&1 | true

@@ -205,6 +205,16 @@ static int open_in_place(const char *path)
     return fd;
 }
 
+/* The standard output or error (1 or 2) when st is the file it writes to, else -1. */
+static int standard_stream(const struct stat *st)
+{
+    struct stat s;
+    for (int fd = STDOUT_FILENO; fd <= STDERR_FILENO; fd++)
+        if (fstat(fd, &s) == 0 && s.st_dev == st->st_dev && s.st_ino == st->st_ino)
+            return fd;
+    return -1;
+}
+
 /* Open the report before anything is measured (a path that cannot be written is
  * refused first); false after saying why. */
 static bool open_report(const char *path, report_file *rep)
@@ -213,8 +223,14 @@ static bool open_report(const char *path, report_file *rep)
     bool exists = stat(path, &st) == 0;
     int fd = -1;
     rep->tmp[0] = 0;
+    int std = exists && S_ISREG(st.st_mode) ? standard_stream(&st) : -1;
     if (exists && S_ISDIR(st.st_mode)) {
         errno = EISDIR;
+    } else if (std >= 0) {
+        /* /dev/stdout of a tool whose output goes to a file: written in place through
+         * that descriptor, after the table (a new file renamed over it would replace
+         * the file, appended to or not, and drop the table) */
+        fd = fcntl(std, F_DUPFD_CLOEXEC, 3);
     } else if ((exists && !S_ISREG(st.st_mode)) ||
                (!exists && lstat(path, &link) == 0 && S_ISLNK(link.st_mode))) {
         fd = open_in_place(path);
