@@ -787,7 +787,15 @@ int plait_completed_destroy(plait_completed *set)
     plait__future *done = set->done_head;
     set->done_head = set->done_tail = NULL;
     set->dead = true;
+    /* With none finished, the set is not this call's to touch after the unlock: the
+     * last running task to finish (or another set's add of it) may free it then. */
+    bool last = !done && set->watched == 0;
     plait__spin_unlock(&set->lock);
+    if (!done) {
+        if (last)
+            free(set);
+        return 0;
+    }
     /* The finished ones stay counted in `watched` until they are let go: until then
      * another set's add may look at this set through them (-EBUSY), so the last
      * running task to finish must not free it meanwhile. */
@@ -800,7 +808,7 @@ int plait_completed_destroy(plait_completed *set)
     }
     plait__spin_lock(&set->lock);
     set->watched -= released;
-    bool last = set->watched == 0;
+    last = set->watched == 0;
     plait__spin_unlock(&set->lock);
     if (last)
         free(set);

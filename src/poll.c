@@ -244,21 +244,32 @@ static void release_ended(struct plait__poller *p, int fd)
     }
 }
 
+/* coro_wait_fd ends without waiting, with r: unless a plait_close on another thread
+ * has claimed w meanwhile (it is linked where a close finds it), whose wake-up is on
+ * its way to this coroutine and must be taken here (else it would resume the
+ * coroutine later, in whatever wait it is in then). */
+static int wait_fd_gives_up(plait__waiter *w, int r)
+{
+    if (plait__waiter_claim(w))
+        return r;
+    return plait__waiter_block(w, PLAIT_FOREVER);
+}
+
 static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
                         int64_t deadline)
 {
     struct plait__poller *p;
     int r = poller_get(s, &p);
     if (r < 0)
-        return r;
+        return wait_fd_gives_up(w, r);
     r = grow(p, fd);
     if (r < 0)
-        return r;
+        return wait_fd_gives_up(w, r);
     release_ended(p, fd);
     plait__fd_slot *slot = &p->fds[fd];
     if (((events & PLAIT_READABLE) && (slot->reader || slot->read_op)) ||
         ((events & PLAIT_WRITABLE) && (slot->writer || slot->write_op)))
-        return -EBUSY;
+        return wait_fd_gives_up(w, -EBUSY);
     if (events & PLAIT_READABLE)
         slot->reader = w;
     if (events & PLAIT_WRITABLE)
@@ -270,8 +281,8 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
         if (slot->writer == w)
             slot->writer = NULL;
         if (r == -EPERM) /* a regular file or the like: always ready */
-            return events & (PLAIT_READABLE | PLAIT_WRITABLE);
-        return r;
+            return wait_fd_gives_up(w, events & (PLAIT_READABLE | PLAIT_WRITABLE));
+        return wait_fd_gives_up(w, r);
     }
     p->waits++;
     r = plait__waiter_block(w, deadline);
@@ -768,6 +779,7 @@ bool plait__fd_kind(plait__fd_slot *slot, int fd)
      * which plait__ring_read looks again. */
     if (kind_current(slot, fd) && slot->pollable)
         return true;
+    uint32_t gen = plait__fd_close_gen(fd); /* before: a close meanwhile makes it stale */
     struct stat st;
     if (fstat(fd, &st) < 0)
         return false;
@@ -780,7 +792,7 @@ bool plait__fd_kind(plait__fd_slot *slot, int fd)
     slot->stream = slot->socket || S_ISFIFO(st.st_mode);
     slot->pollable = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode);
     slot->kind_known = true;
-    slot->kind_gen = plait__fd_close_gen(fd);
+    slot->kind_gen = gen;
     return true;
 }
 

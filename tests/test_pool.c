@@ -2677,6 +2677,48 @@ TEST(completed_destroy_while_the_last_running_task_ends)
     }
 }
 
+/* Two threads take turns adding one running task to a set of their own (retrying while
+ * the other's set still holds it: -EBUSY) and destroying that set.  A destroy of a set
+ * with nothing finished let go of it, then locked it again: the other thread's add had
+ * freed it meanwhile (a double free under AddressSanitizer). */
+static plait_task set_hopping_task;
+static atomic_bool set_hopping_stop;
+
+static void *sleep_until_told(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&set_hopping_stop))
+        CHECK_EQ(plait_sleep(PLAIT_MS), 0);
+    return NULL;
+}
+
+static void *hop_between_sets(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20000 && !check_failures; i++) {
+        plait_completed *set;
+        CHECK_EQ(plait_completed_create(&set), 0);
+        int r;
+        while ((r = plait_completed_add(set, set_hopping_task)) == -EBUSY)
+            sched_yield();
+        CHECK_EQ(r, 0);
+        CHECK_EQ(plait_completed_destroy(set), 0);
+    }
+    return NULL;
+}
+
+TEST(completed_destroy_of_a_set_with_nothing_finished_races_an_add)
+{
+    CHECK_EQ(plait_thread_start(&set_hopping_task, sleep_until_told, NULL, NULL), 0);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        thread_start(&th[i], hop_between_sets, NULL);
+    for (int i = 0; i < 2; i++)
+        thread_join(th[i]);
+    atomic_store(&set_hopping_stop, true);
+    CHECK_EQ(plait_join(set_hopping_task, NULL, SOON()), 0);
+}
+
 RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_and_join),
           CASE(coroutine_joins_pool_task), CASE(pool_many_submits_run_once),
           CASE(fork_join_fib_two_workers), CASE(fork_join_fib_one_worker),
@@ -2702,4 +2744,5 @@ RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_
           CASE(completed_waiters), CASE(completed_last_wakes_other_waiters),
           CASE(completed_many_mixed),
           CASE(completed_in_a_task_of_one_worker),
-          CASE(completed_destroy_while_the_last_running_task_ends))
+          CASE(completed_destroy_while_the_last_running_task_ends),
+          CASE(completed_destroy_of_a_set_with_nothing_finished_races_an_add))

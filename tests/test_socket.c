@@ -3030,6 +3030,11 @@ static void *thread_calling_on_the_closed(void *arg)
 
 TEST(close_from_another_thread_ends_a_call_before_its_wait)
 {
+    /* ThreadSanitizer reports the close racing the call's try as a race on the
+     * descriptor, which it is (the scenario): the plain and ASan builds test this */
+#if defined(__SANITIZE_THREAD__)
+    return;
+#endif
     for (int round = 0; round < 800 && !check_failures; round++) {
         closed_call c = {.accept = round % 2 == 0, .in_coroutine = round % 4 < 2};
         int other = -1;
