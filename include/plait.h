@@ -646,7 +646,8 @@ int plait_close(int fd);
  * in place.  Once started, an operation is waited for to its end and its result
  * returned even if the coroutine is cancelled meanwhile (the bytes moved cannot be
  * taken back; the cancellation shows at the next wait); a cancellation that comes
- * first (of the calling coroutine, plait thread or pool task) is -ECANCELED.  open()
+ * first (of the calling coroutine, plait thread or pool task), or while the operation
+ * still waits in the pool's queue, is -ECANCELED and the operation is not made.  open()
  * adds O_CLOEXEC and returns the descriptor; read and write at offset (< 0: at the
  * file position, moving it) return the bytes moved.  Errors are -errno. */
 int plait_file_open(const char *path, int flags, mode_t mode);
@@ -720,9 +721,13 @@ int plait_addr_port(const plait_addr *addr);
 /* Resolve a host name or numeric address and a port for a socket type (PLAIT_STREAM
  * or PLAIT_DGRAM): up to cap addresses into out, in the system's order of preference,
  * and their count (> 0).  Runs getaddrinfo() on the default pool, so the scheduler
- * goes on; a numeric host is parsed at once.  -ENOENT for a name that does not exist,
- * -EAGAIN for a temporary failure of the name service, -EINVAL for bad input,
- * -ETIMEDOUT / -ECANCELED (the lookup finishes in the background and is discarded). */
+ * goes on (from a pool task, on a thread of its own: the task's join would run it in
+ * place, past the deadline); a numeric host, in any form getaddrinfo takes ("127.1",
+ * "fe80::1%lo"), is parsed at once.  -ENOENT for a name that does not exist, -EAGAIN
+ * for a temporary failure of the name service, -EINVAL for bad input, -ETIMEDOUT /
+ * -ECANCELED (a lookup already running finishes in the background and is discarded;
+ * one not started yet is not made, so abandoned lookups behind a slow name service
+ * do not hold the pool's workers). */
 int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t cap,
                   int64_t deadline);
 

@@ -8,7 +8,8 @@
  * An operation handed to the pool is waited for to its end, even if the coroutine is
  * cancelled meanwhile: the bytes it moved (and the file position) cannot be taken
  * back, so its result is returned, and the cancellation shows at the coroutine's next
- * wait.  A cancellation that comes first is answered -ECANCELED without starting it.
+ * wait.  A cancellation that comes first, even while the operation still waits in the
+ * pool's queue, is answered -ECANCELED without starting it.
  */
 #include "internal.h"
 
@@ -72,11 +73,11 @@ static ssize_t op_run(file_op *op)
     r = plait__submit_default(&task, op_task, op);
     if (r < 0)
         return r;
-    r = plait__join_uncancellable(task, NULL);
-    /* The task is nobody else's to cancel, so the join has no failure to give today.
-     * Should one come, an operation that ran still has its outcome (a descriptor it
-     * opened must not be lost); one that did not has the join's failure, not the 0 of
-     * a result never written. */
+    /* cancelled while the operation waits in the pool's queue, it is withdrawn; one
+     * that runs is waited for to its end (op is on this stack) */
+    r = plait__join_to_the_end(task, NULL, PLAIT_FOREVER);
+    /* An operation that ran has its outcome (a descriptor it opened must not be lost);
+     * one that did not has the join's failure, not the 0 of a result never written. */
     return op->ran ? op->result : r;
 }
 

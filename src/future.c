@@ -422,6 +422,18 @@ bool plait__join_cut_short(int r, plait_task task)
     return (r == -ETIMEDOUT || r == -ECANCELED) && future_of(task);
 }
 
+int plait__join_to_the_end(plait_task task, void **result, int64_t deadline)
+{
+    int r = plait_join(task, result, deadline);
+    if (plait__join_cut_short(r, task)) {
+        plait_cancel(task);
+        int outcome = plait__join_uncancellable(task, result);
+        if (outcome != -ECANCELED)
+            r = outcome;
+    }
+    return r;
+}
+
 /* Whether a locked future is the caller's own outcome: that of the running coroutine
  * self, or of the work this thread runs (a plait thread or pool task, which cannot
  * return while a coroutine of the scheduler it runs waits).  The caller cannot finish

@@ -170,15 +170,7 @@ int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline)
     int r = plait__submit_default(&task, fn, arg);
     if (r < 0)
         return r;
-    r = plait_join(task, result, deadline);
-    if (plait__join_cut_short(r, task)) {
-        /* our wait ended, not the task: stop it, and wait until it no longer runs.  A
-         * task that finished first (the cancel came too late) has an outcome that must
-         * not be lost: its result, or its own failure, is the call's. */
-        plait_cancel(task);
-        int outcome = plait__join_uncancellable(task, result);
-        if (outcome != -ECANCELED)
-            r = outcome;
-    }
-    return r;
+    /* our wait may end before the task: it is stopped then, and waited for until it no
+     * longer runs; an outcome it reached first is not lost */
+    return plait__join_to_the_end(task, result, deadline);
 }

@@ -122,6 +122,7 @@ int plait_addr_format(const plait_addr *addr, char *buf, size_t cap)
 
 typedef struct lookup {
     atomic_int refs;            /* the caller and the pool task */
+    atomic_bool abandoned;      /* the caller has stopped waiting */
     char *host;
     char service[8];
     struct addrinfo hints;
@@ -142,8 +143,15 @@ static void lookup_put(lookup *l)
 static void *lookup_run(void *arg)
 {
     lookup *l = arg;
-    l->rc = getaddrinfo(l->host, l->service, &l->hints, &l->res);
-    l->sys_errno = errno;
+    /* One whose caller gave up while it was queued is not made: behind a slow name
+     * service, abandoned lookups would otherwise hold the pool's workers for their
+     * full time each, and every file call and lookup queued after them. */
+    if (atomic_load(&l->abandoned)) {
+        l->rc = EAI_AGAIN;
+    } else {
+        l->rc = getaddrinfo(l->host, l->service, &l->hints, &l->res);
+        l->sys_errno = errno;
+    }
     lookup_put(l);
     return NULL;
 }
@@ -188,20 +196,37 @@ int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t 
     }
     snprintf(l->service, sizeof l->service, "%d", port);
     l->hints.ai_socktype = type == PLAIT_STREAM ? SOCK_STREAM : SOCK_DGRAM;
-    l->hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-    atomic_init(&l->refs, 2);
-    plait_task t;
-    int r = plait__submit_default(&t, lookup_run, l);
-    if (r < 0) {
-        free(l->host);
-        free(l);
-        return r;
-    }
-    r = plait_join(t, NULL, deadline);
-    if (r < 0) { /* it finishes on its own and lets go of l */
-        plait_detach(t);
-        lookup_put(l);
-        return r;
+    /* the other numeric forms ("127.1", "0x7f.0.0.1", "fe80::1%lo") at once too: with
+     * AI_NUMERICHOST getaddrinfo asks no name service */
+    l->hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
+    l->rc = getaddrinfo(l->host, l->service, &l->hints, &l->res);
+    l->sys_errno = errno;
+    atomic_init(&l->refs, 1);
+    int r;
+    if (l->rc == EAI_NONAME) {
+        l->hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+        atomic_init(&l->refs, 2);
+        plait_task t;
+        r = plait__check_cancel();
+        /* A pool task's join runs queued tasks while it waits, the lookup first (it is
+         * on the worker's own deque), which would hold the caller past its deadline:
+         * there the lookup gets a thread of its own. */
+        if (r == 0)
+            r = !plait__coro_current() && plait__worker_helping()
+                    ? plait_thread_start(&t, lookup_run, l, NULL)
+                    : plait__submit_default(&t, lookup_run, l);
+        if (r < 0) {
+            free(l->host);
+            free(l);
+            return r;
+        }
+        r = plait_join(t, NULL, deadline);
+        if (r < 0) { /* it finishes on its own and lets go of l */
+            atomic_store(&l->abandoned, true);
+            plait_detach(t);
+            lookup_put(l);
+            return r;
+        }
     }
     int n = 0;
     if (l->rc != 0) {

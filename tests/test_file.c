@@ -8,8 +8,10 @@
  * scheduler's thread. */
 #include "helpers.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -156,12 +158,37 @@ static void *opener_after_cancel(void *p)
     return NULL;
 }
 
+/* Whether a thread of this process is in system call nr (blocked in it). */
+static bool a_thread_is_in(long nr)
+{
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    bool found = false;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        char path[320];
+        snprintf(path, sizeof path, "/proc/self/task/%s/syscall", e->d_name);
+        FILE *f = fopen(path, "r");
+        long got;
+        if (f && fscanf(f, "%ld", &got) == 1 && got == nr)
+            found = true;
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
 static void *cancel_main(void *p)
 {
     cancel_ctx *c = p;
     plait_task t;
     CHECK_EQ(plait_spawn(&t, cancelled_opener, c), 0);
-    settle(); /* it waits for its open, which blocks on the pool */
+    /* it waits for its open, which blocks on the pool: started, not merely queued */
+    int64_t until = plait_deadline_in(10 * PLAIT_SEC);
+    while (!a_thread_is_in(SYS_openat) && plait_now() < until)
+        CHECK_EQ(plait_sleep(PLAIT_SEC / 1000), 0);
+    CHECK(a_thread_is_in(SYS_openat));
     CHECK_EQ(plait_cancel(t), 0);
     settle();
     int w = plait_file_open(c->path, O_WRONLY, 0); /* now the open can finish */
@@ -224,6 +251,77 @@ TEST(cancelled_thread_starts_no_call)
     CHECK_EQ(unlink(path), 0);
 }
 
+/* Cancelled while its call waits in the pool's queue (every worker held): the call
+ * had not started, so it is -ECANCELED at once and never made, as a cancellation that
+ * comes first is. */
+typedef struct {
+    plait_event *go;
+    plait_sem *started;
+    int fd;
+    ssize_t wrote;
+} queued_ctx;
+
+static void *hold_a_worker(void *p)
+{
+    queued_ctx *c = p;
+    CHECK_EQ(plait_sem_release(c->started), 0);
+    CHECK_EQ(plait_event_wait(c->go, SOON()), 0);
+    return NULL;
+}
+
+static void *queued_writer(void *p)
+{
+    queued_ctx *c = p;
+    c->wrote = plait_file_write(c->fd, "x", 1, -1);
+    return NULL;
+}
+
+static void *queued_main(void *p)
+{
+    queued_ctx *c = p;
+    plait_pool *pool = plait_pool_default();
+    CHECK(pool != NULL);
+    unsigned n = plait_pool_threads(pool);
+    plait_task held[PLAIT_POOL_THREADS_MAX];
+    for (unsigned i = 0; i < n; i++)
+        CHECK_EQ(plait_pool_submit(pool, &held[i], hold_a_worker, c), 0);
+    for (unsigned i = 0; i < n; i++)
+        CHECK_EQ(plait_sem_acquire(c->started, SOON()), 0);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, queued_writer, c), 0);
+    settle(); /* its write waits in the queue */
+    int64_t start = plait_now();
+    CHECK_EQ(plait_cancel(t), 0);
+    int r = plait_join(t, NULL, plait_deadline_in(PLAIT_SEC));
+    CHECK_EQ(r, -ECANCELED);
+    CHECK_PROMPT(start);
+    CHECK_EQ(plait_event_set(c->go), 0); /* the pool is free again */
+    if (r == -ETIMEDOUT)
+        CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_wait_all(held, n, NULL, NULL, SOON()), 0);
+    CHECK_EQ(c->wrote, -ECANCELED);
+    return NULL;
+}
+
+TEST(cancelled_while_queued_starts_no_call)
+{
+    char path[128];
+    path_in_dir(path, sizeof path, "queued");
+    queued_ctx c = {.wrote = -1};
+    c.fd = plait_file_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(c.fd >= 0);
+    CHECK_EQ(plait_event_create(&c.go), 0);
+    CHECK_EQ(plait_sem_create(&c.started, 0), 0);
+    check_run(queued_main, &c);
+    struct stat st;
+    CHECK_EQ(fstat(c.fd, &st), 0);
+    CHECK_EQ(st.st_size, 0); /* the write was not made */
+    CHECK_EQ(plait_event_destroy(c.go), 0);
+    CHECK_EQ(plait_sem_destroy(c.started), 0);
+    CHECK_EQ(close(c.fd), 0);
+    CHECK_EQ(unlink(path), 0);
+}
+
 static void setup(void)
 {
     if (!mkdtemp(dir)) {
@@ -241,7 +339,7 @@ int main(void)
         CASE(read_write_from_a_coroutine), CASE(read_write_from_a_thread),
         CASE(bad_input_from_a_coroutine), CASE(bad_input_from_a_thread),
         CASE(scheduler_runs_while_a_call_waits), CASE(cancellation_does_not_lose_a_started_call),
-        CASE(cancelled_thread_starts_no_call)};
+        CASE(cancelled_thread_starts_no_call), CASE(cancelled_while_queued_starts_no_call)};
     int r = check_main(cases, sizeof cases / sizeof cases[0]);
     teardown();
     return r;

@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <linux/io_uring.h>
 #include <linux/sockios.h>
+#include <net/if.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
 #include <sys/ioctl.h>
@@ -1007,8 +1008,14 @@ static void *resolve_deadlines(void *arg)
     CHECK_EQ(plait_resolve("localhost", 80, PLAIT_STREAM, out, 4,
                            plait_deadline_in(50 * PLAIT_MS)), -ETIMEDOUT);
     CHECK_TOOK(start, 50 * PLAIT_MS);
-    /* a numeric host needs no pool */
+    /* a numeric host needs no pool, in any of getaddrinfo's numeric forms */
     CHECK_EQ(plait_resolve("127.0.0.1", 1, PLAIT_STREAM, out, 4, 0), 1);
+    CHECK_EQ(plait_resolve("127.1", 2, PLAIT_STREAM, out, 4, 0), 1);
+    CHECK(fmt_is(&out[0], "127.0.0.1:2"));
+    CHECK_EQ(plait_resolve("0x7f.0.0.1", 3, PLAIT_DGRAM, out, 4, 0), 1);
+    CHECK(fmt_is(&out[0], "127.0.0.1:3"));
+    CHECK_EQ(plait_resolve("fe80::1%lo", 4, PLAIT_STREAM, out, 4, 0), 1);
+    CHECK_EQ(out[0].u.in6.sin6_scope_id, if_nametoindex("lo"));
 
     /* cancellation of whoever waits in plait_resolve */
     blocked x = {.call = CALL_RESOLVE, .deadline = PLAIT_FOREVER};
