@@ -179,6 +179,17 @@ static bool a_thread_is_in(long nr)
     return found;
 }
 
+/* Whether a thread of this process is blocked in openat.  Under qemu-user /proc shows
+ * the host's system call numbers (the build says which: tests/CMakeLists.txt). */
+static bool in_openat(void)
+{
+#ifdef PLAIT_TEST_HOST_SYS_OPENAT
+    if (a_thread_is_in(PLAIT_TEST_HOST_SYS_OPENAT))
+        return true;
+#endif
+    return a_thread_is_in(SYS_openat);
+}
+
 static void *cancel_main(void *p)
 {
     cancel_ctx *c = p;
@@ -186,9 +197,9 @@ static void *cancel_main(void *p)
     CHECK_EQ(plait_spawn(&t, cancelled_opener, c), 0);
     /* it waits for its open, which blocks on the pool: started, not merely queued */
     int64_t until = plait_deadline_in(10 * PLAIT_SEC);
-    while (!a_thread_is_in(SYS_openat) && plait_now() < until)
+    while (!in_openat() && plait_now() < until)
         CHECK_EQ(plait_sleep(PLAIT_SEC / 1000), 0);
-    CHECK(a_thread_is_in(SYS_openat));
+    CHECK(in_openat());
     CHECK_EQ(plait_cancel(t), 0);
     settle();
     int w = plait_file_open(c->path, O_WRONLY, 0); /* now the open can finish */
