@@ -70,7 +70,10 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
     bool ring_read = true; /* the kernel may read in the ring (io_uring) */
     for (;;) {
         ssize_t n;
-        uint32_t since = plait__fd_call_begin(fd);
+        uint32_t since;
+        int begun = plait__fd_call_begin(fd, &since);
+        if (begun < 0)
+            return begun;
         if (batch) { /* once: after EAGAIN from the kernel, write(2) and wait as usual */
             batch = false;
             if ((n = plait__ring_write(fd, buf, len, deadline, since)) != -ENOSYS &&

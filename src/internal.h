@@ -498,8 +498,9 @@ int plait__wait_to_retry(int fd, int events, int64_t deadline, uint32_t since);
  * meanwhile; and returns fd's close count (plait__fd_close_gen), which the call's wait
  * or kernel read checks once it is where a plait_close would find it: a close since
  * (before then) has it look again (0, or -EAGAIN from the ring) instead of waiting on
- * a number that may name another file now (poll.c). */
-uint32_t plait__fd_call_begin(int fd);
+ * a number that may name another file now.  -EBADF for fd < 0, or a number that is the
+ * caller's own poller's or wake-up descriptor (taken after fd was closed) (poll.c). */
+int plait__fd_call_begin(int fd, uint32_t *since);
 /* plait_wait_fd() within such a call: 0 at once if a plait_close came since `since`;
  * tried: the caller's system call said it would block, so a caller cancelled, or past
  * its deadline, gets -ECANCELED or -ETIMEDOUT without another look (poll.c). */

@@ -682,16 +682,23 @@ int plait__wait_fd_in_call(int fd, int events, int64_t deadline, bool tried, uin
     return wait_fd(fd, events, deadline, tried, &since);
 }
 
-uint32_t plait__fd_call_begin(int fd)
+int plait__fd_call_begin(int fd, uint32_t *since)
 {
+    if (fd < 0)
+        return -EBADF;
     plait__coro *c = plait__coro_current();
     if (c) {
-        struct plait__poller *p;
+        struct plait__poller *p = NULL;
         (void)poller_get(c->sched, &p); /* a failure is the wait's to report */
-    } else {
-        (void)thread_wake_fd();
+        /* a number plait took for the scheduler's own use after the caller's descriptor
+         * was closed: a call on it would read or wait on plait's own descriptor */
+        if (p && (fd == p->wake_fd || fd == p->epfd || fd == plait__uring_fd(p)))
+            return -EBADF;
+    } else if (fd == thread_wake_fd()) {
+        return -EBADF;
     }
-    return fd < 0 ? 0 : plait__fd_close_gen(fd);
+    *since = plait__fd_close_gen(fd);
+    return 0;
 }
 
 /* ---- a read or write the kernel makes for a coroutine ---- */

@@ -151,6 +151,8 @@ void plait__poller_fire(struct plait__poller *p, int fd, int revents);
  * unless its wait ended otherwise (then it is taking the request back, and sees
  * `done`). */
 void plait__poller_io_done(struct plait__poller *p, int fd, bool writing, int res);
+/* The io_uring backend's ring descriptor (-1 for another backend's poller). */
+int plait__uring_fd(const struct plait__poller *p);
 /* How many times plait_close() has closed a descriptor with fd's number, or another
  * that shares its stripe: a registration older than that may be gone. */
 uint32_t plait__fd_close_gen(int fd);

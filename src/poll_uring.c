@@ -249,6 +249,8 @@ static void ur_close(struct plait__poller *p)
     p->put_off = 0;
 }
 
+int plait__uring_fd(const struct plait__poller *p) { return p->ring ? p->ring->fd : -1; }
+
 static int ur_open(struct plait__poller *p)
 {
     struct plait__uring *u = calloc(1, sizeof *u);

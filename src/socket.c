@@ -359,7 +359,10 @@ int plait_accept(int fd, plait_addr *peer, int64_t deadline)
         plait_addr a;
         memset(&a, 0, sizeof a);
         a.len = sizeof a.u;
-        uint32_t since = plait__fd_call_begin(fd);
+        uint32_t since;
+        int begun = plait__fd_call_begin(fd, &since);
+        if (begun < 0)
+            return begun;
         int c = accept4(fd, &a.u.sa, &a.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c >= 0) {
             if (peer)
@@ -484,7 +487,10 @@ ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
         return -EINVAL;
     int64_t backoff = PLAIT_MS;
     for (;;) {
-        uint32_t since = plait__fd_call_begin(fd);
+        uint32_t since;
+        int begun = plait__fd_call_begin(fd, &since);
+        if (begun < 0)
+            return begun;
         ssize_t n = sendto(fd, buf, len, MSG_NOSIGNAL, to ? &to->u.sa : NULL,
                            to ? to->len : 0);
         if (n >= 0)
@@ -520,7 +526,10 @@ ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t 
         plait_addr a;
         memset(&a, 0, sizeof a);
         a.len = sizeof a.u;
-        uint32_t since = plait__fd_call_begin(fd);
+        uint32_t since;
+        int begun = plait__fd_call_begin(fd, &since);
+        if (begun < 0)
+            return begun;
         ssize_t n = recvfrom(fd, buf, len, 0, &a.u.sa, &a.len);
         if (n >= 0) {
             if (from)

@@ -1534,7 +1534,44 @@ static void *close_with_events_due(void *arg)
 
 TEST(close_closes_with_many_events_due) { check_run(close_with_events_due, NULL); }
 
-RUN_TESTS(CASE(bad_input), CASE(close_closes_with_many_events_due), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(deadline_just_passed_in_a_coroutine), CASE(deadline_just_passed_on_a_socket), CASE(socket_number_reused_by_a_pipe), CASE(socket_number_reused_by_a_pipe_then_written), CASE(written_in_the_ring_while_the_table_grows), CASE(seqpacket_records_keep_their_bounds), CASE(sigpipe_in_the_ring_and_out_of_it), CASE(thread_waits_with_deadline),
+/* A call on a descriptor closed before it began, whose number is the lowest free one:
+ * the call makes its poller (or a thread its wake-up descriptor) before its try, and
+ * that takes the number.  The call is -EBADF; it read, and waited on, plait's own
+ * descriptor (until its deadline) when that was not looked for. */
+static int closed_number;
+
+static void *read_the_closed_number(void *arg)
+{
+    (void)arg;
+    char b[8];
+    return ARG(plait_read(closed_number, b, sizeof b, plait_deadline_in(2 * PLAIT_SEC)));
+}
+
+static void *read_the_closed_number_in_a_coroutine(void *arg)
+{
+    void *v = NULL;
+    int r = plait_run(read_the_closed_number, arg, &v);
+    return ARG(r < 0 ? r : INT(v));
+}
+
+TEST(a_call_on_a_number_plait_took_since_is_ebadf)
+{
+    for (int in_coroutine = 0; in_coroutine < 2; in_coroutine++) {
+        int p[2];
+        CHECK_EQ(pipe(p), 0);
+        CHECK_EQ(close(p[0]), 0);
+        CHECK_EQ(close(p[1]), 0);
+        closed_number = p[0]; /* now the lowest free number (the test opens nothing else) */
+        plait_task t;
+        CHECK_EQ(plait_thread_start(&t, in_coroutine ? read_the_closed_number_in_a_coroutine
+                                                      : read_the_closed_number,
+                                    NULL, NULL),
+                 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), -EBADF); /* the call's failure */
+    }
+}
+
+RUN_TESTS(CASE(bad_input), CASE(a_call_on_a_number_plait_took_since_is_ebadf), CASE(close_closes_with_many_events_due), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(deadline_just_passed_in_a_coroutine), CASE(deadline_just_passed_on_a_socket), CASE(socket_number_reused_by_a_pipe), CASE(socket_number_reused_by_a_pipe_then_written), CASE(written_in_the_ring_while_the_table_grows), CASE(seqpacket_records_keep_their_bounds), CASE(sigpipe_in_the_ring_and_out_of_it), CASE(thread_waits_with_deadline),
           CASE(end_of_file_and_broken_pipe), CASE(regular_file_is_always_ready),
           CASE(set_nonblock), CASE(coroutines_share_a_pipe), CASE(coroutine_woken_by_a_thread),
           CASE(deadlines_in_any_order_while_asleep),
