@@ -29,11 +29,12 @@
  * that has tried fd but not yet linked its wait sees the close when it links (it reads
  * the count before its try: plait__fd_call_begin) and tries again instead of waiting
  * on a number another file may have taken.  That call makes what its wait needs (its
- * poller, its thread's wake-up descriptor) before its try, so the file that takes the
- * number is never plait's own.  It takes
- * back the calling scheduler's own watch on the descriptor first, so that the file is
- * really closed when it returns; a watch by another scheduler is taken back when its
- * woken waiter runs (moments later).
+ * poller, its thread's wake-up descriptor) before its try, so a close during the call
+ * cannot give the number to plait's own file; a number closed before the call began
+ * may have been taken by them, and a call on it is -EBADF (plait__fd_call_begin).
+ * plait_close takes back the calling scheduler's own watch on the descriptor first, so
+ * that the file is really closed when it returns; a watch by another scheduler is taken
+ * back when its woken waiter runs (moments later).
  *
  * A plain thread waits in ppoll() on the descriptor and on its own wake-up eventfd,
  * which the waiter protocol writes when a cancellation claims the wait (waiter.c): so
