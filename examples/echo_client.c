@@ -1,8 +1,12 @@
 /* A TCP echo client: CONNS coroutines on one scheduler each send MESSAGES lines to an
  * echo server and check that every byte comes back, then it prints the rate.
  *
- *     example_echo_client [HOST [PORT [CONNS [MESSAGES]]]]
- *                         (defaults: 127.0.0.1 7007 100 1000; see echo_server.c)
+ *     example_echo_client [HOST [PORT [CONNS [MESSAGES [TIMEOUT]]]]]
+ *                         (defaults: 127.0.0.1 7007 100 1000 60; see echo_server.c)
+ *
+ * TIMEOUT (seconds) bounds the connect and each round trip, not the whole run: a slow
+ * but live server may take as long as it needs over many messages, and one that stops
+ * answering fails the client TIMEOUT seconds after its last answer.
  *
  * The host may be a name ("localhost"): it is resolved without blocking the
  * scheduler, and each address is tried in turn.
@@ -18,14 +22,14 @@
 
 typedef struct {
     const char *host;
-    int port, conns, messages;
+    int port, conns, messages, timeout; /* timeout in seconds, per round trip */
 } job;
 
 static void *talk(void *arg)
 {
     const job *j = arg;
-    int64_t deadline = plait_deadline_in(60 * PLAIT_SEC);
-    int fd = plait_tcp_connect(j->host, j->port, deadline);
+    int64_t timeout = j->timeout * PLAIT_SEC;
+    int fd = plait_tcp_connect(j->host, j->port, plait_deadline_in(timeout));
     if (fd < 0)
         return PLAIT_FAIL(fd);
     plait_socket_set(fd, PLAIT_NODELAY, 1);
@@ -33,6 +37,7 @@ static void *talk(void *arg)
     for (int i = 0; i < j->messages && r == 0; i++) {
         char out[64], in[64];
         int len = snprintf(out, sizeof out, "message %d of %d\n", i + 1, j->messages);
+        int64_t deadline = plait_deadline_in(timeout);
         r = plait_write_all(fd, out, (size_t)len, NULL, deadline);
         if (r == 0)
             r = plait_read_exactly(fd, in, (size_t)len, NULL, deadline);
@@ -56,6 +61,10 @@ static void *run(void *arg)
     double s = (double)(plait_now() - start) / PLAIT_SEC;
     if (g)
         plait_group_destroy(g);
+    if (r == -ETIMEDOUT) {
+        fprintf(stderr, "echo_client: the server did not answer within %d s\n", j->timeout);
+        return PLAIT_FAIL(r);
+    }
     if (r < 0) {
         fprintf(stderr, "echo_client: %s\n", plait_strerror(r));
         return PLAIT_FAIL(r);
@@ -68,10 +77,15 @@ static void *run(void *arg)
 int main(int argc, char **argv)
 {
     job j = {.host = argc > 1 ? argv[1] : "127.0.0.1"};
-    if (argc > 5 || !example_number(argc > 2 ? argv[2] : NULL, 7007, 1, 65535, &j.port) ||
+    if (argc > 6 || !example_number(argc > 2 ? argv[2] : NULL, 7007, 1, 65535, &j.port) ||
         !example_number(argc > 3 ? argv[3] : NULL, 100, 1, 100000, &j.conns) ||
-        !example_number(argc > 4 ? argv[4] : NULL, 1000, 1, 1000000000, &j.messages)) {
-        fprintf(stderr, "usage: %s [HOST [PORT [CONNS [MESSAGES]]]]\n", argv[0]);
+        !example_number(argc > 4 ? argv[4] : NULL, 1000, 1, 1000000000, &j.messages) ||
+        !example_number(argc > 5 ? argv[5] : NULL, 60, 1, 86400, &j.timeout)) {
+        fprintf(stderr,
+                "usage: %s [HOST [PORT [CONNS [MESSAGES [TIMEOUT]]]]]\n"
+                "  (defaults: 127.0.0.1 7007 100 1000 60; TIMEOUT: seconds for the connect\n"
+                "  and for each round trip, 1 to 86400)\n",
+                argv[0]);
         return 2;
     }
     return plait_run(run, &j, NULL) == 0 ? 0 : 1;

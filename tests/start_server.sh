@@ -4,7 +4,7 @@
 # exit, with the server killed if still there).  Exits the test if it never listens.
 start_server() {
     tmp=${tmp:-$(mktemp -d)} # the same scratch directory for a second server
-    trap 'kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+    trap 'kill_server; rm -rf "$tmp"' EXIT
     # --foreground: a SIGTERM to timeout reaches the server once.  Without it timeout
     # also signals its whole process group, the server got SIGTERM twice, and the
     # second could come after its watcher had handled the first and restored the
@@ -18,6 +18,13 @@ start_server() {
     done
     port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/out")
     [ -n "$port" ] || { cat "$tmp/out"; echo "FAIL the server never listened"; exit 1; }
+}
+
+# kill_server: the server started last killed at once, if still there ($pid is that of
+# its timeout, which the server would outlive; once waited for, it may be another's).
+kill_server() {
+    jobs -pr | grep -qx "$pid" || return 0
+    { pkill -9 -P "$pid"; kill -9 "$pid"; wait "$pid"; } 2>/dev/null
 }
 
 # stop_server MESSAGE: SIGTERM, then the server must exit with status 0 within 10 s

@@ -14,7 +14,9 @@
  *     this process, the children's proportional set size for processes), measured
  *     while every unit is alive and parked;
  *   - the crash-isolation and shared-memory rows are experiments too: a unit really
- *     crashes, a unit really writes a variable, and the row says what happened.
+ *     crashes, a unit really writes a variable, and the row says what happened; a
+ *     crash drill whose crasher did not end by its signal (a unit that could not
+ *     start) fails its step instead of answering.
  *
  * The coroutine and thread versions of a pairwise measurement are one function: the
  * measuring side is the main coroutine of a scheduler or the main thread, and the other
@@ -955,7 +957,10 @@ static int drill_units(in_model *m)
     for (; r == 0 && started < 3; started++)
         r = start_peer(m->model, &t[started], started < 2 ? survive_task : crash_task, NULL);
     started -= r != 0;
-    return started ? plait_wait_all(t, (size_t)started, NULL, NULL, later()) : r;
+    if (r < 0) /* no crash will come: let the survivors that started go now */
+        plait_pevent_set(the_drill.proceed);
+    int w = started ? plait_wait_all(t, (size_t)started, NULL, NULL, later()) : 0;
+    return r < 0 ? r : w; /* the start's failure, not the survivors' success */
 }
 
 /* The coroutine and thread drills run in a child process of their own, so that what
@@ -1024,6 +1029,11 @@ static int step_crash(const compare_sizes *s, compare_result *res, int model)
         atomic_init(the_drill.finished, 0);
         r = run_drill(model, &ended);
     }
+    /* the crasher (or the drill's process) ends by the crash's signal; a code of its
+     * own (a unit that could not start, a wait that failed) is the drill failing: no
+     * crash happened, and the survivors' count would answer a question never asked */
+    if (r == 0 && PLAIT_KILL_SIGNAL(ended) < 0)
+        r = ended < 0 ? ended : -EPROTO;
     int finished = r == 0 ? atomic_load(the_drill.finished) : 0;
     int sig = PLAIT_KILL_SIGNAL(ended);
     char how_ended[32];

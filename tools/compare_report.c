@@ -38,6 +38,12 @@ static const compare_fact *find_fact(const compare_result *res, const char *id)
     return NULL;
 }
 
+/* A fact's answer for model m, or "not measured" when its step failed. */
+static const char *fact_text(const compare_fact *row, int m)
+{
+    return row->value[m][0] ? row->value[m] : "not measured";
+}
+
 compare_metric *compare_metric_row(compare_result *res, const char *id)
 {
     const compare_metric *found = find_metric(res, id);
@@ -258,9 +264,14 @@ static void recommend_isolation(compare_result *res)
     if (!crash)
         return;
     int pick = -1;
-    for (int m = MODELS - 1; m >= 0; m--)
+    bool all = true;
+    for (int m = MODELS - 1; m >= 0; m--) {
         if (!strncmp(crash->value[m], "yes", 3))
             pick = m;
+        all &= crash->value[m][0] != '\0';
+    }
+    if (pick < 0 && !all)
+        return; /* "none" needs every drill: one that failed might have said yes */
     char cost[32] = "?";
     if (pick >= 0 && measured(create))
         human(cost, sizeof cost, create->value[pick], create->unit);
@@ -268,13 +279,14 @@ static void recommend_isolation(compare_result *res)
         recommend(res, "code that may crash (untrusted input, native plug-ins)", -1,
                   "No model kept the other units alive when one crashed: coroutines: %s; "
                   "threads: %s; processes: %s.",
-                  crash->value[COROUTINE], crash->value[THREAD], crash->value[PROCESS]);
+                  fact_text(crash, COROUTINE), fact_text(crash, THREAD),
+                  fact_text(crash, PROCESS));
     else
         recommend(res, "code that may crash (untrusted input, native plug-ins)", pick,
                   "When one unit raised SIGSEGV: coroutines: %s; threads: %s; processes: %s. "
                   "Isolation costs %s per %s started.",
-                  crash->value[COROUTINE], crash->value[THREAD], crash->value[PROCESS], cost,
-                  compare_model_id[pick]);
+                  fact_text(crash, COROUTINE), fact_text(crash, THREAD),
+                  fact_text(crash, PROCESS), cost, compare_model_id[pick]);
 }
 
 void compare_recommend(compare_result *res)
@@ -350,7 +362,7 @@ int compare_print_table(FILE *out, const compare_result *res)
     for (int i = 0; i < res->facts; i++) {
         fprintf(out, "%-*s", TITLE_WIDTH, res->fact[i].title);
         for (int m = 0; m < MODELS; m++)
-            fprintf(out, "%-*s", COLUMN_WIDTH, res->fact[i].value[m][0] ? res->fact[i].value[m] : "not measured");
+            fprintf(out, "%-*s", COLUMN_WIDTH, fact_text(&res->fact[i], m));
         fprintf(out, "\n");
     }
     fprintf(out, "(* the best of the row)\n\nWhat suits which work, from these figures:\n");
@@ -455,7 +467,7 @@ int compare_print_json(FILE *out, const compare_result *res)
         fprintf(out, ",\n     \"values\": {");
         for (int m = 0; m < MODELS; m++) {
             fprintf(out, "%s\"%s\": ", m ? ", " : "", compare_model_id[m]);
-            json_string(out, row->value[m][0] ? row->value[m] : "not measured");
+            json_string(out, fact_text(row, m));
         }
         fprintf(out, "}}");
     }
