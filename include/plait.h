@@ -140,7 +140,9 @@ int plait_detach(plait_task task);
  * current or next blocking call; a pool task that has not started never runs.  Its
  * joiner gets -ECANCELED, and whatever its function still returns is dropped.
  * Works from any thread.  A task that already finished is unaffected (returns 0).
- * -ESRCH if stale. */
+ * -ESRCH if stale; -EPERM in a forked child for a task that is not there: one that the
+ * parent's other threads run (a coroutine of another scheduler, a plait thread, a pool
+ * task) or that the parent runs in another process (a process, a process pool's task). */
 int plait_cancel(plait_task task);
 
 /* Wait for all n tasks (gather).  Returns 0 when all succeeded, else the first failure
@@ -478,7 +480,10 @@ int plait_cpu_count(void);
  * copy is not freed.  That holds for the parent's default pool too, but the child's
  * plait_pool_default() (and plait_to_thread) makes a new one, the child's own.  A child
  * forked inside a task that returns from the task ends there (_exit(0)): it is no
- * worker (so does one that returns from a plait thread's function).
+ * worker (so does one that returns from a plait thread's function).  _exit flushes no
+ * stdio stream (flushing would print again what the parent had buffered at the fork):
+ * what such a child printed to a buffered stream and did not flush is lost, so it
+ * calls fflush, or exit() itself, before it returns.
  * ------------------------------------------------------------------------- */
 
 typedef struct plait_pool plait_pool;
@@ -830,11 +835,13 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * process mutexes, semaphores and events, queues, and open descriptors.  The child
  * starts with plait's global state reset (no manager, no default pool: made again on
  * first use), so it may use all of plait; objects that other threads of the parent
- * were using at the fork (a plait_mutex, a channel) are copies of that moment's state
- * and must not be used in the child.  A child forked from a coroutine goes on with its
- * scheduler's coroutines; a wait among them for what only the parent's other threads
- * would do (a pool task's or a thread's end, plait_to_thread included, a send from
- * another thread) never ends in the child.  The calling thread flushes every stdio
+ * were using at the fork (a plait_mutex, a channel, a task handle another thread was
+ * joining or cancelling) are copies of that moment's state and must not be used in the
+ * child.  A child forked from a coroutine goes on with its scheduler's coroutines; a
+ * wait among them for what only the parent's other threads would do (a pool task's or a
+ * thread's end, plait_to_thread included, a send from another thread, a
+ * plait_process_start or plait_process_exec in progress: the manager thread makes it)
+ * never ends in the child.  The calling thread flushes every stdio
  * stream before plait forks a function child or a process pool's workers (a program's
  * exec drops what it inherits); what other threads write to stdout and stderr meanwhile
  * stays the parent's to write.
@@ -1031,14 +1038,15 @@ size_t plait_queue_len(plait_queue *queue);
  * coroutine, plait_join() on a task waits without blocking the scheduler.
  *
  * A task may fork: a child of it that returns from the task function ends there
- * (_exit(0)) instead of acting as a worker.  A task that closes the pool's descriptor
+ * (_exit(0), which flushes no stdio stream: the child flushes what it printed itself)
+ * instead of acting as a worker.  A task that closes the pool's descriptor
  * (closing every descriptor it did not open) ends its worker after it, which is
  * replaced; an initialiser that does fails the worker with -EBADF.
  *
  * A pool belongs to the process that made it: every plait_procpool_* call from another
  * process (a worker, any forked child) is -EPERM, and in such a process a copy of a
- * task's handle is inert (plait_cancel changes nothing, a join waits until its
- * deadline): the pool's state there is a stale copy of the parent's.
+ * task's handle is inert (plait_cancel is -EPERM, a join waits until its deadline):
+ * the pool's state there is a stale copy of the parent's.
  * ------------------------------------------------------------------------- */
 
 typedef struct plait_procpool plait_procpool;

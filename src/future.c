@@ -23,7 +23,9 @@
  * Both targets are cleared when the future completes, under its lock.  A thread that
  * runs a scheduler (plait_run) is blocked in no such wait: it names the scheduler's
  * main coroutine, `sched_main`, which plait_cancel cancels (and plait_run, as main
- * returns, the others); main stops being named, under the lock, before it ends.
+ * returns, the others); main stops being named, under the lock, before it ends.  In a
+ * forked child, a task whose producer is not there (another thread's, another
+ * process's) is not cancelled at all: plait_cancel is -EPERM (produced_here).
  */
 #include "internal.h"
 
@@ -219,6 +221,7 @@ plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task
     plait__future *f = future_start(task);
     if (f) {
         f->on_thread = true;
+        f->pid = plait__pid();
         f->fn = fn;
         f->arg = arg;
     }
@@ -232,6 +235,7 @@ plait__future *plait__future_start_ext(const plait__future_ops *ops, void *ext,
     if (f) {
         f->ops = ops;
         f->ext = ext;
+        f->pid = plait__pid();
     }
     return f;
 }
@@ -316,11 +320,26 @@ int plait__future_run_work(plait__future *f, void **value)
     return 0;
 }
 
-/* Cancel the producer of a locked future; the wake-ups go into later. */
-static void cancel_locked(plait__future *f, plait__wakeups *later)
+/* Whether the producer of a locked future that is not done runs in this process: in a
+ * forked child, a task of the parent's other threads (a coroutine of another scheduler,
+ * a plait thread, a pool task) or one it runs elsewhere (a process it started, a process
+ * pool task) is only a copy.  Its waits there are copies too, some with descriptors the
+ * two processes share (a thread's wake-up eventfd, a pidfd), so touching them would
+ * reach into the parent. */
+static bool produced_here(const plait__future *f)
+{
+    unsigned me = plait__pid();
+    return f->coro ? f->coro->sched->pid == me : f->pid == me;
+}
+
+/* Cancel the producer of a locked future; the wake-ups go into later.  -EPERM, and
+ * nothing done, when the producer is not in this process. */
+static int cancel_locked(plait__future *f, plait__wakeups *later)
 {
     if (atomic_load_explicit(&f->done, memory_order_relaxed))
-        return;
+        return 0;
+    if ((f->coro || f->on_thread || f->ops) && !produced_here(f))
+        return -EPERM;
     if (f->coro) {
         plait__coro_cancel(f->coro); /* alive: it clears f->coro under this lock */
     } else if (f->ops) {
@@ -333,7 +352,7 @@ static void cancel_locked(plait__future *f, plait__wakeups *later)
             /* not started: it never will, so its outcome is known now; the queue keeps
              * the producer's reference until a worker comes across it */
             finish_locked(f, NULL, -ECANCELED, later);
-            return;
+            return 0;
         }
         if (f->sched_main)
             plait__coro_cancel(f->sched_main); /* alive: it clears sched_main first */
@@ -341,6 +360,7 @@ static void cancel_locked(plait__future *f, plait__wakeups *later)
         if (w && plait__waiter_claim(w))
             plait__waiter_signal(w, -ECANCELED, -1, later);
     }
+    return 0;
 }
 
 void plait__work_set_main(plait__future *work, plait__coro *main)
@@ -401,10 +421,10 @@ int plait_cancel(plait_task task)
     if (!f)
         return err;
     plait__wakeups later = {.n = 0};
-    cancel_locked(f, &later);
+    int r = cancel_locked(f, &later);
     plait__spin_unlock(&f->lock);
     plait__wakeups_deliver(&later);
-    return 0;
+    return r;
 }
 
 /* The future named by a handle when it is current (not stale), else NULL. */

@@ -425,6 +425,7 @@ struct plait__sched {
     plait__coro *main;
     bool main_done;
     struct plait__future *work; /* the plait thread's or pool task's work it runs in */
+    unsigned pid;               /* the process it runs in (a forked child's: fork.c) */
     /* slow-coroutine watch (diag.c) */
     atomic_ulong switches;
     atomic_ulong running_id;
@@ -564,6 +565,7 @@ struct plait__future {
     plait_fn fn;
     void *arg;
     uint64_t identity;          /* the running work's plait__self(); 0 until asked */
+    unsigned pid;               /* work, or work elsewhere: the process whose it is */
     plait__future *next;        /* a pool queue, or the chain of tasks a worker runs */
     /* work produced elsewhere (a process, a process-pool task): its hooks and data */
     const struct plait__future_ops *ops;

@@ -101,9 +101,9 @@ typedef struct pool_shm {
 typedef struct ptask {
     plait__future *future;
     plait_procpool *pool;
-    unsigned owner;             /* the pool's maker: a join or cancel anywhere else is
-                                 * inert, and looks at nothing of the pool (it may be
-                                 * freed, or the parent's, copied) */
+    unsigned owner;             /* the pool's maker: a join anywhere else is inert, and
+                                 * looks at nothing of the pool (it may be freed, or the
+                                 * parent's, copied); a cancel there is -EPERM (future.c) */
     struct ptask *next;         /* the waiting list */
     plait_proc_fn fn;
     int where;
@@ -764,9 +764,7 @@ static bool ptask_cancel(plait__future *f)
     ptask *t = f->ext;
     plait_procpool *p = t->pool;
     bool withdrawn = false;
-    if (plait__pid() != t->owner)
-        return false; /* a copy in a forked child: the task is the parent's */
-    plait__spin_lock(&p->lock);
+    plait__spin_lock(&p->lock); /* in the owner: plait_cancel refuses a child's copy */
     if (t->where == WHERE_PENDING) {
         t->withdrawn = withdrawn = true;
     } else if (t->where == WHERE_SLOT) {

@@ -25,7 +25,11 @@
  * first, reaped by init) is found by its waiters, which look every
  * PLAIT__SHARED_RECHECK_NS whether it still exists, and release it the same way.
  * Every object wakes its waiters when one of the processes dies, whatever it held: a
- * process may die between changing a word and waking its waiters.
+ * process may die between changing a word and waking its waiters.  A process that dies
+ * inside a wait leaves its count in `waiters` (the queue's counts too) for good — so
+ * does a forked child that dies before the waits it counted again (shared.c) have
+ * ended: `waiters` only tells a release to make a futex wake, so a count too high costs
+ * each later release a wake-up that finds nobody, never a waiter left asleep.
  *
  * Semaphore.  The count itself is the futex word: a waiter sleeps while it is 0.
  * Event.  One word: bit 0 is "set", the rest a generation that each set bumps, so a

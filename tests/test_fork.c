@@ -516,6 +516,17 @@ static void *thread_waits_readable(void *p)
     return NULL;
 }
 
+/* Wait (at most 5 s) for w's wait to end, then make its descriptor readable: that frees
+ * a wait that missed its deadline, and the test goes on. */
+static void free_after_its_deadline(fd_waiter *w, int write_end)
+{
+    int64_t give_up = plait_deadline_in(5 * PLAIT_SEC);
+    struct timespec ms = {0, PLAIT_MS};
+    while (atomic_load(&w->result) == 1 && plait_now() < give_up)
+        nanosleep(&ms, NULL); /* polls for the outcome, with a limit */
+    CHECK_EQ(write(write_end, "x", 1), 1);
+}
+
 static void close_inherited(void *arg) { CHECK_EQ(plait_close(*(int *)arg), 0); }
 
 /* A child that closes, with plait_close, a descriptor it inherited wakes nobody in
@@ -534,16 +545,53 @@ TEST(plait_close_in_a_child_leaves_the_parent_s_waits_alone)
     thread_start(&th, thread_waits_readable, &w);
     wait_asleep(&w.tid);
     in_child(close_inherited, &p[0]);
-    int64_t give_up = plait_deadline_in(5 * PLAIT_SEC);
-    struct timespec ms = {0, PLAIT_MS};
-    while (atomic_load(&w.result) == 1 && plait_now() < give_up)
-        nanosleep(&ms, NULL); /* polls for the outcome, with a limit */
-    CHECK_EQ(write(p[1], "x", 1), 1); /* frees a wait that missed its deadline */
+    free_after_its_deadline(&w, p[1]);
     thread_join(th);
     CHECK_EQ(atomic_load(&w.result), -ETIMEDOUT);
     CHECK(w.took < 3 * PLAIT_SEC);
     close(p[0]);
     close(p[1]);
+}
+
+/* ---- plait_cancel in a child, of a task of the parent waiting on a descriptor ---- */
+
+static plait_task parents_task;
+
+static void cancel_the_parent_s_task(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_cancel(parents_task), -EPERM); /* not a task of this process */
+}
+
+/* A child that cancels a plait thread or a pool task of its parent is refused, and the
+ * task's wait on a descriptor ends at its deadline.  (The child claimed the copy of the
+ * task's wait and wrote the thread's wake-up eventfd, shared with the parent: there the
+ * wait, never decided, found the eventfd readable on every look and spun at full speed
+ * past its deadline until the descriptor became readable.) */
+TEST(plait_cancel_in_a_child_leaves_the_parent_s_tasks_alone)
+{
+    plait_pool *pool;
+    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 1}), 0);
+    for (int in_pool = 0; in_pool < 2; in_pool++) {
+        int p[2];
+        CHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+        fd_waiter w = {.fd = p[0]};
+        atomic_init(&w.tid, 0);
+        atomic_init(&w.result, 1);
+        if (in_pool)
+            CHECK_EQ(plait_pool_submit(pool, &parents_task, thread_waits_readable, &w), 0);
+        else
+            CHECK_EQ(plait_thread_start(&parents_task, thread_waits_readable, &w, NULL), 0);
+        wait_asleep(&w.tid);
+        in_child(cancel_the_parent_s_task, NULL);
+        free_after_its_deadline(&w, p[1]);
+        CHECK_EQ(plait_join(parents_task, NULL, SOON()), 0);
+        CHECK_EQ(atomic_load(&w.result), -ETIMEDOUT);
+        CHECK(w.took < 3 * PLAIT_SEC);
+        close(p[0]);
+        close(p[1]);
+    }
+    CHECK_EQ(plait_pool_destroy(pool), 0);
 }
 
 /* ---- a thread pool the parent made, called from a child ---- */
@@ -625,6 +673,7 @@ RUN_TESTS(CASE(scheduler_in_a_default_pool_task_offloads),
           CASE(fork_beside_threads_polling_a_signal_watcher),
           CASE(children_returning_from_tasks_and_threads_end_there),
           CASE(plait_close_in_a_child_leaves_the_parent_s_waits_alone),
+          CASE(plait_cancel_in_a_child_leaves_the_parent_s_tasks_alone),
           /* last: it leaves the parent's default pool running, whose threads TSan
            * would take for live ones of later children that start threads of their own
            * ("dup thread with used id") */
