@@ -30,7 +30,10 @@
  * ring was not taken (it runs elsewhere); one in the done ring is delivered as usual;
  * a slot given to another task since is not this worker's any more (dispatch clears
  * its runner).  None is lost or runs twice.  A new worker is forked in its place (not
- * while the pool stops).
+ * while the pool stops); one that cannot be forked (a process limit reached) is tried
+ * again every 50 ms from a timer of the manager's, and while no worker is left what
+ * waits fails and submit refuses with -EAGAIN (the pool once stayed short, or broken,
+ * for good).
 
  * Timeouts.  A worker arms a one-shot POSIX timer that sends itself SIGKILL at the
  * task's deadline (and records the deadline), so a task stuck in a loop dies on time
@@ -61,6 +64,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -153,6 +157,13 @@ struct plait_procpool {
     bool closed, stop_sent, stopped_flag;
     bool cancelling;            /* shut down with PLAIT_POOL_CANCEL: no worker is replaced */
     int broken;                 /* the initialiser's failure */
+    int starved;                /* no worker is left and none could be forked (-EAGAIN):
+                                 * submit refuses until the retry forks one */
+    struct retry {              /* forks again the workers whose replacement failed */
+        plait__mgr_source src;
+        plait_procpool *pool;
+        int fd;                 /* a timerfd, made at the first failure; -1 before */
+    } retry;
     atomic_bool starting;       /* create waits for the first workers' initialisers */
     plait_event *started;       /* set once they have all returned, or the pool broke */
     plait_event *stopped;
@@ -548,6 +559,7 @@ static void notified(plait__mgr_source *src, uint32_t events)
 /* ---- the parent: workers ---- */
 
 static void worker_exited(plait__mgr_source *src, uint32_t events);
+static bool retry_arm(plait_procpool *p);
 
 /* On the manager: kill a worker that is not watched (any more), through its pidfd when
  * it has one (-1: none), and reap it, telling the shared objects of its death once it
@@ -724,11 +736,17 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
         /* the new worker's initialiser failed, and it was gone before it was watched */
         p->broken = ws->init_error;
         failed = take_waiting(p);
+    } else if (forked < 0 && !retry_arm(p) && p->alive == 0) {
+        p->broken = -EAGAIN; /* no worker left, none can be made, and no retry */
     } else if (forked < 0 && p->alive == 0) {
-        p->broken = -EAGAIN; /* no worker left and none can be made */
+        /* none left for now: what waits fails (nothing would run it), and submit
+         * refuses until the retry has forked a worker (a process limit reached for a
+         * moment once broke the pool for good) */
+        p->starved = -EAGAIN;
     }
-    if (p->broken && p->alive == 0) {
-        fail_queued(p, p->broken);
+    int fail_code = p->broken ? p->broken : p->starved;
+    if (fail_code && p->alive == 0) {
+        fail_queued(p, fail_code);
         if (!failed)
             failed = take_waiting(p);
     }
@@ -741,9 +759,68 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     plait__spin_lock(&p->lock);
     fail_running(p, dead_pid, fate);
     plait__spin_unlock(&p->lock);
-    fail_list(failed, init_error ? init_error : p->broken);
+    fail_list(failed, init_error ? init_error : fail_code);
     start_check(p);
     collect(p);
+}
+
+/* On the manager, when the retry timer expires: fork the workers whose replacement
+ * could not be forked, and arm the timer again while some still cannot be. */
+static void retry_fired(plait__mgr_source *src, uint32_t events)
+{
+    (void)events;
+    plait_procpool *p = ((struct retry *)src)->pool;
+    uint64_t v;
+    while (read(p->retry.fd, &v, sizeof v) < 0 && errno == EINTR) {
+    }
+    ptask *failed = NULL;
+    plait__spin_lock(&p->lock);
+    bool short_of_one = false;
+    for (unsigned i = 0; i < p->nworkers && !short_of_one; i++) {
+        if (p->workers[i].alive || p->broken || p->stop_sent || p->cancelling)
+            continue;
+        if (worker_fork(p, i) < 0) {
+            if (p->wstate[i].init_error) { /* its initialiser failed, and it is gone */
+                p->broken = p->wstate[i].init_error;
+                failed = take_waiting(p);
+            } else {
+                short_of_one = true;
+            }
+        }
+    }
+    if (p->alive)
+        p->starved = 0;
+    if (short_of_one && !retry_arm(p) && p->alive == 0)
+        p->broken = -EAGAIN;
+    int code = p->broken;
+    if (code && p->alive == 0) {
+        fail_queued(p, code);
+        if (!failed)
+            failed = take_waiting(p);
+    }
+    plait__spin_unlock(&p->lock);
+    fail_list(failed, code);
+    collect(p);
+}
+
+/* On the manager: fork the missing workers again in a while (pool lock held).  false
+ * when no timer can be had. */
+static bool retry_arm(plait_procpool *p)
+{
+    if (p->retry.fd < 0) {
+        int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (fd < 0)
+            return false;
+        p->retry.src.ready = retry_fired;
+        p->retry.pool = p;
+        if (plait__manager_watch(fd, &p->retry.src) < 0) {
+            close(fd);
+            return false;
+        }
+        p->retry.fd = fd;
+    }
+    struct itimerspec its = {.it_value = {0, 50 * PLAIT_MS}};
+    return timerfd_settime(p->retry.fd, 0, &its, NULL) == 0;
 }
 
 /* Kill the worker that runs slot s (pool lock and shared lock held).  Under the
@@ -869,6 +946,8 @@ static void pool_free(plait_procpool *p)
 {
     if (p->notify_fd >= 0)
         close(p->notify_fd);
+    if (p->retry.fd >= 0)
+        close(p->retry.fd);
     if (p->sh)
         plait__shared_unmap(p->sh, p->map_size);
     if (p->started)
@@ -886,6 +965,8 @@ static void pool_detach(void *arg)
 {
     plait_procpool *p = arg;
     plait__manager_unwatch(p->notify_fd);
+    if (p->retry.fd >= 0)
+        plait__manager_unwatch(p->retry.fd);
     for (unsigned i = 0; i < p->nworkers; i++) {
         worker *w = &p->workers[i];
         if (!w->alive)
@@ -919,6 +1000,7 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     p->init_arg = o ? o->init_arg : NULL;
     p->max_tasks = o ? o->max_tasks : 0;
     p->task_timeout = o ? o->task_timeout : 0;
+    p->retry.fd = -1;
     p->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     int r = p->notify_fd < 0 ? -errno : 0; /* -EMFILE, -ENFILE, -ENOMEM */
     pthread_sigmask(SIG_BLOCK, NULL, &p->mask);
@@ -949,7 +1031,6 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     }
     for (unsigned s = p->nslots; s-- > 0;)
         p->free_slots[p->nfree++] = s;
-    plait__ignore_sigpipe();
     atomic_store(&p->starting, p->init != NULL);
     plait__flush_before_fork();
     r = plait__manager_call(pool_start, p);
@@ -996,7 +1077,7 @@ int plait__procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn
     int r;
     for (;;) {
         plait__spin_lock(&pool->lock);
-        r = pool->closed ? -EPIPE : pool->broken;
+        r = pool->closed ? -EPIPE : pool->broken ? pool->broken : pool->starved;
         if (r == 0 && pool->nfree) { /* straight into a slot */
             dispatch(pool, t, pool->free_slots[--pool->nfree], head, head_len, body, body_len);
         } else if (r == 0 && t->arg) { /* to wait for a slot, with its own copy */

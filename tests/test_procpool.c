@@ -3503,7 +3503,131 @@ TEST(procpool_task_output_reaches_stdout)
     CHECK_EQ(got, 2 * strlen("task-output\n"));
 }
 
-RUN_TESTS(CASE(procpool_bad_input), CASE(procpool_used_from_a_worker_is_refused),
+/* Making a process pool makes no pipe and no socket (its notifications go through an
+ * eventfd), so it leaves the program's SIGPIPE alone: plait ignores SIGPIPE only once it
+ * has made or written a pipe or socket.  (Pool creation once set it to SIG_IGN, for the
+ * program and every worker: a program's own write to a closed pipe, `prog | head`,
+ * then went on with EPIPE instead of ending.)  In a child, whose SIGPIPE is its own;
+ * plait ignores it once per process, which the child inherits, so this case runs
+ * first, before any other makes a pipe. */
+static ssize_t write_nothing(const void *a, size_t al, void *o, size_t oc)
+{
+    (void)a, (void)al, (void)o, (void)oc;
+    return 0;
+}
+
+static int sigpipe_after_a_pool(void)
+{
+    struct sigaction sa;
+    sigaction(SIGPIPE, NULL, &sa);
+    if (sa.sa_handler != SIG_DFL)
+        return 10; /* a case before this one ignored it */
+    plait_procpool *pool;
+    if (plait_procpool_create(&pool, &(plait_procpool_options){.processes = 1}) != 0)
+        return 11;
+    plait_task t;
+    void *v = NULL;
+    if (plait_procpool_submit(pool, &t, write_nothing, NULL, 0) != 0 ||
+        plait_join(t, &v, SOON()) != 0)
+        return 12;
+    free(v);
+    sigaction(SIGPIPE, NULL, &sa);
+    plait_procpool_destroy(pool);
+    return sa.sa_handler == SIG_DFL ? 0 : 1;
+}
+
+TEST(pool_create_leaves_sigpipe_alone)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(sigpipe_after_a_pool());
+    int st = reap_within(pid, 20);
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 0); /* 1: SIGPIPE was no longer at its default */
+}
+
+/* A replacement worker that cannot be forked for a moment (the process limit reached:
+ * the worker that ended still counts until it is reaped, after its replacement is
+ * forked) is forked again once it can be.  The pool once stayed short of it for good,
+ * and with none left refused every task with -EAGAIN for ever.  While none is left, the
+ * task that waited fails with -EAGAIN (nothing would run it), and submit refuses with
+ * -EAGAIN until the retry has forked a worker.  In a child, under a user of its own
+ * (root is not held to RLIMIT_NPROC). */
+static ssize_t write_seven(const void *a, size_t al, void *o, size_t oc)
+{
+    (void)a, (void)al, (void)oc;
+    int64_t v = 7;
+    memcpy(o, &v, sizeof v);
+    return sizeof v;
+}
+
+/* Submit write_seven and join it: 0 when its result is 7, else the failure. */
+static int run_seven(plait_procpool *pool)
+{
+    plait_task t;
+    int r = plait_procpool_submit(pool, &t, write_seven, NULL, 0);
+    void *v = NULL;
+    if (r == 0)
+        r = plait_join(t, &v, SOON());
+    plait_bytes *b = v;
+    int64_t seven = 7;
+    if (r == 0)
+        r = b && b->len == sizeof seven && !memcmp(b->data, &seven, sizeof seven) ? 0 : -EPROTO;
+    free(v);
+    return r;
+}
+
+static int pool_after_a_process_limit(void)
+{
+    if (geteuid() == 0 && (setresgid(65534, 65534, 65534) != 0 ||
+                           setresuid(65534, 65534, 65534) != 0))
+        return 20;
+    plait_procpool *pool;
+    if (plait_procpool_create(&pool, &(plait_procpool_options){.processes = 1,
+                                                                .max_tasks = 1}) != 0)
+        return 21;
+    struct rlimit old, none;
+    getrlimit(RLIMIT_NPROC, &old);
+    none = (struct rlimit){.rlim_cur = 1, .rlim_max = old.rlim_max};
+    if (setrlimit(RLIMIT_NPROC, &none) != 0)
+        return 22;
+    plait_task queued;
+    if (plait_procpool_submit(pool, &queued, write_seven, NULL, 0) != 0) /* in the slot */
+        return 23;
+    int behind = run_seven(pool); /* waits for the worker, which ends after the first */
+    if (behind != -EAGAIN && behind != 0) /* 0: it ran before the worker ended */
+        return 24;
+    void *v = NULL;
+    if (plait_join(queued, &v, SOON()) != 0)
+        return 25;
+    free(v);
+    if (setrlimit(RLIMIT_NPROC, &old) != 0)
+        return 26;
+    int r;
+    int64_t give_up = plait_deadline_in(10 * PLAIT_SEC);
+    while ((r = run_seven(pool)) == -EAGAIN && plait_now() < give_up) /* the retry's turn */
+        nanosleep(&(struct timespec){.tv_nsec = 10 * PLAIT_MS}, NULL);
+    for (int i = 0; r == 0 && i < 3; i++) /* and the pool works as before */
+        r = run_seven(pool);
+    plait_procpool_destroy(pool);
+    if (r != 0)
+        fprintf(stderr, "  after the limit was lifted: %d (%s)\n", r, plait_strerror(r));
+    return r == 0 ? 0 : 27; /* 27: -EAGAIN for good */
+}
+
+TEST(replacement_fork_failure_is_not_for_good)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(pool_after_a_process_limit());
+    int st = reap_within(pid, 30);
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 0);
+}
+
+RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
+          CASE(procpool_bad_input), CASE(procpool_used_from_a_worker_is_refused),
+          CASE(replacement_fork_failure_is_not_for_good),
           CASE(join_after_destroy_touches_no_pool), CASE(two_threads_join_copies_of_one_task),
           CASE(imap_from_a_forked_child_is_refused),
           CASE(worker_killed_mid_publish_completes_once),
