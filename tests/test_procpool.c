@@ -3536,14 +3536,20 @@ static int sigpipe_after_a_pool(void)
     return sa.sa_handler == SIG_DFL ? 0 : 1;
 }
 
-TEST(pool_create_leaves_sigpipe_alone)
+/* Run fn in a forked child, which ends with what it returns: that must be 0. */
+static void in_a_child(int (*fn)(void))
 {
     pid_t pid = fork();
     if (pid == 0)
-        _exit(sigpipe_after_a_pool());
-    int st = reap_within(pid, 20);
+        _exit(fn());
+    int st = reap_within(pid, 30);
     CHECK(WIFEXITED(st));
-    CHECK_EQ(WEXITSTATUS(st), 0); /* 1: SIGPIPE was no longer at its default */
+    CHECK_EQ(WEXITSTATUS(st), 0);
+}
+
+TEST(pool_create_leaves_sigpipe_alone)
+{
+    in_a_child(sigpipe_after_a_pool); /* 1: SIGPIPE was no longer at its default */
 }
 
 /* A replacement worker that cannot be forked for a moment (the process limit reached:
@@ -3617,12 +3623,7 @@ static int pool_after_a_process_limit(void)
 
 TEST(replacement_fork_failure_is_not_for_good)
 {
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(pool_after_a_process_limit());
-    int st = reap_within(pid, 30);
-    CHECK(WIFEXITED(st));
-    CHECK_EQ(WEXITSTATUS(st), 0);
+    in_a_child(pool_after_a_process_limit);
 }
 
 RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
