@@ -74,7 +74,7 @@ static void *run(void *arg)
         return PLAIT_FAIL(r);
     }
     plait_addr local;
-    char name[64] = "?";
+    char name[PLAIT_ADDR_STRLEN] = "?";
     if (plait_local_addr(listener, &local) == 0)
         plait_addr_format(&local, name, sizeof name);
     printf("listening on %s (poller: %s)\n", name, plait_io_backend());

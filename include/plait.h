@@ -648,13 +648,18 @@ int plait_close(int fd);
 
 /* Files, read and written without blocking the scheduler: from a coroutine the call
  * runs on the default pool while only the coroutine waits; from a thread it is made
- * in place.  Once started, an operation is waited for to its end and its result
- * returned even if the coroutine is cancelled meanwhile (the bytes moved cannot be
- * taken back; the cancellation shows at the next wait); a cancellation that comes
- * first (of the calling coroutine, plait thread or pool task), or while the operation
- * still waits in the pool's queue, is -ECANCELED and the operation is not made.  open()
- * adds O_CLOEXEC and returns the descriptor; read and write at offset (< 0: at the
- * file position, moving it) return the bytes moved.  Errors are -errno. */
+ * in place.  They are for regular files and block devices, which are always "ready"
+ * and yet may wait for the disk.  A pipe, FIFO, socket or terminal is not refused, but
+ * a call on one that must wait for its peer (the open of a FIFO until the other end
+ * opens, a read until data comes) holds a pool worker until then, with no deadline:
+ * use plait_read/plait_write on those, which wait on the poller.  Once started, an
+ * operation is waited for to its end and its result returned even if the coroutine is
+ * cancelled meanwhile (the bytes moved cannot be taken back; the cancellation shows at
+ * the next wait); a cancellation that comes first (of the calling coroutine, plait
+ * thread or pool task), or while the operation still waits in the pool's queue, is
+ * -ECANCELED and the operation is not made.  open() adds O_CLOEXEC and returns the
+ * descriptor; read and write at offset (< 0: at the file position, moving it) return
+ * the bytes moved.  Errors are -errno. */
 int plait_file_open(const char *path, int flags, mode_t mode);
 ssize_t plait_file_read(int fd, void *buf, size_t len, off_t offset);
 ssize_t plait_file_write(int fd, const void *buf, size_t len, off_t offset);
@@ -709,14 +714,23 @@ typedef struct plait_addr {
 } plait_addr;
 
 /* A numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]": brackets for IPv6 only)
- * and port (0..65535).  NULL host is the wildcard address "::" (which takes IPv4 too).
- * -EINVAL for a host that is not numeric or a bad port. */
+ * and port (0..65535); an IPv6 address may name its scope (zone) with an interface's
+ * name or index: "fe80::1%eth0", "[fe80::1%2]".  NULL host is the wildcard address "::"
+ * (which takes IPv4 too).  -EINVAL for a host that is not numeric (or names no
+ * interface) or a bad port; -EMFILE/-ENFILE when no descriptor is left to look an
+ * interface's name up with. */
 int plait_addr_ip(plait_addr *out, const char *host, int port);
 /* A Unix socket path; -ENAMETOOLONG when it does not fit, -EINVAL for an empty one. */
 int plait_addr_unix(plait_addr *out, const char *path);
-/* "1.2.3.4:80", "[::1]:80" or the path, into buf: its length, -ENOSPC when cap is too
- * small, -EINVAL for an unknown family. */
+/* "1.2.3.4:80", "[::1]:80", "[fe80::1%eth0]:80" (the scope id: the interface's name,
+ * or its number where no interface has it, as getnameinfo(NI_NUMERICHOST) writes it)
+ * or the path, into buf: its length, -ENOSPC when cap is too small, -EINVAL for an
+ * unknown family.  The text of an IP address, less its ":port", parses back to it with
+ * plait_addr_ip.  A buffer of PLAIT_ADDR_STRLEN bytes takes any address. */
 int plait_addr_format(const plait_addr *addr, char *buf, size_t cap);
+/* Room for any plait_addr_format text and its NUL: a Unix path of 108 bytes; for IPv6
+ * "[" 45 "%" 15 "]:65535". */
+#define PLAIT_ADDR_STRLEN 112
 /* The port of an IPv4/IPv6 address, -EINVAL for others. */
 int plait_addr_port(const plait_addr *addr);
 
@@ -727,10 +741,11 @@ int plait_addr_port(const plait_addr *addr);
  * or PLAIT_DGRAM): up to cap addresses into out, in the system's order of preference,
  * and their count (> 0).  Runs getaddrinfo() on the default pool, so the scheduler
  * goes on (from a pool task, on a thread of its own: the task's join would run it in
- * place, past the deadline); a numeric host, in any form getaddrinfo takes ("127.1",
- * "fe80::1%lo"), is parsed at once.  -ENOENT for a name that does not exist, -EAGAIN
- * for a temporary failure of the name service, -EINVAL for bad input, -ETIMEDOUT /
- * -ECANCELED (a lookup already running finishes in the background and is discarded;
+ * place, past the deadline); a numeric host, in any form getaddrinfo or plait_addr_ip
+ * takes ("127.1", "fe80::1%lo", "[fe80::1%lo]"), is parsed at once.  -ENOENT for a name
+ * that does not exist, -EAGAIN for a temporary failure of the name service, -EINVAL
+ * for bad input, -EMFILE/-ENFILE as plait_addr_ip has them, -ETIMEDOUT / -ECANCELED
+ * (a lookup already running finishes in the background and is discarded;
  * one not started yet is not made, so abandoned lookups behind a slow name service
  * do not hold the pool's workers). */
 int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t cap,

@@ -4,6 +4,12 @@
  * A regular file is always "ready" to poll(2), yet a read may wait for the disk, so
  * from a coroutine each operation runs on the default pool while the coroutine waits
  * (only it).  From a plain thread or a pool task the system call is made in place.
+ * That suits regular files and block devices only: on a FIFO, pipe or socket a call
+ * that waits for the peer holds its pool worker until the peer comes.  Such a
+ * descriptor is not refused (the open of a FIFO is what blocks, and no descriptor
+ * exists to fstat before it; a check per read or write would cost every call a
+ * system call); the header sends such descriptors to plait_read/plait_write, which
+ * wait on the poller.
  *
  * An operation handed to the pool is waited for to its end, even if the coroutine is
  * cancelled meanwhile: the bytes it moved (and the file position) cannot be taken

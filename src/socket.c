@@ -17,48 +17,93 @@
 #include "internal.h"
 
 #include <arpa/inet.h>
+#include <inttypes.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 /* ---- addresses ---- */
+
+/* The IPv6 address of the n characters at s, with the scope (zone) id that may follow
+ * a '%': an interface's name ("fe80::1%lo") or index ("fe80::1%1"), as getaddrinfo
+ * takes it.  0; -EINVAL for what is not such an address (a name of no interface
+ * included); the error that kept an interface's name from being looked up (-EMFILE:
+ * that needs a socket). */
+static int parse_ip6(const char *s, size_t n, struct sockaddr_in6 *out)
+{
+    const char *pct = memchr(s, '%', n);
+    size_t alen = pct ? (size_t)(pct - s) : n;
+    char text[INET6_ADDRSTRLEN];
+    if (alen >= sizeof text)
+        return -EINVAL;
+    memcpy(text, s, alen);
+    text[alen] = '\0';
+    if (inet_pton(AF_INET6, text, &out->sin6_addr) != 1)
+        return -EINVAL;
+    if (!pct)
+        return 0;
+    size_t slen = n - alen - 1;
+    char scope[IF_NAMESIZE];
+    if (slen == 0 || slen >= sizeof scope)
+        return -EINVAL;
+    memcpy(scope, pct + 1, slen);
+    scope[slen] = '\0';
+    if (strspn(scope, "0123456789") == slen) {
+        unsigned long long id = strtoull(scope, NULL, 10); /* at most 15 digits */
+        if (id > UINT32_MAX)
+            return -EINVAL;
+        out->sin6_scope_id = (uint32_t)id;
+        return 0;
+    }
+    /* if_nametoindex's own, less its errno, which it leaves unset when it gets no
+     * socket: that is not a bad name */
+    struct ifreq ifr = {0};
+    memcpy(ifr.ifr_name, scope, slen + 1);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int r = ioctl(fd, SIOCGIFINDEX, &ifr) < 0 ? -errno : 0;
+    close(fd);
+    if (r < 0)
+        return r == -ENODEV ? -EINVAL : r;
+    out->sin6_scope_id = (uint32_t)ifr.ifr_ifindex;
+    return 0;
+}
 
 int plait_addr_ip(plait_addr *out, const char *host, int port)
 {
     if (!out || port < 0 || port > 65535)
         return -EINVAL;
     memset(out, 0, sizeof *out);
-    char buf[INET6_ADDRSTRLEN + 2];
-    bool bracketed = false; /* "[::1]" as in URLs: an IPv6 address only */
-    if (host) {
-        size_t n = strlen(host);
-        if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof buf) {
-            memcpy(buf, host + 1, n - 2);
-            buf[n - 2] = '\0';
-            host = buf;
-            bracketed = true;
-        }
-    }
-    if (host && !bracketed && inet_pton(AF_INET, host, &out->u.in4.sin_addr) == 1) {
+    int r = 0;
+    if (!host) {
+        out->u.in6.sin6_addr = in6addr_any;
+    } else if (inet_pton(AF_INET, host, &out->u.in4.sin_addr) == 1) {
         out->u.in4.sin_family = AF_INET;
         out->u.in4.sin_port = htons((uint16_t)port);
         out->len = sizeof out->u.in4;
         return 0;
+    } else {
+        size_t n = strlen(host);
+        if (n >= 2 && host[0] == '[' && host[n - 1] == ']') /* as in URLs: IPv6 only */
+            r = parse_ip6(host + 1, n - 2, &out->u.in6);
+        else
+            r = parse_ip6(host, n, &out->u.in6);
     }
-    if (!host || inet_pton(AF_INET6, host, &out->u.in6.sin6_addr) == 1) {
-        if (!host)
-            out->u.in6.sin6_addr = in6addr_any;
-        out->u.in6.sin6_family = AF_INET6;
-        out->u.in6.sin6_port = htons((uint16_t)port);
-        out->len = sizeof out->u.in6;
-        return 0;
+    if (r < 0) {
+        memset(out, 0, sizeof *out);
+        return r;
     }
-    memset(out, 0, sizeof *out);
-    return -EINVAL;
+    out->u.in6.sin6_family = AF_INET6;
+    out->u.in6.sin6_port = htons((uint16_t)port);
+    out->len = sizeof out->u.in6;
+    return 0;
 }
 
 int plait_addr_unix(plait_addr *out, const char *path)
@@ -84,6 +129,12 @@ int plait_addr_port(const plait_addr *addr)
     return -EINVAL;
 }
 
+/* the longest texts: a Unix path with no NUL (or "@" and 107 bytes), and an IPv6
+ * address with an interface's name */
+_Static_assert(PLAIT_ADDR_STRLEN >= sizeof((struct sockaddr_un){0}.sun_path) + 1 &&
+                   PLAIT_ADDR_STRLEN >= sizeof "[]:65535" + INET6_ADDRSTRLEN + IF_NAMESIZE,
+               "PLAIT_ADDR_STRLEN fits every formatted address");
+
 int plait_addr_format(const plait_addr *addr, char *buf, size_t cap)
 {
     if (!addr || (!buf && cap))
@@ -95,10 +146,18 @@ int plait_addr_format(const plait_addr *addr, char *buf, size_t cap)
         inet_ntop(AF_INET, &addr->u.in4.sin_addr, ip, sizeof ip);
         n = snprintf(buf, cap, "%s:%d", ip, plait_addr_port(addr));
         break;
-    case AF_INET6:
+    case AF_INET6: { /* with its scope id as getnameinfo(NI_NUMERICHOST) has it */
         inet_ntop(AF_INET6, &addr->u.in6.sin6_addr, ip, sizeof ip);
-        n = snprintf(buf, cap, "[%s]:%d", ip, plait_addr_port(addr));
+        uint32_t id = addr->u.in6.sin6_scope_id;
+        char scope[IF_NAMESIZE + 1] = ""; /* "%name", or "%index" where none has it */
+        if (id) {
+            scope[0] = '%';
+            if (!if_indextoname(id, scope + 1))
+                snprintf(scope + 1, sizeof scope - 1, "%" PRIu32, id);
+        }
+        n = snprintf(buf, cap, "[%s%s]:%d", ip, scope, plait_addr_port(addr));
         break;
+    }
     case AF_UNIX: { /* unnamed: ""; abstract (a leading NUL): "@name" */
         size_t off = offsetof(struct sockaddr_un, sun_path);
         size_t len = addr->len > off ? addr->len - off : 0;
@@ -185,8 +244,11 @@ int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t 
 {
     if (!out || !cap || port < 0 || port > 65535 || (type != PLAIT_STREAM && type != PLAIT_DGRAM))
         return -EINVAL;
-    if (plait_addr_ip(out, host, port) == 0)
+    int parsed = plait_addr_ip(out, host, port);
+    if (parsed == 0)
         return 1;
+    if (parsed != -EINVAL) /* a scope's interface name could not be looked up */
+        return parsed;
     if (!host[0])
         return -EINVAL;
     lookup *l = calloc(1, sizeof *l);
@@ -196,8 +258,8 @@ int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t 
     }
     snprintf(l->service, sizeof l->service, "%d", port);
     l->hints.ai_socktype = type == PLAIT_STREAM ? SOCK_STREAM : SOCK_DGRAM;
-    /* the other numeric forms ("127.1", "0x7f.0.0.1", "fe80::1%lo") at once too: with
-     * AI_NUMERICHOST getaddrinfo asks no name service */
+    /* the other numeric forms ("127.1", "0x7f.0.0.1") at once too: with AI_NUMERICHOST
+     * getaddrinfo asks no name service */
     l->hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
     l->rc = getaddrinfo(l->host, l->service, &l->hints, &l->res);
     l->sys_errno = errno;
