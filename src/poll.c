@@ -24,11 +24,13 @@
  * Closing: a poller does not notice close(2) (epoll drops the descriptor silently, an
  * io_uring poll holds the file open), so every blocking wait is also linked, by
  * descriptor, in a process-wide table that plait_close() walks to wake the waiters
- * with -EBADF before it closes; it also counts the close (plait__fd_close_gen), so
- * every scheduler's epoll makes its registration of that number again, and a call
- * that has tried fd but not yet linked its wait sees the close when it links (it reads
- * the count before its try: plait__fd_call_begin) and tries again instead of waiting
- * on a number another file may have taken.  That call makes what its wait needs (its
+ * with -EBADF, before it closes and again after; each walk also counts the close
+ * (plait__fd_close_gen), so every scheduler's epoll makes its registration of that
+ * number again, and a call that has tried fd but not yet linked its wait sees the
+ * close when it links (it reads the count before its try: plait__fd_call_begin) and
+ * tries again instead of waiting on a number another file may have taken.  The walk
+ * after close(2) is for a call that began between the two: its try found fd open, and
+ * its wait, linked after the first walk, was once never woken.  That call makes what its wait needs (its
  * poller, its thread's wake-up descriptor) before its try, so a close during the call
  * cannot give the number to plait's own file; a number closed before the call began
  * may have been taken by them, and a call on it is -EBADF (plait__fd_call_begin).
@@ -489,14 +491,14 @@ static void take_back_or_wait_handed(plait__kernel_io *io)
     }
 }
 
-int plait_close(int fd)
+/* One look of plait_close's for fd's waits: count the close, under the stripe's lock,
+ * take back the kernel reads and writes queued on fd, and wake every wait on fd with
+ * -EBADF.  A call that has tried fd but not yet linked its wait sees the count when it
+ * links (plait__fd_call_begin), and one linked is woken. */
+static void close_pass(int fd)
 {
-    if (fd < 0)
-        return -EBADF;
     plait__wakeups later = {0};
     plait__spin_lock(&fd_waits[fd % CLOSE_STRIPES].lock);
-    /* counted first, under the lock: a call on fd that has tried but not yet linked
-     * its wait sees it when it links (plait__fd_call_begin), and one linked is woken */
     atomic_fetch_add_explicit(&fd_waits[fd % CLOSE_STRIPES].closes, 1, memory_order_release);
     for (plait__wait_node *n = fd_waits[fd % CLOSE_STRIPES].waits.head; n; n = n->next)
         if (n->data == fd_key(fd) && n->waiter->io)
@@ -505,6 +507,13 @@ int plait_close(int fd)
                                &later);
     plait__spin_unlock(&fd_waits[fd % CLOSE_STRIPES].lock);
     plait__wakeups_deliver(&later);
+}
+
+int plait_close(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    close_pass(fd);
     /* this scheduler's watch goes first: an io_uring poll holds the file open (the
      * close must be a close, which the peer sees, when this returns), and an epoll
      * registration outlives the close while the file is open elsewhere */
@@ -518,9 +527,12 @@ int plait_close(int fd)
             p->backend->io_cancel(p, fd, true);
     }
     int r = close(fd) < 0 && errno != EINTR ? -errno : 0; /* after EINTR it is gone too */
-    /* every poller must make its registration of the number again (counted once more:
-     * one made between the count above and the close is of the closed file) */
-    atomic_fetch_add_explicit(&fd_waits[fd % CLOSE_STRIPES].closes, 1, memory_order_release);
+    /* once more: a call that began after the first look found fd still open, and its
+     * wait, linked since, is woken by nothing else (a close wakes no poll or epoll
+     * wait, and an io_uring poll holds the file); every poller must also make its
+     * registration of the number again (one made between the looks is of the closed
+     * file) */
+    close_pass(fd);
     return r;
 }
 

@@ -10,6 +10,12 @@
  * (tests/CMakeLists.txt), and uses the epoll backend, so the library's arming passes
  * through the wrapper below, which lets the closing thread close the descriptor before
  * it makes the real call.
+ *
+ * And a call that begins while a plait_close is between its look for waiters and its
+ * close(2): the call's try finds the descriptor still open, and its wait, linked after
+ * that look, was never woken (the close wakes no poll or epoll wait, and an io_uring
+ * poll holds the file): it waited to its deadline.  This test is also linked with
+ * --wrap=close, whose wrapper holds plait_close's close(2) until the call sleeps.
  */
 #include "helpers.h"
 
@@ -70,4 +76,65 @@ TEST(close_claiming_a_wait_being_armed_ends_that_wait)
     CHECK_EQ(close(p[1]), 0);
 }
 
-RUN_TESTS(CASE(close_claiming_a_wait_being_armed_ends_that_wait))
+static int held = -1;           /* the descriptor whose close(2) waits for the call */
+static atomic_bool closing;
+static atomic_int caller_tid;
+
+int __real_close(int fd);
+int __wrap_close(int fd);
+int __wrap_close(int fd)
+{
+    if (fd == held) {
+        held = -1;
+        atomic_store(&closing, true);
+        wait_asleep(&caller_tid); /* the call has tried, linked its wait, and sleeps */
+    }
+    return __real_close(fd);
+}
+
+/* An accept on the listener that another thread's plait_close is closing; a coroutine's
+ * or the thread's own, by arg.  Its result goes to accepted. */
+static int accepted;
+static int64_t accept_took;
+
+static void *accept_while_closing(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&closing))
+        sched_yield();
+    atomic_store(&caller_tid, gettid_());
+    int64_t start = plait_now();
+    accepted = plait_accept(watched, NULL, plait_deadline_in(5 * PLAIT_SEC));
+    accept_took = plait_now() - start;
+    return NULL;
+}
+
+static void *thread_accepting_while_closing(void *in_coroutine)
+{
+    if (!in_coroutine)
+        return accept_while_closing(NULL);
+    check_run(accept_while_closing, NULL);
+    return NULL;
+}
+
+TEST(a_call_begun_during_a_close_is_woken_by_it)
+{
+    for (int in_coroutine = 0; in_coroutine < 2; in_coroutine++) {
+        watched = plait_tcp_listen("127.0.0.1", 0, 1);
+        CHECK(watched >= 0);
+        atomic_store(&closing, false);
+        atomic_store(&caller_tid, 0);
+        held = watched;
+        pthread_t th;
+        thread_start(&th, thread_accepting_while_closing, in_coroutine ? &th : NULL);
+        CHECK_EQ(plait_close(watched), 0);
+        thread_join(th);
+        /* not at the deadline: a wait the close never woke (a thread's ppoll finds the
+         * number closed only as it times out, and says -EBADF then) */
+        CHECK_EQ(accepted, -EBADF);
+        CHECK(accept_took < 4 * PLAIT_SEC);
+    }
+}
+
+RUN_TESTS(CASE(close_claiming_a_wait_being_armed_ends_that_wait),
+          CASE(a_call_begun_during_a_close_is_woken_by_it))
