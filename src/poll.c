@@ -24,7 +24,10 @@
  * Closing: a poller does not notice close(2) (epoll drops the descriptor silently, an
  * io_uring poll holds the file open), so every blocking wait is also linked, by
  * descriptor, in a process-wide table that plait_close() walks to wake the waiters
- * with -EBADF, before it closes and again after; each walk also counts the close
+ * with -EBADF before it closes, and again after (then to look again: by then the number
+ * may be a new file's, opened by another thread, with waits of its own on it, which
+ * must not fail; a call on the closed file finds the number closed as it looks again,
+ * or another file, as any call after a close); each walk also counts the close
  * (plait__fd_close_gen), so every scheduler's epoll makes its registration of that
  * number again, and a call that has tried fd but not yet linked its wait sees the
  * close when it links (it reads the count before its try: plait__fd_call_begin) and
@@ -473,11 +476,11 @@ static void link_for_close(plait__wait_node *node, plait__waiter *w, int fd)
  * look-up.  That wait is the rest of one io_uring_enter's submission (the head is
  * published once the whole batch is issued).  The stripe's
  * lock is held: the waiting coroutine cannot unlink, nor its stack go. */
-static void take_back_or_wait_handed(plait__kernel_io *io)
+static void take_back_or_wait_handed(plait__kernel_io *io, int withdrawn)
 {
     int state = PLAIT__IO_QUEUED;
     for (unsigned spins = 0;
-         !atomic_compare_exchange_strong(&io->state, &state, PLAIT__IO_WITHDRAWN) &&
+         !atomic_compare_exchange_strong(&io->state, &state, withdrawn) &&
          state == PLAIT__IO_ENTERING &&
          (int)(__atomic_load_n(io->ring_head, __ATOMIC_ACQUIRE) - io->index) <= 0;
          spins++) {
@@ -494,17 +497,21 @@ static void take_back_or_wait_handed(plait__kernel_io *io)
 /* One look of plait_close's for fd's waits: count the close, under the stripe's lock,
  * take back the kernel reads and writes queued on fd, and wake every wait on fd with
  * -EBADF.  A call that has tried fd but not yet linked its wait sees the count when it
- * links (plait__fd_call_begin), and one linked is woken. */
-static void close_pass(int fd)
+ * links (plait__fd_call_begin), and one linked is woken.  After close(2) (after), the
+ * number may be a new file's already, opened by another thread, with waits on it: those
+ * are woken to look again (PLAIT__LOOK_AGAIN), not failed; a call on the file closed
+ * then finds the number closed (-EBADF), or another file, as any call after a close. */
+static void close_pass(int fd, bool after)
 {
     plait__wakeups later = {0};
     plait__spin_lock(&fd_waits[fd % CLOSE_STRIPES].lock);
     atomic_fetch_add_explicit(&fd_waits[fd % CLOSE_STRIPES].closes, 1, memory_order_release);
     for (plait__wait_node *n = fd_waits[fd % CLOSE_STRIPES].waits.head; n; n = n->next)
         if (n->data == fd_key(fd) && n->waiter->io)
-            take_back_or_wait_handed(n->waiter->io);
-    plait__waitq_wake_matching(&fd_waits[fd % CLOSE_STRIPES].waits, fd_key(fd), -EBADF,
-                               &later);
+            take_back_or_wait_handed(n->waiter->io,
+                                     after ? PLAIT__IO_RELOOK : PLAIT__IO_WITHDRAWN);
+    plait__waitq_wake_matching(&fd_waits[fd % CLOSE_STRIPES].waits, fd_key(fd),
+                               after ? PLAIT__LOOK_AGAIN : -EBADF, &later);
     plait__spin_unlock(&fd_waits[fd % CLOSE_STRIPES].lock);
     plait__wakeups_deliver(&later);
 }
@@ -513,7 +520,7 @@ int plait_close(int fd)
 {
     if (fd < 0)
         return -EBADF;
-    close_pass(fd);
+    close_pass(fd, false);
     /* this scheduler's watch goes first: an io_uring poll holds the file open (the
      * close must be a close, which the peer sees, when this returns), and an epoll
      * registration outlives the close while the file is open elsewhere */
@@ -532,7 +539,7 @@ int plait_close(int fd)
      * wait, and an io_uring poll holds the file); every poller must also make its
      * registration of the number again (one made between the looks is of the closed
      * file) */
-    close_pass(fd);
+    close_pass(fd, true);
     return r;
 }
 
@@ -647,6 +654,7 @@ static int wait_fd(int fd, int events, int64_t deadline, bool tried, const uint3
         return -EINVAL;
     short pevents = (short)((events & PLAIT_READABLE ? POLLIN : 0) |
                             (events & PLAIT_WRITABLE ? POLLOUT : 0));
+again:;
     /* a cancelled caller, as one whose deadline has passed, tries once: what is ready
      * it gets (a call that needs no wait still completes) */
     int cancelled = plait__check_cancel();
@@ -682,6 +690,18 @@ static int wait_fd(int fd, int events, int64_t deadline, bool tried, const uint3
     int r = w.coro ? coro_wait_fd(w.coro->sched, &w, fd, events, deadline)
                    : plait__waiter_block(&w, deadline);
     plait__wait_node_unlink(&node);
+    if (r == PLAIT__LOOK_AGAIN && !since) {
+        /* a close of the number just happened (plait_close's look after close(2)): the
+         * number is closed, or a new file's, whose wait goes on */
+        struct pollfd pfd = {.fd = fd, .events = pevents};
+        if (poll(&pfd, 1, 0) < 0)
+            return -errno;
+        if (pfd.revents & POLLNVAL)
+            return -EBADF;
+        if (pfd.revents)
+            return ready_mask(pfd.revents);
+        goto again;
+    }
     return r;
 }
 
@@ -787,7 +807,9 @@ static ssize_t ring_transfer(struct plait__poller *p, int fd, void *buf, size_t 
     /* bytes that moved are returned whatever ended the wait: none is lost */
     if (op.res != -ECANCELED)
         return op.res;
-    return r == -ETIMEDOUT ? -EAGAIN : r;
+    /* a close's look after close(2) (PLAIT__LOOK_AGAIN): the system call says whether
+     * the number is closed or a new file's */
+    return r == -ETIMEDOUT || r == PLAIT__LOOK_AGAIN ? -EAGAIN : r;
 }
 
 bool plait__fd_kind(plait__fd_slot *slot, int fd)

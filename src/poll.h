@@ -45,7 +45,14 @@ enum {
     PLAIT__IO_ENTERING,         /* handed to the kernel by an io_uring_enter under way */
     PLAIT__IO_IN_KERNEL,        /* the kernel has it, and holds its file */
     PLAIT__IO_WITHDRAWN,        /* a plait_close took it: it must never go */
+    PLAIT__IO_RELOOK,           /* taken by plait_close's look after close(2): the number
+                                 * may be a new file's, so the caller tries again (-EAGAIN) */
 };
+
+/* The status a plait_close's look after close(2) wakes a wait on the number with: not
+ * -EBADF, as the wait may be on a new file that took the number since; the caller's
+ * system call (or a poll) tells. */
+#define PLAIT__LOOK_AGAIN 0
 
 /* The highest descriptor a poller serves: io_uring's request names keep the two bits
  * above it (for a read, for a write). */

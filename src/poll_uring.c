@@ -597,7 +597,9 @@ static bool withdraw_ended(struct plait__poller *p)
         sqe->user_data = CANCEL_TOKEN;
         /* taken by a plait_close that may not have woken the wait yet: its outcome */
         plait__poller_io_done(p, fd, writing,
-                              state == PLAIT__IO_WITHDRAWN ? -EBADF : -ECANCELED);
+                              state == PLAIT__IO_WITHDRAWN  ? -EBADF
+                              : state == PLAIT__IO_RELOOK ? -EAGAIN
+                                                          : -ECANCELED);
     }
     return handing;
 }

@@ -7,7 +7,7 @@
  * waited on next (a sleep returned at once).
  *
  * The window is held open on demand: this test is linked with --wrap=epoll_ctl
- * (tests/CMakeLists.txt), and uses the epoll backend, so the library's arming passes
+ * (tests/CMakeLists.txt), and this case uses the epoll backend, so the library's arming passes
  * through the wrapper below, which lets the closing thread close the descriptor before
  * it makes the real call.
  *
@@ -15,7 +15,10 @@
  * close(2): the call's try finds the descriptor still open, and its wait, linked after
  * that look, was never woken (the close wakes no poll or epoll wait, and an io_uring
  * poll holds the file): it waited to its deadline.  This test is also linked with
- * --wrap=close, whose wrapper holds plait_close's close(2) until the call sleeps.
+ * --wrap=close, whose wrapper holds plait_close's close(2) until the call sleeps; and,
+ * the other way round, lets a new file take the closed number, and a call wait on it,
+ * before plait_close's look after close(2), which must leave that wait alone.  These
+ * two run on both backends (test_close_race, test_close_race_epoll).
  */
 #include "helpers.h"
 
@@ -23,6 +26,7 @@
 #include <stdbool.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -64,6 +68,11 @@ static void *read_then_sleep(void *arg)
 
 TEST(close_claiming_a_wait_being_armed_ends_that_wait)
 {
+    const char *poller = getenv("PLAIT_POLLER");
+    if (poller && strcmp(poller, "epoll") != 0) {
+        fprintf(stderr, "  (its window is epoll_ctl's: test_close_race_epoll runs it)\n");
+        return;
+    }
     CHECK_EQ(setenv("PLAIT_POLLER", "epoll", 1), 0); /* before the first scheduler */
     int p[2];
     CHECK_EQ(pipe(p), 0);
@@ -80,10 +89,21 @@ static int held = -1;           /* the descriptor whose close(2) waits for the c
 static atomic_bool closing;
 static atomic_int caller_tid;
 
+static int reused = -1;         /* the descriptor whose number is taken during its close */
+static atomic_bool number_free;
+static atomic_int reuser_tid;
+
 int __real_close(int fd);
 int __wrap_close(int fd);
 int __wrap_close(int fd)
 {
+    if (fd == reused) { /* after close(2), before plait_close's second look */
+        reused = -1;
+        int r = __real_close(fd);
+        atomic_store(&number_free, true);
+        wait_asleep(&reuser_tid); /* a new file took the number, and a call waits on it */
+        return r;
+    }
     if (fd == held) {
         held = -1;
         atomic_store(&closing, true);
@@ -109,11 +129,18 @@ static void *accept_while_closing(void *arg)
     return NULL;
 }
 
-static void *thread_accepting_while_closing(void *in_coroutine)
+/* A thread that calls fn(NULL) in a coroutine of its own scheduler or on itself. */
+typedef struct {
+    plait_fn fn;
+    bool in_coroutine;
+} thread_call;
+
+static void *make_thread_call(void *arg)
 {
-    if (!in_coroutine)
-        return accept_while_closing(NULL);
-    check_run(accept_while_closing, NULL);
+    const thread_call *c = arg;
+    if (!c->in_coroutine)
+        return c->fn(NULL);
+    check_run(c->fn, NULL);
     return NULL;
 }
 
@@ -126,7 +153,7 @@ TEST(a_call_begun_during_a_close_is_woken_by_it)
         atomic_store(&caller_tid, 0);
         held = watched;
         pthread_t th;
-        thread_start(&th, thread_accepting_while_closing, in_coroutine ? &th : NULL);
+        thread_start(&th, make_thread_call, &(thread_call){accept_while_closing, in_coroutine});
         CHECK_EQ(plait_close(watched), 0);
         thread_join(th);
         /* not at the deadline: a wait the close never woke (a thread's ppoll finds the
@@ -136,5 +163,50 @@ TEST(a_call_begun_during_a_close_is_woken_by_it)
     }
 }
 
+/* The number a plait_close has closed is taken by a new file at once (another thread's
+ * listen), and a call waits on that file: the close's second look must leave that wait
+ * alone, as it is no wait on the file closed. */
+static atomic_bool reuser_ready;
+static int reuser_fd, reuser_result;
+
+static void *reuse_the_number(void *arg)
+{
+    (void)arg;
+    /* what its wait needs (its poller, or its thread's wake-up descriptor) first */
+    int warm = plait_tcp_listen("127.0.0.1", 0, 1);
+    CHECK(warm >= 0);
+    CHECK_EQ(plait_accept(warm, NULL, plait_deadline_in(PLAIT_MS)), -ETIMEDOUT);
+    atomic_store(&reuser_ready, true);
+    while (!atomic_load(&number_free))
+        sched_yield();
+    reuser_fd = plait_tcp_listen("127.0.0.1", 0, 1);
+    atomic_store(&reuser_tid, gettid_());
+    reuser_result = plait_accept(reuser_fd, NULL, plait_deadline_in(300 * PLAIT_MS));
+    CHECK_EQ(plait_close(reuser_fd), 0);
+    CHECK_EQ(plait_close(warm), 0);
+    return NULL;
+}
+
+TEST(a_close_leaves_a_wait_on_a_new_file_of_its_number_alone)
+{
+    for (int in_coroutine = 0; in_coroutine < 2; in_coroutine++) {
+        int old = plait_tcp_listen("127.0.0.1", 0, 1);
+        CHECK(old >= 0);
+        atomic_store(&reuser_ready, false);
+        atomic_store(&number_free, false);
+        atomic_store(&reuser_tid, 0);
+        pthread_t th;
+        thread_start(&th, make_thread_call, &(thread_call){reuse_the_number, in_coroutine});
+        while (!atomic_load(&reuser_ready))
+            sched_yield();
+        reused = old;
+        CHECK_EQ(plait_close(old), 0);
+        thread_join(th);
+        CHECK_EQ(reuser_fd, old); /* the lowest number free: the test's premise */
+        CHECK_EQ(reuser_result, -ETIMEDOUT);
+    }
+}
+
 RUN_TESTS(CASE(close_claiming_a_wait_being_armed_ends_that_wait),
-          CASE(a_call_begun_during_a_close_is_woken_by_it))
+          CASE(a_call_begun_during_a_close_is_woken_by_it),
+          CASE(a_close_leaves_a_wait_on_a_new_file_of_its_number_alone))
