@@ -785,6 +785,20 @@ void plait__shared_child_execd(unsigned pid);
  * it again. */
 int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expected,
                        atomic_uint *sleepers, int64_t deadline, const char *what);
+/* A call that waits looks at the object's state again after its wait has returned
+ * (its lock, its counters): a close, set or release followed at once by a destroy in
+ * this process must not unmap the state under it.  So a call stays counted in
+ * obj->local_waiters (destroy: -EBUSY) from before its first plait__shared_wait until
+ * plait__shared_leave, as the last thing it does.  `me` lives on the caller's stack;
+ * zero it before the call, stay before each wait (only the first counts), leave once
+ * (nothing when it never stayed).  A fork in between counts it in the child too. */
+typedef struct plait__shared_waiting {
+    struct plait__shared_waiting *next;
+    plait__shared_obj *obj;
+    atomic_uint *sleepers;      /* NULL for a call that stays */
+} plait__shared_waiting;
+void plait__shared_stay(plait__shared_obj *obj, plait__shared_waiting *me);
+void plait__shared_leave(plait__shared_waiting *me);
 
 /* ---- the process-shared mutex (psync.c), also the lock of a plait_shm region ---- */
 typedef struct plait__pmutex_state {

@@ -59,7 +59,21 @@ void plait__pmutex_died(plait__pmutex_state *st, unsigned pid)
     plait__pfutex_wake(&st->seq);
 }
 
+static int pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t deadline,
+                       plait__shared_waiting *stay);
+
+/* A woken locker tries the lock again: it stays counted as a waiter until it returns,
+ * so an unlock followed by a destroy cannot unmap the state under it. */
 int plait__pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t deadline)
+{
+    plait__shared_waiting stay = {.obj = NULL};
+    int r = pmutex_lock(obj, st, deadline, &stay);
+    plait__shared_leave(&stay);
+    return r;
+}
+
+static int pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t deadline,
+                       plait__shared_waiting *stay)
 {
     unsigned me = plait__pid();
     uint64_t self = plait__self();
@@ -84,6 +98,7 @@ int plait__pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t 
         /* nobody may report the holder's death (a grandchild whose parent died first):
          * look for it now and then */
         int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
+        plait__shared_stay(obj, stay);
         int r = plait__shared_wait(obj, &st->seq, seq, &st->waiters,
                                    recheck < deadline ? recheck : deadline, "process mutex");
         if (r == -ETIMEDOUT && recheck < deadline) {
@@ -115,8 +130,14 @@ int plait__pmutex_unlock(plait__pmutex_state *st)
 /* Whether a destroy must be refused: held, or waited on in this process. */
 bool plait__pmutex_busy(plait__shared_obj *obj, plait__pmutex_state *st)
 {
+    /* The waiters first: a locker of this process stays counted until it holds the lock
+     * (plait__pmutex_lock), so a holder word read after it sees that locker.  Read the
+     * other way round, a free word and then no waiter could be a locker that took the
+     * lock in between. */
+    if (atomic_load(&obj->local_waiters) != 0)
+        return true;
     unsigned word = atomic_load(&st->holder);
-    return (word != 0 && word != PLAIT__PMUTEX_DIED) || atomic_load(&obj->local_waiters) != 0;
+    return word != 0 && word != PLAIT__PMUTEX_DIED;
 }
 
 struct plait_pmutex {
@@ -224,16 +245,24 @@ int plait_psem_acquire(plait_psem *sem, int64_t deadline)
     if (!sem)
         return -EINVAL;
     psem_state *st = sem->st;
+    /* a woken acquirer looks at the count again: it stays counted as a waiter until
+     * then, so a release followed by a destroy cannot unmap it meanwhile */
+    plait__shared_waiting stay = {.obj = NULL};
+    int r = 0;
     for (;;) {
         unsigned c = atomic_load(&st->count);
         while (c > 0)
             if (atomic_compare_exchange_weak(&st->count, &c, c - 1))
-                return 0;
-        int r = plait__shared_wait(&sem->obj, &st->count, 0, &st->waiters, deadline,
-                                   "process semaphore");
+                goto out;
+        plait__shared_stay(&sem->obj, &stay);
+        r = plait__shared_wait(&sem->obj, &st->count, 0, &st->waiters, deadline,
+                               "process semaphore");
         if (r < 0)
-            return r;
+            goto out;
     }
+out:
+    plait__shared_leave(&stay);
+    return r;
 }
 
 int plait_psem_release(plait_psem *sem)
@@ -334,12 +363,18 @@ int plait_pevent_wait(plait_pevent *event, int64_t deadline)
         return -EINVAL;
     pevent_state *st = event->st;
     unsigned start = atomic_load(&st->word), v = start;
+    /* a woken waiter reads the word again: it stays counted until then (as in
+     * plait_psem_acquire) */
+    plait__shared_waiting stay = {.obj = NULL};
+    int r = 0;
     while (!(v & 1) && (v >> 1) == (start >> 1)) {
-        int r = plait__shared_wait(&event->obj, &st->word, v, &st->waiters, deadline,
-                                   "process event");
+        plait__shared_stay(&event->obj, &stay);
+        r = plait__shared_wait(&event->obj, &st->word, v, &st->waiters, deadline,
+                               "process event");
         if (r < 0)
-            return r;
+            break;
         v = atomic_load(&st->word);
     }
-    return 0;
+    plait__shared_leave(&stay);
+    return r;
 }

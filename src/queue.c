@@ -220,13 +220,12 @@ int plait_queue_destroy(plait_queue *queue)
     return 0;
 }
 
-int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t deadline)
+/* The calls that wait stay counted as waiters until they return: woken by a close, they
+ * still take the lock to see it, and a destroy then must not unmap the state. */
+static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t deadline,
+                      plait__shared_waiting *stay)
 {
-    if (!queue || (!msg && len))
-        return -EINVAL;
     queue_state *st = queue->st;
-    if (len > st->msg_max)
-        return -EMSGSIZE;
     for (;;) {
         plait__plock_lock(&st->lock);
         side_note(queue, ROLE_SEND);
@@ -248,6 +247,7 @@ int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t de
         }
         unsigned seq = atomic_load(&st->send_seq);
         plait__plock_unlock(&st->lock);
+        plait__shared_stay(&queue->obj, stay);
         int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
         int r = plait__shared_wait(&queue->obj, &st->send_seq, seq, &st->send_waiters,
                                    recheck < deadline ? recheck : deadline, "queue send");
@@ -258,10 +258,21 @@ int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t de
     }
 }
 
-ssize_t plait_queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t deadline)
+int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t deadline)
 {
-    if (!queue || (!buf && cap))
+    if (!queue || (!msg && len))
         return -EINVAL;
+    if (len > queue->st->msg_max)
+        return -EMSGSIZE;
+    plait__shared_waiting stay = {.obj = NULL};
+    int r = queue_send(queue, msg, len, deadline, &stay);
+    plait__shared_leave(&stay);
+    return r;
+}
+
+static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t deadline,
+                          plait__shared_waiting *stay)
+{
     queue_state *st = queue->st;
     for (;;) {
         plait__plock_lock(&st->lock);
@@ -288,6 +299,7 @@ ssize_t plait_queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dead
         }
         unsigned seq = atomic_load(&st->recv_seq);
         plait__plock_unlock(&st->lock);
+        plait__shared_stay(&queue->obj, stay);
         int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
         int r = plait__shared_wait(&queue->obj, &st->recv_seq, seq, &st->recv_waiters,
                                    recheck < deadline ? recheck : deadline, "queue recv");
@@ -296,6 +308,16 @@ ssize_t plait_queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dead
         else if (r < 0)
             return r;
     }
+}
+
+ssize_t plait_queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t deadline)
+{
+    if (!queue || (!buf && cap))
+        return -EINVAL;
+    plait__shared_waiting stay = {.obj = NULL};
+    ssize_t r = queue_recv(queue, buf, cap, deadline, &stay);
+    plait__shared_leave(&stay);
+    return r;
 }
 
 int plait_queue_close(plait_queue *queue)

@@ -217,11 +217,7 @@ void plait__shared_forked_self(void)
 /* The waits of this thread (its coroutines', or its own) in plait__shared_wait, on
  * their stacks: a forked child, whose only thread is the one that forked, counts
  * these as its objects' waiters, and no other. */
-typedef struct shared_waiting {
-    struct shared_waiting *next;
-    plait__shared_obj *obj;
-    atomic_uint *sleepers;
-} shared_waiting;
+typedef plait__shared_waiting shared_waiting;
 static PLAIT_TLS shared_waiting *this_thread_waits;
 
 /* In a new child: its parent's children are not its own, and the objects its parent
@@ -239,7 +235,8 @@ static void forget_parent_s_children(void)
     }
     for (shared_waiting *w = this_thread_waits; w; w = w->next) {
         atomic_fetch_add(&w->obj->local_waiters, 1);
-        atomic_fetch_add(w->sleepers, 1);
+        if (w->sleepers) /* NULL: a call that stays (plait__shared_stay) */
+            atomic_fetch_add(w->sleepers, 1);
     }
     release_unheld();
 }
@@ -249,6 +246,14 @@ void plait__shared_atfork(int phase)
     plait__atfork_mutex(&registry_lock, phase);
     if (phase == PLAIT__FORK_CHILD)
         forget_parent_s_children();
+}
+
+static void waits_unlink(shared_waiting *me)
+{
+    shared_waiting **at = &this_thread_waits; /* coroutines of a thread end in any order */
+    while (*at != me)
+        at = &(*at)->next;
+    *at = me->next;
 }
 
 int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expected,
@@ -261,11 +266,27 @@ int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expec
     int r = plait__pfutex_wait(word, expected, deadline, what, obj);
     atomic_fetch_sub(sleepers, 1);
     atomic_fetch_sub(&obj->local_waiters, 1);
-    shared_waiting **at = &this_thread_waits; /* coroutines of a thread end in any order */
-    while (*at != &me)
-        at = &(*at)->next;
-    *at = me.next;
+    waits_unlink(&me);
     return r;
+}
+
+void plait__shared_stay(plait__shared_obj *obj, plait__shared_waiting *me)
+{
+    if (me->obj)
+        return;
+    me->obj = obj;
+    me->sleepers = NULL;
+    me->next = this_thread_waits;
+    this_thread_waits = me;
+    atomic_fetch_add(&obj->local_waiters, 1);
+}
+
+void plait__shared_leave(plait__shared_waiting *me)
+{
+    if (!me->obj)
+        return;
+    atomic_fetch_sub(&me->obj->local_waiters, 1);
+    waits_unlink(me);
 }
 
 bool plait__pid_gone(unsigned pid)

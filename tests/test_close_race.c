@@ -146,6 +146,11 @@ static void *make_thread_call(void *arg)
 
 TEST(a_call_begun_during_a_close_is_woken_by_it)
 {
+    /* ThreadSanitizer reports the close racing the call on the descriptor as a race,
+     * which it is (the scenario): the plain and ASan builds test this */
+#if defined(__SANITIZE_THREAD__)
+    return;
+#endif
     for (int in_coroutine = 0; in_coroutine < 2; in_coroutine++) {
         watched = plait_tcp_listen("127.0.0.1", 0, 1);
         CHECK(watched >= 0);
@@ -189,6 +194,11 @@ static void *reuse_the_number(void *arg)
 
 TEST(a_close_leaves_a_wait_on_a_new_file_of_its_number_alone)
 {
+    /* ThreadSanitizer reports the close racing the call on the descriptor as a race,
+     * which it is (the scenario): the plain and ASan builds test this */
+#if defined(__SANITIZE_THREAD__)
+    return;
+#endif
     for (int in_coroutine = 0; in_coroutine < 2; in_coroutine++) {
         int old = plait_tcp_listen("127.0.0.1", 0, 1);
         CHECK(old >= 0);
