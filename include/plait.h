@@ -212,14 +212,16 @@ int plait_group_spawn(plait_group *group, plait_task *task, plait_fn fn, void *a
 /* Wait until every child has finished.  Returns 0, or the first failure (other than
  * a cancellation) among the children whose handle was not kept (task == NULL at spawn).  -ETIMEDOUT leaves them
  * running; when the caller is cancelled the children are cancelled and waited for,
- * then -ECANCELED is returned. */
+ * then -ECANCELED is returned.  -EDEADLK from a child of the group (it would wait for
+ * itself); NULL: -EINVAL. */
 int plait_group_wait(plait_group *group, int64_t deadline);
 /* Cancel every child that is still running; for good: a child spawned into the group
  * afterwards starts cancelled. */
 int plait_group_cancel(plait_group *group);
 /* Cancel the children, wait for all of them (this wait ignores the caller's own
  * cancellation, so no child outlives the group), free the group.  Returns the same
- * code plait_group_wait() would.  NULL: -EINVAL. */
+ * code plait_group_wait() would.  -EDEADLK from a child of the group, which is left
+ * as it was; NULL: -EINVAL. */
 int plait_group_destroy(plait_group *group);
 
 /* ----------------------------------------------------------------------------
