@@ -118,6 +118,14 @@ err_has "bench_switch.*no figure" "$what"
 err_has "peer_ucontext_switch.*not there" "$what"
 err_has "run 1 of 1: bench_chan" "$what"
 out_has "^chan +plait +ns_per_msg +[0-9]" "$what"
+# the same, its results unwritable: 3, as for every command (it exited 1)
+if [ -e /dev/full ]; then
+    rc=0
+    PLAIT_BENCH_DIR="$tmp/fake" timeout 100 "$tool" bench --quick chan switch \
+        >/dev/full 2>"$tmp/err" || rc=$?
+    expect_rc 3 "bench with a failing program > /dev/full"
+    err_has "cannot write" "bench with a failing program > /dev/full"
+fi
 
 # ---- a program that leaves a process holding its output: its figure counts at once -------
 # (the tool once read until that process let go of the pipe, waited out its limit, 60 s,

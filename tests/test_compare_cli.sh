@@ -60,9 +60,13 @@ done
 mkdir "$tmp/report"
 target=$(printf 'r%.0s' $(seq 245)).html
 echo old >"$tmp/report/$target"
+chmod 600 "$tmp/report/$target"
 ln -s "$target" "$tmp/report/link.html"
 expect_exit 0 "compare --quick --json --html" "$plait" compare --quick --json --html "$tmp/report/link.html"
 [ -L "$tmp/report/link.html" ] || fail "the report replaced the symbolic link it was given"
+# the report replacing a file keeps its permissions (a private one became 0644)
+[ "$(stat -c %a "$tmp/report/$target")" = 600 ] ||
+    fail "the report did not keep the permissions of the file it replaced: $(stat -c %a "$tmp/report/$target")"
 grep -q "^old$" "$tmp/report/$target" && fail "the report did not reach the link's target"
 cp "$tmp/out" "$tmp/quick.json"
 python3 - "$tmp/quick.json" <<'EOF' || fail "the JSON of a quick run"
@@ -197,6 +201,8 @@ interrupt() {
 interrupt INT "coroutines: hand-off"
 interrupt INT "processes: I/O-bound job"
 interrupt TERM "threads: CPU-bound job"
+# (a hang-up, the terminal closed, killed the tool and left .plait-report-PID behind)
+interrupt HUP "threads: 64-byte messages"
 
 # ---- results that cannot be written: exit 3, said once (it was said twice) --------------
 if [ -e /dev/full ]; then
@@ -205,6 +211,34 @@ if [ -e /dev/full ]; then
         && ok "compare > /dev/full: exit 3, one message" \
         || fail "compare > /dev/full: exit $rc; $(cat "$tmp/full.err")"
 fi
+
+# ---- a stale .plait-report-PID --------------------------------------------------------
+# (a temporary file left under the tool's process id by a killed run, as every run of a
+# container's first process has the same id, refused the run: "File exists")
+mkdir "$tmp/stale"
+(cd "$tmp/stale" && exec bash -c ': >.plait-report-$$; exec "$0" compare --quick --quiet --html r.html' \
+    "$(cd "$OLDPWD" && realpath "$plait")" >"$tmp/stale.out" 2>"$tmp/stale.err"); rc=$?
+[ "$rc" = 0 ] && grep -qi "<html" "$tmp/stale/r.html" \
+    && [ "$(find "$tmp/stale" -name '.plait-report-*' | wc -l)" = 1 ] \
+    && ok "compare --html with a stale temporary file of its process id: exit 0, report made" \
+    || fail "compare --html with a stale temporary file of its process id: exit $rc; $(cat "$tmp/stale.err")"
+
+# ---- a dangling link: the report is made at its target, or nothing is ------------------
+# (written in place, a run whose output failed, or an interrupted one, left an empty
+# report at the target)
+mkdir -p "$tmp/dangle/sub"
+ln -s sub/../target.html "$tmp/dangle/link.html"
+if [ -e /dev/full ]; then
+    "$plait" compare --quick --quiet --html "$tmp/dangle/link.html" >/dev/full 2>"$tmp/dangle.err"; rc=$?
+    [ "$rc" = 3 ] && [ ! -e "$tmp/dangle/target.html" ] \
+        && ok "compare --html through a dangling link > /dev/full: exit 3, no report" \
+        || fail "compare --html through a dangling link > /dev/full: exit $rc, target $(ls -l "$tmp/dangle/target.html" 2>&1)"
+fi
+"$plait" compare --quick --quiet --html "$tmp/dangle/link.html" >/dev/null 2>"$tmp/dangle.err"; rc=$?
+[ "$rc" = 0 ] && [ -L "$tmp/dangle/link.html" ] && grep -qi "<html" "$tmp/dangle/target.html" \
+    && [ -z "$(find "$tmp/dangle" -name '.plait-report-*')" ] \
+    && ok "compare --html through a dangling link: exit 0, the report at its target, the link kept" \
+    || fail "compare --html through a dangling link: exit $rc; $(cat "$tmp/dangle.err")"
 
 # ---- standard output closed (`>&-`): exit 3, and the table went into no file ------------
 # (the report took the free number 1, and the table was written into it: exit 0)

@@ -198,8 +198,8 @@ static void usage(FILE *out)
             "them all, and bench/io/run_io.sh the I/O servers.\n"
             "\n"
             "exit status: 0 every program ran, 1 a program failed or was not found,\n"
-            "2 usage error, 130 interrupted (SIGINT or SIGTERM: the running program is\n"
-            "stopped, no results are printed)\n",
+            "2 usage error, 3 the results could not be written, 130 interrupted (SIGINT,\n"
+            "SIGTERM or SIGHUP: the running program is stopped, no results are printed)\n",
             MAX_RUNS, DEFAULT_RUNS, LIMIT_FULL_S, LIMIT_QUICK_S);
 }
 
@@ -732,10 +732,12 @@ static int measure(bool *selected, int runs, bool quick)
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
     sigprocmask(SIG_BLOCK, &block, &old);
     wait_mask = old;
     sigdelset(&wait_mask, SIGINT);
     sigdelset(&wait_mask, SIGTERM);
+    sigdelset(&wait_mask, SIGHUP);
 
     figures f = {0};
     int result = TOOL_OK;

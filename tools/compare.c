@@ -139,8 +139,8 @@ static void compare_usage(FILE *out)
             "  --quiet, -q   no progress display on standard error\n"
             "  --help, -h    this text\n"
             "\n"
-            "Ctrl-C (SIGINT) or SIGTERM stops the run between steps: every child process is\n"
-            "reaped, no report is written.\n"
+            "Ctrl-C (SIGINT), SIGTERM or SIGHUP stops the run between steps: every child\n"
+            "process is reaped, no report is written.\n"
             "\n"
             "exit status: 0 all measured; 1 a measurement failed (the others are still\n"
             "reported, the failed ones as not measured); 2 usage error; 3 the report could\n"
@@ -193,8 +193,41 @@ typedef struct report_file {
     char tmp[PATH_MAX + 32];   /* the temporary file; "" when written in place */
 } report_file;
 
+/* Where a chain of symbolic links that ends in no file leads (each relative target
+ * taken from its link's directory), into out; false with errno set if that is too
+ * long or a loop.  The report is then made there as a new file, through a temporary
+ * file and a rename like any other: written in place, an interrupted run or one
+ * whose output failed left an empty report at the link's target. */
+static bool dangling_target(const char *path, char out[PATH_MAX])
+{
+    char next[PATH_MAX];
+    if ((size_t)snprintf(out, PATH_MAX, "%s", path) >= PATH_MAX) {
+        errno = ENAMETOOLONG;
+        return false;
+    }
+    for (int hops = 0; hops < 40; hops++) {
+        struct stat st;
+        if (lstat(out, &st) != 0 || !S_ISLNK(st.st_mode))
+            return true; /* the name at the end of the chain (a missing directory fails later) */
+        ssize_t n = readlink(out, next, sizeof next - 1);
+        if (n < 0)
+            return false;
+        next[n] = '\0';
+        const char *slash = strrchr(out, '/');
+        int dir_len = next[0] != '/' && slash ? (int)(slash - out) + 1 : 0;
+        char joined[PATH_MAX];
+        if ((size_t)snprintf(joined, sizeof joined, "%.*s%s", dir_len, out, next) >= sizeof joined) {
+            errno = ENAMETOOLONG;
+            return false;
+        }
+        memcpy(out, joined, PATH_MAX);
+    }
+    errno = ELOOP;
+    return false;
+}
+
 /* The in-place descriptor of a file that is not regular (a FIFO without a reader is
- * refused, not waited for), or of a dangling link's target; -1 with errno set. */
+ * refused, not waited for); -1 with errno set. */
 static int open_in_place(const char *path)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_CLOEXEC, 0644);
@@ -219,7 +252,7 @@ static int standard_stream(const struct stat *st)
  * refused first); false after saying why. */
 static bool open_report(const char *path, report_file *rep)
 {
-    struct stat st, link;
+    struct stat st;
     bool exists = stat(path, &st) == 0;
     int fd = -1;
     rep->tmp[0] = 0;
@@ -231,21 +264,29 @@ static bool open_report(const char *path, report_file *rep)
          * that descriptor, after the table (a new file renamed over it would replace
          * the file, appended to or not, and drop the table) */
         fd = fcntl(std, F_DUPFD_CLOEXEC, 3);
-    } else if ((exists && !S_ISREG(st.st_mode)) ||
-               (!exists && lstat(path, &link) == 0 && S_ISLNK(link.st_mode))) {
+    } else if (exists && !S_ISREG(st.st_mode)) {
         fd = open_in_place(path);
-    } else if (exists ? !realpath(path, rep->final)
-                      : (size_t)snprintf(rep->final, sizeof rep->final, "%s", path) >=
-                            sizeof rep->final) {
-        errno = exists ? errno : ENAMETOOLONG;
+    } else if (exists ? !realpath(path, rep->final) : !dangling_target(path, rep->final)) {
+        /* errno says why */
     } else {
         const char *slash = strrchr(rep->final, '/');
         int dir_len = slash ? (int)(slash - rep->final) + 1 : 0;
-        snprintf(rep->tmp, sizeof rep->tmp, "%.*s.plait-report-%d", dir_len, rep->final,
-                 (int)getpid());
-        fd = open(rep->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        /* ".plait-report-PID", or with a number after it where that is taken: one left
+         * by a run that was killed (SIGKILL) under the same process id, as every run
+         * of a container's first process has, refused every later run ("File exists") */
+        for (int try = 0; fd < 0 && try < 100; try++) {
+            snprintf(rep->tmp, sizeof rep->tmp, try ? "%.*s.plait-report-%d.%d" : "%.*s.plait-report-%d",
+                     dir_len, rep->final, (int)getpid(), try);
+            fd = open(rep->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+            if (fd < 0 && errno != EEXIST)
+                break;
+        }
         if (fd < 0)
             rep->tmp[0] = 0;
+        /* the report that replaces a file keeps its permissions (a report kept private,
+         * 0600, came back readable by all, 0644) */
+        if (fd >= 0 && exists)
+            fchmod(fd, st.st_mode & 07777);
         /* the rename at the end must not fail for a name the file system cannot hold
          * (a FILE whose name is longer than NAME_MAX was refused after the whole run) */
         long name_max = fd >= 0 ? fpathconf(fd, _PC_NAME_MAX) : -1;
@@ -315,11 +356,13 @@ int tool_compare(int argc, char **argv)
         compare_usage(help && r == 0 ? stdout : stderr);
         return r;
     }
+    /* before the report's temporary file exists: a signal between the two killed the
+     * tool and left the file */
+    tool_catch_interrupts();
     static report_file report;
     if (opt.html && !open_report(opt.html, &report))
         return TOOL_OUTPUT;
 
-    tool_catch_interrupts();
     static compare_result res;
     res.quick = opt.quick;
     compare_describe_machine(&res);

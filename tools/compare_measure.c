@@ -392,9 +392,15 @@ static int memory_units(in_model *m)
     return r;
 }
 
-/* What each parked child reports: its proportional set size, in a shared slot. */
+/* What each parked child reports: its proportional set size, in a shared slot.  It
+ * reads it once every child is parked (measure set): a proportional size divides each
+ * shared page among the processes that map it at the time of reading, so a child that
+ * read it at its start, with fewer siblings alive, counted a larger share of the
+ * parent's pages than it has with all of them there (the sum was about half again too
+ * large at the quick count, 20). */
 typedef struct child_parking {
-    plait_psem *parked;
+    plait_psem *parked;       /* released by each child once parked, again once measured */
+    plait_pevent *measure;    /* set once every child is parked */
     plait_pevent *release;
     long long *pss;           /* one slot per child, in shared memory */
     int index;
@@ -404,8 +410,13 @@ static ssize_t park_process(const void *arg, size_t len, void *out, size_t cap)
 {
     (void)len, (void)out, (void)cap;
     const child_parking *p = arg;
-    p->pss[p->index] = proc_bytes("/proc/self/smaps_rollup", "Pss:");
     int r = plait_psem_release(p->parked);
+    if (r == 0)
+        r = plait_pevent_wait(p->measure, later());
+    if (r == 0) {
+        p->pss[p->index] = proc_bytes("/proc/self/smaps_rollup", "Pss:");
+        r = plait_psem_release(p->parked);
+    }
     if (r == 0)
         r = plait_pevent_wait(p->release, later());
     return r < 0 ? r : 0;
@@ -423,6 +434,8 @@ static int memory_processes(const compare_sizes *s, double *figure)
     if (r == 0)
         r = plait_psem_create(&p.parked, 0);
     if (r == 0)
+        r = plait_pevent_create(&p.measure);
+    if (r == 0)
         r = plait_pevent_create(&p.release);
     if (r == 0)
         p.pss = plait_shm_data(shm);
@@ -431,6 +444,10 @@ static int memory_processes(const compare_sizes *s, double *figure)
         r = plait_process_start(&t[started], park_process, &p, sizeof p, NULL, NULL);
     }
     started -= r != 0;
+    for (int i = 0; r == 0 && i < started; i++)
+        r = plait_psem_acquire(p.parked, later());
+    if (p.measure)
+        plait_pevent_set(p.measure); /* after a failure too: no child waits for it */
     for (int i = 0; r == 0 && i < started; i++)
         r = plait_psem_acquire(p.parked, later());
     long long sum = 0;
@@ -444,6 +461,8 @@ static int memory_processes(const compare_sizes *s, double *figure)
     }
     if (r == 0)
         *figure = (double)sum / n;
+    if (p.measure)
+        plait_pevent_destroy(p.measure);
     if (p.release)
         plait_pevent_destroy(p.release);
     if (p.parked)

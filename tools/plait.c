@@ -48,10 +48,10 @@ static void tour_usage(FILE *out)
             "threads and processes; a fan-out to thousands of connections).  Each prints its\n"
             "interleaving and its total time.\n"
             "\n"
-            "Ctrl-C (or SIGTERM) lets the example running finish and starts no other.\n"
+            "Ctrl-C (or SIGTERM, SIGHUP) lets the example running finish and starts no other.\n"
             "\n"
             "exit status: 0 every example worked, 1 an example failed, 2 usage error,\n"
-            "130 interrupted\n");
+            "3 the output could not be written, 130 interrupted\n");
 }
 
 typedef struct tour_stop {
@@ -230,7 +230,9 @@ int main(int argc, char **argv)
      * (TOOL_OUTPUT) is not said twice */
     if ((fflush(stdout) != 0 || ferror(stdout)) && r != TOOL_OUTPUT) {
         fprintf(stderr, "plait: cannot write the output: %s\n", strerror(errno));
-        if (r == TOOL_OK)
+        /* as compare and tour do: output lost is 3, whether or not something also
+         * failed (bench with a failed program exited 1, its results unwritten) */
+        if (r == TOOL_OK || r == TOOL_FAILED)
             r = TOOL_OUTPUT;
     }
     return r;

@@ -1,6 +1,7 @@
 /* tool.c — what the tool's commands share.
  *
- * The machine's description, a median, and Ctrl-C for the long commands: SIGINT and SIGTERM set a flag
+ * The machine's description, a median, and Ctrl-C for the long commands: SIGINT, SIGTERM
+ * and SIGHUP (unless ignored) set a flag
  * that the measuring loops read between steps, so a run stops cleanly: every child
  * process is joined (plait kills the ones still running when the tool exits), temporary
  * report files are removed, and the exit status is TOOL_INTERRUPTED.  No SA_RESTART, so
@@ -29,6 +30,12 @@ void tool_catch_interrupts(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* A hang-up (the terminal closed, an ssh session dropped) stops the run the same way:
+     * its default action killed the tool, leaving the report's temporary file behind.
+     * Unless it is ignored (nohup): then the run goes on, as nohup asks. */
+    struct sigaction hup;
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+        sigaction(SIGHUP, &sa, NULL);
 }
 
 static int by_value(const void *a, const void *b)

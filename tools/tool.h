@@ -20,7 +20,7 @@ enum {
 /* Set by SIGINT and SIGTERM once tool_catch_interrupts() ran; checked between steps. */
 extern volatile sig_atomic_t tool_interrupted;
 
-/* Route SIGINT and SIGTERM to tool_interrupted (no SA_RESTART: a blocked read or
+/* Route SIGINT, SIGTERM and SIGHUP (unless it is ignored: nohup) to tool_interrupted (no SA_RESTART: a blocked read or
  * wait returns EINTR).  Children forked afterwards get the default dispositions back
  * where they exec; function children inherit the flag handler. */
 void tool_catch_interrupts(void);
