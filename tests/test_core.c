@@ -1230,7 +1230,12 @@ TEST(futures_freed_after_a_thread_cache_went_back_are_not_lost)
         pthread_join(th, NULL);
     }
     size_t grown = heap_in_use() - before;
-    CHECK(grown < 200 * 1024); /* lost: 3,500 futures in chunks of 256, ~600 KB */
+    /* lost: 3,500 futures in chunks of 256, ~600 KB.  Not lost, the heap still grows
+     * by a chunk for each plait thread that is still ending when the next starts (the
+     * aarch64 build under qemu on a loaded machine once passed 200 KB so) */
+    if (grown >= 400 * 1024)
+        fprintf(stderr, "  the heap grew by %zu KB\n", grown / 1024);
+    CHECK(grown < 400 * 1024);
 }
 
 RUN_TESTS(CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock),
