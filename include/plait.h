@@ -493,7 +493,7 @@ typedef struct plait_pool plait_pool;
 #define PLAIT_POOL_THREADS_MAX 1024
 
 typedef struct plait_pool_options {
-    unsigned threads;   /* workers; 0: plait_cpu_count() */
+    unsigned threads;   /* workers; 0: plait_cpu_count(), at most PLAIT_POOL_THREADS_MAX */
     const char *name;   /* thread names are "<name>-<i>"; NULL: "pool" */
 } plait_pool_options;
 

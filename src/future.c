@@ -579,8 +579,10 @@ static int join(plait_task task, void **result, int64_t deadline, bool cancellab
     plait__future *f = task.future;
     bool current = f && !plait__coro_current() &&
                    atomic_load_explicit(&f->generation, memory_order_relaxed) == task.generation;
-    if (current && plait__worker_helping())
-        plait__worker_run_until_done(f, deadline); /* take() checks the handle again */
+    /* (not for the caller's own future, which cannot finish meanwhile: wait_any says
+     * -EDEADLK at once, where running the queue first would only delay it) */
+    if (current && plait__worker_helping() && f != plait__tls_work)
+        plait__worker_run_until_done(f, deadline, cancellable); /* take() checks the handle again */
     else if (current)
         help_holding_a_reference(task, deadline);
     for (;;) {

@@ -668,9 +668,10 @@ int plait__worker_help(plait__waiter *w, int64_t deadline);
 struct plait__worker *plait__worker_blocking(void);
 void plait__worker_unblocked(struct plait__worker *worker);
 /* A pool worker joining f: run queued tasks while f is not done, the deadline has not
- * passed and there are some (the fast path of a fork-join, before any wait is set
- * up).  A task it has started runs to its end, past the deadline if need be. */
-void plait__worker_run_until_done(plait__future *f, int64_t deadline);
+ * passed, the caller (when cancellable) is not cancelled, and there are some (the fast
+ * path of a fork-join, before any wait is set up).  A task it has started runs to its
+ * end, past the deadline if need be. */
+void plait__worker_run_until_done(plait__future *f, int64_t deadline, bool cancellable);
 /* Tell the worker waiting in plait__worker_help that w's signal was published: the
  * word to futex-wake if it sleeps (after the caller's unlock), else NULL. */
 atomic_uint *plait__worker_poke(struct plait__worker *worker);

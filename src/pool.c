@@ -410,12 +410,15 @@ struct plait__worker *plait__worker_blocking(void)
 
 void plait__worker_unblocked(struct plait__worker *wk) { atomic_fetch_add(&wk->pool->active, 1); }
 
-void plait__worker_run_until_done(plait__future *f, int64_t deadline)
+void plait__worker_run_until_done(plait__future *f, int64_t deadline, bool cancellable)
 {
     plait__worker *wk = tls_worker;
     plait__future *g;
+    /* a cancellation has no wait to claim here: looked at before each task, as the
+     * deadline is (the caller's wait then answers it) */
     while (!atomic_load_explicit(&f->done, memory_order_acquire) &&
-           !plait__deadline_passed(deadline) && (g = find_work(wk)))
+           !plait__deadline_passed(deadline) && !(cancellable && plait__check_cancel() < 0) &&
+           (g = find_work(wk)))
         run_task(wk, g);
 }
 
@@ -559,10 +562,12 @@ int plait_pool_create(plait_pool **out, const plait_pool_options *options)
 {
     if (!out)
         return -EINVAL;
+    if (options && options->threads > PLAIT_POOL_THREADS_MAX)
+        return -EINVAL;
     unsigned threads = options && options->threads ? options->threads
                                                    : (unsigned)plait_cpu_count();
-    if (threads > PLAIT_POOL_THREADS_MAX)
-        return -EINVAL;
+    if (threads > PLAIT_POOL_THREADS_MAX) /* sized from the CPUs: as many as allowed */
+        threads = PLAIT_POOL_THREADS_MAX;
     const char *name = options && options->name ? options->name : "pool";
     plait_pool *pool = calloc(1, sizeof *pool);
     if (!pool)

@@ -27,6 +27,7 @@ typedef struct map_job {
     atomic_size_t next;
     atomic_bool stop;
     atomic_bool expired;         /* a runner saw the deadline pass: the call times out */
+    plait__future *caller;       /* the pool task or plait thread that called map, or NULL */
     int64_t deadline;
     atomic_ullong first_failure; /* (index << CODE_BITS) | -code; UINT64_MAX: none */
 } map_job;
@@ -50,10 +51,26 @@ static int fail_every_item(void **results, int *errors, size_t n, int code)
     return code;
 }
 
+/* Whether the runner should start no more items: the map was stopped, the runner
+ * cancelled, or the map's caller cancelled.  A runner may run inside its caller's own
+ * wait (a map from a task of this pool: the wait helps), which sees its cancellation
+ * only once the runner returns: the runner must see it itself.  (The caller's future
+ * outlives every runner: map returns only when they have all ended.) */
+static bool map_stopping(map_job *m)
+{
+    if (atomic_load_explicit(&m->stop, memory_order_relaxed) || plait_cancelled())
+        return true;
+    if (m->caller && atomic_load_explicit(&m->caller->cancelled, memory_order_relaxed)) {
+        atomic_store(&m->stop, true);
+        return true;
+    }
+    return false;
+}
+
 static void *map_runner(void *arg)
 {
     map_job *m = arg;
-    while (!atomic_load_explicit(&m->stop, memory_order_relaxed) && !plait_cancelled()) {
+    while (!map_stopping(m)) {
         size_t i = atomic_fetch_add_explicit(&m->next, m->chunk, memory_order_relaxed);
         if (i >= m->n)
             break;
@@ -67,7 +84,7 @@ static void *map_runner(void *arg)
         for (; i < end; i++) {
             void *value = NULL;
             int code = -ECANCELED;
-            if (!atomic_load_explicit(&m->stop, memory_order_relaxed) && !plait_cancelled()) {
+            if (!map_stopping(m)) {
                 value = m->fn(m->args[i]);
                 code = 0;
                 if (PLAIT_IS_FAIL(value)) {
@@ -101,7 +118,8 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
     if (runners > threads)
         runners = threads;
     map_job m = {.fn = fn, .args = args, .results = results, .errors = errors, .n = n,
-                 .chunk = chunk, .deadline = deadline};
+                 .chunk = chunk, .deadline = deadline,
+                 .caller = plait__coro_current() ? NULL : plait__tls_work};
     atomic_init(&m.next, 0);
     atomic_init(&m.stop, false);
     atomic_init(&m.expired, false);

@@ -107,6 +107,18 @@ int plait_cpu_count(void)
         if (n > 0)
             return n;
     }
+    /* The kernel's mask is wider than glibc's cpu_set_t (1024 CPUs) where it has more
+     * possible CPUs than that: EINVAL until the set is large enough. */
+    for (int cpus = 2048; errno == EINVAL && cpus <= (1 << 20); cpus *= 2) {
+        cpu_set_t *big = CPU_ALLOC((size_t)cpus);
+        if (!big)
+            break;
+        size_t size = CPU_ALLOC_SIZE((size_t)cpus);
+        int n = sched_getaffinity(0, size, big) == 0 ? CPU_COUNT_S(size, big) : 0;
+        CPU_FREE(big);
+        if (n > 0)
+            return n;
+    }
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }

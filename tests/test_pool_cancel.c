@@ -1,0 +1,203 @@
+/* test_pool_cancel.c — a cancelled pool task stops what it does inside its waits: the
+ * map it called, the queued tasks its join runs; and a task joining itself is told at
+ * once (-EDEADLK), without running the queue first. */
+#include "helpers.h"
+
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- a map called from a task of its own pool stops when that task is cancelled ----
+ * The caller's wait helps: it runs the map's runner itself, and that runner looked at
+ * the deadline between chunks but not at its caller's cancellation, so a cancelled
+ * caller ran every item (2 s here) before the map returned -ECANCELED. */
+enum { MC_N = 200 };
+
+typedef struct {
+    plait_pool *pool;
+    void *args[MC_N], *results[MC_N];
+    int errors[MC_N];
+    int result;
+    atomic_int started;
+    plait_event *first;
+} map_cancel_in_task;
+
+static void *mc_item(void *arg)
+{
+    map_cancel_in_task *m = arg;
+    atomic_fetch_add(&m->started, 1);
+    plait_event_set(m->first);
+    struct timespec ten_ms = {0, 10 * 1000 * 1000};
+    nanosleep(&ten_ms, NULL);
+    return arg;
+}
+
+static void *mc_caller(void *p)
+{
+    map_cancel_in_task *m = p;
+    m->result = plait_pool_map(m->pool, mc_item, m->args, MC_N, m->results, m->errors,
+                               PLAIT_FOREVER);
+    return NULL;
+}
+
+static void map_cancelled_in_task(unsigned threads)
+{
+    static map_cancel_in_task m;
+    memset(&m, 0, sizeof m);
+    CHECK_EQ(plait_event_create(&m.first), 0);
+    plait_pool_options o = {.threads = threads, .name = "mc"};
+    CHECK_EQ(plait_pool_create(&m.pool, &o), 0);
+    for (int i = 0; i < MC_N; i++)
+        m.args[i] = &m;
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(m.pool, &t, mc_caller, &m), 0);
+    CHECK_EQ(plait_event_wait(m.first, SOON()), 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    int64_t took = plait_now() - start;
+    int started = atomic_load(&m.started);
+    printf("  threads=%u: cancelled map returned %d after %lld ms, %d of %d items ran\n",
+           threads, m.result, (long long)(took / PLAIT_MS), started, MC_N);
+    CHECK_EQ(m.result, -ECANCELED);
+    CHECK(started < MC_N / 2);
+    CHECK(took < 500 * PLAIT_MS);
+    CHECK_EQ(plait_pool_destroy(m.pool), 0);
+    CHECK_EQ(plait_event_destroy(m.first), 0);
+}
+
+TEST(map_in_a_task_stops_when_its_caller_is_cancelled_1) { map_cancelled_in_task(1); }
+TEST(map_in_a_task_stops_when_its_caller_is_cancelled_2) { map_cancelled_in_task(2); }
+
+/* ---- a cancelled pool task's join stops running the pool's other tasks ----
+ * plait_join from a pool task first runs queued tasks while the future is not done
+ * (plait__worker_run_until_done).  That loop looked at the deadline before each task
+ * but not at the caller's cancellation, which has no wait to claim there: a task
+ * cancelled while its join ran the queue went on running every queued task (1 s
+ * here) before it returned -ECANCELED. */
+enum { JC_QUEUED = 100 };
+
+typedef struct {
+    plait_pool *pool;
+    plait_task thread;          /* joined by the task: never finishes on its own */
+    atomic_int go, started, ran;
+    int result;
+} join_cancel_ctx;
+
+static void *jc_thread(void *p)
+{
+    (void)p;
+    plait_sleep_until(PLAIT_FOREVER); /* until cancelled */
+    return NULL;
+}
+
+static void *jc_queued(void *p)
+{
+    join_cancel_ctx *c = p;
+    struct timespec ten_ms = {0, 10 * 1000 * 1000};
+    nanosleep(&ten_ms, NULL);
+    atomic_fetch_add(&c->ran, 1);
+    return NULL;
+}
+
+static void *jc_joiner(void *p)
+{
+    join_cancel_ctx *c = p;
+    atomic_store(&c->started, 1);
+    while (!atomic_load(&c->go))
+        sched_yield();
+    c->result = plait_join(c->thread, NULL, SOON());
+    return NULL;
+}
+
+TEST(cancelled_join_in_a_pool_task_stops_running_the_queue)
+{
+    static join_cancel_ctx c;
+    memset(&c, 0, sizeof c);
+    plait_pool_options o = {.threads = 1, .name = "jc"};
+    CHECK_EQ(plait_pool_create(&c.pool, &o), 0);
+    CHECK_EQ(plait_thread_start(&c.thread, jc_thread, NULL, NULL), 0);
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(c.pool, &t, jc_joiner, &c), 0);
+    while (!atomic_load(&c.started))
+        sched_yield();
+    for (int i = 0; i < JC_QUEUED; i++)
+        CHECK_EQ(plait_pool_submit(c.pool, NULL, jc_queued, &c), 0);
+    atomic_store(&c.go, 1);
+    while (atomic_load(&c.ran) < 1) /* the join runs the queue (its pool's only worker) */
+        sched_yield();
+    int64_t start = plait_now();
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    int64_t took = plait_now() - start;
+    int ran = atomic_load(&c.ran);
+    printf("  cancelled joiner returned %d after %lld ms; %d of %d queued tasks ran in it\n",
+           c.result, (long long)(took / PLAIT_MS), ran, JC_QUEUED);
+    CHECK_EQ(c.result, -ECANCELED);
+    CHECK(took < 500 * PLAIT_MS);
+    CHECK(ran < JC_QUEUED / 2);
+    CHECK_EQ(plait_cancel(c.thread), 0);
+    CHECK_EQ(plait_join(c.thread, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_pool_destroy(c.pool), 0);
+    CHECK_EQ(atomic_load(&c.ran), JC_QUEUED); /* none lost */
+}
+
+/* ---- a pool task that joins itself is told -EDEADLK at once ----
+ * join's helping fast path ran queued tasks "until the future is done" before looking
+ * whether the future is the caller's own: a self-join first ran every task in the
+ * queue, nested on top of the caller (0.5 s here), and only then said -EDEADLK. */
+enum { SJ_QUEUED = 50 };
+
+typedef struct {
+    plait_task self;
+    atomic_int stored, ran;
+    int result;
+    int ran_at_return;
+    int64_t took;
+} self_join_ctx;
+
+static void *sj_queued(void *p)
+{
+    self_join_ctx *c = p;
+    struct timespec ten_ms = {0, 10 * 1000 * 1000};
+    nanosleep(&ten_ms, NULL);
+    atomic_fetch_add(&c->ran, 1);
+    return NULL;
+}
+
+static void *sj_task(void *p)
+{
+    self_join_ctx *c = p;
+    while (!atomic_load(&c->stored))
+        sched_yield();
+    int64_t start = plait_now();
+    c->result = plait_join(c->self, NULL, SOON());
+    c->took = plait_now() - start;
+    c->ran_at_return = atomic_load(&c->ran);
+    return NULL;
+}
+
+TEST(pool_task_joining_itself_runs_no_queued_task_first)
+{
+    static self_join_ctx c;
+    memset(&c, 0, sizeof c);
+    plait_pool *pool;
+    plait_pool_options o = {.threads = 1, .name = "sj"};
+    CHECK_EQ(plait_pool_create(&pool, &o), 0);
+    CHECK_EQ(plait_pool_submit(pool, &c.self, sj_task, &c), 0);
+    for (int i = 0; i < SJ_QUEUED; i++)
+        CHECK_EQ(plait_pool_submit(pool, NULL, sj_queued, &c), 0);
+    atomic_store(&c.stored, 1);
+    CHECK_EQ(plait_join(c.self, NULL, SOON()), 0);
+    printf("  self-join returned %d after %lld ms, %d queued tasks run inside it\n",
+           c.result, (long long)(c.took / PLAIT_MS), c.ran_at_return);
+    CHECK_EQ(c.result, -EDEADLK);
+    CHECK_EQ(c.ran_at_return, 0);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    CHECK_EQ(atomic_load(&c.ran), SJ_QUEUED);
+}
+
+RUN_TESTS(CASE(pool_task_joining_itself_runs_no_queued_task_first),
+          CASE(cancelled_join_in_a_pool_task_stops_running_the_queue),
+          CASE(map_in_a_task_stops_when_its_caller_is_cancelled_1),
+          CASE(map_in_a_task_stops_when_its_caller_is_cancelled_2))
