@@ -91,12 +91,12 @@ static void *jc_thread(void *p)
     return NULL;
 }
 
-static void *jc_queued(void *p)
+/* A queued task: 10 ms of work, then counted in *ran. */
+static void *ten_ms_counted(void *ran)
 {
-    join_cancel_ctx *c = p;
     struct timespec ten_ms = {0, 10 * 1000 * 1000};
     nanosleep(&ten_ms, NULL);
-    atomic_fetch_add(&c->ran, 1);
+    atomic_fetch_add((atomic_int *)ran, 1);
     return NULL;
 }
 
@@ -122,7 +122,7 @@ TEST(cancelled_join_in_a_pool_task_stops_running_the_queue)
     while (!atomic_load(&c.started))
         sched_yield();
     for (int i = 0; i < JC_QUEUED; i++)
-        CHECK_EQ(plait_pool_submit(c.pool, NULL, jc_queued, &c), 0);
+        CHECK_EQ(plait_pool_submit(c.pool, NULL, ten_ms_counted, &c.ran), 0);
     atomic_store(&c.go, 1);
     while (atomic_load(&c.ran) < 1) /* the join runs the queue (its pool's only worker) */
         sched_yield();
@@ -156,15 +156,6 @@ typedef struct {
     int64_t took;
 } self_join_ctx;
 
-static void *sj_queued(void *p)
-{
-    self_join_ctx *c = p;
-    struct timespec ten_ms = {0, 10 * 1000 * 1000};
-    nanosleep(&ten_ms, NULL);
-    atomic_fetch_add(&c->ran, 1);
-    return NULL;
-}
-
 static void *sj_task(void *p)
 {
     self_join_ctx *c = p;
@@ -186,7 +177,7 @@ TEST(pool_task_joining_itself_runs_no_queued_task_first)
     CHECK_EQ(plait_pool_create(&pool, &o), 0);
     CHECK_EQ(plait_pool_submit(pool, &c.self, sj_task, &c), 0);
     for (int i = 0; i < SJ_QUEUED; i++)
-        CHECK_EQ(plait_pool_submit(pool, NULL, sj_queued, &c), 0);
+        CHECK_EQ(plait_pool_submit(pool, NULL, ten_ms_counted, &c.ran), 0);
     atomic_store(&c.stored, 1);
     CHECK_EQ(plait_join(c.self, NULL, SOON()), 0);
     printf("  self-join returned %d after %lld ms, %d queued tasks run inside it\n",
