@@ -8,7 +8,10 @@
  * async-signal-safe.  A dispatcher thread ("plait-signals", started with the first
  * watcher) reads the pipe, moves the counts to the watchers under the registry lock
  * and releases each watcher's semaphore once per delivery, so a wait is an ordinary
- * plait wait: a coroutine suspends alone, with a deadline, cancellable.
+ * plait wait: a coroutine suspends alone, with a deadline, cancellable.  A wait also
+ * moves the counts first, as create and destroy do: a delivery whose handler has run
+ * is there for a wait that does not block (a past deadline), not only once the
+ * dispatcher has run (such a wait after raise() once said -ETIMEDOUT every time).
  *
  * The disposition a signal had before its first watcher is restored when its last
  * watcher goes, and in a forked child (whose watchers are copies nobody serves: a
@@ -187,6 +190,9 @@ int plait_signals_wait(plait_signals *w, int64_t deadline)
         return -EINVAL;
     struct inside me = {.thread = pthread_self()};
     pthread_mutex_lock(&registry);
+    /* a delivery whose handler has run is counted: take it now, not when the
+     * dispatcher gets round to it (a wait with a past deadline must see it) */
+    distribute();
     me.next = w->inside;
     w->inside = &me;
     pthread_mutex_unlock(&registry);

@@ -1,0 +1,216 @@
+/* test_signal_edges.c — signal watchers at their edges: a delivery made before a wait
+ * with a past deadline, queued real-time signals counted one by one, a watcher per
+ * scheduler, SIGCHLD beside a process pool whose workers crash, a cancelled plait
+ * thread's wait, watchers made and destroyed while signals stream in. */
+#define _GNU_SOURCE 1
+#include "helpers.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/wait.h>
+
+/* raise() has run plait's handler when it returns: the delivery is counted, so a wait
+ * that does not block (deadline 0: "completes if it can right away") must take it. */
+TEST(a_delivery_before_a_past_deadline_wait)
+{
+    int usr1 = SIGUSR1;
+    int missed = 0;
+    for (int round = 0; round < 200; round++) {
+        plait_signals *w;
+        CHECK_EQ(plait_signals_create(&w, &usr1, 1), 0);
+        CHECK_EQ(raise(SIGUSR1), 0);
+        int r = plait_signals_wait(w, 0);
+        if (r != SIGUSR1) {
+            missed++;
+            CHECK_EQ(plait_signals_wait(w, SOON()), SIGUSR1);
+        }
+        CHECK_EQ(plait_signals_destroy(w), 0);
+    }
+    if (missed)
+        fprintf(stderr, "  wait(0) after raise(): -ETIMEDOUT in %d of 200 rounds\n", missed);
+    CHECK_EQ(missed, 0);
+}
+
+static void *coroutine_sees_it_at_once(void *arg)
+{
+    (void)arg;
+    int usr2 = SIGUSR2, missed = 0;
+    for (int round = 0; round < 100; round++) {
+        plait_signals *w;
+        CHECK_EQ(plait_signals_create(&w, &usr2, 1), 0);
+        CHECK_EQ(raise(SIGUSR2), 0);
+        if (plait_signals_wait(w, plait_now() - 1) != SIGUSR2) {
+            missed++;
+            CHECK_EQ(plait_signals_wait(w, SOON()), SIGUSR2);
+        }
+        CHECK_EQ(plait_signals_destroy(w), 0);
+    }
+    CHECK_EQ(missed, 0);
+    return NULL;
+}
+
+TEST(a_delivery_before_a_past_deadline_wait_coroutine)
+{
+    check_run(coroutine_sees_it_at_once, NULL);
+}
+
+/* Real-time signals are queued by the kernel, not merged: each is one delivery. */
+TEST(queued_realtime_signals_each_count)
+{
+    int rt = SIGRTMIN + 1;
+    plait_signals *w;
+    CHECK_EQ(plait_signals_create(&w, &rt, 1), 0);
+    const int n = 300;
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(sigqueue(getpid(), rt, (union sigval){.sival_int = i}), 0);
+    int got = 0;
+    while (plait_signals_wait(w, plait_deadline_in(200 * PLAIT_MS)) == rt)
+        got++;
+    CHECK_EQ(got, n);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
+/* Each scheduler's own watcher of one signal sees the one delivery. */
+static atomic_int waiting_now;
+
+static void *sched_watch(void *arg)
+{
+    (void)arg;
+    plait_signals *w;
+    int usr1 = SIGUSR1;
+    CHECK_EQ(plait_signals_create(&w, &usr1, 1), 0);
+    atomic_fetch_add(&waiting_now, 1);
+    int r = plait_signals_wait(w, SOON());
+    CHECK_EQ(plait_signals_destroy(w), 0);
+    return ARG(r);
+}
+
+static void *sched_main(void *arg)
+{
+    void *r = NULL;
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, sched_watch, arg), 0);
+    CHECK_EQ(plait_join(t, &r, PLAIT_FOREVER), 0);
+    CHECK_EQ(INT(r), SIGUSR1);
+    return NULL;
+}
+
+TEST(a_watcher_per_scheduler)
+{
+    atomic_store(&waiting_now, 0);
+    sched_thread s[3];
+    for (int i = 0; i < 3; i++)
+        sched_thread_start(&s[i], sched_main, NULL);
+    while (atomic_load(&waiting_now) < 3)
+        sched_yield();
+    struct timespec ms = {0, 20 * PLAIT_MS};
+    nanosleep(&ms, NULL);
+    CHECK_EQ(kill(getpid(), SIGUSR1), 0);
+    for (int i = 0; i < 3; i++)
+        sched_thread_join(&s[i]);
+}
+
+/* SIGCHLD watched while a process pool's workers crash and are replaced, and function
+ * and program children run: every task still gets its outcome. */
+static ssize_t crash_or_echo(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)cap;
+    if (len && *(const char *)arg == 'k')
+        raise(SIGKILL);
+    memcpy(out, arg, len);
+    return (ssize_t)len;
+}
+
+TEST(sigchld_watched_beside_a_crashing_pool)
+{
+    plait_signals *w;
+    int chld = SIGCHLD;
+    CHECK_EQ(plait_signals_create(&w, &chld, 1), 0);
+    plait_procpool *pp;
+    CHECK_EQ(plait_procpool_create(&pp, &(plait_procpool_options){.processes = 2}), 0);
+    for (int i = 0; i < 10; i++) {
+        plait_task a, b, c;
+        CHECK_EQ(plait_procpool_submit(pp, &a, crash_or_echo, "k", 1), 0);
+        CHECK_EQ(plait_procpool_submit(pp, &b, crash_or_echo, "e", 1), 0);
+        char *argv[] = {"true", NULL};
+        CHECK_EQ(plait_process_exec(&c, "true", argv, NULL, NULL), 0);
+        void *v = NULL;
+        CHECK_EQ(plait_join(a, NULL, SOON()), PLAIT_KILLED(SIGKILL));
+        CHECK_EQ(plait_join(b, &v, SOON()), 0);
+        free(v);
+        CHECK_EQ(plait_join(c, NULL, SOON()), 0);
+    }
+    CHECK_EQ(plait_procpool_destroy(pp), 0);
+    CHECK_EQ(plait_signals_wait(w, SOON()), SIGCHLD);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
+/* A plait thread cancelled in its wait. */
+static void *thread_waits(void *arg)
+{
+    return ARG(plait_signals_wait(arg, PLAIT_FOREVER));
+}
+
+TEST(a_cancelled_plait_thread_wait)
+{
+    plait_signals *w;
+    int hup = SIGHUP;
+    CHECK_EQ(plait_signals_create(&w, &hup, 1), 0);
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, thread_waits, w, NULL), 0);
+    struct timespec ms = {0, 30 * PLAIT_MS};
+    nanosleep(&ms, NULL);
+    CHECK_EQ(plait_signals_destroy(w), -EBUSY);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
+/* Watchers come and go while a thread streams signals at the process. */
+static atomic_int streaming, streamed;
+static void *stream(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    while (atomic_load(&streaming)) {
+        kill(getpid(), SIGUSR1);
+        atomic_fetch_add(&streamed, 1);
+    }
+    return NULL;
+}
+
+TEST(watchers_churn_while_signals_stream)
+{
+    int usr1 = SIGUSR1;
+    plait_signals *keep;
+    CHECK_EQ(plait_signals_create(&keep, &usr1, 1), 0); /* the process never dies of it */
+    atomic_store(&streaming, 1);
+    pthread_t th;
+    thread_start(&th, stream, NULL);
+    for (int i = 0; i < 2000 || atomic_load(&streamed) < 1000; i++) {
+        plait_signals *w;
+        CHECK_EQ(plait_signals_create(&w, &usr1, 1), 0);
+        (void)plait_signals_wait(w, 0);
+        CHECK_EQ(plait_signals_destroy(w), 0);
+    }
+    atomic_store(&streaming, 0);
+    thread_join(th);
+    int n = 0, r;
+    while ((r = plait_signals_wait(keep, plait_deadline_in(50 * PLAIT_MS))) == SIGUSR1)
+        n++;
+    if (n == 0)
+        fprintf(stderr, "  keep: %d\n", r);
+    CHECK(n > 0);
+    CHECK_EQ(plait_signals_destroy(keep), 0);
+}
+
+RUN_TESTS(CASE(a_delivery_before_a_past_deadline_wait),
+          CASE(a_delivery_before_a_past_deadline_wait_coroutine),
+          CASE(queued_realtime_signals_each_count), CASE(a_watcher_per_scheduler),
+          CASE(sigchld_watched_beside_a_crashing_pool), CASE(a_cancelled_plait_thread_wait),
+          CASE(watchers_churn_while_signals_stream))
