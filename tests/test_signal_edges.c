@@ -59,6 +59,11 @@ TEST(a_delivery_before_a_past_deadline_wait_coroutine)
 /* Real-time signals are queued by the kernel, not merged: each is one delivery. */
 TEST(queued_realtime_signals_each_count)
 {
+    /* ThreadSanitizer defers a signal to its handler as one pending bit per signal:
+     * queued real-time signals reach plait's handler once (it counted 1 of 300) */
+#if defined(__SANITIZE_THREAD__)
+    return;
+#endif
     int rt = SIGRTMIN + 1;
     plait_signals *w;
     CHECK_EQ(plait_signals_create(&w, &rt, 1), 0);
