@@ -75,8 +75,11 @@ static void parent(void)
     plait__spawn_atfork(PLAIT__FORK_PARENT);
 }
 
+atomic_uint plait__fork_epoch_now;
+
 static void child(void)
 {
+    atomic_fetch_add(&plait__fork_epoch_now, 1); /* first: the handlers below read it */
     plait__sched *s = plait__sched_current();
     if (s)
         plait__spin_unlock(&s->inbox.lock); /* the child's only thread took it */
@@ -95,9 +98,9 @@ static void child(void)
     plait__pid_forget();
     /* what the forking thread runs goes on here: its tasks are the child's to cancel */
     if (s)
-        s->pid = plait__pid();
+        s->epoch = plait__fork_epoch();
     if (plait__tls_work)
-        plait__tls_work->pid = plait__pid();
+        plait__tls_work->epoch = plait__fork_epoch();
     /* a child plait forks was registered by its parent before it went on; the child
      * must not itself wait for a shared lock before it has its death signal set */
     if (!plait__forking)

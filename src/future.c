@@ -221,7 +221,7 @@ plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task
     plait__future *f = future_start(task);
     if (f) {
         f->on_thread = true;
-        f->pid = plait__pid();
+        f->epoch = plait__fork_epoch();
         f->fn = fn;
         f->arg = arg;
     }
@@ -235,7 +235,7 @@ plait__future *plait__future_start_ext(const plait__future_ops *ops, void *ext,
     if (f) {
         f->ops = ops;
         f->ext = ext;
-        f->pid = plait__pid();
+        f->epoch = plait__fork_epoch();
     }
     return f;
 }
@@ -328,8 +328,8 @@ int plait__future_run_work(plait__future *f, void **value)
  * reach into the parent. */
 static bool produced_here(const plait__future *f)
 {
-    unsigned me = plait__pid();
-    return f->coro ? f->coro->sched->pid == me : f->pid == me;
+    unsigned now = plait__fork_epoch();
+    return f->coro ? f->coro->sched->epoch == now : f->epoch == now;
 }
 
 /* Cancel the producer of a locked future; the wake-ups go into later.  -EPERM, and

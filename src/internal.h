@@ -135,6 +135,14 @@ bool plait__spin_while(atomic_uint *word, unsigned value, int64_t ns);
 void plait__pfutex_wake(atomic_uint *word);
 /* This process's id, cached (a forked child calls plait__pid_forget). */
 unsigned plait__pid(void);
+/* The fork epoch: raised in every forked child (fork.c), so that what was made at
+ * another epoch (a thread pool, a task's work, a scheduler) is known for a copy of an
+ * ancestor's, without a look at the process id on any fast path. */
+extern atomic_uint plait__fork_epoch_now;
+static inline unsigned plait__fork_epoch(void)
+{
+    return atomic_load_explicit(&plait__fork_epoch_now, memory_order_relaxed);
+}
 void plait__pid_forget(void);
 /* A lock in shared memory whose word is its holder's process id. */
 typedef struct plait__plock { atomic_uint word; } plait__plock;
@@ -425,7 +433,7 @@ struct plait__sched {
     plait__coro *main;
     bool main_done;
     struct plait__future *work; /* the plait thread's or pool task's work it runs in */
-    unsigned pid;               /* the process it runs in (a forked child's: fork.c) */
+    unsigned epoch;             /* the fork epoch it runs in (a forked child's: fork.c) */
     /* slow-coroutine watch (diag.c) */
     atomic_ulong switches;
     atomic_ulong running_id;
@@ -565,7 +573,7 @@ struct plait__future {
     plait_fn fn;
     void *arg;
     uint64_t identity;          /* the running work's plait__self(); 0 until asked */
-    unsigned pid;               /* work, or work elsewhere: the process whose it is */
+    unsigned epoch;             /* work, or work elsewhere: the fork epoch it was made at */
     plait__future *next;        /* a pool queue, or the chain of tasks a worker runs */
     /* work produced elsewhere (a process, a process-pool task): its hooks and data */
     const struct plait__future_ops *ops;

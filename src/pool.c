@@ -75,7 +75,7 @@
  * in the child, and whatever the child queued on its copy of the pool would never run
  * (and a shutdown there would wait for workers that will never count themselves).  So
  * a pool belongs to the process that made it, as a process pool does: every call from
- * another process is -EPERM (fork_epoch, raised in each child, tells the copy from the
+ * another process is -EPERM (the fork epoch, raised in each child, tells the copy from the
  * original).  The default pool is no exception for its old address; but the child's
  * plait_pool_default() makes a new one, the child's own.
  *
@@ -161,19 +161,16 @@ struct plait_pool {
     atomic_uint exited;
     plait_event *stopped;
     atomic_uint shutting;       /* callers inside plait_pool_shutdown: destroy is -EBUSY */
-    unsigned epoch;             /* fork_epoch where it was made (see "Forked children") */
+    unsigned epoch;             /* the fork epoch where it was made ("Forked children") */
 };
 
 static PLAIT_TLS plait__worker *tls_worker;
 
-/* Raised in every forked child (plait__pool_atfork): a pool made at another epoch is a
- * copy of an ancestor's, whose workers are not in this process. */
-static atomic_uint fork_epoch;
-
-/* 0 when the pool was made in this process, -EPERM in a forked child's copy. */
+/* 0 when the pool was made in this process, -EPERM in a forked child's copy (made at
+ * another fork epoch, an ancestor's, whose workers are not in this process). */
 static int pool_here(const plait_pool *pool)
 {
-    return pool->epoch == atomic_load_explicit(&fork_epoch, memory_order_relaxed) ? 0 : -EPERM;
+    return pool->epoch == plait__fork_epoch() ? 0 : -EPERM;
 }
 
 struct plait__worker *plait__worker_helping(void) { return tls_worker; }
@@ -574,7 +571,7 @@ int plait_pool_create(plait_pool **out, const plait_pool_options *options)
         return -ENOMEM;
     pool->threads = threads;
     plait__fork_init(); /* so that a child's copy knows itself (pool_here) */
-    pool->epoch = atomic_load_explicit(&fork_epoch, memory_order_relaxed);
+    pool->epoch = plait__fork_epoch();
     pool->asymmetric = plait__asymmetric_fences();
     pool->private_parts = threads > 1 && pool->asymmetric;
     plait__deque_kind kind = threads == 1         ? PLAIT__DEQUE_SOLO /* no thieves */
@@ -808,7 +805,6 @@ void plait__pool_atfork(int phase)
      * child forked inside a task is no worker (else its joins would run the parent's
      * queued tasks, which the parent runs too) */
     if (phase == PLAIT__FORK_CHILD) {
-        atomic_fetch_add(&fork_epoch, 1);
         atomic_store(&default_pool, NULL);
         tls_worker = NULL;
     }
