@@ -53,6 +53,25 @@ for path in "$tmp/a-file/report.html" "$tmp/no-such-dir/report.html" "$tmp" \
     if grep -q "\[1/" "$tmp/err"; then fail "measured before refusing $path"; fi
 done
 
+# A read-only report file is refused too (the rename at the end replaced it).  Root may
+# write it, so as root the check runs without the capability that lets it (setpriv).
+echo old >"$tmp/read-only.html"
+chmod 444 "$tmp/read-only.html"
+as_user=()
+if [ "$(id -u)" = 0 ]; then
+    as_user=(setpriv --bounding-set=-dac_override)
+    "${as_user[@]}" true 2>/dev/null ||
+        { as_user=(); echo "note: root, and setpriv cannot drop CAP_DAC_OVERRIDE: read-only report not checked"; }
+fi
+if [ "$(id -u)" != 0 ] || [ "${#as_user[@]}" -gt 0 ]; then
+    expect_exit 3 "report at a read-only file" ${as_user[@]+"${as_user[@]}"} \
+        "$plait" compare --quick --html "$tmp/read-only.html"
+    grep -q "cannot write the report" "$tmp/err" || fail "no message for the read-only report"
+    if grep -q "\[1/" "$tmp/err"; then fail "measured before refusing the read-only report"; fi
+    [ "$(cat "$tmp/read-only.html")" = old ] && [ "$(stat -c %a "$tmp/read-only.html")" = 444 ] ||
+        fail "the read-only report file was replaced"
+fi
+
 # ---- a quick run: every figure measured, the report written, nothing left over -----------
 # The report path is a symbolic link: the report goes to its target, and the link stays
 # (it was replaced by a file, the target left as it was).  The target's name is as long
@@ -203,6 +222,41 @@ interrupt INT "processes: I/O-bound job"
 interrupt TERM "threads: CPU-bound job"
 # (a hang-up, the terminal closed, killed the tool and left .plait-report-PID behind)
 interrupt HUP "threads: 64-byte messages"
+
+# ---- interrupted after the last step, while the results are written: exit 130, no report
+# (the signal was not looked at after the last step: the run went on, exit 0, and put its
+# report in place; one that cut short a blocked write of the table exited 3)
+# The table goes into a pipe of one page that nobody reads, and the table is longer: once
+# anything is in the pipe, the tool is writing the table and its report is not in place.
+timeout 300 python3 - "$plait" "$tmp" <<'EOF' || fail "SIGINT while the table is written"
+import fcntl, glob, os, signal, struct, subprocess, sys, termios, time
+plait, tmp = sys.argv[1:3]
+report = os.path.join(tmp, "late.html")
+r, w = os.pipe()
+fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+with open(os.path.join(tmp, "late.err"), "w") as err:
+    p = subprocess.Popen([plait, "compare", "--quick", "--quiet", "--html", report],
+                         stdout=w, stderr=err, start_new_session=True)
+os.close(w)
+def queued():
+    return struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4))[0]
+while queued() == 0 and p.poll() is None:
+    time.sleep(0.05)
+if p.poll() is not None:
+    print("note: the pipe held the whole table (pages bigger than 4 KiB?): not checked")
+    sys.exit(0)
+assert not os.path.exists(report), "the report was in place before the table was written"
+os.killpg(p.pid, signal.SIGINT)
+while os.read(r, 65536):  # read on: a run that goes on can finish
+    pass
+rc = p.wait()
+said = open(os.path.join(tmp, "late.err")).read()
+assert rc == 130, "exit %d, expected 130; stderr: %s" % (rc, said)
+assert "interrupted" in said, said
+assert not os.path.exists(report), "a report was written"
+assert not glob.glob(os.path.join(tmp, ".plait-report-*")), "a temporary report was left"
+print("ok: SIGINT while the table is written: exit 130, no report")
+EOF
 
 # ---- results that cannot be written: exit 3, said once (it was said twice) --------------
 if [ -e /dev/full ]; then

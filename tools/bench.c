@@ -791,7 +791,7 @@ static int measure(bool *selected, int runs, bool quick)
 
 int tool_bench(int argc, char **argv)
 {
-    bool selected[N_PROGRAMS] = {false}, any = false, quick = false, list = false;
+    bool selected[N_PROGRAMS] = {false}, any = false, quick = false, list = false, help = false;
     int runs = -1;
     bool options = true;
     for (int i = 1; i < argc; i++) {
@@ -800,8 +800,7 @@ int tool_bench(int argc, char **argv)
             if (!strcmp(a, "--")) {
                 options = false;
             } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-                usage(stdout);
-                return TOOL_OK;
+                help = true;
             } else if (!strcmp(a, "--quick")) {
                 quick = true;
             } else if (!strcmp(a, "--list")) {
@@ -836,6 +835,10 @@ int tool_bench(int argc, char **argv)
             if (has_word(programs[j].runs_under, a))
                 selected[j] = true;
         any = true;
+    }
+    if (help) {
+        usage(stdout);
+        return TOOL_OK;
     }
     if (list) {
         list_names();

@@ -139,8 +139,8 @@ static void compare_usage(FILE *out)
             "  --quiet, -q   no progress display on standard error\n"
             "  --help, -h    this text\n"
             "\n"
-            "Ctrl-C (SIGINT), SIGTERM or SIGHUP stops the run between steps: every child\n"
-            "process is reaped, no report is written.\n"
+            "Ctrl-C (SIGINT), SIGTERM or SIGHUP stops the run between steps, or while the\n"
+            "results are written: every child process is reaped, no report is written.\n"
             "\n"
             "exit status: 0 all measured; 1 a measurement failed (the others are still\n"
             "reported, the failed ones as not measured); 2 usage error; 3 the report could\n"
@@ -155,7 +155,8 @@ typedef struct compare_options {
 /* 0, or TOOL_USAGE after saying why. */
 static int parse(int argc, char **argv, compare_options *opt, bool *help)
 {
-    for (int i = 1; i < argc; i++) {
+    int i = 1;
+    for (; i < argc && strcmp(argv[i], "--"); i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--quick"))
             opt->quick = true;
@@ -173,9 +174,13 @@ static int parse(int argc, char **argv, compare_options *opt, bool *help)
             fprintf(stderr, "plait compare: --html needs a file name (--html FILE or --html=FILE)\n");
             return TOOL_USAGE;
         } else {
-            fprintf(stderr, "plait compare: unknown option '%s'\n", a);
+            tool_bad_argument("compare", a, true);
             return TOOL_USAGE;
         }
+    }
+    if (i + 1 < argc) { /* after `--`: compare takes no arguments */
+        tool_bad_argument("compare", argv[i + 1], false);
+        return TOOL_USAGE;
     }
     return 0;
 }
@@ -268,6 +273,8 @@ static bool open_report(const char *path, report_file *rep)
         fd = open_in_place(path);
     } else if (exists ? !realpath(path, rep->final) : !dangling_target(path, rep->final)) {
         /* errno says why */
+    } else if (exists && access(rep->final, W_OK) != 0) {
+        /* a read-only file: the rename at the end would replace it all the same */
     } else {
         const char *slash = strrchr(rep->final, '/');
         int dir_len = slash ? (int)(slash - rep->final) + 1 : 0;
@@ -310,12 +317,16 @@ static bool open_report(const char *path, report_file *rep)
 /* Give the report up (nothing measured or said is written). */
 static void discard_report(report_file *rep)
 {
-    fclose(rep->f);
+    if (rep->f)
+        fclose(rep->f);
+    rep->f = NULL;
     if (rep->tmp[0])
         unlink(rep->tmp);
 }
 
-/* Write the HTML report from the JSON and move it into place; 0 or TOOL_OUTPUT. */
+/* Write the HTML report from the JSON and move it into place: 0, TOOL_OUTPUT after
+ * saying why, or TOOL_INTERRUPTED (a signal came before the rename; the report is
+ * still to be discarded). */
 static int finish_report(report_file *rep, const char *path, const compare_result *res)
 {
     char *json = NULL;
@@ -328,15 +339,28 @@ static int finish_report(report_file *rep, const char *path, const compare_resul
         r = report_html_write(rep->f, json);
     if (fclose(rep->f) != 0 && r == 0)
         r = -errno;
+    rep->f = NULL;
+    free(json);
+    if (tool_interrupted) /* a write it cut short (-EINTR) is no unwritable report */
+        return TOOL_INTERRUPTED;
     if (r == 0 && rep->tmp[0] && rename(rep->tmp, rep->final) != 0)
         r = -errno;
-    free(json);
     if (r == 0)
         return 0;
     if (rep->tmp[0])
         unlink(rep->tmp);
     fprintf(stderr, "plait compare: cannot write the report %s: %s\n", path, strerror(-r));
     return TOOL_OUTPUT;
+}
+
+/* A signal stopped the run before its report was in place: none is, and the exit is
+ * TOOL_INTERRUPTED (the table may have been printed). */
+static int stop_interrupted(const compare_options *opt, report_file *rep)
+{
+    if (opt->html)
+        discard_report(rep);
+    fprintf(stderr, "plait compare: interrupted%s\n", opt->html ? "; no report written" : "");
+    return TOOL_INTERRUPTED;
 }
 
 static void progress(bool tty, int step, const char *what)
@@ -389,23 +413,24 @@ int tool_compare(int argc, char **argv)
     }
     if (tty)
         fprintf(stderr, "\r\033[K");
-    if (tool_interrupted) {
-        if (opt.html)
-            discard_report(&report);
-        fprintf(stderr, "plait compare: interrupted; nothing reported\n");
-        return TOOL_INTERRUPTED;
-    }
+    if (tool_interrupted)
+        return stop_interrupted(&opt, &report);
     res.elapsed_s = (double)(plait_now() - start) / PLAIT_SEC;
     compare_recommend(&res);
 
+    /* A signal is honoured until the report is in place (finish_report), the table
+     * printed or not; after that, the run is complete. */
     r = opt.json ? compare_print_json(stdout, &res) : compare_print_table(stdout, &res);
-    if (fflush(stdout) != 0 || r < 0) {
+    bool unwritten = fflush(stdout) != 0 || r < 0;
+    if (tool_interrupted) /* a write it cut short (EINTR) is no unwritable output */
+        return stop_interrupted(&opt, &report);
+    if (unwritten) {
         fprintf(stderr, "plait compare: cannot write the results: %s\n", strerror(errno));
         if (opt.html)
             discard_report(&report);
         return TOOL_OUTPUT;
     }
     if (opt.html && (r = finish_report(&report, opt.html, &res)) != 0)
-        return r;
+        return r == TOOL_INTERRUPTED ? stop_interrupted(&opt, &report) : r;
     return failed ? TOOL_FAILED : TOOL_OK;
 }

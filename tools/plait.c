@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio_ext.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -134,7 +135,6 @@ const char *__tsan_default_options(void)
 }
 #endif
 
-/* `plait help NAME` is `plait NAME --help`: each command prints its own help. */
 typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -142,27 +142,27 @@ typedef struct command {
 
 static int run_tour(int argc, char **argv)
 {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        tour_usage(stdout);
-        return TOOL_OK;
-    }
-    if (argc > 1) {
-        fprintf(stderr, "plait tour: unknown option '%s'\n", argv[1]);
-        tour_usage(stderr);
-        return TOOL_USAGE;
+    bool help = false;
+    int r = tool_parse_plain("tour", argc, argv, &help);
+    if (r != 0 || help) {
+        tour_usage(r == 0 ? stdout : stderr);
+        return r;
     }
     return tour();
 }
 
+static void version_usage(FILE *out)
+{
+    fprintf(out, "usage: plait version\n\nPrint the version of plait.\n");
+}
+
 static int run_version(int argc, char **argv)
 {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: plait version\n\nPrint the version of plait.\n");
-        return TOOL_OK;
-    }
-    if (argc > 1) {
-        fprintf(stderr, "plait version: unknown option '%s'\n", argv[1]);
-        return TOOL_USAGE;
+    bool help = false;
+    int r = tool_parse_plain("version", argc, argv, &help);
+    if (r != 0 || help) {
+        version_usage(r == 0 ? stdout : stderr);
+        return r;
     }
     printf("plait %d.%d.%d\n", PLAIT_VERSION_MAJOR, PLAIT_VERSION_MINOR, PLAIT_VERSION_PATCH);
     return TOOL_OK;
@@ -180,29 +180,51 @@ static bool is_help(const char *a)
     return !strcmp(a, "help") || !strcmp(a, "--help") || !strcmp(a, "-h");
 }
 
+static int unknown_command(const char *name)
+{
+    fprintf(stderr, "plait: unknown command '%s'\n", name);
+    usage(stderr);
+    return TOOL_USAGE;
+}
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(name, commands[i].name))
+            return &commands[i];
+    return NULL;
+}
+
+/* `plait help [--] [COMMAND [ARG...]]`, argv[0] being help, --help or -h: the list of
+ * commands, or `plait COMMAND --help [ARG...]`, which checks the ARGs itself. */
+static int run_help(int argc, char **argv)
+{
+    int i = argc > 1 && !strcmp(argv[1], "--") ? 2 : 1; /* the COMMAND, if any */
+    if (i < argc && !is_help(argv[i])) {
+        const command *c = find_command(argv[i]);
+        if (!c)
+            return unknown_command(argv[i]);
+        argv[i - 1] = argv[i]; /* argv[i - 1..] becomes COMMAND --help ARG... */
+        argv[i] = "--help";
+        return c->run(argc - i + 1, argv + i - 1);
+    }
+    /* `plait help`, `plait --help`, `plait help help`: what follows is help's own */
+    bool help = false;
+    int r = i < argc ? tool_parse_plain("help", argc - i, argv + i, &help) : 0;
+    usage(r == 0 ? stdout : stderr);
+    return r;
+}
+
 static int run_command(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
         return TOOL_USAGE;
     }
-    bool help = is_help(argv[1]);
-    if (help && argc > 3) {
-        fprintf(stderr, "plait help: one command at a time\n");
-        return TOOL_USAGE;
-    }
-    if (help && (argc == 2 || is_help(argv[2]))) {
-        usage(stdout);
-        return TOOL_OK;
-    }
-    const char *name = help ? argv[2] : argv[1];
-    char *help_argv[] = {argv[help ? 2 : 1], "--help", NULL};
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(name, commands[i].name))
-            return help ? commands[i].run(2, help_argv) : commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "plait: unknown command '%s'\n", name);
-    usage(stderr);
-    return TOOL_USAGE;
+    if (is_help(argv[1]))
+        return run_help(argc - 1, argv + 1);
+    const command *c = find_command(argv[1]);
+    return c ? c->run(argc - 1, argv + 1) : unknown_command(argv[1]);
 }
 
 int main(int argc, char **argv)
@@ -225,6 +247,12 @@ int main(int argc, char **argv)
             }
         }
     int r = run_command(argc, argv);
+    /* An interrupted command may leave output that a reader which stopped reading never
+     * took (the table of a compare run cut short): dropped, not waited for again. */
+    if (r == TOOL_INTERRUPTED) {
+        __fpurge(stdout);
+        clearerr(stdout);
+    }
     /* what a command printed and could not write (a full disk, a closed pipe) is a
      * failure, whatever the command made of it; a command that said so already
      * (TOOL_OUTPUT) is not said twice */

@@ -38,6 +38,31 @@ void tool_catch_interrupts(void)
         sigaction(SIGHUP, &sa, NULL);
 }
 
+void tool_bad_argument(const char *cmd, const char *a, bool options)
+{
+    if (options && a[0] == '-' && a[1])
+        fprintf(stderr, "plait %s: unknown option '%s'\n", cmd, a);
+    else
+        fprintf(stderr, "plait %s: unexpected argument '%s'\n", cmd, a);
+}
+
+int tool_parse_plain(const char *cmd, int argc, char **argv, bool *help)
+{
+    bool options = true;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (options && !strcmp(a, "--")) {
+            options = false;
+        } else if (options && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
+            *help = true;
+        } else {
+            tool_bad_argument(cmd, a, options);
+            return TOOL_USAGE;
+        }
+    }
+    return 0;
+}
+
 static int by_value(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;

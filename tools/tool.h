@@ -6,6 +6,7 @@
 #define PLAIT_TOOL_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 /* Exit codes every subcommand keeps, so scripts can rely on them. */
@@ -24,6 +25,19 @@ extern volatile sig_atomic_t tool_interrupted;
  * wait returns EINTR).  Children forked afterwards get the default dispositions back
  * where they exec; function children inherit the flag handler. */
 void tool_catch_interrupts(void);
+
+/* The arguments, the same for every command: each is checked before anything is done,
+ * so a wrong one is a usage error even beside --help; --help (-h) may be repeated; `--`
+ * ends the options, and what follows is an argument even if it starts with '-'. */
+
+/* Says on standard error what is wrong with argument a of command cmd ("compare"):
+ * an unknown option when it starts with '-' and comes before `--` (options says
+ * whether it does), else an argument the command does not take. */
+void tool_bad_argument(const char *cmd, const char *a, bool options);
+
+/* The arguments argv[1..argc) of a command that takes none but --help (-h) and `--`:
+ * 0, with *help set when it was asked for, or TOOL_USAGE after naming the wrong one. */
+int tool_parse_plain(const char *cmd, int argc, char **argv, bool *help);
 
 /* What the commands say of the machine they measured on. */
 typedef struct tool_machine {
