@@ -30,6 +30,8 @@
  *   PLAIT_EXITED(status), PLAIT_KILLED(signal)
  *               a child process exited, or was killed by a signal, before its task
  *               was done (see "Processes"; plait_strerror names the status or signal)
+ *   -EPROTO     a process pool task wrote over the memory that carries its outcome
+ *               (see "Process pools")
  */
 #ifndef PLAIT_H
 #define PLAIT_H
@@ -515,7 +517,10 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
  * and the call returns once those already running have finished: the array is never
  * used after it returns.  Called from a task of the same pool, whose wait runs the
  * map's work itself, the deadline is looked at between chunks of n / (threads * 16)
- * calls.  -EINVAL for nulls, n == 0 or n > SIZE_MAX >> 12, -EPIPE when shut down, -EPERM
+ * calls.  Called from a coroutine whose scheduler runs in a task of the same pool (whose
+ * wait runs no queued task, and whose worker may be the only one), the map runs on
+ * threads of its own instead (one per pool worker, at most one per item), and the
+ * errors of plait_thread_start (-EAGAIN) are its own too.  -EINVAL for nulls, n == 0 or n > SIZE_MAX >> 12, -EPIPE when shut down, -EPERM
  * in a forked child. */
 int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
                    void **results, int *errors, int64_t deadline);
@@ -1049,7 +1054,11 @@ size_t plait_queue_len(plait_queue *queue);
  *
  * A worker that dies while it runs a task — a crash (PLAIT_KILLED(signal)), an exit
  * (PLAIT_EXITED(status)), killed from outside — fails exactly that task, with that
- * code, and a new worker takes its place; no other task is lost or run twice.
+ * code, and a new worker takes its place; no other task is lost or run twice.  A task
+ * with a memory bug that writes outside its result room, over what the pool shares
+ * with its workers (a slot's header, the rings), makes the task whose record it wrote
+ * over (most often itself) fail with -EPROTO, and a map's items whose codes or results
+ * were so written over too: the parent takes nothing there on trust, and goes on.
  * Cancelling a task that has not started means it never runs; cancelling one that runs
  * kills its worker (which is replaced) and the task reports -ECANCELED.  From a
  * coroutine, plait_join() on a task waits without blocking the scheduler.

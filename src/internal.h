@@ -638,12 +638,14 @@ void plait__future_cancel(plait__future *f);
 /* plait_join() that the caller's own cancellation does not interrupt (for calls that
  * must not return while the task may still use their memory). */
 int plait__join_uncancellable(plait_task task, void **result);
-/* Submit fn(arg) to the default pool for the calling coroutine or thread (to a thread
- * of its own for a coroutine on a worker of that pool): -ECANCELED if the caller is
- * cancelled already, -ENOMEM without a pool (pool_map.c). */
+/* Submit fn(arg) to the default pool for the calling coroutine or thread (through
+ * plait__pool_submit_reachable): -ECANCELED if the caller is cancelled already, -ENOMEM
+ * without a pool (pool_map.c). */
 int plait__submit_default(plait_task *task, plait_fn fn, void *arg);
-/* Whether the calling thread is a worker of the default pool (pool.c). */
-bool plait__on_default_pool(void);
+/* plait_pool_submit, but for a coroutine whose scheduler runs on a worker of that pool
+ * (whose wait runs no queued task) to a thread of its own, which is sure to run; -EPIPE
+ * there once the pool is shut down, and what plait_thread_start answers (pool.c). */
+int plait__pool_submit_reachable(plait_pool *pool, plait_task *task, plait_fn fn, void *arg);
 /* Whether a join that returned r was cut short, the task still running: -ETIMEDOUT or
  * -ECANCELED of the wait itself, not the task's own code (which consumes the handle). */
 bool plait__join_cut_short(int r, plait_task task);

@@ -801,7 +801,17 @@ bool plait__held_beneath(uint64_t owner)
     return false;
 }
 
-bool plait__on_default_pool(void) { return tls_worker && tls_worker->pool->is_default; }
+int plait__pool_submit_reachable(plait_pool *pool, plait_task *task, plait_fn fn, void *arg)
+{
+    /* A coroutine of a scheduler that runs in a task of this pool would wait on its own
+     * pool, and a coroutine's wait does not run queued tasks as a thread's does: with
+     * every worker so taken (the only one, on one CPU) the task would never run.  It
+     * gets a thread of its own, joined and cancelled like a pool task, and refused as
+     * the pool would refuse it. */
+    if (plait__coro_current() && tls_worker && tls_worker->pool == pool)
+        return atomic_load(&pool->closed) ? -EPIPE : plait_thread_start(task, fn, arg, NULL);
+    return plait_pool_submit(pool, task, fn, arg);
+}
 
 void plait__pool_atfork(int phase)
 {

@@ -6,7 +6,10 @@
  * short arrays), and the runners claim chunks of indices from a shared counter, so a
  * million small items cost a few dozen tasks and uneven items still balance.  The
  * first failure in index order is kept as one 64-bit word, (index << 12) | -code,
- * lowered with compare-and-swap: no array is needed when the caller passes none.
+ * lowered with compare-and-swap: no array is needed when the caller passes none.  A
+ * map from a coroutine whose scheduler runs on a worker of the same pool has its
+ * runners run on threads of their own (plait__pool_submit_reachable): the coroutine's
+ * wait runs no queued task, and the workers may all be taken.
  *
  * Neither call returns while work it started may still touch the caller's memory
  * (the args and results arrays, or the arguments of an offloaded call): on a deadline
@@ -130,7 +133,7 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
         return fail_every_item(results, errors, n, -ENOMEM);
     size_t started = 0;
     for (; started < runners; started++)
-        if ((r = plait_pool_submit(pool, &tasks[started], map_runner, &m)) < 0)
+        if ((r = plait__pool_submit_reachable(pool, &tasks[started], map_runner, &m)) < 0)
             break;
     if (started > 0) {
         /* the runners claim indices as they go: those started cover every item */
@@ -170,14 +173,8 @@ int plait__submit_default(plait_task *task, plait_fn fn, void *arg)
     int r = plait__check_cancel();
     if (r < 0)
         return r;
-    /* A coroutine of a scheduler that runs in a task of the default pool would wait on
-     * its own pool, and a coroutine's wait does not run queued tasks as a thread's
-     * does: with every worker so taken (the only one, on one CPU) the task would never
-     * run.  It gets a thread of its own, joined and cancelled like a pool task. */
-    if (plait__coro_current() && plait__on_default_pool())
-        return plait_thread_start(task, fn, arg, NULL);
     plait_pool *pool = plait_pool_default();
-    return pool ? plait_pool_submit(pool, task, fn, arg) : -ENOMEM;
+    return pool ? plait__pool_submit_reachable(pool, task, fn, arg) : -ENOMEM;
 }
 
 int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline)

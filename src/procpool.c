@@ -51,6 +51,11 @@
  * word, as the thread pool's idle workers do: a sleep and a wake-up through the kernel
  * cost more than the gap between the tasks of a busy pool.
  *
+ * Distrust.  The slots' headers and the rings are the workers' to write, and a task's
+ * memory bug can write over them: the parent reads them without trusting them (see
+ * collect), so that the worst such a task does is fail itself or the task whose record
+ * it wrote over (-EPROTO), never the parent.
+ *
  * Locks.  The parent's side of the pool (free slots, the waiting list, which task is in
  * which slot, the workers) is guarded by `lock`; the shared state by the pid lock, taken
  * inside it.  Futures are never completed under either: the work is collected first.
@@ -71,7 +76,7 @@
 
 enum { SLOT_FREE, SLOT_QUEUED, SLOT_RUNNING, SLOT_DONE, SLOT_CANCELLED };
 enum { WHERE_PENDING, WHERE_SLOT, WHERE_DONE };
-enum { ALIGN = 64, NO_SLOT = -1 };
+enum { ALIGN = 64, NO_SLOT = -1, CODE_MIN = -4095 };
 /* How long a worker without work, or a joiner without its result, keeps looking before
  * it sleeps: a wake-up through the kernel costs longer than most gaps between the
  * tasks of a busy pool (and a round trip is two of them). */
@@ -114,6 +119,8 @@ typedef struct ptask {
     int32_t slot;
     bool withdrawn;             /* cancelled before it ran: the future is complete */
     bool cancel_requested;      /* cancelled while running: its worker was killed */
+    int failed;                 /* the code the parent failed it with (fail_slot), kept
+                                 * here: the slot's is the workers' to write over */
     plait__procpool_deliver deliver;
     void *deliver_ctx;
     size_t deliver_tag;
@@ -196,22 +203,30 @@ static unsigned char *slot_result(plait_procpool *p, uint32_t s)
     return slot_arg(p, s) + align_up(p->arg_max);
 }
 
+/* How many entries a ring of n holds between head and tail: at most n, whatever a
+ * worker that wrote over the counters left there. */
+static uint64_t ring_count(unsigned n, uint64_t head, uint64_t tail)
+{
+    return tail - head <= n ? tail - head : n;
+}
+
 static bool ring_has(const uint32_t *ring, unsigned n, uint64_t head, uint64_t tail,
                      uint32_t s)
 {
-    for (uint64_t i = head; i < tail; i++)
-        if (ring[i % n] == s)
+    for (uint64_t k = ring_count(n, head, tail); k-- > 0; head++)
+        if (ring[head % n] == s)
             return true;
     return false;
 }
 
 /* ---- the worker process ---- */
 
-/* Store a function's outcome the way process.c does for a function child. */
+/* Store a function's outcome the way process.c does for a function child: a code in
+ * [CODE_MIN, 0], a length within room. */
 static void store_outcome(task_slot *ts, ssize_t n, size_t room)
 {
     if (n < 0) {
-        ts->code = n < -4095 ? -EINVAL : (int32_t)n;
+        ts->code = n < CODE_MIN ? -EINVAL : (int32_t)n;
         ts->result_len = 0;
     } else if ((size_t)n > room) {
         ts->code = -EMSGSIZE;
@@ -310,6 +325,12 @@ static int worker_main(void *arg)
             continue;
         }
         uint32_t s = p->ready[sh->ready_head % p->nslots];
+        if (s >= p->nslots) { /* written over (see collect): taken, it would crash every
+                               * worker in turn */
+            sh->ready_head++;
+            plait__plock_unlock(&sh->lock);
+            continue;
+        }
         task_slot *ts = slot_at(p, s);
         ts->runner = me;
         atomic_signal_fence(memory_order_seq_cst); /* the order of these stores is the */
@@ -471,24 +492,93 @@ static void finish(ptask *t, int code, const unsigned char *result, size_t len)
     plait__future_complete(t->future, value, code);
 }
 
+/* Put slot s, whose task the parent fails with code, on the done ring (pool lock and
+ * shared lock held). */
+static void fail_slot(plait_procpool *p, uint32_t s, int code)
+{
+    p->slot_task[s]->failed = code;
+    slot_at(p, s)->state = SLOT_DONE;
+    p->done[p->sh->done_tail % p->nslots] = s;
+    p->sh->done_tail++;
+}
+
+/* Distrust.  The rings and the slots' headers are memory that every worker can write,
+ * and a task with a memory bug (a write before its output room or past it) can write
+ * over them: the parent takes nothing there on trust that could make it read or write
+ * out of bounds, free a slot twice, or lose a task.  A done-ring entry counts only if
+ * it names a slot with a task in flight that is done (or RUNNING: its worker died
+ * before marking it); one that names a slot still waiting to run, or no task, is
+ * dropped (fail_lost then finds the task it stood for); a slot in any other state, and
+ * a code or result length no worker writes (store_outcome), fail the task with
+ * -EPROTO.  The parent's own verdicts (fail_slot) are kept on its side. */
+enum { ENTRY_DONE, ENTRY_BROKEN, ENTRY_NONE };
+
+/* What the done-ring entry s is (pool lock and shared lock held). */
+static int done_entry(plait_procpool *p, uint32_t s)
+{
+    if (s >= p->nslots || !p->slot_task[s])
+        return ENTRY_NONE;
+    uint32_t state = slot_at(p, s)->state;
+    if (state == SLOT_DONE || state == SLOT_RUNNING || p->slot_task[s]->withdrawn)
+        return ENTRY_DONE;
+    if (state == SLOT_QUEUED &&
+        ring_has(p->ready, p->nslots, p->sh->ready_head, p->sh->ready_tail, s))
+        return ENTRY_NONE; /* it comes back when it has run */
+    return ENTRY_BROKEN;
+}
+
+/* A done-ring entry was written over: fail the task it stood for, done but on no ring,
+ * through the ring (pool lock and shared lock held). */
+static void fail_lost(plait_procpool *p)
+{
+    pool_shm *sh = p->sh;
+    for (uint32_t s = 0; s < p->nslots; s++)
+        if (p->slot_task[s] && slot_at(p, s)->state == SLOT_DONE &&
+            !ring_has(p->done, p->nslots, sh->done_head, sh->done_tail, s))
+            fail_slot(p, s, -EPROTO);
+}
+
+/* The code and result length that a worker left in slot s (shared lock held), read
+ * once: -EPROTO for what store_outcome never writes. */
+static int slot_outcome(plait_procpool *p, uint32_t s, size_t *len)
+{
+    int32_t code = slot_at(p, s)->code;
+    uint64_t n = slot_at(p, s)->result_len;
+    *len = 0;
+    if (code < CODE_MIN || code > 0 || n > p->result_max)
+        return -EPROTO;
+    if (code == 0)
+        *len = (size_t)n;
+    return code;
+}
+
 /* Take every finished slot off the done ring and settle its task. */
 static void collect(plait_procpool *p)
 {
+    pool_shm *sh = p->sh;
     for (;;) {
         settle release = {NULL};
         plait__spin_lock(&p->lock);
-        plait__plock_lock(&p->sh->lock);
-        bool any = p->sh->done_head != p->sh->done_tail;
-        uint32_t s = any ? p->done[p->sh->done_head % p->nslots] : 0;
-        int state = SLOT_DONE;
-        if (any) {
-            p->sh->done_head++;
+        plait__plock_lock(&sh->lock);
+        sh->done_head = sh->done_tail - ring_count(p->nslots, sh->done_head, sh->done_tail);
+        bool any = sh->done_head != sh->done_tail;
+        uint32_t s = any ? p->done[sh->done_head % p->nslots] : 0;
+        int entry = any ? done_entry(p, s) : ENTRY_NONE;
+        int code = 0;
+        size_t len = 0;
+        if (any)
+            sh->done_head++;
+        if (entry == ENTRY_NONE && any)
+            fail_lost(p);
+        if (entry != ENTRY_NONE) {
+            ptask *t = p->slot_task[s];
+            code = entry == ENTRY_BROKEN ? -EPROTO : t->failed ? t->failed
+                                                              : slot_outcome(p, s, &len);
             /* taken: a worker that died between putting it on the ring and marking it
              * done left it RUNNING (or CANCELLED), which fail_running would fail again */
-            state = slot_at(p, s)->state;
             slot_at(p, s)->state = SLOT_DONE;
         }
-        plait__plock_unlock(&p->sh->lock);
+        plait__plock_unlock(&sh->lock);
         if (!any) {
             maybe_stop(p);
             bool stopped = p->stopped_flag;
@@ -497,19 +587,19 @@ static void collect(plait_procpool *p)
                 plait_event_set(p->stopped);
             return;
         }
+        if (entry == ENTRY_NONE) {
+            plait__spin_unlock(&p->lock);
+            continue;
+        }
         ptask *t = p->slot_task[s];
         task_slot *ts = slot_at(p, s);
         /* the result is copied before the slot is freed for another task; the slot lets
          * go of t first: once its future is complete, its joiner may free it */
         p->slot_task[s] = NULL;
-        if (t) {
-            t->where = WHERE_DONE;
-            if (state == SLOT_CANCELLED)
-                t->withdrawn = true;
-            plait__spin_unlock(&p->lock);
-            finish(t, ts->code, slot_result(p, s), ts->result_len);
-            plait__spin_lock(&p->lock);
-        }
+        t->where = WHERE_DONE;
+        plait__spin_unlock(&p->lock);
+        finish(t, code, slot_result(p, s), len);
+        plait__spin_lock(&p->lock);
         ts->state = SLOT_FREE;
         slot_freed(p, s, &release);
         plait__spin_unlock(&p->lock);
@@ -619,28 +709,17 @@ static int worker_fork(plait_procpool *p, unsigned i)
 }
 
 /* Fail every queued slot with code (pool lock held; workers are gone or going). */
-/* Put slot s, which the manager fails (its code set), on the done ring, with no result
- * (shared lock held). */
-static void fail_slot(plait_procpool *p, uint32_t s, task_slot *ts)
-{
-    ts->result_len = 0;
-    ts->state = SLOT_DONE;
-    p->done[p->sh->done_tail % p->nslots] = s;
-    p->sh->done_tail++;
-}
-
 static void fail_queued(plait_procpool *p, int code)
 {
     pool_shm *sh = p->sh;
     plait__plock_lock(&sh->lock);
-    while (sh->ready_head != sh->ready_tail) {
+    for (uint64_t k = ring_count(p->nslots, sh->ready_head, sh->ready_tail); k-- > 0;) {
         uint32_t s = p->ready[sh->ready_head % p->nslots];
         sh->ready_head++;
-        task_slot *ts = slot_at(p, s);
-        if (ts->state == SLOT_QUEUED)
-            ts->code = code;
-        fail_slot(p, s, ts);
+        if (s < p->nslots && p->slot_task[s]) /* else written over (see collect) */
+            fail_slot(p, s, code);
     }
+    sh->ready_head = sh->ready_tail;
     plait__plock_unlock(&sh->lock);
 }
 
@@ -652,19 +731,18 @@ static void fail_running(plait_procpool *p, pid_t pid, int fate)
     plait__plock_lock(&sh->lock);
     for (uint32_t s = 0; s < p->nslots; s++) {
         task_slot *ts = slot_at(p, s);
-        if (ts->runner != (uint32_t)pid || ts->state == SLOT_DONE || ts->state == SLOT_FREE ||
+        ptask *t = p->slot_task[s];
+        if (!t || ts->runner != (uint32_t)pid || ts->state == SLOT_DONE ||
+            ts->state == SLOT_FREE ||
             ring_has(p->ready, p->nslots, sh->ready_head, sh->ready_tail, s) ||
             ring_has(p->done, p->nslots, sh->done_head, sh->done_tail, s))
             continue;
-        ptask *t = p->slot_task[s];
         int code = fate ? fate : PLAIT_EXITED(0);
-        if (t && t->cancel_requested)
+        if (t->cancel_requested)
             code = -ECANCELED;
         else if (ts->deadline && PLAIT_KILL_SIGNAL(fate) == SIGKILL && plait_now() >= ts->deadline)
             code = -ETIMEDOUT;
-        if (ts->state != SLOT_CANCELLED)
-            ts->code = code;
-        fail_slot(p, s, ts);
+        fail_slot(p, s, code);
     }
     plait__plock_unlock(&sh->lock);
 }

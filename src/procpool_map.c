@@ -40,7 +40,7 @@ typedef struct chunk_header {
  * to 64) that are multiples of ITEM_ALIGN plus a multiple of the item size.  The items
  * follow the header, whose size is such a multiple; the results follow the codes,
  * padded to one. */
-enum { ITEM_ALIGN = _Alignof(max_align_t) };
+enum { ITEM_ALIGN = _Alignof(max_align_t), CODE_MIN = -4095 };
 _Static_assert(sizeof(chunk_header) % ITEM_ALIGN == 0, "items start aligned");
 
 static size_t div_up(size_t a, size_t b) { return a / b + (a % b != 0); }
@@ -74,6 +74,22 @@ static size_t chunk_most(size_t arg_size, size_t result_size, size_t arg_room,
     return by_arg < by_result ? by_arg : by_result;
 }
 
+/* What came back of a chunk is in memory the workers write, where a task with a memory
+ * bug may have written over it (procpool.c, "Distrust"): a chunk's result of another
+ * length than chunk_run's, and an item's code that chunk_run never writes, are
+ * -EPROTO. */
+static int chunk_checked(size_t count, size_t result_size, int code, size_t len)
+{
+    return code == 0 && len != chunk_result_size(count, result_size) ? -EPROTO : code;
+}
+
+static int32_t item_code(const unsigned char *raw, size_t i)
+{
+    int32_t code;
+    memcpy(&code, raw + i * sizeof code, sizeof code);
+    return code < CODE_MIN || code > 0 ? -EPROTO : code;
+}
+
 /* Runs in a worker: the items' outcomes as int32 codes, then (aligned) their results. */
 static ssize_t chunk_run(const void *arg, size_t arg_len, void *out, size_t out_cap)
 {
@@ -89,7 +105,7 @@ static ssize_t chunk_run(const void *arg, size_t arg_len, void *out, size_t out_
     for (uint64_t i = 0; i < h.count; i++) {
         ssize_t n = h.fn(items + i * h.arg_size, h.arg_size, results + i * h.result_size,
                          h.result_size);
-        codes[i] = n < 0 ? (n < -4095 ? -EINVAL : (int32_t)n)
+        codes[i] = n < 0 ? (n < CODE_MIN ? -EINVAL : (int32_t)n)
                    : (size_t)n > h.result_size ? -EMSGSIZE : 0;
     }
     return (ssize_t)chunk_result_size(h.count, h.result_size);
@@ -164,9 +180,7 @@ static int chunk_spread(const map_plan *m, size_t count, int chunk_code,
         }
     }
     for (size_t i = 0; i < count; i++) {
-        int32_t code = chunk_code;
-        if (code == 0)
-            memcpy(&code, raw + i * sizeof code, sizeof code);
+        int32_t code = chunk_code ? chunk_code : item_code(raw, i);
         if (errors)
             errors[i] = code;
         if (results && code == 0)
@@ -193,13 +207,12 @@ typedef struct map_run {
 static int map_deliver(void *ctx, size_t c, int code, const unsigned char *result,
                        size_t len, void **value)
 {
-    (void)len;
     (void)value;
     map_run *run = ctx;
     const map_plan *m = &run->m;
-    size_t first = c * m->chunk;
+    size_t first = c * m->chunk, count = chunk_count(m, c);
     run->delivered[c] = code != -ECANCELED; /* killed when cancelled: map settles it */
-    return chunk_spread(m, chunk_count(m, c), code, result,
+    return chunk_spread(m, count, chunk_checked(count, m->result_size, code, len), result,
                         run->results ? run->results + first * m->result_size : NULL,
                         run->errors ? run->errors + first : NULL);
 }
@@ -305,6 +318,7 @@ static int imap_deliver(void *ctx, size_t place, int code, const unsigned char *
 {
     (void)value;
     plait_procpool_iter *it = ctx;
+    code = chunk_checked(chunk_count(&it->m, it->chunk_of[place]), it->m.result_size, code, len);
     if (code == 0)
         memcpy(it->raw + place * it->raw_size, result, len);
     return code;
@@ -329,6 +343,7 @@ static void iter_fill(plait_procpool_iter *it)
 {
     while (!it->submit_error && it->in_flight < it->m.window && it->next_submit < it->m.chunks) {
         size_t c = it->next_submit, k = place_for(it, c);
+        it->chunk_of[k] = c; /* before: the delivery reads it */
         int r = chunk_submit(&it->m, c, &it->window[k], imap_deliver, it, k);
         if (r == 0 && !it->ordered && (r = plait_completed_add(it->done, it->window[k])) < 0) {
             plait_cancel(it->window[k]);
@@ -339,7 +354,6 @@ static void iter_fill(plait_procpool_iter *it)
             return;
         }
         it->busy[k] = true;
-        it->chunk_of[k] = c;
         it->next_submit++;
         it->in_flight++;
     }
@@ -449,9 +463,7 @@ int plait_procpool_imap_next(plait_procpool_iter *it, size_t *index, void *resul
     int code = it->current_error;
     if (code == 0) {
         const unsigned char *raw = it->raw + it->current_place * it->raw_size;
-        int32_t c;
-        memcpy(&c, raw + i * sizeof c, sizeof c);
-        code = c;
+        code = item_code(raw, i);
         if (result && code == 0)
             memcpy(result, raw + results_at(it->current_count) + i * it->m.result_size,
                    it->m.result_size);

@@ -1169,6 +1169,48 @@ TEST(pool_map_in_a_task_of_its_pool_keeps_its_deadline)
     CHECK_EQ(plait_pool_destroy(m.pool), 0);
 }
 
+/* A map from a coroutine whose scheduler runs in a task of the same pool, here its
+ * only worker: the coroutine's wait runs no queued task, so runners queued on the pool
+ * would never start, and the map waited to its deadline (-ETIMEDOUT, once). */
+typedef struct {
+    plait_pool *pool;
+    int result;
+    void *results[IN_TASK_N];
+    int errors[IN_TASK_N];
+} coro_in_task_map;
+
+static void *map_from_coroutine_in_task_main(void *p)
+{
+    coro_in_task_map *m = p;
+    void *args[IN_TASK_N];
+    for (int i = 0; i < IN_TASK_N; i++)
+        args[i] = ARG(i + 1);
+    m->result = plait_pool_map(m->pool, return_arg, args, IN_TASK_N, m->results, m->errors,
+                               plait_deadline_in(2 * PLAIT_SEC));
+    return NULL;
+}
+
+static void *runs_a_scheduler(void *p)
+{
+    check_run(map_from_coroutine_in_task_main, p);
+    return NULL;
+}
+
+TEST(pool_map_from_a_coroutine_in_a_task_of_its_pool)
+{
+    static coro_in_task_map m = {.result = 1};
+    m.pool = make_pool(1, "mapc");
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(m.pool, &t, runs_a_scheduler, &m), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(m.result, 0);
+    int ran = 0;
+    for (int i = 0; i < IN_TASK_N; i++)
+        ran += m.errors[i] == 0 && m.results[i] == ARG(i + 1);
+    CHECK_EQ(ran, IN_TASK_N);
+    CHECK_EQ(plait_pool_destroy(m.pool), 0);
+}
+
 /* ======================================================================== */
 /* Shutdown                                                                  */
 /* ======================================================================== */
@@ -2730,7 +2772,8 @@ RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_
           CASE(private_task_of_busy_worker_is_exposed),
           CASE(pool_map_results_and_errors), CASE(pool_map_from_coroutine),
           CASE(pool_map_deadline), CASE(pool_map_cancelled_caller),
-          CASE(pool_map_in_a_task_of_its_pool_keeps_its_deadline), CASE(pool_shutdown_drain),
+          CASE(pool_map_in_a_task_of_its_pool_keeps_its_deadline),
+          CASE(pool_map_from_a_coroutine_in_a_task_of_its_pool), CASE(pool_shutdown_drain),
           CASE(pool_shutdown_cancel), CASE(pool_shutdown_cancel_conservation),
           CASE(pool_shutdown_cancel_fork_join),
           CASE(pool_shutdown_timeout_then_busy), CASE(pool_shutdown_idle_past_deadline),

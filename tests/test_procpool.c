@@ -3357,6 +3357,18 @@ static void trap_step(int sig, siginfo_t *si, void *ctx)
     raise(SIGKILL);
 }
 
+/* From here on, every instruction this process runs traps into step (x86-64's trap
+ * flag): the handler watches the worker publish, one instruction at a time. */
+static void single_step_into(void (*step)(int, siginfo_t *, void *))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = step;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGTRAP, &sa, NULL);
+    __asm__ volatile("pushfq; orq $0x100, (%%rsp); popfq" ::: "memory", "cc");
+}
+
 static ssize_t dies_mid_publish(const void *arg, size_t arg_len, void *out, size_t cap)
 {
     (void)arg_len;
@@ -3365,12 +3377,7 @@ static ssize_t dies_mid_publish(const void *arg, size_t arg_len, void *out, size
                                            TRAP_SHM_DONE_TAIL);
     if (*trap_done_tail != 0)
         return -EINVAL; /* not the layout assumed */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = trap_step;
-    sa.sa_flags = SA_SIGINFO;
-    sigaction(SIGTRAP, &sa, NULL);
-    __asm__ volatile("pushfq; orq $0x100, (%%rsp); popfq" ::: "memory", "cc");
+    single_step_into(trap_step);
     return (ssize_t)cap;
 }
 
@@ -3412,8 +3419,100 @@ TEST(worker_killed_mid_publish_completes_once)
     close_pool(pool);
     fx_fini();
 }
+
+/* A task with a memory bug that writes over its slot's header or the done ring, in the
+ * memory the pool shares with its workers, fails with -EPROTO, and the parent, which
+ * once took what it found there on trust, goes on: it copied result_len bytes out of
+ * the slot (past the mapping: SIGSEGV) or indexed a slot out of range.  The write must
+ * land after the worker stored the task's outcome (which writes result_len) and before
+ * the parent reads it, as a stray thread of the task's could do it: single-stepped as
+ * above, the worker is stopped once it has put the slot on the done ring, still
+ * holding the pool's lock, and the scribble made then.  Layout as above (one worker,
+ * task in slot 0); a task_slot's fn is at 16, arg_len at 24, result_len at 32; the
+ * done ring starts at 80. */
+enum { SCRIBBLE_SLOT0_FN = TRAP_SLOT0 + 16, SCRIBBLE_SLOT0_ARG_LEN = TRAP_SLOT0 + 24,
+       SCRIBBLE_SLOT0_RESULT_LEN = TRAP_SLOT0 + 32, SCRIBBLE_DONE_RING = 80 };
+enum { SCRIBBLE_RESULT_LEN, SCRIBBLE_DONE_ENTRY };
+static volatile char *scribble_base;
+static int scribble_what;
+
+static void scribble_step(int sig, siginfo_t *si, void *ctx)
+{
+    (void)sig;
+    (void)si;
+    if (*(volatile uint64_t *)(scribble_base + TRAP_SHM_DONE_TAIL) == 0)
+        return; /* not yet: the next instruction traps again */
+    ucontext_t *uc = ctx;
+    uc->uc_mcontext.gregs[REG_EFL] &= ~0x100;
+    if (scribble_what == SCRIBBLE_RESULT_LEN)
+        *(volatile uint64_t *)(scribble_base + SCRIBBLE_SLOT0_RESULT_LEN) = 256u << 20;
+    else
+        *(volatile uint32_t *)(scribble_base + SCRIBBLE_DONE_RING) = 1000; /* of 4 slots */
+}
+
+static ssize_t scribbles(const void *arg, size_t arg_len, void *out, size_t cap)
+{
+    if (arg_len != sizeof scribble_what || cap < 8)
+        return -EINVAL;
+    memcpy(&scribble_what, arg, sizeof scribble_what);
+    scribble_base = (volatile char *)arg - TRAP_SLOT0_ARG;
+    plait_proc_fn self = scribbles, fn;
+    memcpy(&fn, (const char *)scribble_base + SCRIBBLE_SLOT0_FN, sizeof fn);
+    if (fn != self || *(volatile uint64_t *)(scribble_base + SCRIBBLE_SLOT0_ARG_LEN) != arg_len ||
+        *(volatile uint64_t *)(scribble_base + TRAP_SHM_DONE_TAIL) != 0)
+        return -EINVAL; /* not the layout assumed */
+    memset(out, 0x5a, 8);
+    single_step_into(scribble_step);
+    return 8;
+}
+
+static void scribbled_task_fails_alone(int what)
+{
+    plait_procpool_options o = {.processes = 1};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool)
+        return;
+    plait_task t;
+    CHECK_EQ(plait_procpool_submit(pool, &t, scribbles, &what, sizeof what), 0);
+    void *res = NULL;
+    CHECK_EQ(plait_join(t, &res, PROMPTLY()), -EPROTO);
+    CHECK(res == NULL);
+    /* nothing else is lost: each of these runs and comes back */
+    enum { MORE = 6 };
+    plait_task more[MORE];
+    for (int i = 0; i < MORE; i++)
+        CHECK_EQ(plait_procpool_submit(pool, &more[i], reverse_fn, "ab", 2), 0);
+    for (int i = 0; i < MORE; i++) {
+        plait_bytes *b = NULL;
+        CHECK_EQ(plait_join(more[i], (void **)&b, PROMPTLY()), 0);
+        CHECK(b && b->len == 2 && memcmp(b->data, "ba", 2) == 0);
+        free(b);
+    }
+    close_pool(pool);
+}
+
+static void scribbled_result_len_scenario(void) { scribbled_task_fails_alone(SCRIBBLE_RESULT_LEN); }
+static void scribbled_done_entry_scenario(void) { scribbled_task_fails_alone(SCRIBBLE_DONE_ENTRY); }
+
+TEST(procpool_task_scribbling_on_its_result_len_fails_alone)
+{
+    run_isolated(scribbled_result_len_scenario, ISOLATED_BUDGET);
+}
+
+TEST(procpool_task_scribbling_on_the_done_ring_fails_alone)
+{
+    run_isolated(scribbled_done_entry_scenario, ISOLATED_BUDGET);
+}
 #else
 TEST(worker_killed_mid_publish_completes_once)
+{
+    fprintf(stderr, "  (needs x86-64 single-stepping, without TSan: skipped)\n");
+}
+TEST(procpool_task_scribbling_on_its_result_len_fails_alone)
+{
+    fprintf(stderr, "  (needs x86-64 single-stepping, without TSan: skipped)\n");
+}
+TEST(procpool_task_scribbling_on_the_done_ring_fails_alone)
 {
     fprintf(stderr, "  (needs x86-64 single-stepping, without TSan: skipped)\n");
 }
@@ -3632,6 +3731,8 @@ RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
           CASE(join_after_destroy_touches_no_pool), CASE(two_threads_join_copies_of_one_task),
           CASE(imap_from_a_forked_child_is_refused),
           CASE(worker_killed_mid_publish_completes_once),
+          CASE(procpool_task_scribbling_on_its_result_len_fails_alone),
+          CASE(procpool_task_scribbling_on_the_done_ring_fails_alone),
           CASE(replacement_dying_in_its_initialiser_breaks_the_pool),
           CASE(procpool_submit_many),
           CASE(procpool_shutdown_cancel_after_join),
