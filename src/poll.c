@@ -639,6 +639,18 @@ int plait__poll_block(plait__waiter *w, int64_t deadline)
 
 /* ---- the public wait ---- */
 
+/* One look at fd without waiting: its ready mask, 0 when nothing is ready, -EBADF for
+ * a number not open, or poll's -errno. */
+static int look_once(int fd, short pevents)
+{
+    struct pollfd pfd = {.fd = fd, .events = pevents};
+    if (poll(&pfd, 1, 0) < 0)
+        return -errno;
+    if (pfd.revents & POLLNVAL)
+        return -EBADF;
+    return pfd.revents ? ready_mask(pfd.revents) : 0;
+}
+
 /* tried: the caller's system call has just said it would block, so a cancelled
  * caller, or one whose deadline has passed, is answered at once: a look at the
  * descriptor would only have it try again, and one that polls ready yet refuses (an
@@ -661,12 +673,8 @@ again:;
     if (cancelled < 0 || plait__deadline_passed(deadline)) {
         if (tried)
             return cancelled < 0 ? cancelled : -ETIMEDOUT;
-        struct pollfd pfd = {.fd = fd, .events = pevents};
-        if (poll(&pfd, 1, 0) < 0)
-            return -errno;
-        if (pfd.revents & POLLNVAL)
-            return -EBADF;
-        return pfd.revents ? ready_mask(pfd.revents) : cancelled < 0 ? cancelled : -ETIMEDOUT;
+        int seen = look_once(fd, pevents);
+        return seen != 0 ? seen : cancelled < 0 ? cancelled : -ETIMEDOUT;
     }
     plait__waiter w;
     plait__waiter_init(&w, events & PLAIT_READABLE ? "read" : "write", NULL);
@@ -693,13 +701,9 @@ again:;
     if (r == PLAIT__LOOK_AGAIN && !since) {
         /* a close of the number just happened (plait_close's look after close(2)): the
          * number is closed, or a new file's, whose wait goes on */
-        struct pollfd pfd = {.fd = fd, .events = pevents};
-        if (poll(&pfd, 1, 0) < 0)
-            return -errno;
-        if (pfd.revents & POLLNVAL)
-            return -EBADF;
-        if (pfd.revents)
-            return ready_mask(pfd.revents);
+        int seen = look_once(fd, pevents);
+        if (seen != 0)
+            return seen;
         goto again;
     }
     return r;

@@ -217,8 +217,7 @@ void plait__shared_forked_self(void)
 /* The waits of this thread (its coroutines', or its own) in plait__shared_wait, on
  * their stacks: a forked child, whose only thread is the one that forked, counts
  * these as its objects' waiters, and no other. */
-typedef plait__shared_waiting shared_waiting;
-static PLAIT_TLS shared_waiting *this_thread_waits;
+static PLAIT_TLS plait__shared_waiting *this_thread_waits;
 
 /* In a new child: its parent's children are not its own, and the objects its parent
  * let go are nobody's here.  The waits the parent counted are its threads' (gone
@@ -233,7 +232,7 @@ static void forget_parent_s_children(void)
         obj->children = 0;
         atomic_store(&obj->local_waiters, 0);
     }
-    for (shared_waiting *w = this_thread_waits; w; w = w->next) {
+    for (plait__shared_waiting *w = this_thread_waits; w; w = w->next) {
         atomic_fetch_add(&w->obj->local_waiters, 1);
         if (w->sleepers) /* NULL: a call that stays (plait__shared_stay) */
             atomic_fetch_add(w->sleepers, 1);
@@ -248,9 +247,9 @@ void plait__shared_atfork(int phase)
         forget_parent_s_children();
 }
 
-static void waits_unlink(shared_waiting *me)
+static void waits_unlink(plait__shared_waiting *me)
 {
-    shared_waiting **at = &this_thread_waits; /* coroutines of a thread end in any order */
+    plait__shared_waiting **at = &this_thread_waits; /* coroutines of a thread end in any order */
     while (*at != me)
         at = &(*at)->next;
     *at = me->next;
@@ -259,7 +258,7 @@ static void waits_unlink(shared_waiting *me)
 int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expected,
                        atomic_uint *sleepers, int64_t deadline, const char *what)
 {
-    shared_waiting me = {this_thread_waits, obj, sleepers};
+    plait__shared_waiting me = {this_thread_waits, obj, sleepers};
     this_thread_waits = &me;
     atomic_fetch_add(&obj->local_waiters, 1);
     atomic_fetch_add(sleepers, 1);
