@@ -514,8 +514,9 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
  * Returns 0 when every call succeeded, else the first failure in index order;
  * errors[i] (may be NULL) gets each call's code and results[i] NULL for a failure.
  * On -ETIMEDOUT or -ECANCELED the calls not yet started are skipped (code -ECANCELED),
- * and the call returns once those already running have finished: the array is never
- * used after it returns.  Called from a task of the same pool, whose wait runs the
+ * and the call returns once those already running have finished (a call from a pool
+ * task runs no other queued task meanwhile): the array is never used after it
+ * returns.  Called from a task of the same pool, whose wait runs the
  * map's work itself, the deadline is looked at between chunks of n / (threads * 16)
  * calls.  Called from a coroutine whose scheduler runs in a task of the same pool (whose
  * wait runs no queued task, and whose worker may be the only one), the map runs on

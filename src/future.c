@@ -463,7 +463,9 @@ static bool is_caller(const plait__future *f, const plait__coro *self)
     return (self && f->coro == self) || f == plait__tls_work;
 }
 
-static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool cancellable)
+/* helps: a pool task runs queued tasks while it waits (see plait__join_stopped). */
+static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool cancellable,
+                    bool helps)
 {
     plait__wait_node small[8];
     plait__wait_node *nodes = n <= 8 ? small : malloc(n * sizeof *nodes);
@@ -473,7 +475,7 @@ static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool ca
     plait__waiter_init(&w, "wait-any", tasks);
     w.cancellable = cancellable;
     plait__coro *self = plait__coro_current();
-    if (!self)
+    if (!self && helps)
         w.helper = plait__worker_helping(); /* a pool task runs others while it waits */
     size_t linked = 0;
     int r = 0;
@@ -526,7 +528,7 @@ int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline)
 {
     if (!tasks || n == 0 || n > INT32_MAX)
         return -EINVAL;
-    return wait_any(tasks, n, deadline, true);
+    return wait_any(tasks, n, deadline, true, true);
 }
 
 /* Take the outcome of a finished future through its handle: *outcome gets the task's
@@ -574,14 +576,15 @@ static void help_holding_a_reference(plait_task task, int64_t deadline)
     unref_unlock(f);
 }
 
-static int join(plait_task task, void **result, int64_t deadline, bool cancellable)
+static int join(plait_task task, void **result, int64_t deadline, bool cancellable,
+                bool helps)
 {
     plait__future *f = task.future;
     bool current = f && !plait__coro_current() &&
                    atomic_load_explicit(&f->generation, memory_order_relaxed) == task.generation;
     /* (not for the caller's own future, which cannot finish meanwhile: wait_any says
      * -EDEADLK at once, where running the queue first would only delay it) */
-    if (current && plait__worker_helping() && f != plait__tls_work)
+    if (current && helps && plait__worker_helping() && f != plait__tls_work)
         plait__worker_run_until_done(f, deadline, cancellable); /* take() checks the handle again */
     else if (current)
         help_holding_a_reference(task, deadline);
@@ -589,7 +592,7 @@ static int join(plait_task task, void **result, int64_t deadline, bool cancellab
         int r;
         if (take(task, result, &r))
             return r;
-        r = wait_any(&task, 1, deadline, cancellable);
+        r = wait_any(&task, 1, deadline, cancellable, helps);
         if (r < 0)
             return r;
     }
@@ -597,12 +600,17 @@ static int join(plait_task task, void **result, int64_t deadline, bool cancellab
 
 int plait_join(plait_task task, void **result, int64_t deadline)
 {
-    return join(task, result, deadline, true);
+    return join(task, result, deadline, true, true);
 }
 
 int plait__join_uncancellable(plait_task task, void **result)
 {
-    return join(task, result, PLAIT_FOREVER, false);
+    return join(task, result, PLAIT_FOREVER, false, true);
+}
+
+int plait__join_stopped(plait_task task)
+{
+    return join(task, NULL, PLAIT_FOREVER, false, false);
 }
 
 /* -EINVAL when two of the (current) handles name the same task: its outcome can be

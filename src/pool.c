@@ -11,7 +11,8 @@
  * Helping.  A worker waiting on a future (plait_join, wait-any, wait-all inside a
  * task) does not block: it runs queued tasks until the future is done (waiter.c calls
  * plait__worker_help).  That is what lets fork-join recursion of any depth run on a
- * fixed number of threads, and keeps every core busy while a parent waits.
+ * fixed number of threads, and keeps every core busy while a parent waits.  (A map
+ * stopped early waits for its runners without helping: pool_map.c.)
  *
  * Sleeping.  A worker with nothing to do keeps looking for a while (SPIN_NS, yielding
  * the CPU between looks, so that where threads outnumber cores the others run): waking

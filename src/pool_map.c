@@ -13,7 +13,11 @@
  *
  * Neither call returns while work it started may still touch the caller's memory
  * (the args and results arrays, or the arguments of an offloaded call): on a deadline
- * or a cancellation they stop what has not started, then wait for what has.
+ * or a cancellation they stop what has not started, then wait for what has.  Map's
+ * wait for its stopped runners, in a pool task, does not help (runs no queued task):
+ * a runner cancelled before it started is done at once, one that runs ends after its
+ * item, but an unrelated task that the help picked up would run to its end first,
+ * however long, and the map return that late.
  */
 #include "internal.h"
 
@@ -142,12 +146,14 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
             r = -ETIMEDOUT; /* every runner has returned: nothing left to stop */
         if (r < 0) {
             /* stop, then wait for the runners: none may outlive this call (handles
-             * already consumed just answer -ESRCH) */
+             * already consumed just answer -ESRCH).  A runner still queued never runs
+             * (the cancellation withdraws it), one a worker has taken stops after its
+             * item: the wait runs no other queued task, which might run far longer */
             atomic_store(&m.stop, true);
             for (size_t i = 0; i < started; i++)
                 plait_cancel(tasks[i]);
             for (size_t i = 0; i < started; i++)
-                plait__join_uncancellable(tasks[i], NULL);
+                plait__join_stopped(tasks[i]);
         }
     }
     if (tasks != small)
