@@ -447,7 +447,7 @@ int plait__join_to_the_end(plait_task task, void **result, int64_t deadline)
     int r = plait_join(task, result, deadline);
     if (plait__join_cut_short(r, task)) {
         plait_cancel(task);
-        int outcome = plait__join_uncancellable(task, result);
+        int outcome = plait__join_stopped(task, result);
         if (outcome != -ECANCELED)
             r = outcome;
     }
@@ -603,14 +603,9 @@ int plait_join(plait_task task, void **result, int64_t deadline)
     return join(task, result, deadline, true, true);
 }
 
-int plait__join_uncancellable(plait_task task, void **result)
+int plait__join_stopped(plait_task task, void **result)
 {
-    return join(task, result, PLAIT_FOREVER, false, true);
-}
-
-int plait__join_stopped(plait_task task)
-{
-    return join(task, NULL, PLAIT_FOREVER, false, false);
+    return join(task, result, PLAIT_FOREVER, false, false);
 }
 
 /* -EINVAL when two of the (current) handles name the same task: its outcome can be

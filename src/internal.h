@@ -635,13 +635,11 @@ void plait__future_release(plait__future *f);
 void plait__work_set_main(plait__future *work, plait__coro *main);
 /* Cancel a future's producer (under no lock; f must be kept alive by the caller). */
 void plait__future_cancel(plait__future *f);
-/* plait_join() that the caller's own cancellation does not interrupt (for calls that
- * must not return while the task may still use their memory). */
-int plait__join_uncancellable(plait_task task, void **result);
-/* The same for a task told to stop (and cancelled: one not started is done), which ends
- * soon: a pool task waits for it without running other queued tasks, which could keep
- * it far longer than the task (pool_map.c). */
-int plait__join_stopped(plait_task task);
+/* plait_join() of a task told to stop (cancelled: one not started is done at once),
+ * for calls that must not return while it may still use their memory: the caller's own
+ * cancellation does not interrupt it, and a pool task waits without running other
+ * queued tasks, which could keep it far longer than the stopped task (pool_map.c). */
+int plait__join_stopped(plait_task task, void **result);
 /* Submit fn(arg) to the default pool for the calling coroutine or thread (through
  * plait__pool_submit_reachable): -ECANCELED if the caller is cancelled already, -ENOMEM
  * without a pool (pool_map.c). */

@@ -153,7 +153,7 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
             for (size_t i = 0; i < started; i++)
                 plait_cancel(tasks[i]);
             for (size_t i = 0; i < started; i++)
-                plait__join_stopped(tasks[i]);
+                plait__join_stopped(tasks[i], NULL);
         }
     }
     if (tasks != small)

@@ -262,7 +262,7 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
         if (joined == submitted)
             break; /* stopped before the rest were submitted */
         plait_task t = window[joined % m->window];
-        int jr = cut ? plait__join_uncancellable(t, NULL) : plait_join(t, NULL, deadline);
+        int jr = cut ? plait__join_stopped(t, NULL) : plait_join(t, NULL, deadline);
         if (!cut && plait__join_cut_short(jr, t)) {
             /* our wait ended, not the chunk (whose own outcome, -ETIMEDOUT of an item
              * or of the pool's task_timeout, would have consumed the handle): cancel
@@ -347,7 +347,7 @@ static void iter_fill(plait_procpool_iter *it)
         int r = chunk_submit(&it->m, c, &it->window[k], imap_deliver, it, k);
         if (r == 0 && !it->ordered && (r = plait_completed_add(it->done, it->window[k])) < 0) {
             plait_cancel(it->window[k]);
-            plait__join_uncancellable(it->window[k], NULL);
+            plait__join_stopped(it->window[k], NULL);
         }
         if (r < 0) {
             it->submit_error = r;
@@ -505,7 +505,7 @@ int plait_procpool_imap_destroy(plait_procpool_iter *it)
     }
     for (size_t k = 0; it->busy && k < it->places; k++)
         if (chunk_out(it, k))
-            plait__join_uncancellable(it->window[k], NULL);
+            plait__join_stopped(it->window[k], NULL);
     if (it->done)
         plait_completed_destroy(it->done);
     free(it->raw);
