@@ -132,19 +132,22 @@ int plait_spawn_opts(plait_task *task, plait_fn fn, void *arg,
  * handle, -EDEADLK for joining oneself.  A task's own code may be any, -ETIMEDOUT and
  * -ECANCELED included (a process's -errno, a pool's task_timeout), and consumes the
  * handle like any outcome: plait_wait_any(&task, 1, 0) tells the two apart (-ESRCH
- * once consumed). */
+ * once consumed).  -EPERM in a forked child for a task that is not the child's (see
+ * plait_cancel). */
 int plait_join(plait_task task, void **result, int64_t deadline);
 
-/* Give the handle up; the task runs on and its outcome is dropped. -ESRCH if stale. */
+/* Give the handle up; the task runs on and its outcome is dropped. -ESRCH if stale;
+ * -EPERM in a forked child for a task that is not the child's (see plait_cancel). */
 int plait_detach(plait_task task);
 
 /* Ask the task (coroutine, thread or pool task) to stop: it sees -ECANCELED at its
  * current or next blocking call; a pool task that has not started never runs.  Its
  * joiner gets -ECANCELED, and whatever its function still returns is dropped.
  * Works from any thread.  A task that already finished is unaffected (returns 0).
- * -ESRCH if stale; -EPERM in a forked child for a task that is not there: one that the
- * parent's other threads run (a coroutine of another scheduler, a plait thread, a pool
- * task) or that the parent runs in another process (a process, a process pool's task). */
+ * -ESRCH if stale; -EPERM in a forked child for a task that is not the child's: one
+ * that the parent's other threads run or ran (a coroutine of another scheduler, a plait
+ * thread, a pool task) or that the parent runs in another process (a process, a process
+ * pool's task).  Every call on such a handle in the child is -EPERM (see "Fork"). */
 int plait_cancel(plait_task task);
 
 /* Wait for all n tasks (gather).  Returns 0 when all succeeded, else the first failure
@@ -152,14 +155,15 @@ int plait_cancel(plait_task task);
  * code, and every handle is consumed.  The call's own failures consume none:
  * -ETIMEDOUT, -ECANCELED of the caller, -EINVAL for n == 0, a null array or a handle
  * given twice, -ESRCH for a stale handle, -EDEADLK when the calling coroutine is among
- * the tasks, -ENOMEM. */
+ * the tasks, -ENOMEM, -EPERM in a forked child for a task that is not the child's. */
 int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *errors,
                    int64_t deadline);
 
 /* Wait until any of the n tasks has finished; returns its index (>= 0).  Consumes no
  * handle: join the one returned.  -EINVAL, -ESRCH, -ETIMEDOUT, -ECANCELED, -ENOMEM
- * (more than 8 tasks take memory), and -EDEADLK when the calling coroutine is among the
- * tasks (and none has finished). */
+ * (more than 8 tasks take memory), -EDEADLK when the calling coroutine is among the
+ * tasks (and none has finished), -EPERM in a forked child for a task that is not the
+ * child's. */
 int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline);
 
 /* Let the other ready coroutines run.  Coroutine only.  Returns -ECANCELED (after
@@ -580,7 +584,8 @@ typedef struct plait_completed plait_completed;
 int plait_completed_create(plait_completed **set);
 /* Watch a task.  The handle stays the caller's: join what next() gives back.
  * -ESRCH for a stale handle, -EBUSY when another set watches it already (a finished
- * task stays watched by a set being destroyed until that destroy returns). */
+ * task stays watched by a set being destroyed until that destroy returns), -EPERM in a
+ * forked child for a task that is not the child's (see plait_cancel). */
 int plait_completed_add(plait_completed *set, plait_task task);
 /* Wait for the next watched task to finish and give back its handle (0).  -EPIPE
  * when every watched task has been given back; -ETIMEDOUT, -ECANCELED. */
@@ -858,9 +863,15 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * process mutexes, semaphores and events, queues, and open descriptors.  The child
  * starts with plait's global state reset (no manager, no default pool: made again on
  * first use), so it may use all of plait; objects that other threads of the parent
- * were using at the fork (a plait_mutex, a channel, a task handle another thread was
- * joining or cancelling) are copies of that moment's state and must not be used in the
- * child.  A child forked from a coroutine goes on with its scheduler's coroutines; a
+ * were using at the fork (a plait_mutex, a channel) are copies of that moment's state
+ * and must not be used in the child.  A task handle from before the fork is the child's
+ * only when the thread that forked runs its task (a coroutine of its scheduler): every
+ * call in the child on any other such handle (one of the parent's other threads, running or
+ * finished, or one run in another process) is -EPERM, whatever the parent's threads
+ * were doing with it at the fork.  (One limit remains: a task of the forking thread's
+ * scheduler that another thread was joining or cancelling at the fork may stay
+ * locked in the child, whose calls on it, and the task's own end, then wait for
+ * ever.)  A child forked from a coroutine goes on with its scheduler's coroutines; a
  * wait among them for what only the parent's other threads would do (a pool task's or a
  * thread's end, plait_to_thread included, a send from another thread, a
  * plait_process_start or plait_process_exec in progress: the manager thread makes it)
@@ -937,12 +948,12 @@ int plait_process_exec(plait_task *task, const char *file, char *const argv[],
                        const plait_process_options *options, plait_pipes *pipes);
 
 /* The child's process id.  -ESRCH for a stale handle, -EINVAL when the task is not a
- * process. */
+ * process, -EPERM in a forked child of the process that started it. */
 int plait_process_pid(plait_task task);
 
 /* Send signal sig to the child (SIGTERM to ask it to end, SIGKILL to end it).  -ESRCH
  * when it has ended or the handle is stale, -EINVAL for a bad signal or a task that is
- * not a process. */
+ * not a process, -EPERM in a forked child of the process that started it. */
 int plait_process_kill(plait_task task, int sig);
 
 /* ----------------------------------------------------------------------------

@@ -96,11 +96,6 @@ static void child(void)
     plait__pool_atfork(PLAIT__FORK_CHILD);
     plait__spawn_atfork(PLAIT__FORK_CHILD);
     plait__pid_forget();
-    /* what the forking thread runs goes on here: its tasks are the child's to cancel */
-    if (s)
-        s->epoch = plait__fork_epoch();
-    if (plait__tls_work)
-        plait__tls_work->epoch = plait__fork_epoch();
     /* a child plait forks was registered by its parent before it went on; the child
      * must not itself wait for a shared lock before it has its death signal set */
     if (!plait__forking)

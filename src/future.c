@@ -23,9 +23,13 @@
  * Both targets are cleared when the future completes, under its lock.  A thread that
  * runs a scheduler (plait_run) is blocked in no such wait: it names the scheduler's
  * main coroutine, `sched_main`, which plait_cancel cancels (and plait_run, as main
- * returns, the others); main stops being named, under the lock, before it ends.  In a
- * forked child, a task whose producer is not there (another thread's, another
- * process's) is not cancelled at all: plait_cancel is -EPERM (produced_here).
+ * returns, the others); main stops being named, under the lock, before it ends.
+ *
+ * In a forked child, a task whose producer is not there (a task of the parent's other
+ * threads, or of another process) is not touched at all: every call on its handle is
+ * -EPERM, decided before its lock is taken, as the parent's threads may have held that
+ * lock at the fork (made_elsewhere).  The forking thread's scheduler goes on in the
+ * child, and its coroutines' tasks with it.
  */
 #include "internal.h"
 
@@ -201,6 +205,8 @@ static plait__future *future_start(plait_task *task)
     f->ops = NULL;
     f->ext = NULL;
     f->watch = NULL;
+    atomic_store_explicit(&f->epoch, plait__fork_epoch(), memory_order_relaxed);
+    atomic_store_explicit(&f->sched_id, 0, memory_order_relaxed);
     if (task) {
         task->future = f;
         task->generation = atomic_load_explicit(&f->generation, memory_order_relaxed);
@@ -211,8 +217,10 @@ static plait__future *future_start(plait_task *task)
 plait__future *plait__future_start(plait__coro *coro, plait_task *task)
 {
     plait__future *f = future_start(task);
-    if (f)
+    if (f) {
         f->coro = coro;
+        atomic_store_explicit(&f->sched_id, coro->sched->id, memory_order_relaxed);
+    }
     return f;
 }
 
@@ -221,7 +229,6 @@ plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task
     plait__future *f = future_start(task);
     if (f) {
         f->on_thread = true;
-        f->epoch = plait__fork_epoch();
         f->fn = fn;
         f->arg = arg;
     }
@@ -235,7 +242,6 @@ plait__future *plait__future_start_ext(const plait__future_ops *ops, void *ext,
     if (f) {
         f->ops = ops;
         f->ext = ext;
-        f->epoch = plait__fork_epoch();
     }
     return f;
 }
@@ -320,26 +326,12 @@ int plait__future_run_work(plait__future *f, void **value)
     return 0;
 }
 
-/* Whether the producer of a locked future that is not done runs in this process: in a
- * forked child, a task of the parent's other threads (a coroutine of another scheduler,
- * a plait thread, a pool task) or one it runs elsewhere (a process it started, a process
- * pool task) is only a copy.  Its waits there are copies too, some with descriptors the
- * two processes share (a thread's wake-up eventfd, a pidfd), so touching them would
- * reach into the parent. */
-static bool produced_here(const plait__future *f)
-{
-    unsigned now = plait__fork_epoch();
-    return f->coro ? f->coro->sched->epoch == now : f->epoch == now;
-}
-
-/* Cancel the producer of a locked future; the wake-ups go into later.  -EPERM, and
- * nothing done, when the producer is not in this process. */
+/* Cancel the producer of a locked future; the wake-ups go into later.  (A future whose
+ * producer is not in this process is never locked here: plait__future_lock.) */
 static int cancel_locked(plait__future *f, plait__wakeups *later)
 {
     if (atomic_load_explicit(&f->done, memory_order_relaxed))
         return 0;
-    if ((f->coro || f->on_thread || f->ops) && !produced_here(f))
-        return -EPERM;
     if (f->coro) {
         plait__coro_cancel(f->coro); /* alive: it clears f->coro under this lock */
     } else if (f->ops) {
@@ -381,11 +373,42 @@ void plait__future_cancel(plait__future *f)
     plait__wakeups_deliver(&later);
 }
 
+/* The scheduler of the thread that forked this process (0: none), whose coroutines'
+ * tasks go on here (fork.c). */
+static uint64_t forked_sched_id;
+
+/* Whether a future is a copy, in a forked child, of one whose producer is not here:
+ * made before the fork, and not a coroutine of the forking thread's scheduler — a task
+ * of the parent's other threads (a coroutine of another scheduler, a plait thread, a
+ * pool task, the work the forking thread ran: plait__future_atfork), finished or not,
+ * or one that runs in another process (a process, a process pool task).  Threads of
+ * the parent may have held its lock at the fork (a canceller posting to the
+ * coroutine's scheduler, a joiner, the producer finishing): held for ever in the copy.
+ * Its waits are copies too, some with descriptors the two processes share (a thread's
+ * wake-up eventfd, a pidfd), so touching them would reach into the parent.  So it is
+ * answered from the fields that say where it runs, read without the lock: nothing in
+ * the child writes them, as the handle it cannot consume keeps the future from being
+ * freed and started again. */
+static bool made_elsewhere(const plait__future *f)
+{
+    if (PLAIT_LIKELY(atomic_load_explicit(&f->epoch, memory_order_relaxed) ==
+                     plait__fork_epoch()))
+        return false;
+    uint64_t sched = atomic_load_explicit(&f->sched_id, memory_order_relaxed);
+    return !sched || sched != forked_sched_id;
+}
+
 plait__future *plait__future_lock(plait_task task, int *err)
 {
     plait__future *f = task.future;
     if (!f) {
         *err = -EINVAL;
+        return NULL;
+    }
+    if (PLAIT_UNLIKELY(made_elsewhere(f))) {
+        bool stale = atomic_load_explicit(&f->generation, memory_order_relaxed) !=
+                     task.generation;
+        *err = stale ? -ESRCH : -EPERM;
         return NULL;
     }
     plait__spin_lock(&f->lock);
@@ -866,6 +889,8 @@ void plait__future_atfork(int phase)
         plait__sched *s = plait__sched_current();
         if (s)
             s->work = NULL;
+        /* its coroutines go on here: their tasks are the child's (made_elsewhere) */
+        forked_sched_id = s ? s->id : 0;
     }
     plait__atfork_mutex(&global_lock, phase);
 }

@@ -136,8 +136,8 @@ void plait__pfutex_wake(atomic_uint *word);
 /* This process's id, cached (a forked child calls plait__pid_forget). */
 unsigned plait__pid(void);
 /* The fork epoch: raised in every forked child (fork.c), so that what was made at
- * another epoch (a thread pool, a task's work, a scheduler) is known for a copy of an
- * ancestor's, without a look at the process id on any fast path. */
+ * another epoch (a thread pool, a task) is known for a copy of an ancestor's, without
+ * a look at the process id on any fast path. */
 extern atomic_uint plait__fork_epoch_now;
 static inline unsigned plait__fork_epoch(void)
 {
@@ -433,7 +433,9 @@ struct plait__sched {
     plait__coro *main;
     bool main_done;
     struct plait__future *work; /* the plait thread's or pool task's work it runs in */
-    unsigned epoch;             /* the fork epoch it runs in (a forked child's: fork.c) */
+    uint64_t id;                /* never 0, never reused: names it in its tasks' futures,
+                                 * whose coroutines a child forked on its thread goes on
+                                 * running (future.c) */
     /* slow-coroutine watch (diag.c) */
     atomic_ulong switches;
     atomic_ulong running_id;
@@ -573,7 +575,11 @@ struct plait__future {
     plait_fn fn;
     void *arg;
     uint64_t identity;          /* the running work's plait__self(); 0 until asked */
-    unsigned epoch;             /* work, or work elsewhere: the fork epoch it was made at */
+    /* Where the producer runs, set as it starts and read without the lock
+     * (plait__future_lock): the fork epoch it was made at and, for a coroutine, its
+     * scheduler's id (0 for other work). */
+    atomic_uint epoch;
+    atomic_ullong sched_id;
     plait__future *next;        /* a pool queue, or the chain of tasks a worker runs */
     /* work produced elsewhere (a process, a process-pool task): its hooks and data */
     const struct plait__future_ops *ops;
@@ -607,7 +613,8 @@ typedef struct plait__future_ops {
 plait__future *plait__future_start_ext(const plait__future_ops *ops, void *ext,
                                        plait_task *task);
 /* Lock the future a handle names; NULL and *err (-EINVAL, -ESRCH) when it is null or
- * stale.  Unlock with plait__spin_unlock(&f->lock). */
+ * stale, -EPERM in a forked child when its task is not the child's (future.c), whose
+ * lock is then left alone.  Unlock with plait__spin_unlock(&f->lock). */
 plait__future *plait__future_lock(plait_task task, int *err);
 /* Wait on a locked future's joiners: the node holds a reference, so a wait that ends
  * otherwise (a deadline; its node left linked until it withdraws) cannot see f

@@ -451,7 +451,7 @@ int plait_run(plait_fn fn, void *arg, void **result)
     s->loop.sched = s;
     s->current = &s->loop;
     s->default_stack = PLAIT_STACK_DEFAULT;
-    s->epoch = plait__fork_epoch();
+    s->id = plait__new_id();
 #ifdef PLAIT_TSAN
     s->loop.tsan_fiber = __tsan_get_current_fiber();
 #endif
