@@ -3,7 +3,8 @@
 # a quick run whose JSON holds every figure, a machine with one CPU (taskset), few open
 # files (a smaller run, or a step skipped and said so), and
 # Ctrl-C / SIGTERM in the middle of a run (exit 130, no report, no child left behind);
-# and SIGTERM in the middle of `plait tour` (exit 130 too).
+# and SIGTERM in the middle of `plait tour`, or SIGINT while its output waits for a
+# reader (exit 130 too).
 #   bash tests/test_compare_cli.sh PLAIT_BINARY
 # Every wait is bounded; a failure says what differed and exits 1.
 set -uo pipefail
@@ -339,6 +340,69 @@ wait "$pid"; rc=$?
 [ "$rc" = 130 ] && grep -q "plait tour: interrupted after [0-9]* of 12" "$tmp/tour.err" \
     && ok "SIGTERM during the tour: exit 130, interrupted after the example running" \
     || fail "SIGTERM during the tour: exit $rc; $(cat "$tmp/tour.err")"
+
+# ---- the tour, interrupted while its output waits for a reader: exit 130 too ----------
+# (the write the signal cut short (EINTR) left an error on stdout, and the tour took it
+# for output that could not be written: exit 3).  The pipe is full before the tour starts
+# (one page, filled by the test), so its first write blocks; SIGINT comes once the tool
+# is seen asleep in that write, and the test reads only once the tool has left it.
+timeout 120 python3 - "$plait" "$tmp" <<'EOF' || fail "SIGINT while the tour's write is blocked"
+import fcntl, os, platform, signal, subprocess, sys, time
+plait, tmp = sys.argv[1:3]
+r, w = os.pipe()
+fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+flags = fcntl.fcntl(w, fcntl.F_GETFL)
+fcntl.fcntl(w, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+try:
+    while True:
+        os.write(w, b"x" * 512)
+except BlockingIOError:
+    pass
+fcntl.fcntl(w, fcntl.F_SETFL, flags)
+with open(os.path.join(tmp, "tourblocked.err"), "w") as err:
+    p = subprocess.Popen([plait, "tour"], stdout=w, stderr=err, start_new_session=True)
+os.close(w)
+write_nr = {"x86_64": "1", "aarch64": "64"}.get(platform.machine())
+def blocked_in():  # the system call the main thread sleeps in, "" while it runs
+    try:
+        with open("/proc/%d/syscall" % p.pid) as f:
+            nr = f.read().split()[0]
+        with open("/proc/%d/wchan" % p.pid) as f:
+            wchan = f.read()
+    except (OSError, IndexError):
+        return ""
+    if nr == "running" or nr == "-1":
+        return ""
+    return "write" if wchan.endswith("pipe_write") or nr == write_nr else nr
+deadline = time.monotonic() + 60
+while blocked_in() != "write":
+    assert p.poll() is None, "the tour ended (exit %d) with its pipe full" % p.returncode
+    assert time.monotonic() < deadline, "the tour never blocked in write"
+    time.sleep(0.01)
+os.killpg(p.pid, signal.SIGINT)
+# Nothing reads yet, so the write can only end cut short (EINTR): wait until the tool
+# sleeps in another call (the first example's timers) before reading.  (Read at once,
+# the write could instead complete before the woken tool saw the signal.)
+while blocked_in() in ("", "write"):
+    assert p.poll() is None or p.returncode == 130, "exit %d before reading" % p.returncode
+    if p.returncode is not None:
+        break
+    assert time.monotonic() < deadline, "the tour stayed in write after SIGINT"
+    time.sleep(0.01)
+out = b""
+while True:  # read on: the example running finishes
+    b = os.read(r, 65536)
+    if not b:
+        break
+    out += b
+rc = p.wait()
+said = open(os.path.join(tmp, "tourblocked.err")).read()
+assert rc == 130, "exit %d, expected 130; stderr: %s" % (rc, said)
+assert "plait tour: interrupted after 1 of 12 examples" in said, said
+assert "cannot write" not in said, said
+assert b"== coroutines: tasks" not in out, "a second example started"
+print("ok: SIGINT while the tour's write is blocked: exit 130, interrupted after 1 of 12")
+EOF
 
 if [ "$failures" -gt 0 ]; then
     echo "test_compare_cli: $failures failure(s)" >&2

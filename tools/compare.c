@@ -421,10 +421,10 @@ int tool_compare(int argc, char **argv)
     /* A signal is honoured until the report is in place (finish_report), the table
      * printed or not; after that, the run is complete. */
     r = opt.json ? compare_print_json(stdout, &res) : compare_print_table(stdout, &res);
-    bool unwritten = fflush(stdout) != 0 || r < 0;
-    if (tool_interrupted) /* a write it cut short (EINTR) is no unwritable output */
+    int out = tool_stdout_status();
+    if (out == TOOL_INTERRUPTED)
         return stop_interrupted(&opt, &report);
-    if (unwritten) {
+    if (out != 0 || r < 0) {
         fprintf(stderr, "plait compare: cannot write the results: %s\n", strerror(errno));
         if (opt.html)
             discard_report(&report);

@@ -108,18 +108,26 @@ static int tour(void)
         fflush(stdout);
         if (stops[ran].run() != 0)
             failed++;
-        if (fflush(stdout) != 0 || ferror(stdout)) { /* nobody reads: start no other */
+        /* nobody reads: start no other.  A signal that cut a blocked write short left
+         * an error on stdout too: that is an interrupted tour (130), not lost output. */
+        if (tool_stdout_status() == TOOL_OUTPUT) {
             fprintf(stderr, "plait tour: cannot write the output: %s; stopped after %zu of "
                             "%zu examples\n", strerror(errno), ran + 1, all);
             return TOOL_OUTPUT;
         }
     }
-    if (tool_interrupted) {
+    if (!tool_interrupted) {
+        printf("\ntour: %zu examples, %d failed, %.3f s in total\n", all, failed,
+               (double)(plait_now() - start) / PLAIT_SEC);
+        if (tool_stdout_status() == TOOL_OUTPUT) {
+            fprintf(stderr, "plait tour: cannot write the output: %s\n", strerror(errno));
+            return TOOL_OUTPUT;
+        }
+    }
+    if (tool_interrupted) { /* as late as the summary's write: the tour is not complete */
         fprintf(stderr, "plait tour: interrupted after %zu of %zu examples\n", ran, all);
         return TOOL_INTERRUPTED;
     }
-    printf("\ntour: %zu examples, %d failed, %.3f s in total\n", all, failed,
-           (double)(plait_now() - start) / PLAIT_SEC);
     return failed ? TOOL_FAILED : TOOL_OK;
 }
 

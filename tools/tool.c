@@ -10,6 +10,7 @@
 
 #include <plait.h>
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -36,6 +37,18 @@ void tool_catch_interrupts(void)
     struct sigaction hup;
     if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
         sigaction(SIGHUP, &sa, NULL);
+}
+
+int tool_stdout_status(void)
+{
+    bool unwritten = fflush(stdout) != 0;
+    if (!unwritten && ferror(stdout)) {
+        unwritten = true;
+        errno = EIO; /* what the earlier write met is gone */
+    }
+    if (tool_interrupted)
+        return TOOL_INTERRUPTED;
+    return unwritten ? TOOL_OUTPUT : 0;
 }
 
 void tool_bad_argument(const char *cmd, const char *a, bool options)

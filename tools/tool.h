@@ -26,6 +26,14 @@ extern volatile sig_atomic_t tool_interrupted;
  * where they exec; function children inherit the flag handler. */
 void tool_catch_interrupts(void);
 
+/* What became of what the command wrote on standard output, once flushed:
+ * TOOL_INTERRUPTED when a signal came (tool_interrupted), whatever the writes did: a
+ * blocked write that the signal cut short fails with EINTR, which is no unwritable
+ * output; else TOOL_OUTPUT when some of it could not be written (errno says why, EIO
+ * where only an earlier write's error is left); else 0.  compare and tour ask it after
+ * writing, and honour the signal where it says so. */
+int tool_stdout_status(void);
+
 /* The arguments, the same for every command: each is checked before anything is done,
  * so a wrong one is a usage error even beside --help; --help (-h) may be repeated; `--`
  * ends the options, and what follows is an argument even if it starts with '-'. */
