@@ -187,7 +187,10 @@ EOF
 # progress names STEP, send SIGNAL to the whole session (as a terminal's Ctrl-C does)
 interrupt() {
     local sig=$1 step=$2
-    rm -f "$tmp/int.html" "$tmp"/.plait-report-*
+    # (int.err goes too: the run's redirection is made after `&` returns, and the last
+    # run's file, which may name STEP, was taken for this one's: the signal went before
+    # this run began, "kill: No such process", and the run went on to exit 0)
+    rm -f "$tmp/int.html" "$tmp/int.err" "$tmp"/.plait-report-*
     setsid "$plait" compare --quick --html "$tmp/int.html" >"$tmp/int.out" 2>"$tmp/int.err" &
     local pid=$! waited=0
     until grep -q "$step" "$tmp/int.err" 2>/dev/null; do
