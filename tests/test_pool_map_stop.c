@@ -1,36 +1,32 @@
 /*
- * test_pool_map_stop.c — plait_pool_map called from a pool task and stopped by its
- * deadline while one of its runners still runs on another worker: the map waits for
- * that runner alone.  Its wait once helped (ran other queued tasks meanwhile), so an
- * unrelated task queued then ran inside the map, and the map returned only when that
- * task ended, however long after the deadline.
+ * test_pool_map_stop.c — calls that stop work of theirs running elsewhere and wait for
+ * it, made from a pool task and cut short by their deadline while that work still runs:
+ * they wait for it alone.  Their wait once helped (ran other queued tasks meanwhile), so
+ * an unrelated task queued then ran inside the call, and the call returned only when
+ * that task ended, however long after the deadline.
  *
- * plait__worker_blocking is wrapped (-Wl,--wrap) to see the map's thread block in a
- * wait that does not help: the runner still running waits for that, or for the
- * unrelated task to start on the map's thread (the defect), so neither outcome
- * depends on timing.
+ *   - plait_pool_map, one of whose runners still runs on another worker;
+ *   - plait_to_thread, whose task still runs on the default pool (its wait after the
+ *     cancel, plait__join_to_the_end).
+ *
+ * plait__worker_blocking is wrapped (-Wl,--wrap) to see the caller's thread block in a
+ * wait that does not help: the work still running waits for that, or for the
+ * unrelated task to start on the caller's thread (the defect), so neither outcome
+ * depends on timing.  (The process pool's map and imap: test_procpool_map_stop.)
  */
-#include "helpers.h"
+#include "stopped_call.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <time.h>
 
 enum { ITEMS = 2 }; /* one runner per worker of two, one item each */
 
 static plait_pool *pool;
-static int64_t deadline;               /* the map's */
-static atomic_int map_tid;             /* the thread of the task that calls map */
-static atomic_bool map_returned;
-static int map_result;
-static atomic_bool unrelated_inside_map; /* the unrelated task ran in the map's wait */
-static plait_event *runner_elsewhere;  /* an item runs on the other worker */
-static plait_event *release;           /* the unrelated task may end */
+static plait_event *runner_elsewhere;  /* the call's work runs elsewhere */
 static _Thread_local bool in_item;
 
-/* The map's thread blocks in its wait, or runs the unrelated task.  A plain flag under
- * a mutex, not a plait event: the map cancels the runner that waits for it. */
+/* The caller's thread blocks in its wait, or runs the unrelated task.  A plain flag
+ * under a mutex, not a plait event: the call cancels the work that waits for it. */
 static pthread_mutex_t decided_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t decided_cond;
 static bool decided;
@@ -64,8 +60,8 @@ struct plait__worker *__wrap_plait__worker_blocking(void);
 
 struct plait__worker *__wrap_plait__worker_blocking(void)
 {
-    /* past the deadline, the map's thread waits for nothing but the map's runners */
-    if (gettid_() == atomic_load(&map_tid) && !in_item && plait_now() >= deadline)
+    /* past the deadline, the caller's thread waits for nothing but the call's work */
+    if (gettid_() == atomic_load(&caller_tid) && !in_item && plait_now() >= deadline)
         decide();
     return __real_plait__worker_blocking();
 }
@@ -73,7 +69,7 @@ struct plait__worker *__wrap_plait__worker_blocking(void)
 static void *item(void *arg)
 {
     in_item = true;
-    if (gettid_() == atomic_load(&map_tid)) {
+    if (gettid_() == atomic_load(&caller_tid)) {
         /* the map's own wait runs this runner: end at the deadline, once the other
          * runner runs on the other worker (this wait hands it over) */
         CHECK_EQ(plait_event_wait(runner_elsewhere, SOON()), 0);
@@ -93,27 +89,38 @@ static void *map_caller(void *unused)
     (void)unused;
     void *args[ITEMS] = {ARG(1), ARG(2)}, *results[ITEMS];
     int errors[ITEMS];
-    atomic_store(&map_tid, gettid_());
-    map_result = plait_pool_map(pool, item, args, ITEMS, results, errors, deadline);
-    atomic_store(&map_returned, true);
+    call_begins();
+    call_returns(plait_pool_map(pool, item, args, ITEMS, results, errors, deadline));
     return NULL;
 }
 
-static void *unrelated(void *unused)
+/* plait_to_thread's task, on the default pool (never on the caller's pool): still
+ * running when the call's deadline passes, it ends once the caller's thread has shown
+ * what its wait for it does (the cancellation does not stop it: it looks at none) */
+static void *offloaded(void *arg)
+{
+    CHECK(gettid_() != atomic_load(&caller_tid));
+    CHECK_EQ(plait_event_set(runner_elsewhere), 0);
+    CHECK(wait_decided());
+    return arg;
+}
+
+static void *to_thread_caller(void *unused)
 {
     (void)unused;
-    if (gettid_() == atomic_load(&map_tid) && !atomic_load(&map_returned))
-        atomic_store(&unrelated_inside_map, true);
-    decide();
-    /* long, as far as the map can tell: it ends after the map returned (bounded, so
-     * that the defect shows as a failure rather than a hang) */
-    CHECK_EQ(plait_event_wait(release, SOON()), 0);
+    void *result = NULL;
+    call_begins();
+    call_returns(plait_to_thread(offloaded, ARG(3), &result, deadline));
     return NULL;
 }
 
-TEST(map_stopped_by_its_deadline_runs_no_unrelated_task)
+/* A pool of `threads` workers runs caller, whose call's work runs elsewhere (it sets
+ * runner_elsewhere) past the call's deadline; an unrelated task is queued on that pool
+ * once the deadline has passed. */
+static void stopped_call_runs_no_unrelated_task(unsigned threads, plait_fn caller_fn)
 {
-    plait_pool_options o = {.threads = 2, .name = "mapstop"};
+    decided = false;
+    plait_pool_options o = {.threads = threads, .name = "callstop"};
     CHECK_EQ(plait_pool_create(&pool, &o), 0);
     CHECK_EQ(plait_event_create(&runner_elsewhere), 0);
     pthread_condattr_t ca;
@@ -121,28 +128,30 @@ TEST(map_stopped_by_its_deadline_runs_no_unrelated_task)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&decided_cond, &ca);
     pthread_condattr_destroy(&ca);
-    CHECK_EQ(plait_event_create(&release), 0);
-    /* far enough for the second runner to start on the other worker first (it would
-     * find the deadline passed and run no item), with room for a loaded machine or
-     * an emulator */
-    deadline = plait_deadline_in(2 * PLAIT_SEC);
-    plait_task caller, other;
-    CHECK_EQ(plait_pool_submit(pool, &caller, map_caller, NULL), 0);
+    stopped_call_start();
+    plait_task caller;
+    CHECK_EQ(plait_pool_submit(pool, &caller, caller_fn, NULL), 0);
     CHECK_EQ(plait_event_wait(runner_elsewhere, SOON()), 0);
-    /* queued once the map's wait may start no task (its deadline has passed), while a
-     * runner still runs */
-    CHECK_EQ(plait_sleep_until(deadline), 0);
-    CHECK_EQ(plait_pool_submit(pool, &other, unrelated, NULL), 0);
-    CHECK_EQ(plait_join(caller, NULL, PLAIT_FOREVER), 0);
-    CHECK_EQ(map_result, -ETIMEDOUT);
-    CHECK(plait_now() - deadline < 5 * PLAIT_SEC); /* not held by the unrelated task */
-    CHECK(!atomic_load(&unrelated_inside_map));
-    CHECK_EQ(plait_event_set(release), 0);
-    CHECK_EQ(plait_join(other, NULL, PLAIT_FOREVER), 0);
+    stopped_call_finish(pool, caller);
     CHECK_EQ(plait_pool_destroy(pool), 0);
     plait_event_destroy(runner_elsewhere);
     pthread_cond_destroy(&decided_cond);
-    plait_event_destroy(release);
 }
 
-RUN_TESTS(CASE(map_stopped_by_its_deadline_runs_no_unrelated_task))
+/* one runner per worker of two: the other worker is busy with the runner still
+ * running, so only the map's thread can take the unrelated task meanwhile */
+TEST(map_stopped_by_its_deadline_runs_no_unrelated_task)
+{
+    stopped_call_runs_no_unrelated_task(2, map_caller);
+}
+
+/* plait_to_thread from a task of a pool of one worker (its task runs on the default
+ * pool): cut short by its deadline, it cancels its task and waits for it to end; only
+ * that wait could run the unrelated task while the caller's task holds the worker */
+TEST(to_thread_stopped_by_its_deadline_runs_no_unrelated_task)
+{
+    stopped_call_runs_no_unrelated_task(1, to_thread_caller);
+}
+
+RUN_TESTS(CASE(map_stopped_by_its_deadline_runs_no_unrelated_task),
+          CASE(to_thread_stopped_by_its_deadline_runs_no_unrelated_task))
