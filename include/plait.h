@@ -30,8 +30,8 @@
  *   PLAIT_EXITED(status), PLAIT_KILLED(signal)
  *               a child process exited, or was killed by a signal, before its task
  *               was done (see "Processes"; plait_strerror names the status or signal)
- *   -EPROTO     a process pool task wrote over the memory that carries its outcome
- *               (see "Process pools")
+ *   -EPROTO     a process pool task wrote over the memory that carries its outcome,
+ *               or over the pool's state (see "Process pools")
  */
 #ifndef PLAIT_H
 #define PLAIT_H
@@ -1070,7 +1070,11 @@ size_t plait_queue_len(plait_queue *queue);
  * with a memory bug that writes outside its result room, over what the pool shares
  * with its workers (a slot's header, the rings), makes the task whose record it wrote
  * over (most often itself) fail with -EPROTO, and a map's items whose codes or results
- * were so written over too: the parent takes nothing there on trust, and goes on.
+ * were so written over too: the parent takes nothing there on trust, and goes on, with
+ * no task lost (one whose entry in the rings was written over fails with -EPROTO).
+ * Nor does it wait for ever on the pool's lock word if a task wrote over it: a worker
+ * that the word names for a second is killed (its task fails with -EPROTO) and
+ * replaced, and a word that names no worker is taken over.
  * Cancelling a task that has not started means it never runs; cancelling one that runs
  * kills its worker (which is replaced) and the task reports -ECANCELED.  From a
  * coroutine, plait_join() on a task waits without blocking the scheduler.

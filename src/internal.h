@@ -147,6 +147,13 @@ void plait__pid_forget(void);
 /* A lock in shared memory whose word is its holder's process id. */
 typedef struct plait__plock { atomic_uint word; } plait__plock;
 void plait__plock_lock(plait__plock *lock);
+/* Take the lock, or give up with -ETIMEDOUT once its word has named one holder, alive,
+ * for `patience` looks in a row (about 10 ms apart), saying which in *holder (may be
+ * NULL): for a word that another process can write anything to (pfutex.c). */
+int plait__plock_lock_patient(plait__plock *lock, unsigned patience, unsigned *holder);
+/* Take the lock from holder, which holds it by no right (the word was written over with
+ * a value that no process holding it will clear): false when the word names another. */
+bool plait__plock_seize(plait__plock *lock, unsigned holder);
 void plait__plock_unlock(plait__plock *lock);
 /* Release the lock if the process dead_pid (dead, not yet reaped) holds it. */
 bool plait__plock_release_dead(plait__plock *lock, unsigned dead_pid);

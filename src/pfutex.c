@@ -38,7 +38,11 @@
  * and the data it guards is written so that a holder that dies mid-way leaves it
  * consistent (each structure says how).  It is held for a few stores or a copy; a
  * contended locker spins briefly and then sleeps on the shared word, looking again
- * every PLOCK_RECHECK_NS in case the holder died (see there).
+ * every PLOCK_RECHECK_NS in case the holder died (see there).  Where a party that
+ * shares the word cannot be trusted to leave it alone (a process pool's workers run
+ * tasks that may have memory bugs), the trusted side takes it with patience: after so
+ * many looks at one live holder it hears who that is, and decides (kill that process,
+ * or seize a word that names no process that will ever clear it).
  */
 #include "internal.h"
 
@@ -438,13 +442,13 @@ static void release_if_dead(plait__plock *l, unsigned holder)
         plait__plock_release_dead(l, holder);
 }
 
-void plait__plock_lock(plait__plock *l)
+int plait__plock_lock_patient(plait__plock *l, unsigned patience, unsigned *holder)
 {
     unsigned me = plait__pid();
     unsigned expected = 0;
     if (PLAIT_LIKELY(atomic_compare_exchange_strong_explicit(
             &l->word, &expected, me, memory_order_acquire, memory_order_relaxed)))
-        return;
+        return 0;
     for (unsigned spins = 0; spins < 100; spins++) {
         plait__cpu_relax();
         expected = 0;
@@ -452,17 +456,19 @@ void plait__plock_lock(plait__plock *l)
             atomic_compare_exchange_weak_explicit(&l->word, &expected, me,
                                                   memory_order_acquire,
                                                   memory_order_relaxed))
-            return;
+            return 0;
     }
     /* sleep: mark the word as waited on, and take it with the mark (we cannot know
-     * whether others still wait when we get it) */
+     * whether others still wait when we get it); count the looks that found the word
+     * unchanged, its holder alive */
+    unsigned looks = 0, last = 0;
     for (;;) {
         unsigned v = atomic_load_explicit(&l->word, memory_order_relaxed);
         if (v == 0) {
             if (atomic_compare_exchange_weak_explicit(&l->word, &v, me | PLOCK_WAITERS,
                                                       memory_order_acquire,
                                                       memory_order_relaxed))
-                return;
+                return 0;
             continue;
         }
         if (!(v & PLOCK_WAITERS) &&
@@ -470,10 +476,35 @@ void plait__plock_lock(plait__plock *l)
                                                    memory_order_relaxed,
                                                    memory_order_relaxed))
             continue;
-        if (plait__futex_wait_shared(&l->word, v | PLOCK_WAITERS,
-                                     plait_deadline_in(PLOCK_RECHECK_NS)) == -ETIMEDOUT)
-            release_if_dead(l, v & ~PLOCK_WAITERS);
+        v |= PLOCK_WAITERS;
+        if (v != last) {
+            looks = 0;
+            last = v;
+        }
+        if (plait__futex_wait_shared(&l->word, v, plait_deadline_in(PLOCK_RECHECK_NS)) !=
+            -ETIMEDOUT)
+            continue;
+        release_if_dead(l, v & ~PLOCK_WAITERS);
+        if (atomic_load_explicit(&l->word, memory_order_relaxed) != v)
+            continue;
+        if (patience && ++looks >= patience) {
+            if (holder)
+                *holder = v & ~PLOCK_WAITERS;
+            return -ETIMEDOUT;
+        }
     }
+}
+
+void plait__plock_lock(plait__plock *l) { (void)plait__plock_lock_patient(l, 0, NULL); }
+
+bool plait__plock_seize(plait__plock *l, unsigned holder)
+{
+    unsigned v = atomic_load_explicit(&l->word, memory_order_relaxed);
+    if ((v & ~PLOCK_WAITERS) != holder)
+        return false;
+    /* with the waiters' bit: whoever sleeps on the word is woken at the unlock */
+    return atomic_compare_exchange_strong_explicit(&l->word, &v, plait__pid() | PLOCK_WAITERS,
+                                                   memory_order_acquire, memory_order_relaxed);
 }
 
 void plait__plock_unlock(plait__plock *l)

@@ -20,8 +20,8 @@
  * Crashes.  The shared state is guarded by a pid lock (pfutex.c) and each step of a
  * worker is ordered (compiler fences keep the stores in program order: a SIGKILL stops
  * the worker between two instructions) so that its death at any point leaves a state
- * the parent can read: taking a slot is "runner = me; ready head++; RUNNING", finishing
- * is "done ring += s; DONE".  When a worker dies, the parent releases the lock if the
+ * the parent can read: taking a slot (one that waits: QUEUED, or CANCELLED) is "runner
+ * = me; ready head++; RUNNING", finishing is "done ring += s; DONE".  When a worker dies, the parent releases the lock if the
  * worker held it and looks for the slot whose runner it was and that is in neither
  * ring and not done: that task was running (or just taken) when the worker died, and
  * exactly it fails with the worker's fate — PLAIT_KILLED(signal) or
@@ -51,14 +51,28 @@
  * word, as the thread pool's idle workers do: a sleep and a wake-up through the kernel
  * cost more than the gap between the tasks of a busy pool.
  *
- * Distrust.  The slots' headers and the rings are the workers' to write, and a task's
- * memory bug can write over them: the parent reads them without trusting them (see
- * collect), so that the worst such a task does is fail itself or the task whose record
- * it wrote over (-EPROTO), never the parent.
+ * Distrust.  The slots' headers, the rings, the workers' init words and the pid lock's
+ * word are the workers' to write, and a task's memory bug can write over them: the
+ * parent reads them without trusting them (see collect), so that the worst such a task
+ * does is fail itself or the task whose record it wrote over (-EPROTO), never the
+ * parent, and no task is lost.  A worker takes only a ready-ring entry that names a slot
+ * waiting to run, and drops another (or all of them, when the counters say more than
+ * the ring holds) and says so (strays): the parent then fails with -EPROTO each task
+ * whose slot waits, untaken, but that no entry names any more (fail_lost; so does a
+ * shutdown or a broken pool, fail_queued).  An init_error counts only from a worker of
+ * a pool with an initialiser that has not said it returned 0 (init_failure).
  *
  * Locks.  The parent's side of the pool (free slots, the waiting list, which task is in
  * which slot, the workers) is guarded by `lock`; the shared state by the pid lock, taken
  * inside it.  Futures are never completed under either: the work is collected first.
+ * The pid lock's word can be written over too, with a value that no death clears (the
+ * parent's pid, a live worker's, the waiters' bit alone): so neither side waits for it
+ * for ever.  Each counts the looks (10 ms apart) that find it held by one live holder.
+ * After WORKER_PATIENCE a worker tells the parent, as when a task is done, and waits
+ * again; after PARENT_PATIENCE (a second: a holder at work holds it for a few stores)
+ * the parent (one thread at a time, under `lock`) kills the worker that the word names
+ * — its death releases the lock, and its task fails with -EPROTO — or seizes a word that
+ * names no worker (parent_lock).  The fast path is the lock's: one compare-and-swap.
  */
 #include "internal.h"
 
@@ -81,6 +95,11 @@ enum { ALIGN = 64, NO_SLOT = -1, CODE_MIN = -4095 };
  * it sleeps: a wake-up through the kernel costs longer than most gaps between the
  * tasks of a busy pool (and a round trip is two of them). */
 enum { SPIN_NS = 50 * 1000 };
+/* How many looks (about 10 ms apart, pfutex.c) a side waits for the shared lock while
+ * its word names one holder before it does something about it (see Locks above): a
+ * worker tells the parent; the parent kills a worker that holds it and seizes a word
+ * that names none.  A holder at work holds it for a few stores. */
+enum { WORKER_PATIENCE = 10, PARENT_PATIENCE = 100 };
 
 typedef struct worker_state {   /* shared: one per worker */
     atomic_uint pid;
@@ -105,6 +124,8 @@ typedef struct pool_shm {
     atomic_uint helpers_asleep; /* joiners asleep on done_seq (then the manager is not told) */
     uint32_t stop;              /* workers exit once the ready ring is empty */
     uint64_t ready_head, ready_tail, done_head, done_tail;
+    atomic_uint strays;         /* bumped by a worker that drops a ready-ring entry that
+                                 * was written over: the parent then looks for its task */
 } pool_shm;
 
 typedef struct ptask {
@@ -135,6 +156,8 @@ typedef struct worker {
     pid_t pid;
     int pidfd;
     bool alive;
+    bool misbehaved;            /* killed for holding the shared lock: its task fails
+                                 * with -EPROTO */
 } worker;
 
 struct plait_procpool {
@@ -157,6 +180,7 @@ struct plait_procpool {
     ptask **slot_task;
     uint32_t *free_slots;
     unsigned nfree;
+    unsigned strays_seen;       /* sh->strays when the parent last looked for lost tasks */
     ptask *waiting_head, *waiting_tail;
     worker *workers;
     unsigned alive;
@@ -208,6 +232,14 @@ static unsigned char *slot_result(plait_procpool *p, uint32_t s)
 static uint64_t ring_count(unsigned n, uint64_t head, uint64_t tail)
 {
     return tail - head <= n ? tail - head : n;
+}
+
+/* Whether slot s waits to run, as far as its state says: queued, or cancelled before it
+ * ran (a worker passes it to the done ring). */
+static bool slot_waits(plait_procpool *p, uint32_t s)
+{
+    uint32_t state = slot_at(p, s)->state;
+    return state == SLOT_QUEUED || state == SLOT_CANCELLED;
 }
 
 static bool ring_has(const uint32_t *ring, unsigned n, uint64_t head, uint64_t tail,
@@ -266,6 +298,28 @@ static bool notify_manager(int fd, const notify_id *id)
     return r == (ssize_t)sizeof one || (r < 0 && errno == EAGAIN); /* EAGAIN: full, so seen */
 }
 
+/* Have the parent collect: wake the joiners that sleep on done_seq, or else tell the
+ * manager.  false as notify_manager. */
+static bool tell_parent(plait_procpool *p, const notify_id *nid)
+{
+    pool_shm *sh = p->sh;
+    atomic_fetch_add(&sh->done_seq, 1);
+    if (atomic_load(&sh->helpers_asleep)) {
+        plait__futex_wake_shared(&sh->done_seq, INT32_MAX);
+        return true;
+    }
+    return notify_manager(p->notify_fd, nid);
+}
+
+/* A worker takes the shared lock.  A word that names one holder for long was written
+ * over, or names a worker that is stuck: the parent, told, takes it over or kills that
+ * worker (parent_lock), and the lock is waited for again. */
+static void worker_lock(plait_procpool *p, const notify_id *nid)
+{
+    while (plait__plock_lock_patient(&p->sh->lock, WORKER_PATIENCE, NULL) < 0)
+        (void)tell_parent(p, nid);
+}
+
 static int worker_main(void *arg)
 {
     plait_procpool *p = arg;
@@ -309,8 +363,9 @@ static int worker_main(void *arg)
             return 126; /* cannot keep the promise of a timeout: fail loudly */
     }
     for (unsigned ran = 0;;) {
-        plait__plock_lock(&sh->lock);
-        if (sh->ready_head == sh->ready_tail) {
+        worker_lock(p, &nid);
+        uint64_t queued = sh->ready_tail - sh->ready_head;
+        if (queued == 0) {
             if (sh->stop) {
                 plait__plock_unlock(&sh->lock);
                 return 0;
@@ -324,11 +379,18 @@ static int worker_main(void *arg)
             atomic_fetch_sub(&sh->idle, 1);
             continue;
         }
-        uint32_t s = p->ready[sh->ready_head % p->nslots];
-        if (s >= p->nslots) { /* written over (see collect): taken, it would crash every
-                               * worker in turn */
-            sh->ready_head++;
+        uint32_t s = queued <= p->nslots ? p->ready[sh->ready_head % p->nslots] : UINT32_MAX;
+        if (s >= p->nslots || !slot_waits(p, s)) {
+            /* written over (see Distrust above): an entry that names no slot waiting to
+             * run (taken, it would crash every worker in turn, or report done a task
+             * that runs elsewhere), or counters that say more than the ring holds.  It
+             * is dropped (the counters: all of it), and the parent told, which fails
+             * the tasks that no entry stands for any more (fail_lost). */
+            atomic_fetch_add(&sh->strays, 1);
+            sh->ready_head = queued <= p->nslots ? sh->ready_head + 1 : sh->ready_tail;
             plait__plock_unlock(&sh->lock);
+            if (!tell_parent(p, &nid))
+                return 0;
             continue;
         }
         task_slot *ts = slot_at(p, s);
@@ -364,7 +426,7 @@ static int worker_main(void *arg)
                 timer_settime(timer, 0, &(struct itimerspec){0}, NULL);
             store_outcome(ts, n, p->result_max);
         }
-        plait__plock_lock(&sh->lock);
+        worker_lock(p, &nid);
         p->done[sh->done_tail % p->nslots] = s;
         atomic_signal_fence(memory_order_seq_cst);
         sh->done_tail++;
@@ -372,10 +434,7 @@ static int worker_main(void *arg)
         ts->state = SLOT_DONE;
         plait__plock_unlock(&sh->lock);
         /* a joiner that waits collects it; else the manager does */
-        atomic_fetch_add(&sh->done_seq, 1);
-        if (atomic_load(&sh->helpers_asleep))
-            plait__futex_wake_shared(&sh->done_seq, INT32_MAX);
-        else if (!notify_manager(p->notify_fd, &nid))
+        if (!tell_parent(p, &nid))
             return 0; /* the task closed it: the manager collects at this exit, and the
                        * replacement has the descriptor again */
         if (run && p->max_tasks && ++ran >= p->max_tasks)
@@ -384,6 +443,27 @@ static int worker_main(void *arg)
 }
 
 /* ---- the parent: dispatching ---- */
+
+/* The parent takes the shared lock (pool lock held: one thread of the parent at a
+ * time).  A word that names one holder through PARENT_PATIENCE looks was written over
+ * (see Locks above): a live worker that it names is killed (its death releases the
+ * lock; its task fails with -EPROTO), and a word that names no worker is seized. */
+static void parent_lock(plait_procpool *p)
+{
+    unsigned holder;
+    while (plait__plock_lock_patient(&p->sh->lock, PARENT_PATIENCE, &holder) < 0) {
+        worker *w = NULL;
+        for (unsigned i = 0; i < p->nworkers && !w; i++)
+            if (p->workers[i].alive && (unsigned)p->workers[i].pid == holder)
+                w = &p->workers[i];
+        if (!w && plait__plock_seize(&p->sh->lock, holder))
+            return;
+        if (w && !w->misbehaved) {
+            w->misbehaved = true;
+            plait__pidfd_kill(w->pidfd, SIGKILL);
+        }
+    }
+}
 
 /* Put t, whose argument is the two parts, into free slot s and queue it (pool lock
  * held). */
@@ -407,7 +487,7 @@ static void dispatch(plait_procpool *p, ptask *t, uint32_t s, const void *head,
     t->slot = (int32_t)s;
     t->where = WHERE_SLOT;
     pool_shm *sh = p->sh;
-    plait__plock_lock(&sh->lock);
+    parent_lock(p);
     ts->state = SLOT_QUEUED;
     p->ready[sh->ready_tail % p->nslots] = s;
     sh->ready_tail++;
@@ -434,7 +514,7 @@ static void maybe_stop(plait_procpool *p)
     if (!p->closed || p->stop_sent || p->waiting_head || p->nfree != p->nslots)
         return;
     p->stop_sent = true;
-    plait__plock_lock(&p->sh->lock);
+    parent_lock(p);
     p->sh->stop = 1;
     atomic_fetch_add(&p->sh->work_seq, 1);
     plait__plock_unlock(&p->sh->lock);
@@ -527,15 +607,23 @@ static int done_entry(plait_procpool *p, uint32_t s)
     return ENTRY_BROKEN;
 }
 
-/* A done-ring entry was written over: fail the task it stood for, done but on no ring,
- * through the ring (pool lock and shared lock held). */
+/* A ring entry (or counter) was written over: fail through the done ring each task that
+ * it stood for, which no ring holds though its slot says it is on one — done, but off
+ * the done ring; or waiting to be taken (queued or cancelled, no runner yet: a slot
+ * taken has one, and its worker's death fails it), but off the ready ring (pool lock
+ * and shared lock held). */
 static void fail_lost(plait_procpool *p)
 {
     pool_shm *sh = p->sh;
-    for (uint32_t s = 0; s < p->nslots; s++)
-        if (p->slot_task[s] && slot_at(p, s)->state == SLOT_DONE &&
-            !ring_has(p->done, p->nslots, sh->done_head, sh->done_tail, s))
+    for (uint32_t s = 0; s < p->nslots; s++) {
+        if (!p->slot_task[s])
+            continue;
+        if (slot_at(p, s)->state == SLOT_DONE
+                ? !ring_has(p->done, p->nslots, sh->done_head, sh->done_tail, s)
+                : slot_waits(p, s) && slot_at(p, s)->runner == 0 &&
+                      !ring_has(p->ready, p->nslots, sh->ready_head, sh->ready_tail, s))
             fail_slot(p, s, -EPROTO);
+    }
 }
 
 /* The code and result length that a worker left in slot s (shared lock held), read
@@ -559,7 +647,12 @@ static void collect(plait_procpool *p)
     for (;;) {
         settle release = {NULL};
         plait__spin_lock(&p->lock);
-        plait__plock_lock(&sh->lock);
+        parent_lock(p);
+        unsigned strays = atomic_load(&sh->strays);
+        if (strays != p->strays_seen) { /* a worker dropped a ready-ring entry */
+            p->strays_seen = strays;
+            fail_lost(p);
+        }
         sh->done_head = sh->done_tail - ring_count(p->nslots, sh->done_head, sh->done_tail);
         bool any = sh->done_head != sh->done_tail;
         uint32_t s = any ? p->done[sh->done_head % p->nslots] : 0;
@@ -648,6 +741,18 @@ static void notified(plait__mgr_source *src, uint32_t events)
 
 /* ---- the parent: workers ---- */
 
+/* How worker i's initialiser failed, as the worker says: 0 when it did not.  The word
+ * is the workers' to write, and a task's memory bug can write over it: it counts only
+ * in a pool with an initialiser, for a worker that has not said that its initialiser
+ * returned 0, and a code that a failure never leaves there (not negative) is -EPROTO. */
+static int init_failure(const plait_procpool *p, unsigned i)
+{
+    int32_t code = p->wstate[i].init_error;
+    if (!p->init || code == 0 || atomic_load(&p->wstate[i].init_done))
+        return 0;
+    return code < 0 ? code : -EPROTO;
+}
+
 static void worker_exited(plait__mgr_source *src, uint32_t events);
 static bool retry_arm(plait_procpool *p);
 
@@ -684,7 +789,8 @@ static int worker_fork(plait_procpool *p, unsigned i)
     if (fd == -ESRCH) { /* killed from outside, and reaped already by the kernel (SIGCHLD
                          * ignored): it did nothing yet (worker_main waits for the pid) */
         plait__shared_child_died((unsigned)pid);
-        return p->wstate[i].init_error ? p->wstate[i].init_error : -ECHILD;
+        int init_error = init_failure(p, i);
+        return init_error ? init_error : -ECHILD;
     }
     if (fd < 0) {
         worker_kill_unwatched(pid, -1);
@@ -696,6 +802,7 @@ static int worker_fork(plait_procpool *p, unsigned i)
     w->index = i;
     w->pid = pid;
     w->pidfd = fd;
+    w->misbehaved = false;
     w->src.ready = worker_exited;
     r = plait__manager_watch(fd, &w->src);
     if (r < 0) {
@@ -708,15 +815,18 @@ static int worker_fork(plait_procpool *p, unsigned i)
     return 0;
 }
 
-/* Fail every queued slot with code (pool lock held; workers are gone or going). */
+/* Fail every queued slot with code (pool lock held; workers are gone or going): those
+ * that the ready ring holds, and with -EPROTO those it lost (an entry written over, see
+ * collect).  An entry that names a slot that does not wait to run is passed over. */
 static void fail_queued(plait_procpool *p, int code)
 {
     pool_shm *sh = p->sh;
-    plait__plock_lock(&sh->lock);
+    parent_lock(p);
+    fail_lost(p);
     for (uint64_t k = ring_count(p->nslots, sh->ready_head, sh->ready_tail); k-- > 0;) {
         uint32_t s = p->ready[sh->ready_head % p->nslots];
         sh->ready_head++;
-        if (s < p->nslots && p->slot_task[s]) /* else written over (see collect) */
+        if (s < p->nslots && p->slot_task[s] && slot_waits(p, s))
             fail_slot(p, s, code);
     }
     sh->ready_head = sh->ready_tail;
@@ -728,7 +838,7 @@ static void fail_queued(plait_procpool *p, int code)
 static void fail_running(plait_procpool *p, pid_t pid, int fate)
 {
     pool_shm *sh = p->sh;
-    plait__plock_lock(&sh->lock);
+    parent_lock(p);
     for (uint32_t s = 0; s < p->nslots; s++) {
         task_slot *ts = slot_at(p, s);
         ptask *t = p->slot_task[s];
@@ -792,7 +902,9 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     plait__manager_unwatch(dead_fd);
     w->pidfd = -1; /* under the pool lock, where the others read it */
     atomic_store(&ws->pid, 0); /* its replacement's, if any, from the fork on */
-    int init_error = ws->init_error; /* before the fork below clears it */
+    int init_error = init_failure(p, w->index); /* before the fork below clears it */
+    if (w->misbehaved)
+        fate = -EPROTO; /* killed for holding the shared lock (parent_lock) */
     w->alive = false;
     p->alive--;
     ptask *failed = NULL;
@@ -810,9 +922,10 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     int forked = 0;
     if (!p->broken && !p->stop_sent && !p->cancelling)
         forked = worker_fork(p, w->index);
-    if (forked < 0 && ws->init_error) {
+    int new_init_error = forked < 0 ? init_failure(p, w->index) : 0;
+    if (new_init_error) {
         /* the new worker's initialiser failed, and it was gone before it was watched */
-        p->broken = ws->init_error;
+        p->broken = new_init_error;
         failed = take_waiting(p);
     } else if (forked < 0 && !retry_arm(p) && p->alive == 0) {
         p->broken = -EAGAIN; /* no worker left, none can be made, and no retry */
@@ -858,8 +971,9 @@ static void retry_fired(plait__mgr_source *src, uint32_t events)
         if (p->workers[i].alive || p->broken || p->stop_sent || p->cancelling)
             continue;
         if (worker_fork(p, i) < 0) {
-            if (p->wstate[i].init_error) { /* its initialiser failed, and it is gone */
-                p->broken = p->wstate[i].init_error;
+            int init_error = init_failure(p, i);
+            if (init_error) { /* its initialiser failed, and it is gone */
+                p->broken = init_error;
                 failed = take_waiting(p);
             } else {
                 short_of_one = true;
@@ -924,7 +1038,7 @@ static bool ptask_cancel(plait__future *f)
         t->withdrawn = withdrawn = true;
     } else if (t->where == WHERE_SLOT) {
         task_slot *ts = slot_at(p, (uint32_t)t->slot);
-        plait__plock_lock(&p->sh->lock);
+        parent_lock(p);
         if (ts->state == SLOT_QUEUED) {
             ts->state = SLOT_CANCELLED;
             t->withdrawn = withdrawn = true;
@@ -1221,7 +1335,7 @@ int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline)
         pool->cancelling = true;
         cancelled = take_waiting(pool);
         fail_queued(pool, -ECANCELED);
-        plait__plock_lock(&pool->sh->lock);
+        parent_lock(pool);
         for (unsigned s = 0; s < pool->nslots; s++) {
             ptask *t = pool->slot_task[s];
             if (t && t->where == WHERE_SLOT && slot_at(pool, s)->state == SLOT_RUNNING) {

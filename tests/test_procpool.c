@@ -3450,20 +3450,56 @@ static void scribble_step(int sig, siginfo_t *si, void *ctx)
         *(volatile uint32_t *)(scribble_base + SCRIBBLE_DONE_RING) = 1000; /* of 4 slots */
 }
 
+/* The pool's mapping, as a task in slot 0 (of a pool of one worker) sees it: NULL when
+ * the layout is not the one assumed (the task then fails, and the test with it). */
+static volatile char *mapping_of(const void *arg, size_t arg_len, plait_proc_fn self)
+{
+    volatile char *base = (volatile char *)arg - TRAP_SLOT0_ARG;
+    plait_proc_fn fn;
+    memcpy(&fn, (const char *)base + SCRIBBLE_SLOT0_FN, sizeof fn);
+    if (fn != self || *(volatile uint64_t *)(base + SCRIBBLE_SLOT0_ARG_LEN) != arg_len)
+        return NULL;
+    return base;
+}
+
 static ssize_t scribbles(const void *arg, size_t arg_len, void *out, size_t cap)
 {
     if (arg_len != sizeof scribble_what || cap < 8)
         return -EINVAL;
     memcpy(&scribble_what, arg, sizeof scribble_what);
-    scribble_base = (volatile char *)arg - TRAP_SLOT0_ARG;
-    plait_proc_fn self = scribbles, fn;
-    memcpy(&fn, (const char *)scribble_base + SCRIBBLE_SLOT0_FN, sizeof fn);
-    if (fn != self || *(volatile uint64_t *)(scribble_base + SCRIBBLE_SLOT0_ARG_LEN) != arg_len ||
-        *(volatile uint64_t *)(scribble_base + TRAP_SHM_DONE_TAIL) != 0)
+    scribble_base = mapping_of(arg, arg_len, scribbles);
+    if (!scribble_base || *(volatile uint64_t *)(scribble_base + TRAP_SHM_DONE_TAIL) != 0)
         return -EINVAL; /* not the layout assumed */
     memset(out, 0x5a, 8);
     single_step_into(scribble_step);
     return 8;
+}
+
+/* What a wait for the pool's lock that a scribble holds for ever takes to give up. */
+#define PATIENTLY() plait_deadline_in((CHECK_SANITIZED ? 10 : 5) * PLAIT_SEC)
+
+/* The tasks after a scribble each run and come back. */
+static void later_tasks_run(plait_procpool *pool)
+{
+    enum { MORE = 6 };
+    plait_task more[MORE];
+    int submitted = 0;
+    while (submitted < MORE) {
+        int r = plait_procpool_submit(pool, &more[submitted], reverse_fn, "ab", 2);
+        CHECK_EQ(r, 0);
+        if (r < 0)
+            break;
+        submitted++;
+    }
+    for (int i = 0; i < submitted; i++) {
+        plait_bytes *b = NULL;
+        int r = plait_join(more[i], (void **)&b, PATIENTLY());
+        CHECK_EQ(r, 0);
+        CHECK(b && b->len == 2 && memcmp(b->data, "ba", 2) == 0);
+        free(b);
+        if (r == -ETIMEDOUT)
+            break; /* the pool is stuck: the others would wait as long */
+    }
 }
 
 static void scribbled_task_fails_alone(int what)
@@ -3477,17 +3513,7 @@ static void scribbled_task_fails_alone(int what)
     void *res = NULL;
     CHECK_EQ(plait_join(t, &res, PROMPTLY()), -EPROTO);
     CHECK(res == NULL);
-    /* nothing else is lost: each of these runs and comes back */
-    enum { MORE = 6 };
-    plait_task more[MORE];
-    for (int i = 0; i < MORE; i++)
-        CHECK_EQ(plait_procpool_submit(pool, &more[i], reverse_fn, "ab", 2), 0);
-    for (int i = 0; i < MORE; i++) {
-        plait_bytes *b = NULL;
-        CHECK_EQ(plait_join(more[i], (void **)&b, PROMPTLY()), 0);
-        CHECK(b && b->len == 2 && memcmp(b->data, "ba", 2) == 0);
-        free(b);
-    }
+    later_tasks_run(pool); /* nothing else is lost */
     close_pool(pool);
 }
 
@@ -3503,6 +3529,214 @@ TEST(procpool_task_scribbling_on_the_done_ring_fails_alone)
 {
     run_isolated(scribbled_done_entry_scenario, ISOLATED_BUDGET);
 }
+
+/* The rest of the shared state a task can write over, from the task itself (no
+ * single-stepping needed: the worker holds nothing while its task runs).  Layout as
+ * above: the pool's lock word at 0, the ready ring's head at 24 and tail at 32, the
+ * ready ring at 64, the worker's init_error at 132. */
+enum { SCRIBBLE_LOCK = 0, SCRIBBLE_READY_HEAD = 24, SCRIBBLE_READY_TAIL = 32,
+       SCRIBBLE_READY_RING = 64, SCRIBBLE_INIT_ERROR = 132 };
+/* A task that writes over the pool's lock word, with a value no death will clear:
+ * the parent's pid, the waiters' bit alone (nobody's pid), or its own worker's pid,
+ * and returns.  Its worker then waited for the lock for ever, and so did the parent
+ * at its next look at the shared state (a join, a submit): the parent must not wait
+ * for ever on a word that a worker can write.  Whatever a worker of the pool does
+ * not hold, the parent takes over (the task's result then comes back); a worker that
+ * holds it, the parent kills (its task fails with -EPROTO) and replaces. */
+enum { LOCK_PARENTS_PID, LOCK_WAITERS_BIT, LOCK_OWN_PID };
+
+static ssize_t scribbles_on_the_lock(const void *arg, size_t arg_len, void *out, size_t cap)
+{
+    int what;
+    volatile char *base = mapping_of(arg, arg_len, scribbles_on_the_lock);
+    if (!base || arg_len != sizeof what || cap < 8)
+        return -EINVAL;
+    memcpy(&what, arg, sizeof what);
+    unsigned v = what == LOCK_PARENTS_PID ? (unsigned)getppid()
+                 : what == LOCK_WAITERS_BIT ? 1u << 31
+                                            : (unsigned)getpid();
+    atomic_store((atomic_uint *)(uintptr_t)(base + SCRIBBLE_LOCK), v);
+    memset(out, 0x5a, 8);
+    return 8;
+}
+
+static void scribbled_lock_scenario(int what)
+{
+    plait_procpool_options o = {.processes = 1};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool)
+        return;
+    plait_task t;
+    CHECK_EQ(plait_procpool_submit(pool, &t, scribbles_on_the_lock, &what, sizeof what), 0);
+    plait_bytes *b = NULL;
+    int r = plait_join(t, (void **)&b, PATIENTLY());
+    if (what == LOCK_OWN_PID) {
+        CHECK_EQ(r, -EPROTO);
+        CHECK(b == NULL);
+    } else {
+        CHECK_EQ(r, 0);
+        CHECK(b && b->len == 8 && b->data[0] == 0x5a && b->data[7] == 0x5a);
+    }
+    free(b);
+    if (r != -ETIMEDOUT)
+        later_tasks_run(pool);
+    close_pool(pool);
+}
+
+static void lock_parents_pid_scenario(void) { scribbled_lock_scenario(LOCK_PARENTS_PID); }
+static void lock_waiters_bit_scenario(void) { scribbled_lock_scenario(LOCK_WAITERS_BIT); }
+static void lock_own_pid_scenario(void) { scribbled_lock_scenario(LOCK_OWN_PID); }
+
+TEST(procpool_task_scribbling_on_the_pool_lock_hangs_nothing)
+{
+    run_isolated(lock_parents_pid_scenario, ISOLATED_BUDGET);
+    run_isolated(lock_waiters_bit_scenario, ISOLATED_BUDGET);
+    run_isolated(lock_own_pid_scenario, ISOLATED_BUDGET);
+}
+
+/* A task that writes over its worker's init_error (a code no initialiser returned:
+ * 1; or a plausible one, -EIO, in a pool without an initialiser), and whose worker
+ * then ends (max_tasks) and is replaced.  The parent took the word for the worker's
+ * initialiser failing: the pool broke with that code, and with 1, a positive code,
+ * submit took tasks that it never queued nor failed (their joins waited for ever). */
+static int init_succeeds(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static ssize_t scribbles_on_init_error(const void *arg, size_t arg_len, void *out, size_t cap)
+{
+    int32_t code;
+    volatile char *base = mapping_of(arg, arg_len, scribbles_on_init_error);
+    if (!base || arg_len != sizeof code || cap < 8)
+        return -EINVAL;
+    memcpy(&code, arg, sizeof code);
+    *(volatile int32_t *)(base + SCRIBBLE_INIT_ERROR) = code;
+    memset(out, 0x5a, 8);
+    return 8;
+}
+
+static void scribbled_init_error_scenario(int32_t code, int (*init)(void *))
+{
+    plait_procpool_options o = {.processes = 1, .max_tasks = 1, .init = init};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool)
+        return;
+    plait_task t;
+    CHECK_EQ(plait_procpool_submit(pool, &t, scribbles_on_init_error, &code, sizeof code), 0);
+    plait_bytes *b = NULL;
+    CHECK_EQ(plait_join(t, (void **)&b, PROMPTLY()), 0);
+    CHECK(b && b->len == 8);
+    free(b);
+    later_tasks_run(pool); /* each on a new worker, after the scribbler's end */
+    close_pool(pool);
+}
+
+static void init_error_positive_scenario(void) { scribbled_init_error_scenario(1, init_succeeds); }
+static void init_error_without_init_scenario(void) { scribbled_init_error_scenario(-EIO, NULL); }
+
+TEST(procpool_task_scribbling_on_init_error_breaks_nothing)
+{
+    run_isolated(init_error_positive_scenario, ISOLATED_BUDGET);
+    run_isolated(init_error_without_init_scenario, ISOLATED_BUDGET);
+}
+
+/* A task that writes over the ready ring while a second task waits there, behind it
+ * (one worker): the entry that stood for the second (with a slot number out of range,
+ * or its own, running slot), or the ring's head (past its tail).  The worker skipped
+ * the entry (or looped through the ring for ever), and the second task was never run
+ * nor reported: its join waited for ever.  It fails with -EPROTO (its record was
+ * written over), and the pool goes on.  So too when the pool is shut down with
+ * PLAIT_POOL_CANCEL before any worker came to the entry (the scribbler still runs):
+ * the shutdown failed what the ring held, not the task it had lost, and then waited
+ * for it for ever. */
+enum { READY_ENTRY_OUT_OF_RANGE, READY_ENTRY_OF_A_RUNNING_SLOT, READY_HEAD_PAST_TAIL,
+       READY_ENTRY_THEN_SHUTDOWN };
+
+static ssize_t scribbles_on_the_ready_ring(const void *arg, size_t arg_len, void *out,
+                                           size_t cap)
+{
+    int what;
+    volatile char *base = mapping_of(arg, arg_len, scribbles_on_the_ready_ring);
+    if (!base || arg_len != sizeof what || cap < 8)
+        return -EINVAL;
+    memcpy(&what, arg, sizeof what);
+    /* the second task is queued (in slot 1, entry 1) once the tail reads 2 */
+    volatile uint64_t *tail = (volatile uint64_t *)(base + SCRIBBLE_READY_TAIL);
+    for (int64_t give_up = plait_deadline_in(PLAIT_SEC); *tail != 2;)
+        if (plait_now() > give_up)
+            return -ETIMEDOUT;
+    volatile uint32_t *entry = (volatile uint32_t *)(base + SCRIBBLE_READY_RING) + 1;
+    if (what == READY_ENTRY_OUT_OF_RANGE || what == READY_ENTRY_THEN_SHUTDOWN)
+        *entry = 1000; /* of 4 slots */
+    else if (what == READY_ENTRY_OF_A_RUNNING_SLOT)
+        *entry = 0; /* this task's */
+    else
+        *(volatile uint64_t *)(base + SCRIBBLE_READY_HEAD) = 1000;
+    if (what == READY_ENTRY_THEN_SHUTDOWN) {
+        plait_psem_release(fx.started);
+        for (;;)
+            pause(); /* until the shutdown kills it */
+    }
+    memset(out, 0x5a, 8);
+    return 8;
+}
+
+static void scribbled_ready_ring_scenario(int what)
+{
+    fx_init();
+    plait_procpool_options o = {.processes = 1};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    plait_task t, behind;
+    CHECK_EQ(plait_procpool_submit(pool, &t, scribbles_on_the_ready_ring, &what, sizeof what), 0);
+    CHECK_EQ(plait_procpool_submit(pool, &behind, reverse_fn, "ab", 2), 0);
+    plait_bytes *b = NULL;
+    if (what == READY_ENTRY_THEN_SHUTDOWN) {
+        CHECK_EQ(plait_psem_acquire(fx.started, PROMPTLY()), 0);
+        CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_CANCEL, PROMPTLY()), 0);
+        CHECK_EQ(plait_join(t, (void **)&b, PROMPTLY()), -ECANCELED);
+    } else {
+        CHECK_EQ(plait_join(t, (void **)&b, PROMPTLY()), 0);
+        CHECK(b && b->len == 8);
+    }
+    free(b);
+    b = NULL;
+    int r = plait_join(behind, (void **)&b, PROMPTLY());
+    CHECK_EQ(r, -EPROTO);
+    CHECK(b == NULL);
+    free(b);
+    if (r != -ETIMEDOUT && what != READY_ENTRY_THEN_SHUTDOWN)
+        later_tasks_run(pool);
+    close_pool(pool);
+    fx_fini();
+}
+
+static void ready_entry_out_of_range_scenario(void)
+{
+    scribbled_ready_ring_scenario(READY_ENTRY_OUT_OF_RANGE);
+}
+static void ready_entry_of_a_running_slot_scenario(void)
+{
+    scribbled_ready_ring_scenario(READY_ENTRY_OF_A_RUNNING_SLOT);
+}
+static void ready_head_past_tail_scenario(void) { scribbled_ready_ring_scenario(READY_HEAD_PAST_TAIL); }
+static void ready_entry_then_shutdown_scenario(void)
+{
+    scribbled_ready_ring_scenario(READY_ENTRY_THEN_SHUTDOWN);
+}
+
+TEST(procpool_task_scribbling_on_the_ready_ring_loses_nothing)
+{
+    run_isolated(ready_entry_out_of_range_scenario, ISOLATED_BUDGET);
+    run_isolated(ready_entry_of_a_running_slot_scenario, ISOLATED_BUDGET);
+    run_isolated(ready_head_past_tail_scenario, ISOLATED_BUDGET);
+    run_isolated(ready_entry_then_shutdown_scenario, ISOLATED_BUDGET);
+}
 #else
 TEST(worker_killed_mid_publish_completes_once)
 {
@@ -3515,6 +3749,18 @@ TEST(procpool_task_scribbling_on_its_result_len_fails_alone)
 TEST(procpool_task_scribbling_on_the_done_ring_fails_alone)
 {
     fprintf(stderr, "  (needs x86-64 single-stepping, without TSan: skipped)\n");
+}
+TEST(procpool_task_scribbling_on_the_pool_lock_hangs_nothing)
+{
+    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
+}
+TEST(procpool_task_scribbling_on_init_error_breaks_nothing)
+{
+    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
+}
+TEST(procpool_task_scribbling_on_the_ready_ring_loses_nothing)
+{
+    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
 }
 #endif
 
@@ -3733,6 +3979,9 @@ RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
           CASE(worker_killed_mid_publish_completes_once),
           CASE(procpool_task_scribbling_on_its_result_len_fails_alone),
           CASE(procpool_task_scribbling_on_the_done_ring_fails_alone),
+          CASE(procpool_task_scribbling_on_the_pool_lock_hangs_nothing),
+          CASE(procpool_task_scribbling_on_init_error_breaks_nothing),
+          CASE(procpool_task_scribbling_on_the_ready_ring_loses_nothing),
           CASE(replacement_dying_in_its_initialiser_breaks_the_pool),
           CASE(procpool_submit_many),
           CASE(procpool_shutdown_cancel_after_join),
