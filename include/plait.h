@@ -863,7 +863,8 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * process mutexes, semaphores and events, queues, and open descriptors.  The child
  * starts with plait's global state reset (no manager, no default pool: made again on
  * first use), so it may use all of plait; objects that other threads of the parent
- * were using at the fork (a plait_mutex, a channel) are copies of that moment's state
+ * were using at the fork (a plait_mutex, a channel, a plait_completed set that one of
+ * them waited on or whose task finished on one) are copies of that moment's state
  * and must not be used in the child.  A task handle from before the fork is the child's
  * only when the thread that forked runs its task (a coroutine of its scheduler): every
  * call in the child on any other such handle (one of the parent's other threads, running or
@@ -875,7 +876,7 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * wait among them for what only the parent's other threads would do (a pool task's or a
  * thread's end, plait_to_thread included, a send from another thread, a
  * plait_process_start or plait_process_exec in progress: the manager thread makes it)
- * never ends in the child.  The calling thread flushes every stdio
+ * never ends in the child but at its deadline (-ETIMEDOUT) or cancellation.  The calling thread flushes every stdio
  * stream before plait forks a function child or a process pool's workers (a program's
  * exec drops what it inherits); what other threads write to stdout and stderr meanwhile
  * stays the parent's to write.
@@ -948,12 +949,15 @@ int plait_process_exec(plait_task *task, const char *file, char *const argv[],
                        const plait_process_options *options, plait_pipes *pipes);
 
 /* The child's process id.  -ESRCH for a stale handle, -EINVAL when the task is not a
- * process, -EPERM in a forked child of the process that started it. */
+ * process, -EPERM in a forked child for a task from before the fork that is not the
+ * child's (a process the parent started, or any task of the parent's other threads:
+ * see "Fork"), before it is known whether the task is a process. */
 int plait_process_pid(plait_task task);
 
 /* Send signal sig to the child (SIGTERM to ask it to end, SIGKILL to end it).  -ESRCH
  * when it has ended or the handle is stale, -EINVAL for a bad signal or a task that is
- * not a process, -EPERM in a forked child of the process that started it. */
+ * not a process, -EPERM in a forked child for a task from before the fork that is not
+ * the child's (as plait_process_pid). */
 int plait_process_kill(plait_task task, int sig);
 
 /* ----------------------------------------------------------------------------

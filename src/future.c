@@ -258,6 +258,33 @@ static void unref_unlock(plait__future *f)
     }
 }
 
+/* The scheduler of the thread that forked this process (0: none), whose coroutines'
+ * tasks go on here (fork.c); and the first id drawn after the fork (0 in a process
+ * never forked): a scheduler with a lower id is an ancestor's. */
+uint64_t plait__forked_sched_id;
+uint64_t plait__forked_id_floor;
+
+/* Whether a future is a copy, in a forked child, of one whose producer is not here:
+ * made before the fork, and not a coroutine of the forking thread's scheduler — a task
+ * of the parent's other threads (a coroutine of another scheduler, a plait thread, a
+ * pool task, the work the forking thread ran: plait__future_atfork), finished or not,
+ * or one that runs in another process (a process, a process pool task).  Threads of
+ * the parent may have held its lock at the fork (a canceller posting to the
+ * coroutine's scheduler, a joiner, the producer finishing): held for ever in the copy.
+ * Its waits are copies too, some with descriptors the two processes share (a thread's
+ * wake-up eventfd, a pidfd), so touching them would reach into the parent.  So it is
+ * answered from the fields that say where it runs, read without the lock: nothing in
+ * the child writes them, as the handle it cannot consume keeps the future from being
+ * freed and started again. */
+static bool made_elsewhere(const plait__future *f)
+{
+    if (PLAIT_LIKELY(atomic_load_explicit(&f->epoch, memory_order_relaxed) ==
+                     plait__fork_epoch()))
+        return false;
+    uint64_t sched = atomic_load_explicit(&f->sched_id, memory_order_relaxed);
+    return !sched || sched != plait__forked_sched_id;
+}
+
 void plait__joiner_push(plait__future *f, plait__wait_node *node, plait__waiter *w, int index)
 {
     f->refs++;
@@ -266,10 +293,17 @@ void plait__joiner_push(plait__future *f, plait__wait_node *node, plait__waiter 
 
 void plait__joiner_unlink(plait__wait_node *node)
 {
-    plait__wait_node_unlink(node);
     /* a joiner's node was pushed with its future's lock: that names the future */
     plait__future *f = (plait__future *)(void *)((char *)node->lock -
                                                  offsetof(plait__future, lock));
+    /* In a forked child, a coroutine of the forking thread's scheduler that was waiting
+     * for a task that is not the child's gives its node up without that future's lock,
+     * which a parent thread may have held at the fork (its wait ended at a deadline or
+     * a cancellation here, then spun for ever).  The copy keeps the node and its
+     * reference: nothing in the child walks or frees it (made_elsewhere). */
+    if (PLAIT_UNLIKELY(made_elsewhere(f)))
+        return;
+    plait__wait_node_unlink(node);
     plait__spin_lock(&f->lock);
     unref_unlock(f);
 }
@@ -371,31 +405,6 @@ void plait__future_cancel(plait__future *f)
     cancel_locked(f, &later);
     plait__spin_unlock(&f->lock);
     plait__wakeups_deliver(&later);
-}
-
-/* The scheduler of the thread that forked this process (0: none), whose coroutines'
- * tasks go on here (fork.c). */
-static uint64_t forked_sched_id;
-
-/* Whether a future is a copy, in a forked child, of one whose producer is not here:
- * made before the fork, and not a coroutine of the forking thread's scheduler — a task
- * of the parent's other threads (a coroutine of another scheduler, a plait thread, a
- * pool task, the work the forking thread ran: plait__future_atfork), finished or not,
- * or one that runs in another process (a process, a process pool task).  Threads of
- * the parent may have held its lock at the fork (a canceller posting to the
- * coroutine's scheduler, a joiner, the producer finishing): held for ever in the copy.
- * Its waits are copies too, some with descriptors the two processes share (a thread's
- * wake-up eventfd, a pidfd), so touching them would reach into the parent.  So it is
- * answered from the fields that say where it runs, read without the lock: nothing in
- * the child writes them, as the handle it cannot consume keeps the future from being
- * freed and started again. */
-static bool made_elsewhere(const plait__future *f)
-{
-    if (PLAIT_LIKELY(atomic_load_explicit(&f->epoch, memory_order_relaxed) ==
-                     plait__fork_epoch()))
-        return false;
-    uint64_t sched = atomic_load_explicit(&f->sched_id, memory_order_relaxed);
-    return !sched || sched != forked_sched_id;
 }
 
 plait__future *plait__future_lock(plait_task task, int *err)
@@ -603,8 +612,11 @@ static int join(plait_task task, void **result, int64_t deadline, bool cancellab
                 bool helps)
 {
     plait__future *f = task.future;
+    /* (not for a task that is not the child's, in a forked child: -EPERM at once, where
+     * a pool task would run the queued tasks first, made_elsewhere) */
     bool current = f && !plait__coro_current() &&
-                   atomic_load_explicit(&f->generation, memory_order_relaxed) == task.generation;
+                   atomic_load_explicit(&f->generation, memory_order_relaxed) == task.generation &&
+                   !made_elsewhere(f);
     /* (not for the caller's own future, which cannot finish meanwhile: wait_any says
      * -EDEADLK at once, where running the queue first would only delay it) */
     if (current && helps && plait__worker_helping() && f != plait__tls_work)
@@ -890,7 +902,8 @@ void plait__future_atfork(int phase)
         if (s)
             s->work = NULL;
         /* its coroutines go on here: their tasks are the child's (made_elsewhere) */
-        forked_sched_id = s ? s->id : 0;
+        plait__forked_sched_id = s ? s->id : 0;
+        plait__forked_id_floor = plait__new_id();
     }
     plait__atfork_mutex(&global_lock, phase);
 }

@@ -459,6 +459,15 @@ struct plait__sched {
 extern PLAIT_TLS plait__sched *plait__tls_sched;
 
 static inline plait__sched *plait__sched_current(void) { return plait__tls_sched; }
+/* Whether a scheduler is a copy, in a forked child, of one of the parent's other
+ * threads (not the forking thread's, whose coroutines go on here): its coroutines are
+ * not in this process, and nothing may post to its inbox, whose lock a parent thread
+ * may have held at the fork and whose wake-up descriptor the parent shares (future.c). */
+extern uint64_t plait__forked_sched_id, plait__forked_id_floor;
+static inline bool plait__sched_elsewhere(const plait__sched *s)
+{
+    return PLAIT_UNLIKELY(s->id < plait__forked_id_floor) && s->id != plait__forked_sched_id;
+}
 /* The running coroutine, or NULL on a plain thread or in the scheduler loop. */
 static inline plait__coro *plait__coro_current(void)
 {

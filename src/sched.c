@@ -184,6 +184,12 @@ void plait__coro_wake(plait__coro *c)
         ready_push(s, c);
         return;
     }
+    /* In a forked child, a parent's coroutine that waited on what goes on here (the end
+     * of a coroutine of the forking thread's scheduler) is a copy: left asleep.  Its
+     * scheduler's inbox lock may have been held at the fork, and its wake-up eventfd is
+     * the parent's (the child's end of such a task wrote it). */
+    if (PLAIT_UNLIKELY(plait__sched_elsewhere(s)))
+        return;
     plait__spin_lock(&s->inbox.lock);
     c->next = NULL;
     if (s->inbox.wake_tail)
@@ -209,6 +215,8 @@ void plait__coro_cancel(plait__coro *c)
         cancel_local(c);
         return;
     }
+    if (PLAIT_UNLIKELY(plait__sched_elsewhere(s)))
+        return; /* a copy in a forked child (plait__coro_wake) */
     if (atomic_exchange(&c->cancel_queued, 1))
         return; /* a cancellation is on its way already */
     plait__spin_lock(&s->inbox.lock);

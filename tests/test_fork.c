@@ -7,7 +7,7 @@
  * Each case forks; the child reports through its exit status (0: all its checks held)
  * and is reaped within a limit, so a hang in the child is a failure here, not a stall.
  */
-#include "helpers.h"
+#include "fork_child.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -16,27 +16,16 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Exit the child: 0 when its checks held. */
-static _Noreturn void child_exit(void)
-{
-    fflush(NULL);
-    _exit(check_failures == 0 ? 0 : 1);
-}
-
 /* Fork; in the child run fn(arg) then exit; in the parent reap the child (within 20 s)
  * and check that it exited with 0. */
 static void in_child(void (*fn)(void *), void *arg)
 {
-    fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = fork_child(true);
     if (pid == 0) {
         fn(arg);
         child_exit();
     }
-    CHECK(pid > 0);
-    int status = reap_within(pid, 20);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WEXITSTATUS(status), 0);
+    reap_ok(pid, 20);
 }
 
 /* ---- fork inside a pool task ---- */

@@ -9,10 +9,14 @@
  * own calls on the handle spun in it (and the child never ended).  They must answer
  * -EPERM, as for any task that is not the child's, without touching the lock.
  */
-#include "helpers.h"
+#include "fork_child.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <string.h>
 
 void __real_plait__coro_cancel(void *coro);
 void __wrap_plait__coro_cancel(void *coro);
@@ -68,12 +72,6 @@ static void *cancel_target(void *arg)
     return NULL;
 }
 
-static _Noreturn void child_exit(void)
-{
-    fflush(NULL);
-    _exit(check_failures == 0 ? 0 : 1);
-}
-
 /* In the child: every call on the parent's task is refused, at once. */
 static void calls_on_the_parent_s_task(void)
 {
@@ -97,16 +95,12 @@ TEST(a_cancel_in_flight_at_a_fork_leaves_the_child_s_calls_answering)
     pthread_t canceller;
     thread_start(&canceller, cancel_target, NULL);
     wait_for(&parked);
-    fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = fork_child(true);
     if (pid == 0) {
         calls_on_the_parent_s_task();
         child_exit();
     }
-    CHECK(pid > 0);
-    int status = reap_within(pid, 5);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WEXITSTATUS(status), 0);
+    reap_ok(pid, 5);
     atomic_store(&released, 1);
     thread_join(canceller);
     sched_thread_join(&st);
@@ -126,8 +120,7 @@ TEST(a_finished_task_of_another_thread_is_not_the_child_s)
     plait_task done;
     CHECK_EQ(plait_thread_start(&done, forty_two, NULL, NULL), 0);
     CHECK_EQ(plait_wait_any(&done, 1, SOON()), 0);
-    fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = fork_child(true);
     if (pid == 0) {
         CHECK_EQ(plait_join(done, NULL, SOON()), -EPERM);
         plait_task own;
@@ -137,14 +130,217 @@ TEST(a_finished_task_of_another_thread_is_not_the_child_s)
         CHECK_EQ(INT(value), 42);
         child_exit();
     }
-    CHECK(pid > 0);
-    int status = reap_within(pid, 5);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WEXITSTATUS(status), 0);
+    reap_ok(pid, 5);
     void *value = NULL;
     CHECK_EQ(plait_join(done, &value, SOON()), 0);
     CHECK_EQ(INT(value), 42);
 }
 
+/* ---- a coroutine of the forking thread's scheduler joining a parent's task ---- */
+
+static atomic_int joiner_linked;
+
+/* A coroutine that waits for the other scheduler's task until a deadline (a wait that
+ * consumes nothing: that task's scheduler joins it). */
+static void *join_other_for_a_while(void *arg)
+{
+    (void)arg;
+    atomic_store(&joiner_linked, 1);
+    int r = plait_wait_any(&target, 1, plait_deadline_in(300 * PLAIT_MS));
+    return r < 0 ? PLAIT_FAIL(r) : ARG(r);
+}
+
+static void *fork_while_the_lock_is_held(void *arg)
+{
+    (void)arg;
+    plait_task joiner;
+    CHECK_EQ(plait_spawn(&joiner, join_other_for_a_while, NULL), 0);
+    while (!atomic_load(&joiner_linked))
+        CHECK_EQ(plait_yield(), 0);
+    settle(); /* the joiner is linked to the task and asleep */
+    atomic_store(&park_next_cancel, 1);
+    pthread_t canceller;
+    thread_start(&canceller, cancel_target, NULL);
+    wait_for(&parked);
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        /* the joiner's wait ends at its deadline, and its node is given up: that must
+         * not take the parent's task's lock, held for ever here */
+        int64_t start = plait_now();
+        CHECK_EQ(plait_join(joiner, NULL, SOON()), -ETIMEDOUT);
+        CHECK_PROMPT(start);
+        child_exit();
+    }
+    reap_ok(pid, 5);
+    atomic_store(&released, 1);
+    thread_join(canceller);
+    int r = plait_join(joiner, NULL, SOON()); /* its deadline, or the task's end */
+    if (r != 0)
+        CHECK_EQ(r, -ETIMEDOUT);
+    return NULL;
+}
+
+/* A coroutine of the forking thread's scheduler was joining, with a deadline, a task of
+ * another thread's scheduler whose lock a canceller held at the fork.  In the child its
+ * wait ends at the deadline (its task is not the child's: a new join would be -EPERM);
+ * giving up its node took that lock, held for ever: the child's scheduler spun. */
+TEST(a_timed_join_in_flight_at_a_fork_ends_in_the_child)
+{
+    atomic_store(&parked, 0);
+    atomic_store(&released, 0);
+    sched_thread st;
+    atomic_store(&target_ready, 0);
+    sched_thread_start(&st, run_target, NULL);
+    wait_for(&target_ready);
+    check_run(fork_while_the_lock_is_held, NULL);
+    sched_thread_join(&st);
+}
+
+/* ---- a pool task of the child joining a parent's task ---- */
+
+static plait_task parents; /* a plait thread of the parent, running */
+static atomic_int second_queued;
+static atomic_int join_result, join_slow;
+
+static void *sleep_long(void *arg)
+{
+    (void)arg;
+    struct timespec t = {1, 500 * 1000 * 1000};
+    nanosleep(&t, NULL);
+    return NULL;
+}
+
+static void *join_the_parent_s(void *arg)
+{
+    (void)arg;
+    wait_for(&second_queued);
+    int64_t start = plait_now();
+    atomic_store(&join_result, plait_join(parents, NULL, SOON()));
+    atomic_store(&join_slow, plait_now() - start >= 500 * PLAIT_MS);
+    return NULL;
+}
+
+/* In a child, a pool task's join of a parent's task is -EPERM at once: it ran the
+ * pool's queued tasks first, as a join of a task that may yet finish does (for ever
+ * while the queue has work, with no deadline). */
+TEST(a_pool_task_s_join_of_a_parent_s_task_is_refused_at_once)
+{
+    CHECK_EQ(plait_thread_start(&parents, wait_to_be_cancelled, NULL, NULL), 0);
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        plait_pool *pool;
+        CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 1}), 0);
+        plait_task first, second;
+        CHECK_EQ(plait_pool_submit(pool, &first, join_the_parent_s, NULL), 0);
+        CHECK_EQ(plait_pool_submit(pool, &second, sleep_long, NULL), 0);
+        atomic_store(&second_queued, 1);
+        CHECK_EQ(plait_join(first, NULL, SOON()), 0);
+        CHECK_EQ(atomic_load(&join_result), -EPERM);
+        CHECK_EQ(atomic_load(&join_slow), 0);
+        CHECK_EQ(plait_join(second, NULL, SOON()), 0);
+        CHECK_EQ(plait_pool_destroy(pool), 0);
+        child_exit();
+    }
+    reap_ok(pid, 10);
+    CHECK_EQ(plait_cancel(parents), 0);
+    CHECK_EQ(plait_join(parents, NULL, SOON()), -ECANCELED);
+}
+
+/* ---- the end in the child of a task a parent's coroutine was waiting for ---- */
+
+static plait_task ending;       /* a coroutine of the forking thread's scheduler */
+static atomic_int ending_ready;
+static atomic_int other_tid;    /* the other scheduler's thread, as its wait begins */
+static int busy_pipe[2];        /* the other scheduler waits on its read end */
+
+static void *wait_on_the_pipe(void *arg)
+{
+    (void)arg;
+    CHECK(plait_wait_fd(busy_pipe[0], POLLIN, SOON()) > 0);
+    return NULL;
+}
+
+/* Main of the other thread's scheduler: waits for the forking scheduler's task while its
+ * poller is busy (so it sleeps in it, woken through its eventfd). */
+static void *wait_for_the_ending_task(void *arg)
+{
+    (void)arg;
+    plait_task poller;
+    CHECK_EQ(plait_spawn(&poller, wait_on_the_pipe, NULL), 0);
+    while (!atomic_load(&ending_ready))
+        CHECK_EQ(plait_sleep(PLAIT_MS), 0);
+    atomic_store(&other_tid, gettid_());
+    CHECK_EQ(plait_wait_any(&ending, 1, SOON()), 0);
+    CHECK_EQ(plait_join(poller, NULL, SOON()), 0);
+    return NULL;
+}
+
+/* The child's own descriptors where the parent's eventfds were: a pipe's write end in
+ * place of every eventfd copy; its read end (non-blocking), or -1. */
+static int eventfds_to_a_pipe(void)
+{
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0)
+        return -1;
+    DIR *d = opendir("/proc/self/fd");
+    CHECK(d != NULL);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[300], link[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n < 0)
+            continue;
+        link[n] = '\0';
+        if (strstr(link, "eventfd"))
+            CHECK(dup2(p[1], atoi(e->d_name)) >= 0);
+    }
+    if (d)
+        closedir(d);
+    return p[0];
+}
+
+static void *fork_before_the_end(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_spawn(&ending, wait_to_be_cancelled, NULL), 0);
+    atomic_store(&ending_ready, 1);
+    wait_asleep(&other_tid); /* the other is linked, asleep in its poller */
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        int seen = eventfds_to_a_pipe();
+        CHECK(seen >= 0);
+        CHECK_EQ(plait_cancel(ending), 0); /* it ends here, the child's */
+        CHECK_EQ(plait_join(ending, NULL, SOON()), -ECANCELED);
+        char buf[16];
+        CHECK_EQ(read(seen, buf, sizeof buf), -1); /* nothing written there */
+        child_exit();
+    }
+    reap_ok(pid, 5);
+    CHECK_EQ(plait_cancel(ending), 0);
+    CHECK_EQ(plait_join(ending, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(write(busy_pipe[1], "x", 1), 1);
+    return NULL;
+}
+
+/* A coroutine of another thread's scheduler waits for a task of the forking thread's
+ * scheduler, which ends in the child.  Its end there woke the copy of that waiter: it
+ * posted to the other scheduler's inbox (whose lock a parent thread may have held at
+ * the fork) and wrote that scheduler's wake-up eventfd, the parent's (or whatever the
+ * child had put at that number). */
+TEST(a_task_s_end_in_the_child_leaves_the_parent_s_waiters_alone)
+{
+    CHECK_EQ(pipe2(busy_pipe, O_NONBLOCK | O_CLOEXEC), 0);
+    sched_thread st;
+    sched_thread_start(&st, wait_for_the_ending_task, NULL);
+    check_run(fork_before_the_end, NULL);
+    sched_thread_join(&st);
+    close(busy_pipe[0]);
+    close(busy_pipe[1]);
+}
+
 RUN_TESTS(CASE(a_cancel_in_flight_at_a_fork_leaves_the_child_s_calls_answering),
-          CASE(a_finished_task_of_another_thread_is_not_the_child_s))
+          CASE(a_finished_task_of_another_thread_is_not_the_child_s),
+          CASE(a_timed_join_in_flight_at_a_fork_ends_in_the_child),
+          CASE(a_pool_task_s_join_of_a_parent_s_task_is_refused_at_once),
+          CASE(a_task_s_end_in_the_child_leaves_the_parent_s_waiters_alone))
