@@ -183,7 +183,8 @@ void plait__future_flush_cache(void)
     cache_len = 0;
 }
 
-static plait__future *future_start(plait_task *task)
+/* sched_id: the scheduler whose coroutine produces it, 0 for other work. */
+static plait__future *future_start(plait_task *task, uint64_t sched_id)
 {
     plait__future *f = future_alloc();
     if (!f)
@@ -206,7 +207,7 @@ static plait__future *future_start(plait_task *task)
     f->ext = NULL;
     f->watch = NULL;
     atomic_store_explicit(&f->epoch, plait__fork_epoch(), memory_order_relaxed);
-    atomic_store_explicit(&f->sched_id, 0, memory_order_relaxed);
+    atomic_store_explicit(&f->sched_id, sched_id, memory_order_relaxed);
     if (task) {
         task->future = f;
         task->generation = atomic_load_explicit(&f->generation, memory_order_relaxed);
@@ -216,17 +217,15 @@ static plait__future *future_start(plait_task *task)
 
 plait__future *plait__future_start(plait__coro *coro, plait_task *task)
 {
-    plait__future *f = future_start(task);
-    if (f) {
+    plait__future *f = future_start(task, coro->sched->id);
+    if (f)
         f->coro = coro;
-        atomic_store_explicit(&f->sched_id, coro->sched->id, memory_order_relaxed);
-    }
     return f;
 }
 
 plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task)
 {
-    plait__future *f = future_start(task);
+    plait__future *f = future_start(task, 0);
     if (f) {
         f->on_thread = true;
         f->fn = fn;
@@ -238,7 +237,7 @@ plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task
 plait__future *plait__future_start_ext(const plait__future_ops *ops, void *ext,
                                        plait_task *task)
 {
-    plait__future *f = future_start(task);
+    plait__future *f = future_start(task, 0);
     if (f) {
         f->ops = ops;
         f->ext = ext;
