@@ -9,15 +9,19 @@ start_server() {
     # also signals its whole process group, the server got SIGTERM twice, and the
     # second could come after its watcher had handled the first and restored the
     # default action, killing it mid-exit (echo_pair_epoll failed so in CI).
+    # The last server's output goes first: the redirection below is made after `&` has
+    # returned, and its "listening on" line was taken for this server's (whose output
+    # then was empty: "never listened"; echo_client_timeout failed so under ASan).
+    rm -f "$tmp/out"
     timeout --foreground 120 "$1" 0 "${@:2}" >"$tmp/out" 2>&1 &
     pid=$!
     for _ in $(seq 200); do
-        grep -q "listening on" "$tmp/out" && break
+        grep -q "listening on" "$tmp/out" 2>/dev/null && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
-    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/out")
-    [ -n "$port" ] || { cat "$tmp/out"; echo "FAIL the server never listened"; exit 1; }
+    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/out" 2>/dev/null)
+    [ -n "$port" ] || { cat "$tmp/out" 2>/dev/null; echo "FAIL the server never listened"; exit 1; }
 }
 
 # kill_server: the server started last killed at once, if still there ($pid is that of
