@@ -74,7 +74,8 @@ void plait__futex_wake(atomic_uint *word, int count)
             NULL, 0);
 }
 
-void plait__futex_wake_shared(atomic_uint *word, int count)
+int plait__futex_wake_shared(atomic_uint *word, int count)
 {
-    syscall(SYS_futex, (unsigned *)word, FUTEX_WAKE, count, NULL, NULL, 0);
+    long r = syscall(SYS_futex, (unsigned *)word, FUTEX_WAKE, count, NULL, NULL, 0);
+    return r > 0 ? (int)r : 0;
 }

@@ -120,7 +120,8 @@ struct timespec;
 struct timespec *plait__deadline_timespec(int64_t deadline, struct timespec *ts);
 void plait__futex_wake(atomic_uint *word, int count);
 int plait__futex_wait_shared(atomic_uint *word, unsigned expected, int64_t deadline);
-void plait__futex_wake_shared(atomic_uint *word, int count);
+/* Returns how many waiters it woke (0 also when the call failed). */
+int plait__futex_wake_shared(atomic_uint *word, int count);
 
 /* ---- process-shared futex words (pfutex.c) ---- */
 /* Wait while *word == expected (a word in shared memory), from a coroutine (only it

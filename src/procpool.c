@@ -59,8 +59,14 @@
  * waiting to run, and drops another (or all of them, when the counters say more than
  * the ring holds) and says so (strays): the parent then fails with -EPROTO each task
  * whose slot waits, untaken, but that no entry names any more (fail_lost; so does a
- * shutdown or a broken pool, fail_queued).  An init_error counts only from a worker of
- * a pool with an initialiser that has not said it returned 0 (init_failure).
+ * shutdown or a broken pool, fail_queued).  A head moved on skips entries silently: the
+ * parent keeps its own copy of the ring, and fails a task whose position the head has
+ * passed while its slot waits, untaken (fail_passed).  An init_error counts only from a
+ * worker of a pool with an initialiser that has not returned 0, as the parent's own
+ * record says (init_seen: the worker said so, or took a task; init_done can be cleared).
+ * helpers_asleep is only a hint (a wake-up that wakes nobody tells the manager), stop
+ * is cleared by the parent before a replacement while it has not sent it, and the
+ * workers' pids that plait_procpool_pids reports are the parent's.
  *
  * Locks.  The parent's side of the pool (free slots, the waiting list, which task is in
  * which slot, the workers) is guarded by `lock`; the shared state by the pid lock, taken
@@ -158,6 +164,9 @@ typedef struct worker {
     bool alive;
     bool misbehaved;            /* killed for holding the shared lock: its task fails
                                  * with -EPROTO */
+    bool init_seen;             /* the parent knows its initialiser returned 0: it said
+                                 * so (init_done), or it took a task (init_done is the
+                                 * workers' to write over: a task may clear it) */
 } worker;
 
 struct plait_procpool {
@@ -181,10 +190,15 @@ struct plait_procpool {
     uint32_t *free_slots;
     unsigned nfree;
     unsigned strays_seen;       /* sh->strays when the parent last looked for lost tasks */
+    uint32_t *queued_slot;      /* the parent's copy of the ready ring: the slot that it
+                                 * queued at each position */
+    uint64_t *queued_at;        /* the ready-ring position at which slot s was queued */
+    uint64_t head_seen;         /* the ready ring's head when the parent last looked */
     ptask *waiting_head, *waiting_tail;
     worker *workers;
     unsigned alive;
     unsigned forking;           /* the worker index being forked (read by the child) */
+    unsigned init_unseen;       /* workers alive without init_seen (pools with init) */
     bool closed, stop_sent, stopped_flag;
     bool cancelling;            /* shut down with PLAIT_POOL_CANCEL: no worker is replaced */
     int broken;                 /* the initialiser's failure */
@@ -299,15 +313,16 @@ static bool notify_manager(int fd, const notify_id *id)
 }
 
 /* Have the parent collect: wake the joiners that sleep on done_seq, or else tell the
- * manager.  false as notify_manager. */
+ * manager.  false as notify_manager.  helpers_asleep is the workers' to write over too
+ * (see Distrust): a wake-up that found nobody asleep tells the manager after all (a
+ * joiner about to sleep sees done_seq moved, and the manager collects once more). */
 static bool tell_parent(plait_procpool *p, const notify_id *nid)
 {
     pool_shm *sh = p->sh;
     atomic_fetch_add(&sh->done_seq, 1);
-    if (atomic_load(&sh->helpers_asleep)) {
-        plait__futex_wake_shared(&sh->done_seq, INT32_MAX);
+    if (atomic_load(&sh->helpers_asleep) &&
+        plait__futex_wake_shared(&sh->done_seq, INT32_MAX) > 0)
         return true;
-    }
     return notify_manager(p->notify_fd, nid);
 }
 
@@ -490,6 +505,8 @@ static void dispatch(plait_procpool *p, ptask *t, uint32_t s, const void *head,
     parent_lock(p);
     ts->state = SLOT_QUEUED;
     p->ready[sh->ready_tail % p->nslots] = s;
+    p->queued_slot[sh->ready_tail % p->nslots] = s;
+    p->queued_at[s] = sh->ready_tail;
     sh->ready_tail++;
     atomic_fetch_add(&sh->work_seq, 1);
     plait__plock_unlock(&sh->lock);
@@ -626,6 +643,29 @@ static void fail_lost(plait_procpool *p)
     }
 }
 
+/* The ready ring's head has passed the entries from head_seen on, each taken by a
+ * worker (its slot has a runner) or failed: a head written over (moved on) skipped some,
+ * whose tasks nothing would run nor report.  Each such task fails with -EPROTO, found
+ * through the parent's own copy of the ring; each position is looked at once (pool lock
+ * and shared lock held). */
+static void fail_passed(plait_procpool *p)
+{
+    pool_shm *sh = p->sh;
+    uint64_t tail = sh->ready_tail;
+    uint64_t head = tail - ring_count(p->nslots, sh->ready_head, tail);
+    uint64_t from = p->head_seen;
+    if (tail - from > p->nslots)
+        from = tail - p->nslots;
+    if (head - from <= p->nslots) /* else it moved back: nothing passed */
+        for (uint64_t pos = from; pos != head; pos++) {
+            uint32_t s = p->queued_slot[pos % p->nslots];
+            if (p->queued_at[s] == pos && p->slot_task[s] && slot_waits(p, s) &&
+                slot_at(p, s)->runner == 0)
+                fail_slot(p, s, -EPROTO);
+        }
+    p->head_seen = head;
+}
+
 /* The code and result length that a worker left in slot s (shared lock held), read
  * once: -EPROTO for what store_outcome never writes. */
 static int slot_outcome(plait_procpool *p, uint32_t s, size_t *len)
@@ -638,6 +678,24 @@ static int slot_outcome(plait_procpool *p, uint32_t s, size_t *len)
     if (code == 0)
         *len = (size_t)n;
     return code;
+}
+
+/* The parent's own record that worker w's initialiser returned 0 (pool lock held). */
+static void mark_initialised(plait_procpool *p, worker *w)
+{
+    if (!w->init_seen) {
+        w->init_seen = true;
+        p->init_unseen--;
+    }
+}
+
+/* Worker runner (a pid, as a slot names it) took a task, so its initialiser had
+ * returned (pool lock held). */
+static void note_runner(plait_procpool *p, uint32_t runner)
+{
+    for (unsigned i = 0; i < p->nworkers && p->init_unseen; i++)
+        if (p->workers[i].alive && (uint32_t)p->workers[i].pid == runner)
+            mark_initialised(p, &p->workers[i]);
 }
 
 /* Take every finished slot off the done ring and settle its task. */
@@ -653,6 +711,8 @@ static void collect(plait_procpool *p)
             p->strays_seen = strays;
             fail_lost(p);
         }
+        if (sh->ready_head != p->head_seen)
+            fail_passed(p);
         sh->done_head = sh->done_tail - ring_count(p->nslots, sh->done_head, sh->done_tail);
         bool any = sh->done_head != sh->done_tail;
         uint32_t s = any ? p->done[sh->done_head % p->nslots] : 0;
@@ -667,6 +727,8 @@ static void collect(plait_procpool *p)
             ptask *t = p->slot_task[s];
             code = entry == ENTRY_BROKEN ? -EPROTO : t->failed ? t->failed
                                                               : slot_outcome(p, s, &len);
+            if (p->init_unseen)
+                note_runner(p, slot_at(p, s)->runner);
             /* taken: a worker that died between putting it on the ring and marking it
              * done left it RUNNING (or CANCELLED), which fail_running would fail again */
             slot_at(p, s)->state = SLOT_DONE;
@@ -735,6 +797,11 @@ static void notified(plait__mgr_source *src, uint32_t events)
     uint64_t v;
     while (read(p->notify_fd, &v, sizeof v) < 0 && errno == EINTR) {
     }
+    plait__spin_lock(&p->lock); /* a worker that said its initialiser returned */
+    for (unsigned i = 0; i < p->nworkers && p->init_unseen; i++)
+        if (p->workers[i].alive && atomic_load(&p->wstate[i].init_done))
+            mark_initialised(p, &p->workers[i]);
+    plait__spin_unlock(&p->lock);
     start_check(p);
     collect(p);
 }
@@ -803,6 +870,7 @@ static int worker_fork(plait_procpool *p, unsigned i)
     w->pid = pid;
     w->pidfd = fd;
     w->misbehaved = false;
+    w->init_seen = !p->init;
     w->src.ready = worker_exited;
     r = plait__manager_watch(fd, &w->src);
     if (r < 0) {
@@ -812,6 +880,8 @@ static int worker_fork(plait_procpool *p, unsigned i)
     }
     w->alive = true;
     p->alive++;
+    if (!w->init_seen)
+        p->init_unseen++;
     return 0;
 }
 
@@ -831,6 +901,18 @@ static void fail_queued(plait_procpool *p, int code)
     }
     sh->ready_head = sh->ready_tail;
     plait__plock_unlock(&sh->lock);
+}
+
+/* Whether a slot with a task names pid as its runner: that worker took a task (pool
+ * lock held). */
+static bool ran_a_task(plait_procpool *p, pid_t pid)
+{
+    bool ran = false;
+    parent_lock(p);
+    for (uint32_t s = 0; s < p->nslots && !ran; s++)
+        ran = p->slot_task[s] && slot_at(p, s)->runner == (uint32_t)pid;
+    plait__plock_unlock(&p->sh->lock);
+    return ran;
 }
 
 /* The worker pid died with fate: the task it was running (or had just taken) fails
@@ -902,26 +984,41 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     plait__manager_unwatch(dead_fd);
     w->pidfd = -1; /* under the pool lock, where the others read it */
     atomic_store(&ws->pid, 0); /* its replacement's, if any, from the fork on */
-    int init_error = init_failure(p, w->index); /* before the fork below clears it */
+    /* whether its initialiser had returned, by the parent's record first: the worker's
+     * word may have been cleared by a task, which then ran (its slot names the worker) */
+    bool past_init = w->init_seen || atomic_load(&ws->init_done) || ran_a_task(p, dead_pid);
+    int init_error = past_init ? 0 : init_failure(p, w->index); /* before the fork clears it */
     if (w->misbehaved)
         fate = -EPROTO; /* killed for holding the shared lock (parent_lock) */
+    if (!w->init_seen)
+        p->init_unseen--;
+    w->init_seen = false;
     w->alive = false;
     p->alive--;
     ptask *failed = NULL;
     if (init_error && !p->broken) {
         p->broken = init_error;
         failed = take_waiting(p);
-    } else if ((atomic_load(&p->starting) || p->init) && !atomic_load(&ws->init_done) &&
+    } else if ((atomic_load(&p->starting) || p->init) && !past_init && !w->misbehaved &&
                !p->broken && !p->stop_sent && !p->cancelling) {
         /* it died while create waits for it, or in its initialiser: the pool breaks
          * with its fate, at create (which then fails) as later (a replacement dying in
-         * its initialiser was forked again and again) */
+         * its initialiser was forked again and again) — but not one that the parent
+         * killed for the lock's word naming it (parent_lock): a scribble, not its
+         * initialiser's doing (the pool broke with -EPROTO) */
         p->broken = fate ? fate : PLAIT_EXITED(0);
         failed = take_waiting(p);
     }
     int forked = 0;
-    if (!p->broken && !p->stop_sent && !p->cancelling)
+    if (!p->broken && !p->stop_sent && !p->cancelling) {
+        /* stop is the workers' to write over too (see Distrust): the parent has not sent
+         * it, so a worker that ended for it (every one does, once the ring is empty) is
+         * replaced by one that must not end at once again (the pool forked in a loop) */
+        parent_lock(p);
+        sh->stop = 0;
+        plait__plock_unlock(&sh->lock);
         forked = worker_fork(p, w->index);
+    }
     int new_init_error = forked < 0 ? init_failure(p, w->index) : 0;
     if (new_init_error) {
         /* the new worker's initialiser failed, and it was gone before it was watched */
@@ -1147,6 +1244,8 @@ static void pool_free(plait_procpool *p)
     if (p->stopped)
         plait_event_destroy(p->stopped);
     free(p->slot_task);
+    free(p->queued_slot);
+    free(p->queued_at);
     free(p->free_slots);
     free(p->workers);
     free(p);
@@ -1203,9 +1302,12 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     char *base = plait__shared_map(p->map_size);
     p->slot_task = calloc(p->nslots, sizeof *p->slot_task);
     p->free_slots = calloc(p->nslots, sizeof *p->free_slots);
+    p->queued_slot = calloc(p->nslots, sizeof *p->queued_slot);
+    p->queued_at = calloc(p->nslots, sizeof *p->queued_at);
     p->workers = calloc(n, sizeof *p->workers);
     if (r == 0)
-        r = !base || !p->slot_task || !p->free_slots || !p->workers
+        r = !base || !p->slot_task || !p->free_slots || !p->queued_slot || !p->queued_at ||
+                    !p->workers
                 ? -ENOMEM
                 : plait_event_create(&p->stopped);
     if (r == 0)
@@ -1398,11 +1500,12 @@ int plait_procpool_pids(plait_procpool *pool, int *pids, unsigned n)
         return -EINVAL;
     if (plait__procpool_caller(pool) < 0)
         return -EPERM;
+    /* the parent's own record: the workers' pid words are theirs to write over */
     unsigned k = 0;
-    for (unsigned i = 0; i < pool->nworkers && k < n; i++) {
-        unsigned pid = atomic_load(&pool->wstate[i].pid);
-        if (pid)
-            pids[k++] = (int)pid;
-    }
+    plait__spin_lock(&pool->lock);
+    for (unsigned i = 0; i < pool->nworkers && k < n; i++)
+        if (pool->workers[i].alive)
+            pids[k++] = (int)pool->workers[i].pid;
+    plait__spin_unlock(&pool->lock);
     return (int)k;
 }

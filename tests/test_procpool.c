@@ -3737,6 +3737,271 @@ TEST(procpool_task_scribbling_on_the_ready_ring_loses_nothing)
     run_isolated(ready_head_past_tail_scenario, ISOLATED_BUDGET);
     run_isolated(ready_entry_then_shutdown_scenario, ISOLATED_BUDGET);
 }
+
+/* More words of the shared state a task can write over (layout as above): the joiners'
+ * sleep count at 16, the stop word at 20, the worker's pid at 128 and its init_done at
+ * 136.  The task writes one (32 bits), then returns its pid (8 bytes) or dies. */
+enum { SCRIBBLE_HELPERS_ASLEEP = 16, SCRIBBLE_STOP = 20, SCRIBBLE_WORKER_PID = 128,
+       SCRIBBLE_INIT_DONE = 136 };
+enum { THEN_RETURN, THEN_DIE };
+typedef struct word_scribble {
+    uint32_t at, value;
+    int then;
+} word_scribble;
+
+static ssize_t scribbles_a_word(const void *arg, size_t arg_len, void *out, size_t cap)
+{
+    word_scribble w;
+    volatile char *base = mapping_of(arg, arg_len, scribbles_a_word);
+    if (!base || arg_len != sizeof w || cap < 8)
+        return -EINVAL;
+    memcpy(&w, arg, sizeof w);
+    atomic_store((atomic_uint *)(uintptr_t)(base + w.at), w.value);
+    if (w.then == THEN_DIE) {
+        prctl(PR_SET_DUMPABLE, 0);
+        raise(SIGKILL);
+    }
+    int64_t pid = getpid();
+    memcpy(out, &pid, sizeof pid);
+    return 8;
+}
+
+/* Submit the scribble as the pool's first task (slot 0) and join it: its pid, or 0. */
+static int64_t scribble_word(plait_procpool *pool, uint32_t at, uint32_t value, int then)
+{
+    word_scribble w = {.at = at, .value = value, .then = then};
+    plait_task t;
+    CHECK_EQ(plait_procpool_submit(pool, &t, scribbles_a_word, &w, sizeof w), 0);
+    int64_t pid = 0;
+    int r = join_i64(t, &pid, PROMPTLY());
+    CHECK_EQ(r, then == THEN_DIE ? PLAIT_KILLED(SIGKILL) : 0);
+    return pid;
+}
+
+/* helpers_asleep written over (nonzero, no joiner asleep): the workers woke the absent
+ * joiners instead of the manager, so nothing was collected but by a joiner — detached
+ * tasks were never collected, and the ones waiting behind them for a slot never ran. */
+static void helpers_asleep_scenario(void)
+{
+    fx_init();
+    plait_procpool_options o = {.processes = 1};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    scribble_word(pool, SCRIBBLE_HELPERS_ASLEEP, 1000, THEN_RETURN);
+    enum { MORE = 12 }; /* more than the 4 slots */
+    for (int i = 0; i < MORE; i++)
+        CHECK_EQ(submit_job(pool, NULL, J_VALUE, 100 + i, i), 0);
+    for (int64_t give_up = PROMPTLY(); runs(100 + MORE - 1) == 0 && plait_now() < give_up;)
+        plait_sleep(PLAIT_MS);
+    for (int i = 0; i < MORE; i++)
+        CHECK_EQ(runs(100 + i), 1);
+    close_pool(pool);
+    fx_fini();
+}
+
+TEST(procpool_task_scribbling_on_helpers_asleep_strands_nothing)
+{
+    run_isolated(helpers_asleep_scenario, ISOLATED_BUDGET);
+}
+
+/* stop written to 1 long before any shutdown: each worker ended once the ring was empty,
+ * and so did each replacement at once — the pool forked in a loop.  One replacement
+ * each, and then the same workers stay. */
+static int same_pids_after(plait_procpool *pool, int64_t ns)
+{
+    int a[8], b[8];
+    int na = plait_procpool_pids(pool, a, 8);
+    plait_sleep(ns);
+    int nb = plait_procpool_pids(pool, b, 8);
+    int same = na == nb;
+    for (int i = 0; same && i < na; i++)
+        same = has_pid(b, nb, a[i]);
+    return same;
+}
+
+static void stop_scenario(void)
+{
+    plait_procpool_options o = {.processes = 2};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool)
+        return;
+    int scribbler = (int)scribble_word(pool, SCRIBBLE_STOP, 1, THEN_RETURN);
+    int pids[2];
+    for (int64_t give_up = PROMPTLY(); plait_now() < give_up;) { /* it has been replaced */
+        int n = plait_procpool_pids(pool, pids, 2);
+        if (n == 2 && !has_pid(pids, n, scribbler))
+            break;
+        plait_sleep(PLAIT_MS);
+    }
+    plait_sleep(50 * PLAIT_MS);
+    CHECK(same_pids_after(pool, 300 * PLAIT_MS));
+    CHECK_EQ(plait_procpool_pids(pool, (int[2]){0}, 2), 2);
+    later_tasks_run(pool);
+    close_pool(pool);
+}
+
+TEST(procpool_task_scribbling_on_stop_forks_no_loop)
+{
+    run_isolated(stop_scenario, ISOLATED_BUDGET);
+}
+
+/* init_done cleared by a task of a pool with an initialiser, and then the task's worker
+ * dies (the task kills it), or ends (max_tasks): the parent took it for a worker that
+ * died in its initialiser, and the pool broke with its fate (every later submit failed
+ * with PLAIT_KILLED(SIGKILL) or PLAIT_EXITED(0)).  The task fails with its own fate;
+ * the pool goes on. */
+static void init_done_scenario(int then)
+{
+    plait_procpool_options o = {.processes = 1, .init = init_succeeds,
+                                .max_tasks = then == THEN_RETURN ? 1 : 0};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool)
+        return;
+    scribble_word(pool, SCRIBBLE_INIT_DONE, 0, then);
+    plait_sleep(100 * PLAIT_MS); /* its worker's end has been seen */
+    later_tasks_run(pool);
+    close_pool(pool);
+}
+
+static void init_done_then_die_scenario(void) { init_done_scenario(THEN_DIE); }
+static void init_done_then_end_scenario(void) { init_done_scenario(THEN_RETURN); }
+
+TEST(procpool_task_scribbling_on_init_done_breaks_nothing)
+{
+    run_isolated(init_done_then_die_scenario, ISOLATED_BUDGET);
+    run_isolated(init_done_then_end_scenario, ISOLATED_BUDGET);
+}
+
+/* The worker's pid word written over: plait_procpool_pids said what the task wrote (the
+ * parent's pid here, which a caller would then kill), not the worker's pid. */
+static void worker_pid_scenario(void)
+{
+    plait_procpool_options o = {.processes = 1};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool)
+        return;
+    int64_t pid = scribble_word(pool, SCRIBBLE_WORKER_PID, (uint32_t)getpid(), THEN_RETURN);
+    int pids[2] = {0, 0};
+    CHECK_EQ(plait_procpool_pids(pool, pids, 2), 1);
+    CHECK_EQ(pids[0], (int)pid);
+    later_tasks_run(pool);
+    close_pool(pool);
+}
+
+TEST(procpool_task_scribbling_on_its_worker_pid_misleads_nothing)
+{
+    run_isolated(worker_pid_scenario, ISOLATED_BUDGET);
+}
+
+/* The lock's word written with the pid of a worker that is still in its initialiser
+ * (a replacement; two workers, max_tasks 1, the third initialiser call is slow): the
+ * scribbler's worker waits for the lock, the parent kills the worker the word names
+ * (parent_lock) — and took its death for its initialiser's failure: the pool broke with
+ * -EPROTO, every later task failed.  It is replaced, and the pool goes on. */
+static int init_third_slow(void *arg)
+{
+    (void)arg;
+    if (atomic_fetch_add(&fx.sh->inits, 1) == 2) {
+        struct timespec ts = {3, 0};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static void lock_names_an_initialising_worker_scenario(void)
+{
+    fx_init();
+    plait_procpool_options o = {.processes = 2, .max_tasks = 1, .init = init_third_slow};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    int before[2] = {0, 0}, now[2] = {0, 0};
+    CHECK_EQ(plait_procpool_pids(pool, before, 2), 2);
+    plait_task t;
+    plait_bytes *b = NULL;
+    CHECK_EQ(plait_procpool_submit(pool, &t, reverse_fn, "ab", 2), 0); /* in slot 0 */
+    CHECK_EQ(plait_join(t, (void **)&b, PROMPTLY()), 0);
+    free(b);
+    b = NULL;
+    int fresh = 0; /* its worker's replacement, in its slow initialiser */
+    for (int64_t give_up = PROMPTLY(); !fresh && plait_now() < give_up;) {
+        int n = plait_procpool_pids(pool, now, 2);
+        for (int i = 0; i < n; i++)
+            if (!has_pid(before, 2, now[i]))
+                fresh = now[i];
+        plait_sleep(PLAIT_MS);
+    }
+    CHECK(fresh != 0);
+    for (int64_t give_up = PROMPTLY(); atomic_load(&fx.sh->inits) < 3 && plait_now() < give_up;)
+        plait_sleep(PLAIT_MS); /* it is in its initialiser */
+    CHECK_EQ(atomic_load(&fx.sh->inits), 3);
+    word_scribble w = {.at = SCRIBBLE_LOCK, .value = (uint32_t)fresh, .then = THEN_RETURN};
+    CHECK_EQ(plait_procpool_submit(pool, &t, scribbles_a_word, &w, sizeof w), 0); /* slot 0 */
+    CHECK_EQ(plait_join(t, (void **)&b, PATIENTLY()), 0);
+    free(b);
+    later_tasks_run(pool);
+    close_pool(pool);
+    fx_fini();
+}
+
+TEST(procpool_lock_naming_an_initialising_worker_breaks_nothing)
+{
+    run_isolated(lock_names_an_initialising_worker_scenario, ISOLATED_BUDGET);
+}
+
+/* The ready ring's head moved on by one, still before its tail (one worker; two tasks
+ * behind the scribbler): the worker skipped the first of them, which was never run nor
+ * reported (its join waited for ever).  It fails with -EPROTO; the second runs. */
+static ssize_t skips_a_ready_entry(const void *arg, size_t arg_len, void *out, size_t cap)
+{
+    volatile char *base = mapping_of(arg, arg_len, skips_a_ready_entry);
+    if (!base || cap < 8)
+        return -EINVAL;
+    volatile uint64_t *head = (volatile uint64_t *)(base + SCRIBBLE_READY_HEAD);
+    volatile uint64_t *tail = (volatile uint64_t *)(base + SCRIBBLE_READY_TAIL);
+    for (int64_t give_up = plait_deadline_in(PLAIT_SEC); *tail != 3;)
+        if (plait_now() > give_up)
+            return -ETIMEDOUT;
+    *head = *head + 1; /* 1 → 2, of 3 */
+    memset(out, 0x5a, 8);
+    return 8;
+}
+
+static void ready_head_skips_one_scenario(void)
+{
+    plait_procpool_options o = {.processes = 1};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool)
+        return;
+    plait_task t, skipped, after;
+    CHECK_EQ(plait_procpool_submit(pool, &t, skips_a_ready_entry, NULL, 0), 0);
+    CHECK_EQ(plait_procpool_submit(pool, &skipped, reverse_fn, "ab", 2), 0);
+    CHECK_EQ(plait_procpool_submit(pool, &after, reverse_fn, "cd", 2), 0);
+    plait_bytes *b = NULL;
+    CHECK_EQ(plait_join(t, (void **)&b, PROMPTLY()), 0);
+    free(b);
+    b = NULL;
+    CHECK_EQ(plait_join(after, (void **)&b, PROMPTLY()), 0);
+    CHECK(b && b->len == 2 && memcmp(b->data, "dc", 2) == 0);
+    free(b);
+    b = NULL;
+    int r = plait_join(skipped, (void **)&b, PROMPTLY());
+    CHECK_EQ(r, -EPROTO);
+    free(b);
+    if (r != -ETIMEDOUT)
+        later_tasks_run(pool);
+    close_pool(pool);
+}
+
+TEST(procpool_task_scribbling_on_the_ready_head_loses_nothing)
+{
+    run_isolated(ready_head_skips_one_scenario, ISOLATED_BUDGET);
+}
 #else
 TEST(worker_killed_mid_publish_completes_once)
 {
@@ -3759,6 +4024,30 @@ TEST(procpool_task_scribbling_on_init_error_breaks_nothing)
     fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
 }
 TEST(procpool_task_scribbling_on_the_ready_ring_loses_nothing)
+{
+    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
+}
+TEST(procpool_task_scribbling_on_helpers_asleep_strands_nothing)
+{
+    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
+}
+TEST(procpool_task_scribbling_on_stop_forks_no_loop)
+{
+    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
+}
+TEST(procpool_task_scribbling_on_init_done_breaks_nothing)
+{
+    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
+}
+TEST(procpool_task_scribbling_on_its_worker_pid_misleads_nothing)
+{
+    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
+}
+TEST(procpool_lock_naming_an_initialising_worker_breaks_nothing)
+{
+    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
+}
+TEST(procpool_task_scribbling_on_the_ready_head_loses_nothing)
 {
     fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
 }
@@ -3982,6 +4271,12 @@ RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
           CASE(procpool_task_scribbling_on_the_pool_lock_hangs_nothing),
           CASE(procpool_task_scribbling_on_init_error_breaks_nothing),
           CASE(procpool_task_scribbling_on_the_ready_ring_loses_nothing),
+          CASE(procpool_task_scribbling_on_helpers_asleep_strands_nothing),
+          CASE(procpool_task_scribbling_on_stop_forks_no_loop),
+          CASE(procpool_task_scribbling_on_init_done_breaks_nothing),
+          CASE(procpool_task_scribbling_on_its_worker_pid_misleads_nothing),
+          CASE(procpool_task_scribbling_on_the_ready_head_loses_nothing),
+          CASE(procpool_lock_naming_an_initialising_worker_breaks_nothing),
           CASE(replacement_dying_in_its_initialiser_breaks_the_pool),
           CASE(procpool_submit_many),
           CASE(procpool_shutdown_cancel_after_join),
