@@ -581,6 +581,7 @@ struct plait__future {
     int refs;                   /* producer + handle + a watching completed-set */
     void *value;
     int error;
+    atomic_uint epoch;          /* see sched_id */
     plait__waitq joiners;
     plait__coro *coro;          /* a running coroutine: the target of plait_cancel */
     /* work on a plain thread */
@@ -593,9 +594,8 @@ struct plait__future {
     void *arg;
     uint64_t identity;          /* the running work's plait__self(); 0 until asked */
     /* Where the producer runs, set as it starts and read without the lock
-     * (plait__future_lock): the fork epoch it was made at and, for a coroutine, its
-     * scheduler's id (0 for other work). */
-    atomic_uint epoch;
+     * (plait__future_lock): the fork epoch it was made at (epoch, above, where it
+     * fills a hole) and, for a coroutine, its scheduler's id (0 for other work). */
     atomic_ullong sched_id;
     plait__future *next;        /* a pool queue, or the chain of tasks a worker runs */
     /* work produced elsewhere (a process, a process-pool task): its hooks and data */
