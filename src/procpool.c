@@ -797,11 +797,14 @@ static void notified(plait__mgr_source *src, uint32_t events)
     uint64_t v;
     while (read(p->notify_fd, &v, sizeof v) < 0 && errno == EINTR) {
     }
-    plait__spin_lock(&p->lock); /* a worker that said its initialiser returned */
-    for (unsigned i = 0; i < p->nworkers && p->init_unseen; i++)
-        if (p->workers[i].alive && atomic_load(&p->wstate[i].init_done))
-            mark_initialised(p, &p->workers[i]);
-    plait__spin_unlock(&p->lock);
+    if (p->init) { /* a worker that said its initialiser returned (init_unseen stays 0
+                    * without one: no lock taken for nothing on every notification) */
+        plait__spin_lock(&p->lock);
+        for (unsigned i = 0; i < p->nworkers && p->init_unseen; i++)
+            if (p->workers[i].alive && atomic_load(&p->wstate[i].init_done))
+                mark_initialised(p, &p->workers[i]);
+        plait__spin_unlock(&p->lock);
+    }
     start_check(p);
     collect(p);
 }

@@ -4260,6 +4260,151 @@ TEST(replacement_fork_failure_is_not_for_good)
     in_a_child(pool_after_a_process_limit);
 }
 
+/* ======================================================================== */
+/* Normal operation after the parent's own records (review 85)                */
+/* ======================================================================== */
+
+/* Many tasks through one worker (4 slots: the ready ring wraps again and again) with an
+ * initialiser and max_tasks = 1 (a replacement after every task), some withdrawn while
+ * queued: every task either runs or is cancelled — none fails with -EPROTO (fail_passed
+ * taking a healthy task for one the head skipped), and the pool is not broken. */
+enum { CHURN = 300 };
+
+static void one_worker_churn_scenario(void)
+{
+    int v = 7;
+    plait_procpool_options o = {.processes = 1, .init = init_set, .init_arg = &v, .max_tasks = 1};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool)
+        return;
+    static plait_task t[CHURN];
+    static bool cancelled[CHURN];
+    for (int i = 0; i < CHURN; i++) {
+        CHECK_EQ(submit_job(pool, &t[i], J_VALUE, i, i), 0);
+        cancelled[i] = i % 3 == 1 && plait_cancel(t[i]) == 0;
+    }
+    int eproto = 0, bad = 0;
+    int64_t until = plait_deadline_in(30 * PLAIT_SEC);
+    for (int i = 0; i < CHURN; i++) {
+        int64_t val = 0;
+        int r = join_i64(t[i], &val, until);
+        if (r == -EPROTO)
+            eproto++;
+        else if (!(r == 0 && val == value_of(i)) && !(r == -ECANCELED && cancelled[i]))
+            bad++, fprintf(stderr, "  task %d: %s\n", i, plait_strerror(r));
+    }
+    CHECK_EQ(eproto, 0);
+    CHECK_EQ(bad, 0);
+    int pids[4];
+    CHECK_EQ(settled_pids(pool, pids, 1), 1);
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
+TEST(procpool_one_worker_churn_fails_nothing)
+{
+    fx_init();
+    run_isolated(one_worker_churn_scenario, 40 * PLAIT_SEC);
+    fx_fini();
+}
+
+/* A shutdown with PLAIT_POOL_CANCEL while a ring of one worker is full and more wait,
+ * then a second pool round: queued tasks fail with -ECANCELED only. */
+static void cancel_shutdown_small_ring_scenario(void)
+{
+    for (int round = 0; round < 20; round++) {
+        plait_procpool_options o = {.processes = 1, .max_tasks = (unsigned)(round % 2)};
+        plait_procpool *pool = make_pool(&o);
+        if (!pool)
+            return;
+        plait_task t[40];
+        for (int i = 0; i < 40; i++)
+            CHECK_EQ(submit_job(pool, &t[i], J_BRIEF, i, 100), 0);
+        for (int i = 0; i < 40; i += 5)
+            (void)plait_cancel(t[i]);
+        int joined = round > 10 ? round : -1; /* one joined before the shutdown */
+        if (joined >= 0)
+            CHECK_EQ(join_i64(t[joined], NULL, PROMPTLY()) == 0 || joined % 5 == 0, 1);
+        CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_CANCEL, SOON()), 0);
+        for (int i = 0; i < 40; i++) {
+            if (i == joined)
+                continue;
+            int r = join_i64(t[i], NULL, PROMPTLY());
+            if (r != 0 && r != -ECANCELED) {
+                fprintf(stderr, "  round %d task %d: %s\n", round, i, plait_strerror(r));
+                CHECK(!"only 0 or -ECANCELED");
+            }
+        }
+        CHECK_EQ(plait_procpool_destroy(pool), 0);
+    }
+}
+
+TEST(procpool_cancel_shutdown_small_ring)
+{
+    fx_init();
+    run_isolated(cancel_shutdown_small_ring_scenario, 40 * PLAIT_SEC);
+    fx_fini();
+}
+
+/* Crashes in a pool with an initialiser, joined from three threads at once (each
+ * helping collect): every crash fails only its task, the others run, the pool never
+ * breaks (a worker past its initialiser taken for one dying in it). */
+enum { HELPED = 240, JOINERS = 3 };
+static plait_task helped_t[HELPED];
+static int helped_kind[HELPED];
+static atomic_int helped_bad;
+
+static void *helped_joiner(void *arg)
+{
+    int k = (int)(intptr_t)arg;
+    int64_t until = plait_deadline_in(20 * PLAIT_SEC);
+    for (int i = k; i < HELPED; i += JOINERS) {
+        int64_t v = -1;
+        int r = join_i64(helped_t[i], &v, until);
+        bool ok = is_crash(helped_kind[i]) ? r == crash_code(helped_kind[i]) || TSAN_EXIT_OVERRIDDEN(r)
+                                           : r == 0 && v == value_of(i);
+        if (!ok) {
+            fprintf(stderr, "  task %d (kind %d): %s\n", i, helped_kind[i], plait_strerror(r));
+            atomic_fetch_add(&helped_bad, 1);
+        }
+    }
+    return NULL;
+}
+
+static void init_crash_helped_scenario(void)
+{
+    int v = 5;
+    plait_procpool_options o = {.processes = 2, .init = init_set, .init_arg = &v, .max_tasks = 3};
+    plait_procpool *pool = make_pool(&o);
+    if (!pool)
+        return;
+    atomic_store(&helped_bad, 0);
+    for (int i = 0; i < HELPED; i++) {
+        helped_kind[i] = i % 11 == 5 ? (i % 2 ? J_SIGKILL : J__EXIT3) : J_VALUE;
+        CHECK_EQ(submit_job(pool, &helped_t[i], helped_kind[i], i, i), 0);
+    }
+    pthread_t th[JOINERS];
+    for (int k = 0; k < JOINERS; k++)
+        CHECK_EQ(pthread_create(&th[k], NULL, helped_joiner, (void *)(intptr_t)k), 0);
+    for (int k = 0; k < JOINERS; k++)
+        pthread_join(th[k], NULL);
+    CHECK_EQ(atomic_load(&helped_bad), 0);
+    plait_task after;
+    CHECK_EQ(submit_job(pool, &after, J_INIT_VALUE, HELPED, 0), 0);
+    int64_t got = 0;
+    CHECK_EQ(join_i64(after, &got, PROMPTLY()), 0);
+    CHECK_EQ(got, 5);
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
+TEST(procpool_init_crashes_helped_joins)
+{
+    fx_init();
+    run_isolated(init_crash_helped_scenario, 40 * PLAIT_SEC);
+    fx_fini();
+}
+
 RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
           CASE(procpool_bad_input), CASE(procpool_used_from_a_worker_is_refused),
           CASE(replacement_fork_failure_is_not_for_good),
@@ -4308,4 +4453,7 @@ RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
           CASE(procpool_task_whose_fork_returns_too),
           CASE(procpool_task_closing_the_pools_descriptor),
           CASE(procpool_workers_reaped_by_the_kernel),
-          CASE(procpool_task_output_reaches_stdout), CASE(procpool_nothing_leaked))
+          CASE(procpool_task_output_reaches_stdout), CASE(procpool_one_worker_churn_fails_nothing),
+          CASE(procpool_cancel_shutdown_small_ring),
+          CASE(procpool_init_crashes_helped_joins),
+          CASE(procpool_nothing_leaked))
