@@ -804,9 +804,15 @@ int plait_completed_add(plait_completed *set, plait_task task)
     return 0;
 }
 
-/* Let go of a future taken off a set's done list; returns its handle. */
+/* Let go of a future taken off a set's done list; returns its handle.  In a forked
+ * child, a task that is not the child's is let go without its lock, which a parent
+ * thread may have held at the fork (a joiner of it: held for ever in the copy): the
+ * handle is the one plait_completed_add() recorded, read without the lock as nothing
+ * in the child writes it, and the copy keeps the set's reference (made_elsewhere). */
 static plait_task completed_release(plait__future *f)
 {
+    if (PLAIT_UNLIKELY(made_elsewhere(f)))
+        return (plait_task){f, f->watch_generation};
     plait__spin_lock(&f->lock);
     plait_task task = {f, f->watch_generation};
     f->watch = NULL;

@@ -339,8 +339,82 @@ TEST(a_task_s_end_in_the_child_leaves_the_parent_s_waiters_alone)
     close(busy_pipe[1]);
 }
 
+/* ---- a finished task on a set's done list, its lock held at the fork ---- */
+
+bool __real_plait__waiter_claim(void *w);
+bool __wrap_plait__waiter_claim(void *w);
+static _Thread_local bool park_my_claim; /* this thread's next claim parks */
+static atomic_int claim_parked, claim_released;
+
+/* plait_wait_any of a finished task claims its waiter under the task's lock: parked
+ * there on demand. */
+bool __wrap_plait__waiter_claim(void *w)
+{
+    if (park_my_claim) {
+        park_my_claim = false;
+        atomic_store(&claim_parked, 1);
+        wait_for(&claim_released);
+    }
+    return __real_plait__waiter_claim(w);
+}
+
+static plait_task watched; /* a plait thread of the parent, finished, on the set */
+
+static void *wait_for_the_finished_one(void *arg)
+{
+    (void)arg;
+    park_my_claim = true;
+    CHECK_EQ(plait_wait_any(&watched, 1, SOON()), 0);
+    return NULL;
+}
+
+/* A thread of the parent finished, on a set's done list; another thread of the parent
+ * waits for it and holds its lock at the fork.  In the child, the set hands it back (a
+ * handle that is not the child's: -EPERM) or lets it go at its destroy, without that
+ * lock (they spun in it for ever).  In the parent the set goes on. */
+TEST(a_finished_task_on_a_set_whose_lock_is_held_at_a_fork)
+{
+    plait_completed *set;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    CHECK_EQ(plait_thread_start(&watched, forty_two, NULL, NULL), 0);
+    CHECK_EQ(plait_completed_add(set, watched), 0);
+    CHECK_EQ(plait_wait_any(&watched, 1, SOON()), 0); /* finished: on the done list */
+    pthread_t waiter;
+    thread_start(&waiter, wait_for_the_finished_one, NULL);
+    wait_for(&claim_parked);
+    pid_t pid = fork_child(true);
+    if (pid == 0) {
+        int64_t start = plait_now();
+        plait_task t = {0};
+        CHECK_EQ(plait_completed_next(set, &t, SOON()), 0);
+        CHECK(t.future == watched.future);
+        CHECK_EQ(plait_join(t, NULL, SOON()), -EPERM);
+        CHECK_EQ(plait_completed_destroy(set), 0);
+        CHECK_PROMPT(start);
+        child_exit();
+    }
+    reap_ok(pid, 5);
+    pid = fork_child(true);
+    if (pid == 0) {
+        int64_t start = plait_now();
+        CHECK_EQ(plait_completed_destroy(set), 0);
+        CHECK_PROMPT(start);
+        child_exit();
+    }
+    reap_ok(pid, 5);
+    atomic_store(&claim_released, 1);
+    thread_join(waiter);
+    plait_task t = {0};
+    void *value = NULL;
+    CHECK_EQ(plait_completed_next(set, &t, SOON()), 0);
+    CHECK_EQ(plait_join(t, &value, SOON()), 0);
+    CHECK_EQ(INT(value), 42);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+}
+
 RUN_TESTS(CASE(a_cancel_in_flight_at_a_fork_leaves_the_child_s_calls_answering),
           CASE(a_finished_task_of_another_thread_is_not_the_child_s),
           CASE(a_timed_join_in_flight_at_a_fork_ends_in_the_child),
           CASE(a_pool_task_s_join_of_a_parent_s_task_is_refused_at_once),
-          CASE(a_task_s_end_in_the_child_leaves_the_parent_s_waiters_alone))
+          CASE(a_task_s_end_in_the_child_leaves_the_parent_s_waiters_alone),
+          CASE(a_finished_task_on_a_set_whose_lock_is_held_at_a_fork))
