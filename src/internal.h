@@ -900,6 +900,10 @@ int plait__child_outcome(const siginfo_t *info);
 void plait__ignore_sigpipe(void);
 
 /* ---- process pools (procpool.c) ---- */
+/* The lowest failure code a function run in another process (a process, a process
+ * pool's task) may give as its outcome, -errno: -4095, as PLAIT_IS_FAIL's range. A
+ * lower return is -EINVAL; a lower code read back from a worker's memory, -EPROTO. */
+enum { PLAIT__CODE_MIN = -4095 };
 /* How a finished pool task's result reaches its owner, on the manager thread: code is
  * the task's outcome (result/len valid when 0); returns the code its future completes
  * with, and may set *value, the future's value. */

@@ -449,7 +449,7 @@ static int function_child(void *arg)
         fflush(NULL);
     }
     if (n < 0) {
-        p->result->code = n < -4095 ? -EINVAL : (int)n;
+        p->result->code = n < PLAIT__CODE_MIN ? -EINVAL : (int)n;
         p->result->len = 0;
     } else if ((size_t)n > p->result_max) {
         p->result->code = -EMSGSIZE;

@@ -96,7 +96,7 @@
 
 enum { SLOT_FREE, SLOT_QUEUED, SLOT_RUNNING, SLOT_DONE, SLOT_CANCELLED };
 enum { WHERE_PENDING, WHERE_SLOT, WHERE_DONE };
-enum { ALIGN = 64, NO_SLOT = -1, CODE_MIN = -4095 };
+enum { ALIGN = 64, NO_SLOT = -1 };
 /* How long a worker without work, or a joiner without its result, keeps looking before
  * it sleeps: a wake-up through the kernel costs longer than most gaps between the
  * tasks of a busy pool (and a round trip is two of them). */
@@ -268,11 +268,11 @@ static bool ring_has(const uint32_t *ring, unsigned n, uint64_t head, uint64_t t
 /* ---- the worker process ---- */
 
 /* Store a function's outcome the way process.c does for a function child: a code in
- * [CODE_MIN, 0], a length within room. */
+ * [PLAIT__CODE_MIN, 0], a length within room. */
 static void store_outcome(task_slot *ts, ssize_t n, size_t room)
 {
     if (n < 0) {
-        ts->code = n < CODE_MIN ? -EINVAL : (int32_t)n;
+        ts->code = n < PLAIT__CODE_MIN ? -EINVAL : (int32_t)n;
         ts->result_len = 0;
     } else if ((size_t)n > room) {
         ts->code = -EMSGSIZE;
@@ -673,7 +673,7 @@ static int slot_outcome(plait_procpool *p, uint32_t s, size_t *len)
     int32_t code = slot_at(p, s)->code;
     uint64_t n = slot_at(p, s)->result_len;
     *len = 0;
-    if (code < CODE_MIN || code > 0 || n > p->result_max)
+    if (code < PLAIT__CODE_MIN || code > 0 || n > p->result_max)
         return -EPROTO;
     if (code == 0)
         *len = (size_t)n;

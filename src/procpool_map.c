@@ -40,7 +40,7 @@ typedef struct chunk_header {
  * to 64) that are multiples of ITEM_ALIGN plus a multiple of the item size.  The items
  * follow the header, whose size is such a multiple; the results follow the codes,
  * padded to one. */
-enum { ITEM_ALIGN = _Alignof(max_align_t), CODE_MIN = -4095 };
+enum { ITEM_ALIGN = _Alignof(max_align_t) };
 _Static_assert(sizeof(chunk_header) % ITEM_ALIGN == 0, "items start aligned");
 
 static size_t div_up(size_t a, size_t b) { return a / b + (a % b != 0); }
@@ -87,7 +87,7 @@ static int32_t item_code(const unsigned char *raw, size_t i)
 {
     int32_t code;
     memcpy(&code, raw + i * sizeof code, sizeof code);
-    return code < CODE_MIN || code > 0 ? -EPROTO : code;
+    return code < PLAIT__CODE_MIN || code > 0 ? -EPROTO : code;
 }
 
 /* Runs in a worker: the items' outcomes as int32 codes, then (aligned) their results. */
@@ -105,7 +105,7 @@ static ssize_t chunk_run(const void *arg, size_t arg_len, void *out, size_t out_
     for (uint64_t i = 0; i < h.count; i++) {
         ssize_t n = h.fn(items + i * h.arg_size, h.arg_size, results + i * h.result_size,
                          h.result_size);
-        codes[i] = n < 0 ? (n < CODE_MIN ? -EINVAL : (int32_t)n)
+        codes[i] = n < 0 ? (n < PLAIT__CODE_MIN ? -EINVAL : (int32_t)n)
                    : (size_t)n > h.result_size ? -EMSGSIZE : 0;
     }
     return (ssize_t)chunk_result_size(h.count, h.result_size);
