@@ -579,6 +579,7 @@ struct plait__future {
     plait__spinlock lock;
     atomic_bool done;           /* written under lock; read without it by helping joins */
     int refs;                   /* producer + handle + a watching completed-set */
+    unsigned batch_len;         /* free, first of a batch: the batch's length (future.c) */
     void *value;
     int error;
     atomic_uint epoch;          /* see sched_id */
@@ -597,7 +598,8 @@ struct plait__future {
      * (plait__future_lock): the fork epoch it was made at (epoch, above, where it
      * fills a hole) and, for a coroutine, its scheduler's id (0 for other work). */
     atomic_ullong sched_id;
-    plait__future *next;        /* a pool queue, or the chain of tasks a worker runs */
+    plait__future *next;        /* a pool queue, or the chain of tasks a worker runs;
+                                   free, first of a batch: the next batch (future.c) */
     /* work produced elsewhere (a process, a process-pool task): its hooks and data */
     const struct plait__future_ops *ops;
     void *ext;
