@@ -4,9 +4,9 @@
  *
  * Where a task goes.  A task submitted by one of the pool's own workers (a task that
  * spawns tasks) is pushed on that worker's deque; a task from anywhere else goes on
- * the pool's injection queue.  A worker looks for work in its own deque (newest
- * first), then takes a batch from the injection queue into its deque, then steals
- * the oldest task of another worker, starting from a random one.
+ * the pool's injection queue (inject.h).  A worker looks for work in its own deque
+ * (newest first), then takes a batch from the injection queue into its deque, then
+ * steals the oldest task of another worker, starting from a random one.
  *
  * Helping.  A worker waiting on a future (plait_join, wait-any, wait-all inside a
  * task) does not block: it runs queued tasks until the future is done (waiter.c calls
@@ -105,6 +105,7 @@
  * not walk (see plait_pool_shutdown).
  */
 #include "deque.h"
+#include "inject.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -143,10 +144,7 @@ struct plait_pool {
     bool is_default;
     bool asymmetric;            /* the running chains use asymmetric fences */
     bool private_parts;         /* the deques are SPLIT (see "Private pushes") */
-    /* the injection queue */
-    _Alignas(64) plait__spinlock inject_lock;
-    plait__future *inject_head, *inject_tail;
-    atomic_size_t inject_len;
+    _Alignas(64) plait__inject inject; /* the tasks from outside (inject.h) */
     /* sleeping */
     _Alignas(64) atomic_int idle;
     atomic_uint active;         /* workers outside spin_for_news and park: they may push */
@@ -219,7 +217,7 @@ static void poke_all(plait_pool *pool)
 
 static bool work_visible(plait_pool *pool)
 {
-    if (atomic_load(&pool->inject_len))
+    if (atomic_load(&pool->inject.len))
         return true;
     for (unsigned i = 0; i < pool->threads; i++)
         if (plait__deque_public(&pool->workers[i].deque))
@@ -296,45 +294,40 @@ static bool park(plait__worker *wk, plait__waiter *w, int64_t deadline, bool unt
 static plait__future *inject_grab(plait__worker *wk)
 {
     plait_pool *pool = wk->pool;
-    if (!atomic_load_explicit(&pool->inject_len, memory_order_relaxed))
+    if (!atomic_load_explicit(&pool->inject.len, memory_order_relaxed))
         return NULL;
-    plait__spin_lock(&pool->inject_lock);
-    size_t len = atomic_load_explicit(&pool->inject_len, memory_order_relaxed);
+    plait__future *batch[BATCH_MAX];
+    plait__inject_block *dropped = NULL;
+    plait__spin_lock(&pool->inject.lock);
+    size_t len = atomic_load_explicit(&pool->inject.len, memory_order_relaxed);
     size_t take = len / pool->threads + 1;
-    if (take > len)
-        take = len;
     if (take > BATCH_MAX)
         take = BATCH_MAX;
-    plait__future *first = pool->inject_head, *last = first;
-    for (size_t i = 1; i < take; i++)
-        last = last->next;
-    if (take) {
-        pool->inject_head = last->next;
-        if (!pool->inject_head)
-            pool->inject_tail = NULL;
-        last->next = NULL;
-        atomic_store(&pool->inject_len, len - take);
+    take = plait__inject_take(&pool->inject, batch, take, &dropped);
+    plait__spin_unlock(&pool->inject.lock);
+    while (dropped) {
+        plait__inject_block *b = dropped;
+        dropped = b->next;
+        free(b);
     }
-    plait__spin_unlock(&pool->inject_lock);
-    if (!first || !take)
+    if (!take)
         return NULL;
-    /* Keep the first, queue the rest here where idle workers can steal them.  The
-     * pushes cannot fail: find_work comes here only with the deque empty, and a batch
-     * is smaller than a deque's first array. */
+    /* Their futures were written by the submitter, on another CPU as a rule: fetch
+     * them all at once rather than one miss per task as each runs. */
+    for (size_t i = 0; i < take; i++)
+        __builtin_prefetch(batch[i], 1);
+    if (take == 1)
+        return batch[0];
+    /* Keep the first, queue the rest here where idle workers can steal them, newest
+     * first, so that this worker takes them in the order they came.  The pushes cannot
+     * fail: find_work comes here only with the deque empty, and a batch is smaller
+     * than a deque's first array. */
     _Static_assert((int)BATCH_MAX < (int)PLAIT__DEQUE_INITIAL_CAPACITY, "a batch fits a deque");
-    plait__future *rest = first->next;
-    first->next = NULL;
-    if (!rest)
-        return first;
-    while (rest) {
-        plait__future *f = rest;
-        rest = f->next;
-        f->next = NULL;
-        (void)plait__deque_push(&wk->deque, f);
-    }
+    for (size_t i = take; i-- > 1;)
+        (void)plait__deque_push(&wk->deque, batch[i]);
     plait__deque_publish(&wk->deque); /* work from outside is everyone's */
     wake_one(pool);
-    return first;
+    return batch[0];
 }
 
 static plait__future *find_work(plait__worker *wk)
@@ -543,6 +536,7 @@ static void pool_free(plait_pool *pool)
 {
     for (unsigned i = 0; i < pool->threads; i++)
         plait__deque_free(&pool->workers[i].deque);
+    plait__inject_free(&pool->inject);
     if (pool->stopped)
         plait_event_destroy(pool->stopped);
     free(pool->workers);
@@ -645,20 +639,25 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
         return 0;
     }
     /* from outside (or a worker whose deque could not grow) */
-    plait__spin_lock(&pool->inject_lock);
-    if (!local && atomic_load(&pool->closed)) {
-        plait__spin_unlock(&pool->inject_lock);
-        discard(f, task, -EPIPE);
-        return -EPIPE;
+    plait__inject_block *fresh = NULL;
+    plait__spin_lock(&pool->inject.lock);
+    while (!plait__inject_room(&pool->inject) && !fresh) {
+        plait__spin_unlock(&pool->inject.lock);
+        if (!(fresh = plait__inject_block_new())) {
+            discard(f, task, -ENOMEM);
+            return -ENOMEM;
+        }
+        plait__spin_lock(&pool->inject.lock);
     }
-    f->next = NULL;
-    if (pool->inject_tail)
-        pool->inject_tail->next = f;
-    else
-        pool->inject_head = f;
-    pool->inject_tail = f;
-    atomic_fetch_add(&pool->inject_len, 1);
-    plait__spin_unlock(&pool->inject_lock);
+    int error = !local && atomic_load(&pool->closed) ? -EPIPE : 0;
+    if (!error)
+        plait__inject_push(&pool->inject, f, &fresh);
+    plait__spin_unlock(&pool->inject.lock);
+    free(fresh); /* not needed after all (a worker emptied a block meanwhile) */
+    if (error) {
+        discard(f, task, error);
+        return error;
+    }
     wake_one(pool);
     return 0;
 }
@@ -703,9 +702,9 @@ static int wait_stopped(plait_pool *pool, int64_t deadline, bool cancellable)
 /* Shut the pool and wait for its workers (plait_pool_shutdown, checked). */
 static int shut(plait_pool *pool, int how, int64_t deadline, bool cancellable)
 {
-    plait__spin_lock(&pool->inject_lock);
+    plait__spin_lock(&pool->inject.lock);
     atomic_store(&pool->closed, true);
-    plait__spin_unlock(&pool->inject_lock);
+    plait__spin_unlock(&pool->inject.lock);
     if (how == PLAIT_POOL_CANCEL) {
         atomic_store(&pool->cancelling, true);
         /* The running chain's handshake.  Without the heavy fence (membarrier refused

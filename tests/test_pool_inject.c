@@ -1,0 +1,226 @@
+/*
+ * test_pool_inject.c — a pool's injection queue, the tasks submitted from outside its
+ * workers (src/inject.h): on its own, first in first out across blocks, the spare
+ * block and the blocks handed back; in a pool, a burst of several blocks while the
+ * workers are busy, each task run once; and a block that cannot be allocated, which
+ * fails that submit with -ENOMEM and loses nothing (plait__inject_block_new is
+ * wrapped: tests/CMakeLists.txt).
+ */
+#include "helpers.h"
+
+#include "../src/inject.h"
+
+#include <stdlib.h>
+
+/* ---- the block allocation, made to fail on demand ---- */
+
+plait__inject_block *__real_plait__inject_block_new(void);
+plait__inject_block *__wrap_plait__inject_block_new(void);
+static atomic_bool refuse_blocks;
+static atomic_int blocks_made;
+
+plait__inject_block *__wrap_plait__inject_block_new(void)
+{
+    if (atomic_load(&refuse_blocks))
+        return NULL;
+    atomic_fetch_add(&blocks_made, 1);
+    return __real_plait__inject_block_new();
+}
+
+/* ---- the queue on its own ---- */
+
+enum { BLOCK = PLAIT__INJECT_BLOCK, MANY = 5 * BLOCK };
+static char slots[MANY];
+#define ITEM(i) ((plait__future *)(void *)&slots[(i)])
+#define INDEX(f) ((int)((char *)(void *)(f) - slots))
+
+/* Push item i, with a fresh block where the queue has no room. */
+static void push(plait__inject *q, int i)
+{
+    plait__inject_block *fresh = NULL;
+    if (!plait__inject_room(q)) {
+        fresh = plait__inject_block_new();
+        CHECK(fresh != NULL);
+    }
+    plait__inject_push(q, ITEM(i), &fresh);
+    CHECK(fresh == NULL); /* used: there was no room */
+}
+
+static int free_dropped(plait__inject_block *dropped)
+{
+    int n = 0;
+    while (dropped) {
+        plait__inject_block *b = dropped;
+        dropped = b->next;
+        free(b);
+        n++;
+    }
+    return n;
+}
+
+TEST(first_in_first_out_across_blocks)
+{
+    plait__inject q = {0};
+    plait__future *out[70];
+    plait__inject_block *dropped = NULL;
+    CHECK(!plait__inject_room(&q)); /* no block yet */
+    CHECK_EQ(plait__inject_take(&q, out, 64, &dropped), 0);
+    /* pushes and takes of every size interleaved: the order stays that of the pushes */
+    int pushed = 0, taken = 0;
+    uint64_t seed = 7;
+    while (taken < MANY) {
+        int more = pushed < MANY ? (int)(rnd(&seed) % 100) : 0;
+        for (int i = 0; i < more && pushed < MANY; i++)
+            push(&q, pushed++);
+        CHECK_EQ(atomic_load(&q.len), (size_t)(pushed - taken));
+        size_t want = 1 + rnd(&seed) % 70;
+        size_t got = plait__inject_take(&q, out, want, &dropped);
+        CHECK_EQ(got, want < (size_t)(pushed - taken) ? want : (size_t)(pushed - taken));
+        for (size_t i = 0; i < got; i++)
+            CHECK_EQ(INDEX(out[i]), taken + (int)i);
+        taken += (int)got;
+    }
+    CHECK_EQ(plait__inject_take(&q, out, 64, &dropped), 0);
+    CHECK_EQ(atomic_load(&q.len), 0);
+    free_dropped(dropped);
+    plait__inject_free(&q);
+}
+
+TEST(emptied_blocks_kept_as_one_spare_the_rest_handed_back)
+{
+    plait__inject q = {0};
+    plait__future *out[64];
+    plait__inject_block *dropped = NULL;
+    int made = atomic_load(&blocks_made);
+    for (int i = 0; i < MANY; i++)
+        push(&q, i);
+    CHECK_EQ(atomic_load(&blocks_made) - made, 5);
+    int taken = 0;
+    while (taken < MANY) {
+        size_t got = plait__inject_take(&q, out, 64, &dropped);
+        CHECK(got > 0);
+        taken += (int)got;
+    }
+    /* of the five blocks: the last stays (emptied), the first emptied is the spare,
+     * the three others are the caller's to free */
+    CHECK_EQ(free_dropped(dropped), 3);
+    CHECK(q.spare != NULL);
+    CHECK(q.first == q.last);
+    /* the last block is filled again from its start, then the spare is used */
+    made = atomic_load(&blocks_made);
+    for (int i = 0; i < 2 * BLOCK; i++)
+        push(&q, i);
+    CHECK_EQ(atomic_load(&blocks_made), made);
+    CHECK(q.spare == NULL);
+    dropped = NULL;
+    for (int i = 0; i < 2 * BLOCK; i += 64) {
+        CHECK_EQ(plait__inject_take(&q, out, 64, &dropped), 64);
+        CHECK_EQ(INDEX(out[0]), i);
+    }
+    CHECK(dropped == NULL); /* the one emptied block became the spare again */
+    CHECK(q.spare != NULL);
+    plait__inject_free(&q);
+}
+
+/* ---- in a pool ---- */
+
+typedef struct gate {
+    plait_event *started, *go;
+} gate;
+
+static void *wait_at_gate(void *arg)
+{
+    gate *g = arg;
+    CHECK_EQ(plait_event_set(g->started), 0);
+    CHECK_EQ(plait_event_wait(g->go, SOON()), 0);
+    return g;
+}
+
+static atomic_int runs[MANY];
+
+static void *count_run(void *arg)
+{
+    atomic_fetch_add(&runs[INT(arg)], 1);
+    return arg;
+}
+
+static void gate_make(gate *g)
+{
+    CHECK_EQ(plait_event_create(&g->started), 0);
+    CHECK_EQ(plait_event_create(&g->go), 0);
+}
+
+static void gate_destroy(gate *g)
+{
+    CHECK_EQ(plait_event_destroy(g->started), 0);
+    CHECK_EQ(plait_event_destroy(g->go), 0);
+}
+
+/* A one-worker pool whose worker waits at the gate (its task: *blocker). */
+static plait_pool *busy_pool(gate *g, plait_task *blocker)
+{
+    plait_pool *pool;
+    plait_pool_options opt = {.threads = 1, .name = "inject"};
+    CHECK_EQ(plait_pool_create(&pool, &opt), 0);
+    gate_make(g);
+    CHECK_EQ(plait_pool_submit(pool, blocker, wait_at_gate, g), 0);
+    CHECK_EQ(plait_event_wait(g->started, SOON()), 0); /* the queue is empty again */
+    return pool;
+}
+
+TEST(a_burst_of_several_blocks_each_task_runs_once)
+{
+    gate g;
+    plait_task blocker, *tasks = calloc(MANY, sizeof *tasks);
+    CHECK(tasks != NULL);
+    plait_pool *pool = busy_pool(&g, &blocker);
+    for (int i = 0; i < MANY; i++) {
+        atomic_store(&runs[i], 0);
+        CHECK_EQ(plait_pool_submit(pool, &tasks[i], count_run, ARG(i)), 0);
+    }
+    CHECK_EQ(plait_event_set(g.go), 0);
+    void *r;
+    CHECK_EQ(plait_join(blocker, &r, SOON()), 0);
+    CHECK(r == &g);
+    for (int i = 0; i < MANY; i++) {
+        CHECK_EQ(plait_join(tasks[i], &r, SOON()), 0);
+        CHECK_EQ(INT(r), i);
+        CHECK_EQ(atomic_load(&runs[i]), 1);
+    }
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    gate_destroy(&g);
+    free(tasks);
+}
+
+TEST(a_block_that_cannot_be_had_fails_that_submit_and_loses_nothing)
+{
+    gate g;
+    plait_task blocker, tasks[BLOCK + 1], refused;
+    plait_pool *pool = busy_pool(&g, &blocker);
+    /* the first block, emptied by the worker's take of the blocker, holds BLOCK */
+    atomic_store(&refuse_blocks, true);
+    for (int i = 0; i < BLOCK; i++) {
+        atomic_store(&runs[i], 0);
+        CHECK_EQ(plait_pool_submit(pool, &tasks[i], count_run, ARG(i)), 0);
+    }
+    CHECK_EQ(plait_pool_submit(pool, &refused, count_run, ARG(BLOCK)), -ENOMEM);
+    CHECK_EQ(plait_join(refused, NULL, SOON()), -ESRCH); /* its handle is gone */
+    atomic_store(&refuse_blocks, false);
+    atomic_store(&runs[BLOCK], 0);
+    CHECK_EQ(plait_pool_submit(pool, &tasks[BLOCK], count_run, ARG(BLOCK)), 0);
+    CHECK_EQ(plait_event_set(g.go), 0);
+    CHECK_EQ(plait_join(blocker, NULL, SOON()), 0);
+    void *r;
+    for (int i = 0; i <= BLOCK; i++) {
+        CHECK_EQ(plait_join(tasks[i], &r, SOON()), 0);
+        CHECK_EQ(INT(r), i);
+        CHECK_EQ(atomic_load(&runs[i]), 1);
+    }
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    gate_destroy(&g);
+}
+
+RUN_TESTS(CASE(first_in_first_out_across_blocks),
+          CASE(emptied_blocks_kept_as_one_spare_the_rest_handed_back),
+          CASE(a_burst_of_several_blocks_each_task_runs_once),
+          CASE(a_block_that_cannot_be_had_fails_that_submit_and_loses_nothing))
