@@ -16,9 +16,11 @@
  * the global list when the thread (or its scheduler) ends.  The global list is a
  * stack of batches, each a list through free_next whose first future holds the
  * batch's length and the next batch: a cache takes or gives back a whole batch in
- * one step under the lock.  (Cutting a batch off one long list walked it: a chain of
- * cache misses under the lock, a tenth of a submit's time when a program keeps a
- * million tasks in flight and their futures leave the caches.)
+ * one step under the lock.  A batch holds BATCH futures at most (a chunk and a
+ * flushed cache are cut into such), so a cache takes no more than the list walk took.
+ * (Cutting a batch off one long list walked it: a chain of cache misses under the
+ * lock, a tenth of a submit's time when a program keeps a million tasks in flight and
+ * their futures leave the caches.)
  *
  * Cancellation has two kinds of target.  A running coroutine is cancelled through its
  * scheduler (plait__coro_cancel).  Work on a plain thread (a plait thread, a pool task)
@@ -93,9 +95,13 @@ static plait__future *global_take(bool one, unsigned *n)
         }
         c->next = chunks;
         chunks = c;
-        for (int i = 0; i < CHUNK - 1; i++) /* (the last's is NULL: calloc) */
-            c->items[i].free_next = &c->items[i + 1];
-        batch_push(&c->items[0], CHUNK);
+        /* in batches of BATCH, as a cache takes no more at once (a thread that makes
+         * one future keeps no whole chunk) */
+        _Static_assert(CHUNK % BATCH == 0, "a chunk is whole batches");
+        for (int i = 0; i < CHUNK; i++) /* (each batch's last: NULL) */
+            c->items[i].free_next = (i + 1) % BATCH ? &c->items[i + 1] : NULL;
+        for (int i = CHUNK - BATCH; i >= 0; i -= BATCH)
+            batch_push(&c->items[i], BATCH);
     }
     plait__future *first = global_batches;
     global_batches = first->next;
@@ -186,10 +192,32 @@ void plait__future_flush_cache(void)
 {
     if (!cache)
         return;
-    plait__future *last = cache;
-    while (last->free_next)
-        last = last->free_next;
-    global_put(cache, last, cache_len);
+    /* Cut into batches of BATCH at most as the cache is walked (outside the lock, as
+     * the walk to its end was), so that no cache takes more than BATCH from the global
+     * list at once: a whole cache of up to CACHE_MAX would be kept by a thread that
+     * makes one future. */
+    plait__future *head = NULL, *tail = NULL, *f = cache;
+    while (f) {
+        plait__future *first = f, *last = f;
+        unsigned n = 1;
+        while (n < BATCH && last->free_next) {
+            last = last->free_next;
+            n++;
+        }
+        f = last->free_next;
+        last->free_next = NULL;
+        first->batch_len = n;
+        first->next = NULL;
+        if (tail)
+            tail->next = first;
+        else
+            head = first;
+        tail = first;
+    }
+    pthread_mutex_lock(&global_lock);
+    tail->next = global_batches;
+    global_batches = head;
+    pthread_mutex_unlock(&global_lock);
     cache = NULL;
     cache_len = 0;
 }

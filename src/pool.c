@@ -640,8 +640,16 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
     }
     /* from outside (or a worker whose deque could not grow) */
     plait__inject_block *fresh = NULL;
+    int error = 0;
     plait__spin_lock(&pool->inject.lock);
-    while (!plait__inject_room(&pool->inject) && !fresh) {
+    for (;;) {
+        /* closed first: a shut pool is -EPIPE, and allocates no block for nothing */
+        if (!local && atomic_load(&pool->closed)) {
+            error = -EPIPE;
+            break;
+        }
+        if (fresh || plait__inject_room(&pool->inject))
+            break;
         plait__spin_unlock(&pool->inject.lock);
         if (!(fresh = plait__inject_block_new())) {
             discard(f, task, -ENOMEM);
@@ -649,7 +657,6 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
         }
         plait__spin_lock(&pool->inject.lock);
     }
-    int error = !local && atomic_load(&pool->closed) ? -EPIPE : 0;
     if (!error)
         plait__inject_push(&pool->inject, f, &fresh);
     plait__spin_unlock(&pool->inject.lock);

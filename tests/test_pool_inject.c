@@ -10,6 +10,7 @@
 
 #include "../src/inject.h"
 
+#include <sched.h>
 #include <stdlib.h>
 
 /* ---- the block allocation, made to fail on demand ---- */
@@ -220,7 +221,160 @@ TEST(a_block_that_cannot_be_had_fails_that_submit_and_loses_nothing)
     gate_destroy(&g);
 }
 
+/* ---- many submitters against the workers ---- */
+
+enum { SUBMITTERS = 6, PER_SUBMITTER = 1500 };
+
+typedef struct stress {
+    plait_pool *pool;
+    atomic_int *runs;          /* per task: how many times it ran */
+    atomic_int *last_seq;      /* per submitter: the last sequence number run (one worker) */
+    atomic_int order_broken;
+    atomic_bool go;
+    atomic_int submitted;      /* accepted so far */
+    int how;                   /* -1: no shutdown; else the shutdown races the submits */
+} stress;
+
+typedef struct submitter {
+    stress *st;
+    int index;
+    plait_task tasks[PER_SUBMITTER];
+    int results[PER_SUBMITTER]; /* the submit's return */
+    pthread_t thread;
+} submitter;
+
+static stress *the_stress;
+
+static void *stress_run(void *arg)
+{
+    stress *st = the_stress;
+    int id = INT(arg), who = id / PER_SUBMITTER, seq = id % PER_SUBMITTER;
+    atomic_fetch_add(&st->runs[id], 1);
+    if (st->how >= 0) { /* a little work: the queue still holds blocks at the shutdown */
+        int64_t until = plait_now() + 10 * 1000;
+        while (plait_now() < until)
+            plait__cpu_relax();
+    }
+    if (st->last_seq) {
+        int before = atomic_exchange(&st->last_seq[who], seq);
+        if (before >= seq)
+            atomic_store(&st->order_broken, 1);
+    }
+    return arg;
+}
+
+static void *submit_many(void *arg)
+{
+    submitter *s = arg;
+    uint64_t seed = (uint64_t)s->index + 1;
+    while (!atomic_load(&s->st->go))
+        plait__cpu_relax();
+    for (int i = 0; i < PER_SUBMITTER; i++) {
+        int id = s->index * PER_SUBMITTER + i;
+        s->results[i] = plait_pool_submit(s->st->pool, &s->tasks[i], stress_run, ARG(id));
+        if (s->results[i] == 0)
+            atomic_fetch_add(&s->st->submitted, 1);
+        if (s->st->how < 0)
+            CHECK_EQ(s->results[i], 0);
+        else
+            CHECK(s->results[i] == 0 || s->results[i] == -EPIPE);
+        if (rnd(&seed) % 256 == 0) /* let the queue drain now and then: blocks emptied */
+            sched_yield();
+    }
+    return NULL;
+}
+
+/* SUBMITTERS threads submit at once to a pool of `threads` workers, across many
+ * blocks; how >= 0: a shutdown of that kind races them.  Every accepted task runs at
+ * most once (exactly once unless cancelled), and with one worker in submit order. */
+static void many_submitters(unsigned threads, int how)
+{
+    stress st = {.how = how};
+    the_stress = &st;
+    st.runs = calloc(SUBMITTERS * PER_SUBMITTER, sizeof *st.runs);
+    CHECK(st.runs != NULL);
+    if (threads == 1) {
+        st.last_seq = calloc(SUBMITTERS, sizeof *st.last_seq);
+        CHECK(st.last_seq != NULL);
+        for (int i = 0; i < SUBMITTERS; i++)
+            atomic_store(&st.last_seq[i], -1);
+    }
+    plait_pool_options opt = {.threads = threads, .name = "inject-stress"};
+    CHECK_EQ(plait_pool_create(&st.pool, &opt), 0);
+    submitter *subs = calloc(SUBMITTERS, sizeof *subs);
+    CHECK(subs != NULL);
+    for (int i = 0; i < SUBMITTERS; i++) {
+        subs[i].st = &st;
+        subs[i].index = i;
+        thread_start(&subs[i].thread, submit_many, &subs[i]);
+    }
+    atomic_store(&st.go, true);
+    if (how >= 0) {
+        /* once the queue has crossed a few blocks, while the submits go on */
+        while (atomic_load(&st.submitted) < 3 * BLOCK)
+            sched_yield();
+        CHECK_EQ(plait_pool_shutdown(st.pool, how, SOON()), 0);
+    }
+    for (int i = 0; i < SUBMITTERS; i++)
+        thread_join(subs[i].thread);
+    int accepted = 0, cancelled = 0;
+    for (int i = 0; i < SUBMITTERS; i++)
+        for (int j = 0; j < PER_SUBMITTER; j++) {
+            int id = i * PER_SUBMITTER + j;
+            void *r;
+            if (subs[i].results[j] != 0) {
+                /* refused: its handle is gone, or was never made */
+                if (subs[i].tasks[j].future)
+                    CHECK_EQ(plait_join(subs[i].tasks[j], &r, SOON()), -ESRCH);
+                CHECK_EQ(atomic_load(&st.runs[id]), 0);
+                continue;
+            }
+            int e = plait_join(subs[i].tasks[j], &r, SOON());
+            accepted++;
+            if (e == -ECANCELED && how == PLAIT_POOL_CANCEL) {
+                cancelled++;
+                CHECK(atomic_load(&st.runs[id]) <= 1);
+                continue;
+            }
+            CHECK_EQ(e, 0);
+            CHECK_EQ(INT(r), id);
+            CHECK_EQ(atomic_load(&st.runs[id]), 1);
+        }
+    CHECK(accepted > 0);
+    if (how != PLAIT_POOL_CANCEL)
+        CHECK_EQ(cancelled, 0);
+    CHECK_EQ(atomic_load(&st.order_broken), 0);
+    CHECK_EQ(plait_pool_destroy(st.pool), 0);
+    free(subs);
+    free(st.runs);
+    free(st.last_seq);
+}
+
+TEST(many_submitters_across_blocks_each_task_runs_once)
+{
+    many_submitters(3, -1);
+}
+
+TEST(many_submitters_one_worker_each_submitters_tasks_run_in_order)
+{
+    many_submitters(1, -1);
+}
+
+TEST(a_drain_racing_many_submitters_loses_no_accepted_task)
+{
+    many_submitters(3, PLAIT_POOL_DRAIN);
+}
+
+TEST(a_cancel_racing_many_submitters_completes_every_accepted_task)
+{
+    many_submitters(3, PLAIT_POOL_CANCEL);
+}
+
 RUN_TESTS(CASE(first_in_first_out_across_blocks),
           CASE(emptied_blocks_kept_as_one_spare_the_rest_handed_back),
           CASE(a_burst_of_several_blocks_each_task_runs_once),
-          CASE(a_block_that_cannot_be_had_fails_that_submit_and_loses_nothing))
+          CASE(a_block_that_cannot_be_had_fails_that_submit_and_loses_nothing),
+          CASE(many_submitters_across_blocks_each_task_runs_once),
+          CASE(many_submitters_one_worker_each_submitters_tasks_run_in_order),
+          CASE(a_drain_racing_many_submitters_loses_no_accepted_task),
+          CASE(a_cancel_racing_many_submitters_completes_every_accepted_task))
