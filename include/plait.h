@@ -869,10 +869,10 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * only when the thread that forked runs its task (a coroutine of its scheduler): every
  * call in the child on any other such handle (one of the parent's other threads, running or
  * finished, or one run in another process) is -EPERM, whatever the parent's threads
- * were doing with it at the fork.  (One limit remains: a task of the forking thread's
- * scheduler that another thread was joining or cancelling at the fork may stay
- * locked in the child, whose calls on it, and the task's own end, then wait for
- * ever.)  A child forked from a coroutine goes on with its scheduler's coroutines; a
+ * were doing with it at the fork.  Those of the forking thread's scheduler are the
+ * child's whatever the parent's other threads were doing with them: a fork waits for
+ * a thread inside a call on one (a join, a cancel) to leave what it holds.  A child
+ * forked from a coroutine goes on with its scheduler's coroutines; a
  * wait among them for what only the parent's other threads would do (a pool task's or a
  * thread's end, plait_to_thread included, a send from another thread, a
  * plait_process_start or plait_process_exec in progress: the manager thread makes it)

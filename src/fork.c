@@ -27,6 +27,11 @@
  * whoever holds one, never while taking anything else; then the buckets onces wait in
  * (once.c), held for an instant too; then the semaphores of the signal watchers
  * (signal.c: any thread's plait_signals_wait takes one without the registry lock).
+ * Then, forking from a coroutine, the locks of every future of the forking thread's
+ * scheduler, whose tasks go on in the child, then those of the plait_completed sets
+ * watching them (future.c, plait__future_sched_atfork): the holder of such a future's
+ * lock takes only a set's lock and that scheduler's inbox lock meanwhile, a set's holder
+ * none.  Last that inbox lock, whose holders take nothing else.
  */
 #include "internal.h"
 
@@ -47,20 +52,24 @@ static void prepare(void)
     plait__fd_waits_atfork(PLAIT__FORK_PREPARE);
     plait__once_atfork(PLAIT__FORK_PREPARE);
     plait__signals_atfork_sems(PLAIT__FORK_PREPARE);
-    /* Last: the inbox of the forking thread's scheduler.  Other threads post to it
-     * under its spin lock; one caught inside at the fork would leave it held in the
-     * child, whose loop would then spin on it for ever.  Its holders take nothing
-     * else meanwhile. */
     plait__sched *s = plait__sched_current();
-    if (s)
+    if (s) {
+        /* the tasks of the forking thread's scheduler, which go on in the child */
+        plait__future_sched_atfork(s, PLAIT__FORK_PREPARE);
+        /* Last: its inbox.  Other threads post to it under its spin lock; one caught
+         * inside at the fork would leave it held in the child, whose loop would then
+         * spin on it for ever.  Its holders take nothing else meanwhile. */
         plait__spin_lock(&s->inbox.lock);
+    }
 }
 
 static void parent(void)
 {
     plait__sched *s = plait__sched_current();
-    if (s)
+    if (s) {
         plait__spin_unlock(&s->inbox.lock);
+        plait__future_sched_atfork(s, PLAIT__FORK_PARENT);
+    }
     plait__signals_atfork_sems(PLAIT__FORK_PARENT);
     plait__once_atfork(PLAIT__FORK_PARENT);
     plait__fd_waits_atfork(PLAIT__FORK_PARENT);
@@ -81,8 +90,10 @@ static void child(void)
 {
     atomic_fetch_add(&plait__fork_epoch_now, 1); /* first: the handlers below read it */
     plait__sched *s = plait__sched_current();
-    if (s)
+    if (s) {
         plait__spin_unlock(&s->inbox.lock); /* the child's only thread took it */
+        plait__future_sched_atfork(s, PLAIT__FORK_CHILD);
+    }
     plait__signals_atfork_sems(PLAIT__FORK_CHILD); /* before signals_atfork drops the list */
     plait__once_atfork(PLAIT__FORK_CHILD);
     plait__fd_waits_atfork(PLAIT__FORK_CHILD);

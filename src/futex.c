@@ -22,18 +22,18 @@
 #include <time.h>
 #include <unistd.h>
 
+void plait__spin_pause(unsigned spins)
+{
+    if (spins < 64)
+        plait__cpu_relax();
+    else
+        sched_yield();
+}
+
 void plait__spin_lock_contended(plait__spinlock *lock)
 {
-    for (unsigned spins = 0;; spins++) {
-        if (!atomic_load_explicit(&lock->held, memory_order_relaxed) &&
-            !atomic_exchange_explicit(&lock->held, 1, memory_order_acquire))
-            return;
-        if (spins < 64) {
-            plait__cpu_relax();
-        } else {
-            sched_yield();
-        }
-    }
+    for (unsigned spins = 0; !plait__spin_trylock(lock); spins++)
+        plait__spin_pause(spins);
 }
 
 struct timespec *plait__deadline_timespec(int64_t deadline, struct timespec *ts)

@@ -36,7 +36,8 @@
  * threads, or of another process) is not touched at all: every call on its handle is
  * -EPERM, decided before its lock is taken, as the parent's threads may have held that
  * lock at the fork (made_elsewhere).  The forking thread's scheduler goes on in the
- * child, and its coroutines' tasks with it.
+ * child, and its coroutines' tasks with it: the fork takes their locks, and those of the
+ * sets watching them, from the parent's other threads first (plait__future_sched_atfork).
  */
 #include "internal.h"
 
@@ -761,6 +762,7 @@ struct plait_completed {
     plait__waitq waiters;
     unsigned inside;            /* callers in plait_completed_next() */
     bool dead;
+    bool fork_held;             /* locked by a fork's prepare (plait__future_sched_atfork) */
 };
 
 int plait_completed_create(plait_completed **set)
@@ -929,6 +931,83 @@ int plait_completed_destroy(plait_completed *set)
     if (last)
         free(set);
     return 0;
+}
+
+/* ---- the tasks of the forking thread's scheduler across a fork ----
+ *
+ * A forked child goes on with the forking thread's scheduler and its coroutines' tasks
+ * (made_elsewhere).  Another thread of the parent may be inside a call on one of those
+ * tasks at the fork, holding its lock (a join, a wait, a cancel posting to the
+ * scheduler's inbox, a detach, a set's add), or inside one on a set watching one
+ * (plait_completed_next): held for ever in the child, where the task's end and the
+ * child's own calls on it would spin.  So the forking thread takes those locks in
+ * fork.c's prepare, and in the child it forgets, in each, the waits of the parent's
+ * other threads: their copies, which a wake-up would reach through descriptors the two
+ * processes share (a thread's eventfd), and which nothing there will ever withdraw.
+ *
+ * Which futures: every one whose sched_id names the scheduler — running, finished, or
+ * free (a stale handle's check may hold one, and the child may start it again).  Only
+ * the scheduler's own thread starts one, so none appears while it forks; but one freed
+ * meanwhile may be started again by another thread for another kind of task, whose
+ * holder may be waiting for a lock prepare holds: a future is let go of, not waited
+ * for, as soon as its sched_id names another.  They are found by a walk of every future
+ * ever made (the chunks), under global_lock, which prepare holds (no chunk is added
+ * meanwhile); fork_held marks the ones taken, for the walks of the parent and child.
+ * A fork from a coroutine costs a look at each future the process has (a few ms for
+ * 100,000, a fraction of what the fork of the memory they run in costs).
+ *
+ * Lock order (fork.c): these come after all of prepare's global locks and before the
+ * scheduler's inbox lock.  Whoever holds a future's lock takes, meanwhile, a set's lock
+ * (completed_push, plait_completed_add) and, cancelling a coroutine, its scheduler's
+ * inbox lock (cancel_locked), and nothing else that could wait (a set's holder takes no
+ * lock, and what they free goes back after the unlock); so the forking thread takes
+ * every future's lock first, then the sets', whose holders may hold a future of the
+ * scheduler not yet taken, then the inbox's. */
+
+/* Take a lock for the fork; a future's (sched_id: its own) only while the future is the
+ * scheduler id's.  Whether it was taken. */
+static bool fork_lock(plait__spinlock *lock, const atomic_ullong *sched_id, uint64_t id)
+{
+    for (unsigned spins = 0;; spins++) {
+        if (sched_id && atomic_load_explicit(sched_id, memory_order_relaxed) != id)
+            return false;
+        if (plait__spin_trylock(lock))
+            return true;
+        plait__spin_pause(spins);
+    }
+}
+
+void plait__future_sched_atfork(const plait__sched *s, int phase)
+{
+    if (phase == PLAIT__FORK_PREPARE) {
+        for (future_chunk *c = chunks; c; c = c->next)
+            for (plait__future *f = c->items; f < c->items + CHUNK; f++)
+                if (fork_lock(&f->lock, &f->sched_id, s->id))
+                    f->fork_held = true;
+        for (future_chunk *c = chunks; c; c = c->next)
+            for (plait__future *f = c->items; f < c->items + CHUNK; f++)
+                if (f->fork_held && f->watch && !f->watch->fork_held &&
+                    fork_lock(&f->watch->lock, NULL, 0))
+                    f->watch->fork_held = true;
+        return;
+    }
+    for (future_chunk *c = chunks; c; c = c->next) {
+        for (plait__future *f = c->items; f < c->items + CHUNK; f++) {
+            if (!f->fork_held)
+                continue;
+            plait_completed *set = f->watch; /* held as long as f is */
+            if (set && set->fork_held) {
+                if (phase == PLAIT__FORK_CHILD)
+                    plait__waitq_forget_other_threads(&set->waiters, s);
+                set->fork_held = false;
+                plait__spin_unlock(&set->lock);
+            }
+            if (phase == PLAIT__FORK_CHILD)
+                plait__waitq_forget_other_threads(&f->joiners, s);
+            f->fork_held = false;
+            plait__spin_unlock(&f->lock);
+        }
+    }
 }
 
 void plait__future_atfork(int phase)

@@ -98,7 +98,15 @@ static inline int plait__by_address(const void *a, const void *b)
 
 /* ---- spin lock: guards a primitive's few words of state; held for nanoseconds ---- */
 typedef struct plait__spinlock { atomic_int held; } plait__spinlock;
-/* The contended path of plait__spin_lock: spin, then yield, until it is taken. */
+/* Take the lock if it is free; whether it was. */
+static inline bool plait__spin_trylock(plait__spinlock *lock)
+{
+    return !atomic_load_explicit(&lock->held, memory_order_relaxed) &&
+           !atomic_exchange_explicit(&lock->held, 1, memory_order_acquire);
+}
+/* The pause of the spins-th failed try to take a spin lock: spin, then yield. */
+void plait__spin_pause(unsigned spins);
+/* The contended path of plait__spin_lock: pause until it is taken. */
 void plait__spin_lock_contended(plait__spinlock *lock);
 static inline void plait__spin_lock(plait__spinlock *lock)
 {
@@ -578,6 +586,7 @@ struct plait__future {
     atomic_ullong generation;
     plait__spinlock lock;
     atomic_bool done;           /* written under lock; read without it by helping joins */
+    bool fork_held;             /* locked by a fork's prepare (plait__future_sched_atfork) */
     int refs;                   /* producer + handle + a watching completed-set */
     unsigned batch_len;         /* free, first of a batch: the batch's length (future.c) */
     void *value;
@@ -760,6 +769,10 @@ void plait__atfork_wait_queue(plait__spinlock *lock, plait__waitq *q, int phase)
 void plait__local_atfork(int phase);
 void plait__stack_atfork(int phase);
 void plait__future_atfork(int phase);
+/* The locks of the tasks of the forking thread's scheduler s, and of the sets watching
+ * them, across a fork (future.c); in the child, the waits of the parent's other threads
+ * in them are forgotten. */
+void plait__future_sched_atfork(const plait__sched *s, int phase);
 void plait__pfutex_atfork(int phase);
 void plait__shared_atfork(int phase);
 /* poll.c: the locks of the table of blocking waits by descriptor (spin locks: taken

@@ -7,7 +7,9 @@
  * --wrap=plait__coro_cancel, whose wrapper parks the canceller inside that window on
  * demand; the main thread forks meanwhile.  The child got the lock held for ever: its
  * own calls on the handle spun in it (and the child never ended).  They must answer
- * -EPERM, as for any task that is not the child's, without touching the lock.
+ * -EPERM, as for any task that is not the child's, without touching the lock.  The
+ * tasks of the forking thread's own scheduler are the child's: there the fork must wait
+ * for such a holder to let the lock go (the last four cases).
  */
 #include "fork_child.h"
 
@@ -412,9 +414,212 @@ TEST(a_finished_task_on_a_set_whose_lock_is_held_at_a_fork)
     CHECK_EQ(plait_completed_destroy(set), 0);
 }
 
+/* ---- a task of the forking thread's scheduler, its lock held by another thread ----
+ *
+ * The child goes on with the forking thread's coroutines and their tasks; another
+ * thread inside a call on one of those tasks (or on a set watching one) held that lock
+ * at the fork: held for ever in the child, where the task's end and the child's calls
+ * on it spun.  The fork must wait until that thread has let it go.  The wrappers park
+ * the other thread inside the call, holding the lock; the forking thread, finding a
+ * lock held as it forks, lets it go on (plait__spin_pause, which pauses the waits for
+ * a spin lock: the unchanged fork took no such lock and went on with it held). */
+
+void __real_plait__spin_pause(unsigned spins);
+void __wrap_plait__spin_pause(unsigned spins);
+int __real_plait__wait_on_helping(void *q, void *lock, int64_t deadline, const char *what,
+                                  const void *object);
+int __wrap_plait__wait_on_helping(void *q, void *lock, int64_t deadline, const char *what,
+                                  const void *object);
+static _Thread_local bool forking; /* this thread is in fork_child() */
+static _Thread_local bool park_my_set_wait; /* this thread's next set wait parks */
+static atomic_int set_wait_parked, set_wait_released, forker_waited;
+
+void __wrap_plait__spin_pause(unsigned spins)
+{
+    if (forking) {
+        atomic_store(&forker_waited, 1);
+        atomic_store(&released, 1);
+        atomic_store(&claim_released, 1);
+        atomic_store(&set_wait_released, 1);
+    }
+    __real_plait__spin_pause(spins);
+}
+
+/* plait_completed_next, finding nothing finished, waits under the set's lock, which
+ * the wait lets go: parked before, on demand. */
+int __wrap_plait__wait_on_helping(void *q, void *lock, int64_t deadline, const char *what,
+                                  const void *object)
+{
+    if (park_my_set_wait) {
+        park_my_set_wait = false;
+        atomic_store(&set_wait_parked, 1);
+        wait_for(&set_wait_released);
+    }
+    return __real_plait__wait_on_helping(q, lock, deadline, what, object);
+}
+
+static pid_t fork_holding(void)
+{
+    atomic_store(&forker_waited, 0);
+    forking = true;
+    pid_t pid = fork_child(false);
+    forking = false;
+    return pid;
+}
+
+static plait_task sleeper; /* a coroutine of the forking thread's scheduler */
+
+static void *cancel_sleeper(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_cancel(sleeper), 0);
+    return NULL;
+}
+
+/* arg: whether the child cancels the task too */
+static void *fork_while_a_canceller_holds_the_lock(void *arg)
+{
+    CHECK_EQ(plait_spawn(&sleeper, wait_to_be_cancelled, NULL), 0);
+    settle(); /* asleep */
+    atomic_store(&parked, 0);
+    atomic_store(&released, 0);
+    atomic_store(&park_next_cancel, 1);
+    pthread_t canceller;
+    thread_start(&canceller, cancel_sleeper, NULL);
+    wait_for(&parked);
+    pid_t pid = fork_holding();
+    if (pid == 0) {
+        int64_t start = plait_now();
+        if (arg)
+            CHECK_EQ(plait_cancel(sleeper), 0);
+        CHECK_EQ(plait_join(sleeper, NULL, SOON()), -ECANCELED);
+        CHECK_PROMPT(start);
+        child_exit();
+    }
+    reap_ok(pid, 5);
+    CHECK_EQ(atomic_load(&forker_waited), 1);
+    atomic_store(&released, 1);
+    thread_join(canceller);
+    CHECK_EQ(plait_join(sleeper, NULL, SOON()), -ECANCELED);
+    return NULL;
+}
+
+/* Another thread cancels a coroutine of the forking thread's scheduler, holding its
+ * task's lock at the fork.  The child joins the task (cancelled by then), and in a
+ * second case cancels it first; in the parent the cancellation goes on. */
+TEST(a_cancel_of_the_forking_scheduler_s_task_in_flight_at_a_fork)
+{
+    check_run(fork_while_a_canceller_holds_the_lock, NULL);
+}
+
+TEST(the_child_cancels_a_task_whose_cancel_was_in_flight_at_the_fork)
+{
+    check_run(fork_while_a_canceller_holds_the_lock, ARG(1));
+}
+
+static plait_task finished_here; /* a finished coroutine of the forking thread's */
+
+static void *wait_for_the_finished_coroutine(void *arg)
+{
+    (void)arg;
+    park_my_claim = true;
+    CHECK_EQ(plait_wait_any(&finished_here, 1, SOON()), 0);
+    return NULL;
+}
+
+static void *fork_while_a_waiter_holds_a_finished_task_s_lock(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_spawn(&finished_here, forty_two, NULL), 0);
+    CHECK_EQ(plait_wait_any(&finished_here, 1, SOON()), 0);
+    atomic_store(&claim_parked, 0);
+    atomic_store(&claim_released, 0);
+    pthread_t waiter;
+    thread_start(&waiter, wait_for_the_finished_coroutine, NULL);
+    wait_for(&claim_parked);
+    pid_t pid = fork_holding();
+    if (pid == 0) {
+        int64_t start = plait_now();
+        void *value = NULL;
+        CHECK_EQ(plait_join(finished_here, &value, SOON()), 0);
+        CHECK_EQ(INT(value), 42);
+        CHECK_PROMPT(start);
+        child_exit();
+    }
+    reap_ok(pid, 5);
+    CHECK_EQ(atomic_load(&forker_waited), 1);
+    atomic_store(&claim_released, 1);
+    thread_join(waiter);
+    void *value = NULL;
+    CHECK_EQ(plait_join(finished_here, &value, SOON()), 0);
+    CHECK_EQ(INT(value), 42);
+    return NULL;
+}
+
+/* A coroutine of the forking thread's scheduler has finished; another thread waits
+ * for it, holding its task's lock at the fork.  The child joins it: its outcome. */
+TEST(a_wait_for_the_forking_scheduler_s_finished_task_in_flight_at_a_fork)
+{
+    check_run(fork_while_a_waiter_holds_a_finished_task_s_lock, NULL);
+}
+
+static plait_completed *watching; /* watches sleeper */
+
+static void *next_of_the_set(void *arg)
+{
+    (void)arg;
+    park_my_set_wait = true;
+    plait_task t = {0};
+    CHECK_EQ(plait_completed_next(watching, &t, SOON()), 0);
+    CHECK(t.future == sleeper.future);
+    return NULL;
+}
+
+static void *fork_while_a_set_s_lock_is_held(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_completed_create(&watching), 0);
+    CHECK_EQ(plait_spawn(&sleeper, wait_to_be_cancelled, NULL), 0);
+    CHECK_EQ(plait_completed_add(watching, sleeper), 0);
+    atomic_store(&set_wait_parked, 0);
+    atomic_store(&set_wait_released, 0);
+    pthread_t next;
+    thread_start(&next, next_of_the_set, NULL);
+    wait_for(&set_wait_parked);
+    pid_t pid = fork_holding();
+    if (pid == 0) {
+        /* its end pushes it on the set: the other thread's lock, held for ever here */
+        int64_t start = plait_now();
+        CHECK_EQ(plait_cancel(sleeper), 0);
+        CHECK_EQ(plait_join(sleeper, NULL, SOON()), -ECANCELED);
+        CHECK_PROMPT(start);
+        child_exit();
+    }
+    reap_ok(pid, 5);
+    CHECK_EQ(atomic_load(&forker_waited), 1);
+    atomic_store(&set_wait_released, 1);
+    CHECK_EQ(plait_cancel(sleeper), 0);
+    CHECK_EQ(plait_join(sleeper, NULL, SOON()), -ECANCELED); /* its end wakes the next */
+    thread_join(next);
+    CHECK_EQ(plait_completed_destroy(watching), 0);
+    return NULL;
+}
+
+/* A coroutine of the forking thread's scheduler is on a plait_completed set, whose
+ * lock another thread, inside plait_completed_next, holds at the fork.  In the child
+ * the task ends (pushed on that set) and is joined. */
+TEST(a_set_watching_the_forking_scheduler_s_task_held_at_a_fork)
+{
+    check_run(fork_while_a_set_s_lock_is_held, NULL);
+}
+
 RUN_TESTS(CASE(a_cancel_in_flight_at_a_fork_leaves_the_child_s_calls_answering),
           CASE(a_finished_task_of_another_thread_is_not_the_child_s),
           CASE(a_timed_join_in_flight_at_a_fork_ends_in_the_child),
           CASE(a_pool_task_s_join_of_a_parent_s_task_is_refused_at_once),
           CASE(a_task_s_end_in_the_child_leaves_the_parent_s_waiters_alone),
-          CASE(a_finished_task_on_a_set_whose_lock_is_held_at_a_fork))
+          CASE(a_finished_task_on_a_set_whose_lock_is_held_at_a_fork),
+          CASE(a_cancel_of_the_forking_scheduler_s_task_in_flight_at_a_fork),
+          CASE(the_child_cancels_a_task_whose_cancel_was_in_flight_at_the_fork),
+          CASE(a_wait_for_the_forking_scheduler_s_finished_task_in_flight_at_a_fork),
+          CASE(a_set_watching_the_forking_scheduler_s_task_held_at_a_fork))
