@@ -458,13 +458,32 @@ int __wrap_plait__wait_on_helping(void *q, void *lock, int64_t deadline, const c
     return __real_plait__wait_on_helping(q, lock, deadline, what, object);
 }
 
-static pid_t fork_holding(void)
+/* Start holder (a thread that parks in a call, holding a lock, and sets
+ * *holder_parked), fork once it has parked, and in the child run in_child(arg), which
+ * must return promptly; then check that the fork waited for the lock, and let holder
+ * go on.  The holder thread, for the caller to join. */
+static pthread_t fork_while_held(void *(*holder)(void *), atomic_int *holder_parked,
+                                 atomic_int *release, void (*in_child)(void *), void *arg)
 {
+    atomic_store(holder_parked, 0);
+    atomic_store(release, 0);
+    pthread_t th;
+    thread_start(&th, holder, NULL);
+    wait_for(holder_parked);
     atomic_store(&forker_waited, 0);
     forking = true;
     pid_t pid = fork_child(false);
     forking = false;
-    return pid;
+    if (pid == 0) {
+        int64_t start = plait_now();
+        in_child(arg);
+        CHECK_PROMPT(start);
+        child_exit();
+    }
+    reap_ok(pid, 5);
+    CHECK_EQ(atomic_load(&forker_waited), 1);
+    atomic_store(release, 1);
+    return th;
 }
 
 static plait_task sleeper; /* a coroutine of the forking thread's scheduler */
@@ -476,30 +495,22 @@ static void *cancel_sleeper(void *arg)
     return NULL;
 }
 
+/* In the child: cancel the sleeper too (when arg says so), and join it. */
+static void join_the_cancelled_sleeper(void *arg)
+{
+    if (arg)
+        CHECK_EQ(plait_cancel(sleeper), 0);
+    CHECK_EQ(plait_join(sleeper, NULL, SOON()), -ECANCELED);
+}
+
 /* arg: whether the child cancels the task too */
 static void *fork_while_a_canceller_holds_the_lock(void *arg)
 {
     CHECK_EQ(plait_spawn(&sleeper, wait_to_be_cancelled, NULL), 0);
     settle(); /* asleep */
-    atomic_store(&parked, 0);
-    atomic_store(&released, 0);
     atomic_store(&park_next_cancel, 1);
-    pthread_t canceller;
-    thread_start(&canceller, cancel_sleeper, NULL);
-    wait_for(&parked);
-    pid_t pid = fork_holding();
-    if (pid == 0) {
-        int64_t start = plait_now();
-        if (arg)
-            CHECK_EQ(plait_cancel(sleeper), 0);
-        CHECK_EQ(plait_join(sleeper, NULL, SOON()), -ECANCELED);
-        CHECK_PROMPT(start);
-        child_exit();
-    }
-    reap_ok(pid, 5);
-    CHECK_EQ(atomic_load(&forker_waited), 1);
-    atomic_store(&released, 1);
-    thread_join(canceller);
+    thread_join(fork_while_held(cancel_sleeper, &parked, &released,
+                                join_the_cancelled_sleeper, arg));
     CHECK_EQ(plait_join(sleeper, NULL, SOON()), -ECANCELED);
     return NULL;
 }
@@ -527,32 +538,23 @@ static void *wait_for_the_finished_coroutine(void *arg)
     return NULL;
 }
 
+/* Join the finished coroutine: its outcome, 42. */
+static void join_the_finished_one(void *arg)
+{
+    (void)arg;
+    void *value = NULL;
+    CHECK_EQ(plait_join(finished_here, &value, SOON()), 0);
+    CHECK_EQ(INT(value), 42);
+}
+
 static void *fork_while_a_waiter_holds_a_finished_task_s_lock(void *arg)
 {
     (void)arg;
     CHECK_EQ(plait_spawn(&finished_here, forty_two, NULL), 0);
     CHECK_EQ(plait_wait_any(&finished_here, 1, SOON()), 0);
-    atomic_store(&claim_parked, 0);
-    atomic_store(&claim_released, 0);
-    pthread_t waiter;
-    thread_start(&waiter, wait_for_the_finished_coroutine, NULL);
-    wait_for(&claim_parked);
-    pid_t pid = fork_holding();
-    if (pid == 0) {
-        int64_t start = plait_now();
-        void *value = NULL;
-        CHECK_EQ(plait_join(finished_here, &value, SOON()), 0);
-        CHECK_EQ(INT(value), 42);
-        CHECK_PROMPT(start);
-        child_exit();
-    }
-    reap_ok(pid, 5);
-    CHECK_EQ(atomic_load(&forker_waited), 1);
-    atomic_store(&claim_released, 1);
-    thread_join(waiter);
-    void *value = NULL;
-    CHECK_EQ(plait_join(finished_here, &value, SOON()), 0);
-    CHECK_EQ(INT(value), 42);
+    thread_join(fork_while_held(wait_for_the_finished_coroutine, &claim_parked,
+                                &claim_released, join_the_finished_one, NULL));
+    join_the_finished_one(NULL);
     return NULL;
 }
 
@@ -581,23 +583,10 @@ static void *fork_while_a_set_s_lock_is_held(void *arg)
     CHECK_EQ(plait_completed_create(&watching), 0);
     CHECK_EQ(plait_spawn(&sleeper, wait_to_be_cancelled, NULL), 0);
     CHECK_EQ(plait_completed_add(watching, sleeper), 0);
-    atomic_store(&set_wait_parked, 0);
-    atomic_store(&set_wait_released, 0);
-    pthread_t next;
-    thread_start(&next, next_of_the_set, NULL);
-    wait_for(&set_wait_parked);
-    pid_t pid = fork_holding();
-    if (pid == 0) {
-        /* its end pushes it on the set: the other thread's lock, held for ever here */
-        int64_t start = plait_now();
-        CHECK_EQ(plait_cancel(sleeper), 0);
-        CHECK_EQ(plait_join(sleeper, NULL, SOON()), -ECANCELED);
-        CHECK_PROMPT(start);
-        child_exit();
-    }
-    reap_ok(pid, 5);
-    CHECK_EQ(atomic_load(&forker_waited), 1);
-    atomic_store(&set_wait_released, 1);
+    /* in the child, the sleeper's end pushes it on the set: the lock the other thread
+     * held at the fork */
+    pthread_t next = fork_while_held(next_of_the_set, &set_wait_parked, &set_wait_released,
+                                     join_the_cancelled_sleeper, ARG(1));
     CHECK_EQ(plait_cancel(sleeper), 0);
     CHECK_EQ(plait_join(sleeper, NULL, SOON()), -ECANCELED); /* its end wakes the next */
     thread_join(next);
