@@ -871,9 +871,13 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * finished, or one run in another process) is -EPERM, whatever the parent's threads
  * were doing with it at the fork.  Those of the forking thread's scheduler are the
  * child's whatever the parent's other threads were doing with them: a fork waits for
- * a thread inside a call on one (a join, a cancel) to leave what it holds.  A child
- * forked from a coroutine goes on with its scheduler's coroutines; a
- * wait among them for what only the parent's other threads would do (a pool task's or a
+ * a thread inside a call on one (a join, a cancel) to leave what it holds.  To find
+ * them, a fork from a coroutine looks at every task future the process has made so far
+ * (tens of nanoseconds each: milliseconds in a process that once had a hundred
+ * thousand tasks in flight, more than the fork itself); a fork from a thread that runs
+ * no scheduler (plait's own: function children, process pool workers) does not.  A
+ * child forked from a coroutine goes on with its scheduler's coroutines; a wait among
+ * them for what only the parent's other threads would do (a pool task's or a
  * thread's end, plait_to_thread included, a send from another thread, a
  * plait_process_start or plait_process_exec in progress: the manager thread makes it)
  * never ends in the child but at its deadline (-ETIMEDOUT) or cancellation.  The calling thread flushes every stdio
