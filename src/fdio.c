@@ -54,10 +54,10 @@ static ssize_t system_transfer(int fd, void *buf, size_t len, bool writing, bool
  * watches fd) does not try read(2) first: a request-response peer has most likely
  * nothing more to say yet.  On io_uring the kernel makes that read when data comes;
  * on epoll the coroutine waits, then reads.  Either way the read that would say
- * EAGAIN is saved.  On io_uring a coroutine's write while other coroutines are ready
- * to run goes into the ring too: the scheduler hands it to the kernel with the
- * requests of the others when they have run, one system call for the lot
- * (plait__ring_write). */
+ * EAGAIN is saved.  A write is always write(2) (send(2)) first, on io_uring too:
+ * putting it in the ring beside other ready coroutines' requests saved system calls
+ * but cost the writer a wait (a timer, a suspension, a completion to take and a wake-
+ * up), more than the send(2) it saved (docs/BENCHMARKS.md, session 19). */
 static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool writing)
 {
     if (!buf && len)
@@ -65,7 +65,6 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
     if (writing) /* a reader gone is -EPIPE, not a signal, on the program's own pipes too */
         plait__ignore_sigpipe();
     bool drained = !writing && len && plait__fd_drained(fd);
-    bool batch = writing && len;
     bool is_socket = len && plait__fd_socket(fd);
     bool ring_read = true; /* the kernel may read in the ring (io_uring) */
     for (;;) {
@@ -74,12 +73,6 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
         int begun = plait__fd_call_begin(fd, &since);
         if (begun < 0)
             return begun;
-        if (batch) { /* once: after EAGAIN from the kernel, write(2) and wait as usual */
-            batch = false;
-            if ((n = plait__ring_write(fd, buf, len, deadline, since)) != -ENOSYS &&
-                n != -EAGAIN)
-                return n;
-        }
         if (drained && ring_read &&
             (n = plait__ring_read(fd, buf, len, deadline, since)) != -ENOSYS) {
             if (n > 0) /* the kernel read it as soon as it came (io_uring) */

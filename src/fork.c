@@ -39,7 +39,6 @@
 
 static void prepare(void)
 {
-    plait__poll_before_fork(); /* first: it may wake this scheduler's coroutines */
     plait__spawn_atfork(PLAIT__FORK_PREPARE);
     plait__pool_atfork(PLAIT__FORK_PREPARE);
     plait__manager_atfork(PLAIT__FORK_PREPARE);

@@ -169,12 +169,15 @@ bool plait__plock_release_dead(plait__plock *lock, unsigned dead_pid);
 /* In a forked child: forget the watcher threads of the parent. */
 void plait__pfutex_after_fork(void);
 
-/* ---- timers (timer.c): a binary min-heap per scheduler ---- */
+/* ---- timers (timer.c): a binary min-heap per scheduler, and a list beside it ---- */
 typedef struct plait__timer {
     int64_t when;
-    size_t index; /* position in the heap; SIZE_MAX when not in it */
+    size_t index; /* heap position; PLAIT__TIMER_IN_LIST; SIZE_MAX: in neither */
     plait__waiter *waiter;
+    struct plait__timer *prev, *next; /* in the list (timer.c) */
 } plait__timer;
+
+#define PLAIT__TIMER_IN_LIST (SIZE_MAX - 1)
 
 /* A heap entry keeps its timer's deadline beside it: sifting compares without
  * reaching into the waiters' stacks. */
@@ -183,16 +186,20 @@ typedef struct plait__timer_entry {
     plait__timer *timer;
 } plait__timer_entry;
 
+/* The heap, and beside it a list of timers in the order of their deadlines for those
+ * that come in that order (timer.c). */
 typedef struct plait__timer_heap {
     plait__timer_entry *items;
     size_t len, cap;
+    plait__timer *head, *tail; /* the list: earliest first */
 } plait__timer_heap;
 
 int plait__timer_add(plait__timer_heap *heap, plait__timer *timer);
 void plait__timer_remove(plait__timer_heap *heap, plait__timer *timer);
 static inline plait__timer *plait__timer_first(plait__timer_heap *heap)
 {
-    return heap->len ? heap->items[0].timer : NULL;
+    plait__timer *t = heap->len ? heap->items[0].timer : NULL;
+    return heap->head && (!t || heap->head->when < t->when) ? heap->head : t;
 }
 void plait__timer_heap_free(plait__timer_heap *heap);
 
@@ -509,9 +516,6 @@ void plait__poller_free(plait__sched *s);
 /* In a forked child: drop the calling thread's wake-up eventfd, shared with the parent,
  * and give the poller of the scheduler this thread runs new kernel objects. */
 void plait__poll_after_fork(void);
-/* Before fork(): hand the calling scheduler's queued requests to the kernel and take
- * what completed, so that the child does not make again a write its parent has made. */
-void plait__poll_before_fork(void);
 /* The read hint of fd in the calling coroutine's scheduler: whether its last read took
  * less than it asked (so the next is likely to find nothing and should wait first),
  * and setting it after a read.  False / nothing outside coroutines. */
@@ -548,14 +552,6 @@ int plait__wait_fd_in_call(int fd, int events, int64_t deadline, bool tried, uin
  * deadline passed before the kernel read, or a plait_close came since `since`
  * (plait__fd_call_begin): the caller reads(2) once. */
 ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline, uint32_t since);
-/* The same for a write to a socket or pipe, made only while other coroutines of the
- * caller's scheduler are ready to run (the write then joins their requests in one
- * system call); -EAGAIN also when the kernel found no room, or the deadline passed
- * before it wrote; -ENOSYS also when none is, for other files, and when another
- * coroutine's write on fd is in the ring (which this call hands to the kernel first,
- * so that the caller's write(2) comes after it unless it waits there for room). */
-ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline,
-                          uint32_t since);
 
 /* ---- stacks (stack.c) ---- */
 int plait__stack_check_size(size_t size);

@@ -243,11 +243,8 @@ static void release_ended(struct plait__poller *p, int fd)
         slot->reader = NULL;
     if (slot->writer && ended(slot->writer))
         slot->writer = NULL;
-    for (int writing = 0; writing < 2; writing++) {
-        plait__kernel_io *op = writing ? slot->write_op : slot->read_op;
-        if (op && ended(op->waiter))
-            p->backend->io_cancel(p, fd, writing);
-    }
+    if (slot->read_op && ended(slot->read_op->waiter))
+        p->backend->io_cancel(p, fd);
 }
 
 /* coro_wait_fd ends without waiting, with r: unless a plait_close on another thread
@@ -274,7 +271,7 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
     release_ended(p, fd);
     plait__fd_slot *slot = &p->fds[fd];
     if (((events & PLAIT_READABLE) && (slot->reader || slot->read_op)) ||
-        ((events & PLAIT_WRITABLE) && (slot->writer || slot->write_op)))
+        ((events & PLAIT_WRITABLE) && slot->writer))
         return wait_fd_gives_up(w, -EBUSY);
     if (events & PLAIT_READABLE)
         slot->reader = w;
@@ -424,11 +421,9 @@ static void poller_after_fork(plait__sched *s)
         if (plait__slot_wants(&p->fds[fd]) &&
             p->backend->arm(p, (int)fd, &p->fds[fd], plait__slot_wants(&p->fds[fd])) < 0)
             plait__poller_fire(p, (int)fd, -EBADF);
-        for (int writing = 0; writing < 2; writing++)
-            if ((writing ? p->fds[fd].write_op : p->fds[fd].read_op) &&
-                (!p->backend->io_submit ||
-                 p->backend->io_submit(p, (int)fd, &p->fds[fd], writing) < 0))
-                plait__poller_io_done(p, (int)fd, writing, -EBADF);
+        if (p->fds[fd].read_op &&
+            (!p->backend->io_submit || p->backend->io_submit(p, (int)fd, &p->fds[fd]) < 0))
+            plait__poller_io_done(p, (int)fd, -EBADF);
     }
 }
 
@@ -529,9 +524,7 @@ int plait_close(int fd)
     if (p && (size_t)fd < p->cap) {
         p->backend->forget(p, fd, &p->fds[fd]);
         if (p->fds[fd].read_op)
-            p->backend->io_cancel(p, fd, false);
-        if (p->fds[fd].write_op)
-            p->backend->io_cancel(p, fd, true);
+            p->backend->io_cancel(p, fd);
     }
     int r = close(fd) < 0 && errno != EINTR ? -errno : 0; /* after EINTR it is gone too */
     /* once more: a call that began after the first look found fd still open, and its
@@ -579,13 +572,6 @@ static int thread_wake_fd(void)
         return -ENOMEM;
     }
     return tls_wake_fd = fd;
-}
-
-void plait__poll_before_fork(void)
-{
-    plait__sched *s = plait__sched_current();
-    if (s && s->poller)
-        s->poller->backend->wait(s->poller, 0, 0); /* look, do not sleep */
 }
 
 void plait__poll_after_fork(void)
@@ -746,7 +732,7 @@ int plait__fd_call_begin(int fd, uint32_t *since)
  * coroutine: the system call may need no wait), or another -errno.  The clock is not
  * read: a deadline is known past when the loop's last reading is at or after it.  One
  * that passed since goes to the ring, its timer takes the request back on the loop's
- * next turn, and ring_transfer says -EAGAIN: the caller then makes the system call
+ * next turn, and kernel_read says -EAGAIN: the caller then makes the system call
  * once, as for any past deadline. */
 static struct plait__poller *ring_poller(int fd, int64_t deadline, int *r)
 {
@@ -770,26 +756,20 @@ static struct plait__poller *ring_poller(int fd, int64_t deadline, int *r)
     return NULL;
 }
 
-/* Have the kernel move buf (reading or writing) and wait for it: the bytes moved, or
- * -errno; -EAGAIN when the deadline ended the wait before the kernel moved anything
- * (the caller tries the system call once: it may have passed before the call), or when
- * the ring took no request (full, and io_uring_enter refused to make room). */
-static ssize_t ring_transfer(struct plait__poller *p, int fd, void *buf, size_t len,
-                             int64_t deadline, bool writing, uint32_t since)
+/* Have the kernel read into buf and wait for it: the bytes read, or -errno; -EAGAIN
+ * when the deadline ended the wait before the kernel read anything (the caller tries
+ * the system call once: it may have passed before the call), or when the ring took no
+ * request (full, and io_uring_enter refused to make room). */
+static ssize_t kernel_read(struct plait__poller *p, int fd, void *buf, size_t len,
+                             int64_t deadline, uint32_t since)
 {
     plait__waiter w;
-    plait__waiter_init(&w, writing ? "write" : "read", (const void *)(intptr_t)fd);
+    plait__waiter_init(&w, "read", (const void *)(intptr_t)fd);
     plait__kernel_io op = {.waiter = &w, .buf = buf, .len = len};
-    if (writing)
-        p->fds[fd].write_op = &op;
-    else
-        p->fds[fd].read_op = &op;
-    int r = p->backend->io_submit(p, fd, &p->fds[fd], writing);
+    p->fds[fd].read_op = &op;
+    int r = p->backend->io_submit(p, fd, &p->fds[fd]);
     if (r < 0) { /* a full ring the kernel would not take: the system call can do it */
-        if (writing)
-            p->fds[fd].write_op = NULL;
-        else
-            p->fds[fd].read_op = NULL;
+        p->fds[fd].read_op = NULL;
         return -EAGAIN;
     }
     plait__wait_node node;
@@ -807,7 +787,7 @@ static ssize_t ring_transfer(struct plait__poller *p, int fd, void *buf, size_t 
     }
     plait__wait_node_unlink(&node);
     if (!op.done) /* the wait ended otherwise: the kernel must let go of buf first */
-        p->backend->io_cancel(p, fd, writing);
+        p->backend->io_cancel(p, fd);
     /* bytes that moved are returned whatever ended the wait: none is lost */
     if (op.res != -ECANCELED)
         return op.res;
@@ -835,7 +815,6 @@ bool plait__fd_kind(plait__fd_slot *slot, int fd)
     slot->seqpacket = slot->socket &&
                       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) == 0 &&
                       type == SOCK_SEQPACKET;
-    slot->stream = slot->socket || S_ISFIFO(st.st_mode);
     slot->pollable = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode);
     slot->kind_known = true;
     slot->kind_gen = gen;
@@ -853,7 +832,7 @@ ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline, uint32
     release_ended(p, fd);
     if (p->fds[fd].reader || p->fds[fd].read_op)
         return -EBUSY;
-    ssize_t n = ring_transfer(p, fd, buf, len, deadline, false, since);
+    ssize_t n = kernel_read(p, fd, buf, len, deadline, since);
     if (n == -ENOTSOCK && p->fds[fd].socket) { /* a stale kind: the kernel received */
         p->fds[fd].kind_known = false;
         return plait__ring_read(fd, buf, len, deadline, since); /* as what it is now */
@@ -861,35 +840,10 @@ ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline, uint32
     return n;
 }
 
-ssize_t plait__ring_write(int fd, const void *buf, size_t len, int64_t deadline,
-                          uint32_t since)
+void plait__poller_io_done(struct plait__poller *p, int fd, int res)
 {
-    plait__sched *s = plait__sched_current();
-    struct plait__poller *p = s ? s->poller : NULL;
-    bool queued = p && fd >= 0 && (size_t)fd < p->cap && p->fds[fd].write_op;
-    if (queued) /* another coroutine's write on fd: its bytes go to the kernel first */
-        p->backend->io_flush(p);
-    if (queued || !s || !s->ready_head)
-        return -ENOSYS; /* and with nothing else to run, write(2) costs no more */
-    int r;
-    if (!(p = ring_poller(fd, deadline, &r)))
-        return r;
-    plait__fd_slot *slot = &p->fds[fd];
-    if (!plait__fd_kind(slot, fd))
-        return -ENOSYS; /* write(2) says why */
-    /* only streams: a file's position is not locked for io_uring as for write(2), and
-     * the kernel may hand a file write to a worker thread; and not while one waits for
-     * room: try, then wait */
-    if (!slot->stream || slot->writer)
-        return -ENOSYS;
-    return ring_transfer(p, fd, (void *)buf, len, deadline, true, since);
-}
-
-void plait__poller_io_done(struct plait__poller *p, int fd, bool writing, int res)
-{
-    plait__kernel_io **slot_op = writing ? &p->fds[fd].write_op : &p->fds[fd].read_op;
-    plait__kernel_io *op = *slot_op;
-    *slot_op = NULL;
+    plait__kernel_io *op = p->fds[fd].read_op;
+    p->fds[fd].read_op = NULL;
     op->res = res;
     op->done = true;
     if (plait__waiter_claim(op->waiter))

@@ -10,11 +10,10 @@
  *
  * Invariant: a slot's `armed` mask is what the backend watches for it now (0: not
  * watched); poll.c re-arms a slot whenever the waiters it has and the mask differ
- * after an event or a withdrawal.  A backend that can read and write for a coroutine
- * (io_uring) does so instead of a watch followed by read(2) (and, when the write can
- * join a batch, instead of write(2)): a slot's read_op / write_op is then the one
- * reader / writer of that direction, and the coroutine does not return before the
- * kernel is done with its buffer.
+ * after an event or a withdrawal.  A backend that can read for a coroutine (io_uring)
+ * does so instead of a watch followed by read(2): a slot's read_op is then its one
+ * reader, and the coroutine does not return before the kernel is done with its
+ * buffer.
  */
 #ifndef PLAIT_POLL_H
 #define PLAIT_POLL_H
@@ -23,8 +22,8 @@
 
 #include <poll.h>
 
-/* A read or write the kernel makes for a waiting coroutine (io_uring), on that
- * coroutine's stack: the buffer stays the kernel's until `done`. */
+/* A read the kernel makes for a waiting coroutine (io_uring), on that coroutine's
+ * stack: the buffer stays the kernel's until `done`. */
 typedef struct plait__kernel_io {
     plait__waiter *waiter;
     void *buf;
@@ -54,14 +53,13 @@ enum {
  * system call (or a poll) tells. */
 #define PLAIT__LOOK_AGAIN 0
 
-/* The highest descriptor a poller serves: io_uring's request names keep the two bits
- * above it (for a read, for a write). */
+/* The highest descriptor a poller serves: io_uring's request names keep the bits
+ * above it (one says a request is a read). */
 #define PLAIT__POLL_FD_MAX 0x3fffffff
 
 typedef struct plait__fd_slot {
     plait__waiter *reader, *writer;
     plait__kernel_io *read_op;  /* a read in the kernel for this scheduler, or NULL */
-    plait__kernel_io *write_op; /* a write in the kernel for this scheduler, or NULL */
     unsigned armed;             /* poll(2) events watched now, 0 for none */
     bool registered;            /* epoll: in the set (level-triggered, kept between waits) */
     unsigned reg_events;        /* epoll: the events it is registered for */
@@ -69,17 +67,15 @@ typedef struct plait__fd_slot {
     int64_t unverified_since;   /* epoll: a wait trusts the registration unchecked since
                                  * then (0: none) */
     bool listed;                /* epoll: the descriptor is on the poller's `unverified` */
-    bool stream;                /* a socket or a pipe (valid while kind_known) */
     bool socket;                /* a socket (valid while kind_known) */
     bool seqpacket;             /* a SOCK_SEQPACKET socket: write(2) ends a record
                                  * (MSG_EOR), send(2) does not (valid while kind_known) */
     bool pollable;              /* not a file poll(2) calls always ready: a regular
                                  * file, a directory, a block device (the same) */
-    bool kind_known;            /* `stream` is known, for the file of close count kind_gen */
+    bool kind_known;            /* the kind is known, for the file of close count kind_gen */
     uint32_t kind_gen;
     uint32_t gen;               /* io_uring: which poll request is the live one */
     uint32_t read_gen;          /* io_uring: which read request is the live one */
-    uint32_t write_gen;         /* io_uring: which write request is the live one */
     bool arm_deferred;          /* io_uring: its watch waits for room in the ring (on the
                                  * ring's deferred list) */
     bool drained;               /* the last read took less than it asked: likely empty */
@@ -110,15 +106,13 @@ typedef struct plait__poll_backend {
      * plait__poller_fire(). */
     void (*wait)(struct plait__poller *p, int64_t deadline, int64_t timeout);
     /* Optional (NULL: not offered): have the kernel read into slot->read_op's buffer
-     * once fd has data (writing: write slot->write_op's once fd has room), completing
-     * through plait__poller_io_done(); 0 or -errno.  Requests go to the kernel with
-     * the next wait, in the order they were made.  io_cancel takes such a request
-     * back, returning once it is done (completed or cancelled; where the kernel
-     * refuses for good it aborts: the buffer would stay the kernel's); io_flush hands
-     * the requests made so far to the kernel now. */
-    int (*io_submit)(struct plait__poller *p, int fd, plait__fd_slot *slot, bool writing);
-    void (*io_cancel)(struct plait__poller *p, int fd, bool writing);
-    void (*io_flush)(struct plait__poller *p);
+     * once fd has data, completing through plait__poller_io_done(); 0 or -errno.
+     * Requests go to the kernel with the next wait, in the order they were made.
+     * io_cancel takes such a request back, returning once it is done (completed or
+     * cancelled; where the kernel refuses for good it aborts: the buffer would stay the
+     * kernel's). */
+    int (*io_submit)(struct plait__poller *p, int fd, plait__fd_slot *slot);
+    void (*io_cancel)(struct plait__poller *p, int fd);
 } plait__poll_backend;
 
 extern const plait__poll_backend plait__poll_epoll;
@@ -154,16 +148,15 @@ struct plait__poller {
  * becomes its waiters' outcome): wake its waiters, re-arm for those still waiting.
  * The backend has cleared slot->armed first (the watch was one-shot). */
 void plait__poller_fire(struct plait__poller *p, int fd, int revents);
-/* A read or write made by the kernel is done (bytes or -errno): wake its coroutine,
- * unless its wait ended otherwise (then it is taking the request back, and sees
- * `done`). */
-void plait__poller_io_done(struct plait__poller *p, int fd, bool writing, int res);
+/* A read made by the kernel is done (bytes or -errno): wake its coroutine, unless its
+ * wait ended otherwise (then it is taking the request back, and sees `done`). */
+void plait__poller_io_done(struct plait__poller *p, int fd, int res);
 /* The io_uring backend's ring descriptor (-1 for another backend's poller). */
 int plait__uring_fd(const struct plait__poller *p);
 /* How many times plait_close() has closed a descriptor with fd's number, or another
  * that shares its stripe: a registration older than that may be gone. */
 uint32_t plait__fd_close_gen(int fd);
-/* Fill slot's `stream` and `pollable` for the file now at fd, looked up once per
+/* Fill slot's `socket`, `seqpacket` and `pollable` for the file now at fd, looked up once per
  * file at that number (plait_close counts), and each time for a file that is not
  * pollable; false when fstat fails. */
 bool plait__fd_kind(plait__fd_slot *slot, int fd);

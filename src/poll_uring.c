@@ -5,19 +5,18 @@
  * Each watch is a one-shot IORING_OP_POLL_ADD whose user_data names the descriptor
  * and a generation: re-arming a slot (or disarming it) removes the live request
  * (IORING_OP_POLL_REMOVE) and bumps the generation, so a completion that was already
- * on its way for the old request is recognised as stale and dropped.  A read or write
- * the kernel makes for a coroutine (IORING_OP_READ / IORING_OP_WRITE; on a socket the
- * read is an IORING_OP_RECV that waits before it tries, RECVSEND_POLL_FIRST, as plait
- * asks for one only when the last read emptied the socket; a write stays a WRITE: a
- * SEND never raises SIGPIPE, a write(2) does) is named the same way,
- * with a bit for its direction.  Requests are only written into the
+ * on its way for the old request is recognised as stale and dropped.  A read the
+ * kernel makes for a coroutine (IORING_OP_READ; on a socket an IORING_OP_RECV that
+ * waits before it tries, RECVSEND_POLL_FIRST, as plait asks for one only when the last
+ * read emptied the socket) is named the same way, with a bit that says it is a read.
+ * (Writes are write(2): fdio.c says why.)  Requests are only written into the
  * submission ring; they go to the kernel together with the next wait, so a wait costs
  * no system call of its own (epoll needs an epoll_ctl), and the kernel starts them in
- * the order they were written.  A read or write whose wait ends (deadline,
+ * the order they were written.  A read whose wait ends (deadline,
  * cancellation, plait_close) before its request went to the kernel never goes: the
  * request is made a no-op first (withdraw_ended).  As the kernel finds a request's file
  * by its number when it takes the request, a plait_close on another thread either
- * takes a queued read or write back, or, once the scheduler is handing it over, waits
+ * takes a queued read back, or, once the scheduler is handing it over, waits
  * until the ring's head is past it (take_back_or_wait_handed in poll.c): the number is
  * never closed, and reused, under the kernel's look-up.  The inbox eventfd is watched by a request with its
  * own user_data, re-armed each time it fires, and the scheduler's sleeps end by one
@@ -95,8 +94,8 @@ static void mark_entered(struct plait__poller *p, unsigned from);
 static void submit_all(struct plait__poller *p, unsigned flags);
 static unsigned reap(struct plait__poller *p);
 
-/* Hand the written requests to the kernel; 0 or -errno.  The reads and writes among
- * them are marked as being handed over while it does (see withdraw_ended). */
+/* Hand the written requests to the kernel; 0 or -errno.  The reads among them are
+ * marked as being handed over while it does (see withdraw_ended). */
 static int submit(struct plait__uring *u, unsigned wait_nr, unsigned flags, void *arg,
                   size_t argsz)
 {
@@ -223,16 +222,15 @@ static int poll_add(struct plait__uring *u, int fd, unsigned events, uint64_t us
 
 static uint64_t key(int fd, uint32_t gen) { return (uint64_t)gen << 32 | (uint32_t)fd; }
 
-/* A read's or write's user_data: its descriptor with one of these bits, and the
- * slot's generation for that direction (poll.h keeps descriptors below both bits). */
+/* A read's user_data: its descriptor with this bit, and the slot's read generation
+ * (poll.h keeps descriptors below it). */
 #define READ_BIT 0x80000000u
-#define WRITE_BIT 0x40000000u
 #define CANCEL_TOKEN (UINT64_MAX - 2)
 #define TIMEOUT_TOKEN (UINT64_MAX - 3)
 
-static uint64_t io_key(int fd, const plait__fd_slot *slot, bool writing)
+static uint64_t io_key(int fd, const plait__fd_slot *slot)
 {
-    return writing ? key(fd, slot->write_gen) | WRITE_BIT : key(fd, slot->read_gen) | READ_BIT;
+    return key(fd, slot->read_gen) | READ_BIT;
 }
 
 static void ur_close(struct plait__poller *p)
@@ -396,15 +394,13 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res)
         note_put_off(p->ring);
         return;
     }
-    if ((uint32_t)user_data & (READ_BIT | WRITE_BIT)) {
-        bool writing = (uint32_t)user_data & WRITE_BIT;
-        int fd = (int)((uint32_t)user_data & ~(READ_BIT | WRITE_BIT));
+    if ((uint32_t)user_data & READ_BIT) {
+        int fd = (int)((uint32_t)user_data & ~READ_BIT);
         if ((size_t)fd >= p->cap)
             return;
         const plait__fd_slot *slot = &p->fds[fd];
-        if ((writing ? slot->write_op : slot->read_op) &&
-            (writing ? slot->write_gen : slot->read_gen) == (uint32_t)(user_data >> 32))
-            plait__poller_io_done(p, fd, writing, res);
+        if (slot->read_op && slot->read_gen == (uint32_t)(user_data >> 32))
+            plait__poller_io_done(p, fd, res);
         return;
     }
     int fd = (int)(uint32_t)user_data;
@@ -437,8 +433,7 @@ static unsigned reap(struct plait__poller *p)
 }
 
 /* Hand every request written so far to the kernel before going on, as what follows
- * relies on it: a queued write's bytes ahead of a write(2) to the same descriptor, a
- * removed watch no longer holding its file open.  A temporary refusal is waited out,
+ * relies on it: a removed watch no longer holding its file open.  A temporary refusal is waited out,
  * taking completions meanwhile (the kernel may want room for them first); any other
  * aborts, as the requests would never go. */
 static void submit_all(struct plait__poller *p, unsigned flags)
@@ -524,49 +519,43 @@ static void ur_wait(struct plait__poller *p, int64_t deadline, int64_t timeout)
     reap(p);
 }
 
-/* A read the kernel makes when fd has data, or a write when it has room (it polls by
- * itself first). */
-static int ur_io_submit(struct plait__poller *p, int fd, plait__fd_slot *slot, bool writing)
+/* A read the kernel makes when fd has data (it polls by itself first). */
+static int ur_io_submit(struct plait__poller *p, int fd, plait__fd_slot *slot)
 {
     struct io_uring_sqe *sqe = get_sqe(p->ring);
     if (!sqe)
         return -errno;
-    plait__kernel_io *op = writing ? slot->write_op : slot->read_op;
+    plait__kernel_io *op = slot->read_op;
     op->index = p->ring->tail;
     op->ring_head = p->ring->sq_head;
     atomic_store_explicit(&op->state, PLAIT__IO_QUEUED, memory_order_relaxed);
-    if (!writing && slot->socket) {
+    if (slot->socket) {
         sqe->opcode = IORING_OP_RECV;
         sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
     } else {
-        sqe->opcode = writing ? IORING_OP_WRITE : IORING_OP_READ;
+        sqe->opcode = IORING_OP_READ;
         sqe->off = (uint64_t)-1;
     }
     sqe->fd = fd;
     sqe->addr = (uint64_t)(uintptr_t)op->buf;
     sqe->len = op->len > UINT32_MAX ? UINT32_MAX : (uint32_t)op->len;
-    if (writing)
-        slot->write_gen++;
-    else
-        slot->read_gen++;
-    sqe->user_data = io_key(fd, slot, writing);
+    slot->read_gen++;
+    sqe->user_data = io_key(fd, slot);
     put_sqe(p->ring);
     return 0;
 }
 
-/* The live read or write whose request sqe is, or NULL. */
+/* The live read whose request sqe is, or NULL. */
 static plait__kernel_io *sqe_op(struct plait__poller *p, const struct io_uring_sqe *sqe)
 {
-    if (sqe->opcode != IORING_OP_READ && sqe->opcode != IORING_OP_RECV &&
-        sqe->opcode != IORING_OP_WRITE)
+    if (sqe->opcode != IORING_OP_READ && sqe->opcode != IORING_OP_RECV)
         return NULL;
-    bool writing = sqe->opcode == IORING_OP_WRITE;
     const plait__fd_slot *slot = &p->fds[sqe->fd];
-    plait__kernel_io *op = writing ? slot->write_op : slot->read_op;
-    return op && sqe->user_data == io_key(sqe->fd, slot, writing) ? op : NULL;
+    plait__kernel_io *op = slot->read_op;
+    return op && sqe->user_data == io_key(sqe->fd, slot) ? op : NULL;
 }
 
-/* Just before io_uring_enter.  A read or write still in the submission ring whose wait
+/* Just before io_uring_enter.  A read still in the submission ring whose wait
  * has ended otherwise (a deadline, a cancellation, a plait_close() on another thread,
  * after which the number may already name another file) must not reach the kernel: it
  * becomes a no-op, and is done, cancelled, at once.  The kernel takes requests from
@@ -590,13 +579,12 @@ static bool withdraw_ended(struct plait__poller *p)
             handing = true;
             continue;
         }
-        bool writing = sqe->opcode == IORING_OP_WRITE;
         int fd = sqe->fd;
         memset(sqe, 0, sizeof *sqe);
         sqe->opcode = IORING_OP_NOP;
         sqe->user_data = CANCEL_TOKEN;
         /* taken by a plait_close that may not have woken the wait yet: its outcome */
-        plait__poller_io_done(p, fd, writing,
+        plait__poller_io_done(p, fd,
                               state == PLAIT__IO_WITHDRAWN  ? -EBADF
                               : state == PLAIT__IO_RELOOK ? -EAGAIN
                                                           : -ECANCELED);
@@ -604,7 +592,7 @@ static bool withdraw_ended(struct plait__poller *p)
     return handing;
 }
 
-/* After io_uring_enter: the reads and writes from `from` that it took are the
+/* After io_uring_enter: the reads from `from` that it took are the
  * kernel's; those it did not (a refusal) are queued again. */
 static void mark_entered(struct plait__poller *p, unsigned from)
 {
@@ -618,7 +606,7 @@ static void mark_entered(struct plait__poller *p, unsigned from)
     }
 }
 
-/* Cancel fd's read or write and wait, in the kernel, until it is done: its buffer is
+/* Cancel fd's read and wait, in the kernel, until it is done: its buffer is
  * on the stack of the coroutine that asked.  Cancelling a request that waits for the
  * descriptor finishes at once; one the kernel is copying finishes with its bytes.
  * A full ring whose requests the kernel will not take now has no room for the
@@ -627,16 +615,16 @@ static void mark_entered(struct plait__poller *p, unsigned from)
  * try again (io_uring_enter(2): short of memory, completions to take first, a signal);
  * any other refusal leaves the buffer the kernel's for good, and the coroutine cannot
  * go on. */
-static void ur_io_cancel(struct plait__poller *p, int fd, bool writing)
+static void ur_io_cancel(struct plait__poller *p, int fd)
 {
     struct plait__uring *u = p->ring;
     bool asked = false;
-    while (writing ? p->fds[fd].write_op : p->fds[fd].read_op) {
+    while (p->fds[fd].read_op) {
         struct io_uring_sqe *sqe = asked ? NULL : get_sqe(u);
         if (sqe) {
             sqe->opcode = IORING_OP_ASYNC_CANCEL;
             sqe->fd = -1;
-            sqe->addr = io_key(fd, &p->fds[fd], writing);
+            sqe->addr = io_key(fd, &p->fds[fd]);
             sqe->user_data = CANCEL_TOKEN;
             put_sqe(u);
             asked = true;
@@ -648,9 +636,7 @@ static void ur_io_cancel(struct plait__poller *p, int fd, bool writing)
     }
 }
 
-static void ur_io_flush(struct plait__poller *p) { submit_all(p, 0); }
-
 const plait__poll_backend plait__poll_uring = {
     .name = "io_uring", .open = ur_open, .close = ur_close, .arm = ur_arm, .forget = ur_forget, .wait = ur_wait,
-    .io_submit = ur_io_submit, .io_cancel = ur_io_cancel, .io_flush = ur_io_flush,
+    .io_submit = ur_io_submit, .io_cancel = ur_io_cancel,
 };
