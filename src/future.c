@@ -223,12 +223,21 @@ void plait__future_flush_cache(void)
     cache_len = 0;
 }
 
+static bool made_elsewhere(const plait__future *f);
+
 /* sched_id: the scheduler whose coroutine produces it, 0 for other work. */
 static plait__future *future_start(plait_task *task, uint64_t sched_id)
 {
     plait__future *f = future_alloc();
     if (!f)
         return NULL;
+    /* Last started before this process was forked, and not by the forking thread's
+     * scheduler: a thread of the parent may have held its lock at the fork (a stale
+     * handle's check), held for ever in this copy, which nothing here has taken since
+     * (made_elsewhere keeps every call off it).  The task it starts now is this
+     * process's. */
+    if (PLAIT_UNLIKELY(made_elsewhere(f)))
+        plait__spin_unlock(&f->lock);
     atomic_store_explicit(&f->done, false, memory_order_relaxed);
     f->refs = task ? 2 : 1;
     f->value = NULL;

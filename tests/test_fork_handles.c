@@ -13,6 +13,8 @@
  */
 #include "fork_child.h"
 
+#include "../src/internal.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -602,6 +604,36 @@ TEST(a_set_watching_the_forking_scheduler_s_task_held_at_a_fork)
     check_run(fork_while_a_set_s_lock_is_held, NULL);
 }
 
+/* ---- a free future whose lock a parent thread held at the fork ----
+ *
+ * A call on a stale handle takes its future's lock to compare generations: a parent
+ * thread inside one at the fork, on a future free in the forking thread's cache, left
+ * that lock held in the child, whose next task then took that future and spun for ever
+ * as it ended.  The hold is made here by the forking thread itself, just before the
+ * fork (the child cannot tell whose it was). */
+
+TEST(a_free_future_locked_at_the_fork_serves_the_child_s_next_task)
+{
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, forty_two, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0); /* its future: first in this thread's cache */
+    plait__future *f = t.future;
+    plait__spin_lock(&f->lock); /* as a stale handle's check on another thread would */
+    pid_t pid = fork_child(true);
+    if (pid == 0) {
+        plait_task again;
+        void *r = NULL;
+        CHECK_EQ(plait_thread_start(&again, forty_two, NULL, NULL), 0);
+        CHECK(again.future == f); /* the same future, taken from the cache */
+        CHECK_EQ(plait_join(again, &r, SOON()), 0);
+        CHECK_EQ(INT(r), 42);
+        child_exit();
+    }
+    plait__spin_unlock(&f->lock);
+    reap_ok(pid, 5);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ESRCH);
+}
+
 RUN_TESTS(CASE(a_cancel_in_flight_at_a_fork_leaves_the_child_s_calls_answering),
           CASE(a_finished_task_of_another_thread_is_not_the_child_s),
           CASE(a_timed_join_in_flight_at_a_fork_ends_in_the_child),
@@ -611,4 +643,5 @@ RUN_TESTS(CASE(a_cancel_in_flight_at_a_fork_leaves_the_child_s_calls_answering),
           CASE(a_cancel_of_the_forking_scheduler_s_task_in_flight_at_a_fork),
           CASE(the_child_cancels_a_task_whose_cancel_was_in_flight_at_the_fork),
           CASE(a_wait_for_the_forking_scheduler_s_finished_task_in_flight_at_a_fork),
-          CASE(a_set_watching_the_forking_scheduler_s_task_held_at_a_fork))
+          CASE(a_set_watching_the_forking_scheduler_s_task_held_at_a_fork),
+          CASE(a_free_future_locked_at_the_fork_serves_the_child_s_next_task))
