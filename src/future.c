@@ -254,7 +254,11 @@ static plait__future *future_start(plait_task *task, uint64_t sched_id)
     f->next = NULL;
     f->ops = NULL;
     f->ext = NULL;
-    f->watch = NULL;
+    /* NULL already: a set lets go of a future (completed_release, completed_push of a
+     * dead set) before its last reference goes.  Not written then, as a fork from a
+     * coroutine may be reading it (plait__future_sched_atfork). */
+    if (f->watch)
+        f->watch = NULL;
     atomic_store_explicit(&f->epoch, plait__fork_epoch(), memory_order_relaxed);
     atomic_store_explicit(&f->sched_id, sched_id, memory_order_relaxed);
     if (task) {
