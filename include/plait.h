@@ -625,11 +625,10 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
  * pipe's reader has gone: plait ignores SIGPIPE once it has made or written a pipe or
  * socket, if the program left it at its default; a watcher of SIGPIPE then gives back
  * "ignored" as it goes).
- * On io_uring a coroutine's write to a socket or pipe while others of its scheduler are
- * ready to run is made from the ring with theirs, in one system call, in the order of
- * the calls.  A write that has to wait for room may be
- * overtaken by another coroutine's later write that finds room (as with write(2) from
- * two threads): coroutines that share a stream should take turns (a mutex). */
+ * A write is write(2) (send(2) on a socket) first, on either poller.  A write that has
+ * to wait for room may be overtaken by another coroutine's later write that finds room
+ * (as with write(2) from two threads): coroutines that share a stream should take
+ * turns (a mutex). */
 ssize_t plait_read(int fd, void *buf, size_t len, int64_t deadline);
 ssize_t plait_write(int fd, const void *buf, size_t len, int64_t deadline);
 /* All len bytes, or an error; *done (may be NULL) gets the bytes moved on every
