@@ -65,13 +65,18 @@ size_t plait__inject_take(plait__inject *q, plait__future **out, size_t max,
     return n;
 }
 
-void plait__inject_free(plait__inject *q)
+void plait__inject_blocks_free(plait__inject_block *list)
 {
-    while (q->first) {
-        plait__inject_block *b = q->first;
-        q->first = b->next;
+    while (list) {
+        plait__inject_block *b = list;
+        list = b->next;
         free(b);
     }
+}
+
+void plait__inject_free(plait__inject *q)
+{
+    plait__inject_blocks_free(q->first);
     free(q->spare);
-    q->last = q->spare = NULL;
+    q->first = q->last = q->spare = NULL;
 }

@@ -51,6 +51,8 @@ plait__inject_block *plait__inject_block_new(void);
  * empties beyond the spare goes to *dropped, for the caller to free after unlocking. */
 size_t plait__inject_take(plait__inject *q, plait__future **out, size_t max,
                           plait__inject_block **dropped);
+/* Free a list of blocks (through next): plait__inject_take's dropped ones. */
+void plait__inject_blocks_free(plait__inject_block *list);
 /* Free the queue's blocks (no other thread uses it any more). */
 void plait__inject_free(plait__inject *q);
 

@@ -305,11 +305,7 @@ static plait__future *inject_grab(plait__worker *wk)
         take = BATCH_MAX;
     take = plait__inject_take(&pool->inject, batch, take, &dropped);
     plait__spin_unlock(&pool->inject.lock);
-    while (dropped) {
-        plait__inject_block *b = dropped;
-        dropped = b->next;
-        free(b);
-    }
+    plait__inject_blocks_free(dropped);
     if (!take)
         return NULL;
     /* Their futures were written by the submitter, on another CPU as a rule: fetch

@@ -47,15 +47,13 @@ static void push(plait__inject *q, int i)
     CHECK(fresh == NULL); /* used: there was no room */
 }
 
+/* Free the dropped blocks; how many there were. */
 static int free_dropped(plait__inject_block *dropped)
 {
     int n = 0;
-    while (dropped) {
-        plait__inject_block *b = dropped;
-        dropped = b->next;
-        free(b);
+    for (plait__inject_block *b = dropped; b; b = b->next)
         n++;
-    }
+    plait__inject_blocks_free(dropped);
     return n;
 }
 

@@ -4264,6 +4264,15 @@ TEST(replacement_fork_failure_is_not_for_good)
 /* Normal operation after the parent's own records (review 85)                */
 /* ======================================================================== */
 
+/* The stress scenarios below: each in a child of its own, with the fixtures, 40 s at
+ * most. */
+static void run_stress(void (*scenario)(void))
+{
+    fx_init();
+    run_isolated(scenario, 40 * PLAIT_SEC);
+    fx_fini();
+}
+
 /* Many tasks through one worker (4 slots: the ready ring wraps again and again) with an
  * initialiser and max_tasks = 1 (a replacement after every task), some withdrawn while
  * queued: every task either runs or is cancelled — none fails with -EPROTO (fail_passed
@@ -4303,9 +4312,7 @@ static void one_worker_churn_scenario(void)
 
 TEST(procpool_one_worker_churn_fails_nothing)
 {
-    fx_init();
-    run_isolated(one_worker_churn_scenario, 40 * PLAIT_SEC);
-    fx_fini();
+    run_stress(one_worker_churn_scenario);
 }
 
 /* A shutdown with PLAIT_POOL_CANCEL while a ring of one worker is full and more wait,
@@ -4341,9 +4348,7 @@ static void cancel_shutdown_small_ring_scenario(void)
 
 TEST(procpool_cancel_shutdown_small_ring)
 {
-    fx_init();
-    run_isolated(cancel_shutdown_small_ring_scenario, 40 * PLAIT_SEC);
-    fx_fini();
+    run_stress(cancel_shutdown_small_ring_scenario);
 }
 
 /* Crashes in a pool with an initialiser, joined from three threads at once (each
@@ -4400,9 +4405,7 @@ static void init_crash_helped_scenario(void)
 
 TEST(procpool_init_crashes_helped_joins)
 {
-    fx_init();
-    run_isolated(init_crash_helped_scenario, 40 * PLAIT_SEC);
-    fx_fini();
+    run_stress(init_crash_helped_scenario);
 }
 
 RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
