@@ -28,13 +28,13 @@ int plait_fd_set_nonblock(int fd, int on)
     return 0;
 }
 
-int plait__wait_to_retry(int fd, int events, int64_t deadline, uint32_t since)
+int plait__wait_to_retry(const plait__fd_call *call, int events, int64_t deadline)
 {
     if (errno == EINTR)
         return 0;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
         return -errno;
-    int r = plait__wait_fd_in_call(fd, events, deadline, true, since);
+    int r = plait__wait_fd_in_call(call, events, deadline, true);
     return r < 0 ? r : 0;
 }
 
@@ -64,19 +64,20 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
         return -EINVAL;
     if (writing) /* a reader gone is -EPIPE, not a signal, on the program's own pipes too */
         plait__ignore_sigpipe();
-    bool drained = !writing && len && plait__fd_drained(fd);
-    bool is_socket = len && plait__fd_socket(fd);
+    plait__fd_call call;
+    plait__fd_call_open(&call, fd);
+    bool drained = !writing && len && call.drained;
+    bool is_socket = len && call.socket;
     bool ring_read = true; /* the kernel may read in the ring (io_uring) */
     for (;;) {
         ssize_t n;
-        uint32_t since;
-        int begun = plait__fd_call_begin(fd, &since);
+        int begun = plait__fd_call_begin(&call);
         if (begun < 0)
             return begun;
         if (drained && ring_read &&
-            (n = plait__ring_read(fd, buf, len, deadline, since)) != -ENOSYS) {
+            (n = plait__ring_read(&call, buf, len, deadline)) != -ENOSYS) {
             if (n > 0) /* the kernel read it as soon as it came (io_uring) */
-                plait__fd_set_drained(fd, (size_t)n < len);
+                plait__fd_call_set_drained(&call, (size_t)n < len);
             if (n != -EAGAIN)
                 return n;
             /* the deadline came first (or the kernel would not wait): read(2) once, and
@@ -85,30 +86,30 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
             drained = false;
         }
         if (drained) { /* no ring: wait, then read */
-            int r = plait__wait_fd_in_call(fd, PLAIT_READABLE, deadline, false, since);
+            int r = plait__wait_fd_in_call(&call, PLAIT_READABLE, deadline, false);
             if (r < 0 && r != -ETIMEDOUT)
                 return r;
         }
         n = system_transfer(fd, buf, len, writing, is_socket);
         if (n < 0 && is_socket && errno == ENOTSOCK) { /* the number names another file now */
-            plait__fd_kind_stale(fd);
+            plait__fd_call_kind_stale(&call);
             is_socket = false;
             continue;
         }
         if (!writing && n > 0)
-            plait__fd_set_drained(fd, (size_t)n < len);
+            plait__fd_call_set_drained(&call, (size_t)n < len);
         if (n >= 0)
             return n;
         if (!writing && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             /* nothing there: from now on, wait (or have the kernel read) first */
             drained = true;
-            plait__fd_set_drained(fd, true);
+            plait__fd_call_set_drained(&call, true);
             if (plait__deadline_passed(deadline))
                 return -ETIMEDOUT;
             continue;
         }
-        int r = plait__wait_to_retry(fd, writing ? PLAIT_WRITABLE : PLAIT_READABLE, deadline,
-                                     since);
+        int r = plait__wait_to_retry(&call, writing ? PLAIT_WRITABLE : PLAIT_READABLE,
+                                     deadline);
         if (r < 0)
             return r;
     }

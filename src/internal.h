@@ -516,42 +516,57 @@ void plait__poller_free(plait__sched *s);
 /* In a forked child: drop the calling thread's wake-up eventfd, shared with the parent,
  * and give the poller of the scheduler this thread runs new kernel objects. */
 void plait__poll_after_fork(void);
-/* The read hint of fd in the calling coroutine's scheduler: whether its last read took
- * less than it asked (so the next is likely to find nothing and should wait first),
- * and setting it after a read.  False / nothing outside coroutines. */
-bool plait__fd_drained(int fd);
-void plait__fd_set_drained(int fd, bool drained);
-/* Whether fd is a socket that send(2)/recv(2) move as write(2)/read(2) would (any but
- * SOCK_SEQPACKET, whose records write(2) ends), as the calling coroutine's scheduler
- * knows it (it looks once per file); false outside coroutines.  A number closed with close(2) may
- * name another file since: send(2)/recv(2) then fail with ENOTSOCK, and the caller
- * calls plait__fd_kind_stale(fd) and writes or reads as for any file. */
-bool plait__fd_socket(int fd);
-void plait__fd_kind_stale(int fd);
+/* A call on a descriptor under way (a read, a write, an accept, ...; fdio.c,
+ * socket.c): what its tries need, found once by plait__fd_call_open, so that a read
+ * looks its scheduler, poller and descriptor slot up once rather than at each step. */
+typedef struct plait__fd_call {
+    int fd;
+    uint32_t since;               /* fd's close count as the current try began */
+    plait__sched *sched;          /* the calling coroutine's scheduler; NULL outside one */
+    struct plait__poller *poller; /* sched's poller (NULL: none could be made; the wait
+                                   * says why) */
+    /* As the scheduler knew fd when the call opened (false outside coroutines):
+     * drained, the read hint (its last read took less than it asked, so the next is
+     * likely to find nothing and should wait first); socket, whether fd is a socket
+     * that send(2)/recv(2) move as write(2)/read(2) would (any but SOCK_SEQPACKET,
+     * whose records write(2) ends; looked up once per file).  A number closed with
+     * close(2) may name another file since: send(2)/recv(2) then fail with ENOTSOCK,
+     * and the caller calls plait__fd_call_kind_stale and moves bytes as for any file. */
+    bool drained, socket;
+} plait__fd_call;
+
+/* Open a call on fd from the calling coroutine or thread: makes the coroutine's
+ * poller, reads the hints.  It cannot fail: plait__fd_call_begin says what is wrong. */
+void plait__fd_call_open(plait__fd_call *call, int fd);
+/* At the top of each try of the call: makes what the call's wait will need (the
+ * coroutine's poller, the thread's wake-up descriptor) now, not between its try and
+ * its wait, where one could take fd's number were fd closed meanwhile; and reads fd's
+ * close count (call->since, plait__fd_close_gen), which the call's wait or kernel read
+ * checks once it is where a plait_close would find it: a close since (before then) has
+ * it look again (0, or -EAGAIN from the ring) instead of waiting on a number that may
+ * name another file now.  0, or -EBADF for fd < 0, or a number that is the caller's
+ * own poller's or wake-up descriptor (taken after fd was closed) (poll.c). */
+int plait__fd_call_begin(plait__fd_call *call);
+/* Keep the read hint for the calling coroutine's next read of fd. */
+void plait__fd_call_set_drained(plait__fd_call *call, bool drained);
+/* fd is not a socket any more (ENOTSOCK): its kind is looked up again next time. */
+void plait__fd_call_kind_stale(plait__fd_call *call);
 /* After a non-blocking system call on fd failed (errno set): 0 to try it again (it was
  * interrupted, or fd is now ready for events), else the -errno to return (the call's
  * own error, or the wait's: -ETIMEDOUT, -ECANCELED, ...).  fdio.c. */
-int plait__wait_to_retry(int fd, int events, int64_t deadline, uint32_t since);
-/* At the top of each try of a call on fd (a read, an accept, ...): makes what the
- * call's wait will need (the coroutine's poller, the thread's wake-up descriptor) now,
- * not between its try and its wait, where one could take fd's number were fd closed
- * meanwhile; and returns fd's close count (plait__fd_close_gen), which the call's wait
- * or kernel read checks once it is where a plait_close would find it: a close since
- * (before then) has it look again (0, or -EAGAIN from the ring) instead of waiting on
- * a number that may name another file now.  -EBADF for fd < 0, or a number that is the
- * caller's own poller's or wake-up descriptor (taken after fd was closed) (poll.c). */
-int plait__fd_call_begin(int fd, uint32_t *since);
-/* plait_wait_fd() within such a call: 0 at once if a plait_close came since `since`;
- * tried: the caller's system call said it would block, so a caller cancelled, or past
- * its deadline, gets -ECANCELED or -ETIMEDOUT without another look (poll.c). */
-int plait__wait_fd_in_call(int fd, int events, int64_t deadline, bool tried, uint32_t since);
+int plait__wait_to_retry(const plait__fd_call *call, int events, int64_t deadline);
+/* plait_wait_fd() within such a call: 0 at once if a plait_close came since the try
+ * began; tried: the caller's system call said it would block, so a caller cancelled, or
+ * past its deadline, gets -ECANCELED or -ETIMEDOUT without another look (poll.c). */
+int plait__wait_fd_in_call(const plait__fd_call *call, int events, int64_t deadline,
+                           bool tried);
 /* From a coroutine whose poller's backend can read (io_uring): read fd into buf in
  * the kernel once it has data, waiting until the deadline; the bytes, 0 at end of
  * file, or -errno.  -ENOSYS when the caller should read(2) itself instead (not a
  * coroutine, a backend that cannot, a deadline known to be past), -EAGAIN when the
- * deadline passed before the kernel read, or a plait_close came since `since`
- * (plait__fd_call_begin): the caller reads(2) once. */
-ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline, uint32_t since);
+ * deadline passed before the kernel read, or a plait_close came since the try began:
+ * the caller reads(2) once. */
+ssize_t plait__ring_read(plait__fd_call *call, void *buf, size_t len, int64_t deadline);
 
 /* ---- stacks (stack.c) ---- */
 int plait__stack_check_size(size_t size);

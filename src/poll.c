@@ -342,46 +342,49 @@ void plait__poller_fire(struct plait__poller *p, int fd, int revents)
         p->backend->arm(p, fd, slot, plait__slot_wants(slot));
 }
 
-/* The calling coroutine's poller slot for fd, if it has one. */
-static plait__fd_slot *current_slot(int fd)
+/* The call's slot in its scheduler's poller, if there is one (the table may have moved
+ * since the last look: a wait lets other coroutines run). */
+static plait__fd_slot *call_slot(const plait__fd_call *call)
 {
+    struct plait__poller *p = call->poller;
+    return p && (size_t)call->fd < p->cap ? &p->fds[call->fd] : NULL;
+}
+
+/* Whether slot's kind was looked up for the file of close count gen. */
+static bool kind_current(const plait__fd_slot *slot, uint32_t gen)
+{
+    return slot->kind_known && slot->kind_gen == gen;
+}
+
+void plait__fd_call_open(plait__fd_call *call, int fd)
+{
+    *call = (plait__fd_call){.fd = fd};
     plait__sched *s = plait__sched_current();
-    struct plait__poller *p = s ? s->poller : NULL;
-    return p && fd >= 0 && (size_t)fd < p->cap && s->current != &s->loop ? &p->fds[fd] : NULL;
+    if (!s || s->current == &s->loop || fd < 0)
+        return;
+    call->sched = s;
+    if (!(call->poller = s->poller))
+        (void)poller_get(s, &call->poller); /* a failure is the wait's to report */
+    plait__fd_slot *slot = call_slot(call);
+    if (!slot)
+        return;
+    call->drained = slot->drained;
+    call->socket = (kind_current(slot, plait__fd_close_gen(fd)) || plait__fd_kind(slot, fd)) &&
+                   slot->socket && !slot->seqpacket;
 }
 
-bool plait__fd_drained(int fd)
+void plait__fd_call_set_drained(plait__fd_call *call, bool drained)
 {
-    plait__fd_slot *slot = current_slot(fd);
-    return slot && slot->drained;
-}
-
-void plait__fd_set_drained(int fd, bool drained)
-{
-    plait__fd_slot *slot = current_slot(fd);
+    plait__fd_slot *slot = call_slot(call);
+    call->drained = drained;
     if (slot)
         slot->drained = drained;
 }
 
-/* Whether slot's kind was looked up for the file now at fd (plait_close counts). */
-static bool kind_current(const plait__fd_slot *slot, int fd)
+void plait__fd_call_kind_stale(plait__fd_call *call)
 {
-    return slot->kind_known && slot->kind_gen == plait__fd_close_gen(fd);
-}
-
-bool plait__fd_socket(int fd)
-{
-    plait__fd_slot *slot = current_slot(fd);
-    if (!slot)
-        return false;
-    if (!kind_current(slot, fd) && !plait__fd_kind(slot, fd))
-        return false;
-    return slot->socket && !slot->seqpacket;
-}
-
-void plait__fd_kind_stale(int fd)
-{
-    plait__fd_slot *slot = current_slot(fd);
+    plait__fd_slot *slot = call_slot(call);
+    call->socket = false;
     if (slot)
         slot->kind_known = false;
 }
@@ -700,19 +703,21 @@ int plait_wait_fd(int fd, int events, int64_t deadline)
     return wait_fd(fd, events, deadline, false, NULL);
 }
 
-int plait__wait_fd_in_call(int fd, int events, int64_t deadline, bool tried, uint32_t since)
+int plait__wait_fd_in_call(const plait__fd_call *call, int events, int64_t deadline,
+                           bool tried)
 {
-    return wait_fd(fd, events, deadline, tried, &since);
+    return wait_fd(call->fd, events, deadline, tried, &call->since);
 }
 
-int plait__fd_call_begin(int fd, uint32_t *since)
+int plait__fd_call_begin(plait__fd_call *call)
 {
+    int fd = call->fd;
     if (fd < 0)
         return -EBADF;
-    plait__coro *c = plait__coro_current();
-    if (c) {
-        struct plait__poller *p = NULL;
-        (void)poller_get(c->sched, &p); /* a failure is the wait's to report */
+    if (call->sched) {
+        if (!call->poller) /* none could be made when the call opened: perhaps now */
+            (void)poller_get(call->sched, &call->poller);
+        struct plait__poller *p = call->poller;
         /* a number plait took for the scheduler's own use after the caller's descriptor
          * was closed: a call on it would read or wait on plait's own descriptor */
         if (p && (fd == p->wake_fd || fd == p->epfd || fd == plait__uring_fd(p)))
@@ -720,7 +725,7 @@ int plait__fd_call_begin(int fd, uint32_t *since)
     } else if (fd == thread_wake_fd()) {
         return -EBADF;
     }
-    *since = plait__fd_close_gen(fd);
+    call->since = plait__fd_close_gen(fd);
     return 0;
 }
 
@@ -734,26 +739,20 @@ int plait__fd_call_begin(int fd, uint32_t *since)
  * that passed since goes to the ring, its timer takes the request back on the loop's
  * next turn, and kernel_read says -EAGAIN: the caller then makes the system call
  * once, as for any past deadline. */
-static struct plait__poller *ring_poller(int fd, int64_t deadline, int *r)
+static struct plait__poller *ring_poller(const plait__fd_call *call, int64_t deadline,
+                                        int *r)
 {
-    plait__sched *s = plait__sched_current();
+    plait__sched *s = call->sched;
+    struct plait__poller *p = call->poller;
     *r = -ENOSYS;
-    if (!s || s->current == &s->loop || (s->poller && !s->poller->backend->io_submit))
+    /* no poller to be had (no descriptor or memory left for one): the system call,
+     * which may need no wait; a wait after it says why it cannot */
+    if (!p || !p->backend->io_submit)
         return NULL; /* (the clock is not read where the backend cannot anyway) */
     if (deadline <= s->loop_now || plait__check_cancel() < 0)
         return NULL;
-    struct plait__poller *p;
-    /* no poller to be had (no descriptor or memory left for one): the system call,
-     * which may need no wait; a wait after it says why it cannot */
-    if (poller_get(s, &p) < 0)
-        return NULL;
-    if (!p->backend->io_submit)
-        p = NULL;
-    else if (fd < 0)
-        *r = -EBADF;
-    else if ((*r = grow(p, fd)) == 0)
-        return p;
-    return NULL;
+    *r = grow(p, call->fd);
+    return *r == 0 ? p : NULL;
 }
 
 /* Have the kernel read into buf and wait for it: the bytes read, or -errno; -EAGAIN
@@ -803,9 +802,9 @@ bool plait__fd_kind(plait__fd_slot *slot, int fd)
      * through the ring), a stale "always ready" would make a stream spin: only the
      * first is kept.  A stale "socket" makes the ring's receive fail with ENOTSOCK, on
      * which plait__ring_read looks again. */
-    if (kind_current(slot, fd) && slot->pollable)
-        return true;
     uint32_t gen = plait__fd_close_gen(fd); /* before: a close meanwhile makes it stale */
+    if (kind_current(slot, gen) && slot->pollable)
+        return true;
     struct stat st;
     if (fstat(fd, &st) < 0)
         return false;
@@ -821,21 +820,22 @@ bool plait__fd_kind(plait__fd_slot *slot, int fd)
     return true;
 }
 
-ssize_t plait__ring_read(int fd, void *buf, size_t len, int64_t deadline, uint32_t since)
+ssize_t plait__ring_read(plait__fd_call *call, void *buf, size_t len, int64_t deadline)
 {
-    int r;
-    struct plait__poller *p = ring_poller(fd, deadline, &r);
+    int r, fd = call->fd;
+    struct plait__poller *p = ring_poller(call, deadline, &r);
     if (!p)
         return r;
-    if (!plait__fd_kind(&p->fds[fd], fd) || !p->fds[fd].pollable)
+    if (!(kind_current(&p->fds[fd], call->since) && p->fds[fd].pollable) &&
+        (!plait__fd_kind(&p->fds[fd], fd) || !p->fds[fd].pollable))
         return -ENOSYS; /* a file is always ready: read(2), as two coroutines may */
     release_ended(p, fd);
     if (p->fds[fd].reader || p->fds[fd].read_op)
         return -EBUSY;
-    ssize_t n = kernel_read(p, fd, buf, len, deadline, since);
+    ssize_t n = kernel_read(p, fd, buf, len, deadline, call->since);
     if (n == -ENOTSOCK && p->fds[fd].socket) { /* a stale kind: the kernel received */
         p->fds[fd].kind_known = false;
-        return plait__ring_read(fd, buf, len, deadline, since); /* as what it is now */
+        return plait__ring_read(call, buf, len, deadline); /* as what it is now */
     }
     return n;
 }

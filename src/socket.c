@@ -417,12 +417,13 @@ static bool connection_failed(int err)
 
 int plait_accept(int fd, plait_addr *peer, int64_t deadline)
 {
+    plait__fd_call call;
+    plait__fd_call_open(&call, fd);
     for (;;) {
         plait_addr a;
         memset(&a, 0, sizeof a);
         a.len = sizeof a.u;
-        uint32_t since;
-        int begun = plait__fd_call_begin(fd, &since);
+        int begun = plait__fd_call_begin(&call);
         if (begun < 0)
             return begun;
         int c = accept4(fd, &a.u.sa, &a.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -433,7 +434,7 @@ int plait_accept(int fd, plait_addr *peer, int64_t deadline)
         }
         if (connection_failed(errno))
             continue;
-        int r = plait__wait_to_retry(fd, PLAIT_READABLE, deadline, since);
+        int r = plait__wait_to_retry(&call, PLAIT_READABLE, deadline);
         if (r < 0)
             return r;
     }
@@ -548,9 +549,10 @@ ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
     if ((!buf && len) || (to && !addr_ok(to)))
         return -EINVAL;
     int64_t backoff = PLAIT_MS;
+    plait__fd_call call;
+    plait__fd_call_open(&call, fd);
     for (;;) {
-        uint32_t since;
-        int begun = plait__fd_call_begin(fd, &since);
+        int begun = plait__fd_call_begin(&call);
         if (begun < 0)
             return begun;
         ssize_t n = sendto(fd, buf, len, MSG_NOSIGNAL, to ? &to->u.sa : NULL,
@@ -574,7 +576,7 @@ ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
             backoff = backoff * 2 > 50 * PLAIT_MS ? 50 * PLAIT_MS : backoff * 2;
             continue;
         }
-        int r = plait__wait_to_retry(fd, PLAIT_WRITABLE, deadline, since);
+        int r = plait__wait_to_retry(&call, PLAIT_WRITABLE, deadline);
         if (r < 0)
             return r;
     }
@@ -584,12 +586,13 @@ ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t 
 {
     if (!buf && len)
         return -EINVAL;
+    plait__fd_call call;
+    plait__fd_call_open(&call, fd);
     for (;;) {
         plait_addr a;
         memset(&a, 0, sizeof a);
         a.len = sizeof a.u;
-        uint32_t since;
-        int begun = plait__fd_call_begin(fd, &since);
+        int begun = plait__fd_call_begin(&call);
         if (begun < 0)
             return begun;
         ssize_t n = recvfrom(fd, buf, len, 0, &a.u.sa, &a.len);
@@ -598,7 +601,7 @@ ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t 
                 *from = a;
             return n;
         }
-        int r = plait__wait_to_retry(fd, PLAIT_READABLE, deadline, since);
+        int r = plait__wait_to_retry(&call, PLAIT_READABLE, deadline);
         if (r < 0)
             return r;
     }
