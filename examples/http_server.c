@@ -152,47 +152,60 @@ static bool field(const char *line, const char *next, const char *name, size_t l
            strncasecmp(line, name, len) == 0;
 }
 
-static request_info read_headers(const char *start, const char *end)
+/* Reads the request that begins at start, as far as end: where its header block ends
+ * (past its empty line), or NULL, with info->bad false when the block has not ended
+ * by end (a request still coming), true as soon as a line is malformed. */
+static const char *read_headers(const char *start, const char *end, request_info *info)
 {
-    request_info info = {.bad = true};
+    *info = (request_info){.bad = true};
     const char *eol = memchr(start, '\n', (size_t)(end - start));
-    int http10 = eol && eol > start && !memchr(start, '\r', (size_t)(eol - start) - 1)
-                     ? request_line(start, eol, &info.get) : -1;
+    if (!eol) {
+        info->bad = false; /* the request line is still coming */
+        return NULL;
+    }
+    int http10 = eol > start && !memchr(start, '\r', (size_t)(eol - start) - 1)
+                     ? request_line(start, eol, &info->get) : -1;
     if (http10 < 0)
-        return info;
+        return NULL;
     bool close_asked = false, keep = false;
     int hosts = 0;
-    for (const char *line = eol + 1, *next; line < end; line = next) {
+    const char *line = eol + 1, *next;
+    for (;; line = next) {
         next = memchr(line, '\n', (size_t)(end - line));
-        next = next ? next + 1 : end;
+        if (!next) {
+            info->bad = false; /* the block goes on past what came */
+            return NULL;
+        }
+        next++;
         /* every line ends in CRLF, with no other CR: a bare LF ending a line (or an
          * empty one) would end the block early for this loop only, and the headers
-         * after it (a Content-Length, a Connection: close) would go unread */
-        if (next - line < 2 || next[-2] != '\r' || next[-1] != '\n' ||
+         * after it (a Content-Length, a Connection: close) would go unread; a bare LF
+         * is refused as soon as it comes, not after the timeout */
+        if (next - line < 2 || next[-2] != '\r' ||
             memchr(line, '\r', (size_t)(next - line - 2)))
-            return info;
+            return NULL;
         if (next - line == 2)
             break; /* the empty line that ends the block (the first CRLF CRLF) */
         const char *colon = memchr(line, ':', (size_t)(next - line)), *value;
         if (blank(*line) || !colon || colon == line || blank(colon[-1]))
-            return info; /* folded, no name, or space before the colon (RFC 9112, 5) */
+            return NULL; /* folded, no name, or space before the colon (RFC 9112, 5) */
         if (field(line, next, "connection:", 11, &value)) {
             close_asked |= has_token(value, next, "close");
             keep |= has_token(value, next, "keep-alive");
         } else if (field(line, next, "content-length:", 15, &value)) {
-            info.body |= !zero_length(value, next);
+            info->body |= !zero_length(value, next);
         } else if (field(line, next, "transfer-encoding:", 18, &value)) {
-            info.body = true;
+            info->body = true;
         } else if (field(line, next, "host:", 5, &value)) {
             hosts++;
         }
     }
     if (hosts > 1 || (!http10 && hosts == 0))
-        return info; /* HTTP/1.1 needs one, and none may have two (RFC 9112, 3.2) */
-    info.bad = false;
-    info.close = close_asked || (http10 && !keep);
-    info.keep_alive_10 = http10 && !info.close;
-    return info;
+        return NULL; /* HTTP/1.1 needs one, and none may have two (RFC 9112, 3.2) */
+    info->bad = false;
+    info->close = close_asked || (http10 && !keep);
+    info->keep_alive_10 = http10 && !info->close;
+    return next;
 }
 
 /* Closing while the client may still be sending (pipelined requests after one that
@@ -260,28 +273,35 @@ static void *serve(void *arg)
             /* a client may send an empty line before a request (RFC 9112, 2.2) */
             while (have - done >= 2 && in[done] == '\r' && in[done + 1] == '\n')
                 done += 2;
-            size_t from = scanned > 3 ? scanned - 3 : done; /* a terminator across reads */
-            if (from < done)
-                from = done;
-            char *end = blank_line(in + from, in + have);
-            if (!end) {
+            /* A request read whole (the common case) is parsed in one pass, which also
+             * finds its end.  One that came in pieces is parsed once its end has come:
+             * each new piece is only looked through for "\r\n\r\n" (from where the
+             * last look stopped), so a client that trickles a large request byte by
+             * byte does not have it parsed again for each byte. */
+            const char *until = in + have;
+            if (scanned > done) {
+                size_t from = scanned > done + 3 ? scanned - 3 : done; /* an end across reads */
+                char *end = blank_line(in + from, in + have);
                 /* a line ended by a bare LF: the block would never end as it must, and
                  * the client would wait for the timeout instead of its 400 */
                 bool bare_lf = false;
-                for (char *lf = in + from; !bare_lf &&
+                for (char *lf = in + from; !end && !bare_lf &&
                                            (lf = memchr(lf, '\n', have - (size_t)(lf - in)));
                      lf++)
                     bare_lf = lf == in + done || lf[-1] != '\r';
-                if (bare_lf) {
-                    out_len = answer(out, out_len, bad_request, sizeof bad_request - 1);
-                    open = false;
-                    done = have;
+                if (!end && !bare_lf) {
+                    scanned = have;
+                    break;
                 }
+                if (end)
+                    until = end + 4;
+            }
+            request_info info;
+            const char *request_end = read_headers(in + done, until, &info);
+            if (!request_end && !info.bad) { /* the rest is still coming */
                 scanned = have;
                 break;
             }
-            size_t request_end = (size_t)(end - in) + 4;
-            request_info info = read_headers(in + done, in + request_end);
             bool last = info.close;
             if (info.bad) {
                 out_len = answer(out, out_len, bad_request, sizeof bad_request - 1);
@@ -303,7 +323,7 @@ static void *serve(void *arg)
                 out_len = answer(out, out_len, response, sizeof response - 1);
                 c->srv->served++;
             }
-            done = scanned = request_end;
+            done = scanned = request_end ? (size_t)(request_end - in) : have;
             open = !last;
             more = !last && out_len + ANSWER_MAX > OUT_MAX;
             if (last || more)

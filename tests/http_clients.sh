@@ -63,6 +63,15 @@ got=$(raw "$many")
 got=$(raw 'GET / HT' 'TP/1.1\r\nHost: x\r' '\n\r\nGET / HTTP/1.1\r\n' 'Host: y\r\n\r\n')
 [ "$(count "$got")" = 2 ] && ok "requests split across writes: answered once whole" \
     || fail "split requests: $(count "$got") answers: $got"
+# (a request read whole is parsed in one pass; one that came in pieces is parsed once
+# its end has come, and each piece is looked through for a bare LF as it comes)
+for pieces in 'GET / HTTP/1.1\r\nHo|st: x\n\n' 'GET / HTTP/1.1\r\nHost: x\r\n|no colon\r\n\r\n' \
+              'GET / HTTP/1.1\r|\nHost: x\r\nHost: y\r\n\r|\n'; do
+    IFS='|' read -r -a parts <<<"$pieces"
+    got=$(raw "${parts[@]}")
+    grep -q "400 Bad Request" <<<"$got" && [ "$(count "$got")" = 0 ] \
+        && ok "malformed, in pieces, 400: $pieces" || fail "malformed in pieces '$pieces': $got"
+done
 
 got=$(raw 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n')
 [ "$(count "$got")" = 1 ] && ok "Connection: close: one answer, then the server closes" \
