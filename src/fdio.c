@@ -65,9 +65,9 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
     if (writing) /* a reader gone is -EPIPE, not a signal, on the program's own pipes too */
         plait__ignore_sigpipe();
     plait__fd_call call;
-    plait__fd_call_open(&call, fd);
+    plait__fd_call_open(&call, fd, len != 0);
     bool drained = !writing && len && call.drained;
-    bool is_socket = len && call.socket;
+    bool is_socket = call.socket;
     bool ring_read = true; /* the kernel may read in the ring (io_uring) */
     for (;;) {
         ssize_t n;

@@ -887,22 +887,30 @@ int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadlin
         plait__spin_lock(&set->lock); /* still ours: destroy waits for `inside` */
     }
     plait__wakeups later = {.n = 0};
-    if (f && r == 0) {
+    bool taken = f && r == 0;
+    if (taken) {
         set->done_head = f->watch_next;
         if (!set->done_head)
             set->done_tail = NULL;
         /* That was the last: the others waiting get -EPIPE now (no push will come) */
         if (--set->watched == 0)
             plait__waitq_wake_all(&set->waiters, &later);
+    } else {
+        set->inside--;
     }
-    set->inside--;
     plait__spin_unlock(&set->lock);
     plait__wakeups_deliver(&later);
     if (r < 0)
         return r;
     if (!f)
         return -EPIPE;
+    /* Still counted inside until f is let go: f names the set until then, and whoever
+     * holds f's lock meanwhile reads the set through it (a fork's walk of the forking
+     * scheduler's tasks, another set's add): a destroy must not free it under them. */
     *task = completed_release(f);
+    plait__spin_lock(&set->lock);
+    set->inside--;
+    plait__spin_unlock(&set->lock);
     return 0;
 }
 

@@ -525,7 +525,8 @@ typedef struct plait__fd_call {
     plait__sched *sched;          /* the calling coroutine's scheduler; NULL outside one */
     struct plait__poller *poller; /* sched's poller (NULL: none could be made; the wait
                                    * says why) */
-    /* As the scheduler knew fd when the call opened (false outside coroutines):
+    /* As the scheduler knew fd when the call opened (false outside coroutines, and
+     * socket false too when the call was opened without its kind):
      * drained, the read hint (its last read took less than it asked, so the next is
      * likely to find nothing and should wait first); socket, whether fd is a socket
      * that send(2)/recv(2) move as write(2)/read(2) would (any but SOCK_SEQPACKET,
@@ -536,8 +537,11 @@ typedef struct plait__fd_call {
 } plait__fd_call;
 
 /* Open a call on fd from the calling coroutine or thread: makes the coroutine's
- * poller, reads the hints.  It cannot fail: plait__fd_call_begin says what is wrong. */
-void plait__fd_call_open(plait__fd_call *call, int fd);
+ * poller, reads the hints; the socket kind only when kind is true (a read or write
+ * that moves bytes: finding it may take fstat(2) and getsockopt(2), which an accept, a
+ * send-to or a receive-from would make for nothing).  It cannot fail:
+ * plait__fd_call_begin says what is wrong. */
+void plait__fd_call_open(plait__fd_call *call, int fd, bool kind);
 /* At the top of each try of the call: makes what the call's wait will need (the
  * coroutine's poller, the thread's wake-up descriptor) now, not between its try and
  * its wait, where one could take fd's number were fd closed meanwhile; and reads fd's

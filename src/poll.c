@@ -356,7 +356,7 @@ static bool kind_current(const plait__fd_slot *slot, uint32_t gen)
     return slot->kind_known && slot->kind_gen == gen;
 }
 
-void plait__fd_call_open(plait__fd_call *call, int fd)
+void plait__fd_call_open(plait__fd_call *call, int fd, bool kind)
 {
     *call = (plait__fd_call){.fd = fd};
     plait__sched *s = plait__sched_current();
@@ -369,7 +369,8 @@ void plait__fd_call_open(plait__fd_call *call, int fd)
     if (!slot)
         return;
     call->drained = slot->drained;
-    call->socket = (kind_current(slot, plait__fd_close_gen(fd)) || plait__fd_kind(slot, fd)) &&
+    call->socket = kind &&
+                   (kind_current(slot, plait__fd_close_gen(fd)) || plait__fd_kind(slot, fd)) &&
                    slot->socket && !slot->seqpacket;
 }
 

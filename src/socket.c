@@ -418,7 +418,7 @@ static bool connection_failed(int err)
 int plait_accept(int fd, plait_addr *peer, int64_t deadline)
 {
     plait__fd_call call;
-    plait__fd_call_open(&call, fd);
+    plait__fd_call_open(&call, fd, false);
     for (;;) {
         plait_addr a;
         memset(&a, 0, sizeof a);
@@ -550,7 +550,7 @@ ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
         return -EINVAL;
     int64_t backoff = PLAIT_MS;
     plait__fd_call call;
-    plait__fd_call_open(&call, fd);
+    plait__fd_call_open(&call, fd, false);
     for (;;) {
         int begun = plait__fd_call_begin(&call);
         if (begun < 0)
@@ -587,7 +587,7 @@ ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t 
     if (!buf && len)
         return -EINVAL;
     plait__fd_call call;
-    plait__fd_call_open(&call, fd);
+    plait__fd_call_open(&call, fd, false);
     for (;;) {
         plait_addr a;
         memset(&a, 0, sizeof a);

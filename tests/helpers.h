@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -86,21 +87,39 @@ static inline uint32_t rnd(uint64_t *state)
 
 static inline int gettid_(void) { return (int)syscall(SYS_gettid); }
 
+/* Wait until *flag is set (by another thread), looking every millisecond: true, or
+ * false once SOON() has passed. */
+static inline bool wait_for_flag(atomic_int *flag)
+{
+    int64_t deadline = SOON();
+    struct timespec ms = {0, PLAIT_MS};
+    while (atomic_load(flag) == 0) {
+        if (plait_now() > deadline)
+            return false;
+        nanosleep(&ms, NULL);
+    }
+    return true;
+}
+
+/* The same, a failure if it never is. */
+static inline void wait_for(atomic_int *flag)
+{
+    if (!wait_for_flag(flag))
+        CHECK(!"the flag was never set");
+}
+
 /* Wait until the thread (or child process) whose id will appear in *tid is asleep
  * (state S in /proc/ID/stat): each one publishes its id just before the wait under
  * test, and nothing on the way into that wait sleeps, so it then sleeps in the wait.
  * A failure after SOON(). */
 static inline void wait_asleep(atomic_int *tid)
 {
+    if (!wait_for_flag(tid)) {
+        CHECK(!"the thread never started waiting");
+        return;
+    }
     int64_t deadline = SOON();
     struct timespec ms = {0, PLAIT_MS};
-    while (atomic_load(tid) == 0) {
-        if (plait_now() > deadline) {
-            CHECK(!"the thread never started waiting");
-            return;
-        }
-        nanosleep(&ms, NULL);
-    }
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", atomic_load(tid));
     for (;;) {

@@ -27,20 +27,6 @@ void __wrap_plait__coro_cancel(void *coro);
 static atomic_int park_next_cancel; /* the next plait__coro_cancel parks until released */
 static atomic_int parked, released;
 
-/* Wait (bounded: a failure after SOON()) until *flag is set. */
-static void wait_for(atomic_int *flag)
-{
-    int64_t deadline = SOON();
-    struct timespec ms = {0, PLAIT_MS};
-    while (!atomic_load(flag)) {
-        if (plait_now() > deadline) {
-            CHECK(!"the flag was never set");
-            return;
-        }
-        nanosleep(&ms, NULL);
-    }
-}
-
 void __wrap_plait__coro_cancel(void *coro)
 {
     if (atomic_exchange(&park_next_cancel, 0)) {
