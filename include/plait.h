@@ -553,7 +553,9 @@ int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline);
  * (workers that are only exiting are waited for), or while another caller is still
  * inside plait_pool_shutdown on this pool once it has stopped (call again); -EDEADLK
  * from a task of this pool; -EPERM for the default pool, or in a forked child.  No call on the pool may
- * begin once a destroy may have freed it. */
+ * begin once a destroy may have freed it, nor still be under way when it begins (a
+ * submit on another thread that has returned nothing yet may still touch the pool,
+ * even one whose task has already run: wait for that thread's call to return first). */
 int plait_pool_destroy(plait_pool *pool);
 
 /* The number of workers. */
