@@ -420,7 +420,10 @@ typedef struct plait__inbox {
     plait__spinlock lock;
     plait__coro *wake_head, *wake_tail;
     plait__coro *cancel_head;
-    atomic_uint seq;            /* futex word the parked scheduler sleeps on */
+    atomic_uint seq;            /* futex word the parked scheduler sleeps on; every post
+                                 * adds one, under the lock, after its item */
+    unsigned drained;           /* seq as the scheduler's last drain read it before it
+                                 * took the lists: equal to seq, nothing is waiting */
     atomic_int parked;          /* PLAIT__PARKED_* */
     int poll_wake_fd;           /* eventfd in the poller's epoll set, -1 without poller */
 } plait__inbox;
@@ -581,9 +584,10 @@ void plait__stack_free(plait__sched *sched, plait__coro *coro);
 /* Return the scheduler's cached coroutines to the global pool. */
 void plait__stack_flush(plait__sched *sched);
 /* The scheduler is about to sleep: hand back to the kernel the memory of free stacks
- * that were left unused for a while (see stack.c).  Returns when to call it again:
- * the latest deadline the sleep may have, PLAIT_FOREVER when nothing is pending. */
-int64_t plait__stack_trim(plait__sched *sched);
+ * that were left unused for a while (see stack.c).  now: the clock as the caller has
+ * just read it, or 0 (it is read if needed).  Returns when to call it again: the
+ * latest deadline the sleep may have, PLAIT_FOREVER when nothing is pending. */
+int64_t plait__stack_trim(plait__sched *sched, int64_t now);
 /* Stop with a message if the coroutine's canary is gone. */
 void plait__stack_check(plait__coro *coro);
 /* Install the guard-page fault reporter on this thread (sigaltstack). */

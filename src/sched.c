@@ -225,8 +225,15 @@ void plait__coro_cancel(plait__coro *c)
     inbox_post_unlock(s);
 }
 
+/* Take what other threads posted.  Nothing was if seq has not moved since the last
+ * drain read it: a post adds to it, under the lock, after its item, so every item whose
+ * count this read sees is taken below (and one counted later, at the next drain). */
 static void inbox_drain(plait__sched *s)
 {
+    unsigned seq = atomic_load_explicit(&s->inbox.seq, memory_order_acquire);
+    if (seq == s->inbox.drained)
+        return;
+    s->inbox.drained = seq;
     plait__spin_lock(&s->inbox.lock);
     plait__coro *wake = s->inbox.wake_head, *cancel = s->inbox.cancel_head;
     s->inbox.wake_head = s->inbox.wake_tail = NULL;
@@ -248,14 +255,6 @@ static void inbox_drain(plait__sched *s)
             cancel_local(c);
         }
     }
-}
-
-static bool inbox_empty(plait__sched *s)
-{
-    plait__spin_lock(&s->inbox.lock);
-    bool empty = !s->inbox.wake_head && !s->inbox.cancel_head;
-    plait__spin_unlock(&s->inbox.lock);
-    return empty;
 }
 
 /* ---- the loop ---- */
@@ -281,14 +280,14 @@ static int64_t fire_timers(plait__sched *s)
  * fire_timers has just read it, or 0. */
 static bool park(plait__sched *s, int64_t now)
 {
-    int64_t trim_at = plait__stack_trim(s); /* memory of stacks left unused goes back */
+    int64_t trim_at = plait__stack_trim(s, now); /* unused stacks' memory goes back */
     plait__timer *t = plait__timer_first(&s->timers);
     int64_t deadline = t && t->when < trim_at ? t->when : trim_at;
     bool poll = plait__poller_busy(s);
     atomic_store(&s->inbox.parked, poll ? PLAIT__PARKED_POLL : PLAIT__PARKED_FUTEX);
     plait__store_load_fence();
     unsigned seq = atomic_load(&s->inbox.seq);
-    bool empty = inbox_empty(s);
+    bool empty = seq == s->inbox.drained; /* nothing posted since the last drain */
     if (poll)
         plait__poller_poll(s, empty ? deadline : 0, now);
     else if (empty)

@@ -458,7 +458,7 @@ static bool default_class_keeps(plait__sched *sched)
     return keep;
 }
 
-int64_t plait__stack_trim(plait__sched *sched)
+int64_t plait__stack_trim(plait__sched *sched, int64_t now)
 {
     plait__stack_cache *k = &sched->stacks;
     int64_t global = atomic_load_explicit(&global_trim_at, memory_order_relaxed);
@@ -466,7 +466,9 @@ int64_t plait__stack_trim(plait__sched *sched)
         k->trim_at = 0;
         return PLAIT_FOREVER;
     }
-    int64_t now = plait_now(), next = PLAIT_FOREVER;
+    int64_t next = PLAIT_FOREVER;
+    if (!now)
+        now = plait_now();
     if (k->len > STACK_WARM && !k->trim_at && !k->keep)
         k->keep = default_class_keeps(sched); /* a period starts: can it give back? */
     if (k->len > STACK_WARM || k->trim_at) {
