@@ -1843,6 +1843,97 @@ TEST(procpool_shutdown_drain)
     fx_fini();
 }
 
+/* Submits from three threads race a shutdown: each is refused (-EPIPE) or accepted,
+ * and every accepted task runs (drain) or reports its cancellation (cancel) — none is
+ * lost, none waits for ever.  The arguments are large (32 KiB, copied into the slots),
+ * so the submits keep the pool busy while the shutdown comes. */
+enum { RACE_SUBMITTERS = 3, RACE_MAX = 200, RACE_ARG = 32 * 1024 };
+
+typedef struct race_submitter {
+    plait_procpool *pool;
+    int id;
+    atomic_int *started;
+    int accepted;
+    plait_task tasks[RACE_MAX];
+    unsigned char arg[RACE_ARG];
+} race_submitter;
+
+static void *race_submit(void *arg)
+{
+    race_submitter *rs = arg;
+    for (int i = 0; i < RACE_MAX; i++) {
+        memset(rs->arg, rs->id * RACE_MAX + i, RACE_ARG);
+        rs->arg[0] = (unsigned char)i; /* reversed: the result's last byte */
+        int r = plait_procpool_submit(rs->pool, &rs->tasks[rs->accepted], reverse_fn,
+                                      rs->arg, RACE_ARG);
+        if (r == -EPIPE)
+            break;
+        CHECK_EQ(r, 0);
+        if (r != 0)
+            break;
+        rs->accepted++;
+        if (i == 4)
+            atomic_fetch_add(rs->started, 1);
+    }
+    if (rs->accepted < 5)
+        atomic_fetch_add(rs->started, 1); /* refused early: do not hold the shutdown */
+    return NULL;
+}
+
+static void submits_race_a_shutdown(int how)
+{
+    plait_procpool *pool = NULL;
+    plait_procpool_options o = {.processes = 2};
+    CHECK_EQ(plait_procpool_create(&pool, &o), 0);
+    if (!pool)
+        return;
+    atomic_int started = 0;
+    static race_submitter rs[RACE_SUBMITTERS];
+    pthread_t th[RACE_SUBMITTERS];
+    for (int k = 0; k < RACE_SUBMITTERS; k++) {
+        rs[k] = (race_submitter){.pool = pool, .id = k, .started = &started};
+        thread_start(&th[k], race_submit, &rs[k]);
+    }
+    while (atomic_load(&started) < RACE_SUBMITTERS)
+        sched_yield();
+    CHECK_EQ(plait_procpool_shutdown(pool, how, SOON()), 0);
+    int ran = 0, cancelled = 0, accepted = 0;
+    for (int k = 0; k < RACE_SUBMITTERS; k++) {
+        thread_join(th[k]);
+        accepted += rs[k].accepted;
+        for (int i = 0; i < rs[k].accepted; i++) {
+            void *res = NULL;
+            int r = plait_join(rs[k].tasks[i], &res, SOON());
+            plait_bytes *b = res;
+            if (r == 0 && b && b->len == RACE_ARG) {
+                ran++;
+                CHECK_EQ(b->data[0], (unsigned char)(k * RACE_MAX + i));
+            } else if (how == PLAIT_POOL_CANCEL && r == -ECANCELED) {
+                cancelled++;
+            } else {
+                CHECK_EQ(r, 0);
+            }
+            free(b);
+        }
+    }
+    CHECK(accepted >= 5 * RACE_SUBMITTERS); /* the shutdown came after five each */
+    CHECK_EQ(ran + cancelled, accepted);
+    if (how == PLAIT_POOL_DRAIN)
+        CHECK_EQ(ran, accepted);
+    CHECK_EQ(plait_procpool_submit(pool, NULL, reverse_fn, "ab", 2), -EPIPE);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
+TEST(procpool_submits_racing_a_drain_are_refused_or_run)
+{
+    submits_race_a_shutdown(PLAIT_POOL_DRAIN);
+}
+
+TEST(procpool_submits_racing_a_cancel_are_refused_or_settled)
+{
+    submits_race_a_shutdown(PLAIT_POOL_CANCEL);
+}
+
 TEST(procpool_shutdown_cancel)
 {
     fx_init();
@@ -4438,6 +4529,8 @@ RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
           CASE(procpool_broken_pool_refuses_work), CASE(procpool_cancel_queued),
           CASE(procpool_cancel_running), CASE(procpool_cancel_racing_completion),
           CASE(procpool_shutdown_drain),
+          CASE(procpool_submits_racing_a_drain_are_refused_or_run),
+          CASE(procpool_submits_racing_a_cancel_are_refused_or_settled),
           CASE(procpool_shutdown_cancel), CASE(procpool_shutdown_timeout_then_cancel),
           CASE(procpool_map_results), CASE(procpool_map_item_errors),
           CASE(procpool_map_item_failing_with_etimedout),
