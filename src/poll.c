@@ -369,8 +369,12 @@ void plait__fd_call_open(plait__fd_call *call, int fd, bool kind)
     if (!slot)
         return;
     call->drained = slot->drained;
-    call->socket = kind &&
-                   (kind_current(slot, plait__fd_close_gen(fd)) || plait__fd_kind(slot, fd)) &&
+    if (!kind)
+        return;
+    /* any kind known for this file will do (plait__fd_kind looks a file that is not
+     * pollable up again each time, which only the ring and the watches need) */
+    uint32_t gen = plait__fd_close_gen(fd);
+    call->socket = (kind_current(slot, gen) || plait__fd_kind(slot, fd, gen)) &&
                    slot->socket && !slot->seqpacket;
 }
 
@@ -796,14 +800,13 @@ static ssize_t kernel_read(struct plait__poller *p, int fd, void *buf, size_t le
     return r == -ETIMEDOUT || r == PLAIT__LOOK_AGAIN ? -EAGAIN : r;
 }
 
-bool plait__fd_kind(plait__fd_slot *slot, int fd)
+bool plait__fd_kind(plait__fd_slot *slot, int fd, uint32_t gen)
 {
     /* A number closed with close(2), not plait_close, may name another file now.  A
      * stale "pollable" costs little (a poll or read of a file that is always ready goes
      * through the ring), a stale "always ready" would make a stream spin: only the
      * first is kept.  A stale "socket" makes the ring's receive fail with ENOTSOCK, on
      * which plait__ring_read looks again. */
-    uint32_t gen = plait__fd_close_gen(fd); /* before: a close meanwhile makes it stale */
     if (kind_current(slot, gen) && slot->pollable)
         return true;
     struct stat st;
@@ -827,8 +830,7 @@ ssize_t plait__ring_read(plait__fd_call *call, void *buf, size_t len, int64_t de
     struct plait__poller *p = ring_poller(call, deadline, &r);
     if (!p)
         return r;
-    if (!(kind_current(&p->fds[fd], call->since) && p->fds[fd].pollable) &&
-        (!plait__fd_kind(&p->fds[fd], fd) || !p->fds[fd].pollable))
+    if (!plait__fd_kind(&p->fds[fd], fd, call->since) || !p->fds[fd].pollable)
         return -ENOSYS; /* a file is always ready: read(2), as two coroutines may */
     release_ended(p, fd);
     if (p->fds[fd].reader || p->fds[fd].read_op)

@@ -158,8 +158,9 @@ int plait__uring_fd(const struct plait__poller *p);
 uint32_t plait__fd_close_gen(int fd);
 /* Fill slot's `socket`, `seqpacket` and `pollable` for the file now at fd, looked up once per
  * file at that number (plait_close counts), and each time for a file that is not
- * pollable; false when fstat fails. */
-bool plait__fd_kind(plait__fd_slot *slot, int fd);
+ * pollable; false when fstat fails.  gen: fd's close count, read by the caller before
+ * (plait__fd_close_gen, or its call's `since`): a close after it makes the kind stale. */
+bool plait__fd_kind(plait__fd_slot *slot, int fd, uint32_t gen);
 /* The scheduler's wake-up eventfd fired. */
 void plait__poller_drain_wake(struct plait__poller *p);
 /* A wait's nanoseconds as epoll_wait's milliseconds, rounded up: -1 forever, 0 none. */

@@ -286,7 +286,7 @@ static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsign
         return 0;
     /* io_uring would answer at the next wait; epoll refuses such a file, and poll.c
      * answers at once (two coroutines may wait on one file) */
-    if (plait__fd_kind(slot, fd) && !slot->pollable)
+    if (plait__fd_kind(slot, fd, plait__fd_close_gen(fd)) && !slot->pollable)
         return -EPERM;
     int r = poll_add(u, fd, events, key(fd, ++slot->gen));
     if (r == 0)
