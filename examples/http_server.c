@@ -1,15 +1,13 @@
 /* An HTTP/1.1 "hello" server: a coroutine per connection on one scheduler, keep-alive,
  * pipelining (every complete request received is answered, in order, before the next
  * read; 16 KiB of answers per write) and correct on partial reads (a request split
- * over reads is answered once whole).  GET only (405 for other methods; 400 for a GET
- * that says it has a body, which this server does not read: a body taken for the next
- * request would let a client smuggle one; 400 too for a request it cannot read safely:
- * a request line that is not "METHOD TARGET HTTP/1.x", a line not ended by CRLF (as soon
- * as its bare LF comes, not after the timeout) or with
- * a CR inside, a header line without a colon or with space before it, a folded header
- * line, an HTTP/1.1 request without a Host, any with two, a Content-Length that is not
- * a number); "Connection: close" and HTTP/1.0 close after the answer (which says so),
- * as does a request over 16 KiB (431), with a lingering close; an HTTP/1.0 client that
+ * over reads is answered once whole).  GET only: 405 for other methods; 400 for a GET
+ * that says it has a body (which this server does not read: a body taken for the next
+ * request would let a client smuggle one) and for a request it cannot read safely, as
+ * soon as its malformed line has come, not after the timeout (http_request.h says
+ * what is refused; the C peers of the benchmark share that parser).  "Connection:
+ * close" and HTTP/1.0 close after the answer (which says so), as does a request over
+ * 16 KiB (431), with a lingering close; an HTTP/1.0 client that
  * asks for keep-alive is told it has it.  A peer
  * gets TIMEOUT seconds (default 10) to finish a request from its first byte, however
  * it trickles in, and to take an answer, and six times that idle between requests
@@ -27,6 +25,7 @@
  *     http.ListenAndServe(":8080", nil)
  */
 #include "args.h"
+#include "http_request.h"
 
 #include <plait.h>
 
@@ -36,31 +35,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 
-static const char response[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
-                               "Content-Type: text/plain\r\n\r\nHello, world!";
-/* The same, saying what becomes of the connection where the default does not: an
- * HTTP/1.0 client keeps it only when told so, and one that asked to close is told. */
-static const char response_keep_alive[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
-                                          "Content-Type: text/plain\r\n"
-                                          "Connection: keep-alive\r\n\r\nHello, world!";
-static const char response_close[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
-                                     "Content-Type: text/plain\r\n"
-                                     "Connection: close\r\n\r\nHello, world!";
-static const char not_allowed[] = "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\n"
-                                  "Content-Length: 0\r\nConnection: close\r\n\r\n";
-static const char bad_request[] = "HTTP/1.1 400 Bad Request\r\n"
-                                  "Content-Length: 0\r\nConnection: close\r\n\r\n";
 static const char too_large[] = "HTTP/1.1 431 Request Header Fields Too Large\r\n"
                                 "Content-Length: 0\r\nConnection: close\r\n\r\n";
 
-enum { REQUEST_MAX = 16384, OUT_MAX = 16384, ANSWER_MAX = 128, STACK = 32 * 1024 };
-_Static_assert(sizeof response_keep_alive <= ANSWER_MAX && sizeof response_close <= ANSWER_MAX &&
-                   sizeof response <= ANSWER_MAX && sizeof not_allowed <= ANSWER_MAX &&
-                   sizeof bad_request <= ANSWER_MAX && sizeof too_large <= ANSWER_MAX,
-               "an answer fits the room kept for one");
+enum { REQUEST_MAX = 16384, OUT_MAX = 16384, STACK = 32 * 1024 };
+_Static_assert(sizeof too_large <= HTTP_ANSWER_MAX, "an answer fits the room kept for one");
 
 typedef struct connection connection;
 
@@ -78,136 +59,6 @@ struct connection {
     connection *prev, *next;
 };
 
-/* What a request's header block says about the connection and its body. */
-typedef struct request_info {
-    bool bad;                   /* malformed: answered 400 (see the top of the file) */
-    bool get;                   /* the method is GET */
-    bool close;                 /* HTTP/1.0 without keep-alive, or "Connection: close" */
-    bool keep_alive_10;         /* HTTP/1.0 with keep-alive (kept only if the answer says) */
-    bool body;                  /* a Content-Length other than 0, or a Transfer-Encoding */
-} request_info;
-
-/* Whether the header value [p, end) lists the token (comma-separated, any case). */
-static bool has_token(const char *p, const char *end, const char *token)
-{
-    size_t len = strlen(token);
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *stop = p;
-        while (stop < end && *stop != ',' && *stop != '\r' && *stop != '\n')
-            stop++;
-        const char *last = stop;
-        while (last > p && (last[-1] == ' ' || last[-1] == '\t'))
-            last--;
-        if ((size_t)(last - p) == len && strncasecmp(p, token, len) == 0)
-            return true;
-        if (stop == end || *stop != ',')
-            return false; /* the end of the line */
-        p = stop + 1;
-    }
-    return false;
-}
-
-static bool blank(char c) { return c == ' ' || c == '\t'; }
-
-/* Whether the header value [p, end) is 0, with blanks around it (anything else, a
- * malformed number included, is refused as a body would be). */
-static bool zero_length(const char *p, const char *end)
-{
-    while (p < end && blank(*p))
-        p++;
-    const char *digits = p;
-    while (p < end && *p == '0')
-        p++;
-    if (p == digits)
-        return false; /* no number at all */
-    while (p < end && blank(*p))
-        p++;
-    return p == end || *p == '\r' || *p == '\n';
-}
-
-/* The request line [start, eol) (its CR included) is "METHOD TARGET HTTP/1.x\r":
- * 1 for HTTP/1.0, 0 for HTTP/1.1 and any later 1.x (served as 1.1, RFC 9110, 2.5),
- * -1 when malformed. */
-static int request_line(const char *start, const char *eol, bool *get)
-{
-    const char *sp1 = memchr(start, ' ', (size_t)(eol - start));
-    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
-    if (!sp2 || sp1 == start || sp2 == sp1 + 1 || eol - sp2 != 10 || eol[-1] != '\r' ||
-        memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || sp2[8] < '0' || sp2[8] > '9')
-        return -1;
-    *get = sp1 - start == 3 && memcmp(start, "GET", 3) == 0;
-    return sp2[8] == '0';
-}
-
-/* Whether the header line [line, next) names the field (of len bytes, with its
- * colon, in lower case); *value is where its value starts.  (The first letter is
- * compared first: most lines name none of the fields looked for.) */
-static bool field(const char *line, const char *next, const char *name, size_t len,
-                  const char **value)
-{
-    *value = line + len;
-    return (size_t)(next - line) > len && (*line | 0x20) == name[0] &&
-           strncasecmp(line, name, len) == 0;
-}
-
-/* Reads the request that begins at start, as far as end: where its header block ends
- * (past its empty line), or NULL, with info->bad false when the block has not ended
- * by end (a request still coming), true as soon as a line is malformed. */
-static const char *read_headers(const char *start, const char *end, request_info *info)
-{
-    *info = (request_info){.bad = true};
-    const char *eol = memchr(start, '\n', (size_t)(end - start));
-    if (!eol) {
-        info->bad = false; /* the request line is still coming */
-        return NULL;
-    }
-    int http10 = eol > start && !memchr(start, '\r', (size_t)(eol - start) - 1)
-                     ? request_line(start, eol, &info->get) : -1;
-    if (http10 < 0)
-        return NULL;
-    bool close_asked = false, keep = false;
-    int hosts = 0;
-    const char *line = eol + 1, *next;
-    for (;; line = next) {
-        next = memchr(line, '\n', (size_t)(end - line));
-        if (!next) {
-            info->bad = false; /* the block goes on past what came */
-            return NULL;
-        }
-        next++;
-        /* every line ends in CRLF, with no other CR: a bare LF ending a line (or an
-         * empty one) would end the block early for this loop only, and the headers
-         * after it (a Content-Length, a Connection: close) would go unread; a bare LF
-         * is refused as soon as it comes, not after the timeout */
-        if (next - line < 2 || next[-2] != '\r' ||
-            memchr(line, '\r', (size_t)(next - line - 2)))
-            return NULL;
-        if (next - line == 2)
-            break; /* the empty line that ends the block (the first CRLF CRLF) */
-        const char *colon = memchr(line, ':', (size_t)(next - line)), *value;
-        if (blank(*line) || !colon || colon == line || blank(colon[-1]))
-            return NULL; /* folded, no name, or space before the colon (RFC 9112, 5) */
-        if (field(line, next, "connection:", 11, &value)) {
-            close_asked |= has_token(value, next, "close");
-            keep |= has_token(value, next, "keep-alive");
-        } else if (field(line, next, "content-length:", 15, &value)) {
-            info->body |= !zero_length(value, next);
-        } else if (field(line, next, "transfer-encoding:", 18, &value)) {
-            info->body = true;
-        } else if (field(line, next, "host:", 5, &value)) {
-            hosts++;
-        }
-    }
-    if (hosts > 1 || (!http10 && hosts == 0))
-        return NULL; /* HTTP/1.1 needs one, and none may have two (RFC 9112, 3.2) */
-    info->bad = false;
-    info->close = close_asked || (http10 && !keep);
-    info->keep_alive_10 = http10 && !info->close;
-    return next;
-}
-
 /* Closing while the client may still be sending (pipelined requests after one that
  * said "Connection: close"): a close with unread data makes the kernel send a reset,
  * which can destroy the answers not yet read by the client.  So stop sending, and read
@@ -220,23 +71,11 @@ static void lingering_close(int fd, char *buf, size_t cap)
     }
 }
 
-/* Append the answer to out (room for ANSWER_MAX bytes is kept). */
+/* Append the answer to out (room for HTTP_ANSWER_MAX bytes is kept). */
 static size_t answer(char *out, size_t out_len, const char *text, size_t len)
 {
     memcpy(out + out_len, text, len);
     return out_len + len;
-}
-
-/* The first "\r\n\r\n" in [from, end), or NULL: memmem's answer, found from the line
- * ends (memchr), without the set-up that memmem makes for every call. */
-static char *blank_line(char *from, char *end)
-{
-    if (end - from < 4)
-        return NULL;
-    for (char *lf = from + 3; (lf = memchr(lf, '\n', (size_t)(end - lf))) != NULL; lf++)
-        if (lf[-1] == '\r' && lf[-2] == '\n' && lf[-3] == '\r')
-            return lf - 3;
-    return NULL;
 }
 
 static void *serve(void *arg)
@@ -246,7 +85,9 @@ static void *serve(void *arg)
     /* The buffers come when the first request does: an idle connection costs its
      * coroutine (one page of stack) and nothing more. */
     char *in = NULL, *out = NULL;
-    size_t have = 0, scanned = 0; /* bytes buffered; how far "\r\n\r\n" was looked for */
+    size_t have = 0; /* bytes buffered: the request at in[0] and any after it */
+    http_request req; /* the parse of the request at in[done] (http_request.h) */
+    http_request_begin(&req);
     bool open = plait_wait_fd(c->fd, PLAIT_READABLE, plait_deadline_in(idle)) > 0 &&
                 (in = malloc(REQUEST_MAX + OUT_MAX)) != NULL;
     if (open)
@@ -270,62 +111,22 @@ static void *serve(void *arg)
         more = false;
         size_t done = 0, out_len = 0;
         for (;;) {
-            /* a client may send an empty line before a request (RFC 9112, 2.2) */
-            while (have - done >= 2 && in[done] == '\r' && in[done + 1] == '\n')
-                done += 2;
-            /* A request read whole (the common case) is parsed in one pass, which also
-             * finds its end.  One that came in pieces is parsed once its end has come:
-             * each new piece is only looked through for "\r\n\r\n" (from where the
-             * last look stopped), so a client that trickles a large request byte by
-             * byte does not have it parsed again for each byte. */
-            const char *until = in + have;
-            if (scanned > done) {
-                size_t from = scanned > done + 3 ? scanned - 3 : done; /* an end across reads */
-                char *end = blank_line(in + from, in + have);
-                /* a line ended by a bare LF: the block would never end as it must, and
-                 * the client would wait for the timeout instead of its 400 */
-                bool bare_lf = false;
-                for (char *lf = in + from; !end && !bare_lf &&
-                                           (lf = memchr(lf, '\n', have - (size_t)(lf - in)));
-                     lf++)
-                    bare_lf = lf == in + done || lf[-1] != '\r';
-                if (!end && !bare_lf) {
-                    scanned = have;
-                    break;
-                }
-                if (end)
-                    until = end + 4;
-            }
-            request_info info;
-            const char *request_end = read_headers(in + done, until, &info);
-            if (!request_end && !info.bad) { /* the rest is still coming */
-                scanned = have;
-                break;
-            }
-            bool last = info.close;
-            if (info.bad) {
-                out_len = answer(out, out_len, bad_request, sizeof bad_request - 1);
-                last = true;
-            } else if (!info.get) {
-                out_len = answer(out, out_len, not_allowed, sizeof not_allowed - 1);
-                last = true;
-            } else if (info.body) {
-                out_len = answer(out, out_len, bad_request, sizeof bad_request - 1);
-                last = true;
-            } else if (info.close) {
-                out_len = answer(out, out_len, response_close, sizeof response_close - 1);
+            /* each line is looked at once, as it completes: a request read whole is
+             * parsed in one pass, one that trickles in costs no more, and a malformed
+             * line is answered as soon as it has come */
+            const char *request_end = http_request_parse(&req, in + done, in + have);
+            if (!request_end && !req.bad)
+                break; /* the rest is still coming */
+            const char *text;
+            size_t len;
+            bool last;
+            if (http_request_answer(&req, &text, &len, &last))
                 c->srv->served++;
-            } else if (info.keep_alive_10) {
-                out_len = answer(out, out_len, response_keep_alive,
-                                 sizeof response_keep_alive - 1);
-                c->srv->served++;
-            } else {
-                out_len = answer(out, out_len, response, sizeof response - 1);
-                c->srv->served++;
-            }
-            done = scanned = request_end ? (size_t)(request_end - in) : have;
+            out_len = answer(out, out_len, text, len);
+            done = request_end ? (size_t)(request_end - in) : have;
+            http_request_begin(&req);
             open = !last;
-            more = !last && out_len + ANSWER_MAX > OUT_MAX;
+            more = !last && out_len + HTTP_ANSWER_MAX > OUT_MAX;
             if (last || more)
                 break;
         }
@@ -340,7 +141,6 @@ static void *serve(void *arg)
             now = plait_now();
         memmove(in, in + done, have - done); /* keep what is not yet a whole request */
         have -= done;
-        scanned -= done;
         if (done && have) /* the next request has begun */
             finish_by = now + timeout;
     }

@@ -63,10 +63,13 @@ got=$(raw "$many")
 got=$(raw 'GET / HT' 'TP/1.1\r\nHost: x\r' '\n\r\nGET / HTTP/1.1\r\n' 'Host: y\r\n\r\n')
 [ "$(count "$got")" = 2 ] && ok "requests split across writes: answered once whole" \
     || fail "split requests: $(count "$got") answers: $got"
-# (a request read whole is parsed in one pass; one that came in pieces is parsed once
-# its end has come, and each piece is looked through for a bare LF as it comes)
+# (each line is looked at once, as it completes, however the request came: a malformed
+# line is answered 400 at once, even when the request has not ended and never does —
+# the last three, which once waited for the end or the timeout of 10 s, not 2)
 for pieces in 'GET / HTTP/1.1\r\nHo|st: x\n\n' 'GET / HTTP/1.1\r\nHost: x\r\n|no colon\r\n\r\n' \
-              'GET / HTTP/1.1\r|\nHost: x\r\nHost: y\r\n\r|\n'; do
+              'GET / HTTP/1.1\r|\nHost: x\r\nHost: y\r\n\r|\n' \
+              'GE|T garbage\r\nHost: x\r\n' 'GET / HTTP/1.1\r\n|Host: x\r\nno colon\r\n' \
+              'GET / HTTP/1.1\r\nHost: x\r\n| folded\r\nX: y'; do
     IFS='|' read -r -a parts <<<"$pieces"
     got=$(raw "${parts[@]}")
     grep -q "400 Bad Request" <<<"$got" && [ "$(count "$got")" = 0 ] \

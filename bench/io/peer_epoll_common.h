@@ -42,8 +42,7 @@ struct conn {
     int writing;       /* 1 while `out` holds bytes and only EPOLLOUT is armed */
     char *out;         /* bytes the socket did not take yet */
     size_t out_len, out_off, out_cap;
-    char *in;          /* a request split over reads (HTTP only), or NULL */
-    size_t in_len;
+    struct http_partial *in; /* a request split over reads (HTTP only), or NULL */
 };
 
 /* The peer's handler: the socket is readable (and nothing is queued to send).

@@ -18,11 +18,11 @@ static int peer_on_readable(struct conn *c)
 {
     char *at;
     size_t cap;
-    http_read_place(c->in, c->in_len, peer_recv_buf, sizeof peer_recv_buf, &at, &cap);
+    http_read_place(c->in, peer_recv_buf, sizeof peer_recv_buf, &at, &cap);
     ssize_t r = peer_recv(c, at, cap);
     if (r <= 0)
         return (int)r;
-    return http_consume(&c->in, &c->in_len, peer_recv_buf, (size_t)r, send_to, c);
+    return http_consume(&c->in, peer_recv_buf, (size_t)r, send_to, c);
 }
 
 int main(int argc, char **argv)

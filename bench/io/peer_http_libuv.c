@@ -19,7 +19,7 @@ static void peer_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     char *at;
     size_t cap;
     (void)suggested;
-    http_read_place(c->in, c->in_len, peer_recv_buf, sizeof peer_recv_buf, &at, &cap);
+    http_read_place(c->in, peer_recv_buf, sizeof peer_recv_buf, &at, &cap);
     *buf = uv_buf_init(at, (unsigned)cap);
 }
 
@@ -31,7 +31,7 @@ static void peer_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         peer_close(c);
         return;
     }
-    if (nread > 0 && http_consume(&c->in, &c->in_len, peer_recv_buf, (size_t)nread, send_to, c) < 0)
+    if (nread > 0 && http_consume(&c->in, peer_recv_buf, (size_t)nread, send_to, c) < 0)
         peer_close(c);
 }
 

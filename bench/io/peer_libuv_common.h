@@ -23,8 +23,7 @@
 struct conn {
     uv_tcp_t tcp;   /* first: a uv_stream_t * is a struct conn * */
     int paused;     /* reading stopped until the write queue drains */
-    char *in;       /* an incomplete request (HTTP only), or NULL */
-    size_t in_len;
+    struct http_partial *in; /* an incomplete request (HTTP only), or NULL */
 };
 
 /* The peer's callbacks: where the next read goes, and what to do with it. */
