@@ -453,6 +453,23 @@ static plait_procpool *make_pool_n(unsigned processes)
     return make_pool(&o);
 }
 
+/* The fixture (fx_init) and a pool made with it; NULL (the fixture undone, the failure
+ * counted) when the pool cannot be made. */
+static plait_procpool *fx_pool(const plait_procpool_options *o)
+{
+    fx_init();
+    plait_procpool *pool = make_pool(o);
+    if (!pool)
+        fx_fini();
+    return pool;
+}
+
+static plait_procpool *fx_pool_n(unsigned processes)
+{
+    plait_procpool_options o = {.processes = processes};
+    return fx_pool(&o);
+}
+
 /* Tear down whatever is left: a failed test must not hang the next ones. */
 static void close_pool(plait_procpool *pool)
 {
@@ -672,13 +689,10 @@ TEST(procpool_bad_input)
         CHECK_EQ(plait_procpool_destroy(pool), 0);
     }
 
-    fx_init();
     o = (plait_procpool_options){.processes = 1, .arg_max = 64, .result_max = 64};
-    pool = make_pool(&o);
-    if (!pool) {
-        fx_fini();
+    pool = fx_pool(&o);
+    if (!pool)
         return;
-    }
     CHECK_EQ(plait_procpool_processes(pool), 1);
     CHECK_EQ(plait_procpool_submit(pool, &t, NULL, &x, sizeof x), -EINVAL);
     CHECK_EQ(plait_procpool_submit(pool, &t, job_fn, NULL, 8), -EINVAL);
@@ -763,12 +777,9 @@ enum { MANY = 300 };
 
 TEST(procpool_submit_many)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(2);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(2);
+    if (!pool)
         return;
-    }
     /* more tasks than slots: most wait in this process first */
     static plait_task t[MANY];
     for (int i = 0; i < MANY; i++)
@@ -893,12 +904,9 @@ TEST(procpool_shutdown_cancel_after_join)
 
 TEST(procpool_runs_in_other_processes)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(2);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(2);
+    if (!pool)
         return;
-    }
     CHECK_EQ(plait_procpool_processes(pool), 2);
     int pids[PLAIT_PROCPOOL_MAX];
     int k = check_pids(pool, pids, 2);
@@ -1020,12 +1028,9 @@ static void *completed_main(void *p)
 
 TEST(procpool_wait_any_and_completed)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(GATES);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(GATES);
+    if (!pool)
         return;
-    }
     /* wait_any from a thread: the held task cannot be the one */
     plait_task t[2];
     CHECK_EQ(submit_held(pool, &t[0], J_BLOCK, 0, 0), 0);
@@ -1058,12 +1063,9 @@ static const char *const crash_names[] = {"SIGSEGV", "SIGSEGV", "SIGABRT",
 
 TEST(procpool_crash_fails_only_that_task)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(2);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(2);
+    if (!pool)
         return;
-    }
     /* a bystander holds one worker throughout: the crashes must not touch it */
     plait_task by;
     CHECK_EQ(submit_held(pool, &by, J_BLOCK, 0, 0), 0);
@@ -1174,12 +1176,9 @@ out:
 
 TEST(procpool_crash_stress)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(3);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(3);
+    if (!pool)
         return;
-    }
     static const int kinds[] = {J_SEGV, J_ABORT, J__EXIT3, J_SIGKILL};
     static plait_task t[MANY];
     static int kind_of[MANY];
@@ -1222,14 +1221,11 @@ TEST(procpool_crash_stress)
 
 TEST(procpool_task_timeout)
 {
-    fx_init();
     const int64_t limit = 400 * PLAIT_MS;
     plait_procpool_options o = {.processes = 2, .task_timeout = limit};
-    plait_procpool *pool = make_pool(&o);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool(&o);
+    if (!pool)
         return;
-    }
     /* spinning, and blocked in a wait: both are stopped at the limit */
     for (int kind = J_BLOCK; kind <= J_SPIN; kind++) {
         int before[PLAIT_PROCPOOL_MAX];
@@ -1268,14 +1264,11 @@ TEST(procpool_task_timeout)
 
 TEST(procpool_max_tasks)
 {
-    fx_init();
     enum { N = 10, PER = 3 };
     plait_procpool_options o = {.processes = 1, .max_tasks = PER};
-    plait_procpool *pool = make_pool(&o);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool(&o);
+    if (!pool)
         return;
-    }
     /* one worker, tasks in order: a fresh worker every PER tasks */
     plait_task t[40];
     int64_t pid[40];
@@ -1352,15 +1345,12 @@ static int init_fail(void *arg)
 
 TEST(procpool_init)
 {
-    fx_init();
     static const int magic = 4321;
     plait_procpool_options o = {.processes = 2, .init = init_set, .init_arg = (void *)&magic,
                                 .max_tasks = 2};
-    plait_procpool *pool = make_pool(&o);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool(&o);
+    if (!pool)
         return;
-    }
     CHECK_EQ(atomic_load(&fx.sh->inits), 2); /* create waited for both */
     /* every task sees what its worker's initialiser left, replacements too */
     enum { N = 12 };
@@ -1603,15 +1593,12 @@ TEST(procpool_replacement_init_fails_reaped_by_kernel)
  * worker's) refuses work with its code: the task waiting, every later submit, a map. */
 TEST(procpool_broken_pool_refuses_work)
 {
-    fx_init();
     init_calls_that_succeed = 1;
     plait_procpool_options o = {.processes = 1, .init = init_succeeds_at_first,
                                 .max_tasks = 1};
-    plait_procpool *pool = make_pool(&o);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool(&o);
+    if (!pool)
         return;
-    }
     plait_task t;
     CHECK_EQ(submit_job(pool, &t, J_VALUE, 0, 1), 0);
     CHECK_EQ(join_i64(t, NULL, PROMPTLY()), 0); /* then its worker is replaced */
@@ -1643,12 +1630,9 @@ TEST(procpool_broken_pool_refuses_work)
 
 TEST(procpool_cancel_queued)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(1);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(1);
+    if (!pool)
         return;
-    }
     plait_task blocker, q[7];
     CHECK_EQ(submit_held(pool, &blocker, J_BLOCK, 0, 0), 0);
     await_started(1);
@@ -1697,12 +1681,9 @@ TEST(procpool_cancel_queued)
 
 TEST(procpool_cancel_running)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(2);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(2);
+    if (!pool)
         return;
-    }
     for (int round = 0; round < 2; round++) { /* a task held in a wait, then a spinner */
         int kind = round ? J_SPIN : J_BLOCK, id = round;
         plait_task t;
@@ -1739,12 +1720,9 @@ TEST(procpool_cancel_running)
  * pool.) */
 static void cancel_racing_scenario(void)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(1);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(1);
+    if (!pool)
         return;
-    }
     enum { STREAM = 8, V = 2 };
     uint64_t seed = 0x9e3779b97f4a7c15u;
     int cancelled = 0, completed = 0, rounds = 0;
@@ -1801,12 +1779,9 @@ TEST(procpool_cancel_racing_completion)
 
 TEST(procpool_shutdown_drain)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(2);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(2);
+    if (!pool)
         return;
-    }
     int pids[PLAIT_PROCPOOL_MAX];
     int k = check_pids(pool, pids, 2);
     plait_task held[2], q[10];
@@ -1936,12 +1911,9 @@ TEST(procpool_submits_racing_a_cancel_are_refused_or_settled)
 
 TEST(procpool_shutdown_cancel)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(2);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(2);
+    if (!pool)
         return;
-    }
     plait_task held[2], q[8];
     for (int i = 0; i < 2; i++)
         CHECK_EQ(submit_held(pool, &held[i], J_BLOCK, i, 0), 0);
@@ -1969,12 +1941,9 @@ TEST(procpool_shutdown_cancel)
 
 TEST(procpool_shutdown_timeout_then_cancel)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(1);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(1);
+    if (!pool)
         return;
-    }
     plait_task spin, q;
     CHECK_EQ(submit_held(pool, &spin, J_SPIN, 0, 0), 0);
     await_started(1);
@@ -2008,12 +1977,9 @@ static int big_err[BIG_N];
 
 TEST(procpool_map_results)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(2);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(2);
+    if (!pool)
         return;
-    }
     static const size_t chunks[] = {0, 1, 1000, (size_t)1 << 40};
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
         size_t n = chunks[c] == 1 ? 500 : BIG_N; /* a task per item: fewer of them */
@@ -2074,12 +2040,9 @@ TEST(procpool_map_results)
 
 TEST(procpool_map_item_errors)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(2);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(2);
+    if (!pool)
         return;
-    }
     enum { N = 1000 };
     static const size_t chunks[] = {0, 1, 64};
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
@@ -2162,12 +2125,9 @@ TEST(procpool_map_item_failing_with_etimedout)
 
 TEST(procpool_map_crash_fails_its_chunk)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(2);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(2);
+    if (!pool)
         return;
-    }
     enum { N = 40, CHUNK = 4 };
     int64_t in[N], out[N];
     int err[N];
@@ -2200,12 +2160,9 @@ TEST(procpool_map_crash_fails_its_chunk)
 
 static void map_deadline_scenario(void)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(2);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(2);
+    if (!pool)
         return;
-    }
     enum { N = 8 };
     int64_t in[N], out[N];
     int err[N];
@@ -2345,12 +2302,9 @@ static void *shut_down_once_item_0_started(void *arg)
 
 static void map_deadline_after_refusal_scenario(void)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(1);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(1);
+    if (!pool)
         return;
-    }
     enum { N = 12 };
     int64_t in[N], out[N];
     int err[N];
@@ -2388,12 +2342,9 @@ TEST(procpool_map_deadline) { run_isolated(map_deadline_scenario, ISOLATED_BUDGE
 
 TEST(procpool_imap_ordered)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(2);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(2);
+    if (!pool)
         return;
-    }
     enum { N = 1000 };
     for (int i = 0; i < N; i++)
         big_in[i] = i;
@@ -2455,12 +2406,9 @@ TEST(procpool_imap_ordered)
 
 TEST(procpool_imap_unordered)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(2);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(2);
+    if (!pool)
         return;
-    }
     enum { N = 1000 };
     static int seen[N];
     for (int i = 0; i < N; i++)
@@ -2573,14 +2521,11 @@ static void check_imap_held_0_timed_out(plait_procpool *pool, int flags)
 
 TEST(procpool_imap_chunk_timing_out)
 {
-    fx_init();
     /* item 0 is held until the pool's task_timeout kills its worker */
     plait_procpool_options o = {.processes = 2, .task_timeout = 300 * PLAIT_MS};
-    plait_procpool *pool = make_pool(&o);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool(&o);
+    if (!pool)
         return;
-    }
     for (int i = 0; i < 8; i++)
         big_in[i] = i;
     check_imap_held_0_timed_out(pool, 0);
@@ -2591,12 +2536,9 @@ TEST(procpool_imap_chunk_timing_out)
 
 static void imap_destroy_early_scenario(void)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(2);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(2);
+    if (!pool)
         return;
-    }
     enum { N = 10000 };
     for (int i = 0; i < N; i++)
         big_in[i] = i;
@@ -2672,12 +2614,9 @@ TEST(procpool_imap_destroy_early)
  * iterator is (the iterator once went on using the freed pool). */
 TEST(procpool_destroy_refused_while_an_iterator_lives)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(1);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(1);
+    if (!pool)
         return;
-    }
     int64_t in[4] = {0, 1, 2, 3};
     plait_procpool_iter *it = NULL;
     CHECK_EQ(plait_procpool_imap(&it, pool, item_affine, in, sizeof in[0], 4, sizeof(int64_t),
@@ -2953,12 +2892,9 @@ static void *shut_down_under_map(void *arg)
  * after it). */
 TEST(procpool_map_shut_down_under_it_returns_first_failure)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(1);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(1);
+    if (!pool)
         return;
-    }
     enum { N = 8 }; /* more than the map's window of 4 chunks of 1 */
     int64_t in[N], out[N];
     int errs[N];
@@ -3291,12 +3227,9 @@ TEST(procpool_nothing_leaked)
  * help once read the pool's owner first: a use after free). */
 TEST(join_after_destroy_touches_no_pool)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(1);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(1);
+    if (!pool)
         return;
-    }
     plait_task t;
     CHECK_EQ(submit_job(pool, &t, J_VALUE, 1, 6), 0);
     CHECK_EQ(plait_procpool_destroy(pool), 0); /* drains: t is done */
@@ -3328,12 +3261,9 @@ static void *join_a_copy(void *arg)
 
 TEST(two_threads_join_copies_of_one_task)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(1);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(1);
+    if (!pool)
         return;
-    }
     pthread_barrier_t start;
     CHECK_EQ(pthread_barrier_init(&start, NULL, 2), 0);
     for (int round = 0; round < 300; round++) {
@@ -3375,12 +3305,9 @@ static ssize_t uses_parents_iter(const void *arg, size_t len, void *out, size_t 
 
 TEST(imap_from_a_forked_child_is_refused)
 {
-    fx_init();
-    plait_procpool *pool = make_pool_n(1);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool_n(1);
+    if (!pool)
         return;
-    }
     int64_t args[4] = {0, 1, 2, 3};
     plait_procpool_iter *it = NULL;
     CHECK_EQ(plait_procpool_imap(&it, pool, item_held_0, args, sizeof args[0], 4,
@@ -3474,13 +3401,10 @@ static ssize_t dies_mid_publish(const void *arg, size_t arg_len, void *out, size
 
 TEST(worker_killed_mid_publish_completes_once)
 {
-    fx_init();
     plait_procpool_options o = {.processes = 1, .result_max = TRAP_RESULT};
-    plait_procpool *pool = make_pool(&o);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool(&o);
+    if (!pool)
         return;
-    }
     plait_task t;
     CHECK_EQ(plait_procpool_submit(pool, &t, dies_mid_publish, NULL, 0), 0);
     /* the worker has pushed slot 0 on the done ring and holds the plock: a join here
@@ -3776,13 +3700,10 @@ static ssize_t scribbles_on_the_ready_ring(const void *arg, size_t arg_len, void
 
 static void scribbled_ready_ring_scenario(int what)
 {
-    fx_init();
     plait_procpool_options o = {.processes = 1};
-    plait_procpool *pool = make_pool(&o);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool(&o);
+    if (!pool)
         return;
-    }
     plait_task t, behind;
     CHECK_EQ(plait_procpool_submit(pool, &t, scribbles_on_the_ready_ring, &what, sizeof what), 0);
     CHECK_EQ(plait_procpool_submit(pool, &behind, reverse_fn, "ab", 2), 0);
@@ -3874,13 +3795,10 @@ static int64_t scribble_word(plait_procpool *pool, uint32_t at, uint32_t value, 
  * tasks were never collected, and the ones waiting behind them for a slot never ran. */
 static void helpers_asleep_scenario(void)
 {
-    fx_init();
     plait_procpool_options o = {.processes = 1};
-    plait_procpool *pool = make_pool(&o);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool(&o);
+    if (!pool)
         return;
-    }
     scribble_word(pool, SCRIBBLE_HELPERS_ASLEEP, 1000, THEN_RETURN);
     enum { MORE = 12 }; /* more than the 4 slots */
     for (int i = 0; i < MORE; i++)
@@ -4004,13 +3922,10 @@ static int init_third_slow(void *arg)
 
 static void lock_names_an_initialising_worker_scenario(void)
 {
-    fx_init();
     plait_procpool_options o = {.processes = 2, .max_tasks = 1, .init = init_third_slow};
-    plait_procpool *pool = make_pool(&o);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool(&o);
+    if (!pool)
         return;
-    }
     int before[2] = {0, 0}, now[2] = {0, 0};
     CHECK_EQ(plait_procpool_pids(pool, before, 2), 2);
     plait_task t;
@@ -4158,13 +4073,10 @@ static int init_dies_after_first(void *arg)
 
 TEST(replacement_dying_in_its_initialiser_breaks_the_pool)
 {
-    fx_init();
     plait_procpool_options o = {.processes = 1, .init = init_dies_after_first};
-    plait_procpool *pool = make_pool(&o);
-    if (!pool) {
-        fx_fini();
+    plait_procpool *pool = fx_pool(&o);
+    if (!pool)
         return;
-    }
     plait_task k, t;
     CHECK_EQ(submit_job(pool, &k, J_SIGKILL, 1, 0), 0);
     CHECK_EQ(join_i64(k, NULL, PROMPTLY()), PLAIT_KILLED(SIGKILL));
