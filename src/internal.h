@@ -336,8 +336,6 @@ int plait__wait_on_keep_lock(plait__waitq *q, plait__spinlock *lock, void *data,
 /* plait_event_wait, and cancellable or not (e not null): for clean-up that must finish
  * in a cancelled caller too. */
 int plait__event_wait(plait_event *e, int64_t deadline, bool cancellable);
-/* How many waiters of q are still open. */
-size_t plait__waitq_count_open(plait__waitq *q);
 /* Claim the waiter of one node (the queue's lock held) and unlink it; false when it
  * was claimed elsewhere (left linked, invariant 4). */
 bool plait__waitq_claim_node(plait__waitq *q, plait__wait_node *node);

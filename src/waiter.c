@@ -413,14 +413,6 @@ void plait__waitq_wake_all(plait__waitq *q, plait__wakeups *later)
         plait__waiter_signal(node->waiter, 0, node->index, later);
 }
 
-size_t plait__waitq_count_open(plait__waitq *q)
-{
-    size_t open = 0;
-    for (plait__wait_node *node = q->head; node; node = node->next)
-        open += !atomic_load_explicit(&node->waiter->claimed, memory_order_acquire);
-    return open;
-}
-
 void plait__waitq_wake_matching(plait__waitq *q, const void *data, int status,
                                 plait__wakeups *later)
 {
