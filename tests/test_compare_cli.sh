@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `plait compare` as a script sees it: help, usage errors, an unwritable report path,
+# `plait compare` as a script sees it: help, usage errors, an unwritable report path, a
+# FIFO for the report (with and without a reader),
 # a quick run whose JSON holds every figure, a machine with one CPU (taskset), few open
 # files (a smaller run, or a step skipped and said so), and
 # Ctrl-C / SIGTERM in the middle of a run (exit 130, no report, no child left behind);
@@ -53,6 +54,23 @@ for path in "$tmp/a-file/report.html" "$tmp/no-such-dir/report.html" "$tmp" \
     grep -q "cannot write the report" "$tmp/err" || fail "no message for the unwritable report $path"
     if grep -q "\[1/" "$tmp/err"; then fail "measured before refusing $path"; fi
 done
+
+# A FIFO is written in place: without a reader it is refused at once (not waited for),
+# with one the reader gets the whole report.
+mkfifo "$tmp/report.fifo"
+expect_exit 3 "report into a FIFO without a reader" "$plait" compare --quick --html "$tmp/report.fifo"
+grep -q "cannot write the report" "$tmp/err" || fail "no message for a FIFO without a reader"
+if grep -q "\[1/" "$tmp/err"; then fail "measured before refusing a FIFO without a reader"; fi
+# (the reader: this shell holds the FIFO open, read and write, before the run begins, and
+# a sed reads through it until the report's end, as the shell's end keeps EOF away)
+exec 5<>"$tmp/report.fifo"
+timeout 300 sed '/<\/html>/q' <&5 >"$tmp/fifo.html" &
+reader=$!
+expect_exit 0 "report into a FIFO with a reader" "$plait" compare --quick --quiet --html "$tmp/report.fifo"
+wait "$reader" || fail "the FIFO's reader: exit $?"
+exec 5<&-
+grep -q "<html" "$tmp/fifo.html" && grep -q "</html>" "$tmp/fifo.html" ||
+    fail "the FIFO's reader did not get the whole report ($(wc -c <"$tmp/fifo.html") bytes)"
 
 # A read-only report file is refused too (the rename at the end replaced it).  Root may
 # write it, so as root the check runs without the capability that lets it (setpriv).
