@@ -2,7 +2,7 @@
 # test_bench_cli.sh PLAIT [SANITIZE] — `plait bench` as a user meets it: its help, its
 # usage errors (exit 2), --list, a quick run of two short benchmarks and one with a peer
 # (medians and a ratio), the programs missing (exit 1, naming where it looked), programs
-# that fail (exit 1, the others still reported), and Ctrl-C (exit 130, the running
+# that fail or die of a signal (exit 1, the others still reported), and Ctrl-C (exit 130, the running
 # benchmark stopped — also one that ignores SIGTERM — and nothing of it left behind).
 # The benchmark programs are the ones beside the tool in the build tree (bench/).
 # SANITIZE is the build's PLAIT_SANITIZE: under ThreadSanitizer bench_spawn's quick
@@ -102,19 +102,22 @@ err_has "$tmp/empty" "bench with PLAIT_BENCH_DIR empty"
 
 # ---- programs that fail: the others still reported -------------------------------------
 # (a copy of the real bench_chan; bench_spawn exits 3; bench_switch prints no figure;
-# peer_ucontext_switch, which switch brings along, is missing)
+# bench_memory dies of SIGSEGV; peer_ucontext_switch, which switch brings along, is
+# missing)
 mkdir "$tmp/fake"
 cp "$benchdir/bench_chan" "$tmp/fake/"
 printf '#!/bin/sh\necho "bench_spawn: broken on purpose" >&2\nexit 3\n' >"$tmp/fake/bench_spawn"
 printf '#!/bin/sh\necho "no figures here"\n' >"$tmp/fake/bench_switch"
-chmod +x "$tmp/fake/bench_spawn" "$tmp/fake/bench_switch"
+printf '#!/bin/sh\nkill -SEGV $$\n' >"$tmp/fake/bench_memory"
+chmod +x "$tmp/fake/bench_spawn" "$tmp/fake/bench_switch" "$tmp/fake/bench_memory"
 rc=0
-PLAIT_BENCH_DIR="$tmp/fake" timeout 100 "$tool" bench --quick spawn chan switch \
+PLAIT_BENCH_DIR="$tmp/fake" timeout 100 "$tool" bench --quick spawn chan switch memory \
     >"$tmp/out" 2>"$tmp/err" || rc=$?
 what="bench with failing programs"
 expect_rc 1 "$what"
 err_has "bench_spawn.*status 3" "$what"
 err_has "bench_switch.*no figure" "$what"
+err_has "bench_memory.*killed by signal 11" "$what"
 err_has "peer_ucontext_switch.*not there" "$what"
 err_has "run 1 of 1: bench_chan" "$what"
 out_has "^chan +plait +ns_per_msg +[0-9]" "$what"

@@ -72,6 +72,14 @@ exec 5<&-
 grep -q "<html" "$tmp/fifo.html" && grep -q "</html>" "$tmp/fifo.html" ||
     fail "the FIFO's reader did not get the whole report ($(wc -c <"$tmp/fifo.html") bytes)"
 
+# A report whose writing fails after the run (a full device): exit 3, saying so.
+if [ -e /dev/full ]; then
+    expect_exit 3 "report into /dev/full" "$plait" compare --quick --quiet --html /dev/full
+    grep -q "cannot write the report /dev/full" "$tmp/err" || fail "no message for a report into /dev/full"
+fi
+expect_exit 0 "--html=FILE" "$plait" compare --quick --quiet --html="$tmp/equals.html"
+grep -q "</html>" "$tmp/equals.html" || fail "--html=FILE wrote no report"
+
 # A read-only report file is refused too (the rename at the end replaced it).  Root may
 # write it, so as root the check runs without the capability that lets it (setpriv).
 echo old >"$tmp/read-only.html"
