@@ -621,6 +621,33 @@ static void *destroy_with_waiter_main(void *arg)
 
 TEST(group_destroy_while_waited_on) { check_run(destroy_with_waiter_main, NULL); }
 
+/* A group being destroyed takes no new child: a child that the destroy cancels, and
+ * that then tries to spawn another into the group, is refused (-EPIPE), and the destroy
+ * ends (a child let in then would have outlived its group). */
+static plait_group *closing_group;
+static void *spawn_once_cancelled(void *arg)
+{
+    int *refused = arg;
+    CHECK_EQ(plait_sleep_until(PLAIT_FOREVER), -ECANCELED);
+    plait_task late;
+    *refused = plait_group_spawn(closing_group, &late, sleep_forever, NULL);
+    return NULL;
+}
+
+static void *closing_group_main(void *arg)
+{
+    (void)arg;
+    int refused = 1;
+    CHECK_EQ(plait_group_create(&closing_group), 0);
+    CHECK_EQ(plait_group_spawn(closing_group, NULL, spawn_once_cancelled, &refused), 0);
+    CHECK_EQ(plait_yield(), 0); /* the child sleeps */
+    CHECK_EQ(plait_group_destroy(closing_group), 0);
+    CHECK_EQ(refused, -EPIPE);
+    return NULL;
+}
+
+TEST(group_being_destroyed_refuses_new_children) { check_run(closing_group_main, NULL); }
+
 /* ---- task-local storage ---- */
 
 static int destroyed;
@@ -1245,6 +1272,7 @@ RUN_TESTS(CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock)
           CASE(wait_all_with_itself_behind_another), CASE(wait_any),
           CASE(thread_joins_coroutine), CASE(groups),
           CASE(group_edges), CASE(group_destroy_while_waited_on),
+          CASE(group_being_destroyed_refuses_new_children),
           CASE(thread_key_destructor_unlocks_what_the_thread_locked), /* before: it takes every key */
           CASE(futures_freed_after_a_thread_cache_went_back_are_not_lost), /* the same */
           CASE(task_local_storage), CASE(stack_sizes),
