@@ -838,6 +838,17 @@ static void *addresses(void *arg)
     CHECK_EQ(plait_addr_ip(&a, "::1", 1 << 20), -EINVAL);
     CHECK_EQ(plait_addr_ip(NULL, "127.0.0.1", 80), -EINVAL);
     CHECK_EQ(plait_addr_ip(NULL, NULL, 0), -EINVAL);
+    /* IPv6 text longer than any address, with a scope after it or not */
+    char longer[200];
+    memset(longer, 'f', sizeof longer);
+    memcpy(longer, "fe80::", 6);
+    longer[60] = '\0';
+    CHECK_EQ(plait_addr_ip(&a, longer, 80), -EINVAL);
+    longer[60] = '%';
+    longer[sizeof longer - 1] = '\0';
+    CHECK_EQ(plait_addr_ip(&a, longer, 80), -EINVAL);
+    memcpy(longer, "fe80::1%", 8); /* a short address, a scope too long for any name */
+    CHECK_EQ(plait_addr_ip(&a, longer, 80), -EINVAL);
 
     /* Unix paths */
     CHECK_EQ(plait_addr_unix(&a, "/tmp/x.sock"), 0);
@@ -862,6 +873,15 @@ static void *addresses(void *arg)
     path[room] = 'p';
     path[sizeof path - 1] = '\0';
     CHECK_EQ(plait_addr_unix(&a, path), -ENAMETOOLONG);
+    /* a length that says more than the path's room, the room full, no NUL in it: what
+     * is formatted ends with the room (nothing after it in the address is read) */
+    memset(&a, 'p', sizeof a);
+    a.u.un.sun_family = AF_UNIX;
+    a.len = sizeof a.u;
+    char whole[sizeof a.u.un.sun_path + 1];
+    memset(whole, 'p', sizeof whole - 1);
+    whole[sizeof whole - 1] = '\0';
+    CHECK(fmt_is(&a, whole));
 
     /* formatting and ports of what is not an address */
     char buf[64];
