@@ -8,7 +8,9 @@
  * its wait (state S in /proc), after a short window in which the caller's CPU clock
  * must stand (nearly) still.  From a plain thread, a coroutine, a plait thread and a
  * pool task, and again from a thread and a coroutine under a storm of signals whose
- * handler has no SA_RESTART: no call may end early, report -EINTR or spin.  The calls with a setup of their own (pool and process pool
+ * handler has no SA_RESTART: no call may end early, report -EINTR or spin.  And from a
+ * cancelled coroutine, plait thread and pool task: -ECANCELED at once from every call
+ * not ready, success from every call ready (cancellation is sticky, docs/API.md).  The calls with a setup of their own (pool and process pool
  * maps, shutdowns and joins, processes, resolve, connect, groups, barriers) wait on
  * gates they are let through, never on a sleep.  The tests of descriptors run on both
  * pollers (PLAIT_POLLER, tests/CMakeLists.txt).
@@ -765,6 +767,106 @@ TEST(from_a_plait_thread_and_a_pool_task)
     CHECK_EQ(plait_pool_destroy(pool), 0);
 }
 
+/* ---- a cancelled caller ----
+ * Cancellation is sticky (docs/API.md): every call that would block returns -ECANCELED
+ * at once, whatever its deadline (PLAIT_FOREVER here), and a call that can complete
+ * without waiting still does — but plait_to_thread, which would start something, starts
+ * nothing for a cancelled caller.  The call is made by a coroutine, a plait thread or a
+ * pool task cancelled while it waited on an event that is never set; the rest (setting
+ * up, making ready, tearing down) by the test's main coroutine. */
+typedef struct cancelled_call {
+    const op *o;
+    ctx *c;
+    plait_event *never;
+    atomic_int entered;
+    int waited, r;
+    int64_t took;
+} cancelled_call;
+
+static void *call_once_cancelled(void *p)
+{
+    cancelled_call *cc = p;
+    atomic_store(&cc->entered, 1);
+    cc->waited = plait_event_wait(cc->never, PLAIT_FOREVER);
+    int64_t start = plait_now();
+    cc->r = cc->o->call(cc->c, PLAIT_FOREVER);
+    cc->took = plait_now() - start;
+    return NULL;
+}
+
+enum { BY_A_COROUTINE, BY_A_PLAIT_THREAD, BY_A_POOL_TASK };
+
+static int call_cancelled(int by, plait_pool *pool, const op *o, ctx *c, int64_t *took)
+{
+    cancelled_call cc = {.o = o, .c = c, .r = 1};
+    CHECK_EQ(plait_event_create(&cc.never), 0);
+    plait_task t;
+    int started = by == BY_A_COROUTINE  ? plait_spawn(&t, call_once_cancelled, &cc)
+                  : by == BY_A_PLAIT_THREAD ? plait_thread_start(&t, call_once_cancelled, &cc, NULL)
+                                          : plait_pool_submit(pool, &t, call_once_cancelled, &cc);
+    CHECK_EQ(started, 0);
+    if (started != 0)
+        return started;
+    int64_t give_up = SOON();
+    while (!atomic_load(&cc.entered) && plait_now() < give_up)
+        plait_sleep(PLAIT_MS); /* (lets a coroutine of this scheduler run) */
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), -ECANCELED);
+    CHECK_EQ(cc.waited, -ECANCELED);
+    CHECK_EQ(plait_event_destroy(cc.never), 0);
+    *took = cc.took;
+    return cc.r;
+}
+
+static void *cancelled_sweep_main(void *arg)
+{
+    int by = INT(arg);
+    plait_pool *pool = NULL;
+    if (by == BY_A_POOL_TASK)
+        CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 2}), 0);
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+        const op *o = &ops[k];
+        bool tt = o->setup == tt_setup, task = o->setup == tk_setup;
+        ctx nr = {0};
+        o->setup(&nr);
+        int64_t took;
+        int r = call_cancelled(by, pool, o, &nr, &took);
+        if (r != -ECANCELED || took > 200 * PLAIT_MS)
+            edge_failed(o, "cancelled, not ready", PLAIT_FOREVER, r, took);
+        if (task && r == -ECANCELED)
+            nr.task_live = true; /* the caller's -ECANCELED leaves the handle valid */
+        if (tt)
+            o->make_ready(&nr);
+        o->teardown(&nr);
+        if (o->no_ready_before && !tt)
+            continue;
+        ctx c = {0};
+        o->setup(&c);
+        o->make_ready(&c);
+        if (o->until_ready)
+            o->until_ready(&c);
+        r = call_cancelled(by, pool, o, &c, &took);
+        if (r != (tt ? -ECANCELED : 0))
+            edge_failed(o, "cancelled, ready", PLAIT_FOREVER, r, took);
+        if (task && r == -ECANCELED)
+            c.task_live = true;
+        o->teardown(&c);
+    }
+    if (pool)
+        CHECK_EQ(plait_pool_destroy(pool), 0);
+    return NULL;
+}
+
+TEST(from_a_cancelled_caller)
+{
+    where = "cancelled coroutine";
+    check_run(cancelled_sweep_main, ARG(BY_A_COROUTINE));
+    where = "cancelled plait thread";
+    check_run(cancelled_sweep_main, ARG(BY_A_PLAIT_THREAD));
+    where = "cancelled pool task";
+    check_run(cancelled_sweep_main, ARG(BY_A_POOL_TASK));
+}
+
 /* sleeps and deadline_in */
 static void *sleeps(void *arg)
 {
@@ -1104,5 +1206,6 @@ TEST(under_a_signal_storm)
 }
 
 RUN_TESTS(CASE(sleep_and_deadline_in), CASE(from_a_plain_thread), CASE(from_a_coroutine),
-          CASE(from_a_plait_thread_and_a_pool_task), CASE(extras_thread),
+          CASE(from_a_plait_thread_and_a_pool_task), CASE(from_a_cancelled_caller),
+          CASE(extras_thread),
           CASE(extras_coroutine), CASE(groups_and_many), CASE(under_a_signal_storm))
