@@ -3,6 +3,9 @@
 #   bash scripts/test.sh          plain build (warnings are errors)
 #   bash scripts/test.sh asan     AddressSanitizer + UndefinedBehaviorSanitizer
 #   bash scripts/test.sh tsan     ThreadSanitizer (coroutine switches annotated as fibers)
+#   bash scripts/test.sh coverage gcov line coverage of the library (src/): the suite,
+#                                 then per file the lines no test ran, into
+#                                 build-cov/coverage/ (FILE.gcov, summary.txt)
 # Installs what it needs when missing: a C compiler, CMake, the real HTTP clients the
 # I/O examples are tested against (curl, wrk), and for `plait compare`'s report test
 # headless Chromium and python3-jsonschema.
@@ -22,14 +25,23 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" make
 fi
 
+type=RelWithDebInfo werror=ON
 case "$mode" in
   plain) dir=build-test; flags=() ;;
   asan)  dir=build-asan; flags=(-DPLAIT_SANITIZE=address,undefined) ;;
   tsan)  dir=build-tsan; flags=(-DPLAIT_SANITIZE=thread) ;;
-  *) echo "usage: $0 [plain|asan|tsan]" >&2; exit 2 ;;
+  # (atomic counters: gcov derives some counts from others, and racing threads' lost
+  # increments made hot functions' error paths look never run)
+  # (unoptimised, and without -Werror: gcc's -O0 range analysis warns where -O2's
+  # proves; warnings are the other builds' gate)
+  coverage) dir=build-cov; type=Debug werror=OFF
+            flags=("-DCMAKE_C_FLAGS=--coverage -fprofile-update=atomic"
+                   -DCMAKE_EXE_LINKER_FLAGS=--coverage -DCMAKE_SHARED_LINKER_FLAGS=--coverage)
+            find "$dir" -name '*.gcda' -delete 2>/dev/null || true ;;
+  *) echo "usage: $0 [plain|asan|tsan|coverage]" >&2; exit 2 ;;
 esac
 
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPLAIT_WERROR=ON -DPLAIT_BENCH=OFF "${flags[@]}" >/dev/null
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=$type -DPLAIT_WERROR=$werror -DPLAIT_BENCH=OFF "${flags[@]}" >/dev/null
 cmake --build "$dir" -j"$(nproc)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -40,3 +52,26 @@ if [ "$mode" != plain ]; then
   export PLAIT_TEST_TIMEOUT=${PLAIT_TEST_TIMEOUT:-240}
 fi
 ctest --test-dir "$dir" --output-on-failure -j"$(nproc)"
+[ "$mode" = coverage ] || exit 0
+
+# Code that runs only in forked children (process workers, crash handlers) counts as
+# not run: a child that ends with _exit() writes no counts.
+out="$PWD/$dir/coverage"
+rm -rf "$out" && mkdir -p "$out"
+objects=$(find "$PWD/$dir" -path '*plait_objects.dir/src/*.gcda' | sort)
+for gcda in $objects; do
+    (cd "$out" && gcov -o "$(dirname "$gcda")" "$gcda" >/dev/null 2>&1) || true
+done
+{
+    echo "lines not run / lines, per file of src/ (from the last run of the suite):"
+    for g in "$out"/*.c.gcov; do
+        total=$(grep -cE '^ +([0-9]+\*?|#####):' "$g" || true)
+        missed=$(grep -cE '^ +#####:' "$g" || true)
+        echo "$missed $total $(basename "$g" .gcov)"
+    done | sort -rn | awk '{ printf "%6d / %-6d %s\n", $1, $2, $3 }'
+    echo "functions never run:"
+    for gcda in $objects; do
+        gcov -f -n -o "$(dirname "$gcda")" "$gcda" 2>/dev/null |
+            awk '/^Function/ { f = $2 } /^Lines executed:0.00%/ && f { print "  " f; f = "" }'
+    done | sort -u
+} | tee "$out/summary.txt"
