@@ -115,8 +115,13 @@ static void *serve(void *arg)
              * parsed in one pass, one that trickles in costs no more, and a malformed
              * line is answered as soon as it has come */
             const char *request_end = http_request_parse(&req, in + done, in + have);
-            if (!request_end && !req.bad)
-                break; /* the rest is still coming */
+            if (!request_end && !req.bad) { /* the rest is still coming */
+                if (req.http10 < 0) { /* only empty lines so far (RFC 9112, 2.2): */
+                    done += req.parsed; /* dropped, so that the connection stays idle */
+                    req.parsed = 0;
+                }
+                break;
+            }
             const char *text;
             size_t len;
             bool last;

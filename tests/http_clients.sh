@@ -195,6 +195,16 @@ kill $feeder 2>/dev/null; wait $feeder 2>/dev/null
 exec 3<&-
 [ "$took" -lt 5000 ] && ok "a request that trickles in: closed after the timeout (${took} ms)" \
     || fail "a trickling client was kept for ${took} ms"
+# An empty line between requests (RFC 9112, 2.2) begins no request: the connection
+# stays idle (6 s here), not on the 1 s of a request begun (it was closed after 1 s).
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'GET / HTTP/1.1\r\nHost: x\r\n\r\n\r\n' >&3
+sleep 2.5 # longer than a request may take, well inside the idle time
+(printf 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3) 2>/dev/null # (closed: SIGPIPE)
+got=$(timeout 5 cat <&3)
+exec 3<&-
+[ "$(count "$got")" = 2 ] && ok "an empty line between requests: the connection stays idle" \
+    || fail "an empty line between requests: $(count "$got") answers"
 stop_server "stopped accepting" || fail "SIGTERM of the second server"
 echo "http_clients: $failures failed"
 [ $failures = 0 ]

@@ -63,9 +63,12 @@ static int http_consume(struct http_partial **in, const char *shared, size_t n,
     size_t done = 0, used = 0;
     bool last = false;
     while (!last) {
-        const char *end = http_request_parse(req, buf + done, buf + have);
+        /* no request is taken past its first 16 KiB, however the reads split it: a
+         * longer one read whole would be served, and the same in pieces refused */
+        size_t room = have - done < HTTP_REQUEST_MAX ? have - done : HTTP_REQUEST_MAX;
+        const char *end = http_request_parse(req, buf + done, buf + done + room);
         if (!end && !req->bad)
-            break; /* the rest is still coming */
+            break; /* the rest is still coming (or too large: closed below) */
         const char *text;
         size_t len;
         http_request_answer(req, &text, &len, &last);
