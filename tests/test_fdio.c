@@ -459,6 +459,18 @@ static void *same_descriptor_twice(void *arg)
     CHECK_EQ(plait_wait_fd(fds[0], PLAIT_READABLE, plait_deadline_in(10 * PLAIT_MS)), -ETIMEDOUT);
     CHECK_EQ(write(fds[1], "q", 1), 1);
     CHECK(plait_wait_fd(fds[0], PLAIT_READABLE, SOON()) & PLAIT_READABLE);
+    /* a second plait_read is refused too.  After a short read (the pipe drained) the
+     * first reader's read is the kernel's, in the ring, on io_uring: the second finds
+     * it there, not a wait */
+    char two[2];
+    CHECK_EQ(plait_read(fds[0], two, sizeof two, SOON()), 1);
+    CHECK_EQ(plait_spawn(&first, wait_read, &fds[0]), 0);
+    settle();
+    CHECK_EQ(plait_read(fds[0], two, 1, SOON()), -EBUSY);
+    CHECK_EQ(write(fds[1], "r", 1), 1); /* the first reader's, untouched by the refusal */
+    void *v = NULL;
+    CHECK_EQ(plait_join(first, &v, SOON()), 0);
+    CHECK_EQ((intptr_t)v, 1); /* wait_read returns what its read did: the one byte */
     close(fds[0]);
     close(fds[1]);
     return NULL;
