@@ -550,6 +550,8 @@ static void pool_abandon(plait_pool *pool)
     pool_free(pool);
 }
 
+_Static_assert(PLAIT_POOL_THREADS_MAX <= 10000, "a worker's number fits its name in 4 digits");
+
 int plait_pool_create(plait_pool **out, const plait_pool_options *options)
 {
     if (!out)
@@ -578,7 +580,9 @@ int plait_pool_create(plait_pool **out, const plait_pool_options *options)
         plait__worker *wk = &pool->workers[i];
         wk->pool = pool;
         wk->index = i;
-        snprintf(wk->name, sizeof wk->name, "%.*s-%u", 10, name, i);
+        /* (i < PLAIT_POOL_THREADS_MAX: the modulo tells an unoptimised build's
+         * format check that the number fits, as -O2's range analysis finds itself) */
+        snprintf(wk->name, sizeof wk->name, "%.*s-%u", 10, name, i % 10000u);
         r = plait__deque_init(&wk->deque, kind);
     }
     if (r < 0) {
