@@ -853,7 +853,8 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  *
  * A child never outlives its parent silently: it is killed (SIGKILL) when the parent
  * ends, however it ends.  plait reaps every child it starts as soon as it ends (no
- * zombies), through the child's pidfd (Linux 5.3 or later), without a SIGCHLD handler.
+ * zombies), through the child's pidfd (Linux 5.4 or later: waitid's P_PIDFD), without
+ * a SIGCHLD handler.
  * If the program reaps it first (SIGCHLD ignored, waitpid(-1)), its task reports
  * -ECHILD (a function child that returned still gives its result).
  * plait_cancel() kills the child (SIGKILL) and its task reports -ECANCELED.
@@ -884,7 +885,8 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * never ends in the child but at its deadline (-ETIMEDOUT) or cancellation.  The calling thread flushes every stdio
  * stream before plait forks a function child or a process pool's workers (a program's
  * exec drops what it inherits); what other threads write to stdout and stderr meanwhile
- * stays the parent's to write.
+ * stays the parent's to write, but what they write into another stream meanwhile a
+ * function child writes again as it ends (docs/API.md, "Processes").
  * ------------------------------------------------------------------------- */
 
 /* A result copied back from a child process: len bytes at data.  free() it. */

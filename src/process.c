@@ -557,9 +557,17 @@ void plait__spawn_atfork(int phase)
         return;
     }
     pthread_mutex_unlock(&spawn_lock);
-    if (phase == PLAIT__FORK_CHILD && !plait__forking) /* not the child they are for */
-        for (int i = 0; i < 4; i++)
-            close_fd(&spawn_fds[i]);
+    if (phase == PLAIT__FORK_CHILD) {
+        /* not the child they are for: close them; the child they are for puts them in
+         * place or closes them itself (child_setup), and its later descriptors may
+         * reuse their numbers, so its own forks must not close those: forget them */
+        for (int i = 0; i < 4; i++) {
+            if (plait__forking)
+                spawn_fds[i] = -1;
+            else
+                close_fd(&spawn_fds[i]);
+        }
+    }
 }
 
 /* On the manager, just before the fork: the pipes and /dev/null the child's streams

@@ -156,7 +156,10 @@ int plait_signals_create(plait_signals **out, const int *signals, size_t n)
     pthread_mutex_lock(&registry);
     distribute(); /* what was counted before this watcher is the existing watchers' */
     r = dispatcher_start();
-    struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+    /* SA_ONSTACK: the thread may be running a coroutine on a small stack (2 KiB may be
+     * asked for), which the kernel's signal frame (several KiB with AVX-512) would
+     * overflow; a scheduler thread has an alternate stack (stack.c) */
+    struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART | SA_ONSTACK};
     sigfillset(&sa.sa_mask);
     for (int sig = 1; sig < SIGNAL_MAX && r == 0; sig++) {
         if (!w->wanted[sig])

@@ -29,6 +29,13 @@
  *     low end): that writes into the slot below, another coroutine's stack, unseen.
  *     Only a guard page stops that; a review showed it with a 6 KiB frame on a 4 KiB
  *     stack, and the docs say to give such code 16 KiB or more.
+ *   - Signal frames.  The kernel writes a handler's frame (several KiB with AVX-512)
+ *     on the stack that runs, a coroutine's among them, unless the handler was
+ *     installed with SA_ONSTACK and the thread has an alternate stack.  plait's
+ *     handlers (SIGSEGV's here, plait_signals' in signal.c) are, and every scheduler
+ *     thread gets a 64 KiB alternate stack, whether plait's SIGSEGV handler is
+ *     installed or the program handles SIGSEGV itself (then it was left without one,
+ *     and a watched signal that came while a 2 KiB coroutine ran overflowed it).
  *
  * Slots are never unmapped: a finished coroutine's slot goes to its scheduler's
  * cache (no lock on the spawn path) or back to the global pool of its size.
@@ -507,7 +514,6 @@ void plait__stack_check(plait__coro *coro)
 /* ---- guard page faults ---- */
 
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
-static bool handler_installed;
 
 /* The stack pointer of the interrupted code. */
 static char *interrupted_sp(void *uctx)
@@ -552,7 +558,7 @@ static void install_handler(void)
     sa.sa_sigaction = segv_handler;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    handler_installed = sigaction(SIGSEGV, &sa, NULL) == 0;
+    sigaction(SIGSEGV, &sa, NULL);
 }
 
 static PLAIT_TLS void *alt_stack;
@@ -561,7 +567,7 @@ void plait__stack_thread_init(plait__sched *sched)
 {
     (void)sched;
     pthread_once(&handler_once, install_handler);
-    if (!handler_installed || alt_stack)
+    if (alt_stack)
         return;
     stack_t ss, old;
     if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE))

@@ -99,6 +99,96 @@ static int write_to_a_gone_peer_first(void *unused)
     return plait_write(sv[0], "x", 1, SOON()) == -EPIPE && close(sv[0]) == 0 ? 0 : 2;
 }
 
+/* A watched signal that comes while a coroutine on the smallest stack runs is handled
+ * on the scheduler thread's alternate stack: the kernel's signal frame (several KiB
+ * with AVX-512) went onto the 2 KiB stack, and the program died.  Twice, each in a
+ * child: first in a program that handles SIGSEGV itself, before this process's plait
+ * did anything (the child's plait is the first and finds the program's handler: it
+ * installs none of its own, and then gave the thread no alternate stack either); then
+ * with plait's own handler (its handler for watched signals lacked SA_ONSTACK). */
+static atomic_int small_spinning, small_stop, small_failed;
+static pthread_t small_sched;
+
+static void own_segv_handler(int sig)
+{
+    (void)sig;
+    _exit(90);
+}
+
+static void *small_spinner(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&small_spinning, 1);
+    while (!atomic_load(&small_stop))
+        plait_yield();
+    return NULL;
+}
+
+static void *small_spinners(void *arg)
+{
+    (void)arg;
+    plait_spawn_options o = {.stack_size = CHECK_SMALL_STACK};
+    plait_task t[32];
+    int made = 0;
+    while (made < 32 && plait_spawn_opts(&t[made], small_spinner, NULL, &o) == 0)
+        made++;
+    if (made < 32) {
+        atomic_store(&small_failed, 1);
+        atomic_store(&small_stop, 1);
+    }
+    for (int i = 0; i < made; i++)
+        plait_join(t[i], NULL, PLAIT_FOREVER);
+    return NULL;
+}
+
+static void *small_scheduler(void *arg)
+{
+    (void)arg;
+    if (plait_run(small_spinners, NULL, NULL) != 0)
+        atomic_store(&small_failed, 1);
+    return NULL;
+}
+
+static int small_stacks_under_signals(void *own_sigsegv)
+{
+    struct sigaction own = {.sa_handler = own_segv_handler};
+    sigemptyset(&own.sa_mask);
+    if (own_sigsegv && sigaction(SIGSEGV, &own, NULL) != 0)
+        return 1;
+    int usr1 = SIGUSR1;
+    plait_signals *w;
+    if (plait_signals_create(&w, &usr1, 1) != 0)
+        return 2;
+    if (pthread_create(&small_sched, NULL, small_scheduler, NULL) != 0)
+        return 3;
+    int64_t give_up = SOON();
+    while (atomic_load(&small_spinning) < 32 && !atomic_load(&small_failed) &&
+           plait_now() < give_up)
+        sched_yield();
+    struct timespec pause = {0, 50 * 1000};
+    for (int i = 0; i < 2000 && atomic_load(&small_spinning) == 32; i++) {
+        pthread_kill(small_sched, SIGUSR1);
+        nanosleep(&pause, NULL);
+    }
+    atomic_store(&small_stop, 1);
+    pthread_join(small_sched, NULL);
+    if (atomic_load(&small_failed) || atomic_load(&small_spinning) != 32)
+        return 4;
+    if (plait_signals_wait(w, SOON()) != SIGUSR1 || plait_signals_destroy(w) != 0)
+        return 5;
+    return 0;
+}
+
+TEST(signals_onto_small_stacks_where_the_program_handles_sigsegv)
+{
+    CHECK_EQ(in_child_exits(small_stacks_under_signals, ARG(1)), 0);
+}
+
+TEST(signals_onto_small_stacks)
+{
+    CHECK_EQ(in_child_exits(small_stacks_under_signals, NULL), 0);
+}
+
 TEST(socket_write_to_a_gone_peer_raises_no_sigpipe)
 {
     CHECK_EQ(in_child_exits(write_to_a_gone_peer_first, NULL), 0);
@@ -161,7 +251,8 @@ TEST(programs_keep_the_callers_own_sigpipe_ignoring)
     }
 }
 
-RUN_TESTS(CASE(small_stack_detached_first_in_process),
+RUN_TESTS(CASE(signals_onto_small_stacks_where_the_program_handles_sigsegv), /* first */
+          CASE(small_stack_detached_first_in_process), CASE(signals_onto_small_stacks),
           CASE(sigpipe_stays_ignored_after_a_watcher_of_it),
           CASE(programs_keep_the_callers_own_sigpipe_ignoring),
           CASE(socket_write_to_a_gone_peer_raises_no_sigpipe))

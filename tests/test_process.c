@@ -98,6 +98,16 @@ TEST(child_memory_is_a_copy)
 }
 
 /* A big argument is seen whole: the fork copies it, nothing is serialised. */
+/* The int64_t a function child returned as its result (-1 when it is not one). */
+static int64_t result_i64(const void *result)
+{
+    const plait_bytes *b = result;
+    int64_t v = -1;
+    if (b && b->len == sizeof v)
+        memcpy(&v, b->data, sizeof v);
+    return v;
+}
+
 static ssize_t sum_bytes(const void *arg, size_t len, void *out, size_t cap)
 {
     (void)cap;
@@ -470,13 +480,48 @@ TEST(function_child_holds_only_its_own_pipe_ends)
         plait_cancel(t);
         plait_join(t, NULL, SOON());
     }
-    int64_t read_by_child = -1;
-    const plait_bytes *b = result;
-    if (b && b->len == sizeof read_by_child)
-        memcpy(&read_by_child, b->data, sizeof read_by_child);
-    CHECK_EQ(read_by_child, 3);
+    CHECK_EQ(result_i64(result), 3);
     free(result);
     CHECK_EQ(close(p.out), 0);
+}
+
+/* A function child's own fork() leaves its descriptors alone.  The child inherited
+ * plait's record of the descriptors made for its start (its stream ends), which the
+ * child of a fork not made for that start closes; child_setup had closed them, fn's
+ * next descriptors took their numbers, and a plain fork() in fn closed those in its
+ * child.  fn returns how many of its descriptors its own child found closed. */
+static ssize_t fork_with_descriptors(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    int fds[8];
+    for (int i = 0; i < 8; i++)
+        fds[i] = open("/dev/zero", O_RDONLY); /* the lowest free numbers */
+    pid_t pid = fork();
+    if (pid == 0) {
+        int closed = 0;
+        for (int i = 0; i < 8; i++)
+            closed += fcntl(fds[i], F_GETFD) < 0;
+        _exit(closed);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        cap < sizeof(int64_t))
+        return -EIO;
+    int64_t closed = WEXITSTATUS(status);
+    memcpy(out, &closed, sizeof closed);
+    return sizeof closed;
+}
+
+TEST(a_function_childs_own_fork_keeps_its_descriptors)
+{
+    plait_process_options o = {.stdio = {PLAIT_STDIO_NULL, PLAIT_STDIO_NULL, PLAIT_STDIO_NULL}};
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, fork_with_descriptors, NULL, 0, &o, NULL), 0);
+    void *result = NULL;
+    CHECK_EQ(plait_join(t, &result, SOON()), 0);
+    CHECK_EQ(result_i64(result), 0);
+    free(result);
 }
 
 /* A program that cannot be run is reported as such (-ENOENT) even where the caller has
@@ -1181,6 +1226,7 @@ RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(kill_and_cancel), CASE(bad_input), CASE(exec_with_pipes_env_and_cwd),
           CASE(function_child_setup_failure_is_its_outcome),
           CASE(function_with_a_pipe), CASE(function_child_holds_only_its_own_pipe_ends),
+          CASE(a_function_childs_own_fork_keeps_its_descriptors),
           CASE(exec_failure_reported_with_standard_streams_closed),
           CASE(a_thread_holding_stdout_holds_up_no_process),
           CASE(a_caller_holding_stdout_starts_a_function_child),
