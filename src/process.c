@@ -245,10 +245,30 @@ void plait__manager_atfork(int phase)
 static pid_t mgr_parent_pid; /* the process the manager forks for */
 PLAIT_TLS bool plait__forking;
 
+/* waitid(P_PIDFD) came in Linux 5.4, a release after pidfd_open: on 5.3 a pidfd opens
+ * but nothing can be reaped through it, and the manager, woken by it again and again,
+ * would spin.  Looked at once, on the first pidfd: 1 works, -1 does not, 0 not known. */
+static atomic_int pidfd_waitid_works;
+
 int plait__pidfd_open(pid_t pid)
 {
     int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    return fd < 0 ? -errno : fd;
+    if (fd < 0)
+        return -errno;
+    int works = atomic_load_explicit(&pidfd_waitid_works, memory_order_relaxed);
+    if (works == 0) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        bool refused = waitid(P_PIDFD, (id_t)fd, &info, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+                       errno == EINVAL;
+        works = refused ? -1 : 1;
+        atomic_store_explicit(&pidfd_waitid_works, works, memory_order_relaxed);
+    }
+    if (works < 0) {
+        close(fd);
+        return -ENOSYS;
+    }
+    return fd;
 }
 
 int plait__pidfd_kill(int pidfd, int sig)
