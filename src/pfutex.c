@@ -311,6 +311,28 @@ void plait__pfutex_atfork(int phase)
 
 /* ---- waiting ---- */
 
+/* Whether the kernel has futex_waitv (Linux 5.16): asked once, with no words (-EINVAL
+ * there, -ENOSYS before, -EPERM from a sandbox that filters calls it does not know).
+ * Without it a thread waits on the shared word alone, in short slices (below), and a
+ * coroutine's wait is refused: a watcher would have nothing to sleep in, and spun for
+ * ever. */
+static bool have_futex_waitv(void)
+{
+    static atomic_int known; /* 0: not asked yet; 1: there; -1: missing */
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (PLAIT_UNLIKELY(k == 0)) {
+        long r = syscall(SYS_futex_waitv, NULL, 0, 0, NULL, CLOCK_MONOTONIC);
+        k = r < 0 && (errno == ENOSYS || errno == EPERM) ? -1 : 1;
+        atomic_store_explicit(&known, k, memory_order_relaxed);
+    }
+    return k > 0;
+}
+
+/* How long a thread without futex_waitv sleeps on the word before it looks at its own
+ * again: a cancellation stores that, then wakes the word, and the store may fall
+ * between the look and the sleep. */
+#define NO_WAITV_SLICE_NS (10 * PLAIT_MS)
+
 /* Sleep until *word is woken or differs from expected, or *signalled is no longer 0
  * (it is this thread's own word, and a cancellation stores it before it wakes word:
  * waiting on both means that store cannot fall between our look at it and our sleep),
@@ -322,6 +344,17 @@ static int wait_word_or_signal(atomic_uint *word, unsigned expected, atomic_uint
         {expected, (uintptr_t)word, FUTEX_32, 0},
         {0, (uintptr_t)signalled, FUTEX_32 | FUTEX_PRIVATE_FLAG, 0},
     };
+    if (PLAIT_UNLIKELY(!have_futex_waitv())) {
+        for (;;) {
+            if (atomic_load_explicit(signalled, memory_order_acquire))
+                return 0;
+            int64_t slice = plait_deadline_in(NO_WAITV_SLICE_NS);
+            if (slice >= deadline)
+                return plait__futex_wait_shared(word, expected, deadline);
+            if (plait__futex_wait_shared(word, expected, slice) != -ETIMEDOUT)
+                return 0; /* woken, or the value moved on */
+        }
+    }
     struct timespec ts, *tsp = plait__deadline_timespec(deadline, &ts);
     long r = syscall(SYS_futex_waitv, v, 2, 0, tsp, CLOCK_MONOTONIC);
     return r < 0 && errno == ETIMEDOUT ? -ETIMEDOUT : 0;
@@ -365,6 +398,8 @@ int plait__pfutex_wait(atomic_uint *word, unsigned expected, int64_t deadline,
         w.shared_expected = expected;
         return plait__waiter_block(&w, deadline);
     }
+    if (!have_futex_waitv())
+        return -ENOSYS;
     watch_entry e;
     e.waiter = &w;
     r = watch_add(&e, word, expected);
@@ -442,13 +477,13 @@ static void release_if_dead(plait__plock *l, unsigned holder)
         plait__plock_release_dead(l, holder);
 }
 
-int plait__plock_lock_patient(plait__plock *l, unsigned patience, unsigned *holder)
+/* The lock taken at once, or within a short spin: true. */
+static bool plock_take_soon(plait__plock *l, unsigned me)
 {
-    unsigned me = plait__pid();
     unsigned expected = 0;
     if (PLAIT_LIKELY(atomic_compare_exchange_strong_explicit(
             &l->word, &expected, me, memory_order_acquire, memory_order_relaxed)))
-        return 0;
+        return true;
     for (unsigned spins = 0; spins < 100; spins++) {
         plait__cpu_relax();
         expected = 0;
@@ -456,19 +491,23 @@ int plait__plock_lock_patient(plait__plock *l, unsigned patience, unsigned *hold
             atomic_compare_exchange_weak_explicit(&l->word, &expected, me,
                                                   memory_order_acquire,
                                                   memory_order_relaxed))
-            return 0;
+            return true;
     }
-    /* sleep: mark the word as waited on, and take it with the mark (we cannot know
-     * whether others still wait when we get it); count the looks that found the word
-     * unchanged, its holder alive */
-    unsigned looks = 0, last = 0;
+    return false;
+}
+
+/* Before a sleep: take the lock if it is free, with the mark that it is waited on (we
+ * cannot know whether others still wait when we get it): true; or mark the holder's
+ * word as waited on: false, *marked being the word to sleep on. */
+static bool plock_take_or_mark(plait__plock *l, unsigned me, unsigned *marked)
+{
     for (;;) {
         unsigned v = atomic_load_explicit(&l->word, memory_order_relaxed);
         if (v == 0) {
             if (atomic_compare_exchange_weak_explicit(&l->word, &v, me | PLOCK_WAITERS,
                                                       memory_order_acquire,
                                                       memory_order_relaxed))
-                return 0;
+                return true;
             continue;
         }
         if (!(v & PLOCK_WAITERS) &&
@@ -476,7 +515,21 @@ int plait__plock_lock_patient(plait__plock *l, unsigned patience, unsigned *hold
                                                    memory_order_relaxed,
                                                    memory_order_relaxed))
             continue;
-        v |= PLOCK_WAITERS;
+        *marked = v | PLOCK_WAITERS;
+        return false;
+    }
+}
+
+int plait__plock_lock_patient(plait__plock *l, unsigned patience, unsigned *holder)
+{
+    unsigned me = plait__pid();
+    if (plock_take_soon(l, me))
+        return 0;
+    /* sleep; count the looks that found the word unchanged, its holder alive */
+    unsigned looks = 0, last = 0, v;
+    for (;;) {
+        if (plock_take_or_mark(l, me, &v))
+            return 0;
         if (v != last) {
             looks = 0;
             last = v;
@@ -497,6 +550,37 @@ int plait__plock_lock_patient(plait__plock *l, unsigned patience, unsigned *hold
 
 void plait__plock_lock(plait__plock *l) { (void)plait__plock_lock_patient(l, 0, NULL); }
 
+/* As plait__plock_lock, but a locker that must wait waits as any other waiter on a
+ * shared word does (a coroutine through a watcher, so its scheduler goes on), and gives
+ * up at its deadline: the holder may be a process that is stopped (a debugger, job
+ * control) or slow in a copy of many megabytes, and a send or receive must not outlive
+ * its deadline, nor freeze every coroutine of its scheduler, for that. */
+int plait__plock_lock_until(plait__plock *l, int64_t deadline)
+{
+    unsigned me = plait__pid(), v;
+    if (plock_take_soon(l, me))
+        return 0;
+    for (;;) {
+        if (plock_take_or_mark(l, me, &v))
+            return 0;
+        int64_t recheck = plait_deadline_in(PLOCK_RECHECK_NS);
+        int r = plait__pfutex_wait(&l->word, v, recheck < deadline ? recheck : deadline,
+                                   "shared lock", l);
+        if (r == -ETIMEDOUT) {
+            release_if_dead(l, v & ~PLOCK_WAITERS);
+            if (recheck >= deadline)
+                return -ETIMEDOUT;
+        } else if (r == -ENOSYS || r == -EAGAIN) {
+            /* a coroutine with no watcher to wait in (no futex_waitv, or a full table):
+             * its thread waits for the lock, as before there was a deadline */
+            plait__plock_lock(l);
+            return 0;
+        } else if (r < 0) {
+            return r;
+        }
+    }
+}
+
 bool plait__plock_seize(plait__plock *l, unsigned holder)
 {
     unsigned v = atomic_load_explicit(&l->word, memory_order_relaxed);
@@ -510,8 +594,8 @@ bool plait__plock_seize(plait__plock *l, unsigned holder)
 void plait__plock_unlock(plait__plock *l)
 {
     unsigned v = atomic_exchange_explicit(&l->word, 0, memory_order_release);
-    if (v & PLOCK_WAITERS)
-        plait__futex_wake_shared(&l->word, 1);
+    if (v & PLOCK_WAITERS) /* all: one could be a watcher whose coroutines gave up */
+        plait__futex_wake_shared(&l->word, INT32_MAX);
 }
 
 bool plait__plock_release_dead(plait__plock *l, unsigned dead_pid)

@@ -9,7 +9,7 @@
  * running tasks as always.  A file of its own: the filter stays for the life
  * of the process. */
 #include "helpers.h"
-#include "refuse_membarrier.h"
+#include "refuse_syscall.h"
 
 #include <linux/membarrier.h>
 #include <stdatomic.h>
@@ -50,7 +50,7 @@ TEST(cancel_after_membarrier_refused)
     CHECK_EQ(plait_event_wait(started, SOON()), 0);
     CHECK_EQ(plait_pool_submit(pool, &waiting, queued, ARG(8)), 0);
 
-    CHECK_EQ(refuse_membarrier(), 0);
+    CHECK_EQ(refuse_syscall(SYS_membarrier), 0);
     CHECK_EQ(syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0), -1);
     CHECK_EQ(errno, ENOSYS);
 

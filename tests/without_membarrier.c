@@ -4,11 +4,11 @@
  * The pool's running chains shake hands with shutdown through asymmetric fences
  * (src/fence.c) and fall back to sequentially consistent accesses where membarrier
  * is missing; on this machine it is not, so the fallback would go untested.  This
- * wrapper refuses membarrier (refuse_membarrier.h), checks that it is refused, and
+ * wrapper refuses membarrier (refuse_syscall.h), checks that it is refused, and
  * executes the program it is given (the filter holds across exec).
  *
  * Usage: without_membarrier PROGRAM [ARG...] */
-#include "refuse_membarrier.h"
+#include "refuse_syscall.h"
 
 #include <linux/membarrier.h>
 #include <stdio.h>
@@ -21,7 +21,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s PROGRAM [ARG...]\n", argv[0]);
         return 2;
     }
-    int r = refuse_membarrier();
+    int r = refuse_syscall(SYS_membarrier);
     if (r < 0) {
         fprintf(stderr, "without_membarrier: seccomp: %s\n", strerror(-r));
         return 1;

@@ -1,9 +1,9 @@
-/* refuse_membarrier.h — make membarrier(2) fail with ENOSYS in this process from now
- * on, as on a kernel before 4.14 or in a sandbox that refuses it: a seccomp filter,
- * which stays for the life of the process and across exec.  0, or -errno when the
- * filter could not be installed. */
-#ifndef PLAIT_TESTS_REFUSE_MEMBARRIER_H
-#define PLAIT_TESTS_REFUSE_MEMBARRIER_H
+/* refuse_syscall.h — make one system call fail with ENOSYS in this process from now
+ * on, as on a kernel that predates it or in a sandbox that refuses it (membarrier
+ * before 4.14, futex_waitv before 5.16): a seccomp filter, which stays for the life of
+ * the process and across exec.  0, or -errno when the filter could not be installed. */
+#ifndef PLAIT_TESTS_REFUSE_SYSCALL_H
+#define PLAIT_TESTS_REFUSE_SYSCALL_H
 
 #include <errno.h>
 #include <linux/filter.h>
@@ -12,11 +12,11 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
-static int refuse_membarrier(void)
+static int refuse_syscall(long nr)
 {
     struct sock_filter code[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_membarrier, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };

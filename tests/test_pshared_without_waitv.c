@@ -1,0 +1,99 @@
+/* test_pshared_without_waitv.c — process-shared objects on a kernel without
+ * futex_waitv (before Linux 5.16, or a sandbox that refuses calls it does not know):
+ * here a seccomp filter refuses it (ENOSYS) for the whole process, from the first test
+ * on.  A thread's waits work and sleep (they spun at full CPU until their deadline,
+ * and a cancellation still reaches them); a coroutine's wait that would have to sleep
+ * is -ENOSYS at once, as plait.h says (its watcher thread spun for the rest of the
+ * process); one that need not sleep succeeds.  (Review 94.) */
+#include "helpers.h"
+#include "refuse_syscall.h"
+
+#include <time.h>
+
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+
+static int64_t cpu_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * PLAIT_SEC + ts.tv_nsec;
+}
+
+enum { WAIT_MS = 300 };
+
+TEST(a_threads_wait_sleeps_and_is_woken)
+{
+    CHECK_EQ(refuse_syscall(SYS_futex_waitv), 0); /* first: for the whole process */
+    errno = 0;
+    CHECK_EQ(syscall(SYS_futex_waitv, NULL, 0, 0, NULL, CLOCK_MONOTONIC), -1);
+    CHECK_EQ(errno, ENOSYS);
+    plait_psem *s;
+    CHECK_EQ(plait_psem_create(&s, 0), 0);
+    /* a wait that times out: it sleeps meanwhile */
+    int64_t cpu = cpu_ns(CLOCK_THREAD_CPUTIME_ID), start = plait_now();
+    CHECK_EQ(plait_psem_acquire(s, plait_deadline_in(WAIT_MS * PLAIT_MS)), -ETIMEDOUT);
+    CHECK(plait_now() - start >= WAIT_MS * PLAIT_MS);
+    CHECK(cpu_ns(CLOCK_THREAD_CPUTIME_ID) - cpu < WAIT_MS * PLAIT_MS / 3);
+    /* and one that a release ends */
+    CHECK_EQ(plait_psem_release(s), 0);
+    CHECK_EQ(plait_psem_acquire(s, SOON()), 0);
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, 8, 1), 0);
+    CHECK_EQ(plait_queue_send(q, "x", 1, SOON()), 0);
+    char c;
+    CHECK_EQ(plait_queue_recv(q, &c, 1, SOON()), 1);
+    CHECK_EQ(plait_queue_recv(q, &c, 1, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+    CHECK_EQ(plait_psem_destroy(s), 0);
+}
+
+static void *acquire_forever(void *arg)
+{
+    return ARG(plait_psem_acquire(arg, PLAIT_FOREVER));
+}
+
+TEST(a_plait_threads_wait_is_woken_by_a_release_and_by_a_cancellation)
+{
+    plait_psem *s;
+    CHECK_EQ(plait_psem_create(&s, 0), 0);
+    plait_task t;
+    void *v = ARG(1);
+    CHECK_EQ(plait_thread_start(&t, acquire_forever, s, NULL), 0);
+    plait_sleep(50 * PLAIT_MS); /* (either order is right: asleep or not yet there) */
+    CHECK_EQ(plait_psem_release(s), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 0);
+    CHECK_EQ(plait_thread_start(&t, acquire_forever, s, NULL), 0);
+    plait_sleep(50 * PLAIT_MS);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), -ECANCELED);
+    CHECK_PROMPT(start);
+    CHECK_EQ(plait_psem_destroy(s), 0);
+}
+
+static void *coroutine_waits(void *arg)
+{
+    plait_psem *s = arg;
+    CHECK_EQ(plait_psem_acquire(s, SOON()), -ENOSYS); /* it would have to sleep */
+    CHECK_EQ(plait_psem_release(s), 0);
+    CHECK_EQ(plait_psem_acquire(s, SOON()), 0); /* it need not */
+    return NULL;
+}
+
+TEST(a_coroutines_wait_is_enosys_and_nothing_spins_after_it)
+{
+    plait_psem *s;
+    CHECK_EQ(plait_psem_create(&s, 0), 0);
+    check_run(coroutine_waits, s);
+    int64_t cpu = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+    plait_sleep(WAIT_MS * PLAIT_MS);
+    CHECK(cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu < WAIT_MS * PLAIT_MS / 3);
+    CHECK_EQ(plait_psem_destroy(s), 0);
+}
+
+RUN_TESTS(CASE(a_threads_wait_sleeps_and_is_woken),
+          CASE(a_plait_threads_wait_is_woken_by_a_release_and_by_a_cancellation),
+          CASE(a_coroutines_wait_is_enosys_and_nothing_spins_after_it))

@@ -1,0 +1,125 @@
+/* test_queue_stopped_holder.c — a send or a receive on a plait_queue keeps its deadline
+ * while another process holds the queue's lock and does not let go (stopped by a
+ * debugger or by job control in the middle of copying a message), and a coroutine that
+ * waits for that lock leaves its scheduler's other coroutines running.  (The lock was
+ * taken without a deadline, by the whole thread: both calls waited until the holder
+ * went on, and a coroutine froze its scheduler meanwhile; review 94.)
+ * The holder stops itself in the middle of its copy: memcpy is wrapped
+ * (-Wl,--wrap=memcpy, tests/CMakeLists.txt), and in the child a copy of BIG bytes or
+ * more raises SIGSTOP first. */
+#include "helpers.h"
+
+#include <sys/wait.h>
+
+enum { BIG = 1 << 20 };
+
+static volatile sig_atomic_t stop_in_a_big_copy; /* the child's */
+
+void *__real_memcpy(void *dst, const void *src, size_t n);
+void *__wrap_memcpy(void *dst, const void *src, size_t n);
+void *__wrap_memcpy(void *dst, const void *src, size_t n)
+{
+    if (stop_in_a_big_copy && n >= BIG) {
+        stop_in_a_big_copy = 0;
+        raise(SIGSTOP);
+    }
+    return __real_memcpy(dst, src, n);
+}
+
+/* A child that sends one BIG message and stops in its copy, holding the queue's lock;
+ * returns once the child is seen stopped. */
+static pid_t holder_stopped_in_a_send(plait_queue *q)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        static char msg[BIG];
+        stop_in_a_big_copy = 1;
+        _exit(plait_queue_send(q, msg, sizeof msg, PLAIT_FOREVER) == 0 ? 0 : 1);
+    }
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, WUNTRACED), pid);
+    CHECK(WIFSTOPPED(status));
+    return pid;
+}
+
+/* Let it go on and finish its send; its message is then there. */
+static void holder_goes_on(plait_queue *q, pid_t pid)
+{
+    CHECK_EQ(kill(pid, SIGCONT), 0);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    static char got[BIG];
+    CHECK_EQ(plait_queue_recv(q, got, sizeof got, SOON()), (ssize_t)BIG);
+}
+
+enum { WAIT_MS = 200 };
+
+/* The calls of this process while the lock is held: a receive and a send, each giving
+ * up at its deadline (and a past deadline too, after a short grace for the copy). */
+static void calls_keep_their_deadlines(plait_queue *q)
+{
+    static char buf[BIG];
+    int64_t start = plait_now();
+    CHECK_EQ(plait_queue_recv(q, buf, sizeof buf, plait_deadline_in(WAIT_MS * PLAIT_MS)),
+             -ETIMEDOUT);
+    int64_t took = plait_now() - start;
+    CHECK(took >= WAIT_MS * PLAIT_MS && took < WAIT_MS * PLAIT_MS + 2 * PLAIT_SEC);
+    start = plait_now();
+    CHECK_EQ(plait_queue_send(q, "x", 1, plait_deadline_in(WAIT_MS * PLAIT_MS)), -ETIMEDOUT);
+    CHECK(plait_now() - start < WAIT_MS * PLAIT_MS + 2 * PLAIT_SEC);
+    start = plait_now();
+    CHECK_EQ(plait_queue_recv(q, buf, sizeof buf, 0), -ETIMEDOUT);
+    CHECK_PROMPT(start);
+}
+
+TEST(a_thread_keeps_its_deadline)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, BIG, 2), 0);
+    pid_t pid = holder_stopped_in_a_send(q);
+    calls_keep_their_deadlines(q);
+    holder_goes_on(q, pid);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
+static atomic_int ticks, ticking;
+
+static void *ticker(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&ticking)) {
+        atomic_fetch_add(&ticks, 1);
+        plait_sleep(PLAIT_MS);
+    }
+    return NULL;
+}
+
+static void *coroutine_main(void *arg)
+{
+    plait_queue *q = arg;
+    atomic_store(&ticking, 1);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, ticker, NULL), 0);
+    int before = atomic_load(&ticks);
+    calls_keep_their_deadlines(q);
+    /* its scheduler ran the ticker meanwhile (it stood still for the whole wait) */
+    CHECK(atomic_load(&ticks) - before >= 20);
+    atomic_store(&ticking, 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    return NULL;
+}
+
+TEST(a_coroutine_keeps_its_deadline_and_its_scheduler_runs)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, BIG, 2), 0);
+    pid_t pid = holder_stopped_in_a_send(q);
+    check_run(coroutine_main, q);
+    holder_goes_on(q, pid);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
+RUN_TESTS(CASE(a_thread_keeps_its_deadline),
+          CASE(a_coroutine_keeps_its_deadline_and_its_scheduler_runs))
