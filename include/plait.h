@@ -1042,7 +1042,9 @@ int plait_pevent_is_set(plait_pevent *event); /* 1 or 0 */
  * receiver gets -EPIPE once the queue is empty; when every receiver has died, a sender
  * gets -EPIPE at once.  Closing does the same for everybody.  A process pool's worker
  * that is replaced (max_tasks, a crash) is not gone for this until its replacement,
- * which could take either side, exists. */
+ * which could take either side, exists.  The queue keeps track of 64 processes at once:
+ * once more have held it at the same time, it no longer says -EPIPE on its own, even
+ * after they are gone (plait_queue_close still ends it). */
 typedef struct plait_queue plait_queue;
 
 #define PLAIT_QUEUE_MSG_MAX ((size_t)64 << 20)
