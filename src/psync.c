@@ -25,7 +25,9 @@
  * first, reaped by init) is found by its waiters, which look every
  * PLAIT__SHARED_RECHECK_NS whether it still exists, and release it the same way.
  * Every object wakes its waiters when one of the processes dies, whatever it held: a
- * process may die between changing a word and waking its waiters.  A process that dies
+ * process may die between changing a word and waking its waiters.  Where that death is
+ * reported to nobody, the semaphore's and the event's waiters look at their word again
+ * every PLAIT__SHARED_RECHECK_NS (shared_wait_looking), as the mutex's do.  A process that dies
  * inside a wait leaves its count in `waiters` (the queue's counts too) for good — so
  * does a forked child that dies before the waits it counted again (shared.c) have
  * ended: `waiters` only tells a release to make a futex wake, so a count too high costs
@@ -240,6 +242,21 @@ int plait_psem_destroy(plait_psem *sem)
     return 0;
 }
 
+/* A wait on a semaphore's or an event's word that looks at it again every
+ * PLAIT__SHARED_RECHECK_NS: a process that released or set it and died before its
+ * wake-up, and whose death nobody reports (a plain fork()'s child, a grandchild reaped
+ * by init), left the waiters asleep with the permit there.  0 when it is time to look
+ * (woken, or the word moved on), or the wait's failure. */
+static int shared_wait_looking(plait__shared_obj *obj, atomic_uint *word, unsigned expected,
+                               atomic_uint *sleepers, int64_t deadline, const char *what)
+{
+    int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
+    bool capped = recheck < deadline;
+    int r = plait__shared_wait(obj, word, expected, sleepers, capped ? recheck : deadline,
+                               what);
+    return r == -ETIMEDOUT && capped ? 0 : r;
+}
+
 int plait_psem_acquire(plait_psem *sem, int64_t deadline)
 {
     if (!sem)
@@ -255,8 +272,8 @@ int plait_psem_acquire(plait_psem *sem, int64_t deadline)
             if (atomic_compare_exchange_weak(&st->count, &c, c - 1))
                 goto out;
         plait__shared_stay(&sem->obj, &stay);
-        r = plait__shared_wait(&sem->obj, &st->count, 0, &st->waiters, deadline,
-                               "process semaphore");
+        r = shared_wait_looking(&sem->obj, &st->count, 0, &st->waiters, deadline,
+                                "process semaphore");
         if (r < 0)
             goto out;
     }
@@ -369,8 +386,8 @@ int plait_pevent_wait(plait_pevent *event, int64_t deadline)
     int r = 0;
     while (!(v & 1) && (v >> 1) == (start >> 1)) {
         plait__shared_stay(&event->obj, &stay);
-        r = plait__shared_wait(&event->obj, &st->word, v, &st->waiters, deadline,
-                               "process event");
+        r = shared_wait_looking(&event->obj, &st->word, v, &st->waiters, deadline,
+                                "process event");
         if (r < 0)
             break;
         v = atomic_load(&st->word);

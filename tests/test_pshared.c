@@ -2516,6 +2516,69 @@ TEST(child_keeps_the_waits_of_the_thread_that_forked)
     CHECK_EQ(plait_psem_destroy(s), 0);
 }
 
+/* A process that releases a semaphore, or sets an event, and dies before its
+ * wake-up, where nobody reports its death (a plain fork()'s child, reaped by the
+ * program): the waiters find the permit within PLAIT__SHARED_RECHECK_NS, 100 ms (they
+ * slept on until their deadline; review 94).  The child makes no wake-up at all:
+ * plait__pfutex_wake is wrapped (-Wl,--wrap, tests/CMakeLists.txt). */
+static volatile sig_atomic_t wakes_skipped; /* the child's */
+void __real_plait__pfutex_wake(atomic_uint *word);
+void __wrap_plait__pfutex_wake(atomic_uint *word);
+void __wrap_plait__pfutex_wake(atomic_uint *word)
+{
+    if (!wakes_skipped)
+        __real_plait__pfutex_wake(word);
+}
+
+typedef struct unwoken {
+    plait_psem *sem;
+    plait_pevent *event;
+    atomic_int tid[2];
+    int r[2];
+    int64_t took[2];
+} unwoken;
+
+static void *wait_unwoken(void *arg, int which)
+{
+    unwoken *u = arg;
+    int64_t start = plait_now(), deadline = plait_deadline_in(5 * PLAIT_SEC);
+    atomic_store(&u->tid[which], gettid_());
+    u->r[which] = which == 0 ? plait_psem_acquire(u->sem, deadline)
+                             : plait_pevent_wait(u->event, deadline);
+    u->took[which] = plait_now() - start;
+    return NULL;
+}
+static void *acquire_unwoken(void *arg) { return wait_unwoken(arg, 0); }
+static void *wait_event_unwoken(void *arg) { return wait_unwoken(arg, 1); }
+
+static void release_without_waking(void *arg)
+{
+    unwoken *u = arg;
+    wakes_skipped = 1;
+    CCHECK_EQ(plait_psem_release(u->sem), 0);
+    CCHECK_EQ(plait_pevent_set(u->event), 0);
+}
+
+TEST(a_release_whose_wake_up_never_came)
+{
+    unwoken u = {.r = {1, 1}};
+    CHECK_EQ(plait_psem_create(&u.sem, 0), 0);
+    CHECK_EQ(plait_pevent_create(&u.event), 0);
+    pthread_t th[2];
+    CHECK_EQ(pthread_create(&th[0], NULL, acquire_unwoken, &u), 0);
+    CHECK_EQ(pthread_create(&th[1], NULL, wait_event_unwoken, &u), 0);
+    wait_asleep(&u.tid[0]);
+    wait_asleep(&u.tid[1]);
+    join_plain(fork_plain(release_without_waking, &u));
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(pthread_join(th[i], NULL), 0);
+        CHECK_EQ(u.r[i], 0);
+        CHECK(u.took[i] < 3 * PLAIT_SEC);
+    }
+    CHECK_EQ(plait_psem_destroy(u.sem), 0);
+    CHECK_EQ(plait_pevent_destroy(u.event), 0);
+}
+
 RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
           CASE(shm_counter_exact_under_its_lock),
           CASE(pmutex_handoff_parent_child),
@@ -2557,4 +2620,5 @@ RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
           CASE(grandchild_dies_with_its_parent_lock_and_queue_end),
           CASE(child_destroys_what_a_parent_thread_waited_on),
           CASE(child_keeps_the_waits_of_the_thread_that_forked),
-          CASE(no_zombies_no_leaked_descriptors))
+          CASE(a_release_whose_wake_up_never_came),
+          CASE(no_zombies_no_leaked_descriptors)) /* last */
