@@ -161,9 +161,10 @@ void plait__plock_lock(plait__plock *lock);
  * NULL): for a word that another process can write anything to (pfutex.c). */
 int plait__plock_lock_patient(plait__plock *lock, unsigned patience, unsigned *holder);
 /* Take the lock for a call with a deadline, from a coroutine (only it waits) or a
- * thread: 0, or -ETIMEDOUT once the deadline has passed (a holder that is stopped, or
- * slow in a long copy), -ECANCELED, or pfutex_wait's -EAGAIN / -ENOSYS. */
-int plait__plock_lock_until(plait__plock *lock, int64_t deadline);
+ * thread, waiting grace ns at least (a holder's short copy) even where the deadline
+ * comes sooner: 0, or -ETIMEDOUT once both have passed (a holder that is stopped, or
+ * slow in a long copy), or -ECANCELED. */
+int plait__plock_lock_until(plait__plock *lock, int64_t deadline, int64_t grace);
 /* Take the lock from holder, which holds it by no right (the word was written over with
  * a value that no process holding it will clear): false when the word names another. */
 bool plait__plock_seize(plait__plock *lock, unsigned holder);

@@ -555,11 +555,14 @@ void plait__plock_lock(plait__plock *l) { (void)plait__plock_lock_patient(l, 0, 
  * up at its deadline: the holder may be a process that is stopped (a debugger, job
  * control) or slow in a copy of many megabytes, and a send or receive must not outlive
  * its deadline, nor freeze every coroutine of its scheduler, for that. */
-int plait__plock_lock_until(plait__plock *l, int64_t deadline)
+int plait__plock_lock_until(plait__plock *l, int64_t deadline, int64_t grace)
 {
     unsigned me = plait__pid(), v;
     if (plock_take_soon(l, me))
         return 0;
+    int64_t at_least = plait_deadline_in(grace); /* (the clock only once it must wait) */
+    if (deadline < at_least)
+        deadline = at_least;
     for (;;) {
         if (plock_take_or_mark(l, me, &v))
             return 0;

@@ -220,14 +220,10 @@ int plait_queue_destroy(plait_queue *queue)
     return 0;
 }
 
-/* How long a send or receive waits for the lock: until its deadline, but a deadline
- * already past (which tries once) still lets a holder finish a copy of a few
- * milliseconds, as the queue's readiness is what such a call asks about. */
-static int64_t lock_deadline(int64_t deadline)
-{
-    int64_t grace = plait_deadline_in(10 * PLAIT_MS);
-    return deadline < grace ? grace : deadline;
-}
+/* How long a send or receive waits for the lock at least: a deadline already past
+ * (which tries once) still lets a holder finish a copy of a few milliseconds, as the
+ * queue's readiness is what such a call asks about. */
+#define LOCK_GRACE_NS (10 * PLAIT_MS)
 
 /* The calls that wait stay counted as waiters until they return: woken by a close, they
  * still take the lock to see it, and a destroy then must not unmap the state. */
@@ -235,9 +231,8 @@ static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t d
                       plait__shared_waiting *stay)
 {
     queue_state *st = queue->st;
-    int64_t lock_by = lock_deadline(deadline);
     for (;;) {
-        int lr = plait__plock_lock_until(&st->lock, lock_by);
+        int lr = plait__plock_lock_until(&st->lock, deadline, LOCK_GRACE_NS);
         if (lr < 0)
             return lr;
         side_note(queue, ROLE_SEND);
@@ -286,9 +281,8 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
                           plait__shared_waiting *stay)
 {
     queue_state *st = queue->st;
-    int64_t lock_by = lock_deadline(deadline);
     for (;;) {
-        int lr = plait__plock_lock_until(&st->lock, lock_by);
+        int lr = plait__plock_lock_until(&st->lock, deadline, LOCK_GRACE_NS);
         if (lr < 0)
             return lr;
         side_note(queue, ROLE_RECV);
