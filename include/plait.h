@@ -975,8 +975,8 @@ int plait_process_kill(plait_task task, int sig);
  * Each process destroys its own handle (the memory goes with the last one, or when
  * the processes end: nothing is left in the system).  Blocking calls work from
  * coroutines (only the coroutine waits) and threads, in any of the processes, and
- * take a deadline.  Coroutine waits on these objects need Linux 5.16 (futex_waitv;
- * before it they are -ENOSYS, a thread's waits work); a
+ * take a deadline.  Coroutine waits on these objects want Linux 5.16 (futex_waitv;
+ * before it they look every millisecond, a thread's every 10 ms); a
  * process has room for 8,128 of them at once (more are -EAGAIN).  A waiter looks every
  * 100 ms whether the process it waits for still exists, so a holder whose death nobody
  * reports (a grandchild whose parent died first, reaped by init) is seen gone once

@@ -117,6 +117,31 @@ static void slot_fire(watcher *wt, unsigned i, plait__wakeups *later)
     wt->used--;
 }
 
+/* Whether the kernel has futex_waitv (Linux 5.16): asked once, with no words (-EINVAL
+ * there, -ENOSYS before, -EPERM from a sandbox that filters calls it does not know;
+ * qemu-user has none either).  Without it a thread waits on the shared word alone, in
+ * short slices (wait_word_or_signal), and a watcher that has words to watch sleeps on
+ * its control word for a millisecond at a time and looks at them in between
+ * (NO_WAITV_POLL_NS): a coroutine's wait works, a millisecond late at most.  (It spun:
+ * futex_waitv failed at once, and the watcher went round again.) */
+static bool have_futex_waitv(void)
+{
+    static atomic_int known; /* 0: not asked yet; 1: there; -1: missing */
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (PLAIT_UNLIKELY(k == 0)) {
+        long r = syscall(SYS_futex_waitv, NULL, 0, 0, NULL, CLOCK_MONOTONIC);
+        k = r < 0 && (errno == ENOSYS || errno == EPERM) ? -1 : 1;
+        atomic_store_explicit(&known, k, memory_order_relaxed);
+    }
+    return k > 0;
+}
+
+/* How long a thread without futex_waitv sleeps on the word before it looks at its own
+ * again: a cancellation stores that, then wakes the word, and the store may fall
+ * between the look and the sleep. */
+#define NO_WAITV_SLICE_NS (10 * PLAIT_MS)
+#define NO_WAITV_POLL_NS PLAIT_MS
+
 static void *watcher_main(void *arg)
 {
     watcher *wt = arg;
@@ -138,7 +163,12 @@ static void *watcher_main(void *arg)
         wt->asleep = true;
         plait__spin_unlock(&wt->lock);
         pthread_mutex_unlock(&wt->working);
-        long r = syscall(SYS_futex_waitv, v, n, 0, NULL, CLOCK_MONOTONIC);
+        long r = -1; /* no word named as woken: each is compared with its value below */
+        if (have_futex_waitv())
+            r = syscall(SYS_futex_waitv, v, n, 0, NULL, CLOCK_MONOTONIC);
+        else
+            plait__futex_wait(&wt->ctl, ctl,
+                              n > 1 ? plait_deadline_in(NO_WAITV_POLL_NS) : PLAIT_FOREVER);
         pthread_mutex_lock(&wt->working);
         plait__wakeups later = {.n = 0};
         plait__spin_lock(&wt->lock);
@@ -311,27 +341,6 @@ void plait__pfutex_atfork(int phase)
 
 /* ---- waiting ---- */
 
-/* Whether the kernel has futex_waitv (Linux 5.16): asked once, with no words (-EINVAL
- * there, -ENOSYS before, -EPERM from a sandbox that filters calls it does not know).
- * Without it a thread waits on the shared word alone, in short slices (below), and a
- * coroutine's wait is refused: a watcher would have nothing to sleep in, and spun for
- * ever. */
-static bool have_futex_waitv(void)
-{
-    static atomic_int known; /* 0: not asked yet; 1: there; -1: missing */
-    int k = atomic_load_explicit(&known, memory_order_relaxed);
-    if (PLAIT_UNLIKELY(k == 0)) {
-        long r = syscall(SYS_futex_waitv, NULL, 0, 0, NULL, CLOCK_MONOTONIC);
-        k = r < 0 && (errno == ENOSYS || errno == EPERM) ? -1 : 1;
-        atomic_store_explicit(&known, k, memory_order_relaxed);
-    }
-    return k > 0;
-}
-
-/* How long a thread without futex_waitv sleeps on the word before it looks at its own
- * again: a cancellation stores that, then wakes the word, and the store may fall
- * between the look and the sleep. */
-#define NO_WAITV_SLICE_NS (10 * PLAIT_MS)
 
 /* Sleep until *word is woken or differs from expected, or *signalled is no longer 0
  * (it is this thread's own word, and a cancellation stores it before it wakes word:
@@ -398,8 +407,6 @@ int plait__pfutex_wait(atomic_uint *word, unsigned expected, int64_t deadline,
         w.shared_expected = expected;
         return plait__waiter_block(&w, deadline);
     }
-    if (!have_futex_waitv())
-        return -ENOSYS;
     watch_entry e;
     e.waiter = &w;
     r = watch_add(&e, word, expected);
@@ -573,9 +580,9 @@ int plait__plock_lock_until(plait__plock *l, int64_t deadline, int64_t grace)
             release_if_dead(l, v & ~PLOCK_WAITERS);
             if (recheck >= deadline)
                 return -ETIMEDOUT;
-        } else if (r == -ENOSYS || r == -EAGAIN) {
-            /* a coroutine with no watcher to wait in (no futex_waitv, or a full table):
-             * its thread waits for the lock, as before there was a deadline */
+        } else if (r == -EAGAIN) {
+            /* a coroutine with no room in the watchers' table: its thread waits for
+             * the lock, as before there was a deadline */
             plait__plock_lock(l);
             return 0;
         } else if (r < 0) {
