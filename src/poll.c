@@ -634,11 +634,15 @@ int plait__poll_block(plait__waiter *w, int64_t deadline)
 /* ---- the public wait ---- */
 
 /* One look at fd without waiting: its ready mask, 0 when nothing is ready, -EBADF for
- * a number not open, or poll's -errno. */
+ * a number not open, or poll's -errno.  (A poll that does not wait still fails with
+ * EINTR when a signal handler ran meanwhile: it looks again.) */
 static int look_once(int fd, short pevents)
 {
     struct pollfd pfd = {.fd = fd, .events = pevents};
-    if (poll(&pfd, 1, 0) < 0)
+    int n;
+    while ((n = poll(&pfd, 1, 0)) < 0 && errno == EINTR) {
+    }
+    if (n < 0)
         return -errno;
     if (pfd.revents & POLLNVAL)
         return -EBADF;
