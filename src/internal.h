@@ -593,7 +593,8 @@ void plait__stack_flush(plait__sched *sched);
 int64_t plait__stack_trim(plait__sched *sched, int64_t now);
 /* Stop with a message if the coroutine's canary is gone. */
 void plait__stack_check(plait__coro *coro);
-/* Install the guard-page fault reporter on this thread (sigaltstack). */
+/* Give this scheduler thread its alternate signal stack (for the guard-page fault
+ * reporter and plait's other handlers, all SA_ONSTACK), installing the reporter once. */
 void plait__stack_thread_init(plait__sched *sched);
 void plait__stack_thread_exit(plait__sched *sched);
 

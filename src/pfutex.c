@@ -140,6 +140,7 @@ static bool have_futex_waitv(void)
  * again: a cancellation stores that, then wakes the word, and the store may fall
  * between the look and the sleep. */
 #define NO_WAITV_SLICE_NS (10 * PLAIT_MS)
+/* How long a watcher without futex_waitv sleeps before it compares its words again. */
 #define NO_WAITV_POLL_NS PLAIT_MS
 
 static void *watcher_main(void *arg)
@@ -340,7 +341,6 @@ void plait__pfutex_atfork(int phase)
 }
 
 /* ---- waiting ---- */
-
 
 /* Sleep until *word is woken or differs from expected, or *signalled is no longer 0
  * (it is this thread's own word, and a cancellation stores it before it wakes word:

@@ -27,10 +27,10 @@
  * Every object wakes its waiters when one of the processes dies, whatever it held: a
  * process may die between changing a word and waking its waiters.  Where that death is
  * reported to nobody, the semaphore's and the event's waiters look at their word again
- * every PLAIT__SHARED_RECHECK_NS (shared_wait_looking), as the mutex's do.  A process that dies
- * inside a wait leaves its count in `waiters` (the queue's counts too) for good — so
- * does a forked child that dies before the waits it counted again (shared.c) have
- * ended: `waiters` only tells a release to make a futex wake, so a count too high costs
+ * every PLAIT__SHARED_RECHECK_NS (shared_wait_looking), as the mutex's do.  A process
+ * that dies inside a wait leaves its count in `waiters` (the queue's counts too) for
+ * good — so does a forked child that dies before the waits it counted again (shared.c)
+ * have ended: `waiters` only tells a release to make a futex wake, so a count too high costs
  * each later release a wake-up that finds nobody, never a waiter left asleep.
  *
  * Semaphore.  The count itself is the futex word: a waiter sleeps while it is 0.
