@@ -1064,9 +1064,10 @@ int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t de
  * sender died, and empty), -ETIMEDOUT, -ECANCELED. */
 ssize_t plait_queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t deadline);
 /* Close it for every process: sends get -EPIPE, receives drain it, then get -EPIPE.
- * -EPIPE if closed already. */
+ * -EPIPE if closed already.  Never waits, not even for a process stopped in the middle
+ * of a send (whose message, already under way, still goes in). */
 int plait_queue_close(plait_queue *queue);
-/* Messages queued now. */
+/* Messages queued now: a snapshot, taken without waiting for any other process. */
 size_t plait_queue_len(plait_queue *queue);
 
 /* ----------------------------------------------------------------------------

@@ -46,8 +46,9 @@ typedef struct queue_state {
     plait__plock lock;
     atomic_uint recv_seq, send_seq;
     atomic_uint recv_waiters, send_waiters;
-    uint64_t head, tail;        /* messages [head, tail) are queued */
-    uint32_t closed;
+    _Atomic uint64_t head, tail; /* messages [head, tail) are queued; moved under the
+                                    lock, read without it by plait_queue_len */
+    atomic_uint closed;         /* set without the lock by plait_queue_close */
     uint32_t lost;              /* ROLE_* bits: a holder that was, or could have become,
                                    that side has left */
     uint32_t gone;              /* lost, and no holder left is or could become that side */
@@ -73,6 +74,20 @@ static size_t state_size(void) { return (sizeof(queue_state) + ALIGN - 1) / ALIG
 static slot *slot_at(queue_state *st, uint64_t i)
 {
     return (slot *)((char *)st + state_size() + (i % st->capacity) * st->slot_size);
+}
+
+/* head and tail: read under the lock, or by plait_queue_len without it; each moves on
+ * with a release store, so a len that loads head (acquire) before tail sees a tail
+ * at least that far (the receive that moved head there came after the sends). */
+static uint64_t counter(_Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_acquire);
+}
+
+static void counter_advance(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_release);
 }
 
 static void wake_both(queue_state *st)
@@ -236,16 +251,17 @@ static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t d
         if (lr < 0)
             return lr;
         side_note(queue, ROLE_SEND);
-        if (st->closed || (st->gone & ROLE_RECV)) {
+        if (atomic_load(&st->closed) || (st->gone & ROLE_RECV)) {
             plait__plock_unlock(&st->lock);
             return -EPIPE;
         }
-        if (st->tail - st->head < st->capacity) {
-            slot *s = slot_at(st, st->tail);
+        uint64_t tail = counter(&st->tail);
+        if (tail - counter(&st->head) < st->capacity) {
+            slot *s = slot_at(st, tail);
             if (len) /* msg may be NULL for an empty message */
                 memcpy(s->data, msg, len);
             s->len = len;
-            st->tail++;
+            counter_advance(&st->tail);
             atomic_fetch_add(&st->recv_seq, 1);
             plait__plock_unlock(&st->lock);
             if (atomic_load(&st->recv_waiters))
@@ -286,8 +302,9 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
         if (lr < 0)
             return lr;
         side_note(queue, ROLE_RECV);
-        if (st->tail != st->head) {
-            slot *s = slot_at(st, st->head);
+        uint64_t head = counter(&st->head);
+        if (counter(&st->tail) != head) {
+            slot *s = slot_at(st, head);
             size_t len = s->len;
             if (len > cap) {
                 plait__plock_unlock(&st->lock);
@@ -295,14 +312,14 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
             }
             if (len) /* buf may be NULL when cap is 0 */
                 memcpy(buf, s->data, len);
-            st->head++;
+            counter_advance(&st->head);
             atomic_fetch_add(&st->send_seq, 1);
             plait__plock_unlock(&st->lock);
             if (atomic_load(&st->send_waiters))
                 plait__pfutex_wake(&st->send_seq);
             return (ssize_t)len;
         }
-        if (st->closed || (st->gone & ROLE_SEND)) {
+        if (atomic_load(&st->closed) || (st->gone & ROLE_SEND)) {
             plait__plock_unlock(&st->lock);
             return -EPIPE;
         }
@@ -333,14 +350,12 @@ int plait_queue_close(plait_queue *queue)
 {
     if (!queue)
         return -EINVAL;
-    queue_state *st = queue->st;
-    plait__plock_lock(&st->lock);
-    bool was = st->closed;
-    st->closed = 1;
-    plait__plock_unlock(&st->lock);
-    if (was)
+    /* Without the lock, which a holder stopped mid-copy may keep: a send or receive
+     * reads closed under the lock before the sequence it then waits on, and the bump
+     * below comes after the flag, so no waiter misses it. */
+    if (atomic_exchange(&queue->st->closed, 1))
         return -EPIPE;
-    wake_both(st);
+    wake_both(queue->st);
     return 0;
 }
 
@@ -348,8 +363,9 @@ size_t plait_queue_len(plait_queue *queue)
 {
     if (!queue)
         return 0;
-    plait__plock_lock(&queue->st->lock);
-    size_t n = (size_t)(queue->st->tail - queue->st->head);
-    plait__plock_unlock(&queue->st->lock);
-    return n;
+    queue_state *st = queue->st;
+    uint64_t head = counter(&st->head);
+    uint64_t queued = counter(&st->tail) - head;
+    /* sends and receives between the two loads can make it look fuller than it is */
+    return (size_t)(queued < st->capacity ? queued : st->capacity);
 }

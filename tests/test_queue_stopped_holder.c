@@ -121,5 +121,27 @@ TEST(a_coroutine_keeps_its_deadline_and_its_scheduler_runs)
     CHECK_EQ(plait_queue_destroy(q), 0);
 }
 
+/* plait_queue_len and plait_queue_close have no deadline: they must not wait for the
+ * holder at all (both took the lock, and waited until the holder went on). */
+TEST(len_and_close_do_not_wait_for_the_holder)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, BIG, 2), 0);
+    pid_t pid = holder_stopped_in_a_send(q);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_queue_len(q), 0u); /* the holder's message is not in yet */
+    CHECK_EQ(plait_queue_close(q), 0);
+    CHECK_EQ(plait_queue_close(q), -EPIPE);
+    CHECK_PROMPT(start);
+    /* the send under way when the queue closed still goes in; then nothing more */
+    holder_goes_on(q, pid);
+    CHECK_EQ(plait_queue_len(q), 0u);
+    char one[1];
+    CHECK_EQ(plait_queue_recv(q, one, sizeof one, SOON()), -EPIPE);
+    CHECK_EQ(plait_queue_send(q, one, 1, SOON()), -EPIPE);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
 RUN_TESTS(CASE(a_thread_keeps_its_deadline),
-          CASE(a_coroutine_keeps_its_deadline_and_its_scheduler_runs))
+          CASE(a_coroutine_keeps_its_deadline_and_its_scheduler_runs),
+          CASE(len_and_close_do_not_wait_for_the_holder))
