@@ -130,14 +130,19 @@ static struct side_entry { uint32_t pid, roles; } *side_of(queue_state *st, unsi
     return (struct side_entry *)&st->sides[empty];
 }
 
+/* How long a send or receive waits for the lock at least: a deadline already past
+ * (which tries once) still lets a holder finish a copy of a few milliseconds, as the
+ * queue's readiness is what such a call asks about. */
+#define LOCK_GRACE_NS (10 * PLAIT_MS)
+
 /* pid no longer holds the queue (it died, or unmapped it; with took_part false, it
  * exec'd a program and was never a side; 0: nobody, only the purge below).  Holders
  * reaped by someone else (a grandchild whose parent died first) are purged here too,
  * if they are gone; as such a death may come after every report that would purge it,
- * a sender or receiver that waits purges too, every PLAIT__SHARED_RECHECK_NS. */
-static void side_leave(queue_state *st, unsigned pid, bool took_part)
+ * a sender or receiver that waits purges too, every PLAIT__SHARED_RECHECK_NS.
+ * Called under the lock, which it lets go. */
+static void leave_locked(queue_state *st, unsigned pid, bool took_part)
 {
-    plait__plock_lock(&st->lock);
     for (int i = 0; i < SIDES; i++) {
         unsigned p = st->sides[i].pid;
         if (!p)
@@ -154,6 +159,22 @@ static void side_leave(queue_state *st, unsigned pid, bool took_part)
     plait__plock_unlock(&st->lock);
     if (newly)
         wake_both(st);
+}
+
+static void side_leave(queue_state *st, unsigned pid, bool took_part)
+{
+    plait__plock_lock(&st->lock);
+    leave_locked(st, pid, took_part);
+}
+
+/* The purge of a call that waits: within the call's deadline, as its send or receive
+ * (the lock's holder may be stopped). */
+static int sides_purge(queue_state *st, int64_t deadline)
+{
+    int r = plait__plock_lock_until(&st->lock, deadline, LOCK_GRACE_NS);
+    if (r == 0)
+        leave_locked(st, 0, false);
+    return r;
 }
 
 static void queue_died(plait__shared_obj *obj, unsigned pid)
@@ -235,11 +256,6 @@ int plait_queue_destroy(plait_queue *queue)
     return 0;
 }
 
-/* How long a send or receive waits for the lock at least: a deadline already past
- * (which tries once) still lets a holder finish a copy of a few milliseconds, as the
- * queue's readiness is what such a call asks about. */
-#define LOCK_GRACE_NS (10 * PLAIT_MS)
-
 /* The calls that wait stay counted as waiters until they return: woken by a close, they
  * still take the lock to see it, and a destroy then must not unmap the state. */
 static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t deadline,
@@ -275,8 +291,8 @@ static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t d
         int r = plait__shared_wait(&queue->obj, &st->send_seq, seq, &st->send_waiters,
                                    recheck < deadline ? recheck : deadline, "queue send");
         if (r == -ETIMEDOUT && recheck < deadline)
-            side_leave(st, 0, false); /* purge holders gone unreported */
-        else if (r < 0)
+            r = sides_purge(st, deadline); /* holders gone unreported */
+        if (r < 0)
             return r;
     }
 }
@@ -330,8 +346,8 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
         int r = plait__shared_wait(&queue->obj, &st->recv_seq, seq, &st->recv_waiters,
                                    recheck < deadline ? recheck : deadline, "queue recv");
         if (r == -ETIMEDOUT && recheck < deadline)
-            side_leave(st, 0, false); /* purge holders gone unreported */
-        else if (r < 0)
+            r = sides_purge(st, deadline); /* holders gone unreported */
+        if (r < 0)
             return r;
     }
 }

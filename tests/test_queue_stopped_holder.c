@@ -6,7 +6,8 @@
  * went on, and a coroutine froze its scheduler meanwhile; review 94.)
  * The holder stops itself in the middle of its copy: memcpy is wrapped
  * (-Wl,--wrap=memcpy, tests/CMakeLists.txt), and in the child a copy of BIG bytes or
- * more raises SIGSTOP first. */
+ * more raises SIGSTOP first.  plait__shared_wait is wrapped too, to know when a call
+ * of this process has begun to wait for the queue's state. */
 #include "helpers.h"
 
 #include <sys/wait.h>
@@ -24,6 +25,20 @@ void *__wrap_memcpy(void *dst, const void *src, size_t n)
         raise(SIGSTOP);
     }
     return __real_memcpy(dst, src, n);
+}
+
+static plait_event *began_to_wait; /* set by a wait on the queue's state, when asked */
+
+int __real_plait__shared_wait(void *obj, atomic_uint *word, unsigned expected,
+                              atomic_uint *sleepers, int64_t deadline, const char *what);
+int __wrap_plait__shared_wait(void *obj, atomic_uint *word, unsigned expected,
+                              atomic_uint *sleepers, int64_t deadline, const char *what);
+int __wrap_plait__shared_wait(void *obj, atomic_uint *word, unsigned expected,
+                              atomic_uint *sleepers, int64_t deadline, const char *what)
+{
+    if (began_to_wait)
+        plait_event_set(began_to_wait);
+    return __real_plait__shared_wait(obj, word, expected, sleepers, deadline, what);
 }
 
 /* A child that sends one BIG message and stops in its copy, holding the queue's lock;
@@ -121,6 +136,38 @@ TEST(a_coroutine_keeps_its_deadline_and_its_scheduler_runs)
     CHECK_EQ(plait_queue_destroy(q), 0);
 }
 
+static void *receive_until_the_deadline(void *arg)
+{
+    static char buf[BIG];
+    int64_t start = plait_now();
+    CHECK_EQ(plait_queue_recv(arg, buf, sizeof buf, plait_deadline_in(3 * WAIT_MS * PLAIT_MS)),
+             -ETIMEDOUT);
+    CHECK(plait_now() - start < 3 * WAIT_MS * PLAIT_MS + 2 * PLAIT_SEC);
+    return NULL;
+}
+
+/* A receive that already waits for a message when the holder stops: every 100 ms it
+ * looks for holders that died unreported, which took the lock without a deadline. */
+TEST(a_receive_already_waiting_keeps_its_deadline)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, BIG, 2), 0);
+    CHECK_EQ(plait_event_create(&began_to_wait), 0);
+    plait_task receiver;
+    CHECK_EQ(plait_thread_start(&receiver, receive_until_the_deadline, q, NULL), 0);
+    CHECK_EQ(plait_event_wait(began_to_wait, SOON()), 0);
+    pid_t pid = holder_stopped_in_a_send(q);
+    int joined = plait_join(receiver, NULL, plait_deadline_in(3 * WAIT_MS * PLAIT_MS + 3 * PLAIT_SEC));
+    if (joined != 0)
+        kill(pid, SIGKILL); /* (not left stopped when the check below fails) */
+    CHECK_EQ(joined, 0);
+    holder_goes_on(q, pid);
+    plait_event *e = began_to_wait;
+    began_to_wait = NULL;
+    CHECK_EQ(plait_event_destroy(e), 0);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
 /* plait_queue_len and plait_queue_close have no deadline: they must not wait for the
  * holder at all (both took the lock, and waited until the holder went on). */
 TEST(len_and_close_do_not_wait_for_the_holder)
@@ -144,4 +191,5 @@ TEST(len_and_close_do_not_wait_for_the_holder)
 
 RUN_TESTS(CASE(a_thread_keeps_its_deadline),
           CASE(a_coroutine_keeps_its_deadline_and_its_scheduler_runs),
+          CASE(a_receive_already_waiting_keeps_its_deadline),
           CASE(len_and_close_do_not_wait_for_the_holder))
