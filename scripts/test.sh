@@ -35,7 +35,7 @@ case "$mode" in
   # (unoptimised, and without -Werror: gcc's -O0 range analysis warns where -O2's
   # proves; warnings are the other builds' gate)
   coverage) dir=build-cov; type=Debug werror=OFF
-            flags=("-DCMAKE_C_FLAGS=--coverage -fprofile-update=atomic"
+            flags=("-DCMAKE_C_FLAGS=--coverage -fprofile-update=atomic -DPLAIT_COVERAGE"
                    -DCMAKE_EXE_LINKER_FLAGS=--coverage -DCMAKE_SHARED_LINKER_FLAGS=--coverage)
             find "$dir" -name '*.gcda' -delete 2>/dev/null || true ;;
   *) echo "usage: $0 [plain|asan|tsan|coverage]" >&2; exit 2 ;;
@@ -54,8 +54,9 @@ fi
 ctest --test-dir "$dir" --output-on-failure -j"$(nproc)"
 [ "$mode" = coverage ] || exit 0
 
-# Code that runs only in forked children (process workers, crash handlers) counts as
-# not run: a child that ends with _exit() writes no counts.
+# A child that ends with _exit() writes no counts: plait's own children (function
+# processes, process pools' workers) write theirs before it (PLAIT_COVERAGE, process.c);
+# what runs only in other forked children (the tests' own) counts as not run.
 out="$PWD/$dir/coverage"
 rm -rf "$out" && mkdir -p "$out"
 objects=$(find "$PWD/$dir" -path '*plait_objects.dir/src/*.gcda' | sort)

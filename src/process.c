@@ -64,6 +64,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifdef PLAIT_COVERAGE /* scripts/test.sh coverage: gcc --coverage's runtime */
+void __gcov_dump(void);
+#endif
+
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
@@ -303,7 +307,11 @@ int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, 
      * parent's to write (fork reset the streams' locks in this child) */
     __fpurge(stdout);
     __fpurge(stderr);
-    _exit(child(arg));
+    int code = child(arg);
+#ifdef PLAIT_COVERAGE
+    __gcov_dump(); /* a coverage build's counts of this child's run: _exit writes none */
+#endif
+    _exit(code);
 }
 
 int plait__child_outcome(const siginfo_t *info)
