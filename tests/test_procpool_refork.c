@@ -1,0 +1,103 @@
+/*
+ * test_procpool_refork.c — a process pool whose worker died while no replacement could
+ * be forked (a process limit reached for a moment): what waited fails with -EAGAIN
+ * (nothing would run it), submit says -EAGAIN, and the pool tries the fork again every
+ * 50 ms until it can; then it runs tasks as before.  A pool destroyed meanwhile stops
+ * trying.  (plait.h promised this; no test ran it.)
+ * plait__fork_child, by which the pool forks its workers, is wrapped (-Wl,--wrap) to
+ * refuse forks while the test says so, as fork() does at RLIMIT_NPROC.
+ */
+#include "helpers.h"
+
+#include <signal.h>
+#include <string.h>
+
+static atomic_int refusing, refused;
+static plait_event *refused_twice; /* set at the second refusal: the retry ran */
+
+int __real_plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg,
+                             pid_t *pid);
+int __wrap_plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg,
+                             pid_t *pid);
+int __wrap_plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg,
+                             pid_t *pid)
+{
+    if (!atomic_load(&refusing))
+        return __real_plait__fork_child(mask, child, arg, pid);
+    if (atomic_fetch_add(&refused, 1) + 1 == 2)
+        plait_event_set(refused_twice);
+    return -EAGAIN;
+}
+
+static ssize_t die(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)arg, (void)arg_len, (void)out, (void)out_cap;
+    raise(SIGKILL);
+    return 0;
+}
+
+static ssize_t echo(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    if (arg_len > out_cap)
+        return -EMSGSIZE;
+    memcpy(out, arg, arg_len);
+    return (ssize_t)arg_len;
+}
+
+/* One worker, then forks refused: a task kills the worker, and the one queued behind
+ * it fails with -EAGAIN. */
+static plait_procpool *starved_pool(void)
+{
+    atomic_store(&refused, 0);
+    CHECK_EQ(plait_event_create(&refused_twice), 0);
+    plait_procpool *pool;
+    CHECK_EQ(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 1}), 0);
+    atomic_store(&refusing, 1);
+    plait_task dying, queued;
+    CHECK_EQ(plait_procpool_submit(pool, &dying, die, NULL, 0), 0);
+    CHECK_EQ(plait_procpool_submit(pool, &queued, echo, "q", 1), 0);
+    CHECK_EQ(plait_join(dying, NULL, SOON()), PLAIT_KILLED(SIGKILL));
+    CHECK_EQ(plait_join(queued, NULL, SOON()), -EAGAIN);
+    return pool;
+}
+
+static void starved_pool_done(plait_procpool *pool)
+{
+    atomic_store(&refusing, 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    CHECK_EQ(plait_event_destroy(refused_twice), 0);
+}
+
+TEST(a_replacement_forked_later_runs_tasks)
+{
+    plait_procpool *pool = starved_pool();
+    CHECK_EQ(plait_procpool_submit(pool, NULL, echo, "x", 1), -EAGAIN);
+    CHECK_EQ(plait_event_wait(refused_twice, SOON()), 0); /* the pool tried again */
+    atomic_store(&refusing, 0);
+    /* until the next try, 50 ms on, submit still says -EAGAIN */
+    int r;
+    plait_task task;
+    int64_t give_up = SOON();
+    while ((r = plait_procpool_submit(pool, &task, echo, "hello", 5)) == -EAGAIN &&
+           plait_now() < give_up)
+        plait_sleep(PLAIT_MS);
+    CHECK_EQ(r, 0);
+    plait_bytes *result = NULL;
+    CHECK_EQ(plait_join(task, (void **)&result, SOON()), 0);
+    CHECK(result && result->len == 5 && memcmp(result->data, "hello", 5) == 0);
+    free(result);
+    int pids[2];
+    CHECK_EQ(plait_procpool_pids(pool, pids, 2), 1);
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    starved_pool_done(pool);
+}
+
+TEST(a_pool_destroyed_while_it_retries)
+{
+    plait_procpool *pool = starved_pool();
+    CHECK_EQ(plait_event_wait(refused_twice, SOON()), 0);
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_CANCEL, SOON()), 0);
+    starved_pool_done(pool); /* (ASan: the retry's timer goes with it) */
+}
+
+RUN_TESTS(CASE(a_replacement_forked_later_runs_tasks), CASE(a_pool_destroyed_while_it_retries))
