@@ -1,7 +1,10 @@
-/* refuse_syscall.h — make one system call fail with ENOSYS in this process from now
- * on, as on a kernel that predates it or in a sandbox that refuses it (membarrier
- * before 4.14, futex_waitv before 5.16): a seccomp filter, which stays for the life of
- * the process and across exec.  0, or -errno when the filter could not be installed. */
+/* refuse_syscall.h — make one system call fail with ENOSYS from now on, as on a kernel
+ * that predates it or in a sandbox that refuses it (membarrier before 4.14,
+ * futex_waitv before 5.16): a seccomp filter, which stays for the life of the process
+ * and across exec.  refuse_syscall filters the calling thread and the threads it
+ * starts later (so, called first, the whole process); refuse_syscall_in_every_thread
+ * the threads running already too.  0, or -errno when the filter could not be
+ * installed. */
 #ifndef PLAIT_TESTS_REFUSE_SYSCALL_H
 #define PLAIT_TESTS_REFUSE_SYSCALL_H
 
@@ -11,8 +14,9 @@
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
-static int refuse_syscall(long nr)
+static inline int refuse_syscall_where(long nr, unsigned seccomp_flags)
 {
     struct sock_filter code[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
@@ -22,9 +26,16 @@ static int refuse_syscall(long nr)
     };
     struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, seccomp_flags, &prog) != 0)
         return -errno;
     return 0;
+}
+
+static inline int refuse_syscall(long nr) { return refuse_syscall_where(nr, 0); }
+
+static inline int refuse_syscall_in_every_thread(long nr)
+{
+    return refuse_syscall_where(nr, SECCOMP_FILTER_FLAG_TSYNC);
 }
 
 #endif
