@@ -378,13 +378,13 @@ static ssize_t item_held_from_4(const void *arg, size_t arg_len, void *out, size
     return store_i64(out, out_cap, item_of(x));
 }
 
-/* Item 0 says it started and is held on gate 0; the others are held on gate 1. */
+/* Items 0 and 1 say they started; item 0 is held on gate 0, the others on gate 1. */
 static ssize_t item_held_0_then_1(const void *arg, size_t arg_len, void *out, size_t out_cap)
 {
     (void)arg_len;
     int64_t x = load_i64(arg);
     count_item(x);
-    if (x == 0)
+    if (x <= 1)
         plait_psem_release(fx.started);
     int r = plait_pevent_wait(fx.gate[x == 0 ? 0 : 1], plait_deadline_in(5 * PLAIT_SEC));
     return r < 0 ? r : store_i64(out, out_cap, item_of(x));
@@ -2289,11 +2289,14 @@ TEST(procpool_map_cancelled_keeps_own_ecanceled)
 /* A map whose pool is shut down (draining) by another thread meanwhile stops
  * submitting, yet still keeps its deadline for the chunks it has out.  (It once
  * waited for them without one: -EPIPE after every held chunk had run out its 5 s.)
- * Item 0 runs first; once it has started the pool is shut down and item 0 let go, so
- * the map's next submit is refused; items 1.. are held past the deadline. */
-static void *shut_down_once_item_0_started(void *arg)
+ * Two workers: once items 0 and 1 run (both out, so item 1 is out at the deadline
+ * whatever the map submitted by then) the pool is shut down and item 0 let go, so the
+ * map's next submit is refused; items 1.. are held past the deadline.  (With one
+ * worker, the shutdown could come between the map's submits of items 0 and 1, under
+ * load: item 1 refused, nothing held, -EPIPE at once.) */
+static void *shut_down_once_items_0_and_1_started(void *arg)
 {
-    await_started(1);
+    await_started(2);
     /* no wait for the drain: -ETIMEDOUT, as work is still out */
     CHECK_EQ(plait_procpool_shutdown(arg, PLAIT_POOL_DRAIN, 0), -ETIMEDOUT);
     CHECK_EQ(plait_pevent_set(fx.gate[0]), 0);
@@ -2302,7 +2305,7 @@ static void *shut_down_once_item_0_started(void *arg)
 
 static void map_deadline_after_refusal_scenario(void)
 {
-    plait_procpool *pool = fx_pool_n(1);
+    plait_procpool *pool = fx_pool_n(2);
     if (!pool)
         return;
     enum { N = 12 };
@@ -2311,7 +2314,7 @@ static void map_deadline_after_refusal_scenario(void)
     for (int i = 0; i < N; i++)
         in[i] = i;
     plait_task shutter;
-    CHECK_EQ(plait_thread_start(&shutter, shut_down_once_item_0_started, pool, NULL), 0);
+    CHECK_EQ(plait_thread_start(&shutter, shut_down_once_items_0_and_1_started, pool, NULL), 0);
     const int64_t wait = 1500 * PLAIT_MS;
     int64_t start = plait_now();
     CHECK_EQ(plait_procpool_map(pool, item_held_0_then_1, in, sizeof in[0], N, out,
@@ -2322,7 +2325,7 @@ static void map_deadline_after_refusal_scenario(void)
     CHECK_EQ(err[0], 0);
     CHECK_EQ(out[0], item_of(0));
     CHECK_EQ(err[1], -ETIMEDOUT); /* out when the deadline came */
-    CHECK_EQ(err[N - 1], -EPIPE); /* never submitted: the pool refused it */
+    CHECK_EQ(err[N - 1], -EPIPE); /* past the window of 8: never submitted, refused */
     CHECK_EQ(plait_pevent_set(fx.gate[1]), 0);
     CHECK_EQ(plait_procpool_destroy(pool), 0);
     fx_fini();
