@@ -446,7 +446,11 @@ int plait__worker_help(plait__waiter *w, int64_t deadline)
         if (plait__deadline_passed(deadline)) {
             if (plait__waiter_claim(w))
                 return w->status = -ETIMEDOUT;
-            deadline = PLAIT_FOREVER; /* claimed by a waker: its signal is on its way */
+            /* claimed by a waker, whose signal comes as soon as it has let go of the
+             * lock it claimed under: wait for that, starting no task past the deadline */
+            while (!atomic_load_explicit(&w->signalled, memory_order_acquire))
+                sched_yield();
+            return w->status;
         }
         plait__future *f = find_work(wk);
         if (f) {
@@ -456,9 +460,11 @@ int plait__worker_help(plait__waiter *w, int64_t deadline)
         atomic_fetch_sub(&wk->pool->active, 1);
         bool woken = !spin_for_news(wk->pool, w, deadline) && park(wk, w, deadline, false);
         atomic_fetch_add(&wk->pool->active, 1);
-        /* a wake-up for a push that finds the wait over would be spent on a worker
-         * that goes back to its task without looking: pass it on */
-        if (woken && atomic_load_explicit(&w->signalled, memory_order_acquire))
+        /* a wake-up for a push that finds the wait over (signalled, or past its
+         * deadline: the loop returns before it looks for work) would be spent on a
+         * worker that goes back to its task without looking: pass it on */
+        if (woken && (atomic_load_explicit(&w->signalled, memory_order_acquire) ||
+                      plait__deadline_passed(deadline)))
             wake_one(wk->pool);
     }
 }

@@ -8,7 +8,6 @@
  * 2-core machine. */
 #include "helpers.h"
 
-#include <dirent.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -688,41 +687,6 @@ static void private_task_reaches_other_worker(bool spin)
 TEST(private_task_of_blocked_worker_is_handed_over) { private_task_reaches_other_worker(false); }
 TEST(private_task_of_busy_worker_is_exposed) { private_task_reaches_other_worker(true); }
 
-/* How many threads named "<prefix>-..." sleep in the kernel (state S: a futex wait)
- * at this moment; a pool's worker does so only when it has parked. */
-static int workers_sleeping(const char *prefix)
-{
-    DIR *d = opendir("/proc/self/task");
-    CHECK(d != NULL);
-    int n = 0;
-    size_t len = strlen(prefix);
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[300], comm[32] = "", stat[256] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            if (!fgets(comm, sizeof comm, f))
-                comm[0] = 0;
-            fclose(f);
-        }
-        if (strncmp(comm, prefix, len) != 0 || comm[len] != '-')
-            continue;
-        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
-        if ((f = fopen(path, "r"))) {
-            if (!fgets(stat, sizeof stat, f))
-                stat[0] = 0;
-            fclose(f);
-        }
-        const char *end = strrchr(stat, ')'); /* the state follows the name */
-        n += end && end[1] == ' ' && end[2] == 'S';
-    }
-    if (d)
-        closedir(d);
-    return n;
-}
-
 /* A wake-up meant for a push is not spent on a helping join whose wait has just been
  * signalled.  Three workers: P waits for a plain thread X to finish, H joins X (a
  * helping join, asleep in the pool since nothing is queued), the third sleeps.  X
@@ -797,9 +761,9 @@ TEST(push_wake_not_spent_on_signalled_helper)
         CHECK_EQ(plait_pool_submit(stolen.pool, &h, stolen_h, NULL), 0);
         /* H and the third worker asleep in the pool, P busy */
         int64_t until = plait_deadline_in(10 * PLAIT_SEC);
-        while (workers_sleeping("stolen") < 2 && plait_now() < until)
+        while (pool_workers_sleeping("stolen") < 2 && plait_now() < until)
             sched_yield();
-        CHECK_EQ(workers_sleeping("stolen"), 2);
+        CHECK_EQ(pool_workers_sleeping("stolen"), 2);
         atomic_store(&stolen.go, 1);
         lost += plait_join(p, NULL, SOON()) != 0;
         CHECK_EQ(plait_join(h, NULL, SOON()), 0);
