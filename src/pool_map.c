@@ -142,6 +142,12 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
     if (started > 0) {
         /* the runners claim indices as they go: those started cover every item */
         r = plait_wait_all(tasks, started, NULL, NULL, deadline);
+        /* a runner's own failure (wait_all then consumed every handle, which now says
+         * -ESRCH) is a cancelling shutdown of the pool meeting it: no failure of the
+         * map's, as every runner has returned and the items say what ran and what was
+         * skipped (-ECANCELED, below); wait_all's own failures consume none */
+        if (r < 0 && plait_wait_any(tasks, 1, 0) == -ESRCH)
+            r = 0;
         if (r == 0 && atomic_load(&m.expired))
             r = -ETIMEDOUT; /* every runner has returned: nothing left to stop */
         if (r < 0) {

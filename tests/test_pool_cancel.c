@@ -1,6 +1,7 @@
 /* test_pool_cancel.c — a cancelled pool task stops what it does inside its waits: the
- * map it called, the queued tasks its join runs; and a task joining itself is told at
- * once (-EDEADLK), without running the queue first. */
+ * map it called, the queued tasks its join runs; a task joining itself is told at
+ * once (-EDEADLK), without running the queue first; and a map whose runner a cancelling
+ * shutdown meets still answers for its items. */
 #include "helpers.h"
 
 #include <sched.h>
@@ -188,7 +189,74 @@ TEST(pool_task_joining_itself_runs_no_queued_task_first)
     CHECK_EQ(atomic_load(&c.ran), SJ_QUEUED);
 }
 
+/* ---- a map whose every call succeeded returns 0 ("0 when every call succeeded"),
+ * even when a cancelling shutdown of the pool meets its runners after the last item:
+ * the one that ran the items is cancelled as it finishes, the other has not started.
+ * (It returned the runner's -ECANCELED, every errors[i] 0; review 96.) ---- */
+static struct {
+    plait_pool *pool;
+    plait_event *never;
+    atomic_int blocker_in, last_item_in;
+    int shutdown_r;
+} ms;
+
+static void *ms_blocker(void *arg)
+{
+    (void)arg;
+    atomic_store(&ms.blocker_in, 1);
+    (void)plait_event_wait(ms.never, SOON()); /* until the shutdown cancels it */
+    return NULL;
+}
+
+static void *ms_item(void *arg)
+{
+    if (INT(arg) == 1) { /* the last item: it sees the shutdown's cancellation, then ends */
+        atomic_store(&ms.last_item_in, 1);
+        int64_t until = plait_deadline_in(10 * PLAIT_SEC);
+        while (!plait_cancelled() && plait_now() < until)
+            sched_yield();
+    }
+    return ARG(100 + INT(arg));
+}
+
+static void *ms_shutter(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&ms.last_item_in))
+        sched_yield();
+    ms.shutdown_r = plait_pool_shutdown(ms.pool, PLAIT_POOL_CANCEL, SOON());
+    return NULL;
+}
+
+TEST(map_whose_items_all_succeeded_returns_0_across_a_cancelling_shutdown)
+{
+    CHECK_EQ(plait_pool_create(&ms.pool, &(plait_pool_options){.threads = 2}), 0);
+    CHECK_EQ(plait_event_create(&ms.never), 0);
+    plait_task b;
+    CHECK_EQ(plait_pool_submit(ms.pool, &b, ms_blocker, NULL), 0);
+    while (!atomic_load(&ms.blocker_in))
+        sched_yield();
+    pthread_t s;
+    thread_start(&s, ms_shutter, NULL);
+    void *args[2] = {ARG(0), ARG(1)}, *results[2] = {NULL, NULL};
+    int errors[2] = {-1, -1};
+    int r = plait_pool_map(ms.pool, ms_item, args, 2, results, errors, SOON());
+    thread_join(s);
+    printf("     map %d, errors %d %d, results %d %d, shutdown %d\n", r, errors[0], errors[1],
+           INT(results[0]), INT(results[1]), ms.shutdown_r);
+    CHECK_EQ(errors[0], 0);
+    CHECK_EQ(errors[1], 0);
+    CHECK_EQ(INT(results[0]), 100);
+    CHECK_EQ(INT(results[1]), 101);
+    CHECK_EQ(r, 0); /* every call succeeded */
+    CHECK_EQ(ms.shutdown_r, 0);
+    CHECK_EQ(plait_join(b, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_pool_destroy(ms.pool), 0);
+    CHECK_EQ(plait_event_destroy(ms.never), 0);
+}
+
 RUN_TESTS(CASE(pool_task_joining_itself_runs_no_queued_task_first),
           CASE(cancelled_join_in_a_pool_task_stops_running_the_queue),
           CASE(map_in_a_task_stops_when_its_caller_is_cancelled_1),
-          CASE(map_in_a_task_stops_when_its_caller_is_cancelled_2))
+          CASE(map_in_a_task_stops_when_its_caller_is_cancelled_2),
+          CASE(map_whose_items_all_succeeded_returns_0_across_a_cancelling_shutdown))
