@@ -11,7 +11,9 @@ start=$SECONDS
 (ulimit -n 256 && timeout 100 "$example") >"$out" 2>&1
 rc=$?
 took=$((SECONDS - start))
-if [ "$rc" = 1 ] && [ "$took" -lt 30 ] && grep -q "Too many open files" "$out"; then
+# (under 50 s: a client that waited out its 60 s deadline is the failure this catches;
+# the whole run takes about 5 s, 31 s once under ThreadSanitizer on a loaded machine)
+if [ "$rc" = 1 ] && [ "$took" -lt 50 ] && grep -q "Too many open files" "$out"; then
     echo "ok: io_models with 256 descriptors: exit 1 in ${took} s, said why"
     exit 0
 fi
