@@ -239,10 +239,20 @@ static bool ended(const plait__waiter *w)
 static void release_ended(struct plait__poller *p, int fd)
 {
     plait__fd_slot *slot = &p->fds[fd];
-    if (slot->reader && ended(slot->reader))
+    bool released = false;
+    if (slot->reader && ended(slot->reader)) {
         slot->reader = NULL;
-    if (slot->writer && ended(slot->writer))
+        released = true;
+    }
+    if (slot->writer && ended(slot->writer)) {
         slot->writer = NULL;
+        released = true;
+    }
+    /* their coroutines will find the slot not their own and leave the watch alone: it
+     * is narrowed here (an io_uring poll holds its file open, the file a plait_close on
+     * another thread closed) */
+    if (released && slot->armed && slot->armed != plait__slot_wants(slot))
+        p->backend->arm(p, fd, slot, plait__slot_wants(slot));
     if (slot->read_op && ended(slot->read_op->waiter))
         p->backend->io_cancel(p, fd);
 }
@@ -421,6 +431,7 @@ static void poller_after_fork(plait__sched *s)
         p->fds[fd].unverified_since = 0;
         p->fds[fd].listed = false;
         p->fds[fd].arm_deferred = false;
+        p->fds[fd].removal_due = false; /* the parent's ring's */
     }
     p->unverified.len = 0;
     if (p->wake_fd < 0 || poller_open(p) < 0)

@@ -76,6 +76,9 @@ typedef struct plait__fd_slot {
     uint32_t kind_gen;
     uint32_t gen;               /* io_uring: which poll request is the live one */
     uint32_t read_gen;          /* io_uring: which read request is the live one */
+    uint32_t removed_gen;       /* io_uring: the poll request last removed, */
+    bool removal_due;           /* whose completion has not come yet: it holds the file
+                                 * open until then (plait_close waits for it) */
     bool arm_deferred;          /* io_uring: its watch waits for room in the ring (on the
                                  * ring's deferred list) */
     bool drained;               /* the last read took less than it asked: likely empty */

@@ -122,6 +122,12 @@ static unsigned waited_for(const plait__fd_slot *slot)
     return w ? w | (slot->reader ? POLLPRI : 0) | POLLHUP | POLLERR : 0;
 }
 
+/* The answer for a file epoll refuses (always ready): the directions waited for. */
+static int always_ready(const plait__fd_slot *slot)
+{
+    return (int)(plait__slot_wants(slot) & (POLLIN | POLLOUT));
+}
+
 /* Check the registrations that waits have trusted for VERIFY_NS (see the top). */
 static void verify(struct plait__poller *p)
 {
@@ -144,7 +150,7 @@ static void verify(struct plait__poller *p)
             slot->unverified_since = 0;
             slot->registered = false;
             slot->armed = 0;
-            plait__poller_fire(p, fd, r == -EPERM ? (int)(POLLIN | POLLOUT) : r);
+            plait__poller_fire(p, fd, r == -EPERM ? always_ready(slot) : r);
         }
     }
     p->unverified.len = keep;
@@ -177,7 +183,7 @@ static void ep_rebuild(struct plait__poller *p)
         int r = slot->armed ? ep_register(p, (int)fd, slot, slot->armed) : 0;
         if (r < 0) {
             slot->armed = 0;
-            plait__poller_fire(p, (int)fd, r == -EPERM ? (int)(POLLIN | POLLOUT) : r);
+            plait__poller_fire(p, (int)fd, r == -EPERM ? always_ready(slot) : r);
         }
     }
 }
@@ -204,7 +210,9 @@ static void ep_wait(struct plait__poller *p, int64_t deadline, int64_t timeout_n
         slot->unverified_since = 0; /* the registration is there */
         if (bits & waited_for(slot)) {
             slot->armed = 0; /* poll.c watches again for whoever still waits */
-            plait__poller_fire(p, fd, (int)bits);
+            /* the events its waiters asked for (the registration may keep others):
+             * as io_uring and poll(2) answer */
+            plait__poller_fire(p, fd, (int)(bits & waited_for(slot)));
         } else if (timeout != 0) { /* nobody waits for it, and it woke a sleep */
             unreachable |= !slot->registered ||
                            !(bits & (slot->reg_events | POLLHUP | POLLERR)) ||

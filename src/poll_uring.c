@@ -40,6 +40,7 @@
  */
 #include "poll.h"
 
+#include <fcntl.h>
 #include <linux/io_uring.h>
 #include <poll.h>
 #include <signal.h>
@@ -73,8 +74,8 @@ struct plait__uring {
     int64_t timeout_at;         /* when the ring's timeout request fires (0: none) */
     struct __kernel_timespec timeout_ts; /* its time, read by the kernel at submission */
     plait__fd_list deferred;    /* descriptors whose watch waits for room (arm_deferred) */
-    uint64_t removing;          /* a poll request whose end ur_forget waits for (0: none) */
     bool wake_unarmed;          /* the inbox eventfd's watch waits for room in the ring */
+    bool multishot;             /* the kernel has multishot polls (5.13: RSRC_TAGS) */
 };
 
 static int enter(int fd, unsigned submit, unsigned wait_nr, unsigned flags, void *arg,
@@ -150,6 +151,7 @@ static int setup(struct plait__uring *u)
     unsigned need = IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG;
     if ((params.features & need) != need)
         return -ENOSYS;
+    u->multishot = params.features & IORING_FEAT_RSRC_TAGS;
     u->sq_entries = params.sq_entries;
     u->sq_map_len = params.sq_off.array + params.sq_entries * sizeof(unsigned);
     u->cq_map_len = params.cq_off.cqes + params.cq_entries * sizeof(struct io_uring_cqe);
@@ -207,7 +209,8 @@ static void put_sqe(struct plait__uring *u)
     __atomic_store_n(u->sq_tail, ++u->tail, __ATOMIC_RELEASE);
 }
 
-static int poll_add(struct plait__uring *u, int fd, unsigned events, uint64_t user_data)
+static int poll_add_as(struct plait__uring *u, int fd, unsigned events, uint64_t user_data,
+                       unsigned flags)
 {
     struct io_uring_sqe *sqe = get_sqe(u);
     if (!sqe)
@@ -215,9 +218,15 @@ static int poll_add(struct plait__uring *u, int fd, unsigned events, uint64_t us
     sqe->opcode = IORING_OP_POLL_ADD;
     sqe->fd = fd;
     sqe->poll32_events = events;
+    sqe->len = flags;
     sqe->user_data = user_data;
     put_sqe(u);
     return 0;
+}
+
+static int poll_add(struct plait__uring *u, int fd, unsigned events, uint64_t user_data)
+{
+    return poll_add_as(u, fd, events, user_data, 0);
 }
 
 static uint64_t key(int fd, uint32_t gen) { return (uint64_t)gen << 32 | (uint32_t)fd; }
@@ -277,6 +286,9 @@ static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsign
         sqe->user_data = REMOVE_TOKEN;
         put_sqe(u);
         slot->armed = 0;
+        /* the request holds its file until its completion comes (ur_forget waits) */
+        slot->removal_due = true;
+        slot->removed_gen = slot->gen;
         /* a watch given up (a wait that ended otherwise, a close): remove it now, as
          * the request holds the file open until it is gone */
         if (!events)
@@ -286,8 +298,12 @@ static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsign
         return 0;
     /* io_uring would answer at the next wait; epoll refuses such a file, and poll.c
      * answers at once (two coroutines may wait on one file) */
-    if (plait__fd_kind(slot, fd, plait__fd_close_gen(fd)) && !slot->pollable)
-        return -EPERM;
+    if (plait__fd_kind(slot, fd, plait__fd_close_gen(fd)) && !slot->pollable) {
+        /* fstat answers for a descriptor opened with O_PATH, which poll(2) and epoll
+         * refuse (POLLNVAL, EBADF): it is not a file to wait on */
+        int fl = fcntl(fd, F_GETFL);
+        return fl >= 0 && (fl & O_PATH) ? -EBADF : -EPERM;
+    }
     int r = poll_add(u, fd, events, key(fd, ++slot->gen));
     if (r == 0)
         slot->armed = events;
@@ -358,16 +374,16 @@ static int ur_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigne
 static void ur_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
 {
     struct plait__uring *u = p->ring;
-    if (!slot->armed)
+    /* a watch removed before (a wait that ended otherwise, a re-arm) may not be done
+     * yet: its removal still in the ring (the watch after it refused for a moment), or
+     * handed over behind the kernel's work due */
+    if (!slot->armed && !slot->removal_due)
         return;
     submit_all(p, IORING_ENTER_GETEVENTS);
-    if (!slot->armed) /* it fired meanwhile */
-        return;
-    u->removing = key(fd, slot->gen);
-    if (arm_now(p, fd, slot, 0) < 0) /* refused for good: nothing to wait for */
-        u->removing = 0;
+    if (slot->armed && arm_now(p, fd, slot, 0) < 0) /* refused for good */
+        slot->removal_due = false;
     reap(p); /* the removal went in with the kernel's work due run: it is often done */
-    while (u->removing) {
+    while (p->fds[fd].removal_due) {
         int r = submit(u, 1, IORING_ENTER_GETEVENTS, NULL, 0);
         if (r < 0 && !temporary(r))
             refused_for_good(r);
@@ -375,10 +391,8 @@ static void ur_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
     }
 }
 
-static void completed(struct plait__poller *p, uint64_t user_data, int res)
+static void completed(struct plait__poller *p, uint64_t user_data, int res, unsigned flags)
 {
-    if (user_data == p->ring->removing)
-        p->ring->removing = 0; /* done, removed or fired: the file is let go */
     if (user_data == REMOVE_TOKEN || user_data == CANCEL_TOKEN)
         return;
     if (user_data == TIMEOUT_TOKEN) { /* fired (or gone with the ring): none armed */
@@ -407,10 +421,40 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res)
     if ((size_t)fd >= p->cap)
         return;
     plait__fd_slot *slot = &p->fds[fd];
+    bool more = flags & IORING_CQE_F_MORE; /* a multishot request goes on */
+    if (slot->removal_due && slot->removed_gen == (uint32_t)(user_data >> 32) && !more)
+        slot->removal_due = false; /* done, removed or fired: the file is let go */
     if (!slot->armed || slot->gen != (uint32_t)(user_data >> 32))
         return; /* a request removed or replaced since */
+    /* the events asked for: the kernel adds POLLRDHUP to every poll request
+     * (IO_POLL_UNMASK), which would answer a wait to write with "readable" */
+    unsigned asked = slot->armed | POLLERR | POLLHUP;
+    if (res >= 0 && !(res & asked) && (more || p->ring->multishot)) {
+        /* Only what was not asked: a socket's peer has shut its side, and a wait for
+         * room would fire again at once each time it is made (the scheduler spun).
+         * A multishot request fires again only when the socket is woken anew.  (Before
+         * 5.13 there is none: the watch fires, and is made again, as before.) */
+        if (more)
+            return; /* it goes on */
+        unsigned events = slot->armed;
+        slot->armed = 0;
+        int r = poll_add_as(p->ring, fd, events, key(fd, ++slot->gen), IORING_POLL_ADD_MULTI);
+        if (r == 0)
+            slot->armed = events;
+        else if (!temporary(r) || defer_arm(p->ring, fd, slot) < 0)
+            plait__poller_fire(p, fd, r);
+        return;
+    }
+    int fired = res == -ECANCELED ? -EBADF : res < 0 ? res : (int)(res & asked);
+    /* a multishot request goes on: it is taken back, as poll.c's watches are one-shot
+     * (with no room for the removal now, the next wait makes it: still armed) */
+    if (more && arm_now(p, fd, slot, 0) < 0) {
+        (void)defer_arm(p->ring, fd, slot);
+        plait__poller_fire(p, fd, fired);
+        return;
+    }
     slot->armed = 0;
-    plait__poller_fire(p, fd, res == -ECANCELED ? -EBADF : res);
+    plait__poller_fire(p, fd, fired);
 }
 
 /* Take every completion the ring holds; how many there were. */
@@ -426,8 +470,9 @@ static unsigned reap(struct plait__poller *p)
         struct io_uring_cqe *cqe = &u->cqes[head & *u->cq_mask];
         uint64_t user_data = cqe->user_data;
         int res = cqe->res;
+        unsigned flags = cqe->flags;
         __atomic_store_n(u->cq_head, head + 1, __ATOMIC_RELEASE);
-        completed(p, user_data, res);
+        completed(p, user_data, res, flags);
     }
     return taken;
 }

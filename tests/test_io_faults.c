@@ -40,8 +40,12 @@ static sem_t post_go, post_done;
 static atomic_bool pause_next_submit;
 static sem_t pause_go;
 
+static atomic_uint last_to_submit;     /* io_uring_enter's count of requests, last call */
+static atomic_uint enters;             /* io_uring_enter calls so far */
+
 static bool refuse_enter(unsigned to_submit)
 {
+    atomic_store(&last_to_submit, to_submit);
     int left = atomic_load(&enter_refusals);
     if (left == 0)
         return false;
@@ -80,6 +84,8 @@ long __wrap_syscall(long n, ...)
         struct timespec pause = {0, 100 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
+    if (n == __NR_io_uring_enter)
+        atomic_fetch_add(&enters, 1);
     if (n == __NR_io_uring_enter && refuse_enter((unsigned)a[1])) {
         errno = enter_refusal_errno;
         return -1;
@@ -753,7 +759,131 @@ TEST(a_look_interrupted_by_a_signal_looks_again)
     close(fds[1]);
 }
 
-RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full), CASE(a_ring_that_refuses_for_good_aborts),
+
+/* ---- a removal written, the watch after it refused ---- */
+
+static void *wait_writable(void *arg)
+{
+    filler *f = arg;
+    f->r = plait_wait_fd(f->fd, PLAIT_WRITABLE, PLAIT_FOREVER);
+    return NULL;
+}
+
+/* A reader and a writer wait on a socket (one watch in the kernel, which holds the
+ * socket open).  The writer's wait ends (cancelled) when the submission ring has room
+ * for one request only, and the kernel refuses to take them: the watch's removal gets
+ * the last entry, the reader's new watch none (it waits for room).  plait_close must
+ * still close: the removal goes to the kernel, and is done, before close(2).  (It
+ * stayed in the ring, the slot no longer counted as watched, and the socket open.) */
+static void *close_past_a_written_removal(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    static char junk[4096];
+    while (write(sv[0], junk, sizeof junk) > 0) { /* no room: the writer waits */
+    }
+    filler r = {.fd = sv[0]}, w = {.fd = sv[0]};
+    plait_task rt, wt;
+    CHECK_EQ(plait_spawn(&rt, wait_readable, &r), 0);
+    CHECK_EQ(plait_spawn(&wt, wait_writable, &w), 0);
+    settle();
+    /* a wait that ends at once, as the scheduler has entered the kernel: the watch
+     * went with it */
+    CHECK_EQ(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    enter_refusal_errno = EBUSY;
+    atomic_store(&enter_refusals, -1);
+    /* watches written until one entry of the ring is left */
+    int n = 0;
+    atomic_store(&last_to_submit, 0);
+    while (n < FILLERS && atomic_load(&last_to_submit) < ring_entries - 1) {
+        fillers[n].fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        CHECK_EQ(plait_spawn(&filler_tasks[n], wait_readable, &fillers[n]), 0);
+        n++;
+        CHECK_EQ(plait_sleep(PLAIT_MS), 0); /* it arms; the loop's sleeps are refused, counting */
+    }
+    CHECK_EQ(atomic_load(&last_to_submit), ring_entries - 1);
+    CHECK_EQ(plait_cancel(wt), 0);
+    CHECK_EQ(plait_join(wt, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_sleep(PLAIT_MS), 0);
+    CHECK_EQ(atomic_load(&last_to_submit), ring_entries); /* the removal is in */
+    atomic_store(&enter_refusals, 64); /* the moment passes after 64 more refusals */
+    CHECK_EQ(plait_close(sv[0]), 0);
+    struct pollfd pfd = {.fd = sv[1], .events = POLLRDHUP};
+    CHECK_EQ(poll(&pfd, 1, 0), 1); /* the peer sees the close at once */
+    CHECK(pfd.revents & (POLLHUP | POLLRDHUP));
+    atomic_store(&enter_refusals, 0);
+    CHECK_EQ(plait_join(rt, NULL, SOON()), 0);
+    CHECK_EQ(r.r, -EBADF);
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(plait_close(fillers[i].fd), 0);
+        CHECK_EQ(plait_join(filler_tasks[i], NULL, SOON()), 0);
+        CHECK_EQ(fillers[i].r, -EBADF);
+    }
+    CHECK_EQ(plait_close(sv[1]), 0);
+    return NULL;
+}
+
+TEST(close_closes_past_a_removal_written_in_the_last_entry)
+{
+    if (!on_io_uring())
+        return;
+    check_run(close_past_a_written_removal, NULL);
+    atomic_store(&enter_refusals, 0);
+}
+
+
+/* ---- a wait to write while the peer has shut its side ---- */
+
+static void *wait_for_room(void *arg)
+{
+    filler *f = arg;
+    f->r = plait_wait_fd(f->fd, PLAIT_WRITABLE, SOON());
+    return NULL;
+}
+
+/* A socket with no room to write, whose peer has shut its sending side: the kernel
+ * adds POLLRDHUP to every io_uring poll request, so the watch for room fires at once,
+ * and each time it is made again.  The waiter must sleep until its deadline, not have
+ * its scheduler enter the kernel again and again (it spun at full speed). */
+static void *wait_for_room_past_a_shutdown(void *arg)
+{
+    (void)arg;
+    int u[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, u), 0);
+    static char junk[4096];
+    while (write(u[0], junk, sizeof junk) > 0) { /* no room */
+    }
+    CHECK_EQ(shutdown(u[1], SHUT_WR), 0);
+    unsigned before = atomic_load(&enters);
+    CHECK_EQ(plait_wait_fd(u[0], PLAIT_WRITABLE, plait_deadline_in(100 * PLAIT_MS)),
+             -ETIMEDOUT);
+    unsigned made = atomic_load(&enters) - before;
+    if (made >= 20)
+        fprintf(stderr, "  %u calls of io_uring_enter in one wait of 100 ms\n", made);
+    CHECK(made < 20);
+    /* and it wakes once there is room: the peer reads */
+    filler w = {.fd = u[0]};
+    plait_task wt;
+    CHECK_EQ(plait_spawn(&wt, wait_for_room, &w), 0);
+    CHECK_EQ(plait_sleep(10 * PLAIT_MS), 0); /* it waits, its watch in the kernel */
+    while (read(u[1], junk, sizeof junk) > 0) {
+    }
+    CHECK_EQ(plait_join(wt, NULL, SOON()), 0);
+    CHECK_EQ(w.r, PLAIT_WRITABLE);
+    CHECK_EQ(plait_close(u[0]), 0);
+    CHECK_EQ(plait_close(u[1]), 0);
+    return NULL;
+}
+
+TEST(a_wait_for_room_sleeps_past_a_peer_s_shutdown)
+{
+    check_run(wait_for_room_past_a_shutdown, NULL);
+}
+
+RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full),
+          CASE(a_wait_for_room_sleeps_past_a_peer_s_shutdown),
+          CASE(close_closes_past_a_removal_written_in_the_last_entry), CASE(a_ring_that_refuses_for_good_aborts),
           CASE(a_ring_refused_in_a_wait_aborts),
           CASE(writes_keep_their_order_when_the_ring_is_refused_once),
           CASE(close_closes_when_a_watch_s_removal_is_refused_once),
