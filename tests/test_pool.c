@@ -2658,7 +2658,7 @@ static void *adds_last_finished(void *p)
 }
 TEST(completed_destroy_while_the_last_running_task_ends)
 {
-    for (int round = 0; round < 30; round++) {
+    for (int round = 0; round < (CHECK_TSAN ? 3 : 30); round++) {
         atomic_store(&destroy_go, 0);
         atomic_store(&running_may_end, 0);
         check_run(spawn_done_n, NULL);

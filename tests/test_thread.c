@@ -1190,7 +1190,7 @@ static void *move_the_last_task(void *p)
 
 TEST(completed_add_while_the_old_set_is_destroyed)
 {
-    for (int round = 0; round < 40; round++) {
+    for (int round = 0; round < (CHECK_TSAN ? 8 : 40); round++) {
         check_run(finish_all_main, NULL);
         plait_completed *set, *other, *third;
         CHECK_EQ(plait_completed_create(&set), 0);
