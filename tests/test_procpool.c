@@ -3575,7 +3575,11 @@ static ssize_t scribbles_on_the_lock(const void *arg, size_t arg_len, void *out,
     unsigned v = what == LOCK_PARENTS_PID ? (unsigned)getppid()
                  : what == LOCK_WAITERS_BIT ? 1u << 31
                                             : (unsigned)getpid();
-    atomic_store((atomic_uint *)(uintptr_t)(base + SCRIBBLE_LOCK), v);
+    /* over the free word: written while the parent held the lock, the parent's unlock
+     * would undo it (the worker's own pid then went unseen, once in CI) */
+    atomic_uint *word = (atomic_uint *)(uintptr_t)(base + SCRIBBLE_LOCK);
+    for (unsigned expected = 0; !atomic_compare_exchange_weak(word, &expected, v); expected = 0)
+        sched_yield();
     memset(out, 0x5a, 8);
     return 8;
 }
