@@ -4,13 +4,15 @@
 #                                           src/context_aarch64.S) in build-aarch64 and
 #                                           run every test under qemu-aarch64
 #   bash scripts/test-aarch64.sh ucontext   native build with -DPLAIT_CONTEXT=ucontext
-#                                           (the portable fallback) in build-ucontext
+#                                           (the portable fallback) in build-ucontext,
+#                                           running its unit tests (test_*)
 # Installs what it needs (cross gcc, arm64 libc, qemu-user, CMake) when missing.
 # Exits non-zero if configuring, building or any test fails, or if no test is found.
-# Environment: JOBS (parallel build/test jobs, default 2); PLAIT_TEST_TIMEOUT (each
-# test binary's own alarm, seconds; default 280 under qemu, which is much slower, and
-# 180 for ucontext, whose every switch makes two sigprocmask calls: test_core's million
-# coroutines took 61 s on a loaded 2-core CI machine; ctest's own per-test limit is 300 s).
+# Environment: JOBS (parallel build jobs, default 2; tests run twice as many at once);
+# PLAIT_TEST_TIMEOUT (each test binary's own alarm, seconds; default 280 under qemu,
+# which is much slower, and 180 for ucontext, whose every switch makes two sigprocmask
+# calls: test_core's million coroutines took 61 s on a loaded 2-core CI machine;
+# ctest's own per-test limit is 300 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-aarch64}
@@ -74,4 +76,8 @@ else
   echo "== native $(uname -m) build, ucontext context switch"
 fi
 
-ctest --test-dir "$dir" --output-on-failure --no-tests=error -j"$jobs"
+# (ucontext: the unit tests, which check the switch; the end-to-end runs of the tool and
+# the examples are the other builds'.  Tests at once: twice the jobs, as scripts/test.sh.)
+only=()
+[ "$mode" = ucontext ] && only=(-LE end_to_end)
+ctest --test-dir "$dir" --output-on-failure --no-tests=error -j"$((2 * jobs))" "${only[@]}"
