@@ -100,10 +100,15 @@ static int mutex_lock(plait_mutex *m, int64_t deadline, bool cancellable, bool c
                 plait__cpu_relax();
             continue;
         }
-        if (!request.since)
+        /* A waiter the unlock woke to try again (the first in the queue) that a running
+         * locker beat to the mutex waits again at the head, as with Go's sync.Mutex:
+         * behind the waiters that came after it, the next unlock would wake one of
+         * those first.  (Its first wait's time stays, for the hand-over.) */
+        bool woken = request.since != 0;
+        if (!woken)
             request.since = plait_now();
-        int r = plait__wait_on(&m->waiters, &m->lock, &request, deadline, cancellable,
-                               "mutex", m);
+        int r = (woken ? plait__wait_on_first : plait__wait_on)(
+            &m->waiters, &m->lock, &request, deadline, cancellable, "mutex", m);
         if (r != TRY_AGAIN)
             return r; /* HANDED_OVER (0) or an error */
         came_back = true;

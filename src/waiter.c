@@ -88,6 +88,21 @@ void plait__waitq_push(plait__waitq *q, plait__spinlock *lock, plait__wait_node 
     q->tail = node;
 }
 
+/* The same, at the head of q. */
+static void waitq_push_front(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
+                             plait__waiter *w, void *data)
+{
+    plait__waitq_push(q, lock, node, w, 0, data);
+    if (q->head == node)
+        return;
+    node->prev->next = NULL; /* from the tail to the head */
+    q->tail = node->prev;
+    node->prev = NULL;
+    node->next = q->head;
+    q->head->prev = node;
+    q->head = node;
+}
+
 static void waitq_unlink(plait__waitq *q, plait__wait_node *node)
 {
     if (node->prev)
@@ -305,10 +320,10 @@ int plait__waiter_block(plait__waiter *w, int64_t deadline)
 }
 
 /* plait__wait_on; with `helps` plait__wait_on_helping, with `locked`
- * plait__wait_on_keep_lock (internal.h). */
+ * plait__wait_on_keep_lock, with `front` plait__wait_on_first (internal.h). */
 static int wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
                    bool cancellable, const char *what, const void *object, bool helps,
-                   bool *locked)
+                   bool *locked, bool front)
 {
     int r = 0;
     if (cancellable && plait__check_cancel() < 0)
@@ -328,7 +343,10 @@ static int wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t d
     w.cancellable = cancellable;
     if (helps && !w.coro)
         w.helper = plait__worker_helping(); /* a pool task runs others while it waits */
-    plait__waitq_push(q, lock, &node, &w, 0, data);
+    if (front)
+        waitq_push_front(q, lock, &node, &w, data);
+    else
+        plait__waitq_push(q, lock, &node, &w, 0, data);
     plait__spin_unlock(lock);
     r = plait__waiter_block(&w, deadline);
     bool through_node = node.index == w.index;
@@ -348,20 +366,26 @@ static int wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t d
 int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
                    bool cancellable, const char *what, const void *object)
 {
-    return wait_on(q, lock, data, deadline, cancellable, what, object, false, NULL);
+    return wait_on(q, lock, data, deadline, cancellable, what, object, false, NULL, false);
+}
+
+int plait__wait_on_first(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
+                         bool cancellable, const char *what, const void *object)
+{
+    return wait_on(q, lock, data, deadline, cancellable, what, object, false, NULL, true);
 }
 
 int plait__wait_on_helping(plait__waitq *q, plait__spinlock *lock, int64_t deadline,
                            const char *what, const void *object)
 {
-    return wait_on(q, lock, NULL, deadline, true, what, object, true, NULL);
+    return wait_on(q, lock, NULL, deadline, true, what, object, true, NULL, false);
 }
 
 int plait__wait_on_keep_lock(plait__waitq *q, plait__spinlock *lock, void *data,
                              int64_t deadline, bool cancellable, const char *what,
                              const void *object, bool *locked)
 {
-    return wait_on(q, lock, data, deadline, cancellable, what, object, false, locked);
+    return wait_on(q, lock, data, deadline, cancellable, what, object, false, locked, false);
 }
 
 static PLAIT_TLS uint64_t thread_identity;
