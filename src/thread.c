@@ -39,10 +39,18 @@ static void *thread_main(void *p)
         _exit(0); /* a child fn forked, returning from it too: the future is the parent's
                    * (completing it took its lock, which a joiner of the parent may have
                    * held at the fork: the child spun there for ever) */
-    /* its key destructors are the thread's too: the owner of what its function locked */
+    /* Its key destructors are the thread's too, before the joiner can see the outcome:
+     * run as its work, they are the owner of what its function locked, see its
+     * cancellation (sticky, and plait_cancel reaches their waits) and get -EDEADLK for
+     * a join of its own handle. */
+    if (error != PLAIT__WITHDRAWN) {
+        plait__tls_work = start.future;
+        plait__thread_locals_destroy();
+        plait__tls_work = NULL;
+    }
+    /* the owner of those locks still for the pthread key destructors that come later */
     if (start.future->identity)
         plait__self_become(start.future->identity);
-    plait__thread_locals_destroy(); /* before the joiner can see the outcome */
     if (error == PLAIT__WITHDRAWN)
         plait__future_release(start.future); /* cancelled before it began */
     else
