@@ -435,6 +435,15 @@ static bool spin_for_news(plait_pool *pool, plait__waiter *w, int64_t deadline)
     }
 }
 
+/* w was claimed by a waker or a canceller, whose signal comes as soon as it has let go
+ * of the lock it claimed under: wait for that, starting no task meanwhile. */
+static int await_claimed_signal(plait__waiter *w)
+{
+    while (!atomic_load_explicit(&w->signalled, memory_order_acquire))
+        sched_yield();
+    return w->status;
+}
+
 int plait__worker_help(plait__waiter *w, int64_t deadline)
 {
     plait__worker *wk = w->helper;
@@ -443,15 +452,12 @@ int plait__worker_help(plait__waiter *w, int64_t deadline)
             return w->status;
         /* The deadline is looked at before each task, not only when there is none:
          * a task once started runs to its end here, but no new one starts late. */
-        if (plait__deadline_passed(deadline)) {
-            if (plait__waiter_claim(w))
-                return w->status = -ETIMEDOUT;
-            /* claimed by a waker, whose signal comes as soon as it has let go of the
-             * lock it claimed under: wait for that, starting no task past the deadline */
-            while (!atomic_load_explicit(&w->signalled, memory_order_acquire))
-                sched_yield();
-            return w->status;
-        }
+        if (plait__deadline_passed(deadline))
+            return plait__waiter_claim(w) ? (w->status = -ETIMEDOUT) : await_claimed_signal(w);
+        /* Decided (its outcome is on its way): no task starts now, which might run for
+         * any time before the outcome is seen (a poll, a cancelled join). */
+        if (atomic_load_explicit(&w->claimed, memory_order_acquire))
+            return await_claimed_signal(w);
         plait__future *f = find_work(wk);
         if (f) {
             run_task(wk, f);
