@@ -585,6 +585,8 @@ ssize_t plait__ring_read(plait__fd_call *call, void *buf, size_t len, int64_t de
 
 /* ---- stacks (stack.c) ---- */
 int plait__stack_check_size(size_t size);
+/* The size of the class that serves a stack of `size` bytes (checked): at least size. */
+size_t plait__stack_round(size_t size);
 /* A coroutine with a stack of (at least) size bytes, from the scheduler's cache or
  * the global pool.  NULL when out of memory. */
 plait__coro *plait__stack_alloc(plait__sched *sched, size_t size);

@@ -547,6 +547,6 @@ int plait_set_stack_size(size_t bytes)
     if (!plait__tls_sched)
         return -EPERM;
     plait__stack_flush(plait__tls_sched); /* the cache holds stacks of the old default */
-    plait__tls_sched->default_stack = bytes;
+    plait__tls_sched->default_stack = plait__stack_round(bytes); /* a class's size */
     return 0;
 }

@@ -113,6 +113,21 @@ int plait__stack_check_size(size_t size)
     return size < PLAIT_STACK_MIN || size > PLAIT_STACK_MAX ? -EINVAL : 0;
 }
 
+/* Size classes.  A class is never freed and its first chunk maps 16 slots or more
+ * (guarded while the budget lasts), so a class per size asked for let a program that
+ * asks for many sizes (one at a time, each computed from its work) run out of address
+ * space and guard pages with one coroutine alive.  Sizes are rounded up to 64 bytes
+ * under PLAIT_GUARD_MIN_STACK (slots are packed at that grain anyway: at most 224
+ * classes) and to an eighth of their power of two above it (at most 12.5% more, 128
+ * classes up to PLAIT_STACK_MAX, itself a power of two). */
+size_t plait__stack_round(size_t size)
+{
+    if (size < PLAIT_GUARD_MIN_STACK)
+        return round_up(size, 64);
+    size_t step = ((size_t)1 << (63 - __builtin_clzll((unsigned long long)size))) / 8;
+    return round_up(size, step);
+}
+
 size_t plait_guard_budget(void)
 {
     int used = atomic_load(&guarded_slots);
@@ -280,6 +295,7 @@ static char *entry_slot(uintptr_t entry) { return (char *)(entry & ~(uintptr_t)1
 plait__coro *plait__stack_alloc(plait__sched *sched, size_t size)
 {
     plait__coro *coro = NULL;
+    size = plait__stack_round(size); /* the class's size: sched->default_stack is one */
     if (size == sched->default_stack && (coro = cache_pop(&sched->stacks))) {
         prepare(coro);
         return coro;

@@ -1,0 +1,65 @@
+/* test_review_stack.c — review of the stack pool (src/stack.c). */
+#include "helpers.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+static void *touch_a_little(void *arg)
+{
+    volatile char frame[512];
+    frame[0] = 1;
+    return frame[0] ? arg : NULL;
+}
+
+static long vm_size_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* One coroutine alive at a time, each asking for a slightly different stack size (a
+ * size computed from the work, say).  Each distinct size used to be a size class of
+ * its own, never freed, with a fresh chunk of at least 16 slots, guard pages on all of
+ * them: address space and guard pages ran out with one coroutine alive. */
+static void *distinct_sizes_main(void *arg)
+{
+    size_t base = (size_t)(uintptr_t)arg, count = base >= ((size_t)1 << 20) ? 100 : 1100;
+    long vm_before = vm_size_kb();
+    size_t budget_before = plait_guard_budget();
+    for (size_t i = 0; i < count; i++) {
+        plait_task t;
+        plait_spawn_options o = {.name = "sized", .stack_size = base + 4096 * i};
+        int r = plait_spawn_opts(&t, touch_a_little, ARG(7), &o);
+        CHECK_EQ(r, 0);
+        if (r != 0)
+            break;
+        void *v;
+        CHECK_EQ(plait_join(t, &v, SOON()), 0);
+        CHECK_EQ(INT(v), 7);
+    }
+    long vm_grew_mb = (vm_size_kb() - vm_before) / 1024;
+    size_t guards = budget_before - plait_guard_budget();
+    fprintf(stderr, "  %zu sizes from %zu: address space +%ld MiB, %zu guard pages\n", count,
+            base, vm_grew_mb, guards);
+    CHECK(vm_grew_mb < 8 * 1024);
+    CHECK(guards < 3000);
+    return NULL;
+}
+
+TEST(distinct_stack_sizes_share_classes_big)
+{
+    check_run(distinct_sizes_main, ARG((uintptr_t)32 << 20));
+}
+TEST(distinct_stack_sizes_share_classes)
+{
+    check_run(distinct_sizes_main, ARG((uintptr_t)16 << 10));
+}
+
+RUN_TESTS(CASE(distinct_stack_sizes_share_classes_big), CASE(distinct_stack_sizes_share_classes))
