@@ -196,7 +196,9 @@ int plait_cancelled(void);
  * fewer than plait_guard_budget() guarded stacks; all stacks carry a canary checked
  * at every switch.  An overflow onto either stops the program with a message naming
  * the task; a frame that skips the canary of a smaller stack is not seen (API.md):
- * give code with large frames 16 KiB or more.
+ * give code with large frames 16 KiB or more, and compile it with
+ * -fstack-clash-protection: without it a frame larger than a page skips the guard
+ * page too.
  * A finished coroutine's stack is kept for the next spawn; the memory of free stacks
  * beyond 256 per scheduler that stayed unused for a second goes back to the kernel
  * while the scheduler sleeps. */

@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/wait.h>
 
 static void *touch_a_little(void *arg)
 {
@@ -62,4 +63,62 @@ TEST(distinct_stack_sizes_share_classes)
     check_run(distinct_sizes_main, ARG((uintptr_t)16 << 10));
 }
 
-RUN_TESTS(CASE(distinct_stack_sizes_share_classes_big), CASE(distinct_stack_sizes_share_classes))
+/* A frame larger than a page, written only at its low end, on a guarded stack: the
+ * guard page stops it only in code compiled with -fstack-clash-protection (this file
+ * is, tests/CMakeLists.txt); without it the write landed in the stack below, unseen
+ * (API.md, "Stacks"). */
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    plait_sleep_until(PLAIT_FOREVER);
+    return NULL;
+}
+static __attribute__((noinline)) void *big_frame(void *arg)
+{
+    volatile char big[40 * 1024];
+    big[0] = 1;
+    return big[0] ? arg : NULL;
+}
+static void *big_frame_main(void *arg)
+{
+    (void)arg;
+    /* a size no other case uses: a fresh class, slots taken from the lowest up, so the
+     * frame reaches into the slot of a sleeper below */
+    plait_spawn_options o = {.name = "big-frame", .stack_size = 20 * 1024};
+    for (int i = 0; i < 3; i++)
+        if (plait_spawn_opts(NULL, sleeper, NULL, &o) != 0)
+            _exit(3);
+    plait_task t;
+    if (plait_spawn_opts(&t, big_frame, ARG(1), &o) != 0)
+        _exit(3);
+    plait_join(t, NULL, SOON());
+    _exit(0); /* not reached when the guard page stops the frame */
+}
+TEST(large_frame_stopped_by_guard_page_with_stack_clash_protection)
+{
+    if (CHECK_SANITIZED)
+        return; /* a sanitizer moves large locals off the stack */
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        plait_run(big_frame_main, NULL, NULL);
+        _exit(4);
+    }
+    close(fds[1]);
+    char out[4096] = {0};
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof out - 1 && (n = read(fds[0], out + len, sizeof out - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fds[0]);
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    CHECK(strstr(out, "stack overflow in coroutine 'big-frame'") != NULL);
+    CHECK(strstr(out, "guard page") != NULL);
+}
+
+RUN_TESTS(CASE(distinct_stack_sizes_share_classes_big), CASE(distinct_stack_sizes_share_classes),
+          CASE(large_frame_stopped_by_guard_page_with_stack_clash_protection))
