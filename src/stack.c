@@ -545,6 +545,17 @@ static char *interrupted_sp(void *uctx)
 #endif
 }
 
+/* Whether sp is on the thread's alternate signal stack: a fault in a handler that runs
+ * there (SA_ONSTACK, as API.md advises) while a coroutine is current has its stack
+ * pointer below the coroutine's stack (the alternate stack is on the heap) without any
+ * overflow.  sigaltstack is async-signal-safe. */
+static bool on_alternate_stack(const char *sp)
+{
+    stack_t ss;
+    return sigaltstack(NULL, &ss) == 0 && !(ss.ss_flags & SS_DISABLE) &&
+           sp >= (const char *)ss.ss_sp && sp < (const char *)ss.ss_sp + ss.ss_size;
+}
+
 static void segv_handler(int sig, siginfo_t *info, void *uctx)
 {
     plait__coro *coro = plait__coro_current();
@@ -553,7 +564,7 @@ static void segv_handler(int sig, siginfo_t *info, void *uctx)
         if (coro->guarded && addr >= coro->stack_lo - page_size && addr < coro->stack_lo)
             report_overflow(coro, "it ran into its guard page");
         /* unguarded stacks: the fault came from running below the stack's end */
-        if (sp && sp < coro->stack_lo)
+        if (sp && sp < coro->stack_lo && !on_alternate_stack(sp))
             report_overflow(coro, "it ran past the end of its stack");
     }
     /* Not ours: the default action.  A fault would happen again on return, but a

@@ -120,5 +120,67 @@ TEST(large_frame_stopped_by_guard_page_with_stack_clash_protection)
     CHECK(strstr(out, "guard page") != NULL);
 }
 
+/* A fault in a signal handler that runs on the alternate signal stack (SA_ONSTACK, as
+ * API.md advises) while a coroutine is current: the stack pointer is below the
+ * coroutine's stack (the alternate stack is on the heap), but nothing overflowed.  It
+ * was reported as "stack overflow in coroutine ...: it ran past the end of its stack"
+ * (and SIGABRT) instead of dying of the SIGSEGV it is. */
+static int *volatile null_pointer;
+static void faulting_handler(int sig)
+{
+    (void)sig;
+    *null_pointer = 1;
+}
+static void *raise_in_coroutine(void *arg)
+{
+    (void)arg;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = faulting_handler;
+    sa.sa_flags = SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGUSR1, &sa, NULL) != 0)
+        _exit(3);
+    raise(SIGUSR1);
+    _exit(0); /* not reached */
+}
+static void *fault_main(void *arg)
+{
+    (void)arg;
+    plait_spawn_options o = {.name = "faulty", .stack_size = 64 * 1024};
+    plait_task t;
+    if (plait_spawn_opts(&t, raise_in_coroutine, NULL, &o) != 0)
+        _exit(3);
+    plait_join(t, NULL, SOON());
+    _exit(4);
+}
+TEST(fault_on_alternate_stack_is_no_overflow)
+{
+    if (CHECK_SANITIZED)
+        return; /* a sanitizer handles SIGSEGV itself */
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        plait_run(fault_main, NULL, NULL);
+        _exit(5);
+    }
+    close(fds[1]);
+    char out[4096] = {0};
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof out - 1 && (n = read(fds[0], out + len, sizeof out - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fds[0]);
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+    CHECK(strstr(out, "stack overflow") == NULL);
+    if (strstr(out, "stack overflow"))
+        fprintf(stderr, "  child said: %s", out);
+}
+
 RUN_TESTS(CASE(distinct_stack_sizes_share_classes_big), CASE(distinct_stack_sizes_share_classes),
-          CASE(large_frame_stopped_by_guard_page_with_stack_clash_protection))
+          CASE(large_frame_stopped_by_guard_page_with_stack_clash_protection),
+          CASE(fault_on_alternate_stack_is_no_overflow))
