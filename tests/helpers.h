@@ -40,6 +40,20 @@
 /* A call that must not block returned promptly. */
 #define CHECK_PROMPT(start) CHECK(plait_now() - (start) < PLAIT_SEC)
 
+/* The process's address space in KiB (VmSize), -1 when it cannot be read. */
+static inline long vm_size_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
 /* ---- helpers: schedulers on their own threads, plain threads, randomness ---- */
 
 typedef struct {

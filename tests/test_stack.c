@@ -500,18 +500,6 @@ static void *big_stack_main(void *p)
         r = plait_join(t, NULL, PLAIT_FOREVER);
     return r == 0 ? NULL : PLAIT_FAIL(r);
 }
-static long vm_size_kb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
 TEST(big_stack_under_an_address_space_limit)
 {
     if (CHECK_SANITIZED)

@@ -1,4 +1,6 @@
-/* test_review_stack.c — review of the stack pool (src/stack.c). */
+/* test_stack_edges.c — the stack pool (src/stack.c) at its edges: many distinct stack
+ * sizes, a frame larger than a page against a guard page (-fstack-clash-protection), a
+ * fault in a handler on the alternate signal stack. */
 #include "helpers.h"
 
 #include <stdint.h>
@@ -12,17 +14,31 @@ static void *touch_a_little(void *arg)
     return frame[0] ? arg : NULL;
 }
 
-static long vm_size_kb(void)
+
+/* Run fn as the main coroutine of a scheduler in a child process, its standard error
+ * into out (NUL-terminated); the child's wait status (-1: no child). */
+static int run_in_child(plait_fn fn, char *out, size_t size)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
+    int fds[2];
+    out[0] = '\0';
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        plait_run(fn, NULL, NULL);
+        _exit(4);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    ssize_t n;
+    while (pid > 0 && len < size - 1 && (n = read(fds[0], out + len, size - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(fds[0]);
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    return status;
 }
 
 /* One coroutine alive at a time, each asking for a slightly different stack size (a
@@ -98,23 +114,8 @@ TEST(large_frame_stopped_by_guard_page_with_stack_clash_protection)
 {
     if (CHECK_SANITIZED)
         return; /* a sanitizer moves large locals off the stack */
-    int fds[2];
-    CHECK_EQ(pipe(fds), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], STDERR_FILENO);
-        plait_run(big_frame_main, NULL, NULL);
-        _exit(4);
-    }
-    close(fds[1]);
-    char out[4096] = {0};
-    size_t len = 0;
-    ssize_t n;
-    while (len < sizeof out - 1 && (n = read(fds[0], out + len, sizeof out - 1 - len)) > 0)
-        len += (size_t)n;
-    close(fds[0]);
-    int status;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    char out[4096];
+    int status = run_in_child(big_frame_main, out, sizeof out);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
     CHECK(strstr(out, "stack overflow in coroutine 'big-frame'") != NULL);
     CHECK(strstr(out, "guard page") != NULL);
@@ -158,23 +159,8 @@ TEST(fault_on_alternate_stack_is_no_overflow)
 {
     if (CHECK_SANITIZED)
         return; /* a sanitizer handles SIGSEGV itself */
-    int fds[2];
-    CHECK_EQ(pipe(fds), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], STDERR_FILENO);
-        plait_run(fault_main, NULL, NULL);
-        _exit(5);
-    }
-    close(fds[1]);
-    char out[4096] = {0};
-    size_t len = 0;
-    ssize_t n;
-    while (len < sizeof out - 1 && (n = read(fds[0], out + len, sizeof out - 1 - len)) > 0)
-        len += (size_t)n;
-    close(fds[0]);
-    int status;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    char out[4096];
+    int status = run_in_child(fault_main, out, sizeof out);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
     CHECK(strstr(out, "stack overflow") == NULL);
     if (strstr(out, "stack overflow"))
