@@ -193,13 +193,13 @@ int plait_cancelled(void);
 /* Default stack size for coroutines spawned later by this thread's scheduler.
  * -EINVAL outside [PLAIT_STACK_MIN, PLAIT_STACK_MAX] (0 included), -EPERM with no
  * scheduler.  A size (here or in plait_spawn_options) is rounded up to its size class,
- * at most 12.5 % more (API.md, "Stacks").  Stacks of 16 KiB and more get a guard page while the process has
- * fewer than plait_guard_budget() guarded stacks; all stacks carry a canary checked
- * at every switch.  An overflow onto either stops the program with a message naming
- * the task; a frame that skips the canary of a smaller stack is not seen (API.md):
- * give code with large frames 16 KiB or more, and compile it with
- * -fstack-clash-protection: without it a frame larger than a page skips the guard
- * page too.
+ * at most 12.5 % more (API.md, "Stacks").  Stacks of 16 KiB and more get a guard page
+ * while the process has fewer than plait_guard_budget() guarded stacks; all stacks
+ * carry a canary checked at every switch.  An overflow onto either stops the program
+ * with a message naming the task; a frame that skips the canary of a smaller stack is
+ * not seen (API.md): give code with large frames 16 KiB or more, and compile it with
+ * -fstack-clash-protection (on aarch64 with --param=stack-clash-protection-guard-size=12
+ * too): without it a frame larger than a page skips the guard page too.
  * A finished coroutine's stack is kept for the next spawn; the memory of free stacks
  * beyond 256 per scheduler that stayed unused for a second goes back to the kernel
  * while the scheduler sleeps. */

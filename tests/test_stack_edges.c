@@ -80,8 +80,8 @@ TEST(distinct_stack_sizes_share_classes)
 }
 
 /* A frame larger than a page, written only at its low end, on a guarded stack: the
- * guard page stops it only in code compiled with -fstack-clash-protection (this file
- * is, tests/CMakeLists.txt); without it the write landed in the stack below, unseen
+ * guard page stops it only in code compiled with -fstack-clash-protection, probing
+ * every page (this file is, tests/CMakeLists.txt); without it the write landed in the stack below, unseen
  * (API.md, "Stacks"). */
 static void *sleeper(void *arg)
 {
