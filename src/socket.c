@@ -21,6 +21,7 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -415,10 +416,18 @@ static bool connection_failed(int err)
     }
 }
 
+/* Whether fd says it is shut down for reading (POLLRDHUP), looking without waiting. */
+static bool shut_for_reading(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
+}
+
 int plait_accept(int fd, plait_addr *peer, int64_t deadline)
 {
     plait__fd_call call;
     plait__fd_call_open(&call, fd, false);
+    bool woken = false; /* a wait has said fd is ready */
     for (;;) {
         plait_addr a;
         memset(&a, 0, sizeof a);
@@ -432,11 +441,19 @@ int plait_accept(int fd, plait_addr *peer, int64_t deadline)
                 *peer = a;
             return c;
         }
-        if (connection_failed(errno))
+        int e = errno;
+        if (connection_failed(e))
             continue;
+        /* A Unix listener shut down for reading polls readable (end of file) for good
+         * while accept(2) answers EAGAIN (a blocking one: EINVAL, as TCP's does): not
+         * listening any more, rather than a wait that would return at once, forever. */
+        if ((e == EAGAIN || e == EWOULDBLOCK) && woken && shut_for_reading(fd))
+            return -EINVAL;
+        errno = e;
         int r = plait__wait_to_retry(&call, PLAIT_READABLE, deadline);
         if (r < 0)
             return r;
+        woken = true;
     }
 }
 
