@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,6 +37,12 @@ int plait__wait_to_retry(const plait__fd_call *call, int events, int64_t deadlin
         return -errno;
     int r = plait__wait_fd_in_call(call, events, deadline, true);
     return r < 0 ? r : 0;
+}
+
+bool plait__shut_for_reading(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
 }
 
 /* The system call: send(2)/recv(2) on a socket, which skip what write(2)/read(2) do
@@ -69,6 +76,7 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
     bool drained = !writing && len && call.drained;
     bool is_socket = call.socket;
     bool ring_read = true; /* the kernel may read in the ring (io_uring) */
+    bool woken = false;    /* a wait has said fd is readable */
     for (;;) {
         ssize_t n;
         int begun = plait__fd_call_begin(&call);
@@ -89,6 +97,7 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
             int r = plait__wait_fd_in_call(&call, PLAIT_READABLE, deadline, false);
             if (r < 0 && r != -ETIMEDOUT)
                 return r;
+            woken = r > 0;
         }
         n = system_transfer(fd, buf, len, writing, is_socket);
         if (n < 0 && is_socket && errno == ENOTSOCK) { /* the number names another file now */
@@ -101,6 +110,11 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
         if (n >= 0)
             return n;
         if (!writing && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* A datagram socket shut down for reading polls readable for good while
+             * recv(2) says EAGAIN: its end of file, as a blocking recv(2) has it (and
+             * as the kernel's read in the ring, on io_uring, has it too). */
+            if (woken && plait__shut_for_reading(fd))
+                return 0;
             /* nothing there: from now on, wait (or have the kernel read) first */
             drained = true;
             plait__fd_call_set_drained(&call, true);

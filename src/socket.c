@@ -21,7 +21,6 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -416,13 +415,6 @@ static bool connection_failed(int err)
     }
 }
 
-/* Whether fd says it is shut down for reading (POLLRDHUP), looking without waiting. */
-static bool shut_for_reading(int fd)
-{
-    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-    return poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
-}
-
 int plait_accept(int fd, plait_addr *peer, int64_t deadline)
 {
     plait__fd_call call;
@@ -447,7 +439,7 @@ int plait_accept(int fd, plait_addr *peer, int64_t deadline)
         /* A Unix listener shut down for reading polls readable (end of file) for good
          * while accept(2) answers EAGAIN (a blocking one: EINVAL, as TCP's does): not
          * listening any more, rather than a wait that would return at once, forever. */
-        if ((e == EAGAIN || e == EWOULDBLOCK) && woken && shut_for_reading(fd))
+        if ((e == EAGAIN || e == EWOULDBLOCK) && woken && plait__shut_for_reading(fd))
             return -EINVAL;
         errno = e;
         int r = plait__wait_to_retry(&call, PLAIT_READABLE, deadline);
@@ -605,6 +597,7 @@ ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t 
         return -EINVAL;
     plait__fd_call call;
     plait__fd_call_open(&call, fd, false);
+    bool woken = false; /* a wait has said fd is ready */
     for (;;) {
         plait_addr a;
         memset(&a, 0, sizeof a);
@@ -618,9 +611,17 @@ ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t 
                 *from = a;
             return n;
         }
+        /* shut down for reading: end of file, from no one (see transfer, fdio.c) */
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && woken &&
+            plait__shut_for_reading(fd)) {
+            if (from)
+                memset(from, 0, sizeof *from);
+            return 0;
+        }
         int r = plait__wait_to_retry(&call, PLAIT_READABLE, deadline);
         if (r < 0)
             return r;
+        woken = true;
     }
 }
 

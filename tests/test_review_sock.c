@@ -74,6 +74,99 @@ TEST(unix_accept_after_shutdown_ends_on_a_thread)
     CHECK_EQ(plait_join(t, NULL, SOON()), 0);
 }
 
+/* A datagram socket shut down for reading: its reads and receives see end of file (0)
+ * at once, as a blocking recv(2) would, and as plait_shutdown promises its waiting
+ * readers; they do not spin on a descriptor that polls readable while recv(2) says
+ * EAGAIN, until their deadline.  arg: 0, a Unix datagram pair, plait_read; 1, the
+ * same, plait_recvfrom; 2, a connected UDP socket, plait_recvfrom; 3, the same,
+ * plait_read. */
+static void *read_after_shutdown(void *arg)
+{
+    int mode = (int)(intptr_t)arg;
+    int fd, other;
+    if (mode < 2) {
+        int sv[2];
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+        fd = sv[0];
+        other = sv[1];
+    } else {
+        plait_addr a, b;
+        CHECK_EQ(plait_addr_ip(&a, "127.0.0.1", 0), 0);
+        fd = plait_udp_bind(&a);
+        other = plait_udp_bind(&a);
+        CHECK(fd >= 0 && other >= 0);
+        CHECK_EQ(plait_local_addr(other, &b), 0);
+        CHECK_EQ(connect(fd, &b.u.sa, b.len), 0);
+    }
+    CHECK_EQ(plait_shutdown(fd, SHUT_RD), 0);
+    char buf[16];
+    int64_t start = plait_now();
+    int64_t deadline = plait_deadline_in(500 * PLAIT_MS);
+    ssize_t n = mode == 0 || mode == 3 ? plait_read(fd, buf, sizeof buf, deadline)
+                                       : plait_recvfrom(fd, buf, sizeof buf, NULL, deadline);
+    int64_t took = plait_now() - start;
+    fprintf(stderr, "  mode %d: %zd after %lld ms\n", mode, n, (long long)(took / PLAIT_MS));
+    CHECK_EQ(n, 0);
+    CHECK(took < 250 * PLAIT_MS);
+    plait_close(fd);
+    plait_close(other);
+    return NULL;
+}
+
+TEST(unix_dgram_read_after_shutdown) { check_run(read_after_shutdown, (void *)0); }
+TEST(unix_dgram_recvfrom_after_shutdown) { check_run(read_after_shutdown, (void *)1); }
+TEST(udp_recvfrom_after_shutdown) { check_run(read_after_shutdown, (void *)2); }
+TEST(udp_read_after_shutdown) { check_run(read_after_shutdown, (void *)3); }
+TEST(udp_recvfrom_after_shutdown_on_a_thread)
+{
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, read_after_shutdown, (void *)2, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+}
+
+/* A coroutine waiting in plait_recvfrom on a UDP socket sees end of file when another
+ * shuts the socket down for reading, on either poller. */
+static ssize_t waiter_result;
+static void *recv_waiter(void *arg)
+{
+    int fd = *(int *)arg;
+    char buf[8];
+    waiter_result = plait_recvfrom(fd, buf, sizeof buf, NULL, plait_deadline_in(2 * PLAIT_SEC));
+    return NULL;
+}
+
+static void *shutdown_under_a_waiting_receiver(void *arg)
+{
+    (void)arg;
+    plait_addr a, b;
+    CHECK_EQ(plait_addr_ip(&a, "127.0.0.1", 0), 0);
+    int fd = plait_udp_bind(&a), other = plait_udp_bind(&a);
+    CHECK(fd >= 0 && other >= 0);
+    CHECK_EQ(plait_local_addr(other, &b), 0);
+    CHECK_EQ(connect(fd, &b.u.sa, b.len), 0);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, recv_waiter, &fd), 0);
+    CHECK_EQ(plait_yield(), 0); /* it runs until it waits */
+    int64_t start = plait_now();
+    CHECK_EQ(plait_shutdown(fd, SHUT_RD), 0);
+    waiter_result = 1;
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    int64_t took = plait_now() - start;
+    fprintf(stderr, "  waiting receiver: %zd after %lld ms\n", waiter_result,
+            (long long)(took / PLAIT_MS));
+    CHECK_EQ(waiter_result, 0);
+    CHECK(took < PLAIT_SEC);
+    plait_close(fd);
+    plait_close(other);
+    return NULL;
+}
+
+TEST(udp_shutdown_wakes_a_waiting_receiver) { check_run(shutdown_under_a_waiting_receiver, NULL); }
+
 RUN_TESTS(CASE(tcp_accept_after_shutdown_ends), CASE(unix_accept_after_shutdown_ends),
           CASE(unix_accept_after_shutdown_rd_ends),
-          CASE(unix_accept_after_shutdown_ends_on_a_thread))
+          CASE(unix_accept_after_shutdown_ends_on_a_thread),
+          CASE(unix_dgram_read_after_shutdown), CASE(unix_dgram_recvfrom_after_shutdown),
+          CASE(udp_recvfrom_after_shutdown), CASE(udp_read_after_shutdown),
+          CASE(udp_recvfrom_after_shutdown_on_a_thread),
+          CASE(udp_shutdown_wakes_a_waiting_receiver))
