@@ -785,7 +785,8 @@ int plait_unix_listen(const char *path, int backlog);
  * EPROTO, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, ENETUNREACH) is skipped: the
  * call goes on to the next one, so an accept loop is not ended by one client.
  * -EMFILE/-ENFILE when descriptors have run out (the connection stays queued), -EINVAL
- * for a socket that is not listening, -EOPNOTSUPP for one that is not a stream,
+ * for a socket that is not listening (or was shut down for reading, once the
+ * connections queued before are taken), -EOPNOTSUPP for one that is not a stream,
  * -ETIMEDOUT, -ECANCELED, -EBADF. */
 int plait_accept(int fd, plait_addr *peer, int64_t deadline);
 
@@ -800,7 +801,8 @@ int plait_tcp_connect(const char *host, int port, int64_t deadline);
 int plait_unix_connect(const char *path, int64_t deadline);
 
 /* shutdown(2): how is SHUT_RD, SHUT_WR or SHUT_RDWR.  Waiting readers of the socket
- * see end of file.  0 or -errno. */
+ * see end of file (a datagram socket's too, once its queued datagrams are taken), and
+ * waiting accepts of a listener shut down for reading -EINVAL.  0 or -errno. */
 int plait_shutdown(int fd, int how);
 
 /* A UDP socket bound to addr (port 0: any port); for an IPv6 address it takes IPv4
