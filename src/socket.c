@@ -612,12 +612,13 @@ ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t 
             return n;
         }
         /* shut down for reading: end of file, from no one (see transfer, fdio.c) */
-        if ((errno == EAGAIN || errno == EWOULDBLOCK) && woken &&
-            plait__shut_for_reading(fd)) {
+        int e = errno;
+        if ((e == EAGAIN || e == EWOULDBLOCK) && woken && plait__shut_for_reading(fd)) {
             if (from)
                 memset(from, 0, sizeof *from);
             return 0;
         }
+        errno = e;
         int r = plait__wait_to_retry(&call, PLAIT_READABLE, deadline);
         if (r < 0)
             return r;
