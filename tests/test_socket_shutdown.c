@@ -1,5 +1,7 @@
 /*
- * test_review_sock.c — review probes of socket.c / fdio.c.
+ * test_socket_shutdown.c — sockets shut down for reading: an accept on a Unix listener
+ * (-EINVAL, once the connections queued before are taken), reads and receives on
+ * datagram sockets (end of file), on both pollers; none may spin to its deadline.
  *
  * Linked with --wrap=accept4 (tests/CMakeLists.txt): the wrapper counts the calls.
  */
