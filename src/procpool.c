@@ -626,9 +626,11 @@ static int done_entry(plait_procpool *p, uint32_t s)
 
 /* A ring entry (or counter) was written over: fail through the done ring each task that
  * it stood for, which no ring holds though its slot says it is on one — done, but off
- * the done ring; or waiting to be taken (queued or cancelled, no runner yet: a slot
- * taken has one, and its worker's death fails it), but off the ready ring (pool lock
- * and shared lock held). */
+ * the done ring; or not taken by a worker (no runner yet: a slot taken has one, and its
+ * worker's death fails it), but off the ready ring.  The latter whatever its state
+ * says: a slot whose state was written over (RUNNING, FREE, a value no side writes)
+ * while it waited is dropped by the worker that comes to its entry, as a stray, and
+ * its task was then neither run nor failed — lost (pool lock and shared lock held). */
 static void fail_lost(plait_procpool *p)
 {
     pool_shm *sh = p->sh;
@@ -637,7 +639,7 @@ static void fail_lost(plait_procpool *p)
             continue;
         if (slot_at(p, s)->state == SLOT_DONE
                 ? !ring_has(p->done, p->nslots, sh->done_head, sh->done_tail, s)
-                : slot_waits(p, s) && slot_at(p, s)->runner == 0 &&
+                : slot_at(p, s)->runner == 0 &&
                       !ring_has(p->ready, p->nslots, sh->ready_head, sh->ready_tail, s))
             fail_slot(p, s, -EPROTO);
     }
@@ -895,7 +897,6 @@ static void fail_queued(plait_procpool *p, int code)
 {
     pool_shm *sh = p->sh;
     parent_lock(p);
-    fail_lost(p);
     for (uint64_t k = ring_count(p->nslots, sh->ready_head, sh->ready_tail); k-- > 0;) {
         uint32_t s = p->ready[sh->ready_head % p->nslots];
         sh->ready_head++;
@@ -903,6 +904,8 @@ static void fail_queued(plait_procpool *p, int code)
             fail_slot(p, s, code);
     }
     sh->ready_head = sh->ready_tail;
+    fail_lost(p); /* after: also an entry passed over here, whose slot's state was
+                   * written over while it waited */
     plait__plock_unlock(&sh->lock);
 }
 

@@ -1,0 +1,146 @@
+/*
+ * test_review_pp.c — probes of the process pool found by review.
+ *
+ * A task whose memory bug writes over the state word of ANOTHER slot's header (one
+ * whose task waits, untaken, in the ready ring) with a value other than DONE — RUNNING,
+ * FREE, or a value no side writes.  The worker that comes to the entry drops it (its
+ * slot does not wait to run) and says so (strays), but the parent's fail_lost only
+ * failed tasks whose slot says DONE or "waits": the overwritten task was neither run
+ * nor failed, its join waited for ever, and so did a draining shutdown (and destroy).
+ * So too with PLAIT_POOL_CANCEL before any worker came to the entry: fail_queued passed
+ * the entry over.  plait.h: the task whose record was written over fails with -EPROTO,
+ * and no task is lost.
+ *
+ * Layout (x86-64, one worker, arg_max = result_max = 64): the pool's shared header at
+ * 0 (ready_tail at 32), the ready ring at 64, slot 0 at 192 (fn at +16, arg_len at +24,
+ * its argument at +64), slot 1 at 192 + 192 = 384 (its state at +0).  The first task
+ * goes to slot 0, the second to slot 1.
+ */
+#include "helpers.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(__x86_64__)
+enum { READY_TAIL = 32, SLOT0 = 192, SLOT0_FN = SLOT0 + 16, SLOT0_ARG_LEN = SLOT0 + 24,
+       SLOT0_ARG = SLOT0 + 64, SLOT1_STATE = 384 };
+
+static int signal_pipe[2] = {-1, -1};
+
+typedef struct scribble {
+    uint32_t state; /* written into slot 1's state */
+    int then_wait;  /* 1: tell the parent, then wait to be killed */
+} scribble;
+
+static ssize_t scribbles_on_slot1(const void *arg, size_t arg_len, void *out, size_t cap)
+{
+    volatile char *base = (volatile char *)arg - SLOT0_ARG;
+    plait_proc_fn fn;
+    memcpy(&fn, (const char *)base + SLOT0_FN, sizeof fn);
+    scribble s;
+    if (fn != scribbles_on_slot1 || arg_len != sizeof s || cap < 8 ||
+        *(volatile uint64_t *)(base + SLOT0_ARG_LEN) != arg_len)
+        return -EINVAL; /* not the layout assumed */
+    memcpy(&s, arg, sizeof s);
+    /* the second task is queued in slot 1 once the tail reads 2 */
+    for (int64_t give_up = plait_deadline_in(PLAIT_SEC);
+         *(volatile uint64_t *)(base + READY_TAIL) != 2;)
+        if (plait_now() > give_up)
+            return -ETIMEDOUT;
+    *(volatile uint32_t *)(base + SLOT1_STATE) = s.state;
+    if (s.then_wait) {
+        char c = 1;
+        if (write(signal_pipe[1], &c, 1) != 1)
+            return -EIO;
+        for (;;)
+            pause(); /* until the shutdown kills it */
+    }
+    memset(out, 0x5a, 8);
+    return 8;
+}
+
+static ssize_t echo(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    if (arg_len > out_cap)
+        return -EMSGSIZE;
+    memcpy(out, arg, arg_len);
+    return (ssize_t)arg_len;
+}
+
+static void slot_state_scribbled(uint32_t state, int then_wait)
+{
+    CHECK_EQ(pipe(signal_pipe), 0);
+    plait_procpool *pool;
+    plait_procpool_options o = {.processes = 1, .arg_max = 64, .result_max = 64};
+    CHECK_EQ(plait_procpool_create(&pool, &o), 0);
+    scribble s = {.state = state, .then_wait = then_wait};
+    plait_task t, behind;
+    CHECK_EQ(plait_procpool_submit(pool, &t, scribbles_on_slot1, &s, sizeof s), 0);
+    CHECK_EQ(plait_procpool_submit(pool, &behind, echo, "ab", 2), 0);
+    plait_bytes *b = NULL;
+    bool stuck = false;
+    if (then_wait) {
+        struct pollfd pfd = {.fd = signal_pipe[0], .events = POLLIN};
+        CHECK_EQ(poll(&pfd, 1, 10000), 1);
+        int r = plait_procpool_shutdown(pool, PLAIT_POOL_CANCEL, SOON());
+        CHECK_EQ(r, 0);
+        stuck = r != 0;
+        CHECK_EQ(plait_join(t, (void **)&b, SOON()), -ECANCELED);
+    } else {
+        CHECK_EQ(plait_join(t, (void **)&b, SOON()), 0);
+        CHECK(b && b->len == 8);
+    }
+    free(b);
+    b = NULL;
+    int r = plait_join(behind, (void **)&b, SOON());
+    CHECK_EQ(r, -EPROTO); /* its record was written over: not lost */
+    free(b);
+    stuck = stuck || r == -ETIMEDOUT;
+    if (!then_wait && !stuck) { /* the pool goes on */
+        plait_task more;
+        CHECK_EQ(plait_procpool_submit(pool, &more, echo, "cd", 2), 0);
+        b = NULL;
+        CHECK_EQ(plait_join(more, (void **)&b, SOON()), 0);
+        CHECK(b && b->len == 2 && memcmp(b->data, "cd", 2) == 0);
+        free(b);
+    }
+    if (!stuck) /* else a drain would wait for ever for the lost task */
+        CHECK_EQ(plait_procpool_destroy(pool), 0);
+    close(signal_pipe[0]);
+    close(signal_pipe[1]);
+}
+
+enum { SLOT_FREE_ = 0, SLOT_RUNNING_ = 2 };
+
+TEST(other_slots_state_scribbled_running_fails_it)
+{
+    slot_state_scribbled(SLOT_RUNNING_, 0);
+}
+
+TEST(other_slots_state_scribbled_free_fails_it)
+{
+    slot_state_scribbled(SLOT_FREE_, 0);
+}
+
+TEST(other_slots_state_scribbled_garbage_fails_it)
+{
+    slot_state_scribbled(77, 0);
+}
+
+TEST(other_slots_state_scribbled_then_shutdown_cancel_fails_it)
+{
+    slot_state_scribbled(SLOT_RUNNING_, 1);
+}
+#else
+TEST(other_slots_state_scribbled_running_fails_it) {}
+TEST(other_slots_state_scribbled_free_fails_it) {}
+TEST(other_slots_state_scribbled_garbage_fails_it) {}
+TEST(other_slots_state_scribbled_then_shutdown_cancel_fails_it) {}
+#endif
+
+RUN_TESTS(CASE(other_slots_state_scribbled_running_fails_it),
+          CASE(other_slots_state_scribbled_free_fails_it),
+          CASE(other_slots_state_scribbled_garbage_fails_it),
+          CASE(other_slots_state_scribbled_then_shutdown_cancel_fails_it))
