@@ -96,7 +96,7 @@
 
 enum { SLOT_FREE, SLOT_QUEUED, SLOT_RUNNING, SLOT_DONE, SLOT_CANCELLED };
 enum { WHERE_PENDING, WHERE_SLOT, WHERE_DONE };
-enum { ALIGN = 64, NO_SLOT = -1 };
+enum { ALIGN = 64, NO_SLOT = -1, SLOT_NOT_RUN = 1 };
 /* How long a worker without work, or a joiner without its result, keeps looking before
  * it sleeps: a wake-up through the kernel costs longer than most gaps between the
  * tasks of a busy pool (and a round trip is two of them). */
@@ -488,7 +488,10 @@ static void dispatch(plait_procpool *p, ptask *t, uint32_t s, const void *head,
     task_slot *ts = slot_at(p, s);
     ts->fn = t->fn;
     ts->arg_len = t->arg_len;
-    ts->code = 0;
+    /* a code that store_outcome never writes (slot_outcome: -EPROTO) until a worker has
+     * run the task: a slot whose state was written over with CANCELLED is passed to the
+     * done ring unrun, and its task would have been delivered as done, with no result */
+    ts->code = SLOT_NOT_RUN;
     ts->result_len = 0;
     ts->runner = 0;
     ts->deadline = 0;

@@ -96,6 +96,8 @@ static void slot_state_scribbled(uint32_t state, int then_wait)
     b = NULL;
     int r = plait_join(behind, (void **)&b, SOON());
     CHECK_EQ(r, -EPROTO); /* its record was written over: not lost */
+    if (r == 0)
+        fprintf(stderr, "  delivered as done: %zu bytes\n", b ? b->len : (size_t)0);
     free(b);
     stuck = stuck || r == -ETIMEDOUT;
     if (!then_wait && !stuck) { /* the pool goes on */
@@ -129,6 +131,15 @@ TEST(other_slots_state_scribbled_garbage_fails_it)
     slot_state_scribbled(77, 0);
 }
 
+/* CANCELLED written over a queued task's state: the worker passed it to the done ring
+ * without running it, and the parent delivered it as a success with an empty result
+ * (the code and length that dispatch had cleared) — a task reported done that never
+ * ran. */
+TEST(other_slots_state_scribbled_cancelled_fails_it)
+{
+    slot_state_scribbled(4, 0);
+}
+
 TEST(other_slots_state_scribbled_then_shutdown_cancel_fails_it)
 {
     slot_state_scribbled(SLOT_RUNNING_, 1);
@@ -137,10 +148,12 @@ TEST(other_slots_state_scribbled_then_shutdown_cancel_fails_it)
 TEST(other_slots_state_scribbled_running_fails_it) {}
 TEST(other_slots_state_scribbled_free_fails_it) {}
 TEST(other_slots_state_scribbled_garbage_fails_it) {}
+TEST(other_slots_state_scribbled_cancelled_fails_it) {}
 TEST(other_slots_state_scribbled_then_shutdown_cancel_fails_it) {}
 #endif
 
 RUN_TESTS(CASE(other_slots_state_scribbled_running_fails_it),
           CASE(other_slots_state_scribbled_free_fails_it),
           CASE(other_slots_state_scribbled_garbage_fails_it),
+          CASE(other_slots_state_scribbled_cancelled_fails_it),
           CASE(other_slots_state_scribbled_then_shutdown_cancel_fails_it))
