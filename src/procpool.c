@@ -613,12 +613,35 @@ static void fail_slot(plait_procpool *p, uint32_t s, int code)
  * -EPROTO.  The parent's own verdicts (fail_slot) are kept on its side. */
 enum { ENTRY_DONE, ENTRY_BROKEN, ENTRY_NONE };
 
+/* Whether runner (a pid, as a slot names it) is a worker of the pool that has not
+ * ended (pool lock held). */
+static bool runner_at_work(plait_procpool *p, uint32_t runner)
+{
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        worker *w = &p->workers[i];
+        if (!w->alive || (uint32_t)w->pid != runner || w->pidfd < 0)
+            continue;
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        return waitid(P_PIDFD, (id_t)w->pidfd, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+               info.si_pid == 0;
+    }
+    return false;
+}
+
 /* What the done-ring entry s is (pool lock and shared lock held). */
 static int done_entry(plait_procpool *p, uint32_t s)
 {
     if (s >= p->nslots || !p->slot_task[s])
         return ENTRY_NONE;
     uint32_t state = slot_at(p, s)->state;
+    /* RUNNING on the done ring: its worker died between putting it there and marking it
+     * done — or the entry is stale (a counter written over) and the task still runs: a
+     * worker alive cannot be between the two while the parent holds the shared lock.
+     * Taken, its slot would be freed and given to another task while it runs, and that
+     * task delivered this one's result. */
+    if (state == SLOT_RUNNING && runner_at_work(p, slot_at(p, s)->runner))
+        return ENTRY_NONE;
     if (state == SLOT_DONE || state == SLOT_RUNNING || p->slot_task[s]->withdrawn)
         return ENTRY_DONE;
     if (state == SLOT_QUEUED &&
