@@ -613,9 +613,9 @@ static void fail_slot(plait_procpool *p, uint32_t s, int code)
  * -EPROTO.  The parent's own verdicts (fail_slot) are kept on its side. */
 enum { ENTRY_DONE, ENTRY_BROKEN, ENTRY_NONE };
 
-/* Whether runner (a pid, as a slot names it) is a worker of the pool that has not
- * ended (pool lock held). */
-static bool runner_at_work(plait_procpool *p, uint32_t runner)
+/* The worker that runner (a pid, as a slot names it) names, if it has not ended (pool
+ * lock held); NULL if none. */
+static worker *runner_at_work(plait_procpool *p, uint32_t runner)
 {
     for (unsigned i = 0; i < p->nworkers; i++) {
         worker *w = &p->workers[i];
@@ -623,9 +623,21 @@ static bool runner_at_work(plait_procpool *p, uint32_t runner)
             continue;
         siginfo_t info;
         memset(&info, 0, sizeof info);
-        return waitid(P_PIDFD, (id_t)w->pidfd, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-               info.si_pid == 0;
+        bool ended = waitid(P_PIDFD, (id_t)w->pidfd, &info, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+                     info.si_pid != 0;
+        return ended ? NULL : w;
     }
+    return NULL;
+}
+
+/* Whether a slot other than s, with a task, is RUNNING by runner (pool lock and shared
+ * lock held). */
+static bool runs_another(plait_procpool *p, uint32_t s, uint32_t runner)
+{
+    for (uint32_t o = 0; o < p->nslots; o++)
+        if (o != s && p->slot_task[o] && slot_at(p, o)->runner == runner &&
+            slot_at(p, o)->state == SLOT_RUNNING)
+            return true;
     return false;
 }
 
@@ -636,12 +648,23 @@ static int done_entry(plait_procpool *p, uint32_t s)
         return ENTRY_NONE;
     uint32_t state = slot_at(p, s)->state;
     /* RUNNING on the done ring: its worker died between putting it there and marking it
-     * done — or the entry is stale (a counter written over) and the task still runs: a
-     * worker alive cannot be between the two while the parent holds the shared lock.
-     * Taken, its slot would be freed and given to another task while it runs, and that
-     * task delivered this one's result. */
-    if (state == SLOT_RUNNING && runner_at_work(p, slot_at(p, s)->runner))
+     * done — or something was written over: a worker alive cannot be between the two
+     * while the parent holds the shared lock.  Taken while the task may still run, its
+     * slot would be freed and given to another task, which would then be delivered
+     * this one's result. */
+    worker *w = state == SLOT_RUNNING ? runner_at_work(p, slot_at(p, s)->runner) : NULL;
+    if (w && !runs_another(p, s, (uint32_t)w->pid)) {
+        /* stale (its task may still run), or a done slot's state written over (its
+         * worker idle): which, nothing shared tells, and only the worker's end makes
+         * the slot safe to free — it is killed, and its task fails with -EPROTO
+         * (fail_running), the entry dropped.  A worker that runs another slot has
+         * moved on: the entry is this one's, done. */
+        if (!w->misbehaved) {
+            w->misbehaved = true;
+            plait__pidfd_kill(w->pidfd, SIGKILL);
+        }
         return ENTRY_NONE;
+    }
     if (state == SLOT_DONE || state == SLOT_RUNNING || p->slot_task[s]->withdrawn)
         return ENTRY_DONE;
     if (state == SLOT_QUEUED &&
