@@ -1,5 +1,6 @@
 /*
- * test_review_pp.c — probes of the process pool found by review.
+ * test_procpool_scribbles.c — a task that writes over another slot's record in the
+ * process pool's shared memory (found by review 102).
  *
  * A task whose memory bug writes over the state word of ANOTHER slot's header (one
  * whose task waits, untaken, in the ready ring) with a value other than DONE — RUNNING,
@@ -213,14 +214,6 @@ TEST(stale_done_entry_of_a_running_slot_delivers_nothing_early)
     close(go_pipe[0]);
     close(go_pipe[1]);
 }
-#else
-TEST(other_slots_state_scribbled_running_fails_it) {}
-TEST(other_slots_state_scribbled_free_fails_it) {}
-TEST(other_slots_state_scribbled_garbage_fails_it) {}
-TEST(other_slots_state_scribbled_cancelled_fails_it) {}
-TEST(other_slots_state_scribbled_then_shutdown_cancel_fails_it) {}
-TEST(stale_done_entry_of_a_running_slot_delivers_nothing_early) {}
-#endif
 
 RUN_TESTS(CASE(other_slots_state_scribbled_running_fails_it),
           CASE(other_slots_state_scribbled_free_fails_it),
@@ -228,3 +221,12 @@ RUN_TESTS(CASE(other_slots_state_scribbled_running_fails_it),
           CASE(other_slots_state_scribbled_cancelled_fails_it),
           CASE(other_slots_state_scribbled_then_shutdown_cancel_fails_it),
           CASE(stale_done_entry_of_a_running_slot_delivers_nothing_early))
+#else
+/* The slot layout written over is x86-64's: elsewhere the test does not run (ctest
+ * says skipped). */
+int main(void)
+{
+    puts("skipped: the slot layout this test writes over is x86-64's");
+    return 77;
+}
+#endif
