@@ -39,10 +39,15 @@ int plait__wait_to_retry(const plait__fd_call *call, int events, int64_t deadlin
     return r < 0 ? r : 0;
 }
 
-bool plait__shut_for_reading(int fd)
+bool plait__shut_for_reading(int fd, bool woken)
 {
+    int e = errno;
+    if (!woken || (e != EAGAIN && e != EWOULDBLOCK))
+        return false;
     struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-    return poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
+    bool shut = poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
+    errno = e;
+    return shut;
 }
 
 /* The system call: send(2)/recv(2) on a socket, which skip what write(2)/read(2) do
@@ -113,7 +118,7 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
             /* A datagram socket shut down for reading polls readable for good while
              * recv(2) says EAGAIN: its end of file, as a blocking recv(2) has it (and
              * as the kernel's read in the ring, on io_uring, has it too). */
-            if (woken && plait__shut_for_reading(fd))
+            if (plait__shut_for_reading(fd, woken))
                 return 0;
             /* nothing there: from now on, wait (or have the kernel read) first */
             drained = true;

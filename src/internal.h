@@ -570,10 +570,11 @@ void plait__fd_call_kind_stale(plait__fd_call *call);
  * interrupted, or fd is now ready for events), else the -errno to return (the call's
  * own error, or the wait's: -ETIMEDOUT, -ECANCELED, ...).  fdio.c. */
 int plait__wait_to_retry(const plait__fd_call *call, int events, int64_t deadline);
-/* Whether fd says it is shut down for reading (POLLRDHUP), looking without waiting: a
- * datagram socket or a Unix listener that is polls readable for good while recv(2) or
- * accept(2) says EAGAIN.  fdio.c. */
-bool plait__shut_for_reading(int fd);
+/* After a call on fd that failed with errno: whether that was EAGAIN after a wait said
+ * fd is ready (woken), on a descriptor shut down for reading (POLLRDHUP, looked at
+ * without waiting; errno kept) — a datagram socket or a Unix listener that is polls
+ * readable for good while recv(2) or accept(2) says EAGAIN.  fdio.c. */
+bool plait__shut_for_reading(int fd, bool woken);
 /* plait_wait_fd() within such a call: 0 at once if a plait_close came since the try
  * began; tried: the caller's system call said it would block, so a caller cancelled, or
  * past its deadline, gets -ECANCELED or -ETIMEDOUT without another look (poll.c). */

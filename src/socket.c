@@ -433,15 +433,13 @@ int plait_accept(int fd, plait_addr *peer, int64_t deadline)
                 *peer = a;
             return c;
         }
-        int e = errno;
-        if (connection_failed(e))
+        if (connection_failed(errno))
             continue;
         /* A Unix listener shut down for reading polls readable (end of file) for good
          * while accept(2) answers EAGAIN (a blocking one: EINVAL, as TCP's does): not
          * listening any more, rather than a wait that would return at once, forever. */
-        if ((e == EAGAIN || e == EWOULDBLOCK) && woken && plait__shut_for_reading(fd))
+        if (plait__shut_for_reading(fd, woken))
             return -EINVAL;
-        errno = e;
         int r = plait__wait_to_retry(&call, PLAIT_READABLE, deadline);
         if (r < 0)
             return r;
@@ -612,13 +610,11 @@ ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t 
             return n;
         }
         /* shut down for reading: end of file, from no one (see transfer, fdio.c) */
-        int e = errno;
-        if ((e == EAGAIN || e == EWOULDBLOCK) && woken && plait__shut_for_reading(fd)) {
+        if (plait__shut_for_reading(fd, woken)) {
             if (from)
                 memset(from, 0, sizeof *from);
             return 0;
         }
-        errno = e;
         int r = plait__wait_to_retry(&call, PLAIT_READABLE, deadline);
         if (r < 0)
             return r;

@@ -235,15 +235,22 @@ static void mp_check_items(void)
     CHECK(mp.r == first || (mp.r == -ECANCELED && first == -ECANCELED));
 }
 
-TEST(map_with_its_pool_shut_down_cancelling)
+/* A pool of two named name, and a plait thread mapping over it, its first items begun. */
+static plait_task start_mapper(const char *name)
 {
     mp_reset();
-    CHECK_EQ(plait_pool_create(&mp.pool, &(plait_pool_options){.threads = 2, .name = "mp"}), 0);
+    CHECK_EQ(plait_pool_create(&mp.pool, &(plait_pool_options){.threads = 2, .name = name}), 0);
     plait_task t;
     CHECK_EQ(plait_thread_start(&t, mp_mapper, NULL, NULL), 0);
     int64_t until = SOON();
     while (atomic_load(&mp.started) < 4 && plait_now() < until)
         sched_yield();
+    return t;
+}
+
+TEST(map_with_its_pool_shut_down_cancelling)
+{
+    plait_task t = start_mapper("mp");
     CHECK_EQ(plait_pool_shutdown(mp.pool, PLAIT_POOL_CANCEL, SOON()), 0);
     CHECK_EQ(plait_join(t, NULL, SOON()), 0);
     CHECK_EQ(mp.r, -ECANCELED);
@@ -253,13 +260,7 @@ TEST(map_with_its_pool_shut_down_cancelling)
 
 TEST(map_from_a_plait_thread_cancelled)
 {
-    mp_reset();
-    CHECK_EQ(plait_pool_create(&mp.pool, &(plait_pool_options){.threads = 2, .name = "mc"}), 0);
-    plait_task t;
-    CHECK_EQ(plait_thread_start(&t, mp_mapper, NULL, NULL), 0);
-    int64_t until = SOON();
-    while (atomic_load(&mp.started) < 4 && plait_now() < until)
-        sched_yield();
+    plait_task t = start_mapper("mc");
     CHECK_EQ(plait_cancel(t), 0);
     int r = plait_join(t, NULL, SOON());
     CHECK(r == -ECANCELED || r == 0);
