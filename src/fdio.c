@@ -29,12 +29,31 @@ int plait_fd_set_nonblock(int fd, int on)
     return 0;
 }
 
-int plait__wait_to_retry(const plait__fd_call *call, int events, int64_t deadline)
+/* A descriptor may keep polling ready while its call keeps failing with EAGAIN: an
+ * eventfd whose count a write would overflow polls writable (the count is below its
+ * maximum) until a reader takes the count.  Retrying at each wake-up would keep a CPU
+ * busy until the deadline, so after QUICK_RETRIES waits in one call each further wait
+ * starts with a pause, doubling from FIRST_PAUSE to LONGEST_PAUSE.  A call that waits
+ * for a peer as usual (EAGAIN, a wait, then the transfer) makes one retry; a few
+ * lost races with other readers of the descriptor stay under QUICK_RETRIES. */
+enum { QUICK_RETRIES = 8 };
+#define FIRST_PAUSE (50 * PLAIT_US)
+#define LONGEST_PAUSE (10 * PLAIT_MS)
+
+int plait__wait_to_retry(plait__fd_call *call, int events, int64_t deadline)
 {
     if (errno == EINTR)
         return 0;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
         return -errno;
+    if (++call->retries > QUICK_RETRIES) {
+        unsigned doublings = call->retries - QUICK_RETRIES - 1;
+        int64_t pause = doublings < 8 ? FIRST_PAUSE << doublings : LONGEST_PAUSE;
+        int64_t until = plait_deadline_in(pause < LONGEST_PAUSE ? pause : LONGEST_PAUSE);
+        int slept = plait_sleep_until(until < deadline ? until : deadline);
+        if (slept < 0) /* cancelled */
+            return slept;
+    }
     int r = plait__wait_fd_in_call(call, events, deadline, true);
     return r < 0 ? r : 0;
 }

@@ -545,6 +545,7 @@ typedef struct plait__fd_call {
      * close(2) may name another file since: send(2)/recv(2) then fail with ENOTSOCK,
      * and the caller calls plait__fd_call_kind_stale and moves bytes as for any file. */
     bool drained, socket;
+    unsigned retries; /* waits after EAGAIN so far (plait__wait_to_retry) */
 } plait__fd_call;
 
 /* Open a call on fd from the calling coroutine or thread: makes the coroutine's
@@ -569,7 +570,7 @@ void plait__fd_call_kind_stale(plait__fd_call *call);
 /* After a non-blocking system call on fd failed (errno set): 0 to try it again (it was
  * interrupted, or fd is now ready for events), else the -errno to return (the call's
  * own error, or the wait's: -ETIMEDOUT, -ECANCELED, ...).  fdio.c. */
-int plait__wait_to_retry(const plait__fd_call *call, int events, int64_t deadline);
+int plait__wait_to_retry(plait__fd_call *call, int events, int64_t deadline);
 /* After a call on fd that failed with errno: whether that was EAGAIN after a wait said
  * fd is ready (woken), on a descriptor shut down for reading (POLLRDHUP, looked at
  * without waiting; errno kept) — a datagram socket or a Unix listener that is polls
