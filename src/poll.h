@@ -64,9 +64,14 @@ typedef struct plait__fd_slot {
     bool registered;            /* epoll: in the set (level-triggered, kept between waits) */
     unsigned reg_events;        /* epoll: the events it is registered for */
     uint32_t reg_gen;           /* epoll: plait__fd_close_gen(fd) when it was registered */
+    uint32_t reg_id;            /* epoll: which registration is the live one (its reports
+                                 * carry it: an older one's are a file no longer at fd) */
     int64_t unverified_since;   /* epoll: a wait trusts the registration unchecked since
                                  * then (0: none) */
     bool listed;                /* epoll: the descriptor is on the poller's `unverified` */
+    int64_t trusted_since;      /* epoll: waits have trusted the registration unchecked
+                                 * since then (0: none); only a system call on it clears
+                                 * it, not a report (which may be an older file's) */
     bool socket;                /* a socket (valid while kind_known) */
     bool seqpacket;             /* a SOCK_SEQPACKET socket: write(2) ends a record
                                  * (MSG_EOR), send(2) does not (valid while kind_known) */

@@ -60,27 +60,35 @@ static void ep_close(struct plait__poller *p)
     p->epfd = -1;
 }
 
-/* Make fd's registration exactly `events` (0: none).  0 or -errno. */
+/* Make fd's registration exactly `events` (0: none).  0, 1 when one believed there
+ * (slot->registered) was not and has been added anew, or -errno. */
 static int ep_register(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events)
 {
     /* poll(2) and epoll share the bit values of the events used here */
-    struct epoll_event ev = {.events = events, .data.u64 = (uint64_t)fd};
+    struct epoll_event ev = {.events = events,
+                             .data.u64 = (uint64_t)(slot->reg_id + 1) << 32 | (uint32_t)fd};
     uint32_t gen = plait__fd_close_gen(fd); /* before: a close meanwhile makes it stale */
+    bool lost = false;
     if (slot->registered || events) {
         int op = !slot->registered ? EPOLL_CTL_ADD : events ? EPOLL_CTL_MOD : EPOLL_CTL_DEL;
         int r = epoll_ctl(p->epfd, op, fd, &ev);
         if (r < 0 && op == EPOLL_CTL_ADD && errno == EEXIST) /* kept across a plait_close */
             r = epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev);
-        else if (r < 0 && op != EPOLL_CTL_ADD && errno == ENOENT) /* closed (and reused?) */
+        else if (r < 0 && op != EPOLL_CTL_ADD && errno == ENOENT) { /* closed (and reused?) */
             r = events ? epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) : 0;
+            lost = r == 0 && events;
+        }
         if (r < 0)
             return -errno;
+        if (events)
+            slot->reg_id++; /* the registration of the file at fd now reports this one */
     }
     slot->registered = events != 0;
     slot->reg_events = events;
     slot->reg_gen = gen;
     slot->unverified_since = 0;
-    return 0;
+    slot->trusted_since = 0;
+    return lost; /* 1: the registration believed there was not (added anew) */
 }
 
 /* Remember that a wait on fd trusts its registration unchecked.  0 or -ENOMEM.  The
@@ -88,6 +96,8 @@ static int ep_register(struct plait__poller *p, int fd, plait__fd_slot *slot, un
  * one at most, so the check comes that much early, never late. */
 static int trust(struct plait__poller *p, int fd, plait__fd_slot *slot)
 {
+    if (!slot->trusted_since)
+        slot->trusted_since = plait__coarse_now();
     if (slot->listed) { /* an event or a registration may have cleared the time */
         if (!slot->unverified_since)
             slot->unverified_since = plait__coarse_now();
@@ -112,7 +122,7 @@ static int ep_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigne
         r = ep_register(p, fd, slot, kept | events);
     if (r < 0)
         slot->armed = 0;
-    return r;
+    return r < 0 ? r : 0;
 }
 
 /* The events of fd that someone waits for. */
@@ -202,12 +212,36 @@ static void ep_wait(struct plait__poller *p, int64_t deadline, int64_t timeout_n
             plait__poller_drain_wake(p);
             continue;
         }
-        int fd = (int)evs[i].data.u64;
+        int fd = (int)(uint32_t)evs[i].data.u64;
         if ((size_t)fd >= p->cap)
             continue;
         plait__fd_slot *slot = &p->fds[fd];
         unsigned bits = evs[i].events;
-        slot->unverified_since = 0; /* the registration is there */
+        if ((uint32_t)(evs[i].data.u64 >> 32) != slot->reg_id) {
+            /* an older registration's: a file that no longer has the number (closed
+             * with close(2) while open elsewhere, the number since registered anew) */
+            unreachable = true;
+            continue;
+        }
+        slot->unverified_since = 0; /* a registration is there */
+        if ((bits & waited_for(slot)) && slot->trusted_since &&
+            plait__coarse_now() - slot->trusted_since >= VERIFY_NS) {
+            /* but perhaps a file's that no longer has the number (closed with close(2)
+             * while open elsewhere, the number taken by a new file): its readiness
+             * would answer every wait on the new one, each report vouching anew.
+             * Checked once per VERIFY_NS of trust. */
+            int r = ep_register(p, fd, slot, slot->reg_events);
+            if (r > 0) { /* it was: the new file is registered now; a new set drops the old */
+                unreachable = true;
+                continue;
+            }
+            if (r < 0) { /* nothing pollable is open at that number any more */
+                slot->registered = false;
+                slot->armed = 0;
+                plait__poller_fire(p, fd, r == -EPERM ? always_ready(slot) : r);
+                continue;
+            }
+        }
         if (bits & waited_for(slot)) {
             slot->armed = 0; /* poll.c watches again for whoever still waits */
             /* the events its waiters asked for (the registration may keep others):

@@ -1,0 +1,62 @@
+/*
+ * test_review_poll.c — review 104 of the pollers (each case failed before its fix).
+ *
+ * A descriptor closed with close(2) while nobody waits on it, whose file stays open
+ * elsewhere (a dup), and whose number a new file takes: the epoll backend kept the old
+ * file's registration under that number, and a wait on the new file trusted it without
+ * a system call.  The old file's readiness then answered every wait on the new one
+ * (plait_wait_fd said readable while nothing was there, and a read spun), for ever: a
+ * report reset the check that would have found the registration stale.  io_uring
+ * polls the file the number names.
+ */
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+static void *wait_on_a_reused_number(void *arg)
+{
+    (void)arg;
+    int a[2], b[2];
+    CHECK_EQ(pipe2(a, O_NONBLOCK | O_CLOEXEC), 0);
+    CHECK_EQ(pipe2(b, O_NONBLOCK | O_CLOEXEC), 0);
+    int x = a[0];
+    char c;
+    /* a wait on x: epoll registers the number (and keeps it) */
+    CHECK_EQ(write(a[1], "a", 1), 1);
+    CHECK_EQ(plait_wait_fd(x, PLAIT_READABLE, SOON()), PLAIT_READABLE);
+    CHECK_EQ(read(x, &c, 1), 1);
+    /* the file stays open elsewhere; its number is closed with close(2), nobody waiting,
+     * and the new file (b's read end, empty) takes it */
+    int kept = dup(x);
+    CHECK(kept >= 0);
+    CHECK_EQ(close(x), 0);
+    CHECK_EQ(dup2(b[0], x), x);
+    CHECK_EQ(close(b[0]), 0);
+    CHECK_EQ(write(a[1], "a", 1), 1); /* the old file is readable, the new one not */
+    /* x is not readable: the wait times out (at most a short spell of stale answers) */
+    int64_t start = plait_now();
+    int r;
+    while ((r = plait_wait_fd(x, PLAIT_READABLE, plait_deadline_in(50 * PLAIT_MS))) ==
+               PLAIT_READABLE &&
+           plait_now() - start < PLAIT_SEC) {
+        CHECK_EQ(read(x, &c, 1), -1); /* nothing there: a stale answer */
+    }
+    CHECK_EQ(r, -ETIMEDOUT);
+    /* and a byte for the new file is seen */
+    CHECK_EQ(write(b[1], "b", 1), 1);
+    CHECK_EQ(plait_read(x, &c, 1, SOON()), 1);
+    CHECK_EQ(c, 'b');
+    CHECK_EQ(plait_close(x), 0);
+    CHECK_EQ(plait_close(kept), 0);
+    CHECK_EQ(plait_close(a[1]), 0);
+    CHECK_EQ(plait_close(b[1]), 0);
+    return NULL;
+}
+
+TEST(a_wait_on_a_number_reused_after_close_is_not_answered_by_the_old_file)
+{
+    check_run(wait_on_a_reused_number, NULL);
+}
+
+RUN_TESTS(CASE(a_wait_on_a_number_reused_after_close_is_not_answered_by_the_old_file))
