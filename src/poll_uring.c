@@ -268,6 +268,11 @@ static int ur_open(struct plait__poller *p)
     int r = setup(u);
     if (r == 0)
         r = poll_add(u, p->wake_fd, POLLIN, WAKE_TOKEN);
+    /* handed to the kernel now: a sandbox may let io_uring_setup through and refuse
+     * io_uring_enter (a seccomp filter), which the first wait would find too late
+     * (refused_for_good); epoll serves instead */
+    if (r == 0 && (r = submit(u, 0, 0, NULL, 0)) < 0 && temporary(r))
+        r = 0;
     if (r < 0)
         ur_close(p);
     return r;

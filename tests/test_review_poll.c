@@ -8,10 +8,17 @@
  * (plait_wait_fd said readable while nothing was there, and a read spun), for ever: a
  * report reset the check that would have found the registration stale.  io_uring
  * polls the file the number names.
+ *
+ * A sandbox that lets io_uring_setup through but refuses io_uring_enter (a seccomp
+ * filter): the choice of backend only set a ring up, so the scheduler's first wait on a
+ * descriptor aborted the process ("io_uring_enter refused the scheduler's ring")
+ * rather than fall back to epoll.
  */
-#include "helpers.h"
+#include "fork_child.h"
+#include "refuse_syscall.h"
 
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static void *wait_on_a_reused_number(void *arg)
@@ -59,4 +66,35 @@ TEST(a_wait_on_a_number_reused_after_close_is_not_answered_by_the_old_file)
     check_run(wait_on_a_reused_number, NULL);
 }
 
-RUN_TESTS(CASE(a_wait_on_a_number_reused_after_close_is_not_answered_by_the_old_file))
+static void *wait_on_a_pipe(void *arg)
+{
+    (void)arg;
+    int a[2];
+    char c;
+    CHECK_EQ(pipe2(a, O_NONBLOCK | O_CLOEXEC), 0);
+    CHECK_EQ(plait_read(a[0], &c, 1, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_EQ(plait_wait_fd(a[0], PLAIT_READABLE, plait_deadline_in(20 * PLAIT_MS)),
+             -ETIMEDOUT);
+    CHECK_EQ(write(a[1], "a", 1), 1);
+    CHECK_EQ(plait_wait_fd(a[0], PLAIT_READABLE, SOON()), PLAIT_READABLE);
+    CHECK_EQ(plait_read(a[0], &c, 1, SOON()), 1);
+    CHECK_EQ(plait_close(a[0]), 0);
+    CHECK_EQ(plait_close(a[1]), 0);
+    return NULL;
+}
+
+TEST(a_sandbox_that_refuses_io_uring_enter_falls_back_to_epoll)
+{
+    pid_t pid = fork_child(true);
+    if (pid == 0) {
+        alarm(20);
+        /* the child only: io_uring_setup still works, io_uring_enter does not */
+        CHECK_EQ(refuse_syscall(__NR_io_uring_enter), 0);
+        check_run(wait_on_a_pipe, NULL);
+        child_exit();
+    }
+    reap_ok(pid, 20);
+}
+
+RUN_TESTS(CASE(a_wait_on_a_number_reused_after_close_is_not_answered_by_the_old_file),
+          CASE(a_sandbox_that_refuses_io_uring_enter_falls_back_to_epoll))
