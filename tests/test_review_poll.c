@@ -66,6 +66,54 @@ TEST(a_wait_on_a_number_reused_after_close_is_not_answered_by_the_old_file)
     check_run(wait_on_a_reused_number, NULL);
 }
 
+static int closing = -1;
+
+static void *close_it(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_close(closing), 0);
+    return NULL;
+}
+
+/* The same after a plait_close on another thread: this scheduler's registration of the
+ * old file is out of its reach (the file is open elsewhere), and the wait registers the
+ * new file beside it; the old file's readiness must not answer it either. */
+static void *wait_on_a_number_closed_by_another_thread(void *arg)
+{
+    (void)arg;
+    int a[2], b[2];
+    CHECK_EQ(pipe2(a, O_NONBLOCK | O_CLOEXEC), 0);
+    CHECK_EQ(pipe2(b, O_NONBLOCK | O_CLOEXEC), 0);
+    int x = a[0];
+    char c;
+    CHECK_EQ(write(a[1], "a", 1), 1);
+    CHECK_EQ(plait_wait_fd(x, PLAIT_READABLE, SOON()), PLAIT_READABLE);
+    CHECK_EQ(read(x, &c, 1), 1);
+    int kept = dup(x);
+    CHECK(kept >= 0);
+    closing = x;
+    pthread_t t;
+    thread_start(&t, close_it, NULL);
+    thread_join(t);
+    CHECK_EQ(dup2(b[0], x), x);
+    CHECK_EQ(close(b[0]), 0);
+    CHECK_EQ(write(a[1], "a", 1), 1);
+    CHECK_EQ(plait_wait_fd(x, PLAIT_READABLE, plait_deadline_in(50 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_EQ(write(b[1], "b", 1), 1);
+    CHECK_EQ(plait_read(x, &c, 1, SOON()), 1);
+    CHECK_EQ(c, 'b');
+    CHECK_EQ(plait_close(x), 0);
+    CHECK_EQ(plait_close(kept), 0);
+    CHECK_EQ(plait_close(a[1]), 0);
+    CHECK_EQ(plait_close(b[1]), 0);
+    return NULL;
+}
+
+TEST(a_wait_on_a_number_closed_by_another_thread_is_not_answered_by_the_old_file)
+{
+    check_run(wait_on_a_number_closed_by_another_thread, NULL);
+}
+
 static void *wait_on_a_pipe(void *arg)
 {
     (void)arg;
@@ -97,4 +145,5 @@ TEST(a_sandbox_that_refuses_io_uring_enter_falls_back_to_epoll)
 }
 
 RUN_TESTS(CASE(a_wait_on_a_number_reused_after_close_is_not_answered_by_the_old_file),
+          CASE(a_wait_on_a_number_closed_by_another_thread_is_not_answered_by_the_old_file),
           CASE(a_sandbox_that_refuses_io_uring_enter_falls_back_to_epoll))
