@@ -23,7 +23,12 @@
  *    close of our number, and epoll_ctl can no longer reach it by that number.
  *    plait_close() takes this scheduler's registration out first (forget); a report
  *    that still comes from one out of reach (after close(2), or another scheduler's
- *    plait_close) makes the poller start a new set with what is waited for now.
+ *    plait_close) makes the poller start a new set with what is waited for now.  Its
+ *    reports carry the id of the registration they came from, so those of an older one
+ *    are known once the number has been registered anew; and as a wait that trusts
+ *    a registration cannot tell the old file's reports from the new file's, a report
+ *    for one trusted unchecked for VERIFY_NS is checked (EPOLL_CTL_MOD) before it
+ *    answers (the old file's readiness once answered every wait on the new one).
  *
  * A regular file cannot be added (EPERM): poll.c treats it as always ready.
  */
