@@ -6,8 +6,10 @@
  * file's registration under that number, and a wait on the new file trusted it without
  * a system call.  The old file's readiness then answered every wait on the new one
  * (plait_wait_fd said readable while nothing was there, and a read spun), for ever: a
- * report reset the check that would have found the registration stale.  io_uring
- * polls the file the number names.
+ * report reset the check that would have found the registration stale.  The same
+ * after a plait_close on another thread (the file open elsewhere): this scheduler's
+ * registration of the old file stayed in its set beside the new file's, and answered
+ * too.  io_uring polls the file the number names.
  *
  * A sandbox that lets io_uring_setup through but refuses io_uring_enter (a seccomp
  * filter): the choice of backend only set a ring up, so the scheduler's first wait on a
