@@ -45,7 +45,10 @@
  * the pid cannot be reused before they have heard.  A process pool tells them only
  * after it has forked the dead worker's replacement (procpool.c).  The pidfd stays open until the
  * future is let go: plait_process_kill() on an ended process answers -ESRCH and can
- * never reach a process that reused the pid.
+ * never reach a process that reused the pid.  Nor can the pidfd itself: the child runs
+ * nothing until the manager has opened it (wait_for_go), so it cannot have ended and
+ * been reaped by someone else (SIGCHLD ignored, the program's waitpid(-1)), its pid
+ * given to another process, before pidfd_open looks the pid up.
  */
 #include "internal.h"
 
@@ -375,6 +378,7 @@ typedef struct proc {
     int child_stdio[3];         /* the child's ends, -1: inherit */
     int parent_stdio[3];
     int exec_error[2];
+    int go[2];                  /* the child waits for a byte here: its pidfd is open */
     sigset_t mask;
     int start_error;
 } proc;
@@ -466,11 +470,29 @@ static int child_setup(proc *p)
     return 0;
 }
 
+/* In the child, first: wait until the parent has the child's pidfd (a byte), or has
+ * given it up (end of file: false, the child ends without running anything).  Until
+ * then the child cannot end on its own, so nobody can reap it (SIGCHLD ignored, the
+ * program's waitpid(-1)) and give its id to another process before the pidfd names
+ * it: plait_process_kill() would signal that process, and the task wait for its end. */
+static bool wait_for_go(proc *p)
+{
+    close(p->go[1]);
+    char c;
+    ssize_t n;
+    while ((n = read(p->go[0], &c, 1)) < 0 && errno == EINTR) {
+    }
+    close(p->go[0]);
+    return n == 1;
+}
+
 /* A setup that fails is the task's outcome, as if fn had returned its -errno (fn is not
  * called): an exit status would read as fn's own exit, and the errno would be lost. */
 static int function_child(void *arg)
 {
     proc *p = arg;
+    if (!wait_for_go(p))
+        return 127;
     ssize_t n = child_setup(p);
     if (n == 0) {
         n = p->fn(p->arg, p->arg_len, p->result->data, p->result_max);
@@ -497,6 +519,8 @@ static atomic_bool sigpipe_ignored_by_plait;
 static int exec_child(void *arg)
 {
     proc *p = arg;
+    if (!wait_for_go(p))
+        return 127; /* the parent reads no exec error then */
     close(p->exec_error[0]);
     /* its number may be one child_setup puts a stream on (the parent's 0-2 closed) */
     int r = move_above_stdio(&p->exec_error[1]);
@@ -569,13 +593,15 @@ static void proc_finish(proc *p, int error)
  * handler, run before plait's, may hold a lock that the manager's fork then waits for
  * (holding it across the fork once deadlocked with such a handler). */
 static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
-static int spawn_fds[4] = {-1, -1, -1, -1};
+static int spawn_fds[6] = {-1, -1, -1, -1, -1, -1};
 
 static void spawn_fds_record(const proc *p)
 {
     for (int i = 0; i < 3; i++)
         spawn_fds[i] = p->child_stdio[i];
     spawn_fds[3] = p->exec_error[1];
+    spawn_fds[4] = p->go[0];
+    spawn_fds[5] = p->go[1];
 }
 
 void plait__spawn_atfork(int phase)
@@ -589,7 +615,7 @@ void plait__spawn_atfork(int phase)
         /* not the child they are for: close them; the child they are for puts them in
          * place or closes them itself (child_setup), and its later descriptors may
          * reuse their numbers, so its own forks must not close those: forget them */
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < 6; i++) {
             if (plait__forking)
                 spawn_fds[i] = -1;
             else
@@ -624,17 +650,22 @@ static int stdio_prepare(proc *p)
     }
     if (!p->fn && pipe2(p->exec_error, O_CLOEXEC) < 0)
         return -errno;
+    if (pipe2(p->go, O_CLOEXEC) < 0)
+        return -errno;
     return 0;
 }
 
 /* On the manager: a child that will not be watched is gone; tell the shared objects
- * (the parent registered it as a holder at the fork), then reap it. */
-static void reap_unwatched(pid_t pid, bool kill_it)
+ * (the parent registered it as a holder at the fork), then reap it, through its pidfd
+ * (its id may name another process once someone else has reaped it). */
+static void reap_unwatched(pid_t pid, int pidfd, bool kill_it)
 {
     if (kill_it)
-        kill(pid, SIGKILL); /* not reaped yet: the pid is still its own */
+        plait__pidfd_kill(pidfd, SIGKILL);
     plait__shared_child_died((unsigned)pid);
-    waitpid(pid, NULL, 0);
+    siginfo_t info;
+    while (waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED) < 0 && errno == EINTR) {
+    }
 }
 
 /* On the manager: fork the child described by p. */
@@ -648,11 +679,26 @@ static void proc_fork(void *arg)
     pthread_mutex_unlock(&spawn_lock);
     if (r == 0)
         r = plait__fork_child(&p->mask, p->fn ? function_child : exec_child, p, &pid);
+    /* the child waits (wait_for_go) until it has a pidfd: it is still there, and its
+     * id its own, unless it was killed from outside and reaped by someone else */
+    int fd = r == 0 ? plait__pidfd_open(pid) : r;
+    if (r == 0 && fd < 0 && fd != -ESRCH) { /* cannot watch it: do not leave it running */
+        kill(pid, SIGKILL); /* it has not run: the id is still its own */
+        plait__shared_child_died((unsigned)pid);
+        waitpid(pid, NULL, 0);
+    }
     /* the child's ends are the child's only: no later child may inherit them */
     pthread_mutex_lock(&spawn_lock);
+    if (fd >= 0) {
+        char go = 1;
+        while (write(p->go[1], &go, 1) < 0 && errno == EINTR) {
+        }
+    }
     for (int i = 0; i < 3; i++)
         close_fd(&p->child_stdio[i]);
     close_fd(&p->exec_error[1]);
+    close_fd(&p->go[0]);
+    close_fd(&p->go[1]); /* end of file, without the byte: the child runs nothing */
     spawn_fds_record(p); /* all -1 now */
     pthread_mutex_unlock(&spawn_lock);
     if (r < 0) {
@@ -660,6 +706,15 @@ static void proc_fork(void *arg)
         return;
     }
     p->pid = pid;
+    if (fd == -ESRCH) { /* killed from outside before it ran, reaped by someone else */
+        plait__shared_child_died((unsigned)pid);
+        proc_finish(p, -ECHILD);
+        return;
+    }
+    if (fd < 0) {
+        p->start_error = fd;
+        return;
+    }
     if (!p->fn) {
         int code = 0;
         ssize_t n;
@@ -667,31 +722,20 @@ static void proc_fork(void *arg)
         }
         close_fd(&p->exec_error[0]);
         if (n == (ssize_t)sizeof code) { /* exec failed: the child is gone at once */
-            reap_unwatched(pid, false);
+            reap_unwatched(pid, fd, false);
+            close(fd);
             p->start_error = -code;
             return;
         }
         /* a program holds none of plait's shared objects: it is no queue's side */
         plait__shared_child_execd((unsigned)pid);
     }
-    int fd = plait__pidfd_open(pid);
-    if (fd == -ESRCH) { /* ended, and reaped already by the kernel (SIGCHLD ignored) */
-        if (p->fn) /* a program child was let go above */
-            plait__shared_child_died((unsigned)pid);
-        proc_finish(p, -ECHILD);
-        return;
-    }
-    if (fd >= 0) {
-        p->pidfd = fd;
-        p->src.ready = proc_exited;
-        r = plait__manager_watch(fd, &p->src);
-        if (r < 0)
-            close_fd(&p->pidfd);
-    } else {
-        r = fd;
-    }
+    p->pidfd = fd;
+    p->src.ready = proc_exited;
+    r = plait__manager_watch(fd, &p->src);
     if (r < 0) { /* cannot watch it: do not leave it running */
-        reap_unwatched(pid, true);
+        reap_unwatched(pid, fd, true);
+        close_fd(&p->pidfd);
         p->start_error = r;
     }
 }
@@ -699,7 +743,7 @@ static void proc_fork(void *arg)
 static int proc_start(plait_task *task, proc *p, const plait_process_options *o,
                       plait_pipes *pipes)
 {
-    p->pidfd = p->exec_error[0] = p->exec_error[1] = -1;
+    p->pidfd = p->exec_error[0] = p->exec_error[1] = p->go[0] = p->go[1] = -1;
     for (int i = 0; i < 3; i++) {
         p->child_stdio[i] = p->parent_stdio[i] = -1;
         p->stdio_mode[i] = o ? o->stdio[i] : PLAIT_STDIO_INHERIT;
@@ -722,6 +766,8 @@ static int proc_start(plait_task *task, proc *p, const plait_process_options *o,
         close_fd(&p->child_stdio[i]);
     close_fd(&p->exec_error[0]);
     close_fd(&p->exec_error[1]);
+    close_fd(&p->go[0]);
+    close_fd(&p->go[1]);
     if (r < 0) {
         for (int i = 0; i < 3; i++)
             close_fd(&p->parent_stdio[i]);
