@@ -32,13 +32,30 @@
  * watching them (future.c, plait__future_sched_atfork): the holder of such a future's
  * lock takes only a set's lock and that scheduler's inbox lock meanwhile, a set's holder
  * none.  Last that inbox lock, whose holders take nothing else.
+ *
+ * Signals.  Before all that, the forking thread blocks every signal but the faults it
+ * may cause itself, until the last handler in parent and child: the child's watched
+ * signals get their old dispositions back in its handler (signal.c), and one sent to
+ * the child before then (its parent may kill it as soon as fork returns there) would
+ * run plait's handler instead, counted for watchers the child does not have and
+ * dropped: a SIGTERM would not end it.  Blocked, it waits for the old disposition.
  */
 #include "internal.h"
 
 #include <pthread.h>
+#include <signal.h>
+
+static PLAIT_TLS sigset_t mask_before_fork; /* the forking thread's */
 
 static void prepare(void)
 {
+    sigset_t all;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV); /* a fault with its signal blocked kills at once */
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    pthread_sigmask(SIG_BLOCK, &all, &mask_before_fork);
     plait__spawn_atfork(PLAIT__FORK_PREPARE);
     plait__pool_atfork(PLAIT__FORK_PREPARE);
     plait__manager_atfork(PLAIT__FORK_PREPARE);
@@ -81,6 +98,7 @@ static void parent(void)
     plait__manager_atfork(PLAIT__FORK_PARENT);
     plait__pool_atfork(PLAIT__FORK_PARENT);
     plait__spawn_atfork(PLAIT__FORK_PARENT);
+    pthread_sigmask(SIG_SETMASK, &mask_before_fork, NULL);
 }
 
 atomic_uint plait__fork_epoch_now;
@@ -112,6 +130,8 @@ static void child(void)
         plait__shared_forked_self();
     plait__poll_after_fork();
     plait__watchdog_after_fork();
+    /* last: a signal sent to the child meanwhile meets its old disposition now */
+    pthread_sigmask(SIG_SETMASK, &mask_before_fork, NULL);
 }
 
 void plait__atfork_mutex(pthread_mutex_t *m, int phase)

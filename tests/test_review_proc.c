@@ -8,9 +8,18 @@
  * id for certain, the case runs in a PID namespace of its own (it is skipped where none
  * can be made) and sets ns_last_pid from the manager thread, at the moment between the
  * fork (plait__shared_forked, plait__shared_child_execd: -Wl,--wrap) and the pidfd.
+ *
+ * sigterm_at_a_plain_fork_childs_start_kills_it: while SIGTERM is watched, the child of
+ * a plain fork() gets its old disposition back in plait's fork handler (API.md: "so a
+ * child that runs a function still dies of SIGTERM"); a SIGTERM that reaches the child
+ * before that handler has run (its parent kills it as soon as fork returns there) ran
+ * plait's handler, whose count the child then dropped as the parent's: the child lived
+ * on.  The handler that runs just before (plait__local_atfork, -Wl,--wrap) raises it.
  */
 
 #include "helpers.h"
+
+#include "../src/internal.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -69,6 +78,17 @@ void __wrap_plait__shared_child_execd(unsigned pid)
 {
     __real_plait__shared_child_execd(pid);
     squat((pid_t)pid, 2);
+}
+
+void __real_plait__local_atfork(int phase);
+void __wrap_plait__local_atfork(int phase);
+static atomic_int term_at_child_start;
+
+void __wrap_plait__local_atfork(int phase)
+{
+    __real_plait__local_atfork(phase);
+    if (phase == PLAIT__FORK_CHILD && atomic_load(&term_at_child_start))
+        raise(SIGTERM); /* as a kill from the parent would, at this moment */
 }
 
 static ssize_t answer(const void *arg, size_t len, void *out, size_t cap)
@@ -188,5 +208,29 @@ TEST(pid_reused_before_the_pidfd_program)
     CHECK_EQ(r, 0);
 }
 
-RUN_TESTS(CASE(pid_reused_before_the_pidfd_function_child),
+TEST(sigterm_at_a_plain_fork_childs_start_kills_it)
+{
+    int sig = SIGTERM;
+    plait_signals *w;
+    CHECK_EQ(plait_signals_create(&w, &sig, 1), 0);
+    atomic_store(&term_at_child_start, 1);
+    pid_t pid = fork();
+    if (pid == 0) { /* SIGTERM's default must end it; give it a second */
+        int64_t deadline = plait_deadline_in(PLAIT_SEC);
+        while (plait_now() < deadline)
+            plait_sleep(PLAIT_SEC / 100);
+        _exit(0);
+    }
+    atomic_store(&term_at_child_start, 0);
+    CHECK(pid > 0);
+    int st = 0;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    CHECK(WIFSIGNALED(st));
+    CHECK_EQ(WIFSIGNALED(st) ? WTERMSIG(st) : -WEXITSTATUS(st), SIGTERM);
+    /* the parent's watcher saw nothing of it */
+    CHECK_EQ(plait_signals_wait(w, plait_now()), -ETIMEDOUT);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
+RUN_TESTS(CASE(sigterm_at_a_plain_fork_childs_start_kills_it), CASE(pid_reused_before_the_pidfd_function_child),
           CASE(pid_reused_before_the_pidfd_program))
