@@ -547,6 +547,7 @@ static run_result run_program(const char *dir, const char *file, const char *arg
     char *out = malloc(cap);
     double deadline = now_s() + limit_s;
     bool reading = true, timed_out = false, nomem = out == NULL, program_ended = false;
+    bool cut = false; /* output past MAX_OUTPUT was dropped: its last line is cut short */
     int status = 0;
     for (;;) {
         if (tool_interrupted) {
@@ -588,7 +589,9 @@ static run_result run_program(const char *dir, const char *file, const char *arg
             reading = false;
             continue;
         }
-        if (nomem || len + (size_t)got + 1 > MAX_OUTPUT)
+        if (!nomem && len + (size_t)got + 1 > MAX_OUTPUT)
+            cut = true; /* keep no more, not even a later read that would fit */
+        if (nomem || cut)
             continue; /* keep draining; what is kept is enough for any benchmark */
         if (len + (size_t)got + 1 > cap) {
             while (len + (size_t)got + 1 > cap)
@@ -620,6 +623,10 @@ static run_result run_program(const char *dir, const char *file, const char *arg
     } else if (nomem) {
         what = "out of memory reading its output";
     } else {
+        if (cut) { /* a line cut short is no figure: "... 1000" kept as "... 1" */
+            char *nl = memrchr(out, '\n', len);
+            len = nl ? (size_t)(nl - out) + 1 : 0;
+        }
         out[len] = '\0';
         int found = parse_output(f, out, run);
         if (found < 0)
