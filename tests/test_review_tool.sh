@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# test_review_tool.sh PLAIT — cases a review of the `plait` tool found, each a defect
-# that failed here first.  Every wait is bounded (timeout); a failure says what differed.
-#   bash tests/test_review_tool.sh PLAIT_BINARY
+# test_review_tool.sh PLAIT [FAIL_PIPES_SO] — cases a review of the `plait` tool found,
+# each a defect that failed here first.  FAIL_PIPES_SO (tests/fail_pipes.c) makes every
+# pipe fail; without it those cases are left out.  Every wait is bounded (timeout); a
+# failure says what differed.
+#   bash tests/test_review_tool.sh PLAIT_BINARY [FAIL_PIPES_SO]
 set -uo pipefail
-tool=${1:?usage: test_review_tool.sh PATH_TO_PLAIT}
+tool=${1:?usage: test_review_tool.sh PATH_TO_PLAIT [FAIL_PIPES_SO]}
+fail_pipes=${2:-}
 tool="$(cd "$(dirname "$tool")" && pwd)/$(basename "$tool")"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -45,6 +48,37 @@ if command -v python3 >/dev/null; then
     else
         ok "$what: no figure made of two lines"
     fi
+fi
+
+# ---- compare: a process message step whose pipe fails ------------------------------------
+# The step measures plait's queue, then a pipe for comparison.  With the pipe failing, the
+# step was reported failed (exit 1), yet the queue's figure stood in the row and the
+# recommendation "moving much data" was drawn from it: a failed step is "not measured"
+# (null in the JSON), never a number (docs/TOOL.md).
+if [ -n "$fail_pipes" ] && command -v python3 >/dev/null; then
+    # a sanitizer's runtime must come first among the libraries loaded
+    runtime=$(ldd "$tool" 2>/dev/null | awk '/lib[at]san\.so/ { print $3; exit }')
+    rc=0
+    LD_PRELOAD="${runtime:+$runtime:}$fail_pipes" timeout 300 "$tool" compare --quick --quiet \
+        --json >"$tmp/out" 2>"$tmp/err" || rc=$?
+    what="compare, the pipes failing"
+    [ "$rc" = 1 ] || fail "$what: exit $rc, expected 1"
+    grep -q "processes: 64-byte messages failed" "$tmp/err" ||
+        fail "$what: the failed step is not reported: $(cat "$tmp/err")"
+    python3 - "$tmp/out" <<'PY' && ok "$what: the failed steps are not measured" || fail "$what"
+import json, sys
+d = json.load(open(sys.argv[1]))
+bad = []
+for m in d["metrics"]:
+    if m["id"] in ("msg_small", "msg_large") and m["values"]["process"] is not None:
+        bad.append("%s: processes %r after the step failed" % (m["id"], m["values"]["process"]))
+for r in d["recommendations"]:
+    if r["work"].startswith("moving much data"):
+        bad.append("recommended from a failed step: %s" % r["why"])
+for b in bad:
+    print("  " + b)
+sys.exit(1 if bad else 0)
+PY
 fi
 
 [ "$failures" = 0 ] && echo "test_review_tool: ok"
