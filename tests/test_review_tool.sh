@@ -50,6 +50,27 @@ if command -v python3 >/dev/null; then
     fi
 fi
 
+# ---- bench: a huge figure, and a huge ratio, are printed whole ----------------------------
+# (their digits were cut to the 31 a buffer held: 1e40 printed as
+# 1000000000000000030378602842700, ten orders of magnitude off)
+mkdir "$tmp/huge"
+printf '#!/bin/sh\necho "switch plait-context ns_per_op 1e40"\n' >"$tmp/huge/bench_context"
+printf '#!/bin/sh\necho "switch ucontext ns_per_op 1"\n' >"$tmp/huge/peer_ucontext_switch"
+chmod +x "$tmp/huge/bench_context" "$tmp/huge/peer_ucontext_switch"
+PLAIT_BENCH_DIR="$tmp/huge" timeout 60 "$tool" bench --quick context >"$tmp/out" 2>"$tmp/err"
+what="bench, a figure of 1e40 against a peer's 1"
+median=$(awk '$1 == "switch" && $2 == "plait-context" { print $4 }' "$tmp/out")
+ratio=$(awk '$1 == "switch" && $2 == "plait-context" && $(NF) == "ucontext" { print $(NF - 2) }' \
+    "$tmp/out")
+is_1e40() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) == 1e40 else 1)" "$1"; }
+if ! command -v python3 >/dev/null; then
+    :
+elif [ -n "$median" ] && is_1e40 "$median" && [ -n "$ratio" ] && is_1e40 "$ratio"; then
+    ok "$what: printed as $median, ratio $ratio"
+else
+    fail "$what: printed as '$median', ratio '$ratio'"
+fi
+
 # ---- compare: a process message step whose pipe fails ------------------------------------
 # The step measures plait's queue, then a pipe for comparison.  With the pipe failing, the
 # step was reported failed (exit 1), yet the queue's figure stood in the row and the

@@ -349,7 +349,7 @@ static void ratios(const figures *f, const figure *mine, char *out, size_t size)
                     r[n++] = mine->value[i] / theirs->value[i];
             if (n == 0)
                 continue;
-            char num[32];
+            char num[320];
             fmt_ratio(num, sizeof num, tool_median(r, n));
             size_t used = strlen(out);
             snprintf(out + used, size - used, "%s%s vs %s", used ? ", " : "", num, peer);
@@ -362,7 +362,8 @@ static void print_table(const figures *f)
 {
     typedef struct row {
         const char *bench, *impl, *unit;
-        char median[32], range[72], runs[16], ratio[512];
+        /* a figure printed whole: %.0f of the largest double takes 309 digits */
+        char median[320], range[648], runs[16], ratio[2048]; /* up to 5 peers */
     } row;
     row *rows = calloc(f->n + 1, sizeof *rows);
     if (!rows) {
@@ -387,7 +388,7 @@ static void print_table(const figures *f)
             r->bench = fig->bench;
             r->impl = fig->impl;
             r->unit = fig->unit;
-            char lo[32], hi[32];
+            char lo[320], hi[320];
             fmt(r->median, sizeof r->median, tool_median(v, n)); /* sorts v */
             fmt(lo, sizeof lo, v[0]);
             fmt(hi, sizeof hi, v[n - 1]);
