@@ -102,5 +102,40 @@ sys.exit(1 if bad else 0)
 PY
 fi
 
+# ---- tour: Ctrl-C while the processes sleep --------------------------------------------
+# A terminal's Ctrl-C reaches the whole process group: the tool, and the children of the
+# example running, which inherit the tool's handler.  Their nanosleep ended at once, and
+# the example "finished" as if it had shown something: "three 1 s sleeps in processes took
+# 0.012 s in total (ok) ... the sleeps overlapped".  The example running finishes as it is
+# (docs/TOOL.md): its sleeps last their second.
+in_sleep() { grep -q "process c (pid [0-9]*) sleeps for 1 s" "$tmp/out"; }
+: >"$tmp/out"
+setsid "$tool" tour >"$tmp/out" 2>"$tmp/err" &
+job=$!
+end=$((SECONDS + 60))
+until in_sleep || [ "$SECONDS" -ge "$end" ] || ! kill -0 "$job" 2>/dev/null; do sleep 0.05; done
+what="tour, SIGINT to its process group while the processes sleep"
+if in_sleep; then
+    pgid=$(ps -o pgid= -p "$job" | tr -d ' ')
+    kill -INT -- "-${pgid:-$job}"
+    end=$((SECONDS + 30))
+    while kill -0 "$job" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
+    kill -KILL -- "-${pgid:-$job}" 2>/dev/null
+    rc=0
+    wait "$job" || rc=$?
+    took=$(sed -n 's/^  three 1 s sleeps in processes took \([0-9.]*\) s.*/\1/p' "$tmp/out")
+    if [ "$rc" != 130 ]; then
+        fail "$what: exit $rc, expected 130"
+    elif [ -z "$took" ] || awk -v t="$took" 'BEGIN { exit !(t < 0.9) }'; then
+        fail "$what: the 1 s sleeps took '$took' s: $(grep -A9 'processes: three sleepers' "$tmp/out")"
+    else
+        ok "$what: the sleeps took $took s, exit 130"
+    fi
+else
+    kill -KILL "$job" 2>/dev/null
+    wait "$job" 2>/dev/null
+    fail "$what: the example did not start in 60 s"
+fi
+
 [ "$failures" = 0 ] && echo "test_review_tool: ok"
 exit $((failures > 0))
