@@ -1,5 +1,6 @@
 /*
- * test_review_poll.c — review 104 of the pollers (each case failed before its fix).
+ * test_poll_edges.c — the pollers at the edges: numbers reused behind them, sandboxes
+ * that refuse io_uring half-way (each case failed before its fix; review 104).
  *
  * A descriptor closed with close(2) while nobody waits on it, whose file stays open
  * elsewhere (a dup), and whose number a new file takes: the epoll backend kept the old

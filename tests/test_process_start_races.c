@@ -1,4 +1,5 @@
-/* test_review_proc.c — review 105 of signals and processes.
+/* test_process_start_races.c — a process start against pid reuse and early signals
+ * (each case failed before its fix; review 105).
  *
  * pid_reused_before_the_pidfd_*: a child that the program reaps first (SIGCHLD ignored,
  * or its own waitpid(-1)) may be gone before the manager opens its pidfd, and its id

@@ -1,4 +1,4 @@
-/* review_recommend_harness.c — plait compare's recommendations (tools/compare_report.c)
+/* compare_recommend_harness.c — plait compare's recommendations (tools/compare_report.c)
  * over figures made up here, as a run on a busy machine could measure them: the
  * coroutines' CPU-bound "speed-up" above 1.25x (the paired run on one thread was slowed
  * down; coroutines of one scheduler run on one thread), the pools' below.  No model

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# test_review_tool.sh PLAIT [FAIL_PIPES_SO] — cases a review of the `plait` tool found,
+# test_tool_edges.sh PLAIT [FAIL_PIPES_SO] — cases a review of the `plait` tool found,
 # each a defect that failed here first.  FAIL_PIPES_SO (tests/fail_pipes.c) makes every
 # pipe fail; without it those cases are left out.  Every wait is bounded (timeout); a
 # failure says what differed.
-#   bash tests/test_review_tool.sh PLAIT_BINARY [FAIL_PIPES_SO]
+#   bash tests/test_tool_edges.sh PLAIT_BINARY [FAIL_PIPES_SO]
 set -uo pipefail
-tool=${1:?usage: test_review_tool.sh PATH_TO_PLAIT [FAIL_PIPES_SO]}
+tool=${1:?usage: test_tool_edges.sh PATH_TO_PLAIT [FAIL_PIPES_SO]}
 fail_pipes=${2:-}
 tool="$(cd "$(dirname "$tool")" && pwd)/$(basename "$tool")"
 tmp=$(mktemp -d)
@@ -142,5 +142,5 @@ else
     fail "$what: the example did not start in 60 s"
 fi
 
-[ "$failures" = 0 ] && echo "test_review_tool: ok"
+[ "$failures" = 0 ] && echo "test_tool_edges: ok"
 exit $((failures > 0))
