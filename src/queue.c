@@ -14,8 +14,9 @@
  *
  * Waiting: receivers sleep on recv_seq, which every send bumps; senders on send_seq,
  * which every receive bumps; closing and a side's death bump both.  A waiter reads the
- * sequence under the lock, after finding it must wait, so a bump after that is seen by
- * its futex wait; the waiter counts let the other side skip the wake-up system call
+ * sequence under the lock, before it looks at `closed` (which a close sets without the
+ * lock, before its bump) and finds it must wait, so a bump after that is seen by its
+ * futex wait; the waiter counts let the other side skip the wake-up system call
  * when nobody sleeps.
  *
  * Sides, and telling a waiter that nobody is left.  The state has a table of the
@@ -267,6 +268,9 @@ static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t d
         if (lr < 0)
             return lr;
         side_note(queue, ROLE_SEND);
+        /* the sequence before `closed`: a close, which takes no lock, sets the flag and
+         * then bumps the sequence, so a close after this look is seen by the wait */
+        unsigned seq = atomic_load(&st->send_seq);
         if (atomic_load(&st->closed) || (st->gone & ROLE_RECV)) {
             plait__plock_unlock(&st->lock);
             return -EPIPE;
@@ -284,7 +288,6 @@ static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t d
                 plait__pfutex_wake(&st->recv_seq);
             return 0;
         }
-        unsigned seq = atomic_load(&st->send_seq);
         plait__plock_unlock(&st->lock);
         plait__shared_stay(&queue->obj, stay);
         int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
@@ -335,11 +338,11 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
                 plait__pfutex_wake(&st->send_seq);
             return (ssize_t)len;
         }
+        unsigned seq = atomic_load(&st->recv_seq); /* before `closed`: as in queue_send */
         if (atomic_load(&st->closed) || (st->gone & ROLE_SEND)) {
             plait__plock_unlock(&st->lock);
             return -EPIPE;
         }
-        unsigned seq = atomic_load(&st->recv_seq);
         plait__plock_unlock(&st->lock);
         plait__shared_stay(&queue->obj, stay);
         int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
@@ -367,8 +370,11 @@ int plait_queue_close(plait_queue *queue)
     if (!queue)
         return -EINVAL;
     /* Without the lock, which a holder stopped mid-copy may keep: a send or receive
-     * reads closed under the lock before the sequence it then waits on, and the bump
-     * below comes after the flag, so no waiter misses it. */
+     * reads the sequence it may wait on before closed, and the bump below comes after
+     * the flag, so a waiter that saw the queue open sleeps on a value the bump changes.
+     * (It read closed first: a close between its two reads left it asleep on the
+     * bumped sequence until its next look for gone holders, 100 ms, and a call whose
+     * deadline came first answered -ETIMEDOUT on a closed queue.) */
     if (atomic_exchange(&queue->st->closed, 1))
         return -EPIPE;
     wake_both(queue->st);
