@@ -484,6 +484,13 @@ static void release_if_dead(plait__plock *l, unsigned holder)
         plait__plock_release_dead(l, holder);
 }
 
+bool plait__plock_trylock(plait__plock *l)
+{
+    unsigned expected = 0;
+    return atomic_compare_exchange_strong_explicit(&l->word, &expected, plait__pid(),
+                                                   memory_order_acquire, memory_order_relaxed);
+}
+
 /* The lock taken at once, or within a short spin: true. */
 static bool plock_take_soon(plait__plock *l, unsigned me)
 {

@@ -257,6 +257,19 @@ int plait_queue_destroy(plait_queue *queue)
     return 0;
 }
 
+/* The queue's lock for a send or receive.  One that must wait for it (its holder may be
+ * a process stopped in the middle of a copy) is a call of this process that waits: it
+ * stays counted from then on, so a destroy meanwhile is -EBUSY.  (It was counted only
+ * in its wait on a sequence: a destroy from another thread went on to take the lock
+ * after it, and unmapped the state under the call still waiting for the lock.) */
+static int queue_lock(plait_queue *queue, int64_t deadline, plait__shared_waiting *stay)
+{
+    if (PLAIT_LIKELY(plait__plock_trylock(&queue->st->lock)))
+        return 0;
+    plait__shared_stay(&queue->obj, stay);
+    return plait__plock_lock_until(&queue->st->lock, deadline, LOCK_GRACE_NS);
+}
+
 /* The calls that wait stay counted as waiters until they return: woken by a close, they
  * still take the lock to see it, and a destroy then must not unmap the state. */
 static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t deadline,
@@ -264,7 +277,7 @@ static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t d
 {
     queue_state *st = queue->st;
     for (;;) {
-        int lr = plait__plock_lock_until(&st->lock, deadline, LOCK_GRACE_NS);
+        int lr = queue_lock(queue, deadline, stay);
         if (lr < 0)
             return lr;
         side_note(queue, ROLE_SEND);
@@ -317,7 +330,7 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
 {
     queue_state *st = queue->st;
     for (;;) {
-        int lr = plait__plock_lock_until(&st->lock, deadline, LOCK_GRACE_NS);
+        int lr = queue_lock(queue, deadline, stay);
         if (lr < 0)
             return lr;
         side_note(queue, ROLE_RECV);

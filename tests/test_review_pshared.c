@@ -14,6 +14,13 @@
  * right after its load of `closed`; the parent closes the queue then and lets it go on.
  * plait__shared_wait is wrapped (-Wl,--wrap) to see whether the child then sleeps on a
  * sequence value that the close had already moved past.
+ *
+ * A send or receive that waits for the queue's lock (held by another process, stopped
+ * in the middle of its copy) is a call of this process that waits, yet it was not
+ * counted as one: plait_queue_destroy from another thread did not answer -EBUSY, but
+ * went on to take the lock itself and unmap the state under the waiting call.  The
+ * holder stops itself inside its copy: memcpy is wrapped (-Wl,--wrap=memcpy), as in
+ * test_queue_stopped_holder.
  */
 #include "helpers.h"
 
@@ -44,6 +51,108 @@ int __wrap_plait__shared_wait(void *obj, atomic_uint *word, unsigned expected,
     if (look_at_waits && atomic_load(word) == expected)
         slept_on_stale = true; /* the close's bump came before this read: it is lost */
     return __real_plait__shared_wait(obj, word, expected, sleepers, deadline, what);
+}
+
+enum { BIG = 1 << 20 };
+
+static volatile sig_atomic_t stop_in_a_big_copy; /* the child's */
+
+void *__real_memcpy(void *dst, const void *src, size_t n);
+void *__wrap_memcpy(void *dst, const void *src, size_t n);
+void *__wrap_memcpy(void *dst, const void *src, size_t n)
+{
+    if (stop_in_a_big_copy && n >= BIG) {
+        stop_in_a_big_copy = 0;
+        raise(SIGSTOP);
+    }
+    return __real_memcpy(dst, src, n);
+}
+
+static atomic_int sender_tid, destroyer_tid, destroyed;
+static atomic_long destroy_result;
+
+static void *lock_waiting_sender(void *arg)
+{
+    atomic_store(&sender_tid, gettid_());
+    return (void *)(intptr_t)plait_queue_send(arg, "x", 1, SOON());
+}
+
+static void *destroyer(void *arg)
+{
+    atomic_store(&destroyer_tid, gettid_());
+    atomic_store(&destroy_result, plait_queue_destroy(arg));
+    atomic_store(&destroyed, 1);
+    return NULL;
+}
+
+/* The thread's state letter in /proc ('S': asleep in the kernel). */
+static char thread_state(int tid)
+{
+    char path[64], line[512] = "";
+    snprintf(path, sizeof path, "/proc/%d/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return '?';
+    if (!fgets(line, sizeof line, f))
+        line[0] = 0;
+    fclose(f);
+    char *p = strrchr(line, ')');
+    return p && p[1] ? p[2] : '?';
+}
+
+TEST(queue_destroy_refused_while_a_thread_waits_for_its_lock)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, BIG, 2), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        static char msg[BIG];
+        stop_in_a_big_copy = 1;
+        _exit(plait_queue_send(q, msg, sizeof msg, PLAIT_FOREVER) == 0 ? 0 : 1);
+    }
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, WUNTRACED), pid);
+    CHECK(WIFSTOPPED(status)); /* it holds the queue's lock */
+    pthread_t sender, destroying;
+    thread_start(&sender, lock_waiting_sender, q);
+    wait_asleep(&sender_tid); /* waiting for the lock */
+    thread_start(&destroying, destroyer, q);
+    /* the destroy answers at once, or goes to sleep on the lock the child holds */
+    CHECK(wait_for_flag(&destroyer_tid));
+    int64_t until = SOON();
+    bool went_on = false;
+    while (!atomic_load(&destroyed) && plait_now() < until) {
+        if (thread_state(atomic_load(&destroyer_tid)) == 'S' && !atomic_load(&destroyed)) {
+            went_on = true;
+            break;
+        }
+        usleep(1000);
+    }
+    if (went_on) {
+        /* it takes the lock once the child lets go, and unmaps the state under the
+         * sender: end here, with the child */
+        CHECK(!"destroy did not refuse: it waits for the lock to unmap the state");
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fprintf(stderr, "FAIL queue_destroy_refused_while_a_thread_waits_for_its_lock\n");
+        fflush(NULL);
+        _exit(1);
+    }
+    CHECK(atomic_load(&destroyed));
+    CHECK_EQ(atomic_load(&destroy_result), -EBUSY);
+    thread_join(destroying);
+    CHECK_EQ(kill(pid, SIGCONT), 0);
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    void *res;
+    CHECK_EQ(pthread_join(sender, &res), 0);
+    CHECK_EQ((intptr_t)res, 0);
+    static char got[BIG];
+    CHECK_EQ(plait_queue_recv(q, got, sizeof got, SOON()), (ssize_t)BIG);
+    CHECK_EQ(plait_queue_recv(q, got, sizeof got, SOON()), 1);
+    CHECK_EQ(plait_queue_destroy(q), 0);
 }
 
 #if defined(__x86_64__)
@@ -141,10 +250,12 @@ TEST(queue_close_between_a_receivers_look_and_its_sleep) { close_between_look_an
 TEST(queue_close_between_a_senders_look_and_its_sleep) { close_between_look_and_sleep(true); }
 
 RUN_TESTS(CASE(queue_close_between_a_receivers_look_and_its_sleep),
-           CASE(queue_close_between_a_senders_look_and_its_sleep))
+          CASE(queue_close_between_a_senders_look_and_its_sleep),
+          CASE(queue_destroy_refused_while_a_thread_waits_for_its_lock))
 
 #else
 
-int main(void) { return 77; } /* the watchpoint is x86-64's */
+/* the watchpoint is x86-64's: elsewhere only the destroy case runs */
+RUN_TESTS(CASE(queue_destroy_refused_while_a_thread_waits_for_its_lock))
 
 #endif
