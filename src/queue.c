@@ -296,8 +296,12 @@ static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t d
             s->len = len;
             counter_advance(&st->tail);
             atomic_fetch_add(&st->recv_seq, 1);
+            /* the sleepers read before the unlock: once it is done, a receiver on
+             * another thread may take the message and destroy the queue, unmapping the
+             * state (a wake-up that then finds no mapping is refused, harmlessly) */
+            bool wake = atomic_load(&st->recv_waiters) != 0;
             plait__plock_unlock(&st->lock);
-            if (atomic_load(&st->recv_waiters))
+            if (wake)
                 plait__pfutex_wake(&st->recv_seq);
             return 0;
         }
@@ -346,8 +350,9 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
                 memcpy(buf, s->data, len);
             counter_advance(&st->head);
             atomic_fetch_add(&st->send_seq, 1);
+            bool wake = atomic_load(&st->send_waiters) != 0; /* as in queue_send */
             plait__plock_unlock(&st->lock);
-            if (atomic_load(&st->send_waiters))
+            if (wake)
                 plait__pfutex_wake(&st->send_seq);
             return (ssize_t)len;
         }

@@ -21,8 +21,17 @@
  * went on to take the lock itself and unmap the state under the waiting call.  The
  * holder stops itself inside its copy: memcpy is wrapped (-Wl,--wrap=memcpy), as in
  * test_queue_stopped_holder.
+ *
+ * A send (or receive) that has let go of the queue's lock still read the count of the
+ * other side's sleepers in the shared state, to decide on its wake-up.  A receiver on
+ * another thread could take the message meanwhile and destroy the queue (no call of
+ * this process waits: the destroy is allowed), unmapping the state under the send that
+ * had not returned yet: SIGSEGV.  (The in-process objects never touch the object after
+ * the unlock that may let a destroy in, ARCHITECTURE.md, invariant 3; glibc makes the
+ * same argument for pthread_mutex_unlock and sem_post.)  plait__plock_unlock is wrapped
+ * (-Wl,--wrap) to hold the sender just after its unlock while the other thread does so.
  */
-#include "helpers.h"
+#include "fork_child.h"
 
 #include "../src/internal.h"
 
@@ -155,6 +164,84 @@ TEST(queue_destroy_refused_while_a_thread_waits_for_its_lock)
     CHECK_EQ(plait_queue_destroy(q), 0);
 }
 
+void __real_plait__plock_unlock(plait__plock *lock);
+void __wrap_plait__plock_unlock(plait__plock *lock);
+
+static atomic_int hold_after_unlock; /* the thread id to hold just after its unlock */
+static atomic_int other_may_go, other_done;
+
+void __wrap_plait__plock_unlock(plait__plock *lock)
+{
+    __real_plait__plock_unlock(lock);
+    if (atomic_load(&hold_after_unlock) != gettid_())
+        return;
+    atomic_store(&hold_after_unlock, 0);
+    atomic_store(&other_may_go, 1); /* as if preempted here while the other thread runs */
+    CHECK(wait_for_flag(&other_done));
+}
+
+static atomic_long other_got, other_destroy;
+
+static void *take_then_destroy(void *arg)
+{
+    plait_queue *q = arg;
+    CHECK(wait_for_flag(&other_may_go));
+    char buf[16];
+    atomic_store(&other_got, (long)plait_queue_recv(q, buf, sizeof buf, SOON()));
+    atomic_store(&other_destroy, plait_queue_destroy(q));
+    atomic_store(&other_done, 1);
+    return NULL;
+}
+
+static void *send_then_destroy(void *arg)
+{
+    plait_queue *q = arg;
+    CHECK(wait_for_flag(&other_may_go));
+    atomic_store(&other_got, plait_queue_send(q, "y", 1, SOON()));
+    atomic_store(&other_destroy, plait_queue_destroy(q));
+    atomic_store(&other_done, 1);
+    return NULL;
+}
+
+/* In a child: this thread sends (or receives) and is held just after its unlock, while
+ * another thread receives (or sends) and destroys the queue; then this call goes on. */
+static void call_goes_on_after_a_destroy(bool send)
+{
+    pid_t pid = fork_child(true);
+    if (pid == 0) {
+        plait_queue *q;
+        CHECK_EQ(plait_queue_create(&q, 16, 1), 0);
+        if (!send)
+            CHECK_EQ(plait_queue_send(q, "x", 1, SOON()), 0); /* full: the other sends */
+        pthread_t other;
+        thread_start(&other, send ? take_then_destroy : send_then_destroy, q);
+        atomic_store(&hold_after_unlock, gettid_());
+        char buf[16];
+        long r = send ? plait_queue_send(q, "x", 1, SOON())
+                      : (long)plait_queue_recv(q, buf, sizeof buf, SOON());
+        CHECK_EQ(r, send ? 0 : 1);
+        thread_join(other);
+        CHECK_EQ(atomic_load(&other_got), send ? 1 : 0);
+        CHECK_EQ(atomic_load(&other_destroy), 0);
+        child_exit();
+    }
+    int status = reap_within(pid, 20);
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "  the child was killed by signal %d\n", WTERMSIG(status));
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    (void)reap_ok; /* fork_child.h's, unused here */
+}
+
+TEST(queue_send_goes_on_after_the_receiver_destroyed_it)
+{
+    call_goes_on_after_a_destroy(true);
+}
+
+TEST(queue_recv_goes_on_after_the_sender_destroyed_it)
+{
+    call_goes_on_after_a_destroy(false);
+}
+
 #if defined(__x86_64__)
 
 /* Where a queue's `closed` word is: the one word of its state that a close turns from
@@ -262,11 +349,15 @@ TEST(queue_close_between_a_senders_look_and_its_sleep) { close_between_look_and_
 
 RUN_TESTS(CASE(queue_close_between_a_receivers_look_and_its_sleep),
           CASE(queue_close_between_a_senders_look_and_its_sleep),
-          CASE(queue_destroy_refused_while_a_thread_waits_for_its_lock))
+          CASE(queue_destroy_refused_while_a_thread_waits_for_its_lock),
+          CASE(queue_send_goes_on_after_the_receiver_destroyed_it),
+          CASE(queue_recv_goes_on_after_the_sender_destroyed_it))
 
 #else
 
 /* the watchpoint is x86-64's: elsewhere only the destroy case runs */
-RUN_TESTS(CASE(queue_destroy_refused_while_a_thread_waits_for_its_lock))
+RUN_TESTS(CASE(queue_destroy_refused_while_a_thread_waits_for_its_lock),
+          CASE(queue_send_goes_on_after_the_receiver_destroyed_it),
+          CASE(queue_recv_goes_on_after_the_sender_destroyed_it))
 
 #endif
