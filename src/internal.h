@@ -837,6 +837,8 @@ typedef struct plait__shared_obj {
     void (*execd)(struct plait__shared_obj *obj, unsigned pid);  /* NULL: as died */
     struct plait__shared_obj *prev, *next;
     atomic_int local_waiters;
+    atomic_int in_calls;        /* calls of this process that still touch the state after
+                                   publishing a change (plait__shared_enter) */
     void *map;                  /* the object's state: the mapping and its size */
     size_t map_size;
     uint64_t made_at;           /* shared.c: this process's forks before it was made */
@@ -844,6 +846,19 @@ typedef struct plait__shared_obj {
     uint64_t let_go_at;         /* shared.c: forks before its handle was destroyed (kept
                                  * to hear of deaths); UINT64_MAX while held */
 } plait__shared_obj;
+/* A call that publishes a change (a release, a set, an unlock, a close) and reads or
+ * bumps the state after it (the sleepers' count, a sequence) stays inside from before
+ * the change until it is done with the state: another thread that sees the change may
+ * destroy the object at once (nobody waits on it), and that destroy waits for the call
+ * to leave before it unmaps the state (plait__shared_let_go). */
+static inline void plait__shared_enter(plait__shared_obj *obj)
+{
+    atomic_fetch_add(&obj->in_calls, 1);
+}
+static inline void plait__shared_exit(plait__shared_obj *obj)
+{
+    atomic_fetch_sub(&obj->in_calls, 1);
+}
 /* A zeroed mapping shared with the children forked after it; NULL when out of memory. */
 void *plait__shared_map(size_t size);
 void plait__shared_unmap(void *p, size_t size);
@@ -908,7 +923,7 @@ typedef struct plait__pmutex_state {
 /* Whether no process pid exists any more (a zombie still exists). */
 bool plait__pid_gone(unsigned pid);
 int plait__pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t deadline);
-int plait__pmutex_unlock(plait__pmutex_state *st);
+int plait__pmutex_unlock(plait__shared_obj *obj, plait__pmutex_state *st);
 bool plait__pmutex_busy(plait__shared_obj *obj, plait__pmutex_state *st);
 /* Process pid died: release the mutex if it held it. */
 void plait__pmutex_died(plait__pmutex_state *st, unsigned pid);

@@ -116,16 +116,20 @@ static int pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t 
     }
 }
 
-int plait__pmutex_unlock(plait__pmutex_state *st)
+int plait__pmutex_unlock(plait__shared_obj *obj, plait__pmutex_state *st)
 {
     if (atomic_load(&st->holder) != plait__pid() ||
         atomic_load_explicit(&st->owner_id, memory_order_relaxed) != plait__self())
         return -EPERM;
+    /* the next holder may destroy it as soon as the word is free: stay inside until the
+     * sequence and the sleepers are done with */
+    plait__shared_enter(obj);
     atomic_store_explicit(&st->owner_id, 0, memory_order_relaxed);
     atomic_store(&st->holder, 0);
     atomic_fetch_add(&st->seq, 1);
     if (atomic_load(&st->waiters))
         plait__pfutex_wake(&st->seq);
+    plait__shared_exit(obj);
     return 0;
 }
 
@@ -197,7 +201,7 @@ int plait_pmutex_lock(plait_pmutex *mutex, int64_t deadline)
 
 int plait_pmutex_unlock(plait_pmutex *mutex)
 {
-    return mutex ? plait__pmutex_unlock(mutex->st) : -EINVAL;
+    return mutex ? plait__pmutex_unlock(&mutex->obj, mutex->st) : -EINVAL;
 }
 
 /* ---- semaphore ---- */
@@ -287,13 +291,17 @@ int plait_psem_release(plait_psem *sem)
     if (!sem)
         return -EINVAL;
     psem_state *st = sem->st;
+    plait__shared_enter(&sem->obj); /* an acquirer may destroy it once it has the permit */
     unsigned c = atomic_load(&st->count);
     do {
-        if (c == UINT32_MAX)
+        if (c == UINT32_MAX) {
+            plait__shared_exit(&sem->obj);
             return -EOVERFLOW;
+        }
     } while (!atomic_compare_exchange_weak(&st->count, &c, c + 1));
     if (atomic_load(&st->waiters))
         plait__pfutex_wake(&st->count);
+    plait__shared_exit(&sem->obj);
     return 0;
 }
 
@@ -351,13 +359,17 @@ int plait_pevent_set(plait_pevent *event)
     if (!event)
         return -EINVAL;
     pevent_state *st = event->st;
+    plait__shared_enter(&event->obj); /* a waiter may destroy it once it is set */
     unsigned v = atomic_load(&st->word);
     do {
-        if (v & 1)
+        if (v & 1) {
+            plait__shared_exit(&event->obj);
             return 0;
+        }
     } while (!atomic_compare_exchange_weak(&st->word, &v, (v | 1) + 2));
     if (atomic_load(&st->waiters))
         plait__pfutex_wake(&st->word);
+    plait__shared_exit(&event->obj);
     return 0;
 }
 

@@ -393,10 +393,14 @@ int plait_queue_close(plait_queue *queue)
      * (It read closed first: a close between its two reads left it asleep on the
      * bumped sequence until its next look for gone holders, 100 ms, and a call whose
      * deadline came first answered -ETIMEDOUT on a closed queue.) */
-    if (atomic_exchange(&queue->st->closed, 1))
-        return -EPIPE;
-    wake_both(queue->st);
-    return 0;
+    plait__shared_enter(&queue->obj); /* a receiver may destroy it once it is closed */
+    int r = -EPIPE;
+    if (!atomic_exchange(&queue->st->closed, 1)) {
+        wake_both(queue->st);
+        r = 0;
+    }
+    plait__shared_exit(&queue->obj);
+    return r;
 }
 
 size_t plait_queue_len(plait_queue *queue)

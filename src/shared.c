@@ -71,6 +71,7 @@ void plait__shared_register(plait__shared_obj *obj,
     obj->forked = NULL;
     obj->execd = NULL;
     atomic_init(&obj->local_waiters, 0);
+    atomic_init(&obj->in_calls, 0);
     obj->map = map;
     obj->map_size = map_size;
     obj->children = 0;
@@ -104,6 +105,10 @@ static void release(plait__shared_obj *obj)
 
 void plait__shared_let_go(plait__shared_obj *obj)
 {
+    /* a release, set, unlock or close of another thread may still be under way after
+     * the change that let this destroy in: a few loads and stores, then a wake-up */
+    for (unsigned spins = 0; atomic_load(&obj->in_calls) != 0; spins++)
+        plait__spin_pause(spins);
     pthread_mutex_lock(&registry_lock);
     bool now = obj->children == 0;
     if (now)
@@ -231,6 +236,7 @@ static void forget_parent_s_children(void)
     for (plait__shared_obj *obj = registry; obj; obj = obj->next) {
         obj->children = 0;
         atomic_store(&obj->local_waiters, 0);
+        atomic_store(&obj->in_calls, 0); /* other threads' calls: not here */
     }
     for (plait__shared_waiting *w = this_thread_waits; w; w = w->next) {
         atomic_fetch_add(&w->obj->local_waiters, 1);

@@ -59,7 +59,7 @@ int plait_shm_lock(plait_shm *shm, int64_t deadline)
 
 int plait_shm_unlock(plait_shm *shm)
 {
-    return shm ? plait__pmutex_unlock(shm->lock) : -EINVAL;
+    return shm ? plait__pmutex_unlock(&shm->obj, shm->lock) : -EINVAL;
 }
 
 int plait_shm_destroy(plait_shm *shm)

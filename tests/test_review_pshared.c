@@ -40,6 +40,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 #if defined(__x86_64__)
@@ -344,6 +345,201 @@ static void close_between_look_and_sleep(bool send)
     CHECK_EQ(plait_queue_destroy(q), 0);
 }
 
+
+/* ---- a wake-side call held just after its store, while another thread destroys ----
+ *
+ * psem_release, pevent_set, pmutex_unlock (and plait_shm_unlock) and queue_close each
+ * publish their change with one store or compare-and-swap and then still read or bump
+ * the shared state (the sleepers' count, the sequence) to decide on their wake-up.
+ * Another thread of the process that sees the change (takes the permit, passes the
+ * event, takes and gives back the lock, finds the queue closed) may destroy the object
+ * then — nobody waits on it — and the call still under way touched the unmapped state:
+ * SIGSEGV.  The child's main thread is traced; a watchpoint stops it right after its
+ * store; the child's other thread then takes and destroys (or its destroy waits for the
+ * call: plait__spin_pause is wrapped to see that); then the main thread goes on. */
+
+enum { GIVE_PSEM, GIVE_PEVENT, GIVE_PMUTEX, GIVE_CLOSE };
+
+typedef struct handshake {
+    atomic_int go, done, destroy_waits;
+} handshake;
+
+static handshake *hs;           /* shared with the child */
+static void *give_obj;
+static int give_kind;
+static atomic_int take_destroy; /* the child's other thread: its destroy's answer */
+static _Thread_local bool destroying;
+
+/* A destroy that waits for a call still under way spins (plait__shared_let_go): the
+ * parent then lets that call go on. */
+void __real_plait__spin_pause(unsigned spins);
+void __wrap_plait__spin_pause(unsigned spins);
+void __wrap_plait__spin_pause(unsigned spins)
+{
+    if (destroying && hs)
+        atomic_store(&hs->destroy_waits, 1);
+    __real_plait__spin_pause(spins);
+}
+
+static bool wait_either_shared_flag(atomic_int *a, atomic_int *b)
+{
+    int64_t until = SOON();
+    while (!atomic_load(a) && !atomic_load(b)) {
+        if (plait_now() > until)
+            return false;
+        usleep(200);
+    }
+    return true;
+}
+
+static bool wait_shared_flag(atomic_int *flag)
+{
+    int64_t until = SOON();
+    while (!atomic_load(flag)) {
+        if (plait_now() > until)
+            return false;
+        usleep(200);
+    }
+    return true;
+}
+
+static void *take_and_destroy(void *arg)
+{
+    (void)arg;
+    if (!wait_shared_flag(&hs->go))
+        _exit(5);
+    char buf[8];
+    int r = -1;
+    switch (give_kind) {
+    case GIVE_PSEM:
+        CHECK_EQ(plait_psem_acquire(give_obj, SOON()), 0);
+        destroying = true;
+        r = plait_psem_destroy(give_obj);
+        break;
+    case GIVE_PEVENT:
+        CHECK_EQ(plait_pevent_wait(give_obj, SOON()), 0);
+        destroying = true;
+        r = plait_pevent_destroy(give_obj);
+        break;
+    case GIVE_PMUTEX:
+        CHECK_EQ(plait_pmutex_lock(give_obj, SOON()), 0);
+        CHECK_EQ(plait_pmutex_unlock(give_obj), 0);
+        destroying = true;
+        r = plait_pmutex_destroy(give_obj);
+        break;
+    case GIVE_CLOSE:
+        CHECK_EQ(plait_queue_recv(give_obj, buf, sizeof buf, SOON()), -EPIPE);
+        destroying = true;
+        r = plait_queue_destroy(give_obj);
+        break;
+    }
+    destroying = false;
+    atomic_store(&take_destroy, r);
+    atomic_store(&hs->done, 1);
+    return NULL;
+}
+
+static void give_held_while_another_destroys(int kind)
+{
+    hs = mmap(NULL, sizeof *hs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(hs != MAP_FAILED);
+    give_kind = kind;
+    void *word = NULL; /* the word the giving call stores to first */
+    if (kind == GIVE_PSEM)
+        CHECK_EQ(plait_psem_create((plait_psem **)&give_obj, 0), 0);
+    else if (kind == GIVE_PEVENT)
+        CHECK_EQ(plait_pevent_create((plait_pevent **)&give_obj), 0);
+    else if (kind == GIVE_PMUTEX)
+        CHECK_EQ(plait_pmutex_create((plait_pmutex **)&give_obj), 0);
+    size_t off = kind == GIVE_CLOSE ? closed_offset() : 0;
+    if (kind == GIVE_CLOSE)
+        CHECK_EQ(plait_queue_create((plait_queue **)&give_obj, 8, 1), 0);
+    /* the count, the event's word, the holder: each the first word of its state */
+    word = (char *)((plait__shared_obj *)give_obj)->map + off;
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        if (kind == GIVE_PMUTEX && plait_pmutex_lock(give_obj, SOON()) != 0)
+            _exit(6);
+        if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) < 0)
+            _exit(77);
+        pthread_t other;
+        thread_start(&other, take_and_destroy, NULL);
+        raise(SIGSTOP); /* the parent sets the watchpoint */
+        int r = kind == GIVE_PSEM     ? plait_psem_release(give_obj)
+                : kind == GIVE_PEVENT ? plait_pevent_set(give_obj)
+                : kind == GIVE_PMUTEX ? plait_pmutex_unlock(give_obj)
+                                      : plait_queue_close(give_obj);
+        CHECK_EQ(r, 0);
+        thread_join(other);
+        r = atomic_load(&take_destroy);
+        if (r == -EBUSY) /* refused while the call was under way: now it is done */
+            r = kind == GIVE_PSEM     ? plait_psem_destroy(give_obj)
+                : kind == GIVE_PEVENT ? plait_pevent_destroy(give_obj)
+                : kind == GIVE_PMUTEX ? plait_pmutex_destroy(give_obj)
+                                      : plait_queue_destroy(give_obj);
+        CHECK_EQ(r, 0);
+        child_exit();
+    }
+    int status;
+    CHECK_EQ(wait_child(pid, &status), 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+        fprintf(stderr, "  (not run: ptrace refused)\n");
+    } else {
+        CHECK(WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP);
+        CHECK_EQ(ptrace(PTRACE_POKEUSER, pid, offsetof(struct user, u_debugreg[0]), word), 0);
+        set_dr7(pid, 1ul | 1ul << 16 | 3ul << 18); /* L0; break on a write; 4 bytes */
+        CHECK_EQ(ptrace(PTRACE_CONT, pid, NULL, NULL), 0);
+        CHECK_EQ(wait_child(pid, &status), 0);
+        CHECK(WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP); /* it has just stored */
+        atomic_store(&hs->go, 1);
+        /* taken; then destroyed (or refused), or the destroy waits for the call */
+        CHECK(wait_either_shared_flag(&hs->done, &hs->destroy_waits));
+        set_dr7(pid, 0);
+        CHECK_EQ(ptrace(PTRACE_CONT, pid, NULL, NULL), 0);
+        CHECK_EQ(wait_child(pid, &status), 0);
+        if (WIFSIGNALED(status))
+            fprintf(stderr, "  the child was killed by signal %d\n", WTERMSIG(status));
+        else if (WIFSTOPPED(status)) /* traced: a crash stops it at the signal first */
+            fprintf(stderr, "  the child got signal %d\n", WSTOPSIG(status));
+        else if (WIFEXITED(status) && WEXITSTATUS(status))
+            fprintf(stderr, "  the child exited with %d\n", WEXITSTATUS(status));
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        if (WIFSTOPPED(status)) { /* a traced child's crash stops it first */
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+        }
+    }
+    int r = kind == GIVE_PSEM     ? plait_psem_destroy(give_obj)
+            : kind == GIVE_PEVENT ? plait_pevent_destroy(give_obj)
+            : kind == GIVE_PMUTEX ? plait_pmutex_destroy(give_obj)
+                                  : plait_queue_destroy(give_obj);
+    CHECK_EQ(r, 0);
+    munmap(hs, sizeof *hs);
+    hs = NULL;
+}
+
+TEST(psem_release_goes_on_after_the_acquirer_destroyed_it)
+{
+    give_held_while_another_destroys(GIVE_PSEM);
+}
+
+TEST(pevent_set_goes_on_after_the_waiter_destroyed_it)
+{
+    give_held_while_another_destroys(GIVE_PEVENT);
+}
+
+TEST(pmutex_unlock_goes_on_after_the_next_holder_destroyed_it)
+{
+    give_held_while_another_destroys(GIVE_PMUTEX);
+}
+
+TEST(queue_close_goes_on_after_a_receiver_destroyed_it)
+{
+    give_held_while_another_destroys(GIVE_CLOSE);
+}
+
 TEST(queue_close_between_a_receivers_look_and_its_sleep) { close_between_look_and_sleep(false); }
 TEST(queue_close_between_a_senders_look_and_its_sleep) { close_between_look_and_sleep(true); }
 
@@ -351,7 +547,11 @@ RUN_TESTS(CASE(queue_close_between_a_receivers_look_and_its_sleep),
           CASE(queue_close_between_a_senders_look_and_its_sleep),
           CASE(queue_destroy_refused_while_a_thread_waits_for_its_lock),
           CASE(queue_send_goes_on_after_the_receiver_destroyed_it),
-          CASE(queue_recv_goes_on_after_the_sender_destroyed_it))
+          CASE(queue_recv_goes_on_after_the_sender_destroyed_it),
+          CASE(psem_release_goes_on_after_the_acquirer_destroyed_it),
+          CASE(pevent_set_goes_on_after_the_waiter_destroyed_it),
+          CASE(pmutex_unlock_goes_on_after_the_next_holder_destroyed_it),
+          CASE(queue_close_goes_on_after_a_receiver_destroyed_it))
 
 #else
 
