@@ -441,6 +441,13 @@ static void *take_and_destroy(void *arg)
 
 static void give_held_while_another_destroys(int kind)
 {
+#if defined(__SANITIZE_THREAD__)
+    /* ThreadSanitizer's atomics lock the word's record in the runtime: the main thread,
+     * stopped inside its store, would hold the other thread's atomic on the same word */
+    (void)kind;
+    fprintf(stderr, "  (not run under ThreadSanitizer)\n");
+    return;
+#endif
     hs = mmap(NULL, sizeof *hs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     CHECK(hs != MAP_FAILED);
     give_kind = kind;
