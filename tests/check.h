@@ -2,8 +2,10 @@
  * check.h — the test harness: CHECK macros, a per-test watchdog, and the closing line.
  *
  * Each test file defines its cases with TEST(name) and lists them in RUN_TESTS(...).
- * A test binary prints one line per case and closes with "N passed, N failed"; it
- * exits non-zero if anything failed.  alarm() turns a hang into a failure: every
+ * A test binary prints one line per case and closes with "N passed, N failed" (and
+ * ", N skipped" when a case could not run here: CHECK_SKIP); it exits non-zero if
+ * anything failed, 77 (ctest's SKIP_RETURN_CODE where set) if every case it ran was
+ * skipped.  alarm() turns a hang into a failure: every
  * binary runs under PLAIT_TEST_TIMEOUT seconds (default 60) besides ctest's timeout.
  * PLAIT_TEST_ONLY=NAME runs that one case (none found: a failure).
  */
@@ -43,6 +45,11 @@ static const char *check_current = "";
 
 #define TEST(name) static void name(void)
 
+/* The current case cannot run here (no io_uring, ptrace refused, ...): it is reported
+ * as skipped, with why, not as passed.  The case returns after this. */
+static const char *check_skip_reason;
+#define CHECK_SKIP(why) (check_skip_reason = (why))
+
 typedef struct check_case {
     const char *name;
     void (*fn)(void);
@@ -75,14 +82,18 @@ static inline int check_main(const check_case *cases, size_t n)
     alarm(t ? (unsigned)atoi(t) : 60);
     /* PLAIT_TEST_ONLY=NAME runs that case alone (to look at one, under a debugger) */
     const char *only = getenv("PLAIT_TEST_ONLY");
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
     for (size_t i = 0; i < n; i++) {
         if (only && *only && strcmp(only, cases[i].name) != 0)
             continue;
         int before = check_failures;
         check_current = cases[i].name;
+        check_skip_reason = NULL;
         cases[i].fn();
-        if (check_failures == before) {
+        if (check_failures == before && check_skip_reason) {
+            skipped++;
+            printf("skip %s (%s)\n", cases[i].name, check_skip_reason);
+        } else if (check_failures == before) {
             passed++;
             printf("ok   %s\n", cases[i].name);
         } else {
@@ -91,10 +102,15 @@ static inline int check_main(const check_case *cases, size_t n)
         }
         fflush(stdout);
     }
-    printf("%d passed, %d failed\n", passed, failed);
-    if (only && *only && passed + failed == 0)
+    if (skipped)
+        printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    else
+        printf("%d passed, %d failed\n", passed, failed);
+    if (only && *only && passed + failed + skipped == 0)
         fprintf(stderr, "PLAIT_TEST_ONLY=%s: no such case\n", only);
-    return failed || passed == 0 ? 1 : 0;
+    if (failed)
+        return 1;
+    return passed ? 0 : skipped ? 77 : 1;
 }
 
 #define RUN_TESTS(...)                                                                   \

@@ -100,7 +100,7 @@ static bool on_io_uring(void)
 {
     if (strcmp(plait_io_backend(), "io_uring") == 0)
         return true;
-    fprintf(stderr, "  (no io_uring here: skipped)\n");
+    CHECK_SKIP("no io_uring here");
     return false;
 }
 

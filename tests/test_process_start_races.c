@@ -193,7 +193,7 @@ TEST(pid_reused_before_the_pidfd_function_child)
 {
     int r = in_a_pid_namespace(false);
     if (r == 77) {
-        printf("  (skipped: no PID namespace)\n");
+        CHECK_SKIP("no PID namespace");
         return;
     }
     CHECK_EQ(r, 0);
@@ -203,7 +203,7 @@ TEST(pid_reused_before_the_pidfd_program)
 {
     int r = in_a_pid_namespace(true);
     if (r == 77) {
-        printf("  (skipped: no PID namespace)\n");
+        CHECK_SKIP("no PID namespace");
         return;
     }
     CHECK_EQ(r, 0);

@@ -1,5 +1,5 @@
 /*
- * test_review_pshared.c — review 106 of the process-shared objects.
+ * test_pshared_races.c — review 106 of the process-shared objects.
  *
  * A queue's close takes no lock: it sets `closed`, then bumps both sequences and wakes
  * them.  A send or receive that must wait reads `closed` under the lock and then the
@@ -320,13 +320,13 @@ static void close_between_look_and_sleep(bool send)
     int status;
     CHECK_EQ(wait_child(pid, &status), 0);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 77) { /* a sandbox refuses ptrace */
-        fprintf(stderr, "  (not run: ptrace refused)\n");
+        CHECK_SKIP("ptrace refused");
         CHECK_EQ(plait_queue_destroy(q), 0);
         return;
     }
     CHECK(WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP);
     if (ptrace(PTRACE_POKEUSER, pid, offsetof(struct user, u_debugreg[0]), closed) < 0) {
-        fprintf(stderr, "  (not run: no debug registers)\n"); /* some virtual machines */
+        CHECK_SKIP("no debug registers"); /* some virtual machines */
         kill(pid, SIGKILL);
         CHECK_EQ(wait_child(pid, &status), 0);
         CHECK_EQ(plait_queue_destroy(q), 0);
@@ -445,7 +445,7 @@ static void give_held_while_another_destroys(int kind)
     /* ThreadSanitizer's atomics lock the word's record in the runtime: the main thread,
      * stopped inside its store, would hold the other thread's atomic on the same word */
     (void)kind;
-    fprintf(stderr, "  (not run under ThreadSanitizer)\n");
+    CHECK_SKIP("ThreadSanitizer");
     return;
 #endif
     hs = mmap(NULL, sizeof *hs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -492,7 +492,7 @@ static void give_held_while_another_destroys(int kind)
     int status;
     CHECK_EQ(wait_child(pid, &status), 0);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
-        fprintf(stderr, "  (not run: ptrace refused)\n");
+        CHECK_SKIP("ptrace refused");
     } else {
         CHECK(WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP);
         CHECK_EQ(ptrace(PTRACE_POKEUSER, pid, offsetof(struct user, u_debugreg[0]), word), 0);
