@@ -32,6 +32,7 @@
  * (-Wl,--wrap) to hold the sender just after its unlock while the other thread does so.
  */
 #include "fork_child.h"
+#include "stop_in_copy.h"
 
 #include "../src/internal.h"
 
@@ -63,20 +64,6 @@ int __wrap_plait__shared_wait(void *obj, atomic_uint *word, unsigned expected,
     return __real_plait__shared_wait(obj, word, expected, sleepers, deadline, what);
 }
 
-enum { BIG = 1 << 20 };
-
-static volatile sig_atomic_t stop_in_a_big_copy; /* the child's */
-
-void *__real_memcpy(void *dst, const void *src, size_t n);
-void *__wrap_memcpy(void *dst, const void *src, size_t n);
-void *__wrap_memcpy(void *dst, const void *src, size_t n)
-{
-    if (stop_in_a_big_copy && n >= BIG) {
-        stop_in_a_big_copy = 0;
-        raise(SIGSTOP);
-    }
-    return __real_memcpy(dst, src, n);
-}
 
 static atomic_int sender_tid, destroyer_tid, destroyed;
 static atomic_long destroy_result;

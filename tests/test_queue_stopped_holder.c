@@ -12,20 +12,7 @@
 
 #include <sys/wait.h>
 
-enum { BIG = 1 << 20 };
-
-static volatile sig_atomic_t stop_in_a_big_copy; /* the child's */
-
-void *__real_memcpy(void *dst, const void *src, size_t n);
-void *__wrap_memcpy(void *dst, const void *src, size_t n);
-void *__wrap_memcpy(void *dst, const void *src, size_t n)
-{
-    if (stop_in_a_big_copy && n >= BIG) {
-        stop_in_a_big_copy = 0;
-        raise(SIGSTOP);
-    }
-    return __real_memcpy(dst, src, n);
-}
+#include "stop_in_copy.h"
 
 static plait_event *began_to_wait; /* set by a wait on the queue's state, when asked */
 
