@@ -337,15 +337,16 @@ static int defer_arm(struct plait__uring *u, int fd, plait__fd_slot *slot)
  * wants less, or nothing).  Once the kernel refuses again, that one and the rest wait
  * for the next time; a refusal for good is their waiters' outcome (an unpollable file,
  * now at the number, is ready).  The list is taken
- * out first: arming may complete requests, and a completion may defer again. */
-static void arm_deferred(struct plait__poller *p)
+ * out first: arming may complete requests, and a completion may defer again.  True
+ * when it woke a waiter that way: the caller must not sleep before it runs. */
+static bool arm_deferred(struct plait__poller *p)
 {
     struct plait__uring *u = p->ring;
     plait__fd_list taken = u->deferred;
     u->deferred = (plait__fd_list){0};
     int *list = taken.fds;
     size_t len = taken.len;
-    bool refused = false;
+    bool refused = false, fired = false;
     for (size_t i = 0; i < len; i++) {
         plait__fd_slot *slot = &p->fds[list[i]];
         slot->arm_deferred = false;
@@ -358,9 +359,11 @@ static void arm_deferred(struct plait__poller *p)
             plait__poller_fire(p, list[i], (int)(wants & (POLLIN | POLLOUT)));
         else if (r < 0)
             plait__poller_fire(p, list[i], r);
+        fired |= r < 0;
     }
     free(list);
     note_put_off(u);
+    return fired;
 }
 
 /* Arm now, or at the next wait when the kernel refuses for a moment. */
@@ -540,14 +543,14 @@ static void ur_wait(struct plait__poller *p, int64_t deadline, int64_t timeout)
     struct plait__uring *u = p->ring;
     if (u->wake_unarmed)
         u->wake_unarmed = poll_add(u, p->wake_fd, POLLIN, WAKE_TOKEN) < 0;
-    if (u->deferred.len)
-        arm_deferred(p);
+    /* a watch that could not be armed now has woken its coroutine */
+    bool fired = u->deferred.len && arm_deferred(p);
     note_put_off(u);
     if ((u->deferred.len || u->wake_unarmed) && (timeout < 0 || timeout > PLAIT_MS))
         timeout = PLAIT_MS; /* what is left is tried again soon; the inbox is looked at */
     /* completions already there need no system call, and whatever they woke must
      * run before this thread sleeps */
-    bool look = reap(p) > 0 || timeout == 0;
+    bool look = reap(p) > 0 || fired || timeout == 0;
     if (!look && timeout > 0 && !u->deferred.len && !u->wake_unarmed && timeout_by(u, deadline))
         timeout = -1; /* the ring's timeout request ends the sleep */
     unsigned flags = __atomic_load_n(u->sq_flags, __ATOMIC_ACQUIRE);

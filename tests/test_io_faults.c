@@ -520,6 +520,54 @@ TEST(watches_wait_on_past_a_full_refused_ring)
     check_run(watches_wait_past_a_full_refused_ring, ARG(EAGAIN));
 }
 
+/* ---- realloc, refused on demand ---- */
+
+static atomic_bool refuse_realloc;
+
+void *__real_realloc(void *ptr, size_t size);
+void *__wrap_realloc(void *ptr, size_t size);
+void *__wrap_realloc(void *ptr, size_t size)
+{
+    if (atomic_load(&refuse_realloc)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_realloc(ptr, size);
+}
+
+/* Watches waiting for room in a full ring whose next arming the kernel refuses once
+ * while no memory is left to put them off again: each fails (-ENOMEM), and their
+ * coroutines run at once.  (The scheduler went to sleep with them ready, until the
+ * next event or deadline: here the join's, 3 s on.) */
+static void *fail_watches_armed_late(void *arg)
+{
+    (void)arg;
+    fill_refused_ring(EBUSY);
+    int last = FILLERS - 1; /* put off: the ring was full before its turn */
+    atomic_store(&enter_refusals, 1);
+    atomic_store(&refuse_realloc, true);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_join(filler_tasks[last], NULL, plait_deadline_in(3 * PLAIT_SEC)), 0);
+    CHECK_PROMPT(start);
+    atomic_store(&refuse_realloc, false);
+    atomic_store(&enter_refusals, 0);
+    CHECK_EQ(fillers[last].r, -ENOMEM);
+    for (int i = 0; i < last; i++) { /* armed (then closed: -EBADF), or failed too */
+        CHECK_EQ(plait_close(fillers[i].fd), 0);
+        CHECK_EQ(plait_join(filler_tasks[i], NULL, SOON()), 0);
+        CHECK(fillers[i].r == -EBADF || fillers[i].r == -ENOMEM);
+    }
+    CHECK_EQ(plait_close(fillers[last].fd), 0);
+    return NULL;
+}
+
+TEST(watches_failed_while_armed_late_run_at_once)
+{
+    if (!on_io_uring())
+        return;
+    check_run(fail_watches_armed_late, NULL);
+}
+
 /* A socket pair whose sv[0] a coroutine (*ct, its outcome in c->r) waits on with its
  * watch in the kernel; then the ring is filled while the kernel refuses (EBUSY). */
 static void watched_then_ring_filled(int sv[2], filler *c, plait_task *ct)
@@ -882,6 +930,7 @@ TEST(a_wait_for_room_sleeps_past_a_peer_s_shutdown)
 }
 
 RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full),
+          CASE(watches_failed_while_armed_late_run_at_once),
           CASE(a_wait_for_room_sleeps_past_a_peer_s_shutdown),
           CASE(close_closes_past_a_removal_written_in_the_last_entry), CASE(a_ring_that_refuses_for_good_aborts),
           CASE(a_ring_refused_in_a_wait_aborts),
