@@ -48,10 +48,10 @@
  * After fork() the child's copy of the calling thread's poller would share the
  * parent's kernel object (an epoll set, or an io_uring's rings, which two processes
  * must never both drive): the child makes new ones and re-arms what it waits on.
- * Just before the fork the scheduler hands its queued requests to the kernel and takes
- * what completed, so a write the parent has made is not made again by the child; a
- * request still waiting in the kernel (for data, for room) is then the parent's and,
- * re-made, the child's too — as a wait on the descriptor would be both processes'.
+ * A request of the parent's ring at the fork (a watch, a read waiting for data,
+ * handed to the kernel or not yet) stays the parent's and, re-made, is the child's
+ * too — as a wait on the descriptor would be both processes'.  Writes are never made
+ * in the ring (fdio.c), so none is made twice.
  */
 #include "poll.h"
 
