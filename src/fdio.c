@@ -35,10 +35,24 @@ int plait_fd_set_nonblock(int fd, int on)
  * busy until the deadline, so after QUICK_RETRIES waits in one call each further wait
  * starts with a pause, doubling from FIRST_PAUSE to LONGEST_PAUSE.  A call that waits
  * for a peer as usual (EAGAIN, a wait, then the transfer) makes one retry; a few
- * lost races with other readers of the descriptor stay under QUICK_RETRIES. */
+ * lost race with other readers of the descriptor leaves it not ready (still_ready). */
 enum { QUICK_RETRIES = 8 };
 #define FIRST_PAUSE (50 * PLAIT_US)
 #define LONGEST_PAUSE (10 * PLAIT_MS)
+
+/* Whether fd polls ready for events now, right after its call said EAGAIN: the spin
+ * the pauses are for.  A call that lost the descriptor to another reader (an acceptor
+ * beside others, a datagram socket's other receivers) finds it not ready, and its wait
+ * sleeps until the next readiness: no pause for it, however many races it lost (a
+ * connection that came during a pause waited up to LONGEST_PAUSE for an idle
+ * acceptor).  Looked at past QUICK_RETRIES only: one poll(2) on those retries. */
+static bool still_ready(int fd, int events)
+{
+    struct pollfd p = {.fd = fd,
+                       .events = (short)((events & PLAIT_READABLE ? POLLIN : 0) |
+                                         (events & PLAIT_WRITABLE ? POLLOUT : 0))};
+    return poll(&p, 1, 0) == 1 && (p.revents & p.events);
+}
 
 int plait__wait_to_retry(plait__fd_call *call, int events, int64_t deadline)
 {
@@ -46,8 +60,10 @@ int plait__wait_to_retry(plait__fd_call *call, int events, int64_t deadline)
         return 0;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
         return -errno;
-    if (++call->retries > QUICK_RETRIES) {
-        unsigned doublings = call->retries - QUICK_RETRIES - 1;
+    if (call->retries < QUICK_RETRIES) {
+        call->retries++;
+    } else if (still_ready(call->fd, events)) {
+        unsigned doublings = call->retries++ - QUICK_RETRIES;
         int64_t pause = doublings < 8 ? FIRST_PAUSE << doublings : LONGEST_PAUSE;
         int64_t until = plait_deadline_in(pause < LONGEST_PAUSE ? pause : LONGEST_PAUSE);
         int slept = plait_sleep_until(until < deadline ? until : deadline);

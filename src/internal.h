@@ -547,7 +547,7 @@ typedef struct plait__fd_call {
      * close(2) may name another file since: send(2)/recv(2) then fail with ENOTSOCK,
      * and the caller calls plait__fd_call_kind_stale and moves bytes as for any file. */
     bool drained, socket;
-    unsigned retries; /* waits after EAGAIN so far (plait__wait_to_retry) */
+    unsigned retries; /* waits after EAGAIN so far, quick ones then pauses (fdio.c) */
 } plait__fd_call;
 
 /* Open a call on fd from the calling coroutine or thread: makes the coroutine's

@@ -1,0 +1,156 @@
+/*
+ * test_review_fixes.c — review 110 of the last hour's fixes.
+ *
+ * accept_that_lost_races_does_not_pause: plait__wait_to_retry (fdio.c) pauses, 50 µs
+ * doubling to 10 ms, before each wait past eight in one call, to stop a spin on a
+ * descriptor that polls ready while its call says EAGAIN.  An accept that loses races
+ * to other acceptors (the wait slept until a connection came, another acceptor took it)
+ * counted those too: past eight lost races every further wait began with a pause, and
+ * a connection that came then waited up to 10 ms for an idle acceptor.  The lost races
+ * are made with --wrap=accept4 (the wrapper takes the connection first, as the other
+ * acceptor would, and answers EAGAIN); the pauses are counted with
+ * --wrap=plait_sleep_until, the waits with --wrap=plait__wait_fd_in_call.  Each new
+ * connection comes only once the acceptor waits for it, so each of its waits sleeps.
+ */
+#include "helpers.h"
+
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+enum { STEALS = 20 };
+
+static atomic_int listen_fd = -1;
+static atomic_int steals_left, steals, waits_entered, pauses;
+static _Thread_local bool on_acceptor;
+
+int __real_accept4(int fd, struct sockaddr *a, socklen_t *len, int flags);
+int __wrap_accept4(int fd, struct sockaddr *a, socklen_t *len, int flags);
+int __wrap_accept4(int fd, struct sockaddr *a, socklen_t *len, int flags)
+{
+    int c = __real_accept4(fd, a, len, flags);
+    if (c >= 0 && fd == atomic_load(&listen_fd) && atomic_load(&steals_left) > 0) {
+        /* another acceptor took it first */
+        close(c);
+        atomic_fetch_sub(&steals_left, 1);
+        atomic_fetch_add(&steals, 1);
+        errno = EAGAIN;
+        return -1;
+    }
+    return c;
+}
+
+struct plait__fd_call;
+int __real_plait__wait_fd_in_call(const struct plait__fd_call *call, int events,
+                                  int64_t deadline, bool tried);
+int __wrap_plait__wait_fd_in_call(const struct plait__fd_call *call, int events,
+                                  int64_t deadline, bool tried);
+int __wrap_plait__wait_fd_in_call(const struct plait__fd_call *call, int events,
+                                  int64_t deadline, bool tried)
+{
+    if (on_acceptor)
+        atomic_fetch_add(&waits_entered, 1);
+    return __real_plait__wait_fd_in_call(call, events, deadline, tried);
+}
+
+int __real_plait_sleep_until(int64_t deadline);
+int __wrap_plait_sleep_until(int64_t deadline);
+int __wrap_plait_sleep_until(int64_t deadline)
+{
+    if (on_acceptor)
+        atomic_fetch_add(&pauses, 1);
+    return __real_plait_sleep_until(deadline);
+}
+
+static struct sockaddr_un addr;
+static socklen_t addr_len;
+
+static int listener(void)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    int n = snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1, "plait-review-110-%d",
+                     (int)getpid());
+    addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+    CHECK_EQ(bind(fd, (struct sockaddr *)&addr, addr_len), 0);
+    CHECK_EQ(listen(fd, 64), 0);
+    return fd;
+}
+
+static void connect_one(void)
+{
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(c >= 0);
+    CHECK_EQ(connect(c, (struct sockaddr *)&addr, addr_len), 0);
+    close(c);
+}
+
+static void wait_until(atomic_int *v, int at_least)
+{
+    int64_t give_up = SOON();
+    while (atomic_load(v) < at_least && plait_now() < give_up)
+        usleep(200);
+    CHECK(atomic_load(v) >= at_least);
+}
+
+static atomic_int accepted;
+static atomic_long accept_took;
+
+static void *acceptor(void *arg)
+{
+    (void)arg;
+    on_acceptor = true;
+    int64_t start = plait_now();
+    int c = plait_accept(atomic_load(&listen_fd), NULL, SOON());
+    atomic_store(&accept_took, (long)(plait_now() - start));
+    on_acceptor = false;
+    atomic_store(&accepted, c);
+    return NULL;
+}
+
+static void lose_races(void *(*run)(void *))
+{
+    int fd = listener();
+    atomic_store(&steals_left, STEALS);
+    atomic_store(&steals, 0);
+    atomic_store(&waits_entered, 0);
+    atomic_store(&pauses, 0);
+    atomic_store(&accepted, -1);
+    atomic_store(&listen_fd, fd);
+    pthread_t th;
+    thread_start(&th, run, NULL);
+    for (int i = 0; i < STEALS; i++) {
+        wait_until(&waits_entered, i + 1); /* it waits: the connection wakes it */
+        connect_one();
+        wait_until(&steals, i + 1); /* and another acceptor took it */
+    }
+    wait_until(&waits_entered, STEALS + 1);
+    connect_one(); /* this one is its */
+    thread_join(th);
+    fprintf(stderr, "  accept after %d lost races: %d pauses, %.1f ms in all\n", STEALS,
+            atomic_load(&pauses), (double)atomic_load(&accept_took) / PLAIT_MS);
+    int c = atomic_load(&accepted);
+    CHECK(c >= 0);
+    if (c >= 0)
+        close(c);
+    CHECK_EQ(atomic_load(&pauses), 0);
+    atomic_store(&listen_fd, -1);
+    close(fd);
+}
+
+TEST(accept_that_lost_races_does_not_pause_thread) { lose_races(acceptor); }
+
+static void *acceptor_coroutine(void *arg)
+{
+    (void)arg;
+    check_run(acceptor, NULL);
+    return NULL;
+}
+
+TEST(accept_that_lost_races_does_not_pause_coroutine) { lose_races(acceptor_coroutine); }
+
+RUN_TESTS(CASE(accept_that_lost_races_does_not_pause_thread),
+          CASE(accept_that_lost_races_does_not_pause_coroutine))
