@@ -72,6 +72,9 @@ typedef struct plait__fd_slot {
     int64_t trusted_since;      /* epoll: waits have trusted the registration unchecked
                                  * since then (0: none); only a system call on it clears
                                  * it, not a report (which may be an older file's) */
+    int64_t answered_at;        /* epoll: when a report last answered such waits: a wait
+                                 * that trusts it VERIFY_NS after that starts a new
+                                 * stretch of trust (nobody relied on it meanwhile) */
     bool socket;                /* a socket (valid while kind_known) */
     bool seqpacket;             /* a SOCK_SEQPACKET socket: write(2) ends a record
                                  * (MSG_EOR), send(2) does not (valid while kind_known) */

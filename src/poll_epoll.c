@@ -101,17 +101,22 @@ static int ep_register(struct plait__poller *p, int fd, plait__fd_slot *slot, un
  * one at most, so the check comes that much early, never late. */
 static int trust(struct plait__poller *p, int fd, plait__fd_slot *slot)
 {
-    if (!slot->trusted_since)
-        slot->trusted_since = plait__coarse_now();
+    /* a stretch of trust: the waits that follow each other, each answered by a report
+     * as the one before ends (a file no longer at fd, always ready, answers them so);
+     * waits VERIFY_NS apart, nobody waiting between, start a new one (a socket waited
+     * on a moment every 30 ms paid an epoll_ctl every other wait) */
+    int64_t now = plait__coarse_now();
+    if (!slot->trusted_since || now - slot->answered_at >= VERIFY_NS)
+        slot->trusted_since = now;
     if (slot->listed) { /* an event or a registration may have cleared the time */
         if (!slot->unverified_since)
-            slot->unverified_since = plait__coarse_now();
+            slot->unverified_since = now;
         return 0;
     }
     if (plait__fd_list_push(&p->unverified, fd) < 0)
         return -ENOMEM;
     slot->listed = true;
-    slot->unverified_since = plait__coarse_now();
+    slot->unverified_since = now;
     return 0;
 }
 
@@ -229,8 +234,9 @@ static void ep_wait(struct plait__poller *p, int64_t deadline, int64_t timeout_n
             continue;
         }
         slot->unverified_since = 0; /* a registration is there */
+        int64_t now = 0;
         if ((bits & waited_for(slot)) && slot->trusted_since &&
-            plait__coarse_now() - slot->trusted_since >= VERIFY_NS) {
+            (now = plait__coarse_now()) - slot->trusted_since >= VERIFY_NS) {
             /* but perhaps a file's that no longer has the number (closed with close(2)
              * while open elsewhere, the number taken by a new file): its readiness
              * would answer every wait on the new one, each report vouching anew.
@@ -248,6 +254,7 @@ static void ep_wait(struct plait__poller *p, int64_t deadline, int64_t timeout_n
             }
         }
         if (bits & waited_for(slot)) {
+            slot->answered_at = now; /* (0 when nothing trusts the registration) */
             slot->armed = 0; /* poll.c watches again for whoever still waits */
             /* the events its waiters asked for (the registration may keep others):
              * as io_uring and poll(2) answer */

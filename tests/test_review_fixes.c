@@ -11,10 +11,20 @@
  * acceptor would, and answers EAGAIN); the pauses are counted with
  * --wrap=plait_sleep_until, the waits with --wrap=plait__wait_fd_in_call.  Each new
  * connection comes only once the acceptor waits for it, so each of its waits sleeps.
+ *
+ * spaced_short_waits_make_no_epoll_ctl: the epoll backend checks a registration that
+ * waits have trusted unchecked for VERIFY_NS (20 ms) with EPOLL_CTL_MOD when a report
+ * answers it (trusted_since).  The time was kept from the first such wait after the
+ * last system call, across the time nobody waited: a socket waited on for a moment
+ * every 30 ms (a request, its answer soon after) paid an epoll_ctl on every other wait,
+ * none before.  Counted with --wrap=epoll_ctl.
  */
 #include "helpers.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -152,5 +162,69 @@ static void *acceptor_coroutine(void *arg)
 
 TEST(accept_that_lost_races_does_not_pause_coroutine) { lose_races(acceptor_coroutine); }
 
-RUN_TESTS(CASE(accept_that_lost_races_does_not_pause_thread),
+/* ---- epoll: spaced short waits ---- */
+
+static atomic_int counted_fd = -1, ctls;
+
+int __real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
+int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
+int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+    if (fd == atomic_load(&counted_fd))
+        atomic_fetch_add(&ctls, 1);
+    return __real_epoll_ctl(epfd, op, fd, event);
+}
+
+enum { SPACED_ROUNDS = 6 };
+
+/* Runs once the reader waits (one scheduler: the reader has suspended). */
+static void *write_a_byte(void *arg)
+{
+    CHECK_EQ(write(INT(arg), "x", 1), 1);
+    return NULL;
+}
+
+static void *spaced_waits(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    char buf[64];
+    atomic_store(&counted_fd, sv[0]);
+    int before = 0;
+    for (int round = 0; round < SPACED_ROUNDS; round++) {
+        if (round == 2) /* registered (round 1's wait): from now on, trusted */
+            before = atomic_load(&ctls);
+        if (round >= 2)
+            CHECK_EQ(plait_sleep(30 * PLAIT_MS), 0); /* nobody waits meanwhile */
+        plait_task writer;
+        CHECK_EQ(plait_spawn(&writer, write_a_byte, ARG(sv[1])), 0);
+        /* nothing there yet: it waits, and the report of the byte answers it */
+        CHECK_EQ(plait_read(sv[0], buf, sizeof buf, SOON()), 1);
+        CHECK_EQ(plait_join(writer, NULL, SOON()), 0);
+    }
+    int extra = atomic_load(&ctls) - before;
+    fprintf(stderr, "  %d short waits 30 ms apart: %d epoll_ctl\n", SPACED_ROUNDS - 2,
+            extra);
+    CHECK_EQ(extra, 0);
+    atomic_store(&counted_fd, -1);
+    close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+TEST(spaced_short_waits_make_no_epoll_ctl)
+{
+    const char *poller = getenv("PLAIT_POLLER");
+    if (poller && strcmp(poller, "epoll") != 0)
+    {
+        CHECK_SKIP("epoll only (PLAIT_POLLER names another)");
+        return;
+    }
+    CHECK_EQ(setenv("PLAIT_POLLER", "epoll", 1), 0); /* before the first scheduler */
+    check_run(spaced_waits, NULL);
+}
+
+RUN_TESTS(CASE(spaced_short_waits_make_no_epoll_ctl),
+          CASE(accept_that_lost_races_does_not_pause_thread),
           CASE(accept_that_lost_races_does_not_pause_coroutine))
