@@ -633,7 +633,7 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
  * A write is write(2) (send(2) on a socket) first, on either poller.  A write that has
  * to wait for room may be overtaken by another coroutine's later write that finds room
  * (as with write(2) from two threads): coroutines that share a stream should take
- * turns (a mutex).  A descriptor that polls ready while its write keeps failing with
+ * turns (a mutex).  A descriptor that still polls ready after its write failed with
  * EAGAIN (an eventfd whose count the value would overflow) is tried again after
  * pauses, doubling from 50 µs to 10 ms, after eight quick tries: no busy CPU. */
 ssize_t plait_read(int fd, void *buf, size_t len, int64_t deadline);

@@ -34,8 +34,8 @@ int plait_fd_set_nonblock(int fd, int on)
  * maximum) until a reader takes the count.  Retrying at each wake-up would keep a CPU
  * busy until the deadline, so after QUICK_RETRIES waits in one call each further wait
  * starts with a pause, doubling from FIRST_PAUSE to LONGEST_PAUSE.  A call that waits
- * for a peer as usual (EAGAIN, a wait, then the transfer) makes one retry; a few
- * lost race with other readers of the descriptor leaves it not ready (still_ready). */
+ * for a peer as usual (EAGAIN, a wait, then the transfer) makes one retry; a race
+ * lost to another reader of the descriptor leaves it not ready (still_ready). */
 enum { QUICK_RETRIES = 8 };
 #define FIRST_PAUSE (50 * PLAIT_US)
 #define LONGEST_PAUSE (10 * PLAIT_MS)

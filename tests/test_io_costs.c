@@ -1,5 +1,6 @@
 /*
- * test_review_fixes.c — review 110 of the last hour's fixes.
+ * test_io_costs.c — I/O waits that must not cost what they need not: no pause after
+ * races lost, no epoll_ctl for spaced waits (each case failed first; review 110).
  *
  * accept_that_lost_races_does_not_pause: plait__wait_to_retry (fdio.c) pauses, 50 µs
  * doubling to 10 ms, before each wait past eight in one call, to stop a spin on a
