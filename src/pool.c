@@ -123,6 +123,8 @@ enum {
     STOP_LOOK_NS = 1000 * 1000, /* a shutdown past its deadline looks for tasks again */
     UNFENCED_LOOK_NS = 1000 * 1000, /* a sleeper without the heavy fence looks again */
     BATCH_MAX = 64,         /* tasks taken from the injection queue at once */
+    SLEEPING_FOR_SIGNAL = 2, /* `sleeping` of a helping wait too deep to help (park_for_signal) */
+    HELP_STACK_RESERVE_MIN = 256 * 1024, /* stack a helping wait keeps for its own tasks */
 };
 
 typedef struct plait__worker {
@@ -134,6 +136,7 @@ typedef struct plait__worker {
     _Atomic(plait__future *) running;   /* innermost running task; ->next: the one it helps */
     _Alignas(64) atomic_uint park_word;
     atomic_int sleeping;
+    uintptr_t help_floor;               /* below this stack address, no help from others */
     char name[16];
 } plait__worker;
 
@@ -289,6 +292,19 @@ static bool park(plait__worker *wk, plait__waiter *w, int64_t deadline, bool unt
     return false;
 }
 
+/* A helping wait too deep in its stack to run other tasks (help_too_deep), its own
+ * deque empty: sleep until its own signal or the deadline, as a wait that does not
+ * help.  `sleeping` says SLEEPING_FOR_SIGNAL, which a poke sees and wake_one passes
+ * over: no push's wake-up is spent on a worker that would not look for the work. */
+static void park_for_signal(plait__worker *wk, plait__waiter *w, int64_t deadline)
+{
+    unsigned seen = atomic_load(&wk->park_word);
+    atomic_store(&wk->sleeping, SLEEPING_FOR_SIGNAL);
+    if (!atomic_load(&w->signalled))
+        plait__futex_wait(&wk->park_word, seen, deadline);
+    atomic_store(&wk->sleeping, 0);
+}
+
 /* ---- finding and running work ---- */
 
 static plait__future *inject_grab(plait__worker *wk)
@@ -326,10 +342,22 @@ static plait__future *inject_grab(plait__worker *wk)
     return batch[0];
 }
 
+/* Whether the caller's stack is too far used up to run a task from the injection
+ * queue or another worker's deque on top of it.  A helping wait runs any queued task on
+ * top of the waiting one, and that task's own wait another: where many queued tasks
+ * each wait (on a thread, an outside event: nothing the tasks run on top of them will
+ * do), the stack grew by a task's frames for each, until it overflowed.  Past the floor
+ * a wait takes only the tasks of its own deque (in fork-join, its children, whose depth
+ * is the program's), and otherwise sleeps until its own signal (park_for_signal). */
+static bool help_too_deep(const plait__worker *wk)
+{
+    return (uintptr_t)__builtin_frame_address(0) < wk->help_floor;
+}
+
 static plait__future *find_work(plait__worker *wk)
 {
     plait__future *f = plait__deque_take(&wk->deque);
-    if (f)
+    if (f || help_too_deep(wk))
         return f;
     if ((f = inject_grab(wk)))
         return f;
@@ -464,7 +492,11 @@ int plait__worker_help(plait__waiter *w, int64_t deadline)
             continue;
         }
         atomic_fetch_sub(&wk->pool->active, 1);
-        bool woken = !spin_for_news(wk->pool, w, deadline) && park(wk, w, deadline, false);
+        bool woken = false;
+        if (help_too_deep(wk))
+            park_for_signal(wk, w, deadline);
+        else
+            woken = !spin_for_news(wk->pool, w, deadline) && park(wk, w, deadline, false);
         atomic_fetch_add(&wk->pool->active, 1);
         /* a wake-up for a push that finds the wait over (signalled, or past its
          * deadline: the loop returns before it looks for work) would be spent on a
@@ -519,6 +551,19 @@ static void *worker_main(void *arg)
     plait_pool *pool = wk->pool;
     tls_worker = wk;
     plait__tls_thread_name = wk->name;
+    pthread_attr_t attr;
+    void *stack;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        if (pthread_attr_getstack(&attr, &stack, &size) == 0) {
+            /* a quarter of the stack, at least HELP_STACK_RESERVE_MIN of a large one */
+            size_t reserve = size / 4;
+            if (reserve < HELP_STACK_RESERVE_MIN)
+                reserve = size / 2 < HELP_STACK_RESERVE_MIN ? size / 2 : HELP_STACK_RESERVE_MIN;
+            wk->help_floor = (uintptr_t)stack + reserve;
+        }
+        pthread_attr_destroy(&attr);
+    }
     pthread_setname_np(pthread_self(), wk->name);
     atomic_fetch_add(&pool->active, 1);
     for (;;) {
