@@ -12,7 +12,11 @@
  * task) does not block: it runs queued tasks until the future is done (waiter.c calls
  * plait__worker_help).  That is what lets fork-join recursion of any depth run on a
  * fixed number of threads, and keeps every core busy while a parent waits.  (A map
- * stopped early waits for its runners without helping: pool_map.c.)
+ * stopped early waits for its runners without helping: pool_map.c.)  Each task run so
+ * is one more on the worker's stack: a wait with three quarters of its stack used
+ * (help_too_deep) runs only its own deque's tasks (its children, in fork-join) and
+ * otherwise sleeps until its own signal, as many queued tasks that each wait on
+ * something outside the pool would otherwise nest until the stack overflowed.
  *
  * Sleeping.  A worker with nothing to do keeps looking for a while (SPIN_NS, yielding
  * the CPU between looks, so that where threads outnumber cores the others run): waking
