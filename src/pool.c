@@ -502,10 +502,12 @@ int plait__worker_help(plait__waiter *w, int64_t deadline)
         else
             woken = !spin_for_news(wk->pool, w, deadline) && park(wk, w, deadline, false);
         atomic_fetch_add(&wk->pool->active, 1);
-        /* a wake-up for a push that finds the wait over (signalled, or past its
-         * deadline: the loop returns before it looks for work) would be spent on a
-         * worker that goes back to its task without looking: pass it on */
+        /* a wake-up for a push that finds the wait over (signalled, claimed by a waker
+         * whose signal is on its way, or past its deadline: the loop returns before it
+         * looks for work) would be spent on a worker that goes back to its task
+         * without looking: pass it on */
         if (woken && (atomic_load_explicit(&w->signalled, memory_order_acquire) ||
+                      atomic_load_explicit(&w->claimed, memory_order_acquire) ||
                       plait__deadline_passed(deadline)))
             wake_one(wk->pool);
     }

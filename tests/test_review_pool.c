@@ -1,12 +1,16 @@
 /* test_review_pool.c — review 108 of the thread pool.
  *
- * Built with -Wl,--wrap=plait__futex_wait, to see the pool's worker go to sleep. */
+ * Built with -Wl,--wrap=plait__futex_wait, --wrap=plait__futex_wake and
+ * --wrap=sched_yield, to see the pool's workers go to sleep, be woken and yield, and
+ * --wrap=plait__waiter_signal, to hold a waker between its claim of a wait and its
+ * signal. */
 #include "helpers.h"
 
 #include "../src/internal.h"
 
 #include <pthread.h>
 #include <sched.h>
+#include <string.h>
 
 int __real_plait__futex_wait(atomic_uint *word, unsigned expected, int64_t deadline);
 int __wrap_plait__futex_wait(atomic_uint *word, unsigned expected, int64_t deadline);
@@ -18,11 +22,71 @@ static struct {
     plait_task h;
 } dn;
 
+void __real_plait__futex_wake(atomic_uint *word, int n);
+void __wrap_plait__futex_wake(atomic_uint *word, int n);
+int __real_sched_yield(void);
+int __wrap_sched_yield(void);
+void __real_plait__waiter_signal(plait__waiter *w, int status, int index, plait__wakeups *later);
+
+void __wrap_plait__waiter_signal(plait__waiter *w, int status, int index, plait__wakeups *later);
+
+/* the claimed-wait case's workers "cw-0" and "cw-1": the word each sleeps on, and
+ * whether it is in its futex wait now */
+static struct {
+    _Atomic(atomic_uint *) word[2];
+    atomic_int parked[2], woken[2];
+    atomic_int hold_armed, held, release;
+    atomic_int yield_watch, yielded; /* yield_watch: 1 + the worker watched */
+} cw_w;
+
+static int cw_index(void)
+{
+    const char *name = plait__tls_thread_name;
+    return name && strncmp(name, "cw-", 3) == 0 && (name[3] == '0' || name[3] == '1') && !name[4]
+               ? name[3] - '0'
+               : -1;
+}
+
 int __wrap_plait__futex_wait(atomic_uint *word, unsigned expected, int64_t deadline)
 {
     if (atomic_load(&dn.armed) && pthread_equal(pthread_self(), dn.worker))
         atomic_store(&dn.worker_slept, 1);
-    return __real_plait__futex_wait(word, expected, deadline);
+    int i = cw_index();
+    if (i < 0)
+        return __real_plait__futex_wait(word, expected, deadline);
+    atomic_store(&cw_w.word[i], word);
+    atomic_store(&cw_w.parked[i], 1);
+    int r = __real_plait__futex_wait(word, expected, deadline);
+    atomic_store(&cw_w.parked[i], 0);
+    return r;
+}
+
+void __wrap_plait__futex_wake(atomic_uint *word, int n)
+{
+    for (int i = 0; i < 2; i++)
+        if (word && word == atomic_load(&cw_w.word[i]))
+            atomic_store(&cw_w.woken[i], 1);
+    __real_plait__futex_wake(word, n);
+}
+
+/* the helper, woken, yields first in await_claimed_signal: past its pass-on */
+int __wrap_sched_yield(void)
+{
+    int watch = atomic_load(&cw_w.yield_watch);
+    if (watch && cw_index() == watch - 1)
+        atomic_store(&cw_w.yielded, 1);
+    return __real_sched_yield();
+}
+
+void __wrap_plait__waiter_signal(plait__waiter *w, int status, int index, plait__wakeups *later)
+{
+    if (atomic_load(&cw_w.hold_armed) && w->what && strcmp(w->what, "completed") == 0 &&
+        atomic_exchange(&cw_w.hold_armed, 0)) {
+        atomic_store(&cw_w.held, 1);
+        while (!atomic_load(&cw_w.release))
+            sched_yield();
+    }
+    __real_plait__waiter_signal(w, status, index, later);
 }
 
 static void *dn_record(void *p)
@@ -85,4 +149,130 @@ TEST(helping_waits_do_not_nest_unrelated_tasks_past_the_stack)
     CHECK_EQ(plait_pool_destroy(dn.pool), 0);
 }
 
-RUN_TESTS(CASE(helping_waits_do_not_nest_unrelated_tasks_past_the_stack))
+static struct {
+    plait_pool *pool;
+    atomic_int x_go, h_index, h_joining, h_joined, p_ran;
+    plait_task x;
+    plait_event *e;
+    int join_r;
+} cw;
+
+static void *cw_x(void *p)
+{
+    int64_t until = SOON();
+    while (!atomic_load(&cw.x_go) && plait_now() < until)
+        sched_yield();
+    return p;
+}
+
+static void *cw_h(void *p)
+{
+    atomic_store(&cw.h_index, cw_index());
+    plait_completed *set;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    CHECK_EQ(plait_completed_add(set, cw.x), 0);
+    atomic_store(&cw.h_joining, 1);
+    plait_task got;
+    cw.join_r = plait_completed_next(set, &got, SOON());
+    if (cw.join_r == 0)
+        CHECK_EQ(plait_join(got, NULL, SOON()), 0);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+    atomic_store(&cw.h_joined, 1);
+    /* then a wait that runs no task: this worker looks for none until it is over */
+    plait_event_wait(cw.e, SOON());
+    return p;
+}
+
+static void *cw_p(void *p)
+{
+    atomic_store(&cw.p_ran, 1);
+    return p;
+}
+
+/* A push's wake-up taken by a helping worker whose wait had just been claimed (a waker
+ * decided it, its signal still on its way) was spent: the helper went back to its task
+ * (await_claimed_signal) without looking for work and without passing the wake-up on,
+ * so the pushed task waited, with another worker asleep, until the helper's task was
+ * done.  The pass-on covered a wait already signalled or past its deadline, not one
+ * only claimed.  Two workers: H helps in a wait for thread X (plait_completed_next),
+ * the other sleeps; X's completion claims H's wait and is held before its signal
+ * (--wrap=plait__waiter_signal, as in test_pool_late_helper);
+ * a task P submitted then wakes one of the two.  Where it woke H (seen through
+ * --wrap=plait__futex_wake; the round is tried again where it woke the other), P must
+ * still run while H's task blocks afterwards (in an event wait, which runs no task). */
+TEST(push_wake_not_spent_on_helper_whose_wait_is_claimed)
+{
+    CHECK_EQ(plait_pool_create(&cw.pool, &(plait_pool_options){.threads = 2, .name = "cw"}), 0);
+    bool tried = false;
+    for (int round = 0; round < 40 && !tried; round++) {
+        atomic_store(&cw.x_go, 0);
+        atomic_store(&cw.h_joining, 0);
+        atomic_store(&cw.h_joined, 0);
+        atomic_store(&cw.p_ran, 0);
+        atomic_store(&cw_w.held, 0);
+        atomic_store(&cw_w.release, 0);
+        if (round & 1) { /* shifts the workers wake-ups look at first (wake_cursor) */
+            plait_task n;
+            CHECK_EQ(plait_pool_submit(cw.pool, &n, cw_p, NULL), 0);
+            CHECK_EQ(plait_join(n, NULL, SOON()), 0);
+            atomic_store(&cw.p_ran, 0);
+        }
+        CHECK_EQ(plait_event_create(&cw.e), 0);
+        CHECK_EQ(plait_thread_start(&cw.x, cw_x, NULL, NULL), 0);
+        plait_task h, p;
+        CHECK_EQ(plait_pool_submit(cw.pool, &h, cw_h, NULL), 0);
+        int64_t until = SOON();
+        while (!atomic_load(&cw.h_joining) && plait_now() < until)
+            sched_yield();
+        int hi = atomic_load(&cw.h_index);
+        CHECK(hi == 0 || hi == 1);
+        /* both workers asleep: H in its helping wait, the other idle */
+        until = SOON();
+        while (!(atomic_load(&cw_w.parked[0]) && atomic_load(&cw_w.parked[1])) &&
+               plait_now() < until)
+            sched_yield();
+        CHECK(atomic_load(&cw_w.parked[0]) && atomic_load(&cw_w.parked[1]));
+        atomic_store(&cw_w.hold_armed, 1);
+        atomic_store(&cw.x_go, 1); /* X ends: its completion claims H's wait, and is held */
+        until = SOON();
+        while (!atomic_load(&cw_w.held) && plait_now() < until)
+            sched_yield();
+        CHECK(atomic_load(&cw_w.held));
+        atomic_store(&cw_w.woken[0], 0);
+        atomic_store(&cw_w.woken[1], 0);
+        atomic_store(&cw_w.yielded, 0);
+        atomic_store(&cw_w.yield_watch, 1 + hi);
+        CHECK_EQ(plait_pool_submit(cw.pool, &p, cw_p, NULL), 0);
+        bool woke_h = atomic_load(&cw_w.woken[hi]) && !atomic_load(&cw_w.woken[1 - hi]);
+        if (woke_h) { /* H decides on passing the wake-up on before it yields */
+            until = SOON();
+            while (!atomic_load(&cw_w.yielded) && plait_now() < until)
+                sched_yield();
+            CHECK(atomic_load(&cw_w.yielded));
+        }
+        atomic_store(&cw_w.yield_watch, 0);
+        atomic_store(&cw_w.release, 1);
+        until = SOON();
+        while (!atomic_load(&cw.h_joined) && plait_now() < until)
+            sched_yield();
+        CHECK_EQ(cw.join_r, 0);
+        if (woke_h) {
+            tried = true;
+            /* H's task now blocks; the other worker must have been woken for P */
+            until = plait_deadline_in(2 * PLAIT_SEC);
+            while (!atomic_load(&cw.p_ran) && plait_now() < until)
+                sched_yield();
+            CHECK(atomic_load(&cw.p_ran));
+        }
+        CHECK_EQ(plait_event_set(cw.e), 0);
+        CHECK_EQ(plait_join(h, NULL, SOON()), 0);
+        CHECK_EQ(plait_join(p, NULL, SOON()), 0);
+        CHECK_EQ(plait_event_destroy(cw.e), 0);
+    }
+    if (!tried)
+        CHECK_SKIP("the push never woke the helper first");
+    CHECK_EQ(plait_pool_destroy(cw.pool), 0);
+}
+
+RUN_TESTS(CASE(helping_waits_do_not_nest_unrelated_tasks_past_the_stack),
+          CASE(push_wake_not_spent_on_helper_whose_wait_is_claimed))
