@@ -57,9 +57,10 @@
  * their owner's next push, or for it to block in plait, or to take them itself.
  *
  * A signal to a helping worker's wait pokes the same word.  A wake-up for a push may
- * pick a helping worker whose wait has just been signalled: that worker goes back to
- * its task without looking for work, so it wakes another sleeper in its place (park
- * tells it that a waker, not its signal, took it off the sleepers).
+ * pick a helping worker whose wait has just been signalled (or claimed, its signal on
+ * the way, or whose deadline has passed): that worker goes back to its task without
+ * looking for work, so it wakes another sleeper in its place (park tells it that a
+ * waker, not its signal, took it off the sleepers).
  *
  * Shutting down.  `closed` stops submissions from outside; tasks already queued, and
  * the tasks they spawn, still run (or, with PLAIT_POOL_CANCEL, complete as cancelled
@@ -479,37 +480,43 @@ static int await_claimed_signal(plait__waiter *w)
 int plait__worker_help(plait__waiter *w, int64_t deadline)
 {
     plait__worker *wk = w->helper;
+    /* A wake-up for a push (park), not yet spent on a look for work: a wait found over
+     * afterwards (signalled, claimed by a waker whose signal is on its way, or past
+     * its deadline, whenever that is seen) returns without looking, so it passes the
+     * wake-up on to another sleeper first. */
+    bool owed = false;
     for (;;) {
-        if (atomic_load_explicit(&w->signalled, memory_order_acquire))
+        if (atomic_load_explicit(&w->signalled, memory_order_acquire)) {
+            if (owed)
+                wake_one(wk->pool);
             return w->status;
+        }
         /* The deadline is looked at before each task, not only when there is none:
          * a task once started runs to its end here, but no new one starts late. */
-        if (plait__deadline_passed(deadline))
+        if (plait__deadline_passed(deadline)) {
+            if (owed)
+                wake_one(wk->pool);
             return plait__waiter_claim(w) ? (w->status = -ETIMEDOUT) : await_claimed_signal(w);
+        }
         /* Decided (its outcome is on its way): no task starts now, which might run for
          * any time before the outcome is seen (a poll, a cancelled join). */
-        if (atomic_load_explicit(&w->claimed, memory_order_acquire))
+        if (atomic_load_explicit(&w->claimed, memory_order_acquire)) {
+            if (owed)
+                wake_one(wk->pool);
             return await_claimed_signal(w);
+        }
         plait__future *f = find_work(wk);
+        owed = false; /* looked: the push's task is run here, or was taken elsewhere */
         if (f) {
             run_task(wk, f);
             continue;
         }
         atomic_fetch_sub(&wk->pool->active, 1);
-        bool woken = false;
         if (help_too_deep(wk))
-            park_for_signal(wk, w, deadline);
+            park_for_signal(wk, w, deadline); /* no push's wake-up comes here */
         else
-            woken = !spin_for_news(wk->pool, w, deadline) && park(wk, w, deadline, false);
+            owed = !spin_for_news(wk->pool, w, deadline) && park(wk, w, deadline, false);
         atomic_fetch_add(&wk->pool->active, 1);
-        /* a wake-up for a push that finds the wait over (signalled, claimed by a waker
-         * whose signal is on its way, or past its deadline: the loop returns before it
-         * looks for work) would be spent on a worker that goes back to its task
-         * without looking: pass it on */
-        if (woken && (atomic_load_explicit(&w->signalled, memory_order_acquire) ||
-                      atomic_load_explicit(&w->claimed, memory_order_acquire) ||
-                      plait__deadline_passed(deadline)))
-            wake_one(wk->pool);
     }
 }
 
