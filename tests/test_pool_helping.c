@@ -1,4 +1,5 @@
-/* test_review_pool.c — review 108 of the thread pool.
+/* test_pool_helping.c — a pool task's helping wait: not past its stack, and not
+ * keeping a push's wake-up it cannot use (each case failed first; review 108).
  *
  * Built with -Wl,--wrap=plait__futex_wait, --wrap=plait__futex_wake and
  * --wrap=sched_yield, to see the pool's workers go to sleep, be woken and yield, and
