@@ -2,8 +2,9 @@
  * (http_server.c) and the C peers it is measured against (bench/io/peer_http_common.h),
  * so that the benchmark compares runtimes serving the same requests the same way.
  *
- * A request is its header block (no body is read: a GET that says it has one is
- * refused, as a body taken for the next request would let a client smuggle one).
+ * A request is its header block (no body is read: a GET or HEAD that says it has one
+ * is refused, as a body taken for the next request would let a client smuggle one).
+ * HEAD is answered as GET, without the body (RFC 9110, 9.3.2).
  * The parser is incremental: it looks at each line once, as soon as the line is
  * complete, and keeps what it learnt in an http_request between calls, so
  *   - a request read whole is parsed in one pass that also finds its end;
@@ -38,7 +39,7 @@ static const char http_hello_keep_alive[] = "HTTP/1.1 200 OK\r\nContent-Length: 
 static const char http_hello_close[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
                                        "Content-Type: text/plain\r\n"
                                        "Connection: close\r\n\r\nHello, world!";
-static const char http_not_allowed[] = "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\n"
+static const char http_not_allowed[] = "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\n"
                                        "Content-Length: 0\r\nConnection: close\r\n\r\n";
 static const char http_bad_request[] = "HTTP/1.1 400 Bad Request\r\n"
                                        "Content-Length: 0\r\nConnection: close\r\n\r\n";
@@ -53,6 +54,7 @@ typedef struct http_request {
     /* what the request says (final once http_request_parse returned its end) */
     bool bad;                   /* malformed: answered 400 */
     bool get;                   /* the method is GET */
+    bool head;                  /* the method is HEAD: GET's answer without its body */
     bool close;                 /* HTTP/1.0 without keep-alive, or "Connection: close" */
     bool keep_alive_10;         /* HTTP/1.0 with keep-alive (kept only if the answer says) */
     bool body;                  /* a Content-Length other than 0, or a Transfer-Encoding */
@@ -111,7 +113,8 @@ static inline bool http_zero_length(const char *p, const char *end)
 /* The request line [line, next) (next is past its LF) is "METHOD TARGET HTTP/1.x\r\n"
  * with no other CR: 1 for HTTP/1.0, 0 for HTTP/1.1 and any later 1.x (served as 1.1,
  * RFC 9110, 2.5), -1 when malformed. */
-static inline int http_request_line(const char *line, const char *next, bool *get)
+static inline int http_request_line(const char *line, const char *next, bool *get,
+                                    bool *head)
 {
     const char *eol = next - 1;
     if (eol == line || memchr(line, '\r', (size_t)(eol - line) - 1))
@@ -122,6 +125,7 @@ static inline int http_request_line(const char *line, const char *next, bool *ge
         memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || sp2[8] < '0' || sp2[8] > '9')
         return -1;
     *get = sp1 - line == 3 && memcmp(line, "GET", 3) == 0;
+    *head = sp1 - line == 4 && memcmp(line, "HEAD", 4) == 0;
     return sp2[8] == '0';
 }
 
@@ -172,7 +176,8 @@ static inline const char *http_request_parse(http_request *r, const char *start,
         next = lf + 1;
         bool empty = next - line == 2 && line[0] == '\r';
         if (r->http10 < 0) {
-            if (!empty && (r->http10 = http_request_line(line, next, &r->get)) < 0)
+            if (!empty &&
+                (r->http10 = http_request_line(line, next, &r->get, &r->head)) < 0)
                 break;
             continue; /* an empty line before the request line is skipped */
         }
@@ -204,11 +209,11 @@ static inline bool http_request_answer(const http_request *r, const char **text,
 {
 #define HTTP_ANSWER(s) (*text = (s), *len = sizeof(s) - 1)
     *last = true;
-    if (r->bad || (r->get && r->body)) {
+    if (r->bad || ((r->get || r->head) && r->body)) {
         HTTP_ANSWER(http_bad_request);
         return false;
     }
-    if (!r->get) {
+    if (!r->get && !r->head) {
         HTTP_ANSWER(http_not_allowed);
         return false;
     }
@@ -218,6 +223,8 @@ static inline bool http_request_answer(const http_request *r, const char **text,
         HTTP_ANSWER(http_hello_keep_alive);
     else
         HTTP_ANSWER(http_hello);
+    if (r->head) /* the same header fields, no body (RFC 9110, 9.3.2) */
+        *len -= sizeof "Hello, world!" - 1;
     *last = r->close;
     return true;
 #undef HTTP_ANSWER

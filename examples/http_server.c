@@ -1,9 +1,11 @@
 /* An HTTP/1.1 "hello" server: a coroutine per connection on one scheduler, keep-alive,
  * pipelining (every complete request received is answered, in order, before the next
  * read; 16 KiB of answers per write) and correct on partial reads (a request split
- * over reads is answered once whole).  GET only: 405 for other methods; 400 for a GET
- * that says it has a body (which this server does not read: a body taken for the next
- * request would let a client smuggle one) and for a request it cannot read safely, as
+ * over reads is answered once whole).  GET and HEAD only (HEAD: GET's header fields,
+ * no body; RFC 9110, 9.1 has every server serve both): 405 for other methods; 400
+ * for a GET or HEAD that says it has a body (which this server does not read: a body
+ * taken for the next request would let a client smuggle one) and for a request it
+ * cannot read safely, as
  * soon as its malformed line has come, not after the timeout (http_request.h says
  * what is refused; the C peers of the benchmark share that parser).  "Connection:
  * close" and HTTP/1.0 close after the answer (which says so), as does a request over
