@@ -65,6 +65,10 @@ static void *run(void *arg)
         fprintf(stderr, "echo_client: the server did not answer within %d s\n", j->timeout);
         return PLAIT_FAIL(r);
     }
+    if (r == -ENOENT) { /* the lookup's: no such name (plait_strerror would name a file) */
+        fprintf(stderr, "echo_client: %s: no such host\n", j->host);
+        return PLAIT_FAIL(r);
+    }
     if (r < 0) {
         fprintf(stderr, "echo_client: %s\n", plait_strerror(r));
         return PLAIT_FAIL(r);

@@ -2,7 +2,9 @@
 # tests/test_review_examples.sh HTTP_SERVER ECHO_SERVER ECHO_CLIENT — the I/O examples
 # against clients that misbehave (review of the examples):
 #  - one greedy HTTP client (pipelined requests sent and read as fast as it can) must
-#    not keep the server from the others (below);
+#    not keep the server from the others;
+#  - HEAD is served (GET's header fields, no body), a HEAD with a body refused;
+#  - the echo client names a host that does not exist as such.
 # Every step is bounded by `timeout`; a failure prints what was seen.
 set -uo pipefail
 http="${1:?usage: test_review_examples.sh HTTP_SERVER ECHO_SERVER ECHO_CLIENT}"
@@ -50,6 +52,44 @@ else
     grep "without yielding" "$tmp/out" | head -3
 fi
 stop_server "stopped accepting" || fail "SIGTERM after the greedy client"
+
+# HEAD (RFC 9110, 9.1: every general-purpose server serves GET and HEAD) is GET's
+# answer without its body: it was 405, and `curl -I` failed.  The next request on the
+# connection is read and answered after it (no body in between to throw the framing).
+start_server "$http"
+got=$(timeout 10 curl -sSI "http://127.0.0.1:$port/" 2>&1 | tr -d '\r')
+if grep -q "^HTTP/1.1 200 OK" <<<"$got" && grep -qi "^Content-Length: 13" <<<"$got"; then
+    ok "HEAD: 200 with GET's header fields"
+else
+    fail "HEAD: $got"
+fi
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
+got=$(timeout 5 cat <&3 | tr -d '\r')
+exec 3<&-
+want=$(printf 'HTTP/1.1 200 OK\nContent-Length: 13\nContent-Type: text/plain\n\nHTTP/1.1 200 OK\nContent-Length: 13\nContent-Type: text/plain\nConnection: close\n\nHello, world!')
+[ "$got" = "$want" ] && ok "HEAD, then GET on the connection: headers only, then the hello" \
+    || fail "HEAD then GET gave: $got"
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 35\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n' >&3
+got=$(timeout 5 cat <&3)
+exec 3<&-
+grep -q "400 Bad Request" <<<"$got" && ! grep -q "200 OK" <<<"$got" \
+    && ok "a HEAD with a body: 400 and close" || fail "a HEAD with a body: $got"
+stop_server "stopped accepting" || fail "SIGTERM after HEAD"
+
+# The echo client given a host that does not exist says so (it said "No such file or
+# directory", the -ENOENT of the lookup named as a file's), status 1.
+got=$(timeout 30 "$echo_client" no-such-host.invalid 7 1 1 5 2>&1)
+status=$?
+if grep -q "temporarily\|did not answer" <<<"$got"; then
+    echo "skip echo client, a host that does not exist: no name service here ($got)"
+elif [ $status = 1 ] && grep -q "no-such-host.invalid" <<<"$got" &&
+     ! grep -q "file or directory" <<<"$got"; then
+    ok "echo client, a host that does not exist: '$got', status 1"
+else
+    fail "echo client, a host that does not exist: '$got', status $status"
+fi
 
 echo "test_review_examples: $failures failed"
 [ $failures = 0 ]
