@@ -3,6 +3,7 @@
 # against clients that misbehave (review of the examples):
 #  - one greedy HTTP client (pipelined requests sent and read as fast as it can) must
 #    not keep the server from the others;
+#  - nor one greedy echo client the echo server;
 #  - HEAD is served (GET's header fields, no body), a HEAD with a body refused;
 #  - the echo client names a host that does not exist as such.
 # Every step is bounded by `timeout`; a failure prints what was seen.
@@ -52,6 +53,50 @@ else
     grep "without yielding" "$tmp/out" | head -3
 fi
 stop_server "stopped accepting" || fail "SIGTERM after the greedy client"
+
+# The same for the echo server: a greedy client (16 MiB socket buffers, one thread
+# sending 1 MiB writes, one reading) for 4 s kept its connection's every read full and
+# every write with room; the coroutine ran for up to seconds without yielding, and
+# every other client of the server waited.  (Round trips of other clients are not
+# timed here: the greedy client and the server keep both CPUs of a small machine
+# busy, and a new python3 takes long to start.  The scheduler's watch is the check.)
+cat >"$tmp/greedy.py" <<'PY'
+import socket, sys, threading, time
+port, secs = int(sys.argv[1]), float(sys.argv[2])
+g = socket.socket()
+for o in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+    g.setsockopt(socket.SOL_SOCKET, o, 16 << 20)
+g.connect(("127.0.0.1", port))
+stop = False
+def recv():
+    buf = bytearray(1 << 22)
+    try:
+        while not stop and g.recv_into(buf):
+            pass
+    except OSError:
+        pass
+threading.Thread(target=recv, daemon=True).start()
+chunk = b"x" * (1 << 20)
+end = time.time() + secs
+try:
+    while time.time() < end:
+        g.sendall(chunk)
+except OSError:
+    pass
+stop = True
+g.shutdown(socket.SHUT_RDWR)
+PY
+export PLAIT_SLOW_MS=150
+start_server "$echo_server"
+unset PLAIT_SLOW_MS
+timeout 30 python3 "$tmp/greedy.py" "$port" 4
+if timeout 30 "$echo_client" 127.0.0.1 "$port" 2 20 5 >/dev/null && ! grep -q "without yielding" "$tmp/out"; then
+    ok "echo: a greedy client does not hold the others up"
+else
+    fail "echo: beside a greedy client"
+    grep "ran .* without yielding" "$tmp/out" | head -3
+fi
+stop_server "stopped" || fail "echo: SIGTERM after the greedy client"
 
 # HEAD (RFC 9110, 9.1: every general-purpose server serves GET and HEAD) is GET's
 # answer without its body: it was 405, and `curl -I` failed.  The next request on the
