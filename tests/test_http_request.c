@@ -228,7 +228,46 @@ TEST(answers_follow_the_verdict)
     }
 }
 
+/* HEAD is answered as GET without the body (RFC 9110, 9.1 and 9.3.2: it was 405); a
+ * HEAD that says it has a body is refused as such a GET is (review of the examples). */
+TEST(head_is_get_without_its_body)
+{
+    struct {
+        const char *request, *as;
+        bool last;
+    } want[] = {
+        {"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", http_hello, false},
+        {"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", http_hello_close, true},
+        {"HEAD / HTTP/1.0\r\n\r\n", http_hello_close, true},
+        {"HEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", http_hello_keep_alive, false},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        http_request r;
+        http_request_begin(&r);
+        const char *text = want[i].request;
+        CHECK(http_request_parse(&r, text, text + strlen(text)) == text + strlen(text));
+        const char *answer = NULL;
+        size_t len = 0;
+        bool last = !want[i].last;
+        CHECK(http_request_answer(&r, &answer, &len, &last));
+        CHECK(answer == want[i].as);
+        CHECK_EQ(len, strlen(want[i].as) - strlen("Hello, world!"));
+        CHECK_EQ(last, want[i].last);
+    }
+    const char *body = "HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n";
+    http_request r;
+    http_request_begin(&r);
+    http_request_parse(&r, body, body + strlen(body));
+    const char *answer = NULL;
+    size_t len = 0;
+    bool last = false;
+    CHECK(!http_request_answer(&r, &answer, &len, &last));
+    CHECK(answer == http_bad_request);
+    CHECK(last);
+}
+
 RUN_TESTS(CASE(whole_requests_say_what_they_are),
           CASE(a_request_still_coming_is_neither_ended_nor_refused),
           CASE(every_split_gives_the_verdict_of_the_whole_as_soon_as_it_is_due),
-          CASE(pipelined_requests_parse_one_after_another), CASE(answers_follow_the_verdict))
+          CASE(pipelined_requests_parse_one_after_another), CASE(answers_follow_the_verdict),
+          CASE(head_is_get_without_its_body))
