@@ -1,6 +1,7 @@
 /* A TCP echo server: a coroutine per connection on one scheduler sends back every
  * byte as soon as it has read it.  SIGTERM or SIGINT stops it: no new connections,
- * the open ones are shut down and waited for.
+ * the open ones go on until their clients close them, 5 s at most (then they are
+ * cancelled), and are waited for.
  *
  *     example_echo_server [PORT]      (default 7007; 0 picks a free port)
  *
@@ -21,6 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 enum { BUF = 16384, STACK = 32 * 1024 };
 
@@ -56,12 +58,17 @@ static void *accept_loop(void *arg)
             continue;
         }
         if (fd < 0)
-            break; /* closed (shutting down) or cancelled */
+            break; /* shut down (stopping) or cancelled */
         plait_socket_set(fd, PLAIT_NODELAY, 1);
         if (plait_spawn_opts(NULL, echo, (void *)(intptr_t)fd, &opts) < 0)
             plait_close(fd);
     }
-    plait_group_destroy(conns); /* cancelled: so are the connections, and waited for */
+    /* Stopping: each connection goes on until its client closes it, so that what it
+     * has sent (acknowledged by the kernel: the client counts on its echo) comes back;
+     * 5 s at most, then it is cancelled.  (Cancelled at once, it closed with data
+     * unread, and the kernel reset the connection: the echo not yet sent was lost.) */
+    plait_group_wait(conns, plait_deadline_in(5 * PLAIT_SEC));
+    plait_group_destroy(conns); /* cancels the ones still running, and waits for them */
     return NULL;
 }
 
@@ -86,7 +93,9 @@ static void *run(void *arg)
     printf("listening on %s (poller: %s)\n", name, plait_io_backend());
     fflush(stdout);
     int sig = plait_signals_wait(stop, PLAIT_FOREVER);
-    plait_cancel(acceptor);
+    /* no new connections (the accept ends with -EINVAL once those queued are taken);
+     * the acceptor lets the open ones finish */
+    plait_shutdown(listener, SHUT_RDWR);
     plait_join(acceptor, NULL, PLAIT_FOREVER);
     plait_close(listener);
     printf("signal %d: stopped\n", sig);

@@ -4,6 +4,7 @@
 #  - one greedy HTTP client (pipelined requests sent and read as fast as it can) must
 #    not keep the server from the others;
 #  - nor one greedy echo client the echo server;
+#  - the echo server's stop on SIGTERM gives back what it has acknowledged;
 #  - HEAD is served (GET's header fields, no body), a HEAD with a body refused;
 #  - the echo client names a host that does not exist as such.
 # Every step is bounded by `timeout`; a failure prints what was seen.
@@ -97,6 +98,56 @@ else
     grep "ran .* without yielding" "$tmp/out" | head -3
 fi
 stop_server "stopped" || fail "echo: SIGTERM after the greedy client"
+
+# The echo server's stop on SIGTERM: what a client has sent, and the server's kernel
+# has acknowledged, comes back.  The client fills every buffer on the way (the server
+# waits to write, data it has not read yet queued behind), is busy elsewhere for
+# 0.5 s after the signal, then says it is done (half-close) and reads.  The
+# connections were cancelled at once: the close with data unread made the kernel reset
+# the connection, and the echo of megabytes acknowledged was lost (126 KB came back,
+# or none).
+cat >"$tmp/echo_stop.py" <<'PY'
+import fcntl, os, re, signal, socket, struct, subprocess, sys, termios, time
+p = subprocess.Popen([sys.argv[1], "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                     text=True)
+port = int(re.search(r":(\d+)", p.stdout.readline()).group(1))
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536) # the echo cannot all wait here
+s.connect(("127.0.0.1", port))
+s.setblocking(False)
+sent, idle = 0, 0
+while idle < 20: # until every buffer on the way is full
+    try:
+        sent += s.send(b"x" * 65536)
+        idle = 0
+    except BlockingIOError:
+        idle += 1
+        time.sleep(0.01)
+unacked = struct.unpack("i", fcntl.ioctl(s, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+p.send_signal(signal.SIGTERM)
+time.sleep(0.5)
+s.setblocking(True)
+s.settimeout(10)
+got, end = 0, "end of file"
+try:
+    s.shutdown(socket.SHUT_WR)
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        got += len(d)
+except OSError as e:
+    end = str(e)
+out = p.communicate(timeout=20)[0].strip().splitlines()
+print("sent %d, acknowledged %d, echoed %d, then %s; the server: %s, status %d"
+      % (sent, sent - unacked, got, end, out[-1] if out else "", p.returncode))
+sys.exit(0 if got >= sent - unacked and p.returncode == 0 else 1)
+PY
+if timeout 60 python3 "$tmp/echo_stop.py" "$echo_server" >"$tmp/echo_stop.out" 2>&1; then
+    ok "echo: SIGTERM, and what was acknowledged comes back ($(cat "$tmp/echo_stop.out"))"
+else
+    fail "echo: SIGTERM: $(cat "$tmp/echo_stop.out")"
+fi
 
 # HEAD (RFC 9110, 9.1: every general-purpose server serves GET and HEAD) is GET's
 # answer without its body: it was 405, and `curl -I` failed.  The next request on the
