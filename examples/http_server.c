@@ -15,7 +15,8 @@
  * it trickles in, and to take an answer, and six times that idle between requests
  * (counted from its last bytes read); then it is closed.
  * SIGTERM or SIGINT shuts it down gracefully: it stops accepting, lets every
- * connection finish the requests it has received, and waits for them (5 s at most).
+ * connection finish the requests it has received, and waits for them (5 s at most;
+ * each waits up to 2 s for its client to close first, so that no answer is lost).
  *
  *     example_http_server [PORT [TIMEOUT]]   (port 8080 by default; 0 picks a free one)
  *
@@ -37,6 +38,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 static const char too_large[] = "HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -53,6 +56,7 @@ typedef struct server {
     plait_group *connections;
     connection *open_list;      /* one scheduler: no lock needed */
     size_t open, served;
+    bool stopping;              /* SIGTERM: the connections were shut down for reading */
 } server;
 
 struct connection {
@@ -70,6 +74,32 @@ static void lingering_close(int fd, char *buf, size_t cap)
     plait_shutdown(fd, SHUT_WR);
     int64_t deadline = plait_deadline_in(2 * PLAIT_SEC);
     while (plait_read(fd, buf, cap, deadline) > 0) {
+    }
+}
+
+/* Closing once stopping.  The read side was shut down, so that a read ends once what
+ * came is answered; but what the client sends after that is still queued, and a close
+ * with data unread resets the connection, which destroys the answers the client has
+ * not read yet (and a shutdown for writing now would too: the kernel resets a
+ * connection shut both ways as soon as data comes).  So drop what comes until the
+ * client has closed its side (the connection is no longer "established": its end of
+ * file came), 2 s at most, then close.  (A read that finds nothing ends at once here:
+ * hence the pauses.) */
+static void close_when_stopping(int fd)
+{
+    char drop[4096];
+    int64_t deadline = plait_deadline_in(2 * PLAIT_SEC);
+    for (;;) {
+        while (plait_read(fd, drop, sizeof drop, deadline) > 0) {
+        }
+        struct tcp_info info;
+        socklen_t len = sizeof info;
+        if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0 ||
+            info.tcpi_state != TCP_ESTABLISHED || plait_now() >= deadline ||
+            plait_sleep(PLAIT_MS) < 0)
+            break;
+    }
+    while (plait_read(fd, drop, sizeof drop, deadline) > 0) { /* what came with the end */
     }
 }
 
@@ -158,7 +188,9 @@ static void *serve(void *arg)
         if (busy)
             plait_yield();
     }
-    if (in && !open) /* our decision to close: see lingering_close() */
+    if (c->srv->stopping && in) /* (no answer sent yet: none to lose) */
+        close_when_stopping(c->fd);
+    else if (in && !open) /* our decision to close: see lingering_close() */
         lingering_close(c->fd, in, REQUEST_MAX);
     free(in);
     plait_close(c->fd);
@@ -232,6 +264,7 @@ static void *run(void *arg)
     plait_close(srv.listener);
     plait_join(acceptor, NULL, PLAIT_FOREVER);
     size_t open = srv.open;
+    srv.stopping = true;
     for (connection *c = srv.open_list; c; c = c->next)
         plait_shutdown(c->fd, SHUT_RD); /* its read ends once what came is answered */
     int w = plait_group_wait(srv.connections, plait_deadline_in(5 * PLAIT_SEC));
