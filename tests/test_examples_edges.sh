@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/test_review_examples.sh HTTP_SERVER ECHO_SERVER ECHO_CLIENT — the I/O examples
+# tests/test_examples_edges.sh HTTP_SERVER ECHO_SERVER ECHO_CLIENT — the I/O examples
 # against clients that misbehave (review of the examples):
 #  - one greedy HTTP client (pipelined requests sent and read as fast as it can) must
 #    not keep the server from the others;
@@ -10,7 +10,7 @@
 #  - the echo client names a host that does not exist as such.
 # Every step is bounded by `timeout`; a failure prints what was seen.
 set -uo pipefail
-http="${1:?usage: test_review_examples.sh HTTP_SERVER ECHO_SERVER ECHO_CLIENT}"
+http="${1:?usage: test_examples_edges.sh HTTP_SERVER ECHO_SERVER ECHO_CLIENT}"
 echo_server="${2:?usage}" echo_client="${3:?usage}"
 for tool in curl python3 timeout; do
     command -v "$tool" >/dev/null || { echo "SKIP $tool is missing"; exit 77; }
@@ -28,7 +28,7 @@ tmp=$(mktemp -d)
 # scheduler say so), and a second client waited as long.
 python3 -c 'import sys; sys.stdout.buffer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 40000)' \
     >"$tmp/pipelined"
-export PLAIT_SLOW_MS=300
+export PLAIT_SLOW_MS=500
 start_server "$http"
 unset PLAIT_SLOW_MS
 exec 3<>"/dev/tcp/127.0.0.1/$port"
@@ -88,7 +88,7 @@ except OSError:
 stop = True
 g.shutdown(socket.SHUT_RDWR)
 PY
-export PLAIT_SLOW_MS=150
+export PLAIT_SLOW_MS=500
 start_server "$echo_server"
 unset PLAIT_SLOW_MS
 timeout 30 python3 "$tmp/greedy.py" "$port" 4
@@ -241,5 +241,5 @@ else
     fail "echo client, a host that does not exist: '$got', status $status"
 fi
 
-echo "test_review_examples: $failures failed"
+echo "test_examples_edges: $failures failed"
 [ $failures = 0 ]
