@@ -34,11 +34,6 @@ static void *echo(void *arg)
     while ((n = plait_read(fd, buf, sizeof buf, PLAIT_FOREVER)) > 0) {
         if (plait_write_all(fd, buf, (size_t)n, NULL, PLAIT_FOREVER) < 0)
             break;
-        /* A full read: more is waiting.  A peer that sends and reads as fast as it can
-         * keeps every read full and every write with room, none of them waits, and the
-         * other connections and the acceptor would not run for as long as it went on. */
-        if ((size_t)n == sizeof buf)
-            plait_yield();
     }
     plait_close(fd);
     return NULL;

@@ -130,13 +130,11 @@ static void *serve(void *arg)
      * then (what follows a read takes microseconds; the clock costs tens of ns). */
     int64_t now = plait_now();
     while (open) {
-        bool busy = more; /* more to do at once: this pass did not wait */
         if (!more) { /* idle between requests, or the rest of one begun */
             ssize_t n = plait_read(c->fd, in + have, REQUEST_MAX - have,
                                    have ? finish_by : now + idle);
             if (n <= 0)
                 break; /* closed, reset, shut down, timed out, or cancelled */
-            busy = (size_t)n == REQUEST_MAX - have; /* it filled the room: more waits */
             now = plait_now();
             if (!have) /* its first bytes: the whole request is due within the timeout */
                 finish_by = now + timeout;
@@ -182,11 +180,6 @@ static void *serve(void *arg)
         have -= done;
         if (done && have) /* the next request has begun */
             finish_by = now + timeout;
-        /* A peer that pipelines as fast as it reads keeps every read full and every
-         * write with room: none of them waits, and the scheduler's other connections
-         * and the acceptor would not run for as long as it went on.  Let them. */
-        if (busy)
-            plait_yield();
     }
     if (c->srv->stopping && in) /* (no answer sent yet: none to lose) */
         close_when_stopping(c->fd);

@@ -635,7 +635,11 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
  * (as with write(2) from two threads): coroutines that share a stream should take
  * turns (a mutex).  A descriptor that still polls ready after its write failed with
  * EAGAIN (an eventfd whose count the value would overflow) is tried again after
- * pauses, doubling from 50 µs to 10 ms, after eight quick tries: no busy CPU. */
+ * pauses, doubling from 50 µs to 10 ms, after eight quick tries: no busy CPU.
+ * Turns: a call that moved something (these, and accept, send-to, receive-from) yields
+ * before it returns when its coroutine has made 64 such calls in a row without a
+ * switch, so a peer that never makes it wait cannot hold the scheduler's other
+ * coroutines off; a cancellation during that yield is the next call's to report. */
 ssize_t plait_read(int fd, void *buf, size_t len, int64_t deadline);
 ssize_t plait_write(int fd, const void *buf, size_t len, int64_t deadline);
 /* All len bytes, or an error; *done (may be NULL) gets the bytes moved on every

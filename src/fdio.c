@@ -105,7 +105,8 @@ static ssize_t system_transfer(int fd, void *buf, size_t len, bool writing, bool
  * putting it in the ring beside other ready coroutines' requests saved system calls
  * but cost the writer a wait (a timer, a suspension, a completion to take and a wake-
  * up), more than the send(2) it saved (docs/BENCHMARKS.md, session 19). */
-static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool writing)
+static ssize_t transfer_once(int fd, void *buf, size_t len, int64_t deadline,
+                             bool writing)
 {
     if (!buf && len)
         return -EINVAL;
@@ -167,6 +168,15 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
         if (r < 0)
             return r;
     }
+}
+
+/* One read or write, then the caller's turn is counted (plait__io_turn). */
+static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool writing)
+{
+    ssize_t n = transfer_once(fd, buf, len, deadline, writing);
+    if (n >= 0)
+        plait__io_turn();
+    return n;
 }
 
 /* Transfers until len bytes have moved; an end of file first is -ENODATA. */

@@ -456,6 +456,8 @@ struct plait__sched {
     plait__coro *current;
     plait__coro *ready_head, *ready_tail;
     int budget;                 /* direct switches left before the loop runs again */
+    unsigned long io_turn_mark; /* `switches` at the first of the I/O calls in a row */
+    unsigned io_turn_calls;     /* I/O calls that completed without a switch since */
     plait__timer_heap timers;
     int64_t loop_now;           /* the clock as the loop last read it (fire_timers): a
                                  * deadline at or before it has passed, no read needed */
@@ -573,6 +575,13 @@ void plait__fd_call_kind_stale(plait__fd_call *call);
  * interrupted, or fd is now ready for events), else the -errno to return (the call's
  * own error, or the wait's: -ETIMEDOUT, -ECANCELED, ...).  fdio.c. */
 int plait__wait_to_retry(plait__fd_call *call, int events, int64_t deadline);
+/* After a read, write, accept, send-to or receive-from that moved something: the
+ * calling coroutine yields once it has made PLAIT__IO_TURN such calls in a row without
+ * a switch, so one peer that keeps data ready and room free cannot hold its scheduler's
+ * other coroutines off.  What the call moved stays reported: a cancellation during the
+ * yield is the next call's to say.  sched.c. */
+enum { PLAIT__IO_TURN = 64 };
+void plait__io_turn(void);
 /* After a call on fd that failed with errno: whether that was EAGAIN after a wait said
  * fd is ready (woken), on a descriptor shut down for reading (POLLRDHUP, looked at
  * without waiting; errno kept) — a datagram socket or a Unix listener that is polls

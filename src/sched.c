@@ -502,6 +502,20 @@ int plait_yield(void)
     return atomic_load_explicit(&c->cancelled, memory_order_relaxed) ? -ECANCELED : 0;
 }
 
+void plait__io_turn(void)
+{
+    plait__sched *s = plait__tls_sched;
+    if (!s || s->current == &s->loop)
+        return;
+    unsigned long now = atomic_load_explicit(&s->switches, memory_order_relaxed);
+    if (now != s->io_turn_mark) { /* it has let others run since: a new turn */
+        s->io_turn_mark = now;
+        s->io_turn_calls = 0;
+    }
+    if (++s->io_turn_calls >= PLAIT__IO_TURN)
+        (void)plait_yield(); /* (its -ECANCELED is the next call's) */
+}
+
 int plait_sleep_until(int64_t deadline)
 {
     if (plait__deadline_passed(deadline))

@@ -431,6 +431,7 @@ int plait_accept(int fd, plait_addr *peer, int64_t deadline)
         if (c >= 0) {
             if (peer)
                 *peer = a;
+            plait__io_turn();
             return c;
         }
         if (connection_failed(errno))
@@ -564,8 +565,10 @@ ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
             return begun;
         ssize_t n = sendto(fd, buf, len, MSG_NOSIGNAL, to ? &to->u.sa : NULL,
                            to ? to->len : 0);
-        if (n >= 0)
+        if (n >= 0) {
+            plait__io_turn();
             return n;
+        }
         /* A Unix datagram to a named receiver whose queue is full answers EAGAIN while
          * the socket polls writable (the kernel watches only a connected peer's queue):
          * a wait would return at once.  Try again, backing off from 1 ms to 50 ms, until
@@ -607,6 +610,7 @@ ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t 
         if (n >= 0) {
             if (from)
                 *from = a;
+            plait__io_turn();
             return n;
         }
         /* shut down for reading: end of file, from no one (see transfer, fdio.c) */
