@@ -359,10 +359,13 @@ static bool help_too_deep(const plait__worker *wk)
     return (uintptr_t)__builtin_frame_address(0) < wk->help_floor;
 }
 
-static plait__future *find_work(plait__worker *wk)
+/* deep: the caller's help_too_deep, asked in its own frame (find_work's is lower:
+ * asked here, a wait just above the floor would look as one past it, yet park as one
+ * that helps, and keep a push's wake-up it would not use). */
+static plait__future *find_work(plait__worker *wk, bool deep)
 {
     plait__future *f = plait__deque_take(&wk->deque);
-    if (f || help_too_deep(wk))
+    if (f || deep)
         return f;
     if ((f = inject_grab(wk)))
         return f;
@@ -442,7 +445,7 @@ void plait__worker_run_until_done(plait__future *f, int64_t deadline, bool cance
     while (!atomic_load_explicit(&f->done, memory_order_acquire) &&
            !plait__deadline_passed(deadline) &&
            !(cancelled && atomic_load_explicit(cancelled, memory_order_relaxed)) &&
-           (g = find_work(wk)))
+           (g = find_work(wk, help_too_deep(wk))))
         run_task(wk, g);
 }
 
@@ -505,14 +508,15 @@ int plait__worker_help(plait__waiter *w, int64_t deadline)
                 wake_one(wk->pool);
             return await_claimed_signal(w);
         }
-        plait__future *f = find_work(wk);
+        bool deep = help_too_deep(wk);
+        plait__future *f = find_work(wk, deep);
         owed = false; /* looked: the push's task is run here, or was taken elsewhere */
         if (f) {
             run_task(wk, f);
             continue;
         }
         atomic_fetch_sub(&wk->pool->active, 1);
-        if (help_too_deep(wk))
+        if (deep)
             park_for_signal(wk, w, deadline); /* no push's wake-up comes here */
         else
             owed = !spin_for_news(wk->pool, w, deadline) && park(wk, w, deadline, false);
@@ -580,7 +584,7 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), wk->name);
     atomic_fetch_add(&pool->active, 1);
     for (;;) {
-        plait__future *f = find_work(wk);
+        plait__future *f = find_work(wk, false); /* the stack's top: never too deep */
         if (f) {
             run_task(wk, f);
             continue;
