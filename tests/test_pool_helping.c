@@ -35,7 +35,8 @@ void __wrap_plait__waiter_signal(plait__waiter *w, int status, int index, plait_
  * whether it is in its futex wait now */
 static struct {
     _Atomic(atomic_uint *) word[2];
-    atomic_int parked[2], woken[2];
+    atomic_int parked[2];
+    atomic_int first_woken;      /* the worker a wake-up reached first, or -1 */
     atomic_int hold_armed, held, release;
     atomic_int yield_watch, yielded; /* yield_watch: 1 + the worker watched */
 } cw_w;
@@ -65,8 +66,10 @@ int __wrap_plait__futex_wait(atomic_uint *word, unsigned expected, int64_t deadl
 void __wrap_plait__futex_wake(atomic_uint *word, int n)
 {
     for (int i = 0; i < 2; i++)
-        if (word && word == atomic_load(&cw_w.word[i]))
-            atomic_store(&cw_w.woken[i], 1);
+        if (word && word == atomic_load(&cw_w.word[i])) {
+            int none = -1;
+            atomic_compare_exchange_strong(&cw_w.first_woken, &none, i);
+        }
     __real_plait__futex_wake(word, n);
 }
 
@@ -239,12 +242,12 @@ TEST(push_wake_not_spent_on_helper_whose_wait_is_claimed)
         while (!atomic_load(&cw_w.held) && plait_now() < until)
             sched_yield();
         CHECK(atomic_load(&cw_w.held));
-        atomic_store(&cw_w.woken[0], 0);
-        atomic_store(&cw_w.woken[1], 0);
+        atomic_store(&cw_w.first_woken, -1);
         atomic_store(&cw_w.yielded, 0);
         atomic_store(&cw_w.yield_watch, 1 + hi);
         CHECK_EQ(plait_pool_submit(cw.pool, &p, cw_p, NULL), 0);
-        bool woke_h = atomic_load(&cw_w.woken[hi]) && !atomic_load(&cw_w.woken[1 - hi]);
+        /* (the first woken: H may have passed the wake-up on by now) */
+        bool woke_h = atomic_load(&cw_w.first_woken) == hi;
         if (woke_h) { /* H decides on passing the wake-up on before it yields */
             until = SOON();
             while (!atomic_load(&cw_w.yielded) && plait_now() < until)

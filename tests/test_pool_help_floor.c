@@ -1,4 +1,5 @@
-/* test_review_late.c — review 111's cases (each failed first).
+/* test_pool_help_floor.c — a helping wait at its stack floor decides once whether it
+ * helps: it keeps no push wake-up it cannot use (failed first; review 111).
  *
  * Built with -Wl,--wrap=plait__futex_wait (to see the pool's workers asleep) and
  * -Wl,--wrap=plait__worker_help (to see where on its stack a helping wait starts). */
