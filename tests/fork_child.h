@@ -37,7 +37,7 @@ static pid_t fork_child(bool tsan_checks_child)
 }
 
 /* Reap the child within `seconds` and check that its checks held. */
-static void reap_ok(pid_t pid, int seconds)
+static inline void reap_ok(pid_t pid, int seconds)
 {
     int status = reap_within(pid, seconds);
     CHECK(WIFEXITED(status));
