@@ -33,15 +33,16 @@ int __wrap_plait__futex_wait(atomic_uint *word, unsigned expected, int64_t deadl
 static void wait_sleeping(int n)
 {
     int64_t until = plait_deadline_in(10 * PLAIT_SEC);
-    while (pool_workers_sleeping("dl") < n && plait_now() < until)
+    int seen;
+    while ((seen = pool_workers_sleeping("dl")) < n && plait_now() < until)
         sched_yield();
-    CHECK_EQ(pool_workers_sleeping("dl"), n);
+    CHECK_EQ(seen, n);
 }
 
 static struct {
     plait_pool *pool;
     plait_task x;
-    atomic_int p_running, push, pushed, t_ran, p_done, x_go;
+    atomic_int p_running, h_running, push, pushed, t_ran, p_done, x_go;
     int h_join;
 } dl;
 
@@ -79,6 +80,7 @@ static void *dl_p(void *p)
 static void *dl_h(void *p)
 {
     tls_in_h = 1;
+    atomic_store(&dl.h_running, 1);
     dl.h_join = plait_join(dl.x, NULL, plait_deadline_in(300 * PLAIT_MS));
     tls_in_h = 0;
     while (!atomic_load(&dl.p_done)) /* busy, not helping, until P is done */
@@ -86,7 +88,12 @@ static void *dl_h(void *p)
     return p;
 }
 
-static void *no_op(void *p) { return p; }
+static atomic_int no_op_ran;
+static void *no_op(void *p)
+{
+    atomic_store(&no_op_ran, 1);
+    return p;
+}
 
 TEST(push_wake_not_spent_on_helper_past_its_deadline)
 {
@@ -100,8 +107,18 @@ TEST(push_wake_not_spent_on_helper_past_its_deadline)
         sched_yield();
     CHECK_EQ(plait_thread_start(&dl.x, dl_x, NULL, NULL), 0);
     CHECK_EQ(plait_pool_submit(dl.pool, &h, dl_h, NULL), 0);
+    int64_t until = SOON(); /* (two seen asleep before H's worker woke would be stale) */
+    while (!atomic_load(&dl.h_running) && plait_now() < until)
+        sched_yield();
+    CHECK(atomic_load(&dl.h_running));
     wait_sleeping(2); /* H asleep in its helping join, the third worker idle */
     CHECK_EQ(plait_pool_submit(dl.pool, NULL, no_op, NULL), 0);
+    /* (the two may still be seen asleep before the no-op's worker wakes: once it ran,
+     * its worker is back asleep beside H) */
+    until = SOON();
+    while (!atomic_load(&no_op_ran) && plait_now() < until)
+        sched_yield();
+    CHECK(atomic_load(&no_op_ran));
     wait_sleeping(2);
     while (!atomic_load(&h_held)) /* H's deadline has passed in its sleep */
         sched_yield();
