@@ -703,7 +703,7 @@ static struct {
     plait_pool *pool;
     plait_event *t_ran;
     plait_task x;
-    atomic_int go, x_done, p_done;
+    atomic_int go, x_done, p_done, h_running;
 } stolen;
 
 static void *stolen_x(void *p)
@@ -716,6 +716,7 @@ static void *stolen_x(void *p)
 
 static void *stolen_h(void *p)
 {
+    atomic_store(&stolen.h_running, 1);
     CHECK_EQ(plait_join(stolen.x, NULL, SOON()), 0);
     while (!atomic_load(&stolen.p_done)) /* busy, not helping, until P is done */
         sched_yield();
@@ -754,16 +755,21 @@ TEST(push_wake_not_spent_on_signalled_helper)
         atomic_store(&stolen.go, 0);
         atomic_store(&stolen.x_done, 0);
         atomic_store(&stolen.p_done, 0);
+        atomic_store(&stolen.h_running, 0);
         CHECK_EQ(plait_event_reset(stolen.t_ran), 0);
         plait_task p, h;
         CHECK_EQ(plait_pool_submit(stolen.pool, &p, stolen_p, ARG(round * 7919 % 200000)), 0);
         CHECK_EQ(plait_thread_start(&stolen.x, stolen_x, NULL, NULL), 0);
         CHECK_EQ(plait_pool_submit(stolen.pool, &h, stolen_h, NULL), 0);
-        /* H and the third worker asleep in the pool, P busy */
+        /* H and the third worker asleep in the pool, P busy (two asleep counted before
+         * H's worker woke for it would be stale: the round would not be set up) */
         int64_t until = plait_deadline_in(10 * PLAIT_SEC);
-        while (pool_workers_sleeping("stolen") < 2 && plait_now() < until)
+        int asleep = 0;
+        while ((!atomic_load(&stolen.h_running) ||
+                (asleep = pool_workers_sleeping("stolen")) < 2) &&
+               plait_now() < until)
             sched_yield();
-        CHECK_EQ(pool_workers_sleeping("stolen"), 2);
+        CHECK_EQ(asleep, 2);
         atomic_store(&stolen.go, 1);
         lost += plait_join(p, NULL, SOON()) != 0;
         CHECK_EQ(plait_join(h, NULL, SOON()), 0);
