@@ -125,6 +125,22 @@ static inline void wait_for(atomic_int *flag)
         CHECK(!"the flag was never set");
 }
 
+/* The state letter of a thread or process in /proc/ID/stat ('S': asleep in the
+ * kernel), '?' when it cannot be read. */
+static inline char thread_state(int tid)
+{
+    char path[64], line[512] = "";
+    snprintf(path, sizeof path, "/proc/%d/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(line, sizeof line, f))
+            line[0] = '\0';
+        fclose(f);
+    }
+    const char *paren = strrchr(line, ')'); /* "tid (name) S ..." */
+    return paren && paren[1] == ' ' && paren[2] ? paren[2] : '?';
+}
+
 /* Wait until the thread (or child process) whose id will appear in *tid is asleep
  * (state S in /proc/ID/stat): each one publishes its id just before the wait under
  * test, and nothing on the way into that wait sleeps, so it then sleeps in the wait.
@@ -137,18 +153,8 @@ static inline void wait_asleep(atomic_int *tid)
     }
     int64_t deadline = SOON();
     struct timespec ms = {0, PLAIT_MS};
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", atomic_load(tid));
     for (;;) {
-        char line[512] = "";
-        FILE *f = fopen(path, "r");
-        if (f) {
-            if (!fgets(line, sizeof line, f))
-                line[0] = '\0';
-            fclose(f);
-        }
-        const char *paren = strrchr(line, ')'); /* "tid (name) S ..." */
-        if (paren && paren[1] == ' ' && paren[2] == 'S')
+        if (thread_state(atomic_load(tid)) == 'S')
             return;
         if (plait_now() > deadline) {
             CHECK(!"the thread never slept in its wait");

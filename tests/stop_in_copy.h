@@ -2,12 +2,16 @@
  * stop_in_copy.h — a queue holder that stops itself in the middle of its copy: the
  * test links with -Wl,--wrap=memcpy, and the process that sets stop_in_a_big_copy
  * stops (SIGSTOP) at its next copy of BIG bytes or more, with the queue's lock held.
+ * Include after check.h (through helpers.h or fork_child.h).
  */
 #ifndef PLAIT_TEST_STOP_IN_COPY_H
 #define PLAIT_TEST_STOP_IN_COPY_H
 
+#include <plait.h>
 #include <signal.h>
 #include <stddef.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 enum { BIG = 1 << 20 };
 
@@ -22,6 +26,23 @@ void *__wrap_memcpy(void *dst, const void *src, size_t n)
         raise(SIGSTOP);
     }
     return __real_memcpy(dst, src, n);
+}
+
+/* A child that sends one BIG message and stops in its copy, holding the queue's lock;
+ * returns once the child is seen stopped. */
+static inline pid_t holder_stopped_in_a_send(plait_queue *q)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        static char msg[BIG];
+        stop_in_a_big_copy = 1;
+        _exit(plait_queue_send(q, msg, sizeof msg, PLAIT_FOREVER) == 0 ? 0 : 1);
+    }
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, WUNTRACED), pid);
+    CHECK(WIFSTOPPED(status));
+    return pid;
 }
 
 #endif

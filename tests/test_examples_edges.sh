@@ -107,68 +107,27 @@ stop_server "stopped" || fail "echo: SIGTERM after the greedy client"
 # connections were cancelled at once: the close with data unread made the kernel reset
 # the connection, and the echo of megabytes acknowledged was lost (126 KB came back,
 # or none).
-cat >"$tmp/echo_stop.py" <<'PY'
-import fcntl, os, re, signal, socket, struct, subprocess, sys, termios, time
-p = subprocess.Popen([sys.argv[1], "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                     text=True)
-port = int(re.search(r":(\d+)", p.stdout.readline()).group(1))
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536) # the echo cannot all wait here
-s.connect(("127.0.0.1", port))
-s.setblocking(False)
-sent, idle = 0, 0
-while idle < 20: # until every buffer on the way is full
-    try:
-        sent += s.send(b"x" * 65536)
-        idle = 0
-    except BlockingIOError:
-        idle += 1
-        time.sleep(0.01)
-unacked = struct.unpack("i", fcntl.ioctl(s, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
-p.send_signal(signal.SIGTERM)
-time.sleep(0.5)
-s.setblocking(True)
-s.settimeout(10)
-got, end = 0, "end of file"
-try:
-    s.shutdown(socket.SHUT_WR)
-    while True:
-        d = s.recv(1 << 20)
-        if not d:
-            break
-        got += len(d)
-except OSError as e:
-    end = str(e)
-out = p.communicate(timeout=20)[0].strip().splitlines()
-print("sent %d, acknowledged %d, echoed %d, then %s; the server: %s, status %d"
-      % (sent, sent - unacked, got, end, out[-1] if out else "", p.returncode))
-sys.exit(0 if got >= sent - unacked and p.returncode == 0 else 1)
-PY
-if timeout 60 python3 "$tmp/echo_stop.py" "$echo_server" >"$tmp/echo_stop.out" 2>&1; then
-    ok "echo: SIGTERM, and what was acknowledged comes back ($(cat "$tmp/echo_stop.out"))"
-else
-    fail "echo: SIGTERM: $(cat "$tmp/echo_stop.out")"
-fi
-
-# The same for the HTTP server: what the client sent before SIGTERM is answered, and
-# the answers arrive.  Its connections were shut down for reading, answered what had
-# come, then closed with the requests that came after unread: the kernel reset the
-# connection, and the answers the client had not read yet were lost (22,456 of 55,304
-# requests "served" reached the client, then ECONNRESET).
-cat >"$tmp/http_stop.py" <<'PY'
+#
+# stop_client.py echo|http SERVER — shared by the two cases below: start the server,
+# fill every buffer on the way with echo data or pipelined requests (a small receive
+# buffer: what comes back cannot all wait at the client), SIGTERM, 0.5 s busy, then
+# half-close and read until end of file; then check what came back.
+cat >"$tmp/stop_client.py" <<'PY'
 import fcntl, re, signal, socket, struct, subprocess, sys, termios, time
-p = subprocess.Popen([sys.argv[1], "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+mode, server = sys.argv[1], sys.argv[2]
+p = subprocess.Popen([server, "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                      text=True)
 port = int(re.search(r":(\d+)", p.stdout.readline()).group(1))
 R = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+chunk = b"x" * 65536 if mode == "echo" else R * 2000
 s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536) # the answers cannot all wait here
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
 s.connect(("127.0.0.1", port))
 s.setblocking(False)
 sent, idle, buf = 0, 0, b""
 while idle < 20: # until every buffer on the way is full
     try:
-        buf = buf or R * 2000
+        buf = buf or chunk
         n = s.send(buf)
         sent, buf, idle = sent + n, buf[n:], 0
     except BlockingIOError:
@@ -190,6 +149,10 @@ try:
 except OSError as e:
     end = str(e)
 out = p.communicate(timeout=20)[0].strip().splitlines()
+if mode == "echo":
+    print("sent %d, acknowledged %d, echoed %d, then %s; the server: %s, status %d"
+          % (sent, sent - unacked, len(got), end, out[-1] if out else "", p.returncode))
+    sys.exit(0 if len(got) >= sent - unacked and p.returncode == 0 else 1)
 served = int(re.search(r"(\d+) requests served", out[-1]).group(1)) if out else -1
 answered = got.count(b"HTTP/1.1 200 OK")
 print("requests sent %d, acknowledged %d, served %d, answers received %d, then %s; status %d"
@@ -197,7 +160,18 @@ print("requests sent %d, acknowledged %d, served %d, answers received %d, then %
 sys.exit(0 if answered == served and answered >= (sent - unacked) // len(R) and
          end == "end of file" and p.returncode == 0 else 1)
 PY
-if timeout 60 python3 "$tmp/http_stop.py" "$http" >"$tmp/http_stop.out" 2>&1; then
+if timeout 60 python3 "$tmp/stop_client.py" echo "$echo_server" >"$tmp/echo_stop.out" 2>&1; then
+    ok "echo: SIGTERM, and what was acknowledged comes back ($(cat "$tmp/echo_stop.out"))"
+else
+    fail "echo: SIGTERM: $(cat "$tmp/echo_stop.out")"
+fi
+
+# The same for the HTTP server: what the client sent before SIGTERM is answered, and
+# the answers arrive.  Its connections were shut down for reading, answered what had
+# come, then closed with the requests that came after unread: the kernel reset the
+# connection, and the answers the client had not read yet were lost (22,456 of 55,304
+# requests "served" reached the client, then ECONNRESET).
+if timeout 60 python3 "$tmp/stop_client.py" http "$http" >"$tmp/http_stop.out" 2>&1; then
     ok "http: SIGTERM, and every request received is answered ($(cat "$tmp/http_stop.out"))"
 else
     fail "http: SIGTERM: $(cat "$tmp/http_stop.out")"

@@ -24,22 +24,30 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static void *wait_on_a_reused_number(void *arg)
+/* Two pipes, a and b; a wait on a[0] (x, returned), so that epoll registers the number
+ * and keeps it; and a[0]'s file kept open elsewhere too (*kept, a dup). */
+static int waited_on_and_kept(int a[2], int b[2], int *kept)
 {
-    (void)arg;
-    int a[2], b[2];
     CHECK_EQ(pipe2(a, O_NONBLOCK | O_CLOEXEC), 0);
     CHECK_EQ(pipe2(b, O_NONBLOCK | O_CLOEXEC), 0);
     int x = a[0];
     char c;
-    /* a wait on x: epoll registers the number (and keeps it) */
     CHECK_EQ(write(a[1], "a", 1), 1);
     CHECK_EQ(plait_wait_fd(x, PLAIT_READABLE, SOON()), PLAIT_READABLE);
     CHECK_EQ(read(x, &c, 1), 1);
-    /* the file stays open elsewhere; its number is closed with close(2), nobody waiting,
-     * and the new file (b's read end, empty) takes it */
-    int kept = dup(x);
-    CHECK(kept >= 0);
+    *kept = dup(x);
+    CHECK(*kept >= 0);
+    return x;
+}
+
+static void *wait_on_a_reused_number(void *arg)
+{
+    (void)arg;
+    int a[2], b[2], kept;
+    int x = waited_on_and_kept(a, b, &kept);
+    char c;
+    /* its number is closed with close(2), nobody waiting, and the new file (b's read
+     * end, empty) takes it */
     CHECK_EQ(close(x), 0);
     CHECK_EQ(dup2(b[0], x), x);
     CHECK_EQ(close(b[0]), 0);
@@ -84,16 +92,9 @@ static void *close_it(void *arg)
 static void *wait_on_a_number_closed_by_another_thread(void *arg)
 {
     (void)arg;
-    int a[2], b[2];
-    CHECK_EQ(pipe2(a, O_NONBLOCK | O_CLOEXEC), 0);
-    CHECK_EQ(pipe2(b, O_NONBLOCK | O_CLOEXEC), 0);
-    int x = a[0];
+    int a[2], b[2], kept;
+    int x = waited_on_and_kept(a, b, &kept);
     char c;
-    CHECK_EQ(write(a[1], "a", 1), 1);
-    CHECK_EQ(plait_wait_fd(x, PLAIT_READABLE, SOON()), PLAIT_READABLE);
-    CHECK_EQ(read(x, &c, 1), 1);
-    int kept = dup(x);
-    CHECK(kept >= 0);
     closing = x;
     pthread_t t;
     thread_start(&t, close_it, NULL);

@@ -82,36 +82,13 @@ static void *destroyer(void *arg)
     return NULL;
 }
 
-/* The thread's state letter in /proc ('S': asleep in the kernel). */
-static char thread_state(int tid)
-{
-    char path[64], line[512] = "";
-    snprintf(path, sizeof path, "/proc/%d/stat", tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return '?';
-    if (!fgets(line, sizeof line, f))
-        line[0] = 0;
-    fclose(f);
-    char *p = strrchr(line, ')');
-    return p && p[1] ? p[2] : '?';
-}
-
 TEST(queue_destroy_refused_while_a_thread_waits_for_its_lock)
 {
     plait_queue *q;
     CHECK_EQ(plait_queue_create(&q, BIG, 2), 0);
     fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        static char msg[BIG];
-        stop_in_a_big_copy = 1;
-        _exit(plait_queue_send(q, msg, sizeof msg, PLAIT_FOREVER) == 0 ? 0 : 1);
-    }
-    CHECK(pid > 0);
+    pid_t pid = holder_stopped_in_a_send(q); /* it holds the queue's lock */
     int status = 0;
-    CHECK_EQ(waitpid(pid, &status, WUNTRACED), pid);
-    CHECK(WIFSTOPPED(status)); /* it holds the queue's lock */
     pthread_t sender, destroying;
     thread_start(&sender, lock_waiting_sender, q);
     wait_asleep(&sender_tid); /* waiting for the lock */

@@ -28,23 +28,6 @@ int __wrap_plait__shared_wait(void *obj, atomic_uint *word, unsigned expected,
     return __real_plait__shared_wait(obj, word, expected, sleepers, deadline, what);
 }
 
-/* A child that sends one BIG message and stops in its copy, holding the queue's lock;
- * returns once the child is seen stopped. */
-static pid_t holder_stopped_in_a_send(plait_queue *q)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        static char msg[BIG];
-        stop_in_a_big_copy = 1;
-        _exit(plait_queue_send(q, msg, sizeof msg, PLAIT_FOREVER) == 0 ? 0 : 1);
-    }
-    CHECK(pid > 0);
-    int status = 0;
-    CHECK_EQ(waitpid(pid, &status, WUNTRACED), pid);
-    CHECK(WIFSTOPPED(status));
-    return pid;
-}
-
 /* Let it go on and finish its send; its message is then there. */
 static void holder_goes_on(plait_queue *q, pid_t pid)
 {
