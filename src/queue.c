@@ -55,7 +55,6 @@ typedef struct queue_state {
     uint32_t gone;              /* lost, and no holder left is or could become that side */
     uint32_t untracked;         /* holders that found the table full */
     struct { uint32_t pid, roles; } sides[SIDES];
-    uint64_t msg_max, capacity, slot_size;
 } queue_state;
 
 typedef struct slot {
@@ -63,18 +62,23 @@ typedef struct slot {
     unsigned char data[];
 } slot;
 
+/* The sizes live in the handle, in the process's own memory (a forked child inherits
+ * them), not in the shared state: a holder that writes over the state (a memory bug)
+ * must not make the others divide by zero or copy past a slot.  For the same reason a
+ * slot's length is checked against msg_max before its message is copied out. */
 struct plait_queue {
     plait__shared_obj obj;
     queue_state *st;
     size_t map_size;
+    size_t msg_max, capacity, slot_size;
     unsigned noted_pid, noted_roles; /* what this process has noted already */
 };
 
 static size_t state_size(void) { return (sizeof(queue_state) + ALIGN - 1) / ALIGN * ALIGN; }
 
-static slot *slot_at(queue_state *st, uint64_t i)
+static slot *slot_at(plait_queue *q, uint64_t i)
 {
-    return (slot *)((char *)st + state_size() + (i % st->capacity) * st->slot_size);
+    return (slot *)((char *)q->st + state_size() + (i % q->capacity) * q->slot_size);
 }
 
 /* head and tail: read under the lock, or by plait_queue_len without it; each moves on
@@ -235,9 +239,9 @@ int plait_queue_create(plait_queue **queue, size_t msg_max, size_t capacity)
         free(q);
         return -ENOMEM;
     }
-    q->st->msg_max = msg_max;
-    q->st->capacity = capacity;
-    q->st->slot_size = slot_size;
+    q->msg_max = msg_max;
+    q->capacity = capacity;
+    q->slot_size = slot_size;
     q->st->sides[0].pid = plait__pid(); /* the first holder */
     plait__shared_register(&q->obj, queue_died, q->st, q->map_size);
     q->obj.forked = queue_forked;
@@ -289,8 +293,8 @@ static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t d
             return -EPIPE;
         }
         uint64_t tail = counter(&st->tail);
-        if (tail - counter(&st->head) < st->capacity) {
-            slot *s = slot_at(st, tail);
+        if (tail - counter(&st->head) < queue->capacity) {
+            slot *s = slot_at(queue, tail);
             if (len) /* msg may be NULL for an empty message */
                 memcpy(s->data, msg, len);
             s->len = len;
@@ -321,7 +325,7 @@ int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t de
 {
     if (!queue || (!msg && len))
         return -EINVAL;
-    if (len > queue->st->msg_max)
+    if (len > queue->msg_max)
         return -EMSGSIZE;
     plait__shared_waiting stay = {.obj = NULL};
     int r = queue_send(queue, msg, len, deadline, &stay);
@@ -340,13 +344,14 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
         side_note(queue, ROLE_RECV);
         uint64_t head = counter(&st->head);
         if (counter(&st->tail) != head) {
-            slot *s = slot_at(st, head);
-            size_t len = s->len;
-            if (len > cap) {
+            slot *s = slot_at(queue, head);
+            uint64_t len = s->len;
+            if (len > cap && len <= queue->msg_max) {
                 plait__plock_unlock(&st->lock);
                 return -EMSGSIZE;
             }
-            if (len) /* buf may be NULL when cap is 0 */
+            bool intact = len <= queue->msg_max; /* else written over: taken off, not copied */
+            if (intact && len) /* buf may be NULL when cap is 0 */
                 memcpy(buf, s->data, len);
             counter_advance(&st->head);
             atomic_fetch_add(&st->send_seq, 1);
@@ -354,7 +359,7 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
             plait__plock_unlock(&st->lock);
             if (wake)
                 plait__pfutex_wake(&st->send_seq);
-            return (ssize_t)len;
+            return intact ? (ssize_t)len : -EPROTO;
         }
         unsigned seq = atomic_load(&st->recv_seq); /* before `closed`: as in queue_send */
         if (atomic_load(&st->closed) || (st->gone & ROLE_SEND)) {
@@ -411,5 +416,5 @@ size_t plait_queue_len(plait_queue *queue)
     uint64_t head = counter(&st->head);
     uint64_t queued = counter(&st->tail) - head;
     /* sends and receives between the two loads can make it look fuller than it is */
-    return (size_t)(queued < st->capacity ? queued : st->capacity);
+    return (size_t)(queued < queue->capacity ? queued : queue->capacity);
 }
