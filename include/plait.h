@@ -682,7 +682,8 @@ int plait_close(int fd);
  * thread or pool task), or while the operation still waits in the pool's queue, is
  * -ECANCELED and the operation is not made.  open() adds O_CLOEXEC and returns the
  * descriptor; read and write at offset (< 0: at the file position, moving it) return
- * the bytes moved.  Errors are -errno. */
+ * the bytes moved.  Errors are -errno (a write to a pipe or socket whose reader has gone
+ * is -EPIPE: plait ignores SIGPIPE then, as for plait_write). */
 int plait_file_open(const char *path, int flags, mode_t mode);
 ssize_t plait_file_read(int fd, void *buf, size_t len, off_t offset);
 ssize_t plait_file_write(int fd, const void *buf, size_t len, off_t offset);

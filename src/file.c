@@ -107,6 +107,10 @@ ssize_t plait_file_write(int fd, const void *buf, size_t len, off_t offset)
 {
     if (!buf && len)
         return -EINVAL;
+    /* a pipe or socket whose reader has gone is -EPIPE, not a SIGPIPE that kills the
+     * process, as from plait_write (the call takes pipes and sockets, and plait has
+     * then written one) */
+    plait__ignore_sigpipe();
     file_op op = {.kind = OP_WRITE, .fd = fd, .buf = (void *)buf, .len = len, .offset = offset};
     return op_run(&op);
 }

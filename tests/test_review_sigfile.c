@@ -1,0 +1,80 @@
+/* test_review_sigfile.c — review of signals, timers, files and the clock (helper
+ * sigfile): the cases that failed first.
+ *
+ * The SIGPIPE cases run first, in forked children, while SIGPIPE is still at its
+ * default in this program (nothing here has made a plait pipe or socket yet). */
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- plait_file_write on a pipe whose reader has gone ----
+ *
+ * The file calls take pipes and sockets ("not refused"), their errors are -errno, and
+ * docs/API.md: "A write to a pipe or socket whose reader has gone returns -EPIPE: once
+ * plait has made a pipe or a socket, or written one, it ignores SIGPIPE".  A
+ * plait_file_write on such a pipe, plait's first write to one, killed the process with
+ * SIGPIPE (from a thread: in place; from a coroutine: on a pool worker). */
+
+static int write_to_a_reader_gone(void)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return 10;
+    close(p[0]);
+    ssize_t r = plait_file_write(p[1], "x", 1, -1);
+    close(p[1]);
+    return r == -EPIPE ? 0 : 11;
+}
+
+static void *coroutine_writes(void *arg)
+{
+    (void)arg;
+    return ARG(write_to_a_reader_gone());
+}
+
+static int from_a_coroutine(void)
+{
+    void *r = ARG(20);
+    int rc = plait_run(coroutine_writes, NULL, &r);
+    return rc != 0 ? 21 : INT(r);
+}
+
+/* The child's exit status, or -signal that killed it. */
+static int child_outcome(int (*fn)(void))
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fn());
+    CHECK(pid > 0);
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+static bool sigpipe_at_default(void)
+{
+    struct sigaction now;
+    CHECK_EQ(sigaction(SIGPIPE, NULL, &now), 0);
+    return now.sa_handler == SIG_DFL;
+}
+
+TEST(file_write_to_a_pipe_whose_reader_has_gone_from_a_thread)
+{
+    CHECK(sigpipe_at_default()); /* else the case proves nothing */
+    CHECK_EQ(child_outcome(write_to_a_reader_gone), 0);
+}
+
+TEST(file_write_to_a_pipe_whose_reader_has_gone_from_a_coroutine)
+{
+    CHECK(sigpipe_at_default());
+    CHECK_EQ(child_outcome(from_a_coroutine), 0);
+}
+
+RUN_TESTS(CASE(file_write_to_a_pipe_whose_reader_has_gone_from_a_thread),
+          CASE(file_write_to_a_pipe_whose_reader_has_gone_from_a_coroutine))
