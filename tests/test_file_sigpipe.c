@@ -1,5 +1,6 @@
-/* test_review_sigfile.c — review of signals, timers, files and the clock (helper
- * sigfile): the cases that failed first.
+/* test_file_sigpipe.c — plait_file_write on a pipe whose reader has gone is -EPIPE,
+ * from a thread and from a coroutine (it killed the process with SIGPIPE: the file
+ * calls did not ignore it first, as plait_write does; review 116).
  *
  * The SIGPIPE cases run first, each in a forked child that puts SIGPIPE at its default
  * (whatever the test runner left it at): plait has not ignored it yet in this program,
