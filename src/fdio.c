@@ -66,8 +66,9 @@ int plait__wait_to_retry(plait__fd_call *call, int events, int64_t deadline)
         unsigned doublings = call->retries++ - QUICK_RETRIES;
         int64_t pause = doublings < 8 ? FIRST_PAUSE << doublings : LONGEST_PAUSE;
         int64_t until = plait_deadline_in(pause < LONGEST_PAUSE ? pause : LONGEST_PAUSE);
-        int slept = plait_sleep_until(until < deadline ? until : deadline);
-        if (slept < 0) /* cancelled */
+        /* a wait that plait_close wakes (-EBADF), as the wait after it */
+        int slept = plait__fd_call_pause(call, until < deadline ? until : deadline);
+        if (slept < 0) /* cancelled, closed */
             return slept;
     }
     int r = plait__wait_fd_in_call(call, events, deadline, true);

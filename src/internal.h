@@ -592,6 +592,12 @@ bool plait__shut_for_reading(int fd, bool woken);
  * past its deadline, gets -ECANCELED or -ETIMEDOUT without another look (poll.c). */
 int plait__wait_fd_in_call(const plait__fd_call *call, int events, int64_t deadline,
                            bool tried);
+/* A pause within such a call until `until` (fdio.c's pauses between tries of a
+ * descriptor that polls ready yet says EAGAIN): a wait on fd that plait_close wakes as
+ * it wakes the others, -EBADF, as a sleep would not.  0 once the time has come (or a
+ * plait_close came before the pause could be found: the caller's wait looks again),
+ * -EBADF, -ECANCELED, -ENOMEM (poll.c). */
+int plait__fd_call_pause(const plait__fd_call *call, int64_t until);
 /* From a coroutine whose poller's backend can read (io_uring): read fd into buf in
  * the kernel once it has data, waiting until the deadline; the bytes, 0 at end of
  * file, or -errno.  -ENOSYS when the caller should read(2) itself instead (not a

@@ -729,6 +729,30 @@ int plait__wait_fd_in_call(const plait__fd_call *call, int events, int64_t deadl
     return wait_fd(call->fd, events, deadline, tried, &call->since);
 }
 
+int plait__fd_call_pause(const plait__fd_call *call, int64_t until)
+{
+    int fd = call->fd;
+    if (fd < 0)
+        return -EBADF;
+    int r = plait__check_cancel();
+    if (r < 0)
+        return r;
+    if (plait__deadline_passed(until))
+        return 0;
+    plait__waiter w;
+    plait__waiter_init(&w, "pause", (const void *)(intptr_t)fd);
+    plait__wait_node node;
+    link_for_close(&node, &w, fd);
+    /* a plait_close since the call's try, before the pause was linked: as wait_fd */
+    if (plait__fd_close_gen(fd) != call->since && plait__waiter_claim(&w)) {
+        plait__wait_node_withdraw(&node);
+        return 0;
+    }
+    r = plait__waiter_block(&w, until);
+    plait__wait_node_unlink(&node);
+    return r == -ETIMEDOUT || r == PLAIT__LOOK_AGAIN ? 0 : r;
+}
+
 int plait__fd_call_begin(plait__fd_call *call)
 {
     int fd = call->fd;

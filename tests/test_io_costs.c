@@ -10,7 +10,7 @@
  * a connection that came then waited up to 10 ms for an idle acceptor.  The lost races
  * are made with --wrap=accept4 (the wrapper takes the connection first, as the other
  * acceptor would, and answers EAGAIN); the pauses are counted with
- * --wrap=plait_sleep_until, the waits with --wrap=plait__wait_fd_in_call.  Each new
+ * --wrap=plait__fd_call_pause, the waits with --wrap=plait__wait_fd_in_call.  Each new
  * connection comes only once the acceptor waits for it, so each of its waits sleeps.
  *
  * spaced_short_waits_make_no_epoll_ctl: the epoll backend checks a registration that
@@ -65,13 +65,13 @@ int __wrap_plait__wait_fd_in_call(const struct plait__fd_call *call, int events,
     return __real_plait__wait_fd_in_call(call, events, deadline, tried);
 }
 
-int __real_plait_sleep_until(int64_t deadline);
-int __wrap_plait_sleep_until(int64_t deadline);
-int __wrap_plait_sleep_until(int64_t deadline)
+int __real_plait__fd_call_pause(const struct plait__fd_call *call, int64_t until);
+int __wrap_plait__fd_call_pause(const struct plait__fd_call *call, int64_t until);
+int __wrap_plait__fd_call_pause(const struct plait__fd_call *call, int64_t until)
 {
     if (on_acceptor)
         atomic_fetch_add(&pauses, 1);
-    return __real_plait_sleep_until(deadline);
+    return __real_plait__fd_call_pause(call, until);
 }
 
 static struct sockaddr_un addr;
