@@ -72,6 +72,9 @@ typedef struct plait__fd_slot {
     int64_t trusted_since;      /* epoll: waits have trusted the registration unchecked
                                  * since then (0: none); only a system call on it clears
                                  * it, not a report (which may be an older file's) */
+    int64_t trusted_first;      /* epoll: the first wait that trusted the registration
+                                 * unchecked since the last system call on it (0: none):
+                                 * stretches restart, this does not (RECHECK_NS) */
     int64_t answered_at;        /* epoll: when a report last answered such waits: a wait
                                  * that trusts it VERIFY_NS after that starts a new
                                  * stretch of trust (nobody relied on it meanwhile) */

@@ -41,6 +41,11 @@
 
 enum { EVENTS_BATCH = 64, VERIFY_MS = 20 };
 #define VERIFY_NS ((int64_t)VERIFY_MS * PLAIT_MS)
+/* A registration that stretches of trust have used unchecked for this long is checked
+ * at its next report however short the stretch: waits spaced out by more than
+ * VERIFY_NS each start a stretch, and the old file's readiness answered each at once,
+ * for ever.  One MOD a second at most for a descriptor waited on now and then. */
+#define RECHECK_NS PLAIT_SEC
 #define WAKE_TOKEN UINT64_MAX
 
 static int ep_open(struct plait__poller *p)
@@ -92,7 +97,7 @@ static int ep_register(struct plait__poller *p, int fd, plait__fd_slot *slot, un
     slot->reg_events = events;
     slot->reg_gen = gen;
     slot->unverified_since = 0;
-    slot->trusted_since = 0;
+    slot->trusted_since = slot->trusted_first = 0;
     return lost; /* 1: the registration believed there was not (added anew) */
 }
 
@@ -108,6 +113,8 @@ static int trust(struct plait__poller *p, int fd, plait__fd_slot *slot)
     int64_t now = plait__coarse_now();
     if (!slot->trusted_since || now - slot->answered_at >= VERIFY_NS)
         slot->trusted_since = now;
+    if (!slot->trusted_first)
+        slot->trusted_first = now;
     if (slot->listed) { /* an event or a registration may have cleared the time */
         if (!slot->unverified_since)
             slot->unverified_since = now;
@@ -236,7 +243,8 @@ static void ep_wait(struct plait__poller *p, int64_t deadline, int64_t timeout_n
         slot->unverified_since = 0; /* a registration is there */
         int64_t now = 0;
         if ((bits & waited_for(slot)) && slot->trusted_since &&
-            (now = plait__coarse_now()) - slot->trusted_since >= VERIFY_NS) {
+            ((now = plait__coarse_now()) - slot->trusted_since >= VERIFY_NS ||
+             now - slot->trusted_first >= RECHECK_NS)) {
             /* but perhaps a file's that no longer has the number (closed with close(2)
              * while open elsewhere, the number taken by a new file): its readiness
              * would answer every wait on the new one, each report vouching anew.
