@@ -580,8 +580,10 @@ ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
             if (plait__deadline_passed(deadline))
                 return -ETIMEDOUT;
             int64_t until = plait_now() + backoff;
-            r = plait_sleep_until(deadline < until ? deadline : until);
-            if (r < 0 && r != -ETIMEDOUT)
+            /* a wait that plait_close wakes (-EBADF): after a plain sleep the datagram
+             * went from whatever socket had taken the number */
+            r = plait__fd_call_pause(&call, deadline < until ? deadline : until);
+            if (r < 0)
                 return r;
             backoff = backoff * 2 > 50 * PLAIT_MS ? 50 * PLAIT_MS : backoff * 2;
             continue;

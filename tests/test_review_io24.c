@@ -9,6 +9,8 @@
 
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -135,5 +137,65 @@ TEST(spaced_waits_on_a_reused_number_are_not_answered_by_the_old_file_for_ever)
     check_run(spaced_waits_on_a_reused_number, NULL);
 }
 
+/* ---- plait_close of a socket whose send-to backs off (pre-existing, same kind) ---- */
+
+/* plait_sendto to a named Unix datagram receiver whose queue is full backs off (1 ms
+ * doubling to 50 ms) in a plain sleep, which plait_close does not wake: another
+ * coroutine closes the socket with plait_close meanwhile, a new socket takes the
+ * number, the receiver's queue empties, and the datagram goes from the new socket,
+ * the call saying it was sent.  It must fail with -EBADF, as a wait would. */
+static atomic_long send_result;
+static plait_addr receiver_addr;
+static void *send_one(void *arg)
+{
+    atomic_store(&send_result,
+                 plait_sendto(INT(arg), "late", 4, &receiver_addr, SOON()));
+    return NULL;
+}
+
+static void *close_while_backing_off(void *arg)
+{
+    (void)arg;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/plait-review-io24-%d", (int)getpid());
+    unlink(path);
+    CHECK_EQ(plait_addr_unix(&receiver_addr, path), 0);
+    int r = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CHECK(r >= 0);
+    CHECK_EQ(bind(r, &receiver_addr.u.sa, receiver_addr.len), 0);
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CHECK(s >= 0);
+    int queued = 0; /* fill the receiver's queue */
+    while (sendto(s, "fill", 4, 0, &receiver_addr.u.sa, receiver_addr.len) == 4)
+        queued++;
+    CHECK_EQ(errno, EAGAIN);
+    CHECK(queued > 0);
+    atomic_store(&send_result, 0);
+    plait_task sender;
+    CHECK_EQ(plait_spawn(&sender, send_one, ARG(s)), 0);
+    /* the sender runs until its send says EAGAIN and it backs off: its only suspension */
+    CHECK_EQ(plait_yield(), 0);
+    int fresh = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CHECK(fresh >= 0);
+    CHECK_EQ(plait_close(s), 0);
+    CHECK_EQ(dup2(fresh, s), s); /* the number names a new socket */
+    close(fresh);
+    char buf[16];
+    for (int i = 0; i < queued; i++) /* the receiver has room again */
+        CHECK_EQ(recv(r, buf, sizeof buf, 0), 4);
+    CHECK_EQ(plait_join(sender, NULL, SOON()), 0);
+    long sent = atomic_load(&send_result);
+    fprintf(stderr, "  backing-off send-to after plait_close -> %ld\n", sent);
+    CHECK_EQ(sent, -EBADF);
+    CHECK_EQ(recv(r, buf, sizeof buf, 0), -1); /* nothing came from the new socket */
+    close(s);
+    close(r);
+    unlink(path);
+    return NULL;
+}
+
+TEST(plait_close_reaches_a_backing_off_sendto) { check_run(close_while_backing_off, NULL); }
+
 RUN_TESTS(CASE(plait_close_reaches_a_pausing_write), CASE(plait_close_reaches_a_waiting_write),
-          CASE(spaced_waits_on_a_reused_number_are_not_answered_by_the_old_file_for_ever))
+          CASE(spaced_waits_on_a_reused_number_are_not_answered_by_the_old_file_for_ever),
+          CASE(plait_close_reaches_a_backing_off_sendto))
