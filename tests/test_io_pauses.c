@@ -1,6 +1,10 @@
 /*
- * test_review_io24.c — review of the session's I/O changes (turns, the pause of a
- * write whose descriptor polls ready yet says EAGAIN, epoll registration ids).
+ * test_io_pauses.c — a plait_close reaches a call that pauses between its tries (a
+ * write whose descriptor polls ready yet says EAGAIN; a send-to backing off from a full
+ * Unix datagram receiver): both paused in a plain sleep, and then moved bytes through
+ * the file that took the number.  And epoll: waits spaced more than 20 ms apart on a
+ * number whose old file, closed with close(2) but open elsewhere, stayed readable were
+ * answered by it for ever (each began a new stretch of trust).  Review 112.
  *
  * Linked with --wrap=write (tests/CMakeLists.txt): the wrapper counts the writes to
  * the eventfd under test and, at a given count, sets an event for another coroutine.
