@@ -1,6 +1,6 @@
-/* test_review_proc24.c — review proc24 of the process start's "go" pipe (process.c) and
+/* test_process_start_edges.c — checks of the process start's "go" pipe (process.c) and
  * the forking thread's signal mask (fork.c).  These checks passed on the code reviewed
- * (no defect found); they stay as regression cases.
+ * (review 113 found no defect); they stay as regression cases.
  *
  * start_failures_leak_no_descriptor: RLIMIT_NOFILE leaves room for 0-5 descriptors, so
  * each of the start's pipe2 calls and its pidfd_open fail in turn (-EMFILE); nothing
