@@ -1197,7 +1197,10 @@ int plait_procpool_imap_destroy(plait_procpool_iter *iter);
 /* Stop taking tasks (submit: -EPIPE), then wait until the workers have ended: with
  * PLAIT_POOL_DRAIN every queued task runs first; with PLAIT_POOL_CANCEL queued tasks
  * report -ECANCELED and running ones are killed (-ECANCELED).  0; -ETIMEDOUT when a task
- * still runs at the deadline (call again, with PLAIT_POOL_CANCEL to escalate). */
+ * still runs, or is queued, at the deadline, or a worker is still in its initialiser
+ * (call again, with PLAIT_POOL_CANCEL to escalate).  Workers with no task left are
+ * only exiting: they are waited for, past the deadline (a past one included), and the
+ * call returns 0. */
 int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline);
 /* Shut down (draining, no deadline) if not done yet, and free the pool.  -EBUSY while
  * an imap iterator over it exists (destroy the iterators first). */

@@ -1475,6 +1475,27 @@ int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn 
     return plait__procpool_submit(pool, task, fn, arg, arg_len, NULL, 0, NULL, NULL, 0);
 }
 
+/* Whether the workers are only exiting (pool lock held): the pool is shut, no task is
+ * queued, none holds a slot (a slot whose task has completed is freed by the same pass
+ * of collect, which then sends the stop), and every worker alive is past its
+ * initialiser, as the parent saw or the worker says (a word a task could write over:
+ * at worst a shutdown then waits past its deadline for an initialiser, which destroy
+ * waits for anyway).  A worker still in its initialiser may take any time: the
+ * deadline holds for it. */
+static bool only_exiting(const plait_procpool *p)
+{
+    if (!p->closed || p->waiting_head)
+        return false;
+    for (unsigned s = 0; s < p->nslots; s++)
+        if (p->slot_task[s])
+            return false;
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->workers[i].alive && !p->workers[i].init_seen &&
+            !atomic_load(&p->wstate[i].init_done))
+            return false;
+    return true;
+}
+
 int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline)
 {
     if (!pool)
@@ -1509,7 +1530,17 @@ int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline)
     collect(pool); /* what fail_queued moved to the done ring */
     if (stopped)
         plait_event_set(pool->stopped);
-    return plait_event_wait(pool->stopped, deadline);
+    int r = plait_event_wait(pool->stopped, deadline);
+    if (r == -ETIMEDOUT) {
+        /* no task left: the workers are only exiting, waited for past the deadline (a
+         * past one included), as the thread pool's are */
+        plait__spin_lock(&pool->lock);
+        bool exiting = only_exiting(pool);
+        plait__spin_unlock(&pool->lock);
+        if (exiting)
+            r = plait_event_wait(pool->stopped, PLAIT_FOREVER);
+    }
+    return r;
 }
 
 int plait_procpool_destroy(plait_procpool *pool)
