@@ -1003,6 +1003,14 @@ int plait__procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn
 int plait__procpool_caller(const plait_procpool *pool);
 /* An imap iterator over pool is made (+1) or destroyed (-1). */
 void plait__procpool_count_iter(plait_procpool *pool, int delta);
+/* A map's chunk, run in a worker (procpool_map.c).  Its argument is a header of
+ * PLAIT__MAP_ARG_EXTRA bytes, then the items; its result, the items' codes (padded:
+ * PLAIT__MAP_RESULT_EXTRA bytes for one item), then the results.  A pool's slots have
+ * that much room beyond arg_max and result_max, for chunks only (a task submitted gets
+ * arg_max and result_max), so that a chunk of one item of those sizes fits. */
+ssize_t plait__procpool_chunk_run(const void *arg, size_t arg_len, void *out, size_t out_cap);
+enum { PLAIT__MAP_ARG_EXTRA = 32, PLAIT__MAP_RESULT_EXTRA = 16 };
+/* The rooms a map's chunk has (arg_max and result_max and the extras above). */
 size_t plait__procpool_arg_max(const plait_procpool *pool);
 size_t plait__procpool_result_max(const plait_procpool *pool);
 

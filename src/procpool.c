@@ -173,6 +173,7 @@ struct plait_procpool {
     plait__mgr_source src;      /* notify_fd: tasks finished */
     unsigned nworkers, nslots;
     size_t arg_max, result_max, slot_size, map_size;
+    size_t arg_room, result_room; /* a slot's: a map's chunk has room beyond the maxima */
     int (*init)(void *arg);
     void *init_arg;
     unsigned max_tasks;
@@ -236,9 +237,17 @@ static unsigned char *slot_arg(plait_procpool *p, uint32_t s)
     return (unsigned char *)slot_at(p, s) + align_up(sizeof(task_slot));
 }
 
+/* The room fn's result has: result_max, or more for a map's chunk (whose function in
+ * a slot a task may have written over: the room is there all the same, and the parent
+ * judges the length by its own record of the function). */
+static size_t out_cap(const plait_procpool *p, plait_proc_fn fn)
+{
+    return fn == plait__procpool_chunk_run ? p->result_room : p->result_max;
+}
+
 static unsigned char *slot_result(plait_procpool *p, uint32_t s)
 {
-    return slot_arg(p, s) + align_up(p->arg_max);
+    return slot_arg(p, s) + align_up(p->arg_room);
 }
 
 /* How many entries a ring of n holds between head and tail: at most n, whatever a
@@ -425,7 +434,8 @@ static int worker_main(void *arg)
                     .it_value = {p->task_timeout / PLAIT_SEC, p->task_timeout % PLAIT_SEC}};
                 timer_settime(timer, 0, &its, NULL);
             }
-            ssize_t n = ts->fn(slot_arg(p, s), ts->arg_len, slot_result(p, s), p->result_max);
+            size_t cap = out_cap(p, ts->fn);
+            ssize_t n = ts->fn(slot_arg(p, s), ts->arg_len, slot_result(p, s), cap);
             if ((unsigned)getpid() != me) /* not plait__pid(): _Fork() or a raw fork
                                            * runs no fork handler, so the cache is stale */
                 _exit(0); /* a child the task forked, returning from it too: the task is
@@ -439,7 +449,7 @@ static int worker_main(void *arg)
             fflush(stderr);
             if (have_timer)
                 timer_settime(timer, 0, &(struct itimerspec){0}, NULL);
-            store_outcome(ts, n, p->result_max);
+            store_outcome(ts, n, cap);
         }
         worker_lock(p, &nid);
         p->done[sh->done_tail % p->nslots] = s;
@@ -724,7 +734,7 @@ static int slot_outcome(plait_procpool *p, uint32_t s, size_t *len)
     int32_t code = slot_at(p, s)->code;
     uint64_t n = slot_at(p, s)->result_len;
     *len = 0;
-    if (code < PLAIT__CODE_MIN || code > 0 || n > p->result_max)
+    if (code < PLAIT__CODE_MIN || code > 0 || n > out_cap(p, p->slot_task[s]->fn))
         return -EPROTO;
     if (code == 0)
         *len = (size_t)n;
@@ -1342,6 +1352,8 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     p->nslots = 2 * n + 2;
     p->arg_max = arg_max;
     p->result_max = result_max;
+    p->arg_room = arg_max + PLAIT__MAP_ARG_EXTRA;
+    p->result_room = result_max + PLAIT__MAP_RESULT_EXTRA;
     p->init = o ? o->init : NULL;
     p->init_arg = o ? o->init_arg : NULL;
     p->max_tasks = o ? o->max_tasks : 0;
@@ -1350,7 +1362,8 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     p->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     int r = p->notify_fd < 0 ? -errno : 0; /* -EMFILE, -ENFILE, -ENOMEM */
     pthread_sigmask(SIG_BLOCK, NULL, &p->mask);
-    p->slot_size = align_up(sizeof(task_slot)) + align_up(arg_max) + align_up(result_max);
+    p->slot_size =
+        align_up(sizeof(task_slot)) + align_up(p->arg_room) + align_up(p->result_room);
     size_t ring_bytes = align_up(2 * p->nslots * sizeof(uint32_t));
     size_t ws_bytes = align_up(n * sizeof(worker_state));
     p->map_size = align_up(sizeof(pool_shm)) + ring_bytes + ws_bytes + p->nslots * p->slot_size;
@@ -1408,7 +1421,7 @@ int plait__procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn
     if (plait__procpool_caller(pool) < 0)
         return -EPERM;
     size_t arg_len = head_len + body_len;
-    if (arg_len > pool->arg_max)
+    if (arg_len > (fn == plait__procpool_chunk_run ? pool->arg_room : pool->arg_max))
         return -EMSGSIZE;
     ptask *t = malloc(sizeof *t);
     if (!t)
@@ -1571,9 +1584,9 @@ void plait__procpool_count_iter(plait_procpool *pool, int delta)
     atomic_fetch_add(&pool->iters, (unsigned)delta);
 }
 
-size_t plait__procpool_arg_max(const plait_procpool *pool) { return pool->arg_max; }
+size_t plait__procpool_arg_max(const plait_procpool *pool) { return pool->arg_room; }
 
-size_t plait__procpool_result_max(const plait_procpool *pool) { return pool->result_max; }
+size_t plait__procpool_result_max(const plait_procpool *pool) { return pool->result_room; }
 
 unsigned plait_procpool_processes(const plait_procpool *pool)
 {

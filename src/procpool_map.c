@@ -42,6 +42,12 @@ typedef struct chunk_header {
  * padded to one. */
 enum { ITEM_ALIGN = _Alignof(max_align_t) };
 _Static_assert(sizeof(chunk_header) % ITEM_ALIGN == 0, "items start aligned");
+/* the room a pool's slots have for chunks beyond arg_max and result_max: one item of
+ * those sizes fits (chunk_most) */
+_Static_assert(sizeof(chunk_header) == PLAIT__MAP_ARG_EXTRA, "a chunk's header");
+_Static_assert((size_t)PLAIT__MAP_RESULT_EXTRA % ITEM_ALIGN == 0 &&
+                   (size_t)PLAIT__MAP_RESULT_EXTRA >= (size_t)ITEM_ALIGN,
+               "one item's code, padded");
 
 static size_t div_up(size_t a, size_t b) { return a / b + (a % b != 0); }
 
@@ -91,7 +97,7 @@ static int32_t item_code(const unsigned char *raw, size_t i)
 }
 
 /* Runs in a worker: the items' outcomes as int32 codes, then (aligned) their results. */
-static ssize_t chunk_run(const void *arg, size_t arg_len, void *out, size_t out_cap)
+ssize_t plait__procpool_chunk_run(const void *arg, size_t arg_len, void *out, size_t out_cap)
 {
     chunk_header h;
     if (arg_len < sizeof h)
@@ -153,7 +159,7 @@ static int chunk_submit(const map_plan *m, size_t c, plait_task *task,
 {
     size_t count = chunk_count(m, c);
     chunk_header h = {m->fn, count, m->arg_size, m->result_size};
-    return plait__procpool_submit(m->pool, task, chunk_run, &h, sizeof h,
+    return plait__procpool_submit(m->pool, task, plait__procpool_chunk_run, &h, sizeof h,
                                   m->args + c * m->chunk * m->arg_size, count * m->arg_size,
                                   deliver, ctx, tag);
 }

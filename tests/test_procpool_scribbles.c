@@ -14,7 +14,8 @@
  *
  * Layout (x86-64, one worker, arg_max = result_max = 64): the pool's shared header at
  * 0 (ready_tail at 32), the ready ring at 64, slot 0 at 192 (fn at +16, arg_len at +24,
- * its argument at +64), slot 1 at 192 + 192 = 384 (its state at +0).  The first task
+ * its argument at +64), slot 1 at 192 + 320 = 512 (its state at +0: a slot is its
+ * header, 64, and its rooms, with a map chunk's extra, 128 + 128).  The first task
  * goes to slot 0, the second to slot 1.
  */
 #include "helpers.h"
@@ -26,7 +27,7 @@
 
 #if defined(__x86_64__)
 enum { READY_TAIL = 32, SLOT0 = 192, SLOT0_FN = SLOT0 + 16, SLOT0_ARG_LEN = SLOT0 + 24,
-       SLOT0_ARG = SLOT0 + 64, SLOT1_STATE = 384 };
+       SLOT0_ARG = SLOT0 + 64, SLOT1_STATE = 512 };
 
 static int signal_pipe[2] = {-1, -1};
 

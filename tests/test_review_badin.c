@@ -9,6 +9,15 @@
  * had the same answer and was made to wait for such workers (commit 1a3959f); the
  * process pool now does too.  A worker still in its initialiser is not only exiting:
  * a past deadline still gives -ETIMEDOUT then, at once.
+ *
+ * plait_procpool_map / imap: plait.h says "-EMSGSIZE when not even one item fits the
+ * pool's room", the room being arg_max ("the largest argument") and result_max ("the
+ * largest result").  But a chunk carries a header (32 bytes) before its items and the
+ * items' codes (4 bytes each, padded to 16) before their results, in those same rooms:
+ * a pool made for 8-byte arguments and results (arg_max = result_max = 8) could map
+ * nothing, and one with items of arg_max bytes neither: -EMSGSIZE for items that fit.
+ * A pool's slots now have that room beyond arg_max and result_max, for the map's
+ * chunks only (a task submitted still gets arg_max and out_cap = result_max).
  */
 #include "helpers.h"
 
@@ -103,6 +112,82 @@ TEST(procpool_shutdown_with_a_worker_in_its_initialiser_still_times_out)
     CHECK_EQ(plait_shm_destroy(inits), 0);
 }
 
+static ssize_t square(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    int64_t x;
+    if (arg_len != sizeof x || out_cap < sizeof x)
+        return -EINVAL;
+    memcpy(&x, arg, sizeof x);
+    x *= x;
+    memcpy(out, &x, sizeof x);
+    return sizeof x;
+}
+
+static ssize_t cap_of(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)arg, (void)arg_len;
+    uint64_t c = out_cap;
+    if (out_cap < sizeof c)
+        return -EMSGSIZE;
+    memcpy(out, &c, sizeof c);
+    return sizeof c;
+}
+
+TEST(procpool_map_of_items_as_large_as_the_rooms)
+{
+    plait_procpool *pool;
+    plait_procpool_options o = {.processes = 2, .arg_max = 8, .result_max = 8};
+    CHECK_EQ(plait_procpool_create(&pool, &o), 0);
+    if (!pool)
+        return;
+    int64_t in[9], out[9] = {0};
+    int errors[9] = {0};
+    for (int i = 0; i < 9; i++)
+        in[i] = i + 1;
+    CHECK_EQ(plait_procpool_map(pool, square, in, sizeof in[0], 9, out, sizeof out[0], errors,
+                                0, SOON()),
+             0);
+    for (int i = 0; i < 9; i++)
+        CHECK(errors[i] == 0 && out[i] == (i + 1) * (i + 1));
+    plait_procpool_iter *it = NULL;
+    CHECK_EQ(plait_procpool_imap(&it, pool, square, in, sizeof in[0], 9, sizeof out[0], 0,
+                                 0),
+             0);
+    int seen = 0;
+    size_t index;
+    int64_t r;
+    int error;
+    while (it && plait_procpool_imap_next(it, &index, &r, &error, SOON()) == 0) {
+        CHECK(index < 9 && error == 0 && r == in[index] * in[index]);
+        seen++;
+    }
+    CHECK_EQ(seen, 9);
+    if (it)
+        CHECK_EQ(plait_procpool_imap_destroy(it), 0);
+    /* what does not fit still does not */
+    char nine[9] = {0};
+    int64_t one;
+    CHECK_EQ(plait_procpool_map(pool, square, nine, sizeof nine, 1, &one, sizeof one, NULL, 0,
+                                SOON()),
+             -EMSGSIZE);
+    CHECK_EQ(plait_procpool_map(pool, square, in, sizeof in[0], 1, nine, sizeof nine, NULL, 0,
+                                SOON()),
+             -EMSGSIZE);
+    /* a task submitted gets the room asked for, no more: arg_max and out_cap */
+    plait_task t;
+    CHECK_EQ(plait_procpool_submit(pool, &t, cap_of, nine, sizeof nine), -EMSGSIZE);
+    CHECK_EQ(plait_procpool_submit(pool, &t, cap_of, in, sizeof in[0]), 0);
+    plait_bytes *b = NULL;
+    CHECK_EQ(plait_join(t, (void **)&b, SOON()), 0);
+    uint64_t c = 0;
+    if (b && b->len == sizeof c)
+        memcpy(&c, b->data, sizeof c);
+    CHECK_EQ(c, 8);
+    free(b);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
 RUN_TESTS(CASE(procpool_idle_shutdown_with_a_past_deadline_returns_0),
           CASE(procpool_idle_shutdown_with_a_past_deadline_returns_0_from_a_coroutine),
-          CASE(procpool_shutdown_with_a_worker_in_its_initialiser_still_times_out))
+          CASE(procpool_shutdown_with_a_worker_in_its_initialiser_still_times_out),
+          CASE(procpool_map_of_items_as_large_as_the_rooms))
