@@ -251,44 +251,56 @@ int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t 
         return parsed;
     if (!host[0])
         return -EINVAL;
+    /* the other numeric forms ("127.1", "0x7f.0.0.1") at once too, as getaddrinfo with
+     * AI_NUMERICHOST takes them: inet_aton's, the whole string.  Not getaddrinfo itself
+     * here, on the caller's stack: its frames (over 2 KiB) do not fit a coroutine's
+     * smallest one, which holds plait's (plait.h, PLAIT_STACK_MIN). */
+    struct in_addr v4;
+    bool v4_chars = strspn(host, "0123456789abcdefABCDEFxX.") == strlen(host);
+    if (v4_chars && inet_aton(host, &v4)) {
+        memset(out, 0, sizeof *out);
+        out->u.in4.sin_family = AF_INET;
+        out->u.in4.sin_port = htons((uint16_t)port);
+        out->u.in4.sin_addr = v4;
+        out->len = sizeof out->u.in4;
+        return 1;
+    }
     lookup *l = calloc(1, sizeof *l);
     if (!l || !(l->host = strdup(host))) {
         free(l);
         return -ENOMEM;
     }
-    snprintf(l->service, sizeof l->service, "%d", port);
+    /* the port's digits by hand: snprintf's frames would not fit that stack either */
+    char digits[sizeof l->service];
+    size_t nd = 0;
+    for (int v = port; nd == 0 || v > 0; v /= 10)
+        digits[nd++] = (char)('0' + v % 10);
+    for (size_t i = 0; i < nd; i++)
+        l->service[i] = digits[nd - 1 - i];
+    l->service[nd] = '\0';
     l->hints.ai_socktype = type == PLAIT_STREAM ? SOCK_STREAM : SOCK_DGRAM;
-    /* the other numeric forms ("127.1", "0x7f.0.0.1") at once too: with AI_NUMERICHOST
-     * getaddrinfo asks no name service */
-    l->hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
-    l->rc = getaddrinfo(l->host, l->service, &l->hints, &l->res);
-    l->sys_errno = errno;
-    atomic_init(&l->refs, 1);
-    int r;
-    if (l->rc == EAI_NONAME) {
-        l->hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-        atomic_init(&l->refs, 2);
-        plait_task t;
-        r = plait__check_cancel();
-        /* A pool task's join runs queued tasks while it waits, the lookup first (it is
-         * on the worker's own deque), which would hold the caller past its deadline:
-         * there the lookup gets a thread of its own. */
-        if (r == 0)
-            r = !plait__coro_current() && plait__worker_helping()
-                    ? plait_thread_start(&t, lookup_run, l, NULL)
-                    : plait__submit_default(&t, lookup_run, l);
-        if (r < 0) {
-            free(l->host);
-            free(l);
-            return r;
-        }
-        r = plait_join(t, NULL, deadline);
-        if (r < 0) { /* it finishes on its own and lets go of l */
-            atomic_store(&l->abandoned, true);
-            plait_detach(t);
-            lookup_put(l);
-            return r;
-        }
+    l->hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+    atomic_init(&l->refs, 2);
+    plait_task t;
+    int r = plait__check_cancel();
+    /* A pool task's join runs queued tasks while it waits, the lookup first (it is on
+     * the worker's own deque), which would hold the caller past its deadline: there the
+     * lookup gets a thread of its own. */
+    if (r == 0)
+        r = !plait__coro_current() && plait__worker_helping()
+                ? plait_thread_start(&t, lookup_run, l, NULL)
+                : plait__submit_default(&t, lookup_run, l);
+    if (r < 0) {
+        free(l->host);
+        free(l);
+        return r;
+    }
+    r = plait_join(t, NULL, deadline);
+    if (r < 0) { /* it finishes on its own and lets go of l */
+        atomic_store(&l->abandoned, true);
+        plait_detach(t);
+        lookup_put(l);
+        return r;
     }
     int n = 0;
     if (l->rc != 0) {
@@ -367,19 +379,24 @@ int plait_listen(const plait_addr *addr, int backlog)
 
 enum { RESOLVE_MAX = 8 };
 
+/* Room for what a name resolves to, off the caller's stack (a kilobyte: a coroutine's
+ * smallest stack holds plait's frames, plait_resolve's wait among them, not that). */
+static plait_addr *addrs_new(void) { return malloc(RESOLVE_MAX * sizeof(plait_addr)); }
+
 int plait_tcp_listen(const char *host, int port, int backlog)
 {
-    plait_addr addrs[RESOLVE_MAX];
+    plait_addr *addrs = addrs_new();
+    if (!addrs)
+        return -ENOMEM;
     int n = plait_resolve(host, port, PLAIT_STREAM, addrs, RESOLVE_MAX, PLAIT_FOREVER);
-    if (n < 0)
-        return n;
-    int r = -EADDRNOTAVAIL;
+    int r = n < 0 ? n : -EADDRNOTAVAIL;
     for (int i = 0; i < n; i++) {
         r = plait_listen(&addrs[i], backlog);
         if (r >= 0)
-            return r;
+            break;
     }
-    if (!host && r == -EAFNOSUPPORT) { /* no IPv6 here: the IPv4 wildcard */
+    free(addrs);
+    if (n >= 0 && !host && r == -EAFNOSUPPORT) { /* no IPv6 here: the IPv4 wildcard */
         plait_addr any4 = {0};
         plait_addr_ip(&any4, "0.0.0.0", port);
         return plait_listen(&any4, backlog);
@@ -492,16 +509,17 @@ int plait_tcp_connect(const char *host, int port, int64_t deadline)
 {
     if (!host)
         return -EINVAL;
-    plait_addr addrs[RESOLVE_MAX];
+    plait_addr *addrs = addrs_new();
+    if (!addrs)
+        return -ENOMEM;
     int n = plait_resolve(host, port, PLAIT_STREAM, addrs, RESOLVE_MAX, deadline);
-    if (n < 0)
-        return n;
-    int r = -ECONNREFUSED;
+    int r = n < 0 ? n : -ECONNREFUSED;
     for (int i = 0; i < n; i++) {
         r = plait_connect(&addrs[i], deadline);
         if (r >= 0 || r == -ETIMEDOUT || r == -ECANCELED)
-            return r;
+            break;
     }
+    free(addrs);
     return r;
 }
 

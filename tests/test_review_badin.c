@@ -18,6 +18,16 @@
  * nothing, and one with items of arg_max bytes neither: -EMSGSIZE for items that fit.
  * A pool's slots now have that room beyond arg_max and result_max, for the map's
  * chunks only (a task submitted still gets arg_max and out_cap = result_max).
+ *
+ * plait_resolve (and plait_tcp_connect / plait_tcp_listen, which resolve): a coroutine
+ * may ask for a stack of PLAIT_STACK_MIN (2 KiB), which holds "plait's own frames: a few
+ * hundred bytes in an optimised build" (plait.h, API.md).  But plait_resolve ran
+ * getaddrinfo (AI_NUMERICHOST) on the caller's stack for every host that plait_addr_ip
+ * does not parse, a name included: over 2 KiB of glibc frames, and tcp_connect and
+ * tcp_listen kept eight plait_addr (1 KiB) on it too.  A coroutine on a 2 KiB stack
+ * that resolved "localhost" or "127.1" stopped the program ("stack overflow in
+ * coroutine").  Only an optimised build without a sanitizer makes that promise, so the
+ * case runs there (a sanitizer's frames are many times larger: API.md).
  */
 #include "helpers.h"
 
@@ -187,7 +197,74 @@ TEST(procpool_map_of_items_as_large_as_the_rooms)
     CHECK_EQ(plait_procpool_destroy(pool), 0);
 }
 
+#if defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define SMALL_STACK_PROMISED 1
+#else
+#define SMALL_STACK_PROMISED 0
+#endif
+
+static int closed_port; /* a port nothing listens on */
+
+/* What a coroutine does with host names; 0 when all went as it should. */
+static int resolve_names(void)
+{
+    plait_addr out[2];
+    if (plait_resolve("127.1", 80, PLAIT_STREAM, out, 2, SOON()) != 1 ||
+        plait_addr_port(&out[0]) != 80)
+        return 1;
+    if (plait_resolve("localhost", 80, PLAIT_STREAM, out, 2, SOON()) <= 0)
+        return 2;
+    int c = plait_tcp_connect("localhost", closed_port, SOON());
+    if (c >= 0)
+        plait_close(c);
+    if (c >= 0 || c == -ETIMEDOUT || c == -ECANCELED) /* refused, whatever the address */
+        return 3;
+    int l = plait_tcp_listen("localhost", 0, 0);
+    if (l < 0)
+        return 4;
+    plait_close(l);
+    return 0;
+}
+
+static void *resolve_names_task(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)resolve_names();
+}
+
+static void *small_stack_main(void *arg)
+{
+    (void)arg;
+    int l = plait_tcp_listen("127.0.0.1", 0, 0);
+    CHECK(l >= 0);
+    plait_addr a;
+    CHECK_EQ(plait_local_addr(l, &a), 0);
+    closed_port = plait_addr_port(&a);
+    plait_close(l);
+    /* on this stack first: every library function the calls use is bound (a lazily
+     * bound one's first call takes some KiB of the caller's stack in the dynamic
+     * linker, whoever calls it), the poller is made */
+    CHECK_EQ(resolve_names(), 0);
+    plait_spawn_options o = {.stack_size = PLAIT_STACK_MIN};
+    plait_task t;
+    CHECK_EQ(plait_spawn_opts(&t, resolve_names_task, NULL, &o), 0);
+    void *r = (void *)1;
+    CHECK_EQ(plait_join(t, &r, SOON()), 0);
+    CHECK_EQ((int)(intptr_t)r, 0);
+    return NULL;
+}
+
+TEST(resolve_on_the_smallest_stack)
+{
+    if (!SMALL_STACK_PROMISED) {
+        printf("  (skipped: a sanitizer or an unoptimised build has larger frames)\n");
+        return;
+    }
+    check_run(small_stack_main, NULL);
+}
+
 RUN_TESTS(CASE(procpool_idle_shutdown_with_a_past_deadline_returns_0),
           CASE(procpool_idle_shutdown_with_a_past_deadline_returns_0_from_a_coroutine),
           CASE(procpool_shutdown_with_a_worker_in_its_initialiser_still_times_out),
-          CASE(procpool_map_of_items_as_large_as_the_rooms))
+          CASE(procpool_map_of_items_as_large_as_the_rooms),
+          CASE(resolve_on_the_smallest_stack))
