@@ -34,15 +34,23 @@ const char *plait_strerror(int err)
 {
     static PLAIT_TLS char text[96];
     int sig = PLAIT_KILL_SIGNAL(err), status = PLAIT_EXIT_STATUS(err);
+    plait__text t = {text, sizeof text, 0}; /* not snprintf: see plait__text */
     if (sig > 0) {
         const char *abbrev = sigabbrev_np(sig);
-        snprintf(text, sizeof text, "the process was killed by signal %d (SIG%s: %s)", sig,
-                 abbrev ? abbrev : "?", strsignal(sig));
+        plait__text_str(&t, "the process was killed by signal ");
+        plait__text_uint(&t, (unsigned)sig);
+        plait__text_str(&t, " (SIG");
+        plait__text_str(&t, abbrev ? abbrev : "?");
+        plait__text_str(&t, ": ");
+        plait__text_str(&t, strsignal(sig));
+        plait__text_str(&t, ")");
+        plait__text_end(&t);
         return text;
     }
     if (status >= 0) {
-        snprintf(text, sizeof text, "the process exited with status %d",
-                 status);
+        plait__text_str(&t, "the process exited with status ");
+        plait__text_uint(&t, (unsigned)status);
+        plait__text_end(&t);
         return text;
     }
     if (err < 0)

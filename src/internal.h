@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #if defined(__SANITIZE_THREAD__)
@@ -987,6 +988,46 @@ void plait__ignore_sigpipe(void);
  * pool's task) may give as its outcome, -errno: -4095, as PLAIT_IS_FAIL's range. A
  * lower return is -EINVAL; a lower code read back from a worker's memory, -EPROTO. */
 enum { PLAIT__CODE_MIN = -4095 };
+
+/* Text written into buf (cap bytes, NUL-ended when cap > 0, cut short where it does not
+ * fit) as snprintf writes it, and its whole length counted, without snprintf's frames:
+ * some 2 KiB of glibc's, more than a coroutine's smallest stack holds (plait_addr_format,
+ * plait_strerror). */
+typedef struct plait__text {
+    char *buf;
+    size_t cap, len;
+} plait__text;
+
+static inline void plait__text_add(plait__text *t, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++, t->len++)
+        if (t->len + 1 < t->cap)
+            t->buf[t->len] = s[i];
+}
+
+static inline void plait__text_str(plait__text *t, const char *s)
+{
+    plait__text_add(t, s, strlen(s));
+}
+
+static inline void plait__text_uint(plait__text *t, unsigned long long v)
+{
+    char digits[20];
+    size_t n = 0;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    while (n)
+        plait__text_add(t, &digits[--n], 1);
+}
+
+/* NUL-end the text; its whole length. */
+static inline size_t plait__text_end(plait__text *t)
+{
+    if (t->cap)
+        t->buf[t->len < t->cap ? t->len : t->cap - 1] = '\0';
+    return t->len;
+}
 /* How a finished pool task's result reaches its owner, on the manager thread: code is
  * the task's outcome (result/len valid when 0); returns the code its future completes
  * with, and may set *value, the future's value. */

@@ -17,7 +17,6 @@
 #include "internal.h"
 
 #include <arpa/inet.h>
-#include <inttypes.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
@@ -135,27 +134,93 @@ _Static_assert(PLAIT_ADDR_STRLEN >= sizeof((struct sockaddr_un){0}.sun_path) + 1
                    PLAIT_ADDR_STRLEN >= sizeof "[]:65535" + INET6_ADDRSTRLEN + IF_NAMESIZE,
                "PLAIT_ADDR_STRLEN fits every formatted address");
 
+/* An IPv4 address's text, as inet_ntop writes it (which uses sprintf: see plait__text). */
+static void text_ip4(plait__text *t, const unsigned char *b)
+{
+    for (int i = 0; i < 4; i++) {
+        if (i)
+            plait__text_str(t, ".");
+        plait__text_uint(t, b[i]);
+    }
+}
+
+static void text_hex(plait__text *t, unsigned v)
+{
+    char digits[4];
+    size_t n = 0;
+    do
+        digits[n++] = "0123456789abcdef"[v & 15];
+    while (v >>= 4);
+    while (n)
+        plait__text_add(t, &digits[--n], 1);
+}
+
+/* An IPv6 address's text, as glibc's inet_ntop writes it: the first longest run of two
+ * or more zero words as "::", lower-case hex, and the last 32 bits as IPv4 where the
+ * first 96 are zero, or ::ffff. */
+static void text_ip6(plait__text *t, const unsigned char *b)
+{
+    unsigned w[8];
+    for (int i = 0; i < 8; i++)
+        w[i] = (unsigned)b[2 * i] << 8 | b[2 * i + 1];
+    int best = -1, best_len = 0, cur = -1, cur_len = 0;
+    for (int i = 0; i <= 8; i++) {
+        if (i < 8 && w[i] == 0) {
+            if (cur < 0)
+                cur = i, cur_len = 0;
+            cur_len++;
+        } else if (cur >= 0) {
+            if (best < 0 || cur_len > best_len)
+                best = cur, best_len = cur_len;
+            cur = -1;
+        }
+    }
+    if (best_len < 2)
+        best = -1;
+    for (int i = 0; i < 8; i++) {
+        if (best >= 0 && i >= best && i < best + best_len) {
+            if (i == best)
+                plait__text_str(t, ":");
+            continue;
+        }
+        if (i)
+            plait__text_str(t, ":");
+        if (i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff))) {
+            text_ip4(t, b + 12);
+            break;
+        }
+        text_hex(t, w[i]);
+    }
+    if (best >= 0 && best + best_len == 8)
+        plait__text_str(t, ":");
+}
+
 int plait_addr_format(const plait_addr *addr, char *buf, size_t cap)
 {
     if (!addr || (!buf && cap))
         return -EINVAL;
-    char ip[INET6_ADDRSTRLEN];
-    int n;
+    /* by hand, not snprintf or inet_ntop (which uses sprintf): see plait__text */
+    plait__text t = {buf, cap, 0};
     switch (addr->u.sa.sa_family) {
     case AF_INET:
-        inet_ntop(AF_INET, &addr->u.in4.sin_addr, ip, sizeof ip);
-        n = snprintf(buf, cap, "%s:%d", ip, plait_addr_port(addr));
+        text_ip4(&t, (const unsigned char *)&addr->u.in4.sin_addr);
+        plait__text_str(&t, ":");
+        plait__text_uint(&t, (unsigned)plait_addr_port(addr));
         break;
     case AF_INET6: { /* with its scope id as getnameinfo(NI_NUMERICHOST) has it */
-        inet_ntop(AF_INET6, &addr->u.in6.sin6_addr, ip, sizeof ip);
+        plait__text_str(&t, "[");
+        text_ip6(&t, addr->u.in6.sin6_addr.s6_addr);
         uint32_t id = addr->u.in6.sin6_scope_id;
-        char scope[IF_NAMESIZE + 1] = ""; /* "%name", or "%index" where none has it */
+        char name[IF_NAMESIZE]; /* "%name", or "%index" where none has it */
         if (id) {
-            scope[0] = '%';
-            if (!if_indextoname(id, scope + 1))
-                snprintf(scope + 1, sizeof scope - 1, "%" PRIu32, id);
+            plait__text_str(&t, "%");
+            if (if_indextoname(id, name))
+                plait__text_str(&t, name);
+            else
+                plait__text_uint(&t, id);
         }
-        n = snprintf(buf, cap, "[%s%s]:%d", ip, scope, plait_addr_port(addr));
+        plait__text_str(&t, "]:");
+        plait__text_uint(&t, (unsigned)plait_addr_port(addr));
         break;
     }
     case AF_UNIX: { /* unnamed: ""; abstract (a leading NUL): "@name" */
@@ -165,16 +230,17 @@ int plait_addr_format(const plait_addr *addr, char *buf, size_t cap)
             len = sizeof addr->u.un.sun_path;
         const char *path = addr->u.un.sun_path;
         bool abstract = len > 0 && path[0] == '\0';
-        if (!abstract)
-            len = strnlen(path, len);
-        n = snprintf(buf, cap, "%s%.*s", abstract ? "@" : "", (int)(len - abstract),
-                     path + abstract);
+        if (abstract)
+            plait__text_str(&t, "@");
+        /* up to its first NUL, as "%.*s" has it */
+        plait__text_add(&t, path + abstract, strnlen(path + abstract, len - abstract));
         break;
     }
     default:
         return -EINVAL;
     }
-    return (size_t)n >= cap ? -ENOSPC : n;
+    size_t n = plait__text_end(&t);
+    return n >= cap ? -ENOSPC : (int)n;
 }
 
 /* ---- name resolution ---- */

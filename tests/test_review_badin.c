@@ -26,8 +26,10 @@
  * does not parse, a name included: over 2 KiB of glibc frames, and tcp_connect and
  * tcp_listen kept eight plait_addr (1 KiB) on it too.  A coroutine on a 2 KiB stack
  * that resolved "localhost" or "127.1" stopped the program ("stack overflow in
- * coroutine").  Only an optimised build without a sanitizer makes that promise, so the
- * case runs there (a sanitizer's frames are many times larger: API.md).
+ * coroutine").  So did plait_addr_format and plait_strerror (a process's fate) on that
+ * stack, which wrote their text with snprintf (some 2 KiB of glibc's frames).  Only an
+ * optimised build without a sanitizer makes that promise, so the case runs there (a
+ * sanitizer's frames are many times larger: API.md).
  */
 #include "helpers.h"
 
@@ -223,6 +225,22 @@ static int resolve_names(void)
     if (l < 0)
         return 4;
     plait_close(l);
+    /* and the texts a coroutine that resolves and connects writes in its log */
+    char text[PLAIT_ADDR_STRLEN];
+    if (plait_addr_ip(&out[0], "127.0.0.1", 8080) != 0 ||
+        plait_addr_format(&out[0], text, sizeof text) != 14 || strcmp(text, "127.0.0.1:8080"))
+        return 5;
+    if (plait_addr_ip(&out[0], "[fe80::1%1]", 80) != 0 ||
+        plait_addr_format(&out[0], text, 8) != -ENOSPC ||
+        plait_addr_format(&out[0], text, sizeof text) <= 0 || strncmp(text, "[fe80::1%", 9))
+        return 6;
+    if (plait_addr_unix(&out[0], "/tmp/x") != 0 ||
+        plait_addr_format(&out[0], text, sizeof text) != 6)
+        return 7;
+    if (strcmp(plait_strerror(PLAIT_KILLED(9)),
+               "the process was killed by signal 9 (SIGKILL: Killed)") ||
+        strcmp(plait_strerror(PLAIT_EXITED(3)), "the process exited with status 3"))
+        return 8;
     return 0;
 }
 
