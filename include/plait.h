@@ -1118,8 +1118,9 @@ size_t plait_queue_len(plait_queue *queue);
  *
  * A pool belongs to the process that made it: every plait_procpool_* call from another
  * process (a worker, any forked child) is -EPERM, and in such a process a copy of a
- * task's handle is inert (plait_cancel is -EPERM, a join waits until its deadline):
- * the pool's state there is a stale copy of the parent's.
+ * task's handle is inert: every call on it is -EPERM (one made after the worker was
+ * forked, passed in an argument, included): the pool's state there is a stale copy of
+ * the parent's.
  * ------------------------------------------------------------------------- */
 
 typedef struct plait_procpool plait_procpool;

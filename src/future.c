@@ -316,6 +316,47 @@ static void unref_unlock(plait__future *f)
 uint64_t plait__forked_sched_id;
 uint64_t plait__forked_id_floor;
 
+/* In a forked process, whether f is a future of this process's memory: one of a chunk
+ * it has (made here, or copied at the fork).  A handle made in the parent after this
+ * process was forked (given to a process pool's task in its argument, say) names
+ * memory the fork did not copy, or that holds something else here: reading it could
+ * crash, or spin on a "lock" that is not one.  Such a handle is not the process's:
+ * made_elsewhere, so every call on it is -EPERM without touching it.  Chunks are never
+ * freed, so the one found last (per thread) is looked at first, without the lock. */
+static PLAIT_TLS const future_chunk *known_chunk;
+
+static bool in_chunk(const future_chunk *c, const plait__future *f)
+{
+    uintptr_t at = (uintptr_t)f, start = (uintptr_t)c->items;
+    return at >= start && at < start + sizeof c->items &&
+           (at - start) % sizeof c->items[0] == 0;
+}
+
+static bool future_known(const plait__future *f)
+{
+    const future_chunk *c = known_chunk;
+    if (c && in_chunk(c, f))
+        return true;
+    pthread_mutex_lock(&global_lock);
+    for (c = chunks; c && !in_chunk(c, f); c = c->next) {
+    }
+    pthread_mutex_unlock(&global_lock);
+    if (c)
+        known_chunk = c;
+    return c != NULL;
+}
+
+static bool made_elsewhere(const plait__future *f);
+
+/* made_elsewhere for a handle the caller gave: one that names no future of this
+ * process's memory is not the process's either. */
+static bool handle_elsewhere(const plait__future *f)
+{
+    if (PLAIT_UNLIKELY(plait__fork_epoch() != 0) && !future_known(f))
+        return true;
+    return made_elsewhere(f);
+}
+
 /* Whether a future is a copy, in a forked child, of one whose producer is not here:
  * made before the fork, and not a coroutine of the forking thread's scheduler — a task
  * of the parent's other threads (a coroutine of another scheduler, a plait thread, a
@@ -464,6 +505,10 @@ plait__future *plait__future_lock(plait_task task, int *err)
     plait__future *f = task.future;
     if (!f) {
         *err = -EINVAL;
+        return NULL;
+    }
+    if (PLAIT_UNLIKELY(plait__fork_epoch() != 0) && !future_known(f)) {
+        *err = -EPERM;
         return NULL;
     }
     if (PLAIT_UNLIKELY(made_elsewhere(f))) {
@@ -666,9 +711,8 @@ static int join(plait_task task, void **result, int64_t deadline, bool cancellab
     plait__future *f = task.future;
     /* (not for a task that is not the child's, in a forked child: -EPERM at once, where
      * a pool task would run the queued tasks first, made_elsewhere) */
-    bool current = f && !plait__coro_current() &&
-                   atomic_load_explicit(&f->generation, memory_order_relaxed) == task.generation &&
-                   !made_elsewhere(f);
+    bool current = f && !handle_elsewhere(f) && !plait__coro_current() &&
+                   atomic_load_explicit(&f->generation, memory_order_relaxed) == task.generation;
     /* (not for the caller's own future, which cannot finish meanwhile: wait_any says
      * -EDEADLK at once, where running the queue first would only delay it) */
     if (current && helps && plait__worker_helping() && f != plait__tls_work)

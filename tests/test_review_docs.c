@@ -1,0 +1,429 @@
+/* test_review_docs.c — claims of docs/API.md and include/plait.h checked against the code:
+ * return codes for named situations, loss and cancellation promises. */
+#include "helpers.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* ---- plain-thread claims ------------------------------------------------ */
+
+TEST(plain_thread_codes)
+{
+    /* "Calls marked coroutine only return -EPERM elsewhere": plait_yield. */
+    CHECK_EQ(plait_yield(), -EPERM);
+    /* "any other thread ... gets -EINVAL" for PLAIT_FOREVER */
+    CHECK_EQ(plait_sleep_until(PLAIT_FOREVER), -EINVAL);
+    CHECK_EQ(plait_sleep_until(0), 0);
+    CHECK_EQ(plait_spawn(NULL, (plait_fn)(void *)plait_now, NULL), -EPERM);
+    CHECK_EQ(plait_run(NULL, NULL, NULL), -EINVAL);
+    CHECK_EQ(plait_set_stack_size(4096), -EPERM);
+    CHECK_EQ(plait_dump(stderr), -EPERM);
+    CHECK_EQ(plait_set_slow_warning(-1), -EINVAL);
+    CHECK_EQ(plait_cancelled(), 0);
+    CHECK(plait_task_name() == NULL);
+    CHECK_EQ(plait_task_id(), 0);
+    CHECK_EQ(plait_deadline_in(INT64_MAX), PLAIT_FOREVER);
+    int64_t now = plait_now();
+    int64_t d = plait_deadline_in(-5);
+    CHECK(d >= now && d <= plait_now());
+    CHECK(strcmp(plait_strerror(EINVAL), plait_strerror(-EINVAL)) == 0);
+    CHECK(plait_cpu_count() >= 1);
+}
+
+/* ---- coroutine basics ---------------------------------------------------- */
+
+static void *ret_arg(void *a) { return a; }
+
+static void *run_nested(void *a)
+{
+    (void)a;
+    CHECK_EQ(plait_run(ret_arg, NULL, NULL), -EBUSY);
+    plait_spawn_options o = {.stack_size = 1};
+    CHECK_EQ(plait_spawn_opts(NULL, ret_arg, NULL, &o), -EINVAL);
+    o.stack_size = PLAIT_STACK_MAX + 1;
+    CHECK_EQ(plait_spawn_opts(NULL, ret_arg, NULL, &o), -EINVAL);
+    CHECK_EQ(plait_spawn(NULL, NULL, NULL), -EINVAL);
+    CHECK_EQ(plait_set_stack_size(0), -EINVAL);
+    CHECK_EQ(plait_set_stack_size(PLAIT_STACK_MAX + 1), -EINVAL);
+    CHECK_EQ(plait_dump(NULL), -EINVAL);
+
+    /* cancel of a finished task: 0, and the task is unaffected */
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, ret_arg, ARG(7)), 0);
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK(v == ARG(7));
+    CHECK_EQ(plait_join(t, &v, SOON()), -ESRCH);
+    CHECK_EQ(plait_cancel(t), -ESRCH);
+    CHECK_EQ(plait_detach(t), -ESRCH);
+    plait_task z;
+    memset(&z, 0, sizeof z);
+    int r = plait_join(z, NULL, 0);
+    CHECK(r == -EINVAL || r == -ESRCH);
+
+    /* wait_all: n == 0, a handle given twice, consumes none */
+    plait_task two[2];
+    CHECK_EQ(plait_spawn(&two[0], ret_arg, ARG(1)), 0);
+    two[1] = two[0];
+    CHECK_EQ(plait_wait_all(two, 0, NULL, NULL, SOON()), -EINVAL);
+    CHECK_EQ(plait_wait_all(two, 2, NULL, NULL, SOON()), -EINVAL);
+    CHECK_EQ(plait_wait_any(two, 0, SOON()), -EINVAL);
+    CHECK_EQ(plait_join(two[0], &v, SOON()), 0);
+    CHECK(v == ARG(1));
+    return NULL;
+}
+
+TEST(coroutine_codes) { check_run(run_nested, NULL); }
+
+/* ---- synchronisation codes ---------------------------------------------- */
+
+static int once_fail(void *a)
+{
+    (*(int *)a)++;
+    return -EIO;
+}
+static int once_ok(void *a)
+{
+    (*(int *)a)++;
+    return 0;
+}
+static plait_once inner_once = PLAIT_ONCE_INIT;
+static int once_inner_rc;
+static int once_reenter(void *a)
+{
+    (void)a;
+    once_inner_rc = plait_once_call(&inner_once, once_reenter, NULL, SOON());
+    return 0;
+}
+
+TEST(sync_codes)
+{
+    plait_sem *s;
+    CHECK_EQ(plait_sem_create(&s, UINT32_MAX), 0);
+    CHECK_EQ(plait_sem_value(s), INT_MAX);
+    CHECK_EQ(plait_sem_release(s), -EOVERFLOW);
+    CHECK_EQ(plait_sem_destroy(s), 0);
+
+    plait_waitgroup *wg;
+    CHECK_EQ(plait_waitgroup_create(&wg), 0);
+    CHECK_EQ(plait_waitgroup_done(wg), -EINVAL);
+    CHECK_EQ(plait_waitgroup_add(wg, -1), -EINVAL);
+    CHECK_EQ(plait_waitgroup_add(wg, INT32_MAX), 0);
+    CHECK_EQ(plait_waitgroup_add(wg, 1), -EOVERFLOW);
+    CHECK_EQ(plait_waitgroup_add(wg, INT32_MIN), -EINVAL);
+    CHECK_EQ(plait_waitgroup_add(wg, -INT32_MAX), 0);
+    CHECK_EQ(plait_waitgroup_wait(wg, 0), 0);
+    CHECK_EQ(plait_waitgroup_destroy(wg), 0);
+
+    plait_barrier *b;
+    CHECK_EQ(plait_barrier_create(&b, 0), -EINVAL);
+    CHECK_EQ(plait_barrier_create(&b, 1), 0);
+    CHECK_EQ(plait_barrier_wait(b, 0), PLAIT_BARRIER_SERIAL);
+    CHECK_EQ(plait_barrier_destroy(b), 0);
+
+    plait_once o = PLAIT_ONCE_INIT;
+    int runs = 0;
+    CHECK_EQ(plait_once_call(&o, once_fail, &runs, SOON()), -EIO);
+    CHECK_EQ(plait_once_call(&o, once_ok, &runs, SOON()), 0);
+    CHECK_EQ(plait_once_call(&o, once_ok, &runs, SOON()), 0);
+    CHECK_EQ(runs, 2);
+    CHECK_EQ(plait_once_call(NULL, once_ok, &runs, SOON()), -EINVAL);
+    CHECK_EQ(plait_once_call(&o, NULL, &runs, SOON()), -EINVAL);
+    CHECK_EQ(plait_once_call(&inner_once, once_reenter, NULL, SOON()), 0);
+    CHECK_EQ(once_inner_rc, -EDEADLK);
+
+    plait_rwlock *rw;
+    CHECK_EQ(plait_rwlock_create(&rw), 0);
+    CHECK_EQ(plait_rwlock_rdunlock(rw), -EPERM);
+    CHECK_EQ(plait_rwlock_wrunlock(rw), -EPERM);
+    CHECK_EQ(plait_rwlock_wrlock(rw, 0), 0);
+    CHECK_EQ(plait_rwlock_rdlock(rw, 0), -EDEADLK);
+    CHECK_EQ(plait_rwlock_wrlock(rw, 0), -EDEADLK);
+    CHECK_EQ(plait_rwlock_destroy(rw), -EBUSY);
+    CHECK_EQ(plait_rwlock_rdunlock(rw), -EPERM);
+    CHECK_EQ(plait_rwlock_wrunlock(rw), 0);
+    CHECK_EQ(plait_rwlock_destroy(rw), 0);
+
+    plait_mutex *m;
+    plait_cond *c;
+    CHECK_EQ(plait_mutex_create(&m), 0);
+    CHECK_EQ(plait_cond_create(&c), 0);
+    CHECK_EQ(plait_cond_wait(c, m, 0), -EPERM);
+    CHECK_EQ(plait_mutex_unlock(m), -EPERM);
+    CHECK_EQ(plait_mutex_lock(m, 0), 0);
+    CHECK_EQ(plait_mutex_lock(m, 0), -EDEADLK);
+    CHECK_EQ(plait_mutex_destroy(m), -EBUSY);
+    CHECK_EQ(plait_cond_wait(c, m, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_mutex_unlock(m), 0);
+    CHECK_EQ(plait_cond_destroy(c), 0);
+    CHECK_EQ(plait_mutex_destroy(m), 0);
+
+    plait_event *e;
+    CHECK_EQ(plait_event_create(&e), 0);
+    CHECK_EQ(plait_event_is_set(e), 0);
+    CHECK_EQ(plait_event_wait(e, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_event_set(e), 0);
+    CHECK_EQ(plait_event_is_set(e), 1);
+    CHECK_EQ(plait_event_wait(e, 0), 0);
+    CHECK_EQ(plait_event_destroy(e), 0);
+}
+
+/* ---- channels and select -------------------------------------------------- */
+
+TEST(chan_codes)
+{
+    plait_chan *ch, *ch2;
+    CHECK_EQ(plait_chan_create(&ch, 0, 1), -EINVAL);
+    CHECK_EQ(plait_chan_create(&ch, PLAIT_CHAN_ELEM_MAX + 1, 1), -EINVAL);
+    CHECK_EQ(plait_chan_create(&ch, 4, PLAIT_CHAN_CAPACITY_MAX + 1), -EINVAL);
+    CHECK_EQ(plait_chan_create(&ch, sizeof(int), 2), 0);
+    CHECK_EQ(plait_chan_create(&ch2, sizeof(int), 0), 0);
+    int x = 5, y = 0;
+    CHECK_EQ(plait_chan_send(ch, &x, 0), 0);
+    CHECK_EQ(plait_chan_len(ch), 1);
+    plait_select_case cs[2] = {
+        {.chan = ch2, .op = PLAIT_RECV, .elem = &y, .result = 1234},
+        {.chan = ch, .op = PLAIT_RECV, .elem = &y, .result = 4321},
+    };
+    CHECK_EQ(plait_select(cs, 2, 0), 1);
+    CHECK_EQ(cs[0].result, 1234);
+    CHECK_EQ(cs[1].result, 0);
+    CHECK_EQ(y, 5);
+    CHECK_EQ(plait_select(cs, 2, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_select(cs, 0, 0), -EINVAL);
+    CHECK_EQ(plait_select(NULL, 1, 0), -EINVAL);
+    plait_select_case bad = {.chan = ch, .op = 3, .elem = &y};
+    CHECK_EQ(plait_select(&bad, 1, 0), -EINVAL);
+    bad.op = PLAIT_RECV;
+    bad.elem = NULL;
+    CHECK_EQ(plait_select(&bad, 1, 0), -EINVAL);
+    bad.elem = &y;
+    bad.chan = NULL;
+    CHECK_EQ(plait_select(&bad, 1, 0), -EINVAL);
+    CHECK_EQ(plait_chan_send(ch, &x, 0), 0);
+    CHECK_EQ(plait_chan_close(ch), 0);
+    CHECK_EQ(plait_chan_close(ch), -EPIPE);
+    CHECK_EQ(plait_chan_send(ch, &x, 0), -EPIPE);
+    plait_select_case sc = {.chan = ch, .op = PLAIT_SEND, .elem = &x, .result = 99};
+    CHECK_EQ(plait_select(&sc, 1, 0), 0);
+    CHECK_EQ(sc.result, -EPIPE);
+    CHECK_EQ(plait_chan_recv(ch, &y, 0), 0);
+    CHECK_EQ(plait_chan_recv(ch, &y, 0), -EPIPE);
+    CHECK_EQ(plait_chan_recv(ch, &y, PLAIT_FOREVER), -EPIPE);
+    CHECK_EQ(plait_chan_destroy(ch), 0);
+    CHECK_EQ(plait_chan_destroy(ch2), 0);
+}
+
+/* ---- misc codes -------------------------------------------------------- */
+
+TEST(misc_codes)
+{
+    plait_key keys[PLAIT_KEYS_MAX + 1];
+    int made = 0, r = 0;
+    while (made <= PLAIT_KEYS_MAX && (r = plait_key_create(&keys[made], NULL)) == 0)
+        made++;
+    CHECK_EQ(r, -EAGAIN);
+    CHECK(made <= PLAIT_KEYS_MAX);
+    CHECK_EQ(plait_local_set(PLAIT_KEYS_MAX + 5, NULL), -EINVAL);
+    CHECK(plait_local_get(PLAIT_KEYS_MAX + 5) == NULL);
+
+    int sigs[] = {SIGKILL};
+    plait_signals *w;
+    CHECK_EQ(plait_signals_create(&w, sigs, 0), -EINVAL);
+    CHECK_EQ(plait_signals_create(&w, sigs, 1), -EINVAL);
+    sigs[0] = SIGSEGV;
+    CHECK_EQ(plait_signals_create(&w, sigs, 1), -EINVAL);
+    sigs[0] = 0;
+    CHECK_EQ(plait_signals_create(&w, sigs, 1), -EINVAL);
+    sigs[0] = 65;
+    CHECK_EQ(plait_signals_create(&w, sigs, 1), -EINVAL);
+
+    plait_addr a;
+    CHECK_EQ(plait_addr_unix(&a, ""), -EINVAL);
+    char longp[200];
+    memset(longp, 'x', sizeof longp - 1);
+    longp[sizeof longp - 1] = 0;
+    CHECK_EQ(plait_addr_unix(&a, longp), -ENAMETOOLONG);
+    CHECK_EQ(plait_addr_port(&a), -EINVAL);
+    CHECK_EQ(plait_addr_ip(&a, "127.0.0.1", 65536), -EINVAL);
+    CHECK_EQ(plait_addr_ip(&a, "127.0.0.1", -1), -EINVAL);
+    CHECK_EQ(plait_addr_ip(&a, "[127.0.0.1]", 1), -EINVAL);
+    CHECK_EQ(plait_addr_ip(&a, "localhost", 1), -EINVAL);
+    CHECK_EQ(plait_addr_ip(&a, "127.0.0.1", 80), 0);
+    char buf[4];
+    CHECK_EQ(plait_addr_format(&a, buf, sizeof buf), -ENOSPC);
+    plait_addr u;
+    memset(&u, 0, sizeof u);
+    u.len = sizeof(struct sockaddr_in);
+    u.u.sa.sa_family = AF_APPLETALK;
+    char big[PLAIT_ADDR_STRLEN];
+    CHECK_EQ(plait_addr_format(&u, big, sizeof big), -EINVAL);
+
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    CHECK_EQ(plait_socket_set(sv[0], PLAIT_NODELAY, 1), -ENOPROTOOPT);
+    CHECK_EQ(plait_socket_set(sv[0], (enum plait_sockopt)99, 1), -EINVAL);
+    CHECK_EQ(plait_socket_set(sv[0], PLAIT_RCVBUF, -1), -EINVAL);
+    int pfd[2];
+    CHECK_EQ(pipe(pfd), 0);
+    CHECK_EQ(plait_socket_set(pfd[0], PLAIT_RCVBUF, 4096), -ENOTSOCK);
+    int val = -1;
+    CHECK_EQ(plait_socket_get(pfd[0], PLAIT_RCVBUF, &val), -ENOTSOCK);
+    CHECK_EQ(plait_wait_fd(sv[0], 0, 0), -EINVAL);
+    CHECK_EQ(plait_wait_fd(sv[0], 0x40, 0), -EINVAL);
+    CHECK_EQ(plait_wait_fd(-1, PLAIT_READABLE, 0), -EBADF);
+    CHECK_EQ(plait_close(-1), -EBADF);
+    CHECK_EQ(write(sv[1], "ab", 2), 2);
+    CHECK_EQ(close(sv[1]), 0);
+    char rb[8];
+    size_t done = 99;
+    CHECK_EQ(plait_read_exactly(sv[0], rb, 4, &done, SOON()), -ENODATA);
+    CHECK_EQ(done, 2);
+    CHECK_EQ(plait_close(sv[0]), 0);
+    close(pfd[0]);
+    close(pfd[1]);
+
+    plait_shm *shm;
+    CHECK_EQ(plait_shm_create(&shm, 0), -EINVAL);
+    CHECK_EQ(plait_shm_create(&shm, PLAIT_SHM_MAX + 1), -EINVAL);
+    CHECK(plait_shm_data(NULL) == NULL);
+    CHECK_EQ(plait_shm_size(NULL), 0);
+
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, 0, 1), -EINVAL);
+    CHECK_EQ(plait_queue_create(&q, 1, 0), -EINVAL);
+    CHECK_EQ(plait_queue_create(&q, PLAIT_QUEUE_MSG_MAX + 1, 1), -EINVAL);
+    CHECK_EQ(plait_queue_create(&q, PLAIT_QUEUE_MSG_MAX, PLAIT_QUEUE_CAPACITY_MAX), -EINVAL);
+    CHECK_EQ(plait_queue_create(&q, 8, 2), 0);
+    CHECK_EQ(plait_queue_send(q, "123456789", 9, 0), -EMSGSIZE);
+    CHECK_EQ(plait_queue_send(q, "1234", 4, 0), 0);
+    CHECK_EQ(plait_queue_recv(q, rb, 2, 0), -EMSGSIZE);
+    CHECK_EQ(plait_queue_len(q), 1);
+    CHECK_EQ(plait_queue_close(q), 0);
+    CHECK_EQ(plait_queue_close(q), -EPIPE);
+    CHECK_EQ(plait_queue_send(q, "1", 1, 0), -EPIPE);
+    CHECK_EQ(plait_queue_recv(q, rb, sizeof rb, 0), 4);
+    CHECK_EQ(plait_queue_recv(q, rb, sizeof rb, 0), -EPIPE);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+
+    plait_psem *ps;
+    CHECK_EQ(plait_psem_create(&ps, UINT32_MAX), 0);
+    CHECK_EQ(plait_psem_release(ps), -EOVERFLOW);
+    CHECK_EQ(plait_psem_destroy(ps), 0);
+
+    plait_pool *p;
+    plait_pool_options po = {.threads = PLAIT_POOL_THREADS_MAX + 1};
+    CHECK_EQ(plait_pool_create(&p, &po), -EINVAL);
+    CHECK_EQ(plait_pool_shutdown(plait_pool_default(), PLAIT_POOL_DRAIN, 0), -EPERM);
+    CHECK_EQ(plait_pool_destroy(plait_pool_default()), -EPERM);
+    po.threads = 1;
+    CHECK_EQ(plait_pool_create(&p, &po), 0);
+    CHECK_EQ(plait_pool_threads(p), 1);
+    CHECK_EQ(plait_pool_shutdown(p, 7, 0), -EINVAL);
+    CHECK_EQ(plait_pool_map(p, ret_arg, (void *const *)&p, 0, NULL, NULL, 0), -EINVAL);
+    CHECK_EQ(plait_pool_shutdown(p, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(plait_pool_submit(p, NULL, ret_arg, NULL), -EPIPE);
+    CHECK_EQ(plait_pool_destroy(p), 0);
+
+    plait_procpool *pp;
+    plait_procpool_options ppo = {.processes = PLAIT_PROCPOOL_MAX + 1};
+    CHECK_EQ(plait_procpool_create(&pp, &ppo), -EINVAL);
+    ppo.processes = 1;
+    ppo.task_timeout = -1;
+    CHECK_EQ(plait_procpool_create(&pp, &ppo), -EINVAL);
+    ppo.task_timeout = 0;
+    ppo.result_max = PLAIT_RESULT_MAX + 1;
+    CHECK_EQ(plait_procpool_create(&pp, &ppo), -EINVAL);
+}
+
+/* ---- a process pool's task handle in a forked child ------------------------ */
+
+static ssize_t pp_sleep(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg; (void)len; (void)out; (void)cap;
+    usleep(300 * 1000);
+    return 0;
+}
+
+#include <sys/wait.h>
+static int child_code(int r)
+{
+    return r == -EPERM ? 1 : r == -ETIMEDOUT ? 2 : r == 0 ? 3 : 4;
+}
+
+TEST(procpool_handle_in_a_forked_child)
+{
+    plait_procpool *pp;
+    CHECK_EQ(plait_procpool_create(&pp, &(plait_procpool_options){.processes = 1}), 0);
+    plait_task t;
+    CHECK_EQ(plait_procpool_submit(pp, &t, pp_sleep, NULL, 0), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int a = plait_join(t, NULL, plait_deadline_in(50 * PLAIT_MS));
+        int b = plait_cancel(t);
+        _exit(child_code(a) * 10 + child_code(b));
+    }
+    int st = 0;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 11); /* join and cancel: -EPERM both */
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(plait_procpool_destroy(pp), 0);
+}
+
+/* In a worker too: a task given another task's handle (made after the worker was forked,
+ * so in memory the worker does not have) gets -EPERM from every call on it, as plait.h's
+ * "Process pools" says; the worker died of SIGSEGV on the join. */
+static ssize_t pp_join_other(const void *arg, size_t len, void *out, size_t cap)
+{
+    plait_task t;
+    if (len != sizeof t || cap < sizeof(int))
+        return -EINVAL;
+    memcpy(&t, arg, sizeof t);
+    int r = plait_join(t, NULL, plait_deadline_in(50 * PLAIT_MS));
+    if (r == -EPERM)
+        r = plait_cancel(t);
+    if (r == -EPERM)
+        r = plait_wait_any(&t, 1, 0);
+    if (r == -EPERM)
+        r = plait_process_pid(t);
+    if (r == -EPERM)
+        r = plait_detach(t);
+    memcpy(out, &r, sizeof r);
+    return sizeof r;
+}
+
+TEST(procpool_handle_in_a_worker)
+{
+    plait_procpool *pp;
+    CHECK_EQ(plait_procpool_create(&pp, &(plait_procpool_options){.processes = 2}), 0);
+    plait_task a, b;
+    CHECK_EQ(plait_procpool_submit(pp, &a, pp_sleep, NULL, 0), 0);
+    CHECK_EQ(plait_procpool_submit(pp, &b, pp_join_other, &a, sizeof a), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(b, &v, SOON()), 0);
+    plait_bytes *res = v;
+    CHECK(res && res->len == sizeof(int));
+    if (res) {
+        int r;
+        memcpy(&r, res->data, sizeof r);
+        CHECK_EQ(r, -EPERM);
+    }
+    free(res);
+    CHECK_EQ(plait_join(a, NULL, SOON()), 0);
+    CHECK_EQ(plait_procpool_destroy(pp), 0);
+}
+
+/* procpool_handle_in_a_worker first: no task future may exist before its pool's workers
+ * are forked, so that the handle it passes them names memory they do not have. */
+RUN_TESTS(CASE(procpool_handle_in_a_worker), CASE(plain_thread_codes), CASE(coroutine_codes),
+          CASE(sync_codes), CASE(chan_codes), CASE(misc_codes),
+          CASE(procpool_handle_in_a_forked_child))
