@@ -43,6 +43,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { CHUNK = 256, CACHE_MAX = 1024, BATCH = 64 };
 enum { WORK_QUEUED, WORK_RUNNING, WORK_WITHDRAWN };
@@ -55,6 +56,11 @@ typedef struct future_chunk {
 static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
 static plait__future *global_batches; /* first futures of batches, through next */
 static future_chunk *chunks; /* every chunk ever made: futures are never freed */
+static size_t chunk_count;
+/* the chunks by address, for future_known (a forked process's look at a handle);
+ * behind chunks when an insertion found no memory (then the list is walked) */
+static const future_chunk **chunks_sorted;
+static size_t chunks_sorted_n, chunks_sorted_cap;
 static PLAIT_TLS plait__future *cache;
 static PLAIT_TLS unsigned cache_len;
 static PLAIT_TLS bool cache_registered;
@@ -81,6 +87,28 @@ static void global_put(plait__future *first, plait__future *last, unsigned n)
     pthread_mutex_unlock(&global_lock);
 }
 
+/* Record a new chunk in chunks_sorted (global_lock held). */
+static void chunk_sorted_add(const future_chunk *c)
+{
+    if (chunks_sorted_n + 1 != ++chunk_count)
+        return; /* behind already: future_known walks the list */
+    if (chunks_sorted_n == chunks_sorted_cap) {
+        size_t cap = chunks_sorted_cap ? 2 * chunks_sorted_cap : 16;
+        const future_chunk **grown = realloc(chunks_sorted, cap * sizeof *grown);
+        if (!grown)
+            return;
+        chunks_sorted = grown;
+        chunks_sorted_cap = cap;
+    }
+    size_t at = chunks_sorted_n;
+    while (at > 0 && (uintptr_t)chunks_sorted[at - 1] > (uintptr_t)c)
+        at--;
+    memmove(&chunks_sorted[at + 1], &chunks_sorted[at],
+            (chunks_sorted_n - at) * sizeof *chunks_sorted);
+    chunks_sorted[at] = c;
+    chunks_sorted_n++;
+}
+
 /* Take a batch from the global list (a chunk made anew when it is empty), or only its
  * first future when one is all the caller can keep: the first, linked through
  * free_next, *n of them; NULL when out of memory. */
@@ -96,6 +124,7 @@ static plait__future *global_take(bool one, unsigned *n)
         }
         c->next = chunks;
         chunks = c;
+        chunk_sorted_add(c);
         /* in batches of BATCH, as a cache takes no more at once (a thread that makes
          * one future keeps no whole chunk) */
         _Static_assert(CHUNK % BATCH == 0, "a chunk is whole batches");
@@ -322,7 +351,8 @@ uint64_t plait__forked_id_floor;
  * memory the fork did not copy, or that holds something else here: reading it could
  * crash, or spin on a "lock" that is not one.  Such a handle is not the process's:
  * made_elsewhere, so every call on it is -EPERM without touching it.  Chunks are never
- * freed, so the one found last (per thread) is looked at first, without the lock. */
+ * freed, so the one found last (per thread) is looked at first, without the lock; then
+ * a binary search of the chunks by address. */
 static PLAIT_TLS const future_chunk *known_chunk;
 
 static bool in_chunk(const future_chunk *c, const plait__future *f)
@@ -338,7 +368,20 @@ static bool future_known(const plait__future *f)
     if (c && in_chunk(c, f))
         return true;
     pthread_mutex_lock(&global_lock);
-    for (c = chunks; c && !in_chunk(c, f); c = c->next) {
+    if (chunks_sorted_n == chunk_count) {
+        /* the last chunk that starts at or below f */
+        size_t lo = 0, hi = chunks_sorted_n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if ((uintptr_t)chunks_sorted[mid] <= (uintptr_t)f)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        c = lo > 0 && in_chunk(chunks_sorted[lo - 1], f) ? chunks_sorted[lo - 1] : NULL;
+    } else {
+        for (c = chunks; c && !in_chunk(c, f); c = c->next) {
+        }
     }
     pthread_mutex_unlock(&global_lock);
     if (c)

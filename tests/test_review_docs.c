@@ -422,8 +422,52 @@ TEST(procpool_handle_in_a_worker)
     CHECK_EQ(plait_procpool_destroy(pp), 0);
 }
 
+/* The same for a plain fork: a handle the parent made after the fork, sent to the child
+ * through a pipe, names a future in a chunk the parent made after the fork.  The
+ * child's calls on it are -EPERM (it read memory the fork did not copy). */
+enum { AFTER_FORK_TASKS = 3000 };
+
+static void *handle_made_after_fork_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_set_stack_size(32 * 1024), 0);
+    int p[2];
+    CHECK_EQ(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        plait_task t;
+        int code = 9;
+        if (read(p[0], &t, sizeof t) == (ssize_t)sizeof t) {
+            int a = plait_join(t, NULL, plait_deadline_in(50 * PLAIT_MS));
+            int b = plait_cancel(t);
+            int c = plait_wait_any(&t, 1, 0);
+            code = child_code(a) * 100 + child_code(b) * 10 + child_code(c);
+        }
+        _exit(code == 111 ? 0 : code % 256 ? code % 256 : 8);
+    }
+    static plait_task tasks[AFTER_FORK_TASKS];
+    for (int i = 0; i < AFTER_FORK_TASKS; i++)
+        CHECK_EQ(plait_spawn(&tasks[i], ret_arg, ARG(i)), 0);
+    CHECK_EQ(write(p[1], &tasks[AFTER_FORK_TASKS - 1], sizeof(plait_task)),
+             (ssize_t)sizeof(plait_task));
+    int st = 0;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    CHECK(WIFEXITED(st));
+    if (WIFSIGNALED(st))
+        fprintf(stderr, "  the child died of signal %d\n", WTERMSIG(st));
+    CHECK_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+    for (int i = 0; i < AFTER_FORK_TASKS; i++)
+        CHECK_EQ(plait_join(tasks[i], NULL, SOON()), 0);
+    close(p[0]);
+    close(p[1]);
+    return NULL;
+}
+
+TEST(handle_made_after_a_fork_in_the_child) { check_run(handle_made_after_fork_main, NULL); }
+
 /* procpool_handle_in_a_worker first: no task future may exist before its pool's workers
  * are forked, so that the handle it passes them names memory they do not have. */
 RUN_TESTS(CASE(procpool_handle_in_a_worker), CASE(plain_thread_codes), CASE(coroutine_codes),
           CASE(sync_codes), CASE(chan_codes), CASE(misc_codes),
-          CASE(procpool_handle_in_a_forked_child))
+          CASE(procpool_handle_in_a_forked_child), CASE(handle_made_after_a_fork_in_the_child))
