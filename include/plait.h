@@ -883,8 +883,9 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * and must not be used in the child.  A task handle from before the fork is the child's
  * only when the thread that forked runs its task (a coroutine of its scheduler): every
  * call in the child on any other such handle (one of the parent's other threads, running or
- * finished, or one run in another process) is -EPERM, whatever the parent's threads
- * were doing with it at the fork.  Those of the forking thread's scheduler are the
+ * finished, or one run in another process; or one the parent made after the fork and
+ * passed to the child) is -EPERM, whatever the parent's threads were doing with it at
+ * the fork.  Those of the forking thread's scheduler are the
  * child's whatever the parent's other threads were doing with them: a fork waits for
  * a thread inside a call on one (a join, a cancel) to leave what it holds.  To find
  * them, a fork from a coroutine looks at every task future the process has made so far
