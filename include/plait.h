@@ -1202,10 +1202,12 @@ int plait_procpool_imap_destroy(plait_procpool_iter *iter);
  * still runs, or is queued, at the deadline, or a worker is still in its initialiser
  * (call again, with PLAIT_POOL_CANCEL to escalate).  Workers with no task left are
  * only exiting: they are waited for, past the deadline (a past one included), and the
- * call returns 0. */
+ * call returns 0.  -ECANCELED when the caller is cancelled while it waits (the pool
+ * stays shut, as after -ETIMEDOUT). */
 int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline);
-/* Shut down (draining, no deadline) if not done yet, and free the pool.  -EBUSY while
- * an imap iterator over it exists (destroy the iterators first). */
+/* Shut down (draining, no deadline) if not done yet, and free the pool.  A cancelled
+ * caller waits too: this is clean-up, which must finish.  -EBUSY while an imap iterator
+ * over it exists (destroy the iterators first). */
 int plait_procpool_destroy(plait_procpool *pool);
 /* The number of workers; the process ids of the workers alive now (up to n): the count. */
 unsigned plait_procpool_processes(const plait_procpool *pool);

@@ -1509,7 +1509,9 @@ static bool only_exiting(const plait_procpool *p)
     return true;
 }
 
-int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline)
+/* cancellable: false for destroy, which is clean-up and must finish (as a thread pool's,
+ * and a group's): a cancelled caller's wait for the workers would end at once. */
+static int shutdown_pool(plait_procpool *pool, int how, int64_t deadline, bool cancellable)
 {
     if (!pool)
         return -EINVAL;
@@ -1543,7 +1545,7 @@ int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline)
     collect(pool); /* what fail_queued moved to the done ring */
     if (stopped)
         plait_event_set(pool->stopped);
-    int r = plait_event_wait(pool->stopped, deadline);
+    int r = plait__event_wait(pool->stopped, deadline, cancellable);
     if (r == -ETIMEDOUT) {
         /* no task left: the workers are only exiting, waited for past the deadline (a
          * past one included), as the thread pool's are */
@@ -1551,9 +1553,14 @@ int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline)
         bool exiting = only_exiting(pool);
         plait__spin_unlock(&pool->lock);
         if (exiting)
-            r = plait_event_wait(pool->stopped, PLAIT_FOREVER);
+            r = plait__event_wait(pool->stopped, PLAIT_FOREVER, cancellable);
     }
     return r;
+}
+
+int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline)
+{
+    return shutdown_pool(pool, how, deadline, true);
 }
 
 int plait_procpool_destroy(plait_procpool *pool)
@@ -1568,7 +1575,7 @@ int plait_procpool_destroy(plait_procpool *pool)
     bool stopped = pool->stopped_flag;
     plait__spin_unlock(&pool->lock);
     if (!stopped) {
-        int r = plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, PLAIT_FOREVER);
+        int r = shutdown_pool(pool, PLAIT_POOL_DRAIN, PLAIT_FOREVER, false);
         if (r < 0)
             return r;
     }

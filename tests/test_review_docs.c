@@ -466,8 +466,43 @@ static void *handle_made_after_fork_main(void *arg)
 
 TEST(handle_made_after_a_fork_in_the_child) { check_run(handle_made_after_fork_main, NULL); }
 
+/* A process pool's destroy is clean-up, as a thread pool's is (API.md: "clean-up in a
+ * cancelled task must work"), and plait.h lists no -ECANCELED for it: from a cancelled
+ * coroutine it shuts the pool down, waits for the workers and frees it.  It returned
+ * -ECANCELED from its shutdown's wait for the workers to end, freeing nothing, and a
+ * cancelled task could never destroy the pool. */
+typedef struct {
+    plait_procpool *pool;
+    int destroyed;
+} cancelled_destroy;
+
+static void *destroy_procpool_cancelled(void *arg)
+{
+    cancelled_destroy *c = arg;
+    c->destroyed = plait_procpool_destroy(c->pool);
+    return NULL;
+}
+
+static void *procpool_destroy_cancelled_main(void *arg)
+{
+    (void)arg;
+    cancelled_destroy c = {.destroyed = 1};
+    CHECK_EQ(plait_procpool_create(&c.pool, &(plait_procpool_options){.processes = 1}), 0);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, destroy_procpool_cancelled, &c), 0);
+    CHECK_EQ(plait_cancel(t), 0); /* before it runs */
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(c.destroyed, 0);
+    if (c.destroyed != 0) /* still ours: free it here */
+        CHECK_EQ(plait_procpool_destroy(c.pool), 0);
+    return NULL;
+}
+
+TEST(procpool_destroy_from_a_cancelled_coroutine) { check_run(procpool_destroy_cancelled_main, NULL); }
+
 /* procpool_handle_in_a_worker first: no task future may exist before its pool's workers
  * are forked, so that the handle it passes them names memory they do not have. */
 RUN_TESTS(CASE(procpool_handle_in_a_worker), CASE(plain_thread_codes), CASE(coroutine_codes),
           CASE(sync_codes), CASE(chan_codes), CASE(misc_codes),
-          CASE(procpool_handle_in_a_forked_child), CASE(handle_made_after_a_fork_in_the_child))
+          CASE(procpool_handle_in_a_forked_child), CASE(handle_made_after_a_fork_in_the_child),
+          CASE(procpool_destroy_from_a_cancelled_coroutine))
