@@ -1206,8 +1206,9 @@ int plait_procpool_imap_destroy(plait_procpool_iter *iter);
  * stays shut, as after -ETIMEDOUT). */
 int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline);
 /* Shut down (draining, no deadline) if not done yet, and free the pool.  A cancelled
- * caller waits too: this is clean-up, which must finish.  -EBUSY while an imap iterator
- * over it exists (destroy the iterators first). */
+ * caller waits too: this is clean-up, which must finish.  -EBUSY (nothing freed) while
+ * an imap iterator over it exists (destroy the iterators first), or while another caller
+ * is still inside plait_procpool_shutdown on this pool once it has stopped (call again). */
 int plait_procpool_destroy(plait_procpool *pool);
 /* The number of workers; the process ids of the workers alive now (up to n): the count. */
 unsigned plait_procpool_processes(const plait_procpool *pool);

@@ -215,6 +215,8 @@ struct plait_procpool {
     plait_event *stopped;
     atomic_uint helpers;        /* joiners collecting (ptask_help): destroy waits for them */
     atomic_uint iters;          /* imap iterators over it: destroy is -EBUSY while any */
+    atomic_uint shutting;       /* callers inside plait_procpool_shutdown: destroy is
+                                 * -EBUSY while any (they wait on `stopped` still) */
     unsigned owner;             /* the process that made it: the only one that may use it */
 };
 
@@ -1560,7 +1562,14 @@ static int shutdown_pool(plait_procpool *pool, int how, int64_t deadline, bool c
 
 int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline)
 {
-    return shutdown_pool(pool, how, deadline, true);
+    if (!pool)
+        return -EINVAL;
+    if (plait__procpool_caller(pool) < 0)
+        return -EPERM;
+    atomic_fetch_add(&pool->shutting, 1);
+    int r = shutdown_pool(pool, how, deadline, true);
+    atomic_fetch_sub(&pool->shutting, 1); /* the last touch of the pool */
+    return r;
 }
 
 int plait_procpool_destroy(plait_procpool *pool)
@@ -1579,6 +1588,10 @@ int plait_procpool_destroy(plait_procpool *pool)
         if (r < 0)
             return r;
     }
+    /* looked at once stopped, so that a shutdown that began meanwhile is seen too (its
+     * last touch, the decrement, comes before the free), as for a thread pool */
+    if (atomic_load(&pool->shutting))
+        return -EBUSY; /* another caller is inside plait_procpool_shutdown */
     plait__manager_call(pool_detach, pool);
     while (atomic_load(&pool->helpers)) /* a joiner finishing its last collect */
         sched_yield();

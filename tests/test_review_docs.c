@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -500,9 +501,63 @@ static void *procpool_destroy_cancelled_main(void *arg)
 
 TEST(procpool_destroy_from_a_cancelled_coroutine) { check_run(procpool_destroy_cancelled_main, NULL); }
 
+/* A process pool's destroy while another thread is inside plait_procpool_shutdown on it
+ * (about to wait for the workers on the pool's `stopped` event): -EBUSY, nothing freed,
+ * as a thread pool's destroy is (plait.h).  It freed the pool, and the shutdown then
+ * waited on the freed event.  The shutdown is held just before that wait (--wrap). */
+int __real_plait__event_wait(plait_event *e, int64_t deadline, bool cancellable);
+int __wrap_plait__event_wait(plait_event *e, int64_t deadline, bool cancellable);
+static _Thread_local bool hold_event_wait;
+static atomic_int held_in_wait, let_wait_go;
+
+int __wrap_plait__event_wait(plait_event *e, int64_t deadline, bool cancellable)
+{
+    if (hold_event_wait) {
+        hold_event_wait = false;
+        atomic_store(&held_in_wait, 1);
+        wait_for(&let_wait_go);
+    }
+    return __real_plait__event_wait(e, deadline, cancellable);
+}
+
+typedef struct {
+    plait_procpool *pool;
+    int r;
+} shutdown_ctx;
+
+static void *shut_down_held(void *arg)
+{
+    shutdown_ctx *c = arg;
+    hold_event_wait = true;
+    c->r = plait_procpool_shutdown(c->pool, PLAIT_POOL_DRAIN, SOON());
+    return NULL;
+}
+
+TEST(procpool_destroy_beside_a_shutdown)
+{
+    atomic_store(&held_in_wait, 0);
+    atomic_store(&let_wait_go, 0);
+    shutdown_ctx c = {.r = 1};
+    CHECK_EQ(plait_procpool_create(&c.pool, &(plait_procpool_options){.processes = 1}), 0);
+    pthread_t th;
+    thread_start(&th, shut_down_held, &c);
+    wait_for(&held_in_wait);
+    int r = plait_procpool_destroy(c.pool);
+    CHECK_EQ(r, -EBUSY);
+    if (r != -EBUSY) {
+        /* freed under the shutdown: leave it held (its wait would read freed memory) */
+        pthread_detach(th);
+        return;
+    }
+    atomic_store(&let_wait_go, 1);
+    thread_join(th);
+    CHECK_EQ(c.r, 0);
+    CHECK_EQ(plait_procpool_destroy(c.pool), 0);
+}
+
 /* procpool_handle_in_a_worker first: no task future may exist before its pool's workers
  * are forked, so that the handle it passes them names memory they do not have. */
 RUN_TESTS(CASE(procpool_handle_in_a_worker), CASE(plain_thread_codes), CASE(coroutine_codes),
           CASE(sync_codes), CASE(chan_codes), CASE(misc_codes),
           CASE(procpool_handle_in_a_forked_child), CASE(handle_made_after_a_fork_in_the_child),
-          CASE(procpool_destroy_from_a_cancelled_coroutine))
+          CASE(procpool_destroy_from_a_cancelled_coroutine), CASE(procpool_destroy_beside_a_shutdown))
