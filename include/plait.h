@@ -1208,7 +1208,9 @@ int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline);
 /* Shut down (draining, no deadline) if not done yet, and free the pool.  A cancelled
  * caller waits too: this is clean-up, which must finish.  -EBUSY (nothing freed) while
  * an imap iterator over it exists (destroy the iterators first), or while another caller
- * is still inside plait_procpool_shutdown on this pool once it has stopped (call again). */
+ * is still inside plait_procpool_shutdown on this pool once it has stopped (call again).
+ * No other call on the pool (a submit, a map) may still be under way on another thread
+ * when it begins, nor begin once it may have freed the pool, as for plait_pool_destroy. */
 int plait_procpool_destroy(plait_procpool *pool);
 /* The number of workers; the process ids of the workers alive now (up to n): the count. */
 unsigned plait_procpool_processes(const plait_procpool *pool);
