@@ -1,5 +1,6 @@
-/* test_review_docs.c — claims of docs/API.md and include/plait.h checked against the code:
- * return codes for named situations, loss and cancellation promises. */
+/* test_api_promises.c — claims of docs/API.md and include/plait.h checked against the code:
+ * return codes for named situations, loss and cancellation promises (review 115; the
+ * cases of process pools and task handles after a fork failed first). */
 #include "helpers.h"
 
 #include <limits.h>

@@ -1,6 +1,6 @@
 /*
- * test_review_badin.c — answers of the public API to bad or borderline input that
- * differed from what plait.h promises (a systematic sweep of include/plait.h).
+ * test_api_edges.c — answers of the public API to bad or borderline input that
+ * differed from what plait.h promises (review 114, a sweep of include/plait.h).
  *
  * plait_procpool_shutdown: plait.h says "0; -ETIMEDOUT when a task still runs at the
  * deadline".  On a pool with no task left (none queued, none running) the workers are
