@@ -14,7 +14,9 @@
  *     LF), not when the block ends or the client's time runs out.
  * Refused (bad): a request line that is not "METHOD TARGET HTTP/1.x", a line not ended
  * by CRLF or with a CR inside, a header line without a colon, with blanks before it or
- * folded (starting with a blank), an HTTP/1.1 request without a Host, any with two.
+ * folded (starting with a blank), an HTTP/1.1 request without a Host, any with two or
+ * with one whose value is not uri-host [":" port] (RFC 9112, 3.2), a Connection line
+ * with a NUL (RFC 9110, 5.5).
  * Empty lines before a request line are skipped (RFC 9112, 2.2).
  *
  * Invariant: r->parsed is the length of the request's complete lines already looked
@@ -94,6 +96,40 @@ static inline bool http_has_token(const char *p, const char *end, const char *to
 
 static inline bool http_blank(char c) { return c == ' ' || c == '\t'; }
 
+/* Whether c may stand in a host name (RFC 3986, 3.2.2: unreserved, sub-delims, '%'). */
+static inline bool http_host_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("-._~%!$&'()*+,;=", c));
+}
+
+/* Whether the Host value [p, end) (end at its CR) is uri-host [":" port], with blanks
+ * around it (RFC 9112, 3.2: an invalid one is answered 400): a name (an IPv4 address
+ * is one) or an IP literal in brackets, then digits after a colon; empty is valid. */
+static inline bool http_host_valid(const char *p, const char *end)
+{
+    while (p < end && http_blank(*p))
+        p++;
+    while (end > p && http_blank(end[-1]))
+        end--;
+    if (p < end && *p == '[') {
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        if (!close)
+            return false;
+        for (p++; p < close; p++)
+            if (!http_host_char(*p) && *p != ':')
+                return false;
+        p++;
+    } else {
+        while (p < end && http_host_char(*p))
+            p++;
+    }
+    if (p < end && *p == ':')
+        for (p++; p < end && *p >= '0' && *p <= '9';)
+            p++;
+    return p == end;
+}
+
 /* Whether the header value [p, end) is 0, with blanks around it (anything else, a
  * malformed number included, is refused as a body would be). */
 static inline bool http_zero_length(const char *p, const char *end)
@@ -147,6 +183,10 @@ static inline bool http_header_line(http_request *r, const char *line, const cha
     if (http_blank(*line) || !colon || colon == line || http_blank(colon[-1]))
         return false; /* folded, no name, or space before the colon (RFC 9112, 5) */
     if (http_field(line, next, "connection:", 11, &value)) {
+        /* a NUL is refused, not read as the end of a token nor as a letter of one
+         * ("close\0" would be no close; RFC 9110, 5.5: reject, or read a blank) */
+        if (memchr(value, '\0', (size_t)(next - value)))
+            return false;
         r->close_asked |= http_has_token(value, next, "close");
         r->keep_asked |= http_has_token(value, next, "keep-alive");
     } else if (http_field(line, next, "content-length:", 15, &value)) {
@@ -154,6 +194,8 @@ static inline bool http_header_line(http_request *r, const char *line, const cha
     } else if (http_field(line, next, "transfer-encoding:", 18, &value)) {
         r->body = true;
     } else if (http_field(line, next, "host:", 5, &value)) {
+        if (!http_host_valid(value, next - 2))
+            return false; /* RFC 9112, 3.2 */
         r->hosts++;
     }
     return true;

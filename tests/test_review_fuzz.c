@@ -79,7 +79,8 @@ TEST(parser_gives_one_verdict_however_mutated_input_is_split)
     enum { ROUNDS = 3000, MAX = 256 };
     char text[MAX];
     size_t cuts[MAX];
-    for (int round = 0; round < ROUNDS && check_failures == 0; round++) {
+    int before = check_failures;
+    for (int round = 0; round < ROUNDS && check_failures == before; round++) {
         const char *seed = seeds[rnd(sizeof seeds / sizeof *seeds)];
         size_t len = strlen(seed);
         memcpy(text, seed, len);
@@ -118,9 +119,59 @@ TEST(parser_gives_one_verdict_however_mutated_input_is_split)
                 CHECK(p.end < 0 && !p.bad);
             }
         }
-        if (check_failures)
+        if (check_failures != before)
             fprintf(stderr, "  round %d: %.*s\n", round, (int)len, text);
     }
+}
+
+/* RFC 9112, 3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+ * HTTP/1.1 request message that lacks a Host header field and to any request message
+ * that contains more than one Host header field line or a Host header field with an
+ * invalid field value." (Host = uri-host [ ":" port ], RFC 3986.) */
+TEST(a_host_with_an_invalid_value_is_refused)
+{
+    static const char *const refused[] = {
+        "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a/b@c\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x:8o\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: \x01\r\n\r\n",
+        "GET / HTTP/1.0\r\nHost: a\"b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        verdict v = parse_cut(refused[i], strlen(refused[i]), NULL, 0);
+        CHECK(v.bad);
+        if (!v.bad)
+            fprintf(stderr, "  took %s", refused[i]);
+    }
+    static const char *const taken[] = {
+        "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost:example.com:8080 \r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a-b_c~d%41!$&'()*+,;=\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost:\r\n\r\n", /* empty: allowed (RFC 9112, 3.2) */
+        "GET / HTTP/1.1\r\nHost: x:\r\n\r\n", /* port = *DIGIT */
+    };
+    for (size_t i = 0; i < sizeof taken / sizeof *taken; i++) {
+        verdict v = parse_cut(taken[i], strlen(taken[i]), NULL, 0);
+        CHECK(!v.bad && v.get && v.end == (long)strlen(taken[i]));
+        if (v.bad)
+            fprintf(stderr, "  refused %s", taken[i]);
+    }
+}
+
+/* RFC 9110, 5.5: "a recipient of CR, LF, or NUL within a field value MUST either reject
+ * the message or replace each of those characters with SP before further processing".
+ * "Connection: close\0" is then either refused or "close ", a close: not kept alive. */
+TEST(a_nul_in_connection_is_refused_or_read_as_a_blank)
+{
+    static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\0\r\n\r\n";
+    verdict v = parse_cut(req, sizeof req - 1, NULL, 0);
+    CHECK(v.bad || v.close);
+    static const char req10[] = "GET / HTTP/1.0\r\nConnection: keep-alive\0\r\n\r\n";
+    v = parse_cut(req10, sizeof req10 - 1, NULL, 0);
+    CHECK(v.bad || v.keep_alive_10);
 }
 
 /* ---- plait_addr ---- */
@@ -130,7 +181,8 @@ TEST(addr_ip_takes_random_text_and_what_it_takes_parses_back)
     static const char alphabet[] = "0123456789abcdefABCDEF:.%[]lo \x01-+x";
     char host[48], text[PLAIT_ADDR_STRLEN];
     int taken = 0;
-    for (int round = 0; round < 200000 && check_failures == 0; round++) {
+    int before = check_failures;
+    for (int round = 0; round < 200000 && check_failures == before; round++) {
         size_t len = rnd(sizeof host);
         for (size_t i = 0; i < len; i++)
             host[i] = alphabet[rnd(sizeof alphabet - 1)];
@@ -160,7 +212,7 @@ TEST(addr_ip_takes_random_text_and_what_it_takes_parses_back)
         CHECK_EQ(plait_addr_ip(&b, text, port), 0);
         CHECK_EQ(a.len, b.len);
         CHECK(memcmp(&a.u, &b.u, a.len) == 0);
-        if (check_failures)
+        if (check_failures != before)
             fprintf(stderr, "  host '%s' formatted '%s'\n", host, text);
     }
     CHECK(taken > 1000);
@@ -183,7 +235,8 @@ TEST(addr_ip_takes_random_text_and_what_it_takes_parses_back)
 TEST(addr_format_of_random_addresses_parses_back)
 {
     char text[PLAIT_ADDR_STRLEN];
-    for (int round = 0; round < 20000 && check_failures == 0; round++) {
+    int before = check_failures;
+    for (int round = 0; round < 20000 && check_failures == before; round++) {
         plait_addr a, b;
         memset(&a, 0, sizeof a);
         int port = (int)rnd(65536);
@@ -209,7 +262,7 @@ TEST(addr_format_of_random_addresses_parses_back)
         CHECK_EQ(plait_addr_ip(&b, text, port), 0);
         CHECK_EQ(a.len, b.len);
         CHECK(memcmp(&a.u, &b.u, a.len) == 0);
-        if (check_failures)
+        if (check_failures != before)
             fprintf(stderr, "  '%s'\n", text);
     }
 }
@@ -235,6 +288,8 @@ TEST(example_number_refuses_what_is_no_number_in_range)
 }
 
 RUN_TESTS(CASE(parser_gives_one_verdict_however_mutated_input_is_split),
+          CASE(a_host_with_an_invalid_value_is_refused),
+          CASE(a_nul_in_connection_is_refused_or_read_as_a_blank),
           CASE(addr_ip_takes_random_text_and_what_it_takes_parses_back),
           CASE(addr_format_of_random_addresses_parses_back),
           CASE(example_number_refuses_what_is_no_number_in_range))
