@@ -9,8 +9,8 @@
  * soon as its malformed line has come, not after the timeout (http_request.h says
  * what is refused; the C peers of the benchmark share that parser).  "Connection:
  * close" and HTTP/1.0 close after the answer (which says so), as does a request over
- * 16 KiB (431), with a lingering close; an HTTP/1.0 client that
- * asks for keep-alive is told it has it.  A peer
+ * 16 KiB (431; 414 when its request line is, RFC 9112, 3), with a lingering close; an
+ * HTTP/1.0 client that asks for keep-alive is told it has it.  A peer
  * gets TIMEOUT seconds (default 10) to finish a request from its first byte, however
  * it trickles in, and to take an answer, and six times that idle between requests
  * (counted from its last bytes read); then it is closed.
@@ -44,9 +44,13 @@
 
 static const char too_large[] = "HTTP/1.1 431 Request Header Fields Too Large\r\n"
                                 "Content-Length: 0\r\nConnection: close\r\n\r\n";
+/* a request line over 16 KiB: its target is longer than we parse (RFC 9112, 3: 414) */
+static const char uri_too_long[] = "HTTP/1.1 414 URI Too Long\r\n"
+                                   "Content-Length: 0\r\nConnection: close\r\n\r\n";
 
 enum { REQUEST_MAX = 16384, OUT_MAX = 16384, STACK = 32 * 1024 };
-_Static_assert(sizeof too_large <= HTTP_ANSWER_MAX, "an answer fits the room kept for one");
+_Static_assert(sizeof too_large <= HTTP_ANSWER_MAX && sizeof uri_too_long <= HTTP_ANSWER_MAX,
+               "an answer fits the room kept for one");
 
 typedef struct connection connection;
 
@@ -168,7 +172,10 @@ static void *serve(void *arg)
                 break;
         }
         if (!more && open && have - done == REQUEST_MAX) { /* a request larger than we take */
-            out_len = answer(out, out_len, too_large, sizeof too_large - 1);
+            if (req.http10 < 0) /* its request line has not even ended */
+                out_len = answer(out, out_len, uri_too_long, sizeof uri_too_long - 1);
+            else
+                out_len = answer(out, out_len, too_large, sizeof too_large - 1);
             open = false;
         }
         if (out_len &&

@@ -3,7 +3,7 @@
 # (one request, keep-alive across two), raw bytes (three pipelined requests in one
 # write, and more than one write of answers holds, a request split across writes,
 # "Connection: close", HTTP/1.0, a bad method, a GET with a body, malformed requests, an
-# oversized request)
+# oversized request, an oversized request line)
 # and wrk (a short load: no errors, no non-2xx answers), then a graceful stop on
 # SIGTERM; then a server with a timeout of 1 s, a client that goes silent and one that
 # trickles.  curl and wrk come from Debian: scripts/test.sh installs
@@ -152,9 +152,14 @@ for bad in 'GET garbage\r\n\r\n' 'GET /\r\n\r\n' 'GET / HTTP/2.0\r\nHost: x\r\n\
 done
 
 big=$(head -c 20000 /dev/zero | tr '\0' 'a')
-got=$(raw "GET /$big")
+got=$(raw "GET / HTTP/1.1\r\nHost: x\r\nX: $big")
 grep -q "^HTTP/1.1 431 " <<<"$got" && ok "a request larger than 16 KiB: 431, then the connection is closed" \
     || fail "oversized request: ${got:0:80}"
+# a request line longer than the server takes: 414 (RFC 9112, 3: "A server that receives
+# a request-target longer than any URI it wishes to parse MUST respond with a 414")
+got=$(raw "GET /$big")
+grep -q "^HTTP/1.1 414 " <<<"$got" && ok "a request line longer than 16 KiB: 414, then the connection is closed" \
+    || fail "oversized request line: ${got:0:80}"
 
 timeout 20 wrk -t1 -c20 -d1s "$url" >"$tmp/wrk" 2>&1
 reqs=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$tmp/wrk")
