@@ -182,7 +182,7 @@ TEST(addr_ip_takes_random_text_and_what_it_takes_parses_back)
     char host[48], text[PLAIT_ADDR_STRLEN];
     int taken = 0;
     int before = check_failures;
-    for (int round = 0; round < 200000 && check_failures == before; round++) {
+    for (int round = 0; round < 50000 && check_failures == before; round++) {
         size_t len = rnd(sizeof host);
         for (size_t i = 0; i < len; i++)
             host[i] = alphabet[rnd(sizeof alphabet - 1)];
@@ -215,7 +215,7 @@ TEST(addr_ip_takes_random_text_and_what_it_takes_parses_back)
         if (check_failures != before)
             fprintf(stderr, "  host '%s' formatted '%s'\n", host, text);
     }
-    CHECK(taken > 1000);
+    CHECK(taken > 300);
     plait_addr a;
     CHECK_EQ(plait_addr_ip(&a, "1.2.3.4", 65536), -EINVAL);
     CHECK_EQ(plait_addr_ip(&a, "1.2.3.4", -1), -EINVAL);
@@ -236,7 +236,7 @@ TEST(addr_format_of_random_addresses_parses_back)
 {
     char text[PLAIT_ADDR_STRLEN];
     int before = check_failures;
-    for (int round = 0; round < 20000 && check_failures == before; round++) {
+    for (int round = 0; round < 5000 && check_failures == before; round++) {
         plait_addr a, b;
         memset(&a, 0, sizeof a);
         int port = (int)rnd(65536);
