@@ -1,4 +1,4 @@
-/* test_review_fuzz.c — hostile input, fuzzed with a fixed seed (deterministic, well under
+/* test_input_fuzz.c — hostile input, fuzzed with a fixed seed (deterministic, well under
  * a second): the HTTP request parser of the examples (examples/http_request.h) gives one
  * verdict however the bytes are split across reads, never reports a request longer than
  * what came nor one before its end; plait_addr_ip takes random text without harm and
