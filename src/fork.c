@@ -110,6 +110,7 @@ static void child(void)
     if (s) {
         plait__spin_unlock(&s->inbox.lock); /* the child's only thread took it */
         plait__future_sched_atfork(s, PLAIT__FORK_CHILD);
+        plait__sched_after_fork(s); /* wake-ups the parent's threads had on their way */
     }
     plait__signals_atfork_sems(PLAIT__FORK_CHILD); /* before signals_atfork drops the list */
     plait__once_atfork(PLAIT__FORK_CHILD);

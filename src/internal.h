@@ -508,6 +508,7 @@ static inline plait__coro *plait__coro_current(void)
 }
 /* Make a waiting coroutine ready; from any thread. */
 void plait__coro_wake(plait__coro *coro);
+void plait__sched_after_fork(plait__sched *s); /* fork.c: in the child */
 /* Suspend the running coroutine; something must already be arranged to wake it. */
 void plait__coro_suspend(void);
 /* Ask a coroutine to stop (any thread).  The caller keeps it alive during the call. */

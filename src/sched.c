@@ -316,6 +316,26 @@ static void loop_run(plait__sched *s)
     inbox_drain(s); /* cancellations that raced with the last exits */
 }
 
+/* In a forked child, on the thread that forked (its inbox lock released): a coroutine
+ * whose wait another thread of the parent had decided (claimed, its outcome written)
+ * but whose wake-up that thread had not yet posted when the fork came never gets it
+ * here, and its deadline's timer, finding the wait decided, leaves it: it would wait
+ * for ever.  Its outcome is in this copy of memory: it is made ready.  One posted
+ * before the fork is in the inbox, drained as usual. */
+void plait__sched_after_fork(plait__sched *s)
+{
+    for (plait__coro *c = s->all; c; c = c->all_next) {
+        if (c->state != PLAIT__WAITING || !c->waiter ||
+            !atomic_load_explicit(&c->waiter->claimed, memory_order_acquire))
+            continue;
+        bool posted = false;
+        for (plait__coro *p = s->inbox.wake_head; p && !posted; p = p->next)
+            posted = p == c;
+        if (!posted)
+            ready_push(s, c);
+    }
+}
+
 /* ---- coroutine life ---- */
 
 static void cancel_all(plait__sched *s)

@@ -1,0 +1,270 @@
+/*
+ * test_review_fork.c — a review of what a plain fork() leaves a program that uses plait.
+ * Each child reports through its exit status and is reaped within a limit.
+ */
+#include "fork_child.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../src/internal.h"
+
+void __real_plait__wakeups_deliver(plait__wakeups *w);
+void __wrap_plait__wakeups_deliver(plait__wakeups *w);
+
+/* A thread that set park_deliver stops just before it delivers the wake-ups it owes
+ * (the waiters claimed, their outcome written, the locks let go), until released. */
+static _Thread_local bool park_deliver;
+static atomic_int delivery_parked, delivery_released;
+
+static void wait_flag(atomic_int *flag)
+{
+    int64_t end = plait_deadline_in(20 * PLAIT_SEC);
+    while (!atomic_load(flag) && plait_now() < end)
+        sched_yield();
+    CHECK(atomic_load(flag));
+}
+
+void __wrap_plait__wakeups_deliver(plait__wakeups *w)
+{
+    if (park_deliver && w->n > 0) {
+        park_deliver = false;
+        atomic_store(&delivery_parked, 1);
+        wait_flag(&delivery_released);
+    }
+    __real_plait__wakeups_deliver(w);
+}
+
+/* ---- a fork from a coroutine whose siblings wait on I/O, a timer, a channel ---- */
+
+static int pipe_fds[2];
+static plait_chan *chan;
+static atomic_int siblings_done;
+
+static void *read_sibling(void *arg)
+{
+    (void)arg;
+    char c = 0;
+    CHECK_EQ(plait_read(pipe_fds[0], &c, 1, SOON()), 1);
+    atomic_fetch_add(&siblings_done, 1);
+    return NULL;
+}
+
+static void *sleep_sibling(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_sleep(100 * PLAIT_MS), 0);
+    atomic_fetch_add(&siblings_done, 1);
+    return NULL;
+}
+
+static void *chan_sibling(void *arg)
+{
+    (void)arg;
+    int v = 0;
+    CHECK_EQ(plait_chan_recv(chan, &v, SOON()), 0);
+    CHECK_EQ(v, (int)getpid());
+    atomic_fetch_add(&siblings_done, 1);
+    return NULL;
+}
+
+static void feed_and_join(plait_task *t, int n)
+{
+    char c = (char)(getpid() & 0x7f);
+    CHECK_EQ(plait_write(pipe_fds[1], &c, 1, SOON()), 1);
+    int v = (int)getpid();
+    CHECK_EQ(plait_chan_send(chan, &v, SOON()), 0);
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(plait_join(t[i], NULL, SOON()), 0);
+    CHECK_EQ(atomic_load(&siblings_done), n);
+}
+
+static void *forks_beside_waits(void *arg)
+{
+    int depth = INT(arg);
+    CHECK_EQ(pipe2(pipe_fds, O_NONBLOCK), 0);
+    CHECK_EQ(plait_chan_create(&chan, sizeof(int), 0), 0);
+    atomic_store(&siblings_done, 0);
+    plait_task t[3];
+    CHECK_EQ(plait_spawn(&t[0], read_sibling, NULL), 0);
+    CHECK_EQ(plait_spawn(&t[1], sleep_sibling, NULL), 0);
+    CHECK_EQ(plait_spawn(&t[2], chan_sibling, NULL), 0);
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_yield(), 0);
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        if (depth > 0) { /* the child forks again, from the same coroutine */
+            pid_t g = fork_child(false);
+            if (g == 0) {
+                feed_and_join(t, 3);
+                child_exit();
+            }
+            reap_ok(g, 20);
+            /* the pipe's byte went to the grandchild's reader, or to ours: give ours one */
+        }
+        feed_and_join(t, 3);
+        child_exit();
+    }
+    reap_ok(pid, 20);
+    feed_and_join(t, 3);
+    plait_chan_destroy(chan);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    return NULL;
+}
+
+TEST(fork_beside_io_timer_and_channel_waits)
+{
+    CHECK_EQ(plait_run(forks_beside_waits, ARG(0), NULL), 0);
+}
+
+TEST(grandchild_beside_io_timer_and_channel_waits)
+{
+    CHECK_EQ(plait_run(forks_beside_waits, ARG(1), NULL), 0);
+}
+
+/* ---- the child uses plait's threads and processes while the parent's are busy ---- */
+
+static atomic_int stop_busy;
+
+static void *busy_task(void *arg)
+{
+    (void)arg;
+    return NULL;
+}
+
+static ssize_t proc_fn(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    return 0;
+}
+
+static void *start_processes(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop_busy)) {
+        plait_task t;
+        if (plait_process_start(&t, proc_fn, NULL, 0, NULL, NULL) == 0)
+            CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        void *v;
+        CHECK_EQ(plait_to_thread(busy_task, NULL, &v, SOON()), 0);
+    }
+    return NULL;
+}
+
+static void child_uses_everything(void)
+{
+    void *v = ARG(1);
+    CHECK_EQ(plait_to_thread(busy_task, NULL, &v, SOON()), 0);
+    CHECK(v == NULL);
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, proc_fn, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    plait_signals *w;
+    int sig = SIGUSR2;
+    CHECK_EQ(plait_signals_create(&w, &sig, 1), 0);
+    CHECK_EQ(raise(SIGUSR2), 0);
+    CHECK_EQ(plait_signals_wait(w, SOON()), SIGUSR2);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
+static void *child_main(void *arg)
+{
+    (void)arg;
+    child_uses_everything();
+    return NULL;
+}
+
+TEST(forks_while_other_threads_start_processes)
+{
+    atomic_store(&stop_busy, 0);
+    sched_thread st[2];
+    for (int i = 0; i < 2; i++)
+        sched_thread_start(&st[i], start_processes, NULL);
+    for (int i = 0; i < 20; i++) {
+        pid_t pid = fork_child(false);
+        if (pid == 0) {
+            child_uses_everything();
+            CHECK_EQ(plait_run(child_main, NULL, NULL), 0);
+            child_exit();
+        }
+        reap_ok(pid, 20);
+    }
+    atomic_store(&stop_busy, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(st[i].th, NULL);
+}
+
+/* ---- a fork while another thread's wake-up of a coroutine is on its way ---- */
+
+static plait_chan *handoff;
+
+static void *receive_within(void *arg)
+{
+    (void)arg;
+    int v = 0;
+    int r = plait_chan_recv(handoff, &v, plait_deadline_in(500 * PLAIT_MS));
+    /* the element was handed over before the fork: both processes have it */
+    CHECK_EQ(r, 0);
+    CHECK_EQ(v, 42);
+    return ARG(r == 0 ? v : r);
+}
+
+static void *send_parked(void *arg)
+{
+    (void)arg;
+    int v = 42;
+    park_deliver = true;
+    CHECK_EQ(plait_chan_send(handoff, &v, SOON()), 0);
+    return NULL;
+}
+
+static void *fork_while_the_wake_up_is_parked(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_chan_create(&handoff, sizeof(int), 0), 0);
+    plait_task receiver;
+    CHECK_EQ(plait_spawn(&receiver, receive_within, NULL), 0);
+    CHECK_EQ(plait_yield(), 0); /* it waits in the channel */
+    pthread_t sender;
+    CHECK_EQ(pthread_create(&sender, NULL, send_parked, NULL), 0);
+    wait_flag(&delivery_parked); /* claimed, element copied, wake-up not yet posted */
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        /* the receiver's wait was decided before the fork; its wake-up was not sent
+         * in this process: it must still end (at worst at its deadline) */
+        void *v = NULL;
+        CHECK_EQ(plait_join(receiver, &v, plait_deadline_in(5 * PLAIT_SEC)), 0);
+        CHECK_EQ(INT(v), 42);
+        child_exit();
+    }
+    reap_ok(pid, 20);
+    atomic_store(&delivery_released, 1);
+    void *v = NULL;
+    CHECK_EQ(plait_join(receiver, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 42);
+    pthread_join(sender, NULL);
+    CHECK_EQ(plait_chan_destroy(handoff), 0);
+    return NULL;
+}
+
+/* A thread hands an element to a coroutine waiting in a channel: it claims the
+ * coroutine's wait under the channel's lock, lets the lock go, then posts the wake-up
+ * to the coroutine's scheduler.  A fork from another coroutine of that scheduler in
+ * between gives the child a coroutine whose wait is decided but whose wake-up never
+ * comes there: its own deadline's timer finds it claimed and leaves it, so it waits for
+ * ever, though API.md says such a wait ends at its deadline at the latest. */
+TEST(fork_while_a_wake_up_is_on_its_way)
+{
+    CHECK_EQ(plait_run(fork_while_the_wake_up_is_parked, NULL, NULL), 0);
+}
+
+RUN_TESTS(CASE(fork_beside_io_timer_and_channel_waits),
+           CASE(grandchild_beside_io_timer_and_channel_waits),
+           CASE(forks_while_other_threads_start_processes),
+          CASE(fork_while_a_wake_up_is_on_its_way))
