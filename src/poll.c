@@ -415,6 +415,20 @@ void plait__poller_poll(plait__sched *s, int64_t deadline, int64_t now)
     s->poller->backend->wait(s->poller, deadline, timeout);
 }
 
+/* In a forked child: a read the parent's ring had in flight that the child's poller
+ * cannot take (no ring to be had there: it fell back to epoll).  Nothing was read into
+ * it here; its call looks again with the system call, and waits as on epoll (-EBADF
+ * would say an open descriptor was not). */
+static void read_op_look_again(struct plait__poller *p, int fd)
+{
+    plait__kernel_io *op = p->fds[fd].read_op;
+    p->fds[fd].read_op = NULL;
+    op->res = -ECANCELED;
+    op->done = true;
+    if (plait__waiter_claim(op->waiter))
+        plait__waiter_signal_now(op->waiter, PLAIT__LOOK_AGAIN, -1);
+}
+
 /* In a forked child, on the thread that forked: new kernel objects for the poller of
  * the scheduler this thread runs, the waits re-armed on them. */
 static void poller_after_fork(plait__sched *s)
@@ -442,7 +456,7 @@ static void poller_after_fork(plait__sched *s)
             plait__poller_fire(p, (int)fd, -EBADF);
         if (p->fds[fd].read_op &&
             (!p->backend->io_submit || p->backend->io_submit(p, (int)fd, &p->fds[fd]) < 0))
-            plait__poller_io_done(p, (int)fd, -EBADF);
+            read_op_look_again(p, (int)fd);
     }
 }
 
