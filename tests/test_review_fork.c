@@ -155,81 +155,6 @@ TEST(grandchild_beside_io_timer_and_channel_waits)
     CHECK_EQ(plait_run(forks_beside_waits, ARG(1), NULL), 0);
 }
 
-/* ---- the child uses plait's threads and processes while the parent's are busy ---- */
-
-static atomic_int stop_busy;
-
-static void *busy_task(void *arg)
-{
-    (void)arg;
-    return NULL;
-}
-
-static ssize_t proc_fn(const void *arg, size_t len, void *out, size_t cap)
-{
-    (void)arg;
-    (void)len;
-    (void)out;
-    (void)cap;
-    return 0;
-}
-
-static void *start_processes(void *arg)
-{
-    (void)arg;
-    while (!atomic_load(&stop_busy)) {
-        plait_task t;
-        if (plait_process_start(&t, proc_fn, NULL, 0, NULL, NULL) == 0)
-            CHECK_EQ(plait_join(t, NULL, SOON()), 0);
-        void *v;
-        CHECK_EQ(plait_to_thread(busy_task, NULL, &v, SOON()), 0);
-    }
-    return NULL;
-}
-
-static void child_uses_everything(void)
-{
-    void *v = ARG(1);
-    CHECK_EQ(plait_to_thread(busy_task, NULL, &v, SOON()), 0);
-    CHECK(v == NULL);
-    plait_task t;
-    CHECK_EQ(plait_process_start(&t, proc_fn, NULL, 0, NULL, NULL), 0);
-    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
-    plait_signals *w;
-    int sig = SIGUSR2;
-    CHECK_EQ(plait_signals_create(&w, &sig, 1), 0);
-    CHECK_EQ(raise(SIGUSR2), 0);
-    CHECK_EQ(plait_signals_wait(w, SOON()), SIGUSR2);
-    CHECK_EQ(plait_signals_destroy(w), 0);
-}
-
-static void *child_main(void *arg)
-{
-    (void)arg;
-    child_uses_everything();
-    return NULL;
-}
-
-TEST(forks_while_other_threads_start_processes)
-{
-    atomic_store(&stop_busy, 0);
-    sched_thread st[2];
-    for (int i = 0; i < 2; i++)
-        sched_thread_start(&st[i], start_processes, NULL);
-    for (int i = 0; i < 20; i++) {
-        pid_t pid = fork_child(false);
-        if (pid == 0) {
-            child_uses_everything();
-            CHECK_EQ(plait_run(child_main, NULL, NULL), 0);
-            child_exit();
-        }
-        reap_ok(pid, 20);
-    }
-    atomic_store(&stop_busy, 1);
-    for (int i = 0; i < 2; i++)
-        pthread_join(st[i].th, NULL);
-}
-
 /* ---- a fork while another thread's wake-up of a coroutine is on its way ---- */
 
 static plait_chan *handoff;
@@ -351,6 +276,5 @@ TEST(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring)
 
 RUN_TESTS(CASE(fork_beside_io_timer_and_channel_waits),
            CASE(grandchild_beside_io_timer_and_channel_waits),
-           CASE(forks_while_other_threads_start_processes),
-          CASE(fork_while_a_wake_up_is_on_its_way),
+           CASE(fork_while_a_wake_up_is_on_its_way),
           CASE(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring))
