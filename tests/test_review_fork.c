@@ -275,6 +275,6 @@ TEST(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring)
 }
 
 RUN_TESTS(CASE(fork_beside_io_timer_and_channel_waits),
-           CASE(grandchild_beside_io_timer_and_channel_waits),
-           CASE(fork_while_a_wake_up_is_on_its_way),
+          CASE(grandchild_beside_io_timer_and_channel_waits),
+          CASE(fork_while_a_wake_up_is_on_its_way),
           CASE(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring))
