@@ -34,7 +34,9 @@
  * none.  Last that inbox lock, whose holders take nothing else.
  *
  * Signals.  Before all that, the forking thread blocks every signal but the faults it
- * may cause itself, until the last handler in parent and child: the child's watched
+ * may cause itself (SIGSYS among them: the trap of a call a seccomp sandbox handles
+ * itself, such as the child's io_uring_setup below), until the last handler in parent
+ * and child: the child's watched
  * signals get their old dispositions back in its handler (signal.c), and one sent to
  * the child before then (its parent may kill it as soon as fork returns there) would
  * run plait's handler instead, counted for watchers the child does not have and
@@ -55,6 +57,8 @@ static void prepare(void)
     sigdelset(&all, SIGBUS);
     sigdelset(&all, SIGFPE);
     sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGSYS);  /* so does a sandbox's trap of a call (seccomp) */
+    sigdelset(&all, SIGTRAP); /* and a breakpoint's or watchpoint's */
     pthread_sigmask(SIG_BLOCK, &all, &mask_before_fork);
     plait__spawn_atfork(PLAIT__FORK_PREPARE);
     plait__pool_atfork(PLAIT__FORK_PREPARE);

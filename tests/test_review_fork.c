@@ -11,7 +11,12 @@
 
 #include "../src/internal.h"
 
+#include <linux/filter.h>
 #include <linux/io_uring.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <ucontext.h>
 #include <stdarg.h>
 
 long __real_syscall(long n, ...);
@@ -274,7 +279,85 @@ TEST(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring)
         printf("(no io_uring here: the case says nothing)\n");
 }
 
+/* ---- a sandbox that traps a system call (SIGSYS) the child's fork handler makes ---- */
+
+#if defined(__x86_64__)
+/* The handler of the trap: the call fails with ENOSYS, as a sandbox that emulates or
+ * refuses calls through SECCOMP_RET_TRAP has it. */
+static void refuse_trapped(int sig, siginfo_t *info, void *uc)
+{
+    (void)sig;
+    (void)info;
+    ((ucontext_t *)uc)->uc_mcontext.gregs[REG_RAX] = -ENOSYS;
+}
+
+/* Trap io_uring_setup on the calling thread (and in its forked children). */
+static int trap_ring_setup(void)
+{
+    struct sigaction sa = {.sa_sigaction = refuse_trapped, .sa_flags = SA_SIGINFO};
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSYS, &sa, NULL) != 0)
+        return -errno;
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+        return -errno;
+    return 0;
+}
+
+static void *fork_under_the_trap(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(pipe2(ring_pipe, O_NONBLOCK | O_CLOEXEC), 0);
+    plait_task reader;
+    CHECK_EQ(plait_spawn(&reader, read_one, NULL), 0);
+    CHECK_EQ(plait_yield(), 0); /* the scheduler has its poller (a ring, where allowed) */
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(trap_ring_setup(), 0);
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        CHECK_EQ(write(ring_pipe[1], "x", 1), 1);
+        CHECK_EQ(plait_join(reader, NULL, SOON()), 0);
+        child_exit();
+    }
+    int status = reap_within(pid, 20);
+    /* not killed by the SIGSYS its own handler would have answered */
+    CHECK_EQ(WIFSIGNALED(status) ? WTERMSIG(status) : 0, 0);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    CHECK_EQ(write(ring_pipe[1], "x", 1), 1);
+    CHECK_EQ(plait_join(reader, NULL, SOON()), 0);
+    return NULL;
+}
+#endif
+
+/* A program in a sandbox that traps some system calls (seccomp's SECCOMP_RET_TRAP: a
+ * SIGSYS whose handler emulates or refuses the call) forks from a coroutine.  The
+ * child's fork handler makes the scheduler's poller again: io_uring_setup, trapped.
+ * plait blocks every signal across its fork handlers but the faults a thread causes
+ * itself (SIGSEGV, SIGBUS, SIGFPE, SIGILL); SIGSYS from a trap is one too, and one
+ * blocked kills the process at once, as a blocked SIGSEGV does: the child died of
+ * SIGSYS inside fork(). */
+TEST(a_system_call_a_sandbox_traps_in_the_child_s_fork_handler)
+{
+#if defined(__x86_64__)
+    pid_t pid = fork_child(true); /* the filter and the handler stay with this process */
+    if (pid == 0) {
+        CHECK_EQ(plait_run(fork_under_the_trap, NULL, NULL), 0);
+        child_exit();
+    }
+    reap_ok(pid, 30);
+#endif
+}
+
 RUN_TESTS(CASE(fork_beside_io_timer_and_channel_waits),
           CASE(grandchild_beside_io_timer_and_channel_waits),
           CASE(fork_while_a_wake_up_is_on_its_way),
-          CASE(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring))
+          CASE(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring),
+          CASE(a_system_call_a_sandbox_traps_in_the_child_s_fork_handler))
