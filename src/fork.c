@@ -35,12 +35,12 @@
  *
  * Signals.  Before all that, the forking thread blocks every signal but the faults it
  * may cause itself (SIGSYS among them: the trap of a call a seccomp sandbox handles
- * itself, such as the child's io_uring_setup below), until the last handler in parent
- * and child: the child's watched
- * signals get their old dispositions back in its handler (signal.c), and one sent to
- * the child before then (its parent may kill it as soon as fork returns there) would
- * run plait's handler instead, counted for watchers the child does not have and
- * dropped: a SIGTERM would not end it.  Blocked, it waits for the old disposition.
+ * itself, such as the child's io_uring_setup below: one blocked kills at once), until
+ * the last handler in parent and child: the child's watched signals get their old
+ * dispositions back in its handler (signal.c), and one sent to the child before then
+ * (its parent may kill it as soon as fork returns there) would run plait's handler
+ * instead, counted for watchers the child does not have and dropped: a SIGTERM would
+ * not end it.  Blocked, it waits for the old disposition.
  */
 #include "internal.h"
 
