@@ -324,16 +324,15 @@ static void loop_run(plait__sched *s)
  * before the fork is in the inbox, drained as usual. */
 void plait__sched_after_fork(plait__sched *s)
 {
-    for (plait__coro *c = s->all; c; c = c->all_next) {
-        if (c->state != PLAIT__WAITING || !c->waiter ||
-            !atomic_load_explicit(&c->waiter->claimed, memory_order_acquire))
-            continue;
-        bool posted = false;
-        for (plait__coro *p = s->inbox.wake_head; p && !posted; p = p->next)
-            posted = p == c;
-        if (!posted)
+    /* those in the inbox are marked for the walk (the drain makes them ready anyway) */
+    for (plait__coro *c = s->inbox.wake_head; c; c = c->next)
+        c->state = PLAIT__READY;
+    for (plait__coro *c = s->all; c; c = c->all_next)
+        if (c->state == PLAIT__WAITING && c->waiter &&
+            atomic_load_explicit(&c->waiter->claimed, memory_order_acquire))
             ready_push(s, c);
-    }
+    for (plait__coro *c = s->inbox.wake_head; c; c = c->next)
+        c->state = PLAIT__WAITING;
 }
 
 /* ---- coroutine life ---- */
