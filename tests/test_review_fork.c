@@ -4,20 +4,18 @@
  */
 #include "fork_child.h"
 
-#include <fcntl.h>
-#include <stdlib.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include "../src/internal.h"
 
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/io_uring.h>
 #include <linux/seccomp.h>
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <sys/prctl.h>
 #include <ucontext.h>
-#include <stdarg.h>
+#include <unistd.h>
 
 long __real_syscall(long n, ...);
 long __wrap_syscall(long n, ...);
