@@ -1,6 +1,10 @@
 /*
- * test_review_fork.c — a review of what a plain fork() leaves a program that uses plait.
- * Each child reports through its exit status and is reaped within a limit.
+ * test_fork_in_flight.c — what was in flight when a plain fork() came (review 117): a
+ * wake-up another thread had decided but not yet posted (the child's coroutine waited
+ * for ever, past its deadline), a read in the parent's io_uring ring in a child that
+ * gets no ring (-EBADF on an open descriptor), a seccomp trap inside the fork handlers
+ * (SIGSYS blocked: the child was killed).  Each child reports through its exit status
+ * and is reaped within a limit.
  */
 #include "fork_child.h"
 
