@@ -125,6 +125,20 @@ static inline void wait_for(atomic_int *flag)
         CHECK(!"the flag was never set");
 }
 
+/* Descriptors open in this process now (not counting the one that reads
+ * /proc/self/fd); -1 when it cannot be read. */
+static inline int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;
+}
+
 /* The state letter of a thread or process in /proc/ID/stat ('S': asleep in the
  * kernel), '?' when it cannot be read. */
 static inline char thread_state(int tid)

@@ -42,18 +42,28 @@ static ssize_t nothing(const void *arg, size_t arg_len, void *out, size_t out_ca
     return 0;
 }
 
-static void idle_pool_shutdown(int how, int64_t deadline)
+/* A process pool made with o whose worker has run a task (NULL if it could not be
+ * made). */
+static plait_procpool *pool_that_ran_a_task(const plait_procpool_options *o)
 {
-    plait_procpool *pool;
-    plait_procpool_options o = {.processes = 2};
-    CHECK_EQ(plait_procpool_create(&pool, &o), 0);
+    plait_procpool *pool = NULL;
+    CHECK_EQ(plait_procpool_create(&pool, o), 0);
     if (!pool)
-        return;
+        return NULL;
     plait_task t;
     void *v = NULL;
     CHECK_EQ(plait_procpool_submit(pool, &t, nothing, NULL, 0), 0);
-    CHECK_EQ(plait_join(t, &v, SOON()), 0); /* a worker has run a task: the pool is idle */
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
     free(v);
+    return pool;
+}
+
+static void idle_pool_shutdown(int how, int64_t deadline)
+{
+    plait_procpool_options o = {.processes = 2};
+    plait_procpool *pool = pool_that_ran_a_task(&o); /* idle now */
+    if (!pool)
+        return;
     CHECK_EQ(plait_procpool_shutdown(pool, how, deadline), 0);
     int pids[2];
     CHECK_EQ(plait_procpool_pids(pool, pids, 2), 0); /* the workers have ended */
@@ -102,16 +112,10 @@ TEST(procpool_shutdown_with_a_worker_in_its_initialiser_still_times_out)
     CHECK_EQ(plait_shm_create(&inits, sizeof(atomic_int)), 0);
     CHECK_EQ(plait_psem_create(&in_init, 0), 0);
     CHECK_EQ(plait_pevent_create(&let_init), 0);
-    plait_procpool *pool;
     plait_procpool_options o = {.processes = 1, .max_tasks = 1, .init = gated_init};
-    CHECK_EQ(plait_procpool_create(&pool, &o), 0);
+    plait_procpool *pool = pool_that_ran_a_task(&o);
     if (!pool)
         return;
-    plait_task t;
-    void *v = NULL;
-    CHECK_EQ(plait_procpool_submit(pool, &t, nothing, NULL, 0), 0);
-    CHECK_EQ(plait_join(t, &v, SOON()), 0);
-    free(v);
     CHECK_EQ(plait_psem_acquire(in_init, SOON()), 0); /* the replacement is in init */
     int64_t before = plait_now();
     CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, 0), -ETIMEDOUT);

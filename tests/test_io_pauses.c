@@ -2,9 +2,7 @@
  * test_io_pauses.c — a plait_close reaches a call that pauses between its tries (a
  * write whose descriptor polls ready yet says EAGAIN; a send-to backing off from a full
  * Unix datagram receiver): both paused in a plain sleep, and then moved bytes through
- * the file that took the number.  And epoll: waits spaced more than 20 ms apart on a
- * number whose old file, closed with close(2) but open elsewhere, stayed readable were
- * answered by it for ever (each began a new stretch of trust).  Review 112.
+ * the file that took the number.  Review 112.
  *
  * Linked with --wrap=write (tests/CMakeLists.txt): the wrapper counts the writes to
  * the eventfd under test and, at a given count, sets an event for another coroutine.
@@ -90,57 +88,6 @@ TEST(plait_close_reaches_a_pausing_write) { check_run(close_while_pausing, ARG(9
 /* the same at the fifth write: the writer's next suspension is a quick wait (passes) */
 TEST(plait_close_reaches_a_waiting_write) { check_run(close_while_pausing, ARG(5)); }
 
-/* ---- epoll: a registration of a file no longer at its number, waits spaced out ---- */
-
-/* As test_poll_edges' a_wait_on_a_number_reused_after_close_is_not_answered_by_the_old_file,
- * but the waits on the new file come 25 ms apart (a coroutine that looks at its socket
- * now and then): each wait starts a new "stretch of trust" (trust(), poll_epoll.c), the
- * old file's report answers it at once, before the stretch is VERIFY_NS old, and the
- * registration is never checked.  plait_wait_fd says readable for ever while nothing
- * is there.  (io_uring polls the file the number names: it passes there.) */
-static void *spaced_waits_on_a_reused_number(void *arg)
-{
-    (void)arg;
-    int a[2], b[2];
-    CHECK_EQ(pipe2(a, O_NONBLOCK | O_CLOEXEC), 0);
-    CHECK_EQ(pipe2(b, O_NONBLOCK | O_CLOEXEC), 0);
-    int x = a[0];
-    char c;
-    CHECK_EQ(write(a[1], "a", 1), 1);
-    CHECK_EQ(plait_wait_fd(x, PLAIT_READABLE, SOON()), PLAIT_READABLE);
-    CHECK_EQ(read(x, &c, 1), 1);
-    int kept = dup(x);
-    CHECK(kept >= 0);
-    CHECK_EQ(close(x), 0);
-    CHECK_EQ(dup2(b[0], x), x);
-    CHECK_EQ(close(b[0]), 0);
-    CHECK_EQ(write(a[1], "a", 1), 1); /* the old file is readable, the new one not */
-    int stale = 0, r = 0;
-    for (int round = 0; round < 120; round++) { /* 3 s at least */
-        r = plait_wait_fd(x, PLAIT_READABLE, plait_deadline_in(50 * PLAIT_MS));
-        if (r != PLAIT_READABLE)
-            break;
-        CHECK_EQ(read(x, &c, 1), -1); /* nothing there: a stale answer */
-        stale++;
-        CHECK_EQ(plait_sleep(25 * PLAIT_MS), 0);
-    }
-    fprintf(stderr, "  %d stale answers, then %d\n", stale, r);
-    CHECK_EQ(r, -ETIMEDOUT);
-    CHECK_EQ(write(b[1], "b", 1), 1);
-    CHECK_EQ(plait_read(x, &c, 1, SOON()), 1);
-    CHECK_EQ(c, 'b');
-    CHECK_EQ(plait_close(x), 0);
-    CHECK_EQ(plait_close(kept), 0);
-    CHECK_EQ(plait_close(a[1]), 0);
-    CHECK_EQ(plait_close(b[1]), 0);
-    return NULL;
-}
-
-TEST(spaced_waits_on_a_reused_number_are_not_answered_by_the_old_file_for_ever)
-{
-    check_run(spaced_waits_on_a_reused_number, NULL);
-}
-
 /* ---- plait_close of a socket whose send-to backs off (pre-existing, same kind) ---- */
 
 /* plait_sendto to a named Unix datagram receiver whose queue is full backs off (1 ms
@@ -201,5 +148,4 @@ static void *close_while_backing_off(void *arg)
 TEST(plait_close_reaches_a_backing_off_sendto) { check_run(close_while_backing_off, NULL); }
 
 RUN_TESTS(CASE(plait_close_reaches_a_pausing_write), CASE(plait_close_reaches_a_waiting_write),
-          CASE(spaced_waits_on_a_reused_number_are_not_answered_by_the_old_file_for_ever),
           CASE(plait_close_reaches_a_backing_off_sendto))

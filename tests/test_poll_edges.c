@@ -40,9 +40,13 @@ static int waited_on_and_kept(int a[2], int b[2], int *kept)
     return x;
 }
 
+/* Waits on the new file at x, back to back (spacing 0) or spacing ns apart (a
+ * coroutine that looks at its socket now and then: each such wait began a new stretch
+ * of trust, trust() in poll_epoll.c, which the old file's report answered at once,
+ * before the stretch was old enough to be checked — readable for ever; review 112). */
 static void *wait_on_a_reused_number(void *arg)
 {
-    (void)arg;
+    int64_t spacing = (int64_t)(intptr_t)arg;
     int a[2], b[2], kept;
     int x = waited_on_and_kept(a, b, &kept);
     char c;
@@ -52,14 +56,19 @@ static void *wait_on_a_reused_number(void *arg)
     CHECK_EQ(dup2(b[0], x), x);
     CHECK_EQ(close(b[0]), 0);
     CHECK_EQ(write(a[1], "a", 1), 1); /* the old file is readable, the new one not */
-    /* x is not readable: the wait times out (at most a short spell of stale answers) */
+    /* x is not readable: the wait times out (at most a short spell of stale answers:
+     * 1 s of them for ever, or 120 spaced waits, 3 s at least) */
     int64_t start = plait_now();
-    int r;
+    int r, stale = 0;
     while ((r = plait_wait_fd(x, PLAIT_READABLE, plait_deadline_in(50 * PLAIT_MS))) ==
                PLAIT_READABLE &&
-           plait_now() - start < PLAIT_SEC) {
+           (spacing ? stale < 120 : plait_now() - start < PLAIT_SEC)) {
         CHECK_EQ(read(x, &c, 1), -1); /* nothing there: a stale answer */
+        stale++;
+        if (spacing)
+            CHECK_EQ(plait_sleep(spacing), 0);
     }
+    fprintf(stderr, "  %d stale answers, then %d\n", stale, r);
     CHECK_EQ(r, -ETIMEDOUT);
     /* and a byte for the new file is seen */
     CHECK_EQ(write(b[1], "b", 1), 1);
@@ -74,7 +83,12 @@ static void *wait_on_a_reused_number(void *arg)
 
 TEST(a_wait_on_a_number_reused_after_close_is_not_answered_by_the_old_file)
 {
-    check_run(wait_on_a_reused_number, NULL);
+    check_run(wait_on_a_reused_number, (void *)(intptr_t)0);
+}
+
+TEST(spaced_waits_on_a_reused_number_are_not_answered_by_the_old_file_for_ever)
+{
+    check_run(wait_on_a_reused_number, (void *)(intptr_t)(25 * PLAIT_MS));
 }
 
 static int closing = -1;
@@ -157,5 +171,6 @@ TEST(a_sandbox_that_refuses_io_uring_enter_falls_back_to_epoll)
 }
 
 RUN_TESTS(CASE(a_wait_on_a_number_reused_after_close_is_not_answered_by_the_old_file),
+          CASE(spaced_waits_on_a_reused_number_are_not_answered_by_the_old_file_for_ever),
           CASE(a_wait_on_a_number_closed_by_another_thread_is_not_answered_by_the_old_file),
           CASE(a_sandbox_that_refuses_io_uring_enter_falls_back_to_epoll))

@@ -18,7 +18,6 @@
  * deadlock of the pool fails that case instead of hanging the file. */
 #include "helpers.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -533,18 +532,6 @@ static int settled_pids(plait_procpool *pool, int *pids, unsigned n)
             CHECK(pids[i] != pids[j]);
     }
     return k < 0 ? 0 : k;
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
 }
 
 /* Run a scenario in a child process (plait_process_start) and wait for it with a time

@@ -31,7 +31,6 @@
  */
 #include "helpers.h"
 
-#include <dirent.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -153,20 +152,6 @@ static void join_plain(pid_t pid)
 /* ======================================================================== */
 
 
-/* Descriptors open in this process now. */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the directory's own */
-}
 
 /* The descriptors open once plait's manager runs: checked by the last test. */
 static int fd_baseline = -1;
