@@ -828,8 +828,9 @@ ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t 
 int plait_local_addr(int fd, plait_addr *out);
 int plait_peer_addr(int fd, plait_addr *out);
 
-/* Socket options users need.  value: 0 or 1, except PLAIT_KEEPALIVE (0 off, else on,
- * the first probe after value seconds idle) and the buffer sizes (bytes).  plait_socket_get
+/* Socket options users need.  value: 0 off, any positive value on (as setsockopt(2)
+ * reads a flag; get gives back 0 or 1), except PLAIT_KEEPALIVE (0 off, else on, the
+ * first probe after value seconds idle) and the buffer sizes (bytes).  plait_socket_get
  * gives back the current value (KEEPALIVE: the idle seconds when on).  -ENOPROTOOPT
  * for an option the socket does not have (no-delay and keep-alive are TCP's: a Unix or
  * UDP socket has neither), -EINVAL for an unknown option, a negative value, or one the
