@@ -234,8 +234,9 @@ struct plait__waiter {
     int index;                /* the node (case) the outcome came through, -1 for none */
     bool cancellable;
     plait__coro *coro;        /* the suspended coroutine, or NULL for a blocked thread */
-    atomic_uint signalled;    /* thread waiters: 0 -> 1 when signalled (the futex word,
-                                 unless helper is set) */
+    atomic_uint signalled;    /* 0 -> 1 when signalled: a thread waiter's futex word
+                                 (unless helper is set); for a coroutine, only that
+                                 its outcome is written (read after a fork) */
     struct plait__worker *helper; /* a pool worker that runs queued tasks while it waits
                                  (pool.c); it sleeps on its own word, which the signal
                                  pokes */

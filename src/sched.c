@@ -321,7 +321,10 @@ static void loop_run(plait__sched *s)
  * but whose wake-up that thread had not yet posted when the fork came never gets it
  * here, and its deadline's timer, finding the wait decided, leaves it: it would wait
  * for ever.  Its outcome is in this copy of memory: it is made ready.  One posted
- * before the fork is in the inbox, drained as usual. */
+ * before the fork is in the inbox, drained as usual.  One only claimed, its outcome
+ * not yet written (the fork came while the other thread held the object's lock, as
+ * for ever here), is left waiting: made ready, it said "done" with nothing done, or
+ * spun on that lock as it unlinked its wait (fork_while_a_claim_is_undecided). */
 void plait__sched_after_fork(plait__sched *s)
 {
     /* those in the inbox are marked for the walk (the drain makes them ready anyway) */
@@ -329,7 +332,7 @@ void plait__sched_after_fork(plait__sched *s)
         c->state = PLAIT__READY;
     for (plait__coro *c = s->all; c; c = c->all_next)
         if (c->state == PLAIT__WAITING && c->waiter &&
-            atomic_load_explicit(&c->waiter->claimed, memory_order_acquire))
+            atomic_load_explicit(&c->waiter->signalled, memory_order_acquire))
             ready_push(s, c);
     for (plait__coro *c = s->inbox.wake_head; c; c = c->next)
         c->state = PLAIT__WAITING;

@@ -192,7 +192,10 @@ void plait__waiter_signal(plait__waiter *w, int status, int index, plait__wakeup
     w->status = status;
     w->index = index;
     if (w->coro) {
-        /* it stays suspended, and its coroutine alive, until this wake-up arrives */
+        /* it stays suspended, and its coroutine alive, until this wake-up arrives;
+         * `signalled` says only that the outcome is written (a forked child makes
+         * ready the coroutines whose wake-up was on its way: plait__sched_after_fork) */
+        atomic_store_explicit(&w->signalled, 1, memory_order_release);
         wakeups_add(later, w->coro, NULL, NULL);
     } else if (w->wake_fd >= 0) {
         /* Written before `signalled` is published: the thread cannot return, end and

@@ -226,6 +226,82 @@ TEST(fork_while_a_wake_up_is_on_its_way)
     CHECK_EQ(plait_run(fork_while_the_wake_up_is_parked, NULL, NULL), 0);
 }
 
+/* ---- a fork while another thread has claimed a wait but not yet decided it ---- */
+
+/* A thread that set park_copy stops in its next copy of an int (the channel's
+ * hand-over of the element, under the channel's lock, after its claim of the
+ * receiver's wait and before the outcome is written), until released. */
+void *__real_memcpy(void *dst, const void *src, size_t n);
+void *__wrap_memcpy(void *dst, const void *src, size_t n);
+static _Thread_local bool park_copy;
+static atomic_int copy_parked, copy_released;
+
+void *__wrap_memcpy(void *dst, const void *src, size_t n)
+{
+    if (park_copy && n == sizeof(int)) {
+        park_copy = false;
+        atomic_store(&copy_parked, 1);
+        wait_flag(&copy_released);
+    }
+    return __real_memcpy(dst, src, n);
+}
+
+static void *send_parked_in_the_copy(void *arg)
+{
+    (void)arg;
+    int v = 42;
+    park_copy = true;
+    CHECK_EQ(plait_chan_send(handoff, &v, SOON()), 0);
+    return NULL;
+}
+
+static void *receive_or_report(void *arg)
+{
+    (void)arg;
+    int v = 0;
+    int r = plait_chan_recv(handoff, &v, plait_deadline_in(200 * PLAIT_MS));
+    return ARG(r == 0 ? v : r);
+}
+
+static void *fork_during_an_undecided_claim(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_chan_create(&handoff, sizeof(int), 0), 0);
+    plait_task receiver;
+    CHECK_EQ(plait_spawn(&receiver, receive_or_report, NULL), 0);
+    CHECK_EQ(plait_yield(), 0); /* it waits in the channel */
+    pthread_t sender;
+    CHECK_EQ(pthread_create(&sender, NULL, send_parked_in_the_copy, NULL), 0);
+    wait_flag(&copy_parked); /* claimed, under the channel's lock; nothing handed over */
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        /* the channel was in use by another thread at the fork (its lock held for
+         * ever here): the receive cannot end, but it must not say it received */
+        void *v = NULL;
+        CHECK_EQ(plait_join(receiver, &v, plait_deadline_in(500 * PLAIT_MS)), -ETIMEDOUT);
+        child_exit();
+    }
+    reap_ok(pid, 20);
+    atomic_store(&copy_released, 1);
+    void *v = NULL;
+    CHECK_EQ(plait_join(receiver, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 42);
+    pthread_join(sender, NULL);
+    CHECK_EQ(plait_chan_destroy(handoff), 0);
+    return NULL;
+}
+
+/* As above, but the fork comes between the sender's claim of the receiver's wait and
+ * its writing of the outcome (the element's copy, under the channel's lock).  The child
+ * made every claimed waiter of the forking scheduler ready, so the receive returned 0,
+ * "received", with nothing received.  Only a waiter whose outcome was written (its
+ * signal made) is made ready now; this one waits, as any wait on an object another
+ * thread held at the fork. */
+TEST(fork_while_a_claim_is_undecided)
+{
+    CHECK_EQ(plait_run(fork_during_an_undecided_claim, NULL, NULL), 0);
+}
+
 /* ---- a read in the kernel's ring at a fork, in a child that cannot have a ring ---- */
 
 static int ring_pipe[2];
@@ -361,5 +437,6 @@ TEST(a_system_call_a_sandbox_traps_in_the_child_s_fork_handler)
 RUN_TESTS(CASE(fork_beside_io_timer_and_channel_waits),
           CASE(grandchild_beside_io_timer_and_channel_waits),
           CASE(fork_while_a_wake_up_is_on_its_way),
+          CASE(fork_while_a_claim_is_undecided),
           CASE(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring),
           CASE(a_system_call_a_sandbox_traps_in_the_child_s_fork_handler))
