@@ -51,10 +51,13 @@ long __wrap_syscall(long n, ...)
 void __real_plait__wakeups_deliver(plait__wakeups *w);
 void __wrap_plait__wakeups_deliver(plait__wakeups *w);
 
-/* A thread that set park_deliver stops just before it delivers the wake-ups it owes
- * (the waiters claimed, their outcome written, the locks let go), until released. */
-static _Thread_local bool park_deliver;
-static atomic_int delivery_parked, delivery_released;
+/* Where a thread that hands an element over stops, until released: just before it
+ * delivers the wake-ups it owes (the waiters claimed, their outcome written, the locks
+ * let go), or in its copy of the element (an int; under the channel's lock, after its
+ * claim of the receiver's wait, before the outcome is written). */
+enum { PARK_NOWHERE, PARK_IN_DELIVERY, PARK_IN_COPY };
+static _Thread_local int park_at;
+static atomic_int parked, released;
 
 static void wait_flag(atomic_int *flag)
 {
@@ -64,14 +67,27 @@ static void wait_flag(atomic_int *flag)
     CHECK(atomic_load(flag));
 }
 
+static void park(void)
+{
+    park_at = PARK_NOWHERE;
+    atomic_store(&parked, 1);
+    wait_flag(&released);
+}
+
 void __wrap_plait__wakeups_deliver(plait__wakeups *w)
 {
-    if (park_deliver && w->n > 0) {
-        park_deliver = false;
-        atomic_store(&delivery_parked, 1);
-        wait_flag(&delivery_released);
-    }
+    if (park_at == PARK_IN_DELIVERY && w->n > 0)
+        park();
     __real_plait__wakeups_deliver(w);
+}
+
+void *__real_memcpy(void *dst, const void *src, size_t n);
+void *__wrap_memcpy(void *dst, const void *src, size_t n);
+void *__wrap_memcpy(void *dst, const void *src, size_t n)
+{
+    if (park_at == PARK_IN_COPY && n == sizeof(int))
+        park();
+    return __real_memcpy(dst, src, n);
 }
 
 /* ---- a fork from a coroutine whose siblings wait on I/O, a timer, a channel ---- */
@@ -162,51 +178,59 @@ TEST(grandchild_beside_io_timer_and_channel_waits)
     CHECK_EQ(plait_run(forks_beside_waits, ARG(1), NULL), 0);
 }
 
-/* ---- a fork while another thread's wake-up of a coroutine is on its way ---- */
+/* ---- a fork while another thread hands an element to a coroutine ---- */
 
 static plait_chan *handoff;
 
-static void *receive_within(void *arg)
+static void *receive_or_report(void *arg)
 {
     (void)arg;
     int v = 0;
-    int r = plait_chan_recv(handoff, &v, plait_deadline_in(500 * PLAIT_MS));
-    /* the element was handed over before the fork: both processes have it */
-    CHECK_EQ(r, 0);
-    CHECK_EQ(v, 42);
+    int r = plait_chan_recv(handoff, &v, plait_deadline_in(200 * PLAIT_MS));
     return ARG(r == 0 ? v : r);
 }
 
 static void *send_parked(void *arg)
 {
-    (void)arg;
+    park_at = INT(arg);
     int v = 42;
-    park_deliver = true;
     CHECK_EQ(plait_chan_send(handoff, &v, SOON()), 0);
     return NULL;
 }
 
-static void *fork_while_the_wake_up_is_parked(void *arg)
+/* A coroutine waits to receive; a thread sends, and stops where arg says; a sibling of
+ * the receiver forks meanwhile. */
+static void *fork_during_a_hand_over(void *arg)
 {
-    (void)arg;
+    int where = INT(arg);
+    atomic_store(&parked, 0);
+    atomic_store(&released, 0);
     CHECK_EQ(plait_chan_create(&handoff, sizeof(int), 0), 0);
     plait_task receiver;
-    CHECK_EQ(plait_spawn(&receiver, receive_within, NULL), 0);
+    CHECK_EQ(plait_spawn(&receiver, receive_or_report, NULL), 0);
     CHECK_EQ(plait_yield(), 0); /* it waits in the channel */
     pthread_t sender;
-    CHECK_EQ(pthread_create(&sender, NULL, send_parked, NULL), 0);
-    wait_flag(&delivery_parked); /* claimed, element copied, wake-up not yet posted */
+    CHECK_EQ(pthread_create(&sender, NULL, send_parked, ARG(where)), 0);
+    wait_flag(&parked);
     pid_t pid = fork_child(false);
     if (pid == 0) {
-        /* the receiver's wait was decided before the fork; its wake-up was not sent
-         * in this process: it must still end (at worst at its deadline) */
         void *v = NULL;
-        CHECK_EQ(plait_join(receiver, &v, plait_deadline_in(5 * PLAIT_SEC)), 0);
-        CHECK_EQ(INT(v), 42);
+        if (where == PARK_IN_DELIVERY) {
+            /* decided before the fork, its wake-up not sent in this process: it must
+             * still end, with the element both processes have */
+            CHECK_EQ(plait_join(receiver, &v, plait_deadline_in(5 * PLAIT_SEC)), 0);
+            CHECK_EQ(INT(v), 42);
+        } else {
+            /* the channel was in use by another thread at the fork (its lock held for
+             * ever here): the receive cannot end, but it must not say it received, nor
+             * stop the scheduler */
+            CHECK_EQ(plait_join(receiver, &v, plait_deadline_in(500 * PLAIT_MS)),
+                     -ETIMEDOUT);
+        }
         child_exit();
     }
     reap_ok(pid, 20);
-    atomic_store(&delivery_released, 1);
+    atomic_store(&released, 1);
     void *v = NULL;
     CHECK_EQ(plait_join(receiver, &v, SOON()), 0);
     CHECK_EQ(INT(v), 42);
@@ -219,87 +243,22 @@ static void *fork_while_the_wake_up_is_parked(void *arg)
  * coroutine's wait under the channel's lock, lets the lock go, then posts the wake-up
  * to the coroutine's scheduler.  A fork from another coroutine of that scheduler in
  * between gives the child a coroutine whose wait is decided but whose wake-up never
- * comes there: its own deadline's timer finds it claimed and leaves it, so it waits for
- * ever, though API.md says such a wait ends at its deadline at the latest. */
+ * comes there: its own deadline's timer finds it claimed and leaves it, so it waited
+ * for ever, though API.md says such a wait ends at its deadline at the latest. */
 TEST(fork_while_a_wake_up_is_on_its_way)
 {
-    CHECK_EQ(plait_run(fork_while_the_wake_up_is_parked, NULL, NULL), 0);
+    CHECK_EQ(plait_run(fork_during_a_hand_over, ARG(PARK_IN_DELIVERY), NULL), 0);
 }
 
-/* ---- a fork while another thread has claimed a wait but not yet decided it ---- */
-
-/* A thread that set park_copy stops in its next copy of an int (the channel's
- * hand-over of the element, under the channel's lock, after its claim of the
- * receiver's wait and before the outcome is written), until released. */
-void *__real_memcpy(void *dst, const void *src, size_t n);
-void *__wrap_memcpy(void *dst, const void *src, size_t n);
-static _Thread_local bool park_copy;
-static atomic_int copy_parked, copy_released;
-
-void *__wrap_memcpy(void *dst, const void *src, size_t n)
-{
-    if (park_copy && n == sizeof(int)) {
-        park_copy = false;
-        atomic_store(&copy_parked, 1);
-        wait_flag(&copy_released);
-    }
-    return __real_memcpy(dst, src, n);
-}
-
-static void *send_parked_in_the_copy(void *arg)
-{
-    (void)arg;
-    int v = 42;
-    park_copy = true;
-    CHECK_EQ(plait_chan_send(handoff, &v, SOON()), 0);
-    return NULL;
-}
-
-static void *receive_or_report(void *arg)
-{
-    (void)arg;
-    int v = 0;
-    int r = plait_chan_recv(handoff, &v, plait_deadline_in(200 * PLAIT_MS));
-    return ARG(r == 0 ? v : r);
-}
-
-static void *fork_during_an_undecided_claim(void *arg)
-{
-    (void)arg;
-    CHECK_EQ(plait_chan_create(&handoff, sizeof(int), 0), 0);
-    plait_task receiver;
-    CHECK_EQ(plait_spawn(&receiver, receive_or_report, NULL), 0);
-    CHECK_EQ(plait_yield(), 0); /* it waits in the channel */
-    pthread_t sender;
-    CHECK_EQ(pthread_create(&sender, NULL, send_parked_in_the_copy, NULL), 0);
-    wait_flag(&copy_parked); /* claimed, under the channel's lock; nothing handed over */
-    pid_t pid = fork_child(false);
-    if (pid == 0) {
-        /* the channel was in use by another thread at the fork (its lock held for
-         * ever here): the receive cannot end, but it must not say it received */
-        void *v = NULL;
-        CHECK_EQ(plait_join(receiver, &v, plait_deadline_in(500 * PLAIT_MS)), -ETIMEDOUT);
-        child_exit();
-    }
-    reap_ok(pid, 20);
-    atomic_store(&copy_released, 1);
-    void *v = NULL;
-    CHECK_EQ(plait_join(receiver, &v, SOON()), 0);
-    CHECK_EQ(INT(v), 42);
-    pthread_join(sender, NULL);
-    CHECK_EQ(plait_chan_destroy(handoff), 0);
-    return NULL;
-}
-
-/* As above, but the fork comes between the sender's claim of the receiver's wait and
- * its writing of the outcome (the element's copy, under the channel's lock).  The child
- * made every claimed waiter of the forking scheduler ready, so the receive returned 0,
- * "received", with nothing received.  Only a waiter whose outcome was written (its
- * signal made) is made ready now; this one waits, as any wait on an object another
- * thread held at the fork. */
+/* The fork comes between the sender's claim of the receiver's wait and its writing of
+ * the outcome (the element's copy, under the channel's lock).  The child made every
+ * claimed waiter of the forking scheduler ready, and the receiver spun for ever on the
+ * channel's lock as it unlinked its wait, the child's scheduler with it.  Only a waiter
+ * whose outcome was written (its signal made) is made ready now; this one waits, as any
+ * wait on an object another thread held at the fork. */
 TEST(fork_while_a_claim_is_undecided)
 {
-    CHECK_EQ(plait_run(fork_during_an_undecided_claim, NULL, NULL), 0);
+    CHECK_EQ(plait_run(fork_during_a_hand_over, ARG(PARK_IN_COPY), NULL), 0);
 }
 
 /* ---- a read in the kernel's ring at a fork, in a child that cannot have a ring ---- */
