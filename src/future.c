@@ -389,15 +389,20 @@ static bool future_known(const plait__future *f)
     return c != NULL;
 }
 
+/* A handle that names no future of this process's memory (only a forked process's
+ * can: one pays a load for the look). */
+static bool handle_foreign(const plait__future *f)
+{
+    return PLAIT_UNLIKELY(plait__fork_epoch() != 0) && !future_known(f);
+}
+
 static bool made_elsewhere(const plait__future *f);
 
-/* made_elsewhere for a handle the caller gave: one that names no future of this
- * process's memory is not the process's either. */
+/* made_elsewhere for a handle the caller gave: a foreign one is not the process's
+ * either. */
 static bool handle_elsewhere(const plait__future *f)
 {
-    if (PLAIT_UNLIKELY(plait__fork_epoch() != 0) && !future_known(f))
-        return true;
-    return made_elsewhere(f);
+    return handle_foreign(f) || made_elsewhere(f);
 }
 
 /* Whether a future is a copy, in a forked child, of one whose producer is not here:
@@ -550,7 +555,7 @@ plait__future *plait__future_lock(plait_task task, int *err)
         *err = -EINVAL;
         return NULL;
     }
-    if (PLAIT_UNLIKELY(plait__fork_epoch() != 0) && !future_known(f)) {
+    if (handle_foreign(f)) {
         *err = -EPERM;
         return NULL;
     }

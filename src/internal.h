@@ -1012,15 +1012,21 @@ static inline void plait__text_str(plait__text *t, const char *s)
     plait__text_add(t, s, strlen(s));
 }
 
-static inline void plait__text_uint(plait__text *t, unsigned long long v)
+/* v's digits in base (10 or 16, lower case). */
+static inline void plait__text_digits(plait__text *t, unsigned long long v, unsigned base)
 {
     char digits[20];
     size_t n = 0;
     do
-        digits[n++] = (char)('0' + v % 10);
-    while (v /= 10);
+        digits[n++] = "0123456789abcdef"[v % base];
+    while (v /= base);
     while (n)
         plait__text_add(t, &digits[--n], 1);
+}
+
+static inline void plait__text_uint(plait__text *t, unsigned long long v)
+{
+    plait__text_digits(t, v, 10);
 }
 
 /* NUL-end the text; its whole length. */

@@ -415,18 +415,15 @@ void plait__poller_poll(plait__sched *s, int64_t deadline, int64_t now)
     s->poller->backend->wait(s->poller, deadline, timeout);
 }
 
-/* In a forked child: a read the parent's ring had in flight that the child's poller
- * cannot take (no ring to be had there: it fell back to epoll).  Nothing was read into
- * it here; its call looks again with the system call, and waits as on epoll (-EBADF
- * would say an open descriptor was not). */
-static void read_op_look_again(struct plait__poller *p, int fd)
+/* End fd's read in the kernel: res is its result, status what its waiter is told. */
+static void io_end(struct plait__poller *p, int fd, int res, int status)
 {
     plait__kernel_io *op = p->fds[fd].read_op;
     p->fds[fd].read_op = NULL;
-    op->res = -ECANCELED;
+    op->res = res;
     op->done = true;
     if (plait__waiter_claim(op->waiter))
-        plait__waiter_signal_now(op->waiter, PLAIT__LOOK_AGAIN, -1);
+        plait__waiter_signal_now(op->waiter, status, -1);
 }
 
 /* In a forked child, on the thread that forked: new kernel objects for the poller of
@@ -456,7 +453,11 @@ static void poller_after_fork(plait__sched *s)
             plait__poller_fire(p, (int)fd, -EBADF);
         if (p->fds[fd].read_op &&
             (!p->backend->io_submit || p->backend->io_submit(p, (int)fd, &p->fds[fd]) < 0))
-            read_op_look_again(p, (int)fd);
+            /* a read the parent's ring had in flight that the child's poller cannot
+             * take (no ring to be had here: it fell back to epoll): nothing was read
+             * into it here; its call looks again with the system call, and waits as
+             * on epoll (-EBADF would say an open descriptor was not) */
+            io_end(p, (int)fd, -ECANCELED, PLAIT__LOOK_AGAIN);
     }
 }
 
@@ -898,10 +899,5 @@ ssize_t plait__ring_read(plait__fd_call *call, void *buf, size_t len, int64_t de
 
 void plait__poller_io_done(struct plait__poller *p, int fd, int res)
 {
-    plait__kernel_io *op = p->fds[fd].read_op;
-    p->fds[fd].read_op = NULL;
-    op->res = res;
-    op->done = true;
-    if (plait__waiter_claim(op->waiter))
-        plait__waiter_signal_now(op->waiter, res, -1);
+    io_end(p, fd, res, res);
 }

@@ -144,17 +144,6 @@ static void text_ip4(plait__text *t, const unsigned char *b)
     }
 }
 
-static void text_hex(plait__text *t, unsigned v)
-{
-    char digits[4];
-    size_t n = 0;
-    do
-        digits[n++] = "0123456789abcdef"[v & 15];
-    while (v >>= 4);
-    while (n)
-        plait__text_add(t, &digits[--n], 1);
-}
-
 /* An IPv6 address's text, as glibc's inet_ntop writes it: the first longest run of two
  * or more zero words as "::", lower-case hex, and the last 32 bits as IPv4 where the
  * first 96 are zero, or ::ffff. */
@@ -189,7 +178,7 @@ static void text_ip6(plait__text *t, const unsigned char *b)
             text_ip4(t, b + 12);
             break;
         }
-        text_hex(t, w[i]);
+        plait__text_digits(t, w[i], 16);
     }
     if (best >= 0 && best + best_len == 8)
         plait__text_str(t, ":");
@@ -337,13 +326,9 @@ int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t 
         return -ENOMEM;
     }
     /* the port's digits by hand: snprintf's frames would not fit that stack either */
-    char digits[sizeof l->service];
-    size_t nd = 0;
-    for (int v = port; nd == 0 || v > 0; v /= 10)
-        digits[nd++] = (char)('0' + v % 10);
-    for (size_t i = 0; i < nd; i++)
-        l->service[i] = digits[nd - 1 - i];
-    l->service[nd] = '\0';
+    plait__text service = {l->service, sizeof l->service, 0};
+    plait__text_uint(&service, (unsigned)port);
+    plait__text_end(&service);
     l->hints.ai_socktype = type == PLAIT_STREAM ? SOCK_STREAM : SOCK_DGRAM;
     l->hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
     atomic_init(&l->refs, 2);
