@@ -448,9 +448,15 @@ static void poller_after_fork(plait__sched *s)
     if (p->wake_fd < 0 || poller_open(p) < 0)
         abort(); /* the child cannot wait on anything it waited on */
     for (size_t fd = 0; fd < p->cap; fd++) {
-        if (plait__slot_wants(&p->fds[fd]) &&
-            p->backend->arm(p, (int)fd, &p->fds[fd], plait__slot_wants(&p->fds[fd])) < 0)
-            plait__poller_fire(p, (int)fd, -EBADF);
+        unsigned wants = plait__slot_wants(&p->fds[fd]);
+        int r = wants ? p->backend->arm(p, (int)fd, &p->fds[fd], wants) : 0;
+        /* a refused watch answers its waiters as a wait refused here would: a file
+         * epoll takes no watch on (a regular file now at the number) is always ready,
+         * any other refusal (ENOSPC, ENOMEM, EBADF) is their outcome */
+        if (r == -EPERM)
+            r = (int)(wants & (POLLIN | POLLOUT));
+        if (r != 0)
+            plait__poller_fire(p, (int)fd, r);
         if (p->fds[fd].read_op &&
             (!p->backend->io_submit || p->backend->io_submit(p, (int)fd, &p->fds[fd]) < 0))
             /* a read the parent's ring had in flight that the child's poller cannot

@@ -4,7 +4,8 @@
  * for ever, past its deadline), a read in the parent's io_uring ring in a child that
  * gets no ring (-EBADF on an open descriptor), a seccomp trap inside the fork handlers
  * (SIGSYS blocked: the child was killed).  Each child reports through its exit status
- * and is reaped within a limit.
+ * and is reaped within a limit.  And a wait the child's poller refused to take again
+ * (told -EBADF, not the refusal).
  */
 #include "fork_child.h"
 
@@ -17,6 +18,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -316,6 +318,67 @@ TEST(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring)
         printf("(no io_uring here: the case says nothing)\n");
 }
 
+/* ---- a wait the child's poller cannot take again ---- */
+
+int __real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
+int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
+
+/* In a child of ring_parent, adding refuse_fd to an epoll set fails with ENOSPC (past
+ * fs.epoll.max_user_watches). */
+static atomic_int refuse_fd = -1;
+
+int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+    int parent = atomic_load(&ring_parent);
+    if (op == EPOLL_CTL_ADD && fd == atomic_load(&refuse_fd) && parent &&
+        getpid() != parent) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return __real_epoll_ctl(epfd, op, fd, event);
+}
+
+static void *wait_readable(void *arg)
+{
+    (void)arg;
+    return ARG(plait_wait_fd(ring_pipe[0], PLAIT_READABLE, SOON()));
+}
+
+static void *fork_with_a_wait_the_child_cannot_arm(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(pipe2(ring_pipe, O_NONBLOCK | O_CLOEXEC), 0);
+    plait_task waiter;
+    CHECK_EQ(plait_spawn(&waiter, wait_readable, NULL), 0);
+    CHECK_EQ(plait_yield(), 0); /* it waits on the poller */
+    atomic_store(&refuse_fd, ring_pipe[0]);
+    atomic_store(&ring_parent, getpid()); /* the child gets no ring: epoll there */
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        CHECK_EQ(plait_join(waiter, NULL, SOON()), -ENOSPC); /* the wait's outcome */
+        child_exit();
+    }
+    reap_ok(pid, 20);
+    atomic_store(&ring_parent, 0);
+    atomic_store(&refuse_fd, -1);
+    CHECK_EQ(write(ring_pipe[1], "x", 1), 1);
+    void *v = NULL;
+    CHECK_EQ(plait_join(waiter, &v, SOON()), 0);
+    CHECK(INT(v) > 0 && (INT(v) & PLAIT_READABLE));
+    close(ring_pipe[0]);
+    close(ring_pipe[1]);
+    return NULL;
+}
+
+/* The child's poller takes again the waits the parent's had.  Where one is refused
+ * (no room for another watch: ENOSPC, ENOMEM), its waiter was told -EBADF, a code that
+ * says the descriptor was not open; it gets the refusal's own code now, as a wait
+ * refused in the parent does. */
+TEST(a_wait_the_child_s_poller_refuses)
+{
+    CHECK_EQ(plait_run(fork_with_a_wait_the_child_cannot_arm, NULL, NULL), 0);
+}
+
 /* ---- a sandbox that traps a system call (SIGSYS) the child's fork handler makes ---- */
 
 #if defined(__x86_64__)
@@ -398,4 +461,5 @@ RUN_TESTS(CASE(fork_beside_io_timer_and_channel_waits),
           CASE(fork_while_a_wake_up_is_on_its_way),
           CASE(fork_while_a_claim_is_undecided),
           CASE(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring),
+          CASE(a_wait_the_child_s_poller_refuses),
           CASE(a_system_call_a_sandbox_traps_in_the_child_s_fork_handler))
