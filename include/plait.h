@@ -1175,7 +1175,9 @@ int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn 
  * items get that code, and the call returns it; nothing is written into the arrays
  * after the call returns.  -EMSGSIZE when not even one item fits the pool's room,
  * -EINVAL for nulls, n == 0, arg_size == 0, or arrays larger than PTRDIFF_MAX bytes
- * (n * arg_size, n * result_size). */
+ * (n * arg_size, n * result_size).  A call refused as a whole (-EMSGSIZE, -EPERM,
+ * -ENOMEM) gives every item its code too (errors[i], a zeroed result); -EINVAL writes
+ * nothing. */
 int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
                        size_t arg_size, size_t n, void *results, size_t result_size,
                        int *errors, size_t chunk, int64_t deadline);

@@ -239,17 +239,32 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
 {
     map_run run = {.results = results, .errors = errors};
     int r = plan_make(&run.m, pool, fn, args, arg_size, n, result_size, chunk);
-    if (r < 0)
-        return r;
-    if (result_size && (!results || n > PTRDIFF_MAX / result_size))
+    /* arrays no object can be (or none): never written, the refusals below fill the
+     * others */
+    bool sound = (!result_size || (results && n <= PTRDIFF_MAX / result_size)) &&
+                 (!errors || n <= PTRDIFF_MAX / sizeof *errors) && arg_size &&
+                 n <= PTRDIFF_MAX / arg_size;
+    if (r == -EINVAL || (r == 0 && !sound))
         return -EINVAL;
+    if (r < 0 && !sound)
+        return r;
     const map_plan *m = &run.m;
-    plait_task *window = malloc(m->window * sizeof *window);
-    run.delivered = calloc(m->chunks, sizeof *run.delivered);
-    if (!window || !run.delivered) {
+    plait_task *window = NULL;
+    if (r == 0) {
+        window = malloc(m->window * sizeof *window);
+        run.delivered = calloc(m->chunks, sizeof *run.delivered);
+        if (!window || !run.delivered)
+            r = -ENOMEM;
+    }
+    if (r < 0) { /* refused as a whole: every item says so, as the thread pool's map */
         free(window);
         free(run.delivered);
-        return -ENOMEM;
+        if (errors)
+            for (size_t i = 0; i < n; i++)
+                errors[i] = r;
+        if (result_size)
+            memset(results, 0, n * result_size);
+        return r;
     }
     size_t submitted = 0, joined = 0;
     /* first: the first item failure in index order (chunks are joined in order, and

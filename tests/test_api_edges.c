@@ -203,6 +203,33 @@ TEST(procpool_map_of_items_as_large_as_the_rooms)
     CHECK_EQ(plait_procpool_destroy(pool), 0);
 }
 
+/* plait.h: errors[i] gets each item's code and a failed item's result is zeroed.  A map
+ * the pool refused as a whole (-EMSGSIZE here; -EPERM in a forked child, -ENOMEM) left
+ * both arrays as they were, where the thread pool's map fills them: a caller that reads
+ * the codes saw the garbage it had there. */
+TEST(procpool_map_refused_whole_tells_every_item)
+{
+    plait_procpool *pool;
+    plait_procpool_options o = {.processes = 1, .arg_max = 8, .result_max = 8};
+    CHECK_EQ(plait_procpool_create(&pool, &o), 0);
+    if (!pool)
+        return;
+    char big[3][9] = {{0}};
+    int64_t out[3] = {7, 7, 7};
+    int errors[3] = {5, 5, 5};
+    CHECK_EQ(plait_procpool_map(pool, square, big, sizeof big[0], 3, out, sizeof out[0],
+                                errors, 0, SOON()),
+             -EMSGSIZE);
+    for (int i = 0; i < 3; i++)
+        CHECK(errors[i] == -EMSGSIZE && out[i] == 0);
+    /* arrays the call cannot trust (-EINVAL) are not written */
+    CHECK_EQ(plait_procpool_map(pool, NULL, big, sizeof big[0], 3, out, sizeof out[0],
+                                errors, 0, SOON()),
+             -EINVAL);
+    CHECK_EQ(errors[0], -EMSGSIZE);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
 #if defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define SMALL_STACK_PROMISED 1
 #else
@@ -289,4 +316,5 @@ RUN_TESTS(CASE(procpool_idle_shutdown_with_a_past_deadline_returns_0),
           CASE(procpool_idle_shutdown_with_a_past_deadline_returns_0_from_a_coroutine),
           CASE(procpool_shutdown_with_a_worker_in_its_initialiser_still_times_out),
           CASE(procpool_map_of_items_as_large_as_the_rooms),
+          CASE(procpool_map_refused_whole_tells_every_item),
           CASE(resolve_on_the_smallest_stack))
