@@ -146,9 +146,29 @@ static inline bool http_zero_length(const char *p, const char *end)
     return p == end || *p == '\r' || *p == '\n';
 }
 
+/* Whether [p, end) is all token characters (RFC 9110, 5.6.2), or all visible ones. */
+static inline bool http_all_token(const char *p, const char *end)
+{
+    for (; p < end; p++) {
+        char c = *p;
+        bool alnum = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+        if (!alnum && (c == '\0' || !strchr("!#$%&'*+-.^_`|~", c))) /* (NUL: the set's end) */
+            return false;
+    }
+    return true;
+}
+static inline bool http_all_visible(const char *p, const char *end)
+{
+    for (; p < end; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return false;
+    return true;
+}
+
 /* The request line [line, next) (next is past its LF) is "METHOD TARGET HTTP/1.x\r\n"
- * with no other CR: 1 for HTTP/1.0, 0 for HTTP/1.1 and any later 1.x (served as 1.1,
- * RFC 9110, 2.5), -1 when malformed. */
+ * with no other CR, the method a token and the target visible characters (RFC 9112,
+ * 3): 1 for HTTP/1.0, 0 for HTTP/1.1 and any later 1.x (served as 1.1, RFC 9110, 2.5),
+ * -1 when malformed. */
 static inline int http_request_line(const char *line, const char *next, bool *get,
                                     bool *head)
 {
@@ -158,7 +178,8 @@ static inline int http_request_line(const char *line, const char *next, bool *ge
     const char *sp1 = memchr(line, ' ', (size_t)(eol - line));
     const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
     if (!sp2 || sp1 == line || sp2 == sp1 + 1 || eol - sp2 != 10 || eol[-1] != '\r' ||
-        memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || sp2[8] < '0' || sp2[8] > '9')
+        memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || sp2[8] < '0' || sp2[8] > '9' ||
+        !http_all_token(line, sp1) || !http_all_visible(sp1 + 1, sp2))
         return -1;
     *get = sp1 - line == 3 && memcmp(line, "GET", 3) == 0;
     *head = sp1 - line == 4 && memcmp(line, "HEAD", 4) == 0;

@@ -51,6 +51,15 @@ static const expected cases[] = {
     {.text = "GET / HTTP/1.1\r\nHost: x\n\n", .bad = true},
     {.text = "GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n", .bad = true},
     {.text = "GET / HTTP/1.1\r\nHost: x\r\n\n", .bad = true},
+    /* a method is a token, a target visible characters (RFC 9112, 3; RFC 9110, 5.6.2):
+     * controls there were served (a method with one answered 405) */
+    {.text = "GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n", .bad = true},
+    {.text = "GET /a\tb HTTP/1.1\r\nHost: x\r\n\r\n", .bad = true},
+    {.text = "GET /\x7f HTTP/1.1\r\nHost: x\r\n\r\n", .bad = true},
+    {.text = "G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n", .bad = true},
+    {.text = "GE(T / HTTP/1.1\r\nHost: x\r\n\r\n", .bad = true},
+    {.text = "M-SEARCH * HTTP/1.1\r\nHost: x\r\n\r\n"},
+    {.text = "GET /a%20b?q=1&r=~!$'()*+,;=:@ HTTP/1.1\r\nHost: x\r\n\r\n", .get = true},
     /* refused before its block ends: the rest never needs to come */
     {.text = "GET / HTTP/1.1\r\nno colon\r\n", .bad = true},
     {.text = "GE garbage\r\nHost: x\r\n", .bad = true},

@@ -174,6 +174,16 @@ TEST(a_nul_in_connection_is_refused_or_read_as_a_blank)
     CHECK(v.bad || v.keep_alive_10);
 }
 
+/* A NUL in the method or the target is refused (400), not taken for the end of a
+ * string: the method must be a token, the target visible characters (RFC 9112, 3). */
+TEST(a_nul_in_the_request_line_is_refused)
+{
+    static const char method[] = "GET\0 / HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK(parse_cut(method, sizeof method - 1, NULL, 0).bad);
+    static const char target[] = "GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK(parse_cut(target, sizeof target - 1, NULL, 0).bad);
+}
+
 /* ---- plait_addr ---- */
 
 TEST(addr_ip_takes_random_text_and_what_it_takes_parses_back)
@@ -290,6 +300,7 @@ TEST(example_number_refuses_what_is_no_number_in_range)
 RUN_TESTS(CASE(parser_gives_one_verdict_however_mutated_input_is_split),
           CASE(a_host_with_an_invalid_value_is_refused),
           CASE(a_nul_in_connection_is_refused_or_read_as_a_blank),
+          CASE(a_nul_in_the_request_line_is_refused),
           CASE(addr_ip_takes_random_text_and_what_it_takes_parses_back),
           CASE(addr_format_of_random_addresses_parses_back),
           CASE(example_number_refuses_what_is_no_number_in_range))
