@@ -704,7 +704,9 @@ int plait_file_sync(int fd);
 typedef struct plait_signals plait_signals;
 
 /* Watch n signals.  -EINVAL for none, or for SIGKILL, SIGSTOP, the faults a thread
- * causes itself (SIGSEGV, SIGBUS, SIGFPE, SIGILL) and numbers out of range. */
+ * causes itself (SIGSEGV, SIGBUS, SIGFPE, SIGILL) and numbers out of range; a signal
+ * whose handler the C library refuses (glibc keeps 32 and 33) gives its -errno, and
+ * the set is refused whole: the handlers taken for the others are given back. */
 int plait_signals_create(plait_signals **watcher, const int *signals, size_t n);
 /* The next delivery not yet taken: its signal number (> 0), lowest-numbered first,
  * or -ETIMEDOUT, -ECANCELED. */

@@ -1,7 +1,8 @@
 /* test_signal_edges.c — signal watchers at their edges: a delivery made before a wait
  * with a past deadline, queued real-time signals counted one by one, a watcher per
  * scheduler, SIGCHLD beside a process pool whose workers crash, a cancelled plait
- * thread's wait, watchers made and destroyed while signals stream in. */
+ * thread's wait, watchers made and destroyed while signals stream in, a set refused
+ * part-way (its handlers given back). */
 #define _GNU_SOURCE 1
 #include "helpers.h"
 
@@ -214,8 +215,34 @@ TEST(watchers_churn_while_signals_stream)
     CHECK_EQ(plait_signals_destroy(keep), 0);
 }
 
+static void first_handler(int sig) { (void)sig; }
+
+/* A set the kernel refuses part of (glibc keeps signal 32 for itself: its sigaction
+ * says EINVAL) is refused whole: the handlers it had put in before that one are taken
+ * out again, the program's own back, and a later watcher of them works. */
+TEST(a_set_refused_part_way_gives_back_what_it_took)
+{
+    struct sigaction mine = {.sa_handler = first_handler}, now;
+    sigemptyset(&mine.sa_mask);
+    CHECK_EQ(sigaction(SIGUSR2, &mine, NULL), 0);
+    plait_signals *w = NULL;
+    int set[] = {SIGUSR2, 32};
+    CHECK_EQ(plait_signals_create(&w, set, 2), -EINVAL);
+    CHECK(w == NULL);
+    CHECK_EQ(sigaction(SIGUSR2, NULL, &now), 0);
+    CHECK(now.sa_handler == first_handler);
+    CHECK_EQ(plait_signals_create(&w, set, 1), 0);
+    CHECK_EQ(raise(SIGUSR2), 0);
+    CHECK_EQ(plait_signals_wait(w, 0), SIGUSR2);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+    CHECK_EQ(sigaction(SIGUSR2, NULL, &now), 0);
+    CHECK(now.sa_handler == first_handler);
+    signal(SIGUSR2, SIG_DFL);
+}
+
 RUN_TESTS(CASE(a_delivery_before_a_past_deadline_wait),
           CASE(a_delivery_before_a_past_deadline_wait_coroutine),
           CASE(queued_realtime_signals_each_count), CASE(a_watcher_per_scheduler),
           CASE(sigchld_watched_beside_a_crashing_pool), CASE(a_cancelled_plait_thread_wait),
-          CASE(watchers_churn_while_signals_stream))
+          CASE(watchers_churn_while_signals_stream),
+          CASE(a_set_refused_part_way_gives_back_what_it_took))
