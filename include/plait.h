@@ -291,8 +291,9 @@ int plait_mutex_destroy(plait_mutex *mutex);
  * plait_run, which returns only once the scheduler's coroutines have ended). */
 int plait_mutex_lock(plait_mutex *mutex, int64_t deadline);
 /* -EPERM when the caller is not the owner.  Wakes the first waiter; a running locker
- * may take the mutex first (the waiter then stays first in the queue), except from a
- * waiter that has waited over 1 ms, which is handed it (docs/API.md). */
+ * may take the mutex first (the waiter then keeps its place in the queue, before every
+ * waiter that came after it), except from a waiter that has waited over 1 ms, which is
+ * handed it (docs/API.md). */
 int plait_mutex_unlock(plait_mutex *mutex);
 
 /* Condition variable used with a plait_mutex. */

@@ -328,11 +328,12 @@ void plait__wait_node_withdraw(plait__wait_node *node);
  * into q, unlock, block, unlink.  Returns the outcome; lock is not held on return. */
 int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
                    bool cancellable, const char *what, const void *object);
-/* The same, linked at the head of q: a waiter woken to try again that found the object
- * taken by a caller that never waited keeps its place before those that came later
- * (mutex.c). */
-int plait__wait_on_first(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
-                         bool cancellable, const char *what, const void *object);
+/* The same, linked just before before, a node of q (NULL: at the tail): a waiter woken
+ * to try again that found the object taken by a caller that never waited goes back to
+ * its place among the others, before those that came later (mutex.c). */
+int plait__wait_on_before(plait__waitq *q, plait__spinlock *lock, void *data,
+                          int64_t deadline, bool cancellable, const char *what,
+                          const void *object, plait__wait_node *before);
 /* The same (cancellable, no data) for a wait on work done by tasks: a pool task that
  * waits runs queued tasks meanwhile, as a join does, so that it cannot starve its
  * pool of the tasks it waits for. */

@@ -31,6 +31,7 @@ struct plait_mutex {
     plait__waitq waiters; /* node data: the waiter's lock_request */
     unsigned retrying;    /* waiters told to try again that have not come back yet, and
                              condition waiters (each locks it again before it returns) */
+    uint64_t arrivals;    /* first waits so far: each waiter's ticket (lock_request) */
 };
 
 struct plait_cond {
@@ -63,10 +64,13 @@ int plait_mutex_destroy(plait_mutex *m)
 enum { SPIN_ROUNDS = 8, SPIN_PAUSES = 32 };
 
 /* A waiter's node data: who it is, and since when it has waited (its first wait):
- * the unlock hands the mutex over to one that has waited over STARVING_NS by then. */
+ * the unlock hands the mutex over to one that has waited over STARVING_NS by then; and
+ * its place in the order of arrival (its ticket, from its first wait; 0 before), which
+ * the queue keeps. */
 typedef struct lock_request {
     uint64_t self;
     int64_t since;
+    uint64_t ticket;
 } lock_request;
 
 /* The outcomes of a wait: the mutex was handed over, or the waiter should try again. */
@@ -75,7 +79,7 @@ enum { HANDED_OVER = 0, TRY_AGAIN = 1 };
 /* came_back: the caller is counted in `retrying` (a condition waiter). */
 static int mutex_lock(plait_mutex *m, int64_t deadline, bool cancellable, bool came_back)
 {
-    lock_request request = {plait__self(), 0};
+    lock_request request = {plait__self(), 0, 0};
     bool spin = !plait__coro_current();
     for (int round = 0;; round++) {
         plait__spin_lock(&m->lock);
@@ -101,14 +105,26 @@ static int mutex_lock(plait_mutex *m, int64_t deadline, bool cancellable, bool c
             continue;
         }
         /* A waiter the unlock woke to try again (the first in the queue) that a running
-         * locker beat to the mutex waits again at the head, as with Go's sync.Mutex:
+         * locker beat to the mutex waits again in its place, as with Go's sync.Mutex:
          * behind the waiters that came after it, the next unlock would wake one of
-         * those first.  (Its first wait's time stays, for the hand-over.) */
-        bool woken = request.since != 0;
-        if (!woken)
+         * those first.  Its place, not the head: two unlocks, each beaten by a running
+         * locker, wake two waiters, and the second to come back must not go before the
+         * first.  The queue is in ticket order (a first wait goes at the tail with the
+         * highest yet), so the place is before the first node with a later ticket; the
+         * data of a node claimed elsewhere is still there to read, as its waiter has yet
+         * to take this lock to unlink it.  (Its first wait's time stays too, for the
+         * hand-over.) */
+        plait__wait_node *before = NULL;
+        if (request.ticket) {
+            before = m->waiters.head;
+            while (before && ((const lock_request *)before->data)->ticket < request.ticket)
+                before = before->next;
+        } else {
             request.since = plait_now();
-        int r = (woken ? plait__wait_on_first : plait__wait_on)(
-            &m->waiters, &m->lock, &request, deadline, cancellable, "mutex", m);
+            request.ticket = ++m->arrivals;
+        }
+        int r = plait__wait_on_before(&m->waiters, &m->lock, &request, deadline, cancellable,
+                                      "mutex", m, before);
         if (r != TRY_AGAIN)
             return r; /* HANDED_OVER (0) or an error */
         came_back = true;

@@ -71,36 +71,31 @@ int plait__check_cancel(void)
     return 0;
 }
 
-void plait__waitq_push(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
-                       plait__waiter *w, int index, void *data)
+/* Link node into q just before at, a node of q (NULL: at the tail). */
+static void waitq_insert(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
+                         plait__waiter *w, int index, void *data, plait__wait_node *at)
 {
     node->waiter = w;
     node->queue = q;
     node->lock = lock;
     node->index = index;
     node->data = data;
-    node->next = NULL;
-    node->prev = q->tail;
-    if (q->tail)
-        q->tail->next = node;
+    node->next = at;
+    node->prev = at ? at->prev : q->tail;
+    if (node->prev)
+        node->prev->next = node;
     else
         q->head = node;
-    q->tail = node;
+    if (at)
+        at->prev = node;
+    else
+        q->tail = node;
 }
 
-/* The same, at the head of q. */
-static void waitq_push_front(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
-                             plait__waiter *w, void *data)
+void plait__waitq_push(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
+                       plait__waiter *w, int index, void *data)
 {
-    plait__waitq_push(q, lock, node, w, 0, data);
-    if (q->head == node)
-        return;
-    node->prev->next = NULL; /* from the tail to the head */
-    q->tail = node->prev;
-    node->prev = NULL;
-    node->next = q->head;
-    q->head->prev = node;
-    q->head = node;
+    waitq_insert(q, lock, node, w, index, data, NULL);
 }
 
 static void waitq_unlink(plait__waitq *q, plait__wait_node *node)
@@ -323,10 +318,10 @@ int plait__waiter_block(plait__waiter *w, int64_t deadline)
 }
 
 /* plait__wait_on; with `helps` plait__wait_on_helping, with `locked`
- * plait__wait_on_keep_lock, with `front` plait__wait_on_first (internal.h). */
+ * plait__wait_on_keep_lock, with `before` plait__wait_on_before (internal.h). */
 static int wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
                    bool cancellable, const char *what, const void *object, bool helps,
-                   bool *locked, bool front)
+                   bool *locked, plait__wait_node *before)
 {
     int r = 0;
     if (cancellable && plait__check_cancel() < 0)
@@ -346,10 +341,7 @@ static int wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t d
     w.cancellable = cancellable;
     if (helps && !w.coro)
         w.helper = plait__worker_helping(); /* a pool task runs others while it waits */
-    if (front)
-        waitq_push_front(q, lock, &node, &w, data);
-    else
-        plait__waitq_push(q, lock, &node, &w, 0, data);
+    waitq_insert(q, lock, &node, &w, 0, data, before);
     plait__spin_unlock(lock);
     r = plait__waiter_block(&w, deadline);
     bool through_node = node.index == w.index;
@@ -369,26 +361,27 @@ static int wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t d
 int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
                    bool cancellable, const char *what, const void *object)
 {
-    return wait_on(q, lock, data, deadline, cancellable, what, object, false, NULL, false);
+    return wait_on(q, lock, data, deadline, cancellable, what, object, false, NULL, NULL);
 }
 
-int plait__wait_on_first(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
-                         bool cancellable, const char *what, const void *object)
+int plait__wait_on_before(plait__waitq *q, plait__spinlock *lock, void *data,
+                          int64_t deadline, bool cancellable, const char *what,
+                          const void *object, plait__wait_node *before)
 {
-    return wait_on(q, lock, data, deadline, cancellable, what, object, false, NULL, true);
+    return wait_on(q, lock, data, deadline, cancellable, what, object, false, NULL, before);
 }
 
 int plait__wait_on_helping(plait__waitq *q, plait__spinlock *lock, int64_t deadline,
                            const char *what, const void *object)
 {
-    return wait_on(q, lock, NULL, deadline, true, what, object, true, NULL, false);
+    return wait_on(q, lock, NULL, deadline, true, what, object, true, NULL, NULL);
 }
 
 int plait__wait_on_keep_lock(plait__waitq *q, plait__spinlock *lock, void *data,
                              int64_t deadline, bool cancellable, const char *what,
                              const void *object, bool *locked)
 {
-    return wait_on(q, lock, data, deadline, cancellable, what, object, false, locked, false);
+    return wait_on(q, lock, data, deadline, cancellable, what, object, false, locked, NULL);
 }
 
 static PLAIT_TLS uint64_t thread_identity;
