@@ -741,6 +741,16 @@ again:;
 
 int plait_wait_fd(int fd, int events, int64_t deadline)
 {
+    /* What the wait needs (the scheduler's poller, the thread's wake-up eventfd) is made
+     * first, as for a read or write (plait__fd_call_begin): a caller's first wait would
+     * otherwise make it here, at the lowest number free, which may be fd, closed just
+     * before: the wait was then on plait's own descriptor (timed out, or "readable" when
+     * the scheduler was woken), not -EBADF. */
+    plait__fd_call call;
+    plait__fd_call_open(&call, fd, false);
+    int begun = plait__fd_call_begin(&call);
+    if (begun < 0)
+        return begun;
     return wait_fd(fd, events, deadline, false, NULL);
 }
 

@@ -1,0 +1,347 @@
+/*
+ * test_socket_edges.c — sockets and the two pollers at their edges (review "sock"):
+ * datagrams cut or too big, Unix paths at the length limit, connects refused or past
+ * their deadline, whole-buffer calls that end early (their progress reported), shut
+ * down sockets, waits on descriptors that are not open, and plait_close of a socket
+ * another coroutine waits on.  Each scenario runs in a coroutine and on a plain thread;
+ * the file runs once per poller (PLAIT_POLLER=io_uring and =epoll, tests/CMakeLists.txt).
+ */
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Run fn(arg) in a coroutine and on this thread; neither leaves a descriptor open.  The
+ * first wait on a thread makes its wake-up eventfd, which it keeps: made before. */
+static void both_ways(plait_fn fn, void *arg)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK_EQ(plait_wait_fd(sv[0], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    close(sv[0]);
+    close(sv[1]);
+    int before = count_fds();
+    check_run(fn, arg);
+    CHECK_EQ(count_fds(), before);
+    fn(arg);
+    CHECK_EQ(count_fds(), before);
+}
+
+/* The caller's first wait makes what its waits need (a scheduler's poller, a thread's
+ * wake-up eventfd): made here, before descriptors are counted. */
+static void warm_up(void)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK_EQ(plait_wait_fd(sv[0], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static int udp_on(const char *host, plait_addr *a)
+{
+    CHECK_EQ(plait_addr_ip(a, host, 0), 0);
+    int fd = plait_udp_bind(a);
+    CHECK(fd >= 0);
+    CHECK_EQ(plait_local_addr(fd, a), 0);
+    return fd;
+}
+
+static void tcp_pair(int *c, int *s)
+{
+    plait_addr a;
+    CHECK_EQ(plait_addr_ip(&a, "127.0.0.1", 0), 0);
+    int l = plait_listen(&a, 0);
+    CHECK(l >= 0);
+    CHECK_EQ(plait_local_addr(l, &a), 0);
+    *c = plait_connect(&a, SOON());
+    CHECK(*c >= 0);
+    *s = plait_accept(l, NULL, SOON());
+    CHECK(*s >= 0);
+    CHECK_EQ(plait_close(l), 0);
+}
+
+/* ---- datagrams ---- */
+
+static void *datagram_edges_s(void *arg)
+{
+    (void)arg;
+    plait_addr a, b, from;
+    int x = udp_on("127.0.0.1", &a), y = udp_on("127.0.0.1", &b);
+    char big[100], small[10];
+    for (int i = 0; i < 100; i++)
+        big[i] = (char)i;
+    /* cut to the buffer; the rest of that datagram is gone, the next is whole */
+    CHECK_EQ(plait_sendto(x, big, sizeof big, &b, SOON()), (ssize_t)sizeof big);
+    CHECK_EQ(plait_sendto(x, big + 1, 5, &b, SOON()), 5);
+    CHECK_EQ(plait_recvfrom(y, small, sizeof small, &from, SOON()), (ssize_t)sizeof small);
+    CHECK_EQ(memcmp(small, big, sizeof small), 0);
+    CHECK_EQ(plait_addr_port(&from), plait_addr_port(&a));
+    CHECK_EQ(plait_recvfrom(y, small, sizeof small, &from, SOON()), 5);
+    CHECK_EQ(memcmp(small, big + 1, 5), 0);
+    /* an empty datagram is one */
+    CHECK_EQ(plait_sendto(x, big, 0, &b, SOON()), 0);
+    memset(&from, 0, sizeof from);
+    CHECK_EQ(plait_recvfrom(y, small, sizeof small, &from, SOON()), 0);
+    CHECK_EQ(plait_addr_port(&from), plait_addr_port(&a));
+    /* too big for UDP: at once, nothing sent */
+    static char huge[70000];
+    int64_t start = plait_now();
+    CHECK_EQ(plait_sendto(x, huge, sizeof huge, &b, SOON()), -EMSGSIZE);
+    CHECK_EQ(plait_sendto(x, huge, (size_t)SSIZE_MAX + 1, &b, SOON()), -EMSGSIZE);
+    CHECK_PROMPT(start);
+    CHECK_EQ(plait_recvfrom(y, small, sizeof small, NULL, 0), -ETIMEDOUT);
+    /* bad buffers */
+    CHECK_EQ(plait_sendto(x, NULL, 1, &b, SOON()), -EINVAL);
+    CHECK_EQ(plait_recvfrom(y, NULL, 1, NULL, SOON()), -EINVAL);
+    /* no address on a socket not connected */
+    CHECK_EQ(plait_sendto(x, big, 1, NULL, SOON()), -EDESTADDRREQ);
+    CHECK_EQ(plait_close(x), 0);
+    CHECK_EQ(plait_close(y), 0);
+    return NULL;
+}
+
+TEST(datagram_edges) { both_ways(datagram_edges_s, NULL); }
+
+/* ---- Unix paths at the limit ---- */
+
+static void *unix_path_limit_s(void *arg)
+{
+    (void)arg;
+    char dir[] = "/tmp/plait-rs-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[200];
+    size_t n = strlen(dir);
+    memcpy(path, dir, n);
+    path[n++] = '/';
+    while (n < 107)
+        path[n++] = 'p';
+    path[n] = '\0';
+    plait_addr a;
+    CHECK_EQ(plait_addr_unix(&a, path), 0); /* 107 bytes and the NUL: fits */
+    int l = plait_listen(&a, 0);
+    CHECK(l >= 0);
+    int c = plait_unix_connect(path, SOON());
+    CHECK(c >= 0);
+    plait_addr peer;
+    int s = plait_accept(l, &peer, SOON());
+    CHECK(s >= 0);
+    plait_addr local;
+    CHECK_EQ(plait_local_addr(l, &local), 0);
+    char text[PLAIT_ADDR_STRLEN];
+    CHECK_EQ(plait_addr_format(&local, text, sizeof text), 107);
+    CHECK_EQ(strcmp(text, path), 0);
+    CHECK_EQ(plait_addr_format(&peer, text, sizeof text), 0); /* unnamed */
+    plait_close(s);
+    plait_close(c);
+    plait_close(l);
+    unlink(path);
+    path[107] = 'p';
+    path[108] = '\0';
+    CHECK_EQ(plait_addr_unix(&a, path), -ENAMETOOLONG);
+    CHECK_EQ(plait_unix_listen(path, 0), -ENAMETOOLONG);
+    CHECK_EQ(plait_unix_connect(path, SOON()), -ENAMETOOLONG);
+    CHECK_EQ(rmdir(dir), 0);
+    return NULL;
+}
+
+TEST(unix_path_limit) { both_ways(unix_path_limit_s, NULL); }
+
+/* ---- connects that fail ---- */
+
+static void *connect_failures_s(void *arg)
+{
+    (void)arg;
+    plait_addr a;
+    CHECK_EQ(plait_addr_ip(&a, "127.0.0.1", 0), 0);
+    int l = plait_listen(&a, 0);
+    CHECK_EQ(plait_local_addr(l, &a), 0);
+    CHECK_EQ(plait_close(l), 0); /* nobody listens there now */
+    warm_up();
+    int before = count_fds();
+    CHECK_EQ(plait_connect(&a, SOON()), -ECONNREFUSED);
+    CHECK_EQ(plait_connect(&a, 0), -ECONNREFUSED); /* refused at once: not a timeout */
+    CHECK_EQ(count_fds(), before);
+    /* a listener there and a deadline past: connected at once (loopback) or timed out */
+    l = plait_listen(&a, 0);
+    CHECK(l >= 0);
+    int c = plait_connect(&a, plait_now() - PLAIT_SEC);
+    CHECK(c >= 0 || c == -ETIMEDOUT);
+    if (c >= 0)
+        CHECK_EQ(plait_close(c), 0);
+    CHECK_EQ(plait_close(l), 0);
+    CHECK_EQ(count_fds(), before);
+    return NULL;
+}
+
+TEST(connect_failures) { both_ways(connect_failures_s, NULL); }
+
+/* ---- whole-buffer calls that end early ---- */
+
+static void *whole_buffer_progress_s(void *arg)
+{
+    (void)arg;
+    int c, s;
+    tcp_pair(&c, &s);
+    char buf[10] = {0};
+    CHECK_EQ(plait_write(c, "abc", 3, SOON()), 3);
+    size_t done = 99;
+    int64_t start = plait_now();
+    CHECK_EQ(plait_read_exactly(s, buf, sizeof buf, &done, plait_deadline_in(50 * PLAIT_MS)),
+             -ETIMEDOUT);
+    CHECK_TOOK(start, 50 * PLAIT_MS);
+    CHECK_EQ(done, 3);
+    CHECK_EQ(memcmp(buf, "abc", 3), 0);
+    CHECK_EQ(plait_write(c, "defghij", 7, SOON()), 7);
+    CHECK_EQ(plait_read_exactly(s, buf + 3, 7, &done, SOON()), 0);
+    CHECK_EQ(done, 7);
+    CHECK_EQ(memcmp(buf, "abcdefghij", 10), 0);
+    /* end of file after 2 of 5 */
+    CHECK_EQ(plait_write(c, "kl", 2, SOON()), 2);
+    CHECK_EQ(plait_shutdown(c, SHUT_WR), 0);
+    CHECK_EQ(plait_read_exactly(s, buf, 5, &done, SOON()), -ENODATA);
+    CHECK_EQ(done, 2);
+    /* written after a shutdown: -EPIPE, nothing moved */
+    CHECK_EQ(plait_write_all(c, "x", 1, &done, SOON()), -EPIPE);
+    CHECK_EQ(done, 0);
+    CHECK_EQ(plait_write(c, "x", 1, SOON()), -EPIPE);
+    /* read after a shutdown for reading: end of file, at once */
+    CHECK_EQ(plait_shutdown(s, SHUT_RD), 0);
+    start = plait_now();
+    CHECK_EQ(plait_read(s, buf, 1, SOON()), 0);
+    CHECK_PROMPT(start);
+    CHECK_EQ(plait_close(c), 0);
+    CHECK_EQ(plait_close(s), 0);
+    return NULL;
+}
+
+TEST(whole_buffer_progress) { both_ways(whole_buffer_progress_s, NULL); }
+
+/* ---- waits on what is not open ---- */
+
+static void *waits_on_nothing_s(void *arg)
+{
+    (void)arg;
+    warm_up();
+    int p[2];
+    CHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    int closed = p[0];
+    CHECK_EQ(plait_close(p[0]), 0);
+    CHECK_EQ(plait_close(p[1]), 0);
+    CHECK_EQ(plait_wait_fd(-1, PLAIT_READABLE, SOON()), -EBADF);
+    CHECK_EQ(plait_wait_fd(-5, PLAIT_WRITABLE, 0), -EBADF);
+    CHECK_EQ(plait_wait_fd(closed, PLAIT_READABLE, SOON()), -EBADF);
+    CHECK_EQ(plait_wait_fd(closed, PLAIT_READABLE, 0), -EBADF);
+    CHECK_EQ(plait_wait_fd(100000, PLAIT_READABLE, SOON()), -EBADF);
+    char b;
+    CHECK_EQ(plait_read(-1, &b, 1, SOON()), -EBADF);
+    CHECK_EQ(plait_write(-1, &b, 1, SOON()), -EBADF);
+    CHECK_EQ(plait_recvfrom(-1, &b, 1, NULL, SOON()), -EBADF);
+    CHECK_EQ(plait_sendto(-1, &b, 1, NULL, SOON()), -EBADF);
+    CHECK_EQ(plait_close(-1), -EBADF);
+    CHECK_EQ(plait_close(closed), -EBADF);
+    return NULL;
+}
+
+TEST(waits_on_nothing) { both_ways(waits_on_nothing_s, NULL); }
+
+/* ---- a first wait on a number closed just before ---- */
+
+/* A thread's first wait makes its wake-up eventfd, a scheduler's first wait its poller
+ * (an eventfd, an epoll or io_uring instance): each takes the lowest number free, the
+ * one the caller has just closed.  plait_wait_fd on that number then waited on plait's
+ * own descriptor, until its deadline (or said "readable" once the scheduler was woken),
+ * where a read or write says -EBADF (plait__fd_call_begin). */
+typedef struct {
+    int r;
+    int64_t took;
+} first_wait;
+
+static void *wait_on_the_number_just_closed(void *arg)
+{
+    first_wait *f = arg;
+    int p[2];
+    CHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    int closed = p[0] < p[1] ? p[0] : p[1]; /* the lowest number free once both close */
+    CHECK_EQ(close(p[0]), 0);
+    CHECK_EQ(close(p[1]), 0);
+    int64_t start = plait_now();
+    f->r = plait_wait_fd(closed, PLAIT_READABLE, plait_deadline_in(2 * PLAIT_SEC));
+    f->took = plait_now() - start;
+    return NULL;
+}
+
+static void *fresh_thread_waits(void *arg)
+{
+    first_wait *f = arg;
+    if (f->r) /* in a coroutine, whose scheduler has no poller yet */
+        CHECK_EQ(plait_run(wait_on_the_number_just_closed, f, NULL), 0);
+    else /* on a thread that has no wake-up descriptor yet */
+        wait_on_the_number_just_closed(f);
+    return NULL;
+}
+
+static void first_wait_case(bool in_coroutine)
+{
+    int before = count_fds();
+    first_wait f = {.r = in_coroutine};
+    pthread_t th;
+    thread_start(&th, fresh_thread_waits, &f);
+    thread_join(th);
+    CHECK_EQ(f.r, -EBADF);
+    CHECK(f.took < PLAIT_SEC);
+    CHECK_EQ(count_fds(), before);
+}
+
+TEST(first_wait_of_a_thread_on_a_number_just_closed) { first_wait_case(false); }
+TEST(first_wait_of_a_scheduler_on_a_number_just_closed) { first_wait_case(true); }
+
+/* ---- options ---- */
+
+static void *option_edges_s(void *arg)
+{
+    (void)arg;
+    int c, s;
+    tcp_pair(&c, &s);
+    int v = -1;
+    CHECK_EQ(plait_socket_set(c, (enum plait_sockopt)0, 1), -EINVAL);
+    CHECK_EQ(plait_socket_set(c, (enum plait_sockopt)99, 1), -EINVAL);
+    CHECK_EQ(plait_socket_set(c, PLAIT_NODELAY, -1), -EINVAL);
+    CHECK_EQ(plait_socket_get(c, PLAIT_NODELAY, NULL), -EINVAL);
+    CHECK_EQ(plait_socket_get(c, (enum plait_sockopt)99, &v), -EINVAL);
+    CHECK_EQ(plait_socket_set(c, PLAIT_KEEPALIVE, 40000), -EINVAL);
+    CHECK_EQ(plait_socket_get(c, PLAIT_KEEPALIVE, &v), 0);
+    CHECK_EQ(v, 0);
+    CHECK_EQ(plait_socket_set(c, PLAIT_KEEPALIVE, 30), 0);
+    CHECK_EQ(plait_socket_get(c, PLAIT_KEEPALIVE, &v), 0);
+    CHECK_EQ(v, 30);
+    CHECK_EQ(plait_socket_set(c, PLAIT_NODELAY, 7), 0);
+    CHECK_EQ(plait_socket_get(c, PLAIT_NODELAY, &v), 0);
+    CHECK_EQ(v, 1);
+    CHECK_EQ(plait_socket_set(-1, PLAIT_RCVBUF, 1), -EBADF);
+    CHECK_EQ(plait_socket_set(-1, PLAIT_NODELAY, 1), -EBADF);
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+    CHECK_EQ(plait_socket_set(p[0], PLAIT_RCVBUF, 1), -ENOTSOCK);
+    CHECK_EQ(plait_socket_get(p[0], PLAIT_NODELAY, &v), -ENOTSOCK);
+    close(p[0]);
+    close(p[1]);
+    plait_addr a;
+    int u = udp_on("127.0.0.1", &a);
+    CHECK_EQ(plait_socket_set(u, PLAIT_NODELAY, 1), -ENOPROTOOPT);
+    CHECK_EQ(plait_socket_set(u, PLAIT_KEEPALIVE, 1), -ENOPROTOOPT);
+    CHECK_EQ(plait_close(u), 0);
+    CHECK_EQ(plait_close(c), 0);
+    CHECK_EQ(plait_close(s), 0);
+    return NULL;
+}
+
+TEST(option_edges) { both_ways(option_edges_s, NULL); }
+
+RUN_TESTS(CASE(datagram_edges), CASE(unix_path_limit), CASE(connect_failures),
+          CASE(whole_buffer_progress), CASE(waits_on_nothing), CASE(option_edges),
+          CASE(first_wait_of_a_thread_on_a_number_just_closed),
+          CASE(first_wait_of_a_scheduler_on_a_number_just_closed))
