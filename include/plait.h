@@ -812,7 +812,8 @@ int plait_unix_connect(const char *path, int64_t deadline);
 
 /* shutdown(2): how is SHUT_RD, SHUT_WR or SHUT_RDWR.  Waiting readers of the socket
  * see end of file (a datagram socket's too, once its queued datagrams are taken), and
- * waiting accepts of a listener shut down for reading -EINVAL.  0 or -errno. */
+ * waiting accepts of a listener shut down for reading -EINVAL.  0 or -errno (0 for an
+ * unconnected datagram socket too, which Linux shuts down though it says ENOTCONN). */
 int plait_shutdown(int fd, int how);
 
 /* A UDP socket bound to addr (port 0: any port); for an IPv6 address it takes IPv4

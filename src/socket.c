@@ -585,7 +585,18 @@ int plait_shutdown(int fd, int how)
 {
     if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
         return -EINVAL;
-    return shutdown(fd, how) < 0 ? -errno : 0;
+    if (shutdown(fd, how) == 0)
+        return 0;
+    int e = errno;
+    /* Linux shuts an unconnected datagram socket down all the same (its receivers read
+     * end of file, a waiting one is woken) and then says ENOTCONN: every UDP socket
+     * plait makes is one (plait_udp_bind).  Done, as for a connected one. */
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (e == ENOTCONN && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+        type == SOCK_DGRAM)
+        return 0;
+    return -e;
 }
 
 int plait_local_addr(int fd, plait_addr *out)

@@ -248,6 +248,66 @@ static void *waits_on_nothing_s(void *arg)
 
 TEST(waits_on_nothing) { both_ways(waits_on_nothing_s, NULL); }
 
+/* ---- shutting a UDP socket down ---- */
+
+/* Every UDP socket plait makes is unconnected (plait_udp_bind), and Linux shuts such a
+ * socket down all the same (its receivers read end of file, a waiting one is woken, as
+ * plait_shutdown promises) but says ENOTCONN: plait_shutdown returned -ENOTCONN for a
+ * shutdown that was made.  A connected one said 0. */
+static ssize_t waiting_receiver_got;
+
+static void *waiting_receiver(void *arg)
+{
+    int fd = *(int *)arg;
+    char b[8];
+    waiting_receiver_got = plait_recvfrom(fd, b, sizeof b, NULL, SOON());
+    return NULL;
+}
+
+static void *udp_shutdown_s(void *arg)
+{
+    (void)arg;
+    plait_addr a, b, from;
+    int x = udp_on("127.0.0.1", &a), y = udp_on("127.0.0.1", &b);
+    CHECK_EQ(plait_sendto(x, "abc", 3, &b, SOON()), 3);
+    CHECK_EQ(plait_shutdown(y, SHUT_RD), 0);
+    char buf[8];
+    CHECK_EQ(plait_recvfrom(y, buf, sizeof buf, &from, SOON()), 3); /* queued before */
+    int64_t start = plait_now();
+    CHECK_EQ(plait_recvfrom(y, buf, sizeof buf, &from, SOON()), 0); /* then end of file */
+    CHECK_EQ(from.len, 0);
+    CHECK_PROMPT(start);
+    CHECK_EQ(plait_shutdown(x, SHUT_WR), 0);
+    CHECK_EQ(plait_shutdown(x, SHUT_RDWR), 0);
+    CHECK_EQ(plait_shutdown(x, 7), -EINVAL);
+    if (plait_in_coroutine()) { /* a receiver that waits is woken, and reads end of file */
+        int z = udp_on("127.0.0.1", &a);
+        plait_task t;
+        waiting_receiver_got = 99;
+        CHECK_EQ(plait_spawn(&t, waiting_receiver, &z), 0);
+        CHECK_EQ(plait_yield(), 0); /* it runs until it waits */
+        start = plait_now();
+        CHECK_EQ(plait_shutdown(z, SHUT_RD), 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        CHECK_EQ(waiting_receiver_got, 0);
+        CHECK_PROMPT(start);
+        CHECK_EQ(plait_close(z), 0);
+    }
+    /* a stream socket not connected is still -ENOTCONN */
+    CHECK_EQ(plait_addr_ip(&a, "127.0.0.1", 0), 0);
+    int l = plait_listen(&a, 0);
+    CHECK(l >= 0);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_EQ(plait_shutdown(s, SHUT_RD), -ENOTCONN);
+    close(s);
+    CHECK_EQ(plait_close(l), 0);
+    CHECK_EQ(plait_close(x), 0);
+    CHECK_EQ(plait_close(y), 0);
+    return NULL;
+}
+
+TEST(udp_shutdown) { both_ways(udp_shutdown_s, NULL); }
+
 /* ---- a first wait on a number closed just before ---- */
 
 /* A thread's first wait makes its wake-up eventfd, a scheduler's first wait its poller
@@ -344,4 +404,4 @@ TEST(option_edges) { both_ways(option_edges_s, NULL); }
 RUN_TESTS(CASE(datagram_edges), CASE(unix_path_limit), CASE(connect_failures),
           CASE(whole_buffer_progress), CASE(waits_on_nothing), CASE(option_edges),
           CASE(first_wait_of_a_thread_on_a_number_just_closed),
-          CASE(first_wait_of_a_scheduler_on_a_number_just_closed))
+          CASE(first_wait_of_a_scheduler_on_a_number_just_closed), CASE(udp_shutdown))
