@@ -750,7 +750,8 @@ int plait_addr_ip(plait_addr *out, const char *host, int port);
 /* A Unix socket path; -ENAMETOOLONG when it does not fit, -EINVAL for an empty one. */
 int plait_addr_unix(plait_addr *out, const char *path);
 /* "1.2.3.4:80", "[::1]:80", "[fe80::1%eth0]:80" (the scope id: the interface's name,
- * or its number where no interface has it, as getnameinfo(NI_NUMERICHOST) writes it)
+ * or its number where no interface has it, as getnameinfo(NI_NUMERICHOST) writes it,
+ * or where the name is all digits, which would parse back as another index)
  * or the path, into buf: its length, -ENOSPC when cap is too small, -EINVAL for an
  * unknown family.  The text of an IP address, less its ":port", parses back to it with
  * plait_addr_ip.  A buffer of PLAIT_ADDR_STRLEN bytes takes any address. */

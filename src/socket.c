@@ -203,7 +203,9 @@ int plait_addr_format(const plait_addr *addr, char *buf, size_t cap)
         char name[IF_NAMESIZE]; /* "%name", or "%index" where none has it */
         if (id) {
             plait__text_str(&t, "%");
-            if (if_indextoname(id, name))
+            /* a name of digits only (an interface may be named "7") would parse back as
+             * that index (plait_addr_ip): the index then */
+            if (if_indextoname(id, name) && strspn(name, "0123456789") != strlen(name))
                 plait__text_str(&t, name);
             else
                 plait__text_uint(&t, id);

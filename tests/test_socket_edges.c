@@ -6,10 +6,13 @@
  * another coroutine waits on.  Each scenario runs in a coroutine and on a plain thread;
  * the file runs once per poller (PLAIT_POLLER=io_uring and =epoll, tests/CMakeLists.txt).
  */
-#include "helpers.h"
+#include "fork_child.h"
 
 #include <fcntl.h>
 #include <limits.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -359,6 +362,64 @@ static void first_wait_case(bool in_coroutine)
 TEST(first_wait_of_a_thread_on_a_number_just_closed) { first_wait_case(false); }
 TEST(first_wait_of_a_scheduler_on_a_number_just_closed) { first_wait_case(true); }
 
+/* ---- a scope whose interface's name is all digits ---- */
+
+/* plait_addr_format writes a scope by its interface's name, and plait_addr_ip reads a
+ * scope of digits as an index: an interface named "7" (legal, if rare) made
+ * "[fe80::1%7]" of the scope of index 1, which parsed back to index 7, not the same
+ * scope as promised.  In a network namespace of its own (a user namespace gives the
+ * right to rename), the loopback (index 1) is named "7". */
+static void rename_loopback_and_format(void)
+{
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0 && unshare(CLONE_NEWNET) < 0)
+        _exit(77); /* no namespace to be had here */
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+    snprintf(ifr.ifr_newname, sizeof ifr.ifr_newname, "7");
+    if (s < 0 || ioctl(s, SIOCSIFNAME, &ifr) < 0)
+        _exit(77);
+    close(s);
+    unsigned index = if_nametoindex("7");
+    CHECK(index > 0 && index != 7);
+    char host[32], text[PLAIT_ADDR_STRLEN];
+    snprintf(host, sizeof host, "fe80::1%%%u", index);
+    plait_addr a, back;
+    CHECK_EQ(plait_addr_ip(&a, host, 80), 0);
+    CHECK_EQ(a.u.in6.sin6_scope_id, index);
+    int n = plait_addr_format(&a, text, sizeof text);
+    CHECK(n > 0);
+    fprintf(stderr, "  scope of index %u, named \"7\": %s\n", index, text);
+    /* less its ":80", the text parses back to the same scope */
+    if (n > 3)
+        text[n - 3] = '\0';
+    CHECK_EQ(plait_addr_ip(&back, text, 80), 0);
+    CHECK_EQ(back.u.in6.sin6_scope_id, index);
+    /* a name that is not all digits is still written as the name */
+    s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "7");
+    snprintf(ifr.ifr_newname, sizeof ifr.ifr_newname, "7a");
+    CHECK_EQ(ioctl(s, SIOCSIFNAME, &ifr), 0);
+    close(s);
+    CHECK(plait_addr_format(&a, text, sizeof text) > 0);
+    CHECK(strstr(text, "%7a]") != NULL);
+    child_exit();
+}
+
+TEST(scope_of_an_interface_named_by_digits_parses_back)
+{
+    pid_t pid = fork_child(true);
+    if (pid == 0)
+        rename_loopback_and_format();
+    int status = reap_within(pid, 10);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+        CHECK_SKIP("no network namespace of its own to be had");
+        return;
+    }
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
 /* ---- options ---- */
 
 static void *option_edges_s(void *arg)
@@ -404,4 +465,5 @@ TEST(option_edges) { both_ways(option_edges_s, NULL); }
 RUN_TESTS(CASE(datagram_edges), CASE(unix_path_limit), CASE(connect_failures),
           CASE(whole_buffer_progress), CASE(waits_on_nothing), CASE(option_edges),
           CASE(first_wait_of_a_thread_on_a_number_just_closed),
-          CASE(first_wait_of_a_scheduler_on_a_number_just_closed), CASE(udp_shutdown))
+          CASE(first_wait_of_a_scheduler_on_a_number_just_closed), CASE(udp_shutdown),
+          CASE(scope_of_an_interface_named_by_digits_parses_back))
