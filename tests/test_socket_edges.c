@@ -1,10 +1,16 @@
 /*
- * test_socket_edges.c — sockets and the two pollers at their edges (review "sock"):
- * datagrams cut or too big, Unix paths at the length limit, connects refused or past
- * their deadline, whole-buffer calls that end early (their progress reported), shut
- * down sockets, waits on descriptors that are not open, and plait_close of a socket
- * another coroutine waits on.  Each scenario runs in a coroutine and on a plain thread;
- * the file runs once per poller (PLAIT_POLLER=io_uring and =epoll, tests/CMakeLists.txt).
+ * test_socket_edges.c — sockets and the two pollers at their edges (review 121):
+ * datagrams cut, empty or too big, Unix paths at the length limit and abstract names,
+ * connects refused or past their deadline, whole-buffer calls that end early (their
+ * progress reported), shut down sockets, waits and calls on descriptors that are not
+ * open, and option values refused.  Each scenario runs in a coroutine and on a plain
+ * thread; the file runs once per poller (PLAIT_POLLER=io_uring and =epoll,
+ * tests/CMakeLists.txt).
+ *
+ * Cases that failed before their fix: a first plait_wait_fd on a number just closed
+ * (it waited on plait's own eventfd, which took the number), plait_shutdown of an
+ * unconnected UDP socket (-ENOTCONN for a shutdown that was made), and the text of a
+ * scope whose interface is named by digits (it parsed back as another index).
  */
 #include "fork_child.h"
 
@@ -148,6 +154,24 @@ static void *unix_path_limit_s(void *arg)
     CHECK_EQ(plait_unix_listen(path, 0), -ENAMETOOLONG);
     CHECK_EQ(plait_unix_connect(path, SOON()), -ENAMETOOLONG);
     CHECK_EQ(rmdir(dir), 0);
+
+    /* an abstract name (a leading NUL) of the full 107 bytes: "@" and the name */
+    memset(&a, 0, sizeof a);
+    a.u.un.sun_family = AF_UNIX;
+    int m = snprintf(a.u.un.sun_path + 1, sizeof a.u.un.sun_path - 1, "plait-rs-%d-", (int)getpid());
+    memset(a.u.un.sun_path + 1 + m, 'q', sizeof a.u.un.sun_path - 1 - (size_t)m);
+    a.len = sizeof a.u.un;
+    l = plait_listen(&a, 0);
+    CHECK(l >= 0);
+    c = plait_connect(&a, SOON());
+    CHECK(c >= 0);
+    CHECK_EQ(plait_peer_addr(c, &peer), 0);
+    CHECK_EQ(plait_addr_format(&peer, text, sizeof text), 108);
+    CHECK_EQ(text[0], '@');
+    CHECK_EQ(memcmp(text + 1, a.u.un.sun_path + 1, 107), 0);
+    CHECK_EQ(plait_addr_format(&peer, text, 108), -ENOSPC); /* no room for the NUL */
+    plait_close(c);
+    plait_close(l);
     return NULL;
 }
 
