@@ -64,8 +64,10 @@
  *
  * Shutting down.  `closed` stops submissions from outside; tasks already queued, and
  * the tasks they spawn, still run (or, with PLAIT_POOL_CANCEL, complete as cancelled
- * without running, and running ones are cancelled through the chain of tasks each
- * worker runs: see "The running chain" below).  The pool is finished when every
+ * without running: the shutdown takes them off the queues itself, cancel_queued, and
+ * a worker that comes across one later, pushed meanwhile, completes it so; running ones
+ * are cancelled through the chain of tasks each worker runs: see "The running chain"
+ * below).  The pool is finished when every
  * worker is asleep in its main loop at once with no work visible: a worker counted
  * there holds no task, so nothing can push any more.  The last worker to see that
  * sets `done`, wakes the others, and they all exit; the last to exit sets the
@@ -130,6 +132,8 @@ enum {
     BATCH_MAX = 64,         /* tasks taken from the injection queue at once */
     SLEEPING_FOR_SIGNAL = 2, /* `sleeping` of a helping wait too deep to help (park_for_signal) */
     HELP_STACK_RESERVE_MIN = 256 * 1024, /* stack a helping wait keeps for its own tasks */
+    STEALS_PAST_DEADLINE = 4096, /* a cancelling shutdown's steals from one deque, past
+                                  * its deadline (cancel_queued) */
 };
 
 typedef struct plait__worker {
@@ -780,6 +784,57 @@ static int wait_stopped(plait_pool *pool, int64_t deadline, bool cancellable)
     return r;
 }
 
+/* Withdraw a queued task taken off its queue by a cancelling shutdown: it completes as
+ * cancelled (as plait_cancel makes it), and the queue's reference, the producer's, is
+ * let go, as a worker does when it comes across a withdrawn task (run_task). */
+static void withdraw_taken(plait__future *f)
+{
+    plait__future_cancel(f);
+    plait__future_release(f);
+}
+
+/* A cancelling shutdown completes the queued tasks as cancelled itself.  A worker
+ * would, as it took each one, but every worker may be held by a task that runs on (one
+ * that neither returns nor blocks where the cancellation reaches it): the futures of
+ * tasks that will never run must not wait for that.  Those from outside are taken off
+ * the injection queue under its lock; those on the workers' deques (a batch a worker
+ * took from that queue, the children of a running task) are stolen, as an idle worker
+ * would, the private ones exposed first.  A one-worker pool's deque has no thieves:
+ * what its worker holds there completes when its task returns.  A task that pushes
+ * without end could keep the steals going: past the deadline, a deque's steals stop
+ * after STEALS_PAST_DEADLINE (a past deadline, "cancel now", still empties any
+ * ordinary deque). */
+static void cancel_queued(plait_pool *pool, int64_t deadline)
+{
+    plait__future *batch[BATCH_MAX];
+    size_t n;
+    do {
+        plait__inject_block *dropped = NULL;
+        plait__spin_lock(&pool->inject.lock);
+        n = plait__inject_take(&pool->inject, batch, BATCH_MAX, &dropped);
+        plait__spin_unlock(&pool->inject.lock);
+        plait__inject_blocks_free(dropped);
+        for (size_t i = 0; i < n; i++)
+            withdraw_taken(batch[i]);
+    } while (n);
+    if (pool->threads == 1)
+        return; /* SOLO */
+    for (unsigned i = 0; i < pool->threads; i++) {
+        plait__deque *d = &pool->workers[i].deque;
+        for (unsigned stolen = 0;; stolen++) {
+            if (stolen >= STEALS_PAST_DEADLINE && stolen % BATCH_MAX == 0 &&
+                plait__deadline_passed(deadline))
+                break; /* the rest complete as cancelled as workers take them */
+            plait__future *f = plait__deque_steal(d);
+            if (!f && plait__deque_expose(d))
+                f = plait__deque_steal(d);
+            if (!f)
+                break;
+            withdraw_taken(f);
+        }
+    }
+}
+
 /* Shut the pool and wait for its workers (plait_pool_shutdown, checked). */
 static int shut(plait_pool *pool, int how, int64_t deadline, bool cancellable)
 {
@@ -801,6 +856,7 @@ static int shut(plait_pool *pool, int how, int64_t deadline, bool cancellable)
                 plait__future_cancel(f);
             plait__spin_unlock(&wk->running_lock);
         }
+        cancel_queued(pool, deadline);
     }
     poke_all(pool); /* sleepers recount themselves as finished */
     return wait_stopped(pool, deadline, cancellable);

@@ -1,0 +1,555 @@
+/* test_review_pool.c — review of thread pools and offloading: submit, map, shutdown,
+ * destroy, to_thread, as-completed sets, wait_all/wait_any and joins of pool tasks
+ * at their edges (bad input, duplicates, deadlines, cancellation, shutdown). */
+#include "helpers.h"
+
+#include <sched.h>
+#include <string.h>
+
+static void *ret_arg(void *arg) { return arg; }
+static void *fail_with(void *arg) { return PLAIT_FAIL(INT(arg)); }
+
+static plait_pool *make_pool(unsigned threads, const char *name)
+{
+    plait_pool *pool = NULL;
+    plait_pool_options o = {.threads = threads, .name = name};
+    CHECK_EQ(plait_pool_create(&pool, &o), 0);
+    return pool;
+}
+
+/* ---- bad input: nulls, zero counts, duplicates, stale handles ---- */
+
+TEST(bad_input_is_refused_and_touches_nothing)
+{
+    plait_pool *pool = make_pool(2, "bad");
+    plait_task t = {0}, keep = {(void *)1, 7};
+    CHECK_EQ(plait_pool_submit(NULL, &t, ret_arg, NULL), -EINVAL);
+    keep = (plait_task){(void *)1, 7};
+    CHECK_EQ(plait_pool_submit(pool, &keep, NULL, NULL), -EINVAL);
+    CHECK(keep.future == (void *)1 && keep.generation == 7);
+    void *args[1] = {ARG(1)}, *results[1] = {ARG(9)};
+    int errors[1] = {5};
+    CHECK_EQ(plait_pool_map(pool, ret_arg, args, 0, results, errors, SOON()), -EINVAL);
+    CHECK_EQ(plait_pool_map(pool, ret_arg, NULL, 1, results, errors, SOON()), -EINVAL);
+    CHECK_EQ(plait_pool_map(pool, ret_arg, args, 1, NULL, errors, SOON()), -EINVAL);
+    CHECK_EQ(plait_pool_map(pool, NULL, args, 1, results, errors, SOON()), -EINVAL);
+    CHECK_EQ(plait_pool_map(NULL, ret_arg, args, 1, results, errors, SOON()), -EINVAL);
+    CHECK_EQ(plait_pool_map(pool, ret_arg, args, SIZE_MAX, results, errors, SOON()), -EINVAL);
+    CHECK_EQ(INT(results[0]), 9);
+    CHECK_EQ(errors[0], 5);
+    CHECK_EQ(plait_pool_shutdown(pool, 2, SOON()), -EINVAL);
+    CHECK_EQ(plait_pool_shutdown(pool, -1, SOON()), -EINVAL);
+    CHECK_EQ(plait_pool_shutdown(NULL, 0, SOON()), -EINVAL);
+    CHECK_EQ(plait_pool_destroy(NULL), -EINVAL);
+    CHECK_EQ(plait_pool_threads(NULL), 0u);
+    CHECK_EQ(plait_pool_threads(pool), 2u);
+    plait_pool_options too_many = {.threads = PLAIT_POOL_THREADS_MAX + 1};
+    plait_pool *none = NULL;
+    CHECK_EQ(plait_pool_create(&none, &too_many), -EINVAL);
+    CHECK_EQ(plait_pool_create(NULL, NULL), -EINVAL);
+    CHECK(none == NULL);
+
+    plait_task tasks[3];
+    CHECK_EQ(plait_pool_submit(pool, &tasks[0], ret_arg, ARG(1)), 0);
+    CHECK_EQ(plait_pool_submit(pool, &tasks[1], ret_arg, ARG(2)), 0);
+    tasks[2] = tasks[0];
+    CHECK_EQ(plait_wait_all(tasks, 0, NULL, NULL, SOON()), -EINVAL);
+    CHECK_EQ(plait_wait_all(NULL, 1, NULL, NULL, SOON()), -EINVAL);
+    CHECK_EQ(plait_wait_all(tasks, 3, NULL, NULL, SOON()), -EINVAL); /* a duplicate */
+    plait_task with_null[2] = {tasks[0], {0}};
+    CHECK_EQ(plait_wait_all(with_null, 2, NULL, NULL, SOON()), -EINVAL);
+    CHECK_EQ(plait_wait_any(tasks, 0, SOON()), -EINVAL);
+    CHECK_EQ(plait_wait_any(NULL, 1, SOON()), -EINVAL);
+    /* a duplicate is fine for wait_any: it consumes nothing */
+    int i = plait_wait_any(tasks, 3, SOON());
+    CHECK(i >= 0 && i < 3);
+    /* none consumed by the refusals: all joinable */
+    void *r;
+    CHECK_EQ(plait_join(tasks[0], &r, SOON()), 0);
+    CHECK_EQ(INT(r), 1);
+    CHECK_EQ(plait_join(tasks[0], &r, SOON()), -ESRCH);        /* join twice */
+    CHECK_EQ(plait_wait_any(&tasks[0], 1, 0), -ESRCH);
+    CHECK_EQ(plait_wait_all(tasks, 2, NULL, NULL, SOON()), -ESRCH); /* one stale */
+    CHECK_EQ(plait_join(tasks[1], &r, SOON()), 0);              /* not consumed */
+    CHECK_EQ(INT(r), 2);
+    CHECK_EQ(plait_cancel(tasks[1]), -ESRCH);
+    CHECK_EQ(plait_detach(tasks[1]), -ESRCH);
+    CHECK_EQ(plait_join((plait_task){0}, NULL, 0), -EINVAL);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
+/* ---- a failure reaches whoever waits, by every way of waiting ---- */
+
+TEST(failures_reach_join_wait_all_map_and_completed)
+{
+    plait_pool *pool = make_pool(3, "fail");
+    plait_task a, b, c;
+    CHECK_EQ(plait_pool_submit(pool, &a, fail_with, ARG(-EIO)), 0);
+    CHECK_EQ(plait_pool_submit(pool, &b, ret_arg, ARG(5)), 0);
+    CHECK_EQ(plait_pool_submit(pool, &c, fail_with, ARG(-EPROTO)), 0);
+    plait_task all[3] = {b, c, a};
+    void *results[3];
+    int errors[3];
+    CHECK_EQ(plait_wait_all(all, 3, results, errors, SOON()), -EPROTO);
+    CHECK_EQ(errors[0], 0);
+    CHECK_EQ(INT(results[0]), 5);
+    CHECK_EQ(errors[1], -EPROTO);
+    CHECK_EQ(errors[2], -EIO);
+    CHECK(results[1] == NULL && results[2] == NULL);
+
+    void *args[100], *res[100];
+    int errs[100];
+    for (int i = 0; i < 100; i++)
+        args[i] = ARG(1000 + i);
+    CHECK_EQ(plait_pool_map(pool, ret_arg, args, 100, res, errs, SOON()), 0);
+    CHECK_EQ(INT(res[99]), 1099);
+    for (int i = 0; i < 100; i++)
+        args[i] = ARG(i == 37 ? -ENOSPC : i == 80 ? -EIO : 1000 + i);
+    /* fail_with on every item: the first failure in index order is returned */
+    CHECK_EQ(plait_pool_map(pool, fail_with, args, 100, res, errs, SOON()), -ENOSPC);
+    CHECK_EQ(errs[37], -ENOSPC);
+    CHECK_EQ(errs[80], -EIO);
+    CHECK(res[37] == NULL);
+
+    plait_completed *set;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    CHECK_EQ(plait_pool_submit(pool, &a, fail_with, ARG(-EXDEV)), 0);
+    CHECK_EQ(plait_completed_add(set, a), 0);
+    plait_task done;
+    CHECK_EQ(plait_completed_next(set, &done, SOON()), 0);
+    CHECK(done.future == a.future && done.generation == a.generation);
+    CHECK_EQ(plait_join(done, NULL, 0), -EXDEV);
+    CHECK_EQ(plait_completed_next(set, &done, 0), -EPIPE);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
+/* ---- joining oneself ---- */
+
+typedef struct {
+    plait_task self;
+    atomic_int ready;
+    int join_r, any_r, all_r, all2_r;
+    plait_task other;
+} self_join;
+
+static void *joins_itself(void *p)
+{
+    self_join *s = p;
+    while (!atomic_load(&s->ready))
+        sched_yield();
+    s->join_r = plait_join(s->self, NULL, SOON());
+    s->any_r = plait_wait_any(&s->self, 1, SOON());
+    s->all_r = plait_wait_all(&s->self, 1, NULL, NULL, SOON());
+    plait_task two[2] = {s->other, s->self};
+    s->all2_r = plait_wait_all(two, 2, NULL, NULL, SOON());
+    return ARG(42);
+}
+
+static void *blocks_until_cancelled(void *p)
+{
+    (void)p;
+    return PLAIT_FAIL(plait_sleep_until(PLAIT_FOREVER));
+}
+
+TEST(a_pool_task_joining_itself_is_told_edeadlk)
+{
+    plait_pool *pool = make_pool(1, "self");
+    static self_join s;
+    memset(&s, 0, sizeof s);
+    plait_pool *other = make_pool(1, "oth");
+    CHECK_EQ(plait_pool_submit(other, &s.other, blocks_until_cancelled, NULL), 0);
+    CHECK_EQ(plait_pool_submit(pool, &s.self, joins_itself, &s), 0);
+    atomic_store(&s.ready, 1);
+    void *r;
+    int64_t start = plait_now();
+    CHECK_EQ(plait_join(s.self, &r, SOON()), 0);
+    CHECK_PROMPT(start);
+    CHECK_EQ(INT(r), 42);
+    CHECK_EQ(s.join_r, -EDEADLK);
+    CHECK_EQ(s.any_r, -EDEADLK);
+    CHECK_EQ(s.all_r, -EDEADLK);
+    CHECK_EQ(s.all2_r, -EDEADLK);
+    CHECK_EQ(plait_cancel(s.other), 0);
+    CHECK_EQ(plait_join(s.other, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    CHECK_EQ(plait_pool_destroy(other), 0);
+}
+
+/* ---- submit to a shut pool; shutdown with a deadline and cancel ---- */
+
+TEST(submit_after_shutdown_is_epipe_and_writes_no_handle)
+{
+    plait_pool *pool = make_pool(2, "shut");
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    plait_task t = {(void *)1, 3};
+    CHECK_EQ(plait_pool_submit(pool, &t, ret_arg, NULL), -EPIPE);
+    CHECK(t.future == (void *)1 && t.generation == 3);
+    CHECK_EQ(plait_pool_submit(pool, NULL, ret_arg, NULL), -EPIPE);
+    void *args[3] = {0}, *results[3] = {ARG(1), ARG(1), ARG(1)};
+    int errors[3] = {0};
+    CHECK_EQ(plait_pool_map(pool, ret_arg, args, 3, results, errors, SOON()), -EPIPE);
+    for (int i = 0; i < 3; i++) {
+        CHECK(results[i] == NULL);
+        CHECK_EQ(errors[i], -EPIPE);
+    }
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_CANCEL, 0), 0); /* again: fine */
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
+typedef struct {
+    plait_pool *pool;
+    atomic_int started, ran;
+    plait_event *go;
+} spawner;
+
+static void *leaf(void *p)
+{
+    spawner *s = p;
+    atomic_fetch_add(&s->ran, 1);
+    return NULL;
+}
+
+/* waits until the shutdown has begun, then spawns children (detached) and joins one */
+static void *spawns_during_shutdown(void *p)
+{
+    spawner *s = p;
+    atomic_fetch_add(&s->started, 1);
+    if (plait_event_wait(s->go, SOON()) != 0)
+        return PLAIT_FAIL(-ETIMEDOUT);
+    plait_task t;
+    int r = plait_pool_submit(s->pool, &t, leaf, s);
+    if (r < 0)
+        return PLAIT_FAIL(r);
+    for (int i = 0; i < 50; i++)
+        if ((r = plait_pool_submit(s->pool, NULL, leaf, s)) < 0)
+            return PLAIT_FAIL(r);
+    r = plait_join(t, NULL, SOON());
+    return r < 0 ? PLAIT_FAIL(r) : NULL;
+}
+
+typedef struct {
+    plait_pool *pool;
+    int how;
+    int r;
+} shutter;
+
+static void *shut_thread(void *p)
+{
+    shutter *s = p;
+    s->r = plait_pool_shutdown(s->pool, s->how, SOON());
+    return NULL;
+}
+
+TEST(tasks_spawned_during_a_draining_shutdown_all_run)
+{
+    static spawner s;
+    memset(&s, 0, sizeof s);
+    s.pool = make_pool(2, "spawn");
+    CHECK_EQ(plait_event_create(&s.go), 0);
+    plait_task t[2];
+    CHECK_EQ(plait_pool_submit(s.pool, &t[0], spawns_during_shutdown, &s), 0);
+    CHECK_EQ(plait_pool_submit(s.pool, &t[1], spawns_during_shutdown, &s), 0);
+    while (atomic_load(&s.started) < 2)
+        sched_yield();
+    shutter sh = {.pool = s.pool, .how = PLAIT_POOL_DRAIN};
+    pthread_t th;
+    thread_start(&th, shut_thread, &sh);
+    /* the pool is shut once submit from outside says so */
+    while (plait_pool_submit(s.pool, NULL, ret_arg, NULL) == 0)
+        sched_yield();
+    int before = atomic_load(&s.ran);
+    CHECK_EQ(before, 0);
+    plait_event_set(s.go);
+    thread_join(th);
+    CHECK_EQ(sh.r, 0);
+    CHECK_EQ(plait_join(t[0], NULL, SOON()), 0);
+    CHECK_EQ(plait_join(t[1], NULL, SOON()), 0);
+    CHECK_EQ(atomic_load(&s.ran) - before, 2 * 51);
+    CHECK_EQ(plait_pool_destroy(s.pool), 0);
+    CHECK_EQ(plait_event_destroy(s.go), 0);
+}
+
+static atomic_int spinning_stop;
+static void *spins(void *p)
+{
+    atomic_int *started = p;
+    atomic_store(started, 1);
+    while (!atomic_load(&spinning_stop))
+        sched_yield();
+    return ARG(7);
+}
+
+/* A cancelling shutdown completes the queued tasks as cancelled itself.  It left them
+ * on their queues for a worker to come across, and with every worker held by a task
+ * that does not return (nor block where the cancellation reaches it), their futures said
+ * nothing: a join of one waited as long as that task ran, for ever for one that never
+ * returns.  First the tasks from outside, on the injection queue (one worker, held). */
+TEST(a_cancelling_shutdown_completes_queued_tasks_while_every_worker_is_held)
+{
+    plait_pool *pool = make_pool(1, "never");
+    atomic_int started = 0;
+    atomic_store(&spinning_stop, 0);
+    plait_task running, queued[10];
+    CHECK_EQ(plait_pool_submit(pool, &running, spins, &started), 0);
+    wait_for(&started); /* the worker holds it: the next ones stay on the queue */
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(plait_pool_submit(pool, &queued[i], ret_arg, ARG(i)), 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, plait_deadline_in(50 * PLAIT_MS)),
+             -ETIMEDOUT);
+    CHECK(plait_now() - start >= 50 * PLAIT_MS);
+    CHECK_EQ(plait_pool_destroy(pool), -EBUSY);
+    CHECK_EQ(plait_wait_any(queued, 10, 0), -ETIMEDOUT); /* draining: still queued */
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_CANCEL, 0), -ETIMEDOUT); /* still spins */
+    CHECK_EQ(plait_pool_destroy(pool), -EBUSY);
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(plait_join(queued[i], NULL, 0), -ECANCELED);
+    atomic_store(&spinning_stop, 1);
+    CHECK_EQ(plait_join(running, NULL, SOON()), -ECANCELED); /* cancelled while running */
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
+/* The same for tasks on the workers' deques: the children a held task queued on its own
+ * worker, which no other worker is free to steal. */
+enum { HELD_CHILDREN = 300 }; /* past a deque's first array */
+
+typedef struct {
+    plait_pool *pool;
+    atomic_int started, queued;
+    plait_task children[HELD_CHILDREN];
+    int submit_r;
+} held_parent;
+
+static void *queues_children_then_spins(void *p)
+{
+    held_parent *h = p;
+    for (int i = 0; i < HELD_CHILDREN && h->submit_r == 0; i++)
+        h->submit_r = plait_pool_submit(h->pool, &h->children[i], ret_arg, ARG(i));
+    atomic_store(&h->queued, 1);
+    while (!atomic_load(&spinning_stop))
+        sched_yield();
+    return NULL;
+}
+
+TEST(a_cancelling_shutdown_completes_the_children_a_held_task_queued)
+{
+    static held_parent h;
+    memset(&h, 0, sizeof h);
+    h.pool = make_pool(2, "held");
+    atomic_store(&spinning_stop, 0);
+    atomic_int started = 0;
+    plait_task spinner, parent;
+    CHECK_EQ(plait_pool_submit(h.pool, &spinner, spins, &started), 0);
+    wait_for(&started); /* one worker held: the other runs the parent */
+    CHECK_EQ(plait_pool_submit(h.pool, &parent, queues_children_then_spins, &h), 0);
+    wait_for(&h.queued);
+    CHECK_EQ(h.submit_r, 0);
+    CHECK_EQ(plait_wait_any(h.children, HELD_CHILDREN, 0), -ETIMEDOUT); /* none ran */
+    CHECK_EQ(plait_pool_shutdown(h.pool, PLAIT_POOL_CANCEL, 0), -ETIMEDOUT);
+    int cancelled = 0;
+    for (int i = 0; i < HELD_CHILDREN; i++)
+        cancelled += plait_join(h.children[i], NULL, 0) == -ECANCELED;
+    CHECK_EQ(cancelled, HELD_CHILDREN);
+    atomic_store(&spinning_stop, 1);
+    CHECK_EQ(plait_join(spinner, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_join(parent, NULL, SOON()), -ECANCELED);
+    for (int i = 0; i < HELD_CHILDREN; i++) /* those left: once their worker was free */
+        plait_join(h.children[i], NULL, SOON());
+    CHECK_EQ(plait_pool_shutdown(h.pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(plait_pool_destroy(h.pool), 0);
+}
+
+/* ---- as completed ---- */
+
+typedef struct {
+    plait_completed *set;
+    int r;
+    atomic_int in;
+    plait_task got;
+} next_waiter;
+
+static void *waits_next(void *p)
+{
+    next_waiter *n = p;
+    atomic_store(&n->in, 1);
+    n->r = plait_completed_next(n->set, &n->got, SOON());
+    return NULL;
+}
+
+TEST(completed_sets_at_their_edges)
+{
+    plait_pool *p1 = make_pool(1, "c1"), *p2 = make_pool(2, "c2");
+    plait_completed *set, *other;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    CHECK_EQ(plait_completed_create(&other), 0);
+    CHECK_EQ(plait_completed_create(NULL), -EINVAL);
+    plait_task d;
+    CHECK_EQ(plait_completed_next(set, &d, 0), -EPIPE); /* nothing watched */
+    CHECK_EQ(plait_completed_next(set, NULL, 0), -EINVAL);
+    CHECK_EQ(plait_completed_next(NULL, &d, 0), -EINVAL);
+    CHECK_EQ(plait_completed_add(NULL, d), -EINVAL);
+    CHECK_EQ(plait_completed_add(set, (plait_task){0}), -EINVAL);
+
+    plait_task blocked, quick[2];
+    CHECK_EQ(plait_pool_submit(p1, &blocked, blocks_until_cancelled, NULL), 0);
+    CHECK_EQ(plait_pool_submit(p2, &quick[0], ret_arg, ARG(1)), 0);
+    CHECK_EQ(plait_pool_submit(p2, &quick[1], ret_arg, ARG(2)), 0);
+    CHECK_EQ(plait_completed_add(set, blocked), 0);
+    CHECK_EQ(plait_completed_add(set, blocked), -EBUSY);  /* twice */
+    CHECK_EQ(plait_completed_add(other, blocked), -EBUSY); /* another set */
+    CHECK_EQ(plait_completed_add(set, quick[0]), 0);
+    CHECK_EQ(plait_completed_add(set, quick[1]), 0);
+    int seen = 0;
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(plait_completed_next(set, &d, SOON()), 0);
+        void *r;
+        CHECK_EQ(plait_join(d, &r, SOON()), 0);
+        seen |= INT(r);
+    }
+    CHECK_EQ(seen, 3);
+    CHECK_EQ(plait_completed_next(set, &d, 0), -ETIMEDOUT); /* blocked still runs */
+    /* destroy while a waiter waits: refused */
+    static next_waiter w;
+    memset(&w, 0, sizeof w);
+    w.set = set;
+    pthread_t th;
+    thread_start(&th, waits_next, &w);
+    wait_for(&w.in);
+    /* inside() counted from its first lock; retry until it is counted */
+    int r = 0;
+    for (int i = 0; i < 1000 && (r = plait_completed_destroy(set)) == 0; i++) {
+    }
+    CHECK_EQ(r, -EBUSY);
+    CHECK_EQ(plait_cancel(blocked), 0);
+    thread_join(th);
+    CHECK_EQ(w.r, 0);
+    CHECK(w.got.future == blocked.future);
+    CHECK_EQ(plait_join(blocked, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_completed_next(set, &d, SOON()), -EPIPE);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+    CHECK_EQ(plait_completed_destroy(other), 0);
+    CHECK_EQ(plait_pool_destroy(p1), 0);
+    CHECK_EQ(plait_pool_destroy(p2), 0);
+}
+
+TEST(a_set_destroyed_while_its_task_runs_lets_it_join_another)
+{
+    plait_pool *pool = make_pool(1, "cd");
+    plait_completed *set, *other;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    CHECK_EQ(plait_completed_create(&other), 0);
+    plait_task blocked, quick;
+    CHECK_EQ(plait_pool_submit(pool, &blocked, blocks_until_cancelled, NULL), 0);
+    CHECK_EQ(plait_completed_add(set, blocked), 0);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+    CHECK_EQ(plait_completed_add(other, blocked), 0);
+    CHECK_EQ(plait_pool_submit(pool, &quick, ret_arg, ARG(3)), 0);
+    CHECK_EQ(plait_completed_add(other, quick), 0);
+    CHECK_EQ(plait_cancel(blocked), 0);
+    plait_task d;
+    CHECK_EQ(plait_completed_next(other, &d, SOON()), 0);
+    CHECK(d.future == blocked.future);
+    CHECK_EQ(plait_completed_next(other, &d, SOON()), 0);
+    CHECK(d.future == quick.future);
+    CHECK_EQ(plait_completed_next(other, &d, SOON()), -EPIPE);
+    CHECK_EQ(plait_join(blocked, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_join(quick, NULL, SOON()), 0);
+    CHECK_EQ(plait_completed_destroy(other), 0);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
+/* ---- wait_any / wait_all at their deadlines ---- */
+
+TEST(waits_with_a_past_deadline_do_not_block)
+{
+    plait_pool *pool = make_pool(1, "past");
+    plait_task blocked, done;
+    CHECK_EQ(plait_pool_submit(pool, &blocked, blocks_until_cancelled, NULL), 0);
+    CHECK_EQ(plait_pool_submit(pool, &done, ret_arg, ARG(1)), 0);
+    /* blocked holds the only worker: done stays queued */
+    plait_task both[2] = {blocked, done};
+    int64_t start = plait_now();
+    CHECK_EQ(plait_wait_any(both, 2, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_wait_all(both, 2, NULL, NULL, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_join(done, NULL, 0), -ETIMEDOUT);
+    CHECK_PROMPT(start);
+    CHECK_EQ(plait_cancel(done), 0); /* queued: never runs */
+    CHECK_EQ(plait_wait_any(both, 2, 0), 1);
+    CHECK_EQ(plait_join(done, NULL, 0), -ECANCELED);
+    CHECK_EQ(plait_cancel(blocked), 0);
+    CHECK_EQ(plait_join(blocked, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
+/* ---- to_thread ---- */
+
+static atomic_int offloaded_ran;
+static void *offloaded(void *p)
+{
+    atomic_fetch_add(&offloaded_ran, 1);
+    return p;
+}
+
+static void *to_thread_when_cancelled(void *p)
+{
+    (void)p;
+    plait_cancel((plait_task){0}); /* nothing */
+    return NULL;
+}
+
+static void *cancelled_coroutine(void *p)
+{
+    int *r = p;
+    while (!plait_cancelled())
+        plait_yield();
+    void *res = ARG(99);
+    r[0] = plait_to_thread(offloaded, ARG(1), &res, SOON());
+    r[1] = INT(res);
+    return NULL;
+}
+
+static void *to_thread_main(void *p)
+{
+    int *r = p;
+    void *res = NULL;
+    r[2] = plait_to_thread(offloaded, ARG(5), &res, SOON());
+    r[3] = INT(res);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, cancelled_coroutine, r), 0);
+    plait_yield();
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    r[4] = plait_to_thread(NULL, NULL, NULL, SOON());
+    (void)to_thread_when_cancelled;
+    return NULL;
+}
+
+TEST(to_thread_from_a_thread_and_a_cancelled_coroutine)
+{
+    atomic_store(&offloaded_ran, 0);
+    void *res = NULL;
+    CHECK_EQ(plait_to_thread(offloaded, ARG(3), &res, SOON()), 0); /* plain thread */
+    CHECK_EQ(INT(res), 3);
+    int r[5] = {1, 1, 1, 1, 1};
+    check_run(to_thread_main, r);
+    CHECK_EQ(r[0], -ECANCELED);
+    CHECK_EQ(r[1], 99); /* untouched */
+    CHECK_EQ(r[2], 0);
+    CHECK_EQ(r[3], 5);
+    CHECK_EQ(r[4], -EINVAL);
+    CHECK_EQ(atomic_load(&offloaded_ran), 2);
+}
+
+RUN_TESTS(CASE(bad_input_is_refused_and_touches_nothing),
+          CASE(failures_reach_join_wait_all_map_and_completed),
+          CASE(a_pool_task_joining_itself_is_told_edeadlk),
+          CASE(submit_after_shutdown_is_epipe_and_writes_no_handle),
+          CASE(tasks_spawned_during_a_draining_shutdown_all_run),
+          CASE(a_cancelling_shutdown_completes_queued_tasks_while_every_worker_is_held),
+          CASE(a_cancelling_shutdown_completes_the_children_a_held_task_queued),
+          CASE(completed_sets_at_their_edges),
+          CASE(a_set_destroyed_while_its_task_runs_lets_it_join_another),
+          CASE(waits_with_a_past_deadline_do_not_block),
+          CASE(to_thread_from_a_thread_and_a_cancelled_coroutine))
