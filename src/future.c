@@ -619,13 +619,32 @@ bool plait__join_cut_short(int r, plait_task task)
     return (r == -ETIMEDOUT || r == -ECANCELED) && future_of(task);
 }
 
+/* plait_cancel, telling whether the task had finished already (its outcome its own). */
+static bool cancel_unless_finished(plait_task task)
+{
+    int err;
+    plait__future *f = plait__future_lock(task, &err);
+    if (!f)
+        return false; /* the join that follows says why */
+    bool finished = atomic_load_explicit(&f->done, memory_order_relaxed);
+    plait__wakeups later = {.n = 0};
+    if (!finished)
+        cancel_locked(f, &later);
+    plait__spin_unlock(&f->lock);
+    plait__wakeups_deliver(&later);
+    return finished;
+}
+
 int plait__join_to_the_end(plait_task task, void **result, int64_t deadline)
 {
     int r = plait_join(task, result, deadline);
     if (plait__join_cut_short(r, task)) {
-        plait_cancel(task);
+        /* A task that finished before the cancellation gives its outcome whatever its
+         * code: its own -ECANCELED too, which the outcome alone cannot tell from the
+         * cancellation's (that one was reported as the wait's -ETIMEDOUT). */
+        bool finished = cancel_unless_finished(task);
         int outcome = plait__join_stopped(task, result);
-        if (outcome != -ECANCELED)
+        if (finished || outcome != -ECANCELED)
             r = outcome;
     }
     return r;

@@ -3,6 +3,8 @@
  * at their edges (bad input, duplicates, deadlines, cancellation, shutdown). */
 #include "helpers.h"
 
+#include "../src/internal.h"
+
 #include <sched.h>
 #include <string.h>
 
@@ -542,6 +544,73 @@ TEST(to_thread_from_a_thread_and_a_cancelled_coroutine)
     CHECK_EQ(atomic_load(&offloaded_ran), 2);
 }
 
+/* ---- to_thread: an outcome reached before the cancellation is the task's own ----
+ * plait_to_thread's wait ends at its deadline; the task is cancelled, then waited for.
+ * A task that finished in between keeps its outcome (plait.h), its own failure too; but
+ * an outcome of -ECANCELED was taken for the cancellation's, and the call said
+ * -ETIMEDOUT: the task's own failure was lost.  The wrap below holds the call, once its
+ * wait has timed out (plait__waiter_block) and before the cancellation, until the task
+ * has finished. */
+int __real_plait__waiter_block(plait__waiter *w, int64_t deadline);
+int __wrap_plait__waiter_block(plait__waiter *w, int64_t deadline);
+static _Thread_local int cut_short_armed;
+static atomic_int own_failure_go;
+static plait_task own_task; /* the offloaded task's handle, as it saw it */
+
+int __wrap_plait__waiter_block(plait__waiter *w, int64_t deadline)
+{
+    int r = __real_plait__waiter_block(w, deadline);
+    if (r == -ETIMEDOUT && cut_short_armed) {
+        cut_short_armed = 0;
+        atomic_store(&own_failure_go, 1);
+        int64_t until = SOON();
+        while (plait_wait_any(&own_task, 1, 0) != 0 && plait_now() < until)
+            sched_yield();
+    }
+    return r;
+}
+
+static void *finishes_after_the_deadline(void *code)
+{
+    own_task = (plait_task){plait__tls_work, atomic_load(&plait__tls_work->generation)};
+    int64_t deadline = SOON();
+    while (!atomic_load(&own_failure_go) && plait_now() < deadline)
+        sched_yield();
+    return INT(code) ? PLAIT_FAIL(INT(code)) : ARG(77);
+}
+
+static int offload_past_deadline(int code, void **result)
+{
+    atomic_store(&own_failure_go, 0);
+    cut_short_armed = 1;
+    int r = plait_to_thread(finishes_after_the_deadline, ARG(code), result,
+                            plait_deadline_in(20 * PLAIT_MS));
+    CHECK_EQ(cut_short_armed, 0); /* the wait was cut short */
+    return r;
+}
+
+static void *to_thread_in_coroutine(void *p)
+{
+    int *r = p;
+    void *result = NULL;
+    r[0] = offload_past_deadline(-ECANCELED, &result);
+    r[1] = offload_past_deadline(0, &result);
+    r[2] = INT(result);
+    return NULL;
+}
+
+TEST(to_thread_keeps_a_task_s_own_ecanceled_reached_before_the_cancellation)
+{
+    void *result = NULL;
+    CHECK_EQ(offload_past_deadline(-ECANCELED, &result), -ECANCELED);
+    CHECK_EQ(offload_past_deadline(-EIO, &result), -EIO);
+    int r[3] = {1, 1, 1};
+    check_run(to_thread_in_coroutine, r);
+    CHECK_EQ(r[0], -ECANCELED);
+    CHECK_EQ(r[1], 0);
+    CHECK_EQ(r[2], 77);
+}
+
 RUN_TESTS(CASE(bad_input_is_refused_and_touches_nothing),
           CASE(failures_reach_join_wait_all_map_and_completed),
           CASE(a_pool_task_joining_itself_is_told_edeadlk),
@@ -552,4 +621,5 @@ RUN_TESTS(CASE(bad_input_is_refused_and_touches_nothing),
           CASE(completed_sets_at_their_edges),
           CASE(a_set_destroyed_while_its_task_runs_lets_it_join_another),
           CASE(waits_with_a_past_deadline_do_not_block),
-          CASE(to_thread_from_a_thread_and_a_cancelled_coroutine))
+          CASE(to_thread_from_a_thread_and_a_cancelled_coroutine),
+          CASE(to_thread_keeps_a_task_s_own_ecanceled_reached_before_the_cancellation))
