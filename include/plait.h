@@ -537,8 +537,9 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
 enum plait_pool_shutdown_how {
     PLAIT_POOL_DRAIN = 0,   /* run every queued task, then stop */
     PLAIT_POOL_CANCEL = 1,  /* queued tasks report -ECANCELED, at once, while workers
-                               are all held too (but for those a one-worker pool's worker
-                               had taken into its own deque: once its task returns);
+                               are all held too (but for those on a one-worker pool's
+                               deque, a batch its worker took or children its task
+                               queued: once that task returns);
                                running ones are cancelled (unless membarrier(2), there
                                when the pool was made, is refused since: then they are
                                left to finish) */

@@ -363,6 +363,74 @@ TEST(a_cancelling_shutdown_completes_the_children_a_held_task_queued)
     CHECK_EQ(plait_pool_destroy(h.pool), 0);
 }
 
+/* A cancelling shutdown amid fork-join: it steals children off deques whose owners run
+ * and join them, as idle workers do.  Every future still completes once (ran, or
+ * -ECANCELED), the parents' joins see the children's ends, and the shutdown returns. */
+typedef struct {
+    plait_pool *pool;
+    atomic_int leaves, started;
+} fj_state;
+static fj_state fj;
+
+static void *fj_task(void *depth_p)
+{
+    int depth = INT(depth_p);
+    atomic_fetch_add(&fj.started, 1);
+    if (depth == 0) {
+        atomic_fetch_add(&fj.leaves, 1);
+        int r = plait_sleep(100 * PLAIT_US); /* 100 us: a shutdown comes mid-way */
+        return r < 0 ? PLAIT_FAIL(r) : ARG(1);
+    }
+    plait_task kids[2];
+    int n = 0;
+    for (; n < 2; n++)
+        if (plait_pool_submit(fj.pool, &kids[n], fj_task, ARG(depth - 1)) < 0)
+            break;
+    long sum = 0;
+    int failed = 0;
+    for (int i = 0; i < n; i++) {
+        void *v;
+        int r = plait_join(kids[i], &v, PLAIT_FOREVER);
+        if (r == -ECANCELED && plait_wait_any(&kids[i], 1, 0) != -ESRCH)
+            plait_detach(kids[i]); /* our own cancellation: the child's is dropped */
+        if (r < 0)
+            failed = r;
+        else
+            sum += (long)(intptr_t)v;
+    }
+    return failed ? PLAIT_FAIL(failed) : ARG(sum);
+}
+
+TEST(a_cancelling_shutdown_amid_fork_join_completes_every_task_once)
+{
+    for (int round = 0; round < 12; round++) {
+        memset(&fj, 0, sizeof fj);
+        fj.pool = make_pool(3, "fj");
+        enum { TOP = 8, DEPTH = 6 };
+        plait_task top[TOP];
+        for (int i = 0; i < TOP; i++)
+            CHECK_EQ(plait_pool_submit(fj.pool, &top[i], fj_task, ARG(DEPTH)), 0);
+        int64_t until = SOON();
+        while (atomic_load(&fj.started) < 80 * round && plait_now() < until)
+            sched_yield();
+        CHECK_EQ(plait_pool_shutdown(fj.pool, PLAIT_POOL_CANCEL, SOON()), 0);
+        int ok = 0;
+        for (int i = 0; i < TOP; i++) {
+            void *v;
+            int r = plait_join(top[i], &v, 0);
+            CHECK(r == 0 || r == -ECANCELED);
+            if (r == 0) {
+                CHECK_EQ((long)(intptr_t)v, 1L << DEPTH);
+                ok++;
+            }
+        }
+        CHECK(atomic_load(&fj.leaves) <= TOP << DEPTH);
+        if (getenv("FJ_VERBOSE"))
+            printf("  round %d: %d of %d whole, %d leaves\n", round, ok, TOP, atomic_load(&fj.leaves));
+        CHECK_EQ(plait_pool_destroy(fj.pool), 0);
+    }
+}
+
 /* ---- as completed ---- */
 
 typedef struct {
@@ -483,6 +551,76 @@ TEST(waits_with_a_past_deadline_do_not_block)
     CHECK_EQ(plait_cancel(blocked), 0);
     CHECK_EQ(plait_join(blocked, NULL, SOON()), -ECANCELED);
     CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
+/* wait_any on a list of more than 8 (its nodes allocated), every entry the same running
+ * task, from a pool task (whose wait helps) and from a plain thread; the task ends while
+ * they wait: each sees it once, and a second set of waiters on a completed set, racing
+ * for its only task, gets the task once and -EPIPE once. */
+typedef struct {
+    plait_task same[12];
+    int any_r;
+    atomic_int waiting;
+} dup_wait;
+
+static void *waits_on_duplicates(void *p)
+{
+    dup_wait *d = p;
+    atomic_fetch_add(&d->waiting, 1);
+    d->any_r = plait_wait_any(d->same, 12, SOON());
+    return NULL;
+}
+
+static void *cancels_after(void *p)
+{
+    plait_task *t = p;
+    plait_cancel(*t);
+    return NULL;
+}
+
+TEST(duplicates_and_racing_waiters_see_one_end)
+{
+    plait_pool *pool = make_pool(2, "dup"), *side = make_pool(1, "side");
+    static dup_wait d;
+    memset(&d, 0, sizeof d);
+    plait_task blocked;
+    CHECK_EQ(plait_pool_submit(side, &blocked, blocks_until_cancelled, NULL), 0);
+    for (int i = 0; i < 12; i++)
+        d.same[i] = blocked;
+    plait_task in_pool;
+    CHECK_EQ(plait_pool_submit(pool, &in_pool, waits_on_duplicates, &d), 0);
+    while (atomic_load(&d.waiting) < 1)
+        sched_yield();
+    static dup_wait d2;
+    memset(&d2, 0, sizeof d2);
+    memcpy(d2.same, d.same, sizeof d.same);
+    pthread_t th;
+    thread_start(&th, waits_on_duplicates, &d2);
+    plait_completed *set;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    CHECK_EQ(plait_completed_add(set, blocked), 0);
+    static next_waiter w1, w2;
+    memset(&w1, 0, sizeof w1);
+    memset(&w2, 0, sizeof w2);
+    w1.set = w2.set = set;
+    pthread_t n1, n2, c;
+    thread_start(&n1, waits_next, &w1);
+    thread_start(&n2, waits_next, &w2);
+    wait_for(&w1.in);
+    wait_for(&w2.in);
+    thread_start(&c, cancels_after, &blocked);
+    thread_join(c);
+    thread_join(n1);
+    thread_join(n2);
+    thread_join(th);
+    CHECK_EQ(plait_join(in_pool, NULL, SOON()), 0);
+    CHECK(d.any_r >= 0 && d.any_r < 12);
+    CHECK(d2.any_r >= 0 && d2.any_r < 12);
+    CHECK((w1.r == 0 && w2.r == -EPIPE) || (w1.r == -EPIPE && w2.r == 0));
+    CHECK_EQ(plait_join(blocked, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    CHECK_EQ(plait_pool_destroy(side), 0);
 }
 
 /* ---- to_thread ---- */
@@ -618,8 +756,10 @@ RUN_TESTS(CASE(bad_input_is_refused_and_touches_nothing),
           CASE(tasks_spawned_during_a_draining_shutdown_all_run),
           CASE(a_cancelling_shutdown_completes_queued_tasks_while_every_worker_is_held),
           CASE(a_cancelling_shutdown_completes_the_children_a_held_task_queued),
+          CASE(a_cancelling_shutdown_amid_fork_join_completes_every_task_once),
           CASE(completed_sets_at_their_edges),
           CASE(a_set_destroyed_while_its_task_runs_lets_it_join_another),
           CASE(waits_with_a_past_deadline_do_not_block),
+          CASE(duplicates_and_racing_waiters_see_one_end),
           CASE(to_thread_from_a_thread_and_a_cancelled_coroutine),
           CASE(to_thread_keeps_a_task_s_own_ecanceled_reached_before_the_cancellation))
