@@ -160,7 +160,8 @@ int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *error
                    int64_t deadline);
 
 /* Wait until any of the n tasks has finished; returns its index (>= 0).  Consumes no
- * handle: join the one returned.  -EINVAL, -ESRCH, -ETIMEDOUT, -ECANCELED, -ENOMEM
+ * handle: join the one returned.  -EINVAL, -ESRCH (a null or stale handle anywhere in
+ * the list, behind a finished task too), -ETIMEDOUT, -ECANCELED, -ENOMEM
  * (more than 8 tasks take memory), -EDEADLK when the calling coroutine is among the
  * tasks (and none has finished), -EPERM in a forked child for a task that is not the
  * child's. */

@@ -676,11 +676,14 @@ static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool ca
     size_t linked = 0;
     int r = 0;
     bool decided = false, claimed_here = false, itself = false;
-    for (size_t i = 0; i < n && !decided; i++) {
+    for (size_t i = 0; i < n; i++) {
         plait__future *f = plait__future_lock(tasks[i], &r);
         if (!f)
             break;
-        if (atomic_load_explicit(&f->done, memory_order_relaxed)) {
+        if (decided) {
+            /* only checked: a bad handle is refused wherever it is in the list, not
+             * only while none before it has finished */
+        } else if (atomic_load_explicit(&f->done, memory_order_relaxed)) {
             claimed_here = plait__waiter_claim(&w);
             if (claimed_here)
                 w.index = (int)i;
@@ -704,8 +707,9 @@ static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool ca
     }
     if (r < 0) {
         /* bad handle, itself, or no waiting: withdraw; if a task finished meanwhile its
-         * signal is absorbed (and, when the call was only not to block, reported) */
-        if (!plait__waiter_claim(&w)) {
+         * signal is absorbed (and, when the call was only not to block, reported).  A
+         * claim of our own (a finished task, then a bad handle) has no signal coming. */
+        if (!claimed_here && !plait__waiter_claim(&w)) {
             plait__waiter_block(&w, PLAIT_FOREVER);
             if (now_only)
                 r = w.status;

@@ -11,6 +11,12 @@
 static void *ret_arg(void *arg) { return arg; }
 static void *fail_with(void *arg) { return PLAIT_FAIL(INT(arg)); }
 
+static void *blocks_until_cancelled(void *p)
+{
+    (void)p;
+    return PLAIT_FAIL(plait_sleep_until(PLAIT_FOREVER));
+}
+
 static plait_pool *make_pool(unsigned threads, const char *name)
 {
     plait_pool *pool = NULL;
@@ -80,6 +86,40 @@ TEST(bad_input_is_refused_and_touches_nothing)
     CHECK_EQ(plait_pool_destroy(pool), 0);
 }
 
+/* wait_any refuses a bad handle (a null one, a stale one) wherever it is in the list.
+ * It stopped looking at the list at the first finished task, so a bad handle after one
+ * passed, and the same call answered -EINVAL or an index depending on whether that task
+ * had finished yet.  (wait_all checks every handle before it waits.) */
+TEST(wait_any_refuses_a_bad_handle_after_a_finished_task)
+{
+    plait_pool *pool = make_pool(1, "badany");
+    plait_task done, consumed, blocked;
+    CHECK_EQ(plait_pool_submit(pool, &done, ret_arg, ARG(1)), 0);
+    CHECK_EQ(plait_pool_submit(pool, &consumed, ret_arg, ARG(2)), 0);
+    CHECK_EQ(plait_join(consumed, NULL, SOON()), 0);
+    CHECK_EQ(plait_wait_any(&done, 1, SOON()), 0); /* finished, not consumed */
+    CHECK_EQ(plait_pool_submit(pool, &blocked, blocks_until_cancelled, NULL), 0);
+    /* with the bad one first, or behind a task still running: refused */
+    plait_task null_first[2] = {{0}, done}, null_behind_running[2] = {blocked, {0}};
+    CHECK_EQ(plait_wait_any(null_first, 2, 0), -EINVAL);
+    CHECK_EQ(plait_wait_any(null_behind_running, 2, 0), -EINVAL);
+    /* behind a finished task: refused the same */
+    plait_task null_behind_done[2] = {done, {0}}, stale_behind_done[3] = {done, blocked, consumed};
+    CHECK_EQ(plait_wait_any(null_behind_done, 2, SOON()), -EINVAL);
+    CHECK_EQ(plait_wait_any(stale_behind_done, 3, SOON()), -ESRCH);
+    plait_task many[10];
+    for (int i = 0; i < 10; i++)
+        many[i] = i == 9 ? consumed : done;
+    CHECK_EQ(plait_wait_any(many, 10, 0), -ESRCH);
+    /* a good list still answers, and nothing was consumed or left linked */
+    plait_task good[2] = {blocked, done};
+    CHECK_EQ(plait_wait_any(good, 2, 0), 1);
+    CHECK_EQ(plait_join(done, NULL, 0), 0);
+    CHECK_EQ(plait_cancel(blocked), 0);
+    CHECK_EQ(plait_join(blocked, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
 /* ---- a failure reaches whoever waits, by every way of waiting ---- */
 
 TEST(failures_reach_join_wait_all_map_and_completed)
@@ -146,12 +186,6 @@ static void *joins_itself(void *p)
     plait_task two[2] = {s->other, s->self};
     s->all2_r = plait_wait_all(two, 2, NULL, NULL, SOON());
     return ARG(42);
-}
-
-static void *blocks_until_cancelled(void *p)
-{
-    (void)p;
-    return PLAIT_FAIL(plait_sleep_until(PLAIT_FOREVER));
 }
 
 TEST(a_pool_task_joining_itself_is_told_edeadlk)
@@ -750,6 +784,7 @@ TEST(to_thread_keeps_a_task_s_own_ecanceled_reached_before_the_cancellation)
 }
 
 RUN_TESTS(CASE(bad_input_is_refused_and_touches_nothing),
+          CASE(wait_any_refuses_a_bad_handle_after_a_finished_task),
           CASE(failures_reach_join_wait_all_map_and_completed),
           CASE(a_pool_task_joining_itself_is_told_edeadlk),
           CASE(submit_after_shutdown_is_epipe_and_writes_no_handle),
