@@ -514,7 +514,9 @@ int plait_pool_create(plait_pool **pool, const plait_pool_options *options);
 
 /* Queue fn(arg) and return at once; task (may be NULL: detached) is its future, to
  * join, wait on or cancel like any task.  Cancelling a task that has not started means
- * it never runs (its future reports -ECANCELED).  -EPIPE once the pool is shut down,
+ * it never runs (its future reports -ECANCELED).  -EPIPE once the pool is shut down
+ * (not for a task of the pool itself, outside a coroutine: the tasks it queues run, or
+ * with PLAIT_POOL_CANCEL complete as cancelled, as the queued tasks do),
  * -EPERM in a forked child of the process that made the pool, -EINVAL for nulls,
  * -ENOMEM. */
 int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg);

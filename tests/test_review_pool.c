@@ -212,6 +212,54 @@ TEST(a_pool_task_joining_itself_is_told_edeadlk)
     CHECK_EQ(plait_pool_destroy(other), 0);
 }
 
+/* A coroutine whose scheduler runs in a pool task joining that task: -EDEADLK at once
+ * (the task cannot return while its scheduler's coroutine waits); shutdown and destroy
+ * of the pool from there: -EDEADLK too. */
+typedef struct {
+    plait_pool *pool;
+    plait_task self;
+    atomic_int ready;
+    int join_r, all_r, shutdown_r, destroy_r;
+} coro_in_task;
+
+static void *coro_joins_its_task(void *p)
+{
+    coro_in_task *c = p;
+    c->join_r = plait_join(c->self, NULL, SOON());
+    c->all_r = plait_wait_all(&c->self, 1, NULL, NULL, SOON());
+    c->shutdown_r = plait_pool_shutdown(c->pool, PLAIT_POOL_DRAIN, SOON());
+    c->destroy_r = plait_pool_destroy(c->pool);
+    return NULL;
+}
+
+static void *runs_a_scheduler(void *p)
+{
+    coro_in_task *c = p;
+    while (!atomic_load(&c->ready))
+        sched_yield();
+    int r = plait_run(coro_joins_its_task, c, NULL);
+    return r < 0 ? PLAIT_FAIL(r) : ARG(5);
+}
+
+TEST(a_coroutine_joining_the_pool_task_its_scheduler_runs_in_is_told_edeadlk)
+{
+    static coro_in_task c;
+    memset(&c, 0, sizeof c);
+    c.pool = make_pool(1, "cit");
+    CHECK_EQ(plait_pool_submit(c.pool, &c.self, runs_a_scheduler, &c), 0);
+    atomic_store(&c.ready, 1);
+    void *r;
+    int64_t start = plait_now();
+    CHECK_EQ(plait_join(c.self, &r, SOON()), 0);
+    CHECK_PROMPT(start);
+    CHECK_EQ(INT(r), 5);
+    CHECK_EQ(c.join_r, -EDEADLK);
+    CHECK_EQ(c.all_r, -EDEADLK);
+    CHECK_EQ(c.shutdown_r, -EDEADLK);
+    CHECK_EQ(c.destroy_r, -EDEADLK);
+    CHECK_EQ(plait_pool_destroy(c.pool), 0);
+}
+
 /* ---- submit to a shut pool; shutdown with a deadline and cancel ---- */
 
 TEST(submit_after_shutdown_is_epipe_and_writes_no_handle)
@@ -787,6 +835,7 @@ RUN_TESTS(CASE(bad_input_is_refused_and_touches_nothing),
           CASE(wait_any_refuses_a_bad_handle_after_a_finished_task),
           CASE(failures_reach_join_wait_all_map_and_completed),
           CASE(a_pool_task_joining_itself_is_told_edeadlk),
+          CASE(a_coroutine_joining_the_pool_task_its_scheduler_runs_in_is_told_edeadlk),
           CASE(submit_after_shutdown_is_epipe_and_writes_no_handle),
           CASE(tasks_spawned_during_a_draining_shutdown_all_run),
           CASE(a_cancelling_shutdown_completes_queued_tasks_while_every_worker_is_held),
