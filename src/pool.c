@@ -806,12 +806,12 @@ static void withdraw_taken(plait__future *f)
  * "cancel now", still empties any ordinary deque). */
 static void cancel_queued(plait_pool *pool, int64_t deadline)
 {
-    plait__future *batch[BATCH_MAX];
+    plait__future *batch[16]; /* (a shutdown may come from a coroutine's small stack) */
     size_t n;
     do {
         plait__inject_block *dropped = NULL;
         plait__spin_lock(&pool->inject.lock);
-        n = plait__inject_take(&pool->inject, batch, BATCH_MAX, &dropped);
+        n = plait__inject_take(&pool->inject, batch, sizeof batch / sizeof *batch, &dropped);
         plait__spin_unlock(&pool->inject.lock);
         plait__inject_blocks_free(dropped);
         for (size_t i = 0; i < n; i++)

@@ -513,6 +513,53 @@ TEST(a_cancelling_shutdown_amid_fork_join_completes_every_task_once)
     }
 }
 
+/* A cancelling shutdown from a coroutine on a small stack, with tasks to take off the
+ * queues: the shutdown's own frames fit. */
+typedef struct {
+    plait_pool *pool;
+    int r;
+} small_shut;
+
+static void *shuts_on_a_small_stack(void *p)
+{
+    small_shut *s = p;
+    s->r = plait_pool_shutdown(s->pool, PLAIT_POOL_CANCEL, plait_deadline_in(20 * PLAIT_MS));
+    return NULL;
+}
+
+static void *spawns_small_shutter(void *p)
+{
+    plait_spawn_options o = {.name = "small", .stack_size = 8192};
+    plait_task t;
+    CHECK_EQ(plait_spawn_opts(&t, shuts_on_a_small_stack, p, &o), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    return NULL;
+}
+
+TEST(a_cancelling_shutdown_from_a_coroutine_on_a_small_stack)
+{
+    static small_shut s;
+    s.pool = make_pool(2, "small");
+    atomic_int started = 0;
+    atomic_store(&spinning_stop, 0);
+    plait_task a, b, queued[40];
+    CHECK_EQ(plait_pool_submit(s.pool, &a, spins, &started), 0);
+    wait_for(&started);
+    atomic_store(&started, 0);
+    CHECK_EQ(plait_pool_submit(s.pool, &b, spins, &started), 0);
+    wait_for(&started);
+    for (int i = 0; i < 40; i++)
+        CHECK_EQ(plait_pool_submit(s.pool, &queued[i], ret_arg, NULL), 0);
+    check_run(spawns_small_shutter, &s);
+    CHECK_EQ(s.r, -ETIMEDOUT);
+    for (int i = 0; i < 40; i++)
+        CHECK_EQ(plait_join(queued[i], NULL, 0), -ECANCELED);
+    atomic_store(&spinning_stop, 1);
+    CHECK_EQ(plait_join(a, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_join(b, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_pool_destroy(s.pool), 0);
+}
+
 /* ---- as completed ---- */
 
 typedef struct {
@@ -841,6 +888,7 @@ RUN_TESTS(CASE(bad_input_is_refused_and_touches_nothing),
           CASE(a_cancelling_shutdown_completes_queued_tasks_while_every_worker_is_held),
           CASE(a_cancelling_shutdown_completes_the_children_a_held_task_queued),
           CASE(a_cancelling_shutdown_amid_fork_join_completes_every_task_once),
+          CASE(a_cancelling_shutdown_from_a_coroutine_on_a_small_stack),
           CASE(completed_sets_at_their_edges),
           CASE(a_set_destroyed_while_its_task_runs_lets_it_join_another),
           CASE(waits_with_a_past_deadline_do_not_block),
