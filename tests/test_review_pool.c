@@ -560,6 +560,68 @@ TEST(a_cancelling_shutdown_from_a_coroutine_on_a_small_stack)
     CHECK_EQ(plait_pool_destroy(s.pool), 0);
 }
 
+/* A map stopped by its deadline (past, or mid-way) from outside and from a task of its
+ * pool: -ETIMEDOUT, each item either ran (0, its result) or was skipped (-ECANCELED,
+ * NULL), and none runs after the call returned. */
+static atomic_int map_items_running, map_items_after;
+static atomic_int map_returned;
+
+static void *slow_item(void *arg)
+{
+    atomic_fetch_add(&map_items_running, 1);
+    if (atomic_load(&map_returned))
+        atomic_fetch_add(&map_items_after, 1);
+    struct timespec ms = {0, PLAIT_MS};
+    nanosleep(&ms, NULL);
+    if (atomic_load(&map_returned))
+        atomic_fetch_add(&map_items_after, 1);
+    return arg;
+}
+
+enum { SLOW_N = 300 };
+
+static int check_stopped_map(plait_pool *pool, int64_t deadline)
+{
+    static void *args[SLOW_N], *results[SLOW_N];
+    static int errors[SLOW_N];
+    for (int i = 0; i < SLOW_N; i++) {
+        args[i] = ARG(i + 1);
+        results[i] = ARG(-1);
+        errors[i] = 1;
+    }
+    atomic_store(&map_returned, 0);
+    int r = plait_pool_map(pool, slow_item, args, SLOW_N, results, errors, deadline);
+    atomic_store(&map_returned, 1);
+    int bad = 0, ran = 0;
+    for (int i = 0; i < SLOW_N; i++) {
+        if (errors[i] == 0 && results[i] == args[i])
+            ran++;
+        else if (!(errors[i] == -ECANCELED && results[i] == NULL))
+            bad++;
+    }
+    CHECK_EQ(bad, 0);
+    CHECK(ran < SLOW_N);
+    return r;
+}
+
+static void *maps_in_a_task(void *p)
+{
+    return PLAIT_FAIL(check_stopped_map(p, plait_deadline_in(20 * PLAIT_MS)));
+}
+
+TEST(a_map_stopped_by_its_deadline_answers_for_every_item)
+{
+    plait_pool *pool = make_pool(2, "mapd");
+    atomic_store(&map_items_after, 0);
+    CHECK_EQ(check_stopped_map(pool, 0), -ETIMEDOUT);
+    CHECK_EQ(check_stopped_map(pool, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(pool, &t, maps_in_a_task, pool), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ETIMEDOUT);
+    CHECK_EQ(atomic_load(&map_items_after), 0);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
 /* ---- as completed ---- */
 
 typedef struct {
@@ -627,6 +689,51 @@ TEST(completed_sets_at_their_edges)
     CHECK_EQ(plait_completed_destroy(other), 0);
     CHECK_EQ(plait_pool_destroy(p1), 0);
     CHECK_EQ(plait_pool_destroy(p2), 0);
+}
+
+/* A pool task of a one-worker pool gathers its own children through an as-completed set
+ * and a map: its waits run them (the only worker is the waiter's). */
+static void *gathers_children(void *p)
+{
+    plait_pool *pool = p;
+    plait_completed *set;
+    if (plait_completed_create(&set) < 0)
+        return PLAIT_FAIL(-ENOMEM);
+    plait_task kids[5];
+    long sum = 0;
+    int bad = 0;
+    for (int i = 0; i < 5; i++) {
+        bad |= plait_pool_submit(pool, &kids[i], ret_arg, ARG(i + 1)) != 0;
+        bad |= plait_completed_add(set, kids[i]) != 0;
+    }
+    plait_task d;
+    int got = 0, r;
+    while ((r = plait_completed_next(set, &d, SOON())) == 0) {
+        void *v;
+        bad |= plait_join(d, &v, 0) != 0;
+        sum += INT(v);
+        got++;
+    }
+    bad |= r != -EPIPE || got != 5;
+    bad |= plait_completed_destroy(set) != 0;
+    void *args[50], *results[50];
+    for (int i = 0; i < 50; i++)
+        args[i] = ARG(i);
+    bad |= plait_pool_map(pool, ret_arg, args, 50, results, NULL, SOON()) != 0;
+    for (int i = 0; i < 50; i++)
+        sum += INT(results[i]);
+    return bad ? PLAIT_FAIL(-EPROTO) : ARG(sum);
+}
+
+TEST(a_one_worker_pool_task_gathers_its_children_through_a_set_and_a_map)
+{
+    plait_pool *pool = make_pool(1, "gath");
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(pool, &t, gathers_children, pool), 0);
+    void *v;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 15 + 49 * 50 / 2);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
 }
 
 TEST(a_set_destroyed_while_its_task_runs_lets_it_join_another)
@@ -885,7 +992,9 @@ RUN_TESTS(CASE(bad_input_is_refused_and_touches_nothing),
           CASE(a_cancelling_shutdown_completes_the_children_a_held_task_queued),
           CASE(a_cancelling_shutdown_amid_fork_join_completes_every_task_once),
           CASE(a_cancelling_shutdown_from_a_coroutine_on_a_small_stack),
+          CASE(a_map_stopped_by_its_deadline_answers_for_every_item),
           CASE(completed_sets_at_their_edges),
+          CASE(a_one_worker_pool_task_gathers_its_children_through_a_set_and_a_map),
           CASE(a_set_destroyed_while_its_task_runs_lets_it_join_another),
           CASE(waits_with_a_past_deadline_do_not_block),
           CASE(duplicates_and_racing_waiters_see_one_end),
