@@ -1,4 +1,4 @@
-/* test_review_pool.c — review of thread pools and offloading: submit, map, shutdown,
+/* test_pool_promises.c — thread pools and offloading (review 120): submit, map, shutdown,
  * destroy, to_thread, as-completed sets, wait_all/wait_any and joins of pool tasks
  * at their edges (bad input, duplicates, deadlines, cancellation, shutdown). */
 #include "helpers.h"
