@@ -7,8 +7,10 @@
  * under 4 ms once made it wake thousands of times a second); when it has not moved for a whole
  * threshold while a coroutine runs, the scheduler is blocked: the watchdog says so at
  * once (by id: it must not read the coroutine's fields), and marks the stall, so
- * that when the coroutine finally lets go the switch path names it and says how long
- * it held the thread.  The mark carries the switch count of the stall: the watchdog
+ * that when the coroutine finally lets go the switch path notes its name and how long
+ * it held the thread, and the loop, which runs next, prints that: not the switch path
+ * itself, which runs on the stack of the coroutine that stalled (fprintf takes
+ * kilobytes of stack: the report overflowed a PLAIT_STACK_MIN stack).  The mark carries the switch count of the stall: the watchdog
  * may mark it only after the coroutine has let go (its warning, to a slow stderr, can
  * take that long), and then the next switch, of another coroutine, is not the first
  * after the stall and says nothing (it once blamed itself for the other's time).
@@ -119,19 +121,32 @@ void plait__watchdog_after_fork(void)
     plait__watchdog_start(s);
 }
 
-void plait__slow_report(plait__sched *s, plait__coro *from)
+bool plait__slow_note(plait__sched *s, const plait__coro *from)
 {
     int64_t since = atomic_exchange_explicit(&s->slow_since, 0, memory_order_acquire);
-    /* the switch path has counted this switch: the one before it was the stall's */
+    /* called before this switch is counted: the count is still the stall's */
     unsigned long stalled = atomic_load_explicit(&s->slow_switches, memory_order_relaxed);
     if (!since || from->is_loop ||
-        atomic_load_explicit(&s->switches, memory_order_relaxed) - 1 != stalled)
+        atomic_load_explicit(&s->switches, memory_order_relaxed) != stalled)
+        return false;
+    /* only copies and a clock read (the vDSO): this runs on the stack of the coroutine
+     * that stalled, which may be PLAIT_STACK_MIN */
+    memcpy(s->slow_name, from->name, sizeof s->slow_name);
+    s->slow_id = from->id;
+    s->slow_ms = (plait_now() - since) / PLAIT_MS;
+    s->slow_noted = true;
+    return true;
+}
+
+void plait__slow_report(plait__sched *s)
+{
+    if (!s->slow_noted)
         return;
+    s->slow_noted = false;
     fprintf(stderr,
             "plait: warning: coroutine '%s' (#%llu) ran %lld ms without yielding "
             "(threshold %lld ms): it blocked every other coroutine of its thread\n",
-            from->name, (unsigned long long)from->id,
-            (long long)((plait_now() - since) / PLAIT_MS),
+            s->slow_name, (unsigned long long)s->slow_id, (long long)s->slow_ms,
             (long long)(s->slow_threshold / PLAIT_MS));
 }
 

@@ -484,6 +484,12 @@ struct plait__sched {
     atomic_ulong slow_switches; /* `switches` during that stall: whose it was */
     int64_t slow_threshold;
     struct plait__watchdog *watchdog;
+    /* the report of a stall, noted on the switch away from the coroutine that stalled
+     * and printed by the loop, on the thread's own stack (diag.c) */
+    bool slow_noted;
+    uint64_t slow_id;
+    int64_t slow_ms;
+    char slow_name[32];
 };
 
 /* Thread-local, initial-exec: a plain load from the thread pointer, even in the
@@ -794,7 +800,12 @@ void plait__watchdog_start(plait__sched *sched);
 void plait__watchdog_stop(plait__sched *sched);
 /* In a forked child: the calling thread's scheduler gets a watchdog of its own. */
 void plait__watchdog_after_fork(void);
-void plait__slow_report(plait__sched *sched, plait__coro *coro);
+/* On the switch away from coro, before it is counted: whether the watchdog marked a
+ * stall of coro's, then noted for plait__slow_report (it prints nothing: the switch
+ * runs on coro's stack, which may be PLAIT_STACK_MIN, and fprintf takes kilobytes). */
+bool plait__slow_note(plait__sched *sched, const plait__coro *coro);
+/* Print the stall noted, if any: from the loop, on the thread's own stack. */
+void plait__slow_report(plait__sched *sched);
 
 /* ---- fork (fork.c): plait's global state across fork() ---- */
 enum { PLAIT__FORK_PREPARE, PLAIT__FORK_PARENT, PLAIT__FORK_CHILD };

@@ -63,6 +63,16 @@ static void ready_push(plait__sched *s, plait__coro *c)
     s->ready_tail = c;
 }
 
+/* At the head: a coroutine taken from the queue that must wait for one loop turn. */
+static void ready_push_front(plait__sched *s, plait__coro *c)
+{
+    c->state = PLAIT__READY;
+    c->next = s->ready_head;
+    s->ready_head = c;
+    if (!s->ready_tail)
+        s->ready_tail = c;
+}
+
 static plait__coro *ready_pop(plait__sched *s)
 {
     plait__coro *c = s->ready_head;
@@ -118,13 +128,20 @@ __attribute__((noinline)) static void switch_to(plait__sched *s, plait__coro *fr
         return;
     if (!from->is_loop)
         plait__stack_check(from);
+    /* A stall of from's to report: its report is printed by the loop, on the thread's
+     * own stack (fprintf takes kilobytes, more than from's may hold: it overflowed a
+     * PLAIT_STACK_MIN stack), so the loop runs first and to, first in the queue, next. */
+    if (PLAIT_UNLIKELY(atomic_load_explicit(&s->slow_since, memory_order_relaxed)) &&
+        plait__slow_note(s, from) && !to->is_loop) {
+        ready_push_front(s, to);
+        to = &s->loop;
+        to->state = PLAIT__RUNNING;
+    }
     s->current = to;
     atomic_store_explicit(&s->switches,
                           atomic_load_explicit(&s->switches, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     atomic_store_explicit(&s->running_id, to->is_loop ? 0 : to->id, memory_order_relaxed);
-    if (PLAIT_UNLIKELY(atomic_load_explicit(&s->slow_since, memory_order_relaxed)))
-        plait__slow_report(s, from);
 #ifdef PLAIT_TSAN
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
@@ -308,6 +325,8 @@ static void loop_run(plait__sched *s)
         if (next) {
             s->budget = BUDGET;
             switch_to(s, &s->loop, next, false);
+            if (PLAIT_UNLIKELY(s->slow_noted))
+                plait__slow_report(s); /* a stall noted as a coroutine let go */
             looked = false;
         } else {
             looked = park(s, now);
