@@ -110,4 +110,513 @@ TEST(slow_report_of_a_coroutine_on_the_smallest_stack)
     CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
 }
 
-RUN_TESTS(CASE(slow_report_of_a_coroutine_on_the_smallest_stack))
+
+/* ---- calls from the wrong context ---- */
+
+typedef struct {
+    int yield, spawn, stack, dump, forever, past, group_spawn;
+    uint64_t id;
+    const char *name;
+    int in_coroutine;
+} context_calls;
+
+static void *noop(void *arg) { return arg; }
+
+static void *calls_outside(void *arg)
+{
+    context_calls *c = arg;
+    c->yield = plait_yield();
+    c->spawn = plait_spawn(NULL, noop, NULL);
+    c->stack = plait_set_stack_size(64 * 1024);
+    c->dump = plait_dump(stderr);
+    c->past = plait_sleep_until(plait_now() - PLAIT_SEC);
+    plait_group *g = NULL;
+    if (plait_group_create(&g) == 0) {
+        c->group_spawn = plait_group_spawn(g, NULL, noop, NULL);
+        CHECK_EQ(plait_group_destroy(g), 0);
+    }
+    c->id = plait_task_id();
+    c->name = plait_task_name();
+    c->in_coroutine = plait_in_coroutine();
+    return NULL;
+}
+
+static void check_outside(const context_calls *c)
+{
+    CHECK_EQ(c->yield, -EPERM);
+    CHECK_EQ(c->spawn, -EPERM);
+    CHECK_EQ(c->stack, -EPERM);
+    CHECK_EQ(c->dump, -EPERM);
+    CHECK_EQ(c->past, 0);
+    CHECK_EQ(c->group_spawn, -EPERM);
+    CHECK_EQ(c->id, 0);
+    CHECK_EQ(c->in_coroutine, 0);
+}
+
+TEST(coroutine_only_calls_elsewhere)
+{
+    context_calls plain = {0};
+    calls_outside(&plain);
+    check_outside(&plain);
+    CHECK(plain.name == NULL);
+    CHECK_EQ(plait_sleep_until(PLAIT_FOREVER), -EINVAL); /* nothing could cancel it */
+
+    context_calls thread = {0};
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, calls_outside, &thread,
+                                &(plait_thread_options){.name = "a-thread-name-longer-than-15"}),
+             0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    check_outside(&thread);
+
+    plait_pool *pool;
+    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 1}), 0);
+    context_calls task = {0};
+    CHECK_EQ(plait_pool_submit(pool, &t, calls_outside, &task), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    check_outside(&task);
+    CHECK(task.name != NULL);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
+static char thread_name_seen[64];
+
+static void *note_thread_name(void *arg)
+{
+    (void)arg;
+    const char *n = plait_task_name();
+    snprintf(thread_name_seen, sizeof thread_name_seen, "%s", n ? n : "(null)");
+    return NULL;
+}
+
+TEST(thread_names_are_cut_at_15_bytes)
+{
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, note_thread_name, NULL,
+                                &(plait_thread_options){.name = "0123456789abcdefghij"}),
+             0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK(strcmp(thread_name_seen, "0123456789abcde") == 0);
+    CHECK_EQ(plait_thread_start(&t, note_thread_name, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK(strcmp(thread_name_seen, "plait") == 0);
+    CHECK_EQ(plait_thread_start(&t, note_thread_name, NULL,
+                                &(plait_thread_options){.name = ""}),
+             0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK(strcmp(thread_name_seen, "") == 0);
+}
+
+static void *nested_run(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_run(noop, NULL, NULL), -EBUSY);
+    CHECK_EQ(plait_run(NULL, NULL, NULL), -EINVAL);
+    return ARG(7);
+}
+
+TEST(plait_run_inside_plait_run)
+{
+    void *result = NULL;
+    CHECK_EQ(plait_run(nested_run, NULL, &result), 0);
+    CHECK_EQ(INT(result), 7);
+    CHECK_EQ(plait_run(NULL, NULL, NULL), -EINVAL);
+    CHECK_EQ(plait_run(noop, PLAIT_FAIL(-EIO), NULL), -EIO);
+}
+
+/* ---- handles consumed twice, cancels early and late ---- */
+
+static atomic_int ran, cancelled_at_start;
+
+static void *counts_and_returns(void *arg)
+{
+    atomic_fetch_add(&ran, 1);
+    atomic_store(&cancelled_at_start, plait_cancelled());
+    return arg;
+}
+
+static void *handle_edges(void *arg)
+{
+    (void)arg;
+    plait_task t;
+    void *r = NULL;
+    /* join twice, detach twice, join a detached one, cancel a joined one */
+    CHECK_EQ(plait_spawn(&t, counts_and_returns, ARG(5)), 0);
+    CHECK_EQ(plait_join(t, &r, SOON()), 0);
+    CHECK_EQ(INT(r), 5);
+    CHECK_EQ(plait_join(t, &r, SOON()), -ESRCH);
+    CHECK_EQ(plait_cancel(t), -ESRCH);
+    CHECK_EQ(plait_detach(t), -ESRCH);
+    CHECK_EQ(plait_spawn(&t, counts_and_returns, ARG(5)), 0);
+    CHECK_EQ(plait_detach(t), 0);
+    CHECK_EQ(plait_detach(t), -ESRCH);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ESRCH);
+    CHECK_EQ(plait_cancel(t), -ESRCH);
+    /* a zeroed handle */
+    plait_task zero = {0};
+    CHECK_EQ(plait_join(zero, NULL, 0), -EINVAL);
+    CHECK_EQ(plait_cancel(zero), -EINVAL);
+    CHECK_EQ(plait_detach(zero), -EINVAL);
+    /* cancelled before it started: it runs, sees its cancellation, its joiner gets
+     * -ECANCELED whatever it returned */
+    atomic_store(&ran, 0);
+    CHECK_EQ(plait_spawn(&t, counts_and_returns, ARG(6)), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_cancel(t), 0); /* twice: the same */
+    r = ARG(1);
+    CHECK_EQ(plait_join(t, &r, SOON()), -ECANCELED);
+    CHECK_EQ(atomic_load(&cancelled_at_start), 1);
+    /* finished, not joined: a cancel changes nothing */
+    atomic_store(&ran, 0);
+    CHECK_EQ(plait_spawn(&t, counts_and_returns, ARG(8)), 0);
+    while (atomic_load(&ran) == 0)
+        CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_yield(), 0); /* it has finished now */
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, &r, SOON()), 0);
+    CHECK_EQ(INT(r), 8);
+    /* joining oneself */
+    return NULL;
+}
+
+TEST(handles_consumed_twice_and_cancels_early_and_late)
+{
+    check_run(handle_edges, NULL);
+}
+
+/* ---- stack sizes and names at their limits ---- */
+
+static char name_seen[64];
+
+static void *note_name(void *arg)
+{
+    (void)arg;
+    snprintf(name_seen, sizeof name_seen, "%s", plait_task_name());
+    return NULL;
+}
+
+static void *sizes_and_names(void *arg)
+{
+    (void)arg;
+    plait_task t;
+    size_t bad[] = {1, PLAIT_STACK_MIN - 1, PLAIT_STACK_MAX + 1, SIZE_MAX, SIZE_MAX / 2};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ(plait_spawn_opts(&t, noop, NULL, &(plait_spawn_options){.stack_size = bad[i]}),
+                 -EINVAL);
+        CHECK_EQ(plait_set_stack_size(bad[i]), -EINVAL);
+    }
+    CHECK_EQ(plait_set_stack_size(0), -EINVAL);
+    CHECK_EQ(plait_spawn_opts(&t, noop, NULL, &(plait_spawn_options){.stack_size = 0}), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(plait_spawn(&t, NULL, NULL), -EINVAL);
+    CHECK_EQ(plait_spawn(NULL, NULL, NULL), -EINVAL);
+    int r = plait_spawn_opts(&t, noop, ARG(3), &(plait_spawn_options){.stack_size = PLAIT_STACK_MAX});
+    CHECK(r == 0 || r == -ENOMEM);
+    if (r == 0) {
+        void *v = NULL;
+        CHECK_EQ(plait_join(t, &v, SOON()), 0);
+        CHECK_EQ(INT(v), 3);
+    }
+    /* names: NULL is "task", a long one keeps 31 bytes, "" stays "" */
+    CHECK_EQ(plait_spawn_opts(&t, note_name, NULL, &(plait_spawn_options){.name = NULL}), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK(strcmp(name_seen, "task") == 0);
+    CHECK_EQ(plait_spawn_opts(&t, note_name, NULL,
+                              &(plait_spawn_options){
+                                  .name = "0123456789012345678901234567890123456789"}),
+             0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK(strcmp(name_seen, "0123456789012345678901234567890") == 0);
+    CHECK_EQ(plait_spawn_opts(&t, note_name, NULL, &(plait_spawn_options){.name = ""}), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK(strcmp(name_seen, "") == 0);
+    CHECK(strcmp(plait_task_name(), "main") == 0);
+    CHECK(plait_task_id() > 0);
+    CHECK_EQ(plait_dump(NULL), -EINVAL);
+    return NULL;
+}
+
+TEST(stack_sizes_and_names_at_their_limits) { check_run(sizes_and_names, NULL); }
+
+/* ---- sleeps at and before now ---- */
+
+static void *sleeps_past(void *arg)
+{
+    (void)arg;
+    int64_t start = plait_now();
+    CHECK_EQ(plait_sleep(0), 0);
+    CHECK_EQ(plait_sleep(-5 * PLAIT_SEC), 0);
+    CHECK_EQ(plait_sleep(INT64_MIN), 0);
+    CHECK_EQ(plait_sleep_until(0), 0);
+    CHECK_EQ(plait_sleep_until(-1), 0);
+    CHECK_EQ(plait_sleep_until(INT64_MIN), 0);
+    CHECK_EQ(plait_sleep_until(plait_now()), 0);
+    CHECK_PROMPT(start);
+    return NULL;
+}
+
+static void *cancelled_sleeper(void *arg)
+{
+    (void)arg;
+    while (!plait_cancelled())
+        (void)plait_yield();
+    CHECK_EQ(plait_sleep_until(plait_now() - 1), 0);
+    CHECK_EQ(plait_sleep(0), 0);
+    CHECK_EQ(plait_sleep(PLAIT_MS), -ECANCELED);
+    CHECK_EQ(plait_sleep_until(PLAIT_FOREVER), -ECANCELED);
+    CHECK_EQ(plait_yield(), -ECANCELED);
+    return NULL;
+}
+
+static void *sleeps_main(void *arg)
+{
+    sleeps_past(arg);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, cancelled_sleeper, NULL), 0);
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    return NULL;
+}
+
+TEST(sleeps_at_and_before_now)
+{
+    check_run(sleeps_main, NULL);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_sleep(0), 0);
+    CHECK_EQ(plait_sleep(-1), 0);
+    CHECK_EQ(plait_sleep_until(INT64_MIN), 0);
+    CHECK_PROMPT(start);
+}
+
+/* ---- plait_run ends while detached coroutines wait: on a descriptor, on a timer, on
+ * nothing that will come; each one's task-local value is destroyed once ---- */
+
+static plait_key end_key;
+static atomic_int end_destroyed, end_outcomes_ok;
+static int end_pipe[2];
+
+static void end_dtor(void *value)
+{
+    (void)value;
+    atomic_fetch_add(&end_destroyed, 1);
+}
+
+static void *waits_on_pipe(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_local_set(end_key, ARG(1)), 0);
+    char c;
+    ssize_t n = plait_read(end_pipe[0], &c, 1, PLAIT_FOREVER);
+    if (n == -ECANCELED)
+        atomic_fetch_add(&end_outcomes_ok, 1);
+    return NULL;
+}
+
+static void *sleeps_for_ever(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_local_set(end_key, ARG(2)), 0);
+    if (plait_sleep_until(PLAIT_FOREVER) == -ECANCELED)
+        atomic_fetch_add(&end_outcomes_ok, 1);
+    return NULL;
+}
+
+static void *sleeps_long(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_local_set(end_key, ARG(3)), 0);
+    if (plait_sleep(60 * PLAIT_SEC) == -ECANCELED)
+        atomic_fetch_add(&end_outcomes_ok, 1);
+    return NULL;
+}
+
+static void *never_started(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_local_set(end_key, ARG(4)), 0);
+    if (plait_cancelled())
+        atomic_fetch_add(&end_outcomes_ok, 1);
+    return NULL;
+}
+
+static void *leaves_them_waiting(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_local_set(end_key, ARG(5)), 0);
+    CHECK_EQ(plait_spawn(NULL, waits_on_pipe, NULL), 0);
+    CHECK_EQ(plait_spawn(NULL, sleeps_for_ever, NULL), 0);
+    CHECK_EQ(plait_spawn(NULL, sleeps_long, NULL), 0);
+    CHECK_EQ(plait_yield(), 0); /* they block */
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_spawn(NULL, never_started, NULL), 0); /* runs after main ends */
+    return ARG(9);
+}
+
+TEST(plait_run_ends_with_detached_waiters)
+{
+    static bool made;
+    if (!made)
+        CHECK_EQ(plait_key_create(&end_key, end_dtor), 0);
+    made = true;
+    CHECK_EQ(pipe2(end_pipe, O_NONBLOCK), 0);
+    int fds = count_fds();
+    atomic_store(&end_destroyed, 0);
+    atomic_store(&end_outcomes_ok, 0);
+    int64_t start = plait_now();
+    void *result = NULL;
+    CHECK_EQ(plait_run(leaves_them_waiting, NULL, &result), 0);
+    CHECK_PROMPT(start);
+    CHECK_EQ(INT(result), 9);
+    CHECK_EQ(atomic_load(&end_destroyed), 5);
+    CHECK_EQ(atomic_load(&end_outcomes_ok), 4);
+    CHECK_EQ(count_fds(), fds); /* the poller's descriptors are gone */
+    close(end_pipe[0]);
+    close(end_pipe[1]);
+}
+
+/* ---- task-local values: destructors once, in rounds, on cancel ---- */
+
+static plait_key k_a, k_b, k_none;
+static atomic_int a_calls, b_calls, b_rounds_left;
+static void *b_seen_a;
+
+static void dtor_a(void *v)
+{
+    (void)v;
+    atomic_fetch_add(&a_calls, 1);
+    CHECK(plait_local_get(k_a) == NULL); /* its own value is cleared first */
+}
+
+static void dtor_b(void *v)
+{
+    atomic_fetch_add(&b_calls, 1);
+    b_seen_a = plait_local_get(k_a);
+    if (atomic_fetch_sub(&b_rounds_left, 1) > 1)
+        CHECK_EQ(plait_local_set(k_b, v), 0); /* set again: another round */
+}
+
+static void *sets_locals(void *arg)
+{
+    CHECK_EQ(plait_local_set(k_a, ARG(1)), 0);
+    CHECK_EQ(plait_local_set(k_b, ARG(2)), 0);
+    CHECK_EQ(plait_local_set(k_none, ARG(3)), 0);
+    CHECK(plait_local_get(k_a) == ARG(1));
+    CHECK(plait_local_get(k_none) == ARG(3));
+    if (arg)
+        (void)plait_sleep_until(PLAIT_FOREVER); /* until cancelled */
+    return NULL;
+}
+
+static void *locals_main(void *arg)
+{
+    (void)arg;
+    plait_task t;
+    /* a value set again by its destructor gets up to four rounds in all */
+    atomic_store(&a_calls, 0);
+    atomic_store(&b_calls, 0);
+    atomic_store(&b_rounds_left, 10);
+    CHECK_EQ(plait_spawn(&t, sets_locals, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(atomic_load(&a_calls), 1);
+    CHECK_EQ(atomic_load(&b_calls), 4);
+    /* cancelled while blocked: the destructors run, once each */
+    atomic_store(&a_calls, 0);
+    atomic_store(&b_calls, 0);
+    atomic_store(&b_rounds_left, 1);
+    CHECK_EQ(plait_spawn(&t, sets_locals, ARG(1)), 0);
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(atomic_load(&a_calls), 1);
+    CHECK_EQ(atomic_load(&b_calls), 1);
+    CHECK(b_seen_a == NULL); /* a, earlier in key order, was destroyed first */
+    /* the values are the coroutine's: main's are its own */
+    CHECK(plait_local_get(k_a) == NULL);
+    CHECK_EQ(plait_local_set(PLAIT_KEYS_MAX, NULL), -EINVAL);
+    CHECK_EQ(plait_local_set((plait_key)-1, NULL), -EINVAL);
+    CHECK(plait_local_get(PLAIT_KEYS_MAX) == NULL);
+    CHECK(plait_local_get((plait_key)-1) == NULL);
+    return NULL;
+}
+
+TEST(task_local_destructors)
+{
+    CHECK_EQ(plait_key_create(&k_a, dtor_a), 0);
+    CHECK_EQ(plait_key_create(&k_b, dtor_b), 0);
+    CHECK_EQ(plait_key_create(&k_none, NULL), 0);
+    CHECK_EQ(plait_key_create(NULL, NULL), -EINVAL);
+    check_run(locals_main, NULL);
+}
+
+/* Runs last: it uses up the keys. */
+TEST(key_exhaustion)
+{
+    plait_key k;
+    int made = 0, r;
+    while ((r = plait_key_create(&k, NULL)) == 0)
+        made++;
+    CHECK_EQ(r, -EAGAIN);
+    CHECK(made < PLAIT_KEYS_MAX);
+    CHECK_EQ(k, PLAIT_KEYS_MAX - 1);
+    CHECK_EQ(plait_local_set(k, ARG(1)), 0);
+    CHECK(plait_local_get(k) == ARG(1));
+    CHECK_EQ(plait_local_set(k, NULL), 0);
+}
+
+/* ---- groups ---- */
+
+static void *fails_with(void *arg) { return PLAIT_FAIL(INT(arg)); }
+
+static void *sleeps_until_cancelled(void *arg)
+{
+    (void)arg;
+    int r = plait_sleep_until(PLAIT_FOREVER);
+    return r == -ECANCELED ? NULL : PLAIT_FAIL(-EIO);
+}
+
+static void *group_main(void *arg)
+{
+    (void)arg;
+    plait_group *g;
+    CHECK_EQ(plait_group_create(&g), 0);
+    CHECK_EQ(plait_group_create(NULL), -EINVAL);
+    CHECK_EQ(plait_group_wait(NULL, 0), -EINVAL);
+    CHECK_EQ(plait_group_destroy(NULL), -EINVAL);
+    CHECK_EQ(plait_group_cancel(NULL), -EINVAL);
+    CHECK_EQ(plait_group_spawn(NULL, NULL, noop, NULL), -EINVAL);
+    CHECK_EQ(plait_group_wait(g, 0), 0); /* empty */
+    CHECK_EQ(plait_group_spawn(g, NULL, sleeps_until_cancelled, NULL), 0);
+    CHECK_EQ(plait_group_wait(g, plait_deadline_in(10 * PLAIT_MS)), -ETIMEDOUT);
+    /* more after a timed-out wait: a failure whose handle the group keeps is reported */
+    CHECK_EQ(plait_group_spawn(g, NULL, fails_with, ARG(-EIO)), 0);
+    plait_task kept;
+    CHECK_EQ(plait_group_spawn(g, &kept, fails_with, ARG(-EBADMSG)), 0);
+    CHECK_EQ(plait_group_wait(g, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_yield(), 0); /* they run (a cancel before would be their outcome) */
+    CHECK_EQ(plait_group_wait(g, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_group_cancel(g), 0);
+    CHECK_EQ(plait_group_wait(g, SOON()), -EIO);
+    CHECK_EQ(plait_join(kept, NULL, SOON()), -EBADMSG);
+    /* cancelled for good: a later child starts cancelled */
+    CHECK_EQ(plait_group_spawn(g, &kept, sleeps_until_cancelled, NULL), 0);
+    CHECK_EQ(plait_join(kept, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_group_destroy(g), -EIO);
+    /* destroyed with live members, blocked for ever */
+    CHECK_EQ(plait_group_create(&g), 0);
+    for (int i = 0; i < 100; i++)
+        CHECK_EQ(plait_group_spawn(g, NULL, sleeps_until_cancelled, NULL), 0);
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_group_destroy(g), 0);
+    return NULL;
+}
+
+TEST(groups_at_their_edges) { check_run(group_main, NULL); }
+
+RUN_TESTS(CASE(slow_report_of_a_coroutine_on_the_smallest_stack),
+          CASE(coroutine_only_calls_elsewhere), CASE(thread_names_are_cut_at_15_bytes),
+          CASE(plait_run_inside_plait_run),
+          CASE(handles_consumed_twice_and_cancels_early_and_late),
+          CASE(stack_sizes_and_names_at_their_limits), CASE(sleeps_at_and_before_now),
+          CASE(plait_run_ends_with_detached_waiters), CASE(task_local_destructors),
+          CASE(groups_at_their_edges), CASE(key_exhaustion))
