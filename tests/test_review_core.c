@@ -549,6 +549,100 @@ TEST(task_local_destructors)
     check_run(locals_main, NULL);
 }
 
+/* ---- thousands of timers: none fires early, earlier deadlines wake first, and equal
+ * deadlines (on the in-order list and in the heap) all wake ---- */
+
+enum { TIMERS = 3000 };
+static int64_t timer_base;
+static int64_t timer_deadline[TIMERS];
+static int timer_order[TIMERS];
+static int timer_woken;
+static int timer_early;
+
+static void *sleeps_to_its_deadline(void *arg)
+{
+    int i = INT(arg);
+    CHECK_EQ(plait_sleep_until(timer_deadline[i]), 0);
+    if (plait_now() < timer_deadline[i])
+        timer_early++;
+    timer_order[timer_woken++] = i;
+    return NULL;
+}
+
+static void *timers_main(void *arg)
+{
+    (void)arg;
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    timer_woken = timer_early = 0;
+    static plait_task t[TIMERS];
+    for (int i = 0; i < TIMERS; i++)
+        CHECK_EQ(plait_spawn_opts(&t[i], sleeps_to_its_deadline, ARG(i),
+                                  &(plait_spawn_options){.stack_size = CHECK_SMALL_STACK * 2}),
+                 0);
+    /* set now that they are made (they run once main waits), far enough ahead that
+     * each has begun its sleep by then, under a sanitizer too: a third at one deadline,
+     * in spawn order (the list); the rest out of order (the heap), many of them equal */
+    timer_base = plait_now() + 500 * PLAIT_MS;
+    for (int i = 0; i < TIMERS; i++)
+        timer_deadline[i] = i < TIMERS / 3 ? timer_base
+                                           : timer_base + (int64_t)(rnd(&seed) % 50) * PLAIT_MS;
+    CHECK_EQ(plait_wait_all(t, TIMERS, NULL, NULL, SOON()), 0);
+    CHECK_EQ(timer_woken, TIMERS);
+    CHECK_EQ(timer_early, 0);
+    int out_of_order = 0;
+    for (int i = 1; i < TIMERS; i++)
+        out_of_order += timer_deadline[timer_order[i]] < timer_deadline[timer_order[i - 1]];
+    CHECK_EQ(out_of_order, 0);
+    return NULL;
+}
+
+TEST(thousands_of_timers) { check_run(timers_main, NULL); }
+
+/* ---- a plait thread or pool task that runs a scheduler, cancelled ---- */
+
+static atomic_int sched_started;
+
+static void *sleeps_then_counts(void *arg)
+{
+    (void)arg;
+    return plait_sleep_until(PLAIT_FOREVER) == -ECANCELED ? NULL : PLAIT_FAIL(-EIO);
+}
+
+static void *sched_main_waits(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_spawn(NULL, sleeps_then_counts, NULL), 0);
+    atomic_store(&sched_started, 1);
+    int r = plait_sleep_until(PLAIT_FOREVER);
+    return r == -ECANCELED ? ARG(1) : PLAIT_FAIL(-EIO);
+}
+
+static void *runs_a_scheduler(void *arg)
+{
+    (void)arg;
+    int r = plait_run(sched_main_waits, NULL, NULL);
+    return r == -ECANCELED ? ARG(2) : PLAIT_FAIL(r ? r : -EIO);
+}
+
+TEST(cancelled_thread_and_task_running_a_scheduler)
+{
+    plait_task t;
+    atomic_store(&sched_started, 0);
+    CHECK_EQ(plait_thread_start(&t, runs_a_scheduler, NULL, NULL), 0);
+    wait_for(&sched_started);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+
+    plait_pool *pool;
+    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 1}), 0);
+    atomic_store(&sched_started, 0);
+    CHECK_EQ(plait_pool_submit(pool, &t, runs_a_scheduler, NULL), 0);
+    wait_for(&sched_started);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
 /* Runs last: it uses up the keys. */
 TEST(key_exhaustion)
 {
@@ -619,4 +713,5 @@ RUN_TESTS(CASE(slow_report_of_a_coroutine_on_the_smallest_stack),
           CASE(handles_consumed_twice_and_cancels_early_and_late),
           CASE(stack_sizes_and_names_at_their_limits), CASE(sleeps_at_and_before_now),
           CASE(plait_run_ends_with_detached_waiters), CASE(task_local_destructors),
-          CASE(groups_at_their_edges), CASE(key_exhaustion))
+          CASE(groups_at_their_edges), CASE(thousands_of_timers),
+          CASE(cancelled_thread_and_task_running_a_scheduler), CASE(key_exhaustion))
