@@ -643,6 +643,79 @@ TEST(cancelled_thread_and_task_running_a_scheduler)
     CHECK_EQ(plait_pool_destroy(pool), 0);
 }
 
+/* ---- cancellations from another thread racing with the ends of coroutines, groups
+ * cancelled and destroyed meanwhile, and handles cancelled after they finished ---- */
+
+enum { RACE_ROUNDS = 40, RACE_TASKS = 64 };
+static plait_task race_tasks[RACE_TASKS];
+static plait_group *race_group;
+static atomic_int race_round, race_ready, race_done;
+
+static void *short_life(void *arg)
+{
+    int n = INT(arg) % 4;
+    for (int i = 0; i < n; i++)
+        if (plait_yield() < 0)
+            break;
+    return arg;
+}
+
+static void *canceller(void *arg)
+{
+    (void)arg;
+    for (int round = 1; round <= RACE_ROUNDS; round++) {
+        while (atomic_load(&race_ready) < round && !atomic_load(&race_done))
+            sched_yield();
+        if (atomic_load(&race_done))
+            break;
+        for (int i = RACE_TASKS - 1; i >= 0; i -= 2)
+            (void)plait_cancel(race_tasks[i]);
+        (void)plait_group_cancel(race_group);
+        atomic_store(&race_round, round);
+    }
+    return NULL;
+}
+
+static void *race_main(void *arg)
+{
+    (void)arg;
+    for (int round = 1; round <= RACE_ROUNDS; round++) {
+        CHECK_EQ(plait_group_create(&race_group), 0);
+        for (int i = 0; i < RACE_TASKS; i++)
+            CHECK_EQ(plait_spawn_opts(&race_tasks[i], short_life, ARG(i + round),
+                                      &(plait_spawn_options){.group = race_group}),
+                     0);
+        for (int i = 0; i < 8; i++)
+            CHECK_EQ(plait_group_spawn(race_group, NULL, short_life, ARG(i)), 0);
+        atomic_store(&race_ready, round);
+        while (atomic_load(&race_round) < round)
+            if (plait_yield() < 0)
+                break;
+        for (int i = 0; i < RACE_TASKS; i++) {
+            void *v = NULL;
+            int r = plait_join(race_tasks[i], &v, SOON());
+            CHECK(r == 0 || r == -ECANCELED);
+            if (r == 0)
+                CHECK_EQ(INT(v), i + round);
+            CHECK_EQ(plait_cancel(race_tasks[i]), -ESRCH);
+        }
+        CHECK_EQ(plait_group_destroy(race_group), 0);
+    }
+    return NULL;
+}
+
+TEST(cancels_race_with_the_ends_of_coroutines)
+{
+    atomic_store(&race_round, 0);
+    atomic_store(&race_ready, 0);
+    atomic_store(&race_done, 0);
+    pthread_t th;
+    thread_start(&th, canceller, NULL);
+    check_run(race_main, NULL);
+    atomic_store(&race_done, 1);
+    thread_join(th);
+}
+
 /* Runs last: it uses up the keys. */
 TEST(key_exhaustion)
 {
@@ -714,4 +787,5 @@ RUN_TESTS(CASE(slow_report_of_a_coroutine_on_the_smallest_stack),
           CASE(stack_sizes_and_names_at_their_limits), CASE(sleeps_at_and_before_now),
           CASE(plait_run_ends_with_detached_waiters), CASE(task_local_destructors),
           CASE(groups_at_their_edges), CASE(thousands_of_timers),
-          CASE(cancelled_thread_and_task_running_a_scheduler), CASE(key_exhaustion))
+          CASE(cancelled_thread_and_task_running_a_scheduler),
+          CASE(cancels_race_with_the_ends_of_coroutines), CASE(key_exhaustion))
