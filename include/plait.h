@@ -98,7 +98,10 @@ typedef struct plait_task {
  * plait's own frames too (a few hundred bytes in an optimised build).  A sanitizer
  * makes every frame several times larger: an unoptimised AddressSanitizer build
  * overflows PLAIT_STACK_MIN in plait's frames alone, so give coroutines larger stacks
- * in such builds. */
+ * in such builds.  So does the dynamic linker at a lazily bound function's first call
+ * (some 3 KiB with AVX-512): libplait.so is bound at load, and a program linked with a
+ * shared library whose small coroutines call into it first should be linked with
+ * -Wl,-z,now (API.md, "Stacks"). */
 #define PLAIT_STACK_MIN ((size_t)2048)
 #define PLAIT_STACK_MAX ((size_t)1 << 30)
 #define PLAIT_STACK_DEFAULT ((size_t)256 * 1024)

@@ -6,6 +6,7 @@
  */
 #include "helpers.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 
@@ -110,6 +111,82 @@ TEST(slow_report_of_a_coroutine_on_the_smallest_stack)
     CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
 }
 
+
+/* ---- plait's shared library, first called from a coroutine on the smallest stack ----
+ *
+ * A call that goes through a lazily bound PLT entry runs the dynamic linker on the
+ * caller's stack the first time, and its frame holds the vector registers (some 3 KiB
+ * with AVX-512): more than a PLAIT_STACK_MIN stack holds.  libplait.so calls its own
+ * exported functions through its PLT too (plait_sleep -> plait_deadline_in), so a
+ * program whose first plait_sleep came from a 2 KiB coroutine overflowed it inside
+ * plait, even with the program itself linked with -z now.  The library is now bound
+ * at load.  The child process loads its own copy (RTLD_LAZY: as a program's loader
+ * would, unless the library asks otherwise) and calls it through dlsym's pointers, so
+ * that only the library's own bindings are under test. */
+
+#ifdef PLAIT_SHARED_PATH
+typedef int (*run_fn)(plait_fn, void *, void **);
+typedef int (*spawn_opts_fn)(plait_task *, plait_fn, void *, const plait_spawn_options *);
+typedef int (*join_fn)(plait_task, void **, int64_t);
+typedef int (*sleep_fn)(int64_t);
+static spawn_opts_fn lib_spawn_opts;
+static join_fn lib_join;
+static sleep_fn lib_sleep;
+
+static void *lib_tiny(void *arg)
+{
+    (void)arg;
+    return lib_sleep(PLAIT_MS) == 0 ? NULL : PLAIT_FAIL(-EIO);
+}
+
+static void *lib_main(void *arg)
+{
+    (void)arg;
+    plait_task t[4];
+    for (int i = 0; i < 4; i++)
+        if (lib_spawn_opts(&t[i], lib_tiny, NULL,
+                           &(plait_spawn_options){.stack_size = PLAIT_STACK_MIN}) != 0)
+            return PLAIT_FAIL(-EIO);
+    for (int i = 0; i < 4; i++)
+        if (lib_join(t[i], NULL, PLAIT_FOREVER) != 0)
+            return PLAIT_FAIL(-EIO);
+    return NULL;
+}
+#endif
+
+TEST(shared_library_first_called_on_the_smallest_stack)
+{
+#ifndef PLAIT_SHARED_PATH
+    CHECK_SKIP("built without the shared library's path");
+#else
+    if (CHECK_SANITIZED) {
+        CHECK_SKIP("sanitizer frames need larger stacks than PLAIT_STACK_MIN");
+        return;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        void *lib = dlopen(PLAIT_SHARED_PATH, RTLD_LAZY | RTLD_LOCAL);
+        if (!lib)
+            _exit(20);
+        run_fn lib_run = (run_fn)dlsym(lib, "plait_run");
+        lib_spawn_opts = (spawn_opts_fn)dlsym(lib, "plait_spawn_opts");
+        lib_join = (join_fn)dlsym(lib, "plait_join");
+        lib_sleep = (sleep_fn)dlsym(lib, "plait_sleep");
+        if (!lib_run || !lib_spawn_opts || !lib_join || !lib_sleep)
+            _exit(21);
+        _exit(lib_run(lib_main, NULL, NULL) == 0 ? 0 : 22);
+    }
+    int status = reap_within(pid, 30);
+    if (!WIFEXITED(status))
+        fprintf(stderr, "  the child was killed by signal %d\n",
+                WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
+#endif
+}
 
 /* ---- calls from the wrong context ---- */
 
@@ -781,6 +858,7 @@ static void *group_main(void *arg)
 TEST(groups_at_their_edges) { check_run(group_main, NULL); }
 
 RUN_TESTS(CASE(slow_report_of_a_coroutine_on_the_smallest_stack),
+          CASE(shared_library_first_called_on_the_smallest_stack),
           CASE(coroutine_only_calls_elsewhere), CASE(thread_names_are_cut_at_15_bytes),
           CASE(plait_run_inside_plait_run),
           CASE(handles_consumed_twice_and_cancels_early_and_late),
