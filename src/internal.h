@@ -624,8 +624,10 @@ size_t plait__stack_round(size_t size);
  * the global pool.  NULL when out of memory. */
 plait__coro *plait__stack_alloc(plait__sched *sched, size_t size);
 void plait__stack_free(plait__sched *sched, plait__coro *coro);
-/* Return the scheduler's cached coroutines to the global pool. */
-void plait__stack_flush(plait__sched *sched);
+/* Return the scheduler's cached coroutines to the global pool.  ending: the scheduler
+ * ends, and what the pool then holds beyond what it keeps goes back to the kernel at
+ * once (the caller is on its thread's stack); else it goes back at a later sleep. */
+void plait__stack_flush(plait__sched *sched, bool ending);
 /* The scheduler is about to sleep: hand back to the kernel the memory of free stacks
  * that were left unused for a while (see stack.c).  now: the clock as the caller has
  * just read it, or 0 (it is read if needed).  Returns when to call it again: the

@@ -518,7 +518,7 @@ int plait_run(plait_fn fn, void *arg, void **result)
         r = plait_join(main_task, result, PLAIT_FOREVER);
     }
     plait__watchdog_stop(s);
-    plait__stack_flush(s);
+    plait__stack_flush(s, true);
     plait__timer_heap_free(&s->timers);
     plait__stack_thread_exit(s);
     plait__tls_sched = NULL;
@@ -601,7 +601,10 @@ int plait_set_stack_size(size_t bytes)
         return -EINVAL;
     if (!plait__tls_sched)
         return -EPERM;
-    plait__stack_flush(plait__tls_sched); /* the cache holds stacks of the old default */
+    /* The cache holds stacks of the old default.  Their memory goes back at a sleep of
+     * a scheduler, on its own stack, not here: giving it back (madvise, qsort and
+     * arrays of a batch) overflowed a caller on a PLAIT_STACK_MIN stack. */
+    plait__stack_flush(plait__tls_sched, false);
     plait__tls_sched->default_stack = plait__stack_round(bytes); /* a class's size */
     return 0;
 }

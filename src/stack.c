@@ -434,10 +434,10 @@ void plait__stack_free(plait__sched *sched, plait__coro *coro)
     }
 }
 
-void plait__stack_flush(plait__sched *sched)
+void plait__stack_flush(plait__sched *sched, bool ending)
 {
     if (sched->stacks.head)
-        pool_put(sched->stacks.head, true);
+        pool_put(sched->stacks.head, ending);
     sched->stacks = (plait__stack_cache){0};
 }
 

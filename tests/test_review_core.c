@@ -188,6 +188,69 @@ TEST(shared_library_first_called_on_the_smallest_stack)
 #endif
 }
 
+/* ---- plait_set_stack_size from a coroutine on the smallest stack ----
+ *
+ * A new default flushes the scheduler's cache of free stacks of the old one to the
+ * global pool, which handed the memory of what it then held beyond 256 back to the
+ * kernel at once (as for a scheduler that ends): madvise, qsort and two arrays of
+ * TRIM_BATCH entries, on the caller's stack.  From a coroutine on a PLAIT_STACK_MIN
+ * stack, after a burst of 600 coroutines had filled the cache, that overflowed it
+ * ("its canary was overwritten").  Now the memory goes back as for any free stacks:
+ * at a sleep of the scheduler, on its own stack.  In a child process, so that a crash
+ * is this case's failure. */
+
+static void *noop_for_stacks(void *arg) { return arg; }
+
+static void *sets_the_default(void *arg)
+{
+    (void)arg;
+    return PLAIT_FAIL(plait_set_stack_size(64 * 1024) == 0 ? 0 : -EIO);
+}
+
+static void *burst_then_tiny_sets_stack(void *arg)
+{
+    (void)arg;
+    enum { BURST = 600 };
+    static plait_task t[BURST];
+    for (int i = 0; i < BURST; i++)
+        if (plait_spawn(&t[i], noop_for_stacks, NULL) != 0)
+            return PLAIT_FAIL(-EIO);
+    for (int i = 0; i < BURST; i++)
+        if (plait_join(t[i], NULL, SOON()) != 0)
+            return PLAIT_FAIL(-EIO);
+    /* the cache now holds BURST free stacks of the default size; a few tiny ones
+     * first, so that the one under test has neighbours below it */
+    plait_spawn_options tiny = {.stack_size = CHECK_SMALL_STACK};
+    plait_task before[4], x;
+    for (int i = 0; i < 4; i++)
+        if (plait_spawn_opts(&before[i], noop_for_stacks, NULL, &tiny) != 0)
+            return PLAIT_FAIL(-EIO);
+    if (plait_spawn_opts(&x, sets_the_default, NULL, &tiny) != 0)
+        return PLAIT_FAIL(-EIO);
+    for (int i = 0; i < 4; i++)
+        if (plait_join(before[i], NULL, SOON()) != 0)
+            return PLAIT_FAIL(-EIO);
+    if (plait_join(x, NULL, SOON()) != 0)
+        return PLAIT_FAIL(-EIO);
+    return NULL;
+}
+
+TEST(set_stack_size_from_the_smallest_stack)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0)
+        _exit(plait_run(burst_then_tiny_sets_stack, NULL, NULL) == 0 ? 0 : 30);
+    int status = reap_within(pid, 30);
+    if (!WIFEXITED(status))
+        fprintf(stderr, "  the child was killed by signal %d\n",
+                WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
+}
+
 /* ---- calls from the wrong context ---- */
 
 typedef struct {
@@ -859,6 +922,7 @@ TEST(groups_at_their_edges) { check_run(group_main, NULL); }
 
 RUN_TESTS(CASE(slow_report_of_a_coroutine_on_the_smallest_stack),
           CASE(shared_library_first_called_on_the_smallest_stack),
+          CASE(set_stack_size_from_the_smallest_stack),
           CASE(coroutine_only_calls_elsewhere), CASE(thread_names_are_cut_at_15_bytes),
           CASE(plait_run_inside_plait_run),
           CASE(handles_consumed_twice_and_cancels_early_and_late),
