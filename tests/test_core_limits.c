@@ -1,6 +1,6 @@
 /*
- * test_review_core.c — the coroutine core and the scheduler's life, attacked at its
- * edges (review "core"): plait's own work on a coroutine's PLAIT_STACK_MIN stack (the
+ * test_core_limits.c — the coroutine core and the scheduler's life, attacked at its
+ * edges (review 123): plait's own work on a coroutine's PLAIT_STACK_MIN stack (the
  * slow-coroutine report, the shared library's lazy bindings, a new default stack size),
  * calls from the wrong context, handles consumed twice, groups, timers and task-local
  * values at their limits, sleeps with deadlines at and before now, cancellations that
