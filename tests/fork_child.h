@@ -11,7 +11,7 @@
 #include <stdbool.h>
 
 /* End a child: 0 when every check held, else 1 (stdio flushed: _exit does not). */
-static _Noreturn void child_exit(void)
+static inline _Noreturn void child_exit(void)
 {
     fflush(NULL);
     _exit(check_failures == 0 ? 0 : 1);
@@ -22,7 +22,7 @@ static _Noreturn void child_exit(void)
  * coroutine (it reports the scheduler's own handover as a race), and stops a child
  * that starts threads after a fork beside other threads; the plain and ASan builds
  * test those children. */
-static pid_t fork_child(bool tsan_checks_child)
+static inline pid_t fork_child(bool tsan_checks_child)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -40,6 +40,8 @@ static pid_t fork_child(bool tsan_checks_child)
 static inline void reap_ok(pid_t pid, int seconds)
 {
     int status = reap_within(pid, seconds);
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "  the child was killed by signal %d\n", WTERMSIG(status));
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);
 }

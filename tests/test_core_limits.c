@@ -6,7 +6,7 @@
  * values at their limits, sleeps with deadlines at and before now, cancellations that
  * race with the ends of coroutines.
  */
-#include "helpers.h"
+#include "fork_child.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -80,10 +80,7 @@ static void *tiny_slow_main(void *arg)
 
 TEST(slow_report_of_a_coroutine_on_the_smallest_stack)
 {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
+    pid_t pid = fork_child(true);
     if (pid == 0) {
         int fds[2];
         if (pipe(fds) != 0)
@@ -107,12 +104,7 @@ TEST(slow_report_of_a_coroutine_on_the_smallest_stack)
         bool named = strstr(slow_buf, "coroutine 'tiny-hog'") != NULL;
         _exit(r != 0 ? 11 : !named ? 12 : 0);
     }
-    int status = reap_within(pid, 30);
-    if (!WIFEXITED(status))
-        fprintf(stderr, "  the child was killed by signal %d\n",
-                WIFSIGNALED(status) ? WTERMSIG(status) : -1);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
+    reap_ok(pid, 30);
 }
 
 /* ---- plait's shared library, first called from a coroutine on the smallest stack ----
@@ -166,10 +158,7 @@ TEST(shared_library_first_called_on_the_smallest_stack)
         CHECK_SKIP("sanitizer frames need larger stacks than PLAIT_STACK_MIN");
         return;
     }
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
+    pid_t pid = fork_child(true);
     if (pid == 0) {
         void *lib = dlopen(PLAIT_SHARED_PATH, RTLD_LAZY | RTLD_LOCAL);
         if (!lib)
@@ -182,12 +171,7 @@ TEST(shared_library_first_called_on_the_smallest_stack)
             _exit(21);
         _exit(lib_run(lib_main, NULL, NULL) == 0 ? 0 : 22);
     }
-    int status = reap_within(pid, 30);
-    if (!WIFEXITED(status))
-        fprintf(stderr, "  the child was killed by signal %d\n",
-                WIFSIGNALED(status) ? WTERMSIG(status) : -1);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
+    reap_ok(pid, 30);
 #endif
 }
 
@@ -240,18 +224,10 @@ static void *burst_then_tiny_sets_stack(void *arg)
 
 TEST(set_stack_size_from_the_smallest_stack)
 {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
+    pid_t pid = fork_child(true);
     if (pid == 0)
         _exit(plait_run(burst_then_tiny_sets_stack, NULL, NULL) == 0 ? 0 : 30);
-    int status = reap_within(pid, 30);
-    if (!WIFEXITED(status))
-        fprintf(stderr, "  the child was killed by signal %d\n",
-                WIFSIGNALED(status) ? WTERMSIG(status) : -1);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
+    reap_ok(pid, 30);
 }
 
 /* ---- calls from the wrong context ---- */
