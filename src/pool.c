@@ -608,7 +608,8 @@ static void *worker_main(void *arg)
 
 static void pool_free(plait_pool *pool)
 {
-    for (unsigned i = 0; i < pool->threads; i++)
+    /* (workers is NULL when its allocation failed at create) */
+    for (unsigned i = 0; pool->workers && i < pool->threads; i++)
         plait__deque_free(&pool->workers[i].deque);
     plait__inject_free(&pool->inject);
     if (pool->stopped)
