@@ -8,6 +8,7 @@
  * have done what they were asked (a refused submit has queued nothing, a refused send
  * has delivered nothing). */
 #include "helpers.h"
+#include "../src/internal.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -22,6 +23,10 @@ static atomic_int armed;
 static atomic_int fail_at; /* 0: fail none; k: the k-th allocation while armed */
 static atomic_int allocs;
 static atomic_int failed;
+
+/* While set (and armed): refuse every calloc of this many bytes or more (the chunks
+ * futures are carved from: 256 of them), whatever fail_at says. */
+static atomic_size_t refuse_big_calloc;
 
 static bool refuse(void)
 {
@@ -39,6 +44,8 @@ void *__real_realloc(void *p, size_t n);
 int __real_posix_memalign(void **p, size_t align, size_t n);
 void *__real_aligned_alloc(size_t align, size_t n);
 void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+char *__real_strdup(const char *s);
+char *__wrap_strdup(const char *s);
 void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t n, size_t size);
 void *__wrap_realloc(void *p, size_t n);
@@ -56,6 +63,12 @@ void *__wrap_malloc(size_t n)
 }
 void *__wrap_calloc(size_t n, size_t size)
 {
+    size_t big = atomic_load(&refuse_big_calloc);
+    if (big && atomic_load(&armed) && n * size >= big) {
+        atomic_fetch_add(&failed, 1);
+        errno = ENOMEM;
+        return NULL;
+    }
     if (refuse()) {
         errno = ENOMEM;
         return NULL;
@@ -91,6 +104,15 @@ void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
         return MAP_FAILED;
     }
     return __real_mmap(addr, len, prot, flags, fd, off);
+}
+
+char *__wrap_strdup(const char *s)
+{
+    if (refuse()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_strdup(s);
 }
 
 /* Evaluate expr with allocation failure armed. */
@@ -154,6 +176,13 @@ static void *run_in_coroutine(void *arg)
 
 /* ------------------------------------------------------------------------ */
 /* Synchronisation objects                                                   */
+
+static atomic_int ran;
+static void *count_run_early(void *arg)
+{
+    atomic_fetch_add(&ran, 1);
+    return arg;
+}
 
 static int a_chan(void)
 {
@@ -294,6 +323,31 @@ static int a_shm(void)
     return r;
 }
 
+/* The default pool, made by the first call that needs it. */
+TEST(default_pool_at_first_use)
+{
+    int fds = count_fds();
+    int k, r = -1;
+    for (k = 1; k < 100; k++) {
+        atomic_store(&allocs, 0);
+        atomic_store(&failed, 0);
+        atomic_store(&fail_at, k);
+        void *v = NULL;
+        atomic_store(&ran, 0);
+        r = ARMED(plait_to_thread(count_run_early, ARG(8), &v, SOON()));
+        atomic_store(&fail_at, 0);
+        if (r == 0)
+            CHECK_EQ(INT(v), 8);
+        else
+            CHECK_EQ(r, -ENOMEM);
+        CHECK_EQ(atomic_load(&ran), r == 0);
+        if (r == 0)
+            break;
+        CHECK_EQ(count_fds(), fds);
+    }
+    CHECK_EQ(r, 0);
+}
+
 TEST(sync_objects)
 {
     oom_loop("chan", a_chan);
@@ -327,7 +381,6 @@ TEST(sync_objects_from_a_coroutine) { IN_COROUTINE(sync_objects_in_coroutine); }
 /* ------------------------------------------------------------------------ */
 /* Tasks                                                                     */
 
-static atomic_int ran;
 static void *count_run(void *arg)
 {
     atomic_fetch_add(&ran, 1);
@@ -848,6 +901,326 @@ TEST(sockets_from_a_coroutine) { IN_COROUTINE(sockets_body); }
 TEST(sockets_from_a_thread) { sockets_body(); }
 
 /* ------------------------------------------------------------------------ */
+/* A coroutine's timed wait whose timer cannot be kept: a sleeper with a later deadline
+ * holds the end of the scheduler's timer list, so the wait's earlier deadline goes to
+ * the heap, whose first growth is refused.  The call fails (-ENOMEM) and has done
+ * nothing: delivered nothing, taken nothing, joined no round. */
+
+static void *sleep_long(void *arg)
+{
+    (void)arg;
+    plait_sleep(60 * PLAIT_SEC);
+    return NULL;
+}
+/* Start the sleeper (cancelled when the fresh scheduler's main returns). */
+static void hold_timer_tail(void)
+{
+    CHECK_EQ(plait_spawn(NULL, sleep_long, NULL), 0);
+    CHECK_EQ(plait_yield(), 0);
+}
+#define EARLIER() plait_deadline_in(PLAIT_SEC)
+
+static int t_chan_send(void)
+{
+    hold_timer_tail();
+    plait_chan *c;
+    CHECK_EQ(plait_chan_create(&c, sizeof(int), 0), 0);
+    int x = 5;
+    int r = ARMED(plait_chan_send(c, &x, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    CHECK_EQ(plait_chan_destroy(c), 0);
+    return r == -ETIMEDOUT ? 0 : r;
+}
+static int t_chan_recv(void)
+{
+    hold_timer_tail();
+    plait_chan *c;
+    CHECK_EQ(plait_chan_create(&c, sizeof(int), 1), 0);
+    int x = 0;
+    int r = ARMED(plait_chan_recv(c, &x, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    CHECK_EQ(plait_chan_destroy(c), 0);
+    return r == -ETIMEDOUT ? 0 : r;
+}
+static int t_cond(void)
+{
+    hold_timer_tail();
+    plait_mutex *m;
+    plait_cond *c;
+    CHECK_EQ(plait_mutex_create(&m), 0);
+    CHECK_EQ(plait_cond_create(&c), 0);
+    CHECK_EQ(plait_mutex_lock(m, 0), 0);
+    int r = ARMED(plait_cond_wait(c, m, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    /* the mutex is locked again on every outcome */
+    CHECK_EQ(plait_mutex_unlock(m), 0);
+    CHECK_EQ(plait_cond_destroy(c), 0);
+    CHECK_EQ(plait_mutex_destroy(m), 0);
+    return r == -ETIMEDOUT ? 0 : r;
+}
+static int t_barrier(void)
+{
+    hold_timer_tail();
+    plait_barrier *b;
+    CHECK_EQ(plait_barrier_create(&b, 2), 0);
+    int r = ARMED(plait_barrier_wait(b, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    /* not counted in the round: one arrival does not complete it */
+    CHECK_EQ(plait_barrier_wait(b, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_barrier_destroy(b), 0);
+    return r == -ETIMEDOUT ? 0 : r;
+}
+static int t_sem(void)
+{
+    hold_timer_tail();
+    plait_sem *sem;
+    CHECK_EQ(plait_sem_create(&sem, 0), 0);
+    int r = ARMED(plait_sem_acquire(sem, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    CHECK_EQ(plait_sem_value(sem), 0);
+    CHECK_EQ(plait_sem_destroy(sem), 0);
+    return r == -ETIMEDOUT ? 0 : r;
+}
+static plait_event *release_lock;
+static void *hold_lock(void *arg)
+{
+    CHECK_EQ(plait_mutex_lock(arg, 0), 0);
+    CHECK_EQ(plait_event_wait(release_lock, SOON()), 0);
+    CHECK_EQ(plait_mutex_unlock(arg), 0);
+    return NULL;
+}
+static int t_mutex(void)
+{
+    hold_timer_tail();
+    plait_mutex *m;
+    CHECK_EQ(plait_mutex_create(&m), 0);
+    CHECK_EQ(plait_event_create(&release_lock), 0);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, hold_lock, m), 0);
+    CHECK_EQ(plait_yield(), 0);
+    int r = ARMED(plait_mutex_lock(m, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    CHECK_EQ(plait_event_set(release_lock), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(plait_mutex_lock(m, SOON()), 0);
+    CHECK_EQ(plait_mutex_unlock(m), 0);
+    CHECK_EQ(plait_mutex_destroy(m), 0);
+    CHECK_EQ(plait_event_destroy(release_lock), 0);
+    return r == -ETIMEDOUT ? 0 : r;
+}
+static int t_sleep(void)
+{
+    hold_timer_tail();
+    int r = ARMED(plait_sleep(PLAIT_MS));
+    return r;
+}
+static int t_join(void)
+{
+    hold_timer_tail();
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, sleep_long, NULL), 0);
+    int r = ARMED(plait_join(t, NULL, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    /* the handle is still valid */
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    return r == -ETIMEDOUT ? 0 : r;
+}
+static int t_wait_fd(void)
+{
+    hold_timer_tail();
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    int r = ARMED(plait_wait_fd(p[0], POLLIN, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    /* the descriptor can be waited on again, and closed */
+    CHECK_EQ(write(p[1], "x", 1), 1);
+    CHECK(plait_wait_fd(p[0], POLLIN, SOON()) > 0);
+    CHECK_EQ(plait_close(p[0]), 0);
+    close(p[1]);
+    return r == -ETIMEDOUT ? 0 : r;
+}
+static int t_read(void)
+{
+    hold_timer_tail();
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    char ch;
+    ssize_t n = ARMED(plait_read(p[0], &ch, 1, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(n == -ENOMEM || n == -ETIMEDOUT);
+    CHECK_EQ(write(p[1], "y", 1), 1);
+    CHECK_EQ(plait_read(p[0], &ch, 1, SOON()), 1);
+    CHECK_EQ(ch, 'y');
+    CHECK_EQ(plait_close(p[0]), 0);
+    close(p[1]);
+    return n == -ETIMEDOUT ? 0 : (int)n;
+}
+static int t_queue(void)
+{
+    hold_timer_tail();
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, 16, 1), 0);
+    char buf[16];
+    ssize_t n = ARMED(plait_queue_recv(q, buf, sizeof buf, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(n == -ENOMEM || n == -ETIMEDOUT);
+    CHECK_EQ(plait_queue_send(q, "ab", 2, 0), 0);
+    CHECK_EQ(plait_queue_send(q, "cd", 2, 0), -ETIMEDOUT);
+    int r = ARMED(plait_queue_send(q, "cd", 2, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    CHECK_EQ(plait_queue_len(q), 1u);
+    CHECK_EQ(plait_queue_recv(q, buf, sizeof buf, 0), 2);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+    if (n == -ENOMEM)
+        return -ENOMEM;
+    return r == -ETIMEDOUT ? 0 : r;
+}
+static int t_signals(void)
+{
+    hold_timer_tail();
+    plait_signals *w;
+    int sig = SIGUSR2;
+    CHECK_EQ(plait_signals_create(&w, &sig, 1), 0);
+    int r = ARMED(plait_signals_wait(w, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    CHECK_EQ(raise(SIGUSR2), 0);
+    CHECK_EQ(plait_signals_wait(w, SOON()), SIGUSR2);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+    return r == -ETIMEDOUT ? 0 : r;
+}
+
+TEST(timed_waits_without_room_for_a_timer)
+{
+    oom_loop_fresh("chan_send", t_chan_send);
+    oom_loop_fresh("chan_recv", t_chan_recv);
+    oom_loop_fresh("cond_wait", t_cond);
+    oom_loop_fresh("barrier_wait", t_barrier);
+    oom_loop_fresh("sem_acquire", t_sem);
+    oom_loop_fresh("mutex", t_mutex);
+    oom_loop_fresh("sleep", t_sleep);
+    oom_loop_fresh("join", t_join);
+    oom_loop_fresh("wait_fd", t_wait_fd);
+    oom_loop_fresh("read", t_read);
+    oom_loop_fresh("queue", t_queue);
+    oom_loop_fresh("signals_wait", t_signals);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Out of futures: the call's own allocations succeed, but a new chunk of futures is
+ * refused.  Each call is made until one is refused (-ENOMEM); the refused one must
+ * not run, every accepted one must. */
+
+enum { CALLS_MAX = 3000 };
+static plait_task many[CALLS_MAX];
+
+typedef int (*call_fn)(plait_task *t, int i);
+
+static int c_procpool_submit(plait_task *t, int i);
+static void out_of_futures(const char *what, call_fn call)
+{
+    int fds = count_fds();
+    atomic_store(&ran, 0);
+    atomic_store(&failed, 0);
+    atomic_store(&refuse_big_calloc, 256 * sizeof(plait__future));
+    int n, r = 0;
+    for (n = 0; n < CALLS_MAX; n++) {
+        r = ARMED(call(&many[n], n));
+        if (r < 0)
+            break;
+    }
+    atomic_store(&refuse_big_calloc, 0);
+    if (r != -ENOMEM)
+        fprintf(stderr, "  %s: call %d: %d\n", what, n, r);
+    CHECK_EQ(r, -ENOMEM);
+    CHECK(atomic_load(&failed) > 0);
+    for (int i = 0; i < n; i++) {
+        void *v = NULL;
+        CHECK_EQ(plait_join(many[i], &v, SOON()), 0);
+        if (call == c_procpool_submit) {
+            plait_bytes *b = v;
+            CHECK(b && b->len == sizeof i && memcmp(b->data, &i, sizeof i) == 0);
+            free(b);
+            atomic_fetch_add(&ran, 1);
+        } else {
+            CHECK_EQ(INT(v), i);
+        }
+    }
+    CHECK_EQ(atomic_load(&ran), n); /* the refused one never ran */
+    CHECK_EQ(count_fds(), fds);
+    /* and the call works again */
+    CHECK_EQ(call(&many[0], 0), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(many[0], &v, SOON()), 0);
+    if (call == c_procpool_submit)
+        free(v);
+}
+
+static int c_spawn(plait_task *t, int i) { return plait_spawn(t, count_run, ARG(i)); }
+static plait_group *the_group;
+static int c_group_spawn(plait_task *t, int i)
+{
+    return plait_group_spawn(the_group, t, count_run, ARG(i));
+}
+static plait_pool *the_pool;
+static int c_pool_submit(plait_task *t, int i)
+{
+    return plait_pool_submit(the_pool, t, count_run, ARG(i));
+}
+static void *in_to_thread(void *arg)
+{
+    return arg;
+}
+static int c_to_thread(plait_task *t, int i)
+{
+    /* to_thread's own future; the task made only to give the loop a handle */
+    void *v = NULL;
+    int r = plait_to_thread(in_to_thread, ARG(i), &v, SOON());
+    if (r == 0) {
+        CHECK_EQ(INT(v), i);
+        r = plait_spawn(t, count_run, ARG(i));
+    }
+    return r;
+}
+
+static plait_procpool *the_procpool;
+static int c_procpool_submit(plait_task *t, int i)
+{
+    return plait_procpool_submit(the_procpool, t, proc_echo, &i, sizeof i);
+}
+static int c_thread_start(plait_task *t, int i)
+{
+    return plait_thread_start(t, count_run, ARG(i), NULL);
+}
+
+static void out_of_futures_body(void)
+{
+    out_of_futures("spawn", c_spawn);
+    CHECK_EQ(plait_group_create(&the_group), 0);
+    out_of_futures("group_spawn", c_group_spawn);
+    CHECK_EQ(plait_group_destroy(the_group), 0);
+    CHECK_EQ(plait_pool_create(&the_pool, &(plait_pool_options){.threads = 2}), 0);
+    out_of_futures("pool_submit", c_pool_submit);
+    CHECK_EQ(plait_pool_shutdown(the_pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(plait_pool_destroy(the_pool), 0);
+    out_of_futures("to_thread", c_to_thread);
+    out_of_futures("thread_start", c_thread_start);
+    CHECK_EQ(plait_procpool_create(&the_procpool, &(plait_procpool_options){.processes = 2}),
+             0);
+    out_of_futures("procpool_submit", c_procpool_submit);
+    CHECK_EQ(plait_procpool_shutdown(the_procpool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(plait_procpool_destroy(the_procpool), 0);
+}
+TEST(out_of_futures_in_a_coroutine) { IN_COROUTINE(out_of_futures_body); }
+
+static void out_of_futures_thread_body(void)
+{
+    CHECK_EQ(plait_pool_create(&the_pool, &(plait_pool_options){.threads = 2}), 0);
+    out_of_futures("pool_submit from a thread", c_pool_submit);
+    CHECK_EQ(plait_pool_shutdown(the_pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(plait_pool_destroy(the_pool), 0);
+}
+TEST(out_of_futures_in_a_thread) { out_of_futures_thread_body(); }
+
+/* ------------------------------------------------------------------------ */
 /* plait_run itself, and a scheduler's poller at its first use               */
 
 static void *nothing(void *arg) { return arg; }
@@ -904,6 +1277,8 @@ TEST(run_and_first_poll)
     oom_loop("read first use", a_read_first);
 }
 
-RUN_TESTS(CASE(sync_objects), CASE(sync_objects_from_a_coroutine), CASE(tasks), CASE(thread_calls), CASE(tasks_on_a_fresh_scheduler), CASE(pools_from_a_coroutine), CASE(pools_from_a_thread),
+RUN_TESTS(CASE(default_pool_at_first_use), CASE(sync_objects), CASE(sync_objects_from_a_coroutine), CASE(tasks), CASE(thread_calls), CASE(tasks_on_a_fresh_scheduler), CASE(pools_from_a_coroutine), CASE(pools_from_a_thread),
           CASE(sockets_from_a_coroutine), CASE(sockets_from_a_thread),
+          CASE(timed_waits_without_room_for_a_timer),
+          CASE(out_of_futures_in_a_coroutine), CASE(out_of_futures_in_a_thread),
           CASE(run_and_first_poll))
