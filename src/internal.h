@@ -135,7 +135,8 @@ int plait__futex_wake_shared(atomic_uint *word, int count);
 /* ---- process-shared futex words (pfutex.c) ---- */
 /* Wait while *word == expected (a word in shared memory), from a coroutine (only it
  * waits) or a thread.  0 when woken or the value moved on (possibly spurious: check the
- * condition again), -ETIMEDOUT, -ECANCELED, -EAGAIN when no watcher thread can be had. */
+ * condition again), -ETIMEDOUT, -ECANCELED, -EAGAIN when no watcher thread can be had,
+ * -ENOMEM when there is no memory for a new one. */
 int plait__pfutex_wait(atomic_uint *word, unsigned expected, int64_t deadline,
                        const char *what, const void *object);
 /* Look at *word for up to ns (pauses, then yields between looks): true as soon as it

@@ -190,8 +190,10 @@ static void *watcher_main(void *arg)
 }
 
 /* A watcher with a slot for (word, expected), started if all are full.  Returns the
- * watcher locked, with *slot set; NULL when no watcher can be had. */
-static watcher *watcher_for(atomic_uint *word, unsigned expected, unsigned *slot)
+ * watcher locked, with *slot set; NULL when no watcher can be had, with *error: -EAGAIN
+ * (the table is full, or no thread), -ENOMEM (no memory for a new watcher). */
+static watcher *watcher_for(atomic_uint *word, unsigned expected, unsigned *slot,
+                            int *error)
 {
     unsigned count = atomic_load_explicit(&watcher_count, memory_order_acquire);
     for (unsigned k = 0;; k++) {
@@ -215,6 +217,7 @@ static watcher *watcher_for(atomic_uint *word, unsigned expected, unsigned *slot
                     pthread_mutex_unlock(&watchers_lock);
                     if (wt)
                         pthread_mutex_destroy(&wt->working);
+                    *error = count < WATCHERS_MAX && !wt ? -ENOMEM : -EAGAIN;
                     free(wt);
                     return NULL;
                 }
@@ -249,9 +252,10 @@ static watcher *watcher_for(atomic_uint *word, unsigned expected, unsigned *slot
 static int watch_add(watch_entry *e, atomic_uint *word, unsigned expected)
 {
     unsigned slot;
-    watcher *wt = watcher_for(word, expected, &slot);
+    int error;
+    watcher *wt = watcher_for(word, expected, &slot, &error);
     if (!wt)
-        return -EAGAIN;
+        return error;
     watch_pair *p = &wt->pairs[slot];
     bool fresh = p->entries == NULL;
     e->owner = wt;
@@ -587,9 +591,9 @@ int plait__plock_lock_until(plait__plock *l, int64_t deadline, int64_t grace)
             release_if_dead(l, v & ~PLOCK_WAITERS);
             if (recheck >= deadline)
                 return -ETIMEDOUT;
-        } else if (r == -EAGAIN) {
-            /* a coroutine with no room in the watchers' table: its thread waits for
-             * the lock, as before there was a deadline */
+        } else if (r == -EAGAIN || r == -ENOMEM) {
+            /* a coroutine with no room in the watchers' table (or no memory for a
+             * watcher): its thread waits for the lock, as before there was a deadline */
             plait__plock_lock(l);
             return 0;
         } else if (r < 0) {

@@ -323,6 +323,36 @@ static int a_shm(void)
     return r;
 }
 
+/* A coroutine's first wait on a process-shared object starts a watcher thread, whose
+ * memory is refused: out of memory, -ENOMEM (-EAGAIN says the watchers' room of 8,128
+ * waits is full, which it is not).  Runs first: the watcher, once made, stays. */
+static void *first_shared_wait(void *arg)
+{
+    (void)arg;
+    plait_psem *sem;
+    CHECK_EQ(plait_psem_create(&sem, 0), 0);
+    int r = 0, k;
+    for (k = 1; k < 50; k++) {
+        atomic_store(&allocs, 0);
+        atomic_store(&failed, 0);
+        atomic_store(&fail_at, k);
+        r = ARMED(plait_psem_acquire(sem, plait_deadline_in(10 * PLAIT_MS)));
+        atomic_store(&fail_at, 0);
+        if (!atomic_load(&failed))
+            break;
+        if (r != -ENOMEM && r != -ETIMEDOUT)
+            fprintf(stderr, "  psem_acquire, allocation %d refused: %d (%s)\n", k, r,
+                    plait_strerror(r));
+        CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    }
+    CHECK_EQ(r, -ETIMEDOUT);
+    CHECK_EQ(plait_psem_release(sem), 0);
+    CHECK_EQ(plait_psem_acquire(sem, SOON()), 0);
+    CHECK_EQ(plait_psem_destroy(sem), 0);
+    return NULL;
+}
+TEST(first_shared_wait_of_a_coroutine) { check_run(first_shared_wait, NULL); }
+
 /* The default pool, made by the first call that needs it. */
 TEST(default_pool_at_first_use)
 {
@@ -1277,7 +1307,7 @@ TEST(run_and_first_poll)
     oom_loop("read first use", a_read_first);
 }
 
-RUN_TESTS(CASE(default_pool_at_first_use), CASE(sync_objects), CASE(sync_objects_from_a_coroutine), CASE(tasks), CASE(thread_calls), CASE(tasks_on_a_fresh_scheduler), CASE(pools_from_a_coroutine), CASE(pools_from_a_thread),
+RUN_TESTS(CASE(first_shared_wait_of_a_coroutine), CASE(default_pool_at_first_use), CASE(sync_objects), CASE(sync_objects_from_a_coroutine), CASE(tasks), CASE(thread_calls), CASE(tasks_on_a_fresh_scheduler), CASE(pools_from_a_coroutine), CASE(pools_from_a_thread),
           CASE(sockets_from_a_coroutine), CASE(sockets_from_a_thread),
           CASE(timed_waits_without_room_for_a_timer),
           CASE(out_of_futures_in_a_coroutine), CASE(out_of_futures_in_a_thread),
