@@ -584,9 +584,9 @@ plait_pool *plait_pool_default(void);
  * coroutine whose scheduler itself runs in a task of the default pool gets a thread
  * of its own instead: waiting on its own pool, it could wait for ever.)  Returns
  * fn's outcome as plait_join() does.  When the deadline passes or the caller is
- * cancelled, the task is cancelled and the call returns -ETIMEDOUT or -ECANCELED; if
- * it had started, the call waits for it to return first, so fn may use the caller's
- * memory.  A task that finished before the cancellation reached it gives its outcome
+ * cancelled, the task is cancelled and the call returns -ETIMEDOUT or -ECANCELED (so
+ * too -ENOMEM, when a coroutine's wait finds no memory for its timer); if it had
+ * started, the call waits for it to return first, so fn may use the caller's memory.  A task that finished before the cancellation reached it gives its outcome
  * (its result, or its own failure) all the same: none is lost. */
 int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline);
 
@@ -1186,9 +1186,9 @@ int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn 
  * index order; errors[i] (may be NULL) gets each item's code (a crash fails every item
  * of its chunk) and a failed item's result is zeroed; items the pool no longer took get
  * its refusal (-EPIPE: shut down meanwhile), a failure in index order like any other.
- * On -ETIMEDOUT / -ECANCELED of the caller the chunks not done are cancelled, their
- * items get that code, and the call returns it; nothing is written into the arrays
- * after the call returns.  -EMSGSIZE when not even one item fits the pool's room,
+ * On -ETIMEDOUT / -ECANCELED of the caller (or -ENOMEM: a coroutine's wait with no
+ * memory for its timer) the chunks not done are cancelled, their items get that code,
+ * and the call returns it; nothing is written into the arrays after the call returns.  -EMSGSIZE when not even one item fits the pool's room,
  * -EINVAL for nulls, n == 0, arg_size == 0, or arrays larger than PTRDIFF_MAX bytes
  * (n * arg_size, n * result_size).  A call refused as a whole (-EMSGSIZE, -EPERM,
  * -ENOMEM) gives every item its code too (errors[i], a zeroed result); -EINVAL writes
@@ -1208,8 +1208,8 @@ int plait_procpool_imap(plait_procpool_iter **iter, plait_procpool *pool, plait_
                         size_t chunk, int flags);
 /* The next item: 0 with *index, its result (result_size bytes, zeroed on failure; result
  * may be NULL) and *error its code (which may be -ETIMEDOUT: its chunk's task_timeout);
- * -EPIPE when every item has been handed back; -ETIMEDOUT, -ECANCELED of the caller
- * (then call again to go on). */
+ * -EPIPE when every item has been handed back; -ETIMEDOUT, -ECANCELED of the caller,
+ * -ENOMEM (a coroutine's wait with no memory for its timer): then call again to go on. */
 int plait_procpool_imap_next(plait_procpool_iter *iter, size_t *index, void *result,
                              int *error, int64_t deadline);
 /* Cancel what is still in flight and free the iterator. */

@@ -616,7 +616,9 @@ static plait__future *future_of(plait_task task)
 
 bool plait__join_cut_short(int r, plait_task task)
 {
-    return (r == -ETIMEDOUT || r == -ECANCELED) && future_of(task);
+    /* -ENOMEM too: a coroutine's timed wait whose timer could not be kept (the task's
+     * own -ENOMEM consumes the handle, which future_of then tells) */
+    return (r == -ETIMEDOUT || r == -ECANCELED || r == -ENOMEM) && future_of(task);
 }
 
 /* plait_cancel, telling whether the task had finished already (its outcome its own). */

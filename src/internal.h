@@ -749,13 +749,14 @@ int plait__submit_default(plait_task *task, plait_fn fn, void *arg);
  * (whose wait runs no queued task) to a thread of its own, which is sure to run; -EPIPE
  * there once the pool is shut down, and what plait_thread_start answers (pool.c). */
 int plait__pool_submit_reachable(plait_pool *pool, plait_task *task, plait_fn fn, void *arg);
-/* Whether a join that returned r was cut short, the task still running: -ETIMEDOUT or
- * -ECANCELED of the wait itself, not the task's own code (which consumes the handle). */
+/* Whether a join that returned r was cut short, the task still running: -ETIMEDOUT,
+ * -ECANCELED or -ENOMEM (no room for a coroutine's timer) of the wait itself, not the
+ * task's own code (which consumes the handle). */
 bool plait__join_cut_short(int r, plait_task task);
 /* Join a task of the caller's own making until the deadline or a cancellation; if that
  * cuts the wait short, cancel the task (one not started never runs) and wait until it
  * no longer runs: an outcome it reached first (its result, or its own failure) is the
- * call's, else the wait's -ETIMEDOUT / -ECANCELED.  The task's arguments may live on
+ * call's, else the wait's -ETIMEDOUT / -ECANCELED / -ENOMEM.  The task's arguments may live on
  * the caller's stack. */
 int plait__join_to_the_end(plait_task task, void **result, int64_t deadline);
 void plait__future_flush_cache(void);

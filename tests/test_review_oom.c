@@ -79,9 +79,16 @@ void *__wrap_calloc(size_t n, size_t size)
     }
     return __real_calloc(n, size);
 }
+/* When set: a refused realloc (a timer heap's growth) first waits until this flag is
+ * set, so that a task the call under test started is running when its wait fails. */
+static atomic_int *realloc_refused_after;
+
 void *__wrap_realloc(void *p, size_t n)
 {
     if (refuse()) {
+        atomic_int *flag = realloc_refused_after;
+        if (flag)
+            wait_for(flag);
         errno = ENOMEM;
         return NULL;
     }
@@ -1278,6 +1285,118 @@ static int t_signals(void)
     return r == -ETIMEDOUT ? 0 : r;
 }
 
+/* to_thread's wait for its task fails (-ENOMEM): the task must not run on past the
+ * call, with the caller's memory (plait.h: "if it had started, the call waits for it to
+ * return first"), nor its handle be lost. */
+static atomic_int tt_started, tt_finished, tt_caller_gone, tt_late;
+static plait_event *tt_gate;
+static void *tt_fn(void *arg)
+{
+    atomic_store(&tt_started, 1);
+    plait_event_wait(tt_gate, SOON()); /* until cancelled, or the gate opens */
+    if (atomic_load(&tt_caller_gone))
+        atomic_store(&tt_late, 1);
+    atomic_store(&tt_finished, 1);
+    return arg;
+}
+static int t_to_thread(void)
+{
+    hold_timer_tail();
+    atomic_store(&tt_started, 0);
+    atomic_store(&tt_finished, 0);
+    atomic_store(&tt_caller_gone, 0);
+    atomic_store(&tt_late, 0);
+    CHECK_EQ(plait_event_create(&tt_gate), 0);
+    realloc_refused_after = &tt_started;
+    void *v = NULL;
+    int r = ARMED(plait_to_thread(tt_fn, ARG(1), &v, plait_deadline_in(20 * PLAIT_MS)));
+    realloc_refused_after = NULL;
+    atomic_store(&tt_caller_gone, 1);
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT || r == 0);
+    /* returned: its task has not started, or has finished */
+    CHECK_EQ(atomic_load(&tt_started), atomic_load(&tt_finished));
+    CHECK_EQ(plait_event_set(tt_gate), 0);
+    if (atomic_load(&tt_started))
+        wait_for(&tt_finished);
+    CHECK_EQ(atomic_load(&tt_late), 0);
+    CHECK_EQ(plait_event_destroy(tt_gate), 0);
+    return r == -ETIMEDOUT ? 0 : r;
+}
+
+/* A process pool map whose wait for a chunk fails (-ENOMEM): no chunk of it may go on
+ * after the call (they deliver into its memory), nor a handle be lost: the pool drains
+ * at once. */
+static ssize_t proc_wait_gate(const void *arg, size_t len, void *out, size_t cap)
+{
+    if (plait_pevent_wait(gate, SOON()) != 0)
+        return -EIO;
+    return proc_echo(arg, len, out, cap);
+}
+static int t_procpool_map(void)
+{
+    hold_timer_tail();
+    CHECK_EQ(plait_pevent_create(&gate), 0);
+    plait_procpool *pool;
+    CHECK_EQ(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 2}), 0);
+    int args[8], res[8], err[8];
+    for (int i = 0; i < 8; i++)
+        args[i] = i;
+    int r = ARMED(plait_procpool_map(pool, proc_wait_gate, args, sizeof(int), 8, res,
+                                     sizeof(int), err, 1, plait_deadline_in(20 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    /* nothing of the map is left in the pool (the gate is still shut) */
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, plait_deadline_in(2 * PLAIT_SEC)),
+             0);
+    CHECK_EQ(plait_pevent_set(gate), 0);
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_CANCEL, SOON()), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    CHECK_EQ(plait_pevent_destroy(gate), 0);
+    return r == -ETIMEDOUT ? 0 : r;
+}
+/* The same for imap: a chunk whose wait failed is joined again by the next call, and
+ * the iterator's destroy stops it. */
+static int t_procpool_imap(void)
+{
+    hold_timer_tail();
+    CHECK_EQ(plait_pevent_create(&gate), 0);
+    plait_procpool *pool;
+    CHECK_EQ(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 2}), 0);
+    static int args[8];
+    for (int i = 0; i < 8; i++)
+        args[i] = i;
+    plait_procpool_iter *it;
+    CHECK_EQ(plait_procpool_imap(&it, pool, proc_wait_gate, args, sizeof(int), 8, sizeof(int),
+                                 1, 0),
+             0);
+    size_t idx = 0;
+    int v = -1, e = 0;
+    int r = ARMED(plait_procpool_imap_next(it, &idx, &v, &e, plait_deadline_in(20 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT || r == 0);
+    if (r == 0) /* the wait was refused: the item says so, then */
+        CHECK_EQ(e, -ENOMEM);
+    CHECK_EQ(plait_procpool_imap_destroy(it), 0);
+    /* nothing of the iterator is left in the pool (the gate is still shut) */
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, plait_deadline_in(2 * PLAIT_SEC)),
+             0);
+    CHECK_EQ(plait_pevent_set(gate), 0);
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_CANCEL, SOON()), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    CHECK_EQ(plait_pevent_destroy(gate), 0);
+    if (r == 0)
+        return -ENOMEM;
+    return r == -ETIMEDOUT ? 0 : r;
+}
+
+TEST(to_thread_without_room_for_a_timer)
+{
+    oom_loop_fresh("to_thread", t_to_thread);
+}
+TEST(procpool_map_without_room_for_a_timer)
+{
+    oom_loop_fresh("procpool_map", t_procpool_map);
+    oom_loop_fresh("procpool_imap", t_procpool_imap);
+}
+
 TEST(timed_waits_without_room_for_a_timer)
 {
     oom_loop_fresh("chan_send", t_chan_send);
@@ -1470,5 +1589,6 @@ TEST(run_and_first_poll)
 RUN_TESTS(CASE(first_shared_wait_of_a_coroutine), CASE(default_pool_at_first_use), CASE(sync_objects), CASE(sync_objects_from_a_coroutine), CASE(tasks), CASE(thread_calls), CASE(tasks_on_a_fresh_scheduler), CASE(pools_from_a_coroutine), CASE(pools_from_a_thread),
           CASE(sockets_from_a_coroutine), CASE(sockets_from_a_thread),
           CASE(timed_waits_without_room_for_a_timer),
+          CASE(to_thread_without_room_for_a_timer), CASE(procpool_map_without_room_for_a_timer),
           CASE(out_of_futures_in_a_coroutine), CASE(out_of_futures_in_a_thread),
           CASE(run_and_first_poll))
