@@ -203,11 +203,15 @@ void plait__shared_forked(unsigned pid)
             kept = true;
         }
     }
-    if (kept)
+    /* A child the list has no room for is never reported gone (child_gone looks it up
+     * there): counted, it would keep the objects it holds mapped for ever, so it is
+     * not counted (an object destroyed here meanwhile is freed as if it had none). */
+    if (kept) {
         children[children_len++] = (live_child){.pid = pid, .fork_no = forks};
-    for (plait__shared_obj *obj = registry; obj; obj = obj->next)
-        if (counts(obj, forks))
-            obj->children++;
+        for (plait__shared_obj *obj = registry; obj; obj = obj->next)
+            if (counts(obj, forks))
+                obj->children++;
+    }
     tell_forked(pid);
     pthread_mutex_unlock(&registry_lock);
 }

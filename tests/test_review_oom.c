@@ -10,6 +10,7 @@
 #include "helpers.h"
 #include "../src/internal.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -83,8 +84,16 @@ void *__wrap_calloc(size_t n, size_t size)
  * set, so that a task the call under test started is running when its wait fails. */
 static atomic_int *realloc_refused_after;
 
+/* While set (and armed): refuse every realloc, whatever fail_at says. */
+static atomic_int refuse_every_realloc;
+
 void *__wrap_realloc(void *p, size_t n)
 {
+    if (atomic_load(&refuse_every_realloc) && atomic_load(&armed) && getpid() == test_pid) {
+        atomic_fetch_add(&failed, 1);
+        errno = ENOMEM;
+        return NULL;
+    }
     if (refuse()) {
         atomic_int *flag = realloc_refused_after;
         if (flag)
@@ -780,14 +789,51 @@ static int a_process_exec(void)
     }
     return r;
 }
+/* The children of this process (every thread's), zombies included. */
+static int count_children(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/self/task/%.255s/children", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        for (int pid; fscanf(f, "%d", &pid) == 1;)
+            n++;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+/* Wait until no child is left (the pool's are reaped as it goes): true, or false once
+ * SOON() has passed. */
+static bool no_children_left(void)
+{
+    int64_t deadline = SOON();
+    while (count_children() != 0) {
+        if (plait_now() > deadline)
+            return false;
+        struct timespec ms = {0, PLAIT_MS};
+        nanosleep(&ms, NULL);
+    }
+    return true;
+}
 static int a_procpool_create(void)
 {
     plait_procpool *pool = NULL;
-    int r = ARMED(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 1}));
+    int r = ARMED(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 2}));
     if (r == 0) {
         CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
         CHECK_EQ(plait_procpool_destroy(pool), 0);
     }
+    /* no worker left behind, running or unreaped */
+    CHECK(no_children_left());
     return r;
 }
 static plait_procpool *ppool;
@@ -998,6 +1044,54 @@ static void pools_body(void)
 }
 TEST(pools_from_a_coroutine) { IN_COROUTINE(pools_body); }
 TEST(pools_from_a_thread) { pools_body(); }
+
+/* The list of live children, which process-shared objects' memory waits on, cannot
+ * grow at a fork: the child goes on, and an object made before it must still be freed
+ * once it is destroyed and every child is gone (it was counted as held by that child
+ * for ever: its mapping was never unmapped). */
+static ssize_t proc_gated_empty(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    return plait_pevent_wait(gate, SOON()) == 0 ? 0 : -EIO;
+}
+static bool mapped(void *p)
+{
+    return msync((void *)((uintptr_t)p & ~(uintptr_t)4095), 1, MS_ASYNC) == 0;
+}
+static void untracked_child_body(void)
+{
+    plait_shm *shm;
+    CHECK_EQ(plait_shm_create(&shm, 100), 0);
+    void *data = plait_shm_data(shm);
+    CHECK_EQ(plait_pevent_create(&gate), 0);
+    enum { MOST = 80 };
+    plait_task t[MOST];
+    int n;
+    atomic_store(&failed, 0);
+    atomic_store(&refuse_every_realloc, 1);
+    for (n = 0; n < MOST && !atomic_load(&failed); n++)
+        CHECK_EQ(ARMED(plait_process_start(&t[n], proc_gated_empty, NULL, 0, NULL, NULL)), 0);
+    atomic_store(&refuse_every_realloc, 0);
+    CHECK(atomic_load(&failed) > 0); /* the list was full at the last fork */
+    CHECK_EQ(plait_pevent_set(gate), 0);
+    for (int i = 0; i < n; i++) {
+        void *v = NULL;
+        CHECK_EQ(plait_join(t[i], &v, SOON()), 0);
+        free(v);
+    }
+    CHECK(no_children_left());
+    CHECK(mapped(data));
+    CHECK_EQ(plait_shm_destroy(shm), 0);
+    /* no child holds it: unmapped at once, or when the last is reported gone */
+    int64_t deadline = SOON();
+    while (mapped(data) && plait_now() < deadline) {
+        struct timespec ms = {0, PLAIT_MS};
+        nanosleep(&ms, NULL);
+    }
+    CHECK(!mapped(data));
+    CHECK_EQ(plait_pevent_destroy(gate), 0);
+}
+TEST(a_child_the_live_list_has_no_room_for) { IN_COROUTINE(untracked_child_body); }
 
 /* ------------------------------------------------------------------------ */
 /* Sockets, files                                                            */
@@ -1587,6 +1681,7 @@ TEST(run_and_first_poll)
 }
 
 RUN_TESTS(CASE(first_shared_wait_of_a_coroutine), CASE(default_pool_at_first_use), CASE(sync_objects), CASE(sync_objects_from_a_coroutine), CASE(tasks), CASE(thread_calls), CASE(tasks_on_a_fresh_scheduler), CASE(pools_from_a_coroutine), CASE(pools_from_a_thread),
+          CASE(a_child_the_live_list_has_no_room_for),
           CASE(sockets_from_a_coroutine), CASE(sockets_from_a_thread),
           CASE(timed_waits_without_room_for_a_timer),
           CASE(to_thread_without_room_for_a_timer), CASE(procpool_map_without_room_for_a_timer),
