@@ -18,6 +18,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static atomic_int armed;
@@ -344,6 +345,59 @@ static int a_shm(void)
     return r;
 }
 
+/* The very first plait_run of the process (its stacks, futures, fork handlers are made
+ * then): runs first. */
+static void *first_main(void *arg) { return arg; }
+static void *first_spawns(void *arg)
+{
+    (void)arg;
+    plait_task t;
+    int r = plait_spawn(&t, first_main, ARG(4));
+    if (r == 0) {
+        void *v = NULL;
+        r = plait_join(t, &v, SOON());
+        if (r == 0 && INT(v) != 4)
+            r = -EPROTO;
+    }
+    return PLAIT_FAIL(r);
+}
+/* Each refusal in a fresh child, forked before this process made anything of plait's:
+ * exit status 0 (ran), 1 (-ENOMEM), 2 (another code); +4 when an allocation was
+ * refused. */
+static int first_run_in_a_child(int k)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(10);
+        atomic_store(&fail_at, k);
+        int r = ARMED(plait_run(first_spawns, NULL, NULL));
+        atomic_store(&fail_at, 0);
+        if (r != 0 && r != -ENOMEM)
+            fprintf(stderr, "  first plait_run, allocation %d refused: %d\n", k, r);
+        _exit((r == 0 ? 0 : r == -ENOMEM ? 1 : 2) + (atomic_load(&failed) ? 4 : 0));
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status)) {
+        fprintf(stderr, "  first plait_run, allocation %d refused: status %#x\n", k, status);
+        return 2;
+    }
+    return WEXITSTATUS(status);
+}
+TEST(first_run_of_the_process)
+{
+    int k, st = 0;
+    for (k = 1; k < 100; k++) {
+        st = first_run_in_a_child(k);
+        CHECK((st & 3) <= 1);
+        if (!(st & 4))
+            break;
+    }
+    CHECK_EQ(st, 0);
+    if (getenv("OOM_VERBOSE"))
+        fprintf(stderr, "  first plait_run: %d allocations\n", k - 1);
+}
+
 /* A coroutine's first wait on a process-shared object starts a watcher thread, whose
  * memory is refused: out of memory, -ENOMEM (-EAGAIN says the watchers' room of 8,128
  * waits is full, which it is not).  Runs first: the watcher, once made, stays. */
@@ -663,8 +717,41 @@ TEST(tasks_on_a_fresh_scheduler)
     oom_loop_fresh("wait_fd high", a_wait_fd_high);
 }
 
+static int a_waits_of_a_thread(void)
+{
+    plait_task t[10];
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(plait_thread_start(&t[i], count_run, ARG(i), NULL), 0);
+    int r = ARMED(plait_wait_any(t, 10, SOON()));
+    CHECK(r == -ENOMEM || (r >= 0 && r < 10));
+    void *res[10];
+    int r2 = ARMED(plait_wait_all(t, 10, res, NULL, SOON()));
+    if (r2 < 0) /* the call's own failure consumes none */
+        for (int i = 0; i < 10; i++)
+            CHECK_EQ(plait_join(t[i], NULL, SOON()), 0);
+    else
+        for (int i = 0; i < 10; i++)
+            CHECK_EQ(INT(res[i]), i);
+    plait_chan *c[10];
+    int v[10] = {0};
+    plait_select_case cs[10];
+    for (int i = 0; i < 10; i++) {
+        CHECK_EQ(plait_chan_create(&c[i], sizeof(int), 1), 0);
+        cs[i] = (plait_select_case){.chan = c[i], .op = PLAIT_SEND, .elem = &v[i]};
+    }
+    int r3 = ARMED(plait_select(cs, 10, SOON()));
+    size_t total = 0;
+    for (int i = 0; i < 10; i++) {
+        total += plait_chan_len(c[i]);
+        CHECK_EQ(plait_chan_destroy(c[i]), 0);
+    }
+    CHECK_EQ(total, r3 >= 0 ? 1u : 0u);
+    return r < 0 ? r : r2 < 0 ? r2 : r3 < 0 ? r3 : 0;
+}
+
 TEST(thread_calls)
 {
+    oom_loop("waits of a thread", a_waits_of_a_thread);
     oom_loop("local_set", a_local_set_thread);
     oom_loop("thread_start", a_thread);
 }
@@ -708,14 +795,26 @@ static int a_pool_submit(void)
 static int a_pool_map(void)
 {
     plait_pool *pool = NULL;
-    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 2}), 0);
+    /* more than 16 runners: their handles take memory */
+    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 18}), 0);
     void *args[40], *res[40];
     for (int i = 0; i < 40; i++)
         args[i] = ARG(i);
-    int r = ARMED(plait_pool_map(pool, count_run, args, 40, res, NULL, SOON()));
-    if (r == 0)
-        for (int i = 0; i < 40; i++)
+    int errs[40];
+    atomic_store(&ran, 0);
+    int r = ARMED(plait_pool_map(pool, count_run, args, 40, res, errs, SOON()));
+    /* refused as a whole (every item says so), or cut short by its wait's refusal
+     * (the items not started say -ECANCELED, as on a deadline): each item ran, or
+     * says why not, and none runs after the call */
+    int done = 0;
+    for (int i = 0; i < 40; i++) {
+        CHECK(errs[i] == 0 || (r < 0 && (errs[i] == r || errs[i] == -ECANCELED)));
+        if (errs[i] == 0) {
             CHECK_EQ(INT(res[i]), i);
+            done++;
+        }
+    }
+    CHECK_EQ(atomic_load(&ran), done);
     CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
     CHECK_EQ(plait_pool_destroy(pool), 0);
     return r;
@@ -1365,6 +1464,33 @@ static int t_queue(void)
         return -ENOMEM;
     return r == -ETIMEDOUT ? 0 : r;
 }
+static int t_completed_next(void)
+{
+    hold_timer_tail();
+    plait_completed *set;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    plait_task t, d;
+    CHECK_EQ(plait_spawn(&t, sleep_long, NULL), 0);
+    CHECK_EQ(plait_completed_add(set, t), 0);
+    int r = ARMED(plait_completed_next(set, &d, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_completed_next(set, &d, SOON()), 0);
+    CHECK_EQ(plait_join(d, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+    return r == -ETIMEDOUT ? 0 : r;
+}
+static int t_group_wait(void)
+{
+    hold_timer_tail();
+    plait_group *g;
+    CHECK_EQ(plait_group_create(&g), 0);
+    CHECK_EQ(plait_group_spawn(g, NULL, sleep_long, NULL), 0);
+    int r = ARMED(plait_group_wait(g, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    CHECK_EQ(plait_group_destroy(g), 0);
+    return r == -ETIMEDOUT ? 0 : r;
+}
 static int t_signals(void)
 {
     hold_timer_tail();
@@ -1505,6 +1631,8 @@ TEST(timed_waits_without_room_for_a_timer)
     oom_loop_fresh("read", t_read);
     oom_loop_fresh("queue", t_queue);
     oom_loop_fresh("signals_wait", t_signals);
+    oom_loop_fresh("completed_next", t_completed_next);
+    oom_loop_fresh("group_wait", t_group_wait);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1680,7 +1808,7 @@ TEST(run_and_first_poll)
     oom_loop("read first use", a_read_first);
 }
 
-RUN_TESTS(CASE(first_shared_wait_of_a_coroutine), CASE(default_pool_at_first_use), CASE(sync_objects), CASE(sync_objects_from_a_coroutine), CASE(tasks), CASE(thread_calls), CASE(tasks_on_a_fresh_scheduler), CASE(pools_from_a_coroutine), CASE(pools_from_a_thread),
+RUN_TESTS(CASE(first_run_of_the_process), CASE(first_shared_wait_of_a_coroutine), CASE(default_pool_at_first_use), CASE(sync_objects), CASE(sync_objects_from_a_coroutine), CASE(tasks), CASE(thread_calls), CASE(tasks_on_a_fresh_scheduler), CASE(pools_from_a_coroutine), CASE(pools_from_a_thread),
           CASE(a_child_the_live_list_has_no_room_for),
           CASE(sockets_from_a_coroutine), CASE(sockets_from_a_thread),
           CASE(timed_waits_without_room_for_a_timer),
