@@ -586,8 +586,9 @@ plait_pool *plait_pool_default(void);
  * fn's outcome as plait_join() does.  When the deadline passes or the caller is
  * cancelled, the task is cancelled and the call returns -ETIMEDOUT or -ECANCELED (so
  * too -ENOMEM, when a coroutine's wait finds no memory for its timer); if it had
- * started, the call waits for it to return first, so fn may use the caller's memory.  A task that finished before the cancellation reached it gives its outcome
- * (its result, or its own failure) all the same: none is lost. */
+ * started, the call waits for it to return first, so fn may use the caller's memory.
+ * A task that finished before the cancellation reached it gives its outcome (its
+ * result, or its own failure) all the same: none is lost. */
 int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline);
 
 /* ----------------------------------------------------------------------------
@@ -1188,11 +1189,11 @@ int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn 
  * its refusal (-EPIPE: shut down meanwhile), a failure in index order like any other.
  * On -ETIMEDOUT / -ECANCELED of the caller (or -ENOMEM: a coroutine's wait with no
  * memory for its timer) the chunks not done are cancelled, their items get that code,
- * and the call returns it; nothing is written into the arrays after the call returns.  -EMSGSIZE when not even one item fits the pool's room,
- * -EINVAL for nulls, n == 0, arg_size == 0, or arrays larger than PTRDIFF_MAX bytes
- * (n * arg_size, n * result_size).  A call refused as a whole (-EMSGSIZE, -EPERM,
- * -ENOMEM) gives every item its code too (errors[i], a zeroed result); -EINVAL writes
- * nothing. */
+ * and the call returns it; nothing is written into the arrays after the call returns.
+ * -EMSGSIZE when not even one item fits the pool's room, -EINVAL for nulls, n == 0,
+ * arg_size == 0, or arrays larger than PTRDIFF_MAX bytes (n * arg_size,
+ * n * result_size).  A call refused as a whole (-EMSGSIZE, -EPERM, -ENOMEM) gives every
+ * item its code too (errors[i], a zeroed result); -EINVAL writes nothing. */
 int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
                        size_t arg_size, size_t n, void *results, size_t result_size,
                        int *errors, size_t chunk, int64_t deadline);

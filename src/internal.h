@@ -756,8 +756,8 @@ bool plait__join_cut_short(int r, plait_task task);
 /* Join a task of the caller's own making until the deadline or a cancellation; if that
  * cuts the wait short, cancel the task (one not started never runs) and wait until it
  * no longer runs: an outcome it reached first (its result, or its own failure) is the
- * call's, else the wait's -ETIMEDOUT / -ECANCELED / -ENOMEM.  The task's arguments may live on
- * the caller's stack. */
+ * call's, else the wait's -ETIMEDOUT / -ECANCELED / -ENOMEM.  The task's arguments may
+ * live on the caller's stack. */
 int plait__join_to_the_end(plait_task task, void **result, int64_t deadline);
 void plait__future_flush_cache(void);
 

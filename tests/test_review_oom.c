@@ -1466,6 +1466,23 @@ static int t_queue(void)
         return -ENOMEM;
     return r == -ETIMEDOUT ? 0 : r;
 }
+static int t_select(void)
+{
+    hold_timer_tail();
+    plait_chan *c[3];
+    int v[3] = {0};
+    plait_select_case cs[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(plait_chan_create(&c[i], sizeof(int), 0), 0);
+        cs[i] = (plait_select_case){.chan = c[i], .op = i ? PLAIT_RECV : PLAIT_SEND,
+                                    .elem = &v[i]};
+    }
+    int r = ARMED(plait_select(cs, 3, plait_deadline_in(10 * PLAIT_MS)));
+    CHECK(r == -ENOMEM || r == -ETIMEDOUT);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(plait_chan_destroy(c[i]), 0); /* nothing waits on them any more */
+    return r == -ETIMEDOUT ? 0 : r;
+}
 static int t_completed_next(void)
 {
     hold_timer_tail();
@@ -1634,6 +1651,7 @@ TEST(timed_waits_without_room_for_a_timer)
     oom_loop_fresh("queue", t_queue);
     oom_loop_fresh("signals_wait", t_signals);
     oom_loop_fresh("completed_next", t_completed_next);
+    oom_loop_fresh("select", t_select);
     oom_loop_fresh("group_wait", t_group_wait);
 }
 
