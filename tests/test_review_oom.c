@@ -30,7 +30,7 @@ static atomic_int failed;
  * futures are carved from: 256 of them), whatever fail_at says. */
 static atomic_size_t refuse_big_calloc;
 
-static pid_t test_pid;
+static _Atomic pid_t test_pid;
 
 static bool refuse(void)
 {
