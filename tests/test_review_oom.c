@@ -1483,6 +1483,15 @@ static int t_select(void)
         CHECK_EQ(plait_chan_destroy(c[i]), 0); /* nothing waits on them any more */
     return r == -ETIMEDOUT ? 0 : r;
 }
+static int t_resolve(void)
+{
+    hold_timer_tail();
+    plait_addr out[4];
+    /* refused, the lookup finishes on its own and frees what it holds */
+    int r = ARMED(plait_resolve("localhost", 80, PLAIT_STREAM, out, 4, SOON()));
+    CHECK(r == -ENOMEM || r > 0);
+    return r > 0 ? 0 : r;
+}
 static int t_completed_next(void)
 {
     hold_timer_tail();
@@ -1652,6 +1661,7 @@ TEST(timed_waits_without_room_for_a_timer)
     oom_loop_fresh("signals_wait", t_signals);
     oom_loop_fresh("completed_next", t_completed_next);
     oom_loop_fresh("select", t_select);
+    oom_loop_fresh("resolve", t_resolve);
     oom_loop_fresh("group_wait", t_group_wait);
 }
 
