@@ -106,48 +106,74 @@ int plait__poll_timeout_ms(int64_t timeout)
 
 /* ---- choosing a backend ---- */
 
-static pthread_once_t choice_once = PTHREAD_ONCE_INIT;
-static const plait__poll_backend *choice;
+/* The backend chosen, NULL until a probe has decided.  A probe that found no descriptor
+ * free (EMFILE, ENFILE) decides nothing: it once chose epoll for good, where the kernel
+ * allows io_uring, for a process whose first poller came when it was short of
+ * descriptors.  Decided without a lock (a fork may come at any point): two probes at
+ * once decide the same, and the first to store wins. */
+static _Atomic(const plait__poll_backend *) choice;
 
-static void choose(void)
+static bool out_of_descriptors(int r) { return r == -EMFILE || r == -ENFILE; }
+
+static void decide(const plait__poll_backend *b)
 {
+    const plait__poll_backend *none = NULL;
+    atomic_compare_exchange_strong_explicit(&choice, &none, b, memory_order_acq_rel,
+                                            memory_order_acquire);
+}
+
+/* The backend chosen, or NULL when the probe could not be made for want of a
+ * descriptor (io_uring may yet be allowed: a poller then tries it itself). */
+static const plait__poll_backend *choose(void)
+{
+    const plait__poll_backend *c = atomic_load_explicit(&choice, memory_order_acquire);
+    if (c)
+        return c;
 #if defined(__SANITIZE_THREAD__)
     /* ThreadSanitizer runs a signal's handler only when the thread next enters a call
      * it intercepts; io_uring_enter is a raw system call it does not, so a scheduler
      * asleep in it never saw a SIGTERM its program watched (the HTTP example did not
      * stop, in CI).  epoll_wait is intercepted: under TSan, plait uses epoll. */
-    choice = &plait__poll_epoll;
-    return;
+    decide(&plait__poll_epoll);
+    return atomic_load_explicit(&choice, memory_order_acquire);
 #endif
     const char *want = getenv("PLAIT_POLLER");
-    choice = &plait__poll_uring;
-    if (want && strcmp(want, "epoll") == 0)
-        choice = &plait__poll_epoll;
-    if (choice == &plait__poll_uring) { /* does the kernel let us? */
-        struct plait__poller probe = {.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
-        if (probe.wake_fd < 0 || plait__poll_uring.open(&probe) < 0)
-            choice = &plait__poll_epoll;
-        else
-            plait__poll_uring.close(&probe);
-        if (probe.wake_fd >= 0)
-            close(probe.wake_fd);
+    if (want && strcmp(want, "epoll") == 0) {
+        decide(&plait__poll_epoll);
+        return atomic_load_explicit(&choice, memory_order_acquire);
     }
+    /* does the kernel let us? */
+    struct plait__poller probe = {.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+    int r = probe.wake_fd < 0 ? -errno : plait__poll_uring.open(&probe);
+    if (r == 0)
+        plait__poll_uring.close(&probe);
+    if (probe.wake_fd >= 0)
+        close(probe.wake_fd);
+    if (out_of_descriptors(r))
+        return NULL;
+    decide(r == 0 ? &plait__poll_uring : &plait__poll_epoll);
+    return atomic_load_explicit(&choice, memory_order_acquire);
 }
 
 const char *plait_io_backend(void)
 {
-    pthread_once(&choice_once, choose);
-    return choice->name;
+    const plait__poll_backend *c = choose();
+    /* undecided: no ring can be made now, as no epoll set can */
+    return c ? c->name : plait__poll_epoll.name;
 }
 
 /* ---- the scheduler's poller ---- */
 
-/* Open p's backend (the chosen one, else epoll). */
+/* Open p's backend (the chosen one, else epoll; undecided, io_uring is tried first and
+ * what it shows decides, unless it too lacked a descriptor). */
 static int poller_open(struct plait__poller *p)
 {
-    pthread_once(&choice_once, choose);
-    p->backend = choice;
-    if (p->backend->open(p) == 0)
+    const plait__poll_backend *c = choose();
+    p->backend = c ? c : &plait__poll_uring;
+    int r = p->backend->open(p);
+    if (!c && !out_of_descriptors(r))
+        decide(r == 0 ? &plait__poll_uring : &plait__poll_epoll);
+    if (r == 0)
         return 0;
     p->backend = &plait__poll_epoll;
     return p->backend->open(p);

@@ -1,0 +1,372 @@
+/* test_review_emfile.c — descriptor exhaustion across the public API (review
+ * "emfile").  RLIMIT_NOFILE is lowered so that exactly k more descriptors can be made,
+ * for k = 0, 1, 2, ... until the call under test succeeds: each failing k must answer
+ * a negative code (-EMFILE), leak no descriptor and leave nothing half-made; with the
+ * limit back the same call works.  Run on both pollers (PLAIT_POLLER).
+ *
+ * backend_choice_survives_no_descriptors: the poller's kernel interface was chosen
+ * once, by a probe (an eventfd and a ring) made at the first poller: made while the
+ * process had no descriptor to spare, the probe failed and epoll was chosen for good,
+ * where the kernel allows io_uring (plait_io_backend() said "epoll" ever after).
+ */
+#include "fork_child.h"
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+static struct rlimit saved_limit;
+
+/* Lower the soft limit so that exactly k more descriptors can be made now. */
+static void leave_room_for(int k)
+{
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &saved_limit), 0);
+    int fd = 0, free_seen = 0;
+    for (;; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        if (free_seen++ == k)
+            break;
+    }
+    struct rlimit low = saved_limit;
+    low.rlim_cur = (rlim_t)fd;
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+}
+
+static void room_back(void) { CHECK_EQ(setrlimit(RLIMIT_NOFILE, &saved_limit), 0); }
+
+/* The backend this kernel and environment give a process that has descriptors. */
+static void backend_expected(char *name, size_t cap)
+{
+    int p[2];
+    CHECK_EQ(pipe(p), 0);
+    pid_t pid = fork_child(true);
+    if (pid == 0) {
+        const char *b = plait_io_backend();
+        if (write(p[1], b, strlen(b) + 1) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    close(p[1]);
+    memset(name, 0, cap);
+    CHECK(read(p[0], name, cap - 1) > 0);
+    close(p[0]);
+    reap_ok(pid, 10);
+}
+
+typedef struct {
+    int fd;
+    int r;
+} first_wait;
+
+static void *wait_once(void *arg)
+{
+    first_wait *f = arg;
+    f->r = plait_wait_fd(f->fd, PLAIT_READABLE, plait_deadline_in(PLAIT_MS));
+    return NULL;
+}
+
+TEST(backend_choice_survives_no_descriptors)
+{
+    char want[32];
+    backend_expected(want, sizeof want);
+    pid_t pid = fork_child(true);
+    if (pid == 0) { /* a process whose first poller is made short of descriptors */
+        int p[2];
+        CHECK_EQ(pipe(p), 0);
+        int before = count_fds();
+        int k = 0;
+        for (;; k++) {
+            first_wait f = {.fd = p[0], .r = 1};
+            leave_room_for(k);
+            check_run(wait_once, &f);
+            room_back();
+            CHECK_EQ(count_fds(), before);
+            if (f.r == -ETIMEDOUT)
+                break;
+            CHECK_EQ(f.r, -EMFILE);
+            if (k > 8 || f.r != -EMFILE)
+                break;
+        }
+        CHECK(k >= 1); /* the poller takes descriptors */
+        CHECK_EQ(strcmp(plait_io_backend(), want), 0);
+        if (strcmp(plait_io_backend(), want) != 0)
+            fprintf(stderr, "  backend %s, expected %s\n", plait_io_backend(), want);
+        child_exit();
+    }
+    reap_ok(pid, 20);
+}
+
+
+/* ---- a call under test, made with room for k = 0, 1, 2, ... descriptors ---- */
+
+typedef struct scenario {
+    const char *name;
+    /* 0 and a made object (undone by undo), or -errno */
+    int (*attempt)(struct scenario *sc);
+    void (*undo)(struct scenario *sc);
+    void *obj;
+    int fd;
+} scenario;
+
+/* Try sc with room for k = 0, 1, ... until it works: each failure is -EMFILE (or
+ * -ENFILE).  check_counts: each failure leaves the descriptor count as it was. */
+static void try_until_it_works(scenario *sc, bool check_counts)
+{
+    int before = count_fds();
+    int k = 0, r = -1;
+    for (; k < 40; k++) {
+        leave_room_for(k);
+        r = sc->attempt(sc);
+        room_back();
+        if (r == 0)
+            break;
+        if (r != -EMFILE && r != -ENFILE) {
+            fprintf(stderr, "  %s: k=%d answered %d (%s)\n", sc->name, k, r,
+                    plait_strerror(r));
+            CHECK(!"a failure other than -EMFILE");
+            break;
+        }
+        int now = count_fds();
+        if (check_counts && now != before) {
+            fprintf(stderr, "  %s: k=%d leaked %d descriptors\n", sc->name, k,
+                    now - before);
+            CHECK_EQ(now, before);
+        }
+    }
+    CHECK_EQ(r, 0);
+    if (r == 0 && sc->undo)
+        sc->undo(sc);
+}
+
+/* In a fresh child (first-time paths: the process manager, the signal pipe, a pool's
+ * first worker), try sc until it works; then again, where what is made once (a
+ * manager, a thread's wake-up eventfd) is there already, every failure leaving the
+ * descriptor count as it was, and the call working as before with room back. */
+static void run_scenario(scenario *sc, bool in_child)
+{
+    pid_t pid = in_child ? fork_child(false) : 0;
+    if (pid == 0) {
+        if (in_child)
+            check_failures = 0; /* the parent's are its own */
+        try_until_it_works(sc, false);
+        int warm = count_fds();
+        try_until_it_works(sc, true);
+        CHECK_EQ(count_fds(), warm);
+        if (in_child)
+            child_exit();
+        return;
+    }
+    reap_ok(pid, 30);
+}
+
+static void *waits_1ms(void *arg)
+{
+    int *p = arg;
+    int r = plait_wait_fd(p[0], PLAIT_READABLE, plait_deadline_in(PLAIT_MS));
+    return PLAIT_FAIL(r == -ETIMEDOUT ? 0 : r); /* a failure is the join's code */
+}
+
+/* a plain thread's first wait (its wake-up eventfd) */
+static int thread_wait_attempt(scenario *sc)
+{
+    (void)sc;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -errno;
+    plait_task t;
+    int r = plait_thread_start(&t, waits_1ms, p, NULL);
+    if (r == 0)
+        r = plait_join(t, NULL, SOON());
+    close(p[0]);
+    close(p[1]);
+    return r;
+}
+
+static int pool_attempt(scenario *sc)
+{
+    plait_pool *pool;
+    plait_pool_options o = {.threads = 2};
+    int r = plait_pool_create(&pool, &o);
+    if (r < 0)
+        return r;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
+        r = -errno;
+        CHECK_EQ(plait_pool_destroy(pool), 0);
+        return r;
+    }
+    plait_task t;
+    r = plait_pool_submit(pool, &t, waits_1ms, p);
+    if (r == 0)
+        r = plait_join(t, NULL, SOON());
+    close(p[0]);
+    close(p[1]);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    (void)sc;
+    return r;
+}
+
+static ssize_t proc_child(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    return 0;
+}
+
+static int process_attempt(scenario *sc)
+{
+    (void)sc;
+    plait_task t;
+    int r = plait_process_start(&t, proc_child, NULL, 0, NULL, NULL);
+    if (r < 0)
+        return r;
+    void *res = ARG(1);
+    CHECK_EQ(plait_join(t, &res, SOON()), 0);
+    return 0;
+}
+
+static int exec_attempt(scenario *sc)
+{
+    (void)sc;
+    plait_task t;
+    char *argv[] = {"true", NULL};
+    plait_process_options o = {.stdio = {PLAIT_STDIO_PIPE, PLAIT_STDIO_PIPE,
+                                         PLAIT_STDIO_INHERIT}};
+    plait_pipes pp;
+    int r = plait_process_exec(&t, NULL, argv, &o, &pp);
+    if (r < 0)
+        return r;
+    close(pp.in);
+    close(pp.out);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    return 0;
+}
+
+static int procpool_attempt(scenario *sc)
+{
+    (void)sc;
+    plait_procpool *pool;
+    plait_procpool_options o = {.processes = 2};
+    int r = plait_procpool_create(&pool, &o);
+    if (r < 0)
+        return r;
+    plait_task t;
+    r = plait_procpool_submit(pool, &t, proc_child, NULL, 0);
+    if (r == 0)
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    return r;
+}
+
+static int signals_attempt(scenario *sc)
+{
+    (void)sc;
+    plait_signals *w;
+    int sig = SIGUSR1;
+    int r = plait_signals_create(&w, &sig, 1);
+    if (r < 0)
+        return r;
+    CHECK_EQ(raise(SIGUSR1), 0);
+    r = plait_signals_wait(w, SOON());
+    CHECK_EQ(r, SIGUSR1);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+    return r == SIGUSR1 ? 0 : r;
+}
+
+static int queue_attempt(scenario *sc)
+{
+    (void)sc;
+    plait_queue *q;
+    int r = plait_queue_create(&q, 16, 4);
+    if (r < 0)
+        return r;
+    CHECK_EQ(plait_queue_send(q, "x", 1, SOON()), 0);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+    return 0;
+}
+
+static int file_attempt(scenario *sc)
+{
+    (void)sc;
+    int fd = plait_file_open("/dev/null", O_RDONLY, 0);
+    if (fd < 0)
+        return fd;
+    CHECK_EQ(plait_close(fd), 0);
+    return 0;
+}
+
+static int tcp_attempt(scenario *sc)
+{
+    (void)sc;
+    int l = plait_tcp_listen("127.0.0.1", 0, 0);
+    if (l < 0)
+        return l;
+    plait_addr a;
+    int r = plait_local_addr(l, &a);
+    CHECK_EQ(r, 0);
+    int c = r < 0 ? r : plait_tcp_connect("127.0.0.1", plait_addr_port(&a), SOON());
+    int s = c < 0 ? c : plait_accept(l, NULL, SOON());
+    if (s >= 0)
+        plait_close(s);
+    if (c >= 0)
+        plait_close(c);
+    plait_close(l);
+    return s < 0 ? s : 0;
+}
+
+static int resolve_attempt(scenario *sc)
+{
+    (void)sc;
+    plait_addr a[4];
+    int r = plait_resolve("localhost", 80, PLAIT_STREAM, a, 4, SOON());
+    return r > 0 ? 0 : r;
+}
+
+static void *in_coroutine(void *arg)
+{
+    scenario *sc = arg;
+    run_scenario(sc, false);
+    return NULL;
+}
+
+#define SCENARIO(name_, attempt_)                                                        \
+    TEST(name_)                                                                          \
+    {                                                                                    \
+        scenario sc = {.name = #name_, .attempt = attempt_};                             \
+        run_scenario(&sc, true);                                                         \
+    }                                                                                    \
+    static void *name_##_main(void *arg)                                                 \
+    {                                                                                    \
+        (void)arg;                                                                       \
+        scenario sc = {.name = #name_ "_in_coroutine", .attempt = attempt_};             \
+        return in_coroutine(&sc);                                                        \
+    }                                                                                    \
+    TEST(name_##_in_coroutine)                                                           \
+    {                                                                                    \
+        pid_t pid = fork_child(false);                                                   \
+        if (pid == 0) {                                                                  \
+            check_failures = 0;                                                          \
+            check_run(name_##_main, NULL);                                               \
+            child_exit();                                                                \
+        }                                                                                \
+        reap_ok(pid, 30);                                                                \
+    }
+
+SCENARIO(thread_first_wait, thread_wait_attempt)
+SCENARIO(pool_first_task, pool_attempt)
+SCENARIO(process_start, process_attempt)
+SCENARIO(process_exec, exec_attempt)
+SCENARIO(procpool, procpool_attempt)
+SCENARIO(signals, signals_attempt)
+SCENARIO(queue, queue_attempt)
+SCENARIO(file_open, file_attempt)
+SCENARIO(tcp, tcp_attempt)
+SCENARIO(resolve, resolve_attempt)
+
+#define BOTH(n) CASE(n), CASE(n##_in_coroutine)
+
+RUN_TESTS(CASE(backend_choice_survives_no_descriptors), BOTH(thread_first_wait),
+          BOTH(pool_first_task), BOTH(process_start), BOTH(process_exec), BOTH(procpool),
+          BOTH(signals), BOTH(queue), BOTH(file_open), BOTH(tcp), BOTH(resolve))
