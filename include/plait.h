@@ -783,7 +783,8 @@ int plait_addr_port(const plait_addr *addr);
  * place, past the deadline); a numeric host, in any form getaddrinfo or plait_addr_ip
  * takes ("127.1", "fe80::1%lo", "[fe80::1%lo]"), is parsed at once.  -ENOENT for a name
  * that does not exist, -EAGAIN for a temporary failure of the name service, -EINVAL
- * for bad input, -EMFILE/-ENFILE as plait_addr_ip has them, -ETIMEDOUT / -ECANCELED
+ * for bad input, -EMFILE/-ENFILE as plait_addr_ip has them and when the lookup had no
+ * descriptor left (not -ENOENT, as glibc's answer then has it), -ETIMEDOUT / -ECANCELED
  * (a lookup already running finishes in the background and is discarded;
  * one not started yet is not made, so abandoned lookups behind a slow name service
  * do not hold the pool's workers). */

@@ -17,6 +17,7 @@
 #include "internal.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
@@ -265,8 +266,20 @@ static void *lookup_run(void *arg)
     if (atomic_load(&l->abandoned)) {
         l->rc = EAI_AGAIN;
     } else {
+        errno = 0; /* a worker's errno from before is not this lookup's */
         l->rc = getaddrinfo(l->host, l->service, &l->hints, &l->res);
         l->sys_errno = errno;
+        /* Out of descriptors glibc's answer says nothing of the name: EAI_NONAME (no
+         * /etc/hosts opened, no socket for DNS: errno EMFILE), or EAI_SYSTEM with an
+         * unrelated errno (EBUSY, from a module it could not load).  A failed lookup
+         * whose thread cannot make a descriptor now either says so instead. */
+        if (l->rc != 0 && l->sys_errno != EMFILE && l->sys_errno != ENFILE) {
+            int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            if (fd >= 0)
+                close(fd);
+            else if (errno == EMFILE || errno == ENFILE)
+                l->sys_errno = errno;
+        }
     }
     lookup_put(l);
     return NULL;
@@ -274,6 +287,10 @@ static void *lookup_run(void *arg)
 
 static int lookup_error(const lookup *l)
 {
+    /* no descriptor left for the lookup (lookup_run): the name was once reported
+     * missing (-ENOENT), or the call failed with glibc's stray errno (-EBUSY) */
+    if (l->sys_errno == EMFILE || l->sys_errno == ENFILE)
+        return -l->sys_errno;
     switch (l->rc) {
     case EAI_NONAME:
 #ifdef EAI_NODATA
