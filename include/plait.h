@@ -634,7 +634,8 @@ int plait_completed_destroy(plait_completed *set);
  * scheduler already waits on fd for the same event, -ENOMEM.  The first wait of a
  * scheduler makes its poller (an eventfd and an epoll or io_uring instance), a
  * thread's first wait its wake-up eventfd: -EMFILE (or -ENFILE) when no descriptor is
- * left for them; so can a read or write that must wait. */
+ * left for them; so can a read or write that must wait, and a wait under way at a
+ * fork() in a child that has none left for its own poller. */
 int plait_wait_fd(int fd, int events, int64_t deadline);
 
 /* One read / write, waiting first if fd would block: the bytes moved (0 from read at

@@ -179,12 +179,66 @@ static int poller_open(struct plait__poller *p)
     return p->backend->open(p);
 }
 
+/* The backend of a forked child's poller whose kernel objects could not be made again
+ * (no descriptor left for them: the limit may lie below the numbers the parent's had).
+ * The child once aborted; now the waits then under way are answered with p->broken,
+ * it watches nothing, and poller_get makes the objects at the next wait. */
+static int broken_open(struct plait__poller *p) { return p->broken; }
+
+static void broken_close(struct plait__poller *p) { (void)p; }
+
+static int broken_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events)
+{
+    (void)fd;
+    slot->armed = 0;
+    return events ? p->broken : 0;
+}
+
+static void broken_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
+{
+    (void)p, (void)fd, (void)slot;
+}
+
+/* nothing is watched: the waits counted are those just answered, ready to run */
+static void broken_wait(struct plait__poller *p, int64_t deadline, int64_t timeout)
+{
+    (void)p, (void)deadline, (void)timeout;
+}
+
+static void broken_io_cancel(struct plait__poller *p, int fd) { (void)p, (void)fd; }
+
+static const plait__poll_backend poll_broken = {
+    .name = "none",
+    .open = broken_open,
+    .close = broken_close,
+    .arm = broken_arm,
+    .forget = broken_forget,
+    .wait = broken_wait,
+    .io_cancel = broken_io_cancel,
+};
+
+/* p's eventfd and backend, made anew; on failure p is left broken (poll_broken). */
+static int poller_remake(plait__sched *s, struct plait__poller *p)
+{
+    p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int r = p->wake_fd < 0 ? -errno : poller_open(p);
+    if (r < 0) {
+        if (p->wake_fd >= 0)
+            close(p->wake_fd);
+        p->wake_fd = -1;
+        p->backend = &poll_broken;
+        p->broken = r;
+    }
+    s->inbox.poll_wake_fd = p->wake_fd;
+    return r;
+}
+
 /* s's poller, made on first use: 0 and *out, or -errno (-EMFILE: no descriptor left
  * for its eventfd or its epoll or io_uring instance). */
 static int poller_get(plait__sched *s, struct plait__poller **out)
 {
     if ((*out = s->poller))
-        return 0;
+        return s->poller->backend == &poll_broken ? poller_remake(s, s->poller) : 0;
     struct plait__poller *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
@@ -208,7 +262,8 @@ void plait__poller_free(plait__sched *s)
     if (!p)
         return;
     p->backend->close(p);
-    close(p->wake_fd);
+    if (p->wake_fd >= 0) /* -1: broken */
+        close(p->wake_fd);
     s->inbox.poll_wake_fd = -1;
     free(p->fds);
     free(p->unverified.fds);
@@ -460,8 +515,8 @@ static void poller_after_fork(plait__sched *s)
     if (!p)
         return;
     p->backend->close(p); /* unmaps and closes only: the parent's rings stay its own */
-    close(p->wake_fd);
-    p->wake_fd = s->inbox.poll_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->wake_fd >= 0)
+        close(p->wake_fd);
     for (size_t fd = 0; fd < p->cap; fd++) {
         p->fds[fd].armed = 0;
         p->fds[fd].registered = false;
@@ -471,8 +526,8 @@ static void poller_after_fork(plait__sched *s)
         p->fds[fd].removal_due = false; /* the parent's ring's */
     }
     p->unverified.len = 0;
-    if (p->wake_fd < 0 || poller_open(p) < 0)
-        abort(); /* the child cannot wait on anything it waited on */
+    /* none to be had (broken): each wait below is answered with the error */
+    (void)poller_remake(s, p);
     for (size_t fd = 0; fd < p->cap; fd++) {
         unsigned wants = plait__slot_wants(&p->fds[fd]);
         int r = wants ? p->backend->arm(p, (int)fd, &p->fds[fd], wants) : 0;

@@ -153,6 +153,7 @@ struct plait__poller {
                                  * watch waiting for room in the ring: the scheduler
                                  * asks its poller while any is left, waits or not */
     int wake_fd;                /* the scheduler's inbox eventfd */
+    int broken;                 /* -errno: a fork's child could not remake it (poll.c) */
     int epfd;                   /* epoll backend */
     plait__fd_list unverified;  /* epoll: descriptors whose waits trust their registration */
     struct plait__uring *ring;  /* io_uring backend */

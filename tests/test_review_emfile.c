@@ -365,8 +365,91 @@ SCENARIO(file_open, file_attempt)
 SCENARIO(tcp, tcp_attempt)
 SCENARIO(resolve, resolve_attempt)
 
+/* ---- fork from a coroutine: the child remakes its scheduler's poller ---- */
+
+static void *waits_long(void *arg)
+{
+    int *p = arg;
+    int r = plait_wait_fd(p[0], PLAIT_READABLE, SOON());
+    return r < 0 ? PLAIT_FAIL(r) : ARG(r);
+}
+
+/* The poller was made while numbers below it were taken, since closed: with room for
+ * k descriptors below the limit, the child's new eventfd and epoll set or ring cannot
+ * have the old numbers (above the limit).  The child aborted when its poller could not
+ * be remade; a wait in it now fails with -EMFILE until descriptors are back, then
+ * waits. */
+static void *fork_short_of_descriptors(void *arg)
+{
+    int k = INT(arg);
+    int p[2];
+    CHECK_EQ(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    int low[4];
+    for (int i = 0; i < 4; i++)
+        CHECK((low[i] = dup(0)) >= 0);
+    /* the poller, above low[] */
+    CHECK_EQ(plait_wait_fd(p[0], PLAIT_READABLE, plait_deadline_in(PLAIT_MS)), -ETIMEDOUT);
+    for (int i = 0; i < 4; i++)
+        close(low[i]);
+    plait_task waiter; /* waiting in the poller at the fork */
+    CHECK_EQ(plait_spawn(&waiter, waits_long, p), 0);
+    CHECK_EQ(plait_yield(), 0);
+    leave_room_for(k);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        check_failures = 0;
+        void *res = NULL;
+        if (k >= 2) { /* room for a new poller: the wait goes on in it */
+            CHECK_EQ(write(p[1], "x", 1), 1);
+            CHECK_EQ(plait_join(waiter, &res, SOON()), 0);
+            CHECK_EQ(INT(res), PLAIT_READABLE);
+            char c;
+            CHECK_EQ(read(p[0], &c, 1), 1);
+        } else { /* none: the wait is answered so */
+            CHECK_EQ(plait_join(waiter, &res, SOON()), -EMFILE);
+        }
+        int r = plait_wait_fd(p[0], PLAIT_READABLE, plait_deadline_in(PLAIT_MS));
+        if (r != -ETIMEDOUT)
+            CHECK_EQ(r, -EMFILE);
+        room_back();
+        CHECK_EQ(plait_wait_fd(p[0], PLAIT_READABLE, plait_deadline_in(PLAIT_MS)),
+                 -ETIMEDOUT);
+        CHECK_EQ(write(p[1], "x", 1), 1);
+        CHECK_EQ(plait_wait_fd(p[0], PLAIT_READABLE, SOON()), PLAIT_READABLE);
+        char c;
+        CHECK_EQ(read(p[0], &c, 1), 1); /* the pipe is the parent's too */
+        child_exit();
+    }
+    room_back();
+    CHECK(pid > 0);
+    if (pid > 0)
+        reap_ok(pid, 10);
+    CHECK_EQ(plait_cancel(waiter), 0);
+    CHECK_EQ(plait_join(waiter, NULL, SOON()), -ECANCELED);
+    /* the parent's poller is its own still */
+    CHECK_EQ(plait_wait_fd(p[0], PLAIT_READABLE, plait_deadline_in(PLAIT_MS)), -ETIMEDOUT);
+    close(p[0]);
+    close(p[1]);
+    return NULL;
+}
+
+TEST(fork_from_a_coroutine_short_of_descriptors)
+{
+    for (int k = 0; k < 3; k++) {
+        pid_t pid = fork_child(false);
+        if (pid == 0) {
+            check_failures = 0;
+            check_run(fork_short_of_descriptors, ARG(k));
+            child_exit();
+        }
+        reap_ok(pid, 20);
+    }
+}
+
 #define BOTH(n) CASE(n), CASE(n##_in_coroutine)
 
 RUN_TESTS(CASE(backend_choice_survives_no_descriptors), BOTH(thread_first_wait),
           BOTH(pool_first_task), BOTH(process_start), BOTH(process_exec), BOTH(procpool),
-          BOTH(signals), BOTH(queue), BOTH(file_open), BOTH(tcp), BOTH(resolve))
+          BOTH(signals), BOTH(queue), BOTH(file_open), BOTH(tcp), BOTH(resolve),
+          CASE(fork_from_a_coroutine_short_of_descriptors))
