@@ -1175,8 +1175,9 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
  * process); task (may be NULL: detached) is its future.  -EMSGSIZE for arg_len >
  * arg_max, -EPIPE once shut down, the initialiser's code (or the fate of a worker that
  * died in it) when the pool is broken, -EAGAIN while no worker is left and none could
- * be forked (the pool tries again every 50 ms; tasks that were waiting then fail with
- * it), -EINVAL, -ENOMEM. */
+ * be forked (the pool tries again every 50 ms, or, with no descriptor left for that
+ * timer, at the next submit; tasks that were waiting then fail with it), -EINVAL,
+ * -ENOMEM. */
 int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn fn,
                           const void *arg, size_t arg_len);
 

@@ -205,6 +205,8 @@ struct plait_procpool {
     int broken;                 /* the initialiser's failure */
     int starved;                /* no worker is left and none could be forked (-EAGAIN):
                                  * submit refuses until the retry forks one */
+    bool retry_due;             /* a fork failed and no retry timer could be had (no
+                                 * descriptor left): the next submit tries instead */
     struct retry {              /* forks again the workers whose replacement failed */
         plait__mgr_source src;
         plait_procpool *pool;
@@ -1091,13 +1093,16 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
         /* the new worker's initialiser failed, and it was gone before it was watched */
         p->broken = new_init_error;
         failed = take_waiting(p);
-    } else if (forked < 0 && !retry_arm(p) && p->alive == 0) {
-        p->broken = -EAGAIN; /* no worker left, none can be made, and no retry */
-    } else if (forked < 0 && p->alive == 0) {
+    } else if (forked < 0) {
+        /* no timer for the retry either (the descriptors ran out: the replacement's
+         * pidfd, then the timerfd): the next submit has the manager try (the pool
+         * once broke for good, though descriptors came back) */
+        p->retry_due = !retry_arm(p);
         /* none left for now: what waits fails (nothing would run it), and submit
          * refuses until the retry has forked a worker (a process limit reached for a
          * moment once broke the pool for good) */
-        p->starved = -EAGAIN;
+        if (p->alive == 0)
+            p->starved = -EAGAIN;
     }
     int fail_code = p->broken ? p->broken : p->starved;
     if (fail_code && p->alive == 0) {
@@ -1119,15 +1124,11 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     collect(p);
 }
 
-/* On the manager, when the retry timer expires: fork the workers whose replacement
- * could not be forked, and arm the timer again while some still cannot be. */
-static void retry_fired(plait__mgr_source *src, uint32_t events)
+/* On the manager: fork the workers whose replacement could not be forked, and arm the
+ * timer again while some still cannot be. */
+static void retry_workers(void *arg)
 {
-    (void)events;
-    plait_procpool *p = ((struct retry *)src)->pool;
-    uint64_t v;
-    while (read(p->retry.fd, &v, sizeof v) < 0 && errno == EINTR) {
-    }
+    plait_procpool *p = arg;
     ptask *failed = NULL;
     plait__spin_lock(&p->lock);
     bool short_of_one = false;
@@ -1146,8 +1147,9 @@ static void retry_fired(plait__mgr_source *src, uint32_t events)
     }
     if (p->alive)
         p->starved = 0;
-    if (short_of_one && !retry_arm(p) && p->alive == 0)
-        p->broken = -EAGAIN;
+    else if (short_of_one)
+        p->starved = -EAGAIN;
+    p->retry_due = short_of_one && !retry_arm(p); /* as in worker_exited */
     int code = p->broken;
     if (code && p->alive == 0) {
         fail_queued(p, code);
@@ -1157,6 +1159,17 @@ static void retry_fired(plait__mgr_source *src, uint32_t events)
     plait__spin_unlock(&p->lock);
     fail_list(failed, code);
     collect(p);
+}
+
+/* On the manager, when the retry timer expires. */
+static void retry_fired(plait__mgr_source *src, uint32_t events)
+{
+    (void)events;
+    plait_procpool *p = ((struct retry *)src)->pool;
+    uint64_t v;
+    while (read(p->retry.fd, &v, sizeof v) < 0 && errno == EINTR) {
+    }
+    retry_workers(p);
 }
 
 /* On the manager: fork the missing workers again in a while (pool lock held).  false
@@ -1439,8 +1452,16 @@ int plait__procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn
         return -ENOMEM;
     }
     int r;
+    bool retried = false;
     for (;;) {
         plait__spin_lock(&pool->lock);
+        if (pool->retry_due && !retried && !pool->closed && !pool->broken) {
+            /* no retry timer could be had: the manager tries now, once */
+            plait__spin_unlock(&pool->lock);
+            retried = true;
+            (void)plait__manager_call(retry_workers, pool);
+            continue;
+        }
         r = pool->closed ? -EPIPE : pool->broken ? pool->broken : pool->starved;
         if (r == 0 && pool->nfree) { /* straight into a slot */
             dispatch(pool, t, pool->free_slots[--pool->nfree], head, head_len, body, body_len);

@@ -447,9 +447,73 @@ TEST(fork_from_a_coroutine_short_of_descriptors)
     }
 }
 
+/* ---- a process pool's worker replaced while no descriptor is left ---- */
+
+/* A worker that ends (max_tasks) is replaced on the manager: the replacement's pidfd
+ * and, when that fails, the retry's timerfd take descriptors.  With none left, the
+ * pool broke for good (-EAGAIN from every later submit), though plait.h says it tries
+ * again: with descriptors back, a submit must run again. */
+static ssize_t reads_a_byte(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len, (void)out, (void)cap;
+    int fd;
+    memcpy(&fd, arg, sizeof fd);
+    char c;
+    return read(fd, &c, 1) == 1 ? 0 : -EIO;
+}
+
+TEST(procpool_worker_replaced_with_no_descriptor_left)
+{
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        check_failures = 0;
+        int q[2];
+        CHECK_EQ(pipe2(q, O_CLOEXEC), 0); /* the worker has it: it forks after */
+        plait_procpool *pool;
+        plait_procpool_options o = {.processes = 1, .max_tasks = 1};
+        CHECK_EQ(plait_procpool_create(&pool, &o), 0);
+        int first;
+        CHECK_EQ(plait_procpool_pids(pool, &first, 1), 1);
+        plait_task t;
+        CHECK_EQ(plait_procpool_submit(pool, &t, reads_a_byte, &q[0], sizeof q[0]), 0);
+        leave_room_for(0);
+        CHECK_EQ(write(q[1], "x", 1), 1); /* the task ends, and its worker */
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        /* the replacement was tried, under the pool's lock, as the worker's end was
+         * seen: no worker alive (it failed), or another one (it did not) */
+        int now = first, n;
+        int64_t deadline = SOON();
+        while ((n = plait_procpool_pids(pool, &now, 1)) == 1 && now == first &&
+               plait_now() < deadline) {
+            struct timespec ms = {0, PLAIT_MS};
+            nanosleep(&ms, NULL);
+        }
+        room_back();
+        CHECK_EQ(n, 0); /* no descriptor for its pidfd */
+        /* with descriptors back the pool runs tasks again: it tries again every 50 ms
+         * (submit says -EAGAIN meanwhile) */
+        int r = -EAGAIN;
+        while (r == -EAGAIN && plait_now() < deadline) {
+            r = plait_procpool_submit(pool, &t, proc_child, NULL, 0);
+            struct timespec ms = {0, 5 * PLAIT_MS};
+            if (r == -EAGAIN)
+                nanosleep(&ms, NULL);
+        }
+        CHECK_EQ(r, 0);
+        if (r == 0)
+            CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        CHECK_EQ(plait_procpool_destroy(pool), 0);
+        close(q[0]);
+        close(q[1]);
+        child_exit();
+    }
+    reap_ok(pid, 30);
+}
+
 #define BOTH(n) CASE(n), CASE(n##_in_coroutine)
 
 RUN_TESTS(CASE(backend_choice_survives_no_descriptors), BOTH(thread_first_wait),
           BOTH(pool_first_task), BOTH(process_start), BOTH(process_exec), BOTH(procpool),
           BOTH(signals), BOTH(queue), BOTH(file_open), BOTH(tcp), BOTH(resolve),
-          CASE(fork_from_a_coroutine_short_of_descriptors))
+          CASE(fork_from_a_coroutine_short_of_descriptors),
+          CASE(procpool_worker_replaced_with_no_descriptor_left))
