@@ -337,6 +337,69 @@ static int resolve_attempt(scenario *sc)
     return r > 0 ? 0 : r;
 }
 
+static int process_stdio_attempt(scenario *sc)
+{
+    (void)sc;
+    plait_task t;
+    plait_process_options o = {.stdio = {PLAIT_STDIO_PIPE, PLAIT_STDIO_NULL,
+                                         PLAIT_STDIO_PIPE}};
+    plait_pipes pp;
+    int r = plait_process_start(&t, proc_child, NULL, 0, &o, &pp);
+    if (r < 0)
+        return r;
+    CHECK_EQ(pp.out, -1);
+    close(pp.in);
+    char c;
+    CHECK_EQ(plait_read(pp.err, &c, 1, SOON()), 0); /* its end of stderr: it ended */
+    close(pp.err);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    return 0;
+}
+
+static int unix_attempt(scenario *sc)
+{
+    (void)sc;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/plait-emfile-%d.sock", (int)getpid());
+    unlink(path);
+    int l = plait_unix_listen(path, 0);
+    if (l < 0)
+        return l;
+    int c = plait_unix_connect(path, SOON());
+    int s = c < 0 ? c : plait_accept(l, NULL, SOON());
+    int r = s;
+    if (s >= 0) {
+        r = plait_write(c, "y", 1, SOON()) == 1 ? 0 : -EIO;
+        char b;
+        if (r == 0)
+            r = plait_read(s, &b, 1, SOON()) == 1 ? 0 : -EIO;
+        plait_close(s);
+    }
+    if (c >= 0)
+        plait_close(c);
+    plait_close(l);
+    unlink(path);
+    return r;
+}
+
+static int udp_attempt(scenario *sc)
+{
+    (void)sc;
+    plait_addr a;
+    CHECK_EQ(plait_addr_ip(&a, "127.0.0.1", 0), 0);
+    int u = plait_udp_bind(&a);
+    if (u < 0)
+        return u;
+    int v = plait_udp_bind(&a);
+    if (v < 0) {
+        plait_close(u);
+        return v;
+    }
+    plait_close(v);
+    plait_close(u);
+    return 0;
+}
+
 static void *in_coroutine(void *arg)
 {
     scenario *sc = arg;
@@ -377,6 +440,9 @@ SCENARIO(queue, queue_attempt)
 SCENARIO(file_open, file_attempt)
 SCENARIO(tcp, tcp_attempt)
 SCENARIO(resolve, resolve_attempt)
+SCENARIO(process_stdio, process_stdio_attempt)
+SCENARIO(unix_socket, unix_attempt)
+SCENARIO(udp, udp_attempt)
 
 /* ---- fork from a coroutine: the child remakes its scheduler's poller ---- */
 
@@ -528,5 +594,6 @@ TEST(procpool_worker_replaced_with_no_descriptor_left)
 RUN_TESTS(CASE(backend_choice_survives_no_descriptors), BOTH(thread_first_wait),
           BOTH(pool_first_task), BOTH(process_start), BOTH(process_exec), BOTH(procpool),
           BOTH(signals), BOTH(queue), BOTH(file_open), BOTH(tcp), BOTH(resolve),
+          BOTH(process_stdio), BOTH(unix_socket), BOTH(udp),
           CASE(fork_from_a_coroutine_short_of_descriptors),
           CASE(procpool_worker_replaced_with_no_descriptor_left))
