@@ -400,6 +400,21 @@ static int udp_attempt(scenario *sc)
     return 0;
 }
 
+/* a program that cannot be run is -ENOENT once there is room to say so */
+static int exec_missing_attempt(scenario *sc)
+{
+    (void)sc;
+    plait_task t;
+    char *argv[] = {"/nonexistent/plait-emfile", NULL};
+    int r = plait_process_exec(&t, NULL, argv, NULL, NULL);
+    if (r == 0) {
+        CHECK(!"a missing program ran");
+        plait_join(t, NULL, SOON());
+        return -EIO;
+    }
+    return r == -ENOENT ? 0 : r;
+}
+
 static void *in_coroutine(void *arg)
 {
     scenario *sc = arg;
@@ -443,6 +458,7 @@ SCENARIO(resolve, resolve_attempt)
 SCENARIO(process_stdio, process_stdio_attempt)
 SCENARIO(unix_socket, unix_attempt)
 SCENARIO(udp, udp_attempt)
+SCENARIO(exec_missing, exec_missing_attempt)
 
 /* ---- fork from a coroutine: the child remakes its scheduler's poller ---- */
 
@@ -595,5 +611,6 @@ RUN_TESTS(CASE(backend_choice_survives_no_descriptors), BOTH(thread_first_wait),
           BOTH(pool_first_task), BOTH(process_start), BOTH(process_exec), BOTH(procpool),
           BOTH(signals), BOTH(queue), BOTH(file_open), BOTH(tcp), BOTH(resolve),
           BOTH(process_stdio), BOTH(unix_socket), BOTH(udp),
+          BOTH(exec_missing),
           CASE(fork_from_a_coroutine_short_of_descriptors),
           CASE(procpool_worker_replaced_with_no_descriptor_left))
