@@ -111,6 +111,42 @@ typedef struct scenario {
     int fd;
 } scenario;
 
+/* This process's children (any state: a zombie is one not reaped) once none is left,
+ * or the count when some still are after a while (a killed child is reaped by plait's
+ * manager thread, which may take a moment). */
+static int children_left(void)
+{
+    int64_t deadline = plait_deadline_in(2 * PLAIT_SEC);
+    for (;;) {
+        int n = 0;
+        DIR *d = opendir("/proc");
+        for (struct dirent *e; d && (e = readdir(d));) {
+            char path[300], line[512];
+            if (e->d_name[0] < '1' || e->d_name[0] > '9')
+                continue;
+            snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+            FILE *f = fopen(path, "r");
+            if (!f)
+                continue;
+            if (fgets(line, sizeof line, f)) {
+                char *close_paren = strrchr(line, ')');
+                int ppid = 0;
+                char state;
+                if (close_paren && sscanf(close_paren + 1, " %c %d", &state, &ppid) == 2 &&
+                    ppid == getpid())
+                    n++;
+            }
+            fclose(f);
+        }
+        if (d)
+            closedir(d);
+        if (n == 0 || plait_now() > deadline)
+            return n;
+        struct timespec ms = {0, PLAIT_MS};
+        nanosleep(&ms, NULL);
+    }
+}
+
 /* Try sc with room for k = 0, 1, ... until it works: each failure is -EMFILE (or
  * -ENFILE).  check_counts: each failure leaves the descriptor count as it was. */
 static void try_until_it_works(scenario *sc, bool check_counts)
@@ -155,6 +191,7 @@ static void run_scenario(scenario *sc, bool in_child)
         int warm = count_fds();
         try_until_it_works(sc, true);
         CHECK_EQ(count_fds(), warm);
+        CHECK_EQ(children_left(), 0); /* none left running, nor unreaped */
         if (in_child)
             child_exit();
         return;
