@@ -642,6 +642,69 @@ TEST(procpool_worker_replaced_with_no_descriptor_left)
     reap_ok(pid, 30);
 }
 
+/* ---- what needs no descriptor works with none left ---- */
+
+static void *sleeper(void *arg)
+{
+    plait_chan *ch = arg;
+    CHECK_EQ(plait_sleep(PLAIT_MS), 0);
+    int v = 7;
+    CHECK_EQ(plait_chan_send(ch, &v, SOON()), 0);
+    return NULL;
+}
+
+static void *no_descriptor_needed(void *arg)
+{
+    (void)arg;
+    leave_room_for(0);
+    plait_chan *ch;
+    CHECK_EQ(plait_chan_create(&ch, sizeof(int), 0), 0);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, sleeper, ch), 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_sleep(2 * PLAIT_MS), 0);
+    CHECK(plait_now() - start >= 2 * PLAIT_MS);
+    int v = 0;
+    CHECK_EQ(plait_chan_recv(ch, &v, SOON()), 0);
+    CHECK_EQ(v, 7);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    /* a thread's task and a pool's, joined from here */
+    plait_task th;
+    CHECK_EQ(plait_thread_start(&th, sleeper, ch, NULL), 0);
+    CHECK_EQ(plait_chan_recv(ch, &v, SOON()), 0);
+    CHECK_EQ(plait_join(th, NULL, SOON()), 0);
+    int p[2] = {-1, -1};
+    room_back();
+    CHECK_EQ(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    leave_room_for(0);
+    /* a write and a read that need no wait go through */
+    CHECK_EQ(plait_write(p[1], "z", 1, SOON()), 1);
+    char c = 0;
+    CHECK_EQ(plait_read(p[0], &c, 1, SOON()), 1);
+    CHECK_EQ(c, 'z');
+    /* one that must wait says why it cannot */
+    CHECK_EQ(plait_read(p[0], &c, 1, SOON()), -EMFILE);
+    room_back();
+    CHECK_EQ(plait_read(p[0], &c, 1, plait_deadline_in(PLAIT_MS)), -ETIMEDOUT);
+    plait_chan_destroy(ch);
+    close(p[0]);
+    close(p[1]);
+    return NULL;
+}
+
+TEST(coroutines_need_no_descriptor_until_they_wait_on_one)
+{
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        check_failures = 0;
+        int before = count_fds();
+        check_run(no_descriptor_needed, NULL);
+        CHECK_EQ(count_fds(), before);
+        child_exit();
+    }
+    reap_ok(pid, 20);
+}
+
 #define BOTH(n) CASE(n), CASE(n##_in_coroutine)
 
 RUN_TESTS(CASE(backend_choice_survives_no_descriptors), BOTH(thread_first_wait),
@@ -650,4 +713,5 @@ RUN_TESTS(CASE(backend_choice_survives_no_descriptors), BOTH(thread_first_wait),
           BOTH(process_stdio), BOTH(unix_socket), BOTH(udp),
           BOTH(exec_missing),
           CASE(fork_from_a_coroutine_short_of_descriptors),
-          CASE(procpool_worker_replaced_with_no_descriptor_left))
+          CASE(procpool_worker_replaced_with_no_descriptor_left),
+          CASE(coroutines_need_no_descriptor_until_they_wait_on_one))
