@@ -499,6 +499,14 @@ SCENARIO(exec_missing, exec_missing_attempt)
 
 /* ---- fork from a coroutine: the child remakes its scheduler's poller ---- */
 
+static void *reads_long(void *arg)
+{
+    int *p = arg;
+    char c;
+    ssize_t r = plait_read(p[0], &c, 1, SOON());
+    return r < 0 ? PLAIT_FAIL(r) : ARG(r);
+}
+
 static void *waits_long(void *arg)
 {
     int *p = arg;
@@ -525,6 +533,10 @@ static void *fork_short_of_descriptors(void *arg)
         close(low[i]);
     plait_task waiter; /* waiting in the poller at the fork */
     CHECK_EQ(plait_spawn(&waiter, waits_long, p), 0);
+    int p2[2]; /* a read under way too (on io_uring, the kernel's to make) */
+    CHECK_EQ(pipe2(p2, O_CLOEXEC | O_NONBLOCK), 0);
+    plait_task reader;
+    CHECK_EQ(plait_spawn(&reader, reads_long, p2), 0);
     CHECK_EQ(plait_yield(), 0);
     leave_room_for(k);
     fflush(NULL);
@@ -533,6 +545,10 @@ static void *fork_short_of_descriptors(void *arg)
         check_failures = 0;
         void *res = NULL;
         if (k >= 2) { /* room for a new poller: the wait goes on in it */
+            /* two bytes: the parent's reader (its ring's read) may take one */
+            CHECK_EQ(write(p2[1], "rr", 2), 2);
+            CHECK_EQ(plait_join(reader, &res, SOON()), 0);
+            CHECK_EQ(INT(res), 1);
             CHECK_EQ(write(p[1], "x", 1), 1);
             CHECK_EQ(plait_join(waiter, &res, SOON()), 0);
             CHECK_EQ(INT(res), PLAIT_READABLE);
@@ -540,6 +556,7 @@ static void *fork_short_of_descriptors(void *arg)
             CHECK_EQ(read(p[0], &c, 1), 1);
         } else { /* none: the wait is answered so */
             CHECK_EQ(plait_join(waiter, &res, SOON()), -EMFILE);
+            CHECK_EQ(plait_join(reader, &res, SOON()), -EMFILE);
         }
         int r = plait_wait_fd(p[0], PLAIT_READABLE, plait_deadline_in(PLAIT_MS));
         if (r != -ETIMEDOUT)
@@ -559,6 +576,13 @@ static void *fork_short_of_descriptors(void *arg)
         reap_ok(pid, 10);
     CHECK_EQ(plait_cancel(waiter), 0);
     CHECK_EQ(plait_join(waiter, NULL, SOON()), -ECANCELED);
+    /* the child's byte, if it wrote one, went to its own copy's reader: the pipe is
+     * shared, so the parent's reader may have it too; either ends it */
+    CHECK_EQ(plait_cancel(reader), 0);
+    int rr = plait_join(reader, NULL, SOON());
+    CHECK(rr == -ECANCELED || rr == 0);
+    close(p2[0]);
+    close(p2[1]);
     /* the parent's poller is its own still */
     CHECK_EQ(plait_wait_fd(p[0], PLAIT_READABLE, plait_deadline_in(PLAIT_MS)), -ETIMEDOUT);
     close(p[0]);
