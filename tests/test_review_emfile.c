@@ -4,10 +4,18 @@
  * a negative code (-EMFILE), leak no descriptor and leave nothing half-made; with the
  * limit back the same call works.  Run on both pollers (PLAIT_POLLER).
  *
+ * Defects found (each case failed on the code reviewed):
  * backend_choice_survives_no_descriptors: the poller's kernel interface was chosen
  * once, by a probe (an eventfd and a ring) made at the first poller: made while the
  * process had no descriptor to spare, the probe failed and epoll was chosen for good,
  * where the kernel allows io_uring (plait_io_backend() said "epoll" ever after).
+ * resolve, resolve_in_coroutine: out of descriptors plait_resolve said -ENOENT (glibc's
+ * EAI_NONAME) or -EBUSY (EAI_SYSTEM with a stray errno), not -EMFILE.
+ * fork_from_a_coroutine_short_of_descriptors: a child that could not remake its
+ * scheduler's poller called abort().
+ * procpool_worker_replaced_with_no_descriptor_left: a worker's replacement that found
+ * no descriptor for its pidfd, nor for the retry's timerfd, broke the pool for good.
+ * The other cases passed on the code reviewed and stay as regression cases.
  */
 #include "fork_child.h"
 #include "helpers.h"
