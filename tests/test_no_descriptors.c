@@ -1,5 +1,5 @@
-/* test_review_emfile.c — descriptor exhaustion across the public API (review
- * "emfile").  RLIMIT_NOFILE is lowered so that exactly k more descriptors can be made,
+/* test_no_descriptors.c — descriptor exhaustion across the public API (review
+ * 125).  RLIMIT_NOFILE is lowered so that exactly k more descriptors can be made,
  * for k = 0, 1, 2, ... until the call under test succeeds: each failing k must answer
  * a negative code (-EMFILE), leak no descriptor and leave nothing half-made; with the
  * limit back the same call works.  Run on both pollers (PLAIT_POLLER).

@@ -1,4 +1,4 @@
-/* test_review_oom.c — allocation failure across the public API.  malloc, calloc,
+/* test_no_memory.c — allocation failure across the public API (review 124).  malloc, calloc,
  * realloc, posix_memalign, aligned_alloc and mmap are wrapped (-Wl,--wrap): while a
  * call under test runs (ARMED), the k-th allocation made (by the library: the test
  * allocates nothing meanwhile) fails.  For k = 1, 2, ... until the call succeeds with
