@@ -206,70 +206,24 @@ static void *count_run_early(void *arg)
     return arg;
 }
 
-static int a_chan(void)
-{
-    plait_chan *c = NULL;
-    int r = ARMED(plait_chan_create(&c, 8, 4));
-    if (r == 0)
-        CHECK_EQ(plait_chan_destroy(c), 0);
-    return r;
-}
-static int a_mutex(void)
-{
-    plait_mutex *m = NULL;
-    int r = ARMED(plait_mutex_create(&m));
-    if (r == 0)
-        CHECK_EQ(plait_mutex_destroy(m), 0);
-    return r;
-}
-static int a_cond(void)
-{
-    plait_cond *c = NULL;
-    int r = ARMED(plait_cond_create(&c));
-    if (r == 0)
-        CHECK_EQ(plait_cond_destroy(c), 0);
-    return r;
-}
-static int a_sem(void)
-{
-    plait_sem *s = NULL;
-    int r = ARMED(plait_sem_create(&s, 1));
-    if (r == 0)
-        CHECK_EQ(plait_sem_destroy(s), 0);
-    return r;
-}
-static int a_event(void)
-{
-    plait_event *e = NULL;
-    int r = ARMED(plait_event_create(&e));
-    if (r == 0)
-        CHECK_EQ(plait_event_destroy(e), 0);
-    return r;
-}
-static int a_waitgroup(void)
-{
-    plait_waitgroup *w = NULL;
-    int r = ARMED(plait_waitgroup_create(&w));
-    if (r == 0)
-        CHECK_EQ(plait_waitgroup_destroy(w), 0);
-    return r;
-}
-static int a_rwlock(void)
-{
-    plait_rwlock *w = NULL;
-    int r = ARMED(plait_rwlock_create(&w));
-    if (r == 0)
-        CHECK_EQ(plait_rwlock_destroy(w), 0);
-    return r;
-}
-static int a_barrier(void)
-{
-    plait_barrier *b = NULL;
-    int r = ARMED(plait_barrier_create(&b, 2));
-    if (r == 0)
-        CHECK_EQ(plait_barrier_destroy(b), 0);
-    return r;
-}
+/* A case that makes an object under refusals (create, which names obj) and frees it. */
+#define MADE_AND_FREED(name, type, obj, create, destroy)                                  \
+    static int name(void)                                                                \
+    {                                                                                    \
+        type *obj = NULL;                                                                \
+        int r = ARMED(create);                                                           \
+        if (r == 0)                                                                      \
+            CHECK_EQ(destroy(obj), 0);                                                   \
+        return r;                                                                        \
+    }
+MADE_AND_FREED(a_chan, plait_chan, c, plait_chan_create(&c, 8, 4), plait_chan_destroy)
+MADE_AND_FREED(a_mutex, plait_mutex, m, plait_mutex_create(&m), plait_mutex_destroy)
+MADE_AND_FREED(a_cond, plait_cond, c, plait_cond_create(&c), plait_cond_destroy)
+MADE_AND_FREED(a_sem, plait_sem, s, plait_sem_create(&s, 1), plait_sem_destroy)
+MADE_AND_FREED(a_event, plait_event, e, plait_event_create(&e), plait_event_destroy)
+MADE_AND_FREED(a_waitgroup, plait_waitgroup, w, plait_waitgroup_create(&w), plait_waitgroup_destroy)
+MADE_AND_FREED(a_rwlock, plait_rwlock, w, plait_rwlock_create(&w), plait_rwlock_destroy)
+MADE_AND_FREED(a_barrier, plait_barrier, b, plait_barrier_create(&b, 2), plait_barrier_destroy)
 static int once_fn(void *arg)
 {
     (*(int *)arg)++;
@@ -283,14 +237,7 @@ static int a_once(void)
     CHECK_EQ(n, r == 0 ? 1 : 0);
     return r;
 }
-static int a_completed(void)
-{
-    plait_completed *s = NULL;
-    int r = ARMED(plait_completed_create(&s));
-    if (r == 0)
-        CHECK_EQ(plait_completed_destroy(s), 0);
-    return r;
-}
+MADE_AND_FREED(a_completed, plait_completed, s, plait_completed_create(&s), plait_completed_destroy)
 static int a_signals(void)
 {
     plait_signals *w = NULL;
@@ -304,46 +251,11 @@ static int a_signals(void)
     CHECK(sa.sa_handler == SIG_DFL);
     return r;
 }
-static int a_queue(void)
-{
-    plait_queue *q = NULL;
-    int r = ARMED(plait_queue_create(&q, 64, 4));
-    if (r == 0)
-        CHECK_EQ(plait_queue_destroy(q), 0);
-    return r;
-}
-static int a_pmutex(void)
-{
-    plait_pmutex *m = NULL;
-    int r = ARMED(plait_pmutex_create(&m));
-    if (r == 0)
-        CHECK_EQ(plait_pmutex_destroy(m), 0);
-    return r;
-}
-static int a_psem(void)
-{
-    plait_psem *m = NULL;
-    int r = ARMED(plait_psem_create(&m, 0));
-    if (r == 0)
-        CHECK_EQ(plait_psem_destroy(m), 0);
-    return r;
-}
-static int a_pevent(void)
-{
-    plait_pevent *m = NULL;
-    int r = ARMED(plait_pevent_create(&m));
-    if (r == 0)
-        CHECK_EQ(plait_pevent_destroy(m), 0);
-    return r;
-}
-static int a_shm(void)
-{
-    plait_shm *m = NULL;
-    int r = ARMED(plait_shm_create(&m, 4096));
-    if (r == 0)
-        CHECK_EQ(plait_shm_destroy(m), 0);
-    return r;
-}
+MADE_AND_FREED(a_queue, plait_queue, q, plait_queue_create(&q, 64, 4), plait_queue_destroy)
+MADE_AND_FREED(a_pmutex, plait_pmutex, m, plait_pmutex_create(&m), plait_pmutex_destroy)
+MADE_AND_FREED(a_psem, plait_psem, m, plait_psem_create(&m, 0), plait_psem_destroy)
+MADE_AND_FREED(a_pevent, plait_pevent, m, plait_pevent_create(&m), plait_pevent_destroy)
+MADE_AND_FREED(a_shm, plait_shm, m, plait_shm_create(&m, 4096), plait_shm_destroy)
 
 /* The very first plait_run of the process (its stacks, futures, fork handlers are made
  * then): runs first. */
