@@ -80,7 +80,10 @@ TEST(backend_choice_survives_no_descriptors)
 {
     char want[32];
     backend_expected(want, sizeof want);
-    pid_t pid = fork_child(true);
+    /* not checked under ThreadSanitizer: its runtime opens descriptors of its own in the
+     * child, so the room left is not exact (a CI run there once had the first wait find
+     * room at k = 0); the plain and ASan builds check it */
+    pid_t pid = fork_child(false);
     if (pid == 0) { /* a process whose first poller is made short of descriptors */
         int p[2];
         CHECK_EQ(pipe(p), 0);
