@@ -178,7 +178,8 @@ int plait_yield(void);
  * coroutine, a plait thread or a pool task may sleep until PLAIT_FOREVER (until it is
  * cancelled); any other thread, which nothing can cancel, gets -EINVAL for it.  A past
  * deadline returns 0 at once.  A coroutine gets -ENOMEM when its scheduler's timer heap
- * cannot grow (as any timed wait of a coroutine may). */
+ * cannot grow (as any timed wait of a coroutine may).  Coroutines of one scheduler
+ * whose timed waits end at the same deadline wake in the order they began to wait. */
 int plait_sleep_until(int64_t deadline);
 int plait_sleep(int64_t ns);
 

@@ -181,6 +181,7 @@ void plait__pfutex_after_fork(void);
 /* ---- timers (timer.c): a binary min-heap per scheduler, and a list beside it ---- */
 typedef struct plait__timer {
     int64_t when;
+    uint64_t seq; /* the order of adding: of equal deadlines the earlier added fires first */
     size_t index; /* heap position; PLAIT__TIMER_IN_LIST; SIZE_MAX: in neither */
     plait__waiter *waiter;
     struct plait__timer *prev, *next; /* in the list (timer.c) */
@@ -201,14 +202,20 @@ typedef struct plait__timer_heap {
     plait__timer_entry *items;
     size_t len, cap;
     plait__timer *head, *tail; /* the list: earliest first */
+    uint64_t added; /* timers ever added: the next one's seq */
 } plait__timer_heap;
 
 int plait__timer_add(plait__timer_heap *heap, plait__timer *timer);
 void plait__timer_remove(plait__timer_heap *heap, plait__timer *timer);
+/* Whether a fires before b: the earlier deadline, or of equal ones the earlier added. */
+static inline bool plait__timer_before(const plait__timer *a, const plait__timer *b)
+{
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
 static inline plait__timer *plait__timer_first(plait__timer_heap *heap)
 {
     plait__timer *t = heap->len ? heap->items[0].timer : NULL;
-    return heap->head && (!t || heap->head->when < t->when) ? heap->head : t;
+    return heap->head && (!t || plait__timer_before(heap->head, t)) ? heap->head : t;
 }
 void plait__timer_heap_free(plait__timer_heap *heap);
 

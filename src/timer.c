@@ -13,9 +13,14 @@
  * HTTP server at 50 connections (docs/BENCHMARKS.md, session 19).  The first timer
  * is the earlier of the heap's first and the list's.
  *
- * Invariants: a timer's `when` does not change while it is in the heap or the list;
- * its `index` says which it is in (PLAIT__TIMER_IN_LIST, a heap position, or SIZE_MAX
- * for neither); the list is sorted by `when`.
+ * Timers fire in the order (when, seq): of equal deadlines (coroutines sleeping until
+ * the same tick) the one added first fires first, as in libuv, so programs and tests
+ * see the order they asked for.  seq breaks ties only: the heap compares it only when
+ * two deadlines are equal, and the list, appended to in (when, seq) order, never does.
+ *
+ * Invariants: a timer's `when` and `seq` do not change while it is in the heap or the
+ * list; its `index` says which it is in (PLAIT__TIMER_IN_LIST, a heap position, or
+ * SIZE_MAX for neither); the list is sorted by (when, seq).
  */
 #include "internal.h"
 
@@ -27,12 +32,18 @@ static void heap_set(plait__timer_heap *heap, size_t i, plait__timer_entry e)
     e.timer->index = i;
 }
 
+/* plait__timer_before for heap entries: the deadline beside the address first. */
+static bool entry_before(plait__timer_entry a, plait__timer_entry b)
+{
+    return a.when < b.when || (a.when == b.when && a.timer->seq < b.timer->seq);
+}
+
 static void sift_up(plait__timer_heap *heap, size_t i)
 {
     plait__timer_entry e = heap->items[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (heap->items[parent].when <= e.when)
+        if (!entry_before(e, heap->items[parent]))
             break;
         heap_set(heap, i, heap->items[parent]);
         i = parent;
@@ -47,9 +58,9 @@ static void sift_down(plait__timer_heap *heap, size_t i)
         size_t child = 2 * i + 1;
         if (child >= heap->len)
             break;
-        if (child + 1 < heap->len && heap->items[child + 1].when < heap->items[child].when)
+        if (child + 1 < heap->len && entry_before(heap->items[child + 1], heap->items[child]))
             child++;
-        if (e.when <= heap->items[child].when)
+        if (!entry_before(heap->items[child], e))
             break;
         heap_set(heap, i, heap->items[child]);
         i = child;
@@ -59,6 +70,7 @@ static void sift_down(plait__timer_heap *heap, size_t i)
 
 int plait__timer_add(plait__timer_heap *heap, plait__timer *timer)
 {
+    timer->seq = heap->added++;
     if (!heap->tail || heap->tail->when <= timer->when) { /* in order: on the list */
         timer->prev = heap->tail;
         timer->next = NULL;
@@ -102,7 +114,7 @@ void plait__timer_remove(plait__timer_heap *heap, plait__timer *timer)
     if (i == heap->len)
         return;
     heap_set(heap, i, last);
-    if (i > 0 && heap->items[(i - 1) / 2].when > last.when)
+    if (i > 0 && entry_before(last, heap->items[(i - 1) / 2]))
         sift_up(heap, i);
     else
         sift_down(heap, i);

@@ -907,6 +907,64 @@ TEST(sleep_and_deadline_in)
     check_run(sleeps, NULL);
 }
 
+/* Coroutines sleeping until one deadline wake in the order they went to sleep, also
+ * when a later deadline set first sends their timers to the scheduler's heap (whose
+ * order for equal deadlines was the reverse of arrival for all but the first). */
+enum { SAME_TICK_SLEEPERS = 6 };
+static int64_t same_tick;
+static int same_tick_arrived, same_tick_woke, same_tick_late;
+static int same_tick_order[SAME_TICK_SLEEPERS];
+
+static void *same_tick_sleeper(void *arg)
+{
+    (void)arg;
+    int arrival = same_tick_arrived++;
+    if (plait_now() >= same_tick)
+        same_tick_late++; /* the machine stalled past the tick: this round shows nothing */
+    CHECK_EQ(plait_sleep_until(same_tick), 0);
+    same_tick_order[same_tick_woke++] = arrival;
+    return NULL;
+}
+
+static void *after_the_tick(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_sleep_until(same_tick + 60 * PLAIT_SEC), -ECANCELED);
+    return NULL;
+}
+
+static void *same_tick_main(void *arg)
+{
+    (void)arg;
+    /* a round counts only if every sleeper went to sleep before the tick */
+    for (int64_t margin = 50 * PLAIT_MS; margin <= 800 * PLAIT_MS; margin *= 4) {
+        same_tick = plait_now() + margin;
+        same_tick_arrived = same_tick_woke = same_tick_late = 0;
+        plait_task last, sleepers[SAME_TICK_SLEEPERS];
+        CHECK_EQ(plait_spawn(&last, after_the_tick, NULL), 0);
+        CHECK_EQ(plait_yield(), 0); /* its timer is set first: the others' go to the heap */
+        for (int i = 0; i < SAME_TICK_SLEEPERS; i++)
+            CHECK_EQ(plait_spawn(&sleepers[i], same_tick_sleeper, NULL), 0);
+        for (int i = 0; i < SAME_TICK_SLEEPERS; i++)
+            CHECK_EQ(plait_join(sleepers[i], NULL, PLAIT_FOREVER), 0);
+        CHECK_EQ(plait_cancel(last), 0);
+        CHECK_EQ(plait_join(last, NULL, PLAIT_FOREVER), -ECANCELED);
+        CHECK_EQ(same_tick_woke, SAME_TICK_SLEEPERS);
+        if (same_tick_late)
+            continue;
+        for (int i = 0; i < SAME_TICK_SLEEPERS; i++)
+            CHECK_EQ(same_tick_order[i], i);
+        return NULL;
+    }
+    CHECK(!"every round's sleepers went to sleep after their tick");
+    return NULL;
+}
+
+TEST(equal_deadlines_wake_in_order)
+{
+    check_run(same_tick_main, NULL);
+}
+
 /* ---- the calls with a setup of their own: what they wait for waits on a gate ---- */
 
 static plait_event *pool_gate, *pool_started;
@@ -1213,7 +1271,7 @@ TEST(under_a_signal_storm)
     where = NULL;
 }
 
-RUN_TESTS(CASE(sleep_and_deadline_in), CASE(from_a_plain_thread), CASE(from_a_coroutine),
+RUN_TESTS(CASE(sleep_and_deadline_in), CASE(equal_deadlines_wake_in_order), CASE(from_a_plain_thread), CASE(from_a_coroutine),
           CASE(from_a_plait_thread_and_a_pool_task), CASE(from_a_cancelled_caller),
           CASE(extras_thread),
           CASE(extras_coroutine), CASE(groups_and_many), CASE(under_a_signal_storm))

@@ -1,7 +1,8 @@
 /*
  * test_timer.c — a scheduler's timers on their own (src/timer.c): a heap, and beside it
  * a list for deadlines that come in order.  Whatever the order of adds and removals,
- * the first timer is the earliest present one, and each comes out once.
+ * the first timer is the earliest present one (of equal deadlines, the one added
+ * first), and each comes out once.
  */
 #include "helpers.h"
 
@@ -11,24 +12,20 @@ enum { MANY = 2000 };
 static plait__timer timers[MANY];
 static bool present[MANY];
 
-/* The earliest present timer by a plain search (ties: any of them). */
-static int64_t earliest(void)
+/* The earliest present timer by a plain search; of equal deadlines the one added
+ * first (timers are added in index order). NULL when none is present. */
+static plait__timer *earliest(void)
 {
-    int64_t when = INT64_MAX;
+    plait__timer *first = NULL;
     for (int i = 0; i < MANY; i++)
-        if (present[i] && timers[i].when < when)
-            when = timers[i].when;
-    return when;
+        if (present[i] && (!first || timers[i].when < first->when))
+            first = &timers[i];
+    return first;
 }
 
 static void check_first(plait__timer_heap *heap)
 {
-    plait__timer *first = plait__timer_first(heap);
-    int64_t when = earliest();
-    if (when == INT64_MAX)
-        CHECK(first == NULL);
-    else
-        CHECK(first != NULL && first->when == when);
+    CHECK(plait__timer_first(heap) == earliest());
 }
 
 /* deadline(i, seed): in order, against the order, or at random */
@@ -86,6 +83,13 @@ static int64_t random_deadline(int i, uint64_t *seed)
     return rnd(seed) % 5000;
 }
 
+/* a few deadlines, each shared by many timers, added in no order */
+static int64_t few_deadlines(int i, uint64_t *seed)
+{
+    (void)i;
+    return 1000 * (int64_t)(rnd(seed) % 6);
+}
+
 /* mostly in order, now and then an earlier one (a server's reads with a shorter wait) */
 static int64_t mostly_rising(int i, uint64_t *seed)
 {
@@ -96,6 +100,8 @@ TEST(deadlines_in_order) { run(rising); }
 TEST(deadlines_against_the_order) { run(falling); }
 TEST(deadlines_at_random) { run(random_deadline); }
 TEST(deadlines_mostly_in_order) { run(mostly_rising); }
+TEST(equal_deadlines_come_out_in_the_order_added) { run(few_deadlines); }
 
 RUN_TESTS(CASE(deadlines_in_order), CASE(deadlines_against_the_order),
-          CASE(deadlines_at_random), CASE(deadlines_mostly_in_order))
+          CASE(deadlines_at_random), CASE(deadlines_mostly_in_order),
+          CASE(equal_deadlines_come_out_in_the_order_added))
