@@ -601,9 +601,10 @@ typedef struct plait_completed plait_completed;
 
 int plait_completed_create(plait_completed **set);
 /* Watch a task.  The handle stays the caller's: join what next() gives back.
- * -ESRCH for a stale handle, -EBUSY when another set watches it already (a finished
- * task stays watched by a set being destroyed until that destroy returns), -EPERM in a
- * forked child for a task that is not the child's (see plait_cancel). */
+ * -ESRCH for a stale handle, -EBUSY when a set (this one or another) watches it
+ * already (a finished task stays watched by a set being destroyed until that destroy
+ * returns), -EPERM in a forked child for a task that is not the child's (see
+ * plait_cancel). */
 int plait_completed_add(plait_completed *set, plait_task task);
 /* Wait for the next watched task to finish and give back its handle (0).  -EPIPE
  * when every watched task has been given back; -ETIMEDOUT, -ECANCELED. */
@@ -784,7 +785,8 @@ int plait_addr_port(const plait_addr *addr);
  * goes on (from a pool task, on a thread of its own: the task's join would run it in
  * place, past the deadline); a numeric host, in any form getaddrinfo or plait_addr_ip
  * takes ("127.1", "fe80::1%lo", "[fe80::1%lo]"), is parsed at once.  -ENOENT for a name
- * that does not exist, -EAGAIN for a temporary failure of the name service, -EINVAL
+ * that does not exist and for an IPv6 address whose scope names no interface
+ * (getaddrinfo's answer; plait_addr_ip's is -EINVAL), -EAGAIN for a temporary failure of the name service, -EINVAL
  * for bad input, -EMFILE/-ENFILE as plait_addr_ip has them and when the lookup had no
  * descriptor left (not -ENOENT, as glibc's answer then has it), -ETIMEDOUT / -ECANCELED
  * (a lookup already running finishes in the background and is discarded;

@@ -1139,6 +1139,11 @@ static void *resolve_deadlines(void *arg)
     pool_hold_release(&h);
     /* the pool is free again: a lookup now succeeds */
     CHECK(plait_resolve("localhost", 80, PLAIT_STREAM, out, 4, SOON()) >= 1);
+    /* a scope naming no interface: plait_addr_ip's -EINVAL, then getaddrinfo's answer
+     * (it asks no name service for an IPv6 address with a scope) */
+    CHECK_EQ(plait_addr_ip(&out[0], "fe80::1%nosuchif0", 4), -EINVAL);
+    CHECK_EQ(plait_resolve("fe80::1%nosuchif0", 4, PLAIT_STREAM, out, 4, SOON()), -ENOENT);
+    CHECK_EQ(plait_resolve("[fe80::1%nosuchif0]", 4, PLAIT_STREAM, out, 4, SOON()), -ENOENT);
     return NULL;
 }
 
