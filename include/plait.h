@@ -577,7 +577,7 @@ int plait_pool_destroy(plait_pool *pool);
 unsigned plait_pool_threads(const plait_pool *pool);
 
 /* The process-wide pool of plait_cpu_count() workers, created on first use and never
- * shut down.  NULL only when it could not be created. */
+ * shut down.  NULL only when it could not be created (a later call tries again). */
 plait_pool *plait_pool_default(void);
 
 /* Run fn(arg) on the default pool and wait for it (asyncio's to_thread): from a
@@ -589,7 +589,9 @@ plait_pool *plait_pool_default(void);
  * too -ENOMEM, when a coroutine's wait finds no memory for its timer); if it had
  * started, the call waits for it to return first, so fn may use the caller's memory.
  * A task that finished before the cancellation reached it gives its outcome (its
- * result, or its own failure) all the same: none is lost. */
+ * result, or its own failure) all the same: none is lost.  -EAGAIN (no thread to be had)
+ * or -ENOMEM when the default pool, made by the first call that needs it, cannot be
+ * made; a later call tries again. */
 int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline);
 
 /* ----------------------------------------------------------------------------

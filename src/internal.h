@@ -748,9 +748,12 @@ void plait__future_cancel(plait__future *f);
  * cancellation does not interrupt it, and a pool task waits without running other
  * queued tasks, which could keep it far longer than the stopped task (pool_map.c). */
 int plait__join_stopped(plait_task task, void **result);
+/* The default pool, made on first use: 0, or its creation's code (-EAGAIN, -ENOMEM)
+ * and *out NULL (pool.c). */
+int plait__pool_default_get(plait_pool **out);
 /* Submit fn(arg) to the default pool for the calling coroutine or thread (through
- * plait__pool_submit_reachable): -ECANCELED if the caller is cancelled already, -ENOMEM
- * without a pool (pool_map.c). */
+ * plait__pool_submit_reachable): -ECANCELED if the caller is cancelled already, the
+ * pool's creation's code without a pool (pool_map.c). */
 int plait__submit_default(plait_task *task, plait_fn fn, void *arg);
 /* plait_pool_submit, but for a coroutine whose scheduler runs on a worker of that pool
  * (whose wait runs no queued task) to a thread of its own, which is sure to run; -EPIPE

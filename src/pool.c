@@ -902,20 +902,29 @@ unsigned plait_pool_threads(const plait_pool *pool) { return pool ? pool->thread
 static _Atomic(plait_pool *) default_pool;
 static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 
-plait_pool *plait_pool_default(void)
+int plait__pool_default_get(plait_pool **out)
 {
     plait_pool *pool = atomic_load_explicit(&default_pool, memory_order_acquire);
-    if (PLAIT_LIKELY(pool))
-        return pool;
+    if (PLAIT_LIKELY(pool)) {
+        *out = pool;
+        return 0;
+    }
     pthread_mutex_lock(&default_lock);
     pool = atomic_load_explicit(&default_pool, memory_order_relaxed);
-    plait_pool *made;
-    if (!pool && plait_pool_create(&made, &(plait_pool_options){.name = "plait"}) == 0) {
-        made->is_default = true;
-        atomic_store_explicit(&default_pool, made, memory_order_release);
-        pool = made;
+    int r = 0;
+    if (!pool && (r = plait_pool_create(&pool, &(plait_pool_options){.name = "plait"})) == 0) {
+        pool->is_default = true;
+        atomic_store_explicit(&default_pool, pool, memory_order_release);
     }
     pthread_mutex_unlock(&default_lock);
+    *out = r == 0 ? pool : NULL;
+    return r;
+}
+
+plait_pool *plait_pool_default(void)
+{
+    plait_pool *pool;
+    plait__pool_default_get(&pool);
     return pool;
 }
 

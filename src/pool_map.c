@@ -185,8 +185,9 @@ int plait__submit_default(plait_task *task, plait_fn fn, void *arg)
     int r = plait__check_cancel();
     if (r < 0)
         return r;
-    plait_pool *pool = plait_pool_default();
-    return pool ? plait__pool_submit_reachable(pool, task, fn, arg) : -ENOMEM;
+    plait_pool *pool;
+    r = plait__pool_default_get(&pool); /* its creation's code: -EAGAIN, -ENOMEM */
+    return r < 0 ? r : plait__pool_submit_reachable(pool, task, fn, arg);
 }
 
 int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline)

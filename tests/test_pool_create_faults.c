@@ -1,7 +1,9 @@
 /* test_pool_create_faults.c — a thread pool whose creation fails part-way, when the
  * system refuses one of its worker threads (RLIMIT_NPROC, a cgroup's pids.max): create
  * says -EAGAIN, and the workers started before are stopped and joined, nothing leaked
- * (ASan); the next create, with threads to be had, works.  pthread_create is wrapped
+ * (ASan); the next create, with threads to be had, works.  So too for the default
+ * pool, made by the first call that needs it: that call gets the refusal's -EAGAIN
+ * (not -ENOMEM), and a later call makes the pool.  pthread_create is wrapped
  * (-Wl,--wrap) to refuse the Nth thread the test asks for. */
 #include "helpers.h"
 
@@ -47,4 +49,19 @@ TEST(a_worker_refused_part_way)
     CHECK_EQ(plait_pool_destroy(pool), 0);
 }
 
-RUN_TESTS(CASE(a_worker_refused_part_way))
+/* first: nothing before it may have made the default pool */
+TEST(the_default_pool_refused)
+{
+    atomic_store(&calls, 0);
+    atomic_store(&refuse_at, 1);
+    void *v = NULL;
+    CHECK_EQ(plait_to_thread(twice, ARG(1), &v, SOON()), -EAGAIN);
+    CHECK(plait_pool_default() == NULL);
+    CHECK(v == NULL);
+    atomic_store(&refuse_at, 0);
+    CHECK_EQ(plait_to_thread(twice, ARG(21), &v, SOON()), 0);
+    CHECK_EQ(INT(v), 42);
+    CHECK(plait_pool_default() != NULL);
+}
+
+RUN_TESTS(CASE(the_default_pool_refused), CASE(a_worker_refused_part_way))
