@@ -522,7 +522,10 @@ int plait_pool_create(plait_pool **pool, const plait_pool_options *options);
  * (not for a task of the pool itself, outside a coroutine: the tasks it queues run, or
  * with PLAIT_POOL_CANCEL complete as cancelled, as the queued tasks do),
  * -EPERM in a forked child of the process that made the pool, -EINVAL for nulls,
- * -ENOMEM. */
+ * -ENOMEM.  A coroutine whose scheduler runs in a task of this pool waits for a free
+ * worker to run what it submits (its join runs no queued task): for ever on a pool
+ * of one worker, the scheduler's (plait_to_thread and plait_pool_map take threads of
+ * their own there). */
 int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg);
 
 /* results[i] = fn(args[i]) for i < n, run over the pool; returns when all are done.
