@@ -461,8 +461,10 @@ typedef struct plait_thread_options {
 
 /* Start fn(arg) on a new OS thread.  task may be NULL (detached at once).  Its result
  * and failure (PLAIT_FAIL) reach plait_join() as a coroutine's do; joining from the
- * thread itself is -EDEADLK, a second join -ESRCH.  -EINVAL for a null fn or a bad
- * stack size, -EAGAIN when the system refuses another thread, -ENOMEM. */
+ * thread itself is -EDEADLK, a second join -ESRCH.  A function ended by
+ * pthread_exit() or pthread_cancel() has no result: joiners get -ECANCELED (and its
+ * task-local destructors run).  -EINVAL for a null fn or a bad stack size, -EAGAIN
+ * when the system refuses another thread, -ENOMEM. */
 int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
                        const plait_thread_options *options);
 

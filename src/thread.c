@@ -22,20 +22,13 @@ static PLAIT_TLS char thread_name[16]; /* a plait thread's: outlives its key des
 
 typedef struct thread_start {
     plait__future *future;
+    pid_t pid; /* the process that started the thread */
     char name[16];
 } thread_start;
 
-static void *thread_main(void *p)
+static void thread_finish(const thread_start *start, void *value, int error)
 {
-    thread_start start = *(thread_start *)p;
-    free(p);
-    memcpy(thread_name, start.name, sizeof start.name);
-    plait__tls_thread_name = thread_name;
-    pthread_setname_np(pthread_self(), start.name);
-    pid_t me = getpid();
-    void *value;
-    int error = plait__future_run_work(start.future, &value);
-    if (PLAIT_UNLIKELY(getpid() != me))
+    if (PLAIT_UNLIKELY(getpid() != start->pid))
         _exit(0); /* a child fn forked, returning from it too: the future is the parent's
                    * (completing it took its lock, which a joiner of the parent may have
                    * held at the fork: the child spun there for ever) */
@@ -44,17 +37,41 @@ static void *thread_main(void *p)
      * cancellation (sticky, and plait_cancel reaches their waits) and get -EDEADLK for
      * a join of its own handle. */
     if (error != PLAIT__WITHDRAWN) {
-        plait__tls_work = start.future;
+        plait__tls_work = start->future;
         plait__thread_locals_destroy();
         plait__tls_work = NULL;
     }
     /* the owner of those locks still for the pthread key destructors that come later */
-    if (start.future->identity)
-        plait__self_become(start.future->identity);
+    if (start->future->identity)
+        plait__self_become(start->future->identity);
     if (error == PLAIT__WITHDRAWN)
-        plait__future_release(start.future); /* cancelled before it began */
+        plait__future_release(start->future); /* cancelled before it began */
     else
-        plait__future_complete(start.future, value, error);
+        plait__future_complete(start->future, value, error);
+}
+
+/* The function did not return: pthread_exit() or pthread_cancel() unwinds the thread.
+ * Its value is not to be had here, so its joiners get -ECANCELED (the function was
+ * stopped before it finished) rather than a wait for ever. */
+static void thread_ended_early(void *p)
+{
+    thread_finish(p, NULL, -ECANCELED);
+}
+
+static void *thread_main(void *p)
+{
+    thread_start start = *(thread_start *)p;
+    free(p);
+    start.pid = getpid();
+    memcpy(thread_name, start.name, sizeof start.name);
+    plait__tls_thread_name = thread_name;
+    pthread_setname_np(pthread_self(), start.name);
+    void *value;
+    int error;
+    pthread_cleanup_push(thread_ended_early, &start);
+    error = plait__future_run_work(start.future, &value);
+    pthread_cleanup_pop(0);
+    thread_finish(&start, value, error);
     return NULL;
 }
 

@@ -1,4 +1,4 @@
-/* test_review_prims.c — the lesser primitives (read-write lock, barrier, once, event,
+/* test_sync_across_models.c — the lesser primitives (read-write lock, barrier, once, event,
  * wait group, semaphore) and plait threads, attacked across models: coroutines on two
  * schedulers, plain threads and plait threads waiting on the same object; bad input,
  * counts at their limits, handles misused, destroy with waiters parked, random

@@ -274,6 +274,42 @@ static void *detached_body(void *p)
     return ARG(3);
 }
 
+/* A thread's function that ends with pthread_exit() (or is cancelled by
+ * pthread_cancel) returns nothing: its joiners get -ECANCELED, not a wait for ever, and
+ * its task-local destructors run as on a return. */
+static plait_key exited_key;
+static atomic_int exited_destroyed;
+static void exited_destructor(void *v)
+{
+    CHECK_EQ(INT(v), 5);
+    atomic_fetch_add(&exited_destroyed, 1);
+}
+
+static void *exits_early(void *arg)
+{
+    CHECK_EQ(plait_local_set(exited_key, ARG(5)), 0);
+    if (arg)
+        pthread_exit(ARG(7));
+    /* pthread_cancel of itself, ended at the next cancellation point */
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    for (;;)
+        pthread_testcancel();
+}
+
+TEST(thread_ended_by_pthread_exit_or_cancel)
+{
+    CHECK_EQ(plait_key_create(&exited_key, exited_destructor), 0);
+    for (int how = 0; how < 2; how++) {
+        atomic_store(&exited_destroyed, 0);
+        plait_task t;
+        void *v = ARG(1);
+        CHECK_EQ(plait_thread_start(&t, exits_early, how ? ARG(1) : NULL, NULL), 0);
+        CHECK_EQ(plait_join(t, &v, SOON()), -ECANCELED);
+        CHECK_EQ(atomic_load(&exited_destroyed), 1);
+        CHECK_EQ(plait_join(t, NULL, 0), -ESRCH); /* consumed, as any outcome */
+    }
+}
+
 TEST(detach)
 {
     atomic_store(&detached_ran, 0);
@@ -1279,7 +1315,7 @@ TEST(plain_thread_strands_no_future_cache)
 RUN_TESTS(CASE(start_and_join_results), CASE(join_deadline_expires), CASE(join_from_itself),
           CASE(join_from_a_coroutine_of_itself),
           CASE(late_withdrawal_does_not_lose_a_reused_task_s_joiner),
-          CASE(detach), CASE(thread_names), CASE(thread_stack_sizes),
+          CASE(detach), CASE(thread_ended_by_pthread_exit_or_cancel), CASE(thread_names), CASE(thread_stack_sizes),
           CASE(cancel_thread_in_sleep), CASE(cancel_thread_in_chan_recv),
           CASE(cancel_thread_in_mutex_lock), CASE(cancel_thread_in_sem_acquire),
           CASE(cancel_thread_in_join), CASE(cancel_thread_before_it_blocks),
