@@ -498,6 +498,10 @@ struct plait__sched {
     uint64_t slow_id;
     int64_t slow_ms;
     char slow_name[32];
+    /* a call a coroutine asked the loop to make on the thread's own stack
+     * (plait__call_on_thread_stack) */
+    void (*loop_call)(void *arg);
+    void *loop_call_arg;
 };
 
 /* Thread-local, initial-exec: a plain load from the thread pointer, even in the
@@ -527,6 +531,11 @@ void plait__coro_wake(plait__coro *coro);
 void plait__sched_after_fork(plait__sched *s); /* fork.c: in the child */
 /* Suspend the running coroutine; something must already be arranged to wake it. */
 void plait__coro_suspend(void);
+/* fn(arg), on the thread's own stack: from a coroutine, the loop makes the call and
+ * the coroutine goes on at once after it (no other coroutine runs in between).  For
+ * calls whose frames a coroutine's smallest stack (PLAIT_STACK_MIN) does not hold, as
+ * starting a thread (pthread_create takes some 2-4 KiB).  fn must not block or switch. */
+void plait__call_on_thread_stack(void (*fn)(void *arg), void *arg);
 /* Ask a coroutine to stop (any thread).  The caller keeps it alive during the call. */
 void plait__coro_cancel(plait__coro *coro);
 /* A pseudo-random number below bound (> 0), from a generator of the calling thread's

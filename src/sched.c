@@ -173,6 +173,22 @@ static inline void suspend(plait__sched *s)
 
 void plait__coro_suspend(void) { suspend(plait__tls_sched); }
 
+void plait__call_on_thread_stack(void (*fn)(void *arg), void *arg)
+{
+    plait__sched *s = plait__tls_sched;
+    if (!s || s->current->is_loop) {
+        fn(arg);
+        return;
+    }
+    /* the loop makes the call as this switch returns to it (loop_run), then finds this
+     * coroutine first in the queue: nothing the loop does before (the inbox, timers)
+     * puts anyone in front of it */
+    s->loop_call = fn;
+    s->loop_call_arg = arg;
+    ready_push_front(s, s->current);
+    switch_to(s, s->current, &s->loop, false);
+}
+
 /* ---- the inbox: how other threads reach this scheduler ---- */
 
 /* A message was just put in the inbox (its lock held): count it, then release the
@@ -325,6 +341,11 @@ static void loop_run(plait__sched *s)
         if (next) {
             s->budget = BUDGET;
             switch_to(s, &s->loop, next, false);
+            if (PLAIT_UNLIKELY(s->loop_call)) {
+                void (*fn)(void *) = s->loop_call;
+                s->loop_call = NULL;
+                fn(s->loop_call_arg); /* plait__call_on_thread_stack */
+            }
             if (PLAIT_UNLIKELY(s->slow_noted))
                 plait__slow_report(s); /* a stall noted as a coroutine let go */
             looked = false;
