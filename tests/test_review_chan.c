@@ -719,6 +719,93 @@ TEST(queue_exactly_once_across_models)
 }
 
 /* ======================================================================== */
+/* Queue: close while senders and receivers of every kind are parked         */
+/* ======================================================================== */
+
+typedef struct {
+    plait_queue *q;
+    atomic_int r;
+    atomic_int tid;
+    char m[8];
+} qparked;
+
+static void *qparked_send(void *p)
+{
+    qparked *x = p;
+    atomic_store(&x->tid, gettid_());
+    atomic_store(&x->r, plait_queue_send(x->q, "late", 5, SOON()));
+    return NULL;
+}
+
+static void *qparked_recv(void *p)
+{
+    qparked *x = p;
+    atomic_store(&x->tid, gettid_());
+    atomic_store(&x->r, (int)plait_queue_recv(x->q, x->m, sizeof x->m, SOON()));
+    return NULL;
+}
+
+static qparked qp[4];
+
+static void *qparked_coros(void *p)
+{
+    plait_fn fn = INT(p) ? qparked_send : qparked_recv;
+    plait_task t[2];
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_spawn(&t[i], fn, &qp[i]), 0);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_join(t[i], NULL, SOON()), 0);
+    return NULL;
+}
+
+static void queue_close_parked(bool senders)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, 8, 2), 0);
+    if (senders) { /* full: the senders wait */
+        CHECK_EQ(plait_queue_send(q, "one", 4, 0), 0);
+        CHECK_EQ(plait_queue_send(q, "two", 4, 0), 0);
+    }
+    memset(qp, 0, sizeof qp);
+    for (int i = 0; i < 4; i++) {
+        qp[i].q = q;
+        atomic_store(&qp[i].r, 1);
+    }
+    sched_thread st;
+    sched_thread_start(&st, qparked_coros, ARG(senders));
+    plait_task th[2];
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_thread_start(&th[i], senders ? qparked_send : qparked_recv, &qp[2 + i],
+                                    NULL),
+                 0);
+    /* the threads sleep in their waits; the coroutines' scheduler sleeps once both wait
+     * (through the watcher: wait until its thread, too, has gone to sleep) */
+    for (int i = 1; i < 4; i++)
+        wait_asleep(&qp[i].tid);
+    CHECK_EQ(plait_queue_destroy(q), -EBUSY);
+    CHECK_EQ(plait_queue_len(q), senders ? 2 : 0);
+    CHECK_EQ(plait_queue_close(q), 0);
+    sched_thread_join(&st);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_join(th[i], NULL, SOON()), 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(atomic_load(&qp[i].r), -EPIPE);
+    char m[8];
+    if (senders) { /* what was queued before the close is still there, in order */
+        CHECK_EQ(plait_queue_recv(q, m, sizeof m, 0), 4);
+        CHECK(strcmp(m, "one") == 0);
+        CHECK_EQ(plait_queue_recv(q, m, sizeof m, PLAIT_FOREVER), 4);
+        CHECK(strcmp(m, "two") == 0);
+    }
+    CHECK_EQ(plait_queue_recv(q, m, sizeof m, PLAIT_FOREVER), -EPIPE);
+    CHECK_EQ(plait_queue_send(q, "x", 2, PLAIT_FOREVER), -EPIPE);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
+TEST(queue_close_with_parked_receivers) { queue_close_parked(false); }
+TEST(queue_close_with_parked_senders) { queue_close_parked(true); }
+
+/* ======================================================================== */
 /* A queue's wait from a coroutine on the smallest stack                     */
 /* ======================================================================== */
 
@@ -792,4 +879,5 @@ RUN_TESTS(CASE(cancel_at_handoff_coroutine), CASE(cancel_at_handoff_thread),
           CASE(close_with_parked_senders_keeps_the_buffer), CASE(close_then_destroy_at_once),
           CASE(queue_exactly_once_across_models),
           CASE(select_both_ends_stress_across_models),
-          CASE(queue_wait_on_the_smallest_stack))
+          CASE(queue_wait_on_the_smallest_stack),
+          CASE(queue_close_with_parked_receivers), CASE(queue_close_with_parked_senders))
