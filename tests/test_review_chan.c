@@ -806,6 +806,125 @@ TEST(queue_close_with_parked_receivers) { queue_close_parked(false); }
 TEST(queue_close_with_parked_senders) { queue_close_parked(true); }
 
 /* ======================================================================== */
+/* Queue: child processes send, coroutines on two schedulers and a thread    */
+/* receive; one child is killed mid-stream                                   */
+/* ======================================================================== */
+
+enum { PX_FULL = 2000, PX_CAP = 200000 };
+
+typedef struct {
+    plait_queue *q;
+    atomic_int seen_full[PX_FULL];
+    atomic_int seen_killed[PX_CAP];
+    atomic_int bad, dups, from_killed, epipes;
+} px_ctx;
+
+static px_ctx *px;
+
+/* In the child: send (id, seq) for seq from 0 while seq < n. */
+static ssize_t px_child(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len, (void)out, (void)cap;
+    const int *a = arg; /* id, n */
+    for (int k = 0; k < a[1]; k++) {
+        int m[2] = {a[0], k};
+        if (plait_queue_send(px->q, m, sizeof m, SOON()) != 0)
+            return -EIO;
+    }
+    return 0;
+}
+
+static void *px_receiver(void *p)
+{
+    (void)p;
+    for (;;) {
+        int m[2] = {-1, -1};
+        ssize_t n = plait_queue_recv(px->q, m, sizeof m, SOON());
+        if (n == -EPIPE) {
+            atomic_fetch_add(&px->epipes, 1);
+            return NULL;
+        }
+        CHECK_EQ(n, (ssize_t)sizeof m);
+        if (n != (ssize_t)sizeof m)
+            return NULL;
+        atomic_int *seen = NULL;
+        if (m[0] == 0 && m[1] >= 0 && m[1] < PX_FULL)
+            seen = &px->seen_full[m[1]];
+        else if (m[0] == 1 && m[1] >= 0 && m[1] < PX_CAP) {
+            seen = &px->seen_killed[m[1]];
+            atomic_fetch_add(&px->from_killed, 1);
+        }
+        if (!seen)
+            atomic_fetch_add(&px->bad, 1);
+        else if (atomic_fetch_add(seen, 1))
+            atomic_fetch_add(&px->dups, 1);
+    }
+}
+
+static void *px_sched(void *p)
+{
+    (void)p;
+    plait_task t[2];
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_spawn(&t[i], px_receiver, NULL), 0);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_join(t[i], NULL, plait_deadline_in(30 * PLAIT_SEC)), 0);
+    return NULL;
+}
+
+TEST(queue_from_child_processes_one_killed)
+{
+    px = calloc(1, sizeof *px);
+    CHECK(px);
+    CHECK_EQ(plait_queue_create(&px->q, 2 * sizeof(int), 8), 0);
+    int m[2];
+    /* this process takes the receiving side before any sender can end */
+    CHECK_EQ(plait_queue_recv(px->q, m, sizeof m, 0), -ETIMEDOUT);
+    sched_thread st[2];
+    for (int s = 0; s < 2; s++)
+        sched_thread_start(&st[s], px_sched, NULL);
+    plait_task th;
+    CHECK_EQ(plait_thread_start(&th, px_receiver, NULL, NULL), 0);
+    int full[2] = {0, PX_FULL}, killed[2] = {1, PX_CAP};
+    plait_task kid[2];
+    CHECK_EQ(plait_process_start(&kid[0], px_child, full, sizeof full, NULL, NULL), 0);
+    CHECK_EQ(plait_process_start(&kid[1], px_child, killed, sizeof killed, NULL, NULL), 0);
+    /* kill the endless sender once some of its messages came through */
+    int64_t deadline = SOON();
+    while (atomic_load(&px->from_killed) < 300 && plait_now() < deadline)
+        sched_yield();
+    CHECK_EQ(plait_process_kill(kid[1], SIGKILL), 0);
+    CHECK_EQ(plait_join(kid[0], NULL, SOON()), 0);
+    CHECK_EQ(plait_join(kid[1], NULL, SOON()), PLAIT_KILLED(SIGKILL));
+    /* both senders gone: the receivers drain the queue, then get -EPIPE */
+    CHECK_EQ(plait_join(th, NULL, SOON()), 0);
+    for (int s = 0; s < 2; s++)
+        sched_thread_join(&st[s]);
+    CHECK_EQ(atomic_load(&px->epipes), 5);
+    CHECK_EQ(atomic_load(&px->bad), 0);
+    CHECK_EQ(atomic_load(&px->dups), 0);
+    int missing = 0;
+    for (int k = 0; k < PX_FULL; k++)
+        missing += atomic_load(&px->seen_full[k]) != 1;
+    CHECK_EQ(missing, 0);
+    /* what the killed child sent is a prefix of its stream: nothing lost before its
+     * last message, nothing made up after */
+    int k = 0;
+    while (k < PX_CAP && atomic_load(&px->seen_killed[k]))
+        k++;
+    CHECK(k >= 300);
+    int after = 0;
+    for (int j = k; j < PX_CAP; j++)
+        after += atomic_load(&px->seen_killed[j]) != 0;
+    CHECK_EQ(after, 0);
+    CHECK_EQ(atomic_load(&px->from_killed), k);
+    CHECK_EQ(plait_queue_len(px->q), 0);
+    CHECK_EQ(plait_queue_destroy(px->q), 0);
+    free(px);
+    px = NULL;
+}
+
+/* ======================================================================== */
 /* A queue's wait from a coroutine on the smallest stack                     */
 /* ======================================================================== */
 
@@ -880,4 +999,5 @@ RUN_TESTS(CASE(cancel_at_handoff_coroutine), CASE(cancel_at_handoff_thread),
           CASE(queue_exactly_once_across_models),
           CASE(select_both_ends_stress_across_models),
           CASE(queue_wait_on_the_smallest_stack),
-          CASE(queue_close_with_parked_receivers), CASE(queue_close_with_parked_senders))
+          CASE(queue_close_with_parked_receivers), CASE(queue_close_with_parked_senders),
+          CASE(queue_from_child_processes_one_killed))
