@@ -1,5 +1,5 @@
 /*
- * test_review_chan.c — adversarial checks of channels, select and queues across
+ * test_chan_exactly_once.c — adversarial checks of channels, select and queues across
  * execution models: nothing sent successfully is lost or received twice, a send that
  * reports failure delivered nothing, whatever cancellation, deadline or close comes at
  * the instant of the hand-off.
