@@ -1,7 +1,7 @@
 /* A TCP echo server: a coroutine per connection on one scheduler sends back every
- * byte as soon as it has read it.  SIGTERM or SIGINT stops it: no new connections,
- * the open ones go on until their clients close them, 5 s at most (then they are
- * cancelled), and are waited for.
+ * byte as soon as it has read it.  SIGTERM or SIGINT stops it: no new connections
+ * (those the kernel had queued already are taken), the open ones go on until their
+ * clients close them, 5 s at most (then they are cancelled), and are waited for.
  *
  *     example_echo_server [PORT]      (default 7007; 0 picks a free port)
  *
@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
-enum { BUF = 16384, STACK = 32 * 1024 };
+enum { BUF = 16384, STACK = 32 * 1024, BACKLOG = 4096 };
 
 static void *echo(void *arg)
 {
@@ -39,31 +39,33 @@ static void *echo(void *arg)
     return NULL;
 }
 
+typedef struct server {
+    int listener;
+    plait_group *conns; /* a coroutine per connection */
+} server;
+
+/* Serve a connection taken off the listener in a coroutine of the group (or close it). */
+static void serve(server *srv, int fd)
+{
+    plait_spawn_options opts = {.name = "echo", .stack_size = STACK, .group = srv->conns};
+    plait_socket_set(fd, PLAIT_NODELAY, 1);
+    if (plait_spawn_opts(NULL, echo, (void *)(intptr_t)fd, &opts) < 0)
+        plait_close(fd);
+}
+
 static void *accept_loop(void *arg)
 {
-    int listener = (int)(intptr_t)arg;
-    plait_group *conns;
-    if (plait_group_create(&conns) < 0)
-        return NULL;
-    plait_spawn_options opts = {.name = "echo", .stack_size = STACK, .group = conns};
+    server *srv = arg;
     for (;;) {
-        int fd = plait_accept(listener, NULL, PLAIT_FOREVER);
+        int fd = plait_accept(srv->listener, NULL, PLAIT_FOREVER);
         if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
             plait_sleep(10 * PLAIT_MS); /* out of descriptors or memory: let connections end */
             continue;
         }
         if (fd < 0)
             break; /* shut down (stopping) or cancelled */
-        plait_socket_set(fd, PLAIT_NODELAY, 1);
-        if (plait_spawn_opts(NULL, echo, (void *)(intptr_t)fd, &opts) < 0)
-            plait_close(fd);
+        serve(srv, fd);
     }
-    /* Stopping: each connection goes on until its client closes it, so that what it
-     * has sent (acknowledged by the kernel: the client counts on its echo) comes back;
-     * 5 s at most, then it is cancelled.  (Cancelled at once, it closed with data
-     * unread, and the kernel reset the connection: the echo not yet sent was lost.) */
-    plait_group_wait(conns, plait_deadline_in(5 * PLAIT_SEC));
-    plait_group_destroy(conns); /* cancels the ones still running, and waits for them */
     return NULL;
 }
 
@@ -72,27 +74,45 @@ static void *run(void *arg)
     int port = *(int *)arg;
     int sigs[] = {SIGTERM, SIGINT};
     plait_signals *stop = NULL;
-    int listener = plait_tcp_listen("127.0.0.1", port, 4096);
-    int r = listener < 0 ? listener : plait_signals_create(&stop, sigs, 2);
+    server srv = {.listener = plait_tcp_listen("127.0.0.1", port, BACKLOG)};
+    int r = srv.listener < 0 ? srv.listener : plait_signals_create(&stop, sigs, 2);
     plait_task acceptor;
     if (r == 0)
-        r = plait_spawn(&acceptor, accept_loop, (void *)(intptr_t)listener);
+        r = plait_group_create(&srv.conns);
+    if (r == 0)
+        r = plait_spawn(&acceptor, accept_loop, &srv);
     if (r < 0) {
         fprintf(stderr, "echo_server: %s\n", plait_strerror(r));
         return PLAIT_FAIL(r);
     }
     plait_addr local;
     char name[PLAIT_ADDR_STRLEN] = "?";
-    if (plait_local_addr(listener, &local) == 0)
+    if (plait_local_addr(srv.listener, &local) == 0)
         plait_addr_format(&local, name, sizeof name);
     printf("listening on %s (poller: %s)\n", name, plait_io_backend());
     fflush(stdout);
     int sig = plait_signals_wait(stop, PLAIT_FOREVER);
-    /* no new connections (the accept ends with -EINVAL once those queued are taken);
-     * the acceptor lets the open ones finish */
-    plait_shutdown(listener, SHUT_RDWR);
+    /* No new connections.  Those the kernel has queued already (their clients were told
+     * they are connected, and what they sent is acknowledged) are taken first: a TCP
+     * listener shut down or closed resets them (Linux drops its queue, data and all),
+     * and the acceptor may not have come round to them yet.  The acceptor may be
+     * waiting on the listener meanwhile: an accept that does not block (deadline 0)
+     * just tries, and ends with -ETIMEDOUT once the queue is empty; at most what the
+     * queue holds, so that clients that go on connecting cannot hold the stop off.
+     * Then the acceptor's accept ends with -EINVAL. */
+    int fd;
+    for (int queued = 0; queued < BACKLOG && (fd = plait_accept(srv.listener, NULL, 0)) >= 0;
+         queued++)
+        serve(&srv, fd);
+    plait_shutdown(srv.listener, SHUT_RDWR);
     plait_join(acceptor, NULL, PLAIT_FOREVER);
-    plait_close(listener);
+    plait_close(srv.listener);
+    /* Stopping: each connection goes on until its client closes it, so that what it
+     * has sent (acknowledged by the kernel: the client counts on its echo) comes back;
+     * 5 s at most, then it is cancelled.  (Cancelled at once, it closed with data
+     * unread, and the kernel reset the connection: the echo not yet sent was lost.) */
+    plait_group_wait(srv.conns, plait_deadline_in(5 * PLAIT_SEC));
+    plait_group_destroy(srv.conns); /* cancels the ones still running, and waits for them */
     printf("signal %d: stopped\n", sig);
     plait_signals_destroy(stop);
     return NULL;

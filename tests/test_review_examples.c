@@ -1,0 +1,234 @@
+/*
+ * test_review_examples.c — cases a review of the example programs found (each failed
+ * first).
+ *
+ *  - echo_server, stopped by SIGTERM with a connection its kernel has queued but its
+ *    acceptor has not taken yet: the client was told it is connected and its line is
+ *    acknowledged, so its echo must come back.  The server shut the listener down at
+ *    once, and Linux resets what a TCP listener has queued when it is shut down: the
+ *    client got ECONNRESET, its line lost.  The server is examples/echo_server.c itself,
+ *    built into this file (its main renamed) and run in a child; the queued connection
+ *    is made from inside it, between the signal's arrival and the server's next step
+ *    (plait_signals_wait is wrapped: -Wl,--wrap), which is where a client that
+ *    connects as the signal comes, or one the acceptor had not come round to, stands.
+ *  - crash_isolation started with SIGSEGV blocked (a mask is inherited through exec):
+ *    its raise() left the signal pending, task 3 returned 9 like any other, and the
+ *    example still said "one task failed, the others all arrived", status 0.  It must
+ *    crash task 3 whatever the mask, and must not call a run where it did not crash
+ *    a success.
+ */
+#include <plait.h>
+
+int echo_server_main(int argc, char **argv);
+#define main echo_server_main
+#include "../examples/echo_server.c"
+#undef main
+
+#include "check.h"
+#include "helpers.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+/* ---- the wrapped calls (in the echo server's child only) ---- */
+
+static int server_listener = -1; /* the echo server's listener (plait_tcp_listen) */
+static int late_client = -1;     /* connected once the stop signal has come */
+
+int __real_plait_tcp_listen(const char *host, int port, int backlog);
+int __wrap_plait_tcp_listen(const char *host, int port, int backlog);
+int __real_plait_signals_wait(plait_signals *w, int64_t deadline);
+int __wrap_plait_signals_wait(plait_signals *w, int64_t deadline);
+
+int __wrap_plait_tcp_listen(const char *host, int port, int backlog)
+{
+    int fd = __real_plait_tcp_listen(host, port, backlog);
+    server_listener = fd;
+    return fd;
+}
+
+/* The signal has come and the server has not acted on it yet: a client connects (a
+ * blocking connect on loopback returns once the kernel has queued the connection),
+ * sends a line and says it is done (half-close).  The acceptor cannot have taken it:
+ * this coroutine has not let it run since. */
+int __wrap_plait_signals_wait(plait_signals *w, int64_t deadline)
+{
+    int sig = __real_plait_signals_wait(w, deadline);
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    if (sig > 0 && server_listener >= 0 &&
+        getsockname(server_listener, (struct sockaddr *)&a, &len) == 0) {
+        int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (c >= 0 && connect(c, (struct sockaddr *)&a, len) == 0 &&
+            send(c, "hello\n", 6, MSG_NOSIGNAL) == 6 && shutdown(c, SHUT_WR) == 0)
+            late_client = c;
+        else if (c >= 0)
+            close(c);
+    }
+    return sig;
+}
+
+/* ---- helpers ---- */
+
+/* fork(), stdio flushed first (the child runs a server, or execs an example). */
+static pid_t fork_child_plain(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    return pid;
+}
+
+/* Read fd until end of file, an error or `seconds`, into buf (NUL-terminated); the
+ * length, and *err the errno that ended it (0: end of file, ETIMEDOUT: the time). */
+static size_t read_all(int fd, char *buf, size_t cap, int seconds, int *err)
+{
+    size_t got = 0;
+    int64_t end = plait_now() + seconds * PLAIT_SEC;
+    *err = ETIMEDOUT;
+    while (got < cap - 1) {
+        int64_t left = (end - plait_now()) / PLAIT_MS;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) != 1)
+            break;
+        ssize_t n = read(fd, buf + got, cap - 1 - got);
+        if (n <= 0) {
+            *err = n == 0 ? 0 : errno;
+            break;
+        }
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    return got;
+}
+
+/* Read one line from fd within `seconds` (a byte at a time: nothing after it is taken). */
+static bool read_line(int fd, char *buf, size_t cap, int seconds)
+{
+    size_t got = 0;
+    int64_t end = plait_now() + seconds * PLAIT_SEC;
+    while (got < cap - 1) {
+        int64_t left = (end - plait_now()) / PLAIT_MS;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) != 1 || read(fd, buf + got, 1) != 1)
+            break;
+        if (buf[got++] == '\n') {
+            buf[got] = '\0';
+            return true;
+        }
+    }
+    buf[got] = '\0';
+    return false;
+}
+
+/* ---- echo_server ---- */
+
+/* The child: the echo server on a free port, its stdout the pipe; then what came back
+ * to the connection queued at the stop.  Exit 0 when the server stopped with status 0
+ * and the line came back, then end of file. */
+static _Noreturn void echo_server_child(int out)
+{
+    dup2(out, STDOUT_FILENO);
+    close(out);
+    char *argv[] = {"example_echo_server", "0", NULL};
+    int status = echo_server_main(2, argv);
+    fflush(stdout);
+    if (late_client < 0) {
+        fprintf(stderr, "  the late client could not connect\n");
+        _exit(3);
+    }
+    char buf[64];
+    int err;
+    read_all(late_client, buf, sizeof buf, 5, &err);
+    bool echoed = strcmp(buf, "hello\n") == 0 && err == 0;
+    if (!echoed)
+        fprintf(stderr, "  the connection queued at the stop got \"%s\", then %s\n", buf,
+                err ? strerror(err) : "end of file");
+    _exit(status == 0 && echoed ? 0 : 1);
+}
+
+TEST(echo_server_stop_serves_queued_connection)
+{
+    int out[2];
+    CHECK_EQ(pipe2(out, O_CLOEXEC), 0);
+    pid_t pid = fork_child_plain();
+    if (pid == 0) {
+        close(out[0]);
+        echo_server_child(out[1]);
+    }
+    close(out[1]);
+    char line[128];
+    bool listening = read_line(out[0], line, sizeof line, 10);
+    CHECK(listening && strstr(line, "listening on 127.0.0.1:"));
+    if (listening)
+        CHECK_EQ(kill(pid, SIGTERM), 0);
+    else
+        kill(pid, SIGKILL);
+    int status = reap_within(pid, 15);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    char rest[256];
+    int err;
+    read_all(out[0], rest, sizeof rest, 5, &err);
+    CHECK(strstr(rest, "signal 15: stopped") != NULL);
+    close(out[0]);
+}
+
+/* ---- crash_isolation ---- */
+
+/* Run the example with `blocked` blocked (none: -1); its output into buf, its wait
+ * status returned. */
+static int run_example(const char *path, int blocked, char *buf, size_t cap)
+{
+    int out[2];
+    CHECK_EQ(pipe2(out, O_CLOEXEC), 0);
+    pid_t pid = fork_child_plain();
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        if (blocked > 0) {
+            sigset_t s;
+            sigemptyset(&s);
+            sigaddset(&s, blocked);
+            sigprocmask(SIG_BLOCK, &s, NULL);
+        }
+        execl(path, path, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    int err;
+    read_all(out[0], buf, cap, 30, &err);
+    close(out[0]);
+    return reap_within(pid, 30);
+}
+
+static void check_crash_isolation(int blocked)
+{
+    char out[4096];
+    int before = check_failures;
+    int status = run_example(EXAMPLE_CRASH_ISOLATION, blocked, out, sizeof out);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    /* task 3 crashed, and was reported so; the others' squares arrived */
+    CHECK(strstr(out, "task 3 failed: the process was killed by signal 11") != NULL);
+    CHECK(strstr(out, "task 3: ") == NULL);
+    CHECK(strstr(out, "task 5: 25") != NULL);
+    if (check_failures != before)
+        fprintf(stderr, "%s", out);
+}
+
+TEST(crash_isolation_crashes)
+{
+    check_crash_isolation(-1);
+}
+
+TEST(crash_isolation_crashes_with_sigsegv_blocked)
+{
+    check_crash_isolation(SIGSEGV);
+}
+
+RUN_TESTS(CASE(echo_server_stop_serves_queued_connection), CASE(crash_isolation_crashes),
+          CASE(crash_isolation_crashes_with_sigsegv_blocked))
