@@ -81,7 +81,8 @@ static void *run(void *arg)
 int main(int argc, char **argv)
 {
     job j = {.host = argc > 1 ? argv[1] : "127.0.0.1"};
-    if (argc > 6 || !example_number(argc > 2 ? argv[2] : NULL, 7007, 1, 65535, &j.port) ||
+    if (argc > 6 || !*j.host || /* an empty host is no name: bad usage, not a lookup's EINVAL */
+        !example_number(argc > 2 ? argv[2] : NULL, 7007, 1, 65535, &j.port) ||
         !example_number(argc > 3 ? argv[3] : NULL, 100, 1, 100000, &j.conns) ||
         !example_number(argc > 4 ? argv[4] : NULL, 1000, 1, 1000000000, &j.messages) ||
         !example_number(argc > 5 ? argv[5] : NULL, 60, 1, 86400, &j.timeout)) {

@@ -180,36 +180,44 @@ TEST(echo_server_stop_serves_queued_connection)
 
 /* ---- crash_isolation ---- */
 
-/* Run the example with `blocked` blocked (none: -1); its output into buf, its wait
- * status returned. */
-static int run_example(const char *path, int blocked, char *buf, size_t cap)
+/* Run the example path with args (NULL-terminated, after the program's name) and
+ * `blocked` blocked (none: -1); its output into buf, its wait status returned (one not
+ * ended within `seconds` is a failure, and killed). */
+static int run_example(const char *path, const char *const *args, int blocked, char *buf,
+                       size_t cap, int seconds)
 {
     int out[2];
     CHECK_EQ(pipe2(out, O_CLOEXEC), 0);
     pid_t pid = fork_child_plain();
     if (pid == 0) {
+        char *argv[8] = {(char *)path};
+        for (int i = 0; args && args[i] && i < 6; i++)
+            argv[i + 1] = (char *)args[i];
         dup2(out[1], STDOUT_FILENO);
+        dup2(out[1], STDERR_FILENO);
         if (blocked > 0) {
             sigset_t s;
             sigemptyset(&s);
             sigaddset(&s, blocked);
             sigprocmask(SIG_BLOCK, &s, NULL);
         }
-        execl(path, path, (char *)NULL);
+        execv(path, argv);
         _exit(127);
     }
     close(out[1]);
+    int64_t start = plait_now();
     int err;
-    read_all(out[0], buf, cap, 30, &err);
+    read_all(out[0], buf, cap, seconds, &err);
     close(out[0]);
-    return reap_within(pid, 30);
+    int64_t left = seconds - (plait_now() - start) / PLAIT_SEC;
+    return reap_within(pid, left > 1 ? (int)left : 1);
 }
 
 static void check_crash_isolation(int blocked)
 {
     char out[4096];
     int before = check_failures;
-    int status = run_example(EXAMPLE_CRASH_ISOLATION, blocked, out, sizeof out);
+    int status = run_example(EXAMPLE_CRASH_ISOLATION, NULL, blocked, out, sizeof out, 30);
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);
     /* task 3 crashed, and was reported so; the others' squares arrived */
@@ -230,5 +238,46 @@ TEST(crash_isolation_crashes_with_sigsegv_blocked)
     check_crash_isolation(SIGSEGV);
 }
 
+/* ---- the numeric arguments (args.h) ---- */
+
+/* Bad usage: status 2 and the usage message, at once (not a server listening on the
+ * port a sloppy reading made of it). */
+static void check_usage(const char *path, const char *const *args)
+{
+    char out[1024];
+    int before = check_failures;
+    int status = run_example(path, args, -1, out, sizeof out, 3);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 2);
+    CHECK(strstr(out, "usage:") != NULL);
+    if (check_failures != before)
+        fprintf(stderr, "  with '%s': %s\n", args[0], out);
+}
+
+/* "the whole argument a decimal number within range": strtol skips leading white
+ * space and takes a sign, so " 0", "+0", "\t0" and "-0" were port 0 (a free port: the
+ * server ran), where "0 " was refused. */
+TEST(numbers_leading_space_or_sign_refused)
+{
+    static const char *const bad[] = {" 0", "+0", "-0", "\t0", "\n0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        check_usage(EXAMPLE_ECHO_SERVER, (const char *const[]){bad[i], NULL});
+    check_usage(EXAMPLE_ECHO_CLIENT, (const char *const[]){"127.0.0.1", " 7", NULL});
+    check_usage(EXAMPLE_ECHO_CLIENT, (const char *const[]){"127.0.0.1", "7", "+1", NULL});
+    /* what was refused before still is */
+    static const char *const refused[] = {"", "0 ", "-1", "65536", "0x10", "1e3",
+                                          "99999999999999999999"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        check_usage(EXAMPLE_ECHO_SERVER, (const char *const[]){refused[i], NULL});
+}
+
+/* An empty HOST is bad usage too (status 2), not a run that fails with "Invalid
+ * argument" (status 1). */
+TEST(echo_client_empty_host_is_usage)
+{
+    check_usage(EXAMPLE_ECHO_CLIENT, (const char *const[]){"", "7", "1", "1", "1", NULL});
+}
+
 RUN_TESTS(CASE(echo_server_stop_serves_queued_connection), CASE(crash_isolation_crashes),
-          CASE(crash_isolation_crashes_with_sigsegv_blocked))
+          CASE(crash_isolation_crashes_with_sigsegv_blocked),
+          CASE(numbers_leading_space_or_sign_refused), CASE(echo_client_empty_host_is_usage))
