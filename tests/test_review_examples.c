@@ -16,6 +16,9 @@
  *    example still said "one task failed, the others all arrived", status 0.  It must
  *    crash task 3 whatever the mask, and must not call a run where it did not crash
  *    a success.
+ *  - the numeric arguments (args.h): " 0", "+0", "-0" were taken for port 0 (strtol
+ *    skips white space and takes a sign) while "0 " was refused; and echo_client's
+ *    empty HOST failed as a run ("Invalid argument", status 1), not as bad usage.
  */
 #include <plait.h>
 
