@@ -31,6 +31,7 @@ int echo_server_main(int argc, char **argv);
 #include "helpers.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -154,31 +155,143 @@ static _Noreturn void echo_server_child(int out)
     _exit(status == 0 && echoed ? 0 : 1);
 }
 
-TEST(echo_server_stop_serves_queued_connection)
+typedef struct echo_child {
+    pid_t pid;
+    int out;  /* its stdout */
+    int port; /* 0: it never listened */
+} echo_child;
+
+/* Start the echo server in a child and read its "listening on" line. */
+static echo_child echo_server_start(void)
 {
+    echo_child ec = {.out = -1};
     int out[2];
     CHECK_EQ(pipe2(out, O_CLOEXEC), 0);
-    pid_t pid = fork_child_plain();
-    if (pid == 0) {
+    ec.pid = fork_child_plain();
+    if (ec.pid == 0) {
         close(out[0]);
         echo_server_child(out[1]);
     }
     close(out[1]);
+    ec.out = out[0];
     char line[128];
-    bool listening = read_line(out[0], line, sizeof line, 10);
-    CHECK(listening && strstr(line, "listening on 127.0.0.1:"));
-    if (listening)
-        CHECK_EQ(kill(pid, SIGTERM), 0);
+    const char *at = read_line(ec.out, line, sizeof line, 10)
+                         ? strstr(line, "listening on 127.0.0.1:") : NULL;
+    CHECK(at != NULL);
+    if (at)
+        ec.port = atoi(at + strlen("listening on 127.0.0.1:"));
+    return ec;
+}
+
+/* SIGTERM: the server stops with status 0, saying so (and the child's own check, the
+ * connection made at the stop echoed, held). */
+static void echo_server_stop(echo_child *ec, int sig)
+{
+    if (ec->port)
+        CHECK_EQ(kill(ec->pid, sig), 0);
     else
-        kill(pid, SIGKILL);
-    int status = reap_within(pid, 15);
+        kill(ec->pid, SIGKILL);
+    int status = reap_within(ec->pid, 15);
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);
-    char rest[256];
+    char rest[256], want[64];
     int err;
-    read_all(out[0], rest, sizeof rest, 5, &err);
-    CHECK(strstr(rest, "signal 15: stopped") != NULL);
-    close(out[0]);
+    read_all(ec->out, rest, sizeof rest, 5, &err);
+    snprintf(want, sizeof want, "signal %d: stopped", sig);
+    CHECK(strstr(rest, want) != NULL);
+    close(ec->out);
+}
+
+TEST(echo_server_stop_serves_queued_connection)
+{
+    echo_child ec = echo_server_start();
+    echo_server_stop(&ec, SIGTERM);
+}
+
+/* A connected loopback client socket (blocking); -1 on failure. */
+static int client_to(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c >= 0 && connect(c, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(c);
+        c = -1;
+    }
+    CHECK(c >= 0);
+    return c;
+}
+
+static int open_descriptors(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Clients that misbehave: reset at once, send a lot and reset, half-close without
+ * reading the echo, close without reading.  Each connection's descriptor is given back
+ * (the count comes back to what it was), a well-behaved client beside them is
+ * answered, and the stop on SIGINT is clean. */
+TEST(echo_server_clients_that_vanish)
+{
+    echo_child ec = echo_server_start();
+    if (!ec.port) {
+        echo_server_stop(&ec, SIGINT);
+        return;
+    }
+    /* one round trip first: the server's own descriptors (its poller) are made */
+    int good = client_to(ec.port);
+    char buf[256];
+    CHECK_EQ(send(good, "ping\n", 5, 0), 5);
+    CHECK_EQ(recv(good, buf, 5, MSG_WAITALL), 5);
+    int base = open_descriptors(ec.pid);
+    static char lot[200000];
+    struct linger reset = {.l_onoff = 1, .l_linger = 0};
+    for (int i = 0; i < 200; i++) {
+        int c = client_to(ec.port);
+        if (c < 0)
+            break;
+        switch (i % 4) {
+        case 0:
+            break;
+        case 1:
+            CHECK(send(c, lot, sizeof lot, MSG_DONTWAIT) > 0);
+            break;
+        case 2:
+            CHECK_EQ(send(c, lot, 1000, 0), 1000);
+            CHECK_EQ(shutdown(c, SHUT_WR), 0);
+            break;
+        case 3:
+            CHECK_EQ(send(c, "x", 1, 0), 1);
+            break;
+        }
+        if (i % 4 < 2)
+            setsockopt(c, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        close(c);
+    }
+    /* the well-behaved client is answered meanwhile */
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(good, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    CHECK_EQ(send(good, "pong\n", 5, 0), 5);
+    CHECK_EQ(recv(good, buf, 5, MSG_WAITALL), 5);
+    CHECK(memcmp(buf, "pong\n", 5) == 0);
+    /* every connection's descriptor comes back (within 5 s) */
+    int now = open_descriptors(ec.pid);
+    for (int64_t end = plait_now() + 5 * PLAIT_SEC; now > base && plait_now() < end;) {
+        struct timespec ms = {0, 10000000};
+        nanosleep(&ms, NULL);
+        now = open_descriptors(ec.pid);
+    }
+    CHECK_EQ(now, base);
+    close(good);
+    echo_server_stop(&ec, SIGINT);
 }
 
 /* ---- crash_isolation ---- */
@@ -281,6 +394,7 @@ TEST(echo_client_empty_host_is_usage)
     check_usage(EXAMPLE_ECHO_CLIENT, (const char *const[]){"", "7", "1", "1", "1", NULL});
 }
 
-RUN_TESTS(CASE(echo_server_stop_serves_queued_connection), CASE(crash_isolation_crashes),
+RUN_TESTS(CASE(echo_server_stop_serves_queued_connection), CASE(echo_server_clients_that_vanish),
+          CASE(crash_isolation_crashes),
           CASE(crash_isolation_crashes_with_sigsegv_blocked),
           CASE(numbers_leading_space_or_sign_refused), CASE(echo_client_empty_host_is_usage))
