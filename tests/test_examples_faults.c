@@ -1,5 +1,5 @@
 /*
- * test_review_examples.c — cases a review of the example programs found (each failed
+ * test_examples_faults.c — cases a review of the example programs found (each failed
  * first).
  *
  *  - echo_server, stopped by SIGTERM with a connection its kernel has queued but its
