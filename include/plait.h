@@ -819,9 +819,10 @@ int plait_unix_listen(const char *path, int backlog);
  * EPROTO, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, ENETUNREACH) is skipped: the
  * call goes on to the next one, so an accept loop is not ended by one client.
  * -EMFILE/-ENFILE when descriptors have run out (the connection stays queued), -EINVAL
- * for a socket that is not listening (or was shut down for reading, once the
- * connections queued before are taken), -EOPNOTSUPP for one that is not a stream,
- * -ETIMEDOUT, -ECANCELED, -EBADF. */
+ * for a socket that is not listening or was shut down for reading (a Unix listener's
+ * connections queued before are taken first; Linux resets a TCP listener's at the
+ * shutdown, so a server that stops takes them before: examples/echo_server.c),
+ * -EOPNOTSUPP for one that is not a stream, -ETIMEDOUT, -ECANCELED, -EBADF. */
 int plait_accept(int fd, plait_addr *peer, int64_t deadline);
 
 /* Connect a stream socket to addr: its descriptor once connected.  -ECONNREFUSED,
