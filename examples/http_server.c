@@ -14,7 +14,8 @@
  * gets TIMEOUT seconds (default 10) to finish a request from its first byte, however
  * it trickles in, and to take an answer, and six times that idle between requests
  * (counted from its last bytes read); then it is closed.
- * SIGTERM or SIGINT shuts it down gracefully: it stops accepting, lets every
+ * SIGTERM or SIGINT shuts it down gracefully: it stops accepting (taking the
+ * connections the kernel had queued already), lets every
  * connection finish the requests it has received, and waits for them (5 s at most;
  * each waits up to 2 s for its client to close first, so that no answer is lost).
  *
@@ -48,7 +49,7 @@ static const char too_large[] = "HTTP/1.1 431 Request Header Fields Too Large\r\
 static const char uri_too_long[] = "HTTP/1.1 414 URI Too Long\r\n"
                                    "Content-Length: 0\r\nConnection: close\r\n\r\n";
 
-enum { REQUEST_MAX = 16384, OUT_MAX = 16384, STACK = 32 * 1024 };
+enum { REQUEST_MAX = 16384, OUT_MAX = 16384, STACK = 32 * 1024, BACKLOG = 4096 };
 _Static_assert(sizeof too_large <= HTTP_ANSWER_MAX && sizeof uri_too_long <= HTTP_ANSWER_MAX,
                "an answer fits the room kept for one");
 
@@ -203,11 +204,32 @@ static void *serve(void *arg)
     return NULL;
 }
 
+/* Serve a connection taken off the listener in a coroutine of the group (or close it). */
+static void start_connection(server *srv, int fd)
+{
+    plait_spawn_options opts = {.name = "http connection", .stack_size = STACK,
+                                .group = srv->connections};
+    plait_socket_set(fd, PLAIT_NODELAY, 1);
+    connection *c = malloc(sizeof *c);
+    if (!c) {
+        plait_close(fd);
+        return;
+    }
+    *c = (connection){.srv = srv, .fd = fd, .next = srv->open_list};
+    if (plait_spawn_opts(NULL, serve, c, &opts) < 0) {
+        plait_close(fd);
+        free(c);
+        return;
+    }
+    if (c->next)
+        c->next->prev = c;
+    srv->open_list = c;
+    srv->open++;
+}
+
 static void *accept_loop(void *arg)
 {
     server *srv = arg;
-    plait_spawn_options opts = {.name = "http connection", .stack_size = STACK,
-                                .group = srv->connections};
     for (;;) {
         int fd = plait_accept(srv->listener, NULL, PLAIT_FOREVER);
         if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
@@ -216,22 +238,7 @@ static void *accept_loop(void *arg)
         }
         if (fd < 0)
             return NULL; /* closed (shutting down) or cancelled */
-        plait_socket_set(fd, PLAIT_NODELAY, 1);
-        connection *c = malloc(sizeof *c);
-        if (!c) {
-            plait_close(fd);
-            continue;
-        }
-        *c = (connection){.srv = srv, .fd = fd, .next = srv->open_list};
-        if (plait_spawn_opts(NULL, serve, c, &opts) < 0) {
-            plait_close(fd);
-            free(c);
-            continue;
-        }
-        if (c->next)
-            c->next->prev = c;
-        srv->open_list = c;
-        srv->open++;
+        start_connection(srv, fd);
     }
 }
 
@@ -240,7 +247,7 @@ static void *run(void *arg)
     int port = ((const int *)arg)[0]; /* and the timeout in seconds */
     int sigs[] = {SIGTERM, SIGINT};
     plait_signals *stop = NULL;
-    server srv = {.listener = plait_tcp_listen("127.0.0.1", port, 4096),
+    server srv = {.listener = plait_tcp_listen("127.0.0.1", port, BACKLOG),
                   .timeout = ((const int *)arg)[1] * PLAIT_SEC};
     int r = srv.listener < 0 ? srv.listener : plait_signals_create(&stop, sigs, 2);
     if (r == 0)
@@ -260,7 +267,14 @@ static void *run(void *arg)
     fflush(stdout);
 
     int sig = plait_signals_wait(stop, PLAIT_FOREVER);
-    /* graceful: no new connections; each open one answers what it has, then ends */
+    /* Graceful: no new connections; each open one answers what it has, then ends.  The
+     * connections the kernel has queued already are taken first (accepts that do not
+     * block, at most a backlog's worth, so clients that go on connecting cannot hold
+     * the stop off): closing a TCP listener resets them, requests sent and all. */
+    int fd;
+    for (int queued = 0; queued < BACKLOG && (fd = plait_accept(srv.listener, NULL, 0)) >= 0;
+         queued++)
+        start_connection(&srv, fd);
     plait_close(srv.listener);
     plait_join(acceptor, NULL, PLAIT_FOREVER);
     size_t open = srv.open;

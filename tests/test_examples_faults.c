@@ -7,10 +7,8 @@
  *    acknowledged, so its echo must come back.  The server shut the listener down at
  *    once, and Linux resets what a TCP listener has queued when it is shut down: the
  *    client got ECONNRESET, its line lost.  The server is examples/echo_server.c itself,
- *    built into this file (its main renamed) and run in a child; the queued connection
- *    is made from inside it, between the signal's arrival and the server's next step
- *    (plait_signals_wait is wrapped: -Wl,--wrap), which is where a client that
- *    connects as the signal comes, or one the acceptor had not come round to, stands.
+ *    built into this file and run in a child (tests/stopped_server.h, shared with
+ *    test_http_stop.c).
  *  - crash_isolation started with SIGSEGV blocked (a mask is inherited through exec):
  *    its raise() left the signal pending, task 3 returned 9 like any other, and the
  *    example still said "one task failed, the others all arrived", status 0.  It must
@@ -22,190 +20,22 @@
  */
 #include <plait.h>
 
-int echo_server_main(int argc, char **argv);
-#define main echo_server_main
+int server_main(int argc, char **argv);
+#define main server_main
 #include "../examples/echo_server.c"
 #undef main
 
-#include "check.h"
-#include "helpers.h"
+/* the line the client queued at the stop sends, and its echo */
+#define LATE_REQUEST "hello\n"
+static bool late_answer_ok(const char *answer) { return strcmp(answer, "hello\n") == 0; }
+#include "stopped_server.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-
-/* ---- the wrapped calls (in the echo server's child only) ---- */
-
-static int server_listener = -1; /* the echo server's listener (plait_tcp_listen) */
-static int late_client = -1;     /* connected once the stop signal has come */
-
-int __real_plait_tcp_listen(const char *host, int port, int backlog);
-int __wrap_plait_tcp_listen(const char *host, int port, int backlog);
-int __real_plait_signals_wait(plait_signals *w, int64_t deadline);
-int __wrap_plait_signals_wait(plait_signals *w, int64_t deadline);
-
-int __wrap_plait_tcp_listen(const char *host, int port, int backlog)
-{
-    int fd = __real_plait_tcp_listen(host, port, backlog);
-    server_listener = fd;
-    return fd;
-}
-
-/* The signal has come and the server has not acted on it yet: a client connects (a
- * blocking connect on loopback returns once the kernel has queued the connection),
- * sends a line and says it is done (half-close).  The acceptor cannot have taken it:
- * this coroutine has not let it run since. */
-int __wrap_plait_signals_wait(plait_signals *w, int64_t deadline)
-{
-    int sig = __real_plait_signals_wait(w, deadline);
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    if (sig > 0 && server_listener >= 0 &&
-        getsockname(server_listener, (struct sockaddr *)&a, &len) == 0) {
-        int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (c >= 0 && connect(c, (struct sockaddr *)&a, len) == 0 &&
-            send(c, "hello\n", 6, MSG_NOSIGNAL) == 6 && shutdown(c, SHUT_WR) == 0)
-            late_client = c;
-        else if (c >= 0)
-            close(c);
-    }
-    return sig;
-}
-
-/* ---- helpers ---- */
-
-/* fork(), stdio flushed first (the child runs a server, or execs an example). */
-static pid_t fork_child_plain(void)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    return pid;
-}
-
-/* Read fd until end of file, an error or `seconds`, into buf (NUL-terminated); the
- * length, and *err the errno that ended it (0: end of file, ETIMEDOUT: the time). */
-static size_t read_all(int fd, char *buf, size_t cap, int seconds, int *err)
-{
-    size_t got = 0;
-    int64_t end = plait_now() + seconds * PLAIT_SEC;
-    *err = ETIMEDOUT;
-    while (got < cap - 1) {
-        int64_t left = (end - plait_now()) / PLAIT_MS;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (left <= 0 || poll(&p, 1, (int)left) != 1)
-            break;
-        ssize_t n = read(fd, buf + got, cap - 1 - got);
-        if (n <= 0) {
-            *err = n == 0 ? 0 : errno;
-            break;
-        }
-        got += (size_t)n;
-    }
-    buf[got] = '\0';
-    return got;
-}
-
-/* Read one line from fd within `seconds` (a byte at a time: nothing after it is taken). */
-static bool read_line(int fd, char *buf, size_t cap, int seconds)
-{
-    size_t got = 0;
-    int64_t end = plait_now() + seconds * PLAIT_SEC;
-    while (got < cap - 1) {
-        int64_t left = (end - plait_now()) / PLAIT_MS;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (left <= 0 || poll(&p, 1, (int)left) != 1 || read(fd, buf + got, 1) != 1)
-            break;
-        if (buf[got++] == '\n') {
-            buf[got] = '\0';
-            return true;
-        }
-    }
-    buf[got] = '\0';
-    return false;
-}
-
-/* ---- echo_server ---- */
-
-/* The child: the echo server on a free port, its stdout the pipe; then what came back
- * to the connection queued at the stop.  Exit 0 when the server stopped with status 0
- * and the line came back, then end of file. */
-static _Noreturn void echo_server_child(int out)
-{
-    dup2(out, STDOUT_FILENO);
-    close(out);
-    char *argv[] = {"example_echo_server", "0", NULL};
-    int status = echo_server_main(2, argv);
-    fflush(stdout);
-    if (late_client < 0) {
-        fprintf(stderr, "  the late client could not connect\n");
-        _exit(3);
-    }
-    char buf[64];
-    int err;
-    read_all(late_client, buf, sizeof buf, 5, &err);
-    bool echoed = strcmp(buf, "hello\n") == 0 && err == 0;
-    if (!echoed)
-        fprintf(stderr, "  the connection queued at the stop got \"%s\", then %s\n", buf,
-                err ? strerror(err) : "end of file");
-    _exit(status == 0 && echoed ? 0 : 1);
-}
-
-typedef struct echo_child {
-    pid_t pid;
-    int out;  /* its stdout */
-    int port; /* 0: it never listened */
-} echo_child;
-
-/* Start the echo server in a child and read its "listening on" line. */
-static echo_child echo_server_start(void)
-{
-    echo_child ec = {.out = -1};
-    int out[2];
-    CHECK_EQ(pipe2(out, O_CLOEXEC), 0);
-    ec.pid = fork_child_plain();
-    if (ec.pid == 0) {
-        close(out[0]);
-        echo_server_child(out[1]);
-    }
-    close(out[1]);
-    ec.out = out[0];
-    char line[128];
-    const char *at = read_line(ec.out, line, sizeof line, 10)
-                         ? strstr(line, "listening on 127.0.0.1:") : NULL;
-    CHECK(at != NULL);
-    if (at)
-        ec.port = atoi(at + strlen("listening on 127.0.0.1:"));
-    return ec;
-}
-
-/* SIGTERM: the server stops with status 0, saying so (and the child's own check, the
- * connection made at the stop echoed, held). */
-static void echo_server_stop(echo_child *ec, int sig)
-{
-    if (ec->port)
-        CHECK_EQ(kill(ec->pid, sig), 0);
-    else
-        kill(ec->pid, SIGKILL);
-    int status = reap_within(ec->pid, 15);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WEXITSTATUS(status), 0);
-    char rest[256], want[64];
-    int err;
-    read_all(ec->out, rest, sizeof rest, 5, &err);
-    snprintf(want, sizeof want, "signal %d: stopped", sig);
-    CHECK(strstr(rest, want) != NULL);
-    close(ec->out);
-}
 
 TEST(echo_server_stop_serves_queued_connection)
 {
-    echo_child ec = echo_server_start();
-    echo_server_stop(&ec, SIGTERM);
+    server_child_run ec = server_start();
+    server_stop(&ec, SIGTERM);
 }
 
 /* A connected loopback client socket (blocking); -1 on failure. */
@@ -241,9 +71,9 @@ static int open_descriptors(pid_t pid)
  * answered, and the stop on SIGINT is clean. */
 TEST(echo_server_clients_that_vanish)
 {
-    echo_child ec = echo_server_start();
+    server_child_run ec = server_start();
     if (!ec.port) {
-        echo_server_stop(&ec, SIGINT);
+        server_stop(&ec, SIGINT);
         return;
     }
     /* one round trip first: the server's own descriptors (its poller) are made */
@@ -291,7 +121,7 @@ TEST(echo_server_clients_that_vanish)
     }
     CHECK_EQ(now, base);
     close(good);
-    echo_server_stop(&ec, SIGINT);
+    server_stop(&ec, SIGINT);
 }
 
 /* ---- crash_isolation ---- */

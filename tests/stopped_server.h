@@ -1,0 +1,202 @@
+/*
+ * stopped_server.h — an example server (examples/echo_server.c, http_server.c) built
+ * into a test (its main renamed) and run in a forked child, to check how it stops on a
+ * signal.  Include the server's source first, with main defined to server_main.
+ *
+ * The case it is for: a client whose connection the kernel has queued (the client is
+ * told it is connected, and what it sends is acknowledged) but the server's acceptor
+ * has not taken, when SIGTERM comes.  Linux resets what a TCP listener has queued when
+ * it is shut down or closed, so a server that stops by closing its listener at once
+ * loses that client's request.  The client connects from inside the server, between
+ * the signal's arrival and the server's next step (plait_signals_wait is wrapped:
+ * -Wl,--wrap=plait_signals_wait, and plait_tcp_listen to know the listener): the
+ * acceptor cannot have taken it, as the coroutine that got the signal has not let it
+ * run since.  The child then reads what comes back and exits 0 only when the server
+ * stopped with status 0 and the answer satisfied late_answer_ok.
+ *
+ * The including test defines LATE_REQUEST (the bytes the queued client sends before
+ * it half-closes) and late_answer_ok(const char *answer).
+ */
+#ifndef PLAIT_TEST_STOPPED_SERVER_H
+#define PLAIT_TEST_STOPPED_SERVER_H
+
+#include "check.h"
+#include "helpers.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+int server_main(int argc, char **argv);
+static bool late_answer_ok(const char *answer);
+
+/* ---- the wrapped calls (in the server's child only) ---- */
+
+static int server_listener = -1; /* the server's listener (plait_tcp_listen) */
+static int late_client = -1;     /* connected once the stop signal has come */
+
+int __real_plait_tcp_listen(const char *host, int port, int backlog);
+int __wrap_plait_tcp_listen(const char *host, int port, int backlog);
+int __real_plait_signals_wait(plait_signals *w, int64_t deadline);
+int __wrap_plait_signals_wait(plait_signals *w, int64_t deadline);
+
+int __wrap_plait_tcp_listen(const char *host, int port, int backlog)
+{
+    int fd = __real_plait_tcp_listen(host, port, backlog);
+    server_listener = fd;
+    return fd;
+}
+
+/* The signal has come and the server has not acted on it yet: a client connects (a
+ * blocking connect on loopback returns once the kernel has queued the connection),
+ * sends LATE_REQUEST and says it is done (half-close).  The acceptor cannot have taken
+ * it: this coroutine has not let it run since. */
+int __wrap_plait_signals_wait(plait_signals *w, int64_t deadline)
+{
+    int sig = __real_plait_signals_wait(w, deadline);
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    if (sig > 0 && server_listener >= 0 &&
+        getsockname(server_listener, (struct sockaddr *)&a, &len) == 0) {
+        int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (c >= 0 && connect(c, (struct sockaddr *)&a, len) == 0 &&
+            send(c, LATE_REQUEST, sizeof LATE_REQUEST - 1, MSG_NOSIGNAL) ==
+                (ssize_t)(sizeof LATE_REQUEST - 1) &&
+            shutdown(c, SHUT_WR) == 0)
+            late_client = c;
+        else if (c >= 0)
+            close(c);
+    }
+    return sig;
+}
+
+/* ---- helpers ---- */
+
+/* fork(), stdio flushed first (the child runs a server, or execs an example). */
+static pid_t fork_child_plain(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    return pid;
+}
+
+/* Read fd until end of file, an error or `seconds`, into buf (NUL-terminated); the
+ * length, and *err the errno that ended it (0: end of file, ETIMEDOUT: the time). */
+static size_t read_all(int fd, char *buf, size_t cap, int seconds, int *err)
+{
+    size_t got = 0;
+    int64_t end = plait_now() + seconds * PLAIT_SEC;
+    *err = ETIMEDOUT;
+    while (got < cap - 1) {
+        int64_t left = (end - plait_now()) / PLAIT_MS;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) != 1)
+            break;
+        ssize_t n = read(fd, buf + got, cap - 1 - got);
+        if (n <= 0) {
+            *err = n == 0 ? 0 : errno;
+            break;
+        }
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    return got;
+}
+
+/* Read one line from fd within `seconds` (a byte at a time: nothing after it is taken). */
+static bool read_line(int fd, char *buf, size_t cap, int seconds)
+{
+    size_t got = 0;
+    int64_t end = plait_now() + seconds * PLAIT_SEC;
+    while (got < cap - 1) {
+        int64_t left = (end - plait_now()) / PLAIT_MS;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) != 1 || read(fd, buf + got, 1) != 1)
+            break;
+        if (buf[got++] == '\n') {
+            buf[got] = '\0';
+            return true;
+        }
+    }
+    buf[got] = '\0';
+    return false;
+}
+
+/* ---- the server in a child ---- */
+
+/* The child: the server on a free port, its stdout the pipe; then what came back to
+ * the connection queued at the stop.  Exit 0 when the server stopped with status 0
+ * and the answer is right, then end of file. */
+static _Noreturn void server_child(int out)
+{
+    dup2(out, STDOUT_FILENO);
+    close(out);
+    char *argv[] = {"example_server", "0", NULL};
+    int status = server_main(2, argv);
+    fflush(stdout);
+    if (late_client < 0) {
+        fprintf(stderr, "  the late client could not connect\n");
+        _exit(3);
+    }
+    char buf[1024];
+    int err;
+    read_all(late_client, buf, sizeof buf, 5, &err);
+    bool answered = late_answer_ok(buf) && err == 0;
+    if (!answered)
+        fprintf(stderr, "  the connection queued at the stop got \"%s\", then %s\n", buf,
+                err ? strerror(err) : "end of file");
+    _exit(status == 0 && answered ? 0 : 1);
+}
+
+typedef struct server_child_run {
+    pid_t pid;
+    int out;  /* its stdout */
+    int port; /* 0: it never listened */
+} server_child_run;
+
+/* Start the server in a child and read its "listening on" line. */
+static server_child_run server_start(void)
+{
+    server_child_run ec = {.out = -1};
+    int out[2];
+    CHECK_EQ(pipe2(out, O_CLOEXEC), 0);
+    ec.pid = fork_child_plain();
+    if (ec.pid == 0) {
+        close(out[0]);
+        server_child(out[1]);
+    }
+    close(out[1]);
+    ec.out = out[0];
+    char line[128];
+    const char *at = read_line(ec.out, line, sizeof line, 10)
+                         ? strstr(line, "listening on 127.0.0.1:") : NULL;
+    CHECK(at != NULL);
+    if (at)
+        ec.port = atoi(at + strlen("listening on 127.0.0.1:"));
+    return ec;
+}
+
+/* SIGTERM: the server stops with status 0, saying so (and the child's own check, the
+ * connection made at the stop echoed, held). */
+static void server_stop(server_child_run *ec, int sig)
+{
+    if (ec->port)
+        CHECK_EQ(kill(ec->pid, sig), 0);
+    else
+        kill(ec->pid, SIGKILL);
+    int status = reap_within(ec->pid, 15);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    char rest[256], want[64];
+    int err;
+    read_all(ec->out, rest, sizeof rest, 5, &err);
+    snprintf(want, sizeof want, "signal %d: stopped", sig);
+    CHECK(strstr(rest, want) != NULL);
+    close(ec->out);
+}
+
+#endif
