@@ -68,7 +68,11 @@ int64_t plait_now(void);
 /* plait_now() + ns, saturating at PLAIT_FOREVER (ns <= 0 gives a deadline of now). */
 int64_t plait_deadline_in(int64_t ns);
 
-/* The text for an error code returned by plait (negative) or an errno (either sign). */
+/* The text for an error code returned by plait (negative) or an errno (either sign):
+ * plait's own words for its codes, glibc's descriptions (in English, untranslated) for
+ * the other errnos and signals, written without stdio (it fits any coroutine's stack).
+ * A process's fate and an unknown code are written into a thread-local buffer, which
+ * the next call on the thread overwrites. */
 const char *plait_strerror(int err);
 
 /* ----------------------------------------------------------------------------

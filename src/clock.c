@@ -1,5 +1,5 @@
 /* clock.c — time and error names (a thread-local buffer for the names of a child's
- * signal or exit status). */
+ * signal or exit status, and of unknown codes). */
 #include "internal.h"
 
 #include <limits.h>
@@ -36,13 +36,28 @@ const char *plait_strerror(int err)
     int sig = PLAIT_KILL_SIGNAL(err), status = PLAIT_EXIT_STATUS(err);
     plait__text t = {text, sizeof text, 0}; /* not snprintf: see plait__text */
     if (sig > 0) {
-        const char *abbrev = sigabbrev_np(sig);
+        /* glibc's tables, not strsignal, which formats the names of real-time and
+         * unknown signals with snprintf ("Real-time signal %d"): too deep a frame for a
+         * coroutine's smallest stack, as are strerror's "Unknown error %d" below */
+        const char *abbrev = sigabbrev_np(sig), *descr = sigdescr_np(sig);
         plait__text_str(&t, "the process was killed by signal ");
         plait__text_uint(&t, (unsigned)sig);
-        plait__text_str(&t, " (SIG");
-        plait__text_str(&t, abbrev ? abbrev : "?");
-        plait__text_str(&t, ": ");
-        plait__text_str(&t, strsignal(sig));
+        if (abbrev && descr) {
+            plait__text_str(&t, " (SIG");
+            plait__text_str(&t, abbrev);
+            plait__text_str(&t, ": ");
+            plait__text_str(&t, descr);
+        } else if (sig >= SIGRTMIN && sig <= SIGRTMAX) {
+            plait__text_str(&t, " (SIGRTMIN");
+            if (sig > SIGRTMIN) {
+                plait__text_str(&t, "+");
+                plait__text_uint(&t, (unsigned)(sig - SIGRTMIN));
+            }
+            plait__text_str(&t, ": Real-time signal ");
+            plait__text_uint(&t, (unsigned)(sig - SIGRTMIN));
+        } else {
+            plait__text_str(&t, " (unknown signal");
+        }
         plait__text_str(&t, ")");
         plait__text_end(&t);
         return text;
@@ -68,6 +83,12 @@ const char *plait_strerror(int err)
     case ENODATA: return "end of file before all the bytes";
     case EOWNERDEAD: return "the holder died; the lock is yours, its data may need repair";
     case ECHILD: return "the child process was reaped by someone else (SIGCHLD ignored?)";
-    default: return strerror(err);
     }
+    const char *descr = strerrordesc_np(err);
+    if (descr)
+        return descr;
+    plait__text_str(&t, "Unknown error ");
+    plait__text_uint(&t, (unsigned)err);
+    plait__text_end(&t);
+    return text;
 }

@@ -272,6 +272,13 @@ static int resolve_names(void)
                "the process was killed by signal 9 (SIGKILL: Killed)") ||
         strcmp(plait_strerror(PLAIT_EXITED(3)), "the process exited with status 3"))
         return 8;
+    /* the names glibc formats (strsignal's and strerror's "%d" texts) */
+    if (!strstr(plait_strerror(PLAIT_KILLED(SIGRTMIN + 1)), "(SIGRTMIN+1: Real-time signal 1)") ||
+        !strstr(plait_strerror(PLAIT_KILLED(SIGRTMIN)), "(SIGRTMIN: Real-time signal 0)") ||
+        !strstr(plait_strerror(PLAIT_KILLED(32)), "signal 32 (unknown signal)") ||
+        strcmp(plait_strerror(-4000), "Unknown error 4000") ||
+        strcmp(plait_strerror(EINVAL), "Invalid argument"))
+        return 9;
     return 0;
 }
 
