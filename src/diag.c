@@ -90,7 +90,7 @@ void plait__watchdog_start(plait__sched *s)
         return;
     wd->sched = s;
     wd->threshold = threshold;
-    if (pthread_create(&wd->thread, NULL, watchdog_main, wd) != 0) {
+    if (plait__thread_create(&wd->thread, NULL, watchdog_main, wd) != 0) {
         free(wd);
         return;
     }

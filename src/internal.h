@@ -786,6 +786,13 @@ extern PLAIT_TLS plait__future *plait__tls_work;
 /* The name of this plait thread or pool worker, which may be ""; NULL on other
  * threads (a pointer, not an array whose first byte tells the two apart). */
 extern PLAIT_TLS const char *plait__tls_thread_name;
+/* pthread_create for every thread plait starts (thread.c): from a coroutine it is made
+ * on the thread's own stack (plait__call_on_thread_stack), as glibc's frames take 2-4
+ * KiB, more than a coroutine's smallest stack holds.  Returns pthread_create's code.
+ * Threads name themselves (pthread_setname_np of another thread formats a path with
+ * sprintf, on the caller's stack). */
+int plait__thread_create(pthread_t *thread, const pthread_attr_t *attr,
+                         void *(*fn)(void *), void *arg);
 
 /* ---- thread pools (pool.c) ---- */
 struct plait__worker;

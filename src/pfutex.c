@@ -148,7 +148,7 @@ static void *watcher_main(void *arg)
     watcher *wt = arg;
     struct waitv_item v[WATCH_SLOTS + 1];
     unsigned slot_of[WATCH_SLOTS + 1];
-    pthread_setname_np(pthread_self(), "plait-pwatch"); /* itself: see watcher_for */
+    pthread_setname_np(pthread_self(), "plait-pwatch"); /* see plait__thread_create */
     pthread_mutex_lock(&wt->working);
     for (;;) {
         unsigned ctl = atomic_load(&wt->ctl);
@@ -190,68 +190,43 @@ static void *watcher_main(void *arg)
     return NULL;
 }
 
-struct watcher_start {
-    unsigned k;
-    int error; /* out */
-};
-
-/* Start watcher number k unless another thread has, on the thread's own stack (see
- * watcher_for).  error: 0, or -EAGAIN (the table is full, or no thread), -ENOMEM (no
- * memory for a new watcher). */
-static void watcher_start(void *arg)
-{
-    struct watcher_start *start = arg;
-    start->error = 0;
-    pthread_mutex_lock(&watchers_lock);
-    unsigned count = atomic_load_explicit(&watcher_count, memory_order_relaxed);
-    if (start->k == count) {
-        watcher *wt = count < WATCHERS_MAX ? calloc(1, sizeof *wt) : NULL;
-        pthread_t th;
-        pthread_attr_t attr;
-        if (wt)
-            pthread_mutex_init(&wt->working, NULL);
-        bool ok = wt && pthread_attr_init(&attr) == 0;
-        if (ok) {
-            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-            pthread_attr_setstacksize(&attr, 64 * 1024);
-            ok = pthread_create(&th, &attr, watcher_main, wt) == 0;
-            pthread_attr_destroy(&attr);
-        }
-        if (!ok) {
-            if (wt)
-                pthread_mutex_destroy(&wt->working);
-            start->error = count < WATCHERS_MAX && !wt ? -ENOMEM : -EAGAIN;
-            free(wt);
-        } else {
-            watchers[count] = wt;
-            atomic_store_explicit(&watcher_count, count + 1, memory_order_release);
-        }
-    }
-    pthread_mutex_unlock(&watchers_lock);
-}
-
 /* A watcher with a slot for (word, expected), started if all are full.  Returns the
  * watcher locked, with *slot set; NULL when no watcher can be had, with *error: -EAGAIN
- * (the table is full, or no thread), -ENOMEM (no memory for a new watcher).
- *
- * The caller is a coroutine, perhaps on a PLAIT_STACK_MIN stack, which holds plait's
- * own frames (plait.h) but not pthread_create's (some 2-4 KiB of glibc's, and naming
- * another thread formats a path with sprintf): a first wait on a shared word from such
- * a coroutine overflowed its stack.  A watcher is started on the thread's own stack,
- * and names itself. */
+ * (the table is full, or no thread), -ENOMEM (no memory for a new watcher).  The
+ * caller is a coroutine, perhaps on a PLAIT_STACK_MIN stack: see plait__thread_create. */
 static watcher *watcher_for(atomic_uint *word, unsigned expected, unsigned *slot,
                             int *error)
 {
     unsigned count = atomic_load_explicit(&watcher_count, memory_order_acquire);
     for (unsigned k = 0;; k++) {
         if (k == count) {
-            struct watcher_start start = {.k = k};
-            plait__call_on_thread_stack(watcher_start, &start);
-            if (start.error < 0) {
-                *error = start.error;
-                return NULL;
+            pthread_mutex_lock(&watchers_lock);
+            count = atomic_load_explicit(&watcher_count, memory_order_relaxed);
+            if (k == count) {
+                watcher *wt = count < WATCHERS_MAX ? calloc(1, sizeof *wt) : NULL;
+                pthread_t th;
+                pthread_attr_t attr;
+                if (wt)
+                    pthread_mutex_init(&wt->working, NULL);
+                bool ok = wt && pthread_attr_init(&attr) == 0;
+                if (ok) {
+                    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                    pthread_attr_setstacksize(&attr, 64 * 1024);
+                    ok = plait__thread_create(&th, &attr, watcher_main, wt) == 0;
+                    pthread_attr_destroy(&attr);
+                }
+                if (!ok) {
+                    pthread_mutex_unlock(&watchers_lock);
+                    if (wt)
+                        pthread_mutex_destroy(&wt->working);
+                    *error = count < WATCHERS_MAX && !wt ? -ENOMEM : -EAGAIN;
+                    free(wt);
+                    return NULL;
+                }
+                watchers[count] = wt;
+                atomic_store_explicit(&watcher_count, count + 1, memory_order_release);
             }
-            count = atomic_load_explicit(&watcher_count, memory_order_acquire);
+            pthread_mutex_unlock(&watchers_lock);
         }
         watcher *wt = watchers[k];
         plait__spin_lock(&wt->lock);

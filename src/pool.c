@@ -116,7 +116,6 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -659,9 +658,13 @@ int plait_pool_create(plait_pool **out, const plait_pool_options *options)
         plait__worker *wk = &pool->workers[i];
         wk->pool = pool;
         wk->index = i;
-        /* (i < PLAIT_POOL_THREADS_MAX: the modulo tells an unoptimised build's
-         * format check that the number fits, as -O2's range analysis finds itself) */
-        snprintf(wk->name, sizeof wk->name, "%.*s-%u", 10, name, i % 10000u);
+        /* "<name>-<i>", the name's first 10 bytes: 15 fit the OS thread's (not
+         * snprintf, whose frames a coroutine's smallest stack does not hold) */
+        plait__text t = {wk->name, sizeof wk->name, 0};
+        plait__text_add(&t, name, strnlen(name, 10));
+        plait__text_str(&t, "-");
+        plait__text_uint(&t, i);
+        plait__text_end(&t);
         r = plait__deque_init(&wk->deque, kind);
     }
     if (r < 0) {
@@ -669,7 +672,8 @@ int plait_pool_create(plait_pool **out, const plait_pool_options *options)
         return r;
     }
     for (unsigned i = 0; i < threads; i++) {
-        int e = pthread_create(&pool->workers[i].thread, NULL, worker_main, &pool->workers[i]);
+        int e = plait__thread_create(&pool->workers[i].thread, NULL, worker_main,
+                                     &pool->workers[i]);
         if (e != 0) {
             pool_abandon(pool);
             return e == EAGAIN ? -EAGAIN : -e;

@@ -123,6 +123,7 @@ static void run_requests(void)
 static void *manager_main(void *unused)
 {
     (void)unused;
+    pthread_setname_np(pthread_self(), "plait-procs"); /* see plait__thread_create */
     struct epoll_event evs[32];
     for (;;) {
         int n = epoll_wait(mgr_epfd, evs, 32, -1);
@@ -166,13 +167,12 @@ static int manager_start(void)
                 pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
                 /* a function child runs on (a copy of) this stack */
                 pthread_attr_setstacksize(&attr, 8u << 20);
-                r = -pthread_create(&mgr_thread, &attr, manager_main, NULL);
+                r = -plait__thread_create(&mgr_thread, &attr, manager_main, NULL);
                 pthread_attr_destroy(&attr);
             }
             pthread_sigmask(SIG_SETMASK, &old, NULL);
         }
         if (r == 0) {
-            pthread_setname_np(mgr_thread, "plait-procs");
             mgr_started = true;
         } else {
             if (mgr_epfd >= 0)

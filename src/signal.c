@@ -87,6 +87,7 @@ static void distribute(void)
 static void *dispatcher(void *unused)
 {
     (void)unused;
+    pthread_setname_np(pthread_self(), "plait-signals"); /* see plait__thread_create */
     for (;;) {
         char buf[64];
         ssize_t n = read(self_pipe[0], buf, sizeof buf);
@@ -111,11 +112,10 @@ static int dispatcher_start(void)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread takes no signal itself */
     pthread_t th;
-    int r = pthread_create(&th, NULL, dispatcher, NULL);
+    int r = plait__thread_create(&th, NULL, dispatcher, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0)
         return -r;
-    pthread_setname_np(th, "plait-signals");
     pthread_detach(th);
     dispatcher_started = true;
     return 0;

@@ -75,6 +75,28 @@ static void *thread_main(void *p)
     return NULL;
 }
 
+typedef struct thread_create_call {
+    pthread_t *thread;
+    const pthread_attr_t *attr;
+    void *(*fn)(void *);
+    void *arg;
+    int r; /* out */
+} thread_create_call;
+
+static void thread_create_here(void *p)
+{
+    thread_create_call *c = p;
+    c->r = pthread_create(c->thread, c->attr, c->fn, c->arg);
+}
+
+int plait__thread_create(pthread_t *thread, const pthread_attr_t *attr,
+                         void *(*fn)(void *), void *arg)
+{
+    thread_create_call c = {thread, attr, fn, arg, 0};
+    plait__call_on_thread_stack(thread_create_here, &c);
+    return c.r;
+}
+
 int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
                        const plait_thread_options *options)
 {
@@ -108,7 +130,7 @@ int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
         }
         pthread_t thread;
         if (r == 0)
-            r = pthread_create(&thread, &attr, thread_main, start);
+            r = plait__thread_create(&thread, &attr, thread_main, start);
         pthread_attr_destroy(&attr);
     }
     if (r != 0) {

@@ -1,0 +1,124 @@
+/*
+ * test_small_stack_starts.c — the calls that start one of plait's threads, made from a
+ * coroutine on the smallest stack (PLAIT_STACK_MIN), which holds plait's own frames
+ * (plait.h).  pthread_create takes 2-4 KiB of glibc's frames, and naming another thread
+ * (pthread_setname_np) formats a path with sprintf: made on the coroutine's stack, they
+ * overflowed it — plait_thread_start answered -EINVAL after writing below its stack
+ * (into the slot of the stack below, unseen), plait_to_thread crashed the program.
+ * Each call runs in a child process of its own: a fresh one has none of the threads
+ * made once per process (the default pool's workers, the process manager, the signal
+ * dispatcher), and a crash is that case's failure.  Only an optimised build without a
+ * sanitizer makes that promise; the binary is bound at load (-z now), so that the
+ * dynamic linker's frames at a lazily bound first call are not what is measured.
+ */
+#include "fork_child.h"
+
+#include <signal.h>
+
+static void *seven(void *arg)
+{
+    (void)arg;
+    return ARG(7);
+}
+
+static void *start_a_thread(void)
+{
+    plait_task t;
+    void *v = NULL;
+    CHECK_EQ(plait_thread_start(&t, seven, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 7);
+    return NULL;
+}
+
+static void *offload(void)
+{
+    void *v = NULL;
+    CHECK_EQ(plait_to_thread(seven, NULL, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 7);
+    return NULL;
+}
+
+static void *make_a_pool(void)
+{
+    plait_pool *pool;
+    plait_task t;
+    void *v = NULL;
+    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 2}), 0);
+    CHECK_EQ(plait_pool_submit(pool, &t, seven, NULL), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 7);
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    return NULL;
+}
+
+static ssize_t child_seven(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    return 0;
+}
+
+static void *start_a_process(void)
+{
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, child_seven, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    return NULL;
+}
+
+static void *watch_a_signal(void)
+{
+    int sig = SIGUSR1;
+    plait_signals *w;
+    CHECK_EQ(plait_signals_create(&w, &sig, 1), 0);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(plait_signals_wait(w, SOON()), SIGUSR1);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+    return NULL;
+}
+
+typedef void *(*starting_call)(void);
+static starting_call the_call;
+
+static void *on_a_small_stack(void *arg)
+{
+    (void)arg;
+    return the_call();
+}
+
+static void *main_co(void *arg)
+{
+    plait_spawn_options o = {.name = "tiny", .stack_size = PLAIT_STACK_MIN};
+    plait_task t;
+    CHECK_EQ(plait_spawn_opts(&t, on_a_small_stack, arg, &o), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    return NULL;
+}
+
+static void in_a_fresh_process(starting_call call)
+{
+    if (CHECK_SANITIZED) {
+        CHECK_SKIP("sanitizer frames need larger stacks than PLAIT_STACK_MIN");
+        return;
+    }
+    the_call = call;
+    pid_t pid = fork_child(true);
+    if (pid == 0) {
+        check_run(main_co, NULL);
+        child_exit();
+    }
+    reap_ok(pid, 30);
+}
+
+TEST(plait_thread_start_starts_a_thread) { in_a_fresh_process(start_a_thread); }
+TEST(to_thread_makes_the_default_pool) { in_a_fresh_process(offload); }
+TEST(pool_create) { in_a_fresh_process(make_a_pool); }
+TEST(process_start_makes_the_manager) { in_a_fresh_process(start_a_process); }
+TEST(signals_create_makes_the_dispatcher) { in_a_fresh_process(watch_a_signal); }
+
+RUN_TESTS(CASE(plait_thread_start_starts_a_thread), CASE(to_thread_makes_the_default_pool), CASE(pool_create),
+          CASE(process_start_makes_the_manager), CASE(signals_create_makes_the_dispatcher))
