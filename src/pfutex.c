@@ -576,14 +576,17 @@ void plait__plock_lock(plait__plock *l) { (void)plait__plock_lock_patient(l, 0, 
  * its deadline, nor freeze every coroutine of its scheduler, for that. */
 int plait__plock_lock_until(plait__plock *l, int64_t deadline, int64_t grace)
 {
-    unsigned me = plait__pid(), v;
-    if (plock_take_soon(l, me))
+    unsigned v;
+    if (plock_take_soon(l, plait__pid()))
         return 0;
     int64_t at_least = plait_deadline_in(grace); /* (the clock only once it must wait) */
     if (deadline < at_least)
         deadline = at_least;
     for (;;) {
-        if (plock_take_or_mark(l, me, &v))
+        /* the id read at each look: a coroutine that waits here while another of its
+         * scheduler forks goes on in the child, which must take the lock as itself (in
+         * its parent's name, its death could not release it) */
+        if (plock_take_or_mark(l, plait__pid(), &v))
             return 0;
         int64_t recheck = plait_deadline_in(PLOCK_RECHECK_NS);
         int r = plait__pfutex_wait(&l->word, v, recheck < deadline ? recheck : deadline,

@@ -77,9 +77,15 @@ int plait__pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t 
 static int pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t deadline,
                        plait__shared_waiting *stay)
 {
-    unsigned me = plait__pid();
     uint64_t self = plait__self();
     for (;;) {
+        /* this process's id read again at every look: a coroutine waiting here while
+         * another one of its scheduler forks goes on waiting in the child too, and
+         * must take the lock as the child (with its parent's id, read once before
+         * the fork, it took it in the parent's name: the child could not unlock it,
+         * nor its death release it, and the parent's copy of the locker saw itself
+         * the holder) */
+        unsigned me = plait__pid();
         unsigned word = atomic_load(&st->holder);
         if (word == 0 || word == PLAIT__PMUTEX_DIED) {
             if (atomic_compare_exchange_strong(&st->holder, &word, me)) {

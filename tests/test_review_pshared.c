@@ -1,0 +1,165 @@
+/*
+ * test_review_pshared.c — adversarial cases for the objects shared between processes
+ * (review of psync.c, shm.c, pfutex.c, shared.c, queue.c).
+ *
+ *   - A coroutine that waits for a process mutex while another coroutine of its
+ *     scheduler forks goes on waiting in the child too; when it gets the lock there,
+ *     the lock must be the child's (it took it in its parent's name: the locker had
+ *     read its process id once, before the fork, so the child could not unlock it and
+ *     the parent saw its own coroutine holding it).
+ *   - The same for a coroutine that waits for a queue's lock at the fork: a child killed
+ *     while it held that lock left it to nobody (the lock named the parent, alive), and
+ *     every later send and receive timed out.
+ *   - Edges: sizes, deadlines in the past, a dead holder's lock, item accounting under
+ *     SIGKILL of consumers, no mapping or descriptor left behind.
+ *
+ * Every blocking call has a deadline; children are reaped within a bound (fork_child.h).
+ */
+#include "fork_child.h"
+#include "stop_in_copy.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+/* A deadline for a call that should not wait at all, unless a lock is left held. */
+#define BRIEF() plait_deadline_in(PLAIT_SEC)
+
+/* ---- a process mutex waited on by a coroutine across a fork ---- */
+
+static plait_pmutex *sf_m;
+static int sf_lock_r = 1, sf_unlock_r = 1; /* each process's own copy */
+
+static void *sf_locker(void *arg)
+{
+    (void)arg;
+    sf_lock_r = plait_pmutex_lock(sf_m, SOON());
+    if (sf_lock_r == 0)
+        sf_unlock_r = plait_pmutex_unlock(sf_m);
+    return NULL;
+}
+
+static void *sf_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_pmutex_lock(sf_m, 0), 0); /* held by this coroutine... */
+    plait_task x;
+    CHECK_EQ(plait_spawn(&x, sf_locker, NULL), 0);
+    settle(); /* ...while x waits for it */
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        alarm(20);
+        /* x goes on here: it gets the lock once the parent lets go, as this process */
+        CHECK_EQ(plait_join(x, NULL, SOON()), 0);
+        CHECK_EQ(sf_lock_r, 0);
+        CHECK_EQ(sf_unlock_r, 0); /* -EPERM: it was taken in the parent's name */
+        child_exit();
+    }
+    CHECK_EQ(plait_pmutex_unlock(sf_m), 0);
+    CHECK_EQ(plait_join(x, NULL, SOON()), 0);
+    CHECK_EQ(sf_lock_r, 0); /* -EDEADLK: the child's x held it as the parent's x */
+    CHECK_EQ(sf_unlock_r, 0);
+    reap_ok(pid, 15);
+    /* both let go: it is free */
+    CHECK_EQ(plait_pmutex_lock(sf_m, 0), 0);
+    CHECK_EQ(plait_pmutex_unlock(sf_m), 0);
+    return NULL;
+}
+
+TEST(pmutex_waited_across_a_fork_is_the_childs)
+{
+    CHECK_EQ(plait_pmutex_create(&sf_m), 0);
+    check_run(sf_main, NULL);
+    int r = plait_pmutex_destroy(sf_m);
+    if (r == -EBUSY) { /* left held by the parent's id: do not leak it for later cases */
+        CHECK(!"the mutex was left held");
+    } else {
+        CHECK_EQ(r, 0);
+    }
+}
+
+/* ---- a queue's lock waited on by a coroutine across a fork ---- */
+
+static plait_queue *qf_q;
+static int qf_send_r = 1;
+static char qf_msg[BIG];
+
+static void *qf_sender(void *arg)
+{
+    (void)arg;
+    /* waits for the lock (a stopped holder keeps it): the deadline bounds a lock that
+     * nobody will ever release */
+    qf_send_r = plait_queue_send(qf_q, qf_msg, sizeof qf_msg, plait_deadline_in(3 * PLAIT_SEC));
+    return NULL;
+}
+
+/* Wait (looking every millisecond) until the child pid is stopped: true. */
+static bool seen_stopped(pid_t pid)
+{
+    int64_t deadline = SOON();
+    while (plait_now() < deadline) {
+        int status = 0;
+        pid_t r = waitpid(pid, &status, WUNTRACED | WNOHANG);
+        if (r == pid)
+            return WIFSTOPPED(status);
+        if (r < 0)
+            return false;
+        plait_sleep(PLAIT_MS);
+    }
+    return false;
+}
+
+static void *qf_main(void *arg)
+{
+    pid_t holder = *(pid_t *)arg;
+    plait_task x;
+    CHECK_EQ(plait_spawn(&x, qf_sender, NULL), 0);
+    settle(); /* x waits for the queue's lock, which the stopped holder keeps */
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        alarm(20);
+        /* x goes on here: once it has the lock it stops in its copy, to be killed */
+        stop_in_a_big_copy = 1;
+        CHECK_EQ(plait_join(x, NULL, SOON()), 0);
+        child_exit();
+    }
+    CHECK_EQ(kill(holder, SIGCONT), 0); /* the holder sends and lets go */
+    /* the child's x takes the lock (before or after this process's x) and stops */
+    CHECK(seen_stopped(pid));
+    CHECK_EQ(kill(pid, SIGKILL), 0);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    /* the dead child's lock is released: this process's x sends, and the queue works */
+    CHECK_EQ(plait_join(x, NULL, SOON()), 0);
+    CHECK_EQ(qf_send_r, 0);
+    static char got[BIG];
+    CHECK_EQ(plait_queue_recv(qf_q, got, sizeof got, BRIEF()), (ssize_t)BIG); /* the holder's */
+    CHECK_EQ(plait_queue_recv(qf_q, got, sizeof got, BRIEF()), (ssize_t)BIG); /* x's */
+    CHECK_EQ(plait_queue_recv(qf_q, got, sizeof got, 0), -ETIMEDOUT); /* not the child's */
+    CHECK_EQ(plait_queue_send(qf_q, "x", 1, BRIEF()), 0);
+    CHECK_EQ(plait_queue_recv(qf_q, got, sizeof got, BRIEF()), 1);
+    return NULL;
+}
+
+TEST(queue_lock_waited_across_a_fork_is_the_childs)
+{
+    int before = check_failures;
+    CHECK_EQ(plait_queue_create(&qf_q, BIG, 4), 0);
+    pid_t holder = holder_stopped_in_a_send(qf_q);
+    check_run(qf_main, &holder);
+    int status = 0;
+    if (waitpid(holder, &status, WNOHANG) == 0) { /* not let go on: do not leave it */
+        kill(holder, SIGKILL);
+        waitpid(holder, &status, 0);
+    }
+    /* a destroy takes the lock (without a deadline): not when it is left held */
+    if (check_failures == before)
+        CHECK_EQ(plait_queue_destroy(qf_q), 0);
+}
+
+RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
+          CASE(queue_lock_waited_across_a_fork_is_the_childs))
