@@ -1028,7 +1028,8 @@ int plait_process_kill(plait_task task, int sig);
  * process has room for 8,128 of them at once (more are -EAGAIN).  A waiter looks every
  * 100 ms whether the process it waits for still exists, so a holder whose death nobody
  * reports (a grandchild whose parent died first, reaped by init) is seen gone once
- * reaped.  A forked child may destroy the handles its parent's other threads waited on.
+ * reaped; a process mutex's locker looks at its deadline too (so a past deadline tries
+ * a lock whose holder is gone), and its destroy does.  A forked child may destroy the handles its parent's other threads waited on.
  * ------------------------------------------------------------------------- */
 
 typedef struct plait_shm plait_shm;

@@ -109,13 +109,18 @@ static int pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t 
         plait__shared_stay(obj, stay);
         int r = plait__shared_wait(obj, &st->seq, seq, &st->waiters,
                                    recheck < deadline ? recheck : deadline, "process mutex");
-        if (r == -ETIMEDOUT && recheck < deadline) {
-            if (word != me && plait__pid_gone(word) && release_dead(st, word)) {
+        if (r == -ETIMEDOUT) {
+            /* at every look, the caller's deadline too: a call that tries (a past
+             * deadline) or waits less than a recheck looked at the holder never, and got
+             * -ETIMEDOUT for ever on a mutex whose holder is gone */
+            bool gone = word != me && plait__pid_gone(word);
+            if (gone && release_dead(st, word)) {
                 atomic_fetch_add(&st->seq, 1); /* then take it, or let others: as a release */
                 if (atomic_load(&st->waiters))
                     plait__pfutex_wake(&st->seq);
             }
-            continue;
+            if (gone || recheck < deadline)
+                continue; /* (taken by a live holder meanwhile: the next timeout ends it) */
         }
         if (r < 0)
             return r;
@@ -149,7 +154,9 @@ bool plait__pmutex_busy(plait__shared_obj *obj, plait__pmutex_state *st)
     if (atomic_load(&obj->local_waiters) != 0)
         return true;
     unsigned word = atomic_load(&st->holder);
-    return word != 0 && word != PLAIT__PMUTEX_DIED;
+    /* a holder gone, and reaped by someone who did not tell the mutex, holds nothing */
+    return word != 0 && word != PLAIT__PMUTEX_DIED &&
+           (word == plait__pid() || !plait__pid_gone(word));
 }
 
 struct plait_pmutex {

@@ -161,5 +161,45 @@ TEST(queue_lock_waited_across_a_fork_is_the_childs)
         CHECK_EQ(plait_queue_destroy(qf_q), 0);
 }
 
+/* ---- a holder gone unreported, and a caller with a short deadline ---- */
+
+/* A plain fork()'s child takes the mutex and exits; this process reaps it itself, so
+ * nobody tells the mutex.  API.md: the next holder gets -EOWNERDEAD for a holder "gone
+ * for good, reaped by someone else", found by a look at whether it still exists.  A
+ * caller that tries (a past deadline) or waits less than the waiters' 100 ms between
+ * looks never looked: it got -ETIMEDOUT for ever, on a mutex nobody holds. */
+TEST(pmutex_of_a_holder_reaped_unreported_to_a_try)
+{
+    plait_pmutex *m;
+    plait_shm *r;
+    CHECK_EQ(plait_pmutex_create(&m), 0);
+    CHECK_EQ(plait_shm_create(&r, 8), 0);
+    pid_t pid = fork_child(true);
+    if (pid == 0) {
+        int a = plait_pmutex_lock(m, 0), b = plait_shm_lock(r, 0);
+        _exit(a == 0 && b == 0 ? 0 : 1); /* holding both */
+    }
+    reap_ok(pid, 10); /* reaped here: gone, and nobody told the objects */
+    CHECK_EQ(plait_pmutex_lock(m, 0), -EOWNERDEAD);
+    CHECK_EQ(plait_pmutex_unlock(m), 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_shm_lock(r, plait_deadline_in(20 * PLAIT_MS)), -EOWNERDEAD);
+    CHECK_PROMPT(start);
+    CHECK_EQ(plait_shm_unlock(r), 0);
+    CHECK_EQ(plait_pmutex_lock(m, 0), 0); /* told once */
+    CHECK_EQ(plait_pmutex_unlock(m), 0);
+    /* nor is it held for a destroy (-EBUSY for ever: the handle and its mapping were
+     * kept until the process ended) */
+    pid = fork_child(true);
+    if (pid == 0) {
+        int a = plait_pmutex_lock(m, 0), b = plait_shm_lock(r, 0);
+        _exit(a == 0 && b == 0 ? 0 : 1);
+    }
+    reap_ok(pid, 10);
+    CHECK_EQ(plait_pmutex_destroy(m), 0);
+    CHECK_EQ(plait_shm_destroy(r), 0);
+}
+
 RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
-          CASE(queue_lock_waited_across_a_fork_is_the_childs))
+          CASE(queue_lock_waited_across_a_fork_is_the_childs),
+          CASE(pmutex_of_a_holder_reaped_unreported_to_a_try))
