@@ -25,8 +25,9 @@
  * child itself as it starts: shared.c).  A holder that sends is a sender, one that
  * receives a receiver; one that has done neither yet could become either.  When the
  * parent reaps a child, the child leaves the table (so does a process that destroys
- * its handle; a child that exec'd a program leaves at its exec, as no side: nothing
- * of plait ran in it).  A side is gone when a holder that was, or could have become,
+ * its handle, unless a holder stopped with the lock keeps it out: then at its death;
+ * a child that exec'd a program leaves at its exec, as no side: nothing of plait ran
+ * in it).  A side is gone when a holder that was, or could have become,
  * on it has left, and no holder left is on it or undecided: then
  * receivers get -EPIPE once the queue is empty (every sender has died), or senders get
  * -EPIPE at once (every receiver has died: nobody will read what they send).  A
@@ -42,6 +43,9 @@
 #include <string.h>
 
 enum { SIDES = 64, ROLE_SEND = 1, ROLE_RECV = 2, ALIGN = 64 };
+/* How many looks (about 10 ms apart: pfutex.c) at one live holder of the lock a destroy
+ * waits for it to let go before it leaves without updating the table. */
+enum { DESTROY_PATIENCE = 10 };
 
 typedef struct queue_state {
     plait__plock lock;
@@ -256,7 +260,13 @@ int plait_queue_destroy(plait_queue *queue)
         return -EINVAL;
     if (atomic_load(&queue->obj.local_waiters))
         return -EBUSY;
-    side_leave(queue->st, plait__pid(), true);
+    /* Leave the table of holders, but not at any price: a holder stopped in the middle of
+     * a copy (a debugger, job control) held the destroy for as long as it stayed stopped.
+     * After some 100 ms of one live holder the entry stays: this process is then
+     * taken for a holder until its death is reported, or found by a purge. */
+    queue_state *st = queue->st;
+    if (plait__plock_lock_patient(&st->lock, DESTROY_PATIENCE, NULL) == 0)
+        leave_locked(st, plait__pid(), true);
     plait__shared_let_go(&queue->obj);
     return 0;
 }

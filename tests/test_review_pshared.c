@@ -18,6 +18,7 @@
 #include "fork_child.h"
 #include "stop_in_copy.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/prctl.h>
@@ -200,6 +201,47 @@ TEST(pmutex_of_a_holder_reaped_unreported_to_a_try)
     CHECK_EQ(plait_shm_destroy(r), 0);
 }
 
+/* ---- a destroy while another process holds the queue's lock, stopped ---- */
+
+typedef struct {
+    plait_queue *q;
+    atomic_int done;
+    int r;
+} qd_ctx;
+
+static void *qd_destroy(void *arg)
+{
+    qd_ctx *c = arg;
+    c->r = plait_queue_destroy(c->q);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+/* API.md: send and receive keep their deadlines while a holder is stopped in the middle
+ * of its copy, len and close never wait for it, and "a fork, and the reaping of a child
+ * that held the queue, do wait for it".  plait_queue_destroy, which takes no deadline,
+ * waited too, for as long as the holder stayed stopped (its leave of the table of
+ * holders took the lock without any bound). */
+TEST(queue_destroy_does_not_wait_for_a_stopped_holder)
+{
+    qd_ctx c = {.r = 1};
+    CHECK_EQ(plait_queue_create(&c.q, BIG, 2), 0);
+    pid_t holder = holder_stopped_in_a_send(c.q);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, qd_destroy, &c), 0);
+    int64_t start = plait_now();
+    while (!atomic_load(&c.done) && plait_now() - start < 3 * PLAIT_SEC)
+        plait_sleep(PLAIT_MS);
+    CHECK(atomic_load(&c.done)); /* else it waits for the holder */
+    CHECK_EQ(kill(holder, SIGCONT), 0); /* (lets a destroy that waited go on) */
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_EQ(c.r, 0);
+    int status = 0;
+    CHECK_EQ(waitpid(holder, &status, 0), holder);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* its send went through */
+}
+
 RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_lock_waited_across_a_fork_is_the_childs),
-          CASE(pmutex_of_a_holder_reaped_unreported_to_a_try))
+          CASE(pmutex_of_a_holder_reaped_unreported_to_a_try),
+          CASE(queue_destroy_does_not_wait_for_a_stopped_holder))
