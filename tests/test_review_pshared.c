@@ -241,7 +241,177 @@ TEST(queue_destroy_does_not_wait_for_a_stopped_holder)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* its send went through */
 }
 
+/* ---- a holder killed while threads and coroutines of two processes wait ---- */
+
+enum { MW_WAITERS = 4 };
+
+typedef struct {
+    plait_pmutex *m;
+    plait_shm *log;             /* mw_log: what each waiter got, under m */
+    plait_pevent *held;
+} mw_ctx;
+
+typedef struct {
+    int results[MW_WAITERS];
+    int n;
+} mw_log;
+
+static mw_ctx mw;
+
+/* Lock (the holder is killed meanwhile), note what it said, unlock. */
+static void *mw_wait(void *arg)
+{
+    (void)arg;
+    int r = plait_pmutex_lock(mw.m, SOON());
+    if (r == 0 || r == -EOWNERDEAD) {
+        mw_log *log = plait_shm_data(mw.log);
+        log->results[log->n++ % MW_WAITERS] = r;
+        r = plait_pmutex_unlock(mw.m);
+    }
+    return ARG(r);
+}
+
+static void *mw_thread(void *arg)
+{
+    return mw_wait(arg);
+}
+
+/* In a process: one thread and one coroutine wait. */
+static void *mw_waiters(void *arg)
+{
+    (void)arg;
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, mw_thread, NULL), 0);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, mw_wait, NULL), 0);
+    void *r = ARG(1), *tr = ARG(1);
+    CHECK_EQ(plait_join(t, &r, SOON()), 0);
+    CHECK_EQ(pthread_join(th, &tr), 0);
+    CHECK_EQ(INT(r), 0);
+    CHECK_EQ(INT(tr), 0);
+    return NULL;
+}
+
+static ssize_t mw_holder(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    if (plait_pmutex_lock(mw.m, 0) != 0)
+        return -EPROTO;
+    plait_pevent_set(mw.held);
+    plait_sleep(20 * PLAIT_SEC); /* until killed */
+    return 0;
+}
+
+static ssize_t mw_other(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    int before = check_failures;
+    check_run(mw_waiters, NULL);
+    return check_failures == before ? 0 : -EPROTO;
+}
+
+static void *mw_main(void *arg)
+{
+    (void)arg;
+    plait_task holder, other;
+    CHECK_EQ(plait_process_start(&holder, mw_holder, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_pevent_wait(mw.held, SOON()), 0);
+    CHECK_EQ(plait_process_start(&other, mw_other, NULL, 0, NULL, NULL), 0);
+    plait_task mine;
+    CHECK_EQ(plait_spawn(&mine, mw_waiters, NULL), 0);
+    settle(); /* this process's coroutine waits (its thread soon too) */
+    CHECK_EQ(plait_pmutex_lock(mw.m, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_process_kill(holder, SIGKILL), 0);
+    CHECK_EQ(plait_join(mine, NULL, SOON()), 0);
+    CHECK_EQ(plait_join(other, NULL, SOON()), 0);
+    CHECK_EQ(plait_join(holder, NULL, SOON()), PLAIT_KILLED(SIGKILL));
+    mw_log *log = plait_shm_data(mw.log);
+    CHECK_EQ(log->n, MW_WAITERS);
+    int owner_dead = 0;
+    for (int i = 0; i < MW_WAITERS; i++)
+        owner_dead += log->results[i] == -EOWNERDEAD;
+    CHECK_EQ(owner_dead, 1); /* the first after the death, and only it */
+    CHECK_EQ(plait_pmutex_lock(mw.m, 0), 0);
+    CHECK_EQ(plait_pmutex_unlock(mw.m), 0);
+    return NULL;
+}
+
+TEST(pmutex_holder_killed_while_both_processes_wait)
+{
+    CHECK_EQ(plait_pmutex_create(&mw.m), 0);
+    CHECK_EQ(plait_shm_create(&mw.log, sizeof(mw_log)), 0);
+    CHECK_EQ(plait_pevent_create(&mw.held), 0);
+    check_run(mw_main, NULL);
+    CHECK_EQ(plait_pmutex_destroy(mw.m), 0);
+    CHECK_EQ(plait_shm_destroy(mw.log), 0);
+    CHECK_EQ(plait_pevent_destroy(mw.held), 0);
+}
+
+/* ---- a receiver killed in the middle of its copy ---- */
+
+static plait_queue *rk_q;
+
+static ssize_t rk_receiver(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    static char buf[BIG];
+    stop_in_a_big_copy = 1;
+    plait_queue_recv(rk_q, buf, sizeof buf, SOON()); /* stops in the copy */
+    return -EPROTO;
+}
+
+/* The message a receiver was copying when it died stays queued, whole, for the next:
+ * neither lost nor taken twice.  Its death reported (a child plait started) or not (a
+ * plain fork()'s child that this process reaps itself). */
+static void receiver_killed_in_its_copy(bool reported)
+{
+    CHECK_EQ(plait_queue_create(&rk_q, BIG, 2), 0);
+    static char msg[BIG], got[BIG];
+    for (int i = 0; i < 2; i++) {
+        memset(msg, 'a' + i, sizeof msg);
+        CHECK_EQ(plait_queue_send(rk_q, msg, sizeof msg, SOON()), 0);
+    }
+    if (reported) {
+        plait_task t;
+        CHECK_EQ(plait_process_start(&t, rk_receiver, NULL, 0, NULL, NULL), 0);
+        int pid = plait_process_pid(t);
+        CHECK(pid > 0);
+        CHECK(seen_stopped(pid) || !"the receiver never stopped");
+        CHECK_EQ(plait_process_kill(t, SIGKILL), 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), PLAIT_KILLED(SIGKILL));
+    } else {
+        pid_t pid = fork_child(true);
+        if (pid == 0)
+            _exit((int)-rk_receiver(NULL, 0, NULL, 0));
+        CHECK(seen_stopped(pid));
+        CHECK_EQ(kill(pid, SIGKILL), 0);
+        int status = 0;
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+    }
+    CHECK_EQ(plait_queue_len(rk_q), 2);
+    for (int i = 0; i < 2; i++) {
+        memset(got, 0, sizeof got);
+        CHECK_EQ(plait_queue_recv(rk_q, got, sizeof got, BRIEF()), (ssize_t)BIG);
+        CHECK(got[0] == 'a' + i && got[BIG - 1] == 'a' + i);
+    }
+    CHECK_EQ(plait_queue_recv(rk_q, got, sizeof got, 0), -ETIMEDOUT);
+    CHECK_EQ(plait_queue_destroy(rk_q), 0);
+}
+
+TEST(queue_receiver_killed_in_its_copy_reported)
+{
+    receiver_killed_in_its_copy(true);
+}
+
+TEST(queue_receiver_killed_in_its_copy_unreported)
+{
+    receiver_killed_in_its_copy(false);
+}
+
 RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_lock_waited_across_a_fork_is_the_childs),
           CASE(pmutex_of_a_holder_reaped_unreported_to_a_try),
-          CASE(queue_destroy_does_not_wait_for_a_stopped_holder))
+          CASE(queue_destroy_does_not_wait_for_a_stopped_holder),
+          CASE(pmutex_holder_killed_while_both_processes_wait),
+          CASE(queue_receiver_killed_in_its_copy_reported),
+          CASE(queue_receiver_killed_in_its_copy_unreported))
