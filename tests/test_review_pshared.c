@@ -408,10 +408,103 @@ TEST(queue_receiver_killed_in_its_copy_unreported)
     receiver_killed_in_its_copy(false);
 }
 
+/* ---- nothing left behind: mappings and descriptors ---- */
+
+/* Shared anonymous mappings of this process now (each shared object is one: "rw-s",
+ * "/dev/zero (deleted)" in /proc/self/maps; a sanitizer's own mappings are private);
+ * -1 when it cannot be read. */
+static int count_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return -1;
+    int n = 0;
+    char line[512];
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, " rw-s ") && strstr(line, "/dev/zero");
+    fclose(f);
+    return n;
+}
+
+enum { LK_EACH = 20 };
+
+typedef struct {
+    plait_pmutex *m[LK_EACH];
+    plait_psem *s[LK_EACH];
+    plait_pevent *e[LK_EACH];
+    plait_queue *q[LK_EACH];
+    plait_shm *r[LK_EACH];
+} lk_objects;
+
+static void lk_create(lk_objects *o)
+{
+    for (int i = 0; i < LK_EACH; i++) {
+        CHECK_EQ(plait_pmutex_create(&o->m[i]), 0);
+        CHECK_EQ(plait_psem_create(&o->s[i], 1), 0);
+        CHECK_EQ(plait_pevent_create(&o->e[i]), 0);
+        CHECK_EQ(plait_queue_create(&o->q[i], 100, 3), 0);
+        CHECK_EQ(plait_shm_create(&o->r[i], 4096 * (size_t)(i + 1)), 0);
+    }
+}
+
+static void lk_destroy(lk_objects *o)
+{
+    for (int i = 0; i < LK_EACH; i++) {
+        CHECK_EQ(plait_pmutex_destroy(o->m[i]), 0);
+        CHECK_EQ(plait_psem_destroy(o->s[i]), 0);
+        CHECK_EQ(plait_pevent_destroy(o->e[i]), 0);
+        CHECK_EQ(plait_queue_destroy(o->q[i]), 0);
+        CHECK_EQ(plait_shm_destroy(o->r[i]), 0);
+    }
+}
+
+static plait_pevent *lk_go;
+
+static ssize_t lk_child(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    return plait_pevent_wait(lk_go, SOON());
+}
+
+/* Objects destroyed while a child that holds them lives stay mapped (their deaths must
+ * still reach them) and go with it; those made and destroyed with no child go at once.
+ * Neither leaves a mapping or a descriptor behind. */
+TEST(no_mapping_or_descriptor_left_behind)
+{
+    CHECK_EQ(plait_pevent_create(&lk_go), 0);
+    plait_task warm;
+    CHECK_EQ(plait_process_start(&warm, lk_child, NULL, 0, NULL, NULL), 0); /* the manager */
+    CHECK_EQ(plait_pevent_set(lk_go), 0);
+    CHECK_EQ(plait_join(warm, NULL, SOON()), 0);
+    CHECK_EQ(plait_pevent_reset(lk_go), 0);
+    int maps = count_maps(), fds = count_fds();
+    CHECK(maps >= 0 && fds > 0);
+
+    static lk_objects o;
+    lk_create(&o);
+    CHECK_EQ(count_maps(), maps + 5 * LK_EACH);
+    lk_destroy(&o);
+    CHECK_EQ(count_maps(), maps);
+
+    lk_create(&o);
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, lk_child, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_queue_send(o.q[0], "x", 1, SOON()), 0);
+    lk_destroy(&o);
+    /* kept for the child's death (and the child's own result area is mapped) */
+    CHECK(count_maps() >= maps + 5 * LK_EACH);
+    CHECK_EQ(plait_pevent_set(lk_go), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(count_maps(), maps);
+    CHECK_EQ(count_fds(), fds);
+    CHECK_EQ(plait_pevent_destroy(lk_go), 0);
+}
+
 RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_lock_waited_across_a_fork_is_the_childs),
           CASE(pmutex_of_a_holder_reaped_unreported_to_a_try),
           CASE(queue_destroy_does_not_wait_for_a_stopped_holder),
           CASE(pmutex_holder_killed_while_both_processes_wait),
           CASE(queue_receiver_killed_in_its_copy_reported),
-          CASE(queue_receiver_killed_in_its_copy_unreported))
+          CASE(queue_receiver_killed_in_its_copy_unreported),
+          CASE(no_mapping_or_descriptor_left_behind))
