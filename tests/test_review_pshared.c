@@ -504,6 +504,68 @@ TEST(no_mapping_or_descriptor_left_behind)
     CHECK_EQ(plait_pevent_destroy(lk_go), 0);
 }
 
+/* ---- a consumer killed at any point: no message taken twice, at most its own lost ---- */
+
+enum { CK_TOTAL = 3000, CK_KILL_AT = 1000, CK_CONSUMERS = 3 };
+
+typedef struct {
+    unsigned char seen[CK_TOTAL];
+    int dups, marked;
+} ck_record;
+
+static plait_queue *ck_q;
+static plait_shm *ck_rec; /* a ck_record, under its lock */
+
+static ssize_t ck_consumer(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    ck_record *rec = plait_shm_data(ck_rec);
+    for (;;) {
+        uint32_t id;
+        ssize_t n = plait_queue_recv(ck_q, &id, sizeof id, SOON());
+        if (n == -EPIPE)
+            return 0;
+        if (n != (ssize_t)sizeof id || id >= CK_TOTAL)
+            return -EPROTO;
+        int r = plait_shm_lock(ck_rec, SOON());
+        if (r != 0 && r != -EOWNERDEAD)
+            return -EPROTO;
+        if (rec->seen[id]++)
+            rec->dups++;
+        else
+            rec->marked++;
+        plait_shm_unlock(ck_rec);
+    }
+}
+
+/* The consumer killed may have died with a message received and not yet noted (lost
+ * with it, as any process's data is), or in the middle of its receive (the message
+ * stays queued), or holding the record's lock (the next gets -EOWNERDEAD; the record
+ * is written so that either count is whole). */
+TEST(queue_consumer_killed_takes_nothing_twice)
+{
+    CHECK_EQ(plait_queue_create(&ck_q, sizeof(uint32_t), 8), 0);
+    CHECK_EQ(plait_shm_create(&ck_rec, sizeof(ck_record)), 0);
+    plait_task t[CK_CONSUMERS];
+    for (int i = 0; i < CK_CONSUMERS; i++)
+        CHECK_EQ(plait_process_start(&t[i], ck_consumer, NULL, 0, NULL, NULL), 0);
+    for (uint32_t id = 0; id < CK_TOTAL; id++) {
+        if (id == CK_KILL_AT)
+            CHECK_EQ(plait_process_kill(t[0], SIGKILL), 0);
+        CHECK_EQ(plait_queue_send(ck_q, &id, sizeof id, SOON()), 0);
+    }
+    CHECK_EQ(plait_queue_close(ck_q), 0);
+    CHECK_EQ(plait_join(t[0], NULL, SOON()), PLAIT_KILLED(SIGKILL));
+    for (int i = 1; i < CK_CONSUMERS; i++)
+        CHECK_EQ(plait_join(t[i], NULL, SOON()), 0);
+    ck_record *rec = plait_shm_data(ck_rec);
+    CHECK_EQ(rec->dups, 0);
+    CHECK(rec->marked >= CK_TOTAL - 1 && rec->marked <= CK_TOTAL);
+    CHECK_EQ(plait_queue_len(ck_q), 0);
+    CHECK_EQ(plait_queue_destroy(ck_q), 0);
+    CHECK_EQ(plait_shm_destroy(ck_rec), 0);
+}
+
 RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_lock_waited_across_a_fork_is_the_childs),
           CASE(pmutex_of_a_holder_reaped_unreported_to_a_try),
@@ -511,4 +573,5 @@ RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(pmutex_holder_killed_while_both_processes_wait),
           CASE(queue_receiver_killed_in_its_copy_reported),
           CASE(queue_receiver_killed_in_its_copy_unreported),
+          CASE(queue_consumer_killed_takes_nothing_twice),
           CASE(no_mapping_or_descriptor_left_behind))
