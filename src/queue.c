@@ -203,6 +203,18 @@ static void queue_forked(plait__shared_obj *obj, unsigned pid)
 {
     queue_state *st = ((plait_queue *)obj)->st;
     plait__plock_lock(&st->lock);
+    /* An entry with this id already is a holder gone unreported (a plain fork()'s
+     * child that its program reaped), not purged yet, whose id the kernel has given to
+     * this new child: it leaves, as at its death, and the child starts undecided.  (The
+     * child took it over: the old holder's side for the new child's, and its departure
+     * never counted, so a side it was the last of never ended while the child lived.) */
+    for (int i = 0; i < SIDES; i++) {
+        if (st->sides[i].pid != pid)
+            continue;
+        unsigned roles = st->sides[i].roles;
+        st->lost |= roles ? roles : ROLE_SEND | ROLE_RECV;
+        st->sides[i].pid = st->sides[i].roles = 0;
+    }
     side_of(st, pid);
     sides_update(st); /* an undecided holder revives both sides */
     plait__plock_unlock(&st->lock);

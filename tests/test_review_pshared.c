@@ -566,6 +566,97 @@ TEST(queue_consumer_killed_takes_nothing_twice)
     CHECK_EQ(plait_shm_destroy(ck_rec), 0);
 }
 
+/* ---- a new child with the id of a holder gone unreported ---- */
+
+static plait_queue *pr_q;
+static plait_pevent *pr_took, *pr_done;
+
+static ssize_t pr_receiver(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    char c;
+    if (plait_queue_recv(pr_q, &c, 1, SOON()) != 1) /* a receiver, and no sender */
+        return -EPROTO;
+    plait_pevent_set(pr_took);
+    return plait_pevent_wait(pr_done, SOON());
+}
+
+/* Ask the kernel for pid as the next process id of this namespace: true when it took. */
+static bool next_pid_is(pid_t pid)
+{
+    FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+    if (!f)
+        return false;
+    bool ok = fprintf(f, "%d", (int)pid - 1) > 0;
+    return fclose(f) == 0 && ok;
+}
+
+static ssize_t pr_nothing(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    return 0;
+}
+
+/* A plain fork()'s child that sent (the only sender) ends, reaped by this process: nobody
+ * tells the queue, and its entry in the table of holders stays until a waiter's look
+ * finds it gone.  Ids are reused (pid_max is often 32768): a child plait forks next may
+ * get its id.  The table took that child for the old holder, with its side: a sender
+ * for ever while the new child lives (a receiver waited for ever where every sender was
+ * gone), or a receiver where the new child could be either side (-EPIPE too early). */
+TEST(queue_child_with_the_id_of_a_gone_holder)
+{
+    /* plait's manager thread first: a thread started later could take the id (and
+     * before the queue: a child that ends undecided ends both its sides) */
+    plait_task warm;
+    CHECK_EQ(plait_process_start(&warm, pr_nothing, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(warm, NULL, SOON()), 0);
+    CHECK_EQ(plait_queue_create(&pr_q, 1, 4), 0);
+    CHECK_EQ(plait_pevent_create(&pr_took), 0);
+    CHECK_EQ(plait_pevent_create(&pr_done), 0);
+    char c;
+    CHECK_EQ(plait_queue_recv(pr_q, &c, 1, 0), -ETIMEDOUT); /* this process receives */
+    pid_t sender = fork_child(true);
+    if (sender == 0)
+        _exit(plait_queue_send(pr_q, "a", 1, SOON()) == 0 &&
+                      plait_queue_send(pr_q, "b", 1, SOON()) == 0
+                  ? 0
+                  : 1);
+    reap_ok(sender, 10);
+    if (!next_pid_is(sender)) {
+        CHECK_SKIP("cannot choose the next process id (/proc/sys/kernel/ns_last_pid)");
+    } else {
+        plait_task t = {0};
+        bool got = false;
+        for (int tries = 0; tries < 50 && !got; tries++) {
+            if (tries && !next_pid_is(sender))
+                break;
+            plait_task u;
+            CHECK_EQ(plait_process_start(&u, pr_receiver, NULL, 0, NULL, NULL), 0);
+            int pid = plait_process_pid(u);
+            if (pid == sender) {
+                t = u;
+                got = true;
+            } else { /* another process took the id meanwhile: again */
+                CHECK_EQ(plait_process_kill(u, SIGKILL), 0);
+                CHECK_EQ(plait_join(u, NULL, SOON()), PLAIT_KILLED(SIGKILL));
+            }
+        }
+        if (!got) {
+            CHECK_SKIP("the process id was taken by others each time");
+        } else {
+            CHECK_EQ(plait_pevent_wait(pr_took, SOON()), 0);
+            CHECK_EQ(plait_queue_recv(pr_q, &c, 1, SOON()), 1);
+            /* empty; the only sender is gone, the two left receive: end of file */
+            CHECK_EQ(plait_queue_recv(pr_q, &c, 1, BRIEF()), -EPIPE);
+            CHECK_EQ(plait_pevent_set(pr_done), 0);
+            CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        }
+    }
+    CHECK_EQ(plait_queue_destroy(pr_q), 0);
+    CHECK_EQ(plait_pevent_destroy(pr_took), 0);
+    CHECK_EQ(plait_pevent_destroy(pr_done), 0);
+}
+
 RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_lock_waited_across_a_fork_is_the_childs),
           CASE(pmutex_of_a_holder_reaped_unreported_to_a_try),
@@ -574,4 +665,5 @@ RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_receiver_killed_in_its_copy_reported),
           CASE(queue_receiver_killed_in_its_copy_unreported),
           CASE(queue_consumer_killed_takes_nothing_twice),
+          CASE(queue_child_with_the_id_of_a_gone_holder),
           CASE(no_mapping_or_descriptor_left_behind))
