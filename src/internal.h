@@ -987,6 +987,9 @@ int plait__pmutex_unlock(plait__shared_obj *obj, plait__pmutex_state *st);
 bool plait__pmutex_busy(plait__shared_obj *obj, plait__pmutex_state *st);
 /* Process pid died: release the mutex if it held it. */
 void plait__pmutex_died(plait__pmutex_state *st, unsigned pid);
+/* A child was just forked with id pid: release the mutex if the word names that id
+ * (a holder gone unreported, whose id was reused). */
+void plait__pmutex_forked(plait__pmutex_state *st, unsigned pid);
 
 /* ---- the process manager (process.c) ---- */
 /* Something the manager thread watches in its epoll set. */

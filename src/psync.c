@@ -61,6 +61,17 @@ void plait__pmutex_died(plait__pmutex_state *st, unsigned pid)
     plait__pfutex_wake(&st->seq);
 }
 
+void plait__pmutex_forked(plait__pmutex_state *st, unsigned pid)
+{
+    /* A new child holds nothing yet: a word that names its id names a holder gone
+     * unreported (a plain fork()'s child its program reaped) whose id the kernel gave to
+     * this child, which made it look alive to the waiters' looks for as long as it lived. */
+    if (release_dead(st, pid)) {
+        atomic_fetch_add(&st->seq, 1);
+        plait__pfutex_wake(&st->seq);
+    }
+}
+
 static int pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t deadline,
                        plait__shared_waiting *stay);
 
@@ -169,6 +180,11 @@ static void pmutex_obj_died(plait__shared_obj *obj, unsigned pid)
     plait__pmutex_died(((plait_pmutex *)obj)->st, pid);
 }
 
+static void pmutex_obj_forked(plait__shared_obj *obj, unsigned pid)
+{
+    plait__pmutex_forked(((plait_pmutex *)obj)->st, pid);
+}
+
 /* The handle and its state in one shared page; NULL when out of memory. */
 static void *shared_create(size_t handle_size, size_t state_size, void **state,
                            void (*died)(plait__shared_obj *, unsigned))
@@ -194,6 +210,7 @@ int plait_pmutex_create(plait_pmutex **mutex)
     if (!*mutex)
         return -ENOMEM;
     (*mutex)->st = st;
+    (*mutex)->obj.forked = pmutex_obj_forked;
     return 0;
 }
 

@@ -27,6 +27,11 @@ static void region_died(plait__shared_obj *obj, unsigned pid)
     plait__pmutex_died(((plait_shm *)obj)->lock, pid);
 }
 
+static void region_forked(plait__shared_obj *obj, unsigned pid)
+{
+    plait__pmutex_forked(((plait_shm *)obj)->lock, pid);
+}
+
 int plait_shm_create(plait_shm **shm, size_t size)
 {
     if (!shm || size == 0 || size > PLAIT_SHM_MAX)
@@ -44,6 +49,7 @@ int plait_shm_create(plait_shm **shm, size_t size)
     r->data = (char *)r->lock + HEADER;
     r->size = size;
     plait__shared_register(&r->obj, region_died, r->lock, r->map_size);
+    r->obj.forked = region_forked;
     *shm = r;
     return 0;
 }

@@ -657,6 +657,71 @@ TEST(queue_child_with_the_id_of_a_gone_holder)
     CHECK_EQ(plait_pevent_destroy(pr_done), 0);
 }
 
+/* The same for a process mutex: its holder, a plain fork()'s child that this process
+ * reaped, is gone, and the next locker must get -EOWNERDEAD — but a child forked with
+ * its id made it look alive, and the mutex stayed held for as long as that child lived.
+ * (Any other process given the id does too: that, nobody can tell.) */
+static plait_pevent *pm_done;
+
+static ssize_t pm_child(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    return plait_pevent_wait(pm_done, SOON());
+}
+
+TEST(pmutex_child_with_the_id_of_a_gone_holder)
+{
+    plait_task warm; /* plait's manager thread first (see above) */
+    CHECK_EQ(plait_process_start(&warm, pr_nothing, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(warm, NULL, SOON()), 0);
+    plait_pmutex *m;
+    plait_shm *r;
+    CHECK_EQ(plait_pmutex_create(&m), 0);
+    CHECK_EQ(plait_shm_create(&r, 8), 0);
+    CHECK_EQ(plait_pevent_create(&pm_done), 0);
+    pid_t holder = fork_child(true);
+    if (holder == 0)
+        _exit(plait_pmutex_lock(m, 0) == 0 && plait_shm_lock(r, 0) == 0 ? 0 : 1);
+    reap_ok(holder, 10);
+    if (!next_pid_is(holder)) {
+        CHECK_SKIP("cannot choose the next process id (/proc/sys/kernel/ns_last_pid)");
+    } else {
+        plait_task t = {0};
+        bool got = false;
+        for (int tries = 0; tries < 50 && !got; tries++) {
+            if (tries && !next_pid_is(holder))
+                break;
+            plait_task u;
+            CHECK_EQ(plait_process_start(&u, pm_child, NULL, 0, NULL, NULL), 0);
+            if (plait_process_pid(u) == holder) {
+                t = u;
+                got = true;
+            } else { /* another process took the id meanwhile: again */
+                CHECK_EQ(plait_process_kill(u, SIGKILL), 0);
+                CHECK_EQ(plait_join(u, NULL, SOON()), PLAIT_KILLED(SIGKILL));
+            }
+        }
+        if (!got) {
+            CHECK_SKIP("the process id was taken by others each time");
+        } else {
+            CHECK_EQ(plait_pmutex_lock(m, BRIEF()), -EOWNERDEAD);
+            CHECK_EQ(plait_pmutex_unlock(m), 0);
+            CHECK_EQ(plait_shm_lock(r, BRIEF()), -EOWNERDEAD);
+            CHECK_EQ(plait_shm_unlock(r), 0);
+            CHECK_EQ(plait_pevent_set(pm_done), 0);
+            CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        }
+    }
+    int before = check_failures;
+    CHECK_EQ(plait_pmutex_lock(m, 0), 0);
+    CHECK_EQ(plait_pmutex_unlock(m), 0);
+    if (check_failures == before) {
+        CHECK_EQ(plait_pmutex_destroy(m), 0);
+        CHECK_EQ(plait_shm_destroy(r), 0);
+    }
+    CHECK_EQ(plait_pevent_destroy(pm_done), 0);
+}
+
 RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_lock_waited_across_a_fork_is_the_childs),
           CASE(pmutex_of_a_holder_reaped_unreported_to_a_try),
@@ -666,4 +731,5 @@ RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_receiver_killed_in_its_copy_unreported),
           CASE(queue_consumer_killed_takes_nothing_twice),
           CASE(queue_child_with_the_id_of_a_gone_holder),
+          CASE(pmutex_child_with_the_id_of_a_gone_holder),
           CASE(no_mapping_or_descriptor_left_behind))
