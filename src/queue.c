@@ -202,6 +202,12 @@ static void queue_execd(plait__shared_obj *obj, unsigned pid)
 static void queue_forked(plait__shared_obj *obj, unsigned pid)
 {
     queue_state *st = ((plait_queue *)obj)->st;
+    /* A child just forked holds nothing yet: a lock that names its id names a holder
+     * gone unreported (killed in its copy, reaped by its program) whose id the kernel
+     * gave to this child.  Released first: a look at whether its holder still exists
+     * answers alive now, and the fork waited for ever for its own child, which waits
+     * for its parent to go on. */
+    plait__plock_release_dead(&st->lock, pid);
     plait__plock_lock(&st->lock);
     /* An entry with this id already is a holder gone unreported (a plain fork()'s
      * child that its program reaped), not purged yet, whose id the kernel has given to

@@ -722,6 +722,98 @@ TEST(pmutex_child_with_the_id_of_a_gone_holder)
     CHECK_EQ(plait_pevent_destroy(pm_done), 0);
 }
 
+/* A holder killed in the middle of its copy, a plain fork()'s child that this process
+ * reaps: the queue's lock names it until a locker looks whether it still exists.  If a
+ * child that plait forks next gets its id, the fork itself (which enters the child in
+ * the queue's table, under that lock) found the lock held by that live child, which
+ * waits for its parent to go on: plait_process_start never returned. */
+typedef struct {
+    pid_t want;
+    atomic_int done;
+    int r, pid;
+    bool chose;
+    plait_task t;
+} ps_start;
+
+/* Choose the id (here: a thread started after the choice would take it), then start. */
+static void *ps_start_one(void *arg)
+{
+    ps_start *s = arg;
+    s->chose = next_pid_is(s->want);
+    if (s->chose)
+        s->r = plait_process_start(&s->t, pr_nothing, NULL, 0, NULL, NULL);
+    s->pid = s->chose && s->r == 0 ? plait_process_pid(s->t) : -1;
+    atomic_store(&s->done, 1);
+    return NULL;
+}
+
+/* Whether pid is a child of this process (/proc/PID/stat's fourth field). */
+static bool is_my_child(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[512] = "";
+    bool ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    const char *paren = ok ? strrchr(line, ')') : NULL;
+    int ppid = 0;
+    return paren && sscanf(paren + 1, " %*c %d", &ppid) == 1 && ppid == (int)getpid();
+}
+
+TEST(queue_lock_of_a_gone_holder_whose_id_a_child_gets)
+{
+    plait_task warm; /* plait's manager thread first (see above) */
+    CHECK_EQ(plait_process_start(&warm, pr_nothing, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(warm, NULL, SOON()), 0);
+    /* once a fork that did not get the id has looked at the lock, it is released: the
+     * whole case again, until a child gets the id */
+    bool got = false, chose = true;
+    for (int tries = 0; tries < 20 && !got && chose; tries++) {
+        plait_queue *q;
+        CHECK_EQ(plait_queue_create(&q, BIG, 2), 0);
+        char c;
+        /* this process sends and receives: no side ends when the children die */
+        CHECK_EQ(plait_queue_send(q, "x", 1, SOON()), 0);
+        CHECK_EQ(plait_queue_recv(q, &c, 1, SOON()), 1);
+        pid_t holder = holder_stopped_in_a_send(q);
+        CHECK_EQ(kill(holder, SIGKILL), 0);
+        int status = 0;
+        CHECK_EQ(waitpid(holder, &status, 0), holder);
+        ps_start st = {.want = holder, .r = 1};
+        pthread_t th;
+        CHECK_EQ(pthread_create(&th, NULL, ps_start_one, &st), 0);
+        int64_t start = plait_now();
+        while (!atomic_load(&st.done) && plait_now() - start < 3 * PLAIT_SEC)
+            plait_sleep(PLAIT_MS);
+        bool hung = !atomic_load(&st.done);
+        if (hung) {
+            CHECK(!"plait_process_start hung");
+            if (is_my_child(holder)) /* the new child, with the id: lets the start go on */
+                kill(holder, SIGKILL);
+        }
+        CHECK_EQ(pthread_join(th, NULL), 0);
+        chose = st.chose;
+        got = hung || st.pid == holder;
+        if (st.r == 0)
+            CHECK_EQ(plait_join(st.t, NULL, SOON()), hung ? PLAIT_KILLED(SIGKILL) : 0);
+        if (chose) {
+            /* the queue works: the dead holder's message never went in */
+            CHECK_EQ(plait_queue_send(q, "y", 1, BRIEF()), 0);
+            CHECK_EQ(plait_queue_recv(q, &c, 1, BRIEF()), 1);
+            CHECK_EQ(c, 'y');
+            CHECK_EQ(plait_queue_recv(q, &c, 1, 0), -ETIMEDOUT);
+            CHECK_EQ(plait_queue_destroy(q), 0);
+        }
+    }
+    if (!chose)
+        CHECK_SKIP("cannot choose the next process id (/proc/sys/kernel/ns_last_pid)");
+    else if (!got)
+        CHECK_SKIP("the process id was taken by others each time");
+}
+
 RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_lock_waited_across_a_fork_is_the_childs),
           CASE(pmutex_of_a_holder_reaped_unreported_to_a_try),
@@ -732,4 +824,5 @@ RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_consumer_killed_takes_nothing_twice),
           CASE(queue_child_with_the_id_of_a_gone_holder),
           CASE(pmutex_child_with_the_id_of_a_gone_holder),
+          CASE(queue_lock_of_a_gone_holder_whose_id_a_child_gets),
           CASE(no_mapping_or_descriptor_left_behind))
