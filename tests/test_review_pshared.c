@@ -568,19 +568,6 @@ TEST(queue_consumer_killed_takes_nothing_twice)
 
 /* ---- a new child with the id of a holder gone unreported ---- */
 
-static plait_queue *pr_q;
-static plait_pevent *pr_took, *pr_done;
-
-static ssize_t pr_receiver(const void *arg, size_t len, void *out, size_t cap)
-{
-    (void)arg, (void)len, (void)out, (void)cap;
-    char c;
-    if (plait_queue_recv(pr_q, &c, 1, SOON()) != 1) /* a receiver, and no sender */
-        return -EPROTO;
-    plait_pevent_set(pr_took);
-    return plait_pevent_wait(pr_done, SOON());
-}
-
 /* Ask the kernel for pid as the next process id of this namespace: true when it took. */
 static bool next_pid_is(pid_t pid)
 {
@@ -597,64 +584,95 @@ static ssize_t pr_nothing(const void *arg, size_t len, void *out, size_t cap)
     return 0;
 }
 
+/* plait's manager thread, started first: a thread started later could take the id. */
+static void manager_up(void)
+{
+    plait_task warm;
+    CHECK_EQ(plait_process_start(&warm, pr_nothing, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(warm, NULL, SOON()), 0);
+}
+
+/* Start fn with the id want as its argument, after asking for that id: *chose says
+ * whether it could be asked for, *got whether the child has it.  A child that has not
+ * must end at once without touching anything (its fn compares). */
+static plait_task start_with_id(pid_t want, plait_proc_fn fn, bool *chose, bool *got)
+{
+    plait_task t = {0};
+    *got = false;
+    *chose = next_pid_is(want);
+    if (*chose) {
+        CHECK_EQ(plait_process_start(&t, fn, &want, sizeof want, NULL, NULL), 0);
+        *got = plait_process_pid(t) == want;
+    }
+    return t;
+}
+
+/* Whether this child has the id it was started for (see start_with_id). */
+static bool has_wanted_id(const void *arg)
+{
+    pid_t want;
+    memcpy(&want, arg, sizeof want);
+    return getpid() == want;
+}
+
+static plait_queue *pr_q;
+static plait_pevent *pr_took, *pr_done;
+
+static ssize_t pr_receiver(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len, (void)out, (void)cap;
+    if (!has_wanted_id(arg))
+        return 0;
+    char c;
+    if (plait_queue_recv(pr_q, &c, 1, SOON()) != 1) /* a receiver, and no sender */
+        return -EPROTO;
+    plait_pevent_set(pr_took);
+    return plait_pevent_wait(pr_done, SOON());
+}
+
 /* A plain fork()'s child that sent (the only sender) ends, reaped by this process: nobody
  * tells the queue, and its entry in the table of holders stays until a waiter's look
  * finds it gone.  Ids are reused (pid_max is often 32768): a child plait forks next may
  * get its id.  The table took that child for the old holder, with its side: a sender
  * for ever while the new child lives (a receiver waited for ever where every sender was
- * gone), or a receiver where the new child could be either side (-EPIPE too early). */
+ * gone), or a receiver where the new child could be either side (-EPIPE too early).
+ * (A child that does not get the id, ending, has the old entry purged: the whole case
+ * again then.) */
 TEST(queue_child_with_the_id_of_a_gone_holder)
 {
-    /* plait's manager thread first: a thread started later could take the id (and
-     * before the queue: a child that ends undecided ends both its sides) */
-    plait_task warm;
-    CHECK_EQ(plait_process_start(&warm, pr_nothing, NULL, 0, NULL, NULL), 0);
-    CHECK_EQ(plait_join(warm, NULL, SOON()), 0);
-    CHECK_EQ(plait_queue_create(&pr_q, 1, 4), 0);
-    CHECK_EQ(plait_pevent_create(&pr_took), 0);
-    CHECK_EQ(plait_pevent_create(&pr_done), 0);
-    char c;
-    CHECK_EQ(plait_queue_recv(pr_q, &c, 1, 0), -ETIMEDOUT); /* this process receives */
-    pid_t sender = fork_child(true);
-    if (sender == 0)
-        _exit(plait_queue_send(pr_q, "a", 1, SOON()) == 0 &&
-                      plait_queue_send(pr_q, "b", 1, SOON()) == 0
-                  ? 0
-                  : 1);
-    reap_ok(sender, 10);
-    if (!next_pid_is(sender)) {
-        CHECK_SKIP("cannot choose the next process id (/proc/sys/kernel/ns_last_pid)");
-    } else {
-        plait_task t = {0};
-        bool got = false;
-        for (int tries = 0; tries < 50 && !got; tries++) {
-            if (tries && !next_pid_is(sender))
-                break;
-            plait_task u;
-            CHECK_EQ(plait_process_start(&u, pr_receiver, NULL, 0, NULL, NULL), 0);
-            int pid = plait_process_pid(u);
-            if (pid == sender) {
-                t = u;
-                got = true;
-            } else { /* another process took the id meanwhile: again */
-                CHECK_EQ(plait_process_kill(u, SIGKILL), 0);
-                CHECK_EQ(plait_join(u, NULL, SOON()), PLAIT_KILLED(SIGKILL));
-            }
-        }
-        if (!got) {
-            CHECK_SKIP("the process id was taken by others each time");
-        } else {
+    manager_up(); /* (before the queue: a child that ends undecided ends both sides) */
+    bool chose = true, got = false;
+    for (int tries = 0; tries < 20 && chose && !got; tries++) {
+        CHECK_EQ(plait_queue_create(&pr_q, 1, 4), 0);
+        CHECK_EQ(plait_pevent_create(&pr_took), 0);
+        CHECK_EQ(plait_pevent_create(&pr_done), 0);
+        char c;
+        CHECK_EQ(plait_queue_recv(pr_q, &c, 1, 0), -ETIMEDOUT); /* this process receives */
+        pid_t sender = fork_child(true);
+        if (sender == 0)
+            _exit(plait_queue_send(pr_q, "a", 1, SOON()) == 0 &&
+                          plait_queue_send(pr_q, "b", 1, SOON()) == 0
+                      ? 0
+                      : 1);
+        reap_ok(sender, 10);
+        plait_task t = start_with_id(sender, pr_receiver, &chose, &got);
+        if (got) {
             CHECK_EQ(plait_pevent_wait(pr_took, SOON()), 0);
             CHECK_EQ(plait_queue_recv(pr_q, &c, 1, SOON()), 1);
             /* empty; the only sender is gone, the two left receive: end of file */
             CHECK_EQ(plait_queue_recv(pr_q, &c, 1, BRIEF()), -EPIPE);
             CHECK_EQ(plait_pevent_set(pr_done), 0);
-            CHECK_EQ(plait_join(t, NULL, SOON()), 0);
         }
+        if (chose)
+            CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        CHECK_EQ(plait_queue_destroy(pr_q), 0);
+        CHECK_EQ(plait_pevent_destroy(pr_took), 0);
+        CHECK_EQ(plait_pevent_destroy(pr_done), 0);
     }
-    CHECK_EQ(plait_queue_destroy(pr_q), 0);
-    CHECK_EQ(plait_pevent_destroy(pr_took), 0);
-    CHECK_EQ(plait_pevent_destroy(pr_done), 0);
+    if (!chose)
+        CHECK_SKIP("cannot choose the next process id (/proc/sys/kernel/ns_last_pid)");
+    else if (!got)
+        CHECK_SKIP("the process id was taken by others each time");
 }
 
 /* The same for a process mutex: its holder, a plain fork()'s child that this process
@@ -665,61 +683,49 @@ static plait_pevent *pm_done;
 
 static ssize_t pm_child(const void *arg, size_t len, void *out, size_t cap)
 {
-    (void)arg, (void)len, (void)out, (void)cap;
-    return plait_pevent_wait(pm_done, SOON());
+    (void)len, (void)out, (void)cap;
+    return has_wanted_id(arg) ? plait_pevent_wait(pm_done, SOON()) : 0;
 }
 
 TEST(pmutex_child_with_the_id_of_a_gone_holder)
 {
-    plait_task warm; /* plait's manager thread first (see above) */
-    CHECK_EQ(plait_process_start(&warm, pr_nothing, NULL, 0, NULL, NULL), 0);
-    CHECK_EQ(plait_join(warm, NULL, SOON()), 0);
-    plait_pmutex *m;
-    plait_shm *r;
-    CHECK_EQ(plait_pmutex_create(&m), 0);
-    CHECK_EQ(plait_shm_create(&r, 8), 0);
-    CHECK_EQ(plait_pevent_create(&pm_done), 0);
-    pid_t holder = fork_child(true);
-    if (holder == 0)
-        _exit(plait_pmutex_lock(m, 0) == 0 && plait_shm_lock(r, 0) == 0 ? 0 : 1);
-    reap_ok(holder, 10);
-    if (!next_pid_is(holder)) {
-        CHECK_SKIP("cannot choose the next process id (/proc/sys/kernel/ns_last_pid)");
-    } else {
-        plait_task t = {0};
-        bool got = false;
-        for (int tries = 0; tries < 50 && !got; tries++) {
-            if (tries && !next_pid_is(holder))
-                break;
-            plait_task u;
-            CHECK_EQ(plait_process_start(&u, pm_child, NULL, 0, NULL, NULL), 0);
-            if (plait_process_pid(u) == holder) {
-                t = u;
-                got = true;
-            } else { /* another process took the id meanwhile: again */
-                CHECK_EQ(plait_process_kill(u, SIGKILL), 0);
-                CHECK_EQ(plait_join(u, NULL, SOON()), PLAIT_KILLED(SIGKILL));
-            }
-        }
-        if (!got) {
-            CHECK_SKIP("the process id was taken by others each time");
-        } else {
+    manager_up();
+    bool chose = true, got = false;
+    for (int tries = 0; tries < 20 && chose && !got; tries++) {
+        plait_pmutex *m;
+        plait_shm *r;
+        CHECK_EQ(plait_pmutex_create(&m), 0);
+        CHECK_EQ(plait_shm_create(&r, 8), 0);
+        CHECK_EQ(plait_pevent_create(&pm_done), 0);
+        pid_t holder = fork_child(true);
+        if (holder == 0)
+            _exit(plait_pmutex_lock(m, 0) == 0 && plait_shm_lock(r, 0) == 0 ? 0 : 1);
+        reap_ok(holder, 10);
+        plait_task t = start_with_id(holder, pm_child, &chose, &got);
+        if (got) {
             CHECK_EQ(plait_pmutex_lock(m, BRIEF()), -EOWNERDEAD);
             CHECK_EQ(plait_pmutex_unlock(m), 0);
             CHECK_EQ(plait_shm_lock(r, BRIEF()), -EOWNERDEAD);
             CHECK_EQ(plait_shm_unlock(r), 0);
             CHECK_EQ(plait_pevent_set(pm_done), 0);
-            CHECK_EQ(plait_join(t, NULL, SOON()), 0);
         }
+        if (chose)
+            CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        /* free, one way or another (its holder found gone) */
+        int before = check_failures;
+        int lr = plait_pmutex_lock(m, 0);
+        CHECK(lr == 0 || lr == -EOWNERDEAD);
+        CHECK_EQ(plait_pmutex_unlock(m), 0);
+        if (check_failures == before) {
+            CHECK_EQ(plait_pmutex_destroy(m), 0);
+            CHECK_EQ(plait_shm_destroy(r), 0);
+        }
+        CHECK_EQ(plait_pevent_destroy(pm_done), 0);
     }
-    int before = check_failures;
-    CHECK_EQ(plait_pmutex_lock(m, 0), 0);
-    CHECK_EQ(plait_pmutex_unlock(m), 0);
-    if (check_failures == before) {
-        CHECK_EQ(plait_pmutex_destroy(m), 0);
-        CHECK_EQ(plait_shm_destroy(r), 0);
-    }
-    CHECK_EQ(plait_pevent_destroy(pm_done), 0);
+    if (!chose)
+        CHECK_SKIP("cannot choose the next process id (/proc/sys/kernel/ns_last_pid)");
+    else if (!got)
+        CHECK_SKIP("the process id was taken by others each time");
 }
 
 /* A holder killed in the middle of its copy, a plain fork()'s child that this process
@@ -765,9 +771,7 @@ static bool is_my_child(pid_t pid)
 
 TEST(queue_lock_of_a_gone_holder_whose_id_a_child_gets)
 {
-    plait_task warm; /* plait's manager thread first (see above) */
-    CHECK_EQ(plait_process_start(&warm, pr_nothing, NULL, 0, NULL, NULL), 0);
-    CHECK_EQ(plait_join(warm, NULL, SOON()), 0);
+    manager_up();
     /* once a fork that did not get the id has looked at the lock, it is released: the
      * whole case again, until a child gets the id */
     bool got = false, chose = true;
