@@ -10,8 +10,16 @@
  *   - The same for a coroutine that waits for a queue's lock at the fork: a child killed
  *     while it held that lock left it to nobody (the lock named the parent, alive), and
  *     every later send and receive timed out.
- *   - Edges: sizes, deadlines in the past, a dead holder's lock, item accounting under
- *     SIGKILL of consumers, no mapping or descriptor left behind.
+ *   - A process mutex whose holder died and was reaped unreported (a plain fork()'s
+ *     child): a try, or a wait shorter than the waiters' 100 ms looks, must see it gone
+ *     (-EOWNERDEAD), and a destroy must not count it held.
+ *   - plait_queue_destroy while another process is stopped holding the queue's lock.
+ *   - Ids reused: a child forked with the id of a holder gone unreported must not be
+ *     taken for it (a queue's table of holders, a mutex's word), nor may the fork wait
+ *     for ever for a queue's lock that names the dead holder (ns_last_pid chooses ids).
+ *   - Kept as guards: waiters (threads and coroutines) of two processes when a holder is
+ *     killed; a receiver killed in its copy; a consumer killed at any point takes no
+ *     message twice; no shared mapping or descriptor left behind.
  *
  * Every blocking call has a deadline; children are reaped within a bound (fork_child.h).
  */
