@@ -1,5 +1,5 @@
 /*
- * test_review_pshared.c — adversarial cases for the objects shared between processes
+ * test_pshared_holders.c — adversarial cases for the objects shared between processes
  * (review of psync.c, shm.c, pfutex.c, shared.c, queue.c).
  *
  *   - A coroutine that waits for a process mutex while another coroutine of its
