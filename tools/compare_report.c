@@ -392,16 +392,42 @@ int compare_print_table(FILE *out, const compare_result *res)
 
 /* ---- JSON ---------------------------------------------------------------------------- */
 
+/* The length of the well-formed UTF-8 sequence at p (1 to 4 bytes), or 0 where none
+ * starts: a stray continuation byte, an overlong form, a surrogate, a code point past
+ * U+10FFFF, or a sequence cut short (by the terminating NUL, which no range admits). */
+static int utf8_length(const unsigned char *p)
+{
+    if (p[0] < 0x80)
+        return 1;
+    int n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+          : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+    unsigned lo = p[0] == 0xe0 ? 0xa0 : p[0] == 0xf0 ? 0x90 : 0x80;
+    unsigned hi = p[0] == 0xed ? 0x9f : p[0] == 0xf4 ? 0x8f : 0xbf;
+    for (int i = 1; i < n; i++, lo = 0x80, hi = 0xbf)
+        if (p[i] < lo || p[i] > hi)
+            return 0;
+    return n;
+}
+
+/* A JSON string.  Text that comes from the machine need not be UTF-8 (a CPU's brand
+ * string is whatever bytes the firmware or hypervisor put there, and a long model name
+ * is cut to its buffer mid-character), but JSON must be (RFC 8259): a byte that starts
+ * no well-formed sequence is written as U+FFFD (it made the whole output unreadable to
+ * a strict parser, Python's json among them). */
 static void json_string(FILE *out, const char *s)
 {
     fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int n = utf8_length(p);
         if (*p == '"' || *p == '\\')
             fprintf(out, "\\%c", *p);
         else if (*p < 0x20)
             fprintf(out, "\\u%04x", *p);
+        else if (n == 0)
+            fputs("\\ufffd", out);
         else
-            fputc(*p, out);
+            fwrite(p, 1, (size_t)n, out);
+        p += n ? n : 1;
     }
     fputc('"', out);
 }
