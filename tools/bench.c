@@ -819,11 +819,18 @@ int tool_bench(int argc, char **argv)
                     fprintf(stderr, "plait bench: --runs needs a number (1..%d)\n", MAX_RUNS);
                     return TOOL_USAGE;
                 }
-                if ((runs = parse_runs(v)) < 0) {
+                int n = parse_runs(v);
+                if (n < 0) {
                     fprintf(stderr, "plait bench: --runs '%s': wants a number from 1 to %d\n", v,
                             MAX_RUNS);
                     return TOOL_USAGE;
                 }
+                /* two counts: the first was dropped without a word */
+                if (runs >= 0 && n != runs) {
+                    fprintf(stderr, "plait bench: --runs given twice ('%d', '%s')\n", runs, v);
+                    return TOOL_USAGE;
+                }
+                runs = n;
             } else {
                 fprintf(stderr, "plait bench: unknown option '%s' (plait bench --help)\n", a);
                 return TOOL_USAGE;

@@ -157,7 +157,7 @@ static int parse(int argc, char **argv, compare_options *opt, bool *help)
 {
     int i = 1;
     for (; i < argc && strcmp(argv[i], "--"); i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *html = NULL;
         if (!strcmp(a, "--quick"))
             opt->quick = true;
         else if (!strcmp(a, "--json"))
@@ -167,9 +167,9 @@ static int parse(int argc, char **argv, compare_options *opt, bool *help)
         else if (!strcmp(a, "--help") || !strcmp(a, "-h"))
             *help = true;
         else if (!strcmp(a, "--html") && i + 1 < argc && argv[i + 1][0] && argv[i + 1][0] != '-')
-            opt->html = argv[++i]; /* an option is no file name: --html=-x for one */
+            html = argv[++i]; /* an option is no file name: --html=-x for one */
         else if (!strncmp(a, "--html=", 7) && a[7])
-            opt->html = a + 7;
+            html = a + 7;
         else if (!strcmp(a, "--html") || !strcmp(a, "--html=")) {
             fprintf(stderr, "plait compare: --html needs a file name (--html FILE or --html=FILE)\n");
             return TOOL_USAGE;
@@ -177,6 +177,14 @@ static int parse(int argc, char **argv, compare_options *opt, bool *help)
             tool_bad_argument("compare", a, true);
             return TOOL_USAGE;
         }
+        /* one report per run: a second FILE silently dropped the first one asked for */
+        if (html && opt->html && strcmp(html, opt->html)) {
+            fprintf(stderr, "plait compare: --html given twice ('%s', '%s'): one report per run\n",
+                    opt->html, html);
+            return TOOL_USAGE;
+        }
+        if (html)
+            opt->html = html;
     }
     if (i + 1 < argc) { /* after `--`: compare takes no arguments */
         tool_bad_argument("compare", argv[i + 1], false);
