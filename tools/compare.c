@@ -332,6 +332,33 @@ static void discard_report(report_file *rep)
         unlink(rep->tmp);
 }
 
+/* Copy the file at from into the existing file at to, in place: 0, or -errno. */
+static int copy_into(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = in < 0 ? -1 : open(to, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    int r = out < 0 ? -errno : 0;
+    char buf[16384];
+    while (r == 0) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n == 0)
+            break;
+        if (n < 0 && errno != EINTR)
+            r = -errno;
+        for (ssize_t put = 0; r == 0 && put < n;) {
+            ssize_t w = write(out, buf + put, (size_t)(n - put));
+            if (w < 0 && errno != EINTR)
+                r = -errno;
+            put += w > 0 ? w : 0;
+        }
+    }
+    if (out >= 0 && close(out) != 0 && r == 0)
+        r = -errno;
+    if (in >= 0)
+        close(in);
+    return r;
+}
+
 /* Write the HTML report from the JSON and move it into place: 0, TOOL_OUTPUT after
  * saying why, or TOOL_INTERRUPTED (a signal came before the rename; the report is
  * still to be discarded). */
@@ -351,8 +378,14 @@ static int finish_report(report_file *rep, const char *path, const compare_resul
     free(json);
     if (tool_interrupted) /* a write it cut short (-EINTR) is no unwritable report */
         return TOOL_INTERRUPTED;
-    if (r == 0 && rep->tmp[0] && rename(rep->tmp, rep->final) != 0)
-        r = -errno;
+    if (r == 0 && rep->tmp[0] && rename(rep->tmp, rep->final) != 0) {
+        /* a file that is a mount point (one bind-mounted into a container: docker -v
+         * $PWD/r.html:/out/r.html) can be written, not renamed over (EBUSY): the
+         * whole run was measured, then refused.  The report is copied into it. */
+        r = errno == EBUSY ? copy_into(rep->tmp, rep->final) : -errno;
+        if (r == 0)
+            unlink(rep->tmp);
+    }
     if (r == 0)
         return 0;
     if (rep->tmp[0])
