@@ -231,7 +231,7 @@ static void recommend_cpu(compare_result *res)
      * and cost less to start; else the faster of the two. */
     int pick = cpu->value[THREAD] >= 0.9 * cpu->value[PROCESS] ? THREAD : PROCESS;
     char copying[96] = "", bw[32];
-    if (measured(big))
+    if (big && !isnan(big->value[PROCESS])) /* the one figure quoted: the others may have failed */
         snprintf(copying, sizeof copying, " (64 KiB messages between processes: %s)",
                  human(bw, sizeof bw, big->value[PROCESS], big->unit));
     recommend(res, "CPU-bound work", pick,
@@ -276,9 +276,14 @@ static void recommend_isolation(compare_result *res)
     }
     if (pick < 0 && !all)
         return; /* "none" needs every drill: one that failed might have said yes */
-    char cost[32] = "?";
-    if (pick >= 0 && measured(create))
-        human(cost, sizeof cost, create->value[pick], create->unit);
+    /* the cost of the model picked, where it was measured (a row of which another
+     * model failed still holds it: "Isolation costs ? per process started" was said) */
+    char cost[96] = "";
+    if (pick >= 0 && create && !isnan(create->value[pick])) {
+        char v[32];
+        snprintf(cost, sizeof cost, " Isolation costs %s per %s started.",
+                 human(v, sizeof v, create->value[pick], create->unit), compare_model_id[pick]);
+    }
     if (pick < 0)
         recommend(res, "code that may crash (untrusted input, native plug-ins)", -1,
                   "No model kept the other units alive when one crashed: coroutines: %s; "
@@ -287,10 +292,9 @@ static void recommend_isolation(compare_result *res)
                   fact_text(crash, PROCESS));
     else
         recommend(res, "code that may crash (untrusted input, native plug-ins)", pick,
-                  "When one unit raised SIGSEGV: coroutines: %s; threads: %s; processes: %s. "
-                  "Isolation costs %s per %s started.",
+                  "When one unit raised SIGSEGV: coroutines: %s; threads: %s; processes: %s.%s",
                   fact_text(crash, COROUTINE), fact_text(crash, THREAD),
-                  fact_text(crash, PROCESS), cost, compare_model_id[pick]);
+                  fact_text(crash, PROCESS), cost);
 }
 
 void compare_recommend(compare_result *res)
