@@ -179,6 +179,56 @@ TEST(recommendations_quote_what_was_measured)
     }
 }
 
+/* ---- the text table marks the best of a row with a model not measured ------------------ */
+/* "(* the best of the row)": a row with one model not measured had no best marked at
+ * all, though two figures were there to compare (the HTML report marks the best of
+ * those, with a tick).  The best of what was measured is marked; a row with fewer than
+ * two figures has none. */
+TEST(table_marks_best_of_measured)
+{
+    static compare_result res;
+    made_up_result(&res, "a CPU");
+    compare_metric *create = compare_metric_row(&res, "create");
+    create->value[PROCESS] = NAN;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    CHECK(mem != NULL);
+    if (!mem)
+        return;
+    CHECK_EQ(compare_print_table(mem, &res), 0);
+    CHECK_EQ(fclose(mem), 0);
+    const char *row = strstr(text, "\ncreation cost");
+    CHECK(row != NULL);
+    if (row) {
+        const char *end = strchr(row + 1, '\n');
+        int n = end ? (int)(end - row) : (int)strlen(row);
+        const char *star = strstr(row, "100 ns *");
+        if (!star || star > row + n)
+            fprintf(stderr, "  the row: %.*s\n", n, row + 1);
+        CHECK(star != NULL && star < row + n);
+    }
+    free(text);
+
+    /* one figure only: nothing to compare, no mark */
+    create->value[THREAD] = NAN;
+    text = NULL;
+    mem = open_memstream(&text, &len);
+    CHECK(mem != NULL);
+    if (!mem)
+        return;
+    CHECK_EQ(compare_print_table(mem, &res), 0);
+    CHECK_EQ(fclose(mem), 0);
+    row = strstr(text, "\ncreation cost");
+    CHECK(row != NULL);
+    if (row) {
+        const char *end = strchr(row + 1, '\n');
+        CHECK(end != NULL);
+        CHECK(memchr(row, '*', end ? (size_t)(end - row) : 0) == NULL);
+    }
+    free(text);
+}
+
 /* ---- the tool on the command line ------------------------------------------------------ */
 
 /* A directory of its own for a case, under /tmp. */
@@ -352,4 +402,5 @@ TEST(html_onto_mount_point)
 }
 
 RUN_TESTS(CASE(json_cpu_model_not_utf8), CASE(recommendations_quote_what_was_measured),
+          CASE(table_marks_best_of_measured),
           CASE(option_given_twice), CASE(html_onto_mount_point))

@@ -354,7 +354,12 @@ int compare_print_table(FILE *out, const compare_result *res)
     fprintf(out, "\n");
     for (int i = 0; i < res->metrics; i++) {
         const compare_metric *row = &res->metric[i];
-        int best = measured(row) ? best_of(row, 7) : -1;
+        /* the best of the figures there are (a row with one model not measured had no
+         * mark at all), where there are two to compare */
+        unsigned there = 0;
+        for (int m = 0; m < MODELS; m++)
+            there |= (unsigned)!isnan(row->value[m]) << m;
+        int best = there & (there - 1) ? best_of(row, there) : -1;
         fprintf(out, "%-*s", TITLE_WIDTH, row->title);
         for (int m = 0; m < MODELS; m++) {
             char cell[40];
