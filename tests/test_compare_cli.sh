@@ -195,7 +195,7 @@ d = json.load(open(sys.argv[1]))
 io = [m for m in d["metrics"] if m["id"] == "io_job"][0]
 assert all(isinstance(v, (int, float)) and v > 0 for v in io["values"].values()), io["values"]
 units = int(re.match(r"(\d+) units", io["how"]).group(1))
-assert 10 <= units <= (150 - 64) // 2, io["how"]
+assert 10 <= units <= (150 - 64) // 3, io["how"]
 print("ok: 150 open files: the I/O-bound job ran with %d units" % units)
 EOF
 expect_exit 1 "compare --quick with 40 open files" \

@@ -63,13 +63,15 @@ static const compare_sizes full_sizes = {
 
 /* Fit the counts to what this machine allows, so that a small machine gets a smaller
  * run instead of a failed one or a visit from the OOM killer.  The I/O-bound job holds
- * two descriptors per coroutine or thread unit (both ends live in this process): the
- * open-file limit is raised to its hard limit first (as Go's runtime does), and what
- * it then allows bounds the job; too few for IO_UNITS_MIN units and the job is not run
- * (its step fails with -EMFILE).  A quarter of the available memory bounds the units
+ * up to three descriptors per unit: both ends of its connection live in this process
+ * (a process unit's end is in the child, its pidfd here), and a thread unit waits in
+ * ppoll on its own wake-up eventfd too (src/poll.c; counted at two, 100 threads failed
+ * with EMFILE where the limit allowed 100 units).  The open-file limit is raised to its
+ * hard limit first (as Go's runtime does), and what it then allows bounds the job; too
+ * few for IO_UNITS_MIN units and the job is not run (its step fails with -EMFILE).  A quarter of the available memory bounds the units
  * parked at once, at generous sizes per unit (a coroutine's pages and page tables, a
  * thread's stack pages and kernel stack, a child's private pages).  Says what it cut. */
-enum { FDS_SPARE = 64, IO_UNITS_MIN = 10, PARKED_MIN = 10 };
+enum { FDS_SPARE = 64, FDS_PER_UNIT = 3, IO_UNITS_MIN = 10, PARKED_MIN = 10 };
 
 static void cap(int *count, long long most, int least, bool *cut)
 {
@@ -92,7 +94,7 @@ static void fit_to_machine(compare_sizes *s)
             getrlimit(RLIMIT_NOFILE, &files);
     }
     long long room = files.rlim_cur == RLIM_INFINITY ? INT_MAX
-                                                     : ((long long)files.rlim_cur - FDS_SPARE) / 2;
+                                                     : ((long long)files.rlim_cur - FDS_SPARE) / FDS_PER_UNIT;
     bool cut = false;
     if (room < IO_UNITS_MIN) {
         fprintf(stderr, "plait compare: %lld open files allowed: too few for the I/O-bound job\n",
