@@ -444,6 +444,53 @@ TEST(io_job_fits_the_file_limit)
     remove_scratch(dir);
 }
 
+/* The open-file limit bounds the processes parked at once too: each holds its pidfd in
+ * the tool.  The full run parks 100 (the quick one 20) whatever the limit: a full run
+ * with 94 files, "fewer units than usual for this machine's limits (94 open files ...):
+ * 10 in the I/O-bound job, ... 100 parked processes", then failed "processes: memory per
+ * unit: Too many open files", exit 1.  Here the quick run, at 25 files: its I/O-bound job
+ * is skipped (too few files, as documented), and nothing else may fail. */
+static int very_few_files(const char *dir)
+{
+    (void)dir;
+    struct rlimit files = {25, 25};
+    return setrlimit(RLIMIT_NOFILE, &files) == 0 ? 0 : 124;
+}
+
+TEST(parked_processes_fit_the_file_limit)
+{
+#if defined(__SANITIZE_THREAD__)
+    CHECK_SKIP("a measured run takes about a minute under ThreadSanitizer");
+    return;
+#endif
+    char dir[64];
+    scratch(dir);
+    static const char *const args[] = {"compare", "--quick", "--quiet", "--json", NULL};
+    CHECK_EQ(run_tool_after(dir, args, very_few_files), 1); /* the I/O-bound job: skipped */
+    const char *err = said(dir, "err");
+    CHECK(strstr(err, "too few for the I/O-bound job") != NULL);
+    /* every step that failed is the I/O-bound job's (coroutines, threads, processes) */
+    int failed = 0, io = 0;
+    for (const char *p = err; (p = strstr(p, " failed: ")) != NULL; p++)
+        failed++;
+    for (const char *p = err; (p = strstr(p, "I/O-bound job failed: ")) != NULL; p++)
+        io++;
+    if (failed != io)
+        fprintf(stderr, "  stderr: %s\n", err);
+    CHECK_EQ(failed, io);
+    const char *out = said(dir, "out");
+    const char *memory = strstr(out, "\"id\": \"memory\"");
+    const char *values = memory ? strstr(memory, "\"values\": {") : NULL;
+    CHECK(values != NULL);
+    if (values) {
+        const char *end = strchr(values, '}');
+        CHECK(end != NULL);
+        CHECK(memmem(values, end ? (size_t)(end - values) : 0, "null", 4) == NULL);
+    }
+    remove_scratch(dir);
+}
+
 RUN_TESTS(CASE(json_cpu_model_not_utf8), CASE(recommendations_quote_what_was_measured),
           CASE(table_marks_best_of_measured),
-          CASE(option_given_twice), CASE(html_onto_mount_point), CASE(io_job_fits_the_file_limit))
+          CASE(option_given_twice), CASE(html_onto_mount_point), CASE(io_job_fits_the_file_limit),
+          CASE(parked_processes_fit_the_file_limit))

@@ -68,7 +68,8 @@ static const compare_sizes full_sizes = {
  * ppoll on its own wake-up eventfd too (src/poll.c; counted at two, 100 threads failed
  * with EMFILE where the limit allowed 100 units).  The open-file limit is raised to its
  * hard limit first (as Go's runtime does), and what it then allows bounds the job; too
- * few for IO_UNITS_MIN units and the job is not run (its step fails with -EMFILE).  A quarter of the available memory bounds the units
+ * few for IO_UNITS_MIN units and the job is not run (its step fails with -EMFILE).
+ * It bounds the processes parked at once as well, each holding its pidfd here.  A quarter of the available memory bounds the units
  * parked at once, at generous sizes per unit (a coroutine's pages and page tables, a
  * thread's stack pages and kernel stack, a child's private pages).  Says what it cut. */
 enum { FDS_SPARE = 64, FDS_PER_UNIT = 3, IO_UNITS_MIN = 10, PARKED_MIN = 10 };
@@ -103,6 +104,10 @@ static void fit_to_machine(compare_sizes *s)
     } else {
         cap(&s->io_units, room, IO_UNITS_MIN, &cut);
     }
+    /* a parked process holds a descriptor here too (its pidfd): as many as the job's
+     * units at most (100 of them failed the full run's memory step where the limit
+     * had cut the job to 10 units) */
+    cap(&s->processes_parked, room, PARKED_MIN, &cut);
     struct sysinfo si;
     long long budget = sysinfo(&si) == 0 ? (long long)si.freeram * si.mem_unit / 4 : 0;
     if (budget > 0) {
