@@ -351,6 +351,44 @@ TEST(option_given_twice)
     remove_scratch(dir);
 }
 
+/* ---- `plait help -- --help`: after `--`, an argument ------------------------------------ */
+/* "`--` ends the options: what follows is an argument even if it starts with `-`"
+ * (docs/TOOL.md).  `plait help -- --help` took its --help for the option and printed the
+ * list of commands (exit 0); it is a COMMAND named "--help", which there is none of: a
+ * usage error naming it, as `plait help -- -x` is.  `plait help -- tour` and `plait help
+ * -- help` are the help of those commands. */
+TEST(help_after_double_dash)
+{
+    char dir[64];
+    scratch(dir);
+    static const char *const wrong[][4] = {
+        {"help", "--", "--help", NULL},
+        {"help", "--", "-h", NULL},
+        {"--help", "--", "--help", NULL},
+    };
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        int rc = run_tool(dir, wrong[i]);
+        const char *err = said(dir, "err");
+        char named[32];
+        snprintf(named, sizeof named, "'%s'", wrong[i][2]);
+        if (rc != 2 || !strstr(err, named))
+            fprintf(stderr, "  plait %s -- %s: exit %d, stderr: %.200s\n", wrong[i][0], wrong[i][2],
+                    rc, err);
+        CHECK_EQ(rc, 2);
+        CHECK(strstr(err, named) != NULL);
+        CHECK_EQ(strlen(said(dir, "out")), 0);
+    }
+    static const char *const right[][4] = {
+        {"help", "--", "tour", NULL},
+        {"help", "--", "help", NULL},
+    };
+    for (size_t i = 0; i < sizeof right / sizeof right[0]; i++) {
+        CHECK_EQ(run_tool(dir, right[i]), 0);
+        CHECK(strstr(said(dir, "out"), "usage: plait") != NULL);
+    }
+    remove_scratch(dir);
+}
+
 /* ---- --html to a file that is a mount point -------------------------------------------- */
 /* A file bind-mounted into a container (docker run -v $PWD/r.html:/out/r.html) can be
  * written but not renamed over: rename(2) fails with EBUSY.  The path passed every
@@ -491,6 +529,6 @@ TEST(parked_processes_fit_the_file_limit)
 }
 
 RUN_TESTS(CASE(json_cpu_model_not_utf8), CASE(recommendations_quote_what_was_measured),
-          CASE(table_marks_best_of_measured),
-          CASE(option_given_twice), CASE(html_onto_mount_point), CASE(io_job_fits_the_file_limit),
-          CASE(parked_processes_fit_the_file_limit))
+          CASE(table_marks_best_of_measured), CASE(option_given_twice),
+          CASE(help_after_double_dash), CASE(html_onto_mount_point),
+          CASE(io_job_fits_the_file_limit), CASE(parked_processes_fit_the_file_limit))

@@ -208,7 +208,9 @@ static const command *find_command(const char *name)
 static int run_help(int argc, char **argv)
 {
     int i = argc > 1 && !strcmp(argv[1], "--") ? 2 : 1; /* the COMMAND, if any */
-    if (i < argc && !is_help(argv[i])) {
+    /* after `--` a COMMAND "--help" or "-h" is an argument, not the option (it printed
+     * the list of commands): only "help" names help itself there */
+    if (i < argc && (i == 2 ? strcmp(argv[i], "help") != 0 : !is_help(argv[i]))) {
         const command *c = find_command(argv[i]);
         if (!c)
             return unknown_command(argv[i]);
