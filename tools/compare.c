@@ -306,9 +306,15 @@ static bool open_report(const char *path, report_file *rep)
         if (fd < 0)
             rep->tmp[0] = 0;
         /* the report that replaces a file keeps its permissions (a report kept private,
-         * 0600, came back readable by all, 0644) */
-        if (fd >= 0 && exists)
+         * 0600, came back readable by all, 0644), and its owner where the tool may give
+         * it (under sudo, a user's own report came back root's, unreadable to them at
+         * 0600); the owner first, as a change of owner clears the set-id bits */
+        if (fd >= 0 && exists) {
+            if (fchown(fd, st.st_uid, st.st_gid) != 0) {
+                /* not allowed (not root, the group not ours): the report stays ours */
+            }
             fchmod(fd, st.st_mode & 07777);
+        }
         /* the rename at the end must not fail for a name the file system cannot hold
          * (a FILE whose name is longer than NAME_MAX was refused after the whole run) */
         long name_max = fd >= 0 ? fpathconf(fd, _PC_NAME_MAX) : -1;
