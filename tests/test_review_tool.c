@@ -351,6 +351,30 @@ TEST(option_given_twice)
     remove_scratch(dir);
 }
 
+/* ---- bench --runs: a number from 1 to 99 with leading zeros ---------------------------- */
+/* `plait bench --runs 099` said "--runs '099': wants a number from 1 to 99" (exit 2):
+ * the check took the count of digits, at most two, for the range.  099 and 0001 are
+ * such numbers (as 07 was taken); 0, 00, 100 and 0100 are not. */
+TEST(bench_runs_leading_zeros)
+{
+    char dir[64];
+    scratch(dir);
+    static const char *const good[] = {"07", "099", "0001"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        const char *args[] = {"bench", "--runs", good[i], "--help", NULL};
+        int rc = run_tool(dir, args);
+        if (rc != 0)
+            fprintf(stderr, "  --runs %s: exit %d, stderr: %s\n", good[i], rc, said(dir, "err"));
+        CHECK_EQ(rc, 0);
+    }
+    static const char *const bad[] = {"0", "00", "100", "0100", "", "1e1", "+5", " 5"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *args[] = {"bench", "--runs", bad[i], "--help", NULL};
+        CHECK_EQ(run_tool(dir, args), 2);
+    }
+    remove_scratch(dir);
+}
+
 /* ---- `plait help -- --help`: after `--`, an argument ------------------------------------ */
 /* "`--` ends the options: what follows is an argument even if it starts with `-`"
  * (docs/TOOL.md).  `plait help -- --help` took its --help for the option and printed the
@@ -569,6 +593,6 @@ TEST(parked_processes_fit_the_file_limit)
 }
 
 RUN_TESTS(CASE(json_cpu_model_not_utf8), CASE(recommendations_quote_what_was_measured),
-          CASE(table_marks_best_of_measured), CASE(option_given_twice),
+          CASE(table_marks_best_of_measured), CASE(option_given_twice), CASE(bench_runs_leading_zeros),
           CASE(help_after_double_dash), CASE(html_onto_mount_point), CASE(html_keeps_owner),
           CASE(io_job_fits_the_file_limit), CASE(parked_processes_fit_the_file_limit))

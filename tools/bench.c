@@ -712,7 +712,10 @@ static bool find_dir(const bool *selected, char dir[PATH_MAX])
 /* N of --runs N: 1..MAX_RUNS, digits only; -1 otherwise. */
 static int parse_runs(const char *s)
 {
-    if (!*s || strlen(s) > 2 || strspn(s, "0123456789") != strlen(s))
+    if (!*s || strspn(s, "0123456789") != strlen(s))
+        return -1;
+    s += strspn(s, "0"); /* 099 is 99 (it was refused as out of range) */
+    if (strlen(s) > 2)
         return -1;
     int n = atoi(s);
     return n >= 1 && n <= MAX_RUNS ? n : -1;
