@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -248,8 +249,8 @@ static int run_tool(const char *dir, const char *const *args)
     return run_tool_after(dir, args, NULL);
 }
 
-/* The same, with setup(dir) run first in the child: an exit code other than 0 is the
- * child's (the tool does not run). */
+/* The same, with setup(dir) run in the child before the tool (its streams set): an exit
+ * code other than 0 is the child's (the tool does not run). */
 static int run_tool_after(const char *dir, const char *const *args, int (*setup)(const char *dir))
 {
     const char *argv[32] = {PLAIT_TOOL};
@@ -262,9 +263,6 @@ static int run_tool_after(const char *dir, const char *const *args, int (*setup)
         char path[128];
         if (chdir(dir) != 0)
             _exit(120);
-        int code = setup ? setup(dir) : 0;
-        if (code != 0)
-            _exit(code);
         int in = open("/dev/null", O_RDONLY);
         snprintf(path, sizeof path, "%s/out", dir);
         int out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -272,6 +270,9 @@ static int run_tool_after(const char *dir, const char *const *args, int (*setup)
         int err = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
             _exit(121);
+        int code = setup ? setup(dir) : 0; /* (it may change the streams) */
+        if (code != 0)
+            _exit(code);
         execv(PLAIT_TOOL, (char *const *)argv);
         _exit(122);
     }
@@ -504,6 +505,53 @@ TEST(html_keeps_owner)
     remove_scratch(dir);
 }
 
+/* ---- --html /dev/stdout when standard output is a socket ------------------------------- */
+/* "--html /dev/stdout" is written in place, after the table (docs/TOOL.md).  Where
+ * standard output is a socket (a systemd service's, which goes to the journal; inetd,
+ * socat) /dev/stdout cannot be opened: open(2) of /proc/self/fd/1 fails with ENXIO, and
+ * the run was refused, "cannot write the report /dev/stdout: No such device or address",
+ * exit 3.  The report goes through the descriptor itself, as for a file. */
+static int stdout_socket[2] = {-1, -1};
+
+static int stdout_to_socket(const char *dir)
+{
+    (void)dir;
+    return dup2(stdout_socket[1], STDOUT_FILENO) < 0 ? 123 : 0;
+}
+
+TEST(html_to_stdout_socket)
+{
+#if defined(__SANITIZE_THREAD__)
+    CHECK_SKIP("a measured run takes about a minute under ThreadSanitizer");
+    return;
+#endif
+    char dir[64];
+    scratch(dir);
+    /* room for the table and the report (some 40 KiB), read once the tool is done */
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, stdout_socket), 0);
+    int size = 1 << 20;
+    setsockopt(stdout_socket[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    setsockopt(stdout_socket[0], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    static const char *const args[] = {"compare", "--quick", "--quiet", "--html", "/dev/stdout", NULL};
+    int rc = run_tool_after(dir, args, stdout_to_socket);
+    close(stdout_socket[1]);
+    if (rc != 0)
+        fprintf(stderr, "  exit %d, stderr: %s\n", rc, said(dir, "err"));
+    CHECK_EQ(rc, 0);
+    static char got[1 << 20];
+    size_t len = 0;
+    for (ssize_t n; len < sizeof got - 1 && (n = read(stdout_socket[0], got + len, sizeof got - 1 - len)) > 0;)
+        len += (size_t)n;
+    got[len] = '\0';
+    close(stdout_socket[0]);
+    const char *table = strstr(got, "plait compare: coroutines, threads and processes");
+    const char *report = strstr(got, "<!DOCTYPE html>");
+    CHECK(table == got);
+    CHECK(report != NULL && report > table);
+    CHECK(strstr(got, "</html>\n") != NULL);
+    remove_scratch(dir);
+}
+
 /* ---- few descriptors: the I/O-bound job fits them ------------------------------------ */
 /* The job's units are bounded by the open-file limit (docs/TOOL.md: "what it then allows
  * bounds the I/O-bound job"), taken as two descriptors per unit: the client's socket and
@@ -595,4 +643,5 @@ TEST(parked_processes_fit_the_file_limit)
 RUN_TESTS(CASE(json_cpu_model_not_utf8), CASE(recommendations_quote_what_was_measured),
           CASE(table_marks_best_of_measured), CASE(option_given_twice), CASE(bench_runs_leading_zeros),
           CASE(help_after_double_dash), CASE(html_onto_mount_point), CASE(html_keeps_owner),
+          CASE(html_to_stdout_socket),
           CASE(io_job_fits_the_file_limit), CASE(parked_processes_fit_the_file_limit))

@@ -276,13 +276,15 @@ static bool open_report(const char *path, report_file *rep)
     bool exists = stat(path, &st) == 0;
     int fd = -1;
     rep->tmp[0] = 0;
-    int std = exists && S_ISREG(st.st_mode) ? standard_stream(&st) : -1;
+    /* a socket too: a standard output that is one (a systemd service's, to the journal;
+     * inetd's) cannot be opened through /dev/stdout (ENXIO: the run was refused) */
+    int std = exists && (S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode)) ? standard_stream(&st) : -1;
     if (exists && S_ISDIR(st.st_mode)) {
         errno = EISDIR;
     } else if (std >= 0) {
-        /* /dev/stdout of a tool whose output goes to a file: written in place through
-         * that descriptor, after the table (a new file renamed over it would replace
-         * the file, appended to or not, and drop the table) */
+        /* /dev/stdout of a tool whose output goes to a file or a socket: written in
+         * place through that descriptor, after the table (a new file renamed over it
+         * would replace the file, appended to or not, and drop the table) */
         fd = fcntl(std, F_DUPFD_CLOEXEC, 3);
     } else if (exists && !S_ISREG(st.st_mode)) {
         fd = open_in_place(path);
