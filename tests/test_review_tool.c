@@ -4,7 +4,7 @@
  * run the tool (PLAIT_TOOL, the build's plait) and look at its exit status, its
  * messages and the files it leaves.  The cases that need a whole run make a quick one
  * (about 2 s; a tenth of its counts in a sanitizer build, where the tool says so), and
- * are skipped under ThreadSanitizer, where one takes about a minute. */
+ * are skipped under ThreadSanitizer, where one can take a minute (test_compare_cli.sh). */
 #include "helpers.h"
 
 #include "compare.h"
@@ -423,7 +423,7 @@ TEST(help_after_double_dash)
  * failed: "cannot write the report r.html: Device or resource busy", exit 3, no
  * report.  Now a report that cannot be renamed over such a file is copied into it.
  * (Needs a mount namespace of its own: root, or CAP_SYS_ADMIN; skipped otherwise.  Not
- * under ThreadSanitizer, where the run it makes takes about a minute.) */
+ * under ThreadSanitizer, where the run it makes can take a minute.) */
 enum { NO_NAMESPACE = 125 };
 
 static int bind_mount_report(const char *dir)
@@ -443,7 +443,7 @@ static int bind_mount_report(const char *dir)
 TEST(html_onto_mount_point)
 {
 #if defined(__SANITIZE_THREAD__)
-    CHECK_SKIP("a measured run takes about a minute under ThreadSanitizer");
+    CHECK_SKIP("a measured run can take a minute under ThreadSanitizer");
     return;
 #endif
     char dir[64];
@@ -476,7 +476,7 @@ TEST(html_onto_mount_point)
 TEST(html_keeps_owner)
 {
 #if defined(__SANITIZE_THREAD__)
-    CHECK_SKIP("a measured run takes about a minute under ThreadSanitizer");
+    CHECK_SKIP("a measured run can take a minute under ThreadSanitizer");
     return;
 #endif
     if (geteuid() != 0) {
@@ -524,7 +524,7 @@ static int stdout_to_socket(const char *dir)
 TEST(html_to_stdout_socket)
 {
 #if defined(__SANITIZE_THREAD__)
-    CHECK_SKIP("a measured run takes about a minute under ThreadSanitizer");
+    CHECK_SKIP("a measured run can take a minute under ThreadSanitizer");
     return;
 #endif
     char dir[64];
@@ -588,7 +588,7 @@ static int few_files(const char *dir)
 TEST(io_job_fits_the_file_limit)
 {
 #if defined(__SANITIZE_THREAD__)
-    CHECK_SKIP("a measured run takes about a minute under ThreadSanitizer");
+    CHECK_SKIP("a measured run can take a minute under ThreadSanitizer");
     return;
 #endif
     char dir[64];
@@ -629,7 +629,7 @@ static int very_few_files(const char *dir)
 TEST(parked_processes_fit_the_file_limit)
 {
 #if defined(__SANITIZE_THREAD__)
-    CHECK_SKIP("a measured run takes about a minute under ThreadSanitizer");
+    CHECK_SKIP("a measured run can take a minute under ThreadSanitizer");
     return;
 #endif
     char dir[64];
