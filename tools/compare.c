@@ -69,9 +69,10 @@ static const compare_sizes full_sizes = {
  * with EMFILE where the limit allowed 100 units).  The open-file limit is raised to its
  * hard limit first (as Go's runtime does), and what it then allows bounds the job; too
  * few for IO_UNITS_MIN units and the job is not run (its step fails with -EMFILE).
- * It bounds the processes parked at once as well, each holding its pidfd here.  A quarter of the available memory bounds the units
- * parked at once, at generous sizes per unit (a coroutine's pages and page tables, a
- * thread's stack pages and kernel stack, a child's private pages).  Says what it cut. */
+ * It bounds the processes parked at once as well, each holding its pidfd here.  A
+ * quarter of the available memory bounds the units parked at once, at generous sizes
+ * per unit (a coroutine's pages and page tables, a thread's stack pages and kernel
+ * stack, a child's private pages).  Says what it cut. */
 enum { FDS_SPARE = 64, FDS_PER_UNIT = 3, IO_UNITS_MIN = 10, PARKED_MIN = 10 };
 
 static void cap(int *count, long long most, int least, bool *cut)
@@ -94,8 +95,9 @@ static void fit_to_machine(compare_sizes *s)
         if (setrlimit(RLIMIT_NOFILE, &files) != 0)
             getrlimit(RLIMIT_NOFILE, &files);
     }
-    long long room = files.rlim_cur == RLIM_INFINITY ? INT_MAX
-                                                     : ((long long)files.rlim_cur - FDS_SPARE) / FDS_PER_UNIT;
+    long long room = files.rlim_cur == RLIM_INFINITY
+                         ? INT_MAX
+                         : ((long long)files.rlim_cur - FDS_SPARE) / FDS_PER_UNIT;
     bool cut = false;
     if (room < IO_UNITS_MIN) {
         fprintf(stderr, "plait compare: %lld open files allowed: too few for the I/O-bound job\n",
