@@ -1,4 +1,4 @@
-/* test_review_tool.c — cases a review of the `plait` tool found (tools/, docs/TOOL.md),
+/* test_tool_faults.c — cases a review of the `plait` tool found (tools/, docs/TOOL.md),
  * each of which failed first.  The JSON cases call the report code itself
  * (tools/compare_report.c, linked in) on results made up here; the command-line cases
  * run the tool (PLAIT_TOOL, the build's plait) and look at its exit status, its
