@@ -320,13 +320,15 @@ wrk_run() {
         printf '%s\n' "$o" >&2
         return 1
     fi
+    # before anything is recorded: the figures of a run whose requests failed (a server
+    # answering errors at full speed) are no figures of that server
+    if grep -Eq 'Socket errors|Non-2xx' <<<"$o"; then
+        echo "run_io.sh: wrk -c$c against $name: $(grep -E 'Socket errors|Non-2xx' <<<"$o" | tr -s ' ' | tr '\n' ';') no figure recorded" >&2
+        return 1
+    fi
     record "http${c}_rps" "$name" "$rps"
     record "http${c}_p99_us" "$name" "$p99"
     cpu_per "http${c}_cpu_us_per_req" "$name" "$cpu0" "$n"
-    if grep -Eq 'Socket errors|Non-2xx' <<<"$o"; then
-        echo "run_io.sh: wrk -c$c against $name: $(grep -E 'Socket errors|Non-2xx' <<<"$o" | tr -s ' ' | tr '\n' ';')" >&2
-        return 1
-    fi
 }
 
 echo_run() {
@@ -377,8 +379,14 @@ idle_run() {
         [ "$(fd_count)" -ge $((fds0 + idle_n)) ] && break
         sleep 0.1
     done
-    [ "$(fd_count)" -ge $((fds0 + idle_n)) ] ||
-        echo "run_io.sh: warning: $name holds $(($(fd_count) - fds0)) of the $idle_n connections after 10 s" >&2
+    # A server that does not hold them all has no figure: the growth of the connections
+    # it took, divided by all of them, would be too small.
+    if [ "$(fd_count)" -lt $((fds0 + idle_n)) ]; then
+        echo "run_io.sh: idle_client against $name: the server holds $(($(fd_count) - fds0)) of the $idle_n connections after 10 s: no figure recorded" >&2
+        exec 9>&-
+        wait "$cpid" || true
+        return 1
+    fi
     after="$(rss_kib)"
     for _ in $(seq 1 15); do
         sleep 0.2

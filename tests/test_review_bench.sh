@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# test_review_bench.sh — cases a review of the benchmark drivers found (each failed
+# first).  bench/io/run_io.sh runs here with stand-ins for the load generators and the
+# servers (on PATH: wrk, go, gcc, nginx, dpkg, pkg-config; the "servers" it builds are
+# a small Python listener that answers nothing, the clients print what the real ones
+# would), so that what it does with a measurement that went wrong can be seen in a few
+# seconds and without the real toolchains:
+#
+#   - wrk reports failed requests (Non-2xx responses, socket errors): no figure of that
+#     run may be recorded (they were recorded, and only then the run called failed:
+#     the summary took a server answering errors at full speed for a fast one);
+#   - the server does not hold the idle connections the client opened: no memory per
+#     connection may be recorded (it was, with a warning: the growth of the connections
+#     it held divided by 10,000 it did not);
+#
+# and one run where nothing goes wrong, whose figures must be there.  Every wait is
+# bounded (run_io.sh under timeout).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+python=python3
+[ -x /usr/bin/python3 ] && python=/usr/bin/python3
+python="$(command -v "$python")"
+
+# ---- the stand-ins --------------------------------------------------------------------
+bin="$tmp/bin"
+mkdir -p "$bin"
+cat >"$tmp/server.py" <<'EOF'
+# A "server": listens on 127.0.0.1:PORT (the last argument), accepts nothing, exits 0
+# on SIGTERM.
+import signal, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[-1])))
+s.listen(4096)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+while True:
+    signal.pause()
+EOF
+# make_program OUT: what a build of OUT's source makes here
+cat >"$bin/make_program" <<EOF
+#!/usr/bin/env bash
+out="\$1"
+case "\$(basename "\$out")" in
+    echo_client) printf '#!/bin/sh\necho round_trips_per_s=1000\necho round_trips=5000\n' >"\$out" ;;
+    idle_client) printf '#!/bin/sh\necho connected=\$3\ncat >/dev/null\n' >"\$out" ;;
+    *) printf '#!/bin/sh\nexec %s %s "\$@"\n' "$python" "$tmp/server.py" >"\$out" ;;
+esac
+chmod +x "\$out"
+EOF
+# gcc and go: --version / version, else make the program named by -o
+for tool in gcc go; do
+    cat >"$bin/$tool" <<'EOF'
+#!/usr/bin/env bash
+case "${1:-}" in --version|version) echo "$(basename "$0") (stand-in) 1.0"; exit 0 ;; esac
+while [ $# -gt 0 ]; do
+    if [ "$1" = -o ]; then exec "$(dirname "$0")/make_program" "$2"; fi
+    shift
+done
+exit 1
+EOF
+done
+printf '#!/bin/sh\necho "nginx version: stand-in"\n' >"$bin/nginx"
+printf '#!/bin/sh\nexit 0\n' >"$bin/dpkg"
+printf '#!/bin/sh\n[ "$1" = --modversion ] && echo 1.0\nexit 0\n' >"$bin/pkg-config"
+# wrk: its output for a run of 1,000 requests; with WRK_ERRORS=1, all of them non-2xx
+cat >"$bin/wrk" <<'EOF'
+#!/bin/sh
+[ "$1" = -v ] && { echo "wrk 4.1.0 [stand-in]"; exit 1; }
+cat <<OUT
+Running 1s test @ http://127.0.0.1/
+  1 threads and 50 connections
+  Latency Distribution
+     50%  100.00us
+     99%  200.00us
+  1000 requests in 1.00s, 100.00KB read
+OUT
+[ "${WRK_ERRORS:-0}" = 1 ] && echo "  Non-2xx or 3xx responses: 1000"
+echo "Requests/sec:   1000.00"
+echo "Transfer/sec:    100.00KB"
+EOF
+chmod +x "$bin"/*
+
+# run_io CASE NOFILE [VAR=VALUE...]: run_io.sh on the epoll peer alone, one run of 1 s per
+# load, RLIMIT_NOFILE at NOFILE (under 10,100 the idle test is skipped); $rc, and
+# $tmp/CASE.out, $tmp/CASE.err, $tmp/CASE/io/results.txt
+run_io() {
+    local name="$1" nofile="$2"
+    shift 2
+    rc=0
+    (ulimit -n "$nofile" &&
+     env PATH="$bin:$PATH" BUILD_DIR="$tmp/$name" IO_PORT_BASE=$((20000 + RANDOM % 20000)) "$@" \
+         timeout 120 bash "$root/bench/io/run_io.sh" --only epoll --runs 1 --seconds 1) \
+        >"$tmp/$name.out" 2>"$tmp/$name.err" || rc=$?
+}
+results_have() { grep -Eq "$1" "$tmp/$2/io/results.txt" 2>/dev/null; }
+show() {
+    echo "--- $1: exit $rc; stderr:" >&2
+    cat "$tmp/$1.err" >&2
+    echo "--- results.txt:" >&2
+    cat "$tmp/$1/io/results.txt" >&2 || true
+}
+
+# ---- nothing goes wrong: the figures are there ------------------------------------------
+run_io ok 4096
+if [ "$rc" != 0 ] || ! results_have '^http50_rps epoll 1000$' ok ||
+    ! results_have '^http1_p99_us epoll 200$' ok || ! results_have '^echo100_rtps epoll 1000$' ok; then
+    fail "run_io.sh, nothing wrong: exit $rc, or a figure missing"
+    show ok
+fi
+
+# ---- wrk reports failed requests: no figure of the run ----------------------------------
+run_io wrk_errors 4096 WRK_ERRORS=1
+if [ "$rc" = 0 ] || results_have '^http(50|1)_' wrk_errors ||
+    ! grep -q 'Non-2xx' "$tmp/wrk_errors.err"; then
+    fail "run_io.sh, wrk's requests failed: exit $rc (expected 1), figures of the failed runs recorded, or no message"
+    show wrk_errors
+fi
+results_have '^echo100_rtps epoll 1000$' wrk_errors ||
+    fail "run_io.sh, wrk's requests failed: the echo figure (not wrk's) is missing"
+
+# ---- the server does not hold the idle connections: no memory figure ---------------------
+if [ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -ge 10100 ]; then
+    run_io idle_short 10100
+    if [ "$rc" = 0 ] || results_have '^idle10k_kib_per_conn ' idle_short ||
+        ! grep -q 'idle' "$tmp/idle_short.err"; then
+        fail "run_io.sh, a server holding none of the idle connections: exit $rc (expected 1), a memory figure recorded, or no message"
+        show idle_short
+    fi
+else
+    echo "SKIP: the idle connections (RLIMIT_NOFILE's hard limit $(ulimit -Hn) < 10100)"
+fi
+
+[ "$failures" = 0 ] || { echo "$failures case(s) failed" >&2; exit 1; }
+echo "test_review_bench: all cases passed"
