@@ -137,5 +137,96 @@ else
     echo "SKIP: the idle connections (RLIMIT_NOFILE's hard limit $(ulimit -Hn) < 10100)"
 fi
 
+# ---- peer_mp.py's maps: measured as bench_process measures plait's ---------------------
+# With made-up processes, pools and clock (nothing is forked; a timed map of the
+# 1,000,000 items takes 3 s of that clock, then 1 s, then 2 s): the figure is the best
+# of three maps, as plait's is (bench_process.c; it was the first map alone), on one
+# worker per CPU of the affinity mask, as plait_cpu_count() counts them (it was
+# os.cpu_count(), every CPU of the machine).
+cat >"$tmp/mp_case.py" <<'EOF'
+import importlib.util, os, sys, types
+
+spec = importlib.util.spec_from_file_location("peer_mp", sys.argv[1])
+peer_mp = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(peer_mp)
+
+clock = [0.0]
+timed = {"pool": [3.0, 1.0, 2.0], "chunked": [3.0, 1.0, 2.0]}
+workers = []  # (kind, workers) of every pool made, in order
+
+
+def take(kind):
+    clock[0] += timed[kind].pop(0) if timed[kind] else 5.0
+
+
+class Process:
+    def __init__(self, target):
+        self.target = target
+
+    def start(self):
+        self.target()
+
+    def join(self):
+        pass
+
+
+class Pool:
+    def __init__(self, n):
+        workers.append(("Pool", n))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def apply(self, fn):
+        return fn()
+
+    def map(self, fn, items):
+        if len(items) == 1000000:
+            take("pool")
+        return list(map(fn, items))
+
+
+class Executor(Pool):
+    def __init__(self, n):
+        workers.append(("ProcessPoolExecutor", n))
+
+    def submit(self, fn):
+        return types.SimpleNamespace(result=fn)
+
+    def map(self, fn, items, chunksize=1):
+        if len(items) == 1000000 and chunksize > 1:
+            take("chunked")
+        elif len(items) == 100000:
+            clock[0] += 1.0
+        return map(fn, items)
+
+
+peer_mp.mp = types.SimpleNamespace(set_start_method=lambda m: None, Pool=Pool,
+                                   get_context=lambda m: types.SimpleNamespace(Process=Process))
+peer_mp.cf = types.SimpleNamespace(ProcessPoolExecutor=Executor)
+peer_mp.time = types.SimpleNamespace(perf_counter=lambda: clock[0])
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+sys.argv = ["peer_mp.py", "1"]
+peer_mp.main()
+print("pools:", workers)
+if os.cpu_count() == 1:
+    print("(one CPU: the worker count is not told apart)")
+# the first two are the round trips' pools of one worker; then the maps'
+sys.exit("; ".join(f"{kind}({n}) for the map on a process allowed one CPU"
+                   for kind, n in workers[2:] if n != 1) or None)
+EOF
+if ! out="$(timeout 60 "$python" "$tmp/mp_case.py" "$root/bench/peer_mp.py" 2>&1)"; then
+    fail "peer_mp.py's map pools: $out"
+else
+    for want in "procpool.map python-pool items_per_s 1000000" \
+                "procpool.map python-ppe-chunked items_per_s 1000000" \
+                "procpool.map python-ppe items_per_s 100000"; do
+        grep -qx "$want" <<<"$out" || fail "peer_mp.py: no '$want' (the best of three maps) in: $out"
+    done
+fi
+
 [ "$failures" = 0 ] || { echo "$failures case(s) failed" >&2; exit 1; }
 echo "test_review_bench: all cases passed"
