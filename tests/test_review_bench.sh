@@ -137,6 +137,34 @@ else
     echo "SKIP: the idle connections (RLIMIT_NOFILE's hard limit $(ulimit -Hn) < 10100)"
 fi
 
+# ---- bench/io/server_pairs.sh: a round that went wrong has no figure ----------------------
+# The same stand-in servers (they spend no CPU tick) and wrk; curl too (they answer
+# nothing).  Its ratio divided by the second server's CPU time, and a wrk run whose
+# requests all failed printed a figure with status 0.
+printf '#!/bin/sh\nexit 0\n' >"$bin/curl"
+chmod +x "$bin/curl"
+# pairs CASE [VAR=VALUE...]: one round of 1 s; $rc, $tmp/CASE.out, $tmp/CASE.err
+pairs() {
+    local name="$1"
+    shift
+    rc=0
+    env PATH="$bin:$PATH" "$@" timeout 60 bash "$root/bench/io/server_pairs.sh" \
+        "$python $tmp/server.py" "$python $tmp/server.py" 1 50 1 \
+        >"$tmp/$name.out" 2>"$tmp/$name.err" || rc=$?
+}
+if [ "$(taskset -c 0,1 true 2>&1 && echo ok)" = ok ]; then
+    pairs pairs_ok
+    if [ "$rc" != 0 ] || ! grep -Eqx '0\.000 0\.000 n/a' "$tmp/pairs_ok.out"; then
+        fail "server_pairs.sh, two servers that spent no CPU: exit $rc, output '$(cat "$tmp/pairs_ok.out")' (expected '0.000 0.000 n/a'): $(cat "$tmp/pairs_ok.err")"
+    fi
+    pairs pairs_errors WRK_ERRORS=1
+    if [ "$rc" = 0 ] || [ -s "$tmp/pairs_errors.out" ] || ! grep -q 'Non-2xx' "$tmp/pairs_errors.err"; then
+        fail "server_pairs.sh, wrk's requests all failed: exit $rc (expected 1), output '$(cat "$tmp/pairs_errors.out")' (expected none): $(cat "$tmp/pairs_errors.err")"
+    fi
+else
+    echo "SKIP: server_pairs.sh (it needs CPUs 0 and 1)"
+fi
+
 # ---- peer_mp.py's maps: measured as bench_process measures plait's ---------------------
 # With made-up processes, pools and clock (nothing is forked; a timed map of the
 # 1,000,000 items takes 3 s of that clock, then 1 s, then 2 s): the figure is the best
