@@ -31,6 +31,8 @@
  */
 #include "bench_common.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -115,10 +117,77 @@ static void start_join(long long n)
     printf("process.start_join plait us_per_proc %.2f\n", (bench_now() - t0) / 1e3 / n);
 }
 
-static void round_trips(const char *placement, long long n)
+/* The number of CPUs the process pool worker that runs it may run on. */
+static ssize_t worker_cpus(const void *a, size_t l, void *out, size_t cap)
+{
+    (void)a;
+    (void)l;
+    (void)cap;
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
+    memcpy(out, &n, sizeof n);
+    return sizeof n;
+}
+
+/* Pin every thread of this process to one CPU; the number of threads, or -1.  Not
+ * sched_setaffinity(0, ...) alone: that pins the calling thread only, and plait's
+ * manager thread (started by the first process of start_join) forks the pool's
+ * workers, which take its affinity: every CPU.  Threads and processes made from now on
+ * take the pinning from the thread that makes them.  Passes until one finds every
+ * thread pinned already (a thread may start meanwhile). */
+static int pin_all_threads(int cpu)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    for (int pass = 0; pass < 10; pass++) {
+        DIR *d = opendir("/proc/self/task");
+        if (!d)
+            return -1;
+        int threads = 0, moved = 0;
+        for (struct dirent *e; (e = readdir(d));) {
+            if (e->d_name[0] == '.')
+                continue;
+            pid_t tid = (pid_t)atoi(e->d_name);
+            cpu_set_t now;
+            if (sched_getaffinity(tid, sizeof now, &now) == 0 && CPU_EQUAL(&now, &one)) {
+                threads++;
+                continue;
+            }
+            if (sched_setaffinity(tid, sizeof one, &one) != 0 && errno != ESRCH) {
+                closedir(d);
+                return -1;
+            }
+            threads++;
+            moved++;
+        }
+        closedir(d);
+        if (!moved)
+            return threads;
+    }
+    return -1;
+}
+
+/* Round trips to a pool of one worker; with want_cpus > 0, its worker must be
+ * allowed exactly that many CPUs (the placement the figure is named after). */
+static void round_trips(const char *placement, long long n, int want_cpus)
 {
     plait_procpool *pool;
     BENCH_CHECK(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 1}));
+    if (want_cpus > 0) {
+        plait_task t;
+        plait_bytes *cpus = NULL;
+        BENCH_CHECK(plait_procpool_submit(pool, &t, worker_cpus, NULL, 0));
+        BENCH_CHECK(plait_join(t, (void **)&cpus, PLAIT_FOREVER));
+        int got;
+        memcpy(&got, cpus->data, sizeof got);
+        free(cpus);
+        if (got != want_cpus) {
+            fprintf(stderr, "bench_process: procpool.roundtrip.%s: the worker may run on %d "
+                            "CPUs, not %d\n", placement, got, want_cpus);
+            exit(1);
+        }
+    }
     for (long long i = 0; i < n / 10 + 1; i++) {
         plait_task t;
         BENCH_CHECK(plait_procpool_submit(pool, &t, nothing, NULL, 0));
@@ -203,18 +272,18 @@ int main(int argc, char **argv)
     long long scale = bench_count(argc, argv, 1, "scale");
     start_join(2000 * scale);
     fork_here(2000 * scale);
-    round_trips("free", 20000 * scale);
+    round_trips("free", 20000 * scale, 0);
     map_items();
     recovery((int)(20 * scale));
-    /* last: everything of this process (and the threads and processes it makes from
-     * now on) on one CPU */
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(0, &one);
-    if (sched_setaffinity(0, sizeof one, &one) != 0) {
-        fprintf(stderr, "bench_process: cannot pin to CPU 0\n");
+    /* last: every thread of this process (and the threads and processes they make from
+     * now on: the pool's worker) on one CPU, as peer_shm_pingpong's two processes */
+    int threads = pin_all_threads(0);
+    if (threads < 0) {
+        fprintf(stderr, "bench_process: cannot pin this process's threads to CPU 0\n");
         return 1;
     }
-    round_trips("samecpu", 20000 * scale);
+    printf("# procpool.roundtrip.samecpu: the %d threads of this process and the pool's "
+           "worker on CPU 0\n", threads);
+    round_trips("samecpu", 20000 * scale, 1);
     return 0;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test_review_bench.sh — cases a review of the benchmark drivers found (each failed
-# first).  bench/io/run_io.sh runs here with stand-ins for the load generators and the
+# test_review_bench.sh [BENCH_PROCESS] — cases a review of the benchmarks and their
+# drivers found (each failed first).  bench/io/run_io.sh runs here with stand-ins for the load generators and the
 # servers (on PATH: wrk, go, gcc, nginx, dpkg, pkg-config; the "servers" it builds are
 # a small Python listener that answers nothing, the clients print what the real ones
 # would), so that what it does with a measurement that went wrong can be seen in a few
@@ -16,6 +16,7 @@
 # and one run where nothing goes wrong, whose figures must be there.  Every wait is
 # bounded (run_io.sh under timeout).
 set -euo pipefail
+bench_process=${1:-} # the build's bench/bench_process
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -138,9 +139,9 @@ else
 fi
 
 # ---- bench/io/server_pairs.sh: a round that went wrong has no figure ----------------------
-# The same stand-in servers (they spend no CPU tick) and wrk; curl too (they answer
-# nothing).  Its ratio divided by the second server's CPU time, and a wrk run whose
-# requests all failed printed a figure with status 0.
+# The "servers" are `sleep` (which spends no CPU tick: its CPU time per request is 0),
+# wrk and curl stand-ins.  Its ratio divided by the second server's CPU time, and a wrk
+# run whose requests all failed printed a figure with status 0.
 printf '#!/bin/sh\nexit 0\n' >"$bin/curl"
 chmod +x "$bin/curl"
 # pairs CASE [VAR=VALUE...]: one round of 1 s; $rc, $tmp/CASE.out, $tmp/CASE.err
@@ -149,7 +150,7 @@ pairs() {
     shift
     rc=0
     env PATH="$bin:$PATH" "$@" timeout 60 bash "$root/bench/io/server_pairs.sh" \
-        "$python $tmp/server.py" "$python $tmp/server.py" 1 50 1 \
+        "sleep 1000" "sleep 1000" 1 50 1 \
         >"$tmp/$name.out" 2>"$tmp/$name.err" || rc=$?
 }
 if [ "$(taskset -c 0,1 true 2>&1 && echo ok)" = ok ]; then
@@ -163,6 +164,23 @@ if [ "$(taskset -c 0,1 true 2>&1 && echo ok)" = ok ]; then
     fi
 else
     echo "SKIP: server_pairs.sh (it needs CPUs 0 and 1)"
+fi
+
+# ---- bench_process's "samecpu" round trips: every thread and the worker on CPU 0 ---------
+# The process was pinned with sched_setaffinity(0, ...), which pins the calling thread
+# alone: plait's manager thread, started by the first process, stayed on every CPU, and
+# the pool's worker it forks with it, so "all on one CPU" ran on two (against a peer
+# that does run on one).  Now it pins every thread, and checks from inside the worker.
+if [ -n "$bench_process" ] && grep -qE '^Cpus_allowed_list:[[:space:]]*0([,-]|$)' /proc/self/status; then
+    rc=0
+    timeout 120 "$bench_process" 1 >"$tmp/process.out" 2>"$tmp/process.err" || rc=$?
+    if [ "$rc" != 0 ] ||
+        ! grep -Eq "^# procpool.roundtrip.samecpu: the [0-9]+ threads of this process and the pool's worker on CPU 0$" "$tmp/process.out" ||
+        ! grep -Eq '^procpool.roundtrip.samecpu plait us_per_rt [0-9.]+$' "$tmp/process.out"; then
+        fail "bench_process 1: exit $rc, or the samecpu round trips not measured on one CPU: $(cat "$tmp/process.out" "$tmp/process.err")"
+    fi
+else
+    echo "SKIP: bench_process (no program given, or CPU 0 not allowed)"
 fi
 
 # ---- peer_mp.py's maps: measured as bench_process measures plait's ---------------------
