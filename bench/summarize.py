@@ -12,8 +12,13 @@ ratio meets it.
 Usage: summarize.py RESULTS_FILE
 """
 import collections
+import math
 import statistics
 import sys
+
+# Figures whose negative value says "never" (bench_memory's ms_to_half_back: -1 when the
+# memory did not come back within the idle time): later than any time, not earlier.
+NEVER_IF_NEGATIVE = {"ms_to_half_back"}
 
 
 def load(path):
@@ -25,7 +30,10 @@ def load(path):
                 continue
             run, bench, impl, unit, value = parts
             try:
-                runs[(bench, impl, unit)][int(run)] = float(value)
+                v = float(value)
+                if unit in NEVER_IF_NEGATIVE and v < 0:
+                    v = math.inf
+                runs[(bench, impl, unit)][int(run)] = v
             except ValueError:
                 continue
     return runs
@@ -36,6 +44,8 @@ def fmt_ratio(r):
 
 
 def fmt(v):
+    if v == math.inf:
+        return "never"
     if v >= 1000:
         return f"{v:.0f}"
     if v >= 100:

@@ -1,22 +1,19 @@
 #!/usr/bin/env bash
-# test_review_bench.sh [BENCH_PROCESS] — cases a review of the benchmarks and their
-# drivers found (each failed first).  bench/io/run_io.sh runs here with stand-ins for the load generators and the
-# servers (on PATH: wrk, go, gcc, nginx, dpkg, pkg-config; the "servers" it builds are
-# a small Python listener that answers nothing, the clients print what the real ones
-# would), so that what it does with a measurement that went wrong can be seen in a few
-# seconds and without the real toolchains:
+# test_review_bench.sh [BENCH_PROCESS [PLAIT]] — cases a review of the benchmarks and
+# their drivers found (each failed first; each section below says what was wrong).
+# BENCH_PROCESS and PLAIT are the build's bench/bench_process and plait (the cases that
+# need them are skipped without).
 #
-#   - wrk reports failed requests (Non-2xx responses, socket errors): no figure of that
-#     run may be recorded (they were recorded, and only then the run called failed:
-#     the summary took a server answering errors at full speed for a fast one);
-#   - the server does not hold the idle connections the client opened: no memory per
-#     connection may be recorded (it was, with a warning: the growth of the connections
-#     it held divided by 10,000 it did not);
-#
-# and one run where nothing goes wrong, whose figures must be there.  Every wait is
-# bounded (run_io.sh under timeout).
+# bench/io/run_io.sh and server_pairs.sh run here with stand-ins for the load
+# generators and the servers (on PATH: wrk, go, gcc, nginx, dpkg, pkg-config, curl; the
+# "servers" run_io.sh builds are a small Python listener that answers nothing, the
+# clients print what the real ones would), so that what they do with a measurement that
+# went wrong can be seen in seconds and without the real toolchains.  peer_mp.py runs
+# with made-up pools and clock; bench_process at its smallest scale (about 2 s);
+# summarize.py and `plait bench` on made-up figures.  Every wait is bounded.
 set -euo pipefail
 bench_process=${1:-} # the build's bench/bench_process
+plait_tool=${2:-}    # the build's plait
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -117,6 +114,8 @@ if [ "$rc" != 0 ] || ! results_have '^http50_rps epoll 1000$' ok ||
 fi
 
 # ---- wrk reports failed requests: no figure of the run ----------------------------------
+# (run_io.sh recorded the figures, and only then called the run failed: the summary took
+# a server answering errors at full speed for a fast one)
 run_io wrk_errors 4096 WRK_ERRORS=1
 if [ "$rc" = 0 ] || results_have '^http(50|1)_' wrk_errors ||
     ! grep -q 'Non-2xx' "$tmp/wrk_errors.err"; then
@@ -127,6 +126,8 @@ results_have '^echo100_rtps epoll 1000$' wrk_errors ||
     fail "run_io.sh, wrk's requests failed: the echo figure (not wrk's) is missing"
 
 # ---- the server does not hold the idle connections: no memory figure ---------------------
+# (run_io.sh warned and recorded the growth of the connections the server held divided by
+# the 10,000 it did not all hold: too small a figure)
 if [ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -ge 10100 ]; then
     run_io idle_short 10100
     if [ "$rc" = 0 ] || results_have '^idle10k_kib_per_conn ' idle_short ||
@@ -181,6 +182,40 @@ if [ -n "$bench_process" ] && grep -qE '^Cpus_allowed_list:[[:space:]]*0([,-]|$)
     fi
 else
     echo "SKIP: bench_process (no program given, or CPU 0 not allowed)"
+fi
+
+# ---- "never" is no time: bench_memory's ms_to_half_back of -1 ----------------------------
+# -1 says the memory never came back within the idle time; summarize.py and `plait
+# bench` took it for a time shorter than any, so that of -1, 40 and 60 ms the median
+# was 40 (and of -1, -1, 40 "-1.00"): it sorts after every time now, printed "never".
+printf '%s\n' "1 memory.100000.default plait ms_to_half_back -1" \
+    "2 memory.100000.default plait ms_to_half_back 40" \
+    "3 memory.100000.default plait ms_to_half_back 60" \
+    "1 memory.100000.min plait ms_to_half_back -1" \
+    "2 memory.100000.min plait ms_to_half_back 40" \
+    "3 memory.100000.min plait ms_to_half_back -1" >"$tmp/never.txt"
+out="$("$python" "$root/bench/summarize.py" "$tmp/never.txt" 2>&1)" || true
+grep -Eq '^memory.100000.default plait ms_to_half_back +60.00  \(40.00..never, 3\)$' <<<"$out" ||
+    fail "summarize.py, ms_to_half_back -1, 40, 60: not 60.00 (40.00..never, 3): $out"
+grep -Eq '^memory.100000.min plait ms_to_half_back +never  \(40.00..never, 3\)$' <<<"$out" ||
+    fail "summarize.py, ms_to_half_back -1, 40, -1: not never (40.00..never, 3): $out"
+if [ -n "$plait_tool" ]; then
+    mkdir -p "$tmp/never"
+    cat >"$tmp/never/bench_memory" <<EOF
+#!/bin/sh
+# a stand-in: -1, 40, 60 in turn
+n=\$((\$(cat "$tmp/never/count" 2>/dev/null || echo 0) + 1))
+echo "\$n" >"$tmp/never/count"
+case \$n in 1) v=-1 ;; 2) v=40 ;; *) v=60 ;; esac
+echo "memory.100000.default plait ms_to_half_back \$v"
+EOF
+    chmod +x "$tmp/never/bench_memory"
+    out="$(PLAIT_BENCH_DIR="$tmp/never" timeout 60 "$plait_tool" bench --runs 3 memory 2>&1)" || true
+    row="$(awk '$1 == "memory.100000.default" { print $4, $5, $6 }' <<<"$out")"
+    [ "$row" = "60.00 40.00..never 3" ] ||
+        fail "plait bench, ms_to_half_back -1, 40, 60: '$row', not '60.00 40.00..never 3': $out"
+else
+    echo "SKIP: plait bench (no tool given)"
 fi
 
 # ---- peer_mp.py's maps: measured as bench_process measures plait's ---------------------

@@ -306,6 +306,10 @@ static int parse_output(figures *f, char *text, int run)
         double v = strtod(field[3], &end);
         if (*end != '\0' || end == field[3] || !isfinite(v))
             continue;
+        /* bench_memory's ms_to_half_back is -1 when the memory never came back within
+         * the idle time: later than any time (as summarize.py takes it), not earlier */
+        if (v < 0 && !strcmp(field[2], "ms_to_half_back"))
+            v = INFINITY;
         if (!add_figure(f, field[0], field[1], field[2], run, v))
             return -1;
         found++;
@@ -316,7 +320,10 @@ static int parse_output(figures *f, char *text, int run)
 /* summarize.py's number formats. */
 static void fmt(char *buf, size_t size, double v)
 {
-    snprintf(buf, size, v >= 1000 ? "%.0f" : v >= 100 ? "%.1f" : "%.2f", v);
+    if (isinf(v) && v > 0)
+        snprintf(buf, size, "never"); /* ms_to_half_back's -1 (parse_output) */
+    else
+        snprintf(buf, size, v >= 1000 ? "%.0f" : v >= 100 ? "%.1f" : "%.2f", v);
 }
 
 static void fmt_ratio(char *buf, size_t size, double r)
