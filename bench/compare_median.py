@@ -42,14 +42,24 @@ def main():
     for k, metric in enumerate(first["metrics"]):
         cells = []
         series = [(model, lambda r, model=model: r["metrics"][k]["values"][model]) for model in models]
-        series += [(e["label"], lambda r, j=j: r["metrics"][k]["extra"][j]["value"])
-                   for j, e in enumerate(metric["extra"])]
+        # A metric's extra figures by label, from every run: a run whose step failed has
+        # none ("not measured"), so the j-th extra of one run need not be the j-th of
+        # another, nor of the first run (its absence there hid it; a later run without it
+        # ended the script with an IndexError, every run's figures lost).
+        labels = []
+        for r in runs:
+            labels += [e["label"] for e in r["metrics"][k]["extra"] if e["label"] not in labels]
+        series += [(label, lambda r, label=label: next(
+                       (e["value"] for e in r["metrics"][k]["extra"] if e["label"] == label), None))
+                   for label in labels]
         for label, get in series:
             vals = [get(r) for r in runs if get(r) is not None]
-            cells.append("%.4g (%.3g-%.3g)" % (statistics.median(vals), min(vals), max(vals))
+            cells.append(("%.4g (%.3g-%.3g)" % (statistics.median(vals), min(vals), max(vals))
+                          + ("" if len(vals) == len(runs) else " [%d of %d runs]" % (len(vals), len(runs))))
                          if vals else "not measured")
-        print("%-28s %-6s " % (metric["id"], metric["unit"]) + " ".join("%-24s" % c for c in cells[:3]))
-        for (label, _), cell in zip(series[3:], cells[3:]):
+        n = len(models)
+        print("%-28s %-6s " % (metric["id"], metric["unit"]) + " ".join("%-24s" % c for c in cells[:n]))
+        for (label, _), cell in zip(series[n:], cells[n:]):
             print("%-28s %-6s %s: %s" % ("", "", label, cell))
     for k, fact in enumerate(first["facts"]):
         cells = []

@@ -218,6 +218,35 @@ else
     echo "SKIP: plait bench (no tool given)"
 fi
 
+# ---- compare_median.py: a metric's extra figure missing from some runs --------------------
+# `plait compare` gives the processes' message figures an extra (the pipe's) only when
+# that step worked; compare_median.py took the extras of every run by their place in the
+# first run's list: a later run without one ended it with an IndexError (every run
+# lost), and one missing from the first run was never shown.  A stand-in `plait`
+# prints three runs' JSON: msg_small's extra in runs 1 and 3, msg_large's in 2 and 3.
+cat >"$tmp/plait_compare" <<EOF
+#!/usr/bin/env python3
+import json, os
+path = "$tmp/compare_count"
+run = int(open(path).read()) + 1 if os.path.exists(path) else 1
+open(path, "w").write(str(run))
+def metric(id, extra):
+    return {"id": id, "unit": "ns", "values": {"coroutines": 1.0, "threads": 2.0, "processes": 3.0},
+            "extra": [{"label": "processes over a pipe", "value": 100.0 * run}] if extra else []}
+print(json.dumps({"elapsed_s": 1.0,
+                  "machine": {"cpus": 2, "cpu_model": "cpu", "kernel": "k", "io_backend": "epoll"},
+                  "models": [{"id": m} for m in ("coroutines", "threads", "processes")],
+                  "metrics": [metric("msg_small", run != 2), metric("msg_large", run != 1)],
+                  "facts": []}))
+EOF
+chmod +x "$tmp/plait_compare"
+out="$(timeout 60 "$python" "$root/bench/compare_median.py" "$tmp/plait_compare" --runs 3 2>&1)" || true
+# msg_small: 100 and 300 (2 of 3 runs); msg_large: 200 and 300
+[ "$(grep -c 'processes over a pipe: ' <<<"$out")" = 2 ] &&
+    grep -q 'processes over a pipe: 200 (100-300) \[2 of 3 runs\]' <<<"$out" &&
+    grep -q 'processes over a pipe: 250 (200-300) \[2 of 3 runs\]' <<<"$out" ||
+    fail "compare_median.py, an extra figure missing from some runs: $out"
+
 # ---- peer_mp.py's maps: measured as bench_process measures plait's ---------------------
 # With made-up processes, pools and clock (nothing is forked; a timed map of the
 # 1,000,000 items takes 3 s of that clock, then 1 s, then 2 s): the figure is the best
