@@ -67,7 +67,7 @@ static void *bench_main(void *arg)
 
 int main(int argc, char **argv)
 {
-    long long n = bench_count(argc, argv, 1000000LL, "round_trips");
+    long long n = bench_count(argc, argv, 1000000LL, "round_trips", LLONG_MAX);
     BENCH_CHECK(plait_run(bench_main, &n, NULL));
     return 0;
 }

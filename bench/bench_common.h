@@ -16,6 +16,9 @@
 
 #include "plait.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -27,15 +30,21 @@ static inline long long bench_now(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* The count given as argv[1], or fallback; exits with usage on garbage. */
-static inline long long bench_count(int argc, char **argv, long long fallback, const char *what)
+/* The count given as argv[1], or fallback; exits with usage on garbage or a count over
+ * max: the largest for which the benchmark's own arithmetic on it (a scale times the
+ * messages per unit, a warm-up added, an array's bytes) cannot overflow.  (Without
+ * it a count that overflowed ran no work, or work of another size, and printed a
+ * figure all the same: bench_queue 10000000000000 printed -134050319169540 msgs/s.) */
+static inline long long bench_count(int argc, char **argv, long long fallback, const char *what,
+                                    long long max)
 {
     if (argc < 2)
         return fallback;
     char *end;
+    errno = 0;
     long long n = strtoll(argv[1], &end, 10);
-    if (*argv[1] == '\0' || *end != '\0' || n <= 0) {
-        fprintf(stderr, "usage: %s [%s]\n", argv[0], what);
+    if (*argv[1] == '\0' || *end != '\0' || errno == ERANGE || n <= 0 || n > max) {
+        fprintf(stderr, "usage: %s [%s]   (1 to %lld)\n", argv[0], what, max);
         exit(2);
     }
     return n;

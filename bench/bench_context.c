@@ -46,7 +46,7 @@ static double measure(char *stacks[2], size_t size, long long n)
 
 int main(int argc, char **argv)
 {
-    long long n = bench_count(argc, argv, 20000000LL, "switches");
+    long long n = bench_count(argc, argv, 20000000LL, "switches", LLONG_MAX - 2);
     const size_t size = 64 * 1024;
     char *stacks[2] = {malloc(size), malloc(size)};
     if (!stacks[0] || !stacks[1])

@@ -197,7 +197,7 @@ static void workload(long n, long cut, long long reps, unsigned max_threads)
 
 int main(int argc, char **argv)
 {
-    long long reps = bench_count(argc, argv, 10, "reps [max-threads]");
+    long long reps = bench_count(argc, argv, 10, "reps [max-threads]", LLONG_MAX / 10);
     /* 1, 2, 4, ... workers up to argv[2] (2 by default: the peers' 1 and 2) */
     unsigned max_threads = 2;
     if (argc > 2) {

@@ -53,7 +53,8 @@ static double measure(plait_task *tasks, long long n, double *submit_ns)
 
 int main(int argc, char **argv)
 {
-    long long n = bench_count(argc, argv, 1000000LL, "tasks");
+    long long n = bench_count(argc, argv, 1000000LL, "tasks",
+                              (long long)(PTRDIFF_MAX / sizeof(plait_task)));
     plait_task *tasks = malloc((size_t)n * sizeof *tasks);
     if (!tasks) {
         fprintf(stderr, "bench_pool: out of memory\n");

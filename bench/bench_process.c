@@ -269,7 +269,7 @@ static void recovery(int n)
 
 int main(int argc, char **argv)
 {
-    long long scale = bench_count(argc, argv, 1, "scale");
+    long long scale = bench_count(argc, argv, 1, "scale", INT_MAX / 20) /* recovery's int */;
     start_join(2000 * scale);
     fork_here(2000 * scale);
     round_trips("free", 20000 * scale, 0);

@@ -68,7 +68,7 @@ static double transfer(long long count, long long size, long long capacity)
 
 int main(int argc, char **argv)
 {
-    long long scale = bench_count(argc, argv, 1, "scale");
+    long long scale = bench_count(argc, argv, 1, "scale", LLONG_MAX / 1000000);
     printf("queue.small plait msgs_per_s %.0f\n", transfer(1000000 * scale, 64, 1024));
     printf("queue.large plait mb_per_s %.1f\n",
            transfer(20000 * scale, 65536, 16) * 65536 / 1e6);

@@ -45,7 +45,7 @@ static void *bench_main(void *arg)
 
 int main(int argc, char **argv)
 {
-    long long n = bench_count(argc, argv, 1000000LL, "tasks");
+    long long n = bench_count(argc, argv, 1000000LL, "tasks", LLONG_MAX - (BATCH - 1));
     n = (n + BATCH - 1) / BATCH * BATCH;
     BENCH_CHECK(plait_run(bench_main, &n, NULL));
     return 0;

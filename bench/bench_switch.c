@@ -55,7 +55,7 @@ static void *bench_main(void *arg)
 
 int main(int argc, char **argv)
 {
-    long long n = bench_count(argc, argv, 10000000LL, "yields_per_coroutine");
+    long long n = bench_count(argc, argv, 10000000LL, "yields_per_coroutine", LLONG_MAX);
     BENCH_CHECK(plait_run(bench_main, &n, NULL));
     return 0;
 }

@@ -121,7 +121,7 @@ static double measure(long long n, int pinger_is_coroutine, int cpu_ping, int cp
 
 int main(int argc, char **argv)
 {
-    long long n = bench_count(argc, argv, 20000, "round_trips");
+    long long n = bench_count(argc, argv, 20000, "round_trips", LLONG_MAX / 2) /* warm + n */;
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) != 0) {
         perror("bench_wakeup: sched_getaffinity");

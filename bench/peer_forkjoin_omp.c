@@ -30,6 +30,7 @@
 #include "bench_cpus.h"
 
 #include <omp.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -127,7 +128,7 @@ static void workload(long n, long cut, long long reps)
 int main(int argc, char **argv)
 {
     long long reps = argc > 1 ? atoll(argv[1]) : 10;
-    if (reps <= 0) {
+    if (reps <= 0 || reps > LLONG_MAX / 10) { /* 10 * reps: no overflow */
         fprintf(stderr, "usage: %s [reps]\n", argv[0]);
         return 2;
     }

@@ -23,6 +23,7 @@
 #include <tbb/task_arena.h>
 #include <tbb/task_group.h>
 
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -120,7 +121,7 @@ static void workload(long n, long cut, long long reps)
 int main(int argc, char **argv)
 {
     long long reps = argc > 1 ? std::atoll(argv[1]) : 10;
-    if (reps <= 0) {
+    if (reps <= 0 || reps > LLONG_MAX / 10) { // 10 * reps: no overflow
         std::fprintf(stderr, "usage: %s [reps]\n", argv[0]);
         return 2;
     }

@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -117,7 +118,7 @@ static double measure(long long n, int cpu_a, int cpu_b)
 int main(int argc, char **argv)
 {
     long long n = argc > 1 ? atoll(argv[1]) : 20000;
-    if (n <= 0) {
+    if (n <= 0 || n > LLONG_MAX / 2) { /* warm + n: no overflow */
         fprintf(stderr, "usage: %s [round_trips]\n", argv[0]);
         return 2;
     }

@@ -23,6 +23,8 @@
 #endif
 #include <pthread.h>
 #include <sched.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -109,7 +111,7 @@ static double measure(long long n, double *submit_ns)
 int main(int argc, char **argv)
 {
     long long n = argc > 1 ? atoll(argv[1]) : 1000000;
-    if (n <= 0) {
+    if (n <= 0 || (unsigned long long)n > PTRDIFF_MAX / sizeof(job)) { /* the queue's bytes */
         fprintf(stderr, "usage: %s [tasks]\n", argv[0]);
         return 2;
     }

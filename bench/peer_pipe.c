@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #endif
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +79,7 @@ static double transfer(long long count, size_t size, int big_pipe)
 int main(int argc, char **argv)
 {
     long long scale = argc > 1 ? atoll(argv[1]) : 1;
-    if (scale <= 0) {
+    if (scale <= 0 || scale > LLONG_MAX / 1000000) { /* 1000000 * scale: no overflow */
         fprintf(stderr, "usage: %s [scale]\n", argv[0]);
         return 2;
     }

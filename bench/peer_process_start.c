@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #endif
 #include <spawn.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -61,7 +62,7 @@ static double each_us(void (*start)(void), long long n)
 int main(int argc, char **argv)
 {
     long long scale = argc > 1 ? atoll(argv[1]) : 1;
-    if (scale <= 0) {
+    if (scale <= 0 || scale > LLONG_MAX / 2000) { /* 2000 * scale: no overflow */
         fprintf(stderr, "usage: %s [scale]\n", argv[0]);
         return 2;
     }

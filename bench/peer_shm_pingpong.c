@@ -15,6 +15,7 @@
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -69,7 +70,7 @@ static double round_trip_us(long long n)
 int main(int argc, char **argv)
 {
     long long scale = argc > 1 ? atoll(argv[1]) : 1;
-    if (scale <= 0) {
+    if (scale <= 0 || scale > LLONG_MAX / 40000) { /* warm + 20000 * scale: no overflow */
         fprintf(stderr, "usage: %s [scale]\n", argv[0]);
         return 2;
     }

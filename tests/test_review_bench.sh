@@ -184,6 +184,32 @@ else
     echo "SKIP: bench_process (no program given, or CPU 0 not allowed)"
 fi
 
+# ---- counts whose arithmetic overflows: a usage error, not a figure -----------------------
+# Each of these overflowed the benchmark's own arithmetic (a scale times the messages
+# per unit, a warm-up added, the rounding to whole batches, an array's bytes, a count
+# as an int) and ran no work, or work of another size, or none of the size asked:
+# bench_queue 10000000000000 printed "queue.small plait msgs_per_s -134050319169540",
+# bench_spawn 9223372036854775807 "spawn plait ns_per_task -0.0" (exit 0); a number
+# past the range of long long was taken as LLONG_MAX.  Now: status 2, no figure.
+if [ -n "$bench_process" ]; then
+    benchdir="$(dirname "$bench_process")"
+    for args in "bench_queue 10000000000000" "bench_spawn 9223372036854775807" \
+                "bench_process 200000000" "bench_wakeup 9223372036854775807" \
+                "bench_forkjoin 1000000000000000000" "bench_pool 9223372036854775807" \
+                "bench_context 9223372036854775807" "bench_chan 99999999999999999999" \
+                "bench_switch 99999999999999999999" \
+                "peer_pipe 10000000000000" "peer_process_start 9223372036854775807" \
+                "peer_shm_pingpong 9223372036854775807" "peer_mutex_queue 9223372036854775807"; do
+        set -- $args
+        [ -x "$benchdir/$1" ] || { fail "$benchdir/$1: not there"; continue; }
+        rc=0
+        timeout 10 "$benchdir/$1" "$2" >"$tmp/count.out" 2>"$tmp/count.err" || rc=$?
+        if [ "$rc" != 2 ] || [ -s "$tmp/count.out" ]; then
+            fail "$args: exit $rc (expected 2, a usage error), stdout '$(head -c 300 "$tmp/count.out")'"
+        fi
+    done
+fi
+
 # ---- "never" is no time: bench_memory's ms_to_half_back of -1 ----------------------------
 # -1 says the memory never came back within the idle time; summarize.py and `plait
 # bench` took it for a time shorter than any, so that of -1, 40 and 60 ms the median
