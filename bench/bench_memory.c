@@ -58,15 +58,14 @@ typedef struct mem_status {
     long long pte; /* VmPTE: page tables, which VmRSS does not count */
 } mem_status;
 
-/* This process's memory figures from /proc/self/status, in bytes. */
+/* This process's memory figures from /proc/self/status, in bytes; exits when they
+ * cannot be read (without /proc every figure was 0 bytes per coroutine, printed). */
 static mem_status read_status(void)
 {
-    mem_status m = {0};
+    mem_status m = {-1, -1, -1};
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
-    if (!f)
-        return m;
-    while (fgets(line, sizeof line, f)) {
+    while (f && fgets(line, sizeof line, f)) {
         if (strncmp(line, "VmRSS:", 6) == 0)
             m.rss = atoll(line + 6) * 1024;
         else if (strncmp(line, "VmHWM:", 6) == 0)
@@ -74,17 +73,25 @@ static mem_status read_status(void)
         else if (strncmp(line, "VmPTE:", 6) == 0)
             m.pte = atoll(line + 6) * 1024;
     }
-    fclose(f);
+    if (f)
+        fclose(f);
+    if (m.rss < 0 || m.hwm < 0 || m.pte < 0) {
+        fprintf(stderr, "bench_memory: no VmRSS, VmHWM and VmPTE in /proc/self/status\n");
+        exit(1);
+    }
     return m;
 }
 
+/* The lines of /proc/self/maps; exits when it cannot be read. */
 static long count_maps(void)
 {
     FILE *f = fopen("/proc/self/maps", "r");
     long lines = 0;
     int c;
-    if (!f)
-        return -1;
+    if (!f) {
+        perror("bench_memory: /proc/self/maps");
+        exit(1);
+    }
     while ((c = getc(f)) != EOF)
         lines += c == '\n';
     fclose(f);

@@ -27,11 +27,19 @@ import (
 	"sync"
 )
 
-// procStatus returns VmRSS, VmHWM and VmPTE from /proc/self/status in bytes.
+// procStatus returns VmRSS, VmHWM and VmPTE from /proc/self/status in bytes; it
+// exits when they cannot be read (every figure was 0 bytes per goroutine, printed).
 func procStatus() (rss, hwm, pte int64) {
+	rss, hwm, pte = -1, -1, -1
+	defer func() {
+		if rss < 0 || hwm < 0 || pte < 0 {
+			fmt.Fprintln(os.Stderr, "peer_memory: no VmRSS, VmHWM and VmPTE in /proc/self/status")
+			os.Exit(1)
+		}
+	}()
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
-		return 0, 0, 0
+		return
 	}
 	defer f.Close()
 	s := bufio.NewScanner(f)

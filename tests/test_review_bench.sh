@@ -14,6 +14,7 @@
 set -euo pipefail
 bench_process=${1:-} # the build's bench/bench_process
 plait_tool=${2:-}    # the build's plait
+benchdir="$(dirname "${bench_process:-.}")" # and the other benchmark programs beside it
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -217,7 +218,6 @@ fi
 # bench_spawn 9223372036854775807 "spawn plait ns_per_task -0.0" (exit 0); a number
 # past the range of long long was taken as LLONG_MAX.  Now: status 2, no figure.
 if [ -n "$bench_process" ]; then
-    benchdir="$(dirname "$bench_process")"
     for args in "bench_queue 10000000000000" "bench_spawn 9223372036854775807" \
                 "bench_process 200000000" "bench_wakeup 9223372036854775807" \
                 "bench_forkjoin 1000000000000000000" "bench_pool 9223372036854775807" \
@@ -233,6 +233,22 @@ if [ -n "$bench_process" ]; then
             fail "$args: exit $rc (expected 2, a usage error), stdout '$(head -c 300 "$tmp/count.out")'"
         fi
     done
+fi
+
+# ---- bench_memory without /proc: a failure, not 0 bytes per coroutine ---------------------
+# It read its memory from /proc/self/status and took a file it could not read for 0: with
+# /proc hidden (a tmpfs over it, in a mount namespace of its own) it printed
+# "bytes_per_task_rss 0" and "maps -1" for every case, with status 0.
+if [ -n "$bench_process" ] && [ -x "$benchdir/bench_memory" ] &&
+    timeout 10 unshare -m sh -c 'mount -t tmpfs none /proc' 2>/dev/null; then
+    rc=0
+    timeout 60 unshare -m sh -c 'mount -t tmpfs none /proc && exec "$0" 1000' \
+        "$benchdir/bench_memory" >"$tmp/memory.out" 2>"$tmp/memory.err" || rc=$?
+    if [ "$rc" != 1 ] || [ -s "$tmp/memory.out" ]; then
+        fail "bench_memory without /proc: exit $rc (expected 1), stdout '$(head -c 300 "$tmp/memory.out")'"
+    fi
+else
+    echo "SKIP: bench_memory without /proc (no program given, or no private mount namespace)"
 fi
 
 # ---- "never" is no time: bench_memory's ms_to_half_back of -1 ----------------------------
