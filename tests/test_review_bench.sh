@@ -107,7 +107,8 @@ run_io() {
     local name="$1" nofile="$2"
     shift 2
     rc=0
-    (ulimit -n "$nofile" &&
+    # (a hard limit under NOFILE: then under 10,100 too, which is what the cases ask)
+    ({ ulimit -n "$nofile" 2>/dev/null || [ "$nofile" -lt 10100 ]; } &&
      env PATH="$bin:$PATH" BUILD_DIR="$tmp/$name" IO_PORT_BASE=$((10000 + RANDOM % 20000)) "$@" \
          timeout 120 bash "$root/bench/io/run_io.sh" --only "$only" --runs 1 --seconds 1) \
         >"$tmp/$name.out" 2>"$tmp/$name.err" || rc=$?
