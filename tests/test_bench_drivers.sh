@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_review_bench.sh [BENCH_PROCESS [PLAIT [SANITIZE]]] — cases a review of the
+# test_bench_drivers.sh [BENCH_PROCESS [PLAIT [SANITIZE]]] — cases a review of the
 # benchmarks and their drivers found (each failed first; each section below says what
 # was wrong).  BENCH_PROCESS and PLAIT are the build's bench/bench_process and plait
 # (the cases that need them are skipped without); SANITIZE is its PLAIT_SANITIZE: a
@@ -411,4 +411,4 @@ else
 fi
 
 [ "$failures" = 0 ] || { echo "$failures case(s) failed" >&2; exit 1; }
-echo "test_review_bench: all cases passed"
+echo "test_bench_drivers: all cases passed"
