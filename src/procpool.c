@@ -49,7 +49,9 @@
  * Waiting.  A worker without work, and a joiner waiting for its result, look again
  * for up to SPIN_NS (yielding the CPU between looks) before they sleep on their futex
  * word, as the thread pool's idle workers do: a sleep and a wake-up through the kernel
- * cost more than the gap between the tasks of a busy pool.
+ * cost more than the gap between the tasks of a busy pool.  Not a joiner whose workers
+ * all took their last task on its own CPU (workers_elsewhere): there looking again
+ * only hands the CPU to the worker, which finds nobody asleep and wakes the manager.
  *
  * Distrust.  The slots' headers, the rings, the workers' init words and the pid lock's
  * word are the workers' to write, and a task's memory bug can write over them: the
@@ -111,6 +113,7 @@ typedef struct worker_state {   /* shared: one per worker */
     atomic_uint pid;
     int32_t init_error;         /* its initialiser failed with this */
     atomic_uint init_done;      /* its initialiser has returned 0 */
+    atomic_int cpu;             /* the CPU it took its last task on; -1: none yet */
 } worker_state;
 
 typedef struct task_slot {      /* shared: one per slot, with its arg and result after it */
@@ -423,6 +426,7 @@ static int worker_main(void *arg)
         }
         task_slot *ts = slot_at(p, s);
         ts->runner = me;
+        atomic_store_explicit(&ws->cpu, sched_getcpu(), memory_order_relaxed); /* a hint */
         atomic_signal_fence(memory_order_seq_cst); /* the order of these stores is the */
         sh->ready_head++;                          /* state a death leaves (see above)  */
         atomic_signal_fence(memory_order_seq_cst);
@@ -915,6 +919,7 @@ static int worker_fork(plait_procpool *p, unsigned i)
     worker *w = &p->workers[i];
     p->wstate[i].init_error = 0;
     atomic_store(&p->wstate[i].init_done, 0);
+    atomic_store_explicit(&p->wstate[i].cpu, -1, memory_order_relaxed);
     p->forking = i;
     pid_t pid;
     int r = plait__fork_child(&p->mask, worker_main, p, &pid);
@@ -1229,6 +1234,22 @@ static bool ptask_cancel(plait__future *f)
     return withdrawn;
 }
 
+/* Whether a worker may run on another CPU than the caller's, as far as the workers'
+ * last tasks tell (a hint: the words are the workers' to write).  Where every worker
+ * took its last task on the caller's CPU (all pinned to one, or a machine of one), a
+ * joiner that looks again before it sleeps only yields that CPU to the worker, which
+ * then finishes with nobody asleep to wake, and wakes the manager thread instead: a
+ * third party on the one CPU, 13-15 us a round trip against a raw futex ping-pong's
+ * 5 (docs/BENCHMARKS.md).  Such a joiner sleeps at once. */
+static bool workers_elsewhere(const plait_procpool *p)
+{
+    int me = sched_getcpu();
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (atomic_load_explicit(&p->wstate[i].cpu, memory_order_relaxed) != me)
+            return true;
+    return false;
+}
+
 /* A plain thread joining a pool task waits for the workers' completions itself and
  * collects them (all of them, not only its own), instead of waiting for the manager
  * thread to be woken and to wake it: one wake-up less per round trip.  It sleeps on the
@@ -1259,7 +1280,7 @@ static void ptask_help(plait__future *f, int64_t deadline)
         collect(p);
         if (atomic_load_explicit(&f->done, memory_order_acquire))
             break;
-        if (plait__spin_while(&sh->done_seq, seq, SPIN_NS))
+        if (workers_elsewhere(p) && plait__spin_while(&sh->done_seq, seq, SPIN_NS))
             continue;
         plait__waiter w;
         plait__wait_node node;
