@@ -104,6 +104,18 @@ static inline uint32_t rnd(uint64_t *state)
 
 static inline int gettid_(void) { return (int)syscall(SYS_gettid); }
 
+/* A function for another process (plait_proc_fn): its 8-byte argument squared. */
+static inline ssize_t proc_square(const void *arg, size_t len, void *out, size_t cap)
+{
+    int64_t v;
+    if (len != sizeof v || cap < sizeof v)
+        return -EINVAL;
+    memcpy(&v, arg, sizeof v);
+    v *= v;
+    memcpy(out, &v, sizeof v);
+    return sizeof v;
+}
+
 /* Wait until *flag is set (by another thread), looking every millisecond: true, or
  * false once SOON() has passed. */
 static inline bool wait_for_flag(atomic_int *flag)

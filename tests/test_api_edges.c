@@ -128,17 +128,6 @@ TEST(procpool_shutdown_with_a_worker_in_its_initialiser_still_times_out)
     CHECK_EQ(plait_shm_destroy(inits), 0);
 }
 
-static ssize_t square(const void *arg, size_t arg_len, void *out, size_t out_cap)
-{
-    int64_t x;
-    if (arg_len != sizeof x || out_cap < sizeof x)
-        return -EINVAL;
-    memcpy(&x, arg, sizeof x);
-    x *= x;
-    memcpy(out, &x, sizeof x);
-    return sizeof x;
-}
-
 static ssize_t cap_of(const void *arg, size_t arg_len, void *out, size_t out_cap)
 {
     (void)arg, (void)arg_len;
@@ -160,13 +149,13 @@ TEST(procpool_map_of_items_as_large_as_the_rooms)
     int errors[9] = {0};
     for (int i = 0; i < 9; i++)
         in[i] = i + 1;
-    CHECK_EQ(plait_procpool_map(pool, square, in, sizeof in[0], 9, out, sizeof out[0], errors,
+    CHECK_EQ(plait_procpool_map(pool, proc_square, in, sizeof in[0], 9, out, sizeof out[0], errors,
                                 0, SOON()),
              0);
     for (int i = 0; i < 9; i++)
         CHECK(errors[i] == 0 && out[i] == (i + 1) * (i + 1));
     plait_procpool_iter *it = NULL;
-    CHECK_EQ(plait_procpool_imap(&it, pool, square, in, sizeof in[0], 9, sizeof out[0], 0,
+    CHECK_EQ(plait_procpool_imap(&it, pool, proc_square, in, sizeof in[0], 9, sizeof out[0], 0,
                                  0),
              0);
     int seen = 0;
@@ -183,10 +172,10 @@ TEST(procpool_map_of_items_as_large_as_the_rooms)
     /* what does not fit still does not */
     char nine[9] = {0};
     int64_t one;
-    CHECK_EQ(plait_procpool_map(pool, square, nine, sizeof nine, 1, &one, sizeof one, NULL, 0,
+    CHECK_EQ(plait_procpool_map(pool, proc_square, nine, sizeof nine, 1, &one, sizeof one, NULL, 0,
                                 SOON()),
              -EMSGSIZE);
-    CHECK_EQ(plait_procpool_map(pool, square, in, sizeof in[0], 1, nine, sizeof nine, NULL, 0,
+    CHECK_EQ(plait_procpool_map(pool, proc_square, in, sizeof in[0], 1, nine, sizeof nine, NULL, 0,
                                 SOON()),
              -EMSGSIZE);
     /* a task submitted gets the room asked for, no more: arg_max and out_cap */
@@ -217,7 +206,7 @@ TEST(procpool_map_refused_whole_tells_every_item)
     char big[3][9] = {{0}};
     int64_t out[3] = {7, 7, 7};
     int errors[3] = {5, 5, 5};
-    CHECK_EQ(plait_procpool_map(pool, square, big, sizeof big[0], 3, out, sizeof out[0],
+    CHECK_EQ(plait_procpool_map(pool, proc_square, big, sizeof big[0], 3, out, sizeof out[0],
                                 errors, 0, SOON()),
              -EMSGSIZE);
     for (int i = 0; i < 3; i++)

@@ -22,16 +22,6 @@ static void check_no_zombies(void)
     CHECK_EQ(errno, ECHILD);
 }
 
-static ssize_t square(const void *arg, size_t len, void *out, size_t cap)
-{
-    long v;
-    if (len != sizeof v || cap < sizeof v)
-        return -EINVAL;
-    memcpy(&v, arg, sizeof v);
-    v *= v;
-    memcpy(out, &v, sizeof v);
-    return sizeof v;
-}
 
 static long join_long(plait_task t, int *err)
 {
@@ -51,7 +41,7 @@ TEST(function_result_comes_back)
 {
     long x = 12;
     plait_task t;
-    CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, NULL, NULL), 0);
+    CHECK_EQ(plait_process_start(&t, proc_square, &x, sizeof x, NULL, NULL), 0);
     int pid = plait_process_pid(t);
     CHECK(pid > 0 && pid != getpid());
     int err;
@@ -287,7 +277,7 @@ TEST(kill_and_cancel)
 
     /* kill after the end: -ESRCH, never another process */
     long x = 3;
-    CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, NULL, NULL), 0);
+    CHECK_EQ(plait_process_start(&t, proc_square, &x, sizeof x, NULL, NULL), 0);
     CHECK_EQ(plait_wait_any(&t, 1, SOON()), 0);
     CHECK_EQ(plait_process_kill(t, SIGKILL), -ESRCH);
     int err;
@@ -303,13 +293,13 @@ TEST(bad_input)
     plait_task t;
     long x = 1;
     CHECK_EQ(plait_process_start(&t, NULL, &x, sizeof x, NULL, NULL), -EINVAL);
-    CHECK_EQ(plait_process_start(&t, square, NULL, 8, NULL, NULL), -EINVAL);
+    CHECK_EQ(plait_process_start(&t, proc_square, NULL, 8, NULL, NULL), -EINVAL);
     plait_process_options big = {.result_max = PLAIT_RESULT_MAX + 1};
-    CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, &big, NULL), -EINVAL);
+    CHECK_EQ(plait_process_start(&t, proc_square, &x, sizeof x, &big, NULL), -EINVAL);
     plait_process_options bad_stdio = {.stdio = {7, 0, 0}};
-    CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, &bad_stdio, NULL), -EINVAL);
+    CHECK_EQ(plait_process_start(&t, proc_square, &x, sizeof x, &bad_stdio, NULL), -EINVAL);
     plait_process_options piped = {.stdio = {PLAIT_STDIO_PIPE, 0, 0}};
-    CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, &piped, NULL), -EINVAL); /* no pipes */
+    CHECK_EQ(plait_process_start(&t, proc_square, &x, sizeof x, &piped, NULL), -EINVAL); /* no pipes */
     CHECK_EQ(plait_process_exec(&t, NULL, NULL, NULL, NULL), -EINVAL);
     char *empty[] = {NULL};
     CHECK_EQ(plait_process_exec(&t, NULL, empty, NULL, NULL), -EINVAL);
@@ -392,7 +382,7 @@ TEST(function_child_setup_failure_is_its_outcome)
     plait_task t;
     long x = 3;
     void *res = (void *)1;
-    CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, &o, NULL), 0);
+    CHECK_EQ(plait_process_start(&t, proc_square, &x, sizeof x, &o, NULL), 0);
     CHECK_EQ(plait_join(t, &res, SOON()), -ENOENT);
     CHECK(res == NULL);
     char *argv[] = {"true", NULL};
@@ -717,7 +707,7 @@ TEST(nothing_leaks)
     long x = 5;
     for (int i = 0; i < 50; i++) {
         plait_task t;
-        CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, NULL, NULL), 0);
+        CHECK_EQ(plait_process_start(&t, proc_square, &x, sizeof x, NULL, NULL), 0);
         if (i % 2)
             CHECK_EQ(plait_detach(t), 0); /* its result is freed without a joiner */
         else
@@ -889,7 +879,7 @@ static void *start_many(void *arg)
     long x[16];
     for (int i = 0; i < 16; i++) {
         x[i] = i;
-        CHECK_EQ(plait_process_start(&t[i], square, &x[i], sizeof x[i], NULL, NULL), 0);
+        CHECK_EQ(plait_process_start(&t[i], proc_square, &x[i], sizeof x[i], NULL, NULL), 0);
     }
     for (int i = 0; i < 16; i++) {
         int err;
@@ -1119,7 +1109,7 @@ TEST(bad_options_close_nothing)
     int fds = count_fds();
     CHECK_EQ(plait_process_exec(&t, NULL, argv, &o, NULL), -EINVAL);
     long x = 1;
-    CHECK_EQ(plait_process_start(&t, square, &x, sizeof x, &o, NULL), -EINVAL);
+    CHECK_EQ(plait_process_start(&t, proc_square, &x, sizeof x, &o, NULL), -EINVAL);
     CHECK(fcntl(0, F_GETFD) >= 0);
     CHECK_EQ(count_fds(), fds);
 }
@@ -1135,7 +1125,7 @@ static ssize_t start_with_sigchld_ignored(const void *arg, size_t len, void *out
     signal(SIGCHLD, SIG_IGN);
     long x = 7;
     plait_task t;
-    if (plait_process_start(&t, square, &x, sizeof x, NULL, NULL) < 0)
+    if (plait_process_start(&t, proc_square, &x, sizeof x, NULL, NULL) < 0)
         return -EIO;
     void *v = NULL;
     int r = plait_join(t, &v, plait_deadline_in(5 * PLAIT_SEC));

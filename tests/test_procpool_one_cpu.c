@@ -14,23 +14,13 @@
 
 enum { ROUND_TRIPS = 3000, SET = 64 };
 
-static ssize_t square(const void *arg, size_t len, void *out, size_t cap)
-{
-    int64_t v;
-    if (len != sizeof v || cap < sizeof v)
-        return -EINVAL;
-    memcpy(&v, arg, sizeof v);
-    v *= v;
-    memcpy(out, &v, sizeof v);
-    return sizeof v;
-}
 
 /* Submit v, join it, check v * v. */
 static void round_trip(plait_procpool *pool, int64_t v)
 {
     plait_task t;
     void *r = NULL;
-    CHECK_EQ(plait_procpool_submit(pool, &t, square, &v, sizeof v), 0);
+    CHECK_EQ(plait_procpool_submit(pool, &t, proc_square, &v, sizeof v), 0);
     CHECK_EQ(plait_join(t, &r, SOON()), 0);
     plait_bytes *b = r;
     CHECK(b != NULL && b->len == sizeof v);
@@ -82,7 +72,7 @@ static void on_one_cpu(unsigned workers)
     plait_task t[SET];
     int64_t sum = 0;
     for (int64_t i = 0; i < SET; i++) {
-        CHECK_EQ(plait_procpool_submit(pool, &t[i], square, &i, sizeof i), 0);
+        CHECK_EQ(plait_procpool_submit(pool, &t[i], proc_square, &i, sizeof i), 0);
         CHECK_EQ(plait_completed_add(set, t[i]), 0);
         sum += i * i;
     }
