@@ -472,7 +472,11 @@ typedef struct plait_thread_options {
 int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
                        const plait_thread_options *options);
 
-/* The number of CPUs this process may run on (its affinity mask), at least 1. */
+/* The number of CPUs this process may use, at least 1: the calling thread's affinity
+ * mask, lowered to the CPU limit of its cgroup where it has one (cgroup v2's cpu.max,
+ * v1's cpu.cfs_quota_us over cpu.cfs_period_us: the quota over the period, rounded up;
+ * the smallest of its cgroup's and its ancestors'), as a container's "2 CPUs" are
+ * usually a quota, not a mask.  Reads a few files each call. */
 int plait_cpu_count(void);
 
 /* ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 /*
  * thread.c — the thread strand: a function on its own named OS thread, whose outcome
- * is a future like a coroutine's, and the CPU count.
+ * is a future like a coroutine's (the CPU count is cpus.c's).
  *
  * The pthread itself is detached: the future is the only join there is, so a thread
  * joins with a deadline, can be waited on by a coroutine without blocking its
@@ -12,7 +12,6 @@
 #include "internal.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -144,28 +143,4 @@ int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
     else
         plait_detach(handle);
     return 0;
-}
-
-int plait_cpu_count(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        int n = CPU_COUNT(&set);
-        if (n > 0)
-            return n;
-    }
-    /* The kernel's mask is wider than glibc's cpu_set_t (1024 CPUs) where it has more
-     * possible CPUs than that: EINVAL until the set is large enough. */
-    for (int cpus = 2048; errno == EINVAL && cpus <= (1 << 20); cpus *= 2) {
-        cpu_set_t *big = CPU_ALLOC((size_t)cpus);
-        if (!big)
-            break;
-        size_t size = CPU_ALLOC_SIZE((size_t)cpus);
-        int n = sched_getaffinity(0, size, big) == 0 ? CPU_COUNT_S(size, big) : 0;
-        CPU_FREE(big);
-        if (n > 0)
-            return n;
-    }
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
 }

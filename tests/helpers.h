@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -103,6 +104,22 @@ static inline uint32_t rnd(uint64_t *state)
 }
 
 static inline int gettid_(void) { return (int)syscall(SYS_gettid); }
+
+/* Pin the calling thread to the first CPU of its mask (threads and processes it makes
+ * from then on take that mask): 0, or -1. */
+static inline int pin_to_one_cpu(void)
+{
+    cpu_set_t set, one;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return -1;
+    CPU_ZERO(&one);
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &set)) {
+            CPU_SET(i, &one);
+            break;
+        }
+    return sched_setaffinity(0, sizeof one, &one);
+}
 
 /* A function for another process (plait_proc_fn): its 8-byte argument squared. */
 static inline ssize_t proc_square(const void *arg, size_t len, void *out, size_t cap)

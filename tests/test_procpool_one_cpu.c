@@ -103,15 +103,7 @@ TEST(three_workers_on_one_cpu) { on_one_cpu(3); }
 int main(void)
 {
     /* first: every thread and process made from now on takes this mask */
-    cpu_set_t set, one;
-    CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
-    CPU_ZERO(&one);
-    for (int i = 0; i < CPU_SETSIZE; i++)
-        if (CPU_ISSET(i, &set)) {
-            CPU_SET(i, &one);
-            break;
-        }
-    CHECK_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+    CHECK_EQ(pin_to_one_cpu(), 0);
     CHECK_EQ(plait_cpu_count(), 1);
     static const check_case cases[] = {CASE(one_worker_on_one_cpu),
                                        CASE(three_workers_on_one_cpu)};
