@@ -719,15 +719,25 @@ TEST(pmutex_child_with_the_id_of_a_gone_holder)
         }
         if (chose)
             CHECK_EQ(plait_join(t, NULL, SOON()), 0);
-        /* free, one way or another (its holder found gone) */
-        int before = check_failures;
-        int lr = plait_pmutex_lock(m, 0);
-        CHECK(lr == 0 || lr == -EOWNERDEAD);
-        CHECK_EQ(plait_pmutex_unlock(m), 0);
-        if (check_failures == before) {
-            CHECK_EQ(plait_pmutex_destroy(m), 0);
-            CHECK_EQ(plait_shm_destroy(r), 0);
+        /* free, one way or another (its holder found gone) — unless the child missed
+         * the id and another process (a test beside this one) got it: then the holder
+         * looks alive, as documented, and the objects stay as they are */
+        int lr = plait_pmutex_lock(m, 0), sr = plait_shm_lock(r, 0);
+        if (got) {
+            CHECK(lr == 0 || lr == -EOWNERDEAD);
+            CHECK(sr == 0 || sr == -EOWNERDEAD);
+        } else {
+            CHECK(lr == 0 || lr == -EOWNERDEAD || lr == -ETIMEDOUT);
+            CHECK(sr == 0 || sr == -EOWNERDEAD || sr == -ETIMEDOUT);
         }
+        if (lr == 0 || lr == -EOWNERDEAD)
+            CHECK_EQ(plait_pmutex_unlock(m), 0);
+        if (sr == 0 || sr == -EOWNERDEAD)
+            CHECK_EQ(plait_shm_unlock(r), 0);
+        if (lr != -ETIMEDOUT)
+            CHECK_EQ(plait_pmutex_destroy(m), 0);
+        if (sr != -ETIMEDOUT)
+            CHECK_EQ(plait_shm_destroy(r), 0);
         CHECK_EQ(plait_pevent_destroy(pm_done), 0);
     }
     if (!chose)
@@ -811,9 +821,12 @@ TEST(queue_lock_of_a_gone_holder_whose_id_a_child_gets)
         got = hung || st.pid == holder;
         if (st.r == 0)
             CHECK_EQ(plait_join(st.t, NULL, SOON()), hung ? PLAIT_KILLED(SIGKILL) : 0);
-        if (chose) {
-            /* the queue works: the dead holder's message never went in */
-            CHECK_EQ(plait_queue_send(q, "y", 1, BRIEF()), 0);
+        /* the queue works: the dead holder's message never went in — unless the child
+         * missed the id and another process (a test beside this one) got it: then the
+         * lock's holder looks alive, as documented, and the queue stays as it is */
+        int sent = chose ? plait_queue_send(q, "y", 1, BRIEF()) : -ETIMEDOUT;
+        if (chose && (got || sent != -ETIMEDOUT)) {
+            CHECK_EQ(sent, 0);
             CHECK_EQ(plait_queue_recv(q, &c, 1, BRIEF()), 1);
             CHECK_EQ(c, 'y');
             CHECK_EQ(plait_queue_recv(q, &c, 1, 0), -ETIMEDOUT);
