@@ -726,7 +726,9 @@ int plait_file_sync(int fd);
  * creation on, until plait_signals_wait() takes them (several watchers of a signal
  * each see every delivery).  While a signal has a watcher, plait's handler replaces
  * its disposition (so SIGINT/SIGTERM no longer end the program: the watcher decides);
- * the old one is back when its last watcher is destroyed, and in a forked child.
+ * the old one is back when its last watcher is destroyed, and in a forked child.  A
+ * watched signal reaches its watchers even when the program's threads all block it
+ * (plait's dispatcher thread takes it), unless it was sent to one thread (pthread_kill).
  * SIGCHLD may be watched without disturbing plait's processes.  As with any signal,
  * deliveries of one signal that come together may be merged by the kernel.
  * ------------------------------------------------------------------------- */

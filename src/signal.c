@@ -13,6 +13,14 @@
  * is there for a wait that does not block (a past deadline), not only once the
  * dispatcher has run (such a wait after raise() once said -ETIMEDOUT every time).
  *
+ * The dispatcher thread blocks every signal but those watched, which it takes (its mask
+ * is set anew each time it wakes, and a watcher made or gone wakes it): a signal the
+ * program's own threads all block — a mask inherited through exec, or kept for
+ * sigwait() — still reaches its watchers, as in Go, where the runtime's signal thread
+ * takes the signals Notify asked for.  (A signal sent to one thread, pthread_kill,
+ * stays that thread's.  A program that sigwait()s for a signal it also watches shares
+ * it with plait, as it would with another thread that does not block it.)
+ *
  * The disposition a signal had before its first watcher is restored when its last
  * watcher goes, and in a forked child (whose watchers are copies nobody serves: a
  * child forked to run a function must still die of SIGTERM; the counts not yet handed
@@ -57,13 +65,20 @@ static atomic_uint delivered[SIGNAL_MAX];
 static int self_pipe[2] = {-1, -1};
 static bool dispatcher_started;
 
+/* Wake the dispatcher: a delivery was counted, or the watched set changed.
+ * Async-signal-safe. */
+static void poke_dispatcher(void)
+{
+    char c = 0;
+    ssize_t ignored = write(self_pipe[1], &c, 1); /* a full pipe already says "look" */
+    (void)ignored;
+}
+
 static void on_signal(int signo)
 {
     int saved = errno;
     atomic_fetch_add_explicit(&delivered[signo], 1, memory_order_relaxed);
-    char c = 0;
-    ssize_t ignored = write(self_pipe[1], &c, 1); /* a full pipe already says "look" */
-    (void)ignored;
+    poke_dispatcher();
     errno = saved;
 }
 
@@ -89,13 +104,20 @@ static void *dispatcher(void *unused)
     (void)unused;
     pthread_setname_np(pthread_self(), "plait-signals"); /* see plait__thread_create */
     for (;;) {
+        pthread_mutex_lock(&registry);
+        distribute();
+        /* every signal blocked but the watched ones, whose handler is plait's */
+        sigset_t mask;
+        sigfillset(&mask);
+        for (int sig = 1; sig < SIGNAL_MAX; sig++)
+            if (watch_count[sig])
+                sigdelset(&mask, sig);
+        pthread_sigmask(SIG_SETMASK, &mask, NULL);
+        pthread_mutex_unlock(&registry);
         char buf[64];
         ssize_t n = read(self_pipe[0], buf, sizeof buf);
         if (n < 0 && errno != EINTR)
             abort(); /* the pipe is plait's own: this cannot happen */
-        pthread_mutex_lock(&registry);
-        distribute();
-        pthread_mutex_unlock(&registry);
     }
     return NULL;
 }
@@ -133,6 +155,7 @@ static void unwatch(const plait_signals *w)
     for (int sig = 1; sig < SIGNAL_MAX; sig++)
         if (w->wanted[sig] && --watch_count[sig] == 0)
             sigaction(sig, &before[sig], NULL);
+    poke_dispatcher(); /* to block those no longer watched */
 }
 
 int plait_signals_create(plait_signals **out, const int *signals, size_t n)
@@ -176,6 +199,7 @@ int plait_signals_create(plait_signals **out, const int *signals, size_t n)
     if (r == 0) {
         w->next = watchers;
         watchers = w;
+        poke_dispatcher(); /* to take the signals now watched */
     }
     pthread_mutex_unlock(&registry);
     if (r < 0) {

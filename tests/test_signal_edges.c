@@ -2,9 +2,9 @@
  * with a past deadline, queued real-time signals counted one by one, a watcher per
  * scheduler, SIGCHLD beside a process pool whose workers crash, a cancelled plait
  * thread's wait, watchers made and destroyed while signals stream in, a set refused
- * part-way (its handlers given back). */
+ * part-way (its handlers given back), a signal the program's threads all block. */
 #define _GNU_SOURCE 1
-#include "helpers.h"
+#include "fork_child.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -240,9 +240,40 @@ TEST(a_set_refused_part_way_gives_back_what_it_took)
     signal(SIGUSR2, SIG_DFL);
 }
 
+/* A signal every thread of the program blocks (a mask inherited through exec, or set
+ * by the program for its own reasons) still reaches a watcher of it: plait's dispatcher
+ * thread takes the watched signals.  Sent to the process before the watcher was made
+ * (pending) and after.  In a child of a single thread, whose mask is the only one. */
+TEST(a_signal_every_thread_blocks)
+{
+    pid_t pid = fork_child(false); /* (ThreadSanitizer stops a child that starts threads) */
+    if (pid == 0) {
+        sigset_t usr1;
+        sigemptyset(&usr1);
+        sigaddset(&usr1, SIGUSR1);
+        CHECK_EQ(pthread_sigmask(SIG_BLOCK, &usr1, NULL), 0);
+        CHECK_EQ(kill(getpid(), SIGUSR1), 0); /* pending: nobody takes it yet */
+        plait_signals *w;
+        int sig = SIGUSR1;
+        CHECK_EQ(plait_signals_create(&w, &sig, 1), 0);
+        CHECK_EQ(plait_signals_wait(w, SOON()), SIGUSR1);
+        CHECK_EQ(kill(getpid(), SIGUSR1), 0);
+        CHECK_EQ(plait_signals_wait(w, SOON()), SIGUSR1);
+        CHECK_EQ(plait_signals_wait(w, 0), -ETIMEDOUT); /* each delivery once */
+        CHECK_EQ(plait_signals_destroy(w), 0);
+        /* the disposition is the program's again, and the signal blocked as before */
+        sigset_t now;
+        CHECK_EQ(pthread_sigmask(SIG_BLOCK, NULL, &now), 0);
+        CHECK(sigismember(&now, SIGUSR1));
+        child_exit();
+    }
+    reap_ok(pid, 30);
+}
+
 RUN_TESTS(CASE(a_delivery_before_a_past_deadline_wait),
           CASE(a_delivery_before_a_past_deadline_wait_coroutine),
           CASE(queued_realtime_signals_each_count), CASE(a_watcher_per_scheduler),
           CASE(sigchld_watched_beside_a_crashing_pool), CASE(a_cancelled_plait_thread_wait),
           CASE(watchers_churn_while_signals_stream),
-          CASE(a_set_refused_part_way_gives_back_what_it_took))
+          CASE(a_set_refused_part_way_gives_back_what_it_took),
+          CASE(a_signal_every_thread_blocks))
