@@ -895,10 +895,16 @@ void plait__manager_atfork(int phase);
 /* ---- process-shared objects (shared.c) ---- */
 /* The handle of a process-shared object, in this process's memory: its place in the
  * registry that hears of dead children, and the waits of this process on it. */
-typedef struct plait__shared_obj {
+struct plait__shared_obj;
+/* What an object's kind does when a child dies, is forked or runs exec (called under
+ * the registry's lock; one constant per kind, given at registration). */
+typedef struct plait__shared_hooks {
     void (*died)(struct plait__shared_obj *obj, unsigned pid);
-    void (*forked)(struct plait__shared_obj *obj, unsigned pid); /* a new child holds it */
+    void (*forked)(struct plait__shared_obj *obj, unsigned pid); /* NULL: nothing to do */
     void (*execd)(struct plait__shared_obj *obj, unsigned pid);  /* NULL: as died */
+} plait__shared_hooks;
+typedef struct plait__shared_obj {
+    const plait__shared_hooks *hooks;
     struct plait__shared_obj *prev, *next;
     atomic_int local_waiters;
     atomic_int in_calls;        /* calls of this process that still touch the state after
@@ -928,9 +934,8 @@ void *plait__shared_map(size_t size);
 void plait__shared_unmap(void *p, size_t size);
 /* Register obj, the first member of a handle allocated with malloc, whose state is the
  * mapping map (map_size bytes, from plait__shared_map). */
-void plait__shared_register(plait__shared_obj *obj,
-                            void (*died)(plait__shared_obj *obj, unsigned pid), void *map,
-                            size_t map_size);
+void plait__shared_register(plait__shared_obj *obj, const plait__shared_hooks *hooks,
+                            void *map, size_t map_size);
 /* The process lets go of obj (its handle was destroyed): obj, its handle and its mapping
  * are freed now, or once every child forked since it was made is gone, for until then
  * a death must still reach the object. */

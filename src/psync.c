@@ -185,33 +185,33 @@ static void pmutex_obj_forked(plait__shared_obj *obj, unsigned pid)
     plait__pmutex_forked(((plait_pmutex *)obj)->st, pid);
 }
 
-/* The handle and its state in one shared page; NULL when out of memory. */
-static void *shared_create(size_t handle_size, size_t state_size, void **state,
-                           void (*died)(plait__shared_obj *, unsigned))
+/* The handle and its state in one shared page, the handle's pointer to the state (at
+ * state_at) set before it is registered: a fork or a death on another thread calls
+ * the kind's hooks on it from then on.  NULL when out of memory. */
+static void *shared_create(size_t handle_size, size_t state_at, size_t state_size,
+                           const plait__shared_hooks *hooks)
 {
-    plait__shared_obj *obj = calloc(1, handle_size);
-    if (!obj)
+    char *handle = calloc(1, handle_size);
+    if (!handle)
         return NULL;
-    *state = plait__shared_map(state_size);
-    if (!*state) {
-        free(obj);
+    void *state = plait__shared_map(state_size);
+    if (!state) {
+        free(handle);
         return NULL;
     }
-    plait__shared_register(obj, died, *state, state_size);
-    return obj;
+    memcpy(handle + state_at, &state, sizeof state);
+    plait__shared_register((plait__shared_obj *)handle, hooks, state, state_size);
+    return handle;
 }
 
 int plait_pmutex_create(plait_pmutex **mutex)
 {
     if (!mutex)
         return -EINVAL;
-    void *st;
-    *mutex = shared_create(sizeof **mutex, sizeof(plait__pmutex_state), &st, pmutex_obj_died);
-    if (!*mutex)
-        return -ENOMEM;
-    (*mutex)->st = st;
-    (*mutex)->obj.forked = pmutex_obj_forked;
-    return 0;
+    static const plait__shared_hooks hooks = {pmutex_obj_died, pmutex_obj_forked, NULL};
+    *mutex = shared_create(sizeof **mutex, offsetof(plait_pmutex, st),
+                           sizeof(plait__pmutex_state), &hooks);
+    return *mutex ? 0 : -ENOMEM;
 }
 
 int plait_pmutex_destroy(plait_pmutex *mutex)
@@ -257,11 +257,10 @@ int plait_psem_create(plait_psem **sem, unsigned initial)
 {
     if (!sem)
         return -EINVAL;
-    void *st;
-    *sem = shared_create(sizeof **sem, sizeof(psem_state), &st, psem_died);
+    static const plait__shared_hooks hooks = {psem_died, NULL, NULL};
+    *sem = shared_create(sizeof **sem, offsetof(plait_psem, st), sizeof(psem_state), &hooks);
     if (!*sem)
         return -ENOMEM;
-    (*sem)->st = st;
     atomic_store(&(*sem)->st->count, initial);
     return 0;
 }
@@ -366,12 +365,10 @@ int plait_pevent_create(plait_pevent **event)
 {
     if (!event)
         return -EINVAL;
-    void *st;
-    *event = shared_create(sizeof **event, sizeof(pevent_state), &st, pevent_died);
-    if (!*event)
-        return -ENOMEM;
-    (*event)->st = st;
-    return 0;
+    static const plait__shared_hooks hooks = {pevent_died, NULL, NULL};
+    *event = shared_create(sizeof **event, offsetof(plait_pevent, st), sizeof(pevent_state),
+                           &hooks);
+    return *event ? 0 : -ENOMEM;
 }
 
 int plait_pevent_destroy(plait_pevent *event)

@@ -265,9 +265,8 @@ int plait_queue_create(plait_queue **queue, size_t msg_max, size_t capacity)
     q->capacity = capacity;
     q->slot_size = slot_size;
     q->st->sides[0].pid = plait__pid(); /* the first holder */
-    plait__shared_register(&q->obj, queue_died, q->st, q->map_size);
-    q->obj.forked = queue_forked;
-    q->obj.execd = queue_execd;
+    static const plait__shared_hooks hooks = {queue_died, queue_forked, queue_execd};
+    plait__shared_register(&q->obj, &hooks, q->st, q->map_size);
     *queue = q;
     return 0;
 }

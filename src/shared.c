@@ -62,14 +62,11 @@ void plait__shared_unmap(void *p, size_t size)
     munmap(p, size);
 }
 
-void plait__shared_register(plait__shared_obj *obj,
-                            void (*died)(plait__shared_obj *obj, unsigned pid), void *map,
-                            size_t map_size)
+void plait__shared_register(plait__shared_obj *obj, const plait__shared_hooks *hooks,
+                            void *map, size_t map_size)
 {
     plait__fork_init(); /* its children must know their own pid (fork.c) */
-    obj->died = died;
-    obj->forked = NULL;
-    obj->execd = NULL;
+    obj->hooks = hooks; /* before the registry's readers can see obj */
     atomic_init(&obj->local_waiters, 0);
     atomic_init(&obj->in_calls, 0);
     obj->map = map;
@@ -161,8 +158,7 @@ void plait__shared_child_died(unsigned pid)
     pthread_mutex_lock(&registry_lock);
     child_gone(pid);
     for (plait__shared_obj *obj = registry; obj; obj = obj->next)
-        if (obj->died)
-            obj->died(obj, pid);
+        obj->hooks->died(obj, pid);
     release_unheld();
     pthread_mutex_unlock(&registry_lock);
 }
@@ -172,10 +168,10 @@ void plait__shared_child_execd(unsigned pid)
     pthread_mutex_lock(&registry_lock);
     child_gone(pid);
     for (plait__shared_obj *obj = registry; obj; obj = obj->next) {
-        if (obj->execd)
-            obj->execd(obj, pid);
-        else if (obj->died)
-            obj->died(obj, pid);
+        if (obj->hooks->execd)
+            obj->hooks->execd(obj, pid);
+        else
+            obj->hooks->died(obj, pid);
     }
     release_unheld();
     pthread_mutex_unlock(&registry_lock);
@@ -185,8 +181,8 @@ void plait__shared_child_execd(unsigned pid)
 static void tell_forked(unsigned pid)
 {
     for (plait__shared_obj *obj = registry; obj; obj = obj->next)
-        if (obj->let_go_at == UINT64_MAX && obj->forked)
-            obj->forked(obj, pid);
+        if (obj->let_go_at == UINT64_MAX && obj->hooks->forked)
+            obj->hooks->forked(obj, pid);
 }
 
 void plait__shared_forked(unsigned pid)

@@ -48,8 +48,8 @@ int plait_shm_create(plait_shm **shm, size_t size)
     }
     r->data = (char *)r->lock + HEADER;
     r->size = size;
-    plait__shared_register(&r->obj, region_died, r->lock, r->map_size);
-    r->obj.forked = region_forked;
+    static const plait__shared_hooks hooks = {region_died, region_forked, NULL};
+    plait__shared_register(&r->obj, &hooks, r->lock, r->map_size);
     *shm = r;
     return 0;
 }

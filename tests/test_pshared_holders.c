@@ -839,6 +839,45 @@ TEST(queue_lock_of_a_gone_holder_whose_id_a_child_gets)
         CHECK_SKIP("the process id was taken by others each time");
 }
 
+/* Objects made while another thread starts processes: a fork tells every object held
+ * that the new child holds it too (its kind's `forked` hook, read under the registry's
+ * lock), and the hooks of a mutex, a region and a queue were set after the object was
+ * registered, outside that lock — a data race with the fork's read (ThreadSanitizer
+ * saw it). */
+static atomic_bool made_enough;
+
+static void *make_objects(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 300; i++) {
+        plait_pmutex *m;
+        plait_shm *r;
+        plait_queue *q;
+        CHECK_EQ(plait_pmutex_create(&m), 0);
+        CHECK_EQ(plait_shm_create(&r, 64), 0);
+        CHECK_EQ(plait_queue_create(&q, 8, 2), 0);
+        CHECK_EQ(plait_pmutex_destroy(m), 0);
+        CHECK_EQ(plait_shm_destroy(r), 0);
+        CHECK_EQ(plait_queue_destroy(q), 0);
+    }
+    atomic_store(&made_enough, true);
+    return NULL;
+}
+
+TEST(objects_made_while_processes_start)
+{
+    manager_up();
+    atomic_store(&made_enough, false);
+    pthread_t maker;
+    CHECK_EQ(pthread_create(&maker, NULL, make_objects, NULL), 0);
+    for (int started = 0; !atomic_load(&made_enough) || started < 5; started++) {
+        plait_task t;
+        CHECK_EQ(plait_process_start(&t, pr_nothing, NULL, 0, NULL, NULL), 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    }
+    CHECK_EQ(pthread_join(maker, NULL), 0);
+}
+
 RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_lock_waited_across_a_fork_is_the_childs),
           CASE(pmutex_of_a_holder_reaped_unreported_to_a_try),
@@ -850,4 +889,5 @@ RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_child_with_the_id_of_a_gone_holder),
           CASE(pmutex_child_with_the_id_of_a_gone_holder),
           CASE(queue_lock_of_a_gone_holder_whose_id_a_child_gets),
-          CASE(no_mapping_or_descriptor_left_behind))
+          CASE(no_mapping_or_descriptor_left_behind),
+          CASE(objects_made_while_processes_start))
