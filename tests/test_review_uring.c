@@ -1,0 +1,472 @@
+/*
+ * test_review_uring.c — the io_uring poller under pressure (review of poll_uring.c),
+ * run on both backends (PLAIT_IO_TESTS): far more waits and completions than the rings
+ * hold, all made ready at once; a storm of signals interrupting every io_uring_enter;
+ * deadlines and cancellations racing the completions of reads the kernel makes (no
+ * byte may be lost or repeated); one descriptor waited on for reading and writing by
+ * many coroutines at once.
+ */
+#include "check.h"
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+
+enum { MANY = 3000 };
+
+static int pairs[MANY][2];
+static atomic_int started;
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = rl.rlim_max;
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+static bool make_pairs(int n)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < (rlim_t)(2 * n + 64))
+        return false;
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pairs[i]),
+                 0);
+    return true;
+}
+
+static void close_pairs(int n)
+{
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(plait_close(pairs[i][0]), 0);
+        CHECK_EQ(plait_close(pairs[i][1]), 0);
+    }
+}
+
+/* ---- thousands of waits, all ready at once ---- */
+
+static void *read_one(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    char c = 0;
+    atomic_fetch_add(&started, 1);
+    ssize_t n = plait_read(pairs[i][0], &c, 1, SOON());
+    return (void *)(intptr_t)(n == 1 ? (unsigned char)c : -1000 + n);
+}
+
+static void *wait_one(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    atomic_fetch_add(&started, 1);
+    return (void *)(intptr_t)plait_wait_fd(pairs[i][0], PLAIT_READABLE, SOON());
+}
+
+static void *many_at_once(void *arg)
+{
+    bool reads = arg != NULL;
+    static plait_task tasks[MANY];
+    atomic_store(&started, 0);
+    for (int i = 0; i < MANY; i++)
+        CHECK_EQ(plait_spawn(&tasks[i], reads ? read_one : wait_one, (void *)(intptr_t)i), 0);
+    while (atomic_load(&started) < MANY)
+        CHECK_EQ(plait_yield(), 0);
+    for (int k = 0; k < 3; k++) /* every one is in its wait now */
+        CHECK_EQ(plait_yield(), 0);
+    for (int i = 0; i < MANY; i++) {
+        char c = (char)('a' + i % 26);
+        CHECK_EQ(write(pairs[i][1], &c, 1), 1);
+    }
+    int wrong = 0;
+    for (int i = 0; i < MANY; i++) {
+        void *res = NULL;
+        CHECK_EQ(plait_join(tasks[i], &res, SOON()), 0);
+        intptr_t want = reads ? 'a' + i % 26 : PLAIT_READABLE;
+        if ((intptr_t)res != want && wrong++ < 5)
+            fprintf(stderr, "  task %d: %ld, not %ld\n", i, (long)(intptr_t)res, (long)want);
+    }
+    CHECK_EQ(wrong, 0);
+    return NULL;
+}
+
+TEST(thousands_of_waits_made_ready_at_once_all_wake)
+{
+    raise_fd_limit();
+    if (!make_pairs(MANY)) {
+        CHECK_SKIP("too few descriptors");
+        return;
+    }
+    check_run(many_at_once, NULL);
+    close_pairs(MANY);
+}
+
+TEST(thousands_of_kernel_reads_made_ready_at_once_all_complete)
+{
+    raise_fd_limit();
+    if (!make_pairs(MANY)) {
+        CHECK_SKIP("too few descriptors");
+        return;
+    }
+    check_run(many_at_once, (void *)1);
+    close_pairs(MANY);
+}
+
+/* ---- a storm of signals ---- */
+
+static atomic_long signals_seen;
+static void on_signal(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&signals_seen, 1);
+}
+
+enum { STORM_PAIRS = 16, STORM_ROUNDS = 400 };
+
+static void *echo_side(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    for (int k = 0; k < STORM_ROUNDS; k++) {
+        unsigned char c;
+        if (plait_read(pairs[i][1], &c, 1, SOON()) != 1)
+            return (void *)(intptr_t)-1;
+        c++;
+        if (plait_write(pairs[i][1], &c, 1, SOON()) != 1)
+            return (void *)(intptr_t)-2;
+    }
+    return NULL;
+}
+
+static void *ping_side(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    for (int k = 0; k < STORM_ROUNDS; k++) {
+        unsigned char c = (unsigned char)k, d;
+        if (plait_write(pairs[i][0], &c, 1, SOON()) != 1)
+            return (void *)(intptr_t)-3;
+        /* a wait with a deadline now and then, which must time out, not fail */
+        if (k % 50 == 0 && plait_sleep(100000) != 0)
+            return (void *)(intptr_t)-4;
+        if (plait_read(pairs[i][0], &d, 1, SOON()) != 1)
+            return (void *)(intptr_t)-5;
+        if (d != (unsigned char)(c + 1))
+            return (void *)(intptr_t)-6;
+    }
+    return NULL;
+}
+
+static void *storm(void *arg)
+{
+    (void)arg;
+    plait_task t[2 * STORM_PAIRS];
+    for (int i = 0; i < STORM_PAIRS; i++) {
+        CHECK_EQ(plait_spawn(&t[2 * i], echo_side, (void *)(intptr_t)i), 0);
+        CHECK_EQ(plait_spawn(&t[2 * i + 1], ping_side, (void *)(intptr_t)i), 0);
+    }
+    /* a wait that nothing answers ends at its deadline, signals or not */
+    int idle[2];
+    CHECK_EQ(pipe2(idle, O_NONBLOCK | O_CLOEXEC), 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_wait_fd(idle[0], PLAIT_READABLE, plait_deadline_in(30 * PLAIT_MS)),
+             -ETIMEDOUT);
+    CHECK(plait_now() - start >= 30 * PLAIT_MS);
+    for (int i = 0; i < 2 * STORM_PAIRS; i++) {
+        void *res = (void *)1;
+        CHECK_EQ(plait_join(t[i], &res, SOON()), 0);
+        CHECK_EQ((intptr_t)res, 0);
+    }
+    CHECK_EQ(plait_close(idle[0]), 0);
+    CHECK_EQ(plait_close(idle[1]), 0);
+    return NULL;
+}
+
+TEST(a_storm_of_signals_loses_no_wait_and_no_byte)
+{
+    CHECK(make_pairs(STORM_PAIRS));
+    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    timer_t timer;
+    struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1};
+    CHECK_EQ(timer_create(CLOCK_MONOTONIC, &sev, &timer), 0);
+    struct itimerspec its = {.it_interval = {0, 20000}, .it_value = {0, 20000}};
+    CHECK_EQ(timer_settime(timer, 0, &its, NULL), 0);
+    atomic_store(&signals_seen, 0);
+    check_run(storm, NULL);
+    CHECK_EQ(timer_delete(timer), 0);
+    signal(SIGUSR1, SIG_IGN);
+    fprintf(stderr, "  %ld signals\n", atomic_load(&signals_seen));
+    CHECK(atomic_load(&signals_seen) > 10);
+    close_pairs(STORM_PAIRS);
+}
+
+/* ---- deadlines and cancellations racing completions: no byte lost or repeated ---- */
+
+enum { RACE_BYTES = 20000 };
+static atomic_int writer_done;
+
+static void *write_sequence(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    for (int i = 0; i < RACE_BYTES; i++) {
+        unsigned char c = (unsigned char)(i * 7 + 3);
+        while (write(fd, &c, 1) != 1) {
+            if (errno != EAGAIN)
+                return (void *)(intptr_t)-errno;
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            poll(&pfd, 1, 100);
+        }
+        if (i % 64 == 0)
+            sched_yield();
+    }
+    atomic_store(&writer_done, 1);
+    return NULL;
+}
+
+static void *read_with_short_deadlines(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    uint64_t seed = 12345;
+    int got = 0, timeouts = 0;
+    int64_t give_up = SOON();
+    while (got < RACE_BYTES && plait_now() < give_up) {
+        unsigned char buf[3];
+        int64_t ns = rnd(&seed) % 60000;
+        ssize_t n = plait_read(fd, buf, 1 + rnd(&seed) % 3, plait_deadline_in(ns));
+        if (n == -ETIMEDOUT) {
+            timeouts++;
+            continue;
+        }
+        if (n <= 0) {
+            fprintf(stderr, "  read: %zd after %d bytes\n", n, got);
+            return (void *)(intptr_t)-1;
+        }
+        for (ssize_t k = 0; k < n; k++, got++)
+            if (buf[k] != (unsigned char)(got * 7 + 3)) {
+                fprintf(stderr, "  byte %d wrong\n", got);
+                return (void *)(intptr_t)-2;
+            }
+    }
+    fprintf(stderr, "  %d bytes, %d timeouts\n", got, timeouts);
+    return (void *)(intptr_t)got;
+}
+
+static void *deadline_race(void *arg)
+{
+    (void)arg;
+    atomic_store(&writer_done, 0);
+    pthread_t th;
+    thread_start(&th, write_sequence, (void *)(intptr_t)pairs[0][1]);
+    void *got = read_with_short_deadlines((void *)(intptr_t)pairs[0][0]);
+    thread_join(th);
+    CHECK_EQ((intptr_t)got, RACE_BYTES);
+    return NULL;
+}
+
+TEST(deadlines_racing_kernel_reads_lose_no_byte)
+{
+    CHECK(make_pairs(1));
+    check_run(deadline_race, NULL);
+    close_pairs(1);
+}
+
+static atomic_int cancel_got;
+
+static void *read_until_cancelled(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    for (;;) {
+        unsigned char buf[2];
+        ssize_t n = plait_read(fd, buf, sizeof buf, SOON());
+        if (n == -ECANCELED)
+            return NULL;
+        if (n <= 0)
+            return (void *)(intptr_t)n;
+        for (ssize_t k = 0; k < n; k++) {
+            int at = atomic_fetch_add(&cancel_got, 1);
+            if (buf[k] != (unsigned char)(at * 7 + 3))
+                return (void *)(intptr_t)-1000;
+        }
+    }
+}
+
+static void *cancel_race(void *arg)
+{
+    (void)arg;
+    atomic_store(&cancel_got, 0);
+    pthread_t th;
+    thread_start(&th, write_sequence, (void *)(intptr_t)pairs[0][1]);
+    int64_t give_up = SOON();
+    int tasks = 0;
+    while (atomic_load(&cancel_got) < RACE_BYTES && plait_now() < give_up) {
+        plait_task t;
+        CHECK_EQ(plait_spawn(&t, read_until_cancelled, (void *)(intptr_t)pairs[0][0]), 0);
+        CHECK_EQ(plait_yield(), 0); /* it waits in its read, or is reading */
+        plait_cancel(t);
+        void *res = (void *)1;
+        int j = plait_join(t, &res, SOON());
+        CHECK(j == 0 || j == -ECANCELED);
+        if (j == 0 && res != NULL) {
+            fprintf(stderr, "  reader: %ld at %d\n", (long)(intptr_t)res,
+                    atomic_load(&cancel_got));
+            CHECK(res == NULL);
+            break;
+        }
+        tasks++;
+    }
+    thread_join(th);
+    fprintf(stderr, "  %d readers cancelled\n", tasks);
+    CHECK_EQ(atomic_load(&cancel_got), RACE_BYTES);
+    return NULL;
+}
+
+TEST(cancellations_racing_kernel_reads_lose_no_byte)
+{
+    CHECK(make_pairs(1));
+    check_run(cancel_race, NULL);
+    close_pairs(1);
+}
+
+/* ---- one descriptor, many coroutines wanting to read and write it ---- */
+
+static atomic_int busy_seen, ready_seen;
+
+static void *contend(void *arg)
+{
+    int events = (int)(intptr_t)arg;
+    int r = plait_wait_fd(pairs[0][0], events, SOON());
+    if (r == -EBUSY)
+        atomic_fetch_add(&busy_seen, 1);
+    else if (r > 0)
+        atomic_fetch_add(&ready_seen, 1);
+    return NULL;
+}
+
+static void *one_descriptor_many_waiters(void *arg)
+{
+    (void)arg;
+    enum { N = 200 };
+    plait_task t[N];
+    atomic_store(&busy_seen, 0);
+    atomic_store(&ready_seen, 0);
+    /* fill the socket so that it is not writable: every waiter sleeps */
+    char junk[4096] = {0};
+    while (write(pairs[0][0], junk, sizeof junk) > 0) {
+    }
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(plait_spawn(&t[i], contend,
+                             (void *)(intptr_t)(i % 2 ? PLAIT_READABLE : PLAIT_WRITABLE)),
+                 0);
+    for (int k = 0; k < 5; k++)
+        CHECK_EQ(plait_yield(), 0);
+    /* one reader and one writer wait; the rest were refused */
+    CHECK_EQ(atomic_load(&busy_seen), N - 2);
+    /* make it readable, then writable */
+    CHECK_EQ(write(pairs[0][1], "x", 1), 1);
+    for (int i = 1; i < N; i += 2) {
+        void *res = NULL;
+        CHECK_EQ(plait_join(t[i], &res, SOON()), 0);
+    }
+    CHECK_EQ(atomic_load(&ready_seen), 1);
+    char buf[65536];
+    while (read(pairs[0][1], buf, sizeof buf) > 0) {
+    }
+    for (int i = 0; i < N; i += 2) {
+        void *res = NULL;
+        CHECK_EQ(plait_join(t[i], &res, SOON()), 0);
+    }
+    CHECK_EQ(atomic_load(&ready_seen), 2);
+    CHECK_EQ(atomic_load(&busy_seen), N - 2);
+    return NULL;
+}
+
+TEST(one_descriptor_waited_on_by_many_for_both_directions)
+{
+    CHECK(make_pairs(1));
+    check_run(one_descriptor_many_waiters, NULL);
+    close_pairs(1);
+}
+
+/* ---- a watch given up, then close(2): the file is closed ---- */
+
+/* A wait that ended (cancelled) gives its watch up; nobody waits on the descriptor
+ * then, and close(2) of it is allowed (plait_close is for descriptors someone may be
+ * waiting on): the peer must see the close at once, as on epoll.  On io_uring the
+ * poll request holds the file until its removal is done, which a DEFER_TASKRUN ring
+ * does in its queue of work due, a few dozen items per entry: behind 100 events due
+ * the removal was only handed over, and the socket stayed open after close(2) until
+ * the scheduler's next look at the ring. */
+enum { DUE = 100 };
+static int due_fds[DUE];
+static int given_up_fd, given_up_peer;
+static int peer_saw_close = -1;
+
+static void *wait_due(void *arg)
+{
+    return (void *)(intptr_t)plait_wait_fd(due_fds[(intptr_t)arg], PLAIT_READABLE, SOON());
+}
+
+static void *wait_then_close(void *arg)
+{
+    (void)arg;
+    int r = plait_wait_fd(given_up_fd, PLAIT_READABLE, SOON());
+    if (r != -ECANCELED)
+        return (void *)(intptr_t)-1000;
+    CHECK_EQ(close(given_up_fd), 0); /* nobody waits on it now */
+    /* no look at the ring in between: the peer sees the close at once */
+    struct pollfd pfd = {.fd = given_up_peer, .events = POLLIN | POLLRDHUP};
+    peer_saw_close = poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP));
+    return NULL;
+}
+
+static void *given_up_then_closed(void *arg)
+{
+    (void)arg;
+    int pair[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+    given_up_fd = pair[0];
+    given_up_peer = pair[1];
+    peer_saw_close = -1;
+    plait_task et[DUE], ct;
+    for (int i = 0; i < DUE; i++) {
+        due_fds[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        CHECK(due_fds[i] >= 0);
+        CHECK_EQ(plait_spawn(&et[i], wait_due, (void *)(intptr_t)i), 0);
+    }
+    CHECK_EQ(plait_spawn(&ct, wait_then_close, NULL), 0);
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ(plait_yield(), 0); /* every watch is written */
+    /* a wait that ends at once, as the scheduler has entered the kernel: the watches
+     * went with it */
+    CHECK_EQ(plait_wait_fd(pair[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    for (int i = 0; i < DUE; i++)
+        CHECK_EQ(eventfd_write(due_fds[i], 1), 0); /* 100 events due in the kernel */
+    CHECK_EQ(plait_cancel(ct), 0);
+    void *res = (void *)1;
+    CHECK_EQ(plait_join(ct, &res, SOON()), -ECANCELED);
+    CHECK_EQ(peer_saw_close, 1);
+    for (int i = 0; i < DUE; i++) {
+        void *r = NULL;
+        CHECK_EQ(plait_join(et[i], &r, SOON()), 0);
+        CHECK_EQ((intptr_t)r, PLAIT_READABLE);
+        CHECK_EQ(plait_close(due_fds[i]), 0);
+    }
+    CHECK_EQ(plait_close(pair[1]), 0);
+    return NULL;
+}
+
+TEST(close_after_a_wait_given_up_behind_many_events_closes)
+{
+    check_run(given_up_then_closed, NULL);
+}
+
+RUN_TESTS(CASE(thousands_of_waits_made_ready_at_once_all_wake),
+          CASE(thousands_of_kernel_reads_made_ready_at_once_all_complete),
+          CASE(a_storm_of_signals_loses_no_wait_and_no_byte),
+          CASE(deadlines_racing_kernel_reads_lose_no_byte),
+          CASE(cancellations_racing_kernel_reads_lose_no_byte),
+          CASE(one_descriptor_waited_on_by_many_for_both_directions),
+          CASE(close_after_a_wait_given_up_behind_many_events_closes))
