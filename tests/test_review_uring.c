@@ -10,6 +10,7 @@
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -91,6 +92,89 @@ static void *many_at_once(void *arg)
     }
     CHECK_EQ(wrong, 0);
     return NULL;
+}
+
+/* Every descriptor ready before its wait is made: each watch completes as the kernel
+ * takes it, far more than the completion ring holds, while the submission ring keeps
+ * filling (a wait is only written into it). */
+static void *many_already_ready(void *arg)
+{
+    (void)arg;
+    static plait_task tasks[MANY];
+    atomic_store(&started, 0);
+    for (int i = 0; i < MANY; i++)
+        CHECK_EQ(write(pairs[i][1], "r", 1), 1);
+    for (int i = 0; i < MANY; i++)
+        CHECK_EQ(plait_spawn(&tasks[i], wait_one, (void *)(intptr_t)i), 0);
+    int wrong = 0;
+    for (int i = 0; i < MANY; i++) {
+        void *res = NULL;
+        CHECK_EQ(plait_join(tasks[i], &res, SOON()), 0);
+        if ((intptr_t)res != PLAIT_READABLE && wrong++ < 5)
+            fprintf(stderr, "  task %d: %ld\n", i, (long)(intptr_t)res);
+    }
+    CHECK_EQ(wrong, 0);
+    return NULL;
+}
+
+TEST(thousands_of_waits_on_ready_descriptors_all_answered)
+{
+    raise_fd_limit();
+    if (!make_pairs(MANY)) {
+        CHECK_SKIP("too few descriptors");
+        return;
+    }
+    check_run(many_already_ready, NULL);
+    close_pairs(MANY);
+}
+
+/* Every wait ends at one deadline; nobody waits on the descriptors then, and each is
+ * closed with close(2): every peer sees its end at once (no watch holds a file). */
+static int64_t common_deadline;
+
+static void *wait_until_common_deadline(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    atomic_fetch_add(&started, 1);
+    int r = plait_wait_fd(pairs[i][0], PLAIT_READABLE, common_deadline);
+    return (void *)(intptr_t)(r == -ETIMEDOUT ? 0 : 1000 + r);
+}
+
+static void *many_time_out_together(void *arg)
+{
+    (void)arg;
+    static plait_task tasks[MANY];
+    atomic_store(&started, 0);
+    common_deadline = plait_deadline_in(300 * PLAIT_MS);
+    for (int i = 0; i < MANY; i++)
+        CHECK_EQ(plait_spawn(&tasks[i], wait_until_common_deadline, (void *)(intptr_t)i), 0);
+    int wrong = 0;
+    for (int i = 0; i < MANY; i++) {
+        void *res = (void *)1;
+        CHECK_EQ(plait_join(tasks[i], &res, SOON()), 0);
+        wrong += res != NULL;
+    }
+    CHECK_EQ(wrong, 0);
+    CHECK(atomic_load(&started) == MANY);
+    int open_still = 0;
+    for (int i = 0; i < MANY; i++) {
+        CHECK_EQ(close(pairs[i][0]), 0);
+        struct pollfd pfd = {.fd = pairs[i][1], .events = POLLIN | POLLRDHUP};
+        open_still += !(poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP)));
+        CHECK_EQ(close(pairs[i][1]), 0);
+    }
+    CHECK_EQ(open_still, 0);
+    return NULL;
+}
+
+TEST(thousands_of_waits_ending_at_one_deadline_let_their_files_go)
+{
+    raise_fd_limit();
+    if (!make_pairs(MANY)) {
+        CHECK_SKIP("too few descriptors");
+        return;
+    }
+    check_run(many_time_out_together, NULL);
 }
 
 TEST(thousands_of_waits_made_ready_at_once_all_wake)
@@ -463,10 +547,86 @@ TEST(close_after_a_wait_given_up_behind_many_events_closes)
     check_run(given_up_then_closed, NULL);
 }
 
+/* ---- a peer's reset under a kernel read and a writer blocked on a full buffer ---- */
+
+static int reset_fd;
+static int reset_read_r, reset_write_r;
+
+static void *read_until_reset(void *arg)
+{
+    (void)arg;
+    char c;
+    reset_read_r = (int)plait_read(reset_fd, &c, 1, SOON());
+    return NULL;
+}
+
+static void *write_until_reset(void *arg)
+{
+    (void)arg;
+    static char big[1 << 16];
+    ssize_t n;
+    while ((n = plait_write(reset_fd, big, sizeof big, SOON())) > 0) {
+    }
+    reset_write_r = (int)n;
+    return NULL;
+}
+
+static void *reset_under_read_and_write(void *arg)
+{
+    (void)arg;
+    int lis = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(lis >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    CHECK_EQ(bind(lis, (struct sockaddr *)&sa, sizeof sa), 0);
+    CHECK_EQ(listen(lis, 1), 0);
+    CHECK_EQ(getsockname(lis, (struct sockaddr *)&sa, &sl), 0);
+    reset_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(reset_fd >= 0);
+    int small = 4096;
+    CHECK_EQ(setsockopt(reset_fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    CHECK_EQ(connect(reset_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    CHECK_EQ(plait_fd_set_nonblock(reset_fd, 1), 0);
+    int peer = accept(lis, NULL, NULL);
+    CHECK(peer >= 0);
+    CHECK_EQ(setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    reset_read_r = reset_write_r = 1;
+    plait_task rt, wt;
+    CHECK_EQ(plait_spawn(&rt, read_until_reset, NULL), 0);
+    CHECK_EQ(plait_spawn(&wt, write_until_reset, NULL), 0);
+    /* both block: nothing to read, the buffers full */
+    for (int k = 0; k < 20 && (reset_read_r == 1 || reset_write_r == 1); k++)
+        CHECK_EQ(plait_sleep(PLAIT_MS), 0);
+    CHECK_EQ(reset_read_r, 1);
+    CHECK_EQ(reset_write_r, 1);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK_EQ(setsockopt(peer, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    CHECK_EQ(close(peer), 0); /* a reset */
+    CHECK_EQ(plait_join(rt, NULL, SOON()), 0);
+    CHECK_EQ(plait_join(wt, NULL, SOON()), 0);
+    CHECK_EQ(reset_read_r, -ECONNRESET);
+    CHECK(reset_write_r == -EPIPE || reset_write_r == -ECONNRESET);
+    /* after the reset: end of file, and a broken pipe */
+    char c;
+    CHECK_EQ(plait_read(reset_fd, &c, 1, SOON()), 0);
+    CHECK_EQ(plait_write(reset_fd, "x", 1, SOON()), -EPIPE);
+    CHECK_EQ(plait_close(reset_fd), 0);
+    CHECK_EQ(close(lis), 0);
+    return NULL;
+}
+
+TEST(a_reset_ends_a_kernel_read_and_a_blocked_write_alike)
+{
+    check_run(reset_under_read_and_write, NULL);
+}
+
 RUN_TESTS(CASE(thousands_of_waits_made_ready_at_once_all_wake),
+          CASE(thousands_of_waits_on_ready_descriptors_all_answered),
+          CASE(thousands_of_waits_ending_at_one_deadline_let_their_files_go),
           CASE(thousands_of_kernel_reads_made_ready_at_once_all_complete),
           CASE(a_storm_of_signals_loses_no_wait_and_no_byte),
           CASE(deadlines_racing_kernel_reads_lose_no_byte),
           CASE(cancellations_racing_kernel_reads_lose_no_byte),
           CASE(one_descriptor_waited_on_by_many_for_both_directions),
-          CASE(close_after_a_wait_given_up_behind_many_events_closes))
+          CASE(close_after_a_wait_given_up_behind_many_events_closes),
+          CASE(a_reset_ends_a_kernel_read_and_a_blocked_write_alike))
