@@ -11,7 +11,10 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
+#include <termios.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -175,6 +178,74 @@ TEST(thousands_of_waits_ending_at_one_deadline_let_their_files_go)
         return;
     }
     check_run(many_time_out_together, NULL);
+}
+
+/* Thousands of kernel reads whose deadline comes as their bytes do (a thread writes
+ * them meanwhile): each read either has its byte or times out with the byte left for
+ * the next read; none is lost, none read twice. */
+static void *write_all_pairs(void *arg)
+{
+    (void)arg;
+    while (plait_now() < common_deadline - 2 * PLAIT_MS) {
+    }
+    for (int i = 0; i < MANY; i++)
+        if (write(pairs[i][1], "z", 1) != 1)
+            return (void *)(intptr_t)-1;
+    return NULL;
+}
+
+static void *read_by_common_deadline(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    char c[2];
+    ssize_t n = plait_read(pairs[i][0], c, 2, common_deadline);
+    int timed_out = n == -ETIMEDOUT;
+    if (timed_out)
+        n = plait_read(pairs[i][0], c, 2, SOON());
+    if (n != 1 || c[0] != 'z')
+        return (void *)(intptr_t)-1;
+    /* nothing more: the byte was not read twice */
+    if (plait_read(pairs[i][0], c, 1, 0) != -ETIMEDOUT)
+        return (void *)(intptr_t)-2;
+    return (void *)(intptr_t)timed_out;
+}
+
+static void *many_deadlines_race_bytes(void *arg)
+{
+    (void)arg;
+    static plait_task tasks[MANY];
+    /* each socket's first read has said "empty": the next one goes to the kernel */
+    char c;
+    for (int i = 0; i < MANY; i++)
+        CHECK_EQ(plait_read(pairs[i][0], &c, 1, 0), -ETIMEDOUT);
+    common_deadline = plait_deadline_in(200 * PLAIT_MS);
+    for (int i = 0; i < MANY; i++)
+        CHECK_EQ(plait_spawn(&tasks[i], read_by_common_deadline, (void *)(intptr_t)i), 0);
+    pthread_t th;
+    thread_start(&th, write_all_pairs, NULL);
+    int timed_out = 0, wrong = 0;
+    for (int i = 0; i < MANY; i++) {
+        void *res = NULL;
+        int j = plait_join(tasks[i], &res, SOON());
+        if (j != 0 && wrong++ < 5)
+            fprintf(stderr, "  reader %d: %d\n", i, j);
+        timed_out += j == 0 && res != NULL;
+    }
+    thread_join(th);
+    fprintf(stderr, "  %d of %d timed out first\n", timed_out, MANY);
+    CHECK_EQ(wrong, 0);
+    return NULL;
+}
+
+TEST(thousands_of_kernel_reads_race_their_deadline_and_lose_nothing)
+{
+    raise_fd_limit();
+    if (!make_pairs(MANY)) {
+        CHECK_SKIP("too few descriptors");
+        return;
+    }
+    check_run(many_deadlines_race_bytes, NULL);
+    close_pairs(MANY);
 }
 
 TEST(thousands_of_waits_made_ready_at_once_all_wake)
@@ -620,8 +691,147 @@ TEST(a_reset_ends_a_kernel_read_and_a_blocked_write_alike)
     check_run(reset_under_read_and_write, NULL);
 }
 
+/* ---- kernel reads of files io_uring cannot read without blocking ---- */
+
+/* A pseudo-terminal, an inotify, a timerfd: io_uring reads some files only by
+ * blocking a worker, or answers EAGAIN for a non-blocking one; plait_read must read
+ * their data as read(2) does on epoll, and a wait with a deadline must end at it. */
+static int odd_fd, odd_peer;
+
+static void *read_odd_file(void *arg)
+{
+    (void)arg;
+    char buf[64];
+    /* empty: the next read goes to the kernel (io_uring) */
+    if (plait_read(odd_fd, buf, sizeof buf, plait_deadline_in(20 * PLAIT_MS)) != -ETIMEDOUT)
+        return (void *)(intptr_t)-1;
+    ssize_t n = plait_read(odd_fd, buf, sizeof buf, SOON());
+    if (n != 3 || memcmp(buf, "abc", 3) != 0)
+        return (void *)(intptr_t)(-100 + (n < 0 ? n : 0) - (n >= 0 ? 50 : 0));
+    int64_t start = plait_now();
+    n = plait_read(odd_fd, buf, sizeof buf, plait_deadline_in(30 * PLAIT_MS));
+    if (n != -ETIMEDOUT || plait_now() - start < 30 * PLAIT_MS)
+        return (void *)(intptr_t)-3;
+    return NULL;
+}
+
+static void *write_odd_peer(void *arg)
+{
+    (void)arg;
+    plait_sleep(50 * PLAIT_MS);
+    return (void *)(intptr_t)(write(odd_peer, "abc", 3) == 3 ? 0 : -errno);
+}
+
+static void *odd_file_main(void *arg)
+{
+    (void)arg;
+    plait_task r;
+    pthread_t w;
+    CHECK_EQ(plait_spawn(&r, read_odd_file, NULL), 0);
+    thread_start(&w, write_odd_peer, NULL);
+    CHECK_EQ(plait_join(r, NULL, SOON()), 0);
+    thread_join(w);
+    return NULL;
+}
+
+TEST(a_pseudo_terminal_is_read_as_on_epoll)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (m < 0) {
+        CHECK_SKIP("no pseudo-terminal");
+        return;
+    }
+    CHECK_EQ(grantpt(m), 0);
+    CHECK_EQ(unlockpt(m), 0);
+    int sl = open(ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    CHECK(sl >= 0);
+    struct termios t;
+    CHECK_EQ(tcgetattr(sl, &t), 0);
+    cfmakeraw(&t);
+    CHECK_EQ(tcsetattr(sl, TCSANOW, &t), 0);
+    odd_fd = m;
+    odd_peer = sl;
+    check_run(odd_file_main, NULL);
+    CHECK_EQ(close(sl), 0);
+    CHECK_EQ(close(m), 0);
+}
+
+TEST(a_fifo_is_read_as_on_epoll)
+{
+    char path[] = "/tmp/plait_review_fifo_XXXXXX";
+    int tmp = mkstemp(path);
+    CHECK(tmp >= 0);
+    close(tmp);
+    unlink(path);
+    CHECK_EQ(mkfifo(path, 0600), 0);
+    odd_fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    CHECK(odd_fd >= 0);
+    odd_peer = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    CHECK(odd_peer >= 0);
+    check_run(odd_file_main, NULL);
+    close(odd_peer);
+    close(odd_fd);
+    unlink(path);
+}
+
+static pthread_t sched_thread_id;
+static atomic_int sig_reader_waiting;
+
+static void *read_signalfd(void *arg)
+{
+    (void)arg;
+    struct signalfd_siginfo si[2];
+    if (plait_read(odd_fd, si, sizeof si, plait_deadline_in(20 * PLAIT_MS)) != -ETIMEDOUT)
+        return (void *)(intptr_t)-1;
+    atomic_store(&sig_reader_waiting, 1);
+    ssize_t n = plait_read(odd_fd, si, sizeof si, SOON());
+    if (n != (ssize_t)sizeof si[0] || si[0].ssi_signo != SIGUSR2)
+        return (void *)(intptr_t)(n < 0 ? n : -2);
+    return NULL;
+}
+
+static void *kill_sched_thread(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&sig_reader_waiting))
+        sched_yield();
+    usleep(20000); /* (not needed for correctness: the read waits in any case) */
+    return (void *)(intptr_t)pthread_kill(sched_thread_id, SIGUSR2);
+}
+
+static void *signalfd_main(void *arg)
+{
+    (void)arg;
+    plait_task r;
+    pthread_t k;
+    sched_thread_id = pthread_self();
+    atomic_store(&sig_reader_waiting, 0);
+    CHECK_EQ(plait_spawn(&r, read_signalfd, NULL), 0);
+    thread_start(&k, kill_sched_thread, NULL);
+    void *res = (void *)1;
+    CHECK_EQ(plait_join(r, &res, SOON()), 0);
+    thread_join(k);
+    return NULL;
+}
+
+/* A signal sent to the scheduler's thread, read from a signalfd by a coroutine: the
+ * read is the thread's, whoever in the kernel makes it. */
+TEST(a_signalfd_read_sees_the_thread_s_signal)
+{
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    CHECK_EQ(pthread_sigmask(SIG_BLOCK, &set, &old), 0);
+    odd_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    CHECK(odd_fd >= 0);
+    check_run(signalfd_main, NULL);
+    CHECK_EQ(close(odd_fd), 0);
+    CHECK_EQ(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+}
+
 RUN_TESTS(CASE(thousands_of_waits_made_ready_at_once_all_wake),
           CASE(thousands_of_waits_on_ready_descriptors_all_answered),
+          CASE(thousands_of_kernel_reads_race_their_deadline_and_lose_nothing),
           CASE(thousands_of_waits_ending_at_one_deadline_let_their_files_go),
           CASE(thousands_of_kernel_reads_made_ready_at_once_all_complete),
           CASE(a_storm_of_signals_loses_no_wait_and_no_byte),
@@ -629,4 +839,6 @@ RUN_TESTS(CASE(thousands_of_waits_made_ready_at_once_all_wake),
           CASE(cancellations_racing_kernel_reads_lose_no_byte),
           CASE(one_descriptor_waited_on_by_many_for_both_directions),
           CASE(close_after_a_wait_given_up_behind_many_events_closes),
-          CASE(a_reset_ends_a_kernel_read_and_a_blocked_write_alike))
+          CASE(a_reset_ends_a_kernel_read_and_a_blocked_write_alike),
+          CASE(a_pseudo_terminal_is_read_as_on_epoll), CASE(a_fifo_is_read_as_on_epoll),
+          CASE(a_signalfd_read_sees_the_thread_s_signal))
