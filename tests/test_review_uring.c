@@ -7,6 +7,7 @@
  * many coroutines at once.
  */
 #include "check.h"
+#include "fork_child.h"
 #include "helpers.h"
 
 #include <fcntl.h>
@@ -914,6 +915,79 @@ TEST(close_after_a_replaced_watch_fired_behind_many_events_closes)
     check_run(replaced_then_closed, NULL);
 }
 
+/* ---- fork with far more requests in flight than the rings hold ---- */
+
+enum { FORKED = 1000 };
+
+/* Half the coroutines wait on their socket (a watch), half read it (a kernel read, once
+ * the first read found it empty); the main coroutine forks.  The child re-makes every
+ * request in its own ring (more than it holds), writes one byte to each peer, and each
+ * of its coroutines is answered; the parent's are answered too (the same sockets: each
+ * reader's socket gets a byte for the child's reader and one for the parent's). */
+static void *wait_or_read_one(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    if (i % 2) {
+        char c;
+        if (plait_read(pairs[i][0], &c, 1, 0) != -ETIMEDOUT)
+            return (void *)(intptr_t)-1;
+        atomic_fetch_add(&started, 1);
+        ssize_t n = plait_read(pairs[i][0], &c, 1, SOON());
+        return (void *)(intptr_t)(n == 1 && c == 'f' ? 0 : -2);
+    }
+    atomic_fetch_add(&started, 1);
+    return (void *)(intptr_t)(plait_wait_fd(pairs[i][0], PLAIT_READABLE, SOON()) ==
+                                      PLAIT_READABLE
+                                  ? 0
+                                  : -3);
+}
+
+static void *fork_with_many_in_flight(void *arg)
+{
+    (void)arg;
+    static plait_task tasks[FORKED];
+    atomic_store(&started, 0);
+    for (int i = 0; i < FORKED; i++)
+        CHECK_EQ(plait_spawn(&tasks[i], wait_or_read_one, (void *)(intptr_t)i), 0);
+    while (atomic_load(&started) < FORKED)
+        CHECK_EQ(plait_yield(), 0);
+    for (int k = 0; k < 3; k++)
+        CHECK_EQ(plait_yield(), 0);
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        /* a byte for each process's reader, whichever reads first */
+        for (int i = 0; i < FORKED; i++)
+            CHECK_EQ(write(pairs[i][1], "ff", 1 + i % 2), 1 + i % 2);
+        int bad = 0;
+        for (int i = 0; i < FORKED; i++) {
+            void *res = (void *)1;
+            bad += plait_join(tasks[i], &res, SOON()) != 0 || res != NULL;
+        }
+        CHECK_EQ(bad, 0);
+        child_exit();
+    }
+    reap_ok(pid, 20);
+    /* the parent's waits saw the bytes too, and its readers have theirs */
+    int bad = 0;
+    for (int i = 0; i < FORKED; i++) {
+        void *res = (void *)1;
+        bad += plait_join(tasks[i], &res, SOON()) != 0 || res != NULL;
+    }
+    CHECK_EQ(bad, 0);
+    return NULL;
+}
+
+TEST(fork_with_more_requests_in_flight_than_the_ring_holds)
+{
+    raise_fd_limit();
+    if (!make_pairs(FORKED)) {
+        CHECK_SKIP("too few descriptors");
+        return;
+    }
+    check_run(fork_with_many_in_flight, NULL);
+    close_pairs(FORKED);
+}
+
 RUN_TESTS(CASE(thousands_of_waits_made_ready_at_once_all_wake),
           CASE(thousands_of_waits_on_ready_descriptors_all_answered),
           CASE(thousands_of_kernel_reads_race_their_deadline_and_lose_nothing),
@@ -927,4 +1001,5 @@ RUN_TESTS(CASE(thousands_of_waits_made_ready_at_once_all_wake),
           CASE(close_after_a_replaced_watch_fired_behind_many_events_closes),
           CASE(a_reset_ends_a_kernel_read_and_a_blocked_write_alike),
           CASE(a_pseudo_terminal_is_read_as_on_epoll), CASE(a_fifo_is_read_as_on_epoll),
-          CASE(a_signalfd_read_sees_the_thread_s_signal))
+          CASE(a_signalfd_read_sees_the_thread_s_signal),
+          CASE(fork_with_more_requests_in_flight_than_the_ring_holds))
