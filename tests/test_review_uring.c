@@ -988,6 +988,60 @@ TEST(fork_with_more_requests_in_flight_than_the_ring_holds)
     close_pairs(FORKED);
 }
 
+/* The races above, and closes while reads and watches are in flight, under a storm of
+ * signals: every io_uring_enter that waits (a cancellation's, a close's, a removal's)
+ * is interrupted again and again. */
+static void *wait_to_write_fd(void *arg)
+{
+    int r = plait_wait_fd((int)(intptr_t)arg, PLAIT_WRITABLE, SOON());
+    return r == -EBADF ? NULL : (void *)(intptr_t)(r < 0 ? r : -1);
+}
+
+static void *close_under_storm(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 200; round++) {
+        int sp[2];
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp), 0);
+        char junk[4096] = {0};
+        while (write(sp[0], junk, sizeof junk) > 0) { /* not writable: the writer waits */
+        }
+        plait_task r, w;
+        CHECK_EQ(plait_spawn(&r, read_until_cancelled, (void *)(intptr_t)sp[0]), 0);
+        CHECK_EQ(plait_spawn(&w, wait_to_write_fd, (void *)(intptr_t)sp[0]), 0);
+        CHECK_EQ(plait_yield(), 0);
+        CHECK_EQ(plait_close(sp[0]), 0);
+        void *res = (void *)1;
+        int j = plait_join(r, &res, SOON());
+        CHECK(j == 0 || j == -EBADF); /* its read: -EBADF (a failure code) */
+        CHECK_EQ(plait_join(w, NULL, SOON()), 0);
+        struct pollfd pfd = {.fd = sp[1], .events = POLLIN | POLLRDHUP};
+        CHECK_EQ(poll(&pfd, 1, 0), 1); /* closed: the peer sees it at once */
+        CHECK_EQ(plait_close(sp[1]), 0);
+    }
+    return NULL;
+}
+
+TEST(races_and_closes_under_a_storm_of_signals)
+{
+    CHECK(make_pairs(1));
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    timer_t timer;
+    struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1};
+    CHECK_EQ(timer_create(CLOCK_MONOTONIC, &sev, &timer), 0);
+    struct itimerspec its = {.it_interval = {0, 20000}, .it_value = {0, 20000}};
+    CHECK_EQ(timer_settime(timer, 0, &its, NULL), 0);
+    atomic_store(&signals_seen, 0);
+    check_run(cancel_race, NULL);
+    check_run(close_under_storm, NULL);
+    CHECK_EQ(timer_delete(timer), 0);
+    signal(SIGUSR1, SIG_IGN);
+    CHECK(atomic_load(&signals_seen) > 10);
+    close_pairs(1);
+}
+
 RUN_TESTS(CASE(thousands_of_waits_made_ready_at_once_all_wake),
           CASE(thousands_of_waits_on_ready_descriptors_all_answered),
           CASE(thousands_of_kernel_reads_race_their_deadline_and_lose_nothing),
@@ -1002,4 +1056,5 @@ RUN_TESTS(CASE(thousands_of_waits_made_ready_at_once_all_wake),
           CASE(a_reset_ends_a_kernel_read_and_a_blocked_write_alike),
           CASE(a_pseudo_terminal_is_read_as_on_epoll), CASE(a_fifo_is_read_as_on_epoll),
           CASE(a_signalfd_read_sees_the_thread_s_signal),
-          CASE(fork_with_more_requests_in_flight_than_the_ring_holds))
+          CASE(fork_with_more_requests_in_flight_than_the_ring_holds),
+          CASE(races_and_closes_under_a_storm_of_signals))
