@@ -4,7 +4,16 @@
  * hold, all made ready at once; a storm of signals interrupting every io_uring_enter;
  * deadlines and cancellations racing the completions of reads the kernel makes (no
  * byte may be lost or repeated); one descriptor waited on for reading and writing by
- * many coroutines at once.
+ * many coroutines at once; a peer's reset; files io_uring reads its own way (a
+ * pseudo-terminal, a FIFO, a signalfd); a fork with more requests in flight than the
+ * ring holds.
+ *
+ * Two cases failed on io_uring before their fixes (epoll passed them): a descriptor
+ * nobody waits on any more, closed with close(2), stayed open (the peer saw no end)
+ * while the removal of its last watch sat behind 100 events due in a DEFER_TASKRUN
+ * ring's queue of work: after a wait given up (close_after_a_wait_given_up_...), and
+ * after a watch replaced when a waiter of the other direction left, the new one
+ * answered as the kernel took it (close_after_a_replaced_watch_fired_...).
  */
 #include "check.h"
 #include "fork_child.h"
