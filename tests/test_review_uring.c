@@ -1051,6 +1051,65 @@ TEST(races_and_closes_under_a_storm_of_signals)
     close_pairs(1);
 }
 
+/* A wait for room on a socket whose peer has shut its side (io_uring: a multishot
+ * watch), a reader joining and leaving, then room: the writer is answered once, and
+ * after its close(2) the peer sees the end at once. */
+static int shut_fd, shut_peer;
+
+static void *read_shut(void *arg)
+{
+    (void)arg;
+    int r = plait_wait_fd(shut_fd, PLAIT_READABLE, SOON());
+    return r > 0 && (r & PLAIT_READABLE) ? NULL : (void *)(intptr_t)-1;
+}
+
+static void *write_shut_then_close(void *arg)
+{
+    (void)arg;
+    int r = plait_wait_fd(shut_fd, PLAIT_WRITABLE, SOON());
+    if (r <= 0 || !(r & PLAIT_WRITABLE))
+        return (void *)(intptr_t)-1;
+    CHECK_EQ(close(shut_fd), 0);
+    struct pollfd pfd = {.fd = shut_peer, .events = POLLIN | POLLRDHUP};
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP))
+               ? NULL
+               : (void *)(intptr_t)-2;
+}
+
+static void *shut_peer_main(void *arg)
+{
+    (void)arg;
+    int pair[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+    shut_fd = pair[0];
+    shut_peer = pair[1];
+    char junk[4096] = {0};
+    while (write(pair[0], junk, sizeof junk) > 0) {
+    }
+    CHECK_EQ(shutdown(pair[1], SHUT_WR), 0);
+    plait_task w, r;
+    CHECK_EQ(plait_spawn(&w, write_shut_then_close, NULL), 0);
+    for (int k = 0; k < 20; k++)
+        CHECK_EQ(plait_yield(), 0); /* the writer waits: no spin */
+    CHECK_EQ(plait_spawn(&r, read_shut, NULL), 0);
+    CHECK_EQ(plait_join(r, NULL, SOON()), 0); /* the end of file is readable */
+    for (int k = 0; k < 20; k++)
+        CHECK_EQ(plait_yield(), 0);
+    char buf[65536];
+    while (read(pair[1], buf, sizeof buf) > 0) { /* room */
+    }
+    void *res = (void *)1;
+    CHECK_EQ(plait_join(w, &res, SOON()), 0);
+    CHECK(res == NULL);
+    CHECK_EQ(close(pair[1]), 0);
+    return NULL;
+}
+
+TEST(a_wait_for_room_past_a_peer_s_shutdown_then_close)
+{
+    check_run(shut_peer_main, NULL);
+}
+
 RUN_TESTS(CASE(thousands_of_waits_made_ready_at_once_all_wake),
           CASE(thousands_of_waits_on_ready_descriptors_all_answered),
           CASE(thousands_of_kernel_reads_race_their_deadline_and_lose_nothing),
@@ -1066,4 +1125,5 @@ RUN_TESTS(CASE(thousands_of_waits_made_ready_at_once_all_wake),
           CASE(a_pseudo_terminal_is_read_as_on_epoll), CASE(a_fifo_is_read_as_on_epoll),
           CASE(a_signalfd_read_sees_the_thread_s_signal),
           CASE(fork_with_more_requests_in_flight_than_the_ring_holds),
-          CASE(races_and_closes_under_a_storm_of_signals))
+          CASE(races_and_closes_under_a_storm_of_signals),
+          CASE(a_wait_for_room_past_a_peer_s_shutdown_then_close))
