@@ -1,5 +1,5 @@
 /*
- * test_review_uring.c — the io_uring poller under pressure (review of poll_uring.c),
+ * test_io_backends_alike.c — the io_uring poller under pressure (review of poll_uring.c),
  * run on both backends (PLAIT_IO_TESTS): far more waits and completions than the rings
  * hold, all made ready at once; a storm of signals interrupting every io_uring_enter;
  * deadlines and cancellations racing the completions of reads the kernel makes (no
