@@ -18,7 +18,8 @@
  * the registration with the address space: a forked child has it too, exec drops it.
  * The first registration of a process with threads waits for an RCU grace period
  * (0.2–3 ms here), so plait__asymmetric_fences() registers once and remembers the
- * answer.  Where membarrier is missing (kernels before 4.14, emulators, sandboxes that
+ * answer; a yes is confirmed each time by a heavy fence (a filter may refuse membarrier
+ * since).  Where membarrier is missing (kernels before 4.14, emulators, sandboxes that
  * refuse it) the answer is false, and the caller uses sequentially consistent accesses
  * on both sides instead.  The heavy fence can still fail later (the kernel out of
  * memory for its CPU mask; a seccomp filter installed since): its caller must then
@@ -53,7 +54,13 @@ bool plait__asymmetric_fences(void)
                      : -1;
         atomic_store_explicit(&registered, answer, memory_order_relaxed);
     }
-    return answer > 0;
+    /* The registration lasts, but not the right to the call: a seccomp filter installed
+     * since (a process that sandboxes itself after its first pool) refuses it, and a
+     * pool made then must not count on the fence (its shutdown would not walk the
+     * running chains, and its private pushes would wait for a fence that never comes).
+     * So ask each time: a pool is made rarely, and the fence is cheap while no other
+     * thread of the process runs. */
+    return answer > 0 && plait__heavy_fence() == 0;
 #else
     return false;
 #endif
