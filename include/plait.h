@@ -563,7 +563,9 @@ enum plait_pool_shutdown_how {
                                queued: once that task returns);
                                running ones are cancelled (unless membarrier(2), there
                                when the pool was made, is refused since: then they are
-                               left to finish) */
+                               left to finish, and the tasks a held worker queued and
+                               kept to itself complete as cancelled only when that
+                               worker pushes, blocks in plait or takes them) */
 };
 
 /* Stop accepting work (submit returns -EPIPE) and wait until every worker has

@@ -806,7 +806,9 @@ static void withdraw_taken(plait__future *f)
  * took from that queue, the children of a running task) are stolen, as an idle worker
  * would, the private ones exposed first.  A one-worker pool's deque has no thieves:
  * what its worker holds there (a batch it took, children its task queued) completes
- * when its task returns.  A task that pushes without end could keep the steals going:
+ * when its task returns.  Nor, where the heavy fence fails (membarrier refused since the
+ * pool was made), can the private part of a deque be exposed: those tasks complete when
+ * their worker publishes or takes them (plait.h says so).  A task that pushes without end could keep the steals going:
  * past the deadline, a deque's steals stop after STEALS_PAST_DEADLINE (a past deadline,
  * "cancel now", still empties any ordinary deque). */
 static void cancel_queued(plait_pool *pool, int64_t deadline)
