@@ -199,3 +199,10 @@ bool plait__deque_private(plait__deque *d)
            atomic_load_explicit(&d->bottom, memory_order_relaxed) >
                atomic_load_explicit(&d->split, memory_order_relaxed);
 }
+
+int64_t plait__deque_size(plait__deque *d)
+{
+    int64_t t = atomic_load_explicit(&d->top, memory_order_seq_cst);
+    int64_t b = atomic_load_explicit(&d->bottom, memory_order_seq_cst);
+    return b > t ? b - t : 0;
+}

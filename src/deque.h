@@ -116,5 +116,8 @@ bool plait__deque_public(plait__deque *d);
 /* Whether private items look present (a hint: whether plait__deque_expose may find
  * one). */
 bool plait__deque_private(plait__deque *d);
+/* Anyone: how many items, public and private, look present (a hint, not below the
+ * number of items that stay in the deque while it reads: top first, then bottom). */
+int64_t plait__deque_size(plait__deque *d);
 
 #endif

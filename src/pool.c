@@ -808,9 +808,13 @@ static void withdraw_taken(plait__future *f)
  * what its worker holds there (a batch it took, children its task queued) completes
  * when its task returns.  Nor, where the heavy fence fails (membarrier refused since the
  * pool was made), can the private part of a deque be exposed: those tasks complete when
- * their worker publishes or takes them (plait.h says so).  A task that pushes without end could keep the steals going:
- * past the deadline, a deque's steals stop after STEALS_PAST_DEADLINE (a past deadline,
- * "cancel now", still empties any ordinary deque). */
+ * their worker publishes or takes them (plait.h says so).  A task that pushes without
+ * end could keep the steals going: past the deadline, a deque's steals stop after
+ * STEALS_PAST_DEADLINE (a past deadline, "cancel now", still empties any ordinary
+ * deque), or after as many as the deque held when they began, if more.  So every task
+ * queued before the shutdown is reached (the cap alone left a held worker's children
+ * past the first 4,096 waiting for as long as it ran on), and one that pushes without
+ * end still cannot keep the shutdown. */
 static void cancel_queued(plait_pool *pool, int64_t deadline)
 {
     plait__future *batch[16]; /* (a shutdown may come from a coroutine's small stack) */
@@ -828,8 +832,9 @@ static void cancel_queued(plait_pool *pool, int64_t deadline)
         return; /* SOLO */
     for (unsigned i = 0; i < pool->threads; i++) {
         plait__deque *d = &pool->workers[i].deque;
-        for (unsigned stolen = 0;; stolen++) {
-            if (stolen >= STEALS_PAST_DEADLINE && stolen % BATCH_MAX == 0 &&
+        int64_t queued = plait__deque_size(d);
+        for (int64_t stolen = 0;; stolen++) {
+            if (stolen >= STEALS_PAST_DEADLINE && stolen >= queued && stolen % BATCH_MAX == 0 &&
                 plait__deadline_passed(deadline))
                 break; /* the rest complete as cancelled as workers take them */
             plait__future *f = plait__deque_steal(d);
