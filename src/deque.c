@@ -206,3 +206,8 @@ int64_t plait__deque_size(plait__deque *d)
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_seq_cst);
     return b > t ? b - t : 0;
 }
+
+bool plait__deque_claimed(plait__deque *d)
+{
+    return atomic_load_explicit(&d->claim, memory_order_seq_cst) != NO_CLAIM;
+}

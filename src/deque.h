@@ -119,5 +119,8 @@ bool plait__deque_private(plait__deque *d);
 /* Anyone: how many items, public and private, look present (a hint, not below the
  * number of items that stay in the deque while it reads: top first, then bottom). */
 int64_t plait__deque_size(plait__deque *d);
+/* Anyone: whether a thief is exposing an item now (plait__deque_expose refuses a second
+ * one meanwhile; the item is public when it is done, unless its owner took it). */
+bool plait__deque_claimed(plait__deque *d);
 
 #endif

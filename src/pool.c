@@ -133,6 +133,7 @@ enum {
     HELP_STACK_RESERVE_MIN = 256 * 1024, /* stack a helping wait keeps for its own tasks */
     STEALS_PAST_DEADLINE = 4096, /* a cancelling shutdown's steals from one deque, past
                                   * its deadline (cancel_queued) */
+    EXPOSE_TRIES = 64,      /* failed exposes in a row that end them (cancel_queued) */
 };
 
 typedef struct plait__worker {
@@ -811,10 +812,10 @@ static void withdraw_taken(plait__future *f)
  * their worker publishes or takes them (plait.h says so).  A task that pushes without
  * end could keep the steals going: past the deadline, a deque's steals stop after
  * STEALS_PAST_DEADLINE (a past deadline, "cancel now", still empties any ordinary
- * deque), or after as many as the deque held when they began, if more.  So every task
- * queued before the shutdown is reached (the cap alone left a held worker's children
- * past the first 4,096 waiting for as long as it ran on), and one that pushes without
- * end still cannot keep the shutdown. */
+ * deque), or after as many tries as the tasks the deque held when they began take, if
+ * more.  So every task queued before the shutdown is reached (the cap alone left a held
+ * worker's children past the first 4,096 waiting for as long as it ran on), and one
+ * that pushes without end still cannot keep the shutdown. */
 static void cancel_queued(plait_pool *pool, int64_t deadline)
 {
     plait__future *batch[16]; /* (a shutdown may come from a coroutine's small stack) */
@@ -832,17 +833,34 @@ static void cancel_queued(plait_pool *pool, int64_t deadline)
         return; /* SOLO */
     for (unsigned i = 0; i < pool->threads; i++) {
         plait__deque *d = &pool->workers[i].deque;
-        int64_t queued = plait__deque_size(d);
-        for (int64_t stolen = 0;; stolen++) {
-            if (stolen >= STEALS_PAST_DEADLINE && stolen >= queued && stolen % BATCH_MAX == 0 &&
-                plait__deadline_passed(deadline))
+        /* a steal and an expose for each task, a private one (and a few lost races) */
+        int64_t tries_past_deadline = 3 * plait__deque_size(d) + BATCH_MAX;
+        unsigned unexposed = 0; /* exposes in a row that failed, private tasks left */
+        for (int64_t tries = 0;; tries++) {
+            if (tries >= STEALS_PAST_DEADLINE && tries >= tries_past_deadline &&
+                tries % BATCH_MAX == 0 && plait__deadline_passed(deadline))
                 break; /* the rest complete as cancelled as workers take them */
             plait__future *f = plait__deque_steal(d);
-            if (!f && plait__deque_expose(d))
-                f = plait__deque_steal(d);
-            if (!f)
-                break;
-            withdraw_taken(f);
+            if (f) {
+                withdraw_taken(f);
+                continue;
+            }
+            /* None taken.  Another thief (an idle worker) may have won the race for the
+             * oldest, or be exposing one (and take it as soon as it is public): that is
+             * no reason to leave the others (giving up there left thousands of a held
+             * worker's children pending while an idle worker exposed them one at a
+             * time).  Only an empty deque, or a private part that cannot be exposed
+             * (the fence refused: EXPOSE_TRIES in a row), ends the steals. */
+            if (plait__deque_public(d) || plait__deque_expose(d)) {
+                unexposed = 0;
+                continue;
+            }
+            if (plait__deque_claimed(d) ||
+                (plait__deque_private(d) && ++unexposed < EXPOSE_TRIES)) {
+                sched_yield(); /* another thief's expose: a heavy fence long */
+                continue;
+            }
+            break;
         }
     }
 }

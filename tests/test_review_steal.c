@@ -811,6 +811,72 @@ TEST(cancel_with_membarrier_refused_since_and_workers_held)
     CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
+/* ---- a cancelling shutdown racing an idle worker that exposes and steals the same
+ * held worker's children: the shutdown's steals lost a race (or found the other thief
+ * exposing) and gave the deque up, leaving thousands of queued children pending after
+ * it returned (2 rounds in 20 here), to be exposed one at a time.  By chance, so 20
+ * rounds; what it asserts holds in every round. */
+
+static atomic_int idle_thief_kid_ran;
+
+static void *idle_thief_child(void *p)
+{
+    atomic_fetch_add(&wide_runs[INT(p)], 1);
+    atomic_store(&idle_thief_kid_ran, 1);
+    return NULL;
+}
+
+static void *idle_thief_parent(void *p)
+{
+    (void)p;
+    for (int i = 0; i < WIDE_MAX; i++)
+        CHECK_EQ(plait_pool_submit(wide_pool, &wide_kid[i], idle_thief_child, ARG(i)), 0);
+    atomic_store(&wide_pushed, 1);
+    while (!atomic_load(&wide_release))
+        sched_yield();
+    return NULL;
+}
+
+TEST(cancel_races_an_idle_thief)
+{
+    int rounds_pending = 0;
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < WIDE_MAX; i++)
+            atomic_store(&wide_runs[i], 0);
+        atomic_store(&wide_release, 0);
+        atomic_store(&wide_pushed, 0);
+        atomic_store(&wide_holder_in, 0);
+        atomic_store(&idle_thief_kid_ran, 0);
+        CHECK_EQ(plait_pool_create(&wide_pool, &(plait_pool_options){.threads = 3,
+                                                                       .name = "thief"}), 0);
+        plait_task t, holder;
+        CHECK_EQ(plait_pool_submit(wide_pool, &holder, wide_holder, NULL), 0);
+        CHECK(wait_for_flag(&wide_holder_in));
+        CHECK_EQ(plait_pool_submit(wide_pool, &t, idle_thief_parent, NULL), 0);
+        CHECK(wait_for_flag(&wide_pushed));
+        CHECK(wait_for_flag(&idle_thief_kid_ran)); /* the third worker is at them */
+        CHECK_EQ(plait_pool_shutdown(wide_pool, PLAIT_POOL_CANCEL, 0), -ETIMEDOUT);
+        int pending = 0;
+        for (int i = 0; i < WIDE_MAX; i++)
+            pending += plait_wait_any(&wide_kid[i], 1, 0) != 0;
+        if (pending) {
+            fprintf(stderr, "  round %d: %d queued children pending\n", round, pending);
+            rounds_pending++;
+        }
+        atomic_store(&wide_release, 1);
+        CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+        CHECK_EQ(plait_join(holder, NULL, SOON()), -ECANCELED);
+        for (int i = 0; i < WIDE_MAX; i++) {
+            int e = plait_join(wide_kid[i], NULL, SOON());
+            CHECK(e == 0 ? atomic_load(&wide_runs[i]) == 1 : e == -ECANCELED);
+            CHECK(atomic_load(&wide_runs[i]) <= 1);
+        }
+        CHECK_EQ(plait_pool_shutdown(wide_pool, PLAIT_POOL_DRAIN, SOON()), 0);
+        CHECK_EQ(plait_pool_destroy(wide_pool), 0);
+    }
+    CHECK_EQ(rounds_pending, 0);
+}
+
 RUN_TESTS(CASE(trees_one_worker), CASE(trees_two_workers), CASE(trees_two_workers_blocking),
           CASE(trees_many_workers), CASE(trees_cancelled_by_shutdown),
           CASE(trees_one_worker_cancelled_by_shutdown), CASE(submitters_race_drain),
@@ -823,4 +889,5 @@ RUN_TESTS(CASE(trees_one_worker), CASE(trees_two_workers), CASE(trees_two_worker
           CASE(wider_held_and_cancelled_now),
           CASE(membarrier_refused_midway),
           CASE(pool_made_after_membarrier_refused_cancels_running_tasks),
-          CASE(cancel_with_membarrier_refused_since_and_workers_held))
+          CASE(cancel_with_membarrier_refused_since_and_workers_held),
+          CASE(cancel_races_an_idle_thief))
