@@ -1,4 +1,4 @@
-/* test_review_steal.c — a review of the work-stealing pool's internals (src/pool.c,
+/* test_pool_steal_shutdown.c — a review of the work-stealing pool's internals (src/pool.c,
  * src/deque.c, src/inject.c, src/fence.c): no task submitted is lost or run twice, and
  * every future completes (its result, or -ECANCELED).  Every task counts its runs in
  * an atomic; each case checks every count once the pool has stopped.  Stress is bounded
