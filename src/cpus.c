@@ -24,15 +24,31 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 /* ---- reading small files ---- */
 
+/* The file opened for reading, or -1 if it is not a regular file (/proc's and
+ * cgroupfs's files are): a FIFO in its place would block the open (hence O_NONBLOCK)
+ * and then each read, a device such as /dev/zero would never end, and a directory is
+ * no text. */
+static int open_file(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 /* The file's first cap - 1 bytes, NUL-ended: its length, or -1. */
 static ssize_t read_small(const char *path, char *buf, size_t cap)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open_file(path);
     if (fd < 0)
         return -1;
     size_t len = 0;
@@ -148,6 +164,22 @@ typedef struct scratch {
     char file[PATH_MAX + 32];  /* a file in it */
 } scratch;
 
+/* The process's cgroup relative to a mount whose root cgroup is root; NULL where the
+ * mount does not hold it.  A path with a ".." component is outside every mount: the
+ * kernel shows a cgroup outside the process's cgroup namespace's root as "/../other"
+ * (the process was moved out of it), and appended to the mount point it would name
+ * directories beside or above the cgroup mount. */
+static const char *relative_path(const char *path, const char *root)
+{
+    for (const char *p = path; (p = strstr(p, "..")); p += 2)
+        if ((p == path || p[-1] == '/') && (p[2] == '/' || p[2] == '\0'))
+            return NULL;
+    size_t root_len = strcmp(root, "/") == 0 ? 0 : strlen(root);
+    if (strncmp(path, root, root_len) != 0 || (path[root_len] != '/' && path[root_len] != '\0'))
+        return NULL;
+    return path + root_len;
+}
+
 /* scratch->name = proc + "/" + file; false if it does not fit */
 static bool proc_file(scratch *sc, const char *proc, const char *file)
 {
@@ -164,7 +196,7 @@ static void find_paths(scratch *sc, const char *proc)
     cgroup_place *places = sc->places;
     line_reader *r = &sc->reader;
     r->start = r->end = 0;
-    if (!proc_file(sc, proc, "/cgroup") || (r->fd = open(sc->name, O_RDONLY | O_CLOEXEC)) < 0)
+    if (!proc_file(sc, proc, "/cgroup") || (r->fd = open_file(sc->name)) < 0)
         return;
     for (char *line; (line = next_line(r));) {
         char *id = line, *controllers = strchr(id, ':');
@@ -189,7 +221,7 @@ static void find_mounts(scratch *sc, const char *proc, const char *prefix)
     line_reader *r = &sc->reader;
     r->start = r->end = 0;
     if (!proc_file(sc, proc, "/mountinfo") ||
-        (r->fd = open(sc->name, O_RDONLY | O_CLOEXEC)) < 0)
+        (r->fd = open_file(sc->name)) < 0)
         return;
     for (char *line; (line = next_line(r));) {
         /* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER */
@@ -207,11 +239,17 @@ static void find_mounts(scratch *sc, const char *proc, const char *prefix)
                               has_word(super, "cpu")
                         ? V1_CPU
                         : -1;
-        if (which < 0 || places[which].mount[0])
-            continue; /* the first mount of a hierarchy is taken */
+        if (which < 0)
+            continue;
         unescape(f[3]);
         unescape(f[4]);
         cgroup_place *pl = &places[which];
+        /* The first mount of a hierarchy that holds the process's cgroup is taken, else
+         * the first one: a subtree mounted before (another container's cgroup, bind-
+         * mounted) would give its limits for the process's. */
+        if (pl->mount[0] &&
+            (relative_path(pl->path, pl->root) || !relative_path(pl->path, f[3])))
+            continue;
         plait__text m = {pl->mount, sizeof pl->mount, 0};
         plait__text_str(&m, prefix);
         plait__text_str(&m, f[4]);
@@ -273,12 +311,8 @@ static long long place_limit(scratch *sc, enum hierarchy which)
     if (!pl->mount[0] || !pl->path[0])
         return 0;
     /* the process's cgroup relative to the mount's root; outside it, the root itself */
-    size_t root_len = strcmp(pl->root, "/") == 0 ? 0 : strlen(pl->root);
-    const char *rel = pl->path;
-    if (root_len && strncmp(rel, pl->root, root_len) == 0 &&
-        (rel[root_len] == '/' || rel[root_len] == '\0'))
-        rel += root_len;
-    else if (root_len)
+    const char *rel = relative_path(pl->path, pl->root);
+    if (!rel)
         rel = "";
     char *dir = sc->dir;
     plait__text t = {dir, sizeof sc->dir, 0};

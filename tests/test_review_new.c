@@ -1,0 +1,337 @@
+/*
+ * test_review_new.c — a review of the CPU count's cgroup reading (src/cpus.c,
+ * plait__cgroup_cpu_limit on made-up /proc trees, as tests/test_cpu_count.c) and of
+ * plait_strerror's names written without stdio.
+ *
+ *   files_that_are_not_files: a /proc file or a cgroup file that is a FIFO (opening it
+ *       waited for a writer for ever), a directory, or an endless device (/dev/zero:
+ *       the line reader skipped its "line" for ever) is no limit, read in a child that
+ *       must end within seconds; a cgroup file that is no file leaves its ancestors'
+ *       limits counted.
+ *   dotdot_path_stays_in_the_hierarchy: a process outside its cgroup namespace's root
+ *       sees "0::/../other" in /proc/self/cgroup: the path was appended to the mount
+ *       point, and the limits of directories outside the cgroup mount were read.
+ *   mount_that_holds_the_cgroup: of two mounts of the hierarchy, the first a subtree
+ *       that does not hold the process's cgroup, the one that holds it is read.
+ *   long_and_odd_lines: lines over the reader's 4 KiB, binary bytes, escapes, cut
+ *       lines: the valid lines still count.
+ *   random_trees: random cgroup, mountinfo and cpu.max texts never crash (run it under
+ *       AddressSanitizer) and give a limit >= 0.
+ *   strerror_names: every signal's and unknown code's text is written and ends.
+ */
+#include "helpers.h"
+
+#include "../src/internal.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+static char tree[64];
+
+static void make_dirs(char *path)
+{
+    for (char *p = path + strlen(tree) + 1; (p = strchr(p, '/')); p++) {
+        *p = '\0';
+        mkdir(path, 0700);
+        *p = '/';
+    }
+}
+
+/* Write len bytes of text into tree/rel, making the directories on the way. */
+static void put_n(const char *rel, const char *text, size_t len)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tree, rel);
+    make_dirs(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(fd >= 0);
+    CHECK_EQ(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+static void put(const char *rel, const char *text) { put_n(rel, text, strlen(text)); }
+
+static void put_fifo(const char *rel)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tree, rel);
+    make_dirs(path);
+    unlink(path);
+    CHECK_EQ(mkfifo(path, 0600), 0);
+}
+
+static void put_dir(const char *rel)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/x", tree, rel);
+    make_dirs(path);
+}
+
+static void put_link(const char *rel, const char *target)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tree, rel);
+    make_dirs(path);
+    unlink(path);
+    CHECK_EQ(symlink(target, path), 0);
+}
+
+static void fresh_tree(void)
+{
+    static int n;
+    snprintf(tree, sizeof tree, "/tmp/plait_review_new_%d_%d", (int)getpid(), n++);
+    CHECK_EQ(mkdir(tree, 0700), 0);
+}
+
+static int limit(void)
+{
+    char proc[128];
+    snprintf(proc, sizeof proc, "%s/proc", tree);
+    return plait__cgroup_cpu_limit(proc, tree);
+}
+
+static void remove_tree(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tree);
+    CHECK_EQ(system(cmd), 0);
+}
+
+#define V2_MOUNT "30 25 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw\n"
+#define V1_MOUNT "33 25 0:29 / /sys/fs/cgroup/cpu rw shared:9 - cgroup cgroup rw,cpu\n"
+
+/* The limit, computed in a child that must end within 5 s (a read that blocks for ever
+ * is a failure, not a hang); -1 if it did not. */
+static int limit_within_seconds(void)
+{
+    int pipefd[2];
+    CHECK_EQ(pipe(pipefd), 0);
+    fflush(NULL);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        int n = limit();
+        _exit(write(pipefd[1], &n, sizeof n) == sizeof n ? 0 : 1);
+    }
+    close(pipefd[1]);
+    int status = reap_within(child, 5);
+    int n = -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        read(pipefd[0], &n, sizeof n) != sizeof n)
+        n = -1;
+    close(pipefd[0]);
+    return n;
+}
+
+TEST(files_that_are_not_files)
+{
+    /* /proc/self/cgroup or mountinfo a FIFO, a directory, /dev/zero */
+    static const char *const procs[] = {"proc/cgroup", "proc/mountinfo"};
+    for (int i = 0; i < 2; i++) {
+        for (int kind = 0; kind < 3; kind++) {
+            fresh_tree();
+            put("proc/cgroup", "0::/a\n");
+            put("proc/mountinfo", V2_MOUNT);
+            put("sys/fs/cgroup/a/cpu.max", "200000 100000\n");
+            CHECK_EQ(limit(), 2);
+            unlink(strcat(strcat(strcpy((char[512]){0}, tree), "/"), procs[i]));
+            if (kind == 0)
+                put_fifo(procs[i]);
+            else if (kind == 1)
+                put_dir(procs[i]);
+            else
+                put_link(procs[i], "/dev/zero");
+            CHECK_EQ(limit_within_seconds(), 0);
+            remove_tree();
+        }
+    }
+    /* a cgroup's cpu.max (v2) or its quota or period (v1) a FIFO or /dev/zero: that
+     * directory sets no limit, its parent's still holds */
+    static const char *const files[] = {"sys/fs/cgroup/a/b/cpu.max",
+                                        "sys/fs/cgroup/cpu/a/b/cpu.cfs_quota_us",
+                                        "sys/fs/cgroup/cpu/a/b/cpu.cfs_period_us"};
+    for (int i = 0; i < 3; i++) {
+        for (int kind = 0; kind < 2; kind++) {
+            fresh_tree();
+            if (i == 0) {
+                put("proc/cgroup", "0::/a/b\n");
+                put("proc/mountinfo", V2_MOUNT);
+                put("sys/fs/cgroup/a/cpu.max", "300000 100000\n");
+                put("sys/fs/cgroup/a/b/cpu.max", "100000 100000\n");
+            } else {
+                put("proc/cgroup", "3:cpu:/a/b\n");
+                put("proc/mountinfo", V1_MOUNT);
+                put("sys/fs/cgroup/cpu/a/cpu.cfs_quota_us", "300000\n");
+                put("sys/fs/cgroup/cpu/a/cpu.cfs_period_us", "100000\n");
+                put("sys/fs/cgroup/cpu/a/b/cpu.cfs_quota_us", "100000\n");
+                put("sys/fs/cgroup/cpu/a/b/cpu.cfs_period_us", "100000\n");
+            }
+            CHECK_EQ(limit(), 1);
+            if (kind == 0)
+                put_fifo(files[i]);
+            else
+                put_link(files[i], "/dev/zero");
+            CHECK_EQ(limit_within_seconds(), 3);
+            remove_tree();
+        }
+    }
+}
+
+/* A process moved out of its cgroup namespace's root sees its cgroup as "/../other"
+ * (the kernel's path relative to that root): it is outside the mount's root, as a path
+ * outside a container's mount root (test_cpu_count's container_mount_roots), and only
+ * the mount point's own files count, never directories beside or above the mount. */
+TEST(dotdot_path_stays_in_the_hierarchy)
+{
+    fresh_tree();
+    put("proc/cgroup", "0::/../other\n");
+    put("proc/mountinfo", V2_MOUNT);
+    put("sys/fs/cgroup/cpu.max", "300000 100000\n");
+    put("sys/fs/other/cpu.max", "100000 100000\n"); /* beside the mount: not a cgroup */
+    put("sys/fs/cpu.max", "100000 100000\n");       /* above it */
+    CHECK_EQ(limit(), 3);
+    /* the same past a mount root that is a prefix of the path */
+    put("proc/cgroup", "0::/docker/abc/../../other\n");
+    put("proc/mountinfo", "40 35 0:26 /docker/abc /sys/fs/cgroup ro - cgroup2 cgroup rw\n");
+    CHECK_EQ(limit(), 3);
+    put("proc/cgroup", "0::/docker/abc/x/..\n");
+    CHECK_EQ(limit(), 3);
+    /* a name that only begins with dots is a name */
+    put("proc/cgroup", "0::/..a/b...\n");
+    put("proc/mountinfo", V2_MOUNT);
+    put("sys/fs/cgroup/..a/b.../cpu.max", "200000 100000\n");
+    CHECK_EQ(limit(), 2);
+    remove_tree();
+}
+
+/* Two mounts of the v2 hierarchy, the first a subtree (a container's, bind-mounted
+ * here) that does not hold the process's cgroup: the second, which does, is read. */
+TEST(mount_that_holds_the_cgroup)
+{
+    fresh_tree();
+    put("proc/cgroup", "0::/user.slice/job\n");
+    put("proc/mountinfo",
+        "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+        "50 22 0:26 /machine.slice/ct /var/lib/ct/cgroup rw - cgroup2 cgroup2 rw\n" V2_MOUNT);
+    put("var/lib/ct/cgroup/cpu.max", "100000 100000\n"); /* the container's: not ours */
+    put("sys/fs/cgroup/user.slice/job/cpu.max", "400000 100000\n");
+    CHECK_EQ(limit(), 4);
+    /* the same for v1's cpu hierarchy */
+    put("proc/cgroup", "3:cpu,cpuacct:/user.slice/job\n");
+    put("proc/mountinfo",
+        "51 22 0:29 /machine.slice/ct /var/lib/ct/cpu rw - cgroup cgroup rw,cpu,cpuacct\n"
+        "33 25 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu,cpuacct\n");
+    put("var/lib/ct/cpu/cpu.cfs_quota_us", "100000\n");
+    put("var/lib/ct/cpu/cpu.cfs_period_us", "100000\n");
+    put("sys/fs/cgroup/cpu/user.slice/job/cpu.cfs_quota_us", "500000\n");
+    put("sys/fs/cgroup/cpu/user.slice/job/cpu.cfs_period_us", "100000\n");
+    CHECK_EQ(limit(), 5);
+    /* with only the subtree mounted, it stays what is read (container_mount_roots) */
+    put("proc/mountinfo",
+        "51 22 0:29 /machine.slice/ct /var/lib/ct/cpu rw - cgroup cgroup rw,cpu,cpuacct\n");
+    CHECK_EQ(limit(), 1);
+    remove_tree();
+}
+
+TEST(long_and_odd_lines)
+{
+    fresh_tree();
+    /* lines of 4095, 4096, 4097 and 20000 bytes, binary ones, then the real ones */
+    size_t cap = 64 * 1024;
+    char *text = malloc(cap);
+    CHECK(text != NULL);
+    size_t len = 0;
+    static const size_t longs[] = {4095, 4096, 4097, 8191, 8192, 20000};
+    for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++) {
+        memset(text + len, i % 2 ? 'x' : ':', longs[i]);
+        len += longs[i];
+        text[len++] = '\n';
+    }
+    memcpy(text + len, "\0\0\1:\377\n", 6);
+    len += 6;
+    memcpy(text + len, "0::/a\n", 6);
+    len += 6;
+    put_n("proc/cgroup", text, len);
+    len = 0;
+    for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++) {
+        memset(text + len, i % 2 ? ' ' : '-', longs[i]);
+        len += longs[i];
+        text[len++] = '\n';
+    }
+    static const char tail[] = "1 2 3 \\ \\0 - cgroup2\n"
+                               "1 2 3 \\3 \\37 - cgroup2 x y\n"
+                               "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+    memcpy(text + len, tail, sizeof tail - 1);
+    len += sizeof tail - 1;
+    put_n("proc/mountinfo", text, len);
+    put("sys/fs/cgroup/a/cpu.max", "700000 100000\n");
+    CHECK_EQ(limit(), 7);
+    free(text);
+    remove_tree();
+}
+
+TEST(random_trees)
+{
+    uint64_t seed = 0x9e3779b97f4a7c15u ^ (uint64_t)getpid();
+    static const char *const pieces[] = {
+        "0", "::", ":", "/", "a", "..", " ", " - ", "cgroup2", "cgroup", "cpu", ",", "\n",
+        "\\040", "\\", "max", "100000", "-1", "99999999999999999999", "sys/fs/cgroup",
+        "/sys/fs/cgroup", "\t", "\0", "\377", "rw,cpu"};
+    char *text = malloc(16384);
+    CHECK(text != NULL);
+    for (int round = 0; round < 150; round++) {
+        fresh_tree();
+        static const char *const names[] = {"proc/cgroup", "proc/mountinfo",
+                                            "sys/fs/cgroup/a/cpu.max", "sys/fs/cgroup/cpu.max",
+                                            "sys/fs/cgroup/cpu/a/cpu.cfs_quota_us"};
+        for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
+            size_t len = 0, want = rnd(&seed) % (f < 2 ? 12000 : 80);
+            while (len < want) {
+                if (rnd(&seed) % 4 == 0) {
+                    text[len++] = (char)rnd(&seed);
+                } else {
+                    const char *p = pieces[rnd(&seed) % (sizeof pieces / sizeof pieces[0])];
+                    size_t n = *p ? strlen(p) : 1;
+                    if (len + n > want)
+                        break;
+                    memcpy(text + len, p, n);
+                    len += n;
+                }
+            }
+            if (f == 0 && rnd(&seed) % 2)
+                len += (size_t)snprintf(text + len, 40, "\n0::/a\n");
+            if (f == 1 && rnd(&seed) % 2)
+                len += (size_t)snprintf(text + len, 80, "\n" V2_MOUNT);
+            put_n(names[f], text, len);
+        }
+        int n = limit();
+        CHECK(n >= 0);
+        remove_tree();
+    }
+    free(text);
+}
+
+TEST(strerror_names)
+{
+    for (int sig = 1; sig <= 127; sig++) {
+        const char *s = plait_strerror(PLAIT_KILLED(sig));
+        CHECK(s != NULL && strncmp(s, "the process was killed by signal ", 33) == 0);
+        CHECK(s[strlen(s) - 1] == ')');
+    }
+    char want[128];
+    snprintf(want, sizeof want, "the process was killed by signal %d (SIGRTMIN: Real-time signal 0)",
+             SIGRTMIN);
+    CHECK_EQ(strcmp(plait_strerror(PLAIT_KILLED(SIGRTMIN)), want), 0);
+    CHECK_EQ(strcmp(plait_strerror(-4000), "Unknown error 4000"), 0);
+    CHECK_EQ(strcmp(plait_strerror(4000), "Unknown error 4000"), 0);
+    CHECK_EQ(strcmp(plait_strerror(INT_MIN), "Unknown error 2147483647"), 0);
+    CHECK_EQ(strcmp(plait_strerror(-ENOENT), "No such file or directory"), 0);
+    CHECK_EQ(strcmp(plait_strerror(PLAIT_EXITED(255)), "the process exited with status 255"),
+             0);
+}
+
+RUN_TESTS(CASE(files_that_are_not_files), CASE(dotdot_path_stays_in_the_hierarchy),
+          CASE(mount_that_holds_the_cgroup), CASE(long_and_odd_lines), CASE(random_trees),
+          CASE(strerror_names))
