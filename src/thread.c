@@ -23,6 +23,9 @@ typedef struct thread_start {
     plait__future *future;
     pid_t pid; /* the process that started the thread */
     char name[16];
+    bool returned; /* the function returned value and error (its destructors run) */
+    void *value;
+    int error;
 } thread_start;
 
 static void thread_finish(const thread_start *start, void *value, int error)
@@ -51,10 +54,18 @@ static void thread_finish(const thread_start *start, void *value, int error)
 
 /* The function did not return: pthread_exit() or pthread_cancel() unwinds the thread.
  * Its value is not to be had here, so its joiners get -ECANCELED (the function was
- * stopped before it finished) rather than a wait for ever. */
+ * stopped before it finished) rather than a wait for ever.  Or it returned and one of
+ * its task-local destructors ended the thread so (thread_finish runs them before it
+ * completes the future): the joiners get what it returned, and the destructors not yet
+ * run run here (each value is cleared before its destructor runs).  A destructor that
+ * ends the thread while this runs comes back here too, with what is left. */
 static void thread_ended_early(void *p)
 {
-    thread_finish(p, NULL, -ECANCELED);
+    const thread_start *start = p;
+    if (start->returned)
+        thread_finish(start, start->value, start->error);
+    else
+        thread_finish(start, NULL, -ECANCELED);
 }
 
 static void *thread_main(void *p)
@@ -65,12 +76,14 @@ static void *thread_main(void *p)
     memcpy(thread_name, start.name, sizeof start.name);
     plait__tls_thread_name = thread_name;
     pthread_setname_np(pthread_self(), start.name);
-    void *value;
-    int error;
+    start.returned = false;
+    /* (start is in memory, its address passed on: what the handler reads after the
+     * unwinder's jump back here is what was stored) */
     pthread_cleanup_push(thread_ended_early, &start);
-    error = plait__future_run_work(start.future, &value);
+    start.error = plait__future_run_work(start.future, &start.value);
+    start.returned = true;
+    thread_finish(&start, start.value, start.error); /* still under the handler */
     pthread_cleanup_pop(0);
-    thread_finish(&start, value, error);
     return NULL;
 }
 

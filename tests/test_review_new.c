@@ -332,6 +332,57 @@ TEST(strerror_names)
              0);
 }
 
-RUN_TESTS(CASE(files_that_are_not_files), CASE(dotdot_path_stays_in_the_hierarchy),
+/* A task-local destructor of a plait thread that ends the thread itself (pthread_exit,
+ * or a pthread_cancel acted on at a cancellation point in it) after the function
+ * returned, or while the thread unwinds from a pthread_exit of the function: the
+ * future was completed only after the destructors, so its joiner waited for ever.  It
+ * gets the function's outcome (-ECANCELED for one that did not return), once. */
+static plait_key exit_key;
+static atomic_int exit_destroyed;
+static void exiting_destructor(void *v)
+{
+    atomic_fetch_add(&exit_destroyed, 1);
+    if (INT(v) == 1)
+        pthread_exit(NULL);
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    pthread_testcancel();
+}
+
+static void *returns_with_exiting_local(void *arg)
+{
+    CHECK_EQ(plait_local_set(exit_key, arg), 0);
+    return ARG(9);
+}
+
+static void *exits_with_exiting_local(void *arg)
+{
+    CHECK_EQ(plait_local_set(exit_key, arg), 0);
+    pthread_exit(NULL);
+}
+
+TEST(destructor_that_ends_the_thread)
+{
+    CHECK_EQ(plait_key_create(&exit_key, exiting_destructor), 0);
+    for (int how = 1; how <= 2; how++) {
+        for (int returns = 0; returns < 2; returns++) {
+            atomic_store(&exit_destroyed, 0);
+            plait_task t;
+            void *v = NULL;
+            CHECK_EQ(plait_thread_start(&t, returns ? returns_with_exiting_local
+                                                    : exits_with_exiting_local,
+                                        ARG(how), NULL),
+                     0);
+            int r = plait_join(t, &v, plait_deadline_in(3 * PLAIT_SEC));
+            CHECK_EQ(r, returns ? 0 : -ECANCELED);
+            if (r != -ETIMEDOUT) {
+                CHECK_EQ(INT(v), returns ? 9 : 0);
+                CHECK_EQ(plait_join(t, NULL, 0), -ESRCH);
+            }
+            CHECK_EQ(atomic_load(&exit_destroyed), 1);
+        }
+    }
+}
+
+RUN_TESTS(CASE(destructor_that_ends_the_thread), CASE(files_that_are_not_files), CASE(dotdot_path_stays_in_the_hierarchy),
           CASE(mount_that_holds_the_cgroup), CASE(long_and_odd_lines), CASE(random_trees),
           CASE(strerror_names))
