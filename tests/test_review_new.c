@@ -383,6 +383,119 @@ TEST(destructor_that_ends_the_thread)
     }
 }
 
-RUN_TESTS(CASE(destructor_that_ends_the_thread), CASE(files_that_are_not_files), CASE(dotdot_path_stays_in_the_hierarchy),
+/* A plait thread that runs a scheduler, one of whose coroutines calls pthread_exit (on
+ * its own stack, not the thread's): the thread ends (API.md), and its joiner gets
+ * -ECANCELED rather than a wait for ever.  In a child: the unwinding crosses stacks. */
+static void *coro_exits(void *arg)
+{
+    (void)arg;
+    pthread_exit(NULL);
+}
+
+static void *thread_runs_sched(void *arg)
+{
+    (void)arg;
+    plait_run(coro_exits, NULL, NULL);
+    return ARG(4);
+}
+
+TEST(coroutine_ends_its_plait_thread)
+{
+    fflush(NULL);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        plait_task t;
+        void *v = ARG(1);
+        if (plait_thread_start(&t, thread_runs_sched, NULL, NULL) != 0)
+            _exit(10);
+        int r = plait_join(t, &v, plait_deadline_in(3 * PLAIT_SEC));
+        _exit(r == -ECANCELED && v == NULL ? 0 : r == -ETIMEDOUT ? 11 : 12);
+    }
+    int status = reap_within(child, 5);
+    CHECK(WIFEXITED(status));
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "  the child was killed by signal %d\n", WTERMSIG(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+/* The starts of plait's threads that tests/test_small_stack_starts leaves out, made from
+ * a coroutine on the smallest stack in a fresh process: a process pool (its manager,
+ * its workers), and a first wait on a process-shared word (its watcher thread). */
+static void *small_procpool(void)
+{
+    plait_procpool *pool;
+    CHECK_EQ(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 1}), 0);
+    plait_task t;
+    int64_t x = 12, y = 0;
+    CHECK_EQ(plait_procpool_submit(pool, &t, proc_square, &x, sizeof x), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    plait_bytes *b = v;
+    CHECK(b != NULL && b->len == sizeof y);
+    if (b && b->len == sizeof y)
+        memcpy(&y, b->data, sizeof y);
+    free(b);
+    CHECK_EQ(y, 144);
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    return NULL;
+}
+
+static void *small_psem_wait(void)
+{
+    plait_psem *sem;
+    CHECK_EQ(plait_psem_create(&sem, 0), 0);
+    CHECK_EQ(plait_psem_acquire(sem, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_EQ(plait_psem_release(sem), 0);
+    CHECK_EQ(plait_psem_acquire(sem, SOON()), 0);
+    CHECK_EQ(plait_psem_destroy(sem), 0);
+    return NULL;
+}
+
+static void *(*small_call)(void);
+static void *small_body(void *arg)
+{
+    (void)arg;
+    return small_call();
+}
+
+static void *small_main(void *arg)
+{
+    (void)arg;
+    plait_spawn_options o = {.name = "tiny", .stack_size = PLAIT_STACK_MIN};
+    plait_task t;
+    CHECK_EQ(plait_spawn_opts(&t, small_body, NULL, &o), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    return NULL;
+}
+
+static void small_in_a_fresh_process(void *(*call)(void))
+{
+    if (CHECK_SANITIZED) {
+        CHECK_SKIP("sanitizer frames need larger stacks than PLAIT_STACK_MIN");
+        return;
+    }
+    small_call = call;
+    fflush(NULL);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        check_run(small_main, NULL);
+        fflush(NULL);
+        _exit(check_failures == 0 ? 0 : 1);
+    }
+    int status = reap_within(child, 20);
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "  the child was killed by signal %d\n", WTERMSIG(status));
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(small_stack_procpool) { small_in_a_fresh_process(small_procpool); }
+TEST(small_stack_pshared_watcher) { small_in_a_fresh_process(small_psem_wait); }
+
+RUN_TESTS(CASE(small_stack_procpool), CASE(small_stack_pshared_watcher),
+          CASE(coroutine_ends_its_plait_thread), CASE(destructor_that_ends_the_thread), CASE(files_that_are_not_files), CASE(dotdot_path_stays_in_the_hierarchy),
           CASE(mount_that_holds_the_cgroup), CASE(long_and_odd_lines), CASE(random_trees),
           CASE(strerror_names))
