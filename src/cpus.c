@@ -175,7 +175,8 @@ static const char *relative_path(const char *path, const char *root)
         if ((p == path || p[-1] == '/') && (p[2] == '/' || p[2] == '\0'))
             return NULL;
     size_t root_len = strcmp(root, "/") == 0 ? 0 : strlen(root);
-    if (strncmp(path, root, root_len) != 0 || (path[root_len] != '/' && path[root_len] != '\0'))
+    if (strncmp(path, root, root_len) != 0 ||
+        (path[root_len] != '/' && path[root_len] != '\0'))
         return NULL;
     return path + root_len;
 }

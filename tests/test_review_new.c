@@ -1,8 +1,17 @@
 /*
  * test_review_new.c — a review of the CPU count's cgroup reading (src/cpus.c,
- * plait__cgroup_cpu_limit on made-up /proc trees, as tests/test_cpu_count.c) and of
- * plait_strerror's names written without stdio.
+ * plait__cgroup_cpu_limit on made-up /proc trees, as tests/test_cpu_count.c), of how a
+ * plait thread ends (src/thread.c), of the thread starts made on the thread's own
+ * stack, and of plait_strerror's names written without stdio.
  *
+ *   small_stack_procpool, small_stack_pshared_watcher: a process pool and a first wait
+ *       on a process-shared word (its watcher thread) from a coroutine on the smallest
+ *       stack, in a fresh process (as tests/test_small_stack_starts; bound at load).
+ *   coroutine_ends_its_plait_thread: a coroutine of a scheduler run by a plait thread
+ *       calls pthread_exit: the thread's joiner gets -ECANCELED.
+ *   destructor_that_ends_the_thread: a task-local destructor that ends its thread
+ *       (pthread_exit, pthread_cancel) after the function returned left the joiner
+ *       waiting for ever; it gets the function's result now.
  *   files_that_are_not_files: a /proc file or a cgroup file that is a FIFO (opening it
  *       waited for a writer for ever), a directory, or an endless device (/dev/zero:
  *       the line reader skipped its "line" for ever) is no limit, read in a child that
@@ -321,8 +330,8 @@ TEST(strerror_names)
         CHECK(s[strlen(s) - 1] == ')');
     }
     char want[128];
-    snprintf(want, sizeof want, "the process was killed by signal %d (SIGRTMIN: Real-time signal 0)",
-             SIGRTMIN);
+    snprintf(want, sizeof want,
+             "the process was killed by signal %d (SIGRTMIN: Real-time signal 0)", SIGRTMIN);
     CHECK_EQ(strcmp(plait_strerror(PLAIT_KILLED(SIGRTMIN)), want), 0);
     CHECK_EQ(strcmp(plait_strerror(-4000), "Unknown error 4000"), 0);
     CHECK_EQ(strcmp(plait_strerror(4000), "Unknown error 4000"), 0);
@@ -500,6 +509,7 @@ TEST(small_stack_procpool) { small_in_a_fresh_process(small_procpool); }
 TEST(small_stack_pshared_watcher) { small_in_a_fresh_process(small_psem_wait); }
 
 RUN_TESTS(CASE(small_stack_procpool), CASE(small_stack_pshared_watcher),
-          CASE(coroutine_ends_its_plait_thread), CASE(destructor_that_ends_the_thread), CASE(files_that_are_not_files), CASE(dotdot_path_stays_in_the_hierarchy),
+          CASE(coroutine_ends_its_plait_thread), CASE(destructor_that_ends_the_thread),
+          CASE(files_that_are_not_files), CASE(dotdot_path_stays_in_the_hierarchy),
           CASE(mount_that_holds_the_cgroup), CASE(long_and_odd_lines), CASE(random_trees),
           CASE(strerror_names))
