@@ -64,13 +64,18 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 void plait__wake_fd_write(int fd)
 {
+    /* Not write(), a cancellation point: any thread calls this under the inbox lock of
+     * the scheduler it wakes (inbox_post_unlock), and a plait thread with a
+     * pthread_cancel pending unwound there holding that lock (the scheduler then spun
+     * on it for ever).  The raw system call is none. */
     uint64_t one = 1;
-    while (write(fd, &one, sizeof one) < 0 && errno == EINTR) {
+    while (syscall(SYS_write, fd, &one, sizeof one) < 0 && errno == EINTR) {
     }
 }
 

@@ -7,6 +7,10 @@
  *   small_stack_procpool, small_stack_pshared_watcher: a process pool and a first wait
  *       on a process-shared word (its watcher thread) from a coroutine on the smallest
  *       stack, in a fresh process (as tests/test_small_stack_starts; bound at load).
+ *   thread_cancelled_inside_a_wake_up: a plait thread with a pthread_cancel pending
+ *       wakes a coroutine of a scheduler parked in its poller: the eventfd write, under
+ *       that scheduler's inbox lock, acted on the cancellation and the scheduler spun on
+ *       the lock for ever.
  *   coroutine_ends_its_plait_thread: a coroutine of a scheduler run by a plait thread
  *       calls pthread_exit: the thread's joiner gets -ECANCELED.
  *   destructor_that_ends_the_thread: a task-local destructor that ends its thread
@@ -508,7 +512,67 @@ static void small_in_a_fresh_process(void *(*call)(void))
 TEST(small_stack_procpool) { small_in_a_fresh_process(small_procpool); }
 TEST(small_stack_pshared_watcher) { small_in_a_fresh_process(small_psem_wait); }
 
-RUN_TESTS(CASE(small_stack_procpool), CASE(small_stack_pshared_watcher),
+/* A plait thread ended by pthread_cancel where plait itself reaches a cancellation point:
+ * its release of a semaphore wakes a coroutine of a scheduler asleep in its poller,
+ * which plait does by writing the scheduler's eventfd under the scheduler's inbox lock.
+ * The write acted on the pending cancellation, the thread unwound holding that lock,
+ * and the scheduler spun on it for ever at its next look at its inbox.  The wake-up is
+ * now no cancellation point: the coroutine gets the semaphore, and the thread's joiner
+ * -ECANCELED at its next cancellation point.  In a child (a hang is a failure). */
+static plait_sem *cancel_sem;
+static atomic_int sched_tid;
+static int cancel_pipe[2];
+
+static void *cancelled_releaser(void *arg)
+{
+    (void)arg;
+    wait_asleep(&sched_tid); /* the scheduler is parked in its poller */
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    CHECK_EQ(plait_sem_release(cancel_sem), 0);
+    pthread_testcancel();
+    return NULL; /* not reached */
+}
+
+static void *fd_waiter(void *arg)
+{
+    (void)arg; /* keeps the poller busy: the scheduler parks in it */
+    CHECK_EQ(plait_wait_fd(cancel_pipe[0], PLAIT_READABLE, SOON()), PLAIT_READABLE);
+    return NULL;
+}
+
+static void *cancel_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(pipe(cancel_pipe), 0);
+    CHECK_EQ(plait_sem_create(&cancel_sem, 0), 0);
+    plait_task fw, th;
+    CHECK_EQ(plait_spawn(&fw, fd_waiter, NULL), 0);
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_thread_start(&th, cancelled_releaser, NULL, NULL), 0);
+    atomic_store(&sched_tid, gettid_());
+    CHECK_EQ(plait_sem_acquire(cancel_sem, plait_deadline_in(3 * PLAIT_SEC)), 0);
+    CHECK_EQ(plait_join(th, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(write(cancel_pipe[1], "x", 1), 1);
+    CHECK_EQ(plait_join(fw, NULL, SOON()), 0);
+    return NULL;
+}
+
+TEST(thread_cancelled_inside_a_wake_up)
+{
+    fflush(NULL);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        check_run(cancel_main, NULL);
+        fflush(NULL);
+        _exit(check_failures == 0 ? 0 : 1);
+    }
+    int status = reap_within(child, 8);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+RUN_TESTS(CASE(thread_cancelled_inside_a_wake_up), CASE(small_stack_procpool), CASE(small_stack_pshared_watcher),
           CASE(coroutine_ends_its_plait_thread), CASE(destructor_that_ends_the_thread),
           CASE(files_that_are_not_files), CASE(dotdot_path_stays_in_the_hierarchy),
           CASE(mount_that_holds_the_cgroup), CASE(long_and_odd_lines), CASE(random_trees),
