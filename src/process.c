@@ -394,9 +394,15 @@ static void close_fd(int *fd)
 
 static void proc_free(proc *p)
 {
+    /* close() is a cancellation point: a plait thread with a pthread_cancel pending
+     * whose join freed the record unwound at the first close, leaving the pidfd, the
+     * record and its future.  The cancellation waits for the next point of its own. */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     close_fd(&p->pidfd);
     for (int i = 0; i < 3; i++)
         close_fd(&p->child_stdio[i]);
+    pthread_setcancelstate(cancel_state, NULL);
     if (p->result)
         munmap(p->result, p->map_size);
     free(p);

@@ -11,6 +11,9 @@
  *       wakes a coroutine of a scheduler parked in its poller: the eventfd write, under
  *       that scheduler's inbox lock, acted on the cancellation and the scheduler spun on
  *       the lock for ever.
+ *   thread_cancelled_inside_a_process_start: the same thread starting and joining a
+ *       process: the cancellation acted on in the close of the process's pidfd as the
+ *       join freed its record left the descriptor, the record and the future.
  *   coroutine_ends_its_plait_thread: a coroutine of a scheduler run by a plait thread
  *       calls pthread_exit: the thread's joiner gets -ECANCELED.
  *   destructor_that_ends_the_thread: a task-local destructor that ends its thread
@@ -572,7 +575,65 @@ TEST(thread_cancelled_inside_a_wake_up)
     CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
-RUN_TESTS(CASE(thread_cancelled_inside_a_wake_up), CASE(small_stack_procpool), CASE(small_stack_pshared_watcher),
+/* The same in plait_process_start and plait_join: a plait thread with a pthread_cancel
+ * pending starts a process and joins it.  The cancellation was acted on in the close of
+ * the process's pidfd as the join freed its record: the descriptor, the record and the
+ * future were left.  Nothing is left now, and a process started after it starts. */
+static ssize_t child_nothing(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    (void)cap;
+    return 0;
+}
+
+static void *cancelled_starter(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    plait_task t;
+    if (plait_process_start(&t, child_nothing, NULL, 0, NULL, NULL) == 0)
+        plait_join(t, NULL, SOON());
+    pthread_testcancel();
+    return NULL; /* not reached */
+}
+
+static void *process_after_cancel_main(void *arg)
+{
+    (void)arg;
+    plait_task th, p;
+    /* the process manager, its descriptors, started before the count */
+    CHECK_EQ(plait_process_start(&p, child_nothing, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(p, NULL, SOON()), 0);
+    int fds = count_fds();
+    CHECK_EQ(plait_thread_start(&th, cancelled_starter, NULL, NULL), 0);
+    CHECK_EQ(plait_join(th, NULL, SOON()), -ECANCELED);
+    /* the join of the process freed it, its pidfd closed, though the cancellation was
+     * acted on at that close (it was not: the descriptor and the process's record
+     * were left) */
+    CHECK_EQ(count_fds(), fds);
+    CHECK_EQ(plait_process_start(&p, child_nothing, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(p, NULL, plait_deadline_in(3 * PLAIT_SEC)), 0);
+    return NULL;
+}
+
+TEST(thread_cancelled_inside_a_process_start)
+{
+    fflush(NULL);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        check_run(process_after_cancel_main, NULL);
+        fflush(NULL);
+        _exit(check_failures == 0 ? 0 : 1);
+    }
+    int status = reap_within(child, 8);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+RUN_TESTS(CASE(thread_cancelled_inside_a_process_start), CASE(thread_cancelled_inside_a_wake_up), CASE(small_stack_procpool), CASE(small_stack_pshared_watcher),
           CASE(coroutine_ends_its_plait_thread), CASE(destructor_that_ends_the_thread),
           CASE(files_that_are_not_files), CASE(dotdot_path_stays_in_the_hierarchy),
           CASE(mount_that_holds_the_cgroup), CASE(long_and_odd_lines), CASE(random_trees),
