@@ -23,6 +23,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -380,6 +381,13 @@ static int affinity_count(void)
 
 int plait_cpu_count(void)
 {
+    /* open(), read() and close() are cancellation points, and no call of plait's may be
+     * one: a thread with a pthread_cancel pending unwound in the count, leaving its
+     * scratch memory, a descriptor, or a lock of its caller held for ever (the default
+     * pool's, which it sizes) */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     int n = affinity_count(), limit = plait__cgroup_cpu_limit("/proc/self", "");
+    pthread_setcancelstate(cancel_state, NULL);
     return limit > 0 && limit < n ? limit : n;
 }

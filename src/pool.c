@@ -938,6 +938,10 @@ int plait__pool_default_get(plait_pool **out)
         *out = pool;
         return 0;
     }
+    /* no cancellation point under the lock: a thread with a pthread_cancel pending
+     * unwound there holding it, and every later user of the default pool waited */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     pthread_mutex_lock(&default_lock);
     pool = atomic_load_explicit(&default_pool, memory_order_relaxed);
     int r = 0;
@@ -946,6 +950,7 @@ int plait__pool_default_get(plait_pool **out)
         atomic_store_explicit(&default_pool, pool, memory_order_release);
     }
     pthread_mutex_unlock(&default_lock);
+    pthread_setcancelstate(cancel_state, NULL);
     *out = r == 0 ? pool : NULL;
     return r;
 }

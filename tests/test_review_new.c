@@ -14,6 +14,10 @@
  *   thread_cancelled_inside_a_process_start: the same thread starting and joining a
  *       process: the cancellation acted on in the close of the process's pidfd as the
  *       join freed its record left the descriptor, the record and the future.
+ *   thread_cancelled_making_the_default_pool: the same thread making the default pool
+ *       (a first plait_to_thread): plait_cpu_count's open() of /proc acted on the
+ *       cancellation under the default pool's lock, and every later plait_to_thread
+ *       of the process waited for ever.
  *   coroutine_ends_its_plait_thread: a coroutine of a scheduler run by a plait thread
  *       calls pthread_exit: the thread's joiner gets -ECANCELED.
  *   destructor_that_ends_the_thread: a task-local destructor that ends its thread
@@ -442,6 +446,12 @@ TEST(coroutine_ends_its_plait_thread)
 /* The starts of plait's threads that tests/test_small_stack_starts leaves out, made from
  * a coroutine on the smallest stack in a fresh process: a process pool (its manager,
  * its workers), and a first wait on a process-shared word (its watcher thread). */
+static void *small_body_seven(void *arg)
+{
+    (void)arg;
+    return ARG(7);
+}
+
 static void *small_procpool(void)
 {
     plait_procpool *pool;
@@ -633,7 +643,51 @@ TEST(thread_cancelled_inside_a_process_start)
     CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
-RUN_TESTS(CASE(thread_cancelled_inside_a_process_start), CASE(thread_cancelled_inside_a_wake_up), CASE(small_stack_procpool), CASE(small_stack_pshared_watcher),
+/* A plait thread with a pthread_cancel pending makes the default pool (its first
+ * plait_to_thread): plait_cpu_count, sizing it under the default pool's lock, now
+ * reads /proc and the cgroup files, and open() acted on the cancellation there: the
+ * thread unwound holding the lock, and every later plait_to_thread of the process
+ * waited for it for ever (and the count's scratch memory was left).  In a fresh
+ * child, where the default pool is not made yet. */
+static void *cancelled_offloader(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    void *v = NULL;
+    plait_to_thread(small_body_seven, NULL, &v, SOON());
+    pthread_testcancel();
+    return NULL; /* not reached */
+}
+
+static void *default_pool_after_cancel_main(void *arg)
+{
+    (void)arg;
+    plait_task th;
+    CHECK_EQ(plait_thread_start(&th, cancelled_offloader, NULL, NULL), 0);
+    CHECK_EQ(plait_join(th, NULL, SOON()), -ECANCELED);
+    void *v = NULL;
+    CHECK_EQ(plait_to_thread(small_body_seven, NULL, &v, plait_deadline_in(3 * PLAIT_SEC)), 0);
+    CHECK_EQ(INT(v), 7);
+    return NULL;
+}
+
+TEST(thread_cancelled_making_the_default_pool)
+{
+    fflush(NULL);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        check_run(default_pool_after_cancel_main, NULL);
+        fflush(NULL);
+        _exit(check_failures == 0 ? 0 : 1);
+    }
+    int status = reap_within(child, 8);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+RUN_TESTS(CASE(thread_cancelled_making_the_default_pool),
+          CASE(thread_cancelled_inside_a_process_start), CASE(thread_cancelled_inside_a_wake_up), CASE(small_stack_procpool), CASE(small_stack_pshared_watcher),
           CASE(coroutine_ends_its_plait_thread), CASE(destructor_that_ends_the_thread),
           CASE(files_that_are_not_files), CASE(dotdot_path_stays_in_the_hierarchy),
           CASE(mount_that_holds_the_cgroup), CASE(long_and_odd_lines), CASE(random_trees),
