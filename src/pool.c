@@ -920,9 +920,14 @@ int plait_pool_destroy(plait_pool *pool)
      * last touch, the decrement, then comes before the free) */
     if (atomic_load(&pool->shutting))
         return -EBUSY; /* another caller is inside plait_pool_shutdown */
+    /* pthread_join is a cancellation point: a thread with a pthread_cancel pending
+     * unwound at the first worker, leaving the pool */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     for (unsigned i = 0; i < pool->threads; i++)
         pthread_join(pool->workers[i].thread, NULL);
     pool_free(pool);
+    pthread_setcancelstate(cancel_state, NULL);
     return 0;
 }
 

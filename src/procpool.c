@@ -85,6 +85,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -1634,10 +1635,15 @@ int plait_procpool_destroy(plait_procpool *pool)
      * last touch, the decrement, comes before the free), as for a thread pool */
     if (atomic_load(&pool->shutting))
         return -EBUSY; /* another caller is inside plait_procpool_shutdown */
+    /* no cancellation point from here (pool_free's close()): a thread with a
+     * pthread_cancel pending unwound half way, leaving the rest of the pool */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     plait__manager_call(pool_detach, pool);
     while (atomic_load(&pool->helpers)) /* a joiner finishing its last collect */
         sched_yield();
     pool_free(pool);
+    pthread_setcancelstate(cancel_state, NULL);
     return 0;
 }
 

@@ -18,6 +18,9 @@
  *       (a first plait_to_thread): plait_cpu_count's open() of /proc acted on the
  *       cancellation under the default pool's lock, and every later plait_to_thread
  *       of the process waited for ever.
+ *   thread_cancelled_destroying_pools: the same thread destroying a thread pool and a
+ *       process pool: pthread_join of a worker and close() acted on the cancellation
+ *       half way, leaving the rest (the process pool's descriptor).
  *   coroutine_ends_its_plait_thread: a coroutine of a scheduler run by a plait thread
  *       calls pthread_exit: the thread's joiner gets -ECANCELED.
  *   destructor_that_ends_the_thread: a task-local destructor that ends its thread
@@ -511,6 +514,7 @@ static void small_in_a_fresh_process(void *(*call)(void))
     pid_t child = fork();
     CHECK(child >= 0);
     if (child == 0) {
+        check_failures = 0; /* the child's own checks only */
         check_run(small_main, NULL);
         fflush(NULL);
         _exit(check_failures == 0 ? 0 : 1);
@@ -576,6 +580,7 @@ TEST(thread_cancelled_inside_a_wake_up)
     pid_t child = fork();
     CHECK(child >= 0);
     if (child == 0) {
+        check_failures = 0; /* the child's own checks only */
         check_run(cancel_main, NULL);
         fflush(NULL);
         _exit(check_failures == 0 ? 0 : 1);
@@ -634,6 +639,7 @@ TEST(thread_cancelled_inside_a_process_start)
     pid_t child = fork();
     CHECK(child >= 0);
     if (child == 0) {
+        check_failures = 0; /* the child's own checks only */
         check_run(process_after_cancel_main, NULL);
         fflush(NULL);
         _exit(check_failures == 0 ? 0 : 1);
@@ -677,6 +683,7 @@ TEST(thread_cancelled_making_the_default_pool)
     pid_t child = fork();
     CHECK(child >= 0);
     if (child == 0) {
+        check_failures = 0; /* the child's own checks only */
         check_run(default_pool_after_cancel_main, NULL);
         fflush(NULL);
         _exit(check_failures == 0 ? 0 : 1);
@@ -686,7 +693,56 @@ TEST(thread_cancelled_making_the_default_pool)
     CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
-RUN_TESTS(CASE(thread_cancelled_making_the_default_pool),
+/* The same thread destroying a thread pool and a process pool: pthread_join of a
+ * worker (the thread pool) and close() (the process pool) acted on the cancellation
+ * half way through, leaving what was not freed yet. */
+static void *cancelled_destroyer(void *arg)
+{
+    (void)arg;
+    plait_pool *pool;
+    plait_procpool *pp;
+    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 1}), 0);
+    CHECK_EQ(plait_procpool_create(&pp, &(plait_procpool_options){.processes = 1}), 0);
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(plait_procpool_shutdown(pp, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    plait_procpool_destroy(pp);
+    plait_pool_destroy(pool);
+    pthread_testcancel();
+    return NULL; /* not reached */
+}
+
+static void *destroy_after_cancel_main(void *arg)
+{
+    (void)arg;
+    plait_task p, th;
+    /* the process manager and its descriptors first */
+    CHECK_EQ(plait_process_start(&p, child_nothing, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(p, NULL, SOON()), 0);
+    int fds = count_fds();
+    CHECK_EQ(plait_thread_start(&th, cancelled_destroyer, NULL, NULL), 0);
+    CHECK_EQ(plait_join(th, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(count_fds(), fds);
+    return NULL;
+}
+
+TEST(thread_cancelled_destroying_pools)
+{
+    fflush(NULL);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        check_failures = 0; /* the child's own checks only */
+        check_run(destroy_after_cancel_main, NULL);
+        fflush(NULL);
+        _exit(check_failures == 0 ? 0 : 1);
+    }
+    int status = reap_within(child, 8);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+RUN_TESTS(CASE(thread_cancelled_making_the_default_pool), CASE(thread_cancelled_destroying_pools),
           CASE(thread_cancelled_inside_a_process_start), CASE(thread_cancelled_inside_a_wake_up), CASE(small_stack_procpool), CASE(small_stack_pshared_watcher),
           CASE(coroutine_ends_its_plait_thread), CASE(destructor_that_ends_the_thread),
           CASE(files_that_are_not_files), CASE(dotdot_path_stays_in_the_hierarchy),
