@@ -9,54 +9,9 @@
  * itself: never above the mask, following a one-CPU mask, and a real cgroup's quota
  * where the test may make one.
  */
-#include "helpers.h"
+#include "cgroup_tree.h"
 
-#include "../src/internal.h"
-
-#include <fcntl.h>
 #include <sched.h>
-#include <sys/stat.h>
-
-static char tree[64];
-
-/* Write text into tree/rel, making the directories on the way. */
-static void put(const char *rel, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tree, rel);
-    for (char *p = path + strlen(tree) + 1; (p = strchr(p, '/')); p++) {
-        *p = '\0';
-        mkdir(path, 0700);
-        *p = '/';
-    }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    CHECK(fd >= 0);
-    CHECK_EQ(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-}
-
-static void fresh_tree(void)
-{
-    static int n;
-    snprintf(tree, sizeof tree, "/tmp/plait_cpu_count_%d_%d", (int)getpid(), n++);
-    CHECK_EQ(mkdir(tree, 0700), 0);
-}
-
-static int limit(void)
-{
-    char proc[128];
-    snprintf(proc, sizeof proc, "%s/proc", tree);
-    return plait__cgroup_cpu_limit(proc, tree);
-}
-
-static void remove_tree(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tree);
-    CHECK_EQ(system(cmd), 0);
-}
-
-#define V2_MOUNT "30 25 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n"
 
 TEST(v2_quota_and_none)
 {

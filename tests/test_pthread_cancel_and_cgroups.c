@@ -1,5 +1,5 @@
 /*
- * test_review_new.c — a review of the CPU count's cgroup reading (src/cpus.c,
+ * test_pthread_cancel_and_cgroups.c — a review of the CPU count's cgroup reading (src/cpus.c,
  * plait__cgroup_cpu_limit on made-up /proc trees, as tests/test_cpu_count.c), of how a
  * plait thread ends (src/thread.c), of the thread starts made on the thread's own
  * stack, and of plait_strerror's names written without stdio.
@@ -42,88 +42,10 @@
  *       AddressSanitizer) and give a limit >= 0.
  *   strerror_names: every signal's and unknown code's text is written and ends.
  */
-#include "helpers.h"
+#include "cgroup_tree.h"
 
-#include "../src/internal.h"
-
-#include <fcntl.h>
 #include <limits.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-
-static char tree[64];
-
-static void make_dirs(char *path)
-{
-    for (char *p = path + strlen(tree) + 1; (p = strchr(p, '/')); p++) {
-        *p = '\0';
-        mkdir(path, 0700);
-        *p = '/';
-    }
-}
-
-/* Write len bytes of text into tree/rel, making the directories on the way. */
-static void put_n(const char *rel, const char *text, size_t len)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tree, rel);
-    make_dirs(path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    CHECK(fd >= 0);
-    CHECK_EQ(write(fd, text, len), (ssize_t)len);
-    close(fd);
-}
-
-static void put(const char *rel, const char *text) { put_n(rel, text, strlen(text)); }
-
-static void put_fifo(const char *rel)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tree, rel);
-    make_dirs(path);
-    unlink(path);
-    CHECK_EQ(mkfifo(path, 0600), 0);
-}
-
-static void put_dir(const char *rel)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s/x", tree, rel);
-    make_dirs(path);
-}
-
-static void put_link(const char *rel, const char *target)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tree, rel);
-    make_dirs(path);
-    unlink(path);
-    CHECK_EQ(symlink(target, path), 0);
-}
-
-static void fresh_tree(void)
-{
-    static int n;
-    snprintf(tree, sizeof tree, "/tmp/plait_review_new_%d_%d", (int)getpid(), n++);
-    CHECK_EQ(mkdir(tree, 0700), 0);
-}
-
-static int limit(void)
-{
-    char proc[128];
-    snprintf(proc, sizeof proc, "%s/proc", tree);
-    return plait__cgroup_cpu_limit(proc, tree);
-}
-
-static void remove_tree(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tree);
-    CHECK_EQ(system(cmd), 0);
-}
-
-#define V2_MOUNT "30 25 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw\n"
-#define V1_MOUNT "33 25 0:29 / /sys/fs/cgroup/cpu rw shared:9 - cgroup cgroup rw,cpu\n"
 
 /* The limit, computed in a child that must end within 5 s (a read that blocks for ever
  * is a failure, not a hang); -1 if it did not. */
@@ -503,6 +425,26 @@ static void *small_main(void *arg)
     return NULL;
 }
 
+/* Run main as a scheduler's main coroutine in a fresh child process (none of the
+ * threads made once per process there yet): its checks must hold within seconds. */
+static void run_in_a_child(plait_fn main, int seconds)
+{
+    fflush(NULL);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        check_failures = 0; /* the child's own checks only */
+        check_run(main, NULL);
+        fflush(NULL);
+        _exit(check_failures == 0 ? 0 : 1);
+    }
+    int status = reap_within(child, seconds);
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "  the child was killed by signal %d\n", WTERMSIG(status));
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
 static void small_in_a_fresh_process(void *(*call)(void))
 {
     if (CHECK_SANITIZED) {
@@ -510,20 +452,7 @@ static void small_in_a_fresh_process(void *(*call)(void))
         return;
     }
     small_call = call;
-    fflush(NULL);
-    pid_t child = fork();
-    CHECK(child >= 0);
-    if (child == 0) {
-        check_failures = 0; /* the child's own checks only */
-        check_run(small_main, NULL);
-        fflush(NULL);
-        _exit(check_failures == 0 ? 0 : 1);
-    }
-    int status = reap_within(child, 20);
-    if (WIFSIGNALED(status))
-        fprintf(stderr, "  the child was killed by signal %d\n", WTERMSIG(status));
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WEXITSTATUS(status), 0);
+    run_in_a_child(small_main, 20);
 }
 
 TEST(small_stack_procpool) { small_in_a_fresh_process(small_procpool); }
@@ -576,18 +505,7 @@ static void *cancel_main(void *arg)
 
 TEST(thread_cancelled_inside_a_wake_up)
 {
-    fflush(NULL);
-    pid_t child = fork();
-    CHECK(child >= 0);
-    if (child == 0) {
-        check_failures = 0; /* the child's own checks only */
-        check_run(cancel_main, NULL);
-        fflush(NULL);
-        _exit(check_failures == 0 ? 0 : 1);
-    }
-    int status = reap_within(child, 8);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WEXITSTATUS(status), 0);
+    run_in_a_child(cancel_main, 8);
 }
 
 /* The same in plait_process_start and plait_join: a plait thread with a pthread_cancel
@@ -635,18 +553,7 @@ static void *process_after_cancel_main(void *arg)
 
 TEST(thread_cancelled_inside_a_process_start)
 {
-    fflush(NULL);
-    pid_t child = fork();
-    CHECK(child >= 0);
-    if (child == 0) {
-        check_failures = 0; /* the child's own checks only */
-        check_run(process_after_cancel_main, NULL);
-        fflush(NULL);
-        _exit(check_failures == 0 ? 0 : 1);
-    }
-    int status = reap_within(child, 8);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WEXITSTATUS(status), 0);
+    run_in_a_child(process_after_cancel_main, 8);
 }
 
 /* A plait thread with a pthread_cancel pending makes the default pool (its first
@@ -679,18 +586,7 @@ static void *default_pool_after_cancel_main(void *arg)
 
 TEST(thread_cancelled_making_the_default_pool)
 {
-    fflush(NULL);
-    pid_t child = fork();
-    CHECK(child >= 0);
-    if (child == 0) {
-        check_failures = 0; /* the child's own checks only */
-        check_run(default_pool_after_cancel_main, NULL);
-        fflush(NULL);
-        _exit(check_failures == 0 ? 0 : 1);
-    }
-    int status = reap_within(child, 8);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WEXITSTATUS(status), 0);
+    run_in_a_child(default_pool_after_cancel_main, 8);
 }
 
 /* The same thread destroying a thread pool and a process pool: pthread_join of a
@@ -728,18 +624,7 @@ static void *destroy_after_cancel_main(void *arg)
 
 TEST(thread_cancelled_destroying_pools)
 {
-    fflush(NULL);
-    pid_t child = fork();
-    CHECK(child >= 0);
-    if (child == 0) {
-        check_failures = 0; /* the child's own checks only */
-        check_run(destroy_after_cancel_main, NULL);
-        fflush(NULL);
-        _exit(check_failures == 0 ? 0 : 1);
-    }
-    int status = reap_within(child, 8);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WEXITSTATUS(status), 0);
+    run_in_a_child(destroy_after_cancel_main, 8);
 }
 
 RUN_TESTS(CASE(thread_cancelled_making_the_default_pool), CASE(thread_cancelled_destroying_pools),
