@@ -182,13 +182,15 @@ static const char *relative_path(const char *path, const char *root)
     return path + root_len;
 }
 
-/* scratch->name = proc + "/" + file; false if it does not fit */
+/* scratch->name = proc + file ("/cgroup"); false if it does not fit */
 static bool proc_file(scratch *sc, const char *proc, const char *file)
 {
-    plait__text t = {sc->name, sizeof sc->name, 0};
-    plait__text_str(&t, proc);
-    plait__text_str(&t, file);
-    return plait__text_end(&t) < sizeof sc->name;
+    size_t a = strlen(proc), b = strlen(file);
+    if (a + b >= sizeof sc->name)
+        return false;
+    memcpy(sc->name, proc, a);
+    memcpy(sc->name + a, file, b + 1);
+    return true;
 }
 
 /* From /proc/self/cgroup: the process's cgroup in v2 ("0::PATH") and in v1's cpu
