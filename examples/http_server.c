@@ -275,8 +275,11 @@ static void *run(void *arg)
     for (int queued = 0; queued < BACKLOG && (fd = plait_accept(srv.listener, NULL, 0)) >= 0;
          queued++)
         start_connection(&srv, fd);
-    plait_close(srv.listener);
+    /* then the acceptor's accept ends (-EINVAL), and the listener is closed once it has
+     * (as the echo server does) */
+    plait_shutdown(srv.listener, SHUT_RDWR);
     plait_join(acceptor, NULL, PLAIT_FOREVER);
+    plait_close(srv.listener);
     size_t open = srv.open;
     srv.stopping = true;
     for (connection *c = srv.open_list; c; c = c->next)

@@ -278,21 +278,6 @@ static int ur_open(struct plait__poller *p)
     return r;
 }
 
-/* Wait, in the kernel, until fd's removed watch is done (removal_due: its request
- * still holds the file), taking completions meanwhile; the removal has been handed
- * over.  On a DEFER_TASKRUN ring the kernel ends the request in its queue of work due,
- * a few dozen items per entry, so handing it over is not enough. */
-static void wait_removed(struct plait__poller *p, int fd)
-{
-    reap(p); /* the removal went in with the kernel's work due run: it is often done */
-    while (p->fds[fd].removal_due) {
-        int r = submit(p->ring, 1, IORING_ENTER_GETEVENTS, NULL, 0);
-        if (r < 0 && !temporary(r))
-            refused_for_good(r);
-        reap(p);
-    }
-}
-
 static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events)
 {
     struct plait__uring *u = p->ring;
@@ -309,15 +294,10 @@ static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsign
         /* the request holds its file until its completion comes (ur_forget waits) */
         slot->removal_due = true;
         slot->removed_gen = slot->gen;
-        /* a watch given up (a wait that ended otherwise, a close): remove it now, and
-         * wait until it is gone, as the request holds the file open until then.  Nobody
-         * waits on the descriptor any more, so close(2) is the program's to call: handed
-         * over behind many events due, the removal left the socket open after it until
-         * the scheduler's next look (test_review_uring) */
-        if (!events) {
+        /* a watch given up (a wait that ended otherwise, a close): remove it now, as
+         * the request holds the file open until it is gone */
+        if (!events)
             submit_all(p, IORING_ENTER_GETEVENTS);
-            wait_removed(p, fd);
-        }
     }
     if (!events)
         return 0;
@@ -401,6 +381,7 @@ static int ur_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigne
  * a temporary refusal, as the close cannot wait for the next wait either. */
 static void ur_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
 {
+    struct plait__uring *u = p->ring;
     /* a watch removed before (a wait that ended otherwise, a re-arm) may not be done
      * yet: its removal still in the ring (the watch after it refused for a moment), or
      * handed over behind the kernel's work due */
@@ -409,7 +390,13 @@ static void ur_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
     submit_all(p, IORING_ENTER_GETEVENTS);
     if (slot->armed && arm_now(p, fd, slot, 0) < 0) /* refused for good */
         slot->removal_due = false;
-    wait_removed(p, fd);
+    reap(p); /* the removal went in with the kernel's work due run: it is often done */
+    while (p->fds[fd].removal_due) {
+        int r = submit(u, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+        if (r < 0 && !temporary(r))
+            refused_for_good(r);
+        reap(p);
+    }
 }
 
 static void completed(struct plait__poller *p, uint64_t user_data, int res, unsigned flags)
@@ -476,13 +463,6 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res, unsi
     }
     slot->armed = 0;
     plait__poller_fire(p, fd, fired);
-    /* Nobody watches fd now, but a request this one replaced (a re-arm: a waiter of
-     * the other direction gone) may still hold the file: its removal ends in the
-     * kernel's queue of work due, while this one, answered as the kernel took it, came
-     * at once.  close(2) is the program's to call now: the file must be let go first
-     * (behind 100 events due it stayed open; test_review_uring). */
-    if (!p->fds[fd].armed && p->fds[fd].removal_due && !p->fds[fd].arm_deferred)
-        wait_removed(p, fd);
 }
 
 /* Take every completion the ring holds; how many there were. */
