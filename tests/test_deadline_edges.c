@@ -716,28 +716,35 @@ static void run_matrix(void)
                 edge_failed(o, "ready, past", d, r, plait_now() - start);
             o->teardown(&c);
         }
-        /* not ready, far deadline, made ready while the caller sleeps */
+        /* not ready, far deadline, made ready while the caller sleeps; a caller that
+         * used more than half the window's CPU is measured once more before it counts
+         * as spinning (a spinner spins again; beside sanitizer suites a moment's load
+         * made a storm's few signals cost a sleeper that much) */
         for (int i = 0; i < N_FAR; i++) {
-            ctx c = {.gate_bound = SOON() - plait_now()};
-            o->setup(&c);
-            later l = {.o = o, .c = &c};
-            atomic_init(&l.tid, gettid_());
-            CHECK_EQ(pthread_getcpuclockid(pthread_self(), &l.cpu), 0);
-            pthread_t th;
-            CHECK_EQ(pthread_create(&th, NULL, ready_later, &l), 0);
-            int64_t d = far_deadline(i), start = plait_now();
-            int r = o->call(&c, d);
-            int64_t took = plait_now() - start;
-            CHECK_EQ(pthread_join(th, NULL), 0);
-            if (r != 0)
-                edge_failed(o, "far", d, r, took);
-            if (l.spun > SPIN_WINDOW / 2) {
-                fprintf(stderr, "  [%s] %s far (%lld): spun %lld us of %lld asleep\n", where,
-                        o->name, (long long)d, (long long)(l.spun / PLAIT_US),
-                        (long long)(SPIN_WINDOW / PLAIT_US));
-                check_failures++;
+            for (int attempt = 0; attempt < 2; attempt++) {
+                ctx c = {.gate_bound = SOON() - plait_now()};
+                o->setup(&c);
+                later l = {.o = o, .c = &c};
+                atomic_init(&l.tid, gettid_());
+                CHECK_EQ(pthread_getcpuclockid(pthread_self(), &l.cpu), 0);
+                pthread_t th;
+                CHECK_EQ(pthread_create(&th, NULL, ready_later, &l), 0);
+                int64_t d = far_deadline(i), start = plait_now();
+                int r = o->call(&c, d);
+                int64_t took = plait_now() - start;
+                CHECK_EQ(pthread_join(th, NULL), 0);
+                if (r != 0)
+                    edge_failed(o, "far", d, r, took);
+                o->teardown(&c);
+                if (l.spun <= SPIN_WINDOW / 2)
+                    break;
+                fprintf(stderr, "  [%s] %s far (%lld): spun %lld us of %lld asleep%s\n",
+                        where, o->name, (long long)d, (long long)(l.spun / PLAIT_US),
+                        (long long)(SPIN_WINDOW / PLAIT_US),
+                        attempt ? "" : " (measured again)");
+                if (attempt)
+                    check_failures++;
             }
-            o->teardown(&c);
         }
     }
 }

@@ -856,10 +856,13 @@ TEST(cancel_races_an_idle_thief)
         CHECK(wait_for_flag(&wide_pushed));
         CHECK(wait_for_flag(&idle_thief_kid_ran)); /* the third worker is at them */
         CHECK_EQ(plait_pool_shutdown(wide_pool, PLAIT_POOL_CANCEL, 0), -ETIMEDOUT);
+        /* one child may be in the idle thief's hands (taken before the shutdown's walk,
+         * being run or about to be: a moment's preemption there, under a sanitizer
+         * beside other suites, kept it unfinished); the defect left thousands */
         int pending = 0;
         for (int i = 0; i < WIDE_MAX; i++)
             pending += plait_wait_any(&wide_kid[i], 1, 0) != 0;
-        if (pending) {
+        if (pending > 1) {
             fprintf(stderr, "  round %d: %d queued children pending\n", round, pending);
             rounds_pending++;
         }
