@@ -350,6 +350,10 @@ static void *storm(void *arg)
 
 TEST(a_storm_of_signals_loses_no_wait_and_no_byte)
 {
+    if (CHECK_TSAN) { /* its signal handling takes the storm's pace past every deadline */
+        CHECK_SKIP("ThreadSanitizer delivers a storm of signals too slowly");
+        return;
+    }
     CHECK(make_pairs(STORM_PAIRS));
     struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART */
     sigemptyset(&sa.sa_mask);
@@ -830,6 +834,10 @@ static void *fork_with_many_in_flight(void *arg)
 
 TEST(fork_with_more_requests_in_flight_than_the_ring_holds)
 {
+    if (CHECK_TSAN) { /* (fork_child.h: a child that starts threads after a fork) */
+        CHECK_SKIP("ThreadSanitizer stops a forked child that starts threads");
+        return;
+    }
     raise_fd_limit();
     if (!make_pairs(FORKED)) {
         CHECK_SKIP("too few descriptors");
