@@ -62,6 +62,21 @@ static void close_pairs(int n)
     }
 }
 
+/* main(arg) as a scheduler's main coroutine over n pairs made first (the case is
+ * skipped where the open-file limit does not allow them); then the pairs are closed,
+ * unless the case closes them itself. */
+static void on_pairs(int n, plait_fn main, void *arg, bool close_after)
+{
+    raise_fd_limit();
+    if (!make_pairs(n)) {
+        CHECK_SKIP("too few descriptors");
+        return;
+    }
+    check_run(main, arg);
+    if (close_after)
+        close_pairs(n);
+}
+
 /* ---- thousands of waits, all ready at once ---- */
 
 static void *read_one(void *arg)
@@ -132,13 +147,7 @@ static void *many_already_ready(void *arg)
 
 TEST(thousands_of_waits_on_ready_descriptors_all_answered)
 {
-    raise_fd_limit();
-    if (!make_pairs(MANY)) {
-        CHECK_SKIP("too few descriptors");
-        return;
-    }
-    check_run(many_already_ready, NULL);
-    close_pairs(MANY);
+    on_pairs(MANY, many_already_ready, NULL, true);
 }
 
 /* Every wait ends at one deadline; nobody waits on the descriptors then, and each is
@@ -182,12 +191,7 @@ static void *many_time_out_together(void *arg)
 
 TEST(thousands_of_waits_ending_at_one_deadline_let_their_files_go)
 {
-    raise_fd_limit();
-    if (!make_pairs(MANY)) {
-        CHECK_SKIP("too few descriptors");
-        return;
-    }
-    check_run(many_time_out_together, NULL);
+    on_pairs(MANY, many_time_out_together, NULL, false);
 }
 
 /* Thousands of kernel reads whose deadline comes as their bytes do (a thread writes
@@ -249,35 +253,17 @@ static void *many_deadlines_race_bytes(void *arg)
 
 TEST(thousands_of_kernel_reads_race_their_deadline_and_lose_nothing)
 {
-    raise_fd_limit();
-    if (!make_pairs(MANY)) {
-        CHECK_SKIP("too few descriptors");
-        return;
-    }
-    check_run(many_deadlines_race_bytes, NULL);
-    close_pairs(MANY);
+    on_pairs(MANY, many_deadlines_race_bytes, NULL, true);
 }
 
 TEST(thousands_of_waits_made_ready_at_once_all_wake)
 {
-    raise_fd_limit();
-    if (!make_pairs(MANY)) {
-        CHECK_SKIP("too few descriptors");
-        return;
-    }
-    check_run(many_at_once, NULL);
-    close_pairs(MANY);
+    on_pairs(MANY, many_at_once, NULL, true);
 }
 
 TEST(thousands_of_kernel_reads_made_ready_at_once_all_complete)
 {
-    raise_fd_limit();
-    if (!make_pairs(MANY)) {
-        CHECK_SKIP("too few descriptors");
-        return;
-    }
-    check_run(many_at_once, (void *)1);
-    close_pairs(MANY);
+    on_pairs(MANY, many_at_once, (void *)1, true);
 }
 
 /* ---- a storm of signals ---- */
@@ -838,13 +824,7 @@ TEST(fork_with_more_requests_in_flight_than_the_ring_holds)
         CHECK_SKIP("ThreadSanitizer stops a forked child that starts threads");
         return;
     }
-    raise_fd_limit();
-    if (!make_pairs(FORKED)) {
-        CHECK_SKIP("too few descriptors");
-        return;
-    }
-    check_run(fork_with_many_in_flight, NULL);
-    close_pairs(FORKED);
+    on_pairs(FORKED, fork_with_many_in_flight, NULL, true);
 }
 
 /* The races above, and closes while reads and watches are in flight, under a storm of
