@@ -3,9 +3,15 @@
  * raw system calls: the library needs nothing beyond libc and the kernel.
  *
  * Each watch is a one-shot IORING_OP_POLL_ADD whose user_data names the descriptor
- * and a generation: re-arming a slot (or disarming it) removes the live request
- * (IORING_OP_POLL_REMOVE) and bumps the generation, so a completion that was already
- * on its way for the old request is recognised as stale and dropped.  A read the
+ * and a generation: re-arming a slot (or disarming it) cancels the live request
+ * (IORING_OP_ASYNC_CANCEL) and bumps the generation, so a completion that was already
+ * on its way for the old request is recognised as stale and dropped.  Cancelled, not
+ * removed: IORING_OP_POLL_REMOVE answers -EALREADY for a request woken whose wake-up
+ * has not run yet (queued as work due), and that work, finding the file no longer
+ * ready (another coroutine took the connection that woke it), arms the request again:
+ * it stayed armed, holding the file, with no completion ever coming, and a close
+ * waiting for one slept for ever.  A cancellation marks the request, and the work due
+ * ends it (-ECANCELED).  A read the
  * kernel makes for a coroutine (IORING_OP_READ; on a socket an IORING_OP_RECV that
  * waits before it tries, RECVSEND_POLL_FIRST, as plait asks for one only when the last
  * read emptied the socket) is named the same way, with a bit that says it is a read.
@@ -57,7 +63,6 @@
 
 enum { RING_ENTRIES = 512 };
 #define WAKE_TOKEN UINT64_MAX
-#define REMOVE_TOKEN (UINT64_MAX - 1)
 
 struct plait__uring {
     int fd;
@@ -278,6 +283,21 @@ static int ur_open(struct plait__poller *p)
     return r;
 }
 
+/* Wait, in the kernel, until fd's removed watch is done (removal_due: its request
+ * still holds the file), taking completions meanwhile; the removal has been handed
+ * over.  On a DEFER_TASKRUN ring the kernel ends the request in its queue of work due,
+ * a few dozen items per entry, so handing it over is not enough. */
+static void wait_removed(struct plait__poller *p, int fd)
+{
+    reap(p); /* the removal went in with the kernel's work due run: it is often done */
+    while (p->fds[fd].removal_due) {
+        int r = submit(p->ring, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+        if (r < 0 && !temporary(r))
+            refused_for_good(r);
+        reap(p);
+    }
+}
+
 static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events)
 {
     struct plait__uring *u = p->ring;
@@ -285,19 +305,24 @@ static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsign
         struct io_uring_sqe *sqe = get_sqe(u);
         if (!sqe)
             return -errno;
-        sqe->opcode = IORING_OP_POLL_REMOVE;
+        sqe->opcode = IORING_OP_ASYNC_CANCEL; /* not POLL_REMOVE: see the top */
         sqe->fd = -1;
         sqe->addr = key(fd, slot->gen);
-        sqe->user_data = REMOVE_TOKEN;
+        sqe->user_data = CANCEL_TOKEN;
         put_sqe(u);
         slot->armed = 0;
         /* the request holds its file until its completion comes (ur_forget waits) */
         slot->removal_due = true;
         slot->removed_gen = slot->gen;
-        /* a watch given up (a wait that ended otherwise, a close): remove it now, as
-         * the request holds the file open until it is gone */
-        if (!events)
+        /* a watch given up (a wait that ended otherwise, a close): remove it now, and
+         * wait until it is gone, as the request holds the file open until then.  Nobody
+         * waits on the descriptor any more, so close(2) is the program's to call: handed
+         * over behind many events due, the removal left the socket open after it until
+         * the scheduler's next look (test_review_uring) */
+        if (!events) {
             submit_all(p, IORING_ENTER_GETEVENTS);
+            wait_removed(p, fd);
+        }
     }
     if (!events)
         return 0;
@@ -381,7 +406,6 @@ static int ur_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigne
  * a temporary refusal, as the close cannot wait for the next wait either. */
 static void ur_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
 {
-    struct plait__uring *u = p->ring;
     /* a watch removed before (a wait that ended otherwise, a re-arm) may not be done
      * yet: its removal still in the ring (the watch after it refused for a moment), or
      * handed over behind the kernel's work due */
@@ -390,18 +414,12 @@ static void ur_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
     submit_all(p, IORING_ENTER_GETEVENTS);
     if (slot->armed && arm_now(p, fd, slot, 0) < 0) /* refused for good */
         slot->removal_due = false;
-    reap(p); /* the removal went in with the kernel's work due run: it is often done */
-    while (p->fds[fd].removal_due) {
-        int r = submit(u, 1, IORING_ENTER_GETEVENTS, NULL, 0);
-        if (r < 0 && !temporary(r))
-            refused_for_good(r);
-        reap(p);
-    }
+    wait_removed(p, fd);
 }
 
 static void completed(struct plait__poller *p, uint64_t user_data, int res, unsigned flags)
 {
-    if (user_data == REMOVE_TOKEN || user_data == CANCEL_TOKEN)
+    if (user_data == CANCEL_TOKEN)
         return;
     if (user_data == TIMEOUT_TOKEN) { /* fired (or gone with the ring): none armed */
         p->ring->timeout_at = 0;
@@ -463,6 +481,13 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res, unsi
     }
     slot->armed = 0;
     plait__poller_fire(p, fd, fired);
+    /* Nobody watches fd now, but a request this one replaced (a re-arm: a waiter of
+     * the other direction gone) may still hold the file: its removal ends in the
+     * kernel's queue of work due, while this one, answered as the kernel took it, came
+     * at once.  close(2) is the program's to call now: the file must be let go first
+     * (behind 100 events due it stayed open; test_review_uring). */
+    if (!p->fds[fd].armed && p->fds[fd].removal_due && !p->fds[fd].arm_deferred)
+        wait_removed(p, fd);
 }
 
 /* Take every completion the ring holds; how many there were. */
