@@ -6,7 +6,8 @@
 #   bash scripts/test.sh coverage gcov line coverage of the library (src/): the suite,
 #                                 then per file the lines no test ran, into
 #                                 build-cov/coverage/ (FILE.gcov, summary.txt)
-# Installs what it needs when missing: a C compiler, CMake, the real HTTP clients the
+# Installs what it needs when missing: a C compiler, CMake, gdb (the stacks of an
+# example server that does not stop, in the log), the real HTTP clients the
 # I/O examples are tested against (curl, wrk), and for `plait compare`'s report test
 # headless Chromium and python3-jsonschema.
 # Environment: PLAIT_TEST_JOBS (tests run at once; default twice the CPUs),
@@ -19,6 +20,7 @@ need=()
 command -v cc >/dev/null || need+=(gcc)
 command -v cmake >/dev/null || need+=(cmake)
 command -v curl >/dev/null || need+=(curl)
+command -v gdb >/dev/null || need+=(gdb) # the stacks of an example server that does not stop
 command -v wrk >/dev/null || need+=(wrk)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)
 # Debian's interpreter, into which apt installs jsonschema (the report's test runs it)

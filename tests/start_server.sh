@@ -31,11 +31,30 @@ kill_server() {
     { pkill -9 -P "$pid"; kill -9 "$pid"; wait "$pid"; } 2>/dev/null
 }
 
+# dump_stuck_server: what a server that does not stop printed, and where each of its
+# threads is (the kernel's wait channel and system call; with gdb, scripts/test.sh
+# installs it, every thread's stack and locals), for the log of a run that failed so.
+dump_stuck_server() {
+    local server_pid task
+    server_pid=$(pgrep -P "$pid" | head -1)
+    echo "--- its output:"; cat "$tmp/out"
+    [ -n "$server_pid" ] || return 0
+    echo "--- its threads (name, wait channel, system call):"
+    for task in /proc/"$server_pid"/task/*; do
+        echo "$(cat "$task/comm") $(cat "$task/wchan") $(cut -d' ' -f1 "$task/syscall")"
+    done 2>/dev/null
+    command -v gdb >/dev/null &&
+        timeout 60 gdb -q -batch -p "$server_pid" -ex "thread apply all bt full" 2>&1 |
+        grep -v '^\[New LWP\|^warning:'
+    return 0
+}
+
 # stop_server MESSAGE: SIGTERM, then the server must exit with status 0 within 10 s
 # having printed MESSAGE; returns 0 if so.
 stop_server() {
     kill -TERM "$pid"
-    timeout 10 tail --pid="$pid" -f /dev/null || { echo "still running 10 s after SIGTERM"; return 1; }
+    timeout 10 tail --pid="$pid" -f /dev/null ||
+        { echo "still running 10 s after SIGTERM"; dump_stuck_server; return 1; }
     wait "$pid" || { echo "exit status $?"; cat "$tmp/out"; return 1; }
     grep -q "$1" "$tmp/out" || { cat "$tmp/out"; return 1; }
 }
