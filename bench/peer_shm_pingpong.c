@@ -48,6 +48,10 @@ static double round_trip_us(long long n)
     atomic_store(turn, 0);
     long long warm = n / 10;
     pid_t pid = fork();
+    if (pid < 0) { /* else the turn would go to nobody, and never come back */
+        perror("peer_shm_pingpong: fork");
+        exit(1);
+    }
     if (pid == 0) {
         while (atomic_load(turn) != 1)
             syscall(SYS_futex, turn, FUTEX_WAIT, 0, NULL, NULL, 0);

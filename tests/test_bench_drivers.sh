@@ -410,5 +410,22 @@ else
     done
 fi
 
+# ---- peer_shm_pingpong whose fork fails: a failure, not a wait for ever -----------------
+# It did not look at fork's answer: with fork refused, the parent handed the turn to a
+# child that did not exist and waited for it to come back, for ever.  Forks are refused
+# by RLIMIT_NPROC at 1 (its user has that one process already; root, whom the limit
+# does not bind, runs it as nobody).
+no_fork=(prlimit --nproc=1 --)
+[ "$(id -u)" != 0 ] || no_fork=(setpriv --reuid=65534 --regid=65534 --clear-groups "${no_fork[@]}")
+if [ -n "$bench_process" ] && ! "${no_fork[@]}" sh -c 'true & wait' 2>/dev/null; then
+    rc=0
+    timeout 10 "${no_fork[@]}" "$benchdir/peer_shm_pingpong" 1 >"$tmp/nofork.out" 2>"$tmp/nofork.err" || rc=$?
+    if [ "$rc" != 1 ] || [ -s "$tmp/nofork.out" ] || ! grep -q 'peer_shm_pingpong: fork' "$tmp/nofork.err"; then
+        fail "peer_shm_pingpong with fork refused: exit $rc (expected 1), stdout '$(cat "$tmp/nofork.out")', stderr '$(cat "$tmp/nofork.err")'"
+    fi
+else
+    echo "SKIP: peer_shm_pingpong with fork refused (no program given, or RLIMIT_NPROC refuses no fork here)"
+fi
+
 [ "$failures" = 0 ] || { echo "$failures case(s) failed" >&2; exit 1; }
 echo "test_bench_drivers: all cases passed"
