@@ -427,5 +427,41 @@ else
     echo "SKIP: peer_shm_pingpong with fork refused (no program given, or RLIMIT_NPROC refuses no fork here)"
 fi
 
+# ---- bench_queue whose child stops sending: a failure, not a wait for ever ---------------
+# The parent received with no deadline: a child that stopped sending without dying (here
+# stopped by SIGSTOP) held it until run.sh's 300 s budget.  A dead child the queue
+# reports itself (-EPIPE), but the parent said only "recv returned -32"; now it names
+# how the child ended.  At a scale of 1000 the first transfer alone takes minutes: the
+# child is stopped, or killed, in the middle of it, and no figure is printed.
+# queue_child_gets SIGNAL: run bench_queue, send its child SIGNAL; $rc, $tmp/queue.*
+queue_child_gets() {
+    local parent="" child="" _
+    rc=0
+    timeout 60 "$benchdir/bench_queue" 1000 >"$tmp/queue.out" 2>"$tmp/queue.err" &
+    local runner=$!
+    for _ in $(seq 1 1000); do # bench_queue is timeout's child, the sender its own
+        parent="$(pgrep -P "$runner" || true)"
+        [ -z "$parent" ] || child="$(pgrep -P "$parent" || true)"
+        [ -z "$child" ] || break
+        sleep 0.01
+    done
+    [ -z "$child" ] || kill -"$1" "$child"
+    wait "$runner" || rc=$?
+}
+if [ -n "$bench_process" ]; then
+    queue_child_gets KILL
+    if [ "$rc" != 1 ] || [ -s "$tmp/queue.out" ] ||
+        ! grep -q 'the child: the process was killed by signal 9' "$tmp/queue.err"; then
+        fail "bench_queue, its child killed: exit $rc (expected 1), stdout '$(cat "$tmp/queue.out")', stderr '$(cat "$tmp/queue.err")'"
+    fi
+    queue_child_gets STOP
+    if [ "$rc" != 1 ] || [ -s "$tmp/queue.out" ] ||
+        ! grep -q 'no message from the child for 10 s' "$tmp/queue.err"; then
+        fail "bench_queue, its child stopped: exit $rc (expected 1), stdout '$(cat "$tmp/queue.out")', stderr '$(cat "$tmp/queue.err")'"
+    fi
+else
+    echo "SKIP: bench_queue (no program given)"
+fi
+
 [ "$failures" = 0 ] || { echo "$failures case(s) failed" >&2; exit 1; }
 echo "test_bench_drivers: all cases passed"
