@@ -7,6 +7,13 @@ One run of `plait compare` takes each figure as the median of a few batches; on 
 shared machine the figures still move from run to run, so docs/BENCHMARKS.md quotes
 the medians over several runs that this prints, with their range, and the median
 length of a run (for --quick: the "under 10 s" of issue 6).
+
+A run that fails (a status other than 0, as `plait compare` ends when a step failed;
+no JSON; no end within 900 s) is named on standard error with its status and the
+tool's messages, and left out: its figures are not counted.  The medians are those of
+the runs that succeeded, as long as they are more than half of the runs asked for
+(the header says how many, and which failed); with fewer nothing is printed and the
+status is 1.
 """
 import argparse
 import collections
@@ -14,6 +21,25 @@ import json
 import statistics
 import subprocess
 import sys
+
+TIMEOUT_S = 900
+
+
+def run_once(cmd):
+    """One run of `plait compare`: (its JSON, None), or (None, why it failed)."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return None, "no end within %d s" % TIMEOUT_S
+    except OSError as e:
+        return None, str(e)
+    if done.returncode != 0:
+        messages = "; ".join(line for line in done.stderr.splitlines() if line.strip())
+        return None, "status %d: %s" % (done.returncode, messages or "no message")
+    try:
+        return json.loads(done.stdout), None
+    except ValueError as e:
+        return None, "its output is no JSON (%s)" % e
 
 
 def main():
@@ -24,17 +50,25 @@ def main():
     args = ap.parse_args()
     if args.runs < 1:
         ap.error("--runs wants a positive number")
-    runs = []
+    cmd = [args.plait, "compare", "--json", "--quiet"] + (["--quick"] if args.quick else [])
+    runs, failed = [], []
     for i in range(args.runs):
-        cmd = [args.plait, "compare", "--json", "--quiet"] + (["--quick"] if args.quick else [])
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900)
-        runs.append(json.loads(out.stdout))
-        print("run %d of %d: %.1f s" % (i + 1, args.runs, runs[-1]["elapsed_s"]), file=sys.stderr)
+        result, why = run_once(cmd)
+        if result is None:
+            failed.append(str(i + 1))
+            print("run %d of %d failed: %s" % (i + 1, args.runs, why), file=sys.stderr)
+        else:
+            runs.append(result)
+            print("run %d of %d: %.1f s" % (i + 1, args.runs, result["elapsed_s"]), file=sys.stderr)
+    failures = "run%s %s failed" % ("s" if len(failed) > 1 else "", ", ".join(failed))
+    if 2 * len(runs) <= args.runs:
+        sys.exit("compare_median.py: %s: too few for a median (more than half of the %d must succeed)"
+                 % (failures, args.runs))
     first = runs[0]
     m = first["machine"]
-    print("machine: %d CPUs, %s, Linux %s, poller %s; %d %s runs, each %.1f s (median; %.1f-%.1f)"
-          % (m["cpus"], m["cpu_model"], m["kernel"], m["io_backend"], args.runs,
-             "quick" if args.quick else "full",
+    print("machine: %d CPUs, %s, Linux %s, poller %s; %d of %d %s runs%s, each %.1f s (median; %.1f-%.1f)"
+          % (m["cpus"], m["cpu_model"], m["kernel"], m["io_backend"], len(runs), args.runs,
+             "quick" if args.quick else "full", " (%s)" % failures if failed else "",
              statistics.median(r["elapsed_s"] for r in runs),
              min(r["elapsed_s"] for r in runs), max(r["elapsed_s"] for r in runs)))
     models = [x["id"] for x in first["models"]]

@@ -295,11 +295,13 @@ fi
 # that step worked; compare_median.py took the extras of every run by their place in the
 # first run's list: a later run without one ended it with an IndexError (every run
 # lost), and one missing from the first run was never shown.  A stand-in `plait`
-# prints three runs' JSON: msg_small's extra in runs 1 and 3, msg_large's in 2 and 3.
+# prints three runs' JSON: msg_small's extra in runs 1 and 3, msg_large's in 2 and 3
+# (its runs counted in COMPARE_COUNT; those in FAIL_RUNS end with status 1 after their
+# JSON, as a run with a failed step does).
 cat >"$tmp/plait_compare" <<EOF
 #!/usr/bin/env python3
-import json, os
-path = "$tmp/compare_count"
+import json, os, sys
+path = os.environ.get("COMPARE_COUNT", "$tmp/compare_count")
 run = int(open(path).read()) + 1 if os.path.exists(path) else 1
 open(path, "w").write(str(run))
 def metric(id, extra):
@@ -310,6 +312,8 @@ print(json.dumps({"elapsed_s": 1.0,
                   "models": [{"id": m} for m in ("coroutines", "threads", "processes")],
                   "metrics": [metric("msg_small", run != 2), metric("msg_large", run != 1)],
                   "facts": []}))
+if str(run) in os.environ.get("FAIL_RUNS", "").split():
+    sys.exit("plait compare: step 'hand-off' failed")
 EOF
 chmod +x "$tmp/plait_compare"
 out="$(timeout 60 "$python" "$root/bench/compare_median.py" "$tmp/plait_compare" --runs 3 2>&1)" || true
@@ -318,6 +322,27 @@ out="$(timeout 60 "$python" "$root/bench/compare_median.py" "$tmp/plait_compare"
     grep -q 'processes over a pipe: 200 (100-300) \[2 of 3 runs\]' <<<"$out" &&
     grep -q 'processes over a pipe: 250 (200-300) \[2 of 3 runs\]' <<<"$out" ||
     fail "compare_median.py, an extra figure missing from some runs: $out"
+
+# ---- compare_median.py: a run of `plait compare` that fails ------------------------------
+# One run's status 1 (a step failed) ended the script with a CalledProcessError: every
+# other run's figures lost.  Now the failed run is named and left out; the medians come
+# from the others while they are more than half of the runs asked, else status 1.
+rc=0
+out="$(COMPARE_COUNT="$tmp/count_fail1" FAIL_RUNS=2 timeout 60 "$python" \
+       "$root/bench/compare_median.py" "$tmp/plait_compare" --runs 3 2>&1)" || rc=$?
+# msg_small's extra: runs 1 and 3 (both left); msg_large's: run 3 (run 2 failed)
+[ "$rc" = 0 ] &&
+    grep -q "^run 2 of 3 failed: status 1: plait compare: step 'hand-off' failed$" <<<"$out" &&
+    grep -q '2 of 3 full runs (run 2 failed)' <<<"$out" &&
+    grep -q 'processes over a pipe: 200 (100-300)$' <<<"$out" &&
+    grep -q 'processes over a pipe: 300 (300-300) \[1 of 2 runs\]' <<<"$out" ||
+    fail "compare_median.py, run 2 of 3 failed: exit $rc (expected 0), or not the medians of runs 1 and 3: $out"
+rc=0
+out="$(COMPARE_COUNT="$tmp/count_fail2" FAIL_RUNS="1 3" timeout 60 "$python" \
+       "$root/bench/compare_median.py" "$tmp/plait_compare" --runs 3 2>&1)" || rc=$?
+[ "$rc" = 1 ] && grep -q 'runs 1, 3 failed: too few for a median' <<<"$out" &&
+    ! grep -q '^msg_small' <<<"$out" ||
+    fail "compare_median.py, runs 1 and 3 of 3 failed: exit $rc (expected 1), no message, or a table: $out"
 
 # ---- peer_mp.py's maps: measured as bench_process measures plait's ---------------------
 # With made-up processes, pools and clock (nothing is forked; a timed map of the
