@@ -35,13 +35,23 @@ bin="$tmp/bin"
 mkdir -p "$bin"
 cat >"$tmp/server.py" <<'EOF'
 # A "server": listens on 127.0.0.1:PORT (the last argument), accepts nothing, exits 0
-# on SIGTERM.
-import signal, socket, sys
+# on SIGTERM.  With IDLE_UNSETTLED=FILE, once FILE exists (the idle client makes it)
+# it opens 10,000 descriptors, as if it held the idle connections, and its memory
+# grows by 256 KiB every 50 ms: it never settles.
+import os, signal, socket, sys, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[-1])))
 s.listen(4096)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+trigger = os.environ.get("IDLE_UNSETTLED")
+if trigger:
+    while not os.path.exists(trigger):
+        time.sleep(0.01)
+    held = [os.open("/dev/null", os.O_RDONLY) for _ in range(10000)]
+    while True:
+        held.append(b"x" * 262144)
+        time.sleep(0.05)
 while True:
     signal.pause()
 EOF
@@ -50,8 +60,8 @@ cat >"$bin/make_program" <<EOF
 #!/usr/bin/env bash
 out="\$1"
 case "\$(basename "\$out")" in
-    echo_client) printf '#!/bin/sh\necho round_trips_per_s=1000\necho round_trips=5000\n' >"\$out" ;;
-    idle_client) printf '#!/bin/sh\necho connected=\$3\ncat >/dev/null\n' >"\$out" ;;
+    echo_client) printf '#!/bin/sh\necho round_trips_per_s=1000\n[ -n "\$NO_COUNT" ] || echo round_trips=5000\n' >"\$out" ;;
+    idle_client) printf '#!/bin/sh\n[ -z "\$IDLE_UNSETTLED" ] || touch "\$IDLE_UNSETTLED"\necho connected=\$3\ncat >/dev/null\n' >"\$out" ;;
     *) printf '#!/bin/sh\nexec %s %s "\$@"\n' "$python" "$tmp/server.py" >"\$out" ;;
 esac
 chmod +x "\$out"
@@ -71,7 +81,9 @@ done
 printf '#!/bin/sh\necho "nginx version: stand-in"\n' >"$bin/nginx"
 printf '#!/bin/sh\nexit 0\n' >"$bin/dpkg"
 printf '#!/bin/sh\n[ "$1" = --modversion ] && echo 1.0\nexit 0\n' >"$bin/pkg-config"
-# wrk: its output for a run of 1,000 requests; with WRK_ERRORS=1, all of them non-2xx
+# wrk: its output for a run of 1,000 requests; with WRK_ERRORS=1, all of them non-2xx;
+# with NO_COUNT set, without the count of requests (as echo_client's stand-in then
+# leaves out its count of round trips)
 cat >"$bin/wrk" <<'EOF'
 #!/bin/sh
 [ "$1" = -v ] && { echo "wrk 4.1.0 [stand-in]"; exit 1; }
@@ -81,8 +93,8 @@ Running 1s test @ http://127.0.0.1/
   Latency Distribution
      50%  100.00us
      99%  200.00us
-  1000 requests in 1.00s, 100.00KB read
 OUT
+[ -n "${NO_COUNT:-}" ] || echo "  1000 requests in 1.00s, 100.00KB read"
 [ "${WRK_ERRORS:-0}" = 1 ] && echo "  Non-2xx or 3xx responses: 1000"
 echo "Requests/sec:   1000.00"
 echo "Transfer/sec:    100.00KB"
@@ -156,6 +168,31 @@ if [ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -ge 10100 ]; then
     fi
 else
     echo "SKIP: the idle connections (RLIMIT_NOFILE's hard limit $(ulimit -Hn) < 10100)"
+fi
+
+# ---- no count of requests or round trips: no CPU figure, and a message -----------------
+# The server's CPU time per request needs the load generator's count: without it
+# run_io.sh recorded no figure and said nothing (the run counted as a success).
+run_io no_count 4096 NO_COUNT=1
+if [ "$rc" = 0 ] || results_have '_cpu_us_per_' no_count || ! results_have '^http50_rps epoll 1000$' no_count ||
+    ! grep -q "http50_cpu_us_per_req of epoll: no count of requests in wrk's output" "$tmp/no_count.err" ||
+    ! grep -q "echo100_cpu_us_per_rt of epoll: no count of round trips in echo_client's output" "$tmp/no_count.err"; then
+    fail "run_io.sh, no count of requests: exit $rc (expected 1), a CPU figure recorded, the rates missing, or no message naming the count"
+    show no_count
+fi
+
+# ---- the server's memory never settles: no memory figure ---------------------------------
+# run_io.sh read the idle memory after 3 s whether or not it had stopped moving, and
+# recorded it as settled.
+if [ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -ge 10100 ]; then
+    run_io idle_unsettled 10100 IDLE_UNSETTLED="$tmp/idle_unsettled.started"
+    if [ "$rc" = 0 ] || results_have '^idle10k_kib_per_conn ' idle_unsettled ||
+        ! grep -q "idle10k_kib_per_conn of epoll: the server's memory did not settle" "$tmp/idle_unsettled.err"; then
+        fail "run_io.sh, a server whose memory keeps growing: exit $rc (expected 1), a memory figure recorded, or no message"
+        show idle_unsettled
+    fi
+else
+    echo "SKIP: the idle memory that never settles (RLIMIT_NOFILE's hard limit $(ulimit -Hn) < 10100)"
 fi
 
 # ---- plait asked for io_uring runs on epoll: no figure under plait's name ----------------

@@ -301,10 +301,15 @@ stop_server() {
 # server spent per request tells servers apart even then.
 clk_tck="$(getconf CLK_TCK)"
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$S_PID/stat"; }
-cpu_per() { # FIGURE SERVER TICKS_BEFORE COUNT: record µs of server CPU per unit of work
+# FIGURE SERVER TICKS_BEFORE COUNT COUNTED: record µs of server CPU per unit of work;
+# without a COUNT (COUNTED says whose), no figure and a message
+cpu_per() {
     local now
     now="$(cpu_ticks)"
-    [ -n "$4" ] && [ "$4" -gt 0 ] || return 0
+    if ! [ "$4" -gt 0 ] 2>/dev/null; then
+        echo "run_io.sh: $1 of $2: no count of $5's output: no figure recorded" >&2
+        return 1
+    fi
     record "$1" "$2" "$(awk -v t="$((now - $3))" -v hz="$clk_tck" -v n="$4" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
 }
 
@@ -345,7 +350,7 @@ wrk_run() {
     fi
     record "http${c}_rps" "$name" "$rps"
     record "http${c}_p99_us" "$name" "$p99"
-    cpu_per "http${c}_cpu_us_per_req" "$name" "$cpu0" "$n"
+    cpu_per "http${c}_cpu_us_per_req" "$name" "$cpu0" "$n" "requests in wrk"
 }
 
 echo_run() {
@@ -360,16 +365,17 @@ echo_run() {
     o="$(sed -n 's/^round_trips_per_s=\([0-9.]*\)$/\1/p' <<<"$o")"
     [ -n "$o" ] || { echo "run_io.sh: no figure from echo_client against $name" >&2; return 1; }
     record echo100_rtps "$name" "$o"
-    cpu_per echo100_cpu_us_per_rt "$name" "$cpu0" "$n"
+    cpu_per echo100_cpu_us_per_rt "$name" "$cpu0" "$n" "round trips in echo_client"
 }
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$S_PID/status"; }
 fd_count() { find "/proc/$S_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 # idle_run NAME: the server's resident memory before and with idle_n idle
-# connections (once it holds their descriptors and its RSS has stopped moving).
+# connections (once it holds their descriptors and its RSS has stopped moving: one
+# that still moves after 3 s gives no figure).
 idle_run() {
-    local name="$1" before after fds0 prev line="" cpid st=0 _
+    local name="$1" before after fds0 prev line="" cpid st=0 settled=0 _
     before="$(rss_kib)"
     fds0="$(fd_count)"
     rm -f "$tmp/idle.fifo"
@@ -409,11 +415,15 @@ idle_run() {
         sleep 0.2
         prev="$after"
         after="$(rss_kib)"
-        [ "$after" = "$prev" ] && break
+        [ "$after" = "$prev" ] && { settled=1; break; }
     done
     exec 9>&-
     wait "$cpid" || st=$?
     [ "$st" = 0 ] || { echo "run_io.sh: idle_client against $name exited with status $st" >&2; return 1; }
+    if [ "$settled" = 0 ]; then
+        echo "run_io.sh: idle10k_kib_per_conn of $name: the server's memory did not settle within 3 s (${prev} KiB, then ${after} KiB): no figure recorded" >&2
+        return 1
+    fi
     record idle10k_kib_per_conn "$name" "$(awk -v a="$after" -v b="$before" -v n="$idle_n" \
                                              'BEGIN { printf "%.2f", (a - b) / n }')"
 }
