@@ -156,16 +156,27 @@ fi
 results_have '^echo100_rtps epoll 1000$' wrk_errors ||
     fail "run_io.sh, wrk's requests failed: the echo figure (not wrk's) is missing"
 
-# ---- the server does not hold the idle connections: no memory figure ---------------------
-# (run_io.sh warned and recorded the growth of the connections the server held divided by
-# the 10,000 it did not all hold: too small a figure)
-if [ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -ge 10100 ]; then
-    run_io idle_short 10100
-    if [ "$rc" = 0 ] || results_have '^idle10k_kib_per_conn ' idle_short ||
-        ! grep -q 'idle' "$tmp/idle_short.err"; then
-        fail "run_io.sh, a server holding none of the idle connections: exit $rc (expected 1), a memory figure recorded, or no message"
-        show idle_short
+# ---- the idle memory not measured: no memory figure --------------------------------------
+# no_idle_figure CASE MESSAGE WHAT [VAR=VALUE...]: run_io.sh (RLIMIT_NOFILE at 10,100)
+# fails, records no memory figure and says MESSAGE (a grep pattern); WHAT went wrong
+no_idle_figure() {
+    local name="$1" message="$2" what="$3"
+    shift 3
+    run_io "$name" 10100 "$@"
+    if [ "$rc" = 0 ] || results_have '^idle10k_kib_per_conn ' "$name" ||
+        ! grep -q "$message" "$tmp/$name.err"; then
+        fail "run_io.sh, $what: exit $rc (expected 1), a memory figure recorded, or no message"
+        show "$name"
     fi
+}
+if [ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -ge 10100 ]; then
+    # (run_io.sh warned and recorded the growth of the connections the server held
+    # divided by the 10,000 it did not all hold: too small a figure)
+    no_idle_figure idle_short 'idle' "a server holding none of the idle connections"
+    # (run_io.sh read the memory after 3 s whether or not it had stopped moving, and
+    # recorded it as settled)
+    no_idle_figure idle_unsettled "idle10k_kib_per_conn of epoll: the server's memory did not settle" \
+        "a server whose memory keeps growing" IDLE_UNSETTLED="$tmp/idle_unsettled.started"
 else
     echo "SKIP: the idle connections (RLIMIT_NOFILE's hard limit $(ulimit -Hn) < 10100)"
 fi
@@ -179,20 +190,6 @@ if [ "$rc" = 0 ] || results_have '_cpu_us_per_' no_count || ! results_have '^htt
     ! grep -q "echo100_cpu_us_per_rt of epoll: no count of round trips in echo_client's output" "$tmp/no_count.err"; then
     fail "run_io.sh, no count of requests: exit $rc (expected 1), a CPU figure recorded, the rates missing, or no message naming the count"
     show no_count
-fi
-
-# ---- the server's memory never settles: no memory figure ---------------------------------
-# run_io.sh read the idle memory after 3 s whether or not it had stopped moving, and
-# recorded it as settled.
-if [ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -ge 10100 ]; then
-    run_io idle_unsettled 10100 IDLE_UNSETTLED="$tmp/idle_unsettled.started"
-    if [ "$rc" = 0 ] || results_have '^idle10k_kib_per_conn ' idle_unsettled ||
-        ! grep -q "idle10k_kib_per_conn of epoll: the server's memory did not settle" "$tmp/idle_unsettled.err"; then
-        fail "run_io.sh, a server whose memory keeps growing: exit $rc (expected 1), a memory figure recorded, or no message"
-        show idle_unsettled
-    fi
-else
-    echo "SKIP: the idle memory that never settles (RLIMIT_NOFILE's hard limit $(ulimit -Hn) < 10100)"
 fi
 
 # ---- plait asked for io_uring runs on epoll: no figure under plait's name ----------------
