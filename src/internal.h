@@ -793,10 +793,6 @@ extern PLAIT_TLS const char *plait__tls_thread_name;
  * sprintf, on the caller's stack). */
 int plait__thread_create(pthread_t *thread, const pthread_attr_t *attr,
                          void *(*fn)(void *), void *arg);
-/* The CPU limit of the process's cgroup and its ancestors (quota over period, rounded
- * up), 0 for none: proc is /proc/self, or a made-up one, and prefix goes before every
- * mount point (a made-up tree's root; "" for the real one) (cpus.c). */
-int plait__cgroup_cpu_limit(const char *proc, const char *prefix);
 
 /* ---- thread pools (pool.c) ---- */
 struct plait__worker;

@@ -1,14 +1,15 @@
 /*
- * cgroup_tree.h — made-up trees for plait__cgroup_cpu_limit (src/cpus.c): a /proc with
- * its cgroup and mountinfo files, and cgroup files under the same root (the prefix
- * the function puts before every mount point), in /tmp.  For test_cpu_count.c and
- * test_pthread_cancel_and_cgroups.c.
+ * cgroup_tree.h — made-up trees for the cgroup limits (src/cgroup.h: the CPU limit, the
+ * memory room): a /proc with its cgroup and mountinfo files, and cgroup files under the
+ * same root (the prefix the functions put before every mount point), in /tmp.  For
+ * test_cpu_count.c, test_cgroup_memory.c and test_pthread_cancel_and_cgroups.c.
  */
 #ifndef PLAIT_TEST_CGROUP_TREE_H
 #define PLAIT_TEST_CGROUP_TREE_H
 
 #include "helpers.h"
 
+#include "../src/cgroup.h"
 #include "../src/internal.h"
 
 #include <fcntl.h>
@@ -76,6 +77,13 @@ static inline int limit(void)
     char proc[128];
     snprintf(proc, sizeof proc, "%s/proc", tree);
     return plait__cgroup_cpu_limit(proc, tree);
+}
+
+static inline long long memory_room(void)
+{
+    char proc[128];
+    snprintf(proc, sizeof proc, "%s/proc", tree);
+    return plait__cgroup_memory_room(proc, tree);
 }
 
 static inline void remove_tree(void)

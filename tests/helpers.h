@@ -9,6 +9,7 @@
 #include "check.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -18,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -268,6 +270,45 @@ static inline int pool_workers_sleeping(const char *prefix)
     if (d)
         closedir(d);
     return n;
+}
+
+/* ---- a real cgroup, where the test may make one ---- */
+
+/* Write text into the existing file at path (a cgroup's); whether all of it went. */
+static inline bool write_cgroup_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+    close(fd);
+    return ok;
+}
+
+/* A cgroup of the test's own with the controller ("cpu", "memory"), at the root of its
+ * v1 hierarchy (/sys/fs/cgroup/CONTROLLER) or else of cgroup v2 (the controller enabled
+ * for the root's children): its directory in dir, *v1 which.  False where none may be
+ * made (not root, no writable hierarchy).  rmdir it once its processes have ended. */
+static inline bool make_cgroup(const char *controller, char dir[128], bool *v1)
+{
+    snprintf(dir, 128, "/sys/fs/cgroup/%s/plait_test_%d", controller, (int)getpid());
+    *v1 = mkdir(dir, 0755) == 0;
+    if (*v1)
+        return true;
+    char enable[32];
+    snprintf(enable, sizeof enable, "+%s", controller);
+    write_cgroup_file("/sys/fs/cgroup/cgroup.subtree_control", enable);
+    snprintf(dir, 128, "/sys/fs/cgroup/plait_test_%d", (int)getpid());
+    return mkdir(dir, 0755) == 0;
+}
+
+/* Move the calling process into the cgroup at dir: whether it went. */
+static inline bool join_cgroup(const char *dir)
+{
+    char file[192], pid[32];
+    snprintf(file, sizeof file, "%s/cgroup.procs", dir);
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    return write_cgroup_file(file, pid);
 }
 
 #endif

@@ -151,31 +151,16 @@ TEST(count_follows_the_mask)
 /* The real thing, where this process may make a cgroup (root, a writable hierarchy
  * with the cpu controller: v1's, or v2's): a child moved into one with a quota of one
  * CPU counts 1.  Skipped elsewhere. */
-static bool write_text(const char *path, const char *text)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    bool ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
-    close(fd);
-    return ok;
-}
-
 TEST(a_real_cgroup_quota)
 {
-    char dir[128], file[192], pid[32];
-    snprintf(dir, sizeof dir, "/sys/fs/cgroup/cpu/plait_test_%d", (int)getpid());
-    bool v1 = mkdir(dir, 0755) == 0;
-    if (!v1) {
-        snprintf(dir, sizeof dir, "/sys/fs/cgroup/plait_test_%d", (int)getpid());
-        write_text("/sys/fs/cgroup/cgroup.subtree_control", "+cpu");
-        if (mkdir(dir, 0755) != 0) {
-            CHECK_SKIP("no cgroup may be made here");
-            return;
-        }
+    char dir[128], file[192];
+    bool v1;
+    if (!make_cgroup("cpu", dir, &v1)) {
+        CHECK_SKIP("no cgroup may be made here");
+        return;
     }
     snprintf(file, sizeof file, "%s/%s", dir, v1 ? "cpu.cfs_quota_us" : "cpu.max");
-    if (!write_text(file, v1 ? "100000" : "100000 100000")) {
+    if (!write_cgroup_file(file, v1 ? "100000" : "100000 100000")) {
         rmdir(dir);
         CHECK_SKIP("the cgroup takes no CPU quota here");
         return;
@@ -183,11 +168,8 @@ TEST(a_real_cgroup_quota)
     fflush(NULL);
     pid_t child = fork();
     CHECK(child >= 0);
-    if (child == 0) {
-        snprintf(file, sizeof file, "%s/cgroup.procs", dir);
-        snprintf(pid, sizeof pid, "%d", (int)getpid());
-        _exit(!write_text(file, pid) ? 2 : plait_cpu_count() == 1 ? 0 : 1);
-    }
+    if (child == 0)
+        _exit(!join_cgroup(dir) ? 2 : plait_cpu_count() == 1 ? 0 : 1);
     int status = reap_within(child, 10);
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);

@@ -1,8 +1,9 @@
 /*
- * test_pthread_cancel_and_cgroups.c — a review of the CPU count's cgroup reading (src/cpus.c,
- * plait__cgroup_cpu_limit on made-up /proc trees, as tests/test_cpu_count.c), of how a
- * plait thread ends (src/thread.c), of the thread starts made on the thread's own
- * stack, and of plait_strerror's names written without stdio.
+ * test_pthread_cancel_and_cgroups.c — a review of the CPU count's cgroup reading
+ * (src/cgroup.c and src/cpus.c: plait__cgroup_cpu_limit on made-up /proc trees, as
+ * tests/test_cpu_count.c), of how a plait thread ends (src/thread.c), of the thread
+ * starts made on the thread's own stack, and of plait_strerror's names written without
+ * stdio.
  *
  *   small_stack_procpool, small_stack_pshared_watcher: a process pool and a first wait
  *       on a process-shared word (its watcher thread) from a coroutine on the smallest

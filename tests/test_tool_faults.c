@@ -20,6 +20,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED_BUILD true /* the tool measures a tenth of the quick counts */
+#else
+#define SANITIZED_BUILD false
+#endif
+
 /* Whether s[0..len) is well-formed UTF-8 (RFC 3629), as RFC 8259 asks of JSON text. */
 static bool utf8_valid(const unsigned char *s, size_t len)
 {
@@ -659,8 +665,59 @@ TEST(parked_processes_fit_the_file_limit)
     remove_scratch(dir);
 }
 
+/* ---- a container's memory limit bounds the units parked at once ----------------------- */
+/* The units parked at once were sized by the host's free memory (sysinfo) alone: in a
+ * container whose cgroup allows far less than the host has free, a full run parked
+ * 100,000 coroutines and 100 processes as if the host's memory were its own, for the OOM
+ * killer to end.  The budget is now the smaller of the host's free memory and the room
+ * under the memory limits of the tool's cgroup and its ancestors, and the message says
+ * which bound it.  Here a quick run in a cgroup of its own with a limit of 64 MiB (32 MiB
+ * in a sanitizer build, whose counts are a tenth): cut, saying so, and nothing fails.
+ * (Needs a memory cgroup of its own: root, a writable hierarchy; skipped otherwise.) */
+static char memory_cgroup[128];
+
+static int into_memory_cgroup(const char *dir)
+{
+    (void)dir;
+    return join_cgroup(memory_cgroup) ? 0 : 124;
+}
+
+TEST(units_fit_the_cgroup_memory_limit)
+{
+#if defined(__SANITIZE_THREAD__)
+    CHECK_SKIP("a measured run can take a minute under ThreadSanitizer");
+    return;
+#endif
+    bool v1;
+    if (!make_cgroup("memory", memory_cgroup, &v1)) {
+        CHECK_SKIP("no memory cgroup may be made here (not root)");
+        return;
+    }
+    char file[192];
+    snprintf(file, sizeof file, "%s/%s", memory_cgroup, v1 ? "memory.limit_in_bytes" : "memory.max");
+    if (!write_cgroup_file(file, SANITIZED_BUILD ? "33554432" : "67108864")) {
+        rmdir(memory_cgroup);
+        CHECK_SKIP("the cgroup takes no memory limit here");
+        return;
+    }
+    char dir[64];
+    scratch(dir);
+    static const char *const args[] = {"compare", "--quick", "--quiet", "--json", NULL};
+    int rc = run_tool_after(dir, args, into_memory_cgroup);
+    const char *err = said(dir, "err");
+    if (rc != 0 || !strstr(err, "of memory left under the cgroup's limit"))
+        fprintf(stderr, "  exit %d, stderr: %s\n", rc, err);
+    CHECK_EQ(rc, 0);
+    CHECK(strstr(err, "fewer units than usual") != NULL);
+    CHECK(strstr(err, "of memory left under the cgroup's limit") != NULL);
+    CHECK(strstr(err, "failed") == NULL);
+    CHECK_EQ(rmdir(memory_cgroup), 0);
+    remove_scratch(dir);
+}
+
 RUN_TESTS(CASE(json_cpu_model_not_utf8), CASE(recommendations_quote_what_was_measured),
           CASE(table_marks_best_of_measured), CASE(option_given_twice), CASE(bench_runs_leading_zeros),
           CASE(help_after_double_dash), CASE(html_onto_mount_point), CASE(html_keeps_owner),
           CASE(html_to_stdout_socket),
-          CASE(io_job_fits_the_file_limit), CASE(parked_processes_fit_the_file_limit))
+          CASE(io_job_fits_the_file_limit), CASE(parked_processes_fit_the_file_limit),
+          CASE(units_fit_the_cgroup_memory_limit))

@@ -8,6 +8,7 @@
  */
 #include "compare.h"
 #include "tool.h"
+#include "../src/cgroup.h"
 
 #include <plait.h>
 
@@ -72,7 +73,10 @@ static const compare_sizes full_sizes = {
  * It bounds the processes parked at once as well, each holding its pidfd here.  A
  * quarter of the available memory bounds the units parked at once, at generous sizes
  * per unit (a coroutine's pages and page tables, a thread's stack pages and kernel
- * stack, a child's private pages).  Says what it cut. */
+ * stack, a child's private pages): the host's free memory, or where less, the room
+ * under the memory limits of the process's cgroup and its ancestors (a container's,
+ * whose limit may be far below the host's free memory: the run was OOM-killed).  Says
+ * what it cut. */
 enum { FDS_SPARE = 64, FDS_PER_UNIT = 3, IO_UNITS_MIN = 10, PARKED_MIN = 10 };
 
 static void cap(int *count, long long most, int least, bool *cut)
@@ -83,6 +87,18 @@ static void cap(int *count, long long most, int least, bool *cut)
         *count = (int)most;
         *cut = true;
     }
+}
+
+/* The bytes of memory this run may take: the host's free memory, or the room under the
+ * process's cgroup limits where that is less (*under_cgroup says which); -1 if neither
+ * is known. */
+static long long memory_available(bool *under_cgroup)
+{
+    struct sysinfo si;
+    long long free = sysinfo(&si) == 0 ? (long long)si.freeram * si.mem_unit : -1;
+    long long room = plait__cgroup_memory_room("/proc/self", "");
+    *under_cgroup = room >= 0 && (free < 0 || room < free);
+    return *under_cgroup ? room : free;
 }
 
 static void fit_to_machine(compare_sizes *s)
@@ -110,9 +126,9 @@ static void fit_to_machine(compare_sizes *s)
      * units at most (100 of them failed the full run's memory step where the limit
      * had cut the job to 10 units) */
     cap(&s->processes_parked, room, PARKED_MIN, &cut);
-    struct sysinfo si;
-    long long budget = sysinfo(&si) == 0 ? (long long)si.freeram * si.mem_unit / 4 : 0;
-    if (budget > 0) {
+    bool under_cgroup;
+    long long available = memory_available(&under_cgroup), budget = available / 4;
+    if (available >= 0) {
         cap(&s->coroutines_parked, budget / (16 << 10), PARKED_MIN, &cut);
         cap(&s->threads_parked, budget / (64 << 10), PARKED_MIN, &cut);
         cap(&s->processes_parked, budget / (2 << 20), PARKED_MIN, &cut);
@@ -121,10 +137,11 @@ static void fit_to_machine(compare_sizes *s)
     }
     if (cut)
         fprintf(stderr, "plait compare: fewer units than usual for this machine's limits (%lld "
-                        "open files, %lld MiB free): %d in the I/O-bound job, %d / %d / %d "
+                        "open files, %lld MiB %s): %d in the I/O-bound job, %d / %d / %d "
                         "parked coroutines / threads / processes\n",
-                (long long)files.rlim_cur, budget * 4 >> 20, s->io_units, s->coroutines_parked,
-                s->threads_parked, s->processes_parked);
+                (long long)files.rlim_cur, available >> 20,
+                under_cgroup ? "of memory left under the cgroup's limit" : "free", s->io_units,
+                s->coroutines_parked, s->threads_parked, s->processes_parked);
 }
 
 static void compare_usage(FILE *out)
