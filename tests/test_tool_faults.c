@@ -10,6 +10,7 @@
 #include "compare.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <math.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -715,9 +716,62 @@ TEST(units_fit_the_cgroup_memory_limit)
     remove_scratch(dir);
 }
 
+/* ---- a limit on the user's threads and processes --------------------------------------- */
+/* A user with `ulimit -u 60` (RLIMIT_NPROC: all the user's threads and processes) got a
+ * quick run whose thread steps failed, "threads: I/O-bound job failed: Resource
+ * temporarily unavailable", and the memory step's the same, exit 1: the counts started
+ * at once (100 parked threads, 100 units of the I/O-bound job) did not fit.  They are now
+ * fitted to the limit, less the tool's threads and a margin, and the run says so.  The
+ * kernel holds no root process to the limit: as root, the tool runs as a user id of its
+ * own, which no other process has (so the user's count is the tool's alone).  Skipped
+ * when not root (the user's other processes count too, beyond what the test may
+ * bound) or where that user may not run the build's tool. */
+enum { NO_USER = 126, TASKS_USER = 2147480000 };
+
+static int as_user_with_60_tasks(const char *dir)
+{
+    (void)dir;
+    struct rlimit tasks = {60, 60};
+    if (setrlimit(RLIMIT_NPROC, &tasks) != 0)
+        return 124;
+    if (setgroups(0, NULL) != 0 || setgid(TASKS_USER) != 0 || setuid(TASKS_USER) != 0)
+        return NO_USER;
+    return access(PLAIT_TOOL, X_OK) == 0 ? 0 : NO_USER;
+}
+
+TEST(tasks_fit_the_user_limit)
+{
+#if defined(__SANITIZE_THREAD__)
+    CHECK_SKIP("a measured run can take a minute under ThreadSanitizer");
+    return;
+#endif
+    if (geteuid() != 0) {
+        CHECK_SKIP("not root: the user's other processes count against the limit too");
+        return;
+    }
+    char dir[64];
+    scratch(dir);
+    static const char *const args[] = {"compare", "--quick", "--quiet", "--json", NULL};
+    int rc = run_tool_after(dir, args, as_user_with_60_tasks);
+    const char *err = said(dir, "err");
+    if (rc == NO_USER) {
+        CHECK_SKIP("no user of its own may run the tool here");
+        remove_scratch(dir);
+        return;
+    }
+    if (rc != 0)
+        fprintf(stderr, "  exit %d, stderr: %s\n", rc, err);
+    CHECK_EQ(rc, 0);
+    CHECK(strstr(err, "failed") == NULL);
+    /* a sanitizer build's counts (a tenth) fit without a cut */
+    if (!SANITIZED_BUILD)
+        CHECK(strstr(err, ", 60 threads and processes for the user): ") != NULL);
+    remove_scratch(dir);
+}
+
 RUN_TESTS(CASE(json_cpu_model_not_utf8), CASE(recommendations_quote_what_was_measured),
           CASE(table_marks_best_of_measured), CASE(option_given_twice), CASE(bench_runs_leading_zeros),
           CASE(help_after_double_dash), CASE(html_onto_mount_point), CASE(html_keeps_owner),
           CASE(html_to_stdout_socket),
           CASE(io_job_fits_the_file_limit), CASE(parked_processes_fit_the_file_limit),
-          CASE(units_fit_the_cgroup_memory_limit))
+          CASE(units_fit_the_cgroup_memory_limit), CASE(tasks_fit_the_user_limit))

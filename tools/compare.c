@@ -75,9 +75,16 @@ static const compare_sizes full_sizes = {
  * per unit (a coroutine's pages and page tables, a thread's stack pages and kernel
  * stack, a child's private pages): the host's free memory, or where less, the room
  * under the memory limits of the process's cgroup and its ancestors (a container's,
- * whose limit may be far below the host's free memory: the run was OOM-killed).  Says
- * what it cut. */
-enum { FDS_SPARE = 64, FDS_PER_UNIT = 3, IO_UNITS_MIN = 10, PARKED_MIN = 10 };
+ * whose limit may be far below the host's free memory: the run was OOM-killed).
+ * The limit on the user's threads and processes (RLIMIT_NPROC, `ulimit -u`, taken as it
+ * is: a soft limit below the hard one is the user's choice) bounds what is started at
+ * once: the parked threads and processes, the I/O-bound job's units (a thread or a
+ * process each) and the CPU-bound job's pool workers (one per CPU where they fit).  The
+ * limit counts every thread and process of the user: this process's threads are
+ * counted, and TASKS_SPARE left for the rest (the user's other programs, which cannot
+ * be counted cheaply, and the few threads a step adds, such as the I/O-bound job's
+ * server).  Says what it cut. */
+enum { FDS_SPARE = 64, FDS_PER_UNIT = 3, IO_UNITS_MIN = 10, PARKED_MIN = 10, TASKS_SPARE = 16 };
 
 static void cap(int *count, long long most, int least, bool *cut)
 {
@@ -87,6 +94,32 @@ static void cap(int *count, long long most, int least, bool *cut)
         *count = (int)most;
         *cut = true;
     }
+}
+
+/* The open-file limit, raised to its hard limit, in *files; the counts fitted to it. */
+static void fit_to_files(compare_sizes *s, struct rlimit *files, bool *cut)
+{
+    if (getrlimit(RLIMIT_NOFILE, files) != 0)
+        return;
+    if (files->rlim_cur < files->rlim_max) {
+        files->rlim_cur = files->rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, files) != 0)
+            getrlimit(RLIMIT_NOFILE, files);
+    }
+    if (files->rlim_cur == RLIM_INFINITY)
+        return;
+    long long room = ((long long)files->rlim_cur - FDS_SPARE) / FDS_PER_UNIT;
+    if (room < IO_UNITS_MIN) {
+        fprintf(stderr, "plait compare: %lld open files allowed: too few for the I/O-bound job\n",
+                (long long)files->rlim_cur);
+        s->io_units = 0;
+    } else {
+        cap(&s->io_units, room, IO_UNITS_MIN, cut);
+    }
+    /* a parked process holds a descriptor here too (its pidfd): as many as the job's
+     * units at most (100 of them failed the full run's memory step where the limit
+     * had cut the job to 10 units) */
+    cap(&s->processes_parked, room, PARKED_MIN, cut);
 }
 
 /* The bytes of memory this run may take: the host's free memory, or the room under the
@@ -101,32 +134,31 @@ static long long memory_available(bool *under_cgroup)
     return *under_cgroup ? room : free;
 }
 
+/* The threads and processes the user may have (RLIMIT_NPROC), -1 for no limit; the
+ * counts of those started at once fitted to what it leaves. */
+static long long fit_to_tasks(compare_sizes *s, bool *cut)
+{
+    struct rlimit tasks;
+    if (getrlimit(RLIMIT_NPROC, &tasks) != 0 || tasks.rlim_cur == RLIM_INFINITY)
+        return -1;
+    long long threads = tool_proc_number("/proc/self/status", "Threads:");
+    long long room = (long long)tasks.rlim_cur - (threads > 0 ? threads : 1) - TASKS_SPARE;
+    cap(&s->threads_parked, room, PARKED_MIN, cut);
+    cap(&s->processes_parked, room, PARKED_MIN, cut);
+    if (s->io_units > 0)
+        cap(&s->io_units, room, IO_UNITS_MIN, cut);
+    if (room < plait_cpu_count()) {
+        s->cpu_workers = room < 1 ? 1 : (int)room;
+        *cut = true;
+    }
+    return (long long)tasks.rlim_cur;
+}
+
 static void fit_to_machine(compare_sizes *s)
 {
-    struct rlimit files;
-    if (getrlimit(RLIMIT_NOFILE, &files) != 0)
-        return;
-    if (files.rlim_cur < files.rlim_max) {
-        files.rlim_cur = files.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &files) != 0)
-            getrlimit(RLIMIT_NOFILE, &files);
-    }
-    long long room = files.rlim_cur == RLIM_INFINITY
-                         ? INT_MAX
-                         : ((long long)files.rlim_cur - FDS_SPARE) / FDS_PER_UNIT;
-    bool cut = false;
-    if (room < IO_UNITS_MIN) {
-        fprintf(stderr, "plait compare: %lld open files allowed: too few for the I/O-bound job\n",
-                (long long)files.rlim_cur);
-        s->io_units = 0;
-    } else {
-        cap(&s->io_units, room, IO_UNITS_MIN, &cut);
-    }
-    /* a parked process holds a descriptor here too (its pidfd): as many as the job's
-     * units at most (100 of them failed the full run's memory step where the limit
-     * had cut the job to 10 units) */
-    cap(&s->processes_parked, room, PARKED_MIN, &cut);
-    bool under_cgroup;
+    bool cut = false, under_cgroup;
+    struct rlimit files = {RLIM_INFINITY, RLIM_INFINITY};
+    fit_to_files(s, &files, &cut);
     long long available = memory_available(&under_cgroup), budget = available / 4;
     if (available >= 0) {
         cap(&s->coroutines_parked, budget / (16 << 10), PARKED_MIN, &cut);
@@ -135,13 +167,23 @@ static void fit_to_machine(compare_sizes *s)
         if (s->io_units > 0)
             cap(&s->io_units, budget / (2 << 20), IO_UNITS_MIN, &cut);
     }
-    if (cut)
-        fprintf(stderr, "plait compare: fewer units than usual for this machine's limits (%lld "
-                        "open files, %lld MiB %s): %d in the I/O-bound job, %d / %d / %d "
-                        "parked coroutines / threads / processes\n",
-                (long long)files.rlim_cur, available >> 20,
-                under_cgroup ? "of memory left under the cgroup's limit" : "free", s->io_units,
-                s->coroutines_parked, s->threads_parked, s->processes_parked);
+    long long tasks = fit_to_tasks(s, &cut);
+    if (!cut)
+        return;
+    char tasks_text[64] = "", workers_text[64] = "";
+    if (tasks >= 0)
+        snprintf(tasks_text, sizeof tasks_text, ", %lld threads and processes for the user",
+                 tasks);
+    if (s->cpu_workers > 0)
+        snprintf(workers_text, sizeof workers_text, ", %d worker%s in the CPU-bound job",
+                 s->cpu_workers, s->cpu_workers == 1 ? "" : "s");
+    fprintf(stderr, "plait compare: fewer units than usual for this machine's limits (%lld "
+                    "open files, %lld MiB %s%s): %d in the I/O-bound job, %d / %d / %d parked "
+                    "coroutines / threads / processes%s\n",
+            (long long)files.rlim_cur, available >> 20,
+            under_cgroup ? "of memory left under the cgroup's limit" : "free", tasks_text,
+            s->io_units, s->coroutines_parked, s->threads_parked, s->processes_parked,
+            workers_text);
 }
 
 static void compare_usage(FILE *out)

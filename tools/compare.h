@@ -24,6 +24,7 @@ typedef struct compare_sizes {
     int small_messages, large_messages;      /* per batch; 64 B and 64 KiB */
     int io_units, io_requests;               /* the I/O-bound job */
     unsigned prime_bound;                    /* the CPU-bound job: primes below this */
+    int cpu_workers;                         /* its pools' workers; 0: one per CPU */
 } compare_sizes;
 
 enum { BATCHES_MAX = 9, METRIC_EXTRA_MAX = 2, METRICS_MAX = 16, FACTS_MAX = 8, RECOMMENDATIONS_MAX = 8 };

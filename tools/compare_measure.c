@@ -58,15 +58,7 @@ static int64_t later(void)
 /* A "Field:   N kB" line of a /proc file, in bytes; -1 if absent. */
 static long long proc_bytes(const char *path, const char *field)
 {
-    char line[256];
-    long long kib = -1;
-    size_t len = strlen(field);
-    FILE *f = fopen(path, "r");
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, field, len) == 0)
-            kib = atoll(line + len);
-    if (f)
-        fclose(f);
+    long long kib = tool_proc_number(path, field);
     return kib < 0 ? -1 : kib * 1024;
 }
 
@@ -862,11 +854,12 @@ static double cpu_serial(long *count)
 static int step_cpu(const compare_sizes *s, compare_result *res, int model)
 {
     compare_metric *row = start_row(res, "cpu_speedup", "CPU-bound speed-up", "x", true, false);
+    int workers = s->cpu_workers ? s->cpu_workers : res->machine.cpus;
     set_how(row, "count the primes below %u in %d chunks: the time on one thread divided by "
                  "the time as %d coroutines on one scheduler, on a thread pool of %d, on a "
                  "process pool of %d; each run right after a run on one thread, median of %d "
                  "such pairs",
-            s->prime_bound, CHUNKS, CHUNKS, res->machine.cpus, res->machine.cpus, s->batches);
+            s->prime_bound, CHUNKS, CHUNKS, workers, workers, s->batches);
     for (int i = 0; i < CHUNKS; i++) {
         cpu.ranges[i] = (range){(uint32_t)((uint64_t)s->prime_bound * i / CHUNKS),
                                 (uint32_t)((uint64_t)s->prime_bound * (i + 1) / CHUNKS)};
@@ -875,9 +868,11 @@ static int step_cpu(const compare_sizes *s, compare_result *res, int model)
     void *pool = NULL;
     int r = 0;
     if (model == THREAD)
-        r = plait_pool_create((plait_pool **)&pool, NULL);
+        r = plait_pool_create((plait_pool **)&pool,
+                              &(plait_pool_options){.threads = (unsigned)s->cpu_workers});
     if (model == PROCESS)
-        r = plait_procpool_create((plait_procpool **)&pool, NULL);
+        r = plait_procpool_create((plait_procpool **)&pool,
+                                  &(plait_procpool_options){.processes = (unsigned)s->cpu_workers});
     double speedup[BATCHES_MAX];
     for (int b = 0; r == 0 && b < s->batches && !tool_interrupted; b++) {
         long expected, count;

@@ -51,6 +51,20 @@ int tool_stdout_status(void)
     return unwritten ? TOOL_OUTPUT : 0;
 }
 
+long long tool_proc_number(const char *path, const char *field)
+{
+    char line[256];
+    long long n = -1;
+    size_t len = strlen(field);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, len) == 0)
+            n = atoll(line + len);
+    if (f)
+        fclose(f);
+    return n;
+}
+
 void tool_bad_argument(const char *cmd, const char *a, bool options)
 {
     if (options && a[0] == '-' && a[1])

@@ -34,6 +34,10 @@ void tool_catch_interrupts(void);
  * writing, and honour the signal where it says so. */
 int tool_stdout_status(void);
 
+/* The number after field ("Threads:", "VmRSS:") on its line of a /proc file (a size in
+ * the kB it is written in); -1 if absent. */
+long long tool_proc_number(const char *path, const char *field);
+
 /* The arguments, the same for every command: each is checked before anything is done,
  * so a wrong one is a usage error even beside --help; --help (-h) may be repeated; `--`
  * ends the options, and what follows is an argument even if it starts with '-'. */
