@@ -48,7 +48,15 @@ static double transfer(long long count, size_t size, int big_pipe)
     if (pipe(fds) < 0 || (big_pipe && fcntl(fds[1], F_SETPIPE_SZ, 1 << 20) < 0))
         exit(1);
     char *buf = calloc(1, size);
+    if (!buf) {
+        perror("peer_pipe: calloc");
+        exit(1);
+    }
     pid_t pid = fork();
+    if (pid < 0) { /* (unchecked, it read end of file and said "message 0 lost") */
+        perror("peer_pipe: fork");
+        exit(1);
+    }
     if (pid == 0) {
         close(fds[0]);
         for (long long i = 0; i < count; i++) {
