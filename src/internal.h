@@ -24,6 +24,7 @@
 #include "context.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -63,6 +64,25 @@ static inline void plait__cpu_relax(void)
 #elif defined(__aarch64__)
     __asm__ volatile("yield");
 #endif
+}
+
+/* ---- pthread_cancel ----
+ * plait's own code is no cancellation point (docs/ARCHITECTURE.md, "pthread_cancel"):
+ * a section that makes one — a libc call that is (read, write, close, poll, connect,
+ * waitid, pthread_join...), reached with a lock held, a wait linked on the caller's
+ * stack, a descriptor not yet handed over, or on a scheduler's thread — runs between
+ * these two.  A pthread_cancel pending then is acted on at the caller's next
+ * cancellation point outside plait (restoring does not act on it: deferred). */
+static inline int plait__cancel_off(void)
+{
+    int previous;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &previous);
+    return previous;
+}
+
+static inline void plait__cancel_restore(int previous)
+{
+    pthread_setcancelstate(previous, NULL);
 }
 
 /* ---- asymmetric fences (fence.c): a hot side that pays nothing, a rare side that

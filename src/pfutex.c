@@ -483,8 +483,10 @@ static void release_if_dead(plait__plock *l, unsigned holder)
 {
     siginfo_t info;
     info.si_pid = 0;
+    int cancel_state = plait__cancel_off(); /* waitid(2) is a cancellation point */
     bool zombie_child = waitid(P_PID, (id_t)holder, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
                         info.si_pid == (pid_t)holder;
+    plait__cancel_restore(cancel_state);
     if (zombie_child || (kill((pid_t)holder, 0) < 0 && errno == ESRCH))
         plait__plock_release_dead(l, holder);
 }

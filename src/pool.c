@@ -618,15 +618,25 @@ static void pool_free(plait_pool *pool)
     free(pool);
 }
 
+/* Join the first `workers` workers (told to end) and free the pool.  With pthread
+ * cancellation off (internal.h): pthread_join is a cancellation point, and a caller
+ * with a pthread_cancel pending unwound at the first worker, leaving the pool. */
+static void pool_join_and_free(plait_pool *pool, unsigned workers)
+{
+    int cancel_state = plait__cancel_off();
+    for (unsigned i = 0; i < workers; i++)
+        pthread_join(pool->workers[i].thread, NULL);
+    pool_free(pool);
+    plait__cancel_restore(cancel_state);
+}
+
 /* Stop the workers started so far (creation failed part-way). */
 static void pool_abandon(plait_pool *pool)
 {
     atomic_store(&pool->closed, true);
     atomic_store(&pool->done, true);
     poke_all(pool);
-    for (unsigned i = 0; i < pool->started; i++)
-        pthread_join(pool->workers[i].thread, NULL);
-    pool_free(pool);
+    pool_join_and_free(pool, pool->started);
 }
 
 _Static_assert(PLAIT_POOL_THREADS_MAX <= 10000, "a worker's number fits its name in 4 digits");
@@ -920,14 +930,7 @@ int plait_pool_destroy(plait_pool *pool)
      * last touch, the decrement, then comes before the free) */
     if (atomic_load(&pool->shutting))
         return -EBUSY; /* another caller is inside plait_pool_shutdown */
-    /* pthread_join is a cancellation point: a thread with a pthread_cancel pending
-     * unwound at the first worker, leaving the pool */
-    int cancel_state;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-    for (unsigned i = 0; i < pool->threads; i++)
-        pthread_join(pool->workers[i].thread, NULL);
-    pool_free(pool);
-    pthread_setcancelstate(cancel_state, NULL);
+    pool_join_and_free(pool, pool->threads);
     return 0;
 }
 
@@ -945,8 +948,7 @@ int plait__pool_default_get(plait_pool **out)
     }
     /* no cancellation point under the lock: a thread with a pthread_cancel pending
      * unwound there holding it, and every later user of the default pool waited */
-    int cancel_state;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    int cancel_state = plait__cancel_off();
     pthread_mutex_lock(&default_lock);
     pool = atomic_load_explicit(&default_pool, memory_order_relaxed);
     int r = 0;
@@ -955,7 +957,7 @@ int plait__pool_default_get(plait_pool **out)
         atomic_store_explicit(&default_pool, pool, memory_order_release);
     }
     pthread_mutex_unlock(&default_lock);
-    pthread_setcancelstate(cancel_state, NULL);
+    plait__cancel_restore(cancel_state);
     *out = r == 0 ? pool : NULL;
     return r;
 }

@@ -769,7 +769,7 @@ static void note_runner(plait_procpool *p, uint32_t runner)
 }
 
 /* Take every finished slot off the done ring and settle its task. */
-static void collect(plait_procpool *p)
+static void collect_cancel_off(plait_procpool *p)
 {
     pool_shm *sh = p->sh;
     for (;;) {
@@ -833,6 +833,16 @@ static void collect(plait_procpool *p)
             plait__future_release(r->future);
         }
     }
+}
+
+/* collect with no cancellation point in it (internal.h): joiners and shutdowns
+ * collect too, and a stale entry's look at its worker, waitid(2), is made under the
+ * pool's lock and the shared lock. */
+static void collect(plait_procpool *p)
+{
+    int cancel_state = plait__cancel_off();
+    collect_cancel_off(p);
+    plait__cancel_restore(cancel_state);
 }
 
 static bool all_initialised(const plait_procpool *p)
@@ -1333,12 +1343,16 @@ static void pool_start(void *arg)
     start_check(p);
 }
 
+/* With pthread cancellation off (internal.h): close(2) is a cancellation point, and a
+ * destroy or failed create cancelled there left the rest of the pool. */
 static void pool_free(plait_procpool *p)
 {
+    int cancel_state = plait__cancel_off();
     if (p->notify_fd >= 0)
         close(p->notify_fd);
     if (p->retry.fd >= 0)
         close(p->retry.fd);
+    plait__cancel_restore(cancel_state);
     if (p->sh)
         plait__shared_unmap(p->sh, p->map_size);
     if (p->started)
@@ -1635,15 +1649,10 @@ int plait_procpool_destroy(plait_procpool *pool)
      * last touch, the decrement, comes before the free), as for a thread pool */
     if (atomic_load(&pool->shutting))
         return -EBUSY; /* another caller is inside plait_procpool_shutdown */
-    /* no cancellation point from here (pool_free's close()): a thread with a
-     * pthread_cancel pending unwound half way, leaving the rest of the pool */
-    int cancel_state;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     plait__manager_call(pool_detach, pool);
     while (atomic_load(&pool->helpers)) /* a joiner finishing its last collect */
         sched_yield();
     pool_free(pool);
-    pthread_setcancelstate(cancel_state, NULL);
     return 0;
 }
 
