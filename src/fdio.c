@@ -171,10 +171,13 @@ static ssize_t transfer_once(int fd, void *buf, size_t len, int64_t deadline,
     }
 }
 
-/* One read or write, then the caller's turn is counted (plait__io_turn). */
+/* One read or write, then the caller's turn is counted (plait__io_turn).  No
+ * cancellation point (internal.h): read(2), send(2) and poll(2) are. */
 static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool writing)
 {
+    int cancel_state = plait__cancel_off();
     ssize_t n = transfer_once(fd, buf, len, deadline, writing);
+    plait__cancel_restore(cancel_state);
     if (n >= 0)
         plait__io_turn();
     return n;

@@ -73,8 +73,14 @@ static ssize_t op_run(file_op *op)
     int r = plait__check_cancel(); /* a cancelled coroutine, thread or pool task */
     if (r < 0)
         return r;
-    if (!plait__sched_current())
-        return op_do(op);
+    if (!plait__sched_current()) {
+        /* no cancellation point here either (internal.h), though open(2), read(2) and
+         * fsync(2) are: a plait call is none */
+        int cancel_state = plait__cancel_off();
+        ssize_t n = op_do(op);
+        plait__cancel_restore(cancel_state);
+        return n;
+    }
     plait_task task;
     r = plait__submit_default(&task, op_task, op);
     if (r < 0)

@@ -637,10 +637,11 @@ static void close_pass(int fd, bool after)
     plait__wakeups_deliver(&later);
 }
 
-int plait_close(int fd)
+/* plait_close, with no cancellation point in it (internal.h): close(2) is one, and a
+ * close cancelled there left the number open, its waiters woken with -EBADF, and no
+ * look after it. */
+static int close_cancel_off(int fd)
 {
-    if (fd < 0)
-        return -EBADF;
     close_pass(fd, false);
     /* this scheduler's watch goes first: an io_uring poll holds the file open (the
      * close must be a close, which the peer sees, when this returns), and an epoll
@@ -659,6 +660,16 @@ int plait_close(int fd)
      * registration of the number again (one made between the looks is of the closed
      * file) */
     close_pass(fd, true);
+    return r;
+}
+
+int plait_close(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    int cancel_state = plait__cancel_off();
+    int r = close_cancel_off(fd);
+    plait__cancel_restore(cancel_state);
     return r;
 }
 
@@ -834,10 +845,12 @@ int plait_wait_fd(int fd, int events, int64_t deadline)
      * the scheduler was woken), not -EBADF. */
     plait__fd_call call;
     plait__fd_call_open(&call, fd, false);
-    int begun = plait__fd_call_begin(&call);
-    if (begun < 0)
-        return begun;
-    return wait_fd(fd, events, deadline, false, NULL);
+    int cancel_state = plait__cancel_off(); /* look_once's poll(2) is a cancellation point */
+    int r = plait__fd_call_begin(&call);
+    if (r == 0)
+        r = wait_fd(fd, events, deadline, false, NULL);
+    plait__cancel_restore(cancel_state);
+    return r;
 }
 
 int plait__wait_fd_in_call(const plait__fd_call *call, int events, int64_t deadline,

@@ -505,12 +505,8 @@ int plait_spawn(plait_task *task, plait_fn fn, void *arg)
 
 /* ---- plait_run ---- */
 
-int plait_run(plait_fn fn, void *arg, void **result)
+static int run_scheduler(plait_fn fn, void *arg, void **result)
 {
-    if (!fn)
-        return -EINVAL;
-    if (plait__tls_sched)
-        return -EBUSY;
     plait__sched *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
@@ -549,6 +545,23 @@ int plait_run(plait_fn fn, void *arg, void **result)
     plait__spin_unlock(&s->inbox.lock);
     plait__poller_free(s);
     free(s);
+    return r;
+}
+
+int plait_run(plait_fn fn, void *arg, void **result)
+{
+    if (!fn)
+        return -EINVAL;
+    if (plait__tls_sched)
+        return -EBUSY;
+    /* The scheduler's thread is no cancellation point while it runs (internal.h): its
+     * loop sleeps in epoll_wait and reads its eventfd, and every coroutine runs on it,
+     * so a pthread_cancel acted on there (in the loop, in plait on a coroutine's behalf,
+     * or in a coroutine's own code) left the scheduler and all its coroutines for ever,
+     * their joiners waiting.  It is acted on after plait_run returns. */
+    int cancel_state = plait__cancel_off();
+    int r = run_scheduler(fn, arg, result);
+    plait__cancel_restore(cancel_state);
     return r;
 }
 

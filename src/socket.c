@@ -69,7 +69,7 @@ static int parse_ip6(const char *s, size_t n, struct sockaddr_in6 *out)
     if (fd < 0)
         return -errno;
     int r = ioctl(fd, SIOCGIFINDEX, &ifr) < 0 ? -errno : 0;
-    close(fd);
+    plait_close(fd); /* no cancellation point, as close(2) is */
     if (r < 0)
         return r == -ENODEV ? -EINVAL : r;
     out->sin6_scope_id = (uint32_t)ifr.ifr_ifindex;
@@ -415,7 +415,7 @@ static int new_socket(const plait_addr *addr, int type)
     if (addr->u.sa.sa_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) < 0) {
         int e = -errno;
-        close(fd);
+        plait_close(fd); /* no cancellation point, as close(2) is */
         return e;
     }
     return fd;
@@ -502,7 +502,7 @@ static bool connection_failed(int err)
     }
 }
 
-int plait_accept(int fd, plait_addr *peer, int64_t deadline)
+static int accept_cancel_off(int fd, plait_addr *peer, int64_t deadline)
 {
     plait__fd_call call;
     plait__fd_call_open(&call, fd, false);
@@ -535,10 +535,8 @@ int plait_accept(int fd, plait_addr *peer, int64_t deadline)
     }
 }
 
-int plait_connect(const plait_addr *addr, int64_t deadline)
+static int connect_cancel_off(const plait_addr *addr, int64_t deadline)
 {
-    if (!addr_ok(addr))
-        return -EINVAL;
     int r = plait__check_cancel();
     if (r < 0)
         return r;
@@ -650,11 +648,9 @@ int plait_udp_bind(const plait_addr *addr)
     return fd;
 }
 
-ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
-                     int64_t deadline)
+static ssize_t sendto_cancel_off(int fd, const void *buf, size_t len, const plait_addr *to,
+                                 int64_t deadline)
 {
-    if ((!buf && len) || (to && !addr_ok(to)))
-        return -EINVAL;
     int64_t backoff = PLAIT_MS;
     plait__fd_call call;
     plait__fd_call_open(&call, fd, false);
@@ -693,10 +689,9 @@ ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
     }
 }
 
-ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t deadline)
+static ssize_t recvfrom_cancel_off(int fd, void *buf, size_t len, plait_addr *from,
+                                   int64_t deadline)
 {
-    if (!buf && len)
-        return -EINVAL;
     plait__fd_call call;
     plait__fd_call_open(&call, fd, false);
     bool woken = false; /* a wait has said fd is ready */
@@ -725,6 +720,48 @@ ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t 
             return r;
         woken = true;
     }
+}
+
+/* The calls above with no cancellation point in them (internal.h): accept(2),
+ * connect(2), sendto(2), recvfrom(2) and poll(2) are, and connect's socket, made
+ * before its connect(2), was left open by a caller cancelled there. */
+int plait_accept(int fd, plait_addr *peer, int64_t deadline)
+{
+    int cancel_state = plait__cancel_off();
+    int r = accept_cancel_off(fd, peer, deadline);
+    plait__cancel_restore(cancel_state);
+    return r;
+}
+
+int plait_connect(const plait_addr *addr, int64_t deadline)
+{
+    if (!addr_ok(addr))
+        return -EINVAL;
+    int cancel_state = plait__cancel_off();
+    int r = connect_cancel_off(addr, deadline);
+    plait__cancel_restore(cancel_state);
+    return r;
+}
+
+ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
+                     int64_t deadline)
+{
+    if ((!buf && len) || (to && !addr_ok(to)))
+        return -EINVAL;
+    int cancel_state = plait__cancel_off();
+    ssize_t n = sendto_cancel_off(fd, buf, len, to, deadline);
+    plait__cancel_restore(cancel_state);
+    return n;
+}
+
+ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t deadline)
+{
+    if (!buf && len)
+        return -EINVAL;
+    int cancel_state = plait__cancel_off();
+    ssize_t n = recvfrom_cancel_off(fd, buf, len, from, deadline);
+    plait__cancel_restore(cancel_state);
+    return n;
 }
 
 /* ---- options ---- */

@@ -255,7 +255,7 @@ static int futex_block(plait__waiter *w, int64_t deadline)
 /* A thread blocks: as work that plait_cancel can reach (registered as the future's
  * `blocked` wait under its lock, see future.c), and helping its pool if it is a worker
  * (in a wait that cannot help, a worker hands its private tasks to the others first). */
-static int thread_block(plait__waiter *w, int64_t deadline)
+static int thread_block_cancel_off(plait__waiter *w, int64_t deadline)
 {
     plait__future *work = w->cancellable ? plait__tls_work : NULL;
     if (work) {
@@ -280,6 +280,17 @@ static int thread_block(plait__waiter *w, int64_t deadline)
         work->blocked = NULL;
         plait__spin_unlock(&work->lock);
     }
+    return r;
+}
+
+/* With pthread cancellation off (internal.h): the wait's nodes are linked on this
+ * stack and its waiter is the work's `blocked`, and ppoll() (a wait on a descriptor) is
+ * a cancellation point: a thread unwound there left them pointing into a dead frame. */
+static int thread_block(plait__waiter *w, int64_t deadline)
+{
+    int cancel_state = plait__cancel_off();
+    int r = thread_block_cancel_off(w, deadline);
+    plait__cancel_restore(cancel_state);
     return r;
 }
 

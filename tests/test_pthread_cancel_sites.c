@@ -1,0 +1,246 @@
+/*
+ * test_pthread_cancel_sites.c — pthread_cancel against plait's own calls: no plait call
+ * is a cancellation point (docs/ARCHITECTURE.md, "pthread_cancel"), so a thread with
+ * a pthread_cancel pending, or one that arrives while it is inside plait, unwinds only
+ * at a cancellation point of its own, never half way through plait's state.  Each case
+ * has the thread reach a site that was a cancellation point, then checks that the call
+ * finished and that what it used still works for others.
+ *
+ *   thread_cancelled_waiting_on_a_descriptor: a plain thread waiting on a pipe
+ *       (ppoll, wrapped to say when it is reached) is cancelled there: it unwound with
+ *       its wait still linked, by descriptor, on its dead stack, where the next
+ *       plait_close of the number walked (here it crashed on the stack reused).
+ *   scheduler_cancelled_in_its_poller: the thread of a scheduler asleep in epoll_wait
+ *       (a coroutine reading a pipe) is cancelled there: the scheduler and its
+ *       coroutines were left for ever, the read never returned.
+ *   coroutine_with_a_cancellation_pending: a coroutine that asks for its thread's
+ *       cancellation, then writes to a pipe: write(2) acted on it, ending the
+ *       scheduler under its coroutines.
+ *   connect_with_a_cancellation_pending: a thread with a pthread_cancel pending
+ *       connects: its socket, made before connect(2) acted on the cancellation, was
+ *       left open.
+ */
+#include "check.h"
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+/* The poller is epoll's, whose wait is a libc call (io_uring's is a raw system call,
+ * which no pthread_cancel acts on). */
+__attribute__((constructor)) static void poller_is_epoll(void)
+{
+    setenv("PLAIT_POLLER", "epoll", 1);
+}
+
+enum { NOT_RETURNED = -12345 }; /* no -errno: the call never returned */
+
+/* ---- the sites, wrapped: each says when the watched thread reaches it ---- */
+
+static _Thread_local bool reports_arrival; /* set by the thread under test */
+static atomic_int arrived;
+
+/* The thread under test reports its first arrival at a wrapped site: true then. */
+static bool arriving(void)
+{
+    if (!reports_arrival)
+        return false;
+    reports_arrival = false;
+    atomic_store(&arrived, 1);
+    return true;
+}
+
+int __real_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
+                 const sigset_t *mask);
+int __wrap_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
+                 const sigset_t *mask);
+int __wrap_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
+                 const sigset_t *mask)
+{
+    arriving();
+    return __real_ppoll(fds, n, timeout, mask);
+}
+
+int __real_epoll_wait(int epfd, void *events, int max, int timeout);
+int __wrap_epoll_wait(int epfd, void *events, int max, int timeout);
+int __wrap_epoll_wait(int epfd, void *events, int max, int timeout)
+{
+    if (timeout != 0)
+        arriving();
+    return __real_epoll_wait(epfd, events, max, timeout);
+}
+
+/* The calling thread's next arrival at a wrapped site is reported in `arrived`. */
+static void report_arrival(void)
+{
+    reports_arrival = true;
+}
+
+/* ---- cases ---- */
+
+/* Join th, which must have ended at a cancellation point of its own. */
+static void join_cancelled(pthread_t th)
+{
+    void *ended = NULL;
+    CHECK_EQ(pthread_join(th, &ended), 0);
+    CHECK(ended == PTHREAD_CANCELED);
+}
+
+static int pipe_fds[2];
+static atomic_int waited = NOT_RETURNED;
+
+static void *wait_on_pipe(void *unused)
+{
+    (void)unused;
+    report_arrival();
+    atomic_store(&waited, plait_wait_fd(pipe_fds[0], PLAIT_READABLE, SOON()));
+    pthread_testcancel();
+    return NULL;
+}
+
+TEST(thread_cancelled_waiting_on_a_descriptor)
+{
+    CHECK_EQ(pipe(pipe_fds), 0);
+    /* the thread's stack is ours, to be reused (written over) once it is joined */
+    size_t stack_size = 2u << 20; /* ThreadSanitizer's floor is some 900 KiB */
+    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+    CHECK(stack != MAP_FAILED);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstack(&attr, stack, stack_size);
+    pthread_t th;
+    atomic_store(&waited, NOT_RETURNED);
+    atomic_store(&arrived, 0);
+    int created = pthread_create(&th, &attr, wait_on_pipe, NULL);
+    pthread_attr_destroy(&attr);
+    CHECK_EQ(created, 0);
+    if (created != 0)
+        return;
+    wait_for(&arrived);
+    CHECK_EQ(pthread_cancel(th), 0);
+    CHECK_EQ(write(pipe_fds[1], "x", 1), 1); /* the wait ends with the descriptor ready */
+    join_cancelled(th); /* at its own cancellation point, after the wait */
+    CHECK_EQ(atomic_load(&waited), PLAIT_READABLE);
+    memset(stack, 0xa5, stack_size);
+    CHECK_EQ(plait_close(pipe_fds[0]), 0); /* finds no wait of the dead thread */
+    CHECK_EQ(close(pipe_fds[1]), 0);
+    munmap(stack, stack_size);
+}
+
+/* A scheduler's thread: main is fn; what main returned (or plait_run's failure) goes
+ * to `result`, then the thread acts on a pthread_cancel pending. */
+typedef struct scheduler_run {
+    plait_fn fn;
+    atomic_int result;
+} scheduler_run;
+
+/* (Out of line, as every call with locals whose address is taken before a
+ * pthread_testcancel: AddressSanitizer does not clear the redzones of frames a
+ * cancellation unwinds, and took the thread's exit in them for an overflow.) */
+__attribute__((noinline)) static void scheduler_runs(scheduler_run *run)
+{
+    void *n = NULL;
+    report_arrival();
+    int r = plait_run(run->fn, NULL, &n);
+    atomic_store(&run->result, r < 0 ? r : INT(n));
+}
+
+static void *run_scheduler(void *arg)
+{
+    scheduler_runs(arg);
+    pthread_testcancel();
+    return NULL;
+}
+
+/* Run a scheduler thread for run and join it (it must end cancelled); cancel it first
+ * once it sleeps in its poller, then give its read a byte. */
+static void run_scheduler_thread(scheduler_run *run, bool cancel_it_in_its_poller)
+{
+    atomic_store(&run->result, NOT_RETURNED);
+    atomic_store(&arrived, 0);
+    pthread_t th;
+    thread_start(&th, run_scheduler, run);
+    if (cancel_it_in_its_poller) {
+        wait_for(&arrived);
+        CHECK_EQ(pthread_cancel(th), 0);
+        CHECK_EQ(write(pipe_fds[1], "x", 1), 1); /* the read goes on */
+    }
+    join_cancelled(th);
+}
+
+static void *read_pipe(void *unused)
+{
+    (void)unused;
+    char c;
+    return (void *)(intptr_t)plait_read(pipe_fds[0], &c, 1, SOON());
+}
+
+TEST(scheduler_cancelled_in_its_poller)
+{
+    CHECK_EQ(pipe2(pipe_fds, O_NONBLOCK), 0);
+    scheduler_run run = {.fn = read_pipe};
+    run_scheduler_thread(&run, true);
+    CHECK_EQ(atomic_load(&run.result), 1); /* the coroutine read its byte */
+    CHECK_EQ(plait_close(pipe_fds[0]), 0);
+    CHECK_EQ(close(pipe_fds[1]), 0);
+}
+
+static void *cancel_itself_and_write(void *unused)
+{
+    (void)unused;
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    return (void *)(intptr_t)plait_write(pipe_fds[1], "x", 1, SOON());
+}
+
+TEST(coroutine_with_a_cancellation_pending)
+{
+    CHECK_EQ(pipe2(pipe_fds, O_NONBLOCK), 0);
+    scheduler_run run = {.fn = cancel_itself_and_write};
+    run_scheduler_thread(&run, false);
+    CHECK_EQ(atomic_load(&run.result), 1);
+    char c;
+    CHECK_EQ(read(pipe_fds[0], &c, 1), 1);
+    CHECK_EQ(close(pipe_fds[0]), 0);
+    CHECK_EQ(close(pipe_fds[1]), 0);
+}
+
+static plait_addr listener_addr;
+static atomic_int connected = NOT_RETURNED;
+
+static void *cancel_itself_and_connect(void *unused)
+{
+    (void)unused;
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    atomic_store(&connected, plait_connect(&listener_addr, SOON()));
+    pthread_testcancel();
+    return NULL;
+}
+
+TEST(connect_with_a_cancellation_pending)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/plait-cancel-sites-%d", (int)getpid());
+    unlink(path);
+    CHECK_EQ(plait_addr_unix(&listener_addr, path), 0);
+    int listener = plait_listen(&listener_addr, 8);
+    CHECK(listener >= 0);
+    int fds_before = count_fds();
+    atomic_store(&connected, NOT_RETURNED);
+    pthread_t th;
+    thread_start(&th, cancel_itself_and_connect, NULL);
+    join_cancelled(th);
+    int c = atomic_load(&connected);
+    CHECK(c >= 0);
+    if (c >= 0)
+        CHECK_EQ(plait_close(c), 0);
+    CHECK_EQ(count_fds(), fds_before); /* no socket left behind */
+    CHECK_EQ(plait_close(listener), 0);
+    unlink(path);
+}
+
+RUN_TESTS(CASE(scheduler_cancelled_in_its_poller), CASE(coroutine_with_a_cancellation_pending),
+          CASE(connect_with_a_cancellation_pending),
+          CASE(thread_cancelled_waiting_on_a_descriptor))
