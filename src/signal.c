@@ -36,6 +36,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define SIGNAL_MAX 65 /* signal numbers are 1 .. _NSIG-1 */
@@ -69,8 +70,11 @@ static bool dispatcher_started;
  * Async-signal-safe. */
 static void poke_dispatcher(void)
 {
+    /* Not write(), a cancellation point: the handler runs on whatever thread the signal
+     * interrupts, in plait's own sections too (a lock held, a wait linked), where a
+     * pthread_cancel pending was acted on.  The raw system call is none. */
     char c = 0;
-    ssize_t ignored = write(self_pipe[1], &c, 1); /* a full pipe already says "look" */
+    long ignored = syscall(SYS_write, self_pipe[1], &c, 1); /* full: already says "look" */
     (void)ignored;
 }
 

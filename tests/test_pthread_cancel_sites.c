@@ -19,6 +19,10 @@
  *   connect_with_a_cancellation_pending: a thread with a pthread_cancel pending
  *       connects: its socket, made before connect(2) acted on the cancellation, was
  *       left open.
+ *   signal_during_a_wake_up: a watched signal's handler runs on a thread with a
+ *       pthread_cancel pending while it wakes a semaphore's waiter, its lock held: the
+ *       handler's write(2) acted on the cancellation, the lock stayed held and the
+ *       waiter was never woken.
  */
 #include "check.h"
 #include "helpers.h"
@@ -70,6 +74,16 @@ int __wrap_epoll_wait(int epfd, void *events, int max, int timeout)
     if (timeout != 0)
         arriving();
     return __real_epoll_wait(epfd, events, max, timeout);
+}
+
+struct plait__waiter;
+void __real_plait__waiter_signal(struct plait__waiter *w, int status, int index, void *later);
+void __wrap_plait__waiter_signal(struct plait__waiter *w, int status, int index, void *later);
+void __wrap_plait__waiter_signal(struct plait__waiter *w, int status, int index, void *later)
+{
+    if (arriving()) /* the handler runs on this thread, here, before it goes on */
+        pthread_kill(pthread_self(), SIGUSR1);
+    __real_plait__waiter_signal(w, status, index, later);
 }
 
 /* The calling thread's next arrival at a wrapped site is reported in `arrived`. */
@@ -241,6 +255,53 @@ TEST(connect_with_a_cancellation_pending)
     unlink(path);
 }
 
+static plait_sem *sem;
+static atomic_int released = NOT_RETURNED, acquired, acquirer_tid;
+
+static void *acquire_sem(void *unused)
+{
+    (void)unused;
+    atomic_store(&acquirer_tid, gettid_());
+    CHECK_EQ(plait_sem_acquire(sem, SOON()), 0);
+    atomic_store(&acquired, 1);
+    return NULL;
+}
+
+static void *cancel_itself_and_release(void *unused)
+{
+    (void)unused;
+    report_arrival();
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    atomic_store(&released, plait_sem_release(sem));
+    pthread_testcancel();
+    return NULL;
+}
+
+TEST(signal_during_a_wake_up)
+{
+    plait_signals *watcher;
+    CHECK_EQ(plait_signals_create(&watcher, (int[]){SIGUSR1}, 1), 0);
+    CHECK_EQ(plait_sem_create(&sem, 0), 0);
+    atomic_store(&acquired, 0);
+    atomic_store(&released, NOT_RETURNED);
+    atomic_store(&acquirer_tid, 0);
+    pthread_t waiter, releaser;
+    thread_start(&waiter, acquire_sem, NULL);
+    wait_asleep(&acquirer_tid); /* queued on the semaphore */
+    atomic_store(&arrived, 0);
+    thread_start(&releaser, cancel_itself_and_release, NULL);
+    CHECK(wait_for_flag(&acquired)); /* not if the releaser unwound holding the lock */
+    if (!atomic_load(&acquired))
+        return; /* both threads are stuck: nothing more to look at */
+    join_cancelled(releaser);
+    CHECK_EQ(atomic_load(&released), 0);
+    thread_join(waiter);
+    CHECK_EQ(plait_signals_wait(watcher, SOON()), SIGUSR1); /* the signal was seen */
+    CHECK_EQ(atomic_load(&arrived), 1); /* the handler ran inside the wake-up */
+    CHECK_EQ(plait_sem_destroy(sem), 0);
+    CHECK_EQ(plait_signals_destroy(watcher), 0);
+}
+
 RUN_TESTS(CASE(scheduler_cancelled_in_its_poller), CASE(coroutine_with_a_cancellation_pending),
-          CASE(connect_with_a_cancellation_pending),
+          CASE(connect_with_a_cancellation_pending), CASE(signal_during_a_wake_up),
           CASE(thread_cancelled_waiting_on_a_descriptor))
