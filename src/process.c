@@ -143,7 +143,9 @@ static void *manager_main(void *unused)
     return NULL;
 }
 
-static int manager_start(void)
+/* With pthread cancellation off (internal.h): a start that failed closes what it made,
+ * close(2) a cancellation point, under mgr_start_lock. */
+static int manager_start_cancel_off(void)
 {
     plait__fork_init();
     pthread_mutex_lock(&mgr_start_lock);
@@ -183,6 +185,14 @@ static int manager_start(void)
         }
     }
     pthread_mutex_unlock(&mgr_start_lock);
+    return r;
+}
+
+static int manager_start(void)
+{
+    int cancel_state = plait__cancel_off();
+    int r = manager_start_cancel_off();
+    plait__cancel_restore(cancel_state);
     return r;
 }
 
@@ -285,7 +295,11 @@ int plait__pidfd_kill(int pidfd, int sig)
 
 void plait__flush_before_fork(void)
 {
+    /* fflush writes, write(2) a cancellation point: a start cancelled there left its
+     * record and future half made (internal.h) */
+    int cancel_state = plait__cancel_off();
     fflush(NULL);
+    plait__cancel_restore(cancel_state);
 }
 
 int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, pid_t *pid)
@@ -397,12 +411,11 @@ static void proc_free(proc *p)
     /* close() is a cancellation point: a plait thread with a pthread_cancel pending
      * whose join freed the record unwound at the first close, leaving the pidfd, the
      * record and its future.  The cancellation waits for the next point of its own. */
-    int cancel_state;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    int cancel_state = plait__cancel_off();
     close_fd(&p->pidfd);
     for (int i = 0; i < 3; i++)
         close_fd(&p->child_stdio[i]);
-    pthread_setcancelstate(cancel_state, NULL);
+    plait__cancel_restore(cancel_state);
     if (p->result)
         munmap(p->result, p->map_size);
     free(p);
@@ -746,8 +759,8 @@ static void proc_fork(void *arg)
     }
 }
 
-static int proc_start(plait_task *task, proc *p, const plait_process_options *o,
-                      plait_pipes *pipes)
+static int proc_start_cancel_off(plait_task *task, proc *p, const plait_process_options *o,
+                                 plait_pipes *pipes)
 {
     p->pidfd = p->exec_error[0] = p->exec_error[1] = p->go[0] = p->go[1] = -1;
     for (int i = 0; i < 3; i++) {
@@ -795,6 +808,17 @@ static int proc_start(plait_task *task, proc *p, const plait_process_options *o,
     else
         plait_detach(handle);
     return 0;
+}
+
+/* A start with no cancellation point in it (internal.h): one that failed closes the
+ * descriptors made for it, close(2) a cancellation point, before its future completes. */
+static int proc_start(plait_task *task, proc *p, const plait_process_options *o,
+                      plait_pipes *pipes)
+{
+    int cancel_state = plait__cancel_off();
+    int r = proc_start_cancel_off(task, p, o, pipes);
+    plait__cancel_restore(cancel_state);
+    return r;
 }
 
 static bool options_ok(const plait_process_options *o, const plait_pipes *pipes)

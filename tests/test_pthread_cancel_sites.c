@@ -19,6 +19,9 @@
  *   connect_with_a_cancellation_pending: a thread with a pthread_cancel pending
  *       connects: its socket, made before connect(2) acted on the cancellation, was
  *       left open.
+ *   process_start_with_a_cancellation_pending: a thread with a pthread_cancel pending
+ *       starts a function in a child process: the flush of the streams before the fork
+ *       acted on it, leaving the process's record and future half made.
  *   signal_during_a_wake_up: a watched signal's handler runs on a thread with a
  *       pthread_cancel pending while it wakes a semaphore's waiter, its lock held: the
  *       handler's write(2) acted on the cancellation, the lock stayed held and the
@@ -255,6 +258,49 @@ TEST(connect_with_a_cancellation_pending)
     unlink(path);
 }
 
+static atomic_int started = NOT_RETURNED, squared = NOT_RETURNED;
+
+__attribute__((noinline)) static void start_a_process(void) /* (see scheduler_runs) */
+{
+    int64_t x = 12;
+    plait_task t;
+    atomic_store(&started, plait_process_start(&t, proc_square, &x, sizeof x, NULL, NULL));
+    void *v = NULL;
+    if (atomic_load(&started) == 0 && plait_join(t, &v, SOON()) == 0) {
+        memcpy(&x, ((plait_bytes *)v)->data, sizeof x);
+        atomic_store(&squared, (int)x);
+    }
+    free(v);
+}
+
+static void *cancel_itself_and_start_a_process(void *unused)
+{
+    (void)unused;
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    start_a_process();
+    pthread_testcancel();
+    return NULL;
+}
+
+TEST(process_start_with_a_cancellation_pending)
+{
+    /* a stream with bytes in its buffer: the start's fflush(NULL) before its fork writes
+     * them, write(2) a cancellation point */
+    FILE *buffered = fopen("/dev/null", "w");
+    CHECK(buffered != NULL);
+    if (!buffered)
+        return;
+    fputs("not yet written", buffered);
+    atomic_store(&started, NOT_RETURNED);
+    atomic_store(&squared, NOT_RETURNED);
+    pthread_t th;
+    thread_start(&th, cancel_itself_and_start_a_process, NULL);
+    join_cancelled(th);
+    CHECK_EQ(atomic_load(&started), 0);
+    CHECK_EQ(atomic_load(&squared), 144);
+    fclose(buffered);
+}
+
 static plait_sem *sem;
 static atomic_int released = NOT_RETURNED, acquired, acquirer_tid;
 
@@ -303,5 +349,6 @@ TEST(signal_during_a_wake_up)
 }
 
 RUN_TESTS(CASE(scheduler_cancelled_in_its_poller), CASE(coroutine_with_a_cancellation_pending),
-          CASE(connect_with_a_cancellation_pending), CASE(signal_during_a_wake_up),
+          CASE(connect_with_a_cancellation_pending),
+          CASE(process_start_with_a_cancellation_pending), CASE(signal_during_a_wake_up),
           CASE(thread_cancelled_waiting_on_a_descriptor))
