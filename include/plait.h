@@ -469,8 +469,10 @@ typedef struct plait_thread_options {
  * thread itself is -EDEADLK, a second join -ESRCH.  A function ended by
  * pthread_exit() or pthread_cancel() has no result: joiners get -ECANCELED (and its
  * task-local destructors run); one that returned keeps its result when one of its
- * task-local destructors ends the thread so.  -EINVAL for a null fn or a bad stack
- * size, -EAGAIN when the system refuses another thread, -ENOMEM. */
+ * task-local destructors ends the thread so.  No plait call is a cancellation point
+ * (a pthread_cancel is acted on at the thread's own next one: end a blocked plait
+ * call with plait_cancel).  -EINVAL for a null fn or a bad stack size, -EAGAIN when
+ * the system refuses another thread, -ENOMEM. */
 int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
                        const plait_thread_options *options);
 
