@@ -22,6 +22,10 @@
  *   process_start_with_a_cancellation_pending: a thread with a pthread_cancel pending
  *       starts a function in a child process: the flush of the streams before the fork
  *       acted on it, leaving the process's record and future half made.
+ *   pool_create_that_fails_with_a_cancellation_pending: a thread with a pthread_cancel
+ *       pending makes a thread pool whose second worker the system refuses: the
+ *       pthread_join of the first, as the create gave up, acted on it, leaving the pool
+ *       and the create never returning.
  *   signal_during_a_wake_up: a watched signal's handler runs on a thread with a
  *       pthread_cancel pending while it wakes a semaphore's waiter, its lock held: the
  *       handler's write(2) acted on the cancellation, the lock stayed held and the
@@ -87,6 +91,21 @@ void __wrap_plait__waiter_signal(struct plait__waiter *w, int status, int index,
     if (arriving()) /* the handler runs on this thread, here, before it goes on */
         pthread_kill(pthread_self(), SIGUSR1);
     __real_plait__waiter_signal(w, status, index, later);
+}
+
+/* pthread_create refuses the calling thread's Nth thread from now (0: none). */
+static _Thread_local int creates_to_refusal;
+
+int __real_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
+                          void *arg);
+int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
+                          void *arg);
+int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
+                          void *arg)
+{
+    if (creates_to_refusal && --creates_to_refusal == 0)
+        return EAGAIN;
+    return __real_pthread_create(th, attr, fn, arg);
 }
 
 /* The calling thread's next arrival at a wrapped site is reported in `arrived`. */
@@ -301,6 +320,34 @@ TEST(process_start_with_a_cancellation_pending)
     fclose(buffered);
 }
 
+static atomic_int pool_made = NOT_RETURNED;
+
+__attribute__((noinline)) static void make_a_pool(void) /* (see scheduler_runs) */
+{
+    creates_to_refusal = 2;
+    plait_pool *pool = NULL;
+    atomic_store(&pool_made, plait_pool_create(&pool, &(plait_pool_options){.threads = 3}));
+    creates_to_refusal = 0;
+}
+
+static void *cancel_itself_and_make_a_pool(void *unused)
+{
+    (void)unused;
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    make_a_pool();
+    pthread_testcancel();
+    return NULL;
+}
+
+TEST(pool_create_that_fails_with_a_cancellation_pending)
+{
+    atomic_store(&pool_made, NOT_RETURNED);
+    pthread_t th;
+    thread_start(&th, cancel_itself_and_make_a_pool, NULL);
+    join_cancelled(th);
+    CHECK_EQ(atomic_load(&pool_made), -EAGAIN); /* the first worker joined, the pool freed */
+}
+
 static plait_sem *sem;
 static atomic_int released = NOT_RETURNED, acquired, acquirer_tid;
 
@@ -350,5 +397,6 @@ TEST(signal_during_a_wake_up)
 
 RUN_TESTS(CASE(scheduler_cancelled_in_its_poller), CASE(coroutine_with_a_cancellation_pending),
           CASE(connect_with_a_cancellation_pending),
-          CASE(process_start_with_a_cancellation_pending), CASE(signal_during_a_wake_up),
+          CASE(process_start_with_a_cancellation_pending),
+          CASE(pool_create_that_fails_with_a_cancellation_pending), CASE(signal_during_a_wake_up),
           CASE(thread_cancelled_waiting_on_a_descriptor))
