@@ -80,9 +80,8 @@ int plait_cpu_count(void)
      * one: a thread with a pthread_cancel pending unwound in the count, leaving its
      * scratch memory, a descriptor, or a lock of its caller held for ever (the default
      * pool's, which it sizes) */
-    int cancel_state;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    int cancel_state = plait__cancel_off();
     int n = affinity_count(), limit = plait__cgroup_cpu_limit("/proc/self", "");
-    pthread_setcancelstate(cancel_state, NULL);
+    plait__cancel_restore(cancel_state);
     return limit > 0 && limit < n ? limit : n;
 }
