@@ -109,6 +109,12 @@ atomic_uint plait__fork_epoch_now;
 
 static void child(void)
 {
+    /* Inside fork(), which is no cancellation point, nor may plait's handler make it one
+     * (internal.h): it closes the parent's descriptors (the manager's, a signal
+     * watchers' pipe, a plain thread's eventfd, a scheduler's poller) with close(2),
+     * and a thread with a pthread_cancel pending (copied into the child) unwound there,
+     * fork() never returning in the child, plait's locks held. */
+    int cancel_state = plait__cancel_off();
     atomic_fetch_add(&plait__fork_epoch_now, 1); /* first: the handlers below read it */
     plait__sched *s = plait__sched_current();
     if (s) {
@@ -137,6 +143,7 @@ static void child(void)
     plait__watchdog_after_fork();
     /* last: a signal sent to the child meanwhile meets its old disposition now */
     pthread_sigmask(SIG_SETMASK, &mask_before_fork, NULL);
+    plait__cancel_restore(cancel_state); /* acted on at the child's next point */
 }
 
 void plait__atfork_mutex(pthread_mutex_t *m, int phase)

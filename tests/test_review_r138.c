@@ -1,0 +1,79 @@
+/*
+ * test_review_r138.c — review 138 of session 28's work: the pthread_cancel rule (no plait
+ * call, nor plait code run inside a libc call, is a cancellation point: internal.h's
+ * plait__cancel_off; ARCHITECTURE "Cancellation").
+ *
+ *   fork_with_a_cancellation_pending: a thread with a pthread_cancel pending (deferred)
+ *   that called fork() itself, in a process where plait holds descriptors the child
+ *   must not keep (the process manager's, once a process was started) — fork() is no
+ *   cancellation point, yet plait's child handler (fork.c, run inside fork() in the
+ *   child) closes them with close(2), one: the child's only thread
+ *   unwound inside fork() there, never returning from it, and the child ended with
+ *   status 0 (the last thread gone) whatever it was to do, plait's locks left held
+ *   (failed first: status 0, not 42).
+ */
+#include "check.h"
+#include "helpers.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+
+/* ---- fork() from a thread with a cancellation pending ---- */
+
+static atomic_int forked_pid;
+
+/* In the child: plait is usable (a plain thread's wait on a descriptor, which makes the
+ * child its own wake-up eventfd), then the exit code the parent checks. */
+static void child_of_a_cancelled_thread(void)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        _exit(3);
+    int r = plait_wait_fd(fds[0], PLAIT_READABLE, plait_deadline_in(PLAIT_MS));
+    _exit(r == -ETIMEDOUT ? 42 : 4);
+}
+
+static ssize_t proc_nothing(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)arg, (void)arg_len, (void)out, (void)out_cap;
+    return 0;
+}
+
+static void *fork_cancelled(void *unused)
+{
+    (void)unused;
+    CHECK_EQ(pthread_cancel(pthread_self()), 0); /* deferred: acted on at a cancellation point */
+    pid_t pid = fork();
+    if (pid == 0)
+        child_of_a_cancelled_thread();
+    /* the parent's thread is left to act on it at its own next cancellation point */
+    atomic_store(&forked_pid, pid);
+    pthread_testcancel();
+    return NULL;
+}
+
+TEST(fork_with_a_cancellation_pending)
+{
+    /* a process started and ended: the process manager runs, its epoll set and control
+     * eventfd open, which a child's fork handler closes (the child's copies) */
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, proc_nothing, NULL, 0, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    atomic_store(&forked_pid, 0);
+    pthread_t th;
+    thread_start(&th, fork_cancelled, NULL);
+    void *ended = NULL;
+    CHECK_EQ(pthread_join(th, &ended), 0);
+    CHECK(ended == PTHREAD_CANCELED);
+    pid_t pid = atomic_load(&forked_pid);
+    CHECK(pid > 0);
+    if (pid <= 0)
+        return;
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 42); /* 0: it unwound inside fork() */
+}
+
+RUN_TESTS(CASE(fork_with_a_cancellation_pending))
