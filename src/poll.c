@@ -683,9 +683,15 @@ static PLAIT_TLS int tls_wake_fd = -1;
 static void wake_fd_close(void *unused)
 {
     (void)unused;
+    /* run as the thread ends, which may be with a pthread_cancel pending (it returned
+     * without reaching a cancellation point of its own): close(2), one, unwound the
+     * destructor with the descriptor left open, and the thread's returned value was
+     * lost (its joiner got PTHREAD_CANCELED) */
+    int cancel_state = plait__cancel_off();
     if (tls_wake_fd >= 0)
         close(tls_wake_fd);
     tls_wake_fd = -1;
+    plait__cancel_restore(cancel_state);
 }
 
 static void wake_key_make(void)

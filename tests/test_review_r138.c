@@ -11,10 +11,17 @@
  *   unwound inside fork() there, never returning from it, and the child ended with
  *   status 0 (the last thread gone) whatever it was to do, plait's locks left held
  *   (failed first: status 0, not 42).
+ *
+ *   thread_ending_with_a_cancellation_pending: a plain thread that waited on a
+ *   descriptor (plait gave it a wake-up eventfd, closed by a key destructor as it ends)
+ *   and returned with a pthread_cancel pending, no cancellation point of its own after
+ *   it: the destructor's close(2) acted on it, the eventfd left open and the thread's
+ *   returned value replaced by PTHREAD_CANCELED (failed first: both).
  */
 #include "check.h"
 #include "helpers.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
@@ -76,4 +83,41 @@ TEST(fork_with_a_cancellation_pending)
     CHECK_EQ(WEXITSTATUS(status), 42); /* 0: it unwound inside fork() */
 }
 
-RUN_TESTS(CASE(fork_with_a_cancellation_pending))
+
+
+/* ---- a thread that ends with a cancellation pending ---- */
+
+static int open_descriptors(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+static void *wait_then_end_cancelled(void *unused)
+{
+    (void)unused;
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    /* a plain thread's wait on a descriptor: plait gives the thread a wake-up eventfd,
+     * closed as the thread ends (a key's destructor) */
+    CHECK_EQ(plait_wait_fd(fds[0], PLAIT_READABLE, plait_deadline_in(PLAIT_MS)), -ETIMEDOUT);
+    close(fds[0]);
+    close(fds[1]);
+    CHECK_EQ(pthread_cancel(pthread_self()), 0); /* pending: no point of its own follows */
+    return (void *)1;
+}
+
+TEST(thread_ending_with_a_cancellation_pending)
+{
+    int before = open_descriptors();
+    pthread_t th;
+    thread_start(&th, wait_then_end_cancelled, NULL);
+    void *ended = NULL;
+    CHECK_EQ(pthread_join(th, &ended), 0);
+    CHECK(ended == (void *)1); /* it returned: no point of its own after the cancel */
+    CHECK_EQ(open_descriptors(), before); /* its eventfd closed */
+}
+RUN_TESTS(CASE(fork_with_a_cancellation_pending), CASE(thread_ending_with_a_cancellation_pending))
