@@ -17,11 +17,19 @@
  *   and returned with a pthread_cancel pending, no cancellation point of its own after
  *   it: the destructor's close(2) acted on it, the eventfd left open and the thread's
  *   returned value replaced by PTHREAD_CANCELED (failed first: both).
+ *
+ *   close_after_a_replaced_multishot_watch_given_up_closes (adversarial, passed as
+ *   found; run on both pollers): io_uring's removal waits (ASYNC_CANCEL) after a watch
+ *   made multishot by an unasked POLLRDHUP, replaced by a reader's, given up by a
+ *   cancellation, then closed: no wait for a removal sleeps for ever, and the peer
+ *   sees the hang-up as plait_close returns.
  */
 #include "check.h"
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
@@ -120,4 +128,62 @@ TEST(thread_ending_with_a_cancellation_pending)
     CHECK(ended == (void *)1); /* it returned: no point of its own after the cancel */
     CHECK_EQ(open_descriptors(), before); /* its eventfd closed */
 }
-RUN_TESTS(CASE(fork_with_a_cancellation_pending), CASE(thread_ending_with_a_cancellation_pending))
+
+/* ---- io_uring: a multishot watch replaced, then given up, then the close ---- */
+
+static int shut_fd = -1;
+
+static void *wait_for_room(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)plait_wait_fd(shut_fd, PLAIT_WRITABLE, SOON());
+}
+
+static void *wait_to_read(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)plait_wait_fd(shut_fd, PLAIT_READABLE, SOON());
+}
+
+/* A writer waits for room on a socket whose own reading side is shut (the kernel's
+ * poll answers POLLRDHUP, which it did not ask for: on io_uring its watch becomes a
+ * multishot request); a reader comes (the watch is replaced: both directions), is
+ * answered (end of file), and the writer is cancelled (the watch given up).  Then
+ * plait_close: the peer must see the hang-up as it returns (the file let go), and no
+ * step may sleep for ever waiting for a removal's completion. */
+static void *replaced_multishot_main(void *arg)
+{
+    (void)arg;
+    int pair[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+    shut_fd = pair[0];
+    char junk[4096] = {0};
+    while (write(pair[0], junk, sizeof junk) > 0) { /* no room left */
+    }
+    CHECK_EQ(shutdown(pair[0], SHUT_RD), 0); /* POLLIN | POLLRDHUP, not POLLOUT */
+    plait_task w, r;
+    CHECK_EQ(plait_spawn(&w, wait_for_room, NULL), 0);
+    for (int k = 0; k < 20; k++)
+        CHECK_EQ(plait_yield(), 0); /* the writer's watch made and answered, unasked */
+    CHECK_EQ(plait_sleep(2 * PLAIT_MS), 0); /* the loop in the kernel */
+    CHECK_EQ(plait_spawn(&r, wait_to_read, NULL), 0);
+    void *got = NULL;
+    CHECK_EQ(plait_join(r, &got, SOON()), 0);
+    CHECK((intptr_t)got > 0 && ((intptr_t)got & PLAIT_READABLE));
+    CHECK_EQ(plait_cancel(w), 0);
+    CHECK_EQ(plait_join(w, NULL, SOON()), -ECANCELED); /* a cancelled task's outcome */
+    CHECK_EQ(plait_close(pair[0]), 0);
+    struct pollfd pfd = {.fd = pair[1], .events = POLLIN};
+    CHECK_EQ(poll(&pfd, 1, 0), 1);
+    CHECK(pfd.revents & POLLHUP); /* the file was let go: its peer sees it gone */
+    CHECK_EQ(close(pair[1]), 0);
+    return NULL;
+}
+
+TEST(close_after_a_replaced_multishot_watch_given_up_closes)
+{
+    check_run(replaced_multishot_main, NULL);
+}
+
+RUN_TESTS(CASE(fork_with_a_cancellation_pending), CASE(thread_ending_with_a_cancellation_pending),
+          CASE(close_after_a_replaced_multishot_watch_given_up_closes))
