@@ -117,5 +117,38 @@ TEST(malformed_files_are_no_limit)
     remove_tree();
 }
 
+/* (Review 138.)  A cgroup whose name has a space, on a mount point with one (mountinfo
+ * writes it as \040); values too large for a long long, with junk after them,
+ * negative, and an ancestor's usage over its limit (no room at all, whatever the
+ * child's). */
+TEST(memory_room_with_odd_paths_and_values)
+{
+    fresh_tree();
+    put("proc/cgroup", "0::/my slice/web app\n");
+    put("proc/mountinfo", "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                          "30 25 0:26 / /sys/fs/my\\040cgroup rw shared:4 - cgroup2 cgroup2 rw\n");
+    put("sys/fs/my cgroup/my slice/web app/memory.max", "536870912\n");
+    put("sys/fs/my cgroup/my slice/web app/memory.current", "104857600\n");
+    CHECK_EQ(memory_room(), 412 * MIB);
+    /* too large a number: no limit known there (not a wrapped one) */
+    put("sys/fs/my cgroup/my slice/memory.max", "99999999999999999999\n");
+    put("sys/fs/my cgroup/my slice/memory.current", "1\n");
+    CHECK_EQ(memory_room(), 412 * MIB);
+    put("sys/fs/my cgroup/my slice/memory.max", "-1\n");
+    CHECK_EQ(memory_room(), 412 * MIB);
+    put("sys/fs/my cgroup/my slice/memory.max", "\n");
+    CHECK_EQ(memory_room(), 412 * MIB);
+    /* usage over the ancestor's limit: none left */
+    put("sys/fs/my cgroup/my slice/memory.max", "1048576\n");
+    put("sys/fs/my cgroup/my slice/memory.current", "9223372036854775807\n");
+    CHECK_EQ(memory_room(), 0);
+    /* a limit of 0 */
+    put("sys/fs/my cgroup/my slice/memory.max", "0\n");
+    put("sys/fs/my cgroup/my slice/memory.current", "0\n");
+    CHECK_EQ(memory_room(), 0);
+    remove_tree();
+}
+
 RUN_TESTS(CASE(v2_limit_minus_usage), CASE(v2_tighter_ancestor), CASE(v1_memory_hierarchy),
-          CASE(hybrid_takes_v1_memory), CASE(malformed_files_are_no_limit))
+          CASE(hybrid_takes_v1_memory), CASE(malformed_files_are_no_limit),
+          CASE(memory_room_with_odd_paths_and_values))

@@ -1,7 +1,8 @@
 /*
- * test_review_r138.c — review 138 of session 28's work: the pthread_cancel rule (no plait
- * call, nor plait code run inside a libc call, is a cancellation point: internal.h's
- * plait__cancel_off; ARCHITECTURE "Cancellation").
+ * test_cancel_fork_and_uring_edges.c — review 138 of session 28's work (its cgroup case
+ * is in test_cgroup_memory.c): the pthread_cancel rule (no plait call, nor plait code
+ * run inside a libc call, is a cancellation point: internal.h's plait__cancel_off;
+ * ARCHITECTURE "Cancellation").
  *
  *   fork_with_a_cancellation_pending: a thread with a pthread_cancel pending (deferred)
  *   that called fork() itself, in a process where plait holds descriptors the child
@@ -23,13 +24,8 @@
  *   made multishot by an unasked POLLRDHUP, replaced by a reader's, given up by a
  *   cancellation, then closed: no wait for a removal sleeps for ever, and the peer
  *   sees the hang-up as plait_close returns.
- *
- *   memory_room_with_odd_paths_and_values (adversarial, passed as found): cgroup.c's
- *   memory room with a cgroup and a mount point whose names have spaces (mountinfo's
- *   \040), and an ancestor's values too large, negative, empty, over the limit, 0.
  */
 #include "check.h"
-#include "cgroup_tree.h"
 #include "helpers.h"
 
 #include <fcntl.h>
@@ -190,41 +186,5 @@ TEST(close_after_a_replaced_multishot_watch_given_up_closes)
     check_run(replaced_multishot_main, NULL);
 }
 
-/* ---- the cgroup memory room: odd paths and values ---- */
-
-#define MIB (1LL << 20)
-
-/* A cgroup whose name has a space, on a mount point with one (mountinfo writes it as
- * \040); values too large for a long long, with junk after them, negative, and an
- * ancestor's usage over its limit (no room at all, whatever the child's). */
-TEST(memory_room_with_odd_paths_and_values)
-{
-    fresh_tree();
-    put("proc/cgroup", "0::/my slice/web app\n");
-    put("proc/mountinfo", "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
-                          "30 25 0:26 / /sys/fs/my\\040cgroup rw shared:4 - cgroup2 cgroup2 rw\n");
-    put("sys/fs/my cgroup/my slice/web app/memory.max", "536870912\n");
-    put("sys/fs/my cgroup/my slice/web app/memory.current", "104857600\n");
-    CHECK_EQ(memory_room(), 412 * MIB);
-    /* too large a number: no limit known there (not a wrapped one) */
-    put("sys/fs/my cgroup/my slice/memory.max", "99999999999999999999\n");
-    put("sys/fs/my cgroup/my slice/memory.current", "1\n");
-    CHECK_EQ(memory_room(), 412 * MIB);
-    put("sys/fs/my cgroup/my slice/memory.max", "-1\n");
-    CHECK_EQ(memory_room(), 412 * MIB);
-    put("sys/fs/my cgroup/my slice/memory.max", "\n");
-    CHECK_EQ(memory_room(), 412 * MIB);
-    /* usage over the ancestor's limit: none left */
-    put("sys/fs/my cgroup/my slice/memory.max", "1048576\n");
-    put("sys/fs/my cgroup/my slice/memory.current", "9223372036854775807\n");
-    CHECK_EQ(memory_room(), 0);
-    /* a limit of 0 */
-    put("sys/fs/my cgroup/my slice/memory.max", "0\n");
-    put("sys/fs/my cgroup/my slice/memory.current", "0\n");
-    CHECK_EQ(memory_room(), 0);
-    remove_tree();
-}
-
 RUN_TESTS(CASE(fork_with_a_cancellation_pending), CASE(thread_ending_with_a_cancellation_pending),
-          CASE(close_after_a_replaced_multishot_watch_given_up_closes),
-          CASE(memory_room_with_odd_paths_and_values))
+          CASE(close_after_a_replaced_multishot_watch_given_up_closes))
