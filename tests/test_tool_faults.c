@@ -12,7 +12,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <math.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -769,9 +772,44 @@ TEST(tasks_fit_the_user_limit)
     remove_scratch(dir);
 }
 
+/* ---- an interrupt taken on another thread ------------------------------------------------ */
+/* The kernel gives a signal sent to the process to any thread that does not block it: a
+ * SIGTERM during the threads' CPU-bound job came to a pool worker, whose handler wrote
+ * tool_interrupted while the main thread, between steps, read it.  A volatile
+ * sig_atomic_t is for a handler on the reading thread: across threads it is a data race
+ * (ThreadSanitizer stopped the run, exit 66, in CI). */
+static atomic_bool interrupt_seen;
+
+static void *take_the_interrupt(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&interrupt_seen))
+        poll(NULL, 0, 1); /* the handler runs on this thread, in or between polls */
+    return NULL;
+}
+
+TEST(interrupt_taken_on_another_thread)
+{
+    tool_catch_interrupts();
+    pthread_t taker;
+    CHECK_EQ(pthread_create(&taker, NULL, take_the_interrupt, NULL), 0);
+    CHECK_EQ(pthread_kill(taker, SIGTERM), 0);
+    int64_t end = plait_deadline_in(10 * PLAIT_SEC);
+    while (!tool_interrupted && plait_now() < end) /* as the tool looks between steps */
+        sched_yield();
+    CHECK(tool_interrupted);
+    atomic_store(&interrupt_seen, true);
+    CHECK_EQ(pthread_join(taker, NULL), 0);
+    int signals[] = {SIGINT, SIGTERM, SIGHUP}; /* as they were for the other cases */
+    for (int i = 0; i < 3; i++)
+        signal(signals[i], SIG_DFL);
+    tool_interrupted = 0;
+}
+
 RUN_TESTS(CASE(json_cpu_model_not_utf8), CASE(recommendations_quote_what_was_measured),
           CASE(table_marks_best_of_measured), CASE(option_given_twice), CASE(bench_runs_leading_zeros),
           CASE(help_after_double_dash), CASE(html_onto_mount_point), CASE(html_keeps_owner),
           CASE(html_to_stdout_socket),
           CASE(io_job_fits_the_file_limit), CASE(parked_processes_fit_the_file_limit),
-          CASE(units_fit_the_cgroup_memory_limit), CASE(tasks_fit_the_user_limit))
+          CASE(units_fit_the_cgroup_memory_limit), CASE(tasks_fit_the_user_limit),
+          CASE(interrupt_taken_on_another_thread))

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/utsname.h>
 
-volatile sig_atomic_t tool_interrupted;
+atomic_int tool_interrupted;
 
 static void on_interrupt(int sig)
 {
