@@ -32,7 +32,10 @@
  * receivers get -EPIPE once the queue is empty (every sender has died), or senders get
  * -EPIPE at once (every receiver has died: nobody will read what they send).  A
  * process that takes up the side again (sends, receives, or is forked undecided)
- * revives it.  This is a pipe's end of file without pipe ends to close; within one
+ * revives it.  A holder whose death nobody reports (reaped by someone else) is purged
+ * by the calls that wait: every PLAIT__SHARED_RECHECK_NS, and at a call's deadline if
+ * the side it waits for turns out gone then, so that a short wait answers -EPIPE as a
+ * long one does.  This is a pipe's end of file without pipe ends to close; within one
  * process, where nobody dies, it never happens.  Holders beyond the table's SIDES
  * entries are not tracked, and then the queue never says -EPIPE on its own.
  */
@@ -148,9 +151,10 @@ static struct side_entry { uint32_t pid, roles; } *side_of(queue_state *st, unsi
  * exec'd a program and was never a side; 0: nobody, only the purge below).  Holders
  * reaped by someone else (a grandchild whose parent died first) are purged here too,
  * if they are gone; as such a death may come after every report that would purge it,
- * a sender or receiver that waits purges too, every PLAIT__SHARED_RECHECK_NS.
+ * a sender or receiver that waits purges too, every PLAIT__SHARED_RECHECK_NS (and at
+ * its deadline, when the side it waits for turns out gone: wait_timed_out).
  * Called under the lock, which it lets go. */
-static void leave_locked(queue_state *st, unsigned pid, bool took_part)
+static unsigned leave_locked(queue_state *st, unsigned pid, bool took_part)
 {
     for (int i = 0; i < SIDES; i++) {
         unsigned p = st->sides[i].pid;
@@ -165,9 +169,11 @@ static void leave_locked(queue_state *st, unsigned pid, bool took_part)
         st->sides[i].pid = st->sides[i].roles = 0;
     }
     bool newly = sides_update(st);
+    unsigned gone = st->gone;
     plait__plock_unlock(&st->lock);
     if (newly)
         wake_both(st);
+    return gone; /* the sides gone, as this left them */
 }
 
 static void side_leave(queue_state *st, unsigned pid, bool took_part)
@@ -176,14 +182,48 @@ static void side_leave(queue_state *st, unsigned pid, bool took_part)
     leave_locked(st, pid, took_part);
 }
 
-/* The purge of a call that waits: within the call's deadline, as its send or receive
- * (the lock's holder may be stopped). */
-static int sides_purge(queue_state *st, int64_t deadline)
+/* Whether every holder that is, or could become, on side `role` is gone unreported
+ * (under the lock): false at the first one still alive, so it costs one look while
+ * that side lives.  A side nobody holds is not found gone here: no purge could end it. */
+static bool side_left_unreported(queue_state *st, unsigned role)
+{
+    if (st->untracked)
+        return false;
+    unsigned me = plait__pid();
+    bool any = false;
+    for (int i = 0; i < SIDES; i++) {
+        unsigned p = st->sides[i].pid, roles = st->sides[i].roles;
+        if (!p || (roles && !(roles & role)))
+            continue;
+        if (p == me || !plait__pid_gone(p))
+            return false;
+        any = true;
+    }
+    return any;
+}
+
+/* The end of a send's or receive's wait on the side `role` it needs, timed out at
+ * recheck: 0 to look at the queue again, else what the call answers.  The lock is taken
+ * within the call's deadline, as its send or receive (its holder may be stopped).
+ * Before the deadline: a purge of the holders gone unreported.  At the deadline:
+ * -ETIMEDOUT, unless that side is gone, or found gone now (a purge only then: a call
+ * that waits less than PLAIT__SHARED_RECHECK_NS never purged, and answered -ETIMEDOUT
+ * where a longer wait answered -EPIPE). */
+static int wait_timed_out(queue_state *st, unsigned role, int64_t recheck, int64_t deadline)
 {
     int r = plait__plock_lock_until(&st->lock, deadline, LOCK_GRACE_NS);
-    if (r == 0)
+    if (r < 0)
+        return r;
+    if (recheck < deadline) {
         leave_locked(st, 0, false);
-    return r;
+        return 0;
+    }
+    unsigned gone = st->gone;
+    if (!(gone & role) && side_left_unreported(st, role))
+        gone = leave_locked(st, 0, false);
+    else
+        plait__plock_unlock(&st->lock);
+    return gone & role ? 0 : -ETIMEDOUT;
 }
 
 static void queue_died(plait__shared_obj *obj, unsigned pid)
@@ -341,8 +381,8 @@ static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t d
         int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
         int r = plait__shared_wait(&queue->obj, &st->send_seq, seq, &st->send_waiters,
                                    recheck < deadline ? recheck : deadline, "queue send");
-        if (r == -ETIMEDOUT && recheck < deadline)
-            r = sides_purge(st, deadline); /* holders gone unreported */
+        if (r == -ETIMEDOUT)
+            r = wait_timed_out(st, ROLE_RECV, recheck, deadline);
         if (r < 0)
             return r;
     }
@@ -398,8 +438,8 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
         int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
         int r = plait__shared_wait(&queue->obj, &st->recv_seq, seq, &st->recv_waiters,
                                    recheck < deadline ? recheck : deadline, "queue recv");
-        if (r == -ETIMEDOUT && recheck < deadline)
-            r = sides_purge(st, deadline); /* holders gone unreported */
+        if (r == -ETIMEDOUT)
+            r = wait_timed_out(st, ROLE_SEND, recheck, deadline);
         if (r < 0)
             return r;
     }

@@ -12,7 +12,8 @@
  *     every later send and receive timed out.
  *   - A process mutex whose holder died and was reaped unreported (a plain fork()'s
  *     child): a try, or a wait shorter than the waiters' 100 ms looks, must see it gone
- *     (-EOWNERDEAD), and a destroy must not count it held.
+ *     (-EOWNERDEAD), and a destroy must not count it held.  The same for a queue whose
+ *     only sender or receiver is gone so: -EPIPE, not -ETIMEDOUT.
  *   - plait_queue_destroy while another process is stopped holding the queue's lock.
  *   - Ids reused: a child forked with the id of a holder gone unreported must not be
  *     taken for it (a queue's table of holders, a mutex's word), nor may the fork wait
@@ -211,6 +212,53 @@ TEST(pmutex_of_a_holder_reaped_unreported_to_a_try)
     reap_ok(pid, 10);
     CHECK_EQ(plait_pmutex_destroy(m), 0);
     CHECK_EQ(plait_shm_destroy(r), 0);
+}
+
+/* The queue's other side gone unreported: a plain fork()'s child, the only sender (or
+ * the only receiver), ends and this process reaps it itself, so nobody tells the queue.
+ * A wait of 100 ms or more looks at its holders and answers -EPIPE; a shorter one, or
+ * a try, never looked and answered -ETIMEDOUT, on a queue whose other side is gone for
+ * good: the answer hung on the deadline's length. */
+TEST(queue_side_gone_unreported_to_a_short_wait)
+{
+    plait_queue *q;
+    char c;
+    CHECK_EQ(plait_queue_create(&q, 1, 1), 0);
+    CHECK_EQ(plait_queue_recv(q, &c, 1, 0), -ETIMEDOUT); /* this process receives */
+    pid_t sender = fork_child(true);
+    if (sender == 0)
+        _exit(plait_queue_send(q, "a", 1, 0) == 0 ? 0 : 1);
+    reap_ok(sender, 10);
+    CHECK_EQ(plait_queue_recv(q, &c, 1, 0), 1);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_queue_recv(q, &c, 1, plait_deadline_in(20 * PLAIT_MS)), -EPIPE);
+    CHECK_PROMPT(start);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+
+    /* the other way round: the only receiver is SIGKILLed once it took a message, and
+     * a send that finds the queue full tries (a past deadline) */
+    CHECK_EQ(plait_queue_create(&q, 1, 1), 0);
+    CHECK_EQ(plait_queue_send(q, "a", 1, 0), 0); /* this process sends */
+    int took[2];
+    CHECK_EQ(pipe(took), 0);
+    pid_t receiver = fork_child(true);
+    if (receiver == 0) {
+        close(took[0]);
+        if (plait_queue_recv(q, &c, 1, 0) != 1)
+            _exit(1);
+        CHECK_EQ(write(took[1], "t", 1), 1);
+        pause(); /* until killed */
+        _exit(1);
+    }
+    close(took[1]);
+    CHECK_EQ(read(took[0], &c, 1), 1); /* (0: the child failed and ended) */
+    close(took[0]);
+    CHECK_EQ(kill(receiver, SIGKILL), 0);
+    int status = reap_within(receiver, 10);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    CHECK_EQ(plait_queue_send(q, "b", 1, 0), 0); /* room for one: full again */
+    CHECK_EQ(plait_queue_send(q, "c", 1, 0), -EPIPE);
+    CHECK_EQ(plait_queue_destroy(q), 0);
 }
 
 /* ---- a destroy while another process holds the queue's lock, stopped ---- */
@@ -881,6 +929,7 @@ TEST(objects_made_while_processes_start)
 RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_lock_waited_across_a_fork_is_the_childs),
           CASE(pmutex_of_a_holder_reaped_unreported_to_a_try),
+          CASE(queue_side_gone_unreported_to_a_short_wait),
           CASE(queue_destroy_does_not_wait_for_a_stopped_holder),
           CASE(pmutex_holder_killed_while_both_processes_wait),
           CASE(queue_receiver_killed_in_its_copy_reported),
