@@ -500,6 +500,7 @@ struct plait__sched {
     plait__stack_cache stacks;  /* free coroutines of the default stack size */
     size_t default_stack;
     plait__coro *main;
+    plait_task main_task;       /* main's handle, joined as the scheduler ends */
     bool main_done;
     struct plait__future *work; /* the plait thread's or pool task's work it runs in */
     uint64_t id;                /* never 0, never reused: names it in its tasks' futures,

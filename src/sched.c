@@ -21,9 +21,13 @@
  *    drained (recycle_pending), so a slot is never reused while a message points at it.
  *  - When main returns, every other coroutine is cancelled, and plait_run() returns
  *    once none is left: no task outlives the scheduler that ran it.
+ *  - A coroutine that ends the thread (pthread_exit) ends the scheduler the same way
+ *    before the thread goes: a cleanup handler of the loop (ended_by_a_coroutine)
+ *    finishes it as cancelled and runs the loop until none is left.
  */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +35,7 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 #ifdef PLAIT_ASAN
-#include <sanitizer/common_interface_defs.h>
+#include <sanitizer/asan_interface.h>
 #endif
 
 enum { BUDGET = 64 };
@@ -430,6 +434,18 @@ static void coro_entry(void *arg)
     coro_finish(s, c, c->fn(c->arg));
 }
 
+/* c's context, to start at coro_entry on its whole stack. */
+static void coro_context_make(plait__coro *c)
+{
+    /* the stack starts above the canary word */
+    plait__context_make(&c->ctx, c->stack_lo + 16, c->stack_size - 16, coro_entry, c);
+#ifdef PLAIT_ASAN
+    c->asan_fake_stack = NULL;
+    c->asan_stack_lo = c->stack_lo + 16;
+    c->asan_stack_size = c->stack_size - 16;
+#endif
+}
+
 static void set_name(plait__coro *c, const char *name)
 {
     size_t n = strnlen(name, sizeof c->name - 1);
@@ -478,15 +494,9 @@ int plait_spawn_opts(plait_task *task, plait_fn fn, void *arg,
         recycle(s, c); /* a group cancel may have named it in the inbox meanwhile */
         return -ENOMEM;
     }
-    /* the stack starts above the canary word */
-    plait__context_make(&c->ctx, c->stack_lo + 16, c->stack_size - 16, coro_entry, c);
+    coro_context_make(c);
 #ifdef PLAIT_TSAN
     c->tsan_fiber = __tsan_create_fiber(0);
-#endif
-#ifdef PLAIT_ASAN
-    c->asan_fake_stack = NULL;
-    c->asan_stack_lo = c->stack_lo + 16;
-    c->asan_stack_size = c->stack_size - 16;
 #endif
     c->all_prev = NULL;
     c->all_next = s->all;
@@ -505,11 +515,11 @@ int plait_spawn(plait_task *task, plait_fn fn, void *arg)
 
 /* ---- plait_run ---- */
 
-static int run_scheduler(plait_fn fn, void *arg, void **result)
+static plait__sched *sched_new(void)
 {
     plait__sched *s = calloc(1, sizeof *s);
     if (!s)
-        return -ENOMEM;
+        return NULL;
     s->inbox.poll_wake_fd = -1;
     s->loop.is_loop = true;
     s->loop.state = PLAIT__RUNNING;
@@ -523,17 +533,11 @@ static int run_scheduler(plait_fn fn, void *arg, void **result)
     plait__tls_sched = s;
     plait__stack_thread_init(s);
     plait__watchdog_start(s);
-    plait_task main_task;
-    int r = plait_spawn_opts(&main_task, fn, arg, &(plait_spawn_options){.name = "main"});
-    if (r == 0) {
-        s->main = s->all;
-        /* on a plait thread or in a pool task, the thread's cancellation is main's */
-        s->work = plait__tls_work;
-        if (s->work)
-            plait__work_set_main(s->work, s->main);
-        loop_run(s);
-        r = plait_join(main_task, result, PLAIT_FOREVER);
-    }
+    return s;
+}
+
+static void sched_free(plait__sched *s)
+{
     plait__watchdog_stop(s);
     plait__stack_flush(s, true);
     plait__timer_heap_free(&s->timers);
@@ -545,7 +549,72 @@ static int run_scheduler(plait_fn fn, void *arg, void **result)
     plait__spin_unlock(&s->inbox.lock);
     plait__poller_free(s);
     free(s);
+}
+
+/* Once its loop has run out of coroutines: main's outcome, and the scheduler freed. */
+static int sched_end(plait__sched *s, void **result)
+{
+    int r = plait_join(s->main_task, result, PLAIT_FOREVER);
+    sched_free(s);
     return r;
+}
+
+static void *ends_at_once(void *arg)
+{
+    (void)arg;
+    return NULL;
+}
+
+/* A coroutine ended the thread: pthread_exit, or a pthread_cancel acted on in its own
+ * code (with cancellation turned back on).  The unwinding left its frames and the
+ * loop's, and runs this, a cleanup handler of the loop, on the thread's own stack on
+ * its way to the thread's end.  The scheduler was left there for good: its coroutines'
+ * joiners waited for ever, and its memory, its coroutines' stacks and futures and its
+ * poller's descriptors leaked.  So it ends here as when main returns: the coroutine
+ * that ended the thread (the current one: only coroutines run the program's code)
+ * finishes as cancelled, started afresh on its own stack (its frames are gone) so that
+ * its task-local destructors run as itself; the others are cancelled; the loop runs
+ * until none is left, and everything is freed.  Then the thread goes on to its end (a
+ * plait thread's joiners get -ECANCELED).  A coroutine that ends the thread again
+ * meanwhile comes back here, from the top.  (ThreadSanitizer stops a thread that calls
+ * pthread_exit on a coroutine's stack before it gets here.) */
+static void ended_by_a_coroutine(void *p)
+{
+    plait__sched *s = p;
+    plait__coro *c = s->current;
+    s->current = &s->loop;
+    atomic_store_explicit(&c->cancelled, 1, memory_order_relaxed);
+    c->fn = ends_at_once;
+#ifdef PLAIT_ASAN
+    /* the frames the unwinding left may have left poison behind */
+    ASAN_UNPOISON_MEMORY_REGION(c->stack_lo, c->stack_size);
+#endif
+    coro_context_make(c);
+    ready_push_front(s, c);
+    cancel_all(s);
+    loop_run(s);
+    sched_end(s, NULL);
+}
+
+static int run_scheduler(plait_fn fn, void *arg, void **result)
+{
+    plait__sched *s = sched_new();
+    if (!s)
+        return -ENOMEM;
+    int r = plait_spawn_opts(&s->main_task, fn, arg, &(plait_spawn_options){.name = "main"});
+    if (r < 0) {
+        sched_free(s);
+        return r;
+    }
+    s->main = s->all;
+    /* on a plait thread or in a pool task, the thread's cancellation is main's */
+    s->work = plait__tls_work;
+    if (s->work)
+        plait__work_set_main(s->work, s->main);
+    pthread_cleanup_push(ended_by_a_coroutine, s);
+    loop_run(s);
+    pthread_cleanup_pop(0);
+    return sched_end(s, result);
 }
 
 int plait_run(plait_fn fn, void *arg, void **result)

@@ -23,7 +23,9 @@
  *       process pool: pthread_join of a worker and close() acted on the cancellation
  *       half way, leaving the rest (the process pool's descriptor).
  *   coroutine_ends_its_plait_thread: a coroutine of a scheduler run by a plait thread
- *       calls pthread_exit: the thread's joiner gets -ECANCELED.
+ *       calls pthread_exit: the thread's joiner gets -ECANCELED, the scheduler's
+ *       coroutines end as cancelled (their joiners waited for ever) and its memory and
+ *       descriptors are freed (they leaked).
  *   destructor_that_ends_the_thread: a task-local destructor that ends its thread
  *       (pthread_exit, pthread_cancel) after the function returned left the joiner
  *       waiting for ever; it gets the function's result now.
@@ -44,9 +46,13 @@
  *   strerror_names: every signal's and unknown code's text is written and ends.
  */
 #include "cgroup_tree.h"
+#include "fork_child.h"
 
 #include <limits.h>
 #include <sys/wait.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
 
 /* The limit, computed in a child that must end within 5 s (a read that blocks for ever
  * is a failure, not a hang); -1 if it did not. */
@@ -331,18 +337,96 @@ TEST(destructor_that_ends_the_thread)
 
 /* A plait thread that runs a scheduler, one of whose coroutines calls pthread_exit (on
  * its own stack, not the thread's): the thread ends (API.md), and its joiner gets
- * -ECANCELED rather than a wait for ever.  In a child: the unwinding crosses stacks. */
+ * -ECANCELED rather than a wait for ever.  The scheduler winds down first, as when its
+ * main returns: the coroutine that ended it (its task-local destructors run as itself)
+ * and every other one end as cancelled (a reader blocked on a pipe, in the scheduler's
+ * poller; one that ends the thread again as it is cancelled), and their joiners get
+ * -ECANCELED; its memory and its poller's descriptors are freed.  (They were left for
+ * good: the other coroutines' joiners waited for ever, and the scheduler, its
+ * coroutines' futures and its poller's descriptors leaked.)  Twice: main ends the
+ * thread, and another coroutine does while main sleeps.  In a child: the unwinding
+ * crosses stacks. */
+static int ends_pipe[2];
+/* for the thread that joins them */
+static plait_task ends_reader, ends_exiter, ends_exiting_again;
+static plait_key ends_key;
+static uint64_t ends_exiter_id, ends_destroyed_as;
+
+static void *reads_the_pipe(void *arg)
+{
+    (void)arg;
+    char c;
+    return ARG(plait_read(ends_pipe[0], &c, 1, PLAIT_FOREVER));
+}
+
+static void destroyed_as(void *value)
+{
+    (void)value;
+    ends_destroyed_as = plait_in_coroutine() ? plait_task_id() : 0;
+}
+
 static void *coro_exits(void *arg)
 {
     (void)arg;
+    ends_exiter_id = plait_task_id();
+    CHECK_EQ(plait_local_set(ends_key, ARG(1)), 0);
     pthread_exit(NULL);
+}
+
+static void *exits_when_cancelled(void *arg)
+{
+    (void)arg;
+    if (plait_sleep_until(PLAIT_FOREVER) == -ECANCELED)
+        pthread_exit(NULL);
+    return NULL;
+}
+
+static void *main_that_ends_its_thread(void *arg)
+{
+    bool main_exits = INT(arg);
+    CHECK_EQ(plait_spawn(&ends_reader, reads_the_pipe, NULL), 0);
+    if (main_exits) {
+        CHECK_EQ(plait_yield(), 0); /* the reader blocks on the pipe */
+        pthread_exit(NULL);
+    }
+    CHECK_EQ(plait_spawn(&ends_exiting_again, exits_when_cancelled, NULL), 0);
+    CHECK_EQ(plait_spawn(&ends_exiter, coro_exits, NULL), 0);
+    return ARG(plait_sleep_until(PLAIT_FOREVER));
 }
 
 static void *thread_runs_sched(void *arg)
 {
-    (void)arg;
-    plait_run(coro_exits, NULL, NULL);
+    plait_run(main_that_ends_its_thread, arg, NULL);
     return ARG(4);
+}
+
+/* The checks, in a child: its status says whether they held. */
+static void a_coroutine_ends_the_thread(bool main_exits)
+{
+    CHECK_EQ(pipe2(ends_pipe, O_NONBLOCK), 0); /* (a blocking one blocks the thread) */
+    CHECK_EQ(plait_key_create(&ends_key, destroyed_as), 0);
+    int fds = count_fds();
+    plait_task t;
+    void *v = ARG(1);
+    CHECK_EQ(plait_thread_start(&t, thread_runs_sched, ARG(main_exits), NULL), 0);
+    CHECK_EQ(plait_join(t, &v, plait_deadline_in(3 * PLAIT_SEC)), -ECANCELED);
+    CHECK(v == NULL);
+    /* done before the thread's end: no wait */
+    v = ARG(1);
+    CHECK_EQ(plait_join(ends_reader, &v, 0), -ECANCELED);
+    CHECK(v == NULL);
+    if (!main_exits) {
+        CHECK_EQ(plait_join(ends_exiter, NULL, 0), -ECANCELED);
+        CHECK_EQ(plait_join(ends_exiting_again, NULL, 0), -ECANCELED);
+        CHECK(ends_exiter_id != 0);
+        CHECK_EQ(ends_destroyed_as, ends_exiter_id);
+    }
+    CHECK_EQ(count_fds(), fds); /* the poller's descriptors closed */
+    close(ends_pipe[0]);
+    close(ends_pipe[1]);
+#if defined(__SANITIZE_ADDRESS__)
+    CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
+#endif
 }
 
 TEST(coroutine_ends_its_plait_thread)
@@ -351,22 +435,14 @@ TEST(coroutine_ends_its_plait_thread)
         CHECK_SKIP("ThreadSanitizer refuses pthread_exit from a fiber");
         return;
     }
-    fflush(NULL);
-    pid_t child = fork();
-    CHECK(child >= 0);
-    if (child == 0) {
-        plait_task t;
-        void *v = ARG(1);
-        if (plait_thread_start(&t, thread_runs_sched, NULL, NULL) != 0)
-            _exit(10);
-        int r = plait_join(t, &v, plait_deadline_in(3 * PLAIT_SEC));
-        _exit(r == -ECANCELED && v == NULL ? 0 : r == -ETIMEDOUT ? 11 : 12);
+    for (int main_exits = 0; main_exits < 2; main_exits++) {
+        pid_t child = fork_child(true);
+        if (child == 0) {
+            a_coroutine_ends_the_thread(main_exits);
+            child_exit();
+        }
+        reap_ok(child, 10);
     }
-    int status = reap_within(child, 5);
-    CHECK(WIFEXITED(status));
-    if (WIFSIGNALED(status))
-        fprintf(stderr, "  the child was killed by signal %d\n", WTERMSIG(status));
-    CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
 /* The starts of plait's threads that tests/test_small_stack_starts leaves out, made from
