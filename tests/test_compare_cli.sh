@@ -228,7 +228,10 @@ interrupt() {
     # run's file, which may name STEP, was taken for this one's: the signal went before
     # this run began, "kill: No such process", and the run went on to exit 0)
     rm -f "$tmp/int.html" "$tmp/int.err" "$tmp"/.plait-report-*
-    setsid "$plait" compare --quick --html "$tmp/int.html" >"$tmp/int.out" 2>"$tmp/int.err" &
+    # SIGINT at its default: a background job of this script starts with it ignored,
+    # which the tool leaves so
+    env --default-signal=INT setsid "$plait" compare --quick --html "$tmp/int.html" \
+        >"$tmp/int.out" 2>"$tmp/int.err" &
     local pid=$! waited=0
     until grep -q "$step" "$tmp/int.err" 2>/dev/null; do
         if ! kill -0 "$pid" 2>/dev/null || [ "$waited" -ge 600 ]; then

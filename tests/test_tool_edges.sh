@@ -113,9 +113,11 @@ fi
 # the example "finished" as if it had shown something: "three 1 s sleeps in processes took
 # 0.012 s in total (ok) ... the sleeps overlapped".  The example running finishes as it is
 # (docs/TOOL.md): its sleeps last their second.
+# (SIGINT at its default: a background job of this script starts with it ignored, which
+# the tool leaves so)
 in_sleep() { grep -q "process c (pid [0-9]*) sleeps for 1 s" "$tmp/out"; }
 : >"$tmp/out"
-setsid "$tool" tour >"$tmp/out" 2>"$tmp/err" &
+env --default-signal=INT setsid "$tool" tour >"$tmp/out" 2>"$tmp/err" &
 job=$!
 end=$((SECONDS + 60))
 until in_sleep || [ "$SECONDS" -ge "$end" ] || ! kill -0 "$job" 2>/dev/null; do sleep 0.05; done
@@ -140,6 +142,43 @@ else
     kill -KILL "$job" 2>/dev/null
     wait "$job" 2>/dev/null
     fail "$what: the example did not start in 60 s"
+fi
+
+# ---- bench: started with SIGINT ignored -----------------------------------------------
+# A background job of a non-interactive shell (`plait bench &` in a script) starts with
+# SIGINT ignored, so that a Ctrl-C meant for the script's foreground command spares it
+# (as nohup leaves SIGHUP ignored).  The tool put its own handler in place regardless:
+# that Ctrl-C stopped the run, exit 130, no results.  An ignored SIGINT stays ignored
+# (as sh and Python leave it).  The program waits for the file "go", made only after
+# the SIGINT was sent, so the signal comes while the tool waits for it.
+mkdir "$tmp/ignored"
+cat >"$tmp/ignored/bench_context" <<SH
+#!/bin/sh
+: >"$tmp/ignored/started"
+for i in \$(seq 600); do [ -e "$tmp/ignored/go" ] && break; sleep 0.05; done
+echo "switch plait-context ns_per_op 1000"
+SH
+printf '#!/bin/sh\necho "switch ucontext ns_per_op 500"\n' >"$tmp/ignored/peer_ucontext_switch"
+chmod +x "$tmp/ignored/bench_context" "$tmp/ignored/peer_ucontext_switch"
+(trap '' INT; PLAIT_BENCH_DIR="$tmp/ignored" exec "$tool" bench --quick context \
+    >"$tmp/out" 2>"$tmp/err") &
+job=$!
+what="bench started with SIGINT ignored, sent SIGINT"
+end=$((SECONDS + 30))
+until [ -e "$tmp/ignored/started" ] || [ "$SECONDS" -ge "$end" ]; do sleep 0.05; done
+kill -INT "$job"
+: >"$tmp/ignored/go"
+end=$((SECONDS + 30))
+while kill -0 "$job" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.05; done
+kill -KILL "$job" 2>/dev/null
+rc=0
+wait "$job" || rc=$?
+if [ "$rc" != 0 ]; then
+    fail "$what: exit $rc, expected 0; stderr: $(cat "$tmp/err")"
+elif ! grep -Eq '^switch +plait-context +ns_per_op +1000' "$tmp/out"; then
+    fail "$what: no results: $(cat "$tmp/out")"
+else
+    ok "$what: the run went on, exit 0, results printed"
 fi
 
 [ "$failures" = 0 ] && echo "test_tool_edges: ok"

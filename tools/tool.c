@@ -1,8 +1,8 @@
 /* tool.c — what the tool's commands share.
  *
  * The machine's description, a median, and Ctrl-C for the long commands: SIGINT, SIGTERM
- * and SIGHUP (unless ignored) set a flag
- * that the measuring loops read between steps, so a run stops cleanly: every child
+ * and SIGHUP (each unless ignored when the tool started) set a flag that the measuring
+ * loops read between steps, so a run stops cleanly: every child
  * process is joined (plait kills the ones still running when the tool exits), temporary
  * report files are removed, and the exit status is TOOL_INTERRUPTED.  No SA_RESTART, so
  * a read blocked in the tool itself returns EINTR and sees the flag. */
@@ -29,14 +29,18 @@ void tool_catch_interrupts(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_interrupt;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    /* A hang-up (the terminal closed, an ssh session dropped) stops the run the same way:
-     * its default action killed the tool, leaving the report's temporary file behind.
-     * Unless it is ignored (nohup): then the run goes on, as nohup asks. */
-    struct sigaction hup;
-    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
-        sigaction(SIGHUP, &sa, NULL);
+    /* A hang-up (the terminal closed, an ssh session dropped) stops the run too: its
+     * default action killed the tool, leaving the report's temporary file behind.  A
+     * signal ignored when the tool started stays ignored, as sh and Python leave it:
+     * nohup's SIGHUP, and the SIGINT of a background job of a non-interactive shell
+     * (`plait compare &` in a script), which a Ctrl-C meant for the script's foreground
+     * command stopped with it. */
+    int signals[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        struct sigaction was;
+        if (sigaction(signals[i], NULL, &was) == 0 && was.sa_handler != SIG_IGN)
+            sigaction(signals[i], &sa, NULL);
+    }
 }
 
 int tool_stdout_status(void)

@@ -19,13 +19,14 @@ enum {
     TOOL_INTERRUPTED = 130 /* SIGINT or SIGTERM: stopped, children reaped, no report */
 };
 
-/* Set by SIGINT and SIGTERM once tool_catch_interrupts() ran; checked between steps.
+/* Set by SIGINT, SIGTERM and SIGHUP once tool_catch_interrupts() ran; checked between steps.
  * Atomic, not a volatile sig_atomic_t: the kernel gives the signal to any thread that
  * does not block it (a pool worker), and a volatile one read on another thread is a
  * data race (a lock-free atomic is as safe in a handler). */
 extern atomic_int tool_interrupted;
 
-/* Route SIGINT, SIGTERM and SIGHUP (unless it is ignored: nohup) to tool_interrupted (no SA_RESTART: a blocked read or
+/* Route SIGINT, SIGTERM and SIGHUP to tool_interrupted, each unless it is ignored (nohup's
+ * SIGHUP, a background job's SIGINT): that stays so (no SA_RESTART: a blocked read or
  * wait returns EINTR).  Children forked afterwards get the default dispositions back
  * where they exec; function children inherit the flag handler. */
 void tool_catch_interrupts(void);
