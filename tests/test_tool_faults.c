@@ -6,6 +6,7 @@
  * (about 2 s; a tenth of its counts in a sanitizer build, where the tool says so), and
  * are skipped under ThreadSanitizer, where one can take a minute (test_compare_cli.sh). */
 #include "helpers.h"
+#include "refuse_syscall.h"
 
 #include "compare.h"
 
@@ -571,6 +572,28 @@ TEST(html_to_stdout_socket)
  * waits in ppoll on the descriptor and on it, src/poll.c).  With 264 files (room for 100
  * units at two each) the threads' job failed, "threads: I/O-bound job failed: Too many
  * open files", exit 1: the run was fitted to the machine, and failed all the same. */
+/* A quick run with --json and no progress in a new scratch dir, after setup(dir): its
+ * exit status, as run_tool_after's. */
+static int quick_json_run(char dir[64], int (*setup)(const char *dir))
+{
+    static const char *const args[] = {"compare", "--quick", "--quiet", "--json", NULL};
+    scratch(dir);
+    return run_tool_after(dir, args, setup);
+}
+
+/* The run in dir (exit status rc) was cut to the machine's limits, saying so with what,
+ * and nothing in it failed. */
+static void check_cut_run(const char *dir, int rc, const char *what)
+{
+    const char *err = said(dir, "err");
+    if (rc != 0 || !strstr(err, what))
+        fprintf(stderr, "  exit %d, stderr: %s\n", rc, err);
+    CHECK_EQ(rc, 0);
+    CHECK(strstr(err, "fewer units than usual") != NULL);
+    CHECK(strstr(err, what) != NULL);
+    CHECK(strstr(err, "failed") == NULL);
+}
+
 /* At most two CPUs for the tool (the first two it may use): the pools of the CPU-bound
  * step have a worker per CPU, and on a machine of many CPUs the process pool's would
  * take descriptors this case does not count.  0, or an exit code. */
@@ -602,9 +625,7 @@ TEST(io_job_fits_the_file_limit)
     return;
 #endif
     char dir[64];
-    scratch(dir);
-    static const char *const args[] = {"compare", "--quick", "--quiet", "--json", NULL};
-    int rc = run_tool_after(dir, args, few_files);
+    int rc = quick_json_run(dir, few_files);
     const char *err = said(dir, "err");
     if (rc != 0)
         fprintf(stderr, "  exit %d, stderr: %s\n", rc, err);
@@ -643,9 +664,7 @@ TEST(parked_processes_fit_the_file_limit)
     return;
 #endif
     char dir[64];
-    scratch(dir);
-    static const char *const args[] = {"compare", "--quick", "--quiet", "--json", NULL};
-    CHECK_EQ(run_tool_after(dir, args, very_few_files), 1); /* the I/O-bound job: skipped */
+    CHECK_EQ(quick_json_run(dir, very_few_files), 1); /* the I/O-bound job: skipped */
     const char *err = said(dir, "err");
     CHECK(strstr(err, "too few for the I/O-bound job") != NULL);
     /* every step that failed is the I/O-bound job's (coroutines, threads, processes) */
@@ -705,17 +724,50 @@ TEST(units_fit_the_cgroup_memory_limit)
         return;
     }
     char dir[64];
-    scratch(dir);
-    static const char *const args[] = {"compare", "--quick", "--quiet", "--json", NULL};
-    int rc = run_tool_after(dir, args, into_memory_cgroup);
-    const char *err = said(dir, "err");
-    if (rc != 0 || !strstr(err, "of memory left under the cgroup's limit"))
-        fprintf(stderr, "  exit %d, stderr: %s\n", rc, err);
-    CHECK_EQ(rc, 0);
-    CHECK(strstr(err, "fewer units than usual") != NULL);
-    CHECK(strstr(err, "of memory left under the cgroup's limit") != NULL);
-    CHECK(strstr(err, "failed") == NULL);
+    check_cut_run(dir, quick_json_run(dir, into_memory_cgroup),
+                  "of memory left under the cgroup's limit");
     CHECK_EQ(rmdir(memory_cgroup), 0);
+    remove_scratch(dir);
+}
+
+/* ---- memory unknown: the cut says so -------------------------------------------------- */
+/* Where neither the host's free memory (sysinfo refused, as a sandbox may) nor a cgroup
+ * limit is known, a run cut for another limit (the open files here) said "(264 open
+ * files, -1 MiB free)": the -1 of "unknown" printed as a size.  It says the memory is
+ * unknown; and the JSON's machine memory, which was 0 (below the schema's minimum of 1),
+ * is null.  The cgroup files are hidden under an empty tmpfs in a mount namespace of the
+ * tool's own (root, or CAP_SYS_ADMIN; skipped otherwise). */
+static int memory_unknown(const char *dir)
+{
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("none", "/sys/fs/cgroup", "tmpfs", 0, NULL) != 0)
+        return NO_NAMESPACE;
+    int code = few_files(dir);
+    if (code == 0 && refuse_syscall(SYS_sysinfo) != 0)
+        code = 124;
+    return code;
+}
+
+TEST(cut_with_memory_unknown)
+{
+#if defined(__SANITIZE_THREAD__)
+    CHECK_SKIP("a measured run can take a minute under ThreadSanitizer");
+    return;
+#endif
+    char dir[64];
+    int rc = quick_json_run(dir, memory_unknown);
+    if (rc == NO_NAMESPACE) {
+        CHECK_SKIP("no mount namespace of its own here (not root)");
+        remove_scratch(dir);
+        return;
+    }
+    if (SANITIZED_BUILD) /* a tenth of the counts: none is cut, nothing said */
+        CHECK_EQ(rc, 0);
+    else
+        check_cut_run(dir, rc, "free memory unknown");
+    CHECK(strstr(said(dir, "err"), "-1 MiB") == NULL);
+    /* nor is the machine's memory 0 bytes (the schema's minimum is 1): unknown, null */
+    CHECK(strstr(said(dir, "out"), "\"memory_bytes\": null") != NULL);
     remove_scratch(dir);
 }
 
@@ -753,9 +805,7 @@ TEST(tasks_fit_the_user_limit)
         return;
     }
     char dir[64];
-    scratch(dir);
-    static const char *const args[] = {"compare", "--quick", "--quiet", "--json", NULL};
-    int rc = run_tool_after(dir, args, as_user_with_60_tasks);
+    int rc = quick_json_run(dir, as_user_with_60_tasks);
     const char *err = said(dir, "err");
     if (rc == NO_USER) {
         CHECK_SKIP("no user of its own may run the tool here");
@@ -811,5 +861,6 @@ RUN_TESTS(CASE(json_cpu_model_not_utf8), CASE(recommendations_quote_what_was_mea
           CASE(help_after_double_dash), CASE(html_onto_mount_point), CASE(html_keeps_owner),
           CASE(html_to_stdout_socket),
           CASE(io_job_fits_the_file_limit), CASE(parked_processes_fit_the_file_limit),
-          CASE(units_fit_the_cgroup_memory_limit), CASE(tasks_fit_the_user_limit),
+          CASE(units_fit_the_cgroup_memory_limit), CASE(cut_with_memory_unknown),
+          CASE(tasks_fit_the_user_limit),
           CASE(interrupt_taken_on_another_thread))

@@ -170,7 +170,10 @@ static void fit_to_machine(compare_sizes *s)
     long long tasks = fit_to_tasks(s, &cut);
     if (!cut)
         return;
-    char tasks_text[64] = "", workers_text[64] = "";
+    char memory_text[64] = "free memory unknown", tasks_text[64] = "", workers_text[64] = "";
+    if (available >= 0)
+        snprintf(memory_text, sizeof memory_text, "%lld MiB %s", available >> 20,
+                 under_cgroup ? "of memory left under the cgroup's limit" : "free");
     if (tasks >= 0)
         snprintf(tasks_text, sizeof tasks_text, ", %lld threads and processes for the user",
                  tasks);
@@ -178,10 +181,9 @@ static void fit_to_machine(compare_sizes *s)
         snprintf(workers_text, sizeof workers_text, ", %d worker%s in the CPU-bound job",
                  s->cpu_workers, s->cpu_workers == 1 ? "" : "s");
     fprintf(stderr, "plait compare: fewer units than usual for this machine's limits (%lld "
-                    "open files, %lld MiB %s%s): %d in the I/O-bound job, %d / %d / %d parked "
+                    "open files, %s%s): %d in the I/O-bound job, %d / %d / %d parked "
                     "coroutines / threads / processes%s\n",
-            (long long)files.rlim_cur, available >> 20,
-            under_cgroup ? "of memory left under the cgroup's limit" : "free", tasks_text,
+            (long long)files.rlim_cur, memory_text, tasks_text,
             s->io_units, s->coroutines_parked, s->threads_parked, s->processes_parked,
             workers_text);
 }

@@ -60,7 +60,7 @@ typedef struct compare_result {
     bool quick;
     tool_machine machine;
     char started[32];
-    long long memory_bytes;
+    long long memory_bytes;   /* the host's memory; 0: unknown (sysinfo failed) */
     const char *io_backend;
     double elapsed_s;
     int metrics, facts, recommendations;

@@ -342,11 +342,16 @@ static void print_wrapped(FILE *out, int indent, int col, const char *text)
 
 int compare_print_table(FILE *out, const compare_result *res)
 {
-    char mem[32], v[32];
+    char mem[48], v[32];
     fprintf(out, "plait compare: coroutines, threads and processes, measured on this machine\n");
-    fprintf(out, "machine: %d CPU%s%s%s, Linux %s, %s of memory, I/O poller %s; %s run, %.1f s\n\n",
+    if (res->memory_bytes > 0)
+        snprintf(mem, sizeof mem, "%s of memory",
+                 human(v, sizeof v, (double)res->memory_bytes, "bytes"));
+    else
+        snprintf(mem, sizeof mem, "memory unknown");
+    fprintf(out, "machine: %d CPU%s%s%s, Linux %s, %s, I/O poller %s; %s run, %.1f s\n\n",
             res->machine.cpus, res->machine.cpus == 1 ? "" : "s", res->machine.cpu_model[0] ? ", " : "", res->machine.cpu_model,
-            res->machine.kernel, human(mem, sizeof mem, (double)res->memory_bytes, "bytes"),
+            res->machine.kernel, mem,
             res->io_backend, res->quick ? "quick" : "full", res->elapsed_s);
     fprintf(out, "%-*s", TITLE_WIDTH, "");
     for (int m = 0; m < MODELS; m++)
@@ -461,7 +466,10 @@ int compare_print_json(FILE *out, const compare_result *res)
     json_string(out, res->machine.cpu_model);
     fprintf(out, ", \"kernel\": ");
     json_string(out, res->machine.kernel);
-    fprintf(out, ", \"memory_bytes\": %lld, \"io_backend\": ", res->memory_bytes);
+    if (res->memory_bytes > 0)
+        fprintf(out, ", \"memory_bytes\": %lld, \"io_backend\": ", res->memory_bytes);
+    else
+        fprintf(out, ", \"memory_bytes\": null, \"io_backend\": ");
     json_string(out, res->io_backend);
     fprintf(out, "},\n  \"models\": [");
     for (int m = 0; m < MODELS; m++)
