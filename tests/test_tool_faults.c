@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -771,6 +772,21 @@ TEST(cut_with_memory_unknown)
     remove_scratch(dir);
 }
 
+/* ---- a limit past LLONG_MAX is no negative count ----------------------------------------- */
+/* rlim_t is unsigned, and a limit may be set to any value below RLIM_INFINITY (the
+ * largest): `plait compare` cast RLIMIT_NPROC's to a long long, so one past LLONG_MAX
+ * (2^63, set by root) became a negative count of threads and processes: every count
+ * started at once cut to its least, the CPU-bound job's pools to one worker, and "-9223372036854775808
+ * threads and processes for the user" said.  The count saturates; no limit stays -1. */
+TEST(limit_count_saturates)
+{
+    CHECK_EQ(tool_limit_count(RLIM_INFINITY), -1);
+    CHECK_EQ(tool_limit_count(60), 60);
+    CHECK_EQ(tool_limit_count((rlim_t)LLONG_MAX), LLONG_MAX);
+    CHECK_EQ(tool_limit_count((rlim_t)LLONG_MAX + 1), LLONG_MAX);
+    CHECK_EQ(tool_limit_count(RLIM_INFINITY - 1), LLONG_MAX);
+}
+
 /* ---- a limit on the user's threads and processes --------------------------------------- */
 /* A user with `ulimit -u 60` (RLIMIT_NPROC: all the user's threads and processes) got a
  * quick run whose thread steps failed, "threads: I/O-bound job failed: Resource
@@ -862,5 +878,5 @@ RUN_TESTS(CASE(json_cpu_model_not_utf8), CASE(recommendations_quote_what_was_mea
           CASE(html_to_stdout_socket),
           CASE(io_job_fits_the_file_limit), CASE(parked_processes_fit_the_file_limit),
           CASE(units_fit_the_cgroup_memory_limit), CASE(cut_with_memory_unknown),
-          CASE(tasks_fit_the_user_limit),
+          CASE(limit_count_saturates), CASE(tasks_fit_the_user_limit),
           CASE(interrupt_taken_on_another_thread))

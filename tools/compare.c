@@ -139,10 +139,11 @@ static long long memory_available(bool *under_cgroup)
 static long long fit_to_tasks(compare_sizes *s, bool *cut)
 {
     struct rlimit tasks;
-    if (getrlimit(RLIMIT_NPROC, &tasks) != 0 || tasks.rlim_cur == RLIM_INFINITY)
+    long long allowed = getrlimit(RLIMIT_NPROC, &tasks) == 0 ? tool_limit_count(tasks.rlim_cur) : -1;
+    if (allowed < 0)
         return -1;
     long long threads = tool_proc_number("/proc/self/status", "Threads:");
-    long long room = (long long)tasks.rlim_cur - (threads > 0 ? threads : 1) - TASKS_SPARE;
+    long long room = allowed - (threads > 0 ? threads : 1) - TASKS_SPARE;
     cap(&s->threads_parked, room, PARKED_MIN, cut);
     cap(&s->processes_parked, room, PARKED_MIN, cut);
     if (s->io_units > 0)
@@ -151,7 +152,7 @@ static long long fit_to_tasks(compare_sizes *s, bool *cut)
         s->cpu_workers = room < 1 ? 1 : (int)room;
         *cut = true;
     }
-    return (long long)tasks.rlim_cur;
+    return allowed;
 }
 
 static void fit_to_machine(compare_sizes *s)

@@ -11,6 +11,7 @@
 #include <plait.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -53,6 +54,11 @@ int tool_stdout_status(void)
     if (tool_interrupted)
         return TOOL_INTERRUPTED;
     return unwritten ? TOOL_OUTPUT : 0;
+}
+
+long long tool_limit_count(rlim_t limit)
+{
+    return limit == RLIM_INFINITY ? -1 : limit > (rlim_t)LLONG_MAX ? LLONG_MAX : (long long)limit;
 }
 
 long long tool_proc_number(const char *path, const char *field)

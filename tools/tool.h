@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 /* Exit codes every subcommand keeps, so scripts can rely on them. */
 enum {
@@ -38,6 +39,11 @@ void tool_catch_interrupts(void);
  * where only an earlier write's error is left); else 0.  compare and tour ask it after
  * writing, and honour the signal where it says so. */
 int tool_stdout_status(void);
+
+/* The count a resource limit allows (getrlimit's rlim_cur): -1 for RLIM_INFINITY (no
+ * limit); a value past LLONG_MAX, which only RLIM_INFINITY is on Linux's unsigned rlim_t
+ * yet a limit may be set to, saturates at LLONG_MAX (cast, it was a negative count). */
+long long tool_limit_count(rlim_t limit);
 
 /* The number after field ("Threads:", "VmRSS:") on its line of a /proc file (a size in
  * the kB it is written in); -1 if absent. */
