@@ -195,6 +195,67 @@ TEST(recommendations_quote_what_was_measured)
     }
 }
 
+/* ---- the CPU-bound job's workers, where fewer than the CPUs ------------------------------- */
+/* Under a low limit on the user's threads and processes the CPU-bound job's pools get
+ * fewer workers than there are CPUs (compare_sizes.cpu_workers).  The facts row and the
+ * recommendation still spoke of the CPUs: pools of one worker each on 8 CPUs, whose
+ * 1.30x was the noise of a busy machine, were said to run "yes: 1.30x on 8 CPUs", and
+ * the threads recommended for CPU-bound work; pools of 2 workers were said to have run
+ * "on 8 CPUs".  They speak of the workers the job had. */
+static void cpu_speedups(compare_result *res, int workers, double threads, double processes)
+{
+    made_up_result(res, "a CPU");
+    res->machine.cpus = 8;
+    res->cpu_workers = workers;
+    compare_metric *cpu = compare_metric_row(res, "cpu_speedup");
+    cpu->title = "CPU-bound speed-up";
+    cpu->unit = "x";
+    cpu->higher_is_better = true;
+    cpu->value[COROUTINE] = 1.0;
+    cpu->value[THREAD] = threads;
+    cpu->value[PROCESS] = processes;
+    compare_recommend(res);
+}
+
+static const compare_fact *fact_of(const compare_result *res, const char *id)
+{
+    for (int i = 0; i < res->facts; i++)
+        if (!strcmp(res->fact[i].id, id))
+            return &res->fact[i];
+    return NULL;
+}
+
+TEST(cpu_job_speaks_of_its_workers)
+{
+    static compare_result res;
+    cpu_speedups(&res, 1, 1.30, 1.28);
+    const compare_fact *parallel = fact_of(&res, "parallel");
+    const compare_recommendation *rec = recommendation_for(&res, "CPU-bound work");
+    CHECK(parallel != NULL && rec != NULL);
+    if (!parallel || !rec)
+        return;
+    if (rec->model != -1 || !strstr(rec->why, "1 worker"))
+        fprintf(stderr, "  1 worker: %s | %s\n", parallel->value[THREAD], rec->why);
+    CHECK(strncmp(parallel->value[THREAD], "no: 1.30x", 9) == 0);
+    CHECK(strstr(parallel->value[THREAD], "1 worker") != NULL);
+    CHECK_EQ(rec->model, -1);
+    CHECK(strstr(rec->why, "1 worker") != NULL);
+
+    cpu_speedups(&res, 2, 1.90, 1.80);
+    parallel = fact_of(&res, "parallel");
+    rec = recommendation_for(&res, "CPU-bound work");
+    CHECK(parallel != NULL && rec != NULL);
+    if (!parallel || !rec)
+        return;
+    if (rec->model != THREAD || !strstr(rec->why, "2 workers"))
+        fprintf(stderr, "  2 workers: %s | %s\n", parallel->value[THREAD], rec->why);
+    CHECK(strncmp(parallel->value[THREAD], "yes: 1.90x", 10) == 0);
+    CHECK(strstr(parallel->value[THREAD], "2 workers") != NULL);
+    CHECK_EQ(rec->model, THREAD);
+    CHECK(strstr(rec->why, "2 workers") != NULL);
+    CHECK(strstr(rec->why, "on 8 CPUs") == NULL);
+}
+
 /* ---- the text table marks the best of a row with a model not measured ------------------ */
 /* "(* the best of the row)": a row with one model not measured had no best marked at
  * all, though two figures were there to compare (the HTML report marks the best of
@@ -873,7 +934,7 @@ TEST(interrupt_taken_on_another_thread)
 }
 
 RUN_TESTS(CASE(json_cpu_model_not_utf8), CASE(recommendations_quote_what_was_measured),
-          CASE(table_marks_best_of_measured), CASE(option_given_twice), CASE(bench_runs_leading_zeros),
+          CASE(cpu_job_speaks_of_its_workers), CASE(table_marks_best_of_measured), CASE(option_given_twice), CASE(bench_runs_leading_zeros),
           CASE(help_after_double_dash), CASE(html_onto_mount_point), CASE(html_keeps_owner),
           CASE(html_to_stdout_socket),
           CASE(io_job_fits_the_file_limit), CASE(parked_processes_fit_the_file_limit),

@@ -47,7 +47,7 @@ typedef struct compare_metric {
 typedef struct compare_fact {
     const char *id, *title;
     char how[512];
-    char value[MODELS][48];
+    char value[MODELS][64];
 } compare_fact;
 
 typedef struct compare_recommendation {
@@ -61,6 +61,7 @@ typedef struct compare_result {
     tool_machine machine;
     char started[32];
     long long memory_bytes;   /* the host's memory; 0: unknown (sysinfo failed) */
+    int cpu_workers;          /* the CPU-bound job's pools' workers; 0: one per CPU */
     const char *io_backend;
     double elapsed_s;
     int metrics, facts, recommendations;

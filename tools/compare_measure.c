@@ -854,6 +854,7 @@ static double cpu_serial(long *count)
 static int step_cpu(const compare_sizes *s, compare_result *res, int model)
 {
     compare_metric *row = start_row(res, "cpu_speedup", "CPU-bound speed-up", "x", true, false);
+    res->cpu_workers = s->cpu_workers; /* what the report quotes */
     int workers = s->cpu_workers ? s->cpu_workers : res->machine.cpus;
     set_how(row, "count the primes below %u in %d chunks: the time on one thread divided by "
                  "the time as %d coroutines on one scheduler, on a thread pool of %d, on a "

@@ -147,11 +147,30 @@ static compare_recommendation *recommend(compare_result *res, const char *work, 
     return rec;
 }
 
-/* Whether a speed-up shows parallel work: 1.25x or more, on more than one CPU (on one,
- * a figure above 1 is the noise of a busy machine between the paired runs). */
+/* The workers of the CPU-bound job's pools: one per CPU, or fewer where the run cut them
+ * (to fit the limit on the user's threads and processes). */
+static int cpu_workers(const compare_result *res)
+{
+    return res->cpu_workers ? res->cpu_workers : res->machine.cpus;
+}
+
+/* What the CPU-bound job ran on: "8 CPUs", or "2 workers of 8 CPUs" where cut. */
+static const char *cpu_room(char *buf, size_t cap, const compare_result *res)
+{
+    int cpus = res->machine.cpus, workers = cpu_workers(res);
+    if (workers < cpus)
+        snprintf(buf, cap, "%d worker%s of %d CPUs", workers, workers == 1 ? "" : "s", cpus);
+    else
+        snprintf(buf, cap, "%d CPU%s", cpus, cpus == 1 ? "" : "s");
+    return buf;
+}
+
+/* Whether a speed-up shows parallel work: 1.25x or more, with more than one CPU and pool
+ * worker (with one, a figure above 1 is the noise of a busy machine between the paired
+ * runs). */
 static bool ran_in_parallel(const compare_result *res, double speedup)
 {
-    return res->machine.cpus > 1 && speedup >= 1.25;
+    return res->machine.cpus > 1 && cpu_workers(res) > 1 && speedup >= 1.25;
 }
 
 /* The facts that follow from the figures: who schedules, and whether it ran in parallel. */
@@ -171,11 +190,12 @@ static void derive_facts(compare_result *res)
     row->title = "runs CPU work in parallel";
     snprintf(row->how, sizeof row->how,
              "from the CPU-bound speed-up: parallel when the job ran at least 1.25x faster "
-             "than on one thread, with more than one CPU to run on");
+             "than on one thread, with more than one CPU and pool worker to run on");
+    char room[40];
+    cpu_room(room, sizeof room, res);
     for (int m = 0; m < MODELS; m++)
-        snprintf(row->value[m], sizeof row->value[m], "%s: %.2fx on %d CPU%s",
-                 ran_in_parallel(res, cpu->value[m]) ? "yes" : "no", cpu->value[m], res->machine.cpus,
-                 res->machine.cpus == 1 ? "" : "s");
+        snprintf(row->value[m], sizeof row->value[m], "%s: %.2fx on %s",
+                 ran_in_parallel(res, cpu->value[m]) ? "yes" : "no", cpu->value[m], room);
 }
 
 static void recommend_io(compare_result *res)
@@ -209,8 +229,9 @@ static void recommend_cpu(compare_result *res)
      * thread pool", beside a higher figure of the coroutines' and a thread pool's that
      * the facts row called no parallel run) */
     int best = best_of(cpu, 1u << THREAD | 1u << PROCESS);
-    char speedups[160];
+    char speedups[160], room[40];
     per_model(speedups, sizeof speedups, cpu);
+    cpu_room(room, sizeof room, res);
     if (res->machine.cpus == 1) {
         recommend(res, "CPU-bound work", -1,
                   "This process may run on 1 CPU only: no model can run CPU-bound work faster "
@@ -219,12 +240,20 @@ static void recommend_cpu(compare_result *res)
                   speedups);
         return;
     }
+    if (cpu_workers(res) == 1) {
+        recommend(res, "CPU-bound work", -1,
+                  "The CPU-bound job's pools had 1 worker of %d CPUs here (cut to fit the limit "
+                  "on the user's threads and processes): none could run it in parallel "
+                  "(measured: %s). Raise the limit (ulimit -u) to measure it.",
+                  res->machine.cpus, speedups);
+        return;
+    }
     if (!ran_in_parallel(res, cpu->value[best])) {
         recommend(res, "CPU-bound work", -1,
                   "Neither pool (threads, processes) ran the CPU-bound job 1.25x faster than "
-                  "one thread on this machine (%d CPUs, perhaps busy with other work): %s. Run "
+                  "one thread on this machine (%s, perhaps busy with other work): %s. Run "
                   "such work plainly; concurrency adds only its costs.",
-                  res->machine.cpus, speedups);
+                  room, speedups);
         return;
     }
     /* Threads and processes within a tenth of each other: threads, which share memory
@@ -235,12 +264,12 @@ static void recommend_cpu(compare_result *res)
         snprintf(copying, sizeof copying, " (64 KiB messages between processes: %s)",
                  human(bw, sizeof bw, big->value[PROCESS], big->unit));
     recommend(res, "CPU-bound work", pick,
-              "The CPU-bound job ran %s on %d CPUs: %s. %s. Processes also isolate a crash, at "
+              "The CPU-bound job ran %s on %s: %s. %s. Processes also isolate a crash, at "
               "the price of copying arguments and results%s.",
               pick == PROCESS                               ? "fastest on a process pool"
               : cpu->value[THREAD] >= cpu->value[PROCESS] ? "fastest on a thread pool"
                                                           : "on a thread pool within a tenth of the process pool",
-              res->machine.cpus, speedups,
+              room, speedups,
               pick == THREAD ? "Threads share memory and start sooner"
                              : "The process pool beat the thread pool by more than a tenth",
               copying);
