@@ -72,17 +72,32 @@ static void made_up_result(compare_result *res, const char *cpu_model)
     row->value[PROCESS] = 100000;
 }
 
-/* The JSON of res, malloc'd (its length in *len). */
-static char *json_of(const compare_result *res, size_t *len)
+/* What print (compare_print_json, compare_print_table) writes of res, malloc'd (its
+ * length in *len); NULL after a failed check. */
+static char *printed(int (*print)(FILE *out, const compare_result *res), const compare_result *res,
+                     size_t *len)
 {
     char *text = NULL;
     FILE *mem = open_memstream(&text, len);
     CHECK(mem != NULL);
     if (!mem)
         return NULL;
-    CHECK_EQ(compare_print_json(mem, res), 0);
+    CHECK_EQ(print(mem, res), 0);
     CHECK_EQ(fclose(mem), 0);
     return text;
+}
+
+/* The JSON of res, malloc'd (its length in *len). */
+static char *json_of(const compare_result *res, size_t *len)
+{
+    return printed(compare_print_json, res, len);
+}
+
+/* The text table of res, malloc'd. */
+static char *table_of(const compare_result *res)
+{
+    size_t len;
+    return printed(compare_print_table, res, &len);
 }
 
 /* ---- JSON: text from the machine that is not UTF-8 ------------------------------------ */
@@ -256,6 +271,69 @@ TEST(cpu_job_speaks_of_its_workers)
     CHECK(strstr(rec->why, "on 8 CPUs") == NULL);
 }
 
+/* ---- figures of 0 or infinity: not measured ----------------------------------------------- */
+/* A clock too coarse for a timed loop gives 0 ns for it (a creation cost of 0, a
+ * throughput or speed-up divided by 0: infinite), and resident memory that did not grow
+ * while the units parked (pages cached by an earlier step) gives 0 bytes per unit.  The
+ * JSON carried 0, which its schema's "> 0" forbids; the table said "0 ns" and "infx", and
+ * the recommendations drew on them ("processes are infx ahead").  Neither is a figure:
+ * each is "not measured" in the table, null in the JSON (which the HTML draws from), and
+ * no recommendation quotes it. */
+/* None of the strings never[] (NULL-ended) is in text (what names it). */
+static void check_none_in(const char *what, const char *text, const char *const *never)
+{
+    for (; *never; never++) {
+        if (strstr(text, *never))
+            fprintf(stderr, "  %s holds '%s': %s\n", what, *never, text);
+        CHECK(strstr(text, *never) == NULL);
+    }
+}
+
+TEST(zero_and_infinite_figures_not_measured)
+{
+    static compare_result res;
+    made_up_result(&res, "a CPU");
+    compare_metric *create = compare_metric_row(&res, "create");
+    create->value[COROUTINE] = 0; /* a loop the clock did not see pass */
+    compare_metric *large = compare_metric_row(&res, "msg_large");
+    large->title = "64 KiB messages";
+    large->unit = "GB/s";
+    large->higher_is_better = true;
+    snprintf(large->how, sizeof large->how, "made up");
+    large->value[COROUTINE] = 9.0;
+    large->value[THREAD] = 8.0;
+    large->value[PROCESS] = INFINITY; /* bytes over 0 s */
+    large->extras = 1;
+    large->extra[0].label = "processes over a pipe";
+    large->extra[0].value = INFINITY;
+    compare_metric *memory = compare_metric_row(&res, "memory");
+    memory->title = "memory per unit";
+    memory->unit = "bytes";
+    snprintf(memory->how, sizeof memory->how, "made up");
+    memory->value[COROUTINE] = 9000;
+    memory->value[THREAD] = 0; /* resident memory that did not grow */
+    memory->value[PROCESS] = 150000;
+    compare_recommend(&res);
+
+    size_t len = 0;
+    char *json = json_of(&res, &len);
+    char *table = table_of(&res);
+    if (!json || !table)
+        return;
+    static const char *const in_json[] = {"inf", "nan", ": 0,", ": 0}", "\"value\": 0", NULL};
+    static const char *const in_table[] = {"inf", "nan", " 0 ns", " 0 B", "0.00 GB/s", NULL};
+    check_none_in("the JSON", json, in_json);
+    check_none_in("the table", table, in_table);
+    CHECK(strstr(json, "\"values\": {\"coroutine\": null, \"thread\": 10000, ") != NULL);
+    CHECK(strstr(json, "{\"label\": \"processes over a pipe\", \"value\": null}") != NULL);
+    CHECK(strstr(table, "(processes over a pipe: not measured)") != NULL);
+    /* and no recommendation drawn from the rows that lack a figure */
+    CHECK(recommendation_for(&res, "many short-lived units") == NULL);
+    CHECK(recommendation_for(&res, "moving much data") == NULL);
+    free(json);
+    free(table);
+}
+
 /* ---- the text table marks the best of a row with a model not measured ------------------ */
 /* "(* the best of the row)": a row with one model not measured had no best marked at
  * all, though two figures were there to compare (the HTML report marks the best of
@@ -267,14 +345,9 @@ TEST(table_marks_best_of_measured)
     made_up_result(&res, "a CPU");
     compare_metric *create = compare_metric_row(&res, "create");
     create->value[PROCESS] = NAN;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&text, &len);
-    CHECK(mem != NULL);
-    if (!mem)
+    char *text = table_of(&res);
+    if (!text)
         return;
-    CHECK_EQ(compare_print_table(mem, &res), 0);
-    CHECK_EQ(fclose(mem), 0);
     const char *row = strstr(text, "\ncreation cost");
     CHECK(row != NULL);
     if (row) {
@@ -289,13 +362,9 @@ TEST(table_marks_best_of_measured)
 
     /* one figure only: nothing to compare, no mark */
     create->value[THREAD] = NAN;
-    text = NULL;
-    mem = open_memstream(&text, &len);
-    CHECK(mem != NULL);
-    if (!mem)
+    text = table_of(&res);
+    if (!text)
         return;
-    CHECK_EQ(compare_print_table(mem, &res), 0);
-    CHECK_EQ(fclose(mem), 0);
     row = strstr(text, "\ncreation cost");
     CHECK(row != NULL);
     if (row) {
@@ -934,7 +1003,7 @@ TEST(interrupt_taken_on_another_thread)
 }
 
 RUN_TESTS(CASE(json_cpu_model_not_utf8), CASE(recommendations_quote_what_was_measured),
-          CASE(cpu_job_speaks_of_its_workers), CASE(table_marks_best_of_measured), CASE(option_given_twice), CASE(bench_runs_leading_zeros),
+          CASE(cpu_job_speaks_of_its_workers), CASE(zero_and_infinite_figures_not_measured), CASE(table_marks_best_of_measured), CASE(option_given_twice), CASE(bench_runs_leading_zeros),
           CASE(help_after_double_dash), CASE(html_onto_mount_point), CASE(html_keeps_owner),
           CASE(html_to_stdout_socket),
           CASE(io_job_fits_the_file_limit), CASE(parked_processes_fit_the_file_limit),

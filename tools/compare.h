@@ -29,8 +29,9 @@ typedef struct compare_sizes {
 
 enum { BATCHES_MAX = 9, METRIC_EXTRA_MAX = 2, METRICS_MAX = 16, FACTS_MAX = 8, RECOMMENDATIONS_MAX = 8 };
 
-/* A numeric row: one figure per model (NAN: not measured), plus extra figures in the
- * same unit (another mechanism for the same model, such as a pipe). */
+/* A numeric row: one figure per model (NAN: not measured; so is a value that is not
+ * finite and above 0, as 0 ns from a coarse clock), plus extra figures in the same unit
+ * (another mechanism for the same model, such as a pipe). */
 typedef struct compare_metric {
     const char *id, *title, *unit;
     char how[512];

@@ -82,9 +82,19 @@ void compare_describe_machine(compare_result *res)
 
 /* ---- numbers as a person reads them --------------------------------------------- */
 
+/* Whether v is a figure: finite and above 0.  NAN is "not measured", and so is what no
+ * measurement can mean: 0 or infinity, from a loop too short for the clock to see pass
+ * (0 ns, and a rate or speed-up over 0 s) or resident memory that did not grow while
+ * units parked (0 bytes per unit).  The JSON schema wants figures above 0, and a ratio
+ * of them must not divide by 0 ("infx ahead"). */
+static bool is_figure(double v)
+{
+    return isfinite(v) && v > 0;
+}
+
 static const char *human(char *buf, size_t cap, double v, const char *unit)
 {
-    if (isnan(v))
+    if (!is_figure(v))
         snprintf(buf, cap, "not measured");
     else if (!strcmp(unit, "ns"))
         snprintf(buf, cap, v < 1e3 ? "%.0f ns" : v < 1e6 ? "%.2f us" : v < 1e9 ? "%.2f ms" : "%.2f s",
@@ -104,7 +114,7 @@ static const char *human(char *buf, size_t cap, double v, const char *unit)
 static bool measured(const compare_metric *row)
 {
     for (int m = 0; row && m < MODELS; m++)
-        if (isnan(row->value[m]))
+        if (!is_figure(row->value[m]))
             return false;
     return row != NULL;
 }
@@ -260,7 +270,7 @@ static void recommend_cpu(compare_result *res)
      * and cost less to start; else the faster of the two. */
     int pick = cpu->value[THREAD] >= 0.9 * cpu->value[PROCESS] ? THREAD : PROCESS;
     char copying[96] = "", bw[32];
-    if (big && !isnan(big->value[PROCESS])) /* the one figure quoted: the others may have failed */
+    if (big && is_figure(big->value[PROCESS])) /* the one figure quoted: the others may have failed */
         snprintf(copying, sizeof copying, " (64 KiB messages between processes: %s)",
                  human(bw, sizeof bw, big->value[PROCESS], big->unit));
     recommend(res, "CPU-bound work", pick,
@@ -308,7 +318,7 @@ static void recommend_isolation(compare_result *res)
     /* the cost of the model picked, where it was measured (a row of which another
      * model failed still holds it: "Isolation costs ? per process started" was said) */
     char cost[96] = "";
-    if (pick >= 0 && create && !isnan(create->value[pick])) {
+    if (pick >= 0 && create && is_figure(create->value[pick])) {
         char v[32];
         snprintf(cost, sizeof cost, " Isolation costs %s per %s started.",
                  human(v, sizeof v, create->value[pick], create->unit), compare_model_id[pick]);
@@ -392,7 +402,7 @@ int compare_print_table(FILE *out, const compare_result *res)
          * mark at all), where there are two to compare */
         unsigned there = 0;
         for (int m = 0; m < MODELS; m++)
-            there |= (unsigned)!isnan(row->value[m]) << m;
+            there |= (unsigned)is_figure(row->value[m]) << m;
         int best = there & (there - 1) ? best_of(row, there) : -1;
         fprintf(out, "%-*s", TITLE_WIDTH, row->title);
         for (int m = 0; m < MODELS; m++) {
@@ -483,6 +493,12 @@ static void json_number(FILE *out, double v)
         fprintf(out, "%.6g", v);
 }
 
+/* A metric's figure, null where there is none (is_figure). */
+static void json_figure(FILE *out, double v)
+{
+    json_number(out, is_figure(v) ? v : NAN);
+}
+
 int compare_print_json(FILE *out, const compare_result *res)
 {
     fprintf(out, "{\n  \"format\": \"plait-compare/1\",\n  \"plait_version\": \"%d.%d.%d\",\n",
@@ -519,14 +535,14 @@ int compare_print_json(FILE *out, const compare_result *res)
         fprintf(out, ",\n     \"values\": {");
         for (int m = 0; m < MODELS; m++) {
             fprintf(out, "%s\"%s\": ", m ? ", " : "", compare_model_id[m]);
-            json_number(out, row->value[m]);
+            json_figure(out, row->value[m]);
         }
         fprintf(out, "},\n     \"extra\": [");
         for (int e = 0; e < row->extras; e++) {
             fprintf(out, "%s{\"label\": ", e ? ", " : "");
             json_string(out, row->extra[e].label);
             fprintf(out, ", \"value\": ");
-            json_number(out, row->extra[e].value);
+            json_figure(out, row->extra[e].value);
             fprintf(out, "}");
         }
         fprintf(out, "]}");
