@@ -568,18 +568,92 @@ TEST(help_after_double_dash)
  * under ThreadSanitizer, where the run it makes can take a minute.) */
 enum { NO_NAMESPACE = 125 };
 
+/* Into a mount namespace of the caller's own, whose mounts no other process sees: 0, or
+ * NO_NAMESPACE. */
+static int own_mount_namespace(void)
+{
+    return unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0
+               ? 0 : NO_NAMESPACE;
+}
+
+/* "old" in bound.html and in source, then source bind-mounted onto bound.html (in this
+ * directory): 0, 123 or NO_NAMESPACE. */
+static int bind_onto_report(const char *source)
+{
+    const char *const files[] = {"bound.html", source};
+    for (int i = 0; i < 2; i++) {
+        int fd = open(files[i], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || write(fd, "old\n", 4) != 4 || close(fd) != 0)
+            return 123;
+    }
+    return mount(source, "bound.html", NULL, MS_BIND, NULL) == 0 ? 0 : NO_NAMESPACE;
+}
+
+/* Whether a temporary report (.plait-report-*) is left in dir. */
+static bool temporary_report_left(const char *dir)
+{
+    char command[160];
+    snprintf(command, sizeof command, "test -z \"$(find '%s' -name '.plait-report-*')\"", dir);
+    return system(command) != 0;
+}
+
 static int bind_mount_report(const char *dir)
 {
     (void)dir;
-    int fd = open("bound.html", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || write(fd, "old\n", 4) != 4 || close(fd) != 0)
-        return 123;
-    fd = open("source.html", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || write(fd, "old\n", 4) != 4 || close(fd) != 0)
-        return 123;
-    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+    int code = own_mount_namespace();
+    return code ? code : bind_onto_report("source.html");
+}
+
+/* ---- --html onto a mount point that fills up while the report is copied in --------------- */
+/* The report copied into a file that cannot be renamed over (above) is written in place:
+ * the file was truncated, then written, and a write that failed midway (the bound file's
+ * file system full) left the first part of a report there, which a browser shows as if
+ * whole (the page without the end of its script and data), beside a message that did
+ * not say so.  The file is now emptied where the copy failed, and the message says so
+ * (exit 3, as for any report that could not be written).  The bound file lives on a
+ * tmpfs of 8 KiB, in a mount namespace of the case's own: a child makes it, runs the
+ * tool in it, and keeps what the tool left in that file as left.html in the scratch
+ * directory, before the namespace ends with it.  (html_onto_mount_point, below, runs
+ * this case after its own.) */
+static int copy_into_full_mount(const char *dir)
+{
+    static const char *const args[] = {"compare", "--quick", "--quiet", "--html", "bound.html", NULL};
+    if (chdir(dir) != 0 || own_mount_namespace() != 0 || mkdir("small", 0755) != 0 ||
+        mount("none", "small", "tmpfs", 0, "size=8k") != 0)
         return NO_NAMESPACE;
-    return mount("source.html", "bound.html", NULL, MS_BIND, NULL) == 0 ? 0 : NO_NAMESPACE;
+    int code = bind_onto_report("small/target.html");
+    if (code != 0)
+        return code;
+    int rc = run_tool(dir, args);
+    return system("cp small/target.html left.html") == 0 ? rc : 123;
+}
+
+static void check_copy_onto_full_mount_point(void)
+{
+    char dir[64];
+    scratch(dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0)
+        _exit(copy_into_full_mount(dir));
+    int status = reap_within(pid, 90);
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (rc == NO_NAMESPACE) {
+        CHECK_SKIP("no mount namespace or tmpfs of its own here (not root)");
+        remove_scratch(dir);
+        return;
+    }
+    const char *err = said(dir, "err");
+    if (rc != 3 || !strstr(err, "left empty"))
+        fprintf(stderr, "  exit %d, stderr: %s\n", rc, err);
+    CHECK_EQ(rc, 3);
+    CHECK(strstr(err, "cannot write the report bound.html: No space left on device") != NULL);
+    CHECK(strstr(err, "left empty") != NULL);
+    CHECK(exists_in(dir, "left.html"));
+    CHECK_EQ(strlen(said(dir, "left.html")), 0); /* no part of a report */
+    CHECK(!temporary_report_left(dir));
+    remove_scratch(dir);
 }
 
 TEST(html_onto_mount_point)
@@ -603,10 +677,9 @@ TEST(html_onto_mount_point)
     /* what was bound there: the file the report went into */
     const char *report = said(dir, "source.html");
     CHECK(strstr(report, "<!DOCTYPE html>") == report);
-    char command[160]; /* and no temporary report left */
-    snprintf(command, sizeof command, "test -z \"$(find '%s' -name '.plait-report-*')\"", dir);
-    CHECK_EQ(system(command), 0);
+    CHECK(!temporary_report_left(dir));
     remove_scratch(dir);
+    check_copy_onto_full_mount_point();
 }
 
 /* ---- --html over a file of another user's: its owner stays ------------------------------- */

@@ -4,7 +4,9 @@
  *
  * The report file is written to a temporary name beside FILE and renamed over it at the
  * end, so an unwritable path is refused before anything is measured, an interrupted
- * run leaves no half-written report, and a reader never sees a partial one.
+ * run leaves no half-written report, and a reader never sees a partial one.  A FILE
+ * that cannot be renamed over (a mount point) gets the finished report copied in
+ * place, and is emptied where that copy fails: never a first part passed off as whole.
  */
 #include "compare.h"
 #include "tool.h"
@@ -411,8 +413,12 @@ static void discard_report(report_file *rep)
         unlink(rep->tmp);
 }
 
-/* Copy the file at from into the existing file at to, in place: 0, or -errno. */
-static int copy_into(const char *from, const char *to)
+/* Copy the finished report at from into the existing file at to, in place: 0, or
+ * -errno.  Where a read or write fails once to was truncated, to is emptied rather than
+ * left holding the first part of a report, which a browser shows as if it were whole;
+ * *left then says what is there ("empty", or "cut short" where even that failed), and
+ * stays NULL where to was not touched. */
+static int copy_into(const char *from, const char *to, const char **left)
 {
     int in = open(from, O_RDONLY | O_CLOEXEC);
     int out = in < 0 ? -1 : open(to, O_WRONLY | O_TRUNC | O_CLOEXEC);
@@ -431,6 +437,10 @@ static int copy_into(const char *from, const char *to)
             put += w > 0 ? w : 0;
         }
     }
+    if (r == 0 && fsync(out) != 0) /* an error the writes left for later (NFS): seen here */
+        r = -errno;
+    if (out >= 0 && r != 0)
+        *left = ftruncate(out, 0) == 0 ? "empty" : "cut short";
     if (out >= 0 && close(out) != 0 && r == 0)
         r = -errno;
     if (in >= 0)
@@ -457,11 +467,12 @@ static int finish_report(report_file *rep, const char *path, const compare_resul
     free(json);
     if (tool_interrupted) /* a write it cut short (-EINTR) is no unwritable report */
         return TOOL_INTERRUPTED;
+    const char *left = NULL; /* what a failed copy left in FILE */
     if (r == 0 && rep->tmp[0] && rename(rep->tmp, rep->final) != 0) {
         /* a file that is a mount point (one bind-mounted into a container: docker -v
          * $PWD/r.html:/out/r.html) can be written, not renamed over (EBUSY): the
-         * whole run was measured, then refused.  The report is copied into it. */
-        r = errno == EBUSY ? copy_into(rep->tmp, rep->final) : -errno;
+         * whole run was measured, then refused.  The finished report is copied into it. */
+        r = errno == EBUSY ? copy_into(rep->tmp, rep->final, &left) : -errno;
         if (r == 0)
             unlink(rep->tmp);
     }
@@ -469,7 +480,8 @@ static int finish_report(report_file *rep, const char *path, const compare_resul
         return 0;
     if (rep->tmp[0])
         unlink(rep->tmp);
-    fprintf(stderr, "plait compare: cannot write the report %s: %s\n", path, strerror(-r));
+    fprintf(stderr, "plait compare: cannot write the report %s: %s%s%s\n", path, strerror(-r),
+            left ? "; it is left " : "", left ? left : "");
     return TOOL_OUTPUT;
 }
 
