@@ -90,6 +90,8 @@ typedef struct plait__fd_slot {
     uint32_t removed_gen;       /* io_uring: the poll request last removed, */
     bool removal_due;           /* whose completion has not come yet: it holds the file
                                  * open until then (plait_close waits for it) */
+    bool removal_awaited;       /* io_uring: a wait under way waits for that completion
+                                 * too (wait_removed) */
     bool arm_deferred;          /* io_uring: its watch waits for room in the ring (on the
                                  * ring's deferred list) */
     bool drained;               /* the last read took less than it asked: likely empty */

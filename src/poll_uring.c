@@ -80,6 +80,8 @@ struct plait__uring {
     struct __kernel_timespec timeout_ts; /* its time, read by the kernel at submission */
     plait__fd_list deferred;    /* descriptors whose watch waits for room (arm_deferred) */
     bool wake_unarmed;          /* the inbox eventfd's watch waits for room in the ring */
+    bool awaiting_removals;     /* a wait_removed is under way (the outermost) */
+    size_t removals_awaited;    /* slots it waits for (removal_awaited) */
     bool multishot;             /* the kernel has multishot polls (5.13: RSRC_TAGS) */
 };
 
@@ -283,19 +285,48 @@ static int ur_open(struct plait__poller *p)
     return r;
 }
 
+/* fd's removed watch is done (its last completion came, or it can never come): the
+ * file is let go. */
+static void removal_done(struct plait__poller *p, plait__fd_slot *slot)
+{
+    slot->removal_due = false;
+    if (slot->removal_awaited) {
+        slot->removal_awaited = false;
+        p->ring->removals_awaited--;
+    }
+}
+
 /* Wait, in the kernel, until fd's removed watch is done (removal_due: its request
- * still holds the file), taking completions meanwhile; the removal has been handed
- * over.  On a DEFER_TASKRUN ring the kernel ends the request in its queue of work due,
- * a few dozen items per entry, so handing it over is not enough. */
+ * still holds the file), handing over what the ring holds and taking completions
+ * meanwhile.  On a DEFER_TASKRUN ring the kernel ends the request in its queue of work
+ * due, a few dozen items per entry, so handing it over is not enough.
+ *
+ * The completions taken may give up other watches, which must be done too before any
+ * coroutine runs (completed): a wait nested so, inside this one's reap, only marks its
+ * slot (removal_awaited), and the outermost wait waits for every marked slot.  Nested
+ * waits each took a few hundred bytes of the caller's stack per descriptor whose
+ * answer was due: a coroutine on the smallest stack that closed one of 200 sockets
+ * overflowed it.  Outside a wait no slot is marked. */
 static void wait_removed(struct plait__poller *p, int fd)
 {
+    struct plait__uring *u = p->ring;
+    plait__fd_slot *slot = &p->fds[fd];
+    if (slot->removal_due && !slot->removal_awaited) {
+        slot->removal_awaited = true;
+        u->removals_awaited++;
+    }
+    if (u->awaiting_removals)
+        return; /* nested: the wait under way waits for fd too */
+    u->awaiting_removals = true;
+    submit_all(p, IORING_ENTER_GETEVENTS);
     reap(p); /* the removal went in with the kernel's work due run: it is often done */
-    while (p->fds[fd].removal_due) {
-        int r = submit(p->ring, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+    while (u->removals_awaited) {
+        int r = submit(u, 1, IORING_ENTER_GETEVENTS, NULL, 0);
         if (r < 0 && !temporary(r))
             refused_for_good(r);
         reap(p);
     }
+    u->awaiting_removals = false;
 }
 
 static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events)
@@ -319,10 +350,8 @@ static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsign
          * waits on the descriptor any more, so close(2) is the program's to call: handed
          * over behind many events due, the removal left the socket open after it until
          * the scheduler's next look (test_review_uring) */
-        if (!events) {
-            submit_all(p, IORING_ENTER_GETEVENTS);
+        if (!events)
             wait_removed(p, fd);
-        }
     }
     if (!events)
         return 0;
@@ -413,7 +442,7 @@ static void ur_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
         return;
     submit_all(p, IORING_ENTER_GETEVENTS);
     if (slot->armed && arm_now(p, fd, slot, 0) < 0) /* refused for good */
-        slot->removal_due = false;
+        removal_done(p, slot);
     wait_removed(p, fd);
 }
 
@@ -449,7 +478,7 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res, unsi
     plait__fd_slot *slot = &p->fds[fd];
     bool more = flags & IORING_CQE_F_MORE; /* a multishot request goes on */
     if (slot->removal_due && slot->removed_gen == (uint32_t)(user_data >> 32) && !more)
-        slot->removal_due = false; /* done, removed or fired: the file is let go */
+        removal_done(p, slot); /* removed or fired */
     if (!slot->armed || slot->gen != (uint32_t)(user_data >> 32))
         return; /* a request removed or replaced since */
     /* the events asked for: the kernel adds POLLRDHUP to every poll request

@@ -24,8 +24,16 @@
  *   made multishot by an unasked POLLRDHUP, replaced by a reader's, given up by a
  *   cancellation, then closed: no wait for a removal sleeps for ever, and the peer
  *   sees the hang-up as plait_close returns.
+ *
+ *   closes_on_the_smallest_stack_with_many_removals_due (review 29's io_uring items;
+ *   run on both pollers): a coroutine on the smallest stack closes many sockets whose
+ *   multishot watches all have an answer due.  On io_uring each answer taken while the
+ *   close waited for a removal took its own watch back and waited for that removal
+ *   inside the first wait, one wait nested in the other per socket: the coroutine's
+ *   stack overflowed (failed first: the child killed by SIGSEGV).
  */
 #include "check.h"
+#include "fork_child.h"
 #include "helpers.h"
 
 #include <fcntl.h>
@@ -186,5 +194,80 @@ TEST(close_after_a_replaced_multishot_watch_given_up_closes)
     check_run(replaced_multishot_main, NULL);
 }
 
+/* ---- io_uring: many removals due, taken on the smallest stack ---- */
+
+enum { SHUT_SOCKETS = 200 };
+static int shut_pairs[SHUT_SOCKETS][2];
+static int room_waits[SHUT_SOCKETS]; /* each writer's plait_wait_fd */
+
+static void *wait_for_room_on(void *arg)
+{
+    int i = INT(arg);
+    room_waits[i] = plait_wait_fd(shut_pairs[i][0], PLAIT_WRITABLE, SOON());
+    return NULL;
+}
+
+/* Make room on every socket (its peer reads what fills it), so that each writer's
+ * multishot watch has an answer due, then close the sockets. */
+static void *drain_then_close(void *arg)
+{
+    (void)arg;
+    static char junk[4096]; /* not on the small stack */
+    for (int i = 0; i < SHUT_SOCKETS; i++)
+        while (read(shut_pairs[i][1], junk, sizeof junk) > 0) {
+        }
+    for (int i = 0; i < SHUT_SOCKETS; i++)
+        CHECK_EQ(plait_close(shut_pairs[i][0]), 0);
+    return NULL;
+}
+
+/* SHUT_SOCKETS writers wait for room on full sockets whose reading side is shut (their
+ * watches made multishot, as in replaced_multishot_main); a coroutine on the smallest
+ * stack makes room on all of them and closes them. */
+static void *many_removals_main(void *arg)
+{
+    (void)arg;
+    static char junk[4096];
+    plait_task writers[SHUT_SOCKETS];
+    for (int i = 0; i < SHUT_SOCKETS; i++) {
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                            shut_pairs[i]),
+                 0);
+        while (write(shut_pairs[i][0], junk, sizeof junk) > 0) { /* no room left */
+        }
+        CHECK_EQ(shutdown(shut_pairs[i][0], SHUT_RD), 0);
+        CHECK_EQ(plait_spawn(&writers[i], wait_for_room_on, ARG(i)), 0);
+    }
+    for (int k = 0; k < 20; k++)
+        CHECK_EQ(plait_yield(), 0); /* the watches made and answered, unasked */
+    CHECK_EQ(plait_sleep(2 * PLAIT_MS), 0); /* the loop in the kernel */
+    plait_task closer;
+    plait_spawn_options small = {.stack_size = CHECK_SMALL_STACK};
+    CHECK_EQ(plait_spawn_opts(&closer, drain_then_close, NULL, &small), 0);
+    CHECK_EQ(plait_join(closer, NULL, SOON()), 0);
+    for (int i = 0; i < SHUT_SOCKETS; i++) {
+        CHECK_EQ(plait_join(writers[i], NULL, SOON()), 0);
+        /* answered, or woken by the close */
+        CHECK(room_waits[i] == -EBADF || (room_waits[i] > 0 && (room_waits[i] & PLAIT_WRITABLE)));
+        struct pollfd pfd = {.fd = shut_pairs[i][1], .events = POLLIN};
+        CHECK_EQ(poll(&pfd, 1, 0), 1);
+        CHECK(pfd.revents & POLLHUP); /* let go by the close */
+        CHECK_EQ(close(shut_pairs[i][1]), 0);
+    }
+    return NULL;
+}
+
+/* In a child: a stack overflow is a crash, the child's and not the suite's. */
+TEST(closes_on_the_smallest_stack_with_many_removals_due)
+{
+    pid_t pid = fork_child(true);
+    if (pid == 0) {
+        check_run(many_removals_main, NULL);
+        child_exit();
+    }
+    reap_ok(pid, 30);
+}
+
 RUN_TESTS(CASE(fork_with_a_cancellation_pending), CASE(thread_ending_with_a_cancellation_pending),
-          CASE(close_after_a_replaced_multishot_watch_given_up_closes))
+          CASE(close_after_a_replaced_multishot_watch_given_up_closes),
+          CASE(closes_on_the_smallest_stack_with_many_removals_due))
