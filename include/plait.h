@@ -667,7 +667,8 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
  * end of file), or -ETIMEDOUT, -ECANCELED, or the system call's error (-EPIPE when a
  * pipe's reader has gone: plait ignores SIGPIPE once it has made or written a pipe or
  * socket, if the program left it at its default; a watcher of SIGPIPE then gives back
- * "ignored" as it goes).
+ * "ignored" as it goes; -EIO from a read io_uring made whose completion the kernel
+ * dropped, for want of memory: its bytes are lost).
  * A write is write(2) (send(2) on a socket) first, on either poller.  A write that has
  * to wait for room may be overtaken by another coroutine's later write that finds room
  * (as with write(2) from two threads): coroutines that share a stream should take

@@ -54,8 +54,9 @@ enum {
 #define PLAIT__LOOK_AGAIN 0
 
 /* The highest descriptor a poller serves: io_uring's request names keep the bits
- * above it (one says a request is a read). */
-#define PLAIT__POLL_FD_MAX 0x3fffffff
+ * above it (one says a request is a read, one that it cancels another), and the
+ * highest names for its requests of its own (the inbox watch, the timeout). */
+#define PLAIT__POLL_FD_MAX 0x3fffffef
 
 typedef struct plait__fd_slot {
     plait__waiter *reader, *writer;

@@ -39,7 +39,11 @@
  * something is pending.  (On older kernels the ring is plain: the kernel posts
  * completions on its own.)  Either way a wait first takes what the ring holds and does
  * not sleep if that woke anyone.  A completion ring that overflows is kept by the
- * kernel (FEAT_NODROP, required) and flushed by the next enter.
+ * kernel (FEAT_NODROP, required) and flushed by the next enter; should the kernel
+ * have no memory to keep it, it drops completions and says so once (-EBADR), and every
+ * request whose completion is awaited is looked at again (recheck).  To that end a
+ * cancellation's answer names what it cancelled (CANCEL_BIT): the kernel's "no such
+ * request" then says that the request had ended, its completion come or lost.
  *
  * Invariants: only the scheduler's thread touches the rings (SINGLE_ISSUER); the
  * indices the kernel shares are read with acquire and written with release ordering.
@@ -80,6 +84,9 @@ struct plait__uring {
     struct __kernel_timespec timeout_ts; /* its time, read by the kernel at submission */
     plait__fd_list deferred;    /* descriptors whose watch waits for room (arm_deferred) */
     bool wake_unarmed;          /* the inbox eventfd's watch waits for room in the ring */
+    bool dropped;               /* the kernel dropped completions: the next reap rechecks */
+    bool wake_rechecked;        /* the inbox watch's cancellation by recheck awaits an answer */
+    bool timeout_rechecked;     /* so does the timeout request's */
     bool awaiting_removals;     /* a wait_removed is under way (the outermost) */
     size_t removals_awaited;    /* slots it waits for (removal_awaited) */
     bool multishot;             /* the kernel has multishot polls (5.13: RSRC_TAGS) */
@@ -101,6 +108,7 @@ static bool withdraw_ended(struct plait__poller *p);
 static void mark_entered(struct plait__poller *p, unsigned from);
 static void submit_all(struct plait__poller *p, unsigned flags);
 static unsigned reap(struct plait__poller *p);
+static int ur_io_submit(struct plait__poller *p, int fd, plait__fd_slot *slot);
 
 /* Hand the written requests to the kernel; 0 or -errno.  The reads among them are
  * marked as being handed over while it does (see withdraw_ended). */
@@ -112,6 +120,10 @@ static int submit(struct plait__uring *u, unsigned wait_nr, unsigned flags, void
     int r = enter(u->fd, pending(u), wait_nr, flags, arg, argsz);
     if (handing)
         mark_entered(u->poller, from);
+    if (r == -EBADR) { /* said once per loss, and the call did its work: see recheck */
+        u->dropped = true;
+        return 0;
+    }
     return r < 0 ? r : 0;
 }
 
@@ -241,12 +253,27 @@ static uint64_t key(int fd, uint32_t gen) { return (uint64_t)gen << 32 | (uint32
 /* A read's user_data: its descriptor with this bit, and the slot's read generation
  * (poll.h keeps descriptors below it). */
 #define READ_BIT 0x80000000u
+/* A cancellation's answer: the cancelled request's user_data with this bit (see
+ * cancel_answered); the answers to recheck's of the inbox watch and the timeout. */
+#define CANCEL_BIT 0x40000000u
+#define WAKE_GONE_TOKEN (UINT64_MAX - 4)
+#define TIMEOUT_GONE_TOKEN (UINT64_MAX - 5)
+/* Answers nobody awaits. */
 #define CANCEL_TOKEN (UINT64_MAX - 2)
 #define TIMEOUT_TOKEN (UINT64_MAX - 3)
 
 static uint64_t io_key(int fd, const plait__fd_slot *slot)
 {
     return key(fd, slot->read_gen) | READ_BIT;
+}
+
+/* Make sqe the cancellation of the request named target, its answer named answer. */
+static void cancel_as(struct io_uring_sqe *sqe, uint64_t target, uint64_t answer)
+{
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->fd = -1;
+    sqe->addr = target;
+    sqe->user_data = answer;
 }
 
 static void ur_close(struct plait__poller *p)
@@ -329,22 +356,28 @@ static void wait_removed(struct plait__poller *p, int fd)
     u->awaiting_removals = false;
 }
 
+/* Take fd's live watch back (the slot is armed); 0 or -errno (no room). */
+static int take_back(struct plait__uring *u, int fd, plait__fd_slot *slot)
+{
+    struct io_uring_sqe *sqe = get_sqe(u);
+    if (!sqe)
+        return -errno;
+    /* not POLL_REMOVE: see the top */
+    cancel_as(sqe, key(fd, slot->gen), key(fd, slot->gen) | CANCEL_BIT);
+    put_sqe(u);
+    slot->armed = 0;
+    /* the request holds its file until its completion comes (ur_forget waits) */
+    slot->removal_due = true;
+    slot->removed_gen = slot->gen;
+    return 0;
+}
+
 static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events)
 {
-    struct plait__uring *u = p->ring;
     if (slot->armed) { /* take the live request back first */
-        struct io_uring_sqe *sqe = get_sqe(u);
-        if (!sqe)
-            return -errno;
-        sqe->opcode = IORING_OP_ASYNC_CANCEL; /* not POLL_REMOVE: see the top */
-        sqe->fd = -1;
-        sqe->addr = key(fd, slot->gen);
-        sqe->user_data = CANCEL_TOKEN;
-        put_sqe(u);
-        slot->armed = 0;
-        /* the request holds its file until its completion comes (ur_forget waits) */
-        slot->removal_due = true;
-        slot->removed_gen = slot->gen;
+        int r = take_back(p->ring, fd, slot);
+        if (r < 0)
+            return r;
         /* a watch given up (a wait that ended otherwise, a close): remove it now, and
          * wait until it is gone, as the request holds the file open until then.  Nobody
          * waits on the descriptor any more, so close(2) is the program's to call: handed
@@ -363,7 +396,7 @@ static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsign
         int fl = fcntl(fd, F_GETFL);
         return fl >= 0 && (fl & O_PATH) ? -EBADF : -EPERM;
     }
-    int r = poll_add(u, fd, events, key(fd, ++slot->gen));
+    int r = poll_add(p->ring, fd, events, key(fd, ++slot->gen));
     if (r == 0)
         slot->armed = events;
     return r;
@@ -446,30 +479,73 @@ static void ur_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
     wait_removed(p, fd);
 }
 
+/* The answer to a cancellation of the request named target (a watch being removed, or
+ * a read).  -ENOENT: the kernel found no such request, which had ended; its last
+ * completion came before this answer (the kernel posts them in order), or was dropped
+ * (see recheck).  A removal awaited so is done; a read awaited so fails: the bytes it
+ * took from the file, if any, are lost with their count. */
+static void cancel_answered(struct plait__poller *p, uint64_t target, int res)
+{
+    int fd = (int)((uint32_t)target & ~READ_BIT);
+    uint32_t gen = (uint32_t)(target >> 32);
+    if (res != -ENOENT || (size_t)fd >= p->cap)
+        return;
+    plait__fd_slot *slot = &p->fds[fd];
+    if (!((uint32_t)target & READ_BIT)) {
+        if (slot->removal_due && slot->removed_gen == gen)
+            removal_done(p, slot);
+    } else if (slot->read_op && slot->read_gen == gen) {
+        plait__poller_io_done(p, fd, -EIO);
+    }
+}
+
 static void completed(struct plait__poller *p, uint64_t user_data, int res, unsigned flags)
 {
     if (user_data == CANCEL_TOKEN)
         return;
-    if (user_data == TIMEOUT_TOKEN) { /* fired (or gone with the ring): none armed */
-        p->ring->timeout_at = 0;
+    struct plait__uring *u = p->ring;
+    /* The timeout request and the inbox watch ended: fired, cancelled (or gone with the
+     * ring); or a recheck found one gone, its completion lost.  Once either answer has
+     * come, the recheck's -ENOENT is no news: the request it found gone was answered. */
+    if (user_data == TIMEOUT_TOKEN || user_data == TIMEOUT_GONE_TOKEN) {
+        if (user_data == TIMEOUT_TOKEN || (res == -ENOENT && u->timeout_rechecked))
+            u->timeout_at = 0; /* none armed */
+        u->timeout_rechecked = false;
         return;
     }
-    if (user_data == WAKE_TOKEN) {
+    if (user_data == WAKE_TOKEN || user_data == WAKE_GONE_TOKEN) {
+        bool ended = user_data == WAKE_TOKEN || (res == -ENOENT && u->wake_rechecked);
+        u->wake_rechecked = false;
+        if (!ended)
+            return;
         plait__poller_drain_wake(p);
-        int r = poll_add(p->ring, p->wake_fd, POLLIN, WAKE_TOKEN);
+        int r = poll_add(u, p->wake_fd, POLLIN, WAKE_TOKEN);
         if (r < 0 && !temporary(r))
             refused_for_good(r); /* the scheduler could no longer be woken */
-        p->ring->wake_unarmed = r < 0; /* a full ring refused for a moment: the next wait */
-        note_put_off(p->ring);
+        u->wake_unarmed = r < 0; /* a full ring refused for a moment: the next wait */
+        note_put_off(u);
+        return;
+    }
+    if ((uint32_t)user_data & CANCEL_BIT) {
+        cancel_answered(p, user_data & ~(uint64_t)CANCEL_BIT, res);
         return;
     }
     if ((uint32_t)user_data & READ_BIT) {
         int fd = (int)((uint32_t)user_data & ~READ_BIT);
         if ((size_t)fd >= p->cap)
             return;
-        const plait__fd_slot *slot = &p->fds[fd];
-        if (slot->read_op && slot->read_gen == (uint32_t)(user_data >> 32))
-            plait__poller_io_done(p, fd, res);
+        plait__fd_slot *slot = &p->fds[fd];
+        if (!slot->read_op || slot->read_gen != (uint32_t)(user_data >> 32))
+            return;
+        /* cancelled though its wait goes on: by a recheck, which makes it again (with
+         * no room, the caller's system call reads, as when io_submit finds none) */
+        if (res == -ECANCELED && !atomic_load_explicit(&slot->read_op->waiter->claimed,
+                                                       memory_order_acquire)) {
+            if (ur_io_submit(p, fd, slot) == 0)
+                return;
+            res = -EAGAIN;
+        }
+        plait__poller_io_done(p, fd, res);
         return;
     }
     int fd = (int)(uint32_t)user_data;
@@ -519,7 +595,10 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res, unsi
         wait_removed(p, fd);
 }
 
-/* Take every completion the ring holds; how many there were. */
+static void recheck(struct plait__poller *p);
+
+/* Take every completion the ring holds; how many there were.  Then, if the kernel has
+ * said that it dropped some, look for what they would have said (recheck). */
 static unsigned reap(struct plait__poller *p)
 {
     struct plait__uring *u = p->ring;
@@ -535,6 +614,10 @@ static unsigned reap(struct plait__poller *p)
         unsigned flags = cqe->flags;
         __atomic_store_n(u->cq_head, head + 1, __ATOMIC_RELEASE);
         completed(p, user_data, res, flags);
+    }
+    if (u->dropped) {
+        u->dropped = false;
+        recheck(p);
     }
     return taken;
 }
@@ -553,6 +636,61 @@ static void submit_all(struct plait__poller *p, unsigned flags)
         if (pending(u)) {
             reap(p);
             flags |= IORING_ENTER_GETEVENTS;
+        }
+    }
+}
+
+/* Room for a request in the submission ring, a temporary refusal of the kernel to take
+ * the full ring waited out (get_sqe then submits nothing, and cannot fail). */
+static void make_room(struct plait__poller *p)
+{
+    if (pending(p->ring) == p->ring->sq_entries)
+        submit_all(p, IORING_ENTER_GETEVENTS);
+}
+
+/* Ask the kernel to cancel the request named target (answer: its answer's name). */
+static void ask_cancel(struct plait__poller *p, uint64_t target, uint64_t answer)
+{
+    make_room(p);
+    cancel_as(get_sqe(p->ring), target, answer);
+    put_sqe(p->ring);
+}
+
+/* io_uring_enter said -EBADR: the kernel dropped completions (it had no memory to keep
+ * them past a full completion ring; without FEAT_NODROP it drops them whenever the ring
+ * is full), and says so once.  A wait, read or removal whose completion was among them
+ * would never end, nor the scheduler's sleep once its timeout's or inbox watch's was.
+ * So every request whose completion is awaited is looked at again: each watch is taken
+ * back and armed again by the next wait (a file ready by now answers at once), and
+ * each read in the kernel, each removal, the inbox watch and the timeout request is
+ * cancelled, which the kernel answers for sure: -ENOENT when it had ended, its
+ * completion the lost one (cancel_answered, completed).  A read cancelled so is made
+ * again; one found ended fails with -EIO. */
+static void recheck(struct plait__poller *p)
+{
+    struct plait__uring *u = p->ring;
+    if (!u->wake_unarmed) {
+        ask_cancel(p, WAKE_TOKEN, WAKE_GONE_TOKEN);
+        u->wake_rechecked = true;
+    }
+    if (u->timeout_at) {
+        ask_cancel(p, TIMEOUT_TOKEN, TIMEOUT_GONE_TOKEN);
+        u->timeout_rechecked = true;
+    }
+    for (size_t i = 0; i < p->cap; i++) {
+        int fd = (int)i;
+        plait__fd_slot *slot = &p->fds[fd];
+        if (slot->read_op && atomic_load_explicit(&slot->read_op->state, memory_order_relaxed) ==
+                                 PLAIT__IO_IN_KERNEL)
+            ask_cancel(p, io_key(fd, slot), io_key(fd, slot) | CANCEL_BIT);
+        make_room(p); /* its completions taken meanwhile may have changed the slot */
+        if (slot->armed) {
+            (void)take_back(u, fd, slot); /* there is room */
+            if (defer_arm(u, fd, slot) < 0)
+                plait__poller_fire(p, fd, -ENOMEM);
+        } else if (slot->removal_due) {
+            uint64_t removed = key(fd, slot->removed_gen);
+            ask_cancel(p, removed, removed | CANCEL_BIT);
         }
     }
 }
@@ -729,10 +867,8 @@ static void ur_io_cancel(struct plait__poller *p, int fd)
     while (p->fds[fd].read_op) {
         struct io_uring_sqe *sqe = asked ? NULL : get_sqe(u);
         if (sqe) {
-            sqe->opcode = IORING_OP_ASYNC_CANCEL;
-            sqe->fd = -1;
-            sqe->addr = io_key(fd, &p->fds[fd]);
-            sqe->user_data = CANCEL_TOKEN;
+            uint64_t read = io_key(fd, &p->fds[fd]);
+            cancel_as(sqe, read, read | CANCEL_BIT);
             put_sqe(u);
             asked = true;
         }

@@ -6,11 +6,14 @@
  *
  * And a poll that does not wait yet fails with EINTR (a signal handler ran meanwhile).
  *
+ * And completions the kernel drops (io_uring_enter's -EBADR: no memory for its overflow
+ * list): each wait whose completion was lost still ends.
+ *
  * The failures are made on demand: this test is linked with --wrap=syscall,
  * --wrap=accept4 and --wrap=poll (tests/CMakeLists.txt), so the library's calls pass
  * through the wrappers below, which fail while told to and otherwise make the real call.
  */
-#include "helpers.h"
+#include "fork_child.h"
 
 #include <linux/io_uring.h>
 #include <poll.h>
@@ -20,6 +23,7 @@
 #include <stdbool.h>
 #include <semaphore.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -42,6 +46,36 @@ static sem_t pause_go;
 
 static atomic_uint last_to_submit;     /* io_uring_enter's count of requests, last call */
 static atomic_uint enters;             /* io_uring_enter calls so far */
+/* the next io_uring_enter after which the completion ring holds one that drop_if picks
+ * takes it out, as the kernel drops a completion it has no memory to keep, and answers
+ * -EBADR, as the kernel then does (once) */
+static bool (*_Atomic drop_if)(const struct io_uring_cqe *cqe);
+static struct io_uring_params ring_params; /* the last ring's, seen at its setup */
+
+/* Take the first completion drop_if picks out of ring_fd's completion ring (the older
+ * ones move up over it, and the head past it): whether there was one. */
+static bool drop_completion(int ring_fd)
+{
+    size_t len = ring_params.cq_off.cqes + ring_params.cq_entries * sizeof(struct io_uring_cqe);
+    char *cq = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, ring_fd, IORING_OFF_CQ_RING);
+    if (cq == MAP_FAILED)
+        return false;
+    unsigned *head = (unsigned *)(cq + ring_params.cq_off.head);
+    unsigned tail = __atomic_load_n((unsigned *)(cq + ring_params.cq_off.tail), __ATOMIC_ACQUIRE);
+    unsigned mask = *(unsigned *)(cq + ring_params.cq_off.ring_mask);
+    struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + ring_params.cq_off.cqes);
+    bool dropped = false;
+    for (unsigned i = *head; i != tail && !dropped; i++) {
+        if (!drop_if(&cqes[i & mask]))
+            continue;
+        for (unsigned j = i; j != *head; j--)
+            cqes[j & mask] = cqes[(j - 1) & mask];
+        __atomic_store_n(head, *head + 1, __ATOMIC_RELEASE);
+        dropped = true;
+    }
+    munmap(cq, len);
+    return dropped;
+}
 
 static bool refuse_enter(unsigned to_submit)
 {
@@ -95,8 +129,16 @@ __attribute__((no_sanitize_address)) long __wrap_syscall(long n, ...)
         return -1;
     }
     long r = __real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
-    if (n == __NR_io_uring_setup && r >= 0)
-        ring_entries = ((const struct io_uring_params *)a[1])->sq_entries;
+    if (n == __NR_io_uring_setup && r >= 0) {
+        ring_params = *(const struct io_uring_params *)a[1];
+        ring_entries = ring_params.sq_entries;
+    }
+    if (n == __NR_io_uring_enter && r >= 0 && atomic_load(&drop_if) &&
+        drop_completion((int)a[0])) {
+        atomic_store(&drop_if, NULL);
+        errno = EBADR;
+        return -1;
+    }
     return r;
 }
 
@@ -377,6 +419,222 @@ TEST(close_closes_when_a_watch_s_removal_is_refused_once)
         return;
     check_run(close_past_a_refused_removal, NULL);
     atomic_store(&enter_refusals, 0);
+}
+
+/* ---- completions the kernel drops ---- */
+
+static int drop_fd; /* the descriptor whose completion drop_if picks */
+
+/* A watch on drop_fd that fired, or a read on it that moved bytes (the request's name
+ * has the descriptor in its low bits: poll_uring.c). */
+static bool answer_on_fd(const struct io_uring_cqe *cqe)
+{
+    return ((uint32_t)cqe->user_data & 0x3fffffff) == (uint32_t)drop_fd && cqe->res > 0;
+}
+
+/* drop_fd's watch, ended by its removal. */
+static bool removal_on_fd(const struct io_uring_cqe *cqe)
+{
+    return ((uint32_t)cqe->user_data & 0x3fffffff) == (uint32_t)drop_fd &&
+           cqe->res == -ECANCELED;
+}
+
+/* The ring's timeout request, fired. */
+static bool timeout_fired(const struct io_uring_cqe *cqe) { return cqe->res == -ETIME; }
+
+/* The scheduler's inbox watch (its name is all ones), fired. */
+static bool inbox_fired(const struct io_uring_cqe *cqe) { return cqe->user_data == UINT64_MAX; }
+
+/* The scenario check_run_in_child runs. */
+static void (*child_scenario)(void);
+
+static void *run_scenario(void *arg)
+{
+    (void)arg;
+    child_scenario();
+    return NULL;
+}
+
+/* On io_uring, run scenario in a scheduler's main coroutine in a child, which must end
+ * within 20 s with every check held: a wait that never ends is a failure, not a hang. */
+static void check_run_in_child(void (*scenario)(void))
+{
+    if (!on_io_uring())
+        return;
+    child_scenario = scenario;
+    pid_t pid = fork_child(true);
+    if (pid == 0) {
+        check_run(run_scenario, NULL);
+        CHECK(atomic_load(&drop_if) == NULL); /* the completion was dropped */
+        child_exit();
+    }
+    reap_ok(pid, 20);
+}
+
+static void make_pair(int sv[2])
+{
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+}
+
+static void close_pair(const int sv[2])
+{
+    CHECK_EQ(plait_close(sv[0]), 0);
+    CHECK_EQ(plait_close(sv[1]), 0);
+}
+
+/* A coroutine (fn) waiting in the ring on the first socket of the pair sv: its request
+ * went to the kernel with the main coroutine's wait on the second. */
+static plait_task start_in_ring(const int sv[2], void *(*fn)(void *), void *arg)
+{
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, fn, arg), 0);
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    return t;
+}
+
+/* Data comes to the first socket of the pair sv, and the completion that says so (its
+ * watch's or its read's) is dropped. */
+static void drop_as_data_comes(const int sv[2])
+{
+    drop_fd = sv[0];
+    atomic_store(&drop_if, answer_on_fd);
+    CHECK_EQ(write(sv[1], "x", 1), 1);
+}
+
+/* A wait on a socket whose watch's completion is dropped as data comes (failed first:
+ * the process aborted on -EBADR; a wait whose completion was lost slept for ever). */
+static void wait_past_a_dropped_answer(void)
+{
+    int sv[2];
+    make_pair(sv);
+    filler f = {.fd = sv[0]};
+    plait_task t = start_in_ring(sv, wait_readable, &f);
+    drop_as_data_comes(sv);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK(f.r > 0 && (f.r & PLAIT_READABLE));
+    close_pair(sv);
+}
+
+TEST(a_wait_whose_completion_is_dropped_ends) { check_run_in_child(wait_past_a_dropped_answer); }
+
+/* A read the kernel makes whose completion is dropped: its bytes, taken from the
+ * socket, are lost, and the read fails with -EIO rather than waiting for ever. */
+static void read_past_a_dropped_answer(void)
+{
+    int sv[2];
+    make_pair(sv);
+    reader rd = {.fd = sv[0]};
+    plait_task t = start_in_ring(sv, read_one, &rd);
+    drop_as_data_comes(sv);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(rd.r, -EIO);
+    /* the socket reads on */
+    CHECK_EQ(write(sv[1], "y", 1), 1);
+    CHECK_EQ(plait_read(sv[0], &rd.byte, 1, SOON()), 1);
+    CHECK_EQ(rd.byte, 'y');
+    close_pair(sv);
+}
+
+TEST(a_read_whose_completion_is_dropped_fails) { check_run_in_child(read_past_a_dropped_answer); }
+
+/* Another descriptor's completion is dropped while a read waits in the kernel: the
+ * read, cancelled as every request is looked at again, is made again, and returns the
+ * bytes that come later (not -ECANCELED). */
+static void read_on_past_another_dropped_answer(void)
+{
+    int sv[2];
+    make_pair(sv);
+    reader rd = {.fd = sv[0]};
+    plait_task t = start_in_ring(sv, read_one, &rd);
+    wait_past_a_dropped_answer();
+    CHECK_EQ(write(sv[1], "r", 1), 1);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(rd.r, 1);
+    CHECK_EQ(rd.byte, 'r');
+    close_pair(sv);
+}
+
+TEST(a_read_goes_on_past_another_dropped_completion)
+{
+    check_run_in_child(read_on_past_another_dropped_answer);
+}
+
+/* A wait given up (cancelled), the completion of its watch's removal dropped: the
+ * removal is done, and plait_close closes (the peer sees it). */
+static void close_past_a_dropped_removal(void)
+{
+    int sv[2];
+    make_pair(sv);
+    filler f = {.fd = sv[0]};
+    plait_task t = start_in_ring(sv, wait_readable, &f);
+    drop_fd = sv[0];
+    atomic_store(&drop_if, removal_on_fd);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_close(sv[0]), 0);
+    struct pollfd pfd = {.fd = sv[1], .events = POLLIN | POLLRDHUP};
+    CHECK_EQ(poll(&pfd, 1, 0), 1);
+    CHECK(pfd.revents & (POLLHUP | POLLRDHUP));
+    CHECK_EQ(plait_close(sv[1]), 0);
+}
+
+TEST(close_closes_when_a_removal_s_completion_is_dropped)
+{
+    check_run_in_child(close_past_a_dropped_removal);
+}
+
+/* Run fn while another coroutine waits on a socket: the scheduler then sleeps in its
+ * ring. */
+static void beside_a_wait_in_the_ring(void (*fn)(void))
+{
+    int sv[2];
+    make_pair(sv);
+    filler f = {.fd = sv[0]};
+    plait_task t = start_in_ring(sv, wait_readable, &f);
+    fn();
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    close_pair(sv);
+}
+
+/* The ring's timeout request fires and its completion is dropped: that sleep ends
+ * (its time has come), and so does the next, which once found the request armed still
+ * and slept without a timeout, for ever. */
+static void sleep_twice(void)
+{
+    atomic_store(&drop_if, timeout_fired);
+    CHECK_EQ(plait_sleep(5 * PLAIT_MS), 0);
+    CHECK_EQ(plait_sleep(5 * PLAIT_MS), 0);
+}
+
+static void sleep_past_a_dropped_timeout(void) { beside_a_wait_in_the_ring(sleep_twice); }
+
+TEST(a_sleep_after_a_dropped_timeout_ends) { check_run_in_child(sleep_past_a_dropped_timeout); }
+
+/* The inbox watch's completion is dropped as another thread wakes the scheduler: the
+ * wake-up still comes (the watch is made again), and so do later ones. */
+static void *seven(void *arg)
+{
+    (void)arg;
+    return ARG(7);
+}
+
+static void offload_twice(void)
+{
+    atomic_store(&drop_if, inbox_fired);
+    for (int i = 0; i < 2; i++) {
+        void *v = NULL;
+        CHECK_EQ(plait_to_thread(seven, NULL, &v, SOON()), 0);
+        CHECK_EQ(INT(v), 7);
+    }
+}
+
+static void wake_past_a_dropped_inbox(void) { beside_a_wait_in_the_ring(offload_twice); }
+
+TEST(a_wake_up_whose_completion_is_dropped_comes)
+{
+    check_run_in_child(wake_past_a_dropped_inbox);
 }
 
 /* ---- accept: a connection's network error ---- */
@@ -947,4 +1205,10 @@ RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full),
           CASE(inbox_watch_waits_past_a_full_refused_ring),
           CASE(a_removal_put_off_is_made_though_nobody_waits_again),
           CASE(a_read_is_never_made_on_the_file_that_reuses_a_closed_number),
-          CASE(a_look_interrupted_by_a_signal_looks_again))
+          CASE(a_look_interrupted_by_a_signal_looks_again),
+          CASE(a_wait_whose_completion_is_dropped_ends),
+          CASE(a_read_whose_completion_is_dropped_fails),
+          CASE(a_read_goes_on_past_another_dropped_completion),
+          CASE(close_closes_when_a_removal_s_completion_is_dropped),
+          CASE(a_sleep_after_a_dropped_timeout_ends),
+          CASE(a_wake_up_whose_completion_is_dropped_comes))
