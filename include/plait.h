@@ -119,9 +119,11 @@ typedef struct plait_spawn_options {
 
 /* Run fn(arg) as the first coroutine ("main") of a new scheduler on this thread, and
  * return when it has finished: like asyncio.run().  Coroutines still running when
- * main returns are cancelled and waited for.  *result (if not NULL) gets main's result.
- * A coroutine that calls pthread_exit ends the scheduler the same way (itself as
- * cancelled), and then the thread: plait_run does not return.
+ * main returns are cancelled and waited for, and the scheduler's poller lets go of every
+ * descriptor it watched (io_uring: waiting up to a second for the kernel to take the
+ * removals).  *result (if not NULL) gets main's result.  A coroutine that calls
+ * pthread_exit ends the scheduler the same way (itself as cancelled), and then the
+ * thread: plait_run does not return.
  * Returns main's outcome: 0, main's PLAIT_FAIL code, or -EBUSY if this thread already
  * runs a scheduler, -EINVAL for a null fn, -ENOMEM. */
 int plait_run(plait_fn fn, void *arg, void **result);

@@ -266,6 +266,8 @@ void plait__poller_free(plait__sched *s)
     struct plait__poller *p = s->poller;
     if (!p)
         return;
+    if (p->backend->let_go)
+        p->backend->let_go(p);
     p->backend->close(p);
     if (p->wake_fd >= 0) /* -1: broken */
         close(p->wake_fd);

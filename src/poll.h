@@ -118,6 +118,9 @@ typedef struct plait__poll_backend {
     int (*arm)(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events);
     /* fd is about to be closed by plait_close(): drop what is kept for it. */
     void (*forget)(struct plait__poller *p, int fd, plait__fd_slot *slot);
+    /* Optional (NULL: nothing to do): the scheduler ends, no wait left; let go of every
+     * file the backend still holds before close (io_uring: removals put off). */
+    void (*let_go)(struct plait__poller *p);
     /* Wait until the deadline, up to timeout nanoseconds from now (the same end; -1:
      * for ever; 0: look without waiting), for events, passing each to
      * plait__poller_fire(). */

@@ -499,6 +499,39 @@ static void cancel_answered(struct plait__poller *p, uint64_t target, int res)
     }
 }
 
+enum { LET_GO_MS = 1000 };
+
+/* plait_run ends: nobody waits on a descriptor any more, but a watch given up while the
+ * kernel refused requests for a moment may be armed still, its removal put off to a
+ * wait that will not come (arm_deferred), and removals may be due.  Closing the ring
+ * would have the kernel cancel them in the background, the files held open a moment
+ * after plait_run returned (a close(2) after it unseen by the peer, an unmount finding
+ * them busy).  So each is taken back and waited for, as by plait_close, for LET_GO_MS
+ * at most while the kernel keeps refusing: the ring is then closed as it is. */
+static void ur_let_go(struct plait__poller *p)
+{
+    struct plait__uring *u = p->ring;
+    int64_t give_up = plait_now() + LET_GO_MS * PLAIT_MS;
+    struct __kernel_timespec tick = {.tv_nsec = PLAIT_MS};
+    struct io_uring_getevents_arg arg = {.sigmask_sz = _NSIG / 8,
+                                         .ts = (uint64_t)(uintptr_t)&tick};
+    while (plait_now() < give_up) {
+        bool held = false;
+        for (size_t i = 0; i < p->cap; i++) {
+            plait__fd_slot *slot = &p->fds[i];
+            if (slot->armed)
+                (void)take_back(u, (int)i, slot); /* no room: next time round */
+            held |= slot->armed || slot->removal_due;
+        }
+        if (!held)
+            return;
+        int r = submit(u, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof arg);
+        if (r < 0 && !temporary(r))
+            return; /* refused for good */
+        reap(p);
+    }
+}
+
 static void completed(struct plait__poller *p, uint64_t user_data, int res, unsigned flags)
 {
     if (user_data == CANCEL_TOKEN)
@@ -880,6 +913,7 @@ static void ur_io_cancel(struct plait__poller *p, int fd)
 }
 
 const plait__poll_backend plait__poll_uring = {
-    .name = "io_uring", .open = ur_open, .close = ur_close, .arm = ur_arm, .forget = ur_forget, .wait = ur_wait,
+    .name = "io_uring", .open = ur_open, .close = ur_close, .arm = ur_arm, .forget = ur_forget,
+    .let_go = ur_let_go, .wait = ur_wait,
     .io_submit = ur_io_submit, .io_cancel = ur_io_cancel,
 };

@@ -880,20 +880,26 @@ TEST(close_closes_past_a_full_refused_ring)
  * again, even if no coroutine waits on a descriptor after it.  (It was made only by a
  * later wait on a descriptor: the poll request held the socket open, and a close(2)
  * closed nothing the peer could see.) */
-static void *removal_made_though_nobody_waits(void *arg)
+/* watched_then_ring_filled, then every wait ends otherwise (cancelled) while the
+ * kernel refuses: each removal is put off. */
+static void removals_put_off(int sv[2])
 {
-    (void)arg;
-    int sv[2];
     filler c;
     plait_task ct;
     watched_then_ring_filled(sv, &c, &ct);
-    /* every wait ends otherwise while the kernel refuses: each removal is put off */
     CHECK_EQ(plait_cancel(ct), 0);
     for (int i = 0; i < FILLERS; i++)
         CHECK_EQ(plait_cancel(filler_tasks[i]), 0);
     CHECK_EQ(plait_join(ct, NULL, SOON()), -ECANCELED);
     for (int i = 0; i < FILLERS; i++)
         CHECK_EQ(plait_join(filler_tasks[i], NULL, SOON()), -ECANCELED);
+}
+
+static void *removal_made_though_nobody_waits(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    removals_put_off(sv);
     atomic_store(&enter_refusals, 0); /* the moment passes; nobody waits on a descriptor */
     CHECK_EQ(close(sv[0]), 0);
     struct pollfd pfd = {.fd = sv[1], .events = POLLIN | POLLRDHUP};
@@ -915,6 +921,57 @@ TEST(a_removal_put_off_is_made_though_nobody_waits_again)
     if (!on_io_uring())
         return;
     check_run(removal_made_though_nobody_waits, NULL);
+}
+
+/* Waits end otherwise (cancelled) while the ring is full and the kernel refuses for a
+ * moment, their watches' removals put off, and main returns before the moment passes:
+ * the scheduler ends with them still to make.  plait_run must let the files go before
+ * it returns, so that a close(2) after it closes what the peer sees.  (It closed the
+ * ring with the watches armed, which the kernel cancels in the background: the socket
+ * stayed open a moment after the program's close, and its peer saw no hang-up, in 3
+ * runs of 30; and the end made no system call, leaving the refusals below unmet.)
+ * The kernel refuses `refusals` more calls after main (-1: every one). */
+static int ended_pair[2];
+
+static void *removals_put_off_at_the_end(void *refusals)
+{
+    removals_put_off(ended_pair);
+    atomic_store(&enter_refusals, INT(refusals));
+    return NULL;
+}
+
+static void close_ended_files(void)
+{
+    CHECK_EQ(close(ended_pair[1]), 0);
+    for (int i = 0; i < FILLERS; i++)
+        CHECK_EQ(close(fillers[i].fd), 0);
+}
+
+/* The moment passes as the scheduler ends. */
+TEST(plait_run_lets_go_of_the_files_whose_removals_were_put_off)
+{
+    if (!on_io_uring())
+        return;
+    check_run(removals_put_off_at_the_end, ARG(16));
+    CHECK_EQ(atomic_load(&enter_refusals), 0); /* the scheduler's end met the refusals */
+    CHECK_EQ(close(ended_pair[0]), 0);
+    struct pollfd pfd = {.fd = ended_pair[1], .events = POLLIN | POLLRDHUP};
+    CHECK_EQ(poll(&pfd, 1, 0), 1); /* the peer sees the close at once */
+    CHECK(pfd.revents & (POLLHUP | POLLRDHUP));
+    close_ended_files();
+}
+
+/* The moment never passes: plait_run still returns, after a second of trying. */
+TEST(plait_run_ends_though_the_kernel_refuses_the_put_off_removals)
+{
+    if (!on_io_uring())
+        return;
+    int64_t start = plait_now();
+    check_run(removals_put_off_at_the_end, ARG(-1));
+    CHECK_TOOK(start, PLAIT_SEC);
+    atomic_store(&enter_refusals, 0);
+    CHECK_EQ(close(ended_pair[0]), 0);
+    close_ended_files();
 }
 
 /* A plait_close on another thread, landing as the scheduler hands a coroutine's read to
@@ -1204,6 +1261,8 @@ RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full),
           CASE(close_closes_past_a_full_refused_ring),
           CASE(inbox_watch_waits_past_a_full_refused_ring),
           CASE(a_removal_put_off_is_made_though_nobody_waits_again),
+          CASE(plait_run_lets_go_of_the_files_whose_removals_were_put_off),
+          CASE(plait_run_ends_though_the_kernel_refuses_the_put_off_removals),
           CASE(a_read_is_never_made_on_the_file_that_reuses_a_closed_number),
           CASE(a_look_interrupted_by_a_signal_looks_again),
           CASE(a_wait_whose_completion_is_dropped_ends),
