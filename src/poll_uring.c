@@ -108,7 +108,6 @@ static bool withdraw_ended(struct plait__poller *p);
 static void mark_entered(struct plait__poller *p, unsigned from);
 static void submit_all(struct plait__poller *p, unsigned flags);
 static unsigned reap(struct plait__poller *p);
-static int ur_io_submit(struct plait__poller *p, int fd, plait__fd_slot *slot);
 
 /* Hand the written requests to the kernel; 0 or -errno.  The reads among them are
  * marked as being handed over while it does (see withdraw_ended). */
@@ -570,14 +569,13 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res, unsi
         plait__fd_slot *slot = &p->fds[fd];
         if (!slot->read_op || slot->read_gen != (uint32_t)(user_data >> 32))
             return;
-        /* cancelled though its wait goes on: by a recheck, which makes it again (with
-         * no room, the caller's system call reads, as when io_submit finds none) */
+        /* cancelled though its wait goes on: by a recheck.  Its caller reads by itself
+         * (-EAGAIN: read(2), then a watch), as after a deadline; made again here, the
+         * read could go after a plait_close on another thread that saw it in the
+         * kernel and did not wait, to the file that took the number since. */
         if (res == -ECANCELED && !atomic_load_explicit(&slot->read_op->waiter->claimed,
-                                                       memory_order_acquire)) {
-            if (ur_io_submit(p, fd, slot) == 0)
-                return;
+                                                       memory_order_acquire))
             res = -EAGAIN;
-        }
         plait__poller_io_done(p, fd, res);
         return;
     }
@@ -697,8 +695,8 @@ static void ask_cancel(struct plait__poller *p, uint64_t target, uint64_t answer
  * back and armed again by the next wait (a file ready by now answers at once), and
  * each read in the kernel, each removal, the inbox watch and the timeout request is
  * cancelled, which the kernel answers for sure: -ENOENT when it had ended, its
- * completion the lost one (cancel_answered, completed).  A read cancelled so is made
- * again; one found ended fails with -EIO. */
+ * completion the lost one (cancel_answered, completed).  A read cancelled so is left
+ * to its caller (completed); one found ended fails with -EIO. */
 static void recheck(struct plait__poller *p)
 {
     struct plait__uring *u = p->ring;

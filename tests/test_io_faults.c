@@ -539,8 +539,8 @@ static void read_past_a_dropped_answer(void)
 TEST(a_read_whose_completion_is_dropped_fails) { check_run_in_child(read_past_a_dropped_answer); }
 
 /* Another descriptor's completion is dropped while a read waits in the kernel: the
- * read, cancelled as every request is looked at again, is made again, and returns the
- * bytes that come later (not -ECANCELED). */
+ * read, cancelled as every request is looked at again, goes on (its caller reads), and
+ * returns the bytes that come later (not -ECANCELED). */
 static void read_on_past_another_dropped_answer(void)
 {
     int sv[2];
