@@ -898,8 +898,9 @@ static void ur_io_cancel(struct plait__poller *p, int fd)
     while (p->fds[fd].read_op) {
         struct io_uring_sqe *sqe = asked ? NULL : get_sqe(u);
         if (sqe) {
-            uint64_t read = io_key(fd, &p->fds[fd]);
-            cancel_as(sqe, read, read | CANCEL_BIT);
+            /* its answer unnamed: the read's own completion comes before it, or was
+             * dropped and a recheck's cancellation (named) ends it */
+            cancel_as(sqe, io_key(fd, &p->fds[fd]), CANCEL_TOKEN);
             put_sqe(u);
             asked = true;
         }
