@@ -402,16 +402,25 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
     return r;
 }
 
+void *plait__room_for(void *items, size_t *room, size_t need, size_t size, size_t first)
+{
+    if (need <= *room)
+        return items;
+    size_t grown_room = *room ? *room : first;
+    while (grown_room < need)
+        grown_room *= 2;
+    void *grown = realloc(items, grown_room * size);
+    if (grown)
+        *room = grown_room;
+    return grown;
+}
+
 int plait__fd_list_push(plait__fd_list *list, int fd)
 {
-    if (list->len == list->cap) {
-        size_t cap = list->cap ? 2 * list->cap : 64;
-        int *grown = realloc(list->fds, cap * sizeof *grown);
-        if (!grown)
-            return -ENOMEM;
-        list->fds = grown;
-        list->cap = cap;
-    }
+    int *fds = plait__room_for(list->fds, &list->cap, list->len + 1, sizeof *fds, 64);
+    if (!fds)
+        return -ENOMEM;
+    list->fds = fds;
     list->fds[list->len++] = fd;
     return 0;
 }
@@ -530,7 +539,6 @@ static void poller_after_fork(plait__sched *s)
         p->fds[fd].unverified_since = 0;
         p->fds[fd].listed = false;
         p->fds[fd].arm_deferred = false;
-        p->fds[fd].removal_due = false; /* the parent's ring's */
     }
     p->unverified.len = 0;
     /* none to be had (broken): each wait below is answered with the error */

@@ -88,10 +88,12 @@ typedef struct plait__fd_slot {
     uint32_t kind_gen;
     uint32_t gen;               /* io_uring: which poll request is the live one */
     uint32_t read_gen;          /* io_uring: which read request is the live one */
-    uint32_t removed_gen;       /* io_uring: the poll request last removed, */
-    bool removal_due;           /* whose completion has not come yet: it holds the file
-                                 * open until then (plait_close waits for it) */
-    bool removal_awaited;       /* io_uring: a wait under way waits for that completion
+    uint32_t *removed_gens;     /* io_uring: the poll requests taken back whose last
+                                 * completion has not come yet, oldest first: each holds
+                                 * the file open until then (plait_close waits for them) */
+    size_t removals_due;        /* how many; room for one more while a watch is armed */
+    size_t removals_room;       /* the room in removed_gens */
+    bool removal_awaited;       /* io_uring: a wait under way waits for those completions
                                  * too (wait_removed) */
     bool arm_deferred;          /* io_uring: its watch waits for room in the ring (on the
                                  * ring's deferred list) */
@@ -149,6 +151,10 @@ typedef struct plait__fd_list {
 
 /* Append fd; 0 or -ENOMEM (the list is unchanged). */
 int plait__fd_list_push(plait__fd_list *list, int fd);
+/* A growing array of items of `size` bytes with room for *room, grown (doubling from
+ * `first`) to hold `need`: the array, moved or not, *room updated; NULL for want of
+ * memory (items and *room unchanged). */
+void *plait__room_for(void *items, size_t *room, size_t need, size_t size, size_t first);
 
 struct plait__poller {
     const plait__poll_backend *backend;

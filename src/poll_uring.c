@@ -45,8 +45,17 @@
  * cancellation's answer names what it cancelled (CANCEL_BIT): the kernel's "no such
  * request" then says that the request had ended, its completion come or lost.
  *
+ * A watch taken back (take_back) holds its file until its request's last completion
+ * comes, which may be long after (behind the kernel's work due) and after that of a
+ * newer request of the slot (one answered as the kernel took it): so a slot keeps
+ * every removal due, by generation (removed_gens), not only the last.
+ *
  * Invariants: only the scheduler's thread touches the rings (SINGLE_ISSUER); the
  * indices the kernel shares are read with acquire and written with release ordering.
+ * A slot's removed_gens holds each poll request taken back until its last completion
+ * (none with IORING_CQE_F_MORE) comes or a cancellation finds it gone (-ENOENT), and
+ * never the live request; while a watch is armed it has room for one more, so taking
+ * a watch back needs no memory.
  */
 #include "poll.h"
 
@@ -283,6 +292,11 @@ static void ur_close(struct plait__poller *p)
     unmap(u);
     if (u->fd >= 0)
         close(u->fd); /* the kernel cancels what is still watched */
+    for (size_t fd = 0; fd < p->cap; fd++) { /* the removals due were this ring's */
+        free(p->fds[fd].removed_gens);
+        p->fds[fd].removed_gens = NULL;
+        p->fds[fd].removals_due = p->fds[fd].removals_room = 0;
+    }
     free(u->deferred.fds);
     free(u);
     p->ring = NULL;
@@ -311,19 +325,38 @@ static int ur_open(struct plait__poller *p)
     return r;
 }
 
-/* fd's removed watch is done (its last completion came, or it can never come): the
- * file is let go. */
-static void removal_done(struct plait__poller *p, plait__fd_slot *slot)
+/* The poll request gen of the slot is done (its last completion came, or it can never
+ * come): if it was a removal due, it no longer holds the file. */
+static void removal_done(struct plait__poller *p, plait__fd_slot *slot, uint32_t gen)
 {
-    slot->removal_due = false;
-    if (slot->removal_awaited) {
+    size_t i = 0;
+    while (i < slot->removals_due && slot->removed_gens[i] != gen)
+        i++;
+    if (i == slot->removals_due)
+        return; /* the live request, or one not taken back */
+    slot->removals_due--;
+    memmove(&slot->removed_gens[i], &slot->removed_gens[i + 1],
+            (slot->removals_due - i) * sizeof *slot->removed_gens);
+    if (!slot->removals_due && slot->removal_awaited) {
         slot->removal_awaited = false;
         p->ring->removals_awaited--;
     }
 }
 
-/* Wait, in the kernel, until fd's removed watch is done (removal_due: its request
- * still holds the file), handing over what the ring holds and taking completions
+/* Room in the slot's removals due for the watch about to be armed, once it is taken
+ * back; 0 or -ENOMEM. */
+static int room_for_removal(plait__fd_slot *slot)
+{
+    uint32_t *gens = plait__room_for(slot->removed_gens, &slot->removals_room,
+                                     slot->removals_due + 1, sizeof *gens, 2);
+    if (!gens)
+        return -ENOMEM;
+    slot->removed_gens = gens;
+    return 0;
+}
+
+/* Wait, in the kernel, until fd's removed watches are done (removals_due: their
+ * requests still hold the file), handing over what the ring holds and taking completions
  * meanwhile.  On a DEFER_TASKRUN ring the kernel ends the request in its queue of work
  * due, a few dozen items per entry, so handing it over is not enough.
  *
@@ -337,7 +370,7 @@ static void wait_removed(struct plait__poller *p, int fd)
 {
     struct plait__uring *u = p->ring;
     plait__fd_slot *slot = &p->fds[fd];
-    if (slot->removal_due && !slot->removal_awaited) {
+    if (slot->removals_due && !slot->removal_awaited) {
         slot->removal_awaited = true;
         u->removals_awaited++;
     }
@@ -355,7 +388,7 @@ static void wait_removed(struct plait__poller *p, int fd)
     u->awaiting_removals = false;
 }
 
-/* Take fd's live watch back (the slot is armed); 0 or -errno (no room). */
+/* Take fd's live watch back (the slot is armed); 0 or -errno (no room in the ring). */
 static int take_back(struct plait__uring *u, int fd, plait__fd_slot *slot)
 {
     struct io_uring_sqe *sqe = get_sqe(u);
@@ -365,9 +398,9 @@ static int take_back(struct plait__uring *u, int fd, plait__fd_slot *slot)
     cancel_as(sqe, key(fd, slot->gen), key(fd, slot->gen) | CANCEL_BIT);
     put_sqe(u);
     slot->armed = 0;
-    /* the request holds its file until its completion comes (ur_forget waits) */
-    slot->removal_due = true;
-    slot->removed_gen = slot->gen;
+    /* the request holds its file until its completion comes (ur_forget waits); the
+     * room was made when it was armed */
+    slot->removed_gens[slot->removals_due++] = slot->gen;
     return 0;
 }
 
@@ -395,7 +428,9 @@ static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsign
         int fl = fcntl(fd, F_GETFL);
         return fl >= 0 && (fl & O_PATH) ? -EBADF : -EPERM;
     }
-    int r = poll_add(p->ring, fd, events, key(fd, ++slot->gen));
+    int r = room_for_removal(slot);
+    if (r == 0)
+        r = poll_add(p->ring, fd, events, key(fd, ++slot->gen));
     if (r == 0)
         slot->armed = events;
     return r;
@@ -470,11 +505,11 @@ static void ur_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
     /* a watch removed before (a wait that ended otherwise, a re-arm) may not be done
      * yet: its removal still in the ring (the watch after it refused for a moment), or
      * handed over behind the kernel's work due */
-    if (!slot->armed && !slot->removal_due)
+    if (!slot->armed && !slot->removals_due)
         return;
     submit_all(p, IORING_ENTER_GETEVENTS);
-    if (slot->armed && arm_now(p, fd, slot, 0) < 0) /* refused for good */
-        removal_done(p, slot);
+    if (slot->armed)
+        (void)take_back(p->ring, fd, slot); /* the ring has room now */
     wait_removed(p, fd);
 }
 
@@ -491,8 +526,7 @@ static void cancel_answered(struct plait__poller *p, uint64_t target, int res)
         return;
     plait__fd_slot *slot = &p->fds[fd];
     if (!((uint32_t)target & READ_BIT)) {
-        if (slot->removal_due && slot->removed_gen == gen)
-            removal_done(p, slot);
+        removal_done(p, slot, gen);
     } else if (slot->read_op && slot->read_gen == gen) {
         plait__poller_io_done(p, fd, -EIO);
     }
@@ -520,7 +554,7 @@ static void ur_let_go(struct plait__poller *p)
             plait__fd_slot *slot = &p->fds[i];
             if (slot->armed)
                 (void)take_back(u, (int)i, slot); /* no room: next time round */
-            held |= slot->armed || slot->removal_due;
+            held |= slot->armed || slot->removals_due;
         }
         if (!held)
             return;
@@ -584,8 +618,8 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res, unsi
         return;
     plait__fd_slot *slot = &p->fds[fd];
     bool more = flags & IORING_CQE_F_MORE; /* a multishot request goes on */
-    if (slot->removal_due && slot->removed_gen == (uint32_t)(user_data >> 32) && !more)
-        removal_done(p, slot); /* removed or fired */
+    if (!more) /* its last: one taken back is done */
+        removal_done(p, slot, (uint32_t)(user_data >> 32));
     if (!slot->armed || slot->gen != (uint32_t)(user_data >> 32))
         return; /* a request removed or replaced since */
     /* the events asked for: the kernel adds POLLRDHUP to every poll request
@@ -622,7 +656,7 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res, unsi
      * kernel's queue of work due, while this one, answered as the kernel took it, came
      * at once.  close(2) is the program's to call now: the file must be let go first
      * (behind 100 events due it stayed open; test_review_uring). */
-    if (!p->fds[fd].armed && p->fds[fd].removal_due && !p->fds[fd].arm_deferred)
+    if (!p->fds[fd].armed && p->fds[fd].removals_due && !p->fds[fd].arm_deferred)
         wait_removed(p, fd);
 }
 
@@ -714,14 +748,19 @@ static void recheck(struct plait__poller *p)
         if (slot->read_op && atomic_load_explicit(&slot->read_op->state, memory_order_relaxed) ==
                                  PLAIT__IO_IN_KERNEL)
             ask_cancel(p, io_key(fd, slot), io_key(fd, slot) | CANCEL_BIT);
+        /* each removal due, the newest first: completions taken meanwhile (make_room)
+         * may end some, moving the older ones down */
+        for (size_t left = slot->removals_due; left > 0;) {
+            uint64_t removed = key(fd, slot->removed_gens[--left]);
+            ask_cancel(p, removed, removed | CANCEL_BIT);
+            if (left > slot->removals_due)
+                left = slot->removals_due;
+        }
         make_room(p); /* its completions taken meanwhile may have changed the slot */
         if (slot->armed) {
             (void)take_back(u, fd, slot); /* there is room */
             if (defer_arm(u, fd, slot) < 0)
                 plait__poller_fire(p, fd, -ENOMEM);
-        } else if (slot->removal_due) {
-            uint64_t removed = key(fd, slot->removed_gen);
-            ask_cancel(p, removed, removed | CANCEL_BIT);
         }
     }
 }

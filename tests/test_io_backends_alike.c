@@ -8,14 +8,16 @@
  * pseudo-terminal, a FIFO, a signalfd); a fork with more requests in flight than the
  * ring holds.
  *
- * Three cases failed on io_uring before their fixes (epoll passed them): a descriptor
+ * Four cases failed on io_uring before their fixes (epoll passed them): a descriptor
  * nobody waits on any more, closed with close(2), stayed open (the peer saw no end)
  * while the removal of its last watch sat behind 100 events due in a DEFER_TASKRUN
  * ring's queue of work: after a wait given up (close_after_a_wait_given_up_...), and
  * after a watch replaced when a waiter of the other direction left, the new one
- * answered as the kernel took it (close_after_a_replaced_watch_fired_...); and a close
- * of a listener whose watch had been woken by a connection another coroutine took
- * slept for ever (a_close_after_a_watch_woken_for_nothing_returns).
+ * answered as the kernel took it (close_after_a_replaced_watch_fired_...); a
+ * plait_close that took that new one back too returned on its answer, the first still
+ * holding the socket (close_after_a_watch_replaced_twice_...); and a close of a
+ * listener whose watch had been woken by a connection another coroutine took slept
+ * for ever (a_close_after_a_watch_woken_for_nothing_returns).
  */
 #include "check.h"
 #include "fork_child.h"
@@ -664,13 +666,19 @@ static void due_finish(plait_task et[DUE])
     CHECK_EQ(plait_close(closing_peer), 0);
 }
 
-/* close(2) of the socket nobody waits on now; with no look at the ring in between,
- * the peer sees the close at once. */
+/* Whether the peer sees the close at once: a hang-up, with no look at the ring in
+ * between. */
+static void note_whether_the_peer_saw_the_close(void)
+{
+    struct pollfd pfd = {.fd = closing_peer, .events = POLLIN | POLLRDHUP};
+    peer_saw_close = poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP));
+}
+
+/* close(2) of the socket nobody waits on now: the peer sees it at once. */
 static void close_for_the_peer_to_see(void)
 {
     CHECK_EQ(close(closing_fd), 0);
-    struct pollfd pfd = {.fd = closing_peer, .events = POLLIN | POLLRDHUP};
-    peer_saw_close = poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLRDHUP));
+    note_whether_the_peer_saw_the_close();
 }
 
 static void *wait_then_close(void *arg)
@@ -722,30 +730,78 @@ static void *wait_to_write(void *arg)
                                   : -1);
 }
 
-static void *replaced_then_closed(void *arg)
+/* A reader and a writer wait on the socket (one request for both) behind DUE events
+ * due; the reader's byte comes, and the writer's wait is cancelled.  The reader's
+ * result is NULL when it saw what it should. */
+static void reader_and_cancelled_writer(void *(*reader)(void *), void *(*writer)(void *))
 {
-    (void)arg;
     plait_task et[DUE], rt, wt;
     due_start(et);
     char junk[4096] = {0};
     while (write(closing_fd, junk, sizeof junk) > 0) { /* not writable: the writer waits */
     }
-    CHECK_EQ(plait_spawn(&rt, read_then_close, NULL), 0);
-    CHECK_EQ(plait_spawn(&wt, wait_to_write, NULL), 0);
+    CHECK_EQ(plait_spawn(&rt, reader, NULL), 0);
+    CHECK_EQ(plait_spawn(&wt, writer, NULL), 0);
     due_fire();
-    CHECK_EQ(write(closing_peer, "b", 1), 1); /* the reader's byte */
+    CHECK_EQ(write(closing_peer, "b", 1), 1); /* readable: a new watch answers at once */
     CHECK_EQ(plait_cancel(wt), 0);
     CHECK_EQ(plait_join(wt, NULL, SOON()), -ECANCELED);
     void *res = (void *)1;
     CHECK_EQ(plait_join(rt, &res, SOON()), 0);
     CHECK(res == NULL);
     due_finish(et);
+}
+
+static void *replaced_then_closed(void *arg)
+{
+    (void)arg;
+    reader_and_cancelled_writer(read_then_close, wait_to_write);
     return NULL;
 }
 
 TEST(close_after_a_replaced_watch_fired_behind_many_events_closes)
 {
     check_run(replaced_then_closed, NULL);
+}
+
+/* As above, but the writer, its wait ended (cancelled), closes the socket with
+ * plait_close at once, before the scheduler looks at the ring: the request for both
+ * directions was replaced by one for the reader alone, and that one was taken back in
+ * turn, with the first one's removal still due.  The second, answered as the kernel
+ * took it (the reader's byte), came at once; the first sat behind the events due and
+ * still held the socket.  A slot remembered only its last removal: plait_close
+ * returned on the second's answer, and the peer saw no close. */
+static void *wait_to_read_until_closed(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)(plait_wait_fd(closing_fd, PLAIT_READABLE, SOON()) == -EBADF
+                                  ? 0
+                                  : -1);
+}
+
+static int writer_wait_r, writer_close_r;
+
+static void *wait_to_write_then_close(void *arg)
+{
+    (void)arg;
+    writer_wait_r = plait_wait_fd(closing_fd, PLAIT_WRITABLE, SOON());
+    writer_close_r = plait_close(closing_fd);
+    note_whether_the_peer_saw_the_close();
+    return NULL;
+}
+
+static void *replaced_twice_then_closed(void *arg)
+{
+    (void)arg;
+    reader_and_cancelled_writer(wait_to_read_until_closed, wait_to_write_then_close);
+    CHECK_EQ(writer_wait_r, -ECANCELED);
+    CHECK_EQ(writer_close_r, 0);
+    return NULL;
+}
+
+TEST(close_after_a_watch_replaced_twice_behind_many_events_closes)
+{
+    check_run(replaced_twice_then_closed, NULL);
 }
 
 /* ---- a peer's reset under a kernel read and a writer blocked on a full buffer ---- */
@@ -1155,6 +1211,7 @@ RUN_TESTS(CASE(thousands_of_waits_made_ready_at_once_all_wake),
           CASE(a_close_after_a_watch_woken_for_nothing_returns),
           CASE(close_after_a_wait_given_up_behind_many_events_closes),
           CASE(close_after_a_replaced_watch_fired_behind_many_events_closes),
+          CASE(close_after_a_watch_replaced_twice_behind_many_events_closes),
           CASE(a_reset_ends_a_kernel_read_and_a_blocked_write_alike),
           CASE(a_pseudo_terminal_is_read_as_on_epoll), CASE(a_fifo_is_read_as_on_epoll),
           CASE(a_signalfd_read_sees_the_thread_s_signal),

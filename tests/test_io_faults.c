@@ -177,6 +177,32 @@ static void *wait_readable(void *arg)
     return NULL;
 }
 
+static void *wait_writable(void *arg)
+{
+    filler *f = arg;
+    f->r = plait_wait_fd(f->fd, PLAIT_WRITABLE, PLAIT_FOREVER);
+    return NULL;
+}
+
+/* A socket pair whose sv[0] has no room to write, a reader (*rt, its outcome in r->r)
+ * and a writer (*wt, in w->r) waiting on it with one watch, in the kernel. */
+static void reader_and_writer_in_ring(int sv[2], filler *r, plait_task *rt, filler *w,
+                                      plait_task *wt)
+{
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    static char junk[4096];
+    while (write(sv[0], junk, sizeof junk) > 0) { /* no room: the writer waits */
+    }
+    *r = (filler){.fd = sv[0]};
+    *w = (filler){.fd = sv[0]};
+    CHECK_EQ(plait_spawn(rt, wait_readable, r), 0);
+    CHECK_EQ(plait_spawn(wt, wait_writable, w), 0);
+    settle();
+    /* a wait that ends at once, as the scheduler has entered the kernel: the watch
+     * went with it */
+    CHECK_EQ(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+}
+
 enum { FILLERS = 600 }; /* more watches than the ring holds */
 static filler fillers[FILLERS];
 static plait_task filler_tasks[FILLERS];
@@ -582,6 +608,37 @@ static void close_past_a_dropped_removal(void)
 TEST(close_closes_when_a_removal_s_completion_is_dropped)
 {
     check_run_in_child(close_past_a_dropped_removal);
+}
+
+/* A reader and a writer wait on a socket (one watch for both); the writer's wait ends
+ * (cancelled), and the watch is replaced by one for the reader alone.  The completion
+ * of the first request's removal is dropped: the look again (recheck) takes the live
+ * watch back too, so two removals are due, and it must ask after each, or plait_close
+ * would wait for the lost one for ever.  plait_close returns, and the peer sees the
+ * close. */
+static void close_past_an_older_dropped_removal(void)
+{
+    int sv[2];
+    filler r, w;
+    plait_task rt, wt;
+    reader_and_writer_in_ring(sv, &r, &rt, &w, &wt);
+    drop_fd = sv[0];
+    atomic_store(&drop_if, removal_on_fd);
+    CHECK_EQ(plait_cancel(wt), 0);
+    CHECK_EQ(plait_join(wt, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(w.r, -ECANCELED);
+    CHECK_EQ(plait_close(sv[0]), 0);
+    struct pollfd pfd = {.fd = sv[1], .events = POLLRDHUP};
+    CHECK_EQ(poll(&pfd, 1, 0), 1);
+    CHECK(pfd.revents & (POLLHUP | POLLRDHUP));
+    CHECK_EQ(plait_join(rt, NULL, SOON()), 0);
+    CHECK_EQ(r.r, -EBADF);
+    CHECK_EQ(plait_close(sv[1]), 0);
+}
+
+TEST(close_closes_when_an_older_removal_s_completion_is_dropped)
+{
+    check_run_in_child(close_past_an_older_dropped_removal);
 }
 
 /* Run fn while another coroutine waits on a socket: the scheduler then sleeps in its
@@ -1138,13 +1195,6 @@ TEST(a_look_interrupted_by_a_signal_looks_again)
 
 /* ---- a removal written, the watch after it refused ---- */
 
-static void *wait_writable(void *arg)
-{
-    filler *f = arg;
-    f->r = plait_wait_fd(f->fd, PLAIT_WRITABLE, PLAIT_FOREVER);
-    return NULL;
-}
-
 /* A reader and a writer wait on a socket (one watch in the kernel, which holds the
  * socket open).  The writer's wait ends (cancelled) when the submission ring has room
  * for one request only, and the kernel refuses to take them: the watch's removal gets
@@ -1155,18 +1205,9 @@ static void *close_past_a_written_removal(void *arg)
 {
     (void)arg;
     int sv[2];
-    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    static char junk[4096];
-    while (write(sv[0], junk, sizeof junk) > 0) { /* no room: the writer waits */
-    }
-    filler r = {.fd = sv[0]}, w = {.fd = sv[0]};
+    filler r, w;
     plait_task rt, wt;
-    CHECK_EQ(plait_spawn(&rt, wait_readable, &r), 0);
-    CHECK_EQ(plait_spawn(&wt, wait_writable, &w), 0);
-    settle();
-    /* a wait that ends at once, as the scheduler has entered the kernel: the watch
-     * went with it */
-    CHECK_EQ(plait_wait_fd(sv[1], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    reader_and_writer_in_ring(sv, &r, &rt, &w, &wt);
     enter_refusal_errno = EBUSY;
     atomic_store(&enter_refusals, -1);
     /* watches written until one entry of the ring is left */
@@ -1278,5 +1319,6 @@ RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full),
           CASE(a_read_whose_completion_is_dropped_fails),
           CASE(a_read_goes_on_past_another_dropped_completion),
           CASE(close_closes_when_a_removal_s_completion_is_dropped),
+          CASE(close_closes_when_an_older_removal_s_completion_is_dropped),
           CASE(a_sleep_after_a_dropped_timeout_ends),
           CASE(a_wake_up_whose_completion_is_dropped_comes))
