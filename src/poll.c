@@ -509,7 +509,13 @@ void plait__poller_poll(plait__sched *s, int64_t deadline, int64_t now)
             now = plait_now();
         timeout = deadline > now ? deadline - now : 0;
     }
+    /* The loop's wait is no cancellation point (epoll_wait, the eventfd's read), though
+     * a coroutine may have turned the thread's cancellation back on for its own code: a
+     * pthread_cancel acted on here unwound the loop, not a coroutine, and the cleanup
+     * handler for a coroutine that ends the thread (sched.c) took the loop for one. */
+    int cancel_state = plait__cancel_off();
     s->poller->backend->wait(s->poller, deadline, timeout);
+    plait__cancel_restore(cancel_state);
 }
 
 /* End fd's read in the kernel: res is its result, status what its waiter is told. */

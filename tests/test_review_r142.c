@@ -1,0 +1,214 @@
+/*
+ * test_review_r142.c — review of a coroutine that ends its scheduler's thread
+ * (ended_by_a_coroutine, sched.c) and of what it may meet.
+ *
+ *   cancel_acted_on_after_the_plait_call: a coroutine turns the thread's cancellation
+ *       back on (a pthread_cancel is pending) and waits on an event while another
+ *       coroutine waits on a descriptor (the scheduler sleeps in its poller), until
+ *       another thread sets it (a post to the inbox: the eventfd).  No plait call is a
+ *       cancellation point (plait.h, API.md): the wait returns 0, and the cancellation
+ *       is acted on at the coroutine's own next cancellation point.  The loop ran with
+ *       the coroutine's cancel state, and its epoll_wait (epoll) or eventfd read
+ *       (io_uring) acted on it: the cleanup handler for a coroutine that ends the
+ *       thread took the loop for that coroutine and restarted it on a stack it has not
+ *       (SIGSEGV, on both pollers).
+ *   plain_thread_and_main_thread: the same wind-down from a coroutine of a scheduler on
+ *       a plain pthread, and on a process's main thread (the process then goes on as
+ *       after pthread_exit from main: another thread still runs, and it exits 0).
+ */
+#include "fork_child.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sys/wait.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
+static int go_pipe[2], hold_pipe[2];
+static _Atomic int slept_through, reader_result = 1, waiter_result = 1, main_tid;
+static plait_task reader;
+static plait_event *go_on;
+
+static void *reads_hold(void *arg)
+{
+    (void)arg;
+    char c;
+    reader_result = (int)plait_read(hold_pipe[0], &c, 1, PLAIT_FOREVER);
+    return NULL;
+}
+
+/* keeps the poller busy (the loop sleeps in it), and never wakes before it ends */
+static void *watches_hold(void *arg)
+{
+    (void)arg;
+    reader_result = plait_wait_fd(hold_pipe[0], POLLIN, PLAIT_FOREVER);
+    return NULL;
+}
+
+static void *main_turns_cancel_on(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_spawn(&reader, watches_hold, NULL), 0);
+    char c;
+    /* the test has sent the pthread_cancel when this returns */
+    CHECK_EQ(plait_read(go_pipe[0], &c, 1, plait_deadline_in(5 * PLAIT_SEC)), 1);
+    CHECK_EQ(plait_yield(), 0); /* the watcher is in the poller */
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+    main_tid = gettid_();
+    /* the loop sleeps in its poller until the test posts to its inbox (the eventfd) */
+    waiter_result = plait_event_wait(go_on, plait_deadline_in(5 * PLAIT_SEC));
+    slept_through = 1;
+    pthread_testcancel(); /* acted on here, in the coroutine's own code */
+    slept_through = 2;    /* not reached */
+    return NULL;
+}
+
+static void *thread_runs(void *arg)
+{
+    (void)arg;
+    plait_run(main_turns_cancel_on, NULL, NULL);
+    return (void *)7;
+}
+
+static void cancel_acted_on_in_child(void)
+{
+    CHECK_EQ(pipe2(go_pipe, O_NONBLOCK), 0);
+    CHECK_EQ(pipe2(hold_pipe, O_NONBLOCK), 0);
+    CHECK_EQ(plait_event_create(&go_on), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, thread_runs, NULL), 0);
+    CHECK_EQ(pthread_cancel(t), 0);
+    CHECK_EQ(write(go_pipe[1], "g", 1), 1);
+    wait_asleep(&main_tid);
+    CHECK_EQ(plait_event_set(go_on), 0);
+    void *v = NULL;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    CHECK_EQ(pthread_timedjoin_np(t, &v, &until), 0);
+    CHECK(v == PTHREAD_CANCELED);
+    CHECK_EQ(waiter_result, 0);
+    CHECK_EQ(slept_through, 1);
+    CHECK_EQ(reader_result, -ECANCELED);
+}
+
+TEST(cancel_acted_on_after_the_plait_call)
+{
+    if (CHECK_TSAN) {
+        CHECK_SKIP("ThreadSanitizer refuses pthread_exit from a fiber");
+        return;
+    }
+    pid_t child = fork_child(true);
+    if (child == 0) {
+        check_failures = 0;
+        cancel_acted_on_in_child();
+        child_exit();
+    }
+    reap_ok(child, 10);
+}
+
+/* ---- a plain thread's scheduler, and the main thread's ---- */
+
+static plait_task sleeper;
+static _Atomic int sleeper_result = 1;
+
+static void *sleeps(void *arg)
+{
+    (void)arg;
+    sleeper_result = plait_sleep(10 * PLAIT_SEC);
+    return NULL;
+}
+
+static void *main_exits(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_spawn(&sleeper, sleeps, NULL), 0);
+    CHECK_EQ(plait_spawn(&reader, reads_hold, NULL), 0);
+    CHECK_EQ(plait_yield(), 0);
+    pthread_exit((void *)9);
+}
+
+static void *plain_thread_runs(void *arg)
+{
+    (void)arg;
+    plait_run(main_exits, NULL, NULL);
+    return (void *)7;
+}
+
+static int checker_fds;
+/* count_fds through this thread's view: /proc/self/fd is the main thread's, gone */
+static int count_fds_here(void)
+{
+    DIR *d = opendir("/proc/thread-self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;
+}
+
+static void *checks_after_main_left(void *arg)
+{
+    pthread_t main_thread = *(pthread_t *)arg;
+    void *v = NULL;
+    CHECK_EQ(pthread_join(main_thread, &v), 0);
+    CHECK(v == (void *)9);
+    CHECK_EQ(sleeper_result, -ECANCELED);
+    CHECK_EQ(reader_result, -ECANCELED);
+    CHECK_EQ(count_fds_here(), checker_fds);
+#if defined(__SANITIZE_ADDRESS__)
+    CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
+#endif
+    fflush(NULL);
+    _exit(check_failures == 0 ? 42 : 1);
+}
+
+TEST(plain_thread_and_main_thread)
+{
+    if (CHECK_TSAN) {
+        CHECK_SKIP("ThreadSanitizer refuses pthread_exit from a fiber");
+        return;
+    }
+    pid_t child = fork_child(true);
+    if (child == 0) {
+        check_failures = 0;
+        CHECK_EQ(pipe2(hold_pipe, O_NONBLOCK), 0);
+        int fds = count_fds();
+        pthread_t t;
+        CHECK_EQ(pthread_create(&t, NULL, plain_thread_runs, NULL), 0);
+        void *v = NULL;
+        CHECK_EQ(pthread_join(t, &v), 0);
+        CHECK(v == (void *)9);
+        CHECK_EQ(sleeper_result, -ECANCELED);
+        CHECK_EQ(reader_result, -ECANCELED);
+        CHECK_EQ(count_fds(), fds);
+        child_exit();
+    }
+    reap_ok(child, 10);
+    /* on the main thread: another thread checks once it has gone, and exits 42 */
+    child = fork_child(true);
+    if (child == 0) {
+        check_failures = 0;
+        sleeper_result = reader_result = 1;
+        CHECK_EQ(pipe2(hold_pipe, O_NONBLOCK), 0);
+        checker_fds = count_fds_here();
+        static pthread_t self;
+        self = pthread_self();
+        pthread_t t;
+        CHECK_EQ(pthread_create(&t, NULL, checks_after_main_left, &self), 0);
+        plait_run(main_exits, NULL, NULL);
+        _exit(3); /* plait_run does not return */
+    }
+    int status = 0;
+    for (int i = 0; i < 1000 && waitpid(child, &status, WNOHANG) == 0; i++)
+        usleep(10000);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 42);
+    if (!WIFEXITED(status))
+        kill(child, SIGKILL), waitpid(child, &status, 0);
+}
+
+RUN_TESTS(CASE(cancel_acted_on_after_the_plait_call), CASE(plain_thread_and_main_thread))
