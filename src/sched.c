@@ -155,8 +155,19 @@ __attribute__((noinline)) static void switch_to(plait__sched *s, plait__coro *fr
 #else
     (void)from_ends;
 #endif
+    /* The thread's cancel state is each coroutine's own (and the loop's, off: plait_run):
+     * a coroutine that turns cancellation back on for its own code, then waits, left it
+     * on to the next one, in the middle of a plait call (whose read(2) then acted on a
+     * pthread_cancel inside plait); and that call, restoring the state saved as it began,
+     * turned it off again under the first.  The state is saved here, off, across the
+     * switch, and put back when from runs again (a coroutine starts with it off).  Every
+     * switch to from comes through here, so it runs again with it off: only a state that
+     * was on is put back (one libc call a switch in the common case). */
+    int cancel_state = plait__cancel_off();
     plait__context_switch(&from->ctx, &to->ctx);
     after_switch(s, from);
+    if (PLAIT_UNLIKELY(cancel_state != PTHREAD_CANCEL_DISABLE))
+        plait__cancel_restore(cancel_state);
 }
 
 /* The coroutine to switch to directly, or the loop when the budget is spent. */

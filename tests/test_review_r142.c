@@ -12,6 +12,12 @@
  *       (io_uring) acted on it: the cleanup handler for a coroutine that ends the
  *       thread took the loop for that coroutine and restarted it on a stack it has not
  *       (SIGSEGV, on both pollers).
+ *   each_coroutine_keeps_its_cancel_state: coroutine A turns cancellation back on (a
+ *       pthread_cancel pending) and waits; B, resumed in its plait_read meanwhile, ran
+ *       plait's code with A's state (on epoll its wait ended by the cancellation, inside
+ *       plait), and its call's restore of the state it saved as it began turned A's off
+ *       (A's own pthread_testcancel then did nothing, and the thread ran on).  The state
+ *       is each coroutine's own across switches (switch_to).
  *   plain_thread_and_main_thread: the same wind-down from a coroutine of a scheduler on
  *       a plain pthread, and on a process's main thread (the process then goes on as
  *       after pthread_exit from main: another thread still runs, and it exits 0).
@@ -104,6 +110,84 @@ TEST(cancel_acted_on_after_the_plait_call)
     if (child == 0) {
         check_failures = 0;
         cancel_acted_on_in_child();
+        child_exit();
+    }
+    reap_ok(child, 10);
+}
+
+/* ---- each coroutine's own cancel state ---- */
+
+static int b_pipe[2];
+static _Atomic int b_result = 1, b_sleep_result = 1, a_tid, a_woke = 1, a_after;
+static plait_task b_task;
+
+static void *b_reads(void *arg)
+{
+    (void)arg;
+    char c;
+    b_result = (int)plait_read(b_pipe[0], &c, 1, plait_deadline_in(5 * PLAIT_SEC));
+    CHECK_EQ(plait_event_set(go_on), 0); /* A's wait ends after this read */
+    b_sleep_result = plait_sleep_until(PLAIT_FOREVER);
+    return NULL;
+}
+
+static void *a_turns_cancel_on(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_spawn(&b_task, b_reads, NULL), 0);
+    char c;
+    CHECK_EQ(plait_read(go_pipe[0], &c, 1, plait_deadline_in(5 * PLAIT_SEC)), 1);
+    CHECK_EQ(plait_yield(), 0); /* B waits in plait_read */
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+    a_tid = gettid_();
+    a_woke = plait_event_wait(go_on, plait_deadline_in(5 * PLAIT_SEC));
+    a_after = 1;
+    pthread_testcancel(); /* acted on here, in A's own code */
+    a_after = 2;          /* not reached */
+    return NULL;
+}
+
+static void *thread_runs_a(void *arg)
+{
+    (void)arg;
+    plait_run(a_turns_cancel_on, NULL, NULL);
+    return (void *)7;
+}
+
+/* A turns the thread's cancellation on (a pthread_cancel pending) and waits; B, resumed
+ * in its plait_read meanwhile, ran plait's code with A's state (its read(2) acted on
+ * the cancellation inside plait_read, epoll), and left its own, saved as its call
+ * began, to A (A's own cancellation point then did nothing: io_uring).  Each coroutine
+ * keeps its own state across the switches. */
+TEST(each_coroutine_keeps_its_cancel_state)
+{
+    if (CHECK_TSAN) {
+        CHECK_SKIP("ThreadSanitizer refuses pthread_exit from a fiber");
+        return;
+    }
+    pid_t child = fork_child(true);
+    if (child == 0) {
+        check_failures = 0;
+        CHECK_EQ(pipe2(go_pipe, O_NONBLOCK), 0);
+        CHECK_EQ(pipe2(b_pipe, O_NONBLOCK), 0);
+        CHECK_EQ(plait_event_create(&go_on), 0);
+        pthread_t t;
+        CHECK_EQ(pthread_create(&t, NULL, thread_runs_a, NULL), 0);
+        CHECK_EQ(pthread_cancel(t), 0);
+        CHECK_EQ(write(go_pipe[1], "g", 1), 1);
+        wait_asleep(&a_tid);
+        CHECK_EQ(write(b_pipe[1], "b", 1), 1);
+        void *v = NULL;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 5;
+        CHECK_EQ(pthread_timedjoin_np(t, &v, &until), 0);
+        CHECK(v == PTHREAD_CANCELED);
+        CHECK_EQ(b_result, 1);
+        CHECK_EQ(b_sleep_result, -ECANCELED);
+        CHECK_EQ(a_woke, 0);
+        CHECK_EQ(a_after, 1);
         child_exit();
     }
     reap_ok(child, 10);
@@ -211,4 +295,5 @@ TEST(plain_thread_and_main_thread)
         kill(child, SIGKILL), waitpid(child, &status, 0);
 }
 
-RUN_TESTS(CASE(cancel_acted_on_after_the_plait_call), CASE(plain_thread_and_main_thread))
+RUN_TESTS(CASE(cancel_acted_on_after_the_plait_call), CASE(each_coroutine_keeps_its_cancel_state),
+          CASE(plain_thread_and_main_thread))
