@@ -439,6 +439,8 @@ struct plait__coro {
     int state;
     bool is_loop;               /* the thread's own stack, where the scheduler loop runs */
     bool recycle_pending;       /* finished while named by the inbox: freed when drained */
+    int cancel_state;           /* the thread's pthread cancel state as it switched away:
+                                 * its own (switch_to) */
     void **locals;
     /* the stack: [lo, lo + size) with the canary at lo; see stack.c */
     char *stack_lo;

@@ -162,12 +162,14 @@ __attribute__((noinline)) static void switch_to(plait__sched *s, plait__coro *fr
      * turned it off again under the first.  The state is saved here, off, across the
      * switch, and put back when from runs again (a coroutine starts with it off).  Every
      * switch to from comes through here, so it runs again with it off: only a state that
-     * was on is put back (one libc call a switch in the common case). */
-    int cancel_state = plait__cancel_off();
+     * was on is put back (one libc call a switch in the common case).  Kept in from, not
+     * in a local whose address is taken: that would take stack (and, under ASan, leave
+     * a redzone in the loop's frame that ended_by_a_coroutine's calls run over). */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &from->cancel_state);
     plait__context_switch(&from->ctx, &to->ctx);
     after_switch(s, from);
-    if (PLAIT_UNLIKELY(cancel_state != PTHREAD_CANCEL_DISABLE))
-        plait__cancel_restore(cancel_state);
+    if (PLAIT_UNLIKELY(from->cancel_state != PTHREAD_CANCEL_DISABLE))
+        plait__cancel_restore(from->cancel_state);
 }
 
 /* The coroutine to switch to directly, or the loop when the budget is spent. */
