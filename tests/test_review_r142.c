@@ -193,6 +193,123 @@ TEST(each_coroutine_keeps_its_cancel_state)
     reap_ok(child, 10);
 }
 
+/* ---- every kind of wait wound down, the watchdog on ---- */
+
+static plait_mutex *w_mutex;
+static plait_chan *w_chan;
+static int w_pipe[2];
+static plait_task w_holder, w_locker, w_joiner, w_fd, w_sleeper, w_exiter;
+static _Atomic int w_recv = 1, w_lock = 1, w_join = 1, w_wait_fd = 1, w_sleep = 1,
+                   w_unlock = 1;
+
+static void *w_holds(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_mutex_lock(w_mutex, PLAIT_FOREVER), 0);
+    int x;
+    w_recv = plait_chan_recv(w_chan, &x, PLAIT_FOREVER);
+    w_unlock = plait_mutex_unlock(w_mutex);
+    return NULL;
+}
+
+static void *w_locks(void *arg)
+{
+    (void)arg;
+    w_lock = plait_mutex_lock(w_mutex, PLAIT_FOREVER);
+    if (w_lock == 0)
+        plait_mutex_unlock(w_mutex);
+    return NULL;
+}
+
+static void *w_sleeps(void *arg)
+{
+    (void)arg;
+    w_sleep = plait_sleep(10 * PLAIT_SEC);
+    return NULL;
+}
+
+static void *w_joins(void *arg)
+{
+    (void)arg;
+    w_join = plait_join(w_sleeper, NULL, PLAIT_FOREVER);
+    return NULL;
+}
+
+static void *w_waits_fd(void *arg)
+{
+    (void)arg;
+    w_wait_fd = plait_wait_fd(w_pipe[0], POLLIN, PLAIT_FOREVER);
+    return NULL;
+}
+
+static void *w_exits(void *arg)
+{
+    (void)arg;
+    /* runs 30 ms without yielding: the watchdog notes the stall */
+    int64_t until = plait_now() + 30 * PLAIT_MS;
+    while (plait_now() < until)
+        ;
+    pthread_exit(NULL);
+}
+
+static void *w_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_spawn(&w_holder, w_holds, NULL), 0);
+    CHECK_EQ(plait_yield(), 0); /* the holder has the mutex */
+    CHECK_EQ(plait_spawn(&w_locker, w_locks, NULL), 0);
+    CHECK_EQ(plait_spawn(&w_sleeper, w_sleeps, NULL), 0);
+    CHECK_EQ(plait_spawn(&w_joiner, w_joins, NULL), 0);
+    CHECK_EQ(plait_spawn(&w_fd, w_waits_fd, NULL), 0);
+    CHECK_EQ(plait_yield(), 0); /* every one waits */
+    CHECK_EQ(plait_spawn(&w_exiter, w_exits, NULL), 0);
+    return ARG(plait_sleep_until(PLAIT_FOREVER));
+}
+
+static void *w_thread(void *arg)
+{
+    (void)arg;
+    plait_run(w_main, NULL, NULL);
+    return ARG(4);
+}
+
+TEST(every_wait_wound_down)
+{
+    if (CHECK_TSAN) {
+        CHECK_SKIP("ThreadSanitizer refuses pthread_exit from a fiber");
+        return;
+    }
+    pid_t child = fork_child(true);
+    if (child == 0) {
+        check_failures = 0;
+        CHECK_EQ(plait_set_slow_warning(5 * PLAIT_MS), 0);
+        CHECK_EQ(pipe2(w_pipe, O_NONBLOCK), 0);
+        CHECK_EQ(plait_mutex_create(&w_mutex), 0);
+        CHECK_EQ(plait_chan_create(&w_chan, sizeof(int), 0), 0);
+        int fds = count_fds();
+        plait_task t;
+        CHECK_EQ(plait_thread_start(&t, w_thread, NULL, NULL), 0);
+        CHECK_EQ(plait_join(t, NULL, plait_deadline_in(5 * PLAIT_SEC)), -ECANCELED);
+        plait_task *all[] = {&w_holder, &w_locker, &w_joiner, &w_fd, &w_sleeper, &w_exiter};
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+            CHECK_EQ(plait_join(*all[i], NULL, 0), -ECANCELED);
+        CHECK_EQ(w_recv, -ECANCELED);
+        CHECK_EQ(w_unlock, 0);
+        CHECK_EQ(w_lock, -ECANCELED);
+        CHECK_EQ(w_join, -ECANCELED);
+        CHECK_EQ(w_wait_fd, -ECANCELED);
+        CHECK_EQ(w_sleep, -ECANCELED);
+        CHECK_EQ(count_fds(), fds);
+        CHECK_EQ(plait_mutex_destroy(w_mutex), 0);
+        CHECK_EQ(plait_chan_destroy(w_chan), 0);
+#if defined(__SANITIZE_ADDRESS__)
+        CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
+#endif
+        child_exit();
+    }
+    reap_ok(child, 10);
+}
+
 /* ---- a plain thread's scheduler, and the main thread's ---- */
 
 static plait_task sleeper;
@@ -295,5 +412,5 @@ TEST(plain_thread_and_main_thread)
         kill(child, SIGKILL), waitpid(child, &status, 0);
 }
 
-RUN_TESTS(CASE(cancel_acted_on_after_the_plait_call), CASE(each_coroutine_keeps_its_cancel_state),
+RUN_TESTS(CASE(cancel_acted_on_after_the_plait_call), CASE(each_coroutine_keeps_its_cancel_state), CASE(every_wait_wound_down),
           CASE(plain_thread_and_main_thread))
