@@ -18,6 +18,12 @@
  *       plait), and its call's restore of the state it saved as it began turned A's off
  *       (A's own pthread_testcancel then did nothing, and the thread ran on).  The state
  *       is each coroutine's own across switches (switch_to).
+ *   every_wait_wound_down: a coroutine ends its plait thread after a stall the watchdog
+ *       notes, while others wait on a mutex, a channel, a join, a descriptor, a sleep.
+ *   scheduler_ends_with_cancellation_left_on: main turns cancellation on and returns;
+ *       the scheduler's end (its poller's close(2)) ran with main's state and acted on
+ *       a pending pthread_cancel inside plait_run, which never returned (the scheduler
+ *       half freed, its descriptors open).  Fixed with each_coroutine_keeps_its_...
  *   plain_thread_and_main_thread: the same wind-down from a coroutine of a scheduler on
  *       a plain pthread, and on a process's main thread (the process then goes on as
  *       after pthread_exit from main: another thread still runs, and it exits 0).
@@ -188,6 +194,68 @@ TEST(each_coroutine_keeps_its_cancel_state)
         CHECK_EQ(b_sleep_result, -ECANCELED);
         CHECK_EQ(a_woke, 0);
         CHECK_EQ(a_after, 1);
+        child_exit();
+    }
+    reap_ok(child, 10);
+}
+
+/* ---- a coroutine that leaves cancellation on as it returns ---- */
+
+static _Atomic int r_returned, r_fds_after = -2;
+
+static void *main_leaves_cancel_on(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_spawn(&reader, watches_hold, NULL), 0); /* the poller is made */
+    char c;
+    CHECK_EQ(plait_read(go_pipe[0], &c, 1, plait_deadline_in(5 * PLAIT_SEC)), 1);
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+    return NULL; /* no cancellation point of its own after this */
+}
+
+static void *thread_runs_r(void *arg)
+{
+    (void)arg;
+    int r = plait_run(main_leaves_cancel_on, NULL, NULL);
+    r_returned = r == 0 ? 1 : r;
+    r_fds_after = count_fds();
+    pthread_testcancel(); /* the thread's own cancellation point */
+    return (void *)7;
+}
+
+/* main turns the thread's cancellation on (a pthread_cancel pending) and returns: the
+ * scheduler's end (its poller's close(2)) ran with main's state and acted on it inside
+ * plait_run, which never returned, the scheduler half freed.  plait_run returns, and
+ * the thread acts on it at its own next cancellation point. */
+TEST(scheduler_ends_with_cancellation_left_on)
+{
+    if (CHECK_TSAN) {
+        CHECK_SKIP("ThreadSanitizer refuses pthread_exit from a fiber");
+        return;
+    }
+    pid_t child = fork_child(true);
+    if (child == 0) {
+        check_failures = 0;
+        CHECK_EQ(pipe2(go_pipe, O_NONBLOCK), 0);
+        CHECK_EQ(pipe2(hold_pipe, O_NONBLOCK), 0);
+        int fds = count_fds();
+        pthread_t t;
+        CHECK_EQ(pthread_create(&t, NULL, thread_runs_r, NULL), 0);
+        CHECK_EQ(pthread_cancel(t), 0);
+        CHECK_EQ(write(go_pipe[1], "g", 1), 1);
+        void *v = NULL;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 5;
+        CHECK_EQ(pthread_timedjoin_np(t, &v, &until), 0);
+        CHECK(v == PTHREAD_CANCELED);
+        CHECK_EQ(r_returned, 1);
+        CHECK_EQ(r_fds_after, fds);
+        CHECK_EQ(reader_result, -ECANCELED);
+#if defined(__SANITIZE_ADDRESS__)
+        CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
+#endif
         child_exit();
     }
     reap_ok(child, 10);
@@ -413,4 +481,5 @@ TEST(plain_thread_and_main_thread)
 }
 
 RUN_TESTS(CASE(cancel_acted_on_after_the_plait_call), CASE(each_coroutine_keeps_its_cancel_state), CASE(every_wait_wound_down),
+          CASE(scheduler_ends_with_cancellation_left_on),
           CASE(plain_thread_and_main_thread))
