@@ -79,6 +79,8 @@ struct plait_queue {
     size_t map_size;
     size_t msg_max, capacity, slot_size;
     unsigned noted_pid, noted_roles; /* what this process has noted already */
+    _Atomic int64_t tries_looked[2]; /* when a try last looked for a side gone unreported
+                                      * (wait_timed_out), by the side [role - 1] */
 };
 
 static size_t state_size(void) { return (sizeof(queue_state) + ALIGN - 1) / ALIGN * ALIGN; }
@@ -208,9 +210,24 @@ static bool side_left_unreported(queue_state *st, unsigned role)
  * Before the deadline: a purge of the holders gone unreported.  At the deadline:
  * -ETIMEDOUT, unless that side is gone, or found gone now (a purge only then: a call
  * that waits less than PLAIT__SHARED_RECHECK_NS never purged, and answered -ETIMEDOUT
- * where a longer wait answered -EPIPE). */
-static int wait_timed_out(queue_state *st, unsigned role, int64_t recheck, int64_t deadline)
+ * where a longer wait answered -EPIPE); a try looks at most every TRY_LOOK_NS. */
+/* A try (a deadline past as its wait began) looks for a side gone unreported at most
+ * this often, by handle and side: each look is a kill(2) per holder up to the first
+ * alive, and the lock again, which made a try on an empty or full queue whose other
+ * side lives five times dearer (a polling loop: a system call per try). */
+#define TRY_LOOK_NS (10 * PLAIT_MS)
+
+static int wait_timed_out(plait_queue *queue, unsigned role, int64_t recheck,
+                          int64_t deadline)
 {
+    queue_state *st = queue->st;
+    if (deadline <= recheck - PLAIT__SHARED_RECHECK_NS) { /* a try */
+        _Atomic int64_t *looked = &queue->tries_looked[role - 1];
+        int64_t now = plait_now(), last = atomic_load_explicit(looked, memory_order_relaxed);
+        if (last && now - last < TRY_LOOK_NS)
+            return -ETIMEDOUT;
+        atomic_store_explicit(looked, now, memory_order_relaxed);
+    }
     int r = plait__plock_lock_until(&st->lock, deadline, LOCK_GRACE_NS);
     if (r < 0)
         return r;
@@ -382,7 +399,7 @@ static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t d
         int r = plait__shared_wait(&queue->obj, &st->send_seq, seq, &st->send_waiters,
                                    recheck < deadline ? recheck : deadline, "queue send");
         if (r == -ETIMEDOUT)
-            r = wait_timed_out(st, ROLE_RECV, recheck, deadline);
+            r = wait_timed_out(queue, ROLE_RECV, recheck, deadline);
         if (r < 0)
             return r;
     }
@@ -439,7 +456,7 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
         int r = plait__shared_wait(&queue->obj, &st->recv_seq, seq, &st->recv_waiters,
                                    recheck < deadline ? recheck : deadline, "queue recv");
         if (r == -ETIMEDOUT)
-            r = wait_timed_out(st, ROLE_SEND, recheck, deadline);
+            r = wait_timed_out(queue, ROLE_SEND, recheck, deadline);
         if (r < 0)
             return r;
     }

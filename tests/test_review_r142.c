@@ -24,6 +24,9 @@
  *       the scheduler's end (its poller's close(2)) ran with main's state and acted on
  *       a pending pthread_cancel inside plait_run, which never returned (the scheduler
  *       half freed, its descriptors open).  Fixed with each_coroutine_keeps_its_...
+ *   queue_tries_in_a_loop_look_seldom: a receive that tries in a loop on an empty queue
+ *       whose sender lives made a kill(2) per try (and took the lock twice): at most
+ *       one look every 10 ms now; a sender gone unreported is still found.
  *   plain_thread_and_main_thread: the same wind-down from a coroutine of a scheduler on
  *       a plain pthread, and on a process's main thread (the process then goes on as
  *       after pthread_exit from main: another thread still runs, and it exits 0).
@@ -378,6 +381,57 @@ TEST(every_wait_wound_down)
     reap_ok(child, 10);
 }
 
+/* ---- a queue's tries ---- */
+
+/* kill(pid, 0) calls (the looks for holders gone): the test links with --wrap=kill */
+static atomic_int kill_looks;
+int __real_kill(pid_t pid, int sig);
+int __wrap_kill(pid_t pid, int sig);
+int __wrap_kill(pid_t pid, int sig)
+{
+    if (sig == 0)
+        atomic_fetch_add(&kill_looks, 1);
+    return __real_kill(pid, sig);
+}
+
+/* A receive that tries (deadline 0) on an empty queue whose sender lives, in a loop:
+ * each try looked for the sender gone unreported (a kill(2), and the lock again), five
+ * times the cost of a try before (a system call per try of a polling loop).  A try
+ * looks at most every 10 ms now; a gone sender is still found by a later try. */
+TEST(queue_tries_in_a_loop_look_seldom)
+{
+    plait_queue *q;
+    char c;
+    CHECK_EQ(plait_queue_create(&q, 1, 1), 0);
+    int hold[2];
+    CHECK_EQ(pipe(hold), 0);
+    pid_t sender = fork_child(true);
+    if (sender == 0) {
+        close(hold[1]);
+        int r = plait_queue_send(q, "a", 1, 0);
+        _exit(r == 0 && read(hold[0], &c, 1) == 0 ? 0 : 1); /* until the pipe closes */
+    }
+    close(hold[0]);
+    CHECK_EQ(plait_queue_recv(q, &c, 1, SOON()), 1); /* the sender holds its side */
+    int before = atomic_load(&kill_looks), timed_out = 0;
+    int64_t start = plait_now();
+    for (int i = 0; i < 20000; i++)
+        timed_out += plait_queue_recv(q, &c, 1, 0) == -ETIMEDOUT;
+    int64_t took = plait_now() - start;
+    int looks = atomic_load(&kill_looks) - before;
+    CHECK_EQ(timed_out, 20000);
+    CHECK(looks <= 2 + (int)(took / (10 * PLAIT_MS)));
+    /* the sender gone unreported (reaped here): a try finds it, within 10 ms of tries */
+    close(hold[1]);
+    reap_ok(sender, 10);
+    ssize_t r = -ETIMEDOUT;
+    int64_t until = SOON();
+    while (r == -ETIMEDOUT && plait_now() < until)
+        r = plait_queue_recv(q, &c, 1, 0);
+    CHECK_EQ(r, -EPIPE);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
 /* ---- a plain thread's scheduler, and the main thread's ---- */
 
 static plait_task sleeper;
@@ -482,4 +536,5 @@ TEST(plain_thread_and_main_thread)
 
 RUN_TESTS(CASE(cancel_acted_on_after_the_plait_call), CASE(each_coroutine_keeps_its_cancel_state), CASE(every_wait_wound_down),
           CASE(scheduler_ends_with_cancellation_left_on),
+          CASE(queue_tries_in_a_loop_look_seldom),
           CASE(plain_thread_and_main_thread))
