@@ -1,6 +1,7 @@
 /*
- * test_review_r142.c — review of a coroutine that ends its scheduler's thread
- * (ended_by_a_coroutine, sched.c) and of what it may meet.
+ * test_coroutine_cancel_state.c — a coroutine's own pthread cancel state, and a
+ * coroutine that ends its scheduler's thread (ended_by_a_coroutine, sched.c) and what
+ * that may meet.
  *
  *   cancel_acted_on_after_the_plait_call: a coroutine turns the thread's cancellation
  *       back on (a pthread_cancel is pending) and waits on an event while another
