@@ -156,11 +156,12 @@ static inline void wait_for(atomic_int *flag)
         CHECK(!"the flag was never set");
 }
 
-/* Descriptors open in this process now (not counting the one that reads
- * /proc/self/fd); -1 when it cannot be read. */
-static inline int count_fds(void)
+/* Descriptors open as the directory dir lists them (/proc/self/fd, or
+ * /proc/thread-self/fd once the main thread is gone), not counting the one that reads
+ * it; -1 when it cannot be read. */
+static inline int count_fds_in(const char *dir)
 {
-    DIR *d = opendir("/proc/self/fd");
+    DIR *d = opendir(dir);
     if (!d)
         return -1;
     int n = 0;
@@ -168,6 +169,12 @@ static inline int count_fds(void)
         n += e->d_name[0] != '.';
     closedir(d);
     return n - 1;
+}
+
+/* Descriptors open in this process now; -1 when they cannot be counted. */
+static inline int count_fds(void)
+{
+    return count_fds_in("/proc/self/fd");
 }
 
 /* The state letter of a thread or process in /proc/ID/stat ('S': asleep in the

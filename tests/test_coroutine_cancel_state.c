@@ -462,19 +462,6 @@ static void *plain_thread_runs(void *arg)
 }
 
 static int checker_fds;
-/* count_fds through this thread's view: /proc/self/fd is the main thread's, gone */
-static int count_fds_here(void)
-{
-    DIR *d = opendir("/proc/thread-self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1;
-}
-
 static void *checks_after_main_left(void *arg)
 {
     pthread_t main_thread = *(pthread_t *)arg;
@@ -483,7 +470,7 @@ static void *checks_after_main_left(void *arg)
     CHECK(v == (void *)9);
     CHECK_EQ(sleeper_result, -ECANCELED);
     CHECK_EQ(reader_result, -ECANCELED);
-    CHECK_EQ(count_fds_here(), checker_fds);
+    CHECK_EQ(count_fds_in("/proc/thread-self/fd"), checker_fds);
 #if defined(__SANITIZE_ADDRESS__)
     CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
 #endif
@@ -519,7 +506,8 @@ TEST(plain_thread_and_main_thread)
         check_failures = 0;
         sleeper_result = reader_result = 1;
         CHECK_EQ(pipe2(hold_pipe, O_NONBLOCK), 0);
-        checker_fds = count_fds_here();
+        /* this thread's view: /proc/self is the main thread's, which leaves */
+        checker_fds = count_fds_in("/proc/thread-self/fd");
         static pthread_t self;
         self = pthread_self();
         pthread_t t;
