@@ -100,9 +100,10 @@ typedef struct plait_task {
 
 /* Smallest and largest stack a coroutine may ask for, and the default.  A stack holds
  * plait's own frames too (a few hundred bytes in an optimised build).  A sanitizer
- * makes every frame several times larger: an unoptimised AddressSanitizer build
- * overflows PLAIT_STACK_MIN in plait's frames alone, so give coroutines larger stacks
- * in such builds.  So does the dynamic linker at a lazily bound function's first call
+ * makes every frame several times larger, and intercepts libc calls plait makes on the
+ * coroutine's stack (the switch's pthread_setcancelstate): an AddressSanitizer build
+ * overflows PLAIT_STACK_MIN in these alone, so give coroutines larger stacks in such
+ * builds.  So does the dynamic linker at a lazily bound function's first call
  * (some 3 KiB with AVX-512): libplait.so is bound at load, and a program linked with a
  * shared library whose small coroutines call into it first should be linked with
  * -Wl,-z,now (API.md, "Stacks"). */

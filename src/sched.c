@@ -146,15 +146,6 @@ __attribute__((noinline)) static void switch_to(plait__sched *s, plait__coro *fr
                           atomic_load_explicit(&s->switches, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     atomic_store_explicit(&s->running_id, to->is_loop ? 0 : to->id, memory_order_relaxed);
-#ifdef PLAIT_TSAN
-    __tsan_switch_to_fiber(to->tsan_fiber, 0);
-#endif
-#ifdef PLAIT_ASAN
-    __sanitizer_start_switch_fiber(from_ends ? NULL : &from->asan_fake_stack,
-                                   to->asan_stack_lo, to->asan_stack_size);
-#else
-    (void)from_ends;
-#endif
     /* The thread's cancel state is each coroutine's own (and the loop's, off: plait_run):
      * a coroutine that turns cancellation back on for its own code, then waits, left it
      * on to the next one, in the middle of a plait call (whose read(2) then acted on a
@@ -164,8 +155,18 @@ __attribute__((noinline)) static void switch_to(plait__sched *s, plait__coro *fr
      * switch to from comes through here, so it runs again with it off: only a state that
      * was on is put back (one libc call a switch in the common case).  Kept in from, not
      * in a local whose address is taken: that would take stack (and, under ASan, leave
-     * a redzone in the loop's frame that ended_by_a_coroutine's calls run over). */
+     * a redzone in the loop's frame that ended_by_a_coroutine's calls run over).  Before
+     * the sanitizers hear of the switch: the call runs on from's stack, as from. */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &from->cancel_state);
+#ifdef PLAIT_TSAN
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+#ifdef PLAIT_ASAN
+    __sanitizer_start_switch_fiber(from_ends ? NULL : &from->asan_fake_stack,
+                                   to->asan_stack_lo, to->asan_stack_size);
+#else
+    (void)from_ends;
+#endif
     plait__context_switch(&from->ctx, &to->ctx);
     after_switch(s, from);
     if (PLAIT_UNLIKELY(from->cancel_state != PTHREAD_CANCEL_DISABLE))
