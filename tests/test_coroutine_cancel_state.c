@@ -88,29 +88,31 @@ static void *thread_runs(void *arg)
     return (void *)7;
 }
 
-static void cancel_acted_on_in_child(void)
+/* Start fn (a plait_run) on a new thread with a pthread_cancel pending, and let its
+ * main go on (go_pipe). */
+static pthread_t start_cancelled(void *(*fn)(void *))
 {
-    CHECK_EQ(pipe2(go_pipe, O_NONBLOCK), 0);
-    CHECK_EQ(pipe2(hold_pipe, O_NONBLOCK), 0);
-    CHECK_EQ(plait_event_create(&go_on), 0);
     pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, thread_runs, NULL), 0);
+    CHECK_EQ(pthread_create(&t, NULL, fn, NULL), 0);
     CHECK_EQ(pthread_cancel(t), 0);
     CHECK_EQ(write(go_pipe[1], "g", 1), 1);
-    wait_asleep(&main_tid);
-    CHECK_EQ(plait_event_set(go_on), 0);
+    return t;
+}
+
+/* t ended, within 5 s, by its cancellation. */
+static void joined_cancelled(pthread_t t)
+{
     void *v = NULL;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += 5;
     CHECK_EQ(pthread_timedjoin_np(t, &v, &until), 0);
     CHECK(v == PTHREAD_CANCELED);
-    CHECK_EQ(waiter_result, 0);
-    CHECK_EQ(slept_through, 1);
-    CHECK_EQ(reader_result, -ECANCELED);
 }
 
-TEST(cancel_acted_on_after_the_plait_call)
+/* body in a forked child, a crash the child's and not the suite's; skipped under
+ * ThreadSanitizer, which refuses pthread_exit from a fiber. */
+static void in_a_child(void (*body)(void))
 {
     if (CHECK_TSAN) {
         CHECK_SKIP("ThreadSanitizer refuses pthread_exit from a fiber");
@@ -119,11 +121,27 @@ TEST(cancel_acted_on_after_the_plait_call)
     pid_t child = fork_child(true);
     if (child == 0) {
         check_failures = 0;
-        cancel_acted_on_in_child();
+        body();
         child_exit();
     }
     reap_ok(child, 10);
 }
+
+static void cancel_acted_on_in_child(void)
+{
+    CHECK_EQ(pipe2(go_pipe, O_NONBLOCK), 0);
+    CHECK_EQ(pipe2(hold_pipe, O_NONBLOCK), 0);
+    CHECK_EQ(plait_event_create(&go_on), 0);
+    pthread_t t = start_cancelled(thread_runs);
+    wait_asleep(&main_tid);
+    CHECK_EQ(plait_event_set(go_on), 0);
+    joined_cancelled(t);
+    CHECK_EQ(waiter_result, 0);
+    CHECK_EQ(slept_through, 1);
+    CHECK_EQ(reader_result, -ECANCELED);
+}
+
+TEST(cancel_acted_on_after_the_plait_call) { in_a_child(cancel_acted_on_in_child); }
 
 /* ---- each coroutine's own cancel state ---- */
 
@@ -170,38 +188,22 @@ static void *thread_runs_a(void *arg)
  * the cancellation inside plait_read, epoll), and left its own, saved as its call
  * began, to A (A's own cancellation point then did nothing: io_uring).  Each coroutine
  * keeps its own state across the switches. */
-TEST(each_coroutine_keeps_its_cancel_state)
+static void each_keeps_its_state_in_child(void)
 {
-    if (CHECK_TSAN) {
-        CHECK_SKIP("ThreadSanitizer refuses pthread_exit from a fiber");
-        return;
-    }
-    pid_t child = fork_child(true);
-    if (child == 0) {
-        check_failures = 0;
-        CHECK_EQ(pipe2(go_pipe, O_NONBLOCK), 0);
-        CHECK_EQ(pipe2(b_pipe, O_NONBLOCK), 0);
-        CHECK_EQ(plait_event_create(&go_on), 0);
-        pthread_t t;
-        CHECK_EQ(pthread_create(&t, NULL, thread_runs_a, NULL), 0);
-        CHECK_EQ(pthread_cancel(t), 0);
-        CHECK_EQ(write(go_pipe[1], "g", 1), 1);
-        wait_asleep(&a_tid);
-        CHECK_EQ(write(b_pipe[1], "b", 1), 1);
-        void *v = NULL;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 5;
-        CHECK_EQ(pthread_timedjoin_np(t, &v, &until), 0);
-        CHECK(v == PTHREAD_CANCELED);
-        CHECK_EQ(b_result, 1);
-        CHECK_EQ(b_sleep_result, -ECANCELED);
-        CHECK_EQ(a_woke, 0);
-        CHECK_EQ(a_after, 1);
-        child_exit();
-    }
-    reap_ok(child, 10);
+    CHECK_EQ(pipe2(go_pipe, O_NONBLOCK), 0);
+    CHECK_EQ(pipe2(b_pipe, O_NONBLOCK), 0);
+    CHECK_EQ(plait_event_create(&go_on), 0);
+    pthread_t t = start_cancelled(thread_runs_a);
+    wait_asleep(&a_tid);
+    CHECK_EQ(write(b_pipe[1], "b", 1), 1);
+    joined_cancelled(t);
+    CHECK_EQ(b_result, 1);
+    CHECK_EQ(b_sleep_result, -ECANCELED);
+    CHECK_EQ(a_woke, 0);
+    CHECK_EQ(a_after, 1);
 }
+
+TEST(each_coroutine_keeps_its_cancel_state) { in_a_child(each_keeps_its_state_in_child); }
 
 /* ---- a coroutine that leaves cancellation on as it returns ---- */
 
@@ -232,38 +234,21 @@ static void *thread_runs_r(void *arg)
  * scheduler's end (its poller's close(2)) ran with main's state and acted on it inside
  * plait_run, which never returned, the scheduler half freed.  plait_run returns, and
  * the thread acts on it at its own next cancellation point. */
-TEST(scheduler_ends_with_cancellation_left_on)
+static void left_on_in_child(void)
 {
-    if (CHECK_TSAN) {
-        CHECK_SKIP("ThreadSanitizer refuses pthread_exit from a fiber");
-        return;
-    }
-    pid_t child = fork_child(true);
-    if (child == 0) {
-        check_failures = 0;
-        CHECK_EQ(pipe2(go_pipe, O_NONBLOCK), 0);
-        CHECK_EQ(pipe2(hold_pipe, O_NONBLOCK), 0);
-        int fds = count_fds();
-        pthread_t t;
-        CHECK_EQ(pthread_create(&t, NULL, thread_runs_r, NULL), 0);
-        CHECK_EQ(pthread_cancel(t), 0);
-        CHECK_EQ(write(go_pipe[1], "g", 1), 1);
-        void *v = NULL;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 5;
-        CHECK_EQ(pthread_timedjoin_np(t, &v, &until), 0);
-        CHECK(v == PTHREAD_CANCELED);
-        CHECK_EQ(r_returned, 1);
-        CHECK_EQ(r_fds_after, fds);
-        CHECK_EQ(reader_result, -ECANCELED);
+    CHECK_EQ(pipe2(go_pipe, O_NONBLOCK), 0);
+    CHECK_EQ(pipe2(hold_pipe, O_NONBLOCK), 0);
+    int fds = count_fds();
+    joined_cancelled(start_cancelled(thread_runs_r));
+    CHECK_EQ(r_returned, 1);
+    CHECK_EQ(r_fds_after, fds);
+    CHECK_EQ(reader_result, -ECANCELED);
 #if defined(__SANITIZE_ADDRESS__)
-        CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
+    CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
 #endif
-        child_exit();
-    }
-    reap_ok(child, 10);
 }
+
+TEST(scheduler_ends_with_cancellation_left_on) { in_a_child(left_on_in_child); }
 
 /* ---- every kind of wait wound down, the watchdog on ---- */
 
@@ -345,42 +330,34 @@ static void *w_thread(void *arg)
     return ARG(4);
 }
 
-TEST(every_wait_wound_down)
+static void every_wait_in_child(void)
 {
-    if (CHECK_TSAN) {
-        CHECK_SKIP("ThreadSanitizer refuses pthread_exit from a fiber");
-        return;
-    }
-    pid_t child = fork_child(true);
-    if (child == 0) {
-        check_failures = 0;
-        CHECK_EQ(plait_set_slow_warning(5 * PLAIT_MS), 0);
-        CHECK_EQ(pipe2(w_pipe, O_NONBLOCK), 0);
-        CHECK_EQ(plait_mutex_create(&w_mutex), 0);
-        CHECK_EQ(plait_chan_create(&w_chan, sizeof(int), 0), 0);
-        int fds = count_fds();
-        plait_task t;
-        CHECK_EQ(plait_thread_start(&t, w_thread, NULL, NULL), 0);
-        CHECK_EQ(plait_join(t, NULL, plait_deadline_in(5 * PLAIT_SEC)), -ECANCELED);
-        plait_task *all[] = {&w_holder, &w_locker, &w_joiner, &w_fd, &w_sleeper, &w_exiter};
-        for (size_t i = 0; i < sizeof all / sizeof *all; i++)
-            CHECK_EQ(plait_join(*all[i], NULL, 0), -ECANCELED);
-        CHECK_EQ(w_recv, -ECANCELED);
-        CHECK_EQ(w_unlock, 0);
-        CHECK_EQ(w_lock, -ECANCELED);
-        CHECK_EQ(w_join, -ECANCELED);
-        CHECK_EQ(w_wait_fd, -ECANCELED);
-        CHECK_EQ(w_sleep, -ECANCELED);
-        CHECK_EQ(count_fds(), fds);
-        CHECK_EQ(plait_mutex_destroy(w_mutex), 0);
-        CHECK_EQ(plait_chan_destroy(w_chan), 0);
+    CHECK_EQ(plait_set_slow_warning(5 * PLAIT_MS), 0);
+    CHECK_EQ(pipe2(w_pipe, O_NONBLOCK), 0);
+    CHECK_EQ(plait_mutex_create(&w_mutex), 0);
+    CHECK_EQ(plait_chan_create(&w_chan, sizeof(int), 0), 0);
+    int fds = count_fds();
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, w_thread, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, plait_deadline_in(5 * PLAIT_SEC)), -ECANCELED);
+    plait_task *all[] = {&w_holder, &w_locker, &w_joiner, &w_fd, &w_sleeper, &w_exiter};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        CHECK_EQ(plait_join(*all[i], NULL, 0), -ECANCELED);
+    CHECK_EQ(w_recv, -ECANCELED);
+    CHECK_EQ(w_unlock, 0);
+    CHECK_EQ(w_lock, -ECANCELED);
+    CHECK_EQ(w_join, -ECANCELED);
+    CHECK_EQ(w_wait_fd, -ECANCELED);
+    CHECK_EQ(w_sleep, -ECANCELED);
+    CHECK_EQ(count_fds(), fds);
+    CHECK_EQ(plait_mutex_destroy(w_mutex), 0);
+    CHECK_EQ(plait_chan_destroy(w_chan), 0);
 #if defined(__SANITIZE_ADDRESS__)
-        CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
+    CHECK_EQ(__lsan_do_recoverable_leak_check(), 0);
 #endif
-        child_exit();
-    }
-    reap_ok(child, 10);
 }
+
+TEST(every_wait_wound_down) { in_a_child(every_wait_in_child); }
 
 /* ---- a queue's tries ---- */
 
@@ -478,30 +455,27 @@ static void *checks_after_main_left(void *arg)
     _exit(check_failures == 0 ? 42 : 1);
 }
 
+static void plain_thread_in_child(void)
+{
+    CHECK_EQ(pipe2(hold_pipe, O_NONBLOCK), 0);
+    int fds = count_fds();
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, plain_thread_runs, NULL), 0);
+    void *v = NULL;
+    CHECK_EQ(pthread_join(t, &v), 0);
+    CHECK(v == (void *)9);
+    CHECK_EQ(sleeper_result, -ECANCELED);
+    CHECK_EQ(reader_result, -ECANCELED);
+    CHECK_EQ(count_fds(), fds);
+}
+
 TEST(plain_thread_and_main_thread)
 {
-    if (CHECK_TSAN) {
-        CHECK_SKIP("ThreadSanitizer refuses pthread_exit from a fiber");
-        return;
-    }
-    pid_t child = fork_child(true);
-    if (child == 0) {
-        check_failures = 0;
-        CHECK_EQ(pipe2(hold_pipe, O_NONBLOCK), 0);
-        int fds = count_fds();
-        pthread_t t;
-        CHECK_EQ(pthread_create(&t, NULL, plain_thread_runs, NULL), 0);
-        void *v = NULL;
-        CHECK_EQ(pthread_join(t, &v), 0);
-        CHECK(v == (void *)9);
-        CHECK_EQ(sleeper_result, -ECANCELED);
-        CHECK_EQ(reader_result, -ECANCELED);
-        CHECK_EQ(count_fds(), fds);
-        child_exit();
-    }
-    reap_ok(child, 10);
+    in_a_child(plain_thread_in_child);
+    if (CHECK_TSAN)
+        return; /* skipped (in_a_child) */
     /* on the main thread: another thread checks once it has gone, and exits 42 */
-    child = fork_child(true);
+    pid_t child = fork_child(true);
     if (child == 0) {
         check_failures = 0;
         sleeper_result = reader_result = 1;
