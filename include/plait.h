@@ -440,7 +440,8 @@ typedef struct plait_once {
  * threads; concurrent callers wait until it has.  Returns 0 once initialised.  When fn
  * returns a negative code, that code is returned, the once stays uninitialised and
  * a later caller (one that was waiting, or a new one: whichever comes first) runs fn
- * again.  -EDEADLK when called from
+ * again; so does a fn that ends its thread instead of returning (pthread_exit, or a
+ * pthread_cancel acted on inside it), as pthread_once does.  -EDEADLK when called from
  * inside its own fn (or from a pool task run inside a helping join in fn, on the same
  * worker, or from a coroutine of a scheduler that fn runs: fn cannot finish before it
  * returns); -ETIMEDOUT, -ECANCELED while waiting; -EINVAL for nulls. */

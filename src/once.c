@@ -8,7 +8,14 @@
  * queue's lock; the fast path is one acquire load of a state that says done.
  *
  * A fn that fails leaves the once as it was: its waiters are woken, and the first to
- * get the lock runs fn again.
+ * get the lock runs fn again.  So does a fn that never returns because its thread ends
+ * inside it (pthread_exit, or a pthread_cancel acted on in fn): the end of a run is a
+ * cleanup of its frame (run_end), which the unwinder runs too — this file is compiled
+ * with -fexceptions for that (CMakeLists.txt), where glibc's own pthread_cleanup_push
+ * would not do: its C form chains its records through the thread, and a fn run in a
+ * coroutine that suspends would interleave that chain with other coroutines' records.
+ * Without the cleanup, the once stayed RUNNING for good and every caller waited for a
+ * fn that no thread would finish (pthread_once likewise resets a cancelled init).
  */
 #include "internal.h"
 
@@ -23,6 +30,26 @@ static struct bucket *bucket_of(const plait_once *once)
 {
     uintptr_t a = (uintptr_t)once;
     return &buckets[(a >> 4 ^ a >> 9) % BUCKETS];
+}
+
+/* One caller's run of fn: its outcome, -ECANCELED until fn returns one. */
+typedef struct run {
+    plait_once *once;
+    struct bucket *b;
+    int result;
+} run;
+
+/* A run ends (fn returned, or its thread unwinds through it): done or undone, and its
+ * waiters woken. */
+static void run_end(run *r)
+{
+    plait__spin_lock(&r->b->lock);
+    r->once->runner = 0;
+    __atomic_store_n(&r->once->state, r->result < 0 ? NOT_DONE : DONE, __ATOMIC_RELEASE);
+    plait__wakeups later = {.n = 0};
+    plait__waitq_wake_matching(&r->b->waiters, r->once, 0, &later);
+    plait__spin_unlock(&r->b->lock);
+    plait__wakeups_deliver(&later);
 }
 
 int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t deadline)
@@ -45,15 +72,9 @@ int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t d
             __atomic_store_n(&once->state, RUNNING, __ATOMIC_RELAXED);
             once->runner = self;
             plait__spin_unlock(&b->lock);
-            int r = fn(arg);
-            plait__spin_lock(&b->lock);
-            once->runner = 0;
-            __atomic_store_n(&once->state, r < 0 ? NOT_DONE : DONE, __ATOMIC_RELEASE);
-            plait__wakeups later = {.n = 0};
-            plait__waitq_wake_matching(&b->waiters, once, 0, &later);
-            plait__spin_unlock(&b->lock);
-            plait__wakeups_deliver(&later);
-            return r < 0 ? r : 0;
+            run running __attribute__((cleanup(run_end))) = {once, b, -ECANCELED};
+            running.result = fn(arg);
+            return running.result < 0 ? running.result : 0;
         }
         /* fn runs in the caller, or in a pool task it runs on top of (a helping join
          * inside fn): fn cannot finish until the caller returns */
