@@ -1057,15 +1057,23 @@ static void *take_the_interrupt(void *arg)
     return NULL;
 }
 
+/* ThreadSanitizer's runtime, which takes every signal first and hands it to the program's
+ * handler itself, now and then never hands it on: about one signal in 300 sent to a thread
+ * waiting in poll, epoll_wait or nanosleep (gcc 12's libtsan, measured with a program of a
+ * few lines; none lost without it), and this case failed so in CI.  So the signal is sent
+ * again every 100 ms until the flag is seen: one delivery is all the case asks for. */
 TEST(interrupt_taken_on_another_thread)
 {
     tool_catch_interrupts();
     pthread_t taker;
     CHECK_EQ(pthread_create(&taker, NULL, take_the_interrupt, NULL), 0);
-    CHECK_EQ(pthread_kill(taker, SIGTERM), 0);
     int64_t end = plait_deadline_in(10 * PLAIT_SEC);
-    while (!tool_interrupted && plait_now() < end) /* as the tool looks between steps */
-        sched_yield();
+    while (!tool_interrupted && plait_now() < end) {
+        CHECK_EQ(pthread_kill(taker, SIGTERM), 0);
+        int64_t resend = plait_deadline_in(100 * PLAIT_MS);
+        while (!tool_interrupted && plait_now() < resend) /* as the tool looks between steps */
+            sched_yield();
+    }
     CHECK(tool_interrupted);
     atomic_store(&interrupt_seen, true);
     CHECK_EQ(pthread_join(taker, NULL), 0);
