@@ -675,12 +675,14 @@ enum { TIMERS = 3000 };
 static int64_t timer_base;
 static int64_t timer_deadline[TIMERS];
 static int timer_order[TIMERS];
+static bool timer_late[TIMERS]; /* its sleep began at or past its deadline */
 static int timer_woken;
 static int timer_early;
 
 static void *sleeps_to_its_deadline(void *arg)
 {
     int i = INT(arg);
+    timer_late[i] = plait_now() >= timer_deadline[i];
     CHECK_EQ(plait_sleep_until(timer_deadline[i]), 0);
     if (plait_now() < timer_deadline[i])
         timer_early++;
@@ -701,17 +703,28 @@ static void *timers_main(void *arg)
     /* set now that they are made (they run once main waits), far enough ahead that
      * each has begun its sleep by then, under a sanitizer too: a third at one deadline,
      * in spawn order (the list); the rest out of order (the heap), many of them equal */
-    timer_base = plait_now() + 500 * PLAIT_MS;
+    timer_base = plait_now() + (CHECK_SANITIZED ? 1500 : 500) * PLAIT_MS;
     for (int i = 0; i < TIMERS; i++)
         timer_deadline[i] = i < TIMERS / 3 ? timer_base
                                            : timer_base + (int64_t)(rnd(&seed) % 50) * PLAIT_MS;
     CHECK_EQ(plait_wait_all(t, TIMERS, NULL, NULL, SOON()), 0);
     CHECK_EQ(timer_woken, TIMERS);
     CHECK_EQ(timer_early, 0);
-    int out_of_order = 0;
-    for (int i = 1; i < TIMERS; i++)
-        out_of_order += timer_deadline[timer_order[i]] < timer_deadline[timer_order[i - 1]];
+    /* A sleep that began late (the 3000 starts outran the margin: beside the rest of a
+     * ThreadSanitizer suite on two CPUs 77 did) wakes at once, out of order by rights:
+     * the order is checked among those that slept, at least half of them. */
+    int out_of_order = 0, slept = 0;
+    int64_t last = INT64_MIN;
+    for (int i = 0; i < TIMERS; i++) {
+        int woke = timer_order[i];
+        if (timer_late[woke])
+            continue;
+        out_of_order += timer_deadline[woke] < last;
+        last = timer_deadline[woke];
+        slept++;
+    }
     CHECK_EQ(out_of_order, 0);
+    CHECK(slept >= TIMERS / 2);
     return NULL;
 }
 
