@@ -1406,7 +1406,7 @@ TEST(pool_shutdown_cancel_conservation)
  * before the cancellation reaches its own worker: then it reports theirs), so every
  * join sees -ECANCELED.  On one worker every task whose function runs is cancelled
  * before it returns, at whatever depth: it was in the chain when shutdown walked it,
- * or it saw the flag as it entered.  Half the rounds cancel once a leaf runs, half at
+ * or it saw the flag as it entered (a task whose kids saw it first waits for the walk).  Half the rounds cancel once a leaf runs, half at
  * once (the tree still being built); pools of one worker (a deque without thieves)
  * and of two. */
 #define CTREE_ROUNDS (CHECK_SANITIZED ? 30 : 150)
@@ -1442,6 +1442,13 @@ static void *ctree_task(void *p)
             atomic_fetch_add(&ctree.bad_joins, 1);
         first = first ? first : r;
     }
+    /* On one worker the walk reaches this task in the chain, but its kids may have seen
+     * the flag as they entered, and completed as cancelled, before the walk began (the
+     * worker then ran on, and this check came first: once under ThreadSanitizer): wait
+     * for the walk, not for ever */
+    int64_t until = SOON();
+    while (plait_pool_threads(ctree.pool) == 1 && !plait_cancelled() && plait_now() < until)
+        sched_yield();
     if (plait_pool_threads(ctree.pool) == 1 && !plait_cancelled())
         atomic_fetch_add(&ctree.uncancelled, 1);
     return first ? PLAIT_FAIL(first) : NULL;
