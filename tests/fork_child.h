@@ -46,4 +46,22 @@ static inline void reap_ok(pid_t pid, int seconds)
     CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
+/* body, which ends a thread from a coroutine (pthread_exit), in a forked child: a crash
+ * is the child's and not the suite's.  Skipped under ThreadSanitizer, which refuses
+ * pthread_exit from a fiber. */
+static inline void exiting_fiber_in_a_child(void (*body)(void))
+{
+    if (CHECK_TSAN) {
+        CHECK_SKIP("ThreadSanitizer refuses pthread_exit from a fiber");
+        return;
+    }
+    pid_t child = fork_child(true);
+    if (child == 0) {
+        check_failures = 0;
+        body();
+        child_exit();
+    }
+    reap_ok(child, 20);
+}
+
 #endif

@@ -110,22 +110,6 @@ static void joined_cancelled(pthread_t t)
     CHECK(v == PTHREAD_CANCELED);
 }
 
-/* body in a forked child, a crash the child's and not the suite's; skipped under
- * ThreadSanitizer, which refuses pthread_exit from a fiber. */
-static void in_a_child(void (*body)(void))
-{
-    if (CHECK_TSAN) {
-        CHECK_SKIP("ThreadSanitizer refuses pthread_exit from a fiber");
-        return;
-    }
-    pid_t child = fork_child(true);
-    if (child == 0) {
-        check_failures = 0;
-        body();
-        child_exit();
-    }
-    reap_ok(child, 10);
-}
 
 static void cancel_acted_on_in_child(void)
 {
@@ -141,7 +125,7 @@ static void cancel_acted_on_in_child(void)
     CHECK_EQ(reader_result, -ECANCELED);
 }
 
-TEST(cancel_acted_on_after_the_plait_call) { in_a_child(cancel_acted_on_in_child); }
+TEST(cancel_acted_on_after_the_plait_call) { exiting_fiber_in_a_child(cancel_acted_on_in_child); }
 
 /* ---- each coroutine's own cancel state ---- */
 
@@ -203,7 +187,7 @@ static void each_keeps_its_state_in_child(void)
     CHECK_EQ(a_after, 1);
 }
 
-TEST(each_coroutine_keeps_its_cancel_state) { in_a_child(each_keeps_its_state_in_child); }
+TEST(each_coroutine_keeps_its_cancel_state) { exiting_fiber_in_a_child(each_keeps_its_state_in_child); }
 
 /* ---- a coroutine that leaves cancellation on as it returns ---- */
 
@@ -248,7 +232,7 @@ static void left_on_in_child(void)
 #endif
 }
 
-TEST(scheduler_ends_with_cancellation_left_on) { in_a_child(left_on_in_child); }
+TEST(scheduler_ends_with_cancellation_left_on) { exiting_fiber_in_a_child(left_on_in_child); }
 
 /* ---- every kind of wait wound down, the watchdog on ---- */
 
@@ -357,7 +341,7 @@ static void every_wait_in_child(void)
 #endif
 }
 
-TEST(every_wait_wound_down) { in_a_child(every_wait_in_child); }
+TEST(every_wait_wound_down) { exiting_fiber_in_a_child(every_wait_in_child); }
 
 /* ---- a queue's tries ---- */
 
@@ -471,9 +455,9 @@ static void plain_thread_in_child(void)
 
 TEST(plain_thread_and_main_thread)
 {
-    in_a_child(plain_thread_in_child);
+    exiting_fiber_in_a_child(plain_thread_in_child);
     if (CHECK_TSAN)
-        return; /* skipped (in_a_child) */
+        return; /* skipped (exiting_fiber_in_a_child) */
     /* on the main thread: another thread checks once it has gone, and exits 42 */
     pid_t child = fork_child(true);
     if (child == 0) {

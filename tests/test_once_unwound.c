@@ -112,28 +112,22 @@ static void *runs_a_scheduler(void *arg)
     return (void *)1; /* not reached */
 }
 
+static void coroutine_ends_the_thread_in_child(void)
+{
+    atomic_store(&inits, 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, runs_a_scheduler, NULL), 0);
+    void *v = (void *)2;
+    CHECK_EQ(pthread_join(t, &v), 0);
+    CHECK(v == NULL);
+    CHECK_EQ(plait_once_call(&coroutine_once, init_counted, NULL, plait_deadline_in(5 * PLAIT_SEC)),
+             0);
+    CHECK_EQ(atomic_load(&inits), 1);
+}
+
 TEST(initialiser_in_a_coroutine_ends_its_thread)
 {
-    if (CHECK_TSAN) {
-        CHECK_SKIP("ThreadSanitizer refuses pthread_exit from a fiber");
-        return;
-    }
-    pid_t child = fork_child(true);
-    if (child == 0) {
-        check_failures = 0;
-        atomic_store(&inits, 0);
-        pthread_t t;
-        CHECK_EQ(pthread_create(&t, NULL, runs_a_scheduler, NULL), 0);
-        void *v = (void *)2;
-        CHECK_EQ(pthread_join(t, &v), 0);
-        CHECK(v == NULL);
-        CHECK_EQ(plait_once_call(&coroutine_once, init_counted, NULL,
-                                 plait_deadline_in(5 * PLAIT_SEC)),
-                 0);
-        CHECK_EQ(atomic_load(&inits), 1);
-        child_exit();
-    }
-    reap_ok(child, 20);
+    exiting_fiber_in_a_child(coroutine_ends_the_thread_in_child);
 }
 
 RUN_TESTS(CASE(initialiser_ends_its_thread), CASE(initialiser_cancelled_while_another_calls),
