@@ -8,6 +8,9 @@
  * skipped.  alarm() turns a hang into a failure: every
  * binary runs under PLAIT_TEST_TIMEOUT seconds (default 60) besides ctest's timeout.
  * PLAIT_TEST_ONLY=NAME runs that one case (none found: a failure).
+ * A forked child starts with no failures counted (pthread_atfork): the status a child
+ * ends with (fork_child.h's child_exit) speaks for its own checks, not for the
+ * parent's before the fork.
  */
 #ifndef PLAIT_CHECK_H
 #define PLAIT_CHECK_H
@@ -15,6 +18,7 @@
 #include <plait.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,8 +79,11 @@ static void check_alarm(int sig)
     _exit(2);
 }
 
+static void check_forget_failures(void) { check_failures = 0; }
+
 static inline int check_main(const check_case *cases, size_t n)
 {
+    pthread_atfork(NULL, NULL, check_forget_failures);
     const char *t = getenv("PLAIT_TEST_TIMEOUT");
     signal(SIGALRM, check_alarm);
     alarm(t ? (unsigned)atoi(t) : 60);

@@ -57,7 +57,6 @@ static inline void exiting_fiber_in_a_child(void (*body)(void))
     }
     pid_t child = fork_child(true);
     if (child == 0) {
-        check_failures = 0;
         body();
         child_exit();
     }

@@ -461,7 +461,6 @@ TEST(plain_thread_and_main_thread)
     /* on the main thread: another thread checks once it has gone, and exits 42 */
     pid_t child = fork_child(true);
     if (child == 0) {
-        check_failures = 0;
         sleeper_result = reader_result = 1;
         CHECK_EQ(pipe2(hold_pipe, O_NONBLOCK), 0);
         /* this thread's view: /proc/self is the main thread's, which leaves */

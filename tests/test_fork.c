@@ -28,6 +28,24 @@ static void in_child(void (*fn)(void *), void *arg)
     reap_ok(pid, 20);
 }
 
+/* ---- the harness: a child's status is its own checks' ---- */
+
+/* A child inherited the parent's count of failed checks: after one failed case, every
+ * child of every later case ended with status 1 and its case failed too (a CI run once
+ * had five of ten cases fail for one). */
+TEST(a_child_s_status_speaks_for_its_own_checks)
+{
+    int before = check_failures;
+    check_failures = before + 5; /* as if checks had failed before the fork */
+    pid_t pid = fork_child(true);
+    if (pid == 0)
+        child_exit(); /* no check of its own failed */
+    int status = reap_within(pid, 20);
+    check_failures = before;
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
 /* ---- fork inside a pool task ---- */
 
 static pid_t *ran_in; /* shared: the pid the parent's queued task ran in */
@@ -654,7 +672,8 @@ TEST(child_calls_a_pool_of_the_parent)
     CHECK_EQ(plait_pool_destroy(parents_pool), 0);
 }
 
-RUN_TESTS(CASE(scheduler_in_a_default_pool_task_offloads),
+RUN_TESTS(CASE(a_child_s_status_speaks_for_its_own_checks),
+          CASE(scheduler_in_a_default_pool_task_offloads),
           CASE(fork_in_a_pool_task_leaves_the_parent_s_tasks),
           CASE(fork_in_a_coroutine_with_the_watchdog_on),
           CASE(fork_beside_a_coroutine_waiting_on_a_process_semaphore),
