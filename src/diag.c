@@ -52,6 +52,7 @@ typedef struct plait__watchdog {
 static void *watchdog_main(void *arg)
 {
     plait__watchdog *wd = arg;
+    pthread_setname_np(pthread_self(), "plait-watchdog"); /* see plait__thread_create */
     plait__sched *s = wd->sched;
     unsigned long last = atomic_load_explicit(&s->switches, memory_order_relaxed);
     int64_t since = plait_now();

@@ -244,39 +244,55 @@ static inline void settle(void)
         CHECK_EQ(plait_yield(), 0);
 }
 
-/* How many threads named "<prefix>-..." sleep in the kernel (state S: a futex wait)
- * at this moment; a pool's worker does so only when it has parked. */
-static inline int pool_workers_sleeping(const char *prefix)
+/* The first line of /proc/self/task/TID/FILE into buf ("" when it cannot be read). */
+static inline void read_task_line(const char *tid, const char *file, char *buf, size_t cap)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/proc/self/task/%s/%s", tid, file);
+    buf[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(buf, (int)cap, f))
+            buf[0] = 0;
+        fclose(f);
+    }
+}
+
+/* How many threads whose name starts with name_prefix are in this process now;
+ * with sleeping_only, those that sleep in the kernel (state S: a futex wait). */
+static inline int threads_named(const char *name_prefix, bool sleeping_only)
 {
     DIR *d = opendir("/proc/self/task");
     CHECK(d != NULL);
     int n = 0;
-    size_t len = strlen(prefix);
+    size_t len = strlen(name_prefix);
     for (struct dirent *e; d && (e = readdir(d));) {
         if (e->d_name[0] == '.')
             continue;
-        char path[300], comm[32] = "", stat[256] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            if (!fgets(comm, sizeof comm, f))
-                comm[0] = 0;
-            fclose(f);
-        }
-        if (strncmp(comm, prefix, len) != 0 || comm[len] != '-')
+        char comm[32], stat[256];
+        read_task_line(e->d_name, "comm", comm, sizeof comm);
+        if (strncmp(comm, name_prefix, len) != 0)
             continue;
-        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
-        if ((f = fopen(path, "r"))) {
-            if (!fgets(stat, sizeof stat, f))
-                stat[0] = 0;
-            fclose(f);
+        if (!sleeping_only) {
+            n++;
+            continue;
         }
+        read_task_line(e->d_name, "stat", stat, sizeof stat);
         const char *end = strrchr(stat, ')'); /* the state follows the name */
         n += end && end[1] == ' ' && end[2] == 'S';
     }
     if (d)
         closedir(d);
     return n;
+}
+
+/* How many threads named "<prefix>-..." sleep in the kernel (state S: a futex wait)
+ * at this moment; a pool's worker does so only when it has parked. */
+static inline int pool_workers_sleeping(const char *prefix)
+{
+    char name_prefix[32];
+    snprintf(name_prefix, sizeof name_prefix, "%s-", prefix);
+    return threads_named(name_prefix, true);
 }
 
 /* ---- a real cgroup, where the test may make one ---- */

@@ -106,6 +106,15 @@ TEST(fork_in_a_pool_task_leaves_the_parent_s_tasks)
 
 static void *fork_in_coroutine(void *arg)
 {
+    /* The fork waits until the watchdog thread runs its own code: under
+     * AddressSanitizer a fork while that thread is still starting (ASan's start-up
+     * allocates) could leave the child's allocator locked for good (gcc 12's libasan
+     * takes no allocator lock around fork), and the child then hung in its first
+     * malloc from a new thread. */
+    int64_t until = plait_deadline_in(10 * PLAIT_SEC);
+    while (threads_named("plait-watchdog", false) == 0 && plait_now() < until)
+        CHECK_EQ(plait_sleep(PLAIT_MS), 0);
+    CHECK_EQ(threads_named("plait-watchdog", false), 1);
     pid_t pid = fork();
 #if defined(__SANITIZE_THREAD__)
     /* ThreadSanitizer loses the coroutine switches' order in a child forked from one
