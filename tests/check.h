@@ -6,7 +6,8 @@
  * ", N skipped" when a case could not run here: CHECK_SKIP); it exits non-zero if
  * anything failed, 77 (ctest's SKIP_RETURN_CODE where set) if every case it ran was
  * skipped.  alarm() turns a hang into a failure: every
- * binary runs under PLAIT_TEST_TIMEOUT seconds (default 60) besides ctest's timeout.
+ * binary runs under PLAIT_TEST_TIMEOUT seconds (default 60) besides ctest's timeout,
+ * and one that runs out prints the stacks of its threads (gdb) before it exits 2.
  * PLAIT_TEST_ONLY=NAME runs that one case (none found: a failure).
  * A forked child starts with no failures counted (pthread_atfork): the status a child
  * ends with (fork_child.h's child_exit) speaks for its own checks, not for the
@@ -23,6 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int check_failures;
@@ -70,12 +75,49 @@ static inline void check_run(plait_fn fn, void *arg)
     }
 }
 
+/* The stacks of every thread of this process, by gdb (where installed), onto stderr:
+ * what a hang in CI leaves to look at.  Called from the alarm's handler, so made of
+ * system calls only: a raw clone (no fork handlers, no sanitizer's interceptor, either
+ * of which may wait on a lock the hung process holds) that executes gdb, and a wait
+ * of at most a minute for it. */
+static void check_dump_stacks(void)
+{
+    char pid[24], *end = pid + sizeof pid;
+    *--end = 0;
+    long v = (long)getpid();
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    static char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
+    char *const argv[] = {"gdb", "-q", "-batch", "-nx", "-p", end,
+                          "-ex", "thread apply all bt", NULL};
+    prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY); /* where Yama limits ptrace to ancestors */
+    long child = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    if (child == 0) {
+        syscall(SYS_dup3, STDERR_FILENO, STDOUT_FILENO, 0);
+        syscall(SYS_execve, "/usr/bin/gdb", argv, envp);
+        syscall(SYS_exit_group, 127);
+    }
+    if (child < 0)
+        return;
+    for (int i = 0; i < 600; i++) { /* 60 s */
+        if (syscall(SYS_wait4, (pid_t)child, NULL, WNOHANG, NULL) != 0)
+            return;
+        struct timespec tenth = {0, 100 * 1000 * 1000};
+        nanosleep(&tenth, NULL);
+    }
+    kill((pid_t)child, SIGKILL);
+    syscall(SYS_wait4, (pid_t)child, NULL, 0, NULL);
+}
+
 static void check_alarm(int sig)
 {
     (void)sig;
-    static const char msg[] = "test timed out (hang)\n";
+    static const char msg[] = "test timed out (hang); the stacks of its threads:\n";
     if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0)
         _exit(3);
+    check_dump_stacks();
     _exit(2);
 }
 
