@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -256,6 +257,23 @@ static inline void read_task_line(const char *tid, const char *file, char *buf, 
             buf[0] = 0;
         fclose(f);
     }
+}
+
+/* Whether thread tid of this process sleeps in a futex wait of plait's own
+ * (FUTEX_WAIT_BITSET, src/futex.c), read from /proc/self/task/TID/syscall.  Sleeping
+ * (state S) alone does not say where: a thread blocked on a pthread mutex on its way
+ * into the wait under test sleeps too (FUTEX_WAIT), as one waiting for the signal
+ * registry while the dispatcher held it did (stop 35's CI). */
+static inline bool thread_in_plait_futex_wait(int tid)
+{
+    char id[16], line[256];
+    snprintf(id, sizeof id, "%d", tid);
+    read_task_line(id, "syscall", line, sizeof line);
+    long nr = -1;
+    unsigned long word = 0, op = 0;
+    if (sscanf(line, "%ld %lx %lx", &nr, &word, &op) != 3 || nr != SYS_futex)
+        return false;
+    return (op & FUTEX_CMD_MASK) == FUTEX_WAIT_BITSET;
 }
 
 /* How many threads whose name starts with name_prefix are in this process now;

@@ -212,8 +212,11 @@ TEST(plain_fork_child_gets_old_disposition)
  * delivery and taking it off the watcher is refused (-EBUSY), not a free of the watcher
  * the wait is about to read: the semaphore no longer counted the wait as waiting, and
  * the watcher went (AddressSanitizer saw the use after free).  The waiter is a plain
- * thread, asleep in the wait (its state read from /proc) before the signal comes; then
- * destroy is tried until it succeeds. */
+ * thread, asleep in the semaphore's futex wait (read from /proc) before the signal
+ * comes: asleep alone is not enough, as on its way in it may sleep on the registry's
+ * lock, which the dispatcher holds a moment after a create (then the destroy came
+ * first, and freed the watcher the wait went on to use).  Then destroy is tried until
+ * it succeeds. */
 typedef struct destroy_race {
     plait_signals *w;
     atomic_int tid; /* set just before the wait */
@@ -228,28 +231,16 @@ static void *race_waiter(void *arg)
     return NULL;
 }
 
-static bool thread_sleeps(int tid)
-{
-    char path[64], stat[256] = "";
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (!fgets(stat, sizeof stat, f))
-            stat[0] = 0;
-        fclose(f);
-    }
-    const char *end = strrchr(stat, ')'); /* the state follows the name */
-    return end && end[1] == ' ' && end[2] == 'S';
-}
-
 /* A thread that waits on d->w, asleep in the wait when this returns (5 s at most). */
 static void start_race_waiter(destroy_race *d, pthread_t *t)
 {
     CHECK_EQ(pthread_create(t, NULL, race_waiter, d), 0);
     int64_t give_up = SOON();
-    while ((!atomic_load(&d->tid) || !thread_sleeps(atomic_load(&d->tid))) &&
+    bool inside = false;
+    while (!(inside = atomic_load(&d->tid) && thread_in_plait_futex_wait(atomic_load(&d->tid))) &&
            plait_now() < give_up)
         sched_yield();
+    CHECK(inside);
 }
 
 TEST(destroy_racing_a_wait_is_refused)
