@@ -178,7 +178,10 @@ int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 
 /* Short waits to count, and the rounds that may be spent finding them: a round this
  * machine held up past 10 ms is not counted, and beside the rest of a sanitizer suite
- * on two CPUs all eight rounds of a fixed ten once were. */
+ * on two CPUs all eight rounds of a fixed ten once were.  A registration trusted for a
+ * second is checked once at its next report however short the wait (RECHECK_NS in
+ * poll_epoll.c): one epoll_ctl per whole second the rounds took is the design (a slow
+ * ThreadSanitizer run took past a second once, and met it). */
 enum { SPACED_COUNTED = 8, SPACED_ROUNDS_MAX = 200 };
 
 /* Runs once the reader waits (one scheduler: the reader has suspended). */
@@ -196,6 +199,7 @@ static void *spaced_waits(void *arg)
     char buf[64];
     atomic_store(&counted_fd, sv[0]);
     int extra = 0, counted = 0;
+    int64_t began = plait_now();
     for (int round = 0; round < SPACED_ROUNDS_MAX && counted < SPACED_COUNTED; round++) {
         if (round >= 2) /* registered (round 1's wait): from now on, trusted */
             CHECK_EQ(plait_sleep(30 * PLAIT_MS), 0); /* nobody waits meanwhile */
@@ -212,9 +216,11 @@ static void *spaced_waits(void *arg)
             counted++;
         }
     }
-    fprintf(stderr, "  %d short waits 30 ms apart: %d epoll_ctl\n", counted, extra);
+    int rechecks = (int)((plait_now() - began) / PLAIT_SEC);
+    fprintf(stderr, "  %d short waits 30 ms apart: %d epoll_ctl (%d allowed: a second's check)\n",
+            counted, extra, rechecks);
     CHECK(counted >= SPACED_COUNTED);
-    CHECK_EQ(extra, 0);
+    CHECK(extra <= rechecks);
     atomic_store(&counted_fd, -1);
     close(sv[0]);
     close(sv[1]);
