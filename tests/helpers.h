@@ -304,6 +304,21 @@ static inline int threads_named(const char *name_prefix, bool sleeping_only)
     return n;
 }
 
+/* Wait (10 s at most) until every other thread of this process sleeps in the kernel,
+ * before a fork whose child goes on to allocate.  gcc 12's AddressSanitizer takes no
+ * allocator lock around fork: a child forked while another thread was inside the
+ * allocator (in a malloc, or in the sanitizer's own start of a new thread) inherits
+ * that lock held, and hangs at its first allocation that needs it.  A sleeping thread
+ * is not inside the allocator; the caller makes sure nothing wakes one before its fork. */
+static inline void others_asleep_before_fork(void)
+{
+    int64_t until = SOON();
+    struct timespec ms = {0, PLAIT_MS};
+    while (threads_named("", true) < threads_named("", false) - 1 && plait_now() < until)
+        nanosleep(&ms, NULL);
+    CHECK_EQ(threads_named("", true), threads_named("", false) - 1);
+}
+
 /* How many threads named "<prefix>-..." sleep in the kernel (state S: a futex wait)
  * at this moment; a pool's worker does so only when it has parked. */
 static inline int pool_workers_sleeping(const char *prefix)
