@@ -50,7 +50,7 @@ cmake --build "$dir" -j"$(nproc)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
-# Each test binary's own alarm (check.h; ctest's limit is 300 s, 480 s in a sanitizer
+# Each test binary's own alarm (check.h; ctest's limit is 300 s, 540 s in a sanitizer
 # build): a sanitizer build runs several times slower (test_core takes about a minute
 # under TSan on 2 cores), and with twice as many tests as CPUs at once a slow machine's
 # plain build needs more than the 60 s a test program alone gets (a CI machine once ran
