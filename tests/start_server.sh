@@ -2,6 +2,7 @@
 # runs `SERVER 0 ARG...` in the background (under timeout), waits until it prints "listening on
 # 127.0.0.1:PORT", and sets $pid, $port and $tmp (a scratch directory removed at
 # exit, with the server killed if still there).  Exits the test if it never listens.
+. "$(dirname "${BASH_SOURCE[0]}")/stacks.sh"
 start_server() {
     tmp=${tmp:-$(mktemp -d)} # the same scratch directory for a second server
     trap 'kill_server; rm -rf "$tmp"' EXIT
@@ -32,20 +33,12 @@ kill_server() {
 }
 
 # dump_stuck_server: what a server that does not stop printed, and where each of its
-# threads is (the kernel's wait channel and system call; with gdb, scripts/test.sh
-# installs it, every thread's stack and locals), for the log of a run that failed so.
+# threads is (tests/stacks.sh), for the log of a run that failed so.
 dump_stuck_server() {
-    local server_pid task
+    local server_pid
     server_pid=$(pgrep -P "$pid" | head -1)
     echo "--- its output:"; cat "$tmp/out"
-    [ -n "$server_pid" ] || return 0
-    echo "--- its threads (name, wait channel, system call):"
-    for task in /proc/"$server_pid"/task/*; do
-        echo "$(cat "$task/comm") $(cat "$task/wchan") $(cut -d' ' -f1 "$task/syscall")"
-    done 2>/dev/null
-    command -v gdb >/dev/null &&
-        timeout 60 gdb -q -batch -p "$server_pid" -ex "thread apply all bt full" 2>&1 |
-        grep -v '^\[New LWP\|^warning:'
+    [ -z "$server_pid" ] || print_stacks "$server_pid"
     return 0
 }
 

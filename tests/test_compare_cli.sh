@@ -8,27 +8,62 @@
 # reader (exit 130 too).
 #   bash tests/test_compare_cli.sh PLAIT_BINARY [SANITIZER]
 # Under ThreadSanitizer (SANITIZER "thread"), where one quick comparison takes about a
-# minute, the cases of a report written after a whole run (a FIFO, a full device, a
-# dangling link, a closed output...) are left to the plain and ASan builds: they test
-# the report's file handling, which runs on one thread; the runs that measure (a quick
-# run, one CPU, few descriptors, interrupted) stay.
+# minute (20 s alone here, and the whole script took 596 s of its 600 in a CI run), the
+# runs that test what the tool does on one thread are left to the plain and ASan
+# builds: a report written after a whole run (a FIFO, a full device, a dangling link, a
+# closed output...), the text table, and 150 open files (the run fitted to that limit:
+# a sanitizer build runs few enough units that nothing is cut, so under TSan it was one
+# more whole run that tested nothing new).  The runs whose threads and processes differ
+# (a quick run, one CPU, a step that fails for want of descriptors, interrupted) stay.
 # Every wait is bounded; a failure says what differed and exits 1.
 set -uo pipefail
 plait=${1:?usage: test_compare_cli.sh PLAIT_BINARY [SANITIZER]}
 sanitizer=${2:-}
-whole_report_runs=true
-[ "$sanitizer" = thread ] && whole_report_runs=false
+one_thread_runs=true
+[ "$sanitizer" = thread ] && one_thread_runs=false
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/stacks.sh"
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 ok() { echo "ok: $*"; }
 
+# stacks_when_stuck PID: while the run under timeout PID goes on, if its progress (its
+# stderr, $tmp/err: "[k/N] step" lines; a --quiet run has none and is not watched)
+# stands still for STUCK_S seconds, print the stacks of every process of the run
+# (tests/stacks.sh; timeout makes the run a process group of its own), and watch on.
+# A step whose unit hangs fails at its wait's deadline, 60 s, and the unit is killed
+# then, its state lost: a ThreadSanitizer build's "processes: 64-byte messages" failed
+# so twice in CI ("deadline passed"), and did not here in 44 runs under load.  A step
+# may take this long without hanging on a loaded machine (coroutines: creation, 13 s
+# under TSan alone): then the stacks are printed to no harm, seen only if the test fails.
+STUCK_S=40
+stacks_when_stuck() {
+    local run=$1 last="" now still=0 pid
+    while kill -0 "$run" 2>/dev/null; do
+        sleep 0.2 # (a fifth of a second: most runs end at once, and are waited for)
+        grep -q '^plait compare: \[' "$tmp/err" 2>/dev/null || continue
+        now=$(stat -c %s "$tmp/err")
+        if [ "$now" = "$last" ]; then still=$((still + 1)); else still=0 last=$now; fi
+        [ "$still" -ge $((STUCK_S * 5)) ] || continue
+        echo "note: no progress for $STUCK_S s after '$(tail -n 1 "$tmp/err")'; the run's processes:"
+        for pid in $(pgrep -g "$run"); do [ "$pid" = "$run" ] || print_stacks "$pid"; done
+        still=0
+    done
+}
+
 # expect_exit CODE DESCRIPTION COMMAND...: the command's exit status is CODE
 expect_exit() {
     local want=$1 what=$2; shift 2
-    timeout 300 "$@" >"$tmp/out" 2>"$tmp/err"
+    rm -f "$tmp/err" # (the last run's, until this run's redirection is made)
+    timeout 300 "$@" >"$tmp/out" 2>"$tmp/err" &
+    local run=$! watcher
+    stacks_when_stuck "$run" >"$tmp/stacks" 2>&1 &
+    watcher=$!
+    wait "$run"
     local got=$?
+    wait "$watcher"
+    [ -s "$tmp/stacks" ] && cat "$tmp/stacks" >&2
     if [ "$got" = "$want" ]; then ok "$what (exit $got)"; else
         fail "$what: exit $got, expected $want"
         # what went wrong, without the progress lines (a failed step says why)
@@ -63,7 +98,7 @@ for path in "$tmp/a-file/report.html" "$tmp/no-such-dir/report.html" "$tmp" \
     if grep -q "\[1/" "$tmp/err"; then fail "measured before refusing $path"; fi
 done
 
-if $whole_report_runs; then
+if $one_thread_runs; then
 # A FIFO is written in place: without a reader it is refused at once (not waited for),
 # with one the reader gets the whole report.
 mkfifo "$tmp/report.fifo"
@@ -158,12 +193,14 @@ leftover=$(find "$tmp/report" -name '.plait-report-*')
 [ -z "$leftover" ] || fail "temporary report files left: $leftover"
 
 # The text table names every model and every row, and says what suits which work.
+if $one_thread_runs; then
 expect_exit 0 "compare --quick (table)" "$plait" compare --quick --quiet
 for word in coroutines threads processes "creation cost" "I/O-bound job" "CPU-bound speed-up" \
             "crash spares the others" "What suits which work"; do
     grep -q "$word" "$tmp/out" || fail "the table has no '$word'"
 done
 grep -q "\[1/" "$tmp/err" && fail "--quiet still shows the progress: $(head -3 "$tmp/err")"
+fi
 
 # ---- one CPU: no model may claim a CPU-bound speed-up ------------------------------------
 if command -v taskset >/dev/null; then
@@ -184,6 +221,7 @@ fi
 
 # ---- few descriptors: the run fits itself to the limit, or says which step it skips -----
 # (ulimit in a subshell sets the hard limit too: the tool cannot raise it back)
+if $one_thread_runs; then
 expect_exit 0 "compare --quick with 150 open files" \
     bash -c 'ulimit -n 150 && exec "$0" compare --quick --json --quiet' "$plait"
 # (a sanitizer build runs 10 units, which 150 files allow: nothing to cut there)
@@ -198,6 +236,7 @@ units = int(re.match(r"(\d+) units", io["how"]).group(1))
 assert 10 <= units <= (150 - 64) // 3, io["how"]
 print("ok: 150 open files: the I/O-bound job ran with %d units" % units)
 EOF
+fi
 expect_exit 1 "compare --quick with 40 open files" \
     bash -c 'ulimit -n 40 && exec "$0" compare --quick --json --quiet' "$plait"
 grep -q "too few for the I/O-bound job" "$tmp/err" || fail "40 open files: no word of the skipped job"
@@ -306,7 +345,7 @@ assert not glob.glob(os.path.join(tmp, ".plait-report-*")), "a temporary report 
 print("ok: SIGINT while the table is written: exit 130, no report")
 EOF
 
-if $whole_report_runs; then
+if $one_thread_runs; then
 # ---- results that cannot be written: exit 3, said once (it was said twice) --------------
 if [ -e /dev/full ]; then
     "$plait" compare --quick --quiet >/dev/full 2>"$tmp/full.err"; rc=$?
