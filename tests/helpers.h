@@ -178,43 +178,27 @@ static inline int count_fds(void)
     return count_fds_in("/proc/self/fd");
 }
 
+/* The first line of the file at path into buf ("" when it cannot be read). */
+static inline void read_first_line(const char *path, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(buf, (int)cap, f))
+            buf[0] = 0;
+        fclose(f);
+    }
+}
+
 /* The state letter of a thread or process in /proc/ID/stat ('S': asleep in the
  * kernel), '?' when it cannot be read. */
 static inline char thread_state(int tid)
 {
-    char path[64], line[512] = "";
+    char path[64], line[512];
     snprintf(path, sizeof path, "/proc/%d/stat", tid);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (!fgets(line, sizeof line, f))
-            line[0] = '\0';
-        fclose(f);
-    }
+    read_first_line(path, line, sizeof line);
     const char *paren = strrchr(line, ')'); /* "tid (name) S ..." */
     return paren && paren[1] == ' ' && paren[2] ? paren[2] : '?';
-}
-
-/* Wait until the thread (or child process) whose id will appear in *tid is asleep
- * (state S in /proc/ID/stat): each one publishes its id just before the wait under
- * test, and nothing on the way into that wait sleeps, so it then sleeps in the wait.
- * A failure after SOON(). */
-static inline void wait_asleep(atomic_int *tid)
-{
-    if (!wait_for_flag(tid)) {
-        CHECK(!"the thread never started waiting");
-        return;
-    }
-    int64_t deadline = SOON();
-    struct timespec ms = {0, PLAIT_MS};
-    for (;;) {
-        if (thread_state(atomic_load(tid)) == 'S')
-            return;
-        if (plait_now() > deadline) {
-            CHECK(!"the thread never slept in its wait");
-            return;
-        }
-        nanosleep(&ms, NULL);
-    }
 }
 
 /* Reap the child pid, waiting for it (through its pidfd) at most `seconds`: one that
@@ -250,30 +234,63 @@ static inline void read_task_line(const char *tid, const char *file, char *buf, 
 {
     char path[300];
     snprintf(path, sizeof path, "/proc/self/task/%s/%s", tid, file);
-    buf[0] = 0;
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (!fgets(buf, (int)cap, f))
-            buf[0] = 0;
-        fclose(f);
-    }
+    read_first_line(path, buf, cap);
 }
 
-/* Whether thread tid of this process sleeps in a futex wait of plait's own
- * (FUTEX_WAIT_BITSET, src/futex.c), read from /proc/self/task/TID/syscall.  Sleeping
- * (state S) alone does not say where: a thread blocked on a pthread mutex on its way
- * into the wait under test sleeps too (FUTEX_WAIT), as one waiting for the signal
- * registry while the dispatcher held it did (stop 35's CI). */
-static inline bool thread_in_plait_futex_wait(int tid)
+/* The system call thread (or process) id is in, from /proc/ID/syscall: its number and
+ * first two arguments; false when it is in none (running) or the file cannot be read.
+ * Under qemu-user the number is the host's, which matches no SYS_ constant of the
+ * guest. */
+static inline bool thread_syscall(int id, long *nr, unsigned long args[2])
 {
-    char id[16], line[256];
-    snprintf(id, sizeof id, "%d", tid);
-    read_task_line(id, "syscall", line, sizeof line);
-    long nr = -1;
-    unsigned long word = 0, op = 0;
-    if (sscanf(line, "%ld %lx %lx", &nr, &word, &op) != 3 || nr != SYS_futex)
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/syscall", id);
+    read_first_line(path, line, sizeof line);
+    return sscanf(line, "%ld %lx %lx", nr, &args[0], &args[1]) == 3;
+}
+
+/* Whether thread (or child process) id sleeps in a lock's wait: a futex FUTEX_WAIT or a
+ * priority-inheritance lock, what glibc's mutexes and the sanitizers' runtimes sleep
+ * in.  plait's own waits never do (FUTEX_WAIT_BITSET, src/futex.c; futex_waitv,
+ * src/pfutex.c; or the poller's wait). */
+static inline bool thread_in_lock_wait(int id)
+{
+    long nr;
+    unsigned long args[2];
+    if (!thread_syscall(id, &nr, args) || nr != SYS_futex)
         return false;
-    return (op & FUTEX_CMD_MASK) == FUTEX_WAIT_BITSET;
+    int cmd = (int)(args[1] & FUTEX_CMD_MASK);
+    return cmd == FUTEX_WAIT || cmd == FUTEX_LOCK_PI || cmd == FUTEX_LOCK_PI2;
+}
+
+/* Whether thread (or child process) id sleeps, and not in a lock's wait: in state S of
+ * /proc/ID/stat, but not on a lock of libc's or a sanitizer's that it met on its way
+ * into the wait under test, which state S alone took for that wait (stop 35's CI). */
+static inline bool thread_asleep_in_wait(int id)
+{
+    return thread_state(id) == 'S' && !thread_in_lock_wait(id);
+}
+
+/* Wait until the thread (or child process) whose id will appear in *tid is asleep in
+ * its wait (thread_asleep_in_wait).  Each one publishes its id just before the wait
+ * under test.  A failure after SOON(). */
+static inline void wait_asleep(atomic_int *tid)
+{
+    if (!wait_for_flag(tid)) {
+        CHECK(!"the thread never started waiting");
+        return;
+    }
+    int64_t deadline = SOON();
+    struct timespec ms = {0, PLAIT_MS};
+    for (;;) {
+        if (thread_asleep_in_wait(atomic_load(tid)))
+            return;
+        if (plait_now() > deadline) {
+            CHECK(!"the thread never slept in its wait");
+            return;
+        }
+        nanosleep(&ms, NULL);
+    }
 }
 
 /* How many threads whose name starts with name_prefix are in this process now;
