@@ -138,16 +138,21 @@ p.send_signal(signal.SIGTERM)
 time.sleep(0.5)
 s.setblocking(True)
 s.settimeout(10)
-got, end = b"", "end of file"
+# (the chunks are joined once at the end: `got += d` copied everything so far on every
+# recv, 11.5 s for 17 MB in 64 KiB recvs, past the 5 s the server gives its stop; once,
+# with larger buffers, 214,327 requests were served and the last 68 answers were lost
+# when the server gave up)
+chunks, end = [], "end of file"
 try:
     s.shutdown(socket.SHUT_WR)
     while True:
         d = s.recv(1 << 20)
         if not d:
             break
-        got += d
+        chunks.append(d)
 except OSError as e:
     end = str(e)
+got = b"".join(chunks)
 out = p.communicate(timeout=20)[0].strip().splitlines()
 if mode == "echo":
     print("sent %d, acknowledged %d, echoed %d, then %s; the server: %s, status %d"
