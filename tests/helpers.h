@@ -304,17 +304,10 @@ static inline int threads_named(const char *name_prefix, bool sleeping_only)
     for (struct dirent *e; d && (e = readdir(d));) {
         if (e->d_name[0] == '.')
             continue;
-        char comm[32], stat[256];
+        char comm[32];
         read_task_line(e->d_name, "comm", comm, sizeof comm);
-        if (strncmp(comm, name_prefix, len) != 0)
-            continue;
-        if (!sleeping_only) {
-            n++;
-            continue;
-        }
-        read_task_line(e->d_name, "stat", stat, sizeof stat);
-        const char *end = strrchr(stat, ')'); /* the state follows the name */
-        n += end && end[1] == ' ' && end[2] == 'S';
+        if (strncmp(comm, name_prefix, len) == 0)
+            n += !sleeping_only || thread_state(atoi(e->d_name)) == 'S';
     }
     if (d)
         closedir(d);
