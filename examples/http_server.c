@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,10 @@ static const char uri_too_long[] = "HTTP/1.1 414 URI Too Long\r\n"
 enum { REQUEST_MAX = 16384, OUT_MAX = 16384, STACK = 32 * 1024, BACKLOG = 4096 };
 _Static_assert(sizeof too_large <= HTTP_ANSWER_MAX && sizeof uri_too_long <= HTTP_ANSWER_MAX,
                "an answer fits the room kept for one");
+/* A request served is answered with at least the hello's header fields (HEAD's answer),
+ * so one write holds at most so many of them. */
+enum { SERVED_PER_WRITE_MAX = OUT_MAX / (sizeof http_hello - sizeof "Hello, world!") + 1 };
+_Static_assert(OUT_MAX <= UINT16_MAX, "an offset into the answers fits 16 bits");
 
 typedef struct connection connection;
 
@@ -60,7 +65,8 @@ typedef struct server {
     int64_t timeout;            /* to finish a request begun, or to take an answer */
     plait_group *connections;
     connection *open_list;      /* one scheduler: no lock needed */
-    size_t open, served;
+    size_t open;
+    size_t served;              /* requests whose hello was written in full */
     bool stopping;              /* SIGTERM: the connections were shut down for reading */
 } server;
 
@@ -115,6 +121,16 @@ static size_t answer(char *out, size_t out_len, const char *text, size_t len)
     return out_len + len;
 }
 
+/* How many of the answers ending at ends[0..count) (ascending) lie within the first
+ * `written` bytes: the requests a write that stopped there served. */
+static size_t answers_written(const uint16_t *ends, size_t count, size_t written)
+{
+    size_t n = 0;
+    while (n < count && ends[n] <= written)
+        n++;
+    return n;
+}
+
 static void *serve(void *arg)
 {
     connection *c = arg;
@@ -147,6 +163,8 @@ static void *serve(void *arg)
         }
         more = false;
         size_t done = 0, out_len = 0;
+        uint16_t served_end[SERVED_PER_WRITE_MAX]; /* where each hello of out ends */
+        size_t served_count = 0;
         for (;;) {
             /* each line is looked at once, as it completes: a request read whole is
              * parsed in one pass, one that trickles in costs no more, and a malformed
@@ -162,9 +180,10 @@ static void *serve(void *arg)
             const char *text;
             size_t len;
             bool last;
-            if (http_request_answer(&req, &text, &len, &last))
-                c->srv->served++;
+            bool hello = http_request_answer(&req, &text, &len, &last);
             out_len = answer(out, out_len, text, len);
+            if (hello)
+                served_end[served_count++] = (uint16_t)out_len;
             done = request_end ? (size_t)(request_end - in) : have;
             http_request_begin(&req);
             open = !last;
@@ -179,8 +198,12 @@ static void *serve(void *arg)
                 out_len = answer(out, out_len, too_large, sizeof too_large - 1);
             open = false;
         }
-        if (out_len &&
-            plait_write_all(c->fd, out, out_len, NULL, now + timeout) < 0)
+        /* a request counts as served once its answer is written whole: a write cut
+         * short (a reset, the timeout, the stop giving up) counts only what it sent */
+        size_t written = 0;
+        int wrote = out_len ? plait_write_all(c->fd, out, out_len, &written, now + timeout) : 0;
+        c->srv->served += answers_written(served_end, served_count, written);
+        if (wrote < 0)
             break;
         if (more) /* the next answer comes without a read: its time counts from here */
             now = plait_now();

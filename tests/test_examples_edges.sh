@@ -7,6 +7,7 @@
 #  - the echo server's stop on SIGTERM gives back what it has acknowledged;
 #  - so does the HTTP server's: every request received is answered, the answers arrive;
 #  - HEAD is served (GET's header fields, no body), a HEAD with a body refused;
+#  - a request counts as served only once its answer is written;
 #  - the echo client names a host that does not exist as such.
 # Every step is bounded by `timeout`; a failure prints what was seen.
 set -uo pipefail
@@ -206,6 +207,31 @@ exec 3<&-
 grep -q "400 Bad Request" <<<"$got" && ! grep -q "200 OK" <<<"$got" \
     && ok "a HEAD with a body: 400 and close" || fail "a HEAD with a body: $got"
 stop_server "stopped accepting" || fail "SIGTERM after HEAD"
+
+# A request counts as served once its answer is written: the server counted an answer
+# as soon as it was put in its output buffer, so a write that failed (here: the client
+# sent ten requests and reset the connection while the server was stopped) still
+# counted ten "requests served" that nobody was sent.  The connection is queued before
+# the one of curl, whose answer shows the server has gone past it; then the count must
+# be curl's one request.
+start_server "$http"
+server_pid=$(pgrep -P "$pid" | head -1)
+kill -STOP "$server_pid"
+timeout 10 python3 - "$port" <<'PY'
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 10)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()  # a reset: the answers cannot be written
+PY
+kill -CONT "$server_pid"
+got=$(timeout 10 curl -s --max-time 8 "http://127.0.0.1:$port/")
+[ "$got" = "Hello, world!" ] || fail "after a reset connection: curl got '$got'"
+if stop_server " 1 requests served"; then
+    ok "a reset connection's ten requests are not counted as served"
+else
+    fail "a reset connection's requests counted as served"
+fi
 
 # The echo client given a host that does not exist says so (it said "No such file or
 # directory", the -ENOENT of the lookup named as a file's), status 1.
