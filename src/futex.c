@@ -13,6 +13,18 @@
  * plait__wakeups), so spinning is cheaper than sleeping; after a while it yields the
  * CPU so that a holder preempted on a 2-core machine can finish.  Taking a free lock
  * is one exchange, inlined (internal.h); this file has the contended path.
+ *
+ * Spinning before sleeping (plait__spin_while).  A sleep on a futex and the wake-up
+ * that ends it cost a few microseconds on a bare machine and tens on a virtual one
+ * (the wake-up is an interrupt to the other CPU, which the hypervisor has to deliver
+ * and the sleeper's CPU to come back from idle for); a hand-off between two threads
+ * on two CPUs takes well under one when the receiver is awake.  So a thread that is
+ * about to block, and a scheduler with nothing to run, first looks at its word for a
+ * while (PLAIT__WAIT_SPIN_NS for those two; the pools' idle workers look longer): a
+ * pause between looks at first, then a sched_yield, so that where the party that will
+ * change the word shares this CPU it runs meanwhile.  A wait that lasts longer costs
+ * that much CPU time once more than sleeping at once would: at most about what one
+ * sleep and wake-up cost, the usual bound for spinning before blocking.
  */
 #include "internal.h"
 
@@ -34,6 +46,28 @@ void plait__spin_lock_contended(plait__spinlock *lock)
 {
     for (unsigned spins = 0; !plait__spin_trylock(lock); spins++)
         plait__spin_pause(spins);
+}
+
+bool plait__spin_yield(plait__spin *spin)
+{
+    int64_t now = plait_now();
+    if (!spin->until)
+        spin->until = spin->deadline - now < spin->ns ? spin->deadline : now + spin->ns;
+    if (now >= spin->until)
+        return false;
+    sched_yield(); /* on one CPU, the side that will end the wait needs this one */
+    return true;
+}
+
+bool plait__spin_while(atomic_uint *word, unsigned value, int64_t ns, int64_t deadline)
+{
+    /* few pauses: where the other side shares this CPU they are time it cannot run */
+    plait__spin spin = {.pauses = 16, .ns = ns, .deadline = deadline};
+    do {
+        if (atomic_load_explicit(word, memory_order_acquire) != value)
+            return true;
+    } while (plait__spin_again(&spin));
+    return false;
 }
 
 struct timespec *plait__deadline_timespec(int64_t deadline, struct timespec *ts)

@@ -151,6 +151,39 @@ void plait__futex_wake(atomic_uint *word, int count);
 int plait__futex_wait_shared(atomic_uint *word, unsigned expected, int64_t deadline);
 /* Returns how many waiters it woke (0 also when the call failed). */
 int plait__futex_wake_shared(atomic_uint *word, int count);
+/* Spinning before sleeping (futex.c says why).  A spin lets the CPU go between two
+ * looks at what ends the wait: `pauses` CPU pauses first, then sched_yield() until ns
+ * have passed since the first yield, and never past the absolute deadline.
+ * plait__spin_again makes one such step, false (and no step) when the time is up. */
+typedef struct plait__spin {
+    unsigned pauses;   /* set by the caller, with ns and deadline */
+    int64_t ns, deadline;
+    unsigned turns;    /* pauses made */
+    int64_t until;     /* 0 until the first yield */
+} plait__spin;
+bool plait__spin_yield(plait__spin *spin); /* the step after the pauses (futex.c) */
+static inline bool plait__spin_again(plait__spin *spin)
+{
+    if (spin->turns < spin->pauses) {
+        spin->turns++;
+        plait__cpu_relax();
+        return true;
+    }
+    return plait__spin_yield(spin);
+}
+/* Look at *word so (16 pauses, then yields) for up to ns: true as soon as it is no
+ * longer value, false when the time is up. */
+bool plait__spin_while(atomic_uint *word, unsigned value, int64_t ns, int64_t deadline);
+/* How long a blocked thread, or a scheduler with nothing to run, looks before it sleeps
+ * on its futex word: about what a sleep and a wake-up cost on a virtual machine.  Not
+ * under ThreadSanitizer, whose threads run several times slower (a hand-off never comes
+ * within the look) and whose suite the looks' yields made a third slower: there a wait
+ * makes only its sixteen pauses before it sleeps. */
+#ifdef PLAIT_TSAN
+#define PLAIT__WAIT_SPIN_NS 0
+#else
+#define PLAIT__WAIT_SPIN_NS (20 * 1000)
+#endif
 
 /* ---- process-shared futex words (pfutex.c) ---- */
 /* Wait while *word == expected (a word in shared memory), from a coroutine (only it
@@ -159,9 +192,6 @@ int plait__futex_wake_shared(atomic_uint *word, int count);
  * -ENOMEM when there is no memory for a new one. */
 int plait__pfutex_wait(atomic_uint *word, unsigned expected, int64_t deadline,
                        const char *what, const void *object);
-/* Look at *word for up to ns (pauses, then yields between looks): true as soon as it
- * is no longer value, false when the time is up. */
-bool plait__spin_while(atomic_uint *word, unsigned value, int64_t ns);
 /* Wake every waiter of a shared word (after changing it). */
 void plait__pfutex_wake(atomic_uint *word);
 /* This process's id, cached (a forked child calls plait__pid_forget). */

@@ -422,25 +422,6 @@ int plait__pfutex_wait(atomic_uint *word, unsigned expected, int64_t deadline,
     return r;
 }
 
-bool plait__spin_while(atomic_uint *word, unsigned value, int64_t ns)
-{
-    int64_t until = 0;
-    for (unsigned spins = 0;; spins++) {
-        if (atomic_load_explicit(word, memory_order_acquire) != value)
-            return true;
-        if (spins < 64) {
-            plait__cpu_relax();
-            continue;
-        }
-        int64_t now = plait_now();
-        if (!until)
-            until = now + ns;
-        else if (now >= until)
-            return false;
-        sched_yield(); /* on one CPU, the side that will change it needs this one */
-    }
-}
-
 void plait__pfutex_wake(atomic_uint *word)
 {
     plait__futex_wake_shared(word, INT32_MAX);

@@ -457,22 +457,13 @@ void plait__worker_run_until_done(plait__future *f, int64_t deadline, bool cance
  * is given) until SPIN_NS or the deadline has passed: true when something came. */
 static bool spin_for_news(plait_pool *pool, plait__waiter *w, int64_t deadline)
 {
-    int64_t until = 0;
-    for (unsigned i = 0;; i++) {
+    plait__spin spin = {.pauses = SPIN_PAUSES, .ns = SPIN_NS, .deadline = deadline};
+    do {
         if ((w && atomic_load_explicit(&w->signalled, memory_order_acquire)) ||
             work_visible(pool))
             return true;
-        if (i < SPIN_PAUSES) {
-            plait__cpu_relax();
-            continue;
-        }
-        int64_t now = plait_now();
-        if (!until)
-            until = deadline - now < SPIN_NS ? deadline : now + SPIN_NS;
-        else if (now >= until)
-            return false;
-        sched_yield();
-    }
+    } while (plait__spin_again(&spin));
+    return false;
 }
 
 /* w was claimed by a waker or a canceller, whose signal comes as soon as it has let go

@@ -404,7 +404,7 @@ static int worker_main(void *arg)
             }
             unsigned seq = atomic_load(&sh->work_seq);
             plait__plock_unlock(&sh->lock);
-            if (plait__spin_while(&sh->work_seq, seq, SPIN_NS))
+            if (plait__spin_while(&sh->work_seq, seq, SPIN_NS, PLAIT_FOREVER))
                 continue;
             atomic_fetch_add(&sh->idle, 1);
             plait__futex_wait_shared(&sh->work_seq, seq, PLAIT_FOREVER);
@@ -1291,7 +1291,8 @@ static void ptask_help(plait__future *f, int64_t deadline)
         collect(p);
         if (atomic_load_explicit(&f->done, memory_order_acquire))
             break;
-        if (workers_elsewhere(p) && plait__spin_while(&sh->done_seq, seq, SPIN_NS))
+        if (workers_elsewhere(p) &&
+            plait__spin_while(&sh->done_seq, seq, SPIN_NS, PLAIT_FOREVER))
             continue;
         plait__waiter w;
         plait__wait_node node;

@@ -335,6 +335,12 @@ static bool park(plait__sched *s, int64_t now)
     plait__timer *t = plait__timer_first(&s->timers);
     int64_t deadline = t && t->when < trim_at ? t->when : trim_at;
     bool poll = plait__poller_busy(s);
+    /* with no descriptor to watch, a post is all that can come before the deadline:
+     * look for one a while before sleeping (futex.c), still unparked, so that its poster
+     * makes no wake-up call either */
+    if (!poll && plait__spin_while(&s->inbox.seq, s->inbox.drained, PLAIT__WAIT_SPIN_NS,
+                                   deadline))
+        return false;
     atomic_store(&s->inbox.parked, poll ? PLAIT__PARKED_POLL : PLAIT__PARKED_FUTEX);
     plait__store_load_fence();
     unsigned seq = atomic_load(&s->inbox.seq);

@@ -240,6 +240,7 @@ void plait__wait_node_unlink(plait__wait_node *node)
 
 static int futex_block(plait__waiter *w, int64_t deadline)
 {
+    plait__spin_while(&w->signalled, 0, PLAIT__WAIT_SPIN_NS, deadline); /* futex.c */
     while (!atomic_load_explicit(&w->signalled, memory_order_acquire)) {
         if (plait__futex_wait(&w->signalled, 0, deadline) == -ETIMEDOUT &&
             !atomic_load_explicit(&w->signalled, memory_order_acquire)) {
