@@ -293,8 +293,9 @@ struct plait__waiter {
     bool cancellable;
     plait__coro *coro;        /* the suspended coroutine, or NULL for a blocked thread */
     atomic_uint signalled;    /* 0 -> 1 when signalled: a thread waiter's futex word
-                                 (unless helper is set); for a coroutine, only that
-                                 its outcome is written (read after a fork) */
+                                 (unless helper is set), PLAIT__SIGNAL_AWAITED_ASLEEP
+                                 while that thread sleeps on it; for a coroutine,
+                                 only that its outcome is written (read after a fork) */
     struct plait__worker *helper; /* a pool worker that runs queued tasks while it waits
                                  (pool.c); it sleeps on its own word, which the signal
                                  pokes */
@@ -364,6 +365,10 @@ void plait__wakeups_deliver(plait__wakeups *later);
 void plait__waiter_signal(plait__waiter *w, int status, int index, plait__wakeups *later);
 /* The same, waking at once: for a caller that holds no spin lock. */
 void plait__waiter_signal_now(plait__waiter *w, int status, int index);
+/* The value of a plain thread waiter's `signalled` while it sleeps on that word: its
+ * signaller exchanges the word for 1 and makes a FUTEX_WAKE only when it finds this
+ * mark, none for a waiter still looking (waiter.c, futex_block). */
+#define PLAIT__SIGNAL_AWAITED_ASLEEP 2u
 /* Block until w is signalled or the deadline passes (then status -ETIMEDOUT) or the
  * coroutine is cancelled (-ECANCELED).  Returns the status.  The caller then unlinks
  * its nodes with plait__wait_node_unlink. */

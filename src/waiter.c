@@ -18,9 +18,11 @@
  *  2. The claimer writes the outcome (status, index, any payload the node points
  *     at) before it signals, and never touches the waiter after signalling.  The
  *     signal is a release: the ready-queue push or inbox lock for a coroutine, the
- *     store to `signalled` for a thread.  The wake-up itself (making the coroutine
- *     ready, the futex wake) is delivered after the primitive's lock is released
- *     (plait__wakeups in internal.h), so the woken party does not find it held.
+ *     store to `signalled` for a thread (an exchange where the thread sleeps on it,
+ *     which says whether it sleeps: futex_block).  The wake-up itself (making the
+ *     coroutine ready, the futex wake) is delivered after the primitive's lock is
+ *     released (plait__wakeups in internal.h), so the woken party does not find it
+ *     held.
  *  3. A waiter returns only after unlinking all its nodes under their locks, so no
  *     waker can still be looking at a node when the stack frame holding it dies.
  *     The one exception is the node its outcome came through: a waker that claims
@@ -209,9 +211,9 @@ void plait__waiter_signal(plait__waiter *w, int status, int index, plait__wakeup
         atomic_uint *word = plait__worker_poke(worker);
         if (word)
             wakeups_add(later, NULL, word, NULL);
-    } else {
-        atomic_store_explicit(&w->signalled, 1, memory_order_release);
-        wakeups_add(later, NULL, &w->signalled, NULL);
+    } else if (atomic_exchange_explicit(&w->signalled, 1, memory_order_acq_rel) ==
+               PLAIT__SIGNAL_AWAITED_ASLEEP) {
+        wakeups_add(later, NULL, &w->signalled, NULL); /* else it wakes by looking */
     }
 }
 
@@ -238,19 +240,31 @@ void plait__wait_node_unlink(plait__wait_node *node)
         plait__wait_node_withdraw(node);
 }
 
+/* A plain thread's wait: look at `signalled` a while (futex.c), then mark it
+ * PLAIT__SIGNAL_AWAITED_ASLEEP and sleep on it.  The signaller exchanges the word for 1
+ * and wakes only a waiter it finds so marked: a hand-off to a thread still looking
+ * costs no system call.  The mark and the exchange are on the one word, so either the
+ * mark comes first and the signaller wakes, or the signal does and the mark fails. */
 static int futex_block(plait__waiter *w, int64_t deadline)
 {
     plait__spin_while(&w->signalled, 0, PLAIT__WAIT_SPIN_NS, deadline); /* futex.c */
-    while (!atomic_load_explicit(&w->signalled, memory_order_acquire)) {
-        if (plait__futex_wait(&w->signalled, 0, deadline) == -ETIMEDOUT &&
-            !atomic_load_explicit(&w->signalled, memory_order_acquire)) {
+    for (;;) {
+        unsigned seen = 0;
+        if (!atomic_compare_exchange_strong_explicit(&w->signalled, &seen,
+                                                     PLAIT__SIGNAL_AWAITED_ASLEEP,
+                                                     memory_order_acquire,
+                                                     memory_order_acquire) &&
+            seen != PLAIT__SIGNAL_AWAITED_ASLEEP)
+            return w->status; /* signalled: the outcome is written */
+        if (plait__futex_wait(&w->signalled, PLAIT__SIGNAL_AWAITED_ASLEEP, deadline) ==
+                -ETIMEDOUT &&
+            atomic_load_explicit(&w->signalled, memory_order_acquire) != 1) {
             if (plait__waiter_claim(w))
                 return w->status = -ETIMEDOUT;
             /* a waker claimed it first and is about to signal: wait for that */
             deadline = PLAIT_FOREVER;
         }
     }
-    return w->status;
 }
 
 /* A thread blocks: as work that plait_cancel can reach (registered as the future's
