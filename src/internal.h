@@ -292,10 +292,12 @@ struct plait__waiter {
     int index;                /* the node (case) the outcome came through, -1 for none */
     bool cancellable;
     plait__coro *coro;        /* the suspended coroutine, or NULL for a blocked thread */
-    atomic_uint signalled;    /* 0 -> 1 when signalled: a thread waiter's futex word
-                                 (unless helper is set), PLAIT__SIGNAL_AWAITED_ASLEEP
-                                 while that thread sleeps on it; for a coroutine,
-                                 only that its outcome is written (read after a fork) */
+    atomic_uint signalled;    /* 0 -> 1 when signalled: a plain thread waiter's futex
+                                 word (not for helper, shared_word or poll_fd ones),
+                                 PLAIT__SIGNAL_AWAITED_ASLEEP from when that thread
+                                 marks it to sleep until a signal (and for good after
+                                 its own time-out); for a coroutine, only that its
+                                 outcome is written (read after a fork) */
     struct plait__worker *helper; /* a pool worker that runs queued tasks while it waits
                                  (pool.c); it sleeps on its own word, which the signal
                                  pokes */
