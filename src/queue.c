@@ -4,20 +4,28 @@
  * afterwards, blocking with deadlines, from coroutines and threads.
  *
  * Layout: one shared mapping holding the state below and `capacity` slots of
- * msg_max bytes each, a ring indexed by two counters.  Everything is guarded by a pid
- * lock (pfutex.c) and copied under it: a message is one memcpy into its slot, and it
- * becomes visible only when `tail` moves on (a receive is consumed only when `head`
- * does).  So a process that dies in the middle of a send or a receive — its lock
- * released by the parent that reaps it — leaves the queue as it was before that call:
- * no half message is ever seen, and a message being received by a process that died
- * stays in the queue for the next receiver.
+ * msg_max bytes each, a ring indexed by two counters: `tail`, moved by senders, and
+ * `head`, moved by receivers.  Each end has a pid lock of its own (pfutex.c), on cache
+ * lines of its own with its counter: senders take send_lock, receivers recv_lock, so
+ * a sender and a receiver never wait for each other (with one lock for both, each
+ * message was two hand-offs of that lock between two CPUs, and 64-byte messages went
+ * slower than through a pipe: docs/BENCHMARKS.md, session 36).  A message is one memcpy
+ * into its slot under send_lock, and it becomes visible only when `tail` moves on
+ * (release); a receive copies it out under recv_lock and is consumed only when `head`
+ * moves on, after which a sender may write the slot again.  So a process that dies in
+ * the middle of a send or a receive — its lock released by the parent that reaps it —
+ * leaves the queue as it was before that call: no half message is ever seen, and a
+ * message being received by a process that died stays in the queue for the next
+ * receiver.  The table of holders (below) has a third lock, `lock`, taken inside an
+ * end's lock (never the other way round) by a process's first call on each side.
  *
- * Waiting: receivers sleep on recv_seq, which every send bumps; senders on send_seq,
- * which every receive bumps; closing and a side's death bump both.  A waiter reads the
- * sequence under the lock, before it looks at `closed` (which a close sets without the
- * lock, before its bump) and finds it must wait, so a bump after that is seen by its
- * futex wait; the waiter counts let the other side skip the wake-up system call
- * when nobody sleeps.
+ * Waiting: receivers sleep on recv_seq, which every send bumps after moving `tail`;
+ * senders on send_seq, which every receive bumps after moving `head`; closing and a
+ * side's death bump both.  A waiter reads the sequence before it looks at the other
+ * end's counter and at `closed` (which a close sets, before its bump, without a lock),
+ * and all of these are sequentially consistent: so a move it did not see comes with a
+ * bump after its read, which its futex wait sees.  The waiter counts let the other end
+ * skip the wake-up system call when nobody sleeps.
  *
  * Sides, and telling a waiter that nobody is left.  The state has a table of the
  * processes that hold the queue: the one that made it, and every child forked after
@@ -51,17 +59,22 @@ enum { SIDES = 64, ROLE_SEND = 1, ROLE_RECV = 2, ALIGN = 64 };
 enum { DESTROY_PATIENCE = 10 };
 
 typedef struct queue_state {
-    plait__plock lock;
-    atomic_uint recv_seq, send_seq;
-    atomic_uint recv_waiters, send_waiters;
-    _Atomic uint64_t head, tail; /* messages [head, tail) are queued; moved under the
-                                    lock, read without it by plait_queue_len */
-    atomic_uint closed;         /* set without the lock by plait_queue_close */
+    plait__plock lock;          /* the table of holders: sides, lost, gone, untracked */
+    atomic_uint closed;         /* set without a lock by plait_queue_close */
     uint32_t lost;              /* ROLE_* bits: a holder that was, or could have become,
                                    that side has left */
-    uint32_t gone;              /* lost, and no holder left is or could become that side */
+    atomic_uint gone;           /* lost, and no holder left is or could become that
+                                   side (read by sends and receives without `lock`) */
     uint32_t untracked;         /* holders that found the table full */
     struct { uint32_t pid, roles; } sides[SIDES];
+    /* Messages [head, tail) are queued; each counter is moved under its end's lock and
+     * read by the other end, and by plait_queue_len, without it. */
+    _Alignas(ALIGN) plait__plock send_lock;
+    _Atomic uint64_t tail;
+    atomic_uint recv_seq, recv_waiters; /* bumped by every send; receivers asleep on it */
+    _Alignas(ALIGN) plait__plock recv_lock;
+    _Atomic uint64_t head;
+    atomic_uint send_seq, send_waiters; /* bumped by every receive; senders asleep on it */
 } queue_state;
 
 typedef struct slot {
@@ -78,7 +91,10 @@ struct plait_queue {
     queue_state *st;
     size_t map_size;
     size_t msg_max, capacity, slot_size;
-    unsigned noted_pid, noted_roles; /* what this process has noted already */
+    /* What this process has noted already: its id << 32 | ROLE_* bits.  One word, read
+     * without a lock by a sender and a receiver on two threads (written under the
+     * table's lock); a forked child's copy names its parent. */
+    _Atomic uint64_t noted;
     _Atomic int64_t tries_looked[2]; /* when a try last looked for a side gone unreported
                                       * (wait_timed_out), by the side [role - 1] */
 };
@@ -90,18 +106,19 @@ static slot *slot_at(plait_queue *q, uint64_t i)
     return (slot *)((char *)q->st + state_size() + (i % q->capacity) * q->slot_size);
 }
 
-/* head and tail: read under the lock, or by plait_queue_len without it; each moves on
- * with a release store, so a len that loads head (acquire) before tail sees a tail
- * at least that far (the receive that moved head there came after the sends). */
+/* head and tail: each read by the other end and by plait_queue_len without its lock,
+ * sequentially consistent (see "Waiting" above); a move is a release of the slot's
+ * copy, so a len that loads head before tail sees a tail at least that far (the
+ * receive that moved head there came after the sends). */
 static uint64_t counter(_Atomic uint64_t *c)
 {
-    return atomic_load_explicit(c, memory_order_acquire);
+    return atomic_load(c);
 }
 
+/* Under its end's lock: nobody else moves it. */
 static void counter_advance(_Atomic uint64_t *c)
 {
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-                          memory_order_release);
+    atomic_store(c, atomic_load_explicit(c, memory_order_relaxed) + 1);
 }
 
 static void wake_both(queue_state *st)
@@ -120,8 +137,8 @@ static bool sides_update(queue_state *st)
         if (st->sides[i].pid)
             could |= st->sides[i].roles ? st->sides[i].roles : ROLE_SEND | ROLE_RECV;
     unsigned gone = st->untracked ? 0 : st->lost & ~could;
-    bool newly = gone & ~st->gone;
-    st->gone = gone;
+    bool newly = gone & ~atomic_load(&st->gone);
+    atomic_store(&st->gone, gone);
     return newly;
 }
 
@@ -171,7 +188,7 @@ static unsigned leave_locked(queue_state *st, unsigned pid, bool took_part)
         st->sides[i].pid = st->sides[i].roles = 0;
     }
     bool newly = sides_update(st);
-    unsigned gone = st->gone;
+    unsigned gone = atomic_load(&st->gone);
     plait__plock_unlock(&st->lock);
     if (newly)
         wake_both(st);
@@ -235,7 +252,7 @@ static int wait_timed_out(plait_queue *queue, unsigned role, int64_t recheck,
         leave_locked(st, 0, false);
         return 0;
     }
-    unsigned gone = st->gone;
+    unsigned gone = atomic_load(&st->gone);
     if (!(gone & role) && side_left_unreported(st, role))
         gone = leave_locked(st, 0, false);
     else
@@ -246,6 +263,8 @@ static int wait_timed_out(plait_queue *queue, unsigned role, int64_t recheck,
 static void queue_died(plait__shared_obj *obj, unsigned pid)
 {
     queue_state *st = ((plait_queue *)obj)->st;
+    plait__plock_release_dead(&st->send_lock, pid);
+    plait__plock_release_dead(&st->recv_lock, pid);
     plait__plock_release_dead(&st->lock, pid);
     side_leave(st, pid, true);
     wake_both(st); /* it may have died between a send or receive and its wake-up */
@@ -264,6 +283,8 @@ static void queue_forked(plait__shared_obj *obj, unsigned pid)
      * gave to this child.  Released first: a look at whether its holder still exists
      * answers alive now, and the fork waited for ever for its own child, which waits
      * for its parent to go on. */
+    plait__plock_release_dead(&st->send_lock, pid);
+    plait__plock_release_dead(&st->recv_lock, pid);
     plait__plock_release_dead(&st->lock, pid);
     plait__plock_lock(&st->lock);
     /* An entry with this id already is a holder gone unreported (a plain fork()'s
@@ -283,22 +304,33 @@ static void queue_forked(plait__shared_obj *obj, unsigned pid)
     plait__plock_unlock(&st->lock);
 }
 
-/* Note the caller as a holder of side role (under the lock). */
-static void side_note(plait_queue *q, unsigned role)
+/* Note the caller as a holder of side role (under its end's lock): the table's lock is
+ * taken as the end's was (queue_lock).  0, or the lock's error. */
+static int side_note(plait_queue *q, unsigned role, int64_t deadline,
+                     plait__shared_waiting *stay)
 {
     queue_state *st = q->st;
     unsigned me = plait__pid();
-    if (q->noted_pid == me && (q->noted_roles & role))
-        return;
+    uint64_t noted = atomic_load_explicit(&q->noted, memory_order_relaxed);
+    if (PLAIT_LIKELY(noted >> 32 == me && (noted & role)))
+        return 0;
+    if (!plait__plock_trylock(&st->lock)) {
+        plait__shared_stay(&q->obj, stay);
+        int r = plait__plock_lock_until(&st->lock, deadline, LOCK_GRACE_NS);
+        if (r < 0)
+            return r;
+    }
     struct side_entry *e = side_of(st, me);
     if (e)
         e->roles |= role;
-    if (sides_update(st)) /* an undecided holder that took a side left the other */
+    bool newly = sides_update(st); /* an undecided holder that took a side left the other */
+    noted = atomic_load_explicit(&q->noted, memory_order_relaxed); /* (its writers hold `lock`) */
+    uint64_t roles = noted >> 32 == me ? noted & (ROLE_SEND | ROLE_RECV) : 0;
+    atomic_store_explicit(&q->noted, (uint64_t)me << 32 | roles | role, memory_order_relaxed);
+    plait__plock_unlock(&st->lock);
+    if (newly)
         wake_both(st);
-    if (q->noted_pid != me)
-        q->noted_roles = 0;
-    q->noted_pid = me;
-    q->noted_roles |= role;
+    return 0;
 }
 
 int plait_queue_create(plait_queue **queue, size_t msg_max, size_t capacity)
@@ -345,17 +377,25 @@ int plait_queue_destroy(plait_queue *queue)
     return 0;
 }
 
-/* The queue's lock for a send or receive.  One that must wait for it (its holder may be
- * a process stopped in the middle of a copy) is a call of this process that waits: it
- * stays counted from then on, so a destroy meanwhile is -EBUSY.  (It was counted only
+/* An end's lock (lock) for a send or receive, the caller noted as a holder of its side.
+ * One that must wait for it (its holder may be a process stopped in the middle of a
+ * copy) is a call of this process that waits: it stays counted from then on, so a
+ * destroy meanwhile is -EBUSY.  (It was counted only
  * in its wait on a sequence: a destroy from another thread went on to take the lock
  * after it, and unmapped the state under the call still waiting for the lock.) */
-static int queue_lock(plait_queue *queue, int64_t deadline, plait__shared_waiting *stay)
+static int queue_lock(plait_queue *queue, plait__plock *lock, unsigned role,
+                      int64_t deadline, plait__shared_waiting *stay)
 {
-    if (PLAIT_LIKELY(plait__plock_trylock(&queue->st->lock)))
-        return 0;
-    plait__shared_stay(&queue->obj, stay);
-    return plait__plock_lock_until(&queue->st->lock, deadline, LOCK_GRACE_NS);
+    if (PLAIT_UNLIKELY(!plait__plock_trylock(lock))) {
+        plait__shared_stay(&queue->obj, stay);
+        int r = plait__plock_lock_until(lock, deadline, LOCK_GRACE_NS);
+        if (r < 0)
+            return r;
+    }
+    int r = side_note(queue, role, deadline, stay);
+    if (r < 0)
+        plait__plock_unlock(lock);
+    return r;
 }
 
 /* The calls that wait stay counted as waiters until they return: woken by a close, they
@@ -365,15 +405,14 @@ static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t d
 {
     queue_state *st = queue->st;
     for (;;) {
-        int lr = queue_lock(queue, deadline, stay);
+        int lr = queue_lock(queue, &st->send_lock, ROLE_SEND, deadline, stay);
         if (lr < 0)
             return lr;
-        side_note(queue, ROLE_SEND);
-        /* the sequence before `closed`: a close, which takes no lock, sets the flag and
-         * then bumps the sequence, so a close after this look is seen by the wait */
+        /* the sequence before `closed` and head: a close, or a receive, changes those
+         * and then bumps the sequence, so one after this look is seen by the wait */
         unsigned seq = atomic_load(&st->send_seq);
-        if (atomic_load(&st->closed) || (st->gone & ROLE_RECV)) {
-            plait__plock_unlock(&st->lock);
+        if (atomic_load(&st->closed) || (atomic_load(&st->gone) & ROLE_RECV)) {
+            plait__plock_unlock(&st->send_lock);
             return -EPIPE;
         }
         uint64_t tail = counter(&st->tail);
@@ -382,18 +421,21 @@ static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t d
             if (len) /* msg may be NULL for an empty message */
                 memcpy(s->data, msg, len);
             s->len = len;
+            /* Once tail has moved, a receiver on another thread may take the message
+             * (it needs no lock of ours) and destroy the queue: this call stays inside
+             * until it is done with the state, and the destroy waits for it (a wake-up
+             * that then finds no mapping is refused, harmlessly). */
+            plait__shared_enter(&queue->obj);
             counter_advance(&st->tail);
             atomic_fetch_add(&st->recv_seq, 1);
-            /* the sleepers read before the unlock: once it is done, a receiver on
-             * another thread may take the message and destroy the queue, unmapping the
-             * state (a wake-up that then finds no mapping is refused, harmlessly) */
             bool wake = atomic_load(&st->recv_waiters) != 0;
-            plait__plock_unlock(&st->lock);
+            plait__plock_unlock(&st->send_lock);
+            plait__shared_exit(&queue->obj);
             if (wake)
                 plait__pfutex_wake(&st->recv_seq);
             return 0;
         }
-        plait__plock_unlock(&st->lock);
+        plait__plock_unlock(&st->send_lock);
         plait__shared_stay(&queue->obj, stay);
         int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
         int r = plait__shared_wait(&queue->obj, &st->send_seq, seq, &st->send_waiters,
@@ -422,35 +464,37 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
 {
     queue_state *st = queue->st;
     for (;;) {
-        int lr = queue_lock(queue, deadline, stay);
+        int lr = queue_lock(queue, &st->recv_lock, ROLE_RECV, deadline, stay);
         if (lr < 0)
             return lr;
-        side_note(queue, ROLE_RECV);
+        /* the sequence before tail and `closed`: as in queue_send */
+        unsigned seq = atomic_load(&st->recv_seq);
         uint64_t head = counter(&st->head);
         if (counter(&st->tail) != head) {
             slot *s = slot_at(queue, head);
             uint64_t len = s->len;
             if (len > cap && len <= queue->msg_max) {
-                plait__plock_unlock(&st->lock);
+                plait__plock_unlock(&st->recv_lock);
                 return -EMSGSIZE;
             }
             bool intact = len <= queue->msg_max; /* else written over: taken off, not copied */
             if (intact && len) /* buf may be NULL when cap is 0 */
                 memcpy(buf, s->data, len);
+            plait__shared_enter(&queue->obj); /* as in queue_send */
             counter_advance(&st->head);
             atomic_fetch_add(&st->send_seq, 1);
-            bool wake = atomic_load(&st->send_waiters) != 0; /* as in queue_send */
-            plait__plock_unlock(&st->lock);
+            bool wake = atomic_load(&st->send_waiters) != 0;
+            plait__plock_unlock(&st->recv_lock);
+            plait__shared_exit(&queue->obj);
             if (wake)
                 plait__pfutex_wake(&st->send_seq);
             return intact ? (ssize_t)len : -EPROTO;
         }
-        unsigned seq = atomic_load(&st->recv_seq); /* before `closed`: as in queue_send */
-        if (atomic_load(&st->closed) || (st->gone & ROLE_SEND)) {
-            plait__plock_unlock(&st->lock);
+        if (atomic_load(&st->closed) || (atomic_load(&st->gone) & ROLE_SEND)) {
+            plait__plock_unlock(&st->recv_lock);
             return -EPIPE;
         }
-        plait__plock_unlock(&st->lock);
+        plait__plock_unlock(&st->recv_lock);
         plait__shared_stay(&queue->obj, stay);
         int64_t recheck = plait_deadline_in(PLAIT__SHARED_RECHECK_NS);
         int r = plait__shared_wait(&queue->obj, &st->recv_seq, seq, &st->recv_waiters,

@@ -129,6 +129,12 @@ TEST(queue_destroy_refused_while_a_thread_waits_for_its_lock)
     CHECK_EQ(plait_queue_destroy(q), 0);
 }
 
+/* A destroy that waits for a call still under way spins (plait__shared_let_go):
+ * plait__spin_pause is wrapped to see that (the wrapper is further down, with the
+ * cases that watch a store, whose child tells its parent too). */
+static _Thread_local bool destroying;
+static atomic_int destroy_spun; /* a destroy of this process waited for a call */
+
 void __real_plait__plock_unlock(plait__plock *lock);
 void __wrap_plait__plock_unlock(plait__plock *lock);
 
@@ -142,7 +148,11 @@ void __wrap_plait__plock_unlock(plait__plock *lock)
         return;
     atomic_store(&hold_after_unlock, 0);
     atomic_store(&other_may_go, 1); /* as if preempted here while the other thread runs */
-    CHECK(wait_for_flag(&other_done));
+    /* until the other thread is done, or its destroy waits for this call to leave */
+    int64_t until = SOON();
+    while (!atomic_load(&other_done) && !atomic_load(&destroy_spun) && plait_now() < until)
+        sched_yield();
+    CHECK(atomic_load(&other_done) || atomic_load(&destroy_spun));
 }
 
 static atomic_long other_got, other_destroy;
@@ -153,6 +163,7 @@ static void *take_then_destroy(void *arg)
     CHECK(wait_for_flag(&other_may_go));
     char buf[16];
     atomic_store(&other_got, (long)plait_queue_recv(q, buf, sizeof buf, SOON()));
+    destroying = true;
     atomic_store(&other_destroy, plait_queue_destroy(q));
     atomic_store(&other_done, 1);
     return NULL;
@@ -163,21 +174,36 @@ static void *send_then_destroy(void *arg)
     plait_queue *q = arg;
     CHECK(wait_for_flag(&other_may_go));
     atomic_store(&other_got, plait_queue_send(q, "y", 1, SOON()));
+    destroying = true;
     atomic_store(&other_destroy, plait_queue_destroy(q));
     atomic_store(&other_done, 1);
     return NULL;
 }
 
 /* In a child: this thread sends (or receives) and is held just after its unlock, while
- * another thread receives (or sends) and destroys the queue; then this call goes on. */
+ * another thread receives (or sends) and destroys the queue (or its destroy waits for
+ * this call to leave); then this call goes on.  This process has sent and received
+ * before, so the call's unlock is its end's (a first call on a side also takes and
+ * lets go of the table of holders' lock, first). */
+/* A queue of one 16-byte slot on which this process has sent and received once; with
+ * full, a message in it. */
+static plait_queue *queue_both_sides_noted(bool full)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, 16, 1), 0);
+    char b[16];
+    CHECK_EQ(plait_queue_send(q, "x", 1, SOON()), 0);
+    CHECK_EQ(plait_queue_recv(q, b, sizeof b, SOON()), 1);
+    if (full)
+        CHECK_EQ(plait_queue_send(q, "x", 1, SOON()), 0);
+    return q;
+}
+
 static void call_goes_on_after_a_destroy(bool send)
 {
     pid_t pid = fork_child(true);
     if (pid == 0) {
-        plait_queue *q;
-        CHECK_EQ(plait_queue_create(&q, 16, 1), 0);
-        if (!send)
-            CHECK_EQ(plait_queue_send(q, "x", 1, SOON()), 0); /* full: the other sends */
+        plait_queue *q = queue_both_sides_noted(!send); /* full: the other sends */
         pthread_t other;
         thread_start(&other, send ? take_then_destroy : send_then_destroy, q);
         atomic_store(&hold_after_unlock, gettid_());
@@ -197,6 +223,25 @@ static void call_goes_on_after_a_destroy(bool send)
     (void)reap_ok; /* fork_child.h's, unused here */
 }
 
+/* The cases further down that watch a store tell their parent through this. */
+typedef struct handshake {
+    atomic_int go, done, destroy_waits;
+} handshake;
+
+static handshake *hs; /* shared with the child */
+
+void __real_plait__spin_pause(unsigned spins);
+void __wrap_plait__spin_pause(unsigned spins);
+void __wrap_plait__spin_pause(unsigned spins)
+{
+    if (destroying) {
+        atomic_store(&destroy_spun, 1);
+        if (hs) /* the parent then lets the call go on */
+            atomic_store(&hs->destroy_waits, 1);
+    }
+    __real_plait__spin_pause(spins);
+}
+
 TEST(queue_send_goes_on_after_the_receiver_destroyed_it)
 {
     call_goes_on_after_a_destroy(true);
@@ -214,11 +259,7 @@ TEST(queue_recv_goes_on_after_the_sender_destroyed_it)
  * copy queue.c's layout). */
 static size_t closed_offset(void)
 {
-    plait_queue *q;
-    CHECK_EQ(plait_queue_create(&q, 16, 1), 0);
-    char b[16];
-    CHECK_EQ(plait_queue_send(q, "x", 1, SOON()), 0);
-    CHECK_EQ(plait_queue_recv(q, b, sizeof b, SOON()), 1);
+    plait_queue *q = queue_both_sides_noted(false);
     unsigned *map = ((plait__shared_obj *)q)->map, before[64];
     memcpy(before, map, sizeof before);
     CHECK_EQ(plait_queue_close(q), 0);
@@ -228,6 +269,31 @@ static size_t closed_offset(void)
             CHECK_EQ(at, SIZE_MAX);
             at = i * sizeof(unsigned);
         }
+    CHECK(at != SIZE_MAX);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+    return at;
+}
+
+/* Where a queue's `tail` (send) or `head` (!send) is: the first word of its state that
+ * one more send (receive) moves from 1 to 2, both sides having sent and received once
+ * (found on a scratch queue, as closed_offset). */
+static size_t counter_offset(bool send)
+{
+    plait_queue *q = queue_both_sides_noted(!send);
+    char b[16];
+    unsigned *map = ((plait__shared_obj *)q)->map, before[256];
+    size_t words = ((plait__shared_obj *)q)->map_size / sizeof *map;
+    if (words > 256)
+        words = 256;
+    memcpy(before, map, words * sizeof *map);
+    if (send)
+        CHECK_EQ(plait_queue_send(q, "x", 1, SOON()), 0);
+    else
+        CHECK_EQ(plait_queue_recv(q, b, sizeof b, SOON()), 1);
+    size_t at = SIZE_MAX;
+    for (size_t i = 0; i < words && at == SIZE_MAX; i++)
+        if (before[i] == 1 && map[i] == 2)
+            at = i * sizeof(unsigned);
     CHECK(at != SIZE_MAX);
     CHECK_EQ(plait_queue_destroy(q), 0);
     return at;
@@ -355,9 +421,10 @@ static void close_between_look_and_sleep(bool send)
 
 /* ---- a wake-side call held just after its store, while another thread destroys ----
  *
- * psem_release, pevent_set, pmutex_unlock (and plait_shm_unlock) and queue_close each
- * publish their change with one store or compare-and-swap and then still read or bump
- * the shared state (the sleepers' count, the sequence) to decide on their wake-up.
+ * psem_release, pevent_set, pmutex_unlock (and plait_shm_unlock), queue_close and a
+ * queue's send and receive each publish their change with one store or
+ * compare-and-swap and then still read or bump the shared state (the sleepers' count,
+ * the sequence; a send or receive its end's lock) to decide on their wake-up.
  * Another thread of the process that sees the change (takes the permit, passes the
  * event, takes and gives back the lock, finds the queue closed) may destroy the object
  * then — nobody waits on it — and the call still under way touched the unmapped state:
@@ -365,28 +432,12 @@ static void close_between_look_and_sleep(bool send)
  * store; the child's other thread then takes and destroys (or its destroy waits for the
  * call: plait__spin_pause is wrapped to see that); then the main thread goes on. */
 
-enum { GIVE_PSEM, GIVE_PEVENT, GIVE_PMUTEX, GIVE_CLOSE };
+enum { GIVE_PSEM, GIVE_PEVENT, GIVE_PMUTEX, GIVE_CLOSE, GIVE_SEND, GIVE_RECV };
 
-typedef struct handshake {
-    atomic_int go, done, destroy_waits;
-} handshake;
-
-static handshake *hs;           /* shared with the child */
 static void *give_obj;
 static int give_kind;
 static atomic_int take_destroy; /* the child's other thread: its destroy's answer */
-static _Thread_local bool destroying;
 
-/* A destroy that waits for a call still under way spins (plait__shared_let_go): the
- * parent then lets that call go on. */
-void __real_plait__spin_pause(unsigned spins);
-void __wrap_plait__spin_pause(unsigned spins);
-void __wrap_plait__spin_pause(unsigned spins)
-{
-    if (destroying && hs)
-        atomic_store(&hs->destroy_waits, 1);
-    __real_plait__spin_pause(spins);
-}
 
 static bool wait_either_shared_flag(atomic_int *a, atomic_int *b)
 {
@@ -439,6 +490,16 @@ static void *take_and_destroy(void *arg)
         destroying = true;
         r = plait_queue_destroy(give_obj);
         break;
+    case GIVE_SEND: /* takes the message the held send has just made visible */
+        CHECK_EQ(plait_queue_recv(give_obj, buf, sizeof buf, SOON()), 1);
+        destroying = true;
+        r = plait_queue_destroy(give_obj);
+        break;
+    case GIVE_RECV: /* sends into the room the held receive has just made */
+        CHECK_EQ(plait_queue_send(give_obj, "y", 1, SOON()), 0);
+        destroying = true;
+        r = plait_queue_destroy(give_obj);
+        break;
     }
     destroying = false;
     atomic_store(&take_destroy, r);
@@ -469,8 +530,12 @@ static void give_held_while_another_destroys(int kind)
         CHECK_EQ(plait_pevent_create((plait_pevent **)&give_obj), 0);
     else if (kind == GIVE_PMUTEX)
         CHECK_EQ(plait_pmutex_create((plait_pmutex **)&give_obj), 0);
-    size_t off = kind == GIVE_CLOSE ? closed_offset() : 0;
-    if (kind == GIVE_CLOSE)
+    bool queue = kind == GIVE_CLOSE || kind == GIVE_SEND || kind == GIVE_RECV;
+    size_t off = kind == GIVE_CLOSE  ? closed_offset()
+                 : kind == GIVE_SEND ? counter_offset(true)
+                 : kind == GIVE_RECV ? counter_offset(false)
+                                     : 0;
+    if (queue)
         CHECK_EQ(plait_queue_create((plait_queue **)&give_obj, 8, 1), 0);
     /* the count, the event's word, the holder: each the first word of its state */
     word = (char *)((plait__shared_obj *)give_obj)->map + off;
@@ -478,13 +543,18 @@ static void give_held_while_another_destroys(int kind)
     if (pid == 0) {
         if (kind == GIVE_PMUTEX && plait_pmutex_lock(give_obj, SOON()) != 0)
             _exit(6);
+        if (kind == GIVE_RECV && plait_queue_send(give_obj, "x", 1, SOON()) != 0)
+            _exit(6); /* full: the held receive makes room */
+        char got[8];
         pthread_t other;
         thread_start(&other, take_and_destroy, NULL);
         raise(SIGSTOP); /* the parent sets the watchpoint */
-        int r = kind == GIVE_PSEM     ? plait_psem_release(give_obj)
-                : kind == GIVE_PEVENT ? plait_pevent_set(give_obj)
-                : kind == GIVE_PMUTEX ? plait_pmutex_unlock(give_obj)
-                                      : plait_queue_close(give_obj);
+        long r = kind == GIVE_PSEM     ? plait_psem_release(give_obj)
+                 : kind == GIVE_PEVENT ? plait_pevent_set(give_obj)
+                 : kind == GIVE_PMUTEX ? plait_pmutex_unlock(give_obj)
+                 : kind == GIVE_SEND   ? plait_queue_send(give_obj, "x", 1, SOON())
+                 : kind == GIVE_RECV   ? plait_queue_recv(give_obj, got, sizeof got, SOON()) - 1
+                                       : plait_queue_close(give_obj);
         CHECK_EQ(r, 0);
         thread_join(other);
         r = atomic_load(&take_destroy);
@@ -544,6 +614,20 @@ TEST(queue_close_goes_on_after_a_receiver_destroyed_it)
     give_held_while_another_destroys(GIVE_CLOSE);
 }
 
+/* A send held right after it moved `tail`, before it bumps the receivers' sequence and
+ * lets go of the senders' lock: a receiver needs no lock of the sender's, so it takes
+ * the message and destroys the queue meanwhile (failed first, with the queue's two ends
+ * given a lock each: SIGSEGV). */
+TEST(queue_send_held_after_its_publish_goes_on_after_a_destroy)
+{
+    give_held_while_another_destroys(GIVE_SEND);
+}
+
+TEST(queue_recv_held_after_its_publish_goes_on_after_a_destroy)
+{
+    give_held_while_another_destroys(GIVE_RECV);
+}
+
 TEST(queue_close_between_a_receivers_look_and_its_sleep) { close_between_look_and_sleep(false); }
 TEST(queue_close_between_a_senders_look_and_its_sleep) { close_between_look_and_sleep(true); }
 
@@ -555,7 +639,9 @@ RUN_TESTS(CASE(queue_close_between_a_receivers_look_and_its_sleep),
           CASE(psem_release_goes_on_after_the_acquirer_destroyed_it),
           CASE(pevent_set_goes_on_after_the_waiter_destroyed_it),
           CASE(pmutex_unlock_goes_on_after_the_next_holder_destroyed_it),
-          CASE(queue_close_goes_on_after_a_receiver_destroyed_it))
+          CASE(queue_close_goes_on_after_a_receiver_destroyed_it),
+          CASE(queue_send_held_after_its_publish_goes_on_after_a_destroy),
+          CASE(queue_recv_held_after_its_publish_goes_on_after_a_destroy))
 
 #else
 
