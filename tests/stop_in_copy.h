@@ -9,6 +9,7 @@
 
 #include <plait.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,21 +29,28 @@ void *__wrap_memcpy(void *dst, const void *src, size_t n)
     return __real_memcpy(dst, src, n);
 }
 
-/* A child that sends one BIG message and stops in its copy, holding the queue's lock;
- * returns once the child is seen stopped. */
-static inline pid_t holder_stopped_in_a_send(plait_queue *q)
+/* A child that sends one BIG message (or, !send, receives the BIG message queued) and
+ * stops in its copy, holding the senders' (receivers') lock; returns once the child is
+ * seen stopped.  It exits 0 once its call has done so. */
+static inline pid_t holder_stopped_in_a_copy(plait_queue *q, bool send)
 {
     pid_t pid = fork();
     if (pid == 0) {
         static char msg[BIG];
         stop_in_a_big_copy = 1;
-        _exit(plait_queue_send(q, msg, sizeof msg, PLAIT_FOREVER) == 0 ? 0 : 1);
+        _exit(send ? plait_queue_send(q, msg, sizeof msg, PLAIT_FOREVER) != 0
+                   : plait_queue_recv(q, msg, sizeof msg, PLAIT_FOREVER) != (ssize_t)BIG);
     }
     CHECK(pid > 0);
     int status = 0;
     CHECK_EQ(waitpid(pid, &status, WUNTRACED), pid);
     CHECK(WIFSTOPPED(status));
     return pid;
+}
+
+static inline pid_t holder_stopped_in_a_send(plait_queue *q)
+{
+    return holder_stopped_in_a_copy(q, true);
 }
 
 #endif

@@ -1,9 +1,11 @@
 /* test_queue_stopped_holder.c — a send or a receive on a plait_queue keeps its deadline
- * while another process holds the queue's lock and does not let go (stopped by a
- * debugger or by job control in the middle of copying a message), and a coroutine that
- * waits for that lock leaves its scheduler's other coroutines running.  (The lock was
- * taken without a deadline, by the whole thread: both calls waited until the holder
- * went on, and a coroutine froze its scheduler meanwhile; review 94.)
+ * while another process holds one of the queue's locks and does not let go (stopped by
+ * a debugger or by job control in the middle of copying a message), and a coroutine
+ * that waits for that lock leaves its scheduler's other coroutines running.  (The lock
+ * was taken without a deadline, by the whole thread: both calls waited until the holder
+ * went on, and a coroutine froze its scheduler meanwhile; review 94.)  A holder stopped
+ * in a send holds up only the other sends, one stopped in a receive only the other
+ * receives (the queue had one lock for both ends until session 36).
  * The holder stops itself in the middle of its copy: memcpy is wrapped
  * (-Wl,--wrap=memcpy, tests/CMakeLists.txt), and in the child a copy of BIG bytes or
  * more raises SIGSTOP first.  plait__shared_wait is wrapped too, to know when a call
@@ -159,7 +161,52 @@ TEST(len_and_close_do_not_wait_for_the_holder)
     CHECK_EQ(plait_queue_destroy(q), 0);
 }
 
+/* The other end goes on: a receive takes what is already queued at once, though a
+ * sender is stopped in its copy (failed first: with one lock for both ends it waited
+ * for the holder until its deadline). */
+TEST(a_stopped_sender_does_not_hold_up_receives)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, BIG, 2), 0);
+    CHECK_EQ(plait_queue_send(q, "x", 1, SOON()), 0);
+    pid_t pid = holder_stopped_in_a_send(q);
+    static char buf[BIG];
+    int64_t start = plait_now();
+    ssize_t got = plait_queue_recv(q, buf, sizeof buf, plait_deadline_in(2 * PLAIT_SEC));
+    if (got != 1)
+        kill(pid, SIGKILL); /* (not left stopped when the checks below fail) */
+    CHECK_EQ(got, 1);
+    CHECK_PROMPT(start);
+    holder_goes_on(q, pid);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
+/* And a send goes in at once, though a receiver is stopped in its copy. */
+TEST(a_stopped_receiver_does_not_hold_up_sends)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, BIG, 2), 0);
+    static char big[BIG];
+    CHECK_EQ(plait_queue_send(q, big, sizeof big, SOON()), 0);
+    pid_t pid = holder_stopped_in_a_copy(q, false);
+    int64_t start = plait_now();
+    int sent = plait_queue_send(q, "x", 1, plait_deadline_in(2 * PLAIT_SEC));
+    if (sent != 0)
+        kill(pid, SIGKILL);
+    CHECK_EQ(sent, 0);
+    CHECK_PROMPT(start);
+    CHECK_EQ(kill(pid, SIGCONT), 0);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* it took the BIG message */
+    char one[1];
+    CHECK_EQ(plait_queue_recv(q, one, sizeof one, SOON()), 1);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
 RUN_TESTS(CASE(a_thread_keeps_its_deadline),
           CASE(a_coroutine_keeps_its_deadline_and_its_scheduler_runs),
           CASE(a_receive_already_waiting_keeps_its_deadline),
-          CASE(len_and_close_do_not_wait_for_the_holder))
+          CASE(len_and_close_do_not_wait_for_the_holder),
+          CASE(a_stopped_sender_does_not_hold_up_receives),
+          CASE(a_stopped_receiver_does_not_hold_up_sends))
