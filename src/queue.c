@@ -16,8 +16,11 @@
  * the middle of a send or a receive — its lock released by the parent that reaps it —
  * leaves the queue as it was before that call: no half message is ever seen, and a
  * message being received by a process that died stays in the queue for the next
- * receiver.  The table of holders (below) has a third lock, `lock`, taken inside an
- * end's lock (never the other way round) by a process's first call on each side.
+ * receiver.  The table of holders (below) has a third lock, `lock`, taken by a
+ * process's first call on each side before its end's lock (a coroutine may yield
+ * waiting for it: it holds no end's lock then, see queue_lock), by the fork, death and
+ * exec reports, by a destroy and by a waiting call's look for holders gone unreported;
+ * none of those holds an end's lock, so no lock is ever taken while another is held.
  *
  * Waiting: receivers sleep on recv_seq, which every send bumps after moving `tail`;
  * senders on send_seq, which every receive bumps after moving `head`; closing and a
@@ -33,7 +36,7 @@
  * child itself as it starts: shared.c).  A holder that sends is a sender, one that
  * receives a receiver; one that has done neither yet could become either.  When the
  * parent reaps a child, the child leaves the table (so does a process that destroys
- * its handle, unless a holder stopped with the lock keeps it out: then at its death;
+ * its handle, unless a holder stopped with the table's lock keeps it out: then at its death;
  * a child that exec'd a program leaves at its exec, as no side: nothing of plait ran
  * in it).  A side is gone when a holder that was, or could have become,
  * on it has left, and no holder left is on it or undecided: then
@@ -304,8 +307,8 @@ static void queue_forked(plait__shared_obj *obj, unsigned pid)
     plait__plock_unlock(&st->lock);
 }
 
-/* Note the caller as a holder of side role (under its end's lock): the table's lock is
- * taken as the end's was (queue_lock).  0, or the lock's error. */
+/* Note the caller as a holder of side role, before its call takes its end's lock
+ * (queue_lock): the table's lock is taken as an end's is.  0, or the lock's error. */
 static int side_note(plait_queue *q, unsigned role, int64_t deadline,
                      plait__shared_waiting *stay)
 {
@@ -366,8 +369,9 @@ int plait_queue_destroy(plait_queue *queue)
         return -EINVAL;
     if (atomic_load(&queue->obj.local_waiters))
         return -EBUSY;
-    /* Leave the table of holders, but not at any price: a holder stopped in the middle of
-     * a copy (a debugger, job control) held the destroy for as long as it stayed stopped.
+    /* Leave the table of holders, but not at any price: a holder stopped with the table's
+     * lock (a debugger, job control; with one lock for everything, one stopped in the
+     * middle of a copy) held the destroy for as long as it stayed stopped.
      * After some 100 ms of one live holder the entry stays: this process is then
      * taken for a holder until its death is reported, or found by a purge. */
     queue_state *st = queue->st;
@@ -386,20 +390,19 @@ int plait_queue_destroy(plait_queue *queue)
 static int queue_lock(plait_queue *queue, plait__plock *lock, unsigned role,
                       int64_t deadline, plait__shared_waiting *stay)
 {
-    if (PLAIT_UNLIKELY(!plait__plock_trylock(lock))) {
-        plait__shared_stay(&queue->obj, stay);
-        int r = plait__plock_lock_until(lock, deadline, LOCK_GRACE_NS);
-        if (r < 0)
-            return r;
-    }
+    /* The side is noted first, without the end's lock: a coroutine that waits for the
+     * table's lock yields, and an end's lock held across a yield would be held twice
+     * if another coroutine of its scheduler forked meanwhile (the child's copy of this
+     * one goes on as the holder the lock's word does not name). */
     int r = side_note(queue, role, deadline, stay);
-    if (r < 0)
-        plait__plock_unlock(lock);
-    return r;
+    if (r < 0 || PLAIT_LIKELY(plait__plock_trylock(lock)))
+        return r;
+    plait__shared_stay(&queue->obj, stay);
+    return plait__plock_lock_until(lock, deadline, LOCK_GRACE_NS);
 }
 
 /* The calls that wait stay counted as waiters until they return: woken by a close, they
- * still take the lock to see it, and a destroy then must not unmap the state. */
+ * still take their end's lock to see it, and a destroy then must not unmap the state. */
 static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t deadline,
                       plait__shared_waiting *stay)
 {
@@ -467,8 +470,12 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
         int lr = queue_lock(queue, &st->recv_lock, ROLE_RECV, deadline, stay);
         if (lr < 0)
             return lr;
-        /* the sequence before tail and `closed`: as in queue_send */
+        /* the sequence before `closed` and tail: as in queue_send; and the end (closed,
+         * or every sender gone) before tail, so that what was sent before it is taken
+         * (a send needs no lock of ours: read after tail, a close that followed a send
+         * made between the two loads answered -EPIPE with that message queued) */
         unsigned seq = atomic_load(&st->recv_seq);
+        bool ended = atomic_load(&st->closed) || (atomic_load(&st->gone) & ROLE_SEND);
         uint64_t head = counter(&st->head);
         if (counter(&st->tail) != head) {
             slot *s = slot_at(queue, head);
@@ -490,7 +497,7 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
                 plait__pfutex_wake(&st->send_seq);
             return intact ? (ssize_t)len : -EPROTO;
         }
-        if (atomic_load(&st->closed) || (atomic_load(&st->gone) & ROLE_SEND)) {
+        if (ended) {
             plait__plock_unlock(&st->recv_lock);
             return -EPIPE;
         }
@@ -520,8 +527,8 @@ int plait_queue_close(plait_queue *queue)
 {
     if (!queue)
         return -EINVAL;
-    /* Without the lock, which a holder stopped mid-copy may keep: a send or receive
-     * reads the sequence it may wait on before closed, and the bump below comes after
+    /* Without a lock (an end's, which a holder stopped mid-copy may keep): a send or
+     * receive reads the sequence it may wait on before closed, and the bump below comes after
      * the flag, so a waiter that saw the queue open sleeps on a value the bump changes.
      * (It read closed first: a close between its two reads left it asleep on the
      * bumped sequence until its next look for gone holders, 100 ms, and a call whose

@@ -383,6 +383,18 @@ static const char *watchpoints_missing(void)
  * deadline of 50 ms; the parent closes the queue right after the child's load of
  * `closed`.  The call must answer -EPIPE, and must not sleep on a sequence the close
  * had bumped already. */
+/* The watched child goes on, its watchpoint off; it must exit 0.  Then q is destroyed. */
+static void child_ends_well(pid_t pid, plait_queue *q)
+{
+    int status;
+    set_dr7(pid, 0);
+    CHECK_EQ(ptrace(PTRACE_CONT, pid, NULL, NULL), 0);
+    CHECK_EQ(wait_child(pid, &status), 0);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
 static void close_between_look_and_sleep(bool send)
 {
     if (*watchpoints_missing()) {
@@ -410,12 +422,7 @@ static void close_between_look_and_sleep(bool send)
     int status = watch_and_go_on(pid, closed, 3); /* break on a read or a write */
     CHECK(WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP); /* it has just read `closed` */
     CHECK_EQ(plait_queue_close(q), 0);
-    set_dr7(pid, 0);
-    CHECK_EQ(ptrace(PTRACE_CONT, pid, NULL, NULL), 0);
-    CHECK_EQ(wait_child(pid, &status), 0);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WEXITSTATUS(status), 0);
-    CHECK_EQ(plait_queue_destroy(q), 0);
+    child_ends_well(pid, q);
 }
 
 
@@ -629,9 +636,41 @@ TEST(queue_recv_held_after_its_publish_goes_on_after_a_destroy)
 }
 
 TEST(queue_close_between_a_receivers_look_and_its_sleep) { close_between_look_and_sleep(false); }
+
+/* A receive that has found the queue empty (it has just read `tail`), then a send and a
+ * close by another process: the message went in before the close, so the receive must
+ * take it (receivers drain first), and only the next one answer -EPIPE.  Failed first:
+ * once a send no longer needed the receivers' lock, a receive that read `closed` after
+ * `tail` answered -EPIPE with the message queued. */
+TEST(queue_send_and_close_between_a_receivers_two_looks)
+{
+    if (*watchpoints_missing()) {
+        CHECK_SKIP(watchpoints_missing());
+        return;
+    }
+    size_t off = counter_offset(true);
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, 16, 1), 0);
+    void *tail = (char *)((plait__shared_obj *)q)->map + off;
+    pid_t pid = fork_traced();
+    if (pid == 0) {
+        raise(SIGSTOP); /* the parent sets the watchpoint */
+        char buf[16];
+        long first = plait_queue_recv(q, buf, sizeof buf, SOON());
+        long then = plait_queue_recv(q, buf, sizeof buf, SOON());
+        fprintf(stderr, "  child: the receives answered %ld, then %ld\n", first, then);
+        _exit(first == 1 && buf[0] == 'x' && then == -EPIPE ? 0 : 3);
+    }
+    int status = watch_and_go_on(pid, tail, 3); /* break on a read or a write */
+    CHECK(WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP); /* it has just read `tail` */
+    CHECK_EQ(plait_queue_send(q, "x", 1, SOON()), 0);
+    CHECK_EQ(plait_queue_close(q), 0);
+    child_ends_well(pid, q);
+}
 TEST(queue_close_between_a_senders_look_and_its_sleep) { close_between_look_and_sleep(true); }
 
 RUN_TESTS(CASE(queue_close_between_a_receivers_look_and_its_sleep),
+          CASE(queue_send_and_close_between_a_receivers_two_looks),
           CASE(queue_close_between_a_senders_look_and_its_sleep),
           CASE(queue_destroy_refused_while_a_thread_waits_for_its_lock),
           CASE(queue_send_goes_on_after_the_receiver_destroyed_it),

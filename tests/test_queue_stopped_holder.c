@@ -16,6 +16,8 @@
 
 #include "stop_in_copy.h"
 
+#include "../src/internal.h"
+
 static plait_event *began_to_wait; /* set by a wait on the queue's state, when asked */
 
 int __real_plait__shared_wait(void *obj, atomic_uint *word, unsigned expected,
@@ -204,9 +206,64 @@ TEST(a_stopped_receiver_does_not_hold_up_sends)
     CHECK_EQ(plait_queue_destroy(q), 0);
 }
 
+/* A process's first send waits for the table of holders' lock (held here by this
+ * process's main thread, the first word of the queue's state: queue.c) without holding
+ * the senders' lock meanwhile: another process's send goes in at once.  (Failed first:
+ * the first call took its end's lock, then waited for the table's holding it, and a
+ * coroutine yields in that wait: another coroutine of its scheduler that forked then
+ * left the lock held by two copies of the call.) */
+static atomic_int first_sender_tid;
+
+static void *first_send(void *arg)
+{
+    atomic_store(&first_sender_tid, gettid_());
+    return (void *)(intptr_t)plait_queue_send(arg, "t", 1, SOON());
+}
+
+TEST(a_first_send_waits_for_the_table_without_the_senders_lock)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, 16, 4), 0);
+    int go[2];
+    CHECK_EQ(pipe(go), 0);
+    pid_t pid = fork();
+    if (pid == 0) { /* a sender already noted, that sends again when told */
+        char c;
+        int first = plait_queue_send(q, "a", 1, SOON());
+        if (first != 0 || read(go[0], &c, 1) != 1)
+            _exit(1);
+        _exit(plait_queue_send(q, "b", 1, plait_deadline_in(2 * PLAIT_SEC)) == 0 ? 0 : 2);
+    }
+    CHECK(pid > 0);
+    int64_t until = SOON();
+    while (plait_queue_len(q) < 1 && plait_now() < until)
+        sched_yield();
+    CHECK_EQ(plait_queue_len(q), 1u);
+    plait__plock *table = ((plait__shared_obj *)q)->map;
+    CHECK(plait__plock_trylock(table));
+    pthread_t first;
+    thread_start(&first, first_send, q);
+    wait_asleep(&first_sender_tid); /* in its wait for the table's lock */
+    int64_t start = plait_now();
+    CHECK_EQ(write(go[1], "g", 1), 1);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* its send went in */
+    CHECK_PROMPT(start);
+    plait__plock_unlock(table);
+    void *res;
+    CHECK_EQ(pthread_join(first, &res), 0);
+    CHECK_EQ((intptr_t)res, 0);
+    CHECK_EQ(plait_queue_len(q), 3u);
+    close(go[0]);
+    close(go[1]);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
 RUN_TESTS(CASE(a_thread_keeps_its_deadline),
           CASE(a_coroutine_keeps_its_deadline_and_its_scheduler_runs),
           CASE(a_receive_already_waiting_keeps_its_deadline),
           CASE(len_and_close_do_not_wait_for_the_holder),
           CASE(a_stopped_sender_does_not_hold_up_receives),
-          CASE(a_stopped_receiver_does_not_hold_up_sends))
+          CASE(a_stopped_receiver_does_not_hold_up_sends),
+          CASE(a_first_send_waits_for_the_table_without_the_senders_lock))
