@@ -307,8 +307,23 @@ static void queue_forked(plait__shared_obj *obj, unsigned pid)
     plait__plock_unlock(&st->lock);
 }
 
+/* Take one of the queue's locks for a call.  One that must wait for it (its holder may
+ * be a process stopped in the middle of a copy or an update of the table) is a call of
+ * this process that waits: it stays counted from then on, so a destroy meanwhile is
+ * -EBUSY.  (It was counted only in its wait on a sequence: a destroy from another thread
+ * went on to take the lock after it, and unmapped the state under the call still
+ * waiting for the lock.) */
+static int call_lock(plait_queue *q, plait__plock *lock, int64_t deadline,
+                     plait__shared_waiting *stay)
+{
+    if (PLAIT_LIKELY(plait__plock_trylock(lock)))
+        return 0;
+    plait__shared_stay(&q->obj, stay);
+    return plait__plock_lock_until(lock, deadline, LOCK_GRACE_NS);
+}
+
 /* Note the caller as a holder of side role, before its call takes its end's lock
- * (queue_lock): the table's lock is taken as an end's is.  0, or the lock's error. */
+ * (queue_lock).  0, or the table's lock's error. */
 static int side_note(plait_queue *q, unsigned role, int64_t deadline,
                      plait__shared_waiting *stay)
 {
@@ -317,12 +332,9 @@ static int side_note(plait_queue *q, unsigned role, int64_t deadline,
     uint64_t noted = atomic_load_explicit(&q->noted, memory_order_relaxed);
     if (PLAIT_LIKELY(noted >> 32 == me && (noted & role)))
         return 0;
-    if (!plait__plock_trylock(&st->lock)) {
-        plait__shared_stay(&q->obj, stay);
-        int r = plait__plock_lock_until(&st->lock, deadline, LOCK_GRACE_NS);
-        if (r < 0)
-            return r;
-    }
+    int r = call_lock(q, &st->lock, deadline, stay);
+    if (r < 0)
+        return r;
     struct side_entry *e = side_of(st, me);
     if (e)
         e->roles |= role;
@@ -381,12 +393,7 @@ int plait_queue_destroy(plait_queue *queue)
     return 0;
 }
 
-/* An end's lock (lock) for a send or receive, the caller noted as a holder of its side.
- * One that must wait for it (its holder may be a process stopped in the middle of a
- * copy) is a call of this process that waits: it stays counted from then on, so a
- * destroy meanwhile is -EBUSY.  (It was counted only
- * in its wait on a sequence: a destroy from another thread went on to take the lock
- * after it, and unmapped the state under the call still waiting for the lock.) */
+/* An end's lock (lock) for a send or receive, the caller noted as a holder of its side. */
 static int queue_lock(plait_queue *queue, plait__plock *lock, unsigned role,
                       int64_t deadline, plait__shared_waiting *stay)
 {
@@ -395,10 +402,7 @@ static int queue_lock(plait_queue *queue, plait__plock *lock, unsigned role,
      * if another coroutine of its scheduler forked meanwhile (the child's copy of this
      * one goes on as the holder the lock's word does not name). */
     int r = side_note(queue, role, deadline, stay);
-    if (r < 0 || PLAIT_LIKELY(plait__plock_trylock(lock)))
-        return r;
-    plait__shared_stay(&queue->obj, stay);
-    return plait__plock_lock_until(lock, deadline, LOCK_GRACE_NS);
+    return r < 0 ? r : call_lock(queue, lock, deadline, stay);
 }
 
 /* The calls that wait stay counted as waiters until they return: woken by a close, they
