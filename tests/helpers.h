@@ -263,12 +263,18 @@ static inline bool thread_in_lock_wait(int id)
     return cmd == FUTEX_WAIT || cmd == FUTEX_LOCK_PI || cmd == FUTEX_LOCK_PI2;
 }
 
+/* Whether thread (or child process) id sleeps in the kernel: state S, in any wait. */
+static inline bool thread_asleep(int id)
+{
+    return thread_state(id) == 'S';
+}
+
 /* Whether thread (or child process) id sleeps, and not in a lock's wait: in state S of
  * /proc/ID/stat, but not on a lock of libc's or a sanitizer's that it met on its way
  * into the wait under test, which state S alone took for that wait (stop 35's CI). */
 static inline bool thread_asleep_in_wait(int id)
 {
-    return thread_state(id) == 'S' && !thread_in_lock_wait(id);
+    return thread_asleep(id) && !thread_in_lock_wait(id);
 }
 
 /* Wait until the thread (or child process) whose id will appear in *tid is asleep in
@@ -293,9 +299,9 @@ static inline void wait_asleep(atomic_int *tid)
     }
 }
 
-/* How many threads whose name starts with name_prefix are in this process now;
- * with sleeping_only, those that sleep in the kernel (state S: a futex wait). */
-static inline int threads_named(const char *name_prefix, bool sleeping_only)
+/* How many threads whose name starts with name_prefix are in this process now; with
+ * `which`, only those for which it holds (thread_asleep, thread_asleep_in_wait). */
+static inline int threads_named(const char *name_prefix, bool (*which)(int id))
 {
     DIR *d = opendir("/proc/self/task");
     CHECK(d != NULL);
@@ -307,7 +313,7 @@ static inline int threads_named(const char *name_prefix, bool sleeping_only)
         char comm[32];
         read_task_line(e->d_name, "comm", comm, sizeof comm);
         if (strncmp(comm, name_prefix, len) == 0)
-            n += !sleeping_only || thread_state(atoi(e->d_name)) == 'S';
+            n += !which || which(atoi(e->d_name));
     }
     if (d)
         closedir(d);
@@ -324,18 +330,20 @@ static inline void others_asleep_before_fork(void)
 {
     int64_t until = SOON();
     struct timespec ms = {0, PLAIT_MS};
-    while (threads_named("", true) < threads_named("", false) - 1 && plait_now() < until)
+    while (threads_named("", thread_asleep) < threads_named("", NULL) - 1 &&
+           plait_now() < until)
         nanosleep(&ms, NULL);
-    CHECK_EQ(threads_named("", true), threads_named("", false) - 1);
+    CHECK_EQ(threads_named("", thread_asleep), threads_named("", NULL) - 1);
 }
 
-/* How many threads named "<prefix>-..." sleep in the kernel (state S: a futex wait)
- * at this moment; a pool's worker does so only when it has parked. */
+/* How many threads named "<prefix>-..." sleep in plait's wait at this moment
+ * (thread_asleep_in_wait): a pool's worker does so only when it has parked, where state
+ * S alone would also count one that sleeps on a lock of libc's or a sanitizer's. */
 static inline int pool_workers_sleeping(const char *prefix)
 {
     char name_prefix[32];
     snprintf(name_prefix, sizeof name_prefix, "%s-", prefix);
-    return threads_named(name_prefix, true);
+    return threads_named(name_prefix, thread_asleep_in_wait);
 }
 
 /* ---- a real cgroup, where the test may make one ---- */

@@ -112,9 +112,9 @@ static void *fork_in_coroutine(void *arg)
      * takes no allocator lock around fork), and the child then hung in its first
      * malloc from a new thread. */
     int64_t until = plait_deadline_in(10 * PLAIT_SEC);
-    while (threads_named("plait-watchdog", false) == 0 && plait_now() < until)
+    while (threads_named("plait-watchdog", NULL) == 0 && plait_now() < until)
         CHECK_EQ(plait_sleep(PLAIT_MS), 0);
-    CHECK_EQ(threads_named("plait-watchdog", false), 1);
+    CHECK_EQ(threads_named("plait-watchdog", NULL), 1);
     pid_t pid = fork();
 #if defined(__SANITIZE_THREAD__)
     /* ThreadSanitizer loses the coroutine switches' order in a child forked from one

@@ -98,7 +98,7 @@ TEST(queue_destroy_refused_while_a_thread_waits_for_its_lock)
     int64_t until = SOON();
     bool went_on = false;
     while (!atomic_load(&destroyed) && plait_now() < until) {
-        if (thread_state(atomic_load(&destroyer_tid)) == 'S' && !atomic_load(&destroyed)) {
+        if (thread_asleep_in_wait(atomic_load(&destroyer_tid)) && !atomic_load(&destroyed)) {
             went_on = true;
             break;
         }
