@@ -12,8 +12,9 @@
  *     suspended; its scheduler goes on running the others) and from a plain thread
  *     (the thread blocks).  Calls marked "coroutine only" return -EPERM elsewhere.
  *   - Cancellation is sticky: once a coroutine has been cancelled, the call it is
- *     blocked in and every later call that would block return -ECANCELED at once.
- *     Calls that can complete without blocking still do, so it can clean up and return.
+ *     blocked in and every later call that would block return -ECANCELED at once,
+ *     whatever the deadline (a past one too: the cancellation comes first).  Calls
+ *     that can complete without blocking still do, so it can clean up and return.
  *
  * Error codes used throughout:
  *   -EINVAL     a null or malformed argument (a null handle, a size out of range)
@@ -851,7 +852,8 @@ int plait_unix_listen(const char *path, int backlog);
 int plait_accept(int fd, plait_addr *peer, int64_t deadline);
 
 /* Connect a stream socket to addr: its descriptor once connected.  -ECONNREFUSED,
- * -ENETUNREACH, ..., -ETIMEDOUT, -ECANCELED (the half-made socket is closed).  A Unix
+ * -ENETUNREACH, ..., -ETIMEDOUT, -ECANCELED (the half-made socket is closed; a cancelled
+ * caller still gets a connection made at once, as to a Unix listener with room).  A Unix
  * listener whose backlog is full is tried again, 1 ms to 50 ms apart, until the
  * deadline. */
 int plait_connect(const plait_addr *addr, int64_t deadline);

@@ -160,8 +160,9 @@ static ssize_t transfer_once(int fd, void *buf, size_t len, int64_t deadline,
             /* nothing there: from now on, wait (or have the kernel read) first */
             drained = true;
             plait__fd_call_set_drained(&call, true);
-            if (plait__deadline_passed(deadline))
-                return -ETIMEDOUT;
+            int refused = plait__wait_refused(deadline);
+            if (refused < 0)
+                return refused;
             continue;
         }
         int r = plait__wait_to_retry(&call, writing ? PLAIT_WRITABLE : PLAIT_READABLE,

@@ -1179,4 +1179,13 @@ static inline bool plait__deadline_passed(int64_t deadline)
     return deadline != PLAIT_FOREVER && deadline <= plait_now();
 }
 
+/* Whether a call that would block may wait until deadline: 0, or what it answers at
+ * once instead: -ECANCELED for a cancelled caller (cancellation comes before the
+ * deadline, whatever it is), -ETIMEDOUT when the deadline has passed. */
+static inline int plait__wait_refused(int64_t deadline)
+{
+    int r = plait__check_cancel();
+    return r < 0 ? r : plait__deadline_passed(deadline) ? -ETIMEDOUT : 0;
+}
+
 #endif

@@ -535,11 +535,10 @@ static int accept_cancel_off(int fd, plait_addr *peer, int64_t deadline)
     }
 }
 
+/* A cancelled caller still tries: a connection made at once (a Unix listener with room)
+ * is its; one that must be waited for is not. */
 static int connect_cancel_off(const plait_addr *addr, int64_t deadline)
 {
-    int r = plait__check_cancel();
-    if (r < 0)
-        return r;
     int fd = new_socket(addr, SOCK_STREAM);
     if (fd < 0)
         return fd;
@@ -553,8 +552,9 @@ static int connect_cancel_off(const plait_addr *addr, int64_t deadline)
             break;
         if (errno != EAGAIN || addr->u.sa.sa_family != AF_UNIX)
             return fail(fd, -errno);
-        if (plait__deadline_passed(deadline))
-            return fail(fd, -ETIMEDOUT);
+        int r = plait__wait_refused(deadline);
+        if (r < 0)
+            return fail(fd, r);
         int64_t until = plait_now() + backoff;
         r = plait_sleep_until(deadline < until ? deadline : until);
         if (r < 0 && r != -ETIMEDOUT)
@@ -563,7 +563,7 @@ static int connect_cancel_off(const plait_addr *addr, int64_t deadline)
     }
     if (!in_progress)
         return fd; /* connected at once */
-    r = plait_wait_fd(fd, PLAIT_WRITABLE, deadline);
+    int r = plait_wait_fd(fd, PLAIT_WRITABLE, deadline);
     if (r < 0)
         return fail(fd, r);
     int err = 0;
@@ -669,11 +669,9 @@ static ssize_t sendto_cancel_off(int fd, const void *buf, size_t len, const plai
          * a wait would return at once.  Try again, backing off from 1 ms to 50 ms, until
          * the deadline, as connect does for a full backlog. */
         if (errno == EAGAIN && to && to->u.sa.sa_family == AF_UNIX) {
-            int r = plait__check_cancel();
+            int r = plait__wait_refused(deadline);
             if (r < 0)
                 return r;
-            if (plait__deadline_passed(deadline))
-                return -ETIMEDOUT;
             int64_t until = plait_now() + backoff;
             /* a wait that plait_close wakes (-EBADF): after a plain sleep the datagram
              * went from whatever socket had taken the number */

@@ -784,7 +784,8 @@ TEST(from_a_plait_thread_and_a_pool_task)
 
 /* ---- a cancelled caller ----
  * Cancellation is sticky (docs/API.md): every call that would block returns -ECANCELED
- * at once, whatever its deadline (PLAIT_FOREVER here), and a call that can complete
+ * at once, whatever its deadline (PLAIT_FOREVER, and 0: a past one is no wait, but the
+ * caller's cancellation comes first, as in every wait), and a call that can complete
  * without waiting still does — but plait_to_thread, which would start something, starts
  * nothing for a cancelled caller.  The call is made by a coroutine, a plait thread or a
  * pool task cancelled while it waited on an event that is never set; the rest (setting
@@ -792,6 +793,7 @@ TEST(from_a_plait_thread_and_a_pool_task)
 typedef struct cancelled_call {
     const op *o;
     ctx *c;
+    int64_t deadline;
     plait_event *never;
     atomic_int entered;
     int waited, r;
@@ -804,16 +806,17 @@ static void *call_once_cancelled(void *p)
     atomic_store(&cc->entered, 1);
     cc->waited = plait_event_wait(cc->never, PLAIT_FOREVER);
     int64_t start = plait_now();
-    cc->r = cc->o->call(cc->c, PLAIT_FOREVER);
+    cc->r = cc->o->call(cc->c, cc->deadline);
     cc->took = plait_now() - start;
     return NULL;
 }
 
 enum { BY_A_COROUTINE, BY_A_PLAIT_THREAD, BY_A_POOL_TASK };
 
-static int call_cancelled(int by, plait_pool *pool, const op *o, ctx *c, int64_t *took)
+static int call_cancelled(int by, plait_pool *pool, const op *o, ctx *c, int64_t deadline,
+                          int64_t *took)
 {
-    cancelled_call cc = {.o = o, .c = c, .r = 1};
+    cancelled_call cc = {.o = o, .c = c, .deadline = deadline, .r = 1};
     CHECK_EQ(plait_event_create(&cc.never), 0);
     plait_task t;
     int started = by == BY_A_COROUTINE  ? plait_spawn(&t, call_once_cancelled, &cc)
@@ -839,33 +842,36 @@ static void *cancelled_sweep_main(void *arg)
     plait_pool *pool = NULL;
     if (by == BY_A_POOL_TASK)
         CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 2}), 0);
+    static const int64_t deadlines[] = {PLAIT_FOREVER, 0};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
-        const op *o = &ops[k];
-        bool tt = o->setup == tt_setup, task = o->setup == tk_setup;
-        ctx nr = {0};
-        o->setup(&nr);
-        int64_t took;
-        int r = call_cancelled(by, pool, o, &nr, &took);
-        if (r != -ECANCELED || took > 200 * PLAIT_MS)
-            edge_failed(o, "cancelled, not ready", PLAIT_FOREVER, r, took);
-        if (task && r == -ECANCELED)
-            nr.task_live = true; /* the caller's -ECANCELED leaves the handle valid */
-        if (tt)
-            o->make_ready(&nr);
-        o->teardown(&nr);
-        if (o->no_ready_before && !tt)
-            continue;
-        ctx c = {0};
-        o->setup(&c);
-        o->make_ready(&c);
-        if (o->until_ready)
-            o->until_ready(&c);
-        r = call_cancelled(by, pool, o, &c, &took);
-        if (r != (tt ? -ECANCELED : 0))
-            edge_failed(o, "cancelled, ready", PLAIT_FOREVER, r, took);
-        if (task && r == -ECANCELED)
-            c.task_live = true;
-        o->teardown(&c);
+        for (size_t d = 0; d < sizeof deadlines / sizeof deadlines[0]; d++) {
+            const op *o = &ops[k];
+            bool tt = o->setup == tt_setup, task = o->setup == tk_setup;
+            ctx nr = {0};
+            o->setup(&nr);
+            int64_t took;
+            int r = call_cancelled(by, pool, o, &nr, deadlines[d], &took);
+            if (r != -ECANCELED || took > 200 * PLAIT_MS)
+                edge_failed(o, "cancelled, not ready", deadlines[d], r, took);
+            if (task && r == -ECANCELED)
+                nr.task_live = true; /* the caller's -ECANCELED leaves the handle valid */
+            if (tt)
+                o->make_ready(&nr);
+            o->teardown(&nr);
+            if (o->no_ready_before && !tt)
+                continue;
+            ctx c = {0};
+            o->setup(&c);
+            o->make_ready(&c);
+            if (o->until_ready)
+                o->until_ready(&c);
+            r = call_cancelled(by, pool, o, &c, deadlines[d], &took);
+            if (r != (tt ? -ECANCELED : 0))
+                edge_failed(o, "cancelled, ready", deadlines[d], r, took);
+            if (task && r == -ECANCELED)
+                c.task_live = true;
+            o->teardown(&c);
+        }
     }
     if (pool)
         CHECK_EQ(plait_pool_destroy(pool), 0);

@@ -9,8 +9,9 @@
  *
  * Cases that failed before their fix: a first plait_wait_fd on a number just closed
  * (it waited on plait's own eventfd, which took the number), plait_shutdown of an
- * unconnected UDP socket (-ENOTCONN for a shutdown that was made), and the text of a
- * scope whose interface is named by digits (it parsed back as another index).
+ * unconnected UDP socket (-ENOTCONN for a shutdown that was made), the text of a
+ * scope whose interface is named by digits (it parsed back as another index), and a
+ * cancelled caller's connect to a Unix listener with room (-ECANCELED).
  */
 #include "fork_child.h"
 
@@ -205,6 +206,100 @@ static void *connect_failures_s(void *arg)
 }
 
 TEST(connect_failures) { both_ways(connect_failures_s, NULL); }
+
+/* ---- a cancelled caller's connect ----
+ * Cancellation is sticky, but a call that can complete without blocking still does
+ * (docs/API.md): a connect to a Unix listener with room in its backlog is made at once,
+ * so a cancelled coroutine gets its connection, whatever its deadline; to one whose
+ * backlog is full it would wait, so it gets -ECANCELED at once (not the deadline's
+ * -ETIMEDOUT, not a wait), its half-made socket closed.  (The connect refused a
+ * cancelled caller before it tried: -ECANCELED for a connection it could have had.) */
+
+typedef struct cancelled_connect {
+    plait_event *never;
+    const plait_addr *to;
+    int64_t deadline;
+    int r;
+    int64_t took;
+} cancelled_connect;
+
+static void *connect_once_cancelled(void *p)
+{
+    cancelled_connect *cc = p;
+    CHECK_EQ(plait_event_wait(cc->never, PLAIT_FOREVER), -ECANCELED);
+    int64_t start = plait_now();
+    cc->r = plait_connect(cc->to, cc->deadline);
+    cc->took = plait_now() - start;
+    return NULL;
+}
+
+/* plait_connect(to, deadline) from a coroutine cancelled before it calls it. */
+static int connect_cancelled(const plait_addr *to, int64_t deadline, int64_t *took)
+{
+    cancelled_connect cc = {.to = to, .deadline = deadline, .r = 1};
+    CHECK_EQ(plait_event_create(&cc.never), 0);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, connect_once_cancelled, &cc), 0);
+    settle(); /* it waits on the event */
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), -ECANCELED);
+    CHECK_EQ(plait_event_destroy(cc.never), 0);
+    *took = cc.took;
+    return cc.r;
+}
+
+static void *cancelled_connect_main(void *arg)
+{
+    (void)arg;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/plait_cancelled_connect_%d", (int)getpid());
+    unlink(path);
+    plait_addr a;
+    CHECK_EQ(plait_addr_unix(&a, path), 0);
+    int l = plait_listen(&a, 1);
+    CHECK(l >= 0);
+    warm_up();
+    int before = count_fds();
+    const int64_t deadlines[] = {PLAIT_FOREVER, 0};
+    for (int i = 0; i < 2; i++) { /* room in the backlog: connected */
+        int64_t took;
+        int c = connect_cancelled(&a, deadlines[i], &took);
+        CHECK(c >= 0);
+        if (c >= 0) {
+            int s = plait_accept(l, NULL, SOON());
+            CHECK(s >= 0);
+            if (s >= 0)
+                CHECK_EQ(plait_close(s), 0);
+            CHECK_EQ(plait_close(c), 0);
+        }
+    }
+    CHECK_EQ(count_fds(), before);
+    /* fill the backlog (Linux takes backlog + 1): the next connect answers EAGAIN */
+    int queued[8], n = 0;
+    for (; n < 8; n++) {
+        queued[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        CHECK(queued[n] >= 0);
+        if (connect(queued[n], &a.u.sa, a.len) < 0) {
+            CHECK_EQ(errno, EAGAIN);
+            close(queued[n]);
+            break;
+        }
+    }
+    CHECK(n < 8);
+    for (int i = 0; i < 2; i++) {
+        int64_t took;
+        CHECK_EQ(connect_cancelled(&a, deadlines[i], &took), -ECANCELED);
+        CHECK(took < PLAIT_SEC); /* at once, not after a back-off to the deadline */
+    }
+    for (int i = 0; i < n; i++)
+        close(queued[i]);
+    CHECK_EQ(count_fds(), before);
+    CHECK_EQ(plait_close(l), 0);
+    unlink(path);
+    return NULL;
+}
+
+TEST(cancelled_connect_completes_when_it_can) { check_run(cancelled_connect_main, NULL); }
 
 /* ---- whole-buffer calls that end early ---- */
 
@@ -487,6 +582,7 @@ static void *option_edges_s(void *arg)
 TEST(option_edges) { both_ways(option_edges_s, NULL); }
 
 RUN_TESTS(CASE(datagram_edges), CASE(unix_path_limit), CASE(connect_failures),
+          CASE(cancelled_connect_completes_when_it_can),
           CASE(whole_buffer_progress), CASE(waits_on_nothing), CASE(option_edges),
           CASE(first_wait_of_a_thread_on_a_number_just_closed),
           CASE(first_wait_of_a_scheduler_on_a_number_just_closed), CASE(udp_shutdown),
