@@ -41,18 +41,24 @@
  * same GOMAXPROCS threads): plaitN is the same arrangement.  The serial leaves are
  * the same C code for plait and OpenMP (gcc -O2), C++ for TBB (g++ -O2); Go's
  * compiler makes its own leaves, so the "serial" figure printed here (plain
- * recursion, no tasks) is the C baseline.
+ * recursion, no tasks) is the C baseline.  "serial-split" is the floor of one thread:
+ * the same calls as the tasks (split down to the cutoff, the leaves serial) made as
+ * plain calls, so plait1 over it is what the runtime adds, and the work that one
+ * worker runs cannot take less (the compiler's recursion of a whole fib(30) is not the
+ * same instructions as its 233 leaves).
  *
  * Usage: bench_forkjoin [reps]   (default 10: fib30.cut20 is computed 10 * reps times,
  *       fib25.cut2 reps times)
  * Prints, for W in fib30.cut20 and fib25.cut2:
  *   forkjoin.W serial ms <one serial fib, no tasks>
+ *   forkjoin.W serial-split ms <one fib by the tasks' recursion and leaves, no tasks>
  *   forkjoin.W plait1 ms <wall>         forkjoin.W plait1 tasks_per_s <rate>
  *   forkjoin.W plait2 ms <wall>         forkjoin.W plait2 tasks_per_s <rate>
  *   forkjoin.W plait1-from-outside ms <wall>
  *   forkjoin.W plait2-from-outside ms <wall>
  *   forkjoin.W plait1-cpuK ms <wall, the one worker pinned to CPU K>   (each CPU K)
  *   forkjoin.W plait1 cpu_spread <slowest plait1-cpuK ms / fastest>
+ *   forkjoin.W plait1-cpumean ms <harmonic mean of plait1-cpuK ms>
  *   forkjoin.W plait speedup_2v1 <plait1 ms / plait2 ms>
  *   forkjoin.W plait speedup_2v1_cpumean <harmonic mean of plait1-cpuK ms / plait2 ms>
  */
@@ -68,6 +74,14 @@ static bench_cpus cpus;
 static long fib_serial(long n)
 {
     return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
+}
+
+/* fib(n) by the tasks' recursion, with no task: the calls with n >= cut add their two
+ * halves, those below compute serially.  What one thread must do at the least to run
+ * the tasks' work in their shape, without any runtime. */
+static long fib_split(long n, long cut)
+{
+    return n < cut ? fib_serial(n) : fib_split(n - 1, cut) + fib_split(n - 2, cut);
 }
 
 /* How many calls of fib(n) are tasks: every call with n >= cutoff, and the calls
@@ -163,10 +177,16 @@ static void workload(long n, long cut, long long reps, unsigned max_threads)
         if (fib_serial(vn) != expect)
             exit(1);
     double serial_ms = (double)(bench_now() - t0) / (double)reps / 1e6;
+    t0 = bench_now();
+    for (long long i = 0; i < reps; i++)
+        if (fib_split(vn, cut) != expect)
+            exit(1);
+    double split_ms = (double)(bench_now() - t0) / (double)reps / 1e6;
     double tasks = (double)task_count(n, cut);
     printf("# %s: fib(%ld), calls with n < %ld computed serially, %.0f tasks per fib\n",
            name, n, cut, tasks);
     printf("%s serial ms %.3f\n", name, serial_ms);
+    printf("%s serial-split ms %.3f\n", name, split_ms);
     double one = 0;
     bench_cpu_times per_cpu = {0};
     for (unsigned threads = 1; threads <= max_threads; threads *= 2) {
@@ -186,6 +206,7 @@ static void workload(long n, long cut, long long reps, unsigned max_threads)
                 bench_cpu_times_add(&per_cpu, cpu_ms);
             }
             printf("%s plait1 cpu_spread %.2f\n", name, per_cpu.slowest / per_cpu.fastest);
+            printf("%s plait1-cpumean ms %.3f\n", name, bench_cpu_times_mean(&per_cpu));
         } else {
             printf("%s plait speedup_%uv1 %.2f\n", name, threads, one / ms);
             printf("%s plait speedup_%uv1_cpumean %.2f\n", name, threads,

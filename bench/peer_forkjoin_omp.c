@@ -21,6 +21,7 @@
  *   forkjoin.W omp2 ms <wall>   forkjoin.W omp2 tasks_per_s <rate>
  *   forkjoin.W omp1-cpuK ms <wall, the team of one pinned to CPU K>   (each CPU K)
  *   forkjoin.W omp1 cpu_spread <slowest omp1-cpuK ms / fastest>
+ *   forkjoin.W omp1-cpumean ms <harmonic mean of omp1-cpuK ms>
  *   forkjoin.W omp speedup_2v1 <omp1 ms / omp2 ms>
  *   forkjoin.W omp speedup_2v1_cpumean <harmonic mean of omp1-cpuK ms / omp2 ms>
  * (bench_cpus.h: the speed-up on CPUs of equal speed).  The pinned teams of one run
@@ -120,6 +121,7 @@ static void workload(long n, long cut, long long reps)
         }
     }
     printf("%s omp1 cpu_spread %.2f\n", name, per_cpu.slowest / per_cpu.fastest);
+    printf("%s omp1-cpumean ms %.3f\n", name, bench_cpu_times_mean(&per_cpu));
     printf("%s omp speedup_2v1 %.2f\n", name, ms[1] / ms[2]);
     printf("%s omp speedup_2v1_cpumean %.2f\n", name, bench_cpu_times_mean(&per_cpu) / ms[2]);
     fflush(stdout);

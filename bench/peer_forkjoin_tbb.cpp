@@ -13,6 +13,7 @@
 //   forkjoin.W tbb2 ms <wall>   forkjoin.W tbb2 tasks_per_s <rate>
 //   forkjoin.W tbb1-cpuK ms <wall, the arena of one pinned to CPU K>   (each CPU K)
 //   forkjoin.W tbb1 cpu_spread <slowest tbb1-cpuK ms / fastest>
+//   forkjoin.W tbb1-cpumean ms <harmonic mean of tbb1-cpuK ms>
 //   forkjoin.W tbb speedup_2v1 <tbb1 ms / tbb2 ms>
 //   forkjoin.W tbb speedup_2v1_cpumean <harmonic mean of tbb1-cpuK ms / tbb2 ms>
 // (bench_cpus.h: the speed-up on CPUs of equal speed).  An arena of one runs on the
@@ -112,6 +113,7 @@ static void workload(long n, long cut, long long reps)
         }
     }
     std::printf("%s tbb1 cpu_spread %.2f\n", name, per_cpu.slowest / per_cpu.fastest);
+    std::printf("%s tbb1-cpumean ms %.3f\n", name, bench_cpu_times_mean(&per_cpu));
     std::printf("%s tbb speedup_2v1 %.2f\n", name, ms[1] / ms[2]);
     std::printf("%s tbb speedup_2v1_cpumean %.2f\n", name,
                 bench_cpu_times_mean(&per_cpu) / ms[2]);

@@ -81,6 +81,13 @@ def comparisons(keys):
                         (bench, f"plait{t}", "ms"),
                         [(p, (bench, f"{p}{t}", "ms")) for p in ("omp", "tbb", "go")],
                         None))
+        # one thread on an average CPU: each runtime's one thread pinned to each CPU
+        # in turn, where unpinned they need not run on the same CPU (plait's on a
+        # worker it starts, the peers' on the calling thread)
+        out.append((f"forkjoin {work} 1 thread on CPUs of equal speed", "ms",
+                    (bench, "plait1-cpumean", "ms"),
+                    [(p, (bench, f"{p}1-cpumean", "ms")) for p in ("omp", "tbb")],
+                    None))
         out.append((f"forkjoin {work} speed-up 2/1 (higher is better)", "x",
                     (bench, "plait", "speedup_2v1"),
                     [(p, (bench, p, "speedup_2v1")) for p in ("omp", "tbb", "go")],
