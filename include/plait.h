@@ -1135,14 +1135,16 @@ int plait_queue_destroy(plait_queue *queue);
 int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t deadline);
 /* Copy the next message out, waiting while the queue is empty; returns its length.
  * -EMSGSIZE when it is longer than cap (it stays queued), -EPIPE (closed, or every
- * sender died, and empty), -ETIMEDOUT, -ECANCELED; -EPROTO when a holder wrote over
+ * sender died, and empty: final, as a send under way at the close is waited for and
+ * its message taken first), -ETIMEDOUT, -ECANCELED; -EPROTO when a holder wrote over
  * the queue's memory and the message's recorded length is past msg_max (the message
  * is taken off, nothing copied: the queue's sizes are kept in each process's handle,
  * so such a scribble cannot make a receiver copy past its slot). */
 ssize_t plait_queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t deadline);
 /* Close it for every process: sends get -EPIPE, receives drain it, then get -EPIPE.
  * -EPIPE if closed already.  Never waits, not even for a process stopped in the middle
- * of a send (whose message, already under way, still goes in). */
+ * of a send (whose message, already under way, still goes in: a receive that finds
+ * the queue closed and empty waits for it, within its deadline). */
 int plait_queue_close(plait_queue *queue);
 /* Messages queued now: a snapshot, taken without waiting for any other process. */
 size_t plait_queue_len(plait_queue *queue);

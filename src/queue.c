@@ -22,6 +22,12 @@
  * exec reports, by a destroy and by a waiting call's look for holders gone unreported;
  * none of those holds an end's lock, so no lock is ever taken while another is held.
  *
+ * Ending: a close sets `closed` without a lock (it never waits), so a send that saw the
+ * queue open may still be copying; a receive that finds the queue closed (or every
+ * sender gone) and empty takes send_lock once and lets it go before it answers -EPIPE
+ * (sends_under_way_done), which a send holds from its look at `closed` to its move of
+ * `tail`: whatever went in is taken first, and -EPIPE is final.
+ *
  * Waiting: receivers sleep on recv_seq, which every send bumps after moving `tail`;
  * senders on send_seq, which every receive bumps after moving `head`; closing and a
  * side's death bump both.  A waiter reads the sequence before it looks at the other
@@ -466,10 +472,27 @@ int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t de
     return r;
 }
 
+/* The end a receive finds (closed, or every sender gone) with the queue empty is not
+ * final while a send is under way: a sender that saw the queue open before the close
+ * copies its message in and moves tail after it, holding send_lock throughout.  So the
+ * receive takes send_lock (with nothing else held) and lets it go: a send under way has
+ * then moved tail, and every later one sees the end.  Waits for a sender stopped in its
+ * copy (whose message still goes in), within the deadline; not on the way of any
+ * message. */
+static int sends_under_way_done(plait_queue *queue, int64_t deadline,
+                                plait__shared_waiting *stay)
+{
+    int r = call_lock(queue, &queue->st->send_lock, deadline, stay);
+    if (r == 0)
+        plait__plock_unlock(&queue->st->send_lock);
+    return r;
+}
+
 static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t deadline,
                           plait__shared_waiting *stay)
 {
     queue_state *st = queue->st;
+    bool sends_done = false; /* sends_under_way_done since the end was seen */
     for (;;) {
         int lr = queue_lock(queue, &st->recv_lock, ROLE_RECV, deadline, stay);
         if (lr < 0)
@@ -503,7 +526,13 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
         }
         if (ended) {
             plait__plock_unlock(&st->recv_lock);
-            return -EPIPE;
+            if (sends_done)
+                return -EPIPE;
+            int r = sends_under_way_done(queue, deadline, stay);
+            if (r < 0)
+                return r;
+            sends_done = true;
+            continue; /* a message it let in is taken first */
         }
         plait__plock_unlock(&st->recv_lock);
         plait__shared_stay(&queue->obj, stay);
