@@ -330,16 +330,20 @@ static bool notify_manager(int fd, const notify_id *id)
 }
 
 /* Have the parent collect: wake the joiners that sleep on done_seq, or else tell the
- * manager.  false as notify_manager.  helpers_asleep is the workers' to write over too
- * (see Distrust): a wake-up that found nobody asleep tells the manager after all (a
- * joiner about to sleep sees done_seq moved, and the manager collects once more). */
+ * manager.  false as notify_manager, whichever told the parent: a worker that woke a
+ * joiner looks at the descriptor too, after the wake-up (off the joiner's way), and
+ * ends when the task closed it.  (It once looked only when it told the manager, and
+ * such a worker ran on until a completion found no joiner asleep.)  helpers_asleep is
+ * the workers' to write over too (see Distrust): a wake-up that found nobody asleep
+ * tells the manager after all (a joiner about to sleep sees done_seq moved, and the
+ * manager collects once more). */
 static bool tell_parent(plait_procpool *p, const notify_id *nid)
 {
     pool_shm *sh = p->sh;
     atomic_fetch_add(&sh->done_seq, 1);
     if (atomic_load(&sh->helpers_asleep) &&
         plait__futex_wake_shared(&sh->done_seq, INT32_MAX) > 0)
-        return true;
+        return notify_intact(p->notify_fd, nid);
     return notify_manager(p->notify_fd, nid);
 }
 

@@ -3091,6 +3091,70 @@ static int init_closes_descriptors(void *arg)
     return 0;
 }
 
+/* Closes every descriptor once its gate (fx.gate[0]) is set, then J_VALUE's result. */
+static ssize_t closes_descriptors_at_the_gate(const void *arg, size_t len, void *out,
+                                              size_t cap)
+{
+    if (plait_pevent_wait(fx.gate[0], plait_deadline_in(5 * PLAIT_SEC)) < 0)
+        return -ETIMEDOUT;
+    return closes_descriptors(arg, len, out, cap);
+}
+
+static plait_task closing; /* that task, joined by a thread: */
+static atomic_int closing_joiner_tid;
+static int closing_joined;
+static int64_t closing_result;
+
+static void *join_closing_asleep(void *arg)
+{
+    (void)arg;
+    atomic_store(&closing_joiner_tid, gettid_());
+    closing_joined = join_i64(closing, &closing_result, SOON());
+    return NULL;
+}
+
+static int64_t worker_pid(plait_procpool *pool)
+{
+    plait_task t;
+    int64_t pid = -1;
+    CHECK_EQ(submit_job(pool, &t, J_PID, 0, 0), 0);
+    CHECK_EQ(join_i64(t, &pid, SOON()), 0);
+    return pid;
+}
+
+/* The same task, finishing while a thread is asleep in its join: its worker is
+ * replaced too.  (Failed first: a worker that woke a joiner did not look at the
+ * descriptor, and ran on, the same process serving the next task, until a completion
+ * found no joiner asleep; an audit of the process API found it.) */
+static void closed_descriptor_with_a_joiner_asleep_scenario(void)
+{
+    plait_procpool *pool = fx_pool_n(1);
+    if (!pool)
+        return;
+    int64_t before = worker_pid(pool);
+    job j = {.kind = J_VALUE, .id = 1, .value = 5};
+    CHECK_EQ(plait_procpool_submit(pool, &closing, closes_descriptors_at_the_gate, &j, sizeof j),
+             0);
+    atomic_store(&closing_joiner_tid, 0);
+    closing_joined = 1;
+    pthread_t joiner;
+    thread_start(&joiner, join_closing_asleep, NULL);
+    wait_asleep(&closing_joiner_tid);
+    CHECK_EQ(plait_pevent_set(fx.gate[0]), 0);
+    CHECK_EQ(pthread_join(joiner, NULL), 0);
+    CHECK_EQ(closing_joined, 0);
+    CHECK_EQ(closing_result, value_of(5));
+    int64_t after = worker_pid(pool);
+    CHECK(after > 0 && after != before);
+    close_pool(pool);
+    fx_fini();
+}
+
+TEST(procpool_task_closing_the_pools_descriptor_with_a_joiner_asleep)
+{
+    run_isolated(closed_descriptor_with_a_joiner_asleep_scenario, ISOLATED_BUDGET);
+}
+
 static void closed_descriptors_scenario(void)
 {
     fx_init();
@@ -4467,6 +4531,7 @@ RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
           CASE(procpool_replacing_a_worker_keeps_a_queue_sender),
           CASE(procpool_task_whose_fork_returns_too),
           CASE(procpool_task_closing_the_pools_descriptor),
+          CASE(procpool_task_closing_the_pools_descriptor_with_a_joiner_asleep),
           CASE(procpool_workers_reaped_by_the_kernel),
           CASE(procpool_task_output_reaches_stdout), CASE(procpool_one_worker_churn_fails_nothing),
           CASE(procpool_cancel_shutdown_small_ring),
