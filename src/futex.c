@@ -20,7 +20,8 @@
  * and the sleeper's CPU to come back from idle for); a hand-off between two threads
  * on two CPUs takes well under one when the receiver is awake.  So a thread that is
  * about to block, and a scheduler with nothing to run, first looks at its word for a
- * while (PLAIT__WAIT_SPIN_NS for those two; the pools' idle workers look longer): a
+ * while (PLAIT__WAIT_SPIN_NS for those two, and for a scheduler's look at its io_uring
+ * ring, poll_uring.c; the pools' idle workers look longer): a
  * pause between looks at first, then a sched_yield, so that where the party that will
  * change the word shares this CPU it runs meanwhile.  A wait that lasts longer costs
  * that much CPU time once more than sleeping at once would: at most about what one

@@ -175,7 +175,8 @@ static inline bool plait__spin_again(plait__spin *spin)
  * longer value, false when the time is up. */
 bool plait__spin_while(atomic_uint *word, unsigned value, int64_t ns, int64_t deadline);
 /* How long a blocked thread, or a scheduler with nothing to run, looks before it sleeps
- * on its futex word: about what a sleep and a wake-up cost on a virtual machine.  Not
+ * on its futex word (or in its io_uring ring): about what a sleep and a wake-up cost
+ * on a virtual machine.  Not
  * under ThreadSanitizer, whose threads run several times slower (a hand-off never comes
  * within the look) and whose suite the looks' yields made a third slower: there a wait
  * makes only its sixteen pauses before it sleeps. */
@@ -614,6 +615,13 @@ bool plait__poller_busy(const plait__sched *s);
  * clock as the caller has just read it (the wait is that much longer: a deadline is
  * never early), or 0 when it has not. */
 void plait__poller_poll(plait__sched *s, int64_t deadline, int64_t now);
+/* Before the scheduler sleeps in its poller: hand the kernel what is queued for it and
+ * look, without sleeping, for up to PLAIT__WAIT_SPIN_NS (never past the deadline) for
+ * an event due or a post to the inbox (its sequence moved from `drained`): true as soon
+ * as one is there.  False at once with a backend whose events are not seen in memory
+ * (epoll: its readiness takes a system call to see). */
+bool plait__poller_look(plait__sched *s, const atomic_uint *inbox_seq, unsigned drained,
+                        int64_t deadline);
 void plait__poller_free(plait__sched *s);
 /* In a forked child: drop the calling thread's wake-up eventfd, shared with the parent,
  * and give the poller of the scheduler this thread runs new kernel objects. */

@@ -285,6 +285,13 @@ bool plait__poller_busy(const plait__sched *s)
     return s->poller && (s->poller->waits > 0 || s->poller->put_off > 0);
 }
 
+bool plait__poller_look(plait__sched *s, const atomic_uint *inbox_seq, unsigned drained,
+                        int64_t deadline)
+{
+    const plait__poll_backend *b = s->poller->backend;
+    return b->look && b->look(s->poller, inbox_seq, drained, deadline);
+}
+
 void plait__poller_drain_wake(struct plait__poller *p)
 {
     wake_fd_drain(p->wake_fd);

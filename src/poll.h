@@ -127,6 +127,10 @@ typedef struct plait__poll_backend {
      * for ever; 0: look without waiting), for events, passing each to
      * plait__poller_fire(). */
     void (*wait)(struct plait__poller *p, int64_t deadline, int64_t timeout);
+    /* Optional (NULL: events are not seen without a system call): plait__poller_look's
+     * look, on this backend. */
+    bool (*look)(struct plait__poller *p, const atomic_uint *inbox_seq, unsigned drained,
+                 int64_t deadline);
     /* Optional (NULL: not offered): have the kernel read into slot->read_op's buffer
      * once fd has data, completing through plait__poller_io_done(); 0 or -errno.
      * Requests go to the kernel with the next wait, in the order they were made.

@@ -800,6 +800,41 @@ static bool timeout_by(struct plait__uring *u, int64_t deadline)
     return true;
 }
 
+/* Events due, seen in memory: a completion posted, work due that makes completions
+ * (DEFER_TASKRUN's flag: the wait's enter runs it), or completions kept by the kernel
+ * for want of room. */
+static bool events_due(const struct plait__uring *u)
+{
+    unsigned flags = __atomic_load_n(u->sq_flags, __ATOMIC_ACQUIRE);
+    return (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) ||
+           __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE) != *u->cq_head;
+}
+
+/* The look before sleeping (poll.h, sched.c's park): the requests queued go to the
+ * kernel first (one io_uring_enter, waiting for nothing), or nothing could come.  Not
+ * with watches put off (a full ring): the wait makes them, and sleeps briefly. */
+static bool ur_look(struct plait__poller *p, const atomic_uint *inbox_seq, unsigned drained,
+                    int64_t deadline)
+{
+    struct plait__uring *u = p->ring;
+    if (u->deferred.len || u->wake_unarmed)
+        return false;
+    if (pending(u)) {
+        int r = submit(u, 0, 0, NULL, 0);
+        if (r < 0 && !temporary(r))
+            refused_for_good(r);
+    }
+    plait__spin spin = {.pauses = 16, .ns = PLAIT__WAIT_SPIN_NS, .deadline = deadline};
+    bool last = false; /* a look after the last step too: it may have let the event in */
+    for (;;) {
+        if (events_due(u) || atomic_load_explicit(inbox_seq, memory_order_acquire) != drained)
+            return true;
+        if (last)
+            return false;
+        last = !plait__spin_again(&spin);
+    }
+}
+
 static void ur_wait(struct plait__poller *p, int64_t deadline, int64_t timeout)
 {
     struct plait__uring *u = p->ring;
@@ -952,6 +987,6 @@ static void ur_io_cancel(struct plait__poller *p, int fd)
 
 const plait__poll_backend plait__poll_uring = {
     .name = "io_uring", .open = ur_open, .close = ur_close, .arm = ur_arm, .forget = ur_forget,
-    .let_go = ur_let_go, .wait = ur_wait,
+    .let_go = ur_let_go, .wait = ur_wait, .look = ur_look,
     .io_submit = ur_io_submit, .io_cancel = ur_io_cancel,
 };

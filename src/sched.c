@@ -326,9 +326,10 @@ static int64_t fire_timers(plait__sched *s)
 }
 
 /* Sleep until the next timer, a post to the inbox, or (with descriptors waited on) a
- * descriptor event.  The parked mark is stored before the inbox is looked at, and a
- * poster reads it after posting, so one of the two sees the other.  now: the clock as
- * fire_timers has just read it, or 0. */
+ * descriptor event, after a look for one of those that comes soon (futex.c says why).
+ * The parked mark is stored before the inbox is looked at, and a poster reads it after
+ * posting, so one of the two sees the other.  now: the clock as fire_timers has just
+ * read it, or 0.  True when the poller was asked. */
 static bool park(plait__sched *s, int64_t now)
 {
     int64_t trim_at = plait__stack_trim(s, now); /* unused stacks' memory goes back */
@@ -341,6 +342,12 @@ static bool park(plait__sched *s, int64_t now)
     if (!poll && plait__spin_while(&s->inbox.seq, s->inbox.drained, PLAIT__WAIT_SPIN_NS,
                                    deadline))
         return false;
+    /* with descriptors, the same look where the poller's events are seen in memory
+     * (io_uring); what it saw is taken by a wait that does not sleep */
+    if (poll && plait__poller_look(s, &s->inbox.seq, s->inbox.drained, deadline)) {
+        plait__poller_poll(s, 0, now);
+        return true;
+    }
     atomic_store(&s->inbox.parked, poll ? PLAIT__PARKED_POLL : PLAIT__PARKED_FUTEX);
     plait__store_load_fence();
     unsigned seq = atomic_load(&s->inbox.seq);
