@@ -3,7 +3,8 @@
 # usage errors (exit 2), --list, a quick run of two short benchmarks and one with a peer
 # (medians and a ratio), the programs missing (exit 1, naming where it looked), programs
 # that fail or die of a signal (exit 1, the others still reported), and Ctrl-C (exit 130, the running
-# benchmark stopped — also one that ignores SIGTERM — and nothing of it left behind).
+# benchmark stopped — also one that ignores SIGTERM — and nothing of it left behind; also
+# while its results wait for a slow reader).
 # The benchmark programs are the ones beside the tool in the build tree (bench/).
 # SANITIZE is the build's PLAIT_SANITIZE: under ThreadSanitizer bench_spawn's quick
 # count takes over a minute (a TSan fiber per coroutine), so the quick run leaves it out.
@@ -196,5 +197,35 @@ EOF
 chmod +x "$tmp/stuck/bench_context"
 interrupt "bench --quick with a benchmark that ignores SIGTERM" "$tmp/stuck/started" \
     PLAIT_BENCH_DIR="$tmp/stuck"
+
+# A signal while the results wait for a reader that stopped reading: the blocked write is
+# cut short and the command exits 130 at once (it blocked the signal until its end, and
+# printed everything, exit 0, once the reader went on).  A program with thousands of
+# figures fills the pipe; the reader holds it open and reads nothing until the end.
+mkdir "$tmp/many"
+cat >"$tmp/many/bench_chan" <<'EOF2'
+#!/bin/sh
+i=0
+while [ $i -lt 4000 ]; do echo "chan impl$i ns_per_msg 1.5"; i=$((i + 1)); done
+EOF2
+chmod +x "$tmp/many/bench_chan"
+mkfifo "$tmp/fifo"
+exec {hold}<>"$tmp/fifo" # a reader that reads nothing: the writer blocks once it is full
+: >"$tmp/err"
+set -m
+PLAIT_BENCH_DIR="$tmp/many" setsid -w "$tool" bench --quick chan >"$tmp/fifo" 2>"$tmp/err" &
+job=$!
+set +m
+pid=""
+wait_for 10 tool_started || fail "bench with a slow reader: the tool did not start"
+sids+=("$pid")
+writing() { grep -q pipe "/proc/$pid/wchan" 2>/dev/null; }
+wait_for 30 writing || fail "bench with a slow reader: never blocked writing its results"
+kill -TERM "$pid"
+wait_for 10 job_ended || fail "bench with a slow reader: still running 10 s after SIGTERM"
+rc=0
+wait "$job" || rc=$?
+exec {hold}<&-
+expect_rc 130 "bench with a slow reader, SIGTERM"
 
 echo "test_bench_cli: ok"

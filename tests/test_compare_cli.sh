@@ -492,6 +492,47 @@ assert b"== coroutines: tasks" not in out, "a second example started"
 print("ok: SIGINT while the tour's write is blocked: exit 130, interrupted after 1 of 12")
 EOF
 
+# ---- interrupted while the report is written in place (/dev/stdout into a slow pipe):
+# exit 130, and the message says the report may be cut short (it said "no report
+# written" while its reader had the report's first part).  One more quick run: in the
+# plain build only (the path is the tool's own code, no sanitizer's business).
+if [ -z "$sanitizer" ]; then
+timeout 300 python3 - "$plait" "$tmp" <<'EOF' || fail "SIGINT while a report is written in place"
+import fcntl, os, signal, subprocess, sys, time
+plait, tmp = sys.argv[1:3]
+r, w = os.pipe()
+fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+with open(os.path.join(tmp, "inplace.err"), "w") as err:
+    p = subprocess.Popen([plait, "compare", "--quick", "--quiet", "--json", "--html",
+                          "/dev/stdout"], stdout=w, stderr=err, start_new_session=True)
+os.close(w)
+got = b""
+while b"<!DOCTYPE" not in got:  # the JSON, then the report's start
+    b = os.read(r, 1024)
+    assert b, "the output ended before the report began"
+    got += b
+def blocked_writing():
+    try:
+        with open("/proc/%d/wchan" % p.pid) as f:
+            return f.read().endswith("pipe_write")
+    except OSError:
+        return False
+deadline = time.monotonic() + 60
+while not blocked_writing():  # the report is longer than the pipe
+    assert p.poll() is None, "the run ended (exit %d) with its pipe full" % p.returncode
+    assert time.monotonic() < deadline, "the tool never blocked writing the report"
+    time.sleep(0.01)
+os.killpg(p.pid, signal.SIGINT)
+while os.read(r, 65536):
+    pass
+rc = p.wait()
+said = open(os.path.join(tmp, "inplace.err")).read()
+assert rc == 130, "exit %d, expected 130; stderr: %s" % (rc, said)
+assert "the report, written in place, may be cut short" in said, said
+print("ok: SIGINT while the report is written in place: exit 130, said it may be cut short")
+EOF
+fi
+
 if [ "$failures" -gt 0 ]; then
     echo "test_compare_cli: $failures failure(s)" >&2
     exit 1

@@ -201,7 +201,8 @@ static void usage(FILE *out)
             "\n"
             "exit status: 0 every program ran, 1 a program failed or was not found,\n"
             "2 usage error, 3 the results could not be written, 130 interrupted (SIGINT,\n"
-            "SIGTERM or SIGHUP: the running program is stopped, no results are printed)\n",
+            "SIGTERM or SIGHUP: the running program is stopped, no results are printed;\n"
+            "or, while they are written, they are cut short where a reader was slow)\n",
             MAX_RUNS, DEFAULT_RUNS, LIMIT_FULL_S, LIMIT_QUICK_S);
 }
 
@@ -412,7 +413,7 @@ static void print_table(const figures *f)
         if ((int)strlen(r->runs) > w[5])
             w[5] = (int)strlen(r->runs);
     }
-    for (size_t i = 0; i <= f->n; i++) {
+    for (size_t i = 0; i <= f->n && !tool_interrupted; i++) { /* a signal: no more writes */
         const row *r = &rows[i];
         printf("%-*s  %-*s  %-*s  %*s  %-*s  %*s%s%s\n", w[0], r->bench, w[1], r->impl, w[2],
                r->unit, w[3], r->median, w[4], r->range, w[5], r->runs, r->ratio[0] ? "  " : "",
@@ -788,6 +789,11 @@ static int measure(bool *selected, int runs, bool quick)
     if (result == TOOL_OK && interrupted())
         result = TOOL_INTERRUPTED;
     if (result == TOOL_OK) {
+        /* The results' writes may wait for a reader that stopped reading: a signal then
+         * cuts them short (no SA_RESTART) and stops the command, as compare's and tour's
+         * (it was blocked until the command's end, and the results came out once the
+         * reader went on, exit 0). */
+        sigprocmask(SIG_SETMASK, &old, NULL);
         print_machine();
         printf("runs: %d%s, %.0f s\n\n", runs, quick ? " (quick: small counts)" : "",
                now_s() - start);
@@ -795,11 +801,15 @@ static int measure(bool *selected, int runs, bool quick)
             print_table(&f);
         else
             printf("no figures: no program gave any\n");
-        printf("\nratio plait/peer: the median of the per-run ratios; below 1 plait is faster\n"
-               "or smaller for times and sizes, above 1 it is faster for rates (_per_s) and\n"
-               "speed-ups.  Peers on Go, Python, Boost, OpenMP and oneTBB: bench/run.sh.\n");
-        fflush(stdout);
-        if (failed) {
+        if (!tool_interrupted)
+            printf("\nratio plait/peer: the median of the per-run ratios; below 1 plait is "
+                   "faster\nor smaller for times and sizes, above 1 it is faster for rates "
+                   "(_per_s) and\nspeed-ups.  Peers on Go, Python, Boost, OpenMP and oneTBB: "
+                   "bench/run.sh.\n");
+        /* once interrupted, what is buffered is dropped (plait.c), not waited for */
+        if (tool_interrupted || tool_stdout_status() == TOOL_INTERRUPTED) {
+            result = TOOL_INTERRUPTED;
+        } else if (failed) {
             fprintf(stderr, "plait bench: some programs failed (see above)\n");
             result = TOOL_FAILED;
         }

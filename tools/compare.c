@@ -277,6 +277,7 @@ typedef struct report_file {
     FILE *f;
     char final[PATH_MAX];      /* what the temporary file is renamed to */
     char tmp[PATH_MAX + 32];   /* the temporary file; "" when written in place */
+    bool begun;                /* its writing has begun (finish_report) */
 } report_file;
 
 /* Where a chain of symbolic links that ends in no file leads (each relative target
@@ -459,6 +460,7 @@ static int finish_report(report_file *rep, const char *path, const compare_resul
     int r = mem ? compare_print_json(mem, res) : -errno;
     if (mem && fclose(mem) != 0 && r == 0)
         r = -errno;
+    rep->begun = true;
     if (r == 0)
         r = report_html_write(rep->f, json);
     if (fclose(rep->f) != 0 && r == 0)
@@ -486,12 +488,18 @@ static int finish_report(report_file *rep, const char *path, const compare_resul
 }
 
 /* A signal stopped the run before its report was in place: none is, and the exit is
- * TOOL_INTERRUPTED (the table may have been printed). */
+ * TOOL_INTERRUPTED (the table may have been printed).  A report written in place (a
+ * FIFO, /dev/stdout) whose writing had begun cannot be taken back: what its reader got
+ * may be cut short, and the message says so. */
 static int stop_interrupted(const compare_options *opt, report_file *rep)
 {
+    bool in_place_begun = opt->html && !rep->tmp[0] && rep->begun;
     if (opt->html)
         discard_report(rep);
-    fprintf(stderr, "plait compare: interrupted%s\n", opt->html ? "; no report written" : "");
+    fprintf(stderr, "plait compare: interrupted%s\n",
+            !opt->html        ? ""
+            : in_place_begun ? "; the report, written in place, may be cut short"
+                             : "; no report written");
     return TOOL_INTERRUPTED;
 }
 
