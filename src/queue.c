@@ -24,9 +24,9 @@
  *
  * Ending: a close sets `closed` without a lock (it never waits), so a send that saw the
  * queue open may still be copying; a receive that finds the queue closed (or every
- * sender gone) and empty takes send_lock once and lets it go before it answers -EPIPE
- * (sends_under_way_done), which a send holds from its look at `closed` to its move of
- * `tail`: whatever went in is taken first, and -EPIPE is final.
+ * sender gone) and empty looks again holding send_lock before it answers -EPIPE
+ * (end_is_final), which a send holds from its look at `closed` to its move of `tail`:
+ * whatever went in is taken first, and -EPIPE is final.
  *
  * Waiting: receivers sleep on recv_seq, which every send bumps after moving `tail`;
  * senders on send_seq, which every receive bumps after moving `head`; closing and a
@@ -475,24 +475,30 @@ int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t de
 /* The end a receive finds (closed, or every sender gone) with the queue empty is not
  * final while a send is under way: a sender that saw the queue open before the close
  * copies its message in and moves tail after it, holding send_lock throughout.  So the
- * receive takes send_lock (with nothing else held) and lets it go: a send under way has
- * then moved tail, and every later one sees the end.  Waits for a sender stopped in its
- * copy (whose message still goes in), within the deadline; not on the way of any
- * message. */
-static int sends_under_way_done(plait_queue *queue, int64_t deadline,
-                                plait__shared_waiting *stay)
+ * receive looks again holding send_lock (with nothing else held): no send is under way
+ * then, and every later one sees the end (closed stays set; a side revived afterwards
+ * is a new one, as a pipe written by a new writer).  1 when the end is final (ended,
+ * and empty), 0 when it is not (a message came, or a sender revived the side), or the
+ * lock's error.  Waits for a sender stopped in its copy (whose message still goes in),
+ * within the deadline; not on the way of any message.  (Looked at once, before the
+ * look that found the end, it let a sender that revived the side and saw the queue
+ * open, then a close, pass unseen: review of session 37.) */
+static int end_is_final(plait_queue *queue, int64_t deadline, plait__shared_waiting *stay)
 {
-    int r = call_lock(queue, &queue->st->send_lock, deadline, stay);
-    if (r == 0)
-        plait__plock_unlock(&queue->st->send_lock);
-    return r;
+    queue_state *st = queue->st;
+    int r = call_lock(queue, &st->send_lock, deadline, stay);
+    if (r < 0)
+        return r;
+    bool ended = atomic_load(&st->closed) || (atomic_load(&st->gone) & ROLE_SEND);
+    bool empty = counter(&st->tail) == counter(&st->head);
+    plait__plock_unlock(&st->send_lock);
+    return ended && empty;
 }
 
 static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t deadline,
                           plait__shared_waiting *stay)
 {
     queue_state *st = queue->st;
-    bool sends_done = false; /* sends_under_way_done since the end was seen */
     for (;;) {
         int lr = queue_lock(queue, &st->recv_lock, ROLE_RECV, deadline, stay);
         if (lr < 0)
@@ -526,13 +532,10 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
         }
         if (ended) {
             plait__plock_unlock(&st->recv_lock);
-            if (sends_done)
-                return -EPIPE;
-            int r = sends_under_way_done(queue, deadline, stay);
-            if (r < 0)
-                return r;
-            sends_done = true;
-            continue; /* a message it let in is taken first */
+            int r = end_is_final(queue, deadline, stay);
+            if (r != 0)
+                return r > 0 ? -EPIPE : r;
+            continue; /* a message came meanwhile: taken first */
         }
         plait__plock_unlock(&st->recv_lock);
         plait__shared_stay(&queue->obj, stay);

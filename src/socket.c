@@ -535,10 +535,17 @@ static int accept_cancel_off(int fd, plait_addr *peer, int64_t deadline)
     }
 }
 
-/* A cancelled caller still tries: a connection made at once (a Unix listener with room)
- * is its; one that must be waited for is not. */
+/* A cancelled caller still tries where a connection may be made at once (a Unix
+ * listener with room), and that connection is its; a TCP connect never completes at
+ * once (EINPROGRESS), so a cancelled caller does not start one (a SYN sent for a
+ * connection closed at once: the peer would accept a dead one). */
 static int connect_cancel_off(const plait_addr *addr, int64_t deadline)
 {
+    if (addr->u.sa.sa_family != AF_UNIX) {
+        int r = plait__check_cancel();
+        if (r < 0)
+            return r;
+    }
     int fd = new_socket(addr, SOCK_STREAM);
     if (fd < 0)
         return fd;

@@ -212,7 +212,8 @@ TEST(connect_failures) { both_ways(connect_failures_s, NULL); }
  * (docs/API.md): a connect to a Unix listener with room in its backlog is made at once,
  * so a cancelled coroutine gets its connection, whatever its deadline; to one whose
  * backlog is full it would wait, so it gets -ECANCELED at once (not the deadline's
- * -ETIMEDOUT, not a wait), its half-made socket closed.  (The connect refused a
+ * -ETIMEDOUT, not a wait), its half-made socket closed; a TCP connect, which never
+ * completes at once, is not started.  (The connect refused a
  * cancelled caller before it tried: -ECANCELED for a connection it could have had.) */
 
 typedef struct cancelled_connect {
@@ -296,6 +297,19 @@ static void *cancelled_connect_main(void *arg)
     CHECK_EQ(count_fds(), before);
     CHECK_EQ(plait_close(l), 0);
     unlink(path);
+    /* a TCP connect never completes at once: a cancelled caller starts none (it sent a
+     * SYN, and the listener took a connection closed at once: a review found it) */
+    plait_addr t;
+    CHECK_EQ(plait_addr_ip(&t, "127.0.0.1", 0), 0);
+    int tl = plait_listen(&t, 4);
+    CHECK(tl >= 0);
+    CHECK_EQ(plait_local_addr(tl, &t), 0);
+    for (int i = 0; i < 2; i++) {
+        int64_t took;
+        CHECK_EQ(connect_cancelled(&t, deadlines[i], &took), -ECANCELED);
+    }
+    CHECK_EQ(plait_accept(tl, NULL, plait_deadline_in(50 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_EQ(plait_close(tl), 0);
     return NULL;
 }
 
