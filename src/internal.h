@@ -176,10 +176,9 @@ static inline bool plait__spin_again(plait__spin *spin)
 bool plait__spin_while(atomic_uint *word, unsigned value, int64_t ns, int64_t deadline);
 /* How long a blocked thread, or a scheduler with nothing to run, looks before it sleeps
  * on its futex word (or in its io_uring ring): about what a sleep and a wake-up cost
- * on a virtual machine.  Not
- * under ThreadSanitizer, whose threads run several times slower (a hand-off never comes
- * within the look) and whose suite the looks' yields made a third slower: there a wait
- * makes only its sixteen pauses before it sleeps. */
+ * on a virtual machine.  Not under ThreadSanitizer, whose threads run several times
+ * slower (a hand-off never comes within the look) and whose suite the looks' yields
+ * made a third slower: there a wait makes only its sixteen pauses before it sleeps. */
 #ifdef PLAIT_TSAN
 #define PLAIT__WAIT_SPIN_NS 0
 #else

@@ -183,11 +183,9 @@ int plait_cond_wait(plait_cond *c, plait_mutex *m, int64_t deadline)
     plait__spin_unlock(&m->lock);
     if (!owner)
         return -EPERM;
-    int r = plait__check_cancel();
+    int r = plait__wait_refused(deadline);
     if (r < 0)
         return r;
-    if (plait__deadline_passed(deadline))
-        return -ETIMEDOUT;
     /* Enqueue before unlocking the mutex: a signal sent after the unlock finds us. */
     plait__waiter w;
     plait__wait_node node;
