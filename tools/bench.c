@@ -748,7 +748,7 @@ static int measure(bool *selected, int runs, bool quick)
         chosen += selected[i];
     }
 
-    tool_catch_interrupts();
+    tool_catch_interrupts(true);
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);

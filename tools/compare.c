@@ -461,8 +461,14 @@ static int finish_report(report_file *rep, const char *path, const compare_resul
     if (mem && fclose(mem) != 0 && r == 0)
         r = -errno;
     rep->begun = true;
+    /* written in place (a FIFO, /dev/stdout), its writes may wait for a reader */
+    if (!rep->tmp[0])
+        tool_quiet_on_interrupt(fileno(rep->f));
     if (r == 0)
         r = report_html_write(rep->f, json);
+    if (fflush(rep->f) != 0 && r == 0) /* the last writes, before the handler forgets it */
+        r = -errno;
+    tool_quiet_on_interrupt(-1);
     if (fclose(rep->f) != 0 && r == 0)
         r = -errno;
     rep->f = NULL;
@@ -522,7 +528,7 @@ int tool_compare(int argc, char **argv)
     }
     /* before the report's temporary file exists: a signal between the two killed the
      * tool and left the file */
-    tool_catch_interrupts();
+    tool_catch_interrupts(true);
     static report_file report;
     if (opt.html && !open_report(opt.html, &report))
         return TOOL_OUTPUT;

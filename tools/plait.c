@@ -101,7 +101,8 @@ static int tour(void)
     };
     int failed = 0;
     int64_t start = plait_now();
-    tool_catch_interrupts(); /* Ctrl-C or SIGTERM: the example running ends, no other starts */
+    /* Ctrl-C or SIGTERM: the example running ends (and is printed), no other starts */
+    tool_catch_interrupts(false);
     size_t ran = 0, all = sizeof stops / sizeof stops[0];
     for (; ran < all && !tool_interrupted; ran++) {
         printf("\n== %s\n   (%s)\n", stops[ran].title, stops[ran].expect);

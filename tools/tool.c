@@ -5,27 +5,49 @@
  * loops read between steps, so a run stops cleanly: every child
  * process is joined (plait kills the ones still running when the tool exits), temporary
  * report files are removed, and the exit status is TOOL_INTERRUPTED.  No SA_RESTART, so
- * a read blocked in the tool itself returns EINTR and sees the flag. */
+ * a read blocked in the tool itself returns EINTR and sees the flag.  A write is
+ * different: one the signal came just before (the flag read, then the write) would
+ * block on a reader that stopped reading, as none is under way for the signal to cut
+ * short; so the handler puts /dev/null (opened beforehand: the handler only dup2()s)
+ * over the descriptors that may block so, and what is written after the signal is
+ * dropped at once, as the commands drop it anyway. */
 #include "tool.h"
 
 #include <plait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 atomic_int tool_interrupted;
+
+static int null_fd = -1;                /* /dev/null, for the handler's dup2() */
+static atomic_int quiet_fds[2] = {-1, -1}; /* what it goes over: stdout, and another */
 
 static void on_interrupt(int sig)
 {
     (void)sig;
+    int saved = errno;
     tool_interrupted = 1;
+    for (int i = 0; i < 2 && null_fd >= 0; i++) {
+        int fd = atomic_load(&quiet_fds[i]);
+        if (fd >= 0)
+            dup2(null_fd, fd);
+    }
+    errno = saved;
 }
 
-void tool_catch_interrupts(void)
+void tool_quiet_on_interrupt(int fd) { atomic_store(&quiet_fds[1], fd); }
+
+void tool_catch_interrupts(bool quiet_stdout)
 {
+    if (quiet_stdout && null_fd < 0)
+        null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    atomic_store(&quiet_fds[0], quiet_stdout ? STDOUT_FILENO : -1);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_interrupt;

@@ -29,8 +29,18 @@ extern atomic_int tool_interrupted;
 /* Route SIGINT, SIGTERM and SIGHUP to tool_interrupted, each unless it is ignored (nohup's
  * SIGHUP, a background job's SIGINT): that stays so (no SA_RESTART: a blocked read or
  * wait returns EINTR).  Children forked afterwards get the default dispositions back
- * where they exec; function children inherit the flag handler. */
-void tool_catch_interrupts(void);
+ * where they exec; function children inherit the flag handler.  quiet_stdout (bench,
+ * compare: nothing more is printed once a signal came): the handler also puts
+ * /dev/null over standard output, so that a write to a reader that stopped reading
+ * cannot block the command then: one blocked already fails with EINTR, but one the
+ * signal came just before (after the command's last look at the flag) would wait for
+ * the reader.  (The tour goes on printing the example that runs.) */
+void tool_catch_interrupts(bool quiet_stdout);
+
+/* Another descriptor the interrupt handler puts /dev/null over, as standard output
+ * (compare's report written in place into a FIFO), -1 for none; forget it before
+ * closing it, as its number may be reused. */
+void tool_quiet_on_interrupt(int fd);
 
 /* What became of what the command wrote on standard output, once flushed:
  * TOOL_INTERRUPTED when a signal came (tool_interrupted), whatever the writes did: a
