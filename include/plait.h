@@ -652,7 +652,8 @@ int plait_completed_destroy(plait_completed *set);
  * so descriptors used from coroutines must be non-blocking: plait's own are, and
  * plait_fd_set_nonblock() makes any other one so.  From a thread a blocking descriptor
  * works, but its call then blocks in the kernel, where no deadline, cancellation or
- * plait_close() can reach it.  A regular file is always ready.
+ * plait_close() can reach it.  A regular file is always ready, unless its file system
+ * polls it (/proc/self/mounts, sysfs attributes, trace_pipe): waited on as poll(2) would.
  * ------------------------------------------------------------------------- */
 
 #define PLAIT_READABLE 0x1

@@ -923,7 +923,7 @@ int plait__fd_call_begin(plait__fd_call *call)
         struct plait__poller *p = call->poller;
         /* a number plait took for the scheduler's own use after the caller's descriptor
          * was closed: a call on it would read or wait on plait's own descriptor */
-        if (p && (fd == p->wake_fd || fd == p->epfd || fd == plait__uring_fd(p)))
+        if (p && (fd == p->wake_fd || fd == p->epfd || plait__uring_owns(p, fd)))
             return -EBADF;
     } else if (fd == thread_wake_fd()) {
         return -EBADF;
@@ -1016,7 +1016,8 @@ bool plait__fd_kind(plait__fd_slot *slot, int fd, uint32_t gen)
     slot->seqpacket = slot->socket &&
                       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) == 0 &&
                       type == SOCK_SEQPACKET;
-    slot->pollable = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode);
+    slot->regular = S_ISREG(st.st_mode);
+    slot->pollable = !slot->regular && !S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode);
     slot->kind_known = true;
     slot->kind_gen = gen;
     return true;
@@ -1028,7 +1029,7 @@ ssize_t plait__ring_read(plait__fd_call *call, void *buf, size_t len, int64_t de
     struct plait__poller *p = ring_poller(call, deadline, &r);
     if (!p)
         return r;
-    if (!plait__fd_kind(&p->fds[fd], fd, call->since) || !p->fds[fd].pollable)
+    if (!plait__fd_kind(&p->fds[fd], fd, call->since) || !plait__uring_polls(p, fd, &p->fds[fd]))
         return -ENOSYS; /* a file is always ready: read(2), as two coroutines may */
     release_ended(p, fd);
     if (p->fds[fd].reader || p->fds[fd].read_op)

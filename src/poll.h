@@ -82,8 +82,10 @@ typedef struct plait__fd_slot {
     bool socket;                /* a socket (valid while kind_known) */
     bool seqpacket;             /* a SOCK_SEQPACKET socket: write(2) ends a record
                                  * (MSG_EOR), send(2) does not (valid while kind_known) */
-    bool pollable;              /* not a file poll(2) calls always ready: a regular
-                                 * file, a directory, a block device (the same) */
+    bool pollable;              /* not a file poll(2) calls always ready: a directory, a
+                                 * block device, a regular file (io_uring: unless its
+                                 * file system polls it, plait__uring_polls) */
+    bool regular;               /* a regular file (valid while kind_known) */
     bool kind_known;            /* the kind is known, for the file of close count kind_gen */
     uint32_t kind_gen;
     uint32_t gen;               /* io_uring: which poll request is the live one */
@@ -182,8 +184,13 @@ void plait__poller_fire(struct plait__poller *p, int fd, int revents);
 /* A read made by the kernel is done (bytes or -errno): wake its coroutine, unless its
  * wait ended otherwise (then it is taking the request back, and sees `done`). */
 void plait__poller_io_done(struct plait__poller *p, int fd, int res);
-/* The io_uring backend's ring descriptor (-1 for another backend's poller). */
-int plait__uring_fd(const struct plait__poller *p);
+/* Whether fd is one of the io_uring backend's own descriptors (false for another
+ * backend's poller). */
+bool plait__uring_owns(const struct plait__poller *p, int fd);
+/* Whether the file at fd, whose kind plait__fd_kind found, can be waited for: as the
+ * slot's `pollable` says, but a regular file that a file system polls (procfs, sysfs,
+ * tracefs: /proc/self/mounts, trace_pipe) is looked up with the kernel (io_uring). */
+bool plait__uring_polls(struct plait__poller *p, int fd, plait__fd_slot *slot);
 /* How many times plait_close() has closed a descriptor with fd's number, or another
  * that shares its stripe: a registration older than that may be gone. */
 uint32_t plait__fd_close_gen(int fd);

@@ -66,6 +66,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -99,6 +100,8 @@ struct plait__uring {
     bool awaiting_removals;     /* a wait_removed is under way (the outermost) */
     size_t removals_awaited;    /* slots it waits for (removal_awaited) */
     bool multishot;             /* the kernel has multishot polls (5.13: RSRC_TAGS) */
+    int probe_fd;               /* an epoll set that says which regular files poll
+                                 * (plait__uring_polls), made when first needed; -1 */
 };
 
 static int enter(int fd, unsigned submit, unsigned wait_nr, unsigned flags, void *arg,
@@ -292,6 +295,8 @@ static void ur_close(struct plait__poller *p)
     unmap(u);
     if (u->fd >= 0)
         close(u->fd); /* the kernel cancels what is still watched */
+    if (u->probe_fd >= 0)
+        close(u->probe_fd);
     for (size_t fd = 0; fd < p->cap; fd++) { /* the removals due were this ring's */
         free(p->fds[fd].removed_gens);
         p->fds[fd].removed_gens = NULL;
@@ -303,7 +308,34 @@ static void ur_close(struct plait__poller *p)
     p->put_off = 0;
 }
 
-int plait__uring_fd(const struct plait__poller *p) { return p->ring ? p->ring->fd : -1; }
+bool plait__uring_owns(const struct plait__poller *p, int fd)
+{
+    return p->ring && (fd == p->ring->fd || fd == p->ring->probe_fd);
+}
+
+/* Most regular files have no poll operation: poll(2) calls them always ready, and so
+ * does a ring's poll request, answered at once.  Some have one and wait for real:
+ * those of procfs, sysfs, tracefs (/proc/self/mounts, trace_pipe).  A wait taken as
+ * answered at once on such a file found it never ready, and a read that found it
+ * empty (EAGAIN) tried again at once, for ever, the scheduler running nothing else.
+ * The kernel says which a file is only through epoll_ctl(), which refuses a file
+ * without a poll operation (EPERM): so a set is made at the first regular file
+ * waited on, and each is added and taken out at once.  Without that set (no
+ * descriptor left for it) a regular file is taken as always ready, as before. */
+bool plait__uring_polls(struct plait__poller *p, int fd, plait__fd_slot *slot)
+{
+    struct plait__uring *u = p->ring;
+    if (slot->pollable || !slot->regular || !u)
+        return slot->pollable;
+    if (u->probe_fd < 0)
+        u->probe_fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = 0};
+    if (u->probe_fd >= 0 && epoll_ctl(u->probe_fd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+        epoll_ctl(u->probe_fd, EPOLL_CTL_DEL, fd, NULL);
+        slot->pollable = true;
+    }
+    return slot->pollable;
+}
 
 static int ur_open(struct plait__poller *p)
 {
@@ -312,6 +344,7 @@ static int ur_open(struct plait__poller *p)
         return -ENOMEM;
     p->ring = u;
     u->poller = p;
+    u->probe_fd = -1;
     int r = setup(u);
     if (r == 0)
         r = poll_add(u, p->wake_fd, POLLIN, WAKE_TOKEN);
@@ -422,7 +455,7 @@ static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsign
         return 0;
     /* io_uring would answer at the next wait; epoll refuses such a file, and poll.c
      * answers at once (two coroutines may wait on one file) */
-    if (plait__fd_kind(slot, fd, plait__fd_close_gen(fd)) && !slot->pollable) {
+    if (plait__fd_kind(slot, fd, plait__fd_close_gen(fd)) && !plait__uring_polls(p, fd, slot)) {
         /* fstat answers for a descriptor opened with O_PATH, which poll(2) and epoll
          * refuse (POLLNVAL, EBADF): it is not a file to wait on */
         int fl = fcntl(fd, F_GETFL);

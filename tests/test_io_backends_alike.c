@@ -5,8 +5,8 @@
  * deadlines and cancellations racing the completions of reads the kernel makes (no
  * byte may be lost or repeated); one descriptor waited on for reading and writing by
  * many coroutines at once; a peer's reset; files io_uring reads its own way (a
- * pseudo-terminal, a FIFO, a signalfd); a fork with more requests in flight than the
- * ring holds.
+ * pseudo-terminal, a FIFO, a signalfd) and regular files that poll (procfs, tracefs); a
+ * fork with more requests in flight than the ring holds.
  *
  * Four cases failed on io_uring before their fixes (epoll passed them): a descriptor
  * nobody waits on any more, closed with close(2), stayed open (the peer saw no end)
@@ -970,6 +970,100 @@ TEST(a_fifo_is_read_as_on_epoll)
     unlink(path);
 }
 
+/* Regular files with a poll operation of their own (procfs, sysfs, tracefs) are waited on
+ * as epoll waits on them; io_uring took every regular file as always ready: a wait on
+ * /proc/self/mounts for writing (which it never is) answered at once, and a read of an
+ * empty trace_pipe, finding EAGAIN, tried again at once for ever, its scheduler running
+ * nothing else.  A file without one is still answered at once, to two waiters at once
+ * (epoll refuses such a file; the wait does not go through the ring). */
+static int polled_file = -1;
+
+static void *wait_on_regular_files(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_wait_fd(polled_file, PLAIT_WRITABLE, plait_deadline_in(30 * PLAIT_MS)),
+             -ETIMEDOUT);
+    CHECK_EQ(plait_wait_fd(polled_file, PLAIT_READABLE | PLAIT_WRITABLE, SOON()), PLAIT_READABLE);
+    return NULL;
+}
+
+static void *wait_on_plain_file(void *arg)
+{
+    return (void *)(intptr_t)plait_wait_fd((int)(intptr_t)arg, PLAIT_READABLE | PLAIT_WRITABLE,
+                                           plait_deadline_in(PLAIT_SEC));
+}
+
+static void *two_wait_on_a_plain_file(void *arg)
+{
+    plait_task t[2];
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(plait_spawn(&t[i], wait_on_plain_file, arg), 0);
+    for (int i = 0; i < 2; i++) {
+        void *r;
+        CHECK_EQ(plait_join(t[i], &r, SOON()), 0);
+        CHECK_EQ((int)(intptr_t)r, PLAIT_READABLE | PLAIT_WRITABLE);
+    }
+    return NULL;
+}
+
+TEST(a_regular_file_that_polls_is_waited_on_as_on_epoll)
+{
+    polled_file = open("/proc/self/mounts", O_RDONLY | O_CLOEXEC);
+    CHECK(polled_file >= 0);
+    check_run(wait_on_regular_files, NULL);
+    CHECK_EQ(close(polled_file), 0);
+    char path[] = "/tmp/plait_plain_file_XXXXXX";
+    int plain = mkstemp(path);
+    CHECK(plain >= 0);
+    unlink(path);
+    check_run(two_wait_on_a_plain_file, (void *)(intptr_t)plain);
+    CHECK_EQ(close(plain), 0);
+}
+
+static atomic_int ticks, ticking;
+
+static void *tick(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&ticking)) {
+        plait_sleep(5 * PLAIT_MS);
+        atomic_fetch_add(&ticks, 1);
+    }
+    return NULL;
+}
+
+static void *read_empty_trace_pipe(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    plait_task ticker;
+    atomic_store(&ticking, 1);
+    CHECK_EQ(plait_spawn(&ticker, tick, NULL), 0);
+    char buf[4096];
+    ssize_t n;
+    int before;
+    do { /* (what tracing someone left on wrote is read first) */
+        before = atomic_load(&ticks);
+        n = plait_read(fd, buf, sizeof buf, plait_deadline_in(200 * PLAIT_MS));
+    } while (n > 0);
+    int during = atomic_load(&ticks) - before;
+    atomic_store(&ticking, 0);
+    CHECK_EQ(plait_join(ticker, NULL, SOON()), 0);
+    CHECK_EQ(n, -ETIMEDOUT);
+    CHECK(during >= 1); /* about 40; none while the read spun */
+    return NULL;
+}
+
+TEST(an_empty_trace_pipe_is_waited_on_not_spun_on)
+{
+    int fd = open("/sys/kernel/tracing/trace_pipe", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        CHECK_SKIP("no tracefs trace_pipe here (not root, or tracefs not mounted)");
+        return;
+    }
+    check_run(read_empty_trace_pipe, (void *)(intptr_t)fd);
+    CHECK_EQ(close(fd), 0);
+}
+
 static pthread_t sched_thread_id;
 static atomic_int sig_reader_waiting;
 
@@ -1225,6 +1319,8 @@ RUN_TESTS(CASE(thousands_of_waits_made_ready_at_once_all_wake),
           CASE(a_reset_ends_a_kernel_read_and_a_blocked_write_alike),
           CASE(a_pseudo_terminal_is_read_as_on_epoll), CASE(a_fifo_is_read_as_on_epoll),
           CASE(a_signalfd_read_sees_the_thread_s_signal),
+          CASE(a_regular_file_that_polls_is_waited_on_as_on_epoll),
+          CASE(an_empty_trace_pipe_is_waited_on_not_spun_on),
           CASE(fork_with_more_requests_in_flight_than_the_ring_holds),
           CASE(races_and_closes_under_a_storm_of_signals),
           CASE(a_wait_for_room_past_a_peer_s_shutdown_then_close))
