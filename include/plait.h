@@ -743,7 +743,9 @@ int plait_file_sync(int fd);
  * creation on, until plait_signals_wait() takes them (several watchers of a signal
  * each see every delivery).  While a signal has a watcher, plait's handler replaces
  * its disposition (so SIGINT/SIGTERM no longer end the program: the watcher decides);
- * the old one is back when its last watcher is destroyed, and in a forked child.  A
+ * the old one is back when its last watcher is destroyed (once plait's dispatcher
+ * thread blocks it again: a signal sent then stays pending where every other thread
+ * blocks it), and in a forked child.  A
  * watched signal reaches its watchers even when the program's threads all block it
  * (plait's dispatcher thread takes it), unless it was sent to one thread (pthread_kill).
  * SIGCHLD may be watched without disturbing plait's processes.  As with any signal,
@@ -760,10 +762,12 @@ int plait_signals_create(plait_signals **watcher, const int *signals, size_t n);
 /* The next delivery not yet taken: its signal number (> 0), lowest-numbered first,
  * or -ETIMEDOUT, -ECANCELED. */
 int plait_signals_wait(plait_signals *watcher, int64_t deadline);
-/* Stop watching (deliveries not taken are dropped).  -EBUSY while waited on.  A forked
- * child may destroy the watchers it inherited (which see nothing there): they are freed,
- * whatever the parent's other threads waited on them (they are not in the child); a
- * wait of a coroutine of the thread that forked still makes it -EBUSY there. */
+/* Stop watching (deliveries not taken are dropped).  -EBUSY while waited on.  The last
+ * watcher of a signal waits for plait's dispatcher thread to block it (a wake-up of
+ * that thread, microseconds).  A forked child's inherited watchers see nothing there,
+ * not even deliveries the parent's had taken in; the child may destroy them: they are
+ * freed, whatever the parent's other threads waited on them (they are not in the
+ * child); a wait of a coroutine of the thread that forked still makes it -EBUSY there. */
 int plait_signals_destroy(plait_signals *watcher);
 
 /* ----------------------------------------------------------------------------

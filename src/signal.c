@@ -22,15 +22,22 @@
  * it with plait, as it would with another thread that does not block it.)
  *
  * The disposition a signal had before its first watcher is restored when its last
- * watcher goes, and in a forked child (whose watchers are copies nobody serves: a
- * child forked to run a function must still die of SIGTERM; the counts not yet handed
- * to watchers are the parent's, and the child drops them).  SIGCHLD may be watched:
+ * watcher goes — after the dispatcher has blocked it again (the destroy waits for the
+ * dispatcher to say so, masks_applied): restored first, a signal that every other
+ * thread blocks came to the dispatcher under the old disposition (SIG_DFL: the process
+ * died) instead of staying pending for the program's sigwait().  While the destroy
+ * waits, the signal is `restoring`: a watcher made then keeps plait's handler and the
+ * saved disposition.  The disposition is restored in a forked child too (whose
+ * watchers are copies nobody serves: a child forked to run a function must still die
+ * of SIGTERM; every count is the parent's, handed to a watcher or not, and the child
+ * drops them).  SIGCHLD may be watched:
  * plait's processes are reaped through pidfds, not by the signal.  The faults a thread
  * causes itself (SIGSEGV, SIGBUS, SIGFPE, SIGILL), SIGKILL and SIGSTOP cannot be.
  */
 #include "internal.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -62,6 +69,10 @@ static pthread_mutex_t registry = PTHREAD_MUTEX_INITIALIZER;
 static plait_signals *watchers;
 static unsigned watch_count[SIGNAL_MAX];
 static struct sigaction before[SIGNAL_MAX];
+static bool restoring[SIGNAL_MAX]; /* unwatched, the old disposition not yet given back */
+static unsigned restore_after[SIGNAL_MAX]; /* ... once the dispatcher made this mask */
+static unsigned masks_wanted;      /* mask changes asked of the dispatcher (registry lock) */
+static atomic_uint masks_applied;  /* the last of them it made (futex word) */
 static atomic_uint delivered[SIGNAL_MAX];
 static int self_pipe[2] = {-1, -1};
 static bool dispatcher_started;
@@ -117,6 +128,10 @@ static void *dispatcher(void *unused)
             if (watch_count[sig])
                 sigdelset(&mask, sig);
         pthread_sigmask(SIG_SETMASK, &mask, NULL);
+        if (atomic_load(&masks_applied) != masks_wanted) {
+            atomic_store(&masks_applied, masks_wanted);
+            plait__futex_wake(&masks_applied, INT_MAX);
+        }
         pthread_mutex_unlock(&registry);
         char buf[64];
         ssize_t n = read(self_pipe[0], buf, sizeof buf);
@@ -153,13 +168,33 @@ static bool watchable(int sig)
            sig != SIGSEGV && sig != SIGBUS && sig != SIGFPE && sig != SIGILL;
 }
 
-/* Undo the handlers of w's signals whose last watcher w was (registry lock held). */
+/* Undo the handlers of w's signals whose last watcher w was (registry lock held; let go
+ * while the dispatcher blocks them: see the top). */
 static void unwatch(const plait_signals *w)
 {
+    unsigned asked = masks_wanted + 1;
     for (int sig = 1; sig < SIGNAL_MAX; sig++)
-        if (w->wanted[sig] && --watch_count[sig] == 0)
-            sigaction(sig, &before[sig], NULL);
-    poke_dispatcher(); /* to block those no longer watched */
+        if (w->wanted[sig] && --watch_count[sig] == 0) {
+            restoring[sig] = true;
+            restore_after[sig] = masks_wanted = asked;
+        }
+    if (masks_wanted != asked)
+        return;
+    poke_dispatcher();
+    unsigned seen;
+    while ((int)((seen = atomic_load(&masks_applied)) - asked) < 0) {
+        pthread_mutex_unlock(&registry);
+        plait__futex_wait(&masks_applied, seen, PLAIT_FOREVER);
+        pthread_mutex_lock(&registry);
+    }
+    /* those of this destroy and of any other whose mask is made (not of one whose mask
+     * is still to come); one watched again meanwhile keeps plait's handler */
+    for (int sig = 1; sig < SIGNAL_MAX; sig++)
+        if (restoring[sig] && (int)(seen - restore_after[sig]) >= 0) {
+            if (watch_count[sig] == 0)
+                sigaction(sig, &before[sig], NULL);
+            restoring[sig] = false;
+        }
 }
 
 int plait_signals_create(plait_signals **out, const int *signals, size_t n)
@@ -191,10 +226,13 @@ int plait_signals_create(plait_signals **out, const int *signals, size_t n)
     for (int sig = 1; sig < SIGNAL_MAX && r == 0; sig++) {
         if (!w->wanted[sig])
             continue;
-        if (watch_count[sig] == 0 && sigaction(sig, &sa, &before[sig]) < 0) {
+        /* (one still `restoring` has plait's handler, and `before` is its old one) */
+        if (watch_count[sig] == 0 && !restoring[sig] && sigaction(sig, &sa, &before[sig]) < 0) {
             r = -errno;
-            for (int undo = 1; undo < sig; undo++) /* the ones taken so far */
-                if (w->wanted[undo] && --watch_count[undo] == 0)
+            /* the ones taken so far, which the dispatcher has not unblocked (it has not
+             * run since), unless a destroy waits to restore one */
+            for (int undo = 1; undo < sig; undo++)
+                if (w->wanted[undo] && --watch_count[undo] == 0 && !restoring[undo])
                     sigaction(undo, &before[undo], NULL);
             break;
         }
@@ -272,7 +310,7 @@ bool plait__signals_ignore_default(int sig)
 {
     pthread_mutex_lock(&registry); /* no watcher comes or goes meanwhile */
     struct sigaction now;
-    struct sigaction *old = watch_count[sig] ? &before[sig] : &now;
+    struct sigaction *old = watch_count[sig] || restoring[sig] ? &before[sig] : &now;
     if (old == &now && sigaction(sig, NULL, &now) < 0) {
         pthread_mutex_unlock(&registry);
         return false;
@@ -281,7 +319,7 @@ bool plait__signals_ignore_default(int sig)
     if (ignoring) {
         struct sigaction ign = {.sa_handler = SIG_IGN};
         sigemptyset(&ign.sa_mask);
-        if (watch_count[sig])
+        if (old == &before[sig])
             before[sig] = ign; /* what the last watcher gives back */
         else
             sigaction(sig, &ign, NULL);
@@ -306,17 +344,26 @@ void plait__signals_atfork(int phase)
         /* the child's watchers are copies nobody serves: give back the old
          * dispositions, and leave the parent's pipe to the parent */
         for (int sig = 1; sig < SIGNAL_MAX; sig++)
-            if (watch_count[sig])
+            if (watch_count[sig] || restoring[sig])
                 sigaction(sig, &before[sig], NULL);
         memset(watch_count, 0, sizeof watch_count);
+        memset(restoring, 0, sizeof restoring);
+        masks_wanted = 0;
+        atomic_store(&masks_applied, 0);
         for (int sig = 1; sig < SIGNAL_MAX; sig++) /* the parent's, not yet handed on */
             atomic_store(&delivered[sig], 0);
-        for (plait_signals *w = watchers; w; w = w->next) /* only this thread's waits */
-            for (struct inside **at = &w->inside; *at;)
+        for (plait_signals *w = watchers; w; w = w->next) {
+            for (struct inside **at = &w->inside; *at;) /* only this thread's waits */
                 if (pthread_equal((*at)->thread, pthread_self()))
                     at = &(*at)->next;
                 else
                     *at = (*at)->next;
+            /* the parent's, handed on: its semaphore's permits go with them (its lock
+             * is made fresh already, plait__signals_atfork_sems) */
+            memset(w->pending, 0, sizeof w->pending);
+            while (plait_sem_acquire(w->ready, 0) == 0) {
+            }
+        }
         watchers = NULL;
         dispatcher_started = false;
         for (int i = 0; i < 2; i++) {

@@ -398,6 +398,65 @@ TEST(forked_child_does_not_see_the_parents_deliveries)
     CHECK_EQ(plait_signals_destroy(w), 0);
 }
 
+/* Nor those the parent's dispatcher had handed to a watcher already (they were kept: a
+ * function child waiting on an inherited watcher for SIGTERM stopped for the
+ * parent's).  Making another watcher hands the counted delivery on, no sleep needed. */
+TEST(forked_child_does_not_see_deliveries_handed_to_its_watchers)
+{
+    SKIP_UNDER_TSAN();
+    plait_signals *w, *other;
+    int usr1 = SIGUSR1, usr2 = SIGUSR2;
+    CHECK_EQ(plait_signals_create(&w, &usr1, 1), 0);
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(plait_signals_create(&other, &usr2, 1), 0); /* hands it to w */
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(plait_signals_wait(w, 0) == -ETIMEDOUT &&
+                      plait_signals_wait(w, plait_deadline_in(20 * PLAIT_MS)) == -ETIMEDOUT
+                  ? 0
+                  : 1);
+    check_child_exits_0(pid);
+    CHECK_EQ(plait_signals_wait(w, SOON()), SIGUSR1); /* the parent's own, still there */
+    CHECK_EQ(plait_signals_destroy(other), 0);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
+/* A program that blocks a signal in all its threads (it sigwait()s for it) and watched
+ * it a while: once the last watcher is destroyed, a delivery stays pending for the
+ * program.  The dispatcher thread, which takes the watched signals, blocked it again
+ * only when it next woke, after the destroy had given the old disposition back: a
+ * signal sent in between was delivered to it under SIG_DFL, and the process died (in
+ * some hundreds of rounds).  In a child of its own, so that every thread blocks it. */
+static int watch_then_sigwait(void)
+{
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+    int sig = SIGUSR1;
+    int64_t end = plait_deadline_in(3 * PLAIT_SEC);
+    for (int round = 0; round < 5000 && plait_now() < end; round++) {
+        plait_signals *w;
+        if (plait_signals_create(&w, &sig, 1) != 0 || plait_signals_destroy(w) != 0)
+            return 1;
+        if (kill(getpid(), SIGUSR1) != 0)
+            return 2;
+        struct timespec soon = {.tv_sec = 10};
+        if (sigtimedwait(&usr1, NULL, &soon) != SIGUSR1)
+            return 3; /* not pending: taken by another thread */
+    }
+    return 0;
+}
+
+TEST(a_signal_after_the_last_watcher_stays_pending_where_all_threads_block_it)
+{
+    SKIP_UNDER_TSAN();
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(watch_then_sigwait());
+    check_child_exits_0(pid);
+}
+
 /* A watcher counts the deliveries from its creation on, and those not taken when it
  * is destroyed are dropped: none passes to a watcher made later.  The hand-off used to
  * wait for the dispatcher, which then gave whatever was counted to the watchers of
@@ -433,4 +492,6 @@ RUN_TESTS(CASE(bad_input), CASE(every_watcher_sees_every_delivery),
           CASE(plain_fork_child_gets_old_disposition), CASE(destroy_racing_a_wait_is_refused),
           CASE(forked_child_destroys_an_inherited_watcher),
           CASE(forked_child_destroys_a_watcher_another_thread_waited_on),
-          CASE(forked_child_does_not_see_the_parents_deliveries))
+          CASE(forked_child_does_not_see_the_parents_deliveries),
+          CASE(forked_child_does_not_see_deliveries_handed_to_its_watchers),
+          CASE(a_signal_after_the_last_watcher_stays_pending_where_all_threads_block_it))
