@@ -26,7 +26,10 @@
  * their deaths (a dead holder's lock is still released, a queue's side still ends)
  * until the last of them is gone; then it is freed.  For that this process keeps the
  * children plait forked and has not yet reported gone, each with its number among this
- * process's forks, and each object counts those forked after it was made.  A let-go
+ * process's forks, and each object counts those forked after it was made.  A fork's
+ * number is taken by the parent's fork handler, the registry lock held since before the
+ * fork: an object another thread makes between fork() and plait__shared_forked is made
+ * at that number, not before it, and is not the child's (the child never had it).  A let-go
  * object is no new child's (it is not told of later forks), and a child drops the
  * let-go objects it inherits, as their handles are gone.  (A child whose entry cannot
  * be kept, for want of memory, keeps the objects registered until the process ends.)
@@ -50,6 +53,11 @@ typedef struct live_child {
 static live_child *children;
 static size_t children_len, children_cap;
 static uint64_t forks; /* plait's forks in this process so far */
+/* The number of this thread's plait fork under way, taken by the parent's fork handler
+ * while the registry lock is still held from before the fork: an object made after
+ * that is made at that number, not before it, and is not the child's (it was made
+ * after the fork copied the memory, on another thread, before plait__shared_forked). */
+static PLAIT_TLS uint64_t this_fork_no;
 
 void *plait__shared_map(size_t size)
 {
@@ -177,18 +185,19 @@ void plait__shared_child_execd(unsigned pid)
     pthread_mutex_unlock(&registry_lock);
 }
 
-/* Tell the objects this process still holds that pid holds them too (under the lock). */
-static void tell_forked(unsigned pid)
+/* Tell the objects pid holds that it holds them (under the lock): those that count fork
+ * fork_no's child (UINT64_MAX: every object this process still holds). */
+static void tell_forked(unsigned pid, uint64_t fork_no)
 {
     for (plait__shared_obj *obj = registry; obj; obj = obj->next)
-        if (obj->let_go_at == UINT64_MAX && obj->hooks->forked)
+        if (counts(obj, fork_no) && obj->hooks->forked)
             obj->hooks->forked(obj, pid);
 }
 
 void plait__shared_forked(unsigned pid)
 {
     pthread_mutex_lock(&registry_lock);
-    forks++;
+    uint64_t fork_no = this_fork_no;
     bool kept = children_len < children_cap;
     if (!kept) {
         size_t cap = children_cap ? 2 * children_cap : 16;
@@ -203,19 +212,19 @@ void plait__shared_forked(unsigned pid)
      * there): counted, it would keep the objects it holds mapped for ever, so it is
      * not counted (an object destroyed here meanwhile is freed as if it had none). */
     if (kept) {
-        children[children_len++] = (live_child){.pid = pid, .fork_no = forks};
+        children[children_len++] = (live_child){.pid = pid, .fork_no = fork_no};
         for (plait__shared_obj *obj = registry; obj; obj = obj->next)
-            if (counts(obj, forks))
+            if (counts(obj, fork_no))
                 obj->children++;
     }
-    tell_forked(pid);
+    tell_forked(pid, fork_no);
     pthread_mutex_unlock(&registry_lock);
 }
 
 void plait__shared_forked_self(void)
 {
     pthread_mutex_lock(&registry_lock);
-    tell_forked(plait__pid());
+    tell_forked(plait__pid(), UINT64_MAX);
     pthread_mutex_unlock(&registry_lock);
 }
 
@@ -248,6 +257,8 @@ static void forget_parent_s_children(void)
 
 void plait__shared_atfork(int phase)
 {
+    if (phase == PLAIT__FORK_PARENT && plait__forking) /* the lock still held */
+        this_fork_no = ++forks;
     plait__atfork_mutex(&registry_lock, phase);
     if (phase == PLAIT__FORK_CHILD)
         forget_parent_s_children();
