@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@ static void *echo(void *arg)
 typedef struct server {
     int listener;
     plait_group *conns; /* a coroutine per connection */
+    bool shut;          /* SIGTERM: the listener was shut down */
 } server;
 
 /* Serve a connection taken off the listener in a coroutine of the group (or close it). */
@@ -59,7 +61,12 @@ static void *accept_loop(void *arg)
     for (;;) {
         int fd = plait_accept(srv->listener, NULL, PLAIT_FOREVER);
         if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-            plait_sleep(10 * PLAIT_MS); /* out of descriptors or memory: let connections end */
+            /* out of descriptors or memory: let connections end.  Not once the listener
+             * is shut down: its accepts go on failing so (the kernel takes the
+             * descriptor before it looks at the listener), and the stop would wait for
+             * ever. */
+            if (plait_sleep(10 * PLAIT_MS) < 0 || srv->shut)
+                break;
             continue;
         }
         if (fd < 0)
@@ -99,11 +106,12 @@ static void *run(void *arg)
      * waiting on the listener meanwhile: an accept that does not block (deadline 0)
      * just tries, and ends with -ETIMEDOUT once the queue is empty; at most what the
      * queue holds, so that clients that go on connecting cannot hold the stop off.
-     * Then the acceptor's accept ends with -EINVAL. */
+     * Then the acceptor's accept ends with -EINVAL (or it sees `shut`). */
     int fd;
     for (int queued = 0; queued < BACKLOG && (fd = plait_accept(srv.listener, NULL, 0)) >= 0;
          queued++)
         serve(&srv, fd);
+    srv.shut = true;
     plait_shutdown(srv.listener, SHUT_RDWR);
     plait_join(acceptor, NULL, PLAIT_FOREVER);
     plait_close(srv.listener);

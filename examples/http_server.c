@@ -13,7 +13,8 @@
  * HTTP/1.0 client that asks for keep-alive is told it has it.  A peer
  * gets TIMEOUT seconds (default 10) to finish a request from its first byte, however
  * it trickles in, and to take an answer, and six times that idle between requests
- * (counted from its last bytes read); then it is closed.
+ * (counted from the last request read, or from its connection; the empty lines a
+ * client may send between requests do not count); then it is closed.
  * SIGTERM or SIGINT shuts it down gracefully: it stops accepting (taking the
  * connections the kernel had queued already), lets every
  * connection finish the requests it has received, and waits for them (5 s at most;
@@ -70,6 +71,7 @@ typedef struct server {
     size_t open;
     size_t served;              /* requests whose hello was written in full */
     bool stopping;              /* SIGTERM: the connections were shut down for reading */
+    bool shut;                  /* SIGTERM: the listener was shut down */
 } server;
 
 struct connection {
@@ -147,7 +149,11 @@ static void *serve(void *arg)
     size_t have = 0; /* bytes buffered: the request at in[0] and any after it */
     http_request req; /* the parse of the request at in[done] (http_request.h) */
     http_request_begin(&req);
-    bool open = plait_wait_fd(c->fd, PLAIT_READABLE, plait_deadline_in(idle)) > 0 &&
+    /* idle since the last request read (or the connection came): empty lines alone do
+     * not end that (a client that sent only those, one every few seconds, was never
+     * closed) */
+    int64_t idle_from = plait_now();
+    bool open = plait_wait_fd(c->fd, PLAIT_READABLE, idle_from + idle) > 0 &&
                 (in = malloc(REQUEST_MAX + OUT_MAX +
                              SERVED_PER_WRITE_MAX * sizeof *served_end)) != NULL;
     if (open) {
@@ -162,7 +168,7 @@ static void *serve(void *arg)
     while (open) {
         if (!more) { /* idle between requests, or the rest of one begun */
             ssize_t n = plait_read(c->fd, in + have, REQUEST_MAX - have,
-                                   have ? finish_by : now + idle);
+                                   have ? finish_by : idle_from + idle);
             if (n <= 0)
                 break; /* closed, reset, shut down, timed out, or cancelled */
             now = plait_now();
@@ -193,6 +199,7 @@ static void *serve(void *arg)
             if (hello)
                 served_end[served_count++] = (uint16_t)out_len;
             done = request_end ? (size_t)(request_end - in) : have;
+            idle_from = now;
             http_request_begin(&req);
             open = !last;
             more = !last && out_len + HTTP_ANSWER_MAX > OUT_MAX;
@@ -264,7 +271,11 @@ static void *accept_loop(void *arg)
     for (;;) {
         int fd = plait_accept(srv->listener, NULL, PLAIT_FOREVER);
         if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-            plait_sleep(10 * PLAIT_MS); /* out of descriptors: let connections end */
+            /* out of descriptors: let connections end.  Not once the listener is shut
+             * down: its accepts go on failing so (the kernel takes the descriptor
+             * before it looks at the listener), and the stop would wait for ever. */
+            if (plait_sleep(10 * PLAIT_MS) < 0 || srv->shut)
+                return NULL;
             continue;
         }
         if (fd < 0)
@@ -306,8 +317,9 @@ static void *run(void *arg)
     for (int queued = 0; queued < BACKLOG && (fd = plait_accept(srv.listener, NULL, 0)) >= 0;
          queued++)
         start_connection(&srv, fd);
-    /* then the acceptor's accept ends (-EINVAL), and the listener is closed once it has
-     * (as the echo server does) */
+    /* then the acceptor's accept ends (-EINVAL, or it sees `shut`), and the listener is
+     * closed once it has (as the echo server does) */
+    srv.shut = true;
     plait_shutdown(srv.listener, SHUT_RDWR);
     plait_join(acceptor, NULL, PLAIT_FOREVER);
     plait_close(srv.listener);

@@ -6,6 +6,8 @@
 
 #include <plait.h>
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -13,6 +15,7 @@ typedef struct example_service {
     int listener, port;
     plait_fn serve;             /* serve((void *)(intptr_t)fd): owns and closes fd */
     plait_task thread;
+    atomic_bool shut;           /* the listener was shut down (example_service_stop) */
 } example_service;
 
 static void *example_accept_loop(void *arg)
@@ -26,8 +29,9 @@ static void *example_accept_loop(void *arg)
         int fd = plait_accept(svc->listener, NULL, PLAIT_FOREVER);
         if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
             /* out of descriptors (the clients hold theirs too): let connections end,
-             * rather than leave every client still to come unanswered */
-            if (plait_sleep(10 * PLAIT_MS) < 0)
+             * rather than leave every client still to come unanswered.  Not once the
+             * listener is shut down: its accepts go on failing so, for ever. */
+            if (plait_sleep(10 * PLAIT_MS) < 0 || atomic_load(&svc->shut))
                 break;
             continue;
         }
@@ -50,6 +54,7 @@ static inline int example_service_start(example_service *svc, plait_fn serve)
 {
     plait_addr local;
     svc->serve = serve;
+    atomic_init(&svc->shut, false);
     svc->listener = plait_tcp_listen("127.0.0.1", 0, 4096);
     if (svc->listener < 0)
         return svc->listener;
@@ -70,6 +75,7 @@ static inline int example_service_start(example_service *svc, plait_fn serve)
  * would wait on that one forever. */
 static inline void example_service_stop(example_service *svc)
 {
+    atomic_store(&svc->shut, true);
     plait_shutdown(svc->listener, SHUT_RDWR);
     plait_join(svc->thread, NULL, PLAIT_FOREVER);
     plait_close(svc->listener);

@@ -5,8 +5,8 @@
 # "Connection: close", HTTP/1.0, a bad method, a GET with a body, malformed requests, an
 # oversized request, an oversized request line)
 # and wrk (a short load: no errors, no non-2xx answers), then a graceful stop on
-# SIGTERM; then a server with a timeout of 1 s, a client that goes silent and one that
-# trickles.  curl and wrk come from Debian: scripts/test.sh installs
+# SIGTERM; then a server with a timeout of 1 s, a client that goes silent, one that
+# trickles, and one that sends only empty lines.  curl and wrk come from Debian: scripts/test.sh installs
 # them.  Every step is bounded by `timeout`; a failure prints what was seen.
 set -uo pipefail
 server="${1:?usage: http_clients.sh SERVER}"
@@ -186,18 +186,24 @@ took=$(( ($(date +%s%N) - start) / 1000000 ))
 exec 3<&-
 [ "$took" -lt 9000 ] && ok "a request begun, then silence: closed after the timeout (${took} ms)" \
     || fail "a silent client was kept for ${took} ms"
+# fed_until_closed FIRST MORE COUNT: a connection that sends FIRST, then MORE every 0.5 s
+# (COUNT times), and reads until the server closes it (12 s at most); $took: how long
+# that took, in ms.
+fed_until_closed() {
+    exec 3<>"/dev/tcp/127.0.0.1/$port"
+    printf '%b' "$1" >&3
+    start=$(date +%s%N)
+    (for _ in $(seq "$3"); do sleep 0.5; printf '%b' "$2" >&3 2>/dev/null || break; done) &
+    local feeder=$!
+    timeout 12 cat <&3 >/dev/null
+    took=$(( ($(date +%s%N) - start) / 1000000 ))
+    kill $feeder 2>/dev/null; wait $feeder 2>/dev/null
+    exec 3<&-
+}
 # The timeout is for the whole request, not each read: a client that sends a byte every
 # 0.5 s is closed too (each read once had a timeout of its own: kept for as long as the
 # client liked, 8 s here).
-exec 3<>"/dev/tcp/127.0.0.1/$port"
-printf 'GET / HTTP/1.1\r\n' >&3
-start=$(date +%s%N)
-(for _ in $(seq 16); do sleep 0.5; printf 'X' >&3 2>/dev/null || break; done) &
-feeder=$!
-timeout 12 cat <&3 >/dev/null
-took=$(( ($(date +%s%N) - start) / 1000000 ))
-kill $feeder 2>/dev/null; wait $feeder 2>/dev/null
-exec 3<&-
+fed_until_closed 'GET / HTTP/1.1\r\n' 'X' 16
 [ "$took" -lt 5000 ] && ok "a request that trickles in: closed after the timeout (${took} ms)" \
     || fail "a trickling client was kept for ${took} ms"
 # An empty line between requests (RFC 9112, 2.2) begins no request: the connection
@@ -210,6 +216,12 @@ got=$(timeout 5 cat <&3)
 exec 3<&-
 [ "$(count "$got")" = 2 ] && ok "an empty line between requests: the connection stays idle" \
     || fail "an empty line between requests: $(count "$got") answers"
+# But empty lines alone are no request either: a client that sends only those, one
+# every 0.5 s, is closed when it has been idle 6 s since its connection (each empty
+# line began a new idle time: kept for as long as it sent them, 12 s here).
+fed_until_closed '\r\n' '\r\n' 24
+[ "$took" -lt 10000 ] && ok "empty lines only, one every 0.5 s: closed once idle 6 s (${took} ms)" \
+    || fail "a client sending only empty lines was kept for ${took} ms"
 stop_server "stopped accepting" || fail "SIGTERM of the second server"
 echo "http_clients: $failures failed"
 [ $failures = 0 ]

@@ -9,6 +9,7 @@
 #  - HEAD is served (GET's header fields, no body), a HEAD with a body refused;
 #  - a request counts as served only once its answer is written;
 #  - an idle HTTP connection costs its coroutine's one page of stack;
+#  - both servers stop on SIGTERM while they are out of descriptors;
 #  - the echo client names a host that does not exist as such.
 # Every step is bounded by `timeout`; a failure prints what was seen.
 #   bash tests/test_examples_edges.sh HTTP_SERVER ECHO_SERVER ECHO_CLIENT [SANITIZER]
@@ -283,6 +284,63 @@ sys.stdin.read()  # until the test closes its end
     fi
     stop_server "stopped accepting" || fail "SIGTERM after the idle connections"
 fi
+
+# SIGTERM while the server is out of descriptors, its clients active: the acceptor's
+# accept fails with EMFILE (the kernel takes the new descriptor before it looks at the
+# listener, shut down or not), on which it waits 10 ms and tries again; the stop, which
+# waited for that accept to end (-EINVAL once the listener is shut down), waited for
+# ever.  The acceptor now ends once the listener is shut down.  The server's limit is
+# 32 descriptors; 48 clients connect and send a request every 0.2 s for 15 s.
+stop_out_of_descriptors() { # NAME SERVER MESSAGE REQUEST [ARG]
+    local soft server_pid used=0 client
+    soft=$(ulimit -Sn)
+    ulimit -Sn 32
+    start_server "$2" "${@:5}"
+    ulimit -Sn "$soft"
+    python3 - "$port" "$4" >"$tmp/emfile.out" 2>&1 <<'EOF2' &
+import socket, sys, time
+port, request = int(sys.argv[1]), sys.argv[2].encode()
+conns = []
+for _ in range(48):
+    try:
+        conns.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+    except OSError:
+        break
+end = time.time() + 15
+while time.time() < end and conns:
+    for s in list(conns):
+        try:
+            s.sendall(request)
+            s.setblocking(False)
+            try:
+                s.recv(65536)
+            except BlockingIOError:
+                pass
+            s.setblocking(True)
+        except OSError:
+            conns.remove(s)
+    time.sleep(0.2)
+EOF2
+    client=$!
+    server_pid=$(pgrep -P "$pid" | head -1)
+    for _ in $(seq 100); do
+        used=$(ls "/proc/$server_pid/fd" 2>/dev/null | wc -l)
+        [ "$used" -ge 32 ] && break
+        sleep 0.05
+    done
+    if [ "$used" -lt 32 ]; then
+        fail "$1, out of descriptors: never ran out ($used open)"
+        kill_server
+    elif stop_server "$3"; then
+        ok "$1: SIGTERM while out of descriptors, a graceful stop"
+    else
+        fail "$1: SIGTERM while out of descriptors"
+    fi
+    kill "$client" 2>/dev/null
+    wait "$client" 2>/dev/null
+}
+stop_out_of_descriptors http "$http" "stopped accepting" $'GET / HTTP/1.1\r\nHost: x\r\n\r\n' 10
+stop_out_of_descriptors echo "$echo_server" "stopped" $'ping\n'
 
 # The echo client given a host that does not exist says so (it said "No such file or
 # directory", the -ENOENT of the lookup named as a file's), status 1.
