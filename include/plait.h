@@ -764,10 +764,11 @@ int plait_signals_create(plait_signals **watcher, const int *signals, size_t n);
 int plait_signals_wait(plait_signals *watcher, int64_t deadline);
 /* Stop watching (deliveries not taken are dropped).  -EBUSY while waited on.  The last
  * watcher of a signal waits for plait's dispatcher thread to block it (a wake-up of
- * that thread, microseconds).  A forked child's inherited watchers see nothing there,
- * not even deliveries the parent's had taken in; the child may destroy them: they are
- * freed, whatever the parent's other threads waited on them (they are not in the
- * child); a wait of a coroutine of the thread that forked still makes it -EBUSY there. */
+ * that thread: a create and destroy take some 20 µs, not 3).  A forked child's
+ * inherited watchers see nothing there, not even deliveries the parent's had taken in;
+ * the child may destroy them: they are freed, whatever the parent's other threads
+ * waited on them (they are not in the child); a wait of a coroutine of the thread that
+ * forked still makes it -EBUSY there. */
 int plait_signals_destroy(plait_signals *watcher);
 
 /* ----------------------------------------------------------------------------

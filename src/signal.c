@@ -184,7 +184,8 @@ static void unwatch(const plait_signals *w)
     unsigned seen;
     while ((int)((seen = atomic_load(&masks_applied)) - asked) < 0) {
         pthread_mutex_unlock(&registry);
-        plait__futex_wait(&masks_applied, seen, PLAIT_FOREVER);
+        if (!plait__spin_while(&masks_applied, seen, PLAIT__WAIT_SPIN_NS, PLAIT_FOREVER))
+            plait__futex_wait(&masks_applied, seen, PLAIT_FOREVER);
         pthread_mutex_lock(&registry);
     }
     /* those of this destroy and of any other whose mask is made (not of one whose mask
