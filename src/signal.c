@@ -30,7 +30,10 @@
  * saved disposition.  The disposition is restored in a forked child too (whose
  * watchers are copies nobody serves: a child forked to run a function must still die
  * of SIGTERM; every count is the parent's, handed to a watcher or not, and the child
- * drops them).  SIGCHLD may be watched:
+ * drops them: a permit the parent's dispatcher gave a waiter of the forking thread
+ * that had not yet run outlives its delivery, and that waiter waits on).  A child
+ * made without fork handlers (_Fork) has no dispatcher and keeps its parent's state:
+ * its last watcher's destroy gives the disposition back at once (no other thread).  SIGCHLD may be watched:
  * plait's processes are reaped through pidfds, not by the signal.  The faults a thread
  * causes itself (SIGSEGV, SIGBUS, SIGFPE, SIGILL), SIGKILL and SIGSTOP cannot be.
  */
@@ -76,6 +79,8 @@ static atomic_uint masks_applied;  /* the last of them it made (futex word) */
 static atomic_uint delivered[SIGNAL_MAX];
 static int self_pipe[2] = {-1, -1};
 static bool dispatcher_started;
+static pid_t dispatcher_pid; /* the process it serves: a child made without fork
+                              * handlers (_Fork) has none, though it looks started */
 
 /* Wake the dispatcher: a delivery was counted, or the watched set changed.
  * Async-signal-safe. */
@@ -159,6 +164,7 @@ static int dispatcher_start(void)
         return -r;
     pthread_detach(th);
     dispatcher_started = true;
+    dispatcher_pid = getpid();
     return 0;
 }
 
@@ -180,9 +186,10 @@ static void unwatch(const plait_signals *w)
         }
     if (masks_wanted != asked)
         return;
-    poke_dispatcher();
-    unsigned seen;
-    while ((int)((seen = atomic_load(&masks_applied)) - asked) < 0) {
+    unsigned seen = asked; /* no dispatcher here: nothing to wait for */
+    if (getpid() == dispatcher_pid)
+        poke_dispatcher();
+    while (getpid() == dispatcher_pid && (int)((seen = atomic_load(&masks_applied)) - asked) < 0) {
         pthread_mutex_unlock(&registry);
         if (!plait__spin_while(&masks_applied, seen, PLAIT__WAIT_SPIN_NS, PLAIT_FOREVER))
             plait__futex_wait(&masks_applied, seen, PLAIT_FOREVER);
@@ -266,14 +273,23 @@ int plait_signals_wait(plait_signals *w, int64_t deadline)
     me.next = w->inside;
     w->inside = &me;
     pthread_mutex_unlock(&registry);
-    int r = plait_sem_acquire(w->ready, deadline);
-    pthread_mutex_lock(&registry);
-    if (r == 0) {
+    int r;
+    for (;;) {
+        r = plait_sem_acquire(w->ready, deadline);
+        pthread_mutex_lock(&registry);
+        if (r != 0)
+            break;
         int sig = 1;
         while (sig < SIGNAL_MAX && w->pending[sig] == 0)
             sig++;
-        w->pending[sig]--; /* the semaphore counts exactly the pending deliveries */
-        r = sig;
+        if (sig < SIGNAL_MAX) { /* the semaphore counts the pending deliveries ... */
+            w->pending[sig]--;
+            r = sig;
+            break;
+        }
+        /* ... but for one handed to this waiter before a fork, whose delivery the child
+         * dropped: it waits on, as for a delivery it never had */
+        pthread_mutex_unlock(&registry);
     }
     struct inside **at = &w->inside;
     while (*at != &me)

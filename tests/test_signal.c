@@ -421,6 +421,69 @@ TEST(forked_child_does_not_see_deliveries_handed_to_its_watchers)
     CHECK_EQ(plait_signals_destroy(w), 0);
 }
 
+/* The same for a delivery handed to a coroutine of the forking thread, woken but not yet
+ * run at the fork: its semaphore permit was never counted (the wake-up took it), so the
+ * child's drain left it, and the wait, finding nothing pending, took "signal 65" off
+ * the end of the counts (a write past them, over the watcher's semaphore).  It waits on
+ * in the child, as for a delivery it never had. */
+static plait_signals *handed_watcher;
+
+static void *wait_for_usr1(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)plait_signals_wait(handed_watcher, plait_deadline_in(300 * PLAIT_MS));
+}
+
+static void *fork_with_a_delivery_handed_to_a_waiter(void *arg)
+{
+    (void)arg;
+    plait_task waiter;
+    CHECK_EQ(plait_spawn(&waiter, wait_for_usr1, NULL), 0);
+    CHECK_EQ(plait_yield(), 0); /* it waits */
+    CHECK_EQ(raise(SIGUSR1), 0);
+    plait_signals *other;
+    int usr2 = SIGUSR2;
+    CHECK_EQ(plait_signals_create(&other, &usr2, 1), 0); /* hands it to the waiter */
+    pid_t pid = fork();
+    void *got = NULL;
+    int joined = plait_join(waiter, &got, SOON());
+    if (pid == 0)
+        /* (a wait's -ETIMEDOUT, returned by the task, is its failure: the join's) */
+        _exit(joined != -ETIMEDOUT ? 1 : plait_signals_destroy(other) != 0 ? 2 : 0);
+    check_child_exits_0(pid);
+    CHECK_EQ(joined, 0);
+    CHECK_EQ((int)(intptr_t)got, SIGUSR1);
+    CHECK_EQ(plait_signals_destroy(other), 0);
+    return NULL;
+}
+
+TEST(forked_child_does_not_see_a_delivery_handed_to_a_waiter)
+{
+    SKIP_UNDER_TSAN();
+    int usr1 = SIGUSR1;
+    CHECK_EQ(plait_signals_create(&handed_watcher, &usr1, 1), 0);
+    check_run(fork_with_a_delivery_handed_to_a_waiter, NULL);
+    CHECK_EQ(plait_signals_destroy(handed_watcher), 0);
+}
+
+/* A child made by _Fork(), which runs no fork handlers, keeps its parent's watchers as
+ * they were but has no dispatcher thread: destroying the last watcher of a signal there
+ * waited for that thread's word for ever. */
+TEST(a_child_made_without_fork_handlers_destroys_its_watchers)
+{
+    SKIP_UNDER_TSAN();
+    plait_signals *w;
+    int usr1 = SIGUSR1;
+    CHECK_EQ(plait_signals_create(&w, &usr1, 1), 0);
+    pid_t pid = _Fork();
+    if (pid == 0) {
+        alarm(3); /* (a destroy that waits for ever: the child dies of SIGALRM) */
+        _exit(plait_signals_destroy(w) == 0 ? 0 : 1);
+    }
+    check_child_exits_0(pid);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
 /* A program that blocks a signal in all its threads (it sigwait()s for it) and watched
  * it a while: once the last watcher is destroyed, a delivery stays pending for the
  * program.  The dispatcher thread, which takes the watched signals, blocked it again
@@ -494,4 +557,6 @@ RUN_TESTS(CASE(bad_input), CASE(every_watcher_sees_every_delivery),
           CASE(forked_child_destroys_a_watcher_another_thread_waited_on),
           CASE(forked_child_does_not_see_the_parents_deliveries),
           CASE(forked_child_does_not_see_deliveries_handed_to_its_watchers),
+          CASE(forked_child_does_not_see_a_delivery_handed_to_a_waiter),
+          CASE(a_child_made_without_fork_handlers_destroys_its_watchers),
           CASE(a_signal_after_the_last_watcher_stays_pending_where_all_threads_block_it))
