@@ -289,12 +289,19 @@ static int child_destroys_inherited(plait_signals *inherited)
     return plait_signals_destroy(own) == 0 ? 0 : 4;
 }
 
+/* A watcher of SIGUSR1. */
+static plait_signals *watch_usr1(void)
+{
+    plait_signals *w = NULL;
+    int usr1 = SIGUSR1;
+    CHECK_EQ(plait_signals_create(&w, &usr1, 1), 0);
+    return w;
+}
+
 TEST(forked_child_destroys_an_inherited_watcher)
 {
     SKIP_UNDER_TSAN();
-    plait_signals *w;
-    int usr1 = SIGUSR1;
-    CHECK_EQ(plait_signals_create(&w, &usr1, 1), 0);
+    plait_signals *w = watch_usr1();
     pid_t pid = fork();
     if (pid == 0)
         _exit(child_destroys_inherited(w));
@@ -472,9 +479,7 @@ TEST(forked_child_does_not_see_a_delivery_handed_to_a_waiter)
 TEST(a_child_made_without_fork_handlers_destroys_its_watchers)
 {
     SKIP_UNDER_TSAN();
-    plait_signals *w;
-    int usr1 = SIGUSR1;
-    CHECK_EQ(plait_signals_create(&w, &usr1, 1), 0);
+    plait_signals *w = watch_usr1();
     pid_t pid = _Fork();
     if (pid == 0) {
         alarm(3); /* (a destroy that waits for ever: the child dies of SIGALRM) */
