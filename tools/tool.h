@@ -32,9 +32,10 @@ extern atomic_int tool_interrupted;
  * where they exec; function children inherit the flag handler.  quiet_stdout (bench,
  * compare: nothing more is printed once a signal came): the handler also puts
  * /dev/null over standard output, so that a write to a reader that stopped reading
- * cannot block the command then: one blocked already fails with EINTR, but one the
- * signal came just before (after the command's last look at the flag) would wait for
- * the reader.  (The tour goes on printing the example that runs.) */
+ * cannot block the command then: one blocked already fails with EINTR (where the
+ * signal comes to the writing thread, not a pool worker's), but one the signal came
+ * just before (after the command's last look at the flag) would wait for the reader.
+ * (The tour goes on printing the example that runs.) */
 void tool_catch_interrupts(bool quiet_stdout);
 
 /* Another descriptor the interrupt handler puts /dev/null over, as standard output
