@@ -46,13 +46,18 @@ static struct {
     plait_task a;
     inside_probe s;
     atomic_int armed_check, armed_wake, held;
+    pthread_t p_thread; /* P's worker: the only caller the check's wrapper stops */
     int any_r;
     int64_t any_took;
 } pa;
 
 int __wrap_plait__check_cancel(void)
 {
-    if (atomic_load(&pa.armed_check) && atomic_exchange(&pa.armed_check, 0)) {
+    /* P's, not the main thread's: its join of P, slow to begin on a loaded machine,
+     * once took the check meant for P's wait_any (A ended before that linked it, and
+     * nothing was ever held) */
+    if (atomic_load(&pa.armed_check) && pthread_equal(pthread_self(), pa.p_thread) &&
+        atomic_exchange(&pa.armed_check, 0)) {
         /* the wait has linked A: A ends now, its waker claims the wait and is held */
         atomic_store(&pa.s.go, 1);
         int64_t until = SOON();
@@ -85,6 +90,7 @@ static void *pa_p(void *p)
     plait_task u;
     CHECK_EQ(plait_thread_start(&pa.a, waits_for_go, &pa.s, NULL), 0);
     CHECK_EQ(plait_pool_submit(pa.pool, &u, notes_where_it_ran, &pa.s), 0); /* on this worker's deque */
+    pa.p_thread = pthread_self(); /* (read by the wrapper after armed_check, stored after) */
     atomic_store(&pa.armed_wake, 1);
     atomic_store(&pa.armed_check, 1);
     atomic_store(&pa.s.p_inside, 1);
