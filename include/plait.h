@@ -18,12 +18,15 @@
  *
  * Error codes used throughout:
  *   -EINVAL     a null or malformed argument (a null handle, a size out of range)
- *   -ESRCH      a task handle that no longer names a task (joined or detached already)
+ *   -ESRCH      a task handle that no longer names a task (joined or detached already);
+ *               a process that has ended (plait_process_kill)
  *   -EPERM      a call from the wrong context (coroutine-only call outside a coroutine,
  *               unlock by a non-owner)
  *   -ETIMEDOUT  the deadline passed first
  *   -ECANCELED  the calling coroutine was cancelled, or the joined task was
- *   -EPIPE      the channel is closed
+ *   -EPIPE      closed: a channel or queue closed (or all its other side gone), a pool
+ *               shut down, a group being destroyed, an as-completed set or imap with
+ *               nothing left to hand out; a pipe or socket whose reader is gone
  *   -EDEADLK    waiting on oneself (join own task, relock own mutex)
  *   -EBUSY      destroying something still in use; plait_run() inside plait_run()
  *   -ENOMEM     out of memory (or of address space for stacks)
@@ -329,7 +332,7 @@ int plait_sem_acquire(plait_sem *sem, int64_t deadline);
 /* -EOVERFLOW when the count would pass UINT32_MAX. */
 int plait_sem_release(plait_sem *sem);
 /* The current count; INT_MAX when it is larger (up to UINT32_MAX, more than an int
- * holds). */
+ * holds); -EINVAL for a null semaphore (as plait_psem_value). */
 int plait_sem_value(plait_sem *sem);
 
 /* Manual-reset event: set wakes every waiter and lets later waits through until reset. */
@@ -338,7 +341,7 @@ int plait_event_destroy(plait_event *event); /* -EBUSY while waited on */
 int plait_event_set(plait_event *event);
 int plait_event_reset(plait_event *event);
 int plait_event_wait(plait_event *event, int64_t deadline);
-/* 1 when set, 0 when not. */
+/* 1 when set, 0 when not; -EINVAL for a null event (not a truth value). */
 int plait_event_is_set(plait_event *event);
 
 /* Wait group (Go's sync.WaitGroup). */
@@ -1111,7 +1114,7 @@ int plait_pevent_destroy(plait_pevent *event); /* -EBUSY while waited on in this
 int plait_pevent_set(plait_pevent *event);
 int plait_pevent_reset(plait_pevent *event);
 int plait_pevent_wait(plait_pevent *event, int64_t deadline);
-int plait_pevent_is_set(plait_pevent *event); /* 1 or 0 */
+int plait_pevent_is_set(plait_pevent *event); /* 1 or 0; -EINVAL for a null event */
 
 /* A bounded message queue between processes: any number of senders and receivers,
  * messages of up to msg_max bytes, at most capacity of them queued.

@@ -72,11 +72,11 @@ const char *plait_strerror(int err)
         err = err == INT_MIN ? INT_MAX : -err; /* no errno is that large: "unknown" */
     switch (err) {
     case 0: return "success";
-    case ESRCH: return "no such task (the handle was joined or detached already)";
+    case ESRCH: return "no such task or process (a handle joined or detached already, or a process that has ended)";
     case EPERM: return "not permitted here (wrong context or not the owner)";
     case ETIMEDOUT: return "deadline passed";
     case ECANCELED: return "cancelled";
-    case EPIPE: return "channel closed";
+    case EPIPE: return "closed (a channel, queue, pool or set that takes no more; a pipe or socket whose reader is gone)";
     case EDEADLK: return "would wait on itself";
     case EBUSY: return "busy (still in use)";
     case EMSGSIZE: return "too large for the room there is for it";

@@ -75,11 +75,18 @@ int plait__wait_to_retry(plait__fd_call *call, int events, int64_t deadline)
     return r < 0 ? r : 0;
 }
 
-bool plait__shut_for_reading(int fd, bool woken)
+bool plait__shut_for_reading(int fd, bool woken, int64_t deadline)
 {
     int e = errno;
-    if (!woken || (e != EAGAIN && e != EWOULDBLOCK))
+    if (e != EAGAIN && e != EWOULDBLOCK)
         return false;
+    /* looked for after a wait said the descriptor is readable, and where the call may
+     * not wait (a try, a cancelled caller): its one chance to see the end (a try said
+     * -ETIMEDOUT while a wait would have said 0 at once) */
+    if (!woken && plait__wait_refused(deadline) == 0) {
+        errno = e;
+        return false;
+    }
     struct pollfd p = {.fd = fd, .events = POLLRDHUP};
     bool shut = poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
     errno = e;
@@ -155,7 +162,7 @@ static ssize_t transfer_once(int fd, void *buf, size_t len, int64_t deadline,
             /* A datagram socket shut down for reading polls readable for good while
              * recv(2) says EAGAIN: its end of file, as a blocking recv(2) has it (and
              * as the kernel's read in the ring, on io_uring, has it too). */
-            if (plait__shut_for_reading(fd, woken))
+            if (plait__shut_for_reading(fd, woken, deadline))
                 return 0;
             /* nothing there: from now on, wait (or have the kernel read) first */
             drained = true;

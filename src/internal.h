@@ -677,10 +677,11 @@ int plait__wait_to_retry(plait__fd_call *call, int events, int64_t deadline);
 enum { PLAIT__IO_TURN = 64 };
 void plait__io_turn(void);
 /* After a call on fd that failed with errno: whether that was EAGAIN after a wait said
- * fd is ready (woken), on a descriptor shut down for reading (POLLRDHUP, looked at
- * without waiting; errno kept) — a datagram socket or a Unix listener that is polls
+ * fd is ready (woken), or where the call may not wait (plait__wait_refused(deadline):
+ * a try, a cancelled caller), on a descriptor shut down for reading (POLLRDHUP, looked
+ * at without waiting; errno kept) — a datagram socket or a Unix listener that is polls
  * readable for good while recv(2) or accept(2) says EAGAIN.  fdio.c. */
-bool plait__shut_for_reading(int fd, bool woken);
+bool plait__shut_for_reading(int fd, bool woken, int64_t deadline);
 /* plait_wait_fd() within such a call: 0 at once if a plait_close came since the try
  * began; tried: the caller's system call said it would block, so a caller cancelled, or
  * past its deadline, gets -ECANCELED or -ETIMEDOUT without another look (poll.c). */

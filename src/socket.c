@@ -526,7 +526,7 @@ static int accept_cancel_off(int fd, plait_addr *peer, int64_t deadline)
         /* A Unix listener shut down for reading polls readable (end of file) for good
          * while accept(2) answers EAGAIN (a blocking one: EINVAL, as TCP's does): not
          * listening any more, rather than a wait that would return at once, forever. */
-        if (plait__shut_for_reading(fd, woken))
+        if (plait__shut_for_reading(fd, woken, deadline))
             return -EINVAL;
         int r = plait__wait_to_retry(&call, PLAIT_READABLE, deadline);
         if (r < 0)
@@ -715,7 +715,7 @@ static ssize_t recvfrom_cancel_off(int fd, void *buf, size_t len, plait_addr *fr
             return n;
         }
         /* shut down for reading: end of file, from no one (see transfer, fdio.c) */
-        if (plait__shut_for_reading(fd, woken)) {
+        if (plait__shut_for_reading(fd, woken, deadline)) {
             if (from)
                 memset(from, 0, sizeof *from);
             return 0;

@@ -2,7 +2,8 @@
  * test_socket_shutdown.c — sockets shut down for reading: an accept on a listener
  * (-EINVAL; on a Unix one once the connections queued before are taken, a TCP one's
  * are reset), reads and receives on
- * datagram sockets (end of file), on both pollers; none may spin to its deadline.
+ * datagram sockets (end of file), on both pollers, also for a try (deadline 0) and a
+ * cancelled caller; none may spin to its deadline.
  *
  * Linked with --wrap=accept4 (tests/CMakeLists.txt): the wrapper counts the calls.
  */
@@ -59,6 +60,8 @@ static void *accept_after_shutdown(void *arg)
         CHECK_EQ(plait_read(early, &byte, 1, SOON()), -ECONNRESET);
     }
     plait_close(early);
+    /* a try sees it too (it said -ETIMEDOUT, on a Unix listener) */
+    CHECK_EQ(plait_accept(l, NULL, 0), -EINVAL);
     atomic_store(&accepts, 0);
     int64_t start = plait_now();
     int c = plait_accept(l, NULL, plait_deadline_in(500 * PLAIT_MS));
@@ -118,6 +121,11 @@ static void *read_after_shutdown(void *arg)
     }
     CHECK_EQ(plait_shutdown(fd, SHUT_RD), 0);
     char buf[16];
+    /* a try sees the end too, and so does a cancelled caller (both said they could not
+     * wait: -ETIMEDOUT, -ECANCELED, where a wait would have said 0 at once) */
+    ssize_t tried = mode == 0 || mode == 3 ? plait_read(fd, buf, sizeof buf, 0)
+                                           : plait_recvfrom(fd, buf, sizeof buf, NULL, 0);
+    CHECK_EQ(tried, 0);
     int64_t start = plait_now();
     int64_t deadline = plait_deadline_in(500 * PLAIT_MS);
     ssize_t n = mode == 0 || mode == 3 ? plait_read(fd, buf, sizeof buf, deadline)
@@ -135,6 +143,19 @@ TEST(unix_dgram_read_after_shutdown) { check_run(read_after_shutdown, (void *)0)
 TEST(unix_dgram_recvfrom_after_shutdown) { check_run(read_after_shutdown, (void *)1); }
 TEST(udp_recvfrom_after_shutdown) { check_run(read_after_shutdown, (void *)2); }
 TEST(udp_read_after_shutdown) { check_run(read_after_shutdown, (void *)3); }
+static void *cancelled_then_read_after_shutdown(void *arg)
+{
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, read_after_shutdown, arg), 0);
+    CHECK_EQ(plait_cancel(t), 0); /* before it ran (its checks are its own) */
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED); /* what it returned is dropped */
+    return NULL;
+}
+TEST(udp_recvfrom_after_shutdown_cancelled)
+{
+    check_run(cancelled_then_read_after_shutdown, (void *)2);
+}
+TEST(udp_read_after_shutdown_cancelled) { check_run(cancelled_then_read_after_shutdown, (void *)3); }
 TEST(udp_recvfrom_after_shutdown_on_a_thread)
 {
     plait_task t;
@@ -186,5 +207,6 @@ RUN_TESTS(CASE(tcp_accept_after_shutdown_ends), CASE(unix_accept_after_shutdown_
           CASE(unix_accept_after_shutdown_ends_on_a_thread),
           CASE(unix_dgram_read_after_shutdown), CASE(unix_dgram_recvfrom_after_shutdown),
           CASE(udp_recvfrom_after_shutdown), CASE(udp_read_after_shutdown),
+          CASE(udp_recvfrom_after_shutdown_cancelled), CASE(udp_read_after_shutdown_cancelled),
           CASE(udp_recvfrom_after_shutdown_on_a_thread),
           CASE(udp_shutdown_wakes_a_waiting_receiver))
