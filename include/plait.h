@@ -857,7 +857,8 @@ int plait_unix_listen(const char *path, int backlog);
  * for a socket that is not listening or was shut down for reading (a Unix listener's
  * connections queued before are taken first; Linux resets a TCP listener's at the
  * shutdown, so a server that stops takes them before: examples/echo_server.c),
- * -EOPNOTSUPP for one that is not a stream, -ETIMEDOUT, -ECANCELED, -EBADF. */
+ * -EOPNOTSUPP for one that is not a stream, -ENOTSOCK for a descriptor that is not a
+ * socket, -ETIMEDOUT, -ECANCELED, -EBADF. */
 int plait_accept(int fd, plait_addr *peer, int64_t deadline);
 
 /* Connect a stream socket to addr: its descriptor once connected.  -ECONNREFUSED,
@@ -1278,7 +1279,8 @@ int plait_procpool_imap_destroy(plait_procpool_iter *iter);
  * (call again, with PLAIT_POOL_CANCEL to escalate).  Workers with no task left are
  * only exiting: they are waited for, past the deadline (a past one included), and the
  * call returns 0.  -ECANCELED when the caller is cancelled while it waits (the pool
- * stays shut, as after -ETIMEDOUT). */
+ * stays shut, as after -ETIMEDOUT); -EINVAL for another `how`; -EPERM in a forked
+ * child (the pool is the parent's, as for every call on it there). */
 int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline);
 /* Shut down (draining, no deadline) if not done yet, and free the pool.  A cancelled
  * caller waits too: this is clean-up, which must finish.  -EBUSY (nothing freed) while
@@ -1287,7 +1289,8 @@ int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline);
  * No other call on the pool (a submit, a map) may still be under way on another thread
  * when it begins, nor begin once it may have freed the pool, as for plait_pool_destroy. */
 int plait_procpool_destroy(plait_procpool *pool);
-/* The number of workers; the process ids of the workers alive now (up to n): the count. */
+/* The number of workers; the process ids of the workers alive now (up to n): the count,
+ * or -EINVAL for a null pool or pids. */
 unsigned plait_procpool_processes(const plait_procpool *pool);
 int plait_procpool_pids(plait_procpool *pool, int *pids, unsigned n);
 
