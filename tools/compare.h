@@ -86,6 +86,8 @@ extern const int compare_step_count;
 /* The row with this id, added (zeroed, values NAN) if absent. */
 compare_metric *compare_metric_row(compare_result *result, const char *id);
 compare_fact *compare_fact_row(compare_result *result, const char *id);
+/* The fact row with that id, or NULL. */
+const compare_fact *compare_find_fact(const compare_result *result, const char *id);
 
 /* Machine description and recommendations, once the steps have run. */
 void compare_describe_machine(compare_result *result);

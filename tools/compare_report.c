@@ -30,7 +30,7 @@ static const compare_metric *find_metric(const compare_result *res, const char *
     return NULL;
 }
 
-static const compare_fact *find_fact(const compare_result *res, const char *id)
+const compare_fact *compare_find_fact(const compare_result *res, const char *id)
 {
     for (int i = 0; i < res->facts; i++)
         if (!strcmp(res->fact[i].id, id))
@@ -59,7 +59,7 @@ compare_metric *compare_metric_row(compare_result *res, const char *id)
 
 compare_fact *compare_fact_row(compare_result *res, const char *id)
 {
-    const compare_fact *found = find_fact(res, id);
+    const compare_fact *found = compare_find_fact(res, id);
     if (found)
         return &res->fact[found - res->fact];
     compare_fact *row = &res->fact[res->facts++];
@@ -193,19 +193,30 @@ static void derive_facts(compare_result *res)
     snprintf(row->value[THREAD], sizeof row->value[0], "the kernel");
     snprintf(row->value[PROCESS], sizeof row->value[0], "the kernel");
 
+    /* the row is there whenever the CPU-bound step ran: a model whose speed-up was not
+     * measured shows "not measured" (an empty value), the others what they measured */
     const compare_metric *cpu = find_metric(res, "cpu_speedup");
-    if (!measured(cpu))
+    if (!cpu)
         return;
     row = compare_fact_row(res, "parallel");
     row->title = "runs CPU work in parallel";
     snprintf(row->how, sizeof row->how,
-             "from the CPU-bound speed-up: parallel when the job ran at least 1.25x faster "
-             "than on one thread, with more than one CPU and pool worker to run on");
+             "from the CPU-bound speed-up: a pool runs in parallel when the job ran at least "
+             "1.25x faster than on one thread, with more than one CPU and pool worker to run "
+             "on; coroutines of one scheduler never do (they run on one thread: a figure of "
+             "theirs above 1 is the noise of a busy machine)");
     char room[40];
     cpu_room(room, sizeof room, res);
-    for (int m = 0; m < MODELS; m++)
-        snprintf(row->value[m], sizeof row->value[m], "%s: %.2fx on %s",
-                 ran_in_parallel(res, cpu->value[m]) ? "yes" : "no", cpu->value[m], room);
+    for (int m = 0; m < MODELS; m++) {
+        if (!is_figure(cpu->value[m]))
+            row->value[m][0] = '\0';
+        else if (m == COROUTINE)
+            snprintf(row->value[m], sizeof row->value[m], "no: %.2fx on one thread",
+                     cpu->value[m]);
+        else
+            snprintf(row->value[m], sizeof row->value[m], "%s: %.2fx on %s",
+                     ran_in_parallel(res, cpu->value[m]) ? "yes" : "no", cpu->value[m], room);
+    }
 }
 
 static void recommend_io(compare_result *res)
@@ -226,6 +237,32 @@ static void recommend_io(compare_result *res)
               per_model(times, sizeof times, io), per_model(sizes, sizeof sizes, mem),
               compare_model_name[fastest], compare_model_name[pick],
               human(a, sizeof a, mem->value[pick], "bytes"));
+}
+
+/* Why threads, within a tenth of the process pool: what this run measured of their
+ * sharing memory and starting sooner, and only that (the text stated both where the
+ * steps that measure them had failed). */
+static void threads_reason(char *buf, size_t cap, const compare_result *res)
+{
+    const compare_fact *shared = compare_find_fact(res, "shared_memory");
+    const compare_metric *create = find_metric(res, "create");
+    bool shares = shared && !strncmp(shared->value[THREAD], "yes", 3);
+    bool sooner = create && is_figure(create->value[THREAD]) && is_figure(create->value[PROCESS]) &&
+                  create->value[THREAD] < create->value[PROCESS];
+    char th[32], pr[32];
+    if (sooner) {
+        human(th, sizeof th, create->value[THREAD], create->unit);
+        human(pr, sizeof pr, create->value[PROCESS], create->unit);
+    }
+    if (shares && sooner)
+        snprintf(buf, cap, "Threads share memory with their creator and start sooner (%s "
+                           "against %s a process)", th, pr);
+    else if (shares)
+        snprintf(buf, cap, "Threads share memory with their creator");
+    else if (sooner)
+        snprintf(buf, cap, "Threads start sooner (%s against %s a process)", th, pr);
+    else
+        snprintf(buf, cap, "Within a tenth, threads are preferred");
 }
 
 static void recommend_cpu(compare_result *res)
@@ -266,22 +303,35 @@ static void recommend_cpu(compare_result *res)
                   room, speedups);
         return;
     }
-    /* Threads and processes within a tenth of each other: threads, which share memory
-     * and cost less to start; else the faster of the two. */
-    int pick = cpu->value[THREAD] >= 0.9 * cpu->value[PROCESS] ? THREAD : PROCESS;
+    /* Threads where the thread pool ran in parallel too and within a tenth of the process
+     * pool: they share memory and cost less to start; else processes.  (Threads within a
+     * tenth but below 1.25x were recommended beside a row that called them no parallel
+     * run.) */
+    bool threads_parallel = ran_in_parallel(res, cpu->value[THREAD]);
+    int pick = threads_parallel && cpu->value[THREAD] >= 0.9 * cpu->value[PROCESS] ? THREAD : PROCESS;
+    char reason[192];
+    if (pick == THREAD)
+        threads_reason(reason, sizeof reason, res);
+    else
+        snprintf(reason, sizeof reason, "%s",
+                 threads_parallel ? "The process pool beat the thread pool by more than a tenth"
+                                  : "The thread pool did not run it 1.25x faster than one thread");
+    /* what processes cost and give, as far as this run measured it */
+    const compare_fact *crash = compare_find_fact(res, "crash_isolated");
+    bool isolated = crash && !strncmp(crash->value[PROCESS], "yes", 3);
     char copying[96] = "", bw[32];
     if (big && is_figure(big->value[PROCESS])) /* the one figure quoted: the others may have failed */
         snprintf(copying, sizeof copying, " (64 KiB messages between processes: %s)",
                  human(bw, sizeof bw, big->value[PROCESS], big->unit));
     recommend(res, "CPU-bound work", pick,
-              "The CPU-bound job ran %s on %s: %s. %s. Processes also isolate a crash, at "
-              "the price of copying arguments and results%s.",
+              "The CPU-bound job ran %s on %s: %s. %s. Processes %s arguments and results%s.",
               pick == PROCESS                               ? "fastest on a process pool"
               : cpu->value[THREAD] >= cpu->value[PROCESS] ? "fastest on a thread pool"
                                                           : "on a thread pool within a tenth of the process pool",
-              room, speedups,
-              pick == THREAD ? "Threads share memory and start sooner"
-                             : "The process pool beat the thread pool by more than a tenth",
+              room, speedups, reason,
+              isolated ? "also isolate a crash (the drill's other units finished), at the price "
+                         "of copying"
+                       : "copy",
               copying);
 }
 
@@ -295,14 +345,20 @@ static void recommend_cheapest(compare_result *res, const char *id, const char *
     char figures[160];
     double ratio = row->higher_is_better ? row->value[pick] / row->value[runner]
                                          : row->value[runner] / row->value[pick];
-    recommend(res, work, pick, "%s: %s; %s are %.1fx ahead of %s.", what,
-              per_model(figures, sizeof figures, row), compare_model_name[pick], ratio,
-              compare_model_name[runner]);
+    /* two decimals: with one, a lead of 4 % read "1.0x ahead" */
+    if (ratio < 1.01)
+        recommend(res, work, pick, "%s: %s; %s are ahead of %s by less than 1 %%.", what,
+                  per_model(figures, sizeof figures, row), compare_model_name[pick],
+                  compare_model_name[runner]);
+    else
+        recommend(res, work, pick, "%s: %s; %s are %.2fx ahead of %s.", what,
+                  per_model(figures, sizeof figures, row), compare_model_name[pick], ratio,
+                  compare_model_name[runner]);
 }
 
 static void recommend_isolation(compare_result *res)
 {
-    const compare_fact *crash = find_fact(res, "crash_isolated");
+    const compare_fact *crash = compare_find_fact(res, "crash_isolated");
     const compare_metric *create = find_metric(res, "create");
     if (!crash)
         return;
@@ -355,6 +411,45 @@ void compare_recommend(compare_result *res)
 
 enum { TITLE_WIDTH = 30, COLUMN_WIDTH = 24, TEXT_WIDTH = 100 };
 
+/* A metric row's cell for model m: its figure, marked where it is the best of the row
+ * (best: -1 for none). */
+static const char *metric_cell(char *buf, size_t cap, const compare_metric *row, int m, int best)
+{
+    char v[32];
+    snprintf(buf, cap, "%s%s", human(v, sizeof v, row->value[m], row->unit), m == best ? " *" : "");
+    return buf;
+}
+
+/* The best of the figures a row has (a row with one model not measured had no mark at
+ * all), where there are two to compare; else -1. */
+static int best_there(const compare_metric *row)
+{
+    unsigned there = 0;
+    for (int m = 0; m < MODELS; m++)
+        there |= (unsigned)is_figure(row->value[m]) << m;
+    return there & (there - 1) ? best_of(row, there) : -1;
+}
+
+/* The width of each model's column: COLUMN_WIDTH, or wider where a cell is longer (a
+ * fact such as "no: 0.99x on 1 worker of 2 CPUs" ran into the next cell), so that two
+ * spaces always part the cells. */
+static void column_widths(const compare_result *res, int width[MODELS])
+{
+    for (int m = 0; m < MODELS; m++) {
+        width[m] = COLUMN_WIDTH;
+        char cell[40];
+        for (int i = 0; i < res->metrics; i++) {
+            int len = (int)strlen(metric_cell(cell, sizeof cell, &res->metric[i], m,
+                                              best_there(&res->metric[i])));
+            width[m] = len + 2 > width[m] ? len + 2 : width[m];
+        }
+        for (int i = 0; i < res->facts; i++) {
+            int len = (int)strlen(fact_text(&res->fact[i], m));
+            width[m] = len + 2 > width[m] ? len + 2 : width[m];
+        }
+    }
+}
+
 /* Text after what is already on the line (col characters), wrapped at TEXT_WIDTH,
  * each further line indented by `indent`. */
 static void print_wrapped(FILE *out, int indent, int col, const char *text)
@@ -392,24 +487,19 @@ int compare_print_table(FILE *out, const compare_result *res)
             res->machine.cpus, res->machine.cpus == 1 ? "" : "s", res->machine.cpu_model[0] ? ", " : "", res->machine.cpu_model,
             res->machine.kernel, mem,
             res->io_backend, res->quick ? "quick" : "full", res->elapsed_s);
+    int width[MODELS];
+    column_widths(res, width);
     fprintf(out, "%-*s", TITLE_WIDTH, "");
     for (int m = 0; m < MODELS; m++)
-        fprintf(out, "%-*s", COLUMN_WIDTH, compare_model_name[m]);
+        fprintf(out, "%-*s", width[m], compare_model_name[m]);
     fprintf(out, "\n");
     for (int i = 0; i < res->metrics; i++) {
         const compare_metric *row = &res->metric[i];
-        /* the best of the figures there are (a row with one model not measured had no
-         * mark at all), where there are two to compare */
-        unsigned there = 0;
-        for (int m = 0; m < MODELS; m++)
-            there |= (unsigned)is_figure(row->value[m]) << m;
-        int best = there & (there - 1) ? best_of(row, there) : -1;
+        int best = best_there(row);
         fprintf(out, "%-*s", TITLE_WIDTH, row->title);
         for (int m = 0; m < MODELS; m++) {
             char cell[40];
-            snprintf(cell, sizeof cell, "%s%s", human(v, sizeof v, row->value[m], row->unit),
-                     m == best ? " *" : "");
-            fprintf(out, "%-*s", COLUMN_WIDTH, cell);
+            fprintf(out, "%-*s", width[m], metric_cell(cell, sizeof cell, row, m, best));
         }
         fprintf(out, "\n");
         for (int e = 0; e < row->extras; e++)
@@ -419,7 +509,7 @@ int compare_print_table(FILE *out, const compare_result *res)
     for (int i = 0; i < res->facts; i++) {
         fprintf(out, "%-*s", TITLE_WIDTH, res->fact[i].title);
         for (int m = 0; m < MODELS; m++)
-            fprintf(out, "%-*s", COLUMN_WIDTH, fact_text(&res->fact[i], m));
+            fprintf(out, "%-*s", width[m], fact_text(&res->fact[i], m));
         fprintf(out, "\n");
     }
     fprintf(out, "(* the best of the row)\n\nWhat suits which work, from these figures:\n");
