@@ -42,8 +42,8 @@ static void *run(void *arg)
     long by_threads = 0;
     for (int i = 0; r == 0 && i < CHUNKS; i++)
         by_threads += (intptr_t)counts[i];
-    printf("  %5.3f s  %u threads:   %ld primes in %.3f s\n", example_elapsed(), cpus,
-           by_threads, thread_s);
+    printf("  %5.3f s  %u %-10s %ld primes in %.3f s\n", example_elapsed(), cpus,
+           cpus == 1 ? "thread:" : "threads:", by_threads, thread_s);
 
     plait_procpool *procs;
     if (r == 0)
@@ -59,8 +59,9 @@ static void *run(void *arg)
     long by_procs = 0;
     for (int i = 0; r == 0 && i < CHUNKS; i++)
         by_procs += per_chunk[i];
-    printf("  %5.3f s  %u processes: %ld primes in %.3f s (%.2fx the threads' time)\n",
-           example_elapsed(), cpus, by_procs, proc_s, proc_s / thread_s);
+    printf("  %5.3f s  %u %-10s %ld primes in %.3f s (%.2fx the time above)\n",
+           example_elapsed(), cpus, cpus == 1 ? "process:" : "processes:", by_procs, proc_s,
+           proc_s / thread_s);
     if (r < 0)
         return PLAIT_FAIL(r);
     int right = by_threads == PRIMES && by_procs == PRIMES;

@@ -46,6 +46,9 @@ static void show_workers(plait_procpool *pool, const char *when)
     for (int i = 0; i < n; i++)
         printf(" %d", pids[i]);
     printf("\n");
+    /* out now: a worker writes its own lines to the same output, and where that is a
+     * pipe or a file this line would wait in our buffer and come after them */
+    fflush(stdout);
 }
 
 static void *run(void *arg)

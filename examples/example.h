@@ -16,6 +16,17 @@ static inline double example_elapsed(void)
     return (double)(plait_now() - example_start) / PLAIT_SEC;
 }
 
+/* The end of an example whose units wait at once: `done` (what ended) and whether they
+ * overlapped, which they did not if it took `limit` seconds (the sum of their waits)
+ * or more; then the example fails (-EIO), whatever the waits returned. */
+static inline void *example_overlap(const char *done, const char *units, double limit)
+{
+    double took = example_elapsed();
+    printf("  %5.3f s  %s: the %s %s\n", took, done, units,
+           took < limit ? "overlapped" : "did NOT overlap");
+    return took < limit ? NULL : PLAIT_FAIL(-EIO);
+}
+
 /* Run fn as the main coroutine of a scheduler, timed from now, and report. */
 static inline int example_run(plait_fn fn, const char *what)
 {

@@ -66,10 +66,10 @@ static void *run(void *arg)
     plait_join(tick, NULL, PLAIT_FOREVER);
     if (r < 0)
         return PLAIT_FAIL(r);
-    double took = example_elapsed();
-    printf("  %5.3f s  all three joined (the main coroutine ticked %d times meanwhile): %s\n",
-           took, ticks, took < 2.0 ? "the sleeps overlapped" : "the sleeps did NOT overlap");
-    return took < 2.0 ? NULL : PLAIT_FAIL(-EIO);
+    char done[80];
+    snprintf(done, sizeof done, "all three joined (the main coroutine ticked %d times meanwhile)",
+             ticks);
+    return example_overlap(done, "sleeps", 2.0);
 }
 
 int example_process_sleepers(void) { return example_run(run, "three 1 s sleeps in processes"); }

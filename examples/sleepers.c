@@ -33,7 +33,9 @@ static void *run(void *arg)
             return PLAIT_FAIL(r);
     }
     int r = plait_wait_all(tasks, 3, NULL, NULL, PLAIT_FOREVER);
-    return r < 0 ? PLAIT_FAIL(r) : NULL;
+    if (r < 0)
+        return PLAIT_FAIL(r);
+    return example_overlap("all three done", "sleeps", 2.0);
 }
 
 int example_sleepers(void) { return example_run(run, "three 1 s sleeps"); }

@@ -45,10 +45,7 @@ static void *run(void *arg)
     }
     if (r < 0)
         return PLAIT_FAIL(r);
-    double took = example_elapsed();
-    printf("  %5.3f s  all three joined: %s\n", took,
-           took < 2.0 ? "the sleeps overlapped" : "the sleeps did NOT overlap");
-    return took < 2.0 ? NULL : PLAIT_FAIL(-EIO);
+    return example_overlap("all three joined", "sleeps", 2.0);
 }
 
 int example_thread_sleepers(void) { return example_run(run, "three 1 s sleeps on threads"); }

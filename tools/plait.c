@@ -43,11 +43,12 @@ static void tour_usage(FILE *out)
             "usage: plait tour\n"
             "\n"
             "Run the classic examples of every strand in one guided run: coroutines (sleepers,\n"
-            "a channel's producer and consumers), threads (sleepers, a shared counter with and\n"
-            "without a lock, CPU-bound speed-up), processes (sleepers, CPU-bound work, a crash\n"
-            "that fails one task only, what fork shares) and I/O (one job as coroutines,\n"
-            "threads and processes; a fan-out to thousands of connections).  Each prints its\n"
-            "interleaving and its total time.\n"
+            "tasks of 2 s and 1 s, a channel's producer and consumers), threads (sleepers, a\n"
+            "shared counter with and without a lock, CPU-bound speed-up), processes (sleepers,\n"
+            "CPU-bound work, a crash that fails one task only, what fork shares) and I/O (one\n"
+            "job as coroutines, threads and processes; a fan-out to as many connections as the\n"
+            "descriptors allow, up to thousands).  Each prints its interleaving and its total\n"
+            "time.\n"
             "\n"
             "Ctrl-C (or SIGTERM, SIGHUP) lets the example running finish and starts no other.\n"
             "\n"
@@ -74,7 +75,8 @@ static int tour(void)
         {"threads: three sleepers", "three threads sleep 1 s each: about 1 s, not 3",
          example_thread_sleepers},
         {"threads: a shared counter, without and with a lock",
-         "2 threads x 1,000,000 increments lose updates; with a plait_mutex the total is exact",
+         "2 threads x 1,000,000 increments may lose updates; with a plait_mutex the total is "
+         "exact",
          example_counter_race},
         {"threads: CPU-bound work on a pool of 1 thread, then of one per CPU",
          "the same chunks on more threads finish sooner, up to one thread per CPU",
@@ -91,12 +93,12 @@ static int tour(void)
          "memory is copied (changes stay in the child); shared regions and queues are shared",
          example_fork_sharing},
         {"I/O: the same I/O-bound job as coroutines, threads and processes",
-         "200 clients x 10 requests of 5 ms, 10 s one by one: all three overlap the waits; "
-         "processes pay a fork each",
+         "200 clients (fewer if descriptors are short) x 10 requests of 5 ms, 10 s one by "
+         "one: all three overlap the waits; processes pay a fork each",
          example_io_models},
-        {"I/O: a fan-out to thousands of connections from one thread",
-         "thousands of connections each answered after 200 ms: about 200 ms plus "
-         "connecting, not one after another",
+        {"I/O: a fan-out to many connections from one thread",
+         "up to thousands of connections, as the descriptors allow, each answered after "
+         "200 ms: about 200 ms plus connecting, not one after another",
          example_fanout},
     };
     int failed = 0;
