@@ -533,7 +533,9 @@ typedef struct plait_pool plait_pool;
 
 typedef struct plait_pool_options {
     unsigned threads;   /* workers; 0: plait_cpu_count(), at most PLAIT_POOL_THREADS_MAX */
-    const char *name;   /* thread names are "<name>-<i>"; NULL: "pool" */
+    const char *name;   /* thread names are "<name>-<i>", the name cut to fit the OS's
+                         * 15 bytes ("crunchers--0"); NULL: "pool" (the default
+                         * pool's: "plait-<i>") */
 } plait_pool_options;
 
 /* options may be NULL.  -EINVAL for a null pool or threads > PLAIT_POOL_THREADS_MAX,
@@ -900,7 +902,8 @@ int plait_peer_addr(int fd, plait_addr *out);
  * gives back the current value (KEEPALIVE: the idle seconds when on).  -ENOPROTOOPT
  * for an option the socket does not have (no-delay and keep-alive are TCP's: a Unix or
  * UDP socket has neither), -EINVAL for an unknown option, a negative value, or one the
- * kernel refuses (a keep-alive idle time over 32767 s); a refused value changes nothing. */
+ * kernel refuses (a keep-alive idle time over 32767 s); a refused value changes nothing.
+ * -ENOTSOCK for a descriptor that is not a socket, -EBADF for one that is not open. */
 enum plait_sockopt {
     PLAIT_NODELAY = 1,   /* TCP_NODELAY: send small writes at once */
     PLAIT_REUSEADDR,     /* SO_REUSEADDR */
