@@ -30,11 +30,11 @@
  * saved disposition.  The disposition is restored in a forked child too (whose
  * watchers are copies nobody serves: a child forked to run a function must still die
  * of SIGTERM; every count is the parent's, handed to a watcher or not, and the child
- * drops them: a permit the parent's dispatcher gave a waiter of the forking thread
- * that had not yet run outlives its delivery, and that waiter waits on).  A child
- * made without fork handlers (_Fork) has no dispatcher and keeps its parent's state:
- * its last watcher's destroy gives the disposition back at once (no other thread).  SIGCHLD may be watched:
- * plait's processes are reaped through pidfds, not by the signal.  The faults a thread
+ * drops them; their semaphore permits stay, and a wait that takes one and finds
+ * nothing pending waits on).  A child made without fork handlers (_Fork) has no
+ * dispatcher and keeps its parent's state: its last watcher's destroy gives the
+ * disposition back at once (no other thread).  SIGCHLD may be watched: plait's
+ * processes are reaped through pidfds, not by the signal.  The faults a thread
  * causes itself (SIGSEGV, SIGBUS, SIGFPE, SIGILL), SIGKILL and SIGSTOP cannot be.
  */
 #include "internal.h"
@@ -187,9 +187,10 @@ static void unwatch(const plait_signals *w)
     if (masks_wanted != asked)
         return;
     unsigned seen = asked; /* no dispatcher here: nothing to wait for */
-    if (getpid() == dispatcher_pid)
+    bool served = getpid() == dispatcher_pid;
+    if (served)
         poke_dispatcher();
-    while (getpid() == dispatcher_pid && (int)((seen = atomic_load(&masks_applied)) - asked) < 0) {
+    while (served && (int)((seen = atomic_load(&masks_applied)) - asked) < 0) {
         pthread_mutex_unlock(&registry);
         if (!plait__spin_while(&masks_applied, seen, PLAIT__WAIT_SPIN_NS, PLAIT_FOREVER))
             plait__futex_wait(&masks_applied, seen, PLAIT_FOREVER);
@@ -375,11 +376,9 @@ void plait__signals_atfork(int phase)
                     at = &(*at)->next;
                 else
                     *at = (*at)->next;
-            /* the parent's, handed on: its semaphore's permits go with them (its lock
-             * is made fresh already, plait__signals_atfork_sems) */
+            /* the parent's, handed on (their semaphore permits stay: a wait that takes
+             * one and finds nothing pending waits on) */
             memset(w->pending, 0, sizeof w->pending);
-            while (plait_sem_acquire(w->ready, 0) == 0) {
-            }
         }
         watchers = NULL;
         dispatcher_started = false;
