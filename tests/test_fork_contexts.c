@@ -93,15 +93,28 @@ static void *s2_main(void *arg)
     CHECK_EQ(plait_join(a, NULL, SOON()), 0);
     return NULL;
 }
-static void *spawn_other(void *arg) { (void)arg; CHECK_EQ(plait_spawn(&other_sched_task, ret7, NULL), 0); CHECK_EQ(plait_sleep(300 * PLAIT_MS), 0); return NULL; }
+/* The other scheduler spawns its task, says so, and runs until the forks are done (a
+ * 50 ms pause stood for that "says so": a spawn later than that left the grandchild
+ * joining a handle not yet made, and read it racing with its writer). */
+static atomic_int other_spawned;
+static void *spawn_other(void *forks_done)
+{
+    CHECK_EQ(plait_spawn(&other_sched_task, ret7, NULL), 0);
+    atomic_store(&other_spawned, 1);
+    CHECK_EQ(plait_event_wait(forks_done, SOON()), 0);
+    return NULL;
+}
 TEST(s2_grandchild)
 {
+    plait_event *forks_done;
+    CHECK_EQ(plait_event_create(&forks_done), 0);
     sched_thread st;
-    sched_thread_start(&st, spawn_other, NULL);
-    struct timespec ms = {0, 50 * 1000 * 1000};
-    nanosleep(&ms, NULL);
+    sched_thread_start(&st, spawn_other, forks_done);
+    wait_for(&other_spawned);
     check_run(s2_main, NULL);
+    CHECK_EQ(plait_event_set(forks_done), 0);
     sched_thread_join(&st);
+    CHECK_EQ(plait_event_destroy(forks_done), 0);
     CHECK_EQ(plait_join(other_sched_task, NULL, SOON()), 0);
 }
 

@@ -153,10 +153,16 @@ TEST(sigchld_watched_beside_a_crashing_pool)
     CHECK_EQ(plait_signals_destroy(w), 0);
 }
 
-/* A plait thread cancelled in its wait. */
+/* A plait thread cancelled in its wait.  The destroy is -EBUSY only once the thread is
+ * in the wait: asleep there, not after a 30 ms pause (a thread that had not got there
+ * yet let the destroy free the watcher it was about to wait on). */
+static plait_signals *waited_on;
+static atomic_int waiter_tid;
 static void *thread_waits(void *arg)
 {
-    return ARG(plait_signals_wait(arg, PLAIT_FOREVER));
+    (void)arg;
+    atomic_store(&waiter_tid, (int)gettid());
+    return ARG(plait_signals_wait(waited_on, PLAIT_FOREVER));
 }
 
 TEST(a_cancelled_plait_thread_wait)
@@ -164,10 +170,11 @@ TEST(a_cancelled_plait_thread_wait)
     plait_signals *w;
     int hup = SIGHUP;
     CHECK_EQ(plait_signals_create(&w, &hup, 1), 0);
+    waited_on = w;
+    atomic_store(&waiter_tid, 0);
     plait_task t;
-    CHECK_EQ(plait_thread_start(&t, thread_waits, w, NULL), 0);
-    struct timespec ms = {0, 30 * PLAIT_MS};
-    nanosleep(&ms, NULL);
+    CHECK_EQ(plait_thread_start(&t, thread_waits, NULL, NULL), 0);
+    wait_asleep(&waiter_tid);
     CHECK_EQ(plait_signals_destroy(w), -EBUSY);
     CHECK_EQ(plait_cancel(t), 0);
     CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
