@@ -34,8 +34,9 @@
  *   PLAIT_EXITED(status), PLAIT_KILLED(signal)
  *               a child process exited, or was killed by a signal, before its task
  *               was done (see "Processes"; plait_strerror names the status or signal)
- *   -EPROTO     a process pool task wrote over the memory that carries its outcome,
- *               or over the pool's state (see "Process pools")
+ *   -EPROTO     a function child or a process pool task wrote over the memory that
+ *               carries its outcome, or a pool's task over the pool's state (see
+ *               "Processes", "Process pools")
  */
 #ifndef PLAIT_H
 #define PLAIT_H
@@ -925,7 +926,10 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * point anywhere.  fn writes its result into out and returns its length, or a
  * negative code to fail; the result is copied back into the parent, where plait_join()
  * gives it as a plait_bytes (free() it).  A child that dies or exits before fn returns
- * fails the task with PLAIT_KILLED(signal) or PLAIT_EXITED(status).
+ * fails the task with PLAIT_KILLED(signal) or PLAIT_EXITED(status); one that wrote over
+ * the memory carrying its outcome (before out), with -EPROTO.  A process that fn forks
+ * and that returns from fn too is not the task's: it ends there (_exit(0)), and what it
+ * returned is dropped.
  *
  * A program: plait_process_exec() runs file with argv (searched in PATH) with the
  * environment, working directory and standard streams of the options; the streams can

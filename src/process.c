@@ -506,15 +506,22 @@ static bool wait_for_go(proc *p)
 }
 
 /* A setup that fails is the task's outcome, as if fn had returned its -errno (fn is not
- * called): an exit status would read as fn's own exit, and the errno would be lost. */
+ * called): an exit status would read as fn's own exit, and the errno would be lost.
+ * A process that fn forks and that returns from fn too is not the task's: it ends
+ * there, without a word in the result area (its copy of this frame would report its
+ * return as the task's, over the function child's own end). */
 static int function_child(void *arg)
 {
     proc *p = arg;
     if (!wait_for_go(p))
         return 127;
+    pid_t me = getpid(); /* not plait__pid(): _Fork() or a raw fork runs no fork
+                          * handler, so the cache would be stale in fn's child */
     ssize_t n = child_setup(p);
     if (n == 0) {
         n = p->fn(p->arg, p->arg_len, p->result->data, p->result_max);
+        if (getpid() != me)
+            _exit(0);
         fflush(NULL);
     }
     if (n < 0) {
@@ -584,6 +591,9 @@ static void proc_finish(proc *p, int error)
         if (!atomic_load_explicit(&ra->returned, memory_order_acquire)) {
             if (error == 0)
                 error = PLAIT_EXITED(0); /* exited without returning */
+        } else if ((error == 0 || error == -ECHILD) && ra->len > p->result_max) {
+            error = -EPROTO; /* its task wrote over the area's header (fn writes only
+                              * from data on): read nothing past the mapping */
         } else if (error == 0 || error == -ECHILD) {
             /* it returned (whoever else reaped it took only its exit status) */
             error = ra->code;

@@ -502,6 +502,63 @@ TEST(a_function_childs_own_fork_keeps_its_descriptors)
     free(result);
 }
 
+/* A process that fn forks and that returns from fn too is not the task's: what it
+ * returns is dropped, and the function child's own end is the outcome.  Its copy of
+ * the start's code went on to write its result as the task's, and the function
+ * child's _exit(0) before returning was hidden: the join gave "grandchild". */
+static ssize_t fork_returns_then_exit(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    pid_t pid = fork();
+    if (pid == 0) {
+        memcpy(out, "grandchild", cap < 10 ? cap : 10);
+        return 10; /* returns from fn in the copy */
+    }
+    int status = 0;
+    while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    _exit(0); /* the function child itself never returns */
+}
+
+TEST(a_function_childs_fork_that_returns_is_not_the_task)
+{
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, fork_returns_then_exit, NULL, 0, NULL, NULL), 0);
+    void *result = NULL;
+    CHECK_EQ(plait_join(t, &result, SOON()), PLAIT_EXITED(0));
+    CHECK(result == NULL);
+    free(result);
+}
+
+/* A task that writes over its result area's header (before `out`: a bug of its own)
+ * and then ends, having "returned" a length larger than the area: the parent read that
+ * many bytes past the mapping.  It fails with -EPROTO.  The header is {returned, code,
+ * len} just before out (src/process.c). */
+static ssize_t scribble_result_header(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg;
+    (void)len;
+    (void)cap;
+    unsigned char *header = (unsigned char *)out - 16;
+    uint64_t huge = (uint64_t)1 << 40;
+    int code = 0;
+    memcpy(header + 8, &huge, sizeof huge);
+    memcpy(header + 4, &code, sizeof code);
+    atomic_store((atomic_int *)(void *)header, 1);
+    _exit(0);
+}
+
+TEST(a_result_header_written_over_reads_nothing_past_the_area)
+{
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, scribble_result_header, NULL, 0, NULL, NULL), 0);
+    void *result = NULL;
+    CHECK_EQ(plait_join(t, &result, SOON()), -EPROTO);
+    CHECK(result == NULL);
+    free(result);
+}
+
 /* A program that cannot be run is reported as such (-ENOENT) even where the caller has
  * its standard streams closed: the exec-error pipe then takes one of their numbers, and
  * putting the child's stderr (/dev/null) in place once closed it, so the failure read
@@ -1205,6 +1262,8 @@ RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(function_child_setup_failure_is_its_outcome),
           CASE(function_with_a_pipe), CASE(function_child_holds_only_its_own_pipe_ends),
           CASE(a_function_childs_own_fork_keeps_its_descriptors),
+          CASE(a_function_childs_fork_that_returns_is_not_the_task),
+          CASE(a_result_header_written_over_reads_nothing_past_the_area),
           CASE(exec_failure_reported_with_standard_streams_closed),
           CASE(a_thread_holding_stdout_holds_up_no_process),
           CASE(a_caller_holding_stdout_starts_a_function_child),
