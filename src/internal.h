@@ -1083,7 +1083,17 @@ void plait__manager_unwatch(int fd);
  * write): a caller flushes them first, on its own thread, with plait__flush_before_fork
  * (the manager must not wait for a stream another thread holds). */
 void plait__flush_before_fork(void);
-int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, pid_t *pid);
+/* map (map_size bytes, or NULL): the shared memory of the task or pool the child is
+ * forked for, which every other child leaves out (plait__keep_from_children); this
+ * one has it. */
+int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, void *map,
+                      size_t map_size, pid_t *pid);
+/* Keep a shared mapping of a task or a pool (its result area, its state) out of the
+ * children plait or the program forks from now on (MADV_DONTFORK), but for the ones
+ * plait__fork_child forks for it: another child held it until its own end, after the
+ * task was joined or the pool destroyed.  A mapping forked into a child between its
+ * mmap and this call stays there until that child ends (or execs). */
+void plait__keep_from_children(void *map, size_t map_size);
 /* True in the manager while it forks (and so in the child it forks, which is its copy). */
 extern PLAIT_TLS bool plait__forking;
 int plait__pidfd_open(pid_t pid);

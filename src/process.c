@@ -302,14 +302,27 @@ void plait__flush_before_fork(void)
     plait__cancel_restore(cancel_state);
 }
 
-int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, pid_t *pid)
+void plait__keep_from_children(void *map, size_t map_size)
 {
+    (void)madvise(map, map_size, MADV_DONTFORK); /* refused: only the memory stays longer */
+}
+
+int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, void *map,
+                      size_t map_size, pid_t *pid)
+{
+    /* All plait's forks are the manager thread's, one at a time: no other child of
+     * plait's can be forked while map is let through. */
+    if (map && madvise(map, map_size, MADV_DOFORK) < 0)
+        return -errno;
     mgr_parent_pid = getpid();
     plait__forking = true; /* the child need not register itself: see below */
     pid_t p = fork();
     plait__forking = false;
+    int fork_error = errno;
+    if (map && p != 0)
+        plait__keep_from_children(map, map_size);
     if (p < 0)
-        return -errno;
+        return -fork_error;
     if (p > 0) {
         plait__shared_forked((unsigned)p); /* before any death can be judged without it */
         *pid = p;
@@ -707,7 +720,8 @@ static void proc_fork(void *arg)
     spawn_fds_record(p); /* what it made, whether or not it made all */
     pthread_mutex_unlock(&spawn_lock);
     if (r == 0)
-        r = plait__fork_child(&p->mask, p->fn ? function_child : exec_child, p, &pid);
+        r = plait__fork_child(&p->mask, p->fn ? function_child : exec_child, p, p->result,
+                              p->map_size, &pid);
     /* the child waits (wait_for_go) until it has a pidfd: it is still there, and its
      * id its own, unless it was killed from outside and reaped by someone else */
     int fd = r == 0 ? plait__pidfd_open(pid) : r;
@@ -863,6 +877,7 @@ int plait_process_start(plait_task *task, plait_proc_fn fn, const void *arg, siz
         free(p);
         return -ENOMEM;
     }
+    plait__keep_from_children(p->result, p->map_size);
     return proc_start(task, p, options, pipes);
 }
 

@@ -937,7 +937,7 @@ static int worker_fork(plait_procpool *p, unsigned i)
     atomic_store_explicit(&p->wstate[i].cpu, -1, memory_order_relaxed);
     p->forking = i;
     pid_t pid;
-    int r = plait__fork_child(&p->mask, worker_main, p, &pid);
+    int r = plait__fork_child(&p->mask, worker_main, p, p->sh, p->map_size, &pid);
     if (r < 0)
         return r;
     int fd = plait__pidfd_open(pid);
@@ -1424,6 +1424,8 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     size_t ws_bytes = align_up(n * sizeof(worker_state));
     p->map_size = align_up(sizeof(pool_shm)) + ring_bytes + ws_bytes + p->nslots * p->slot_size;
     char *base = plait__shared_map(p->map_size);
+    if (base)
+        plait__keep_from_children(base, p->map_size); /* its workers' alone */
     p->slot_task = calloc(p->nslots, sizeof *p->slot_task);
     p->free_slots = calloc(p->nslots, sizeof *p->free_slots);
     p->queued_slot = calloc(p->nslots, sizeof *p->queued_slot);

@@ -559,6 +559,142 @@ TEST(a_result_header_written_over_reads_nothing_past_the_area)
     free(result);
 }
 
+/* The shared memory of a task or a pool is in the children forked for it, and in no
+ * other: a function child's result area and a pool's state were in every child plait
+ * forked while they existed (another start's, another pool's workers), which held them
+ * after the task was joined or the pool destroyed (a pool of 128 MiB of result room
+ * outlived its destroy in a later pool's workers).  Looked at by the children
+ * themselves: whether /proc/self/maps has a mapping starting where the parent's new
+ * shared mapping starts. */
+enum { MAPPINGS_MAX = 256 };
+/* The starts of this process's shared anonymous mappings (MAP_SHARED|MAP_ANONYMOUS:
+ * "/dev/zero (deleted)"), up to MAPPINGS_MAX; how many. */
+static int shared_mapping_starts(unsigned long *starts)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int n = 0;
+    while (n < MAPPINGS_MAX && fgets(line, sizeof line, f))
+        if (strstr(line, "/dev/zero (deleted)"))
+            starts[n++] = strtoul(line, NULL, 16);
+    fclose(f);
+    return n;
+}
+
+/* The start of the one shared mapping this process has now that it did not have in
+ * `before` (n of them); 0 if not exactly one. */
+static unsigned long new_shared_mapping(const unsigned long *before, int n)
+{
+    unsigned long now[MAPPINGS_MAX], found = 0;
+    int m = shared_mapping_starts(now), fresh = 0;
+    for (int i = 0; i < m; i++) {
+        bool old = false;
+        for (int j = 0; j < n && !old; j++)
+            old = now[i] == before[j];
+        if (!old) {
+            found = now[i];
+            fresh++;
+        }
+    }
+    return fresh == 1 ? found : 0;
+}
+
+/* In a child: 1 if a shared mapping starts at *arg, else 0. */
+static ssize_t has_mapping_at(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    unsigned long at, starts[MAPPINGS_MAX];
+    memcpy(&at, arg, sizeof at);
+    int n = shared_mapping_starts(starts);
+    int64_t has = 0;
+    for (int i = 0; i < n; i++)
+        has |= starts[i] == at;
+    if (n < 0 || cap < sizeof has)
+        return -EIO;
+    memcpy(out, &has, sizeof has);
+    return sizeof has;
+}
+
+/* 1 if a new function child, and a new pool's worker, have a shared mapping at `at`. */
+static void others_have_mapping_at(unsigned long at, int64_t *child, int64_t *worker)
+{
+    plait_task t;
+    void *v = NULL;
+    CHECK_EQ(plait_process_start(&t, has_mapping_at, &at, sizeof at, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    *child = result_i64(v);
+    free(v);
+    plait_procpool *other;
+    plait_procpool_options o = {.processes = 1};
+    CHECK_EQ(plait_procpool_create(&other, &o), 0);
+    CHECK_EQ(plait_procpool_submit(other, &t, has_mapping_at, &at, sizeof at), 0);
+    v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    *worker = result_i64(v);
+    free(v);
+    CHECK_EQ(plait_procpool_destroy(other), 0);
+}
+
+static ssize_t wait_for_a_byte(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    (void)out;
+    (void)cap;
+    int fd;
+    memcpy(&fd, arg, sizeof fd);
+    char c;
+    return read(fd, &c, 1) == 1 ? 0 : -EIO;
+}
+
+TEST(a_result_area_is_in_its_child_alone)
+{
+    unsigned long before[MAPPINGS_MAX];
+    int n = shared_mapping_starts(before);
+    CHECK(n >= 0);
+    int go[2];
+    CHECK_EQ(pipe(go), 0);
+    plait_task t;
+    plait_process_options o = {.result_max = 1 << 20};
+    CHECK_EQ(plait_process_start(&t, wait_for_a_byte, &go[0], sizeof go[0], &o, NULL), 0);
+    unsigned long area = new_shared_mapping(before, n);
+    CHECK(area != 0);
+    int64_t child = -1, worker = -1;
+    if (area)
+        others_have_mapping_at(area, &child, &worker); /* while its task runs */
+    CHECK_EQ(child, 0);
+    CHECK_EQ(worker, 0);
+    CHECK_EQ(write(go[1], "g", 1), 1);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    close(go[0]);
+    close(go[1]);
+}
+
+TEST(a_pools_state_is_in_its_workers_alone)
+{
+    unsigned long before[MAPPINGS_MAX];
+    int n = shared_mapping_starts(before);
+    CHECK(n >= 0);
+    plait_procpool *pool;
+    plait_procpool_options o = {.processes = 1};
+    CHECK_EQ(plait_procpool_create(&pool, &o), 0);
+    unsigned long state = new_shared_mapping(before, n);
+    CHECK(state != 0);
+    plait_task t;
+    void *v = NULL; /* its own worker has it: it works through it */
+    CHECK_EQ(plait_procpool_submit(pool, &t, has_mapping_at, &state, sizeof state), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(result_i64(v), 1);
+    free(v);
+    int64_t child = -1, worker = -1;
+    if (state)
+        others_have_mapping_at(state, &child, &worker);
+    CHECK_EQ(child, 0);
+    CHECK_EQ(worker, 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
 /* A program that cannot be run is reported as such (-ENOENT) even where the caller has
  * its standard streams closed: the exec-error pipe then takes one of their numbers, and
  * putting the child's stderr (/dev/null) in place once closed it, so the failure read
@@ -1264,6 +1400,7 @@ RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(a_function_childs_own_fork_keeps_its_descriptors),
           CASE(a_function_childs_fork_that_returns_is_not_the_task),
           CASE(a_result_header_written_over_reads_nothing_past_the_area),
+          CASE(a_result_area_is_in_its_child_alone), CASE(a_pools_state_is_in_its_workers_alone),
           CASE(exec_failure_reported_with_standard_streams_closed),
           CASE(a_thread_holding_stdout_holds_up_no_process),
           CASE(a_caller_holding_stdout_starts_a_function_child),

@@ -18,14 +18,14 @@ static atomic_int refusing, refused;
 static plait_event *refused_twice; /* set at the second refusal: the retry ran */
 
 int __real_plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg,
-                             pid_t *pid);
+                             void *map, size_t map_size, pid_t *pid);
 int __wrap_plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg,
-                             pid_t *pid);
+                             void *map, size_t map_size, pid_t *pid);
 int __wrap_plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg,
-                             pid_t *pid)
+                             void *map, size_t map_size, pid_t *pid)
 {
     if (!atomic_load(&refusing))
-        return __real_plait__fork_child(mask, child, arg, pid);
+        return __real_plait__fork_child(mask, child, arg, map, map_size, pid);
     if (atomic_fetch_add(&refused, 1) + 1 == 2)
         plait_event_set(refused_twice);
     return -EAGAIN;
