@@ -3942,8 +3942,20 @@ static void init_done_scenario(int then)
     plait_procpool *pool = make_pool(&o);
     if (!pool)
         return;
+    int worker = 0;
+    CHECK_EQ(plait_procpool_pids(pool, &worker, 1), 1);
     scribble_word(pool, SCRIBBLE_INIT_DONE, 0, then);
-    plait_sleep(100 * PLAIT_MS); /* its worker's end has been seen */
+    /* until the parent has seen its worker end (gone from the pids): later tasks sent
+     * before that (a 100 ms pause stood for it) would not test the bug's path */
+    int pids[1], n;
+    for (int64_t give_up = PROMPTLY();
+         (n = plait_procpool_pids(pool, pids, 1)) > 0 && has_pid(pids, n, worker);) {
+        if (plait_now() > give_up) {
+            CHECK(!"the parent never saw its worker end");
+            break;
+        }
+        plait_sleep(PLAIT_MS);
+    }
     later_tasks_run(pool);
     close_pool(pool);
 }
