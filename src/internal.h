@@ -1083,11 +1083,21 @@ void plait__manager_unwatch(int fd);
  * write): a caller flushes them first, on its own thread, with plait__flush_before_fork
  * (the manager must not wait for a stream another thread holds). */
 void plait__flush_before_fork(void);
-/* map (map_size bytes, or NULL): the shared memory of the task or pool the child is
- * forked for, which every other child leaves out (plait__keep_from_children); this
- * one has it. */
-int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, void *map,
-                      size_t map_size, pid_t *pid);
+typedef struct plait__fork_spec {
+    const sigset_t *mask;     /* the child's signal mask */
+    int (*child)(void *arg);  /* what it runs; it _exits with what this returns */
+    void *arg;
+    /* the shared memory of the task or pool the child is forked for (NULL: none),
+     * which every other child leaves out (plait__keep_from_children); this one has it */
+    void *map;
+    size_t map_size;
+    /* a child that someone else reaped (plait__reap_peek's -ECHILD), whose death the
+     * shared objects are told here, after the fork (0: none): a replacement is their
+     * holder before the one it replaces is gone.  Before, where the new child has
+     * the same pid (free since that reaping). */
+    pid_t gone;
+} plait__fork_spec;
+int plait__fork_child(const plait__fork_spec *spec, pid_t *pid);
 /* Keep a shared mapping of a task or a pool (its result area, its state) out of the
  * children plait or the program forks from now on (MADV_DONTFORK), but for the ones
  * plait__fork_child forks for it: another child held it until its own end, after the
@@ -1102,8 +1112,9 @@ int plait__pidfd_kill(int pidfd, int sig);
  * how, and it stays a zombie (its pid cannot be reused) until plait__reap_finish;
  * -EAGAIN: it has not; -ECHILD: someone else reaped it (its fate is not known, and its
  * pid may be reused already), so *published (where its pid is shown, may be NULL) has
- * been cleared and the shared objects told. */
-int plait__reap_peek(int pidfd, pid_t pid, siginfo_t *info, atomic_uint *published);
+ * been cleared; the caller tells the shared objects (plait__shared_child_died, or a
+ * replacement's fork: plait__fork_spec's gone). */
+int plait__reap_peek(int pidfd, siginfo_t *info, atomic_uint *published);
 /* Finish with a child that plait__reap_peek found ended: tell the shared objects, then
  * reap it.  Whoever shows its pid stops before this. */
 void plait__reap_finish(int pidfd, pid_t pid);

@@ -307,24 +307,32 @@ void plait__keep_from_children(void *map, size_t map_size)
     (void)madvise(map, map_size, MADV_DONTFORK); /* refused: only the memory stays longer */
 }
 
-int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, void *map,
-                      size_t map_size, pid_t *pid)
+int plait__fork_child(const plait__fork_spec *spec, pid_t *pid)
 {
     /* All plait's forks are the manager thread's, one at a time: no other child of
      * plait's can be forked while map is let through. */
-    if (map && madvise(map, map_size, MADV_DOFORK) < 0)
-        return -errno;
-    mgr_parent_pid = getpid();
-    plait__forking = true; /* the child need not register itself: see below */
-    pid_t p = fork();
-    plait__forking = false;
-    int fork_error = errno;
-    if (map && p != 0)
-        plait__keep_from_children(map, map_size);
-    if (p < 0)
-        return -fork_error;
-    if (p > 0) {
-        plait__shared_forked((unsigned)p); /* before any death can be judged without it */
+    pid_t p = -1;
+    int fork_error = 0;
+    if (spec->map && madvise(spec->map, spec->map_size, MADV_DOFORK) < 0) {
+        fork_error = errno;
+    } else {
+        mgr_parent_pid = getpid();
+        plait__forking = true; /* the child need not register itself: see below */
+        p = fork();
+        plait__forking = false;
+        fork_error = errno;
+        if (spec->map && p != 0)
+            plait__keep_from_children(spec->map, spec->map_size);
+    }
+    if (p != 0) {
+        if (spec->gone && p == spec->gone)
+            plait__shared_child_died((unsigned)spec->gone);
+        if (p > 0)
+            plait__shared_forked((unsigned)p); /* before any death can be judged without it */
+        if (spec->gone && p != spec->gone)
+            plait__shared_child_died((unsigned)spec->gone);
+        if (p < 0)
+            return -fork_error;
         *pid = p;
         return 0;
     }
@@ -332,12 +340,12 @@ int plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg, 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != mgr_parent_pid) /* the parent died before the line above */
         _exit(128 + SIGKILL);
-    pthread_sigmask(SIG_SETMASK, mask, NULL);
+    pthread_sigmask(SIG_SETMASK, spec->mask, NULL);
     /* what other threads wrote to the standard streams since the caller's flush is the
      * parent's to write (fork reset the streams' locks in this child) */
     __fpurge(stdout);
     __fpurge(stderr);
-    int code = child(arg);
+    int code = spec->child(spec->arg);
 #ifdef PLAIT_COVERAGE
     __gcov_dump(); /* a coverage build's counts of this child's run: _exit writes none */
 #endif
@@ -351,7 +359,7 @@ int plait__child_outcome(const siginfo_t *info)
     return PLAIT_KILLED(info->si_status);
 }
 
-int plait__reap_peek(int pidfd, pid_t pid, siginfo_t *info, atomic_uint *published)
+int plait__reap_peek(int pidfd, siginfo_t *info, atomic_uint *published)
 {
     memset(info, 0, sizeof *info);
     if (waitid(P_PIDFD, (id_t)pidfd, info, WEXITED | WNOHANG | WNOWAIT) < 0) {
@@ -361,7 +369,6 @@ int plait__reap_peek(int pidfd, pid_t pid, siginfo_t *info, atomic_uint *publish
          * ended, how is not known */
         if (published)
             atomic_store(published, 0);
-        plait__shared_child_died(pid);
         return -ECHILD;
     }
     return info->si_pid == 0 ? -EAGAIN : 0;
@@ -584,11 +591,13 @@ static void proc_exited(plait__mgr_source *src, uint32_t events)
     (void)events;
     proc *p = (proc *)src;
     siginfo_t info;
-    int reaped = plait__reap_peek(p->pidfd, p->pid, &info, NULL);
+    int reaped = plait__reap_peek(p->pidfd, &info, NULL);
     if (reaped == -EAGAIN)
         return;
     if (reaped == 0)
         plait__reap_finish(p->pidfd, p->pid);
+    else
+        plait__shared_child_died(p->pid);
     plait__manager_unwatch(p->pidfd);
     proc_finish(p, reaped < 0 ? reaped : plait__child_outcome(&info));
 }
@@ -720,8 +729,12 @@ static void proc_fork(void *arg)
     spawn_fds_record(p); /* what it made, whether or not it made all */
     pthread_mutex_unlock(&spawn_lock);
     if (r == 0)
-        r = plait__fork_child(&p->mask, p->fn ? function_child : exec_child, p, p->result,
-                              p->map_size, &pid);
+        r = plait__fork_child(&(plait__fork_spec){.mask = &p->mask,
+                                                  .child = p->fn ? function_child : exec_child,
+                                                  .arg = p,
+                                                  .map = p->result,
+                                                  .map_size = p->map_size},
+                              &pid);
     /* the child waits (wait_for_go) until it has a pidfd: it is still there, and its
      * id its own, unless it was killed from outside and reaped by someone else */
     int fd = r == 0 ? plait__pidfd_open(pid) : r;

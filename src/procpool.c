@@ -929,7 +929,9 @@ static void worker_kill_unwatched(pid_t pid, int pidfd)
 }
 
 /* On the manager: fork worker i (pool lock held).  0 or -errno. */
-static int worker_fork(plait_procpool *p, unsigned i)
+/* gone: a worker that someone else reaped, whose death the shared objects hear of
+ * with this fork (plait__fork_spec), or 0. */
+static int worker_fork(plait_procpool *p, unsigned i, pid_t gone)
 {
     worker *w = &p->workers[i];
     p->wstate[i].init_error = 0;
@@ -937,7 +939,10 @@ static int worker_fork(plait_procpool *p, unsigned i)
     atomic_store_explicit(&p->wstate[i].cpu, -1, memory_order_relaxed);
     p->forking = i;
     pid_t pid;
-    int r = plait__fork_child(&p->mask, worker_main, p, p->sh, p->map_size, &pid);
+    int r = plait__fork_child(&(plait__fork_spec){.mask = &p->mask, .child = worker_main,
+                                                  .arg = p, .map = p->sh,
+                                                  .map_size = p->map_size, .gone = gone},
+                              &pid);
     if (r < 0)
         return r;
     int fd = plait__pidfd_open(pid);
@@ -1056,7 +1061,7 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     pool_shm *sh = p->sh;
     worker_state *ws = &p->wstate[w->index];
     siginfo_t info;
-    int reaped = plait__reap_peek(w->pidfd, w->pid, &info, &ws->pid);
+    int reaped = plait__reap_peek(w->pidfd, &info, &ws->pid);
     if (reaped == -EAGAIN)
         return;
     int fate = reaped < 0 ? reaped : plait__child_outcome(&info);
@@ -1065,9 +1070,12 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     /* The dead worker stays a zombie (unless someone else reaped it) until its
      * replacement has been forked, and only then are the shared objects told of its
      * death: a queue whose only sender it was hears of the new, undecided holder first,
-     * so its receivers are never told, for a moment, that every sender has died.  The
-     * task it ran fails only after that (a joiner then finds it reaped). */
+     * so its receivers are never told, for a moment, that every sender has died.  One
+     * reaped by someone else (SIGCHLD ignored) is told of by the replacement's fork in
+     * the same order (or here, where none is forked).  The task it ran fails only after
+     * that (a joiner then finds it reaped). */
     pid_t dead_pid = w->pid;
+    pid_t untold = reaped == -ECHILD ? dead_pid : 0; /* its death, not yet told */
     int dead_fd = w->pidfd;
     plait__spin_lock(&p->lock);
     plait__manager_unwatch(dead_fd);
@@ -1106,7 +1114,8 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
         parent_lock(p);
         sh->stop = 0;
         plait__plock_unlock(&sh->lock);
-        forked = worker_fork(p, w->index);
+        forked = worker_fork(p, w->index, untold);
+        untold = 0;
     }
     int new_init_error = forked < 0 ? init_failure(p, w->index) : 0;
     if (new_init_error) {
@@ -1135,6 +1144,8 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     plait__spin_unlock(&p->lock);
     if (reaped == 0)
         plait__reap_finish(dead_fd, dead_pid);
+    else if (untold)
+        plait__shared_child_died((unsigned)untold);
     close(dead_fd);
     plait__spin_lock(&p->lock);
     fail_running(p, dead_pid, fate);
@@ -1155,7 +1166,7 @@ static void retry_workers(void *arg)
     for (unsigned i = 0; i < p->nworkers && !short_of_one; i++) {
         if (p->workers[i].alive || p->broken || p->stop_sent || p->cancelling)
             continue;
-        if (worker_fork(p, i) < 0) {
+        if (worker_fork(p, i, 0) < 0) {
             int init_error = init_failure(p, i);
             if (init_error) { /* its initialiser failed, and it is gone */
                 p->broken = init_error;
@@ -1341,7 +1352,7 @@ static void pool_start(void *arg)
     int r = plait__manager_watch(p->notify_fd, &p->src);
     plait__spin_lock(&p->lock);
     for (unsigned i = 0; r == 0 && i < p->nworkers; i++)
-        r = worker_fork(p, i);
+        r = worker_fork(p, i, 0);
     plait__spin_unlock(&p->lock);
     if (r < 0)
         p->broken = r;

@@ -8,6 +8,7 @@
  * refuse forks while the test says so, as fork() does at RLIMIT_NPROC.
  */
 #include "helpers.h"
+#include "../src/internal.h" /* plait__fork_spec */
 
 #include <sched.h>
 #include <signal.h>
@@ -17,15 +18,33 @@
 static atomic_int refusing, refused;
 static plait_event *refused_twice; /* set at the second refusal: the retry ran */
 
-int __real_plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg,
-                             void *map, size_t map_size, pid_t *pid);
-int __wrap_plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg,
-                             void *map, size_t map_size, pid_t *pid);
-int __wrap_plait__fork_child(const sigset_t *mask, int (*child)(void *arg), void *arg,
-                             void *map, size_t map_size, pid_t *pid)
+int __real_plait__fork_child(const plait__fork_spec *spec, pid_t *pid);
+int __wrap_plait__fork_child(const plait__fork_spec *spec, pid_t *pid);
+/* a_replacement_with_the_pid_of_the_one_it_replaces: forks told of a worker reaped
+ * elsewhere (spec->gone) ask the kernel for that pid, and say whether they got it */
+static atomic_int reusing, reused;
+static void ask_for_pid(pid_t pid)
 {
+    FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+    if (f) {
+        fprintf(f, "%d", (int)pid - 1);
+        fclose(f);
+    }
+}
+
+int __wrap_plait__fork_child(const plait__fork_spec *spec, pid_t *pid)
+{
+    if (atomic_load(&reusing) && spec->gone) {
+        ask_for_pid(spec->gone);
+        int r = __real_plait__fork_child(spec, pid);
+        if (r == 0 && *pid == spec->gone)
+            atomic_store(&reused, 1);
+        return r;
+    }
     if (!atomic_load(&refusing))
-        return __real_plait__fork_child(mask, child, arg, map, map_size, pid);
+        return __real_plait__fork_child(spec, pid);
+    if (spec->gone) /* as a fork that fails tells of it */
+        plait__shared_child_died((unsigned)spec->gone);
     if (atomic_fetch_add(&refused, 1) + 1 == 2)
         plait_event_set(refused_twice);
     return -EAGAIN;
@@ -115,4 +134,69 @@ TEST(a_pool_destroyed_while_it_retries)
     starved_pool_done(pool); /* (ASan: the retry's timer goes with it) */
 }
 
-RUN_TESTS(CASE(a_replacement_forked_later_runs_tasks), CASE(a_pool_destroyed_while_it_retries))
+/* A worker that the kernel reaps (SIGCHLD ignored) frees its pid at once, and the
+ * replacement the pool forks may get it.  The shared objects must then hear of the
+ * death before the birth: told after (the order for any other pid), the death would
+ * take the new worker off a queue's senders, and its receiver would hear that every
+ * sender is gone while the pool lives.  The replacement is given the pid through
+ * ns_last_pid (root only; another process forking in the moment between takes it, so a
+ * few rounds are tried). */
+static plait_queue *sent;
+static ssize_t send_one(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)out, (void)out_cap;
+    return plait_queue_send(sent, arg, arg_len, SOON());
+}
+
+TEST(a_replacement_with_the_pid_of_the_one_it_replaces)
+{
+    struct sigaction ignore = {.sa_handler = SIG_IGN}, old;
+    sigaction(SIGCHLD, &ignore, &old);
+    CHECK_EQ(plait_queue_create(&sent, sizeof(int), 4), 0);
+    plait_procpool *pool;
+    CHECK_EQ(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 1,
+                                                                     .max_tasks = 1}), 0);
+    atomic_store(&reused, 0);
+    atomic_store(&reusing, 1);
+    int v = 0;
+    for (int round = 0; round < 5 && !atomic_load(&reused); round++) {
+        int before = 0, now = 0;
+        CHECK_EQ(plait_procpool_pids(pool, &before, 1), 1);
+        plait_task t;
+        CHECK_EQ(plait_procpool_submit(pool, &t, send_one, &round, sizeof round), 0);
+        CHECK_EQ(plait_queue_recv(sent, &v, sizeof v, SOON()), (ssize_t)sizeof v);
+        CHECK_EQ(v, round);
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        /* until the replacement is there (the worker ends after its one task) */
+        for (int64_t give_up = SOON();
+             plait_procpool_pids(pool, &now, 1) != 1 || now == before;) {
+            if (atomic_load(&reused) && now == before)
+                break; /* the replacement has the old pid */
+            if (plait_now() > give_up) {
+                CHECK(!"no replacement");
+                break;
+            }
+            plait_sleep(PLAIT_MS);
+        }
+    }
+    atomic_store(&reusing, 0);
+    if (!atomic_load(&reused)) {
+        CHECK_SKIP("the replacement never had its pid (ns_last_pid refused: not root?)");
+    } else {
+        /* the replacement is a sender: a receive waits (none is sent yet) */
+        CHECK_EQ(plait_queue_recv(sent, &v, sizeof v, 0), -ETIMEDOUT);
+        int last = 99;
+        plait_task t;
+        CHECK_EQ(plait_procpool_submit(pool, &t, send_one, &last, sizeof last), 0);
+        CHECK_EQ(plait_queue_recv(sent, &v, sizeof v, SOON()), (ssize_t)sizeof v);
+        CHECK_EQ(v, last);
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    }
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    CHECK_EQ(plait_queue_recv(sent, &v, sizeof v, SOON()), -EPIPE); /* now they are gone */
+    CHECK_EQ(plait_queue_destroy(sent), 0);
+    sigaction(SIGCHLD, &old, NULL);
+}
+
+RUN_TESTS(CASE(a_replacement_forked_later_runs_tasks), CASE(a_pool_destroyed_while_it_retries),
+          CASE(a_replacement_with_the_pid_of_the_one_it_replaces))
