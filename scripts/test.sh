@@ -64,7 +64,52 @@ else
 fi
 # Twice as many tests at once as CPUs: most of them spend most of their time waiting (the
 # plain suite two at a time kept 41 % of 2 CPUs busy; four at a time took 76 s, not 219).
-ctest --test-dir "$dir" --output-on-failure -j"${PLAIT_TEST_JOBS:-$((2 * $(nproc)))}"
+junit="$PWD/$dir/Testing/junit.xml"
+rm -f "$junit"
+status=0
+ctest --test-dir "$dir" --output-on-failure --output-junit "$junit" \
+      -j"${PLAIT_TEST_JOBS:-$((2 * $(nproc)))}" || status=$?
+
+# What was skipped, for the log (skips are not failures): each case a test program
+# skipped, its "skip CASE (why)" line (--output-on-failure shows a test's output only
+# when it failed; ctest's LastTest.log has all of it), and each test ctest reported
+# skipped (exit 77: nothing ran), with the last line it printed.  Grouped per program
+# and reason when there are many.
+whole=$(awk '/<testcase / { n = $0; sub(/.*<testcase name="/, "", n); sub(/".*/, "", n) }
+             /<skipped message="SKIP_RETURN_CODE/ { printf " %s ", n }' "$junit" 2>/dev/null || true)
+awk -v whole="$whole" '
+    /^[0-9]+\/[0-9]+ Test: / { name = $3; last = ""; next }
+    /^Output:$/ { out = 1; getline; next } # (the line of dashes under it)
+    /^<end of output>$/ {
+        out = 0
+        if (index(whole, " " name " "))
+            tests[++nt] = "skip " name ": the whole test (" (last == "" ? "no output" : last) ")"
+        next
+    }
+    out && /^skip / {
+        c = substr($0, 6); why = c; sub(/^[^(]*\(/, "(", why); sub(/ *\(.*/, "", c)
+        cases[++nc] = "skip " name ": " c " " why; programs[name]
+        key = name SUBSEP why
+        if (!(key in count)) { keys[++nk] = key; gname[key] = name; gwhy[key] = why }
+        count[key]++; first[key] = c
+    }
+    out && NF { last = $0 }
+    END {
+        if (nc + nt == 0) { print "skipped: none"; exit }
+        print "skipped (cases and tests that cannot run here):"
+        for (i = 1; i <= nc && nc <= 40; i++) print cases[i] | "sort"
+        for (i = 1; i <= nk && nc > 40; i++) {
+            k = keys[i]
+            print "skip " gname[k] ": " (count[k] == 1 ? first[k] : count[k] " cases") " " \
+                gwhy[k] | "sort"
+        }
+        close("sort")
+        for (i = 1; i <= nt; i++) print tests[i] | "sort"
+        close("sort")
+        np = 0; for (p in programs) np++
+        printf "skipped: %d cases in %d programs, %d whole tests (exit 77)\n", nc, np, nt
+    }' "$dir/Testing/Temporary/LastTest.log" || true
+[ "$status" = 0 ] || exit "$status"
 [ "$mode" = coverage ] || exit 0
 
 # A child that ends with _exit() writes no counts: plait's own children (function

@@ -9,6 +9,7 @@
  * binary runs under PLAIT_TEST_TIMEOUT seconds (default 60) besides ctest's timeout,
  * and one that runs out prints the stacks of its threads (gdb) before it exits 2.
  * PLAIT_TEST_ONLY=NAME runs that one case (none found: a failure).
+ * PLAIT_POLLER=io_uring where plait would wait on epoll: every case skipped (77).
  * A forked child starts with no failures counted (pthread_atfork): the status a child
  * ends with (fork_child.h's child_exit) speaks for its own checks, not for the
  * parent's before the fork.
@@ -123,12 +124,66 @@ static void check_alarm(int sig)
 
 static void check_forget_failures(void) { check_failures = 0; }
 
+/* Why plait waits on epoll here, where io_uring was asked for. */
+static const char *check_no_io_uring_why(void)
+{
+#if defined(__SANITIZE_THREAD__)
+    return "a ThreadSanitizer build always uses epoll (src/poll.c)";
+#elif defined(SYS_io_uring_setup)
+    /* the kernel's own answer, asked in this process only as it is about to end */
+    static char why[96];
+    uint64_t params[15] = {0}; /* struct io_uring_params's 120 bytes (not its header:
+                                * <linux/fs.h> is at odds with glibc's <sys/mount.h>) */
+    long fd = syscall(SYS_io_uring_setup, 1, params);
+    if (fd >= 0) {
+        close((int)fd);
+        return "the kernel made a ring here, but plait could not set its own up";
+    }
+    snprintf(why, sizeof why, "the kernel refuses io_uring_setup (%s)", strerror(errno));
+    return why;
+#else
+    return "this system has no io_uring_setup";
+#endif
+}
+
+/* PLAIT_POLLER=io_uring (ctest's io_uring runs of the I/O tests: tests/CMakeLists.txt)
+ * where plait uses epoll (src/poll.c falls back to it, and a ThreadSanitizer build
+ * always does): those runs would be epoll runs reported as io_uring ones.  The binary
+ * says so and exits 77, every case skipped.  The library is asked in a child forked
+ * before any thread: in this process its answer would settle the backend before the
+ * cases run, some of which see how the first poller settles it (test_no_descriptors). */
+static void check_io_uring_asked_for(void)
+{
+    const char *want = getenv("PLAIT_POLLER");
+    if (!want || strcmp(want, "io_uring") != 0)
+        return;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(strcmp(plait_io_backend(), "io_uring") == 0 ? 0 : 1);
+    int status = 0;
+    pid_t r = -1;
+    if (pid > 0)
+        while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+        }
+    if (r != pid || !WIFEXITED(status) || WEXITSTATUS(status) > 1) {
+        printf("  (PLAIT_POLLER=io_uring: which poller runs here is unknown, the child "
+               "asked did not say)\n");
+        return;
+    }
+    if (WEXITSTATUS(status) == 0)
+        return;
+    printf("io_uring asked for, epoll is what runs here: %s\n", check_no_io_uring_why());
+    exit(77);
+}
+
 static inline int check_main(const check_case *cases, size_t n)
 {
     pthread_atfork(NULL, NULL, check_forget_failures);
     const char *t = getenv("PLAIT_TEST_TIMEOUT");
     signal(SIGALRM, check_alarm);
     alarm(t ? (unsigned)atoi(t) : 60);
+    check_io_uring_asked_for();
     /* PLAIT_TEST_ONLY=NAME runs that case alone (to look at one, under a debugger) */
     const char *only = getenv("PLAIT_TEST_ONLY");
     int passed = 0, failed = 0, skipped = 0;

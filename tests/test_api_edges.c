@@ -302,7 +302,7 @@ static void *small_stack_main(void *arg)
 TEST(resolve_on_the_smallest_stack)
 {
     if (!SMALL_STACK_PROMISED) {
-        printf("  (skipped: a sanitizer or an unoptimised build has larger frames)\n");
+        CHECK_SKIP("a sanitizer or an unoptimised build has larger frames");
         return;
     }
     check_run(small_stack_main, NULL);

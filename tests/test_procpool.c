@@ -4110,54 +4110,29 @@ TEST(procpool_task_scribbling_on_the_ready_head_loses_nothing)
     run_isolated(ready_head_skips_one_scenario, ISOLATED_BUDGET);
 }
 #else
-TEST(worker_killed_mid_publish_completes_once)
-{
-    fprintf(stderr, "  (needs x86-64 single-stepping, without TSan: skipped)\n");
-}
-TEST(procpool_task_scribbling_on_its_result_len_fails_alone)
-{
-    fprintf(stderr, "  (needs x86-64 single-stepping, without TSan: skipped)\n");
-}
-TEST(procpool_task_scribbling_on_the_done_ring_fails_alone)
-{
-    fprintf(stderr, "  (needs x86-64 single-stepping, without TSan: skipped)\n");
-}
-TEST(procpool_task_scribbling_on_the_pool_lock_hangs_nothing)
-{
-    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
-}
-TEST(procpool_task_scribbling_on_init_error_breaks_nothing)
-{
-    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
-}
-TEST(procpool_task_scribbling_on_the_ready_ring_loses_nothing)
-{
-    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
-}
-TEST(procpool_task_scribbling_on_helpers_asleep_strands_nothing)
-{
-    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
-}
-TEST(procpool_task_scribbling_on_stop_forks_no_loop)
-{
-    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
-}
-TEST(procpool_task_scribbling_on_init_done_breaks_nothing)
-{
-    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
-}
-TEST(procpool_task_scribbling_on_its_worker_pid_misleads_nothing)
-{
-    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
-}
-TEST(procpool_lock_naming_an_initialising_worker_breaks_nothing)
-{
-    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
-}
-TEST(procpool_task_scribbling_on_the_ready_head_loses_nothing)
-{
-    fprintf(stderr, "  (needs the x86-64 layout, without TSan: skipped)\n");
-}
+/* Elsewhere these cases say why they do not run (x86-64 only, and not under
+ * ThreadSanitizer: see above). */
+#if defined(__SANITIZE_THREAD__)
+#define NOT_HERE "this is a ThreadSanitizer build"
+#else
+#define NOT_HERE "this is not x86-64"
+#endif
+#define NOT_RUN_HERE(name, needs)                                                        \
+    TEST(name) { CHECK_SKIP("needs " needs ", without ThreadSanitizer: " NOT_HERE); }
+#define STEPPING "x86-64 single-stepping"
+#define LAYOUT "procpool.c's x86-64 layout"
+NOT_RUN_HERE(worker_killed_mid_publish_completes_once, STEPPING)
+NOT_RUN_HERE(procpool_task_scribbling_on_its_result_len_fails_alone, STEPPING)
+NOT_RUN_HERE(procpool_task_scribbling_on_the_done_ring_fails_alone, STEPPING)
+NOT_RUN_HERE(procpool_task_scribbling_on_the_pool_lock_hangs_nothing, LAYOUT)
+NOT_RUN_HERE(procpool_task_scribbling_on_init_error_breaks_nothing, LAYOUT)
+NOT_RUN_HERE(procpool_task_scribbling_on_the_ready_ring_loses_nothing, LAYOUT)
+NOT_RUN_HERE(procpool_task_scribbling_on_helpers_asleep_strands_nothing, LAYOUT)
+NOT_RUN_HERE(procpool_task_scribbling_on_stop_forks_no_loop, LAYOUT)
+NOT_RUN_HERE(procpool_task_scribbling_on_init_done_breaks_nothing, LAYOUT)
+NOT_RUN_HERE(procpool_task_scribbling_on_its_worker_pid_misleads_nothing, LAYOUT)
+NOT_RUN_HERE(procpool_lock_naming_an_initialising_worker_breaks_nothing, LAYOUT)
+NOT_RUN_HERE(procpool_task_scribbling_on_the_ready_head_loses_nothing, LAYOUT)
 #endif
 
 /* A replacement worker that dies in its initialiser breaks the pool with its fate, as

@@ -259,16 +259,17 @@ TEST(destroy_racing_a_wait_is_refused)
     }
 }
 
-/* The two tests below start a dispatcher thread in a forked child, whose thread id can
- * be that of the parent's dispatcher (the child has none, and glibc reuses its stack);
- * ThreadSanitizer, which keeps the parent's threads in its books after a fork, then
- * stops the child ("dup thread with used id", in every run here).  They run in the
- * plain and AddressSanitizer builds only. */
+/* The tests below that say SKIP_UNDER_TSAN fork beside the parent's dispatcher thread,
+ * and some start one in the child, whose thread id can be that of the parent's
+ * dispatcher (the child has none, and glibc reuses its stack); ThreadSanitizer, which
+ * keeps the parent's threads in its books after a fork, then stops the child ("dup
+ * thread with used id", in every run here).  They run in the plain and
+ * AddressSanitizer builds only, and are reported skipped under ThreadSanitizer. */
 #if defined(__SANITIZE_THREAD__)
-#define SKIP_UNDER_TSAN()                                                               \
-    do {                                                                                \
-        fprintf(stderr, "  (not under ThreadSanitizer: a thread started after fork)\n"); \
-        return;                                                                         \
+#define SKIP_UNDER_TSAN()                                                                \
+    do {                                                                                 \
+        CHECK_SKIP("a child forked beside the signal thread: ThreadSanitizer stops it"); \
+        return;                                                                          \
     } while (0)
 #else
 #define SKIP_UNDER_TSAN() (void)0
