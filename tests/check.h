@@ -12,7 +12,8 @@
  * PLAIT_POLLER=io_uring where plait would wait on epoll: every case skipped (77).
  * A forked child starts with no failures counted (pthread_atfork): the status a child
  * ends with (fork_child.h's child_exit) speaks for its own checks, not for the
- * parent's before the fork.
+ * parent's before the fork; and with an alarm CHECK_CHILD_GRACE seconds past the
+ * run's (check_in_child).
  */
 #ifndef PLAIT_CHECK_H
 #define PLAIT_CHECK_H
@@ -122,7 +123,23 @@ static void check_alarm(int sig)
     _exit(2);
 }
 
-static void check_forget_failures(void) { check_failures = 0; }
+/* When the run's alarm fires (CLOCK_MONOTONIC seconds). */
+static time_t check_alarm_at;
+enum { CHECK_CHILD_GRACE = 5 }; /* seconds a forked child may outlive the run's alarm */
+
+/* In every child forked (pthread_atfork): its checks are its own, and it has an alarm
+ * of its own, a few seconds past the run's (an alarm is not inherited), so that a child
+ * that hangs ends too, its stacks printed, and does not hold ctest's output open for
+ * ever (nor share the CPUs with the tests after it).  A child that sets its own alarm
+ * replaces this one; a program it executes keeps it (and SIGALRM's default action). */
+static void check_in_child(void)
+{
+    check_failures = 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    time_t left = check_alarm_at - now.tv_sec;
+    alarm((unsigned)(left > 0 ? left : 0) + CHECK_CHILD_GRACE);
+}
 
 /* Why plait waits on epoll here, where io_uring was asked for. */
 static const char *check_no_io_uring_why(void)
@@ -179,10 +196,14 @@ static void check_io_uring_asked_for(void)
 
 static inline int check_main(const check_case *cases, size_t n)
 {
-    pthread_atfork(NULL, NULL, check_forget_failures);
+    pthread_atfork(NULL, NULL, check_in_child);
     const char *t = getenv("PLAIT_TEST_TIMEOUT");
+    unsigned limit = t ? (unsigned)atoi(t) : 60;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    check_alarm_at = now.tv_sec + (time_t)limit;
     signal(SIGALRM, check_alarm);
-    alarm(t ? (unsigned)atoi(t) : 60);
+    alarm(limit);
     check_io_uring_asked_for();
     /* PLAIT_TEST_ONLY=NAME runs that case alone (to look at one, under a debugger) */
     const char *only = getenv("PLAIT_TEST_ONLY");
