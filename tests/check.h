@@ -61,6 +61,16 @@ static const char *check_current = "";
 static const char *check_skip_reason;
 #define CHECK_SKIP(why) (check_skip_reason = (why))
 
+/* A part of the current case that cannot run here, where the rest ran (so the case is
+ * not a skip): a line says so, once per case. */
+static inline void check_part_not_run(const char *part, const char *why)
+{
+    static const char *noted; /* the case that said so */
+    if (noted != check_current)
+        printf("  note: %s: %s not run (%s)\n", check_current, part, why);
+    noted = check_current;
+}
+
 typedef struct check_case {
     const char *name;
     void (*fn)(void);

@@ -277,12 +277,9 @@ static bool ipv6_case(void)
 
 static bool ipv6_part(void)
 {
-    static const char *noted; /* the case that said so (once) */
     if (have_ipv6())
         return true;
-    if (noted != check_current)
-        printf("  note: %s: its IPv6 part not run (%s)\n", check_current, no_ipv6);
-    noted = check_current;
+    check_part_not_run("its IPv6 part", no_ipv6);
     return false;
 }
 
