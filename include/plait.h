@@ -806,7 +806,9 @@ typedef struct plait_addr {
  * interface) or a bad port; -EMFILE/-ENFILE when no descriptor is left to look an
  * interface's name up with. */
 int plait_addr_ip(plait_addr *out, const char *host, int port);
-/* A Unix socket path; -ENAMETOOLONG when it does not fit, -EINVAL for an empty one. */
+/* A Unix socket path; -ENAMETOOLONG when it does not fit (108 bytes at most: a path
+ * that fills sun_path goes without its NUL, as Linux takes it), -EINVAL for an empty
+ * one. */
 int plait_addr_unix(plait_addr *out, const char *path);
 /* "1.2.3.4:80", "[::1]:80", "[fe80::1%eth0]:80" (the scope id: the interface's name,
  * or its number where no interface has it, as getnameinfo(NI_NUMERICHOST) writes it,

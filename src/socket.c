@@ -111,12 +111,15 @@ int plait_addr_unix(plait_addr *out, const char *path)
     if (!out || !path || !path[0])
         return -EINVAL;
     memset(out, 0, sizeof *out);
-    size_t n = strlen(path);
-    if (n >= sizeof out->u.un.sun_path)
+    size_t n = strnlen(path, sizeof out->u.un.sun_path + 1);
+    if (n > sizeof out->u.un.sun_path)
         return -ENAMETOOLONG;
+    /* a path that fills sun_path goes without its NUL, as Linux takes it (unix(7)) and
+     * as plait_addr_format gives it back */
+    size_t with_nul = n < sizeof out->u.un.sun_path ? n + 1 : n;
     out->u.un.sun_family = AF_UNIX;
-    memcpy(out->u.un.sun_path, path, n + 1);
-    out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    memcpy(out->u.un.sun_path, path, with_nul);
+    out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + with_nul);
     return 0;
 }
 

@@ -882,12 +882,20 @@ static void *addresses(void *arg)
     size_t room = sizeof a.u.un.sun_path; /* 108 on Linux, the NUL included */
     memset(path, 'p', sizeof path);
     path[0] = '/';
-    path[room - 1] = '\0'; /* the longest that fits */
+    path[room - 1] = '\0'; /* the longest with its NUL */
     CHECK_EQ(plait_addr_unix(&a, path), 0);
     CHECK_EQ(strlen(a.u.un.sun_path), room - 1);
     CHECK(fmt_is(&a, path));
+    /* the room full, no NUL (Linux's unix(7) takes that, and plait_addr_format gives
+     * such a path: it was refused, so a socket bound there could not be named) */
     path[room - 1] = 'p';
-    path[room] = '\0'; /* one more */
+    path[room] = '\0';
+    CHECK_EQ(plait_addr_unix(&a, path), 0);
+    CHECK_EQ(a.len, offsetof(struct sockaddr_un, sun_path) + room);
+    CHECK(memcmp(a.u.un.sun_path, path, room) == 0);
+    CHECK(fmt_is(&a, path));
+    path[room] = 'p';
+    path[room + 1] = '\0'; /* one more */
     CHECK_EQ(plait_addr_unix(&a, path), -ENAMETOOLONG);
     path[room] = 'p';
     path[sizeof path - 1] = '\0';
@@ -2031,6 +2039,45 @@ static void *closed_listener(void *arg)
 TEST(closed_listener_refuses_connections)
 {
     run_scenario(closed_listener, NULL, IN_A_COROUTINE | ON_THIS_THREAD);
+}
+
+/* A Unix path that fills sun_path, no NUL: listened on, connected to and named by
+ * plait (it was -ENAMETOOLONG, though the kernel takes it and plait_addr_format gives
+ * such paths). */
+static void *unix_path_filling_the_room(void *arg)
+{
+    (void)arg;
+    sock_dir d;
+    sock_dir_make(&d, "s");
+    char path[sizeof((struct sockaddr_un){0}.sun_path) + 1];
+    size_t dir_len = strlen(d.dir);
+    memcpy(path, d.dir, dir_len);
+    path[dir_len] = '/';
+    memset(path + dir_len + 1, 'u', sizeof path - dir_len - 2);
+    path[sizeof path - 1] = '\0';
+    int l = plait_unix_listen(path, 1);
+    CHECK(l >= 0);
+    int c = l >= 0 ? plait_unix_connect(path, SOON()) : -1;
+    CHECK(c >= 0);
+    int s = c >= 0 ? plait_accept(l, NULL, SOON()) : -1;
+    CHECK(s >= 0);
+    plait_addr local;
+    char name[PLAIT_ADDR_STRLEN];
+    CHECK_EQ(plait_local_addr(l, &local), 0);
+    CHECK(plait_addr_format(&local, name, sizeof name) >= 0 && strcmp(name, path) == 0);
+    for (int fd = 0; fd < 3; fd++) {
+        int which = fd == 0 ? s : fd == 1 ? c : l;
+        if (which >= 0)
+            CHECK_EQ(plait_close(which), 0);
+    }
+    CHECK_EQ(unlink(path), 0);
+    CHECK_EQ(rmdir(d.dir), 0);
+    return NULL;
+}
+
+TEST(unix_path_filling_its_room)
+{
+    run_scenario(unix_path_filling_the_room, NULL, IN_A_COROUTINE | ON_THIS_THREAD);
 }
 
 /* A readiness that this thread caused (a write into the peer of a socket another
@@ -3214,7 +3261,7 @@ TEST(close_from_another_thread_ends_a_call_before_its_wait)
 RUN_TESTS(
     CASE(making_a_socket_ignores_sigpipe),
     CASE(close_from_another_thread_ends_a_call_before_its_wait),
-    CASE(io_backend_name),
+    CASE(io_backend_name), CASE(unix_path_filling_its_room),
     CASE(addresses_on_a_thread),
     CASE(addresses_in_a_coroutine),
     CASE(scoped_addresses_on_a_thread),
