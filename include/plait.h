@@ -683,7 +683,9 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
  * socket, if the program left it at its default; a watcher of SIGPIPE then gives back
  * "ignored" as it goes; -EIO from a read io_uring made whose completion the kernel
  * dropped, for want of memory: its bytes are lost).
- * A write is write(2) (send(2) on a socket) first, on either poller.  A write that has
+ * A write is write(2) (send(2) on a socket) first, on either poller.  Zero bytes: a
+ * read returns 0 and takes nothing, a write is write(2)'s (on a datagram socket, an
+ * empty datagram).  A write that has
  * to wait for room may be overtaken by another coroutine's later write that finds room
  * (as with write(2) from two threads): coroutines that share a stream should take
  * turns (a mutex).  A descriptor that still polls ready after its write failed with

@@ -95,8 +95,8 @@ bool plait__shut_for_reading(int fd, bool woken, int64_t deadline)
 
 /* The system call: send(2)/recv(2) on a socket, which skip what write(2)/read(2) do
  * for files (the permission hook, the notification of a write), a few per cent of a
- * small request's cost; never for zero bytes, which send(2) makes an empty datagram
- * of and recv(2) may take one for. */
+ * small request's cost; never for zero bytes: recv(2) of none takes a datagram, where
+ * read(2) of none takes nothing (a write of none is an empty datagram either way). */
 static ssize_t system_transfer(int fd, void *buf, size_t len, bool writing, bool is_socket)
 {
     if (is_socket)

@@ -2712,6 +2712,14 @@ static void *udp_basics(void *arg)
     CHECK_EQ(plait_sendto(y, "back", 4, &xa, SOON()), 4);
     CHECK_EQ(plait_read(x, buf, sizeof buf, SOON()), 4);
     CHECK_EQ(memcmp(buf, "back", 4), 0);
+    /* zero bytes: a write sends an empty datagram (as write(2) does), a read takes
+     * nothing (the datagram behind it stays) */
+    CHECK_EQ(plait_write(x, "", 0, SOON()), 0);
+    CHECK_EQ(plait_write(x, "after", 5, SOON()), 5);
+    CHECK_EQ(plait_read(y, buf, 0, SOON()), 0);
+    CHECK_EQ(plait_recvfrom(y, buf, sizeof buf, NULL, SOON()), 0); /* the empty one */
+    CHECK_EQ(plait_read(y, buf, sizeof buf, SOON()), 5);
+    CHECK_EQ(memcmp(buf, "after", 5), 0);
     close_both(x, y);
     return NULL;
 }
