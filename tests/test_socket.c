@@ -2041,45 +2041,6 @@ TEST(closed_listener_refuses_connections)
     run_scenario(closed_listener, NULL, IN_A_COROUTINE | ON_THIS_THREAD);
 }
 
-/* A Unix path that fills sun_path, no NUL: listened on, connected to and named by
- * plait (it was -ENAMETOOLONG, though the kernel takes it and plait_addr_format gives
- * such paths). */
-static void *unix_path_filling_the_room(void *arg)
-{
-    (void)arg;
-    sock_dir d;
-    sock_dir_make(&d, "s");
-    char path[sizeof((struct sockaddr_un){0}.sun_path) + 1];
-    size_t dir_len = strlen(d.dir);
-    memcpy(path, d.dir, dir_len);
-    path[dir_len] = '/';
-    memset(path + dir_len + 1, 'u', sizeof path - dir_len - 2);
-    path[sizeof path - 1] = '\0';
-    int l = plait_unix_listen(path, 1);
-    CHECK(l >= 0);
-    int c = l >= 0 ? plait_unix_connect(path, SOON()) : -1;
-    CHECK(c >= 0);
-    int s = c >= 0 ? plait_accept(l, NULL, SOON()) : -1;
-    CHECK(s >= 0);
-    plait_addr local;
-    char name[PLAIT_ADDR_STRLEN];
-    CHECK_EQ(plait_local_addr(l, &local), 0);
-    CHECK(plait_addr_format(&local, name, sizeof name) >= 0 && strcmp(name, path) == 0);
-    for (int fd = 0; fd < 3; fd++) {
-        int which = fd == 0 ? s : fd == 1 ? c : l;
-        if (which >= 0)
-            CHECK_EQ(plait_close(which), 0);
-    }
-    CHECK_EQ(unlink(path), 0);
-    CHECK_EQ(rmdir(d.dir), 0);
-    return NULL;
-}
-
-TEST(unix_path_filling_its_room)
-{
-    run_scenario(unix_path_filling_the_room, NULL, IN_A_COROUTINE | ON_THIS_THREAD);
-}
-
 /* A readiness that this thread caused (a write into the peer of a socket another
  * coroutine of this scheduler reads) is not lost when, before the scheduler next waits,
  * a watch is taken back: a wait cancelled, or the closing of a waited descriptor. */
@@ -3269,7 +3230,7 @@ TEST(close_from_another_thread_ends_a_call_before_its_wait)
 RUN_TESTS(
     CASE(making_a_socket_ignores_sigpipe),
     CASE(close_from_another_thread_ends_a_call_before_its_wait),
-    CASE(io_backend_name), CASE(unix_path_filling_its_room),
+    CASE(io_backend_name),
     CASE(addresses_on_a_thread),
     CASE(addresses_in_a_coroutine),
     CASE(scoped_addresses_on_a_thread),
