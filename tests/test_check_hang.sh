@@ -2,7 +2,7 @@
 # test_check_hang.sh PROBE — a test program that hangs ends by its alarm with status 2
 # and prints the stacks of its threads (check.h), so that a hang in CI leaves them in
 # the log; a child it forked that hangs too ends a few seconds later (its own alarm,
-# check.h), not holding ctest's output open for ever.  Skipped (77) where gdb is missing
+# check.h: no stacks), not holding ctest's output open for ever.  Skipped (77) where gdb is missing
 # or may not attach (ptrace refused).
 set -u
 probe=$1
