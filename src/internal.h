@@ -1093,16 +1093,19 @@ typedef struct plait__fork_spec {
     size_t map_size;
     /* a child that someone else reaped (plait__reap_peek's -ECHILD), whose death the
      * shared objects are told here, after the fork (0: none): a replacement is their
-     * holder before the one it replaces is gone.  Before, where the new child has
-     * the same pid (free since that reaping). */
+     * holder before the one it replaces is gone.  A child forked with that pid (free
+     * since that reaping) is killed before it runs anything, and another forked:
+     * processes are known by pid, there and in a pool's records. */
     pid_t gone;
 } plait__fork_spec;
 int plait__fork_child(const plait__fork_spec *spec, pid_t *pid);
 /* Keep a shared mapping of a task or a pool (its result area, its state) out of the
  * children plait or the program forks from now on (MADV_DONTFORK), but for the ones
  * plait__fork_child forks for it: another child held it until its own end, after the
- * task was joined or the pool destroyed.  A mapping forked into a child between its
- * mmap and this call stays there until that child ends (or execs). */
+ * task was joined or the pool destroyed.  The children of the ones it is for have it
+ * (their mapping is not marked), as does a child another thread forks between its
+ * mmap and this call, or while plait__fork_child lets it through: until they end (or
+ * exec). */
 void plait__keep_from_children(void *map, size_t map_size);
 /* True in the manager while it forks (and so in the child it forks, which is its copy). */
 extern PLAIT_TLS bool plait__forking;

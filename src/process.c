@@ -307,15 +307,19 @@ void plait__keep_from_children(void *map, size_t map_size)
     (void)madvise(map, map_size, MADV_DONTFORK); /* refused: only the memory stays longer */
 }
 
+enum { FORK_TRIES_PAST_GONE = 4 }; /* forks that may get a replaced child's pid */
+
 int plait__fork_child(const plait__fork_spec *spec, pid_t *pid)
 {
     /* All plait's forks are the manager thread's, one at a time: no other child of
      * plait's can be forked while map is let through. */
     pid_t p = -1;
     int fork_error = 0;
-    if (spec->map && madvise(spec->map, spec->map_size, MADV_DOFORK) < 0) {
-        fork_error = errno;
-    } else {
+    for (int tries = 0; tries < FORK_TRIES_PAST_GONE; tries++) {
+        if (spec->map && madvise(spec->map, spec->map_size, MADV_DOFORK) < 0) {
+            fork_error = errno;
+            break;
+        }
         mgr_parent_pid = getpid();
         plait__forking = true; /* the child need not register itself: see below */
         p = fork();
@@ -323,9 +327,19 @@ int plait__fork_child(const plait__fork_spec *spec, pid_t *pid)
         fork_error = errno;
         if (spec->map && p != 0)
             plait__keep_from_children(spec->map, spec->map_size);
+        if (p <= 0 || p != spec->gone)
+            break;
+        /* The pid of the child this one replaces, free since someone else reaped that
+         * one: the shared objects and a pool's records know processes by pid, and
+         * would take each for the other.  This one has run nothing yet (a pool's
+         * worker waits for the parent's word first): it goes, and another is forked,
+         * with the next pid. */
+        kill(p, SIGKILL);
+        while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {
+        }
     }
     if (p != 0) {
-        if (spec->gone && p == spec->gone)
+        if (spec->gone && p == spec->gone) /* (every try had it: told first) */
             plait__shared_child_died((unsigned)spec->gone);
         if (p > 0)
             plait__shared_forked((unsigned)p); /* before any death can be judged without it */
@@ -610,20 +624,25 @@ static void proc_finish(proc *p, int error)
     plait_bytes *value = NULL;
     if (p->result) {
         result_area *ra = p->result;
-        if (!atomic_load_explicit(&ra->returned, memory_order_acquire)) {
+        bool returned = atomic_load_explicit(&ra->returned, memory_order_acquire);
+        /* read once: a process fn forked may still write the area (it ends at its
+         * return from fn, not before) */
+        uint64_t len = ((volatile result_area *)ra)->len;
+        int code = ((volatile result_area *)ra)->code;
+        if (!returned) {
             if (error == 0)
                 error = PLAIT_EXITED(0); /* exited without returning */
-        } else if ((error == 0 || error == -ECHILD) && ra->len > p->result_max) {
+        } else if ((error == 0 || error == -ECHILD) && len > p->result_max) {
             error = -EPROTO; /* its task wrote over the area's header (fn writes only
                               * from data on): read nothing past the mapping */
         } else if (error == 0 || error == -ECHILD) {
             /* it returned (whoever else reaped it took only its exit status) */
-            error = ra->code;
-            if (error == 0 && !(value = malloc(sizeof *value + ra->len)))
+            error = code;
+            if (error == 0 && !(value = malloc(sizeof *value + len)))
                 error = -ENOMEM;
             if (value) {
-                value->len = ra->len;
-                memcpy(value->data, ra->data, ra->len);
+                value->len = len;
+                memcpy(value->data, ra->data, len);
             }
         }
     }
@@ -728,13 +747,25 @@ static void proc_fork(void *arg)
     int r = stdio_prepare(p);
     spawn_fds_record(p); /* what it made, whether or not it made all */
     pthread_mutex_unlock(&spawn_lock);
+    /* A function child's result area, made here just before its fork: no other child
+     * of plait's can get it (the manager forks them all, one at a time), and the ones
+     * after this fork are kept from it (plait__keep_from_children): one madvise per
+     * start, where letting it through around the fork took three. */
+    if (r == 0 && p->fn) {
+        p->result = mmap(NULL, p->map_size, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p->result == MAP_FAILED) {
+            p->result = NULL;
+            r = -ENOMEM;
+        }
+    }
     if (r == 0)
         r = plait__fork_child(&(plait__fork_spec){.mask = &p->mask,
                                                   .child = p->fn ? function_child : exec_child,
-                                                  .arg = p,
-                                                  .map = p->result,
-                                                  .map_size = p->map_size},
+                                                  .arg = p},
                               &pid);
+    if (p->result)
+        plait__keep_from_children(p->result, p->map_size);
     /* the child waits (wait_for_go) until it has a pidfd: it is still there, and its
      * id its own, unless it was killed from outside and reaped by someone else */
     int fd = r == 0 ? plait__pidfd_open(pid) : r;
@@ -882,15 +913,7 @@ int plait_process_start(plait_task *task, plait_proc_fn fn, const void *arg, siz
     p->arg_len = arg_len;
     p->cwd = options ? options->cwd : NULL;
     p->result_max = options && options->result_max ? options->result_max : PLAIT_RESULT_DEFAULT;
-    p->map_size = sizeof(result_area) + p->result_max;
-    p->result = mmap(NULL, p->map_size, PROT_READ | PROT_WRITE,
-                     MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p->result == MAP_FAILED) {
-        p->result = NULL;
-        free(p);
-        return -ENOMEM;
-    }
-    plait__keep_from_children(p->result, p->map_size);
+    p->map_size = sizeof(result_area) + p->result_max; /* made by proc_fork */
     return proc_start(task, p, options, pipes);
 }
 

@@ -2,7 +2,7 @@
  * check_hang_probe.c — a test program that hangs on purpose, for test_check_hang.sh:
  * the harness's alarm (check.h) must turn the hang into exit status 2 and print the
  * stacks of the program's threads, the hung frame named among them; and a child it
- * forked that hangs as well must end soon after.
+ * forked that hangs as well must end soon after; but not where the run has no alarm.
  */
 #include "check.h"
 
@@ -40,4 +40,19 @@ TEST(hangs)
     probe_waits_for_ever();
 }
 
-RUN_TESTS(CASE(hangs))
+/* Run alone with PLAIT_TEST_TIMEOUT=0 (no alarm: a run under a debugger): a child that
+ * takes longer than the children's grace is not cut short (it was, after 5 s). */
+TEST(a_slow_child_without_an_alarm)
+{
+    pid_t child = fork();
+    if (child == 0) {
+        struct timespec slow = {CHECK_CHILD_GRACE + 1, 0};
+        nanosleep(&slow, NULL);
+        _exit(0);
+    }
+    int status = -1;
+    CHECK_EQ(waitpid(child, &status, 0), child);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+RUN_TESTS(CASE(hangs), CASE(a_slow_child_without_an_alarm))

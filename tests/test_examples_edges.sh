@@ -214,10 +214,11 @@ sleep 1 # the window counted, not a hand-shake
 looks=$(($(switches) - before))
 exec 3<&- # the client closes: the stop ends
 if timeout 10 tail --pid="$pid" -f /dev/null && wait "$pid" && grep -q "stopped accepting" "$tmp/out" &&
-   [[ "$answer" == *"Hello, world!" ]] && [ "$looks" -lt 200 ]; then
+   [[ "$answer" == *"Hello, world!" ]] && [ -n "$server_pid" ] && [ "$before" -gt 0 ] &&
+   [ "$looks" -lt 200 ]; then
     ok "http: the stop's wait for an idle keep-alive client: $looks wake-ups in its first second"
 else
-    fail "http: the stop's wait for an idle keep-alive client: $looks wake-ups in its first second (fewer than 200 expected; answer '$answer')"
+    fail "http: the stop's wait for an idle keep-alive client: $looks wake-ups in its first second (fewer than 200 expected; server '$server_pid', $before before; answer '$answer')"
     cat "$tmp/out"
 fi
 

@@ -21,8 +21,9 @@ static plait_event *refused_twice; /* set at the second refusal: the retry ran *
 int __real_plait__fork_child(const plait__fork_spec *spec, pid_t *pid);
 int __wrap_plait__fork_child(const plait__fork_spec *spec, pid_t *pid);
 /* a_replacement_with_the_pid_of_the_one_it_replaces: forks told of a worker reaped
- * elsewhere (spec->gone) ask the kernel for that pid, and say whether they got it */
-static atomic_int reusing, reused;
+ * elsewhere (spec->gone) ask the kernel for that pid (ns_last_pid), and the fork that
+ * gets it says so */
+static atomic_int reusing, reused, wanted;
 static void ask_for_pid(pid_t pid)
 {
     FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
@@ -32,14 +33,21 @@ static void ask_for_pid(pid_t pid)
     }
 }
 
+pid_t __real_fork(void);
+pid_t __wrap_fork(void);
+pid_t __wrap_fork(void)
+{
+    pid_t pid = __real_fork();
+    if (pid > 0 && atomic_load(&reusing) && pid == atomic_load(&wanted))
+        atomic_store(&reused, 1);
+    return pid;
+}
+
 int __wrap_plait__fork_child(const plait__fork_spec *spec, pid_t *pid)
 {
     if (atomic_load(&reusing) && spec->gone) {
+        atomic_store(&wanted, spec->gone);
         ask_for_pid(spec->gone);
-        int r = __real_plait__fork_child(spec, pid);
-        if (r == 0 && *pid == spec->gone)
-            atomic_store(&reused, 1);
-        return r;
     }
     if (!atomic_load(&refusing))
         return __real_plait__fork_child(spec, pid);
@@ -135,17 +143,26 @@ TEST(a_pool_destroyed_while_it_retries)
 }
 
 /* A worker that the kernel reaps (SIGCHLD ignored) frees its pid at once, and the
- * replacement the pool forks may get it.  The shared objects must then hear of the
- * death before the birth: told after (the order for any other pid), the death would
- * take the new worker off a queue's senders, and its receiver would hear that every
- * sender is gone while the pool lives.  The replacement is given the pid through
- * ns_last_pid (root only; another process forking in the moment between takes it, so a
- * few rounds are tried). */
+ * replacement the pool forks may get it.  The shared objects and the pool's records
+ * know processes by pid: a replacement with that pid was taken for the dead one (a
+ * receiver waiting on a queue the workers send on heard that every sender was gone,
+ * and tasks the replacement ran failed with the dead one's fate).  Such a child is
+ * killed before it runs anything and another forked.  The replacement is given the pid
+ * through ns_last_pid (root only; another process forking in the moment between takes
+ * it, so the rounds go on until a fork got it). */
 static plait_queue *sent;
 static ssize_t send_one(const void *arg, size_t arg_len, void *out, size_t out_cap)
 {
     (void)out, (void)out_cap;
-    return plait_queue_send(sent, arg, arg_len, SOON());
+    return arg_len ? plait_queue_send(sent, arg, arg_len, SOON()) : 0;
+}
+
+static void *receive_one(void *arg)
+{
+    int v = 0;
+    ssize_t r = plait_queue_recv(sent, &v, sizeof v, SOON());
+    *(int *)arg = v;
+    return (void *)(intptr_t)r;
 }
 
 TEST(a_replacement_with_the_pid_of_the_one_it_replaces)
@@ -156,46 +173,39 @@ TEST(a_replacement_with_the_pid_of_the_one_it_replaces)
     plait_procpool *pool;
     CHECK_EQ(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 1,
                                                                      .max_tasks = 1}), 0);
+    int got = 0;
+    plait_task receiver; /* waits through every replacement: no sender may seem gone */
+    CHECK_EQ(plait_thread_start(&receiver, receive_one, &got, NULL), 0);
     atomic_store(&reused, 0);
     atomic_store(&reusing, 1);
-    int v = 0;
-    for (int round = 0; round < 5 && !atomic_load(&reused); round++) {
-        int before = 0, now = 0;
-        CHECK_EQ(plait_procpool_pids(pool, &before, 1), 1);
-        plait_task t;
-        CHECK_EQ(plait_procpool_submit(pool, &t, send_one, &round, sizeof round), 0);
-        CHECK_EQ(plait_queue_recv(sent, &v, sizeof v, SOON()), (ssize_t)sizeof v);
-        CHECK_EQ(v, round);
-        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
-        /* until the replacement is there (the worker ends after its one task) */
-        for (int64_t give_up = SOON();
-             plait_procpool_pids(pool, &now, 1) != 1 || now == before;) {
-            if (atomic_load(&reused) && now == before)
-                break; /* the replacement has the old pid */
-            if (plait_now() > give_up) {
-                CHECK(!"no replacement");
-                break;
-            }
-            plait_sleep(PLAIT_MS);
-        }
+    enum { ROUNDS = 8, QUEUED = 4 };
+    int failed = 0;
+    for (int round = 0; round < ROUNDS && !atomic_load(&reused); round++) {
+        plait_task t[QUEUED]; /* each on a worker of its own (max_tasks 1) */
+        for (int i = 0; i < QUEUED; i++)
+            CHECK_EQ(plait_procpool_submit(pool, &t[i], send_one, NULL, 0), 0);
+        for (int i = 0; i < QUEUED; i++)
+            failed += plait_join(t[i], NULL, SOON()) != 0;
     }
     atomic_store(&reusing, 0);
-    if (!atomic_load(&reused)) {
-        CHECK_SKIP("the replacement never had its pid (ns_last_pid refused: not root?)");
-    } else {
-        /* the replacement is a sender: a receive waits (none is sent yet) */
-        CHECK_EQ(plait_queue_recv(sent, &v, sizeof v, 0), -ETIMEDOUT);
-        int last = 99;
-        plait_task t;
-        CHECK_EQ(plait_procpool_submit(pool, &t, send_one, &last, sizeof last), 0);
-        CHECK_EQ(plait_queue_recv(sent, &v, sizeof v, SOON()), (ssize_t)sizeof v);
-        CHECK_EQ(v, last);
-        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
-    }
+    CHECK_EQ(failed, 0);
+    int last = 99;
+    plait_task t;
+    CHECK_EQ(plait_procpool_submit(pool, &t, send_one, &last, sizeof last), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    void *r = NULL;
+    CHECK_EQ(plait_join(receiver, &r, SOON()), 0);
+    CHECK_EQ((ssize_t)(intptr_t)r, (ssize_t)sizeof got); /* not -EPIPE */
+    CHECK_EQ(got, last);
+    int pids[1];
+    CHECK_EQ(plait_procpool_pids(pool, pids, 1), 1);
     CHECK_EQ(plait_procpool_destroy(pool), 0);
+    int v;
     CHECK_EQ(plait_queue_recv(sent, &v, sizeof v, SOON()), -EPIPE); /* now they are gone */
     CHECK_EQ(plait_queue_destroy(sent), 0);
     sigaction(SIGCHLD, &old, NULL);
+    if (!atomic_load(&reused))
+        CHECK_SKIP("no replacement's fork got the pid (ns_last_pid refused: not root?)");
 }
 
 RUN_TESTS(CASE(a_replacement_forked_later_runs_tasks), CASE(a_pool_destroyed_while_it_retries),
