@@ -524,6 +524,10 @@ typedef struct plait__stack_cache {
 struct plait__sched {
     plait__coro loop;           /* the thread's own context */
     plait__coro *current;
+    /* The coroutine being switched away from, from the moment `current` names the next
+     * until the next runs (after_switch): code still runs on its stack meanwhile, and an
+     * overflow there is its own (stack.c's SIGSEGV handler).  NULL otherwise. */
+    plait__coro *leaving;
     plait__coro *ready_head, *ready_tail;
     int budget;                 /* direct switches left before the loop runs again */
     unsigned long io_turn_mark; /* `switches` at the first of the I/O calls in a row */

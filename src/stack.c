@@ -25,10 +25,14 @@
  *     unguarded stack's end is reported by the same handler.  Small stacks are packed
  *     back to back, so an overflow that writes the canary is found at the next
  *     switch, reported, and the program aborts.  What a canary cannot see is a frame
- *     that steps over it without writing it (a large local array written only at its
- *     low end): that writes into the slot below, another coroutine's stack, unseen.
- *     Only a guard page stops that; a review showed it with a 6 KiB frame on a 4 KiB
- *     stack, and the docs say to give such code 16 KiB or more.
+ *     that steps over it without writing it (a local array written only in part, the
+ *     locals of inlined calls not made): that writes into the slot below, another
+ *     coroutine's stack, unseen.  Only a guard page stops that; reviews showed it with a
+ *     6 KiB frame on a 4 KiB stack and with an inlined recursion of 200-byte arrays on a
+ *     2 KiB stack (a band of canary words, 64 to 256 bytes, caught that no better), and
+ *     the docs say to give such code 16 KiB or more.
+ *   - A switch runs on the stack it leaves after the scheduler names the next coroutine
+ *     (sched->leaving says which): the handler looks at that stack first.
  *   - Signal frames.  The kernel writes a handler's frame (several KiB with AVX-512)
  *     on the stack that runs, a coroutine's among them, unless the handler was
  *     installed with SA_ONSTACK and the thread has an alternate stack.  plait's
@@ -558,9 +562,18 @@ static bool on_alternate_stack(const char *sp)
 
 static void segv_handler(int sig, siginfo_t *info, void *uctx)
 {
+    char *addr = info->si_addr, *sp = interrupted_sp(uctx);
+    /* A switch runs on the stack it leaves after the scheduler names the next coroutine
+     * (the cancel state's save, the register pushes): a fault just below that stack's
+     * end is its overflow (it was blamed on the one switched to, or, switching to the
+     * loop, on none). */
+    plait__sched *s = plait__tls_sched;
+    plait__coro *leaving = s ? s->leaving : NULL;
+    if (leaving && addr < leaving->stack_lo && addr >= leaving->stack_lo - page_size)
+        report_overflow(leaving, leaving->guarded ? "it ran into its guard page"
+                                                  : "it ran past the end of its stack");
     plait__coro *coro = plait__coro_current();
     if (coro) {
-        char *addr = info->si_addr, *sp = interrupted_sp(uctx);
         if (coro->guarded && addr >= coro->stack_lo - page_size && addr < coro->stack_lo)
             report_overflow(coro, "it ran into its guard page");
         /* unguarded stacks: the fault came from running below the stack's end */

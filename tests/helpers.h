@@ -385,4 +385,30 @@ static inline bool join_cgroup(const char *dir)
     return write_cgroup_file(file, pid);
 }
 
+/* Run fn as the main coroutine of a scheduler in a child process, its standard error
+ * into out (NUL-terminated); the child's wait status (-1: no child). */
+static inline int run_with_stderr_in_child(plait_fn fn, char *out, size_t size)
+{
+    int fds[2];
+    out[0] = '\0';
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        plait_run(fn, NULL, NULL);
+        _exit(4);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    ssize_t n;
+    while (pid > 0 && len < size - 1 && (n = read(fds[0], out + len, size - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(fds[0]);
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    return status;
+}
+
 #endif

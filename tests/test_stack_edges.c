@@ -15,32 +15,6 @@ static void *touch_a_little(void *arg)
 }
 
 
-/* Run fn as the main coroutine of a scheduler in a child process, its standard error
- * into out (NUL-terminated); the child's wait status (-1: no child). */
-static int run_in_child(plait_fn fn, char *out, size_t size)
-{
-    int fds[2];
-    out[0] = '\0';
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], STDERR_FILENO);
-        plait_run(fn, NULL, NULL);
-        _exit(4);
-    }
-    close(fds[1]);
-    size_t len = 0;
-    ssize_t n;
-    while (pid > 0 && len < size - 1 && (n = read(fds[0], out + len, size - 1 - len)) > 0)
-        len += (size_t)n;
-    out[len] = '\0';
-    close(fds[0]);
-    int status = -1;
-    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
-    return status;
-}
-
 /* One coroutine alive at a time, each asking for a slightly different stack size (a
  * size computed from the work, say).  Each distinct size used to be a size class of
  * its own, never freed, with a fresh chunk of at least 16 slots, guard pages on all of
@@ -112,10 +86,12 @@ static void *big_frame_main(void *arg)
 }
 TEST(large_frame_stopped_by_guard_page_with_stack_clash_protection)
 {
-    if (CHECK_SANITIZED)
-        return; /* a sanitizer moves large locals off the stack */
+    if (CHECK_SANITIZED) {
+        CHECK_SKIP("a sanitizer moves large locals off the stack");
+        return;
+    }
     char out[4096];
-    int status = run_in_child(big_frame_main, out, sizeof out);
+    int status = run_with_stderr_in_child(big_frame_main, out, sizeof out);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
     CHECK(strstr(out, "stack overflow in coroutine 'big-frame'") != NULL);
     CHECK(strstr(out, "guard page") != NULL);
@@ -160,7 +136,7 @@ TEST(fault_on_alternate_stack_is_no_overflow)
     if (CHECK_SANITIZED)
         return; /* a sanitizer handles SIGSEGV itself */
     char out[4096];
-    int status = run_in_child(fault_main, out, sizeof out);
+    int status = run_with_stderr_in_child(fault_main, out, sizeof out);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
     CHECK(strstr(out, "stack overflow") == NULL);
     if (strstr(out, "stack overflow"))
