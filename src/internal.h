@@ -526,8 +526,9 @@ struct plait__sched {
     plait__coro *current;
     /* The coroutine being switched away from, from the moment `current` names the next
      * until the next runs (after_switch): code still runs on its stack meanwhile, and an
-     * overflow there is its own (stack.c's SIGSEGV handler).  NULL otherwise. */
-    plait__coro *leaving;
+     * overflow there is its own (stack.c's SIGSEGV handler).  NULL otherwise.  Atomic
+     * (relaxed: plain moves) as a signal handler of this thread reads it. */
+    _Atomic(plait__coro *) leaving;
     plait__coro *ready_head, *ready_tail;
     int budget;                 /* direct switches left before the loop runs again */
     unsigned long io_turn_mark; /* `switches` at the first of the I/O calls in a row */

@@ -101,7 +101,7 @@ static void recycle(plait__sched *s, plait__coro *c)
 /* Runs first in every context that has just been switched to. */
 static void after_switch(plait__sched *s, plait__coro *self)
 {
-    s->leaving = NULL;
+    atomic_store_explicit(&s->leaving, NULL, memory_order_relaxed);
 #ifdef PLAIT_ASAN
     const void *lo;
     size_t size;
@@ -142,7 +142,7 @@ __attribute__((noinline)) static void switch_to(plait__sched *s, plait__coro *fr
         to = &s->loop;
         to->state = PLAIT__RUNNING;
     }
-    s->leaving = from->is_loop ? NULL : from;
+    atomic_store_explicit(&s->leaving, from->is_loop ? NULL : from, memory_order_relaxed);
     s->current = to;
     atomic_store_explicit(&s->switches,
                           atomic_load_explicit(&s->switches, memory_order_relaxed) + 1,

@@ -568,7 +568,7 @@ static void segv_handler(int sig, siginfo_t *info, void *uctx)
      * end is its overflow (it was blamed on the one switched to, or, switching to the
      * loop, on none). */
     plait__sched *s = plait__tls_sched;
-    plait__coro *leaving = s ? s->leaving : NULL;
+    plait__coro *leaving = s ? atomic_load_explicit(&s->leaving, memory_order_relaxed) : NULL;
     if (leaving && addr < leaving->stack_lo && addr >= leaving->stack_lo - page_size)
         report_overflow(leaving, leaving->guarded ? "it ran into its guard page"
                                                   : "it ran past the end of its stack");
