@@ -307,16 +307,15 @@ void plait__keep_from_children(void *map, size_t map_size)
     (void)madvise(map, map_size, MADV_DONTFORK); /* refused: only the memory stays longer */
 }
 
-enum { FORK_TRIES_PAST_GONE = 4 }; /* forks that may get a replaced child's pid */
-
 int plait__fork_child(const plait__fork_spec *spec, pid_t *pid)
 {
     /* All plait's forks are the manager thread's, one at a time: no other child of
      * plait's can be forked while map is let through. */
-    pid_t p = -1;
-    int fork_error = 0;
-    for (int tries = 0; tries < FORK_TRIES_PAST_GONE; tries++) {
+    pid_t p;
+    int fork_error;
+    for (;;) {
         if (spec->map && madvise(spec->map, spec->map_size, MADV_DOFORK) < 0) {
+            p = -1;
             fork_error = errno;
             break;
         }
@@ -333,17 +332,15 @@ int plait__fork_child(const plait__fork_spec *spec, pid_t *pid)
          * one: the shared objects and a pool's records know processes by pid, and
          * would take each for the other.  This one has run nothing yet (a pool's
          * worker waits for the parent's word first): it goes, and another is forked,
-         * with the next pid. */
+         * with the next pid (the kernel hands pids out in turn). */
         kill(p, SIGKILL);
         while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {
         }
     }
     if (p != 0) {
-        if (spec->gone && p == spec->gone) /* (every try had it: told first) */
-            plait__shared_child_died((unsigned)spec->gone);
         if (p > 0)
             plait__shared_forked((unsigned)p); /* before any death can be judged without it */
-        if (spec->gone && p != spec->gone)
+        if (spec->gone)
             plait__shared_child_died((unsigned)spec->gone);
         if (p < 0)
             return -fork_error;
@@ -632,12 +629,11 @@ static void proc_finish(proc *p, int error)
         if (!returned) {
             if (error == 0)
                 error = PLAIT_EXITED(0); /* exited without returning */
-        } else if ((error == 0 || error == -ECHILD) && len > p->result_max) {
-            error = -EPROTO; /* its task wrote over the area's header (fn writes only
-                              * from data on): read nothing past the mapping */
         } else if (error == 0 || error == -ECHILD) {
-            /* it returned (whoever else reaped it took only its exit status) */
-            error = code;
+            /* it returned (whoever else reaped it took only its exit status); a length
+             * past the room: its task wrote over the area's header (fn writes only from
+             * data on), and nothing past the mapping is read */
+            error = len > p->result_max ? -EPROTO : code;
             if (error == 0 && !(value = malloc(sizeof *value + len)))
                 error = -ENOMEM;
             if (value) {

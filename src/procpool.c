@@ -928,9 +928,9 @@ static void worker_kill_unwatched(pid_t pid, int pidfd)
     waitid(idtype, id, &info, WEXITED);
 }
 
-/* On the manager: fork worker i (pool lock held).  0 or -errno. */
-/* gone: a worker that someone else reaped, whose death the shared objects hear of
- * with this fork (plait__fork_spec), or 0. */
+/* On the manager: fork worker i (pool lock held).  0 or -errno.  gone: a worker that
+ * someone else reaped, whose death the shared objects hear of with this fork
+ * (plait__fork_spec), or 0. */
 static int worker_fork(plait_procpool *p, unsigned i, pid_t gone)
 {
     worker *w = &p->workers[i];
