@@ -1,7 +1,7 @@
 /*
  * context — the switch between two stacks, and nothing else.
  *
- * Three back ends share this interface, chosen at build time (CMake PLAIT_CONTEXT):
+ * Two back ends share this interface, chosen at build time (CMake PLAIT_CONTEXT):
  *   asm       hand-written switch for x86-64 and aarch64 (context_*.S): saves only the
  *             callee-saved registers, a few nanoseconds;
  *   ucontext  the portable fallback (glibc makecontext/swapcontext), for any other
@@ -13,6 +13,13 @@
 #define PLAIT_CONTEXT_H
 
 #include <stddef.h>
+
+#if defined(PLAIT_CONTEXT_UCONTEXT) == defined(PLAIT_CONTEXT_ASM)
+/* Said by the build (CMakeLists.txt), for the library and every program that includes
+ * its internal headers alike: a test compiled with the other layout than the library's
+ * read the wrong offsets of a coroutine's fields, silently. */
+#error "define exactly one of PLAIT_CONTEXT_ASM and PLAIT_CONTEXT_UCONTEXT"
+#endif
 
 #ifdef PLAIT_CONTEXT_UCONTEXT
 #include <ucontext.h>
