@@ -9,7 +9,8 @@
  * binary runs under PLAIT_TEST_TIMEOUT seconds (default 60) besides ctest's timeout,
  * and one that runs out prints the stacks of its threads (gdb) before it exits 2.
  * PLAIT_TEST_ONLY=NAME runs that one case (none found: a failure).
- * PLAIT_POLLER=io_uring where plait would wait on epoll: every case skipped (77).
+ * PLAIT_POLLER=io_uring where plait would wait on epoll: every case skipped (77), but
+ * where the kernel makes the ring plait asks for (then it is a failure).
  * A forked child starts with no failures counted (pthread_atfork): the status a child
  * ends with (fork_child.h's child_exit) speaks for its own checks, not for the
  * parent's before the fork; and with an alarm CHECK_CHILD_GRACE seconds past the
@@ -166,7 +167,10 @@ static void check_in_child(void)
     alarm((unsigned)(left > 0 ? left : 0) + CHECK_CHILD_GRACE);
 }
 
-/* Why plait waits on epoll here, where io_uring was asked for. */
+/* Why plait waits on epoll here, where io_uring was asked for; NULL where nothing here
+ * stops it: the kernel makes a ring of the size plait asks for (RING_ENTRIES in
+ * src/poll_uring.c) with the features plait requires (NODROP, EXT_ARG).  Its falling
+ * back to epoll then is a fault of plait's own setup, to be failed, not skipped. */
 static const char *check_no_io_uring_why(void)
 {
 #if defined(__SANITIZE_THREAD__)
@@ -174,15 +178,19 @@ static const char *check_no_io_uring_why(void)
 #elif defined(SYS_io_uring_setup)
     /* the kernel's own answer, asked in this process only as it is about to end */
     static char why[96];
-    uint64_t params[15] = {0}; /* struct io_uring_params's 120 bytes (not its header:
-                                * <linux/fs.h> is at odds with glibc's <sys/mount.h>) */
-    long fd = syscall(SYS_io_uring_setup, 1, params);
-    if (fd >= 0) {
-        close((int)fd);
-        return "the kernel made a ring here, but plait could not set its own up";
+    /* struct io_uring_params's 120 bytes, its features the sixth word (not its header:
+     * <linux/fs.h> is at odds with glibc's <sys/mount.h>) */
+    uint32_t params[30] = {0};
+    const uint32_t feat_nodrop = 1U << 1, feat_ext_arg = 1U << 8;
+    long fd = syscall(SYS_io_uring_setup, 512, params);
+    if (fd < 0) {
+        snprintf(why, sizeof why, "the kernel refuses io_uring_setup (%s)", strerror(errno));
+        return why;
     }
-    snprintf(why, sizeof why, "the kernel refuses io_uring_setup (%s)", strerror(errno));
-    return why;
+    close((int)fd);
+    if ((params[5] & (feat_nodrop | feat_ext_arg)) != (feat_nodrop | feat_ext_arg))
+        return "the kernel's io_uring lacks a feature plait requires (NODROP, EXT_ARG)";
+    return NULL;
 #else
     return "this system has no io_uring_setup";
 #endif
@@ -191,7 +199,9 @@ static const char *check_no_io_uring_why(void)
 /* PLAIT_POLLER=io_uring (ctest's io_uring runs of the I/O tests: tests/CMakeLists.txt)
  * where plait uses epoll (src/poll.c falls back to it, and a ThreadSanitizer build
  * always does): those runs would be epoll runs reported as io_uring ones.  The binary
- * says so and exits 77, every case skipped.  The library is asked in a child forked
+ * says so and exits 77, every case skipped; or, where nothing but plait's own setup
+ * kept it from io_uring (check_no_io_uring_why), fails (tests/check_uring_probe.c).
+ * The library is asked in a child forked
  * before any thread: in this process its answer would settle the backend before the
  * cases run, some of which see how the first poller settles it (test_no_descriptors). */
 static void check_io_uring_asked_for(void)
@@ -215,7 +225,13 @@ static void check_io_uring_asked_for(void)
     }
     if (WEXITSTATUS(status) == 0)
         return;
-    printf("io_uring asked for, epoll is what runs here: %s\n", check_no_io_uring_why());
+    const char *why = check_no_io_uring_why();
+    if (!why) {
+        printf("FAIL: io_uring asked for, and the kernel makes a ring with what plait "
+               "requires, but plait waits on epoll: its own setup failed\n");
+        exit(1);
+    }
+    printf("io_uring asked for, epoll is what runs here: %s\n", why);
     exit(77);
 }
 
