@@ -19,13 +19,14 @@
  *   procpool.recovery   a worker's crash to its replacement taking work: a pool of
  *                       one worker runs a task that notes the time and raises
  *                       SIGSEGV, then a task that notes when it starts; microseconds
- *                       between the two notes (CLOCK_MONOTONIC is one clock for all
- *                       processes).
+ *                       between the two notes, the median of 20 (CLOCK_MONOTONIC is
+ *                       one clock for all processes).
  *
  * Peers (bench/run.sh runs them in the same run): peer_process_start.c (fork+waitpid
  * by hand, posix_spawn of /bin/true), peer_mp.py (Python multiprocessing and
  * concurrent.futures), peer_shm_pingpong.c (the raw floor of a round trip: two
- * processes, one futex word in shared memory).
+ * processes, one futex word in shared memory; one side sleeping at once, the other
+ * looking first for as long as plait's pool does).
  *
  * Usage: bench_process [scale]   (default 1: 2,000 starts, 20,000 round trips, 20 crashes)
  */
@@ -247,7 +248,7 @@ static void recovery(int n)
     BENCH_CHECK(plait_shm_create(&notes, 2 * sizeof(long long)));
     plait_procpool *pool;
     BENCH_CHECK(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 1}));
-    long long *us = malloc((size_t)n * sizeof *us);
+    long long *ns = malloc((size_t)n * sizeof *ns);
     for (int i = 0; i < n; i++) {
         plait_task c, next;
         BENCH_CHECK(plait_procpool_submit(pool, &c, crash, NULL, 0));
@@ -258,11 +259,12 @@ static void recovery(int n)
         }
         BENCH_CHECK(plait_join(next, NULL, PLAIT_FOREVER));
         long long *t = plait_shm_data(notes);
-        us[i] = (t[1] - t[0]) / 1000;
+        ns[i] = t[1] - t[0];
     }
-    qsort(us, (size_t)n, sizeof *us, by_value);
-    printf("procpool.recovery plait us %lld\n", us[n / 2]);
-    free(us);
+    qsort(ns, (size_t)n, sizeof *ns, by_value);
+    double median = n % 2 ? (double)ns[n / 2] : (ns[n / 2 - 1] + ns[n / 2]) / 2.0;
+    printf("procpool.recovery plait us %.1f\n", median / 1e3);
+    free(ns);
     BENCH_CHECK(plait_procpool_destroy(pool));
     BENCH_CHECK(plait_shm_destroy(notes));
 }

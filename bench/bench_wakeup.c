@@ -20,9 +20,13 @@
  * more about placement than about plait.  The threads are plait threads
  * (plait_thread_start).
  *
- * Fair: the peer, peer_futex_pingpong.c, is the floor of any blocking hand-off — two
- * threads, one futex word, FUTEX_WAKE then FUTEX_WAIT, no spinning — pinned the same
- * two ways.  The goal is to stay within 1.5x of it.
+ * Peers, peer_futex_pingpong.c, pinned the same two ways: `futex`, the floor of any
+ * hand-off that sleeps — two threads, one futex word, FUTEX_WAKE then FUTEX_WAIT, no
+ * looking — which the goal (within 1.5x of it) is set against; and `futex-look`,
+ * plait's own policy by hand: a side looks at the word for up to 20 us before it
+ * sleeps, as plait's waits do.  Between two CPUs plait's sides answer each other within
+ * that look and neither sleeps, so there the fair floor for the same work is
+ * futex-look, not futex (which then measures two sleeps a round trip).
  *
  * Usage: bench_wakeup [round_trips]   (default 20,000 per variant and placement)
  * Prints, for P in samecpu and twocpu (twocpu only with two CPUs or more):

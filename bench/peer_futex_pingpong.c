@@ -1,60 +1,51 @@
 /*
  * peer_futex_pingpong.c — the raw floor for bench_wakeup.c: two threads hand a turn
  * back and forth through one shared word with FUTEX_WAIT / FUTEX_WAKE; microseconds
- * per round trip.
+ * per round trip.  Two peers:
  *
- * The word is 1 when it is B's turn and 0 when it is A's.  Each side stores the
- * other's turn, calls FUTEX_WAKE (always: no waiter bookkeeping to skip it), then
- * FUTEX_WAITs until its own turn comes back.  No spinning: a side that finds it is
- * not its turn goes straight to sleep, so every round trip is two sleeps and two
- * wake-ups through the kernel, which is what a blocked scheduler thread or a
- * blocked plain thread costs at least.
+ *   futex       The word is 1 when it is B's turn and 0 when it is A's.  Each side
+ *               stores the other's turn, calls FUTEX_WAKE (always: no waiter
+ *               bookkeeping to skip it), then FUTEX_WAITs until its own turn comes
+ *               back.  No looking: a side that finds it is not its turn goes straight
+ *               to sleep, so every round trip is two sleeps and two wake-ups through
+ *               the kernel, which is what a blocked scheduler thread or a blocked plain
+ *               thread costs at least.
+ *   futex-look  plait's own policy by hand (src/futex.c, PLAIT__WAIT_SPIN_NS): a side
+ *               whose turn has not come looks at the word for up to 20 us before it
+ *               sleeps, and a hand-over wakes only a side that said it sleeps
+ *               (peer_handoff.h).  Where the turn comes back within the look (two
+ *               CPUs), a round trip makes no system call: this is the peer whose work
+ *               plait's two-CPU figure does.
  *
  * As bench_wakeup.c, it runs with the two threads pinned to one CPU ("samecpu") and
  * to two CPUs ("twocpu"; only when the process may use two).
  *
- * Usage: peer_futex_pingpong [round_trips]   (default 20,000 per placement)
+ * Usage: peer_futex_pingpong [round_trips]   (default 20,000 per peer and placement)
  * Prints: wakeup.samecpu futex us_per_rt <us>
+ *         wakeup.samecpu futex-look us_per_rt <us>
  *         wakeup.twocpu futex us_per_rt <us>
+ *         wakeup.twocpu futex-look us_per_rt <us>
  */
 #ifndef _GNU_SOURCE /* CMake defines it for every file */
 #define _GNU_SOURCE
 #endif
-#include <linux/futex.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
+#include "peer_handoff.h"
+
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
-static _Atomic int turn; /* 0: A's turn, 1: B's */
+/* futex-look's look before a sleep: plait's PLAIT__WAIT_SPIN_NS (src/internal.h). */
+enum { LOOK_NS = 20 * 1000 };
+
+static handoff turn; /* 0: A's turn, 1: B's */
 
 typedef struct side {
     long long warm, n; /* round trips before timing, and timed */
     int cpu;
     long long ns;      /* A: wall time of the n timed round trips */
 } side;
-
-static long long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void futex_wait(_Atomic int *word, int value)
-{
-    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
-}
-
-static void futex_wake(_Atomic int *word)
-{
-    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
 
 static void pin(int cpu)
 {
@@ -67,7 +58,7 @@ static void pin(int cpu)
     }
 }
 
-/* A: hand the turn to B and wake it, then sleep until B hands it back. */
+/* A: hand the turn to B, then wait until B hands it back. */
 static void *side_a(void *arg)
 {
     side *s = arg;
@@ -75,13 +66,11 @@ static void *side_a(void *arg)
     long long t0 = 0;
     for (long long i = 0; i < s->warm + s->n; i++) {
         if (i == s->warm)
-            t0 = now_ns();
-        atomic_store(&turn, 1);
-        futex_wake(&turn);
-        while (atomic_load(&turn) != 0)
-            futex_wait(&turn, 1);
+            t0 = handoff_now_ns();
+        handoff_give(&turn, 1);
+        handoff_await(&turn, 0);
     }
-    s->ns = now_ns() - t0;
+    s->ns = handoff_now_ns() - t0;
     return NULL;
 }
 
@@ -90,20 +79,18 @@ static void *side_b(void *arg)
     side *s = arg;
     pin(s->cpu);
     for (long long i = 0; i < s->warm + s->n; i++) {
-        while (atomic_load(&turn) != 1)
-            futex_wait(&turn, 0);
-        atomic_store(&turn, 0);
-        futex_wake(&turn);
+        handoff_await(&turn, 1);
+        handoff_give(&turn, 0);
     }
     return NULL;
 }
 
 /* Microseconds per round trip with A on cpu_a and B on cpu_b. */
-static double measure(long long n, int cpu_a, int cpu_b)
+static double measure(long long n, int cpu_a, int cpu_b, long long look_ns)
 {
     side a = {.warm = n / 10 + 1, .n = n, .cpu = cpu_a};
     side b = {.warm = n / 10 + 1, .n = n, .cpu = cpu_b};
-    atomic_store(&turn, 0);
+    turn = (handoff){.look_ns = look_ns, .futex_private = FUTEX_PRIVATE_FLAG};
     pthread_t ta, tb;
     if (pthread_create(&tb, NULL, side_b, &b) != 0 ||
         pthread_create(&ta, NULL, side_a, &a) != 0) {
@@ -131,8 +118,14 @@ int main(int argc, char **argv)
     for (int c = 0; c < CPU_SETSIZE && found < 2; c++)
         if (CPU_ISSET(c, &set))
             cpus[found++] = c;
-    printf("wakeup.samecpu futex us_per_rt %.2f\n", measure(n, cpus[0], cpus[0]));
-    if (found == 2)
-        printf("wakeup.twocpu futex us_per_rt %.2f\n", measure(n, cpus[0], cpus[1]));
+    static const struct { const char *name; long long look_ns; } peers[] = {
+        {"futex", 0}, {"futex-look", LOOK_NS}};
+    for (int p = 0; p < 2; p++) {
+        printf("wakeup.samecpu %s us_per_rt %.2f\n", peers[p].name,
+               measure(n, cpus[0], cpus[0], peers[p].look_ns));
+        if (found == 2)
+            printf("wakeup.twocpu %s us_per_rt %.2f\n", peers[p].name,
+                   measure(n, cpus[0], cpus[1], peers[p].look_ns));
+    }
     return 0;
 }

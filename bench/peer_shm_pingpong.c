@@ -1,73 +1,62 @@
 /*
  * peer_shm_pingpong.c — the floor of a round trip between two processes, for
  * bench_process.c's procpool.roundtrip: a turn handed back and forth through one
- * futex word in a shared mapping (FUTEX_WAKE, then FUTEX_WAIT until the turn comes
- * back; no spinning), microseconds per round trip.  Like bench_process, once with both
- * processes left to the kernel ("free") and once pinned to one CPU ("samecpu").
+ * futex word in a shared mapping (peer_handoff.h), microseconds per round trip.  Two
+ * peers: `shmfutex` sleeps at once (FUTEX_WAKE, then FUTEX_WAIT until the turn comes
+ * back), `shmfutex-look` looks at the word for up to 50 us before it sleeps and wakes
+ * only a side that said it sleeps, as plait's process pool does (src/procpool.c,
+ * SPIN_NS).  Like bench_process, once with both processes left to the kernel ("free")
+ * and once pinned to one CPU ("samecpu").
  *
  * Usage: peer_shm_pingpong [scale]   (default 1: 20,000 round trips each)
  * Prints: procpool.roundtrip.free shmfutex us_per_rt <us>
+ *         procpool.roundtrip.free shmfutex-look us_per_rt <us>
  *         procpool.roundtrip.samecpu shmfutex us_per_rt <us>
+ *         procpool.roundtrip.samecpu shmfutex-look us_per_rt <us>
  */
 #ifndef _GNU_SOURCE /* CMake defines it for every file */
 #define _GNU_SOURCE
 #endif
-#include <linux/futex.h>
-#include <sched.h>
-#include <stdatomic.h>
+#include "peer_handoff.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-static long long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+/* shmfutex-look's look before a sleep: plait's process pool's SPIN_NS (src/procpool.c). */
+enum { LOOK_NS = 50 * 1000 };
 
-/* Hand the turn to `to`, then wait until it is `mine` again. */
-static void pass(_Atomic int *turn, int to, int mine)
+static double round_trip_us(long long n, long long look_ns)
 {
-    atomic_store(turn, to);
-    syscall(SYS_futex, turn, FUTEX_WAKE, 1, NULL, NULL, 0);
-    while (atomic_load(turn) != mine)
-        syscall(SYS_futex, turn, FUTEX_WAIT, to, NULL, NULL, 0);
-}
-
-static double round_trip_us(long long n)
-{
-    _Atomic int *turn = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (turn == MAP_FAILED)
+    handoff *h = mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (h == MAP_FAILED)
         exit(1);
-    atomic_store(turn, 0);
+    *h = (handoff){.look_ns = look_ns, .futex_private = 0};
     long long warm = n / 10;
     pid_t pid = fork();
     if (pid < 0) { /* else the turn would go to nobody, and never come back */
         perror("peer_shm_pingpong: fork");
         exit(1);
     }
-    if (pid == 0) {
-        while (atomic_load(turn) != 1)
-            syscall(SYS_futex, turn, FUTEX_WAIT, 0, NULL, NULL, 0);
-        for (long long i = 0; i < warm + n; i++)
-            pass(turn, 0, i + 1 < warm + n ? 1 : 0);
+    if (pid == 0) { /* side 1 */
+        for (long long i = 0; i < warm + n; i++) {
+            handoff_await(h, 1);
+            handoff_give(h, 0);
+        }
         _exit(0);
     }
     long long t0 = 0;
     for (long long i = 0; i < warm + n; i++) {
         if (i == warm)
-            t0 = now_ns();
-        pass(turn, 1, 0);
+            t0 = handoff_now_ns();
+        handoff_give(h, 1);
+        handoff_await(h, 0);
     }
-    double us = (now_ns() - t0) / 1e3 / n;
+    double us = (handoff_now_ns() - t0) / 1e3 / n;
     waitpid(pid, NULL, 0);
-    munmap((void *)turn, 4096);
+    munmap(h, sizeof *h);
     return us;
 }
 
@@ -78,12 +67,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [scale]\n", argv[0]);
         return 2;
     }
-    printf("procpool.roundtrip.free shmfutex us_per_rt %.2f\n", round_trip_us(20000 * scale));
+    static const struct { const char *name; long long look_ns; } peers[] = {
+        {"shmfutex", 0}, {"shmfutex-look", LOOK_NS}};
+    for (int p = 0; p < 2; p++)
+        printf("procpool.roundtrip.free %s us_per_rt %.2f\n", peers[p].name,
+               round_trip_us(20000 * scale, peers[p].look_ns));
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(0, &one);
     if (sched_setaffinity(0, sizeof one, &one) != 0)
         return 1;
-    printf("procpool.roundtrip.samecpu shmfutex us_per_rt %.2f\n", round_trip_us(20000 * scale));
+    for (int p = 0; p < 2; p++)
+        printf("procpool.roundtrip.samecpu %s us_per_rt %.2f\n", peers[p].name,
+               round_trip_us(20000 * scale, peers[p].look_ns));
     return 0;
 }
