@@ -16,14 +16,33 @@
  * coroutine that suspends would interleave that chain with other coroutines' records.
  * Without the cleanup, the once stayed RUNNING for good and every caller waited for a
  * fn that no thread would finish (pthread_once likewise resets a cancelled init).
+ *
+ * A fork ends every run of the parent's other threads in the child, where no thread
+ * would finish them either: each run in progress is listed in its once's bucket, with
+ * the thread that runs it, and the child's fork handler undoes the onces whose runs
+ * were another thread's, waking their waiters (the forking thread's coroutines), so
+ * the next caller runs fn again, as glibc's pthread_once does in a child.  A run of the
+ * forking thread itself (fn forked, or a coroutine of its scheduler was inside fn)
+ * goes on in the child and is left to finish.  pthread_self() names the thread: the
+ * child's one thread keeps the forking one's, and a coroutine never changes threads.
  */
 #include "internal.h"
 
 enum { NOT_DONE = 0, RUNNING = 1, DONE = 2, BUCKETS = 16 };
 
+/* One caller's run of fn: its outcome, -ECANCELED until fn returns one. */
+typedef struct run {
+    plait_once *once;
+    struct bucket *b;
+    int result;
+    pthread_t thread; /* the thread fn runs on */
+    struct run *next; /* the bucket's runs in progress */
+} run;
+
 static struct bucket {
     plait__spinlock lock;
     plait__waitq waiters; /* node data: the once waited for */
+    run *runs;            /* in progress: what a fork ends in its child */
 } buckets[BUCKETS];
 
 static struct bucket *bucket_of(const plait_once *once)
@@ -32,22 +51,25 @@ static struct bucket *bucket_of(const plait_once *once)
     return &buckets[(a >> 4 ^ a >> 9) % BUCKETS];
 }
 
-/* One caller's run of fn: its outcome, -ECANCELED until fn returns one. */
-typedef struct run {
-    plait_once *once;
-    struct bucket *b;
-    int result;
-} run;
+/* Take r off its bucket's list, leave its once done (or undone, when fn failed or
+ * never returned) and wake the once's waiters, woken later; the bucket's lock held. */
+static void run_over(run *r, bool done, plait__wakeups *later)
+{
+    run **link = &r->b->runs;
+    while (*link != r)
+        link = &(*link)->next;
+    *link = r->next;
+    r->once->runner = 0;
+    __atomic_store_n(&r->once->state, done ? DONE : NOT_DONE, __ATOMIC_RELEASE);
+    plait__waitq_wake_matching(&r->b->waiters, r->once, 0, later);
+}
 
-/* A run ends (fn returned, or its thread unwinds through it): done or undone, and its
- * waiters woken. */
+/* A run ends (fn returned, or its thread unwinds through it). */
 static void run_end(run *r)
 {
-    plait__spin_lock(&r->b->lock);
-    r->once->runner = 0;
-    __atomic_store_n(&r->once->state, r->result < 0 ? NOT_DONE : DONE, __ATOMIC_RELEASE);
     plait__wakeups later = {.n = 0};
-    plait__waitq_wake_matching(&r->b->waiters, r->once, 0, &later);
+    plait__spin_lock(&r->b->lock);
+    run_over(r, r->result >= 0, &later);
     plait__spin_unlock(&r->b->lock);
     plait__wakeups_deliver(&later);
 }
@@ -69,10 +91,13 @@ int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t d
             return 0;
         }
         if (state == NOT_DONE) {
+            run running __attribute__((cleanup(run_end))) = {
+                .once = once, .b = b, .result = -ECANCELED, .thread = pthread_self(),
+                .next = b->runs};
+            b->runs = &running;
             __atomic_store_n(&once->state, RUNNING, __ATOMIC_RELAXED);
             once->runner = self;
             plait__spin_unlock(&b->lock);
-            run running __attribute__((cleanup(run_end))) = {once, b, -ECANCELED};
             running.result = fn(arg);
             return running.result < 0 ? running.result : 0;
         }
@@ -92,9 +117,22 @@ int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t d
 /* The buckets' locks across fork (fork.c): they are plait's, shared by every once, and
  * a child must not inherit one that another thread held for its instant (every once of
  * that bucket would spin there for ever).  In the child the waits of the parent's other
- * threads go. */
+ * threads go, and so do their runs (see the top of this file). */
 void plait__once_atfork(int phase)
 {
-    for (int i = 0; i < BUCKETS; i++)
-        plait__atfork_wait_queue(&buckets[i].lock, &buckets[i].waiters, phase);
+    for (int i = 0; i < BUCKETS; i++) {
+        struct bucket *b = &buckets[i];
+        plait__atfork_wait_queue(&b->lock, &b->waiters, phase);
+        if (phase != PLAIT__FORK_CHILD)
+            continue;
+        plait__wakeups later = {.n = 0};
+        plait__spin_lock(&b->lock);
+        for (run *r = b->runs, *next; r; r = next) {
+            next = r->next;
+            if (!pthread_equal(r->thread, pthread_self()))
+                run_over(r, false, &later);
+        }
+        plait__spin_unlock(&b->lock);
+        plait__wakeups_deliver(&later);
+    }
 }
