@@ -14,8 +14,8 @@
  *
  * Fair: the peers do the same with the same worker count — submit N no-ops, then
  * wait for all: peer_threadpool.py (concurrent.futures.ThreadPoolExecutor, whose
- * submit also returns a future; a smaller N because Python is slow, which is why
- * all three report a rate per task) and peer_mutex_queue.c (the textbook C pool:
+ * submit also returns a future; the same N, as its rate per task falls as N grows)
+ * and peer_mutex_queue.c (the textbook C pool:
  * one queue under a pthread mutex + condition variable, no futures at all, so the
  * floor of what a shared lock costs).
  *

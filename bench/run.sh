@@ -4,7 +4,7 @@
 # round trip, map, crash recovery, queue) and their peers, run them side by side
 # several times, print the median of every figure and plait's ratio to each peer.
 #
-#   bench/run.sh             5 runs, full counts (about ten minutes on 2 cores)
+#   bench/run.sh             5 runs, full counts (about twelve minutes on 2 cores)
 #   bench/run.sh --runs 9    9 runs
 #   bench/run.sh --quick     1 run, small counts: a smoke test
 #
@@ -19,6 +19,14 @@
 # summary to build-bench/summary.txt.  Within a run, each plait benchmark runs just
 # before its peers, so the ratios compare figures taken moments apart: on a shared
 # machine, quote the ratios and medians, not a single absolute time.
+#
+# A program that fails (a status other than 0, no end within 300 s, no figure) is
+# named on stderr and in results.txt (`# FAILED <program> run <i>: <reason>`; its
+# figures of that run are not kept), as is a part not run on purpose (`# SKIPPED
+# <bench>: <why>`); the summary lists them first, says "not measured" of every figure,
+# peer and goal they leave out, and warns where plait's pool and a peer's ran different
+# worker counts.  The exit status is 1 when a program failed or the summary is not
+# complete (bench/summarize.py's exit status), else 0.
 #
 # `plait bench` runs the same plait benchmarks and the peers in C (the CMake targets
 # built here too) from a build tree or an install, without the peers on Go, Python,
@@ -106,7 +114,7 @@ if [ "$quick" = 1 ]; then
     n_spawn=100000 n_asyncio=20000
     n_memory_first="100000" n_memory="100000"
     n_chan=100000
-    n_forkjoin=2 n_pool=100000 n_threadpool=10000 n_wakeup=2000
+    n_forkjoin=2 n_pool=100000 n_wakeup=2000
     n_process=1
 else
     n_switch=10000000 n_boost=10000000 n_ucontext=300000
@@ -117,9 +125,10 @@ else
     n_memory_first="100000 1000000" n_memory="100000"
     n_chan=1000000
     # fork-join: repetitions (fib(30) cut 20 runs 10x this many, fib(25) this many);
-    # pool: no-op tasks (Python's pool gets a tenth: it is a rate per task either
-    # way); wakeup: round trips per variant and placement.
-    n_forkjoin=10 n_pool=1000000 n_threadpool=100000 n_wakeup=20000
+    # pool: no-op tasks, as many for plait, the mutex+condvar pool and Python (whose
+    # rate per task falls as N grows: peer_threadpool.py; its million futures take
+    # some 1.8 GB and 20 s); wakeup: round trips per variant and placement.
+    n_forkjoin=10 n_pool=1000000 n_wakeup=20000
     # processes: a scale factor (1: 2,000 starts, 20,000 round trips, 20 crashes,
     # 1,000,000 small and 20,000 large queue messages; Python gets its own counts)
     n_process=1
@@ -128,17 +137,38 @@ fi
 results="$build/results.txt"
 : >"$results"
 failed=0
-# one RUN COMMAND...: run it (5 minutes at most), keep its figure lines tagged with the run
+# note LINE: a `# FAILED ...` or `# SKIPPED ...` line, into results.txt (the summary
+# lists them) and on stderr
+note() {
+    echo "$1" >>"$results"
+    echo "run.sh: ${1#\# }" >&2
+}
+# one RUN COMMAND...: run it (5 minutes at most), keep its figure lines tagged with the
+# run; one that fails or prints no figure leaves a FAILED note instead
 one() {
     local run="$1"; shift
-    local out
-    if out="$(timeout 300 "$@")"; then
-        printf '%s\n' "$out" | awk -v r="$run" 'NF == 4 && $1 !~ /^#/ { print r, $0 }' >>"$results"
-    else
-        echo "run.sh: run $run: '$*' failed (exit $?)" >&2
+    local prog out figures last why st=0
+    prog="$(basename "$1")"
+    [ "$1" = "$python" ] && prog="$(basename "$2")"
+    out="$(timeout 300 "$@" 2>"$build/stderr.txt")" || st=$?
+    cat "$build/stderr.txt" >&2
+    figures="$(printf '%s\n' "$out" | awk -v r="$run" 'NF == 4 && $1 !~ /^#/ { print r, $0 }')"
+    if [ "$st" != 0 ]; then
+        last="$(grep -v '^[[:space:]]*$' "$build/stderr.txt" | tail -n 1 || true)"
+        why="exit $st"
+        [ "$st" != 124 ] || why="no end within 300 s"
+        note "# FAILED $prog run $run: $why${last:+ ($last)}"
         failed=1
+    elif [ -z "$figures" ]; then
+        note "# FAILED $prog run $run: no figure printed"
+        failed=1
+    else
+        printf '%s\n' "$figures" >>"$results"
     fi
 }
+# bench_wakeup and peer_futex_pingpong measure on two CPUs only where they may use two
+[ "$(nproc)" -ge 2 ] ||
+    note "# SKIPPED wakeup.twocpu: this process may run on one CPU only"
 
 start=$(date +%s)
 for r in $(seq 1 "$runs"); do
@@ -164,7 +194,7 @@ for r in $(seq 1 "$runs"); do
     one "$r" "$peers/peer_forkjoin" "$n_forkjoin"
     one "$r" "$bindir/bench_pool" "$n_pool"
     one "$r" "$bindir/peer_mutex_queue" "$n_pool"
-    one "$r" "$python" "$root/bench/peer_threadpool.py" "$n_threadpool"
+    one "$r" "$python" "$root/bench/peer_threadpool.py" "$n_pool"
     one "$r" "$bindir/bench_wakeup" "$n_wakeup"
     one "$r" "$bindir/peer_futex_pingpong" "$n_wakeup"
     one "$r" "$bindir/bench_process" "$n_process"
@@ -178,11 +208,16 @@ elapsed=$(( $(date +%s) - start ))
 
 # ---- 5. summary --------------------------------------------------------------------
 summary="$build/summary.txt"
+summarized=0
 {
     echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r)"
     echo "tools: $(gcc --version | head -n 1); $(go version); $("$python" --version 2>&1); boost $(dpkg-query -W -f='${Version}' libboost-context-dev 2>/dev/null || echo '?'); oneTBB $(dpkg-query -W -f='${Version}' libtbb-dev 2>/dev/null || echo '?')"
     echo "runs: $runs$([ "$quick" = 1 ] && echo ' (quick)'), $elapsed s"
     echo
     "$python" "$root/bench/summarize.py" "$results"
-} | tee "$summary"
+} | tee "$summary" || summarized=$?
+if [ "$summarized" != 0 ]; then
+    echo "run.sh: the summary is not complete: see FAILED, 'not measured', NOT CHECKED and WARNING in $summary" >&2
+    failed=1
+fi
 exit "$failed"

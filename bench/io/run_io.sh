@@ -27,12 +27,19 @@
 # root or through sudo): wrk, libuv1-dev, nginx-light, golang-go, python3, curl.
 #
 # Built into BUILD/io/ (BUILD is build-bench/ at the top of the repository, or
-# BUILD_DIR).  Raw figures go to BUILD/io/results.txt (`# run N`, then
-# `<figure> <server> <value>` lines), the summary (medians, plait's ratio to each
-# peer: the median of the per-run ratios) to BUILD/io/summary.txt.  Within a run each
-# figure is taken of every server in turn, seconds apart (run N starts with the Nth
-# server), so on a shared machine quote the ratios and medians rather than one
-# absolute figure.
+# BUILD_DIR).  Raw figures go to BUILD/io/results.txt (`# servers http|echo ...`,
+# then `# run N` and `<figure> <server> <value>` lines), the summary (medians, plait's
+# ratio to each peer: the median of the per-run ratios) to BUILD/io/summary.txt.
+# Within a run each figure is taken of every server in turn, seconds apart (run N
+# starts with the Nth server), so on a shared machine quote the ratios and medians
+# rather than one absolute figure.
+#
+# A server that does not start or stop cleanly, or a measurement that fails, is named
+# on stderr and in results.txt (`# FAILED <server> <step> run <i>: <its message>`), as
+# is a part not run (`# SKIPPED <figure>: <why>`: the idle connections where
+# RLIMIT_NOFILE is too low); the summary lists them first and says "not measured" of
+# every figure of a server that is missing.  The exit status is 1 when something
+# failed or the summary is not complete (summarize_io.py's exit status), else 0.
 
 # shellcheck disable=SC2317  # the functions run through `trap` and "$step"
 set -euo pipefail
@@ -193,10 +200,11 @@ hard="$(ulimit -Hn)"
 ulimit -n "$hard" 2>/dev/null || true
 nofile="$(ulimit -n)"
 [ "$nofile" = unlimited ] && nofile=1048576
-idle_ok=1
+idle_ok=1 idle_skip=""
 if [ "$nofile" -lt $((idle_n + 100)) ]; then
     idle_ok=0
-    echo "== skipping the idle-connection test: RLIMIT_NOFILE's hard limit is $hard, it needs $((idle_n + 100))"
+    idle_skip="RLIMIT_NOFILE's hard limit is $hard, it needs $((idle_n + 100))"
+    echo "== skipping the idle-connection test: $idle_skip (noted in the summary)"
 fi
 
 # ---- 5. running a server ----------------------------------------------------------------
@@ -315,6 +323,10 @@ cpu_per() {
 
 results="$out/results.txt"
 : >"$results"
+# what was run, for the summary to say which server has no figure; what was not run
+echo "# servers http$http_servers" >>"$results"
+echo "# servers echo$echo_servers" >>"$results"
+[ "$idle_ok" = 1 ] || echo "# SKIPPED idle10k_kib_per_conn: $idle_skip" >>"$results"
 failed=0
 record() { # FIGURE SERVER VALUE
     echo "$1 $2 $3" >>"$results"
@@ -428,15 +440,30 @@ idle_run() {
                                              'BEGIN { printf "%.2f", (a - b) / n }')"
 }
 
+# attempt SERVER STEP COMMAND...: run COMMAND (a function of this script) with its
+# messages held until it ends; when it fails, `# FAILED SERVER STEP run R: <its first
+# message>` in results.txt (R: the run under way) and failed=1.
+attempt() {
+    local name="$1" what="$2" st=0 why
+    shift 2
+    "$@" 2>"$tmp/messages" || st=$?
+    cat "$tmp/messages" >&2
+    [ "$st" = 0 ] && return 0
+    why="$(sed -n '/^run_io\.sh: /{s///p;q}' "$tmp/messages")"
+    echo "# FAILED $name $what run $r: ${why:-status $st}" >>"$results"
+    failed=1
+    return 1
+}
+
 # one KIND NAME LIMIT_S STEP...: start the server, run each step, stop it.
 one() {
     local kind="$1" name="$2" limit="$3" step
     shift 3
-    start_server "$kind" "$name" "$limit" || { failed=1; return 0; }
+    attempt "$name" "start ($kind)" start_server "$kind" "$name" "$limit" || return 0
     for step in "$@"; do
-        $step "$name" || failed=1
+        attempt "$name" "$step" "$step" "$name" || true
     done
-    stop_server "$kind" "$name" || failed=1
+    attempt "$name" "stop ($kind)" stop_server "$kind" "$name" || true
 }
 wrk50() { wrk_run "$1" 50; }
 wrk1() { wrk_run "$1" 1; }
@@ -470,6 +497,7 @@ elapsed=$(( $(date +%s) - start ))
 
 # ---- 7. summary ------------------------------------------------------------------------------
 summary="$out/summary.txt"
+summarized=0
 {
     echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r)"
     echo "servers on CPU $cpu_server, load on CPU $cpu_client; plait at $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
@@ -477,6 +505,10 @@ summary="$out/summary.txt"
     echo "runs: $runs$([ "$quick" = 1 ] && echo ' (quick)'), ${seconds} s per load run, $elapsed s"
     echo
     "$python" "$here/summarize_io.py" "$results"
-} | tee "$summary"
+} | tee "$summary" || summarized=$?
+if [ "$summarized" != 0 ]; then
+    echo "run_io.sh: the summary is not complete: see FAILED and 'not measured' in $summary" >&2
+    failed=1
+fi
 [ "$failed" = 0 ] || echo "run_io.sh: some measurements failed (see the messages above)" >&2
 exit "$failed"

@@ -1,13 +1,24 @@
 #!/usr/bin/env python3
 """summarize_io.py — medians and ratios from the raw lines bench/io/run_io.sh collects.
 
-Input: `# run N` lines, each followed by that run's `<figure> <server> <value>` lines.
-Output: one line per figure and server with its median over the runs (and
-min..max), then one line per figure: every server's median and, where plait was
-measured, the ratio plait/peer for each peer, which is the median of the per-run
-ratios: plait and the peer were measured moments apart in each run, so the
-machine's mood of the moment cancels.  Whether a ratio above 1 favours plait
-depends on the figure, and the line says which way is better.
+Input: `# servers http <server>...` and `# servers echo <server>...` (the servers run_io.sh
+ran for the HTTP figures and for the echo figures), `# run N` lines, each followed by
+that run's `<figure> <server> <value>` lines, and the notes run_io.sh writes of what did
+not run: `# FAILED <server> <step> run <i>: <reason>` and `# SKIPPED <figure>: <why>`.
+Output: the notes, under "FAILED OR SKIPPED", when there are any; one line per figure
+and server with its median over the runs (and min..max); then one line per figure:
+every server's median ("not measured" for a server it ran that has none) and, where
+plait was measured, the ratio plait/peer for each peer, which is the median of the
+per-run ratios: plait and the peer were measured moments apart in each run, so the
+machine's mood of the moment cancels.  A ratio over only k of plait's n runs says
+"(k of n runs)", and one that differs by more than 5% from the ratio of the two
+medians has that beside it.  Whether a ratio above 1 favours plait depends on the
+figure, and the line says which way is better.  A last line says whether everything
+was measured.
+
+Exit status: 0 when everything was measured; 1 (after printing everything) when a
+step failed or a figure of a server it ran is missing.  A figure skipped on purpose
+(a SKIPPED note, which gives why) is reported, not counted.
 
 Usage: summarize_io.py RESULTS_FILE
 """
@@ -18,7 +29,8 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from summarize import fmt, fmt_ratio  # noqa: E402  (bench/summarize.py's formats)
+# bench/summarize.py's formats, ratios, notes and last line
+from summarize import fmt, print_notes, ratio, read_note, skipped_why, verdict  # noqa: E402
 
 # figure -> (label, unit, higher is better), in the order they are printed
 FIGURES = {
@@ -38,12 +50,21 @@ SERVERS = ["plait", "plait-epoll", "epoll", "libuv", "go", "asyncio", "nginx"]
 
 def load(path):
     runs = collections.defaultdict(dict)  # (figure, server) -> {run: value}
+    notes = []  # (kind, text), in the order written
+    servers = {}  # "http" or "echo" -> the servers run_io.sh ran for those figures
     run = 1
     with open(path) as f:
         for line in f:
+            note = read_note(line)
+            if note:
+                notes.append(note)
+                continue
             parts = line.split()
             if len(parts) == 3 and parts[:2] == ["#", "run"]:
                 run = int(parts[2])
+                continue
+            if len(parts) >= 3 and parts[:2] == ["#", "servers"]:
+                servers[parts[2]] = parts[3:]
                 continue
             if len(parts) != 3 or parts[0].startswith("#"):
                 continue
@@ -52,7 +73,7 @@ def load(path):
                 runs[(figure, server)][run] = float(value)
             except ValueError:
                 continue
-    return runs
+    return runs, notes, servers
 
 
 def order(server):
@@ -62,8 +83,9 @@ def order(server):
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    runs = load(sys.argv[1])
+    runs, notes, servers = load(sys.argv[1])
     figures = list(FIGURES) + sorted({f for f, _ in runs} - set(FIGURES))
+    print_notes(notes)
     print(f"{'figure':36} {'median':>9}  (min..max, runs)")
     for figure in figures:
         for server in sorted({s for f, s in runs if f == figure}, key=order):
@@ -72,29 +94,45 @@ def main():
             print(f"{name:36} {fmt(statistics.median(vals)):>9}  "
                   f"({fmt(min(vals))}..{fmt(max(vals))}, {len(vals)})")
     print()
+    missing = []  # what was not measured and not skipped on purpose
     for figure in figures:
-        servers = sorted({s for f, s in runs if f == figure}, key=order)
-        if not servers:
+        measured = {s for f, s in runs if f == figure}
+        # the servers run for this figure (results without the `# servers` lines: those
+        # that have it)
+        ran = servers.get("echo" if figure.startswith("echo") else "http", [])
+        listed = sorted(measured | set(ran), key=order)
+        if not listed:
             continue
         label, unit, higher = FIGURES.get(figure, (figure, "", True))
         better = "higher" if higher else "lower"
-        parts = [f"{s} {fmt(statistics.median(runs[(figure, s)].values()))}"
-                 for s in servers]
+        why = skipped_why(notes, figure)
+        if why is not None and not measured:
+            print(f"{label}: skipped: {why}")
+            continue
+        parts = []
+        for s in listed:
+            if s in measured:
+                parts.append(f"{s} {fmt(statistics.median(runs[(figure, s)].values()))}")
+            else:
+                parts.append(f"{s}: not measured")
+                missing.append(f"{figure} {s}")
         ratios = []
         for me in ("plait", "plait-epoll"):
             mine = runs.get((figure, me))
-            for s in servers:
-                if s.startswith("plait") or not mine:
+            for s in listed:
+                if s.startswith("plait") or not mine or s not in measured:
                     continue
-                theirs = runs[(figure, s)]
-                same = [r for r in mine if r in theirs and theirs[r] > 0]
-                if same:
-                    ratio = statistics.median(mine[r] / theirs[r] for r in same)
-                    ratios.append(f"{me}/{s} {fmt_ratio(ratio)}")
+                _, text = ratio(mine, runs[(figure, s)])
+                if text is None:
+                    ratios.append(f"{me}/{s}: no run measured both")
+                    missing.append(f"{figure} {me}/{s}")
+                else:
+                    ratios.append(f"{me}/{s} {text}")
         line = f"{label} ({unit}, {better} is better): " + ", ".join(parts)
         if ratios:
             line += "; ratio " + ", ".join(ratios)
         print(line)
+    sys.exit(verdict(notes, missing))
 
 
 if __name__ == "__main__":
