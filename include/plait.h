@@ -448,7 +448,8 @@ typedef struct plait_once {
  * again; so does a fn that ends its thread instead of returning (pthread_exit, or a
  * pthread_cancel acted on inside it), as pthread_once does; and in a forked child, a
  * run that another thread of the parent was in at the fork (the forking thread's own,
- * or its scheduler's coroutines', go on in the child and finish).  -EDEADLK when called from
+ * or its scheduler's coroutines', go on in the child and finish).  Leaving fn by
+ * longjmp is undefined, as for pthread_once.  -EDEADLK when called from
  * inside its own fn (or from a pool task run inside a helping join in fn, on the same
  * worker, or from a coroutine of a scheduler that fn runs: fn cannot finish before it
  * returns); -ETIMEDOUT, -ECANCELED while waiting; -EINVAL for nulls. */

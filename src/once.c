@@ -25,6 +25,12 @@
  * forking thread itself (fn forked, or a coroutine of its scheduler was inside fn)
  * goes on in the child and is left to finish.  pthread_self() names the thread: the
  * child's one thread keeps the forking one's, and a coroutine never changes threads.
+ * A run whose fn had returned, its end waiting for the bucket's lock (held across the
+ * fork), is done in the child, as fn's work is there; only the few instructions
+ * between fn's return and the store of its result are a window (as glibc's).  The
+ * records of other threads' runs are read in the child from the copies of their
+ * stacks: a stack the program keeps from children (MADV_DONTFORK, WIPEONFORK, a shared
+ * mapping) is not supported there.
  */
 #include "internal.h"
 
@@ -56,9 +62,10 @@ static struct bucket *bucket_of(const plait_once *once)
 static void run_over(run *r, bool done, plait__wakeups *later)
 {
     run **link = &r->b->runs;
-    while (*link != r)
+    while (*link && *link != r)
         link = &(*link)->next;
-    *link = r->next;
+    if (*link) /* always, but for a run left by longjmp (undefined: plait.h) */
+        *link = r->next;
     r->once->runner = 0;
     __atomic_store_n(&r->once->state, done ? DONE : NOT_DONE, __ATOMIC_RELEASE);
     plait__waitq_wake_matching(&r->b->waiters, r->once, 0, later);
@@ -127,10 +134,12 @@ void plait__once_atfork(int phase)
             continue;
         plait__wakeups later = {.n = 0};
         plait__spin_lock(&b->lock);
+        /* a run whose fn has returned (its result stored) but whose end waited for
+         * this lock, held across the fork, is done: fn's work is in the child */
         for (run *r = b->runs, *next; r; r = next) {
             next = r->next;
             if (!pthread_equal(r->thread, pthread_self()))
-                run_over(r, false, &later);
+                run_over(r, r->result >= 0, &later);
         }
         plait__spin_unlock(&b->lock);
         plait__wakeups_deliver(&later);

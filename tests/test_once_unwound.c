@@ -32,8 +32,13 @@
  *       thread's scheduler is inside the initialiser (waiting on an event) at the fork;
  *       in the child it finishes it, a second caller waits for it and gets 0, and the
  *       initialiser has run once there, not twice.
+ *   a_run_whose_init_returned_as_the_fork_began_is_done_in_the_child: the other
+ *       thread's initialiser has returned, its run's end waiting for the lock that
+ *       plait's fork handler holds: in the child the once is done, not run again.
  */
 #include "fork_child.h"
+
+#include "../src/internal.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -149,13 +154,50 @@ TEST(initialiser_in_a_coroutine_ends_its_thread)
 }
 
 /* Held by the parent's other thread until the parent lets it go. */
+static _Thread_local bool returning; /* this thread's init_held is returning */
+
 static int init_held(void *arg)
 {
     (void)arg;
     atomic_store(&inside, 1);
     while (!atomic_load(&leave))
         sched_yield();
+    returning = true;
     return 0;
+}
+
+/* Linked with --wrap=plait__spin_lock_contended (tests/CMakeLists.txt): the end of an
+ * init_held run that waits for its bucket's lock says so. */
+static atomic_int end_waits;
+
+void __real_plait__spin_lock_contended(plait__spinlock *lock);
+void __wrap_plait__spin_lock_contended(plait__spinlock *lock);
+void __wrap_plait__spin_lock_contended(plait__spinlock *lock)
+{
+    if (returning) {
+        returning = false;
+        atomic_store(&end_waits, 1);
+    }
+    __real_plait__spin_lock_contended(lock);
+}
+
+/* A fork handler that runs after plait's (registered before them: prepare handlers run
+ * in the reverse order), which hold the onces' bucket locks: armed, it lets the held
+ * run return and waits until its end waits for its bucket's lock. */
+static atomic_int hold_the_fork;
+
+static void hold_fork_until_the_end_waits(void)
+{
+    if (!atomic_load(&hold_the_fork))
+        return;
+    atomic_store(&leave, 1);
+    while (!atomic_load(&end_waits))
+        sched_yield();
+}
+
+__attribute__((constructor)) static void before_plaits_fork_handlers(void)
+{
+    pthread_atfork(hold_fork_until_the_end_waits, NULL, NULL);
 }
 
 typedef struct held_run {
@@ -218,7 +260,7 @@ static void *waits_for_the_once(void *arg)
 {
     (void)arg;
     return (void *)(intptr_t)plait_once_call(&waited_once, init_counted, NULL,
-                                             plait_deadline_in(2 * PLAIT_SEC));
+                                             plait_deadline_in(60 * PLAIT_SEC));
 }
 
 static void *forks_while_a_coroutine_waits(void *arg)
@@ -307,8 +349,33 @@ TEST(the_forking_schedulers_run_goes_on_in_the_child)
     CHECK_EQ(plait_event_destroy(let_go), 0);
 }
 
+/* The other thread's init has returned as the fork begins, its run's end waiting for
+ * the bucket's lock that plait's fork handler holds: in the child the once is done (it
+ * was undone, and the child ran init a second time over the first one's work). */
+TEST(a_run_whose_init_returned_as_the_fork_began_is_done_in_the_child)
+{
+    static plait_once once = PLAIT_ONCE_INIT;
+    atomic_store(&inits, 0);
+    atomic_store(&end_waits, 0);
+    held_run h = {.once = &once};
+    start_held_run(&h);
+    atomic_store(&hold_the_fork, 1);
+    pid_t pid = fork_child(true);
+    atomic_store(&hold_the_fork, 0);
+    if (pid == 0) {
+        CHECK_EQ(plait_once_call(&once, init_counted, NULL, plait_deadline_in(10 * PLAIT_SEC)), 0);
+        CHECK_EQ(atomic_load(&inits), 0);
+        child_exit();
+    }
+    if (pid > 0)
+        reap_ok(pid, 30);
+    finish_held_run(&h);
+    CHECK_EQ(atomic_load(&inits), 0);
+}
+
 RUN_TESTS(CASE(initialiser_ends_its_thread), CASE(initialiser_cancelled_while_another_calls),
           CASE(initialiser_in_a_coroutine_ends_its_thread),
           CASE(another_threads_run_is_run_again_in_the_child),
           CASE(a_coroutine_waiting_for_another_threads_run_is_woken_in_the_child),
-          CASE(the_forking_schedulers_run_goes_on_in_the_child))
+          CASE(the_forking_schedulers_run_goes_on_in_the_child),
+          CASE(a_run_whose_init_returned_as_the_fork_began_is_done_in_the_child))
