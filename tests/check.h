@@ -187,7 +187,15 @@ static const char *check_no_io_uring_why(void)
         snprintf(why, sizeof why, "the kernel refuses io_uring_setup (%s)", strerror(errno));
         return why;
     }
+    /* a sandbox may let a ring be made and refuse its use (plait then waits on epoll on
+     * purpose: poll_uring.c) */
+    long entered = syscall(SYS_io_uring_enter, (int)fd, 0, 0, 0, NULL, 0);
+    int enter_errno = errno;
     close((int)fd);
+    if (entered < 0) {
+        snprintf(why, sizeof why, "the kernel refuses io_uring_enter (%s)", strerror(enter_errno));
+        return why;
+    }
     if ((params[5] & (feat_nodrop | feat_ext_arg)) != (feat_nodrop | feat_ext_arg))
         return "the kernel's io_uring lacks a feature plait requires (NODROP, EXT_ARG)";
     return NULL;
