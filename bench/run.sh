@@ -4,7 +4,8 @@
 # round trip, map, crash recovery, queue) and their peers, run them side by side
 # several times, print the median of every figure and plait's ratio to each peer.
 #
-#   bench/run.sh             5 runs, full counts (about twelve minutes on 2 cores)
+#   bench/run.sh             5 runs, full counts (6-12 minutes on 2 cores; 1.8 GB of
+#                            memory for Python's million pool tasks)
 #   bench/run.sh --runs 9    9 runs
 #   bench/run.sh --quick     1 run, small counts: a smoke test
 #

@@ -305,6 +305,30 @@ grep -Eq '^memory.100000.default plait ms_to_half_back +60.00  \(40.00..never, 3
     fail "summarize.py, ms_to_half_back -1, 40, 60: not 60.00 (40.00..never, 3): $out"
 grep -Eq '^memory.100000.min plait ms_to_half_back +never  \(40.00..never, 3\)$' <<<"$out" ||
     fail "summarize.py, ms_to_half_back -1, 40, -1: not never (40.00..never, 3): $out"
+
+# ---- nothing missing goes unsaid: summarize.py ------------------------------------------
+# A failed peer dropped out of the summary with its goal, and a ratio over fewer runs
+# than plait's looked like one over all of them (audit of session 40).  Here the futex
+# peer ran in one of plait's two runs, futex-look in none, and a program failed: the
+# ratio says "1 of 2 runs", futex-look is "not measured", the failure is listed, and
+# the summary exits 1.  A SKIPPED part is said, and the goal on it is not checked.
+printf '%s\n' "1 wakeup.samecpu plait-coro-thread us_per_rt 2.0" \
+    "2 wakeup.samecpu plait-coro-thread us_per_rt 2.2" \
+    "1 wakeup.samecpu futex us_per_rt 2.0" \
+    "# FAILED peer_futex_pingpong run 2: exit 1 (made up)" \
+    "# SKIPPED wakeup.twocpu: made up" >"$tmp/missing.txt"
+st=0
+out="$("$python" "$root/bench/summarize.py" "$tmp/missing.txt" 2>&1)" || st=$?
+[ "$st" = 1 ] || fail "summarize.py with a peer missing: exit $st, not 1: $out"
+grep -q '^wakeup samecpu coro-thread round trip: .*futex-look: not measured' <<<"$out" ||
+    fail "summarize.py: futex-look not said to be not measured: $out"
+grep -qF 'ratio plait/futex 1.00 (1 of 2 runs' <<<"$out" ||
+    fail "summarize.py: the ratio over 1 of 2 runs does not say so: $out"
+grep -q '^  FAILED peer_futex_pingpong run 2: exit 1 (made up)$' <<<"$out" ||
+    fail "summarize.py: the FAILED note is not listed: $out"
+grep -q '^wakeup twocpu coro-thread round trip: skipped: made up, goal .*NOT CHECKED (skipped)' <<<"$out" ||
+    fail "summarize.py: the skipped part is not said: $out"
+grep -q '^INCOMPLETE' <<<"$out" || fail "summarize.py: no INCOMPLETE line: $out"
 if [ -n "$plait_tool" ]; then
     mkdir -p "$tmp/never"
     cat >"$tmp/never/bench_memory" <<EOF
