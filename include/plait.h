@@ -626,7 +626,11 @@ plait_pool *plait_pool_default(void);
  * too -ENOMEM, when a coroutine's wait finds no memory for its timer); if it had
  * started, the call waits for it to return first, so fn may use the caller's memory.
  * A task that finished before the cancellation reached it gives its outcome (its
- * result, or its own failure) all the same: none is lost.  -EAGAIN (no thread to be had)
+ * result, or its own failure) all the same: none is lost.  One that returns after the
+ * cancellation reached it (even in the instant between fn's return and the pool's
+ * record of it) reports the cancellation, and what fn returned is dropped, as
+ * plait_cancel says: a fn that may be cancelled must not hand back memory that only its
+ * caller would free.  -EAGAIN (no thread to be had)
  * or -ENOMEM when the default pool, made by the first call that needs it, cannot be
  * made; a later call tries again. */
 int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline);
