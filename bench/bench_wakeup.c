@@ -10,7 +10,10 @@
  *                      (plait_run) on its own thread; the other side is a thread
  *                      with no scheduler, which blocks in the channel calls;
  *   plait-coro-coro    both sides are coroutines, each on the scheduler of its own
- *                      thread.
+ *                      thread;
+ *   plait-thread-thread both sides are plain threads: the channels' hand-off alone,
+ *                      with no scheduler in the way (what the two above add to it is
+ *                      their schedulers' inboxes and switches).
  *
  * Both run with the two threads pinned (pthread_setaffinity_np) to one CPU
  * ("samecpu": every wake-up is a switch between two threads of one CPU) and to two
@@ -32,6 +35,7 @@
  * Prints, for P in samecpu and twocpu (twocpu only with two CPUs or more):
  *   wakeup.P plait-coro-thread us_per_rt <us>
  *   wakeup.P plait-coro-coro us_per_rt <us>
+ *   wakeup.P plait-thread-thread us_per_rt <us>
  */
 #include "bench_common.h"
 
@@ -102,8 +106,10 @@ static void *side_thread(void *arg)
     return NULL;
 }
 
-/* Microseconds per round trip, echo a coroutine on cpu_echo, pinger on cpu_ping. */
-static double measure(long long n, int pinger_is_coroutine, int cpu_ping, int cpu_echo)
+/* Microseconds per round trip, echo on cpu_echo, pinger on cpu_ping, each a coroutine
+ * (the main one of its thread's scheduler) or a plain thread. */
+static double measure(long long n, int pinger_is_coroutine, int echo_is_coroutine,
+                      int cpu_ping, int cpu_echo)
 {
     plait_chan *ping, *pong;
     BENCH_CHECK(plait_chan_create(&ping, sizeof(long long), 1));
@@ -111,7 +117,7 @@ static double measure(long long n, int pinger_is_coroutine, int cpu_ping, int cp
     side a = {.out = ping, .in = pong, .warm = n / 10 + 1, .n = n, .cpu = cpu_ping,
               .coroutine = pinger_is_coroutine, .body = pinger};
     side b = {.out = pong, .in = ping, .warm = n / 10 + 1, .n = n, .cpu = cpu_echo,
-              .coroutine = 1, .body = echo};
+              .coroutine = echo_is_coroutine, .body = echo};
     plait_thread_options oa = {.name = "ping"}, ob = {.name = "echo"};
     plait_task ta, tb;
     BENCH_CHECK(plait_thread_start(&tb, side_thread, &b, &ob));
@@ -139,9 +145,11 @@ int main(int argc, char **argv)
         const char *name = placement == 0 ? "samecpu" : "twocpu";
         int other = placement == 0 ? cpus[0] : cpus[1];
         printf("wakeup.%s plait-coro-thread us_per_rt %.2f\n", name,
-               measure(n, 0, cpus[0], other));
+               measure(n, 0, 1, cpus[0], other));
         printf("wakeup.%s plait-coro-coro us_per_rt %.2f\n", name,
-               measure(n, 1, cpus[0], other));
+               measure(n, 1, 1, cpus[0], other));
+        printf("wakeup.%s plait-thread-thread us_per_rt %.2f\n", name,
+               measure(n, 0, 0, cpus[0], other));
         fflush(stdout);
     }
     return 0;

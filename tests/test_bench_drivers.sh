@@ -328,6 +328,9 @@ grep -q '^  FAILED peer_futex_pingpong run 2: exit 1 (made up)$' <<<"$out" ||
     fail "summarize.py: the FAILED note is not listed: $out"
 grep -q '^wakeup twocpu coro-thread round trip: skipped: made up, goal .*NOT CHECKED (skipped)' <<<"$out" ||
     fail "summarize.py: the skipped part is not said: $out"
+# (a figure with no goal, skipped: its line once raised a TypeError)
+grep -q '^wakeup twocpu thread-thread round trip: skipped: made up$' <<<"$out" ||
+    fail "summarize.py: the skipped figure without a goal is not said: $out"
 grep -q '^INCOMPLETE' <<<"$out" || fail "summarize.py: no INCOMPLETE line: $out"
 if [ -n "$plait_tool" ]; then
     mkdir -p "$tmp/never"

@@ -149,6 +149,8 @@ static const pairing pairings[] = {
     {"wakeup.samecpu", "plait-coro-coro", "us_per_rt", "futex futex-look"},
     {"wakeup.twocpu", "plait-coro-thread", "us_per_rt", "futex futex-look"},
     {"wakeup.twocpu", "plait-coro-coro", "us_per_rt", "futex futex-look"},
+    {"wakeup.samecpu", "plait-thread-thread", "us_per_rt", "futex futex-look"},
+    {"wakeup.twocpu", "plait-thread-thread", "us_per_rt", "futex futex-look"},
     {"process.start_join", "plait", "us_per_proc", "fork fork-here posix_spawn mp-fork mp-spawn"},
     {"procpool.roundtrip.free", "plait", "us_per_rt", "shmfutex shmfutex-look python-pool python-ppe"},
     {"procpool.roundtrip.samecpu", "plait", "us_per_rt", "shmfutex shmfutex-look python-pool python-ppe"},
