@@ -286,36 +286,75 @@ struct plait__wait_node {
     void *data;               /* the case's payload (a channel element, ...) */
 };
 
+/* Bytes of a channel element that a wait carries in its waiter (plait__wait_on_element). */
+enum { PLAIT__WAITER_PAYLOAD = 24 };
+
+/*
+ * A waiter is laid out by who touches what (cache lines cross between CPUs at every
+ * hand-off, and each crossing is a cache miss on the critical path;
+ * docs/ARCHITECTURE.md, "A hand-off's cache lines"):
+ *  - first what a waker reads first: the claim, and the node of a wait on one queue,
+ *    which it unlinks;
+ *  - then what the claimer writes and the waiting party reads back: the outcome, the
+ *    word a thread looks at, how to wake it, and a small element handed over;
+ *  - last the rest, which only the waiting party, a timer or a rare path reads.
+ * Each group is 64 bytes or less, but the waiter is not aligned to cache lines: on the
+ * stack that made every wait realign its frame, and measured slower, across threads
+ * too, than the groups as they fall (docs/BENCHMARKS.md, session 41).
+ */
 struct plait__waiter {
     atomic_int claimed;       /* 0 until the one party that decides the outcome claims it */
+    plait__wait_node node;    /* the node of a plait__wait_on and its variants (multi-waits
+                                 * and a few others link nodes of their own) */
+
+    atomic_uint signalled; /* 0 -> 1 when signalled: a plain thread waiter's
+                                 futex word (not for helper, shared_word or poll_fd
+                                 ones), PLAIT__SIGNAL_AWAITED_ASLEEP from when that
+                                 thread marks it to sleep until a signal (and for good
+                                 after its own time-out); for a coroutine, only that its
+                                 outcome is written (read after a fork) */
     int status;               /* the outcome, written by the claimer before it signals */
     int index;                /* the node (case) the outcome came through, -1 for none */
-    bool cancellable;
+    int wake_fd;              /* a thread's wake-up eventfd (poll.c, see shared_word) */
     plait__coro *coro;        /* the suspended coroutine, or NULL for a blocked thread */
-    atomic_uint signalled;    /* 0 -> 1 when signalled: a plain thread waiter's futex
-                                 word (not for helper, shared_word or poll_fd ones),
-                                 PLAIT__SIGNAL_AWAITED_ASLEEP from when that thread
-                                 marks it to sleep until a signal (and for good after
-                                 its own time-out); for a coroutine, only that its
-                                 outcome is written (read after a fork) */
-    struct plait__worker *helper; /* a pool worker that runs queued tasks while it waits
-                                 (pool.c); it sleeps on its own word, which the signal
-                                 pokes */
-    /* A thread waiter that sleeps on something other than `signalled`: a process-shared
-     * futex word (pfutex.c), woken by the signal with a shared FUTEX_WAKE, or poll() on
-     * a descriptor and its thread's wake-up eventfd (poll.c), which the signal writes
-     * before it publishes `signalled`. */
-    atomic_uint *shared_word;
+    union {
+        struct { /* a coroutine's wait (coro set) */
+            plait__sched *sched;          /* coro's scheduler, for a waker that must not
+                                           * touch the coroutine's own cache line */
+            plait__waiter *inbox_next;    /* in that scheduler's inbox once signalled
+                                           * from another thread (sched.c) */
+        };
+        struct { /* a plain thread's (coro NULL) */
+            struct plait__worker *helper; /* a pool worker that runs queued tasks while
+                                           * it waits (pool.c); it sleeps on its own
+                                           * word, which the signal pokes */
+            /* A thread waiter that sleeps on something other than `signalled`: a
+             * process-shared futex word (pfutex.c), woken by the signal with a shared
+             * FUTEX_WAKE, or poll() on a descriptor and its thread's wake-up eventfd
+             * (wake_fd, beside coro above: poll.c), which the signal writes before it
+             * publishes `signalled`. */
+            atomic_uint *shared_word;
+        };
+    };
+    /* a channel element of up to PLAIT__WAITER_PAYLOAD bytes, copied here by the
+     * waker (a receive) or by the waiting sender (plait__wait_on_element) */
+    _Alignas(8) unsigned char payload[PLAIT__WAITER_PAYLOAD];
+
+    bool cancellable;
     unsigned shared_expected;
     int poll_fd;
     short poll_events;
-    int wake_fd;
     plait__timer timer;       /* coroutine waiters with a deadline */
     const char *what;         /* for plait_dump(): what is waited on */
     const void *object;
     struct plait__kernel_io *io; /* a read or write the kernel makes for this wait
                                  * (io_uring: poll.c), for plait_close; or NULL */
 };
+_Static_assert(offsetof(plait__waiter, node) + sizeof(plait__wait_node) <= 64,
+               "a waiter's claim and node fit in 64 bytes");
+_Static_assert(offsetof(plait__waiter, payload) + PLAIT__WAITER_PAYLOAD -
+                       offsetof(plait__waiter, signalled) <= 64,
+               "a waiter's outcome, how to wake it and its payload fit in 64 bytes");
 
 /* Start a wait by the calling coroutine or thread. */
 void plait__waiter_init(plait__waiter *w, const char *what, const void *object);
@@ -344,17 +383,18 @@ bool plait__waiter_claim(plait__waiter *w);
  * A woken thread often runs at once (on one CPU it preempts its waker); woken under
  * the lock, it would find the lock still held (it must take it to unlink its node)
  * and spin or yield until the waker is scheduled again.  Delivery needs only a futex
- * word's address or a coroutine that stays suspended until it is woken, so it is
- * safe once the waiter's stack may be gone: a futex wake of an address that is dead
- * or reused is at worst a spurious wake-up, which every futex wait tolerates (the
- * argument glibc's pthread_mutex_unlock makes).  Beyond PLAIT__WAKEUPS_MAX a signal
+ * word's address, safe once a thread waiter's stack may be gone (a futex wake of an
+ * address that is dead or reused is at worst a spurious wake-up, which every futex
+ * wait tolerates: the argument glibc's pthread_mutex_unlock makes), or a coroutine's
+ * waiter, alive until the wake-up arrives, as its coroutine stays suspended until
+ * then.  Beyond PLAIT__WAKEUPS_MAX a signal
  * wakes at once, under the lock: slower, never wrong.
  */
 enum { PLAIT__WAKEUPS_MAX = 4 };
 typedef struct plait__wakeups {
     unsigned n;
     struct {
-        plait__coro *coro;    /* a coroutine to make ready, or */
+        plait__waiter *waiter; /* a coroutine's wait to end (its coroutine made ready), or */
         atomic_uint *futex;   /* a futex word to wake (one waiter), or */
         atomic_uint *shared;  /* a process-shared futex word to wake (every waiter) */
     } to[PLAIT__WAKEUPS_MAX];
@@ -362,8 +402,8 @@ typedef struct plait__wakeups {
 /* Deliver the wake-ups collected (the caller holds no spin lock) and empty it. */
 void plait__wakeups_deliver(plait__wakeups *later);
 /* Publish the outcome of a claimed waiter; its wake-up goes into later, for the
- * caller to deliver after unlocking.  After this the waker must not touch w: it lives
- * on the waiter's stack. */
+ * caller to deliver after unlocking.  After this the waker must not touch w (only the
+ * delivery of a coroutine's wake-up does): it lives on the waiter's stack. */
 void plait__waiter_signal(plait__waiter *w, int status, int index, plait__wakeups *later);
 /* The same, waking at once: for a caller that holds no spin lock. */
 void plait__waiter_signal_now(plait__waiter *w, int status, int index);
@@ -413,6 +453,14 @@ int plait__wait_on_helping(plait__waitq *q, plait__spinlock *lock, int64_t deadl
 int plait__wait_on_keep_lock(plait__waitq *q, plait__spinlock *lock, void *data,
                              int64_t deadline, bool cancellable, const char *what,
                              const void *object, bool *locked);
+/* The same (cancellable) for a channel's element of `size` bytes at elem, which a
+ * waker copies in (receiving) or out of (a sender's wait).  An element of up to
+ * PLAIT__WAITER_PAYLOAD bytes travels in the waiter's own cache line, next to the
+ * outcome, instead of in the caller's buffer: a hand-off then moves one line less
+ * each way between CPUs.  On success a receive's element is in elem. */
+int plait__wait_on_element(plait__waitq *q, plait__spinlock *lock, void *elem,
+                           size_t size, bool receiving, int64_t deadline,
+                           const char *what, const void *object);
 /* plait_event_wait, and cancellable or not (e not null): for clean-up that must finish
  * in a cancelled caller too. */
 int plait__event_wait(plait_event *e, int64_t deadline, bool cancellable);
@@ -459,7 +507,7 @@ enum plait__coro_state { PLAIT__READY, PLAIT__RUNNING, PLAIT__WAITING, PLAIT__DO
 struct plait__coro {
     plait__context ctx;
     plait__sched *sched;
-    plait__coro *next;          /* ready queue / inbox wake list */
+    plait__coro *next;          /* ready queue */
     plait__coro *cancel_next;   /* inbox cancel list */
     plait__coro *all_prev, *all_next; /* every coroutine of the scheduler */
     plait__coro *group_prev, *group_next;
@@ -498,7 +546,7 @@ struct plait__coro {
 
 typedef struct plait__inbox {
     plait__spinlock lock;
-    plait__coro *wake_head, *wake_tail;
+    plait__waiter *wake_head, *wake_tail; /* waits signalled, through inbox_next */
     plait__coro *cancel_head;
     atomic_uint seq;            /* futex word the parked scheduler sleeps on; every post
                                  * adds one, under the lock, after its item */
@@ -536,8 +584,14 @@ struct plait__sched {
     plait__timer_heap timers;
     int64_t loop_now;           /* the clock as the loop last read it (fire_timers): a
                                  * deadline at or before it has passed, no read needed */
+    /* In a cache line with the inbox, apart from what the loop writes at every switch:
+     * another thread waking a coroutine reads it (plait__sched_elsewhere) and then takes
+     * the inbox's lock, one cache miss for both. */
+    _Alignas(64) uint64_t id;   /* never 0, never reused: names it in its tasks' futures,
+                                 * whose coroutines a child forked on its thread goes on
+                                 * running (future.c) */
     plait__inbox inbox;
-    struct plait__poller *poller; /* descriptors waited on (poll.c); NULL until needed */
+    _Alignas(64) struct plait__poller *poller; /* descriptors waited on (poll.c); NULL until needed */
     plait__coro *all;           /* list of live coroutines */
     size_t alive;
     plait__coro *zombie;        /* finished; recycled by whoever runs next */
@@ -547,9 +601,6 @@ struct plait__sched {
     plait_task main_task;       /* main's handle, joined as the scheduler ends */
     bool main_done;
     struct plait__future *work; /* the plait thread's or pool task's work it runs in */
-    uint64_t id;                /* never 0, never reused: names it in its tasks' futures,
-                                 * whose coroutines a child forked on its thread goes on
-                                 * running (future.c) */
     /* slow-coroutine watch (diag.c) */
     atomic_ulong switches;
     atomic_ulong running_id;
@@ -591,8 +642,9 @@ static inline plait__coro *plait__coro_current(void)
     plait__sched *s = plait__tls_sched;
     return s && !s->current->is_loop ? s->current : NULL;
 }
-/* Make a waiting coroutine ready; from any thread. */
-void plait__coro_wake(plait__coro *coro);
+/* Make the coroutine of a signalled wait ready; from any thread.  Until it runs, the
+ * coroutine stays suspended and the waiter alive. */
+void plait__coro_wake(plait__waiter *w);
 void plait__sched_after_fork(plait__sched *s); /* fork.c: in the child */
 /* Suspend the running coroutine; something must already be arranged to wake it. */
 void plait__coro_suspend(void);

@@ -13,8 +13,9 @@
  *    and the fields of its coroutines, with two exceptions that go through the inbox
  *    under its lock: waking a coroutine (plait__coro_wake from another thread) and
  *    cancelling one (plait__coro_cancel), and the atomics the watchdog reads.
- *  - A coroutine is in at most one of: running, the ready queue, the inbox wake list,
- *    blocked in a waiter.  The waiter protocol (waiter.c) guarantees it is woken once.
+ *  - A coroutine is in at most one of: running, the ready queue, the inbox wake list
+ *    (through its signalled waiter), blocked in a waiter.  The waiter protocol
+ *    (waiter.c) guarantees it is woken once.
  *  - A finished coroutine cannot free the stack it runs on: it becomes the zombie,
  *    and whichever context runs next recycles it (after_switch).  If another thread's
  *    cancellation still names it in the inbox, its slot is kept until the inbox is
@@ -230,11 +231,11 @@ static void inbox_post_unlock(plait__sched *s)
         plait__futex_wake(word, 1);
 }
 
-void plait__coro_wake(plait__coro *c)
+void plait__coro_wake(plait__waiter *w)
 {
-    plait__sched *s = c->sched;
+    plait__sched *s = w->sched;
     if (s == plait__tls_sched) {
-        ready_push(s, c);
+        ready_push(s, w->coro);
         return;
     }
     /* In a forked child, a parent's coroutine that waited on what goes on here (the end
@@ -243,13 +244,15 @@ void plait__coro_wake(plait__coro *c)
      * the parent's (the child's end of such a task wrote it). */
     if (PLAIT_UNLIKELY(plait__sched_elsewhere(s)))
         return;
+    /* The waiter, not the coroutine, goes on the list: its line is the one the waker
+     * has just written (the outcome), and the coroutine's stays with its scheduler. */
     plait__spin_lock(&s->inbox.lock);
-    c->next = NULL;
+    w->inbox_next = NULL;
     if (s->inbox.wake_tail)
-        s->inbox.wake_tail->next = c;
+        s->inbox.wake_tail->inbox_next = w;
     else
-        s->inbox.wake_head = c;
-    s->inbox.wake_tail = c;
+        s->inbox.wake_head = w;
+    s->inbox.wake_tail = w;
     inbox_post_unlock(s);
 }
 
@@ -288,14 +291,15 @@ static void inbox_drain(plait__sched *s)
         return;
     s->inbox.drained = seq;
     plait__spin_lock(&s->inbox.lock);
-    plait__coro *wake = s->inbox.wake_head, *cancel = s->inbox.cancel_head;
+    plait__waiter *wake = s->inbox.wake_head;
+    plait__coro *cancel = s->inbox.cancel_head;
     s->inbox.wake_head = s->inbox.wake_tail = NULL;
     s->inbox.cancel_head = NULL;
     plait__spin_unlock(&s->inbox.lock);
     while (wake) {
-        plait__coro *c = wake;
-        wake = c->next;
-        ready_push(s, c);
+        plait__waiter *w = wake;
+        wake = w->inbox_next; /* read before its coroutine can run and end the wait */
+        ready_push(s, w->coro);
     }
     while (cancel) {
         plait__coro *c = cancel;
@@ -401,14 +405,14 @@ static void loop_run(plait__sched *s)
 void plait__sched_after_fork(plait__sched *s)
 {
     /* those in the inbox are marked for the walk (the drain makes them ready anyway) */
-    for (plait__coro *c = s->inbox.wake_head; c; c = c->next)
-        c->state = PLAIT__READY;
+    for (plait__waiter *w = s->inbox.wake_head; w; w = w->inbox_next)
+        w->coro->state = PLAIT__READY;
     for (plait__coro *c = s->all; c; c = c->all_next)
         if (c->state == PLAIT__WAITING && c->waiter &&
             atomic_load_explicit(&c->waiter->signalled, memory_order_acquire))
             ready_push(s, c);
-    for (plait__coro *c = s->inbox.wake_head; c; c = c->next)
-        c->state = PLAIT__WAITING;
+    for (plait__waiter *w = s->inbox.wake_head; w; w = w->inbox_next)
+        w->coro->state = PLAIT__WAITING;
 }
 
 /* ---- coroutine life ---- */
@@ -546,9 +550,11 @@ int plait_spawn(plait_task *task, plait_fn fn, void *arg)
 
 static plait__sched *sched_new(void)
 {
-    plait__sched *s = calloc(1, sizeof *s);
+    /* its alignment (the inbox's line) is more than malloc's */
+    plait__sched *s = aligned_alloc(_Alignof(plait__sched), sizeof *s);
     if (!s)
         return NULL;
+    memset(s, 0, sizeof *s);
     s->inbox.poll_wake_fd = -1;
     s->loop.is_loop = true;
     s->loop.state = PLAIT__RUNNING;

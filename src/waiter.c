@@ -16,13 +16,15 @@
  *     hand-off (a channel element, a mutex, a semaphore permit) is never given to a
  *     waiter that will not take it.
  *  2. The claimer writes the outcome (status, index, any payload the node points
- *     at) before it signals, and never touches the waiter after signalling.  The
- *     signal is a release: the ready-queue push or inbox lock for a coroutine, the
- *     store to `signalled` for a thread (an exchange where the thread sleeps on it,
- *     which says whether it sleeps: futex_block).  The wake-up itself (making the
+ *     at) before it signals, and never touches a thread's waiter after signalling.
+ *     The signal is a release: the ready-queue push or inbox lock for a coroutine,
+ *     the store to `signalled` for a thread (an exchange where the thread sleeps on
+ *     it, which says whether it sleeps: futex_block).  The wake-up itself (making the
  *     coroutine ready, the futex wake) is delivered after the primitive's lock is
  *     released (plait__wakeups in internal.h), so the woken party does not find it
- *     held.
+ *     held.  A coroutine's wake-up is its waiter, which the delivery reads and links
+ *     into its scheduler's inbox: the coroutine stays suspended, and so its waiter
+ *     alive, until that wake-up has arrived.
  *  3. A waiter returns only after unlinking all its nodes under their locks, so no
  *     waker can still be looking at a node when the stack frame holding it dies.
  *     The one exception is the node its outcome came through: a waker that claims
@@ -51,8 +53,13 @@ void plait__waiter_init(plait__waiter *w, const char *what, const void *object)
     w->index = -1;
     w->cancellable = true;
     w->coro = plait__coro_current();
-    w->helper = NULL;
-    w->shared_word = NULL;
+    if (w->coro) {
+        w->sched = w->coro->sched;
+        w->inbox_next = NULL;
+    } else {
+        w->helper = NULL;
+        w->shared_word = NULL;
+    }
     w->poll_fd = -1;
     w->wake_fd = -1;
     w->io = NULL;
@@ -154,24 +161,24 @@ bool plait__waitq_has_other(plait__waitq *q, const plait__waiter *except)
     return false;
 }
 
-static void wake_one(plait__coro *coro, atomic_uint *futex, atomic_uint *shared)
+static void wake_one(plait__waiter *coro_wait, atomic_uint *futex, atomic_uint *shared)
 {
-    if (coro)
-        plait__coro_wake(coro);
+    if (coro_wait)
+        plait__coro_wake(coro_wait);
     else if (futex)
         plait__futex_wake(futex, 1);
     else
         plait__futex_wake_shared(shared, INT32_MAX); /* others sleep on it too */
 }
 
-static void wakeups_add(plait__wakeups *later, plait__coro *coro, atomic_uint *futex,
+static void wakeups_add(plait__wakeups *later, plait__waiter *coro_wait, atomic_uint *futex,
                         atomic_uint *shared)
 {
     if (later->n == PLAIT__WAKEUPS_MAX) { /* full: wake now, under the lock */
-        wake_one(coro, futex, shared);
+        wake_one(coro_wait, futex, shared);
         return;
     }
-    later->to[later->n].coro = coro;
+    later->to[later->n].waiter = coro_wait;
     later->to[later->n].futex = futex;
     later->to[later->n].shared = shared;
     later->n++;
@@ -180,7 +187,7 @@ static void wakeups_add(plait__wakeups *later, plait__coro *coro, atomic_uint *f
 void plait__wakeups_deliver(plait__wakeups *later)
 {
     for (unsigned i = 0; i < later->n; i++)
-        wake_one(later->to[i].coro, later->to[i].futex, later->to[i].shared);
+        wake_one(later->to[i].waiter, later->to[i].futex, later->to[i].shared);
     later->n = 0;
 }
 
@@ -193,7 +200,7 @@ void plait__waiter_signal(plait__waiter *w, int status, int index, plait__wakeup
          * `signalled` says only that the outcome is written (a forked child makes
          * ready the coroutines whose wake-up was on its way: plait__sched_after_fork) */
         atomic_store_explicit(&w->signalled, 1, memory_order_release);
-        wakeups_add(later, w->coro, NULL, NULL);
+        wakeups_add(later, w, NULL, NULL);
     } else if (w->wake_fd >= 0) {
         /* Written before `signalled` is published: the thread cannot return, end and
          * close its wake-up descriptor until it sees that store. */
@@ -300,7 +307,9 @@ static int thread_block_cancel_off(plait__waiter *w, int64_t deadline)
 
 /* With pthread cancellation off (internal.h): the wait's nodes are linked on this
  * stack and its waiter is the work's `blocked`, and ppoll() (a wait on a descriptor) is
- * a cancellation point: a thread unwound there left them pointing into a dead frame. */
+ * a cancellation point: a thread unwound there left them pointing into a dead frame.
+ * So is a cancellation point in a handler of the program's that a signal runs during
+ * any wait, a futex one too (channel_receive_with_a_cancellation_pending). */
 static int thread_block(plait__waiter *w, int64_t deadline)
 {
     int cancel_state = plait__cancel_off();
@@ -343,71 +352,112 @@ int plait__waiter_block(plait__waiter *w, int64_t deadline)
     return w->status;
 }
 
-/* plait__wait_on; with `helps` plait__wait_on_helping, with `locked`
- * plait__wait_on_keep_lock, with `before` plait__wait_on_before (internal.h). */
-static int wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
-                   bool cancellable, const char *what, const void *object, bool helps,
-                   bool *locked, plait__wait_node *before)
+/* What a single-queue wait is (plait__wait_on and its variants, internal.h). */
+typedef struct wait_spec {
+    plait__waitq *q;
+    plait__spinlock *lock;
+    void *data;                /* the node's data */
+    size_t element;            /* a channel element of this many bytes at data (0: none) */
+    bool receiving;            /* ... which the waker copies in (else out of) */
+    bool cancellable;
+    bool helps;                /* plait__wait_on_helping */
+    bool *locked;              /* plait__wait_on_keep_lock */
+    plait__wait_node *before;  /* plait__wait_on_before */
+    const char *what;
+    const void *object;
+} wait_spec;
+
+static int wait_on(const wait_spec *spec, int64_t deadline)
 {
     int r = 0;
-    if (cancellable && plait__check_cancel() < 0)
+    if (spec->cancellable && plait__check_cancel() < 0)
         r = -ECANCELED;
     else if (plait__deadline_passed(deadline))
         r = -ETIMEDOUT;
     if (r < 0) {
-        if (locked)
-            *locked = true;
+        if (spec->locked)
+            *spec->locked = true;
         else
-            plait__spin_unlock(lock);
+            plait__spin_unlock(spec->lock);
         return r;
     }
     plait__waiter w;
-    plait__wait_node node;
-    plait__waiter_init(&w, what, object);
-    w.cancellable = cancellable;
-    if (helps && !w.coro)
+    plait__waiter_init(&w, spec->what, spec->object);
+    w.cancellable = spec->cancellable;
+    if (spec->helps && !w.coro)
         w.helper = plait__worker_helping(); /* a pool task runs others while it waits */
-    waitq_insert(q, lock, &node, &w, 0, data, before);
-    plait__spin_unlock(lock);
+    void *data = spec->data;
+    bool carried = spec->element > 0 && spec->element <= PLAIT__WAITER_PAYLOAD;
+    if (carried) {
+        if (!spec->receiving)
+            memcpy(w.payload, data, spec->element);
+        data = w.payload;
+    }
+    waitq_insert(spec->q, spec->lock, &w.node, &w, 0, data, spec->before);
+    plait__spin_unlock(spec->lock);
     r = plait__waiter_block(&w, deadline);
-    bool through_node = node.index == w.index;
-    if (locked) {
-        *locked = r < 0 && !through_node;
-        if (*locked) {
-            plait__spin_lock(lock);
-            if (node.queue)
-                waitq_unlink(node.queue, &node);
+    /* Whether the outcome came through the node: its waker unlinked it.  Read from the
+     * waiter's own line (the node's index is 0), not from the node's, which the waker
+     * wrote last. */
+    bool through_node = w.index == 0;
+    if (carried && spec->receiving && r == 0 && through_node)
+        memcpy(spec->data, w.payload, spec->element);
+    if (spec->locked) {
+        *spec->locked = r < 0 && !through_node;
+        if (*spec->locked) {
+            plait__spin_lock(spec->lock);
+            if (w.node.queue)
+                waitq_unlink(w.node.queue, &w.node);
             return r;
         }
     }
-    plait__wait_node_unlink(&node);
+    if (!through_node)
+        plait__wait_node_withdraw(&w.node);
     return r;
 }
 
 int plait__wait_on(plait__waitq *q, plait__spinlock *lock, void *data, int64_t deadline,
                    bool cancellable, const char *what, const void *object)
 {
-    return wait_on(q, lock, data, deadline, cancellable, what, object, false, NULL, NULL);
+    wait_spec spec = {.q = q, .lock = lock, .data = data, .cancellable = cancellable,
+                      .what = what, .object = object};
+    return wait_on(&spec, deadline);
 }
 
 int plait__wait_on_before(plait__waitq *q, plait__spinlock *lock, void *data,
                           int64_t deadline, bool cancellable, const char *what,
                           const void *object, plait__wait_node *before)
 {
-    return wait_on(q, lock, data, deadline, cancellable, what, object, false, NULL, before);
+    wait_spec spec = {.q = q, .lock = lock, .data = data, .cancellable = cancellable,
+                      .before = before, .what = what, .object = object};
+    return wait_on(&spec, deadline);
 }
 
 int plait__wait_on_helping(plait__waitq *q, plait__spinlock *lock, int64_t deadline,
                            const char *what, const void *object)
 {
-    return wait_on(q, lock, NULL, deadline, true, what, object, true, NULL, NULL);
+    wait_spec spec = {.q = q, .lock = lock, .cancellable = true, .helps = true,
+                      .what = what, .object = object};
+    return wait_on(&spec, deadline);
 }
 
 int plait__wait_on_keep_lock(plait__waitq *q, plait__spinlock *lock, void *data,
                              int64_t deadline, bool cancellable, const char *what,
                              const void *object, bool *locked)
 {
-    return wait_on(q, lock, data, deadline, cancellable, what, object, false, locked, NULL);
+    wait_spec spec = {.q = q, .lock = lock, .data = data, .cancellable = cancellable,
+                      .locked = locked, .what = what, .object = object};
+    return wait_on(&spec, deadline);
+}
+
+int plait__wait_on_element(plait__waitq *q, plait__spinlock *lock, void *elem,
+                           size_t size, bool receiving, int64_t deadline,
+                           const char *what, const void *object)
+{
+    wait_spec spec = {.q = q, .lock = lock, .data = elem, .element = size,
+                      .receiving = receiving, .cancellable = true, .what = what,
+                      .object = object};
+    return wait_on(&spec, deadline);
 }
 
 static PLAIT_TLS uint64_t thread_identity;

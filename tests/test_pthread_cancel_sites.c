@@ -26,6 +26,13 @@
  *       pending makes a thread pool whose second worker the system refuses: the
  *       pthread_join of the first, as the create gave up, acted on it, leaving the pool
  *       and the create never returning.
+ *   channel_receive_with_a_cancellation_pending: a thread with a pthread_cancel
+ *       pending sleeps in a channel's receive (a futex wait: raw system calls, no
+ *       cancellation point of plait's own) when a signal comes whose handler, the
+ *       program's, calls write(2): that acted on the cancellation inside the wait when
+ *       the wait left cancellation on (tried in session 41, for its two locked
+ *       instructions), and the thread unwound with its wait linked on its dead stack,
+ *       where the send that came next handed the element to.
  *   signal_during_a_wake_up: a watched signal's handler runs on a thread with a
  *       pthread_cancel pending while it wakes a semaphore's waiter, its lock held: the
  *       handler's write(2) acted on the cancellation, the lock stayed held and the
@@ -277,6 +284,59 @@ TEST(connect_with_a_cancellation_pending)
     unlink(path);
 }
 
+static plait_chan *cancel_chan;
+static atomic_int receiver_tid, received = NOT_RETURNED, receive_result = NOT_RETURNED;
+static int handler_pipe[2] = {-1, -1};
+static atomic_int handled;
+
+/* The program's own handler: a write(2), a cancellation point. */
+static void write_in_handler(int sig)
+{
+    (void)sig;
+    atomic_store(&handled, 1);
+    char byte = 1;
+    ssize_t n = write(handler_pipe[1], &byte, 1);
+    (void)n;
+}
+
+static void *cancel_itself_and_receive(void *unused)
+{
+    (void)unused;
+    CHECK_EQ(pthread_cancel(pthread_self()), 0);
+    int v = 0;
+    atomic_store(&receiver_tid, gettid_());
+    atomic_store(&receive_result, plait_chan_recv(cancel_chan, &v, SOON()));
+    atomic_store(&received, v);
+    pthread_testcancel();
+    return NULL;
+}
+
+TEST(channel_receive_with_a_cancellation_pending)
+{
+    CHECK_EQ(plait_chan_create(&cancel_chan, sizeof(int), 0), 0);
+    atomic_store(&receiver_tid, 0);
+    pthread_t th;
+    thread_start(&th, cancel_itself_and_receive, NULL);
+    wait_asleep(&receiver_tid); /* in the futex wait, past its look */
+    CHECK_EQ(pipe(handler_pipe), 0);
+    atomic_store(&handled, 0);
+    struct sigaction sa = {.sa_handler = write_in_handler}, old;
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGUSR2, &sa, &old), 0);
+    CHECK_EQ(pthread_kill(th, SIGUSR2), 0);
+    while (!atomic_load(&handled)) /* the handler runs on the waiting thread */
+        sched_yield();
+    int v = 4242;
+    CHECK_EQ(plait_chan_send(cancel_chan, &v, SOON()), 0);
+    join_cancelled(th);
+    CHECK_EQ(atomic_load(&receive_result), 0);
+    CHECK_EQ(atomic_load(&received), 4242);
+    CHECK_EQ(plait_chan_destroy(cancel_chan), 0);
+    CHECK_EQ(sigaction(SIGUSR2, &old, NULL), 0);
+    close(handler_pipe[0]);
+    close(handler_pipe[1]);
+}
+
 static atomic_int started = NOT_RETURNED, squared = NOT_RETURNED;
 
 __attribute__((noinline)) static void start_a_process(void) /* (see scheduler_runs) */
@@ -399,4 +459,5 @@ RUN_TESTS(CASE(scheduler_cancelled_in_its_poller), CASE(coroutine_with_a_cancell
           CASE(connect_with_a_cancellation_pending),
           CASE(process_start_with_a_cancellation_pending),
           CASE(pool_create_that_fails_with_a_cancellation_pending), CASE(signal_during_a_wake_up),
-          CASE(thread_cancelled_waiting_on_a_descriptor))
+          CASE(thread_cancelled_waiting_on_a_descriptor),
+          CASE(channel_receive_with_a_cancellation_pending))
