@@ -207,8 +207,11 @@ void plait__waiter_signal(plait__waiter *w, int status, int index, plait__wakeup
         plait__wake_fd_write(w->wake_fd);
         atomic_store_explicit(&w->signalled, 1, memory_order_release);
     } else if (w->shared_word) {
+        /* read before `signalled` is published: the thread may return at once (GCC
+         * read the field again after the store, from what could be a dead frame) */
+        atomic_uint *word = w->shared_word;
         atomic_store_explicit(&w->signalled, 1, memory_order_release);
-        wakeups_add(later, NULL, NULL, w->shared_word);
+        wakeups_add(later, NULL, NULL, word);
     } else if (w->helper) {
         /* The worker is alive now: it cannot return from its wait before it unlinks
          * its nodes under the lock the signaller holds (invariant 3).  Only the word
