@@ -90,7 +90,8 @@ int plait_barrier_wait(plait_barrier *b, int64_t deadline)
         return -EINVAL;
     plait__spin_lock(&b->lock);
     if (b->arrived + 1 >= b->parties && count_open(b) + 1 == b->parties) {
-        plait__wakeups later = {.n = 0};
+        plait__wakeups later;
+        later.n = 0;
         release(b, &later);
         b->arrived = 0;
         b->round++;

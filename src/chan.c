@@ -160,7 +160,8 @@ int plait_chan_send(plait_chan *ch, const void *elem, int64_t deadline)
     if (!ch || !elem)
         return -EINVAL;
     int result;
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&ch->lock);
     if (try_send(ch, elem, NULL, &result, &later) == 1) {
         plait__spin_unlock(&ch->lock);
@@ -176,7 +177,8 @@ int plait_chan_recv(plait_chan *ch, void *elem, int64_t deadline)
     if (!ch || !elem)
         return -EINVAL;
     int result;
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&ch->lock);
     if (try_recv(ch, elem, NULL, &result, &later) == 1) {
         plait__spin_unlock(&ch->lock);
@@ -191,7 +193,8 @@ int plait_chan_close(plait_chan *ch)
 {
     if (!ch)
         return -EINVAL;
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&ch->lock);
     if (ch->closed) {
         plait__spin_unlock(&ch->lock);
@@ -245,7 +248,8 @@ retry:
         size_t i = order[k];
         plait_select_case *c = &cases[i];
         plait_chan *ch = c->chan;
-        plait__wakeups later = {.n = 0};
+        plait__wakeups later;
+        later.n = 0;
         plait__spin_lock(&ch->lock);
         outcome = c->op == PLAIT_SEND ? try_send(ch, c->elem, &w, &c->result, &later)
                                       : try_recv(ch, c->elem, &w, &c->result, &later);

@@ -27,7 +27,8 @@ int plait_event_set(plait_event *e)
 {
     if (!e)
         return -EINVAL;
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&e->lock);
     e->set = true;
     plait__waitq_wake_all(&e->waiters, &later);

@@ -467,7 +467,8 @@ static void finish_locked(plait__future *f, void *value, int error, plait__wakeu
 
 void plait__future_complete(plait__future *f, void *value, int error)
 {
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&f->lock);
     finish_locked(f, value, error, &later);
     unref_unlock(f);
@@ -541,7 +542,8 @@ void plait__work_set_main(plait__future *work, plait__coro *main)
 
 void plait__future_cancel(plait__future *f)
 {
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&f->lock);
     cancel_locked(f, &later);
     plait__spin_unlock(&f->lock);
@@ -597,7 +599,8 @@ int plait_cancel(plait_task task)
     plait__future *f = plait__future_lock(task, &err);
     if (!f)
         return err;
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     int r = cancel_locked(f, &later);
     plait__spin_unlock(&f->lock);
     plait__wakeups_deliver(&later);
@@ -629,7 +632,8 @@ static bool cancel_unless_finished(plait_task task)
     if (!f)
         return false; /* the join that follows says why */
     bool finished = atomic_load_explicit(&f->done, memory_order_relaxed);
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     if (!finished)
         cancel_locked(f, &later);
     plait__spin_unlock(&f->lock);
@@ -967,7 +971,8 @@ int plait_completed_add(plait_completed *set, plait_task task)
     plait__spin_lock(&set->lock);
     set->watched++;
     plait__spin_unlock(&set->lock);
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     if (atomic_load_explicit(&f->done, memory_order_relaxed))
         completed_push(set, f, &later);
     plait__spin_unlock(&f->lock);
@@ -1003,7 +1008,8 @@ int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadlin
         r = plait__wait_on_helping(&set->waiters, &set->lock, deadline, "completed", set);
         plait__spin_lock(&set->lock); /* still ours: destroy waits for `inside` */
     }
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     bool taken = f && r == 0;
     if (taken) {
         set->done_head = f->watch_next;

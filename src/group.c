@@ -59,7 +59,8 @@ int plait__group_child_started(plait_group *g, plait__coro *c)
 
 void plait__group_child_finished(plait_group *g, plait__coro *c, int error)
 {
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&g->lock);
     if (c->group_prev)
         c->group_prev->group_next = c->group_next;
@@ -133,7 +134,8 @@ int plait_group_wait(plait_group *group, int64_t deadline)
         wait_children(group, PLAIT_FOREVER, false, false);
     }
     /* the last to leave a closing group wakes its destroyer, which may free it at once */
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&group->lock);
     if (--group->waiting == 0 && group->closing)
         plait__waitq_wake_all(&group->waiters, &later);

@@ -142,7 +142,8 @@ int plait_mutex_unlock(plait_mutex *m)
 {
     if (!m)
         return -EINVAL;
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&m->lock);
     if (m->owner != plait__self()) {
         plait__spin_unlock(&m->lock);
@@ -209,7 +210,8 @@ static int cond_wake(plait_cond *c, bool all)
 {
     if (!c)
         return -EINVAL;
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&c->lock);
     plait__wait_node *node;
     while ((node = plait__waitq_claim(&c->waiters))) {

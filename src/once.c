@@ -74,7 +74,8 @@ static void run_over(run *r, bool done, plait__wakeups *later)
 /* A run ends (fn returned, or its thread unwinds through it). */
 static void run_end(run *r)
 {
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&r->b->lock);
     run_over(r, r->result >= 0, &later);
     plait__spin_unlock(&r->b->lock);
@@ -132,7 +133,8 @@ void plait__once_atfork(int phase)
         plait__atfork_wait_queue(&b->lock, &b->waiters, phase);
         if (phase != PLAIT__FORK_CHILD)
             continue;
-        plait__wakeups later = {.n = 0};
+        plait__wakeups later;
+        later.n = 0;
         plait__spin_lock(&b->lock);
         /* a run whose fn has returned (its result stored) but whose end waited for
          * this lock, held across the fork, is done: fn's work is in the child */

@@ -172,7 +172,8 @@ static void *watcher_main(void *arg)
             plait__futex_wait(&wt->ctl, ctl,
                               n > 1 ? plait_deadline_in(NO_WAITV_POLL_NS) : PLAIT_FOREVER);
         pthread_mutex_lock(&wt->working);
-        plait__wakeups later = {.n = 0};
+        plait__wakeups later;
+        later.n = 0;
         plait__spin_lock(&wt->lock);
         wt->asleep = false;
         for (unsigned i = 0; i < WATCH_SLOTS; i++) {

@@ -647,7 +647,8 @@ static void take_back_or_wait_handed(plait__kernel_io *io, int withdrawn)
  * then finds the number closed (-EBADF), or another file, as any call after a close. */
 static void close_pass(int fd, bool after)
 {
-    plait__wakeups later = {0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&fd_waits[fd % CLOSE_STRIPES].lock);
     atomic_fetch_add_explicit(&fd_waits[fd % CLOSE_STRIPES].closes, 1, memory_order_release);
     for (plait__wait_node *n = fd_waits[fd % CLOSE_STRIPES].waits.head; n; n = n->next)

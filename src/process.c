@@ -110,7 +110,8 @@ static void run_requests(void)
     while (req) {
         mgr_request *next = req->next;
         req->fn(req->arg);
-        plait__wakeups later = {.n = 0};
+        plait__wakeups later;
+        later.n = 0;
         plait__spin_lock(&req->lock);
         req->done = true;
         plait__waitq_wake_all(&req->waiters, &later);

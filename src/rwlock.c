@@ -127,7 +127,8 @@ int plait_rwlock_wrlock(plait_rwlock *rw, int64_t deadline)
     int r = plait__wait_on_keep_lock(&rw->write_waiters, &rw->lock, &self, deadline, true,
                                      "rwlock (write)", rw, &locked);
     if (locked) {
-        plait__wakeups later = {.n = 0};
+        plait__wakeups later;
+        later.n = 0;
         if (!rw->writer && !plait__waitq_has_other(&rw->write_waiters, NULL))
             admit_readers(rw, &later);
         plait__spin_unlock(&rw->lock);
@@ -140,7 +141,8 @@ int plait_rwlock_rdunlock(plait_rwlock *rw)
 {
     if (!rw)
         return -EINVAL;
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&rw->lock);
     if (rw->readers == 0) {
         plait__spin_unlock(&rw->lock);
@@ -157,7 +159,8 @@ int plait_rwlock_wrunlock(plait_rwlock *rw)
 {
     if (!rw)
         return -EINVAL;
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&rw->lock);
     if (rw->writer != plait__self()) {
         plait__spin_unlock(&rw->lock);

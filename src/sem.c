@@ -59,7 +59,8 @@ int plait_sem_release(plait_sem *s)
     if (!s)
         return -EINVAL;
     int r = 0;
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&s->lock);
     plait__wait_node *node = plait__waitq_claim(&s->waiters);
     if (node)

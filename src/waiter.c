@@ -229,7 +229,8 @@ void plait__waiter_signal(plait__waiter *w, int status, int index, plait__wakeup
 
 void plait__waiter_signal_now(plait__waiter *w, int status, int index)
 {
-    plait__wakeups now = {.n = 0};
+    plait__wakeups now;
+    now.n = 0;
     plait__waiter_signal(w, status, index, &now);
     plait__wakeups_deliver(&now);
 }

@@ -26,7 +26,8 @@ int plait_waitgroup_add(plait_waitgroup *wg, int delta)
 {
     if (!wg)
         return -EINVAL;
-    plait__wakeups later = {.n = 0};
+    plait__wakeups later;
+    later.n = 0;
     plait__spin_lock(&wg->lock);
     int64_t count = (int64_t)wg->count + delta;
     int r = count < 0 ? -EINVAL : count > INT32_MAX ? -EOVERFLOW : 0;
