@@ -3,8 +3,9 @@
  * wake-up another thread had decided but not yet posted (the child's coroutine waited
  * for ever, past its deadline), a read in the parent's io_uring ring in a child that
  * gets no ring (-EBADF on an open descriptor), a seccomp trap inside the fork handlers
- * (SIGSYS blocked: the child was killed).  Each child reports through its exit status
- * and is reaped within a limit.  And a wait the child's poller refused to take again
+ * (SIGSYS blocked: the child was killed), wake-ups queued in the scheduler's inbox.
+ * Each child reports through its exit status and is reaped within a limit.  And a
+ * wait the child's poller refused to take again
  * (told -EBADF, not the refusal).
  */
 #include "fork_child.h"
@@ -267,6 +268,73 @@ TEST(fork_while_a_claim_is_undecided)
     CHECK_EQ(plait_run(fork_during_a_hand_over, ARG(PARK_IN_COPY), NULL), 0);
 }
 
+/* ---- a fork with several wake-ups waiting in the scheduler's inbox ---- */
+
+enum { QUEUED = 3 };
+static atomic_int all_sent;
+
+static void *send_queued(void *arg)
+{
+    (void)arg;
+    for (int i = 1; i <= QUEUED; i++)
+        CHECK_EQ(plait_chan_send(handoff, &i, SOON()), 0);
+    atomic_store(&all_sent, 1);
+    return NULL;
+}
+
+/* The receivers each got one of 1..QUEUED, none twice. */
+static void join_queued(plait_task *t)
+{
+    int seen = 0;
+    for (int i = 0; i < QUEUED; i++) {
+        void *v = NULL;
+        CHECK_EQ(plait_join(t[i], &v, plait_deadline_in(5 * PLAIT_SEC)), 0);
+        CHECK(INT(v) >= 1 && INT(v) <= QUEUED);
+        seen |= 1 << INT(v);
+    }
+    CHECK_EQ(seen, ((1 << QUEUED) - 1) << 1);
+}
+
+/* Coroutines wait to receive; a thread hands each an element while their scheduler is
+ * busy in this coroutine, which does not yield, so the wake-ups wait in the inbox, linked
+ * through the waiters (sched.c); then this coroutine forks.  The child's fork handling
+ * walks that list (plait__sched_after_fork), and both processes' drains take all of it. */
+static void *queue_wake_ups_then_fork(void *arg)
+{
+    (void)arg;
+    atomic_store(&all_sent, 0);
+    CHECK_EQ(plait_chan_create(&handoff, sizeof(int), 0), 0);
+    plait_task receivers[QUEUED];
+    for (int i = 0; i < QUEUED; i++)
+        CHECK_EQ(plait_spawn(&receivers[i], receive_or_report, NULL), 0);
+    CHECK_EQ(plait_yield(), 0); /* they wait in the channel */
+    pthread_t sender;
+    CHECK_EQ(pthread_create(&sender, NULL, send_queued, NULL), 0);
+    wait_flag(&all_sent); /* no yield: nothing is drained meanwhile */
+    plait__sched *s = plait__tls_sched;
+    int queued = 0;
+    plait__spin_lock(&s->inbox.lock);
+    for (plait__waiter *w = s->inbox.wake_head; w; w = w->inbox_next)
+        queued++;
+    plait__spin_unlock(&s->inbox.lock);
+    CHECK_EQ(queued, QUEUED);
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        join_queued(receivers);
+        child_exit();
+    }
+    reap_ok(pid, 20);
+    join_queued(receivers);
+    pthread_join(sender, NULL);
+    CHECK_EQ(plait_chan_destroy(handoff), 0);
+    return NULL;
+}
+
+TEST(fork_with_wake_ups_in_the_inbox)
+{
+    CHECK_EQ(plait_run(queue_wake_ups_then_fork, NULL, NULL), 0);
+}
+
 /* ---- a read in the kernel's ring at a fork, in a child that cannot have a ring ---- */
 
 static int ring_pipe[2];
@@ -464,6 +532,7 @@ RUN_TESTS(CASE(fork_beside_io_timer_and_channel_waits),
           CASE(grandchild_beside_io_timer_and_channel_waits),
           CASE(fork_while_a_wake_up_is_on_its_way),
           CASE(fork_while_a_claim_is_undecided),
+          CASE(fork_with_wake_ups_in_the_inbox),
           CASE(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring),
           CASE(a_wait_the_child_s_poller_refuses),
           CASE(a_system_call_a_sandbox_traps_in_the_child_s_fork_handler))
