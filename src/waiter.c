@@ -400,9 +400,10 @@ static int wait_on(const wait_spec *spec, int64_t deadline)
     waitq_insert(spec->q, spec->lock, &w.node, &w, 0, data, spec->before);
     plait__spin_unlock(spec->lock);
     r = plait__waiter_block(&w, deadline);
-    /* Whether the outcome came through the node: its waker unlinked it.  Read from the
-     * waiter's own line (the node's index is 0), not from the node's, which the waker
-     * wrote last. */
+    /* Whether the outcome came through the node: its waker unlinked it.  Told by the
+     * outcome's index (the node's is 0), not by the node, which the waker wrote last:
+     * one cache line less to fetch back (the waiter is not aligned to lines, but its
+     * outcome and its node are apart). */
     bool through_node = w.index == 0;
     if (carried && spec->receiving && r == 0 && through_node)
         memcpy(spec->data, w.payload, spec->element);
