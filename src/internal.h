@@ -1104,6 +1104,7 @@ typedef struct plait__pmutex_state {
                                    PLAIT__PMUTEX_DIED: free, its last holder died */
     atomic_uint seq;            /* bumped at each release: what waiters sleep on */
     atomic_uint waiters;
+    atomic_uint owner_pid;      /* the process whose owner_id that is (psync.c) */
     atomic_ullong owner_id;     /* which coroutine or thread of the holder's process */
 } plait__pmutex_state;
 /* The holder word of a free mutex whose last holder died holding it (no pid is this

@@ -10,10 +10,22 @@
  *
  * Mutex.  The lock word is the holder's process id (0 when free), taken with one
  * compare-and-swap; within the process, owner_id says which coroutine or thread holds
- * it (for -EPERM and -EDEADLK).  Waiters sleep on `seq`, which every release bumps,
- * and `waiters` tells a release whether anyone sleeps.  The ordering argument: a
- * waiter reads seq, then sees the lock held, then counts itself and sleeps while seq
- * is unchanged; a release frees the lock, bumps seq, then reads the count — all
+ * it (for -EPERM and -EDEADLK), and owner_pid whose id that is.  Ids are counters of
+ * each process, and a forked child goes on from its parent's, so an id alone does not
+ * name one holder: a dead holder's id stays in owner_id until the next holder, a few
+ * instructions after its compare-and-swap, writes its own, and a thread of that
+ * holder's process with the same id (its main thread, where the dead one was a fork()
+ * of it) took the lock for its own in between (-EDEADLK from a lock, an unlock that
+ * freed the new holder's lock: tests/test_pshared_owner_window.sh).  So a holder
+ * writes owner_id, then owner_pid (release), and unlock clears both; the caller holds
+ * the lock when the word, then owner_pid (acquire), then owner_id are its own
+ * (held_in): in that window owner_pid still names the dead process, or is 0.  (Unless
+ * the dead holder's pid is the new holder's, given again by the kernel, and a thread
+ * of it has the dead one's id, in those few instructions: not closed.)  Waiters sleep
+ * on `seq`, which every release bumps, and `waiters` tells a release whether anyone
+ * sleeps.  The ordering argument: a waiter reads seq, then sees the lock held, then
+ * counts itself and sleeps while seq is unchanged; a release frees the lock, bumps
+ * seq, then reads the count — all
  * sequentially consistent, so either the release sees the waiter or the waiter's
  * sleep sees the new seq.  There is no hand-off: a released lock goes to whoever takes
  * it first (waiters are woken and race; a process lock is rarely contended by many).
@@ -42,6 +54,17 @@
 #include <stdlib.h>
 
 /* ---- mutex (the state is shared with plait_shm's lock) ---- */
+
+/* The id of the coroutine or thread of process me that holds the mutex, or 0 when no
+ * one of me holds it (a holder of another process, or one of me that has taken the word
+ * and not yet written which it is). */
+static uint64_t held_in(plait__pmutex_state *st, unsigned me)
+{
+    if (atomic_load(&st->holder) != me ||
+        atomic_load_explicit(&st->owner_pid, memory_order_acquire) != me)
+        return 0;
+    return atomic_load_explicit(&st->owner_id, memory_order_relaxed);
+}
 
 /* Release the mutex of the dead holder pid: one compare-and-swap, so the reaper and a
  * waiter that found the holder gone may both try, and the mark that the next holder
@@ -101,15 +124,15 @@ static int pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t 
         if (word == 0 || word == PLAIT__PMUTEX_DIED) {
             if (atomic_compare_exchange_strong(&st->holder, &word, me)) {
                 atomic_store_explicit(&st->owner_id, self, memory_order_relaxed);
+                atomic_store_explicit(&st->owner_pid, me, memory_order_release);
                 return word == PLAIT__PMUTEX_DIED ? -EOWNERDEAD : 0;
             }
             continue;
         }
-        if (word == me) { /* held by the caller, or by a pool task it runs on top of */
-            uint64_t owner = atomic_load_explicit(&st->owner_id, memory_order_relaxed);
-            if (owner == self || plait__held_beneath(owner))
-                return -EDEADLK;
-        }
+        /* held by the caller, or by a pool task it runs on top of */
+        uint64_t owner = held_in(st, me);
+        if (owner && (owner == self || plait__held_beneath(owner)))
+            return -EDEADLK;
         unsigned seq = atomic_load(&st->seq);
         word = atomic_load(&st->holder);
         if (word == 0 || word == PLAIT__PMUTEX_DIED)
@@ -140,12 +163,12 @@ static int pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t 
 
 int plait__pmutex_unlock(plait__shared_obj *obj, plait__pmutex_state *st)
 {
-    if (atomic_load(&st->holder) != plait__pid() ||
-        atomic_load_explicit(&st->owner_id, memory_order_relaxed) != plait__self())
+    if (held_in(st, plait__pid()) != plait__self())
         return -EPERM;
     /* the next holder may destroy it as soon as the word is free: stay inside until the
      * sequence and the sleepers are done with */
     plait__shared_enter(obj);
+    atomic_store_explicit(&st->owner_pid, 0, memory_order_relaxed);
     atomic_store_explicit(&st->owner_id, 0, memory_order_relaxed);
     atomic_store(&st->holder, 0);
     atomic_fetch_add(&st->seq, 1);
