@@ -26,7 +26,9 @@
  * scheduler (plait__coro_cancel).  Work on a plain thread (a plait thread, a pool task)
  * carries its own flag, `cancelled`, and the cancellable wait it is blocked in,
  * `blocked`, which waiter.c registers under the future's lock: plait_cancel claims that
- * wait under the same lock, so it never touches a wait that has already returned.
+ * wait under the same lock, so it never touches a wait that has already returned, and
+ * sets the flag under it, which the completion reads under it: a cancellation that came
+ * before the outcome was recorded, even after fn returned, makes it -ECANCELED.
  * Both targets are cleared when the future completes, under its lock.  A thread that
  * runs a scheduler (plait_run) is blocked in no such wait: it names the scheduler's
  * main coroutine, `sched_main`, which plait_cancel cancels (and plait_run, as main
@@ -470,6 +472,15 @@ void plait__future_complete(plait__future *f, void *value, int error)
     plait__wakeups later;
     later.n = 0;
     plait__spin_lock(&f->lock);
+    /* Work (a pool task, a plait thread) whose cancellation came after its function had
+     * returned: plait_cancel sets the flag under this lock, so it reached the task
+     * before its outcome was recorded, and the outcome is the cancellation; what fn
+     * returned is dropped (plait_cancel, plait_to_thread).  Looked at here, not as fn
+     * returns: one that came in between was lost (tests/test_cancel_as_fn_returns.c). */
+    if (f->on_thread && atomic_load_explicit(&f->cancelled, memory_order_relaxed)) {
+        value = NULL;
+        error = -ECANCELED;
+    }
     finish_locked(f, value, error, &later);
     unref_unlock(f);
     plait__wakeups_deliver(&later);
@@ -494,8 +505,6 @@ int plait__future_run_work(plait__future *f, void **value)
     plait__tls_work = f;
     void *result = f->fn(f->arg);
     plait__tls_work = outer;
-    if (atomic_load_explicit(&f->cancelled, memory_order_relaxed))
-        return -ECANCELED;
     if (PLAIT_IS_FAIL(result))
         return (int)(intptr_t)result;
     *value = result;
