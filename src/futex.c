@@ -52,8 +52,9 @@ void plait__spin_lock_contended(plait__spinlock *lock)
 bool plait__spin_yield(plait__spin *spin)
 {
     int64_t now = plait_now();
+    /* (now + ns, not deadline - now: a deadline far in the past would overflow that) */
     if (!spin->until)
-        spin->until = spin->deadline - now < spin->ns ? spin->deadline : now + spin->ns;
+        spin->until = spin->deadline < now + spin->ns ? spin->deadline : now + spin->ns;
     if (now >= spin->until)
         return false;
     sched_yield(); /* on one CPU, the side that will end the wait needs this one */
