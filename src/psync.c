@@ -25,10 +25,10 @@
  * on `seq`, which every release bumps, and `waiters` tells a release whether anyone
  * sleeps.  The ordering argument: a waiter reads seq, then sees the lock held, then
  * counts itself and sleeps while seq is unchanged; a release frees the lock, bumps
- * seq, then reads the count — all
- * sequentially consistent, so either the release sees the waiter or the waiter's
- * sleep sees the new seq.  There is no hand-off: a released lock goes to whoever takes
- * it first (waiters are woken and race; a process lock is rarely contended by many).
+ * seq, then reads the count — all sequentially consistent, so either the release sees
+ * the waiter or the waiter's sleep sees the new seq.  There is no hand-off: a released
+ * lock goes to whoever takes it first (waiters are woken and race; a process lock is
+ * rarely contended by many).
  *
  * When a process dies holding the mutex, the parent that reaps it releases it (the lock
  * word names the dead pid, so this is exact) and marks it, in the same word: the next
