@@ -27,8 +27,9 @@
  * carries its own flag, `cancelled`, and the cancellable wait it is blocked in,
  * `blocked`, which waiter.c registers under the future's lock: plait_cancel claims that
  * wait under the same lock, so it never touches a wait that has already returned, and
- * sets the flag under it, which the completion reads under it: a cancellation that came
- * before the outcome was recorded, even after fn returned, makes it -ECANCELED.
+ * sets the flag under it, which the completion reads under it (a coroutine's flag too):
+ * a cancellation that came before the outcome was recorded, even after the function
+ * returned, makes it -ECANCELED.
  * Both targets are cleared when the future completes, under its lock.  A thread that
  * runs a scheduler (plait_run) is blocked in no such wait: it names the scheduler's
  * main coroutine, `sched_main`, which plait_cancel cancels (and plait_run, as main
@@ -467,23 +468,34 @@ static void finish_locked(plait__future *f, void *value, int error, plait__wakeu
         completed_push(f->watch, f, later);
 }
 
-void plait__future_complete(plait__future *f, void *value, int error)
+/* Whether the producer of a locked future has been cancelled: its work's flag (a pool
+ * task, a plait thread) or its coroutine's, each set under the lock by plait_cancel. */
+static bool producer_cancelled(const plait__future *f)
+{
+    if (f->on_thread)
+        return atomic_load_explicit(&f->cancelled, memory_order_relaxed);
+    return f->coro && atomic_load_explicit(&f->coro->cancelled, memory_order_relaxed);
+}
+
+int plait__future_complete(plait__future *f, void *value, int error)
 {
     plait__wakeups later;
     later.n = 0;
     plait__spin_lock(&f->lock);
-    /* Work (a pool task, a plait thread) whose cancellation came after its function had
-     * returned: plait_cancel sets the flag under this lock, so it reached the task
-     * before its outcome was recorded, and the outcome is the cancellation; what fn
-     * returned is dropped (plait_cancel, plait_to_thread).  Looked at here, not as fn
-     * returns: one that came in between was lost (tests/test_cancel_as_fn_returns.c). */
-    if (f->on_thread && atomic_load_explicit(&f->cancelled, memory_order_relaxed)) {
+    /* A cancellation that came after the function had returned (while task-local
+     * destructors ran, or just now) reached the task before its outcome was recorded:
+     * the outcome is the cancellation, and what the function returned is dropped
+     * (plait_cancel, plait_to_thread).  Looked at here, under the lock plait_cancel
+     * takes, not as the function returns: one that came in between was lost
+     * (tests/test_cancel_as_fn_returns.c). */
+    if (producer_cancelled(f)) {
         value = NULL;
         error = -ECANCELED;
     }
     finish_locked(f, value, error, &later);
     unref_unlock(f);
     plait__wakeups_deliver(&later);
+    return error;
 }
 
 void plait__future_release(plait__future *f)

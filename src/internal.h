@@ -865,9 +865,10 @@ void plait__joiner_unlink(plait__wait_node *node);
 plait__future *plait__future_start(plait__coro *coro, plait_task *task);
 /* A future for fn(arg) to run on a plain thread (a plait thread, a pool task). */
 plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task);
-/* Complete a future; drops the producer's reference.  A plain-thread future cancelled
- * by then completes as cancelled (-ECANCELED, value dropped), whatever it was given. */
-void plait__future_complete(plait__future *f, void *value, int error);
+/* Complete a future; drops the producer's reference.  A future whose producer (work or
+ * coroutine) was cancelled by then completes as cancelled (-ECANCELED, value dropped),
+ * whatever it was given.  Returns the code recorded. */
+int plait__future_complete(plait__future *f, void *value, int error);
 /* Run a plain-thread future's fn on this thread, as the thread's current work, and
  * return its outcome for plait__future_complete(): the code, with *value the result;
  * -ECANCELED without running fn when its cancellation came as it started.

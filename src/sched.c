@@ -426,17 +426,15 @@ static void cancel_all(plait__sched *s)
 static _Noreturn void coro_finish(plait__sched *s, plait__coro *c, void *result)
 {
     int error = 0;
-    if (atomic_load_explicit(&c->cancelled, memory_order_relaxed)) {
-        error = -ECANCELED;
-        result = NULL;
-    } else if (PLAIT_IS_FAIL(result)) {
+    if (PLAIT_IS_FAIL(result)) {
         error = (int)(intptr_t)result;
         result = NULL;
     }
     plait__locals_destroy(c);
     /* The outcome first, then the group: whoever its wait lets go finds the children's
-     * outcomes there (a join with a past deadline, a wait-all) */
-    plait__future_complete(c->future, result, error);
+     * outcomes there (a join with a past deadline, a wait-all).  The code the future
+     * recorded, -ECANCELED for a coroutine cancelled by then, is the group's too. */
+    error = plait__future_complete(c->future, result, error);
     c->future = NULL;
     if (c->group)
         plait__group_child_finished(c->group, c, error);
