@@ -717,7 +717,10 @@ int plait_fd_set_nonblock(int fd, int on);
 const char *plait_io_backend(void);
 
 /* Close fd after waking every plait wait on it (coroutines on any scheduler, plain and
- * plait threads), which returns -EBADF.  The calling scheduler's own watch on fd (and
+ * plait threads), which returns -EBADF; so does a call whose wait on fd had already
+ * ended (fd ready, or its deadline come) but which had not yet run again: it makes no
+ * read or write on the number after the close (bytes the kernel already moved for it
+ * are returned).  The calling scheduler's own watch on fd (and
  * any read or write queued in its ring) is taken back first, so the peer sees the
  * close when this returns; another scheduler's, when its woken waiter runs.  Close
  * descriptors that coroutines may be waiting on or writing with this, not close(2): a

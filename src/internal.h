@@ -341,6 +341,8 @@ struct plait__waiter {
     _Alignas(8) unsigned char payload[PLAIT__WAITER_PAYLOAD];
 
     bool cancellable;
+    bool fd_closed;           /* plait_close found this wait linked on its descriptor,
+                               * claimed or not (poll.c: close_pass) */
     unsigned shared_expected;
     int poll_fd;
     short poll_events;

@@ -603,6 +603,16 @@ uint32_t plait__fd_close_gen(int fd)
 
 static void *fd_key(int fd) { return (void *)((uintptr_t)(unsigned)fd + 1); }
 
+/* The outcome of a wait on fd once its node is unlinked (which takes the stripe's
+ * lock, or was done by the close that woke it): -EBADF when plait_close found it linked
+ * and it had ended otherwise (ready, or its deadline), else r as it is.  (A cancellation
+ * or another error stays.) */
+static int closed_after_wait(const plait__waiter *w, int r)
+{
+    return w->fd_closed && (r >= 0 || r == -ETIMEDOUT || r == PLAIT__LOOK_AGAIN) ? -EBADF
+                                                                                  : r;
+}
+
 /* Link a wait on fd where plait_close() finds it. */
 static void link_for_close(plait__wait_node *node, plait__waiter *w, int fd)
 {
@@ -641,20 +651,29 @@ static void take_back_or_wait_handed(plait__kernel_io *io, int withdrawn)
 /* One look of plait_close's for fd's waits: count the close, under the stripe's lock,
  * take back the kernel reads and writes queued on fd, and wake every wait on fd with
  * -EBADF.  A call that has tried fd but not yet linked its wait sees the count when it
- * links (plait__fd_call_begin), and one linked is woken.  After close(2) (after), the
- * number may be a new file's already, opened by another thread, with waits on it: those
- * are woken to look again (PLAIT__LOOK_AGAIN), not failed; a call on the file closed
- * then finds the number closed (-EBADF), or another file, as any call after a close. */
+ * links (plait__fd_call_begin), and one linked is woken.  A wait linked whose end was
+ * already decided (the poller woke it, or its deadline came) and whose call has not yet
+ * run again is not woken, but marked (fd_closed): its call returns -EBADF rather than
+ * going on to read or write the number (closed_after_wait), which by then may be another
+ * file's.  After close(2) (after), the number may be a new file's already, opened by
+ * another thread, with waits on it: those are woken to look again (PLAIT__LOOK_AGAIN),
+ * not failed nor marked; a call on the file closed then finds the number closed
+ * (-EBADF), or another file, as any call after a close. */
 static void close_pass(int fd, bool after)
 {
     plait__wakeups later;
     later.n = 0;
     plait__spin_lock(&fd_waits[fd % CLOSE_STRIPES].lock);
     atomic_fetch_add_explicit(&fd_waits[fd % CLOSE_STRIPES].closes, 1, memory_order_release);
-    for (plait__wait_node *n = fd_waits[fd % CLOSE_STRIPES].waits.head; n; n = n->next)
-        if (n->data == fd_key(fd) && n->waiter->io)
+    for (plait__wait_node *n = fd_waits[fd % CLOSE_STRIPES].waits.head; n; n = n->next) {
+        if (n->data != fd_key(fd))
+            continue;
+        if (!after)
+            n->waiter->fd_closed = true;
+        if (n->waiter->io)
             take_back_or_wait_handed(n->waiter->io,
                                      after ? PLAIT__IO_RELOOK : PLAIT__IO_WITHDRAWN);
+    }
     plait__waitq_wake_matching(&fd_waits[fd % CLOSE_STRIPES].waits, fd_key(fd),
                                after ? PLAIT__LOOK_AGAIN : -EBADF, &later);
     plait__spin_unlock(&fd_waits[fd % CLOSE_STRIPES].lock);
@@ -850,11 +869,12 @@ again:;
      * (unless a close has claimed the wait since: its wake-up must be taken) */
     if (since && plait__fd_close_gen(fd) != *since && plait__waiter_claim(&w)) {
         plait__wait_node_withdraw(&node);
-        return 0;
+        return closed_after_wait(&w, 0);
     }
     int r = w.coro ? coro_wait_fd(w.coro->sched, &w, fd, events, deadline)
                    : plait__waiter_block(&w, deadline);
     plait__wait_node_unlink(&node);
+    r = closed_after_wait(&w, r);
     if (r == PLAIT__LOOK_AGAIN && !since) {
         /* a close of the number just happened (plait_close's look after close(2)): the
          * number is closed, or a new file's, whose wait goes on */
@@ -906,10 +926,11 @@ int plait__fd_call_pause(const plait__fd_call *call, int64_t until)
     /* a plait_close since the call's try, before the pause was linked: as wait_fd */
     if (plait__fd_close_gen(fd) != call->since && plait__waiter_claim(&w)) {
         plait__wait_node_withdraw(&node);
-        return 0;
+        return closed_after_wait(&w, 0);
     }
     r = plait__waiter_block(&w, until);
     plait__wait_node_unlink(&node);
+    r = closed_after_wait(&w, r);
     return r == -ETIMEDOUT || r == PLAIT__LOOK_AGAIN ? 0 : r;
 }
 
@@ -996,6 +1017,7 @@ static ssize_t kernel_read(struct plait__poller *p, int fd, void *buf, size_t le
         return op.res;
     /* a close's look after close(2) (PLAIT__LOOK_AGAIN): the system call says whether
      * the number is closed or a new file's */
+    r = closed_after_wait(&w, r);
     return r == -ETIMEDOUT || r == PLAIT__LOOK_AGAIN ? -EAGAIN : r;
 }
 

@@ -52,6 +52,7 @@ void plait__waiter_init(plait__waiter *w, const char *what, const void *object)
     w->status = 0;
     w->index = -1;
     w->cancellable = true;
+    w->fd_closed = false;
     w->coro = plait__coro_current();
     if (w->coro) {
         w->sched = w->coro->sched;
