@@ -477,10 +477,9 @@ static bool producer_cancelled(const plait__future *f)
     return f->coro && atomic_load_explicit(&f->coro->cancelled, memory_order_relaxed);
 }
 
-int plait__future_complete(plait__future *f, void *value, int error)
+int plait__future_complete_into(plait__future *f, void *value, int error,
+                                plait__wakeups *later)
 {
-    plait__wakeups later;
-    later.n = 0;
     plait__spin_lock(&f->lock);
     /* A cancellation that came after the function had returned (while task-local
      * destructors ran, or just now) reached the task before its outcome was recorded:
@@ -492,10 +491,17 @@ int plait__future_complete(plait__future *f, void *value, int error)
         value = NULL;
         error = -ECANCELED;
     }
-    finish_locked(f, value, error, &later);
+    finish_locked(f, value, error, later);
     unref_unlock(f);
-    plait__wakeups_deliver(&later);
     return error;
+}
+
+void plait__future_complete(plait__future *f, void *value, int error)
+{
+    plait__wakeups later;
+    later.n = 0;
+    plait__future_complete_into(f, value, error, &later);
+    plait__wakeups_deliver(&later);
 }
 
 void plait__future_release(plait__future *f)

@@ -3,7 +3,9 @@
  *
  * The group lists its running children under its lock; a child unlinks itself (under
  * the same lock) as it finishes, so a child found in the list is alive, and
- * cancelling it from the list is safe from any thread.  plait_group_destroy() closes
+ * cancelling it from the list is safe from any thread.  The child's future gets its
+ * outcome under that lock too (lock order: group, then future), so the group's count
+ * and the children's outcomes never disagree for whoever looks at both.  plait_group_destroy() closes
  * the group to new children, cancels the rest and waits for them with a wait that the
  * caller's own cancellation cannot cut short: when it returns, no child runs.  It also
  * waits for the parties still inside plait_group_wait() (`waiting`) to leave before it
@@ -57,11 +59,18 @@ int plait__group_child_started(plait_group *g, plait__coro *c)
     return 0;
 }
 
-void plait__group_child_finished(plait_group *g, plait__coro *c, int error)
+void plait__group_child_finished(plait_group *g, plait__coro *c, void *result, int error)
 {
     plait__wakeups later;
     later.n = 0;
     plait__spin_lock(&g->lock);
+    /* The outcome under the group's lock: a join that returned finds the group no longer
+     * counting c, and a group wait that returned finds c's outcome (a join with a past
+     * deadline, a wait-all).  Made before it, the outcome was seen first: a wait(g, 0)
+     * right after a join said -ETIMEDOUT (tests/test_group_outcome.c).  The code
+     * recorded, -ECANCELED for a child cancelled by then, is the group's too. */
+    if (c->future)
+        error = plait__future_complete_into(c->future, result, error, &later);
     if (c->group_prev)
         c->group_prev->group_next = c->group_next;
     else

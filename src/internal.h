@@ -869,8 +869,12 @@ plait__future *plait__future_start(plait__coro *coro, plait_task *task);
 plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task);
 /* Complete a future; drops the producer's reference.  A future whose producer (work or
  * coroutine) was cancelled by then completes as cancelled (-ECANCELED, value dropped),
- * whatever it was given.  Returns the code recorded. */
-int plait__future_complete(plait__future *f, void *value, int error);
+ * whatever it was given. */
+void plait__future_complete(plait__future *f, void *value, int error);
+/* The same with the wake-ups put into later (the caller delivers them); returns the
+ * code recorded. */
+int plait__future_complete_into(plait__future *f, void *value, int error,
+                                plait__wakeups *later);
 /* Run a plain-thread future's fn on this thread, as the thread's current work, and
  * return its outcome for plait__future_complete(): the code, with *value the result;
  * -ECANCELED without running fn when its cancellation came as it started.
@@ -950,7 +954,11 @@ atomic_uint *plait__worker_poke(struct plait__worker *worker);
 
 /* ---- groups (group.c) ---- */
 int plait__group_child_started(struct plait_group *group, plait__coro *coro);
-void plait__group_child_finished(struct plait_group *group, plait__coro *coro, int error);
+/* coro ends with its function's outcome (result, error): its future's outcome (when it
+ * has a future: none when it could not start) and the group's record of it are made
+ * in one step, under the group's lock, so that whoever sees one sees the other. */
+void plait__group_child_finished(struct plait_group *group, plait__coro *coro, void *result,
+                                 int error);
 
 /* ---- task-local storage (local.c) ---- */
 void plait__locals_destroy(plait__coro *coro);

@@ -431,13 +431,11 @@ static _Noreturn void coro_finish(plait__sched *s, plait__coro *c, void *result)
         result = NULL;
     }
     plait__locals_destroy(c);
-    /* The outcome first, then the group: whoever its wait lets go finds the children's
-     * outcomes there (a join with a past deadline, a wait-all).  The code the future
-     * recorded, -ECANCELED for a coroutine cancelled by then, is the group's too. */
-    error = plait__future_complete(c->future, result, error);
+    if (c->group) /* the outcome and the group's record in one step (group.c) */
+        plait__group_child_finished(c->group, c, result, error);
+    else
+        plait__future_complete(c->future, result, error);
     c->future = NULL;
-    if (c->group)
-        plait__group_child_finished(c->group, c, error);
     if (c->all_prev)
         c->all_prev->all_next = c->all_next;
     else
@@ -521,7 +519,7 @@ int plait_spawn_opts(plait_task *task, plait_fn fn, void *arg,
     c->future = plait__future_start(c, task);
     if (!c->future) {
         if (c->group)
-            plait__group_child_finished(c->group, c, 0);
+            plait__group_child_finished(c->group, c, NULL, 0);
         recycle(s, c); /* a group cancel may have named it in the inbox meanwhile */
         return -ENOMEM;
     }

@@ -20,12 +20,11 @@
 
 #include <sched.h>
 
-int __real_plait__future_complete(plait__future *f, void *value, int error);
-int __wrap_plait__future_complete(plait__future *f, void *value, int error);
+void __real_plait__future_complete(plait__future *f, void *value, int error);
+void __wrap_plait__future_complete(plait__future *f, void *value, int error);
 
 static plait_fn held_fn;  /* the function of the task whose completion is held */
 static atomic_int held;   /* its completion is waiting for the cancellation */
-static atomic_int completed; /* ... and has been recorded */
 
 /* The function a future's producer runs, and its cancelled flag. */
 static plait_fn producer_fn(const plait__future *f)
@@ -38,7 +37,7 @@ static const atomic_int *producer_cancelled(plait__future *f)
     return f->on_thread ? &f->cancelled : &f->coro->cancelled;
 }
 
-int __wrap_plait__future_complete(plait__future *f, void *value, int error)
+void __wrap_plait__future_complete(plait__future *f, void *value, int error)
 {
     bool hold = held_fn && producer_fn(f) == held_fn;
     if (hold) {
@@ -46,10 +45,7 @@ int __wrap_plait__future_complete(plait__future *f, void *value, int error)
         while (!atomic_load(producer_cancelled(f)))
             sched_yield();
     }
-    int recorded = __real_plait__future_complete(f, value, error);
-    if (hold)
-        atomic_store(&completed, 1);
-    return recorded;
+    __real_plait__future_complete(f, value, error);
 }
 
 static void *returns_its_argument(void *arg) { return arg; }
@@ -58,7 +54,6 @@ static void hold_completions_of(plait_fn fn)
 {
     held_fn = fn;
     atomic_store(&held, 0);
-    atomic_store(&completed, 0);
 }
 
 static void wait_until_held(void)
