@@ -1205,6 +1205,13 @@ void plait__ignore_sigpipe(void);
  * pool's task) may give as its outcome, -errno: -4095, as PLAIT_IS_FAIL's range. A
  * lower return is -EINVAL; a lower code read back from a worker's memory, -EPROTO. */
 enum { PLAIT__CODE_MIN = -4095 };
+/* A code read back from the memory of a function that ran in another process: itself
+ * when such a function may give it ([PLAIT__CODE_MIN, 0]), else -EPROTO (the memory
+ * was written over). */
+static inline int plait__code_read_back(int64_t code)
+{
+    return code < PLAIT__CODE_MIN || code > 0 ? -EPROTO : (int)code;
+}
 
 /* Text written into buf (cap bytes, NUL-ended when cap > 0, cut short where it does not
  * fit) as snprintf writes it, and its whole length counted, without snprintf's frames:

@@ -634,7 +634,7 @@ static void proc_finish(proc *p, int error)
             /* it returned (whoever else reaped it took only its exit status); a length
              * past the room: its task wrote over the area's header (fn writes only from
              * data on), and nothing past the mapping is read */
-            error = len > p->result_max ? -EPROTO : code;
+            error = len > p->result_max ? -EPROTO : plait__code_read_back(code);
             if (error == 0 && !(value = malloc(sizeof *value + len)))
                 error = -ENOMEM;
             if (value) {

@@ -744,10 +744,10 @@ static void fail_passed(plait_procpool *p)
  * once: -EPROTO for what store_outcome never writes. */
 static int slot_outcome(plait_procpool *p, uint32_t s, size_t *len)
 {
-    int32_t code = slot_at(p, s)->code;
+    int code = plait__code_read_back(slot_at(p, s)->code);
     uint64_t n = slot_at(p, s)->result_len;
     *len = 0;
-    if (code < PLAIT__CODE_MIN || code > 0 || n > out_cap(p, p->slot_task[s]->fn))
+    if (n > out_cap(p, p->slot_task[s]->fn))
         return -EPROTO;
     if (code == 0)
         *len = (size_t)n;

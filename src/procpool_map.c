@@ -93,7 +93,7 @@ static int32_t item_code(const unsigned char *raw, size_t i)
 {
     int32_t code;
     memcpy(&code, raw + i * sizeof code, sizeof code);
-    return code < PLAIT__CODE_MIN || code > 0 ? -EPROTO : code;
+    return plait__code_read_back(code);
 }
 
 /* Runs in a worker: the items' outcomes as int32 codes, then (aligned) their results. */

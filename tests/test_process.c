@@ -8,6 +8,8 @@
  */
 #include "helpers.h"
 
+#include <limits.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -535,18 +537,21 @@ TEST(a_function_childs_fork_that_returns_is_not_the_task)
  * and then ends, having "returned" a length larger than the area: the parent read that
  * many bytes past the mapping.  It fails with -EPROTO.  The header is {returned, code,
  * len} just before out (src/process.c). */
+static _Noreturn void write_over_the_result_header(void *out, int code, uint64_t len)
+{
+    unsigned char *header = (unsigned char *)out - 16;
+    memcpy(header + 8, &len, sizeof len);
+    memcpy(header + 4, &code, sizeof code);
+    atomic_store((atomic_int *)(void *)header, 1);
+    _exit(0);
+}
+
 static ssize_t scribble_result_header(const void *arg, size_t len, void *out, size_t cap)
 {
     (void)arg;
     (void)len;
     (void)cap;
-    unsigned char *header = (unsigned char *)out - 16;
-    uint64_t huge = (uint64_t)1 << 40;
-    int code = 0;
-    memcpy(header + 8, &huge, sizeof huge);
-    memcpy(header + 4, &code, sizeof code);
-    atomic_store((atomic_int *)(void *)header, 1);
-    _exit(0);
+    write_over_the_result_header(out, 0, (uint64_t)1 << 40);
 }
 
 TEST(a_result_header_written_over_reads_nothing_past_the_area)
@@ -557,6 +562,31 @@ TEST(a_result_header_written_over_reads_nothing_past_the_area)
     CHECK_EQ(plait_join(t, &result, SOON()), -EPROTO);
     CHECK(result == NULL);
     free(result);
+}
+
+/* The same with the code written over (len 0): a code no function may give (positive,
+ * or below PLAIT__CODE_MIN) was the task's outcome, so plait_join answered 7 and
+ * plait_wait_all "all succeeded" for a task that failed (session 42's process audit). */
+static ssize_t scribble_result_code(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)len;
+    (void)cap;
+    int code;
+    memcpy(&code, arg, sizeof code);
+    write_over_the_result_header(out, code, 0);
+}
+
+TEST(a_result_code_written_over_is_eproto)
+{
+    const int codes[] = {7, INT_MAX, INT_MIN, -5000, -4096};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        plait_task t;
+        CHECK_EQ(plait_process_start(&t, scribble_result_code, &codes[i], sizeof codes[i],
+                                     NULL, NULL), 0);
+        int error = 0;
+        CHECK_EQ(plait_wait_all(&t, 1, NULL, &error, SOON()), -EPROTO);
+        CHECK_EQ(error, -EPROTO);
+    }
 }
 
 /* The shared memory of a task or a pool is in the children forked for it, and in no
@@ -1404,6 +1434,7 @@ RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(a_function_childs_own_fork_keeps_its_descriptors),
           CASE(a_function_childs_fork_that_returns_is_not_the_task),
           CASE(a_result_header_written_over_reads_nothing_past_the_area),
+          CASE(a_result_code_written_over_is_eproto),
           CASE(a_result_area_is_in_its_child_alone), CASE(a_pools_state_is_in_its_workers_alone),
           CASE(exec_failure_reported_with_standard_streams_closed),
           CASE(a_thread_holding_stdout_holds_up_no_process),
