@@ -958,7 +958,9 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * a SIGCHLD handler.
  * If the program reaps it first (SIGCHLD ignored, waitpid(-1)), its task reports
  * -ECHILD (a function child that returned still gives its result).
- * plait_cancel() kills the child (SIGKILL) and its task reports -ECANCELED.
+ * plait_cancel() kills the child (SIGKILL) and its task reports -ECANCELED; so does a
+ * task whose child had just ended on its own when the cancellation came, before its
+ * outcome was recorded (what it returned is dropped).
  *
  * Fork: what parent and child share.  After the fork, each has its own copy of all
  * memory (copy-on-write): a variable the child changes is not changed in the parent.
@@ -1202,7 +1204,8 @@ size_t plait_queue_len(plait_queue *queue);
  * that the word names for a second is killed (its task fails with -EPROTO) and
  * replaced, and a word that names no worker is taken over.
  * Cancelling a task that has not started means it never runs; cancelling one that runs
- * kills its worker (which is replaced) and the task reports -ECANCELED.  From a
+ * kills its worker (which is replaced) and the task reports -ECANCELED; one whose worker
+ * has finished it keeps its outcome, even before that outcome is recorded.  From a
  * coroutine, plait_join() on a task waits without blocking the scheduler.
  *
  * A task may fork: a child of it that returns from the task function ends there

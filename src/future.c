@@ -469,10 +469,11 @@ static void finish_locked(plait__future *f, void *value, int error, plait__wakeu
 }
 
 /* Whether the producer of a locked future has been cancelled: its work's flag (a pool
- * task, a plait thread) or its coroutine's, each set under the lock by plait_cancel. */
+ * task, a plait thread; a process, whose ops drop what it returned) or its coroutine's,
+ * each set under the lock by plait_cancel. */
 static bool producer_cancelled(const plait__future *f)
 {
-    if (f->on_thread)
+    if (f->on_thread || (f->ops && f->ops->drop))
         return atomic_load_explicit(&f->cancelled, memory_order_relaxed);
     return f->coro && atomic_load_explicit(&f->coro->cancelled, memory_order_relaxed);
 }
@@ -488,6 +489,8 @@ int plait__future_complete_into(plait__future *f, void *value, int error,
      * takes, not as the function returns: one that came in between was lost
      * (tests/test_cancel_as_fn_returns.c). */
     if (producer_cancelled(f)) {
+        if (value && f->ops)
+            f->ops->drop(value);
         value = NULL;
         error = -ECANCELED;
     }
@@ -538,6 +541,7 @@ static int cancel_locked(plait__future *f, plait__wakeups *later)
     if (f->coro) {
         plait__coro_cancel(f->coro); /* alive: it clears f->coro under this lock */
     } else if (f->ops) {
+        atomic_store_explicit(&f->cancelled, 1, memory_order_relaxed);
         if (f->ops->cancel(f))
             finish_locked(f, NULL, -ECANCELED, later);
     } else if (f->on_thread) {

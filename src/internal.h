@@ -847,6 +847,11 @@ typedef struct plait__future_ops {
      * until f is done, the deadline passes or the caller is cancelled.  join's own
      * wait then takes the outcome. */
     void (*help)(plait__future *f, int64_t deadline);
+    /* Free a value the task's outcome drops because a cancellation reached it before
+     * the outcome was recorded (the outcome is then -ECANCELED, as for a coroutine's).
+     * NULL: the work decides (a process pool's task whose worker has finished keeps its
+     * outcome). */
+    void (*drop)(void *value);
 } plait__future_ops;
 
 /* A future for work that ops describe; fills *task when not NULL. */
@@ -867,9 +872,9 @@ void plait__joiner_unlink(plait__wait_node *node);
 plait__future *plait__future_start(plait__coro *coro, plait_task *task);
 /* A future for fn(arg) to run on a plain thread (a plait thread, a pool task). */
 plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task);
-/* Complete a future; drops the producer's reference.  A future whose producer (work or
- * coroutine) was cancelled by then completes as cancelled (-ECANCELED, value dropped),
- * whatever it was given. */
+/* Complete a future; drops the producer's reference.  A future whose producer (work, a
+ * coroutine, or ops with drop) was cancelled by then completes as cancelled
+ * (-ECANCELED, value dropped), whatever it was given. */
 void plait__future_complete(plait__future *f, void *value, int error);
 /* The same with the wake-ups put into later (the caller delivers them); returns the
  * code recorded. */

@@ -408,7 +408,6 @@ typedef struct proc {
     pid_t pid;
     int pidfd;
     atomic_int exited;
-    atomic_int cancelled;
     result_area *result;        /* a function child's result, NULL for a program */
     size_t result_max;
     size_t map_size;
@@ -461,16 +460,19 @@ static void proc_release(plait__future *f)
     proc_free(p);
 }
 
+/* Under the future's lock, which the completion takes too: its outcome is -ECANCELED
+ * from now on, whatever the child returns or has returned (plait__future_complete). */
 static bool proc_cancel(plait__future *f)
 {
     proc *p = f->ext;
-    atomic_store(&p->cancelled, 1);
     if (!atomic_load(&p->exited))
         plait__pidfd_kill(p->pidfd, SIGKILL);
     return false; /* its exit completes the future */
 }
 
-static const plait__future_ops proc_ops = {proc_cancel, proc_release, NULL};
+static void proc_drop(void *value) { free(value); }
+
+static const plait__future_ops proc_ops = {proc_cancel, proc_release, NULL, proc_drop};
 
 /* Move *fd above the standard streams (close-on-exec), so that putting a stream in
  * place cannot close it; -errno. */
@@ -643,12 +645,7 @@ static void proc_finish(proc *p, int error)
             }
         }
     }
-    if (atomic_load(&p->cancelled) && error != 0) {
-        free(value);
-        value = NULL;
-        error = -ECANCELED;
-    }
-    plait__future_complete(p->future, value, error);
+    plait__future_complete(p->future, value, error); /* -ECANCELED if cancelled by now */
 }
 
 /* The descriptors of the child being started that are its alone (its stream ends, the

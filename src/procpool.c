@@ -1341,7 +1341,7 @@ static void ptask_release(plait__future *f)
     free(t);
 }
 
-static const plait__future_ops ptask_ops = {ptask_cancel, ptask_release, ptask_help};
+static const plait__future_ops ptask_ops = {ptask_cancel, ptask_release, ptask_help, NULL};
 
 /* ---- the public calls ---- */
 
