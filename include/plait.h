@@ -940,7 +940,9 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * point anywhere.  fn writes its result into out and returns its length, or a
  * negative code to fail; the result is copied back into the parent, where plait_join()
  * gives it as a plait_bytes (free() it).  A child that dies or exits before fn returns
- * fails the task with PLAIT_KILLED(signal) or PLAIT_EXITED(status); one that wrote over
+ * fails the task with PLAIT_KILLED(signal) or PLAIT_EXITED(status), and so does one
+ * killed by a signal after fn returned, in the instant before it exits (its result is
+ * dropped: the exit status is the child's last word); one that wrote over
  * the memory carrying its outcome (before out), with -EPROTO.  A process that fn forks
  * and that returns from fn too is not the task's: it ends there (_exit(0)), and what it
  * returned is dropped.
