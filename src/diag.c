@@ -60,8 +60,12 @@ static void *watchdog_main(void *arg)
     int64_t period = wd->threshold / 4 > PLAIT_MS ? wd->threshold / 4 : PLAIT_MS;
     while (!atomic_load(&wd->stop)) {
         plait__futex_wait(&wd->stop, 0, plait_deadline_in(period));
+        /* The id first: a switch after it moves the count, so an unmoved count says the
+         * id is the coroutine that has run all along.  Read the other way round, a
+         * switch between the two reads named the coroutine switched to, and the stalled
+         * one was never named (no test: the window is two loads of this thread's). */
+        unsigned long id = atomic_load_explicit(&s->running_id, memory_order_acquire);
         unsigned long now_switches = atomic_load_explicit(&s->switches, memory_order_relaxed);
-        unsigned long id = atomic_load_explicit(&s->running_id, memory_order_relaxed);
         int64_t now = plait_now();
         if (now_switches != last || id == 0) {
             last = now_switches;

@@ -148,7 +148,8 @@ __attribute__((noinline)) static void switch_to(plait__sched *s, plait__coro *fr
     atomic_store_explicit(&s->switches,
                           atomic_load_explicit(&s->switches, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    atomic_store_explicit(&s->running_id, to->is_loop ? 0 : to->id, memory_order_relaxed);
+    /* release: a watchdog that reads the new id reads the new count too (diag.c) */
+    atomic_store_explicit(&s->running_id, to->is_loop ? 0 : to->id, memory_order_release);
     /* The thread's cancel state is each coroutine's own (and the loop's, off: plait_run):
      * a coroutine that turns cancellation back on for its own code, then waits, left it
      * on to the next one, in the middle of a plait call (whose read(2) then acted on a
