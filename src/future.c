@@ -27,8 +27,9 @@
  * carries its own flag, `cancelled`, and the cancellable wait it is blocked in,
  * `blocked`, which waiter.c registers under the future's lock: plait_cancel claims that
  * wait under the same lock, so it never touches a wait that has already returned, and
- * sets the flag under it, which the completion reads under it (a coroutine's flag too):
- * a cancellation that came before the outcome was recorded, even after the function
+ * sets the flag under it, which the completion reads under it (a coroutine's flag too,
+ * and the flag of a process's future, whose ops drop what the child returned): a
+ * cancellation that came before the outcome was recorded, even after the function
  * returned, makes it -ECANCELED.
  * Both targets are cleared when the future completes, under its lock.  A thread that
  * runs a scheduler (plait_run) is blocked in no such wait: it names the scheduler's

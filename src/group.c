@@ -5,9 +5,10 @@
  * the same lock) as it finishes, so a child found in the list is alive, and
  * cancelling it from the list is safe from any thread.  The child's future gets its
  * outcome under that lock too (lock order: group, then future), so the group's count
- * and the children's outcomes never disagree for whoever looks at both.  plait_group_destroy() closes
- * the group to new children, cancels the rest and waits for them with a wait that the
- * caller's own cancellation cannot cut short: when it returns, no child runs.  It also
+ * and the children's outcomes never disagree for whoever looks at both.
+ * plait_group_destroy() closes the group to new children, cancels the rest and waits
+ * for them with a wait that the caller's own cancellation cannot cut short: when it
+ * returns, no child runs.  It also
  * waits for the parties still inside plait_group_wait() (`waiting`) to leave before it
  * frees the group: woken by the last child, they still take its lock.
  *
