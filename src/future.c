@@ -489,14 +489,18 @@ int plait__future_complete_into(plait__future *f, void *value, int error,
      * (plait_cancel, plait_to_thread).  Looked at here, under the lock plait_cancel
      * takes, not as the function returns: one that came in between was lost
      * (tests/test_cancel_as_fn_returns.c). */
+    void (*drop)(void *) = NULL;
+    void *dropped = NULL;
     if (producer_cancelled(f)) {
-        if (value && f->ops)
-            f->ops->drop(value);
+        if (f->ops) /* freed after the unlock, as everything (see "Lock order") */
+            drop = f->ops->drop, dropped = value;
         value = NULL;
         error = -ECANCELED;
     }
     finish_locked(f, value, error, later);
     unref_unlock(f);
+    if (dropped)
+        drop(dropped);
     return error;
 }
 

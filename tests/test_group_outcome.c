@@ -4,7 +4,8 @@
  * so plait_group_wait(g, 0) right after the join said -ETIMEDOUT although the group's
  * only child had finished (session 42's coroutine-core audit; this program's case failed
  * so on the old order, where the wrap held the group's record with the outcome already
- * recorded).
+ * recorded; a review found the first version of this wrap never held there, as the old
+ * order had let go of the future by then).
  *
  * Built with -Wl,--wrap=plait__group_child_finished: where the child's outcome is
  * already recorded when the group is told (the old order), the wrap holds the group's
@@ -28,7 +29,8 @@ static atomic_int probed; /* the joiner has made its wait(g, 0) */
 void __wrap_plait__group_child_finished(plait_group *g, plait__coro *c, void *result,
                                         int error)
 {
-    if (c->future && atomic_load(&c->future->done)) /* recorded before the group knew */
+    /* recorded before the group knew (the old order let go of the future first) */
+    if (!c->future || atomic_load(&c->future->done))
         while (!atomic_load(&probed))
             sched_yield();
     __real_plait__group_child_finished(g, c, result, error);
