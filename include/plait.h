@@ -841,8 +841,9 @@ int plait_addr_port(const plait_addr *addr);
 /* Resolve a host name or numeric address and a port for a socket type (PLAIT_STREAM
  * or PLAIT_DGRAM): up to cap addresses into out, in the system's order of preference,
  * and their count (> 0).  Runs getaddrinfo() on the default pool, so the scheduler
- * goes on (from a pool task, on a thread of its own: the task's join would run it in
- * place, past the deadline); a numeric host, in any form getaddrinfo or plait_addr_ip
+ * goes on (from a pool task, on a thread of its own, whose wait runs no other queued
+ * task: a helping join would run the lookup, or another task, in place, past the
+ * deadline); a numeric host, in any form getaddrinfo or plait_addr_ip
  * takes ("127.1", "fe80::1%lo", "[fe80::1%lo]"), is parsed at once.  -ENOENT for a name
  * that does not exist and for an IPv6 address whose scope names no interface
  * (getaddrinfo's answer; plait_addr_ip's is -EINVAL), -EAGAIN for a temporary failure of the name service, -EINVAL

@@ -852,6 +852,11 @@ int plait__join_stopped(plait_task task, void **result)
     return join(task, result, PLAIT_FOREVER, false, false);
 }
 
+int plait__join_without_helping(plait_task task, void **result, int64_t deadline)
+{
+    return join(task, result, deadline, true, false);
+}
+
 /* -EINVAL when two of the (current) handles name the same task: its outcome can be
  * taken once, so the second take would fail after the first had consumed it. */
 static int check_distinct(const plait_task *tasks, size_t n)

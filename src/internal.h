@@ -898,6 +898,10 @@ void plait__future_cancel(plait__future *f);
  * cancellation does not interrupt it, and a pool task waits without running other
  * queued tasks, which could keep it far longer than the stopped task (pool_map.c). */
 int plait__join_stopped(plait_task task, void **result);
+/* plait_join() that, in a pool task, waits without running other queued tasks (which
+ * could keep it past its deadline for as long as such a task runs): for a task the
+ * caller started on a thread of its own to meet a deadline (plait_resolve). */
+int plait__join_without_helping(plait_task task, void **result, int64_t deadline);
 /* The default pool, made on first use: 0, or its creation's code (-EAGAIN, -ENOMEM)
  * and *out NULL (pool.c). */
 int plait__pool_default_get(plait_pool **out);

@@ -358,7 +358,8 @@ int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t 
     int r = plait__check_cancel();
     /* A pool task's join runs queued tasks while it waits, the lookup first (it is on
      * the worker's own deque), which would hold the caller past its deadline: there the
-     * lookup gets a thread of its own. */
+     * lookup gets a thread of its own, and the join runs no other task meanwhile (any
+     * queued task would hold it as long: tests/test_resolve_in_a_task.c). */
     if (r == 0)
         r = !plait__coro_current() && plait__worker_helping()
                 ? plait_thread_start(&t, lookup_run, l, NULL)
@@ -368,7 +369,7 @@ int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t 
         free(l);
         return r;
     }
-    r = plait_join(t, NULL, deadline);
+    r = plait__join_without_helping(t, NULL, deadline);
     if (r < 0) { /* it finishes on its own and lets go of l */
         atomic_store(&l->abandoned, true);
         plait_detach(t);
