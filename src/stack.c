@@ -71,7 +71,6 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -512,14 +511,42 @@ int64_t plait__stack_trim(plait__sched *sched, int64_t now)
     return global && global < next ? global : next;
 }
 
+/* Appends text to the message being built in msg (of cap bytes), cut at its end. */
+static void msg_add(char *msg, size_t cap, size_t *len, const char *text)
+{
+    while (*text && *len < cap)
+        msg[(*len)++] = *text++;
+}
+
+static void msg_add_number(char *msg, size_t cap, size_t *len, unsigned long long v)
+{
+    char digits[24];
+    size_t i = sizeof digits;
+    digits[--i] = '\0';
+    do
+        digits[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    msg_add(msg, cap, len, digits + i);
+}
+
+/* Called from the SIGSEGV handler: the message is built by hand, as snprintf is not
+ * async-signal-safe, and written with write(2), which is. */
 static void report_overflow(const plait__coro *coro, const char *how)
 {
     char msg[256];
-    int n = snprintf(msg, sizeof msg,
-                     "plait: fatal: stack overflow in coroutine '%s' (#%llu): %s; its "
-                     "stack holds %zu bytes, spawn it with a larger stack_size\n",
-                     coro->name, (unsigned long long)coro->id, how, coro->stack_size);
-    if (n > 0 && write(STDERR_FILENO, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1) < 0)
+    size_t len = 0;
+    msg_add(msg, sizeof msg, &len, "plait: fatal: stack overflow in coroutine '");
+    msg_add(msg, sizeof msg, &len, coro->name);
+    msg_add(msg, sizeof msg, &len, "' (#");
+    msg_add_number(msg, sizeof msg, &len, coro->id);
+    msg_add(msg, sizeof msg, &len, "): ");
+    msg_add(msg, sizeof msg, &len, how);
+    msg_add(msg, sizeof msg, &len, "; its stack holds ");
+    msg_add_number(msg, sizeof msg, &len, coro->stack_size);
+    msg_add(msg, sizeof msg, &len, " bytes, spawn it with a larger stack_size\n");
+    if (len == sizeof msg)
+        msg[len - 1] = '\n'; /* cut: the line still ends */
+    if (write(STDERR_FILENO, msg, len) < 0)
         abort();
     abort();
 }

@@ -423,6 +423,19 @@ static void expect_overflow_report(plait_fn main, size_t stack, const char *how)
     CHECK_EQ(waitpid(pid, &status, 0), pid);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
     CHECK(strstr(out, "stack overflow in coroutine 'deep-recursion'") != NULL);
+    /* the whole line: the coroutine's number and its stack's size, written as numbers */
+    const char *line = strstr(out, "plait: fatal: stack overflow in coroutine 'deep-recursion' (#");
+    CHECK(line != NULL);
+    unsigned long long id = 0;
+    size_t holds = 0;
+    int end = 0;
+    CHECK_EQ(sscanf(line, "plait: fatal: stack overflow in coroutine 'deep-recursion' (#%llu): %*[^;]; "
+                          "its stack holds %zu bytes, spawn it with a larger stack_size\n%n",
+                    &id, &holds, &end),
+             2);
+    CHECK(id > 0);
+    CHECK(holds >= stack);
+    CHECK(end > 0 && line[end - 1] == '\n');
 #if defined(__SANITIZE_ADDRESS__)
     /* AddressSanitizer's frames are larger: the quiet overflow runs past the end */
     if (strcmp(how, "canary") == 0)
