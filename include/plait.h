@@ -1265,7 +1265,8 @@ int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn 
  * result_size bytes each in results), run over the workers in chunks of chunk items
  * (0: about four chunks per worker; no more than the argument and result room hold).
  * fn gets each item's argument and result room aligned as element i of an array of
- * items (of results) aligned to max_align_t would be.
+ * items (of results) aligned to max_align_t would be; a result shorter than result_size
+ * (fn's return) has the rest of its room zeroed.
  * Returns when all are done: 0 when every call succeeded, else the first failure in
  * index order; errors[i] (may be NULL) gets each item's code (a crash fails every item
  * of its chunk) and a failed item's result is zeroed; items the pool no longer took get
@@ -1273,10 +1274,11 @@ int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn 
  * On -ETIMEDOUT / -ECANCELED of the caller (or -ENOMEM: a coroutine's wait with no
  * memory for its timer) the chunks not done are cancelled, their items get that code,
  * and the call returns it; nothing is written into the arrays after the call returns.
- * -EMSGSIZE when not even one item fits the pool's room, -EINVAL for nulls, n == 0,
- * arg_size == 0, or arrays larger than PTRDIFF_MAX bytes (n * arg_size,
+ * -EMSGSIZE when not even one item fits the pool's room (asked first), -EINVAL for
+ * nulls, n == 0, arg_size == 0, or arrays larger than PTRDIFF_MAX bytes (n * arg_size,
  * n * result_size).  A call refused as a whole (-EMSGSIZE, -EPERM, -ENOMEM) gives every
- * item its code too (errors[i], a zeroed result); -EINVAL writes nothing. */
+ * item its code too (errors[i], a zeroed result), except where its arrays are larger
+ * than any object; -EINVAL writes nothing. */
 int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
                        size_t arg_size, size_t n, void *results, size_t result_size,
                        int *errors, size_t chunk, int64_t deadline);

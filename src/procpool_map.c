@@ -109,10 +109,14 @@ ssize_t plait__procpool_chunk_run(const void *arg, size_t arg_len, void *out, si
     int32_t *codes = out;
     unsigned char *results = (unsigned char *)out + results_at(h.count);
     for (uint64_t i = 0; i < h.count; i++) {
-        ssize_t n = h.fn(items + i * h.arg_size, h.arg_size, results + i * h.result_size,
-                         h.result_size);
+        unsigned char *result = results + i * h.result_size;
+        ssize_t n = h.fn(items + i * h.arg_size, h.arg_size, result, h.result_size);
         codes[i] = n < 0 ? (n < PLAIT__CODE_MIN ? -EINVAL : (int32_t)n)
                    : (size_t)n > h.result_size ? -EMSGSIZE : 0;
+        /* a shorter result's rest is zeros, not what an earlier task left in the room
+         * (a failed item's is zeroed by the parent) */
+        if (codes[i] == 0)
+            memset(result + n, 0, h.result_size - (size_t)n);
     }
     return (ssize_t)chunk_result_size(h.count, h.result_size);
 }

@@ -2794,6 +2794,71 @@ TEST(procpool_map_sizes_that_wrap)
     CHECK_EQ(plait_procpool_destroy(pool), 0);
 }
 
+/* Fills its whole result room with 0xAA. */
+static ssize_t item_fills_room(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)arg;
+    (void)arg_len;
+    memset(out, 0xAA, out_cap);
+    return (ssize_t)out_cap;
+}
+
+/* Writes three bytes of its room and says so. */
+static ssize_t item_writes_three(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)arg;
+    (void)arg_len;
+    (void)out_cap;
+    memcpy(out, "abc", 3);
+    return 3;
+}
+
+/* A map's item whose function returns fewer bytes than result_size has the rest of its
+ * result zeroed: not what an earlier task left in the worker's room (the first map's
+ * 0xAA, which these items would otherwise hand back as theirs). */
+TEST(procpool_map_short_results_are_zero_filled)
+{
+    plait_procpool *pool = make_pool_n(1);
+    if (!pool)
+        return;
+    enum { N = 8, SIZE = 16 };
+    int64_t in[N] = {0};
+    unsigned char out[N][SIZE];
+    CHECK_EQ(plait_procpool_map(pool, item_fills_room, in, sizeof in[0], N, out, SIZE, NULL, 0,
+                                SOON()),
+             0);
+    CHECK_EQ(out[N - 1][SIZE - 1], 0xAA);
+    memset(out, 0x55, sizeof out);
+    CHECK_EQ(plait_procpool_map(pool, item_writes_three, in, sizeof in[0], N, out, SIZE, NULL,
+                                0, SOON()),
+             0);
+    unsigned char want[SIZE] = "abc";
+    int bad = 0;
+    for (int i = 0; i < N; i++)
+        bad += memcmp(out[i], want, SIZE) != 0;
+    CHECK_EQ(bad, 0);
+    /* the lazy map hands back the same */
+    CHECK_EQ(plait_procpool_map(pool, item_fills_room, in, sizeof in[0], N, out, SIZE, NULL, 0,
+                                SOON()),
+             0);
+    plait_procpool_iter *it = NULL;
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_writes_three, in, sizeof in[0], N, SIZE, 0, 0),
+             0);
+    size_t index, handed = 0;
+    int error;
+    unsigned char one[SIZE];
+    bad = 0;
+    while (it && plait_procpool_imap_next(it, &index, one, &error, SOON()) == 0) {
+        handed++;
+        bad += error != 0 || memcmp(one, want, SIZE) != 0;
+    }
+    CHECK_EQ(handed, N);
+    CHECK_EQ(bad, 0);
+    if (it)
+        CHECK_EQ(plait_procpool_imap_destroy(it), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
 /* A result that needs the alignment of its type: a long double, and where out lay. */
 typedef struct wide_result {
     long double value;
@@ -4530,6 +4595,7 @@ RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
           CASE(procpool_imap_destroy_early),
           CASE(procpool_destroy_refused_while_an_iterator_lives), CASE(procpool_imap_after_shutdown),
           CASE(procpool_join_of_withdrawn_task_is_prompt), CASE(procpool_map_sizes_that_wrap),
+          CASE(procpool_map_short_results_are_zero_filled),
           CASE(procpool_map_results_aligned),
           CASE(procpool_map_shut_down_under_it_returns_first_failure),
           CASE(procpool_create_out_of_descriptors),
