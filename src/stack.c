@@ -58,8 +58,8 @@
  * and a sleep with work to come must not wait for a thousand of them): their sleeps
  * end at the next period's end while a cache holds more than STACK_WARM.  A scheduler
  * that ends hands its slots to the global pool, and what the pool then holds beyond
- * STACK_WARM goes back at once: that scheduler will not sleep again, and no other may
- * for a long time.  A cache keeps its memory (`keep`) where a slot holds no whole page
+ * STACK_WARM, in every size, goes back at once: that scheduler will not sleep again,
+ * and no other may for a long time.  A cache keeps its memory (`keep`) where a slot holds no whole page
  * of its own (under two pages: packed slots share their ends with their neighbours) and
  * once giving back failed (madvise refuses locked memory): trying again every period
  * would cost a wake-up each time for nothing.  Slots given back ("cold") lose their
@@ -401,30 +401,45 @@ static void global_trim_at_update(void)
     atomic_store_explicit(&global_trim_at, first, memory_order_relaxed);
 }
 
-/* Free slots of one size (a list through free_next) back to the global pool.  From a
- * scheduler that ends (`ending`), what the pool then holds beyond STACK_WARM goes back
- * at once: no scheduler might sleep for a long time to come, and the one that ends
- * never will again. */
+/* Free slots of one size (a list through free_next) back to the global pool, where
+ * what it holds beyond STACK_WARM starts a trim period; not from a scheduler that ends
+ * (`ending`): give_back_excess follows. */
 static void pool_put(plait__coro *list, bool ending)
 {
-    plait__coro *excess = NULL;
     pthread_mutex_lock(&pool_lock);
     size_class *c = class_for(list->stack_class); /* exists: the slots came from it */
     cache_push_all(&c->warm, list);
-    if (!c->warm.keep && c->warm.len > STACK_WARM) {
-        if (ending) {
+    if (!ending && !c->warm.keep && c->warm.len > STACK_WARM && !c->warm.trim_at) {
+        plait__coro *none;
+        cache_trim(&c->warm, plait_now(), &none); /* starts a period */
+        global_trim_at_update();
+    }
+    pthread_mutex_unlock(&pool_lock);
+}
+
+/* From a scheduler that ends: what the global pool holds beyond STACK_WARM, in every
+ * size (the default's, its cache's, and the others', whose slots came back one by one
+ * as their coroutines ended), goes back at once: no scheduler might sleep for a long
+ * time to come, and the one that ends never will again.  A class whose give_back fails
+ * keeps its memory (`keep`) and is passed over. */
+static void give_back_excess(void)
+{
+    for (;;) {
+        plait__coro *excess = NULL;
+        pthread_mutex_lock(&pool_lock);
+        size_class *c = classes;
+        while (c && (c->warm.keep || c->warm.len <= STACK_WARM))
+            c = c->next;
+        if (c) {
             excess = cache_take(&c->warm, c->warm.len - STACK_WARM);
             if (c->warm.low > c->warm.len)
                 c->warm.low = c->warm.len;
-        } else if (!c->warm.trim_at) {
-            plait__coro *none;
-            cache_trim(&c->warm, plait_now(), &none); /* starts a period */
-            global_trim_at_update();
         }
-    }
-    pthread_mutex_unlock(&pool_lock);
-    if (excess)
+        pthread_mutex_unlock(&pool_lock);
+        if (!excess)
+            return;
         give_back_all(c, excess);
+    }
 }
 
 void plait__stack_free(plait__sched *sched, plait__coro *coro)
@@ -442,6 +457,8 @@ void plait__stack_flush(plait__sched *sched, bool ending)
     if (sched->stacks.head)
         pool_put(sched->stacks.head, ending);
     sched->stacks = (plait__stack_cache){0};
+    if (ending)
+        give_back_excess();
 }
 
 /* The global pool's part of plait__stack_trim. */

@@ -254,16 +254,23 @@ static void *ended_burst(void *arg)
     return NULL;
 }
 
-TEST(stack_memory_of_ended_scheduler)
+static void check_ended_burst_gives_back(size_t stack)
 {
     long bound = 320L * (BURST_TOUCH + 4096) / 1024;
-    burst_spec b = {0};
+    burst_spec b = {.stack = stack};
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, ended_burst, &b), 0);
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK(b.peak > 2 * bound);
     CHECK(burst_resident_kb() < bound); /* at once: the thread has left plait_run */
 }
+
+TEST(stack_memory_of_ended_scheduler) { check_ended_burst_gives_back(0); }
+
+/* The same for stacks of a size other than the scheduler's default, which went to the
+ * global pool one by one as their coroutines ended (they kept their memory: only the
+ * default size's class was given back). */
+TEST(stack_memory_of_ended_scheduler_other_size) { check_ended_burst_gives_back(56 * 1024); }
 
 /* Where madvise refuses (locked memory, after mlockall), a cache keeps its memory
  * instead of trying again every period: its first batch fails, then it gives back no
@@ -539,6 +546,7 @@ RUN_TESTS(CASE(overflow_hits_guard_page), CASE(overflow_hits_guard_page_of_reuse
           CASE(stack_memory_goes_back), CASE(stack_memory_of_neighbours_stays),
           CASE(packed_stack_memory_of_neighbours_stays),
           CASE(stack_memory_goes_back_without_timers), CASE(stack_memory_of_ended_scheduler),
+          CASE(stack_memory_of_ended_scheduler_other_size),
           CASE(stack_memory_kept_where_madvise_refuses),
           CASE(stack_class_kept_mark_shared_by_two_schedulers),
           CASE(big_stack_under_an_address_space_limit))
