@@ -36,8 +36,11 @@ static int64_t threshold_now(void)
     if (t < 0) {
         const char *env = getenv("PLAIT_SLOW_MS");
         long long ms = env ? atoll(env) : 0;
-        t = ms <= 0 ? 0 : ms > INT64_MAX / PLAIT_MS ? INT64_MAX : ms * PLAIT_MS;
-        atomic_store(&slow_threshold, t);
+        int64_t from_env = ms <= 0 ? 0 : ms > INT64_MAX / PLAIT_MS ? INT64_MAX : ms * PLAIT_MS;
+        /* only over "not set yet": a plait_set_slow_warning() made meanwhile stands */
+        long long expected = -1;
+        t = atomic_compare_exchange_strong(&slow_threshold, &expected, from_env) ? from_env
+                                                                                 : expected;
     }
     return t;
 }
