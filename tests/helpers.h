@@ -411,4 +411,48 @@ static inline int run_with_stderr_in_child(plait_fn fn, char *out, size_t size)
     return status;
 }
 
+/* A coroutine that runs 1 s without ever yielding: the pitfall the slow-coroutine
+ * warning exists for (20 thresholds of 50 ms: robust under load). */
+static inline void *hog_one_second(void *unused)
+{
+    (void)unused;
+    int64_t until = plait_now() + 1 * PLAIT_SEC;
+    while (plait_now() < until)
+        ;
+    return NULL;
+}
+
+/* A scheduler's main: hog_one_second as a coroutine named 'cpu-hog', joined. */
+static inline void *run_cpu_hog(void *unused)
+{
+    (void)unused;
+    plait_task t;
+    plait_spawn_options o = {.name = "cpu-hog"};
+    CHECK_EQ(plait_spawn_opts(&t, hog_one_second, NULL, &o), 0);
+    CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), 0);
+    return NULL;
+}
+
+/* check_run(main, NULL) with stderr captured into buf (cap bytes, NUL-ended); returns
+ * the bytes captured. */
+static inline size_t check_run_capturing_stderr(plait_fn main, char *buf, size_t cap)
+{
+    FILE *capture = tmpfile();
+    CHECK(capture != NULL);
+    if (!capture)
+        return 0;
+    int saved = dup(STDERR_FILENO);
+    fflush(stderr);
+    dup2(fileno(capture), STDERR_FILENO);
+    check_run(main, NULL);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    rewind(capture);
+    size_t n = fread(buf, 1, cap - 1, capture);
+    buf[n] = '\0';
+    fclose(capture);
+    return n;
+}
+
 #endif

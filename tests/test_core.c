@@ -864,42 +864,13 @@ static void *dump_main(void *arg)
 
 TEST(dump) { check_run(dump_main, NULL); }
 
-static void *hog(void *arg)
-{
-    (void)arg;
-    int64_t until = plait_now() + 1 * PLAIT_SEC; /* 20 thresholds: robust under load */
-    while (plait_now() < until)
-        ; /* never yields: the pitfall the warning exists for */
-    return NULL;
-}
-
-static void *slow_main(void *arg)
-{
-    (void)arg;
-    plait_task t;
-    plait_spawn_options o = {.name = "cpu-hog"};
-    CHECK_EQ(plait_spawn_opts(&t, hog, NULL, &o), 0);
-    CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), 0);
-    return NULL;
-}
-
 TEST(slow_coroutine_warning)
 {
     CHECK_EQ(plait_set_slow_warning(-1), -EINVAL);
     CHECK_EQ(plait_set_slow_warning(50 * PLAIT_MS), 0);
-    FILE *capture = tmpfile();
-    int saved = dup(STDERR_FILENO);
-    fflush(stderr);
-    dup2(fileno(capture), STDERR_FILENO);
-    check_run(slow_main, NULL);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
+    char buf[4096];
+    size_t n = check_run_capturing_stderr(run_cpu_hog, buf, sizeof buf);
     CHECK_EQ(plait_set_slow_warning(0), 0);
-    char buf[4096] = {0};
-    rewind(capture);
-    size_t n = fread(buf, 1, sizeof buf - 1, capture);
-    fclose(capture);
     CHECK(n > 0);
     CHECK(strstr(buf, "coroutine 'cpu-hog'") != NULL);
     CHECK(strstr(buf, "without yielding") != NULL);

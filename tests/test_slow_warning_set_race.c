@@ -39,25 +39,6 @@ static void *first_scheduler(void *unused)
     return NULL;
 }
 
-static void *hog(void *unused)
-{
-    (void)unused;
-    int64_t until = plait_now() + 1 * PLAIT_SEC; /* 20 thresholds: robust under load */
-    while (plait_now() < until)
-        ; /* never yields */
-    return NULL;
-}
-
-static void *hog_main(void *unused)
-{
-    (void)unused;
-    plait_task t;
-    plait_spawn_options o = {.name = "cpu-hog"};
-    CHECK_EQ(plait_spawn_opts(&t, hog, NULL, &o), 0);
-    CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), 0);
-    return NULL;
-}
-
 TEST(a_threshold_set_while_the_environment_is_read_holds)
 {
     CHECK_EQ(unsetenv("PLAIT_SLOW_MS"), 0);
@@ -72,20 +53,9 @@ TEST(a_threshold_set_while_the_environment_is_read_holds)
     CHECK_EQ(pthread_join(first, NULL), 0);
 
     /* a scheduler started afterwards warns of its coroutine's stall */
-    FILE *capture = tmpfile();
-    CHECK(capture != NULL);
-    int saved = dup(STDERR_FILENO);
-    fflush(stderr);
-    dup2(fileno(capture), STDERR_FILENO);
-    check_run(hog_main, NULL);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
+    char buf[4096];
+    size_t n = check_run_capturing_stderr(run_cpu_hog, buf, sizeof buf);
     CHECK_EQ(plait_set_slow_warning(0), 0);
-    char buf[4096] = {0};
-    rewind(capture);
-    size_t n = fread(buf, 1, sizeof buf - 1, capture);
-    fclose(capture);
     CHECK(n > 0);
     CHECK(strstr(buf, "coroutine 'cpu-hog'") != NULL);
     sem_destroy(&in_getenv);
