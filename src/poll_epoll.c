@@ -34,9 +34,11 @@
  */
 #include "poll.h"
 
+#include <linux/time_types.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 enum { EVENTS_BATCH = 64, VERIFY_MS = 20 };
@@ -215,14 +217,38 @@ static void ep_rebuild(struct plait__poller *p)
     }
 }
 
-static void ep_wait(struct plait__poller *p, int64_t deadline, int64_t timeout_ns)
+/* Whether the kernel refused epoll_pwait2 (set once, for good). */
+static atomic_bool no_pwait2;
+
+/* The kernel's wait for events, for timeout_ns at most (< 0: no limit).  epoll_pwait2
+ * (Linux 5.11) takes that time in nanoseconds, as io_uring's timeout and a thread's
+ * ppoll(2) do; epoll_wait takes whole milliseconds, rounded up, so a deadline 50 µs away
+ * woke a millisecond late on this backend alone once a descriptor was waited on.
+ * Through syscall(2): the C library's wrapper came later (glibc 2.35).  A kernel without
+ * it (ENOSYS), or a seccomp filter that refuses it (EPERM), leaves epoll_wait. */
+static int wait_events(int epfd, struct epoll_event *evs, int64_t timeout_ns)
 {
-    (void)deadline; /* epoll_wait takes the time left */
+#ifdef SYS_epoll_pwait2
+    if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+        struct __kernel_timespec ts = {.tv_sec = timeout_ns / PLAIT_SEC,
+                                       .tv_nsec = timeout_ns % PLAIT_SEC};
+        long n = syscall(SYS_epoll_pwait2, epfd, evs, EVENTS_BATCH, timeout_ns < 0 ? NULL : &ts,
+                         NULL, (size_t)0);
+        if (n >= 0 || (errno != ENOSYS && errno != EPERM))
+            return (int)n;
+        atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
+    }
+#endif
+    return epoll_wait(epfd, evs, EVENTS_BATCH, plait__poll_timeout_ms(timeout_ns));
+}
+
+static void ep_wait(struct plait__poller *p, int64_t deadline, int64_t timeout)
+{
+    (void)deadline; /* the kernel takes the time left */
     struct epoll_event evs[EVENTS_BATCH];
-    int timeout = plait__poll_timeout_ms(timeout_ns);
-    if (p->unverified.len && (timeout < 0 || timeout > VERIFY_MS))
-        timeout = VERIFY_MS;
-    int n = epoll_wait(p->epfd, evs, EVENTS_BATCH, timeout);
+    if (p->unverified.len && (timeout < 0 || timeout > VERIFY_NS))
+        timeout = VERIFY_NS;
+    int n = wait_events(p->epfd, evs, timeout);
     bool unreachable = false;
     for (int i = 0; i < n; i++) {
         if (evs[i].data.u64 == WAKE_TOKEN) {

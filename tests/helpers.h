@@ -455,4 +455,34 @@ static inline size_t check_run_capturing_stderr(plait_fn main, char *buf, size_t
     return n;
 }
 
+#ifdef CHECK_WRAP_SYSCALL
+/* For a test linked with -Wl,--wrap=syscall that defines CHECK_WRAP_SYSCALL before
+ * including this: every syscall(2) of the library goes to the test's
+ * wrapped_syscall(n, a) (which calls real_syscall(n, a) for the call itself).  Six
+ * arguments are read whatever the call passed, as syscall(2) itself reads them (the
+ * kernel ignores those the call does not take); reading those not passed reads the
+ * caller's stack, which AddressSanitizer would take for an underflow of its frame
+ * (plait__wake_fd_write's three-argument write). */
+#include <stdarg.h>
+long __real_syscall(long n, ...);
+long __wrap_syscall(long n, ...);
+static long wrapped_syscall(long n, const long a[6]);
+
+__attribute__((no_sanitize_address)) long __wrap_syscall(long n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    long a[6];
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    return wrapped_syscall(n, a);
+}
+
+static inline long real_syscall(long n, const long a[6])
+{
+    return __real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+#endif
+
 #endif

@@ -8,6 +8,7 @@
  * wait the child's poller refused to take again
  * (told -EBADF, not the refusal).
  */
+#define CHECK_WRAP_SYSCALL
 #include "fork_child.h"
 
 #include "../src/internal.h"
@@ -16,7 +17,6 @@
 #include <linux/filter.h>
 #include <linux/io_uring.h>
 #include <linux/seccomp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -24,26 +24,14 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-long __real_syscall(long n, ...);
-long __wrap_syscall(long n, ...);
 
 /* io_uring_setup counted, and refused (ENOMEM, as past RLIMIT_MEMLOCK) in a child of
  * ring_parent. */
 static atomic_int ring_setups;
 static atomic_int ring_parent;
 
-/* It reads six arguments whatever the call passed, as syscall(2) itself does (the
- * kernel ignores those the call does not take); reading those not passed reads the
- * caller's stack, which AddressSanitizer would take for an underflow of its frame
- * (plait__wake_fd_write's three-argument write). */
-__attribute__((no_sanitize_address)) long __wrap_syscall(long n, ...)
+static long wrapped_syscall(long n, const long a[6])
 {
-    va_list ap;
-    va_start(ap, n);
-    long a[6];
-    for (int i = 0; i < 6; i++)
-        a[i] = va_arg(ap, long);
-    va_end(ap);
     if (n == __NR_io_uring_setup) {
         atomic_fetch_add(&ring_setups, 1);
         int parent = atomic_load(&ring_parent);
@@ -52,7 +40,7 @@ __attribute__((no_sanitize_address)) long __wrap_syscall(long n, ...)
             return -1;
         }
     }
-    return __real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+    return real_syscall(n, a);
 }
 
 void __real_plait__wakeups_deliver(plait__wakeups *w);

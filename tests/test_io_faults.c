@@ -13,12 +13,12 @@
  * --wrap=accept4 and --wrap=poll (tests/CMakeLists.txt), so the library's calls pass
  * through the wrappers below, which fail while told to and otherwise make the real call.
  */
+#define CHECK_WRAP_SYSCALL
 #include "fork_child.h"
 
 #include <linux/io_uring.h>
 #include <poll.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <semaphore.h>
@@ -90,21 +90,8 @@ static bool refuse_enter(unsigned to_submit)
     return true;
 }
 
-long __real_syscall(long n, ...);
-long __wrap_syscall(long n, ...);
-/* It reads six arguments whatever the call passed, as syscall(2) itself does (the
- * kernel ignores those the call does not take); reading those not passed reads the
- * caller's stack, which AddressSanitizer would take for an underflow of its frame
- * (plait__wake_fd_write's three-argument write). */
-__attribute__((no_sanitize_address)) long __wrap_syscall(long n, ...)
+static long wrapped_syscall(long n, const long a[6])
 {
-    /* six arguments, as syscall(2) itself reads them: those not passed are unused */
-    va_list ap;
-    va_start(ap, n);
-    long a[6];
-    for (int i = 0; i < 6; i++)
-        a[i] = va_arg(ap, long);
-    va_end(ap);
     if (n == __NR_io_uring_setup && refuse_6_1_flags &&
         (((const struct io_uring_params *)a[1])->flags & IORING_SETUP_DEFER_TASKRUN)) {
         errno = EINVAL;
@@ -128,7 +115,7 @@ __attribute__((no_sanitize_address)) long __wrap_syscall(long n, ...)
         errno = enter_refusal_errno;
         return -1;
     }
-    long r = __real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+    long r = real_syscall(n, a);
     if (n == __NR_io_uring_setup && r >= 0) {
         ring_params = *(const struct io_uring_params *)a[1];
         ring_entries = ring_params.sq_entries;
