@@ -917,7 +917,7 @@ int plait_peer_addr(int fd, plait_addr *out);
  * first probe after value seconds idle) and the buffer sizes (bytes).  plait_socket_get
  * gives back the current value (KEEPALIVE: the idle seconds when on).  -ENOPROTOOPT
  * for an option the socket does not have (no-delay and keep-alive are TCP's: a Unix or
- * UDP socket has neither), -EINVAL for an unknown option, a negative value, or one the
+ * UDP socket has neither; reuse-port is an Internet socket's, not a Unix one's), -EINVAL for an unknown option, a negative value, or one the
  * kernel refuses (a keep-alive idle time over 32767 s); a refused value changes nothing.
  * -ENOTSOCK for a descriptor that is not a socket, -EBADF for one that is not open. */
 enum plait_sockopt {

@@ -796,18 +796,21 @@ static int option_error(void)
     return errno == EOPNOTSUPP ? -ENOPROTOOPT : -errno;
 }
 
-/* For the options only TCP has (no-delay, keep-alive: a Unix or UDP socket would take
- * them silently, to no effect): 0 for a TCP socket, -ENOPROTOOPT for another socket,
- * -ENOTSOCK, -EBADF.  0 for every other option. */
-static int tcp_only(int fd, enum plait_sockopt option)
+/* Whether fd's kind of socket has the option: no-delay and keep-alive are TCP's (a
+ * Unix or UDP socket would take them silently, to no effect), reuse-port an Internet
+ * socket's (a Unix socket's get said 0 where its set was refused).  0 where it has,
+ * -ENOPROTOOPT for another socket, -ENOTSOCK, -EBADF.  0 for every other option. */
+static int option_fits(int fd, enum plait_sockopt option)
 {
-    if (option != PLAIT_NODELAY && option != PLAIT_KEEPALIVE)
+    bool tcp = option == PLAIT_NODELAY || option == PLAIT_KEEPALIVE;
+    if (!tcp && option != PLAIT_REUSEPORT)
         return 0;
-    int proto = 0;
-    socklen_t len = sizeof proto;
-    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0)
+    int kind = 0;
+    socklen_t len = sizeof kind;
+    if (getsockopt(fd, SOL_SOCKET, tcp ? SO_PROTOCOL : SO_DOMAIN, &kind, &len) < 0)
         return -errno;
-    return proto == IPPROTO_TCP ? 0 : -ENOPROTOOPT;
+    bool fits = tcp ? kind == IPPROTO_TCP : kind == AF_INET || kind == AF_INET6;
+    return fits ? 0 : -ENOPROTOOPT;
 }
 
 int plait_socket_set(int fd, enum plait_sockopt option, int value)
@@ -815,9 +818,9 @@ int plait_socket_set(int fd, enum plait_sockopt option, int value)
     sockopt o;
     if (!option_of(option, &o) || value < 0)
         return -EINVAL;
-    int tcp = tcp_only(fd, option);
-    if (tcp < 0)
-        return tcp;
+    int fits = option_fits(fd, option);
+    if (fits < 0)
+        return fits;
     int v = option == PLAIT_RCVBUF || option == PLAIT_SNDBUF ? value : value != 0;
     /* the idle time first: refused, it leaves keep-alive as it was */
     if (option == PLAIT_KEEPALIVE && value > 0 &&
@@ -833,9 +836,9 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value)
     sockopt o;
     if (!option_of(option, &o) || !value)
         return -EINVAL;
-    int tcp = tcp_only(fd, option);
-    if (tcp < 0)
-        return tcp;
+    int fits = option_fits(fd, option);
+    if (fits < 0)
+        return fits;
     int v = 0;
     socklen_t len = sizeof v;
     if (getsockopt(fd, o.level, o.name, &v, &len) < 0)

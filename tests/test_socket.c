@@ -2453,6 +2453,9 @@ static void *unix_sockets(void *arg)
     CHECK_EQ(plait_socket_get(c, PLAIT_NODELAY, &v), -ENOPROTOOPT);
     CHECK_EQ(plait_socket_set(c, PLAIT_KEEPALIVE, 5), -ENOPROTOOPT);
     CHECK_EQ(plait_socket_get(c, PLAIT_KEEPALIVE, &v), -ENOPROTOOPT);
+    /* reuse-port is an Internet socket's: set and get say so alike (get said 0, off) */
+    CHECK_EQ(plait_socket_set(c, PLAIT_REUSEPORT, 1), -ENOPROTOOPT);
+    CHECK_EQ(plait_socket_get(c, PLAIT_REUSEPORT, &v), -ENOPROTOOPT);
     CHECK_EQ(v, 7);
     CHECK_EQ(plait_socket_set(c, PLAIT_SNDBUF, 65536), 0);
 
