@@ -689,7 +689,12 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
  * pipe's reader has gone: plait ignores SIGPIPE once it has made or written a pipe or
  * socket, if the program left it at its default; a watcher of SIGPIPE then gives back
  * "ignored" as it goes; -EIO from a read io_uring made whose completion the kernel
- * dropped, for want of memory: its bytes are lost).
+ * dropped, for want of memory: its bytes are lost).  -EBUSY, from a coroutine, when
+ * another coroutine of its scheduler already waits to read fd (to write it, for a
+ * write), as for plait_wait_fd: one reader and one writer per descriptor per scheduler
+ * (two readers of one stream would race for its bytes anyway); threads and other
+ * schedulers may wait on it alongside.  The same holds for accept, send-to and
+ * receive-from.
  * A write is write(2) (send(2) on a socket) first, on either poller.  Zero bytes: a
  * read returns 0 and takes nothing, a write is write(2)'s (on a datagram socket, an
  * empty datagram).  A write that has
@@ -876,7 +881,9 @@ int plait_unix_listen(const char *path, int backlog);
  * connections queued before are taken first; Linux resets a TCP listener's at the
  * shutdown, so a server that stops takes them before: examples/echo_server.c),
  * -EOPNOTSUPP for one that is not a stream, -ENOTSOCK for a descriptor that is not a
- * socket, -ETIMEDOUT, -ECANCELED, -EBADF. */
+ * socket, -ETIMEDOUT, -ECANCELED, -EBADF, -EBUSY when another coroutine of this
+ * scheduler already waits to accept on fd (one acceptor per listener per scheduler:
+ * acceptors on other schedulers or threads may share it). */
 int plait_accept(int fd, plait_addr *peer, int64_t deadline);
 
 /* Connect a stream socket to addr: its descriptor once connected.  -ECONNREFUSED,
@@ -903,7 +910,7 @@ int plait_udp_bind(const plait_addr *addr);
 /* One datagram: sent whole (the byte count) or not at all; received into buf (its
  * length; a longer datagram is cut to len), with its sender's address into from (may
  * be NULL).  to may be NULL on a connected socket.  -EMSGSIZE, -ETIMEDOUT,
- * -ECANCELED, ... */
+ * -ECANCELED, -EBUSY as for plait_read, ... */
 ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
                      int64_t deadline);
 ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t deadline);
