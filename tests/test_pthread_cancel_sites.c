@@ -11,6 +11,7 @@
  *       its wait still linked, by descriptor, on its dead stack, where the next
  *       plait_close of the number walked (here it crashed on the stack reused).
  *   scheduler_cancelled_in_its_poller: the thread of a scheduler asleep in epoll_wait
+ *       (epoll_pwait2 now, through syscall(2), where the kernel has it)
  *       (a coroutine reading a pipe) is cancelled there: the scheduler and its
  *       coroutines were left for ever, the read never returned.
  *   coroutine_with_a_cancellation_pending: a coroutine that asks for its thread's
@@ -39,6 +40,7 @@
  *       waiter was never woken.
  */
 #include "check.h"
+#define CHECK_WRAP_SYSCALL
 #include "helpers.h"
 
 #include <fcntl.h>
@@ -88,6 +90,18 @@ int __wrap_epoll_wait(int epfd, void *events, int max, int timeout)
     if (timeout != 0)
         arriving();
     return __real_epoll_wait(epfd, events, max, timeout);
+}
+
+/* The scheduler's sleep in epoll_pwait2 (through syscall(2)), where the kernel has it;
+ * epoll_wait where it has not. */
+static long wrapped_syscall(long n, const long a[6])
+{
+#ifdef SYS_epoll_pwait2
+    const struct timespec *timeout = (const void *)a[3];
+    if (n == SYS_epoll_pwait2 && (!timeout || timeout->tv_sec || timeout->tv_nsec))
+        arriving();
+#endif
+    return real_syscall(n, a);
 }
 
 struct plait__waiter;
