@@ -537,9 +537,9 @@ typedef struct plait_pool plait_pool;
 
 typedef struct plait_pool_options {
     unsigned threads;   /* workers; 0: plait_cpu_count(), at most PLAIT_POOL_THREADS_MAX */
-    const char *name;   /* thread names are "<name>-<i>", the name cut to fit the OS's
-                         * 15 bytes ("crunchers--0"); NULL: "pool" (the default
-                         * pool's: "plait-<i>") */
+    const char *name;   /* thread names are "<name>-<i>" ("crunchers-0"), the name cut
+                         * to 10 bytes so that "-<i>" fits the OS's 15; NULL: "pool"
+                         * (the default pool's: "plait-<i>") */
 } plait_pool_options;
 
 /* options may be NULL.  -EINVAL for a null pool or threads > PLAIT_POOL_THREADS_MAX,
@@ -819,8 +819,9 @@ typedef struct plait_addr {
 /* A numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "[::1]": brackets for IPv6 only)
  * and port (0..65535); an IPv6 address may name its scope (zone) with an interface's
  * name or index: "fe80::1%eth0", "[fe80::1%2]".  NULL host is the wildcard address "::"
- * (which takes IPv4 too).  -EINVAL for a host that is not numeric (or names no
- * interface) or a bad port; -EMFILE/-ENFILE when no descriptor is left to look an
+ * (which takes IPv4 too).  -EINVAL for a host that is not numeric (or whose scope is a
+ * name that names no interface: an index is taken as given, as getaddrinfo takes it)
+ * or a bad port; -EMFILE/-ENFILE when no descriptor is left to look an
  * interface's name up with. */
 int plait_addr_ip(plait_addr *out, const char *host, int port);
 /* A Unix socket path; -ENAMETOOLONG when it does not fit (108 bytes at most: a path
@@ -850,8 +851,8 @@ int plait_addr_port(const plait_addr *addr);
  * task: a helping join would run the lookup, or another task, in place, past the
  * deadline); a numeric host, in any form getaddrinfo or plait_addr_ip
  * takes ("127.1", "fe80::1%lo", "[fe80::1%lo]"), is parsed at once.  -ENOENT for a name
- * that does not exist and for an IPv6 address whose scope names no interface
- * (getaddrinfo's answer; plait_addr_ip's is -EINVAL), -EAGAIN for a temporary failure of the name service, -EINVAL
+ * that does not exist and for an IPv6 address whose scope is a name that names no
+ * interface (an index is taken as given; getaddrinfo's answer; plait_addr_ip's is -EINVAL), -EAGAIN for a temporary failure of the name service, -EINVAL
  * for bad input, -EMFILE/-ENFILE as plait_addr_ip has them and when the lookup had no
  * descriptor left (not -ENOENT, as glibc's answer then has it), -ETIMEDOUT / -ECANCELED
  * (a lookup already running finishes in the background and is discarded;

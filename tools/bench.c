@@ -164,7 +164,7 @@ static const pairing pairings[] = {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: plait bench [--runs N | --quick] [NAME...]\n"
+            "usage: plait bench [--quick] [--runs N] [NAME...]\n"
             "\n"
             "Runs plait's microbenchmarks (docs/BENCHMARKS.md) and the peers they are\n"
             "compared with that need only libc and pthreads (glibc swapcontext, a pthread\n"
