@@ -1237,7 +1237,7 @@ typedef struct plait_procpool plait_procpool;
 #define PLAIT_PROCPOOL_MAX 1024
 
 typedef struct plait_procpool_options {
-    unsigned processes;     /* workers; 0: plait_cpu_count() */
+    unsigned processes;     /* workers; 0: plait_cpu_count(), at most PLAIT_PROCPOOL_MAX */
     size_t arg_max;         /* the largest argument; 0: PLAIT_RESULT_DEFAULT */
     size_t result_max;      /* the largest result; 0: PLAIT_RESULT_DEFAULT */
     int (*init)(void *arg); /* run by each worker as it starts; NULL: none.  A negative

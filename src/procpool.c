@@ -1406,6 +1406,8 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     if (!pool)
         return -EINVAL;
     unsigned n = o && o->processes ? o->processes : (unsigned)plait_cpu_count();
+    if (!(o && o->processes) && n > PLAIT_PROCPOOL_MAX)
+        n = PLAIT_PROCPOOL_MAX; /* sized from the CPUs: as many as allowed (as pool.c) */
     size_t arg_max = o && o->arg_max ? o->arg_max : PLAIT_RESULT_DEFAULT;
     size_t result_max = o && o->result_max ? o->result_max : PLAIT_RESULT_DEFAULT;
     if (n > PLAIT_PROCPOOL_MAX || arg_max > PLAIT_RESULT_MAX || result_max > PLAIT_RESULT_MAX ||
