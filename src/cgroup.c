@@ -29,7 +29,7 @@
  * no text. */
 static int open_file(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY); /* a tty: not ours */
     struct stat st;
     if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
         close(fd);
@@ -242,11 +242,14 @@ static void find_mounts(cgroup_dir *sc, const char *proc, const char *prefix,
         unescape(f[3]);
         unescape(f[4]);
         cgroup_place *pl = &places[which];
-        /* The first mount of a hierarchy that holds the process's cgroup is taken, else
-         * the first one: a subtree mounted before (another container's cgroup, bind-
-         * mounted) would give its limits for the process's. */
-        if (pl->mount[0] &&
-            (relative_path(pl->path, pl->root) || !relative_path(pl->path, f[3])))
+        /* Of the mounts of a hierarchy that hold the process's cgroup, the one with the
+         * shortest root is taken: it reaches the most ancestors' limits (a subtree's
+         * mount listed first hid those above it).  Else the first one: a subtree
+         * mounted before (another container's cgroup, bind-mounted) would give its
+         * limits for the process's. */
+        bool holds = relative_path(pl->path, f[3]) != NULL;
+        if (pl->mount[0] && (!holds || (relative_path(pl->path, pl->root) &&
+                                        strlen(f[3]) >= strlen(pl->root))))
             continue;
         plait__text m = {pl->mount, sizeof pl->mount, 0};
         plait__text_str(&m, prefix);

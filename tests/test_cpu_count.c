@@ -117,6 +117,21 @@ TEST(container_mount_roots)
     remove_tree();
 }
 
+/* Two mounts of the hierarchy hold the process's cgroup: a subtree's (root /a/b) listed
+ * before the whole hierarchy's.  The whole one reaches /a's limit; the subtree's, taken
+ * first, hid it (session 43's cgroup/CPU audit). */
+TEST(the_mount_reaching_most_ancestors)
+{
+    fresh_tree();
+    put("proc/cgroup", "0::/a/b/c\n");
+    put("proc/mountinfo", "40 22 0:26 /a/b /mnt/sub rw - cgroup2 cgroup2 rw\n" V2_MOUNT);
+    put("sys/fs/cgroup/a/cpu.max", "100000 100000\n");
+    CHECK_EQ(limit(), 1);
+    put("proc/mountinfo", V2_MOUNT "40 22 0:26 /a/b /mnt/sub rw - cgroup2 cgroup2 rw\n");
+    CHECK_EQ(limit(), 1);
+    remove_tree();
+}
+
 /* mountinfo writes a space in a path as \040. */
 TEST(escaped_mount_point)
 {
@@ -177,5 +192,6 @@ TEST(a_real_cgroup_quota)
 }
 
 RUN_TESTS(CASE(v2_quota_and_none), CASE(malformed_files_are_no_limit), CASE(v1_cfs_quota),
+          CASE(the_mount_reaching_most_ancestors),
           CASE(hybrid_takes_v1_cpu), CASE(container_mount_roots), CASE(escaped_mount_point),
           CASE(count_follows_the_mask), CASE(a_real_cgroup_quota))
