@@ -1282,7 +1282,8 @@ int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn 
  * On -ETIMEDOUT / -ECANCELED of the caller (or -ENOMEM: a coroutine's wait with no
  * memory for its timer) the chunks not done are cancelled, their items get that code,
  * and the call returns it; nothing is written into the arrays after the call returns.
- * -EMSGSIZE when not even one item fits the pool's room (asked first), -EINVAL for
+ * -EMSGSIZE when not even one item fits the pool's room (asked before the arrays'
+ * size), -EINVAL for
  * nulls, n == 0, arg_size == 0, or arrays larger than PTRDIFF_MAX bytes (n * arg_size,
  * n * result_size).  A call refused as a whole (-EMSGSIZE, -EPERM, -ENOMEM) gives every
  * item its code too (errors[i], a zeroed result), except where its arrays are larger

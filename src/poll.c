@@ -138,7 +138,8 @@ static const plait__poll_backend *choose(void)
     /* ThreadSanitizer runs a signal's handler only when the thread next enters a call
      * it intercepts; io_uring_enter is a raw system call it does not, so a scheduler
      * asleep in it never saw a SIGTERM its program watched (the HTTP example did not
-     * stop, in CI).  epoll_wait is intercepted: under TSan, plait uses epoll. */
+     * stop, in CI).  epoll_wait is intercepted: under TSan, plait uses epoll, and
+     * sleeps in epoll_wait (poll_epoll.c's wait_events). */
     decide(&plait__poll_epoll);
     return atomic_load_explicit(&choice, memory_order_acquire);
 #endif

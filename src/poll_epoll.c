@@ -217,18 +217,19 @@ static void ep_rebuild(struct plait__poller *p)
     }
 }
 
-/* Whether the kernel refused epoll_pwait2 (set once, for good). */
-static atomic_bool no_pwait2;
-
 /* The kernel's wait for events, for timeout_ns at most (< 0: no limit).  epoll_pwait2
  * (Linux 5.11) takes that time in nanoseconds, as io_uring's timeout and a thread's
  * ppoll(2) do; epoll_wait takes whole milliseconds, rounded up, so a deadline 50 µs away
  * woke a millisecond late on this backend alone once a descriptor was waited on.
  * Through syscall(2): the C library's wrapper came later (glibc 2.35).  A kernel without
- * it (ENOSYS), or a seccomp filter that refuses it (EPERM), leaves epoll_wait. */
+ * it (ENOSYS), or a seccomp filter that refuses it (EPERM), leaves epoll_wait.  Not
+ * under ThreadSanitizer, which runs a signal's handler only when the thread next enters
+ * a call it intercepts: epoll_wait is one, syscall(2) is not (poll.c's choose says why
+ * that build waits on epoll at all). */
 static int wait_events(int epfd, struct epoll_event *evs, int64_t timeout_ns)
 {
-#ifdef SYS_epoll_pwait2
+#if defined(SYS_epoll_pwait2) && !defined(PLAIT_TSAN)
+    static atomic_bool no_pwait2; /* the kernel refused it: set once, for good */
     if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
         struct __kernel_timespec ts = {.tv_sec = timeout_ns / PLAIT_SEC,
                                        .tv_nsec = timeout_ns % PLAIT_SEC};

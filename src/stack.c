@@ -58,8 +58,8 @@
  * and a sleep with work to come must not wait for a thousand of them): their sleeps
  * end at the next period's end while a cache holds more than STACK_WARM.  A scheduler
  * that ends hands its slots to the global pool, and what the pool then holds beyond
- * STACK_WARM, in every size, goes back at once: that scheduler will not sleep again,
- * and no other may for a long time.  A cache keeps its memory (`keep`) where a slot holds no whole page
+ * STACK_WARM goes back at once: that scheduler will not sleep again, and no other may
+ * for a long time; the last scheduler to end does that in every size.  A cache keeps its memory (`keep`) where a slot holds no whole page
  * of its own (under two pages: packed slots share their ends with their neighbours) and
  * once giving back failed (madvise refuses locked memory): trying again every period
  * would cost a wake-up each time for nothing.  Slots given back ("cold") lose their
@@ -102,6 +102,7 @@ typedef struct size_class {
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static size_class *classes;
+static size_t schedulers; /* alive in this process (give_back_excess) */
 static atomic_llong global_trim_at; /* the earliest trim_at of the classes; 0: none */
 static atomic_int guarded_slots;
 static size_t page_size;
@@ -401,45 +402,52 @@ static void global_trim_at_update(void)
     atomic_store_explicit(&global_trim_at, first, memory_order_relaxed);
 }
 
-/* Free slots of one size (a list through free_next) back to the global pool, where
- * what it holds beyond STACK_WARM starts a trim period; not from a scheduler that ends
- * (`ending`): give_back_excess follows. */
+/* Free slots of one size (a list through free_next) back to the global pool.  From a
+ * scheduler that ends (`ending`), what the pool then holds beyond STACK_WARM goes back
+ * at once: no scheduler might sleep for a long time to come, and the one that ends
+ * never will again. */
 static void pool_put(plait__coro *list, bool ending)
 {
+    plait__coro *excess = NULL;
     pthread_mutex_lock(&pool_lock);
     size_class *c = class_for(list->stack_class); /* exists: the slots came from it */
     cache_push_all(&c->warm, list);
-    if (!ending && !c->warm.keep && c->warm.len > STACK_WARM && !c->warm.trim_at) {
-        plait__coro *none;
-        cache_trim(&c->warm, plait_now(), &none); /* starts a period */
-        global_trim_at_update();
-    }
-    pthread_mutex_unlock(&pool_lock);
-}
-
-/* From a scheduler that ends: what the global pool holds beyond STACK_WARM, in every
- * size (the default's, its cache's, and the others', whose slots came back one by one
- * as their coroutines ended), goes back at once: no scheduler might sleep for a long
- * time to come, and the one that ends never will again.  A class whose give_back fails
- * keeps its memory (`keep`) and is passed over. */
-static void give_back_excess(void)
-{
-    for (;;) {
-        plait__coro *excess = NULL;
-        pthread_mutex_lock(&pool_lock);
-        size_class *c = classes;
-        while (c && (c->warm.keep || c->warm.len <= STACK_WARM))
-            c = c->next;
-        if (c) {
+    if (!c->warm.keep && c->warm.len > STACK_WARM) {
+        if (ending) {
             excess = cache_take(&c->warm, c->warm.len - STACK_WARM);
             if (c->warm.low > c->warm.len)
                 c->warm.low = c->warm.len;
+        } else if (!c->warm.trim_at) {
+            plait__coro *none;
+            cache_trim(&c->warm, plait_now(), &none); /* starts a period */
+            global_trim_at_update();
         }
-        pthread_mutex_unlock(&pool_lock);
-        if (!excess)
-            return;
-        give_back_all(c, excess);
     }
+    pthread_mutex_unlock(&pool_lock);
+    if (excess)
+        give_back_all(c, excess);
+}
+
+/* From the last scheduler that ends: what the global pool holds beyond STACK_WARM in
+ * the other sizes too (stacks spawned with a stack_size of their own, which came back
+ * one by one as their coroutines ended, and those of a default since changed) goes
+ * back, as no scheduler is left to sleep and trim them.  (While another lives, its
+ * sleeps trim them, a period later: taking them at once would make it pay page faults
+ * again for stacks it may be reusing.)  One pass, each class once. */
+static void give_back_excess(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    for (size_class *c = classes; c; c = c->next) {
+        if (c->warm.keep || c->warm.len <= STACK_WARM)
+            continue;
+        plait__coro *excess = cache_take(&c->warm, c->warm.len - STACK_WARM);
+        if (c->warm.low > c->warm.len)
+            c->warm.low = c->warm.len;
+        pthread_mutex_unlock(&pool_lock);
+        give_back_all(c, excess);
+        pthread_mutex_lock(&pool_lock); /* classes are only ever added, at the head */
+    }
+    pthread_mutex_unlock(&pool_lock);
 }
 
 void plait__stack_free(plait__sched *sched, plait__coro *coro)
@@ -457,7 +465,12 @@ void plait__stack_flush(plait__sched *sched, bool ending)
     if (sched->stacks.head)
         pool_put(sched->stacks.head, ending);
     sched->stacks = (plait__stack_cache){0};
-    if (ending)
+    if (!ending)
+        return;
+    pthread_mutex_lock(&pool_lock);
+    bool last = --schedulers == 0;
+    pthread_mutex_unlock(&pool_lock);
+    if (last)
         give_back_excess();
 }
 
@@ -650,6 +663,9 @@ static PLAIT_TLS void *alt_stack;
 void plait__stack_thread_init(plait__sched *sched)
 {
     (void)sched;
+    pthread_mutex_lock(&pool_lock);
+    schedulers++;
+    pthread_mutex_unlock(&pool_lock);
     pthread_once(&handler_once, install_handler);
     if (alt_stack)
         return;
@@ -682,5 +698,7 @@ void plait__stack_thread_exit(plait__sched *sched)
 
 void plait__stack_atfork(int phase)
 {
+    if (phase == PLAIT__FORK_CHILD) /* the other threads' schedulers stayed behind */
+        schedulers = plait__tls_sched != NULL;
     plait__atfork_mutex(&pool_lock, phase);
 }

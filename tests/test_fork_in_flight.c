@@ -24,7 +24,6 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-
 /* io_uring_setup counted, and refused (ENOMEM, as past RLIMIT_MEMLOCK) in a child of
  * ring_parent. */
 static atomic_int ring_setups;

@@ -44,12 +44,14 @@
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <linux/time_types.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 
-/* The poller is epoll's, whose wait is a libc call (io_uring's is a raw system call,
- * which no pthread_cancel acts on). */
+/* The poller is epoll's, whose wait may be a libc call, epoll_wait, a cancellation point
+ * (io_uring's is a raw system call, which no pthread_cancel acts on; so is
+ * epoll_pwait2, where the kernel has it, but the loop's other calls are libc's). */
 __attribute__((constructor)) static void poller_is_epoll(void)
 {
     setenv("PLAIT_POLLER", "epoll", 1);
@@ -97,7 +99,7 @@ int __wrap_epoll_wait(int epfd, void *events, int max, int timeout)
 static long wrapped_syscall(long n, const long a[6])
 {
 #ifdef SYS_epoll_pwait2
-    const struct timespec *timeout = (const void *)a[3];
+    const struct __kernel_timespec *timeout = (const void *)a[3];
     if (n == SYS_epoll_pwait2 && (!timeout || timeout->tv_sec || timeout->tv_nsec))
         arriving();
 #endif
