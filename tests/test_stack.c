@@ -272,6 +272,46 @@ TEST(stack_memory_of_ended_scheduler) { check_ended_burst_gives_back(0); }
  * default size's class was given back). */
 TEST(stack_memory_of_ended_scheduler_other_size) { check_ended_burst_gives_back(56 * 1024); }
 
+/* While another scheduler lives, one that ends leaves the other sizes' free stacks to
+ * that one's trimming (a period later), not giving them back at once: the other may be
+ * reusing them (a review of session 43 measured a scheduler that bursts faulting its
+ * pages back while others started and ended).  The last to end gives them back.  The
+ * other scheduler here runs a coroutine that never yields, so it never trims. */
+static atomic_int other_may_end, other_running;
+
+static void *spins_until_told(void *unused)
+{
+    (void)unused;
+    atomic_store(&other_running, 1);
+    while (!atomic_load(&other_may_end))
+        ;
+    return NULL;
+}
+
+static void *other_scheduler(void *unused)
+{
+    (void)unused;
+    check_run(spins_until_told, NULL);
+    return NULL;
+}
+
+TEST(stack_memory_of_ended_scheduler_stays_while_another_lives)
+{
+    long bound = 320L * (BURST_TOUCH + 4096) / 1024;
+    pthread_t other, t;
+    CHECK_EQ(pthread_create(&other, NULL, other_scheduler, NULL), 0);
+    while (!atomic_load(&other_running))
+        sched_yield();
+    burst_spec b = {.stack = 88 * 1024};
+    CHECK_EQ(pthread_create(&t, NULL, ended_burst, &b), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK(b.peak > 2 * bound);
+    CHECK(burst_resident_kb() > 2 * bound); /* not the last: kept */
+    atomic_store(&other_may_end, 1);
+    CHECK_EQ(pthread_join(other, NULL), 0);
+    CHECK(burst_resident_kb() < bound); /* the last: given back as it ended */
+}
+
 /* Where madvise refuses (locked memory, after mlockall), a cache keeps its memory
  * instead of trying again every period: its first batch fails, then it gives back no
  * more.  Two caches trim here, a period or so apart: the scheduler's own (the default
@@ -547,6 +587,7 @@ RUN_TESTS(CASE(overflow_hits_guard_page), CASE(overflow_hits_guard_page_of_reuse
           CASE(packed_stack_memory_of_neighbours_stays),
           CASE(stack_memory_goes_back_without_timers), CASE(stack_memory_of_ended_scheduler),
           CASE(stack_memory_of_ended_scheduler_other_size),
+          CASE(stack_memory_of_ended_scheduler_stays_while_another_lives),
           CASE(stack_memory_kept_where_madvise_refuses),
           CASE(stack_class_kept_mark_shared_by_two_schedulers),
           CASE(big_stack_under_an_address_space_limit))
