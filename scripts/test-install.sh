@@ -44,6 +44,19 @@ cc -o "$work/consumer-pc" "$work/main.c" $(pkg-config --cflags --libs --static p
    -Wl,-rpath,"$(pkg-config --variable=libdir plait)"
 "$work/consumer-pc"
 echo "pkg-config plait: ok"
+
+# Installed elsewhere than the configured prefix (`cmake --install --prefix`, as a
+# package build does): plait.pc names where it lies, not the configured prefix.
+moved=$(mktemp -d)
+trap 'rm -rf "$prefix" "$work" "$moved"' EXIT
+cmake --install build-install --prefix "$moved" >/dev/null
+moved_libdir=$(PKG_CONFIG_PATH=$(dirname "$(find "$moved" -name plait.pc | head -1)") \
+               pkg-config --variable=libdir plait)
+if [ "$(cd "$moved_libdir" && pwd -P)" != "$(cd "$(dirname "$(find "$moved" -name libplait.a | head -1)")" && pwd -P)" ]; then
+  echo "plait.pc installed under $moved names libdir $moved_libdir" >&2
+  exit 1
+fi
+echo "pkg-config plait (installed with --prefix): ok"
 "$prefix/bin/plait" version
 
 # `plait bench` runs the benchmark programs installed in PREFIX/libexec/plait: one short one.
