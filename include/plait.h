@@ -249,7 +249,10 @@ int plait_group_cancel(plait_group *group);
 /* Cancel the children, wait for all of them (this wait ignores the caller's own
  * cancellation, so no child outlives the group), free the group.  Returns the same
  * code plait_group_wait() would.  -EDEADLK from a child of the group, which is left
- * as it was; NULL: -EINVAL. */
+ * as it was; NULL: -EINVAL.  The group's own children may still spawn into it while
+ * they unwind (-EPIPE); any other call on the group (spawn, wait, cancel) on another
+ * thread must have returned before the destroy begins, and none may begin after it:
+ * the group is freed (as a thread pool's submit and its destroy). */
 int plait_group_destroy(plait_group *group);
 
 /* ----------------------------------------------------------------------------
