@@ -305,10 +305,29 @@ void plait__shared_leave(plait__shared_waiting *me)
     waits_unlink(me);
 }
 
+/* Whether pid is a child plait forked here and has not yet reported gone.  Its death
+ * will be reported (a process pool reports a worker only once its replacement holds
+ * the objects), though the kernel may have reaped it already (SIGCHLD ignored, or the
+ * program's waitpid): until then it counts as alive, or a queue's receiver purging its
+ * senders between a worker's end and its replacement's fork was told every sender had
+ * gone.  Called under an object's lock, which the registry's holders take inside the
+ * registry lock: only tried here; taken by another thread, the answer is "not known"
+ * (false: the purge looks again at its next recheck). */
+static bool unreported_child(unsigned pid)
+{
+    if (pthread_mutex_trylock(&registry_lock) != 0)
+        return true;
+    bool found = false;
+    for (size_t i = 0; i < children_len && !found; i++)
+        found = children[i].pid == pid;
+    pthread_mutex_unlock(&registry_lock);
+    return found;
+}
+
 bool plait__pid_gone(unsigned pid)
 {
-    /* a zombie is not gone yet: its parent will report it, when it is a plait process
-     * (a process pool reports a worker only once its replacement holds the objects);
-     * an orphan is gone once init has reaped it */
-    return pid && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+    /* a zombie is not gone yet: its parent will report it, when it is a plait process;
+     * nor is a child of this process's plait that is yet to be reported (above); an
+     * orphan is gone once init has reaped it */
+    return pid && kill((pid_t)pid, 0) < 0 && errno == ESRCH && !unreported_child(pid);
 }
