@@ -311,8 +311,8 @@ void plait__shared_leave(plait__shared_waiting *me)
  * program's waitpid): until then it counts as alive, or a queue's receiver purging its
  * senders between a worker's end and its replacement's fork was told every sender had
  * gone.  Called under an object's lock, which the registry's holders take inside the
- * registry lock: only tried here; taken by another thread, the answer is "not known"
- * (false: the purge looks again at its next recheck). */
+ * registry lock: only tried here; taken by another thread, the pid counts as such a
+ * child (not gone: the purge looks again at its next recheck). */
 static bool unreported_child(unsigned pid)
 {
     if (pthread_mutex_trylock(&registry_lock) != 0)

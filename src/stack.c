@@ -59,10 +59,11 @@
  * end at the next period's end while a cache holds more than STACK_WARM.  A scheduler
  * that ends hands its slots to the global pool, and what the pool then holds beyond
  * STACK_WARM goes back at once: that scheduler will not sleep again, and no other may
- * for a long time; the last scheduler to end does that in every size.  A cache keeps its memory (`keep`) where a slot holds no whole page
- * of its own (under two pages: packed slots share their ends with their neighbours) and
- * once giving back failed (madvise refuses locked memory): trying again every period
- * would cost a wake-up each time for nothing.  Slots given back ("cold") lose their
+ * for a long time; the last scheduler to end does that in every size.  A cache keeps
+ * its memory (`keep`) where a slot holds no whole page of its own (under two pages:
+ * packed slots share their ends with their neighbours) and once giving back failed
+ * (madvise refuses locked memory): trying again every period would cost a wake-up each
+ * time for nothing.  Slots given back ("cold") lose their
  * control block with their pages, so the global pool keeps them in an array of
  * addresses (the guard bit in the lowest) and fills in the control block's stack
  * fields again when one is used.
@@ -541,41 +542,26 @@ int64_t plait__stack_trim(plait__sched *sched, int64_t now)
     return global && global < next ? global : next;
 }
 
-/* Appends text to the message being built in msg (of cap bytes), cut at its end. */
-static void msg_add(char *msg, size_t cap, size_t *len, const char *text)
-{
-    while (*text && *len < cap)
-        msg[(*len)++] = *text++;
-}
-
-static void msg_add_number(char *msg, size_t cap, size_t *len, unsigned long long v)
-{
-    char digits[24];
-    size_t i = sizeof digits;
-    digits[--i] = '\0';
-    do
-        digits[--i] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    msg_add(msg, cap, len, digits + i);
-}
-
-/* Called from the SIGSEGV handler: the message is built by hand, as snprintf is not
- * async-signal-safe, and written with write(2), which is. */
+/* Called from the SIGSEGV handler: the message is built with plait__text (plain
+ * stores), as snprintf is not async-signal-safe, and written with write(2), which is. */
 static void report_overflow(const plait__coro *coro, const char *how)
 {
     char msg[256];
-    size_t len = 0;
-    msg_add(msg, sizeof msg, &len, "plait: fatal: stack overflow in coroutine '");
-    msg_add(msg, sizeof msg, &len, coro->name);
-    msg_add(msg, sizeof msg, &len, "' (#");
-    msg_add_number(msg, sizeof msg, &len, coro->id);
-    msg_add(msg, sizeof msg, &len, "): ");
-    msg_add(msg, sizeof msg, &len, how);
-    msg_add(msg, sizeof msg, &len, "; its stack holds ");
-    msg_add_number(msg, sizeof msg, &len, coro->stack_size);
-    msg_add(msg, sizeof msg, &len, " bytes, spawn it with a larger stack_size\n");
-    if (len == sizeof msg)
-        msg[len - 1] = '\n'; /* cut: the line still ends */
+    plait__text t = {msg, sizeof msg, 0};
+    plait__text_str(&t, "plait: fatal: stack overflow in coroutine '");
+    plait__text_str(&t, coro->name);
+    plait__text_str(&t, "' (#");
+    plait__text_uint(&t, coro->id);
+    plait__text_str(&t, "): ");
+    plait__text_str(&t, how);
+    plait__text_str(&t, "; its stack holds ");
+    plait__text_uint(&t, coro->stack_size);
+    plait__text_str(&t, " bytes, spawn it with a larger stack_size\n");
+    size_t len = plait__text_end(&t);
+    if (len >= sizeof msg) { /* cut: the line still ends */
+        len = sizeof msg - 1;
+        msg[len - 1] = '\n';
+    }
     if (write(STDERR_FILENO, msg, len) < 0)
         abort();
     abort();
