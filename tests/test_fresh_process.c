@@ -83,9 +83,10 @@ static int in_child_exits(int (*fn)(void *), void *arg)
 }
 
 /* A write to a socket whose peer has gone is -EPIPE even before plait has made any pipe
- * or socket of its own (so before it ignores SIGPIPE): a socket is written with
- * MSG_NOSIGNAL.  (The program's own socketpair, written by plait_write in a fresh
- * process, once died of SIGPIPE.) */
+ * or socket of its own: plait_write ignores SIGPIPE before it writes, as making a pipe
+ * or socket does.  (The program's own socketpair, written by plait_write in a fresh
+ * process, once died of SIGPIPE.  The write itself is send(2) without MSG_NOSIGNAL, as
+ * write(2) would be: test_fdio's sigpipe_in_the_ring_and_out_of_it.) */
 static int write_to_a_gone_peer_first(void *unused)
 {
     (void)unused;
