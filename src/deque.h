@@ -86,7 +86,10 @@ typedef struct plait__deque {
     plait__deque_kind kind;
 } plait__deque;
 
-/* SOLO: no thread but the owner will ever call any of the functions below on it. */
+/* SOLO: no thread but the owner will ever call any of the functions below on it, but
+ * plait__deque_public (a hint: the pool's sleepers and its shutdown look at every
+ * worker's deque; stale on a SOLO one, whose owner stores relaxed, and looked at again
+ * by its callers). */
 int plait__deque_init(plait__deque *d, plait__deque_kind kind);
 void plait__deque_free(plait__deque *d);
 /* Every deque holds this many items without growing. */

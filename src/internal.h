@@ -1101,7 +1101,12 @@ void plait__shared_child_execd(unsigned pid);
  * (the object's shared count of waiters on word, which its wakers read to decide
  * whether to wake it).  A wait in progress at a fork goes on in the child too, as a
  * second wait that takes itself off the count as the parent's does: the child counts
- * it again. */
+ * it again.  No wake-up is lost between the count and the word only because the
+ * decision to sleep is made again by the kernel: the waiter's look at the word is an
+ * acquire load (not seq_cst), so C11 lets it and a waker's look at *sleepers both see
+ * the old values; futex_wait/futex_waitv (for a coroutine, in the watcher thread)
+ * compare the word after a full barrier.  A wait that slept without such a compare (an
+ * eventfd, a poll) would lose wake-ups here. */
 int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expected,
                        atomic_uint *sleepers, int64_t deadline, const char *what);
 /* A call that waits looks at the object's state again after its wait has returned

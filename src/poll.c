@@ -998,6 +998,9 @@ static ssize_t kernel_read(struct plait__poller *p, int fd, void *buf, size_t le
         return -EAGAIN;
     }
     plait__wait_node node;
+    /* linked after io_submit, never before: a plait_close on another thread reads op's
+     * plain fields (index, ring_head) through this link, made visible to it by the
+     * stripe lock link_for_close takes (and later by withdraw_ended's seq_cst CAS) */
     w.io = &op;
     link_for_close(&node, &w, fd);
     if (plait__fd_close_gen(fd) != since && plait__waiter_claim(&w)) {

@@ -275,6 +275,10 @@ static bool park(plait__worker *wk, plait__waiter *w, int64_t deadline, bool unt
 {
     plait_pool *pool = wk->pool;
     unsigned seen = atomic_load(&wk->park_word);
+    /* `sleeping` before `idle`: a pusher whose load of idle reads this increment has
+     * the store happen before its relaxed look at `sleeping` (wake_one); in the other
+     * order C11 would let that look miss this worker, the only sleeper, and the push
+     * would wake nobody (ARM would not show it, so no test would catch the swap) */
     atomic_store(&wk->sleeping, 1);
     atomic_fetch_add(&pool->idle, 1);
     int64_t until = deadline;
