@@ -207,8 +207,10 @@ static void ep_rebuild(struct plait__poller *p)
     p->unverified.len = 0;
     for (size_t fd = 0; fd < p->cap; fd++) {
         plait__fd_slot *slot = &p->fds[fd];
-        slot->registered = slot->listed = false;
-        slot->unverified_since = 0;
+        if (slot->registered || slot->listed || slot->unverified_since) {
+            slot->registered = slot->listed = false; /* (others unwritten: poll.c's grow) */
+            slot->unverified_since = 0;
+        }
         int r = slot->armed ? ep_register(p, (int)fd, slot, slot->armed) : 0;
         if (r < 0) {
             slot->armed = 0;

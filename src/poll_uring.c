@@ -298,9 +298,12 @@ static void ur_close(struct plait__poller *p)
     if (u->probe_fd >= 0)
         close(u->probe_fd);
     for (size_t fd = 0; fd < p->cap; fd++) { /* the removals due were this ring's */
-        free(p->fds[fd].removed_gens);
-        p->fds[fd].removed_gens = NULL;
-        p->fds[fd].removals_due = p->fds[fd].removals_room = 0;
+        plait__fd_slot *slot = &p->fds[fd];
+        if (slot->removed_gens) { /* (a slot never written stays unpaid for: poll.c) */
+            free(slot->removed_gens);
+            slot->removed_gens = NULL;
+            slot->removals_due = slot->removals_room = 0;
+        }
     }
     free(u->deferred.fds);
     free(u);
