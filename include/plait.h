@@ -268,7 +268,9 @@ typedef unsigned plait_key;
  * four rounds.  -EAGAIN when PLAIT_KEYS_MAX keys exist. */
 int plait_key_create(plait_key *key, void (*destructor)(void *));
 /* The calling coroutine's value for key; outside a coroutine, the calling thread's.
- * -EINVAL for an unknown key, -ENOMEM. */
+ * -EINVAL for an unknown key, -ENOMEM (also at a plain thread's first value while the
+ * program holds every pthread key: the thread's values need one, to be destroyed at
+ * its end; a later call tries again). */
 int plait_local_set(plait_key key, void *value);
 /* NULL for an unknown key or when unset. */
 void *plait_local_get(plait_key key);
@@ -683,8 +685,10 @@ int plait_completed_destroy(plait_completed *set);
  * scheduler already waits on fd for the same event, -ENOMEM.  The first wait of a
  * scheduler makes its poller (an eventfd and an epoll or io_uring instance), a
  * thread's first wait its wake-up eventfd: -EMFILE (or -ENFILE) when no descriptor is
- * left for them; so can a read or write that must wait, and a wait under way at a
- * fork() in a child that has none left for its own poller. */
+ * left for them (and a plain thread's first wait -EAGAIN while the program holds every
+ * pthread key: closing that eventfd at the thread's end needs one; a later wait tries
+ * again); so can a read or write that must wait, and a wait under way at a fork() in a
+ * child that has none left for its own poller. */
 int plait_wait_fd(int fd, int events, int64_t deadline);
 
 /* One read / write, waiting first if fd would block: the bytes moved (0 from read at

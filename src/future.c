@@ -69,9 +69,6 @@ static PLAIT_TLS plait__future *cache;
 static PLAIT_TLS unsigned cache_len;
 static PLAIT_TLS bool cache_registered;
 static PLAIT_TLS bool cache_gone; /* the thread's exit hook has flushed its cache */
-static pthread_key_t cache_key;
-static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
-static bool cache_key_made;
 
 PLAIT_TLS plait__future *plait__tls_work;
 
@@ -182,10 +179,7 @@ static void cache_thread_exit(void *unused)
     cache_registered = false;
 }
 
-static void cache_key_make(void)
-{
-    cache_key_made = pthread_key_create(&cache_key, cache_thread_exit) == 0;
-}
+static plait__exit_key cache_key = PLAIT__EXIT_KEY(cache_thread_exit);
 
 /* A thread may cache futures once its exit is sure to return them: a scheduler's
  * thread flushes its cache as plait_run() returns; another thread registers a key
@@ -196,8 +190,8 @@ static bool cache_usable(void)
         return true;
     if (cache_gone)
         return false;
-    pthread_once(&cache_key_once, cache_key_make);
-    if (!cache_key_made || pthread_setspecific(cache_key, &cache_key) != 0)
+    pthread_key_t key;
+    if (!plait__exit_key_get(&cache_key, &key) || pthread_setspecific(key, &cache_key) != 0)
         return false;
     return cache_registered = true;
 }

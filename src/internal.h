@@ -625,6 +625,16 @@ struct plait__sched {
     void *loop_call_arg;
 };
 
+/* A pthread key whose destructor is a thread-exit hook of plait's, made at its first
+ * use (exit_key.c): declare it static with PLAIT__EXIT_KEY(destructor).  false while the
+ * program holds every key there is (the next call tries again); else *key. */
+typedef struct plait__exit_key {
+    _Atomic uint64_t word;      /* 0, or the key with a bit that says it is made */
+    void (*destructor)(void *);
+} plait__exit_key;
+#define PLAIT__EXIT_KEY(fn) {.word = 0, .destructor = (fn)}
+bool plait__exit_key_get(plait__exit_key *k, pthread_key_t *key);
+
 /* Thread-local, initial-exec: a plain load from the thread pointer, even in the
  * shared library (the general-dynamic default would call __tls_get_addr on every
  * switch). */

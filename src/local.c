@@ -41,9 +41,6 @@ static bool key_valid(plait_key key)
 }
 
 static PLAIT_TLS void **thread_locals;
-static pthread_key_t thread_key;
-static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
-static bool thread_key_made;
 
 static void thread_exit(void *unused)
 {
@@ -51,10 +48,7 @@ static void thread_exit(void *unused)
     plait__thread_locals_destroy();
 }
 
-static void thread_key_make(void)
-{
-    thread_key_made = pthread_key_create(&thread_key, thread_exit) == 0;
-}
+static plait__exit_key thread_key = PLAIT__EXIT_KEY(thread_exit);
 
 /* The caller's value array: its coroutine's, or its thread's. */
 static void ***locals_of_caller(void)
@@ -71,8 +65,9 @@ int plait_local_set(plait_key key, void *value)
     if (!*locals) {
         if (locals == &thread_locals) {
             /* the thread's values need a destructor hook at its exit */
-            pthread_once(&thread_key_once, thread_key_make);
-            if (!thread_key_made || pthread_setspecific(thread_key, &thread_key) != 0)
+            pthread_key_t hook;
+            if (!plait__exit_key_get(&thread_key, &hook) ||
+                pthread_setspecific(hook, &thread_key) != 0)
                 return -ENOMEM;
         }
         *locals = calloc(PLAIT_KEYS_MAX, sizeof **locals);

@@ -741,9 +741,6 @@ int plait_close(int fd)
 
 /* ---- a plain thread's wait ---- */
 
-static pthread_key_t wake_key;
-static pthread_once_t wake_key_once = PTHREAD_ONCE_INIT;
-static bool wake_key_made;
 static PLAIT_TLS int tls_wake_fd = -1;
 
 static void wake_fd_close(void *unused)
@@ -760,23 +757,21 @@ static void wake_fd_close(void *unused)
     plait__cancel_restore(cancel_state);
 }
 
-static void wake_key_make(void)
-{
-    wake_key_made = pthread_key_create(&wake_key, wake_fd_close) == 0;
-}
+static plait__exit_key wake_key = PLAIT__EXIT_KEY(wake_fd_close);
 
-/* The calling thread's wake-up eventfd, closed when the thread ends; -errno. */
+/* The calling thread's wake-up eventfd, closed when the thread ends; -errno (-EAGAIN
+ * while the program holds every pthread key: there is none for that hook). */
 static int thread_wake_fd(void)
 {
     if (tls_wake_fd >= 0)
         return tls_wake_fd;
-    pthread_once(&wake_key_once, wake_key_make);
-    if (!wake_key_made)
+    pthread_key_t key;
+    if (!plait__exit_key_get(&wake_key, &key))
         return -EAGAIN;
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0)
         return -errno;
-    if (pthread_setspecific(wake_key, &wake_key) != 0) {
+    if (pthread_setspecific(key, &wake_key) != 0) {
         close(fd);
         return -ENOMEM;
     }
