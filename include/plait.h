@@ -1256,14 +1256,14 @@ typedef struct plait_procpool_options {
     int64_t task_timeout;   /* ns a task may run: then its worker is killed and the task
                                reports -ETIMEDOUT; 0: no limit.  Each worker makes a
                                POSIX timer for it as it starts, before the initialiser:
-                               one refused (-EAGAIN: RLIMIT_SIGPENDING) fails the
-                               worker's start as an initialiser's failure does */
+                               a worker the system refuses one (RLIMIT_SIGPENDING)
+                               counts as a worker that could not be forked (-EAGAIN) */
 } plait_procpool_options;
 
-/* Start the workers and, with an initialiser or a task_timeout, wait until each has
- * started (its timer made, its initialiser returned).  options may be NULL.  -EINVAL
- * for processes > PLAIT_PROCPOOL_MAX, sizes > PLAIT_RESULT_MAX or a negative timeout;
- * -EAGAIN when a worker cannot be started (or cannot make its timer);
+/* Start the workers and, with an initialiser, wait until it has returned in each of
+ * them.  options may be NULL.  -EINVAL for processes > PLAIT_PROCPOOL_MAX, sizes >
+ * PLAIT_RESULT_MAX or a negative timeout; -EAGAIN when a worker cannot be started (nor,
+ * waiting for an initialiser, make its task_timeout's timer);
  * -EMFILE / -ENFILE when no descriptor is left (the pool's and its workers'); the
  * initialiser's code when it fails in a worker, or the worker's fate
  * (PLAIT_KILLED(signal), PLAIT_EXITED(status)) when it dies in it; -ECANCELED when the

@@ -39,12 +39,14 @@
  * task's deadline (and records the deadline), so a task stuck in a loop dies on time
  * without the parent polling.  Cancelling a running task kills its worker.
  *
- * Worker life.  A worker starts first — makes its timer (with a task_timeout), then
- * runs the pool's initialiser — and says when it has (init_done, then the notify
- * descriptor): create waits for the first workers' (start_check), and fails when one
- * fails or dies in it (a timer refused: -EAGAIN).  If a replacement's fails, the pool
- * is broken — the tasks waiting and every later submission fail with that code
- * (the initialiser's), and the other workers finish what is queued.  After max_tasks tasks a worker
+ * Worker life.  A worker runs the pool's initialiser first, and says when it has
+ * returned (init_done, then the notify descriptor): create waits for the first workers'
+ * (start_check), and fails when one fails or dies in it.  If a replacement's fails, the
+ * pool is broken — the tasks waiting and every later submission fail with the
+ * initialiser's code, and the other workers finish what is queued.  Before it, a pool
+ * with a task_timeout has each worker make its timer; one that cannot (a shortage,
+ * which may pass) ends and says so (no_timer), and counts as a fork refused: create
+ * waiting fails with -EAGAIN, a replacement is tried again 50 ms later.  After max_tasks tasks a worker
  * exits between two tasks and is replaced.
  *
  * Waiting.  A worker without work, and a joiner waiting for its result, look again
@@ -115,6 +117,7 @@ typedef struct worker_state {   /* shared: one per worker */
     atomic_uint pid;
     int32_t init_error;         /* its initialiser failed with this */
     atomic_uint init_done;      /* its initialiser has returned 0 */
+    atomic_uint no_timer;       /* it could not make its task_timeout's timer (ended) */
     atomic_int cpu;             /* the CPU it took its last task on; -1: none yet */
 } worker_state;
 
@@ -357,11 +360,6 @@ static void worker_lock(plait_procpool *p, const notify_id *nid)
         (void)tell_parent(p, nid);
 }
 
-/* Whether the pool's workers have a start to get through before they take tasks
- * (its failure breaks the pool, see Worker life): the initialiser, and the timer that
- * keeps task_timeout. */
-static bool has_start(const plait_procpool *p) { return p->init || p->task_timeout > 0; }
-
 static int worker_main(void *arg)
 {
     plait_procpool *p = arg;
@@ -379,32 +377,35 @@ static int worker_main(void *arg)
     if (fstat(p->notify_fd, &nst) < 0)
         return 0;
     notify_id nid = {.dev = nst.st_dev, .ino = nst.st_ino};
-    /* The start: the timer that keeps task_timeout's promise, then the initialiser.
-     * A worker that cannot make the timer (-EAGAIN: no room for its signal) fails its
-     * start as a failing initialiser does (see Worker life); it once exited as if idle,
-     * and was replaced at once, again and again, with no task ever run. */
+    /* The timer that keeps task_timeout's promise, before the initialiser.  A worker
+     * that cannot make one (no room for its signal: RLIMIT_SIGPENDING, shared by the
+     * user's processes) ends at once and says so: the manager counts it as a fork
+     * refused (see Worker life).  It once ended as if idle, and was replaced at once,
+     * again and again, no task ever run. */
     timer_t timer;
     bool have_timer = false;
-    int start_error = 0;
     if (p->task_timeout > 0) {
         struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGKILL};
         have_timer = timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0;
-        if (!have_timer)
-            start_error = -errno;
+        if (!have_timer) {
+            atomic_store(&ws->no_timer, 1);
+            return 0;
+        }
     }
-    if (start_error == 0 && p->init) {
+    if (p->init) {
         int r = p->init(p->init_arg);
         fflush(stdout); /* what it printed goes out, as a task's does (see below) */
         fflush(stderr);
-        /* (one that closed the pool's descriptor: create, or the manager, would never
-         * hear of this worker's completions) */
-        start_error = r < 0 ? r : notify_intact(p->notify_fd, &nid) ? 0 : -EBADF;
-    }
-    if (start_error < 0) {
-        ws->init_error = start_error;
-        return 0;
-    }
-    if (has_start(p)) {
+        if (r < 0) {
+            ws->init_error = r;
+            return 0;
+        }
+        if (!notify_intact(p->notify_fd, &nid)) {
+            /* it closed the pool's descriptor: create (or the manager) would never hear
+             * of this worker's completions */
+            ws->init_error = -EBADF;
+            return 0;
+        }
         atomic_store(&ws->init_done, 1);
         plait__wake_fd_write(p->notify_fd); /* for create, waiting for it */
     }
@@ -891,8 +892,8 @@ static void notified(plait__mgr_source *src, uint32_t events)
     uint64_t v;
     while (read(p->notify_fd, &v, sizeof v) < 0 && errno == EINTR) {
     }
-    if (has_start(p)) { /* a worker that said its start is done (init_unseen stays 0
-                         * without one: no lock taken for nothing on every notification) */
+    if (p->init) { /* a worker that said its initialiser returned (init_unseen stays 0
+                    * without one: no lock taken for nothing on every notification) */
         plait__spin_lock(&p->lock);
         for (unsigned i = 0; i < p->nworkers && p->init_unseen; i++)
             if (p->workers[i].alive && atomic_load(&p->wstate[i].init_done))
@@ -912,7 +913,7 @@ static void notified(plait__mgr_source *src, uint32_t events)
 static int init_failure(const plait_procpool *p, unsigned i)
 {
     int32_t code = p->wstate[i].init_error;
-    if (!has_start(p) || code == 0 || atomic_load(&p->wstate[i].init_done))
+    if (!p->init || code == 0 || atomic_load(&p->wstate[i].init_done))
         return 0;
     return code < 0 ? code : -EPROTO;
 }
@@ -946,6 +947,7 @@ static int worker_fork(plait_procpool *p, unsigned i, pid_t gone)
     worker *w = &p->workers[i];
     p->wstate[i].init_error = 0;
     atomic_store(&p->wstate[i].init_done, 0);
+    atomic_store(&p->wstate[i].no_timer, 0);
     atomic_store_explicit(&p->wstate[i].cpu, -1, memory_order_relaxed);
     p->forking = i;
     pid_t pid;
@@ -973,7 +975,7 @@ static int worker_fork(plait_procpool *p, unsigned i, pid_t gone)
     w->pid = pid;
     w->pidfd = fd;
     w->misbehaved = false;
-    w->init_seen = !has_start(p);
+    w->init_seen = !p->init;
     w->src.ready = worker_exited;
     r = plait__manager_watch(fd, &w->src);
     if (r < 0) {
@@ -1095,6 +1097,9 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
      * word may have been cleared by a task, which then ran (its slot names the worker) */
     bool past_init = w->init_seen || atomic_load(&ws->init_done) || ran_a_task(p, dead_pid);
     int init_error = past_init ? 0 : init_failure(p, w->index); /* before the fork clears it */
+    /* it could not make its timer: a fork refused, in effect (a scribbled word costs the
+     * replacement of a worker that ended otherwise a 50 ms wait, nothing more) */
+    bool no_timer = atomic_load(&ws->no_timer) != 0;
     if (w->misbehaved)
         fate = -EPROTO; /* killed for holding the shared lock (parent_lock) */
     if (!w->init_seen)
@@ -1106,7 +1111,12 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     if (init_error && !p->broken) {
         p->broken = init_error;
         failed = take_waiting(p);
-    } else if ((atomic_load(&p->starting) || has_start(p)) && !past_init && !w->misbehaved &&
+    } else if (no_timer) {
+        if (atomic_load(&p->starting) && !p->broken) { /* create fails, as for a fork */
+            p->broken = -EAGAIN;
+            failed = take_waiting(p);
+        }
+    } else if ((atomic_load(&p->starting) || p->init) && !past_init && !w->misbehaved &&
                !p->broken && !p->stop_sent && !p->cancelling) {
         /* it died while create waits for it, or in its initialiser: the pool breaks
          * with its fate, at create (which then fails) as later (a replacement dying in
@@ -1117,7 +1127,9 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
         failed = take_waiting(p);
     }
     int forked = 0;
-    if (!p->broken && !p->stop_sent && !p->cancelling) {
+    if (!p->broken && !p->stop_sent && !p->cancelling && no_timer) {
+        forked = -EAGAIN; /* not at once: the timer retried with the fork, in 50 ms */
+    } else if (!p->broken && !p->stop_sent && !p->cancelling) {
         /* stop is the workers' to write over too (see Distrust): the parent has not sent
          * it, so a worker that ended for it (every one does, once the ring is empty) is
          * replaced by one that must not end at once again (the pool forked in a loop) */
@@ -1474,12 +1486,12 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     }
     for (unsigned s = p->nslots; s-- > 0;)
         p->free_slots[p->nfree++] = s;
-    atomic_store(&p->starting, has_start(p));
+    atomic_store(&p->starting, p->init != NULL);
     plait__flush_before_fork();
     r = plait__manager_call(pool_start, p);
     /* wait until the first workers' initialisers have returned or the pool broke
      * (start_check); the manager writes broken meanwhile */
-    if (r == 0 && has_start(p))
+    if (r == 0 && p->init)
         r = plait_event_wait(p->started, PLAIT_FOREVER);
     plait__spin_lock(&p->lock);
     if (r == 0)
