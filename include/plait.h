@@ -1257,7 +1257,10 @@ typedef struct plait_procpool_options {
                                reports -ETIMEDOUT; 0: no limit.  Each worker makes a
                                POSIX timer for it as it starts, before the initialiser:
                                a worker the system refuses one (RLIMIT_SIGPENDING)
-                               counts as a worker that could not be forked (-EAGAIN) */
+                               counts as one that could not be forked: -EAGAIN for
+                               what waits and for submit while no worker is left,
+                               tried again every 50 ms (create, which waits only for
+                               an initialiser, may have returned 0) */
 } plait_procpool_options;
 
 /* Start the workers and, with an initialiser, wait until it has returned in each of

@@ -45,8 +45,9 @@
  * pool is broken — the tasks waiting and every later submission fail with the
  * initialiser's code, and the other workers finish what is queued.  Before it, a pool
  * with a task_timeout has each worker make its timer; one that cannot (a shortage,
- * which may pass) ends and says so (no_timer), and counts as a fork refused: create
- * waiting fails with -EAGAIN, a replacement is tried again 50 ms later.  After max_tasks tasks a worker
+ * which may pass) ends and says so (no_timer, and its exit status: NO_TIMER_STATUS),
+ * and counts as a fork refused: create waiting fails with -EAGAIN, a replacement is
+ * tried again 50 ms later.  After max_tasks tasks a worker
  * exits between two tasks and is replaced.
  *
  * Waiting.  A worker without work, and a joiner waiting for its result, look again
@@ -112,6 +113,9 @@ enum { SPIN_NS = 50 * 1000 };
  * worker tells the parent; the parent kills a worker that holds it and seizes a word
  * that names none.  A holder at work holds it for a few stores. */
 enum { WORKER_PATIENCE = 10, PARENT_PATIENCE = 100 };
+
+/* The exit status of a worker that could not make its timer (no_timer). */
+enum { NO_TIMER_STATUS = 126 };
 
 typedef struct worker_state {   /* shared: one per worker */
     atomic_uint pid;
@@ -389,7 +393,7 @@ static int worker_main(void *arg)
         have_timer = timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0;
         if (!have_timer) {
             atomic_store(&ws->no_timer, 1);
-            return 0;
+            return NO_TIMER_STATUS;
         }
     }
     if (p->init) {
@@ -1097,9 +1101,12 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
      * word may have been cleared by a task, which then ran (its slot names the worker) */
     bool past_init = w->init_seen || atomic_load(&ws->init_done) || ran_a_task(p, dead_pid);
     int init_error = past_init ? 0 : init_failure(p, w->index); /* before the fork clears it */
-    /* it could not make its timer: a fork refused, in effect (a scribbled word costs the
-     * replacement of a worker that ended otherwise a 50 ms wait, nothing more) */
-    bool no_timer = atomic_load(&ws->no_timer) != 0;
+    /* it could not make its timer: a fork refused, in effect.  The word is the workers'
+     * to write (see Distrust), so its exit status must say so too (the kernel's, which
+     * no task writes over; where someone else reaped it, as with SIGCHLD ignored, the
+     * word alone: a task would have to write it over and its worker end then) */
+    bool no_timer = atomic_load(&ws->no_timer) &&
+                    (fate == PLAIT_EXITED(NO_TIMER_STATUS) || fate == -ECHILD);
     if (w->misbehaved)
         fate = -EPROTO; /* killed for holding the shared lock (parent_lock) */
     if (!w->init_seen)

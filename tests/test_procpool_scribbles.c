@@ -216,12 +216,59 @@ TEST(stale_done_entry_of_a_running_slot_delivers_nothing_early)
     close(go_pipe[1]);
 }
 
+/* A task that writes its own worker's "could not make its timer" word (no_timer:
+ * worker state 0, 128 bytes below slot 0's argument, at +12) and then crashes, in a
+ * pool with a task_timeout and one worker.  The parent believed the word alone: the
+ * worker was not replaced at once but counted as a fork refused, the pool left with no
+ * worker, and the task queued behind, which nothing had written over, failed with
+ * -EAGAIN (a review of the timer's fix).  The exit status must say so too: the
+ * scribbler fails itself, the task behind runs. */
+enum { WS0 = SLOT0_ARG - 128, WS0_NO_TIMER = WS0 + 12 };
+
+static ssize_t says_no_timer_then_crashes(const void *arg, size_t arg_len, void *out, size_t cap)
+{
+    (void)out, (void)cap;
+    volatile char *base = (volatile char *)arg - SLOT0_ARG;
+    plait_proc_fn fn;
+    memcpy(&fn, (const char *)base + SLOT0_FN, sizeof fn);
+    if (fn != says_no_timer_then_crashes ||
+        *(volatile uint64_t *)(base + SLOT0_ARG_LEN) != arg_len ||
+        *(volatile uint32_t *)(base + WS0) != (uint32_t)getpid() ||
+        *(volatile uint32_t *)(base + WS0_NO_TIMER) != 0)
+        return -EINVAL; /* not the layout assumed */
+    /* the task behind is queued once the tail reads 2 */
+    for (int64_t give_up = plait_deadline_in(PLAIT_SEC);
+         *(volatile uint64_t *)(base + READY_TAIL) != 2;)
+        if (plait_now() > give_up)
+            return -ETIMEDOUT;
+    *(volatile uint32_t *)(base + WS0_NO_TIMER) = 1;
+    abort();
+}
+
+TEST(own_no_timer_word_scribbled_fails_only_the_scribbler)
+{
+    plait_procpool *pool;
+    plait_procpool_options o = {.processes = 1, .arg_max = 64, .result_max = 64,
+                                .task_timeout = 30 * PLAIT_SEC};
+    CHECK_EQ(plait_procpool_create(&pool, &o), 0);
+    plait_task t, behind;
+    CHECK_EQ(plait_procpool_submit(pool, &t, says_no_timer_then_crashes, "x", 1), 0);
+    CHECK_EQ(plait_procpool_submit(pool, &behind, echo, "ab", 2), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), PLAIT_KILLED(SIGABRT));
+    plait_bytes *b = NULL;
+    CHECK_EQ(plait_join(behind, (void **)&b, SOON()), 0);
+    CHECK(b && b->len == 2 && memcmp(b->data, "ab", 2) == 0);
+    free(b);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
 RUN_TESTS(CASE(other_slots_state_scribbled_running_fails_it),
           CASE(other_slots_state_scribbled_free_fails_it),
           CASE(other_slots_state_scribbled_garbage_fails_it),
           CASE(other_slots_state_scribbled_cancelled_fails_it),
           CASE(other_slots_state_scribbled_then_shutdown_cancel_fails_it),
-          CASE(stale_done_entry_of_a_running_slot_delivers_nothing_early))
+          CASE(stale_done_entry_of_a_running_slot_delivers_nothing_early),
+          CASE(own_no_timer_word_scribbled_fails_only_the_scribbler))
 #else
 /* The slot layout written over is x86-64's: elsewhere the test does not run (ctest
  * says skipped). */
