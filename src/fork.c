@@ -130,6 +130,7 @@ static void child(void)
     plait__future_atfork(PLAIT__FORK_CHILD);
     plait__stack_atfork(PLAIT__FORK_CHILD);
     plait__local_atfork(PLAIT__FORK_CHILD);
+    plait__exit_key_atfork(PLAIT__FORK_CHILD);
     plait__signals_atfork(PLAIT__FORK_CHILD);
     plait__manager_atfork(PLAIT__FORK_CHILD);
     plait__pool_atfork(PLAIT__FORK_CHILD);

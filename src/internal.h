@@ -630,11 +630,12 @@ struct plait__sched {
  * program holds every key there is (the next call tries again); else *key. */
 typedef struct plait__exit_key {
     _Atomic uint64_t word;      /* 0, or the key with a bit that says it is made */
-    atomic_uint making;         /* threads making it now */
     void (*destructor)(void *);
 } plait__exit_key;
-#define PLAIT__EXIT_KEY(fn) {.word = 0, .making = 0, .destructor = (fn)}
+#define PLAIT__EXIT_KEY(fn) {.word = 0, .destructor = (fn)}
 bool plait__exit_key_get(plait__exit_key *k, pthread_key_t *key);
+/* fork.c's handlers: a child forgets a maker of another thread of the parent. */
+void plait__exit_key_atfork(int phase);
 
 /* Thread-local, initial-exec: a plain load from the thread pointer, even in the
  * shared library (the general-dynamic default would call __tls_get_addr on every
