@@ -655,7 +655,9 @@ int plait_completed_create(plait_completed **set);
  * plait_cancel). */
 int plait_completed_add(plait_completed *set, plait_task task);
 /* Wait for the next watched task to finish and give back its handle (0).  -EPIPE
- * when every watched task has been given back; -ETIMEDOUT, -ECANCELED. */
+ * when every watched task has been given back; -EDEADLK when every one not yet given
+ * back is the caller's own task (its coroutine, or the plait thread or pool task it
+ * runs in), which cannot finish while it waits; -ETIMEDOUT, -ECANCELED. */
 int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadline);
 /* Stop watching and free the set (handles remain the caller's).  -EBUSY while a
  * caller is inside next() (waiting, or woken and not yet returned). */

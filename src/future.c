@@ -1031,15 +1031,39 @@ static plait_task completed_release(plait__future *f)
     return task;
 }
 
+/* How many of the caller's own tasks (its coroutine's, and the plait thread's or pool
+ * task's its thread runs) set watches: none of them can finish while it waits.  Each
+ * stays so while the caller is inside next(): only its own end, a next() that hands it
+ * back once finished, or a destroy (refused meanwhile) changes what watches it. */
+static size_t own_tasks_watched(const plait_completed *set)
+{
+    plait__coro *self = plait__coro_current();
+    plait__future *own[2] = {self ? self->future : NULL, plait__tls_work};
+    size_t mine = 0;
+    for (size_t i = 0; i < 2; i++) {
+        if (!own[i] || (i == 1 && own[i] == own[0]))
+            continue;
+        plait__spin_lock(&own[i]->lock);
+        mine += own[i]->watch == set && !atomic_load_explicit(&own[i]->done, memory_order_relaxed);
+        plait__spin_unlock(&own[i]->lock);
+    }
+    return mine;
+}
+
 int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadline)
 {
     if (!set || !task)
         return -EINVAL;
+    size_t mine = own_tasks_watched(set); /* (futures' locks come before the set's) */
     plait__spin_lock(&set->lock);
     set->inside++;
     int r = 0;
     plait__future *f;
     while (!(f = set->done_head) && set->watched > 0 && r == 0) {
+        if (set->watched <= mine) { /* every one left is the caller's own */
+            r = -EDEADLK;
+            break;
+        }
         r = plait__wait_on_helping(&set->waiters, &set->lock, deadline, "completed", set);
         plait__spin_lock(&set->lock); /* still ours: destroy waits for `inside` */
     }

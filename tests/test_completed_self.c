@@ -1,0 +1,89 @@
+/*
+ * test_completed_self.c — an as-completed set whose only task still running is the
+ * caller of plait_completed_next itself (a wrong-context audit).
+ *
+ * Join, plait_wait_any and plait_wait_all answer -EDEADLK for a wait on the caller's
+ * own task; plait_completed_next waited for ever (with a deadline: -ETIMEDOUT at it).
+ * Now it answers -EDEADLK once every task the set still waits for is the caller's own
+ * (the coroutine, or the plait thread or pool task it runs in), after handing back
+ * those that finished.
+ */
+#include "helpers.h"
+
+static void *returns_arg(void *arg) { return arg; }
+
+/* The coroutine's own handle comes through its argument, once the spawn has returned. */
+typedef struct {
+    plait_task self;
+    atomic_int known;
+} own;
+
+static void *waits_on_itself(void *arg)
+{
+    own *o = arg;
+    while (!atomic_load(&o->known))
+        CHECK_EQ(plait_yield(), 0);
+    plait_completed *set;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    plait_task other, got;
+    CHECK_EQ(plait_spawn(&other, returns_arg, ARG(5)), 0);
+    CHECK_EQ(plait_completed_add(set, o->self), 0);
+    CHECK_EQ(plait_completed_add(set, other), 0);
+    /* the other task finishes: handed back first */
+    CHECK_EQ(plait_completed_next(set, &got, SOON()), 0);
+    CHECK(got.future == other.future);
+    void *v = NULL;
+    CHECK_EQ(plait_join(got, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 5);
+    /* then only the caller is left: it cannot finish while it waits */
+    CHECK_EQ(plait_completed_next(set, &got, PLAIT_FOREVER), -EDEADLK);
+    CHECK_EQ(plait_completed_next(set, &got, 0), -EDEADLK);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+    return ARG(9);
+}
+
+static void *spawns_one_that_waits_on_itself(void *unused)
+{
+    (void)unused;
+    own o = {.known = 0};
+    CHECK_EQ(plait_spawn(&o.self, waits_on_itself, &o), 0);
+    atomic_store(&o.known, 1);
+    void *v = NULL;
+    CHECK_EQ(plait_join(o.self, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 9);
+    return NULL;
+}
+
+TEST(a_coroutine_waiting_on_a_set_of_itself_is_deadlock)
+{
+    check_run(spawns_one_that_waits_on_itself, NULL);
+}
+
+/* A plait thread whose set watches the thread itself (and nothing else running). */
+static void *thread_waits_on_itself(void *arg)
+{
+    own *o = arg;
+    int64_t give_up = SOON();
+    while (!atomic_load(&o->known) && plait_now() < give_up)
+        sched_yield();
+    plait_completed *set;
+    CHECK_EQ(plait_completed_create(&set), 0);
+    CHECK_EQ(plait_completed_add(set, o->self), 0);
+    plait_task got;
+    CHECK_EQ(plait_completed_next(set, &got, PLAIT_FOREVER), -EDEADLK);
+    CHECK_EQ(plait_completed_destroy(set), 0);
+    return ARG(4);
+}
+
+TEST(a_thread_waiting_on_a_set_of_itself_is_deadlock)
+{
+    own o = {.known = 0};
+    CHECK_EQ(plait_thread_start(&o.self, thread_waits_on_itself, &o, NULL), 0);
+    atomic_store(&o.known, 1);
+    void *v = NULL;
+    CHECK_EQ(plait_join(o.self, &v, SOON()), 0);
+    CHECK_EQ(INT(v), 4);
+}
+
+RUN_TESTS(CASE(a_coroutine_waiting_on_a_set_of_itself_is_deadlock),
+          CASE(a_thread_waiting_on_a_set_of_itself_is_deadlock))
