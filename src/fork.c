@@ -4,8 +4,8 @@
  * A fork copies one thread: the caller.  Any lock another thread held at that moment
  * stays held forever in the child, and plait's own threads (the manager, the default
  * thread pool, the shared-futex watchers) are not there.  So before every fork, plait
- * takes its global locks (the handlers below, registered with pthread_atfork the
- * first time plait makes global state), and in the child it releases them — the
+ * takes its global locks (the handlers below, registered with pthread_atfork as the
+ * library loads: see fork_handlers_at_load), and in the child it releases them — the
  * child's only thread is the one that took them, as POSIX's example of pthread_atfork
  * has it; initialising a mutex again while it is locked is undefined — and forgets
  * its threads, which start again on first use.  Then a child — one plait forked, or
@@ -176,3 +176,13 @@ void plait__fork_init(void)
 {
     pthread_once(&once, install);
 }
+
+/* As the library loads, before the program's main: a program's own fork handlers are
+ * then registered after plait's, so its prepare runs before plait takes its locks, and
+ * its parent and child handlers after plait has let them go (POSIX's orders: prepare
+ * handlers in the reverse order of registration, the others in it).  Registered at
+ * plait's first global state, they came after the program's, whose handlers then ran
+ * while plait held its locks: a plait call there that needs one waited for ever, and
+ * so did every fork (test_fork_handlers_first).  Handlers another library registers
+ * in a constructor run before this one still come first: they must not call plait. */
+__attribute__((constructor)) static void fork_handlers_at_load(void) { plait__fork_init(); }
