@@ -14,6 +14,7 @@
  *     await asyncio.start_server(echo, "127.0.0.1", 7007)
  */
 #include "args.h"
+#include "stop.h"
 
 #include <plait.h>
 
@@ -47,8 +48,9 @@ typedef struct server {
 } server;
 
 /* Serve a connection taken off the listener in a coroutine of the group (or close it). */
-static void serve(server *srv, int fd)
+static void serve(void *server_arg, int fd)
 {
+    server *srv = server_arg;
     plait_spawn_options opts = {.name = "echo", .stack_size = STACK, .group = srv->conns};
     plait_socket_set(fd, PLAIT_NODELAY, 1);
     if (plait_spawn_opts(NULL, echo, (void *)(intptr_t)fd, &opts) < 0)
@@ -100,17 +102,14 @@ static void *run(void *arg)
     fflush(stdout);
     int sig = plait_signals_wait(stop, PLAIT_FOREVER);
     /* No new connections.  Those the kernel has queued already (their clients were told
-     * they are connected, and what they sent is acknowledged) are taken first: a TCP
-     * listener shut down or closed resets them (Linux drops its queue, data and all),
-     * and the acceptor may not have come round to them yet.  The acceptor may be
-     * waiting on the listener meanwhile: an accept that does not block (deadline 0)
-     * just tries, and ends with -ETIMEDOUT once the queue is empty; at most what the
-     * queue holds, so that clients that go on connecting cannot hold the stop off.
-     * Then the acceptor's accept ends with -EINVAL (or it sees `shut`). */
-    int fd;
-    for (int queued = 0; queued < BACKLOG && (fd = plait_accept(srv.listener, NULL, 0)) >= 0;
-         queued++)
-        serve(&srv, fd);
+     * they are connected, and what they sent is acknowledged) are taken first (stop.h:
+     * a TCP listener shut down or closed resets them, and the acceptor may not have come
+     * round to them yet; out of descriptors, as the open connections' clients close).
+     * The acceptor may be waiting on the listener meanwhile: an accept that does not
+     * block just tries.  Then the acceptor's accept ends with -EINVAL (or it sees
+     * `shut`). */
+    int64_t stop_by = plait_deadline_in(5 * PLAIT_SEC);
+    example_take_queued(srv.listener, BACKLOG, stop_by, serve, &srv);
     srv.shut = true;
     plait_shutdown(srv.listener, SHUT_RDWR);
     plait_join(acceptor, NULL, PLAIT_FOREVER);
@@ -119,7 +118,7 @@ static void *run(void *arg)
      * has sent (acknowledged by the kernel: the client counts on its echo) comes back;
      * 5 s at most, then it is cancelled.  (Cancelled at once, it closed with data
      * unread, and the kernel reset the connection: the echo not yet sent was lost.) */
-    plait_group_wait(srv.conns, plait_deadline_in(5 * PLAIT_SEC));
+    plait_group_wait(srv.conns, stop_by);
     plait_group_destroy(srv.conns); /* cancels the ones still running, and waits for them */
     printf("signal %d: stopped\n", sig);
     plait_signals_destroy(stop);

@@ -31,6 +31,7 @@
  */
 #include "args.h"
 #include "http_request.h"
+#include "stop.h"
 
 #include <plait.h>
 
@@ -254,11 +255,14 @@ static void *serve(void *arg)
 }
 
 /* Serve a connection taken off the listener in a coroutine of the group (or close it). */
-static void start_connection(server *srv, int fd)
+static void start_connection(void *server_arg, int fd)
 {
+    server *srv = server_arg;
     plait_spawn_options opts = {.name = "http connection", .stack_size = STACK,
                                 .group = srv->connections};
     plait_socket_set(fd, PLAIT_NODELAY, 1);
+    if (srv->stopping) /* taken as the server stops: it answers what came, then ends */
+        plait_shutdown(fd, SHUT_RD);
     connection *c = malloc(sizeof *c);
     if (!c) {
         plait_close(fd);
@@ -320,14 +324,16 @@ static void *run(void *arg)
     fflush(stdout);
 
     int sig = plait_signals_wait(stop, PLAIT_FOREVER);
-    /* Graceful: no new connections; each open one answers what it has, then ends.  The
-     * connections the kernel has queued already are taken first (accepts that do not
-     * block, at most a backlog's worth, so clients that go on connecting cannot hold
-     * the stop off): closing a TCP listener resets them, requests sent and all. */
-    int fd;
-    for (int queued = 0; queued < BACKLOG && (fd = plait_accept(srv.listener, NULL, 0)) >= 0;
-         queued++)
-        start_connection(&srv, fd);
+    /* Graceful: no new connections; each open one answers what it has, then ends (shut
+     * down for reading: its read ends once what came is answered; start_connection
+     * does the same to those taken from now on).  The connections the kernel has
+     * queued already are taken too (stop.h), as the open ones give back descriptors
+     * where none is left. */
+    int64_t stop_by = plait_deadline_in(5 * PLAIT_SEC);
+    srv.stopping = true;
+    for (connection *c = srv.open_list; c; c = c->next)
+        plait_shutdown(c->fd, SHUT_RD);
+    example_take_queued(srv.listener, BACKLOG, stop_by, start_connection, &srv);
     /* then the acceptor's accept ends (-EINVAL, or it sees `shut`), and the listener is
      * closed once it has (as the echo server does) */
     srv.shut = true;
@@ -335,10 +341,7 @@ static void *run(void *arg)
     plait_join(acceptor, NULL, PLAIT_FOREVER);
     plait_close(srv.listener);
     size_t open = srv.open;
-    srv.stopping = true;
-    for (connection *c = srv.open_list; c; c = c->next)
-        plait_shutdown(c->fd, SHUT_RD); /* its read ends once what came is answered */
-    int w = plait_group_wait(srv.connections, plait_deadline_in(5 * PLAIT_SEC));
+    int w = plait_group_wait(srv.connections, stop_by);
     printf("signal %d: stopped accepting, %zu connections closed, %zu requests served%s\n",
            sig, open, srv.served, w == 0 ? "" : " (some did not finish in 5 s)");
     plait_group_destroy(srv.connections); /* cancels the ones still running */

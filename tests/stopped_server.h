@@ -25,8 +25,10 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -131,13 +133,20 @@ static bool read_line(int fd, char *buf, size_t cap, int seconds)
 /* The child: the server on a free port, its stdout the pipe; then what came back to
  * the connection queued at the stop.  Exit 0 when the server stopped with status 0
  * and the answer is right, then end of file. */
+static int server_fd_limit; /* > 0: the server's RLIMIT_NOFILE (server_full_at_stop) */
+
 static _Noreturn void server_child(int out)
 {
     dup2(out, STDOUT_FILENO);
     close(out);
+    struct rlimit few = {(rlim_t)server_fd_limit, (rlim_t)server_fd_limit};
+    if (server_fd_limit > 0 && setrlimit(RLIMIT_NOFILE, &few) != 0)
+        _exit(4);
     char *argv[] = {"example_server", "0", NULL};
     int status = server_main(2, argv);
     fflush(stdout);
+    if (server_fd_limit > 0) /* (no descriptor was left for the late client) */
+        _exit(status == 0 ? 0 : 1);
     if (late_client < 0) {
         fprintf(stderr, "  the late client could not connect\n");
         _exit(3);
@@ -198,5 +207,40 @@ static void server_stop(server_child_run *ec, int sig)
     CHECK(strstr(rest, want) != NULL);
     close(ec->out);
 }
+
+/* ---- clients and counts ---- */
+
+/* A connected loopback client socket (blocking; the kernel queues it if the server
+ * does not take it); -1 on failure. */
+static inline int client_to(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c >= 0 && connect(c, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(c);
+        c = -1;
+    }
+    CHECK(c >= 0);
+    return c;
+}
+
+/* The descriptors numbered under `limit` that process pid has open (a process may hold
+ * some above its RLIMIT_NOFILE, from before it was set). */
+static inline int descriptors_under(pid_t pid, int limit)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.' && atoi(e->d_name) < limit;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* The descriptors process pid has open. */
+static inline int open_descriptors(pid_t pid) { return descriptors_under(pid, INT_MAX); }
 
 #endif

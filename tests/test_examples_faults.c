@@ -38,33 +38,6 @@ TEST(echo_server_stop_serves_queued_connection)
     server_stop(&ec, SIGTERM);
 }
 
-/* A connected loopback client socket (blocking); -1 on failure. */
-static int client_to(int port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c >= 0 && connect(c, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(c);
-        c = -1;
-    }
-    CHECK(c >= 0);
-    return c;
-}
-
-static int open_descriptors(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
-}
-
 /* Clients that misbehave: reset at once, send a lot and reset, half-close without
  * reading the echo, close without reading.  Each connection's descriptor is given back
  * (the count comes back to what it was), a well-behaved client beside them is
