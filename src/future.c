@@ -1032,9 +1032,9 @@ static plait_task completed_release(plait__future *f)
 }
 
 /* How many of the caller's own tasks (its coroutine's, and the plait thread's or pool
- * task's its thread runs) set watches: none of them can finish while it waits.  Each
- * stays so while the caller is inside next(): only its own end, a next() that hands it
- * back once finished, or a destroy (refused meanwhile) changes what watches it. */
+ * task's its thread runs) set watches: none of them can finish while it waits.  Looked
+ * at again each time a wait in next() is woken.  (Another thread's add of the caller's
+ * handle while it waits wakes nobody: that wait is not seen to be its own.) */
 static size_t own_tasks_watched(const plait_completed *set)
 {
     plait__coro *self = plait__coro_current();
@@ -1065,6 +1065,7 @@ int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadlin
             break;
         }
         r = plait__wait_on_helping(&set->waiters, &set->lock, deadline, "completed", set);
+        mine = own_tasks_watched(set);
         plait__spin_lock(&set->lock); /* still ours: destroy waits for `inside` */
     }
     plait__wakeups later;
@@ -1074,8 +1075,10 @@ int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadlin
         set->done_head = f->watch_next;
         if (!set->done_head)
             set->done_tail = NULL;
-        /* That was the last: the others waiting get -EPIPE now (no push will come) */
-        if (--set->watched == 0)
+        /* That was the last: the others waiting get -EPIPE now (no push will come).  Or
+         * one or two are left, which may be a waiter's own tasks: each looks again
+         * (-EDEADLK), as no push may come for it */
+        if (--set->watched <= 2)
             plait__waitq_wake_all(&set->waiters, &later);
     } else {
         set->inside--;

@@ -10,6 +10,8 @@
  */
 #include "helpers.h"
 
+#include <sched.h>
+
 static void *returns_arg(void *arg) { return arg; }
 
 /* The coroutine's own handle comes through its argument, once the spawn has returned. */
@@ -85,5 +87,68 @@ TEST(a_thread_waiting_on_a_set_of_itself_is_deadlock)
     CHECK_EQ(INT(v), 4);
 }
 
+/* Two waiters on one set: a plain thread D, then a plait thread T whose set holds T
+ * itself and a task X.  X finishes and D is handed it: only T's own task is left, but
+ * T's wait was looked at only when a finished task woke it, and none would come: it
+ * waited for ever (a review of the fix).  Each waiter looks again once two or fewer
+ * are left. */
+static plait_completed *shared_set;
+static atomic_int d_tid, t_tid, x_may_end, t_outcome;
+static plait_task t_handle, x_handle;
+
+static void *d_waits(void *unused)
+{
+    (void)unused;
+    atomic_store(&d_tid, (int)syscall(SYS_gettid));
+    plait_task got;
+    CHECK_EQ(plait_completed_next(shared_set, &got, SOON()), 0);
+    CHECK(got.future == x_handle.future);
+    CHECK_EQ(plait_join(got, NULL, SOON()), 0);
+    return NULL;
+}
+
+static void *t_waits(void *arg)
+{
+    own *o = arg;
+    int64_t give_up = SOON();
+    while (!atomic_load(&o->known) && plait_now() < give_up)
+        sched_yield();
+    atomic_store(&t_tid, (int)syscall(SYS_gettid));
+    plait_task got;
+    atomic_store(&t_outcome, plait_completed_next(shared_set, &got, SOON()));
+    return NULL;
+}
+
+static void *x_waits_to_end(void *unused)
+{
+    (void)unused;
+    int64_t give_up = SOON();
+    while (!atomic_load(&x_may_end) && plait_now() < give_up)
+        sched_yield();
+    return NULL;
+}
+
+TEST(the_last_waiter_left_with_only_itself_is_deadlock)
+{
+    CHECK_EQ(plait_completed_create(&shared_set), 0);
+    own o = {.known = 0};
+    CHECK_EQ(plait_thread_start(&t_handle, t_waits, &o, NULL), 0);
+    CHECK_EQ(plait_thread_start(&x_handle, x_waits_to_end, NULL, NULL), 0);
+    CHECK_EQ(plait_completed_add(shared_set, t_handle), 0);
+    CHECK_EQ(plait_completed_add(shared_set, x_handle), 0);
+    pthread_t d;
+    CHECK_EQ(pthread_create(&d, NULL, d_waits, NULL), 0);
+    wait_asleep(&d_tid); /* D waits first: X's end is handed to it */
+    o.self = t_handle;
+    atomic_store(&o.known, 1);
+    wait_asleep(&t_tid);
+    atomic_store(&x_may_end, 1);
+    CHECK_EQ(pthread_join(d, NULL), 0);
+    CHECK_EQ(plait_join(t_handle, NULL, SOON()), 0);
+    CHECK_EQ(atomic_load(&t_outcome), -EDEADLK);
+    CHECK_EQ(plait_completed_destroy(shared_set), 0);
+}
+
 RUN_TESTS(CASE(a_coroutine_waiting_on_a_set_of_itself_is_deadlock),
-          CASE(a_thread_waiting_on_a_set_of_itself_is_deadlock))
+          CASE(a_thread_waiting_on_a_set_of_itself_is_deadlock),
+          CASE(the_last_waiter_left_with_only_itself_is_deadlock))
