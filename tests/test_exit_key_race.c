@@ -6,9 +6,10 @@
  * published it.  B's own create was refused and its call failed (-ENOMEM) though the
  * key was about to be made; then B waited for A, but only so long, and still made a
  * key of its own where one was free, two keys held at once while the program's own
- * were refused.  As pthread_once does, B must wait for A and make none.
- * pthread_key_create is wrapped (-Wl,--wrap) to count the creates and to hold A's until
- * B has begun its call (and had time to reach a create of its own).
+ * were refused.  As pthread_once does, B must wait for A and make none, asleep: it
+ * waited yielding, which under SCHED_FIFO kept a maker of lower priority off its CPU
+ * for ever.  pthread_key_create is wrapped (-Wl,--wrap) to count the creates and to
+ * hold A's until B sleeps in its call.
  */
 #include "helpers.h"
 
@@ -19,7 +20,7 @@ int __wrap_pthread_key_create(pthread_key_t *key, void (*destructor)(void *));
 
 static atomic_int ordering;   /* the wrapper holds thread 1's create, counts them all */
 static _Thread_local int who; /* 1: A, 2: B */
-static atomic_int a_inside, b_began, creates;
+static atomic_int a_inside, b_tid, creates;
 
 /* Until flag is set, or a hang becomes a failure (no sleep: the other thread sets it). */
 static void wait_until_set(atomic_int *flag)
@@ -37,10 +38,12 @@ int __wrap_pthread_key_create(pthread_key_t *key, void (*destructor)(void *))
     int r = __real_pthread_key_create(key, destructor);
     if (atomic_load(&ordering) && who == 1) {
         atomic_store(&a_inside, 1);
-        wait_until_set(&b_began);
-        /* B is in its call: time to make a key of its own, which it must not */
-        for (int i = 0; i < 2000; i++)
+        /* B, in its call meanwhile, must not make a key of its own, and waits asleep */
+        wait_until_set(&b_tid);
+        int64_t give_up = SOON();
+        while (!thread_asleep(atomic_load(&b_tid)) && plait_now() < give_up)
             sched_yield();
+        CHECK(thread_asleep(atomic_load(&b_tid)));
     }
     return r;
 }
@@ -52,7 +55,7 @@ static void *first_value(void *arg)
 {
     who = INT(arg);
     if (who == 2)
-        atomic_store(&b_began, 1);
+        atomic_store(&b_tid, (int)syscall(SYS_gettid));
     outcome[who] = plait_local_set(key, &key);
     CHECK(plait_local_get(key) == (outcome[who] == 0 ? &key : NULL));
     return NULL;
