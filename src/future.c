@@ -930,6 +930,7 @@ struct plait_completed {
     plait__future *done_head, *done_tail;
     plait__waitq waiters;
     unsigned inside;            /* callers in plait_completed_next() */
+    unsigned own_waiters;       /* those of them the set watches a task of their own of */
     bool dead;
     bool fork_held;             /* locked by a fork's prepare (plait__future_sched_atfork) */
 };
@@ -1057,6 +1058,7 @@ int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadlin
     size_t mine = own_tasks_watched(set); /* (futures' locks come before the set's) */
     plait__spin_lock(&set->lock);
     set->inside++;
+    bool counted = false; /* in own_waiters */
     int r = 0;
     plait__future *f;
     while (!(f = set->done_head) && set->watched > 0 && r == 0) {
@@ -1064,10 +1066,17 @@ int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadlin
             r = -EDEADLK;
             break;
         }
+        if (mine > 0 && !counted)
+            set->own_waiters++;
+        else if (mine == 0 && counted)
+            set->own_waiters--;
+        counted = mine > 0;
         r = plait__wait_on_helping(&set->waiters, &set->lock, deadline, "completed", set);
         mine = own_tasks_watched(set);
         plait__spin_lock(&set->lock); /* still ours: destroy waits for `inside` */
     }
+    if (counted)
+        set->own_waiters--;
     plait__wakeups later;
     later.n = 0;
     bool taken = f && r == 0;
@@ -1076,9 +1085,9 @@ int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadlin
         if (!set->done_head)
             set->done_tail = NULL;
         /* That was the last: the others waiting get -EPIPE now (no push will come).  Or
-         * one or two are left, which may be a waiter's own tasks: each looks again
-         * (-EDEADLK), as no push may come for it */
-        if (--set->watched <= 2)
+         * one or two are left, which may be the tasks of a waiter's own (no push would
+         * come for them): each looks again (-EDEADLK) */
+        if (--set->watched == 0 || (set->watched <= 2 && set->own_waiters))
             plait__waitq_wake_all(&set->waiters, &later);
     } else {
         set->inside--;
