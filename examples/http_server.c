@@ -173,6 +173,7 @@ static void *serve(void *arg)
         served_end = (uint16_t *)(out + OUT_MAX);
     }
     bool more = false; /* out filled up: whole requests may still be buffered */
+    bool read_any = false; /* a byte came: an answer may be on its way to the client */
     int64_t finish_by = 0; /* the deadline of the request begun (have > 0) */
     /* The clock is read once per read: the deadlines set until the next one count from
      * then (what follows a read takes microseconds; the clock costs tens of ns). */
@@ -184,6 +185,7 @@ static void *serve(void *arg)
             if (n <= 0)
                 break; /* closed, reset, shut down, timed out, or cancelled */
             now = plait_now();
+            read_any = true;
             if (!have) /* its first bytes: the whole request is due within the timeout */
                 finish_by = now + timeout;
             have += (size_t)n;
@@ -239,7 +241,10 @@ static void *serve(void *arg)
         if (done && have) /* the next request has begun */
             finish_by = now + timeout;
     }
-    if (c->srv->stopping && in) /* (no answer sent yet: none to lose) */
+    /* (one that never read a byte has no answer to lose: its descriptor goes back at
+     * once, for the connections still queued, stop.h; it waited 2 s, and a stop out of
+     * descriptors took the queue two rounds of the limit a 5 s stop) */
+    if (c->srv->stopping && read_any)
         close_when_stopping(c->fd);
     else if (in && !open) /* our decision to close: see lingering_close() */
         lingering_close(c->fd, in, REQUEST_MAX, timeout);

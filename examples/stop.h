@@ -10,9 +10,10 @@
 
 /* Take what listener has queued, at most `most` (clients that go on connecting cannot
  * hold the stop off), handing each to start(ctx, fd): accepts that do not block, which
- * end once the queue is empty.  Out of descriptors, it waits for the open connections
- * (told to stop first) to give theirs back, until `until`: it ended at the first
- * -EMFILE, and the listener's close then reset every client still queued. */
+ * end once the queue is empty.  Out of descriptors (or memory), it waits for the open
+ * connections (told to stop first) to give theirs back, until `until`, as the servers'
+ * acceptors do: it ended at the first -EMFILE, and the listener's close then reset
+ * every client still queued. */
 static void example_take_queued(int listener, int most, int64_t until,
                                 void (*start)(void *ctx, int fd), void *ctx)
 {
@@ -21,8 +22,8 @@ static void example_take_queued(int listener, int most, int64_t until,
         if (fd >= 0) {
             start(ctx, fd);
             taken++;
-        } else if ((fd != -EMFILE && fd != -ENFILE) || plait_now() >= until ||
-                   plait_sleep(10 * PLAIT_MS) < 0) {
+        } else if ((fd != -EMFILE && fd != -ENFILE && fd != -ENOBUFS && fd != -ENOMEM) ||
+                   plait_now() >= until || plait_sleep(10 * PLAIT_MS) < 0) {
             return;
         }
     }
