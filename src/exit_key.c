@@ -11,8 +11,9 @@
  * last key for a moment while the maker holds it, and two makers never hold two keys at
  * once, one of them about to be deleted, while the program asks for its own.  (It
  * yielded first: under SCHED_FIFO a waiter of a higher priority then kept the maker off
- * its CPU for ever.)  A fork's child resets `maker` (plait__exit_key_atfork): a maker
- * in another thread of the parent is not there, and the forking thread is in none.
+ * its CPU for ever.)  A fork's child resets `maker` (plait__exit_key_atfork, among the
+ * fork handlers registered as the library loads): a maker in another thread of the
+ * parent is not there, and the forking thread is in none.
  */
 #include "internal.h"
 
@@ -25,8 +26,6 @@ static atomic_uint maker; /* 1 while a thread makes a key */
 bool plait__exit_key_get(plait__exit_key *k, pthread_key_t *key)
 {
     uint64_t word = atomic_load_explicit(&k->word, memory_order_acquire);
-    if (PLAIT_UNLIKELY(!word))
-        plait__fork_init(); /* a fork's child resets `maker` (plait__exit_key_atfork) */
     while (PLAIT_UNLIKELY(!word)) {
         unsigned none = 0;
         if (!atomic_compare_exchange_strong(&maker, &none, 1)) {

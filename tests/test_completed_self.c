@@ -10,8 +10,6 @@
  */
 #include "helpers.h"
 
-#include <sched.h>
-
 static void *returns_arg(void *arg) { return arg; }
 
 /* The coroutine's own handle comes through its argument, once the spawn has returned. */
@@ -65,9 +63,7 @@ TEST(a_coroutine_waiting_on_a_set_of_itself_is_deadlock)
 static void *thread_waits_on_itself(void *arg)
 {
     own *o = arg;
-    int64_t give_up = SOON();
-    while (!atomic_load(&o->known) && plait_now() < give_up)
-        sched_yield();
+    wait_for(&o->known);
     plait_completed *set;
     CHECK_EQ(plait_completed_create(&set), 0);
     CHECK_EQ(plait_completed_add(set, o->self), 0);
@@ -110,9 +106,7 @@ static void *d_waits(void *unused)
 static void *t_waits(void *arg)
 {
     own *o = arg;
-    int64_t give_up = SOON();
-    while (!atomic_load(&o->known) && plait_now() < give_up)
-        sched_yield();
+    wait_for(&o->known);
     atomic_store(&t_tid, (int)syscall(SYS_gettid));
     plait_task got;
     atomic_store(&t_outcome, plait_completed_next(shared_set, &got, SOON()));
@@ -122,9 +116,7 @@ static void *t_waits(void *arg)
 static void *x_waits_to_end(void *unused)
 {
     (void)unused;
-    int64_t give_up = SOON();
-    while (!atomic_load(&x_may_end) && plait_now() < give_up)
-        sched_yield();
+    wait_for(&x_may_end);
     return NULL;
 }
 

@@ -22,15 +22,6 @@ static atomic_int ordering;   /* the wrapper holds thread 1's create, counts the
 static _Thread_local int who; /* 1: A, 2: B */
 static atomic_int a_inside, b_tid, creates;
 
-/* Until flag is set, or a hang becomes a failure (no sleep: the other thread sets it). */
-static void wait_until_set(atomic_int *flag)
-{
-    int64_t give_up = SOON();
-    while (!atomic_load(flag) && plait_now() < give_up)
-        sched_yield();
-    CHECK(atomic_load(flag));
-}
-
 int __wrap_pthread_key_create(pthread_key_t *key, void (*destructor)(void *))
 {
     if (atomic_load(&ordering))
@@ -39,7 +30,7 @@ int __wrap_pthread_key_create(pthread_key_t *key, void (*destructor)(void *))
     if (atomic_load(&ordering) && who == 1) {
         atomic_store(&a_inside, 1);
         /* B, in its call meanwhile, must not make a key of its own, and waits asleep */
-        wait_until_set(&b_tid);
+        wait_for(&b_tid);
         int64_t give_up = SOON();
         while (!thread_asleep(atomic_load(&b_tid)) && plait_now() < give_up)
             sched_yield();
@@ -74,7 +65,7 @@ TEST(a_thread_that_comes_while_another_makes_the_key_waits_for_that_one)
     CHECK_EQ(pthread_key_delete(taken[--n]), 0); /* one left */
     atomic_store(&ordering, 1);
     CHECK_EQ(pthread_create(&a, NULL, first_value, ARG(1)), 0);
-    wait_until_set(&a_inside);
+    wait_for(&a_inside);
     CHECK_EQ(pthread_create(&b, NULL, first_value, ARG(2)), 0);
     CHECK_EQ(pthread_join(b, NULL), 0);
     CHECK_EQ(pthread_join(a, NULL), 0);
