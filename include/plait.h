@@ -14,7 +14,8 @@
  *   - Cancellation is sticky: once a coroutine has been cancelled, the call it is
  *     blocked in and every later call that would block return -ECANCELED at once,
  *     whatever the deadline (a past one too: the cancellation comes first).  Calls
- *     that can complete without blocking still do, so it can clean up and return.
+ *     that can complete without blocking still do, so it can clean up and return; a
+ *     task that must wait while it cleans up shields itself (plait_cancel_shield).
  *
  * Error codes used throughout:
  *   -EINVAL     a null or malformed argument (a null handle, a size out of range)
@@ -206,8 +207,23 @@ const char *plait_task_name(void);
 /* The calling coroutine's id (unique in the process, from 1), or 0 outside one. */
 uint64_t plait_task_id(void);
 /* Whether the calling coroutine, plait thread or pool task has been cancelled (0 on
- * other threads). */
+ * other threads, and while its cancellation is shielded). */
 int plait_cancelled(void);
+/* Shield the calling coroutine, plait thread or pool task from cancellation (on = 1)
+ * or lift the shield (on = 0), for clean-up that must wait (for work it lent its
+ * memory to, say).  While shielded, a cancellation is held, not lost: the call the
+ * task is blocked in and its later calls go on as if none had come (they end by their
+ * own event or deadline), plait_cancelled() is 0 and plait_yield() returns 0; a sleep
+ * with no deadline is -EINVAL (nothing could end it).  Once the shield is lifted, a
+ * held cancellation acts at the next call that would block, as any other.  The task's
+ * outcome is -ECANCELED all the same if it was cancelled before it finished.  Tasks the
+ * shielded one starts are not shielded.  Returns the previous state (0 or 1), to
+ * restore when shields nest:
+ *     int was = plait_cancel_shield(1);  ...  plait_cancel_shield(was);
+ * -EINVAL for any other on (the state unchanged).  On other threads, which nothing can
+ * cancel, the state is kept and changes nothing.  A process pool's task cancelled while
+ * it runs is killed with its worker, shielded or not. */
+int plait_cancel_shield(int on);
 
 /* Default stack size for coroutines spawned later by this thread's scheduler.
  * -EINVAL outside [PLAIT_STACK_MIN, PLAIT_STACK_MAX] (0 included), -EPERM with no

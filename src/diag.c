@@ -188,7 +188,7 @@ int plait_dump(FILE *out)
             fprintf(out, " for %lld ms", (long long)((now - c->wait_since) / PLAIT_MS));
         }
         if (atomic_load_explicit(&c->cancelled, memory_order_relaxed))
-            fprintf(out, " (cancelled)");
+            fprintf(out, c->shielded ? " (cancelled, shielded)" : " (cancelled)");
         fputc('\n', out);
     }
     return n;

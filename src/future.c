@@ -274,6 +274,7 @@ static plait__future *future_start(plait_task *task, uint64_t sched_id)
     f->on_thread = false;
     atomic_store_explicit(&f->work_state, WORK_QUEUED, memory_order_relaxed);
     atomic_store_explicit(&f->cancelled, 0, memory_order_relaxed);
+    f->shielded = false;
     f->blocked = NULL;
     f->sched_main = NULL;
     f->fn = NULL;
@@ -705,7 +706,7 @@ static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool ca
         return -ENOMEM;
     plait__waiter w;
     plait__waiter_init(&w, "wait-any", tasks);
-    w.cancellable = cancellable;
+    w.cancellable = w.cancellable && cancellable;
     plait__coro *self = plait__coro_current();
     if (!self && helps)
         w.helper = plait__worker_helping(); /* a pool task runs others while it waits */

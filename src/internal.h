@@ -360,9 +360,12 @@ _Static_assert(offsetof(plait__waiter, payload) + PLAIT__WAITER_PAYLOAD -
 
 /* Start a wait by the calling coroutine or thread. */
 void plait__waiter_init(plait__waiter *w, const char *what, const void *object);
-/* The first check of every blocking call: -ECANCELED if the calling coroutine has been
- * cancelled, else 0. */
+/* The first check of every blocking call: -ECANCELED if the calling coroutine, plait
+ * thread or pool task has been cancelled and is not shielded (plait_cancel_shield),
+ * else 0. */
 int plait__check_cancel(void);
+/* Whether the calling task holds its cancellation off (plait_cancel_shield). */
+bool plait__shielded(void);
 /* Link a node of w into q (the caller holds the queue's lock). */
 void plait__waitq_push(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
                        plait__waiter *w, int index, void *data);
@@ -526,6 +529,7 @@ struct plait__coro {
     uint64_t id;
     atomic_int cancelled;
     atomic_int cancel_queued;   /* on the inbox cancel list of another thread */
+    bool shielded;              /* plait_cancel_shield: written and read by itself only */
     int state;
     bool is_loop;               /* the thread's own stack, where the scheduler loop runs */
     bool recycle_pending;       /* finished while named by the inbox: freed when drained */
@@ -823,6 +827,7 @@ struct plait__future {
     atomic_int work_state;      /* queued -> running, or queued -> withdrawn (cancelled
                                    before it started: completed at once by the canceller) */
     atomic_int cancelled;       /* sticky, seen by the thread's blocking calls */
+    bool shielded;              /* plait_cancel_shield of the running work: its thread's */
     plait__waiter *blocked;     /* under lock: the cancellable wait the thread is in */
     plait_fn fn;
     void *arg;

@@ -449,7 +449,8 @@ void plait__worker_run_until_done(plait__future *f, int64_t deadline, bool cance
      * deadline is (the caller's wait then answers it).  The caller is the worker's task
      * itself (no coroutine gets here): its cancellation is its work's flag. */
     plait__future *caller = plait__tls_work;
-    const atomic_int *cancelled = cancellable && caller ? &caller->cancelled : NULL;
+    const atomic_int *cancelled =
+        cancellable && caller && !caller->shielded ? &caller->cancelled : NULL;
     while (!atomic_load_explicit(&f->done, memory_order_acquire) &&
            !plait__deadline_passed(deadline) &&
            !(cancelled && atomic_load_explicit(cancelled, memory_order_relaxed)) &&

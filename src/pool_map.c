@@ -34,7 +34,8 @@ typedef struct map_job {
     atomic_size_t next;
     atomic_bool stop;
     atomic_bool expired;         /* a runner saw the deadline pass: the call times out */
-    plait__future *caller;       /* the pool task or plait thread that called map, or NULL */
+    plait__future *caller;       /* the pool task or plait thread that called map: NULL for
+                                  * a coroutine, a shielded caller or another thread */
     int64_t deadline;
     atomic_ullong first_failure; /* (index << CODE_BITS) | -code; UINT64_MAX: none */
 } map_job;
@@ -126,7 +127,7 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
         runners = threads;
     map_job m = {.fn = fn, .args = args, .results = results, .errors = errors, .n = n,
                  .chunk = chunk, .deadline = deadline,
-                 .caller = plait__coro_current() ? NULL : plait__tls_work};
+                 .caller = plait__coro_current() || plait__shielded() ? NULL : plait__tls_work};
     atomic_init(&m.next, 0);
     atomic_init(&m.stop, false);
     atomic_init(&m.expired, false);

@@ -506,6 +506,7 @@ int plait_spawn_opts(plait_task *task, plait_fn fn, void *arg,
     c->id = plait__new_id();
     atomic_init(&c->cancelled, s->main_done);
     atomic_init(&c->cancel_queued, 0);
+    c->shielded = false;
     c->recycle_pending = false;
     c->is_loop = false;
     c->locals = NULL;
@@ -675,7 +676,7 @@ int plait_yield(void)
         return -EPERM;
     ready_push(c->sched, c);
     suspend(c->sched);
-    return atomic_load_explicit(&c->cancelled, memory_order_relaxed) ? -ECANCELED : 0;
+    return plait__check_cancel();
 }
 
 void plait__io_turn(void)
@@ -699,8 +700,8 @@ int plait_sleep_until(int64_t deadline)
     int r = plait__check_cancel();
     if (r < 0)
         return r;
-    if (!plait__coro_current() && !plait__tls_work && deadline == PLAIT_FOREVER)
-        return -EINVAL; /* nothing can cancel this thread: it would never wake */
+    if (deadline == PLAIT_FOREVER && (plait__shielded() || (!plait__coro_current() && !plait__tls_work)))
+        return -EINVAL; /* nothing can cancel this caller: it would never wake */
     plait__waiter w;
     plait__waiter_init(&w, "sleep", NULL);
     r = plait__waiter_block(&w, deadline);

@@ -51,7 +51,7 @@ void plait__waiter_init(plait__waiter *w, const char *what, const void *object)
     atomic_init(&w->signalled, 0);
     w->status = 0;
     w->index = -1;
-    w->cancellable = true;
+    w->cancellable = !plait__shielded(); /* callers may only turn it off */
     w->fd_closed = false;
     w->coro = plait__coro_current();
     if (w->coro) {
@@ -70,13 +70,42 @@ void plait__waiter_init(plait__waiter *w, const char *what, const void *object)
     w->object = object;
 }
 
+/* A plain thread's shield: nothing can cancel it, but the state round-trips. */
+static PLAIT_TLS bool plain_thread_shielded;
+
+/* The calling task's shield: its coroutine's, its work's (a plait thread, a pool task:
+ * a worker that helps while a task waits runs other tasks, each with its own), or the
+ * plain thread's. */
+static bool *shield_of_caller(void)
+{
+    plait__coro *c = plait__coro_current();
+    if (c)
+        return &c->shielded;
+    plait__future *work = plait__tls_work;
+    return work ? &work->shielded : &plain_thread_shielded;
+}
+
+bool plait__shielded(void) { return *shield_of_caller(); }
+
+int plait_cancel_shield(int on)
+{
+    if (on != 0 && on != 1)
+        return -EINVAL;
+    bool *shield = shield_of_caller();
+    bool was = *shield;
+    *shield = on;
+    return was;
+}
+
 int plait__check_cancel(void)
 {
     plait__coro *c = plait__coro_current();
     if (c)
-        return atomic_load_explicit(&c->cancelled, memory_order_relaxed) ? -ECANCELED : 0;
+        return !c->shielded && atomic_load_explicit(&c->cancelled, memory_order_relaxed)
+                   ? -ECANCELED
+                   : 0;
     plait__future *work = plait__tls_work;
-    if (work && atomic_load_explicit(&work->cancelled, memory_order_relaxed))
+    if (work && !work->shielded && atomic_load_explicit(&work->cancelled, memory_order_relaxed))
         return -ECANCELED;
     return 0;
 }
@@ -388,7 +417,7 @@ static int wait_on(const wait_spec *spec, int64_t deadline)
     }
     plait__waiter w;
     plait__waiter_init(&w, spec->what, spec->object);
-    w.cancellable = spec->cancellable;
+    w.cancellable = w.cancellable && spec->cancellable;
     if (spec->helps && !w.coro)
         w.helper = plait__worker_helping(); /* a pool task runs others while it waits */
     void *data = spec->data;

@@ -1,0 +1,486 @@
+/*
+ * test_cancel_shield.c — plait_cancel_shield: a task that holds its cancellation off
+ * while it cleans up.
+ *
+ * Each case cancels a shielded task while it waits (or before), checks that the wait
+ * ends by its own event as if no cancellation had come, then that the cancellation was
+ * held, not lost: the first wait after the shield is lifted answers -ECANCELED and the
+ * task's outcome is -ECANCELED.  Without the shield every one of those waits answers
+ * -ECANCELED at once.  Coroutines (on the canceller's scheduler and on another), plait
+ * threads (a futex wait and a descriptor wait), pool tasks (a join that helps, a map
+ * whose runners look at their caller's cancellation) and a group's wait.
+ */
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+/* What a shielded task saw, checked by the test's main thread. */
+typedef struct {
+    plait_event *go;      /* what the shielded wait waits for */
+    atomic_int waiting;   /* set just before the shielded wait (a thread's id) */
+    int shielded_wait;    /* the wait's answer under the shield */
+    int cancelled_seen;   /* plait_cancelled() under the shield */
+    int lifted_was;       /* plait_cancel_shield(0)'s answer */
+    int wait_after;       /* the first call that waits once the shield is lifted */
+} held;
+
+static void held_init(held *h)
+{
+    memset(h, 0, sizeof *h);
+    CHECK_EQ(plait_event_create(&h->go), 0);
+}
+
+/* The checks every case makes of what the task saw, and of its outcome. */
+static void check_held(held *h, plait_task task)
+{
+    void *v = NULL;
+    CHECK_EQ(plait_join(task, &v, SOON()), -ECANCELED); /* cancelled before it finished */
+    CHECK_EQ(h->shielded_wait, 0);
+    CHECK_EQ(h->cancelled_seen, 0);
+    CHECK_EQ(h->lifted_was, 1);
+    CHECK_EQ(h->wait_after, -ECANCELED);
+    CHECK_EQ(plait_event_destroy(h->go), 0);
+}
+
+/* Lift the shield and look at what the held cancellation does. */
+static void lift(held *h)
+{
+    h->cancelled_seen = plait_cancelled();
+    h->lifted_was = plait_cancel_shield(0);
+    h->wait_after = plait_sleep(PLAIT_MS); /* a call that always waits */
+}
+
+static void *shielded_event_wait(void *arg)
+{
+    held *h = arg;
+    CHECK_EQ(plait_cancel_shield(1), 0);
+    atomic_store(&h->waiting, plait_in_coroutine() ? 1 : gettid_());
+    h->shielded_wait = plait_event_wait(h->go, SOON());
+    lift(h);
+    return ARG(7);
+}
+
+static void *cancel_while_a_coroutine_waits(void *unused)
+{
+    (void)unused;
+    held h;
+    held_init(&h);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, shielded_event_wait, &h), 0);
+    while (!atomic_load(&h.waiting))
+        CHECK_EQ(plait_yield(), 0);
+    /* one scheduler: the coroutine has suspended in its wait */
+    CHECK_EQ(plait_cancel(t), 0);
+    for (int i = 0; i < 10; i++) /* a wait cut short would end now */
+        CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(h.shielded_wait, 0);
+    CHECK_EQ(plait_event_set(h.go), 0);
+    check_held(&h, t);
+    return NULL;
+}
+
+TEST(a_shielded_coroutine_waits_through_its_cancellation)
+{
+    check_run(cancel_while_a_coroutine_waits, NULL);
+}
+
+/* Cancelled before it shields: the cancellation is held all the same. */
+static void *cancelled_then_shielded(void *arg)
+{
+    held *h = arg;
+    while (!plait_cancelled())
+        (void)plait_yield();
+    CHECK_EQ(plait_yield(), -ECANCELED);
+    CHECK_EQ(plait_cancel_shield(1), 0);
+    CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_sleep(PLAIT_MS), 0); /* ends at its deadline */
+    CHECK_EQ(plait_sleep_until(PLAIT_FOREVER), -EINVAL); /* nothing could end it */
+    /* nested: the inner shield restores what it found */
+    CHECK_EQ(plait_cancel_shield(1), 1);
+    CHECK_EQ(plait_cancel_shield(2), -EINVAL);
+    CHECK_EQ(plait_cancel_shield(-1), -EINVAL);
+    CHECK_EQ(plait_cancel_shield(1), 1); /* the bad calls changed nothing */
+    h->shielded_wait = plait_event_wait(h->go, SOON());
+    lift(h);
+    return ARG(7);
+}
+
+static void *cancel_before_the_shield(void *unused)
+{
+    (void)unused;
+    held h;
+    held_init(&h);
+    CHECK_EQ(plait_event_set(h.go), 0);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, cancelled_then_shielded, &h), 0);
+    CHECK_EQ(plait_cancel(t), 0);
+    check_held(&h, t);
+    return NULL;
+}
+
+TEST(a_cancellation_that_came_first_is_held_by_the_shield)
+{
+    check_run(cancel_before_the_shield, NULL);
+}
+
+/* A coroutine on another scheduler: the cancellation goes through that scheduler's
+ * inbox, to a wait the coroutine is asleep in (its thread sleeps). */
+static void *shielded_wait_on_its_own_scheduler(void *arg)
+{
+    held *h = arg;
+    CHECK_EQ(plait_cancel_shield(1), 0);
+    atomic_store(&h->waiting, gettid_()); /* the scheduler's thread */
+    h->shielded_wait = plait_event_wait(h->go, SOON());
+    lift(h);
+    return ARG(7);
+}
+
+typedef struct {
+    held *h;
+    plait_task task;
+    atomic_int spawned;
+    void *value;
+    int joined;
+} remote;
+
+static void *spawns_the_shielded_one(void *arg)
+{
+    remote *r = arg;
+    CHECK_EQ(plait_spawn(&r->task, shielded_wait_on_its_own_scheduler, r->h), 0);
+    atomic_store(&r->spawned, 1);
+    r->joined = plait_join(r->task, &r->value, SOON());
+    return NULL;
+}
+
+TEST(a_shielded_coroutine_of_another_scheduler_waits_through_its_cancellation)
+{
+    held h;
+    held_init(&h);
+    remote r = {.h = &h};
+    sched_thread st;
+    sched_thread_start(&st, spawns_the_shielded_one, &r);
+    wait_asleep(&h.waiting); /* both coroutines wait: the scheduler sleeps */
+    wait_for(&r.spawned);
+    CHECK_EQ(plait_cancel(r.task), 0);
+    wait_asleep(&h.waiting); /* the cancellation was taken, and the wait goes on */
+    CHECK_EQ(h.shielded_wait, 0);
+    CHECK_EQ(plait_event_set(h.go), 0);
+    sched_thread_join(&st);
+    CHECK_EQ(r.joined, -ECANCELED);
+    CHECK_EQ(h.shielded_wait, 0);
+    CHECK_EQ(h.cancelled_seen, 0);
+    CHECK_EQ(h.lifted_was, 1);
+    CHECK_EQ(h.wait_after, -ECANCELED);
+    CHECK_EQ(plait_event_destroy(h.go), 0);
+}
+
+TEST(a_shielded_plait_thread_waits_through_its_cancellation)
+{
+    held h;
+    held_init(&h);
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, shielded_event_wait, &h, NULL), 0);
+    wait_asleep(&h.waiting);
+    CHECK_EQ(plait_cancel(t), 0);
+    wait_asleep(&h.waiting); /* still in its wait */
+    CHECK_EQ(h.shielded_wait, 0);
+    CHECK_EQ(plait_event_set(h.go), 0);
+    check_held(&h, t);
+}
+
+/* A descriptor wait: a plait thread's ppoll, or a coroutine's wait in its scheduler's
+ * poller (and, on io_uring, a read the kernel makes: the second read, after one that
+ * took less than it asked). */
+typedef struct {
+    held h;
+    int fds[2];
+    ssize_t first, second;
+    char got[2];
+} shielded_read;
+
+static void *shielded_reads(void *arg)
+{
+    shielded_read *s = arg;
+    CHECK_EQ(plait_cancel_shield(1), 0);
+    s->first = plait_read(s->fds[0], s->got, 2, SOON()); /* one byte was there */
+    atomic_store(&s->h.waiting, plait_in_coroutine() ? 1 : gettid_());
+    s->second = plait_read(s->fds[0], s->got + 1, 1, SOON());
+    s->h.shielded_wait = s->second == 1 ? 0 : (int)s->second;
+    lift(&s->h);
+    return ARG(7);
+}
+
+static void shielded_read_init(shielded_read *s)
+{
+    memset(s, 0, sizeof *s);
+    held_init(&s->h);
+    CHECK_EQ(pipe2(s->fds, O_NONBLOCK | O_CLOEXEC), 0);
+    CHECK_EQ(write(s->fds[1], "a", 1), 1);
+    CHECK_EQ(plait_event_set(s->h.go), 0);
+}
+
+static void shielded_read_check(shielded_read *s, plait_task t)
+{
+    check_held(&s->h, t);
+    CHECK_EQ(s->first, 1);
+    CHECK_EQ(s->second, 1);
+    CHECK(memcmp(s->got, "ab", 2) == 0);
+    close(s->fds[0]);
+    close(s->fds[1]);
+}
+
+TEST(a_shielded_plait_thread_reads_through_its_cancellation)
+{
+    shielded_read s;
+    shielded_read_init(&s);
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, shielded_reads, &s, NULL), 0);
+    wait_asleep(&s.h.waiting);
+    CHECK_EQ(plait_cancel(t), 0);
+    wait_asleep(&s.h.waiting);
+    CHECK_EQ(write(s.fds[1], "b", 1), 1);
+    shielded_read_check(&s, t);
+}
+
+static void *cancel_while_a_coroutine_reads(void *unused)
+{
+    (void)unused;
+    shielded_read s;
+    shielded_read_init(&s);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, shielded_reads, &s), 0);
+    while (!atomic_load(&s.h.waiting))
+        CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_yield(), 0); /* into its second read's wait */
+    CHECK_EQ(plait_cancel(t), 0);
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(s.second, 0); /* not ended */
+    CHECK_EQ(write(s.fds[1], "b", 1), 1);
+    shielded_read_check(&s, t);
+    return NULL;
+}
+
+TEST(a_shielded_coroutine_reads_through_its_cancellation)
+{
+    check_run(cancel_while_a_coroutine_reads, NULL);
+}
+
+/* A pool task joins another task of its pool: the join helps (runs queued tasks,
+ * the one it joins included) and looks at the caller's cancellation between them. */
+typedef struct {
+    held h;
+    plait_pool *pool;
+    void *inner_value;
+    int inner_joined;
+} pool_join;
+
+static void *waits_for_go(void *arg)
+{
+    held *h = arg;
+    atomic_store(&h->waiting, gettid_());
+    CHECK_EQ(plait_event_wait(h->go, SOON()), 0);
+    return ARG(5);
+}
+
+static void *shielded_join_in_the_pool(void *arg)
+{
+    pool_join *p = arg;
+    CHECK_EQ(plait_cancel_shield(1), 0);
+    plait_task inner;
+    CHECK_EQ(plait_pool_submit(p->pool, &inner, waits_for_go, &p->h), 0);
+    p->inner_joined = plait_join(inner, &p->inner_value, SOON());
+    p->h.shielded_wait = p->inner_joined;
+    lift(&p->h);
+    return ARG(7);
+}
+
+/* A pool of `threads` workers runs fn, the shielded task that joins, and cancels it
+ * while the task it waits for waits. */
+static void check_pool_join(unsigned threads, plait_fn fn)
+{
+    pool_join p = {.inner_value = NULL};
+    held_init(&p.h);
+    plait_pool_options o = {.threads = threads};
+    CHECK_EQ(plait_pool_create(&p.pool, &o), 0);
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(p.pool, &t, fn, &p), 0);
+    wait_asleep(&p.h.waiting); /* the inner task waits (on whichever worker) */
+    CHECK_EQ(plait_cancel(t), 0);
+    wait_asleep(&p.h.waiting);
+    CHECK_EQ(plait_event_set(p.h.go), 0);
+    check_held(&p.h, t);
+    CHECK_EQ(p.inner_joined, 0);
+    CHECK_EQ(INT(p.inner_value), 5);
+    CHECK_EQ(plait_pool_destroy(p.pool), 0);
+}
+
+TEST(a_shielded_pool_task_joins_through_its_cancellation)
+{
+    check_pool_join(2, shielded_join_in_the_pool);
+}
+
+/* The same on a pool of one worker, whose join runs the queued tasks itself, newest
+ * first: the task that waits, then the one joined, looking at the caller's
+ * cancellation between them; nobody else can run the one joined. */
+static void *returns_five(void *unused)
+{
+    (void)unused;
+    return ARG(5);
+}
+
+static void *shielded_join_that_helps(void *arg)
+{
+    pool_join *p = arg;
+    CHECK_EQ(plait_cancel_shield(1), 0);
+    plait_task joined;
+    CHECK_EQ(plait_pool_submit(p->pool, &joined, returns_five, NULL), 0);
+    CHECK_EQ(plait_pool_submit(p->pool, NULL, waits_for_go, &p->h), 0);
+    p->inner_joined = plait_join(joined, &p->inner_value, SOON());
+    p->h.shielded_wait = p->inner_joined;
+    lift(&p->h);
+    return ARG(7);
+}
+
+TEST(a_shielded_pool_task_helps_through_its_cancellation)
+{
+    check_pool_join(1, shielded_join_that_helps);
+}
+
+/* A map from a shielded pool task: its runners look at their caller's cancellation
+ * themselves, and must not see a shielded one. */
+enum { MAP_N = 64 };
+
+typedef struct {
+    held h;
+    plait_pool *pool;
+    void *args[MAP_N];
+    void *results[MAP_N];
+    int errors[MAP_N];
+    int mapped;
+} pool_mapping;
+
+static void *item(void *arg)
+{
+    held *h = arg;
+    if (atomic_exchange(&h->waiting, gettid_()) == 0) /* the first item waits */
+        CHECK_EQ(plait_event_wait(h->go, SOON()), 0);
+    return ARG(3);
+}
+
+static void *shielded_map(void *arg)
+{
+    pool_mapping *m = arg;
+    CHECK_EQ(plait_cancel_shield(1), 0);
+    m->mapped = plait_pool_map(m->pool, item, m->args, MAP_N, m->results, m->errors, SOON());
+    m->h.shielded_wait = m->mapped;
+    lift(&m->h);
+    return ARG(7);
+}
+
+TEST(a_shielded_pool_task_maps_through_its_cancellation)
+{
+    pool_mapping m;
+    memset(&m, 0, sizeof m);
+    held_init(&m.h);
+    for (int i = 0; i < MAP_N; i++)
+        m.args[i] = &m.h;
+    plait_pool_options o = {.threads = 2};
+    CHECK_EQ(plait_pool_create(&m.pool, &o), 0);
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(m.pool, &t, shielded_map, &m), 0);
+    wait_asleep(&m.h.waiting); /* the first item waits */
+    CHECK_EQ(plait_cancel(t), 0);
+    wait_asleep(&m.h.waiting);
+    CHECK_EQ(plait_event_set(m.h.go), 0);
+    check_held(&m.h, t);
+    CHECK_EQ(m.mapped, 0);
+    for (int i = 0; i < MAP_N; i++) {
+        CHECK_EQ(m.errors[i], 0);
+        CHECK_EQ(INT(m.results[i]), 3);
+    }
+    CHECK_EQ(plait_pool_destroy(m.pool), 0);
+}
+
+/* A group's wait: cancelled, it would cancel the children and wait for them. */
+typedef struct {
+    held h;
+    atomic_int child_waited;
+    int shield_in_child;
+} group_wait;
+
+static void *child_waits(void *arg)
+{
+    group_wait *g = arg;
+    g->shield_in_child = plait_cancel_shield(0); /* not inherited */
+    atomic_store(&g->h.waiting, 1);
+    CHECK_EQ(plait_event_wait(g->h.go, SOON()), 0);
+    atomic_store(&g->child_waited, 1);
+    return NULL;
+}
+
+static void *shielded_group_wait(void *arg)
+{
+    group_wait *g = arg;
+    CHECK_EQ(plait_cancel_shield(1), 0);
+    plait_group *group;
+    CHECK_EQ(plait_group_create(&group), 0);
+    CHECK_EQ(plait_group_spawn(group, NULL, child_waits, g), 0);
+    g->h.shielded_wait = plait_group_wait(group, SOON());
+    CHECK_EQ(plait_group_destroy(group), 0);
+    lift(&g->h);
+    return ARG(7);
+}
+
+static void *cancel_while_a_group_waits(void *unused)
+{
+    (void)unused;
+    group_wait g;
+    memset(&g, 0, sizeof g);
+    held_init(&g.h);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, shielded_group_wait, &g), 0);
+    while (!atomic_load(&g.h.waiting))
+        CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_yield(), 0); /* the parent into its group wait */
+    CHECK_EQ(plait_cancel(t), 0);
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(atomic_load(&g.child_waited), 0); /* the child was not cancelled */
+    CHECK_EQ(plait_event_set(g.h.go), 0);
+    check_held(&g.h, t);
+    CHECK_EQ(atomic_load(&g.child_waited), 1);
+    CHECK_EQ(g.shield_in_child, 0);
+    return NULL;
+}
+
+TEST(a_shielded_group_wait_lets_its_children_finish)
+{
+    check_run(cancel_while_a_group_waits, NULL);
+}
+
+/* A thread that nothing can cancel keeps the state, to no effect. */
+TEST(a_plain_thread_keeps_the_state)
+{
+    CHECK_EQ(plait_cancel_shield(1), 0);
+    CHECK_EQ(plait_cancel_shield(1), 1);
+    CHECK_EQ(plait_cancel_shield(3), -EINVAL);
+    CHECK_EQ(plait_cancelled(), 0);
+    CHECK_EQ(plait_sleep_until(PLAIT_FOREVER), -EINVAL);
+    CHECK_EQ(plait_sleep(PLAIT_MS), 0);
+    CHECK_EQ(plait_cancel_shield(0), 1);
+    CHECK_EQ(plait_cancel_shield(0), 0);
+}
+
+RUN_TESTS(CASE(a_shielded_coroutine_waits_through_its_cancellation),
+          CASE(a_cancellation_that_came_first_is_held_by_the_shield),
+          CASE(a_shielded_coroutine_of_another_scheduler_waits_through_its_cancellation),
+          CASE(a_shielded_plait_thread_waits_through_its_cancellation),
+          CASE(a_shielded_plait_thread_reads_through_its_cancellation),
+          CASE(a_shielded_coroutine_reads_through_its_cancellation),
+          CASE(a_shielded_pool_task_joins_through_its_cancellation),
+          CASE(a_shielded_pool_task_helps_through_its_cancellation),
+          CASE(a_shielded_pool_task_maps_through_its_cancellation),
+          CASE(a_shielded_group_wait_lets_its_children_finish),
+          CASE(a_plain_thread_keeps_the_state))
