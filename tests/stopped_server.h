@@ -39,6 +39,8 @@ static bool late_answer_ok(const char *answer);
 
 static int server_listener = -1; /* the server's listener (plait_tcp_listen) */
 static int late_client = -1;     /* connected once the stop signal has come */
+static int server_fd_limit; /* > 0: the server's RLIMIT_NOFILE (server_full_at_stop) */
+#define STOP_BEGUN "stop begun\n"
 
 int __real_plait_tcp_listen(const char *host, int port, int backlog);
 int __wrap_plait_tcp_listen(const char *host, int port, int backlog);
@@ -55,10 +57,16 @@ int __wrap_plait_tcp_listen(const char *host, int port, int backlog)
 /* The signal has come and the server has not acted on it yet: a client connects (a
  * blocking connect on loopback returns once the kernel has queued the connection),
  * sends LATE_REQUEST and says it is done (half-close).  The acceptor cannot have taken
- * it: this coroutine has not let it run since. */
+ * it: this coroutine has not let it run since.  A server out of descriptors (no late
+ * client then) says STOP_BEGUN on its stdout instead, for server_signal_taken. */
 int __wrap_plait_signals_wait(plait_signals *w, int64_t deadline)
 {
     int sig = __real_plait_signals_wait(w, deadline);
+    if (sig > 0 && server_fd_limit > 0) {
+        fflush(stdout);
+        (void)!write(STDOUT_FILENO, STOP_BEGUN, sizeof STOP_BEGUN - 1);
+        return sig;
+    }
     struct sockaddr_in a;
     socklen_t len = sizeof a;
     if (sig > 0 && server_listener >= 0 &&
@@ -133,8 +141,6 @@ static bool read_line(int fd, char *buf, size_t cap, int seconds)
 /* The child: the server on a free port, its stdout the pipe; then what came back to
  * the connection queued at the stop.  Exit 0 when the server stopped with status 0
  * and the answer is right, then end of file. */
-static int server_fd_limit; /* > 0: the server's RLIMIT_NOFILE (server_full_at_stop) */
-
 static _Noreturn void server_child(int out)
 {
     dup2(out, STDOUT_FILENO);
@@ -189,14 +195,10 @@ static server_child_run server_start(void)
     return ec;
 }
 
-/* SIGTERM: the server stops with status 0, saying so (and the child's own check, the
- * connection made at the stop echoed, held). */
-static void server_stop(server_child_run *ec, int sig)
+/* The server stops with status 0, saying so (and the child's own check, the
+ * connection made at the stop echoed, held), once sig has been sent. */
+static void server_stopped(server_child_run *ec, int sig)
 {
-    if (ec->port)
-        CHECK_EQ(kill(ec->pid, sig), 0);
-    else
-        kill(ec->pid, SIGKILL);
     int status = reap_within(ec->pid, 15);
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);
@@ -206,6 +208,30 @@ static void server_stop(server_child_run *ec, int sig)
     snprintf(want, sizeof want, "signal %d: stopped", sig);
     CHECK(strstr(rest, want) != NULL);
     close(ec->out);
+}
+
+/* Send sig (SIGTERM, SIGINT), or SIGKILL to a server that never listened. */
+static void server_signal(server_child_run *ec, int sig)
+{
+    if (ec->port)
+        CHECK_EQ(kill(ec->pid, sig), 0);
+    else
+        kill(ec->pid, SIGKILL);
+}
+
+static void server_stop(server_child_run *ec, int sig)
+{
+    server_signal(ec, sig);
+    server_stopped(ec, sig);
+}
+
+/* Send sig to a server started with a descriptor limit, and wait until it has taken
+ * the signal: what the test does next happens during the stop. */
+static void server_signal_taken(server_child_run *ec, int sig)
+{
+    server_signal(ec, sig);
+    char line[64];
+    CHECK(read_line(ec->out, line, sizeof line, 10) && strcmp(line, STOP_BEGUN) == 0);
 }
 
 /* ---- clients and counts ---- */
@@ -242,5 +268,64 @@ static inline int descriptors_under(pid_t pid, int limit)
 
 /* The descriptors process pid has open. */
 static inline int open_descriptors(pid_t pid) { return descriptors_under(pid, INT_MAX); }
+
+/* ---- out of descriptors at the stop ---- */
+
+/* The server, limited to FULL_LIMIT descriptors, holds as many idle connections as it
+ * can take (more are queued by its kernel), then QUEUED_ASKING clients queued behind
+ * them send LATE_REQUEST and half-close, then the stop signal comes.  Its stop takes
+ * what the kernel has queued; it stopped at the first -EMFILE and closed its listener,
+ * which reset the queued clients, requests acknowledged and all.  Now it takes them as
+ * its open connections give their descriptors back (which the HTTP server's do when
+ * told to stop; the echo server's only as their clients close: with
+ * idle_close_at_stop the idle clients close once the server has taken the signal):
+ * each client that asked gets its answer (late_answer_ok). */
+enum { FULL_LIMIT = 40, IDLE_CLIENTS = 110, QUEUED_ASKING = 5 };
+
+static void server_full_at_stop(int sig, bool idle_close_at_stop)
+{
+    server_fd_limit = FULL_LIMIT;
+    server_child_run ec = server_start();
+    server_fd_limit = 0;
+    int idle[IDLE_CLIENTS], asking[QUEUED_ASKING];
+    for (int i = 0; i < IDLE_CLIENTS; i++)
+        CHECK((idle[i] = ec.port ? client_to(ec.port) : -1) >= 0);
+    /* the server took all it could: every number under its limit taken */
+    int64_t give_up = SOON();
+    while (descriptors_under(ec.pid, FULL_LIMIT) < FULL_LIMIT && plait_now() < give_up)
+        sched_yield();
+    CHECK_EQ(descriptors_under(ec.pid, FULL_LIMIT), FULL_LIMIT);
+    for (int i = 0; i < QUEUED_ASKING; i++) {
+        CHECK((asking[i] = ec.port ? client_to(ec.port) : -1) >= 0);
+        if (asking[i] >= 0) {
+            size_t len = sizeof LATE_REQUEST - 1;
+            CHECK_EQ(send(asking[i], LATE_REQUEST, len, MSG_NOSIGNAL), (ssize_t)len);
+            CHECK_EQ(shutdown(asking[i], SHUT_WR), 0);
+        }
+    }
+    if (idle_close_at_stop) {
+        server_signal_taken(&ec, sig);
+        for (int i = 0; i < IDLE_CLIENTS; i++)
+            close(idle[i]);
+        server_stopped(&ec, sig);
+    } else {
+        server_stop(&ec, sig);
+    }
+    /* (the answers wait in the clients' sockets) */
+    for (int i = 0; i < QUEUED_ASKING; i++) {
+        char answer[1024];
+        int err = 0;
+        if (asking[i] >= 0)
+            read_all(asking[i], answer, sizeof answer, 10, &err);
+        CHECK(asking[i] >= 0 && err == 0 && late_answer_ok(answer));
+        if (asking[i] >= 0 && (err || !late_answer_ok(answer)))
+            fprintf(stderr, "  queued client %d got \"%s\", then %s\n", i, answer,
+                    err ? strerror(err) : "end of file");
+        close(asking[i]);
+    }
+    if (!idle_close_at_stop)
+        for (int i = 0; i < IDLE_CLIENTS; i++)
+            close(idle[i]);
+}
 
 #endif

@@ -8,7 +8,8 @@
  *    once, and Linux resets what a TCP listener has queued when it is shut down: the
  *    client got ECONNRESET, its line lost.  The server is examples/echo_server.c itself,
  *    built into this file and run in a child (tests/stopped_server.h, shared with
- *    test_http_stop.c).
+ *    test_http_stop.c).  Out of descriptors, the stop ended at the first -EMFILE and
+ *    closed the listener, which reset the queued clients too.
  *  - crash_isolation started with SIGSEGV blocked (a mask is inherited through exec):
  *    its raise() left the signal pending, task 3 returned 9 like any other, and the
  *    example still said "one task failed, the others all arrived", status 0.  It must
@@ -36,6 +37,14 @@ TEST(echo_server_stop_serves_queued_connection)
 {
     server_child_run ec = server_start();
     server_stop(&ec, SIGTERM);
+}
+
+/* Out of descriptors at the stop (stopped_server.h): its connections end as their
+ * clients close, which they do once the stop has begun; the connections the kernel has
+ * queued are taken as descriptors come back, and each queued client's line is echoed. */
+TEST(echo_server_stop_out_of_descriptors_serves_queued_connections)
+{
+    server_full_at_stop(SIGTERM, true);
 }
 
 /* Clients that misbehave: reset at once, send a lot and reset, half-close without
@@ -197,7 +206,9 @@ TEST(echo_client_empty_host_is_usage)
     check_usage(EXAMPLE_ECHO_CLIENT, (const char *const[]){"", "7", "1", "1", "1", NULL});
 }
 
-RUN_TESTS(CASE(echo_server_stop_serves_queued_connection), CASE(echo_server_clients_that_vanish),
+RUN_TESTS(CASE(echo_server_stop_serves_queued_connection),
+          CASE(echo_server_stop_out_of_descriptors_serves_queued_connections),
+          CASE(echo_server_clients_that_vanish),
           CASE(crash_isolation_crashes),
           CASE(crash_isolation_crashes_with_sigsegv_blocked),
           CASE(numbers_leading_space_or_sign_refused), CASE(echo_client_empty_host_is_usage))

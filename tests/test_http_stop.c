@@ -84,58 +84,14 @@ TEST(http_server_lingers_while_a_closing_client_sends)
     server_stop(&ec, SIGTERM);
 }
 
-/* The server, limited to FULL_LIMIT descriptors, holds as many idle connections as it
- * can take (more are queued by its kernel), then QUEUED_ASKING clients queued behind
- * them send a request (late_request) and half-close, then the stop signal comes.  Its
- * stop takes what the kernel has queued; it stopped at the first -EMFILE and closed its
- * listener, which reset the queued clients, requests acknowledged and all.  Now the
- * open connections, told to stop, give their descriptors back, and the queued ones are
- * taken as they do: each client that asked gets its answer (late_answer_ok).  Idle
+/* Out of descriptors at the stop (stopped_server.h): the open connections, told to
+ * stop, give their descriptors back, and the queued ones are taken as they do.  Idle
  * ones give theirs back at once: they waited 2 s each for their client to close, so
  * the queue, some three limits long here, was still reset at the stop's 5 s (a
  * review). */
-enum { FULL_LIMIT = 40, IDLE_CLIENTS = 110, QUEUED_ASKING = 5 };
-
-static void server_full_at_stop(const char *late_request, int sig)
-{
-    server_fd_limit = FULL_LIMIT;
-    server_child_run ec = server_start();
-    server_fd_limit = 0;
-    int idle[IDLE_CLIENTS], asking[QUEUED_ASKING];
-    for (int i = 0; i < IDLE_CLIENTS; i++)
-        CHECK((idle[i] = ec.port ? client_to(ec.port) : -1) >= 0);
-    /* the server took all it could: every number under its limit taken */
-    int64_t give_up = SOON();
-    while (descriptors_under(ec.pid, FULL_LIMIT) < FULL_LIMIT && plait_now() < give_up)
-        sched_yield();
-    CHECK_EQ(descriptors_under(ec.pid, FULL_LIMIT), FULL_LIMIT);
-    for (int i = 0; i < QUEUED_ASKING; i++) {
-        CHECK((asking[i] = ec.port ? client_to(ec.port) : -1) >= 0);
-        if (asking[i] >= 0) {
-            size_t len = strlen(late_request);
-            CHECK_EQ(send(asking[i], late_request, len, MSG_NOSIGNAL), (ssize_t)len);
-            CHECK_EQ(shutdown(asking[i], SHUT_WR), 0);
-        }
-    }
-    server_stop(&ec, sig); /* (the answers wait in the clients' sockets) */
-    for (int i = 0; i < QUEUED_ASKING; i++) {
-        char answer[1024];
-        int err = 0;
-        if (asking[i] >= 0)
-            read_all(asking[i], answer, sizeof answer, 10, &err);
-        CHECK(asking[i] >= 0 && err == 0 && late_answer_ok(answer));
-        if (asking[i] >= 0 && (err || !late_answer_ok(answer)))
-            fprintf(stderr, "  queued client %d got \"%s\", then %s\n", i, answer,
-                    err ? strerror(err) : "end of file");
-        close(asking[i]);
-    }
-    for (int i = 0; i < IDLE_CLIENTS; i++)
-        close(idle[i]);
-}
-
 TEST(http_server_stop_out_of_descriptors_answers_queued_connections)
 {
-    server_full_at_stop(LATE_REQUEST, SIGTERM);
+    server_full_at_stop(SIGTERM, false);
 }
 
 RUN_TESTS(CASE(http_server_stop_answers_queued_connection),
