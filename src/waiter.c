@@ -51,13 +51,15 @@ void plait__waiter_init(plait__waiter *w, const char *what, const void *object)
     atomic_init(&w->signalled, 0);
     w->status = 0;
     w->index = -1;
-    w->cancellable = !plait__shielded(); /* callers may only turn it off */
     w->fd_closed = false;
     w->coro = plait__coro_current();
+    /* a shielded task's waits are not cancellable; callers may only turn it off too */
     if (w->coro) {
+        w->cancellable = !w->coro->shielded;
         w->sched = w->coro->sched;
         w->inbox_next = NULL;
     } else {
+        w->cancellable = !(plait__tls_work && plait__tls_work->shielded);
         w->helper = NULL;
         w->shared_word = NULL;
     }
