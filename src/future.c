@@ -1235,6 +1235,8 @@ void plait__future_atfork(int phase)
         /* the child's thread goes on as the owner of what the work had locked */
         if (plait__tls_work && plait__tls_work->identity)
             plait__self_become(plait__tls_work->identity);
+        if (plait__tls_work)
+            plait__shield_keep_as_plain(plait__tls_work->shielded);
         plait__tls_work = NULL;
         /* nor does the scheduler it runs name that work: as its main ends, plait_run
          * took the parent's future's lock, which a joiner or canceller of the parent

@@ -366,6 +366,9 @@ void plait__waiter_init(plait__waiter *w, const char *what, const void *object);
 int plait__check_cancel(void);
 /* Whether the calling task holds its cancellation off (plait_cancel_shield). */
 bool plait__shielded(void);
+/* In a forked child, whose thread's work is no longer its own: the thread keeps the
+ * shield's state as a plain thread's (plait__future_atfork). */
+void plait__shield_keep_as_plain(bool shielded);
 /* Link a node of w into q (the caller holds the queue's lock). */
 void plait__waitq_push(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
                        plait__waiter *w, int index, void *data);

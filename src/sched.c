@@ -640,8 +640,10 @@ static int run_scheduler(plait_fn fn, void *arg, void **result)
         return r;
     }
     s->main = s->all;
-    /* on a plait thread or in a pool task, the thread's cancellation is main's */
-    s->work = plait__tls_work;
+    /* on a plait thread or in a pool task, the thread's cancellation is main's; not
+     * while the thread is shielded (which it stays until plait_run returns): main's
+     * waits would be cut short, plait_run's outcome -ECANCELED */
+    s->work = plait__shielded() ? NULL : plait__tls_work;
     if (s->work)
         plait__work_set_main(s->work, s->main);
     pthread_cleanup_push(ended_by_a_coroutine, s);

@@ -89,6 +89,8 @@ static bool *shield_of_caller(void)
 
 bool plait__shielded(void) { return *shield_of_caller(); }
 
+void plait__shield_keep_as_plain(bool shielded) { plain_thread_shielded = shielded; }
+
 int plait_cancel_shield(int on)
 {
     if (on != 0 && on != 1)

@@ -7,7 +7,7 @@
  * held, not lost: the first wait after the shield is lifted answers -ECANCELED and the
  * task's outcome is -ECANCELED.  Without the shield every one of those waits answers
  * -ECANCELED at once.  Coroutines (on the canceller's scheduler and on another), plait
- * threads (a futex wait and a descriptor wait), pool tasks (a join that helps, a map
+ * threads (a futex wait, a descriptor wait, a scheduler run in one), pool tasks (a join that helps, a map
  * whose runners look at their caller's cancellation) and a group's wait.
  */
 #include "helpers.h"
@@ -187,6 +187,45 @@ TEST(a_shielded_plait_thread_waits_through_its_cancellation)
     CHECK_EQ(h.shielded_wait, 0);
     CHECK_EQ(plait_event_set(h.go), 0);
     check_held(&h, t);
+}
+
+/* A shielded plait thread runs a scheduler: its cancellation is not passed on to the
+ * scheduler's main coroutine (as a thread's is, unshielded), whose wait goes on, and
+ * plait_run returns main's outcome. */
+typedef struct {
+    held h;
+    int run;
+} shielded_run;
+
+static void *main_waits(void *arg)
+{
+    held *h = arg;
+    atomic_store(&h->waiting, gettid_());
+    h->shielded_wait = plait_event_wait(h->go, SOON());
+    return NULL;
+}
+
+static void *shielded_thread_runs_a_scheduler(void *arg)
+{
+    shielded_run *r = arg;
+    CHECK_EQ(plait_cancel_shield(1), 0);
+    r->run = plait_run(main_waits, &r->h, NULL);
+    lift(&r->h);
+    return ARG(7);
+}
+
+TEST(a_shielded_plait_thread_runs_a_scheduler_through_its_cancellation)
+{
+    shielded_run r = {.run = 1};
+    held_init(&r.h);
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, shielded_thread_runs_a_scheduler, &r, NULL), 0);
+    wait_asleep(&r.h.waiting);
+    CHECK_EQ(plait_cancel(t), 0);
+    wait_asleep(&r.h.waiting);
+    CHECK_EQ(plait_event_set(r.h.go), 0);
+    check_held(&r.h, t);
+    CHECK_EQ(r.run, 0);
 }
 
 /* A descriptor wait: a plait thread's ppoll, or a coroutine's wait in its scheduler's
@@ -477,6 +516,7 @@ RUN_TESTS(CASE(a_shielded_coroutine_waits_through_its_cancellation),
           CASE(a_cancellation_that_came_first_is_held_by_the_shield),
           CASE(a_shielded_coroutine_of_another_scheduler_waits_through_its_cancellation),
           CASE(a_shielded_plait_thread_waits_through_its_cancellation),
+          CASE(a_shielded_plait_thread_runs_a_scheduler_through_its_cancellation),
           CASE(a_shielded_plait_thread_reads_through_its_cancellation),
           CASE(a_shielded_coroutine_reads_through_its_cancellation),
           CASE(a_shielded_pool_task_joins_through_its_cancellation),

@@ -4,7 +4,8 @@
  * task (its own coroutines' tasks are the child's; the work it runs in is not: -EPERM),
  * a grandchild (tasks the continuing scheduler made two forks back are still its own),
  * a fork from a pool task (no scheduler goes on: every earlier handle is -EPERM, new
- * tasks work), process handles (-EPERM), and a completed set made before the fork.
+ * tasks work), process handles (-EPERM), and a completed set made before the fork; and
+ * a shielded plait thread's fork (the child's thread keeps the shield's state).
  * (A handle locked by a parent thread at the fork: test_fork_handles.)
  */
 #include "fork_child.h"
@@ -188,5 +189,29 @@ static void *s4_main(void *arg)
 }
 TEST(s4_process_and_set) { check_run(s4_main, NULL); }
 
+/* S5: a shielded plait thread forks: its child's thread, no longer running the work,
+ * keeps the shield's state (plait_cancel_shield) as a plain thread's; it said 0. */
+static void *s5_thread(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_cancel_shield(1), 0);
+    pid_t pid = fork_child(true);
+    if (pid == 0) {
+        CHECK_EQ(plait_cancel_shield(0), 1);
+        CHECK_EQ(plait_cancel_shield(0), 0);
+        child_exit();
+    }
+    reap_ok(pid, 10);
+    CHECK_EQ(plait_cancel_shield(0), 1);
+    return NULL;
+}
+TEST(s5_shield_kept_in_a_child)
+{
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, s5_thread, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+}
+
 RUN_TESTS(CASE(s1_sched_in_a_plait_thread), CASE(s1b_sched_in_a_pool_task), CASE(s2_grandchild),
-          CASE(s3_fork_from_a_pool_task), CASE(s4_process_and_set))
+          CASE(s3_fork_from_a_pool_task), CASE(s4_process_and_set),
+          CASE(s5_shield_kept_in_a_child))
