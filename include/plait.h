@@ -934,12 +934,18 @@ int plait_shutdown(int fd, int how);
  * or bind an IPv4 address. */
 int plait_udp_bind(const plait_addr *addr);
 /* One datagram: sent whole (the byte count) or not at all; received into buf (its
- * length; a longer datagram is cut to len), with its sender's address into from (may
- * be NULL).  to may be NULL on a connected socket.  -EMSGSIZE, -ETIMEDOUT,
- * -ECANCELED, -EBUSY as for plait_read, ... */
+ * length; a longer datagram is cut to len, the rest of it gone: plait_recvfrom_flags
+ * says so), with its sender's address into from (may be NULL).  to may be NULL on a
+ * connected socket.  -EMSGSIZE, -ETIMEDOUT, -ECANCELED, -EBUSY as for plait_read, ... */
 ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
                      int64_t deadline);
 ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t deadline);
+/* plait_recvfrom, and *flags (may be NULL) set on success: PLAIT_TRUNCATED when the
+ * datagram was longer than len (buf holds its first len bytes; the rest is gone),
+ * else 0.  (A buffer of 65,535 bytes holds any UDP datagram but an IPv6 jumbogram.) */
+#define PLAIT_TRUNCATED 1
+ssize_t plait_recvfrom_flags(int fd, void *buf, size_t len, plait_addr *from, int *flags,
+                             int64_t deadline);
 
 /* The socket's own address and its peer's.  0 or -errno (-ENOTCONN). */
 int plait_local_addr(int fd, plait_addr *out);

@@ -698,8 +698,10 @@ static ssize_t sendto_cancel_off(int fd, const void *buf, size_t len, const plai
     }
 }
 
+/* recvmsg(2), not recvfrom(2): its msg_flags say whether the datagram was cut
+ * (MSG_TRUNC as a flag given would make a stream socket throw its bytes away). */
 static ssize_t recvfrom_cancel_off(int fd, void *buf, size_t len, plait_addr *from,
-                                   int64_t deadline)
+                                   int *flags, int64_t deadline)
 {
     plait__fd_call call;
     plait__fd_call_open(&call, fd, false);
@@ -711,10 +713,16 @@ static ssize_t recvfrom_cancel_off(int fd, void *buf, size_t len, plait_addr *fr
         int begun = plait__fd_call_begin(&call);
         if (begun < 0)
             return begun;
-        ssize_t n = recvfrom(fd, buf, len, 0, &a.u.sa, &a.len);
+        struct iovec io = {.iov_base = buf, .iov_len = len};
+        struct msghdr m = {.msg_name = &a.u.sa, .msg_namelen = a.len, .msg_iov = &io,
+                           .msg_iovlen = 1};
+        ssize_t n = recvmsg(fd, &m, 0);
         if (n >= 0) {
+            a.len = m.msg_namelen;
             if (from)
                 *from = a;
+            if (flags)
+                *flags = m.msg_flags & MSG_TRUNC ? PLAIT_TRUNCATED : 0;
             plait__io_turn();
             return n;
         }
@@ -722,6 +730,8 @@ static ssize_t recvfrom_cancel_off(int fd, void *buf, size_t len, plait_addr *fr
         if (plait__shut_for_reading(fd, woken, deadline)) {
             if (from)
                 memset(from, 0, sizeof *from);
+            if (flags)
+                *flags = 0;
             return 0;
         }
         int r = plait__wait_to_retry(&call, PLAIT_READABLE, deadline);
@@ -732,7 +742,7 @@ static ssize_t recvfrom_cancel_off(int fd, void *buf, size_t len, plait_addr *fr
 }
 
 /* The calls above with no cancellation point in them (internal.h): accept(2),
- * connect(2), sendto(2), recvfrom(2) and poll(2) are, and connect's socket, made
+ * connect(2), sendto(2), recvmsg(2) and poll(2) are, and connect's socket, made
  * before its connect(2), was left open by a caller cancelled there. */
 int plait_accept(int fd, plait_addr *peer, int64_t deadline)
 {
@@ -763,14 +773,20 @@ ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
     return n;
 }
 
-ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t deadline)
+ssize_t plait_recvfrom_flags(int fd, void *buf, size_t len, plait_addr *from, int *flags,
+                             int64_t deadline)
 {
     if (!buf && len)
         return -EINVAL;
     int cancel_state = plait__cancel_off();
-    ssize_t n = recvfrom_cancel_off(fd, buf, len, from, deadline);
+    ssize_t n = recvfrom_cancel_off(fd, buf, len, from, flags, deadline);
     plait__cancel_restore(cancel_state);
     return n;
+}
+
+ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t deadline)
+{
+    return plait_recvfrom_flags(fd, buf, len, from, NULL, deadline);
 }
 
 /* ---- options ---- */

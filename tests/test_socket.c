@@ -2626,12 +2626,32 @@ static void *udp_basics(void *arg)
     CHECK(pat_ok(part, 10, 0, 4));
     CHECK_EQ(plait_recvfrom(y, buf, sizeof buf, NULL, SOON()), 4);
     CHECK_EQ(memcmp(buf, "next", 4), 0);
+    /* ... which plait_recvfrom_flags says */
+    int flags = -1;
+    CHECK_EQ(plait_sendto(x, big, sizeof big, &ya, SOON()), 100);
+    memset(&from, 0, sizeof from);
+    CHECK_EQ(plait_recvfrom_flags(y, part, sizeof part, &from, &flags, SOON()), 10);
+    CHECK_EQ(flags, PLAIT_TRUNCATED);
+    CHECK(pat_ok(part, 10, 0, 4));
+    CHECK(same_addr(&from, &xa));
+    CHECK_EQ(plait_sendto(x, big, 10, &ya, SOON()), 10); /* one that just fits */
+    CHECK_EQ(plait_recvfrom_flags(y, part, sizeof part, NULL, &flags, SOON()), 10);
+    CHECK_EQ(flags, 0);
+    CHECK_EQ(plait_sendto(x, big, sizeof big, &ya, SOON()), 100);
+    CHECK_EQ(plait_recvfrom_flags(y, part, sizeof part, NULL, NULL, SOON()), 10);
+    flags = -1;
+    CHECK_EQ(plait_recvfrom_flags(y, part, sizeof part, NULL, &flags, 0), -ETIMEDOUT);
+    CHECK_EQ(flags, -1); /* untouched but on success */
+    CHECK_EQ(plait_recvfrom_flags(y, NULL, 5, NULL, &flags, SOON()), -EINVAL);
 
     /* an empty datagram */
     CHECK_EQ(plait_sendto(x, NULL, 0, &ya, SOON()), 0);
     memset(&from, 0, sizeof from);
     CHECK_EQ(plait_recvfrom(y, buf, sizeof buf, &from, SOON()), 0);
     CHECK(same_addr(&from, &xa));
+    CHECK_EQ(plait_sendto(x, NULL, 0, &ya, SOON()), 0);
+    CHECK_EQ(plait_recvfrom_flags(y, buf, sizeof buf, NULL, &flags, SOON()), 0);
+    CHECK_EQ(flags, 0);
 
     /* nothing comes */
     int64_t start = plait_now();
@@ -2691,6 +2711,30 @@ static void *udp_basics(void *arg)
 SCENARIO_CASES(udp_ipv4, udp_basics, "127.0.0.1")
 /* IPv6, the host written both ways */
 TEST(udp_ipv6_in_a_coroutine) { run_scenario(udp_basics, "::1", IN_A_COROUTINE); }
+
+/* plait_recvfrom_flags on a stream socket takes what fits and leaves the rest for the
+ * next read (recv(2) given MSG_TRUNC would throw a TCP stream's bytes away). */
+static void *stream_recvfrom_flags(void *unused)
+{
+    (void)unused;
+    int c, s;
+    tcp_pair("127.0.0.1", &c, &s);
+    CHECK_EQ(plait_write(c, "abcdef", 6, SOON()), 6);
+    char buf[8] = {0};
+    int flags = -1;
+    CHECK_EQ(plait_read_exactly(s, buf, 1, NULL, SOON()), 0);
+    CHECK_EQ(plait_recvfrom_flags(s, buf + 1, 2, NULL, &flags, SOON()), 2);
+    CHECK_EQ(flags, 0);
+    CHECK_EQ(plait_read_exactly(s, buf + 3, 3, NULL, SOON()), 0);
+    CHECK_EQ(memcmp(buf, "abcdef", 6), 0);
+    close_both(c, s);
+    return NULL;
+}
+
+TEST(stream_recvfrom_flags_keeps_the_rest)
+{
+    run_scenario(stream_recvfrom_flags, NULL, IN_A_COROUTINE);
+}
 TEST(udp_ipv6_on_a_thread) { run_scenario(udp_basics, "[::1]", ON_THIS_THREAD); }
 
 /* A unix address given to an IP socket's send is refused. */
@@ -3291,7 +3335,7 @@ RUN_TESTS(
     CASE(unix_connect_waits_while_the_backlog_is_full),
     CASE(udp_ipv4_in_a_coroutine),
     CASE(udp_ipv4_on_a_thread),
-    CASE(udp_ipv6_in_a_coroutine),
+    CASE(udp_ipv6_in_a_coroutine), CASE(stream_recvfrom_flags_keeps_the_rest),
     CASE(udp_ipv6_on_a_thread),
     CASE(udp_send_to_a_unix_address),
     CASE(udp_unix_full_receiver_in_a_coroutine),
