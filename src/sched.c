@@ -702,7 +702,8 @@ int plait_sleep_until(int64_t deadline)
     int r = plait__check_cancel();
     if (r < 0)
         return r;
-    if (deadline == PLAIT_FOREVER && (plait__shielded() || (!plait__coro_current() && !plait__tls_work)))
+    if (deadline == PLAIT_FOREVER &&
+        (plait__shielded() || (!plait__coro_current() && !plait__tls_work)))
         return -EINVAL; /* nothing can cancel this caller: it would never wake */
     plait__waiter w;
     plait__waiter_init(&w, "sleep", NULL);

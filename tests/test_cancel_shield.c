@@ -499,6 +499,106 @@ TEST(a_shielded_group_wait_lets_its_children_finish)
     check_run(cancel_while_a_group_waits, NULL);
 }
 
+/* Tasks that put up and lift their shield in a loop while a thread cancels them at
+ * moments of its choosing: a shielded wait never answers -ECANCELED, and no
+ * cancellation is lost: a task whose cancellation was made before a round began must
+ * end that round's unshielded wait with -ECANCELED (it ends there).  Coroutines on two
+ * schedulers and plait threads, each round two waits that end by their deadline. */
+enum { STRESS_SCHEDS = 2, STRESS_COROS = 4, STRESS_THREADS = 3,
+       STRESS_TASKS = STRESS_SCHEDS * STRESS_COROS + STRESS_THREADS };
+
+typedef struct stress stress;
+typedef struct {
+    stress *s;
+    plait_task task;
+    atomic_int cancel_made; /* plait_cancel has returned */
+    atomic_int rounds;
+    atomic_int failures;    /* a shielded wait cancelled, or a cancellation lost */
+} stress_task;
+struct stress {
+    plait_sem *never; /* nobody posts */
+    stress_task tasks[STRESS_TASKS];
+    atomic_int handles; /* tasks whose handle is published */
+};
+
+static void *toggles(void *arg)
+{
+    stress_task *t = arg;
+    for (;;) {
+        bool made = atomic_load(&t->cancel_made);
+        CHECK_EQ(plait_cancel_shield(1), 0);
+        int r = plait_sem_acquire(t->s->never, plait_deadline_in(20 * PLAIT_US));
+        if (r != -ETIMEDOUT)
+            atomic_fetch_add(&t->failures, 1);
+        CHECK_EQ(plait_cancel_shield(0), 1);
+        r = plait_sem_acquire(t->s->never, plait_deadline_in(20 * PLAIT_US));
+        atomic_fetch_add(&t->rounds, 1);
+        if (r == -ECANCELED)
+            return NULL;
+        if (r != -ETIMEDOUT || made)
+            atomic_fetch_add(&t->failures, 1);
+        if (made)
+            return NULL; /* (a failure: it would go round for ever) */
+    }
+}
+
+typedef struct {
+    stress *s;
+    int first; /* its coroutines' first index in s->tasks */
+} stress_sched;
+
+static void *spawns_togglers(void *arg)
+{
+    stress_sched *ss = arg;
+    for (int i = ss->first; i < ss->first + STRESS_COROS; i++) {
+        CHECK_EQ(plait_spawn(&ss->s->tasks[i].task, toggles, &ss->s->tasks[i]), 0);
+        atomic_fetch_add(&ss->s->handles, 1);
+    }
+    for (int i = ss->first; i < ss->first + STRESS_COROS; i++)
+        CHECK_EQ(plait_join(ss->s->tasks[i].task, NULL, SOON()), -ECANCELED);
+    return NULL;
+}
+
+TEST(shields_toggled_while_cancelled_lose_nothing)
+{
+    static stress s;
+    memset(&s, 0, sizeof s);
+    CHECK_EQ(plait_sem_create(&s.never, 0), 0);
+    for (int i = 0; i < STRESS_TASKS; i++)
+        s.tasks[i].s = &s;
+    sched_thread st[STRESS_SCHEDS];
+    stress_sched ss[STRESS_SCHEDS];
+    for (int k = 0; k < STRESS_SCHEDS; k++) {
+        ss[k] = (stress_sched){.s = &s, .first = k * STRESS_COROS};
+        sched_thread_start(&st[k], spawns_togglers, &ss[k]);
+    }
+    for (int i = STRESS_SCHEDS * STRESS_COROS; i < STRESS_TASKS; i++) {
+        CHECK_EQ(plait_thread_start(&s.tasks[i].task, toggles, &s.tasks[i], NULL), 0);
+        atomic_fetch_add(&s.handles, 1);
+    }
+    while (atomic_load(&s.handles) < STRESS_TASKS)
+        sched_yield();
+    /* cancel each once it has gone round a few times, at staggered moments */
+    uint64_t seed = 45;
+    for (int i = 0; i < STRESS_TASKS; i++) {
+        stress_task *t = &s.tasks[(i * 7) % STRESS_TASKS];
+        int rounds = 3 + (int)(rnd(&seed) % 20);
+        int64_t give_up = SOON();
+        while (atomic_load(&t->rounds) < rounds && plait_now() < give_up)
+            sched_yield();
+        CHECK(atomic_load(&t->rounds) >= rounds);
+        CHECK_EQ(plait_cancel(t->task), 0);
+        atomic_store(&t->cancel_made, 1);
+    }
+    for (int k = 0; k < STRESS_SCHEDS; k++)
+        sched_thread_join(&st[k]);
+    for (int i = STRESS_SCHEDS * STRESS_COROS; i < STRESS_TASKS; i++)
+        CHECK_EQ(plait_join(s.tasks[i].task, NULL, SOON()), -ECANCELED);
+    for (int i = 0; i < STRESS_TASKS; i++)
+        CHECK_EQ(atomic_load(&s.tasks[i].failures), 0);
+    CHECK_EQ(plait_sem_destroy(s.never), 0);
+}
+
 /* A thread that nothing can cancel keeps the state, to no effect. */
 TEST(a_plain_thread_keeps_the_state)
 {
@@ -523,4 +623,5 @@ RUN_TESTS(CASE(a_shielded_coroutine_waits_through_its_cancellation),
           CASE(a_shielded_pool_task_helps_through_its_cancellation),
           CASE(a_shielded_pool_task_maps_through_its_cancellation),
           CASE(a_shielded_group_wait_lets_its_children_finish),
+          CASE(shields_toggled_while_cancelled_lose_nothing),
           CASE(a_plain_thread_keeps_the_state))
