@@ -923,7 +923,9 @@ int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *error
  * finish frees it.  The finished ones on its done list at the destroy are the
  * destroy's to let go: until it has, they still name the set, and another set cannot
  * take them (-EBUSY), as they are not yet let go.  Callers inside next() are counted:
- * one woken takes the set's lock again, so destroy is refused until it has left. */
+ * one woken takes the set's lock again, so destroy is refused until it has left.  A
+ * take that leaves two or fewer watched wakes the others inside: what is left may be
+ * only a waiter's own tasks, which no push would come for (-EDEADLK). */
 
 struct plait_completed {
     plait__spinlock lock;
@@ -931,7 +933,7 @@ struct plait_completed {
     plait__future *done_head, *done_tail;
     plait__waitq waiters;
     unsigned inside;            /* callers in plait_completed_next() */
-    unsigned own_waiters;       /* those of them the set watches a task of their own of */
+    atomic_uint adds;           /* plait_completed_add()s so far (own_tasks_watched_lock) */
     bool dead;
     bool fork_held;             /* locked by a fork's prepare (plait__future_sched_atfork) */
 };
@@ -1007,6 +1009,7 @@ int plait_completed_add(plait_completed *set, plait_task task)
     f->refs++;
     plait__spin_lock(&set->lock);
     set->watched++;
+    atomic_fetch_add_explicit(&set->adds, 1, memory_order_relaxed); /* under f's lock */
     plait__spin_unlock(&set->lock);
     plait__wakeups later;
     later.n = 0;
@@ -1035,31 +1038,41 @@ static plait_task completed_release(plait__future *f)
 
 /* How many of the caller's own tasks (its coroutine's, and the plait thread's or pool
  * task's its thread runs) set watches: none of them can finish while it waits.  Looked
- * at again each time a wait in next() is woken.  (Another thread's add of the caller's
- * handle while it waits wakes nobody: that wait is not seen to be its own.) */
-static size_t own_tasks_watched(const plait_completed *set)
+ * at again each time a wait in next() is woken.  Returns with the set's lock taken, the
+ * answer still true then: futures' locks come before the set's, so they are looked at
+ * first, and another thread's add of the caller's handle in between (which next() would
+ * not hear of: it wakes nobody) is seen in `adds` and looked at again.  One made after
+ * the lock finds the caller counted inside, and the take that leaves only the caller's
+ * own tasks wakes it. */
+static size_t own_tasks_watched_lock(plait_completed *set)
 {
     plait__coro *self = plait__coro_current();
     plait__future *own[2] = {self ? self->future : NULL, plait__tls_work};
-    size_t mine = 0;
-    for (size_t i = 0; i < 2; i++) {
-        if (!own[i] || (i == 1 && own[i] == own[0]))
-            continue;
-        plait__spin_lock(&own[i]->lock);
-        mine += own[i]->watch == set && !atomic_load_explicit(&own[i]->done, memory_order_relaxed);
-        plait__spin_unlock(&own[i]->lock);
+    for (;;) {
+        /* an add not seen below comes after this load (the future's lock orders them) */
+        unsigned adds = atomic_load_explicit(&set->adds, memory_order_relaxed);
+        size_t mine = 0;
+        for (size_t i = 0; i < 2; i++) {
+            if (!own[i] || (i == 1 && own[i] == own[0]))
+                continue;
+            plait__spin_lock(&own[i]->lock);
+            mine += own[i]->watch == set &&
+                    !atomic_load_explicit(&own[i]->done, memory_order_relaxed);
+            plait__spin_unlock(&own[i]->lock);
+        }
+        plait__spin_lock(&set->lock);
+        if (atomic_load_explicit(&set->adds, memory_order_relaxed) == adds)
+            return mine;
+        plait__spin_unlock(&set->lock);
     }
-    return mine;
 }
 
 int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadline)
 {
     if (!set || !task)
         return -EINVAL;
-    size_t mine = own_tasks_watched(set); /* (futures' locks come before the set's) */
-    plait__spin_lock(&set->lock);
+    size_t mine = own_tasks_watched_lock(set);
     set->inside++;
-    bool counted = false; /* in own_waiters */
     int r = 0;
     plait__future *f;
     while (!(f = set->done_head) && set->watched > 0 && r == 0) {
@@ -1067,17 +1080,9 @@ int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadlin
             r = -EDEADLK;
             break;
         }
-        if (mine > 0 && !counted)
-            set->own_waiters++;
-        else if (mine == 0 && counted)
-            set->own_waiters--;
-        counted = mine > 0;
         r = plait__wait_on_helping(&set->waiters, &set->lock, deadline, "completed", set);
-        mine = own_tasks_watched(set);
-        plait__spin_lock(&set->lock); /* still ours: destroy waits for `inside` */
+        mine = own_tasks_watched_lock(set); /* still ours: destroy waits for `inside` */
     }
-    if (counted)
-        set->own_waiters--;
     plait__wakeups later;
     later.n = 0;
     bool taken = f && r == 0;
@@ -1086,9 +1091,10 @@ int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadlin
         if (!set->done_head)
             set->done_tail = NULL;
         /* That was the last: the others waiting get -EPIPE now (no push will come).  Or
-         * one or two are left, which may be the tasks of a waiter's own (no push would
-         * come for them): each looks again (-EDEADLK) */
-        if (--set->watched == 0 || (set->watched <= 2 && set->own_waiters))
+         * one or two are left, which may be a waiter's own tasks (no push would come
+         * for them, and its handle may have been added by another thread while it
+         * waited): each looks again (-EDEADLK).  Only callers inside wait. */
+        if (--set->watched <= 2 && set->inside > 1)
             plait__waitq_wake_all(&set->waiters, &later);
     } else {
         set->inside--;

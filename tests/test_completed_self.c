@@ -141,6 +141,36 @@ TEST(the_last_waiter_left_with_only_itself_is_deadlock)
     CHECK_EQ(plait_completed_destroy(shared_set), 0);
 }
 
+/* The same two waiters, but T's own handle is added by the main thread while T already
+ * waits (on X alone, so it waited as not its own): D waits first, then T, then T's
+ * handle is added, then X finishes and D is handed it.  Only T's own task is left, and
+ * T waited until its deadline (-ETIMEDOUT): the wake-all after a take was for waiters
+ * counted as watched for when they began to wait, and the add made T one only later.
+ * Each waiter left inside looks again once two or fewer are left. */
+TEST(a_waiter_whose_own_task_is_added_while_it_waits_is_deadlock)
+{
+    atomic_store(&d_tid, 0);
+    atomic_store(&t_tid, 0);
+    atomic_store(&x_may_end, 0);
+    atomic_store(&t_outcome, 0);
+    CHECK_EQ(plait_completed_create(&shared_set), 0);
+    CHECK_EQ(plait_thread_start(&x_handle, x_waits_to_end, NULL, NULL), 0);
+    CHECK_EQ(plait_completed_add(shared_set, x_handle), 0);
+    pthread_t d;
+    CHECK_EQ(pthread_create(&d, NULL, d_waits, NULL), 0);
+    wait_asleep(&d_tid); /* D waits first: X's end is handed to it */
+    own o = {.known = 1}; /* T does not need its handle: it is not T's add */
+    CHECK_EQ(plait_thread_start(&t_handle, t_waits, &o, NULL), 0);
+    wait_asleep(&t_tid);
+    CHECK_EQ(plait_completed_add(shared_set, t_handle), 0); /* wakes nobody */
+    atomic_store(&x_may_end, 1);
+    CHECK_EQ(pthread_join(d, NULL), 0);
+    CHECK_EQ(plait_join(t_handle, NULL, SOON()), 0);
+    CHECK_EQ(atomic_load(&t_outcome), -EDEADLK);
+    CHECK_EQ(plait_completed_destroy(shared_set), 0);
+}
+
 RUN_TESTS(CASE(a_coroutine_waiting_on_a_set_of_itself_is_deadlock),
           CASE(a_thread_waiting_on_a_set_of_itself_is_deadlock),
-          CASE(the_last_waiter_left_with_only_itself_is_deadlock))
+          CASE(the_last_waiter_left_with_only_itself_is_deadlock),
+          CASE(a_waiter_whose_own_task_is_added_while_it_waits_is_deadlock))
