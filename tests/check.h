@@ -315,6 +315,15 @@ const char *__tsan_default_options(void) { return "handle_segv=0:handle_sigbus=0
 #else
 #define CHECK_SANITIZED 0
 #endif
+/* True where a child that plait forks is slow to end: under a sanitizer, and in a
+ * coverage build (scripts/test.sh coverage), whose children write their counts into the
+ * .gcda files that every test program of the suite shares as they end (process.c): a
+ * second or more while the suite's other programs do the same. */
+#if CHECK_SANITIZED || defined(PLAIT_COVERAGE)
+#define CHECK_SLOW_CHILDREN 1
+#else
+#define CHECK_SLOW_CHILDREN 0
+#endif
 /* Each coroutine costs ThreadSanitizer a thread state of its own (some 770 KiB, mapped
  * and zeroed as the coroutine is made): a test that repeats a race for many rounds of
  * thousands of coroutines runs fewer rounds under it (120,000 coroutines took minutes). */

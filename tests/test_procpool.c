@@ -34,10 +34,11 @@
  * cancel): shorter than SOON(), so that a pool that fails to report an outcome makes the
  * case fail in seconds and the file stays within its alarm.  A batch of joins shares
  * one deadline. */
-#define PROMPTLY() plait_deadline_in((CHECK_SANITIZED ? 5 : 2) * PLAIT_SEC)
+#define PROMPTLY() plait_deadline_in((CHECK_SLOW_CHILDREN ? 5 : 2) * PLAIT_SEC)
 /* How soon a crash, kill or cancel must be reported (under ThreadSanitizer, exit() in a
- * worker lingers a second: its atexit_sleep_ms). */
-#define REPORT_WITHIN ((CHECK_SANITIZED ? 3 : 1) * PLAIT_SEC)
+ * worker lingers a second: its atexit_sleep_ms; in a coverage build it writes its
+ * counts). */
+#define REPORT_WITHIN ((CHECK_SLOW_CHILDREN ? 3 : 1) * PLAIT_SEC)
 
 /* ======================================================================== */
 /* Shared fixture: made before each pool, so the workers see it              */
@@ -553,7 +554,7 @@ static ssize_t isolated_body(const void *arg, size_t arg_len, void *out, size_t 
 }
 
 /* What an isolated scenario may take (they take a few seconds at most). */
-#define ISOLATED_BUDGET ((CHECK_SANITIZED ? 12 : 8) * PLAIT_SEC)
+#define ISOLATED_BUDGET ((CHECK_SLOW_CHILDREN ? 12 : 8) * PLAIT_SEC)
 
 static void run_isolated(void (*scenario)(void), int64_t budget)
 {
@@ -3641,7 +3642,7 @@ static ssize_t scribbles(const void *arg, size_t arg_len, void *out, size_t cap)
 }
 
 /* What a wait for the pool's lock that a scribble holds for ever takes to give up. */
-#define PATIENTLY() plait_deadline_in((CHECK_SANITIZED ? 10 : 5) * PLAIT_SEC)
+#define PATIENTLY() plait_deadline_in((CHECK_SLOW_CHILDREN ? 10 : 5) * PLAIT_SEC)
 
 /* The tasks after a scribble each run and come back. */
 static void later_tasks_run(plait_procpool *pool)
