@@ -285,8 +285,8 @@ static plait__future *future_start(plait_task *task, uint64_t sched_id)
     /* NULL already: a set lets go of a future (completed_release, completed_push of a
      * dead set) before its last reference goes.  Not written then, as a fork from a
      * coroutine may be reading it (plait__future_sched_atfork). */
-    if (f->watch)
-        f->watch = NULL;
+    if (atomic_load_explicit(&f->watch, memory_order_relaxed))
+        atomic_store_explicit(&f->watch, NULL, memory_order_relaxed);
     atomic_store_explicit(&f->epoch, plait__fork_epoch(), memory_order_relaxed);
     atomic_store_explicit(&f->sched_id, sched_id, memory_order_relaxed);
     if (task) {
@@ -460,8 +460,9 @@ static void finish_locked(plait__future *f, void *value, int error, plait__wakeu
     f->on_thread = false;
     atomic_store_explicit(&f->done, true, memory_order_release);
     plait__waitq_wake_all(&f->joiners, later);
-    if (f->watch)
-        completed_push(f->watch, f, later);
+    plait_completed *watch = atomic_load_explicit(&f->watch, memory_order_relaxed);
+    if (watch)
+        completed_push(watch, f, later);
 }
 
 /* Whether the producer of a locked future has been cancelled: its work's flag (a pool
@@ -933,7 +934,6 @@ struct plait_completed {
     plait__future *done_head, *done_tail;
     plait__waitq waiters;
     unsigned inside;            /* callers in plait_completed_next() */
-    atomic_uint adds;           /* plait_completed_add()s so far (own_tasks_watched_lock) */
     bool dead;
     bool fork_held;             /* locked by a fork's prepare (plait__future_sched_atfork) */
 };
@@ -1004,12 +1004,13 @@ int plait_completed_add(plait_completed *set, plait_task task)
         plait__spin_unlock(&f->lock);
         return -EBUSY;
     }
-    f->watch = set;
     f->watch_generation = task.generation;
     f->refs++;
     plait__spin_lock(&set->lock);
     set->watched++;
-    atomic_fetch_add_explicit(&set->adds, 1, memory_order_relaxed); /* under f's lock */
+    /* named in the set's lock with the count: own_tasks_watched reads it under that
+     * lock alone */
+    atomic_store_explicit(&f->watch, set, memory_order_relaxed);
     plait__spin_unlock(&set->lock);
     plait__wakeups later;
     later.n = 0;
@@ -1038,40 +1039,31 @@ static plait_task completed_release(plait__future *f)
 
 /* How many of the caller's own tasks (its coroutine's, and the plait thread's or pool
  * task's its thread runs) set watches: none of them can finish while it waits.  Looked
- * at again each time a wait in next() is woken.  Returns with the set's lock taken, the
- * answer still true then: futures' locks come before the set's, so they are looked at
- * first, and another thread's add of the caller's handle in between (which next() would
- * not hear of: it wakes nobody) is seen in `adds` and looked at again.  One made after
- * the lock finds the caller counted inside, and the take that leaves only the caller's
- * own tasks wakes it. */
-static size_t own_tasks_watched_lock(plait_completed *set)
+ * at with the set's lock held, as the caller enters next() and each time its wait is
+ * woken, without the futures' locks (which come before the set's): an add names the set
+ * in the future in the set's lock, as it counts the future in `watched`, so what is
+ * read agrees with the count.  An add of the caller's handle by another thread while it
+ * waits wakes nobody, but the take that leaves only the caller's own tasks does. */
+static size_t own_tasks_watched(const plait_completed *set)
 {
     plait__coro *self = plait__coro_current();
     plait__future *own[2] = {self ? self->future : NULL, plait__tls_work};
-    for (;;) {
-        /* an add not seen below comes after this load (the future's lock orders them) */
-        unsigned adds = atomic_load_explicit(&set->adds, memory_order_relaxed);
-        size_t mine = 0;
-        for (size_t i = 0; i < 2; i++) {
-            if (!own[i] || (i == 1 && own[i] == own[0]))
-                continue;
-            plait__spin_lock(&own[i]->lock);
-            mine += own[i]->watch == set &&
-                    !atomic_load_explicit(&own[i]->done, memory_order_relaxed);
-            plait__spin_unlock(&own[i]->lock);
-        }
-        plait__spin_lock(&set->lock);
-        if (atomic_load_explicit(&set->adds, memory_order_relaxed) == adds)
-            return mine;
-        plait__spin_unlock(&set->lock);
+    size_t mine = 0;
+    for (size_t i = 0; i < 2; i++) {
+        if (!own[i] || (i == 1 && own[i] == own[0]))
+            continue;
+        mine += atomic_load_explicit(&own[i]->watch, memory_order_relaxed) == set &&
+                !atomic_load_explicit(&own[i]->done, memory_order_relaxed);
     }
+    return mine;
 }
 
 int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadline)
 {
     if (!set || !task)
         return -EINVAL;
-    size_t mine = own_tasks_watched_lock(set);
+    plait__spin_lock(&set->lock);
+    size_t mine = own_tasks_watched(set);
     set->inside++;
     int r = 0;
     plait__future *f;
@@ -1081,7 +1073,8 @@ int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadlin
             break;
         }
         r = plait__wait_on_helping(&set->waiters, &set->lock, deadline, "completed", set);
-        mine = own_tasks_watched_lock(set); /* still ours: destroy waits for `inside` */
+        plait__spin_lock(&set->lock); /* still ours: destroy waits for `inside` */
+        mine = own_tasks_watched(set);
     }
     plait__wakeups later;
     later.n = 0;

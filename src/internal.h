@@ -844,8 +844,9 @@ struct plait__future {
     /* work produced elsewhere (a process, a process-pool task): its hooks and data */
     const struct plait__future_ops *ops;
     void *ext;
-    /* as-completed */
-    struct plait_completed *watch;
+    /* as-completed: the set that watches it, written under the lock and, by an add,
+     * under the set's lock too, where plait_completed_next() reads a caller's own */
+    struct plait_completed *_Atomic watch;
     uint64_t watch_generation;
     plait__future *watch_next;
     plait__future *free_next;
