@@ -204,10 +204,27 @@ if [ "$rc" = 0 ] || results_have '^[a-z0-9_]+ plait ' poller ||
 fi
 
 # ---- bench/io/server_pairs.sh: a round that went wrong has no figure ----------------------
-# The "servers" are `sleep` (which spends no CPU tick: its CPU time per request is 0),
+# The "servers" are `sleep` (no CPU time once asleep: its CPU time per request is 0),
 # wrk and curl stand-ins.  Its ratio divided by the second server's CPU time, and a wrk
 # run whose requests all failed printed a figure with status 0.
-printf '#!/bin/sh\nexit 0\n' >"$bin/curl"
+# curl answers once the stand-in server on the URL's port (`sleep 1000 PORT`) sleeps:
+# what starting it cost is then counted before the script's first reading of its CPU
+# time (a clock tick charged to its start after that reading, on a loaded machine, was
+# read as the server's: "0.000 10.000 0.000").
+cat >"$bin/curl" <<'EOF'
+#!/bin/sh
+for arg; do url=$arg; done
+port=${url##*:}
+port=${port%%/*}
+tries=0
+while [ "$tries" -lt 1000 ]; do
+    pid=$(pgrep -xf "sleep 1000 $port" | head -n 1)
+    [ -n "$pid" ] && [ "$(cut -d ' ' -f 3 "/proc/$pid/stat" 2>/dev/null)" = S ] && exit 0
+    tries=$((tries + 1))
+    sleep 0.01
+done
+exit 1
+EOF
 chmod +x "$bin/curl"
 # pairs CASE [VAR=VALUE...]: one round of 1 s; $rc, $tmp/CASE.out, $tmp/CASE.err
 pairs() {
