@@ -1036,11 +1036,20 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * function child writes again as it ends (docs/API.md, "Processes").
  * ------------------------------------------------------------------------- */
 
-/* A result copied back from a child process: len bytes at data.  free() it. */
+/* A result copied back from a child process: len bytes at data.  free() it.  (A
+ * flexible array member: C99's, an extension of C++'s compilers, which -pedantic would
+ * name in every C++ file that includes plait.h.) */
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+#endif
 typedef struct plait_bytes {
     size_t len;
     unsigned char data[];
 } plait_bytes;
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 /* A function to run in another process: read arg_len bytes at arg, write the result
  * (at most out_cap bytes) at out and return its length, or return a negative code to

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install plait into a scratch prefix and build a consumer with find_package(plait)
-# and with pkg-config: what a user of the installed library does.
+# and with pkg-config (in C and in C++): what a user of the installed library does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v pkg-config >/dev/null || {
@@ -44,6 +44,17 @@ cc -o "$work/consumer-pc" "$work/main.c" $(pkg-config --cflags --libs --static p
    -Wl,-rpath,"$(pkg-config --variable=libdir plait)"
 "$work/consumer-pc"
 echo "pkg-config plait: ok"
+
+# The same program as C++: plait.h's declarations are extern "C", and nothing in it
+# warns under -pedantic (its flexible array member did, in every C++ file).
+command -v g++ >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++; }
+cp "$work/main.c" "$work/main.cpp"
+# shellcheck disable=SC2046
+g++ -std=c++11 -Wall -Wextra -pedantic -Werror -o "$work/consumer-cxx" "$work/main.cpp" \
+    $(pkg-config --cflags --libs --static plait) -Wl,-rpath,"$(pkg-config --variable=libdir plait)"
+"$work/consumer-cxx"
+echo "C++ program with pkg-config plait: ok"
 
 # Installed elsewhere than the configured prefix (`cmake --install --prefix`, as a
 # package build does): plait.pc names where it lies, not the configured prefix.
