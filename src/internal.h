@@ -48,6 +48,24 @@
 #endif
 #endif
 
+/* Under ThreadSanitizer: a function the compiler leaves uninstrumented, its entry and
+ * exit included (sched.c's coro_entry, whose frame never returns), and
+ * PLAIT__TSAN_FIBER_REUSE where that can be had: gcc's no_sanitize_thread leaves out all;
+ * clang's equivalent is disable_sanitizer_instrumentation (its no_sanitize("thread")
+ * keeps entry and exit).  Empty in other builds. */
+#if defined(PLAIT_TSAN) && defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(disable_sanitizer_instrumentation)
+#define PLAIT__TSAN_NO_ENTRY_EXIT __attribute__((disable_sanitizer_instrumentation))
+#define PLAIT__TSAN_FIBER_REUSE 1
+#endif
+#elif defined(PLAIT_TSAN) && defined(__GNUC__)
+#define PLAIT__TSAN_NO_ENTRY_EXIT __attribute__((no_sanitize_thread))
+#define PLAIT__TSAN_FIBER_REUSE 1
+#endif
+#ifndef PLAIT__TSAN_NO_ENTRY_EXIT
+#define PLAIT__TSAN_NO_ENTRY_EXIT
+#endif
+
 #define PLAIT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define PLAIT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -546,7 +564,7 @@ struct plait__coro {
     bool guarded;
     plait__coro *free_next;
 #ifdef PLAIT_TSAN
-    void *tsan_fiber;
+    void *tsan_fiber; /* ThreadSanitizer's (sched.c, "ThreadSanitizer's fibers") */
 #endif
 #ifdef PLAIT_ASAN
     void *asan_fake_stack;
@@ -583,6 +601,10 @@ typedef struct plait__stack_cache {
 
 struct plait__sched {
     plait__coro loop;           /* the thread's own context */
+#ifdef PLAIT_TSAN
+    void *tsan_idle_fibers[4];  /* ended coroutines' fibers, for the next (sched.c) */
+    unsigned tsan_idle_count;
+#endif
     plait__coro *current;
     /* The coroutine being switched away from, from the moment `current` names the next
      * until the next runs (after_switch): code still runs on its stack meanwhile, and an

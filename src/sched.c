@@ -34,6 +34,7 @@
 
 #ifdef PLAIT_TSAN
 #include <sanitizer/tsan_interface.h>
+void __tsan_func_exit(void); /* (the runtime's; what instrumented code calls on return) */
 #endif
 #ifdef PLAIT_ASAN
 #include <sanitizer/asan_interface.h>
@@ -89,6 +90,56 @@ static plait__coro *ready_pop(plait__sched *s)
     return c;
 }
 
+/* ---- ThreadSanitizer's fibers ----
+ * To ThreadSanitizer each coroutine is a fiber: a clock and a shadow call stack of its
+ * own.  Its runtime clears about 0.9 MB for each fiber it creates (the shadow stack is an
+ * array inside it): 4 ms a coroutine on a slow virtual machine, where the suite's
+ * programs that spawn and join coroutines one after another spent most of their time in
+ * it.  So an ended coroutine's fiber goes to the next coroutine its scheduler spawns
+ * (IDLE_FIBERS_KEPT kept; more are destroyed, and those kept when the scheduler ends).
+ * The fiber is still taken at spawn, whose caller pays for a new one as before: taken at
+ * a coroutine's first switch in instead, 1,500 coroutines spawned at once and then run
+ * spent their creation after the spawner had set their deadlines, and missed them.
+ * This tells the runtime nothing false:
+ *  - the clock a fiber carries over orders nothing new: every context of a scheduler is
+ *    switched to from another of its contexts, each switch a release and an acquire, so
+ *    the next coroutine's first switch in already orders it after all the ended one did
+ *    (its fiber was idle from the end of the one to the spawn of the other);
+ *  - the shadow stack: a fiber's frames are those of the calls that have not returned,
+ *    and a coroutine's last switch does not return.  coro_entry is not instrumented and
+ *    switch_to takes its own frame off before a coroutine's last switch, so a fiber
+ *    ends as it began, with no frame, and the next coroutine's reports show its own
+ *    (test_tsan_fibers).  Where the compiler cannot leave coro_entry uninstrumented
+ *    (PLAIT__TSAN_FIBER_REUSE undefined), no fiber is kept. */
+#ifdef PLAIT_TSAN
+#ifdef PLAIT__TSAN_FIBER_REUSE
+enum { IDLE_FIBERS_KEPT = sizeof ((plait__sched *)0)->tsan_idle_fibers / sizeof(void *) };
+#else
+enum { IDLE_FIBERS_KEPT = 0 };
+#endif
+
+static void *tsan_fiber_take(plait__sched *s)
+{
+    if (s->tsan_idle_count)
+        return s->tsan_idle_fibers[--s->tsan_idle_count];
+    return __tsan_create_fiber(0);
+}
+
+static void tsan_fiber_give(plait__sched *s, void *fiber)
+{
+    if (s->tsan_idle_count < IDLE_FIBERS_KEPT)
+        s->tsan_idle_fibers[s->tsan_idle_count++] = fiber;
+    else
+        __tsan_destroy_fiber(fiber);
+}
+
+static void tsan_fibers_free(plait__sched *s)
+{
+    while (s->tsan_idle_count)
+        __tsan_destroy_fiber(s->tsan_idle_fibers[--s->tsan_idle_count]);
+}
+#endif
+
 /* ---- switching ---- */
 
 static void recycle(plait__sched *s, plait__coro *c)
@@ -118,7 +169,7 @@ static void after_switch(plait__sched *s, plait__coro *self)
     if (z) {
         s->zombie = NULL;
 #ifdef PLAIT_TSAN
-        __tsan_destroy_fiber(z->tsan_fiber);
+        tsan_fiber_give(s, z->tsan_fiber);
 #endif
         recycle(s, z);
     }
@@ -163,6 +214,8 @@ __attribute__((noinline)) static void switch_to(plait__sched *s, plait__coro *fr
      * the sanitizers hear of the switch: the call runs on from's stack, as from. */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &from->cancel_state);
 #ifdef PLAIT_TSAN
+    if (from_ends)
+        __tsan_func_exit(); /* this call's frame: from's fiber is left with none */
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
 #ifdef PLAIT_ASAN
@@ -424,7 +477,9 @@ static void cancel_all(plait__sched *s)
         plait__coro_cancel(c);
 }
 
-static _Noreturn void coro_finish(plait__sched *s, plait__coro *c, void *result)
+/* A coroutine's last steps, its function returned: its outcome published and its record
+ * taken off the scheduler's.  The context to switch to is returned (coro_entry). */
+static plait__coro *coro_finish(plait__sched *s, plait__coro *c, void *result)
 {
     int error = 0;
     if (PLAIT_IS_FAIL(result)) {
@@ -452,16 +507,23 @@ static _Noreturn void coro_finish(plait__sched *s, plait__coro *c, void *result)
     }
     c->state = PLAIT__DONE;
     s->zombie = c;
-    switch_to(s, c, next_to_run(s), true);
-    abort(); /* unreachable: nothing switches back to a finished coroutine */
+    return next_to_run(s);
 }
 
-static void coro_entry(void *arg)
+static plait__coro *coro_run(plait__coro *c)
 {
-    plait__coro *c = arg;
     plait__sched *s = c->sched;
     after_switch(s, c);
-    coro_finish(s, c, c->fn(c->arg));
+    return coro_finish(s, c, c->fn(c->arg));
+}
+
+/* Where a coroutine's context starts.  Under ThreadSanitizer not instrumented, so that
+ * its frame, which never returns, is not left on the fiber's shadow stack (above). */
+PLAIT__TSAN_NO_ENTRY_EXIT static void coro_entry(void *arg)
+{
+    plait__coro *c = arg;
+    switch_to(c->sched, c, coro_run(c), true);
+    abort(); /* unreachable: nothing switches back to a finished coroutine */
 }
 
 /* c's context, to start at coro_entry on its whole stack. */
@@ -527,7 +589,7 @@ int plait_spawn_opts(plait_task *task, plait_fn fn, void *arg,
     }
     coro_context_make(c);
 #ifdef PLAIT_TSAN
-    c->tsan_fiber = __tsan_create_fiber(0);
+    c->tsan_fiber = tsan_fiber_take(s);
 #endif
     c->all_prev = NULL;
     c->all_next = s->all;
@@ -581,6 +643,9 @@ static void sched_free(plait__sched *s)
     plait__spin_lock(&s->inbox.lock);
     plait__spin_unlock(&s->inbox.lock);
     plait__poller_free(s);
+#ifdef PLAIT_TSAN
+    tsan_fibers_free(s);
+#endif
     free(s);
 }
 
