@@ -5,7 +5,9 @@
 #                                           run every test under qemu-aarch64
 #   bash scripts/test-aarch64.sh ucontext   native build with -DPLAIT_CONTEXT=ucontext
 #                                           (the portable fallback) in build-ucontext,
-#                                           running its unit tests (test_*)
+#                                           running its unit tests (test_*, less those
+#                                           of the tool, the benchmarks' drivers, the
+#                                           examples and the harness: end_to_end)
 # Installs what it needs (cross gcc, arm64 libc, qemu-user, CMake) when missing.
 # Exits non-zero if configuring, building or any test fails, or if no test is found.
 # Environment: JOBS (parallel build jobs, default 2; tests run twice as many at once);
@@ -27,7 +29,7 @@ case "$mode" in
             pkgs=(gcc libc6-dev cmake make)
             flags=(-DPLAIT_CONTEXT=ucontext)
             export PLAIT_TEST_TIMEOUT=${PLAIT_TEST_TIMEOUT:-180} ;;
-  -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
   *) echo "usage: $0 [aarch64|ucontext]" >&2; exit 2 ;;
 esac
 
@@ -77,7 +79,8 @@ else
 fi
 
 # (ucontext: the unit tests, which check the switch; the end-to-end runs of the tool and
-# the examples are the other builds'.  Tests at once: twice the jobs, as scripts/test.sh.)
+# the examples, and the tests of the tool, the benchmarks' drivers and the harness
+# (label end_to_end, tests/CMakeLists.txt), are the other builds'.  Tests at once: twice the jobs, as scripts/test.sh.)
 only=()
 [ "$mode" = ucontext ] && only=(-LE end_to_end)
 ctest --test-dir "$dir" --output-on-failure --no-tests=error -j"$((2 * jobs))" "${only[@]}"
