@@ -68,7 +68,7 @@ if [ "$mode" = ucontext ]; then
   # (the programs named in the tests' commands; not built yet, each is "not found")
   mapfile -t targets < <(ctest --test-dir "$dir" -N -V "${only[@]}" |
                          grep -E 'Test command:|Could not find executable' |
-                         grep -o "$PWD/$dir/tests/[A-Za-z0-9_]*" | sed 's|.*/||' | sort -u)
+                         grep -o "/$dir/tests/[A-Za-z0-9_]*" | sed 's|.*/||' | sort -u)
   [ ${#targets[@]} -gt 0 ] || { echo "error: no test programs listed" >&2; exit 1; }
   targets=(--target plait "${targets[@]}")
 fi

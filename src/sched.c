@@ -96,7 +96,8 @@ static plait__coro *ready_pop(plait__sched *s)
  * array inside it): 4 ms a coroutine on a slow virtual machine, where the suite's
  * programs that spawn and join coroutines one after another spent most of their time in
  * it.  So an ended coroutine's fiber goes to the next coroutine its scheduler spawns
- * (IDLE_FIBERS_KEPT kept; more are destroyed, and those kept when the scheduler ends).
+ * (four kept, in plait__sched's tsan_idle_fibers, where TSAN_FIBERS_KEPT is defined;
+ * more are destroyed, and those kept when the scheduler ends).
  * The fiber is still taken at spawn, whose caller pays for a new one as before: taken at
  * a coroutine's first switch in instead, 1,500 coroutines spawned at once and then run
  * spent their creation after the spawner had set their deadlines, and missed them.
@@ -110,12 +111,14 @@ static plait__coro *ready_pop(plait__sched *s)
  *    switch_to takes its own frame off before a coroutine's last switch, so a fiber
  *    ends as it began, with no frame, and the next coroutine's reports show its own
  *    (test_tsan_fibers).  Where the compiler cannot leave coro_entry uninstrumented
- *    (PLAIT__TSAN_FIBER_REUSE undefined), no fiber is kept. */
+ *    (PLAIT__TSAN_FIBER_REUSE undefined), no fiber is kept; nor with the ucontext back
+ *    end, whose ucontext_entry (context.c, instrumented) calls coro_entry and never
+ *    returns either.
+ * A report's "created at" for a coroutine on a reused fiber names the spawn of the
+ * fiber's first coroutine. */
 #ifdef PLAIT_TSAN
-#ifdef PLAIT__TSAN_FIBER_REUSE
-enum { IDLE_FIBERS_KEPT = sizeof ((plait__sched *)0)->tsan_idle_fibers / sizeof(void *) };
-#else
-enum { IDLE_FIBERS_KEPT = 0 };
+#if defined(PLAIT__TSAN_FIBER_REUSE) && !defined(PLAIT_CONTEXT_UCONTEXT)
+#define TSAN_FIBERS_KEPT 1
 #endif
 
 static void *tsan_fiber_take(plait__sched *s)
@@ -127,10 +130,14 @@ static void *tsan_fiber_take(plait__sched *s)
 
 static void tsan_fiber_give(plait__sched *s, void *fiber)
 {
-    if (s->tsan_idle_count < IDLE_FIBERS_KEPT)
+#ifdef TSAN_FIBERS_KEPT
+    if (s->tsan_idle_count < sizeof s->tsan_idle_fibers / sizeof *s->tsan_idle_fibers) {
         s->tsan_idle_fibers[s->tsan_idle_count++] = fiber;
-    else
-        __tsan_destroy_fiber(fiber);
+        return;
+    }
+#endif
+    (void)s;
+    __tsan_destroy_fiber(fiber);
 }
 
 static void tsan_fibers_free(plait__sched *s)
