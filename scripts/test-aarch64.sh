@@ -7,7 +7,7 @@
 #                                           (the portable fallback) in build-ucontext,
 #                                           building and running the library's unit
 #                                           tests (test_*; which, below)
-# Installs what it needs (cross gcc, arm64 libc, qemu-user, CMake) when missing.
+# Installs what it needs (cross gcc, arm64 libc, qemu-user, CMake, Ninja) when missing.
 # Exits non-zero if configuring, building or any test fails, or if no test is found.
 # Environment: JOBS (parallel build jobs, default 2; tests run twice as many at once);
 # PLAIT_TEST_TIMEOUT (each test binary's own alarm, seconds; default 280 under qemu,
@@ -21,11 +21,11 @@ jobs=${JOBS:-2}
 
 case "$mode" in
   aarch64)  dir=build-aarch64
-            pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user cmake make)
+            pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user cmake make ninja-build)
             flags=(-DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake")
             export PLAIT_TEST_TIMEOUT=${PLAIT_TEST_TIMEOUT:-280} ;;
   ucontext) dir=build-ucontext
-            pkgs=(gcc libc6-dev cmake make)
+            pkgs=(gcc libc6-dev cmake make ninja-build)
             flags=(-DPLAIT_CONTEXT=ucontext)
             export PLAIT_TEST_TIMEOUT=${PLAIT_TEST_TIMEOUT:-180} ;;
   -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
@@ -38,7 +38,7 @@ if command -v dpkg >/dev/null; then
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
 else # not Debian: the tools must be there already
-  tools=(cmake cc)
+  tools=(cmake ninja cc)
   [ "$mode" = aarch64 ] && tools+=(aarch64-linux-gnu-gcc qemu-aarch64)
   for t in "${tools[@]}"; do
     command -v "$t" >/dev/null || { echo "error: $t not found" >&2; exit 1; }
@@ -52,7 +52,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}"
 fi
 
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPLAIT_WERROR=ON \
+# (Ninja: see scripts/test.sh; a build folder made before keeps its generator)
+gen=()
+[ -f "$dir/CMakeCache.txt" ] || gen=(-G Ninja)
+cmake "${gen[@]}" -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPLAIT_WERROR=ON \
       -DPLAIT_BENCH=OFF -DPLAIT_TESTS=ON "${flags[@]}"
 
 # ucontext: the library's unit tests, which check the switch.  The end-to-end runs of the

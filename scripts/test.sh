@@ -6,7 +6,7 @@
 #   bash scripts/test.sh coverage gcov line coverage of the library (src/): the suite,
 #                                 then per file the lines no test ran, into
 #                                 build-cov/coverage/ (FILE.gcov, summary.txt)
-# Installs what it needs when missing: a C compiler, CMake, gdb (the stacks of an
+# Installs what it needs when missing: a C compiler, CMake, Ninja, gdb (the stacks of an
 # example server that does not stop, in the log), the real HTTP clients the
 # I/O examples are tested against (curl, wrk), and for `plait compare`'s report test
 # headless Chromium and python3-jsonschema.
@@ -19,6 +19,7 @@ mode=${1:-plain}
 need=()
 command -v cc >/dev/null || need+=(gcc)
 command -v cmake >/dev/null || need+=(cmake)
+command -v ninja >/dev/null || need+=(ninja-build)
 command -v curl >/dev/null || need+=(curl)
 command -v gdb >/dev/null || need+=(gdb) # the stacks of an example server that does not stop
 command -v wrk >/dev/null || need+=(wrk)
@@ -45,7 +46,12 @@ case "$mode" in
   *) echo "usage: $0 [plain|asan|tsan|coverage]" >&2; exit 2 ;;
 esac
 
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=$type -DPLAIT_WERROR=$werror -DPLAIT_BENCH=OFF "${flags[@]}" >/dev/null
+# Ninja, not CMake's Makefiles, which start several processes of their own for every
+# target (dependency scans, echoes): on a host where starting a process is slow a build
+# took 86 s with them, 63 s with Ninja.  A build folder made before keeps its generator.
+gen=()
+[ -f "$dir/CMakeCache.txt" ] || gen=(-G Ninja)
+cmake "${gen[@]}" -S . -B "$dir" -DCMAKE_BUILD_TYPE=$type -DPLAIT_WERROR=$werror -DPLAIT_BENCH=OFF "${flags[@]}" >/dev/null
 cmake --build "$dir" -j"$(nproc)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
