@@ -73,7 +73,7 @@ if [ "$mode" = ucontext ]; then
                          grep -E 'Test command:|Could not find executable' |
                          grep -o "/$dir/tests/[A-Za-z0-9_]*" | sed 's|.*/||' | sort -u)
   [ ${#targets[@]} -gt 0 ] || { echo "error: no test programs listed" >&2; exit 1; }
-  targets=(--target plait "${targets[@]}")
+  targets=(--target "${targets[@]}") # (the library with them: not "plait", the tool under Ninja)
 fi
 cmake --build "$dir" -j"$jobs" "${targets[@]}"
 

@@ -710,7 +710,7 @@ static void *timers_main(void *arg)
     CHECK_EQ(plait_wait_all(t, TIMERS, NULL, NULL, SOON()), 0);
     CHECK_EQ(timer_woken, TIMERS);
     CHECK_EQ(timer_early, 0);
-    /* A sleep that began late (the 3000 starts outran the margin: beside the rest of a
+    /* A sleep that began late (3000 starts outran the margin: beside the rest of a
      * ThreadSanitizer suite on two CPUs 77 did) wakes at once, out of order by rights:
      * the order is checked among those that slept, at least half of them. */
     int out_of_order = 0, slept = 0;

@@ -1203,7 +1203,7 @@ static void *finish_all_main(void *p)
     (void)p;
     /* each runs to its end at the yield, before the next is made: under ThreadSanitizer
      * one fiber serves them all (a coroutine alive beside the others costs a fiber of
-     * its own, about 3 ms on a slow host: 23 s of this test) */
+     * its own, 3-4 ms on a slow host: 23 s of this test) */
     for (int i = 0; i < DONE_TASKS; i++) {
         CHECK_EQ(plait_spawn(&done_tasks[i], return_arg, ARG(i)), 0);
         CHECK_EQ(plait_yield(), 0);
