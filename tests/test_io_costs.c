@@ -19,7 +19,17 @@
  * last system call, across the time nobody waited: a socket waited on for a moment
  * every 30 ms (a request, its answer soon after) paid an epoll_ctl on every other wait,
  * none before.  Counted with --wrap=epoll_ctl.
+ *
+ * a_look_that_sees_events_makes_one_enter: an io_uring scheduler about to sleep looks
+ * first (ur_look, poll_uring.c).  It handed the kernel its queued requests with an
+ * io_uring_enter that waits for nothing, then saw events already due (DEFER_TASKRUN's
+ * flag: a read's data had come) and took them with a second enter, where one does
+ * both; under load most looks are so.  Counted with --wrap=syscall, in a child (the
+ * poller is chosen once per process, and spaced_short_waits_make_no_epoll_ctl asks for
+ * epoll).
  */
+#define CHECK_WRAP_SYSCALL
+#include "fork_child.h"
 #include "helpers.h"
 
 #include <stdatomic.h>
@@ -239,6 +249,67 @@ TEST(spaced_short_waits_make_no_epoll_ctl)
     check_run(spaced_waits, NULL);
 }
 
-RUN_TESTS(CASE(spaced_short_waits_make_no_epoll_ctl),
+static atomic_bool counting;
+static atomic_int enters;
+
+static long wrapped_syscall(long n, const long a[6])
+{
+    if (n == __NR_io_uring_enter && atomic_load(&counting))
+        atomic_fetch_add(&enters, 1);
+    return real_syscall(n, a);
+}
+
+static int look_pair_a[2], look_pair_b[2];
+static int enters_until_woken = -1;
+
+static void *read_on_a(void *arg)
+{
+    (void)arg;
+    char c;
+    CHECK_EQ(plait_read(look_pair_a[0], &c, 1, SOON()), 1);
+    atomic_store(&counting, false);
+    enters_until_woken = atomic_load(&enters);
+    CHECK_EQ(write(look_pair_b[1], "b", 1), 1); /* main's read ends */
+    return NULL;
+}
+
+static void *look_with_events_due(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(strcmp(plait_io_backend(), "io_uring"), 0);
+    plait_task reader;
+    CHECK_EQ(plait_spawn(&reader, read_on_a, NULL), 0);
+    /* main sleeps: the reader's receive goes to the kernel, which holds it */
+    CHECK_EQ(plait_sleep(PLAIT_MS), 0);
+    CHECK_EQ(write(look_pair_a[1], "a", 1), 1); /* its completion is due (task work) */
+    atomic_store(&counting, true);
+    char c;
+    /* main's receive is queued, the reader's completion due: the scheduler looks */
+    CHECK_EQ(plait_read(look_pair_b[0], &c, 1, SOON()), 1);
+    CHECK_EQ(plait_join(reader, NULL, SOON()), 0);
+    CHECK_EQ(enters_until_woken, 1);
+    return NULL;
+}
+
+TEST(a_look_that_sees_events_makes_one_enter)
+{
+    const char *why = check_no_io_uring_why();
+    if (why) {
+        CHECK_SKIP(why);
+        return;
+    }
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        CHECK_EQ(setenv("PLAIT_POLLER", "io_uring", 1), 0);
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, look_pair_a), 0);
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, look_pair_b), 0);
+        check_run(look_with_events_due, NULL);
+        child_exit();
+    }
+    reap_ok(pid, 20);
+}
+
+RUN_TESTS(CASE(a_look_that_sees_events_makes_one_enter),
+          CASE(spaced_short_waits_make_no_epoll_ctl),
           CASE(accept_that_lost_races_does_not_pause_thread),
           CASE(accept_that_lost_races_does_not_pause_coroutine))
