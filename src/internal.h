@@ -720,8 +720,10 @@ void plait__poller_poll(plait__sched *s, int64_t deadline, int64_t now);
 /* Before the scheduler sleeps in its poller: hand the kernel what is queued for it and
  * look, without sleeping, for up to PLAIT__WAIT_SPIN_NS (never past the deadline) for
  * an event due or a post to the inbox (its sequence moved from `drained`): true as soon
- * as one is there.  False at once with a backend whose events are not seen in memory
- * (epoll: its readiness takes a system call to see). */
+ * as one is there, and then the caller's wait that does not sleep (a past deadline)
+ * takes it, handing over what is still queued (one seen before anything was handed
+ * over leaves that to the wait's one system call).  False at once with a backend whose
+ * events are not seen in memory (epoll: its readiness takes a system call to see). */
 bool plait__poller_look(plait__sched *s, const atomic_uint *inbox_seq, unsigned drained,
                         int64_t deadline);
 void plait__poller_free(plait__sched *s);

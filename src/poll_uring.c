@@ -847,8 +847,10 @@ static bool events_due(const struct plait__uring *u)
 }
 
 /* The look before sleeping (poll.h, sched.c's park): the requests queued go to the
- * kernel first (one io_uring_enter, waiting for nothing), or nothing could come.  Not
- * with watches put off (a full ring): the wait makes them, and sleeps briefly. */
+ * kernel first (one io_uring_enter, waiting for nothing), or nothing could come; unless
+ * an event is seen already, when the caller's wait that does not sleep (ur_wait,
+ * timeout 0) hands them over in the enter that takes it.  Not with watches put off (a
+ * full ring): the wait makes them, and sleeps briefly. */
 static bool ur_look(struct plait__poller *p, const atomic_uint *inbox_seq, unsigned drained,
                     int64_t deadline)
 {

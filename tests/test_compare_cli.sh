@@ -197,7 +197,7 @@ assert crash and crash[0]["model"] == "process", crash
 print("ok: quick JSON: %d metrics, %d facts, %d recommendations" %
       (len(d["metrics"]), len(d["facts"]), len(d["recommendations"])))
 EOF
-[ -s "$tmp/report/$target" ] || fail "no HTML report written"
+grep -q "</html>" "$tmp/report/$target" || fail "no whole HTML report written"
 leftover=$(find "$tmp/report" -name '.plait-report-*')
 [ -z "$leftover" ] || fail "temporary report files left: $leftover"
 
