@@ -53,7 +53,9 @@ static void lift(held *h)
 {
     h->cancelled_seen = plait_cancelled();
     h->lifted_was = plait_cancel_shield(0);
-    h->wait_after = plait_sleep(PLAIT_MS); /* a call that always waits */
+    /* a call that always waits: a deadline no stall reaches (a sleep whose deadline
+     * has passed ends at once, even for a cancelled caller) */
+    h->wait_after = plait_sleep(10 * PLAIT_SEC);
 }
 
 static void *shielded_event_wait(void *arg)
