@@ -717,13 +717,14 @@ bool plait__poller_busy(const plait__sched *s);
  * clock as the caller has just read it (the wait is that much longer: a deadline is
  * never early), or 0 when it has not. */
 void plait__poller_poll(plait__sched *s, int64_t deadline, int64_t now);
-/* Before the scheduler sleeps in its poller: hand the kernel what is queued for it and
- * look, without sleeping, for up to PLAIT__WAIT_SPIN_NS (never past the deadline) for
- * an event due or a post to the inbox (its sequence moved from `drained`): true as soon
- * as one is there, and then the caller's wait that does not sleep (a past deadline)
- * takes it, handing over what is still queued (one seen before anything was handed
- * over leaves that to the wait's one system call).  False at once with a backend whose
- * events are not seen in memory (epoll: its readiness takes a system call to see). */
+/* Before the scheduler sleeps in its poller: look, without sleeping, for up to
+ * PLAIT__WAIT_SPIN_NS (never past the deadline) for an event due or a post to the
+ * inbox (its sequence moved from `drained`): true as soon as one is there, and then the
+ * caller's wait that does not sleep (a past deadline) takes it.  True at once while
+ * requests are queued for the kernel: that wait hands them over, taking in the same
+ * system call what they find already, and the caller looks again if it woke nobody.
+ * False at once with a backend whose events are not seen in memory (epoll: its
+ * readiness takes a system call to see). */
 bool plait__poller_look(plait__sched *s, const atomic_uint *inbox_seq, unsigned drained,
                         int64_t deadline);
 void plait__poller_free(plait__sched *s);

@@ -846,26 +846,22 @@ static bool events_due(const struct plait__uring *u)
            __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE) != *u->cq_head;
 }
 
-/* The look before sleeping (poll.h, sched.c's park): the requests queued go to the
- * kernel first (one io_uring_enter, waiting for nothing), or nothing could come; unless
- * an event is seen already, when the caller's wait that does not sleep (ur_wait,
- * timeout 0) hands them over in the enter that takes it.  Not with watches put off (a
- * full ring): the wait makes them, and sleeps briefly. */
+/* The look before sleeping (poll.h, sched.c's park).  With requests queued it looks no
+ * further: the caller's wait that does not sleep (ur_wait, timeout 0) hands them over,
+ * and its one io_uring_enter takes what they find at once too (a receive whose data is
+ * there already: its poll fires as it is armed, and the enter runs the work due that
+ * completes it); the scheduler looks again, for events still to come, only if that
+ * woke nobody.  (It was an enter that waited for nothing, a look, and the wait's enter:
+ * under load most looks are so.)  Not with watches put off (a full ring): the wait
+ * makes them, and sleeps briefly. */
 static bool ur_look(struct plait__poller *p, const atomic_uint *inbox_seq, unsigned drained,
                     int64_t deadline)
 {
     struct plait__uring *u = p->ring;
     if (u->deferred.len || u->wake_unarmed)
         return false;
-    if (pending(u)) {
-        /* something seen already: the wait that takes it hands the kernel the requests
-         * in its one io_uring_enter (under load, most looks; it was two enters) */
-        if (events_due(u) || atomic_load_explicit(inbox_seq, memory_order_acquire) != drained)
-            return true;
-        int r = submit(u, 0, 0, NULL, 0);
-        if (r < 0 && !temporary(r))
-            refused_for_good(r);
-    }
+    if (pending(u))
+        return true;
     plait__spin spin = {.pauses = 16, .ns = PLAIT__WAIT_SPIN_NS, .deadline = deadline};
     bool last = false; /* a look after the last step too: it may have let the event in */
     for (;;) {

@@ -410,7 +410,8 @@ static bool park(plait__sched *s, int64_t now)
                                    deadline))
         return false;
     /* with descriptors, the same look where the poller's events are seen in memory
-     * (io_uring); what it saw is taken by a wait that does not sleep */
+     * (io_uring); what it saw is taken, and what is queued for the kernel handed over,
+     * by a wait that does not sleep */
     if (poll && plait__poller_look(s, &s->inbox.seq, s->inbox.drained, deadline)) {
         plait__poller_poll(s, 0, now);
         return true;

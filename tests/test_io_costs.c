@@ -29,6 +29,13 @@
  * epoll: this case runs first).  It tells the two apart only on a DEFER_TASKRUN ring
  * (Linux 6.1 on): on a plain one the kernel posts the completion as the write returns,
  * and the old look's wait, finding nothing else to hand over, made no second enter.
+ *
+ * a_look_with_a_queued_read_whose_data_is_there_makes_one_enter: the same look with a
+ * receive queued whose data came before it went to the kernel.  The look handed it over
+ * with an enter that waits for nothing (its poll fires as it is armed: work due), saw
+ * that work due and took it with a second enter; now it leaves the queued requests to
+ * the wait's one enter, which runs the work due they make at once.  The same child,
+ * the same caveat (on a plain ring the work runs as the first enter returns).
  */
 #define CHECK_WRAP_SYSCALL
 #include "fork_child.h"
@@ -293,7 +300,9 @@ static void *look_with_events_due(void *arg)
     return NULL;
 }
 
-TEST(a_look_that_sees_events_makes_one_enter)
+/* fn on a scheduler with an io_uring poller, in a child (see above); skipped where
+ * the kernel gives no ring */
+static void run_on_io_uring_in_a_child(void *(*fn)(void *))
 {
     const char *why = check_no_io_uring_why();
     if (why) {
@@ -305,13 +314,55 @@ TEST(a_look_that_sees_events_makes_one_enter)
         CHECK_EQ(setenv("PLAIT_POLLER", "io_uring", 1), 0);
         CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, look_pair_a), 0);
         CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, look_pair_b), 0);
-        check_run(look_with_events_due, NULL);
+        check_run(fn, NULL);
         child_exit();
     }
     reap_ok(pid, 20);
 }
 
+TEST(a_look_that_sees_events_makes_one_enter)
+{
+    run_on_io_uring_in_a_child(look_with_events_due);
+}
+
+static int enters_until_read = -1;
+
+static void *read_what_is_there(void *arg)
+{
+    (void)arg;
+    char c[2];
+    CHECK_EQ(write(look_pair_a[1], "x", 1), 1);
+    /* the scheduler watches the socket, and a read empties it: the next read goes
+     * straight to the ring */
+    CHECK_EQ(plait_wait_fd(look_pair_a[0], PLAIT_READABLE, SOON()), PLAIT_READABLE);
+    CHECK_EQ(plait_read(look_pair_a[0], c, 2, SOON()), 1);
+    CHECK_EQ(write(look_pair_a[1], "a", 1), 1); /* there before the receive goes */
+    atomic_store(&counting, true);
+    /* its receive is queued, and nobody else is ready to run: the scheduler looks */
+    CHECK_EQ(plait_read(look_pair_a[0], c, 1, SOON()), 1);
+    atomic_store(&counting, false);
+    enters_until_read = atomic_load(&enters);
+    return NULL;
+}
+
+static void *look_with_a_queued_read_whose_data_is_there(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(strcmp(plait_io_backend(), "io_uring"), 0);
+    plait_task reader;
+    CHECK_EQ(plait_spawn(&reader, read_what_is_there, NULL), 0);
+    CHECK_EQ(plait_join(reader, NULL, SOON()), 0);
+    CHECK_EQ(enters_until_read, 1);
+    return NULL;
+}
+
+TEST(a_look_with_a_queued_read_whose_data_is_there_makes_one_enter)
+{
+    run_on_io_uring_in_a_child(look_with_a_queued_read_whose_data_is_there);
+}
+
 RUN_TESTS(CASE(a_look_that_sees_events_makes_one_enter), /* (first: see above) */
+          CASE(a_look_with_a_queued_read_whose_data_is_there_makes_one_enter), /* (as first) */
           CASE(spaced_short_waits_make_no_epoll_ctl),
           CASE(accept_that_lost_races_does_not_pause_thread),
           CASE(accept_that_lost_races_does_not_pause_coroutine))
