@@ -937,12 +937,24 @@ TEST(queue_from_child_processes_one_killed)
  * to wait.  In a child process: a fresh one has no watcher yet, and a crash is this
  * case's failure.  Only an optimised build without a sanitizer makes that promise. */
 static plait_queue *tiny_q;
+static atomic_int tiny_first_done; /* the first, timed-out wait is over */
+
+/* Until the other coroutine's first wait has timed out: it then enters its second
+ * before this one runs again (one scheduler). */
+static void tiny_wait_first_done(void)
+{
+    int64_t until = SOON();
+    while (!atomic_load(&tiny_first_done) && plait_now() < until)
+        CHECK_EQ(plait_sleep(5 * PLAIT_MS), 0);
+    CHECK(atomic_exchange(&tiny_first_done, 0));
+}
 
 static void *tiny_recv(void *p)
 {
     (void)p;
     char m[8] = {0};
     CHECK_EQ(plait_queue_recv(tiny_q, m, sizeof m, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+    atomic_store(&tiny_first_done, 1);
     CHECK_EQ(plait_queue_recv(tiny_q, m, sizeof m, SOON()), 3); /* woken by a send */
     CHECK(memcmp(m, "ab", 3) == 0);
     return NULL;
@@ -952,6 +964,7 @@ static void *tiny_send(void *p)
 {
     (void)p;
     CHECK_EQ(plait_queue_send(tiny_q, "xy", 3, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+    atomic_store(&tiny_first_done, 1);
     CHECK_EQ(plait_queue_send(tiny_q, "cd", 3, SOON()), 0); /* woken by a receive */
     return NULL;
 }
@@ -962,12 +975,12 @@ static void *tiny_main(void *p)
     plait_spawn_options o = {.name = "tiny", .stack_size = PLAIT_STACK_MIN};
     plait_task t;
     CHECK_EQ(plait_spawn_opts(&t, tiny_recv, NULL, &o), 0);
-    CHECK_EQ(plait_sleep(40 * PLAIT_MS), 0); /* past its first wait, into its second */
+    tiny_wait_first_done(); /* past its first wait, into its second */
     CHECK_EQ(plait_queue_send(tiny_q, "ab", 3, 0), 0);
     CHECK_EQ(plait_join(t, NULL, SOON()), 0);
     CHECK_EQ(plait_queue_send(tiny_q, "zz", 3, 0), 0); /* full now */
     CHECK_EQ(plait_spawn_opts(&t, tiny_send, NULL, &o), 0);
-    CHECK_EQ(plait_sleep(40 * PLAIT_MS), 0);
+    tiny_wait_first_done();
     char m[8];
     CHECK_EQ(plait_queue_recv(tiny_q, m, sizeof m, 0), 3);
     CHECK_EQ(plait_join(t, NULL, SOON()), 0);

@@ -113,7 +113,7 @@ static void *scenario(void *unused)
         }
     }
     /* (A must link its wait before the deadline: a margin for a loaded machine) */
-    t.deadline = t.by_deadline ? plait_deadline_in(300 * PLAIT_MS) : SOON();
+    t.deadline = t.by_deadline ? plait_deadline_in(PLAIT_SEC) : SOON();
     plait_task a, b;
     if (t.by_deadline) { /* B's sleep begins before A's wait */
         CHECK_EQ(plait_spawn(&b, b_ends_a_s_wait_then_closes, NULL), 0);

@@ -214,7 +214,7 @@ static void *cancel_cleanup(void *arg)
     int r = plait_sleep(10 * PLAIT_SEC);
     CHECK_EQ(r, -ECANCELED);
     CHECK(plait_cancelled());
-    CHECK_EQ(plait_sleep(PLAIT_SEC), -ECANCELED); /* sticky (a sleep that would block) */
+    CHECK_EQ(plait_sleep(10 * PLAIT_SEC), -ECANCELED); /* sticky (a sleep that would block) */
     int v = 0;
     CHECK_EQ(plait_chan_recv(ch, &v, PLAIT_FOREVER), 0); /* non-blocking work still goes */
     CHECK_EQ(v, 5);
@@ -265,7 +265,7 @@ static void *sleeps_cancelled(void *arg)
     r->until_past = plait_sleep_until(plait_now() - PLAIT_MS);
     r->zero_ns = plait_sleep(0);
     r->negative_ns = plait_sleep(-PLAIT_SEC);
-    r->blocking = plait_sleep(PLAIT_SEC);
+    r->blocking = plait_sleep(10 * PLAIT_SEC);
     return NULL;
 }
 

@@ -28,6 +28,10 @@
 #include <sys/socket.h>
 #include <time.h>
 
+/* "At once", with room for a stalled machine (qemu, a loaded host): the wrong answer
+ * these bounds catch is a wait to a far deadline or for ever (helpers.h's CHECK_PROMPT) */
+#define PROMPT PLAIT_SEC
+
 #define N_PAST 7
 static int64_t past_deadline(int i)
 {
@@ -697,7 +701,7 @@ static void run_matrix(void)
             int64_t d = past_deadline(i), start = plait_now();
             int r = o->call(&nr, d);
             int64_t took = plait_now() - start;
-            if (r != -ETIMEDOUT || took > (tt ? 300 : 200) * PLAIT_MS)
+            if (r != -ETIMEDOUT || took > PROMPT)
                 edge_failed(o, "not ready, past", d, r, took);
         }
         if (tt) /* let the function of a call that timed out end */
@@ -851,7 +855,7 @@ static void *cancelled_sweep_main(void *arg)
             o->setup(&nr);
             int64_t took;
             int r = call_cancelled(by, pool, o, &nr, deadlines[d], &took);
-            if (r != -ECANCELED || took > 200 * PLAIT_MS)
+            if (r != -ECANCELED || took > PROMPT)
                 edge_failed(o, "cancelled, not ready", deadlines[d], r, took);
             if (task && r == -ECANCELED)
                 nr.task_live = true; /* the caller's -ECANCELED leaves the handle valid */
@@ -1033,7 +1037,7 @@ static void *extras(void *arg)
         int r = plait_pool_map(pool, return_arg, args, 4, res, NULL, past_deadline(i));
         if (r != -ETIMEDOUT && r != 0)
             EXTRA_FAILED("pool_map past", i, r);
-        CHECK(plait_now() - start < 500 * PLAIT_MS);
+        CHECK(plait_now() - start < PROMPT);
     }
     for (int i = 0; i < N_FAR; i++) {
         memset(res, 0, sizeof res);
@@ -1050,7 +1054,7 @@ static void *extras(void *arg)
     for (int i = 0; i < N_PAST; i++) {
         int64_t start = plait_now();
         int r = plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, past_deadline(i));
-        if (r != -ETIMEDOUT || plait_now() - start > 200 * PLAIT_MS)
+        if (r != -ETIMEDOUT || plait_now() - start > PROMPT)
             EXTRA_FAILED("pool_shutdown past", i, r);
     }
     CHECK_EQ(plait_event_set(pool_gate), 0);
@@ -1069,7 +1073,7 @@ static void *extras(void *arg)
         int r = plait_resolve("localhost", 80, PLAIT_STREAM, addrs, 4, past_deadline(i));
         if (r != -ETIMEDOUT && r <= 0)
             EXTRA_FAILED("resolve past", i, r);
-        CHECK(plait_now() - start < 500 * PLAIT_MS);
+        CHECK(plait_now() - start < PROMPT);
         CHECK_EQ(plait_resolve("127.0.0.1", 80, PLAIT_STREAM, addrs, 4, past_deadline(i)), 1);
     }
     CHECK(plait_resolve("localhost", 80, PLAIT_STREAM, addrs, 4, INT64_MAX - 1) > 0);
@@ -1103,7 +1107,7 @@ static void *extras(void *arg)
     for (int i = 0; i < N_PAST; i++) {
         int64_t start = plait_now();
         int r = plait_join(t, NULL, past_deadline(i));
-        if (r != -ETIMEDOUT || plait_now() - start > 200 * PLAIT_MS)
+        if (r != -ETIMEDOUT || plait_now() - start > PROMPT)
             EXTRA_FAILED("process join past", i, r);
     }
     CHECK_EQ(plait_pevent_set(gate[GATE_PROCESS]), 0);
@@ -1153,7 +1157,7 @@ static void *extras(void *arg)
                                    1, past_deadline(i));
         if (r != -ETIMEDOUT && r != 0)
             EXTRA_FAILED("procpool_map past", i, r);
-        CHECK(plait_now() - start < 500 * PLAIT_MS);
+        CHECK(plait_now() - start < PROMPT);
     }
     for (int i = 0; i < N_FAR; i++) {
         memset(out, 0, sizeof out);

@@ -145,7 +145,7 @@ static void *cancelled_opener(void *p)
 {
     cancel_ctx *c = p;
     c->fd = plait_file_open(c->path, O_RDONLY, 0);
-    c->after = plait_sleep(PLAIT_SEC); /* the next wait */
+    c->after = plait_sleep(10 * PLAIT_SEC); /* the next wait */
     return NULL;
 }
 

@@ -147,14 +147,23 @@ TEST(s3_fork_from_a_pool_task)
 }
 
 /* S4/S5: process handle and completed set */
+static plait_event *s4_go;
+static void *seven_when_told(void *a)
+{
+    (void)a;
+    CHECK_EQ(plait_event_wait(s4_go, SOON()), 0);
+    return ARG(7);
+}
+
 static void *s4_main(void *arg)
 {
     (void)arg;
+    CHECK_EQ(plait_event_create(&s4_go), 0);
     plait_task p;
     char *argv[] = {"sleep", "0.3", NULL};
     CHECK_EQ(plait_process_exec(&p, "sleep", argv, NULL, NULL), 0);
     plait_task a, b;
-    CHECK_EQ(plait_spawn(&a, ret7, NULL), 0);
+    CHECK_EQ(plait_spawn(&a, seven_when_told, NULL), 0); /* ends after b, in either process */
     CHECK_EQ(plait_thread_start(&b, forty_two, NULL, NULL), 0);
     plait_completed *set;
     CHECK_EQ(plait_completed_create(&set), 0);
@@ -169,6 +178,7 @@ static void *s4_main(void *arg)
         CHECK_EQ(plait_completed_next(set, &got, SOON()), 0);
         CHECK(got.future == b.future);
         CHECK_EQ(plait_join(got, NULL, SOON()), -EPERM);
+        CHECK_EQ(plait_event_set(s4_go), 0);
         CHECK_EQ(plait_completed_next(set, &got, SOON()), 0);
         CHECK(got.future == a.future);
         CHECK_EQ(plait_join(got, NULL, SOON()), 0);
@@ -182,9 +192,11 @@ static void *s4_main(void *arg)
     reap_ok(pid, 10);
     CHECK(plait_process_pid(p) > 0);
     CHECK_EQ(plait_join(p, NULL, SOON()), 0);
+    CHECK_EQ(plait_event_set(s4_go), 0);
     CHECK_EQ(plait_join(a, NULL, SOON()), 0);
     CHECK_EQ(plait_join(b, NULL, SOON()), 0);
     CHECK_EQ(plait_completed_destroy(set), 0);
+    CHECK_EQ(plait_event_destroy(s4_go), 0);
     return NULL;
 }
 TEST(s4_process_and_set) { check_run(s4_main, NULL); }

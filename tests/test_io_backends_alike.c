@@ -896,29 +896,33 @@ TEST(a_reset_ends_a_kernel_read_and_a_blocked_write_alike)
  * blocking a worker, or answers EAGAIN for a non-blocking one; plait_read must read
  * their data as read(2) does on epoll, and a wait with a deadline must end at it. */
 static int odd_fd, odd_peer;
+static atomic_int odd_first_done; /* the reader's first read has timed out */
 
 static void *read_odd_file(void *arg)
 {
     (void)arg;
     char buf[64];
     /* empty: the next read goes to the kernel (io_uring) */
-    if (plait_read(odd_fd, buf, sizeof buf, plait_deadline_in(20 * PLAIT_MS)) != -ETIMEDOUT)
-        return (void *)(intptr_t)-1;
+    CHECK_EQ(plait_read(odd_fd, buf, sizeof buf, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+    atomic_store(&odd_first_done, 1);
     ssize_t n = plait_read(odd_fd, buf, sizeof buf, SOON());
-    if (n != 3 || memcmp(buf, "abc", 3) != 0)
-        return (void *)(intptr_t)(-100 + (n < 0 ? n : 0) - (n >= 0 ? 50 : 0));
+    CHECK_EQ(n, 3);
+    CHECK(n == 3 && memcmp(buf, "abc", 3) == 0);
     int64_t start = plait_now();
-    n = plait_read(odd_fd, buf, sizeof buf, plait_deadline_in(30 * PLAIT_MS));
-    if (n != -ETIMEDOUT || plait_now() - start < 30 * PLAIT_MS)
-        return (void *)(intptr_t)-3;
+    CHECK_EQ(plait_read(odd_fd, buf, sizeof buf, plait_deadline_in(30 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK(plait_now() - start >= 30 * PLAIT_MS);
     return NULL;
 }
 
+/* A plain thread: writes once the reader's second read is under way (most likely
+ * waiting by then: the write comes 20 ms later; either way its read must get it). */
 static void *write_odd_peer(void *arg)
 {
     (void)arg;
-    plait_sleep(50 * PLAIT_MS);
-    return (void *)(intptr_t)(write(odd_peer, "abc", 3) == 3 ? 0 : -errno);
+    wait_for(&odd_first_done);
+    CHECK_EQ(plait_sleep(20 * PLAIT_MS), 0);
+    CHECK_EQ(write(odd_peer, "abc", 3), 3);
+    return NULL;
 }
 
 static void *odd_file_main(void *arg)
@@ -926,6 +930,7 @@ static void *odd_file_main(void *arg)
     (void)arg;
     plait_task r;
     pthread_t w;
+    atomic_store(&odd_first_done, 0);
     CHECK_EQ(plait_spawn(&r, read_odd_file, NULL), 0);
     thread_start(&w, write_odd_peer, NULL);
     CHECK_EQ(plait_join(r, NULL, SOON()), 0);

@@ -51,8 +51,10 @@ static void *read_of_new_file_before_the_woken_waiter_runs(void *arg)
     CHECK_EQ(plait_read(sv[0], buf, sizeof buf, SOON()), 1);
     plait_task a;
     CHECK_EQ(plait_spawn(&a, waits_to_read, NULL), 0);
-    /* a waits; the loop hands its watch to the kernel as it parks */
-    CHECK_EQ(plait_sleep(PLAIT_MS), 0);
+    /* a waits; the loop hands its watch to the kernel as it parks (the sleep parks
+     * unless a stall passes its deadline first, which a stays waiting through) */
+    settle();
+    CHECK_EQ(plait_sleep(10 * PLAIT_MS), 0);
     pthread_t t;
     thread_start(&t, close_and_reuse, NULL);
     thread_join(t); /* this scheduler's thread blocks: a is woken, but does not run */

@@ -70,15 +70,19 @@ static void *lt_h(void *p)
 TEST(helping_wait_past_its_deadline_starts_no_task)
 {
     CHECK_EQ(plait_pool_create(&lt.pool, &(plait_pool_options){.threads = 1, .name = "lt"}), 0);
-    lt.deadline = plait_deadline_in(200 * PLAIT_MS);
+    /* far enough off for two thread starts and X's claim on a stalled machine (a wait
+     * timed out first is claimed by no completion: nothing would be held) */
+    lt.deadline = plait_deadline_in(PLAIT_SEC);
     plait_task h, l;
     CHECK_EQ(plait_pool_submit(lt.pool, &h, lt_h, NULL), 0);
     while (!atomic_load(&lt.h_in_next))
         sched_yield();
     atomic_store(&hold_armed, 1);
     atomic_store(&lt.x_go, 1); /* X ends: its completion claims H's wait, and is held */
-    while (!atomic_load(&held))
+    int64_t bound = SOON();
+    while (!atomic_load(&held) && plait_now() < bound)
         sched_yield();
+    CHECK(atomic_load(&held)); /* else H's wait had timed out before X ended */
     while (plait_now() <= lt.deadline) /* H's deadline passes with its outcome claimed */
         sched_yield();
     CHECK_EQ(plait_pool_submit(lt.pool, &l, lt_l, NULL), 0);

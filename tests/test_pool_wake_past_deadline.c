@@ -81,7 +81,9 @@ static void *dl_h(void *p)
 {
     tls_in_h = 1;
     atomic_store(&dl.h_running, 1);
-    dl.h_join = plait_join(dl.x, NULL, plait_deadline_in(300 * PLAIT_MS));
+    /* far enough off for the test to see H asleep twice and the no-op run, on a
+     * stalled machine too: H held past its deadline does not look asleep */
+    dl.h_join = plait_join(dl.x, NULL, plait_deadline_in(PLAIT_SEC));
     tls_in_h = 0;
     while (!atomic_load(&dl.p_done)) /* busy, not helping, until P is done */
         sched_yield();
@@ -120,8 +122,10 @@ TEST(push_wake_not_spent_on_helper_past_its_deadline)
         sched_yield();
     CHECK(atomic_load(&no_op_ran));
     wait_sleeping(2);
-    while (!atomic_load(&h_held)) /* H's deadline has passed in its sleep */
+    until = SOON();
+    while (!atomic_load(&h_held) && plait_now() < until) /* H's deadline passes in its sleep */
         sched_yield();
+    CHECK(atomic_load(&h_held));
     atomic_store(&dl.push, 1);
     while (!atomic_load(&dl.pushed))
         sched_yield();

@@ -2241,6 +2241,7 @@ SCENARIO_CASES(out_of_descriptors, out_of_descriptors, NULL)
  * which says why (a coroutine's once said -ENOMEM). */
 typedef struct {
     int fd;
+    int64_t wait; /* how long the read may wait */
     ssize_t r;
 } first_read;
 
@@ -2248,7 +2249,7 @@ static void *read_with_no_descriptor_left(void *arg)
 {
     first_read *f = arg;
     char b;
-    f->r = plait_read(f->fd, &b, 1, plait_deadline_in(50 * PLAIT_MS));
+    f->r = plait_read(f->fd, &b, 1, plait_deadline_in(f->wait));
     return NULL;
 }
 
@@ -2258,7 +2259,10 @@ TEST(first_wait_with_no_descriptor_left)
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
     used_up u;
     descriptors_use_up(&u, sv[0]);
-    first_read on_thread = {.fd = sv[0], .r = 1}, in_coroutine = {.fd = sv[0], .r = 1};
+    /* the failing waits fail at once: a deadline no stall reaches (a read past its
+     * deadline says -ETIMEDOUT before it makes anything) */
+    first_read on_thread = {.fd = sv[0], .wait = 10 * PLAIT_SEC, .r = 1},
+               in_coroutine = {.fd = sv[0], .wait = 10 * PLAIT_SEC, .r = 1};
     pthread_t th;
     thread_start(&th, read_with_no_descriptor_left, &on_thread);
     thread_join(th);
@@ -2267,6 +2271,7 @@ TEST(first_wait_with_no_descriptor_left)
     CHECK_EQ(on_thread.r, -EMFILE);
     CHECK_EQ(in_coroutine.r, -EMFILE);
     /* with descriptors back, the same waits wait */
+    in_coroutine.wait = 50 * PLAIT_MS;
     check_run(read_with_no_descriptor_left, &in_coroutine);
     CHECK_EQ(in_coroutine.r, -ETIMEDOUT);
     close(sv[0]);

@@ -127,13 +127,13 @@ static void *read_after_shutdown(void *arg)
                                            : plait_recvfrom(fd, buf, sizeof buf, NULL, 0);
     CHECK_EQ(tried, 0);
     int64_t start = plait_now();
-    int64_t deadline = plait_deadline_in(500 * PLAIT_MS);
+    int64_t deadline = plait_deadline_in(3 * PLAIT_SEC); /* (a wait would reach it) */
     ssize_t n = mode == 0 || mode == 3 ? plait_read(fd, buf, sizeof buf, deadline)
                                        : plait_recvfrom(fd, buf, sizeof buf, NULL, deadline);
     int64_t took = plait_now() - start;
     fprintf(stderr, "  mode %d: %zd after %lld ms\n", mode, n, (long long)(took / PLAIT_MS));
     CHECK_EQ(n, 0);
-    CHECK(took < 250 * PLAIT_MS);
+    CHECK_PROMPT(start);
     plait_close(fd);
     plait_close(other);
     return NULL;

@@ -483,8 +483,9 @@ static void *blocks(void *p)
     case BLOCK_JOIN: b->result = plait_join(b->other, NULL, PLAIT_FOREVER); break;
     }
     b->cancelled_after = plait_cancelled();
-    /* sticky: what would block fails at once; what can complete still does */
-    b->later_sleep = plait_sleep(10 * PLAIT_MS);
+    /* sticky: what would block fails at once; what can complete still does (the
+     * sleep's deadline one no stall reaches: a passed one ends it with 0) */
+    b->later_sleep = plait_sleep(10 * PLAIT_SEC);
     b->later_free_lock = plait_mutex_lock(b->free_m, PLAIT_FOREVER);
     if (b->later_free_lock == 0)
         CHECK_EQ(plait_mutex_unlock(b->free_m), 0);
