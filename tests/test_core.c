@@ -547,10 +547,15 @@ static void *group_main(void *arg)
     CHECK(plait_group_wait(g, plait_deadline_in(10 * PLAIT_SEC)) != -ETIMEDOUT);
     for (int i = 0; i < 3; i++)
         CHECK_EQ(saw[i], -ECANCELED);
-    /* destroy cancels and waits: no child outlives the group */
+    /* destroy cancels and waits: no child outlives the group (a fresh one: the
+     * cancelled group's children start cancelled) */
+    CHECK_EQ(plait_group_destroy(g), -EIO); /* the first failure, as its wait says */
+    CHECK_EQ(plait_group_create(&g), 0);
     int late = 0;
     CHECK_EQ(plait_group_spawn(g, NULL, sleep_forever, &late), 0);
-    plait_group_destroy(g);
+    CHECK_EQ(plait_yield(), 0); /* it sleeps */
+    CHECK_EQ(late, 0);
+    CHECK_EQ(plait_group_destroy(g), 0);
     CHECK_EQ(late, -ECANCELED);
     CHECK_EQ(plait_group_create(NULL), -EINVAL);
     CHECK_EQ(plait_group_spawn(NULL, NULL, return_arg, NULL), -EINVAL);

@@ -735,11 +735,15 @@ TEST(thousands_of_timers) { check_run(timers_main, NULL); }
 /* ---- a plait thread or pool task that runs a scheduler, cancelled ---- */
 
 static atomic_int sched_started;
+/* what each level saw (the cancelled task's own value is lost: its outcome is
+ * -ECANCELED) */
+static atomic_int sleeper_r, sched_main_r, run_r;
 
 static void *sleeps_then_counts(void *arg)
 {
     (void)arg;
-    return plait_sleep_until(PLAIT_FOREVER) == -ECANCELED ? NULL : PLAIT_FAIL(-EIO);
+    atomic_store(&sleeper_r, plait_sleep_until(PLAIT_FOREVER));
+    return NULL;
 }
 
 static void *sched_main_waits(void *arg)
@@ -747,33 +751,48 @@ static void *sched_main_waits(void *arg)
     (void)arg;
     CHECK_EQ(plait_spawn(NULL, sleeps_then_counts, NULL), 0);
     atomic_store(&sched_started, 1);
-    int r = plait_sleep_until(PLAIT_FOREVER);
-    return r == -ECANCELED ? ARG(1) : PLAIT_FAIL(-EIO);
+    atomic_store(&sched_main_r, plait_sleep_until(PLAIT_FOREVER));
+    return NULL;
 }
 
 static void *runs_a_scheduler(void *arg)
 {
     (void)arg;
-    int r = plait_run(sched_main_waits, NULL, NULL);
-    return r == -ECANCELED ? ARG(2) : PLAIT_FAIL(r ? r : -EIO);
+    atomic_store(&run_r, plait_run(sched_main_waits, NULL, NULL));
+    return NULL;
+}
+
+/* Cancel t, which runs runs_a_scheduler: every level ends by the cancellation. */
+static void cancel_the_scheduler_s_runner(plait_task t)
+{
+    wait_for(&sched_started);
+    CHECK_EQ(plait_cancel(t), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(atomic_load(&sleeper_r), -ECANCELED); /* a detached coroutine too */
+    CHECK_EQ(atomic_load(&sched_main_r), -ECANCELED);
+    CHECK_EQ(atomic_load(&run_r), -ECANCELED);
+}
+
+static void runner_results_reset(void)
+{
+    atomic_store(&sched_started, 0);
+    atomic_store(&sleeper_r, 1);
+    atomic_store(&sched_main_r, 1);
+    atomic_store(&run_r, 1);
 }
 
 TEST(cancelled_thread_and_task_running_a_scheduler)
 {
     plait_task t;
-    atomic_store(&sched_started, 0);
+    runner_results_reset();
     CHECK_EQ(plait_thread_start(&t, runs_a_scheduler, NULL, NULL), 0);
-    wait_for(&sched_started);
-    CHECK_EQ(plait_cancel(t), 0);
-    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    cancel_the_scheduler_s_runner(t);
 
     plait_pool *pool;
     CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 1}), 0);
-    atomic_store(&sched_started, 0);
+    runner_results_reset();
     CHECK_EQ(plait_pool_submit(pool, &t, runs_a_scheduler, NULL), 0);
-    wait_for(&sched_started);
-    CHECK_EQ(plait_cancel(t), 0);
-    CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    cancel_the_scheduler_s_runner(t);
     CHECK_EQ(plait_pool_destroy(pool), 0);
 }
 

@@ -210,8 +210,7 @@ static void *write_all_pairs(void *arg)
     while (plait_now() < common_deadline - 2 * PLAIT_MS) {
     }
     for (int i = 0; i < MANY; i++)
-        if (write(pairs[i][1], "z", 1) != 1)
-            return (void *)(intptr_t)-1;
+        CHECK_EQ(write(pairs[i][1], "z", 1), 1); /* (a plain thread: its value is dropped) */
     return NULL;
 }
 
@@ -382,10 +381,12 @@ static void *write_sequence(void *arg)
     for (int i = 0; i < RACE_BYTES; i++) {
         unsigned char c = (unsigned char)(i * 7 + 3);
         while (write(fd, &c, 1) != 1) {
-            if (errno != EAGAIN)
-                return (void *)(intptr_t)-errno;
+            if (errno != EAGAIN) {
+                CHECK_EQ(errno, EAGAIN); /* (a plain thread: its value is dropped) */
+                return NULL;
+            }
             if (atomic_load(&race_over))
-                return (void *)(intptr_t)-ECANCELED;
+                return NULL; /* the readers stopped: their check says what was lost */
             struct pollfd pfd = {.fd = fd, .events = POLLOUT};
             poll(&pfd, 1, 100);
         }
@@ -444,6 +445,8 @@ TEST(deadlines_racing_kernel_reads_lose_no_byte)
 }
 
 static atomic_int cancel_got;
+static atomic_long cancel_bad; /* a reader's wrong answer (its own value would be lost:
+                                * a cancelled task's outcome is -ECANCELED) */
 
 static void *read_until_cancelled(void *arg)
 {
@@ -453,12 +456,16 @@ static void *read_until_cancelled(void *arg)
         ssize_t n = plait_read(fd, buf, sizeof buf, SOON());
         if (n == -ECANCELED)
             return NULL;
-        if (n <= 0)
-            return (void *)(intptr_t)n;
+        if (n <= 0) {
+            atomic_store(&cancel_bad, n ? (long)n : -999); /* an error, or an end */
+            return NULL;
+        }
         for (ssize_t k = 0; k < n; k++) {
             int at = atomic_fetch_add(&cancel_got, 1);
-            if (buf[k] != (unsigned char)(at * 7 + 3))
-                return (void *)(intptr_t)-1000;
+            if (buf[k] != (unsigned char)(at * 7 + 3)) {
+                atomic_store(&cancel_bad, -1000); /* out of order */
+                return NULL;
+            }
         }
     }
 }
@@ -467,6 +474,7 @@ static void *cancel_race(void *arg)
 {
     (void)arg;
     atomic_store(&cancel_got, 0);
+    atomic_store(&cancel_bad, 0);
     atomic_store(&race_over, 0);
     pthread_t th;
     thread_start(&th, write_sequence, (void *)(intptr_t)pairs[0][1]);
@@ -477,13 +485,12 @@ static void *cancel_race(void *arg)
         CHECK_EQ(plait_spawn(&t, read_until_cancelled, (void *)(intptr_t)pairs[0][0]), 0);
         CHECK_EQ(plait_yield(), 0); /* it waits in its read, or is reading */
         plait_cancel(t);
-        void *res = (void *)1;
-        int j = plait_join(t, &res, SOON());
+        int j = plait_join(t, NULL, SOON());
         CHECK(j == 0 || j == -ECANCELED);
-        if (j == 0 && res != NULL) {
-            fprintf(stderr, "  reader: %ld at %d\n", (long)(intptr_t)res,
-                    atomic_load(&cancel_got));
-            CHECK(res == NULL);
+        long bad = atomic_load(&cancel_bad);
+        if (bad) {
+            fprintf(stderr, "  reader: %ld at %d\n", bad, atomic_load(&cancel_got));
+            CHECK_EQ(bad, 0);
             break;
         }
         tasks++;
@@ -735,12 +742,15 @@ static void *read_then_close(void *arg)
     return NULL;
 }
 
+/* what the cancelled writer's wait answered, and its close (a cancelled task's own
+ * value is lost: its outcome is -ECANCELED) */
+static int writer_wait_r, writer_close_r;
+
 static void *wait_to_write(void *arg)
 {
     (void)arg;
-    return (void *)(intptr_t)(plait_wait_fd(closing_fd, PLAIT_WRITABLE, SOON()) == -ECANCELED
-                                  ? 0
-                                  : -1);
+    writer_wait_r = plait_wait_fd(closing_fd, PLAIT_WRITABLE, SOON());
+    return NULL;
 }
 
 /* A reader and a writer wait on the socket (one request for both) behind DUE events
@@ -768,7 +778,9 @@ static void reader_and_cancelled_writer(void *(*reader)(void *), void *(*writer)
 static void *replaced_then_closed(void *arg)
 {
     (void)arg;
+    writer_wait_r = 1;
     reader_and_cancelled_writer(read_then_close, wait_to_write);
+    CHECK_EQ(writer_wait_r, -ECANCELED);
     return NULL;
 }
 
@@ -791,8 +803,6 @@ static void *wait_to_read_until_closed(void *arg)
                                   ? 0
                                   : -1);
 }
-
-static int writer_wait_r, writer_close_r;
 
 static void *wait_to_write_then_close(void *arg)
 {
@@ -1085,12 +1095,11 @@ static void *read_signalfd(void *arg)
 {
     (void)arg;
     struct signalfd_siginfo si[2];
-    if (plait_read(odd_fd, si, sizeof si, plait_deadline_in(20 * PLAIT_MS)) != -ETIMEDOUT)
-        return (void *)(intptr_t)-1;
+    CHECK_EQ(plait_read(odd_fd, si, sizeof si, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
     atomic_store(&sig_reader_waiting, 1);
     ssize_t n = plait_read(odd_fd, si, sizeof si, SOON());
-    if (n != (ssize_t)sizeof si[0] || si[0].ssi_signo != SIGUSR2)
-        return (void *)(intptr_t)(n < 0 ? n : -2);
+    CHECK_EQ(n, (ssize_t)sizeof si[0]);
+    CHECK_EQ(si[0].ssi_signo, SIGUSR2);
     return NULL;
 }
 
@@ -1100,7 +1109,8 @@ static void *kill_sched_thread(void *arg)
     while (!atomic_load(&sig_reader_waiting))
         sched_yield();
     usleep(20000); /* (not needed for correctness: the read waits in any case) */
-    return (void *)(intptr_t)pthread_kill(sched_thread_id, SIGUSR2);
+    CHECK_EQ(pthread_kill(sched_thread_id, SIGUSR2), 0);
+    return NULL;
 }
 
 static void *signalfd_main(void *arg)
@@ -1112,8 +1122,7 @@ static void *signalfd_main(void *arg)
     atomic_store(&sig_reader_waiting, 0);
     CHECK_EQ(plait_spawn(&r, read_signalfd, NULL), 0);
     thread_start(&k, kill_sched_thread, NULL);
-    void *res = (void *)1;
-    CHECK_EQ(plait_join(r, &res, SOON()), 0);
+    CHECK_EQ(plait_join(r, NULL, SOON()), 0);
     thread_join(k);
     return NULL;
 }
