@@ -877,7 +877,8 @@ int plait_addr_port(const plait_addr *addr);
  * deadline); a numeric host, in any form getaddrinfo or plait_addr_ip
  * takes ("127.1", "fe80::1%lo", "[fe80::1%lo]"), is parsed at once.  -ENOENT for a name
  * that does not exist and for an IPv6 address whose scope is a name that names no
- * interface (an index is taken as given; getaddrinfo's answer; plait_addr_ip's is -EINVAL), -EAGAIN for a temporary failure of the name service, -EINVAL
+ * interface (an index is taken as given; getaddrinfo's answer; plait_addr_ip's is -EINVAL), -EAGAIN for a temporary failure of the name service, -EIO for
+ * one that is not (EAI_FAIL), -ENOMEM, another -errno for a system error, -EINVAL
  * for bad input, -EMFILE/-ENFILE as plait_addr_ip has them and when the lookup had no
  * descriptor left (not -ENOENT, as glibc's answer then has it), -ETIMEDOUT / -ECANCELED
  * (a lookup already running finishes in the background and is discarded;
@@ -1367,7 +1368,8 @@ int plait_procpool_imap_destroy(plait_procpool_iter *iter);
  * stays shut, as after -ETIMEDOUT); -EINVAL for another `how`; -EPERM in a forked
  * child (the pool is the parent's, as for every call on it there). */
 int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline);
-/* Shut down (draining, no deadline) if not done yet, and free the pool.  A cancelled
+/* Shut down (draining, no deadline) unless stopped already (after a shutdown that timed
+ * out or was cancelled too: unlike plait_pool_destroy, it waits), and free the pool.  A cancelled
  * caller waits too: this is clean-up, which must finish.  -EBUSY (nothing freed) while
  * an imap iterator over it exists (destroy the iterators first), or while another caller
  * is still inside plait_procpool_shutdown on this pool once it has stopped (call again).
