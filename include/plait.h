@@ -1343,7 +1343,8 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
 /* A lazy map: the same items, handed back one at a time as their chunks finish, with
  * a bounded number of chunks in flight.  In index order, or with PLAIT_IMAP_UNORDERED in
  * the order chunks finish.  args must stay valid until the iterator is destroyed.
- * -EMSGSIZE and -EINVAL as for map (of the arrays, only args is one here). */
+ * -EMSGSIZE and -EINVAL as for map (of the arrays, only args is one here); -EPIPE on a
+ * pool shut down, and -EPERM, -ENOMEM as its first submit answers them (no iterator). */
 typedef struct plait_procpool_iter plait_procpool_iter;
 #define PLAIT_IMAP_UNORDERED 1
 int plait_procpool_imap(plait_procpool_iter **iter, plait_procpool *pool, plait_proc_fn fn,

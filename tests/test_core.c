@@ -559,6 +559,10 @@ static void *group_main(void *arg)
     CHECK_EQ(late, -ECANCELED);
     CHECK_EQ(plait_group_create(NULL), -EINVAL);
     CHECK_EQ(plait_group_spawn(NULL, NULL, return_arg, NULL), -EINVAL);
+    CHECK_EQ(plait_group_create(&g), 0);
+    CHECK_EQ(plait_group_spawn(g, NULL, NULL, NULL), -EINVAL); /* no function */
+    CHECK_EQ(plait_group_wait(g, 0), 0);                       /* nothing was spawned */
+    CHECK_EQ(plait_group_destroy(g), 0);
     CHECK_EQ(plait_group_wait(NULL, 0), -EINVAL);
     CHECK_EQ(plait_group_destroy(NULL), -EINVAL);
     return NULL;

@@ -478,6 +478,58 @@ static void *same_descriptor_twice(void *arg)
 
 TEST(one_reader_per_descriptor) { check_run(same_descriptor_twice, NULL); }
 
+static void *wait_write(void *arg)
+{
+    int fd = *(int *)arg;
+    return PLAIT_FAIL((int)plait_write(fd, "w", 1, SOON()));
+}
+
+/* The same for a writer, and for the calls that loop (write_all, read_exactly): a
+ * second one on this scheduler that must wait is refused, moving nothing. */
+static void *same_descriptor_twice_writing(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    make_pipe(fds);
+    char block[4096] = {0};
+    size_t filled = 0;
+    ssize_t n;
+    while ((n = write(fds[1], block, sizeof block)) > 0) /* full: a writer waits */
+        filled += (size_t)n;
+    plait_task first;
+    CHECK_EQ(plait_spawn(&first, wait_write, &fds[1]), 0);
+    settle();
+    CHECK_EQ(plait_write(fds[1], "x", 1, SOON()), -EBUSY);
+    size_t done = 7;
+    CHECK_EQ(plait_write_all(fds[1], "xy", 2, &done, SOON()), -EBUSY);
+    CHECK_EQ(done, 0);
+    /* the pipe emptied, the first writer's byte goes, and only it */
+    char *sink = malloc(filled + 2);
+    CHECK(sink != NULL);
+    CHECK_EQ(plait_read_exactly(fds[0], sink, filled + 1, NULL, SOON()), 0);
+    CHECK_EQ(sink[filled], 'w');
+    void *v = NULL;
+    CHECK_EQ(plait_join(first, &v, SOON()), 0);
+    CHECK_EQ((intptr_t)v, 1);
+    CHECK_EQ(read(fds[0], sink, 2), -1); /* nothing else came */
+    CHECK_EQ(errno, EAGAIN);
+    /* a reader waits on the empty pipe; a second read_exactly is refused */
+    CHECK_EQ(plait_spawn(&first, wait_read, &fds[0]), 0);
+    settle();
+    done = 7;
+    CHECK_EQ(plait_read_exactly(fds[0], sink, 2, &done, SOON()), -EBUSY);
+    CHECK_EQ(done, 0);
+    CHECK_EQ(write(fds[1], "z", 1), 1); /* the first reader's, untouched by the refusal */
+    CHECK_EQ(plait_join(first, &v, SOON()), 0);
+    CHECK_EQ((intptr_t)v, 1);
+    free(sink);
+    close(fds[0]);
+    close(fds[1]);
+    return NULL;
+}
+
+TEST(one_writer_per_descriptor) { check_run(same_descriptor_twice_writing, NULL); }
+
 static void *both_directions(void *arg)
 {
     (void)arg;
@@ -1584,7 +1636,7 @@ TEST(a_call_on_a_number_plait_took_since_is_ebadf)
 RUN_TESTS(CASE(bad_input), CASE(a_call_on_a_number_plait_took_since_is_ebadf), CASE(close_closes_with_many_events_due), CASE(bad_descriptor_in_a_coroutine), CASE(past_deadline_tries_once), CASE(deadline_just_passed_in_a_coroutine), CASE(deadline_just_passed_on_a_socket), CASE(socket_number_reused_by_a_pipe), CASE(socket_number_reused_by_a_pipe_then_written), CASE(written_in_the_ring_while_the_table_grows), CASE(seqpacket_records_keep_their_bounds), CASE(sigpipe_in_the_ring_and_out_of_it), CASE(thread_waits_with_deadline),
           CASE(end_of_file_and_broken_pipe), CASE(regular_file_is_always_ready),
           CASE(set_nonblock), CASE(coroutines_share_a_pipe), CASE(coroutine_woken_by_a_thread),
-          CASE(deadlines_in_any_order_while_asleep),
+          CASE(deadlines_in_any_order_while_asleep), CASE(one_writer_per_descriptor),
           CASE(one_reader_per_descriptor), CASE(reader_and_writer_on_one_socket),
           CASE(descriptors_served_under_load), CASE(many_waiting_coroutines),
           CASE(descriptor_number_reused), CASE(cancel_a_thread_blocked_on_a_read),

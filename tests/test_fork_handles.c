@@ -69,6 +69,10 @@ static void calls_on_the_parent_s_task(void)
     CHECK_EQ(plait_cancel(target), -EPERM);
     CHECK_EQ(plait_join(target, NULL, plait_deadline_in(100 * PLAIT_MS)), -EPERM);
     CHECK_EQ(plait_wait_any(&target, 1, plait_deadline_in(100 * PLAIT_MS)), -EPERM);
+    int err = 1;
+    CHECK_EQ(plait_wait_all(&target, 1, NULL, &err, plait_deadline_in(100 * PLAIT_MS)),
+             -EPERM);
+    CHECK_EQ(err, 1); /* the call's own failure: nothing written */
     CHECK_EQ(plait_detach(target), -EPERM);
     CHECK_PROMPT(start);
 }

@@ -760,12 +760,30 @@ TEST(procpool_bad_input)
     CHECK_EQ(plait_procpool_imap(&it, pool, item_affine, in, sizeof in[0], 1, sizeof huge_out,
                                  0, 0),
              -EMSGSIZE);
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, 0, 4, out, sizeof out[0], NULL, 0,
+                                SOON()),
+             -EINVAL); /* items of no size */
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_affine, in, 0, 4, sizeof out[0], 0, 0),
+             -EINVAL);
     /* and what does fit works on the same pool */
     CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], 4, out, sizeof out[0],
                                 NULL, 0, SOON()),
              0);
     for (int i = 0; i < 4; i++)
         CHECK_EQ(out[i], item_of(in[i]));
+    /* shut down: a map is refused as a whole, every item told why; so is an imap */
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    int err[4] = {1, 1, 1, 1};
+    CHECK_EQ(plait_procpool_map(pool, item_affine, in, sizeof in[0], 4, out, sizeof out[0],
+                                err, 0, SOON()),
+             -EPIPE);
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(err[i], -EPIPE);
+        CHECK_EQ(out[i], 0);
+    }
+    CHECK_EQ(plait_procpool_imap(&it, pool, item_affine, in, sizeof in[0], 4, sizeof out[0],
+                                 0, 0),
+             -EPIPE);
 
     CHECK_EQ(plait_procpool_destroy(pool), 0);
     fx_fini();

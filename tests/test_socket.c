@@ -3279,6 +3279,61 @@ TEST(close_from_another_thread_ends_a_call_before_its_wait)
     }
 }
 
+/* One acceptor and one receiver per socket on a scheduler, as one reader per
+ * descriptor (test_fdio): a second that must wait is refused (-EBUSY), and the first
+ * still gets what comes. */
+static void *accept_one(void *arg)
+{
+    int fd = plait_accept(*(int *)arg, NULL, SOON());
+    if (fd >= 0)
+        CHECK_EQ(plait_close(fd), 0);
+    return PLAIT_FAIL(fd >= 0 ? 1 : fd);
+}
+
+static void *receive_one(void *arg)
+{
+    char b[8];
+    return PLAIT_FAIL((int)plait_recvfrom(*(int *)arg, b, sizeof b, NULL, SOON()));
+}
+
+static void *second_acceptor_and_receiver(void *arg)
+{
+    (void)arg;
+    int l = plait_tcp_listen("127.0.0.1", 0, 4);
+    CHECK(l >= 0);
+    plait_task first;
+    CHECK_EQ(plait_spawn(&first, accept_one, &l), 0);
+    settle();
+    CHECK_EQ(plait_accept(l, NULL, SOON()), -EBUSY);
+    plait_addr a;
+    CHECK_EQ(plait_local_addr(l, &a), 0);
+    int c = plait_connect(&a, SOON());
+    CHECK(c >= 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(first, &v, SOON()), 0);
+    CHECK_EQ((intptr_t)v, 1);
+    CHECK_EQ(plait_close(c), 0);
+    CHECK_EQ(plait_close(l), 0);
+
+    int u = udp_bound("127.0.0.1"), s = udp_bound("127.0.0.1");
+    CHECK_EQ(plait_spawn(&first, receive_one, &u), 0);
+    settle();
+    char b[8];
+    CHECK_EQ(plait_recvfrom(u, b, sizeof b, NULL, SOON()), -EBUSY);
+    CHECK_EQ(plait_local_addr(u, &a), 0);
+    CHECK_EQ(plait_sendto(s, "hi", 2, &a, SOON()), 2);
+    CHECK_EQ(plait_join(first, &v, SOON()), 0);
+    CHECK_EQ((intptr_t)v, 2);
+    CHECK_EQ(plait_close(u), 0);
+    CHECK_EQ(plait_close(s), 0);
+    return NULL;
+}
+
+TEST(one_acceptor_and_one_receiver_per_socket)
+{
+    check_run(second_acceptor_and_receiver, NULL);
+}
+
 RUN_TESTS(
     CASE(making_a_socket_ignores_sigpipe),
     CASE(close_from_another_thread_ends_a_call_before_its_wait),
@@ -3355,4 +3410,5 @@ RUN_TESTS(
     CASE(fork_child_waits_on_its_own_socket_in_a_coroutine),
     CASE(fork_child_waits_on_its_own_socket_on_a_thread),
     CASE(bad_input_on_a_thread),
-    CASE(bad_input_in_a_coroutine))
+    CASE(bad_input_in_a_coroutine),
+    CASE(one_acceptor_and_one_receiver_per_socket))
