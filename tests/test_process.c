@@ -50,6 +50,7 @@ TEST(function_result_comes_back)
     CHECK_EQ(join_long(t, &err), 144);
     CHECK_EQ(err, 0);
     CHECK_EQ(plait_process_pid(t), -ESRCH); /* the handle is consumed */
+    CHECK_EQ(plait_process_kill(t, SIGTERM), -ESRCH);
     check_no_zombies();
 }
 
@@ -303,6 +304,8 @@ TEST(bad_input)
     plait_process_options piped = {.stdio = {PLAIT_STDIO_PIPE, 0, 0}};
     CHECK_EQ(plait_process_start(&t, proc_square, &x, sizeof x, &piped, NULL), -EINVAL); /* no pipes */
     CHECK_EQ(plait_process_exec(&t, NULL, NULL, NULL, NULL), -EINVAL);
+    char *truth[] = {"true", NULL};
+    CHECK_EQ(plait_process_exec(&t, NULL, truth, &bad_stdio, NULL), -EINVAL);
     char *empty[] = {NULL};
     CHECK_EQ(plait_process_exec(&t, NULL, empty, NULL, NULL), -EINVAL);
     char *missing[] = {"/nonexistent/program", NULL};

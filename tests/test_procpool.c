@@ -597,7 +597,7 @@ static void run_isolated(void (*scenario)(void), int64_t budget)
  * from every call: its copy of the parent's side is stale, and what it wrote to the
  * shared rings once took the parent's tasks and completions (nested submits timed out,
  * later tasks never completed). */
-enum { FOREIGN_CALLS = 5 };
+enum { FOREIGN_CALLS = 6 };
 
 static ssize_t uses_its_own_pool(const void *arg, size_t len, void *out, size_t cap)
 {
@@ -608,9 +608,11 @@ static ssize_t uses_its_own_pool(const void *arg, size_t len, void *out, size_t 
     int64_t x = 1, y = 0;
     int pids[4];
     plait_task t;
+    plait_procpool_iter *it = NULL;
     int codes[FOREIGN_CALLS] = {
         plait_procpool_submit(pool, &t, job_fn, &x, sizeof x),
         plait_procpool_map(pool, item_affine, &x, sizeof x, 1, &y, sizeof y, NULL, 0, SOON()),
+        plait_procpool_imap(&it, pool, item_affine, &x, sizeof x, 1, sizeof y, 0, 0),
         plait_procpool_pids(pool, pids, 4),
         plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, 0),
         plait_procpool_destroy(pool),
@@ -688,6 +690,7 @@ TEST(procpool_bad_input)
         CHECK_EQ(plait_procpool_processes(pool), plait_cpu_count());
         int all[PLAIT_PROCPOOL_MAX];
         check_pids(pool, all, (unsigned)plait_cpu_count());
+        CHECK_EQ(plait_procpool_pids(pool, NULL, 4), -EINVAL);
         CHECK_EQ(plait_procpool_destroy(pool), 0);
     }
 
