@@ -20,6 +20,7 @@ typedef struct tree {
     atomic_int cancel_asked[TREE_NODES_MAX];
     atomic_int joined_ok[TREE_NODES_MAX];
     atomic_int submitted[TREE_NODES_MAX];
+    int parent[TREE_NODES_MAX]; /* -1: a root; written before the node is submitted */
     int depth_max;
     int cancel_per_mille;
     atomic_int shutting; /* a cancelling shutdown has begun */
@@ -55,6 +56,7 @@ static void *tree_node(void *p)
         if (cid >= TREE_NODES_MAX)
             break;
         child_id[n] = cid;
+        t->parent[cid] = id;
         atomic_store(&t->submitted[cid], 1);
         int e = plait_pool_submit(t->pool, &child[n], tree_node,
                                   (void *)(((intptr_t)cid << 8) | (depth + 1)));
@@ -89,6 +91,20 @@ static void *tree_node(void *p)
         }
     }
     return (void *)sum;
+}
+
+/* The nodes whose value reaches a root's joiner: each joined with success, as is every
+ * node above it (a value is its node's count plus its children's joined values). */
+static intptr_t nodes_summed(tree *t, int n)
+{
+    intptr_t count = 0;
+    for (int id = 0; id < n; id++) {
+        int up = id;
+        while (up >= 0 && atomic_load(&t->joined_ok[up]))
+            up = t->parent[up];
+        count += up < 0;
+    }
+    return count;
 }
 
 static void check_tree(tree *t, int roots)
@@ -130,6 +146,7 @@ static void run_trees(unsigned threads, int depth, int cancel_per_mille, int blo
     int root_id[ROOTS];
     for (int i = 0; i < ROOTS; i++) {
         root_id[i] = atomic_fetch_add(&t->next_id, 1);
+        t->parent[root_id[i]] = -1;
         atomic_store(&t->submitted[root_id[i]], 1);
         CHECK_EQ(plait_pool_submit(t->pool, &root[i], tree_node,
                                    (void *)((intptr_t)root_id[i] << 8)), 0);
@@ -152,14 +169,18 @@ static void run_trees(unsigned threads, int depth, int cancel_per_mille, int blo
         for (int id = 0; id < n && id < TREE_NODES_MAX; id++)
             CHECK(atomic_load(&t->runs[id]) <= 1);
     } else {
+        intptr_t total = 0; /* what the roots' joins handed back */
         for (int i = 0; i < ROOTS; i++) {
             void *v = NULL;
             CHECK_EQ(plait_join(root[i], &v, SOON()), 0);
             atomic_store(&t->joined_ok[root_id[i]], 1);
+            total += (intptr_t)v;
         }
         CHECK_EQ(plait_pool_shutdown(t->pool, PLAIT_POOL_DRAIN, SOON()), 0);
         CHECK_EQ(plait_pool_destroy(t->pool), 0);
         check_tree(t, ROOTS);
+        int n = atomic_load(&t->next_id);
+        CHECK_EQ(total, nodes_summed(t, n < TREE_NODES_MAX ? n : TREE_NODES_MAX));
     }
     free(t);
 }
