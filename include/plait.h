@@ -698,9 +698,10 @@ int plait_completed_destroy(plait_completed *set);
 #define PLAIT_ERROR 0x8    /* reported: an error is pending on the descriptor */
 
 /* Wait until fd is ready for events (PLAIT_READABLE and/or PLAIT_WRITABLE).  Returns the
- * readiness seen (> 0, PLAIT_HANGUP and PLAIT_ERROR included), -ETIMEDOUT, -ECANCELED,
- * -EBADF, -EINVAL for no or unknown events, -EBUSY when another coroutine of this
- * scheduler already waits on fd for the same event, -ENOMEM.  The first wait of a
+ * readiness seen of those events (> 0; PLAIT_HANGUP and PLAIT_ERROR whatever was asked),
+ * -ETIMEDOUT, -ECANCELED, -EBADF, -EINVAL for no or unknown events, -EBUSY when another
+ * coroutine of this scheduler already waits on fd for the same event, -ENOMEM.  The
+ * first wait of a
  * scheduler makes its poller (an eventfd and an epoll or io_uring instance), a
  * thread's first wait its wake-up eventfd: -EMFILE (or -ENFILE) when no descriptor is
  * left for them (and a plain thread's first wait -EAGAIN while the program holds every
@@ -722,7 +723,8 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
  * receive-from.
  * A write is write(2) (send(2) on a socket) first, on either poller.  Zero bytes: a
  * read returns 0 and takes nothing, a write is write(2)'s (on a datagram socket, an
- * empty datagram).  A write that has
+ * empty datagram).  -EINVAL for len > SSIZE_MAX or a NULL buf with len > 0 (any other
+ * length is the system call's to judge: -EFAULT past the address space).  A write that has
  * to wait for room may be overtaken by another coroutine's later write that finds room
  * (as with write(2) from two threads): coroutines that share a stream should take
  * turns (a mutex).  A descriptor that still polls ready after its write failed with
@@ -731,7 +733,9 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
  * Turns: a call that moved something (these, and accept, send-to, receive-from) yields
  * before it returns when its coroutine has made 64 such calls in a row without a
  * switch, so a peer that never makes it wait cannot hold the scheduler's other
- * coroutines off; a cancellation during that yield is the next call's to report. */
+ * coroutines off; a cancellation during that yield is the next call's to report.
+ * plait_read_exactly and plait_write_all yield so between their transfers too: a
+ * plait_close of fd meanwhile ends them with -EBADF. */
 ssize_t plait_read(int fd, void *buf, size_t len, int64_t deadline);
 ssize_t plait_write(int fd, const void *buf, size_t len, int64_t deadline);
 /* All len bytes, or an error; *done (may be NULL) gets the bytes moved on every

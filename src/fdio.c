@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -106,7 +107,8 @@ static ssize_t system_transfer(int fd, void *buf, size_t len, bool writing, bool
 
 /* One read or write, waiting for the descriptor whenever it would block.  A read
  * that follows one which took less than it asked (in a coroutine whose scheduler
- * watches fd) does not try read(2) first: a request-response peer has most likely
+ * watches fd, a socket, pipe or FIFO: plait__fd_call's `hinted`) does not try read(2)
+ * first: a request-response peer has most likely
  * nothing more to say yet.  On io_uring the kernel makes that read when data comes;
  * on epoll the coroutine waits, then reads.  Either way the read that would say
  * EAGAIN is saved.  A write is always write(2) (send(2)) first, on io_uring too:
@@ -116,7 +118,7 @@ static ssize_t system_transfer(int fd, void *buf, size_t len, bool writing, bool
 static ssize_t transfer_once(int fd, void *buf, size_t len, int64_t deadline,
                              bool writing)
 {
-    if (!buf && len)
+    if ((!buf && len) || len > SSIZE_MAX) /* (more than a return value could count) */
         return -EINVAL;
     if (writing) /* a reader gone is -EPIPE, not a signal, on the program's own pipes too */
         plait__ignore_sigpipe();
@@ -179,30 +181,47 @@ static ssize_t transfer_once(int fd, void *buf, size_t len, int64_t deadline,
     }
 }
 
-/* One read or write, then the caller's turn is counted (plait__io_turn).  No
- * cancellation point (internal.h): read(2), send(2) and poll(2) are. */
-static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool writing)
+/* One read or write.  No cancellation point (internal.h): read(2), send(2) and poll(2)
+ * are. */
+static ssize_t transfer_cancel_off(int fd, void *buf, size_t len, int64_t deadline,
+                                   bool writing)
 {
     int cancel_state = plait__cancel_off();
     ssize_t n = transfer_once(fd, buf, len, deadline, writing);
     plait__cancel_restore(cancel_state);
+    return n;
+}
+
+/* One read or write, then the caller's turn is counted (plait__io_turn). */
+static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool writing)
+{
+    ssize_t n = transfer_cancel_off(fd, buf, len, deadline, writing);
     if (n >= 0)
         plait__io_turn();
     return n;
 }
 
-/* Transfers until len bytes have moved; an end of file first is -ENODATA. */
+/* Transfers until len bytes have moved; an end of file first is -ENODATA.  Its turn
+ * given between two transfers is a yield plait_close finds (plait__fd_turn): a close
+ * meanwhile ends the call with -EBADF, where a next transfer would have moved bytes of
+ * the file that took the number. */
 static int transfer_all(int fd, void *buf, size_t len, size_t *done, int64_t deadline,
                         bool writing)
 {
     size_t moved = 0;
-    int r = !buf && len ? -EINVAL : 0;
+    int r = (!buf && len) || len > SSIZE_MAX ? -EINVAL : 0;
     while (r == 0 && moved < len) {
-        ssize_t n = transfer(fd, (char *)buf + moved, len - moved, deadline, writing);
+        ssize_t n = transfer_cancel_off(fd, (char *)buf + moved, len - moved, deadline,
+                                        writing);
         if (n > 0)
             moved += (size_t)n;
         else
             r = n == 0 ? -ENODATA : (int)n;
+        if (n >= 0 && plait__io_turn_due()) {
+            int turn = plait__fd_turn(fd);
+            if (r == 0 && moved < len) /* (after the last transfer, what moved stands) */
+                r = turn;
+        }
     }
     if (done)
         *done = moved;

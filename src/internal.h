@@ -747,8 +747,13 @@ typedef struct plait__fd_call {
      * that send(2)/recv(2) move as write(2)/read(2) would (any but SOCK_SEQPACKET,
      * whose records write(2) ends; looked up once per file).  A number closed with
      * close(2) may name another file since: send(2)/recv(2) then fail with ENOTSOCK,
-     * and the caller calls plait__fd_call_kind_stale and moves bytes as for any file. */
-    bool drained, socket;
+     * and the caller calls plait__fd_call_kind_stale and moves bytes as for any file.
+     * hinted: fd is a socket, pipe or FIFO, whose reads take what is there into a
+     * buffer of any size, so that a short one says "nothing more yet": the hint is
+     * kept for those only.  Other files may refuse a read at once whatever is there
+     * (an eventfd a buffer under 8 bytes), which a wait first would put off until data
+     * came (epoll).  Both false when the call was opened without its kind. */
+    bool drained, socket, hinted;
     unsigned retries; /* waits after EAGAIN so far, quick ones then pauses (fdio.c) */
 } plait__fd_call;
 
@@ -782,6 +787,15 @@ int plait__wait_to_retry(plait__fd_call *call, int events, int64_t deadline);
  * yield is the next call's to say.  sched.c. */
 enum { PLAIT__IO_TURN = 64 };
 void plait__io_turn(void);
+/* The count alone: true when the calling coroutine should yield now.  A call that
+ * goes on after its turn (plait_read_exactly, plait_write_all) yields with
+ * plait__fd_turn, where a plait_close of its descriptor finds it. */
+bool plait__io_turn_due(void);
+/* Yield in the middle of a call on fd, linked where plait_close finds the caller: 0,
+ * or -EBADF when fd was closed meanwhile (the number may name another file now; the
+ * call must make no read or write on it).  A cancellation meanwhile is the next
+ * wait's.  poll.c. */
+int plait__fd_turn(int fd);
 /* After a call on fd that failed with errno: whether that was EAGAIN after a wait said
  * fd is ready (woken), or where the call may not wait (plait__wait_refused(deadline):
  * a try, a cancelled caller), on a descriptor shut down for reading (POLLRDHUP, looked

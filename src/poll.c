@@ -468,21 +468,22 @@ void plait__poller_fire(struct plait__poller *p, int fd, int revents)
     if (fd < 0 || (size_t)fd >= p->cap)
         return;
     plait__fd_slot *slot = &p->fds[fd];
-    /* a failed watch (negative) is every waiter's outcome */
+    /* a failed watch (negative) is every waiter's outcome; a reader is told of no
+     * room, a writer of no data (the other's events), as a thread's poll(2) would */
     int mask = revents < 0 ? revents : ready_mask((unsigned)revents);
     plait__waiter *r = slot->reader, *w = slot->writer;
-    bool wake_r = r && (revents < 0 || (mask & (PLAIT_READABLE | PLAIT_HANGUP | PLAIT_ERROR)));
-    bool wake_w = w && (revents < 0 || (mask & (PLAIT_WRITABLE | PLAIT_HANGUP | PLAIT_ERROR)));
-    if (r == w) /* one coroutine waits for either: either wakes it */
-        wake_r = wake_w = wake_r || wake_w;
+    int mask_r = revents < 0 || r == w ? mask : mask & ~PLAIT_WRITABLE;
+    int mask_w = revents < 0 || r == w ? mask : mask & ~PLAIT_READABLE;
+    bool wake_r = r && mask_r != 0;
+    bool wake_w = w && mask_w != 0;
     if (wake_r)
         slot->reader = NULL;
     if (wake_w)
         slot->writer = NULL;
     if (wake_r && plait__waiter_claim(r))
-        plait__waiter_signal_now(r, mask, -1);
+        plait__waiter_signal_now(r, mask_r, -1);
     if (wake_w && w != r && plait__waiter_claim(w))
-        plait__waiter_signal_now(w, mask, -1);
+        plait__waiter_signal_now(w, mask_w, -1);
     if (plait__slot_wants(slot)) /* one-shot: the other direction still waits */
         p->backend->arm(p, fd, slot, plait__slot_wants(slot));
 }
@@ -511,22 +512,21 @@ void plait__fd_call_open(plait__fd_call *call, int fd, bool kind)
     if (!(call->poller = s->poller))
         (void)poller_get(s, &call->poller); /* a failure is the wait's to report */
     plait__fd_slot *slot = call_slot(call);
-    if (!slot)
-        return;
-    call->drained = slot->drained;
-    if (!kind)
+    if (!slot || !kind)
         return;
     /* any kind known for this file will do (plait__fd_kind looks a file that is not
      * pollable up again each time, which only the ring and the watches need) */
     uint32_t gen = plait__fd_close_gen(fd);
-    call->socket = (kind_current(slot, gen) || plait__fd_kind(slot, fd, gen)) &&
-                   slot->socket && !slot->seqpacket;
+    bool known = kind_current(slot, gen) || plait__fd_kind(slot, fd, gen);
+    call->socket = known && slot->socket && !slot->seqpacket;
+    call->hinted = known && (slot->socket || slot->fifo);
+    call->drained = call->hinted && slot->drained;
 }
 
 void plait__fd_call_set_drained(plait__fd_call *call, bool drained)
 {
     plait__fd_slot *slot = call_slot(call);
-    call->drained = drained;
+    call->drained = drained = drained && call->hinted;
     if (slot)
         slot->drained = drained;
 }
@@ -964,6 +964,20 @@ int plait__fd_call_pause(const plait__fd_call *call, int64_t until)
     return r == -ETIMEDOUT || r == PLAIT__LOOK_AGAIN ? 0 : r;
 }
 
+int plait__fd_turn(int fd)
+{
+    plait__waiter w;
+    plait__waiter_init(&w, "turn", (const void *)(intptr_t)fd);
+    plait__wait_node node;
+    link_for_close(&node, &w, fd);
+    /* decided before the yield, as a wait that has ended but not yet run again: a
+     * close marks it (fd_closed) and wakes nothing, as the coroutine is queued */
+    (void)plait__waiter_claim(&w);
+    (void)plait_yield();
+    plait__wait_node_withdraw(&node);
+    return closed_after_wait(&w, 0);
+}
+
 int plait__fd_call_begin(plait__fd_call *call)
 {
     int fd = call->fd;
@@ -1073,6 +1087,7 @@ bool plait__fd_kind(plait__fd_slot *slot, int fd, uint32_t gen)
                       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) == 0 &&
                       type == SOCK_SEQPACKET;
     slot->regular = S_ISREG(st.st_mode);
+    slot->fifo = S_ISFIFO(st.st_mode);
     slot->pollable = !slot->regular && !S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode);
     slot->kind_known = true;
     slot->kind_gen = gen;
@@ -1081,6 +1096,9 @@ bool plait__fd_kind(plait__fd_slot *slot, int fd, uint32_t gen)
 
 ssize_t plait__ring_read(plait__fd_call *call, void *buf, size_t len, int64_t deadline)
 {
+    if (len > UINT32_MAX) /* the ring's length has 32 bits: read(2) answers, as a thread's
+                           * would */
+        return -ENOSYS;
     int r, fd = call->fd;
     struct plait__poller *p = ring_poller(call, deadline, &r);
     if (!p)

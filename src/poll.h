@@ -86,6 +86,7 @@ typedef struct plait__fd_slot {
                                  * block device, a regular file (io_uring: unless its
                                  * file system polls it, plait__uring_polls) */
     bool regular;               /* a regular file (valid while kind_known) */
+    bool fifo;                  /* a pipe or FIFO (valid while kind_known) */
     bool kind_known;            /* the kind is known, for the file of close count kind_gen */
     uint32_t kind_gen;
     uint32_t gen;               /* io_uring: which poll request is the live one */

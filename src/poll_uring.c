@@ -926,7 +926,7 @@ static int ur_io_submit(struct plait__poller *p, int fd, plait__fd_slot *slot)
     }
     sqe->fd = fd;
     sqe->addr = (uint64_t)(uintptr_t)op->buf;
-    sqe->len = op->len > UINT32_MAX ? UINT32_MAX : (uint32_t)op->len;
+    sqe->len = (uint32_t)op->len; /* (no more: plait__ring_read) */
     slot->read_gen++;
     sqe->user_data = io_key(fd, slot);
     put_sqe(p->ring);

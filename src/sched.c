@@ -754,17 +754,22 @@ int plait_yield(void)
     return plait__check_cancel();
 }
 
-void plait__io_turn(void)
+bool plait__io_turn_due(void)
 {
     plait__sched *s = plait__tls_sched;
     if (!s || s->current == &s->loop)
-        return;
+        return false;
     unsigned long now = atomic_load_explicit(&s->switches, memory_order_relaxed);
     if (now != s->io_turn_mark) { /* it has let others run since: a new turn */
         s->io_turn_mark = now;
         s->io_turn_calls = 0;
     }
-    if (++s->io_turn_calls >= PLAIT__IO_TURN)
+    return ++s->io_turn_calls >= PLAIT__IO_TURN;
+}
+
+void plait__io_turn(void)
+{
+    if (plait__io_turn_due())
         (void)plait_yield(); /* (its -ECANCELED is the next call's) */
 }
 

@@ -6,7 +6,9 @@
  * number, a read woken by data (epoll) or ended by its deadline took the new pipe's
  * bytes; the close woke only waits nobody had claimed yet (session 42's I/O audit;
  * every case but the control failed before the fix).  Bytes the kernel had already
- * read for the call (io_uring's ring read) are its to return: none is lost.
+ * read for the call (io_uring's ring read) are its to return: none is lost.  Last, a
+ * plait_read_exactly closed while it yields its turn between two reads (session 50's
+ * I/O audit: it read on into the new file).
  *
  * One scheduler, one thread: coroutine A waits on a pipe, B ends A's wait and then,
  * before A runs again, closes the number and puts a new pipe's end on it (dup3).
@@ -18,6 +20,7 @@
 
 #include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 void __real_plait__poller_fire(struct plait__poller *p, int fd, int revents);
@@ -237,6 +240,81 @@ TEST(write_that_returned_before_the_close_keeps_its_count)
     close(p[0]);
 }
 
+/* plait_read_exactly gives its scheduler a turn between two reads (every PLAIT__IO_TURN
+ * reads in a row that did not wait, sched.c), and B, run in that turn, closes the
+ * number and puts another file there: the call must end with -EBADF, the bytes it read
+ * counted in *done, none of the new file's taken (before the fix it went on reading the
+ * new file: the turn was a plain yield, which plait_close did not find).  Datagrams of
+ * ten bytes, so each read takes one; the descriptor is new to the scheduler, so no read
+ * waits first (the read hint) and none switches. */
+enum { DATAGRAM = 10, OLD_DATAGRAMS = PLAIT__IO_TURN + 6, NEW_DATAGRAMS = 100 };
+static struct {
+    int old_read, old_write, new_write;
+    int r;
+    size_t done;
+    char buf[(OLD_DATAGRAMS + NEW_DATAGRAMS) * DATAGRAM];
+} turn;
+
+static void *reads_exactly(void *unused)
+{
+    (void)unused;
+    turn.r = plait_read_exactly(turn.old_read, turn.buf, sizeof turn.buf, &turn.done,
+                                SOON());
+    return NULL;
+}
+
+static void *closes_in_its_turn(void *unused)
+{
+    (void)unused;
+    int q[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, q), 0);
+    CHECK_EQ(plait_close(turn.old_read), 0);
+    CHECK_EQ(dup3(q[0], turn.old_read, O_CLOEXEC), turn.old_read);
+    CHECK_EQ(close(q[0]), 0);
+    turn.new_write = q[1];
+    for (int i = 0; i < NEW_DATAGRAMS; i++)
+        CHECK_EQ(write(turn.new_write, "NEWFILE!!!", DATAGRAM), DATAGRAM);
+    return NULL;
+}
+
+static void *turn_scenario(void *unused)
+{
+    (void)unused;
+    int p[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, p), 0);
+    turn.old_read = p[0], turn.old_write = p[1];
+    for (int i = 0; i < OLD_DATAGRAMS; i++)
+        CHECK_EQ(write(turn.old_write, "olddata...", DATAGRAM), DATAGRAM);
+    plait_task a, b;
+    CHECK_EQ(plait_spawn(&a, reads_exactly, NULL), 0);
+    CHECK_EQ(plait_spawn(&b, closes_in_its_turn, NULL), 0); /* runs in A's turn */
+    CHECK_EQ(plait_join(a, NULL, SOON()), 0);
+    CHECK_EQ(plait_join(b, NULL, SOON()), 0);
+    return NULL;
+}
+
+TEST(read_exactly_closed_in_its_turn)
+{
+    memset(&turn, 0, sizeof turn);
+    CHECK_EQ(plait_run(turn_scenario, NULL, NULL), 0);
+    fprintf(stderr, "  read_exactly -> %d, %zu bytes\n", turn.r, turn.done);
+    CHECK_EQ(turn.r, -EBADF);
+    /* the close came in the middle: the old file still had datagrams */
+    CHECK(turn.done > 0 && turn.done < OLD_DATAGRAMS * DATAGRAM);
+    CHECK_EQ(turn.done % DATAGRAM, 0);
+    for (size_t i = 0; i < turn.done; i += DATAGRAM)
+        CHECK(memcmp(turn.buf + i, "olddata...", DATAGRAM) == 0);
+    /* the new file kept every datagram */
+    char got[DATAGRAM];
+    for (int i = 0; i < NEW_DATAGRAMS; i++)
+        CHECK_EQ(read(turn.old_read, got, sizeof got), DATAGRAM);
+    CHECK(read(turn.old_read, got, sizeof got) < 0 && errno == EAGAIN);
+    close(turn.old_read);
+    close(turn.old_write);
+    close(turn.new_write);
+}
+
 RUN_TESTS(CASE(write_woken_by_room_then_closed), CASE(read_woken_by_data_then_closed),
           CASE(read_ended_by_its_deadline_then_closed), CASE(wait_fd_woken_then_closed),
-          CASE(write_that_returned_before_the_close_keeps_its_count))
+          CASE(write_that_returned_before_the_close_keeps_its_count),
+          CASE(read_exactly_closed_in_its_turn))

@@ -703,6 +703,85 @@ TEST(cancelled_coroutine_transfers_what_needs_no_wait)
     check_run(transfers_when_cancelled, NULL);
 }
 
+/* A read the file refuses whatever is there (an eventfd's buffer under 8 bytes) is
+ * answered at once on both backends, as from a thread, after a short read of the same
+ * file, and on a number a socket's short read left its hint on: a read after a short
+ * one waited for data first on epoll (the read hint), so the refusal came only at the
+ * deadline, and never with none (session 50's I/O audit). */
+static void *refused_reads_after_short_ones(void *arg)
+{
+    (void)arg;
+    int e = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    CHECK(e >= 0);
+    uint64_t one = 1, got[2];
+    CHECK_EQ(write(e, &one, sizeof one), (ssize_t)sizeof one);
+    /* the scheduler's poller holds the number: a short read is remembered */
+    CHECK_EQ(plait_wait_fd(e, PLAIT_READABLE, SOON()), PLAIT_READABLE);
+    CHECK_EQ(plait_read(e, got, sizeof got, SOON()), 8); /* short: 8 of 16 */
+    int64_t start = plait_now();
+    CHECK_EQ(plait_read(e, got, 4, plait_deadline_in(10 * PLAIT_SEC)), -EINVAL);
+    CHECK_PROMPT(start);
+
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK_EQ(plait_wait_fd(sv[0], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    CHECK_EQ(write(sv[1], "ab", 2), 2);
+    char buf[8];
+    CHECK_EQ(plait_read(sv[0], buf, sizeof buf, SOON()), 2); /* short */
+    CHECK_EQ(plait_close(sv[0]), 0);
+    CHECK_EQ(dup3(e, sv[0], O_CLOEXEC), sv[0]); /* the eventfd (count 0) takes it */
+    start = plait_now();
+    CHECK_EQ(plait_read(sv[0], got, 4, plait_deadline_in(10 * PLAIT_SEC)), -EINVAL);
+    CHECK_PROMPT(start);
+    CHECK_EQ(plait_close(sv[0]), 0);
+    CHECK_EQ(plait_close(sv[1]), 0);
+    CHECK_EQ(plait_close(e), 0);
+    return NULL;
+}
+
+TEST(refused_read_after_a_short_one_is_answered_at_once)
+{
+    check_run(refused_reads_after_short_ones, NULL);
+}
+
+/* Lengths too large: over SSIZE_MAX (what no return value could count) -EINVAL at once
+ * for every call; up to it, read(2)'s answer on both backends (-EFAULT for a length
+ * that runs past the address space), where io_uring's read cut the length to 32 bits
+ * and took the pipe's bytes (session 50's I/O audit).  Nothing read either way. */
+static void *reads_of_lengths_too_large(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    make_pipe(fds);
+    char buf[8];
+    size_t done = 1;
+    CHECK_EQ(write(fds[1], "ab", 2), 2);
+    CHECK_EQ(plait_wait_fd(fds[0], PLAIT_READABLE, SOON()), PLAIT_READABLE);
+    CHECK_EQ(plait_read(fds[0], buf, 1, SOON()), 1); /* then 1 of 8: short, a hint */
+    CHECK_EQ(plait_read(fds[0], buf, sizeof buf, SOON()), 1);
+    CHECK_EQ(write(fds[1], "cd", 2), 2);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_read(fds[0], buf, SIZE_MAX, SOON()), -EINVAL);
+    CHECK_EQ(plait_read(fds[0], buf, (size_t)SSIZE_MAX + 1, SOON()), -EINVAL);
+    CHECK_EQ(plait_read(fds[0], buf, SSIZE_MAX, SOON()), -EFAULT);
+    CHECK_EQ(plait_read_exactly(fds[0], buf, SIZE_MAX, &done, SOON()), -EINVAL);
+    CHECK_EQ(done, 0);
+    CHECK_EQ(plait_write(fds[1], buf, SIZE_MAX, SOON()), -EINVAL);
+    CHECK_EQ(plait_write_all(fds[1], buf, SIZE_MAX, &done, SOON()), -EINVAL);
+    CHECK_PROMPT(start);
+    CHECK_EQ(read(fds[0], buf, sizeof buf), 2); /* the pipe's bytes, and only those */
+    CHECK_EQ(memcmp(buf, "cd", 2), 0);
+    CHECK_EQ(plait_close(fds[0]), 0);
+    CHECK_EQ(plait_close(fds[1]), 0);
+    return NULL;
+}
+
+TEST(lengths_too_large)
+{
+    check_run(reads_of_lengths_too_large, NULL); /* a coroutine */
+    reads_of_lengths_too_large(NULL);           /* a plain thread */
+}
+
 /* ---- threads: cancellation of a blocked read ---- */
 
 static void *thread_reads(void *arg)
@@ -749,6 +828,43 @@ static void *either_direction(void *arg)
 }
 
 TEST(wait_for_either_direction) { check_run(either_direction, NULL); }
+
+/* Two coroutines wait on one socket, one to read and one to write, and both become
+ * ready at once: each is told of its own direction only, as a thread is (each was told
+ * both: the other waiter's event came along; session 50's I/O audit). */
+static int one_direction_fd;
+static void *waits_for(void *arg)
+{
+    return ARG(plait_wait_fd(one_direction_fd, INT(arg), SOON())); /* (< 0: a failure) */
+}
+
+static void *two_directions_at_once(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    one_direction_fd = sv[0];
+    static char room[1 << 16];
+    while (write(sv[0], room, sizeof room) > 0) { /* full: the writer waits */
+    }
+    plait_task reader, writer;
+    CHECK_EQ(plait_spawn(&reader, waits_for, ARG(PLAIT_READABLE)), 0);
+    CHECK_EQ(plait_spawn(&writer, waits_for, ARG(PLAIT_WRITABLE)), 0);
+    CHECK_EQ(plait_yield(), 0); /* both wait */
+    while (read(sv[1], room, sizeof room) > 0) { /* room, and data, before either runs */
+    }
+    CHECK_EQ(write(sv[1], "x", 1), 1);
+    void *got;
+    CHECK_EQ(plait_join(reader, &got, SOON()), 0);
+    CHECK_EQ((intptr_t)got, PLAIT_READABLE);
+    CHECK_EQ(plait_join(writer, &got, SOON()), 0);
+    CHECK_EQ((intptr_t)got, PLAIT_WRITABLE);
+    close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+TEST(each_waiter_is_told_its_own_direction) { check_run(two_directions_at_once, NULL); }
 
 /* ---- writes of coroutines that are ready together (io_uring: one batch) ---- */
 
@@ -1651,4 +1767,6 @@ RUN_TESTS(CASE(bad_input), CASE(a_call_on_a_number_plait_took_since_is_ebadf), C
           CASE(write_queued_in_another_ring_then_closed),
           CASE(number_closed_elsewhere_and_reused_is_read_at_once),
           CASE(cancelled_coroutine_transfers_what_needs_no_wait),
-          CASE(coroutines_wait_on_one_regular_file), CASE(file_number_reused_by_a_pipe_waits))
+          CASE(coroutines_wait_on_one_regular_file), CASE(file_number_reused_by_a_pipe_waits),
+          CASE(refused_read_after_a_short_one_is_answered_at_once),
+          CASE(lengths_too_large), CASE(each_waiter_is_told_its_own_direction))
