@@ -206,8 +206,7 @@ bool plait__spin_while(atomic_uint *word, unsigned value, int64_t ns, int64_t de
 /* ---- process-shared futex words (pfutex.c) ---- */
 /* Wait while *word == expected (a word in shared memory), from a coroutine (only it
  * waits) or a thread.  0 when woken or the value moved on (possibly spurious: check the
- * condition again), -ETIMEDOUT, -ECANCELED, -EAGAIN when no watcher thread can be had,
- * -ENOMEM when there is no memory for a new one. */
+ * condition again), -ETIMEDOUT, -ECANCELED. */
 int plait__pfutex_wait(atomic_uint *word, unsigned expected, int64_t deadline,
                        const char *what, const void *object);
 /* Wake every waiter of a shared word (after changing it). */

@@ -23,7 +23,11 @@
  * one a coroutine waits on, the watcher signals every coroutine waiting on that
  * (word, value) pair through the ordinary waiter protocol (their scheduler's inbox).
  * Coroutines waiting on the same pair share one slot; a watcher holds WATCH_SLOTS
- * distinct pairs, and more watchers start when they are full.
+ * distinct pairs, and more watchers start when they are full.  When no watcher can be
+ * had (WATCHERS_MAX of them full, or the system refuses a thread), a coroutine's wait
+ * is a short sleep that ends as a spurious wake-up would: its caller looks at the word
+ * again, and waits again.  Slower to hear a change, but a wait all the same, with its
+ * deadline and cancellation, and no error its caller's contract does not know.
  *
  * Invariants:
  *  - A watch entry lives on the waiting coroutine's stack and is linked under its
@@ -71,6 +75,10 @@ struct waitv_item { /* struct futex_waitv of <linux/futex.h>, Linux 5.16 */
 };
 
 enum { WATCH_SLOTS = 127, WATCHERS_MAX = 64 };
+/* How long a coroutine that no watcher can take sleeps before it looks at its word
+ * again: the latency of its wake-up then, and what its polling costs (a thousand
+ * looks a second for each such coroutine). */
+#define NO_WATCHER_PAUSE_NS PLAIT_MS
 
 typedef struct watch_entry watch_entry;
 typedef struct watcher watcher;
@@ -415,9 +423,14 @@ int plait__pfutex_wait(atomic_uint *word, unsigned expected, int64_t deadline,
     }
     watch_entry e;
     e.waiter = &w;
-    r = watch_add(&e, word, expected);
-    if (r < 0)
-        return r;
+    if (watch_add(&e, word, expected) < 0) {
+        /* No watcher to be had (the table full, no thread, no memory): the coroutine
+         * sleeps a while, its scheduler free meanwhile, and its caller looks at the word
+         * again as after a wake-up, which may find a watcher then. */
+        int64_t pause = plait_deadline_in(NO_WATCHER_PAUSE_NS);
+        r = plait_sleep_until(pause < deadline ? pause : deadline);
+        return r == 0 && pause >= deadline ? -ETIMEDOUT : r;
+    }
     r = plait__waiter_block(&w, deadline);
     watch_remove(&e);
     return r;
@@ -579,11 +592,6 @@ int plait__plock_lock_until(plait__plock *l, int64_t deadline, int64_t grace)
             release_if_dead(l, v & ~PLOCK_WAITERS);
             if (recheck >= deadline)
                 return -ETIMEDOUT;
-        } else if (r == -EAGAIN || r == -ENOMEM) {
-            /* a coroutine with no room in the watchers' table (or no memory for a
-             * watcher): its thread waits for the lock, as before there was a deadline */
-            plait__plock_lock(l);
-            return 0;
         } else if (r < 0) {
             return r;
         }
