@@ -1365,7 +1365,8 @@ int plait_procpool_imap_destroy(plait_procpool_iter *iter);
 
 /* Stop taking tasks (submit: -EPIPE), then wait until the workers have ended: with
  * PLAIT_POOL_DRAIN every queued task runs first; with PLAIT_POOL_CANCEL queued tasks
- * report -ECANCELED and running ones are killed (-ECANCELED).  0; -ETIMEDOUT when a task
+ * report -ECANCELED and running ones are killed (-ECANCELED), as are workers still in
+ * their initialiser.  0; -ETIMEDOUT when a task
  * still runs, or is queued, at the deadline, or a worker is still in its initialiser
  * (call again, with PLAIT_POOL_CANCEL to escalate).  Workers with no task left are
  * only exiting: they are waited for, past the deadline (a past one included), and the

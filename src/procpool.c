@@ -398,6 +398,9 @@ static int worker_main(void *arg)
     }
     if (p->init) {
         int r = p->init(p->init_arg);
+        if ((unsigned)getpid() != me)
+            _exit(0); /* a child the initialiser forked, returning from it too: no worker
+                       * (none watches it; it has no timer), as for a task's (below) */
         fflush(stdout); /* what it printed goes out, as a task's does (see below) */
         fflush(stderr);
         if (r < 0) {
@@ -1042,8 +1045,10 @@ static void fail_running(plait_procpool *p, pid_t pid, int fate)
         int code = fate ? fate : PLAIT_EXITED(0);
         if (t->cancel_requested)
             code = -ECANCELED;
-        else if (ts->deadline && PLAIT_KILL_SIGNAL(fate) == SIGKILL && plait_now() >= ts->deadline)
-            code = -ETIMEDOUT;
+        else if (ts->deadline && plait_now() >= ts->deadline &&
+                 (PLAIT_KILL_SIGNAL(fate) == SIGKILL || fate == -ECHILD))
+            code = -ETIMEDOUT; /* its timer's SIGKILL (-ECHILD: reaped unseen, where
+                                * SIGCHLD is ignored, past its deadline all the same) */
         fail_slot(p, s, code);
     }
     plait__plock_unlock(&sh->lock);
@@ -1596,6 +1601,13 @@ int plait_procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn 
     return plait__procpool_submit(pool, task, fn, arg, arg_len, NULL, 0, NULL, NULL, 0);
 }
 
+/* Whether worker i (alive) is still in its initialiser, as the parent saw or the worker
+ * says (pool lock held). */
+static bool in_initialiser(const plait_procpool *p, unsigned i)
+{
+    return !p->workers[i].init_seen && !atomic_load(&p->wstate[i].init_done);
+}
+
 /* Whether the workers are only exiting (pool lock held): the pool is shut, no task is
  * queued, none holds a slot (a slot whose task has completed is freed by the same pass
  * of collect, which then sends the stop), and every worker alive is past its
@@ -1611,8 +1623,7 @@ static bool only_exiting(const plait_procpool *p)
         if (p->slot_task[s])
             return false;
     for (unsigned i = 0; i < p->nworkers; i++)
-        if (p->workers[i].alive && !p->workers[i].init_seen &&
-            !atomic_load(&p->wstate[i].init_done))
+        if (p->workers[i].alive && in_initialiser(p, i))
             return false;
     return true;
 }
@@ -1645,6 +1656,11 @@ static int shutdown_pool(plait_procpool *pool, int how, int64_t deadline, bool c
             }
         }
         plait__plock_unlock(&pool->sh->lock);
+        /* and workers still in their initialiser (replacements), which may never
+         * return: this is the escalation a shutdown timed out on them is told of */
+        for (unsigned i = 0; i < pool->nworkers; i++)
+            if (pool->workers[i].alive && in_initialiser(pool, i))
+                plait__pidfd_kill(pool->workers[i].pidfd, SIGKILL);
     }
     maybe_stop(pool);
     bool stopped = pool->stopped_flag;

@@ -3148,6 +3148,84 @@ TEST(procpool_task_whose_fork_returns_too)
     run_isolated(task_forks_scenario, ISOLATED_BUDGET);
 }
 
+/* The same of an initialiser: its fork's child returned from it too and went on as a
+ * worker nobody watched, taking tasks it never reported (their joins waited for ever),
+ * with no timer and no parent-death signal, outliving the program (session 50's audit).
+ * Here the initialiser waits for its child, which then never ended: the pool's one
+ * worker never started.  Now the child ends as the initialiser returns in it. */
+static int init_forks_and_both_return(void *arg)
+{
+    (void)arg;
+    pid_t child = fork();
+    if (child < 0)
+        return -errno;
+    if (child > 0)
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+        }
+    return 0;
+}
+
+static void init_forks_scenario(void)
+{
+    plait_procpool_options o = {.processes = 1, .init = init_forks_and_both_return};
+    plait_procpool *pool = fx_pool(&o);
+    if (!pool)
+        return;
+    enum { MORE = 12 }; /* more than the slots */
+    plait_task more[MORE];
+    for (int i = 0; i < MORE; i++)
+        CHECK_EQ(submit_job(pool, &more[i], J_VALUE, i, i), 0);
+    for (int i = 0; i < MORE; i++) {
+        int64_t v = 0;
+        CHECK_EQ(join_i64(more[i], &v, PROMPTLY()), 0);
+        CHECK_EQ(v, value_of(i));
+        CHECK_EQ(runs(i), 1);
+    }
+    close_pool(pool);
+    fx_fini();
+}
+
+TEST(procpool_initialiser_whose_fork_returns_too)
+{
+    run_isolated(init_forks_scenario, ISOLATED_BUDGET);
+}
+
+/* A replacement whose initialiser never returns: shutdown times out on it, as plait.h
+ * says, and PLAIT_POOL_CANCEL, the escalation it names, ends it (it killed only workers
+ * running a task: the cancel timed out too, and destroy waited for ever; session 50's
+ * audit). */
+static int init_stuck_after_the_first(void *arg)
+{
+    (void)arg;
+    if (atomic_fetch_add(&fx.sh->inits, 1) == 0)
+        return 0;
+    plait_psem_release(fx.started);
+    for (;;)
+        pause();
+}
+
+static void init_stuck_scenario(void)
+{
+    plait_procpool_options o = {.processes = 1, .init = init_stuck_after_the_first};
+    plait_procpool *pool = fx_pool(&o);
+    if (!pool)
+        return;
+    plait_task t;
+    CHECK_EQ(submit_job(pool, &t, J_SIGKILL, 0, 0), 0);
+    CHECK_EQ(join_i64(t, NULL, PROMPTLY()), PLAIT_KILLED(SIGKILL));
+    await_started(1); /* the replacement is in its initialiser */
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_DRAIN, plait_deadline_in(100 * PLAIT_MS)),
+             -ETIMEDOUT);
+    CHECK_EQ(plait_procpool_shutdown(pool, PLAIT_POOL_CANCEL, PROMPTLY()), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    fx_fini();
+}
+
+TEST(procpool_cancel_ends_an_initialiser_that_never_returns)
+{
+    run_isolated(init_stuck_scenario, ISOLATED_BUDGET);
+}
+
 /* A task (or an initialiser) that closes every descriptor above the standard streams
  * closes the pool's notification descriptor in its worker: that worker's completions
  * never reached the manager, so a coroutine's join (which does not collect itself)
@@ -3331,6 +3409,16 @@ static void kernel_reaps_workers_scenario(void)
         CHECK_EQ(submit_job(pool, &t1, J_VALUE, CRASHES, 3), 0);
         CHECK_EQ(join_i64(t1, &v, PROMPTLY()), 0);
         CHECK_EQ(v, value_of(3));
+        close_pool(pool);
+    }
+    /* a task its task_timeout ends reports -ETIMEDOUT though its worker's fate is not
+     * known (it said -ECHILD: session 50's audit) */
+    o = (plait_procpool_options){.processes = 1, .task_timeout = 300 * PLAIT_MS};
+    pool = make_pool(&o);
+    if (pool) {
+        plait_task t1;
+        CHECK_EQ(submit_held(pool, &t1, J_BLOCK, 0, 3), 0);
+        CHECK_EQ(join_i64(t1, NULL, PROMPTLY()), -ETIMEDOUT);
         close_pool(pool);
     }
     fx_fini();
@@ -4628,6 +4716,8 @@ RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
           CASE(procpool_replacing_a_worker_keeps_a_queue_sender),
           CASE(procpool_replacing_a_worker_reaped_by_the_kernel_keeps_a_queue_sender),
           CASE(procpool_task_whose_fork_returns_too),
+          CASE(procpool_initialiser_whose_fork_returns_too),
+          CASE(procpool_cancel_ends_an_initialiser_that_never_returns),
           CASE(procpool_task_closing_the_pools_descriptor),
           CASE(procpool_task_closing_the_pools_descriptor_with_a_joiner_asleep),
           CASE(procpool_workers_reaped_by_the_kernel),
