@@ -1306,7 +1306,8 @@ typedef struct plait_procpool_options {
  * PLAIT_RESULT_MAX or a negative timeout; -EAGAIN when a worker cannot be started (nor,
  * waiting for an initialiser, make its task_timeout's timer);
  * -EMFILE / -ENFILE when no descriptor is left (the pool's and its workers'); the
- * initialiser's code when it fails in a worker, or the worker's fate
+ * initialiser's code when it fails in a worker (-EINVAL for one below -4095, as for a
+ * task), or the worker's fate
  * (PLAIT_KILLED(signal), PLAIT_EXITED(status)) when it dies in it; -ECANCELED when the
  * caller is cancelled while it waits; -ENOMEM. */
 int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *options);

@@ -404,7 +404,7 @@ static int worker_main(void *arg)
         fflush(stdout); /* what it printed goes out, as a task's does (see below) */
         fflush(stderr);
         if (r < 0) {
-            ws->init_error = r;
+            ws->init_error = r < PLAIT__CODE_MIN ? -EINVAL : r; /* (as a task's code) */
             return 0;
         }
         if (!notify_intact(p->notify_fd, &nid)) {
@@ -916,13 +916,14 @@ static void notified(plait__mgr_source *src, uint32_t events)
 /* How worker i's initialiser failed, as the worker says: 0 when it did not.  The word
  * is the workers' to write, and a task's memory bug can write over it: it counts only
  * in a pool with an initialiser, for a worker that has not said that its initialiser
- * returned 0, and a code that a failure never leaves there (not negative) is -EPROTO. */
+ * returned 0, and a code that a failure never leaves there (not in [-4095, -1]) is
+ * -EPROTO. */
 static int init_failure(const plait_procpool *p, unsigned i)
 {
     int32_t code = p->wstate[i].init_error;
     if (!p->init || code == 0 || atomic_load(&p->wstate[i].init_done))
         return 0;
-    return code < 0 ? code : -EPROTO;
+    return plait__code_read_back(code);
 }
 
 static void worker_exited(plait__mgr_source *src, uint32_t events);

@@ -1402,6 +1402,12 @@ TEST(procpool_init)
 
 /* An initialiser that fails after create has forked its worker: it says it has started
  * and waits for gate 0, which a thread opens once it has. */
+static int init_fail_out_of_range(void *arg)
+{
+    (void)arg;
+    return -5000; /* below -4095: no errno (it was the pool's code as it was) */
+}
+
 static int init_fail_at_gate(void *arg)
 {
     (void)arg;
@@ -1448,6 +1454,10 @@ TEST(procpool_init_fails)
 
     o = (plait_procpool_options){.processes = 2, .init = init_kills_itself};
     CHECK_EQ(plait_procpool_create(&pool, &o), PLAIT_KILLED(SIGKILL));
+    CHECK(pool == NULL);
+
+    o = (plait_procpool_options){.processes = 1, .init = init_fail_out_of_range};
+    CHECK_EQ(plait_procpool_create(&pool, &o), -EINVAL); /* as a task's code is */
     CHECK(pool == NULL);
     fx_fini();
 }
