@@ -1030,7 +1030,10 @@ static bool ran_a_task(plait_procpool *p, pid_t pid)
 }
 
 /* The worker pid died with fate: the task it was running (or had just taken) fails
- * with it, and no other (pool lock held). */
+ * with it, and no other (pool lock held).  A slot with a task that is in neither ring
+ * was taken by its runner, whatever its state says: a worker marks it done only as it
+ * puts it on the done ring, and the state is the task's to write over (a slot that
+ * said DONE or FREE was passed over, its task lost). */
 static void fail_running(plait_procpool *p, pid_t pid, int fate)
 {
     pool_shm *sh = p->sh;
@@ -1038,8 +1041,7 @@ static void fail_running(plait_procpool *p, pid_t pid, int fate)
     for (uint32_t s = 0; s < p->nslots; s++) {
         task_slot *ts = slot_at(p, s);
         ptask *t = p->slot_task[s];
-        if (!t || ts->runner != (uint32_t)pid || ts->state == SLOT_DONE ||
-            ts->state == SLOT_FREE ||
+        if (!t || ts->runner != (uint32_t)pid ||
             ring_has(p->ready, p->nslots, sh->ready_head, sh->ready_tail, s) ||
             ring_has(p->done, p->nslots, sh->done_head, sh->done_tail, s))
             continue;

@@ -262,13 +262,62 @@ TEST(own_no_timer_word_scribbled_fails_only_the_scribbler)
     CHECK_EQ(plait_procpool_destroy(pool), 0);
 }
 
+/* A task that writes over its own slot's state (DONE, or FREE) and then dies: the
+ * parent's look for the dead worker's task passed over a slot that said DONE or FREE,
+ * so the task was neither reported nor failed (its join waited for ever, and so would a
+ * draining shutdown; session 50's audit).  Only the rings say whether a slot is queued
+ * or done: the task fails with its worker's fate. */
+static ssize_t own_state_scribbled_then_crashes(const void *arg, size_t arg_len, void *out,
+                                                size_t cap)
+{
+    (void)out, (void)cap;
+    volatile char *base = (volatile char *)arg - SLOT0_ARG;
+    plait_proc_fn fn;
+    memcpy(&fn, (const char *)base + SLOT0_FN, sizeof fn);
+    uint32_t state;
+    if (fn != own_state_scribbled_then_crashes || arg_len != sizeof state ||
+        *(volatile uint64_t *)(base + SLOT0_ARG_LEN) != arg_len)
+        return -EINVAL; /* not the layout assumed */
+    memcpy(&state, arg, sizeof state);
+    *(volatile uint32_t *)(base + SLOT0) = state;
+    abort();
+}
+
+static void own_state_scribbled(uint32_t state)
+{
+    plait_procpool *pool;
+    plait_procpool_options o = {.processes = 1, .arg_max = 64, .result_max = 64};
+    CHECK_EQ(plait_procpool_create(&pool, &o), 0);
+    plait_task t;
+    CHECK_EQ(plait_procpool_submit(pool, &t, own_state_scribbled_then_crashes, &state,
+                                   sizeof state), 0);
+    int r = plait_join(t, NULL, SOON());
+    CHECK_EQ(r, PLAIT_KILLED(SIGABRT));
+    if (r != -ETIMEDOUT) /* else a drain would wait for ever for the lost task */
+        CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
+enum { SLOT_DONE_ = 3 };
+
+TEST(own_slot_state_scribbled_done_then_a_crash_fails_it)
+{
+    own_state_scribbled(SLOT_DONE_);
+}
+
+TEST(own_slot_state_scribbled_free_then_a_crash_fails_it)
+{
+    own_state_scribbled(SLOT_FREE_);
+}
+
 RUN_TESTS(CASE(other_slots_state_scribbled_running_fails_it),
           CASE(other_slots_state_scribbled_free_fails_it),
           CASE(other_slots_state_scribbled_garbage_fails_it),
           CASE(other_slots_state_scribbled_cancelled_fails_it),
           CASE(other_slots_state_scribbled_then_shutdown_cancel_fails_it),
           CASE(stale_done_entry_of_a_running_slot_delivers_nothing_early),
-          CASE(own_no_timer_word_scribbled_fails_only_the_scribbler))
+          CASE(own_no_timer_word_scribbled_fails_only_the_scribbler),
+          CASE(own_slot_state_scribbled_done_then_a_crash_fails_it),
+          CASE(own_slot_state_scribbled_free_then_a_crash_fails_it))
 #else
 /* The slot layout written over is x86-64's: elsewhere the test does not run (ctest
  * says skipped). */
