@@ -320,6 +320,17 @@ static void park_for_signal(plait__worker *wk, plait__waiter *w, int64_t deadlin
 
 /* ---- finding and running work ---- */
 
+/* Withdraw a queued task taken off its queue once a cancelling shutdown has begun (by
+ * the shutdown's sweep, or by a worker carrying a batch from the injection queue): it
+ * completes as cancelled (as plait_cancel makes it), and the queue's reference, the
+ * producer's, is let go, as a worker does when it comes across a withdrawn task
+ * (run_task). */
+static void withdraw_taken(plait__future *f)
+{
+    plait__future_cancel(f);
+    plait__future_release(f);
+}
+
 static plait__future *inject_grab(plait__worker *wk)
 {
     plait_pool *pool = wk->pool;
@@ -351,6 +362,20 @@ static plait__future *inject_grab(plait__worker *wk)
     for (size_t i = take; i-- > 1;)
         (void)plait__deque_push(&wk->deque, batch[i]);
     plait__deque_publish(&wk->deque); /* work from outside is everyone's */
+    /* A cancelling shutdown's sweep (cancel_queued) may have passed while the batch was
+     * in neither the injection queue nor this deque, and every worker be held (this one
+     * too, once the helping wait that took the batch returns to a task that runs on):
+     * the batch is then this worker's to withdraw.  The pushes' and the publish's
+     * stores are sequentially consistent, as are shutdown's store of `cancelling` and
+     * the sweep's loads after it (Dekker): either the sweep finds the batch here, or
+     * this sees the flag (session 50's audit). */
+    plait__store_load_fence();
+    if (atomic_load_explicit(&pool->cancelling, memory_order_seq_cst)) {
+        for (plait__future *f; (f = plait__deque_take(&wk->deque));)
+            withdraw_taken(f);
+        withdraw_taken(batch[0]);
+        return NULL;
+    }
     wake_one(pool);
     return batch[0];
 }
@@ -796,14 +821,6 @@ static int wait_stopped(plait_pool *pool, int64_t deadline, bool cancellable)
     return r;
 }
 
-/* Withdraw a queued task taken off its queue by a cancelling shutdown: it completes as
- * cancelled (as plait_cancel makes it), and the queue's reference, the producer's, is
- * let go, as a worker does when it comes across a withdrawn task (run_task). */
-static void withdraw_taken(plait__future *f)
-{
-    plait__future_cancel(f);
-    plait__future_release(f);
-}
 
 /* A cancelling shutdown completes the queued tasks as cancelled itself.  A worker
  * would, as it took each one, but every worker may be held by a task that runs on (one
