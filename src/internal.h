@@ -1177,6 +1177,7 @@ int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expec
  * (nothing when it never stayed).  A fork in between counts it in the child too. */
 typedef struct plait__shared_waiting {
     struct plait__shared_waiting *next;
+    struct plait__shared_waiting **at; /* what points to it: out of the list at once */
     plait__shared_obj *obj;
     atomic_uint *sleepers;      /* NULL for a call that stays */
 } plait__shared_waiting;

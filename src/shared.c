@@ -264,19 +264,30 @@ void plait__shared_atfork(int phase)
         forget_parent_s_children();
 }
 
+/* The thread's waits are a list its coroutines join and leave in any order: each
+ * knows what points to it, so leaving takes no walk (thousands of coroutines woken at
+ * once each walked to the oldest, at the list's end). */
+static void waits_link(plait__shared_waiting *me)
+{
+    me->next = this_thread_waits;
+    me->at = &this_thread_waits;
+    if (me->next)
+        me->next->at = &me->next;
+    this_thread_waits = me;
+}
+
 static void waits_unlink(plait__shared_waiting *me)
 {
-    plait__shared_waiting **at = &this_thread_waits; /* coroutines of a thread end in any order */
-    while (*at != me)
-        at = &(*at)->next;
-    *at = me->next;
+    *me->at = me->next;
+    if (me->next)
+        me->next->at = me->at;
 }
 
 int plait__shared_wait(plait__shared_obj *obj, atomic_uint *word, unsigned expected,
                        atomic_uint *sleepers, int64_t deadline, const char *what)
 {
-    plait__shared_waiting me = {this_thread_waits, obj, sleepers};
-    this_thread_waits = &me;
+    plait__shared_waiting me = {.obj = obj, .sleepers = sleepers};
+    waits_link(&me);
     atomic_fetch_add(&obj->local_waiters, 1);
     atomic_fetch_add(sleepers, 1);
     int r = plait__pfutex_wait(word, expected, deadline, what, obj);
@@ -292,8 +303,7 @@ void plait__shared_stay(plait__shared_obj *obj, plait__shared_waiting *me)
         return;
     me->obj = obj;
     me->sleepers = NULL;
-    me->next = this_thread_waits;
-    this_thread_waits = me;
+    waits_link(me);
     atomic_fetch_add(&obj->local_waiters, 1);
 }
 
