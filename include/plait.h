@@ -1036,7 +1036,8 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * plait_process_exec in progress (the manager thread makes it), which takes neither,
  * never ends there (docs/API.md, "Fork").  The calling thread flushes every stdio
  * stream before plait forks a function child or a process pool's workers (a program's
- * exec drops what it inherits); what other threads write to stdout and stderr meanwhile
+ * exec drops what it inherits), waiting for a stream another thread holds; what other
+ * threads write to stdout and stderr meanwhile
  * stays the parent's to write, but what they write into another stream meanwhile a
  * function child writes again as it ends (docs/API.md, "Processes").
  * ------------------------------------------------------------------------- */
@@ -1125,7 +1126,9 @@ int plait_process_pid(plait_task task);
 /* Send signal sig to the child (SIGTERM to ask it to end, SIGKILL to end it).  -ESRCH
  * when it has ended or the handle is stale, -EINVAL for a bad signal or a task that is
  * not a process, -EPERM in a forked child for a task from before the fork that is not
- * the child's (as plait_process_pid). */
+ * the child's (as plait_process_pid), and -EPERM when the system refuses the signal (a
+ * program that changed its user, as a set-user-ID one does: plait_cancel of its task
+ * then kills nothing either, and its join waits for the program's own end). */
 int plait_process_kill(plait_task task, int sig);
 
 /* ----------------------------------------------------------------------------
