@@ -106,6 +106,12 @@ int plait__deque_push(plait__deque *d, plait__future *f);
 bool plait__deque_publish(plait__deque *d);
 /* Owner: take the newest item, NULL when empty. */
 plait__future *plait__deque_take(plait__deque *d);
+/* Owner: where the next push goes (the bottom); only the owner moves it.  Items at or
+ * above a mark read so were pushed after it (and not yet taken). */
+static inline int64_t plait__deque_mark(plait__deque *d)
+{
+    return atomic_load_explicit(&d->bottom, memory_order_relaxed);
+}
 /* Anyone: steal the oldest public item, NULL when there is none or another thief won
  * it. */
 plait__future *plait__deque_steal(plait__deque *d);

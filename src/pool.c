@@ -146,6 +146,8 @@ typedef struct plait__worker {
     _Alignas(64) atomic_uint park_word;
     atomic_int sleeping;
     uintptr_t help_floor;               /* below this stack address, no help from others */
+    int64_t own_from;                   /* the deque's mark as the running task began:
+                                         * what it pushed lies at or above it */
     char name[16];
 } plait__worker;
 
@@ -385,8 +387,11 @@ static plait__future *inject_grab(plait__worker *wk)
  * top of the waiting one, and that task's own wait another: where many queued tasks
  * each wait (on a thread, an outside event: nothing the tasks run on top of them will
  * do), the stack grew by a task's frames for each, until it overflowed.  Past the floor
- * a wait takes only the tasks of its own deque (in fork-join, its children, whose depth
- * is the program's), and otherwise sleeps until its own signal (park_for_signal). */
+ * a wait takes only the tasks its own task pushed (in fork-join, its children, whose
+ * depth is the program's: the deque above own_from; below it lies what outer tasks
+ * left there, the rest of a batch from the injection queue among them, up to 63 tasks
+ * as unrelated as the queue's), and otherwise sleeps until its own signal
+ * (park_for_signal). */
 static bool help_too_deep(const plait__worker *wk)
 {
     return (uintptr_t)__builtin_frame_address(0) < wk->help_floor;
@@ -397,8 +402,11 @@ static bool help_too_deep(const plait__worker *wk)
  * that helps, and keep a push's wake-up it would not use). */
 static plait__future *find_work(plait__worker *wk, bool deep)
 {
+    if (deep)
+        return plait__deque_mark(&wk->deque) > wk->own_from ? plait__deque_take(&wk->deque)
+                                                            : NULL;
     plait__future *f = plait__deque_take(&wk->deque);
-    if (f || deep)
+    if (f)
         return f;
     if ((f = inject_grab(wk)))
         return f;
@@ -435,8 +443,11 @@ static void run_task(plait__worker *wk, plait__future *f)
     f->next = atomic_load_explicit(&wk->running, memory_order_relaxed);
     if (running_publish(wk, f))
         atomic_store_explicit(&f->cancelled, 1, memory_order_relaxed);
+    int64_t outer_own_from = wk->own_from;
+    wk->own_from = plait__deque_mark(&wk->deque);
     void *value;
     int error = plait__future_run_work(f, &value);
+    wk->own_from = outer_own_from;
     if (PLAIT_UNLIKELY(pool_here(wk->pool) < 0))
         _exit(0); /* a child the task forked, returning from it too: no worker of the
                    * pool (it would complete the parent's future, then run the parent's

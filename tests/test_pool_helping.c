@@ -130,32 +130,60 @@ static void *dn_task(void *p)
  * ASan) until it overflowed: SIGSEGV at some 5,000 tasks on an 8 MiB stack.  A wait
  * that would help with the stack nearly used up now takes only its own deque's tasks
  * (its own children, for fork-join) and otherwise sleeps until its own signal. */
-#define DN_TASKS 100000
-TEST(helping_waits_do_not_nest_unrelated_tasks_past_the_stack)
+static void nest_waiting_tasks(plait_fn task, int tasks)
 {
+    memset(&dn, 0, sizeof dn);
     CHECK_EQ(plait_pool_create(&dn.pool, &(plait_pool_options){.threads = 1, .name = "dn"}), 0);
     plait_task rec;
     CHECK_EQ(plait_pool_submit(dn.pool, &rec, dn_record, NULL), 0);
     CHECK_EQ(plait_join(rec, NULL, SOON()), 0);
     CHECK_EQ(plait_thread_start(&dn.h, dn_h, NULL, NULL), 0);
     atomic_store(&dn.armed, 1);
-    for (int i = 0; i < DN_TASKS; i++)
-        CHECK_EQ(plait_pool_submit(dn.pool, NULL, dn_task, NULL), 0);
+    for (int i = 0; i < tasks; i++)
+        CHECK_EQ(plait_pool_submit(dn.pool, NULL, task, NULL), 0);
     /* the worker sleeps in the innermost wait once it may nest no further */
     int64_t until = DN_BOUND();
-    while (!atomic_load(&dn.worker_slept) && atomic_load(&dn.started) < DN_TASKS &&
+    while (!atomic_load(&dn.worker_slept) && atomic_load(&dn.started) < tasks &&
            plait_now() < until)
         sched_yield();
     fprintf(stderr, "nested %d waiting tasks before the worker slept\n", atomic_load(&dn.started));
     CHECK(atomic_load(&dn.worker_slept));
     atomic_store(&dn.release, 1);
     until = DN_BOUND();
-    while (atomic_load(&dn.finished) < DN_TASKS && plait_now() < until)
+    while (atomic_load(&dn.finished) < tasks && plait_now() < until)
         sched_yield();
-    CHECK_EQ(atomic_load(&dn.finished), DN_TASKS);
+    CHECK_EQ(atomic_load(&dn.finished), tasks);
     CHECK_EQ(atomic_load(&dn.bad), 0);
     CHECK_EQ(plait_join(dn.h, NULL, SOON()), 0);
     CHECK_EQ(plait_pool_destroy(dn.pool), 0);
+}
+
+TEST(helping_waits_do_not_nest_unrelated_tasks_past_the_stack)
+{
+    nest_waiting_tasks(dn_task, 100000);
+}
+
+/* The same with tasks of large frames (a solver's scratch arrays).  Past the floor a
+ * wait took what its own deque held, and that was the rest of a batch its worker had
+ * carried there from the queue of outside submissions, up to 63 tasks as unrelated
+ * as the rest: 63 frames of 160 KiB are 10 MiB, past the 2 MiB kept below the floor
+ * (SIGSEGV; session 50's pool audit).  Past the floor a wait now takes only what its
+ * own task pushed. */
+enum { DN_BIG_FRAME = 160 * 1024 };
+static void *dn_big_task(void *p)
+{
+    volatile char frame[DN_BIG_FRAME]; /* live across the wait, touched page by page from
+                                        * the top, as the stack grows */
+    for (size_t i = DN_BIG_FRAME; i > 0; i -= 4096)
+        frame[i - 1] = 1;
+    void *r = dn_task(p);
+    (void)frame[0]; /* (read after the wait: the frame is live across it) */
+    return r;
+}
+
+TEST(helping_waits_do_not_nest_a_batch_of_large_frames_past_the_stack)
+{
+    nest_waiting_tasks(dn_big_task, 300);
 }
 
 static struct {
@@ -284,4 +312,5 @@ TEST(push_wake_not_spent_on_helper_whose_wait_is_claimed)
 }
 
 RUN_TESTS(CASE(helping_waits_do_not_nest_unrelated_tasks_past_the_stack),
+          CASE(helping_waits_do_not_nest_a_batch_of_large_frames_past_the_stack),
           CASE(push_wake_not_spent_on_helper_whose_wait_is_claimed))
