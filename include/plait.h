@@ -592,8 +592,9 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
  * calls.  Called from a coroutine whose scheduler runs in a task of the same pool (whose
  * wait runs no queued task, and whose worker may be the only one), the map runs on
  * threads of its own instead (one per pool worker, at most one per item), and the
- * errors of plait_thread_start (-EAGAIN) are its own too.  -EINVAL for nulls, n == 0 or n > SIZE_MAX >> 12, -EPIPE when shut down, -EPERM
- * in a forked child. */
+ * errors of plait_thread_start (-EAGAIN) are its own too.  -EINVAL for nulls, n == 0
+ * or n > SIZE_MAX >> 12, -EPIPE when shut down (as for plait_pool_submit: not for a
+ * task of the pool itself, whose map runs), -EPERM in a forked child. */
 int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
                    void **results, int *errors, int64_t deadline);
 

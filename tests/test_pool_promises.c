@@ -294,7 +294,9 @@ static void *leaf(void *p)
     return NULL;
 }
 
-/* waits until the shutdown has begun, then spawns children (detached) and joins one */
+/* waits until the shutdown has begun, then spawns children (detached) and joins one,
+ * and maps over four items (a task of the pool: its submits and maps run, plait.h) */
+enum { SPAWNED = 51, MAPPED = 4 };
 static void *spawns_during_shutdown(void *p)
 {
     spawner *s = p;
@@ -305,10 +307,13 @@ static void *spawns_during_shutdown(void *p)
     int r = plait_pool_submit(s->pool, &t, leaf, s);
     if (r < 0)
         return PLAIT_FAIL(r);
-    for (int i = 0; i < 50; i++)
+    for (int i = 1; i < SPAWNED; i++)
         if ((r = plait_pool_submit(s->pool, NULL, leaf, s)) < 0)
             return PLAIT_FAIL(r);
-    r = plait_join(t, NULL, SOON());
+    if ((r = plait_join(t, NULL, SOON())) < 0)
+        return PLAIT_FAIL(r);
+    void *args[MAPPED] = {s, s, s, s}, *results[MAPPED];
+    r = plait_pool_map(s->pool, leaf, args, MAPPED, results, NULL, SOON());
     return r < 0 ? PLAIT_FAIL(r) : NULL;
 }
 
@@ -349,7 +354,7 @@ TEST(tasks_spawned_during_a_draining_shutdown_all_run)
     CHECK_EQ(sh.r, 0);
     CHECK_EQ(plait_join(t[0], NULL, SOON()), 0);
     CHECK_EQ(plait_join(t[1], NULL, SOON()), 0);
-    CHECK_EQ(atomic_load(&s.ran) - before, 2 * 51);
+    CHECK_EQ(atomic_load(&s.ran) - before, 2 * (SPAWNED + MAPPED));
     CHECK_EQ(plait_pool_destroy(s.pool), 0);
     CHECK_EQ(plait_event_destroy(s.go), 0);
 }
