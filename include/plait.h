@@ -546,7 +546,8 @@ int plait_cpu_count(void);
  * copy is not freed.  That holds for the parent's default pool too, but the child's
  * plait_pool_default() (and plait_to_thread) makes a new one, the child's own.  A child
  * forked inside a task that returns from the task ends there (_exit(0)): it is no
- * worker (so does one that returns from a plait thread's function).  _exit flushes no
+ * worker (so does one that returns from a plait thread's function, or from a map's
+ * function, which is no runner of the map).  _exit flushes no
  * stdio stream (flushing would print again what the parent had buffered at the fork):
  * what such a child printed to a buffered stream and did not flush is lost, so it
  * calls fflush, or exit() itself, before it returns.

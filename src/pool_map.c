@@ -22,6 +22,7 @@
 #include "internal.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 enum { CODE_BITS = 12, CHUNKS_PER_RUNNER = 16 };
 
@@ -78,6 +79,7 @@ static bool map_stopping(map_job *m)
 static void *map_runner(void *arg)
 {
     map_job *m = arg;
+    unsigned epoch = plait__fork_epoch();
     while (!map_stopping(m)) {
         size_t i = atomic_fetch_add_explicit(&m->next, m->chunk, memory_order_relaxed);
         if (i >= m->n)
@@ -94,6 +96,10 @@ static void *map_runner(void *arg)
             int code = -ECANCELED;
             if (!map_stopping(m)) {
                 value = m->fn(m->args[i]);
+                if (PLAIT_UNLIKELY(plait__fork_epoch() != epoch))
+                    _exit(0); /* a child the item forked, returning from it too: the map
+                               * is the parent's (it ran the other items a second time),
+                               * as a task is (pool.c, run_task) */
                 code = 0;
                 if (PLAIT_IS_FAIL(value)) {
                     code = (int)(intptr_t)value;

@@ -458,6 +458,53 @@ TEST(children_returning_from_tasks_and_threads_end_there)
     CHECK_EQ(plait_pool_destroy(pool), 0);
 }
 
+/* A map's item forks and the child returns from it too: the child went on as the
+ * map's runner, and ran the map's other items a second time (session 50's pool
+ * audit).  It ends as the item returns in it, as a task's child does.  Each item counts
+ * its runs in shared memory; item 0's parent waits for its child. */
+enum { FORK_MAP_ITEMS = 8 };
+static atomic_int *item_runs; /* shared: FORK_MAP_ITEMS counts */
+
+static void *item_forking_at_zero(void *arg)
+{
+    int i = INT(arg);
+    atomic_fetch_add(&item_runs[i], 1);
+    if (i != 0)
+        return NULL;
+    fflush(NULL);
+    pid_t child = fork();
+    if (child > 0)
+        count_child(child);
+    return child < 0 ? PLAIT_FAIL(-EAGAIN) : NULL;
+}
+
+static void map_with_an_item_that_forks(plait_pool *pool)
+{
+    void *args[FORK_MAP_ITEMS], *results[FORK_MAP_ITEMS];
+    for (int i = 0; i < FORK_MAP_ITEMS; i++) {
+        args[i] = ARG(i);
+        atomic_init(&item_runs[i], 0);
+    }
+    CHECK_EQ(plait_pool_map(pool, item_forking_at_zero, args, FORK_MAP_ITEMS, results, NULL,
+                            SOON()),
+             0);
+    for (int i = 0; i < FORK_MAP_ITEMS; i++)
+        CHECK_EQ(atomic_load(&item_runs[i]), 1);
+}
+
+TEST(a_map_item_returning_in_the_child_ends_it)
+{
+    item_runs = mmap(NULL, FORK_MAP_ITEMS * sizeof *item_runs, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(item_runs != MAP_FAILED);
+    plait_pool *pool;
+    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 1}), 0);
+    map_with_an_item_that_forks(pool);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    check_children();
+    CHECK_EQ(munmap(item_runs, FORK_MAP_ITEMS * sizeof *item_runs), 0);
+}
+
 /* ---- a scheduler inside a task of the default pool (a child's, of one worker) ---- */
 
 static void *add_one(void *arg) { return (void *)((intptr_t)arg + 1); }
@@ -689,6 +736,7 @@ RUN_TESTS(CASE(a_child_s_status_speaks_for_its_own_checks),
           CASE(forks_while_the_watcher_works),
           CASE(fork_beside_threads_polling_a_signal_watcher),
           CASE(children_returning_from_tasks_and_threads_end_there),
+          CASE(a_map_item_returning_in_the_child_ends_it),
           CASE(plait_close_in_a_child_leaves_the_parent_s_waits_alone),
           CASE(plait_cancel_in_a_child_leaves_the_parent_s_tasks_alone),
           /* last: it leaves the parent's default pool running, whose threads TSan
