@@ -185,8 +185,10 @@ int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *error
  * child's. */
 int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline);
 
-/* Let the other ready coroutines run.  Coroutine only.  Returns -ECANCELED (after
- * yielding) when the caller has been cancelled, so busy loops can stop. */
+/* Let the other ready coroutines run (with none ready, the scheduler looks at its
+ * timers, wake-ups from other threads and descriptors first).  Coroutine only.
+ * Returns -ECANCELED (after yielding) when the caller has been cancelled, so busy
+ * loops can stop. */
 int plait_yield(void);
 
 /* Sleep until the deadline / for ns.  Coroutine or thread.  0, -ECANCELED.  A

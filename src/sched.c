@@ -5,8 +5,9 @@
  * "loop" context: it drains the inbox, fires due timers, and parks the thread when
  * nothing is ready.  Coroutines do not bounce through the loop on every switch: a
  * coroutine that suspends hands the CPU straight to the next ready one (one switch,
- * not two), and only every BUDGET direct switches, or when the ready queue is empty,
- * does control go back to the loop so timers and other threads' wake-ups are seen.
+ * not two), and only every BUDGET direct switches, or when the ready queue is empty
+ * (a yield with no other coroutine ready included), does control go back to the loop
+ * so timers and other threads' wake-ups are seen.
  *
  * Invariants:
  *  - Only the scheduler's own thread touches its ready queue, timers, coroutine list
@@ -749,8 +750,18 @@ int plait_yield(void)
     plait__coro *c = plait__coro_current();
     if (!c)
         return -EPERM;
-    ready_push(c->sched, c);
-    suspend(c->sched);
+    plait__sched *s = c->sched;
+    /* Alone in the ready queue, it goes through the loop, which looks at the timers,
+     * the inbox and the poller: a direct switch to itself put those off for the rest
+     * of the budget (64 such yields: a sleeper beside a coroutine that computes and
+     * yields woke that many spells late) and counted no switch (the slow-coroutine
+     * watchdog took it for one that never yields). */
+    bool alone = !s->ready_head;
+    ready_push(s, c);
+    if (alone)
+        switch_to(s, c, &s->loop, false);
+    else
+        suspend(s);
     return plait__check_cancel();
 }
 

@@ -166,6 +166,55 @@ TEST(yield_round_robin)
         CHECK_EQ(order[i], expect[i]);
 }
 
+/* A coroutine that computes and yields, alone in the ready queue, beside one that
+ * sleeps: each yield was a direct switch to itself, so the scheduler's loop (timers,
+ * the inbox, the poller) came in only every 64 yields (the direct switches' budget),
+ * and the sleeper woke some 64 compute spells late (640 ms here); the slow-coroutine
+ * watchdog, which counts switches, took the yielder for one that never yields (session
+ * 50's audit).  A yield with no other coroutine ready now goes through the loop. */
+enum { SPELL_MS = 10 };
+static atomic_bool slept;
+
+static void *sleeps_a_millisecond(void *arg)
+{
+    (void)arg;
+    int64_t start = plait_now();
+    CHECK_EQ(plait_sleep(PLAIT_MS), 0);
+    atomic_store(&slept, true);
+    return ARG((plait_now() - start) / PLAIT_MS);
+}
+
+static void *computes_and_yields(void *arg)
+{
+    (void)arg;
+    int64_t give_up = plait_deadline_in(5 * PLAIT_SEC);
+    while (!atomic_load(&slept) && plait_now() < give_up) {
+        int64_t spell = plait_deadline_in(SPELL_MS * PLAIT_MS);
+        while (plait_now() < spell) {
+        }
+        CHECK_EQ(plait_yield(), 0);
+    }
+    return NULL;
+}
+
+static void *yield_beside_a_sleeper(void *arg)
+{
+    (void)arg;
+    atomic_store(&slept, false);
+    plait_task sleeper_task, yielder;
+    CHECK_EQ(plait_spawn(&sleeper_task, sleeps_a_millisecond, NULL), 0);
+    CHECK_EQ(plait_spawn(&yielder, computes_and_yields, NULL), 0);
+    void *ms = NULL;
+    CHECK_EQ(plait_join(sleeper_task, &ms, PLAIT_FOREVER), 0);
+    CHECK_EQ(plait_join(yielder, NULL, PLAIT_FOREVER), 0);
+    fprintf(stderr, "  a 1 ms sleep beside a coroutine yielding every %d ms took %d ms\n",
+            SPELL_MS, INT(ms));
+    CHECK(INT(ms) < 40 * SPELL_MS); /* a few spells (64 before) */
+    return NULL;
+}
+
+TEST(a_lone_yield_lets_due_timers_in) { check_run(yield_beside_a_sleeper, NULL); }
+
 static void *sleeper(void *arg)
 {
     CHECK_EQ(plait_sleep(INT(arg) * PLAIT_MS), 0);
@@ -1255,7 +1304,7 @@ TEST(futures_freed_after_a_thread_cache_went_back_are_not_lost)
 }
 
 RUN_TESTS(CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock),
-          CASE(join_with_deadline), CASE(yield_round_robin), CASE(sleep_order_and_concurrency),
+          CASE(join_with_deadline), CASE(yield_round_robin), CASE(a_lone_yield_lets_due_timers_in), CASE(sleep_order_and_concurrency),
           CASE(cancel), CASE(cancelled_sleep_with_past_deadline),
           CASE(cancel_from_another_thread), CASE(run_cancels_stragglers),
           CASE(wait_all), CASE(wait_all_same_handle_twice),
