@@ -143,11 +143,13 @@ typedef struct plait__worker {
     pthread_t thread;
     plait__spinlock running_lock;       /* held by a cancelling walk of the chain */
     _Atomic(plait__future *) running;   /* innermost running task; ->next: the one it helps */
+    int64_t own_from;                   /* the deque's mark as the running task began:
+                                         * what it pushed lies at or above it (beside
+                                         * `running`, which the owner writes as often:
+                                         * not on park_word's line, which wakers write) */
     _Alignas(64) atomic_uint park_word;
     atomic_int sleeping;
     uintptr_t help_floor;               /* below this stack address, no help from others */
-    int64_t own_from;                   /* the deque's mark as the running task began:
-                                         * what it pushed lies at or above it */
     char name[16];
 } plait__worker;
 
@@ -831,7 +833,6 @@ static int wait_stopped(plait_pool *pool, int64_t deadline, bool cancellable)
         r = plait__event_wait(pool->stopped, plait_deadline_in(STOP_LOOK_NS), cancellable);
     return r;
 }
-
 
 /* A cancelling shutdown completes the queued tasks as cancelled itself.  A worker
  * would, as it took each one, but every worker may be held by a task that runs on (one
