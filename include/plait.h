@@ -728,9 +728,9 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
  * A write is write(2) (send(2) on a socket) first, on either poller.  Zero bytes: a
  * read returns 0 and takes nothing, a write is write(2)'s (on a datagram socket, an
  * empty datagram).  -EINVAL for len > SSIZE_MAX or a NULL buf with len > 0 (any other
- * length is the system call's to judge: -EFAULT past the address space).  A write that has
- * to wait for room may be overtaken by another coroutine's later write that finds room
- * (as with write(2) from two threads): coroutines that share a stream should take
+ * length is the system call's to judge: -EFAULT past the address space).  A write that
+ * has to wait for room may be overtaken by another coroutine's later write that finds
+ * room (as with write(2) from two threads): coroutines that share a stream should take
  * turns (a mutex).  A descriptor that still polls ready after its write failed with
  * EAGAIN (an eventfd whose count the value would overflow) is tried again after
  * pauses, doubling from 50 µs to 10 ms, after eight quick tries: no busy CPU.
