@@ -33,7 +33,7 @@ void __wrap_plait__inject_blocks_free(plait__inject_block *list)
     __real_plait__inject_blocks_free(list);
 }
 
-static atomic_int h2_running, h1_started, xs_queued, h1_joining, stop_holding;
+static atomic_int h2_running, h1_started, xs_queued, h1_join_ended, stop_holding;
 static plait_event *t_may_end;
 
 /* Holds its worker until told, cancelled or not. */
@@ -65,8 +65,8 @@ static void *h1_helps_then_holds(void *unused)
     int64_t give_up = SOON();
     while (!atomic_load(&xs_queued) && plait_now() < give_up)
         sched_yield();
-    atomic_store(&h1_joining, 1);
     CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    atomic_store(&h1_join_ended, 1);
     while (!atomic_load(&stop_holding))
         sched_yield();
     return NULL;
@@ -106,6 +106,12 @@ TEST(a_batch_on_its_way_to_a_deque_is_cancelled_too)
         CHECK(r == -ECANCELED || r == 0); /* (the first may have run: it was taken) */
     }
     CHECK_PROMPT(start);
+    /* H1's join ends by the cancellation, not by T: T may end only once it has (were
+     * both the test and H1 joining T, one would find the handle spent, -ESRCH) */
+    give_up = SOON();
+    while (!atomic_load(&h1_join_ended) && plait_now() < give_up)
+        sched_yield();
+    CHECK(atomic_load(&h1_join_ended));
     atomic_store(&stop_holding, 1);
     CHECK_EQ(plait_event_set(t_may_end), 0);
     CHECK_EQ(plait_join(t, NULL, SOON()), 0);
