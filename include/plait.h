@@ -1143,12 +1143,14 @@ int plait_process_kill(plait_task task, int sig);
  * the processes end: nothing is left in the system).  Blocking calls work from
  * coroutines (only the coroutine waits) and threads, in any of the processes, and
  * take a deadline.  Coroutine waits on these objects want Linux 5.16 (futex_waitv;
- * before it they look every millisecond, a thread's every 10 ms); a
- * process has room for 8,128 of them at once (more are -EAGAIN).  A waiter looks every
- * 100 ms whether the process it waits for still exists, so a holder whose death nobody
- * reports (a grandchild whose parent died first, reaped by init) is seen gone once
- * reaped; a process mutex's locker looks at its deadline too (so a past deadline tries
- * a lock whose holder is gone), and its destroy does.  A forked child may destroy the handles its parent's other threads waited on.
+ * before it they look every millisecond, a thread's every 10 ms); a process's watcher
+ * threads sleep on 8,128 such words at once, and a coroutine waiting past that looks
+ * at its word every millisecond.  A waiter looks every 100 ms whether the process it
+ * waits for still exists, so a holder whose death nobody reports (a grandchild whose
+ * parent died first, reaped by init) is seen gone once reaped; a process mutex's
+ * locker looks at its deadline too (so a past deadline tries a lock whose holder is
+ * gone), and its destroy does.  A forked child may destroy the handles its parent's
+ * other threads waited on.
  * ------------------------------------------------------------------------- */
 
 typedef struct plait_shm plait_shm;

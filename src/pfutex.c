@@ -590,8 +590,10 @@ int plait__plock_lock_until(plait__plock *l, int64_t deadline, int64_t grace)
                                    "shared lock", l);
         if (r == -ETIMEDOUT) {
             release_if_dead(l, v & ~PLOCK_WAITERS);
+            /* the last look takes what it freed: a try answered -ETIMEDOUT on a lock
+             * its own look had just found left by a dead holder */
             if (recheck >= deadline)
-                return -ETIMEDOUT;
+                return plait__plock_trylock(l) ? 0 : -ETIMEDOUT;
         } else if (r < 0) {
             return r;
         }

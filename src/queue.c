@@ -233,7 +233,8 @@ static bool side_left_unreported(queue_state *st, unsigned role)
 /* The end of a send's or receive's wait on the side `role` it needs, timed out at
  * recheck: 0 to look at the queue again, else what the call answers.  The lock is taken
  * within the call's deadline, as its send or receive (its holder may be stopped).
- * Before the deadline: a purge of the holders gone unreported.  At the deadline:
+ * Before the deadline: a purge of the holders gone unreported, if the lock is had
+ * within a grace.  At the deadline:
  * -ETIMEDOUT, unless that side is gone, or found gone now (a purge only then: a call
  * that waits less than PLAIT__SHARED_RECHECK_NS never purged, and answered -ETIMEDOUT
  * where a longer wait answered -EPIPE); a try looks at most every TRY_LOOK_NS. */
@@ -254,7 +255,13 @@ static int wait_timed_out(plait_queue *queue, unsigned role, int64_t recheck,
             return -ETIMEDOUT;
         atomic_store_explicit(looked, now, memory_order_relaxed);
     }
-    int r = plait__plock_lock_until(&st->lock, deadline, LOCK_GRACE_NS);
+    /* A purge before the deadline waits for the lock a grace at most (0: LOCK_GRACE_NS
+     * from now), and is put off if it is held longer: its holder may be stopped, and
+     * meanwhile this call must see its queue (it waited on the lock's word, deaf to the
+     * sequence, until its own deadline). */
+    int r = plait__plock_lock_until(&st->lock, recheck < deadline ? 0 : deadline, LOCK_GRACE_NS);
+    if (r == -ETIMEDOUT && recheck < deadline)
+        return 0;
     if (r < 0)
         return r;
     if (recheck < deadline) {

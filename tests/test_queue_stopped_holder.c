@@ -9,7 +9,8 @@
  * The holder stops itself in the middle of its copy: memcpy is wrapped
  * (-Wl,--wrap=memcpy, tests/CMakeLists.txt), and in the child a copy of BIG bytes or
  * more raises SIGSTOP first.  plait__shared_wait is wrapped too, to know when a call
- * of this process has begun to wait for the queue's state. */
+ * of this process has begun to wait for the queue's state, and plait__plock_lock_until,
+ * to know when one has begun to wait for the table of holders' lock. */
 #include "helpers.h"
 
 #include <sys/wait.h>
@@ -30,6 +31,18 @@ int __wrap_plait__shared_wait(void *obj, atomic_uint *word, unsigned expected,
     if (began_to_wait)
         plait_event_set(began_to_wait);
     return __real_plait__shared_wait(obj, word, expected, sleepers, deadline, what);
+}
+
+static _Atomic(plait__plock *) watched_lock; /* whose waits are counted, when set */
+static atomic_int watched_lock_waits;
+
+int __real_plait__plock_lock_until(plait__plock *l, int64_t deadline, int64_t grace);
+int __wrap_plait__plock_lock_until(plait__plock *l, int64_t deadline, int64_t grace);
+int __wrap_plait__plock_lock_until(plait__plock *l, int64_t deadline, int64_t grace)
+{
+    if (l == atomic_load(&watched_lock))
+        atomic_fetch_add(&watched_lock_waits, 1);
+    return __real_plait__plock_lock_until(l, deadline, grace);
 }
 
 /* Let it go on and finish its send; its message is then there. */
@@ -285,6 +298,82 @@ TEST(a_first_send_waits_for_the_table_without_the_senders_lock)
     CHECK_EQ(plait_queue_destroy(q), 0);
 }
 
+static void *receive_one_within_3s(void *arg)
+{
+    char buf[16];
+    return (void *)(intptr_t)plait_queue_recv(arg, buf, sizeof buf,
+                                              plait_deadline_in(3 * PLAIT_SEC));
+}
+
+/* A receive that waits keeps seeing its queue while another process holds the table of
+ * holders' lock (stopped with it: the table is updated at a process's first call, a
+ * fork, a death report): its look every 100 ms for holders gone unreported waits for
+ * that lock a grace at most, and a message sent meanwhile is taken.  (Failed first: the
+ * look waited for the table's lock until the call's own deadline, deaf to its queue,
+ * and the receive answered -ETIMEDOUT after 3 s with the message queued; session 51's
+ * audit.) */
+TEST(a_waiting_receive_takes_a_message_while_the_table_is_held)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, 16, 4), 0);
+    char one[1];
+    CHECK_EQ(plait_queue_send(q, "a", 1, SOON()), 0); /* this process noted on both sides */
+    CHECK_EQ(plait_queue_recv(q, one, sizeof one, SOON()), 1);
+    plait__plock *table = ((plait__shared_obj *)q)->map;
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!plait__plock_trylock(table))
+            _exit(1);
+        raise(SIGSTOP);
+        plait__plock_unlock(table);
+        _exit(0);
+    }
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, WUNTRACED), pid);
+    CHECK(WIFSTOPPED(status)); /* holding the table's lock */
+    atomic_store(&watched_lock_waits, 0);
+    atomic_store(&watched_lock, table);
+    pthread_t receiver;
+    thread_start(&receiver, receive_one_within_3s, q);
+    int64_t give_up = SOON();
+    while (!atomic_load(&watched_lock_waits) && plait_now() < give_up)
+        sched_yield(); /* until its look (after 100 ms of waiting) waits for the table */
+    CHECK(atomic_load(&watched_lock_waits) > 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_queue_send(q, "b", 1, SOON()), 0);
+    void *got;
+    CHECK_EQ(pthread_join(receiver, &got), 0);
+    CHECK_EQ((intptr_t)got, 1);
+    CHECK(plait_now() - start < 2 * PLAIT_SEC); /* (its look's grace is 10 ms) */
+    atomic_store(&watched_lock, NULL);
+    CHECK_EQ(kill(pid, SIGCONT), 0);
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
+/* A try whose lock's holder died unreported (a plain fork()'s child killed in its copy
+ * and reaped by the program) finds it dead in its grace, frees the lock, and takes it:
+ * the send goes in.  (Failed first: the look that freed the lock was the last, and the
+ * try answered -ETIMEDOUT on a queue with room; the next try went in; session 51's
+ * audit.) */
+TEST(a_try_takes_the_lock_it_finds_its_dead_holder_left)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, BIG, 2), 0);
+    pid_t pid = holder_stopped_in_a_send(q);
+    CHECK_EQ(kill(pid, SIGKILL), 0);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    CHECK_EQ(plait_queue_send(q, "x", 1, 0), 0);
+    char one[1];
+    CHECK_EQ(plait_queue_recv(q, one, sizeof one, 0), 1); /* (the dead one's never went in) */
+    CHECK_EQ(one[0], 'x');
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
 RUN_TESTS(CASE(a_thread_keeps_its_deadline),
           CASE(a_coroutine_keeps_its_deadline_and_its_scheduler_runs),
           CASE(a_receive_already_waiting_keeps_its_deadline),
@@ -292,4 +381,6 @@ RUN_TESTS(CASE(a_thread_keeps_its_deadline),
           CASE(a_receive_after_a_close_waits_for_the_send_under_way),
           CASE(a_stopped_sender_does_not_hold_up_receives),
           CASE(a_stopped_receiver_does_not_hold_up_sends),
-          CASE(a_first_send_waits_for_the_table_without_the_senders_lock))
+          CASE(a_first_send_waits_for_the_table_without_the_senders_lock),
+          CASE(a_waiting_receive_takes_a_message_while_the_table_is_held),
+          CASE(a_try_takes_the_lock_it_finds_its_dead_holder_left))
