@@ -10,7 +10,8 @@
  * so no waiter is overtaken for ever.  A waiter told to try again has left the queue
  * but will touch the mutex once more: it is counted in `retrying` until it is back
  * under the lock, and destroy answers -EBUSY meanwhile, as for a queued waiter.  So is
- * a condition waiter, from the unlock in plait_cond_wait to its relock.
+ * a condition waiter, from the unlock in plait_cond_wait to its relock, and a thread
+ * between two looks of its spin.
  *
  * A plain thread spins briefly before it sleeps; a coroutine never spins (the owner
  * may be a coroutine of its own scheduler).
@@ -99,9 +100,11 @@ static int mutex_lock(plait_mutex *m, int64_t deadline, bool cancellable, bool c
             return -EDEADLK;
         }
         if (spin && round < SPIN_ROUNDS) {
+            m->retrying++; /* it touches the mutex again: destroy is -EBUSY meanwhile */
             plait__spin_unlock(&m->lock);
             for (int i = 0; i < SPIN_PAUSES; i++)
                 plait__cpu_relax();
+            came_back = true;
             continue;
         }
         /* A waiter the unlock woke to try again (the first in the queue) that a running
