@@ -5,6 +5,14 @@
  * plait__ctx_switch pushes, so that its pops and `ret` land in
  * plait__ctx_trampoline with the entry function and its argument in callee-saved
  * registers, and with the stack aligned as the ABI wants at the call.
+ *
+ * The floating-point modes (rounding, flush-to-zero; x86-64's MXCSR and x87 control
+ * words, aarch64's FPCR) are callee-saved in both ABIs, so each coroutine keeps its
+ * own across switches, and a fresh one starts with its spawner's, read here (the
+ * status flags of MXCSR left out), as a thread starts with its creator's
+ * (pthread_create(3)) and as the ucontext back end's getcontext gives.  (Fixed
+ * defaults made every coroutine round to nearest with denormals on, whatever the
+ * program had set: -ffast-math's flush-to-zero, fesetround.)
  */
 #include "context.h"
 
@@ -48,16 +56,23 @@ void plait__context_make(plait__context *ctx, void *lo, size_t size,
      * the trampoline's call happens on a 16-byte aligned stack. */
     uint64_t *frame = (uint64_t *)(top - 16 - 8 * 8);
     memset(frame, 0, 8 * 8);
-    frame[0] = 0x1F80u | ((uint64_t)0x037Fu << 32); /* default MXCSR and x87 CW */
-    frame[4] = (uint64_t)(uintptr_t)arg;            /* r12 */
-    frame[3] = (uint64_t)(uintptr_t)entry;          /* r13 */
+    uint32_t mxcsr;
+    uint16_t x87_cw;
+    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+    __asm__ volatile("fnstcw %0" : "=m"(x87_cw));
+    frame[0] = (mxcsr & ~0x3Fu) | ((uint64_t)x87_cw << 32); /* the modes, no flags */
+    frame[4] = (uint64_t)(uintptr_t)arg;                   /* r12 */
+    frame[3] = (uint64_t)(uintptr_t)entry;                 /* r13 */
     frame[7] = (uint64_t)(uintptr_t)plait__ctx_trampoline;
 #elif defined(__aarch64__)
-    uint64_t *frame = (uint64_t *)(top - 160);
-    memset(frame, 0, 160);
+    uint64_t *frame = (uint64_t *)(top - 176);
+    memset(frame, 0, 176);
+    uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
     frame[0] = (uint64_t)(uintptr_t)arg;                    /* x19 */
     frame[1] = (uint64_t)(uintptr_t)entry;                  /* x20 */
     frame[11] = (uint64_t)(uintptr_t)plait__ctx_trampoline; /* x30 */
+    frame[20] = fpcr;
 #else
 #error "no assembly context switch for this architecture: build with -DPLAIT_CONTEXT=ucontext"
 #endif

@@ -3,12 +3,14 @@
  *
  * void plait__ctx_switch(void **save_sp, void *load_sp)
  *   Saves the callee-saved registers x19-x28, the frame pointer x29, the link
- *   register x30 and the low halves d8-d15 of v8-v15 in a 160-byte frame on the
- *   current stack, stores sp in *save_sp, loads load_sp, restores the same frame
- *   and returns through the restored x30.
+ *   register x30, the low halves d8-d15 of v8-v15 and the FPCR (the floating-point
+ *   modes, which AAPCS64 has callee-saved) in a 176-byte frame on the current stack,
+ *   stores sp in *save_sp, loads load_sp, restores the same frame and returns through
+ *   the restored x30.  The FPCR is written only when the two sides' differ (a write
+ *   may wait for the floating-point pipeline on some cores; a read does not).
  *
  * A fresh stack (context.c) holds this frame with x30 = plait__ctx_trampoline,
- * x19 = the argument and x20 = the entry function.
+ * x19 = the argument, x20 = the entry function and the spawner's FPCR.
  *
  * Built with -mbranch-protection=bti or =standard (the default of some distributions),
  * the compiler marks every C object as BTI-compatible; the linker marks the program
@@ -33,7 +35,7 @@
     .p2align 4
 plait__ctx_switch:
     PLAIT_BTI_C
-    sub sp, sp, #160
+    sub sp, sp, #176
     stp x19, x20, [sp, #0]
     stp x21, x22, [sp, #16]
     stp x23, x24, [sp, #32]
@@ -44,9 +46,16 @@ plait__ctx_switch:
     stp d10, d11, [sp, #112]
     stp d12, d13, [sp, #128]
     stp d14, d15, [sp, #144]
-    mov x9, sp
-    str x9, [x0]
+    mrs x9, fpcr
+    str x9, [sp, #160]
+    mov x10, sp
+    str x10, [x0]
     mov sp, x1
+    ldr x10, [sp, #160]
+    cmp x9, x10
+    b.eq 1f
+    msr fpcr, x10
+1:
     ldp x19, x20, [sp, #0]
     ldp x21, x22, [sp, #16]
     ldp x23, x24, [sp, #32]
@@ -57,7 +66,7 @@ plait__ctx_switch:
     ldp d10, d11, [sp, #112]
     ldp d12, d13, [sp, #128]
     ldp d14, d15, [sp, #144]
-    add sp, sp, #160
+    add sp, sp, #176
     ret
     .size plait__ctx_switch, .-plait__ctx_switch
 

@@ -3,13 +3,14 @@
  *
  * void plait__ctx_switch(void **save_sp, void *load_sp)
  *   Stores the callee-saved registers (rbp, rbx, r12-r15) and the SSE/x87 control
- *   words in a 56-byte frame below the return address on the current stack, stores the stack pointer in *save_sp, loads load_sp
- *   and pops the same frame from it.  Everything else is caller-saved, so the C
- *   compiler has already spilled it: this is the whole cost of a switch.
+ *   words (the floating-point modes, callee-saved in the ABI) in a 56-byte frame below
+ *   the return address on the current stack, stores the stack pointer in *save_sp,
+ *   loads load_sp and pops the same frame from it.  Everything else is caller-saved,
+ *   so the C compiler has already spilled it: this is the whole cost of a switch.
  *
- * A fresh stack is prepared by plait__ctx_make() (context.c) with this frame on
- * top and plait__ctx_trampoline as the return address; r12 carries the argument and
- * r13 the entry function.
+ * A fresh stack is prepared by plait__context_make() (context.c) with this frame on
+ * top and plait__ctx_trampoline as the return address; r12 carries the argument,
+ * r13 the entry function, and the control words are the spawner's.
  */
     .text
     .globl plait__ctx_switch
