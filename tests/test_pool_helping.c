@@ -263,12 +263,15 @@ TEST(push_wake_not_spent_on_helper_whose_wait_is_claimed)
             sched_yield();
         int hi = atomic_load(&cw.h_index);
         CHECK(hi == 0 || hi == 1);
-        /* both workers asleep: H in its helping wait, the other idle */
+        /* both workers asleep: H in its helping wait, the other idle (seen so once: a
+         * look after that could find one between a futex wait that returned, the word
+         * having moved, and its next; qemu-user's CI run did) */
         until = SOON();
-        while (!(atomic_load(&cw_w.parked[0]) && atomic_load(&cw_w.parked[1])) &&
+        bool both_parked;
+        while (!(both_parked = atomic_load(&cw_w.parked[0]) && atomic_load(&cw_w.parked[1])) &&
                plait_now() < until)
             sched_yield();
-        CHECK(atomic_load(&cw_w.parked[0]) && atomic_load(&cw_w.parked[1]));
+        CHECK(both_parked);
         atomic_store(&cw_w.hold_armed, 1);
         atomic_store(&cw.x_go, 1); /* X ends: its completion claims H's wait, and is held */
         until = SOON();
