@@ -98,6 +98,19 @@ for path in "$tmp/a-file/report.html" "$tmp/no-such-dir/report.html" "$tmp" \
     if grep -q "\[1/" "$tmp/err"; then fail "measured before refusing $path"; fi
 done
 
+# A path to a standard descriptor that was closed names no file: refused before anything
+# is measured, as the descriptor itself is (it reopened what held the number, /dev/null,
+# for writing: the run measured everything, wrote the report into nothing and exited 0;
+# session 51's audit of the tool).  The table is printed only after the run.
+"$plait" compare --quick --quiet --html /dev/stderr >"$tmp/out" 2>&-; rc=$?
+[ "$rc" = 3 ] && ! grep -q "What suits which work" "$tmp/out" \
+    && ok "report at /dev/stderr, closed: exit 3 before measuring" \
+    || fail "report at /dev/stderr, closed: exit $rc; $(head -c 200 "$tmp/out")"
+"$plait" compare --quick --quiet --html /dev/stdin >"$tmp/out" 2>"$tmp/err" <&-; rc=$?
+[ "$rc" = 3 ] && ! grep -q "What suits which work" "$tmp/out" && grep -q "cannot write the report" "$tmp/err" \
+    && ok "report at /dev/stdin, closed: exit 3 before measuring" \
+    || fail "report at /dev/stdin, closed: exit $rc; $(head -c 200 "$tmp/err")"
+
 if $one_thread_runs; then
 # A FIFO is written in place: without a reader it is refused at once (not waited for),
 # with one the reader gets the whole report.

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# test_tool_edges.sh PLAIT [FAIL_PIPES_SO] — cases a review of the `plait` tool found,
-# each a defect that failed here first.  FAIL_PIPES_SO (tests/fail_pipes.c) makes every
-# pipe fail; without it those cases are left out.  Every wait is bounded (timeout); a
-# failure says what differed.
-#   bash tests/test_tool_edges.sh PLAIT_BINARY [FAIL_PIPES_SO]
+# test_tool_edges.sh PLAIT [FAIL_PIPES_SO [SEGV_AS_ABORT_SO]] — cases a review of the
+# `plait` tool found, each a defect that failed here first.  FAIL_PIPES_SO
+# (tests/fail_pipes.c) makes every pipe fail, SEGV_AS_ABORT_SO (tests/segv_as_abort.c)
+# turns a raised SIGSEGV into SIGABRT; without them those cases are left out.  Every
+# wait is bounded (timeout); a failure says what differed.
+#   bash tests/test_tool_edges.sh PLAIT_BINARY [FAIL_PIPES_SO [SEGV_AS_ABORT_SO]]
 set -uo pipefail
-tool=${1:?usage: test_tool_edges.sh PATH_TO_PLAIT [FAIL_PIPES_SO]}
+tool=${1:?usage: test_tool_edges.sh PATH_TO_PLAIT [FAIL_PIPES_SO [SEGV_AS_ABORT_SO]]}
 fail_pipes=${2:-}
+segv_as_abort=${3:-}
 tool="$(cd "$(dirname "$tool")" && pwd)/$(basename "$tool")"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -76,32 +78,64 @@ fi
 # step was reported failed (exit 1), yet the queue's figure stood in the row and the
 # recommendation "moving much data" was drawn from it: a failed step is "not measured"
 # (null in the JSON), never a number (docs/TOOL.md).
-if [ -n "$fail_pipes" ] && command -v python3 >/dev/null; then
+# A quick `plait compare --json` run with the library $1 preloaded, into $tmp/out and
+# $tmp/err; its exit status in $rc.
+quick_compare_preloaded() {
     # a sanitizer's runtime must come first among the libraries loaded
+    local runtime
     runtime=$(ldd "$tool" 2>/dev/null | awk '/lib[at]san\.so/ { print $3; exit }')
     rc=0
-    LD_PRELOAD="${runtime:+$runtime:}$fail_pipes" timeout 300 "$tool" compare --quick --quiet \
+    LD_PRELOAD="${runtime:+$runtime:}$1" timeout 300 "$tool" compare --quick --quiet \
         --json >"$tmp/out" 2>"$tmp/err" || rc=$?
-    what="compare, the pipes failing"
-    [ "$rc" = 1 ] || fail "$what: exit $rc, expected 1"
-    grep -q "processes: 64-byte messages failed" "$tmp/err" ||
-        fail "$what: the failed step is not reported: $(cat "$tmp/err")"
-    if python3 - "$tmp/out" <<'PY'
+}
+# Whether the JSON in $tmp/out shows a failed step's figures as not measured: the Python
+# expression $1 lists what it shows wrong (d: the JSON), and no recommendation whose
+# work starts with $2 may be drawn from them.  Says what is wrong.
+not_measured_in_json() {
+    python3 - "$tmp/out" "$1" "$2" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-bad = []
-for m in d["metrics"]:
-    if m["id"] in ("msg_small", "msg_large") and m["values"]["process"] is not None:
-        bad.append("%s: processes %r after the step failed" % (m["id"], m["values"]["process"]))
-for r in d["recommendations"]:
-    if r["work"].startswith("moving much data"):
-        bad.append("recommended from a failed step: %s" % r["why"])
+bad = eval(sys.argv[2])
+bad += ["recommended from a failed step: %s" % r["why"] for r in d["recommendations"]
+        if r["work"].startswith(sys.argv[3])]
 for b in bad:
     print("  " + b)
 sys.exit(1 if bad else 0)
 PY
-    then
+}
+if [ -n "$fail_pipes" ] && command -v python3 >/dev/null; then
+    quick_compare_preloaded "$fail_pipes"
+    what="compare, the pipes failing"
+    [ "$rc" = 1 ] || fail "$what: exit $rc, expected 1"
+    grep -q "processes: 64-byte messages failed" "$tmp/err" ||
+        fail "$what: the failed step is not reported: $(cat "$tmp/err")"
+    if not_measured_in_json '["%s: processes %r after the step failed" % (m["id"], m["values"]["process"])
+                             for m in d["metrics"] if m["id"] in ("msg_small", "msg_large")
+                             and m["values"]["process"] is not None]' "moving much data"; then
         ok "$what: the failed steps are not measured"
+    else
+        fail "$what"
+    fi
+fi
+
+# ---- compare: a crash drill ended by another signal than its own SIGSEGV ----------------
+# The drill's crasher raises SIGSEGV; a process of the drill ended by anything else (the
+# OOM killer's SIGKILL, someone's kill, here SIGABRT) did not crash of its own fault, and
+# the step fails: "not measured" (docs/TOOL.md).  It answered "no: SIGABRT ended all 3",
+# as measured (session 51's audit of the tool).
+if [ -n "$segv_as_abort" ] && command -v python3 >/dev/null; then
+    quick_compare_preloaded "$segv_as_abort"
+    what="compare, the drill's crash a SIGABRT"
+    [ "$rc" = 1 ] || fail "$what: exit $rc, expected 1"
+    for model in coroutines threads processes; do
+        grep -q "$model: crash isolation failed: .*SIGABRT" "$tmp/err" ||
+            fail "$what: the failed step of the $model is not reported: $(cat "$tmp/err")"
+    done
+    grep -q '"crash_isolated"' "$tmp/out" || fail "$what: no crash_isolated row"
+    if not_measured_in_json '["%s: %r" % (m, v) for f in d["facts"] if f["id"] == "crash_isolated"
+                             for m, v in f["values"].items() if v != "not measured"]' \
+                            "code that may crash"; then
+        ok "$what: the drill's row is not measured"
     else
         fail "$what"
     fi

@@ -348,6 +348,8 @@ static bool open_report(const char *path, report_file *rep)
     int std = exists && (S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode)) ? standard_stream(&st) : -1;
     if (exists && S_ISDIR(st.st_mode)) {
         errno = EISDIR;
+    } else if (exists && tool_is_held_stream(&st)) {
+        errno = EBADF; /* /dev/stderr (or another way to a standard descriptor) closed */
     } else if (std >= 0) {
         /* /dev/stdout of a tool whose output goes to a file or a socket: written in
          * place through that descriptor, after the table (a new file renamed over it

@@ -15,8 +15,8 @@
  *     while every unit is alive and parked;
  *   - the crash-isolation and shared-memory rows are experiments too: a unit really
  *     crashes, a unit really writes a variable, and the row says what happened; a
- *     crash drill whose crasher did not end by its signal (a unit that could not
- *     start) fails its step instead of answering.
+ *     crash drill whose crasher did not end by its SIGSEGV (a unit that could not
+ *     start, a kill from outside) fails its step instead of answering.
  *
  * The coroutine and thread versions of a pairwise measurement are one function: the
  * measuring side is the main coroutine of a scheduler or the main thread, and the other
@@ -1057,9 +1057,10 @@ static int step_crash(const compare_sizes *s, compare_result *res, int model)
         r = run_drill(model, &ended);
     }
     /* the crasher (or the drill's process) ends by the crash's signal; a code of its
-     * own (a unit that could not start, a wait that failed) is the drill failing: no
-     * crash happened, and the survivors' count would answer a question never asked */
-    if (r == 0 && PLAIT_KILL_SIGNAL(ended) < 0)
+     * own (a unit that could not start, a wait that failed) or another signal (the OOM
+     * killer's SIGKILL, someone's kill) is the drill failing: no crash of its own
+     * happened, and the survivors' count would answer a question never asked */
+    if (r == 0 && PLAIT_KILL_SIGNAL(ended) != SIGSEGV)
         r = ended < 0 ? ended : -EPROTO;
     int finished = r == 0 ? atomic_load(the_drill.finished) : 0;
     int sig = PLAIT_KILL_SIGNAL(ended);

@@ -222,13 +222,19 @@ static void derive_facts(compare_result *res)
 static void recommend_io(compare_result *res)
 {
     const compare_metric *io = find_metric(res, "io_job"), *mem = find_metric(res, "memory");
-    if (!measured(io) || !measured(mem))
+    if (!measured(io) || !mem)
         return;
-    /* Within a quarter of the fastest, the one that needs the least memory per unit. */
+    /* Within a quarter of the fastest, the one that needs the least memory per unit:
+     * only their memory is needed (a model far behind whose memory step failed left
+     * the recommendation out) */
     int fastest = best_of(io, 7);
     unsigned close = 0;
     for (int m = 0; m < MODELS; m++)
-        close |= (unsigned)(io->value[m] <= 1.25 * io->value[fastest]) << m;
+        if (io->value[m] <= 1.25 * io->value[fastest]) {
+            if (!is_figure(mem->value[m]))
+                return;
+            close |= 1u << m;
+        }
     int pick = best_of(mem, close);
     char times[160], sizes[160], a[32];
     recommend(res, "many concurrent waits (I/O-bound)", pick,
@@ -269,7 +275,9 @@ static void recommend_cpu(compare_result *res)
 {
     const compare_metric *cpu = find_metric(res, "cpu_speedup");
     const compare_metric *big = find_metric(res, "msg_large");
-    if (!measured(cpu))
+    /* the rule reads the pools' figures only (the coroutines' is quoted, or "not
+     * measured") */
+    if (!cpu || !is_figure(cpu->value[THREAD]) || !is_figure(cpu->value[PROCESS]))
         return;
     /* of the pools: coroutines of one scheduler run on one thread, and a figure of theirs
      * above 1 is the noise of a busy machine (threads were recommended, "fastest on a

@@ -13,7 +13,6 @@
 #include "tool.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio_ext.h>
@@ -247,18 +246,7 @@ int main(int argc, char **argv)
      * file behind and exit 141, none of the exit codes above.  The programs bench.c
      * starts get SIGPIPE's default back; the processes the others fork run no program. */
     signal(SIGPIPE, SIG_IGN);
-    /* A standard descriptor that was closed (`plait compare >&-`) would be the number
-     * the next open takes: the table would then go into the --html report or one of
-     * plait's own descriptors.  Hold it with /dev/null opened read-only, so that
-     * writing to it fails (EBADF) as writing to a closed one would. */
-    for (int fd = 0; fd <= 2; fd++)
-        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
-            int held = open("/dev/null", O_RDONLY);
-            if (held >= 0 && held != fd) { /* a lower one was closed too: taken above */
-                dup2(held, fd);
-                close(held);
-            }
-        }
+    tool_hold_closed_streams();
     int r = run_command(argc, argv);
     /* An interrupted command may leave output that a reader which stopped reading never
      * took (the table of a compare run cut short): dropped, not waited for again. */

@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -42,6 +43,58 @@ static void on_interrupt(int sig)
 }
 
 void tool_quiet_on_interrupt(int fd) { atomic_store(&quiet_fds[1], fd); }
+
+/* The identities of the holders tool_hold_closed_streams made (memory files only: a
+ * /dev/null one is the user's /dev/null too, which a report may well be sent to). */
+static struct {
+    bool held;
+    dev_t dev;
+    ino_t ino;
+} held_streams[3];
+
+void tool_hold_closed_streams(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int held = memfd_create("plait-closed-stream", MFD_ALLOW_SEALING);
+        bool sealed = held >= 0 && fcntl(held, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW |
+                                                                F_SEAL_SHRINK | F_SEAL_SEAL) == 0;
+        if (sealed) { /* opened again read-only: a write fails as on a closed one, EBADF */
+            char path[40];
+            snprintf(path, sizeof path, "/proc/self/fd/%d", held);
+            int read_only = open(path, O_RDONLY);
+            if (read_only >= 0) {
+                dup2(read_only, held);
+                close(read_only);
+            }
+        } else if (held >= 0) {
+            close(held);
+            held = -1;
+        }
+        if (held < 0)
+            held = open("/dev/null", O_RDONLY);
+        if (held >= 0 && held != fd) { /* a lower one was closed too: taken above */
+            dup2(held, fd);
+            close(held);
+        }
+        struct stat st;
+        if (sealed && fstat(fd, &st) == 0) {
+            held_streams[fd].held = true;
+            held_streams[fd].dev = st.st_dev;
+            held_streams[fd].ino = st.st_ino;
+        }
+    }
+}
+
+bool tool_is_held_stream(const struct stat *st)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (held_streams[fd].held && held_streams[fd].dev == st->st_dev &&
+            held_streams[fd].ino == st->st_ino)
+            return true;
+    return false;
+}
 
 void tool_catch_interrupts(bool quiet_stdout)
 {

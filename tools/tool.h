@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 /* Exit codes every subcommand keeps, so scripts can rely on them. */
 enum {
@@ -19,6 +20,19 @@ enum {
     TOOL_OUTPUT = 3,       /* a report could not be written (path, disk) */
     TOOL_INTERRUPTED = 130 /* SIGINT or SIGTERM: stopped, children reaped, no report */
 };
+
+/* Hold each standard descriptor (0, 1, 2) that was closed (`plait compare >&-`), which
+ * would be the number the next open takes (the table would then go into the --html
+ * report or one of plait's own descriptors): with an empty memory file sealed against
+ * writes, opened read-only, so that reading it gives end of file and writing it fails
+ * (EBADF) as writing a closed one would (/dev/null read-only where memfd_create is
+ * refused). */
+void tool_hold_closed_streams(void);
+
+/* Whether st is one of those holders: a path that leads to it (`--html /dev/stderr`
+ * with 2 closed) names a descriptor that was closed (it reopened the holder, /dev/null
+ * then, for writing, and the report went nowhere with exit 0). */
+bool tool_is_held_stream(const struct stat *st);
 
 /* Set by SIGINT, SIGTERM and SIGHUP once tool_catch_interrupts() ran; checked between steps.
  * Atomic, not a volatile sig_atomic_t: the kernel gives the signal to any thread that
