@@ -105,6 +105,10 @@ static ssize_t system_transfer(int fd, void *buf, size_t len, bool writing, bool
     return writing ? write(fd, buf, len) : read(fd, buf, len);
 }
 
+/* Whether a buffer can be read into or written from: none without a length, nor more
+ * than a return value could count. */
+static bool buffer_ok(const void *buf, size_t len) { return (buf || !len) && len <= SSIZE_MAX; }
+
 /* One read or write, waiting for the descriptor whenever it would block.  A read
  * that follows one which took less than it asked (in a coroutine whose scheduler
  * watches fd, a socket, pipe or FIFO: plait__fd_call's `hinted`) does not try read(2)
@@ -118,7 +122,7 @@ static ssize_t system_transfer(int fd, void *buf, size_t len, bool writing, bool
 static ssize_t transfer_once(int fd, void *buf, size_t len, int64_t deadline,
                              bool writing)
 {
-    if ((!buf && len) || len > SSIZE_MAX) /* (more than a return value could count) */
+    if (!buffer_ok(buf, len))
         return -EINVAL;
     if (writing) /* a reader gone is -EPIPE, not a signal, on the program's own pipes too */
         plait__ignore_sigpipe();
@@ -209,7 +213,7 @@ static int transfer_all(int fd, void *buf, size_t len, size_t *done, int64_t dea
                         bool writing)
 {
     size_t moved = 0;
-    int r = (!buf && len) || len > SSIZE_MAX ? -EINVAL : 0;
+    int r = buffer_ok(buf, len) ? 0 : -EINVAL;
     while (r == 0 && moved < len) {
         ssize_t n = transfer_cancel_off(fd, (char *)buf + moved, len - moved, deadline,
                                         writing);
