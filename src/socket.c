@@ -397,6 +397,16 @@ int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t 
 
 /* ---- stream sockets ---- */
 
+/* An address the kernel gave (accept, getsockname, getpeername, recvfrom), made one its
+ * calls take back: a Unix name that fills sun_path comes with a length that counts the
+ * NUL the kernel keeps past it (111), which bind, connect and sendto refuse, and so
+ * did addr_ok (the addresses plait handed out could not be given back to it). */
+static void addr_from_kernel(plait_addr *a)
+{
+    if (a->u.sa.sa_family == AF_UNIX && a->len > sizeof a->u.un)
+        a->len = sizeof a->u.un;
+}
+
 static bool addr_ok(const plait_addr *addr)
 {
     if (!addr)
@@ -520,6 +530,7 @@ static int accept_cancel_off(int fd, plait_addr *peer, int64_t deadline)
             return begun;
         int c = accept4(fd, &a.u.sa, &a.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c >= 0) {
+            addr_from_kernel(&a);
             if (peer)
                 *peer = a;
             plait__io_turn();
@@ -627,23 +638,21 @@ int plait_shutdown(int fd, int how)
     return -e;
 }
 
-int plait_local_addr(int fd, plait_addr *out)
+/* getsockname or getpeername into out. */
+static int name_of(int fd, plait_addr *out, int (*get)(int, struct sockaddr *, socklen_t *))
 {
     if (!out)
         return -EINVAL;
     memset(out, 0, sizeof *out);
     out->len = sizeof out->u;
-    return getsockname(fd, &out->u.sa, &out->len) < 0 ? -errno : 0;
+    if (get(fd, &out->u.sa, &out->len) < 0)
+        return -errno;
+    addr_from_kernel(out);
+    return 0;
 }
 
-int plait_peer_addr(int fd, plait_addr *out)
-{
-    if (!out)
-        return -EINVAL;
-    memset(out, 0, sizeof *out);
-    out->len = sizeof out->u;
-    return getpeername(fd, &out->u.sa, &out->len) < 0 ? -errno : 0;
-}
+int plait_local_addr(int fd, plait_addr *out) { return name_of(fd, out, getsockname); }
+int plait_peer_addr(int fd, plait_addr *out) { return name_of(fd, out, getpeername); }
 
 /* ---- datagrams ---- */
 
@@ -732,6 +741,7 @@ static ssize_t recvfrom_cancel_off(int fd, void *buf, size_t len, plait_addr *fr
             return begun;
         ssize_t n = receive(fd, buf, len, &a, flags);
         if (n >= 0) {
+            addr_from_kernel(&a);
             if (from)
                 *from = a;
             plait__io_turn();
