@@ -108,9 +108,15 @@ ssize_t plait__procpool_chunk_run(const void *arg, size_t arg_len, void *out, si
     const unsigned char *items = (const unsigned char *)arg + sizeof h;
     int32_t *codes = out;
     unsigned char *results = (unsigned char *)out + results_at(h.count);
+    unsigned epoch = plait__fork_epoch();
     for (uint64_t i = 0; i < h.count; i++) {
         unsigned char *result = results + i * h.result_size;
         ssize_t n = h.fn(items + i * h.arg_size, h.arg_size, result, h.result_size);
+        if (PLAIT_UNLIKELY(plait__fork_epoch() != epoch))
+            _exit(0); /* a child the item forked, returning from it too: the chunk is the
+                       * worker's (the child ran the rest a second time, and wrote into a
+                       * room its parent had handed on); worker_main catches a _Fork() or
+                       * raw fork, which runs no fork handler, once the chunk returns */
         int32_t code = n < 0 ? (n < PLAIT__CODE_MIN ? -EINVAL : (int32_t)n)
                        : (size_t)n > h.result_size ? -EMSGSIZE : 0;
         codes[i] = code;

@@ -3158,6 +3158,61 @@ TEST(procpool_task_whose_fork_returns_too)
     run_isolated(task_forks_scenario, ISOLATED_BUDGET);
 }
 
+/* The same of a map's item: its child ends as the item returns in it.  It went on
+ * through the rest of its chunk (those items ran twice, one run of each in the child)
+ * and wrote their outcomes into the slot's room, which its parent had handed on to the
+ * next task by then (session 51's audit).  The worker here waits for the child before
+ * it goes on, so the child has done whatever it did first. */
+enum { FORKING_MAP_ITEMS = 6 };
+
+static ssize_t item_forking_at_the_first(const void *arg, size_t len, void *out, size_t cap)
+{
+    int32_t id;
+    if (len != sizeof id || cap < sizeof id)
+        return -EINVAL;
+    memcpy(&id, arg, sizeof id);
+    atomic_fetch_add(&fx.sh->runs[id], 1);
+    if (id == 0) {
+        pid_t child = fork();
+        if (child < 0)
+            return -errno;
+        if (child > 0)
+            while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+            }
+    }
+    int32_t v = 2 * id;
+    memcpy(out, &v, sizeof v);
+    return sizeof v;
+}
+
+static void map_item_forks_scenario(void)
+{
+    fx_init();
+    plait_procpool *pool = make_pool_n(1);
+    if (pool) {
+        int32_t in[FORKING_MAP_ITEMS], out[FORKING_MAP_ITEMS];
+        int errors[FORKING_MAP_ITEMS];
+        for (int i = 0; i < FORKING_MAP_ITEMS; i++)
+            in[i] = i;
+        CHECK_EQ(plait_procpool_map(pool, item_forking_at_the_first, in, sizeof in[0],
+                                    FORKING_MAP_ITEMS, out, sizeof out[0], errors,
+                                    FORKING_MAP_ITEMS, PROMPTLY()),
+                 0);
+        for (int i = 0; i < FORKING_MAP_ITEMS; i++) {
+            CHECK_EQ(errors[i], 0);
+            CHECK_EQ(out[i], 2 * i);
+            CHECK_EQ(runs(i), 1);
+        }
+        close_pool(pool);
+    }
+    fx_fini();
+}
+
+TEST(procpool_map_item_whose_fork_returns_too)
+{
+    run_isolated(map_item_forks_scenario, ISOLATED_BUDGET);
+}
+
 /* The same of an initialiser: its fork's child returned from it too and went on as a
  * worker nobody watched, taking tasks it never reported (their joins waited for ever),
  * with no timer and no parent-death signal, outliving the program (session 50's audit).
@@ -4726,6 +4781,7 @@ RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
           CASE(procpool_replacing_a_worker_keeps_a_queue_sender),
           CASE(procpool_replacing_a_worker_reaped_by_the_kernel_keeps_a_queue_sender),
           CASE(procpool_task_whose_fork_returns_too),
+          CASE(procpool_map_item_whose_fork_returns_too),
           CASE(procpool_initialiser_whose_fork_returns_too),
           CASE(procpool_cancel_ends_an_initialiser_that_never_returns),
           CASE(procpool_task_closing_the_pools_descriptor),
