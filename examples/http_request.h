@@ -201,8 +201,11 @@ static inline bool http_field(const char *line, const char *next, const char *na
 static inline bool http_header_line(http_request *r, const char *line, const char *next)
 {
     const char *colon = memchr(line, ':', (size_t)(next - line)), *value;
-    if (http_blank(*line) || !colon || colon == line || http_blank(colon[-1]))
-        return false; /* folded, no name, or space before the colon (RFC 9112, 5) */
+    if (!colon || colon == line || !http_all_token(line, colon))
+        return false; /* no name, or one that is no token (RFC 9110, 5.1): folded, a space
+                       * before the colon (RFC 9112, 5), a control in it (a name such as
+                       * "Content-Length\v" was some other field here, and its body the
+                       * next request, where a lenient proxy sees a body) */
     if (http_field(line, next, "connection:", 11, &value)) {
         /* a NUL is refused, not read as the end of a token nor as a letter of one
          * ("close\0" would be no close; RFC 9110, 5.5: reject, or read a blank) */

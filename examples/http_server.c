@@ -78,6 +78,7 @@ typedef struct server {
 struct connection {
     server *srv;
     int fd;
+    bool lingering; /* in lingering_close(): shut down for writing already */
     connection *prev, *next;
 };
 
@@ -246,8 +247,10 @@ static void *serve(void *arg)
      * descriptors took the queue two rounds of the limit a 5 s stop) */
     if (c->srv->stopping && read_any)
         close_when_stopping(c->fd);
-    else if (in && !open) /* our decision to close: see lingering_close() */
+    else if (in && !open) { /* our decision to close: see lingering_close() */
+        c->lingering = true;
         lingering_close(c->fd, in, REQUEST_MAX, timeout);
+    }
     free(in);
     plait_close(c->fd);
     server *srv = c->srv;
@@ -337,7 +340,10 @@ static void *run(void *arg)
     int64_t stop_by = plait_deadline_in(5 * PLAIT_SEC);
     srv.stopping = true;
     for (connection *c = srv.open_list; c; c = c->next)
-        plait_shutdown(c->fd, SHUT_RD);
+        if (!c->lingering) /* (shut both ways, a connection the client still sends on is
+                            * reset, its answers not yet read destroyed; it ends anyway,
+                            * within its timeout) */
+            plait_shutdown(c->fd, SHUT_RD);
     example_take_queued(srv.listener, BACKLOG, stop_by, start_connection, &srv);
     /* then the acceptor's accept ends (-EINVAL, or it sees `shut`), and the listener is
      * closed once it has (as the echo server does) */

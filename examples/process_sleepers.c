@@ -51,7 +51,7 @@ static void *run(void *arg)
     static const char *names[] = {"process a", "process b", "process c"};
     int ticks = 0;
     plait_task tick, procs[3];
-    int r = plait_spawn(&tick, ticker, &ticks);
+    int spawned = plait_spawn(&tick, ticker, &ticks), r = spawned;
     int started = 0;
     for (; r == 0 && started < 3; started++) {
         r = plait_process_start(&procs[started], sleeper, names[started],
@@ -62,8 +62,10 @@ static void *run(void *arg)
     int w = started ? plait_wait_all(procs, (size_t)started, NULL, NULL, PLAIT_FOREVER) : 0;
     if (r == 0)
         r = w;
-    plait_cancel(tick);
-    plait_join(tick, NULL, PLAIT_FOREVER);
+    if (spawned == 0) { /* (a spawn that failed set no handle) */
+        plait_cancel(tick);
+        plait_join(tick, NULL, PLAIT_FOREVER);
+    }
     if (r < 0)
         return PLAIT_FAIL(r);
     char done[80];

@@ -8,6 +8,12 @@
  * either example.  They still said "ok" and returned 0: nothing checked that the
  * sleeps had overlapped, the point of both examples.  Each must now say so and fail.
  * Unwrapped, they overlap and pass.
+ *
+ * examples/process_sleepers.c is built in too, with plait_spawn wrapped
+ * (-Wl,--wrap=plait_spawn): armed, it fails as out of memory, leaving garbage in the
+ * handle (as an uninitialised variable holds: plait.h sets none on failure).  The example
+ * cancelled and joined its ticker's handle whether its spawn had worked or not: a
+ * handle never set (session 51's examples audit).  It must report the failure alone.
  */
 #include "check.h"
 
@@ -20,6 +26,24 @@
 #define run two_tasks_run
 #include "../examples/two_tasks.c"
 #undef run
+#define run process_sleepers_run
+#define sleeper process_sleeper
+#include "../examples/process_sleepers.c"
+#undef sleeper
+#undef run
+
+int __real_plait_spawn(plait_task *task, plait_fn fn, void *arg);
+int __wrap_plait_spawn(plait_task *task, plait_fn fn, void *arg);
+
+static bool spawns_fail;
+
+int __wrap_plait_spawn(plait_task *task, plait_fn fn, void *arg)
+{
+    if (!spawns_fail)
+        return __real_plait_spawn(task, fn, arg);
+    memset(task, 0xa5, sizeof *task); /* what an uninitialised variable may hold */
+    return -ENOMEM;
+}
 
 int __real_plait_sleep(int64_t duration);
 int __wrap_plait_sleep(int64_t duration);
@@ -50,5 +74,13 @@ TEST(sleepers_one_after_another_fail) { CHECK_EQ(run_example(example_sleepers, t
 TEST(two_tasks_overlap) { CHECK_EQ(run_example(example_two_tasks, false), 0); }
 TEST(two_tasks_one_after_another_fail) { CHECK_EQ(run_example(example_two_tasks, true), -EIO); }
 
+/* Its ticker not spawned: the example fails with that code, joining nothing. */
+TEST(process_sleepers_without_its_ticker_fail)
+{
+    spawns_fail = true;
+    CHECK_EQ(example_process_sleepers(), -ENOMEM);
+    spawns_fail = false;
+}
+
 RUN_TESTS(CASE(sleepers_overlap), CASE(sleepers_one_after_another_fail), CASE(two_tasks_overlap),
-          CASE(two_tasks_one_after_another_fail))
+          CASE(two_tasks_one_after_another_fail), CASE(process_sleepers_without_its_ticker_fail))

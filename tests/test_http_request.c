@@ -48,6 +48,14 @@ static const expected cases[] = {
     {.text = "GET / HTTP/1.1\r\nHost: x\r\n: no name\r\n\r\n", .bad = true},
     {.text = "GET / HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\n", .bad = true},
     {.text = "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n", .bad = true},
+    /* a field name is a token (RFC 9110, 5.1): "Content-Length\v" or "Content Length"
+     * was some other field, and the body it declared was served as the next request,
+     * which a proxy that took it for Content-Length would forward as a body (session
+     * 51's audit) */
+    {.text = "GET / HTTP/1.1\r\nHost: x\r\nContent-Length\v: 5\r\n\r\n", .bad = true},
+    {.text = "GET / HTTP/1.1\r\nHost: x\r\nContent Length: 5\r\n\r\n", .bad = true},
+    {.text = "GET / HTTP/1.1\r\nHost: x\r\nX(y): z\r\n\r\n", .bad = true},
+    {.text = "GET / HTTP/1.1\r\nHost: x\r\nX-Odd_Name.~!#$%&'*+^`|: z\r\n\r\n", .get = true},
     {.text = "GET / HTTP/1.1\r\nHost: x\n\n", .bad = true},
     {.text = "GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n", .bad = true},
     {.text = "GET / HTTP/1.1\r\nHost: x\r\n\n", .bad = true},

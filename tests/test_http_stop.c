@@ -84,6 +84,99 @@ TEST(http_server_lingers_while_a_closing_client_sends)
     server_stop(&ec, SIGTERM);
 }
 
+/* SIGTERM while the server lingers on a connection whose client still sends (its last
+ * request said "Connection: close", and it sends more before it reads): the stop shut
+ * every open connection down for reading, this one too, which lingering_close had shut
+ * for writing, and Linux resets a connection shut both ways as soon as data comes: the
+ * client's sends failed, and the answers it had not read yet were destroyed (15 of 200
+ * came in session 51's examples audit).  A lingering connection is left to its linger. */
+enum { LINGERED_REQUESTS = 10 };
+
+/* Whether a connection to port is refused now (the listener shut down). */
+static bool connect_refused(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool refused = s >= 0 && connect(s, (struct sockaddr *)&a, sizeof a) < 0 &&
+                   errno == ECONNREFUSED;
+    if (s >= 0)
+        close(s);
+    return refused;
+}
+
+static void sigterm_while_the_server_lingers(server_child_run *ec)
+{
+    int c = client_to(ec->port);
+    if (c < 0)
+        return;
+    static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    static const char last[] = "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    char all[LINGERED_REQUESTS * sizeof last];
+    size_t len = 0;
+    for (int i = 0; i < LINGERED_REQUESTS - 1; i++) {
+        memcpy(all + len, req, sizeof req - 1);
+        len += sizeof req - 1;
+    }
+    memcpy(all + len, last, sizeof last - 1);
+    len += sizeof last - 1;
+    CHECK_EQ(send(c, all, len, MSG_NOSIGNAL), (ssize_t)len);
+    /* the answers and then the server's end of file have come (nothing read yet): it
+     * has shut its side for writing, and lingers */
+    int64_t until = SOON();
+    bool their_end_came = false;
+    while (!their_end_came && plait_now() < until) {
+        struct tcp_info info;
+        socklen_t info_len = sizeof info;
+        their_end_came = getsockopt(c, IPPROTO_TCP, TCP_INFO, &info, &info_len) == 0 &&
+                         info.tcpi_state == TCP_CLOSE_WAIT;
+        if (!their_end_came)
+            poll(NULL, 0, 5);
+    }
+    CHECK(their_end_came);
+    server_signal(ec, SIGTERM);
+    /* the client goes on sending, 100 bytes every 50 ms, until the server has surely
+     * taken the stop (its listener, shut down after its connections, refuses), and ten
+     * times more */
+    char junk[100];
+    memset(junk, 'x', sizeof junk);
+    bool refused = false, sends_failed = false;
+    int after = 0;
+    until = SOON();
+    while (after < 10 && plait_now() < until) {
+        if (send(c, junk, sizeof junk, MSG_NOSIGNAL) != (ssize_t)sizeof junk) {
+            sends_failed = true; /* reset */
+            break;
+        }
+        poll(NULL, 0, 50);
+        if (refused)
+            after++;
+        else
+            refused = connect_refused(ec->port);
+    }
+    CHECK(!sends_failed);
+    CHECK(refused);
+    char answers[LINGERED_REQUESTS * 200];
+    int err;
+    read_all(c, answers, sizeof answers, 20, &err);
+    int count = 0;
+    for (const char *at = answers; (at = strstr(at, "HTTP/1.1 200 ")) != NULL; at++)
+        count++;
+    CHECK_EQ(count, LINGERED_REQUESTS);
+    CHECK_EQ(err, 0); /* end of file, not a reset */
+    close(c);
+}
+
+TEST(http_server_stop_leaves_a_lingering_connection_to_its_linger)
+{
+    server_child_run ec = server_start();
+    if (ec.port)
+        sigterm_while_the_server_lingers(&ec);
+    else
+        server_signal(&ec, SIGTERM);
+    server_stopped(&ec, SIGTERM);
+}
+
 /* Out of descriptors at the stop (stopped_server.h): the open connections, told to
  * stop, give their descriptors back, and the queued ones are taken as they do.  Idle
  * ones give theirs back at once: they waited 2 s each for their client to close, so
@@ -96,4 +189,5 @@ TEST(http_server_stop_out_of_descriptors_answers_queued_connections)
 
 RUN_TESTS(CASE(http_server_stop_answers_queued_connection),
           CASE(http_server_stop_out_of_descriptors_answers_queued_connections),
-          CASE(http_server_lingers_while_a_closing_client_sends))
+          CASE(http_server_lingers_while_a_closing_client_sends),
+          CASE(http_server_stop_leaves_a_lingering_connection_to_its_linger))
