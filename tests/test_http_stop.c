@@ -36,6 +36,22 @@ TEST(http_server_stop_answers_queued_connection)
  * now while data keeps coming, as nginx does (2 s without any ends it), up to TIMEOUT. */
 enum { PIPELINED = 2000 };
 
+/* Send n requests at once on c, the last saying "Connection: close". */
+static void send_pipelined_closing(int c, int n)
+{
+    static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    static const char last[] = "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    static char all[PIPELINED * sizeof last];
+    size_t len = 0;
+    for (int i = 0; i < n - 1 && i < PIPELINED - 1; i++) {
+        memcpy(all + len, req, sizeof req - 1);
+        len += sizeof req - 1;
+    }
+    memcpy(all + len, last, sizeof last - 1);
+    len += sizeof last - 1;
+    CHECK_EQ(send(c, all, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
 static void sends_after_close_then_reads(int port)
 {
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -45,17 +61,7 @@ static void sends_after_close_then_reads(int port)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     CHECK_EQ(connect(c, (struct sockaddr *)&a, sizeof a), 0);
-    static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
-    static const char last[] = "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-    static char all[PIPELINED * sizeof last];
-    size_t len = 0;
-    for (int i = 0; i < PIPELINED - 1; i++) {
-        memcpy(all + len, req, sizeof req - 1);
-        len += sizeof req - 1;
-    }
-    memcpy(all + len, last, sizeof last - 1);
-    len += sizeof last - 1;
-    CHECK_EQ(send(c, all, len, MSG_NOSIGNAL), (ssize_t)len);
+    send_pipelined_closing(c, PIPELINED);
     char junk[100];
     memset(junk, 'x', sizeof junk);
     for (int i = 0; i < 60; i++) { /* 3 s: longer than the 2 s the server lingered */
@@ -110,17 +116,7 @@ static void sigterm_while_the_server_lingers(server_child_run *ec)
     int c = client_to(ec->port);
     if (c < 0)
         return;
-    static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
-    static const char last[] = "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-    char all[LINGERED_REQUESTS * sizeof last];
-    size_t len = 0;
-    for (int i = 0; i < LINGERED_REQUESTS - 1; i++) {
-        memcpy(all + len, req, sizeof req - 1);
-        len += sizeof req - 1;
-    }
-    memcpy(all + len, last, sizeof last - 1);
-    len += sizeof last - 1;
-    CHECK_EQ(send(c, all, len, MSG_NOSIGNAL), (ssize_t)len);
+    send_pipelined_closing(c, LINGERED_REQUESTS);
     /* the answers and then the server's end of file have come (nothing read yet): it
      * has shut its side for writing, and lingers */
     int64_t until = SOON();
