@@ -98,7 +98,8 @@ typedef void *(*plait_fn)(void *arg);
 #define PLAIT_IS_FAIL(v) ((uintptr_t)(v) >= (uintptr_t)-4095)
 
 /* A handle to a task's outcome (its future).  Copyable; stale after join/detach,
- * and every call given a stale handle returns -ESRCH.  A zeroed handle is invalid. */
+ * and every call given a stale handle returns -ESRCH.  A zeroed handle is invalid:
+ * every call given one returns -EINVAL. */
 typedef struct plait_task {
     struct plait__future *future;
     uint64_t generation;
@@ -140,6 +141,7 @@ int plait_run(plait_fn fn, void *arg, void **result);
  * -EPERM when this thread runs no scheduler, -EINVAL for a null fn or a stack size
  * outside [PLAIT_STACK_MIN, PLAIT_STACK_MAX], -ENOMEM. */
 int plait_spawn(plait_task *task, plait_fn fn, void *arg);
+/* The same with options; also -EPIPE when options->group is being closed. */
 int plait_spawn_opts(plait_task *task, plait_fn fn, void *arg,
                      const plait_spawn_options *options);
 
@@ -231,7 +233,7 @@ int plait_cancel_shield(int on);
  * -EINVAL outside [PLAIT_STACK_MIN, PLAIT_STACK_MAX] (0 included), -EPERM with no
  * scheduler.  A size (here or in plait_spawn_options) is rounded up to its size class,
  * at most 12.5 % more (API.md, "Stacks").  Stacks of 16 KiB and more get a guard page
- * while the process has fewer than plait_guard_budget() guarded stacks; all stacks
+ * while plait_guard_budget() is above 0; all stacks
  * carry a canary checked at every switch.  An overflow onto either stops the program
  * with a message naming the task; a frame that skips the canary of a smaller stack is
  * not seen (API.md): give code with large frames 16 KiB or more, and compile it with
@@ -346,6 +348,8 @@ int plait_cond_destroy(plait_cond *cond); /* -EBUSY while waited on */
  * every outcome (0, -ETIMEDOUT, -ECANCELED).  -EPERM when the caller does not hold it.
  * Wake-ups may be spurious: wait in a loop on the predicate. */
 int plait_cond_wait(plait_cond *cond, plait_mutex *mutex, int64_t deadline);
+/* Wake one waiter (the first to wait), or every waiter; nothing when none waits (a
+ * wake-up is not kept for a later wait).  0, -EINVAL for a null condition. */
 int plait_cond_signal(plait_cond *cond);
 int plait_cond_broadcast(plait_cond *cond);
 
@@ -667,6 +671,7 @@ int plait_to_thread(plait_fn fn, void *arg, void **result, int64_t deadline);
 
 typedef struct plait_completed plait_completed;
 
+/* An empty set: 0, -EINVAL for a null pointer, -ENOMEM. */
 int plait_completed_create(plait_completed **set);
 /* Watch a task.  The handle stays the caller's: join what next() gives back.
  * -ESRCH for a stale handle, -EBUSY when a set (this one or another) watches it
@@ -1063,7 +1068,8 @@ typedef struct plait_bytes {
 
 /* A function to run in another process: read arg_len bytes at arg, write the result
  * (at most out_cap bytes) at out and return its length, or return a negative code to
- * fail.  A length over out_cap fails the task with -EMSGSIZE. */
+ * fail (from -1 to -4095: one below fails the task with -EINVAL).  A length over
+ * out_cap fails the task with -EMSGSIZE. */
 typedef ssize_t (*plait_proc_fn)(const void *arg, size_t arg_len, void *out,
                                  size_t out_cap);
 
@@ -1128,7 +1134,8 @@ int plait_process_exec(plait_task *task, const char *file, char *const argv[],
 int plait_process_pid(plait_task task);
 
 /* Send signal sig to the child (SIGTERM to ask it to end, SIGKILL to end it).  -ESRCH
- * when it has ended or the handle is stale, -EINVAL for a bad signal or a task that is
+ * when it has ended or the handle is stale, -EINVAL for a bad signal (0 included: no
+ * "is it alive" probe, as kill(2)'s) or a task that is
  * not a process, -EPERM in a forked child for a task from before the fork that is not
  * the child's (as plait_process_pid), and -EPERM when the system refuses the signal (a
  * program that changed its user, as a set-user-ID one does: plait_cancel of its task
@@ -1175,7 +1182,8 @@ typedef struct plait_pmutex plait_pmutex;
 typedef struct plait_psem plait_psem;
 typedef struct plait_pevent plait_pevent;
 
-/* A mutex between processes, owned by the coroutine or thread that locked it. */
+/* A mutex between processes, owned by the coroutine, thread or pool task that locked
+ * it. */
 int plait_pmutex_create(plait_pmutex **mutex);
 /* -EBUSY while it is held (by any process) or waited on in this process. */
 int plait_pmutex_destroy(plait_pmutex *mutex);
@@ -1192,8 +1200,10 @@ int plait_pmutex_unlock(plait_pmutex *mutex);
 /* A counting semaphore between processes. */
 int plait_psem_create(plait_psem **sem, unsigned initial);
 int plait_psem_destroy(plait_psem *sem); /* -EBUSY while waited on in this process */
+/* Take one from the count, waiting until there is one: 0, -ETIMEDOUT, -ECANCELED. */
 int plait_psem_acquire(plait_psem *sem, int64_t deadline);
 int plait_psem_release(plait_psem *sem); /* -EOVERFLOW past UINT32_MAX */
+/* The current count; INT_MAX when it is larger; -EINVAL for a null semaphore. */
 int plait_psem_value(plait_psem *sem);
 
 /* A manual-reset event between processes: set releases every waiter and lets later
@@ -1317,7 +1327,7 @@ typedef struct plait_procpool_options {
  * waiting for an initialiser, make its task_timeout's timer);
  * -EMFILE / -ENFILE when no descriptor is left (the pool's and its workers'); the
  * initialiser's code when it fails in a worker (-EINVAL for one below -4095, as for a
- * task), or the worker's fate
+ * plait_proc_fn), or the worker's fate
  * (PLAIT_KILLED(signal), PLAIT_EXITED(status)) when it dies in it; -ECANCELED when the
  * caller is cancelled while it waits; -ENOMEM. */
 int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *options);
