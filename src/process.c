@@ -551,8 +551,19 @@ static int function_child(void *arg)
         return 127;
     pid_t me = getpid(); /* not plait__pid(): _Fork() or a raw fork runs no fork
                           * handler, so the cache would be stale in fn's child */
+    bool given[3]; /* the streams set up for the child (child_setup lets go of them) */
+    for (int i = 0; i < 3; i++)
+        given[i] = p->child_stdio[i] >= 0;
     ssize_t n = child_setup(p);
     if (n == 0) {
+        /* a stream given a new file keeps nothing of the parent's: the input it had
+         * buffered, its end of file (which glibc keeps) or error */
+        FILE *streams[3] = {stdin, stdout, stderr};
+        for (int i = 0; i < 3; i++)
+            if (given[i]) {
+                __fpurge(streams[i]);
+                clearerr(streams[i]);
+            }
         n = p->fn(p->arg, p->arg_len, p->result->data, p->result_max);
         if (getpid() != me)
             _exit(0);

@@ -1428,10 +1428,69 @@ TEST(children_reaped_by_the_kernel_release_their_locks)
     CHECK_EQ(plait_join(t, NULL, plait_deadline_in(30 * PLAIT_SEC)), 0);
 }
 
+/* A function child whose stdin is a pipe (or /dev/null) reads it through stdio: not
+ * the line the parent had buffered from its own stdin, nor the end of file the parent
+ * had met (the child's copy of the stdin FILE kept both; session 51's process audit). */
+static ssize_t line_from_stdin(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len;
+    if (!fgets(out, (int)cap, stdin))
+        return feof(stdin) ? 0 : -EIO;
+    return (ssize_t)strlen(out);
+}
+
+/* The child's first line of stdin (its length), "" at its end of file. */
+static ssize_t child_line(int stdin_mode, const char *fed, char *got, size_t cap)
+{
+    plait_process_options o = {.stdio = {stdin_mode, 0, 0}};
+    plait_pipes pipes;
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, line_from_stdin, NULL, 0, &o, &pipes), 0);
+    if (stdin_mode == PLAIT_STDIO_PIPE) {
+        CHECK_EQ(plait_write_all(pipes.in, fed, strlen(fed), NULL, SOON()), 0);
+        CHECK_EQ(close(pipes.in), 0);
+    }
+    plait_bytes *b = NULL;
+    CHECK_EQ(plait_join(t, (void **)&b, SOON()), 0);
+    size_t n = b && b->len < cap ? b->len : 0;
+    if (b)
+        memcpy(got, b->data, n);
+    got[n] = '\0';
+    free(b);
+    return (ssize_t)n;
+}
+
+TEST(a_function_child_reads_its_own_stdin_through_stdio)
+{
+    int saved = dup(STDIN_FILENO), lines[2];
+    CHECK(saved >= 0);
+    CHECK_EQ(pipe(lines), 0);
+    static const char two[] = "parent's first\nparent's second, buffered\n";
+    CHECK_EQ(write(lines[1], two, sizeof two - 1), (ssize_t)(sizeof two - 1));
+    CHECK_EQ(close(lines[1]), 0);
+    CHECK_EQ(dup2(lines[0], STDIN_FILENO), STDIN_FILENO);
+    CHECK_EQ(close(lines[0]), 0);
+    char line[128];
+    CHECK(fgets(line, sizeof line, stdin) != NULL); /* the second line stays buffered */
+    char got[128];
+    child_line(PLAIT_STDIO_PIPE, "from the pipe\n", got, sizeof got);
+    CHECK(strcmp(got, "from the pipe\n") == 0);
+    child_line(PLAIT_STDIO_NULL, NULL, got, sizeof got);
+    CHECK(strcmp(got, "") == 0);
+    CHECK(fgets(line, sizeof line, stdin) != NULL);
+    CHECK(fgets(line, sizeof line, stdin) == NULL); /* the parent's stdin at its end */
+    child_line(PLAIT_STDIO_PIPE, "after the end\n", got, sizeof got);
+    CHECK(strcmp(got, "after the end\n") == 0);
+    CHECK_EQ(dup2(saved, STDIN_FILENO), STDIN_FILENO);
+    CHECK_EQ(close(saved), 0);
+    clearerr(stdin);
+}
+
 RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(large_argument_and_result), CASE(result_room), CASE(failures_name_their_cause), CASE(a_task_failing_with_eagain_reports_it),
           CASE(sent_segv_kills_despite_the_overflow_reporter),
           CASE(kill_and_cancel), CASE(bad_input), CASE(exec_with_pipes_env_and_cwd),
+          CASE(a_function_child_reads_its_own_stdin_through_stdio),
           CASE(function_child_setup_failure_is_its_outcome),
           CASE(function_with_a_pipe), CASE(function_child_holds_only_its_own_pipe_ends),
           CASE(a_function_childs_own_fork_keeps_its_descriptors),
