@@ -100,6 +100,7 @@ struct plait__uring {
     bool awaiting_removals;     /* a wait_removed is under way (the outermost) */
     size_t removals_awaited;    /* slots it waits for (removal_awaited) */
     bool multishot;             /* the kernel has multishot polls (5.13: RSRC_TAGS) */
+    bool clock_offset;          /* CLOCK_MONOTONIC here is offset (a time namespace) */
     int probe_fd;               /* an epoll set that says which regular files poll
                                  * (plait__uring_polls), made when first needed; -1 */
 };
@@ -162,6 +163,30 @@ static void unmap(struct plait__uring *u)
         munmap(u->sq_map, u->sq_map_len);
 }
 
+/* Whether this process's CLOCK_MONOTONIC is offset from the host's (a time namespace
+ * made with an offset: CRIU's restore, `unshare --time --monotonic`).  The kernel takes
+ * an io_uring absolute timeout on the host's clock, not this one (unlike timerfd,
+ * clock_nanosleep and futex): the ring's timeout request then fired late by the offset,
+ * or at once and again and again (a spin) for a negative one, where epoll's relative
+ * timeout was right.  Such a ring gives each wait its own relative timeout. */
+static bool monotonic_offset(void)
+{
+    int fd = open("/proc/self/timens_offsets", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false; /* no time namespaces here (or no /proc: taken as none) */
+    char text[256];
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    text[n > 0 ? n : 0] = '\0';
+    /* "monotonic SECONDS NANOSECONDS": offset where either has a digit other than 0
+     * (no sscanf: this may run on a coroutine's small stack, in a forked child) */
+    const char *at = strstr(text, "monotonic");
+    for (; at && *at && *at != '\n'; at++)
+        if (*at >= '1' && *at <= '9')
+            return true;
+    return false;
+}
+
 static int setup(struct plait__uring *u)
 {
     struct io_uring_params params;
@@ -182,6 +207,7 @@ static int setup(struct plait__uring *u)
     if ((params.features & need) != need)
         return -ENOSYS;
     u->multishot = params.features & IORING_FEAT_RSRC_TAGS;
+    u->clock_offset = monotonic_offset();
     u->sq_entries = params.sq_entries;
     u->sq_map_len = params.sq_off.array + params.sq_entries * sizeof(unsigned);
     u->cq_map_len = params.cq_off.cqes + params.cq_entries * sizeof(struct io_uring_cqe);
@@ -886,7 +912,8 @@ static void ur_wait(struct plait__poller *p, int64_t deadline, int64_t timeout)
     /* completions already there need no system call, and whatever they woke must
      * run before this thread sleeps */
     bool look = reap(p) > 0 || fired || timeout == 0;
-    if (!look && timeout > 0 && !u->deferred.len && !u->wake_unarmed && timeout_by(u, deadline))
+    if (!look && timeout > 0 && !u->deferred.len && !u->wake_unarmed && !u->clock_offset &&
+        timeout_by(u, deadline))
         timeout = -1; /* the ring's timeout request ends the sleep */
     unsigned flags = __atomic_load_n(u->sq_flags, __ATOMIC_ACQUIRE);
     if (look && !pending(u) && !(flags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
