@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -1224,14 +1225,28 @@ bool plait__on_manager(void);
 /* On the manager thread: watch fd for input, calling src->ready; stop watching it. */
 int plait__manager_watch(int fd, plait__mgr_source *src);
 void plait__manager_unwatch(int fd);
+/* What a child takes of the thread that asked for it, not of the manager thread that
+ * forks it (a fork copies the forking thread's): its signal mask, its no_new_privs
+ * (a thread that set it, then started a set-user-ID program, ran it with its
+ * privileges), its CPU affinity and its name.  Read on the caller's thread
+ * (plait__caller_take).  Not its seccomp filter, capabilities, namespaces, nice value
+ * or thread-locals: the manager's (API.md, "Processes"). */
+typedef struct plait__caller {
+    sigset_t mask;
+    bool no_new_privs;
+    bool affinity_known;  /* false: more CPUs than a cpu_set_t holds (the manager's) */
+    cpu_set_t affinity;
+    char name[16];
+} plait__caller;
+void plait__caller_take(plait__caller *c);
 /* On the manager thread: fork a child that runs child(arg) and _exits with what it
- * returns, with the signal mask mask and SIGKILL when its parent dies.  0 and *pid, or
- * -errno.  The child drops what the standard streams hold at the fork (the parent's to
+ * returns, with the caller's context (plait__caller) and SIGKILL when its parent dies.
+ * 0 and *pid, or -errno.  The child drops what the standard streams hold at the fork (the parent's to
  * write): a caller flushes them first, on its own thread, with plait__flush_before_fork
  * (the manager must not wait for a stream another thread holds). */
 void plait__flush_before_fork(void);
 typedef struct plait__fork_spec {
-    const sigset_t *mask;     /* the child's signal mask */
+    const plait__caller *caller; /* the child's signal mask, affinity, ... */
     int (*child)(void *arg);  /* what it runs; it _exits with what this returns */
     void *arg;
     /* the shared memory of the task or pool the child is forked for (NULL: none),

@@ -20,7 +20,8 @@
  * pool, the shared-futex watchers) in the child, so a child never deadlocks on a lock
  * some other thread of the parent held at the fork.  Standard streams are flushed
  * before the fork so that the child does not print the parent's buffered output twice.
- * The manager runs with every signal blocked; the child gets the caller's mask back.
+ * The manager runs with every signal blocked; the child gets the caller's mask back, and
+ * its no_new_privs, CPU affinity and name (plait__caller).
  *
  * A function child runs fn(arg) — the argument is the parent's memory as it was at
  * the fork, copy-on-write, so nothing is serialised — writes its result into a shared
@@ -308,6 +309,16 @@ void plait__keep_from_children(void *map, size_t map_size)
     (void)madvise(map, map_size, MADV_DONTFORK); /* refused: only the memory stays longer */
 }
 
+void plait__caller_take(plait__caller *c)
+{
+    pthread_sigmask(SIG_BLOCK, NULL, &c->mask);
+    c->no_new_privs = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
+    c->affinity_known = sched_getaffinity(0, sizeof c->affinity, &c->affinity) == 0;
+    memset(c->name, 0, sizeof c->name);
+    if (prctl(PR_GET_NAME, c->name, 0, 0, 0) != 0)
+        memcpy(c->name, "plait-child", sizeof "plait-child");
+}
+
 int plait__fork_child(const plait__fork_spec *spec, pid_t *pid)
 {
     /* All plait's forks are the manager thread's, one at a time: no other child of
@@ -352,7 +363,14 @@ int plait__fork_child(const plait__fork_spec *spec, pid_t *pid)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != mgr_parent_pid) /* the parent died before the line above */
         _exit(128 + SIGKILL);
-    pthread_sigmask(SIG_SETMASK, spec->mask, NULL);
+    const plait__caller *caller = spec->caller;
+    pthread_sigmask(SIG_SETMASK, &caller->mask, NULL);
+    if (caller->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        _exit(128 + SIGKILL); /* (cannot fail since Linux 3.5) not to run unbound */
+    if (caller->affinity_known)
+        (void)sched_setaffinity(0, sizeof caller->affinity, &caller->affinity); /* its CPUs
+            * gone meanwhile (EINVAL): the manager's */
+    prctl(PR_SET_NAME, caller->name, 0, 0, 0);
     /* what other threads wrote to the standard streams since the caller's flush is the
      * parent's to write (fork reset the streams' locks in this child) */
     __fpurge(stdout);
@@ -424,7 +442,7 @@ typedef struct proc {
     int parent_stdio[3];
     int exec_error[2];
     int go[2];                  /* the child waits for a byte here: its pidfd is open */
-    sigset_t mask;
+    plait__caller caller;
     int start_error;
 } proc;
 
@@ -765,7 +783,7 @@ static void proc_fork(void *arg)
         }
     }
     if (r == 0)
-        r = plait__fork_child(&(plait__fork_spec){.mask = &p->mask,
+        r = plait__fork_child(&(plait__fork_spec){.caller = &p->caller,
                                                   .child = p->fn ? function_child : exec_child,
                                                   .arg = p},
                               &pid);
@@ -842,7 +860,7 @@ static int proc_start_cancel_off(plait_task *task, proc *p, const plait_process_
         if (p->stdio_mode[i] == PLAIT_STDIO_PIPE)
             plait__ignore_sigpipe();
     }
-    pthread_sigmask(SIG_BLOCK, NULL, &p->mask);
+    plait__caller_take(&p->caller);
     int r = 0;
     plait_task handle;
     p->future = plait__future_start_ext(&proc_ops, p, &handle);

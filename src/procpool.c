@@ -190,7 +190,7 @@ struct plait_procpool {
     void *init_arg;
     unsigned max_tasks;
     int64_t task_timeout;
-    sigset_t mask;              /* the creator's, for the workers */
+    plait__caller caller;       /* the creator's mask, affinity, ..., for the workers */
     int notify_fd;
     /* shared */
     pool_shm *sh;
@@ -959,7 +959,7 @@ static int worker_fork(plait_procpool *p, unsigned i, pid_t gone)
     atomic_store_explicit(&p->wstate[i].cpu, -1, memory_order_relaxed);
     p->forking = i;
     pid_t pid;
-    int r = plait__fork_child(&(plait__fork_spec){.mask = &p->mask, .child = worker_main,
+    int r = plait__fork_child(&(plait__fork_spec){.caller = &p->caller, .child = worker_main,
                                                   .arg = p, .map = p->sh,
                                                   .map_size = p->map_size, .gone = gone},
                               &pid);
@@ -1467,7 +1467,7 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     p->retry.fd = -1;
     p->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     int r = p->notify_fd < 0 ? -errno : 0; /* -EMFILE, -ENFILE, -ENOMEM */
-    pthread_sigmask(SIG_BLOCK, NULL, &p->mask);
+    plait__caller_take(&p->caller);
     p->slot_size =
         align_up(sizeof(task_slot)) + align_up(p->arg_room) + align_up(p->result_room);
     size_t ring_bytes = align_up(2 * p->nslots * sizeof(uint32_t));

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/prctl.h>
 
 /* No child is left unreaped. */
 static void check_no_zombies(void)
@@ -1486,11 +1487,82 @@ TEST(a_function_child_reads_its_own_stdin_through_stdio)
     clearerr(stdin);
 }
 
+/* A child takes its caller's no_new_privs, CPU affinity and name, though the manager
+ * thread forks it: a thread that set no_new_privs (and then started a set-user-ID
+ * program, which ran with its privileges), pinned itself or named itself after the
+ * first start had made the manager got the manager's (session 51's process audit). */
+typedef struct context_seen {
+    int no_new_privs, cpus, first_cpu;
+    char name[16];
+} context_seen;
+
+static ssize_t what_it_runs_with(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len;
+    context_seen c = {.no_new_privs = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), .first_cpu = -1};
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        c.cpus = CPU_COUNT(&set);
+        for (int i = 0; i < CPU_SETSIZE && c.first_cpu < 0; i++)
+            if (CPU_ISSET(i, &set))
+                c.first_cpu = i;
+    }
+    prctl(PR_GET_NAME, c.name, 0, 0, 0);
+    if (cap < sizeof c)
+        return -EMSGSIZE;
+    memcpy(out, &c, sizeof c);
+    return sizeof c;
+}
+
+static void *starts_after_narrowing_itself(void *expected)
+{
+    context_seen *want = expected;
+    CHECK_EQ(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+    CHECK_EQ(pin_to_one_cpu(), 0);
+    CHECK_EQ(prctl(PR_SET_NAME, "narrowed", 0, 0, 0), 0);
+    want->no_new_privs = 1;
+    want->cpus = 1;
+    cpu_set_t set;
+    CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    for (int i = 0; i < CPU_SETSIZE && want->first_cpu < 0; i++)
+        if (CPU_ISSET(i, &set))
+            want->first_cpu = i;
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, what_it_runs_with, NULL, 0, NULL, NULL), 0);
+    plait_bytes *b = NULL;
+    CHECK_EQ(plait_join(t, (void **)&b, SOON()), 0);
+    return b;
+}
+
+TEST(a_child_takes_its_callers_no_new_privs_affinity_and_name)
+{
+    plait_task first; /* the manager thread made, before the caller narrows itself */
+    CHECK_EQ(plait_process_start(&first, what_it_runs_with, NULL, 0, NULL, NULL), 0);
+    plait_bytes *b = NULL;
+    CHECK_EQ(plait_join(first, (void **)&b, SOON()), 0);
+    free(b);
+    context_seen want = {.first_cpu = -1};
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, starts_after_narrowing_itself, &want), 0);
+    CHECK_EQ(pthread_join(th, (void **)&b), 0);
+    CHECK(b && b->len == sizeof(context_seen));
+    if (b && b->len == sizeof(context_seen)) {
+        context_seen got;
+        memcpy(&got, b->data, sizeof got);
+        CHECK_EQ(got.no_new_privs, 1);
+        CHECK_EQ(got.cpus, 1);
+        CHECK_EQ(got.first_cpu, want.first_cpu);
+        CHECK(strcmp(got.name, "narrowed") == 0);
+    }
+    free(b);
+}
+
 RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(large_argument_and_result), CASE(result_room), CASE(failures_name_their_cause), CASE(a_task_failing_with_eagain_reports_it),
           CASE(sent_segv_kills_despite_the_overflow_reporter),
           CASE(kill_and_cancel), CASE(bad_input), CASE(exec_with_pipes_env_and_cwd),
           CASE(a_function_child_reads_its_own_stdin_through_stdio),
+          CASE(a_child_takes_its_callers_no_new_privs_affinity_and_name),
           CASE(function_child_setup_failure_is_its_outcome),
           CASE(function_with_a_pipe), CASE(function_child_holds_only_its_own_pipe_ends),
           CASE(a_function_childs_own_fork_keeps_its_descriptors),
