@@ -195,7 +195,8 @@ int plait_yield(void);
 
 /* Sleep until the deadline / for ns.  Coroutine or thread.  0, -ECANCELED.  A
  * coroutine, a plait thread or a pool task may sleep until PLAIT_FOREVER (until it is
- * cancelled); any other thread, which nothing can cancel, gets -EINVAL for it.  A past
+ * cancelled); any other thread, which nothing can cancel, gets -EINVAL for it (and for
+ * plait_sleep of a duration that saturates to it, near INT64_MAX).  A past
  * deadline returns 0 at once.  A coroutine gets -ENOMEM when its scheduler's timer heap
  * cannot grow (as any timed wait of a coroutine may).  Coroutines of one scheduler
  * whose timed waits end at the same deadline wake in the order they began to wait. */
@@ -867,8 +868,9 @@ int plait_addr_ip(plait_addr *out, const char *host, int port);
  * one. */
 int plait_addr_unix(plait_addr *out, const char *path);
 /* "1.2.3.4:80", "[::1]:80", "[fe80::1%eth0]:80" (the scope id: the interface's name,
- * or its number where no interface has it, as getnameinfo(NI_NUMERICHOST) writes it,
- * or where the name is all digits, which would parse back as another index)
+ * or its number where no interface has it or where the name is all digits, which would
+ * parse back as another index; getnameinfo(NI_NUMERICHOST) writes the name only for
+ * link-local addresses, and both forms parse back)
  * or the path, into buf: its length, -ENOSPC when cap is too small, -EINVAL for an
  * unknown family.  The text of an IP address, less its ":port", parses back to it with
  * plait_addr_ip.  A buffer of PLAIT_ADDR_STRLEN bytes takes any address. */

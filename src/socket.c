@@ -200,7 +200,7 @@ int plait_addr_format(const plait_addr *addr, char *buf, size_t cap)
         plait__text_str(&t, ":");
         plait__text_uint(&t, (unsigned)plait_addr_port(addr));
         break;
-    case AF_INET6: { /* with its scope id as getnameinfo(NI_NUMERICHOST) has it */
+    case AF_INET6: { /* with its scope id: the interface's name, else its number */
         plait__text_str(&t, "[");
         text_ip6(&t, addr->u.in6.sin6_addr.s6_addr);
         uint32_t id = addr->u.in6.sin6_scope_id;
