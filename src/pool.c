@@ -40,7 +40,9 @@
  * finds it zero skips the fence.  Each side raises its own count with a locked
  * instruction before it reads the other's, so a worker that becomes active after the
  * sleeper read zero sees the sleeper when it pushes; and one that went idle has made
- * its pushes visible and left an empty deque.  A sleeper that sees private items of a
+ * its pushes visible and left an empty deque, or published what its deque holds (a
+ * helping wait past its stack floor, which takes only what its own task pushed: the
+ * rest stayed private, and a sleeper that read zero slept beside it).  A sleeper that sees private items of a
  * worker still running sleeps only EXPOSE_AFTER_NS (that worker's next push will wake
  * it) and then exposes the oldest one itself (plait__deque_expose): an owner that
  * pushed and then computes, or blocks outside the pool, for long does not keep its
@@ -553,6 +555,8 @@ int plait__worker_help(plait__waiter *w, int64_t deadline)
             run_task(wk, f);
             continue;
         }
+        if (deep && plait__deque_publish(&wk->deque)) /* what it will not take itself */
+            wake_one(wk->pool);
         atomic_fetch_sub(&wk->pool->active, 1);
         if (deep)
             park_for_signal(wk, w, deadline); /* no push's wake-up comes here */

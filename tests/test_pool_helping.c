@@ -314,6 +314,88 @@ TEST(push_wake_not_spent_on_helper_whose_wait_is_claimed)
     CHECK_EQ(plait_pool_destroy(cw.pool), 0);
 }
 
+/* A helping wait past the stack floor sleeps until its own signal, leaving the pool's
+ * count of active workers; it left its deque's private tasks unpublished, and a worker
+ * that went idle after it saw no active worker, so no fence and no look at private
+ * work (pool.c, park), and slept: the private task stayed there until the deep wait
+ * ended, for ever when that wait was for it (session 51's deque audit).  Two workers
+ * "cw": B holds one busy; T on the other pushes D (public: the public part is empty),
+ * A and J (private: no worker is idle), joins J, which takes 6.6 MB of the 8 MiB stack
+ * and joins A, past the floor; B ends once T's worker sleeps, runs D and goes idle.  A
+ * must run.  (Only the split deque, x86-64 with membarrier, has private tasks; elsewhere
+ * the case passes as it is.) */
+static struct {
+    atomic_int busy_index, a_ran, j_joining;
+    plait_task a;
+} dp;
+
+static void *dp_busy(void *p)
+{
+    int me = cw_index();
+    atomic_store(&dp.busy_index, 1 + me);
+    int64_t until = SOON();
+    while (!(me >= 0 && atomic_load(&dp.j_joining) && atomic_load(&cw_w.parked[1 - me])) &&
+           plait_now() < until)
+        sched_yield(); /* until the other worker sleeps in its deep wait */
+    return p;
+}
+
+static void *dp_nothing(void *p) { return p; }
+
+static void *dp_a(void *p)
+{
+    atomic_store(&dp.a_ran, 1);
+    return p;
+}
+
+static __attribute__((noinline)) int dp_join_a(volatile char *frame)
+{
+    frame[0] = 1;
+    atomic_store(&dp.j_joining, 1);
+    return plait_join(dp.a, NULL, plait_deadline_in(2 * PLAIT_SEC));
+}
+
+enum { DP_FRAME = 6600 * 1024 }; /* past three quarters of a worker's 8 MiB stack */
+
+static void *dp_j(void *p)
+{
+    (void)p;
+    volatile char frame[DP_FRAME];
+    for (size_t i = DP_FRAME; i > 0; i -= 4096)
+        frame[i - 1] = 1; /* page by page from the top, as the stack grows */
+    return PLAIT_FAIL(dp_join_a(frame)); /* (0: NULL) */
+}
+
+static void *dp_t(void *p)
+{
+    int64_t until = SOON();
+    while (!atomic_load(&dp.busy_index) && plait_now() < until)
+        sched_yield();
+    plait_task j;
+    CHECK_EQ(plait_pool_submit(cw.pool, NULL, dp_nothing, NULL), 0);
+    CHECK_EQ(plait_pool_submit(cw.pool, &dp.a, dp_a, NULL), 0);
+    CHECK_EQ(plait_pool_submit(cw.pool, &j, dp_j, NULL), 0);
+    CHECK_EQ(plait_join(j, NULL, SOON()), 0); /* its join of A */
+    if (!atomic_load(&dp.a_ran))
+        CHECK_EQ(plait_join(dp.a, NULL, SOON()), 0);
+    return p;
+}
+
+TEST(a_deep_helping_wait_publishes_its_private_tasks)
+{
+    memset(&dp, 0, sizeof dp);
+    memset(&cw_w, 0, sizeof cw_w);
+    CHECK_EQ(plait_pool_create(&cw.pool, &(plait_pool_options){.threads = 2, .name = "cw"}), 0);
+    plait_task busy, t;
+    CHECK_EQ(plait_pool_submit(cw.pool, &busy, dp_busy, NULL), 0);
+    CHECK_EQ(plait_pool_submit(cw.pool, &t, dp_t, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(plait_join(busy, NULL, SOON()), 0);
+    CHECK(atomic_load(&dp.a_ran));
+    CHECK_EQ(plait_pool_destroy(cw.pool), 0);
+}
+
 RUN_TESTS(CASE(helping_waits_do_not_nest_unrelated_tasks_past_the_stack),
           CASE(helping_waits_do_not_nest_a_batch_of_large_frames_past_the_stack),
-          CASE(push_wake_not_spent_on_helper_whose_wait_is_claimed))
+          CASE(push_wake_not_spent_on_helper_whose_wait_is_claimed),
+          CASE(a_deep_helping_wait_publishes_its_private_tasks))
