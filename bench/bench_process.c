@@ -131,11 +131,12 @@ static ssize_t worker_cpus(const void *a, size_t l, void *out, size_t cap)
 }
 
 /* Pin every thread of this process to one CPU; the number of threads, or -1.  Not
- * sched_setaffinity(0, ...) alone: that pins the calling thread only, and plait's
- * manager thread (started by the first process of start_join) forks the pool's
- * workers, which take its affinity: every CPU.  Threads and processes made from now on
- * take the pinning from the thread that makes them.  Passes until one finds every
- * thread pinned already (a thread may start meanwhile). */
+ * sched_setaffinity(0, ...) alone: that pins the calling thread only, and the pool's
+ * workers would then run on that CPU beside plait's own threads (the manager, started
+ * by the first process of start_join, and the others) left on every CPU.  Threads and
+ * processes made from now on take the pinning from the thread that makes them (a
+ * pool's workers from its creator).  Passes until one finds every thread pinned
+ * already (a thread may start meanwhile). */
 static int pin_all_threads(int cpu)
 {
     cpu_set_t one;
