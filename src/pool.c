@@ -468,14 +468,23 @@ static void run_task(plait__worker *wk, plait__future *f)
         plait__future_complete(f, value, error);
 }
 
+/* wk stops counting as a worker that may push.  One that will not take its private
+ * tasks itself meanwhile (it blocks, or helps past its stack floor) publishes them
+ * first and wakes a sleeper for them: an idle worker that then reads no active worker
+ * looks only at published work ("Private pushes"). */
+static void leave_active(plait__worker *wk, bool publish_private)
+{
+    if (publish_private && plait__deque_publish(&wk->deque))
+        wake_one(wk->pool);
+    atomic_fetch_sub(&wk->pool->active, 1);
+}
+
 struct plait__worker *plait__worker_blocking(void)
 {
     plait__worker *wk = tls_worker;
     if (!wk || plait__coro_current())
         return NULL;
-    if (plait__deque_publish(&wk->deque))
-        wake_one(wk->pool);
-    atomic_fetch_sub(&wk->pool->active, 1);
+    leave_active(wk, true);
     return wk;
 }
 
@@ -555,9 +564,7 @@ int plait__worker_help(plait__waiter *w, int64_t deadline)
             run_task(wk, f);
             continue;
         }
-        if (deep && plait__deque_publish(&wk->deque)) /* what it will not take itself */
-            wake_one(wk->pool);
-        atomic_fetch_sub(&wk->pool->active, 1);
+        leave_active(wk, deep); /* deep: it takes only its own task's pushes */
         if (deep)
             park_for_signal(wk, w, deadline); /* no push's wake-up comes here */
         else
@@ -631,7 +638,7 @@ static void *worker_main(void *arg)
             run_task(wk, f);
             continue;
         }
-        atomic_fetch_sub(&pool->active, 1);
+        leave_active(wk, false); /* its deque is empty: nothing private is left */
         if (!idle_wait(wk))
             break;
         atomic_fetch_add(&pool->active, 1);
