@@ -21,9 +21,13 @@
 
 #include <plait.h>
 
+#include "io_uring_why.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int check_failures;
+/* (atomic: a case checks from its threads and coroutines on other threads too) */
+static atomic_int check_failures;
 static const char *check_current = "";
 
 #define CHECK(cond)                                                                      \
@@ -167,43 +172,6 @@ static void check_in_child(void)
     alarm((unsigned)(left > 0 ? left : 0) + CHECK_CHILD_GRACE);
 }
 
-/* Why plait waits on epoll here, where io_uring was asked for; NULL where nothing here
- * stops it: the kernel makes a ring of the size plait asks for (RING_ENTRIES in
- * src/poll_uring.c) with the features plait requires (NODROP, EXT_ARG).  Its falling
- * back to epoll then is a fault of plait's own setup, to be failed, not skipped. */
-static const char *check_no_io_uring_why(void)
-{
-#if defined(__SANITIZE_THREAD__)
-    return "a ThreadSanitizer build always uses epoll (src/poll.c)";
-#elif defined(SYS_io_uring_setup)
-    /* the kernel's own answer, asked in this process only as it is about to end */
-    static char why[96];
-    /* struct io_uring_params's 120 bytes, its features the sixth word (not its header:
-     * <linux/fs.h> is at odds with glibc's <sys/mount.h>) */
-    uint32_t params[30] = {0};
-    const uint32_t feat_nodrop = 1U << 1, feat_ext_arg = 1U << 8;
-    long fd = syscall(SYS_io_uring_setup, 512, params);
-    if (fd < 0) {
-        snprintf(why, sizeof why, "the kernel refuses io_uring_setup (%s)", strerror(errno));
-        return why;
-    }
-    /* a sandbox may let a ring be made and refuse its use (plait then waits on epoll on
-     * purpose: poll_uring.c) */
-    long entered = syscall(SYS_io_uring_enter, (int)fd, 0, 0, 0, NULL, 0);
-    int enter_errno = errno;
-    close((int)fd);
-    if (entered < 0) {
-        snprintf(why, sizeof why, "the kernel refuses io_uring_enter (%s)", strerror(enter_errno));
-        return why;
-    }
-    if ((params[5] & (feat_nodrop | feat_ext_arg)) != (feat_nodrop | feat_ext_arg))
-        return "the kernel's io_uring lacks a feature plait requires (NODROP, EXT_ARG)";
-    return NULL;
-#else
-    return "this system has no io_uring_setup";
-#endif
-}
-
 /* PLAIT_POLLER=io_uring (ctest's io_uring runs of the I/O tests: tests/CMakeLists.txt)
  * where plait uses epoll (src/poll.c falls back to it, and a ThreadSanitizer build
  * always does): those runs would be epoll runs reported as io_uring ones.  The binary
@@ -241,6 +209,24 @@ static void check_io_uring_asked_for(void)
     }
     printf("io_uring asked for, epoll is what runs here: %s\n", why);
     exit(77);
+}
+
+/* In a case that needs plait to wait on io_uring (whatever PLAIT_POLLER says): true
+ * where it does; else the case is skipped where something outside plait keeps it on
+ * epoll (check_no_io_uring_why), and fails where only plait's own setup can have. */
+static inline bool check_on_io_uring(void)
+{
+    if (strcmp(plait_io_backend(), "io_uring") == 0)
+        return true;
+    const char *why = check_no_io_uring_why();
+    if (why) {
+        CHECK_SKIP(why);
+    } else {
+        fprintf(stderr, "  FAIL in %s: plait waits on epoll, where the kernel makes a ring "
+                        "with what plait requires: its own setup failed\n", check_current);
+        check_failures++;
+    }
+    return false;
 }
 
 static inline int check_main(const check_case *cases, size_t n)

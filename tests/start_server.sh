@@ -51,3 +51,21 @@ stop_server() {
     wait "$pid" || { echo "exit status $?"; cat "$tmp/out"; return 1; }
     grep -q "$1" "$tmp/out" || { cat "$tmp/out"; return 1; }
 }
+
+# check_poller_asked_for: after start_server, where PLAIT_POLLER (ctest's run of each
+# poller) names another poller than the one the server says it waits on: exits 77
+# (skipped) for a reason outside plait, which $PLAIT_IO_URING_REFUSED (the program
+# io_uring_refused.c) names: a ThreadSanitizer build, a kernel that refuses io_uring.
+# Anything else is a fault of plait's own setup, and fails.
+check_poller_asked_for() {
+    local poller why
+    poller=$(sed -n 's/^listening on .*(poller: \([a-z_]*\))$/\1/p' "$tmp/out")
+    [ -n "${PLAIT_POLLER:-}" ] && [ "$poller" != "$PLAIT_POLLER" ] || return 0
+    [ -n "$poller" ] || { cat "$tmp/out"; echo "FAIL the server named no poller"; exit 1; }
+    if [ "$PLAIT_POLLER" = io_uring ] && why=$("${PLAIT_IO_URING_REFUSED:?the program io_uring_refused}"); then
+        echo "io_uring asked for, $poller is what runs here ($why): every step skipped"; exit 77
+    fi
+    cat "$tmp/out"
+    echo "FAIL $PLAIT_POLLER asked for, where nothing here refuses it, but the server waits on $poller"
+    exit 1
+}

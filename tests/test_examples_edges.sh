@@ -36,13 +36,7 @@ python3 -c 'import sys; sys.stdout.buffer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\
 export PLAIT_SLOW_MS=500
 start_server "$http"
 unset PLAIT_SLOW_MS
-# PLAIT_POLLER=io_uring (ctest's io_uring run) where the server waits on epoll (src/poll.c:
-# a ThreadSanitizer build, a kernel that refuses io_uring) is no io_uring run: skipped.
-poller=$(sed -n 's/^listening on .*(poller: \([a-z_]*\))$/\1/p' "$tmp/out")
-if [ -n "${PLAIT_POLLER:-}" ] && [ "$poller" != "$PLAIT_POLLER" ]; then
-    [ -n "$poller" ] || { cat "$tmp/out"; echo "FAIL the server named no poller"; exit 1; }
-    echo "$PLAIT_POLLER asked for, $poller is what runs here: every step skipped"; exit 77
-fi
+check_poller_asked_for
 exec 3<>"/dev/tcp/127.0.0.1/$port"
 (while cat "$tmp/pipelined"; do :; done >&3 2>/dev/null) &
 sender=$!

@@ -129,13 +129,6 @@ static long wrapped_syscall(long n, const long a[6])
     return r;
 }
 
-static bool on_io_uring(void)
-{
-    if (strcmp(plait_io_backend(), "io_uring") == 0)
-        return true;
-    CHECK_SKIP("no io_uring here");
-    return false;
-}
 
 /* ---- a read taken back while the ring is full and the kernel refuses ---- */
 
@@ -268,7 +261,7 @@ static void *cancel_read_in_full_ring(void *arg)
  * ring when it found no room: here, for ever.) */
 TEST(cancel_a_read_while_the_ring_is_full)
 {
-    if (!on_io_uring())
+    if (!check_on_io_uring())
         return;
     refusal how = {.err = EAGAIN, .after_cancel = 64};
     check_run(cancel_read_in_full_ring, &how);
@@ -310,7 +303,7 @@ static void *cancel_read_refused_for_good(void *arg)
  * coroutine cannot go on; the process aborts instead of spinning (as it once did). */
 TEST(a_ring_that_refuses_for_good_aborts)
 {
-    if (on_io_uring())
+    if (check_on_io_uring())
         check_aborts_refused(cancel_read_refused_for_good, NULL);
 }
 
@@ -333,7 +326,7 @@ static void *wait_in_refused_ring(void *arg)
 
 TEST(a_ring_refused_in_a_wait_aborts)
 {
-    if (on_io_uring())
+    if (check_on_io_uring())
         check_aborts_refused(wait_in_refused_ring, NULL);
 }
 
@@ -390,7 +383,7 @@ static void *writes_keep_order_past_a_refusal(void *arg)
 
 TEST(writes_keep_their_order_when_the_ring_is_refused_once)
 {
-    if (!on_io_uring())
+    if (!check_on_io_uring())
         return;
     check_run(writes_keep_order_past_a_refusal, NULL);
     atomic_store(&enter_refusals, 0);
@@ -428,7 +421,7 @@ static void *close_past_a_refused_removal(void *arg)
 
 TEST(close_closes_when_a_watch_s_removal_is_refused_once)
 {
-    if (!on_io_uring())
+    if (!check_on_io_uring())
         return;
     check_run(close_past_a_refused_removal, NULL);
     atomic_store(&enter_refusals, 0);
@@ -472,7 +465,7 @@ static void *run_scenario(void *arg)
  * within 20 s with every check held: a wait that never ends is a failure, not a hang. */
 static void check_run_in_child(void (*scenario)(void))
 {
-    if (!on_io_uring())
+    if (!check_on_io_uring())
         return;
     child_scenario = scenario;
     pid_t pid = fork_child(true);
@@ -768,7 +761,7 @@ static void *transfer_past_a_full_refused_ring(void *arg)
 
 TEST(transfer_goes_on_past_a_full_refused_ring)
 {
-    if (!on_io_uring())
+    if (!check_on_io_uring())
         return;
     check_run(transfer_past_a_full_refused_ring, ARG(EBUSY));
     check_run(transfer_past_a_full_refused_ring, ARG(EINTR));
@@ -794,7 +787,7 @@ static void *watches_wait_past_a_full_refused_ring(void *arg)
 
 TEST(watches_wait_on_past_a_full_refused_ring)
 {
-    if (!on_io_uring())
+    if (!check_on_io_uring())
         return;
     check_run(watches_wait_past_a_full_refused_ring, ARG(EBUSY));
     check_run(watches_wait_past_a_full_refused_ring, ARG(EINTR));
@@ -844,7 +837,7 @@ static void *fail_watches_armed_late(void *arg)
 
 TEST(watches_failed_while_armed_late_run_at_once)
 {
-    if (!on_io_uring())
+    if (!check_on_io_uring())
         return;
     check_run(fail_watches_armed_late, NULL);
 }
@@ -889,7 +882,7 @@ static void *close_past_a_full_refused_ring(void *arg)
 
 TEST(close_closes_past_a_full_refused_ring)
 {
-    if (!on_io_uring())
+    if (!check_on_io_uring())
         return;
     check_run(close_past_a_full_refused_ring, NULL);
 }
@@ -937,7 +930,7 @@ static void *removal_made_though_nobody_waits(void *arg)
 
 TEST(a_removal_put_off_is_made_though_nobody_waits_again)
 {
-    if (!on_io_uring())
+    if (!check_on_io_uring())
         return;
     check_run(removal_made_though_nobody_waits, NULL);
 }
@@ -969,7 +962,7 @@ static void close_ended_files(void)
 /* The moment passes as the scheduler ends. */
 TEST(plait_run_lets_go_of_the_files_whose_removals_were_put_off)
 {
-    if (!on_io_uring())
+    if (!check_on_io_uring())
         return;
     check_run(removals_put_off_at_the_end, ARG(16));
     CHECK_EQ(atomic_load(&enter_refusals), 0); /* the scheduler's end met the refusals */
@@ -983,7 +976,7 @@ TEST(plait_run_lets_go_of_the_files_whose_removals_were_put_off)
 /* The moment never passes: plait_run still returns, after a second of trying. */
 TEST(plait_run_ends_though_the_kernel_refuses_the_put_off_removals)
 {
-    if (!on_io_uring())
+    if (!check_on_io_uring())
         return;
     int64_t start = plait_now();
     check_run(removals_put_off_at_the_end, ARG(-1));
@@ -1051,7 +1044,7 @@ static void *read_across_a_close_and_reuse(void *arg)
 
 TEST(a_read_is_never_made_on_the_file_that_reuses_a_closed_number)
 {
-    if (!on_io_uring())
+    if (!check_on_io_uring())
         return;
     check_run(read_across_a_close_and_reuse, ARG(0));
     check_run(read_across_a_close_and_reuse, ARG(1));
@@ -1094,7 +1087,7 @@ static void *wake_while_the_ring_is_full(void *arg)
 
 TEST(inbox_watch_waits_past_a_full_refused_ring)
 {
-    if (!on_io_uring())
+    if (!check_on_io_uring())
         return;
     sem_init(&post_go, 0, 0);
     sem_init(&post_done, 0, 0);
@@ -1230,7 +1223,7 @@ static void *close_past_a_written_removal(void *arg)
 
 TEST(close_closes_past_a_removal_written_in_the_last_entry)
 {
-    if (!on_io_uring())
+    if (!check_on_io_uring())
         return;
     check_run(close_past_a_written_removal, NULL);
     atomic_store(&enter_refusals, 0);
