@@ -211,6 +211,18 @@ int plait_chan_close(plait_chan *ch)
     return 0;
 }
 
+/* order[0..n) := 0..n-1 in a random order (Fisher-Yates, inside out), so that each
+ * ready case of a select is as likely to be chosen as any other, wherever it stands. */
+static void random_order(uint32_t *order, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t j = plait__random(i + 1);
+        if (j != i) /* (order[i] is not written yet) */
+            order[i] = order[j];
+        order[j] = i;
+    }
+}
+
 int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
 {
     if (!cases || n == 0 || n > INT32_MAX)
@@ -229,13 +241,7 @@ int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
             return -ENOMEM;
         order = (uint32_t *)(nodes + n);
     }
-    /* the cases in a random order (Fisher-Yates, inside out), so that each ready case
-     * is as likely to be chosen as any other, wherever it stands */
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t j = plait__random(i + 1);
-        order[i] = order[j];
-        order[j] = i;
-    }
+    random_order(order, (uint32_t)n);
     bool may_block = !plait__deadline_passed(deadline) && plait__check_cancel() == 0;
     plait__waiter w;
     plait__waiter_init(&w, "select", cases);
@@ -269,6 +275,8 @@ retry:
         for (size_t i = 0; i < linked; i++)
             plait__wait_node_withdraw(&nodes[i]);
         atomic_store(&w.claimed, 0);
+        /* a fresh order: two selects that met so in mirror image do not meet again */
+        random_order(order, (uint32_t)n);
         goto retry;
     }
     if (outcome != 1) {
