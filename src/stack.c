@@ -623,11 +623,14 @@ static void segv_handler(int sig, siginfo_t *info, void *uctx)
         if (sp && sp < coro->stack_lo && !on_alternate_stack(sp))
             report_overflow(coro, "it ran past the end of its stack");
     }
-    /* Not ours: the default action.  A fault would happen again on return, but a
-     * signal that was sent (raise, kill) would not: send it again, so that it is
-     * delivered, with the default action, when this handler returns. */
+    /* Not ours: the default action.  A fault (si_code > 0, from the kernel) happens
+     * again on return, and ends the process with its own siginfo, its address kept for
+     * a core or a debugger.  A signal that was sent (raise, kill) would not come again:
+     * send it again, so that it is delivered, with the default action, when this
+     * handler returns. */
     signal(sig, SIG_DFL);
-    raise(sig);
+    if (info->si_code <= 0)
+        raise(sig);
 }
 
 static void install_handler(void)

@@ -1,10 +1,11 @@
 /* test_stack_edges.c — the stack pool (src/stack.c) at its edges: many distinct stack
  * sizes, a frame larger than a page against a guard page (-fstack-clash-protection), a
- * fault in a handler on the alternate signal stack. */
+ * fault in a handler on the alternate signal stack, a fault that is not an overflow. */
 #include "helpers.h"
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 
 static void *touch_a_little(void *arg)
@@ -143,6 +144,68 @@ TEST(fault_on_alternate_stack_is_no_overflow)
         fprintf(stderr, "  child said: %s", out);
 }
 
+/* A fault in a coroutine that is no overflow (a stray pointer) ends the process by
+ * that fault, with its address: what a core dump or a debugger then shows.  The
+ * handler sent the signal again (raise), so the process died of a SIGSEGV sent by
+ * itself (SI_TKILL, no address), the fault's own siginfo lost.  The child is traced,
+ * and each SIGSEGV it would receive is looked at and passed on. */
+#define STRAY_ADDRESS ((int *)(uintptr_t)0x1230)
+static void *stray_write(void *arg)
+{
+    (void)arg;
+    *(int *volatile)STRAY_ADDRESS = 1;
+    return NULL;
+}
+static void *stray_main(void *arg)
+{
+    (void)arg;
+    plait_task t;
+    if (plait_spawn(&t, stray_write, NULL) != 0)
+        _exit(3);
+    plait_join(t, NULL, SOON());
+    _exit(4);
+}
+TEST(fault_that_is_no_overflow_keeps_its_address)
+{
+    if (CHECK_SANITIZED)
+        return; /* a sanitizer handles SIGSEGV itself */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0)
+            _exit(77);
+        raise(SIGSTOP);
+        plait_run(stray_main, NULL, NULL);
+        _exit(5);
+    }
+    CHECK(pid > 0);
+    if (pid < 0)
+        return;
+    int status, segvs = 0;
+    siginfo_t last = {0};
+    while (waitpid(pid, &status, 0) == pid && WIFSTOPPED(status)) {
+        int sig = WSTOPSIG(status);
+        if (sig == SIGSEGV) {
+            CHECK_EQ(ptrace(PTRACE_GETSIGINFO, pid, NULL, &last), 0);
+            segvs++;
+        }
+        ptrace(PTRACE_CONT, pid, NULL, (void *)(uintptr_t)(sig == SIGSTOP ? 0 : sig));
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+        CHECK_SKIP("ptrace is refused here");
+        return;
+    }
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+    CHECK(segvs >= 1);
+    /* the last SIGSEGV, the one that ended it: the fault's own */
+    CHECK_EQ(last.si_code, SEGV_MAPERR);
+    CHECK(last.si_addr == (void *)STRAY_ADDRESS);
+    if (last.si_code != SEGV_MAPERR)
+        fprintf(stderr, "  %d SIGSEGVs, the last with si_code %d, address %p\n", segvs,
+                last.si_code, last.si_addr);
+}
+
 RUN_TESTS(CASE(distinct_stack_sizes_share_classes_big), CASE(distinct_stack_sizes_share_classes),
           CASE(large_frame_stopped_by_guard_page_with_stack_clash_protection),
-          CASE(fault_on_alternate_stack_is_no_overflow))
+          CASE(fault_on_alternate_stack_is_no_overflow),
+          CASE(fault_that_is_no_overflow_keeps_its_address))
