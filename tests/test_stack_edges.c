@@ -122,22 +122,28 @@ static void *raise_in_coroutine(void *arg)
     raise(SIGUSR1);
     _exit(0); /* not reached */
 }
-static void *fault_main(void *arg)
+/* main of a child's scheduler: runs the coroutine `faulty` (a plait_fn), which must
+ * end the process */
+static void *fault_main(void *faulty)
 {
-    (void)arg;
     plait_spawn_options o = {.name = "faulty", .stack_size = 64 * 1024};
     plait_task t;
-    if (plait_spawn_opts(&t, raise_in_coroutine, NULL, &o) != 0)
+    if (plait_spawn_opts(&t, (plait_fn)(uintptr_t)faulty, NULL, &o) != 0)
         _exit(3);
     plait_join(t, NULL, SOON());
     _exit(4);
+}
+static void *alternate_stack_fault_main(void *unused)
+{
+    (void)unused;
+    return fault_main((void *)(uintptr_t)raise_in_coroutine);
 }
 TEST(fault_on_alternate_stack_is_no_overflow)
 {
     if (CHECK_SANITIZED)
         return; /* a sanitizer handles SIGSEGV itself */
     char out[4096];
-    int status = run_with_stderr_in_child(fault_main, out, sizeof out);
+    int status = run_with_stderr_in_child(alternate_stack_fault_main, out, sizeof out);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
     CHECK(strstr(out, "stack overflow") == NULL);
     if (strstr(out, "stack overflow"))
@@ -156,15 +162,6 @@ static void *stray_write(void *arg)
     *(int *volatile)STRAY_ADDRESS = 1;
     return NULL;
 }
-static void *stray_main(void *arg)
-{
-    (void)arg;
-    plait_task t;
-    if (plait_spawn(&t, stray_write, NULL) != 0)
-        _exit(3);
-    plait_join(t, NULL, SOON());
-    _exit(4);
-}
 TEST(fault_that_is_no_overflow_keeps_its_address)
 {
     if (CHECK_SANITIZED)
@@ -175,7 +172,7 @@ TEST(fault_that_is_no_overflow_keeps_its_address)
         if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0)
             _exit(77);
         raise(SIGSTOP);
-        plait_run(stray_main, NULL, NULL);
+        plait_run(fault_main, (void *)(uintptr_t)stray_write, NULL);
         _exit(5);
     }
     CHECK(pid > 0);
