@@ -1238,7 +1238,8 @@ typedef struct plait_queue plait_queue;
 int plait_queue_create(plait_queue **queue, size_t msg_max, size_t capacity);
 /* Unmap it in this process.  -EBUSY while a coroutine or thread of this process waits.
  * A process stopped with the queue's lock (in the middle of a copy) holds it up some
- * 100 ms at most: then this process stops being a side at its death, not at once. */
+ * 100 ms at most (a coroutine's scheduler runs others meanwhile): then this process
+ * stops being a side at its death, not at once. */
 int plait_queue_destroy(plait_queue *queue);
 /* Copy len bytes in, waiting while the queue is full.  0, -EMSGSIZE (len > msg_max),
  * -EPIPE (closed, or every receiver died), -ETIMEDOUT, -ECANCELED. */

@@ -63,9 +63,9 @@
 #include <string.h>
 
 enum { SIDES = 64, ROLE_SEND = 1, ROLE_RECV = 2, ALIGN = 64 };
-/* How many looks (about 10 ms apart: pfutex.c) at one live holder of the lock a destroy
- * waits for it to let go before it leaves without updating the table. */
-enum { DESTROY_PATIENCE = 10 };
+/* How long a destroy waits for the table's lock before it leaves without updating the
+ * table. */
+#define DESTROY_PATIENCE_NS (100 * PLAIT_MS)
 
 typedef struct queue_state {
     plait__plock lock;          /* the table of holders: sides, lost, gone, untracked */
@@ -397,11 +397,15 @@ int plait_queue_destroy(plait_queue *queue)
     /* Leave the table of holders, but not at any price: a holder stopped with the table's
      * lock (a debugger, job control; with one lock for everything, one stopped in the
      * middle of a copy) held the destroy for as long as it stayed stopped.
-     * After some 100 ms of one live holder the entry stays: this process is then
-     * taken for a holder until its death is reported, or found by a purge. */
+     * After some 100 ms the entry stays: this process is then taken for a holder until
+     * its death is reported, or found by a purge.  A coroutine waits as on any shared
+     * word, its scheduler free (it slept on the word as a thread, the scheduler still);
+     * shielded, as a destroy is no call a cancellation should cut short. */
     queue_state *st = queue->st;
-    if (plait__plock_lock_patient(&st->lock, DESTROY_PATIENCE, NULL) == 0)
+    int shield = plait_cancel_shield(1);
+    if (plait__plock_lock_until(&st->lock, plait_deadline_in(DESTROY_PATIENCE_NS), 0) == 0)
         leave_locked(st, plait__pid(), true);
+    plait_cancel_shield(shield);
     plait__shared_let_go(&queue->obj);
     return 0;
 }

@@ -305,6 +305,33 @@ static void *receive_one_within_3s(void *arg)
                                               plait_deadline_in(3 * PLAIT_SEC));
 }
 
+/* A child that takes the table of holders' lock and stops with it held (a debugger,
+ * job control); its pid.  stopped_child_lets_go: it goes on, lets go and exits. */
+static pid_t table_held_by_a_stopped_child(plait__plock *table)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!plait__plock_trylock(table))
+            _exit(1);
+        raise(SIGSTOP);
+        plait__plock_unlock(table);
+        _exit(0);
+    }
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, WUNTRACED), pid);
+    CHECK(WIFSTOPPED(status)); /* holding the table's lock */
+    return pid;
+}
+
+static void stopped_child_lets_go(pid_t pid)
+{
+    int status = 0;
+    CHECK_EQ(kill(pid, SIGCONT), 0);
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 /* A receive that waits keeps seeing its queue while another process holds the table of
  * holders' lock (stopped with it: the table is updated at a process's first call, a
  * fork, a death report): its look every 100 ms for holders gone unreported waits for
@@ -320,18 +347,7 @@ TEST(a_waiting_receive_takes_a_message_while_the_table_is_held)
     CHECK_EQ(plait_queue_send(q, "a", 1, SOON()), 0); /* this process noted on both sides */
     CHECK_EQ(plait_queue_recv(q, one, sizeof one, SOON()), 1);
     plait__plock *table = ((plait__shared_obj *)q)->map;
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (!plait__plock_trylock(table))
-            _exit(1);
-        raise(SIGSTOP);
-        plait__plock_unlock(table);
-        _exit(0);
-    }
-    CHECK(pid > 0);
-    int status = 0;
-    CHECK_EQ(waitpid(pid, &status, WUNTRACED), pid);
-    CHECK(WIFSTOPPED(status)); /* holding the table's lock */
+    pid_t pid = table_held_by_a_stopped_child(table);
     atomic_store(&watched_lock_waits, 0);
     atomic_store(&watched_lock, table);
     pthread_t receiver;
@@ -347,10 +363,42 @@ TEST(a_waiting_receive_takes_a_message_while_the_table_is_held)
     CHECK_EQ((intptr_t)got, 1);
     CHECK(plait_now() - start < 2 * PLAIT_SEC); /* (its look's grace is 10 ms) */
     atomic_store(&watched_lock, NULL);
-    CHECK_EQ(kill(pid, SIGCONT), 0);
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    stopped_child_lets_go(pid);
     CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
+/* A destroy from a coroutine while another process holds the table of holders' lock
+ * (stopped with it) waits for it some 100 ms, as a thread's does, but lets its
+ * scheduler run meanwhile.  (Failed first: it slept on the lock's word as a thread
+ * does, and the ticker beside it stood still; session 51's audit.) */
+static void *destroy_main(void *arg)
+{
+    plait_queue *q = arg;
+    atomic_store(&ticking, 1);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, ticker, NULL), 0);
+    int before = atomic_load(&ticks);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_queue_destroy(q), 0);
+    int64_t took = plait_now() - start;
+    int ticked = atomic_load(&ticks) - before;
+    CHECK(took >= 50 * PLAIT_MS && took < 5 * PLAIT_SEC);
+    CHECK(ticked >= 5); /* some 100 ticks of 1 ms on an idle machine */
+    fprintf(stderr, "  the destroy took %lld ms, the ticker ticked %d times meanwhile\n",
+            (long long)(took / PLAIT_MS), ticked);
+    atomic_store(&ticking, 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    return NULL;
+}
+
+TEST(a_destroy_from_a_coroutine_lets_its_scheduler_run)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, 16, 4), 0);
+    CHECK_EQ(plait_queue_send(q, "a", 1, SOON()), 0); /* this process noted as a sender */
+    pid_t pid = table_held_by_a_stopped_child(((plait__shared_obj *)q)->map);
+    check_run(destroy_main, q);
+    stopped_child_lets_go(pid);
 }
 
 /* A try whose lock's holder died unreported (a plain fork()'s child killed in its copy
@@ -383,4 +431,5 @@ RUN_TESTS(CASE(a_thread_keeps_its_deadline),
           CASE(a_stopped_receiver_does_not_hold_up_sends),
           CASE(a_first_send_waits_for_the_table_without_the_senders_lock),
           CASE(a_waiting_receive_takes_a_message_while_the_table_is_held),
+          CASE(a_destroy_from_a_coroutine_lets_its_scheduler_run),
           CASE(a_try_takes_the_lock_it_finds_its_dead_holder_left))
