@@ -98,18 +98,30 @@ static void *ticker(void *arg)
     return NULL;
 }
 
-static void *coroutine_main(void *arg)
+/* The ticker started beside the caller, a coroutine; ticker_stop ends it. */
+static plait_task ticker_start(void)
 {
-    plait_queue *q = arg;
     atomic_store(&ticking, 1);
     plait_task t;
     CHECK_EQ(plait_spawn(&t, ticker, NULL), 0);
+    return t;
+}
+
+static void ticker_stop(plait_task t)
+{
+    atomic_store(&ticking, 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+}
+
+static void *coroutine_main(void *arg)
+{
+    plait_queue *q = arg;
+    plait_task t = ticker_start();
     int before = atomic_load(&ticks);
     calls_keep_their_deadlines(q);
     /* its scheduler ran the ticker meanwhile (it stood still for the whole wait) */
     CHECK(atomic_load(&ticks) - before >= 20);
-    atomic_store(&ticking, 0);
-    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    ticker_stop(t);
     return NULL;
 }
 
@@ -374,9 +386,7 @@ TEST(a_waiting_receive_takes_a_message_while_the_table_is_held)
 static void *destroy_main(void *arg)
 {
     plait_queue *q = arg;
-    atomic_store(&ticking, 1);
-    plait_task t;
-    CHECK_EQ(plait_spawn(&t, ticker, NULL), 0);
+    plait_task t = ticker_start();
     int before = atomic_load(&ticks);
     int64_t start = plait_now();
     CHECK_EQ(plait_queue_destroy(q), 0);
@@ -386,8 +396,7 @@ static void *destroy_main(void *arg)
     CHECK(ticked >= 5); /* some 100 ticks of 1 ms on an idle machine */
     fprintf(stderr, "  the destroy took %lld ms, the ticker ticked %d times meanwhile\n",
             (long long)(took / PLAIT_MS), ticked);
-    atomic_store(&ticking, 0);
-    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    ticker_stop(t);
     return NULL;
 }
 
