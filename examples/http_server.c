@@ -291,19 +291,20 @@ static void start_connection(void *server_arg, int fd)
 static void *accept_loop(void *arg)
 {
     server *srv = arg;
+    int64_t pause = 0;
     for (;;) {
         int fd = plait_accept(srv->listener, NULL, PLAIT_FOREVER);
-        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-            /* out of descriptors: let connections end.  Not once the listener is shut
-             * down: its accepts go on failing so (the kernel takes the descriptor
-             * before it looks at the listener), and the stop would wait for ever. */
-            if (plait_sleep(10 * PLAIT_MS) < 0 || srv->shut)
-                return NULL;
+        if (fd >= 0) {
+            pause = 0;
+            start_connection(srv, fd);
             continue;
         }
-        if (fd < 0)
-            return NULL; /* closed (shutting down) or cancelled */
-        start_connection(srv, fd);
+        /* Shut down (stopping: an accept out of descriptors goes on failing so, the
+         * kernel takes the descriptor before it looks at the listener) or cancelled:
+         * the end.  Else waited out. */
+        if (srv->shut || fd == -ECANCELED ||
+            example_accept_failed("http_server", fd, &pause) < 0)
+            return NULL;
     }
 }
 

@@ -1,12 +1,43 @@
-/* stop.h — what the example servers share as they stop: the connections the kernel
- * has queued on their listener already (each client told it is connected, what it sent
- * acknowledged) are taken before the listener is closed, as Linux resets what a closed
- * TCP listener holds, requests and all. */
+/* stop.h — what the example servers share about their acceptors: an accept that
+ * failed is waited out, never a silent end of accepting (example_accept_failed); and as
+ * they stop, the connections the kernel has queued on their listener already (each
+ * client told it is connected, what it sent acknowledged) are taken before the
+ * listener is closed, as Linux resets what a closed TCP listener holds, requests and
+ * all. */
 #ifndef PLAIT_EXAMPLE_STOP_H
 #define PLAIT_EXAMPLE_STOP_H
 
 #include <plait.h>
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Whether an accept's error is the system's lack of descriptors or memory, which the
+ * connections open give back as they end. */
+static bool example_out_of_room(int err)
+{
+    return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM;
+}
+
+/* An accept on a listener not shut down failed with err (plait_accept has tried again
+ * already after an error of the connection alone, ECONNABORTED and the like): out of
+ * descriptors or memory, the acceptor waits 10 ms for connections to end; any other
+ * error (a security module's EPERM, say) is said on stderr, and waited out too, the
+ * wait doubling up to 1 s while the failures go on, as a server that stays up and says
+ * why it takes nothing (nginx's "accept() failed").  *pause is the last wait, 0 after
+ * an accept that worked.  0 to try again; < 0 when the wait was cancelled (the acceptor
+ * ends).  (The acceptors ended at any error they did not name, silently: the server
+ * ran on, accepting nothing.) */
+static int example_accept_failed(const char *who, int err, int64_t *pause)
+{
+    if (example_out_of_room(err))
+        return plait_sleep(10 * PLAIT_MS);
+    *pause = *pause ? (*pause * 2 < PLAIT_SEC ? *pause * 2 : PLAIT_SEC) : 10 * PLAIT_MS;
+    /* (the system's words: plait_strerror's for -EPERM are about plait's own calls) */
+    fprintf(stderr, "%s: accept: %s (trying again in %lld ms)\n", who, strerror(-err),
+            (long long)(*pause / PLAIT_MS));
+    return plait_sleep(*pause);
+}
 
 /* Take what listener has queued, at most `most` (clients that go on connecting cannot
  * hold the stop off), handing each to start(ctx, fd): accepts that do not block, which
@@ -22,7 +53,7 @@ static void example_take_queued(int listener, int most, int64_t until,
         if (fd >= 0) {
             start(ctx, fd);
             taken++;
-        } else if ((fd != -EMFILE && fd != -ENFILE && fd != -ENOBUFS && fd != -ENOMEM) ||
+        } else if (!example_out_of_room(fd) ||
                    plait_now() >= until || plait_sleep(10 * PLAIT_MS) < 0) {
             return;
         }

@@ -18,4 +18,12 @@ if stop_server "stopped"; then
 else
     echo "FAIL SIGTERM"; status=1
 fi
+# PLAIT_TEST_SERVER_SAYS: a line the server must have said (accept_faults.c's refusals)
+if [ -n "${PLAIT_TEST_SERVER_SAYS:-}" ]; then
+    if grep -qF -- "$PLAIT_TEST_SERVER_SAYS" "$tmp/out"; then
+        echo "ok   the server said: $PLAIT_TEST_SERVER_SAYS"
+    else
+        cat "$tmp/out"; echo "FAIL the server did not say: $PLAIT_TEST_SERVER_SAYS"; status=1
+    fi
+fi
 exit $status
