@@ -309,8 +309,10 @@ int plait_dump(FILE *out);
 /* Warn on stderr, naming the coroutine, when one runs longer than threshold_ns without
  * yielding or blocking (the blocked-event-loop pitfall); 0 turns the watch off.  The
  * environment variable PLAIT_SLOW_MS sets it at start.  Applies to schedulers started
- * afterwards.  The watch looks every quarter threshold, every millisecond at most.
- * -EINVAL for a negative threshold. */
+ * afterwards (a scheduler keeps its own, in a child forked from one of its coroutines
+ * too).  The watch looks every quarter threshold, every millisecond at most.  A warning
+ * into a pipe whose reader has gone is lost, never a SIGPIPE.  -EINVAL for a negative
+ * threshold. */
 int plait_set_slow_warning(int64_t threshold_ns);
 
 /* ----------------------------------------------------------------------------
@@ -722,8 +724,8 @@ int plait_wait_fd(int fd, int events, int64_t deadline);
 
 /* One read / write, waiting first if fd would block: the bytes moved (0 from read at
  * end of file), or -ETIMEDOUT, -ECANCELED, or the system call's error (-EPIPE when a
- * pipe's reader has gone: plait ignores SIGPIPE once it has made or written a pipe or
- * socket, if the program left it at its default; a watcher of SIGPIPE then gives back
+ * pipe's reader has gone: plait ignores SIGPIPE once it has made a pipe or socket or
+ * been asked to write any descriptor, if the program left it at its default; a watcher of SIGPIPE then gives back
  * "ignored" as it goes; -EIO from a read io_uring made whose completion the kernel
  * dropped, for want of memory: its bytes are lost).  -EBUSY, from a coroutine, when
  * another coroutine of its scheduler already waits to read fd (to write it, for a

@@ -18,6 +18,8 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 
 static atomic_llong slow_threshold = -1; /* -1: not set yet, read PLAIT_SLOW_MS */
@@ -43,6 +45,29 @@ static int64_t threshold_now(void)
                                                                                  : expected;
     }
     return t;
+}
+
+/* A warning of plait's on stderr.  The program did not write it: into a pipe whose
+ * reader has gone (a pager the user quit) it is a lost line, not a SIGPIPE that kills
+ * the program.  SIGPIPE is blocked around the write and, if the write raised it (it
+ * was not pending before), taken off the thread: a SIGPIPE that someone sent the
+ * process in that instant may be taken with it. */
+static void say(const char *format, ...)
+{
+    int cancel_state = plait__cancel_off(); /* (the write and sigtimedwait are points) */
+    sigset_t pipe_only, mask, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &mask);
+    bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    va_list args;
+    va_start(args, format);
+    vfprintf(stderr, format, args);
+    va_end(args);
+    if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE))
+        sigtimedwait(&pipe_only, NULL, &(struct timespec){0, 0});
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    plait__cancel_restore(cancel_state);
 }
 
 typedef struct plait__watchdog {
@@ -75,10 +100,9 @@ static void *watchdog_main(void *arg)
             since = now;
             warned = false;
         } else if (!warned && now - since >= wd->threshold) {
-            fprintf(stderr,
-                    "plait: warning: coroutine #%lu has run %lld ms without yielding; "
-                    "its scheduler is blocked\n",
-                    id, (long long)((now - since) / PLAIT_MS));
+            say("plait: warning: coroutine #%lu has run %lld ms without yielding; "
+                "its scheduler is blocked\n",
+                id, (long long)((now - since) / PLAIT_MS));
             atomic_store_explicit(&s->slow_switches, last, memory_order_relaxed);
             atomic_store_explicit(&s->slow_since, since, memory_order_release);
             warned = true;
@@ -87,9 +111,9 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-void plait__watchdog_start(plait__sched *s)
+/* s's watchdog started, watching for stalls of `threshold` (0: none). */
+static void watchdog_start(plait__sched *s, int64_t threshold)
 {
-    int64_t threshold = threshold_now();
     s->slow_threshold = threshold;
     if (threshold <= 0)
         return;
@@ -98,12 +122,21 @@ void plait__watchdog_start(plait__sched *s)
         return;
     wd->sched = s;
     wd->threshold = threshold;
-    if (plait__thread_create(&wd->thread, NULL, watchdog_main, wd) != 0) {
+    /* with every signal blocked: no signal of the program's is handled on this thread
+     * of plait's */
+    sigset_t all, mask;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &mask);
+    int r = plait__thread_create(&wd->thread, NULL, watchdog_main, wd);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    if (r != 0) {
         free(wd);
         return;
     }
     s->watchdog = wd;
 }
+
+void plait__watchdog_start(plait__sched *s) { watchdog_start(s, threshold_now()); }
 
 void plait__watchdog_stop(plait__sched *s)
 {
@@ -126,7 +159,7 @@ void plait__watchdog_after_fork(void)
         return;
     free(s->watchdog);
     s->watchdog = NULL;
-    plait__watchdog_start(s);
+    watchdog_start(s, s->slow_threshold); /* its own, not the one of the moment */
 }
 
 bool plait__slow_note(plait__sched *s, const plait__coro *from)
@@ -151,11 +184,10 @@ void plait__slow_report(plait__sched *s)
     if (!s->slow_noted)
         return;
     s->slow_noted = false;
-    fprintf(stderr,
-            "plait: warning: coroutine '%s' (#%llu) ran %lld ms without yielding "
-            "(threshold %lld ms): it blocked every other coroutine of its thread\n",
-            s->slow_name, (unsigned long long)s->slow_id, (long long)s->slow_ms,
-            (long long)(s->slow_threshold / PLAIT_MS));
+    say("plait: warning: coroutine '%s' (#%llu) ran %lld ms without yielding "
+        "(threshold %lld ms): it blocked every other coroutine of its thread\n",
+        s->slow_name, (unsigned long long)s->slow_id, (long long)s->slow_ms,
+        (long long)(s->slow_threshold / PLAIT_MS));
 }
 
 static const char *state_name(int state)
