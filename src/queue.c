@@ -66,6 +66,9 @@ enum { SIDES = 64, ROLE_SEND = 1, ROLE_RECV = 2, ALIGN = 64 };
 /* How long a destroy waits for the table's lock before it leaves without updating the
  * table. */
 #define DESTROY_PATIENCE_NS (100 * PLAIT_MS)
+/* How many looks (about 10 ms apart: pfutex.c) at one live holder of the table's lock
+ * a death report waits for it (queue_died). */
+enum { DEATH_PATIENCE = 10 };
 
 typedef struct queue_state {
     plait__plock lock;          /* the table of holders: sides, lost, gone, untracked */
@@ -282,7 +285,13 @@ static void queue_died(plait__shared_obj *obj, unsigned pid)
     plait__plock_release_dead(&st->send_lock, pid);
     plait__plock_release_dead(&st->recv_lock, pid);
     plait__plock_release_dead(&st->lock, pid);
-    side_leave(st, pid, true);
+    /* Its side ends, but not at any price: the reaper (the manager thread, a process
+     * pool) holds every start, reaping and join of a process meanwhile, and a holder
+     * stopped with the table's lock held it for as long as it stayed stopped.  Past
+     * DEATH_PATIENCE looks the dead holder is left to a purge: a send or receive that
+     * waits finds it gone (as it finds a holder reaped unreported). */
+    if (plait__plock_lock_patient(&st->lock, DEATH_PATIENCE, NULL) == 0)
+        leave_locked(st, pid, true);
     wake_both(st); /* it may have died between a send or receive and its wake-up */
 }
 

@@ -410,6 +410,49 @@ TEST(a_destroy_from_a_coroutine_lets_its_scheduler_run)
     stopped_child_lets_go(pid);
 }
 
+/* The death of a child that held a queue is told to the queue by whoever reaps it (the
+ * manager thread, for a child plait started), before the child is reaped: with the
+ * table of holders' lock held by another process, stopped with it, the report waited
+ * for it as long as it stayed stopped, and with it every start, reaping and join of a
+ * process (the child's join here; session 51's audit).  It waits some 100 ms now, and
+ * leaves the dead holder to a purge (a waiting send or receive finds it). */
+static ssize_t receive_two(const void *arg, size_t arg_len, void *out, size_t out_cap)
+{
+    (void)arg_len, (void)out, (void)out_cap;
+    plait_queue *q = *(plait_queue *const *)arg;
+    char c;
+    for (int i = 0; i < 2; i++)
+        if (plait_queue_recv(q, &c, 1, SOON()) != 1)
+            return -EPROTO;
+    return 0;
+}
+
+TEST(a_death_report_does_not_wait_for_a_stopped_holder)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, 16, 4), 0);
+    plait_task receiver;
+    CHECK_EQ(plait_process_start(&receiver, receive_two, &q, sizeof q, NULL, NULL), 0);
+    CHECK_EQ(plait_queue_send(q, "1", 1, SOON()), 0);
+    int64_t give_up = SOON();
+    while (plait_queue_len(q) != 0 && plait_now() < give_up)
+        sched_yield(); /* until the child's first receive (it noted its side) took it */
+    CHECK_EQ(plait_queue_len(q), 0);
+    pid_t holder = table_held_by_a_stopped_child(((plait__shared_obj *)q)->map);
+    CHECK_EQ(plait_queue_send(q, "2", 1, SOON()), 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_join(receiver, NULL, plait_deadline_in(5 * PLAIT_SEC)), 0);
+    CHECK(plait_now() - start < 5 * PLAIT_SEC);
+    stopped_child_lets_go(holder);
+    /* the receivers are gone (the child unreported, the stopped one reaped here): a
+     * send that waits for room finds them gone, by a purge */
+    int r = 0;
+    for (int i = 0; i < 5 && r == 0; i++)
+        r = plait_queue_send(q, "3", 1, SOON());
+    CHECK_EQ(r, -EPIPE);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
 /* A try whose lock's holder died unreported (a plain fork()'s child killed in its copy
  * and reaped by the program) finds it dead in its grace, frees the lock, and takes it:
  * the send goes in.  (Failed first: the look that freed the lock was the last, and the
@@ -441,4 +484,5 @@ RUN_TESTS(CASE(a_thread_keeps_its_deadline),
           CASE(a_first_send_waits_for_the_table_without_the_senders_lock),
           CASE(a_waiting_receive_takes_a_message_while_the_table_is_held),
           CASE(a_destroy_from_a_coroutine_lets_its_scheduler_run),
+          CASE(a_death_report_does_not_wait_for_a_stopped_holder),
           CASE(a_try_takes_the_lock_it_finds_its_dead_holder_left))
