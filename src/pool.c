@@ -182,6 +182,11 @@ struct plait_pool {
 };
 
 static PLAIT_TLS plait__worker *tls_worker;
+/* The worker whose running chain this thread's tasks are on: tls_worker, and in a child
+ * forked inside a task still the parent's worker (the child's copy of it), though the
+ * child is no worker: the child goes on as the task on top of that chain, whose tasks
+ * beneath it can never resume there (plait__held_beneath reads it). */
+static PLAIT_TLS plait__worker *tls_chain;
 
 /* 0 when the pool was made in this process, -EPERM in a forked child's copy (made at
  * another fork epoch, an ancestor's, whose workers are not in this process). */
@@ -615,7 +620,7 @@ static void *worker_main(void *arg)
 {
     plait__worker *wk = arg;
     plait_pool *pool = wk->pool;
-    tls_worker = wk;
+    tls_worker = tls_chain = wk;
     plait__tls_thread_name = wk->name;
     pthread_attr_t attr;
     void *stack;
@@ -643,7 +648,7 @@ static void *worker_main(void *arg)
             break;
         atomic_fetch_add(&pool->active, 1);
     }
-    tls_worker = NULL;
+    tls_worker = tls_chain = NULL;
     if (atomic_fetch_add(&pool->exited, 1) + 1 == pool->threads)
         plait_event_set(pool->stopped); /* the last touch of the pool */
     return NULL;
@@ -1012,7 +1017,7 @@ bool plait__held_beneath(uint64_t owner)
     bool in_coroutine = plait__coro_current() != NULL;
     if (in_coroutine && owner == plait__self_outside_coroutines())
         return true;
-    plait__worker *wk = tls_worker;
+    plait__worker *wk = tls_chain;
     if (!wk)
         return false;
     /* the chain is this worker's own: only it changes it (a cancelling walk reads); its
@@ -1044,7 +1049,7 @@ void plait__pool_atfork(int phase)
      * queued tasks, which the parent runs too) */
     if (phase == PLAIT__FORK_CHILD) {
         atomic_store(&default_pool, NULL);
-        tls_worker = NULL;
+        tls_worker = NULL; /* (tls_chain stays: the child runs on top of its tasks) */
     }
     plait__atfork_mutex(&default_lock, phase);
 }

@@ -155,4 +155,74 @@ TEST(a_coroutine_is_not_the_owner_beneath_it)
     destroy_all();
 }
 
-RUN_TESTS(CASE(a_task_on_top_is_not_the_owner), CASE(a_coroutine_is_not_the_owner_beneath_it))
+/* A child forked by a task on top of the holder goes on as that task, on top of the
+ * holder's run (which can never resume in the child): a lock the holder took is as
+ * much a deadlock there.  The child is no worker of the pool (pool.c's fork handler),
+ * and losing the worker lost the chain of tasks it ran too: the child's calls waited to
+ * their deadlines (session 52's audit).  Each call's outcome comes back as the child's
+ * exit status (its code negated). */
+static plait_fn in_child_fn;
+static void *fork_and_call(void *a)
+{
+    (void)a;
+    others_asleep_before_fork(); /* (the test's thread, in its join) */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(-INT(in_child_fn(NULL)));
+    int status = pid > 0 ? reap_within(pid, 20) : -1;
+    CHECK(WIFEXITED(status));
+    return ARG(WIFEXITED(status) ? -WEXITSTATUS(status) : -1);
+}
+static int run_task_in_a_child(plait_fn fn)
+{
+    in_child_fn = fn;
+    return run_task(fork_and_call);
+}
+static void *lock_m_soon(void *a)
+{
+    (void)a;
+    return ARG(plait_mutex_lock(m, plait_deadline_in(2 * PLAIT_SEC)));
+}
+static void *wrlock_rw_soon(void *a)
+{
+    (void)a;
+    return ARG(plait_rwlock_wrlock(rw, plait_deadline_in(2 * PLAIT_SEC)));
+}
+static void *call_once_soon(void *a)
+{
+    (void)a;
+    return ARG(plait_once_call(&once, nothing, NULL, plait_deadline_in(2 * PLAIT_SEC)));
+}
+static int once_fn_in_a_child(void *a)
+{
+    *(int *)a = run_task_in_a_child(call_once_soon);
+    return 0;
+}
+static void *holder_of_a_forking_task(void *a)
+{
+    (void)a;
+    once = (plait_once)PLAIT_ONCE_INIT;
+    CHECK_EQ(plait_mutex_lock(m, SOON()), 0);
+    CHECK_EQ(run_task_in_a_child(lock_m_soon), -EDEADLK);
+    CHECK_EQ(run_task_in_a_child(unlock_m), -EPERM);
+    CHECK_EQ(plait_mutex_unlock(m), 0);
+    CHECK_EQ(plait_rwlock_wrlock(rw, SOON()), 0);
+    CHECK_EQ(run_task_in_a_child(wrlock_rw_soon), -EDEADLK);
+    CHECK_EQ(plait_rwlock_wrunlock(rw), 0);
+    int inner = 1;
+    CHECK_EQ(plait_once_call(&once, once_fn_in_a_child, &inner, SOON()), 0);
+    CHECK_EQ(inner, -EDEADLK);
+    return NULL;
+}
+
+TEST(a_task_on_top_in_a_forked_child_is_not_the_owner)
+{
+    create_all();
+    CHECK_EQ(run_task(holder_of_a_forking_task), 0);
+    CHECK_EQ(plait_mutex_destroy(m), 0);
+    destroy_all();
+}
+
+RUN_TESTS(CASE(a_task_on_top_is_not_the_owner), CASE(a_coroutine_is_not_the_owner_beneath_it),
+          CASE(a_task_on_top_in_a_forked_child_is_not_the_owner))
