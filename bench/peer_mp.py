@@ -15,9 +15,12 @@ way bench_process measures plait:
                                           default chunksize of 1 (on a tenth of n: it is
                                           a rate) and with chunks of n/(4 x workers) as
                                           Pool picks; items per second.  One worker per
-                                          CPU this process may run on, as plait's pool
-                                          has (plait_cpu_count(): the affinity mask, not
-                                          every CPU of the machine); the best of three
+                                          CPU of the affinity mask (not every CPU of the
+                                          machine), each says its count (`workers`):
+                                          plait's pool has plait_cpu_count(), which also
+                                          heeds a cgroup's CPU quota, and
+                                          bench/summarize.py warns where the counts
+                                          differ; the best of three
                                           maps after a warm-up, as bench_process takes
                                           plait's (the chunksize-1 map is timed once: at
                                           some 6,000 items/s three would add half a
@@ -92,9 +95,12 @@ def main():
         us = round_trip(lambda: ex.submit(noop).result(), n_rt)
     print(f"procpool.roundtrip.free python-ppe us_per_rt {us:.1f}")
     n = 1000000
-    # plait's pool has plait_cpu_count() workers: the CPUs of the affinity mask
-    # (os.cpu_count() counts every CPU of the machine, taskset or a cpuset aside)
+    # the CPUs of the affinity mask (os.cpu_count() counts every CPU of the machine,
+    # taskset or a cpuset aside); plait_cpu_count() heeds a cgroup's quota too: each
+    # says its count, and summarize.py warns where they differ
     workers = len(os.sched_getaffinity(0))
+    for impl in ("python-pool", "python-ppe", "python-ppe-chunked"):
+        print(f"procpool.map {impl} workers {workers}")
     with mp.Pool(workers) as pool:
         pool.map(square, range(1000))
         rate = best_rate(lambda: pool.map(square, range(n)), n)

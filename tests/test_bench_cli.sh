@@ -146,6 +146,30 @@ expect_rc 1 "$what" # its peer, peer_ucontext_switch, is not there
 out_has "^switch +plait-context +ns_per_op +5.50" "$what"
 grep -q "still running" "$tmp/err" && fail "$what: called still running"
 
+# ---- pools of different sizes: their ratio is not given -----------------------------------
+# (plait's pool has plait_cpu_count() workers, which heeds a cgroup's CPU quota; a peer may
+# count the affinity mask only: in a container of 2 CPUs on a larger host the tool printed
+# the ratio of 2 workers against 16, exit 0, where bench/summarize.py warns and fails)
+mkdir "$tmp/sizes"
+printf '#!/bin/sh\necho "pool.noop plait workers 2"\necho "pool.noop plait tasks_per_s 1000"\n' \
+    >"$tmp/sizes/bench_pool"
+printf '#!/bin/sh\necho "pool.noop mutexq workers 16"\necho "pool.noop mutexq tasks_per_s 500"\n' \
+    >"$tmp/sizes/peer_mutex_queue"
+chmod +x "$tmp/sizes/bench_pool" "$tmp/sizes/peer_mutex_queue"
+rc=0
+PLAIT_BENCH_DIR="$tmp/sizes" timeout 30 "$tool" bench --quick pool >"$tmp/out" 2>"$tmp/err" || rc=$?
+what="bench with pools of different sizes"
+expect_rc 1 "$what"
+out_has "^pool.noop +plait +tasks_per_s .*\(2 workers, 16\) vs mutexq" "$what"
+grep -q "2.00 vs mutexq" "$tmp/out" && fail "$what: the ratio given"
+err_has "different numbers of workers" "$what"
+# the same sizes: the ratio, exit 0
+sed -i 's/workers 16/workers 2/' "$tmp/sizes/peer_mutex_queue"
+rc=0
+PLAIT_BENCH_DIR="$tmp/sizes" timeout 30 "$tool" bench --quick pool >"$tmp/out" 2>"$tmp/err" || rc=$?
+expect_rc 0 "bench with pools of one size"
+out_has "^pool.noop +plait +tasks_per_s .*2.00 vs mutexq" "bench with pools of one size"
+
 # ---- Ctrl-C -------------------------------------------------------------------------------
 # interrupt WHAT MARKER [ENV=VALUE...]: start `plait bench --quick` in a session of its
 # own (setsid; job control on, so that SIGINT is not ignored in the background job),

@@ -336,8 +336,29 @@ static void fmt_ratio(char *buf, size_t size, double r)
     snprintf(buf, size, r >= 0.1 ? "%.2f" : "%.2g", r);
 }
 
-/* The ratio column of a figure: "0.98 vs boost, 0.021 vs ucontext", or "". */
-static void ratios(const figures *f, const figure *mine, char *out, size_t size)
+/* Whether plait's figure and peer's of bench ran pools of different sizes in one run
+ * (their `workers` lines): plait_cpu_count() heeds a cgroup's CPU quota, a peer may
+ * count the affinity mask only, and such figures do not compare (summarize.py's
+ * worker_warnings).  *mine and *theirs: the counts of the first such run. */
+static bool workers_differ(const figures *f, const char *bench, const char *peer, double *mine,
+                           double *theirs)
+{
+    const figure *a = find_figure(f, bench, "plait", "workers");
+    const figure *b = find_figure(f, bench, peer, "workers");
+    for (int i = 0; a && b && i < MAX_RUNS; i++)
+        if (a->have[i] && b->have[i] && a->value[i] != b->value[i]) {
+            *mine = a->value[i];
+            *theirs = b->value[i];
+            return true;
+        }
+    return false;
+}
+
+/* The ratio column of a figure: "0.98 vs boost, 0.021 vs ucontext", or ""; a peer
+ * whose pool had another size than plait's is named, not compared, and *mismatched
+ * set. */
+static void ratios(const figures *f, const figure *mine, char *out, size_t size,
+                   bool *mismatched)
 {
     out[0] = '\0';
     for (size_t p = 0; p < sizeof pairings / sizeof pairings[0]; p++) {
@@ -362,16 +383,24 @@ static void ratios(const figures *f, const figure *mine, char *out, size_t size)
             if (n == 0)
                 continue;
             char num[320];
-            fmt_ratio(num, sizeof num, tool_median(r, n));
+            double workers_mine, workers_theirs;
+            if (workers_differ(f, mine->bench, peer, &workers_mine, &workers_theirs)) {
+                snprintf(num, sizeof num, "(%g workers, %g)", workers_mine, workers_theirs);
+                *mismatched = true;
+            } else {
+                fmt_ratio(num, sizeof num, tool_median(r, n));
+            }
             size_t used = strlen(out);
             snprintf(out + used, size - used, "%s%s vs %s", used ? ", " : "", num, peer);
         }
     }
 }
 
-/* Print the table: every figure in the order the programs printed them. */
-static void print_table(const figures *f)
+/* Print the table: every figure in the order the programs printed them.  true when a
+ * ratio was left out as its pools' sizes differed (workers_differ). */
+static bool print_table(const figures *f)
 {
+    bool mismatched = false;
     typedef struct row {
         const char *bench, *impl, *unit;
         /* a figure printed whole: %.0f of the largest double takes 309 digits */
@@ -380,7 +409,7 @@ static void print_table(const figures *f)
     row *rows = calloc(f->n + 1, sizeof *rows);
     if (!rows) {
         fprintf(stderr, "plait bench: out of memory\n");
-        return;
+        return false;
     }
     rows[0] = (row){.bench = "bench", .impl = "impl", .unit = "unit"};
     strcpy(rows[0].median, "median");
@@ -406,7 +435,7 @@ static void print_table(const figures *f)
             fmt(hi, sizeof hi, v[n - 1]);
             snprintf(r->range, sizeof r->range, "%s..%s", lo, hi);
             snprintf(r->runs, sizeof r->runs, "%d", n);
-            ratios(f, fig, r->ratio, sizeof r->ratio);
+            ratios(f, fig, r->ratio, sizeof r->ratio, &mismatched);
         }
         const char *col[5] = {r->bench, r->impl, r->unit, r->median, r->range};
         for (int c = 0; c < 5; c++)
@@ -422,6 +451,7 @@ static void print_table(const figures *f)
                r->ratio);
     }
     free(rows);
+    return mismatched;
 }
 
 /* "machine: 2 CPUs, <model name>, Linux <release>", as run.sh prints it. */
@@ -799,8 +829,9 @@ static int measure(bool *selected, int runs, bool quick)
         print_machine();
         printf("runs: %d%s, %.0f s\n\n", runs, quick ? " (quick: small counts)" : "",
                now_s() - start);
+        bool mismatched = false;
         if (f.n > 0)
-            print_table(&f);
+            mismatched = print_table(&f);
         else
             printf("no figures: no program gave any\n");
         if (!tool_interrupted)
@@ -813,6 +844,12 @@ static int measure(bool *selected, int runs, bool quick)
             result = TOOL_INTERRUPTED;
         } else if (failed) {
             fprintf(stderr, "plait bench: some programs failed (see above)\n");
+            result = TOOL_FAILED;
+        } else if (mismatched) {
+            fprintf(stderr, "plait bench: plait's pool and a peer's ran different numbers of "
+                            "workers (shown in the ratio column): those figures do not "
+                            "compare (plait_cpu_count() heeds the cgroup's CPU quota, the "
+                            "peer counts the affinity mask only)\n");
             result = TOOL_FAILED;
         }
     }
