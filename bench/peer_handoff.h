@@ -71,6 +71,10 @@ static inline void handoff_await(handoff *h, int self)
             else
                 sched_yield();
         }
+        if (atomic_load(&h->turn) == self)
+            return; /* came within the look: the flag untouched, as plait's wait leaves
+                     * its word (two stores on the line the other side reads, each
+                     * round trip, were work plait's path does not do) */
         atomic_store(&h->asleep[self], 1);
     }
     while (atomic_load(&h->turn) != self)
