@@ -469,6 +469,9 @@ typedef struct {
     plait_waitgroup *arrived;
     atomic_int epipe, other;
     bool senders; /* wait in send (full channel) rather than receive */
+    atomic_int waiting;
+    /* each waiter's thread's (a plain one's, or its scheduler's), just before it waits */
+    atomic_int tids[2 * 3 + 2];
 } close_mixed_ctx;
 
 static close_mixed_ctx cm;
@@ -478,6 +481,7 @@ static void *cm_waiter(void *p)
     (void)p;
     int v = 77;
     CHECK_EQ(plait_waitgroup_done(cm.arrived), 0);
+    atomic_store(&cm.tids[atomic_fetch_add(&cm.waiting, 1)], gettid_());
     int r = cm.senders ? plait_chan_send(cm.ch, &v, SOON()) : plait_chan_recv(cm.ch, &v, SOON());
     atomic_fetch_add(r == -EPIPE ? &cm.epipe : &cm.other, 1);
     return NULL;
@@ -498,7 +502,11 @@ static void *cm_closer(void *p)
 {
     (void)p;
     CHECK_EQ(plait_waitgroup_wait(cm.arrived, SOON()), 0);
-    plait_sleep(20 * PLAIT_MS); /* let them block (they see the close either way) */
+    /* every one waits: each plain thread sleeps, and each scheduler (its coroutines
+     * and its main all wait).  Closed before they waited, the channel would fail their
+     * calls at once, and pass, without testing the wake-up */
+    for (int i = 0; i < 2 * 3 + 2; i++)
+        wait_asleep(&cm.tids[i]);
     CHECK_EQ(plait_chan_close(cm.ch), 0);
     return NULL;
 }

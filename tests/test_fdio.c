@@ -329,31 +329,62 @@ static void *pipe_between_coroutines(void *arg)
 
 TEST(coroutines_share_a_pipe) { check_run(pipe_between_coroutines, NULL); }
 
-/* A thread writes what a coroutine waits for: the parked scheduler is woken by the
- * descriptor, and by its inbox while it sleeps in epoll. */
+/* A thread's write of one byte into a pipe that a coroutine reads, once the reader
+ * waits: its scheduler's thread is seen asleep (a write before the wait would be found
+ * at once, and the case pass without a wake-up).  A fixed 20 ms pause stood for this.
+ * Where other coroutines keep the scheduler from sleeping, busy_watching says instead
+ * that the reader waits. */
+typedef struct late_write {
+    int fd;
+    atomic_int tid;     /* the scheduler's thread's, just before the reader reads */
+    bool never_asleep;  /* the scheduler never sleeps: wait for `waiting` instead */
+    atomic_int waiting; /* another coroutine has run since the reader said it reads */
+} late_write;
+
 static void *late_writer(void *arg)
 {
-    int fd = *(int *)arg;
-    plait_sleep(20 * PLAIT_MS);
-    CHECK_EQ(write(fd, "z", 1), 1);
+    late_write *lw = arg;
+    if (lw->never_asleep)
+        wait_for(&lw->waiting);
+    else
+        wait_asleep(&lw->tid);
+    CHECK_EQ(write(lw->fd, "z", 1), 1);
     return NULL;
 }
 
+/* A late_writer into fd, started now on a plain thread (*th); the reader says when it
+ * reads (about_to_read). */
+static void late_write_start(late_write *lw, pthread_t *th, int fd)
+{
+    *lw = (late_write){.fd = fd};
+    thread_start(th, late_writer, lw);
+}
+
+/* Said by the reader just before it reads (or waits otherwise), on its scheduler's
+ * thread. */
+static void about_to_read(late_write *lw) { atomic_store(&lw->tid, gettid_()); }
+
+/* A thread writes what a coroutine waits for: the parked scheduler is woken by the
+ * descriptor, and by its inbox while it sleeps in epoll. */
 static void *wait_for_thread(void *arg)
 {
     (void)arg;
     int fds[2];
     make_pipe(fds);
+    late_write lw;
     pthread_t th;
-    thread_start(&th, late_writer, &fds[1]);
+    late_write_start(&lw, &th, fds[1]);
     char c = 0;
+    about_to_read(&lw);
     CHECK_EQ(plait_read(fds[0], &c, 1, SOON()), 1);
     CHECK_EQ(c, 'z');
     thread_join(th);
     /* while this coroutine waits on a descriptor, the scheduler sleeps in epoll: a
      * wake-up through the inbox (a thread completing a future) must still reach it */
+    lw = (late_write){.fd = fds[1]};
     plait_task t;
-    CHECK_EQ(plait_thread_start(&t, late_writer, &fds[1], NULL), 0);
+    CHECK_EQ(plait_thread_start(&t, late_writer, &lw, NULL), 0);
+    about_to_read(&lw); /* (the join, here) */
     CHECK_EQ(plait_join(t, NULL, SOON()), 0);
     CHECK_EQ(plait_read(fds[0], &c, 1, SOON()), 1);
     close(fds[0]);
@@ -398,7 +429,9 @@ static void *deadlines_in_any_order(void *arg)
     plait_task t;
     CHECK_EQ(plait_spawn(&t, wait_timed, &longer), 0);
     pthread_t th;
-    thread_start(&th, late_writer, &woken[1]);
+    late_write lw;
+    late_write_start(&lw, &th, woken[1]);
+    about_to_read(&lw);
     CHECK_EQ(plait_read(woken[0], &c, 1, PLAIT_FOREVER), 1);
     thread_join(th);
     timed_wait shorter = {short_fds[0], 50 * PLAIT_MS, 0, 0};
@@ -413,7 +446,9 @@ static void *deadlines_in_any_order(void *arg)
      * thread start and two wake-ups on a loaded machine */
     timed_wait armed = {short_fds[0], PLAIT_SEC, 0, 0};
     CHECK_EQ(plait_spawn(&t, wait_timed, &armed), 0);
-    thread_start(&th, late_writer, &short_fds[1]);
+    late_write_start(&lw, &th, short_fds[1]);
+    /* (it writes once the scheduler sleeps: in this read, or in the join after it) */
+    about_to_read(&lw);
     CHECK_EQ(plait_read(woken[0], &c, 1, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
     CHECK_EQ(plait_join(t, NULL, SOON()), 0);
     CHECK_EQ(armed.r & PLAIT_READABLE, PLAIT_READABLE);
@@ -570,22 +605,44 @@ static void *busy(void *arg)
     return NULL;
 }
 
+/* As busy, on the scheduler of a reader that a late_writer writes to: once the reader
+ * has said it reads, this coroutine running says that the reader waits (one coroutine
+ * of a scheduler runs at a time: the reader has gone into its wait). */
+typedef struct busy_beside {
+    atomic_int stop;
+    late_write *lw;
+} busy_beside;
+
+static void *busy_watching(void *arg)
+{
+    busy_beside *b = arg;
+    while (!atomic_load(&b->stop)) {
+        if (atomic_load(&b->lw->tid))
+            atomic_store(&b->lw->waiting, 1);
+        if (plait_yield() < 0)
+            break;
+    }
+    return NULL;
+}
+
 static void *served_under_load(void *arg)
 {
     (void)arg;
-    atomic_int stop = 0;
-    plait_task b[3];
-    for (int i = 0; i < 3; i++)
-        CHECK_EQ(plait_spawn(&b[i], busy, &stop), 0);
     int fds[2];
     make_pipe(fds);
+    late_write lw = {.fd = fds[1], .never_asleep = true};
+    busy_beside bb = {.lw = &lw};
     pthread_t th;
-    thread_start(&th, late_writer, &fds[1]);
+    thread_start(&th, late_writer, &lw);
+    plait_task b[3];
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(plait_spawn(&b[i], busy_watching, &bb), 0);
     char c;
     int64_t start = plait_now();
+    about_to_read(&lw);
     CHECK_EQ(plait_read(fds[0], &c, 1, SOON()), 1);
     CHECK(plait_now() - start < 2 * PLAIT_SEC);
-    atomic_store(&stop, 1);
+    atomic_store(&bb.stop, 1);
     CHECK_EQ(plait_wait_all(b, 3, NULL, NULL, SOON()), 0);
     thread_join(th);
     close(fds[0]);
@@ -1404,8 +1461,10 @@ static void *ready_but_not_waited_for(void *arg)
     int fds[2];
     make_pipe(fds);
     pthread_t th;
-    thread_start(&th, late_writer, &fds[1]);
+    late_write lw;
+    late_write_start(&lw, &th, fds[1]);
     char c;
+    about_to_read(&lw);
     CHECK_EQ(plait_read(fds[0], &c, 1, SOON()), 1);
     thread_join(th);
     CHECK_EQ(write(fds[1], "more", 4), 4); /* unread while this coroutine sleeps */

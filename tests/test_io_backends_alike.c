@@ -906,7 +906,8 @@ TEST(a_reset_ends_a_kernel_read_and_a_blocked_write_alike)
  * blocking a worker, or answers EAGAIN for a non-blocking one; plait_read must read
  * their data as read(2) does on epoll, and a wait with a deadline must end at it. */
 static int odd_fd, odd_peer;
-static atomic_int odd_first_done; /* the reader's first read has timed out */
+/* the reader's first read has timed out: its scheduler's thread, as its second begins */
+static atomic_int odd_reader_tid;
 
 static void *read_odd_file(void *arg)
 {
@@ -914,7 +915,7 @@ static void *read_odd_file(void *arg)
     char buf[64];
     /* empty: the next read goes to the kernel (io_uring) */
     CHECK_EQ(plait_read(odd_fd, buf, sizeof buf, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
-    atomic_store(&odd_first_done, 1);
+    atomic_store(&odd_reader_tid, gettid_());
     ssize_t n = plait_read(odd_fd, buf, sizeof buf, SOON());
     CHECK_EQ(n, 3);
     CHECK(n == 3 && memcmp(buf, "abc", 3) == 0);
@@ -924,13 +925,13 @@ static void *read_odd_file(void *arg)
     return NULL;
 }
 
-/* A plain thread: writes once the reader's second read is under way (most likely
- * waiting by then: the write comes 20 ms later; either way its read must get it). */
+/* A plain thread: writes once the reader's second read waits (its scheduler's thread
+ * sleeps, the main coroutine joining it): a write before it would be read at once,
+ * without the wait in the kernel this is about. */
 static void *write_odd_peer(void *arg)
 {
     (void)arg;
-    wait_for(&odd_first_done);
-    CHECK_EQ(plait_sleep(20 * PLAIT_MS), 0);
+    wait_asleep(&odd_reader_tid);
     CHECK_EQ(write(odd_peer, "abc", 3), 3);
     return NULL;
 }
@@ -940,7 +941,7 @@ static void *odd_file_main(void *arg)
     (void)arg;
     plait_task r;
     pthread_t w;
-    atomic_store(&odd_first_done, 0);
+    atomic_store(&odd_reader_tid, 0);
     CHECK_EQ(plait_spawn(&r, read_odd_file, NULL), 0);
     thread_start(&w, write_odd_peer, NULL);
     CHECK_EQ(plait_join(r, NULL, SOON()), 0);
@@ -1089,14 +1090,15 @@ TEST(an_empty_trace_pipe_is_waited_on_not_spun_on)
 }
 
 static pthread_t sched_thread_id;
-static atomic_int sig_reader_waiting;
+/* its scheduler's thread, as the reader's second read begins */
+static atomic_int sig_reader_tid;
 
 static void *read_signalfd(void *arg)
 {
     (void)arg;
     struct signalfd_siginfo si[2];
     CHECK_EQ(plait_read(odd_fd, si, sizeof si, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
-    atomic_store(&sig_reader_waiting, 1);
+    atomic_store(&sig_reader_tid, gettid_());
     ssize_t n = plait_read(odd_fd, si, sizeof si, SOON());
     CHECK_EQ(n, (ssize_t)sizeof si[0]);
     CHECK_EQ(si[0].ssi_signo, SIGUSR2);
@@ -1106,9 +1108,9 @@ static void *read_signalfd(void *arg)
 static void *kill_sched_thread(void *arg)
 {
     (void)arg;
-    while (!atomic_load(&sig_reader_waiting))
-        sched_yield();
-    usleep(20000); /* (not needed for correctness: the read waits in any case) */
+    /* the read waits (in the kernel, on io_uring): a signal sent before it would be
+     * read at once, without the wait this is about */
+    wait_asleep(&sig_reader_tid);
     CHECK_EQ(pthread_kill(sched_thread_id, SIGUSR2), 0);
     return NULL;
 }
@@ -1119,7 +1121,7 @@ static void *signalfd_main(void *arg)
     plait_task r;
     pthread_t k;
     sched_thread_id = pthread_self();
-    atomic_store(&sig_reader_waiting, 0);
+    atomic_store(&sig_reader_tid, 0);
     CHECK_EQ(plait_spawn(&r, read_signalfd, NULL), 0);
     thread_start(&k, kill_sched_thread, NULL);
     CHECK_EQ(plait_join(r, NULL, SOON()), 0);

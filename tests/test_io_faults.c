@@ -39,10 +39,13 @@ static bool refuse_6_1_flags;          /* io_uring_setup acts as a kernel before
  * inbox (go, then done: the scheduler's eventfd is written), then goes on */
 static atomic_bool post_in_next_sleep;
 static sem_t post_go, post_done;
-/* the next io_uring_enter that submits requests first lets another thread act for
- * 100 ms (pause_go), then enters */
+/* the next io_uring_enter that submits requests first lets another thread act
+ * (pause_go), and enters once that thread is inside its act (let_the_closer_in) */
 static atomic_bool pause_next_submit;
 static sem_t pause_go;
+static atomic_int closer_tid;  /* the other thread's, as it begins its act */
+static atomic_int closer_done; /* it has ended its act */
+static clockid_t closer_cpu;   /* its CPU time */
 
 static atomic_uint last_to_submit;     /* io_uring_enter's count of requests, last call */
 static atomic_uint enters;             /* io_uring_enter calls so far */
@@ -90,6 +93,59 @@ static bool refuse_enter(unsigned to_submit)
     return true;
 }
 
+static int64_t cpu_ns_of(clockid_t clock)
+{
+    struct timespec ts = {0, 0};
+    CHECK_EQ(clock_gettime(clock, &ts), 0);
+    return ts.tv_sec * PLAIT_SEC + ts.tv_nsec;
+}
+
+/* How many times thread tid has been switched off its CPU while it could run (a
+ * preemption, or a sched_yield that let another thread run), from /proc; -1 when it
+ * cannot be read. */
+static long times_switched_out(int tid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+    FILE *f = fopen(path, "r");
+    long n = -1;
+    while (f && fgets(line, sizeof line, f) &&
+           sscanf(line, "nonvoluntary_ctxt_switches: %ld", &n) != 1) {
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Wait until the other thread has begun its act (a plait_close), and then until it has
+ * ended it (a close that does not wait for the read being handed over), sleeps in it,
+ * or is seen spinning in it until the kernel has taken the read: it has run 5 ms of its
+ * own CPU time since, or been switched out 20 times while it could run (a spin that
+ * yields its CPU on a busy machine runs little each time), where a few microseconds of
+ * code take it into the spin.  A fixed 100 ms pause stood for this, which the other
+ * thread could sleep through on a loaded machine, its close then coming after the
+ * submission: a different case, which passes too. */
+static void let_the_closer_in(void)
+{
+    if (!wait_for_flag(&closer_tid)) {
+        CHECK(!"the closer never began its close");
+        return;
+    }
+    int tid = atomic_load(&closer_tid);
+    int64_t cpu_start = cpu_ns_of(closer_cpu), give_up = SOON();
+    long switches_start = times_switched_out(tid);
+    CHECK(switches_start >= 0);
+    while (!atomic_load(&closer_done) && !thread_asleep_in_wait(tid) &&
+           cpu_ns_of(closer_cpu) - cpu_start < 5 * PLAIT_MS &&
+           times_switched_out(tid) - switches_start < 20) {
+        if (plait_now() > give_up) {
+            CHECK(!"the closer never got into its close");
+            return;
+        }
+        nanosleep(&(struct timespec){0, PLAIT_MS}, NULL);
+    }
+}
+
 static long wrapped_syscall(long n, const long a[6])
 {
     if (n == __NR_io_uring_setup && refuse_6_1_flags &&
@@ -106,8 +162,7 @@ static long wrapped_syscall(long n, const long a[6])
     }
     if (n == __NR_io_uring_enter && a[1] > 0 && atomic_exchange(&pause_next_submit, false)) {
         sem_post(&pause_go);
-        struct timespec pause = {0, 100 * 1000 * 1000};
-        nanosleep(&pause, NULL);
+        let_the_closer_in();
     }
     if (n == __NR_io_uring_enter)
         atomic_fetch_add(&enters, 1);
@@ -990,10 +1045,11 @@ TEST(plait_run_ends_though_the_kernel_refuses_the_put_off_removals)
  * the kernel, with the number reused at once: the read is never made on the new file.
  * (The kernel finds the file by its number as it takes the request; the close and the
  * reuse fell between the scheduler's last look and that, and the read took the new
- * socket's bytes from its owner.)  The scheduler's submission pauses 100 ms, in which
- * the other thread closes, makes a new socket at the same number and sends it bytes;
- * and once more with that submission then refused (EBUSY): the read marked as being
- * handed over is queued again, and the close takes it back. */
+ * socket's bytes from its owner.)  The scheduler's submission pauses until the other
+ * thread is inside its close (let_the_closer_in), which must wait for the kernel to take
+ * the read before it makes a new socket at the same number and sends it bytes; and
+ * once more with that submission then refused (EBUSY): the read marked as being handed
+ * over is queued again, and the close takes it back. */
 typedef struct reuse {
     int old_fd, new_fd, new_peer;
 } reuse;
@@ -1003,12 +1059,14 @@ static void *close_and_reuse(void *arg)
     reuse *ru = arg;
     while (sem_wait(&pause_go) < 0) {
     }
+    atomic_store(&closer_tid, gettid_());
     CHECK_EQ(plait_close(ru->old_fd), 0);
     int nv[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, nv), 0);
     ru->new_fd = nv[0];
     ru->new_peer = nv[1];
     CHECK_EQ(write(nv[1], "NEWDATA", 7), 7);
+    atomic_store(&closer_done, 1);
     return NULL;
 }
 
@@ -1022,8 +1080,11 @@ static void *read_across_a_close_and_reuse(void *arg)
     CHECK_EQ(plait_read(sv[0], buf, 1, plait_deadline_in(PLAIT_MS)), -ETIMEDOUT);
     reuse ru = {.old_fd = sv[0], .new_fd = -1, .new_peer = -1};
     CHECK_EQ(sem_init(&pause_go, 0, 0), 0);
+    atomic_store(&closer_tid, 0);
+    atomic_store(&closer_done, 0);
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, close_and_reuse, &ru), 0);
+    CHECK_EQ(pthread_getcpuclockid(th, &closer_cpu), 0);
     enter_refusal_errno = EBUSY;
     atomic_store(&pause_next_submit, true);
     atomic_store(&enter_refusals, refusals);

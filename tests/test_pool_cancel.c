@@ -54,14 +54,20 @@ static void map_cancelled_in_task(unsigned threads)
     CHECK_EQ(plait_pool_submit(m.pool, &t, mc_caller, &m), 0);
     CHECK_EQ(plait_event_wait(m.first, SOON()), 0);
     int64_t start = plait_now();
+    int before = atomic_load(&m.started);
     CHECK_EQ(plait_cancel(t), 0);
     CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
     int64_t took = plait_now() - start;
     int started = atomic_load(&m.started);
-    printf("  threads=%u: cancelled map returned %d after %lld ms, %d of %d items ran\n",
-           threads, m.result, (long long)(took / PLAIT_MS), started, MC_N);
+    printf("  threads=%u: cancelled map returned %d after %lld ms, %d of %d items ran "
+           "(%d after the cancel)\n",
+           threads, m.result, (long long)(took / PLAIT_MS), started, MC_N,
+           started - before);
     CHECK_EQ(m.result, -ECANCELED);
-    CHECK(started < MC_N / 2);
+    /* counted from the cancel, not from the first item: a loaded machine may hold this
+     * thread up for a while after the first item, the items running on meanwhile (a
+     * runner starts one more at most once it is cancelled; the bug ran them all) */
+    CHECK(started - before < MC_N / 4);
     CHECK(took < 500 * PLAIT_MS);
     CHECK_EQ(plait_pool_destroy(m.pool), 0);
     CHECK_EQ(plait_event_destroy(m.first), 0);
@@ -83,6 +89,7 @@ typedef struct {
     plait_task thread;          /* joined by the task: never finishes on its own */
     atomic_int go, started, ran;
     int result;
+    int ran_at_return;          /* queued tasks run when the join returned */
 } join_cancel_ctx;
 
 static void *jc_thread(void *p)
@@ -108,6 +115,7 @@ static void *jc_joiner(void *p)
     while (!atomic_load(&c->go))
         sched_yield();
     c->result = plait_join(c->thread, NULL, SOON());
+    c->ran_at_return = atomic_load(&c->ran);
     return NULL;
 }
 
@@ -128,15 +136,22 @@ TEST(cancelled_join_in_a_pool_task_stops_running_the_queue)
     while (atomic_load(&c.ran) < 1) /* the join runs the queue (its pool's only worker) */
         sched_yield();
     int64_t start = plait_now();
+    int before = atomic_load(&c.ran);
     CHECK_EQ(plait_cancel(t), 0);
     CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
     int64_t took = plait_now() - start;
-    int ran = atomic_load(&c.ran);
-    printf("  cancelled joiner returned %d after %lld ms; %d of %d queued tasks ran in it\n",
-           c.result, (long long)(took / PLAIT_MS), ran, JC_QUEUED);
+    printf("  cancelled joiner returned %d after %lld ms; %d of %d queued tasks ran in it "
+           "(%d after the cancel)\n",
+           c.result, (long long)(took / PLAIT_MS), c.ran_at_return, JC_QUEUED,
+           c.ran_at_return - before);
     CHECK_EQ(c.result, -ECANCELED);
     CHECK(took < 500 * PLAIT_MS);
-    CHECK(ran < JC_QUEUED / 2);
+    /* counted from the cancel to the join's return, not from the first task to this
+     * thread's look: a loaded machine may hold this thread up for a while after either,
+     * the worker running queued tasks meanwhile (in the join, or once it has returned:
+     * the worker goes on with the queue).  The join finishes the task it runs at most;
+     * the bug ran them all */
+    CHECK(c.ran_at_return - before < JC_QUEUED / 4);
     CHECK_EQ(plait_cancel(c.thread), 0);
     CHECK_EQ(plait_join(c.thread, NULL, SOON()), -ECANCELED);
     CHECK_EQ(plait_pool_destroy(c.pool), 0);

@@ -3675,15 +3675,21 @@ TEST(imap_from_a_forked_child_is_refused)
  * To kill the worker exactly there, the task single-steps (x86 TF) the rest of its
  * worker's code after it returns, and its SIGTRAP handler acts on the first step after
  * done_tail has moved: it says so, waits (holding the pool's plock, as a worker that
- * dies there does), then SIGKILLs itself.  The addresses come from procpool.c's layout
- * for one worker (4 slots), with the task in slot 0 (the pool's first); a layout that
- * moved fails the task with -EINVAL, so the test fails rather than passing unawares.
- * x86-64 only, and not under ThreadSanitizer, which delays signal handlers. */
+ * dies there does) until the parent's joiner sleeps in its join, then SIGKILLs itself.
+ * (A 300 ms pause stood for that wait: a joiner held up through it came after the
+ * death, and the case passed without a joiner waiting for the plock.)  The addresses
+ * come from procpool.c's layout for one worker (4 slots), with the task in slot 0 (the
+ * pool's first); a layout that moved fails the task with -EINVAL, so the test fails
+ * rather than passing unawares.  x86-64 only, and not under ThreadSanitizer, which
+ * delays signal handlers. */
 #if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
 #include <ucontext.h>
 
 enum { TRAP_SHM_DONE_TAIL = 48, TRAP_SLOT0 = 192, TRAP_SLOT0_ARG = 256 };
 enum { TRAP_RESULT = 64 << 20 }; /* a large result: its delivery takes a while */
+/* in the shared fixture: the joiner's thread id, as it joins; and 1 once the worker has
+ * seen it asleep in its join */
+enum { TRAP_JOINER = IDS - 2, TRAP_JOINER_SEEN = IDS - 3 };
 static volatile uint64_t *trap_done_tail;
 
 static void trap_step(int sig, siginfo_t *si, void *ctx)
@@ -3699,8 +3705,14 @@ static void trap_step(int sig, siginfo_t *si, void *ctx)
                  (int)*(volatile uint32_t *)((const char *)trap_done_tail -
                                              TRAP_SHM_DONE_TAIL + TRAP_SLOT0));
     plait_psem_release(fx.started);
-    struct timespec ts = {0, 300 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    for (int64_t give_up = PROMPTLY(); plait_now() < give_up;) {
+        int joiner = atomic_load(&fx.sh->pid_of[TRAP_JOINER]);
+        if (joiner && thread_asleep_in_wait(joiner)) {
+            atomic_store(&fx.sh->runs[TRAP_JOINER_SEEN], 1);
+            break;
+        }
+        nanosleep(&(struct timespec){0, PLAIT_MS}, NULL);
+    }
     raise(SIGKILL);
 }
 
@@ -3743,7 +3755,9 @@ TEST(worker_killed_mid_publish_completes_once)
     CHECK_EQ(runs(IDS - 2), 2);
     void *res = NULL;
     /* its result was on the done ring, whole: it is delivered, once */
+    atomic_store(&fx.sh->pid_of[TRAP_JOINER], gettid_());
     CHECK_EQ(plait_join(t, &res, SOON()), 0);
+    CHECK_EQ(runs(TRAP_JOINER_SEEN), 1); /* the worker died while the join waited */
     CHECK(res && ((plait_bytes *)res)->len == TRAP_RESULT);
     free(res);
     /* each of these must run once and come back */
@@ -4170,15 +4184,28 @@ static void stop_scenario(void)
     plait_procpool *pool = make_pool(&o);
     if (!pool)
         return;
-    int scribbler = (int)scribble_word(pool, SCRIBBLE_STOP, 1, THEN_RETURN);
-    int pids[2];
-    for (int64_t give_up = PROMPTLY(); plait_now() < give_up;) { /* it has been replaced */
-        int n = plait_procpool_pids(pool, pids, 2);
-        if (n == 2 && !has_pid(pids, n, scribbler))
+    int first[2];
+    CHECK_EQ(plait_procpool_pids(pool, first, 2), 2);
+    scribble_word(pool, SCRIBBLE_STOP, 1, THEN_RETURN);
+    /* until a worker has been replaced (the parent wrote stop back to 0 before that
+     * fork: no worker sees the scribble after it), and both workers listed sleep in
+     * their wait for work: neither saw the scribble (one that did ends, and never sleeps
+     * again), so neither will end for it.  Which first workers end is the race's: the
+     * scribbler, the other, or both, the second replaced once the parent has seen it
+     * end, which a 50 ms pause stood for (longer on a loaded machine, and the pids below
+     * then differ).  (And the loop waited for the scribbler's replacement, which does not
+     * come where the other ended first: it gave up after 2 s, unsaid.) */
+    for (int64_t give_up = PROMPTLY();;) {
+        int pids[2], n = plait_procpool_pids(pool, pids, 2);
+        if (n == 2 && (!has_pid(first, 2, pids[0]) || !has_pid(first, 2, pids[1])) &&
+            thread_asleep_in_wait(pids[0]) && thread_asleep_in_wait(pids[1]))
             break;
+        if (plait_now() > give_up) {
+            CHECK(!"no worker was replaced, or the workers never settled after it");
+            break;
+        }
         plait_sleep(PLAIT_MS);
     }
-    plait_sleep(50 * PLAIT_MS);
     CHECK(same_pids_after(pool, 300 * PLAIT_MS));
     CHECK_EQ(plait_procpool_pids(pool, (int[2]){0}, 2), 2);
     later_tasks_run(pool);

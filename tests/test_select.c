@@ -446,23 +446,24 @@ TEST(select_deadlines_and_poll)
 typedef struct {
     plait_chan *ch[2];
     select_op s;
-    plait_event *ready;
+    atomic_int tid; /* the selector's thread's (or its scheduler's), as it selects */
 } wake_ctx;
 
 static void *selecting_thread(void *p)
 {
     wake_ctx *w = p;
-    CHECK_EQ(plait_event_set(w->ready), 0);
     w->s.deadline = SOON();
+    atomic_store(&w->tid, gettid_());
     do_select(&w->s);
     return NULL;
 }
 
+/* The selecting side sleeps in its select, which the waker must wake (woken before it
+ * selected, it would find its case ready at once, and pass). */
 static void *waker_coro(void *p)
 {
     wake_ctx *w = p;
-    CHECK_EQ(plait_event_wait(w->ready, SOON()), 0);
-    plait_sleep(20 * PLAIT_MS); /* let it block (the select completes either way) */
+    wait_asleep(&w->tid);
     int v = 0;
     /* its cases: receive ch[0], send ch[1]; take what it sends */
     CHECK_EQ(plait_chan_recv(w->ch[1], &v, SOON()), 0);
@@ -473,8 +474,8 @@ static void *waker_coro(void *p)
 static void *selecting_coro(void *p)
 {
     wake_ctx *w = p;
-    CHECK_EQ(plait_event_set(w->ready), 0);
     w->s.deadline = SOON();
+    atomic_store(&w->tid, gettid_());
     do_select(&w->s);
     return NULL;
 }
@@ -482,8 +483,7 @@ static void *selecting_coro(void *p)
 static void *waker_thread(void *p)
 {
     wake_ctx *w = p;
-    CHECK_EQ(plait_event_wait(w->ready, SOON()), 0);
-    plait_sleep(20 * PLAIT_MS); /* let it block (the select completes either way) */
+    wait_asleep(&w->tid);
     CHECK_EQ(send_int(w->ch[0], 55, SOON()), 0);
     return NULL;
 }
@@ -492,7 +492,7 @@ TEST(select_across_models)
 {
     wake_ctx w;
     make_chans(w.ch, 2, 0);
-    CHECK_EQ(plait_event_create(&w.ready), 0);
+    atomic_init(&w.tid, 0);
     int ops[2] = {PLAIT_RECV, PLAIT_SEND};
     /* a plain thread selects; a coroutine completes its send case */
     select_op_init(&w.s, w.ch, ops, 2);
@@ -504,7 +504,7 @@ TEST(select_across_models)
     CHECK_EQ(w.s.cases[1].result, 0);
     CHECK_EQ(w.s.vals[0], -1);
     /* a coroutine selects; a plain thread completes its receive case */
-    CHECK_EQ(plait_event_reset(w.ready), 0);
+    atomic_store(&w.tid, 0);
     select_op_init(&w.s, w.ch, ops, 2);
     thread_start(&th, waker_thread, &w);
     check_run(selecting_coro, &w);
@@ -513,7 +513,7 @@ TEST(select_across_models)
     CHECK_EQ(w.s.cases[0].result, 0);
     CHECK_EQ(w.s.vals[0], 55);
     /* a coroutine selects; a coroutine on another scheduler wakes it */
-    CHECK_EQ(plait_event_reset(w.ready), 0);
+    atomic_store(&w.tid, 0);
     select_op_init(&w.s, w.ch, ops, 2);
     sched_thread a, b;
     sched_thread_start(&a, selecting_coro, &w);
@@ -531,7 +531,6 @@ TEST(select_across_models)
     CHECK_EQ(w.s.result, -ETIMEDOUT);
     CHECK_TOOK(start, 40 * PLAIT_MS);
     destroy_chans(w.ch, 2);
-    CHECK_EQ(plait_event_destroy(w.ready), 0);
 }
 
 /* ======================================================================== */

@@ -246,27 +246,37 @@ static size_t read_to_end(int fd, chunk_use use, uint32_t seed)
 /* ---- helpers: addresses ---- */
 
 /* Whether the kernel has an IPv6 loopback (tried once, by listening on ::1); where it
- * has none, no_ipv6 says why. */
+ * has none, no_ipv6 says why.  Only the errors that mean there is none count:
+ * EAFNOSUPPORT (no IPv6 in the kernel: ipv6.disable=1, or not built in) and
+ * EADDRNOTAVAIL (IPv6 turned off by the disable_ipv6 sysctl, or a loopback that is down:
+ * ::1 is not there).  Any other failure is plait's (or the test's), and fails each case
+ * that asks, rather than skipping it. */
 static char no_ipv6[96];
+static int ipv6_listen_error = 1; /* 1: not tried yet */
 static int have_ipv6(void)
 {
-    static int known = -1;
-    if (known < 0) {
+    if (ipv6_listen_error == 1) {
         plait_addr a;
         CHECK_EQ(plait_addr_ip(&a, "::1", 0), 0);
         int fd = plait_listen(&a, 1);
-        known = fd >= 0;
+        ipv6_listen_error = fd < 0 ? fd : 0;
         if (fd >= 0)
             close(fd);
         else
             snprintf(no_ipv6, sizeof no_ipv6, "no IPv6 loopback here: %s", plait_strerror(fd));
     }
-    return known;
+    if (ipv6_listen_error != 0 && ipv6_listen_error != -EAFNOSUPPORT &&
+        ipv6_listen_error != -EADDRNOTAVAIL) {
+        fprintf(stderr, "  listening on [::1]: %s\n", plait_strerror(ipv6_listen_error));
+        CHECK(!"listening on [::1] failed, and not for want of IPv6");
+    }
+    return ipv6_listen_error == 0;
 }
 
 /* Where there is no IPv6 loopback, a case about IPv6 alone is skipped (false: the case
  * returns), and a case with an IPv6 part among others notes that it left that part out
- * (false: the part is left out) and passes on what it ran. */
+ * (false: the part is left out) and passes on what it ran.  (Where listening on ::1
+ * failed otherwise, have_ipv6 has failed the case: it is not a skip.) */
 static bool ipv6_case(void)
 {
     if (have_ipv6())
@@ -1576,8 +1586,10 @@ SCENARIO_CASES(connect_deadline_and_cancel, connect_deadlines, NULL)
 /* After a connect that timed out, the next socket takes its number and connects at
  * once: the half-made socket was waited on, and closing it must not leave the
  * scheduler a stale registration of the number (on epoll the next wait trusted it and
- * was served only by the poller's check 20 ms later).  The fastest of five, so that a
- * busy machine does not make it fail. */
+ * was served only by the poller's check 20 ms later, every time).  One connect under
+ * 10 ms of up to twenty is enough: a busy machine (tests run four at a time on two
+ * cores, under a sanitizer or an emulator) may hold up a few, but not every one of
+ * twenty, where the bug delays each. */
 static void *connect_after_a_timed_out_connect(void *arg)
 {
     (void)arg;
@@ -1587,7 +1599,7 @@ static void *connect_after_a_timed_out_connect(void *arg)
     held_connections h;
     fill_backlog(&h, &full_a, NULL);
     int64_t fastest = INT64_MAX;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 20 && fastest >= 10 * PLAIT_MS; i++) {
         CHECK_EQ(plait_connect(&full_a, plait_deadline_in(10 * PLAIT_MS)), -ETIMEDOUT);
         int64_t start = plait_now();
         int c = plait_connect(&good_a, SOON());

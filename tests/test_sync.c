@@ -226,6 +226,7 @@ typedef struct {
     plait_mutex *m;
     plait_event *locked, *go;
     atomic_int released;
+    atomic_int tid; /* the thread's, just before it locks */
     int result;
 } handoff_ctx;
 
@@ -234,6 +235,7 @@ static void *thread_locks(void *p)
 {
     handoff_ctx *h = p;
     CHECK_EQ(plait_event_wait(h->locked, SOON()), 0);
+    atomic_store(&h->tid, gettid_());
     h->result = plait_mutex_lock(h->m, SOON());
     CHECK_EQ(atomic_load(&h->released), 1);
     CHECK_EQ(plait_mutex_unlock(h->m), 0);
@@ -245,7 +247,9 @@ static void *coro_holds_main(void *p)
     handoff_ctx *h = p;
     CHECK_EQ(plait_mutex_lock(h->m, 0), 0);
     CHECK_EQ(plait_event_set(h->locked), 0);
-    plait_sleep(20 * PLAIT_MS); /* let the thread block (it gets the mutex either way) */
+    /* the thread sleeps in its lock, which the unlock must wake (unlocked before it
+     * tried, it would take a free mutex, and pass) */
+    wait_asleep(&h->tid);
     atomic_store(&h->released, 1);
     CHECK_EQ(plait_mutex_unlock(h->m), 0);
     return NULL;
@@ -616,6 +620,7 @@ typedef struct {
     plait_event *held, *waiting, *done;
     plait_task waiter_task;
     plait_event *task_known;
+    atomic_int tid; /* the waiter's scheduler thread's, just before the task locks */
     int wait_result, second_result;
 } xsched_mutex_ctx;
 
@@ -633,6 +638,7 @@ static void *xs_waiter_task(void *p)
 {
     xsched_mutex_ctx *x = p;
     CHECK_EQ(plait_event_set(x->waiting), 0);
+    atomic_store(&x->tid, gettid_());
     x->wait_result = plait_mutex_lock(x->m, SOON());
     if (x->wait_result == 0)
         plait_mutex_unlock(x->m);
@@ -668,7 +674,10 @@ TEST(mutex_across_schedulers_with_cancel)
     sched_thread_start(&b, xs_waiter, &x);
     CHECK_EQ(plait_event_wait(x.task_known, SOON()), 0);
     CHECK_EQ(plait_event_wait(x.waiting, SOON()), 0);
-    plait_sleep(20 * PLAIT_MS); /* let it block (it is cancelled either way) */
+    /* its scheduler sleeps: the task waits for the mutex (its main, in join, too).  A
+     * task cancelled before it locked would fail at once, and pass, without testing
+     * the cancellation of a waiter */
+    wait_asleep(&x.tid);
     CHECK_EQ(plait_cancel(x.waiter_task), 0);
     sched_thread_join(&a);
     sched_thread_join(&b);
@@ -1306,13 +1315,13 @@ TEST(sem_coroutines) { check_run(sem_coro_main, NULL); }
 typedef struct {
     plait_sem *s;
     int result;
-    plait_event *started;
+    atomic_int tid; /* the thread's, just before it acquires */
 } sem_thread_ctx;
 
 static void *sem_thread_waiter(void *p)
 {
     sem_thread_ctx *t = p;
-    CHECK_EQ(plait_event_set(t->started), 0);
+    atomic_store(&t->tid, gettid_());
     t->result = plait_sem_acquire(t->s, SOON());
     return NULL;
 }
@@ -1323,11 +1332,11 @@ TEST(sem_threads)
     CHECK_EQ(plait_sem_create(&s, 0), 0);
     sem_deadlines(s);
     sem_thread_ctx t = {.s = s, .result = 1};
-    CHECK_EQ(plait_event_create(&t.started), 0);
     pthread_t th;
     thread_start(&th, sem_thread_waiter, &t);
-    CHECK_EQ(plait_event_wait(t.started, SOON()), 0);
-    plait_sleep(20 * PLAIT_MS); /* let it block (it gets the permit either way) */
+    /* it sleeps in its acquire, which the release must wake (released before it
+     * tried, it would take a free permit, and pass) */
+    wait_asleep(&t.tid);
     CHECK_EQ(plait_sem_release(s), 0);
     thread_join(th);
     CHECK_EQ(t.result, 0);
@@ -1351,7 +1360,6 @@ TEST(sem_threads)
     CHECK_EQ(plait_sem_value(big), INT32_MAX - 1);
     CHECK_EQ(plait_sem_destroy(big), 0);
 
-    plait_event_destroy(t.started);
     CHECK_EQ(plait_sem_destroy(s), 0);
 }
 
@@ -1603,6 +1611,9 @@ typedef struct {
     plait_event *e;
     plait_waitgroup *ready;
     atomic_int woke;
+    atomic_int arrived;
+    /* each waiter's thread's (a plain one's, or its scheduler's), just before it waits */
+    atomic_int tids[EV_THREADS + 2 * EV_CORO];
 } event_mixed_ctx;
 
 static event_mixed_ctx evm;
@@ -1611,6 +1622,7 @@ static void *evm_waiter(void *p)
 {
     (void)p;
     CHECK_EQ(plait_waitgroup_done(evm.ready), 0);
+    atomic_store(&evm.tids[atomic_fetch_add(&evm.arrived, 1)], gettid_());
     int r = plait_event_wait(evm.e, SOON());
     CHECK_EQ(r, 0);
     if (r == 0)
@@ -1622,7 +1634,11 @@ static void *evm_setter(void *p)
 {
     (void)p;
     CHECK_EQ(plait_waitgroup_wait(evm.ready, SOON()), 0);
-    plait_sleep(20 * PLAIT_MS); /* let them block (they pass either way) */
+    /* every one waits: each plain thread sleeps, and each scheduler (its coroutines
+     * and its main all wait).  Set before they waited, the event would let them
+     * through at once, and pass, without testing the wake-up */
+    for (int i = 0; i < EV_THREADS + 2 * EV_CORO; i++)
+        wait_asleep(&evm.tids[i]);
     CHECK_EQ(plait_event_set(evm.e), 0);
     return NULL;
 }
@@ -2069,7 +2085,7 @@ typedef struct {
     int64_t deadline;
     int result;
     int64_t cpu_ns;
-    plait_event *started;
+    atomic_int tid; /* the waiter's thread's, just before it acquires */
 } far_ctx;
 
 static void *far_waiter(void *p)
@@ -2077,7 +2093,7 @@ static void *far_waiter(void *p)
     far_ctx *f = p;
     struct timespec a, b;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
-    CHECK_EQ(plait_event_set(f->started), 0);
+    atomic_store(&f->tid, gettid_());
     f->result = plait_sem_acquire(f->s, f->deadline);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
     f->cpu_ns = (b.tv_sec - a.tv_sec) * PLAIT_SEC + (b.tv_nsec - a.tv_nsec);
@@ -2096,15 +2112,17 @@ TEST(far_deadlines)
     for (int k = 0; k < 4; k++) {
         far_ctx f = {.deadline = deadlines[k % 2], .result = 1};
         CHECK_EQ(plait_sem_create(&f.s, 0), 0);
-        CHECK_EQ(plait_event_create(&f.started), 0);
         pthread_t th;
         sched_thread st;
         if (k < 2)
             thread_start(&th, far_waiter, &f);
         else
             sched_thread_start(&st, far_coro, &f);
-        CHECK_EQ(plait_event_wait(f.started, SOON()), 0);
-        plait_sleep(100 * PLAIT_MS); /* it waits this long; it gets the permit either way */
+        /* it sleeps in its acquire (released before it tried, it would take a free
+         * permit, and pass without waiting on the deadline); then waits 100 ms more,
+         * which a wait that spun would show in its CPU time */
+        wait_asleep(&f.tid);
+        plait_sleep(100 * PLAIT_MS);
         CHECK_EQ(plait_sem_release(f.s), 0);
         if (k < 2)
             thread_join(th);
@@ -2113,7 +2131,6 @@ TEST(far_deadlines)
         CHECK_EQ(f.result, 0);
         CHECK(f.cpu_ns < 50 * PLAIT_MS); /* blocked, not spinning */
         CHECK_EQ(plait_sem_destroy(f.s), 0);
-        plait_event_destroy(f.started);
     }
 }
 

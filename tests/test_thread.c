@@ -462,6 +462,7 @@ typedef struct {
     plait_mutex *m;
     plait_sem *s;
     plait_task other;
+    atomic_int tid; /* the victim's, just before it blocks */
     int result;
     int cancelled_before, cancelled_after;
     int later_sleep, later_free_lock, later_set_event;
@@ -475,6 +476,7 @@ static void *blocks(void *p)
     b->cancelled_before = plait_cancelled();
     CHECK_EQ(plait_event_set(b->entering), 0);
     int v;
+    atomic_store(&b->tid, gettid_());
     switch (b->how) {
     case BLOCK_SLEEP: b->result = plait_sleep(PLAIT_FOREVER); break;
     case BLOCK_RECV: b->result = plait_chan_recv(b->ch, &v, PLAIT_FOREVER); break;
@@ -514,7 +516,9 @@ static void cancel_blocked(int how)
     plait_thread_options o = {.name = "victim"};
     CHECK_EQ(plait_thread_start(&t, blocks, &b, &o), 0);
     CHECK_EQ(plait_event_wait(b.entering, SOON()), 0);
-    plait_sleep(20 * PLAIT_MS); /* let it block (it sees -ECANCELED either way) */
+    /* blocked: its thread sleeps, and nothing else of it runs (a cancellation before
+     * it blocked would fail its call at once, and pass, without testing the wake-up) */
+    wait_asleep(&b.tid);
     int64_t start = plait_now();
     CHECK_EQ(plait_cancel(t), 0);
     CHECK_EQ(plait_cancel(t), 0); /* twice is harmless */
