@@ -400,9 +400,12 @@ typedef struct plait_chan plait_chan;
 int plait_chan_create(plait_chan **chan, size_t elem_size, size_t capacity);
 /* -EBUSY while a coroutine or thread waits on it. */
 int plait_chan_destroy(plait_chan *chan);
-/* Copy elem_size bytes from elem into the channel. 0, -EPIPE, -ETIMEDOUT, -ECANCELED. */
+/* Copy elem_size bytes from elem into the channel. 0, -EPIPE, -ETIMEDOUT, -ECANCELED;
+ * -ENOMEM when a coroutine's wait with a deadline finds no memory for its timer (as
+ * plait_sleep_until). */
 int plait_chan_send(plait_chan *chan, const void *elem, int64_t deadline);
-/* Copy the next element into elem. 0, -EPIPE (closed and drained), -ETIMEDOUT, -ECANCELED. */
+/* Copy the next element into elem. 0, -EPIPE (closed and drained), -ETIMEDOUT, -ECANCELED;
+ * -ENOMEM as plait_chan_send. */
 int plait_chan_recv(plait_chan *chan, void *elem, int64_t deadline);
 /* Close; -EPIPE if closed already.  Waiting senders get -EPIPE, waiting receivers
  * get -EPIPE once the buffer is empty. */
