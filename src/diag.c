@@ -14,6 +14,8 @@
  * may mark it only after the coroutine has let go (its warning, to a slow stderr, can
  * take that long), and then the next switch, of another coroutine, is not the first
  * after the stall and says nothing (it once blamed itself for the other's time).
+ * The watchdog thread has every signal blocked, and both warnings are written with
+ * SIGPIPE held off (say): they are plait's writes, which must not kill the program.
  */
 #include "internal.h"
 
