@@ -195,7 +195,9 @@ static inline void read_first_line(const char *path, char *buf, size_t cap)
 static inline char thread_state(int tid)
 {
     char path[64], line[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", tid);
+    /* (by its task entry: qemu-user answers /proc/PID/stat of its own process itself,
+     * with the state R always, and a wait of the main thread was never seen asleep) */
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", tid, tid);
     read_first_line(path, line, sizeof line);
     const char *paren = strrchr(line, ')'); /* "tid (name) S ..." */
     return paren && paren[1] == ' ' && paren[2] ? paren[2] : '?';

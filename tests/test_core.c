@@ -1072,41 +1072,6 @@ TEST(slow_warning_into_a_pipe_nobody_reads)
         fprintf(stderr, "  the child died of signal %d\n", WTERMSIG(status));
 }
 
-/* A scheduler keeps the threshold it started with (plait.h: a change applies to the
- * schedulers started after it), in a child forked from one of its coroutines too: the
- * child's watchdog, started afresh, took the threshold of the moment, 0 here, and the
- * child's stalls went unsaid. */
-static void *fork_then_stall(void *arg)
-{
-    (void)arg;
-    int64_t until = plait_deadline_in(10 * PLAIT_SEC);
-    while (threads_named("plait-watchdog", NULL) == 0 && plait_now() < until)
-        CHECK_EQ(plait_sleep(PLAIT_MS), 0); /* (see test_fork.c: ASan and a new thread) */
-    CHECK_EQ(plait_set_slow_warning(0), 0); /* for schedulers started from now on */
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        FILE *said = tmpfile();
-        if (!said || dup2(fileno(said), STDERR_FILENO) < 0)
-            _exit(2);
-        spin_500_ms(NULL); /* the stall: 10 thresholds */
-        char buf[512] = {0};
-        ssize_t n = pread(fileno(said), buf, sizeof buf - 1, 0);
-        _exit(n > 0 && strstr(buf, "without yielding") ? 0 : 1);
-    }
-    CHECK(pid > 0);
-    int status = reap_within(pid, 20);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* 1: no warning */
-    return NULL;
-}
-
-TEST(slow_warning_threshold_kept_in_a_forked_child)
-{
-    CHECK_EQ(plait_set_slow_warning(50 * PLAIT_MS), 0);
-    check_run(fork_then_stall, NULL);
-    CHECK_EQ(plait_set_slow_warning(0), 0);
-}
-
 /* A threshold under 4 ms does not make the watchdog spin: it samples at most every
  * millisecond (a quarter threshold of 0 ns was a wait that ended at once, after the
  * kernel's timer slack, again and again: some 4,000 wake-ups while the program slept
@@ -1363,8 +1328,7 @@ TEST(futures_freed_after_a_thread_cache_went_back_are_not_lost)
     CHECK(grown < 200 * 1024); /* lost: 3,500 futures in chunks of 256, ~600 KB */
 }
 
-RUN_TESTS(CASE(slow_warning_into_a_pipe_nobody_reads),
-          CASE(slow_warning_threshold_kept_in_a_forked_child), CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock),
+RUN_TESTS(CASE(slow_warning_into_a_pipe_nobody_reads), CASE(spawn_and_join), CASE(wrong_context), CASE(join_self_is_deadlock),
           CASE(join_with_deadline), CASE(yield_round_robin), CASE(a_lone_yield_lets_due_timers_in), CASE(sleep_order_and_concurrency),
           CASE(cancel), CASE(cancelled_sleep_with_past_deadline),
           CASE(cancel_from_another_thread), CASE(run_cancels_stragglers),

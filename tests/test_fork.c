@@ -144,6 +144,43 @@ TEST(fork_in_a_coroutine_with_the_watchdog_on)
     CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
+/* A scheduler keeps the threshold it started with (plait.h: a change applies to the
+ * schedulers started after it), in a child forked from one of its coroutines too: the
+ * child's watchdog, started afresh, took the threshold of the moment, 0 here, and the
+ * child's stalls went unsaid (session 52's audit). */
+static void *fork_then_stall(void *arg)
+{
+    (void)arg;
+    int64_t until = plait_deadline_in(10 * PLAIT_SEC);
+    while (threads_named("plait-watchdog", NULL) == 0 && plait_now() < until)
+        CHECK_EQ(plait_sleep(PLAIT_MS), 0); /* (see fork_in_coroutine: ASan, a new thread) */
+    CHECK_EQ(plait_set_slow_warning(0), 0); /* for schedulers started from now on */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *said = tmpfile();
+        if (!said || dup2(fileno(said), STDERR_FILENO) < 0)
+            _exit(2);
+        int64_t stall_until = plait_now() + 500 * PLAIT_MS; /* 10 thresholds */
+        while (plait_now() < stall_until)
+            ;
+        char buf[512] = {0};
+        ssize_t n = pread(fileno(said), buf, sizeof buf - 1, 0);
+        _exit(n > 0 && strstr(buf, "without yielding") ? 0 : 1);
+    }
+    CHECK(pid > 0);
+    int status = reap_within(pid, 20);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* 1: no warning */
+    return NULL;
+}
+
+TEST(slow_warning_threshold_kept_in_a_forked_child)
+{
+    CHECK_EQ(plait_set_slow_warning(50 * PLAIT_MS), 0);
+    check_run(fork_then_stall, NULL);
+    CHECK_EQ(plait_set_slow_warning(0), 0);
+}
+
 /* ---- fork inside a coroutine while another waits on a process-shared object ---- */
 
 static plait_psem *psem;
@@ -732,6 +769,7 @@ RUN_TESTS(CASE(a_child_s_status_speaks_for_its_own_checks),
           CASE(scheduler_in_a_default_pool_task_offloads),
           CASE(fork_in_a_pool_task_leaves_the_parent_s_tasks),
           CASE(fork_in_a_coroutine_with_the_watchdog_on),
+          CASE(slow_warning_threshold_kept_in_a_forked_child),
           CASE(fork_beside_a_coroutine_waiting_on_a_process_semaphore),
           CASE(forks_while_the_watcher_works),
           CASE(fork_beside_threads_polling_a_signal_watcher),
