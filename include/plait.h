@@ -1127,7 +1127,10 @@ int plait_process_start(plait_task *task, plait_proc_fn fn, const void *arg,
                         plait_pipes *pipes);
 
 /* Run a program: file (NULL: argv[0]) with argv (NULL-ended).  A program that cannot be
- * run is reported here (-ENOENT, -EACCES, ...), not as an exit status.  It gets SIGPIPE
+ * run is reported here (-ENOENT, -EACCES, ...), not as an exit status: the call returns
+ * once the exec is decided, however long that takes (an exec waits for a lease on its
+ * file to be let go, a stopped file system), and only the caller waits for it: plait's
+ * other starts and exits go on meanwhile.  It gets SIGPIPE
  * at its default if plait ignored it (see plait_write), ignored if the program had
  * ignored it before plait made its first pipe or socket.  Otherwise as
  * plait_process_start(), -EMFILE / -ENFILE included (it takes a pipe of its own too). */

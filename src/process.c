@@ -33,7 +33,11 @@
  *
  * A program child (exec) reports a failed exec through a close-on-exec pipe: the
  * parent reads it until end of file (exec happened) or an errno (it did not: the call
- * returns that error and the child is reaped at once).  End of file comes only when
+ * returns that error and the child is reaped at once).  The manager does not wait for
+ * that: it watches the pipe in its epoll set (exec_decided) and goes on with its other
+ * work, and the caller's request is done when the pipe speaks, for an exec can take
+ * long (a lease on the file, a stopped file system, a child stopped before its exec)
+ * and every other start and end would have waited behind it.  End of file comes only when
  * every copy of the pipe's write end is closed, so no other child may keep one:
  * plait's other children are forked by this same thread after it has closed its copy,
  * and the child of a plain fork() the program makes in another thread meanwhile closes
@@ -83,8 +87,12 @@ extern char **environ;
 
 /* ---- the manager thread ---- */
 
+/* A caller's request, on its stack until the manager says it is done.  One made by
+ * plait__manager_call is done when fn returns; one made by manager_call_held is done
+ * when held_fn, or what it left the manager watching, calls request_done. */
 typedef struct mgr_request {
     void (*fn)(void *arg);
+    void (*held_fn)(void *arg, struct mgr_request *req);
     void *arg;
     struct mgr_request *next;
     plait__spinlock lock;
@@ -99,6 +107,19 @@ static int mgr_epfd = -1, mgr_ctl_fd = -1;
 static plait__spinlock mgr_lock;
 static mgr_request *mgr_head, *mgr_tail;
 
+/* On the manager: req is done; its caller goes on (req, on its stack, is not touched
+ * again). */
+static void request_done(mgr_request *req)
+{
+    plait__wakeups later;
+    later.n = 0;
+    plait__spin_lock(&req->lock);
+    req->done = true;
+    plait__waitq_wake_all(&req->waiters, &later);
+    plait__spin_unlock(&req->lock);
+    plait__wakeups_deliver(&later);
+}
+
 static void run_requests(void)
 {
     uint64_t v;
@@ -110,14 +131,12 @@ static void run_requests(void)
     plait__spin_unlock(&mgr_lock);
     while (req) {
         mgr_request *next = req->next;
-        req->fn(req->arg);
-        plait__wakeups later;
-        later.n = 0;
-        plait__spin_lock(&req->lock);
-        req->done = true;
-        plait__waitq_wake_all(&req->waiters, &later);
-        plait__spin_unlock(&req->lock);
-        plait__wakeups_deliver(&later); /* req (the caller's stack) is not touched again */
+        if (req->fn) {
+            req->fn(req->arg);
+            request_done(req);
+        } else {
+            req->held_fn(req->arg, req);
+        }
         req = next;
     }
 }
@@ -203,6 +222,27 @@ bool plait__on_manager(void)
     return mgr_started && pthread_equal(pthread_self(), mgr_thread);
 }
 
+/* Hand req to the (started) manager and wait until it is done. */
+static void queue_and_wait(mgr_request *req)
+{
+    plait__spin_lock(&mgr_lock);
+    if (mgr_tail)
+        mgr_tail->next = req;
+    else
+        mgr_head = req;
+    mgr_tail = req;
+    plait__spin_unlock(&mgr_lock);
+    plait__wake_fd_write(mgr_ctl_fd);
+    /* not cancellable: the manager uses req until it says done */
+    plait__spin_lock(&req->lock);
+    while (!req->done) {
+        plait__wait_on(&req->waiters, &req->lock, NULL, PLAIT_FOREVER, false,
+                       "process manager", NULL);
+        plait__spin_lock(&req->lock);
+    }
+    plait__spin_unlock(&req->lock);
+}
+
 int plait__manager_call(void (*fn)(void *arg), void *arg)
 {
     int r = manager_start();
@@ -213,22 +253,23 @@ int plait__manager_call(void (*fn)(void *arg), void *arg)
         return 0;
     }
     mgr_request req = {.fn = fn, .arg = arg};
-    plait__spin_lock(&mgr_lock);
-    if (mgr_tail)
-        mgr_tail->next = &req;
-    else
-        mgr_head = &req;
-    mgr_tail = &req;
-    plait__spin_unlock(&mgr_lock);
-    plait__wake_fd_write(mgr_ctl_fd);
-    /* not cancellable: the manager uses req until it says done */
-    plait__spin_lock(&req.lock);
-    while (!req.done) {
-        plait__wait_on(&req.waiters, &req.lock, NULL, PLAIT_FOREVER, false,
-                       "process manager", NULL);
-        plait__spin_lock(&req.lock);
-    }
-    plait__spin_unlock(&req.lock);
+    queue_and_wait(&req);
+    return 0;
+}
+
+/* Run held_fn(arg, req) on the manager and wait until request_done(req) is called,
+ * by held_fn or later by a source it left watched: the manager goes on with other
+ * work meanwhile.  0, -errno when the manager cannot start, or -EDEADLK on the manager
+ * thread itself (it would wait for itself). */
+static int manager_call_held(void (*held_fn)(void *arg, mgr_request *req), void *arg)
+{
+    int r = manager_start();
+    if (r < 0)
+        return r;
+    if (plait__on_manager())
+        return -EDEADLK;
+    mgr_request req = {.held_fn = held_fn, .arg = arg};
+    queue_and_wait(&req);
     return 0;
 }
 
@@ -440,7 +481,9 @@ typedef struct proc {
     int stdio_mode[3];          /* PLAIT_STDIO_* */
     int child_stdio[3];         /* the child's ends, -1: inherit */
     int parent_stdio[3];
-    int exec_error[2];
+    int exec_error[2];          /* a program child's: its exec's errno, or end of file */
+    plait__mgr_source exec_src; /* the manager's watch of exec_error[0] (exec_decided) */
+    struct mgr_request *start_request; /* done once the exec is decided */
     int go[2];                  /* the child waits for a byte here: its pidfd is open */
     plait__caller caller;
     int start_error;
@@ -741,7 +784,9 @@ static int stdio_prepare(proc *p)
                 return r;
         }
     }
-    if (!p->fn && pipe2(p->exec_error, O_CLOEXEC) < 0)
+    /* non-blocking: the manager reads it when its epoll set says (exec_decided); the
+     * child's write of one int to the empty pipe never finds it full */
+    if (!p->fn && pipe2(p->exec_error, O_CLOEXEC | O_NONBLOCK) < 0)
         return -errno;
     if (pipe2(p->go, O_CLOEXEC) < 0)
         return -errno;
@@ -761,10 +806,50 @@ static void reap_unwatched(pid_t pid, int pidfd, bool kill_it)
     }
 }
 
-/* On the manager: fork the child described by p. */
-static void proc_fork(void *arg)
+/* On the manager: watch the running child p whose pidfd is fd for its end (the
+ * request's caller goes on); one that cannot be watched is not left running. */
+static void watch_exit(proc *p, int fd)
 {
-    proc *p = arg;
+    p->pidfd = fd;
+    p->src.ready = proc_exited;
+    int r = plait__manager_watch(fd, &p->src);
+    if (r < 0) {
+        reap_unwatched(p->pid, fd, true);
+        close_fd(&p->pidfd);
+        p->start_error = r;
+    }
+}
+
+/* On the manager: a program child's exec has been decided: its pipe gave an errno
+ * (exec failed: the child is gone at once) or end of file (the exec happened, or the
+ * child died before it).  Until then the manager went on with its other work. */
+static void exec_decided(plait__mgr_source *src, uint32_t events)
+{
+    (void)events;
+    proc *p = (proc *)((char *)src - offsetof(proc, exec_src));
+    int code = 0;
+    ssize_t n = read(p->exec_error[0], &code, sizeof code);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return; /* watched level-triggered: told again */
+    plait__manager_unwatch(p->exec_error[0]);
+    close_fd(&p->exec_error[0]);
+    if (n == (ssize_t)sizeof code) {
+        reap_unwatched(p->pid, p->pidfd, false);
+        close_fd(&p->pidfd);
+        p->start_error = -code;
+    } else {
+        /* a program holds none of plait's shared objects: it is no queue's side */
+        plait__shared_child_execd((unsigned)p->pid);
+        watch_exit(p, p->pidfd);
+    }
+    request_done(p->start_request);
+}
+
+/* On the manager: fork the child described by p; its pidfd, or -errno with the start's
+ * outcome set (-ECHILD: the child was killed and reaped by someone else before it
+ * ran, its task completed with that). */
+static int fork_child(proc *p)
+{
     pid_t pid;
     pthread_mutex_lock(&spawn_lock);
     int r = stdio_prepare(p);
@@ -813,41 +898,41 @@ static void proc_fork(void *arg)
     pthread_mutex_unlock(&spawn_lock);
     if (r < 0) {
         p->start_error = r;
-        return;
+        return r;
     }
     p->pid = pid;
     if (fd == -ESRCH) { /* killed from outside before it ran, reaped by someone else */
         plait__shared_child_died((unsigned)pid);
         proc_finish(p, -ECHILD);
-        return;
+        return fd;
     }
-    if (fd < 0) {
+    if (fd < 0)
         p->start_error = fd;
-        return;
-    }
-    if (!p->fn) {
-        int code = 0;
-        ssize_t n;
-        while ((n = read(p->exec_error[0], &code, sizeof code)) < 0 && errno == EINTR) {
-        }
-        close_fd(&p->exec_error[0]);
-        if (n == (ssize_t)sizeof code) { /* exec failed: the child is gone at once */
-            reap_unwatched(pid, fd, false);
-            close(fd);
-            p->start_error = -code;
+    return fd;
+}
+
+/* On the manager: start p.  A function child is watched for its end at once; a program
+ * child once its exec is decided (exec_decided), which may take long (its file on a
+ * slow or stopped file system, a lease on it, a child stopped before its exec): the
+ * caller waits for that, not the manager, which goes on reaping and starting others. */
+static void proc_fork(void *arg, mgr_request *req)
+{
+    proc *p = arg;
+    int fd = fork_child(p);
+    if (fd >= 0 && !p->fn) {
+        p->pidfd = fd;
+        p->start_request = req;
+        p->exec_src.ready = exec_decided;
+        int r = plait__manager_watch(p->exec_error[0], &p->exec_src);
+        if (r == 0)
             return;
-        }
-        /* a program holds none of plait's shared objects: it is no queue's side */
-        plait__shared_child_execd((unsigned)pid);
-    }
-    p->pidfd = fd;
-    p->src.ready = proc_exited;
-    r = plait__manager_watch(fd, &p->src);
-    if (r < 0) { /* cannot watch it: do not leave it running */
-        reap_unwatched(pid, fd, true);
+        reap_unwatched(p->pid, fd, true); /* cannot learn its exec: do not leave it running */
         close_fd(&p->pidfd);
         p->start_error = r;
+    } else if (fd >= 0) {
+        watch_exit(p, fd);
     }
+    request_done(req);
 }
 
 static int proc_start_cancel_off(plait_task *task, proc *p, const plait_process_options *o,
@@ -869,7 +954,7 @@ static int proc_start_cancel_off(plait_task *task, proc *p, const plait_process_
     if (r == 0 && p->fn)
         plait__flush_before_fork(); /* a program's exec drops the buffers it inherits */
     if (r == 0)
-        r = plait__manager_call(proc_fork, p);
+        r = manager_call_held(proc_fork, p);
     if (r == 0)
         r = p->start_error;
     for (int i = 0; i < 3; i++)
