@@ -1235,7 +1235,9 @@ int plait_pevent_is_set(plait_pevent *event); /* 1 or 0; -EINVAL for a null even
  * that is replaced (max_tasks, a crash) is not gone for this until its replacement,
  * which could take either side, exists.  The queue keeps track of 64 processes at once:
  * once more have held it at the same time, it no longer says -EPIPE on its own, even
- * after they are gone (plait_queue_close still ends it). */
+ * after they are gone (plait_queue_close still ends it); so too once plait forked a
+ * child while another process, stopped, held the queue's table of holders for more
+ * than some 100 ms (a fork does not wait longer for it). */
 typedef struct plait_queue plait_queue;
 
 #define PLAIT_QUEUE_MSG_MAX ((size_t)64 << 20)

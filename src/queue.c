@@ -55,6 +55,13 @@
  * long one does.  This is a pipe's end of file without pipe ends to close; within one
  * process, where nobody dies, it never happens.  Holders beyond the table's SIDES
  * entries are not tracked, and then the queue never says -EPIPE on its own.
+ *
+ * The manager thread tells the queue of forks, execs and deaths, and every start,
+ * exit and join of a process waits for it meanwhile: it waits for the table's lock a
+ * patience (some 100 ms) at most, for its holder may be a process stopped with it.
+ * Past that a death is left to a purge, an exec'd program stays undecided until its
+ * death, and a new child is counted untracked (it could take up a side the queue would
+ * otherwise end).
  */
 #include "internal.h"
 
@@ -77,7 +84,9 @@ typedef struct queue_state {
                                    that side has left */
     atomic_uint gone;           /* lost, and no holder left is or could become that
                                    side (read by sends and receives without `lock`) */
-    uint32_t untracked;         /* holders that found the table full */
+    atomic_uint untracked;      /* holders that found the table full, or whose fork
+                                   was reported while the table's lock was held past
+                                   patience (queue_forked); never decreases */
     struct { uint32_t pid, roles; } sides[SIDES];
     /* Messages [head, tail) are queued; each counter is moved under its end's lock and
      * read by the other end, and by plait_queue_len, without it. */
@@ -148,9 +157,13 @@ static bool sides_update(queue_state *st)
     for (int i = 0; i < SIDES; i++)
         if (st->sides[i].pid)
             could |= st->sides[i].roles ? st->sides[i].roles : ROLE_SEND | ROLE_RECV;
-    unsigned gone = st->untracked ? 0 : st->lost & ~could;
+    unsigned gone = atomic_load(&st->untracked) ? 0 : st->lost & ~could;
     bool newly = gone & ~atomic_load(&st->gone);
     atomic_store(&st->gone, gone);
+    /* a fork reported without the lock (queue_forked) counts itself untracked, then
+     * clears gone: one of the two sees the other's (seq_cst) */
+    if (gone && atomic_load(&st->untracked))
+        atomic_store(&st->gone, 0);
     return newly;
 }
 
@@ -165,7 +178,7 @@ static struct side_entry { uint32_t pid, roles; } *side_of(queue_state *st, unsi
             empty = i;
     }
     if (empty < 0) {
-        st->untracked++;
+        atomic_fetch_add(&st->untracked, 1);
         return NULL;
     }
     st->sides[empty].pid = pid;
@@ -207,18 +220,12 @@ static unsigned leave_locked(queue_state *st, unsigned pid, bool took_part)
     return gone; /* the sides gone, as this left them */
 }
 
-static void side_leave(queue_state *st, unsigned pid, bool took_part)
-{
-    plait__plock_lock(&st->lock);
-    leave_locked(st, pid, took_part);
-}
-
 /* Whether every holder that is, or could become, on side `role` is gone unreported
  * (under the lock): false at the first one still alive, so it costs one look while
  * that side lives.  A side nobody holds is not found gone here: no purge could end it. */
 static bool side_left_unreported(queue_state *st, unsigned role)
 {
-    if (st->untracked)
+    if (atomic_load(&st->untracked))
         return false;
     unsigned me = plait__pid();
     bool any = false;
@@ -297,7 +304,11 @@ static void queue_died(plait__shared_obj *obj, unsigned pid)
 
 static void queue_execd(plait__shared_obj *obj, unsigned pid)
 {
-    side_leave(((plait_queue *)obj)->st, pid, false);
+    /* told by the manager, which must not wait long (queue_died): past patience the
+     * program stays in the table, undecided, until its death is told or purged */
+    queue_state *st = ((plait_queue *)obj)->st;
+    if (plait__plock_lock_patient(&st->lock, DEATH_PATIENCE, NULL) == 0)
+        leave_locked(st, pid, false);
 }
 
 static void queue_forked(plait__shared_obj *obj, unsigned pid)
@@ -311,7 +322,15 @@ static void queue_forked(plait__shared_obj *obj, unsigned pid)
     plait__plock_release_dead(&st->send_lock, pid);
     plait__plock_release_dead(&st->recv_lock, pid);
     plait__plock_release_dead(&st->lock, pid);
-    plait__plock_lock(&st->lock);
+    /* Told by the parent before it goes on: the manager thread, which must not wait long
+     * (queue_died).  Past patience the child is not entered: it counts as untracked,
+     * and the queue never says -EPIPE on its own from then on, rather than end a side
+     * the child could still take up. */
+    if (plait__plock_lock_patient(&st->lock, DEATH_PATIENCE, NULL) < 0) {
+        atomic_fetch_add(&st->untracked, 1);
+        atomic_store(&st->gone, 0);
+        return;
+    }
     /* An entry with this id already is a holder gone unreported (a plain fork()'s
      * child that its program reaped), not purged yet, whose id the kernel has given to
      * this new child: it leaves, as at its death, and the child starts undecided.  (The
