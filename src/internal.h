@@ -225,7 +225,6 @@ static inline unsigned plait__fork_epoch(void)
 void plait__pid_forget(void);
 /* A lock in shared memory whose word is its holder's process id. */
 typedef struct plait__plock { atomic_uint word; } plait__plock;
-void plait__plock_lock(plait__plock *lock);
 /* Take the lock if it is free, without waiting: true. */
 bool plait__plock_trylock(plait__plock *lock);
 /* Take the lock, or give up with -ETIMEDOUT once its word has named one holder, alive,

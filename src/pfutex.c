@@ -556,7 +556,7 @@ int plait__plock_lock_patient(plait__plock *l, unsigned patience, unsigned *hold
         release_if_dead(l, v & ~PLOCK_WAITERS);
         if (atomic_load_explicit(&l->word, memory_order_relaxed) != v)
             continue;
-        if (patience && ++looks >= patience) {
+        if (++looks >= patience) {
             if (holder)
                 *holder = v & ~PLOCK_WAITERS;
             return -ETIMEDOUT;
@@ -564,9 +564,7 @@ int plait__plock_lock_patient(plait__plock *l, unsigned patience, unsigned *hold
     }
 }
 
-void plait__plock_lock(plait__plock *l) { (void)plait__plock_lock_patient(l, 0, NULL); }
-
-/* As plait__plock_lock, but a locker that must wait waits as any other waiter on a
+/* As plait__plock_lock_patient, but a locker that must wait waits as any other waiter on a
  * shared word does (a coroutine through a watcher, so its scheduler goes on), and gives
  * up at its deadline: the holder may be a process that is stopped (a debugger, job
  * control) or slow in a copy of many megabytes, and a send or receive must not outlive
