@@ -1100,12 +1100,14 @@ void plait__manager_atfork(int phase);
 /* The handle of a process-shared object, in this process's memory: its place in the
  * registry that hears of dead children, and the waits of this process on it. */
 struct plait__shared_obj;
-/* What an object's kind does when a child dies, is forked or runs exec (called under
- * the registry's lock; one constant per kind, given at registration). */
+/* What an object's kind does when a child dies or is forked (called under the
+ * registry's lock; one constant per kind, given at registration).  `program`: the
+ * child was forked to run a program, and runs none of plait's code before its exec,
+ * so it never uses the object (it is no queue's side). */
 typedef struct plait__shared_hooks {
     void (*died)(struct plait__shared_obj *obj, unsigned pid);
-    void (*forked)(struct plait__shared_obj *obj, unsigned pid); /* NULL: nothing to do */
-    void (*execd)(struct plait__shared_obj *obj, unsigned pid);  /* NULL: as died */
+    void (*forked)(struct plait__shared_obj *obj, unsigned pid,
+                   bool program); /* NULL: nothing to do */
 } plait__shared_hooks;
 typedef struct plait__shared_obj {
     const plait__shared_hooks *hooks;
@@ -1147,14 +1149,14 @@ void plait__shared_let_go(plait__shared_obj *obj);
 /* A child just forked (pid) holds every object now: called by the parent that forked
  * it (plait__fork_child), before anything else can happen to the objects.  A child
  * the program forks itself calls plait__shared_forked_self as it starts. */
-void plait__shared_forked(unsigned pid);
+void plait__shared_forked(unsigned pid, bool program);
 void plait__shared_forked_self(void);
 /* A child of this process holds the objects no more (it died and is about to be
  * reaped): tell every object. */
 void plait__shared_child_died(unsigned pid);
-/* A child of this process exec'd a program: it holds the objects no more and never
- * used one (nothing of plait runs between fork and exec), so an object that counts
- * its users' parts (a queue's sides) forgets it without counting a part gone. */
+/* A child of this process forked to run a program (plait__shared_forked's `program`)
+ * exec'd it: it maps the objects no more, so they need not wait for its death to be
+ * freed.  The objects themselves never counted it as a user. */
 void plait__shared_child_execd(unsigned pid);
 /* plait__pfutex_wait on a word of obj, counted in obj->local_waiters and in *sleepers
  * (the object's shared count of waiters on word, which its wakers read to decide
@@ -1252,6 +1254,7 @@ typedef struct plait__fork_spec {
      * which every other child leaves out (plait__keep_from_children); this one has it */
     void *map;
     size_t map_size;
+    bool program; /* it runs a program, none of plait's code before its exec */
     /* a child that someone else reaped (plait__reap_peek's -ECHILD), whose death the
      * shared objects are told here, after the fork (0: none): a replacement is their
      * holder before the one it replaces is gone.  A child forked with that pid (free

@@ -392,7 +392,8 @@ int plait__fork_child(const plait__fork_spec *spec, pid_t *pid)
     }
     if (p != 0) {
         if (p > 0)
-            plait__shared_forked((unsigned)p); /* before any death can be judged without it */
+            /* before any death can be judged without it */
+            plait__shared_forked((unsigned)p, spec->program);
         if (spec->gone)
             plait__shared_child_died((unsigned)spec->gone);
         if (p < 0)
@@ -834,11 +835,13 @@ static void exec_decided(plait__mgr_source *src, uint32_t events)
     plait__manager_unwatch(p->exec_error[0]);
     close_fd(&p->exec_error[0]);
     if (n == (ssize_t)sizeof code) {
-        reap_unwatched(p->pid, p->pidfd, false);
+        /* killed, which it is about to be anyway: the reaping cannot wait on a child
+         * stopped before its _exit */
+        reap_unwatched(p->pid, p->pidfd, true);
         close_fd(&p->pidfd);
         p->start_error = -code;
     } else {
-        /* a program holds none of plait's shared objects: it is no queue's side */
+        /* it maps none of plait's shared objects now */
         plait__shared_child_execd((unsigned)p->pid);
         watch_exit(p, p->pidfd);
     }
@@ -870,7 +873,7 @@ static int fork_child(proc *p)
     if (r == 0)
         r = plait__fork_child(&(plait__fork_spec){.caller = &p->caller,
                                                   .child = p->fn ? function_child : exec_child,
-                                                  .arg = p},
+                                                  .arg = p, .program = !p->fn},
                               &pid);
     if (p->result)
         plait__keep_from_children(p->result, p->map_size);

@@ -203,8 +203,9 @@ static void pmutex_obj_died(plait__shared_obj *obj, unsigned pid)
     plait__pmutex_died(((plait_pmutex *)obj)->st, pid);
 }
 
-static void pmutex_obj_forked(plait__shared_obj *obj, unsigned pid)
+static void pmutex_obj_forked(plait__shared_obj *obj, unsigned pid, bool program)
 {
+    (void)program;
     plait__pmutex_forked(((plait_pmutex *)obj)->st, pid);
 }
 
@@ -231,7 +232,7 @@ int plait_pmutex_create(plait_pmutex **mutex)
 {
     if (!mutex)
         return -EINVAL;
-    static const plait__shared_hooks hooks = {pmutex_obj_died, pmutex_obj_forked, NULL};
+    static const plait__shared_hooks hooks = {pmutex_obj_died, pmutex_obj_forked};
     *mutex = shared_create(sizeof **mutex, offsetof(plait_pmutex, st),
                            sizeof(plait__pmutex_state), &hooks);
     return *mutex ? 0 : -ENOMEM;
@@ -280,7 +281,7 @@ int plait_psem_create(plait_psem **sem, unsigned initial)
 {
     if (!sem)
         return -EINVAL;
-    static const plait__shared_hooks hooks = {psem_died, NULL, NULL};
+    static const plait__shared_hooks hooks = {psem_died, NULL};
     *sem = shared_create(sizeof **sem, offsetof(plait_psem, st), sizeof(psem_state), &hooks);
     if (!*sem)
         return -ENOMEM;
@@ -388,7 +389,7 @@ int plait_pevent_create(plait_pevent **event)
 {
     if (!event)
         return -EINVAL;
-    static const plait__shared_hooks hooks = {pevent_died, NULL, NULL};
+    static const plait__shared_hooks hooks = {pevent_died, NULL};
     *event = shared_create(sizeof **event, offsetof(plait_pevent, st), sizeof(pevent_state),
                            &hooks);
     return *event ? 0 : -ENOMEM;

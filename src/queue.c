@@ -42,9 +42,9 @@
  * child itself as it starts: shared.c).  A holder that sends is a sender, one that
  * receives a receiver; one that has done neither yet could become either.  When the
  * parent reaps a child, the child leaves the table (so does a process that destroys
- * its handle, unless a holder stopped with the table's lock keeps it out: then at its death;
- * a child that exec'd a program leaves at its exec, as no side: nothing of plait ran
- * in it).  A side is gone when a holder that was, or could have become,
+ * its handle, unless a holder stopped with the table's lock keeps it out: then at its death).
+ * A child plait forks to run a program is never entered: nothing of plait runs in it
+ * before its exec, so it is no side, and its death (or a failed exec) ends none.  A side is gone when a holder that was, or could have become,
  * on it has left, and no holder left is on it or undecided: then
  * receivers get -EPIPE once the queue is empty (every sender has died), or senders get
  * -EPIPE at once (every receiver has died: nobody will read what they send).  A
@@ -56,12 +56,11 @@
  * process, where nobody dies, it never happens.  Holders beyond the table's SIDES
  * entries are not tracked, and then the queue never says -EPIPE on its own.
  *
- * The manager thread tells the queue of forks, execs and deaths, and every start,
- * exit and join of a process waits for it meanwhile: it waits for the table's lock a
- * patience (some 100 ms) at most, for its holder may be a process stopped with it.
- * Past that a death is left to a purge, an exec'd program stays undecided until its
- * death, and a new child is counted untracked (it could take up a side the queue would
- * otherwise end).
+ * The manager thread tells the queue of forks and deaths, and every start, exit and
+ * join of a process waits for it meanwhile: it waits for the table's lock a patience
+ * (some 100 ms) at most, for its holder may be a process stopped with it.  Past that a
+ * death is left to a purge, and a new child (not a program's) is counted untracked
+ * (it could take up a side the queue would otherwise end).
  */
 #include "internal.h"
 
@@ -302,16 +301,7 @@ static void queue_died(plait__shared_obj *obj, unsigned pid)
     wake_both(st); /* it may have died between a send or receive and its wake-up */
 }
 
-static void queue_execd(plait__shared_obj *obj, unsigned pid)
-{
-    /* told by the manager, which must not wait long (queue_died): past patience the
-     * program stays in the table, undecided, until its death is told or purged */
-    queue_state *st = ((plait_queue *)obj)->st;
-    if (plait__plock_lock_patient(&st->lock, DEATH_PATIENCE, NULL) == 0)
-        leave_locked(st, pid, false);
-}
-
-static void queue_forked(plait__shared_obj *obj, unsigned pid)
+static void queue_forked(plait__shared_obj *obj, unsigned pid, bool program)
 {
     queue_state *st = ((plait_queue *)obj)->st;
     /* A child just forked holds nothing yet: a lock that names its id names a holder
@@ -325,10 +315,12 @@ static void queue_forked(plait__shared_obj *obj, unsigned pid)
     /* Told by the parent before it goes on: the manager thread, which must not wait long
      * (queue_died).  Past patience the child is not entered: it counts as untracked,
      * and the queue never says -EPIPE on its own from then on, rather than end a side
-     * the child could still take up. */
+     * the child could still take up.  (A program's child is never entered.) */
     if (plait__plock_lock_patient(&st->lock, DEATH_PATIENCE, NULL) < 0) {
-        atomic_fetch_add(&st->untracked, 1);
-        atomic_store(&st->gone, 0);
+        if (!program) {
+            atomic_fetch_add(&st->untracked, 1);
+            atomic_store(&st->gone, 0);
+        }
         return;
     }
     /* An entry with this id already is a holder gone unreported (a plain fork()'s
@@ -343,9 +335,12 @@ static void queue_forked(plait__shared_obj *obj, unsigned pid)
         st->lost |= roles ? roles : ROLE_SEND | ROLE_RECV;
         st->sides[i].pid = st->sides[i].roles = 0;
     }
-    side_of(st, pid);
-    sides_update(st); /* an undecided holder revives both sides */
+    if (!program)
+        side_of(st, pid);
+    bool newly = sides_update(st); /* an undecided holder revives both sides */
     plait__plock_unlock(&st->lock);
+    if (newly)
+        wake_both(st);
 }
 
 /* Take one of the queue's locks for a call.  One that must wait for it (its holder may
@@ -410,7 +405,7 @@ int plait_queue_create(plait_queue **queue, size_t msg_max, size_t capacity)
     q->capacity = capacity;
     q->slot_size = slot_size;
     q->st->sides[0].pid = plait__pid(); /* the first holder */
-    static const plait__shared_hooks hooks = {queue_died, queue_forked, queue_execd};
+    static const plait__shared_hooks hooks = {queue_died, queue_forked};
     plait__shared_register(&q->obj, &hooks, q->st, q->map_size);
     *queue = q;
     return 0;

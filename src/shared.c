@@ -175,26 +175,20 @@ void plait__shared_child_execd(unsigned pid)
 {
     pthread_mutex_lock(&registry_lock);
     child_gone(pid);
-    for (plait__shared_obj *obj = registry; obj; obj = obj->next) {
-        if (obj->hooks->execd)
-            obj->hooks->execd(obj, pid);
-        else
-            obj->hooks->died(obj, pid);
-    }
     release_unheld();
     pthread_mutex_unlock(&registry_lock);
 }
 
 /* Tell the objects pid holds that it holds them (under the lock): those that count fork
  * fork_no's child (UINT64_MAX: every object this process still holds). */
-static void tell_forked(unsigned pid, uint64_t fork_no)
+static void tell_forked(unsigned pid, uint64_t fork_no, bool program)
 {
     for (plait__shared_obj *obj = registry; obj; obj = obj->next)
         if (counts(obj, fork_no) && obj->hooks->forked)
-            obj->hooks->forked(obj, pid);
+            obj->hooks->forked(obj, pid, program);
 }
 
-void plait__shared_forked(unsigned pid)
+void plait__shared_forked(unsigned pid, bool program)
 {
     pthread_mutex_lock(&registry_lock);
     uint64_t fork_no = this_fork_no;
@@ -217,14 +211,14 @@ void plait__shared_forked(unsigned pid)
             if (counts(obj, fork_no))
                 obj->children++;
     }
-    tell_forked(pid, fork_no);
+    tell_forked(pid, fork_no, program);
     pthread_mutex_unlock(&registry_lock);
 }
 
 void plait__shared_forked_self(void)
 {
     pthread_mutex_lock(&registry_lock);
-    tell_forked(plait__pid(), UINT64_MAX);
+    tell_forked(plait__pid(), UINT64_MAX, false);
     pthread_mutex_unlock(&registry_lock);
 }
 

@@ -27,8 +27,9 @@ static void region_died(plait__shared_obj *obj, unsigned pid)
     plait__pmutex_died(((plait_shm *)obj)->lock, pid);
 }
 
-static void region_forked(plait__shared_obj *obj, unsigned pid)
+static void region_forked(plait__shared_obj *obj, unsigned pid, bool program)
 {
+    (void)program;
     plait__pmutex_forked(((plait_shm *)obj)->lock, pid);
 }
 
@@ -48,7 +49,7 @@ int plait_shm_create(plait_shm **shm, size_t size)
     }
     r->data = (char *)r->lock + HEADER;
     r->size = size;
-    static const plait__shared_hooks hooks = {region_died, region_forked, NULL};
+    static const plait__shared_hooks hooks = {region_died, region_forked};
     plait__shared_register(&r->obj, &hooks, r->lock, r->map_size);
     *shm = r;
     return 0;

@@ -1,5 +1,6 @@
 /* test_process_exec_waits.c — a program whose exec takes long holds up its own start
- * only, not the process manager (process.c: exec_decided).
+ * only, not the process manager (process.c: exec_decided); and a child forked to run a
+ * program is no side of a process-shared queue, however its exec ends.
  *
  * The exec is held for as long as the test likes by a write lease (fcntl F_SETLEASE)
  * on the program's file: the child's execve opens the file, which breaks the lease,
@@ -17,7 +18,16 @@
  * made by another coroutine of the same scheduler.
  * an_exec_whose_decision_cannot_be_watched_is_not_left_running: in a throwaway
  * process whose epoll_ctl fails (a seccomp filter), after the manager has started, an
- * exec answers that error and leaves no child behind. */
+ * exec answers that error and leaves no child behind.
+ * a_failed_exec_ends_no_side: a sender alone on a queue starts a program that does
+ * not exist; its sends go on.  (Failed first: the child, entered in the queue's table
+ * as a holder that could take either side, was reported dead, and the receivers' side
+ * ended: -EPIPE.)
+ * a_program_is_no_side_when_its_exec_report_waits: as above with a program that runs,
+ * while another sender is stopped holding the queue's table of holders (the exec's
+ * report could not enter the table then, and left the child in it as undecided, whose
+ * death, purged later, ended the receivers' side: a send that waited for room got
+ * -EPIPE instead of -ETIMEDOUT; session 53's review). */
 #include "helpers.h"
 
 #include <stdlib.h>
@@ -25,6 +35,8 @@
 #include <unistd.h>
 
 #include "refuse_syscall.h"
+
+#include "../src/internal.h"
 
 #define KEEP_AT_MOST (20 * PLAIT_SEC)
 
@@ -235,6 +247,70 @@ TEST(an_exec_whose_decision_cannot_be_watched_is_not_left_running)
     CHECK_EQ(WEXITSTATUS(st), 0);
 }
 
+TEST(a_failed_exec_ends_no_side)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, 16, 4), 0);
+    CHECK_EQ(plait_queue_send(q, "a", 1, SOON()), 0); /* this process: a sender only */
+    char *argv[] = {"nothing", NULL};
+    plait_task t;
+    CHECK_EQ(plait_process_exec(&t, "/nonexistent/plait-no-such-program", argv, NULL, NULL),
+             -ENOENT);
+    CHECK_EQ(plait_queue_send(q, "b", 1, SOON()), 0);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
+/* A child of a plain fork() that sends once (a sender), then takes the queue's table of
+ * holders' lock and stops with it; its pid. */
+static pid_t sender_stopped_with_the_table(plait_queue *q)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (plait_queue_send(q, "h", 1, plait_deadline_in(5 * PLAIT_SEC)) != 0 ||
+            !plait__plock_trylock(((plait__shared_obj *)q)->map))
+            _exit(1);
+        raise(SIGSTOP);
+        plait__plock_unlock(((plait__shared_obj *)q)->map);
+        _exit(0);
+    }
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, WUNTRACED), pid);
+    CHECK(WIFSTOPPED(status));
+    return pid;
+}
+
+TEST(a_program_is_no_side_when_its_exec_report_waits)
+{
+    plait_queue *q;
+    CHECK_EQ(plait_queue_create(&q, 16, 4), 0);
+    CHECK_EQ(plait_queue_send(q, "a", 1, SOON()), 0); /* this process: a sender only */
+    held_program h;
+    if (!hold_program(&h)) {
+        CHECK_EQ(plait_queue_destroy(q), 0);
+        return;
+    }
+    held_start s = {.program = &h};
+    pthread_t starter;
+    thread_start(&starter, start_held, &s); /* its fork is told to the queue now */
+    CHECK(exec_is_held(&h));
+    pid_t holder = sender_stopped_with_the_table(q);
+    let_program_go(&h); /* its exec, then its end, are told while the table is held */
+    thread_join(starter);
+    check_held_start(&s);
+    int status = 0;
+    CHECK_EQ(kill(holder, SIGCONT), 0);
+    CHECK_EQ(waitpid(holder, &status, 0), holder); /* reaped here: a death nobody tells */
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* the queue holds "a" and "h": fill it, then a send waits for room, purging the
+     * holders gone unreported as it waits; the receivers' side never had anyone */
+    CHECK_EQ(plait_queue_send(q, "b", 1, SOON()), 0);
+    CHECK_EQ(plait_queue_send(q, "c", 1, SOON()), 0);
+    CHECK_EQ(plait_queue_send(q, "d", 1, plait_deadline_in(300 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
 RUN_TESTS(CASE(others_go_on_while_a_thread_s_exec_waits),
           CASE(others_go_on_while_a_coroutine_s_exec_waits),
-          CASE(an_exec_whose_decision_cannot_be_watched_is_not_left_running))
+          CASE(an_exec_whose_decision_cannot_be_watched_is_not_left_running),
+          CASE(a_failed_exec_ends_no_side), CASE(a_program_is_no_side_when_its_exec_report_waits))

@@ -29,8 +29,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-void __real_plait__shared_forked(unsigned pid);
-void __wrap_plait__shared_forked(unsigned pid);
+void __real_plait__shared_forked(unsigned pid, bool program);
+void __wrap_plait__shared_forked(unsigned pid, bool program);
 void __real_plait__shared_child_execd(unsigned pid);
 void __wrap_plait__shared_child_execd(unsigned pid);
 
@@ -70,9 +70,9 @@ static void squat(pid_t pid, int at)
         atomic_store(&squatter, (int)s);
 }
 
-void __wrap_plait__shared_forked(unsigned pid)
+void __wrap_plait__shared_forked(unsigned pid, bool program)
 {
-    __real_plait__shared_forked(pid);
+    __real_plait__shared_forked(pid, program);
     squat((pid_t)pid, 1);
 }
 
