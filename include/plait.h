@@ -827,7 +827,9 @@ typedef struct plait_signals plait_signals;
  * the set is refused whole: the handlers taken for the others are given back. */
 int plait_signals_create(plait_signals **watcher, const int *signals, size_t n);
 /* The next delivery not yet taken: its signal number (> 0), lowest-numbered first,
- * or -ETIMEDOUT, -ECANCELED. */
+ * or -ETIMEDOUT, -ECANCELED.  In a child of _Fork() (no fork handlers), which keeps its
+ * parent's watchers, the first create or wait starts the child's own dispatcher thread:
+ * -EAGAIN, -EMFILE or -ENFILE when it cannot. */
 int plait_signals_wait(plait_signals *watcher, int64_t deadline);
 /* Stop watching (deliveries not taken are dropped).  -EBUSY while waited on.  The last
  * watcher of a signal waits for plait's dispatcher thread to block it (a wake-up of

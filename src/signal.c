@@ -31,9 +31,10 @@
  * watchers are copies nobody serves: a child forked to run a function must still die
  * of SIGTERM; every count is the parent's, handed to a watcher or not, and the child
  * drops them; their semaphore permits stay, and a wait that takes one and finds
- * nothing pending waits on).  A child made without fork handlers (_Fork) has no
- * dispatcher and keeps its parent's state: its last watcher's destroy gives the
- * disposition back at once (no other thread).  SIGCHLD may be watched: plait's
+ * nothing pending waits on).  A child made without fork handlers (_Fork) keeps its
+ * parent's state but has no dispatcher, and shares its parent's pipe: its first create
+ * or wait gives it a pipe and a dispatcher of its own (dispatcher_start); until then its
+ * last watcher's destroy gives the disposition back at once (no other thread).  SIGCHLD may be watched: plait's
  * processes are reaped through pidfds, not by the signal.  The faults a thread
  * causes itself (SIGSEGV, SIGBUS, SIGFPE, SIGILL), SIGKILL and SIGSTOP cannot be.
  */
@@ -146,14 +147,43 @@ static void *dispatcher(void *unused)
     return NULL;
 }
 
-/* The pipe and the dispatcher, once (registry lock held).  0 or -errno. */
+/* In a child made without fork handlers (_Fork), which looks started but has no
+ * dispatcher and shares its parent's pipe (its handler's bytes woke the parent's
+ * dispatcher, and its waits were never woken): a pipe of its own, put at the same
+ * numbers (dup3: the handler writes to the one or the other, never to a number
+ * closed), for a dispatcher of its own.  0 or -errno. */
+static int pipe_of_its_own(void)
+{
+    int fresh[2];
+    if (pipe2(fresh, O_CLOEXEC) < 0)
+        return -errno;
+    fcntl(fresh[1], F_SETFL, O_NONBLOCK);
+    int r = 0;
+    for (int i = 0; i < 2; i++)
+        if (r == 0 && dup3(fresh[i], self_pipe[i], O_CLOEXEC) < 0)
+            r = -errno;
+    close(fresh[0]);
+    close(fresh[1]);
+    return r;
+}
+
+/* The pipe and the dispatcher of this process, once (registry lock held).  0 or
+ * -errno. */
 static int dispatcher_start(void)
 {
-    if (dispatcher_started)
+    pid_t me = getpid();
+    if (dispatcher_started && dispatcher_pid == me)
         return 0;
-    if (self_pipe[0] < 0 && pipe2(self_pipe, O_CLOEXEC) < 0)
-        return -errno;
-    fcntl(self_pipe[1], F_SETFL, O_NONBLOCK); /* the handler must never block */
+    if (self_pipe[0] < 0) {
+        if (pipe2(self_pipe, O_CLOEXEC) < 0)
+            return -errno;
+        fcntl(self_pipe[1], F_SETFL, O_NONBLOCK); /* the handler must never block */
+    } else if (dispatcher_started) {
+        int r = pipe_of_its_own();
+        if (r < 0)
+            return r;
+        dispatcher_started = false;
+    }
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread takes no signal itself */
@@ -164,7 +194,7 @@ static int dispatcher_start(void)
         return -r;
     pthread_detach(th);
     dispatcher_started = true;
-    dispatcher_pid = getpid();
+    dispatcher_pid = me;
     return 0;
 }
 
@@ -268,6 +298,15 @@ int plait_signals_wait(plait_signals *w, int64_t deadline)
         return -EINVAL;
     struct inside me = {.thread = pthread_self()};
     pthread_mutex_lock(&registry);
+    /* in a child made without fork handlers, the watchers it inherited are served by a
+     * dispatcher of its own (dispatcher_start) */
+    if (dispatcher_started) {
+        int r = dispatcher_start();
+        if (r < 0) {
+            pthread_mutex_unlock(&registry);
+            return r;
+        }
+    }
     /* a delivery whose handler has run is counted: take it now, not when the
      * dispatcher gets round to it (a wait with a past deadline must see it) */
     distribute();

@@ -490,6 +490,39 @@ TEST(a_child_made_without_fork_handlers_destroys_its_watchers)
     CHECK_EQ(plait_signals_destroy(w), 0);
 }
 
+/* A child made by _Fork() that watches a signal is served: its handler wrote into the
+ * pipe it shares with its parent, whose dispatcher took the byte, and the child, which
+ * looked started but had no dispatcher of its own, never woke its waiter (failed
+ * first: the wait answered -ETIMEDOUT at its deadline, 5 s, with SIGALRM delivered at
+ * 1 s; session 53's audit).  The watcher it inherited is served too, and its own new
+ * watchers are nothing of the parent's: the parent's watcher sees no delivery. */
+static int fork_child_waits(plait_signals *inherited)
+{
+    int alrm = SIGALRM;
+    plait_signals *mine;
+    if (plait_signals_create(&mine, &alrm, 1) != 0)
+        return 1;
+    alarm(1);
+    if (plait_signals_wait(mine, plait_deadline_in(5 * PLAIT_SEC)) != SIGALRM)
+        return 2;
+    if (kill(getpid(), SIGUSR1) != 0 ||
+        plait_signals_wait(inherited, plait_deadline_in(5 * PLAIT_SEC)) != SIGUSR1)
+        return 3;
+    return plait_signals_destroy(mine) == 0 && plait_signals_destroy(inherited) == 0 ? 0 : 4;
+}
+
+TEST(a_child_made_without_fork_handlers_is_served)
+{
+    SKIP_UNDER_TSAN();
+    plait_signals *w = watch_usr1();
+    pid_t pid = _Fork();
+    if (pid == 0)
+        _exit(fork_child_waits(w));
+    check_child_exits_0(pid);
+    CHECK_EQ(plait_signals_wait(w, plait_now()), -ETIMEDOUT);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
 /* A program that blocks a signal in all its threads (it sigwait()s for it) and watched
  * it a while: once the last watcher is destroyed, a delivery stays pending for the
  * program.  The dispatcher thread, which takes the watched signals, blocked it again
@@ -554,7 +587,7 @@ TEST(deliveries_stay_with_the_watchers_of_their_time)
     }
 }
 
-RUN_TESTS(CASE(bad_input), CASE(every_watcher_sees_every_delivery),
+RUN_TESTS(CASE(bad_input), CASE(a_child_made_without_fork_handlers_is_served), CASE(every_watcher_sees_every_delivery),
           CASE(deliveries_stay_with_the_watchers_of_their_time),
           CASE(coroutine_waits_deadline_and_cancel), CASE(plain_thread_waits),
           CASE(old_disposition_comes_back), CASE(sigchld_and_processes),
