@@ -163,6 +163,24 @@ if [ "$(id -u)" != 0 ] || [ "${#as_user[@]}" -gt 0 ]; then
         fail "the read-only report file was replaced"
 fi
 
+# A path the kernel will not stat (here a chain of links past its limit of 40 hops, as
+# a link it will not follow for this user under fs.protected_symlinks) is refused with
+# that error before anything is measured: the tool followed such a chain by hand, took
+# its end for a new file, and replaced it, read-only as it was (session 53's audit).
+mkdir "$tmp/loop"
+ln -s . "$tmp/loop/d"
+for i in $(seq 0 19); do ln -s "d/L$((i + 1))" "$tmp/loop/L$i"; done
+ln -s d/target "$tmp/loop/L20"
+echo old >"$tmp/loop/target"
+chmod 444 "$tmp/loop/target"
+expect_exit 3 "report through links the kernel will not follow" \
+    "$plait" compare --quick --json --html "$tmp/loop/L0"
+grep -q "cannot write the report .*: Too many levels of symbolic links" "$tmp/err" ||
+    fail "no message for the links the kernel will not follow"
+if grep -q "\[1/" "$tmp/err"; then fail "measured before refusing the links"; fi
+[ "$(cat "$tmp/loop/target")" = old ] && [ "$(stat -c %a "$tmp/loop/target")" = 444 ] ||
+    fail "the file at the end of the links was replaced"
+
 # ---- a quick run: every figure measured, the report written, nothing left over -----------
 # The report path is a symbolic link, given as --html=FILE: the report goes to its target,
 # and the link stays (it was replaced by a file, the target left as it was).  The
@@ -213,6 +231,28 @@ EOF
 grep -q "</html>" "$tmp/report/$target" || fail "no whole HTML report written"
 leftover=$(find "$tmp/report" -name '.plait-report-*')
 [ -z "$leftover" ] || fail "temporary report files left: $leftover"
+
+# Another user's file that may be written, in a sticky directory (/tmp's mode), cannot
+# be renamed over (EPERM): the finished report is copied into it, as into a file that
+# is a mount point (the whole run was measured, then refused; session 53's audit).  As
+# two users other than root (setpriv), so only where this runs as root.
+as_daemon=(setpriv --reuid=daemon --regid=daemon --clear-groups)
+if ! $one_thread_runs; then :
+elif [ "$(id -u)" != 0 ] || ! "${as_daemon[@]}" true 2>/dev/null || ! id nobody >/dev/null 2>&1; then
+    echo "note: not root, or no users daemon and nobody: a report into another user's file not checked"
+else
+    mkdir -m 1777 "$tmp/sticky"
+    chmod o+x "$tmp"
+    echo old >"$tmp/sticky/r.html"
+    chown nobody "$tmp/sticky/r.html"
+    chmod 666 "$tmp/sticky/r.html"
+    expect_exit 0 "report into another user's file in a sticky directory" \
+        "${as_daemon[@]}" "$plait" compare --quick --quiet --html "$tmp/sticky/r.html"
+    grep -q "</html>" "$tmp/sticky/r.html" || fail "no report in the other user's file"
+    [ "$(stat -c %U "$tmp/sticky/r.html")" = nobody ] || fail "the other user's file was replaced"
+    leftover=$(find "$tmp/sticky" -name '.plait-report-*')
+    [ -z "$leftover" ] || fail "temporary report files left: $leftover"
+fi
 
 # ---- one CPU: no model may claim a CPU-bound speed-up ------------------------------------
 if command -v taskset >/dev/null; then

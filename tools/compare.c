@@ -341,12 +341,19 @@ static bool open_report(const char *path, report_file *rep)
 {
     struct stat st;
     bool exists = stat(path, &st) == 0;
+    /* only "no such file" makes a new one: a stat refused otherwise (a loop of links
+     * too long for the kernel, a link it will not follow for this user, a directory it
+     * may not search) is no licence to follow the links by hand and replace what is
+     * at their end, read-only or not */
+    int stat_error = exists || errno == ENOENT ? 0 : errno;
     int fd = -1;
     rep->tmp[0] = 0;
     /* a socket too: a standard output that is one (a systemd service's, to the journal;
      * inetd's) cannot be opened through /dev/stdout (ENXIO: the run was refused) */
     int std = exists && (S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode)) ? standard_stream(&st) : -1;
-    if (exists && S_ISDIR(st.st_mode)) {
+    if (stat_error) {
+        errno = stat_error;
+    } else if (exists && S_ISDIR(st.st_mode)) {
         errno = EISDIR;
     } else if (exists && tool_is_held_stream(&st)) {
         errno = EBADF; /* /dev/stderr (or another way to a standard descriptor) closed */
@@ -480,9 +487,11 @@ static int finish_report(report_file *rep, const char *path, const compare_resul
     const char *left = NULL; /* what a failed copy left in FILE */
     if (r == 0 && rep->tmp[0] && rename(rep->tmp, rep->final) != 0) {
         /* a file that is a mount point (one bind-mounted into a container: docker -v
-         * $PWD/r.html:/out/r.html) can be written, not renamed over (EBUSY): the
-         * whole run was measured, then refused.  The finished report is copied into it. */
-        r = errno == EBUSY ? copy_into(rep->tmp, rep->final, &left) : -errno;
+         * $PWD/r.html:/out/r.html) can be written, not renamed over (EBUSY), and so can
+         * another user's file that may be written in a sticky directory such as /tmp
+         * (EPERM): the whole run was measured, then refused.  The finished report is
+         * copied into it. */
+        r = errno == EBUSY || errno == EPERM ? copy_into(rep->tmp, rep->final, &left) : -errno;
         if (r == 0)
             unlink(rep->tmp);
     }

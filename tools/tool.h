@@ -89,7 +89,8 @@ int tool_parse_plain(const char *cmd, int argc, char **argv, bool *help);
 
 /* What the commands say of the machine they measured on. */
 typedef struct tool_machine {
-    int cpus;             /* CPUs this process may run on (its affinity), at least 1 */
+    int cpus;             /* plait_cpu_count(): its affinity, lowered to its cgroup's CPU
+                           * quota; at least 1 */
     char cpu_model[128];  /* /proc/cpuinfo's "model name"; "" when there is none */
     char kernel[128];     /* uname's release */
 } tool_machine;
