@@ -867,8 +867,9 @@ typedef struct plait_addr {
  * name or index: "fe80::1%eth0", "[fe80::1%2]".  NULL host is the wildcard address "::"
  * (which takes IPv4 too).  -EINVAL for a host that is not numeric (or whose scope is a
  * name that names no interface: an index is taken as given, as getaddrinfo takes it)
- * or a bad port; -EMFILE/-ENFILE when no descriptor is left to look an
- * interface's name up with. */
+ * or a bad port; a scope given by name is looked up through a socket: -EMFILE/-ENFILE
+ * when no descriptor is left for it, and the errno of a sandbox that refuses it
+ * (-EPERM, -EACCES, -EAFNOSUPPORT), as given. */
 int plait_addr_ip(plait_addr *out, const char *host, int port);
 /* A Unix socket path; -ENAMETOOLONG when it does not fit (108 bytes at most: a path
  * that fills sun_path goes without its NUL, as Linux takes it), -EINVAL for an empty
