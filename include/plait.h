@@ -916,7 +916,9 @@ int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t 
  * socket/bind/listen. */
 int plait_listen(const plait_addr *addr, int backlog);
 /* The same for a host name or numeric address (NULL: every address) and port: the
- * first resolved address that binds. */
+ * first resolved address that binds.  A name is looked up as plait_resolve does, with
+ * no deadline but the name service's own (-ECANCELED when the caller is cancelled
+ * meanwhile); resolve first, with a deadline, and plait_listen, where that matters. */
 int plait_tcp_listen(const char *host, int port, int backlog);
 /* The same for a Unix socket path (which must not exist). */
 int plait_unix_listen(const char *path, int backlog);
