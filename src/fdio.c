@@ -120,7 +120,7 @@ static bool buffer_ok(const void *buf, size_t len) { return (buf || !len) && len
  * but cost the writer a wait (a timer, a suspension, a completion to take and a wake-
  * up), more than the send(2) it saved (docs/BENCHMARKS.md, session 19). */
 static ssize_t transfer_once(int fd, void *buf, size_t len, int64_t deadline,
-                             bool writing)
+                             bool writing, bool *closed)
 {
     if (!buffer_ok(buf, len))
         return -EINVAL;
@@ -141,6 +141,7 @@ static ssize_t transfer_once(int fd, void *buf, size_t len, int64_t deadline,
             (n = plait__ring_read(&call, buf, len, deadline)) != -ENOSYS) {
             if (n > 0) /* the kernel read it as soon as it came (io_uring) */
                 plait__fd_call_set_drained(&call, (size_t)n < len);
+            *closed = call.closed;
             if (n != -EAGAIN)
                 return n;
             /* the deadline came first (or the kernel would not wait): read(2) once, and
@@ -185,13 +186,15 @@ static ssize_t transfer_once(int fd, void *buf, size_t len, int64_t deadline,
     }
 }
 
-/* One read or write.  No cancellation point (internal.h): read(2), send(2) and poll(2)
- * are. */
+/* One read or write; *closed says whether a plait_close of fd came while the kernel
+ * read for it (the bytes it moved are returned: the number may be another file's now).
+ * No cancellation point (internal.h): read(2), send(2) and poll(2) are. */
 static ssize_t transfer_cancel_off(int fd, void *buf, size_t len, int64_t deadline,
-                                   bool writing)
+                                   bool writing, bool *closed)
 {
+    *closed = false;
     int cancel_state = plait__cancel_off();
-    ssize_t n = transfer_once(fd, buf, len, deadline, writing);
+    ssize_t n = transfer_once(fd, buf, len, deadline, writing, closed);
     plait__cancel_restore(cancel_state);
     return n;
 }
@@ -199,7 +202,8 @@ static ssize_t transfer_cancel_off(int fd, void *buf, size_t len, int64_t deadli
 /* One read or write, then the caller's turn is counted (plait__io_turn). */
 static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool writing)
 {
-    ssize_t n = transfer_cancel_off(fd, buf, len, deadline, writing);
+    bool closed;
+    ssize_t n = transfer_cancel_off(fd, buf, len, deadline, writing, &closed);
     if (n >= 0)
         plait__io_turn();
     return n;
@@ -208,19 +212,23 @@ static ssize_t transfer(int fd, void *buf, size_t len, int64_t deadline, bool wr
 /* Transfers until len bytes have moved; an end of file first is -ENODATA.  Its turn
  * given between two transfers is a yield plait_close finds (plait__fd_turn): a close
  * meanwhile ends the call with -EBADF, where a next transfer would have moved bytes of
- * the file that took the number. */
+ * the file that took the number; so does a close that came while the kernel read for
+ * the last transfer (its bytes counted). */
 static int transfer_all(int fd, void *buf, size_t len, size_t *done, int64_t deadline,
                         bool writing)
 {
     size_t moved = 0;
     int r = buffer_ok(buf, len) ? 0 : -EINVAL;
     while (r == 0 && moved < len) {
+        bool closed;
         ssize_t n = transfer_cancel_off(fd, (char *)buf + moved, len - moved, deadline,
-                                        writing);
+                                        writing, &closed);
         if (n > 0)
             moved += (size_t)n;
         else
             r = n == 0 ? -ENODATA : (int)n;
+        if (closed && r == 0 && moved < len)
+            r = -EBADF;
         if (n >= 0 && plait__io_turn_due()) {
             int turn = plait__fd_turn(fd);
             if (r == 0 && moved < len) /* (after the last transfer, what moved stands) */

@@ -754,6 +754,10 @@ typedef struct plait__fd_call {
      * came (epoll).  Both false when the call was opened without its kind. */
     bool drained, socket, hinted;
     unsigned retries; /* waits after EAGAIN so far, quick ones then pauses (fdio.c) */
+    /* A plait_close of fd came while the kernel read for the call (io_uring), which
+     * returned the bytes it had moved all the same: a caller that would go on to
+     * another transfer on the number stops there (plait_read_exactly). */
+    bool closed;
 } plait__fd_call;
 
 /* Open a call on fd from the calling coroutine or thread: makes the coroutine's
@@ -968,6 +972,9 @@ int plait__pool_default_get(plait_pool **out);
  * plait__pool_submit_reachable): -ECANCELED if the caller is cancelled already, the
  * pool's creation's code without a pool (pool_map.c). */
 int plait__submit_default(plait_task *task, plait_fn fn, void *arg);
+/* plait_close(fd) is closing fd: the plait_file_* operations on it that the pool has
+ * not started answer -EBADF without their system call (file.c). */
+void plait__file_ops_closing(int fd);
 /* plait_pool_submit, but for a coroutine whose scheduler runs on a worker of that pool
  * (whose wait runs no queued task) to a thread of its own, which is sure to run; -EPIPE
  * there once the pool is shut down, and what plait_thread_start answers (pool.c). */

@@ -721,6 +721,7 @@ static void close_pass(int fd, bool after)
 static int close_cancel_off(int fd)
 {
     close_pass(fd, false);
+    plait__file_ops_closing(fd);
     /* this scheduler's watch goes first: an io_uring poll holds the file open (the
      * close must be a close, which the peer sees, when this returns), and an epoll
      * registration outlives the close while the file is open elsewhere */
@@ -1029,7 +1030,7 @@ static struct plait__poller *ring_poller(const plait__fd_call *call, int64_t dea
  * the system call once: it may have passed before the call), or when the ring took no
  * request (full, and io_uring_enter refused to make room). */
 static ssize_t kernel_read(struct plait__poller *p, int fd, void *buf, size_t len,
-                             int64_t deadline, uint32_t since)
+                             int64_t deadline, uint32_t since, bool *closed)
 {
     plait__waiter w;
     plait__waiter_init(&w, "read", (const void *)(intptr_t)fd);
@@ -1059,9 +1060,13 @@ static ssize_t kernel_read(struct plait__poller *p, int fd, void *buf, size_t le
     plait__wait_node_unlink(&node);
     if (!op.done) /* the wait ended otherwise: the kernel must let go of buf first */
         p->backend->io_cancel(p, fd);
-    /* bytes that moved are returned whatever ended the wait: none is lost */
-    if (op.res != -ECANCELED)
+    /* bytes that moved are returned whatever ended the wait: none is lost; a close
+     * that came meanwhile (the node unlinked: read under the stripe's lock) is the
+     * caller's to know, as the number may be another file's by now */
+    if (op.res != -ECANCELED) {
+        *closed = w.fd_closed;
         return op.res;
+    }
     /* a close's look after close(2) (PLAIT__LOOK_AGAIN): the system call says whether
      * the number is closed or a new file's */
     r = closed_after_wait(&w, r);
@@ -1108,7 +1113,7 @@ ssize_t plait__ring_read(plait__fd_call *call, void *buf, size_t len, int64_t de
     release_ended(p, fd);
     if (p->fds[fd].reader || p->fds[fd].read_op)
         return -EBUSY;
-    ssize_t n = kernel_read(p, fd, buf, len, deadline, call->since);
+    ssize_t n = kernel_read(p, fd, buf, len, deadline, call->since, &call->closed);
     if (n == -ENOTSOCK && p->fds[fd].socket) { /* a stale kind: the kernel received */
         p->fds[fd].kind_known = false;
         return plait__ring_read(call, buf, len, deadline); /* as what it is now */
