@@ -769,7 +769,10 @@ const char *plait_io_backend(void);
  * plait threads), which returns -EBADF; so does a call whose wait on fd had already
  * ended (fd ready, or its deadline come) but which had not yet run again: it makes no
  * read or write on the number after the close (bytes the kernel already moved for it
- * are returned).  The calling scheduler's own watch on fd (and
+ * are returned; plait_read_exactly counts them in *done and stops there, -EBADF).  A
+ * plait_file_* call on fd that the pool has not started yet is withdrawn: -EBADF, not
+ * made (one started goes on, on the file it began with).  The calling scheduler's own
+ * watch on fd (and
  * any read or write queued in its ring) is taken back first, so the peer sees the
  * close when this returns; another scheduler's, when its woken waiter runs.  Close
  * descriptors that coroutines may be waiting on or writing with this, not close(2): a
@@ -794,7 +797,8 @@ int plait_close(int fd);
  * cancelled meanwhile (the bytes moved cannot be taken back; the cancellation shows at
  * the next wait); a cancellation that comes first (of the calling coroutine, plait
  * thread or pool task), or while the operation still waits in the pool's queue, is
- * -ECANCELED and the operation is not made.  open() adds O_CLOEXEC and returns the
+ * -ECANCELED and the operation is not made; a plait_close of its descriptor while it
+ * still waits there is -EBADF, and it is not made either.  open() adds O_CLOEXEC and returns the
  * descriptor; read and write at offset (< 0: at the file position, moving it) return
  * the bytes moved.  Errors are -errno (a write to a pipe or socket whose reader has gone
  * is -EPIPE: plait ignores SIGPIPE then, as for plait_write). */

@@ -16,6 +16,14 @@
  * back, so its result is returned, and the cancellation shows at the coroutine's next
  * wait.  A cancellation that comes first, even while the operation still waits in the
  * pool's queue, is answered -ECANCELED without starting it.
+ *
+ * An operation on a descriptor is where plait_close finds it (plait__file_ops_closing)
+ * from its submission until it starts: a close meanwhile withdraws it (its pool task
+ * cancelled, or, started by then, the worker finds it marked) and it answers -EBADF
+ * without its system call, which would have read or written whatever file took the
+ * number since.  One that has started runs on the file it began on, as a thread's
+ * read(2) beside another thread's close(2) would.  Invariant: `closed`, `started` and
+ * the list are read and written under queued_lock only.
  */
 #include "internal.h"
 
@@ -34,7 +42,59 @@ typedef struct file_op {
     off_t offset;
     ssize_t result;
     bool ran;                   /* on the pool: result is the operation's */
+    /* on a descriptor, handed to the pool (queued_lock) */
+    struct file_op *prev, *next;
+    plait_task task;
+    bool task_known;            /* task is set */
+    bool started;               /* its worker has begun it: a close no longer stops it */
+    bool closed;                /* plait_close came first: -EBADF, no system call */
 } file_op;
+
+static plait__spinlock queued_lock;
+static file_op *queued_ops;
+static atomic_int queued_count; /* lets plait_close skip the lock when there is none */
+
+static void queued_link(file_op *op)
+{
+    plait__spin_lock(&queued_lock);
+    op->next = queued_ops;
+    if (queued_ops)
+        queued_ops->prev = op;
+    queued_ops = op;
+    atomic_fetch_add(&queued_count, 1);
+    plait__spin_unlock(&queued_lock);
+}
+
+/* Unlink op; whether a close came before it started. */
+static bool queued_unlink(file_op *op)
+{
+    plait__spin_lock(&queued_lock);
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        queued_ops = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    atomic_fetch_sub(&queued_count, 1);
+    bool closed = op->closed;
+    plait__spin_unlock(&queued_lock);
+    return closed;
+}
+
+void plait__file_ops_closing(int fd)
+{
+    if (!atomic_load(&queued_count))
+        return;
+    plait__spin_lock(&queued_lock);
+    for (file_op *op = queued_ops; op; op = op->next) {
+        if (op->fd != fd || op->started || op->closed)
+            continue;
+        op->closed = true;
+        if (op->task_known) /* withdrawn from the pool's queue: its joiner goes on now */
+            plait_cancel(op->task);
+    }
+    plait__spin_unlock(&queued_lock);
+}
 
 static ssize_t op_do(const file_op *op)
 {
@@ -63,7 +123,11 @@ static ssize_t op_do(const file_op *op)
 static void *op_task(void *arg)
 {
     file_op *op = arg;
-    op->result = op_do(op);
+    plait__spin_lock(&queued_lock);
+    bool closed = op->closed;
+    op->started = true;
+    plait__spin_unlock(&queued_lock);
+    op->result = closed ? -EBADF : op_do(op);
     op->ran = true;
     return NULL;
 }
@@ -81,16 +145,32 @@ static ssize_t op_run(file_op *op)
         plait__cancel_restore(cancel_state);
         return n;
     }
+    bool on_fd = op->kind != OP_OPEN;
+    if (on_fd)
+        queued_link(op);
     plait_task task;
     r = plait__submit_default(&task, op_task, op);
-    if (r < 0)
+    if (r < 0) {
+        if (on_fd)
+            queued_unlink(op);
         return r;
+    }
+    if (on_fd) {
+        plait__spin_lock(&queued_lock);
+        op->task = task;
+        op->task_known = true;
+        if (op->closed && !op->started) /* a close between the link and now */
+            plait_cancel(task);
+        plait__spin_unlock(&queued_lock);
+    }
     /* cancelled while the operation waits in the pool's queue, it is withdrawn; one
      * that runs is waited for to its end (op is on this stack) */
     r = plait__join_to_the_end(task, NULL, PLAIT_FOREVER);
+    bool closed = on_fd && queued_unlink(op);
     /* An operation that ran has its outcome (a descriptor it opened must not be lost);
-     * one that did not has the join's failure, not the 0 of a result never written. */
-    return op->ran ? op->result : r;
+     * one that did not has the join's failure, not the 0 of a result never written,
+     * or -EBADF when a close withdrew it. */
+    return op->ran ? op->result : closed ? -EBADF : r;
 }
 
 int plait_file_open(const char *path, int flags, mode_t mode)

@@ -335,6 +335,72 @@ TEST(cancelled_while_queued_starts_no_call)
     CHECK_EQ(unlink(path), 0);
 }
 
+/* plait_close of the descriptor while its write waits in the pool's queue (every worker
+ * held): the write is withdrawn, -EBADF at once, and never made, neither into the file
+ * closed nor into the one that took its number.  (Failed first: the close did not find
+ * the queued call, which wrote "SECRET" into the new file once a worker was free;
+ * session 53's I/O audit.) */
+static void *queued_secret_writer(void *p)
+{
+    queued_ctx *c = p;
+    c->wrote = plait_file_write(c->fd, "SECRET", 6, 0);
+    return NULL;
+}
+
+static void *closed_main(void *p)
+{
+    queued_ctx *c = p;
+    plait_pool *pool = plait_pool_default();
+    CHECK(pool != NULL);
+    unsigned n = plait_pool_threads(pool);
+    plait_task held[PLAIT_POOL_THREADS_MAX];
+    for (unsigned i = 0; i < n; i++)
+        CHECK_EQ(plait_pool_submit(pool, &held[i], hold_a_worker, c), 0);
+    for (unsigned i = 0; i < n; i++)
+        CHECK_EQ(plait_sem_acquire(c->started, SOON()), 0);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, queued_secret_writer, c), 0);
+    settle(); /* its write waits in the queue */
+    int64_t start = plait_now();
+    CHECK_EQ(plait_close(c->fd), 0);
+    char path[128];
+    path_in_dir(path, sizeof path, "took-the-number");
+    int taker = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK_EQ(taker, c->fd); /* the lowest number free */
+    int r = plait_join(t, NULL, plait_deadline_in(PLAIT_SEC));
+    CHECK_EQ(r, 0);
+    CHECK_PROMPT(start);
+    CHECK_EQ(plait_event_set(c->go), 0); /* the pool is free again */
+    if (r == -ETIMEDOUT)
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(plait_wait_all(held, n, NULL, NULL, SOON()), 0);
+    CHECK_EQ(c->wrote, -EBADF);
+    struct stat st;
+    CHECK_EQ(fstat(taker, &st), 0);
+    CHECK_EQ(st.st_size, 0); /* nothing written into the file that took the number */
+    CHECK_EQ(close(taker), 0);
+    CHECK_EQ(unlink(path), 0);
+    return NULL;
+}
+
+TEST(closed_while_queued_makes_no_call)
+{
+    char path[128];
+    path_in_dir(path, sizeof path, "closed");
+    queued_ctx c = {.wrote = -1};
+    c.fd = plait_file_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(c.fd >= 0);
+    CHECK_EQ(plait_event_create(&c.go), 0);
+    CHECK_EQ(plait_sem_create(&c.started, 0), 0);
+    check_run(closed_main, &c);
+    struct stat st;
+    CHECK_EQ(stat(path, &st), 0);
+    CHECK_EQ(st.st_size, 0); /* nor into the file closed */
+    CHECK_EQ(plait_event_destroy(c.go), 0);
+    CHECK_EQ(plait_sem_destroy(c.started), 0);
+    CHECK_EQ(unlink(path), 0);
+}
+
 static void setup(void)
 {
     if (!mkdtemp(dir)) {
@@ -352,7 +418,8 @@ int main(void)
         CASE(read_write_from_a_coroutine), CASE(read_write_from_a_thread),
         CASE(bad_input_from_a_coroutine), CASE(bad_input_from_a_thread),
         CASE(scheduler_runs_while_a_call_waits), CASE(cancellation_does_not_lose_a_started_call),
-        CASE(cancelled_thread_starts_no_call), CASE(cancelled_while_queued_starts_no_call)};
+        CASE(cancelled_thread_starts_no_call), CASE(cancelled_while_queued_starts_no_call),
+        CASE(closed_while_queued_makes_no_call)};
     int r = check_main(cases, sizeof cases / sizeof cases[0]);
     teardown();
     return r;
