@@ -289,20 +289,28 @@ static void *queued_writer(void *p)
     return NULL;
 }
 
-static void *queued_main(void *p)
+/* Hold every worker of the default pool (held[], their number), then start writer: its
+ * call waits in the pool's queue. */
+static unsigned hold_the_pool_then_write(queued_ctx *c, plait_task *held, plait_fn writer,
+                                         plait_task *t)
 {
-    queued_ctx *c = p;
     plait_pool *pool = plait_pool_default();
     CHECK(pool != NULL);
     unsigned n = plait_pool_threads(pool);
-    plait_task held[PLAIT_POOL_THREADS_MAX];
     for (unsigned i = 0; i < n; i++)
         CHECK_EQ(plait_pool_submit(pool, &held[i], hold_a_worker, c), 0);
     for (unsigned i = 0; i < n; i++)
         CHECK_EQ(plait_sem_acquire(c->started, SOON()), 0);
-    plait_task t;
-    CHECK_EQ(plait_spawn(&t, queued_writer, c), 0);
+    CHECK_EQ(plait_spawn(t, writer, c), 0);
     settle(); /* its write waits in the queue */
+    return n;
+}
+
+static void *queued_main(void *p)
+{
+    queued_ctx *c = p;
+    plait_task held[PLAIT_POOL_THREADS_MAX], t;
+    unsigned n = hold_the_pool_then_write(c, held, queued_writer, &t);
     int64_t start = plait_now();
     CHECK_EQ(plait_cancel(t), 0);
     int r = plait_join(t, NULL, plait_deadline_in(PLAIT_SEC));
@@ -350,17 +358,8 @@ static void *queued_secret_writer(void *p)
 static void *closed_main(void *p)
 {
     queued_ctx *c = p;
-    plait_pool *pool = plait_pool_default();
-    CHECK(pool != NULL);
-    unsigned n = plait_pool_threads(pool);
-    plait_task held[PLAIT_POOL_THREADS_MAX];
-    for (unsigned i = 0; i < n; i++)
-        CHECK_EQ(plait_pool_submit(pool, &held[i], hold_a_worker, c), 0);
-    for (unsigned i = 0; i < n; i++)
-        CHECK_EQ(plait_sem_acquire(c->started, SOON()), 0);
-    plait_task t;
-    CHECK_EQ(plait_spawn(&t, queued_secret_writer, c), 0);
-    settle(); /* its write waits in the queue */
+    plait_task held[PLAIT_POOL_THREADS_MAX], t;
+    unsigned n = hold_the_pool_then_write(c, held, queued_secret_writer, &t);
     int64_t start = plait_now();
     CHECK_EQ(plait_close(c->fd), 0);
     char path[128];
