@@ -1412,8 +1412,9 @@ int plait_procpool_imap_destroy(plait_procpool_iter *iter);
  * their initialiser.  0; -ETIMEDOUT when a task
  * still runs, or is queued, at the deadline, or a worker is still in its initialiser
  * (call again, with PLAIT_POOL_CANCEL to escalate).  Workers with no task left are
- * only exiting: they are waited for, past the deadline (a past one included), and the
- * call returns 0.  -ECANCELED when the caller is cancelled while it waits (the pool
+ * only exiting: they are waited for, past the deadline (a past one included), a second
+ * at most, then killed (one stopped by a debugger or job control never exits; they
+ * hold nothing), and the call returns 0; so for destroy.  -ECANCELED when the caller is cancelled while it waits (the pool
  * stays shut, as after -ETIMEDOUT); -EINVAL for another `how`; -EPERM in a forked
  * child (the pool is the parent's, as for every call on it there). */
 int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline);

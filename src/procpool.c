@@ -114,6 +114,14 @@ enum { SPIN_NS = 50 * 1000 };
  * that names none.  A holder at work holds it for a few stores. */
 enum { WORKER_PATIENCE = 10, PARENT_PATIENCE = 100 };
 
+/* How long a shutdown waits for workers that are only exiting (no task left) before it
+ * kills them: one stopped (a debugger, job control) never exits, and with it the
+ * shutdown, a destroy, never returned.  Exiting takes a worker a few milliseconds; it
+ * has nothing left to run.  EXIT_LOOK_NS: how often a wait without a deadline (a
+ * destroy's) looks whether only that is left. */
+#define EXIT_GRACE_NS (1000 * PLAIT_MS)
+#define EXIT_LOOK_NS (100 * PLAIT_MS)
+
 /* The exit status of a worker that could not make its timer (no_timer). */
 enum { NO_TIMER_STATUS = 126 };
 
@@ -1631,6 +1639,36 @@ static bool only_exiting(const plait_procpool *p)
     return true;
 }
 
+/* Wait until the shut pool has stopped: -ETIMEDOUT at the deadline while a task still
+ * runs or is queued, or a worker is in its initialiser.  Workers with no task left are
+ * only exiting: they are waited for past the deadline (a past one included), as the
+ * thread pool's are, but EXIT_GRACE_NS at most from when that was first seen, and are
+ * then killed (they hold nothing: their slots are free) and waited for. */
+static int wait_stopped(plait_procpool *pool, int64_t deadline, bool cancellable)
+{
+    int64_t exiting_since = 0; /* 0: not seen yet */
+    for (;;) {
+        int64_t until = exiting_since ? exiting_since + EXIT_GRACE_NS
+                                      : plait_deadline_in(EXIT_LOOK_NS);
+        if (!exiting_since && deadline < until)
+            until = deadline;
+        int r = plait__event_wait(pool->stopped, until, cancellable);
+        if (r != -ETIMEDOUT)
+            return r;
+        plait__spin_lock(&pool->lock);
+        bool exiting = only_exiting(pool);
+        bool kill_them = exiting && exiting_since && plait_now() >= exiting_since + EXIT_GRACE_NS;
+        for (unsigned i = 0; kill_them && i < pool->nworkers; i++)
+            if (pool->workers[i].alive)
+                plait__pidfd_kill(pool->workers[i].pidfd, SIGKILL);
+        plait__spin_unlock(&pool->lock);
+        if (!exiting && plait__deadline_passed(deadline))
+            return -ETIMEDOUT;
+        /* (killed: another grace for their ends to be seen, then again) */
+        exiting_since = !exiting ? 0 : exiting_since && !kill_them ? exiting_since : plait_now();
+    }
+}
+
 /* cancellable: false for destroy, which is clean-up and must finish (as a thread pool's,
  * and a group's): a cancelled caller's wait for the workers would end at once. */
 static int shutdown_pool(plait_procpool *pool, int how, int64_t deadline, bool cancellable)
@@ -1672,17 +1710,7 @@ static int shutdown_pool(plait_procpool *pool, int how, int64_t deadline, bool c
     collect(pool); /* what fail_queued moved to the done ring */
     if (stopped)
         plait_event_set(pool->stopped);
-    int r = plait__event_wait(pool->stopped, deadline, cancellable);
-    if (r == -ETIMEDOUT) {
-        /* no task left: the workers are only exiting, waited for past the deadline (a
-         * past one included), as the thread pool's are */
-        plait__spin_lock(&pool->lock);
-        bool exiting = only_exiting(pool);
-        plait__spin_unlock(&pool->lock);
-        if (exiting)
-            r = plait__event_wait(pool->stopped, PLAIT_FOREVER, cancellable);
-    }
-    return r;
+    return wait_stopped(pool, deadline, cancellable);
 }
 
 int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline)
