@@ -1351,7 +1351,8 @@ typedef struct plait_procpool_options {
  * initialiser's code when it fails in a worker (-EINVAL for one below -4095, as for a
  * plait_proc_fn), or the worker's fate
  * (PLAIT_KILLED(signal), PLAIT_EXITED(status)) when it dies in it; -ECANCELED when the
- * caller is cancelled while it waits; -ENOMEM. */
+ * caller is cancelled while it waits; -ENOMEM; -ENOSYS on a kernel without pidfds
+ * that can be waited on (before 5.4), as for plait_process_start. */
 int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *options);
 
 /* Queue fn(arg) and return at once (tasks beyond what is in flight wait in this
