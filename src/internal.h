@@ -1268,6 +1268,12 @@ typedef struct plait__fork_spec {
      * since that reaping) is killed before it runs anything, and another forked:
      * processes are known by pid, there and in a pool's records. */
     pid_t gone;
+    /* Other pids the caller still takes for processes of its own (a pool's workers
+     * whose deaths it has not handled yet, each reaped by someone else, so that its
+     * pid is free): a child forked with one is killed before it runs anything and
+     * another forked, as for `gone` (NULL: none). */
+    bool (*pid_taken)(pid_t pid, const void *arg);
+    const void *pid_taken_arg;
 } plait__fork_spec;
 int plait__fork_child(const plait__fork_spec *spec, pid_t *pid);
 /* Keep a shared mapping of a task or a pool (its result area, its state) out of the

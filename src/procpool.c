@@ -955,6 +955,20 @@ static void worker_kill_unwatched(pid_t pid, int pidfd)
     waitid(idtype, id, &info, WEXITED);
 }
 
+/* Whether pid is a worker's that the pool still goes by (pool lock held): one dead,
+ * reaped by someone else (SIGCHLD ignored), whose death the manager has not handled
+ * yet.  A replacement forked with that pid was taken for it when its death was
+ * handled: its running task failed, its slot went to another task, which got its
+ * result, and the shared objects heard it had died. */
+static bool worker_pid_taken(pid_t pid, const void *arg)
+{
+    const plait_procpool *p = arg;
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->workers[i].alive && p->workers[i].pid == pid)
+            return true;
+    return false;
+}
+
 /* On the manager: fork worker i (pool lock held).  0 or -errno.  gone: a worker that
  * someone else reaped, whose death the shared objects hear of with this fork
  * (plait__fork_spec), or 0. */
@@ -969,7 +983,9 @@ static int worker_fork(plait_procpool *p, unsigned i, pid_t gone)
     pid_t pid;
     int r = plait__fork_child(&(plait__fork_spec){.caller = &p->caller, .child = worker_main,
                                                   .arg = p, .map = p->sh,
-                                                  .map_size = p->map_size, .gone = gone},
+                                                  .map_size = p->map_size, .gone = gone,
+                                                  .pid_taken = worker_pid_taken,
+                                                  .pid_taken_arg = p},
                               &pid);
     if (r < 0)
         return r;
