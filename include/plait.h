@@ -196,7 +196,8 @@ int plait_yield(void);
 /* Sleep until the deadline / for ns.  Coroutine or thread.  0, -ECANCELED.  A
  * coroutine, a plait thread or a pool task may sleep until PLAIT_FOREVER (until it is
  * cancelled); any other thread, which nothing can cancel, gets -EINVAL for it (and for
- * plait_sleep of a duration that saturates to it, near INT64_MAX).  A past
+ * plait_sleep of a duration that saturates to it, near INT64_MAX), and so does the
+ * main coroutine of a plait_run on such a thread, whose task nobody holds.  A past
  * deadline returns 0 at once.  A coroutine gets -ENOMEM when its scheduler's timer heap
  * cannot grow (as any timed wait of a coroutine may).  Coroutines of one scheduler
  * whose timed waits end at the same deadline wake in the order they began to wait. */
@@ -234,8 +235,8 @@ int plait_cancel_shield(int on);
  * -EINVAL outside [PLAIT_STACK_MIN, PLAIT_STACK_MAX] (0 included), -EPERM with no
  * scheduler.  A size (here or in plait_spawn_options) is rounded up to its size class,
  * at most 12.5 % more (API.md, "Stacks").  Stacks of 16 KiB and more get a guard page
- * while plait_guard_budget() is above 0; all stacks
- * carry a canary checked at every switch.  An overflow onto either stops the program
+ * while plait_guard_budget() is above 0; every other stack
+ * carries a canary checked at every switch.  An overflow onto either stops the program
  * with a message naming the task; a frame that skips the canary of a smaller stack is
  * not seen (API.md): give code with large frames 16 KiB or more, and compile it with
  * -fstack-clash-protection (on aarch64 with --param=stack-clash-protection-guard-size=12

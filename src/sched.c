@@ -791,9 +791,13 @@ int plait_sleep_until(int64_t deadline)
     int r = plait__check_cancel();
     if (r < 0)
         return r;
+    plait__coro *c = plait__coro_current();
+    /* nothing can cancel this caller: it would never wake (the main coroutine of a
+     * plait_run on a plain thread has no handle anyone could cancel) */
     if (deadline == PLAIT_FOREVER &&
-        (plait__shielded() || (!plait__coro_current() && !plait__tls_work)))
-        return -EINVAL; /* nothing can cancel this caller: it would never wake */
+        (plait__shielded() || (!c && !plait__tls_work) ||
+         (c && c == c->sched->main && !c->sched->work)))
+        return -EINVAL;
     plait__waiter w;
     plait__waiter_init(&w, "sleep", NULL);
     r = plait__waiter_block(&w, deadline);

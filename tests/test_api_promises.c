@@ -36,6 +36,40 @@ TEST(plain_thread_codes)
     CHECK(plait_cpu_count() >= 1);
 }
 
+/* The main coroutine of a plait_run on a plain thread cannot be cancelled (nobody holds
+ * its task) and gets -EINVAL for PLAIT_FOREVER as its thread does; on a plait thread,
+ * whose cancellation is main's, it sleeps until cancelled.  (Failed first: it slept for
+ * ever, and plait_run never returned; session 53's audit.) */
+static atomic_int main_slept;
+
+static void *main_sleeps_for_ever(void *unused)
+{
+    (void)unused;
+    atomic_store(&main_slept, plait_sleep_until(PLAIT_FOREVER));
+    return NULL;
+}
+
+static void *run_main_sleeps_for_ever(void *unused)
+{
+    (void)unused;
+    plait_run(main_sleeps_for_ever, NULL, NULL); /* (-ECANCELED: its main was) */
+    return NULL;
+}
+
+TEST(main_coroutine_of_a_plain_thread_sleeps_not_for_ever)
+{
+    atomic_store(&main_slept, 1);
+    CHECK_EQ(plait_run(main_sleeps_for_ever, NULL, NULL), 0);
+    CHECK_EQ(atomic_load(&main_slept), -EINVAL);
+    atomic_store(&main_slept, 1);
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, run_main_sleeps_for_ever, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, plait_deadline_in(50 * PLAIT_MS)), -ETIMEDOUT); /* asleep */
+    CHECK_EQ(plait_cancel(t), 0);
+    plait_join(t, NULL, SOON());
+    CHECK_EQ(atomic_load(&main_slept), -ECANCELED);
+}
+
 /* ---- coroutine basics ---------------------------------------------------- */
 
 static void *ret_arg(void *a) { return a; }
@@ -564,4 +598,5 @@ TEST(procpool_destroy_beside_a_shutdown)
 RUN_TESTS(CASE(procpool_handle_in_a_worker), CASE(plain_thread_codes), CASE(coroutine_codes),
           CASE(sync_codes), CASE(chan_codes), CASE(misc_codes),
           CASE(procpool_handle_in_a_forked_child), CASE(handle_made_after_a_fork_in_the_child),
-          CASE(procpool_destroy_from_a_cancelled_coroutine), CASE(procpool_destroy_beside_a_shutdown))
+          CASE(procpool_destroy_from_a_cancelled_coroutine), CASE(procpool_destroy_beside_a_shutdown),
+          CASE(main_coroutine_of_a_plain_thread_sleeps_not_for_ever))
