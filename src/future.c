@@ -965,9 +965,19 @@ static void completed_push(plait_completed *set, plait__future *f, plait__wakeup
     else
         set->done_head = f;
     set->done_tail = f;
+    /* The oldest waiter is handed it.  One that is a pool task's helping wait may have
+     * another consumer of this set stacked on it (run by its wait), and cannot run
+     * again before that one returns, while that one slept beside the task it waited
+     * for: so every helping waiter looks too (one that finds nothing waits again). */
     plait__wait_node *node = plait__waitq_claim(&set->waiters);
+    bool helping = node && !node->waiter->coro && node->waiter->helper;
     if (node)
         plait__waiter_signal(node->waiter, 0, node->index, later);
+    for (plait__wait_node *n = helping ? set->waiters.head : NULL, *next; n; n = next) {
+        next = n->next;
+        if (!n->waiter->coro && n->waiter->helper && plait__waitq_claim_node(&set->waiters, n))
+            plait__waiter_signal(n->waiter, 0, n->index, later);
+    }
     plait__spin_unlock(&set->lock);
 }
 

@@ -170,7 +170,66 @@ TEST(a_waiter_whose_own_task_is_added_while_it_waits_is_deadlock)
     CHECK_EQ(plait_completed_destroy(shared_set), 0);
 }
 
+/* Two consumers of one set, pool tasks stacked on one worker: A's helping wait runs C,
+ * and C's runs X, the set's task.  X's end is C's to take (A cannot run again before C
+ * returns): the push woke the oldest waiter only, A, and C slept beside X on the set's
+ * done list until its deadline (for ever with none).  (Failed first: C -ETIMEDOUT at
+ * its deadline, then A took X; session 53's audit.)  One worker, held by a task while
+ * A, C and X are queued, so that it takes them together, in that order. */
+static plait_completed *stacked_set;
+static plait_event *stacked_gate;
+static plait_sem *stacked_held;
+
+static void *hold_the_worker(void *unused)
+{
+    (void)unused;
+    CHECK_EQ(plait_sem_release(stacked_held), 0);
+    CHECK_EQ(plait_event_wait(stacked_gate, SOON()), 0);
+    return NULL;
+}
+
+static void *consume_one(void *outcome)
+{
+    plait_task got;
+    int r = plait_completed_next(stacked_set, &got, SOON());
+    if (r == 0)
+        CHECK_EQ(plait_join(got, NULL, SOON()), 0);
+    atomic_store((atomic_int *)outcome, r);
+    return NULL;
+}
+
+TEST(a_push_reaches_the_consumer_stacked_above_the_oldest)
+{
+    plait_pool *pool;
+    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 1}), 0);
+    CHECK_EQ(plait_completed_create(&stacked_set), 0);
+    CHECK_EQ(plait_event_create(&stacked_gate), 0);
+    CHECK_EQ(plait_sem_create(&stacked_held, 0), 0);
+    plait_task held, a, c, x;
+    CHECK_EQ(plait_pool_submit(pool, &held, hold_the_worker, NULL), 0);
+    CHECK_EQ(plait_sem_acquire(stacked_held, SOON()), 0);
+    static atomic_int ra = 1, rc = 1;
+    CHECK_EQ(plait_pool_submit(pool, &a, consume_one, &ra), 0);
+    CHECK_EQ(plait_pool_submit(pool, &c, consume_one, &rc), 0);
+    CHECK_EQ(plait_pool_submit(pool, &x, returns_arg, NULL), 0);
+    CHECK_EQ(plait_completed_add(stacked_set, x), 0);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_event_set(stacked_gate), 0);
+    CHECK_EQ(plait_join(held, NULL, SOON()), 0);
+    CHECK_EQ(plait_join(c, NULL, plait_deadline_in(20 * PLAIT_SEC)), 0);
+    CHECK_EQ(plait_join(a, NULL, plait_deadline_in(20 * PLAIT_SEC)), 0);
+    CHECK(plait_now() - start < 5 * PLAIT_SEC); /* not the consumers' deadline, 10 s */
+    /* C took X; A, below it, found the set empty */
+    CHECK_EQ(atomic_load(&rc), 0);
+    CHECK_EQ(atomic_load(&ra), -EPIPE);
+    CHECK_EQ(plait_completed_destroy(stacked_set), 0);
+    CHECK_EQ(plait_event_destroy(stacked_gate), 0);
+    CHECK_EQ(plait_sem_destroy(stacked_held), 0);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+}
+
 RUN_TESTS(CASE(a_coroutine_waiting_on_a_set_of_itself_is_deadlock),
           CASE(a_thread_waiting_on_a_set_of_itself_is_deadlock),
           CASE(the_last_waiter_left_with_only_itself_is_deadlock),
-          CASE(a_waiter_whose_own_task_is_added_while_it_waits_is_deadlock))
+          CASE(a_waiter_whose_own_task_is_added_while_it_waits_is_deadlock),
+          CASE(a_push_reaches_the_consumer_stacked_above_the_oldest))
