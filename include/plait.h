@@ -188,7 +188,9 @@ int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *error
 int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline);
 
 /* Let the other ready coroutines run (with none ready, the scheduler looks at its
- * timers, wake-ups from other threads and descriptors first).  Coroutine only.
+ * timers, wake-ups from other threads and descriptors first; while some are, it looks
+ * every 64 switches, so coroutines that keep each other ready delay a due timer or a
+ * wake-up by up to 64 of their turns).  Coroutine only.
  * Returns -ECANCELED (after yielding) when the caller has been cancelled, so busy
  * loops can stop. */
 int plait_yield(void);
@@ -243,7 +245,8 @@ int plait_cancel_shield(int on);
  * too): without it a frame larger than a page skips the guard page too.
  * A finished coroutine's stack is kept for the next spawn; the memory of free stacks
  * beyond 256 per scheduler that stayed unused for a second goes back to the kernel
- * while the scheduler sleeps. */
+ * while the scheduler sleeps (stacks under about 8 KiB share pages with their
+ * neighbours and may keep theirs). */
 int plait_set_stack_size(size_t bytes);
 /* How many stacks may still get a guard page (each costs two kernel memory maps). */
 size_t plait_guard_budget(void);
@@ -263,7 +266,8 @@ int plait_group_spawn(plait_group *group, plait_task *task, plait_fn fn, void *a
  * a cancellation) among the children whose handle was not kept (task == NULL at spawn).  -ETIMEDOUT leaves them
  * running; when the caller is cancelled the children are cancelled and waited for,
  * then -ECANCELED is returned.  -EDEADLK from a child of the group (it would wait for
- * itself); NULL: -EINVAL. */
+ * itself); NULL: -EINVAL; -ENOMEM for a coroutine's timed wait whose timer cannot be
+ * kept (as any timed wait of a coroutine). */
 int plait_group_wait(plait_group *group, int64_t deadline);
 /* Cancel every child that is still running; for good: a child spawned into the group
  * afterwards starts cancelled. */
@@ -723,7 +727,8 @@ int plait_completed_destroy(plait_completed *set);
  * left for them (and a plain thread's first wait -EAGAIN while the program holds every
  * pthread key: closing that eventfd at the thread's end needs one; a later wait tries
  * again); so can a read or write that must wait, and a wait under way at a fork() in a
- * child that has none left for its own poller. */
+ * child that has none left for its own poller.  On epoll, -ENOSPC when the user's
+ * watches are at the kernel's limit (fs.epoll.max_user_watches). */
 int plait_wait_fd(int fd, int events, int64_t deadline);
 
 /* One read / write, waiting first if fd would block: the bytes moved (0 from read at
@@ -801,7 +806,9 @@ int plait_close(int fd);
  * -ECANCELED and the operation is not made; a plait_close of its descriptor while it
  * still waits there is -EBADF, and it is not made either.  open() adds O_CLOEXEC and returns the
  * descriptor; read and write at offset (< 0: at the file position, moving it) return
- * the bytes moved.  Errors are -errno (a write to a pipe or socket whose reader has gone
+ * the bytes moved.  From a coroutine, the default pool's refusal is returned as it is
+ * (-EAGAIN when it can start no worker thread, which is no "try again" of the file).
+ * Errors are -errno (a write to a pipe or socket whose reader has gone
  * is -EPIPE: plait ignores SIGPIPE then, as for plait_write). */
 int plait_file_open(const char *path, int flags, mode_t mode);
 ssize_t plait_file_read(int fd, void *buf, size_t len, off_t offset);
@@ -1357,7 +1364,10 @@ typedef struct plait_procpool_options {
 int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *options);
 
 /* Queue fn(arg) and return at once (tasks beyond what is in flight wait in this
- * process); task (may be NULL: detached) is its future.  -EMSGSIZE for arg_len >
+ * process) — but while a worker holds the pool's shared lock for long (stopped with
+ * it, or writing over it), a submit waits up to a second for it, its whole thread
+ * (a coroutine's scheduler too), before the worker is killed; task (may be NULL:
+ * detached) is its future.  -EMSGSIZE for arg_len >
  * arg_max, -EPIPE once shut down, the initialiser's code (or the fate of a worker that
  * died in it) when the pool is broken, -EAGAIN while no worker is left and none could
  * be forked (the pool tries again every 50 ms, or, with no descriptor left for that
