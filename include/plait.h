@@ -449,7 +449,8 @@ int plait_rwlock_destroy(plait_rwlock *rwlock);
  * write lock (or one beneath it on its thread does, as for the mutex); for a read lock, -EAGAIN when UINT_MAX read locks are held (POSIX's
  * "maximum number of read locks exceeded").  Readers are not tracked by identity: a
  * reader that read-locks twice while a writer waits deadlocks, as with POSIX's
- * writer-preferring locks. */
+ * writer-preferring locks, and a reader that asks for the write lock (an upgrade)
+ * waits for itself, until its deadline: unlock first. */
 int plait_rwlock_rdlock(plait_rwlock *rwlock, int64_t deadline);
 int plait_rwlock_wrlock(plait_rwlock *rwlock, int64_t deadline);
 /* -EPERM when no reader holds it. */
@@ -1183,8 +1184,9 @@ int plait_process_kill(plait_task task, int sig);
  * waits for still exists, so a holder whose death nobody reports (a grandchild whose
  * parent died first, reaped by init) is seen gone once reaped; a process mutex's
  * locker looks at its deadline too (so a past deadline tries a lock whose holder is
- * gone), and its destroy does.  A forked child may destroy the handles its parent's
- * other threads waited on.
+ * gone), and its destroy does.  A holder that calls exec keeps the lock until the
+ * program it became ends (a robust pthread mutex would be released at the exec).  A
+ * forked child may destroy the handles its parent's other threads waited on.
  * ------------------------------------------------------------------------- */
 
 typedef struct plait_shm plait_shm;
