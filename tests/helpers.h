@@ -203,9 +203,25 @@ static inline char thread_state(int tid)
     return paren && paren[1] == ' ' && paren[2] ? paren[2] : '?';
 }
 
+/* The stacks of process pid and of its children onto stderr, by gdb where installed,
+ * 20 s at most each: what a child that hung in CI leaves to look at (a tool run
+ * under test_tool_faults once did not end in 60 s, once in hundreds of runs). */
+static inline void dump_process_stacks(pid_t pid)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "command -v gdb >/dev/null || exit 0; "
+             "for p in %d $(pgrep -P %d); do echo \"== the stacks of process $p:\"; "
+             "timeout 20 gdb -q -batch -nx -p $p -ex 'thread apply all bt' 2>&1 | "
+             "grep -v '^\\[\\|^$' | head -300; done >&2",
+             (int)pid, (int)pid);
+    if (system(cmd) != 0) { /* what it could print is printed */
+    }
+}
+
 /* Reap the child pid, waiting for it (through its pidfd) at most `seconds`: one that
- * has not ended by then is a failure, and is killed.  Its wait status; uses no plait
- * call. */
+ * has not ended by then is a failure, its stacks are printed (dump_process_stacks),
+ * and it is killed.  Its wait status; uses no plait call. */
 static inline int reap_within(pid_t pid, int seconds)
 {
     int fd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -216,6 +232,7 @@ static inline int reap_within(pid_t pid, int seconds)
         close(fd);
     if (ended != 1) {
         CHECK(!"the child did not end in time");
+        dump_process_stacks(pid);
         kill(pid, SIGKILL);
     }
     int status = -1;
