@@ -403,7 +403,9 @@ typedef struct plait_chan plait_chan;
 
 /* -EINVAL for elem_size 0 or > PLAIT_CHAN_ELEM_MAX, capacity > PLAIT_CHAN_CAPACITY_MAX. */
 int plait_chan_create(plait_chan **chan, size_t elem_size, size_t capacity);
-/* -EBUSY while a coroutine or thread waits on it. */
+/* -EBUSY while a coroutine or thread waits on it, a select woken through another
+ * channel included until it returns (a select woken through this one, by a hand-off or
+ * the close, leaves it at once, whatever other cases it had on it). */
 int plait_chan_destroy(plait_chan *chan);
 /* Copy elem_size bytes from elem into the channel. 0, -EPIPE, -ETIMEDOUT, -ECANCELED;
  * -ENOMEM when a coroutine's wait with a deadline finds no memory for its timer (as

@@ -20,7 +20,9 @@
  * select enqueues one node per case, each on its own channel, taking one lock at a
  * time (no lock ordering needed), trying each case in a random order first.  A
  * select never pairs with itself: its send and receive cases on one channel skip
- * each other's nodes.
+ * each other's nodes.  Its nodes are an array indexed by case, and the cases on one
+ * channel are rung together (same_next), so whoever claims the select through one of
+ * them unlinks the others too (waiter.c, invariant 4): the channel is left with none.
  */
 #include "internal.h"
 
@@ -223,6 +225,54 @@ static void random_order(uint32_t *order, uint32_t n)
     }
 }
 
+/* A case's channel and index, to sort the cases of a large select by channel. */
+typedef struct {
+    plait_chan *chan;
+    uint32_t index;
+} case_of_channel;
+
+static int by_channel_then_index(const void *a, const void *b)
+{
+    const case_of_channel *x = a, *y = b;
+    if (x->chan != y->chan)
+        return (uintptr_t)x->chan < (uintptr_t)y->chan ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* same_next[i] := the next case after i (by index, wrapping) on i's channel; i for a
+ * case alone on its channel.  Returns whether any case shares its channel.  A select of
+ * up to 8 cases compares every pair; a larger one sorts (scratch: n entries). */
+static bool rings_of_one_channel(const plait_select_case *cases, uint32_t n, int *same_next,
+                                 case_of_channel *scratch)
+{
+    bool shared = false;
+    if (n <= 8) {
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t first = i, next = i;
+            for (uint32_t j = 0; j < n; j++)
+                if (j != i && cases[j].chan == cases[i].chan) {
+                    if (j < first)
+                        first = j;
+                    if (j > i && next == i)
+                        next = j;
+                }
+            same_next[i] = (int)(next != i ? next : first);
+            shared |= same_next[i] != (int)i;
+        }
+        return shared;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        scratch[i] = (case_of_channel){cases[i].chan, i};
+    qsort(scratch, n, sizeof *scratch, by_channel_then_index);
+    for (uint32_t run = 0, end; run < n; run = end) {
+        for (end = run + 1; end < n && scratch[end].chan == scratch[run].chan; end++)
+            same_next[scratch[end - 1].index] = (int)scratch[end].index;
+        same_next[scratch[end - 1].index] = (int)scratch[run].index;
+        shared |= end - run > 1;
+    }
+    return shared;
+}
+
 int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
 {
     if (!cases || n == 0 || n > INT32_MAX)
@@ -231,25 +281,38 @@ int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
         if (!cases[i].chan || !cases[i].elem ||
             (cases[i].op != PLAIT_SEND && cases[i].op != PLAIT_RECV))
             return -EINVAL;
+    /* nodes[i] is case i's (a ring of same_next over one channel's finds its others) */
     plait__wait_node small[8];
     uint32_t small_order[8];
+    int small_same_next[8];
     plait__wait_node *nodes = small;
     uint32_t *order = small_order;
-    if (n > 8) { /* both in one block */
-        nodes = malloc(n * (sizeof *nodes + sizeof *order));
+    int *same_next = small_same_next;
+    case_of_channel *scratch = NULL;
+    if (n > 8) { /* all in one block */
+        nodes = malloc(n * (sizeof *nodes + sizeof *scratch + sizeof *order + sizeof *same_next));
         if (!nodes)
             return -ENOMEM;
-        order = (uint32_t *)(nodes + n);
+        scratch = (case_of_channel *)(nodes + n);
+        order = (uint32_t *)(scratch + n);
+        same_next = (int *)(order + n);
     }
+    bool rings = rings_of_one_channel(cases, (uint32_t)n, same_next, scratch);
     random_order(order, (uint32_t)n);
     bool may_block = !plait__deadline_passed(deadline) && plait__check_cancel() == 0;
     plait__waiter w;
     plait__waiter_init(&w, "select", cases);
     int r = 0, outcome; /* 1: completed here, 0: must wait, -1: decided elsewhere */
-    size_t linked;
+    size_t linked; /* the cases order[0..linked) have their nodes linked */
 retry:
     outcome = 0;
     linked = 0;
+    if (rings) /* (a claimer walks a ring: the nodes this round has not linked yet) */
+        for (size_t i = 0; i < n; i++) {
+            nodes[i].queue = NULL;
+            nodes[i].index = (int)i;
+            nodes[i].same_next = same_next[i];
+        }
     for (size_t k = 0; k < n && outcome == 0; k++) {
         size_t i = order[k];
         plait_select_case *c = &cases[i];
@@ -259,11 +322,13 @@ retry:
         plait__spin_lock(&ch->lock);
         outcome = c->op == PLAIT_SEND ? try_send(ch, c->elem, &w, &c->result, &later)
                                       : try_recv(ch, c->elem, &w, &c->result, &later);
-        if (outcome == 1)
+        if (outcome == 1) {
             w.index = (int)i;
-        else if (outcome == 0 && may_block)
-            plait__waitq_push(c->op == PLAIT_SEND ? &ch->senders : &ch->receivers,
-                              &ch->lock, &nodes[linked++], &w, (int)i, c->elem);
+        } else if (outcome == 0 && may_block) {
+            plait__waitq_push_case(c->op == PLAIT_SEND ? &ch->senders : &ch->receivers,
+                                   &ch->lock, &nodes[i], &w, (int)i, c->elem, same_next[i]);
+            linked++;
+        }
         plait__spin_unlock(&ch->lock);
         plait__wakeups_deliver(&later);
     }
@@ -272,8 +337,8 @@ retry:
          * claim through one meanwhile (and its channel be destroyed before we take its
          * lock); then give the claim back and look again.  A waker that skipped a node
          * while we held the claim has moved on; the new look sees what it left. */
-        for (size_t i = 0; i < linked; i++)
-            plait__wait_node_withdraw(&nodes[i]);
+        for (size_t k = 0; k < linked; k++)
+            plait__wait_node_withdraw(&nodes[order[k]]);
         atomic_store(&w.claimed, 0);
         /* a fresh order: two selects that met so in mirror image do not meet again */
         random_order(order, (uint32_t)n);
@@ -285,8 +350,8 @@ retry:
         else
             r = plait__waiter_block(&w, deadline);
     }
-    for (size_t i = 0; i < linked; i++)
-        plait__wait_node_unlink(&nodes[i]);
+    for (size_t k = 0; k < linked; k++)
+        plait__wait_node_unlink(&nodes[order[k]]);
     if (nodes != small)
         free(nodes);
     if (r < 0 && w.index < 0)

@@ -300,6 +300,10 @@ struct plait__wait_node {
     plait__waitq *queue;      /* where it is linked, NULL once unlinked */
     plait__spinlock *lock;    /* the lock that guards queue */
     int index;                /* which case of a multi-wait this node is */
+    int same_next;            /* index when alone; for a select's case on a channel that
+                               * other cases share, the next of them (a ring, by case
+                               * index, in the select's array of nodes): whoever claims
+                               * through one node unlinks the others (waiter.c) */
     void *data;               /* the case's payload (a channel element, ...) */
 };
 
@@ -389,6 +393,11 @@ void plait__shield_keep_as_plain(bool shielded);
 /* Link a node of w into q (the caller holds the queue's lock). */
 void plait__waitq_push(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
                        plait__waiter *w, int index, void *data);
+/* The same for a select's case whose channel other cases share: same_next is the next
+ * of them in a ring over the select's nodes, an array indexed by case, whose nodes not
+ * linked have queue NULL and their same_next (plait__wait_node, waiter.c). */
+void plait__waitq_push_case(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
+                            plait__waiter *w, int index, void *data, int same_next);
 /* Claim the first waiter of q whose outcome is still open and unlink its node; NULL if
  * none.  Nodes whose waiter was claimed elsewhere are skipped and stay linked (waiter.c,
  * invariant 4).  The caller

@@ -36,7 +36,11 @@
  *     elsewhere (a select woken through another channel, a wait that timed out)
  *     leaves it: that waiter will still take this object's lock to unlink it, so
  *     the object must stay in use, and destroy (which refuses a queue with nodes)
- *     answers -EBUSY until it has.
+ *     answers -EBUSY until it has.  The one exception: a select's cases on one
+ *     channel (two receives; a send and a receive) are under one lock, and whoever
+ *     claims through one of them unlinks the others with it (same_next), so that
+ *     the channel, closed or handed through, may be destroyed at once as after a
+ *     single wait; the waiter then sees their queue NULL and leaves them.
  *  5. A coroutine waiter with a deadline keeps its timer in its own scheduler's
  *     heap; the timer is removed before the wait returns.
  */
@@ -116,12 +120,14 @@ int plait__check_cancel(void)
 
 /* Link node into q just before at, a node of q (NULL: at the tail). */
 static void waitq_insert(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
-                         plait__waiter *w, int index, void *data, plait__wait_node *at)
+                         plait__waiter *w, int index, int same_next, void *data,
+                         plait__wait_node *at)
 {
     node->waiter = w;
     node->queue = q;
     node->lock = lock;
     node->index = index;
+    node->same_next = same_next;
     node->data = data;
     node->next = at;
     node->prev = at ? at->prev : q->tail;
@@ -138,7 +144,13 @@ static void waitq_insert(plait__waitq *q, plait__spinlock *lock, plait__wait_nod
 void plait__waitq_push(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
                        plait__waiter *w, int index, void *data)
 {
-    waitq_insert(q, lock, node, w, index, data, NULL);
+    waitq_insert(q, lock, node, w, index, index, data, NULL);
+}
+
+void plait__waitq_push_case(plait__waitq *q, plait__spinlock *lock, plait__wait_node *node,
+                            plait__waiter *w, int index, void *data, int same_next)
+{
+    waitq_insert(q, lock, node, w, index, same_next, data, NULL);
 }
 
 static void waitq_unlink(plait__waitq *q, plait__wait_node *node)
@@ -162,12 +174,27 @@ bool plait__waiter_claim(plait__waiter *w)
                                                    memory_order_acquire);
 }
 
+/* Unlink node, claimed through, and a select's other nodes on the same channel
+ * (invariant 4's exception): they are under the lock the claimer holds, and a select's
+ * nodes are an array indexed by case, those of the ring its round has not linked with
+ * queue NULL. */
+static void unlink_claimed(plait__waitq *q, plait__wait_node *node)
+{
+    waitq_unlink(q, node);
+    for (int i = node->same_next; PLAIT_UNLIKELY(i != node->index);) {
+        plait__wait_node *other = node + (i - node->index);
+        if (other->queue)
+            waitq_unlink(other->queue, other);
+        i = other->same_next;
+    }
+}
+
 plait__wait_node *plait__waitq_claim_except(plait__waitq *q, const plait__waiter *except)
 {
     plait__wait_node *node = q->head;
     for (; node; node = node->next)
         if (node->waiter != except && plait__waiter_claim(node->waiter)) {
-            waitq_unlink(q, node);
+            unlink_claimed(q, node);
             return node;
         }
     return NULL;
@@ -177,7 +204,7 @@ bool plait__waitq_claim_node(plait__waitq *q, plait__wait_node *node)
 {
     if (!plait__waiter_claim(node->waiter))
         return false;
-    waitq_unlink(q, node);
+    unlink_claimed(q, node);
     return true;
 }
 
@@ -280,8 +307,10 @@ void plait__wait_node_withdraw(plait__wait_node *node)
 void plait__wait_node_unlink(plait__wait_node *node)
 {
     /* The node the outcome came through was unlinked by its signaller, which may
-     * have destroyed the object since (invariant 3). */
-    if (node->index != node->waiter->index)
+     * have destroyed the object since (invariant 3), and so were a select's other
+     * nodes on that channel: queue is read without the lock, as once the outcome is
+     * decided only its claimer writes it, before the signal this waiter has seen. */
+    if (node->index != node->waiter->index && node->queue)
         plait__wait_node_withdraw(node);
 }
 
@@ -431,7 +460,7 @@ static int wait_on(const wait_spec *spec, int64_t deadline)
             memcpy(w.payload, data, spec->element);
         data = w.payload;
     }
-    waitq_insert(spec->q, spec->lock, &w.node, &w, 0, data, spec->before);
+    waitq_insert(spec->q, spec->lock, &w.node, &w, 0, 0, data, spec->before);
     plait__spin_unlock(spec->lock);
     r = plait__waiter_block(&w, deadline);
     /* Whether the outcome came through the node: its waker unlinked it.  Told by the

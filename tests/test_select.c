@@ -1173,6 +1173,118 @@ static void *stale_node_main(void *p)
 
 TEST(select_stale_node_keeps_its_channel_busy) { check_run(stale_node_main, NULL); }
 
+/* A select with two cases on one channel ({receive, receive} or {receive, send}) that
+ * is woken through one of them leaves the channel with none of its nodes: closing the
+ * channel, or a hand-off through it, may be followed at once by its destroy, as with a
+ * plain waiter, though the select has not run since (it once kept its other node
+ * there, and the destroy answered -EBUSY until it had). */
+typedef struct {
+    select_op op;
+    atomic_int tid; /* the thread's, once it is about to select */
+} thread_select;
+
+static void *select_on_a_thread(void *p)
+{
+    thread_select *ts = p;
+    atomic_store(&ts->tid, gettid_());
+    return do_select(&ts->op);
+}
+
+static void both_cases_on_one_channel(bool on_thread, bool close_it, int second_op,
+                                      size_t capacity)
+{
+    plait_chan *ch;
+    CHECK_EQ(plait_chan_create(&ch, sizeof(int), capacity), 0);
+    plait_chan *twice[2] = {ch, ch};
+    thread_select ts;
+    select_op *s = &ts.op;
+    select_op_init(s, twice, (const int[]){PLAIT_RECV, second_op}, 2);
+    atomic_init(&ts.tid, 0);
+    plait_task t;
+    pthread_t th;
+    if (on_thread) {
+        thread_start(&th, select_on_a_thread, &ts);
+        wait_asleep(&ts.tid);
+    } else {
+        CHECK_EQ(plait_spawn(&t, do_select, s), 0);
+        settle(); /* it waits on both of its cases */
+        CHECK(!s->returned);
+    }
+    if (close_it)
+        CHECK_EQ(plait_chan_close(ch), 0);
+    else
+        CHECK_EQ(send_int(ch, 9, 0), 0); /* to the receive case */
+    CHECK_EQ(plait_chan_destroy(ch), 0); /* (the coroutine is woken, not run yet) */
+    if (on_thread)
+        thread_join(th);
+    else
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK(s->returned);
+    if (close_it) {
+        CHECK(s->result == 0 || s->result == 1);
+        if (s->result == 0 || s->result == 1)
+            CHECK_EQ(s->cases[s->result].result, -EPIPE);
+    } else { /* a receive case took the 9 (the send case cannot: nobody receives) */
+        CHECK(s->result == 0 || (s->result == 1 && second_op == PLAIT_RECV));
+        if (s->result == 0 || s->result == 1) {
+            CHECK_EQ(s->cases[s->result].result, 0);
+            CHECK_EQ(s->vals[s->result], 9);
+        }
+    }
+}
+
+/* A select of more than 8 cases finds its cases on one channel by sorting them. */
+typedef struct {
+    plait_select_case cases[12];
+    int vals[12];
+    int result;
+} many_select;
+
+static void *do_many_select(void *p)
+{
+    many_select *m = p;
+    m->result = plait_select(m->cases, 12, PLAIT_FOREVER);
+    return NULL;
+}
+
+static void many_cases_two_on_one_channel(void)
+{
+    plait_chan *idle[12], *ch;
+    make_chans(idle, 12, 0);
+    CHECK_EQ(plait_chan_create(&ch, sizeof(int), 0), 0);
+    many_select m = {.result = 1};
+    for (int i = 0; i < 12; i++)
+        m.cases[i] = (plait_select_case){.chan = i == 3 || i == 9 ? ch : idle[i],
+                                         .op = i == 9 ? PLAIT_SEND : PLAIT_RECV,
+                                         .elem = &m.vals[i], .result = 1};
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, do_many_select, &m), 0);
+    settle();
+    CHECK_EQ(plait_chan_close(ch), 0);
+    CHECK_EQ(plait_chan_destroy(ch), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK(m.result == 3 || m.result == 9);
+    if (m.result == 3 || m.result == 9)
+        CHECK_EQ(m.cases[m.result].result, -EPIPE);
+    destroy_chans(idle, 12); /* (its nodes there are gone: it returned) */
+}
+
+static void *one_channel_main(void *p)
+{
+    (void)p;
+    many_cases_two_on_one_channel();
+    for (int on_thread = 0; on_thread <= 1; on_thread++) {
+        both_cases_on_one_channel(on_thread, true, PLAIT_RECV, 0);
+        both_cases_on_one_channel(on_thread, true, PLAIT_RECV, 2);
+        both_cases_on_one_channel(on_thread, true, PLAIT_SEND, 0);
+        both_cases_on_one_channel(on_thread, false, PLAIT_SEND, 0);
+        both_cases_on_one_channel(on_thread, false, PLAIT_RECV, 0);
+    }
+    return NULL;
+}
+
+TEST(select_on_one_channel_leaves_it_free_once_woken) { check_run(one_channel_main, NULL); }
+
 /* Each ready case is as likely to be chosen as any other, wherever it stands among the
  * cases: eight receive cases of which only the first two are ready.  (The select once
  * looked at the cases in order from a random one, so the ready case after the run of
@@ -1289,5 +1401,6 @@ RUN_TESTS(CASE(select_bad_input), CASE(select_picks_the_ready_case),
           CASE(select_cancel_races_partner), CASE(select_main_returns_with_selector),
           CASE(two_selectors_pair_up), CASE(select_stress_mixed),
           CASE(select_does_not_pair_with_itself), CASE(select_stale_node_keeps_its_channel_busy),
+          CASE(select_on_one_channel_leaves_it_free_once_woken),
           CASE(select_fair_between_two_ready_of_eight),
           CASE(select_keeps_the_result_of_cases_not_completed))
