@@ -891,8 +891,10 @@ int plait_addr_ip(plait_addr *out, const char *host, int port);
  * one. */
 int plait_addr_unix(plait_addr *out, const char *path);
 /* "1.2.3.4:80", "[::1]:80", "[fe80::1%eth0]:80" (the scope id: the interface's name,
- * or its number where no interface has it or where the name is all digits, which would
- * parse back as another index; getnameinfo(NI_NUMERICHOST) writes the name only for
+ * or its number where no interface has it, where the name is all digits, which would
+ * parse back as another index, or where the name cannot be looked up: that takes a
+ * socket, so with no descriptor left or in a sandbox that refuses sockets the number
+ * is written; getnameinfo(NI_NUMERICHOST) writes the name only for
  * link-local addresses, and both forms parse back)
  * or the path, into buf: its length, -ENOSPC when cap is too small, -EINVAL for an
  * unknown family.  The text of an IP address, less its ":port", parses back to it with

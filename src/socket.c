@@ -208,7 +208,8 @@ int plait_addr_format(const plait_addr *addr, char *buf, size_t cap)
         if (id) {
             plait__text_str(&t, "%");
             /* a name of digits only (an interface may be named "7") would parse back as
-             * that index (plait_addr_ip): the index then */
+             * that index (plait_addr_ip): the index then, as where glibc's lookup, which
+             * needs a socket, finds no descriptor left (plait.h says so) */
             if (if_indextoname(id, name) && strspn(name, "0123456789") != strlen(name))
                 plait__text_str(&t, name);
             else

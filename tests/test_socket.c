@@ -2203,6 +2203,8 @@ static void *out_of_descriptors(void *arg)
     sock_dir d;
     sock_dir_make(&d, "s");
 
+    unsigned lo_index = if_nametoindex("lo");
+    CHECK(lo_index > 0);
     used_up u;
     descriptors_use_up(&u, c);
 
@@ -2219,6 +2221,11 @@ static void *out_of_descriptors(void *arg)
     CHECK_EQ(plait_addr_ip(&scoped, "fe80::1%lo", 0), -EMFILE);
     CHECK_EQ(plait_resolve("[fe80::1%lo]", 0, PLAIT_STREAM, &scoped, 1, 0), -EMFILE);
     CHECK_EQ(plait_addr_ip(&scoped, "[fe80::1%1]", 0), 0);
+    /* and so is the name of an index written: the number, then, which parses back */
+    scoped.u.in6.sin6_scope_id = lo_index;
+    char text[PLAIT_ADDR_STRLEN], want[64];
+    snprintf(want, sizeof want, "[fe80::1%%%u]:0", lo_index);
+    CHECK(plait_addr_format(&scoped, text, sizeof text) > 0 && strcmp(text, want) == 0);
     CHECK_PROMPT(start);
     /* waits on what is open go on */
     CHECK_EQ(plait_wait_fd(c, PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
