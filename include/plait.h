@@ -322,6 +322,9 @@ int plait_set_slow_warning(int64_t threshold_ns);
 
 /* ----------------------------------------------------------------------------
  * Synchronisation.  Each works between coroutines (of any scheduler) and threads.
+ * Every wait here and below (locks, condition, semaphore, event, wait group, channels,
+ * select, read-write lock, barrier, once) returns -ENOMEM when it is a coroutine's, has
+ * a deadline and finds no memory for its timer (as plait_sleep_until).
  * ------------------------------------------------------------------------- */
 
 typedef struct plait_mutex plait_mutex;
@@ -337,7 +340,7 @@ int plait_mutex_create(plait_mutex **mutex);
 /* -EBUSY while locked or waited on (a plait_cond_wait with it included: the waiter
  * locks it again before it returns). */
 int plait_mutex_destroy(plait_mutex *mutex);
-/* 0, -ETIMEDOUT, -ECANCELED, -EDEADLK (the caller holds it already, or one beneath the
+/* 0, -ETIMEDOUT, -ECANCELED, -ENOMEM (above), -EDEADLK (the caller holds it already, or one beneath the
  * caller on its thread holds it, which could not unlock it before the caller returns: a
  * pool task the caller runs on top of, inside that task's helping join on the same
  * worker, or, for a coroutine, the thread, plait thread or pool task that called
@@ -353,7 +356,7 @@ int plait_mutex_unlock(plait_mutex *mutex);
 int plait_cond_create(plait_cond **cond);
 int plait_cond_destroy(plait_cond *cond); /* -EBUSY while waited on */
 /* Atomically unlock mutex and wait; the mutex is locked again before returning, on
- * every outcome (0, -ETIMEDOUT, -ECANCELED).  -EPERM when the caller does not hold it.
+ * every outcome (0, -ETIMEDOUT, -ECANCELED, -ENOMEM).  -EPERM when the caller does not hold it.
  * Wake-ups may be spurious: wait in a loop on the predicate. */
 int plait_cond_wait(plait_cond *cond, plait_mutex *mutex, int64_t deadline);
 /* Wake one waiter (the first to wait), or every waiter; nothing when none waits (a
@@ -447,7 +450,7 @@ typedef struct plait_rwlock plait_rwlock;
 int plait_rwlock_create(plait_rwlock **rwlock);
 /* -EBUSY while held or waited on. */
 int plait_rwlock_destroy(plait_rwlock *rwlock);
-/* Shared / exclusive.  0, -ETIMEDOUT, -ECANCELED, -EDEADLK when the caller holds the
+/* Shared / exclusive.  0, -ETIMEDOUT, -ECANCELED, -ENOMEM, -EDEADLK when the caller holds the
  * write lock (or one beneath it on its thread does, as for the mutex); for a read lock, -EAGAIN when UINT_MAX read locks are held (POSIX's
  * "maximum number of read locks exceeded").  Readers are not tracked by identity: a
  * reader that read-locks twice while a writer waits deadlocks, as with POSIX's
@@ -493,7 +496,7 @@ typedef struct plait_once {
  * longjmp is undefined, as for pthread_once.  -EDEADLK when called from
  * inside its own fn (or from a pool task run inside a helping join in fn, on the same
  * worker, or from a coroutine of a scheduler that fn runs: fn cannot finish before it
- * returns); -ETIMEDOUT, -ECANCELED while waiting; -EINVAL for nulls. */
+ * returns); -ETIMEDOUT, -ECANCELED, -ENOMEM while waiting; -EINVAL for nulls. */
 int plait_once_call(plait_once *once, int (*fn)(void *arg), void *arg, int64_t deadline);
 
 /* ----------------------------------------------------------------------------
