@@ -145,8 +145,10 @@ typedef struct plait__worker {
     pthread_t thread;
     plait__spinlock running_lock;       /* held by a cancelling walk of the chain */
     _Atomic(plait__future *) running;   /* innermost running task; ->next: the one it helps */
-    int64_t own_from;                   /* the deque's mark as the running task began:
-                                         * what it pushed lies at or above it (beside
+    int64_t own_from;                   /* the deque's mark as the running task began
+                                         * (lowered by a push of its that finds the
+                                         * deque below it: plait_pool_submit): what it
+                                         * pushed lies at or above it (beside
                                          * `running`, which the owner writes as often:
                                          * not on park_word's line, which wakers write) */
     _Alignas(64) atomic_uint park_word;
@@ -770,7 +772,17 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
     plait__future *f = plait__future_start_work(fn, arg, task);
     if (!f)
         return -ENOMEM;
-    int pushed = local ? plait__deque_push(&wk->deque, f) : -1;
+    int pushed = -1;
+    if (local) {
+        /* The running task's pushes lie at or above own_from (a deep wait takes only
+         * those): where its helping waits have taken what lay below the mark it began
+         * with (outer tasks' leftovers, the rest of a batch), the deque is lower now,
+         * and this push lands below that mark. */
+        int64_t mark = plait__deque_mark(&wk->deque);
+        if (PLAIT_UNLIKELY(mark < wk->own_from))
+            wk->own_from = mark;
+        pushed = plait__deque_push(&wk->deque, f);
+    }
     if (pushed >= 0) {
         /* a private push wakes no one, unless workers sleep ("Private pushes") */
         if (pushed == 0) {

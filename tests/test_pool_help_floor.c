@@ -144,4 +144,103 @@ TEST(a_wait_at_the_floor_keeps_no_push_wake_up_it_cannot_use)
     CHECK_EQ(plait_pool_destroy(gp.pool), 0);
 }
 
-RUN_TESTS(CASE(a_wait_at_the_floor_keeps_no_push_wake_up_it_cannot_use))
+/* ---- past the floor, a wait still runs what its own task pushed ---- */
+
+/* A one-worker pool's task T came with five others in one batch from the injection
+ * queue: they lie in the worker's deque below T's pushes.  T's first wait, shallow,
+ * runs them; then T, deep in its stack, queues a child and joins it.  The child is T's
+ * own, and nobody else can run it: the deep wait must.  (It was queued below the mark
+ * T began with, where the deep wait took nothing: it slept until its deadline, and for
+ * ever with none; found by a review.) */
+static struct {
+    plait_pool *pool;
+    plait_event *go;
+    atomic_int fillers_run;
+} ow;
+
+static void *wait_for_go(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_event_wait(ow.go, SOON()), 0);
+    return NULL;
+}
+
+static void *filler(void *arg)
+{
+    atomic_fetch_add(&ow.fillers_run, 1);
+    return arg;
+}
+
+/* the thread T's shallow wait joins: it ends once the fillers have run (T's wait runs
+ * them, as nobody else can) */
+static void *until_the_fillers_ran(void *arg)
+{
+    (void)arg;
+    int64_t until = SOON();
+    while (atomic_load(&ow.fillers_run) < 5 && plait_now() < until)
+        sched_yield();
+    return NULL;
+}
+
+static __attribute__((noinline)) int join_a_child_past(uintptr_t floor)
+{
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    size_t n = here - floor + 32 * 1024; /* the wait's frames lie past the floor */
+    volatile char *p = alloca(n + 1);
+    p[0] = 0;
+    plait_task child;
+    CHECK_EQ(plait_pool_submit(ow.pool, &child, nothing, (void *)7), 0);
+    void *v = NULL;
+    int r = plait_join(child, &v, plait_deadline_in(2 * PLAIT_SEC));
+    CHECK_EQ(r, 0);
+    CHECK(r != 0 || v == (void *)7);
+    if (r == -ETIMEDOUT) { /* (the pool's destroy would wait for it for ever) */
+        CHECK_EQ(plait_cancel(child), 0);
+        CHECK_EQ(plait_join(child, NULL, SOON()), -ECANCELED);
+    }
+    p[n] = 0;
+    return r;
+}
+
+static void *task_t(void *arg)
+{
+    (void)arg;
+    plait_task th;
+    CHECK_EQ(plait_thread_start(&th, until_the_fillers_ran, NULL, NULL), 0);
+    CHECK_EQ(plait_join(th, NULL, SOON()), 0);
+    CHECK_EQ(atomic_load(&ow.fillers_run), 5);
+    pthread_attr_t attr;
+    void *stack;
+    size_t size;
+    CHECK_EQ(pthread_getattr_np(pthread_self(), &attr), 0);
+    CHECK_EQ(pthread_attr_getstack(&attr, &stack, &size), 0);
+    pthread_attr_destroy(&attr);
+    size_t reserve = size / 4; /* pool.c's floor, as scan_the_floor finds it */
+    if (reserve < 256 * 1024)
+        reserve = size / 2 < 256 * 1024 ? size / 2 : 256 * 1024;
+    CHECK(reserve > 64 * 1024);
+    join_a_child_past((uintptr_t)stack + reserve);
+    return NULL;
+}
+
+TEST(a_deep_wait_runs_its_own_child_after_running_its_batch)
+{
+    CHECK_EQ(plait_event_create(&ow.go), 0);
+    CHECK_EQ(plait_pool_create(&ow.pool, &(plait_pool_options){.threads = 1}), 0);
+    plait_task blocker, t, fillers[5];
+    CHECK_EQ(plait_pool_submit(ow.pool, &blocker, wait_for_go, NULL), 0);
+    /* T and the fillers wait in the injection queue while the worker is held */
+    CHECK_EQ(plait_pool_submit(ow.pool, &t, task_t, NULL), 0);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(plait_pool_submit(ow.pool, &fillers[i], filler, NULL), 0);
+    CHECK_EQ(plait_event_set(ow.go), 0);
+    CHECK_EQ(plait_join(t, NULL, plait_deadline_in(30 * PLAIT_SEC)), 0);
+    CHECK_EQ(plait_join(blocker, NULL, SOON()), 0);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(plait_join(fillers[i], NULL, SOON()), 0);
+    CHECK_EQ(plait_pool_destroy(ow.pool), 0);
+    CHECK_EQ(plait_event_destroy(ow.go), 0);
+}
+
+RUN_TESTS(CASE(a_wait_at_the_floor_keeps_no_push_wake_up_it_cannot_use),
+          CASE(a_deep_wait_runs_its_own_child_after_running_its_batch))
