@@ -76,11 +76,11 @@ typedef enum {
 
 typedef struct plait__deque {
     /* written by thieves (top, claim) or rarely (split); read by the owner each time */
-    _Alignas(64) atomic_llong top;
-    atomic_llong split;                      /* the first private index */
-    atomic_llong claim;                      /* the index a thief exposes, or -1 */
+    _Alignas(64) _Atomic(int64_t) top;
+    _Atomic(int64_t) split;                   /* the first private index */
+    _Atomic(int64_t) claim;                   /* the index a thief exposes, or -1 */
     /* written by the owner at every push and take */
-    _Alignas(64) atomic_llong bottom;
+    _Alignas(64) _Atomic(int64_t) bottom;
     _Atomic(plait__deque_array *) array;
     plait__deque_array *retired;             /* freed with the deque */
     plait__deque_kind kind;

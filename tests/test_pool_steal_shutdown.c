@@ -269,7 +269,7 @@ static void race_shutdown(unsigned threads, int how, int64_t deadline_ns)
     for (int i = 0; i < SUBMITTERS; i++)
         thread_join(th[i]);
     CHECK_EQ(plait_pool_destroy(rc->pool), 0);
-    int n = SUBMITTERS * PER_SUBMITTER * (1 + SPAWNED_PER_TASK), cancelled = 0;
+    int n = SUBMITTERS * PER_SUBMITTER * (1 + SPAWNED_PER_TASK);
     for (int slot = 0; slot < n; slot++) {
         int runs = atomic_load(&rc->runs[slot]);
         CHECK(runs <= 1);
@@ -285,7 +285,6 @@ static void race_shutdown(unsigned threads, int how, int64_t deadline_ns)
         } else {
             CHECK_EQ(e, -ECANCELED);
             CHECK(how == PLAIT_POOL_CANCEL);
-            cancelled++;
         }
     }
     free(rc);

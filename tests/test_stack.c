@@ -473,6 +473,10 @@ static void expect_overflow_report(plait_fn main, size_t stack, const char *how)
     /* the whole line: the coroutine's number and its stack's size, written as numbers */
     const char *line = strstr(out, "plait: fatal: stack overflow in coroutine 'deep-recursion' (#");
     CHECK(line != NULL);
+    if (!line) {
+        fprintf(stderr, "  the child wrote: %s\n", out);
+        return;
+    }
     unsigned long long id = 0;
     size_t holds = 0;
     int end = 0;
