@@ -90,20 +90,27 @@ static __attribute__((noinline)) int join_at(size_t n)
     return r;
 }
 
-static void *scan_the_floor(void *arg)
+/* The calling worker's stack floor, as pool.c sets it: a quarter of the stack above its
+ * end, at least 256 KiB of a large one. */
+static uintptr_t help_floor_here(void)
 {
-    (void)arg;
     pthread_attr_t attr;
     void *stack;
     size_t size;
     CHECK_EQ(pthread_getattr_np(pthread_self(), &attr), 0);
     CHECK_EQ(pthread_attr_getstack(&attr, &stack, &size), 0);
     pthread_attr_destroy(&attr);
-    /* pool.c's floor: a quarter of the stack, at least 256 KiB of a large one */
     size_t reserve = size / 4;
     if (reserve < 256 * 1024)
         reserve = size / 2 < 256 * 1024 ? size / 2 : 256 * 1024;
-    uintptr_t floor = (uintptr_t)stack + reserve;
+    CHECK(reserve > 64 * 1024);
+    return (uintptr_t)stack + reserve;
+}
+
+static void *scan_the_floor(void *arg)
+{
+    (void)arg;
+    uintptr_t floor = help_floor_here();
     /* where a helping wait starts with nothing more in use */
     CHECK_EQ(join_at(0), 0);
     uintptr_t top = atomic_load(&gp.help_frame);
@@ -209,17 +216,7 @@ static void *task_t(void *arg)
     CHECK_EQ(plait_thread_start(&th, until_the_fillers_ran, NULL, NULL), 0);
     CHECK_EQ(plait_join(th, NULL, SOON()), 0);
     CHECK_EQ(atomic_load(&ow.fillers_run), 5);
-    pthread_attr_t attr;
-    void *stack;
-    size_t size;
-    CHECK_EQ(pthread_getattr_np(pthread_self(), &attr), 0);
-    CHECK_EQ(pthread_attr_getstack(&attr, &stack, &size), 0);
-    pthread_attr_destroy(&attr);
-    size_t reserve = size / 4; /* pool.c's floor, as scan_the_floor finds it */
-    if (reserve < 256 * 1024)
-        reserve = size / 2 < 256 * 1024 ? size / 2 : 256 * 1024;
-    CHECK(reserve > 64 * 1024);
-    join_a_child_past((uintptr_t)stack + reserve);
+    join_a_child_past(help_floor_here());
     return NULL;
 }
 
