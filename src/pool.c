@@ -133,8 +133,8 @@ enum {
     BATCH_MAX = 64,         /* tasks taken from the injection queue at once */
     SLEEPING_FOR_SIGNAL = 2, /* `sleeping` of a helping wait too deep to help (park_for_signal) */
     HELP_STACK_RESERVE_MIN = 256 * 1024, /* stack a helping wait keeps for its own tasks */
-    STEALS_PAST_DEADLINE = 4096, /* a cancelling shutdown's steals from one deque, past
-                                  * its deadline (cancel_queued) */
+    STEALS_MIN = 4096,      /* a cancelling shutdown's steals from one deque, at least
+                             * (cancel_queued) */
     EXPOSE_TRIES = 64,      /* failed exposes in a row that end them (cancel_queued) */
 };
 
@@ -873,13 +873,15 @@ static int wait_stopped(plait_pool *pool, int64_t deadline, bool cancellable)
  * when its task returns.  Nor, where the heavy fence fails (membarrier refused since the
  * pool was made), can the private part of a deque be exposed: those tasks complete when
  * their worker publishes or takes them (plait.h says so).  A task that pushes without
- * end could keep the steals going: past the deadline, a deque's steals stop after
- * STEALS_PAST_DEADLINE (a past deadline, "cancel now", still empties any ordinary
- * deque), or after as many tries as the tasks the deque held when they began take, if
- * more.  So every task queued before the shutdown is reached (the cap alone left a held
- * worker's children past the first 4,096 waiting for as long as it ran on), and one
- * that pushes without end still cannot keep the shutdown. */
-static void cancel_queued(plait_pool *pool, int64_t deadline)
+ * end could keep the steals going: a deque's steals stop after as many tries as the
+ * tasks it held when they began take (a steal and an expose each, and lost races), or
+ * STEALS_MIN if more.  So every task queued before the shutdown is reached
+ * (a cap of 4,096 alone left a held worker's children past the first 4,096 waiting for
+ * as long as it ran on), and one that pushes without end keeps neither the shutdown nor
+ * the steals from the other deques (with no deadline, they once stayed on its deque
+ * for as long as it pushed); what it queues later completes as cancelled when a worker
+ * takes it. */
+static void cancel_queued(plait_pool *pool)
 {
     plait__future *batch[16]; /* (a shutdown may come from a coroutine's small stack) */
     size_t n;
@@ -897,11 +899,10 @@ static void cancel_queued(plait_pool *pool, int64_t deadline)
     for (unsigned i = 0; i < pool->threads; i++) {
         plait__deque *d = &pool->workers[i].deque;
         /* a steal and an expose for each task, a private one (and a few lost races) */
-        int64_t tries_past_deadline = 3 * plait__deque_size(d) + BATCH_MAX;
+        int64_t tries_for_those_there = 3 * plait__deque_size(d) + BATCH_MAX;
         unsigned unexposed = 0; /* exposes in a row that failed, private tasks left */
         for (int64_t tries = 0;; tries++) {
-            if (tries >= STEALS_PAST_DEADLINE && tries >= tries_past_deadline &&
-                tries % BATCH_MAX == 0 && plait__deadline_passed(deadline))
+            if (tries >= STEALS_MIN && tries >= tries_for_those_there)
                 break; /* the rest complete as cancelled as workers take them */
             plait__future *f = plait__deque_steal(d);
             if (f) {
@@ -949,7 +950,7 @@ static int shut(plait_pool *pool, int how, int64_t deadline, bool cancellable)
                 plait__future_cancel(f);
             plait__spin_unlock(&wk->running_lock);
         }
-        cancel_queued(pool, deadline);
+        cancel_queued(pool);
     }
     poke_all(pool); /* sleepers recount themselves as finished */
     return wait_stopped(pool, deadline, cancellable);

@@ -270,7 +270,108 @@ TEST(map_whose_items_all_succeeded_returns_0_across_a_cancelling_shutdown)
     CHECK_EQ(plait_event_destroy(ms.never), 0);
 }
 
-RUN_TESTS(CASE(pool_task_joining_itself_runs_no_queued_task_first),
+/* ---- a cancelling shutdown reaches every deque, whatever one of them holds ----
+ * Both workers are held by tasks that run on through the cancellation: "sw-1"'s task
+ * queued ten children, then sleeps outside plait; "sw-0"'s keeps queuing tasks of its
+ * own, about a thousand at most at a time.  The
+ * shutdown (PLAIT_POOL_CANCEL, no deadline) must complete the ten as cancelled at
+ * once: its steals once stayed on sw-0's deque for as long as that task refilled it,
+ * and never reached sw-1's (a review found it). */
+enum { SW_BATCH = 512, SW_BATCHES = 32 };
+
+static struct {
+    plait_pool *pool;
+    atomic_int started, kids_ready, refilling, stop;
+    plait_task kids[10];
+    int shutdown_r;
+} sw;
+
+static void *sw_noop(void *arg) { return arg; }
+
+/* Queue batches of SW_BATCH tasks, SW_BATCHES of them at most at a time: each batch's
+ * last task has a handle, done once the whole batch is (they are taken oldest first). */
+static void sw_refill(void)
+{
+    plait_task last[SW_BATCHES];
+    bool pending[SW_BATCHES] = {false};
+    for (unsigned k = 0; !atomic_load(&sw.stop); k = (k + 1) % SW_BATCHES) {
+        while (pending[k] && plait_wait_any(&last[k], 1, 0) != 0 && !atomic_load(&sw.stop))
+            sched_yield();
+        if (atomic_load(&sw.stop))
+            break;
+        if (pending[k])
+            CHECK_EQ(plait_join(last[k], NULL, 0), -ECANCELED);
+        for (int i = 0; i < SW_BATCH - 1; i++)
+            CHECK_EQ(plait_pool_submit(sw.pool, NULL, sw_noop, NULL), 0);
+        CHECK_EQ(plait_pool_submit(sw.pool, &last[k], sw_noop, NULL), 0);
+        pending[k] = true;
+        if (k == SW_BATCHES - 1)
+            atomic_store(&sw.refilling, 1);
+    }
+    for (unsigned k = 0; k < SW_BATCHES; k++) /* (this join runs them: cancelled) */
+        if (pending[k])
+            CHECK_EQ(plait_join(last[k], NULL, SOON()), -ECANCELED);
+}
+
+static void *sw_held(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&sw.started, 1);
+    while (atomic_load(&sw.started) < 2) /* so that the two are on the two workers */
+        sched_yield();
+    if (strcmp(plait_task_name(), "sw-0") == 0) {
+        sw_refill();
+        return NULL;
+    }
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(plait_pool_submit(sw.pool, &sw.kids[i], sw_noop, NULL), 0);
+    atomic_store(&sw.kids_ready, 1);
+    struct timespec a_ms = {0, PLAIT_MS};
+    while (!atomic_load(&sw.stop)) /* held outside plait: no wait of its runs them */
+        nanosleep(&a_ms, NULL);
+    return NULL;
+}
+
+static void *sw_shutter(void *arg)
+{
+    (void)arg;
+    sw.shutdown_r = plait_pool_shutdown(sw.pool, PLAIT_POOL_CANCEL, PLAIT_FOREVER);
+    return NULL;
+}
+
+TEST(a_cancelling_shutdown_reaches_every_deque_beside_one_refilled)
+{
+    CHECK_EQ(plait_pool_create(&sw.pool, &(plait_pool_options){.threads = 2, .name = "sw"}), 0);
+    plait_task a, b;
+    CHECK_EQ(plait_pool_submit(sw.pool, &a, sw_held, NULL), 0);
+    CHECK_EQ(plait_pool_submit(sw.pool, &b, sw_held, NULL), 0);
+    wait_for(&sw.kids_ready);
+    wait_for(&sw.refilling);
+    pthread_t s;
+    thread_start(&s, sw_shutter, NULL);
+    int64_t until = SOON();
+    int done = 0;
+    while (done < 10 && plait_now() < until) {
+        done = 0;
+        for (int i = 0; i < 10; i++)
+            done += plait_wait_any(&sw.kids[i], 1, 0) == 0;
+        struct timespec a_ms = {0, PLAIT_MS};
+        if (done < 10)
+            nanosleep(&a_ms, NULL);
+    }
+    CHECK_EQ(done, 10); /* while sw-0's task still refills its deque */
+    atomic_store(&sw.stop, 1);
+    thread_join(s);
+    CHECK_EQ(sw.shutdown_r, 0);
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(plait_join(sw.kids[i], NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_join(a, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_join(b, NULL, SOON()), -ECANCELED);
+    CHECK_EQ(plait_pool_destroy(sw.pool), 0);
+}
+
+RUN_TESTS(CASE(a_cancelling_shutdown_reaches_every_deque_beside_one_refilled),
+          CASE(pool_task_joining_itself_runs_no_queued_task_first),
           CASE(cancelled_join_in_a_pool_task_stops_running_the_queue),
           CASE(map_in_a_task_stops_when_its_caller_is_cancelled_1),
           CASE(map_in_a_task_stops_when_its_caller_is_cancelled_2),
