@@ -636,11 +636,13 @@ enum plait_pool_shutdown_how {
 };
 
 /* Stop accepting work (submit returns -EPIPE) and wait until every worker has
- * stopped.  0 when stopped; -ETIMEDOUT when a task still runs, or is queued, at the
+ * stopped (the task-local destructors of the values pool tasks set, their workers',
+ * have run then).  0 when stopped; -ETIMEDOUT when a task still runs, or is queued, at the
  * deadline (the pool stays shut; call again, with PLAIT_POOL_CANCEL to escalate).
  * Workers with no task left are only exiting: they are waited for, past the deadline
  * (a past one included), and the call returns 0.  -ECANCELED when the caller is
- * cancelled while it waits (the pool stays shut, as after -ETIMEDOUT).  -EDEADLK from
+ * cancelled while it waits (the pool stays shut, as after -ETIMEDOUT), -ENOMEM when a
+ * coroutine's wait finds no memory for its timer (as after -ETIMEDOUT).  -EDEADLK from
  * a task of this very pool; -EPERM for the default pool, or in a forked child; -EINVAL
  * for a bad how. */
 int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline);
@@ -649,7 +651,9 @@ int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline);
  * cancelled caller waits too: this is clean-up, which must finish.  -EBUSY (and
  * nothing freed) after a shutdown that timed out while a task still runs or is queued
  * (workers that are only exiting are waited for), or while another caller is still
- * inside plait_pool_shutdown on this pool once it has stopped (call again); -EDEADLK
+ * inside plait_pool_shutdown on this pool once it has stopped (call again); -ENOMEM
+ * (nothing freed: call again) when a coroutine's wait for the workers finds no memory
+ * for its timer; -EDEADLK
  * from a task of this pool; -EPERM for the default pool, or in a forked child.  No call on the pool may
  * begin once a destroy may have freed it, nor still be under way when it begins (a
  * submit on another thread that has returned nothing yet may still touch the pool,

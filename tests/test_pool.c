@@ -2740,7 +2740,48 @@ TEST(completed_destroy_of_a_set_with_nothing_finished_races_an_add)
     CHECK_EQ(plait_join(set_hopping_task, NULL, SOON()), 0);
 }
 
-RUN_TESTS(CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_and_join),
+/* ---- a shutdown's 0 means the workers' task-local destructors have run ----
+ * Pool tasks share their worker thread's values; the destructors of those ran as the
+ * thread exited, after the worker had said it stopped: a caller that freed what they
+ * use once the shutdown returned 0 raced them (here a destructor a little slow, that
+ * was still to run; a review found it). */
+static atomic_int td_ran;
+
+static void td_slow_destructor(void *value)
+{
+    struct timespec a_while = {0, 50 * PLAIT_MS}; /* (widens the window it ran in) */
+    nanosleep(&a_while, NULL);
+    atomic_fetch_add(&td_ran, *(int *)value);
+}
+
+static plait_key td_key;
+
+static void *td_set(void *arg)
+{
+    CHECK_EQ(plait_local_set(td_key, arg), 0);
+    return NULL;
+}
+
+TEST(shutdown_returns_after_the_workers_task_local_destructors)
+{
+    static int one = 1;
+    CHECK_EQ(plait_key_create(&td_key, td_slow_destructor), 0);
+    for (int how = PLAIT_POOL_DRAIN; how <= PLAIT_POOL_CANCEL; how++) {
+        atomic_store(&td_ran, 0);
+        plait_pool *pool;
+        CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 2}), 0);
+        plait_task t;
+        CHECK_EQ(plait_pool_submit(pool, &t, td_set, &one), 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        CHECK_EQ(plait_pool_shutdown(pool, how, SOON()), 0);
+        CHECK_EQ(atomic_load(&td_ran), 1);
+        CHECK_EQ(plait_pool_destroy(pool), 0);
+        CHECK_EQ(atomic_load(&td_ran), 1);
+    }
+}
+
+RUN_TESTS(CASE(shutdown_returns_after_the_workers_task_local_destructors),
+          CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_and_join),
           CASE(coroutine_joins_pool_task), CASE(pool_many_submits_run_once),
           CASE(fork_join_fib_two_workers), CASE(fork_join_fib_one_worker),
           CASE(join_in_pool_task_keeps_deadline_while_helping),
