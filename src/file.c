@@ -21,9 +21,20 @@
  * from its submission until it starts: a close meanwhile withdraws it (its pool task
  * cancelled, or, started by then, the worker finds it marked) and it answers -EBADF
  * without its system call, which would have read or written whatever file took the
- * number since.  One that has started runs on the file it began on, as a thread's
- * read(2) beside another thread's close(2) would.  Invariant: `closed`, `started` and
- * the list are read and written under queued_lock only.
+ * number since.  One that has started runs on the file it began on: its worker makes
+ * its system call on the number, which, once the call is marked started, may be any
+ * moment, so the close does not free the number but puts a placeholder in it (an
+ * O_PATH descriptor of "/", on which a read or write is EBADF): a call not yet in the
+ * kernel then fails with -EBADF and reaches no other file; one in the kernel goes on
+ * with the file it holds.  The last such call to finish closes the placeholder.  (The
+ * copy of a descriptor its worker could take instead would drop the process's POSIX
+ * record locks on the file as it is closed.)  With no descriptor left for the
+ * placeholder, the close is a close, and a call not yet in the kernel may reach the
+ * file that takes the number next, as a thread's read(2) beside another thread's
+ * close(2) may.  Invariant: `closed`, `started`, `finished`, `keeps`, `placeholder` and
+ * the list are read and written under queued_lock only; a fork takes the lock
+ * (plait__file_atfork: one held by another thread at the fork was held for ever in the
+ * child, whose first file call or close spun on it).
  */
 #include "internal.h"
 
@@ -48,6 +59,9 @@ typedef struct file_op {
     bool task_known;            /* task is set */
     bool started;               /* its worker has begun it: a close no longer stops it */
     bool closed;                /* plait_close came first: -EBADF, no system call */
+    bool finished;              /* its system call has returned */
+    bool keeps;                 /* a close found it started, not finished */
+    bool placeholder;           /* and put the placeholder in the number */
 } file_op;
 
 static plait__spinlock queued_lock;
@@ -81,22 +95,66 @@ static bool queued_unlink(file_op *op)
     return closed;
 }
 
-void plait__file_ops_closing(int fd)
+/* Under queued_lock: whether a call on fd that its close found started (`keeps`) has
+ * not finished its system call yet. */
+static bool kept_by_a_call(int fd)
+{
+    for (file_op *op = queued_ops; op; op = op->next)
+        if (op->fd == fd && op->keeps && !op->finished)
+            return true;
+    return false;
+}
+
+bool plait__file_ops_closing(int fd)
 {
     if (!atomic_load(&queued_count))
-        return;
+        return false;
+    bool kept = false;
     plait__spin_lock(&queued_lock);
     for (file_op *op = queued_ops; op; op = op->next) {
-        if (op->fd != fd || op->started || op->closed)
+        if (op->fd != fd || op->closed || op->finished)
             continue;
+        if (op->started) {
+            kept = op->keeps = true;
+            continue;
+        }
         op->closed = true;
         if (op->task_known) /* withdrawn from the pool's queue: its joiner goes on now */
             plait_cancel(op->task);
     }
     plait__spin_unlock(&queued_lock);
+    return kept;
 }
 
-static ssize_t op_do(const file_op *op)
+int plait__file_ops_close(int fd)
+{
+    int spare = open("/", O_PATH | O_CLOEXEC);
+    int r = 0;
+    plait__spin_lock(&queued_lock);
+    bool placed = spare >= 0 && kept_by_a_call(fd) && dup3(spare, fd, O_CLOEXEC) == fd;
+    for (file_op *op = queued_ops; op; op = op->next)
+        if (op->fd == fd && op->keeps && !op->finished)
+            op->placeholder = placed;
+    if (!placed) /* every call has finished meanwhile, or no placeholder to be had */
+        r = close(fd) < 0 && errno != EINTR ? -errno : 0;
+    plait__spin_unlock(&queued_lock);
+    if (spare >= 0)
+        close(spare);
+    return r;
+}
+
+void plait__file_atfork(int phase)
+{
+    /* (in the child the list keeps the parent's other threads' calls, which no thread
+     * of the child will end: a close there marks them, to no effect) */
+    if (phase == PLAIT__FORK_PREPARE)
+        plait__spin_lock(&queued_lock);
+    else
+        plait__spin_unlock(&queued_lock); /* in the child: ours, copied held */
+}
+
+/* The operation's system call on fd (op->fd, or a copy of it). */
+static ssize_t op_do(const file_op *op, int fd)
 {
     ssize_t r;
     do {
@@ -105,15 +163,15 @@ static ssize_t op_do(const file_op *op)
             r = open(op->path, op->flags | O_CLOEXEC, op->mode);
             break;
         case OP_READ:
-            r = op->offset < 0 ? read(op->fd, op->buf, op->len)
-                               : pread(op->fd, op->buf, op->len, op->offset);
+            r = op->offset < 0 ? read(fd, op->buf, op->len)
+                               : pread(fd, op->buf, op->len, op->offset);
             break;
         case OP_WRITE:
-            r = op->offset < 0 ? write(op->fd, op->buf, op->len)
-                               : pwrite(op->fd, op->buf, op->len, op->offset);
+            r = op->offset < 0 ? write(fd, op->buf, op->len)
+                               : pwrite(fd, op->buf, op->len, op->offset);
             break;
         default:
-            r = fsync(op->fd);
+            r = fsync(fd);
             break;
         }
     } while (r < 0 && errno == EINTR);
@@ -127,7 +185,13 @@ static void *op_task(void *arg)
     bool closed = op->closed;
     op->started = true;
     plait__spin_unlock(&queued_lock);
-    op->result = closed ? -EBADF : op_do(op);
+    op->result = closed ? -EBADF : op_do(op, op->fd);
+    plait__spin_lock(&queued_lock);
+    op->finished = true;
+    /* the last call a close found started lets the number go (plait__file_ops_close) */
+    if (op->placeholder && !kept_by_a_call(op->fd))
+        close(op->fd);
+    plait__spin_unlock(&queued_lock);
     op->ran = true;
     return NULL;
 }
@@ -141,7 +205,7 @@ static ssize_t op_run(file_op *op)
         /* no cancellation point here either (internal.h), though open(2), read(2) and
          * fsync(2) are: a plait call is none */
         int cancel_state = plait__cancel_off();
-        ssize_t n = op_do(op);
+        ssize_t n = op_do(op, op->fd);
         plait__cancel_restore(cancel_state);
         return n;
     }

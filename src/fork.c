@@ -60,6 +60,7 @@ static void prepare(void)
     sigdelset(&all, SIGSYS);  /* so does a sandbox's trap of a call (seccomp) */
     sigdelset(&all, SIGTRAP); /* and a breakpoint's or watchpoint's */
     pthread_sigmask(SIG_BLOCK, &all, &mask_before_fork);
+    plait__file_atfork(PLAIT__FORK_PREPARE); /* (its holders take pool and future locks) */
     plait__spawn_atfork(PLAIT__FORK_PREPARE);
     plait__pool_atfork(PLAIT__FORK_PREPARE);
     plait__manager_atfork(PLAIT__FORK_PREPARE);
@@ -102,6 +103,7 @@ static void parent(void)
     plait__manager_atfork(PLAIT__FORK_PARENT);
     plait__pool_atfork(PLAIT__FORK_PARENT);
     plait__spawn_atfork(PLAIT__FORK_PARENT);
+    plait__file_atfork(PLAIT__FORK_PARENT);
     pthread_sigmask(SIG_SETMASK, &mask_before_fork, NULL);
 }
 
@@ -135,6 +137,7 @@ static void child(void)
     plait__manager_atfork(PLAIT__FORK_CHILD);
     plait__pool_atfork(PLAIT__FORK_CHILD);
     plait__spawn_atfork(PLAIT__FORK_CHILD);
+    plait__file_atfork(PLAIT__FORK_CHILD);
     plait__pid_forget();
     /* a child plait forks was registered by its parent before it went on; the child
      * must not itself wait for a shared lock before it has its death signal set */

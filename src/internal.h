@@ -982,8 +982,12 @@ int plait__pool_default_get(plait_pool **out);
  * pool's creation's code without a pool (pool_map.c). */
 int plait__submit_default(plait_task *task, plait_fn fn, void *arg);
 /* plait_close(fd) is closing fd: the plait_file_* operations on it that the pool has
- * not started answer -EBADF without their system call (file.c). */
-void plait__file_ops_closing(int fd);
+ * not started answer -EBADF without their system call (file.c).  true when one has
+ * started and not finished: then the close is plait__file_ops_close's, which keeps the
+ * number from other files (a placeholder in it) until they have; its result is
+ * plait_close's. */
+bool plait__file_ops_closing(int fd);
+int plait__file_ops_close(int fd);
 /* plait_pool_submit, but for a coroutine whose scheduler runs on a worker of that pool
  * (whose wait runs no queued task) to a thread of its own, which is sure to run; -EPIPE
  * there once the pool is shut down, and what plait_thread_start answers (pool.c). */
@@ -1100,6 +1104,8 @@ void plait__shared_atfork(int phase);
 /* poll.c: the locks of the table of blocking waits by descriptor (spin locks: taken
  * last, after every mutex above). */
 void plait__fd_waits_atfork(int phase);
+/* plait_file_*'s list of calls a close may withdraw (file.c): its lock across a fork. */
+void plait__file_atfork(int phase);
 /* once.c: the locks of the buckets onces wait in (spin locks: taken after the table's;
  * a wake-up delivered under one may take a scheduler's inbox lock). */
 void plait__once_atfork(int phase);

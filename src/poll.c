@@ -721,7 +721,7 @@ static void close_pass(int fd, bool after)
 static int close_cancel_off(int fd)
 {
     close_pass(fd, false);
-    plait__file_ops_closing(fd);
+    bool kept = plait__file_ops_closing(fd);
     /* this scheduler's watch goes first: an io_uring poll holds the file open (the
      * close must be a close, which the peer sees, when this returns), and an epoll
      * registration outlives the close while the file is open elsewhere */
@@ -732,7 +732,8 @@ static int close_cancel_off(int fd)
         if (p->fds[fd].read_op)
             p->backend->io_cancel(p, fd);
     }
-    int r = close(fd) < 0 && errno != EINTR ? -errno : 0; /* after EINTR it is gone too */
+    int r = kept ? plait__file_ops_close(fd) /* a started plait_file_* call is on fd */
+                 : close(fd) < 0 && errno != EINTR ? -errno : 0; /* after EINTR it is gone too */
     /* once more: a call that began after the first look found fd still open, and its
      * wait, linked since, is woken by nothing else (a close wakes no poll or epoll
      * wait, and an io_uring poll holds the file); every poller must also make its
