@@ -147,8 +147,9 @@ int plait_spawn_opts(plait_task *task, plait_fn fn, void *arg,
 
 /* Wait until the task has finished and take its outcome: 0 and *result (may be NULL)
  * = its return value; its PLAIT_FAIL code; -ECANCELED if it was cancelled before it
- * finished.  After any of those the handle is consumed.  -ETIMEDOUT, or -ECANCELED
- * when the caller itself is cancelled, leave the handle valid.  -ESRCH for a stale
+ * finished.  After any of those the handle is consumed.  -ETIMEDOUT, -ECANCELED when
+ * the caller itself is cancelled, and -ENOMEM when a coroutine's wait with a deadline
+ * finds no memory for its timer leave the handle valid.  -ESRCH for a stale
  * handle, -EDEADLK for joining oneself.  A task's own code may be any, -ETIMEDOUT and
  * -ECANCELED included (a process's -errno, a pool's task_timeout), and consumes the
  * handle like any outcome: plait_wait_any(&task, 1, 0) tells the two apart (-ESRCH
@@ -175,14 +176,16 @@ int plait_cancel(plait_task task);
  * code, and every handle is consumed.  The call's own failures consume none:
  * -ETIMEDOUT, -ECANCELED of the caller, -EINVAL for n == 0, a null array or a handle
  * given twice, -ESRCH for a stale handle, -EDEADLK when the calling coroutine is among
- * the tasks, -ENOMEM, -EPERM in a forked child for a task that is not the child's. */
+ * the tasks, -ENOMEM (more than 8 tasks take memory; a coroutine's timer, as for
+ * plait_join), -EPERM in a forked child for a task that is not the child's. */
 int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *errors,
                    int64_t deadline);
 
 /* Wait until any of the n tasks has finished; returns its index (>= 0).  Consumes no
  * handle: join the one returned.  -EINVAL, -ESRCH (a null or stale handle anywhere in
  * the list, behind a finished task too), -ETIMEDOUT, -ECANCELED, -ENOMEM
- * (more than 8 tasks take memory), -EDEADLK when the calling coroutine is among the
+ * (more than 8 tasks take memory; a coroutine's timer, as for plait_join), -EDEADLK
+ * when the calling coroutine is among the
  * tasks (and none has finished), -EPERM in a forked child for a task that is not the
  * child's. */
 int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline);
@@ -703,7 +706,8 @@ int plait_completed_add(plait_completed *set, plait_task task);
 /* Wait for the next watched task to finish and give back its handle (0).  -EPIPE
  * when every watched task has been given back; -EDEADLK when every one not yet given
  * back is the caller's own task (its coroutine, or the plait thread or pool task it
- * runs in), which cannot finish while it waits; -ETIMEDOUT, -ECANCELED. */
+ * runs in), which cannot finish while it waits; -ETIMEDOUT, -ECANCELED, -ENOMEM (a
+ * coroutine's timer, as for plait_join: no handle is given back). */
 int plait_completed_next(plait_completed *set, plait_task *task, int64_t deadline);
 /* Stop watching and free the set (handles remain the caller's).  -EBUSY while a
  * caller is inside next() (waiting, or woken and not yet returned). */

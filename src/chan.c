@@ -263,7 +263,7 @@ static bool rings_of_one_channel(const plait_select_case *cases, uint32_t n, int
     }
     for (uint32_t i = 0; i < n; i++)
         scratch[i] = (case_of_channel){cases[i].chan, i};
-    qsort(scratch, n, sizeof *scratch, by_channel_then_index);
+    plait__sort(scratch, n, sizeof *scratch, by_channel_then_index); /* (not qsort: sort.c) */
     for (uint32_t run = 0, end; run < n; run = end) {
         for (end = run + 1; end < n && scratch[end].chan == scratch[run].chan; end++)
             same_next[scratch[end - 1].index] = (int)scratch[end].index;

@@ -863,7 +863,7 @@ static int check_distinct(const plait_task *tasks, size_t n)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++)
         futures[i] = (uintptr_t)tasks[i].future;
-    qsort(futures, n, sizeof *futures, plait__by_address);
+    plait__sort(futures, n, sizeof *futures, plait__by_address); /* (not qsort: sort.c) */
     int r = 0;
     for (size_t i = 1; i < n && r == 0; i++)
         if (futures[i] == futures[i - 1])

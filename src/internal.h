@@ -129,6 +129,9 @@ static inline void plait__store_load_fence(void)
 #endif
 }
 
+/* Sort n elements of size bytes at base, ascending by cmp, as qsort does, but in place
+ * with a few words of stack (sort.c: for a caller's stack, a coroutine's smallest). */
+void plait__sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
 /* qsort's comparison of two uintptr_t (addresses), ascending. */
 static inline int plait__by_address(const void *a, const void *b)
 {

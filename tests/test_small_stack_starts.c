@@ -1,6 +1,7 @@
 /*
- * test_small_stack_starts.c — the calls that start one of plait's threads, made from a
- * coroutine on the smallest stack (PLAIT_STACK_MIN), which holds plait's own frames
+ * test_small_stack_starts.c — the calls that start one of plait's threads, and those
+ * that sort on the caller's stack, made from a coroutine on the smallest stack
+ * (PLAIT_STACK_MIN), which holds plait's own frames
  * (plait.h).  pthread_create takes 2-4 KiB of glibc's frames, and naming another thread
  * (pthread_setname_np) formats a path with sprintf: made on the coroutine's stack, they
  * overflowed it — plait_thread_start answered -EINVAL after writing below its stack
@@ -81,6 +82,41 @@ static void *watch_a_signal(void)
     return NULL;
 }
 
+/* Sorts made on the caller's stack: wait_all's look for a handle given twice, a select
+ * of more than 8 cases looking for its cases on one channel.  With glibc's qsort (up to
+ * 1 KiB of alloca for fewer than 1 KiB of elements, and recursion), a wait for 110 tasks
+ * or a select over 20 cases ran off the smallest stack (a review found it). */
+enum { MANY_TASKS = 110, MANY_CASES = 20 };
+static plait_task many_tasks[MANY_TASKS];
+static void *many_results[MANY_TASKS];
+
+static void *wait_for_many(void)
+{
+    for (int i = 0; i < MANY_TASKS; i++)
+        CHECK_EQ(plait_spawn(&many_tasks[i], seven, NULL), 0);
+    CHECK_EQ(plait_wait_all(many_tasks, MANY_TASKS, many_results, NULL, SOON()), 0);
+    for (int i = 0; i < MANY_TASKS; i++)
+        CHECK_EQ(INT(many_results[i]), 7);
+    return NULL;
+}
+
+static plait_chan *many_chans[MANY_CASES / 2];
+static plait_select_case many_cases[MANY_CASES];
+static int many_elems[MANY_CASES];
+
+static void *select_over_many(void)
+{
+    for (int i = 0; i < MANY_CASES / 2; i++)
+        CHECK_EQ(plait_chan_create(&many_chans[i], sizeof(int), 0), 0);
+    for (int i = 0; i < MANY_CASES; i++) /* two cases on each channel */
+        many_cases[i] = (plait_select_case){.chan = many_chans[i % (MANY_CASES / 2)],
+                                            .op = PLAIT_RECV, .elem = &many_elems[i]};
+    CHECK_EQ(plait_select(many_cases, MANY_CASES, 0), -ETIMEDOUT); /* a poll: none ready */
+    for (int i = 0; i < MANY_CASES / 2; i++)
+        CHECK_EQ(plait_chan_destroy(many_chans[i]), 0);
+    return NULL;
+}
+
 typedef void *(*starting_call)(void);
 static starting_call the_call;
 
@@ -119,6 +155,9 @@ TEST(to_thread_makes_the_default_pool) { in_a_fresh_process(offload); }
 TEST(pool_create) { in_a_fresh_process(make_a_pool); }
 TEST(process_start_makes_the_manager) { in_a_fresh_process(start_a_process); }
 TEST(signals_create_makes_the_dispatcher) { in_a_fresh_process(watch_a_signal); }
+TEST(wait_all_sorts_its_handles) { in_a_fresh_process(wait_for_many); }
+TEST(a_large_select_sorts_its_cases) { in_a_fresh_process(select_over_many); }
 
 RUN_TESTS(CASE(plait_thread_start_starts_a_thread), CASE(to_thread_makes_the_default_pool), CASE(pool_create),
-          CASE(process_start_makes_the_manager), CASE(signals_create_makes_the_dispatcher))
+          CASE(process_start_makes_the_manager), CASE(signals_create_makes_the_dispatcher),
+          CASE(wait_all_sorts_its_handles), CASE(a_large_select_sorts_its_cases))
