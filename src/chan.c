@@ -273,6 +273,26 @@ static bool rings_of_one_channel(const plait_select_case *cases, uint32_t n, int
     return shared;
 }
 
+/* Try case i of a select, its channel's lock held: complete it (1), or link its node
+ * (0, when the select may wait: its index goes into linked[]), or -1/-2 as try_send. */
+static int try_case(plait_select_case *cases, size_t i, plait__wait_node *nodes,
+                    const int *same_next, plait__waiter *w, bool may_block, uint32_t *linked,
+                    size_t *n_linked, plait__wakeups *later)
+{
+    plait_select_case *c = &cases[i];
+    plait_chan *ch = c->chan;
+    int outcome = c->op == PLAIT_SEND ? try_send(ch, c->elem, w, &c->result, later)
+                                      : try_recv(ch, c->elem, w, &c->result, later);
+    if (outcome == 1) {
+        w->index = (int)i;
+    } else if (outcome == 0 && may_block) {
+        plait__waitq_push_case(c->op == PLAIT_SEND ? &ch->senders : &ch->receivers,
+                               &ch->lock, &nodes[i], w, (int)i, c->elem, same_next[i]);
+        linked[(*n_linked)++] = (uint32_t)i;
+    }
+    return outcome;
+}
+
 int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
 {
     if (!cases || n == 0 || n > INT32_MAX)
@@ -281,21 +301,28 @@ int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
         if (!cases[i].chan || !cases[i].elem ||
             (cases[i].op != PLAIT_SEND && cases[i].op != PLAIT_RECV))
             return -EINVAL;
-    /* nodes[i] is case i's (a ring of same_next over one channel's finds its others) */
+    /* nodes[i] is case i's (a ring of same_next over one channel's finds its others);
+     * linked[0..n_linked) the cases whose nodes this round linked; seen[i]: case i was
+     * tried this round (with a case before it on its channel) */
     plait__wait_node small[8];
-    uint32_t small_order[8];
+    uint32_t small_order[8], small_linked[8];
     int small_same_next[8];
+    bool small_seen[8];
     plait__wait_node *nodes = small;
-    uint32_t *order = small_order;
+    uint32_t *order = small_order, *linked = small_linked;
     int *same_next = small_same_next;
+    bool *seen = small_seen;
     case_of_channel *scratch = NULL;
     if (n > 8) { /* all in one block */
-        nodes = malloc(n * (sizeof *nodes + sizeof *scratch + sizeof *order + sizeof *same_next));
+        nodes = malloc(n * (sizeof *nodes + sizeof *scratch + sizeof *order + sizeof *linked +
+                            sizeof *same_next + sizeof *seen));
         if (!nodes)
             return -ENOMEM;
         scratch = (case_of_channel *)(nodes + n);
         order = (uint32_t *)(scratch + n);
-        same_next = (int *)(order + n);
+        linked = order + n;
+        same_next = (int *)(linked + n);
+        seen = (bool *)(same_next + n);
     }
     bool rings = rings_of_one_channel(cases, (uint32_t)n, same_next, scratch);
     random_order(order, (uint32_t)n);
@@ -303,32 +330,37 @@ int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
     plait__waiter w;
     plait__waiter_init(&w, "select", cases);
     int r = 0, outcome; /* 1: completed here, 0: must wait, -1: decided elsewhere */
-    size_t linked; /* the cases order[0..linked) have their nodes linked */
+    size_t n_linked;
 retry:
     outcome = 0;
-    linked = 0;
+    n_linked = 0;
     if (rings) /* (a claimer walks a ring: the nodes this round has not linked yet) */
         for (size_t i = 0; i < n; i++) {
             nodes[i].queue = NULL;
             nodes[i].index = (int)i;
             nodes[i].same_next = same_next[i];
+            seen[i] = false;
         }
     for (size_t k = 0; k < n && outcome == 0; k++) {
         size_t i = order[k];
-        plait_select_case *c = &cases[i];
-        plait_chan *ch = c->chan;
+        if (rings && seen[i])
+            continue;
+        plait_chan *ch = cases[i].chan;
         plait__wakeups later;
         later.n = 0;
         plait__spin_lock(&ch->lock);
-        outcome = c->op == PLAIT_SEND ? try_send(ch, c->elem, &w, &c->result, &later)
-                                      : try_recv(ch, c->elem, &w, &c->result, &later);
-        if (outcome == 1) {
-            w.index = (int)i;
-        } else if (outcome == 0 && may_block) {
-            plait__waitq_push_case(c->op == PLAIT_SEND ? &ch->senders : &ch->receivers,
-                                   &ch->lock, &nodes[i], &w, (int)i, c->elem, same_next[i]);
-            linked++;
-        }
+        /* Every case on this channel in one hold of its lock: once one of them is linked,
+         * all are, and whoever claims the select through one unlinks them all; the
+         * select does not come back to the channel, which its waker may destroy at once
+         * (it once took the lock of a destroyed channel for a case it had not reached). */
+        size_t c = i;
+        do {
+            outcome = try_case(cases, c, nodes, same_next, &w, may_block, linked, &n_linked,
+                               &later);
+            if (rings)
+                seen[c] = true;
+            c = (size_t)same_next[c];
+        } while (outcome == 0 && c != i);
         plait__spin_unlock(&ch->lock);
         plait__wakeups_deliver(&later);
     }
@@ -337,8 +369,8 @@ retry:
          * claim through one meanwhile (and its channel be destroyed before we take its
          * lock); then give the claim back and look again.  A waker that skipped a node
          * while we held the claim has moved on; the new look sees what it left. */
-        for (size_t k = 0; k < linked; k++)
-            plait__wait_node_withdraw(&nodes[order[k]]);
+        for (size_t k = 0; k < n_linked; k++)
+            plait__wait_node_withdraw(&nodes[linked[k]]);
         atomic_store(&w.claimed, 0);
         /* a fresh order: two selects that met so in mirror image do not meet again */
         random_order(order, (uint32_t)n);
@@ -350,8 +382,8 @@ retry:
         else
             r = plait__waiter_block(&w, deadline);
     }
-    for (size_t k = 0; k < linked; k++)
-        plait__wait_node_unlink(&nodes[order[k]]);
+    for (size_t k = 0; k < n_linked; k++)
+        plait__wait_node_unlink(&nodes[linked[k]]);
     if (nodes != small)
         free(nodes);
     if (r < 0 && w.index < 0)

@@ -1269,6 +1269,86 @@ static void many_cases_two_on_one_channel(void)
     destroy_chans(idle, 12); /* (its nodes there are gone: it returned) */
 }
 
+/* The same while the select is still linking its cases: {receive A, receive B1..B200,
+ * receive A}, on a plain thread, and another thread's send to A, then A's destroy at
+ * once.  The select once linked its cases one by one in a random order, so a hand-off
+ * through its first case on A could come while it had yet to reach the other: it then
+ * took A's lock after the destroy (a use after free; a review found it), or linked that
+ * node, and the destroy said -EBUSY.  A select now tries all its cases on a channel in
+ * one hold of that channel's lock. */
+enum { MID_B = 200, MID_ROUNDS = 300 };
+
+static struct {
+    plait_chan *a, *b[MID_B];
+    atomic_int round; /* 2r + 1: round r's select has begun; 2r + 2: A destroyed */
+    atomic_int busy;  /* destroys right after the hand-off that said -EBUSY */
+} mid;
+
+static bool mid_wait_round(int value)
+{
+    int64_t until = SOON();
+    while (atomic_load(&mid.round) != value)
+        if (plait_now() > until)
+            return false;
+    return true;
+}
+
+static void *mid_sender(void *arg)
+{
+    (void)arg;
+    for (int r = 0; r < MID_ROUNDS; r++) {
+        if (!mid_wait_round(2 * r + 1)) {
+            CHECK(!"the select's round never began");
+            return NULL;
+        }
+        int v = r, sent;
+        int64_t until = SOON();
+        while ((sent = plait_chan_send(mid.a, &v, 0)) == -ETIMEDOUT && plait_now() < until)
+            ;
+        CHECK_EQ(sent, 0);
+        int d = plait_chan_destroy(mid.a);
+        if (d != 0)
+            atomic_fetch_add(&mid.busy, 1);
+        atomic_store(&mid.round, d == 0 ? 2 * r + 2 : -(2 * r + 2));
+    }
+    return NULL;
+}
+
+TEST(select_woken_while_linking_leaves_the_channel_at_once)
+{
+    for (int i = 0; i < MID_B; i++)
+        CHECK_EQ(plait_chan_create(&mid.b[i], sizeof(int), 0), 0);
+    pthread_t th;
+    thread_start(&th, mid_sender, NULL);
+    static plait_select_case c[MID_B + 2];
+    static int x[MID_B + 2];
+    for (int r = 0; r < MID_ROUNDS; r++) {
+        CHECK_EQ(plait_chan_create(&mid.a, sizeof(int), 0), 0);
+        c[0] = (plait_select_case){.chan = mid.a, .op = PLAIT_RECV, .elem = &x[0]};
+        for (int i = 0; i < MID_B; i++)
+            c[i + 1] = (plait_select_case){.chan = mid.b[i], .op = PLAIT_RECV, .elem = &x[i + 1]};
+        c[MID_B + 1] = (plait_select_case){.chan = mid.a, .op = PLAIT_RECV, .elem = &x[MID_B + 1]};
+        atomic_store(&mid.round, 2 * r + 1);
+        int k = plait_select(c, MID_B + 2, SOON());
+        CHECK(k == 0 || k == MID_B + 1);
+        if (k == 0 || k == MID_B + 1)
+            CHECK_EQ(x[k], r);
+        int64_t until = SOON();
+        int done;
+        while ((done = atomic_load(&mid.round)) != 2 * r + 2 && done != -(2 * r + 2) &&
+               plait_now() < until)
+            ;
+        if (done != 2 * r + 2) /* (not destroyed at once: now that the select is over) */
+            CHECK_EQ(plait_chan_destroy(mid.a), 0);
+        if (k < 0)
+            break;
+    }
+    thread_join(th);
+    CHECK_EQ(atomic_load(&mid.busy), 0);
+    for (int i = 0; i < MID_B; i++)
+        CHECK_EQ(plait_chan_destroy(mid.b[i]), 0);
+}
+
 static void *one_channel_main(void *p)
 {
     (void)p;
@@ -1402,5 +1482,6 @@ RUN_TESTS(CASE(select_bad_input), CASE(select_picks_the_ready_case),
           CASE(two_selectors_pair_up), CASE(select_stress_mixed),
           CASE(select_does_not_pair_with_itself), CASE(select_stale_node_keeps_its_channel_busy),
           CASE(select_on_one_channel_leaves_it_free_once_woken),
+          CASE(select_woken_while_linking_leaves_the_channel_at_once),
           CASE(select_fair_between_two_ready_of_eight),
           CASE(select_keeps_the_result_of_cases_not_completed))
