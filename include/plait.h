@@ -640,7 +640,8 @@ enum plait_pool_shutdown_how {
 
 /* Stop accepting work (submit returns -EPIPE) and wait until every worker has
  * stopped (the task-local destructors of the values pool tasks set, their workers',
- * have run then).  0 when stopped; -ETIMEDOUT when a task still runs, or is queued, at the
+ * run as the worker threads end, which plait_pool_destroy waits for and this does
+ * not).  0 when stopped; -ETIMEDOUT when a task still runs, or is queued, at the
  * deadline (the pool stays shut; call again, with PLAIT_POOL_CANCEL to escalate).
  * Workers with no task left are only exiting: they are waited for, past the deadline
  * (a past one included), and the call returns 0.  -ECANCELED when the caller is

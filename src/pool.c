@@ -651,11 +651,10 @@ static void *worker_main(void *arg)
         atomic_fetch_add(&pool->active, 1);
     }
     tls_worker = tls_chain = NULL;
-    /* The values pool tasks set (their worker's) are destroyed now, not as the thread
-     * exits: a shutdown that returns 0 has them done, and a destructor's plait calls
-     * are a foreign thread's (a submit to this pool is -EPIPE, not a push to a deque
-     * nobody will look at again). */
-    plait__thread_locals_destroy();
+    /* (the task-local values pool tasks set, their worker's, are destroyed as the thread
+     * exits, after this: plait_pool_destroy, which joins the threads, waits for their
+     * destructors, a shutdown does not; run here, a slow destructor held a shutdown
+     * past its deadline, and one that shut its own pool down hung it) */
     if (atomic_fetch_add(&pool->exited, 1) + 1 == pool->threads)
         plait_event_set(pool->stopped); /* the last touch of the pool */
     return NULL;

@@ -2740,11 +2740,12 @@ TEST(completed_destroy_of_a_set_with_nothing_finished_races_an_add)
     CHECK_EQ(plait_join(set_hopping_task, NULL, SOON()), 0);
 }
 
-/* ---- a shutdown's 0 means the workers' task-local destructors have run ----
- * Pool tasks share their worker thread's values; the destructors of those ran as the
- * thread exited, after the worker had said it stopped: a caller that freed what they
- * use once the shutdown returned 0 raced them (here a destructor a little slow, that
- * was still to run; a review found it). */
+/* ---- a destroy returns after the workers' task-local destructors ----
+ * Pool tasks share their worker thread's values; their destructors run as the thread
+ * exits, which destroy waits for (it joins the threads) and shutdown does not (a
+ * review found plait.h saying shutdown did; run before the worker said it stopped, a
+ * slow destructor held a shutdown past its deadline).  The destructor is a little
+ * slow, so that one run after the threads' join would be seen. */
 static atomic_int td_ran;
 
 static void td_slow_destructor(void *value)
@@ -2762,25 +2763,25 @@ static void *td_set(void *arg)
     return NULL;
 }
 
-TEST(shutdown_returns_after_the_workers_task_local_destructors)
+TEST(destroy_returns_after_the_workers_task_local_destructors)
 {
     static int one = 1;
     CHECK_EQ(plait_key_create(&td_key, td_slow_destructor), 0);
-    for (int how = PLAIT_POOL_DRAIN; how <= PLAIT_POOL_CANCEL; how++) {
+    for (int shut_first = 0; shut_first <= 1; shut_first++) {
         atomic_store(&td_ran, 0);
         plait_pool *pool;
         CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 2}), 0);
         plait_task t;
         CHECK_EQ(plait_pool_submit(pool, &t, td_set, &one), 0);
         CHECK_EQ(plait_join(t, NULL, SOON()), 0);
-        CHECK_EQ(plait_pool_shutdown(pool, how, SOON()), 0);
-        CHECK_EQ(atomic_load(&td_ran), 1);
+        if (shut_first) /* its deadline is kept: no destructor holds it */
+            CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
         CHECK_EQ(plait_pool_destroy(pool), 0);
         CHECK_EQ(atomic_load(&td_ran), 1);
     }
 }
 
-RUN_TESTS(CASE(shutdown_returns_after_the_workers_task_local_destructors),
+RUN_TESTS(CASE(destroy_returns_after_the_workers_task_local_destructors),
           CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_and_join),
           CASE(coroutine_joins_pool_task), CASE(pool_many_submits_run_once),
           CASE(fork_join_fib_two_workers), CASE(fork_join_fib_one_worker),
