@@ -794,8 +794,10 @@ const char *plait_io_backend(void);
  * plait_file_* call on fd that the pool has not started yet is withdrawn: -EBADF, not
  * made; one started goes on with the file it began on if its system call has reached
  * the kernel, else it is -EBADF, and until it has ended the number stays taken (by an
- * O_PATH placeholder), so that it never reaches a file opened meanwhile (with no
- * descriptor left for the placeholder, the close is a plain close).  The calling scheduler's own
+ * O_PATH placeholder), so that it never reaches a file opened meanwhile (a second
+ * plait_close of the number meanwhile is -EBADF; the file's own close then reports no
+ * error, as dup3 gives none; with no descriptor left for the placeholder, the close is
+ * a plain close).  The calling scheduler's own
  * watch on fd (and
  * any read or write queued in its ring) is taken back first, so the peer sees the
  * close when this returns; another scheduler's, when its woken waiter runs.  Close

@@ -105,17 +105,32 @@ static bool kept_by_a_call(int fd)
     return false;
 }
 
-bool plait__file_ops_closing(int fd)
+/* Under queued_lock: whether fd holds the placeholder a close put in for a call still
+ * running (a second close of the number then finds it). */
+static bool placeholder_in(int fd)
+{
+    for (file_op *op = queued_ops; op; op = op->next)
+        if (op->fd == fd && op->placeholder && !op->finished)
+            return true;
+    return false;
+}
+
+int plait__file_ops_closing(int fd)
 {
     if (!atomic_load(&queued_count))
-        return false;
-    bool kept = false;
+        return 0;
+    int kept = 0;
     plait__spin_lock(&queued_lock);
+    if (placeholder_in(fd)) {
+        plait__spin_unlock(&queued_lock);
+        return -EBADF; /* closed already: the number is plait's */
+    }
     for (file_op *op = queued_ops; op; op = op->next) {
         if (op->fd != fd || op->closed || op->finished)
             continue;
         if (op->started) {
-            kept = op->keeps = true;
+            op->keeps = true;
+            kept = 1;
             continue;
         }
         op->closed = true;
@@ -128,29 +143,51 @@ bool plait__file_ops_closing(int fd)
 
 int plait__file_ops_close(int fd)
 {
+    /* The placeholder goes in outside the lock (dup3 closes the file, which may take its
+     * time: a flush, a socket's linger); a call that finishes meanwhile sees `keeps`
+     * without `placeholder` and leaves the number alone. */
     int spare = open("/", O_PATH | O_CLOEXEC);
-    int r = 0;
-    plait__spin_lock(&queued_lock);
-    bool placed = spare >= 0 && kept_by_a_call(fd) && dup3(spare, fd, O_CLOEXEC) == fd;
-    for (file_op *op = queued_ops; op; op = op->next)
-        if (op->fd == fd && op->keeps && !op->finished)
-            op->placeholder = placed;
-    if (!placed) /* every call has finished meanwhile, or no placeholder to be had */
-        r = close(fd) < 0 && errno != EINTR ? -errno : 0;
-    plait__spin_unlock(&queued_lock);
+    bool placed = spare >= 0 && dup3(spare, fd, O_CLOEXEC) == fd;
+    int r = placed ? 0 : close(fd) < 0 && errno != EINTR ? -errno : 0;
     if (spare >= 0)
         close(spare);
+    bool kept = false;
+    plait__spin_lock(&queued_lock);
+    for (file_op *op = queued_ops; op; op = op->next) {
+        if (op->fd != fd || !op->keeps || op->finished)
+            continue;
+        op->placeholder = placed;
+        op->keeps = placed;
+        kept |= placed;
+    }
+    plait__spin_unlock(&queued_lock);
+    if (placed && !kept) /* every call finished meanwhile: the placeholder goes now */
+        close(fd);
     return r;
 }
 
 void plait__file_atfork(int phase)
 {
-    /* (in the child the list keeps the parent's other threads' calls, which no thread
-     * of the child will end: a close there marks them, to no effect) */
-    if (phase == PLAIT__FORK_PREPARE)
+    if (phase == PLAIT__FORK_PREPARE) {
         plait__spin_lock(&queued_lock);
-    else
-        plait__spin_unlock(&queued_lock); /* in the child: ours, copied held */
+        return;
+    }
+    if (phase == PLAIT__FORK_CHILD) {
+        /* The calls in the list are the parent's other threads' (or its coroutines',
+         * whose pool is not the child's): none finishes here.  Marked finished, so the
+         * child's close of a number is a close; a placeholder put in for one of them
+         * (the child's copy of the number) goes now. */
+        for (file_op *op = queued_ops; op; op = op->next) {
+            if (op->placeholder && !op->finished) {
+                close(op->fd);
+                for (file_op *same = op; same; same = same->next)
+                    if (same->fd == op->fd)
+                        same->placeholder = false;
+            }
+            op->finished = true;
+        }
+    }
+    plait__spin_unlock(&queued_lock); /* in the child: ours, copied held */
 }
 
 /* The operation's system call on fd (op->fd, or a copy of it). */

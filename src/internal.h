@@ -985,11 +985,12 @@ int plait__pool_default_get(plait_pool **out);
  * pool's creation's code without a pool (pool_map.c). */
 int plait__submit_default(plait_task *task, plait_fn fn, void *arg);
 /* plait_close(fd) is closing fd: the plait_file_* operations on it that the pool has
- * not started answer -EBADF without their system call (file.c).  true when one has
+ * not started answer -EBADF without their system call (file.c).  1 when one has
  * started and not finished: then the close is plait__file_ops_close's, which keeps the
  * number from other files (a placeholder in it) until they have; its result is
- * plait_close's. */
-bool plait__file_ops_closing(int fd);
+ * plait_close's.  -EBADF when the number holds such a placeholder (closed already),
+ * else 0. */
+int plait__file_ops_closing(int fd);
 int plait__file_ops_close(int fd);
 /* plait_pool_submit, but for a coroutine whose scheduler runs on a worker of that pool
  * (whose wait runs no queued task) to a thread of its own, which is sure to run; -EPIPE

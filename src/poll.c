@@ -721,7 +721,9 @@ static void close_pass(int fd, bool after)
 static int close_cancel_off(int fd)
 {
     close_pass(fd, false);
-    bool kept = plait__file_ops_closing(fd);
+    int kept = plait__file_ops_closing(fd);
+    if (kept < 0)
+        return kept; /* a second close, while a plait_file_* call keeps the number */
     /* this scheduler's watch goes first: an io_uring poll holds the file open (the
      * close must be a close, which the peer sees, when this returns), and an epoll
      * registration outlives the close while the file is open elsewhere */

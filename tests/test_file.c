@@ -447,6 +447,14 @@ static void *started_main(void *p)
     CHECK_EQ(plait_close(sp.fd), 0);
     int taker = open(taker_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     CHECK(taker >= 0 && taker != sp.fd); /* the number is not free while the call runs */
+    CHECK_EQ(plait_close(sp.fd), -EBADF); /* closed already: the placeholder stays */
+    /* a child forked now has the number free: no call of its own keeps it */
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0)
+        _exit(fcntl(sp.fd, F_GETFD) < 0 && errno == EBADF ? 0 : 1);
+    int status = reap_within(pid, 10);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     atomic_store(&sp.go, 1);
     CHECK_EQ(plait_join(t, NULL, SOON()), 0);
     CHECK_EQ(sp.wrote, -EBADF);
