@@ -295,6 +295,20 @@ const char *__tsan_default_options(void);
 const char *__tsan_default_options(void) { return "handle_segv=0:handle_sigbus=0:die_after_fork=0"; }
 #endif
 
+/* clang's AddressSanitizer calls __asan_memcpy where the source says memcpy: a test that
+ * wraps memcpy (-Wl,--wrap=memcpy) wraps that too in such a build (tests/CMakeLists.txt)
+ * and sends it to its __wrap_memcpy with this, written after that. */
+#if defined(__clang__) && defined(__SANITIZE_ADDRESS__)
+#define CHECK_WRAP_ASAN_MEMCPY                                                           \
+    void *__wrap___asan_memcpy(void *dst, const void *src, size_t n);                    \
+    void *__wrap___asan_memcpy(void *dst, const void *src, size_t n)                     \
+    {                                                                                    \
+        return __wrap_memcpy(dst, src, n);                                               \
+    }
+#else
+#define CHECK_WRAP_ASAN_MEMCPY
+#endif
+
 /* True under a sanitizer build (the million-coroutine tests scale down there). */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define CHECK_SANITIZED 1

@@ -28,6 +28,7 @@ void *__wrap_memcpy(void *dst, const void *src, size_t n)
     }
     return __real_memcpy(dst, src, n);
 }
+CHECK_WRAP_ASAN_MEMCPY
 
 /* A child that sends one BIG message (or, !send, receives the BIG message queued) and
  * stops in its copy, holding the senders' (receivers') lock; returns once the child is

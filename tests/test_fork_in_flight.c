@@ -80,6 +80,7 @@ void *__wrap_memcpy(void *dst, const void *src, size_t n)
         park();
     return __real_memcpy(dst, src, n);
 }
+CHECK_WRAP_ASAN_MEMCPY
 
 /* ---- a fork from a coroutine whose siblings wait on I/O, a timer, a channel ---- */
 
