@@ -425,10 +425,20 @@ static void *plain_thread_runs(void *arg)
 static int checker_fds;
 static void *checks_after_main_left(void *arg)
 {
+#if defined(__clang__) && defined(__SANITIZE_ADDRESS__)
+    /* clang's ASan refuses a join of the main thread ("Joining already joined thread",
+     * and aborts): wait until it is a zombie instead, its exit value unseen */
+    (void)arg;
+    int64_t until = SOON();
+    while (thread_state(getpid()) != 'Z' && plait_now() < until)
+        sched_yield();
+    CHECK_EQ(thread_state(getpid()), 'Z');
+#else
     pthread_t main_thread = *(pthread_t *)arg;
     void *v = NULL;
     CHECK_EQ(pthread_join(main_thread, &v), 0);
     CHECK(v == (void *)9);
+#endif
     CHECK_EQ(sleeper_result, -ECANCELED);
     CHECK_EQ(reader_result, -ECANCELED);
     CHECK_EQ(count_fds_in("/proc/thread-self/fd"), checker_fds);
