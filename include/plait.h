@@ -961,7 +961,9 @@ int plait_unix_listen(const char *path, int backlog);
  * be NULL).  Waits until the deadline.  A connection that failed before it was taken
  * (ECONNABORTED, and the network errors accept(2) says to retry after: ENETDOWN,
  * EPROTO, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, ENETUNREACH) is skipped: the
- * call goes on to the next one, so an accept loop is not ended by one client.
+ * call goes on to the next one, so an accept loop is not ended by one client (a run of
+ * them still lets the scheduler's other coroutines run, and ends at the deadline, a
+ * close of fd or a cancellation).
  * -EMFILE/-ENFILE when descriptors have run out (the connection stays queued), -EINVAL
  * for a socket that is not listening or was shut down for reading (a Unix listener's
  * connections queued before are taken first; Linux resets a TCP listener's at the

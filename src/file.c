@@ -95,22 +95,13 @@ static bool queued_unlink(file_op *op)
     return closed;
 }
 
-/* Under queued_lock: whether a call on fd that its close found started (`keeps`) has
- * not finished its system call yet. */
-static bool kept_by_a_call(int fd)
+/* Under queued_lock: whether a call on fd has not finished its system call and either
+ * its close found it started (`keeps`: the number must stay the placeholder) or, with
+ * placed_only, the placeholder is in the number already (a second close finds it). */
+static bool unfinished_call_on(int fd, bool placed_only)
 {
     for (file_op *op = queued_ops; op; op = op->next)
-        if (op->fd == fd && op->keeps && !op->finished)
-            return true;
-    return false;
-}
-
-/* Under queued_lock: whether fd holds the placeholder a close put in for a call still
- * running (a second close of the number then finds it). */
-static bool placeholder_in(int fd)
-{
-    for (file_op *op = queued_ops; op; op = op->next)
-        if (op->fd == fd && op->placeholder && !op->finished)
+        if (op->fd == fd && !op->finished && (placed_only ? op->placeholder : op->keeps))
             return true;
     return false;
 }
@@ -121,7 +112,7 @@ int plait__file_ops_closing(int fd)
         return 0;
     int kept = 0;
     plait__spin_lock(&queued_lock);
-    if (placeholder_in(fd)) {
+    if (unfinished_call_on(fd, true)) {
         plait__spin_unlock(&queued_lock);
         return -EBADF; /* closed already: the number is plait's */
     }
@@ -190,9 +181,10 @@ void plait__file_atfork(int phase)
     plait__spin_unlock(&queued_lock); /* in the child: ours, copied held */
 }
 
-/* The operation's system call on fd (op->fd, or a copy of it). */
-static ssize_t op_do(const file_op *op, int fd)
+/* The operation's system call. */
+static ssize_t op_do(const file_op *op)
 {
+    int fd = op->fd;
     ssize_t r;
     do {
         switch (op->kind) {
@@ -222,11 +214,11 @@ static void *op_task(void *arg)
     bool closed = op->closed;
     op->started = true;
     plait__spin_unlock(&queued_lock);
-    op->result = closed ? -EBADF : op_do(op, op->fd);
+    op->result = closed ? -EBADF : op_do(op);
     plait__spin_lock(&queued_lock);
     op->finished = true;
     /* the last call a close found started lets the number go (plait__file_ops_close) */
-    if (op->placeholder && !kept_by_a_call(op->fd))
+    if (op->placeholder && !unfinished_call_on(op->fd, false))
         close(op->fd);
     plait__spin_unlock(&queued_lock);
     op->ran = true;
@@ -242,7 +234,7 @@ static ssize_t op_run(file_op *op)
         /* no cancellation point here either (internal.h), though open(2), read(2) and
          * fsync(2) are: a plait call is none */
         int cancel_state = plait__cancel_off();
-        ssize_t n = op_do(op, op->fd);
+        ssize_t n = op_do(op);
         plait__cancel_restore(cancel_state);
         return n;
     }

@@ -537,8 +537,17 @@ static int accept_cancel_off(int fd, plait_addr *peer, int64_t deadline)
             plait__io_turn();
             return c;
         }
-        if (connection_failed(errno))
+        if (connection_failed(errno)) {
+            /* On to the next connection; a run of failed ones (a flood of aborted
+             * handshakes) still gives this scheduler's others their turn, and ends at
+             * a close (the turn's -EBADF), a cancellation or the deadline. */
+            int r = plait__io_turn_due() ? plait__fd_turn(fd) : 0;
+            if (r == 0)
+                r = plait__wait_refused(deadline);
+            if (r < 0)
+                return r;
             continue;
+        }
         /* A Unix listener shut down for reading polls readable (end of file) for good
          * while accept(2) answers EAGAIN (a blocking one: EINVAL, as TCP's does): not
          * listening any more, rather than a wait that would return at once, forever. */
