@@ -267,8 +267,9 @@ int plait_group_create(plait_group **group);
 int plait_group_spawn(plait_group *group, plait_task *task, plait_fn fn, void *arg);
 /* Wait until every child has finished.  Returns 0, or the first failure (other than
  * a cancellation) among the children whose handle was not kept (task == NULL at spawn).  -ETIMEDOUT leaves them
- * running; when the caller is cancelled the children are cancelled and waited for,
- * then -ECANCELED is returned.  -EDEADLK from a child of the group (it would wait for
+ * running; when the caller is cancelled the children are cancelled and waited for
+ * until the deadline, then -ECANCELED is returned (those still running then stay
+ * cancelled: plait_group_destroy waits for them).  -EDEADLK from a child of the group (it would wait for
  * itself); NULL: -EINVAL; -ENOMEM for a coroutine's timed wait whose timer cannot be
  * kept (as any timed wait of a coroutine). */
 int plait_group_wait(plait_group *group, int64_t deadline);

@@ -12,6 +12,10 @@
  * waits for the parties still inside plait_group_wait() (`waiting`) to leave before it
  * frees the group: woken by the last child, they still take its lock.
  *
+ * A cancelled plait_group_wait() cancels the children and waits for them, within its
+ * deadline still (a child that does not end, shielded or never at a wait, would hold it
+ * for ever; a past deadline is "do not block").
+ *
  * Cancelling a group is for good (`cancelled`): a child spawned into it afterwards —
  * one a cancelled child spawns as it unwinds, or one spawned on another thread at the
  * same moment — starts cancelled, so a cancelled wait that waits for the children
@@ -139,9 +143,9 @@ int plait_group_wait(plait_group *group, int64_t deadline)
     group->waiting++;
     plait__spin_unlock(&group->lock);
     int r = wait_children(group, deadline, true, false);
-    if (r == -ECANCELED) {
+    if (r == -ECANCELED) { /* the children are cancelled and waited for, to the deadline */
         plait_group_cancel(group);
-        wait_children(group, PLAIT_FOREVER, false, false);
+        wait_children(group, deadline, false, false);
     }
     /* the last to leave a closing group wakes its destroyer, which may free it at once */
     plait__wakeups later;

@@ -501,6 +501,63 @@ TEST(a_shielded_group_wait_lets_its_children_finish)
     check_run(cancel_while_a_group_waits, NULL);
 }
 
+/* A cancelled group wait cancels the children and waits for them, but no longer than
+ * its deadline: a child that does not end (shielded here, until its event) held the
+ * wait past it, and a wait of a caller cancelled before it began (deadline 0: "do not
+ * block") until the child's end. */
+typedef struct {
+    plait_group *group;
+    plait_event *go;
+    atomic_int child_done;
+    int64_t deadline_in;
+    int waited;
+} cancelled_group;
+
+static void *shielded_child(void *arg)
+{
+    cancelled_group *c = arg;
+    CHECK_EQ(plait_cancel_shield(1), 0);
+    CHECK_EQ(plait_event_wait(c->go, SOON()), 0);
+    atomic_store(&c->child_done, 1);
+    return NULL;
+}
+
+static void *group_waiter(void *arg)
+{
+    cancelled_group *c = arg;
+    c->waited = plait_group_wait(c->group, c->deadline_in ? plait_deadline_in(c->deadline_in) : 0);
+    return NULL;
+}
+
+static void *cancelled_group_wait_main(void *unused)
+{
+    (void)unused;
+    cancelled_group c = {0};
+    CHECK_EQ(plait_group_create(&c.group), 0);
+    CHECK_EQ(plait_event_create(&c.go), 0);
+    CHECK_EQ(plait_group_spawn(c.group, NULL, shielded_child, &c), 0);
+    CHECK_EQ(plait_yield(), 0); /* the child into its wait */
+    for (int started = 0; started < 2; started++) {
+        c.deadline_in = started ? 100 * PLAIT_MS : 0;
+        c.waited = 1;
+        plait_task waiter;
+        CHECK_EQ(plait_spawn(&waiter, group_waiter, &c), 0);
+        if (started)
+            CHECK_EQ(plait_yield(), 0); /* the waiter into its group wait */
+        CHECK_EQ(plait_cancel(waiter), 0);
+        CHECK_EQ(plait_join(waiter, NULL, SOON()), -ECANCELED);
+        CHECK_EQ(c.waited, -ECANCELED);
+        CHECK_EQ(atomic_load(&c.child_done), 0); /* back before the child's end */
+    }
+    CHECK_EQ(plait_event_set(c.go), 0);
+    CHECK_EQ(plait_group_destroy(c.group), 0);
+    CHECK_EQ(atomic_load(&c.child_done), 1);
+    CHECK_EQ(plait_event_destroy(c.go), 0);
+    return NULL;
+}
+
+TEST(a_cancelled_group_wait_keeps_its_deadline) { check_run(cancelled_group_wait_main, NULL); }
+
 /* Tasks that put up and lift their shield in a loop while a thread cancels them at
  * moments of its choosing: a shielded wait never answers -ECANCELED, and no
  * cancellation is lost: a task whose cancellation was made before a round began must
@@ -625,5 +682,6 @@ RUN_TESTS(CASE(a_shielded_coroutine_waits_through_its_cancellation),
           CASE(a_shielded_pool_task_helps_through_its_cancellation),
           CASE(a_shielded_pool_task_maps_through_its_cancellation),
           CASE(a_shielded_group_wait_lets_its_children_finish),
+          CASE(a_cancelled_group_wait_keeps_its_deadline),
           CASE(shields_toggled_while_cancelled_lose_nothing),
           CASE(a_plain_thread_keeps_the_state))
