@@ -54,7 +54,8 @@
  * the side it waits for turns out gone then, so that a short wait answers -EPIPE as a
  * long one does.  This is a pipe's end of file without pipe ends to close; within one
  * process, where nobody dies, it never happens.  Holders beyond the table's SIDES
- * entries are not tracked, and then the queue never says -EPIPE on its own.
+ * entries (a full table is purged first) are not tracked, and then the queue never
+ * says -EPIPE on its own.
  *
  * The manager thread tells the queue of forks and deaths, and every start, exit and
  * join of a process waits for it meanwhile: it waits for the table's lock a patience
@@ -166,8 +167,26 @@ static bool sides_update(queue_state *st)
     return newly;
 }
 
-/* The caller's entry in the table (under the lock), added if missing; NULL when full. */
-static struct side_entry { uint32_t pid, roles; } *side_of(queue_state *st, unsigned pid)
+/* Take pid's entry out of the table (0: nobody), and every holder's that is gone
+ * unreported (under the lock): a departure ends the holder's side (its roles, or both
+ * if undecided) unless it is pid's with took_part false. */
+static void purge_left(queue_state *st, unsigned pid, bool took_part)
+{
+    for (int i = 0; i < SIDES; i++) {
+        unsigned p = st->sides[i].pid;
+        if (!p)
+            continue;
+        bool leaving = p == pid;
+        if (!leaving && !plait__pid_gone(p))
+            continue; /* a holder still alive */
+        unsigned roles = st->sides[i].roles;
+        if (took_part || !leaving)
+            st->lost |= roles ? roles : ROLE_SEND | ROLE_RECV;
+        st->sides[i].pid = st->sides[i].roles = 0;
+    }
+}
+
+static struct side_entry { uint32_t pid, roles; } *side_found(queue_state *st, unsigned pid)
 {
     int empty = -1;
     for (int i = 0; i < SIDES; i++) {
@@ -176,13 +195,27 @@ static struct side_entry { uint32_t pid, roles; } *side_of(queue_state *st, unsi
         if (!st->sides[i].pid && empty < 0)
             empty = i;
     }
-    if (empty < 0) {
-        atomic_fetch_add(&st->untracked, 1);
+    if (empty < 0)
         return NULL;
-    }
     st->sides[empty].pid = pid;
     st->sides[empty].roles = 0;
     return (struct side_entry *)&st->sides[empty];
+}
+
+/* The caller's entry in the table (under the lock), added if missing; NULL when full.
+ * A full table first loses the holders gone unreported (plain fork()'s children that
+ * their program reaped, one after another, filled it: the queue then never said -EPIPE
+ * again); the caller's sides_update counts their departures. */
+static struct side_entry *side_of(queue_state *st, unsigned pid)
+{
+    struct side_entry *e = side_found(st, pid);
+    if (!e) {
+        purge_left(st, 0, false);
+        e = side_found(st, pid);
+    }
+    if (!e)
+        atomic_fetch_add(&st->untracked, 1);
+    return e;
 }
 
 /* How long a send or receive waits for the lock at least: a deadline already past
@@ -199,18 +232,7 @@ static struct side_entry { uint32_t pid, roles; } *side_of(queue_state *st, unsi
  * Called under the lock, which it lets go. */
 static unsigned leave_locked(queue_state *st, unsigned pid, bool took_part)
 {
-    for (int i = 0; i < SIDES; i++) {
-        unsigned p = st->sides[i].pid;
-        if (!p)
-            continue;
-        bool leaving = p == pid;
-        if (!leaving && !plait__pid_gone(p))
-            continue; /* a holder still alive */
-        unsigned roles = st->sides[i].roles;
-        if (took_part || !leaving)
-            st->lost |= roles ? roles : ROLE_SEND | ROLE_RECV;
-        st->sides[i].pid = st->sides[i].roles = 0;
-    }
+    purge_left(st, pid, took_part);
     bool newly = sides_update(st);
     unsigned gone = atomic_load(&st->gone);
     plait__plock_unlock(&st->lock);

@@ -58,6 +58,22 @@ static uint64_t forks; /* plait's forks in this process so far */
  * that is made at that number, not before it, and is not the child's (it was made
  * after the fork copied the memory, on another thread, before plait__shared_forked). */
 static PLAIT_TLS uint64_t this_fork_no;
+/* This thread holds the registry lock to call the objects' hooks (fork and death
+ * reports), which look at whether holders are gone (plait__pid_gone): they read the
+ * list of children as it is, where another thread only tries the lock. */
+static PLAIT_TLS bool registry_held_for_hooks;
+
+static void registry_lock_for_hooks(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    registry_held_for_hooks = true;
+}
+
+static void registry_unlock_after_hooks(void)
+{
+    registry_held_for_hooks = false;
+    pthread_mutex_unlock(&registry_lock);
+}
 
 void *plait__shared_map(size_t size)
 {
@@ -163,12 +179,12 @@ static void release_unheld(void)
 
 void plait__shared_child_died(unsigned pid)
 {
-    pthread_mutex_lock(&registry_lock);
+    registry_lock_for_hooks();
     child_gone(pid);
     for (plait__shared_obj *obj = registry; obj; obj = obj->next)
         obj->hooks->died(obj, pid);
     release_unheld();
-    pthread_mutex_unlock(&registry_lock);
+    registry_unlock_after_hooks();
 }
 
 void plait__shared_child_execd(unsigned pid)
@@ -190,7 +206,7 @@ static void tell_forked(unsigned pid, uint64_t fork_no, bool program)
 
 void plait__shared_forked(unsigned pid, bool program)
 {
-    pthread_mutex_lock(&registry_lock);
+    registry_lock_for_hooks();
     uint64_t fork_no = this_fork_no;
     bool kept = children_len < children_cap;
     if (!kept) {
@@ -212,14 +228,14 @@ void plait__shared_forked(unsigned pid, bool program)
                 obj->children++;
     }
     tell_forked(pid, fork_no, program);
-    pthread_mutex_unlock(&registry_lock);
+    registry_unlock_after_hooks();
 }
 
 void plait__shared_forked_self(void)
 {
-    pthread_mutex_lock(&registry_lock);
+    registry_lock_for_hooks();
     tell_forked(plait__pid(), UINT64_MAX, false);
-    pthread_mutex_unlock(&registry_lock);
+    registry_unlock_after_hooks();
 }
 
 /* The waits of this thread (its coroutines', or its own) in plait__shared_wait, on
@@ -309,21 +325,31 @@ void plait__shared_leave(plait__shared_waiting *me)
     waits_unlink(me);
 }
 
+/* Whether pid is in the list of children (under the registry lock). */
+static bool listed_child(unsigned pid)
+{
+    for (size_t i = 0; i < children_len; i++)
+        if (children[i].pid == pid)
+            return true;
+    return false;
+}
+
 /* Whether pid is a child plait forked here and has not yet reported gone.  Its death
  * will be reported (a process pool reports a worker only once its replacement holds
  * the objects), though the kernel may have reaped it already (SIGCHLD ignored, or the
  * program's waitpid): until then it counts as alive, or a queue's receiver purging its
  * senders between a worker's end and its replacement's fork was told every sender had
  * gone.  Called under an object's lock, which the registry's holders take inside the
- * registry lock: only tried here; taken by another thread, the pid counts as such a
- * child (not gone: the purge looks again at its next recheck). */
+ * registry lock: only tried here, unless this thread holds it for a hook; taken by
+ * another thread, the pid counts as such a child (not gone: the purge looks again at
+ * its next recheck). */
 static bool unreported_child(unsigned pid)
 {
+    if (registry_held_for_hooks)
+        return listed_child(pid);
     if (pthread_mutex_trylock(&registry_lock) != 0)
         return true;
-    bool found = false;
-    for (size_t i = 0; i < children_len && !found; i++)
-        found = children[i].pid == pid;
+    bool found = listed_child(pid);
     pthread_mutex_unlock(&registry_lock);
     return found;
 }

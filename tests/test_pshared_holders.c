@@ -261,6 +261,33 @@ TEST(queue_side_gone_unreported_to_a_short_wait)
     CHECK_EQ(plait_queue_destroy(q), 0);
 }
 
+/* Plain fork()'s children that end one after another, each reaped by this process
+ * (never more than one alive), each entered in the queue's table of holders as it
+ * started (64 entries) and never reported gone: the 64th found the table full, the
+ * queue counted it untracked for good and never said -EPIPE again (its receiver then
+ * waited out every deadline, for ever with none).  A full table loses the holders gone
+ * first. */
+TEST(queue_holders_gone_one_by_one_never_fill_its_table)
+{
+    plait_queue *q;
+    char c;
+    CHECK_EQ(plait_queue_create(&q, 1, 1), 0);
+    CHECK_EQ(plait_queue_recv(q, &c, 1, 0), -ETIMEDOUT); /* this process receives */
+    for (int i = 0; i < 80; i++) {
+        pid_t pid = fork_child(true);
+        if (pid == 0)
+            _exit(0);
+        reap_ok(pid, 10);
+    }
+    pid_t sender = fork_child(true);
+    if (sender == 0)
+        _exit(plait_queue_send(q, "a", 1, 0) == 0 ? 0 : 1);
+    reap_ok(sender, 10);
+    CHECK_EQ(plait_queue_recv(q, &c, 1, BRIEF()), 1);
+    CHECK_EQ(plait_queue_recv(q, &c, 1, BRIEF()), -EPIPE);
+    CHECK_EQ(plait_queue_destroy(q), 0);
+}
+
 /* ---- a destroy while another process holds the queue's lock, stopped ---- */
 
 typedef struct {
@@ -930,6 +957,7 @@ RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_lock_waited_across_a_fork_is_the_childs),
           CASE(pmutex_of_a_holder_reaped_unreported_to_a_try),
           CASE(queue_side_gone_unreported_to_a_short_wait),
+          CASE(queue_holders_gone_one_by_one_never_fill_its_table),
           CASE(queue_destroy_does_not_wait_for_a_stopped_holder),
           CASE(pmutex_holder_killed_while_both_processes_wait),
           CASE(queue_receiver_killed_in_its_copy_reported),
