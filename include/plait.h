@@ -1208,9 +1208,13 @@ int plait_process_kill(plait_task task, int sig);
  * waits for still exists, so a holder whose death nobody reports (a grandchild whose
  * parent died first, reaped by init) is seen gone once reaped; a process mutex's
  * locker looks at its deadline too (so a past deadline tries a lock whose holder is
- * gone), and its destroy does.  A holder that calls exec keeps the lock until the
+ * gone), and its destroy does; a semaphore's or an event's waiter looks at its
+ * deadline too (a release or set whose wake-up never came, its process stopped or dead
+ * unreported, is found then).  A holder that calls exec keeps the lock until the
  * program it became ends (a robust pthread mutex would be released at the exec).  A
- * forked child may destroy the handles its parent's other threads waited on.
+ * forked child may destroy the handles its parent's other threads waited on.  Every
+ * blocking call below may also answer -ENOMEM when a coroutine's wait with a deadline
+ * finds no memory for its timer.
  * ------------------------------------------------------------------------- */
 
 typedef struct plait_shm plait_shm;
@@ -1276,23 +1280,27 @@ int plait_pevent_is_set(plait_pevent *event); /* 1 or 0; -EINVAL for a null even
  * receiver gets -EPIPE once the queue is empty; when every receiver has died, a sender
  * gets -EPIPE at once.  Closing does the same for everybody.  A process pool's worker
  * that is replaced (max_tasks, a crash) is not gone for this until its replacement,
- * which could take either side, exists.  The queue keeps track of 64 processes at once:
- * once more have held it at the same time, it no longer says -EPIPE on its own, even
- * after they are gone (plait_queue_close still ends it); so too once plait forked a
- * child while another process, stopped, held the queue's table of holders for more
- * than some 100 ms (a fork does not wait longer for it). */
+ * which could take either side, exists.  A child of a plain fork() that runs a
+ * program (exec) holds the queue, undecided, until that program ends (plait cannot see
+ * the exec: children that plait_process_exec starts are no holders).  The queue keeps
+ * track of 64 processes at once: once more have held it at the same time, it no longer
+ * says -EPIPE on its own, even after they are gone (plait_queue_close still ends it);
+ * so too once plait forked a child while another process, stopped, held the queue's
+ * table of holders for more than some 100 ms (a fork does not wait longer for it). */
 typedef struct plait_queue plait_queue;
 
 #define PLAIT_QUEUE_MSG_MAX ((size_t)64 << 20)
 #define PLAIT_QUEUE_CAPACITY_MAX ((size_t)1 << 20)
 
-/* -EINVAL for a size or capacity of 0 or past the maxima, or when capacity messages of
- * msg_max bytes would take more than 64 GiB of address space; -ENOMEM. */
+/* -EINVAL for a size or capacity of 0 or past the maxima, or when capacity slots would
+ * take more than 64 GiB of address space (a slot is msg_max bytes and an 8-byte length,
+ * rounded up to 64); -ENOMEM. */
 int plait_queue_create(plait_queue **queue, size_t msg_max, size_t capacity);
 /* Unmap it in this process.  -EBUSY while a coroutine or thread of this process waits.
- * A process stopped with the queue's lock (in the middle of a copy) holds it up some
- * 100 ms at most (a coroutine's scheduler runs others meanwhile): then this process
- * stops being a side at its death, not at once. */
+ * A process stopped with the queue's table of holders (in its first send or receive,
+ * a fork's or a death's report) holds it up some 100 ms at most (a coroutine's
+ * scheduler runs others meanwhile): then this process stops being a side at its death,
+ * not at once; one stopped in the middle of a copy does not hold it up. */
 int plait_queue_destroy(plait_queue *queue);
 /* Copy len bytes in, waiting while the queue is full.  0, -EMSGSIZE (len > msg_max),
  * -EPIPE (closed, or every receiver died), -ETIMEDOUT, -ECANCELED. */

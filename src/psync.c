@@ -314,6 +314,16 @@ static int shared_wait_looking(plait__shared_obj *obj, atomic_uint *word, unsign
     return r == -ETIMEDOUT && capped ? 0 : r;
 }
 
+/* Take a permit if there is one. */
+static bool psem_take(psem_state *st)
+{
+    unsigned c = atomic_load(&st->count);
+    while (c > 0)
+        if (atomic_compare_exchange_weak(&st->count, &c, c - 1))
+            return true;
+    return false;
+}
+
 int plait_psem_acquire(plait_psem *sem, int64_t deadline)
 {
     if (!sem)
@@ -323,18 +333,20 @@ int plait_psem_acquire(plait_psem *sem, int64_t deadline)
      * then, so a release followed by a destroy cannot unmap it meanwhile */
     plait__shared_waiting stay = {.obj = NULL};
     int r = 0;
-    for (;;) {
-        unsigned c = atomic_load(&st->count);
-        while (c > 0)
-            if (atomic_compare_exchange_weak(&st->count, &c, c - 1))
-                goto out;
+    while (!psem_take(st)) {
         plait__shared_stay(&sem->obj, &stay);
         r = shared_wait_looking(&sem->obj, &st->count, 0, &st->waiters, deadline,
                                 "process semaphore");
+        /* at the deadline, a last look: a release whose wake-up never came (its
+         * process stopped or died unreported) left the permit, which a wait shorter
+         * than the looks above never saw */
+        if (r == -ETIMEDOUT && psem_take(st)) {
+            r = 0;
+            break;
+        }
         if (r < 0)
-            goto out;
+            break;
     }
-out:
     plait__shared_leave(&stay);
     return r;
 }
@@ -451,9 +463,12 @@ int plait_pevent_wait(plait_pevent *event, int64_t deadline)
         plait__shared_stay(&event->obj, &stay);
         r = shared_wait_looking(&event->obj, &st->word, v, &st->waiters, deadline,
                                 "process event");
+        v = atomic_load(&st->word);
+        /* at the deadline, that look is a last one (as in plait_psem_acquire) */
+        if (r == -ETIMEDOUT && ((v & 1) || (v >> 1) != (start >> 1)))
+            r = 0;
         if (r < 0)
             break;
-        v = atomic_load(&st->word);
     }
     plait__shared_leave(&stay);
     return r;

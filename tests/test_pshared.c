@@ -2518,15 +2518,18 @@ void __wrap_plait__pfutex_wake(atomic_uint *word)
 typedef struct unwoken {
     plait_psem *sem;
     plait_pevent *event;
+    int64_t wait_ns;            /* the waits' deadline, from their start (0: 5 s) */
     atomic_int tid[2];
     int r[2];
-    int64_t took[2];
+    int64_t took[2], deadline[2];
 } unwoken;
 
 static void *wait_unwoken(void *arg, int which)
 {
     unwoken *u = arg;
-    int64_t start = plait_now(), deadline = plait_deadline_in(5 * PLAIT_SEC);
+    int64_t start = plait_now();
+    int64_t deadline = start + (u->wait_ns ? u->wait_ns : 5 * PLAIT_SEC);
+    u->deadline[which] = deadline;
     atomic_store(&u->tid[which], gettid_());
     u->r[which] = which == 0 ? plait_psem_acquire(u->sem, deadline)
                              : plait_pevent_wait(u->event, deadline);
@@ -2544,24 +2547,58 @@ static void release_without_waking(void *arg)
     CCHECK_EQ(plait_pevent_set(u->event), 0);
 }
 
+/* One round: the waiters asleep, a child releases and sets without a wake-up, and is
+ * reaped; then the waiters are joined.  Returns a time by which the child had made its
+ * release and set. */
+static int64_t unwoken_round(unwoken *u)
+{
+    CHECK_EQ(plait_psem_create(&u->sem, 0), 0);
+    CHECK_EQ(plait_pevent_create(&u->event), 0);
+    pthread_t th[2];
+    CHECK_EQ(pthread_create(&th[0], NULL, acquire_unwoken, u), 0);
+    CHECK_EQ(pthread_create(&th[1], NULL, wait_event_unwoken, u), 0);
+    wait_asleep(&u->tid[0]);
+    wait_asleep(&u->tid[1]);
+    join_plain(fork_plain(release_without_waking, u));
+    int64_t released_by = plait_now();
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(pthread_join(th[i], NULL), 0);
+    return released_by;
+}
+
 TEST(a_release_whose_wake_up_never_came)
 {
     unwoken u = {.r = {1, 1}};
-    CHECK_EQ(plait_psem_create(&u.sem, 0), 0);
-    CHECK_EQ(plait_pevent_create(&u.event), 0);
-    pthread_t th[2];
-    CHECK_EQ(pthread_create(&th[0], NULL, acquire_unwoken, &u), 0);
-    CHECK_EQ(pthread_create(&th[1], NULL, wait_event_unwoken, &u), 0);
-    wait_asleep(&u.tid[0]);
-    wait_asleep(&u.tid[1]);
-    join_plain(fork_plain(release_without_waking, &u));
+    unwoken_round(&u);
     for (int i = 0; i < 2; i++) {
-        CHECK_EQ(pthread_join(th[i], NULL), 0);
         CHECK_EQ(u.r[i], 0);
         CHECK(u.took[i] < 3 * PLAIT_SEC);
     }
     CHECK_EQ(plait_psem_destroy(u.sem), 0);
     CHECK_EQ(plait_pevent_destroy(u.event), 0);
+}
+
+/* The same before a deadline shorter than the waiters' looks (80 ms): a wait's end at
+ * its deadline looks at the word once more, as a lock's does.  It answered -ETIMEDOUT
+ * with the permit there (the count 1, the event set).  A round is telling where the
+ * child had released before both deadlines (its reaping came first); one at least must
+ * be, of 20. */
+TEST(a_release_whose_wake_up_never_came_before_a_short_deadline)
+{
+    int telling = 0;
+    for (int round = 0; round < 20 && telling < 3; round++) {
+        unwoken u = {.r = {1, 1}, .wait_ns = 80 * PLAIT_MS};
+        int64_t released_by = unwoken_round(&u);
+        if (released_by < u.deadline[0] && released_by < u.deadline[1]) {
+            telling++;
+            CHECK_EQ(u.r[0], 0);
+            CHECK_EQ(u.r[1], 0);
+            CHECK_EQ(plait_psem_value(u.sem), 0); /* the permit taken, once */
+        }
+        CHECK_EQ(plait_psem_destroy(u.sem), 0);
+        CHECK_EQ(plait_pevent_destroy(u.event), 0);
+    }
+    CHECK(telling > 0);
 }
 
 RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
@@ -2606,4 +2643,5 @@ RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
           CASE(child_destroys_what_a_parent_thread_waited_on),
           CASE(child_keeps_the_waits_of_the_thread_that_forked),
           CASE(a_release_whose_wake_up_never_came),
+          CASE(a_release_whose_wake_up_never_came_before_a_short_deadline),
           CASE(no_zombies_no_leaked_descriptors)) /* last */
