@@ -52,7 +52,29 @@ static bool still_ready(int fd, int events)
     struct pollfd p = {.fd = fd,
                        .events = (short)((events & PLAIT_READABLE ? POLLIN : 0) |
                                          (events & PLAIT_WRITABLE ? POLLOUT : 0))};
-    return poll(&p, 1, 0) == 1 && (p.revents & p.events);
+    /* an error or hang-up, reported unasked, ends every wait as readiness does: a socket
+     * whose error queue nobody reads (IP_RECVERR, SO_TIMESTAMPING) polls POLLERR for
+     * good while its receive says EAGAIN */
+    return poll(&p, 1, 0) == 1 && (p.revents & (p.events | POLLERR | POLLHUP));
+}
+
+/* Before the wait that follows an EAGAIN: past QUICK_RETRIES of them in one call, a
+ * pause first where fd still polls ready (above).  0, or the pause's end: cancelled,
+ * closed. */
+static int pause_if_spinning(plait__fd_call *call, int events, int64_t deadline)
+{
+    if (call->retries < QUICK_RETRIES) {
+        call->retries++;
+        return 0;
+    }
+    if (!still_ready(call->fd, events))
+        return 0;
+    unsigned doublings = call->retries++ - QUICK_RETRIES;
+    int64_t pause = doublings < 8 ? FIRST_PAUSE << doublings : LONGEST_PAUSE;
+    int64_t until = plait_deadline_in(pause < LONGEST_PAUSE ? pause : LONGEST_PAUSE);
+    /* a wait that plait_close wakes (-EBADF), as the wait after it */
+    int slept = plait__fd_call_pause(call, until < deadline ? until : deadline);
+    return slept < 0 ? slept : 0;
 }
 
 int plait__wait_to_retry(plait__fd_call *call, int events, int64_t deadline)
@@ -61,18 +83,9 @@ int plait__wait_to_retry(plait__fd_call *call, int events, int64_t deadline)
         return 0;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
         return -errno;
-    if (call->retries < QUICK_RETRIES) {
-        call->retries++;
-    } else if (still_ready(call->fd, events)) {
-        unsigned doublings = call->retries++ - QUICK_RETRIES;
-        int64_t pause = doublings < 8 ? FIRST_PAUSE << doublings : LONGEST_PAUSE;
-        int64_t until = plait_deadline_in(pause < LONGEST_PAUSE ? pause : LONGEST_PAUSE);
-        /* a wait that plait_close wakes (-EBADF), as the wait after it */
-        int slept = plait__fd_call_pause(call, until < deadline ? until : deadline);
-        if (slept < 0) /* cancelled, closed */
-            return slept;
-    }
-    int r = plait__wait_fd_in_call(call, events, deadline, true);
+    int r = pause_if_spinning(call, events, deadline);
+    if (r == 0)
+        r = plait__wait_fd_in_call(call, events, deadline, true);
     return r < 0 ? r : 0;
 }
 
@@ -174,7 +187,9 @@ static ssize_t transfer_once(int fd, void *buf, size_t len, int64_t deadline,
             /* nothing there: from now on, wait (or have the kernel read) first */
             drained = true;
             plait__fd_call_set_drained(&call, true);
-            int refused = plait__wait_refused(deadline);
+            int refused = pause_if_spinning(&call, PLAIT_READABLE, deadline);
+            if (refused == 0)
+                refused = plait__wait_refused(deadline);
             if (refused < 0)
                 return refused;
             continue;

@@ -665,6 +665,11 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res, unsi
         plait__fd_slot *slot = &p->fds[fd];
         if (!slot->read_op || slot->read_gen != (uint32_t)(user_data >> 32))
             return;
+        /* a read the kernel handed to one of its worker threads, where it blocks (the
+         * descriptor polled ready with nothing to read: an error pending), answers a
+         * cancellation -EINTR: it was cancelled */
+        if (res == -EINTR)
+            res = -ECANCELED;
         /* cancelled though its wait goes on: by a recheck.  Its caller reads by itself
          * (-EAGAIN: read(2), then a watch), as after a deadline; made again here, the
          * read could go after a plait_close on another thread that saw it in the

@@ -7,24 +7,63 @@
  * still end the call, and promptly.  From a coroutine and from a plain thread, on
  * both pollers (PLAIT_IO_TESTS).
  *
- * Linked with --wrap=write (tests/CMakeLists.txt): the wrapper counts the writes to
- * the eventfd under test.
+ * The same for a receive on a socket whose error queue nobody reads (IP_RECVERR): it
+ * polls POLLERR for good while recv(2) says EAGAIN.  plait_read retried at once, for
+ * ever, and plait_recvfrom's pauses looked for POLLIN only (a review measured a CPU
+ * busy until the deadline); on io_uring a coroutine's read, which the kernel had made
+ * blocking in a worker thread of its own, answered its deadline's cancellation -EINTR.
+ *
+ * Linked with --wrap=write, read, recv and recvfrom (tests/CMakeLists.txt): the
+ * wrappers count the calls on the descriptor under test.
  */
 #include "helpers.h"
 
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+static atomic_int watched_fd = -1;
+static atomic_int writes;
 
 ssize_t __real_write(int fd, const void *buf, size_t len);
 ssize_t __wrap_write(int fd, const void *buf, size_t len);
-static atomic_int watched_fd = -1;
-static atomic_int writes;
 ssize_t __wrap_write(int fd, const void *buf, size_t len)
 {
     if (fd == atomic_load(&watched_fd))
         atomic_fetch_add(&writes, 1);
     return __real_write(fd, buf, len);
+}
+
+ssize_t __real_read(int fd, void *buf, size_t len);
+ssize_t __wrap_read(int fd, void *buf, size_t len);
+ssize_t __wrap_read(int fd, void *buf, size_t len)
+{
+    if (fd == atomic_load(&watched_fd))
+        atomic_fetch_add(&writes, 1);
+    return __real_read(fd, buf, len);
+}
+
+ssize_t __real_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags)
+{
+    if (fd == atomic_load(&watched_fd))
+        atomic_fetch_add(&writes, 1);
+    return __real_recv(fd, buf, len, flags);
+}
+
+ssize_t __real_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
+                        socklen_t *from_len);
+ssize_t __wrap_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
+                        socklen_t *from_len);
+ssize_t __wrap_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
+                        socklen_t *from_len)
+{
+    if (fd == atomic_load(&watched_fd))
+        atomic_fetch_add(&writes, 1);
+    return __real_recvfrom(fd, buf, len, flags, from, from_len);
 }
 
 /* A non-blocking eventfd at count 1, watched by the wrapper: a write of the largest
@@ -146,6 +185,72 @@ static void *write_after_room_is_made(void *arg)
 
 TEST(write_goes_once_room_is_made) { check_run(write_after_room_is_made, NULL); }
 
+/* A UDP socket with an error in its error queue (IP_RECVERR: a datagram sent to a
+ * port nobody listens on came back as ICMP port unreachable), which no call takes: it
+ * polls POLLERR from then on, while a receive finds nothing (EAGAIN).  Watched. */
+static int socket_with_an_error_queued(void)
+{
+    plait_addr a, closed;
+    CHECK_EQ(plait_addr_ip(&a, "127.0.0.1", 0), 0);
+    int other = plait_udp_bind(&a);
+    CHECK(other >= 0);
+    CHECK_EQ(plait_local_addr(other, &closed), 0);
+    CHECK_EQ(plait_close(other), 0); /* its port now closed */
+    int fd = plait_udp_bind(&a);
+    CHECK(fd >= 0);
+    int on = 1;
+    CHECK_EQ(setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on), 0);
+    CHECK_EQ(plait_sendto(fd, "x", 1, &closed, SOON()), 1);
+    char c;
+    /* the error itself, once (the queue keeps its entry) */
+    CHECK_EQ(plait_recvfrom(fd, &c, 1, NULL, SOON()), -ECONNREFUSED);
+    atomic_store(&writes, 0);
+    atomic_store(&watched_fd, fd);
+    return fd;
+}
+
+/* 300 ms of a read and of a receive-from on it: -ETIMEDOUT, without a spin (tens of
+ * thousands of tries, or the kernel's for the coroutine's read on io_uring). */
+static void receive_until_deadline(void)
+{
+    for (int recvfrom_ = 0; recvfrom_ < 2; recvfrom_++) {
+        int fd = socket_with_an_error_queued();
+        char buf[8];
+        int64_t start = plait_now();
+        ssize_t n = recvfrom_ ? plait_recvfrom(fd, buf, sizeof buf, NULL,
+                                               plait_deadline_in(300 * PLAIT_MS))
+                              : plait_read(fd, buf, sizeof buf, plait_deadline_in(300 * PLAIT_MS));
+        int tries = atomic_load(&writes);
+        atomic_store(&watched_fd, -1);
+        fprintf(stderr, "  %s -> %zd after %lld ms, %d tries\n",
+                recvfrom_ ? "recvfrom" : "read", n,
+                (long long)((plait_now() - start) / PLAIT_MS), tries);
+        CHECK_EQ(n, -ETIMEDOUT);
+        CHECK_TOOK(start, 300 * PLAIT_MS);
+        CHECK(tries < 200);
+        CHECK_EQ(plait_close(fd), 0);
+    }
+}
+
+static void *receive_in_coroutine(void *arg)
+{
+    (void)arg;
+    receive_until_deadline();
+    return NULL;
+}
+
+TEST(coroutine_receive_beside_an_error_queue_pauses_until_its_deadline)
+{
+    check_run(receive_in_coroutine, NULL);
+}
+
+TEST(thread_receive_beside_an_error_queue_pauses_until_its_deadline)
+{
+    receive_until_deadline();
+}
+
 RUN_TESTS(CASE(coroutine_write_pauses_until_its_deadline),
            CASE(thread_write_pauses_until_its_deadline), CASE(cancel_reaches_a_pausing_write),
-           CASE(write_goes_once_room_is_made))
+           CASE(write_goes_once_room_is_made),
+          CASE(coroutine_receive_beside_an_error_queue_pauses_until_its_deadline),
+          CASE(thread_receive_beside_an_error_queue_pauses_until_its_deadline))
