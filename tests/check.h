@@ -315,6 +315,14 @@ const char *__tsan_default_options(void) { return "handle_segv=0:handle_sigbus=0
 #else
 #define CHECK_SANITIZED 0
 #endif
+/* True where a child forked while another thread allocates may hang in the sanitizer's
+ * allocator, whose lock it inherits taken: gcc 12's ASan (no fork handlers; clang's has
+ * them, docs/ARCHITECTURE.md, "Sanitizers"); ThreadSanitizer is counted in, untried. */
+#if (defined(__SANITIZE_ADDRESS__) && !defined(__clang__)) || defined(__SANITIZE_THREAD__)
+#define CHECK_FORK_BESIDE_ALLOCATION_HANGS 1
+#else
+#define CHECK_FORK_BESIDE_ALLOCATION_HANGS 0
+#endif
 /* True where a child that plait forks is slow to end: under a sanitizer, and in a
  * coverage build (scripts/test.sh coverage), whose children write their counts into the
  * .gcda files that every test program of the suite shares as they end (process.c): a

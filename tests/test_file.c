@@ -527,9 +527,7 @@ static void *fk_child_read(void *p)
 
 TEST(a_fork_beside_file_calls_leaves_the_child_its_own)
 {
-    if (CHECK_SANITIZED) {
-        /* (docs/ARCHITECTURE.md, "Sanitizers": a child forked while another thread is
-         * inside gcc's ASan allocator hangs there; these threads allocate as they go) */
+    if (CHECK_FORK_BESIDE_ALLOCATION_HANGS) { /* (these threads allocate as they go) */
         CHECK_SKIP("forks beside threads that allocate: a sanitizer's allocator is not "
                    "fork-safe");
         return;
