@@ -23,6 +23,10 @@
  * each other's nodes.  Its nodes are an array indexed by case, and the cases on one
  * channel are rung together (same_next), so whoever claims the select through one of
  * them unlinks the others too (waiter.c, invariant 4): the channel is left with none.
+ * So all of a channel's cases are tried in one hold of its lock; one that is not ready
+ * at its turn while another case of its channel, whose turn is later, is ready leaves
+ * the channel for that turn (nothing of it linked yet): the first ready case in the
+ * random order wins, each as likely as any other.
  */
 #include "internal.h"
 
@@ -106,10 +110,22 @@ static void ring_pop(plait_chan *ch, void *elem)
  * cases) in the moment between; then nothing was moved, and -2 asks the caller to
  * give its claim back and start over.
  */
+/* Whether a send, or a receive, would complete now (under the lock); self: a select's
+ * own nodes are no partner. */
+static bool send_may_go(plait_chan *ch, plait__waiter *self)
+{
+    return ch->closed || ch->len < ch->capacity || plait__waitq_has_other(&ch->receivers, self);
+}
+
+static bool recv_may_go(plait_chan *ch, plait__waiter *self)
+{
+    return ch->len > 0 || ch->closed || plait__waitq_has_other(&ch->senders, self);
+}
+
 static int try_send(plait_chan *ch, const void *elem, plait__waiter *self, int *result,
                     plait__wakeups *later)
 {
-    if (!ch->closed && ch->len == ch->capacity && !plait__waitq_has_other(&ch->receivers, self))
+    if (!send_may_go(ch, self))
         return 0;
     if (self && !plait__waiter_claim(self))
         return -1;
@@ -133,7 +149,7 @@ static int try_send(plait_chan *ch, const void *elem, plait__waiter *self, int *
 static int try_recv(plait_chan *ch, void *elem, plait__waiter *self, int *result,
                     plait__wakeups *later)
 {
-    if (ch->len == 0 && !ch->closed && !plait__waitq_has_other(&ch->senders, self))
+    if (!recv_may_go(ch, self))
         return 0;
     if (self && !plait__waiter_claim(self))
         return -1;
@@ -293,6 +309,27 @@ static int try_case(plait_select_case *cases, size_t i, plait__wait_node *nodes,
     return outcome;
 }
 
+/* Whether case i's channel must wait for a later turn (its lock held): case i, whose
+ * turn it is, would not complete, and another of its channel's cases, whose turn comes
+ * later in the order (pos), would.  Completing that one now would make a channel with
+ * many cases win as often as it has cases, ready or not; each ready case is to be as
+ * likely as any other.  Nothing of the channel is linked yet, so coming back to it is
+ * safe (no waker can have claimed the select through it). */
+static bool channel_later(const plait_select_case *cases, size_t i, const int *same_next,
+                          const uint32_t *pos, plait__waiter *w)
+{
+    const plait_select_case *c = &cases[i];
+    if (c->op == PLAIT_SEND ? send_may_go(c->chan, w) : recv_may_go(c->chan, w))
+        return false;
+    for (size_t j = (size_t)same_next[i]; j != i; j = (size_t)same_next[j]) {
+        const plait_select_case *o = &cases[j];
+        if (pos[j] > pos[i] && (o->op == PLAIT_SEND ? send_may_go(o->chan, w)
+                                                     : recv_may_go(o->chan, w)))
+            return true;
+    }
+    return false;
+}
+
 int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
 {
     if (!cases || n == 0 || n > INT32_MAX)
@@ -303,24 +340,26 @@ int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
             return -EINVAL;
     /* nodes[i] is case i's (a ring of same_next over one channel's finds its others);
      * linked[0..n_linked) the cases whose nodes this round linked; seen[i]: case i was
-     * tried this round (with a case before it on its channel) */
+     * tried this round (with a case before it on its channel); pos[i]: case i's turn in
+     * order[] (where cases share a channel: channel_later) */
     plait__wait_node small[8];
-    uint32_t small_order[8], small_linked[8];
+    uint32_t small_order[8], small_pos[8], small_linked[8];
     int small_same_next[8];
     bool small_seen[8];
     plait__wait_node *nodes = small;
-    uint32_t *order = small_order, *linked = small_linked;
+    uint32_t *order = small_order, *pos = small_pos, *linked = small_linked;
     int *same_next = small_same_next;
     bool *seen = small_seen;
     case_of_channel *scratch = NULL;
     if (n > 8) { /* all in one block */
-        nodes = malloc(n * (sizeof *nodes + sizeof *scratch + sizeof *order + sizeof *linked +
-                            sizeof *same_next + sizeof *seen));
+        nodes = malloc(n * (sizeof *nodes + sizeof *scratch + sizeof *order + sizeof *pos +
+                            sizeof *linked + sizeof *same_next + sizeof *seen));
         if (!nodes)
             return -ENOMEM;
         scratch = (case_of_channel *)(nodes + n);
         order = (uint32_t *)(scratch + n);
-        linked = order + n;
+        pos = order + n;
+        linked = pos + n;
         same_next = (int *)(linked + n);
         seen = (bool *)(same_next + n);
     }
@@ -335,11 +374,12 @@ retry:
     outcome = 0;
     n_linked = 0;
     if (rings) /* (a claimer walks a ring: the nodes this round has not linked yet) */
-        for (size_t i = 0; i < n; i++) {
-            nodes[i].queue = NULL;
-            nodes[i].index = (int)i;
-            nodes[i].same_next = same_next[i];
-            seen[i] = false;
+        for (size_t k = 0; k < n; k++) {
+            nodes[k].queue = NULL;
+            nodes[k].index = (int)k;
+            nodes[k].same_next = same_next[k];
+            seen[k] = false;
+            pos[order[k]] = (uint32_t)k;
         }
     for (size_t k = 0; k < n && outcome == 0; k++) {
         size_t i = order[k];
@@ -349,6 +389,10 @@ retry:
         plait__wakeups later;
         later.n = 0;
         plait__spin_lock(&ch->lock);
+        if (rings && channel_later(cases, i, same_next, pos, &w)) {
+            plait__spin_unlock(&ch->lock);
+            continue;
+        }
         /* Every case on this channel in one hold of its lock: once one of them is linked,
          * all are, and whoever claims the select through one unlinks them all; the
          * select does not come back to the channel, which its waker may destroy at once
