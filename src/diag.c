@@ -39,7 +39,7 @@ static int64_t threshold_now(void)
     int64_t t = atomic_load(&slow_threshold);
     if (t < 0) {
         const char *env = getenv("PLAIT_SLOW_MS");
-        long long ms = env ? atoll(env) : 0;
+        long long ms = env ? strtoll(env, NULL, 10) : 0; /* (saturates; atoll's overflow is UB) */
         int64_t from_env = ms <= 0 ? 0 : ms > INT64_MAX / PLAIT_MS ? INT64_MAX : ms * PLAIT_MS;
         /* only over "not set yet": a plait_set_slow_warning() made meanwhile stands */
         long long expected = -1;
