@@ -99,17 +99,6 @@ static void ring_pop(plait_chan *ch, void *elem)
     ch->len--;
 }
 
-/*
- * The immediate part of a send or a receive, with the lock held.  Returns 1 when the
- * operation completed (*result: 0 or -EPIPE; written only then, as a select's other
- * cases keep theirs), 0 when it must wait.
- *
- * For select, self is the selecting waiter, which must be claimed before anything is
- * moved: -1 when another case claimed it first (its outcome is on the way).  The
- * peer found at first can be claimed by someone else (its deadline, another of its
- * cases) in the moment between; then nothing was moved, and -2 asks the caller to
- * give its claim back and start over.
- */
 /* Whether a send, or a receive, would complete now (under the lock); self: a select's
  * own nodes are no partner. */
 static bool send_may_go(plait_chan *ch, plait__waiter *self)
@@ -122,6 +111,17 @@ static bool recv_may_go(plait_chan *ch, plait__waiter *self)
     return ch->len > 0 || ch->closed || plait__waitq_has_other(&ch->senders, self);
 }
 
+/*
+ * The immediate part of a send or a receive, with the lock held.  Returns 1 when the
+ * operation completed (*result: 0 or -EPIPE; written only then, as a select's other
+ * cases keep theirs), 0 when it must wait.
+ *
+ * For select, self is the selecting waiter, which must be claimed before anything is
+ * moved: -1 when another case claimed it first (its outcome is on the way).  The
+ * peer found at first can be claimed by someone else (its deadline, another of its
+ * cases) in the moment between; then nothing was moved, and -2 asks the caller to
+ * give its claim back and start over.
+ */
 static int try_send(plait_chan *ch, const void *elem, plait__waiter *self, int *result,
                     plait__wakeups *later)
 {
@@ -315,18 +315,19 @@ static int try_case(plait_select_case *cases, size_t i, plait__wait_node *nodes,
  * many cases win as often as it has cases, ready or not; each ready case is to be as
  * likely as any other.  Nothing of the channel is linked yet, so coming back to it is
  * safe (no waker can have claimed the select through it). */
+static bool case_may_go(const plait_select_case *c, plait__waiter *w)
+{
+    return c->op == PLAIT_SEND ? send_may_go(c->chan, w) : recv_may_go(c->chan, w);
+}
+
 static bool channel_later(const plait_select_case *cases, size_t i, const int *same_next,
                           const uint32_t *pos, plait__waiter *w)
 {
-    const plait_select_case *c = &cases[i];
-    if (c->op == PLAIT_SEND ? send_may_go(c->chan, w) : recv_may_go(c->chan, w))
+    if (case_may_go(&cases[i], w))
         return false;
-    for (size_t j = (size_t)same_next[i]; j != i; j = (size_t)same_next[j]) {
-        const plait_select_case *o = &cases[j];
-        if (pos[j] > pos[i] && (o->op == PLAIT_SEND ? send_may_go(o->chan, w)
-                                                     : recv_may_go(o->chan, w)))
+    for (size_t j = (size_t)same_next[i]; j != i; j = (size_t)same_next[j])
+        if (pos[j] > pos[i] && case_may_go(&cases[j], w))
             return true;
-    }
     return false;
 }
 

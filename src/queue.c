@@ -186,6 +186,8 @@ static void purge_left(queue_state *st, unsigned pid, bool took_part)
     }
 }
 
+/* pid's entry in the table (under the lock), added in a free one if missing; NULL
+ * when none is free. */
 static struct side_entry { uint32_t pid, roles; } *side_found(queue_state *st, unsigned pid)
 {
     int empty = -1;
