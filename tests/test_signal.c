@@ -481,6 +481,8 @@ TEST(a_child_made_without_fork_handlers_destroys_its_watchers)
 {
     SKIP_UNDER_TSAN();
     plait_signals *w = watch_usr1();
+    if (CHECK_SANITIZED) /* (_Fork runs no sanitizer's fork handler: its locks free first) */
+        others_asleep_before_fork();
     pid_t pid = _Fork();
     if (pid == 0) {
         alarm(3); /* (a destroy that waits for ever: the child dies of SIGALRM) */
@@ -515,6 +517,8 @@ TEST(a_child_made_without_fork_handlers_is_served)
 {
     SKIP_UNDER_TSAN();
     plait_signals *w = watch_usr1();
+    if (CHECK_SANITIZED) /* (_Fork runs no sanitizer's fork handler: its locks free first) */
+        others_asleep_before_fork();
     pid_t pid = _Fork();
     if (pid == 0)
         _exit(fork_child_waits(w));
