@@ -318,18 +318,25 @@ static void store_outcome(task_slot *ts, ssize_t n, size_t room)
 
 /* The pool's descriptor as the worker was given it: an initialiser or a task that
  * closes it may open another file that takes its number, which write() would then
- * fill with the counter's 8 bytes (and the manager never hear).  An eventfd is an
- * anonymous inode: a regular file, pipe, socket or device that took the number has
- * another (a different anonymous-inode file refuses the 8-byte write, EINVAL). */
+ * fill with the counter's 8 bytes (and the manager never hear).  A regular file, pipe,
+ * socket or device that took the number has another inode; but every eventfd, epoll,
+ * timerfd or signalfd shares one anonymous inode, and another eventfd takes the 8
+ * bytes as well as ours.  So create marks ours with an owner (F_SETOWN: the creator's
+ * pid, which no signal follows, an eventfd having no SIGIO), and a file opened since
+ * has none.  (Once the inode alone: a task that made eventfds after closing every
+ * descriptor fed one of them, and an initialiser that made an epoll instance so had
+ * create wait for ever.) */
 typedef struct notify_id {
     dev_t dev;
     ino_t ino;
+    pid_t owner;
 } notify_id;
 
 static bool notify_intact(int fd, const notify_id *id)
 {
     struct stat st;
-    return fstat(fd, &st) == 0 && st.st_dev == id->dev && st.st_ino == id->ino;
+    return fstat(fd, &st) == 0 && st.st_dev == id->dev && st.st_ino == id->ino &&
+           fcntl(fd, F_GETOWN) == id->owner;
 }
 
 /* Tell the manager that a slot is done: false when the task (or the initialiser) closed
@@ -388,7 +395,7 @@ static int worker_main(void *arg)
     struct stat nst;
     if (fstat(p->notify_fd, &nst) < 0)
         return 0;
-    notify_id nid = {.dev = nst.st_dev, .ino = nst.st_ino};
+    notify_id nid = {.dev = nst.st_dev, .ino = nst.st_ino, .owner = (pid_t)p->owner};
     /* The timer that keeps task_timeout's promise, before the initialiser.  A worker
      * that cannot make one (no room for its signal: RLIMIT_SIGPENDING, shared by the
      * user's processes) ends at once and says so: the manager counts it as a fork
@@ -1491,6 +1498,8 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     p->retry.fd = -1;
     p->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     int r = p->notify_fd < 0 ? -errno : 0; /* -EMFILE, -ENFILE, -ENOMEM */
+    if (r == 0 && fcntl(p->notify_fd, F_SETOWN, (pid_t)p->owner) < 0) /* notify_intact */
+        r = -errno;
     plait__caller_take(&p->caller);
     p->slot_size =
         align_up(sizeof(task_slot)) + align_up(p->arg_room) + align_up(p->result_room);

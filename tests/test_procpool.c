@@ -24,6 +24,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -3303,23 +3305,54 @@ static ssize_t closes_descriptors(const void *arg, size_t len, void *out, size_t
 }
 
 /* The same, then opening files that it keeps: one takes the pool's descriptor's number
- * (the counter's 8 bytes went into it, and the manager never heard). */
-static ssize_t closes_and_reopens(const void *arg, size_t len, void *out, size_t cap)
+ * (the counter's 8 bytes went into it, and the manager never heard).  What it opens:
+ * /dev/null, or descriptors of the pool's own kind (eventfds) or of its anonymous inode
+ * (epoll instances): the descriptor's inode alone took these for the pool's (failed
+ * first: a join waited for ever, and create for such an initialiser). */
+typedef enum { REOPEN_NONE, REOPEN_DEV_NULL, REOPEN_EVENTFD, REOPEN_EPOLL } reopening;
+
+static void close_and_reopen(reopening what)
 {
     for (int fd = 3; fd < 1024; fd++)
         close(fd);
     for (int i = 0; i < 16; i++)
-        open("/dev/null", O_WRONLY);
+        switch (what) {
+        case REOPEN_NONE:
+            return;
+        case REOPEN_DEV_NULL:
+            open("/dev/null", O_WRONLY);
+            break;
+        case REOPEN_EVENTFD:
+            eventfd(0, 0);
+            break;
+        case REOPEN_EPOLL:
+            epoll_create1(0);
+            break;
+        }
+}
+
+static ssize_t closes_and_reopens(const void *arg, size_t len, void *out, size_t cap)
+{
+    close_and_reopen(REOPEN_DEV_NULL);
+    return job_fn(arg, len, out, cap);
+}
+
+static ssize_t closes_and_makes_eventfds(const void *arg, size_t len, void *out, size_t cap)
+{
+    close_and_reopen(REOPEN_EVENTFD);
     return job_fn(arg, len, out, cap);
 }
 
 static void *join_after_closing_main(void *p)
 {
     plait_procpool *pool = p;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         job j = {.kind = J_VALUE, .id = i, .value = i};
         plait_task t;
-        plait_proc_fn fn = i == 0 ? closes_descriptors : i == 2 ? closes_and_reopens : job_fn;
+        plait_proc_fn fn = i == 0   ? closes_descriptors
+                           : i == 2 ? closes_and_reopens
+                           : i == 4 ? closes_and_makes_eventfds
+                                    : job_fn;
         CHECK_EQ(plait_procpool_submit(pool, &t, fn, &j, sizeof j), 0);
         int64_t v = 0;
         int r = join_i64(t, &v, PROMPTLY());
@@ -3336,10 +3369,7 @@ static void *join_after_closing_main(void *p)
 
 static int init_closes_descriptors(void *arg)
 {
-    for (int fd = 3; fd < 1024; fd++)
-        close(fd);
-    for (int i = 0; arg && i < 16; i++) /* and opens files it keeps (see above) */
-        open("/dev/null", O_WRONLY);
+    close_and_reopen(*(const reopening *)arg);
     return 0;
 }
 
@@ -3415,12 +3445,14 @@ static void closed_descriptors_scenario(void)
         check_run(join_after_closing_main, pool);
         close_pool(pool);
     }
-    plait_procpool_options o = {.processes = 2, .init = init_closes_descriptors};
-    pool = NULL;
-    CHECK_EQ(plait_procpool_create(&pool, &o), -EBADF);
-    o.init_arg = &o; /* reopening: create waited for ever */
-    pool = NULL;
-    CHECK_EQ(plait_procpool_create(&pool, &o), -EBADF);
+    /* (reopening: create waited for ever) */
+    static const reopening ways[] = {REOPEN_NONE, REOPEN_DEV_NULL, REOPEN_EVENTFD, REOPEN_EPOLL};
+    for (size_t i = 0; i < sizeof ways / sizeof ways[0]; i++) {
+        plait_procpool_options o = {.processes = 2, .init = init_closes_descriptors,
+                                    .init_arg = (void *)&ways[i]};
+        pool = NULL;
+        CHECK_EQ(plait_procpool_create(&pool, &o), -EBADF);
+    }
     fx_fini();
 }
 
