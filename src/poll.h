@@ -175,6 +175,10 @@ struct plait__poller {
     int broken;                 /* -errno: a fork's child could not remake it (poll.c) */
     int epfd;                   /* epoll backend */
     plait__fd_list unverified;  /* epoll: descriptors whose waits trust their registration */
+    bool set_stale;             /* epoll: the set reports a registration out of reach, and
+                                 * no new set could be made: waits go by number */
+    struct pollfd *by_number;   /* epoll: those waits' array, and its room */
+    size_t by_number_room;
     struct plait__uring *ring;  /* io_uring backend */
 };
 

@@ -23,7 +23,8 @@
  *    close of our number, and epoll_ctl can no longer reach it by that number.
  *    plait_close() takes this scheduler's registration out first (forget); a report
  *    that still comes from one out of reach (after close(2), or another scheduler's
- *    plait_close) makes the poller start a new set with what is waited for now.  Its
+ *    plait_close) makes the poller start a new set with what is waited for now (and
+ *    while none can be made, wait by number: ep_rebuild).  Its
  *    reports carry the id of the registration they came from, so those of an older one
  *    are known once the number has been registered anew; and as a wait that trusts
  *    a registration cannot tell the old file's reports from the new file's, a report
@@ -70,6 +71,10 @@ static void ep_close(struct plait__poller *p)
     if (p->epfd >= 0)
         close(p->epfd);
     p->epfd = -1;
+    p->set_stale = false;
+    free(p->by_number);
+    p->by_number = NULL;
+    p->by_number_room = 0;
 }
 
 /* Make fd's registration exactly `events` (0: none).  0, 1 when one believed there
@@ -195,12 +200,16 @@ static void ep_forget(struct plait__poller *p, int fd, plait__fd_slot *slot)
 
 /* A report came from a registration that its number no longer reaches (the file is
  * open elsewhere and the number was closed with close(2), or names another file now):
- * start a new set with what is waited for now. */
+ * start a new set with what is waited for now.  Where none can be made (no descriptor
+ * or memory free), the old set is kept, but its reports of that registration go on
+ * ending every sleep at once: until a new set can be made, waits go by number
+ * (wait_by_number; the scheduler once spun for as long as the shortage lasted). */
 static void ep_rebuild(struct plait__poller *p)
 {
     int old = p->epfd;
-    if (ep_open(p) < 0) {
-        p->epfd = old; /* keep the old set: it still serves every wait */
+    p->set_stale = ep_open(p) < 0;
+    if (p->set_stale) {
+        p->epfd = old; /* it still holds every registration made */
         return;
     }
     close(old);
@@ -245,9 +254,67 @@ static int wait_events(int epfd, struct epoll_event *evs, int64_t timeout_ns)
     return epoll_wait(epfd, evs, EVENTS_BATCH, plait__poll_timeout_ms(timeout_ns));
 }
 
+/* A wait while the set is stale (ep_rebuild): ppoll(2) on the inbox and the numbers
+ * waited on, which needs no new descriptor and cannot be misled by a file no longer at
+ * a number.  false where it could not wait: no memory for the array, or ppoll refused
+ * it (EINVAL: more numbers than RLIMIT_NOFILE). */
+static bool wait_by_number(struct plait__poller *p, int64_t timeout)
+{
+    size_t n = 1;
+    for (size_t fd = 0; fd < p->cap; fd++)
+        n += p->fds[fd].armed != 0;
+    struct pollfd *fds = plait__room_for(p->by_number, &p->by_number_room, n, sizeof *fds, 16);
+    if (!fds)
+        return false;
+    p->by_number = fds;
+    fds[0] = (struct pollfd){.fd = p->wake_fd, .events = POLLIN};
+    for (size_t fd = 0, k = 1; k < n; fd++)
+        if (p->fds[fd].armed)
+            fds[k++] = (struct pollfd){.fd = (int)fd, .events = (short)p->fds[fd].armed};
+    struct timespec ts = {.tv_sec = timeout / PLAIT_SEC, .tv_nsec = timeout % PLAIT_SEC};
+    int ready = ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
+    if (ready < 0)
+        return errno == EINTR;
+    for (size_t k = 0; k < n && ready > 0; k++) {
+        if (!fds[k].revents)
+            continue;
+        ready--;
+        if (k == 0) {
+            plait__poller_drain_wake(p);
+            continue;
+        }
+        plait__fd_slot *slot = &p->fds[fds[k].fd];
+        int bits = fds[k].revents & POLLNVAL ? -EBADF : (int)(fds[k].revents & waited_for(slot));
+        if (bits && slot->armed) { /* (an earlier fire may have re-armed or given it up) */
+            slot->armed = 0;
+            plait__poller_fire(p, fds[k].fd, bits);
+        }
+    }
+    return true;
+}
+
+/* Where the set is stale and waits cannot go by number: a pause on the inbox, a
+ * millisecond at most, before the set is looked at without sleeping. */
+static void pause_on_inbox(struct plait__poller *p, int64_t timeout)
+{
+    struct pollfd inbox = {.fd = p->wake_fd, .events = POLLIN};
+    struct timespec ts = {.tv_nsec = timeout >= 0 && timeout < PLAIT_MS ? timeout : PLAIT_MS};
+    if (ppoll(&inbox, 1, &ts, NULL) > 0)
+        plait__poller_drain_wake(p);
+}
+
 static void ep_wait(struct plait__poller *p, int64_t deadline, int64_t timeout)
 {
     (void)deadline; /* the kernel takes the time left */
+    if (p->set_stale) {
+        ep_rebuild(p);
+        if (p->set_stale) {
+            if (wait_by_number(p, timeout))
+                return;
+            pause_on_inbox(p, timeout);
+            timeout = 0;
+        }
+    }
     struct epoll_event evs[EVENTS_BATCH];
     if (p->unverified.len && (timeout < 0 || timeout > VERIFY_NS))
         timeout = VERIFY_NS;

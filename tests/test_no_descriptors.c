@@ -744,6 +744,102 @@ TEST(coroutines_need_no_descriptor_until_they_wait_on_one)
     reap_ok(pid, 20);
 }
 
+/* A registration that outlived a plait_close (the file open elsewhere: a dup) goes on
+ * reporting; epoll's remedy, a new set, needs a descriptor.  With none free, every
+ * wait was ended at once by that report, and the scheduler spun for as long as the
+ * shortage lasted (a review found it: ~1 s of CPU for a 1 s wait).  Now waits go by
+ * number meanwhile, or, where ppoll(2) refuses the numbers (a limit under the
+ * descriptors waited on), pause on the inbox a millisecond at a time, looking at the
+ * set between (failed first: the thread's CPU time over its 300 ms wait). */
+static int closed_elsewhere; /* the socket closed by another thread */
+
+static void *closes_it(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_close(closed_elsewhere), 0);
+    return NULL;
+}
+
+static void *writes_later(void *arg)
+{
+    CHECK_EQ(plait_sleep(20 * PLAIT_MS), 0);
+    CHECK_EQ(write(*(int *)arg, "w", 1), 1);
+    return NULL;
+}
+
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    CHECK_EQ(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts), 0);
+    return (int64_t)ts.tv_sec * PLAIT_SEC + ts.tv_nsec;
+}
+
+static void *waits_beside_a_registration_out_of_reach(void *arg)
+{
+    bool limit_under_the_waits = arg != NULL;
+    int sv[2], p[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK_EQ(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    int copy = dup(sv[0]); /* the file stays open past the close of its number */
+    CHECK(copy >= 0);
+    closed_elsewhere = sv[0];
+    CHECK_EQ(plait_wait_fd(sv[0], PLAIT_WRITABLE, SOON()), PLAIT_WRITABLE);
+    pthread_t t;
+    thread_start(&t, closes_it, NULL);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    leave_room_for(0);
+    if (limit_under_the_waits) { /* (a limit under the descriptors open is allowed) */
+        struct rlimit one = saved_limit;
+        one.rlim_cur = 1;
+        CHECK_EQ(setrlimit(RLIMIT_NOFILE, &one), 0);
+    }
+    int64_t cpu = thread_cpu_ns(), start = plait_now();
+    CHECK_EQ(plait_wait_fd(p[0], PLAIT_READABLE, plait_deadline_in(300 * PLAIT_MS)),
+             -ETIMEDOUT);
+    cpu = thread_cpu_ns() - cpu;
+    int64_t wall = plait_now() - start;
+    CHECK(wall >= 300 * PLAIT_MS);
+    if (cpu > wall / 10)
+        fprintf(stderr, "  the wait took %.0f ms of CPU in %.0f ms\n", (double)cpu / PLAIT_MS,
+                (double)wall / PLAIT_MS);
+    CHECK(cpu <= wall / 10); /* a sleep, not a spin (which took all it was given) */
+    /* still served meanwhile: a write to the pipe wakes the wait on it */
+    plait_task w;
+    CHECK_EQ(plait_spawn(&w, writes_later, &p[1]), 0);
+    CHECK_EQ(plait_wait_fd(p[0], PLAIT_READABLE, SOON()), PLAIT_READABLE);
+    CHECK_EQ(plait_join(w, NULL, SOON()), 0);
+    room_back(); /* and with descriptors back, the waits go on */
+    char c;
+    CHECK_EQ(plait_read(p[0], &c, 1, SOON()), 1);
+    CHECK_EQ(plait_read(p[0], &c, 1, plait_deadline_in(5 * PLAIT_MS)), -ETIMEDOUT);
+    close(copy);
+    close(sv[1]);
+    close(p[0]);
+    close(p[1]);
+    return NULL;
+}
+
+static void out_of_reach_scenario(void *limit_under_the_waits)
+{
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        check_failures = 0;
+        check_run(waits_beside_a_registration_out_of_reach, limit_under_the_waits);
+        child_exit();
+    }
+    reap_ok(pid, 20);
+}
+
+TEST(a_registration_out_of_reach_with_no_descriptor_free_does_not_spin)
+{
+    out_of_reach_scenario(NULL);
+}
+
+TEST(a_registration_out_of_reach_with_a_limit_under_the_waits_does_not_spin)
+{
+    out_of_reach_scenario(&saved_limit);
+}
+
 #define BOTH(n) CASE(n), CASE(n##_in_coroutine)
 
 RUN_TESTS(CASE(backend_choice_survives_no_descriptors), BOTH(thread_first_wait),
@@ -753,4 +849,6 @@ RUN_TESTS(CASE(backend_choice_survives_no_descriptors), BOTH(thread_first_wait),
           BOTH(exec_missing),
           CASE(fork_from_a_coroutine_short_of_descriptors),
           CASE(procpool_worker_replaced_with_no_descriptor_left),
-          CASE(coroutines_need_no_descriptor_until_they_wait_on_one))
+          CASE(coroutines_need_no_descriptor_until_they_wait_on_one),
+          CASE(a_registration_out_of_reach_with_no_descriptor_free_does_not_spin),
+          CASE(a_registration_out_of_reach_with_a_limit_under_the_waits_does_not_spin))
