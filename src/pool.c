@@ -697,6 +697,17 @@ static void pool_abandon(plait_pool *pool)
 
 _Static_assert(PLAIT_POOL_THREADS_MAX <= 10000, "a worker's number fits its name in 4 digits");
 
+/* The pool and its workers keep their hot words on lines of their own (_Alignas(64)),
+ * more than calloc's alignment (which placed them 16 bytes into a line: undefined, and
+ * the lines shared).  size is a multiple of align, as sizeof of such a type is. */
+static void *zeroed_aligned(size_t size, size_t align)
+{
+    void *p = aligned_alloc(align, size);
+    if (p)
+        memset(p, 0, size);
+    return p;
+}
+
 int plait_pool_create(plait_pool **out, const plait_pool_options *options)
 {
     if (!out)
@@ -708,7 +719,7 @@ int plait_pool_create(plait_pool **out, const plait_pool_options *options)
     if (threads > PLAIT_POOL_THREADS_MAX) /* sized from the CPUs: as many as allowed */
         threads = PLAIT_POOL_THREADS_MAX;
     const char *name = options && options->name ? options->name : "pool";
-    plait_pool *pool = calloc(1, sizeof *pool);
+    plait_pool *pool = zeroed_aligned(sizeof *pool, _Alignof(plait_pool));
     if (!pool)
         return -ENOMEM;
     pool->threads = threads;
@@ -719,7 +730,7 @@ int plait_pool_create(plait_pool **out, const plait_pool_options *options)
     plait__deque_kind kind = threads == 1         ? PLAIT__DEQUE_SOLO /* no thieves */
                              : pool->private_parts ? PLAIT__DEQUE_SPLIT
                                                    : PLAIT__DEQUE_SHARED;
-    pool->workers = calloc(threads, sizeof *pool->workers);
+    pool->workers = zeroed_aligned(threads * sizeof *pool->workers, _Alignof(plait__worker));
     int r = pool->workers ? plait_event_create(&pool->stopped) : -ENOMEM;
     for (unsigned i = 0; r == 0 && i < threads; i++) {
         plait__worker *wk = &pool->workers[i];
