@@ -1057,8 +1057,11 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * PLAIT_KILLED(signal).
  *
  * A child never outlives its parent silently: it is killed (SIGKILL) when the parent
- * ends, however it ends (not a set-user-ID, set-group-ID or file-capability program,
- * for which the kernel clears the parent-death signal at its exec).  plait reaps every child it starts as soon as it ends (no
+ * ends, however it ends, and when the parent executes another program (the kernel ends
+ * plait's thread that forked it then) — but not a child that changes its credentials
+ * (a set-user-ID, set-group-ID or file-capability program, or a function or program
+ * that calls setuid(2), setgid(2) and the like, as one that drops privileges does),
+ * for which the kernel clears the parent-death signal.  plait reaps every child it starts as soon as it ends (no
  * zombies), through the child's pidfd (Linux 5.4 or later: waitid's P_PIDFD), without
  * a SIGCHLD handler.
  * If the program reaps it first (SIGCHLD ignored, waitpid(-1)), its task reports
