@@ -102,6 +102,7 @@ typedef struct mgr_request {
 
 static pthread_mutex_t mgr_start_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool mgr_started;
+static unsigned mgr_pid; /* the process whose manager it is (a child of _Fork() is not) */
 static pthread_t mgr_thread;
 static int mgr_epfd = -1, mgr_ctl_fd = -1;
 static plait__spinlock mgr_lock;
@@ -164,6 +165,20 @@ static void *manager_main(void *unused)
     return NULL;
 }
 
+/* In a child: the manager thread is not there, and its descriptors are the parent's
+ * epoll set and eventfd, shared with it. */
+static void forget_the_parents_manager(void)
+{
+    atomic_store(&mgr_lock.held, 0);
+    mgr_head = mgr_tail = NULL;
+    if (mgr_started) {
+        close(mgr_epfd);
+        close(mgr_ctl_fd);
+    }
+    mgr_epfd = mgr_ctl_fd = -1;
+    mgr_started = false;
+}
+
 /* With pthread cancellation off (internal.h): a start that failed closes what it made,
  * close(2) a cancellation point, under mgr_start_lock. */
 static int manager_start_cancel_off(void)
@@ -171,6 +186,10 @@ static int manager_start_cancel_off(void)
     plait__fork_init();
     pthread_mutex_lock(&mgr_start_lock);
     int r = 0;
+    /* A child of _Fork() (no fork handlers) looks started, but its requests went to
+     * the parent's manager, through the eventfd they share, and waited for ever. */
+    if (mgr_started && mgr_pid != plait__pid())
+        forget_the_parents_manager();
     if (!mgr_started) {
         mgr_epfd = epoll_create1(EPOLL_CLOEXEC);
         mgr_ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -197,6 +216,7 @@ static int manager_start_cancel_off(void)
         }
         if (r == 0) {
             mgr_started = true;
+            mgr_pid = plait__pid();
         } else {
             if (mgr_epfd >= 0)
                 close(mgr_epfd);
@@ -286,17 +306,8 @@ void plait__manager_unwatch(int fd)
 
 void plait__manager_atfork(int phase)
 {
-    if (phase == PLAIT__FORK_CHILD) {
-        /* the thread is not in the child; its descriptors are the parent's epoll set */
-        atomic_store(&mgr_lock.held, 0);
-        mgr_head = mgr_tail = NULL;
-        if (mgr_started) {
-            close(mgr_epfd);
-            close(mgr_ctl_fd);
-        }
-        mgr_epfd = mgr_ctl_fd = -1;
-        mgr_started = false;
-    }
+    if (phase == PLAIT__FORK_CHILD)
+        forget_the_parents_manager();
     plait__atfork_mutex(&mgr_start_lock, phase);
 }
 

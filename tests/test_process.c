@@ -1562,7 +1562,56 @@ TEST(a_child_takes_its_callers_no_new_privs_affinity_and_name)
     free(b);
 }
 
-RUN_TESTS(CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
+/* A child of _Fork(), which runs no fork handler, after its parent started the process
+ * manager: the child's copy of the manager looked started, so its start went to the
+ * parent's manager through the eventfd they share, and waited for ever (failed first:
+ * the child died of its alarm; a review's reproducer). */
+static int start_in_a_child_without_fork_handlers(void)
+{
+    alarm(20); /* (a start is not cancellable: the alarm ends a child that hangs) */
+    int64_t x = 5;
+    plait_task t;
+    if (plait_process_start(&t, proc_square, &x, sizeof x, NULL, NULL) != 0)
+        return 1;
+    void *v = NULL;
+    int r = plait_join(t, &v, plait_deadline_in(10 * PLAIT_SEC));
+    int64_t got = result_i64(v);
+    free(v);
+    return r == 0 && got == 25 ? 0 : 2;
+}
+
+TEST(a_child_made_without_fork_handlers_starts_processes)
+{
+#if defined(__SANITIZE_THREAD__)
+    /* (the child starts a manager thread whose id may be the parent's manager's, which
+     * ThreadSanitizer keeps in its books: "dup thread with used id", as test_signal) */
+    CHECK_SKIP("a child of _Fork starting threads: ThreadSanitizer stops it");
+    return;
+#endif
+    int64_t x = 3;
+    plait_task t;
+    CHECK_EQ(plait_process_start(&t, proc_square, &x, sizeof x, NULL, NULL), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0); /* the manager runs */
+    CHECK_EQ(result_i64(v), 9);
+    free(v);
+    if (CHECK_SANITIZED) /* (_Fork runs no sanitizer's fork handler: its locks free first) */
+        others_asleep_before_fork();
+    pid_t pid = _Fork();
+    if (pid == 0)
+        _exit(start_in_a_child_without_fork_handlers());
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), 0);
+    /* the parent's manager is its own still */
+    CHECK_EQ(plait_process_start(&t, proc_square, &x, sizeof x, NULL, NULL), 0);
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK_EQ(result_i64(v), 9);
+    free(v);
+    check_no_zombies();
+}
+
+RUN_TESTS(CASE(a_child_made_without_fork_handlers_starts_processes), CASE(function_result_comes_back), CASE(child_memory_is_a_copy),
           CASE(large_argument_and_result), CASE(result_room), CASE(failures_name_their_cause), CASE(a_task_failing_with_eagain_reports_it),
           CASE(sent_segv_kills_despite_the_overflow_reporter),
           CASE(kill_and_cancel), CASE(bad_input), CASE(exec_with_pipes_env_and_cwd),

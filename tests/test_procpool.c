@@ -4790,7 +4790,40 @@ TEST(procpool_init_crashes_helped_joins)
     run_stress(init_crash_helped_scenario);
 }
 
+/* A pool belongs to the process that made it: in a child of _Fork(), which runs no fork
+ * handler, plait's cached pid was the parent's, so the owner check passed and the
+ * submit touched the pool's memory, which is not in a child (MADV_DONTFORK): the child
+ * crashed instead of -EPERM (failed first: killed by SIGSEGV; a review found it). */
+TEST(a_pool_is_not_a_child_of_fork_without_handlers_own)
+{
+#if defined(__SANITIZE_THREAD__)
+    CHECK_SKIP("a child of _Fork: ThreadSanitizer's books are the parent's there");
+    return;
+#endif
+    fx_init();
+    plait_procpool *pool = make_pool_n(1);
+    if (!pool) {
+        fx_fini();
+        return;
+    }
+    if (CHECK_SANITIZED) /* (_Fork runs no sanitizer's fork handler: its locks free first) */
+        others_asleep_before_fork();
+    pid_t pid = _Fork();
+    if (pid == 0) {
+        alarm(20);
+        job j = {.kind = J_VALUE, .id = 1, .value = 1};
+        plait_task t;
+        _exit(plait_procpool_submit(pool, &t, job_fn, &j, sizeof j) == -EPERM ? 0 : 1);
+    }
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), 0);
+    close_pool(pool);
+    fx_fini();
+}
+
 RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
+          CASE(a_pool_is_not_a_child_of_fork_without_handlers_own),
           CASE(procpool_bad_input), CASE(procpool_used_from_a_worker_is_refused),
           CASE(replacement_fork_failure_is_not_for_good),
           CASE(join_after_destroy_touches_no_pool), CASE(two_threads_join_copies_of_one_task),
