@@ -462,7 +462,7 @@ static PLAIT_TLS unsigned tls_pid_generation;
  * however made (MADV_WIPEONFORK, Linux 4.14): found 0, the child is a new process.
  * Where the kernel refuses, a word never zeroed (fork handlers only, as before). */
 static atomic_uint not_forked_word = 1;
-static atomic_uint *not_forked = &not_forked_word;
+static atomic_uint *not_forked = &not_forked_word; /* set at load, before any thread */
 
 __attribute__((constructor)) static void wipe_on_fork_at_load(void)
 {
@@ -475,15 +475,14 @@ __attribute__((constructor)) static void wipe_on_fork_at_load(void)
         return;
     }
     atomic_store((atomic_uint *)m, 1);
-    atomic_store(&not_forked, (atomic_uint *)m); /* (kept for the process's life) */
+    not_forked = m; /* (kept for the process's life) */
 }
 
 unsigned plait__pid(void)
 {
     unsigned gen = atomic_load_explicit(&pid_generation, memory_order_relaxed);
-    atomic_uint *same = atomic_load_explicit(&not_forked, memory_order_relaxed);
-    if (PLAIT_UNLIKELY(!atomic_load_explicit(same, memory_order_relaxed))) {
-        atomic_store_explicit(same, 1, memory_order_relaxed);
+    if (PLAIT_UNLIKELY(!atomic_load_explicit(not_forked, memory_order_relaxed))) {
+        atomic_store_explicit(not_forked, 1, memory_order_relaxed);
         gen = atomic_fetch_add(&pid_generation, 1) + 1; /* every thread's cache is old */
     }
     if (PLAIT_UNLIKELY(!tls_pid_cache || tls_pid_generation != gen)) {
