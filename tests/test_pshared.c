@@ -2520,6 +2520,7 @@ typedef struct unwoken {
     plait_pevent *event;
     int64_t wait_ns;            /* the waits' deadline, from their start (0: 5 s) */
     atomic_int tid[2];
+    atomic_int done[2];         /* the wait has returned */
     int r[2];
     int64_t took[2], deadline[2];
 } unwoken;
@@ -2534,6 +2535,7 @@ static void *wait_unwoken(void *arg, int which)
     u->r[which] = which == 0 ? plait_psem_acquire(u->sem, deadline)
                              : plait_pevent_wait(u->event, deadline);
     u->took[which] = plait_now() - start;
+    atomic_store(&u->done[which], 1);
     return NULL;
 }
 static void *acquire_unwoken(void *arg) { return wait_unwoken(arg, 0); }
@@ -2547,6 +2549,20 @@ static void release_without_waking(void *arg)
     CCHECK_EQ(plait_pevent_set(u->event), 0);
 }
 
+/* Wait until the waiter is asleep in its wait, or has returned: a short wait (80 ms,
+ * below) can end at its deadline before a look sees it asleep, on a loaded machine
+ * under a sanitizer (a CI run's TSan stage: "the thread never slept in its wait"). */
+static void asleep_or_done(atomic_int *tid, atomic_int *done)
+{
+    CHECK(wait_for_flag(tid));
+    int64_t deadline = SOON();
+    struct timespec ms = {0, PLAIT_MS};
+    while (!atomic_load(done) && !thread_asleep_in_wait(atomic_load(tid)) &&
+           plait_now() < deadline)
+        nanosleep(&ms, NULL);
+    CHECK(atomic_load(done) || thread_asleep_in_wait(atomic_load(tid)));
+}
+
 /* One round: the waiters asleep, a child releases and sets without a wake-up, and is
  * reaped; then the waiters are joined.  Returns a time by which the child had made its
  * release and set. */
@@ -2557,8 +2573,8 @@ static int64_t unwoken_round(unwoken *u)
     pthread_t th[2];
     CHECK_EQ(pthread_create(&th[0], NULL, acquire_unwoken, u), 0);
     CHECK_EQ(pthread_create(&th[1], NULL, wait_event_unwoken, u), 0);
-    wait_asleep(&u->tid[0]);
-    wait_asleep(&u->tid[1]);
+    for (int i = 0; i < 2; i++)
+        asleep_or_done(&u->tid[i], &u->done[i]);
     join_plain(fork_plain(release_without_waking, u));
     int64_t released_by = plait_now();
     for (int i = 0; i < 2; i++)
