@@ -21,7 +21,10 @@
  * only for an instant while no other is (process.c: the record of a start's
  * descriptors, which a foreign fork's child closes); then the default pool's creation
  * lock and the manager's start lock, each held while
- * its holder creates threads and may take the ones after; then signal watchers, keys, stacks, futures, futex watchers,
+ * its holder creates threads and may take the ones after; then, forking from a
+ * coroutine, the locks of the groups of the forking thread's scheduler's coroutines
+ * (their holders take futures', the future cache's and inboxes' locks: group.c); then
+ * signal watchers, keys, stacks, futures, futex watchers,
  * registry, none of which is ever taken while another is held.  Then the spin locks
  * of the table of blocking waits by descriptor (poll.c), held for an instant by
  * whoever holds one, never while taking anything else; then the buckets onces wait in
@@ -64,6 +67,9 @@ static void prepare(void)
     plait__spawn_atfork(PLAIT__FORK_PREPARE);
     plait__pool_atfork(PLAIT__FORK_PREPARE);
     plait__manager_atfork(PLAIT__FORK_PREPARE);
+    plait__sched *s = plait__sched_current();
+    if (s) /* (forks are one at a time from here: the mutexes above) */
+        plait__group_sched_atfork(s, PLAIT__FORK_PREPARE);
     plait__signals_atfork(PLAIT__FORK_PREPARE);
     plait__local_atfork(PLAIT__FORK_PREPARE);
     plait__stack_atfork(PLAIT__FORK_PREPARE);
@@ -73,7 +79,6 @@ static void prepare(void)
     plait__fd_waits_atfork(PLAIT__FORK_PREPARE);
     plait__once_atfork(PLAIT__FORK_PREPARE);
     plait__signals_atfork_sems(PLAIT__FORK_PREPARE);
-    plait__sched *s = plait__sched_current();
     if (s) {
         /* the tasks of the forking thread's scheduler, which go on in the child */
         plait__future_sched_atfork(s, PLAIT__FORK_PREPARE);
@@ -100,6 +105,8 @@ static void parent(void)
     plait__stack_atfork(PLAIT__FORK_PARENT);
     plait__local_atfork(PLAIT__FORK_PARENT);
     plait__signals_atfork(PLAIT__FORK_PARENT);
+    if (s)
+        plait__group_sched_atfork(s, PLAIT__FORK_PARENT);
     plait__manager_atfork(PLAIT__FORK_PARENT);
     plait__pool_atfork(PLAIT__FORK_PARENT);
     plait__spawn_atfork(PLAIT__FORK_PARENT);
@@ -134,6 +141,8 @@ static void child(void)
     plait__local_atfork(PLAIT__FORK_CHILD);
     plait__exit_key_atfork(PLAIT__FORK_CHILD);
     plait__signals_atfork(PLAIT__FORK_CHILD);
+    if (s)
+        plait__group_sched_atfork(s, PLAIT__FORK_CHILD);
     plait__manager_atfork(PLAIT__FORK_CHILD);
     plait__pool_atfork(PLAIT__FORK_CHILD);
     plait__spawn_atfork(PLAIT__FORK_CHILD);

@@ -16,6 +16,14 @@
  * deadline still (a child that does not end, shielded or never at a wait, would hold it
  * for ever; a past deadline is "do not block").
  *
+ * Fork: a group's lock held by another thread at a fork (plait_group_cancel holds it
+ * over all its children) stayed held in the child, whose coroutines of that group then
+ * spun for ever as they finished.  So a fork from a coroutine takes the locks of the
+ * groups of its scheduler's coroutines (plait__group_sched_atfork).  Their holders take
+ * futures', sets', inboxes' and the future cache's locks, so these come before those
+ * in fork.c's order; forks are one at a time by then (fork.c's earlier mutexes), so
+ * fork_held, the forker's alone, marks a group taken already.
+ *
  * Cancelling a group is for good (`cancelled`): a child spawned into it afterwards —
  * one a cancelled child spawns as it unwinds, or one spawned on another thread at the
  * same moment — starts cancelled, so a cancelled wait that waits for the children
@@ -34,6 +42,7 @@ struct plait_group {
     size_t waiting;             /* parties inside plait_group_wait() */
     plait__coro *children;
     plait__waitq waiters;
+    bool fork_held;             /* locked by a fork's prepare (plait__group_sched_atfork) */
 };
 
 int plait_group_create(plait_group **group)
@@ -171,4 +180,24 @@ int plait_group_destroy(plait_group *group)
     int r = wait_children(group, PLAIT_FOREVER, false, true);
     free(group);
     return r;
+}
+
+void plait__group_sched_atfork(const plait__sched *s, int phase)
+{
+    for (plait__coro *c = s->all; c; c = c->all_next) {
+        plait_group *g = c->group;
+        if (!g)
+            continue;
+        if (phase == PLAIT__FORK_PREPARE) {
+            if (!g->fork_held) {
+                plait__spin_lock(&g->lock);
+                g->fork_held = true;
+            }
+        } else if (g->fork_held) {
+            if (phase == PLAIT__FORK_CHILD)
+                plait__waitq_forget_other_threads(&g->waiters, s);
+            g->fork_held = false;
+            plait__spin_unlock(&g->lock);
+        }
+    }
 }

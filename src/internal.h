@@ -1051,6 +1051,10 @@ int plait__group_child_started(struct plait_group *group, plait__coro *coro);
  * in one step, under the group's lock, so that whoever sees one sees the other. */
 void plait__group_child_finished(struct plait_group *group, plait__coro *coro, void *result,
                                  int error);
+/* The locks of the groups of the forking thread's scheduler's coroutines across a fork
+ * (group.c); in the child, the waits of the parent's other threads in them are
+ * forgotten. */
+void plait__group_sched_atfork(const plait__sched *s, int phase);
 
 /* ---- task-local storage (local.c) ---- */
 void plait__locals_destroy(plait__coro *coro);
