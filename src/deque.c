@@ -121,7 +121,8 @@ plait__future *plait__deque_take(plait__deque *d)
         atomic_store_explicit(&d->bottom, b, memory_order_relaxed);
         plait__light_fence();
         int64_t claimed = atomic_load_explicit(&d->claim, memory_order_acquire);
-        if (b >= atomic_load_explicit(&d->split, memory_order_relaxed) && b != claimed)
+        /* (NO_CLAIM is -1: below every index) */
+        if (b >= atomic_load_explicit(&d->split, memory_order_relaxed) && b >= claimed)
             return atomic_load_explicit(&a->items[b & a->mask], memory_order_relaxed);
     }
     /* Chase–Lev: a thief may be taking item b too */
@@ -162,26 +163,36 @@ plait__future *plait__deque_steal(plait__deque *d)
     return f;
 }
 
-bool plait__deque_expose(plait__deque *d)
+bool plait__deque_expose(plait__deque *d, bool all)
 {
     if (d->kind != PLAIT__DEQUE_SPLIT)
         return false;
     if (plait__deque_public(d))
         return true;
     int64_t s = atomic_load_explicit(&d->split, memory_order_seq_cst);
-    if (atomic_load_explicit(&d->bottom, memory_order_acquire) <= s)
+    int64_t b = atomic_load_explicit(&d->bottom, memory_order_acquire);
+    if (b <= s)
         return false; /* nothing private either */
+    int64_t end = all ? b : s + 1; /* the claim: [split, end) */
     int64_t none = NO_CLAIM;
-    if (!atomic_compare_exchange_strong_explicit(&d->claim, &none, s, memory_order_seq_cst,
+    if (!atomic_compare_exchange_strong_explicit(&d->claim, &none, end, memory_order_seq_cst,
                                                  memory_order_relaxed))
-        return false; /* another thief is exposing one */
+        return false; /* another thief is exposing */
     /* the thief's side of the handshake: after the heavy fence, either bottom shows
-     * every take of item s the owner made privately, or the owner sees the claim */
-    bool exposed = plait__heavy_fence() == 0 &&
-                   atomic_load_explicit(&d->bottom, memory_order_seq_cst) > s;
-    if (exposed) /* fails only where the owner published it meanwhile */
-        atomic_compare_exchange_strong_explicit(&d->split, &s, s + 1, memory_order_seq_cst,
-                                                memory_order_seq_cst);
+     * every take of a claimed item the owner made privately, or the owner sees the
+     * claim (and takes below its end as public ones) */
+    int64_t upto = -1;
+    if (plait__heavy_fence() == 0) {
+        upto = atomic_load_explicit(&d->bottom, memory_order_seq_cst);
+        if (upto > end)
+            upto = end;
+    }
+    bool exposed = upto > s;
+    /* split only grows: the owner may have raised it meanwhile (a push, a publish) */
+    for (int64_t now = s; exposed && now < upto;)
+        if (atomic_compare_exchange_weak_explicit(&d->split, &now, upto, memory_order_seq_cst,
+                                                  memory_order_seq_cst))
+            break;
     atomic_store_explicit(&d->claim, NO_CLAIM, memory_order_seq_cst);
     return exposed;
 }

@@ -26,16 +26,21 @@
  *    empty (a compare-and-swap, as rare as steals), and plait__deque_publish makes all
  *    of them public (the pool calls it when workers sleep, and for a batch taken from
  *    its injection queue).
- *  - A thief can expose the oldest private item without the owner's help
- *    (plait__deque_expose), for an owner that pushed and then computes, or blocks,
- *    for long.  It announces the index in `claim`, makes every thread execute a full
- *    fence (plait__heavy_fence), and reads bottom; the owner's take stores bottom,
- *    holds back only the compiler, and reads claim and split.  Of "the thief sees the
- *    owner's new bottom" and "the owner sees the claim (or the split it led to)" at
- *    least one happens.  So the owner never takes an item privately while a thief
- *    takes it too: when it sees the claim or the larger split it takes the item as a
- *    public one (the Chase–Lev take, whose compare-and-swap on top arbitrates), and
- *    when the thief sees bottom at or below the claimed index it gives up.
+ *  - A thief can expose the oldest private item, or all of them, without the owner's
+ *    help (plait__deque_expose), for an owner that pushed and then computes, or
+ *    blocks, for long.  It announces the end of the items it claims in `claim` (they
+ *    are [split, claim)), makes every thread execute a full fence
+ *    (plait__heavy_fence), and reads bottom; the owner's take stores bottom, holds back
+ *    only the compiler, and reads claim and split.  Of "the thief sees the owner's new
+ *    bottom" and "the owner sees the claim (or the split it led to)" at least one
+ *    happens.  So the owner never takes an item privately while a thief takes it too:
+ *    when it sees the claim or the larger split it takes the item as a public one (the
+ *    Chase–Lev take, whose compare-and-swap on top arbitrates), and the thief makes
+ *    public only the claimed items below the bottom it read after the fence (none when
+ *    that is at or below split).  All at once is for a cancelling shutdown: one heavy
+ *    fence for what a held worker queued, where one each held it seconds past its
+ *    deadline; a thief looking for work takes the oldest only, so that the owner keeps
+ *    taking the rest without a fence.
  *
  * Invariants (split kind; the shared kind is the same with split at infinity):
  *  - top <= split, and split never decreases.  bottom may fall below split when the
@@ -45,9 +50,10 @@
  *    take pass for private and return the same item again (the stress test in
  *    tests/test_deque.c found that).
  *  - Thieves take only index top, and only while top < split and top < bottom.
- *  - The owner takes index b without a fence only when b >= split and b != claim as
- *    it reads them after storing bottom = b; every other take is the Chase–Lev one.
- *  - At most one thief claims at a time (claim goes from NONE to an index by
+ *  - The owner takes index b without a fence only when b >= split and b >= claim
+ *    (NONE is -1) as it reads them after storing bottom = b; every other take is the
+ *    Chase–Lev one.
+ *  - At most one thief claims at a time (claim goes from NONE to an end by
  *    compare-and-swap and back to NONE when it is done).
  *
  * Accesses are sequentially consistent or release/acquire where the paper has relaxed
@@ -78,7 +84,7 @@ typedef struct plait__deque {
     /* written by thieves (top, claim) or rarely (split); read by the owner each time */
     _Alignas(64) _Atomic(int64_t) top;
     _Atomic(int64_t) split;                   /* the first private index */
-    _Atomic(int64_t) claim;                   /* the index a thief exposes, or -1 */
+    _Atomic(int64_t) claim;                   /* the end of what a thief exposes, or -1 */
     /* written by the owner at every push and take */
     _Alignas(64) _Atomic(int64_t) bottom;
     _Atomic(plait__deque_array *) array;
@@ -116,9 +122,9 @@ static inline int64_t plait__deque_mark(plait__deque *d)
  * it. */
 plait__future *plait__deque_steal(plait__deque *d);
 /* Anyone but the owner (SPLIT): when the public part is empty and the private part
- * is not, make its oldest item public (a heavy fence: tens of microseconds).  true
- * when an item is public afterwards, to be stolen. */
-bool plait__deque_expose(plait__deque *d);
+ * is not, make its oldest item public, or all its items (a heavy fence: tens of
+ * microseconds).  true when an item is public afterwards, to be stolen. */
+bool plait__deque_expose(plait__deque *d, bool all);
 /* Whether a public item looks present (a hint for sleepers; exact only when
  * quiescent; sequentially consistent). */
 bool plait__deque_public(plait__deque *d);

@@ -266,7 +266,7 @@ static void expose_private_work(plait_pool *pool, plait__worker *self)
 {
     unsigned n = pool->threads, me = (unsigned)(self - pool->workers);
     for (unsigned i = 1; i < n; i++)
-        if (plait__deque_expose(&pool->workers[(me + i) % n].deque))
+        if (plait__deque_expose(&pool->workers[(me + i) % n].deque, false))
             return;
 }
 
@@ -883,7 +883,9 @@ static int wait_stopped(plait_pool *pool, int64_t deadline, bool cancellable)
  * tasks that will never run must not wait for that.  Those from outside are taken off
  * the injection queue under its lock; those on the workers' deques (a batch a worker
  * took from that queue, the children of a running task) are stolen, as an idle worker
- * would, the private ones exposed first.  A one-worker pool's deque has no thieves:
+ * would, the private ones exposed first, all of a deque's at once (one heavy fence:
+ * one each, as an idle worker exposes them, held a shutdown seconds past its deadline
+ * for a held worker's 50,000 children).  A one-worker pool's deque has no thieves:
  * what its worker holds there (a batch it took, children its task queued) completes
  * when its task returns.  Nor, where the heavy fence fails (membarrier refused since the
  * pool was made), can the private part of a deque be exposed: those tasks complete when
@@ -930,7 +932,7 @@ static void cancel_queued(plait_pool *pool)
              * worker's children pending while an idle worker exposed them one at a
              * time).  Only an empty deque, or a private part that cannot be exposed
              * (the fence refused: EXPOSE_TRIES in a row), ends the steals. */
-            if (plait__deque_public(d) || plait__deque_expose(d)) {
+            if (plait__deque_public(d) || plait__deque_expose(d, true)) {
                 unexposed = 0;
                 continue;
             }

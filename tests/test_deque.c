@@ -71,7 +71,7 @@ TEST(shared_every_push_public_thief_takes_oldest)
     CHECK(plait__deque_public(&d));
     CHECK(!plait__deque_private(&d));
     CHECK(!plait__deque_publish(&d));
-    CHECK(!plait__deque_expose(&d)); /* a shared deque has nothing to expose */
+    CHECK(!plait__deque_expose(&d, false)); /* a shared deque has nothing to expose */
     CHECK_EQ(INDEX(plait__deque_steal(&d)), 0);
     CHECK_EQ(INDEX(plait__deque_take(&d)), 2);
     CHECK_EQ(INDEX(plait__deque_take(&d)), 1); /* the last one: raced for on top */
@@ -128,18 +128,41 @@ TEST(split_thief_exposes_oldest_private_item)
     SPLIT_OR_SKIP();
     plait__deque d;
     make(&d, PLAIT__DEQUE_SPLIT);
-    CHECK(!plait__deque_expose(&d)); /* nothing at all */
+    CHECK(!plait__deque_expose(&d, false)); /* nothing at all */
     CHECK_EQ(plait__deque_push(&d, ITEM(0)), 1);
     CHECK_EQ(plait__deque_push(&d, ITEM(1)), 0);
     CHECK_EQ(plait__deque_push(&d, ITEM(2)), 0);
-    CHECK(plait__deque_expose(&d)); /* something public already: nothing changes */
+    CHECK(plait__deque_expose(&d, false)); /* something public already: nothing changes */
     CHECK_EQ(INDEX(plait__deque_steal(&d)), 0);
     CHECK(plait__deque_steal(&d) == NULL);
-    CHECK(plait__deque_expose(&d));
+    CHECK(plait__deque_expose(&d, false));
     CHECK(plait__deque_private(&d)); /* one at a time: item 2 stays private */
     CHECK_EQ(INDEX(plait__deque_steal(&d)), 1);
     CHECK_EQ(INDEX(plait__deque_take(&d)), 2);
-    CHECK(!plait__deque_expose(&d));
+    CHECK(!plait__deque_expose(&d, false));
+    plait__deque_free(&d);
+}
+
+/* A thief (a cancelling shutdown) exposes every private item at once: one claim, and
+ * they are all public after it; the owner takes the newest as a public one. */
+TEST(split_thief_exposes_every_private_item)
+{
+    SPLIT_OR_SKIP();
+    plait__deque d;
+    make(&d, PLAIT__DEQUE_SPLIT);
+    CHECK(!plait__deque_expose(&d, true)); /* nothing at all */
+    for (int i = 0; i < 5; i++)
+        CHECK(plait__deque_push(&d, ITEM(i)) >= 0);
+    CHECK_EQ(INDEX(plait__deque_steal(&d)), 0); /* the public one */
+    CHECK(plait__deque_private(&d));
+    CHECK(plait__deque_expose(&d, true));
+    CHECK(!plait__deque_private(&d)); /* all four */
+    CHECK(!plait__deque_claimed(&d));
+    CHECK_EQ(INDEX(plait__deque_take(&d)), 4);
+    for (int i = 1; i < 4; i++)
+        CHECK_EQ(INDEX(plait__deque_steal(&d)), i);
+    CHECK(plait__deque_steal(&d) == NULL);
+    CHECK(plait__deque_take(&d) == NULL);
     plait__deque_free(&d);
 }
 
@@ -195,7 +218,7 @@ static void *stress_thief(void *p)
             came_out(f);
             atomic_fetch_add(&stress.stolen, 1);
         } else if (++misses % 16 == 0 && expose && !plait__deque_public(&stress.d) &&
-                   plait__deque_expose(&stress.d)) {
+                   plait__deque_expose(&stress.d, misses % 64 == 0)) {
             atomic_fetch_add(&stress.exposed, 1);
         } else if (misses % 1024 == 0) {
             sched_yield(); /* a thief on the owner's CPU lets it go on */
@@ -379,7 +402,8 @@ RUN_TESTS(CASE(owner_takes_newest_first_past_growth),
           CASE(shared_every_push_public_thief_takes_oldest),
           CASE(split_push_private_while_something_is_public),
           CASE(split_publish_makes_every_private_item_public),
-          CASE(split_thief_exposes_oldest_private_item), CASE(split_push_below_split_is_public),
+          CASE(split_thief_exposes_oldest_private_item),
+          CASE(split_thief_exposes_every_private_item), CASE(split_push_below_split_is_public),
           CASE(shared_owner_against_thieves_each_item_once),
           CASE(split_owner_against_exposing_thieves_each_item_once),
           CASE(light_and_heavy_fences_pair))
