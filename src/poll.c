@@ -1065,10 +1065,12 @@ static ssize_t kernel_read(struct plait__poller *p, int fd, void *buf, size_t le
         p->backend->io_cancel(p, fd);
     /* bytes that moved are returned whatever ended the wait: none is lost; a close
      * that came meanwhile (the node unlinked: read under the stripe's lock) is the
-     * caller's to know, as the number may be another file's by now */
+     * caller's to know, as the number may be another file's by now.  So is a read
+     * left to its caller (-EAGAIN: a recheck cancelled it) that a close found ended:
+     * -EBADF, as the caller's read(2) would be of whatever file has the number now. */
     if (op.res != -ECANCELED) {
         *closed = w.fd_closed;
-        return op.res;
+        return op.res == -EAGAIN && w.fd_closed ? -EBADF : op.res;
     }
     /* a close's look after close(2) (PLAIT__LOOK_AGAIN): the system call says whether
      * the number is closed or a new file's */

@@ -406,11 +406,11 @@ static void removal_done(struct plait__poller *p, plait__fd_slot *slot, uint32_t
 }
 
 /* Room in the slot's removals due for the watch about to be armed, once it is taken
- * back; 0 or -ENOMEM. */
+ * back, and for the live one's (armed) before it; 0 or -ENOMEM. */
 static int room_for_removal(plait__fd_slot *slot)
 {
     uint32_t *gens = plait__room_for(slot->removed_gens, &slot->removals_room,
-                                     slot->removals_due + 1, sizeof *gens, 2);
+                                     slot->removals_due + (slot->armed ? 2 : 1), sizeof *gens, 2);
     if (!gens)
         return -ENOMEM;
     slot->removed_gens = gens;
@@ -466,8 +466,26 @@ static int take_back(struct plait__uring *u, int fd, plait__fd_slot *slot)
     return 0;
 }
 
+/* Arm fd's watch for events (none: take it back and wait until it is gone); 0 or
+ * -errno.  What can refuse for good (the file's kind, no memory) is asked before the
+ * live watch is taken back: refused, the watch stays as it was, for the waiters it
+ * serves (a reader whose watch a writer's failed wait took back slept for ever). */
 static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events)
 {
+    if (events) {
+        /* io_uring would answer at the next wait; epoll refuses such a file, and poll.c
+         * answers at once (two coroutines may wait on one file) */
+        if (plait__fd_kind(slot, fd, plait__fd_close_gen(fd)) &&
+            !plait__uring_polls(p, fd, slot)) {
+            /* fstat answers for a descriptor opened with O_PATH, which poll(2) and
+             * epoll refuse (POLLNVAL, EBADF): it is not a file to wait on */
+            int fl = fcntl(fd, F_GETFL);
+            return fl >= 0 && (fl & O_PATH) ? -EBADF : -EPERM;
+        }
+        int r = room_for_removal(slot);
+        if (r < 0)
+            return r;
+    }
     if (slot->armed) { /* take the live request back first */
         int r = take_back(p->ring, fd, slot);
         if (r < 0)
@@ -482,17 +500,7 @@ static int arm_now(struct plait__poller *p, int fd, plait__fd_slot *slot, unsign
     }
     if (!events)
         return 0;
-    /* io_uring would answer at the next wait; epoll refuses such a file, and poll.c
-     * answers at once (two coroutines may wait on one file) */
-    if (plait__fd_kind(slot, fd, plait__fd_close_gen(fd)) && !plait__uring_polls(p, fd, slot)) {
-        /* fstat answers for a descriptor opened with O_PATH, which poll(2) and epoll
-         * refuse (POLLNVAL, EBADF): it is not a file to wait on */
-        int fl = fcntl(fd, F_GETFL);
-        return fl >= 0 && (fl & O_PATH) ? -EBADF : -EPERM;
-    }
-    int r = room_for_removal(slot);
-    if (r == 0)
-        r = poll_add(p->ring, fd, events, key(fd, ++slot->gen));
+    int r = poll_add(p->ring, fd, events, key(fd, ++slot->gen));
     if (r == 0)
         slot->armed = events;
     return r;

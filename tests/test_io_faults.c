@@ -53,11 +53,15 @@ static atomic_uint enters;             /* io_uring_enter calls so far */
  * takes it out, as the kernel drops a completion it has no memory to keep, and answers
  * -EBADR, as the kernel then does (once) */
 static bool (*_Atomic drop_if)(const struct io_uring_cqe *cqe);
+/* the first io_uring_enter after which the completion ring holds one that see_if picks
+ * sets completion_seen (and see_if to NULL); the completion stays */
+static bool (*_Atomic see_if)(const struct io_uring_cqe *cqe);
+static atomic_bool completion_seen;
 static struct io_uring_params ring_params; /* the last ring's, seen at its setup */
 
-/* Take the first completion drop_if picks out of ring_fd's completion ring (the older
- * ones move up over it, and the head past it): whether there was one. */
-static bool drop_completion(int ring_fd)
+/* Whether ring_fd's completion ring holds one that pick picks; the first such one is
+ * taken out when take says so (the older ones move up over it, and the head past it). */
+static bool find_completion(int ring_fd, bool (*pick)(const struct io_uring_cqe *cqe), bool take)
 {
     size_t len = ring_params.cq_off.cqes + ring_params.cq_entries * sizeof(struct io_uring_cqe);
     char *cq = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, ring_fd, IORING_OFF_CQ_RING);
@@ -67,17 +71,19 @@ static bool drop_completion(int ring_fd)
     unsigned tail = __atomic_load_n((unsigned *)(cq + ring_params.cq_off.tail), __ATOMIC_ACQUIRE);
     unsigned mask = *(unsigned *)(cq + ring_params.cq_off.ring_mask);
     struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + ring_params.cq_off.cqes);
-    bool dropped = false;
-    for (unsigned i = *head; i != tail && !dropped; i++) {
-        if (!drop_if(&cqes[i & mask]))
+    bool found = false;
+    for (unsigned i = *head; i != tail && !found; i++) {
+        if (!pick(&cqes[i & mask]))
+            continue;
+        found = true;
+        if (!take)
             continue;
         for (unsigned j = i; j != *head; j--)
             cqes[j & mask] = cqes[(j - 1) & mask];
         __atomic_store_n(head, *head + 1, __ATOMIC_RELEASE);
-        dropped = true;
     }
     munmap(cq, len);
-    return dropped;
+    return found;
 }
 
 static bool refuse_enter(unsigned to_submit)
@@ -175,8 +181,13 @@ static long wrapped_syscall(long n, const long a[6])
         ring_params = *(const struct io_uring_params *)a[1];
         ring_entries = ring_params.sq_entries;
     }
-    if (n == __NR_io_uring_enter && r >= 0 && atomic_load(&drop_if) &&
-        drop_completion((int)a[0])) {
+    bool (*see)(const struct io_uring_cqe *) = atomic_load(&see_if);
+    if (n == __NR_io_uring_enter && r >= 0 && see && find_completion((int)a[0], see, false)) {
+        atomic_store(&see_if, NULL);
+        atomic_store(&completion_seen, true);
+    }
+    bool (*drop)(const struct io_uring_cqe *) = atomic_load(&drop_if);
+    if (n == __NR_io_uring_enter && r >= 0 && drop && find_completion((int)a[0], drop, true)) {
         atomic_store(&drop_if, NULL);
         errno = EBADR;
         return -1;
@@ -621,6 +632,67 @@ TEST(a_read_goes_on_past_another_dropped_completion)
     check_run_in_child(read_on_past_another_dropped_answer);
 }
 
+static int see_fd; /* the descriptor whose completion see_if picks */
+
+/* The read the kernel makes on see_fd, cancelled (the request's name has the
+ * descriptor in its low bits, and bit 31 set: poll_uring.c's READ_BIT). */
+static bool read_cancelled_on_fd(const struct io_uring_cqe *cqe)
+{
+    return ((uint32_t)cqe->user_data & 0x3fffffff) == (uint32_t)see_fd &&
+           ((uint32_t)cqe->user_data & 0x80000000u) && cqe->res == -ECANCELED;
+}
+
+/* Once the read's cancellation has come (completion_seen), close its descriptor and
+ * give the number to a pipe that holds a byte; the reader has not run again yet. */
+static void *close_and_reuse_once_cancelled(void *arg)
+{
+    int fd = *(int *)arg, p[2];
+    int64_t give_up = SOON();
+    while (!atomic_load(&completion_seen) && plait_now() < give_up)
+        CHECK_EQ(plait_yield(), 0);
+    CHECK(atomic_load(&completion_seen));
+    CHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    CHECK_EQ(plait_close(fd), 0);
+    CHECK_EQ(dup2(p[0], fd), fd);
+    CHECK_EQ(close(p[0]), 0);
+    CHECK_EQ(write(p[1], "z", 1), 1);
+    CHECK_EQ(close(p[1]), 0);
+    return NULL;
+}
+
+/* A read the kernel makes is cancelled by the look again after another descriptor's
+ * completion was dropped (its caller then reads by itself), and, before the reader runs
+ * again, another coroutine closes its descriptor and the number is a pipe's.  The read
+ * must fail with -EBADF, not read the pipe (it did: the byte of the other file). */
+static void read_cancelled_by_a_look_again_then_closed(void)
+{
+    int sv[2], other[2];
+    make_pair(sv);
+    make_pair(other);
+    reader rd = {.fd = sv[0]};
+    plait_task reader_task = start_in_ring(sv, read_one, &rd);
+    filler f = {.fd = other[0]};
+    plait_task waiter_task = start_in_ring(other, wait_readable, &f);
+    plait_task closer_task;
+    CHECK_EQ(plait_spawn(&closer_task, close_and_reuse_once_cancelled, &sv[0]), 0);
+    see_fd = sv[0];
+    atomic_store(&see_if, read_cancelled_on_fd);
+    drop_as_data_comes(other);
+    CHECK_EQ(plait_join(reader_task, NULL, SOON()), 0);
+    CHECK_EQ(plait_join(closer_task, NULL, SOON()), 0);
+    CHECK_EQ(plait_join(waiter_task, NULL, SOON()), 0);
+    CHECK_EQ(rd.r, -EBADF);
+    CHECK(f.r > 0 && (f.r & PLAIT_READABLE));
+    CHECK_EQ(close(sv[0]), 0); /* the pipe's, now */
+    CHECK_EQ(plait_close(sv[1]), 0);
+    close_pair(other);
+}
+
+TEST(a_read_looked_at_again_then_closed_fails)
+{
+    check_run_in_child(read_cancelled_by_a_look_again_then_closed);
+}
+
 /* A wait given up (cancelled), the completion of its watch's removal dropped: the
  * removal is done, and plait_close closes (the peer sees it). */
 static void close_past_a_dropped_removal(void)
@@ -895,6 +967,46 @@ TEST(watches_failed_while_armed_late_run_at_once)
     if (!check_on_io_uring())
         return;
     check_run(fail_watches_armed_late, NULL);
+}
+
+/* A reader waits on a socket; a writer's wait on it (one watch for both) ends at its
+ * deadline while the kernel refuses to take requests, so the first watch's removal is
+ * still due, and the watch for the reader alone needs room for a third removal, which
+ * no memory is left for.  The reader keeps a watch, and wakes when data comes.  (Its
+ * watch was taken back before the room was looked for, and it slept for ever.) */
+static void *reader_kept_watched_past_a_failed_narrowing(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    make_pair(sv);
+    filler r = {.fd = sv[0]};
+    plait_task rt = start_in_ring(sv, wait_readable, &r);
+    while (write(sv[0], "f", 1) == 1) { /* no room to write: the writer waits */
+    }
+    CHECK_EQ(errno, EAGAIN);
+    enter_refusal_errno = EBUSY;
+    atomic_store(&enter_refusals, -1);
+    atomic_store(&refuse_realloc, true);
+    CHECK_EQ(plait_wait_fd(sv[0], PLAIT_WRITABLE, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+    atomic_store(&refuse_realloc, false);
+    atomic_store(&enter_refusals, 0);
+    CHECK_EQ(write(sv[1], "x", 1), 1);
+    int joined = plait_join(rt, NULL, plait_deadline_in(3 * PLAIT_SEC));
+    CHECK_EQ(joined, 0);
+    if (joined < 0) {
+        CHECK_EQ(plait_cancel(rt), 0);
+        CHECK_EQ(plait_join(rt, NULL, SOON()), -ECANCELED);
+    }
+    CHECK(r.r > 0 && (r.r & PLAIT_READABLE));
+    close_pair(sv);
+    return NULL;
+}
+
+TEST(a_reader_keeps_its_watch_when_no_memory_is_left_to_narrow_it)
+{
+    if (!check_on_io_uring())
+        return;
+    check_run(reader_kept_watched_past_a_failed_narrowing, NULL);
 }
 
 /* A socket pair whose sv[0] a coroutine (*ct, its outcome in c->r) waits on with its
@@ -1341,6 +1453,7 @@ TEST(a_wait_for_room_sleeps_past_a_peer_s_shutdown)
 
 RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full),
           CASE(watches_failed_while_armed_late_run_at_once),
+          CASE(a_reader_keeps_its_watch_when_no_memory_is_left_to_narrow_it),
           CASE(a_wait_for_room_sleeps_past_a_peer_s_shutdown),
           CASE(close_closes_past_a_removal_written_in_the_last_entry), CASE(a_ring_that_refuses_for_good_aborts),
           CASE(a_ring_refused_in_a_wait_aborts),
@@ -1359,6 +1472,7 @@ RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full),
           CASE(a_wait_whose_completion_is_dropped_ends),
           CASE(a_read_whose_completion_is_dropped_fails),
           CASE(a_read_goes_on_past_another_dropped_completion),
+          CASE(a_read_looked_at_again_then_closed_fails),
           CASE(close_closes_when_a_removal_s_completion_is_dropped),
           CASE(close_closes_when_an_older_removal_s_completion_is_dropped),
           CASE(a_sleep_after_a_dropped_timeout_ends),
