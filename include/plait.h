@@ -622,7 +622,9 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
  * threads of its own instead (one per pool worker, at most one per item), and the
  * errors of plait_thread_start (-EAGAIN) are its own too.  -EINVAL for nulls, n == 0
  * or n > SIZE_MAX >> 12, -EPIPE when shut down (as for plait_pool_submit: not for a
- * task of the pool itself, whose map runs), -EPERM in a forked child. */
+ * task of the pool itself outside a coroutine, whose map runs; a coroutine in such a
+ * task gets -EPIPE), -EPERM in a forked child, -ENOMEM when no memory is left for its
+ * runners (every item then says so, as for each refusal before any runner started). */
 int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
                    void **results, int *errors, int64_t deadline);
 
@@ -1347,7 +1349,9 @@ size_t plait_queue_len(plait_queue *queue);
  * replaced, and a word that names no worker is taken over.
  * Cancelling a task that has not started means it never runs; cancelling one that runs
  * kills its worker (which is replaced) and the task reports -ECANCELED; one whose worker
- * has finished it keeps its outcome, even before that outcome is recorded.  From a
+ * has finished it (its result written into the shared memory) keeps its outcome, even
+ * before this process has taken it (a cancel between the function's return and that
+ * write still kills the worker: -ECANCELED).  From a
  * coroutine, plait_join() on a task waits without blocking the scheduler.
  *
  * A task may fork: a child of it that returns from the task function (or from a map's
