@@ -1191,7 +1191,9 @@ int plait_process_exec(plait_task *task, const char *file, char *const argv[],
 int plait_process_pid(plait_task task);
 
 /* Send signal sig to the child (SIGTERM to ask it to end, SIGKILL to end it).  -ESRCH
- * when it has ended or the handle is stale, -EINVAL for a bad signal (0 included: no
+ * when it has ended (once plait has seen the end: a child that ended a moment ago and
+ * is not yet reaped still takes the signal, which does nothing, and this returns 0) or
+ * the handle is stale, -EINVAL for a bad signal (0 included: no
  * "is it alive" probe, as kill(2)'s) or a task that is
  * not a process, -EPERM in a forked child for a task from before the fork that is not
  * the child's (as plait_process_pid), and -EPERM when the system refuses the signal (a
