@@ -112,6 +112,7 @@ static int pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t 
                        plait__shared_waiting *stay)
 {
     uint64_t self = plait__self();
+    bool last_look = false; /* made at the deadline */
     for (;;) {
         /* this process's id read again at every look: a coroutine waiting here while
          * another one of its scheduler forks goes on waiting in the child too, and
@@ -155,6 +156,13 @@ static int pmutex_lock(plait__shared_obj *obj, plait__pmutex_state *st, int64_t 
             }
             if (gone || recheck < deadline)
                 continue; /* (taken by a live holder meanwhile: the next timeout ends it) */
+            /* at the deadline, a last look: an unlock whose wake-up never came (its
+             * process stopped after its store) left the word free, which a wait
+             * shorter than the looks above never saw */
+            if (!last_look && atomic_load(&st->seq) != seq) {
+                last_look = true;
+                continue;
+            }
         }
         if (r < 0)
             return r;

@@ -277,6 +277,18 @@ static bool side_left_unreported(queue_state *st, unsigned role)
  * side lives five times dearer (a polling loop: a system call per try). */
 #define TRY_LOOK_NS (10 * PLAIT_MS)
 
+/* At the deadline, whether to look at the queue once more (*looked: done already):
+ * a send or receive whose wake-up never came (its process stopped after its store)
+ * left a message or room that a wait shorter than the looks never saw; the sequence
+ * says whether one came since the look that found none. */
+static bool last_look(atomic_uint *seq_word, unsigned seq, bool *looked)
+{
+    if (*looked || atomic_load(seq_word) == seq)
+        return false;
+    *looked = true;
+    return true;
+}
+
 static int wait_timed_out(plait_queue *queue, unsigned role, int64_t recheck,
                           int64_t deadline)
 {
@@ -475,6 +487,7 @@ static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t d
                       plait__shared_waiting *stay)
 {
     queue_state *st = queue->st;
+    bool looked = false; /* the last look, at the deadline */
     for (;;) {
         int lr = queue_lock(queue, &st->send_lock, ROLE_SEND, deadline, stay);
         if (lr < 0)
@@ -513,6 +526,8 @@ static int queue_send(plait_queue *queue, const void *msg, size_t len, int64_t d
                                    recheck < deadline ? recheck : deadline, "queue send");
         if (r == -ETIMEDOUT)
             r = wait_timed_out(queue, ROLE_RECV, recheck, deadline);
+        if (r == -ETIMEDOUT && last_look(&st->send_seq, seq, &looked))
+            continue;
         if (r < 0)
             return r;
     }
@@ -557,6 +572,7 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
                           plait__shared_waiting *stay)
 {
     queue_state *st = queue->st;
+    bool looked = false; /* the last look, at the deadline */
     for (;;) {
         int lr = queue_lock(queue, &st->recv_lock, ROLE_RECV, deadline, stay);
         if (lr < 0)
@@ -602,6 +618,8 @@ static ssize_t queue_recv(plait_queue *queue, void *buf, size_t cap, int64_t dea
                                    recheck < deadline ? recheck : deadline, "queue recv");
         if (r == -ETIMEDOUT)
             r = wait_timed_out(queue, ROLE_SEND, recheck, deadline);
+        if (r == -ETIMEDOUT && last_look(&st->recv_seq, seq, &looked))
+            continue;
         if (r < 0)
             return r;
     }

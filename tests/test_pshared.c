@@ -2617,6 +2617,118 @@ TEST(a_release_whose_wake_up_never_came_before_a_short_deadline)
     CHECK(telling > 0);
 }
 
+/* A process that unlocks a mutex, queues a message and takes one from a full queue,
+ * whose wake-ups never come while it lives on (stopped right after its stores, by a
+ * debugger or job control; modelled by skipping the wake-ups): a lock, a receive and a
+ * send with deadlines shorter than their looks (80 ms) find the mutex free, the
+ * message and the room at their deadline.  Each answered -ETIMEDOUT (they looked at
+ * the holder's death only, and at the queue's sides). */
+typedef struct unwoken_alive {
+    plait_pmutex *mutex;
+    plait_queue *queue, *full;
+    int go[2], done[2];          /* pipes: parent to child, child to parent */
+    atomic_int tid[3];
+    atomic_int returned[3];
+    int r[3];
+    int64_t deadline[3];
+} unwoken_alive;
+
+static void *lock_unwoken(void *arg)
+{
+    unwoken_alive *u = arg;
+    u->deadline[0] = plait_deadline_in(80 * PLAIT_MS);
+    atomic_store(&u->tid[0], gettid_());
+    u->r[0] = plait_pmutex_lock(u->mutex, u->deadline[0]);
+    if (u->r[0] == 0)
+        CHECK_EQ(plait_pmutex_unlock(u->mutex), 0);
+    atomic_store(&u->returned[0], 1);
+    return NULL;
+}
+
+static void *recv_unwoken(void *arg)
+{
+    unwoken_alive *u = arg;
+    char c = 0;
+    u->deadline[1] = plait_deadline_in(80 * PLAIT_MS);
+    atomic_store(&u->tid[1], gettid_());
+    ssize_t n = plait_queue_recv(u->queue, &c, 1, u->deadline[1]);
+    u->r[1] = n == 1 && c == 'm' ? 0 : (int)n;
+    atomic_store(&u->returned[1], 1);
+    return NULL;
+}
+
+static void *send_unwoken(void *arg)
+{
+    unwoken_alive *u = arg;
+    u->deadline[2] = plait_deadline_in(80 * PLAIT_MS);
+    atomic_store(&u->tid[2], gettid_());
+    u->r[2] = plait_queue_send(u->full, "s", 1, u->deadline[2]);
+    atomic_store(&u->returned[2], 1);
+    return NULL;
+}
+
+/* The child: hold the mutex, and at the parent's word unlock it and send, with no
+ * wake-up; then live on until the parent closes its end. */
+static void hold_then_release_unwoken(void *arg)
+{
+    unwoken_alive *u = arg;
+    char c;
+    CCHECK_EQ(close(u->go[1]), 0); /* (the parent's ends: its close is the child's end) */
+    CCHECK_EQ(close(u->done[0]), 0);
+    CCHECK_EQ(plait_pmutex_lock(u->mutex, PLAIT_FOREVER), 0);
+    CCHECK_EQ(write(u->done[1], "l", 1), 1);
+    CCHECK_EQ(read(u->go[0], &c, 1), 1);
+    wakes_skipped = 1;
+    CCHECK_EQ(plait_pmutex_unlock(u->mutex), 0);
+    CCHECK_EQ(plait_queue_send(u->queue, "m", 1, PLAIT_FOREVER), 0);
+    CCHECK_EQ(plait_queue_recv(u->full, &c, 1, PLAIT_FOREVER), 1);
+    CCHECK_EQ(write(u->done[1], "r", 1), 1);
+    CCHECK_EQ(read(u->go[0], &c, 1), 0);
+}
+
+TEST(a_lock_a_receive_and_a_send_whose_wake_ups_never_came_before_a_short_deadline)
+{
+    int telling = 0;
+    for (int round = 0; round < 20 && telling < 3; round++) {
+        unwoken_alive u = {.r = {1, 1, 1}};
+        CHECK_EQ(plait_pmutex_create(&u.mutex), 0);
+        CHECK_EQ(plait_queue_create(&u.queue, 4, 1), 0);
+        CHECK_EQ(plait_queue_create(&u.full, 4, 1), 0);
+        CHECK_EQ(plait_queue_send(u.full, "f", 1, 0), 0);
+        CHECK_EQ(pipe(u.go), 0);
+        CHECK_EQ(pipe(u.done), 0);
+        pid_t child = fork_plain(hold_then_release_unwoken, &u);
+        char c;
+        CHECK_EQ(read(u.done[0], &c, 1), 1); /* the child holds the mutex */
+        pthread_t th[3];
+        CHECK_EQ(pthread_create(&th[0], NULL, lock_unwoken, &u), 0);
+        CHECK_EQ(pthread_create(&th[1], NULL, recv_unwoken, &u), 0);
+        CHECK_EQ(pthread_create(&th[2], NULL, send_unwoken, &u), 0);
+        for (int i = 0; i < 3; i++)
+            asleep_or_done(&u.tid[i], &u.returned[i]);
+        CHECK_EQ(write(u.go[1], "g", 1), 1);
+        CHECK_EQ(read(u.done[0], &c, 1), 1); /* unlocked, sent, taken: nobody woken */
+        int64_t released_by = plait_now();
+        for (int i = 0; i < 3; i++)
+            CHECK_EQ(pthread_join(th[i], NULL), 0);
+        if (released_by < u.deadline[0] && released_by < u.deadline[1] &&
+            released_by < u.deadline[2]) {
+            telling++;
+            for (int i = 0; i < 3; i++)
+                CHECK_EQ(u.r[i], 0);
+        }
+        CHECK_EQ(close(u.go[1]), 0); /* the child ends */
+        join_plain(child);
+        CHECK_EQ(close(u.go[0]), 0);
+        CHECK_EQ(close(u.done[0]), 0);
+        CHECK_EQ(close(u.done[1]), 0);
+        CHECK_EQ(plait_pmutex_destroy(u.mutex), 0);
+        CHECK_EQ(plait_queue_destroy(u.queue), 0);
+        CHECK_EQ(plait_queue_destroy(u.full), 0);
+    }
+    CHECK(telling > 0);
+}
+
 RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
           CASE(shm_counter_exact_under_its_lock),
           CASE(pmutex_handoff_parent_child),
@@ -2660,4 +2772,5 @@ RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
           CASE(child_keeps_the_waits_of_the_thread_that_forked),
           CASE(a_release_whose_wake_up_never_came),
           CASE(a_release_whose_wake_up_never_came_before_a_short_deadline),
+          CASE(a_lock_a_receive_and_a_send_whose_wake_ups_never_came_before_a_short_deadline),
           CASE(no_zombies_no_leaked_descriptors)) /* last */
