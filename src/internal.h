@@ -1188,6 +1188,11 @@ void plait__shared_child_died(unsigned pid);
  * exec'd it: it maps the objects no more, so they need not wait for its death to be
  * freed.  The objects themselves never counted it as a user. */
 void plait__shared_child_execd(unsigned pid);
+/* Whether pid is a child plait forked here whose death has not been reported yet
+ * (plait__shared_child_died): one someone else reaped (SIGCHLD ignored, the program's
+ * waitpid) until the manager's or its pool's look.  A new child with that pid would be
+ * taken for it by that report (its locks released, its queue sides ended). */
+bool plait__shared_pid_unreported(unsigned pid);
 /* plait__pfutex_wait on a word of obj, counted in obj->local_waiters and in *sleepers
  * (the object's shared count of waiters on word, which its wakers read to decide
  * whether to wake it).  A wait in progress at a fork goes on in the child too, as a

@@ -391,14 +391,16 @@ int plait__fork_child(const plait__fork_spec *spec, pid_t *pid)
         if (spec->map && p != 0)
             plait__keep_from_children(spec->map, spec->map_size);
         if (p <= 0 ||
-            (p != spec->gone && !(spec->pid_taken && spec->pid_taken(p, spec->pid_taken_arg))))
+            (p != spec->gone && !(spec->pid_taken && spec->pid_taken(p, spec->pid_taken_arg)) &&
+             !plait__shared_pid_unreported((unsigned)p)))
             break;
         /* The pid of the child this one replaces (or of another the caller still goes
-         * by), free since someone else reaped that one: the shared objects and a pool's
-         * records know processes by pid, and
-         * would take each for the other.  This one has run nothing yet (a pool's
-         * worker waits for the parent's word first): it goes, and another is forked,
-         * with the next pid (the kernel hands pids out in turn). */
+         * by, or of any child of plait's whose death is yet to be reported), free since
+         * someone else reaped that one: the shared objects and a pool's records know
+         * processes by pid, and would take each for the other (the late report of the
+         * old one's death released the new one's locks).  This one has run nothing yet
+         * (it waits for the parent's word first): it goes, and another is forked, with
+         * the next pid (the kernel hands pids out in turn). */
         kill(p, SIGKILL);
         while (waitpid(p, NULL, 0) < 0 && errno == EINTR) {
         }

@@ -26,7 +26,9 @@
  * their deaths (a dead holder's lock is still released, a queue's side still ends)
  * until the last of them is gone; then it is freed.  For that this process keeps the
  * children plait forked and has not yet reported gone, each with its number among this
- * process's forks, and each object counts those forked after it was made.  A fork's
+ * process's forks, and each object counts those forked after it was made.  (One that
+ * exec'd is counted by none, but stays listed until its death is reported: plait forks
+ * no child with a listed pid, which that late report would take for the dead one.)  A fork's
  * number is taken by the parent's fork handler, the registry lock held since before the
  * fork: an object another thread makes between fork() and plait__shared_forked is made
  * at that number, not before it, and is not the child's (the child never had it).  A let-go
@@ -148,16 +150,21 @@ static bool counts(const plait__shared_obj *obj, uint64_t fork_no)
     return obj->made_at < fork_no && fork_no <= obj->let_go_at;
 }
 
-/* pid is gone (under the registry lock): the objects that count it count it no more.
- * A pid reported twice (an exec, then the death) or never forked by plait here counts
- * nothing. */
-static void child_gone(unsigned pid)
+/* pid holds the objects no more (under the registry lock): those that count it count
+ * it no more.  A child that exec'd stays listed, counted by none (fork number 0), until
+ * its death is reported: its pid is not to be given to a new child until then, whose
+ * objects that report would take for the dead one's (plait__shared_pid_unreported).  A
+ * pid never forked by plait here counts nothing. */
+static void child_gone(unsigned pid, bool execd)
 {
     for (size_t i = 0; i < children_len; i++) {
         if (children[i].pid != pid)
             continue;
         uint64_t fork_no = children[i].fork_no;
-        children[i] = children[--children_len];
+        if (execd)
+            children[i].fork_no = 0;
+        else
+            children[i] = children[--children_len];
         for (plait__shared_obj *obj = registry; obj; obj = obj->next)
             if (counts(obj, fork_no))
                 obj->children--;
@@ -180,7 +187,7 @@ static void release_unheld(void)
 void plait__shared_child_died(unsigned pid)
 {
     registry_lock_for_hooks();
-    child_gone(pid);
+    child_gone(pid, false);
     for (plait__shared_obj *obj = registry; obj; obj = obj->next)
         obj->hooks->died(obj, pid);
     release_unheld();
@@ -190,7 +197,7 @@ void plait__shared_child_died(unsigned pid)
 void plait__shared_child_execd(unsigned pid)
 {
     pthread_mutex_lock(&registry_lock);
-    child_gone(pid);
+    child_gone(pid, true);
     release_unheld();
     pthread_mutex_unlock(&registry_lock);
 }
@@ -349,6 +356,14 @@ static bool unreported_child(unsigned pid)
         return listed_child(pid);
     if (pthread_mutex_trylock(&registry_lock) != 0)
         return true;
+    bool found = listed_child(pid);
+    pthread_mutex_unlock(&registry_lock);
+    return found;
+}
+
+bool plait__shared_pid_unreported(unsigned pid)
+{
+    pthread_mutex_lock(&registry_lock);
     bool found = listed_child(pid);
     pthread_mutex_unlock(&registry_lock);
     return found;

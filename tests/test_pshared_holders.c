@@ -821,6 +821,103 @@ TEST(pmutex_child_with_the_id_of_a_gone_holder)
         CHECK_SKIP("the process id was taken by others each time");
 }
 
+/* A child of plait's that the program reaps itself (SIGCHLD ignored, its own
+ * waitpid): its death reaches the shared objects only when the manager next looks at
+ * it.  If the next child plait forks gets its id meanwhile, that late report is taken
+ * for the new child's death: a queue struck the new child off its holders, and a
+ * receiver got end of file (-EPIPE) while that child, a sender, lived (a mutex it took
+ * before the report would be marked dead and given to another).  plait forks no child
+ * with the id of one whose death it has yet to report.  The program's reaping and the
+ * choice of the id are made in a fork handler (pthread_atfork), on the manager thread
+ * as it starts the new child, before it can look at the old one; fork() is wrapped
+ * (-Wl,--wrap, tests/CMakeLists.txt) to see the id the manager's first fork got. */
+static pid_t rr_first;       /* the program's child whose id is asked for again */
+static atomic_int rr_armed;  /* the next fork's prepare handler reaps rr_first */
+static atomic_int rr_chose;  /* the id could be asked for */
+static atomic_int rr_forked; /* the first fork's pid since the handler ran (0: none) */
+static atomic_int rr_watch;  /* fork() notes its pid in rr_forked */
+
+pid_t __real_fork(void);
+pid_t __wrap_fork(void);
+pid_t __wrap_fork(void)
+{
+    pid_t pid = __real_fork();
+    int none = 0;
+    if (pid > 0 && atomic_load(&rr_watch))
+        atomic_compare_exchange_strong(&rr_forked, &none, (int)pid);
+    return pid;
+}
+
+static void rr_prepare(void)
+{
+    if (!atomic_exchange(&rr_armed, 0))
+        return;
+    kill(rr_first, SIGKILL);
+    while (waitpid(rr_first, NULL, 0) < 0 && errno == EINTR) {
+    }
+    atomic_store(&rr_chose, next_pid_is(rr_first));
+    atomic_store(&rr_watch, 1);
+}
+
+static plait_queue *rr_queue;
+static plait_pevent *rr_release;
+
+static ssize_t rr_wait(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    return plait_pevent_wait(rr_release, SOON());
+}
+
+static ssize_t rr_sender(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len, (void)out, (void)cap;
+    int r = plait_pevent_wait(rr_release, SOON());
+    return r < 0 ? r : plait_queue_send(rr_queue, "x", 1, SOON());
+}
+
+TEST(a_child_with_the_id_of_one_the_program_reaped_is_not_taken_for_it)
+{
+    manager_up(); /* (before the queue: a child that ends undecided ends both sides) */
+    static bool registered;
+    if (!registered)
+        CHECK_EQ(pthread_atfork(rr_prepare, NULL, NULL), 0);
+    registered = true;
+    bool telling = false, chose = true;
+    for (int tries = 0; tries < 10 && chose && !telling; tries++) {
+        CHECK_EQ(plait_queue_create(&rr_queue, 1, 4), 0);
+        CHECK_EQ(plait_pevent_create(&rr_release), 0);
+        char c;
+        CHECK_EQ(plait_queue_recv(rr_queue, &c, 1, 0), -ETIMEDOUT); /* this process receives */
+        plait_task first, second;
+        CHECK_EQ(plait_process_start(&first, rr_wait, NULL, 0, NULL, NULL), 0);
+        rr_first = plait_process_pid(first);
+        atomic_store(&rr_forked, 0);
+        atomic_store(&rr_armed, 1);
+        CHECK_EQ(plait_process_start(&second, rr_sender, NULL, 0, NULL, NULL), 0);
+        atomic_store(&rr_watch, 0);
+        chose = atomic_load(&rr_chose);
+        telling = chose && atomic_load(&rr_forked) == (int)rr_first;
+        /* the first's end, reaped by the program: its death has reached the objects
+         * once its join returns */
+        CHECK(plait_join(first, NULL, SOON()) != -ETIMEDOUT);
+        /* the second, alive, may still send: no end of file */
+        CHECK_EQ(plait_queue_recv(rr_queue, &c, 1, plait_deadline_in(100 * PLAIT_MS)),
+                 -ETIMEDOUT);
+        CHECK_EQ(plait_pevent_set(rr_release), 0);
+        CHECK_EQ(plait_queue_recv(rr_queue, &c, 1, SOON()), 1);
+        CHECK_EQ(c, 'x');
+        void *r;
+        CHECK_EQ(plait_join(second, &r, SOON()), 0);
+        free(r);
+        CHECK_EQ(plait_queue_destroy(rr_queue), 0);
+        CHECK_EQ(plait_pevent_destroy(rr_release), 0);
+    }
+    if (!chose)
+        CHECK_SKIP("cannot choose the next process id (/proc/sys/kernel/ns_last_pid)");
+    else if (!telling)
+        CHECK_SKIP("the process id was taken by others each time");
+}
+
 /* A holder killed in the middle of its copy, a plain fork()'s child that this process
  * reaps: the queue's lock names it until a locker looks whether it still exists.  If a
  * child that plait forks next gets its id, the fork itself (which enters the child in
@@ -966,5 +1063,6 @@ RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_child_with_the_id_of_a_gone_holder),
           CASE(pmutex_child_with_the_id_of_a_gone_holder),
           CASE(queue_lock_of_a_gone_holder_whose_id_a_child_gets),
+          CASE(a_child_with_the_id_of_one_the_program_reaped_is_not_taken_for_it),
           CASE(no_mapping_or_descriptor_left_behind),
           CASE(objects_made_while_processes_start))
