@@ -964,9 +964,10 @@ int plait_unix_listen(const char *path, int backlog);
  * be NULL).  Waits until the deadline.  A connection that failed before it was taken
  * (ECONNABORTED, and the network errors accept(2) says to retry after: ENETDOWN,
  * EPROTO, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, ENETUNREACH) is skipped: the
- * call goes on to the next one, so an accept loop is not ended by one client (a run of
- * them still lets the scheduler's other coroutines run, and ends at the deadline, a
- * close of fd or a cancellation).
+ * call goes on to the next one, so an accept loop is not ended by one client; a try
+ * (a past deadline) or a cancelled caller takes a good one queued behind it too (a run
+ * of them still lets the scheduler's other coroutines run, and ends at the deadline, a
+ * close of fd or a cancellation, looked at every 64 failed connections).
  * -EMFILE/-ENFILE when descriptors have run out (the connection stays queued), -EINVAL
  * for a socket that is not listening or was shut down for reading (a Unix listener's
  * connections queued before are taken first; Linux resets a TCP listener's at the
@@ -1001,7 +1002,9 @@ int plait_udp_bind(const plait_addr *addr);
 /* One datagram: sent whole (the byte count) or not at all; received into buf (its
  * length; a longer datagram is cut to len, the rest of it gone: plait_recvfrom_flags
  * says so), with its sender's address into from (may be NULL).  to may be NULL on a
- * connected socket.  -EMSGSIZE, -ETIMEDOUT, -ECANCELED, -EBUSY as for plait_read, ... */
+ * connected socket.  -EMSGSIZE (a send longer than a datagram can be, SSIZE_MAX
+ * bytes and more included), -EINVAL for a receive of more than SSIZE_MAX bytes (as
+ * plait_read), -ETIMEDOUT, -ECANCELED, -EBUSY as for plait_read, ... */
 ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
                      int64_t deadline);
 ssize_t plait_recvfrom(int fd, void *buf, size_t len, plait_addr *from, int64_t deadline);

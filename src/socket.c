@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
@@ -517,11 +518,16 @@ static bool connection_failed(int err)
     }
 }
 
+/* Failed connections plait_accept skips in a row before it looks at its deadline and
+ * its cancellation. */
+#define ACCEPT_FAILED_RUN 64
+
 static int accept_cancel_off(int fd, plait_addr *peer, int64_t deadline)
 {
     plait__fd_call call;
     plait__fd_call_open(&call, fd, false);
     bool woken = false; /* a wait has said fd is ready */
+    unsigned failed = 0; /* connections found failed, skipped */
     for (;;) {
         plait_addr a;
         memset(&a, 0, sizeof a);
@@ -538,11 +544,13 @@ static int accept_cancel_off(int fd, plait_addr *peer, int64_t deadline)
             return c;
         }
         if (connection_failed(errno)) {
-            /* On to the next connection; a run of failed ones (a flood of aborted
-             * handshakes) still gives this scheduler's others their turn, and ends at
-             * a close (the turn's -EBADF), a cancellation or the deadline. */
+            /* On to the next connection, which needs no wait: a try (a past deadline)
+             * or a cancelled caller takes one queued behind failed ones too.  A run of
+             * failed ones (a flood of aborted handshakes) still gives this scheduler's
+             * others their turn, and ends at a close (the turn's -EBADF), or, looked at
+             * every ACCEPT_FAILED_RUN of them, a cancellation or the deadline. */
             int r = plait__io_turn_due() ? plait__fd_turn(fd) : 0;
-            if (r == 0)
+            if (r == 0 && ++failed % ACCEPT_FAILED_RUN == 0)
                 r = plait__wait_refused(deadline);
             if (r < 0)
                 return r;
@@ -807,7 +815,7 @@ ssize_t plait_sendto(int fd, const void *buf, size_t len, const plait_addr *to,
 ssize_t plait_recvfrom_flags(int fd, void *buf, size_t len, plait_addr *from, int *flags,
                              int64_t deadline)
 {
-    if (!buf && len)
+    if ((!buf && len) || len > SSIZE_MAX) /* (no return value could count more) */
         return -EINVAL;
     int cancel_state = plait__cancel_off();
     ssize_t n = recvfrom_cancel_off(fd, buf, len, from, flags, deadline);

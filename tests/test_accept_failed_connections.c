@@ -19,10 +19,14 @@ int __wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 
 static atomic_bool failing;
 static atomic_long failures;
+static atomic_int failing_next; /* so many more answer ECONNABORTED, then real ones */
 
 int __wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-    if (atomic_load(&failing)) {
+    int next = atomic_load(&failing_next);
+    while (next > 0 && !atomic_compare_exchange_weak(&failing_next, &next, next - 1)) {
+    }
+    if (atomic_load(&failing) || next > 0) {
         atomic_fetch_add(&failures, 1);
         errno = ECONNABORTED;
         return -1;
@@ -167,7 +171,44 @@ TEST(a_run_of_failed_connections_ends_at_a_cancellation)
     check_run(cancel_main, (void *)1);
 }
 
+/* A try (a past deadline), and a cancelled caller, with a failed connection queued
+ * before a good one: the good one is taken, as it needs no wait.  Both gave up at the
+ * failed one (-ETIMEDOUT, -ECANCELED) with the good one still queued. */
+static void *try_main(void *arg)
+{
+    bool cancelled = arg != NULL;
+    int client;
+    accept_call call = {.deadline = cancelled ? PLAIT_FOREVER : 0, .result = 1};
+    call.listener = listener_with_a_client(&client);
+    atomic_store(&failures, 0);
+    atomic_store(&failing_next, 1);
+    if (cancelled) {
+        plait_task acceptor;
+        CHECK_EQ(plait_spawn(&acceptor, accept_once, &call), 0);
+        CHECK_EQ(plait_cancel(acceptor), 0); /* before it runs */
+        (void)plait_join(acceptor, NULL, SOON()); /* (its outcome: -ECANCELED) */
+    } else {
+        accept_once(&call);
+    }
+    CHECK_EQ(atomic_load(&failing_next), 0);
+    CHECK_EQ(atomic_load(&failures), 1);
+    CHECK(call.result >= 0);
+    if (call.result >= 0)
+        CHECK_EQ(plait_close(call.result), 0);
+    CHECK_EQ(plait_close(client), 0);
+    CHECK_EQ(plait_close(call.listener), 0);
+    return NULL;
+}
+
+TEST(a_try_takes_a_connection_queued_behind_a_failed_one)
+{
+    check_run(try_main, NULL);
+    try_main(NULL); /* a plain thread */
+    check_run(try_main, (void *)1);
+}
+
 RUN_TESTS(CASE(a_run_of_failed_connections_lets_the_others_run),
           CASE(a_run_of_failed_connections_ends_at_the_deadline),
           CASE(a_run_of_failed_connections_ends_at_a_close),
-          CASE(a_run_of_failed_connections_ends_at_a_cancellation))
+          CASE(a_run_of_failed_connections_ends_at_a_cancellation),
+          CASE(a_try_takes_a_connection_queued_behind_a_failed_one))

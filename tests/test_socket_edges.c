@@ -107,6 +107,10 @@ static void *datagram_edges_s(void *arg)
     /* bad buffers */
     CHECK_EQ(plait_sendto(x, NULL, 1, &b, SOON()), -EINVAL);
     CHECK_EQ(plait_recvfrom(y, NULL, 1, NULL, SOON()), -EINVAL);
+    /* a receive longer than a return value could count: at once, as plait_read's (it
+     * waited, and a datagram then failed -EFAULT) */
+    CHECK_EQ(plait_recvfrom(y, small, (size_t)SSIZE_MAX + 1, NULL, plait_deadline_in(50 * PLAIT_MS)),
+             -EINVAL);
     /* no address on a socket not connected */
     CHECK_EQ(plait_sendto(x, big, 1, NULL, SOON()), -EDESTADDRREQ);
     CHECK_EQ(plait_close(x), 0);
