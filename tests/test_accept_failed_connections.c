@@ -61,6 +61,16 @@ static int listener_with_a_client(int *client)
     return l;
 }
 
+/* The call took a connection; close it, the client's end and the listener. */
+static void accepted_then_close(const accept_call *call, int client)
+{
+    CHECK(call->result >= 0);
+    if (call->result >= 0)
+        CHECK_EQ(plait_close(call->result), 0);
+    CHECK_EQ(plait_close(client), 0);
+    CHECK_EQ(plait_close(call->listener), 0);
+}
+
 static void start_failing(void)
 {
     atomic_store(&failures, 0);
@@ -82,11 +92,7 @@ static void *others_run_main(void *arg)
     CHECK(atomic_load(&failures) > 0);
     atomic_store(&failing, false);
     CHECK_EQ(plait_join(acceptor, NULL, SOON()), 0);
-    CHECK(call.result >= 0);
-    if (call.result >= 0)
-        CHECK_EQ(plait_close(call.result), 0);
-    CHECK_EQ(plait_close(client), 0);
-    CHECK_EQ(plait_close(call.listener), 0);
+    accepted_then_close(&call, client);
     return NULL;
 }
 
@@ -192,11 +198,7 @@ static void *try_main(void *arg)
     }
     CHECK_EQ(atomic_load(&failing_next), 0);
     CHECK_EQ(atomic_load(&failures), 1);
-    CHECK(call.result >= 0);
-    if (call.result >= 0)
-        CHECK_EQ(plait_close(call.result), 0);
-    CHECK_EQ(plait_close(client), 0);
-    CHECK_EQ(plait_close(call.listener), 0);
+    accepted_then_close(&call, client);
     return NULL;
 }
 
