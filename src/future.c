@@ -733,10 +733,11 @@ static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool ca
         }
         plait__spin_unlock(&f->lock);
     }
-    if (itself && !decided && r == 0)
+    /* waiting for itself, and none finished: do not block either */
+    bool now_only = itself && !decided && r == 0;
+    if (now_only)
         r = -EDEADLK;
-    bool now_only = false; /* a deadline past (or a cancelled caller): do not block */
-    if (r == 0 && !decided) {
+    if (r == 0 && !decided) { /* a deadline past (or a cancelled caller): do not block */
         if (cancellable && plait__check_cancel() < 0)
             r = -ECANCELED;
         else if (plait__deadline_passed(deadline))
@@ -745,8 +746,9 @@ static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool ca
     }
     if (r < 0) {
         /* bad handle, itself, or no waiting: withdraw; if a task finished meanwhile its
-         * signal is absorbed (and, when the call was only not to block, reported).  A
-         * claim of our own (a finished task, then a bad handle) has no signal coming. */
+         * signal is absorbed (and, when the call was only not to block, reported: a
+         * task that finished is no deadlock either).  A claim of our own (a finished
+         * task, then a bad handle) has no signal coming. */
         if (!claimed_here && !plait__waiter_claim(&w)) {
             plait__waiter_block(&w, PLAIT_FOREVER);
             if (now_only)

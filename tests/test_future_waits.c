@@ -2,7 +2,8 @@
  * -Wl,--wrap=plait__check_cancel -Wl,--wrap=plait__waitq_wake_all: the first stops a
  * wait_any between the link of its task and its look at the deadline, the second holds
  * the task's completion between its claim of the wait and its signal (a waker
- * preempted there). */
+ * preempted there); and -Wl,--wrap=plait__waiter_claim, which lets a task finish just
+ * before a wait_any's own claim. */
 #include "helpers.h"
 
 #include "../src/internal.h"
@@ -12,6 +13,8 @@
 #include <string.h>
 
 int __real_plait__check_cancel(void);
+bool __real_plait__waiter_claim(plait__waiter *w);
+bool __wrap_plait__waiter_claim(plait__waiter *w);
 int __wrap_plait__check_cancel(void);
 void __real_plait__waitq_wake_all(plait__waitq *q, plait__wakeups *later);
 void __wrap_plait__waitq_wake_all(plait__waitq *q, plait__wakeups *later);
@@ -317,8 +320,73 @@ static void *stale_main(void *p)
 
 TEST(stale_handles_and_a_mixed_gather) { check_run(stale_main, NULL); }
 
+/* A coroutine waits for any of a thread X and itself: a deadlock unless X has finished,
+ * and X finishes while the call goes through the list, after X's link (X's completion
+ * claims the wait).  The call must report X (index 0), as plait.h says -EDEADLK only
+ * when none has finished; it took X's wake-up and still said -EDEADLK.  The wait's own
+ * claim after its look at the list (plait__waiter_claim, wrapped) is where X is let
+ * finish first. */
+typedef struct {
+    plait_task self, x;
+    atomic_int x_go;
+    atomic_int armed; /* the next claim of a "wait-any" waiter lets X finish first */
+    int r;
+} self_and_x;
+
+static self_and_x sx;
+
+bool __wrap_plait__waiter_claim(plait__waiter *w)
+{
+    if (atomic_load(&sx.armed) && w->what && strcmp(w->what, "wait-any") == 0 &&
+        atomic_exchange(&sx.armed, 0)) {
+        atomic_store(&sx.x_go, 1);
+        int64_t until = SOON();
+        while (plait_wait_any(&sx.x, 1, 0) == -ETIMEDOUT && plait_now() < until)
+            sched_yield();
+    }
+    return __real_plait__waiter_claim(w);
+}
+
+static void *x_waits_for_go(void *arg)
+{
+    (void)arg;
+    int64_t until = SOON();
+    while (!atomic_load(&sx.x_go) && plait_now() < until)
+        sched_yield();
+    return (void *)7;
+}
+
+static void *waits_for_itself_and_x(void *arg)
+{
+    (void)arg;
+    plait_task tasks[2] = {sx.x, sx.self};
+    atomic_store(&sx.armed, 1);
+    sx.r = plait_wait_any(tasks, 2, SOON());
+    return NULL;
+}
+
+static void *self_and_x_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_thread_start(&sx.x, x_waits_for_go, NULL, NULL), 0);
+    CHECK_EQ(plait_spawn(&sx.self, waits_for_itself_and_x, NULL), 0);
+    CHECK_EQ(plait_join(sx.self, NULL, SOON()), 0);
+    CHECK_EQ(atomic_load(&sx.armed), 0); /* the wrapper let X finish in the call */
+    CHECK_EQ(sx.r, 0);
+    void *v;
+    CHECK_EQ(plait_join(sx.x, &v, SOON()), 0);
+    CHECK(v == (void *)7);
+    return NULL;
+}
+
+TEST(wait_any_for_itself_reports_a_task_that_finished_meanwhile)
+{
+    check_run(self_and_x_main, NULL);
+}
+
 RUN_TESTS(CASE(wait_any_poll_whose_task_ends_meanwhile_starts_no_task),
           CASE(cancelled_helping_join_starts_no_task),
           CASE(map_with_its_pool_shut_down_cancelling),
           CASE(map_from_a_plait_thread_cancelled),
-          CASE(stale_handles_and_a_mixed_gather))
+          CASE(stale_handles_and_a_mixed_gather),
+          CASE(wait_any_for_itself_reports_a_task_that_finished_meanwhile))
