@@ -162,7 +162,9 @@ int plait_join(plait_task task, void **result, int64_t deadline);
 int plait_detach(plait_task task);
 
 /* Ask the task (coroutine, thread or pool task) to stop: it sees -ECANCELED at its
- * current or next blocking call; a pool task that has not started never runs.  Its
+ * current or next blocking call; a pool task that has not started never runs (a
+ * coroutine's or plait thread's function always runs, cancelled: it may own its
+ * argument).  Its
  * joiner gets -ECANCELED, and whatever its function still returns is dropped.
  * Works from any thread.  A task that already finished is unaffected (returns 0).
  * -ESRCH if stale; -EPERM in a forked child for a task that is not the child's: one

@@ -272,6 +272,7 @@ static plait__future *future_start(plait_task *task, uint64_t sched_id)
     f->joiners.head = f->joiners.tail = NULL;
     f->coro = NULL;
     f->on_thread = false;
+    f->withdrawable = false;
     atomic_store_explicit(&f->work_state, WORK_QUEUED, memory_order_relaxed);
     atomic_store_explicit(&f->cancelled, 0, memory_order_relaxed);
     f->shielded = false;
@@ -304,11 +305,13 @@ plait__future *plait__future_start(plait__coro *coro, plait_task *task)
     return f;
 }
 
-plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task)
+plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task,
+                                        bool withdrawable)
 {
     plait__future *f = future_start(task, 0);
     if (f) {
         f->on_thread = true;
+        f->withdrawable = withdrawable;
         f->fn = fn;
         f->arg = arg;
     }
@@ -520,7 +523,9 @@ int plait__future_run_work(plait__future *f, void **value)
     int queued = WORK_QUEUED;
     if (!atomic_compare_exchange_strong(&f->work_state, &queued, WORK_RUNNING))
         return PLAIT__WITHDRAWN;
-    if (atomic_load_explicit(&f->cancelled, memory_order_relaxed))
+    /* cancelled as it began: a pool task does not start; a plait thread's function
+     * runs, and its blocking calls see the cancellation (it may own its argument) */
+    if (f->withdrawable && atomic_load_explicit(&f->cancelled, memory_order_relaxed))
         return -ECANCELED;
     plait__future *outer = plait__tls_work;
     f->identity = 0; /* a new owner for locks (plait__self): each run is one */
@@ -548,7 +553,8 @@ static int cancel_locked(plait__future *f, plait__wakeups *later)
     } else if (f->on_thread) {
         atomic_store_explicit(&f->cancelled, 1, memory_order_relaxed);
         int queued = WORK_QUEUED;
-        if (atomic_compare_exchange_strong(&f->work_state, &queued, WORK_WITHDRAWN)) {
+        if (f->withdrawable &&
+            atomic_compare_exchange_strong(&f->work_state, &queued, WORK_WITHDRAWN)) {
             /* not started: it never will, so its outcome is known now; the queue keeps
              * the producer's reference until a worker comes across it */
             finish_locked(f, NULL, -ECANCELED, later);

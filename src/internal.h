@@ -881,6 +881,9 @@ struct plait__future {
     plait__coro *coro;          /* a running coroutine: the target of plait_cancel */
     /* work on a plain thread */
     bool on_thread;
+    bool withdrawable;          /* a cancel before it starts withdraws it (a pool task);
+                                   a plait thread's function always runs, as a
+                                   coroutine's does, and sees the cancellation */
     atomic_int work_state;      /* queued -> running, or queued -> withdrawn (cancelled
                                    before it started: completed at once by the canceller) */
     atomic_int cancelled;       /* sticky, seen by the thread's blocking calls */
@@ -945,8 +948,10 @@ void plait__joiner_unlink(plait__wait_node *node);
 /* A future for a coroutine being spawned; fills *task when not NULL (else the handle
  * is given up at once).  NULL when out of memory. */
 plait__future *plait__future_start(plait__coro *coro, plait_task *task);
-/* A future for fn(arg) to run on a plain thread (a plait thread, a pool task). */
-plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task);
+/* A future for fn(arg) to run on a plain thread (a plait thread, a pool task);
+ * withdrawable: a cancel before it starts means it never runs (a pool task's). */
+plait__future *plait__future_start_work(plait_fn fn, void *arg, plait_task *task,
+                                        bool withdrawable);
 /* Complete a future; drops the producer's reference.  A future whose producer (work, a
  * coroutine, or ops with drop) was cancelled by then completes as cancelled
  * (-ECANCELED, value dropped), whatever it was given. */

@@ -784,7 +784,7 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
         if (atomic_load_explicit(&pool->closed, memory_order_relaxed))
             return -EPIPE;
     }
-    plait__future *f = plait__future_start_work(fn, arg, task);
+    plait__future *f = plait__future_start_work(fn, arg, task, true);
     if (!f)
         return -ENOMEM;
     int pushed = -1;

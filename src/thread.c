@@ -37,19 +37,15 @@ static void thread_finish(const thread_start *start, void *value, int error)
     /* Its key destructors are the thread's too, before the joiner can see the outcome:
      * run as its work, they are the owner of what its function locked, see its
      * cancellation (sticky, and plait_cancel reaches their waits) and get -EDEADLK for
-     * a join of its own handle. */
-    if (error != PLAIT__WITHDRAWN) {
-        plait__tls_work = start->future;
-        plait__thread_locals_destroy();
-        plait__tls_work = NULL;
-    }
+     * a join of its own handle.  (The function always ran: a plait thread's work is
+     * not withdrawn by a cancel before it starts.) */
+    plait__tls_work = start->future;
+    plait__thread_locals_destroy();
+    plait__tls_work = NULL;
     /* the owner of those locks still for the pthread key destructors that come later */
     if (start->future->identity)
         plait__self_become(start->future->identity);
-    if (error == PLAIT__WITHDRAWN)
-        plait__future_release(start->future); /* cancelled before it began */
-    else
-        plait__future_complete(start->future, value, error);
+    plait__future_complete(start->future, value, error);
 }
 
 /* The function did not return: pthread_exit() or pthread_cancel() unwinds the thread.
@@ -125,7 +121,7 @@ int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
     memcpy(start->name, name, n);
     start->name[n] = '\0';
     plait_task handle;
-    start->future = plait__future_start_work(fn, arg, &handle);
+    start->future = plait__future_start_work(fn, arg, &handle, false);
     if (!start->future) {
         free(start);
         return -ENOMEM;

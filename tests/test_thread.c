@@ -582,6 +582,34 @@ static void *cancelled_early(void *p)
     return ARG(2);
 }
 
+/* A thread cancelled as soon as it is started, most often before its function began:
+ * the function still runs (it owns its argument here, and frees it), cancelled: its
+ * blocking calls see it, and the join says -ECANCELED.  It never ran in most rounds (the
+ * cancel withdrew the work as a queued pool task's), its argument leaked. */
+static atomic_int owned_freed;
+
+static void *frees_its_argument(void *p)
+{
+    int slept = plait_sleep(5 * PLAIT_SEC); /* cancelled: at once */
+    free(p);
+    atomic_fetch_add(&owned_freed, 1);
+    return ARG(slept == -ECANCELED ? 1 : 2);
+}
+
+TEST(thread_cancelled_before_it_begins_still_runs)
+{
+    enum { ROUNDS = 200 };
+    atomic_store(&owned_freed, 0);
+    for (int i = 0; i < ROUNDS; i++) {
+        plait_task t;
+        CHECK_EQ(plait_thread_start(&t, frees_its_argument, malloc(16), NULL), 0);
+        CHECK_EQ(plait_cancel(t), 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    }
+    /* each joined: its function had returned (the join waits for it) */
+    CHECK_EQ(atomic_load(&owned_freed), ROUNDS);
+}
+
 TEST(cancel_thread_before_it_blocks)
 {
     early_cancel_ctx e = {.result = 1};
@@ -1326,6 +1354,7 @@ TEST(plain_thread_strands_no_future_cache)
 RUN_TESTS(CASE(start_and_join_results), CASE(join_deadline_expires), CASE(join_from_itself),
           CASE(join_from_a_coroutine_of_itself),
           CASE(late_withdrawal_does_not_lose_a_reused_task_s_joiner),
+          CASE(thread_cancelled_before_it_begins_still_runs),
           CASE(detach), CASE(thread_ended_by_pthread_exit_or_cancel), CASE(thread_names), CASE(thread_stack_sizes),
           CASE(cancel_thread_in_sleep), CASE(cancel_thread_in_chan_recv),
           CASE(cancel_thread_in_mutex_lock), CASE(cancel_thread_in_sem_acquire),
