@@ -269,7 +269,8 @@ int plait_group_create(plait_group **group);
 int plait_group_spawn(plait_group *group, plait_task *task, plait_fn fn, void *arg);
 /* Wait until every child has finished.  Returns 0, or the first failure (other than
  * a cancellation) among the children whose handle was not kept (task == NULL at spawn).  -ETIMEDOUT leaves them
- * running; when the caller is cancelled the children are cancelled and waited for
+ * running (a child's own failure may be -ETIMEDOUT too, returned once none runs:
+ * plait_group_running tells the two apart); when the caller is cancelled the children are cancelled and waited for
  * until the deadline, then -ECANCELED is returned (those still running then stay
  * cancelled: plait_group_destroy waits for them).  -EDEADLK from a child of the group (it would wait for
  * itself); NULL: -EINVAL; -ENOMEM for a coroutine's timed wait whose timer cannot be
@@ -278,6 +279,10 @@ int plait_group_wait(plait_group *group, int64_t deadline);
 /* Cancel every child that is still running; for good: a child spawned into the group
  * afterwards starts cancelled. */
 int plait_group_cancel(plait_group *group);
+/* How many children of the group are running now (0 for NULL): after a
+ * plait_group_wait's -ETIMEDOUT, 0 says that the wait's children are done and the code
+ * is a child's own failure, not the deadline's. */
+size_t plait_group_running(plait_group *group);
 /* Cancel the children, wait for all of them (this wait ignores the caller's own
  * cancellation, so no child outlives the group), free the group.  Returns the same
  * code plait_group_wait() would.  -EDEADLK from a child of the group, which is left

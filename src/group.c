@@ -118,6 +118,16 @@ int plait_group_cancel(plait_group *group)
     return 0;
 }
 
+size_t plait_group_running(plait_group *group)
+{
+    if (!group)
+        return 0;
+    plait__spin_lock(&group->lock);
+    size_t running = group->running;
+    plait__spin_unlock(&group->lock);
+    return running;
+}
+
 /* Wait until no child runs; alone: and no other party waits either (for destroy). */
 static int wait_children(plait_group *g, int64_t deadline, bool cancellable, bool alone)
 {

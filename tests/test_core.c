@@ -658,6 +658,47 @@ static void *group_edge_main(void *arg)
 
 TEST(group_edges) { check_run(group_edge_main, NULL); }
 
+/* A child that fails with its own -ETIMEDOUT: the group's wait returns it once none
+ * runs, the same code as its deadline's while one does; plait_group_running tells
+ * them apart (a retry loop on -ETIMEDOUT alone spun for ever). */
+static void *fails_timed_out(void *arg)
+{
+    (void)arg;
+    return PLAIT_FAIL(-ETIMEDOUT);
+}
+
+static void *waits_for_event(void *arg) { return ARG(plait_event_wait(arg, SOON())); }
+
+static void *group_running_main(void *arg)
+{
+    (void)arg;
+    plait_group *g;
+    plait_event *go;
+    CHECK_EQ(plait_group_create(&g), 0);
+    CHECK_EQ(plait_event_create(&go), 0);
+    CHECK_EQ(plait_group_running(g), 0u);
+    CHECK_EQ(plait_group_spawn(g, NULL, fails_timed_out, NULL), 0);
+    CHECK_EQ(plait_group_spawn(g, NULL, waits_for_event, go), 0);
+    CHECK_EQ(plait_group_running(g), 2u);
+    CHECK_EQ(plait_group_wait(g, plait_deadline_in(20 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_EQ(plait_group_running(g), 1u); /* the deadline's: one still runs */
+    CHECK_EQ(plait_event_set(go), 0);
+    int r;
+    while ((r = plait_group_wait(g, SOON())) == -ETIMEDOUT && plait_group_running(g) > 0) {
+    }
+    CHECK_EQ(r, -ETIMEDOUT); /* the child's own */
+    CHECK_EQ(plait_group_running(g), 0u);
+    CHECK_EQ(plait_group_running(NULL), 0u);
+    CHECK_EQ(plait_group_destroy(g), -ETIMEDOUT);
+    CHECK_EQ(plait_event_destroy(go), 0);
+    return NULL;
+}
+
+TEST(group_running_tells_a_child_s_timeout_from_the_deadline)
+{
+    check_run(group_running_main, NULL);
+}
+
 /* A group destroyed while another coroutine waits for it: destroy frees the group only
  * after that waiter has left it (ASan reports a use after free otherwise). */
 static void *destroy_with_waiter_main(void *arg)
@@ -1335,7 +1376,7 @@ RUN_TESTS(CASE(slow_warning_into_a_pipe_nobody_reads), CASE(spawn_and_join), CAS
           CASE(wait_all), CASE(wait_all_same_handle_twice),
           CASE(wait_all_with_itself_behind_another), CASE(wait_any),
           CASE(thread_joins_coroutine), CASE(groups),
-          CASE(group_edges), CASE(group_destroy_while_waited_on),
+          CASE(group_edges), CASE(group_running_tells_a_child_s_timeout_from_the_deadline), CASE(group_destroy_while_waited_on),
           CASE(group_being_destroyed_refuses_new_children),
           CASE(thread_key_destructor_unlocks_what_the_thread_locked), /* before: it takes every key */
           CASE(futures_freed_after_a_thread_cache_went_back_are_not_lost), /* the same */
