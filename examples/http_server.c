@@ -70,6 +70,7 @@ typedef struct server {
     plait_group *connections;
     connection *open_list;      /* one scheduler: no lock needed */
     size_t open;
+    size_t closed_stopping;     /* connections closed since the stop began */
     size_t served;              /* requests whose hello was written in full */
     bool stopping;              /* SIGTERM: the connections were shut down for reading */
     bool shut;                  /* SIGTERM: the listener was shut down */
@@ -93,7 +94,9 @@ static void lingering_close(int fd, char *buf, size_t cap, int64_t timeout)
 {
     plait_shutdown(fd, SHUT_WR);
     int64_t give_up = plait_deadline_in(timeout);
-    for (;;) {
+    /* (a read past its deadline still takes what is there: a client that never stops
+     * sending is cut off by the clock) */
+    while (plait_now() < give_up) {
         int64_t quiet_until = plait_deadline_in(2 * PLAIT_SEC);
         if (plait_read(fd, buf, cap, quiet_until < give_up ? quiet_until : give_up) <= 0)
             break;
@@ -109,13 +112,15 @@ static void lingering_close(int fd, char *buf, size_t cap, int64_t timeout)
  * file came), 2 s at most, then close.  (A read that finds nothing ends at once here:
  * hence the pauses, 1 ms at first, doubling to 64 ms: a client that closes at once is
  * let go at once, and one that keeps its connection open costs some 40 looks, not the
- * 2,000 of a look every millisecond.) */
+ * 2,000 of a look every millisecond.)  A read past its deadline still takes what is
+ * there: the 2 s are the clock's, or a client that never stops sending is never let
+ * go. */
 static void close_when_stopping(int fd)
 {
     char drop[4096];
     int64_t deadline = plait_deadline_in(2 * PLAIT_SEC), pause = PLAIT_MS;
     for (;;) {
-        while (plait_read(fd, drop, sizeof drop, deadline) > 0) {
+        while (plait_now() < deadline && plait_read(fd, drop, sizeof drop, deadline) > 0) {
         }
         struct tcp_info info;
         socklen_t len = sizeof info;
@@ -127,8 +132,8 @@ static void close_when_stopping(int fd)
         if (pause < 64 * PLAIT_MS)
             pause *= 2;
     }
-    while (plait_read(fd, drop, sizeof drop, deadline) > 0) { /* what came with the end */
-    }
+    while (plait_now() < deadline && plait_read(fd, drop, sizeof drop, deadline) > 0) {
+    } /* what came with the end */
 }
 
 /* Append the answer to out (room for HTTP_ANSWER_MAX bytes is kept). */
@@ -258,6 +263,8 @@ static void *serve(void *arg)
     if (c->next)
         c->next->prev = c->prev;
     srv->open--;
+    if (srv->stopping)
+        srv->closed_stopping++;
     free(c);
     return NULL;
 }
@@ -352,10 +359,9 @@ static void *run(void *arg)
     plait_shutdown(srv.listener, SHUT_RDWR);
     plait_join(acceptor, NULL, PLAIT_FOREVER);
     plait_close(srv.listener);
-    size_t open = srv.open;
     int w = plait_group_wait(srv.connections, stop_by);
     printf("signal %d: stopped accepting, %zu connections closed, %zu requests served%s\n",
-           sig, open, srv.served, w == 0 ? "" : " (some did not finish in 5 s)");
+           sig, srv.closed_stopping, srv.served, w == 0 ? "" : " (some did not finish in 5 s)");
     plait_group_destroy(srv.connections); /* cancels the ones still running */
     plait_signals_destroy(stop);
     return NULL;

@@ -4,6 +4,8 @@
 #ifndef PLAIT_EXAMPLE_SERVICE_H
 #define PLAIT_EXAMPLE_SERVICE_H
 
+#include "stop.h"
+
 #include <plait.h>
 #include <errno.h>
 #include <stdatomic.h>
@@ -25,20 +27,25 @@ static void *example_accept_loop(void *arg)
     if (plait_group_create(&conns) < 0)
         return PLAIT_FAIL(-ENOMEM);
     plait_spawn_options opts = {.stack_size = 16 * 1024, .group = conns};
+    int64_t pause = 0;
     for (;;) {
         int fd = plait_accept(svc->listener, NULL, PLAIT_FOREVER);
-        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-            /* out of descriptors (the clients hold theirs too): let connections end,
-             * rather than leave every client still to come unanswered.  Not once the
-             * listener is shut down: its accepts go on failing so, for ever. */
-            if (plait_sleep(10 * PLAIT_MS) < 0 || atomic_load(&svc->shut))
-                break;
+        if (fd >= 0) {
+            pause = 0;
+            if (plait_spawn_opts(NULL, svc->serve, (void *)(intptr_t)fd, &opts) < 0)
+                plait_close(fd);
             continue;
         }
-        if (fd < 0)
-            break; /* the listener was shut down (example_service_stop), or cancelled */
-        if (plait_spawn_opts(NULL, svc->serve, (void *)(intptr_t)fd, &opts) < 0)
-            plait_close(fd);
+        /* the listener was shut down (example_service_stop: its accepts go on failing
+         * for ever), or the acceptor cancelled */
+        if (atomic_load(&svc->shut) || fd == -ECANCELED)
+            break;
+        /* out of descriptors (the clients hold theirs too): connections end and give
+         * theirs back; any other failure is said and waited out, as the servers'
+         * acceptors do (it ended accepting, silently: every client still to come
+         * waited out its deadline) */
+        if (example_accept_failed("service", fd, &pause) < 0)
+            break;
     }
     plait_group_destroy(conns); /* the listener was closed: end the connections */
     return NULL;

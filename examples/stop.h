@@ -9,12 +9,13 @@
 
 #include <plait.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 /* Whether an accept's error is the system's lack of descriptors or memory, which the
  * connections open give back as they end. */
-static bool example_out_of_room(int err)
+static inline bool example_out_of_room(int err)
 {
     return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM;
 }
@@ -28,7 +29,7 @@ static bool example_out_of_room(int err)
  * an accept that worked.  0 to try again; < 0 when the wait was cancelled (the acceptor
  * ends).  (The acceptors ended at any error they did not name, silently: the server
  * ran on, accepting nothing.) */
-static int example_accept_failed(const char *who, int err, int64_t *pause)
+static inline int example_accept_failed(const char *who, int err, int64_t *pause)
 {
     if (example_out_of_room(err))
         return plait_sleep(10 * PLAIT_MS);
@@ -45,8 +46,8 @@ static int example_accept_failed(const char *who, int err, int64_t *pause)
  * connections (told to stop first) to give theirs back, until `until`, as the servers'
  * acceptors do: it ended at the first -EMFILE, and the listener's close then reset
  * every client still queued. */
-static void example_take_queued(int listener, int most, int64_t until,
-                                void (*start)(void *ctx, int fd), void *ctx)
+static inline void example_take_queued(int listener, int most, int64_t until,
+                                       void (*start)(void *ctx, int fd), void *ctx)
 {
     for (int taken = 0; taken < most;) {
         int fd = plait_accept(listener, NULL, 0);

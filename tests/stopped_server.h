@@ -40,6 +40,7 @@ static bool late_answer_ok(const char *answer);
 static int server_listener = -1; /* the server's listener (plait_tcp_listen) */
 static int late_client = -1;     /* connected once the stop signal has come */
 static int server_fd_limit; /* > 0: the server's RLIMIT_NOFILE (server_full_at_stop) */
+static const char *server_timeout; /* the server's second argument, if any */
 #define STOP_BEGUN "stop begun\n"
 
 int __real_plait_tcp_listen(const char *host, int port, int backlog);
@@ -148,8 +149,8 @@ static _Noreturn void server_child(int out)
     struct rlimit few = {(rlim_t)server_fd_limit, (rlim_t)server_fd_limit};
     if (server_fd_limit > 0 && setrlimit(RLIMIT_NOFILE, &few) != 0)
         _exit(4);
-    char *argv[] = {"example_server", "0", NULL};
-    int status = server_main(2, argv);
+    char *argv[] = {"example_server", "0", (char *)server_timeout, NULL};
+    int status = server_main(server_timeout ? 3 : 2, argv);
     fflush(stdout);
     if (server_fd_limit > 0) /* (no descriptor was left for the late client) */
         _exit(status == 0 ? 0 : 1);
@@ -196,18 +197,25 @@ static server_child_run server_start(void)
 }
 
 /* The server stops with status 0, saying so (and the child's own check, the
- * connection made at the stop echoed, held), once sig has been sent. */
-static void server_stopped(server_child_run *ec, int sig)
+ * connection made at the stop echoed, held), once sig has been sent; what it said
+ * after its first line into rest (cap bytes, with the NUL). */
+static void server_stopped_saying(server_child_run *ec, int sig, char *rest, size_t cap)
 {
     int status = reap_within(ec->pid, 15);
     CHECK(WIFEXITED(status));
     CHECK_EQ(WEXITSTATUS(status), 0);
-    char rest[256], want[64];
+    char want[64];
     int err;
-    read_all(ec->out, rest, sizeof rest, 5, &err);
+    read_all(ec->out, rest, cap, 5, &err); /* (NUL-terminated) */
     snprintf(want, sizeof want, "signal %d: stopped", sig);
     CHECK(strstr(rest, want) != NULL);
     close(ec->out);
+}
+
+static void server_stopped(server_child_run *ec, int sig)
+{
+    char rest[256];
+    server_stopped_saying(ec, sig, rest, sizeof rest);
 }
 
 /* Send sig (SIGTERM, SIGINT), or SIGKILL to a server that never listened. */

@@ -183,7 +183,125 @@ TEST(http_server_stop_out_of_descriptors_answers_queued_connections)
     server_full_at_stop(SIGTERM, false);
 }
 
+/* A client that keeps sending while the server reads and drops what comes before it
+ * closes (a lingering close; the close at a stop): each is bounded by the clock, but a
+ * read past its deadline still takes what is there, so under a flood the reading went
+ * on for as long as the client sent (an examples audit; the stop then ended at its
+ * 5 s, "some did not finish").  A flood is made certain here: plait_read is wrapped
+ * (-Wl,--wrap=plait_read, tests/CMakeLists.txt), and in read_floods mode a read that
+ * ends at or after its deadline with nothing (or at an end of file) finds a byte, as a
+ * read always does under a flood.  A server that read on so 1,000 times says
+ * FLOODED_ON on its stdout (and its read then ends as it did). */
+#define FLOODED_ON "read on past its deadline\n"
+static bool read_floods; /* set before server_start: the child's mode */
+static int flood_reads;
+
+ssize_t __real_plait_read(int fd, void *buf, size_t len, int64_t deadline);
+ssize_t __wrap_plait_read(int fd, void *buf, size_t len, int64_t deadline);
+ssize_t __wrap_plait_read(int fd, void *buf, size_t len, int64_t deadline)
+{
+    ssize_t n = __real_plait_read(fd, buf, len, deadline);
+    if (read_floods && (n == 0 || n == -ETIMEDOUT) && len > 0 && flood_reads < 1000 &&
+        plait_now() >= deadline) {
+        if (++flood_reads == 1000) {
+            fputs(FLOODED_ON, stdout);
+            fflush(stdout);
+        }
+        ((char *)buf)[0] = 'j';
+        return 1;
+    }
+    return n;
+}
+
+/* A client that asked once, then keeps sending after SIGTERM: the stop drops what comes
+ * for 2 s at most, then closes. */
+TEST(http_server_stop_ends_a_flooding_connection_within_its_2_s)
+{
+    read_floods = true;
+    server_child_run ec = server_start();
+    read_floods = false;
+    if (!ec.port) {
+        server_stop(&ec, SIGTERM);
+        return;
+    }
+    int c = client_to(ec.port);
+    static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    CHECK_EQ(send(c, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
+    char answer[256];
+    CHECK(read_line(c, answer, sizeof answer, 10) && strncmp(answer, "HTTP/1.1 200 ", 13) == 0);
+    server_signal(&ec, SIGTERM);
+    char said[512];
+    server_stopped_saying(&ec, SIGTERM, said, sizeof said);
+    CHECK(strstr(said, FLOODED_ON) == NULL);
+    CHECK(strstr(said, "did not finish") == NULL);
+    close(c);
+}
+
+/* A request too large is answered, and the connection closed lingering, for the
+ * server's timeout (1 s here) at most while data keeps coming. */
+TEST(http_server_lingering_close_ends_at_its_timeout_under_a_flood)
+{
+    read_floods = true;
+    server_timeout = "1";
+    server_child_run ec = server_start();
+    read_floods = false;
+    server_timeout = NULL;
+    if (!ec.port) {
+        server_stop(&ec, SIGTERM);
+        return;
+    }
+    int c = client_to(ec.port);
+    static char junk[20 * 1024]; /* no end of line: 414 */
+    memset(junk, 'j', sizeof junk);
+    CHECK_EQ(send(c, junk, sizeof junk, MSG_NOSIGNAL), (ssize_t)sizeof junk);
+    char answer[512];
+    int err;
+    read_all(c, answer, sizeof answer, 10, &err); /* the answer, then the server's close */
+    CHECK_EQ(strncmp(answer, "HTTP/1.1 414 ", 13), 0);
+    server_signal(&ec, SIGTERM);
+    char said[512];
+    server_stopped_saying(&ec, SIGTERM, said, sizeof said);
+    CHECK(strstr(said, FLOODED_ON) == NULL);
+    close(c);
+}
+
+/* Connections that never sent a byte, open at SIGTERM, close at once: the stop's
+ * "N connections closed" counts them too (it counted those still open after the
+ * listener's end, 1 of 4 here: the late client's). */
+TEST(http_server_stop_counts_the_idle_connections_it_closed)
+{
+    server_child_run ec = server_start();
+    if (!ec.port) {
+        server_stop(&ec, SIGTERM);
+        return;
+    }
+    int idle[3];
+    for (int i = 0; i < 3; i++)
+        idle[i] = client_to(ec.port);
+    /* taken: a request on a fourth connection is answered after they were accepted */
+    int c = client_to(ec.port);
+    static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    CHECK_EQ(send(c, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
+    char answer[256];
+    int err;
+    read_all(c, answer, sizeof answer, 10, &err);
+    CHECK_EQ(strncmp(answer, "HTTP/1.1 200 ", 13), 0);
+    close(c);
+    server_signal(&ec, SIGTERM);
+    char said[512];
+    server_stopped_saying(&ec, SIGTERM, said, sizeof said);
+    /* the three idle ones and the late client's (stopped_server.h) */
+    CHECK(strstr(said, ": stopped accepting, 4 connections closed, 2 requests served") != NULL);
+    if (!strstr(said, "4 connections closed"))
+        fprintf(stderr, "  the server said: %s", said);
+    for (int i = 0; i < 3; i++)
+        close(idle[i]);
+}
+
 RUN_TESTS(CASE(http_server_stop_answers_queued_connection),
           CASE(http_server_stop_out_of_descriptors_answers_queued_connections),
           CASE(http_server_lingers_while_a_closing_client_sends),
-          CASE(http_server_stop_leaves_a_lingering_connection_to_its_linger))
+          CASE(http_server_stop_leaves_a_lingering_connection_to_its_linger),
+          CASE(http_server_stop_ends_a_flooding_connection_within_its_2_s),
+          CASE(http_server_lingering_close_ends_at_its_timeout_under_a_flood),
+          CASE(http_server_stop_counts_the_idle_connections_it_closed))
