@@ -318,8 +318,11 @@ void *plait_local_get(plait_key key);
 
 /* Write a line with the number of coroutines of this thread's scheduler, then one line
  * per coroutine: id, name, state, what it waits on and for how long.  Returns the number
- * of coroutines, -EPERM with no scheduler, -EINVAL for a null stream.  It writes with
- * stdio: from a coroutine, give it 8 KiB of stack or more. */
+ * of coroutines, -EPERM with no scheduler, -EINVAL for a null stream, -ENOMEM (its copy
+ * of the list).  The list is copied before anything is written: a stream whose writes
+ * suspend the caller (a cookie stream over plait_write, say) may let the others run, and
+ * the lines say what was so when the call began.  It writes with stdio: from a
+ * coroutine, give it 8 KiB of stack or more. */
 int plait_dump(FILE *out);
 
 /* Warn on stderr, naming the coroutine, when one runs longer than threshold_ns without

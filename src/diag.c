@@ -202,6 +202,22 @@ static const char *state_name(int state)
     }
 }
 
+/* One coroutine's line of plait_dump, taken before anything is written. */
+typedef struct dump_line {
+    unsigned long long id;
+    char name[sizeof ((plait__coro *)0)->name];
+    int state;
+    const char *what;   /* NULL: not waiting */
+    const void *object;
+    int64_t wait_since;
+    bool cancelled, shielded;
+} dump_line;
+
+/* The stream's writes may suspend the caller (a cookie stream that writes to a socket
+ * with plait_write, say): the others run meanwhile, a waiter wakes (its coroutine's
+ * waiter pointer cleared) or a coroutine ends and its slot is reused.  So the list is
+ * copied first, with nothing written, then written (it read a woken waiter through a
+ * NULL pointer: SIGSEGV). */
 int plait_dump(FILE *out)
 {
     plait__sched *s = plait__sched_current();
@@ -210,20 +226,40 @@ int plait_dump(FILE *out)
     if (!out)
         return -EINVAL;
     int64_t now = plait__coarse_now();
-    int n = 0;
-    fprintf(out, "plait: %zu coroutine(s) on this scheduler\n", s->alive);
-    for (plait__coro *c = s->all; c; c = c->all_next, n++) {
-        fprintf(out, "  #%-6llu %-20s %-8s", (unsigned long long)c->id, c->name,
-                state_name(c->state));
-        if (c->state == PLAIT__WAITING && c->waiter) {
-            fprintf(out, " on %s", c->waiter->what);
-            if (c->waiter->object)
-                fprintf(out, " %p", c->waiter->object);
-            fprintf(out, " for %lld ms", (long long)((now - c->wait_since) / PLAIT_MS));
+    size_t alive = s->alive, n = 0;
+    for (const plait__coro *c = s->all; c; c = c->all_next)
+        n++;
+    dump_line *lines = malloc((n ? n : 1) * sizeof *lines);
+    if (!lines)
+        return -ENOMEM;
+    size_t i = 0;
+    for (const plait__coro *c = s->all; c; c = c->all_next, i++) {
+        dump_line *l = &lines[i];
+        l->id = (unsigned long long)c->id;
+        memcpy(l->name, c->name, sizeof l->name);
+        l->state = c->state;
+        bool waiting = c->state == PLAIT__WAITING && c->waiter;
+        l->what = waiting ? c->waiter->what : NULL;
+        l->object = waiting ? c->waiter->object : NULL;
+        l->wait_since = c->wait_since;
+        l->cancelled = atomic_load_explicit(&c->cancelled, memory_order_relaxed);
+        l->shielded = c->shielded;
+    }
+    fprintf(out, "plait: %zu coroutine(s) on this scheduler\n", alive);
+    for (i = 0; i < n; i++) {
+        const dump_line *l = &lines[i];
+        fprintf(out, "  #%-6llu %-20.*s %-8s", l->id, (int)sizeof l->name, l->name,
+                state_name(l->state));
+        if (l->what) {
+            fprintf(out, " on %s", l->what);
+            if (l->object)
+                fprintf(out, " %p", l->object);
+            fprintf(out, " for %lld ms", (long long)((now - l->wait_since) / PLAIT_MS));
         }
-        if (atomic_load_explicit(&c->cancelled, memory_order_relaxed))
-            fprintf(out, c->shielded ? " (cancelled, shielded)" : " (cancelled)");
+        if (l->cancelled)
+            fprintf(out, l->shielded ? " (cancelled, shielded)" : " (cancelled)");
         fputc('\n', out);
     }
-    return n;
+    free(lines);
+    return (int)n;
 }

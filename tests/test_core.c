@@ -972,6 +972,79 @@ static void *dump_main(void *arg)
 
 TEST(dump) { check_run(dump_main, NULL); }
 
+/* A stream whose writes suspend the dumping coroutine (a cookie stream over a socket,
+ * say): the coroutine waiting on an event is woken, and runs, during the write of its
+ * own line's " on event".  The dump read its waiter after that write, through the
+ * pointer the wake-up had cleared: SIGSEGV (a review's reproducer).  It copies the
+ * list first now: its line says what was true when the dump began. */
+typedef struct {
+    plait_event *woken;
+    atomic_int woke;      /* the waiter has run since it was woken */
+    atomic_int release;   /* it may return */
+} dump_waiter;
+
+static void *waits_then_yields(void *arg)
+{
+    dump_waiter *w = arg;
+    CHECK_EQ(plait_event_wait(w->woken, SOON()), 0);
+    atomic_store(&w->woke, 1);
+    int64_t until = SOON();
+    while (!atomic_load(&w->release) && plait_now() < until) /* alive, and not waiting */
+        CHECK_EQ(plait_yield(), 0);
+    return NULL;
+}
+
+static dump_waiter *suspending_target;
+static char suspending_text[4096];
+static size_t suspending_len;
+
+static ssize_t suspending_write(void *cookie, const char *buf, size_t len)
+{
+    (void)cookie;
+    if (len >= 4 && memcmp(buf, " on ", 4) == 0 && !atomic_load(&suspending_target->woke)) {
+        CHECK_EQ(plait_event_set(suspending_target->woken), 0);
+        int64_t until = SOON();
+        while (!atomic_load(&suspending_target->woke) && plait_now() < until)
+            CHECK_EQ(plait_yield(), 0);
+    }
+    size_t room = sizeof suspending_text - 1 - suspending_len;
+    size_t n = len < room ? len : room;
+    memcpy(suspending_text + suspending_len, buf, n);
+    suspending_len += n;
+    return (ssize_t)len;
+}
+
+static void *dump_suspending_main(void *arg)
+{
+    (void)arg;
+    dump_waiter w = {0};
+    CHECK_EQ(plait_event_create(&w.woken), 0);
+    suspending_target = &w;
+    suspending_len = 0;
+    plait_task t;
+    plait_spawn_options o = {.name = "sleeper", .stack_size = 16 * 1024};
+    CHECK_EQ(plait_spawn_opts(&t, waits_then_yields, &w, &o), 0);
+    CHECK_EQ(plait_yield(), 0); /* it waits */
+    FILE *f = fopencookie(NULL, "w", (cookie_io_functions_t){.write = suspending_write});
+    CHECK(f != NULL);
+    CHECK_EQ(setvbuf(f, NULL, _IONBF, 0), 0); /* a write per fprintf */
+    CHECK_EQ(plait_dump(f), 2);
+    fclose(f);
+    CHECK_EQ(atomic_load(&w.woke), 1); /* the write did suspend the dump */
+    suspending_text[suspending_len] = '\0';
+    CHECK(strstr(suspending_text, "sleeper") != NULL);
+    CHECK(strstr(suspending_text, " on event") != NULL);
+    atomic_store(&w.release, 1);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(plait_event_destroy(w.woken), 0);
+    return NULL;
+}
+
+TEST(dump_to_a_stream_whose_writes_suspend)
+{
+    check_run(dump_suspending_main, NULL);
+}
+
 TEST(slow_coroutine_warning)
 {
     CHECK_EQ(plait_set_slow_warning(-1), -EINVAL);
@@ -1382,7 +1455,7 @@ RUN_TESTS(CASE(slow_warning_into_a_pipe_nobody_reads), CASE(spawn_and_join), CAS
           CASE(futures_freed_after_a_thread_cache_went_back_are_not_lost), /* the same */
           CASE(task_local_storage), CASE(stack_sizes),
           CASE(million_coroutines), CASE(beyond_guard_budget),
-          CASE(dump), CASE(slow_coroutine_warning), CASE(slow_report_blames_nobody_else),
+          CASE(dump), CASE(dump_to_a_stream_whose_writes_suspend), CASE(slow_coroutine_warning), CASE(slow_report_blames_nobody_else),
           CASE(tiny_slow_threshold_does_not_spin),
           CASE(strerror_names),
           CASE(cancelled_group_cancels_children_spawned_later),
