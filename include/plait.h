@@ -329,7 +329,10 @@ int plait_dump(FILE *out);
  * yielding or blocking (the blocked-event-loop pitfall); 0 turns the watch off.  The
  * environment variable PLAIT_SLOW_MS sets it at start.  Applies to schedulers started
  * afterwards (a scheduler keeps its own, in a child forked from one of its coroutines
- * too).  The watch looks every quarter threshold, every millisecond at most.  A warning
+ * too).  The watch looks every quarter threshold, every millisecond at most: a run is
+ * seen to begin at the first look after its switch, so the figure a warning gives is a
+ * lower bound (up to a quarter threshold short), and a run up to about 1.25 thresholds
+ * long may go unwarned.  A warning
  * into a pipe whose reader has gone is lost, never a SIGPIPE.  -EINVAL for a negative
  * threshold. */
 int plait_set_slow_warning(int64_t threshold_ns);
