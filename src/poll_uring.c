@@ -512,6 +512,17 @@ static void note_put_off(struct plait__uring *u)
     u->poller->put_off = u->deferred.len + u->wake_unarmed;
 }
 
+/* Room on the list of watches to arm at the next wait for one more; 0 or -ENOMEM. */
+static int room_to_defer(struct plait__uring *u)
+{
+    int *fds = plait__room_for(u->deferred.fds, &u->deferred.cap, u->deferred.len + 1,
+                               sizeof *fds, 64);
+    if (!fds)
+        return -ENOMEM;
+    u->deferred.fds = fds;
+    return 0;
+}
+
 /* Put fd on the list of watches to arm at the next wait; 0 or -ENOMEM. */
 static int defer_arm(struct plait__uring *u, int fd, plait__fd_slot *slot)
 {
@@ -557,11 +568,23 @@ static bool arm_deferred(struct plait__poller *p)
     return fired;
 }
 
-/* Arm now, or at the next wait when the kernel refuses for a moment. */
+/* Arm now, or at the next wait when the kernel refuses for a moment.  The room to put
+ * the watch off is made first, before arm_now takes the live watch back: should the
+ * full ring then take no request for the new one, its deferral must not fail (the
+ * waiters the live one served had no watch left).  No memory left with the slot
+ * unwatched all the same (a one-shot watch that fired for one direction, the other
+ * still waiting): its waiters are told, as no watch will ever end their waits (the
+ * callers that re-arm after a fire, or narrow after a wait, cannot). */
 static int ur_arm(struct plait__poller *p, int fd, plait__fd_slot *slot, unsigned events)
 {
-    int r = arm_now(p, fd, slot, events);
-    return r < 0 && temporary(r) ? defer_arm(p->ring, fd, slot) : r;
+    int r = events && !slot->arm_deferred ? room_to_defer(p->ring) : 0;
+    if (r == 0)
+        r = arm_now(p, fd, slot, events);
+    if (r < 0 && temporary(r))
+        r = defer_arm(p->ring, fd, slot);
+    if (r == -ENOMEM && !slot->armed && !slot->arm_deferred && plait__slot_wants(slot))
+        plait__poller_fire(p, fd, r);
+    return r;
 }
 
 /* A poll request holds the file open: take it back, and wait until it is done, so that
@@ -712,7 +735,9 @@ static void completed(struct plait__poller *p, uint64_t user_data, int res, unsi
         int r = poll_add_as(p->ring, fd, events, key(fd, ++slot->gen), IORING_POLL_ADD_MULTI);
         if (r == 0)
             slot->armed = events;
-        else if (!temporary(r) || defer_arm(p->ring, fd, slot) < 0)
+        else if (temporary(r))
+            r = defer_arm(p->ring, fd, slot); /* (-ENOMEM: its waiters are told that) */
+        if (r < 0)
             plait__poller_fire(p, fd, r);
         return;
     }

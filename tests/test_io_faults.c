@@ -969,6 +969,20 @@ TEST(watches_failed_while_armed_late_run_at_once)
     check_run(fail_watches_armed_late, NULL);
 }
 
+/* A socket pair whose sv[0] a coroutine (the task returned; its outcome in r->r)
+ * waits to read on, its watch in the kernel, and whose send buffer is full: a wait to
+ * write on it waits. */
+static plait_task reader_with_no_room_to_write(int sv[2], filler *r)
+{
+    make_pair(sv);
+    *r = (filler){.fd = sv[0]};
+    plait_task rt = start_in_ring(sv, wait_readable, r);
+    while (write(sv[0], "f", 1) == 1) {
+    }
+    CHECK_EQ(errno, EAGAIN);
+    return rt;
+}
+
 /* A reader waits on a socket; a writer's wait on it (one watch for both) ends at its
  * deadline while the kernel refuses to take requests, so the first watch's removal is
  * still due, and the watch for the reader alone needs room for a third removal, which
@@ -978,12 +992,8 @@ static void *reader_kept_watched_past_a_failed_narrowing(void *arg)
 {
     (void)arg;
     int sv[2];
-    make_pair(sv);
-    filler r = {.fd = sv[0]};
-    plait_task rt = start_in_ring(sv, wait_readable, &r);
-    while (write(sv[0], "f", 1) == 1) { /* no room to write: the writer waits */
-    }
-    CHECK_EQ(errno, EAGAIN);
+    filler r;
+    plait_task rt = reader_with_no_room_to_write(sv, &r);
     enter_refusal_errno = EBUSY;
     atomic_store(&enter_refusals, -1);
     atomic_store(&refuse_realloc, true);
@@ -1007,6 +1017,201 @@ TEST(a_reader_keeps_its_watch_when_no_memory_is_left_to_narrow_it)
     if (!check_on_io_uring())
         return;
     check_run(reader_kept_watched_past_a_failed_narrowing, NULL);
+}
+
+/* ---- a watch taken back or fired, its successor neither written nor put off ---- */
+
+/* On io_uring, check_run(fn) in a child whose rings are made as a kernel before 6.1
+ * makes them (no DEFER_TASKRUN: completions come while the kernel refuses to take
+ * requests), within 30 s. */
+static void check_run_before_6_1(void *(*fn)(void *))
+{
+    if (!check_on_io_uring())
+        return;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        refuse_6_1_flags = true;
+        check_run(fn, NULL);
+        fflush(NULL);
+        _exit(check_failures ? 1 : 0);
+    }
+    CHECK(pid > 0);
+    int status = reap_within(pid, 30);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+
+/* Fill the submission ring with fillers' watches while the kernel refuses (EBUSY), to
+ * `left` entries from full; how many fillers. */
+static int fill_refused_ring_to(unsigned left)
+{
+    enter_refusal_errno = EBUSY;
+    atomic_store(&enter_refusals, -1);
+    atomic_store(&last_to_submit, 0);
+    int n = 0;
+    while (n < FILLERS && atomic_load(&last_to_submit) < ring_entries - left) {
+        fillers[n].fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        CHECK(fillers[n].fd >= 0);
+        CHECK_EQ(plait_spawn(&filler_tasks[n], wait_readable, &fillers[n]), 0);
+        n++;
+        CHECK_EQ(plait_sleep(PLAIT_MS), 0);
+    }
+    CHECK_EQ(atomic_load(&last_to_submit), ring_entries - left);
+    return n;
+}
+
+static void close_n_fillers(int n)
+{
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(plait_close(fillers[i].fd), 0);
+        CHECK_EQ(plait_join(filler_tasks[i], NULL, SOON()), 0);
+    }
+}
+
+/* Join t within 3 s: it must have ended (cancelled and joined otherwise). */
+static void joined_in_time(plait_task t)
+{
+    int joined = plait_join(t, NULL, plait_deadline_in(3 * PLAIT_SEC));
+    CHECK_EQ(joined, 0);
+    if (joined < 0) {
+        CHECK_EQ(plait_cancel(t), 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), -ECANCELED);
+    }
+}
+
+/* Memory and the ring given back, data comes to the reader (rt, r) of sv[0]: it wakes
+ * within 3 s, or was told -ENOMEM; then n fillers and the pair are closed. */
+static void reader_not_left_unwatched(int sv[2], plait_task rt, const filler *r, int n)
+{
+    atomic_store(&refuse_realloc, false);
+    atomic_store(&enter_refusals, 0);
+    CHECK_EQ(plait_sleep(10 * PLAIT_MS), 0);
+    CHECK_EQ(write(sv[1], "x", 1), 1);
+    joined_in_time(rt);
+    CHECK(r->r == -ENOMEM || (r->r > 0 && (r->r & PLAIT_READABLE)));
+    close_n_fillers(n);
+    close_pair(sv);
+}
+
+/* A reader and a writer share one watch; the writer's wait ends (cancelled) while the
+ * ring has one entry left, which the live watch's removal takes; the kernel refuses to
+ * take the ring, and no memory is left to put the reader's new watch off.  The reader
+ * keeps a watch and wakes when data comes, or is told -ENOMEM (a deferred watch the
+ * full ring refuses again with no memory to put it off once more: arm_deferred); it
+ * had none, and slept for ever. */
+static void *narrowed_with_a_full_ring_and_no_memory(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    filler r, w;
+    plait_task rt, wt;
+    reader_and_writer_in_ring(sv, &r, &rt, &w, &wt);
+    int n = fill_refused_ring_to(1);
+    atomic_store(&refuse_realloc, true);
+    CHECK_EQ(plait_cancel(wt), 0);
+    CHECK_EQ(plait_join(wt, NULL, SOON()), -ECANCELED);
+    reader_not_left_unwatched(sv, rt, &r, n);
+    return NULL;
+}
+
+TEST(a_reader_is_not_left_unwatched_narrowed_with_a_full_ring_and_no_memory)
+{
+    if (!check_on_io_uring())
+        return;
+    check_run(narrowed_with_a_full_ring_and_no_memory, NULL);
+}
+
+/* The other way: a reader waits, and a writer's wait on the same socket begins while
+ * the ring has one entry left, the kernel refuses and no memory is left: the writer is
+ * told -ENOMEM, and the reader wakes or is told too (it had no watch, and slept for
+ * ever). */
+static void *widened_with_a_full_ring_and_no_memory(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    filler r;
+    plait_task rt = reader_with_no_room_to_write(sv, &r);
+    int n = fill_refused_ring_to(1);
+    atomic_store(&refuse_realloc, true);
+    CHECK_EQ(plait_wait_fd(sv[0], PLAIT_WRITABLE, plait_deadline_in(20 * PLAIT_MS)), -ENOMEM);
+    reader_not_left_unwatched(sv, rt, &r, n);
+    return NULL;
+}
+
+TEST(a_reader_is_not_left_unwatched_widened_with_a_full_ring_and_no_memory)
+{
+    if (!check_on_io_uring())
+        return;
+    check_run(widened_with_a_full_ring_and_no_memory, NULL);
+}
+
+/* A reader and a writer share a watch; the ring is full, the kernel refuses, and data
+ * comes: the watch fires for the reader, and the writer's new watch can neither be
+ * written nor put off (no memory).  The writer is told (-ENOMEM), not left unwatched
+ * (it slept for ever, though room came). */
+static void *fired_then_no_room_to_watch_again(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    filler r, w;
+    plait_task rt, wt;
+    reader_and_writer_in_ring(sv, &r, &rt, &w, &wt);
+    int n = fill_refused_ring_to(0);
+    atomic_store(&refuse_realloc, true);
+    CHECK_EQ(write(sv[1], "x", 1), 1);
+    __real_syscall(SYS_getpid); /* a return to user mode runs the ring's task work */
+    CHECK_EQ(plait_sleep(5 * PLAIT_MS), 0);
+    atomic_store(&refuse_realloc, false);
+    joined_in_time(rt);
+    CHECK(r.r > 0 && (r.r & PLAIT_READABLE));
+    atomic_store(&enter_refusals, 0);
+    static char junk[1 << 16];
+    while (read(sv[1], junk, sizeof junk) > 0) { /* room for the writer */
+    }
+    joined_in_time(wt);
+    CHECK(w.r == -ENOMEM || (w.r > 0 && (w.r & PLAIT_WRITABLE)));
+    close_n_fillers(n);
+    close_pair(sv);
+    return NULL;
+}
+
+TEST(a_waiter_left_unwatched_after_a_fire_is_told)
+{
+    check_run_before_6_1(fired_then_no_room_to_watch_again);
+}
+
+/* A writer waits for room; the ring is full, the kernel refuses, and the peer shuts its
+ * side: the watch fires with nothing asked for, is made again (multishot), and can
+ * neither be written nor put off.  The writer is told -ENOMEM (it was told the
+ * kernel's passing refusal, -EBUSY: "another coroutine waits" in plait.h). */
+static void *remade_with_no_memory(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    make_pair(sv);
+    static char junk[4096];
+    while (write(sv[0], junk, sizeof junk) > 0) {
+    }
+    filler w = {.fd = sv[0]};
+    plait_task wt = start_in_ring(sv, wait_writable, &w);
+    int n = fill_refused_ring_to(0);
+    atomic_store(&refuse_realloc, true);
+    CHECK_EQ(shutdown(sv[1], SHUT_WR), 0);
+    __real_syscall(SYS_getpid);
+    CHECK_EQ(plait_sleep(5 * PLAIT_MS), 0);
+    atomic_store(&refuse_realloc, false);
+    atomic_store(&enter_refusals, 0);
+    joined_in_time(wt);
+    CHECK_EQ(w.r, -ENOMEM);
+    close_n_fillers(n);
+    close_pair(sv);
+    return NULL;
+}
+
+TEST(a_watch_remade_with_no_memory_says_so)
+{
+    check_run_before_6_1(remade_with_no_memory);
 }
 
 /* A socket pair whose sv[0] a coroutine (*ct, its outcome in c->r) waits on with its
@@ -1260,21 +1465,9 @@ static void *wake_while_the_ring_is_full(void *arg)
 
 TEST(inbox_watch_waits_past_a_full_refused_ring)
 {
-    if (!check_on_io_uring())
-        return;
     sem_init(&post_go, 0, 0);
     sem_init(&post_done, 0, 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        refuse_6_1_flags = true;
-        check_run(wake_while_the_ring_is_full, NULL);
-        fflush(NULL);
-        _exit(check_failures ? 1 : 0);
-    }
-    CHECK(pid > 0);
-    int status = reap_within(pid, 30);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    check_run_before_6_1(wake_while_the_ring_is_full);
 }
 
 /* The inbox watch's completion is dropped as another thread wakes the scheduler, which
@@ -1454,6 +1647,10 @@ TEST(a_wait_for_room_sleeps_past_a_peer_s_shutdown)
 RUN_TESTS(CASE(cancel_a_read_while_the_ring_is_full),
           CASE(watches_failed_while_armed_late_run_at_once),
           CASE(a_reader_keeps_its_watch_when_no_memory_is_left_to_narrow_it),
+          CASE(a_reader_is_not_left_unwatched_narrowed_with_a_full_ring_and_no_memory),
+          CASE(a_reader_is_not_left_unwatched_widened_with_a_full_ring_and_no_memory),
+          CASE(a_waiter_left_unwatched_after_a_fire_is_told),
+          CASE(a_watch_remade_with_no_memory_says_so),
           CASE(a_wait_for_room_sleeps_past_a_peer_s_shutdown),
           CASE(close_closes_past_a_removal_written_in_the_last_entry), CASE(a_ring_that_refuses_for_good_aborts),
           CASE(a_ring_refused_in_a_wait_aborts),
