@@ -139,11 +139,17 @@ static long peak_reset(void)
     return status_kib("VmRSS:");
 }
 
-/* started: the clients that were started; on success every one of them ran. */
+/* started: the clients that were started; on success every one of them ran.  kib is
+ * what the process grew by: none where the clients took only memory the process had
+ * already (freed by earlier work in the same process: `plait tour`'s earlier examples),
+ * which is said so rather than as a cost of 0. */
 static void report(const char *model, int64_t start, int started, int r, long kib)
 {
     double s = (double)(plait_now() - start) / PLAIT_SEC;
-    if (r == 0)
+    if (r == 0 && kib <= 0)
+        printf("  %-10s %3d clients x %d requests: %6.3f s, no memory the process did not "
+               "have already\n", model, started, REQUESTS, s);
+    else if (r == 0)
         printf("  %-10s %3d clients x %d requests: %6.3f s, %6.0f KiB (%5.1f KiB per client)\n",
                model, started, REQUESTS, s, (double)kib, (double)kib / started);
     else /* what a failed run cost is no cost per client: not reported */
@@ -249,6 +255,13 @@ static void *run(void *arg)
     int rc = rw ? rw : run_coroutines();
     int rt = rw ? rw : run_threads();
     int rp = rw ? rw : run_processes();
+#ifdef PLAIT_TOUR
+    /* (in the tour, after other examples in this process: their memory, freed, is
+     * reused by these clients and not counted) */
+    printf("  (coroutines' and threads' memory is what this process grew by: the tour's "
+           "earlier examples left memory that these clients reuse, so they show less than "
+           "on their own; `plait compare` measures each model's memory per unit)\n");
+#endif
     example_service_stop(&svc);
     r = rc ? rc : rt ? rt : rp;
     return r == 0 ? NULL : PLAIT_FAIL(r);
