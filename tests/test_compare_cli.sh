@@ -254,6 +254,40 @@ else
     [ -z "$leftover" ] || fail "temporary report files left: $leftover"
 fi
 
+# A FILE this user may write in a directory it may not (a report made for it beside
+# root's files): the report is made in $TMPDIR and copied into FILE at the end (it was
+# refused before anything was measured: its temporary file could not be made beside
+# FILE).  As a user other than root (setpriv), so only where this runs as root.
+as_nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+if ! $one_thread_runs; then :
+elif [ "$(id -u)" != 0 ] || ! "${as_nobody[@]}" true 2>/dev/null; then
+    echo "note: not root, or no user nobody: a report into a file in a directory it may not write not checked"
+else
+    mkdir -m 755 "$tmp/rodir"
+    mkdir -m 1777 "$tmp/anyone"
+    chmod o+x "$tmp"
+    echo old >"$tmp/rodir/r.html"
+    chmod 666 "$tmp/rodir/r.html"
+    expect_exit 0 "report into a writable file in a directory this user may not write" \
+        "${as_nobody[@]}" env TMPDIR="$tmp/anyone" "$plait" compare --quick --quiet --html "$tmp/rodir/r.html"
+    grep -q "</html>" "$tmp/rodir/r.html" || fail "no report in the writable file"
+    leftover=$(find "$tmp/rodir" "$tmp/anyone" -name '.plait-report-*')
+    [ -z "$leftover" ] || fail "temporary report files left: $leftover"
+fi
+
+# An append-only FILE (chattr +a) passes access(W_OK) but can be neither renamed over nor
+# truncated: refused before anything is measured (the whole run was measured, then
+# refused).  Where the file system takes the attribute.
+echo old >"$tmp/append-only.html"
+if chattr +a "$tmp/append-only.html" 2>/dev/null; then
+    expect_exit 3 "an append-only report file" "$plait" compare --quick --quiet --html "$tmp/append-only.html"
+    [ ! -s "$tmp/out" ] || fail "an append-only report file was refused only after the run"
+    grep -q "Operation not permitted" "$tmp/err" || fail "an append-only report file: $(cat "$tmp/err")"
+    chattr -a "$tmp/append-only.html"
+else
+    echo "note: the file system takes no append-only attribute here: not checked"
+fi
+
 # ---- one CPU: no model may claim a CPU-bound speed-up ------------------------------------
 # (not --quiet: its progress lets stacks_when_stuck print where a stuck step stood; this
 # run's "I/O-bound job failed: deadline passed" was seen once under ASan in CI)

@@ -277,8 +277,38 @@ typedef struct report_file {
     FILE *f;
     char final[PATH_MAX];      /* what the temporary file is renamed to */
     char tmp[PATH_MAX + 32];   /* the temporary file; "" when written in place */
+    bool copied;               /* tmp is not beside final: copied into it at the end */
     bool begun;                /* its writing has begun (finish_report) */
 } report_file;
+
+/* A temporary file for the report in $TMPDIR (or /tmp), its name into tmp: the
+ * descriptor, or -1 with errno set.  For a FILE that may be written in a directory
+ * that may not (a report made for this user beside root's files): the report is
+ * copied into it at the end (it was refused before anything was measured). */
+static int temp_elsewhere(char *tmp, size_t size)
+{
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    if ((size_t)snprintf(tmp, size, "%s/.plait-report-%d.XXXXXX", dir, (int)getpid()) >= size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return mkostemp(tmp, O_CLOEXEC);
+}
+
+/* Whether the regular file at path may be opened for writing (nothing is written):
+ * access(W_OK) says yes to a file with the append-only or immutable attribute, which
+ * can neither be renamed over nor truncated (the whole run was measured, then
+ * refused). */
+static bool opens_for_writing(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
 
 /* Where a chain of symbolic links that ends in no file leads (each relative target
  * taken from its link's directory), into out; false with errno set if that is too
@@ -366,7 +396,7 @@ static bool open_report(const char *path, report_file *rep)
         fd = open_in_place(path);
     } else if (exists ? !realpath(path, rep->final) : !dangling_target(path, rep->final)) {
         /* errno says why */
-    } else if (exists && access(rep->final, W_OK) != 0) {
+    } else if (exists && (access(rep->final, W_OK) != 0 || !opens_for_writing(rep->final))) {
         /* a read-only file: the rename at the end would replace it all the same */
     } else {
         const char *slash = strrchr(rep->final, '/');
@@ -381,13 +411,20 @@ static bool open_report(const char *path, report_file *rep)
             if (fd < 0 && errno != EEXIST)
                 break;
         }
+        if (fd < 0 && exists && (errno == EACCES || errno == EPERM)) {
+            int beside = errno;
+            fd = temp_elsewhere(rep->tmp, sizeof rep->tmp);
+            rep->copied = fd >= 0;
+            if (fd < 0)
+                errno = beside; /* the reason the report cannot be made beside FILE */
+        }
         if (fd < 0)
             rep->tmp[0] = 0;
         /* the report that replaces a file keeps its permissions (a report kept private,
          * 0600, came back readable by all, 0644), and its owner where the tool may give
          * it (under sudo, a user's own report came back root's, unreadable to them at
          * 0600); the owner first, as a change of owner clears the set-id bits */
-        if (fd >= 0 && exists) {
+        if (fd >= 0 && exists && !rep->copied) { /* (a copy keeps FILE's own) */
             if (fchown(fd, st.st_uid, st.st_gid) != 0) {
                 /* not allowed (not root, the group not ours): the report stays ours */
             }
@@ -395,7 +432,7 @@ static bool open_report(const char *path, report_file *rep)
         }
         /* the rename at the end must not fail for a name the file system cannot hold
          * (a FILE whose name is longer than NAME_MAX was refused after the whole run) */
-        long name_max = fd >= 0 ? fpathconf(fd, _PC_NAME_MAX) : -1;
+        long name_max = fd >= 0 && !rep->copied ? fpathconf(fd, _PC_NAME_MAX) : -1;
         if (name_max > 0 && strlen(rep->final + dir_len) > (size_t)name_max) {
             close(fd);
             fd = -1;
@@ -485,7 +522,11 @@ static int finish_report(report_file *rep, const char *path, const compare_resul
     if (tool_interrupted) /* a write it cut short (-EINTR) is no unwritable report */
         return TOOL_INTERRUPTED;
     const char *left = NULL; /* what a failed copy left in FILE */
-    if (r == 0 && rep->tmp[0] && rename(rep->tmp, rep->final) != 0) {
+    if (r == 0 && rep->copied) {
+        r = copy_into(rep->tmp, rep->final, &left);
+        if (r == 0)
+            unlink(rep->tmp);
+    } else if (r == 0 && rep->tmp[0] && rename(rep->tmp, rep->final) != 0) {
         /* a file that is a mount point (one bind-mounted into a container: docker -v
          * $PWD/r.html:/out/r.html) can be written, not renamed over (EBUSY), and so can
          * another user's file that may be written in a sticky directory such as /tmp
