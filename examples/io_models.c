@@ -127,26 +127,36 @@ static int clients_allowed(long *limit)
     return room > 1 ? (int)room : 1;
 }
 
-/* The peak resident memory is measured from here on. */
+/* The peak resident memory is measured from here on: what is resident now, or -1
+ * where the peak cannot be reset (no /proc/self/clear_refs to write: VmHWM would be
+ * the peak since the process started, an earlier example's, not these clients'). */
 static long peak_reset(void)
 {
-    int fd = open("/proc/self/clear_refs", O_WRONLY);
-    if (fd >= 0) {
-        if (write(fd, "5", 1) < 0) { /* then VmHWM is the peak since start */
-        }
+    int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    bool reset = fd >= 0 && write(fd, "5", 1) == 1;
+    if (fd >= 0)
         close(fd);
-    }
-    return status_kib("VmRSS:");
+    return reset ? status_kib("VmRSS:") : -1;
+}
+
+/* What the process grew by at its peak since peak_reset said before: KiB, or -1. */
+static long peak_growth(long before)
+{
+    long peak = before < 0 ? -1 : status_kib("VmHWM:");
+    return peak < 0 ? -1 : peak - before;
 }
 
 /* started: the clients that were started; on success every one of them ran.  kib is
- * what the process grew by: none where the clients took only memory the process had
- * already (freed by earlier work in the same process: `plait tour`'s earlier examples),
- * which is said so rather than as a cost of 0. */
+ * what the process grew by (-1: not measured): none where the clients took only memory
+ * the process had already (freed by earlier work in the same process: `plait tour`'s
+ * earlier examples), which is said so rather than as a cost of 0. */
 static void report(const char *model, int64_t start, int started, int r, long kib)
 {
     double s = (double)(plait_now() - start) / PLAIT_SEC;
-    if (r == 0 && kib <= 0)
+    if (r == 0 && kib < 0)
+        printf("  %-10s %3d clients x %d requests: %6.3f s, memory not measured (the "
+               "kernel's peak could not be reset)\n", model, started, REQUESTS, s);
+    else if (r == 0 && kib == 0)
         printf("  %-10s %3d clients x %d requests: %6.3f s, no memory the process did not "
                "have already\n", model, started, REQUESTS, s);
     else if (r == 0)
@@ -192,7 +202,7 @@ static int run_coroutines(void)
         r = plait_spawn_opts(&t[started], client_task, NULL, &opts);
     started -= r != 0;
     int w = plait_wait_all(t, (size_t)started, NULL, NULL, PLAIT_FOREVER);
-    report("coroutines", start, started, r ? r : w, status_kib("VmHWM:") - before);
+    report("coroutines", start, started, r ? r : w, peak_growth(before));
     return r ? r : w;
 }
 
@@ -207,7 +217,7 @@ static int run_threads(void)
         r = plait_thread_start(&t[started], client_task, NULL, &opts);
     started -= r != 0;
     int w = plait_wait_all(t, (size_t)started, NULL, NULL, PLAIT_FOREVER);
-    report("threads", start, started, r ? r : w, status_kib("VmHWM:") - before);
+    report("threads", start, started, r ? r : w, peak_growth(before));
     return r ? r : w;
 }
 
