@@ -13,7 +13,8 @@
  *     (the thread blocks).  Calls marked "coroutine only" return -EPERM elsewhere.
  *   - Cancellation is sticky: once a coroutine has been cancelled, the call it is
  *     blocked in and every later call that would block return -ECANCELED at once,
- *     whatever the deadline (a past one too: the cancellation comes first).  Calls
+ *     whatever the deadline (a past one too: the cancellation comes first; but a
+ *     sleep to a past deadline, which waits for nothing, returns 0).  Calls
  *     that can complete without blocking still do, so it can clean up and return; a
  *     task that must wait while it cleans up shields itself (plait_cancel_shield).
  *
@@ -205,7 +206,7 @@ int plait_yield(void);
  * cancelled); any other thread, which nothing can cancel, gets -EINVAL for it (and for
  * plait_sleep of a duration that saturates to it, near INT64_MAX), and so does the
  * main coroutine of a plait_run on such a thread, whose task nobody holds.  A past
- * deadline returns 0 at once.  A coroutine gets -ENOMEM when its scheduler's timer heap
+ * deadline returns 0 at once, even to a cancelled caller.  A coroutine gets -ENOMEM when its scheduler's timer heap
  * cannot grow (as any timed wait of a coroutine may).  Coroutines of one scheduler
  * whose timed waits end at the same deadline wake in the order they began to wait. */
 int plait_sleep_until(int64_t deadline);
