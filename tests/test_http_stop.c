@@ -213,6 +213,17 @@ ssize_t __wrap_plait_read(int fd, void *buf, size_t len, int64_t deadline)
     return n;
 }
 
+/* A connection to port on which one request has been answered (200), kept alive. */
+static int kept_alive_client(int port)
+{
+    int c = client_to(port);
+    static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    CHECK_EQ(send(c, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
+    char answer[256];
+    CHECK(read_line(c, answer, sizeof answer, 10) && strncmp(answer, "HTTP/1.1 200 ", 13) == 0);
+    return c;
+}
+
 /* A client that asked once, then keeps sending after SIGTERM: the stop drops what comes
  * for 2 s at most, then closes. */
 TEST(http_server_stop_ends_a_flooding_connection_within_its_2_s)
@@ -224,11 +235,7 @@ TEST(http_server_stop_ends_a_flooding_connection_within_its_2_s)
         server_stop(&ec, SIGTERM);
         return;
     }
-    int c = client_to(ec.port);
-    static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
-    CHECK_EQ(send(c, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
-    char answer[256];
-    CHECK(read_line(c, answer, sizeof answer, 10) && strncmp(answer, "HTTP/1.1 200 ", 13) == 0);
+    int c = kept_alive_client(ec.port);
     server_signal(&ec, SIGTERM);
     char said[512];
     server_stopped_saying(&ec, SIGTERM, said, sizeof said);
@@ -280,11 +287,7 @@ TEST(http_server_stop_counts_the_idle_connections_it_closed)
         idle[i] = client_to(ec.port);
     /* taken: a request on a fourth connection, kept alive, is answered after they were
      * accepted */
-    int c = client_to(ec.port);
-    static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
-    CHECK_EQ(send(c, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
-    char answer[256];
-    CHECK(read_line(c, answer, sizeof answer, 10) && strncmp(answer, "HTTP/1.1 200 ", 13) == 0);
+    int c = kept_alive_client(ec.port);
     server_signal(&ec, SIGTERM);
     char said[512];
     server_stopped_saying(&ec, SIGTERM, said, sizeof said);
