@@ -119,21 +119,26 @@ static void close_when_stopping(int fd)
 {
     char drop[4096];
     int64_t deadline = plait_deadline_in(2 * PLAIT_SEC), pause = PLAIT_MS;
+    bool ended = false; /* the client's end of file has come: nothing more can */
     for (;;) {
         while (plait_now() < deadline && plait_read(fd, drop, sizeof drop, deadline) > 0) {
         }
         struct tcp_info info;
         socklen_t len = sizeof info;
         int64_t now = plait_now();
-        if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0 ||
-            info.tcpi_state != TCP_ESTABLISHED || now >= deadline ||
+        bool looked = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0;
+        ended = looked && info.tcpi_state != TCP_ESTABLISHED;
+        if (!looked || ended || now >= deadline ||
             plait_sleep_until(deadline - now > pause ? now + pause : deadline) < 0)
             break;
         if (pause < 64 * PLAIT_MS)
             pause *= 2;
     }
-    while (plait_now() < deadline && plait_read(fd, drop, sizeof drop, deadline) > 0) {
-    } /* what came with the end */
+    /* what came before the end, all of it (it is finite; closed with some unread, the
+     * connection was reset, and the answers the client had not read yet with it: a slow
+     * server's drain had passed its 2 s) */
+    while ((ended || plait_now() < deadline) && plait_read(fd, drop, sizeof drop, deadline) > 0) {
+    }
 }
 
 /* Append the answer to out (room for HTTP_ANSWER_MAX bytes is kept). */
