@@ -42,8 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 static const char too_large[] = "HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -62,83 +61,115 @@ _Static_assert(OUT_MAX <= UINT16_MAX, "an offset into the answers fits 16 bits")
 _Static_assert((REQUEST_MAX + OUT_MAX) % _Alignof(uint16_t) == 0,
                "the ends of the answers follow the two buffers, aligned");
 
-typedef struct connection connection;
-
 typedef struct server {
     int listener;
     int64_t timeout;            /* to finish a request begun, or to take an answer */
-    plait_group *connections;
-    connection *open_list;      /* one scheduler: no lock needed */
-    size_t open;
+    plait_group *connections;   /* a coroutine per connection */
     size_t closed_stopping;     /* connections closed since the stop began */
     size_t served;              /* requests whose hello was written in full */
-    bool stopping;              /* SIGTERM: the connections were shut down for reading */
+    int64_t stop_by;            /* stopping: when the last connection must be done */
+    bool stopping;              /* SIGTERM: the connections were cancelled */
     bool shut;                  /* SIGTERM: the listener was shut down */
 } server;
 
-struct connection {
+/* The stop.  SIGTERM cancels every connection's coroutine (plait_group_cancel: those
+ * taken from the listener afterwards start cancelled).  A connection that sees it (a
+ * read, a write or a wait says -ECANCELED) shields itself from it and goes on as a
+ * stopped one: it answers the requests that had come by then (the bytes its kernel
+ * had queued, `left`: what came later is not read for requests), then closes
+ * lingering (below), 2 s at most, every deadline by the stop's end (`stop_by`).
+ * The read side is not shut down: Linux, once a socket is shut down for reading, no
+ * longer tells the peer that room has been made by a read (no window update, only
+ * its answers to the peer's probes, 0.2 s, 0.4 s, 0.8 s... apart), so what a client
+ * had queued behind came in at a trickle, the close came with some still unread, and
+ * the reset that follows destroyed the answers the client had not read yet
+ * (test_examples_edges: of 4 MB of pipelined requests behind those answered, 1-2.4 MB
+ * were read in the 2 s). */
+typedef struct connection {
     server *srv;
     int fd;
-    bool lingering; /* in lingering_close(): shut down for writing already */
-    connection *prev, *next;
-};
+    bool stopped; /* has seen the stop: shielded from it */
+    size_t left;  /* stopped: the bytes queued at the stop, not read yet */
+} connection;
+
+enum { STOP_LINGER = 2 * PLAIT_SEC };
+
+/* Whether r is the stop's cancellation, seen now for the first time: then the caller
+ * becomes a stopped connection, and goes on. */
+static bool stop_seen(connection *c, int64_t r)
+{
+    if (r != -ECANCELED || !c->srv->stopping || c->stopped)
+        return false;
+    plait_cancel_shield(1);
+    c->stopped = true;
+    int queued = 0;
+    c->left = ioctl(c->fd, FIONREAD, &queued) == 0 && queued > 0 ? (size_t)queued : 0;
+    return true;
+}
+
+/* A deadline of c's, brought forward to the stop's end once it is stopped. */
+static int64_t until_stop(const connection *c, int64_t deadline)
+{
+    return c->stopped && deadline > c->srv->stop_by ? c->srv->stop_by : deadline;
+}
 
 /* Closing while the client may still be sending (pipelined requests after one that
- * said "Connection: close"): a close with unread data makes the kernel send a reset,
- * which can destroy the answers not yet read by the client.  So stop sending, and read
- * and drop what still comes until the client closes, as nginx does: while data keeps
- * coming (2 s without any ends it), for `timeout` at most, the time the client has to
- * take an answer.  (2 s in all, as it was, reset a client that went on sending for
- * longer before it read: test_http_stop.) */
-static void lingering_close(int fd, char *buf, size_t cap, int64_t timeout)
+ * said "Connection: close", or after those a stop answers): a close with unread data
+ * makes the kernel send a reset, which can destroy the answers not yet read by the
+ * client.  So stop sending, and read and drop what still comes until the client
+ * closes, as nginx does: while data keeps coming (2 s without any ends it), for
+ * `linger` at most: the time the client has to take an answer (2 s in all, as it
+ * was, reset a client that went on sending for longer before it read:
+ * test_http_stop), 2 s at a stop; a stop that comes meanwhile ends it by its own end.
+ * A read past its deadline still takes what is there: a client that never stops
+ * sending is cut off by the clock. */
+static void lingering_close(connection *c, char *buf, size_t cap, int64_t linger)
 {
-    plait_shutdown(fd, SHUT_WR);
-    int64_t give_up = plait_deadline_in(timeout);
-    /* (a read past its deadline still takes what is there: a client that never stops
-     * sending is cut off by the clock) */
-    while (plait_now() < give_up) {
-        int64_t quiet_until = plait_deadline_in(2 * PLAIT_SEC);
-        if (plait_read(fd, buf, cap, quiet_until < give_up ? quiet_until : give_up) <= 0)
-            break;
+    plait_shutdown(c->fd, SHUT_WR);
+    int64_t give_up = plait_deadline_in(linger);
+    for (;;) {
+        int64_t now = plait_now(), end = until_stop(c, give_up);
+        if (now >= end)
+            return;
+        int64_t quiet_until = now + 2 * PLAIT_SEC;
+        ssize_t n = plait_read(c->fd, buf, cap, quiet_until < end ? quiet_until : end);
+        if (n <= 0 && !stop_seen(c, n))
+            return;
     }
 }
 
-/* Closing once stopping.  The read side was shut down, so that a read ends once what
- * came is answered; but what the client sends after that is still queued, and a close
- * with data unread resets the connection, which destroys the answers the client has
- * not read yet (and a shutdown for writing now would too: the kernel resets a
- * connection shut both ways as soon as data comes).  So drop what comes until the
- * client has closed its side (the connection is no longer "established": its end of
- * file came), 2 s at most, then close.  (A read that finds nothing ends at once here:
- * hence the pauses, 1 ms at first, doubling to 64 ms: a client that closes at once is
- * let go at once, and one that keeps its connection open costs some 40 looks, not the
- * 2,000 of a look every millisecond.)  A read past its deadline still takes what is
- * there: the 2 s are the clock's, or a client that never stops sending is never let
- * go. */
-static void close_when_stopping(int fd)
+/* Read requests into buf: waiting until the deadline; once stopped, only what had
+ * come at the stop, without waiting (0 when that is all read). */
+static ssize_t read_requests(connection *c, char *buf, size_t len, int64_t deadline)
 {
-    char drop[4096];
-    int64_t deadline = plait_deadline_in(2 * PLAIT_SEC), pause = PLAIT_MS;
-    bool ended = false; /* the client's end of file has come: nothing more can */
-    for (;;) {
-        while (plait_now() < deadline && plait_read(fd, drop, sizeof drop, deadline) > 0) {
-        }
-        struct tcp_info info;
-        socklen_t len = sizeof info;
-        int64_t now = plait_now();
-        bool looked = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0;
-        ended = looked && info.tcpi_state != TCP_ESTABLISHED;
-        if (!looked || ended || now >= deadline ||
-            plait_sleep_until(deadline - now > pause ? now + pause : deadline) < 0)
-            break;
-        if (pause < 64 * PLAIT_MS)
-            pause *= 2;
+    if (!c->stopped) {
+        ssize_t n = plait_read(c->fd, buf, len, deadline);
+        if (!stop_seen(c, n))
+            return n;
     }
-    /* what came before the end, all of it (it is finite; closed with some unread, the
-     * connection was reset, and the answers the client had not read yet with it: a slow
-     * server's drain had passed its 2 s) */
-    while ((ended || plait_now() < deadline) && plait_read(fd, drop, sizeof drop, deadline) > 0) {
+    if (len > c->left)
+        len = c->left;
+    if (len == 0)
+        return 0;
+    ssize_t n = plait_read(c->fd, buf, len, 0); /* it is there: a try */
+    if (n > 0)
+        c->left -= (size_t)n;
+    return n;
+}
+
+/* Write the answers whole by the deadline (the stop's end, once stopped): 0 or the
+ * write's error; *written says how much went. */
+static int write_answers(connection *c, const char *out, size_t len, int64_t deadline,
+                         size_t *written)
+{
+    int r = plait_write_all(c->fd, out, len, written, until_stop(c, deadline));
+    if (stop_seen(c, r)) { /* the rest, as a stopped connection */
+        size_t more = 0;
+        r = plait_write_all(c->fd, out + *written, len - *written, &more,
+                            until_stop(c, deadline));
+        *written += more;
     }
+    return r;
 }
 
 /* Append the answer to out (room for HTTP_ANSWER_MAX bytes is kept). */
@@ -176,7 +207,8 @@ static void *serve(void *arg)
      * not end that (a client that sent only those, one every few seconds, was never
      * closed) */
     int64_t idle_from = plait_now();
-    bool open = plait_wait_fd(c->fd, PLAIT_READABLE, idle_from + idle) > 0 &&
+    int ready = plait_wait_fd(c->fd, PLAIT_READABLE, idle_from + idle);
+    bool open = (ready > 0 || (stop_seen(c, ready) && c->left > 0)) &&
                 (in = malloc(REQUEST_MAX + OUT_MAX +
                              SERVED_PER_WRITE_MAX * sizeof *served_end)) != NULL;
     if (open) {
@@ -191,10 +223,10 @@ static void *serve(void *arg)
     int64_t now = plait_now();
     while (open) {
         if (!more) { /* idle between requests, or the rest of one begun */
-            ssize_t n = plait_read(c->fd, in + have, REQUEST_MAX - have,
-                                   have ? finish_by : idle_from + idle);
+            ssize_t n = read_requests(c, in + have, REQUEST_MAX - have,
+                                      have ? finish_by : idle_from + idle);
             if (n <= 0)
-                break; /* closed, reset, shut down, timed out, or cancelled */
+                break; /* closed, reset, timed out, cancelled, or all that came by the stop */
             now = plait_now();
             read_any = true;
             if (!have) /* its first bytes: the whole request is due within the timeout */
@@ -241,7 +273,7 @@ static void *serve(void *arg)
         /* a request counts as served once its answer is written whole: a write cut
          * short (a reset, the timeout, the stop giving up) counts only what it sent */
         size_t written = 0;
-        int wrote = out_len ? plait_write_all(c->fd, out, out_len, &written, now + timeout) : 0;
+        int wrote = out_len ? write_answers(c, out, out_len, now + timeout, &written) : 0;
         c->srv->served += answers_written(served_end, served_count, written);
         if (wrote < 0)
             break;
@@ -255,19 +287,13 @@ static void *serve(void *arg)
     /* (one that never read a byte has no answer to lose: its descriptor goes back at
      * once, for the connections still queued, stop.h; it waited 2 s, and a stop out of
      * descriptors took the queue two rounds of the limit a 5 s stop) */
-    if (c->srv->stopping && read_any)
-        close_when_stopping(c->fd);
-    else if (in && !open) { /* our decision to close: see lingering_close() */
-        c->lingering = true;
-        lingering_close(c->fd, in, REQUEST_MAX, timeout);
-    }
+    if (c->stopped && read_any) /* answers may be on their way: see lingering_close() */
+        lingering_close(c, in, REQUEST_MAX, STOP_LINGER);
+    else if (in && !open) /* our decision to close: see lingering_close() */
+        lingering_close(c, in, REQUEST_MAX, timeout);
     free(in);
     plait_close(c->fd);
     server *srv = c->srv;
-    *(c->prev ? &c->prev->next : &srv->open_list) = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    srv->open--;
     if (srv->stopping)
         srv->closed_stopping++;
     free(c);
@@ -281,23 +307,17 @@ static void start_connection(void *server_arg, int fd)
     plait_spawn_options opts = {.name = "http connection", .stack_size = STACK,
                                 .group = srv->connections};
     plait_socket_set(fd, PLAIT_NODELAY, 1);
-    if (srv->stopping) /* taken as the server stops: it answers what came, then ends */
-        plait_shutdown(fd, SHUT_RD);
     connection *c = malloc(sizeof *c);
     if (!c) {
         plait_close(fd);
         return;
     }
-    *c = (connection){.srv = srv, .fd = fd, .next = srv->open_list};
+    /* (taken as the server stops, it starts cancelled: it answers what came, then ends) */
+    *c = (connection){.srv = srv, .fd = fd};
     if (plait_spawn_opts(NULL, serve, c, &opts) < 0) {
         plait_close(fd);
         free(c);
-        return;
     }
-    if (c->next)
-        c->next->prev = c;
-    srv->open_list = c;
-    srv->open++;
 }
 
 static void *accept_loop(void *arg)
@@ -345,18 +365,14 @@ static void *run(void *arg)
     fflush(stdout);
 
     int sig = plait_signals_wait(stop, PLAIT_FOREVER);
-    /* Graceful: no new connections; each open one answers what it has, then ends (shut
-     * down for reading: its read ends once what came is answered; start_connection
-     * does the same to those taken from now on).  The connections the kernel has
-     * queued already are taken too (stop.h), as the open ones give back descriptors
-     * where none is left. */
+    /* Graceful: no new connections; each open one answers what it has, then ends (the
+     * stop, above connection: cancelled, it goes on shielded, so does every one taken
+     * from now on).  The connections the kernel has queued already are taken too
+     * (stop.h), as the open ones give back descriptors where none is left. */
     int64_t stop_by = plait_deadline_in(5 * PLAIT_SEC);
+    srv.stop_by = stop_by;
     srv.stopping = true;
-    for (connection *c = srv.open_list; c; c = c->next)
-        if (!c->lingering) /* (shut both ways, a connection the client still sends on is
-                            * reset, its answers not yet read destroyed; it ends anyway,
-                            * within its timeout) */
-            plait_shutdown(c->fd, SHUT_RD);
+    plait_group_cancel(srv.connections);
     example_take_queued(srv.listener, BACKLOG, stop_by, start_connection, &srv);
     /* then the acceptor's accept ends (-EINVAL, or it sees `shut`), and the listener is
      * closed once it has (as the echo server does) */

@@ -8,6 +8,9 @@
  */
 #include <plait.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 int server_main(int argc, char **argv);
 #define main server_main
 #include "../examples/http_server.c"
