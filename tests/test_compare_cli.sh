@@ -135,6 +135,12 @@ for word in coroutines threads processes "creation cost" "I/O-bound job" "CPU-bo
     grep -q "$word" "$tmp/out" || fail "the table has no '$word'"
 done
 grep -q "\[1/" "$tmp/err" && fail "--quiet still shows the progress: $(head -3 "$tmp/err")"
+# The rows come in the table's order, whatever order the steps ran in (the processes'
+# and threads' memory steps run first: the memory row led the table).
+rows=$(grep -E "^(creation cost|hand-off between two units|64-byte message|64 KiB messages|I/O-bound job|CPU-bound speed-up|memory per unit|crash spares the others) " "$tmp/out" |
+       sed -E 's/ {2,}.*//' | tr '\n' '|')
+[ "$rows" = "creation cost|hand-off between two units|64-byte message|64 KiB messages|I/O-bound job|CPU-bound speed-up|memory per unit|crash spares the others|" ] ||
+    fail "the table's rows in this order: $rows"
 
 # A report whose writing fails after the run (a full device): exit 3, saying so.
 if [ -e /dev/full ]; then

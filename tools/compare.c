@@ -24,45 +24,11 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
-static const compare_sizes quick_sizes = {
-    .batches = 3,
-    .coroutine_starts = 20000, .thread_starts = 200, .process_starts = 20,
-    .handoffs = 20000, .process_handoffs = 2000,
-    .coroutines_parked = 5000, .threads_parked = 100, .processes_parked = 20,
-    .small_messages = 20000, .large_messages = 500,
-    .io_units = 100, .io_requests = 2,
-    .prime_bound = 1000000,
-};
-
-/* A sanitizer makes every coroutine start a fiber of its own (ThreadSanitizer clears
- * most of a megabyte for each) and every access a call: its figures mean nothing, and
- * at the quick counts a run under ThreadSanitizer takes minutes.  Such a build (the
- * test suite's) measures a tenth of the quick counts, and says so. */
-static const compare_sizes sanitizer_sizes = {
-    .batches = 3,
-    .coroutine_starts = 2000, .thread_starts = 20, .process_starts = 4,
-    .handoffs = 2000, .process_handoffs = 200,
-    .coroutines_parked = 500, .threads_parked = 10, .processes_parked = 4,
-    .small_messages = 2000, .large_messages = 50,
-    .io_units = 10, .io_requests = 2,
-    .prime_bound = 100000,
-};
-
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SANITIZED true
 #else
 #define SANITIZED false
 #endif
-
-static const compare_sizes full_sizes = {
-    .batches = 5,
-    .coroutine_starts = 200000, .thread_starts = 2000, .process_starts = 100,
-    .handoffs = 200000, .process_handoffs = 20000,
-    .coroutines_parked = 100000, .threads_parked = 1000, .processes_parked = 100,
-    .small_messages = 200000, .large_messages = 5000,
-    .io_units = 500, .io_requests = 4,
-    .prime_bound = 2000000,
-};
 
 /* Fit the counts to what this machine allows, so that a small machine gets a smaller
  * run instead of a failed one or a visit from the OOM killer.  The I/O-bound job holds
@@ -588,11 +554,12 @@ int tool_compare(int argc, char **argv)
     static compare_result res;
     res.quick = opt.quick;
     compare_describe_machine(&res);
-    compare_sizes fitted = opt.quick ? quick_sizes : full_sizes;
+    compare_make_rows(&res);
+    compare_sizes fitted = opt.quick ? compare_quick_sizes : compare_full_sizes;
     if (SANITIZED) {
         fprintf(stderr, "plait compare: this plait is built with a sanitizer: a tenth of the "
                         "quick counts, and figures unlike those of a release build\n");
-        fitted = sanitizer_sizes;
+        fitted = compare_sanitizer_sizes;
     }
     fit_to_machine(&fitted);
     const compare_sizes *sizes = &fitted;

@@ -27,6 +27,9 @@ typedef struct compare_sizes {
     int cpu_workers;                         /* its pools' workers; 0: one per CPU */
 } compare_sizes;
 
+/* The quick run's counts, the full run's, and a sanitizer build's (compare_measure.c). */
+extern const compare_sizes compare_quick_sizes, compare_full_sizes, compare_sanitizer_sizes;
+
 enum { BATCHES_MAX = 9, METRIC_EXTRA_MAX = 2, METRICS_MAX = 16, FACTS_MAX = 8, RECOMMENDATIONS_MAX = 8 };
 
 /* A numeric row: one figure per model (NAN: not measured; so is a value that is not
@@ -82,6 +85,9 @@ typedef struct compare_step {
 /* The steps in the order they run, and their number. */
 extern const compare_step compare_steps[];
 extern const int compare_step_count;
+/* Make the rows the steps fill, in the order the table shows them: made as the steps
+ * ran, they came in the steps' order (the memory steps run first and last). */
+void compare_make_rows(compare_result *result);
 
 /* The row with this id, added (zeroed, values NAN) if absent. */
 compare_metric *compare_metric_row(compare_result *result, const char *id);

@@ -46,6 +46,42 @@
 enum { SMALL = 64, LARGE = 64 * 1024, IO_MESSAGE = 64 };
 #define IO_DELAY (10 * PLAIT_MS)
 
+/* ---- how much work: the counts ---------------------------------------------------- */
+
+const compare_sizes compare_quick_sizes = {
+    .batches = 3,
+    .coroutine_starts = 20000, .thread_starts = 200, .process_starts = 20,
+    .handoffs = 20000, .process_handoffs = 2000,
+    .coroutines_parked = 5000, .threads_parked = 100, .processes_parked = 20,
+    .small_messages = 20000, .large_messages = 500,
+    .io_units = 100, .io_requests = 2,
+    .prime_bound = 1000000,
+};
+
+/* A sanitizer makes every coroutine start a fiber of its own (ThreadSanitizer clears
+ * most of a megabyte for each) and every access a call: its figures mean nothing, and
+ * at the quick counts a run under ThreadSanitizer takes minutes.  Such a build (the
+ * test suite's) measures a tenth of the quick counts, and says so. */
+const compare_sizes compare_sanitizer_sizes = {
+    .batches = 3,
+    .coroutine_starts = 2000, .thread_starts = 20, .process_starts = 4,
+    .handoffs = 2000, .process_handoffs = 200,
+    .coroutines_parked = 500, .threads_parked = 10, .processes_parked = 4,
+    .small_messages = 2000, .large_messages = 50,
+    .io_units = 10, .io_requests = 2,
+    .prime_bound = 100000,
+};
+
+const compare_sizes compare_full_sizes = {
+    .batches = 5,
+    .coroutine_starts = 200000, .thread_starts = 2000, .process_starts = 100,
+    .handoffs = 200000, .process_handoffs = 20000,
+    .coroutines_parked = 100000, .threads_parked = 1000, .processes_parked = 100,
+    .small_messages = 200000, .large_messages = 5000,
+    .io_units = 500, .io_requests = 4,
+    .prime_bound = 2000000,
+};
+
 /* ---- small helpers ---------------------------------------------------------------- */
 
 /* The deadline of a wait that ends in milliseconds when all is well: a minute away, so
@@ -349,9 +385,32 @@ static void *park(void *arg)
     return r == 0 ? NULL : PLAIT_FAIL(r);
 }
 
+/* Start units t[from..to) parked, and wait until they all are; *started counts those
+ * started.  0 or the first failure. */
+static int park_units(in_model *m, plait_task *t, int from, int to, parking *p, int *started)
+{
+    int r = 0;
+    for (; r == 0 && *started < to; ++*started)
+        r = start_peer(m->model, &t[*started], park, p);
+    *started -= r != 0;
+    for (int i = from; r == 0 && i < to; i++)
+        r = plait_sem_acquire(p->parked, later());
+    return r;
+}
+
+/* The memory of parked units is counted at the margin: half of them are parked first,
+ * and what the other half adds to the resident memory is the figure.  Counted from
+ * none, it was what this process's earlier steps had left behind that counted: memory
+ * freed and still resident (plait's cached coroutine stacks, the C library's cached
+ * thread stacks and its heap arenas, made by one step and reused by the next) lowered
+ * the figure (100 threads parked after the I/O-bound job: 7,946 bytes each, against
+ * 9,953 in a process that had done nothing before), and one-off costs (the first
+ * touch of the code, the first threads' heap arenas) raised it in a fresh one.  The
+ * first half takes both; each unit of the second half costs what one more costs. */
 static int memory_units(in_model *m)
 {
     int n = m->model == COROUTINE ? m->sizes->coroutines_parked : m->sizes->threads_parked;
+    int half = n / 2;
     plait_task *t = calloc((size_t)n, sizeof *t);
     parking p = {0};
     int r = t ? 0 : -ENOMEM, started = 0;
@@ -359,12 +418,11 @@ static int memory_units(in_model *m)
         r = plait_sem_create(&p.parked, 0);
     if (r == 0)
         r = plait_event_create(&p.release);
+    if (r == 0)
+        r = park_units(m, t, 0, half, &p, &started);
     long long before = proc_bytes("/proc/self/status", "VmRSS:");
-    for (; r == 0 && started < n; started++)
-        r = start_peer(m->model, &t[started], park, &p);
-    started -= r != 0;
-    for (int i = 0; r == 0 && i < started; i++)
-        r = plait_sem_acquire(p.parked, later());
+    if (r == 0)
+        r = park_units(m, t, half, n, &p, &started);
     long long after = proc_bytes("/proc/self/status", "VmRSS:");
     if (p.release)
         plait_event_set(p.release);
@@ -373,7 +431,7 @@ static int memory_units(in_model *m)
         r = r ? r : w;
     }
     if (r == 0)
-        m->figure = (double)(after - before) / n;
+        m->figure = (double)(after - before) / (n - half);
     if (r == 0 && (before < 0 || after < before))
         r = -EIO; /* no /proc, or a figure that cannot be right */
     if (p.release)
@@ -469,9 +527,11 @@ static int step_memory(const compare_sizes *s, compare_result *res, int model)
 {
     compare_metric *row = start_row(res, "memory", "memory per unit", "bytes", false, true);
     set_how(row, "%d coroutines, %d threads (default stacks) or %d processes parked on an "
-                 "event: resident memory they added (VmRSS), or for processes the sum of "
-                 "their proportional set sizes (Pss), per unit; the kernel's own memory "
-                 "per thread or process is not counted",
+                 "event: the resident memory (VmRSS) the second half of them added, per "
+                 "unit (the first half takes what the process had freed and kept, and "
+                 "one-off costs), or for processes the sum of their proportional set sizes "
+                 "(Pss), per unit; the kernel's own memory per thread or process is not "
+                 "counted",
             s->coroutines_parked, s->threads_parked, s->processes_parked);
     return measure_model(row, model, s, memory_units, memory_processes);
 }
@@ -1142,6 +1202,14 @@ static int step_shared(const compare_sizes *s, compare_result *res, int model)
     {"processes: " what, PROCESS, fn}
 
 const compare_step compare_steps[] = {
+    /* The memory of processes and threads first, in a process that has done nothing
+     * else yet: a child's proportional set size takes a share of its parent's pages,
+     * and the parent grows with every step (20 children parked after the other steps
+     * counted 310-322 KiB each, 158-166 KiB before them); what the earlier steps freed
+     * and the C library keeps (heap, thread stacks) lowered the threads' figure too
+     * (memory_units). */
+    {"processes: memory per unit", PROCESS, step_memory},
+    {"threads: memory per unit", THREAD, step_memory},
     EACH_MODEL("creation", step_create),
     EACH_MODEL("hand-off", step_handoff),
     EACH_MODEL("64-byte messages", step_msg_small),
@@ -1150,11 +1218,19 @@ const compare_step compare_steps[] = {
     EACH_MODEL("CPU-bound job", step_cpu),
     EACH_MODEL("crash isolation", step_crash),
     EACH_MODEL("shared memory", step_shared),
-    /* Last, and coroutines last: plait keeps coroutine stacks mapped for reuse, and a
-     * parent with 100,000 of them makes every later fork slower (the kernel copies its
-     * page tables), which would charge the processes' figures for the coroutines'. */
-    {"processes: memory per unit", PROCESS, step_memory},
-    {"threads: memory per unit", THREAD, step_memory},
+    /* Last: plait keeps coroutine stacks mapped for reuse, and a parent with 100,000 of
+     * them makes every later fork slower (the kernel copies its page tables), which
+     * would charge the processes' figures for the coroutines'.  (Counted at the margin,
+     * memory_units, the figure is the same first or last: 4,277.86 bytes either way,
+     * four quick runs each.) */
     {"coroutines: memory per unit", COROUTINE, step_memory},
 };
 const int compare_step_count = sizeof compare_steps / sizeof compare_steps[0];
+
+void compare_make_rows(compare_result *res)
+{
+    static const char *const in_order[] = {"create",   "handoff",     "msg_small", "msg_large",
+                                           "io_job",   "cpu_speedup", "memory"};
+    for (size_t i = 0; i < sizeof in_order / sizeof in_order[0]; i++)
+        compare_metric_row(res, in_order[i]);
+}
