@@ -94,17 +94,33 @@ typedef struct connection {
 
 enum { STOP_LINGER = 2 * PLAIT_SEC };
 
-/* Whether r is the stop's cancellation, seen now for the first time: then the caller
- * becomes a stopped connection, and goes on. */
-static bool stop_seen(connection *c, int64_t r)
+/* c takes the stop: it becomes a stopped connection, and goes on. */
+static void take_the_stop(connection *c)
 {
-    if (r != -ECANCELED || !c->srv->stopping || c->stopped)
-        return false;
     plait_cancel_shield(1);
     c->stopped = true;
     int queued = 0;
     c->left = ioctl(c->fd, FIONREAD, &queued) == 0 && queued > 0 ? (size_t)queued : 0;
+}
+
+/* Whether r is the stop's cancellation, seen now for the first time (then c takes
+ * it). */
+static bool stop_seen(connection *c, int64_t r)
+{
+    if (r != -ECANCELED || !c->srv->stopping || c->stopped)
+        return false;
+    take_the_stop(c);
     return true;
+}
+
+/* The stop, looked for at each round: a connection whose calls never wait (its client
+ * keeps the queue full and reads the answers) is never told by a -ECANCELED, and it
+ * went on answering what came after the stop for as long as the client sent (a
+ * review: 20 s and more, past the stop's 5 s). */
+static void look_for_the_stop(connection *c)
+{
+    if (c->srv->stopping && !c->stopped)
+        take_the_stop(c);
 }
 
 /* A deadline of c's, brought forward to the stop's end once it is stopped. */
@@ -128,6 +144,7 @@ static void lingering_close(connection *c, char *buf, size_t cap, int64_t linger
     plait_shutdown(c->fd, SHUT_WR);
     int64_t give_up = plait_deadline_in(linger);
     for (;;) {
+        look_for_the_stop(c);
         int64_t now = plait_now(), end = until_stop(c, give_up);
         if (now >= end)
             return;
@@ -222,6 +239,7 @@ static void *serve(void *arg)
      * then (what follows a read takes microseconds; the clock costs tens of ns). */
     int64_t now = plait_now();
     while (open) {
+        look_for_the_stop(c);
         if (!more) { /* idle between requests, or the rest of one begun */
             ssize_t n = read_requests(c, in + have, REQUEST_MAX - have,
                                       have ? finish_by : idle_from + idle);
@@ -380,7 +398,9 @@ static void *run(void *arg)
     plait_shutdown(srv.listener, SHUT_RDWR);
     plait_join(acceptor, NULL, PLAIT_FOREVER);
     plait_close(srv.listener);
-    int w = plait_group_wait(srv.connections, stop_by);
+    /* (their deadlines end by stop_by: a second more for those cut off then to close,
+     * or the wait's own timer, at the same instant, called them unfinished) */
+    int w = plait_group_wait(srv.connections, stop_by + PLAIT_SEC);
     printf("signal %d: stopped accepting, %zu connections closed, %zu requests served%s\n",
            sig, srv.closed_stopping, srv.served, w == 0 ? "" : " (some did not finish in 5 s)");
     plait_group_destroy(srv.connections); /* cancels the ones still running */

@@ -199,10 +199,27 @@ TEST(http_server_stop_out_of_descriptors_answers_queued_connections)
 static bool read_floods; /* set before server_start: the child's mode */
 static int flood_reads;
 
+/* In never_waits mode (the child's), every read of the first connection that reads
+ * finds a whole request and every write goes at once, as they do with a client that
+ * keeps the server's queue full and reads its answers as fast: the connection's calls
+ * never wait, so never say -ECANCELED (a yield each, as plait's calls make now and then,
+ * lets the stop run).  The others' calls are plait's (the late client's, at the stop:
+ * stopped_server.h). */
+static bool never_waits;
+static int never_waits_fd = -1;
+#define NEVER_WAITS_REQUEST "GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+
 ssize_t __real_plait_read(int fd, void *buf, size_t len, int64_t deadline);
 ssize_t __wrap_plait_read(int fd, void *buf, size_t len, int64_t deadline);
 ssize_t __wrap_plait_read(int fd, void *buf, size_t len, int64_t deadline)
 {
+    if (never_waits && never_waits_fd < 0)
+        never_waits_fd = fd;
+    if (never_waits && fd == never_waits_fd && len >= sizeof NEVER_WAITS_REQUEST - 1) {
+        plait_yield();
+        memcpy(buf, NEVER_WAITS_REQUEST, sizeof NEVER_WAITS_REQUEST - 1);
+        return sizeof NEVER_WAITS_REQUEST - 1;
+    }
     ssize_t n = __real_plait_read(fd, buf, len, deadline);
     if (read_floods && (n == 0 || n == -ETIMEDOUT) && len > 0 && flood_reads < 1000 &&
         plait_now() >= deadline) {
@@ -214,6 +231,21 @@ ssize_t __wrap_plait_read(int fd, void *buf, size_t len, int64_t deadline)
         return 1;
     }
     return n;
+}
+
+int __real_plait_write_all(int fd, const void *buf, size_t len, size_t *written,
+                           int64_t deadline);
+int __wrap_plait_write_all(int fd, const void *buf, size_t len, size_t *written,
+                           int64_t deadline);
+int __wrap_plait_write_all(int fd, const void *buf, size_t len, size_t *written,
+                           int64_t deadline)
+{
+    if (!never_waits || fd != never_waits_fd)
+        return __real_plait_write_all(fd, buf, len, written, deadline);
+    plait_yield();
+    if (written)
+        *written = len;
+    return 0;
 }
 
 /* A connection to port on which one request has been answered (200), kept alive. */
@@ -243,6 +275,30 @@ TEST(http_server_stop_ends_a_flooding_connection_within_its_2_s)
     char said[512];
     server_stopped_saying(&ec, SIGTERM, said, sizeof said);
     CHECK(strstr(said, FLOODED_ON) == NULL);
+    CHECK(strstr(said, "did not finish") == NULL);
+    close(c);
+}
+
+/* A connection whose calls never wait (above) learnt of the stop only from a call's
+ * -ECANCELED, so it never did: it went on answering what came after SIGTERM, the stop's
+ * 5 s passed, and the server waited for it for ever (a review: 20 s and more, a
+ * pipelining client that reads as fast as it sends, the server on one CPU).  It looks
+ * for the stop at each round now, and ends within the stop's 2 s linger. */
+TEST(http_server_stop_ends_a_connection_whose_calls_never_wait)
+{
+    never_waits = true;
+    server_child_run ec = server_start();
+    never_waits = false;
+    if (!ec.port) {
+        server_stop(&ec, SIGTERM);
+        return;
+    }
+    int c = client_to(ec.port);
+    CHECK_EQ(send(c, "G", 1, MSG_NOSIGNAL), 1); /* its first wait ends: it serves */
+    poll(NULL, 0, 100);
+    server_signal(&ec, SIGTERM);
+    char said[512];
+    server_stopped_saying(&ec, SIGTERM, said, sizeof said);
     CHECK(strstr(said, "did not finish") == NULL);
     close(c);
 }
@@ -308,5 +364,6 @@ RUN_TESTS(CASE(http_server_stop_answers_queued_connection),
           CASE(http_server_lingers_while_a_closing_client_sends),
           CASE(http_server_stop_leaves_a_lingering_connection_to_its_linger),
           CASE(http_server_stop_ends_a_flooding_connection_within_its_2_s),
+          CASE(http_server_stop_ends_a_connection_whose_calls_never_wait),
           CASE(http_server_lingering_close_ends_at_its_timeout_under_a_flood),
           CASE(http_server_stop_counts_the_idle_connections_it_closed))
