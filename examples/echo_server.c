@@ -1,9 +1,12 @@
 /* A TCP echo server: a coroutine per connection on one scheduler sends back every
- * byte as soon as it has read it.  SIGTERM or SIGINT stops it: no new connections
- * (those the kernel had queued already are taken), the open ones go on until their
- * clients close them, 5 s at most (then they are cancelled), and are waited for.
+ * byte as soon as it has read it.  A client gets TIMEOUT seconds (default 10) to take
+ * its echo, and six times that between what it sends; then it is closed (a client
+ * that sent nothing, or stopped reading, held its coroutine and its descriptor for
+ * ever).  SIGTERM or SIGINT stops it: no new connections (those the kernel had queued
+ * already are taken), the open ones go on until their clients close them, 5 s at most
+ * (then they are cancelled), and are waited for.
  *
- *     example_echo_server [PORT]      (default 7007; 0 picks a free port)
+ *     example_echo_server [PORT [TIMEOUT]]   (port 7007 by default; 0 picks a free one)
  *
  * It prints "listening on 127.0.0.1:PORT" once it accepts.  This is also the plait
  * server of the echo benchmark (bench/io/).  Python's asyncio would say:
@@ -28,24 +31,32 @@
 
 enum { BUF = 16384, STACK = 32 * 1024, BACKLOG = 4096 };
 
-static void *echo(void *arg)
-{
-    int fd = (int)(intptr_t)arg;
-    char buf[BUF];
-    ssize_t n;
-    while ((n = plait_read(fd, buf, sizeof buf, PLAIT_FOREVER)) > 0) {
-        if (plait_write_all(fd, buf, (size_t)n, NULL, PLAIT_FOREVER) < 0)
-            break;
-    }
-    plait_close(fd);
-    return NULL;
-}
-
 typedef struct server {
     int listener;
+    int64_t timeout;    /* to take an echo; six times that idle */
     plait_group *conns; /* a coroutine per connection */
     bool shut;          /* SIGTERM: the listener was shut down */
 } server;
+
+typedef struct connection {
+    const server *srv;
+    int fd;
+} connection;
+
+static void *echo(void *arg)
+{
+    connection c = *(connection *)arg;
+    free(arg);
+    int64_t timeout = c.srv->timeout, idle = 6 * timeout;
+    char buf[BUF];
+    ssize_t n;
+    while ((n = plait_read(c.fd, buf, sizeof buf, plait_deadline_in(idle))) > 0) {
+        if (plait_write_all(c.fd, buf, (size_t)n, NULL, plait_deadline_in(timeout)) < 0)
+            break;
+    }
+    plait_close(c.fd);
+    return NULL;
+}
 
 /* Serve a connection taken off the listener in a coroutine of the group (or close it). */
 static void serve(void *server_arg, int fd)
@@ -53,8 +64,13 @@ static void serve(void *server_arg, int fd)
     server *srv = server_arg;
     plait_spawn_options opts = {.name = "echo", .stack_size = STACK, .group = srv->conns};
     plait_socket_set(fd, PLAIT_NODELAY, 1);
-    if (plait_spawn_opts(NULL, echo, (void *)(intptr_t)fd, &opts) < 0)
+    connection *c = malloc(sizeof *c);
+    if (c)
+        *c = (connection){.srv = srv, .fd = fd};
+    if (!c || plait_spawn_opts(NULL, echo, c, &opts) < 0) {
         plait_close(fd);
+        free(c);
+    }
 }
 
 static void *accept_loop(void *arg)
@@ -79,10 +95,11 @@ static void *accept_loop(void *arg)
 
 static void *run(void *arg)
 {
-    int port = *(int *)arg;
+    int port = ((const int *)arg)[0]; /* and the timeout in seconds */
     int sigs[] = {SIGTERM, SIGINT};
     plait_signals *stop = NULL;
-    server srv = {.listener = plait_tcp_listen("127.0.0.1", port, BACKLOG)};
+    server srv = {.listener = plait_tcp_listen("127.0.0.1", port, BACKLOG),
+                  .timeout = ((const int *)arg)[1] * PLAIT_SEC};
     int r = srv.listener < 0 ? srv.listener : plait_signals_create(&stop, sigs, 2);
     plait_task acceptor;
     if (r == 0)
@@ -126,10 +143,11 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-    int port;
-    if (argc > 2 || !example_number(argc > 1 ? argv[1] : NULL, 7007, 0, 65535, &port)) {
-        fprintf(stderr, "usage: %s [PORT]\n", argv[0]);
+    int args[2];
+    if (argc > 3 || !example_number(argc > 1 ? argv[1] : NULL, 7007, 0, 65535, &args[0]) ||
+        !example_number(argc > 2 ? argv[2] : NULL, 10, 1, 3600, &args[1])) {
+        fprintf(stderr, "usage: %s [PORT [TIMEOUT]]   (TIMEOUT: 1 to 3600 seconds)\n", argv[0]);
         return 2;
     }
-    return plait_run(run, &port, NULL) == 0 ? 0 : 1;
+    return plait_run(run, args, NULL) == 0 ? 0 : 1;
 }

@@ -47,23 +47,39 @@ TEST(echo_server_stop_out_of_descriptors_serves_queued_connections)
     server_full_at_stop(SIGTERM, true);
 }
 
+/* The echo server started (its TIMEOUT argument `timeout`, NULL: its default), a
+ * client of it after one round trip (*good), and the server's open descriptors then
+ * (*base: its own, its poller's, are made by then).  false when it never listened
+ * (it was stopped). */
+static bool started_with_a_client(const char *timeout, server_child_run *ec, int *good,
+                                  int *base)
+{
+    server_timeout = timeout;
+    *ec = server_start();
+    server_timeout = NULL;
+    if (!ec->port) {
+        server_stop(ec, SIGINT);
+        return false;
+    }
+    *good = client_to(ec->port);
+    char buf[5];
+    CHECK_EQ(send(*good, "ping\n", 5, 0), 5);
+    CHECK_EQ(recv(*good, buf, 5, MSG_WAITALL), 5);
+    *base = open_descriptors(ec->pid);
+    return true;
+}
+
 /* Clients that misbehave: reset at once, send a lot and reset, half-close without
  * reading the echo, close without reading.  Each connection's descriptor is given back
  * (the count comes back to what it was), a well-behaved client beside them is
  * answered, and the stop on SIGINT is clean. */
 TEST(echo_server_clients_that_vanish)
 {
-    server_child_run ec = server_start();
-    if (!ec.port) {
-        server_stop(&ec, SIGINT);
+    server_child_run ec;
+    int good, base;
+    if (!started_with_a_client(NULL, &ec, &good, &base))
         return;
-    }
-    /* one round trip first: the server's own descriptors (its poller) are made */
-    int good = client_to(ec.port);
     char buf[256];
-    CHECK_EQ(send(good, "ping\n", 5, 0), 5);
-    CHECK_EQ(recv(good, buf, 5, MSG_WAITALL), 5);
-    int base = open_descriptors(ec.pid);
     static char lot[200000];
     struct linger reset = {.l_onoff = 1, .l_linger = 0};
     for (int i = 0; i < 200; i++) {
@@ -102,6 +118,52 @@ TEST(echo_server_clients_that_vanish)
         now = open_descriptors(ec.pid);
     }
     CHECK_EQ(now, base);
+    close(good);
+    server_stop(&ec, SIGINT);
+}
+
+/* A client that stops reading its echo while it sends, or sends nothing at all, held
+ * its coroutine and its descriptor for ever: the server waited without a deadline.
+ * It gets TIMEOUT seconds (1 here) to take an echo and six times that between what it
+ * sends; then the server closes it.  Counted by the server's open descriptors, which
+ * come back to what they were (within 20 s: 6 s idle, the rest a loaded machine's
+ * margin), while a client that goes on asking and reading beside them is answered. */
+TEST(echo_server_closes_clients_that_stop_reading_or_say_nothing)
+{
+    server_child_run ec;
+    int good, base;
+    if (!started_with_a_client("1", &ec, &good, &base))
+        return;
+    char buf[256];
+    int silent = client_to(ec.port);
+    int deaf = client_to(ec.port); /* sends until every buffer on the way is full */
+    int small = 4096;
+    setsockopt(deaf, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    static char lot[1 << 16];
+    for (int idle = 0; idle < 20;) {
+        if (send(deaf, lot, sizeof lot, MSG_DONTWAIT) > 0) {
+            idle = 0;
+        } else {
+            idle++;
+            poll(NULL, 0, 10);
+        }
+    }
+    CHECK(open_descriptors(ec.pid) >= base + 1); /* (the silent one, for 6 s) */
+    /* both closed by the server within 20 s; the good client asks once a second */
+    int now = open_descriptors(ec.pid);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(good, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    for (int64_t end = plait_now() + 20 * PLAIT_SEC; now > base && plait_now() < end;) {
+        CHECK_EQ(send(good, "pong\n", 5, 0), 5);
+        CHECK_EQ(recv(good, buf, 5, MSG_WAITALL), 5);
+        poll(NULL, 0, 1000);
+        now = open_descriptors(ec.pid);
+    }
+    CHECK_EQ(now, base);
+    /* the silent one sees the server's end of file */
+    CHECK_EQ(recv(silent, buf, sizeof buf, MSG_DONTWAIT), 0);
+    close(silent);
+    close(deaf);
     close(good);
     server_stop(&ec, SIGINT);
 }
@@ -209,6 +271,7 @@ TEST(echo_client_empty_host_is_usage)
 RUN_TESTS(CASE(echo_server_stop_serves_queued_connection),
           CASE(echo_server_stop_out_of_descriptors_serves_queued_connections),
           CASE(echo_server_clients_that_vanish),
+          CASE(echo_server_closes_clients_that_stop_reading_or_say_nothing),
           CASE(crash_isolation_crashes),
           CASE(crash_isolation_crashes_with_sigsegv_blocked),
           CASE(numbers_leading_space_or_sign_refused), CASE(echo_client_empty_host_is_usage))
