@@ -1415,7 +1415,9 @@ typedef struct plait_procpool_options {
  * them.  options may be NULL.  -EINVAL for processes > PLAIT_PROCPOOL_MAX, sizes >
  * PLAIT_RESULT_MAX or a negative timeout; -EAGAIN when a worker cannot be started (nor,
  * waiting for an initialiser, make its task_timeout's timer);
- * -EMFILE / -ENFILE when no descriptor is left (the pool's and its workers'); the
+ * -EMFILE / -ENFILE when no descriptor is left (the pool's and its workers', and a
+ * replacement's: a worker that dies, its initialiser returned, while create waits for
+ * the others' is forked again, and its fork's failure is create's); the
  * initialiser's code when it fails in a worker (-EINVAL for one below -4095, as for a
  * plait_proc_fn), or the worker's fate
  * (PLAIT_KILLED(signal), PLAIT_EXITED(status)) when it dies in it; -ECANCELED when the
@@ -1486,7 +1488,9 @@ int plait_procpool_imap_destroy(plait_procpool_iter *iter);
  * (call again, with PLAIT_POOL_CANCEL to escalate).  Workers with no task left are
  * only exiting: they are waited for, past the deadline (a past one included), a second
  * at most, then killed (one stopped by a debugger or job control never exits; they
- * hold nothing), and the call returns 0; so for destroy.  -ECANCELED when the caller is cancelled while it waits (the pool
+ * hold nothing), and the call returns 0; so for destroy.  Beside a worker that holds
+ * the pool's shared lock (see plait_procpool_submit), it may return up to a second past
+ * its deadline, as a plait_cancel of one of its tasks may take a second.  -ECANCELED when the caller is cancelled while it waits (the pool
  * stays shut, as after -ETIMEDOUT); -EINVAL for another `how`; -EPERM in a forked
  * child (the pool is the parent's, as for every call on it there). */
 int plait_procpool_shutdown(plait_procpool *pool, int how, int64_t deadline);

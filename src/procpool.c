@@ -1190,6 +1190,12 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
         /* the new worker's initialiser failed, and it was gone before it was watched */
         p->broken = new_init_error;
         failed = take_waiting(p);
+    } else if (forked < 0 && atomic_load(&p->starting)) {
+        /* create waits for this worker's initialiser: it fails, as at its first forks
+         * (nothing could retry: no submit comes before create returns, and with no
+         * descriptor left for the retry's timer either it waited for ever) */
+        p->broken = forked;
+        failed = take_waiting(p);
     } else if (forked < 0) {
         /* no timer for the retry either (the descriptors ran out: the replacement's
          * pidfd, then the timerfd): the next submit has the manager try (the pool
