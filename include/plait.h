@@ -638,7 +638,10 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
  * or n > SIZE_MAX >> 12, -EPIPE when shut down (as for plait_pool_submit: not for a
  * task of the pool itself outside a coroutine, whose map runs; a coroutine in such a
  * task gets -EPIPE), -EPERM in a forked child, -ENOMEM when no memory is left for its
- * runners (every item then says so, as for each refusal before any runner started). */
+ * runners (every item then says so, as for each refusal before any runner started);
+ * from a coroutine, its timed wait's -ENOMEM (no memory for its timer, as for any timed
+ * wait of a coroutine) cuts it short as a deadline does (the items say what ran and
+ * what was skipped, -ECANCELED). */
 int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
                    void **results, int *errors, int64_t deadline);
 

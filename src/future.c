@@ -703,14 +703,11 @@ static bool is_caller(const plait__future *f, const plait__coro *self)
     return (self && f->coro == self) || f == plait__tls_work;
 }
 
-/* helps: a pool task runs queued tasks while it waits (see plait__join_stopped). */
-static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool cancellable,
-                    bool helps)
+/* helps: a pool task runs queued tasks while it waits (see plait__join_stopped).  nodes:
+ * room for n. */
+static int wait_any_in(const plait_task *tasks, size_t n, int64_t deadline, bool cancellable,
+                       bool helps, plait__wait_node *nodes)
 {
-    plait__wait_node small[8];
-    plait__wait_node *nodes = n <= 8 ? small : malloc(n * sizeof *nodes);
-    if (!nodes)
-        return -ENOMEM;
     plait__waiter w;
     plait__waiter_init(&w, "wait-any", tasks);
     w.cancellable = w.cancellable && cancellable;
@@ -765,9 +762,20 @@ static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool ca
     }
     for (size_t i = 0; i < linked; i++)
         plait__joiner_unlink(&nodes[i]);
+    return r < 0 ? r : w.index;
+}
+
+static int wait_any(const plait_task *tasks, size_t n, int64_t deadline, bool cancellable,
+                    bool helps)
+{
+    plait__wait_node small[8];
+    plait__wait_node *nodes = n <= 8 ? small : malloc(n * sizeof *nodes);
+    if (!nodes)
+        return -ENOMEM;
+    int r = wait_any_in(tasks, n, deadline, cancellable, helps, nodes);
     if (nodes != small)
         free(nodes);
-    return r < 0 ? r : w.index;
+    return r;
 }
 
 int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline)
@@ -840,7 +848,10 @@ static int join(plait_task task, void **result, int64_t deadline, bool cancellab
         int r;
         if (take(task, result, &r))
             return r;
-        r = wait_any(&task, 1, deadline, cancellable, helps);
+        /* one node, not wait_any's eight (with them, 816 bytes of frame: a join, and a
+         * map's joins, from a coroutine on the smallest stack, ran off it) */
+        plait__wait_node node;
+        r = wait_any_in(&task, 1, deadline, cancellable, helps, &node);
         if (r < 0)
             return r;
     }

@@ -1026,6 +1026,10 @@ extern PLAIT_TLS const char *plait__tls_thread_name;
  * sprintf, on the caller's stack). */
 int plait__thread_create(pthread_t *thread, const pthread_attr_t *attr,
                          void *(*fn)(void *), void *arg);
+/* plait_thread_start (default options) for a thread that stands in for a pool task
+ * (plait__pool_submit_reachable): as a pool task, a cancel before it starts withdraws
+ * it, and fn never runs. */
+int plait__thread_start_as_task(plait_task *task, plait_fn fn, void *arg);
 
 /* ---- thread pools (pool.c) ---- */
 struct plait__worker;

@@ -674,14 +674,29 @@ static void pool_free(plait_pool *pool)
     free(pool);
 }
 
+typedef struct joining {
+    plait_pool *pool;
+    unsigned workers;
+} joining;
+
+static void join_workers(void *arg)
+{
+    const joining *j = arg;
+    for (unsigned i = 0; i < j->workers; i++)
+        pthread_join(j->pool->workers[i].thread, NULL);
+}
+
 /* Join the first `workers` workers (told to end) and free the pool.  With pthread
  * cancellation off (internal.h): pthread_join is a cancellation point, and a caller
- * with a pthread_cancel pending unwound at the first worker, leaving the pool. */
+ * with a pthread_cancel pending unwound at the first worker, leaving the pool.  The
+ * joins are made on the thread's own stack: past glibc's cache of ended threads'
+ * stacks (40 MiB: six workers' 8 MiB), a join frees them through a call into the
+ * dynamic linker bound at its first use, whose resolver's frames (some KiB) overflowed
+ * a coroutine's smallest stack (SIGSEGV; a review). */
 static void pool_join_and_free(plait_pool *pool, unsigned workers)
 {
     int cancel_state = plait__cancel_off();
-    for (unsigned i = 0; i < workers; i++)
-        pthread_join(pool->workers[i].thread, NULL);
+    plait__call_on_thread_stack(join_workers, &(joining){pool, workers});
     pool_free(pool);
     plait__cancel_restore(cancel_state);
 }
@@ -1065,10 +1080,12 @@ int plait__pool_submit_reachable(plait_pool *pool, plait_task *task, plait_fn fn
     /* A coroutine of a scheduler that runs in a task of this pool would wait on its own
      * pool, and a coroutine's wait does not run queued tasks as a thread's does: with
      * every worker so taken (the only one, on one CPU) the task would never run.  It
-     * gets a thread of its own, joined and cancelled like a pool task, and refused as
-     * the pool would refuse it. */
+     * gets a thread of its own, joined and cancelled like a pool task (withdrawn when
+     * cancelled before it starts: a plait thread's function runs all the same, and an
+     * offload past its deadline ran fn for nothing), and refused as the pool would
+     * refuse it. */
     if (plait__coro_current() && tls_worker && tls_worker->pool == pool)
-        return atomic_load(&pool->closed) ? -EPIPE : plait_thread_start(task, fn, arg, NULL);
+        return atomic_load(&pool->closed) ? -EPIPE : plait__thread_start_as_task(task, fn, arg);
     return plait_pool_submit(pool, task, fn, arg);
 }
 

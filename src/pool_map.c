@@ -39,6 +39,7 @@ typedef struct map_job {
                                   * a coroutine, a shielded caller or another thread */
     int64_t deadline;
     atomic_ullong first_failure; /* (index << CODE_BITS) | -code; UINT64_MAX: none */
+    plait_task tasks[];          /* the runners' */
 } map_job;
 
 static void note_failure(map_job *m, size_t i, int code)
@@ -131,59 +132,70 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
     size_t runners = (n + chunk - 1) / chunk;
     if (runners > threads)
         runners = threads;
-    map_job m = {.fn = fn, .args = args, .results = results, .errors = errors, .n = n,
-                 .chunk = chunk, .deadline = deadline,
-                 .caller = plait__coro_current() || plait__shielded() ? NULL : plait__tls_work};
-    atomic_init(&m.next, 0);
-    atomic_init(&m.stop, false);
-    atomic_init(&m.expired, false);
-    atomic_init(&m.first_failure, UINT64_MAX);
-    plait_task small[16];
-    plait_task *tasks = runners <= 16 ? small : malloc(runners * sizeof *tasks);
-    if (!tasks)
+    /* the job and the runners' handles on the heap: on the caller's stack (464 bytes),
+     * with the wait's frames below, a map from a coroutine on the smallest stack ran off
+     * it (a review) */
+    map_job *m = malloc(sizeof *m + runners * sizeof(plait_task));
+    if (!m)
         return fail_every_item(results, errors, n, -ENOMEM);
+    *m = (map_job){.fn = fn, .args = args, .results = results, .errors = errors, .n = n,
+                   .chunk = chunk, .deadline = deadline,
+                   .caller = plait__coro_current() || plait__shielded() ? NULL : plait__tls_work};
+    atomic_init(&m->next, 0);
+    atomic_init(&m->stop, false);
+    atomic_init(&m->expired, false);
+    atomic_init(&m->first_failure, UINT64_MAX);
+    plait_task *tasks = m->tasks;
     size_t started = 0;
     for (; started < runners; started++)
-        if ((r = plait__pool_submit_reachable(pool, &tasks[started], map_runner, &m)) < 0)
+        if ((r = plait__pool_submit_reachable(pool, &tasks[started], map_runner, m)) < 0)
             break;
     if (started > 0) {
-        /* the runners claim indices as they go: those started cover every item */
-        r = plait_wait_all(tasks, started, NULL, NULL, deadline);
-        /* a runner's own failure (wait_all then consumed every handle, which now says
-         * -ESRCH) is a cancelling shutdown of the pool meeting it: no failure of the
-         * map's, as every runner has returned and the items say what ran and what was
-         * skipped (-ECANCELED, below); wait_all's own failures consume none */
-        if (r < 0 && plait_wait_any(tasks, 1, 0) == -ESRCH)
-            r = 0;
-        if (r == 0 && atomic_load(&m.expired))
+        /* the runners claim indices as they go: those started cover every item.  They
+         * are joined one by one, which needs no memory: plait_wait_all of more than 8
+         * takes some, and its -ENOMEM, once every item had run, said that none had (a
+         * review) */
+        r = 0;
+        for (size_t i = 0; i < started && r == 0; i++) {
+            r = plait_join(tasks[i], NULL, deadline);
+            /* a runner's own failure (its handle consumed: it now says -ESRCH) is a
+             * cancelling shutdown of the pool meeting it: no failure of the map's, as
+             * the items say what ran and what was skipped (-ECANCELED, below); the
+             * join's own failures consume none */
+            if (r < 0 && plait_wait_any(&tasks[i], 1, 0) == -ESRCH)
+                r = 0;
+        }
+        if (r == 0 && atomic_load(&m->expired))
             r = -ETIMEDOUT; /* every runner has returned: nothing left to stop */
         if (r < 0) {
             /* stop, then wait for the runners: none may outlive this call (handles
              * already consumed just answer -ESRCH).  A runner still queued never runs
              * (the cancellation withdraws it), one a worker has taken stops after its
              * item: the wait runs no other queued task, which might run far longer */
-            atomic_store(&m.stop, true);
+            atomic_store(&m->stop, true);
             for (size_t i = 0; i < started; i++)
                 plait_cancel(tasks[i]);
             for (size_t i = 0; i < started; i++)
                 plait__join_stopped(tasks[i], NULL);
         }
     }
-    if (tasks != small)
-        free(tasks);
-    if (started == 0) /* refused (shut down, or a forked child's copy), or no memory */
-        return fail_every_item(results, errors, n, r);
     /* items no runner claimed (stopped, or runners that never started) */
-    size_t claimed = atomic_load(&m.next);
-    for (size_t i = claimed < n ? claimed : n; i < n; i++) {
-        results[i] = NULL;
-        if (errors)
-            errors[i] = -ECANCELED;
-        note_failure(&m, i, -ECANCELED);
+    size_t claimed = atomic_load(&m->next);
+    unsigned long long first = UINT64_MAX;
+    if (started > 0) {
+        for (size_t i = claimed < n ? claimed : n; i < n; i++) {
+            results[i] = NULL;
+            if (errors)
+                errors[i] = -ECANCELED;
+            note_failure(m, i, -ECANCELED);
+        }
+        first = atomic_load(&m->first_failure);
     }
+    free(m);
+    if (started == 0) /* refused (shut down, or a forked child's copy) */
+        return fail_every_item(results, errors, n, r);
     if (r < 0)
         return r;
-    unsigned long long first = atomic_load(&m.first_failure);
     return first == UINT64_MAX ? 0 : -(int)(first & ((1u << CODE_BITS) - 1));
 }
 

@@ -78,7 +78,10 @@ static void *thread_main(void *p)
     pthread_cleanup_push(thread_ended_early, &start);
     start.error = plait__future_run_work(start.future, &start.value);
     start.returned = true;
-    thread_finish(&start, start.value, start.error); /* still under the handler */
+    if (start.error == PLAIT__WITHDRAWN) /* completed by its canceller: fn never ran */
+        plait__future_release(start.future);
+    else
+        thread_finish(&start, start.value, start.error); /* still under the handler */
     pthread_cleanup_pop(0);
     return NULL;
 }
@@ -105,8 +108,8 @@ int plait__thread_create(pthread_t *thread, const pthread_attr_t *attr,
     return c.r;
 }
 
-int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
-                       const plait_thread_options *options)
+static int thread_start_work(plait_task *task, plait_fn fn, void *arg,
+                             const plait_thread_options *options, bool withdrawable)
 {
     if (!fn)
         return -EINVAL;
@@ -121,7 +124,7 @@ int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
     memcpy(start->name, name, n);
     start->name[n] = '\0';
     plait_task handle;
-    start->future = plait__future_start_work(fn, arg, &handle, false);
+    start->future = plait__future_start_work(fn, arg, &handle, withdrawable);
     if (!start->future) {
         free(start);
         return -ENOMEM;
@@ -152,4 +155,15 @@ int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
     else
         plait_detach(handle);
     return 0;
+}
+
+int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
+                       const plait_thread_options *options)
+{
+    return thread_start_work(task, fn, arg, options, false);
+}
+
+int plait__thread_start_as_task(plait_task *task, plait_fn fn, void *arg)
+{
+    return thread_start_work(task, fn, arg, NULL, true);
 }

@@ -720,11 +720,16 @@ static int a_pool_map(void)
     int errs[40];
     atomic_store(&ran, 0);
     int r = ARMED(plait_pool_map(pool, count_run, args, 40, res, errs, SOON()));
-    /* refused as a whole (every item says so), or cut short by its wait's refusal
-     * (the items not started say -ECANCELED, as on a deadline): each item ran, or
-     * says why not, and none runs after the call */
+    /* refused as a whole (every item says so), or, in a coroutine, cut short by its
+     * timed wait's refusal (the items not started say -ECANCELED, as on a deadline):
+     * each item ran, or says why not, and none runs after the call.  From a thread
+     * nothing is taken once a runner has started: a -ENOMEM is a refusal as a whole
+     * (its wait for more than 8 runners took memory, and said -ENOMEM with every item
+     * run: a review) */
     int done = 0;
     for (int i = 0; i < 40; i++) {
+        if (r == -ENOMEM && !plait_in_coroutine())
+            CHECK_EQ(errs[i], -ENOMEM);
         CHECK(errs[i] == 0 || (r < 0 && (errs[i] == r || errs[i] == -ECANCELED)));
         if (errs[i] == 0) {
             CHECK_EQ(INT(res[i]), i);

@@ -54,6 +54,49 @@ static void *make_a_pool(void)
     return NULL;
 }
 
+/* body(), called with 640 bytes of the coroutine's own frame in use above it: the
+ * calls below were found to run off the smallest stack from such a coroutine (a
+ * review's). */
+static void *with_640_bytes_in_use(void *(*body)(void))
+{
+    volatile char own[640];
+    for (size_t i = 0; i < sizeof own; i += 64)
+        own[i] = 1;
+    void *r = body();
+    own[0] = 2; /* in use until body returns */
+    return r;
+}
+
+/* A pool of nine workers (8 MiB stacks: more than glibc's 40 MiB cache of ended
+ * threads' stacks) destroyed: its joins free stacks through a call into the dynamic
+ * linker bound at its first use, whose resolver ran on the coroutine's stack (SIGSEGV
+ * with the binary bound at load too: the call is glibc's own). */
+static void *destroy_nine_workers(void)
+{
+    plait_pool *pool;
+    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 9}), 0);
+    CHECK_EQ(plait_pool_shutdown(pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    return NULL;
+}
+static void *destroy_a_large_pool(void) { return with_640_bytes_in_use(destroy_nine_workers); }
+
+/* A map over a pool: the map kept its job and its runners' handles on the stack (464
+ * bytes), and a join's wait had room for eight tasks (816), for one. */
+static void *map_forty(void)
+{
+    static void *args[40], *results[40];
+    for (int i = 0; i < 40; i++)
+        args[i] = ARG(i);
+    plait_pool *pool;
+    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 2}), 0);
+    CHECK_EQ(plait_pool_map(pool, seven, args, 40, results, NULL, SOON()), 0);
+    CHECK_EQ(INT(results[39]), 7);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    return NULL;
+}
+static void *map_over_a_pool(void) { return with_640_bytes_in_use(map_forty); }
+
 static ssize_t child_seven(const void *arg, size_t len, void *out, size_t cap)
 {
     (void)arg;
@@ -153,11 +196,14 @@ static void in_a_fresh_process(starting_call call)
 TEST(plait_thread_start_starts_a_thread) { in_a_fresh_process(start_a_thread); }
 TEST(to_thread_makes_the_default_pool) { in_a_fresh_process(offload); }
 TEST(pool_create) { in_a_fresh_process(make_a_pool); }
+TEST(pool_destroy_of_many_workers) { in_a_fresh_process(destroy_a_large_pool); }
+TEST(pool_map) { in_a_fresh_process(map_over_a_pool); }
 TEST(process_start_makes_the_manager) { in_a_fresh_process(start_a_process); }
 TEST(signals_create_makes_the_dispatcher) { in_a_fresh_process(watch_a_signal); }
 TEST(wait_all_sorts_its_handles) { in_a_fresh_process(wait_for_many); }
 TEST(a_large_select_sorts_its_cases) { in_a_fresh_process(select_over_many); }
 
 RUN_TESTS(CASE(plait_thread_start_starts_a_thread), CASE(to_thread_makes_the_default_pool), CASE(pool_create),
+          CASE(pool_destroy_of_many_workers), CASE(pool_map),
           CASE(process_start_makes_the_manager), CASE(signals_create_makes_the_dispatcher),
           CASE(wait_all_sorts_its_handles), CASE(a_large_select_sorts_its_cases))
