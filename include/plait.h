@@ -1420,7 +1420,8 @@ typedef struct plait_procpool_options {
  * waiting for an initialiser, make its task_timeout's timer);
  * -EMFILE / -ENFILE when no descriptor is left (the pool's and its workers', and a
  * replacement's: a worker that dies, its initialiser returned, while create waits for
- * the others' is forked again, and its fork's failure is create's); the
+ * the others' is forked again, every 50 ms while that fails, and where no descriptor
+ * is left for that retry's timer either, its fork's failure is create's); the
  * initialiser's code when it fails in a worker (-EINVAL for one below -4095, as for a
  * plait_proc_fn), or the worker's fate
  * (PLAIT_KILLED(signal), PLAIT_EXITED(status)) when it dies in it; -ECANCELED when the

@@ -1190,17 +1190,18 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
         /* the new worker's initialiser failed, and it was gone before it was watched */
         p->broken = new_init_error;
         failed = take_waiting(p);
-    } else if (forked < 0 && atomic_load(&p->starting)) {
-        /* create waits for this worker's initialiser: it fails, as at its first forks
-         * (nothing could retry: no submit comes before create returns, and with no
-         * descriptor left for the retry's timer either it waited for ever) */
-        p->broken = forked;
-        failed = take_waiting(p);
     } else if (forked < 0) {
         /* no timer for the retry either (the descriptors ran out: the replacement's
          * pidfd, then the timerfd): the next submit has the manager try (the pool
-         * once broke for good, though descriptors came back) */
-        p->retry_due = !retry_arm(p);
+         * once broke for good, though descriptors came back) — unless create waits
+         * for this worker's initialiser: no submit can come before it returns (it
+         * waited for ever), so it fails, as at its first forks */
+        bool armed = retry_arm(p);
+        if (!armed && atomic_load(&p->starting)) {
+            p->broken = forked;
+            failed = take_waiting(p);
+        }
+        p->retry_due = !armed && !p->broken;
         /* none left for now: what waits fails (nothing would run it), and submit
          * refuses until the retry has forked a worker (a process limit reached for a
          * moment once broke the pool for good) */

@@ -40,6 +40,9 @@
         int64_t took_ = plait_now() - (start);                                           \
         CHECK(took_ >= (wait));                                                          \
         CHECK(took_ < (wait) + 2 * PLAIT_SEC);                                           \
+        if (took_ < (wait) || took_ >= (wait) + 2 * PLAIT_SEC)                           \
+            fprintf(stderr, "  it took %.3f s, waiting %.3f s\n", (double)took_ / PLAIT_SEC, \
+                    (double)(wait) / PLAIT_SEC);                                         \
     } while (0)
 /* A call that must not block returned promptly. */
 #define CHECK_PROMPT(start) CHECK(plait_now() - (start) < PLAIT_SEC)
