@@ -150,50 +150,47 @@ int plait_pool_map(plait_pool *pool, plait_fn fn, void *const *args, size_t n,
     for (; started < runners; started++)
         if ((r = plait__pool_submit_reachable(pool, &tasks[started], map_runner, m)) < 0)
             break;
-    if (started > 0) {
-        /* the runners claim indices as they go: those started cover every item.  They
-         * are joined one by one, which needs no memory: plait_wait_all of more than 8
-         * takes some, and its -ENOMEM, once every item had run, said that none had (a
-         * review) */
-        r = 0;
-        for (size_t i = 0; i < started && r == 0; i++) {
-            r = plait_join(tasks[i], NULL, deadline);
-            /* a runner's own failure (its handle consumed: it now says -ESRCH) is a
-             * cancelling shutdown of the pool meeting it: no failure of the map's, as
-             * the items say what ran and what was skipped (-ECANCELED, below); the
-             * join's own failures consume none */
-            if (r < 0 && plait_wait_any(&tasks[i], 1, 0) == -ESRCH)
-                r = 0;
-        }
-        if (r == 0 && atomic_load(&m->expired))
-            r = -ETIMEDOUT; /* every runner has returned: nothing left to stop */
-        if (r < 0) {
-            /* stop, then wait for the runners: none may outlive this call (handles
-             * already consumed just answer -ESRCH).  A runner still queued never runs
-             * (the cancellation withdraws it), one a worker has taken stops after its
-             * item: the wait runs no other queued task, which might run far longer */
-            atomic_store(&m->stop, true);
-            for (size_t i = 0; i < started; i++)
-                plait_cancel(tasks[i]);
-            for (size_t i = 0; i < started; i++)
-                plait__join_stopped(tasks[i], NULL);
-        }
+    if (started == 0) { /* refused (shut down, or a forked child's copy) */
+        free(m);
+        return fail_every_item(results, errors, n, r);
+    }
+    /* the runners claim indices as they go: those started cover every item.  They
+     * are joined one by one, which needs no memory: plait_wait_all of more than 8
+     * takes some, and its -ENOMEM, once every item had run, said that none had (a
+     * review) */
+    r = 0;
+    for (size_t i = 0; i < started && r == 0; i++) {
+        r = plait_join(tasks[i], NULL, deadline);
+        /* a runner's own failure (its handle consumed: it now says -ESRCH) is a
+         * cancelling shutdown of the pool meeting it: no failure of the map's, as
+         * the items say what ran and what was skipped (-ECANCELED, below); the
+         * join's own failures consume none */
+        if (r < 0 && plait_wait_any(&tasks[i], 1, 0) == -ESRCH)
+            r = 0;
+    }
+    if (r == 0 && atomic_load(&m->expired))
+        r = -ETIMEDOUT; /* every runner has returned: nothing left to stop */
+    if (r < 0) {
+        /* stop, then wait for the runners: none may outlive this call (handles
+         * already consumed just answer -ESRCH).  A runner still queued never runs
+         * (the cancellation withdraws it), one a worker has taken stops after its
+         * item: the wait runs no other queued task, which might run far longer */
+        atomic_store(&m->stop, true);
+        for (size_t i = 0; i < started; i++)
+            plait_cancel(tasks[i]);
+        for (size_t i = 0; i < started; i++)
+            plait__join_stopped(tasks[i], NULL);
     }
     /* items no runner claimed (stopped, or runners that never started) */
     size_t claimed = atomic_load(&m->next);
-    unsigned long long first = UINT64_MAX;
-    if (started > 0) {
-        for (size_t i = claimed < n ? claimed : n; i < n; i++) {
-            results[i] = NULL;
-            if (errors)
-                errors[i] = -ECANCELED;
-            note_failure(m, i, -ECANCELED);
-        }
-        first = atomic_load(&m->first_failure);
+    for (size_t i = claimed < n ? claimed : n; i < n; i++) {
+        results[i] = NULL;
+        if (errors)
+            errors[i] = -ECANCELED;
+        note_failure(m, i, -ECANCELED);
     }
+    unsigned long long first = atomic_load(&m->first_failure);
     free(m);
-    if (started == 0) /* refused (shut down, or a forked child's copy) */
-        return fail_every_item(results, errors, n, r);
     if (r < 0)
         return r;
     return first == UINT64_MAX ? 0 : -(int)(first & ((1u << CODE_BITS) - 1));
