@@ -403,7 +403,8 @@ int plait_event_is_set(plait_event *event);
 
 /* Wait group (Go's sync.WaitGroup). */
 int plait_waitgroup_create(plait_waitgroup **wg);
-int plait_waitgroup_destroy(plait_waitgroup *wg); /* -EBUSY while waited on */
+/* -EBUSY while waited on, or while the counter is above zero (a done() to come) */
+int plait_waitgroup_destroy(plait_waitgroup *wg);
 /* Add delta (may be negative); -EINVAL if the counter would go below zero, -EOVERFLOW
  * past INT32_MAX. */
 int plait_waitgroup_add(plait_waitgroup *wg, int delta);

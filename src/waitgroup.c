@@ -17,9 +17,16 @@ int plait_waitgroup_create(plait_waitgroup **wg)
     return *wg ? 0 : -ENOMEM;
 }
 
+/* In use while waited on, and while its counter is above zero: a done() still to come
+ * would write freed memory. */
 int plait_waitgroup_destroy(plait_waitgroup *wg)
 {
-    return wg ? plait__destroy_idle(&wg->lock, &wg->waiters, wg) : -EINVAL;
+    if (!wg)
+        return -EINVAL;
+    plait__spin_lock(&wg->lock);
+    bool counting = wg->count > 0;
+    plait__spin_unlock(&wg->lock);
+    return counting ? -EBUSY : plait__destroy_idle(&wg->lock, &wg->waiters, wg);
 }
 
 int plait_waitgroup_add(plait_waitgroup *wg, int delta)

@@ -1753,6 +1753,9 @@ TEST(waitgroup_counts)
     CHECK_EQ(plait_waitgroup_add(wg, -3), -EINVAL); /* refused whole: still 2 */
     CHECK_EQ(plait_waitgroup_done(wg), 0);
     CHECK_EQ(plait_waitgroup_wait(wg, 0), -ETIMEDOUT);
+    /* in use with nobody waiting: a done() is still to come (it was freed, and that
+     * done() wrote freed memory) */
+    CHECK_EQ(plait_waitgroup_destroy(wg), -EBUSY);
     CHECK_EQ(plait_waitgroup_done(wg), 0);
     CHECK_EQ(plait_waitgroup_wait(wg, 0), 0);
     CHECK_EQ(plait_waitgroup_done(wg), -EINVAL);
