@@ -758,6 +758,11 @@ int plait_close(int fd)
 /* ---- a plain thread's wait ---- */
 
 static PLAIT_TLS int tls_wake_fd = -1;
+/* The process that made it: in a child of _Fork(), which runs no fork handler, the
+ * number is the parent's, shared with the parent's thread, or the program's own file
+ * by now if it closed what it inherited (a wait there spun on a file always ready, and
+ * the thread's end closed that file).  Such a number is left alone. */
+static PLAIT_TLS unsigned tls_wake_pid;
 
 static void wake_fd_close(void *unused)
 {
@@ -767,7 +772,7 @@ static void wake_fd_close(void *unused)
      * destructor with the descriptor left open, and the thread's returned value was
      * lost (its joiner got PTHREAD_CANCELED) */
     int cancel_state = plait__cancel_off();
-    if (tls_wake_fd >= 0)
+    if (tls_wake_fd >= 0 && tls_wake_pid == plait__pid())
         close(tls_wake_fd);
     tls_wake_fd = -1;
     plait__cancel_restore(cancel_state);
@@ -779,8 +784,9 @@ static plait__exit_key wake_key = PLAIT__EXIT_KEY(wake_fd_close);
  * while the program holds every pthread key: there is none for that hook). */
 static int thread_wake_fd(void)
 {
-    if (tls_wake_fd >= 0)
+    if (tls_wake_fd >= 0 && tls_wake_pid == plait__pid())
         return tls_wake_fd;
+    tls_wake_fd = -1;
     pthread_key_t key;
     if (!plait__exit_key_get(&wake_key, &key))
         return -EAGAIN;
@@ -791,6 +797,7 @@ static int thread_wake_fd(void)
         close(fd);
         return -ENOMEM;
     }
+    tls_wake_pid = plait__pid();
     return tls_wake_fd = fd;
 }
 

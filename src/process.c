@@ -166,12 +166,15 @@ static void *manager_main(void *unused)
 }
 
 /* In a child: the manager thread is not there, and its descriptors are the parent's
- * epoll set and eventfd, shared with it. */
-static void forget_the_parents_manager(void)
+ * epoll set and eventfd, shared with it.  The fork handler closes them (nothing ran in
+ * the child before it); a child of _Fork(), found out later, leaves the numbers alone:
+ * the program may have closed them since (close_range after a fork is common) and
+ * opened files of its own there, which a close here took from it. */
+static void forget_the_parents_manager(bool close_its_descriptors)
 {
     atomic_store(&mgr_lock.held, 0);
     mgr_head = mgr_tail = NULL;
-    if (mgr_started) {
+    if (mgr_started && close_its_descriptors) {
         close(mgr_epfd);
         close(mgr_ctl_fd);
     }
@@ -189,7 +192,7 @@ static int manager_start_cancel_off(void)
     /* A child of _Fork() (no fork handlers) looks started, but its requests went to
      * the parent's manager, through the eventfd they share, and waited for ever. */
     if (mgr_started && mgr_pid != plait__pid())
-        forget_the_parents_manager();
+        forget_the_parents_manager(false);
     if (!mgr_started) {
         mgr_epfd = epoll_create1(EPOLL_CLOEXEC);
         mgr_ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -307,7 +310,7 @@ void plait__manager_unwatch(int fd)
 void plait__manager_atfork(int phase)
 {
     if (phase == PLAIT__FORK_CHILD)
-        forget_the_parents_manager();
+        forget_the_parents_manager(true);
     plait__atfork_mutex(&mgr_start_lock, phase);
 }
 

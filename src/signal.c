@@ -32,8 +32,9 @@
  * of SIGTERM; every count is the parent's, handed to a watcher or not, and the child
  * drops them; their semaphore permits stay, and a wait that takes one and finds
  * nothing pending waits on).  A child made without fork handlers (_Fork) keeps its
- * parent's state but has no dispatcher, and shares its parent's pipe: its first create
- * or wait gives it a pipe and a dispatcher of its own (dispatcher_start); until then its
+ * parent's state but has no dispatcher, and its handler writes to no pipe (the parent's
+ * numbers may be the program's files by now): its first create or wait gives it a pipe
+ * and a dispatcher of its own (dispatcher_start), at numbers of its own; until then its
  * last watcher's destroy gives the disposition back at once (no other thread).  SIGCHLD may be watched: plait's
  * processes are reaped through pidfds, not by the signal.  The faults a thread
  * causes itself (SIGSEGV, SIGBUS, SIGFPE, SIGILL), SIGKILL and SIGSTOP cannot be.
@@ -78,7 +79,12 @@ static unsigned restore_after[SIGNAL_MAX]; /* ... once the dispatcher made this 
 static unsigned masks_wanted;      /* mask changes asked of the dispatcher (registry lock) */
 static atomic_uint masks_applied;  /* the last of them it made (futex word) */
 static atomic_uint delivered[SIGNAL_MAX];
-static int self_pipe[2] = {-1, -1};
+/* The self-pipe: the dispatcher reads pipe_out; the handler writes to pipe_in, and
+ * only in the process that made the pipe (pipe_pid): a child of _Fork() has its
+ * parent's numbers, which the program may have closed and reused since. */
+static int pipe_out = -1;
+static atomic_int pipe_in = -1;
+static atomic_int pipe_pid;
 static bool dispatcher_started;
 static pid_t dispatcher_pid; /* the process it serves: a child made without fork
                               * handlers (_Fork) has none, though it looks started */
@@ -91,7 +97,11 @@ static void poke_dispatcher(void)
      * interrupts, in plait's own sections too (a lock held, a wait linked), where a
      * pthread_cancel pending was acted on.  The raw system call is none. */
     char c = 0;
-    long ignored = syscall(SYS_write, self_pipe[1], &c, 1); /* full: already says "look" */
+    int fd = atomic_load_explicit(&pipe_in, memory_order_acquire);
+    if (fd < 0 || atomic_load_explicit(&pipe_pid, memory_order_relaxed) != getpid())
+        return; /* none yet, or the parent's (a child of _Fork): its dispatcher, when
+                 * made, looks at the counts first */
+    long ignored = syscall(SYS_write, fd, &c, 1); /* full: already says "look" */
     (void)ignored;
 }
 
@@ -140,31 +150,29 @@ static void *dispatcher(void *unused)
         }
         pthread_mutex_unlock(&registry);
         char buf[64];
-        ssize_t n = read(self_pipe[0], buf, sizeof buf);
+        ssize_t n = read(pipe_out, buf, sizeof buf);
         if (n < 0 && errno != EINTR)
             abort(); /* the pipe is plait's own: this cannot happen */
     }
     return NULL;
 }
 
-/* In a child made without fork handlers (_Fork), which looks started but has no
- * dispatcher and shares its parent's pipe (its handler's bytes woke the parent's
- * dispatcher, and its waits were never woken): a pipe of its own, put at the same
- * numbers (dup3: the handler writes to the one or the other, never to a number
- * closed), for a dispatcher of its own.  0 or -errno. */
-static int pipe_of_its_own(void)
+/* The pipe of process me: the first, or, in a child made without fork handlers
+ * (_Fork), which looks started but has no dispatcher, one of its own in place of its
+ * parent's (whose bytes woke the parent's dispatcher, and its own waits never).  The
+ * parent's numbers are left alone: the program may have closed them since and opened
+ * files of its own there (they were put over with dup3, and the files lost).  0 or
+ * -errno. */
+static int pipe_of_its_own(pid_t me)
 {
     int fresh[2];
     if (pipe2(fresh, O_CLOEXEC) < 0)
         return -errno;
-    fcntl(fresh[1], F_SETFL, O_NONBLOCK);
-    int r = 0;
-    for (int i = 0; i < 2; i++)
-        if (r == 0 && dup3(fresh[i], self_pipe[i], O_CLOEXEC) < 0)
-            r = -errno;
-    close(fresh[0]);
-    close(fresh[1]);
-    return r;
+    fcntl(fresh[1], F_SETFL, O_NONBLOCK); /* the handler must never block */
+    pipe_out = fresh[0];
+    atomic_store_explicit(&pipe_in, fresh[1], memory_order_release);
+    atomic_store(&pipe_pid, me);
+    return 0;
 }
 
 /* The pipe and the dispatcher of this process, once (registry lock held).  0 or
@@ -174,12 +182,8 @@ static int dispatcher_start(void)
     pid_t me = getpid();
     if (dispatcher_started && dispatcher_pid == me)
         return 0;
-    if (self_pipe[0] < 0) {
-        if (pipe2(self_pipe, O_CLOEXEC) < 0)
-            return -errno;
-        fcntl(self_pipe[1], F_SETFL, O_NONBLOCK); /* the handler must never block */
-    } else if (dispatcher_started) {
-        int r = pipe_of_its_own();
+    if (atomic_load(&pipe_pid) != me) {
+        int r = pipe_of_its_own(me);
         if (r < 0)
             return r;
         dispatcher_started = false;
@@ -421,11 +425,13 @@ void plait__signals_atfork(int phase)
         }
         watchers = NULL;
         dispatcher_started = false;
-        for (int i = 0; i < 2; i++) {
-            if (self_pipe[i] >= 0)
-                close(self_pipe[i]);
-            self_pipe[i] = -1;
+        if (pipe_out >= 0) {
+            close(pipe_out);
+            close(atomic_load(&pipe_in));
         }
+        pipe_out = -1;
+        atomic_store(&pipe_in, -1);
+        atomic_store(&pipe_pid, 0);
     }
     plait__atfork_mutex(&registry, phase);
 }
