@@ -33,6 +33,9 @@
 # built here too) from a build tree or an install, without the peers on Go, Python,
 # Boost, oneTBB and OpenMP.
 set -euo pipefail
+# The CPUs this process may use (nproc alone answers OMP_NUM_THREADS or
+# OMP_THREAD_LIMIT where the environment sets them).
+cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 
 runs=5
 quick=0
@@ -89,7 +92,7 @@ benches="$benches peer_ucontext_switch peer_mutex_queue peer_futex_pingpong"
 benches="$benches peer_process_start peer_shm_pingpong peer_pipe"
 bindir="$build/bench"
 # shellcheck disable=SC2086
-cmake --build "$build" -j "$(nproc)" --target $benches >>"$log" 2>&1 \
+cmake --build "$build" -j "$cpus" --target $benches >>"$log" 2>&1 \
     || { tail -n 30 "$log"; echo "run.sh: building the benchmarks failed" >&2; exit 1; }
 
 # ---- 3. the peers ------------------------------------------------------------------
@@ -168,7 +171,7 @@ one() {
     fi
 }
 # bench_wakeup and peer_futex_pingpong measure on two CPUs only where they may use two
-[ "$(nproc)" -ge 2 ] ||
+[ "$cpus" -ge 2 ] ||
     note "# SKIPPED wakeup.twocpu: this process may run on one CPU only"
 
 start=$(date +%s)
@@ -211,7 +214,7 @@ elapsed=$(( $(date +%s) - start ))
 summary="$build/summary.txt"
 summarized=0
 {
-    echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r)"
+    echo "machine: $cpus CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r)"
     echo "tools: $(gcc --version | head -n 1); $(go version); $("$python" --version 2>&1); boost $(dpkg-query -W -f='${Version}' libboost-context-dev 2>/dev/null || echo '?'); oneTBB $(dpkg-query -W -f='${Version}' libtbb-dev 2>/dev/null || echo '?')"
     echo "runs: $runs$([ "$quick" = 1 ] && echo ' (quick)'), $elapsed s"
     echo

@@ -499,7 +499,7 @@ elapsed=$(( $(date +%s) - start ))
 summary="$out/summary.txt"
 summarized=0
 {
-    echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r)"
+    echo "machine: $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r)"
     echo "servers on CPU $cpu_server, load on CPU $cpu_client; plait at $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
     echo "tools: $versions"
     echo "runs: $runs$([ "$quick" = 1 ] && echo ' (quick)'), ${seconds} s per load run, $elapsed s"
