@@ -2002,6 +2002,8 @@ TEST(main_returns_with_waiters)
     CHECK_EQ(plait_cond_destroy(l.c), 0);
     CHECK_EQ(plait_sem_destroy(l.s), 0);
     CHECK_EQ(plait_event_destroy(l.e), 0);
+    CHECK_EQ(plait_waitgroup_destroy(l.wg), -EBUSY); /* its counter is still 1 */
+    CHECK_EQ(plait_waitgroup_done(l.wg), 0);
     CHECK_EQ(plait_waitgroup_destroy(l.wg), 0);
 }
 
