@@ -48,12 +48,56 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static PLAIT_TLS sigset_t mask_before_fork; /* the forking thread's */
 
+/* ---- which process this is ---- */
+
+atomic_uint plait__fork_epoch_now;
+unsigned plait__fork_epoch_parent;
+
+/* 1: this process knows its epoch; 0: a child that ran no fork handler and has not
+ * found that out yet (the kernel zeroes the word in every child: MADV_WIPEONFORK,
+ * Linux 4.14); 2: one of its threads is raising the epoch.  Where the kernel refuses,
+ * a word never zeroed: fork handlers only. */
+static atomic_uint epoch_known_word = 1;
+atomic_uint *plait__epoch_known = &epoch_known_word; /* set at load, before any thread */
+
+__attribute__((constructor)) static void wipe_on_fork_at_load(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    void *m = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return;
+    if (madvise(m, page, MADV_WIPEONFORK) < 0) {
+        munmap(m, page);
+        return;
+    }
+    atomic_store((atomic_uint *)m, 1);
+    plait__epoch_known = m; /* (kept for the process's life) */
+}
+
+unsigned plait__fork_epoch_found_out(void)
+{
+    unsigned expected = 0;
+    if (atomic_compare_exchange_strong(plait__epoch_known, &expected, 2)) {
+        /* a child of _Fork() or of a raw clone: a new process all the same */
+        atomic_fetch_add(&plait__fork_epoch_now, 1);
+        atomic_store_explicit(plait__epoch_known, 1, memory_order_release);
+    } else {
+        while (atomic_load_explicit(plait__epoch_known, memory_order_acquire) != 1)
+            sched_yield(); /* (another of its threads raises it this instant) */
+    }
+    return atomic_load_explicit(&plait__fork_epoch_now, memory_order_relaxed);
+}
+
 static void prepare(void)
 {
+    (void)plait__fork_epoch(); /* a child of _Fork() that forks finds itself out first */
     sigset_t all;
     sigfillset(&all);
     sigdelset(&all, SIGSEGV); /* a fault with its signal blocked kills at once */
@@ -124,7 +168,10 @@ static void child(void)
      * and a thread with a pthread_cancel pending (copied into the child) unwound there,
      * fork() never returning in the child, plait's locks held. */
     int cancel_state = plait__cancel_off();
-    atomic_fetch_add(&plait__fork_epoch_now, 1); /* first: the handlers below read it */
+    /* first: the handlers below read it */
+    plait__fork_epoch_parent = atomic_load(&plait__fork_epoch_now);
+    atomic_store(plait__epoch_known, 1);
+    atomic_fetch_add(&plait__fork_epoch_now, 1);
     plait__sched *s = plait__sched_current();
     if (s) {
         plait__spin_unlock(&s->inbox.lock); /* the child's only thread took it */
@@ -147,7 +194,6 @@ static void child(void)
     plait__pool_atfork(PLAIT__FORK_CHILD);
     plait__spawn_atfork(PLAIT__FORK_CHILD);
     plait__file_atfork(PLAIT__FORK_CHILD);
-    plait__pid_forget();
     /* a child plait forks was registered by its parent before it went on; the child
      * must not itself wait for a shared lock before it has its death signal set */
     if (!plait__forking)

@@ -215,17 +215,37 @@ int plait__pfutex_wait(atomic_uint *word, unsigned expected, int64_t deadline,
                        const char *what, const void *object);
 /* Wake every waiter of a shared word (after changing it). */
 void plait__pfutex_wake(atomic_uint *word);
-/* This process's id, cached (a forked child calls plait__pid_forget). */
+/* This process's id, cached for the fork epoch. */
 unsigned plait__pid(void);
 /* The fork epoch: raised in every forked child (fork.c), so that what was made at
- * another epoch (a thread pool, a task) is known for a copy of an ancestor's, without
- * a look at the process id on any fast path. */
+ * another epoch (a thread pool, a task, a descriptor of plait's) is known for a copy
+ * of an ancestor's, without a look at the process id on any fast path.  A child that
+ * ran no fork handler (_Fork, a raw clone) raises it when it first asks: the word
+ * plait__epoch_known, which the kernel zeroes in every child, says whether this
+ * process knows its epoch (1). */
 extern atomic_uint plait__fork_epoch_now;
+extern atomic_uint *plait__epoch_known;
+unsigned plait__fork_epoch_found_out(void);
 static inline unsigned plait__fork_epoch(void)
 {
+    if (PLAIT_UNLIKELY(atomic_load_explicit(plait__epoch_known, memory_order_acquire) != 1))
+        return plait__fork_epoch_found_out();
     return atomic_load_explicit(&plait__fork_epoch_now, memory_order_relaxed);
 }
-void plait__pid_forget(void);
+/* The epoch where this process knows it (async-signal-safe: never raises it): false in
+ * a child of _Fork() that has not yet asked. */
+static inline bool plait__fork_epoch_if_known(unsigned *epoch)
+{
+    if (atomic_load_explicit(plait__epoch_known, memory_order_acquire) != 1)
+        return false;
+    *epoch = atomic_load_explicit(&plait__fork_epoch_now, memory_order_relaxed);
+    return true;
+}
+/* In a child's fork handlers: the epoch of the process that forked it.  A descriptor
+ * plait made at that epoch is plait's to close there; one of an older epoch (a copy
+ * the forking process, a child of _Fork(), had from its own parent) may be a file the
+ * program opened at that number since, and is left alone. */
+extern unsigned plait__fork_epoch_parent;
 /* A lock in shared memory whose word is its holder's process id. */
 typedef struct plait__plock { atomic_uint word; } plait__plock;
 /* Take the lock if it is free, without waiting: true. */

@@ -452,50 +452,18 @@ enum { PLOCK_WAITERS = 1u << 31 };
 #define PLOCK_RECHECK_NS (10 * PLAIT_MS)
 
 static PLAIT_TLS unsigned tls_pid_cache;
-static atomic_uint pid_generation; /* bumped in a forked child */
-static PLAIT_TLS unsigned tls_pid_generation;
-
-/* A child of _Fork() or of a raw clone runs no fork handler (plait__pid_forget), and
- * its cached pid was its parent's: an owner check passed there (a process pool's call
- * touched the parent's memory, not in the child, and crashed), and the process
- * manager's own check looked started.  So a word the kernel zeroes in every child,
- * however made (MADV_WIPEONFORK, Linux 4.14): found 0, the child is a new process.
- * Where the kernel refuses, a word never zeroed (fork handlers only, as before). */
-static atomic_uint not_forked_word = 1;
-static atomic_uint *not_forked = &not_forked_word; /* set at load, before any thread */
-
-__attribute__((constructor)) static void wipe_on_fork_at_load(void)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    void *m = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
-        return;
-    if (madvise(m, page, MADV_WIPEONFORK) < 0) {
-        munmap(m, page);
-        return;
-    }
-    atomic_store((atomic_uint *)m, 1);
-    not_forked = m; /* (kept for the process's life) */
-}
+static PLAIT_TLS unsigned tls_pid_epoch; /* the fork epoch it was read at */
 
 unsigned plait__pid(void)
 {
-    unsigned gen = atomic_load_explicit(&pid_generation, memory_order_relaxed);
-    if (PLAIT_UNLIKELY(!atomic_load_explicit(not_forked, memory_order_relaxed))) {
-        atomic_store_explicit(not_forked, 1, memory_order_relaxed);
-        gen = atomic_fetch_add(&pid_generation, 1) + 1; /* every thread's cache is old */
-    }
-    if (PLAIT_UNLIKELY(!tls_pid_cache || tls_pid_generation != gen)) {
+    /* a child's cached pid is its parent's until its epoch moves on (fork handlers, or
+     * a child of _Fork() finding itself out: plait__fork_epoch) */
+    unsigned epoch = plait__fork_epoch();
+    if (PLAIT_UNLIKELY(!tls_pid_cache || tls_pid_epoch != epoch)) {
         tls_pid_cache = (unsigned)getpid();
-        tls_pid_generation = gen;
+        tls_pid_epoch = epoch;
     }
     return tls_pid_cache;
-}
-
-void plait__pid_forget(void)
-{
-    atomic_fetch_add(&pid_generation, 1);
-    tls_pid_cache = 0;
 }
 
 /* A holder that has ended will never unlock: release the lock for it, as its reaper

@@ -758,11 +758,11 @@ int plait_close(int fd)
 /* ---- a plain thread's wait ---- */
 
 static PLAIT_TLS int tls_wake_fd = -1;
-/* The process that made it: in a child of _Fork(), which runs no fork handler, the
+/* The fork epoch it was made at: in a child of _Fork(), which runs no fork handler, the
  * number is the parent's, shared with the parent's thread, or the program's own file
  * by now if it closed what it inherited (a wait there spun on a file always ready, and
  * the thread's end closed that file).  Such a number is left alone. */
-static PLAIT_TLS unsigned tls_wake_pid;
+static PLAIT_TLS unsigned tls_wake_epoch;
 
 static void wake_fd_close(void *unused)
 {
@@ -772,7 +772,7 @@ static void wake_fd_close(void *unused)
      * destructor with the descriptor left open, and the thread's returned value was
      * lost (its joiner got PTHREAD_CANCELED) */
     int cancel_state = plait__cancel_off();
-    if (tls_wake_fd >= 0 && tls_wake_pid == plait__pid())
+    if (tls_wake_fd >= 0 && tls_wake_epoch == plait__fork_epoch())
         close(tls_wake_fd);
     tls_wake_fd = -1;
     plait__cancel_restore(cancel_state);
@@ -784,7 +784,7 @@ static plait__exit_key wake_key = PLAIT__EXIT_KEY(wake_fd_close);
  * while the program holds every pthread key: there is none for that hook). */
 static int thread_wake_fd(void)
 {
-    if (tls_wake_fd >= 0 && tls_wake_pid == plait__pid())
+    if (tls_wake_fd >= 0 && tls_wake_epoch == plait__fork_epoch())
         return tls_wake_fd;
     tls_wake_fd = -1;
     pthread_key_t key;
@@ -797,14 +797,14 @@ static int thread_wake_fd(void)
         close(fd);
         return -ENOMEM;
     }
-    tls_wake_pid = plait__pid();
+    tls_wake_epoch = plait__fork_epoch();
     return tls_wake_fd = fd;
 }
 
 void plait__poll_after_fork(void)
 {
     /* the eventfd is shared with the parent's thread: this process needs its own */
-    if (tls_wake_fd >= 0)
+    if (tls_wake_fd >= 0 && tls_wake_epoch == plait__fork_epoch_parent)
         close(tls_wake_fd);
     tls_wake_fd = -1;
     poller_after_fork(plait__sched_current());

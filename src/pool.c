@@ -1028,7 +1028,7 @@ static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
 int plait__pool_default_get(plait_pool **out)
 {
     plait_pool *pool = atomic_load_explicit(&default_pool, memory_order_acquire);
-    if (PLAIT_LIKELY(pool)) {
+    if (PLAIT_LIKELY(pool && pool_here(pool) == 0)) {
         *out = pool;
         return 0;
     }
@@ -1037,6 +1037,9 @@ int plait__pool_default_get(plait_pool **out)
     int cancel_state = plait__cancel_off();
     pthread_mutex_lock(&default_lock);
     pool = atomic_load_explicit(&default_pool, memory_order_relaxed);
+    if (pool && pool_here(pool) != 0)
+        pool = NULL; /* a child of _Fork()'s copy of its parent's (its workers are not
+                      * here): one of its own, as a forked child's fork handler makes */
     int r = 0;
     if (!pool && (r = plait_pool_create(&pool, &(plait_pool_options){.name = "plait"})) == 0) {
         pool->is_default = true;

@@ -102,7 +102,8 @@ typedef struct mgr_request {
 
 static pthread_mutex_t mgr_start_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool mgr_started;
-static unsigned mgr_pid; /* the process whose manager it is (a child of _Fork() is not) */
+static unsigned mgr_epoch; /* the fork epoch whose manager it is (a child of _Fork()'s
+                            * is not) */
 static pthread_t mgr_thread;
 static int mgr_epfd = -1, mgr_ctl_fd = -1;
 static plait__spinlock mgr_lock;
@@ -166,10 +167,11 @@ static void *manager_main(void *unused)
 }
 
 /* In a child: the manager thread is not there, and its descriptors are the parent's
- * epoll set and eventfd, shared with it.  The fork handler closes them (nothing ran in
- * the child before it); a child of _Fork(), found out later, leaves the numbers alone:
- * the program may have closed them since (close_range after a fork is common) and
- * opened files of its own there, which a close here took from it. */
+ * epoll set and eventfd, shared with it.  The fork handler closes them where they are
+ * the forking process's (nothing ran in the child before it); a child of _Fork(), found
+ * out later, leaves the numbers alone, as does a fork handler for those of an older
+ * epoch: the program may have closed them since (close_range after a fork is common)
+ * and opened files of its own there, which a close here took from it. */
 static void forget_the_parents_manager(bool close_its_descriptors)
 {
     atomic_store(&mgr_lock.held, 0);
@@ -191,7 +193,7 @@ static int manager_start_cancel_off(void)
     int r = 0;
     /* A child of _Fork() (no fork handlers) looks started, but its requests went to
      * the parent's manager, through the eventfd they share, and waited for ever. */
-    if (mgr_started && mgr_pid != plait__pid())
+    if (mgr_started && mgr_epoch != plait__fork_epoch())
         forget_the_parents_manager(false);
     if (!mgr_started) {
         mgr_epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -219,7 +221,7 @@ static int manager_start_cancel_off(void)
         }
         if (r == 0) {
             mgr_started = true;
-            mgr_pid = plait__pid();
+            mgr_epoch = plait__fork_epoch();
         } else {
             if (mgr_epfd >= 0)
                 close(mgr_epfd);
@@ -310,7 +312,7 @@ void plait__manager_unwatch(int fd)
 void plait__manager_atfork(int phase)
 {
     if (phase == PLAIT__FORK_CHILD)
-        forget_the_parents_manager(true);
+        forget_the_parents_manager(mgr_epoch == plait__fork_epoch_parent);
     plait__atfork_mutex(&mgr_start_lock, phase);
 }
 
@@ -749,9 +751,12 @@ static void proc_finish(proc *p, int error)
  * (holding it across the fork once deadlocked with such a handler). */
 static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
 static int spawn_fds[6] = {-1, -1, -1, -1, -1, -1};
+static unsigned spawn_fds_epoch; /* made at (an older one's are left alone: see
+                                  * plait__fork_epoch_parent) */
 
 static void spawn_fds_record(const proc *p)
 {
+    spawn_fds_epoch = plait__fork_epoch();
     for (int i = 0; i < 3; i++)
         spawn_fds[i] = p->child_stdio[i];
     spawn_fds[3] = p->exec_error[1];
@@ -771,7 +776,7 @@ void plait__spawn_atfork(int phase)
          * place or closes them itself (child_setup), and its later descriptors may
          * reuse their numbers, so its own forks must not close those: forget them */
         for (int i = 0; i < 6; i++) {
-            if (plait__forking)
+            if (plait__forking || spawn_fds_epoch != plait__fork_epoch_parent)
                 spawn_fds[i] = -1;
             else
                 close_fd(&spawn_fds[i]);

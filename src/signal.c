@@ -80,14 +80,15 @@ static unsigned masks_wanted;      /* mask changes asked of the dispatcher (regi
 static atomic_uint masks_applied;  /* the last of them it made (futex word) */
 static atomic_uint delivered[SIGNAL_MAX];
 /* The self-pipe: the dispatcher reads pipe_out; the handler writes to pipe_in, and
- * only in the process that made the pipe (pipe_pid): a child of _Fork() has its
- * parent's numbers, which the program may have closed and reused since. */
+ * only at the fork epoch the pipe was made at (pipe_epoch, stored after pipe_in): a
+ * child of _Fork() has its parent's numbers, which the program may have closed and
+ * reused since. */
 static int pipe_out = -1;
 static atomic_int pipe_in = -1;
-static atomic_int pipe_pid;
+static atomic_uint pipe_epoch;
 static bool dispatcher_started;
-static pid_t dispatcher_pid; /* the process it serves: a child made without fork
-                              * handlers (_Fork) has none, though it looks started */
+static unsigned dispatcher_epoch; /* the process it serves: a child made without fork
+                                   * handlers (_Fork) has none, though it looks started */
 
 /* Wake the dispatcher: a delivery was counted, or the watched set changed.
  * Async-signal-safe. */
@@ -97,10 +98,14 @@ static void poke_dispatcher(void)
      * interrupts, in plait's own sections too (a lock held, a wait linked), where a
      * pthread_cancel pending was acted on.  The raw system call is none. */
     char c = 0;
-    int fd = atomic_load_explicit(&pipe_in, memory_order_acquire);
-    if (fd < 0 || atomic_load_explicit(&pipe_pid, memory_order_relaxed) != getpid())
-        return; /* none yet, or the parent's (a child of _Fork): its dispatcher, when
-                 * made, looks at the counts first */
+    unsigned now;
+    if (!plait__fork_epoch_if_known(&now) ||
+        atomic_load_explicit(&pipe_epoch, memory_order_acquire) != now)
+        return; /* the parent's (a child of _Fork): its dispatcher, when made, looks at
+                 * the counts first */
+    int fd = atomic_load_explicit(&pipe_in, memory_order_relaxed);
+    if (fd < 0)
+        return; /* none yet */
     long ignored = syscall(SYS_write, fd, &c, 1); /* full: already says "look" */
     (void)ignored;
 }
@@ -157,21 +162,21 @@ static void *dispatcher(void *unused)
     return NULL;
 }
 
-/* The pipe of process me: the first, or, in a child made without fork handlers
- * (_Fork), which looks started but has no dispatcher, one of its own in place of its
- * parent's (whose bytes woke the parent's dispatcher, and its own waits never).  The
- * parent's numbers are left alone: the program may have closed them since and opened
- * files of its own there (they were put over with dup3, and the files lost).  0 or
- * -errno. */
-static int pipe_of_its_own(pid_t me)
+/* The pipe of fork epoch `epoch`: the first, or, in a child made without fork
+ * handlers (_Fork), which looks started but has no dispatcher, one of its own in place
+ * of its parent's (whose bytes woke the parent's dispatcher, and its own waits never).
+ * The parent's numbers are left alone: the program may have closed them since and
+ * opened files of its own there (they were put over with dup3, and the files lost).
+ * 0 or -errno. */
+static int pipe_of_its_own(unsigned epoch)
 {
     int fresh[2];
     if (pipe2(fresh, O_CLOEXEC) < 0)
         return -errno;
     fcntl(fresh[1], F_SETFL, O_NONBLOCK); /* the handler must never block */
     pipe_out = fresh[0];
-    atomic_store_explicit(&pipe_in, fresh[1], memory_order_release);
-    atomic_store(&pipe_pid, me);
+    atomic_store_explicit(&pipe_in, fresh[1], memory_order_relaxed);
+    atomic_store_explicit(&pipe_epoch, epoch, memory_order_release);
     return 0;
 }
 
@@ -179,14 +184,13 @@ static int pipe_of_its_own(pid_t me)
  * -errno. */
 static int dispatcher_start(void)
 {
-    pid_t me = getpid();
-    if (dispatcher_started && dispatcher_pid == me)
+    unsigned epoch = plait__fork_epoch();
+    if (dispatcher_started && dispatcher_epoch == epoch)
         return 0;
-    if (atomic_load(&pipe_pid) != me) {
-        int r = pipe_of_its_own(me);
+    if (atomic_load(&pipe_in) < 0 || atomic_load(&pipe_epoch) != epoch) {
+        int r = pipe_of_its_own(epoch);
         if (r < 0)
             return r;
-        dispatcher_started = false;
     }
     sigset_t all, old;
     sigfillset(&all);
@@ -198,7 +202,7 @@ static int dispatcher_start(void)
         return -r;
     pthread_detach(th);
     dispatcher_started = true;
-    dispatcher_pid = me;
+    dispatcher_epoch = epoch;
     return 0;
 }
 
@@ -221,7 +225,7 @@ static void unwatch(const plait_signals *w)
     if (masks_wanted != asked)
         return;
     unsigned seen = asked; /* no dispatcher here: nothing to wait for */
-    bool served = getpid() == dispatcher_pid;
+    bool served = dispatcher_started && dispatcher_epoch == plait__fork_epoch();
     if (served)
         poke_dispatcher();
     while (served && (int)((seen = atomic_load(&masks_applied)) - asked) < 0) {
@@ -303,8 +307,8 @@ int plait_signals_wait(plait_signals *w, int64_t deadline)
     struct inside me = {.thread = pthread_self()};
     pthread_mutex_lock(&registry);
     /* in a child made without fork handlers, the watchers it inherited are served by a
-     * dispatcher of its own (dispatcher_start) */
-    if (dispatcher_started) {
+     * dispatcher of its own (dispatcher_start; tried again after a failed start) */
+    if (watchers) {
         int r = dispatcher_start();
         if (r < 0) {
             pthread_mutex_unlock(&registry);
@@ -425,13 +429,12 @@ void plait__signals_atfork(int phase)
         }
         watchers = NULL;
         dispatcher_started = false;
-        if (pipe_out >= 0) {
-            close(pipe_out);
+        if (pipe_out >= 0 && atomic_load(&pipe_epoch) == plait__fork_epoch_parent) {
+            close(pipe_out); /* (an older epoch's may be the program's files now) */
             close(atomic_load(&pipe_in));
         }
         pipe_out = -1;
         atomic_store(&pipe_in, -1);
-        atomic_store(&pipe_pid, 0);
     }
     plait__atfork_mutex(&registry, phase);
 }

@@ -1,43 +1,57 @@
 /*
- * test_fork_closed_inherited.c — a child of _Fork(), which runs no fork handler, that
- * closes every descriptor it inherited (close_range, as programs do after a fork) and
- * opens files of its own: plait's first use there must leave those files alone.  plait
- * found out only then that it was in a new process, and closed or put over the
- * numbers its parent's objects had used, by now the child's own files: the process
- * manager's epoll set and eventfd (closed), the signal dispatcher's pipe (dup3 over
- * them), and a plain thread's wake-up eventfd (kept: a wait beside a file always ready
- * spun past its deadline).  Each case forks after the parent used the object, and the
- * child checks that its files still name what it opened (a review's reproducers).
+ * test_fork_without_handlers.c — a child of _Fork(), which runs no fork handler.  plait
+ * finds out there that it is in a new process only when it is next called (a word the
+ * kernel zeroes in every child: the fork epoch moves on then), and must then treat
+ * what it inherited as its parent's:
+ *  - descriptors: the child may have closed everything it inherited (close_range, as
+ *    programs do after a fork) and opened files of its own at those numbers.  plait
+ *    closed or put over the numbers its parent's objects had used, by then the
+ *    child's own files: the process manager's epoll set and eventfd (closed), the
+ *    signal dispatcher's pipe (dup3 over them), a plain thread's wake-up eventfd (kept:
+ *    a wait beside a file always ready spun past its deadline); and a plain fork()
+ *    made by such a child closed them in the grandchild;
+ *  - handles: a task of the parent's (a process: plait_process_kill signalled the
+ *    process of the child's own that reused the pidfd's number) and the parent's
+ *    pools are -EPERM there; the default pool is the child's own;
+ *  - all of this where parent and child have the same process id (each the first of a
+ *    PID namespace): plait told the child by its pid, and took it for its parent.
+ * (A review's reproducers.)
  */
 #include "helpers.h"
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 
 enum { OWN_FILES = 12 };
+static int own[OWN_FILES];
 
-/* The child's own files, at the lowest numbers (where the parent's were). */
-static void open_own_files(int fds[OWN_FILES])
+/* Close what the process inherited and open files of its own at the lowest numbers
+ * (where the parent's were). */
+static void close_all_and_open_own_files(void)
 {
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
+        _exit(11);
     for (int i = 0; i < OWN_FILES; i++)
-        fds[i] = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+        own[i] = open("/dev/zero", O_RDONLY | O_CLOEXEC);
 }
 
 /* How many of them no longer name /dev/zero. */
-static int own_files_lost(const int fds[OWN_FILES])
+static int own_files_lost(void)
 {
     int lost = 0;
     for (int i = 0; i < OWN_FILES; i++) {
         char path[64], target[64];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fds[i]);
-        ssize_t n = fds[i] < 0 ? -1 : readlink(path, target, sizeof target - 1);
+        snprintf(path, sizeof path, "/proc/self/fd/%d", own[i]);
+        ssize_t n = own[i] < 0 ? -1 : readlink(path, target, sizeof target - 1);
         if (n > 0)
             target[n] = '\0';
         if (n <= 0 || strcmp(target, "/dev/zero") != 0) {
-            fprintf(stderr, "  the child's descriptor %d: %s\n", fds[i],
+            fprintf(stderr, "  [%d] its descriptor %d: %s\n", (int)getpid(), own[i],
                     n <= 0 ? "closed" : target);
             lost++;
         }
@@ -86,9 +100,25 @@ static int wait_on_a_pipe(void)
     return r == -ETIMEDOUT ? 0 : 2;
 }
 
-/* _Fork; the child closes what it inherited, opens its own files, makes its first
- * call, and says whether the call worked (status 1-9) and its files stayed (10). */
-static void in_a_child_that_closed_all(int (*first_call)(void))
+/* The three calls that make a descriptor of plait's in the parent. */
+static int use_all_three(void)
+{
+    int r = start_a_process();
+    r = r ? r : watch_a_signal();
+    return r ? r : wait_on_a_pipe();
+}
+
+/* Wait for a child of the test's in bounded time: its exit status, or minus its
+ * signal. */
+static int outcome_of(pid_t pid)
+{
+    int status = reap_within(pid, 30);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+/* Run child() in a child of _Fork() (after the other threads have settled, where a
+ * sanitizer's own locks must be free), and check that it exits 0. */
+static void in_a_child_of_fork_without_handlers(int (*child)(void))
 {
     if (CHECK_SANITIZED) /* (_Fork runs no sanitizer's fork handler: its locks free first) */
         others_asleep_before_fork();
@@ -96,18 +126,23 @@ static void in_a_child_that_closed_all(int (*first_call)(void))
     pid_t pid = _Fork();
     if (pid == 0) {
         alarm(20); /* (a call that hangs or spins: the child dies of SIGALRM) */
-        if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
-            _exit(11);
-        int own[OWN_FILES];
-        open_own_files(own);
-        int r = first_call();
-        if (r != 0)
-            _exit(r);
-        _exit(own_files_lost(own) ? 10 : 0);
+        _exit(child());
     }
     CHECK(pid > 0);
-    int status = reap_within(pid, 30);
-    CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), 0);
+    CHECK_EQ(outcome_of(pid), 0);
+}
+
+/* ---- descriptors ---- */
+
+static int (*first_call)(void);
+
+/* The child closes what it inherited, opens its own files, makes its first call, and
+ * says whether the call worked (status 1-9) and its files stayed (10). */
+static int first_call_keeps_own_files(void)
+{
+    close_all_and_open_own_files();
+    int r = first_call();
+    return r ? r : own_files_lost() ? 10 : 0;
 }
 
 TEST(the_process_manager)
@@ -119,7 +154,8 @@ TEST(the_process_manager)
     return;
 #endif
     CHECK_EQ(start_a_process(), 0); /* the parent's manager runs */
-    in_a_child_that_closed_all(start_a_process);
+    first_call = start_a_process;
+    in_a_child_of_fork_without_handlers(first_call_keeps_own_files);
     CHECK_EQ(start_a_process(), 0); /* and is still the parent's */
 }
 
@@ -134,7 +170,8 @@ TEST(the_signal_dispatcher)
     plait_signals *kept; /* a watcher of the parent's at the fork: the child's handler
                           * is plait's, and wrote to the parent's pipe's number */
     CHECK_EQ(plait_signals_create(&kept, &usr1, 1), 0);
-    in_a_child_that_closed_all(watch_a_signal);
+    first_call = watch_a_signal;
+    in_a_child_of_fork_without_handlers(first_call_keeps_own_files);
     CHECK_EQ(plait_signals_wait(kept, plait_now()), -ETIMEDOUT); /* the child's: not here */
     CHECK_EQ(plait_signals_destroy(kept), 0);
     CHECK_EQ(watch_a_signal(), 0);
@@ -143,8 +180,200 @@ TEST(the_signal_dispatcher)
 TEST(a_plain_threads_wait)
 {
     CHECK_EQ(wait_on_a_pipe(), 0); /* this thread's wake-up eventfd */
-    in_a_child_that_closed_all(wait_on_a_pipe);
+    first_call = wait_on_a_pipe;
+    in_a_child_of_fork_without_handlers(first_call_keeps_own_files);
     CHECK_EQ(wait_on_a_pipe(), 0);
 }
 
-RUN_TESTS(CASE(the_process_manager), CASE(the_signal_dispatcher), CASE(a_plain_threads_wait))
+/* The child, which has not called plait since it closed what it inherited, forks
+ * (fork handlers run): the grandchild keeps the files it inherited from the child. */
+static int grandchild_keeps_own_files(void)
+{
+    close_all_and_open_own_files();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(own_files_lost() ? 10 : 0);
+    int r = pid < 0 ? 1 : outcome_of(pid);
+    return r ? r : own_files_lost() ? 12 : 0;
+}
+
+TEST(a_fork_it_makes_itself)
+{
+#if defined(__SANITIZE_THREAD__)
+    CHECK_SKIP("a child of _Fork starting threads: ThreadSanitizer stops it");
+    return;
+#endif
+    CHECK_EQ(use_all_three(), 0);
+    in_a_child_of_fork_without_handlers(grandchild_keeps_own_files);
+}
+
+/* The child's first wait on a watcher it inherited is refused its dispatcher thread
+ * (-EAGAIN); the next wait tries again.  It did not (the dispatcher looked started
+ * once the child's pipe was made), and a signal sent during it was never seen. */
+static atomic_bool refusing_threads;
+int __real_plait__thread_create(pthread_t *thread, const pthread_attr_t *attr,
+                                void *(*fn)(void *), void *arg);
+int __wrap_plait__thread_create(pthread_t *thread, const pthread_attr_t *attr,
+                                void *(*fn)(void *), void *arg);
+int __wrap_plait__thread_create(pthread_t *thread, const pthread_attr_t *attr,
+                                void *(*fn)(void *), void *arg)
+{
+    if (atomic_load(&refusing_threads))
+        return EAGAIN;
+    return __real_plait__thread_create(thread, attr, fn, arg);
+}
+
+static plait_signals *inherited;
+
+static void *send_usr1_soon(void *arg)
+{
+    (void)arg;
+    struct timespec pause = {0, 50 * PLAIT_MS};
+    nanosleep(&pause, NULL);
+    kill(getpid(), SIGUSR1);
+    return NULL;
+}
+
+static int dispatcher_refused_then_made(void)
+{
+    atomic_store(&refusing_threads, true);
+    if (plait_signals_wait(inherited, plait_deadline_in(PLAIT_SEC)) != -EAGAIN)
+        return 1;
+    atomic_store(&refusing_threads, false);
+    pthread_t sender;
+    if (pthread_create(&sender, NULL, send_usr1_soon, NULL) != 0)
+        return 2;
+    int r = plait_signals_wait(inherited, plait_deadline_in(10 * PLAIT_SEC));
+    pthread_join(sender, NULL);
+    return r == SIGUSR1 ? 0 : 3;
+}
+
+TEST(a_refused_dispatcher_is_tried_again)
+{
+#if defined(__SANITIZE_THREAD__)
+    CHECK_SKIP("a child of _Fork starting threads: ThreadSanitizer stops it");
+    return;
+#endif
+    int usr1 = SIGUSR1;
+    CHECK_EQ(plait_signals_create(&inherited, &usr1, 1), 0);
+    in_a_child_of_fork_without_handlers(dispatcher_refused_then_made);
+    CHECK_EQ(plait_signals_destroy(inherited), 0);
+}
+
+/* ---- the parent's handles ---- */
+
+static plait_task parents_process, parents_pool_task;
+static plait_pool *parents_pool;
+
+static void *seven(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)7;
+}
+
+static int handles_are_the_parents(void)
+{
+    close_all_and_open_own_files(); /* (a pidfd's number reused) */
+    void *v = NULL;
+    plait_task t;
+    if (plait_process_kill(parents_process, SIGTERM) != -EPERM ||
+        plait_cancel(parents_process) != -EPERM || plait_join(parents_process, NULL, 0) != -EPERM ||
+        plait_detach(parents_process) != -EPERM)
+        return 1;
+    if (plait_pool_submit(parents_pool, &t, seven, NULL) != -EPERM ||
+        plait_cancel(parents_pool_task) != -EPERM || plait_join(parents_pool_task, &v, 0) != -EPERM)
+        return 2;
+    /* the default pool is the child's own (its first use in the parent came before) */
+    if (plait_to_thread(seven, NULL, &v, plait_deadline_in(10 * PLAIT_SEC)) != 0 ||
+        (intptr_t)v != 7)
+        return 3;
+    return own_files_lost() ? 10 : 0;
+}
+
+TEST(the_parents_tasks_and_pools)
+{
+#if defined(__SANITIZE_THREAD__)
+    CHECK_SKIP("a child of _Fork starting threads: ThreadSanitizer stops it");
+    return;
+#endif
+    void *v = NULL;
+    CHECK_EQ(plait_to_thread(seven, NULL, &v, SOON()), 0); /* the default pool runs */
+    CHECK_EQ(plait_pool_create(&parents_pool, &(plait_pool_options){.threads = 1}), 0);
+    CHECK_EQ(plait_pool_submit(parents_pool, &parents_pool_task, seven, NULL), 0);
+    CHECK_EQ(plait_join(parents_pool_task, &v, SOON()), 0); /* (a copy of it stays) */
+    CHECK_EQ(plait_pool_submit(parents_pool, &parents_pool_task, seven, NULL), 0);
+    CHECK_EQ(plait_process_start(&parents_process, nothing, NULL, 0, NULL, NULL), 0);
+    in_a_child_of_fork_without_handlers(handles_are_the_parents);
+    CHECK_EQ(plait_join(parents_process, NULL, SOON()), 0);
+    CHECK_EQ(plait_join(parents_pool_task, &v, SOON()), 0);
+    CHECK_EQ((intptr_t)v, 7);
+    CHECK_EQ(plait_pool_shutdown(parents_pool, PLAIT_POOL_DRAIN, SOON()), 0);
+    CHECK_EQ(plait_pool_destroy(parents_pool), 0);
+}
+
+/* ---- the same process id ---- */
+
+enum { NO_NAMESPACE = 77 };
+
+/* The first of a new PID namespace (pid 1): use plait, move the children to be made to
+ * another new namespace, and _Fork a child there (pid 1 too). */
+static int same_pid_in_a_new_namespace(void)
+{
+    if (getpid() != 1)
+        return 20;
+    if (use_all_three() != 0)
+        return 21;
+    if (unshare(CLONE_NEWPID) != 0)
+        return 22;
+    fflush(NULL);
+    pid_t pid = _Fork();
+    if (pid == 0) {
+        if (getpid() != 1)
+            _exit(23);
+        alarm(20);
+        close_all_and_open_own_files();
+        int r = use_all_three();
+        _exit(r ? r : own_files_lost() ? 10 : 0);
+    }
+    return pid < 0 ? 24 : outcome_of(pid);
+}
+
+/* A child of the test's own, whose children go to a new PID namespace (NO_NAMESPACE
+ * where it may not make one: CAP_SYS_ADMIN). */
+static int in_a_new_namespace(void)
+{
+    if (unshare(CLONE_NEWPID) != 0)
+        return NO_NAMESPACE;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(40);
+        _exit(same_pid_in_a_new_namespace());
+    }
+    return pid < 0 ? 25 : outcome_of(pid);
+}
+
+TEST(a_child_with_its_parents_process_id)
+{
+#if defined(__SANITIZE_THREAD__)
+    CHECK_SKIP("a child of _Fork starting threads: ThreadSanitizer stops it");
+    return;
+#endif
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(in_a_new_namespace());
+    CHECK(pid > 0);
+    int r = outcome_of(pid);
+    if (r == NO_NAMESPACE) {
+        CHECK_SKIP("no new PID namespace here (CAP_SYS_ADMIN)");
+        return;
+    }
+    CHECK_EQ(r, 0);
+}
+
+RUN_TESTS(CASE(the_process_manager), CASE(the_signal_dispatcher), CASE(a_plain_threads_wait),
+          CASE(a_fork_it_makes_itself), CASE(a_refused_dispatcher_is_tried_again),
+          CASE(the_parents_tasks_and_pools),
+          CASE(a_child_with_its_parents_process_id))
