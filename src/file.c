@@ -62,6 +62,9 @@ typedef struct file_op {
     bool finished;              /* its system call has returned */
     bool keeps;                 /* a close found it started, not finished */
     bool placeholder;           /* and put the placeholder in the number */
+    unsigned epoch;             /* the fork epoch it was made at: in a child of _Fork()
+                                 * (no fork handler marked it finished) one of an older
+                                 * epoch is its parent's, and never finishes here */
 } file_op;
 
 static plait__spinlock queued_lock;
@@ -70,6 +73,7 @@ static atomic_int queued_count; /* lets plait_close skip the lock when there is 
 
 static void queued_link(file_op *op)
 {
+    op->epoch = plait__fork_epoch();
     plait__spin_lock(&queued_lock);
     op->next = queued_ops;
     if (queued_ops)
@@ -98,10 +102,11 @@ static bool queued_unlink(file_op *op)
 /* Under queued_lock: whether a call on fd has not finished its system call and either
  * its close found it started (`keeps`: the number must stay the placeholder) or, with
  * placed_only, the placeholder is in the number already (a second close finds it). */
-static bool unfinished_call_on(int fd, bool placed_only)
+static bool unfinished_call_on(int fd, bool placed_only, unsigned epoch)
 {
     for (file_op *op = queued_ops; op; op = op->next)
-        if (op->fd == fd && !op->finished && (placed_only ? op->placeholder : op->keeps))
+        if (op->fd == fd && !op->finished && op->epoch == epoch &&
+            (placed_only ? op->placeholder : op->keeps))
             return true;
     return false;
 }
@@ -111,13 +116,14 @@ int plait__file_ops_closing(int fd)
     if (!atomic_load(&queued_count))
         return 0;
     int kept = 0;
+    unsigned epoch = plait__fork_epoch();
     plait__spin_lock(&queued_lock);
-    if (unfinished_call_on(fd, true)) {
+    if (unfinished_call_on(fd, true, epoch)) {
         plait__spin_unlock(&queued_lock);
         return -EBADF; /* closed already: the number is plait's */
     }
     for (file_op *op = queued_ops; op; op = op->next) {
-        if (op->fd != fd || op->closed || op->finished)
+        if (op->fd != fd || op->closed || op->finished || op->epoch != epoch)
             continue;
         if (op->started) {
             op->keeps = true;
@@ -143,9 +149,10 @@ int plait__file_ops_close(int fd)
     if (spare >= 0)
         close(spare);
     bool kept = false;
+    unsigned epoch = plait__fork_epoch();
     plait__spin_lock(&queued_lock);
     for (file_op *op = queued_ops; op; op = op->next) {
-        if (op->fd != fd || !op->keeps || op->finished)
+        if (op->fd != fd || !op->keeps || op->finished || op->epoch != epoch)
             continue;
         op->placeholder = placed;
         op->keeps = placed;
@@ -169,7 +176,8 @@ void plait__file_atfork(int phase)
          * child's close of a number is a close; a placeholder put in for one of them
          * (the child's copy of the number) goes now. */
         for (file_op *op = queued_ops; op; op = op->next) {
-            if (op->placeholder && !op->finished) {
+            /* (an older epoch's number may be the program's file by now) */
+            if (op->placeholder && !op->finished && op->epoch == plait__fork_epoch_parent) {
                 close(op->fd);
                 for (file_op *same = op; same; same = same->next)
                     if (same->fd == op->fd)
@@ -218,7 +226,7 @@ static void *op_task(void *arg)
     plait__spin_lock(&queued_lock);
     op->finished = true;
     /* the last call a close found started lets the number go (plait__file_ops_close) */
-    if (op->placeholder && !unfinished_call_on(op->fd, false))
+    if (op->placeholder && !unfinished_call_on(op->fd, false, op->epoch))
         close(op->fd);
     plait__spin_unlock(&queued_lock);
     op->ran = true;

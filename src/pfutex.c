@@ -110,6 +110,10 @@ struct watcher {
 static pthread_mutex_t watchers_lock = PTHREAD_MUTEX_INITIALIZER;
 static watcher *watchers[WATCHERS_MAX];
 static atomic_uint watcher_count;
+/* The fork epoch they are of (set with the first, under watchers_lock): a child of
+ * _Fork(), which runs no fork handler, has copies of its parent's, whose threads are
+ * not there (its coroutines' waits were woken only by their 100 ms look). */
+static atomic_uint watchers_epoch;
 
 /* ---- the watcher thread ---- */
 
@@ -208,6 +212,15 @@ static watcher *watcher_for(atomic_uint *word, unsigned expected, unsigned *slot
                             int *error)
 {
     unsigned count = atomic_load_explicit(&watcher_count, memory_order_acquire);
+    unsigned epoch = plait__fork_epoch();
+    if (PLAIT_UNLIKELY(count && atomic_load_explicit(&watchers_epoch, memory_order_relaxed) !=
+                                    epoch)) {
+        pthread_mutex_lock(&watchers_lock); /* (left as they are, as by the fork handler) */
+        if (atomic_load(&watchers_epoch) != epoch)
+            atomic_store(&watcher_count, 0);
+        count = atomic_load(&watcher_count);
+        pthread_mutex_unlock(&watchers_lock);
+    }
     for (unsigned k = 0;; k++) {
         if (k == count) {
             pthread_mutex_lock(&watchers_lock);
@@ -234,6 +247,7 @@ static watcher *watcher_for(atomic_uint *word, unsigned expected, unsigned *slot
                     return NULL;
                 }
                 watchers[count] = wt;
+                atomic_store_explicit(&watchers_epoch, epoch, memory_order_relaxed);
                 atomic_store_explicit(&watcher_count, count + 1, memory_order_release);
             }
             pthread_mutex_unlock(&watchers_lock);

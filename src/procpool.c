@@ -157,9 +157,10 @@ typedef struct pool_shm {
 typedef struct ptask {
     plait__future *future;
     plait_procpool *pool;
-    unsigned owner;             /* the pool's maker: a join anywhere else is inert, and
-                                 * looks at nothing of the pool (it may be freed, or the
-                                 * parent's, copied); a cancel there is -EPERM (future.c) */
+    unsigned epoch;             /* the pool maker's fork epoch: a join in any other
+                                 * process is inert, and looks at nothing of the pool (it
+                                 * may be freed, or the parent's, copied); a cancel there
+                                 * is -EPERM (future.c) */
     struct ptask *next;         /* the waiting list */
     plait_proc_fn fn;
     int where;
@@ -239,14 +240,17 @@ struct plait_procpool {
     atomic_uint iters;          /* imap iterators over it: destroy is -EBUSY while any */
     atomic_uint shutting;       /* callers inside plait_procpool_shutdown: destroy is
                                  * -EBUSY while any (they wait on `stopped` still) */
-    unsigned owner;             /* the process that made it: the only one that may use it */
+    unsigned owner;             /* the process that made it (its pid, for F_SETOWN) */
+    unsigned epoch;             /* ... its fork epoch, the only one that may use it (not
+                                 * the pid: a child that is pid 1 of a new PID namespace
+                                 * has its parent's, and crashed in its copy) */
 };
 
 int plait__procpool_caller(const plait_procpool *pool)
 {
     /* a forked child's copy of the parent's side is stale, and what it would write to
      * the shared rings would take the parent's tasks and completions */
-    return plait__pid() == pool->owner ? 0 : -EPERM;
+    return plait__fork_epoch() == pool->epoch ? 0 : -EPERM;
 }
 
 static size_t align_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
@@ -1366,7 +1370,7 @@ static void ptask_help(plait__future *f, int64_t deadline)
 {
     ptask *t = f->ext;
     plait_procpool *p = t->pool;
-    if (plait__pid() != t->owner)
+    if (plait__fork_epoch() != t->epoch)
         return; /* a copy in a forked child: nothing of the parent's pool to collect */
     plait__spin_lock(&f->lock);
     bool done = atomic_load_explicit(&f->done, memory_order_relaxed);
@@ -1492,6 +1496,7 @@ int plait_procpool_create(plait_procpool **pool, const plait_procpool_options *o
     if (!p)
         return -ENOMEM;
     p->owner = plait__pid();
+    p->epoch = plait__fork_epoch();
     p->nworkers = n;
     p->nslots = 2 * n + 2;
     p->arg_max = arg_max;
@@ -1574,7 +1579,7 @@ int plait__procpool_submit(plait_procpool *pool, plait_task *task, plait_proc_fn
     ptask *t = malloc(sizeof *t);
     if (!t)
         return -ENOMEM;
-    *t = (ptask){.pool = pool, .owner = pool->owner, .fn = fn, .where = WHERE_PENDING,
+    *t = (ptask){.pool = pool, .epoch = pool->epoch, .fn = fn, .where = WHERE_PENDING,
                  .slot = NO_SLOT,
                  .deliver = deliver ? deliver : deliver_bytes, .deliver_ctx = ctx,
                  .deliver_tag = tag, .arg_len = arg_len};

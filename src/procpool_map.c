@@ -343,7 +343,7 @@ struct plait_procpool_iter {
     bool holds_place;           /* the chunk handed out came through a place */
     size_t current_place, current_chunk, current_pos, current_count;
     int current_error;
-    unsigned owner;             /* the process that made it: the only one that may use it */
+    unsigned epoch;             /* the fork epoch that made it: the only one that may use it */
     bool counted;               /* in its pool's count of iterators */
 };
 
@@ -402,7 +402,7 @@ int plait_procpool_imap(plait_procpool_iter **iter, plait_procpool *pool, plait_
     plait_procpool_iter *it = calloc(1, sizeof *it);
     if (!it)
         return -ENOMEM;
-    it->owner = plait__pid();
+    it->epoch = plait__fork_epoch();
     int r = plan_make(&it->m, pool, fn, args, arg_size, n, result_size, chunk);
     if (r == 0) {
         plait__procpool_count_iter(pool, 1);
@@ -480,7 +480,7 @@ int plait_procpool_imap_next(plait_procpool_iter *it, size_t *index, void *resul
 {
     if (!it)
         return -EINVAL;
-    if (plait__pid() != it->owner)
+    if (plait__fork_epoch() != it->epoch)
         return -EPERM; /* a forked child's copy: its chunks are the parent's */
     while (it->current_pos == it->current_count) {
         if (it->in_flight > 0) {
@@ -521,7 +521,7 @@ int plait_procpool_imap_destroy(plait_procpool_iter *it)
 {
     if (!it)
         return -EINVAL;
-    if (plait__pid() != it->owner)
+    if (plait__fork_epoch() != it->epoch)
         return -EPERM;
     /* the chunks still out: cancel them newest first (as map does, so that no worker
      * that replaces a killed one picks up a queued chunk), and wait (the manager

@@ -80,12 +80,14 @@ static unsigned masks_wanted;      /* mask changes asked of the dispatcher (regi
 static atomic_uint masks_applied;  /* the last of them it made (futex word) */
 static atomic_uint delivered[SIGNAL_MAX];
 /* The self-pipe: the dispatcher reads pipe_out; the handler writes to pipe_in, and
- * only at the fork epoch the pipe was made at (pipe_epoch, stored after pipe_in): a
- * child of _Fork() has its parent's numbers, which the program may have closed and
- * reused since. */
+ * only at the fork epoch and in the process the pipe was made at (pipe_epoch and
+ * pipe_pid, stored after pipe_in): a child of _Fork() has its parent's numbers, which
+ * the program may have closed and reused since.  (The pid too: where the kernel refuses
+ * MADV_WIPEONFORK, such a child's epoch never moves on.) */
 static int pipe_out = -1;
 static atomic_int pipe_in = -1;
 static atomic_uint pipe_epoch;
+static atomic_int pipe_pid;
 static bool dispatcher_started;
 static unsigned dispatcher_epoch; /* the process it serves: a child made without fork
                                    * handlers (_Fork) has none, though it looks started */
@@ -100,7 +102,8 @@ static void poke_dispatcher(void)
     char c = 0;
     unsigned now;
     if (!plait__fork_epoch_if_known(&now) ||
-        atomic_load_explicit(&pipe_epoch, memory_order_acquire) != now)
+        atomic_load_explicit(&pipe_epoch, memory_order_acquire) != now ||
+        atomic_load_explicit(&pipe_pid, memory_order_relaxed) != getpid())
         return; /* the parent's (a child of _Fork): its dispatcher, when made, looks at
                  * the counts first */
     int fd = atomic_load_explicit(&pipe_in, memory_order_relaxed);
@@ -176,6 +179,7 @@ static int pipe_of_its_own(unsigned epoch)
     fcntl(fresh[1], F_SETFL, O_NONBLOCK); /* the handler must never block */
     pipe_out = fresh[0];
     atomic_store_explicit(&pipe_in, fresh[1], memory_order_relaxed);
+    atomic_store_explicit(&pipe_pid, getpid(), memory_order_relaxed);
     atomic_store_explicit(&pipe_epoch, epoch, memory_order_release);
     return 0;
 }
