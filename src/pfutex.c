@@ -211,16 +211,17 @@ static void *watcher_main(void *arg)
 static watcher *watcher_for(atomic_uint *word, unsigned expected, unsigned *slot,
                             int *error)
 {
-    unsigned count = atomic_load_explicit(&watcher_count, memory_order_acquire);
+    /* the epoch first, then the count: one that sees this epoch's first watcher made
+     * sees the count reset before it (a count read before the reset, with the new
+     * epoch after it, named the parent's watcher to a second thread of the child) */
     unsigned epoch = plait__fork_epoch();
-    if (PLAIT_UNLIKELY(count && atomic_load_explicit(&watchers_epoch, memory_order_relaxed) !=
-                                    epoch)) {
+    if (PLAIT_UNLIKELY(atomic_load_explicit(&watchers_epoch, memory_order_acquire) != epoch)) {
         pthread_mutex_lock(&watchers_lock); /* (left as they are, as by the fork handler) */
         if (atomic_load(&watchers_epoch) != epoch)
             atomic_store(&watcher_count, 0);
-        count = atomic_load(&watcher_count);
         pthread_mutex_unlock(&watchers_lock);
     }
+    unsigned count = atomic_load_explicit(&watcher_count, memory_order_acquire);
     for (unsigned k = 0;; k++) {
         if (k == count) {
             pthread_mutex_lock(&watchers_lock);
@@ -247,7 +248,7 @@ static watcher *watcher_for(atomic_uint *word, unsigned expected, unsigned *slot
                     return NULL;
                 }
                 watchers[count] = wt;
-                atomic_store_explicit(&watchers_epoch, epoch, memory_order_relaxed);
+                atomic_store_explicit(&watchers_epoch, epoch, memory_order_release);
                 atomic_store_explicit(&watcher_count, count + 1, memory_order_release);
             }
             pthread_mutex_unlock(&watchers_lock);
