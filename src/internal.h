@@ -635,6 +635,7 @@ struct plait__sched {
 #ifdef PLAIT_TSAN
     void *tsan_idle_fibers[4];  /* ended coroutines' fibers, for the next (sched.c) */
     unsigned tsan_idle_count;
+    sigset_t tsan_signal_mask;  /* the thread's, held across a switch (sched.c) */
 #endif
     plait__coro *current;
     /* The coroutine being switched away from, from the moment `current` names the next

@@ -122,11 +122,49 @@ static plait__coro *ready_pop(plait__sched *s)
 #define TSAN_FIBERS_KEPT 1
 #endif
 
+/* Signals.  ThreadSanitizer runs a signal's handler at once only when the thread is
+ * inside a blocking call it intercepts (epoll_wait, poll); otherwise it queues the
+ * signal on the current fiber, and runs the handler as that fiber next leaves an
+ * intercepted call or an atomic operation.  Three places lost a signal so (a server's
+ * SIGTERM went unanswered: test_examples_faults; test_signal's switching coroutines):
+ *  - a switch, after the leaving coroutine's last such call: the handler waited until
+ *    that coroutine next ran, for an idle connection's coroutine never;
+ *  - a fiber's creation, which the runtime makes current while it starts it, and
+ *    starting it clears its state, a signal queued on it with it;
+ *  - a fiber's destruction, which the runtime makes current too, to end it.
+ * So each is done with every signal blocked (tsan_signals_hold): pthread_sigmask is
+ * intercepted, and leaving it runs what the current fiber has queued; a signal that
+ * comes meanwhile waits in the kernel, and comes as the mask is given back (after the
+ * switch, by the context switched to: after_switch), to the fiber current then, which
+ * runs its handler as it leaves that call.  Two system calls a switch, in TSan builds
+ * only. */
+static void tsan_signals_hold(plait__sched *s)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &s->tsan_signal_mask);
+}
+
+static void tsan_signals_let_go(plait__sched *s)
+{
+    pthread_sigmask(SIG_SETMASK, &s->tsan_signal_mask, NULL);
+}
+
 static void *tsan_fiber_take(plait__sched *s)
 {
     if (s->tsan_idle_count)
         return s->tsan_idle_fibers[--s->tsan_idle_count];
-    return __tsan_create_fiber(0);
+    tsan_signals_hold(s);
+    void *fiber = __tsan_create_fiber(0);
+    tsan_signals_let_go(s);
+    return fiber;
+}
+
+static void tsan_fiber_destroy(plait__sched *s, void *fiber)
+{
+    tsan_signals_hold(s);
+    __tsan_destroy_fiber(fiber);
+    tsan_signals_let_go(s);
 }
 
 static void tsan_fiber_give(plait__sched *s, void *fiber)
@@ -137,14 +175,13 @@ static void tsan_fiber_give(plait__sched *s, void *fiber)
         return;
     }
 #endif
-    (void)s;
-    __tsan_destroy_fiber(fiber);
+    tsan_fiber_destroy(s, fiber);
 }
 
 static void tsan_fibers_free(plait__sched *s)
 {
     while (s->tsan_idle_count)
-        __tsan_destroy_fiber(s->tsan_idle_fibers[--s->tsan_idle_count]);
+        tsan_fiber_destroy(s, s->tsan_idle_fibers[--s->tsan_idle_count]);
 }
 #endif
 
@@ -161,6 +198,9 @@ static void recycle(plait__sched *s, plait__coro *c)
 /* Runs first in every context that has just been switched to. */
 static void after_switch(plait__sched *s, plait__coro *self)
 {
+#ifdef PLAIT_TSAN
+    tsan_signals_let_go(s);
+#endif
     atomic_store_explicit(&s->leaving, NULL, memory_order_relaxed);
 #ifdef PLAIT_ASAN
     const void *lo;
@@ -222,6 +262,7 @@ __attribute__((noinline)) static void switch_to(plait__sched *s, plait__coro *fr
      * the sanitizers hear of the switch: the call runs on from's stack, as from. */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &from->cancel_state);
 #ifdef PLAIT_TSAN
+    tsan_signals_hold(s);
     if (from_ends)
         __tsan_func_exit(); /* this call's frame: from's fiber is left with none */
     __tsan_switch_to_fiber(to->tsan_fiber, 0);

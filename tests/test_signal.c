@@ -12,7 +12,9 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* Reap the forked child pid: it must exit with status 0 (its own code says which check
  * failed, a negative one the signal that killed it). */
@@ -129,6 +131,153 @@ TEST(plain_thread_waits)
     CHECK_EQ(kill(getpid(), SIGHUP), 0);
     thread_join(th);
     CHECK_EQ(c.result, SIGHUP);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
+/* Under ThreadSanitizer, a signal that comes to a thread outside a blocking call it
+ * intercepts is queued, and its handler runs as the thread leaves its next intercepted
+ * call or atomic operation; each coroutine is a fiber with a queue of its own (sched.c,
+ * "Signals").  These two cases send signals (tgkill, which the runtime does not see)
+ * to where that held plait's handler back, or lost it.  Without ThreadSanitizer the
+ * handler runs at once, and they pass as they must. */
+
+/* Deliveries to a thread whose coroutines switch away and stay suspended: under
+ * ThreadSanitizer, one that came as a coroutine switched away, after its last
+ * intercepted call or atomic operation and before the switch, was queued on its fiber,
+ * and its handler ran only when that coroutine next ran.  Here the coroutines suspended
+ * in a round stay so until its delivery has reached the watcher (a signal queued on
+ * one of them never did, within 2 s). */
+enum { SWITCH_ROUNDS = 300 };
+
+typedef struct {
+    plait_event *gates[SWITCH_ROUNDS]; /* each round's suspenders wait on its own */
+    atomic_int round;                  /* SWITCH_ROUNDS: the end */
+    atomic_int tid;                    /* the scheduler's thread, once it runs */
+} switching_away;
+
+static void *suspend_at_the_gate(void *gate)
+{
+    CHECK_EQ(plait_event_wait(gate, PLAIT_FOREVER), 0);
+    return NULL;
+}
+
+static void *switch_away_again_and_again(void *p)
+{
+    switching_away *sw = p;
+    plait_group *suspenders;
+    CHECK_EQ(plait_group_create(&suspenders), 0);
+    plait_spawn_options in_the_group = {.group = suspenders};
+    atomic_store(&sw->tid, (int)syscall(SYS_gettid));
+    int spawned = 0, of_round = 0;
+    for (int r; (r = atomic_load(&sw->round)) < SWITCH_ROUNDS;) {
+        if (r != of_round)
+            spawned = 0, of_round = r;
+        if (spawned < 16) { /* (while a delivery is lost, no more) */
+            spawned++;
+            CHECK_EQ(plait_spawn_opts(NULL, suspend_at_the_gate, sw->gates[r], &in_the_group), 0);
+        }
+        plait_yield();
+    }
+    /* (the last round's, let go, may not have run yet: they would be cancelled) */
+    CHECK_EQ(plait_group_wait(suspenders, SOON()), 0);
+    CHECK_EQ(plait_group_destroy(suspenders), 0);
+    return NULL;
+}
+
+TEST(signals_to_a_thread_whose_coroutines_switch_away_are_handled)
+{
+    plait_signals *w;
+    int usr2 = SIGUSR2;
+    CHECK_EQ(plait_signals_create(&w, &usr2, 1), 0);
+    static switching_away sw;
+    atomic_init(&sw.round, 0);
+    atomic_init(&sw.tid, 0);
+    for (int r = 0; r < SWITCH_ROUNDS; r++)
+        CHECK_EQ(plait_event_create(&sw.gates[r]), 0);
+    sched_thread st;
+    sched_thread_start(&st, switch_away_again_and_again, &sw);
+    int64_t give_up = SOON();
+    while (!atomic_load(&sw.tid) && plait_now() < give_up)
+        sched_yield();
+    int tid = atomic_load(&sw.tid), handled = 0;
+    for (int r = 0; r < SWITCH_ROUNDS; r++) {
+        if (tid && syscall(SYS_tgkill, syscall(SYS_getpid), tid, SIGUSR2) == 0 &&
+            plait_signals_wait(w, plait_deadline_in(2 * PLAIT_SEC)) == SIGUSR2)
+            handled++;
+        else
+            tid = 0; /* (the rest only let the suspenders go) */
+        atomic_store(&sw.round, r + 1);
+        CHECK_EQ(plait_event_set(sw.gates[r]), 0);
+    }
+    CHECK_EQ(handled, SWITCH_ROUNDS);
+    sched_thread_join(&st);
+    for (int r = 0; r < SWITCH_ROUNDS; r++)
+        CHECK_EQ(plait_event_destroy(sw.gates[r]), 0);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
+/* The thread id of plait's signal thread (its name), or -1. */
+static pid_t signal_thread(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    pid_t found = -1;
+    for (struct dirent *e; d && found < 0 && (e = readdir(d));) {
+        char path[300], name[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = e->d_name[0] != '.' ? fopen(path, "r") : NULL;
+        if (f && fgets(name, sizeof name, f) && strcmp(name, "plait-signals\n") == 0)
+            found = atoi(e->d_name);
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* Whether thread tid sleeps in a system call other than futex (the signal thread's
+ * wait for its pipe, not a lock's). */
+static bool asleep_in_its_wait(pid_t tid)
+{
+    char path[64], stat[512] = "", call[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(stat, sizeof stat, f))
+            stat[0] = '\0';
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    f = fopen(path, "r");
+    if (f) {
+        if (!fgets(call, sizeof call, f))
+            call[0] = '\0';
+        fclose(f);
+    }
+    const char *state = strrchr(stat, ')'); /* "pid (comm) S ..." */
+    return state && state[1] == ' ' && state[2] == 'S' && call[0] >= '0' && call[0] <= '9' &&
+           atoi(call) != SYS_futex;
+}
+
+/* The delivery comes to the signal thread asleep in its wait for the pipe: asleep in
+ * read(), the handler was queued and the read restarted, waiting for the byte that
+ * handler was to write (a server's SIGTERM went unanswered). */
+TEST(a_signal_to_the_signal_thread_asleep_is_handled)
+{
+    plait_signals *w;
+    int usr2 = SIGUSR2;
+    CHECK_EQ(plait_signals_create(&w, &usr2, 1), 0);
+    /* (it names itself as it starts) */
+    pid_t tid = signal_thread();
+    int64_t give_up = SOON();
+    while ((tid < 0 || !asleep_in_its_wait(tid)) && plait_now() < give_up) {
+        sched_yield();
+        tid = signal_thread();
+    }
+    CHECK(tid > 0 && asleep_in_its_wait(tid));
+    if (tid > 0)
+        CHECK_EQ(syscall(SYS_tgkill, syscall(SYS_getpid), tid, SIGUSR2), 0);
+    CHECK_EQ(plait_signals_wait(w, plait_deadline_in(5 * PLAIT_SEC)), SIGUSR2);
     CHECK_EQ(plait_signals_destroy(w), 0);
 }
 
@@ -592,6 +741,8 @@ TEST(deliveries_stay_with_the_watchers_of_their_time)
 }
 
 RUN_TESTS(CASE(bad_input), CASE(a_child_made_without_fork_handlers_is_served), CASE(every_watcher_sees_every_delivery),
+          CASE(signals_to_a_thread_whose_coroutines_switch_away_are_handled),
+          CASE(a_signal_to_the_signal_thread_asleep_is_handled),
           CASE(deliveries_stay_with_the_watchers_of_their_time),
           CASE(coroutine_waits_deadline_and_cancel), CASE(plain_thread_waits),
           CASE(old_disposition_comes_back), CASE(sigchld_and_processes),
