@@ -216,16 +216,18 @@ TEST(signals_to_a_thread_whose_coroutines_switch_away_are_handled)
     CHECK_EQ(plait_signals_destroy(w), 0);
 }
 
-/* The thread id of plait's signal thread (its name), or -1. */
-static pid_t signal_thread(void)
+/* The id of this process's thread named `name` (what it names itself as it starts),
+ * or -1. */
+static pid_t thread_named(const char *name)
 {
     DIR *d = opendir("/proc/self/task");
     pid_t found = -1;
     for (struct dirent *e; d && found < 0 && (e = readdir(d));) {
-        char path[300], name[32] = "";
+        char path[300], comm[32] = "";
         snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
         FILE *f = e->d_name[0] != '.' ? fopen(path, "r") : NULL;
-        if (f && fgets(name, sizeof name, f) && strcmp(name, "plait-signals\n") == 0)
+        if (f && fgets(comm, sizeof comm, f) && strncmp(comm, name, strlen(name)) == 0 &&
+            comm[strlen(name)] == '\n')
             found = atoi(e->d_name);
         if (f)
             fclose(f);
@@ -235,9 +237,8 @@ static pid_t signal_thread(void)
     return found;
 }
 
-/* Whether thread tid sleeps in a system call other than futex (the signal thread's
- * wait for its pipe, not a lock's). */
-static bool asleep_in_its_wait(pid_t tid)
+/* The system call thread tid sleeps in, or -1 (running, or not found). */
+static long asleep_in(pid_t tid)
 {
     char path[64], stat[512] = "", call[64] = "";
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
@@ -255,8 +256,26 @@ static bool asleep_in_its_wait(pid_t tid)
         fclose(f);
     }
     const char *state = strrchr(stat, ')'); /* "pid (comm) S ..." */
-    return state && state[1] == ' ' && state[2] == 'S' && call[0] >= '0' && call[0] <= '9' &&
-           atoi(call) != SYS_futex;
+    bool sleeping = state && state[1] == ' ' && state[2] == 'S';
+    return sleeping && call[0] >= '0' && call[0] <= '9' ? atol(call) : -1;
+}
+
+/* tgkill the thread named `name` with SIGUSR2 once it sleeps in a system call that
+ * `in_futex` says (a futex wait, or another); watcher w must then get it. */
+static void signal_once_asleep(plait_signals *w, const char *name, bool in_futex)
+{
+    pid_t tid = -1;
+    long call = -1;
+    for (int64_t give_up = SOON(); plait_now() < give_up; sched_yield()) {
+        tid = thread_named(name);
+        call = tid > 0 ? asleep_in(tid) : -1;
+        if (call >= 0 && (call == SYS_futex) == in_futex)
+            break;
+    }
+    CHECK(call >= 0 && (call == SYS_futex) == in_futex);
+    if (call >= 0)
+        CHECK_EQ(syscall(SYS_tgkill, syscall(SYS_getpid), tid, SIGUSR2), 0);
+    CHECK_EQ(plait_signals_wait(w, plait_deadline_in(5 * PLAIT_SEC)), SIGUSR2);
 }
 
 /* The delivery comes to the signal thread asleep in its wait for the pipe: asleep in
@@ -267,17 +286,7 @@ TEST(a_signal_to_the_signal_thread_asleep_is_handled)
     plait_signals *w;
     int usr2 = SIGUSR2;
     CHECK_EQ(plait_signals_create(&w, &usr2, 1), 0);
-    /* (it names itself as it starts) */
-    pid_t tid = signal_thread();
-    int64_t give_up = SOON();
-    while ((tid < 0 || !asleep_in_its_wait(tid)) && plait_now() < give_up) {
-        sched_yield();
-        tid = signal_thread();
-    }
-    CHECK(tid > 0 && asleep_in_its_wait(tid));
-    if (tid > 0)
-        CHECK_EQ(syscall(SYS_tgkill, syscall(SYS_getpid), tid, SIGUSR2), 0);
-    CHECK_EQ(plait_signals_wait(w, plait_deadline_in(5 * PLAIT_SEC)), SIGUSR2);
+    signal_once_asleep(w, "plait-signals", false);
     CHECK_EQ(plait_signals_destroy(w), 0);
 }
 
