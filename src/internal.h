@@ -1282,6 +1282,11 @@ void plait__pmutex_forked(plait__pmutex_state *st, unsigned pid);
 /* Something the manager thread watches in its epoll set. */
 typedef struct plait__mgr_source {
     void (*ready)(struct plait__mgr_source *src, uint32_t events);
+    /* the manager's (process.c): the descriptor watched, and a pause out of the set
+     * (plait__manager_not_yet) */
+    int fd;
+    int64_t pause, due;
+    struct plait__mgr_source *later_next;
 } plait__mgr_source;
 /* Run fn(arg) on the manager thread (started if needed) and wait for it, without
  * blocking a coroutine's scheduler; not cancellable.  0, or -errno when the manager
@@ -1291,6 +1296,9 @@ bool plait__on_manager(void);
 /* On the manager thread: watch fd for input, calling src->ready; stop watching it. */
 int plait__manager_watch(int fd, plait__mgr_source *src);
 void plait__manager_unwatch(int fd);
+/* On the manager thread, from src->ready: src's descriptor is ready but there is
+ * nothing to act on yet; it is watched again after a pause (process.c). */
+void plait__manager_not_yet(plait__mgr_source *src);
 /* What a child takes of the thread that asked for it, not of the manager thread that
  * forks it (a fork copies the forking thread's): its signal mask, its no_new_privs
  * (a thread that set it, then started a set-user-ID program, ran it with its

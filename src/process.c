@@ -143,13 +143,65 @@ static void run_requests(void)
     }
 }
 
+/* Sources ready with nothing to act on yet (manager thread only).  A traced child's
+ * pidfd is readable once the child has ended, but its status is its tracer's until
+ * the tracer reaps it or lets it go (a debugger attached, strace): watched
+ * level-triggered, it was reported again at once, and the manager spun at 100 % CPU
+ * for as long as that took.  Such a source leaves the set for a pause that doubles,
+ * 1 ms to 100 ms, and comes back (later_due); a change of the tracer's is seen that
+ * late at most. */
+static plait__mgr_source *mgr_later;
+enum { LATER_FIRST_NS = 1000 * 1000, LATER_MOST_NS = 100 * 1000 * 1000 };
+
+void plait__manager_not_yet(plait__mgr_source *src)
+{
+    epoll_ctl(mgr_epfd, EPOLL_CTL_DEL, src->fd, NULL);
+    src->pause = src->pause ? src->pause * 2 : LATER_FIRST_NS;
+    if (src->pause > LATER_MOST_NS)
+        src->pause = LATER_MOST_NS;
+    src->due = plait_now() + src->pause;
+    src->later_next = mgr_later;
+    mgr_later = src;
+}
+
+/* The manager's wait: until the first paused source is due (ms, rounded up), or -1. */
+static int later_wait_ms(void)
+{
+    if (!mgr_later)
+        return -1;
+    int64_t first = INT64_MAX;
+    for (plait__mgr_source *s = mgr_later; s; s = s->later_next)
+        first = s->due < first ? s->due : first;
+    int64_t left = first - plait_now();
+    return left <= 0 ? 0 : (int)((left + PLAIT_MS - 1) / PLAIT_MS);
+}
+
+/* Watch the paused sources that are due again (one the set refuses, for memory,
+ * pauses once more). */
+static void later_due(void)
+{
+    int64_t now = plait_now();
+    for (plait__mgr_source **at = &mgr_later; *at;) {
+        plait__mgr_source *s = *at;
+        if (s->due > now) {
+            at = &s->later_next;
+            continue;
+        }
+        *at = s->later_next;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+        if (epoll_ctl(mgr_epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0)
+            plait__manager_not_yet(s);
+    }
+}
+
 static void *manager_main(void *unused)
 {
     (void)unused;
     pthread_setname_np(pthread_self(), "plait-procs"); /* see plait__thread_create */
     struct epoll_event evs[32];
     for (;;) {
-        int n = epoll_wait(mgr_epfd, evs, 32, -1);
+        int n = epoll_wait(mgr_epfd, evs, 32, later_wait_ms());
+        later_due();
         for (int i = 0; i < n; i++) {
             plait__mgr_source *src = evs[i].data.ptr;
             if (src) {
@@ -176,6 +228,7 @@ static void forget_the_parents_manager(bool close_its_descriptors)
 {
     atomic_store(&mgr_lock.held, 0);
     mgr_head = mgr_tail = NULL;
+    mgr_later = NULL;
     if (mgr_started && close_its_descriptors) {
         close(mgr_epfd);
         close(mgr_ctl_fd);
@@ -300,6 +353,8 @@ static int manager_call_held(void (*held_fn)(void *arg, mgr_request *req), void 
 
 int plait__manager_watch(int fd, plait__mgr_source *src)
 {
+    src->fd = fd;
+    src->pause = 0;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = src};
     return epoll_ctl(mgr_epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
@@ -307,6 +362,11 @@ int plait__manager_watch(int fd, plait__mgr_source *src)
 void plait__manager_unwatch(int fd)
 {
     epoll_ctl(mgr_epfd, EPOLL_CTL_DEL, fd, NULL);
+    for (plait__mgr_source **at = &mgr_later; *at; at = &(*at)->later_next)
+        if ((*at)->fd == fd) {
+            *at = (*at)->later_next; /* (its owner may free it now) */
+            break;
+        }
 }
 
 void plait__manager_atfork(int phase)
@@ -699,8 +759,10 @@ static void proc_exited(plait__mgr_source *src, uint32_t events)
     proc *p = (proc *)src;
     siginfo_t info;
     int reaped = plait__reap_peek(p->pidfd, &info, NULL);
-    if (reaped == -EAGAIN)
+    if (reaped == -EAGAIN) {
+        plait__manager_not_yet(src); /* (traced: its tracer's to reap first) */
         return;
+    }
     if (reaped == 0)
         plait__reap_finish(p->pidfd, p->pid);
     else

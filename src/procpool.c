@@ -1121,8 +1121,10 @@ static void worker_exited(plait__mgr_source *src, uint32_t events)
     worker_state *ws = &p->wstate[w->index];
     siginfo_t info;
     int reaped = plait__reap_peek(w->pidfd, &info, &ws->pid);
-    if (reaped == -EAGAIN)
+    if (reaped == -EAGAIN) {
+        plait__manager_not_yet(src); /* (traced: its tracer's to reap first) */
         return;
+    }
     int fate = reaped < 0 ? reaped : plait__child_outcome(&info);
     plait__plock_release_dead(&sh->lock, (unsigned)w->pid);
 

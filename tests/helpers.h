@@ -222,6 +222,37 @@ static inline void dump_process_stacks(pid_t pid)
     }
 }
 
+/* The first line of file path into buf (cap bytes, NUL-ended; empty if unreadable). */
+static inline void first_line_of(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(buf, (int)cap, f))
+        buf[0] = '\0';
+    if (f)
+        fclose(f);
+}
+
+/* The id of this process's thread named `name` (what it names itself as it starts),
+ * or -1. */
+static inline pid_t thread_named(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    pid_t found = -1;
+    for (struct dirent *e; d && found < 0 && (e = readdir(d));) {
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = e->d_name[0] != '.' ? fopen(path, "r") : NULL;
+        if (f && fgets(comm, sizeof comm, f) && strncmp(comm, name, strlen(name)) == 0 &&
+            comm[strlen(name)] == '\n')
+            found = atoi(e->d_name);
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
 /* Reap the child pid, waiting for it (through its pidfd) at most `seconds`: one that
  * has not ended by then is a failure, its stacks are printed (dump_process_stacks),
  * and it is killed.  Its wait status; uses no plait call. */

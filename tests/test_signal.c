@@ -216,45 +216,14 @@ TEST(signals_to_a_thread_whose_coroutines_switch_away_are_handled)
     CHECK_EQ(plait_signals_destroy(w), 0);
 }
 
-/* The id of this process's thread named `name` (what it names itself as it starts),
- * or -1. */
-static pid_t thread_named(const char *name)
-{
-    DIR *d = opendir("/proc/self/task");
-    pid_t found = -1;
-    for (struct dirent *e; d && found < 0 && (e = readdir(d));) {
-        char path[300], comm[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = e->d_name[0] != '.' ? fopen(path, "r") : NULL;
-        if (f && fgets(comm, sizeof comm, f) && strncmp(comm, name, strlen(name)) == 0 &&
-            comm[strlen(name)] == '\n')
-            found = atoi(e->d_name);
-        if (f)
-            fclose(f);
-    }
-    if (d)
-        closedir(d);
-    return found;
-}
-
 /* The system call thread tid sleeps in, or -1 (running, or not found). */
 static long asleep_in(pid_t tid)
 {
-    char path[64], stat[512] = "", call[64] = "";
+    char path[64], stat[512], call[64];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (!fgets(stat, sizeof stat, f))
-            stat[0] = '\0';
-        fclose(f);
-    }
+    first_line_of(path, stat, sizeof stat);
     snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
-    f = fopen(path, "r");
-    if (f) {
-        if (!fgets(call, sizeof call, f))
-            call[0] = '\0';
-        fclose(f);
-    }
+    first_line_of(path, call, sizeof call);
     const char *state = strrchr(stat, ')'); /* "pid (comm) S ..." */
     bool sleeping = state && state[1] == ' ' && state[2] == 'S';
     return sleeping && call[0] >= '0' && call[0] <= '9' ? atol(call) : -1;
