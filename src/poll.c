@@ -106,7 +106,7 @@ int plait__poll_timeout_ms(int64_t timeout)
 {
     if (timeout <= 0)
         return (int)timeout;
-    int64_t ms = (timeout + PLAIT_MS - 1) / PLAIT_MS;
+    int64_t ms = timeout / PLAIT_MS + (timeout % PLAIT_MS != 0); /* up, not past INT64_MAX */
     return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 

@@ -12,6 +12,8 @@
 #include <sys/epoll.h>
 #include <linux/time_types.h>
 
+#include "../src/poll.h"
+
 int __real_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms);
 int __wrap_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms);
 
@@ -104,4 +106,23 @@ TEST(a_sub_millisecond_sleep_reaches_the_kernel_as_such)
     CHECK(ns >= 0 && ns <= 200 * PLAIT_US);
 }
 
-RUN_TESTS(CASE(a_sub_millisecond_sleep_reaches_the_kernel_as_such))
+/* Where epoll_wait's milliseconds are used (ThreadSanitizer's build, a kernel without
+ * epoll_pwait2) the time left is rounded up to them without overflow: a deadline a
+ * little short of PLAIT_FOREVER, with the monotonic clock under a millisecond (a time
+ * namespace's), overflowed the rounding's addition (undefined; wrapped, a wait that
+ * ended at once or never). */
+TEST(milliseconds_for_epoll_wait_round_up_and_saturate)
+{
+    CHECK_EQ(plait__poll_timeout_ms(-1), -1);
+    CHECK_EQ(plait__poll_timeout_ms(0), 0);
+    CHECK_EQ(plait__poll_timeout_ms(1), 1);
+    CHECK_EQ(plait__poll_timeout_ms(PLAIT_MS), 1);
+    CHECK_EQ(plait__poll_timeout_ms(PLAIT_MS + 1), 2);
+    CHECK_EQ(plait__poll_timeout_ms((int64_t)INT32_MAX * PLAIT_MS), INT32_MAX);
+    CHECK_EQ(plait__poll_timeout_ms((int64_t)INT32_MAX * PLAIT_MS + 1), INT32_MAX);
+    CHECK_EQ(plait__poll_timeout_ms(INT64_MAX - PLAIT_MS / 2), INT32_MAX);
+    CHECK_EQ(plait__poll_timeout_ms(INT64_MAX), INT32_MAX);
+}
+
+RUN_TESTS(CASE(a_sub_millisecond_sleep_reaches_the_kernel_as_such),
+          CASE(milliseconds_for_epoll_wait_round_up_and_saturate))
