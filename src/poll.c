@@ -1106,6 +1106,9 @@ bool plait__fd_kind(plait__fd_slot *slot, int fd, uint32_t gen)
     slot->regular = S_ISREG(st.st_mode);
     slot->fifo = S_ISFIFO(st.st_mode);
     slot->pollable = !slot->regular && !S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode);
+    /* the last read's "likely empty" was the old file's: a FIFO with no writer yet
+     * that took the number reads 0 at once but never polls readable */
+    slot->drained = false;
     slot->kind_known = true;
     slot->kind_gen = gen;
     return true;

@@ -100,7 +100,8 @@ typedef struct plait__fd_slot {
                                  * too (wait_removed) */
     bool arm_deferred;          /* io_uring: its watch waits for room in the ring (on the
                                  * ring's deferred list) */
-    bool drained;               /* the last read took less than it asked: likely empty */
+    bool drained;               /* the last read took less than it asked: likely empty
+                                 * (cleared as the kind is looked up for a new file) */
 } plait__fd_slot;
 
 /* The poll(2) events a slot's waiters want. */

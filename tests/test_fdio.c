@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 static void make_pipe(int fds[2])
@@ -711,6 +712,50 @@ static void *reuse_number(void *arg)
 }
 
 TEST(descriptor_number_reused) { check_run(reuse_number, NULL); }
+
+/* A read's "likely empty" hint (the last read was short: wait first, read after) is
+ * the file's, not the number's: a FIFO that took the number of a pipe whose last read
+ * was short, opened with no writer yet, reads 0 at once (read(2) says so at once, and
+ * poll never says readable).  On epoll it waited until its deadline: the hint outlived
+ * plait_close (an audit of session 61). */
+static void *fifo_on_a_drained_number(void *arg)
+{
+    const char *path = arg;
+    int a[2];
+    make_pipe(a);
+    /* the scheduler's table has the number */
+    CHECK_EQ(plait_wait_fd(a[0], PLAIT_READABLE, plait_deadline_in(PLAIT_MS)), -ETIMEDOUT);
+    char got[16];
+    CHECK_EQ(write(a[1], "x", 1), 1);
+    CHECK_EQ(plait_read(a[0], got, sizeof got, SOON()), 1); /* short: the hint is set */
+    int number = a[0];
+    CHECK_EQ(plait_close(a[0]), 0);
+    CHECK_EQ(plait_close(a[1]), 0);
+    int fifo = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    CHECK(fifo >= 0);
+    if (fifo != number) { /* make the FIFO take the old number */
+        CHECK_EQ(dup3(fifo, number, O_CLOEXEC), number);
+        close(fifo);
+        fifo = number;
+    }
+    int64_t start = plait_now();
+    CHECK_EQ(plait_read(fifo, got, sizeof got, plait_deadline_in(2 * PLAIT_SEC)), 0);
+    CHECK(plait_now() - start < PLAIT_SEC);
+    CHECK_EQ(plait_close(fifo), 0);
+    return NULL;
+}
+
+TEST(a_fifo_on_the_number_of_a_drained_pipe_reads_at_once)
+{
+    char dir[] = "/tmp/plait-fifo-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[64];
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    CHECK_EQ(mkfifo(path, 0600), 0);
+    check_run(fifo_on_a_drained_number, path);
+    unlink(path);
+    rmdir(dir);
+}
 
 static void *nothing(void *arg) { return arg; }
 
@@ -1828,4 +1873,5 @@ RUN_TESTS(CASE(bad_input), CASE(a_call_on_a_number_plait_took_since_is_ebadf), C
           CASE(cancelled_coroutine_transfers_what_needs_no_wait),
           CASE(coroutines_wait_on_one_regular_file), CASE(file_number_reused_by_a_pipe_waits),
           CASE(refused_read_after_a_short_one_is_answered_at_once),
-          CASE(lengths_too_large), CASE(each_waiter_is_told_its_own_direction))
+          CASE(lengths_too_large), CASE(each_waiter_is_told_its_own_direction),
+          CASE(a_fifo_on_the_number_of_a_drained_pipe_reads_at_once))
