@@ -83,7 +83,9 @@ struct timespec *plait__deadline_timespec(int64_t deadline, struct timespec *ts)
     return ts;
 }
 
-static int futex_wait(atomic_uint *word, unsigned expected, int64_t deadline, int flags)
+/* Sleep on word while it holds expected, until deadline: 0 for a wake-up (or a spurious
+ * return: the callers look at their word again), -ETIMEDOUT. */
+static int futex_sleep(atomic_uint *word, unsigned expected, int64_t deadline, int flags)
 {
     struct timespec ts, *tsp = plait__deadline_timespec(deadline, &ts);
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time. */
@@ -92,6 +94,43 @@ static int futex_wait(atomic_uint *word, unsigned expected, int64_t deadline, in
     if (r == -1 && errno == ETIMEDOUT)
         return -ETIMEDOUT;
     return 0;
+}
+
+#ifdef PLAIT_TSAN
+/* ThreadSanitizer runs a signal's handler at once only where the thread sleeps in a
+ * call it intercepts as blocking; elsewhere it queues the signal until the thread
+ * next leaves an intercepted call or makes an atomic operation.  A futex wait through
+ * syscall(2) is neither, and the kernel restarts it after the runtime's own handler
+ * where the program's has SA_RESTART (plait's watchers' have): a signal sent to an
+ * idle pool worker, or to a plain thread in plait_join, waited for the wake-up, for
+ * ever where none came.  So in these builds a sleep is cut into slices, and the look
+ * at the word between two runs what was queued; the caller sees no more wake-ups than
+ * it would otherwise.  (Process-shared waits look every PLAIT__SHARED_RECHECK_NS in
+ * any case, pfutex.c.)  (Session 60 tried ending each wait after 50 ms, its caller
+ * looking again: a pool of 256 idle workers under ThreadSanitizer then never shut
+ * down.) */
+#define TSAN_SLICE_NS (100 * PLAIT_MS)
+
+static int64_t sleep_slice_end(int64_t deadline)
+{
+    int64_t slice_end = plait_now() + TSAN_SLICE_NS;
+    return slice_end < deadline ? slice_end : deadline;
+}
+#else
+static int64_t sleep_slice_end(int64_t deadline) { return deadline; }
+#endif
+
+static int futex_wait(atomic_uint *word, unsigned expected, int64_t deadline, int flags)
+{
+    for (;;) {
+        int64_t until = sleep_slice_end(deadline);
+        int r = futex_sleep(word, expected, until, flags);
+        if (until == deadline || r == 0)
+            return r;
+        /* a slice's end (ThreadSanitizer): the look runs the handlers queued */
+        if (atomic_load_explicit(word, memory_order_acquire) != expected)
+            return 0;
+    }
 }
 
 int plait__futex_wait(atomic_uint *word, unsigned expected, int64_t deadline)

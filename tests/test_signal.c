@@ -229,6 +229,10 @@ static long asleep_in(pid_t tid)
     return sleeping && call[0] >= '0' && call[0] <= '9' ? atol(call) : -1;
 }
 
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+
 /* tgkill the thread named `name` with SIGUSR2 once it sleeps in a system call that
  * `in_futex` says (a futex wait, or another); watcher w must then get it. */
 static void signal_once_asleep(plait_signals *w, const char *name, bool in_futex)
@@ -238,10 +242,10 @@ static void signal_once_asleep(plait_signals *w, const char *name, bool in_futex
     for (int64_t give_up = SOON(); plait_now() < give_up; sched_yield()) {
         tid = thread_named(name);
         call = tid > 0 ? asleep_in(tid) : -1;
-        if (call >= 0 && (call == SYS_futex) == in_futex)
+        if (call >= 0 && (call == SYS_futex || call == SYS_futex_waitv) == in_futex)
             break;
     }
-    CHECK(call >= 0 && (call == SYS_futex) == in_futex);
+    CHECK(call >= 0 && (call == SYS_futex || call == SYS_futex_waitv) == in_futex);
     if (call >= 0)
         CHECK_EQ(syscall(SYS_tgkill, syscall(SYS_getpid), tid, SIGUSR2), 0);
     CHECK_EQ(plait_signals_wait(w, plait_deadline_in(5 * PLAIT_SEC)), SIGUSR2);
@@ -256,6 +260,47 @@ TEST(a_signal_to_the_signal_thread_asleep_is_handled)
     int usr2 = SIGUSR2;
     CHECK_EQ(plait_signals_create(&w, &usr2, 1), 0);
     signal_once_asleep(w, "plait-signals", false);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
+/* The delivery comes to an idle pool worker, asleep on its futex: under
+ * ThreadSanitizer the handler was queued and the wait restarted (SA_RESTART), so the
+ * delivery waited for the worker's next task. */
+TEST(a_signal_to_an_idle_pool_worker_is_handled)
+{
+    plait_signals *w;
+    int usr2 = SIGUSR2;
+    CHECK_EQ(plait_signals_create(&w, &usr2, 1), 0);
+    plait_pool *pool;
+    plait_pool_options options = {.threads = 1, .name = "idler"};
+    CHECK_EQ(plait_pool_create(&pool, &options), 0);
+    signal_once_asleep(w, "idler-0", true);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
+/* The same for a plain thread asleep on a process-shared word (futex_waitv), which
+ * every process-shared wait ends each PLAIT__SHARED_RECHECK_NS to look for dead
+ * holders: that look runs the handler queued. */
+static void *acquires(void *sem)
+{
+    return PLAIT_FAIL(plait_psem_acquire(sem, plait_deadline_in(30 * PLAIT_SEC)));
+}
+
+TEST(a_signal_to_a_thread_asleep_on_a_process_shared_word_is_handled)
+{
+    plait_signals *w;
+    int usr2 = SIGUSR2;
+    CHECK_EQ(plait_signals_create(&w, &usr2, 1), 0);
+    plait_psem *sem;
+    CHECK_EQ(plait_psem_create(&sem, 0), 0);
+    plait_task t;
+    plait_thread_options options = {.name = "acquirer"};
+    CHECK_EQ(plait_thread_start(&t, acquires, sem, &options), 0);
+    signal_once_asleep(w, "acquirer", true);
+    CHECK_EQ(plait_psem_release(sem), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(plait_psem_destroy(sem), 0);
     CHECK_EQ(plait_signals_destroy(w), 0);
 }
 
@@ -721,6 +766,8 @@ TEST(deliveries_stay_with_the_watchers_of_their_time)
 RUN_TESTS(CASE(bad_input), CASE(a_child_made_without_fork_handlers_is_served), CASE(every_watcher_sees_every_delivery),
           CASE(signals_to_a_thread_whose_coroutines_switch_away_are_handled),
           CASE(a_signal_to_the_signal_thread_asleep_is_handled),
+          CASE(a_signal_to_an_idle_pool_worker_is_handled),
+          CASE(a_signal_to_a_thread_asleep_on_a_process_shared_word_is_handled),
           CASE(deliveries_stay_with_the_watchers_of_their_time),
           CASE(coroutine_waits_deadline_and_cancel), CASE(plain_thread_waits),
           CASE(old_disposition_comes_back), CASE(sigchld_and_processes),
