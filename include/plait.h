@@ -635,7 +635,9 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
  * calls.  Called from a coroutine whose scheduler runs in a task of the same pool (whose
  * wait runs no queued task, and whose worker may be the only one), the map runs on
  * threads of its own instead (one per pool worker, at most one per item), and the
- * errors of plait_thread_start (-EAGAIN) are its own too.  -EINVAL for nulls, n == 0
+ * errors of plait_thread_start (-EAGAIN) are its own too; so does a map (or a
+ * plait_to_thread of the default pool's) that those threads make on the same pool in
+ * turn, as they are no workers either.  -EINVAL for nulls, n == 0
  * or n > SIZE_MAX >> 12, -EPIPE when shut down (as for plait_pool_submit: not for a
  * task of the pool itself outside a coroutine, whose map runs; a coroutine in such a
  * task gets -EPIPE), -EPERM in a forked child, -ENOMEM when no memory is left for its
@@ -695,7 +697,8 @@ plait_pool *plait_pool_default(void);
 /* Run fn(arg) on the default pool and wait for it (asyncio's to_thread): from a
  * coroutine, only that coroutine waits while its scheduler runs the others.  (A
  * coroutine whose scheduler itself runs in a task of the default pool gets a thread
- * of its own instead: waiting on its own pool, it could wait for ever.)  Returns
+ * of its own instead: waiting on its own pool, it could wait for ever; and so does
+ * the offload, or map, that such a thread makes on the default pool in turn.)  Returns
  * fn's outcome as plait_join() does.  When the deadline passes or the caller is
  * cancelled, the task is cancelled and the call returns -ETIMEDOUT or -ECANCELED (so
  * too -ENOMEM, when a coroutine's wait finds no memory for its timer); if it had

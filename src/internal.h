@@ -1047,10 +1047,14 @@ extern PLAIT_TLS const char *plait__tls_thread_name;
  * sprintf, on the caller's stack). */
 int plait__thread_create(pthread_t *thread, const pthread_attr_t *attr,
                          void *(*fn)(void *), void *arg);
-/* plait_thread_start (default options) for a thread that stands in for a pool task
+/* plait_thread_start (default options) for a thread that stands in for a task of pool
  * (plait__pool_submit_reachable): as a pool task, a cancel before it starts withdraws
- * it, and fn never runs. */
-int plait__thread_start_as_task(plait_task *task, plait_fn fn, void *arg);
+ * it, and fn never runs.  While fn runs, plait__tls_stands_in_for is pool. */
+struct plait_pool;
+int plait__thread_start_as_task(plait_task *task, plait_fn fn, void *arg,
+                                const struct plait_pool *pool);
+/* The pool whose task this thread runs in its stead, or NULL. */
+extern PLAIT_TLS const struct plait_pool *plait__tls_stands_in_for;
 
 /* ---- thread pools (pool.c) ---- */
 struct plait__worker;

@@ -1086,9 +1086,13 @@ int plait__pool_submit_reachable(plait_pool *pool, plait_task *task, plait_fn fn
      * gets a thread of its own, joined and cancelled like a pool task (withdrawn when
      * cancelled before it starts: a plait thread's function runs all the same, and an
      * offload past its deadline ran fn for nothing), and refused as the pool would
-     * refuse it. */
-    if (plait__coro_current() && tls_worker && tls_worker->pool == pool)
-        return atomic_load(&pool->closed) ? -EPIPE : plait__thread_start_as_task(task, fn, arg);
+     * refuse it.  So does what such a thread submits to this pool, for the same reason:
+     * it is no worker, and its waits run no queued task (a map's items that map on the
+     * pool themselves never started). */
+    if ((plait__coro_current() && tls_worker && tls_worker->pool == pool) ||
+        plait__tls_stands_in_for == pool)
+        return atomic_load(&pool->closed) ? -EPIPE
+                                          : plait__thread_start_as_task(task, fn, arg, pool);
     return plait_pool_submit(pool, task, fn, arg);
 }
 

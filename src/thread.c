@@ -17,12 +17,14 @@
 #include <unistd.h>
 
 PLAIT_TLS const char *plait__tls_thread_name;
+PLAIT_TLS const struct plait_pool *plait__tls_stands_in_for;
 static PLAIT_TLS char thread_name[16]; /* a plait thread's: outlives its key destructors */
 
 typedef struct thread_start {
     plait__future *future;
     pid_t pid; /* the process that started the thread */
     char name[16];
+    const struct plait_pool *stands_in_for; /* plait__thread_start_as_task's pool */
     bool returned; /* the function returned value and error (its destructors run) */
     void *value;
     int error;
@@ -72,6 +74,7 @@ static void *thread_main(void *p)
     memcpy(thread_name, start.name, sizeof start.name);
     plait__tls_thread_name = thread_name;
     pthread_setname_np(pthread_self(), start.name);
+    plait__tls_stands_in_for = start.stands_in_for;
     start.returned = false;
     /* (start is in memory, its address passed on: what the handler reads after the
      * unwinder's jump back here is what was stored) */
@@ -108,8 +111,11 @@ int plait__thread_create(pthread_t *thread, const pthread_attr_t *attr,
     return c.r;
 }
 
+/* stands_in_for: the pool whose task the thread runs in its stead (withdrawable, as
+ * that task would be), or NULL. */
 static int thread_start_work(plait_task *task, plait_fn fn, void *arg,
-                             const plait_thread_options *options, bool withdrawable)
+                             const plait_thread_options *options,
+                             const struct plait_pool *stands_in_for)
 {
     if (!fn)
         return -EINVAL;
@@ -124,7 +130,8 @@ static int thread_start_work(plait_task *task, plait_fn fn, void *arg,
     memcpy(start->name, name, n);
     start->name[n] = '\0';
     plait_task handle;
-    start->future = plait__future_start_work(fn, arg, &handle, withdrawable);
+    start->stands_in_for = stands_in_for;
+    start->future = plait__future_start_work(fn, arg, &handle, stands_in_for != NULL);
     if (!start->future) {
         free(start);
         return -ENOMEM;
@@ -160,10 +167,11 @@ static int thread_start_work(plait_task *task, plait_fn fn, void *arg,
 int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
                        const plait_thread_options *options)
 {
-    return thread_start_work(task, fn, arg, options, false);
+    return thread_start_work(task, fn, arg, options, NULL);
 }
 
-int plait__thread_start_as_task(plait_task *task, plait_fn fn, void *arg)
+int plait__thread_start_as_task(plait_task *task, plait_fn fn, void *arg,
+                                const struct plait_pool *pool)
 {
-    return thread_start_work(task, fn, arg, NULL, true);
+    return thread_start_work(task, fn, arg, NULL, pool);
 }

@@ -1181,6 +1181,110 @@ TEST(pool_map_from_a_coroutine_in_a_task_of_its_pool)
     CHECK_EQ(plait_pool_destroy(m.pool), 0);
 }
 
+/* One level further: the map's items, on threads of their own, map on the same pool
+ * themselves.  Those threads are no workers, so their waits run no queued task, and
+ * the pool's only worker holds the scheduler that waits for them: the inner runners
+ * never started (-ETIMEDOUT; for ever with no deadline; an audit of session 61).  What
+ * such a thread maps or offloads on that pool gets threads of its own too. */
+static plait_pool *nested_pool;
+
+static void *seven(void *unused)
+{
+    (void)unused;
+    return ARG(7);
+}
+
+static void *maps_on_the_pool_again(void *unused)
+{
+    (void)unused;
+    void *args[2] = {NULL, NULL}, *results[2] = {NULL, NULL};
+    int r = plait_pool_map(nested_pool, seven, args, 2, results, NULL,
+                           plait_deadline_in(2 * PLAIT_SEC));
+    if (r < 0)
+        return PLAIT_FAIL(r);
+    return results[0] == ARG(7) && results[1] == ARG(7) ? ARG(7) : PLAIT_FAIL(-EIO);
+}
+
+/* levels (2 or more) of maps, each from the items of the one before */
+static void *maps_what_maps_on_the_pool(void *levels)
+{
+    void *args[2] = {ARG(INT(levels) - 1), ARG(INT(levels) - 1)}, *results[2] = {NULL, NULL};
+    int errors[2] = {1, 1};
+    CHECK_EQ(plait_pool_map(nested_pool, INT(levels) == 2 ? maps_on_the_pool_again
+                                                           : maps_what_maps_on_the_pool,
+                            args, 2, results, errors, plait_deadline_in(5 * PLAIT_SEC)),
+             0);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(errors[i], 0);
+        CHECK(results[i] == ARG(7));
+    }
+    return ARG(7);
+}
+
+static void *runs_a_scheduler_that_maps(void *levels)
+{
+    check_run(maps_what_maps_on_the_pool, levels);
+    return NULL;
+}
+
+TEST(maps_moved_off_the_pool_may_map_on_the_pool)
+{
+    nested_pool = make_pool(1, "nest");
+    for (int levels = 2; levels <= 3; levels++) {
+        plait_task t;
+        CHECK_EQ(plait_pool_submit(nested_pool, &t, runs_a_scheduler_that_maps, ARG(levels)), 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    }
+    CHECK_EQ(plait_pool_destroy(nested_pool), 0);
+}
+
+/* The same for plait_to_thread: every worker of the default pool runs a scheduler
+ * whose coroutine offloads a function that offloads again. */
+static void *offloads_again(void *unused)
+{
+    (void)unused;
+    void *got = NULL;
+    int r = plait_to_thread(seven, NULL, &got, plait_deadline_in(2 * PLAIT_SEC));
+    return r < 0 ? PLAIT_FAIL(r) : got;
+}
+
+static void *offloads_what_offloads(void *unused)
+{
+    (void)unused;
+    void *got = NULL;
+    CHECK_EQ(plait_to_thread(offloads_again, NULL, &got, plait_deadline_in(5 * PLAIT_SEC)), 0);
+    CHECK(got == ARG(7));
+    return NULL;
+}
+
+static void *takes_a_worker_then_runs_a_scheduler(void *barrier)
+{
+    /* every worker holds one of these before any offloads */
+    int b = plait_barrier_wait(barrier, SOON());
+    CHECK(b == 0 || b == PLAIT_BARRIER_SERIAL);
+    check_run(offloads_what_offloads, NULL);
+    return NULL;
+}
+
+TEST(offloads_moved_off_the_default_pool_may_offload_again)
+{
+    plait_pool *pool = plait_pool_default();
+    CHECK(pool != NULL);
+    unsigned workers = plait_pool_threads(pool);
+    plait_barrier *barrier;
+    CHECK_EQ(plait_barrier_create(&barrier, workers), 0);
+    plait_task *tasks = calloc(workers, sizeof *tasks);
+    CHECK(tasks != NULL);
+    for (unsigned i = 0; i < workers; i++)
+        CHECK_EQ(plait_pool_submit(pool, &tasks[i], takes_a_worker_then_runs_a_scheduler,
+                                   barrier),
+                 0);
+    for (unsigned i = 0; i < workers; i++)
+        CHECK_EQ(plait_join(tasks[i], NULL, SOON()), 0);
+    free(tasks);
+    CHECK_EQ(plait_barrier_destroy(barrier), 0);
+}
+
 /* ======================================================================== */
 /* Shutdown                                                                  */
 /* ======================================================================== */
@@ -2807,7 +2911,9 @@ RUN_TESTS(CASE(pool_is_placed_at_its_alignment), CASE(destroy_returns_after_the_
           CASE(pool_map_results_and_errors), CASE(pool_map_from_coroutine),
           CASE(pool_map_deadline), CASE(pool_map_cancelled_caller),
           CASE(pool_map_in_a_task_of_its_pool_keeps_its_deadline),
-          CASE(pool_map_from_a_coroutine_in_a_task_of_its_pool), CASE(pool_shutdown_drain),
+          CASE(pool_map_from_a_coroutine_in_a_task_of_its_pool),
+          CASE(maps_moved_off_the_pool_may_map_on_the_pool),
+          CASE(offloads_moved_off_the_default_pool_may_offload_again), CASE(pool_shutdown_drain),
           CASE(pool_shutdown_cancel), CASE(pool_shutdown_cancel_conservation),
           CASE(pool_shutdown_cancel_fork_join),
           CASE(pool_shutdown_timeout_then_busy), CASE(pool_shutdown_idle_past_deadline),
