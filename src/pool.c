@@ -1090,9 +1090,12 @@ int plait__pool_submit_reachable(plait_pool *pool, plait_task *task, plait_fn fn
      * it is no worker, and its waits run no queued task (a map's items that map on the
      * pool themselves never started). */
     if ((plait__coro_current() && tls_worker && tls_worker->pool == pool) ||
-        plait__tls_stands_in_for == pool)
-        return atomic_load(&pool->closed) ? -EPIPE
-                                          : plait__thread_start_as_task(task, fn, arg, pool);
+        plait__tls_stands_in_for == pool) {
+        int refused = pool_here(pool); /* (a child forked on such a thread keeps its mark) */
+        if (refused == 0 && atomic_load(&pool->closed))
+            refused = -EPIPE;
+        return refused < 0 ? refused : plait__thread_start_as_task(task, fn, arg, pool);
+    }
     return plait_pool_submit(pool, task, fn, arg);
 }
 

@@ -224,6 +224,42 @@ TEST(s5_shield_kept_in_a_child)
     CHECK_EQ(plait_join(t, NULL, SOON()), 0);
 }
 
+/* S6: a fork from a thread that stands in for a pool task (a map's runner, from a
+ * coroutine whose scheduler runs in a task of that pool): in the child the pool is
+ * the parent's, -EPERM, not a map on threads of the child's own. */
+static plait_pool *s6_pool;
+static void *s6_item(void *arg)
+{
+    (void)arg;
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        void *args[1] = {NULL}, *results[1];
+        CHECK_EQ(plait_pool_map(s6_pool, forty_two, args, 1, results, NULL, SOON()), -EPERM);
+        child_exit();
+    }
+    reap_ok(pid, 10);
+    return ARG(42);
+}
+static void *s6_main(void *arg)
+{
+    (void)arg;
+    void *args[1] = {NULL}, *results[1] = {NULL};
+    CHECK_EQ(plait_pool_map(s6_pool, s6_item, args, 1, results, NULL, SOON()), 0);
+    CHECK_EQ(INT(results[0]), 42);
+    return NULL;
+}
+static void *s6_task(void *arg) { (void)arg; CHECK_EQ(plait_run(s6_main, NULL, NULL), 0); return NULL; }
+TEST(s6_fork_from_a_thread_standing_in_for_a_pool_task)
+{
+    plait_pool_options one = {.threads = 1};
+    CHECK_EQ(plait_pool_create(&s6_pool, &one), 0);
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(s6_pool, &t, s6_task, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(plait_pool_destroy(s6_pool), 0);
+}
+
 RUN_TESTS(CASE(s1_sched_in_a_plait_thread), CASE(s1b_sched_in_a_pool_task), CASE(s2_grandchild),
           CASE(s3_fork_from_a_pool_task), CASE(s4_process_and_set),
-          CASE(s5_shield_kept_in_a_child))
+          CASE(s5_shield_kept_in_a_child),
+          CASE(s6_fork_from_a_thread_standing_in_for_a_pool_task))
