@@ -1118,8 +1118,10 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * no scheduler (plait's own: function children, process pool workers) does not.  A
  * child forked from a coroutine goes on with its scheduler's coroutines; a wait among
  * them for what only the parent's other threads would do (a pool task's or a
- * thread's end, plait_to_thread included, a send from another thread) never ends in
- * the child but at its deadline (-ETIMEDOUT) or cancellation; a plait_process_start or
+ * thread's end, plait_to_thread included, a send from another thread), or on an
+ * object another thread was inside a call on at the fork (its lock held for ever
+ * there), never ends in the child but at its deadline (-ETIMEDOUT) or cancellation,
+ * leaving such an object untouched; a plait_process_start or
  * plait_process_exec in progress (the manager thread makes it), which takes neither,
  * never ends there (docs/API.md, "Fork").  The calling thread flushes every stdio
  * stream before plait forks a function child or a process pool's workers (a program's

@@ -369,6 +369,8 @@ int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
     bool may_block = !plait__deadline_passed(deadline) && plait__check_cancel() == 0;
     plait__waiter w;
     plait__waiter_init(&w, "select", cases);
+    w.nodes = nodes;
+    w.n_nodes = n;
     int r = 0, outcome; /* 1: completed here, 0: must wait, -1: decided elsewhere */
     size_t n_linked;
 retry:

@@ -326,9 +326,14 @@ struct plait__wait_node {
     int same_next;            /* index when alone; for a select's case on a channel that
                                * other cases share, the next of them (a ring, by case
                                * index, in the select's array of nodes): whoever claims
-                               * through one node unlinks the others (waiter.c) */
+                               * through one node unlinks the others (waiter.c);
+                               * PLAIT__STRANDED in a forked child whose parent had the
+                               * object's lock held by another thread at the fork
+                               * (plait__sched_after_fork): left linked, never unlinked */
     void *data;               /* the case's payload (a channel element, ...) */
 };
+
+enum { PLAIT__STRANDED = -1 };
 
 /* Bytes of a channel element that a wait carries in its waiter (plait__wait_on_element). */
 enum { PLAIT__WAITER_PAYLOAD = 24 };
@@ -395,6 +400,10 @@ struct plait__waiter {
     const void *object;
     struct plait__kernel_io *io; /* a read or write the kernel makes for this wait
                                  * (io_uring: poll.c), for plait_close; or NULL */
+    plait__wait_node *nodes;  /* a select's or a condition's own nodes (n_nodes), for a
+                               * fork's look at their locks (plait__sched_after_fork);
+                               * else NULL, and `node` is the wait's if its lock is set */
+    size_t n_nodes;
 };
 _Static_assert(offsetof(plait__waiter, node) + sizeof(plait__wait_node) <= 64,
                "a waiter's claim and node fit in 64 bytes");

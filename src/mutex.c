@@ -194,6 +194,8 @@ int plait_cond_wait(plait_cond *c, plait_mutex *m, int64_t deadline)
     plait__waiter w;
     plait__wait_node node;
     plait__waiter_init(&w, "condition", c);
+    w.nodes = &node;
+    w.n_nodes = 1;
     plait__spin_lock(&c->lock);
     plait__waitq_push(&c->waiters, &c->lock, &node, &w, 0, NULL);
     plait__spin_unlock(&c->lock);

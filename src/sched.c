@@ -512,15 +512,49 @@ static void loop_run(plait__sched *s)
  * not yet written (the fork came while the other thread held the object's lock, as
  * for ever here), is left waiting: made ready, it said "done" with nothing done, or
  * spun on that lock as it unlinked its wait (fork_while_a_claim_is_undecided). */
+/* Whether node's object had its lock held at the fork (by another thread of the parent:
+ * only this one is in the child), for ever here: then the node is stranded, and its
+ * wait leaves it linked, untouched, as it ends (plait__wait_node_withdraw). */
+static bool strand_if_held(plait__wait_node *node)
+{
+    if (!node->lock)
+        return false;
+    if (plait__spin_trylock(node->lock)) {
+        plait__spin_unlock(node->lock);
+        return false;
+    }
+    node->same_next = PLAIT__STRANDED;
+    return true;
+}
+
+/* A wait on objects whose lock another thread of the parent held at the fork: those
+ * nodes are stranded, and a claim made of it (the other thread had taken the wait,
+ * under that lock, and not yet written its outcome) is given back: its maker is gone.
+ * Then its deadline or a cancellation ends it (-ETIMEDOUT, -ECANCELED) without that
+ * lock, on which it spun for ever, the scheduler with it (an audit's reproducer: an
+ * event's waiter beside a thread asking whether it was set). */
+static void strand_held_nodes(plait__waiter *w)
+{
+    bool held = strand_if_held(&w->node);
+    for (size_t i = 0; i < w->n_nodes; i++)
+        held |= strand_if_held(&w->nodes[i]);
+    if (held)
+        atomic_store_explicit(&w->claimed, 0, memory_order_relaxed);
+}
+
 void plait__sched_after_fork(plait__sched *s)
 {
     /* those in the inbox are marked for the walk (the drain makes them ready anyway) */
     for (plait__waiter *w = s->inbox.wake_head; w; w = w->inbox_next)
         w->coro->state = PLAIT__READY;
-    for (plait__coro *c = s->all; c; c = c->all_next)
-        if (c->state == PLAIT__WAITING && c->waiter &&
-            atomic_load_explicit(&c->waiter->signalled, memory_order_acquire))
+    for (plait__coro *c = s->all; c; c = c->all_next) {
+        if (c->state != PLAIT__WAITING || !c->waiter)
+            continue;
+        if (atomic_load_explicit(&c->waiter->signalled, memory_order_acquire))
             ready_push(s, c);
+        else
+            strand_held_nodes(c->waiter);
+    }
     for (plait__waiter *w = s->inbox.wake_head; w; w = w->inbox_next)
         w->coro->state = PLAIT__WAITING;
 }

@@ -74,6 +74,9 @@ void plait__waiter_init(plait__waiter *w, const char *what, const void *object)
     w->timer.waiter = w;
     w->what = what;
     w->object = object;
+    w->node.lock = NULL; /* (set when the node is linked) */
+    w->nodes = NULL;
+    w->n_nodes = 0;
 }
 
 /* A plain thread's shield: nothing can cancel it, but the state round-trips. */
@@ -298,6 +301,8 @@ void plait__waiter_signal_now(plait__waiter *w, int status, int index)
 
 void plait__wait_node_withdraw(plait__wait_node *node)
 {
+    if (PLAIT_UNLIKELY(node->same_next == PLAIT__STRANDED))
+        return; /* its object's lock is held for ever (plait__sched_after_fork) */
     plait__spin_lock(node->lock);
     if (node->queue)
         waitq_unlink(node->queue, node);
@@ -471,7 +476,7 @@ static int wait_on(const wait_spec *spec, int64_t deadline)
     if (carried && spec->receiving && r == 0 && through_node)
         memcpy(spec->data, w.payload, spec->element);
     if (spec->locked) {
-        *spec->locked = r < 0 && !through_node;
+        *spec->locked = r < 0 && !through_node && w.node.same_next != PLAIT__STRANDED;
         if (*spec->locked) {
             plait__spin_lock(spec->lock);
             if (w.node.queue)

@@ -174,12 +174,34 @@ TEST(grandchild_beside_io_timer_and_channel_waits)
 
 static plait_chan *handoff;
 
+/* What a wait that ended at its deadline returns (a value: a code would be a failure,
+ * which a join reports as its own -ETIMEDOUT would be). */
+enum { ENDED_AT_ITS_DEADLINE = 1000 };
+
+/* Fork while the other thread is parked: the child joins t and checks that it returned
+ * in_child.  Then the parent lets the thread go on and joins t: what it returned here. */
+static int fork_then_let_go(plait_task t, int in_child)
+{
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        void *v = NULL;
+        CHECK_EQ(plait_join(t, &v, plait_deadline_in(5 * PLAIT_SEC)), 0);
+        CHECK_EQ(INT(v), in_child);
+        child_exit();
+    }
+    reap_ok(pid, 20);
+    atomic_store(&released, 1);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    return INT(v);
+}
+
 static void *receive_or_report(void *arg)
 {
     (void)arg;
     int v = 0;
     int r = plait_chan_recv(handoff, &v, plait_deadline_in(200 * PLAIT_MS));
-    return ARG(r == 0 ? v : r);
+    return ARG(r == 0 ? v : r == -ETIMEDOUT ? ENDED_AT_ITS_DEADLINE : r);
 }
 
 static void *send_parked(void *arg)
@@ -204,28 +226,13 @@ static void *fork_during_a_hand_over(void *arg)
     pthread_t sender;
     CHECK_EQ(pthread_create(&sender, NULL, send_parked, ARG(where)), 0);
     wait_flag(&parked);
-    pid_t pid = fork_child(false);
-    if (pid == 0) {
-        void *v = NULL;
-        if (where == PARK_IN_DELIVERY) {
-            /* decided before the fork, its wake-up not sent in this process: it must
-             * still end, with the element both processes have */
-            CHECK_EQ(plait_join(receiver, &v, plait_deadline_in(5 * PLAIT_SEC)), 0);
-            CHECK_EQ(INT(v), 42);
-        } else {
-            /* the channel was in use by another thread at the fork (its lock held for
-             * ever here): the receive cannot end, but it must not say it received, nor
-             * stop the scheduler */
-            CHECK_EQ(plait_join(receiver, &v, plait_deadline_in(500 * PLAIT_MS)),
-                     -ETIMEDOUT);
-        }
-        child_exit();
-    }
-    reap_ok(pid, 20);
-    atomic_store(&released, 1);
-    void *v = NULL;
-    CHECK_EQ(plait_join(receiver, &v, SOON()), 0);
-    CHECK_EQ(INT(v), 42);
+    /* PARK_IN_DELIVERY: decided before the fork, its wake-up not sent in the child, the
+     * receive must still end there, with the element both processes have.
+     * PARK_IN_COPY: the channel was in use by another thread at the fork (its lock held
+     * for ever in the child): the receive ends at its deadline there, saying it
+     * received nothing, and the scheduler goes on. */
+    CHECK_EQ(fork_then_let_go(receiver, where == PARK_IN_DELIVERY ? 42 : ENDED_AT_ITS_DEADLINE),
+             42);
     pthread_join(sender, NULL);
     CHECK_EQ(plait_chan_destroy(handoff), 0);
     return NULL;
@@ -246,11 +253,80 @@ TEST(fork_while_a_wake_up_is_on_its_way)
  * the outcome (the element's copy, under the channel's lock).  The child made every
  * claimed waiter of the forking scheduler ready, and the receiver spun for ever on the
  * channel's lock as it unlinked its wait, the child's scheduler with it.  Only a waiter
- * whose outcome was written (its signal made) is made ready now; this one waits, as any
- * wait on an object another thread held at the fork. */
+ * whose outcome was written (its signal made) is made ready now; this one's claim,
+ * whose maker is gone, is given back, and its deadline ends it without the channel's
+ * lock (it once waited past its deadline, for ever). */
 TEST(fork_while_a_claim_is_undecided)
 {
     CHECK_EQ(plait_run(fork_during_a_hand_over, ARG(PARK_IN_COPY), NULL), 0);
+}
+
+/* A coroutine waits to send on a full channel; a thread receives from it and stops in
+ * its copy of the buffered element, under the channel's lock, before it takes the
+ * sender's wait; a sibling forks meanwhile.  In the child that lock is held for ever:
+ * at its deadline the sender spun on it to unlink its wait, and the child's scheduler
+ * with it (an audit of session 61: an event's waiter beside a thread asking whether it
+ * was set hung 72 children in 100).  It ends at its deadline instead, leaving the
+ * channel as it was (a copy the child must not use). */
+static plait_chan *quiet; /* a select's second case: nobody sends on it */
+
+static void *send_or_report(void *selecting)
+{
+    int v = 7, got = 0, r;
+    int64_t deadline = plait_deadline_in(200 * PLAIT_MS);
+    if (selecting) {
+        plait_select_case cases[2] = {{handoff, PLAIT_SEND, &v, 0}, {quiet, PLAIT_RECV, &got, 0}};
+        r = plait_select(cases, 2, deadline);
+        r = r == 0 ? cases[0].result : r < 0 ? r : -EPROTO;
+    } else {
+        r = plait_chan_send(handoff, &v, deadline);
+    }
+    return r == -ETIMEDOUT ? ARG(ENDED_AT_ITS_DEADLINE) : ARG(r);
+}
+
+static void *receive_parked(void *arg)
+{
+    (void)arg;
+    park_at = PARK_IN_COPY;
+    int v = 0;
+    CHECK_EQ(plait_chan_recv(handoff, &v, SOON()), 0);
+    CHECK_EQ(v, 1);
+    return NULL;
+}
+
+static void *fork_while_a_waits_object_is_held(void *selecting)
+{
+    atomic_store(&parked, 0);
+    atomic_store(&released, 0);
+    CHECK_EQ(plait_chan_create(&handoff, sizeof(int), 1), 0);
+    CHECK_EQ(plait_chan_create(&quiet, sizeof(int), 0), 0);
+    int one = 1;
+    CHECK_EQ(plait_chan_send(handoff, &one, SOON()), 0); /* full */
+    plait_task sender;
+    CHECK_EQ(plait_spawn(&sender, send_or_report, selecting), 0);
+    CHECK_EQ(plait_yield(), 0); /* it waits in the channel */
+    pthread_t receiver;
+    CHECK_EQ(pthread_create(&receiver, NULL, receive_parked, NULL), 0);
+    wait_flag(&parked);
+    int sent = fork_then_let_go(sender, ENDED_AT_ITS_DEADLINE);
+    CHECK(sent == 0 || sent == ENDED_AT_ITS_DEADLINE); /* taken, or too late */
+    pthread_join(receiver, NULL);
+    int left = 0;
+    if (sent == 0)
+        CHECK_EQ(plait_chan_recv(handoff, &left, SOON()), 0);
+    CHECK_EQ(plait_chan_destroy(handoff), 0);
+    CHECK_EQ(plait_chan_destroy(quiet), 0);
+    return NULL;
+}
+
+TEST(fork_while_another_thread_holds_a_waits_object)
+{
+    CHECK_EQ(plait_run(fork_while_a_waits_object_is_held, NULL, NULL), 0);
+}
+
+TEST(fork_while_another_thread_holds_a_selects_channel)
+{
+    CHECK_EQ(plait_run(fork_while_a_waits_object_is_held, ARG(1), NULL), 0);
 }
 
 /* ---- a fork with several wake-ups waiting in the scheduler's inbox ---- */
@@ -578,6 +654,8 @@ RUN_TESTS(CASE(fork_beside_io_timer_and_channel_waits),
           CASE(grandchild_beside_io_timer_and_channel_waits),
           CASE(fork_while_a_wake_up_is_on_its_way),
           CASE(fork_while_a_claim_is_undecided),
+          CASE(fork_while_another_thread_holds_a_waits_object),
+          CASE(fork_while_another_thread_holds_a_selects_channel),
           CASE(fork_with_wake_ups_in_the_inbox),
           CASE(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring),
           CASE(a_wait_the_child_s_poller_refuses),
