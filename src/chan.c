@@ -369,8 +369,10 @@ int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
     bool may_block = !plait__deadline_passed(deadline) && plait__check_cancel() == 0;
     plait__waiter w;
     plait__waiter_init(&w, "select", cases);
-    w.nodes = nodes;
+    w.nodes = nodes; /* (a fork's look skips those never linked: no lock) */
     w.n_nodes = n;
+    for (size_t i = 0; i < n; i++)
+        nodes[i].lock = NULL;
     int r = 0, outcome; /* 1: completed here, 0: must wait, -1: decided elsewhere */
     size_t n_linked;
 retry:

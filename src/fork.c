@@ -200,6 +200,10 @@ static void child(void)
         plait__shared_forked_self();
     plait__poll_after_fork();
     plait__watchdog_after_fork();
+    /* after every handler has let plait's own locks go: a lock held now is another
+     * thread's, for ever */
+    if (s)
+        plait__sched_strand_after_fork(s);
     /* last: a signal sent to the child meanwhile meets its old disposition now */
     pthread_sigmask(SIG_SETMASK, &mask_before_fork, NULL);
     plait__cancel_restore(cancel_state); /* acted on at the child's next point */

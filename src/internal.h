@@ -329,7 +329,8 @@ struct plait__wait_node {
                                * through one node unlinks the others (waiter.c);
                                * PLAIT__STRANDED in a forked child whose parent had the
                                * object's lock held by another thread at the fork
-                               * (plait__sched_after_fork): left linked, never unlinked */
+                               * (plait__sched_strand_after_fork): left linked, never
+                               * unlinked */
     void *data;               /* the case's payload (a channel element, ...) */
 };
 
@@ -401,7 +402,7 @@ struct plait__waiter {
     struct plait__kernel_io *io; /* a read or write the kernel makes for this wait
                                  * (io_uring: poll.c), for plait_close; or NULL */
     plait__wait_node *nodes;  /* a select's or a condition's own nodes (n_nodes), for a
-                               * fork's look at their locks (plait__sched_after_fork);
+                               * fork's look at their locks (plait__sched_strand_after_fork);
                                * else NULL, and `node` is the wait's if its lock is set */
     size_t n_nodes;
 };
@@ -733,6 +734,9 @@ static inline plait__coro *plait__coro_current(void)
  * coroutine stays suspended and the waiter alive. */
 void plait__coro_wake(plait__waiter *w);
 void plait__sched_after_fork(plait__sched *s); /* fork.c: in the child */
+/* The same walk for the waits on objects whose lock another thread of the parent held at
+ * the fork (their nodes stranded): once every fork handler has let plait's locks go. */
+void plait__sched_strand_after_fork(plait__sched *s);
 /* Suspend the running coroutine; something must already be arranged to wake it. */
 void plait__coro_suspend(void);
 /* fn(arg), on the thread's own stack: from a coroutine, the loop makes the call and

@@ -510,8 +510,22 @@ static void loop_run(plait__sched *s)
  * for ever.  Its outcome is in this copy of memory: it is made ready.  One posted
  * before the fork is in the inbox, drained as usual.  One only claimed, its outcome
  * not yet written (the fork came while the other thread held the object's lock, as
- * for ever here), is left waiting: made ready, it said "done" with nothing done, or
- * spun on that lock as it unlinked its wait (fork_while_a_claim_is_undecided). */
+ * for ever here), is not: made ready, it said "done" with nothing done, or spun on
+ * that lock as it unlinked its wait (fork_while_a_claim_is_undecided); the strand walk
+ * below gives its claim back. */
+void plait__sched_after_fork(plait__sched *s)
+{
+    /* those in the inbox are marked for the walk (the drain makes them ready anyway) */
+    for (plait__waiter *w = s->inbox.wake_head; w; w = w->inbox_next)
+        w->coro->state = PLAIT__READY;
+    for (plait__coro *c = s->all; c; c = c->all_next)
+        if (c->state == PLAIT__WAITING && c->waiter &&
+            atomic_load_explicit(&c->waiter->signalled, memory_order_acquire))
+            ready_push(s, c);
+    for (plait__waiter *w = s->inbox.wake_head; w; w = w->inbox_next)
+        w->coro->state = PLAIT__WAITING;
+}
+
 /* Whether node's object had its lock held at the fork (by another thread of the parent:
  * only this one is in the child), for ever here: then the node is stranded, and its
  * wait leaves it linked, untouched, as it ends (plait__wait_node_withdraw). */
@@ -542,21 +556,12 @@ static void strand_held_nodes(plait__waiter *w)
         atomic_store_explicit(&w->claimed, 0, memory_order_relaxed);
 }
 
-void plait__sched_after_fork(plait__sched *s)
+void plait__sched_strand_after_fork(plait__sched *s)
 {
-    /* those in the inbox are marked for the walk (the drain makes them ready anyway) */
-    for (plait__waiter *w = s->inbox.wake_head; w; w = w->inbox_next)
-        w->coro->state = PLAIT__READY;
-    for (plait__coro *c = s->all; c; c = c->all_next) {
-        if (c->state != PLAIT__WAITING || !c->waiter)
-            continue;
-        if (atomic_load_explicit(&c->waiter->signalled, memory_order_acquire))
-            ready_push(s, c);
-        else
+    for (plait__coro *c = s->all; c; c = c->all_next)
+        if (c->state == PLAIT__WAITING && c->waiter &&
+            !atomic_load_explicit(&c->waiter->signalled, memory_order_acquire))
             strand_held_nodes(c->waiter);
-    }
-    for (plait__waiter *w = s->inbox.wake_head; w; w = w->inbox_next)
-        w->coro->state = PLAIT__WAITING;
 }
 
 /* ---- coroutine life ---- */

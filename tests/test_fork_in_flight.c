@@ -329,6 +329,82 @@ TEST(fork_while_another_thread_holds_a_selects_channel)
     CHECK_EQ(plait_run(fork_while_a_waits_object_is_held, ARG(1), NULL), 0);
 }
 
+/* The child's look at the locks of its waits comes after plait's own handlers have let
+ * go of what they took: a wait on a group or a once (whose locks the fork's prepare
+ * takes) is not stranded, as its lock is free once the handlers are done.  Marked
+ * stranded, its end by deadline would have left its node linked in the group or the
+ * once's bucket, for their next wake-up to find on a stack no longer its. */
+static plait_group *held_group;
+static plait_once held_once = PLAIT_ONCE_INIT;
+
+static void *sleeps_a_while(void *arg)
+{
+    (void)arg;
+    return PLAIT_FAIL(plait_sleep(300 * PLAIT_MS));
+}
+
+static int initialisations;
+
+static int initialises_slowly(void *arg)
+{
+    (void)arg;
+    initialisations++;
+    return plait_sleep(300 * PLAIT_MS);
+}
+
+static void *waits_for_the_group(void *arg)
+{
+    (void)arg;
+    return PLAIT_FAIL(plait_group_wait(held_group, SOON()));
+}
+
+static void *calls_the_once(void *arg)
+{
+    (void)arg;
+    return PLAIT_FAIL(plait_once_call(&held_once, initialises_slowly, NULL, SOON()));
+}
+
+static bool stranded(plait_task t)
+{
+    plait__waiter *w = t.future->coro ? t.future->coro->waiter : NULL;
+    return w && w->node.same_next == PLAIT__STRANDED;
+}
+
+static void *fork_beside_waits_on_locks_plait_takes(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_group_create(&held_group), 0);
+    CHECK_EQ(plait_group_spawn(held_group, NULL, sleeps_a_while, NULL), 0);
+    plait_task group_waiter, initialiser, once_waiter;
+    CHECK_EQ(plait_spawn(&group_waiter, waits_for_the_group, NULL), 0);
+    CHECK_EQ(plait_spawn(&initialiser, calls_the_once, NULL), 0);
+    CHECK_EQ(plait_spawn(&once_waiter, calls_the_once, NULL), 0);
+    CHECK_EQ(plait_yield(), 0); /* each waits, or sleeps in the once's initialiser */
+    pid_t pid = fork_child(false);
+    if (pid == 0) {
+        CHECK(!stranded(group_waiter));
+        CHECK(!stranded(once_waiter));
+        CHECK_EQ(plait_join(group_waiter, NULL, SOON()), 0);
+        CHECK_EQ(plait_join(initialiser, NULL, SOON()), 0);
+        CHECK_EQ(plait_join(once_waiter, NULL, SOON()), 0);
+        CHECK_EQ(initialisations, 1); /* the forking scheduler's, gone on with */
+        CHECK_EQ(plait_group_destroy(held_group), 0);
+        child_exit();
+    }
+    reap_ok(pid, 20);
+    CHECK_EQ(plait_join(group_waiter, NULL, SOON()), 0);
+    CHECK_EQ(plait_join(initialiser, NULL, SOON()), 0);
+    CHECK_EQ(plait_join(once_waiter, NULL, SOON()), 0);
+    CHECK_EQ(initialisations, 1);
+    CHECK_EQ(plait_group_destroy(held_group), 0);
+    return NULL;
+}
+
+TEST(fork_beside_waits_on_locks_plait_takes_strands_none)
+{
+    CHECK_EQ(plait_run(fork_beside_waits_on_locks_plait_takes, NULL, NULL), 0);
+}
+
 /* ---- a fork with several wake-ups waiting in the scheduler's inbox ---- */
 
 enum { QUEUED = 3 };
@@ -656,6 +732,7 @@ RUN_TESTS(CASE(fork_beside_io_timer_and_channel_waits),
           CASE(fork_while_a_claim_is_undecided),
           CASE(fork_while_another_thread_holds_a_waits_object),
           CASE(fork_while_another_thread_holds_a_selects_channel),
+          CASE(fork_beside_waits_on_locks_plait_takes_strands_none),
           CASE(fork_with_wake_ups_in_the_inbox),
           CASE(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring),
           CASE(a_wait_the_child_s_poller_refuses),
