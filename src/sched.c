@@ -541,26 +541,44 @@ static bool strand_if_held(plait__wait_node *node)
     return true;
 }
 
-/* A wait on objects whose lock another thread of the parent held at the fork: those
- * nodes are stranded, and a claim made of it (the other thread had taken the wait,
- * under that lock, and not yet written its outcome) is given back: its maker is gone.
- * Then its deadline or a cancellation ends it (-ETIMEDOUT, -ECANCELED) without that
- * lock, on which it spun for ever, the scheduler with it (an audit's reproducer: an
- * event's waiter beside a thread asking whether it was set). */
-static void strand_held_nodes(plait__waiter *w)
+/* strand_if_held, for a node of w that w's end will still unlink (see below). */
+static bool strand_if_still_held(plait__wait_node *node, const plait__waiter *w, bool decided)
 {
-    bool held = strand_if_held(&w->node);
-    for (size_t i = 0; i < w->n_nodes; i++)
-        held |= strand_if_held(&w->nodes[i]);
-    if (held)
-        atomic_store_explicit(&w->claimed, 0, memory_order_relaxed);
+    if (decided && (!node->queue || node->index == w->index))
+        return false;
+    return strand_if_held(node);
 }
 
+/* A wait on objects whose lock another thread of the parent held at the fork: those
+ * nodes are stranded, so that its end (-ETIMEDOUT, -ECANCELED, or an outcome already
+ * written whose coroutine has yet to run) unlinks its nodes without that lock, on which
+ * it spun for ever, the scheduler with it (an audit's reproducer: an event's waiter
+ * beside a thread asking whether it was set).  A claim made of a wait not yet decided
+ * (the other thread had taken it, under that lock, and not yet written its outcome) is
+ * given back, its maker gone; and where its deadline's timer, finding it claimed, was
+ * dropped, the deadline has come: it ends now, as that timer would have ended it. */
+static void strand_held_nodes(plait__waiter *w)
+{
+    /* Of a decided wait, only the nodes it will still unlink are looked at: those still
+     * linked, not the one its outcome came through, which its waker unlinked and whose
+     * object may be gone since (a waker may destroy what it woke the last waiter of). */
+    bool decided = atomic_load_explicit(&w->signalled, memory_order_acquire);
+    bool held = strand_if_still_held(&w->node, w, decided);
+    for (size_t i = 0; i < w->n_nodes; i++)
+        held |= strand_if_still_held(&w->nodes[i], w, decided);
+    if (!held || decided || !atomic_load_explicit(&w->claimed, memory_order_relaxed))
+        return;
+    atomic_store_explicit(&w->claimed, 0, memory_order_relaxed);
+    if (w->timer.when != PLAIT_FOREVER && w->timer.index == SIZE_MAX && plait__waiter_claim(w))
+        plait__waiter_signal_now(w, -ETIMEDOUT, -1);
+}
+
+/* Every wait of a coroutine not yet back from it: still waiting, or made ready (its
+ * deadline, a cancellation, a wake-up) but not yet run, which unlinks its nodes too. */
 void plait__sched_strand_after_fork(plait__sched *s)
 {
     for (plait__coro *c = s->all; c; c = c->all_next)
-        if (c->state == PLAIT__WAITING && c->waiter &&
-            !atomic_load_explicit(&c->waiter->signalled, memory_order_acquire))
+        if (c->waiter)
             strand_held_nodes(c->waiter);
 }
 

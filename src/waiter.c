@@ -71,6 +71,7 @@ void plait__waiter_init(plait__waiter *w, const char *what, const void *object)
     w->wake_fd = -1;
     w->io = NULL;
     w->timer.index = SIZE_MAX;
+    w->timer.when = PLAIT_FOREVER; /* (no deadline: a fork's look, plait__sched_strand_after_fork) */
     w->timer.waiter = w;
     w->what = what;
     w->object = object;

@@ -178,22 +178,26 @@ static plait_chan *handoff;
  * which a join reports as its own -ETIMEDOUT would be). */
 enum { ENDED_AT_ITS_DEADLINE = 1000 };
 
+/* t's join: its failure, or the int it returned. */
+static int joined(plait_task t, int64_t deadline)
+{
+    void *v = NULL;
+    int r = plait_join(t, &v, deadline);
+    return r < 0 ? r : INT(v);
+}
+
 /* Fork while the other thread is parked: the child joins t and checks that it returned
  * in_child.  Then the parent lets the thread go on and joins t: what it returned here. */
 static int fork_then_let_go(plait_task t, int in_child)
 {
     pid_t pid = fork_child(false);
     if (pid == 0) {
-        void *v = NULL;
-        CHECK_EQ(plait_join(t, &v, plait_deadline_in(5 * PLAIT_SEC)), 0);
-        CHECK_EQ(INT(v), in_child);
+        CHECK_EQ(joined(t, plait_deadline_in(5 * PLAIT_SEC)), in_child);
         child_exit();
     }
     reap_ok(pid, 20);
     atomic_store(&released, 1);
-    void *v = NULL;
-    CHECK_EQ(plait_join(t, &v, SOON()), 0);
-    return INT(v);
+    return joined(t, SOON());
 }
 
 static void *receive_or_report(void *arg)
@@ -214,9 +218,11 @@ static void *send_parked(void *arg)
 
 /* A coroutine waits to receive; a thread sends, and stops where arg says; a sibling of
  * the receiver forks meanwhile. */
+enum { FORK_PAST_THE_DEADLINE = 0x100 }; /* with a place: the receiver's timer has fired */
+
 static void *fork_during_a_hand_over(void *arg)
 {
-    int where = INT(arg);
+    int where = INT(arg) & ~FORK_PAST_THE_DEADLINE;
     atomic_store(&parked, 0);
     atomic_store(&released, 0);
     CHECK_EQ(plait_chan_create(&handoff, sizeof(int), 0), 0);
@@ -226,6 +232,8 @@ static void *fork_during_a_hand_over(void *arg)
     pthread_t sender;
     CHECK_EQ(pthread_create(&sender, NULL, send_parked, ARG(where)), 0);
     wait_flag(&parked);
+    if (INT(arg) & FORK_PAST_THE_DEADLINE) /* its timer found it claimed, and was dropped */
+        CHECK_EQ(plait_sleep(300 * PLAIT_MS), 0);
     /* PARK_IN_DELIVERY: decided before the fork, its wake-up not sent in the child, the
      * receive must still end there, with the element both processes have.
      * PARK_IN_COPY: the channel was in use by another thread at the fork (its lock held
@@ -261,27 +269,40 @@ TEST(fork_while_a_claim_is_undecided)
     CHECK_EQ(plait_run(fork_during_a_hand_over, ARG(PARK_IN_COPY), NULL), 0);
 }
 
+/* The same once the receiver's deadline has passed in the parent: its timer, finding
+ * the wait claimed, was dropped, so the claim given back in the child ends the wait at
+ * once, as that timer would have (a review's reproducer waited for ever). */
+TEST(fork_while_a_claim_is_undecided_past_its_deadline)
+{
+    CHECK_EQ(plait_run(fork_during_a_hand_over, ARG(PARK_IN_COPY | FORK_PAST_THE_DEADLINE), NULL),
+             0);
+}
+
 /* A coroutine waits to send on a full channel; a thread receives from it and stops in
  * its copy of the buffered element, under the channel's lock, before it takes the
  * sender's wait; a sibling forks meanwhile.  In the child that lock is held for ever:
- * at its deadline the sender spun on it to unlink its wait, and the child's scheduler
- * with it (an audit of session 61: an event's waiter beside a thread asking whether it
- * was set hung 72 children in 100).  It ends at its deadline instead, leaving the
- * channel as it was (a copy the child must not use). */
-static plait_chan *quiet; /* a select's second case: nobody sends on it */
+ * as the sender's wait ended it spun on it to unlink its node, and the child's
+ * scheduler with it (an audit of session 61: an event's waiter beside a thread asking
+ * whether it was set hung 72 children in 100).  Its wait ends without that lock
+ * instead, leaving the channel as it was (a copy the child must not use): still waiting
+ * at the fork (a send, a select), or already decided there but not yet run (cancelled,
+ * timed out, a select woken through its other channel: a review's reproducers). */
+enum held_wait { SENDS, SELECTS, SEND_CANCELLED, SEND_TIMED_OUT, SELECT_WOKEN_ELSEWHERE };
+enum { SENT_ELSEWHERE = 5 };
+static plait_chan *quiet; /* a select's second case */
 
-static void *send_or_report(void *selecting)
+static void *send_or_report(void *how)
 {
     int v = 7, got = 0, r;
-    int64_t deadline = plait_deadline_in(200 * PLAIT_MS);
-    if (selecting) {
+    int64_t deadline = plait_deadline_in((INT(how) == SEND_TIMED_OUT ? 20 : 200) * PLAIT_MS);
+    if (INT(how) == SELECTS || INT(how) == SELECT_WOKEN_ELSEWHERE) {
         plait_select_case cases[2] = {{handoff, PLAIT_SEND, &v, 0}, {quiet, PLAIT_RECV, &got, 0}};
         r = plait_select(cases, 2, deadline);
-        r = r == 0 ? cases[0].result : r < 0 ? r : -EPROTO;
+        r = r == 0 ? cases[0].result : r == 1 ? 100 + got : r;
     } else {
         r = plait_chan_send(handoff, &v, deadline);
     }
-    return r == -ETIMEDOUT ? ARG(ENDED_AT_ITS_DEADLINE) : ARG(r);
+    return r == -ETIMEDOUT ? ARG(ENDED_AT_ITS_DEADLINE) : r < 0 ? PLAIT_FAIL(r) : ARG(r);
 }
 
 static void *receive_parked(void *arg)
@@ -294,8 +315,9 @@ static void *receive_parked(void *arg)
     return NULL;
 }
 
-static void *fork_while_a_waits_object_is_held(void *selecting)
+static void *fork_while_a_waits_object_is_held(void *how_arg)
 {
+    enum held_wait how = INT(how_arg);
     atomic_store(&parked, 0);
     atomic_store(&released, 0);
     CHECK_EQ(plait_chan_create(&handoff, sizeof(int), 1), 0);
@@ -303,13 +325,30 @@ static void *fork_while_a_waits_object_is_held(void *selecting)
     int one = 1;
     CHECK_EQ(plait_chan_send(handoff, &one, SOON()), 0); /* full */
     plait_task sender;
-    CHECK_EQ(plait_spawn(&sender, send_or_report, selecting), 0);
+    CHECK_EQ(plait_spawn(&sender, send_or_report, how_arg), 0);
+    int64_t spawned = plait_now();
     CHECK_EQ(plait_yield(), 0); /* it waits in the channel */
     pthread_t receiver;
     CHECK_EQ(pthread_create(&receiver, NULL, receive_parked, NULL), 0);
     wait_flag(&parked);
-    int sent = fork_then_let_go(sender, ENDED_AT_ITS_DEADLINE);
-    CHECK(sent == 0 || sent == ENDED_AT_ITS_DEADLINE); /* taken, or too late */
+    int in_child = ENDED_AT_ITS_DEADLINE;
+    if (how == SEND_CANCELLED) {
+        CHECK_EQ(plait_cancel(sender), 0); /* decided here: the sender is ready */
+        in_child = -ECANCELED;
+    } else if (how == SEND_TIMED_OUT) {
+        while (plait_now() < spawned + 40 * PLAIT_MS) {
+        }
+        CHECK_EQ(plait_yield(), 0); /* its timer fires: ready behind this coroutine */
+    } else if (how == SELECT_WOKEN_ELSEWHERE) {
+        int five = SENT_ELSEWHERE;
+        CHECK_EQ(plait_chan_send(quiet, &five, SOON()), 0); /* to the waiting select */
+        in_child = 100 + SENT_ELSEWHERE;
+    }
+    int sent = fork_then_let_go(sender, in_child);
+    if (how == SENDS || how == SELECTS)
+        CHECK(sent == 0 || sent == ENDED_AT_ITS_DEADLINE); /* taken, or too late */
+    else
+        CHECK_EQ(sent, in_child);
     pthread_join(receiver, NULL);
     int left = 0;
     if (sent == 0)
@@ -321,12 +360,8 @@ static void *fork_while_a_waits_object_is_held(void *selecting)
 
 TEST(fork_while_another_thread_holds_a_waits_object)
 {
-    CHECK_EQ(plait_run(fork_while_a_waits_object_is_held, NULL, NULL), 0);
-}
-
-TEST(fork_while_another_thread_holds_a_selects_channel)
-{
-    CHECK_EQ(plait_run(fork_while_a_waits_object_is_held, ARG(1), NULL), 0);
+    for (int how = SENDS; how <= SELECT_WOKEN_ELSEWHERE; how++)
+        CHECK_EQ(plait_run(fork_while_a_waits_object_is_held, ARG(how), NULL), 0);
 }
 
 /* The child's look at the locks of its waits comes after plait's own handlers have let
@@ -730,8 +765,8 @@ RUN_TESTS(CASE(fork_beside_io_timer_and_channel_waits),
           CASE(grandchild_beside_io_timer_and_channel_waits),
           CASE(fork_while_a_wake_up_is_on_its_way),
           CASE(fork_while_a_claim_is_undecided),
+          CASE(fork_while_a_claim_is_undecided_past_its_deadline),
           CASE(fork_while_another_thread_holds_a_waits_object),
-          CASE(fork_while_another_thread_holds_a_selects_channel),
           CASE(fork_beside_waits_on_locks_plait_takes_strands_none),
           CASE(fork_with_wake_ups_in_the_inbox),
           CASE(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring),
