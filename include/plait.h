@@ -281,8 +281,10 @@ int plait_group_wait(plait_group *group, int64_t deadline);
  * afterwards starts cancelled. */
 int plait_group_cancel(plait_group *group);
 /* How many children of the group are running now (0 for NULL): after a
- * plait_group_wait's -ETIMEDOUT, 0 says that the wait's children are done and the code
- * is a child's own failure, not the deadline's. */
+ * plait_group_wait's -ETIMEDOUT, more than 0 says it was the deadline's (the wait
+ * returns that only while a child runs); 0 says that the children are done, a child's
+ * own failure or, where the last one ended on another thread since, the deadline's:
+ * plait_group_wait again (any deadline) returns their code then. */
 size_t plait_group_running(plait_group *group);
 /* Cancel the children, wait for all of them (this wait ignores the caller's own
  * cancellation, so no child outlives the group), free the group.  Returns the same

@@ -128,20 +128,25 @@ size_t plait_group_running(plait_group *group)
     return running;
 }
 
-/* Wait until no child runs; alone: and no other party waits either (for destroy). */
+/* Wait until no child runs; alone: and no other party waits either (for destroy).  A
+ * wait whose deadline came looks once more: the deadline's -ETIMEDOUT is returned only
+ * while a child still runs (its last child may have ended in the same turn of the
+ * scheduler, after the deadline's timer took the wait: the group's own outcome then,
+ * which plait_group_running's 0 is documented to tell apart). */
 static int wait_children(plait_group *g, int64_t deadline, bool cancellable, bool alone)
 {
-    for (;;) {
+    for (int r = 0;;) {
         plait__spin_lock(&g->lock);
-        if (g->running == 0 && !(alone && g->waiting)) {
-            int r = g->first_error;
+        if (g->running == 0 && !(alone && g->waiting) && (r == 0 || r == -ETIMEDOUT)) {
+            r = g->first_error;
             plait__spin_unlock(&g->lock);
             return r;
         }
-        int r = plait__wait_on(&g->waiters, &g->lock, NULL, deadline, cancellable,
-                               "group", g);
-        if (r < 0)
+        if (r < 0) {
+            plait__spin_unlock(&g->lock);
             return r;
+        }
+        r = plait__wait_on(&g->waiters, &g->lock, NULL, deadline, cancellable, "group", g);
     }
 }
 

@@ -699,6 +699,37 @@ TEST(group_running_tells_a_child_s_timeout_from_the_deadline)
     check_run(group_running_main, NULL);
 }
 
+/* The last child ends in the same turn of the scheduler as the wait's deadline, after
+ * the deadline's timer has taken the wait: the wait returned the deadline's
+ * -ETIMEDOUT with no child running and every child a success, which
+ * plait_group_running's 0 said was a child's own failure (an audit of session 61). */
+static int64_t shared_deadline;
+
+static void *sleeps_to_the_shared_deadline(void *arg)
+{
+    (void)arg;
+    return PLAIT_FAIL(plait_sleep_until(shared_deadline));
+}
+
+static void *wait_with_its_last_childs_deadline(void *arg)
+{
+    (void)arg;
+    plait_group *g;
+    CHECK_EQ(plait_group_create(&g), 0);
+    shared_deadline = plait_deadline_in(50 * PLAIT_MS);
+    CHECK_EQ(plait_group_spawn(g, NULL, sleeps_to_the_shared_deadline, NULL), 0);
+    CHECK_EQ(plait_yield(), 0); /* the child's timer first: it wakes first */
+    CHECK_EQ(plait_group_wait(g, shared_deadline), 0);
+    CHECK_EQ(plait_group_running(g), 0u);
+    CHECK_EQ(plait_group_destroy(g), 0);
+    return NULL;
+}
+
+TEST(group_wait_whose_deadline_is_its_last_childs_end)
+{
+    check_run(wait_with_its_last_childs_deadline, NULL);
+}
+
 /* A group destroyed while another coroutine waits for it: destroy frees the group only
  * after that waiter has left it (ASan reports a use after free otherwise). */
 static void *destroy_with_waiter_main(void *arg)
@@ -1449,7 +1480,8 @@ RUN_TESTS(CASE(slow_warning_into_a_pipe_nobody_reads), CASE(spawn_and_join), CAS
           CASE(wait_all), CASE(wait_all_same_handle_twice),
           CASE(wait_all_with_itself_behind_another), CASE(wait_any),
           CASE(thread_joins_coroutine), CASE(groups),
-          CASE(group_edges), CASE(group_running_tells_a_child_s_timeout_from_the_deadline), CASE(group_destroy_while_waited_on),
+          CASE(group_edges), CASE(group_running_tells_a_child_s_timeout_from_the_deadline),
+          CASE(group_wait_whose_deadline_is_its_last_childs_end), CASE(group_destroy_while_waited_on),
           CASE(group_being_destroyed_refuses_new_children),
           CASE(thread_key_destructor_unlocks_what_the_thread_locked), /* before: it takes every key */
           CASE(futures_freed_after_a_thread_cache_went_back_are_not_lost), /* the same */
