@@ -638,8 +638,9 @@ int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg
  * wait runs no queued task, and whose worker may be the only one), the map runs on
  * threads of its own instead (one per pool worker, at most one per item), and the
  * errors of plait_thread_start (-EAGAIN) are its own too; so does a map (or a
- * plait_to_thread of the default pool's) that those threads make on the same pool in
- * turn, as they are no workers either.  -EINVAL for nulls, n == 0
+ * plait_to_thread of the default pool's) that those threads, or plait threads started
+ * by them or by that coroutine, make on the same pool in turn, as they are no workers
+ * either.  -EINVAL for nulls, n == 0
  * or n > SIZE_MAX >> 12, -EPIPE when shut down (as for plait_pool_submit: not for a
  * task of the pool itself outside a coroutine, whose map runs; a coroutine in such a
  * task gets -EPIPE), -EPERM in a forked child, -ENOMEM when no memory is left for its

@@ -1031,10 +1031,15 @@ int plait__submit_default(plait_task *task, plait_fn fn, void *arg);
  * else 0. */
 int plait__file_ops_closing(int fd);
 int plait__file_ops_close(int fd);
-/* plait_pool_submit, but for a coroutine whose scheduler runs on a worker of that pool
- * (whose wait runs no queued task) to a thread of its own, which is sure to run; -EPIPE
- * there once the pool is shut down, and what plait_thread_start answers (pool.c). */
+/* plait_pool_submit, but where that pool's workers may be waiting for the caller
+ * (plait__pool_waiting_here) to a thread of its own, which is sure to run; -EPIPE
+ * there once the pool is shut down, -EPERM in a forked child, and what
+ * plait_thread_start answers (pool.c). */
 int plait__pool_submit_reachable(plait_pool *pool, plait_task *task, plait_fn fn, void *arg);
+/* The pool whose workers may be waiting for the caller, whose waits run none of its
+ * queued tasks: a coroutine's whose scheduler runs in a task of it, a thread's that
+ * stands in for it (plait__tls_stands_in_for); NULL for none. */
+const struct plait_pool *plait__pool_waiting_here(void);
 /* Whether a join that returned r was cut short, the task still running: -ETIMEDOUT,
  * -ECANCELED or -ENOMEM (no room for a coroutine's timer) of the wait itself, not the
  * task's own code (which consumes the handle). */
@@ -1066,7 +1071,8 @@ int plait__thread_create(pthread_t *thread, const pthread_attr_t *attr,
 struct plait_pool;
 int plait__thread_start_as_task(plait_task *task, plait_fn fn, void *arg,
                                 const struct plait_pool *pool);
-/* The pool whose task this thread runs in its stead, or NULL. */
+/* The pool whose task this thread runs in its stead, or whose workers may wait for it
+ * otherwise (a plait thread started where plait__pool_waiting_here said so), or NULL. */
 extern PLAIT_TLS const struct plait_pool *plait__tls_stands_in_for;
 
 /* ---- thread pools (pool.c) ---- */

@@ -1078,6 +1078,13 @@ bool plait__held_beneath(uint64_t owner)
     return false;
 }
 
+const plait_pool *plait__pool_waiting_here(void)
+{
+    if (plait__coro_current() && tls_worker)
+        return tls_worker->pool;
+    return plait__tls_stands_in_for;
+}
+
 int plait__pool_submit_reachable(plait_pool *pool, plait_task *task, plait_fn fn, void *arg)
 {
     /* A coroutine of a scheduler that runs in a task of this pool would wait on its own
@@ -1089,8 +1096,7 @@ int plait__pool_submit_reachable(plait_pool *pool, plait_task *task, plait_fn fn
      * refuse it.  So does what such a thread submits to this pool, for the same reason:
      * it is no worker, and its waits run no queued task (a map's items that map on the
      * pool themselves never started). */
-    if ((plait__coro_current() && tls_worker && tls_worker->pool == pool) ||
-        plait__tls_stands_in_for == pool) {
+    if (plait__pool_waiting_here() == pool) {
         int refused = pool_here(pool); /* (a child forked on such a thread keeps its mark) */
         if (refused == 0 && atomic_load(&pool->closed))
             refused = -EPIPE;

@@ -111,11 +111,12 @@ int plait__thread_create(pthread_t *thread, const pthread_attr_t *attr,
     return c.r;
 }
 
-/* stands_in_for: the pool whose task the thread runs in its stead (withdrawable, as
- * that task would be), or NULL. */
+/* stands_in_for: the pool whose workers may wait for the thread (see
+ * plait__tls_stands_in_for), or NULL; withdrawable: it runs a task of that pool in the
+ * task's stead, withdrawn as that task would be by a cancel before it starts. */
 static int thread_start_work(plait_task *task, plait_fn fn, void *arg,
                              const plait_thread_options *options,
-                             const struct plait_pool *stands_in_for)
+                             const struct plait_pool *stands_in_for, bool withdrawable)
 {
     if (!fn)
         return -EINVAL;
@@ -131,7 +132,7 @@ static int thread_start_work(plait_task *task, plait_fn fn, void *arg,
     start->name[n] = '\0';
     plait_task handle;
     start->stands_in_for = stands_in_for;
-    start->future = plait__future_start_work(fn, arg, &handle, stands_in_for != NULL);
+    start->future = plait__future_start_work(fn, arg, &handle, withdrawable);
     if (!start->future) {
         free(start);
         return -ENOMEM;
@@ -167,11 +168,15 @@ static int thread_start_work(plait_task *task, plait_fn fn, void *arg,
 int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
                        const plait_thread_options *options)
 {
-    return thread_start_work(task, fn, arg, options, NULL);
+    /* a thread started where a pool's workers may be waiting for the caller (a
+     * coroutine whose scheduler runs in one of its tasks, a thread standing in for one)
+     * may be what they wait for in turn: its maps and offloads on that pool get threads
+     * of their own too (plait__pool_submit_reachable) */
+    return thread_start_work(task, fn, arg, options, plait__pool_waiting_here(), false);
 }
 
 int plait__thread_start_as_task(plait_task *task, plait_fn fn, void *arg,
                                 const struct plait_pool *pool)
 {
-    return thread_start_work(task, fn, arg, NULL, pool);
+    return thread_start_work(task, fn, arg, NULL, pool, true);
 }

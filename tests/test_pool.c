@@ -1238,6 +1238,48 @@ TEST(maps_moved_off_the_pool_may_map_on_the_pool)
     CHECK_EQ(plait_pool_destroy(nested_pool), 0);
 }
 
+/* And for a plait thread started there, which the scheduler (or the thread standing in
+ * for a task) then joins: it too maps on the pool, whose only worker waits for it (a
+ * review's reproducer: -ETIMEDOUT). */
+static void *maps_on_a_thread_of_its_own(void *unused)
+{
+    (void)unused;
+    plait_task t;
+    void *got = NULL;
+    int r = plait_thread_start(&t, maps_on_the_pool_again, NULL, NULL);
+    if (r == 0)
+        r = plait_join(t, &got, plait_deadline_in(5 * PLAIT_SEC));
+    return r < 0 ? PLAIT_FAIL(r) : got;
+}
+
+static void *starts_threads_that_map(void *unused)
+{
+    (void)unused;
+    CHECK(maps_on_a_thread_of_its_own(NULL) == ARG(7)); /* from the coroutine */
+    void *args[1] = {NULL}, *results[1] = {NULL};
+    CHECK_EQ(plait_pool_map(nested_pool, maps_on_a_thread_of_its_own, args, 1, results, NULL,
+                            plait_deadline_in(5 * PLAIT_SEC)),
+             0); /* from a map's item, on a thread standing in for a task */
+    CHECK(results[0] == ARG(7));
+    return NULL;
+}
+
+static void *runs_a_scheduler_that_starts_threads(void *unused)
+{
+    (void)unused;
+    check_run(starts_threads_that_map, NULL);
+    return NULL;
+}
+
+TEST(threads_started_off_the_pool_may_map_on_the_pool)
+{
+    nested_pool = make_pool(1, "nest");
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(nested_pool, &t, runs_a_scheduler_that_starts_threads, NULL), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(plait_pool_destroy(nested_pool), 0);
+}
+
 /* The same for plait_to_thread: every worker of the default pool runs a scheduler
  * whose coroutine offloads a function that offloads again. */
 static void *offloads_again(void *unused)
@@ -2913,7 +2955,8 @@ RUN_TESTS(CASE(pool_is_placed_at_its_alignment), CASE(destroy_returns_after_the_
           CASE(pool_map_in_a_task_of_its_pool_keeps_its_deadline),
           CASE(pool_map_from_a_coroutine_in_a_task_of_its_pool),
           CASE(maps_moved_off_the_pool_may_map_on_the_pool),
-          CASE(offloads_moved_off_the_default_pool_may_offload_again), CASE(pool_shutdown_drain),
+          CASE(offloads_moved_off_the_default_pool_may_offload_again),
+          CASE(threads_started_off_the_pool_may_map_on_the_pool), CASE(pool_shutdown_drain),
           CASE(pool_shutdown_cancel), CASE(pool_shutdown_cancel_conservation),
           CASE(pool_shutdown_cancel_fork_join),
           CASE(pool_shutdown_timeout_then_busy), CASE(pool_shutdown_idle_past_deadline),
