@@ -1124,7 +1124,9 @@ int plait_socket_get(int fd, enum plait_sockopt option, int *value);
  * thread's end, plait_to_thread included, a send from another thread), or on an
  * object another thread was inside a call on at the fork (its lock held for ever
  * there), never ends in the child but at its deadline (-ETIMEDOUT) or cancellation,
- * leaving such an object untouched; a plait_process_start or
+ * leaving such an object untouched (but a call that goes back to the object after its
+ * wait, such as plait_group_wait or plait_completed_next, waits for its lock for ever:
+ * docs/API.md, "Fork"); a plait_process_start or
  * plait_process_exec in progress (the manager thread makes it), which takes neither,
  * never ends there (docs/API.md, "Fork").  The calling thread flushes every stdio
  * stream before plait forks a function child or a process pool's workers (a program's

@@ -405,7 +405,9 @@ int plait__waiter_block(plait__waiter *w, int64_t deadline)
         if (plait__timer_add(&s->timers, &w->timer) < 0) {
             if (plait__waiter_claim(w))
                 return w->status = -ENOMEM;
-            deadline = PLAIT_FOREVER; /* claimed meanwhile: the outcome is on its way */
+            /* claimed meanwhile: the outcome is on its way, and no timer is kept (a
+             * fork's look must not take it for one that fired: strand_held_nodes) */
+            w->timer.when = PLAIT_FOREVER;
         }
     }
     c->waiter = w;
