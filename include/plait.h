@@ -1278,7 +1278,8 @@ typedef struct plait_psem plait_psem;
 typedef struct plait_pevent plait_pevent;
 
 /* A mutex between processes, owned by the coroutine, thread or pool task that locked
- * it. */
+ * it.  One whose owner ends holding it (its process alive) stays held, as a pthread
+ * mutex that is not robust does: only a process's death is repaired (-EOWNERDEAD). */
 int plait_pmutex_create(plait_pmutex **mutex);
 /* -EBUSY while it is held (by any process) or waited on in this process. */
 int plait_pmutex_destroy(plait_pmutex *mutex);
@@ -1341,7 +1342,9 @@ int plait_queue_create(plait_queue **queue, size_t msg_max, size_t capacity);
  * not at once; one stopped in the middle of a copy does not hold it up. */
 int plait_queue_destroy(plait_queue *queue);
 /* Copy len bytes in, waiting while the queue is full.  0, -EMSGSIZE (len > msg_max),
- * -EPIPE (closed, or every receiver died), -ETIMEDOUT, -ECANCELED. */
+ * -EPIPE (closed, or every receiver died), -ETIMEDOUT, -ECANCELED.  Here and in
+ * plait_queue_recv a past deadline does not wait for room or a message, but lets
+ * another process's copy under way finish first, up to 10 ms (docs/API.md). */
 int plait_queue_send(plait_queue *queue, const void *msg, size_t len, int64_t deadline);
 /* Copy the next message out, waiting while the queue is empty; returns its length.
  * -EMSGSIZE when it is longer than cap (it stays queued), -EPIPE (closed, or every
