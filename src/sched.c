@@ -531,8 +531,6 @@ void plait__sched_after_fork(plait__sched *s)
  * wait leaves it linked, untouched, as it ends (plait__wait_node_withdraw). */
 static bool strand_if_held(plait__wait_node *node)
 {
-    if (!node->lock)
-        return false;
     if (plait__spin_trylock(node->lock)) {
         plait__spin_unlock(node->lock);
         return false;
@@ -541,10 +539,11 @@ static bool strand_if_held(plait__wait_node *node)
     return true;
 }
 
-/* strand_if_held, for a node of w that w's end will still unlink (see below). */
+/* strand_if_held, for a node of w that w's end will still unlink (see below); one never
+ * linked has no lock, and nothing else of it is read. */
 static bool strand_if_still_held(plait__wait_node *node, const plait__waiter *w, bool decided)
 {
-    if (decided && (!node->queue || node->index == w->index))
+    if (!node->lock || (decided && (!node->queue || node->index == w->index)))
         return false;
     return strand_if_held(node);
 }

@@ -24,7 +24,7 @@ typedef struct thread_start {
     plait__future *future;
     pid_t pid; /* the process that started the thread */
     char name[16];
-    const struct plait_pool *stands_in_for; /* plait__thread_start_as_task's pool */
+    const struct plait_pool *stands_in_for; /* plait__tls_stands_in_for while it runs */
     bool returned; /* the function returned value and error (its destructors run) */
     void *value;
     int error;
