@@ -86,6 +86,7 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
     || { tail -n 30 "$log"; echo "run.sh: cmake configure failed" >&2; exit 1; }
 benches="bench_context bench_switch bench_spawn bench_memory bench_chan"
 benches="$benches bench_forkjoin bench_pool bench_wakeup bench_process bench_queue"
+benches="$benches bench_offload"
 # The peers in C that need only libc and pthreads are CMake targets too (`plait bench`
 # runs them): built here with the benchmarks, the same flags, warnings as errors.
 benches="$benches peer_ucontext_switch peer_mutex_queue peer_futex_pingpong"
@@ -119,7 +120,7 @@ if [ "$quick" = 1 ]; then
     n_memory_first="100000" n_memory="100000"
     n_chan=100000
     n_forkjoin=2 n_pool=100000 n_wakeup=2000
-    n_process=1
+    n_process=1 n_offload=500
 else
     n_switch=10000000 n_boost=10000000 n_ucontext=300000
     n_spawn=1000000 n_asyncio=100000
@@ -136,6 +137,8 @@ else
     # processes: a scale factor (1: 2,000 starts, 20,000 round trips, 20 crashes,
     # 1,000,000 small and 20,000 large queue messages; Python gets its own counts)
     n_process=1
+    # offloads from a coroutine per round, 6 rounds for each of three ways
+    n_offload=5000
 fi
 
 results="$build/results.txt"
@@ -207,6 +210,7 @@ for r in $(seq 1 "$runs"); do
     one "$r" "$python" "$root/bench/peer_mp.py" "$n_process"
     one "$r" "$bindir/bench_queue" "$n_process"
     one "$r" "$bindir/peer_pipe" "$n_process"
+    one "$r" "$bindir/bench_offload" "$n_offload"
 done
 elapsed=$(( $(date +%s) - start ))
 

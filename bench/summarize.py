@@ -211,6 +211,13 @@ def comparisons(keys):
                 ("queue.large", "plait", "mb_per_s"),
                 [(p, ("queue.large", p, "mb_per_s")) for p in ("pipe1m", "pipe")],
                 ("pipe1m", ">=", 1)))
+    # an offload from a coroutine whose scheduler runs in a pool task (a stand-in
+    # thread, kept idle between calls) against one that a worker runs and against a
+    # thread started and joined per call: no goal, the cost of that path
+    out.append(("offload from a coroutine in a pool task (us per call)", "us",
+                ("offload", "stand-in", "us_per_call"),
+                [(p, ("offload", p, "us_per_call")) for p in ("worker", "thread-per-call")],
+                None))
     counts = sorted({int(b.split(".")[1]) for b, i, u in keys
                      if b.startswith("memory.") and i == "plait"})
     for n in counts:

@@ -621,7 +621,8 @@ int plait_pool_create(plait_pool **pool, const plait_pool_options *options);
  * -ENOMEM.  A coroutine whose scheduler runs in a task of this pool waits for a free
  * worker to run what it submits (its join runs no queued task): for ever on a pool
  * of one worker, the scheduler's (plait_to_thread and plait_pool_map take threads of
- * their own there).  fn must return: one that ends its worker's thread (pthread_exit,
+ * their own there: threads kept idle two seconds after their work for the next such
+ * call's).  fn must return: one that ends its worker's thread (pthread_exit,
  * a pthread_cancel acted on in its code) is not supported; its joiners are not told,
  * and the pool cannot finish a shutdown. */
 int plait_pool_submit(plait_pool *pool, plait_task *task, plait_fn fn, void *arg);

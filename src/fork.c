@@ -123,6 +123,7 @@ static void prepare(void)
     plait__fd_waits_atfork(PLAIT__FORK_PREPARE);
     plait__once_atfork(PLAIT__FORK_PREPARE);
     plait__signals_atfork_sems(PLAIT__FORK_PREPARE);
+    plait__thread_atfork(PLAIT__FORK_PREPARE); /* its holders take nothing else */
     if (s) {
         /* the tasks of the forking thread's scheduler, which go on in the child */
         plait__future_sched_atfork(s, PLAIT__FORK_PREPARE);
@@ -140,6 +141,7 @@ static void parent(void)
         plait__spin_unlock(&s->inbox.lock);
         plait__future_sched_atfork(s, PLAIT__FORK_PARENT);
     }
+    plait__thread_atfork(PLAIT__FORK_PARENT);
     plait__signals_atfork_sems(PLAIT__FORK_PARENT);
     plait__once_atfork(PLAIT__FORK_PARENT);
     plait__fd_waits_atfork(PLAIT__FORK_PARENT);
@@ -178,6 +180,7 @@ static void child(void)
         plait__future_sched_atfork(s, PLAIT__FORK_CHILD);
         plait__sched_after_fork(s); /* wake-ups the parent's threads had on their way */
     }
+    plait__thread_atfork(PLAIT__FORK_CHILD);
     plait__signals_atfork_sems(PLAIT__FORK_CHILD); /* before signals_atfork drops the list */
     plait__once_atfork(PLAIT__FORK_CHILD);
     plait__fd_waits_atfork(PLAIT__FORK_CHILD);

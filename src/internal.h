@@ -1074,6 +1074,8 @@ int plait__thread_start_as_task(plait_task *task, plait_fn fn, void *arg,
 /* The pool whose task this thread runs in its stead, or whose workers may wait for it
  * otherwise (a plait thread started where plait__pool_waiting_here said so), or NULL. */
 extern PLAIT_TLS const struct plait_pool *plait__tls_stands_in_for;
+/* The list of idle stand-ins (thread.c) across a fork: last in prepare. */
+void plait__thread_atfork(int phase);
 
 /* ---- thread pools (pool.c) ---- */
 struct plait__worker;

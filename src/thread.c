@@ -8,6 +8,17 @@
  * tasks.  While it runs, the thread's own future is its current work (plait__tls_work),
  * which is how plait_cancel() reaches its blocking calls and how joining itself is
  * caught (-EDEADLK).
+ *
+ * A thread that stands in for a pool's task (plait__thread_start_as_task: the offloads
+ * and maps of a coroutine whose scheduler runs in a task of that pool) is kept for
+ * STANDIN_LINGER after its task, idle, and the next such start hands its task to the
+ * idle thread that waited least (its stack still in cache) instead of starting one: a
+ * thread's start and end cost ten times an offload to a worker, and such a coroutine
+ * offloads every file call.  It is still a thread for each task running at once, which
+ * is what makes it sure to run.  Invariants: an idle thread is on `idle_standins` until
+ * a start takes it off, under idle_lock, and then gets that start's task (it waits for
+ * it without a deadline); one whose linger ends takes itself off and ends.  A thread
+ * whose function did not return (pthread_exit, pthread_cancel) ends as any other.
  */
 #include "internal.h"
 
@@ -25,6 +36,7 @@ typedef struct thread_start {
     pid_t pid; /* the process that started the thread */
     char name[16];
     const struct plait_pool *stands_in_for; /* plait__tls_stands_in_for while it runs */
+    bool kept; /* a stand-in for a pool's task, kept idle afterwards for the next one */
     bool returned; /* the function returned value and error (its destructors run) */
     void *value;
     int error;
@@ -66,14 +78,14 @@ static void thread_ended_early(void *p)
         thread_finish(start, NULL, -ECANCELED);
 }
 
-static void *thread_main(void *p)
+/* Run the start handed over, and free it.  Where fn does not return (pthread_exit,
+ * pthread_cancel) the thread ends in thread_ended_early; in a child fn forked, at
+ * thread_finish. */
+static void run_start(thread_start *handed)
 {
-    thread_start start = *(thread_start *)p;
-    free(p);
+    thread_start start = *handed;
+    free(handed);
     start.pid = getpid();
-    memcpy(thread_name, start.name, sizeof start.name);
-    plait__tls_thread_name = thread_name;
-    pthread_setname_np(pthread_self(), start.name);
     plait__tls_stands_in_for = start.stands_in_for;
     start.returned = false;
     /* (start is in memory, its address passed on: what the handler reads after the
@@ -86,6 +98,89 @@ static void *thread_main(void *p)
     else
         thread_finish(&start, start.value, start.error); /* still under the handler */
     pthread_cleanup_pop(0);
+    plait__tls_stands_in_for = NULL;
+}
+
+/* How long a stand-in waits idle for the next task before it ends. */
+#define STANDIN_LINGER (2 * PLAIT_SEC)
+
+typedef struct idle_standin {
+    struct idle_standin *next;
+    atomic_uint handed; /* 1 once `start` is set; the idle thread's futex word */
+    thread_start *start;
+} idle_standin;
+
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static idle_standin *idle_standins; /* the last to go idle first */
+
+/* The idle thread's wait for its next task: NULL when its linger ended first. */
+static thread_start *wait_for_next_start(void)
+{
+    idle_standin me = {.next = NULL, .start = NULL};
+    atomic_init(&me.handed, 0);
+    pthread_mutex_lock(&idle_lock);
+    me.next = idle_standins;
+    idle_standins = &me;
+    pthread_mutex_unlock(&idle_lock);
+    int64_t deadline = plait_deadline_in(STANDIN_LINGER);
+    /* a look first, as an idle pool worker's: a coroutine that offloads call after
+     * call hands the next within it, no sleep and wake-up between */
+    plait__spin_while(&me.handed, 0, PLAIT__WAIT_SPIN_NS, deadline);
+    while (!atomic_load_explicit(&me.handed, memory_order_acquire)) {
+        if (plait__futex_wait(&me.handed, 0, deadline) != -ETIMEDOUT)
+            continue;
+        pthread_mutex_lock(&idle_lock);
+        idle_standin **link = &idle_standins;
+        while (*link && *link != &me)
+            link = &(*link)->next;
+        bool listed = *link != NULL;
+        if (listed)
+            *link = me.next;
+        pthread_mutex_unlock(&idle_lock);
+        if (listed)
+            return NULL;
+        deadline = PLAIT_FOREVER; /* a start took it off: its task is on the way */
+    }
+    return me.start;
+}
+
+/* Hand start to an idle stand-in: false when there is none. */
+static bool hand_to_idle_standin(thread_start *start)
+{
+    pthread_mutex_lock(&idle_lock);
+    idle_standin *idle = idle_standins;
+    if (idle)
+        idle_standins = idle->next;
+    pthread_mutex_unlock(&idle_lock);
+    if (!idle)
+        return false;
+    idle->start = start;
+    atomic_store_explicit(&idle->handed, 1, memory_order_release);
+    /* idle may have seen the word and gone on meanwhile: a wake-up of its address then
+     * is at worst a spurious one for whatever waits there (it looks at its word) */
+    plait__futex_wake(&idle->handed, 1);
+    return true;
+}
+
+void plait__thread_atfork(int phase)
+{
+    plait__atfork_mutex(&idle_lock, phase);
+    if (phase == PLAIT__FORK_CHILD)
+        idle_standins = NULL; /* their threads are not in the child */
+}
+
+static void *thread_main(void *p)
+{
+    thread_start *start = p;
+    /* (a stand-in's next tasks, all of them stand-ins' too, have its name: "plait") */
+    memcpy(thread_name, start->name, sizeof start->name);
+    plait__tls_thread_name = thread_name;
+    pthread_setname_np(pthread_self(), start->name);
+    do {
+        bool kept = start->kept;
+        run_start(start);
+        start = kept ? wait_for_next_start() : NULL;
+    } while (start);
     return NULL;
 }
 
@@ -111,6 +206,28 @@ int plait__thread_create(pthread_t *thread, const pthread_attr_t *attr,
     return c.r;
 }
 
+/* A new detached thread for start, with a stack of that many bytes (0: the default):
+ * pthread_create's code. */
+static int create_detached(thread_start *start, size_t stack)
+{
+    pthread_attr_t attr;
+    int r = pthread_attr_init(&attr);
+    if (r != 0)
+        return r;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (stack) {
+        /* the platform's floor may be higher than ours (128 KiB on aarch64) */
+        long floor = sysconf(_SC_THREAD_STACK_MIN);
+        r = pthread_attr_setstacksize(&attr, floor > 0 && stack < (size_t)floor
+                                                 ? (size_t)floor : stack);
+    }
+    pthread_t thread;
+    if (r == 0)
+        r = plait__thread_create(&thread, &attr, thread_main, start);
+    pthread_attr_destroy(&attr);
+    return r;
+}
+
 /* stands_in_for: the pool whose workers may wait for the thread (see
  * plait__tls_stands_in_for), or NULL; withdrawable: it runs a task of that pool in the
  * task's stead, withdrawn as that task would be by a cancel before it starts. */
@@ -132,26 +249,13 @@ static int thread_start_work(plait_task *task, plait_fn fn, void *arg,
     start->name[n] = '\0';
     plait_task handle;
     start->stands_in_for = stands_in_for;
+    start->kept = withdrawable;
     start->future = plait__future_start_work(fn, arg, &handle, withdrawable);
     if (!start->future) {
         free(start);
         return -ENOMEM;
     }
-    pthread_attr_t attr;
-    int r = pthread_attr_init(&attr);
-    if (r == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (stack) {
-            /* the platform's floor may be higher than ours (128 KiB on aarch64) */
-            long floor = sysconf(_SC_THREAD_STACK_MIN);
-            r = pthread_attr_setstacksize(&attr, floor > 0 && stack < (size_t)floor
-                                                     ? (size_t)floor : stack);
-        }
-        pthread_t thread;
-        if (r == 0)
-            r = plait__thread_create(&thread, &attr, thread_main, start);
-        pthread_attr_destroy(&attr);
-    }
+    int r = start->kept && hand_to_idle_standin(start) ? 0 : create_detached(start, stack);
     if (r != 0) {
         free(start);
         plait__future_complete(handle.future, NULL, -r);

@@ -72,7 +72,7 @@ err_has "nosuchbench" "bench nosuchbench"
 
 run bench --list
 expect_rc 0 "bench --list"
-for name in context switch spawn chan memory forkjoin pool wakeup process queue; do
+for name in context switch spawn chan memory forkjoin pool wakeup process queue offload; do
     out_has "^$name " "bench --list"
 done
 

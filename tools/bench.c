@@ -84,6 +84,7 @@ static const bench_name names[] = {
     {"wakeup", "coroutine <-> thread wake-up round trips, us"},
     {"process", "process start+join, process pool round trip, map, crash recovery"},
     {"queue", "64 B and 64 KiB messages between processes over a plait_queue"},
+    {"offload", "plait_to_thread from a coroutine in a pool task, us per call"},
 };
 enum { N_NAMES = sizeof names / sizeof names[0] };
 
@@ -116,6 +117,7 @@ static const program programs[] = {
     {"peer_shm_pingpong", "process", "1", "1", NULL},
     {"bench_queue", "queue", "1", "1", NULL},
     {"peer_pipe", "queue", "1", "1", NULL},
+    {"bench_offload", "offload", "5000", "500", NULL},
 };
 enum { N_PROGRAMS = sizeof programs / sizeof programs[0] };
 
@@ -157,6 +159,7 @@ static const pairing pairings[] = {
     {"procpool.map", "plait", "items_per_s", "python-pool python-ppe python-ppe-chunked"},
     {"queue.small", "plait", "msgs_per_s", "pipe pipe1m"},
     {"queue.large", "plait", "mb_per_s", "pipe pipe1m"},
+    {"offload", "stand-in", "us_per_call", "worker thread-per-call"},
 };
 
 /* ---- usage ------------------------------------------------------------------------- */
