@@ -3,8 +3,9 @@
  * its echo, and six times that between what it sends; then it is closed (a client
  * that sent nothing, or stopped reading, held its coroutine and its descriptor for
  * ever).  SIGTERM or SIGINT stops it: no new connections (those the kernel had queued
- * already are taken), the open ones go on until their clients close them, 5 s at most
- * (then they are cancelled), and are waited for.
+ * already are taken, as descriptors allow: out of them, only as open connections end,
+ * and the ones still queued at the end are reset), the open ones go on until their
+ * clients close them, 5 s at most (then they are cancelled), and are waited for.
  *
  *     example_echo_server [PORT [TIMEOUT]]   (port 7007 by default; 0 picks a free one)
  *
@@ -102,6 +103,8 @@ static void *run(void *arg)
                   .timeout = ((const int *)arg)[1] * PLAIT_SEC};
     int r = srv.listener < 0 ? srv.listener : plait_signals_create(&stop, sigs, 2);
     plait_task acceptor;
+    if (r == 0)
+        r = example_poller_ready();
     if (r == 0)
         r = plait_group_create(&srv.conns);
     if (r == 0)

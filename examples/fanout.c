@@ -4,7 +4,8 @@
  * fan-out takes about the 200 ms plus the time to make the connections, where the same
  * calls one after another would take 1,000 s.  Descriptors are the limit (two per
  * connection here, both ends in this process): the example raises its soft limit to
- * the hard one, and fans out to fewer connections if even that is too low.
+ * the hard one, and fans out to fewer connections if even that is too low (none:
+ * it fails at once, saying so).
  *
  * Go would say:
  *     for i := 0; i < n; i++ { wg.Add(1); go func() { defer wg.Done(); fetch(addr) }() }
@@ -60,7 +61,9 @@ static void *fetch(void *arg)
     return r == 0 ? NULL : PLAIT_FAIL(r);
 }
 
-/* How many connections the descriptor limit allows (raised to the hard limit). */
+/* How many connections the descriptor limit allows (raised to the hard limit): 0 when
+ * it leaves no room for one (a connection that did get a descriptor waited for the
+ * service's accept, which had none, until the fan-out's 120 s deadline). */
 static int connections_allowed(void)
 {
     struct rlimit rl;
@@ -72,13 +75,18 @@ static int connections_allowed(void)
         getrlimit(RLIMIT_NOFILE, &rl);
     }
     long room = ((long)rl.rlim_cur - 64) / 2; /* both ends are ours, and some to spare */
-    return room < WANTED ? (int)(room > 1 ? room : 1) : WANTED;
+    return room < WANTED ? (int)(room > 0 ? room : 0) : WANTED;
 }
 
 static void *run(void *arg)
 {
     (void)arg;
     int n = connections_allowed();
+    if (n == 0) {
+        printf("  the limit on descriptors leaves no room for a connection (it needs 66)"
+               "  FAILED\n");
+        return PLAIT_FAIL(-EMFILE);
+    }
     int r = example_service_start(&svc, answer);
     if (r < 0)
         return PLAIT_FAIL(r);
@@ -99,7 +107,7 @@ static void *run(void *arg)
     plait_group_destroy(fetchers); /* after a failure: the fetches still waiting end */
     if (r == 0)
         printf("  %d connections at once, each answered after %d ms: all answered in %.3f s "
-               "(one after another: %.0f s)\n",
+               "(one after another: %.1f s)\n",
                n, (int)(SERVICE_DELAY / PLAIT_MS), took, n * (double)SERVICE_DELAY / PLAIT_SEC);
     else /* say what happened: how far the fan-out got */
         printf("  %d of %d connections answered (%d started) in %.3f s  FAILED: %s\n", answered,

@@ -367,6 +367,8 @@ static void *run(void *arg)
                   .timeout = ((const int *)arg)[1] * PLAIT_SEC};
     int r = srv.listener < 0 ? srv.listener : plait_signals_create(&stop, sigs, 2);
     if (r == 0)
+        r = example_poller_ready();
+    if (r == 0)
         r = plait_group_create(&srv.connections);
     plait_task acceptor;
     if (r == 0)

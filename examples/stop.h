@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 
 /* Whether an accept's error is the system's lack of descriptors or memory, which the
  * connections open give back as they end. */
@@ -38,6 +39,22 @@ static inline int example_accept_failed(const char *who, int err, int64_t *pause
     fprintf(stderr, "%s: accept: %s (trying again in %lld ms)\n", who, strerror(-err),
             (long long)(*pause / PLAIT_MS));
     return plait_sleep(*pause);
+}
+
+/* Make the scheduler's poller before the server says it listens: a wait on an eventfd
+ * that is ready already, with no deadline, which makes it first.  0, or why it cannot
+ * be made (-EMFILE where no descriptor is left for it): then every wait would fail so,
+ * and a server that said "listening" served nothing (its acceptor tried again every 10
+ * ms, each connection it took was closed unread).  (A short wait on the listener did
+ * not do: one whose deadline had passed as it began looks with poll(2), no poller.) */
+static inline int example_poller_ready(void)
+{
+    int fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    int r = plait_wait_fd(fd, PLAIT_READABLE, PLAIT_FOREVER);
+    plait_close(fd);
+    return r < 0 ? r : 0;
 }
 
 /* Take what listener has queued, at most `most` (clients that go on connecting cannot

@@ -4,7 +4,8 @@
 #    coroutine's stack): it said "all answered in 0.013 s" beside the failure;
 #  - crash_isolation with its output a pipe: the worker's "task 3 ... crashes" came
 #    before the parent's "workers before:" line, still in the parent's buffer;
-#  - cpu_processes on one CPU: "1 threads:", "1 processes:".
+#  - cpu_processes on one CPU: "1 threads:", "1 processes:";
+#  - fanout with no room for a connection waited 120 s; with 3, "one after another: 1 s".
 # Every run is bounded by `timeout`; a failure prints what was seen.
 #   bash tests/examples_say_what_ran.sh FANOUT CRASH_ISOLATION CPU_PROCESSES [SANITIZER]
 set -uo pipefail
@@ -26,6 +27,28 @@ if [ -z "$sanitizer" ]; then
     else
         fail "fanout short of memory: exit $rc"
     fi
+fi
+
+# fanout where the descriptor limit leaves no room for a connection says so and fails at
+# once: it made one all the same, which waited for the service's accept (out of
+# descriptors, retrying) until the fan-out's 120 s deadline
+start=$SECONDS
+(ulimit -n 30 && timeout 60 "$fanout") >"$out" 2>&1
+rc=$? took=$((SECONDS - start))
+if [ $rc = 1 ] && [ $took -lt 30 ] && grep -q "leaves no room for a connection" "$out"; then
+    ok "fanout with 30 descriptors: no room for a connection, said in ${took} s"
+else
+    fail "fanout with 30 descriptors: exit $rc after ${took} s"
+fi
+
+# fanout with room for 3 connections gives the time one after another in tenths of a
+# second (0.6 s); it said "1 s", and for one connection "0 s" beside 0.201 s measured
+(ulimit -n 70 && timeout 60 "$fanout") >"$out" 2>&1
+rc=$?
+if [ $rc = 0 ] && grep -q "^  3 connections at once.*(one after another: 0\.6 s)" "$out"; then
+    ok "fanout with 70 descriptors: 3 connections, one after another 0.6 s"
+else
+    fail "fanout with 70 descriptors: exit $rc"
 fi
 
 timeout 60 "$crash" | cat >"$out" 2>&1

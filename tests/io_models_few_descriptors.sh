@@ -5,6 +5,7 @@
 # failed with EMFILE until their 60 s deadline passed ("deadline passed", 3 times in 7
 # runs at 256; 68 s for `(ulimit -n 100; plait tour)`), or a client's own connect
 # failed: exit 1 either way.  Run at several limits, as the race did not lose every time.
+# And at a limit with no room for one client, a failure said at once.
 #   bash tests/io_models_few_descriptors.sh EXAMPLE_IO_MODELS
 set -uo pipefail
 example=${1:?usage: io_models_few_descriptors.sh EXAMPLE_IO_MODELS}
@@ -29,4 +30,19 @@ for limit in 100 128 160 200 256 256 300; do
         failures=$((failures + 1))
     fi
 done
+# With no room for one client (67 descriptors) it says so and fails at once: it ran one
+# all the same, which waited for the service's accept, out of descriptors, until the
+# clients' 60 s deadline.
+start=$SECONDS
+(ulimit -n 40 && timeout 40 "$example") >"$out" 2>&1
+rc=$?
+took=$((SECONDS - start))
+if [ "$rc" = 1 ] && [ "$took" -lt 20 ] &&
+    grep -q "the limit of 40 descriptors leaves no room for a client" "$out"; then
+    echo "ok: io_models with 40 descriptors: no room for a client, said in ${took} s"
+else
+    echo "FAIL: io_models with 40 descriptors: exit $rc after ${took} s" >&2
+    tail -6 "$out" >&2
+    failures=$((failures + 1))
+fi
 [ $failures = 0 ]

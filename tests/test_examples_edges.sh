@@ -10,6 +10,7 @@
 #  - a request counts as served only once its answer is written;
 #  - an idle HTTP connection costs its coroutine's one page of stack;
 #  - both servers stop on SIGTERM while they are out of descriptors;
+#  - with too few descriptors for their poller they say so, not "listening";
 #  - the echo client names a host that does not exist as such.
 # Every step is bounded by `timeout`; a failure prints what was seen.
 #   bash tests/test_examples_edges.sh HTTP_SERVER ECHO_SERVER ECHO_CLIENT [SANITIZER]
@@ -389,6 +390,52 @@ EOF2
 }
 stop_out_of_descriptors http "$http" "stopped accepting" $'GET / HTTP/1.1\r\nHost: x\r\n\r\n' 10
 stop_out_of_descriptors echo "$echo_server" "stopped" $'ping\n'
+
+# Too few descriptors for the scheduler's poller (its eventfd and epoll or io_uring
+# instance): the servers said "listening on ..." and then served nothing (every wait
+# failed with EMFILE: the acceptor tried again every 10 ms, each connection was closed
+# unread).  At each soft limit from 4 to 12 a server now either says why and exits 1,
+# or listens with its poller made (an eventpoll or io_uring descriptor open) and stops
+# on SIGTERM.
+poller_or_nothing() { # NAME SERVER
+    local limit server_pid rc listened=0 failed_early=0 failures_before=$failures
+    for limit in 4 5 6 7 8 9 10 11 12; do
+        rm -f "$tmp/few"
+        (ulimit -Sn "$limit" && exec timeout --foreground 60 "$2" 0 1) >"$tmp/few" 2>&1 &
+        local job=$!
+        for _ in $(seq 200); do
+            grep -q "listening on" "$tmp/few" 2>/dev/null && break
+            kill -0 "$job" 2>/dev/null || break
+            sleep 0.05
+        done
+        if grep -q "listening on" "$tmp/few"; then
+            server_pid=$(pgrep -P "$job" | head -1)
+            if ! ls -l "/proc/$server_pid/fd" 2>/dev/null | grep -q "eventpoll\|io_uring"; then
+                fail "$1 with $limit descriptors: listening, but no poller (server $server_pid)"; ls -l "/proc/$server_pid/fd"
+                cat "$tmp/few"
+            fi
+            kill -TERM "$job"
+            rc=0
+            timeout 10 tail --pid="$job" -f /dev/null || { kill -9 "$job"; rc=124; }
+            wait "$job" || rc=$?
+            [ "$rc" = 0 ] || fail "$1 with $limit descriptors: exit $rc after SIGTERM"
+            listened=$((listened + 1))
+        else
+            rc=0
+            timeout 10 tail --pid="$job" -f /dev/null || { kill -9 "$job"; rc=124; }
+            wait "$job" || rc=$?
+            if [ "$rc" != 1 ] || [ ! -s "$tmp/few" ]; then
+                fail "$1 with $limit descriptors: exit $rc without listening"
+                cat "$tmp/few"
+            fi
+            failed_early=$((failed_early + 1))
+        fi
+    done
+    [ "$failures" != "$failures_before" ] ||
+        ok "$1 with 4 to 12 descriptors: $failed_early said why and exited 1, $listened listened with a poller"
+}
+poller_or_nothing http "$http"
+poller_or_nothing echo "$echo_server"
 
 # The echo client given a host that does not exist says so (it said "No such file or
 # directory", the -ENOENT of the lookup named as a file's), status 1.
