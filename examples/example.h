@@ -40,8 +40,16 @@ static inline int example_run(plait_fn fn, const char *what)
 #ifdef PLAIT_TOUR
 #define EXAMPLE_MAIN(fn)
 #else
-#define EXAMPLE_MAIN(fn) \
-    int main(void) { return fn() == 0 ? 0 : 1; }
+/* (they take no arguments: one given is refused, not ignored) */
+#define EXAMPLE_MAIN(fn)                                                   \
+    int main(int argc, char **argv)                                        \
+    {                                                                      \
+        if (argc > 1) {                                                    \
+            fprintf(stderr, "usage: %s   (no arguments)\n", argv[0]);     \
+            return 2;                                                      \
+        }                                                                  \
+        return fn() == 0 ? 0 : 1;                                          \
+    }
 #endif
 
 int example_sleepers(void);

@@ -5,7 +5,8 @@
 #  - crash_isolation with its output a pipe: the worker's "task 3 ... crashes" came
 #    before the parent's "workers before:" line, still in the parent's buffer;
 #  - cpu_processes on one CPU: "1 threads:", "1 processes:";
-#  - fanout with no room for a connection waited 120 s; with 3, "one after another: 1 s".
+#  - fanout with no room for a connection waited 120 s; with 3, "one after another: 1 s";
+#  - fanout 100 ignored its argument.
 # Every run is bounded by `timeout`; a failure prints what was seen.
 #   bash tests/examples_say_what_ran.sh FANOUT CRASH_ISOLATION CPU_PROCESSES [SANITIZER]
 set -uo pipefail
@@ -49,6 +50,16 @@ if [ $rc = 0 ] && grep -q "^  3 connections at once.*(one after another: 0\.6 s)
     ok "fanout with 70 descriptors: 3 connections, one after another 0.6 s"
 else
     fail "fanout with 70 descriptors: exit $rc"
+fi
+
+# an argument, which no such example takes, is refused, not ignored (`example_fanout 100`
+# fanned out to 5,000)
+timeout 10 "$fanout" 100 >"$out" 2>&1
+rc=$?
+if [ $rc = 2 ] && grep -q "usage: .*no arguments" "$out"; then
+    ok "fanout 100: refused, status 2"
+else
+    fail "fanout 100: exit $rc"
 fi
 
 timeout 60 "$crash" | cat >"$out" 2>&1
