@@ -18,7 +18,11 @@
  * is what makes it sure to run.  Invariants: an idle thread is on `idle_standins` until
  * a start takes it off, under idle_lock, and then gets that start's task (it waits for
  * it without a deadline); one whose linger ends takes itself off and ends.  A thread
- * whose function did not return (pthread_exit, pthread_cancel) ends as any other.
+ * whose function did not return (pthread_exit, pthread_cancel) ends as any other, and
+ * so does one whose function left a cancel pending.  A forked child's copy of the list
+ * names threads it does not have: it is dropped there, known by the fork epoch (a child
+ * of _Fork() runs no fork handler).  What a task leaves in the thread besides
+ * (pthread-specific values, the signal mask) stays for the next, as on a pool worker.
  */
 #include "internal.h"
 
@@ -112,6 +116,20 @@ typedef struct idle_standin {
 
 static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
 static idle_standin *idle_standins; /* the last to go idle first */
+static unsigned idle_epoch;         /* the fork epoch whose threads idle_standins lists */
+
+/* idle_standins, emptied where it is a parent's copy: a child has none of its threads
+ * (a start handed its task to one, which never ran it; a child of _Fork() runs no fork
+ * handler).  Under idle_lock. */
+static idle_standin **idle_list(void)
+{
+    unsigned epoch = plait__fork_epoch();
+    if (idle_epoch != epoch) {
+        idle_standins = NULL;
+        idle_epoch = epoch;
+    }
+    return &idle_standins;
+}
 
 /* The idle thread's wait for its next task: NULL when its linger ended first. */
 static thread_start *wait_for_next_start(void)
@@ -119,8 +137,9 @@ static thread_start *wait_for_next_start(void)
     idle_standin me = {.next = NULL, .start = NULL};
     atomic_init(&me.handed, 0);
     pthread_mutex_lock(&idle_lock);
-    me.next = idle_standins;
-    idle_standins = &me;
+    idle_standin **list = idle_list();
+    me.next = *list;
+    *list = &me;
     pthread_mutex_unlock(&idle_lock);
     int64_t deadline = plait_deadline_in(STANDIN_LINGER);
     /* a look first, as an idle pool worker's: a coroutine that offloads call after
@@ -130,7 +149,7 @@ static thread_start *wait_for_next_start(void)
         if (plait__futex_wait(&me.handed, 0, deadline) != -ETIMEDOUT)
             continue;
         pthread_mutex_lock(&idle_lock);
-        idle_standin **link = &idle_standins;
+        idle_standin **link = idle_list();
         while (*link && *link != &me)
             link = &(*link)->next;
         bool listed = *link != NULL;
@@ -148,9 +167,10 @@ static thread_start *wait_for_next_start(void)
 static bool hand_to_idle_standin(thread_start *start)
 {
     pthread_mutex_lock(&idle_lock);
-    idle_standin *idle = idle_standins;
+    idle_standin **list = idle_list();
+    idle_standin *idle = *list;
     if (idle)
-        idle_standins = idle->next;
+        *list = idle->next;
     pthread_mutex_unlock(&idle_lock);
     if (!idle)
         return false;
@@ -164,9 +184,7 @@ static bool hand_to_idle_standin(thread_start *start)
 
 void plait__thread_atfork(int phase)
 {
-    plait__atfork_mutex(&idle_lock, phase);
-    if (phase == PLAIT__FORK_CHILD)
-        idle_standins = NULL; /* their threads are not in the child */
+    plait__atfork_mutex(&idle_lock, phase); /* (the list itself: idle_list) */
 }
 
 static void *thread_main(void *p)
@@ -179,6 +197,13 @@ static void *thread_main(void *p)
     do {
         bool kept = start->kept;
         run_start(start);
+        if (kept) {
+            /* a cancel its task left pending (sent, no cancellation point reached) ends
+             * the thread here, as before threads were kept, not the next task */
+            pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+            pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
+            pthread_testcancel();
+        }
         start = kept ? wait_for_next_start() : NULL;
     } while (start);
     return NULL;

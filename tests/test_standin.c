@@ -247,8 +247,72 @@ TEST(a_child_hands_nothing_to_its_parents_idle_stand_ins)
     reap_ok(pid, 30);
 }
 
+/* The same for a child of _Fork(), which runs no fork handler: the list of idle threads
+ * is known for the parent's by the fork epoch. */
+TEST(a_child_of__Fork_hands_nothing_to_its_parents_idle_stand_ins)
+{
+#if defined(__SANITIZE_THREAD__)
+    CHECK_SKIP("a child of _Fork starting threads: ThreadSanitizer stops it");
+    return;
+#endif
+    in_a_task_of(plait_pool_default(), leaves_one_idle);
+    if (CHECK_SANITIZED) /* (_Fork runs no sanitizer's fork handler: its locks free first) */
+        others_asleep_before_fork();
+    fflush(NULL);
+    pid_t pid = _Fork();
+    if (pid == 0) {
+        alarm(30);
+        in_a_task_of(plait_pool_default(), offloads_once);
+        child_exit();
+    }
+    CHECK(pid > 0);
+    reap_ok(pid, 40);
+}
+
+/* A cancel that a stand-in's function sent its own thread and left pending (it reached
+ * no cancellation point) ends that thread after its task: the next task, which reaches
+ * one, is not cancelled by it. */
+static void *cancels_its_own_thread(void *unused)
+{
+    (void)unused;
+    pthread_cancel(pthread_self());
+    return ARG(gettid_());
+}
+
+static void *tid_after_a_cancellation_point(void *unused)
+{
+    (void)unused;
+    struct timespec ns = {0, 1};
+    nanosleep(&ns, NULL); /* a cancellation point */
+    return ARG(gettid_());
+}
+
+static void *offloads_after_a_pending_cancel(void *unused)
+{
+    (void)unused;
+    void *first = NULL;
+    CHECK_EQ(plait_to_thread(cancels_its_own_thread, NULL, &first, SOON()), 0);
+    int tid = INT(first);
+    CHECK(tid > 0);
+    int64_t deadline = SOON(); /* until it has ended, or gone idle (the next task's) */
+    while (thread_exists(tid) && !asleep_as_idle(tid) && plait_now() < deadline)
+        plait_sleep(PLAIT_MS);
+    CHECK(!thread_exists(tid));
+    void *next = NULL;
+    CHECK_EQ(plait_to_thread(tid_after_a_cancellation_point, NULL, &next, SOON()), 0);
+    CHECK(INT(next) > 0 && INT(next) != tid);
+    return NULL;
+}
+
+TEST(a_cancel_left_pending_ends_the_stand_in_not_the_next_task)
+{
+    in_a_task_of(plait_pool_default(), offloads_after_a_pending_cancel);
+}
+
 RUN_TESTS(CASE(an_offload_runs_on_the_stand_in_the_last_one_left_idle),
           CASE(a_map_runner_runs_on_the_stand_in_the_last_one_left_idle),
           CASE(an_idle_stand_in_ends), CASE(offloads_at_once_each_get_a_thread),
           CASE(a_stand_in_that_ends_its_thread_is_not_kept),
-          CASE(a_child_hands_nothing_to_its_parents_idle_stand_ins))
+          CASE(a_child_hands_nothing_to_its_parents_idle_stand_ins),
+          CASE(a_child_of__Fork_hands_nothing_to_its_parents_idle_stand_ins),
+          CASE(a_cancel_left_pending_ends_the_stand_in_not_the_next_task))
