@@ -49,9 +49,11 @@
  * parent's kernel object (an epoll set, or an io_uring's rings, which two processes
  * must never both drive): the child makes new ones and re-arms what it waits on.
  * A request of the parent's ring at the fork (a watch, a read waiting for data,
- * handed to the kernel or not yet) stays the parent's and, re-made, is the child's
- * too — as a wait on the descriptor would be both processes'.  Writes are never made
- * in the ring (fdio.c), so none is made twice.
+ * handed to the kernel or not yet) stays the parent's.  A watch, re-made, is the
+ * child's too — as a wait on the descriptor would be both processes'; a read is not
+ * (poller_after_fork: the child's ring could take it inside fork(), reading the
+ * parent's data for a child about to exec): its call makes the system call in the
+ * child.  Writes are never made in the ring (fdio.c), so none is made twice.
  */
 #include "poll.h"
 
@@ -601,12 +603,15 @@ static void poller_after_fork(plait__sched *s)
             r = (int)(wants & (POLLIN | POLLOUT));
         if (r != 0)
             plait__poller_fire(p, (int)fd, r);
-        if (p->fds[fd].read_op &&
-            (!p->backend->io_submit || p->backend->io_submit(p, (int)fd, &p->fds[fd]) < 0))
-            /* a read the parent's ring had in flight that the child's poller cannot
-             * take (no ring to be had here: it fell back to epoll): nothing was read
-             * into it here; its call looks again with the system call, and waits as
-             * on epoll (-EBADF would say an open descriptor was not) */
+        if (p->fds[fd].read_op)
+            /* a read the parent's ring had in flight is not made again in the child's:
+             * where this loop fills the ring, its requests go to the kernel to make room
+             * (get_sqe), and a read of a pipe with data there took the bytes inside
+             * fork() for a child that may exec or exit at once (600 readers at a fork:
+             * 512 parent readers lost their byte); and there may be no ring here (it
+             * fell back to epoll).  Nothing was read into it here: its call looks again
+             * with the system call as its coroutine runs in the child, and waits as on
+             * epoll (-EBADF would say an open descriptor was not) */
             io_end(p, (int)fd, -ECANCELED, PLAIT__LOOK_AGAIN);
     }
 }

@@ -6,7 +6,8 @@
  * (SIGSYS blocked: the child was killed), wake-ups queued in the scheduler's inbox.
  * Each child reports through its exit status and is reaped within a limit.  And a
  * wait the child's poller refused to take again
- * (told -EBADF, not the refusal).
+ * (told -EBADF, not the refusal); reads in the parent's ring that the child's took
+ * inside fork(), the parent's bytes lost.
  */
 #define CHECK_WRAP_SYSCALL
 #include "fork_child.h"
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -560,6 +562,75 @@ TEST(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring)
     check_on_io_uring(); /* or no read was in a ring at the fork */
 }
 
+/* ---- reads in the parent's ring at a fork stay the parent's ---- */
+
+/* More reads than the child's ring holds (512 requests): re-made there, they went to
+ * the kernel from inside fork() as the ring filled, and took the bytes. */
+enum { RING_READERS = 600 };
+static int ring_pipes[RING_READERS][2];
+static atomic_int ring_readers_waiting;
+
+static void *read_one_byte_of_its_pipe(void *arg)
+{
+    int i = INT(arg);
+    char c[4] = {0};
+    /* nothing there: the next read waits (on io_uring, a read in the ring) */
+    CHECK_EQ(plait_read(ring_pipes[i][0], c, 1, plait_deadline_in(0)), -ETIMEDOUT);
+    atomic_fetch_add(&ring_readers_waiting, 1);
+    ssize_t n = plait_read(ring_pipes[i][0], c, sizeof c, SOON());
+    return ARG(n == 1 && c[0] == 'x');
+}
+
+static void *fork_with_many_reads_in_the_ring(void *arg)
+{
+    (void)arg;
+    plait_task readers[RING_READERS];
+    plait_spawn_options opts = {.stack_size = 16 * 1024};
+    for (int i = 0; i < RING_READERS; i++)
+        CHECK_EQ(plait_spawn_opts(&readers[i], read_one_byte_of_its_pipe, ARG(i), &opts), 0);
+    int64_t until = SOON();
+    while (atomic_load(&ring_readers_waiting) < RING_READERS && plait_now() < until)
+        CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_yield(), 0); /* every second read made */
+    for (int i = 0; i < RING_READERS; i++)
+        CHECK_EQ(write(ring_pipes[i][1], "x", 1), 1);
+    pid_t pid = fork_child(false);
+    if (pid == 0)
+        child_exit(); /* as a fork-then-exec: the child reads nothing */
+    reap_ok(pid, 20);
+    int got = 0;
+    for (int i = 0; i < RING_READERS; i++) {
+        void *v = NULL;
+        CHECK_EQ(plait_join(readers[i], &v, SOON()), 0);
+        got += INT(v);
+    }
+    CHECK_EQ(got, RING_READERS);
+    return NULL;
+}
+
+TEST(reads_in_the_ring_at_a_fork_stay_the_parents)
+{
+    struct rlimit rl;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rlim_t want = 2 * RING_READERS + 200;
+    if (rl.rlim_cur < want && rl.rlim_max >= want) {
+        rl.rlim_cur = want;
+        CHECK_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    if (rl.rlim_cur < want) {
+        CHECK_SKIP("RLIMIT_NOFILE's hard limit is below 1,400 descriptors");
+        return;
+    }
+    for (int i = 0; i < RING_READERS; i++)
+        CHECK_EQ(pipe2(ring_pipes[i], O_NONBLOCK | O_CLOEXEC), 0);
+    CHECK_EQ(plait_run(fork_with_many_reads_in_the_ring, NULL, NULL), 0);
+    for (int i = 0; i < RING_READERS; i++) {
+        close(ring_pipes[i][0]);
+        close(ring_pipes[i][1]);
+    }
+    check_on_io_uring(); /* or no read was in a ring at the fork */
+}
+
 /* ---- a wait the child's poller cannot take again ---- */
 
 int __real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
@@ -770,6 +841,7 @@ RUN_TESTS(CASE(fork_beside_io_timer_and_channel_waits),
           CASE(fork_beside_waits_on_locks_plait_takes_strands_none),
           CASE(fork_with_wake_ups_in_the_inbox),
           CASE(a_read_in_the_ring_at_a_fork_whose_child_gets_no_ring),
+          CASE(reads_in_the_ring_at_a_fork_stay_the_parents),
           CASE(a_wait_the_child_s_poller_refuses),
           CASE(a_system_call_a_sandbox_traps_in_the_child_s_fork_handler),
           CASE(fork_while_another_thread_cancels_a_group))
