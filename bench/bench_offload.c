@@ -7,9 +7,9 @@
  *             where each offload gets a thread of its own (a coroutine's wait runs no
  *             queued task): since session 62 an idle one kept from the last call.
  *
- * and, as the floor of what a thread per call costs without that, a pthread_create and
- * pthread_join of a no-op from a plain thread (`thread-per-call`): what the stand-in
- * path paid per call before its threads were kept.  Each figure is the median of 5
+ * and, as the floor of what a thread per call costs, a pthread_create and pthread_join
+ * of a no-op from a plain thread (`thread-per-call`): the stand-in path started and
+ * ended a thread per call before session 62 (docs/BENCHMARKS.md has it measured).  Each figure is the median of 5
  * rounds of N calls after a warm-up round, in µs per call; `plait bench offload` and
  * bench/summarize.py give the stand-in's ratio to the two others.
  *
