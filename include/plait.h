@@ -876,7 +876,9 @@ int plait_file_sync(int fd);
  * watched signal reaches its watchers even when the program's threads all block it
  * (plait's dispatcher thread takes it), unless it was sent to one thread (pthread_kill).
  * SIGCHLD may be watched without disturbing plait's processes.  As with any signal,
- * deliveries of one signal that come together may be merged by the kernel.
+ * deliveries of one signal that come together may be merged by the kernel (and, in a
+ * ThreadSanitizer build, those of a real-time signal too, which its runtime queues
+ * one deep).
  * ------------------------------------------------------------------------- */
 
 typedef struct plait_signals plait_signals;
@@ -884,7 +886,10 @@ typedef struct plait_signals plait_signals;
 /* Watch n signals.  -EINVAL for none, or for SIGKILL, SIGSTOP, the faults a thread
  * causes itself (SIGSEGV, SIGBUS, SIGFPE, SIGILL) and numbers out of range; a signal
  * whose handler the C library refuses (glibc keeps 32 and 33) gives its -errno, and
- * the set is refused whole: the handlers taken for the others are given back. */
+ * the set is refused whole: the handlers taken for the others are given back.  The
+ * process's first create makes plait's self-pipe and dispatcher thread: -EMFILE or
+ * -ENFILE when no descriptor is left for the pipe, -EAGAIN when the thread cannot be
+ * started, -ENOMEM (nothing is watched then; a later create tries again). */
 int plait_signals_create(plait_signals **watcher, const int *signals, size_t n);
 /* The next delivery not yet taken: its signal number (> 0), lowest-numbered first,
  * or -ETIMEDOUT, -ECANCELED.  In a child of _Fork() (no fork handlers), which keeps its
