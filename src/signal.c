@@ -114,10 +114,25 @@ static void poke_dispatcher(void)
     (void)ignored;
 }
 
+/* Whether the handler runs in a process that shares the memory of the one the counts
+ * are for without being it: a vfork() child (or a raw clone with CLONE_VM) before it
+ * execs, sent a signal, counted it as the parent's (whose watchers then saw a delivery
+ * it never had).  A child with memory of its own (fork, _Fork) is at another epoch, or
+ * has not found its epoch out yet: its counts are its own.  Async-signal-safe. */
+static bool in_the_parents_memory(void)
+{
+    unsigned now;
+    int owner = atomic_load_explicit(&pipe_pid, memory_order_relaxed);
+    return owner != 0 && plait__fork_epoch_if_known(&now) &&
+           atomic_load_explicit(&pipe_epoch, memory_order_acquire) == now &&
+           owner != getpid();
+}
+
 static void on_signal(int signo)
 {
     int saved = errno;
-    atomic_fetch_add_explicit(&delivered[signo], 1, memory_order_relaxed);
+    if (!in_the_parents_memory())
+        atomic_fetch_add_explicit(&delivered[signo], 1, memory_order_relaxed);
     poke_dispatcher();
     errno = saved;
 }

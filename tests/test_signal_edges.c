@@ -2,7 +2,8 @@
  * with a past deadline, queued real-time signals counted one by one, a watcher per
  * scheduler, SIGCHLD beside a process pool whose workers crash, a cancelled plait
  * thread's wait, watchers made and destroyed while signals stream in, a set refused
- * part-way (its handlers given back), a signal the program's threads all block. */
+ * part-way (its handlers given back), a signal the program's threads all block, a
+ * signal sent to a vfork() child (not the parent's). */
 #define _GNU_SOURCE 1
 #include "fork_child.h"
 
@@ -278,10 +279,38 @@ TEST(a_signal_every_thread_blocks)
     reap_ok(pid, 30);
 }
 
+/* A vfork() child shares its parent's memory until it execs: a signal sent to it ran
+ * plait's handler there, on the parent's counts, and the parent's watchers saw a
+ * delivery the parent never had (SIGUSR1 here, taken first as the lower number). */
+TEST(a_signal_to_a_vfork_child_is_not_the_parents)
+{
+#if defined(__SANITIZE_THREAD__)
+    CHECK_SKIP("ThreadSanitizer makes vfork() a fork(), whose child has memory of its own");
+    return;
+#endif
+    int sigs[] = {SIGUSR1, SIGUSR2};
+    plait_signals *w;
+    CHECK_EQ(plait_signals_create(&w, sigs, 2), 0);
+    fflush(NULL);
+    pid_t pid = vfork();
+    if (pid == 0) {
+        raise(SIGUSR1); /* (the child's handler: plait's, as the parent's) */
+        _exit(0);
+    }
+    CHECK(pid > 0);
+    int status = -1;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(raise(SIGUSR2), 0); /* the dispatcher hands over what was counted */
+    CHECK_EQ(plait_signals_wait(w, SOON()), SIGUSR2);
+    CHECK_EQ(plait_signals_wait(w, plait_deadline_in(50 * PLAIT_MS)), -ETIMEDOUT);
+    CHECK_EQ(plait_signals_destroy(w), 0);
+}
+
 RUN_TESTS(CASE(a_delivery_before_a_past_deadline_wait),
           CASE(a_delivery_before_a_past_deadline_wait_coroutine),
           CASE(queued_realtime_signals_each_count), CASE(a_watcher_per_scheduler),
           CASE(sigchld_watched_beside_a_crashing_pool), CASE(a_cancelled_plait_thread_wait),
           CASE(watchers_churn_while_signals_stream),
           CASE(a_set_refused_part_way_gives_back_what_it_took),
-          CASE(a_signal_every_thread_blocks))
+          CASE(a_signal_every_thread_blocks), CASE(a_signal_to_a_vfork_child_is_not_the_parents))
