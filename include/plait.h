@@ -828,7 +828,11 @@ const char *plait_io_backend(void);
  * a plain close).  The calling scheduler's own
  * watch on fd (and
  * any read or write queued in its ring) is taken back first, so the peer sees the
- * close when this returns; another scheduler's, when its woken waiter runs.  Close
+ * close when this returns; another scheduler's, when its woken waiter runs; a plain
+ * thread's (a plait thread, a pool task, in plait_accept or plait_recvfrom, say) when
+ * that thread is back from its poll(2), a moment later: until then the socket is
+ * there, its port bound (a listen on it right after is -EADDRINUSE: join the
+ * acceptor threads first).  Close
  * descriptors that coroutines may be waiting on or writing with this, not close(2): a
  * poller does not notice a plain close, so a coroutine waiting on the descriptor may
  * sleep until its deadline, and a request queued in a ring would go to whatever file
@@ -915,7 +919,10 @@ int plait_signals_destroy(plait_signals *watcher);
  * only that coroutine.  Descriptors come back as >= 0; errors as -errno.
  * ------------------------------------------------------------------------- */
 
-/* A socket address: IPv4, IPv6 or a Unix path. */
+/* A socket address: IPv4, IPv6 or a Unix path.  len is its exact size (the family's
+ * sockaddr_in, sockaddr_in6, or a sockaddr_un to the end of its path), as plait's own
+ * constructors set it: an address made by hand with another length (that of a
+ * sockaddr_storage, say) is -EINVAL to the calls that take one. */
 typedef struct plait_addr {
     socklen_t len;
     union {
@@ -1052,7 +1059,8 @@ int plait_peer_addr(int fd, plait_addr *out);
 /* Socket options users need.  value: 0 off, any positive value on (as setsockopt(2)
  * reads a flag; get gives back 0 or 1), except PLAIT_KEEPALIVE (0 off, else on, the
  * first probe after value seconds idle) and the buffer sizes (bytes).  plait_socket_get
- * gives back the current value (KEEPALIVE: the idle seconds when on).  -ENOPROTOOPT
+ * gives back the current value (KEEPALIVE: the idle seconds when on; a buffer size as
+ * the kernel keeps it: twice what was set, for its own bookkeeping).  -ENOPROTOOPT
  * for an option the socket does not have (no-delay and keep-alive are TCP's: a Unix or
  * UDP socket has neither; reuse-port is an Internet socket's, not a Unix one's), -EINVAL for an unknown option, a negative value, or one the
  * kernel refuses (a keep-alive idle time over 32767 s); a refused value changes nothing.
