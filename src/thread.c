@@ -13,8 +13,9 @@
  * and maps of a coroutine whose scheduler runs in a task of that pool) is kept for
  * STANDIN_LINGER after its task, idle, and the next such start hands its task to the
  * idle thread that waited least (its stack still in cache) instead of starting one: a
- * thread's start and end cost ten times an offload to a worker, and such a coroutine
- * offloads every file call.  It is still a thread for each task running at once, which
+ * thread's start and end cost some thirty times an offload to a worker (33.8 µs
+ * against 1.05, docs/BENCHMARKS.md session 62), and such a coroutine offloads every
+ * file call.  It is still a thread for each task running at once, which
  * is what makes it sure to run.  Invariants: an idle thread is on `idle_standins` until
  * a start takes it off, under idle_lock, and then gets that start's task (it waits for
  * it without a deadline); one whose linger ends takes itself off and ends.  A thread
