@@ -330,14 +330,16 @@ int plait_dump(FILE *out);
 
 /* Warn on stderr, naming the coroutine, when one runs longer than threshold_ns without
  * yielding or blocking (the blocked-event-loop pitfall); 0 turns the watch off.  The
- * environment variable PLAIT_SLOW_MS sets it at start.  Applies to schedulers started
- * afterwards (a scheduler keeps its own, in a child forked from one of its coroutines
- * too).  The watch looks every quarter threshold, every millisecond at most: a run is
- * seen to begin at the first look after its switch, so the figure a warning gives is a
- * lower bound (up to a quarter threshold short), and a run up to about 1.25 thresholds
- * long may go unwarned.  A warning
- * into a pipe whose reader has gone is lost, never a SIGPIPE.  -EINVAL for a negative
- * threshold. */
+ * environment variable PLAIT_SLOW_MS sets it at the first scheduler's start: a whole
+ * number of milliseconds (0, empty or unset: off); anything else turns the watch off,
+ * with a warning on stderr.  Applies to schedulers started afterwards (a scheduler
+ * keeps its own, in a child forked from one of its coroutines too).  The watch looks
+ * every quarter threshold, every millisecond at most: a run is seen to begin at the
+ * first look after its switch, so the figure a warning gives is a lower bound (up to
+ * one look short), and a run as long as the threshold plus one look (1.25 thresholds
+ * from 4 ms up) may go unwarned.  Durations are printed in ms (µs or ns under a
+ * millisecond).  A warning into a pipe whose reader has gone is lost, never a SIGPIPE.
+ * -EINVAL for a negative threshold. */
 int plait_set_slow_warning(int64_t threshold_ns);
 
 /* ----------------------------------------------------------------------------
@@ -556,7 +558,8 @@ int plait_thread_start(plait_task *task, plait_fn fn, void *arg,
                        const plait_thread_options *options);
 
 /* The number of CPUs this process may use, at least 1: the calling thread's affinity
- * mask, lowered to the CPU limit of its cgroup where it has one (cgroup v2's cpu.max,
+ * mask, lowered to the CPU limit of its cgroup (the thread's own where it is in one:
+ * v1's tasks, v2's threaded mode) where it has one (cgroup v2's cpu.max,
  * v1's cpu.cfs_quota_us over cpu.cfs_period_us: the quota over the period, rounded up;
  * the smallest of its cgroup's and its ancestors'), as a container's "2 CPUs" are
  * usually a quota, not a mask.  Reads a few files each call. */

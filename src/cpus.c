@@ -8,8 +8,9 @@
  * workers that the kernel throttles to two CPUs' worth of time, each stopped for most
  * of every period.  So the count is the mask's, lowered to the quota over the period
  * rounded up (as Go's GOMAXPROCS, the JVM and .NET do), the smallest such limit of the
- * process's cgroup and its ancestors (a parent's limit holds for its children), in
- * cgroup v2 and v1's cpu hierarchy (cgroup.c finds them and walks them).
+ * calling thread's cgroup (as the mask is the thread's; usually the process's) and its
+ * ancestors (a parent's limit holds for its children), in cgroup v2 and v1's cpu
+ * hierarchy (cgroup.c finds them and walks them).
  */
 #include "cgroup.h"
 #include "internal.h"
@@ -81,7 +82,12 @@ int plait_cpu_count(void)
      * scratch memory, a descriptor, or a lock of its caller held for ever (the default
      * pool's, which it sizes) */
     int cancel_state = plait__cancel_off();
-    int n = affinity_count(), limit = plait__cgroup_cpu_limit("/proc/self", "");
+    /* the calling thread's cgroup, as its mask is the thread's: a thread may be in a
+     * cgroup of its own (v1's tasks, v2's threaded mode); /proc/self is the main
+     * thread's (before Linux 3.17, the only one there is) */
+    const char *proc = access("/proc/thread-self/cgroup", R_OK) == 0 ? "/proc/thread-self"
+                                                                        : "/proc/self";
+    int n = affinity_count(), limit = plait__cgroup_cpu_limit(proc, "");
     plait__cancel_restore(cancel_state);
     return limit > 0 && limit < n ? limit : n;
 }

@@ -34,21 +34,6 @@ int plait_set_slow_warning(int64_t threshold_ns)
     return 0;
 }
 
-static int64_t threshold_now(void)
-{
-    int64_t t = atomic_load(&slow_threshold);
-    if (t < 0) {
-        const char *env = getenv("PLAIT_SLOW_MS");
-        long long ms = env ? strtoll(env, NULL, 10) : 0; /* (saturates; atoll's overflow is UB) */
-        int64_t from_env = ms <= 0 ? 0 : ms > INT64_MAX / PLAIT_MS ? INT64_MAX : ms * PLAIT_MS;
-        /* only over "not set yet": a plait_set_slow_warning() made meanwhile stands */
-        long long expected = -1;
-        t = atomic_compare_exchange_strong(&slow_threshold, &expected, from_env) ? from_env
-                                                                                 : expected;
-    }
-    return t;
-}
-
 /* A warning of plait's on stderr.  The program did not write it: into a pipe whose
  * reader has gone (a pager the user quit) it is a lost line, not a SIGPIPE that kills
  * the program.  SIGPIPE is blocked around the write and, if the write raised it (it
@@ -70,6 +55,58 @@ static void say(const char *format, ...)
         sigtimedwait(&pipe_only, NULL, &(struct timespec){0, 0});
     pthread_sigmask(SIG_SETMASK, &mask, NULL);
     plait__cancel_restore(cancel_state);
+}
+
+/* The threshold PLAIT_SLOW_MS asks for, 0 where unset or empty; *bad when it is set
+ * to something that is not a whole number of milliseconds, 0 or more ("1e2" read as 1,
+ * "50abc" as 50: the watch ran at a threshold the user never asked for), which turns
+ * the watch off. */
+static int64_t threshold_from_environment(bool *bad)
+{
+    const char *env = getenv("PLAIT_SLOW_MS");
+    *bad = false;
+    if (!env || !*env)
+        return 0;
+    char *end;
+    long long ms = strtoll(env, &end, 10); /* (saturates; atoll's overflow is UB) */
+    if (end == env || *end != '\0' || ms < 0) {
+        *bad = true;
+        return 0;
+    }
+    return ms > INT64_MAX / PLAIT_MS ? INT64_MAX : ms * PLAIT_MS;
+}
+
+static int64_t threshold_now(void)
+{
+    int64_t t = atomic_load(&slow_threshold);
+    if (t < 0) {
+        bool bad;
+        int64_t from_env = threshold_from_environment(&bad);
+        /* only over "not set yet": a plait_set_slow_warning() made meanwhile stands */
+        long long expected = -1;
+        if (atomic_compare_exchange_strong(&slow_threshold, &expected, from_env)) {
+            t = from_env;
+            if (bad) /* once: by the read whose value stood */
+                say("plait: warning: PLAIT_SLOW_MS=\"%.40s\" is not a whole number of "
+                    "milliseconds: the slow-coroutine watch is off\n",
+                    getenv("PLAIT_SLOW_MS"));
+        } else {
+            t = expected;
+        }
+    }
+    return t;
+}
+
+/* A duration for a warning, in the largest unit it holds one of (a threshold under a
+ * millisecond printed as "0 ms"). */
+static void duration_text(char *text, size_t size, int64_t ns)
+{
+    if (ns >= PLAIT_MS)
+        snprintf(text, size, "%lld ms", (long long)(ns / PLAIT_MS));
+    else if (ns >= PLAIT_US)
+        snprintf(text, size, "%lld µs", (long long)(ns / PLAIT_US));
+    else
+        snprintf(text, size, "%lld ns", (long long)ns);
 }
 
 typedef struct plait__watchdog {
@@ -102,9 +139,11 @@ static void *watchdog_main(void *arg)
             since = now;
             warned = false;
         } else if (!warned && now - since >= wd->threshold) {
-            say("plait: warning: coroutine #%lu has run %lld ms without yielding; "
+            char ran[32];
+            duration_text(ran, sizeof ran, now - since);
+            say("plait: warning: coroutine #%lu has run %s without yielding; "
                 "its scheduler is blocked\n",
-                id, (long long)((now - since) / PLAIT_MS));
+                id, ran);
             atomic_store_explicit(&s->slow_switches, last, memory_order_relaxed);
             atomic_store_explicit(&s->slow_since, since, memory_order_release);
             warned = true;
@@ -176,7 +215,7 @@ bool plait__slow_note(plait__sched *s, const plait__coro *from)
      * that stalled, which may be PLAIT_STACK_MIN */
     memcpy(s->slow_name, from->name, sizeof s->slow_name);
     s->slow_id = from->id;
-    s->slow_ms = (plait_now() - since) / PLAIT_MS;
+    s->slow_ns = plait_now() - since;
     s->slow_noted = true;
     return true;
 }
@@ -186,10 +225,12 @@ void plait__slow_report(plait__sched *s)
     if (!s->slow_noted)
         return;
     s->slow_noted = false;
-    say("plait: warning: coroutine '%s' (#%llu) ran %lld ms without yielding "
-        "(threshold %lld ms): it blocked every other coroutine of its thread\n",
-        s->slow_name, (unsigned long long)s->slow_id, (long long)s->slow_ms,
-        (long long)(s->slow_threshold / PLAIT_MS));
+    char ran[32], threshold[32];
+    duration_text(ran, sizeof ran, s->slow_ns);
+    duration_text(threshold, sizeof threshold, s->slow_threshold);
+    say("plait: warning: coroutine '%s' (#%llu) ran %s without yielding "
+        "(threshold %s): it blocked every other coroutine of its thread\n",
+        s->slow_name, (unsigned long long)s->slow_id, ran, threshold);
 }
 
 static const char *state_name(int state)

@@ -688,7 +688,7 @@ struct plait__sched {
      * and printed by the loop, on the thread's own stack (diag.c) */
     bool slow_noted;
     uint64_t slow_id;
-    int64_t slow_ms;
+    int64_t slow_ns;
     char slow_name[32];
     /* a call a coroutine asked the loop to make on the thread's own stack
      * (plait__call_on_thread_stack) */

@@ -439,7 +439,8 @@ static inline bool join_cgroup(const char *dir)
 }
 
 /* Run fn as the main coroutine of a scheduler in a child process, its standard error
- * into out (NUL-terminated); the child's wait status (-1: no child). */
+ * into out (NUL-terminated); the child's wait status (-1: no child).  The child exits 0
+ * when plait_run returns 0 and its checks passed, else 4. */
 static inline int run_with_stderr_in_child(plait_fn fn, char *out, size_t size)
 {
     int fds[2];
@@ -449,8 +450,8 @@ static inline int run_with_stderr_in_child(plait_fn fn, char *out, size_t size)
     pid_t pid = fork();
     if (pid == 0) {
         dup2(fds[1], STDERR_FILENO);
-        plait_run(fn, NULL, NULL);
-        _exit(4);
+        int r = plait_run(fn, NULL, NULL);
+        _exit(r == 0 && check_failures == 0 ? 0 : 4);
     }
     close(fds[1]);
     size_t len = 0;

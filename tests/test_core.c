@@ -1088,6 +1088,36 @@ TEST(slow_coroutine_warning)
     CHECK(strstr(buf, "without yielding") != NULL);
 }
 
+/* A threshold under a millisecond is printed as such (it said "threshold 0 ms"). */
+static void *hog_100_ms(void *unused)
+{
+    (void)unused;
+    int64_t until = plait_now() + 100 * PLAIT_MS;
+    while (plait_now() < until)
+        ;
+    return NULL;
+}
+
+static void *run_hog_100_ms(void *unused)
+{
+    (void)unused;
+    plait_task t;
+    plait_spawn_options o = {.name = "short-hog"};
+    CHECK_EQ(plait_spawn_opts(&t, hog_100_ms, NULL, &o), 0);
+    CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), 0);
+    return NULL;
+}
+
+TEST(slow_coroutine_warning_under_a_millisecond)
+{
+    CHECK_EQ(plait_set_slow_warning(500 * PLAIT_US), 0);
+    char buf[4096];
+    check_run_capturing_stderr(run_hog_100_ms, buf, sizeof buf);
+    CHECK_EQ(plait_set_slow_warning(0), 0);
+    CHECK(strstr(buf, "coroutine 'short-hog'") != NULL);
+    CHECK(strstr(buf, "(threshold 500 µs)") != NULL);
+}
+
 /* The report after a stall names the coroutine that stalled, or nobody.  Here the
  * watchdog's warning is held up by a full stderr pipe until the stalled coroutine has
  * let go and the pipe is read again; only then does the watchdog mark the stall, and
@@ -1487,7 +1517,8 @@ RUN_TESTS(CASE(slow_warning_into_a_pipe_nobody_reads), CASE(spawn_and_join), CAS
           CASE(futures_freed_after_a_thread_cache_went_back_are_not_lost), /* the same */
           CASE(task_local_storage), CASE(stack_sizes),
           CASE(million_coroutines), CASE(beyond_guard_budget),
-          CASE(dump), CASE(dump_to_a_stream_whose_writes_suspend), CASE(slow_coroutine_warning), CASE(slow_report_blames_nobody_else),
+          CASE(dump), CASE(dump_to_a_stream_whose_writes_suspend), CASE(slow_coroutine_warning),
+          CASE(slow_coroutine_warning_under_a_millisecond), CASE(slow_report_blames_nobody_else),
           CASE(tiny_slow_threshold_does_not_spin),
           CASE(strerror_names),
           CASE(cancelled_group_cancels_children_spawned_later),

@@ -191,7 +191,66 @@ TEST(a_real_cgroup_quota)
     CHECK_EQ(rmdir(dir), 0);
 }
 
+/* A thread in a cgroup of its own (v1's `tasks` file takes a thread): its count is its
+ * cgroup's, not the main thread's (it read /proc/self/cgroup, the main thread's, and
+ * counted the mask: a helper's audit of session 63).  In a child, whose thread moves;
+ * skipped where no v1 cpu cgroup may be made, or with a one-CPU mask. */
+static const char *thread_cgroup_dir;
+
+static void *count_in_a_cgroup_of_its_own(void *arg)
+{
+    (void)arg;
+    char file[192], tid[32];
+    snprintf(file, sizeof file, "%s/tasks", thread_cgroup_dir);
+    snprintf(tid, sizeof tid, "%d", (int)gettid());
+    return (void *)(intptr_t)(!write_cgroup_file(file, tid) ? 2 : plait_cpu_count() == 1 ? 0 : 1);
+}
+
+TEST(a_thread_in_a_cgroup_of_its_own)
+{
+    char dir[128], file[192];
+    bool v1;
+    cpu_set_t set;
+    CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    if (CPU_COUNT(&set) < 2) {
+        CHECK_SKIP("a one-CPU mask counts 1 in any cgroup");
+        return;
+    }
+    bool made = make_cgroup("cpu", dir, &v1);
+    if (!made || !v1) {
+        if (made)
+            rmdir(dir);
+        CHECK_SKIP("no v1 cpu cgroup may be made here");
+        return;
+    }
+    snprintf(file, sizeof file, "%s/cpu.cfs_quota_us", dir);
+    if (!write_cgroup_file(file, "100000")) {
+        rmdir(dir);
+        CHECK_SKIP("the cgroup takes no CPU quota here");
+        return;
+    }
+    thread_cgroup_dir = dir;
+    fflush(NULL);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        pthread_t th;
+        void *moved_count = (void *)3;
+        if (pthread_create(&th, NULL, count_in_a_cgroup_of_its_own, NULL) != 0 ||
+            pthread_join(th, &moved_count) != 0)
+            _exit(3);
+        /* the main thread, still in its own cgroup, counts its mask */
+        _exit(moved_count ? (int)(intptr_t)moved_count
+                          : plait_cpu_count() == CPU_COUNT(&set) ? 0 : 4);
+    }
+    int status = reap_within(child, 10);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    CHECK_EQ(rmdir(dir), 0);
+}
+
 RUN_TESTS(CASE(v2_quota_and_none), CASE(malformed_files_are_no_limit), CASE(v1_cfs_quota),
           CASE(the_mount_reaching_most_ancestors),
           CASE(hybrid_takes_v1_cpu), CASE(container_mount_roots), CASE(escaped_mount_point),
-          CASE(count_follows_the_mask), CASE(a_real_cgroup_quota))
+          CASE(count_follows_the_mask), CASE(a_real_cgroup_quota),
+          CASE(a_thread_in_a_cgroup_of_its_own))
