@@ -677,7 +677,9 @@ enum plait_pool_shutdown_how {
  * (a past one included), and the call returns 0.  -ECANCELED when the caller is
  * cancelled while it waits (the pool stays shut, as after -ETIMEDOUT), -ENOMEM when a
  * coroutine's wait finds no memory for its timer (as after -ETIMEDOUT).  -EDEADLK from
- * a task of this very pool; -EPERM for the default pool, or in a forked child; -EINVAL
+ * a task of this very pool (on a worker, or on the thread that runs it in a worker's
+ * stead: a map's item or an offload from a coroutine whose scheduler runs in one of its
+ * tasks); -EPERM for the default pool, or in a forked child; -EINVAL
  * for a bad how. */
 int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline);
 
@@ -688,7 +690,7 @@ int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline);
  * inside plait_pool_shutdown on this pool once it has stopped (call again); -ENOMEM
  * (nothing freed: call again) when a coroutine's wait for the workers finds no memory
  * for its timer; -EDEADLK
- * from a task of this pool; -EPERM for the default pool, or in a forked child.  No call on the pool may
+ * from a task of this pool (as plait_pool_shutdown says); -EPERM for the default pool, or in a forked child.  No call on the pool may
  * begin once a destroy may have freed it, nor still be under way when it begins (a
  * submit on another thread that has returned nothing yet may still touch the pool,
  * even one whose task has already run: wait for that thread's call to return first). */

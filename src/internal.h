@@ -1074,6 +1074,9 @@ int plait__thread_start_as_task(plait_task *task, plait_fn fn, void *arg,
 /* The pool whose task this thread runs in its stead, or whose workers may wait for it
  * otherwise (a plait thread started where plait__pool_waiting_here said so), or NULL. */
 extern PLAIT_TLS const struct plait_pool *plait__tls_stands_in_for;
+/* Whether this thread runs a task of plait__tls_stands_in_for in the task's stead (a
+ * stand-in: an offload, a map's runner), which is that pool's task as a worker's is. */
+extern PLAIT_TLS bool plait__tls_runs_a_task;
 /* The list of idle stand-ins (thread.c) across a fork: last in prepare. */
 void plait__thread_atfork(int phase);
 

@@ -861,7 +861,10 @@ static int check_owner_call(plait_pool *pool)
         return -EINVAL;
     if (pool->is_default || pool_here(pool) < 0)
         return -EPERM;
-    if (tls_worker && tls_worker->pool == pool)
+    /* the caller is a task of the pool (on a worker, or on a thread in its stead),
+     * which the shutdown would wait for */
+    if ((tls_worker && tls_worker->pool == pool) ||
+        (plait__tls_runs_a_task && plait__tls_stands_in_for == pool))
         return -EDEADLK;
     return 0;
 }

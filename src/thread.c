@@ -34,6 +34,7 @@
 
 PLAIT_TLS const char *plait__tls_thread_name;
 PLAIT_TLS const struct plait_pool *plait__tls_stands_in_for;
+PLAIT_TLS bool plait__tls_runs_a_task;
 static PLAIT_TLS char thread_name[16]; /* a plait thread's: outlives its key destructors */
 
 typedef struct thread_start {
@@ -92,6 +93,7 @@ static void run_start(thread_start *handed)
     free(handed);
     start.pid = getpid();
     plait__tls_stands_in_for = start.stands_in_for;
+    plait__tls_runs_a_task = start.kept;
     start.returned = false;
     /* (start is in memory, its address passed on: what the handler reads after the
      * unwinder's jump back here is what was stored) */
@@ -104,6 +106,7 @@ static void run_start(thread_start *handed)
         thread_finish(&start, start.value, start.error); /* still under the handler */
     pthread_cleanup_pop(0);
     plait__tls_stands_in_for = NULL;
+    plait__tls_runs_a_task = false;
 }
 
 /* How long a stand-in waits idle for the next task before it ends. */

@@ -309,10 +309,44 @@ TEST(a_cancel_left_pending_ends_the_stand_in_not_the_next_task)
     in_a_task_of(plait_pool_default(), offloads_after_a_pending_cancel);
 }
 
+/* A map's item run on a stand-in for a task of the pool is that pool's task: its
+ * shutdown or destroy of the pool is -EDEADLK, as from a worker (the shutdown waited
+ * until its deadline and left the pool shut, the destroy for ever: the map it serves
+ * holds a task of the pool; a helper's audit of session 63). */
+static void *shuts_down_its_pool(void *unused)
+{
+    (void)unused;
+    int shutdown = plait_pool_shutdown(pool_of_one, PLAIT_POOL_DRAIN, SOON());
+    int destroy = plait_pool_destroy(pool_of_one);
+    return ARG((shutdown == -EDEADLK) + 2 * (destroy == -EDEADLK));
+}
+
+static void *maps_an_item_that_shuts_the_pool(void *unused)
+{
+    (void)unused;
+    void *arg = NULL, *result = NULL;
+    int error = 0;
+    CHECK_EQ(plait_pool_map(pool_of_one, shuts_down_its_pool, &arg, 1, &result, &error, SOON()),
+             0);
+    CHECK_EQ(error, 0);
+    CHECK_EQ(INT(result), 3); /* both refused */
+    return NULL;
+}
+
+TEST(a_stand_in_for_a_task_may_not_shut_its_pool)
+{
+    plait_pool_options o = {.threads = 1, .name = "one"};
+    CHECK_EQ(plait_pool_create(&pool_of_one, &o), 0);
+    in_a_task_of(pool_of_one, maps_an_item_that_shuts_the_pool);
+    CHECK_EQ(plait_pool_submit(pool_of_one, NULL, own_tid, NULL), 0); /* still open */
+    CHECK_EQ(plait_pool_destroy(pool_of_one), 0);
+}
+
 RUN_TESTS(CASE(an_offload_runs_on_the_stand_in_the_last_one_left_idle),
           CASE(a_map_runner_runs_on_the_stand_in_the_last_one_left_idle),
           CASE(an_idle_stand_in_ends), CASE(offloads_at_once_each_get_a_thread),
           CASE(a_stand_in_that_ends_its_thread_is_not_kept),
           CASE(a_child_hands_nothing_to_its_parents_idle_stand_ins),
           CASE(a_child_of__Fork_hands_nothing_to_its_parents_idle_stand_ins),
-          CASE(a_cancel_left_pending_ends_the_stand_in_not_the_next_task))
+          CASE(a_cancel_left_pending_ends_the_stand_in_not_the_next_task),
+          CASE(a_stand_in_for_a_task_may_not_shut_its_pool))
