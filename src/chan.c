@@ -27,6 +27,14 @@
  * at its turn while another case of its channel, whose turn is later, is ready leaves
  * the channel for that turn (nothing of it linked yet): the first ready case in the
  * random order wins, each as likely as any other.
+ *
+ * A select whose claim of itself found its peer taken in between (retry, below) takes
+ * its nodes off their channels and looks at every channel again.  Meanwhile the
+ * channels it waited on have no node of it, yet the select is still under way and
+ * comes back to them: each is pinned (retrying_selects) from before its node goes until
+ * the select's next hold of its lock, so that its destroy answers -EBUSY (it once
+ * freed the channel the select was about to lock).  A pin goes in that hold, never
+ * later, so a select woken through a channel has left it by then, as the first pass's.
  */
 #include "internal.h"
 
@@ -40,6 +48,9 @@ struct plait_chan {
     size_t len;
     size_t head;
     bool closed;
+    /* selects between their withdrawal of a node here and their next look at the
+     * channel (plait_select's retry): the channel is in use all the same */
+    unsigned retrying_selects;
     plait__waitq senders;   /* node data: the element to send */
     plait__waitq receivers; /* node data: where to receive */
     char buffer[];
@@ -67,7 +78,8 @@ int plait_chan_destroy(plait_chan *ch)
     if (!ch)
         return -EINVAL;
     plait__spin_lock(&ch->lock);
-    bool busy = !plait__waitq_empty(&ch->senders) || !plait__waitq_empty(&ch->receivers);
+    bool busy = !plait__waitq_empty(&ch->senders) || !plait__waitq_empty(&ch->receivers) ||
+                ch->retrying_selects;
     plait__spin_unlock(&ch->lock);
     if (busy)
         return -EBUSY;
@@ -331,6 +343,23 @@ static bool channel_later(const plait_select_case *cases, size_t i, const int *s
     return false;
 }
 
+/* Take the pins of case i's channel (its lock held): those of every case on it that a
+ * retry pinned.  Returns how many went. */
+static size_t unpin_ring(const plait_select_case *cases, size_t i, const int *same_next,
+                         bool *pinned)
+{
+    size_t gone = 0, c = i;
+    do {
+        if (pinned[c]) {
+            pinned[c] = false;
+            gone++;
+        }
+        c = (size_t)same_next[c];
+    } while (c != i);
+    cases[i].chan->retrying_selects -= (unsigned)gone;
+    return gone;
+}
+
 int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
 {
     if (!cases || n == 0 || n > INT32_MAX)
@@ -346,15 +375,18 @@ int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
     plait__wait_node small[8];
     uint32_t small_order[8], small_pos[8], small_linked[8];
     int small_same_next[8];
-    bool small_seen[8];
+    bool small_seen[8], small_pinned[8];
     plait__wait_node *nodes = small;
     uint32_t *order = small_order, *pos = small_pos, *linked = small_linked;
     int *same_next = small_same_next;
-    bool *seen = small_seen;
+    bool *seen = small_seen, *pinned = small_pinned;
     case_of_channel *scratch = NULL;
     if (n > 8) { /* all in one block */
-        nodes = malloc(n * (sizeof *nodes + sizeof *scratch + sizeof *order + sizeof *pos +
-                            sizeof *linked + sizeof *same_next + sizeof *seen));
+        size_t per_case = sizeof *nodes + sizeof *scratch + sizeof *order + sizeof *pos +
+                          sizeof *linked + sizeof *same_next + sizeof *seen + sizeof *pinned;
+        if (n > SIZE_MAX / per_case) /* (a 32-bit size_t) */
+            return -ENOMEM;
+        nodes = malloc(n * per_case);
         if (!nodes)
             return -ENOMEM;
         scratch = (case_of_channel *)(nodes + n);
@@ -363,6 +395,7 @@ int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
         linked = pos + n;
         same_next = (int *)(linked + n);
         seen = (bool *)(same_next + n);
+        pinned = seen + n;
     }
     bool rings = rings_of_one_channel(cases, (uint32_t)n, same_next, scratch);
     random_order(order, (uint32_t)n);
@@ -374,7 +407,7 @@ int plait_select(plait_select_case *cases, size_t n, int64_t deadline)
     for (size_t i = 0; i < n; i++)
         nodes[i].lock = NULL;
     int r = 0, outcome; /* 1: completed here, 0: must wait, -1: decided elsewhere */
-    size_t n_linked;
+    size_t n_linked, n_pinned = 0; /* pinned[i]: case i's channel pinned by a retry */
 retry:
     outcome = 0;
     n_linked = 0;
@@ -401,8 +434,11 @@ retry:
         /* Every case on this channel in one hold of its lock: once one of them is linked,
          * all are, and whoever claims the select through one unlinks them all; the
          * select does not come back to the channel, which its waker may destroy at once
-         * (it once took the lock of a destroyed channel for a case it had not reached). */
+         * (it once took the lock of a destroyed channel for a case it had not reached).
+         * So its pins go in this hold too. */
         size_t c = i;
+        if (n_pinned)
+            n_pinned -= unpin_ring(cases, i, same_next, pinned);
         do {
             outcome = try_case(cases, c, nodes, same_next, &w, may_block, linked, &n_linked,
                                &later);
@@ -418,8 +454,17 @@ retry:
          * claim through one meanwhile (and its channel be destroyed before we take its
          * lock); then give the claim back and look again.  A waker that skipped a node
          * while we held the claim has moved on; the new look sees what it left. */
-        for (size_t k = 0; k < n_linked; k++)
+        if (!n_pinned)
+            memset(pinned, 0, n * sizeof *pinned);
+        for (size_t k = 0; k < n_linked; k++) {
+            plait_chan *ch = cases[linked[k]].chan; /* pinned before its node goes */
+            plait__spin_lock(&ch->lock);
+            ch->retrying_selects++;
+            plait__spin_unlock(&ch->lock);
+            pinned[linked[k]] = true;
+            n_pinned++;
             plait__wait_node_withdraw(&nodes[linked[k]]);
+        }
         atomic_store(&w.claimed, 0);
         /* a fresh order: two selects that met so in mirror image do not meet again */
         random_order(order, (uint32_t)n);
@@ -433,6 +478,14 @@ retry:
     }
     for (size_t k = 0; k < n_linked; k++)
         plait__wait_node_unlink(&nodes[linked[k]]);
+    /* the channels a retry pinned and the last pass did not reach (it completed, or
+     * was claimed, first): no node of the select is on them */
+    for (size_t i = 0; n_pinned && i < n; i++)
+        if (pinned[i]) {
+            plait__spin_lock(&cases[i].chan->lock);
+            n_pinned -= unpin_ring(cases, i, same_next, pinned);
+            plait__spin_unlock(&cases[i].chan->lock);
+        }
     if (nodes != small)
         free(nodes);
     if (r < 0 && w.index < 0)
