@@ -107,13 +107,16 @@ typedef struct plait_task {
 } plait_task;
 
 /* Smallest and largest stack a coroutine may ask for, and the default.  A stack holds
- * plait's own frames too (a few hundred bytes in an optimised build).  A sanitizer
+ * plait's own frames too (up to about 1.5 KiB in an optimised build: a blocking
+ * select of 8 cases with a deadline).  A sanitizer
  * makes every frame several times larger, and intercepts libc calls plait makes on the
  * coroutine's stack (the switch's pthread_setcancelstate): an AddressSanitizer build
  * overflows PLAIT_STACK_MIN in these alone, so give coroutines larger stacks in such
  * builds.  So does the dynamic linker at a lazily bound function's first call
- * (some 3 KiB with AVX-512): libplait.so is bound at load, and a program linked with a
- * shared library whose small coroutines call into it first should be linked with
+ * (some 3 KiB with AVX-512): libplait.so is bound at load, a program linked with
+ * libplait.a through CMake's plait::plait or pkg-config --static is linked -z now (the
+ * static library's libc calls go through its PLT), and one linked otherwise, or with a
+ * shared library whose small coroutines call into it first, should be linked with
  * -Wl,-z,now (API.md, "Stacks"). */
 #define PLAIT_STACK_MIN ((size_t)2048)
 #define PLAIT_STACK_MAX ((size_t)1 << 30)

@@ -35,6 +35,12 @@ C
 cmake -S "$work" -B "$work/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$work/build" >/dev/null
 "$work/build/consumer"
+# linked with the static library, whose libc calls go through the program's PLT: bound
+# at load, so no lazy binding runs the dynamic linker on a small coroutine stack
+if ! readelf -d "$work/build/consumer" | grep -Eq 'BIND_NOW|FLAGS_1.* NOW'; then
+  echo "a program linked with plait::plait is not bound at load (-z now)" >&2
+  exit 1
+fi
 echo "find_package(plait): ok"
 
 pc_dir=$(dirname "$(find "$prefix" -name plait.pc | head -1)")
