@@ -354,6 +354,24 @@ assert not waits, "a recommendation drawn from an I/O-bound job that did not run
 print("ok: 40 open files: the I/O-bound job is not measured, and said so; no figure is 0")
 EOF
 
+# Descriptors the tool inherited count against the limit: 85 left open by its parent
+# under a limit of 200 (the run sized its job from the limit alone, 45 units, and its
+# threads and processes failed "Too many open files"; a helper's audit of session 63).
+if $one_thread_runs; then
+expect_exit 0 "compare --quick with 200 open files, 85 of them inherited" \
+    bash -c 'ulimit -n 200 && for _ in $(seq 85); do exec {fd}</dev/null; done &&
+             exec "$0" compare --quick --json --quiet' "$plait"
+python3 - "$tmp/out" <<'EOF' || fail "the run with 85 descriptors inherited"
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+io = [m for m in d["metrics"] if m["id"] == "io_job"][0]
+assert all(isinstance(v, (int, float)) and v > 0 for v in io["values"].values()), io["values"]
+units = int(re.match(r"(\d+) units", io["how"]).group(1))
+assert 10 <= units <= (200 - 85 - 64) // 3, io["how"]
+print("ok: 85 descriptors inherited: the I/O-bound job ran with %d units" % units)
+EOF
+fi
+
 # ---- interrupted: exit 130, no report, no process of the run left ------------------------
 # interrupt SIGNAL STEP: start a run in a session of its own, wait (bounded) until its
 # progress names STEP, send SIGNAL to the whole session (as a terminal's Ctrl-C does)

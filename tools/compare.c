@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,23 @@ static void cap(int *count, long long most, int least, bool *cut)
     }
 }
 
-/* The open-file limit, raised to its hard limit, in *files; the counts fitted to it. */
+/* The descriptors this process has open (those its parent left it included), 0 where
+ * /proc/self/fd cannot be read. */
+static long long descriptors_open(void)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir)
+        return 0;
+    long long n = -1; /* (the directory's own) */
+    for (struct dirent *e; (e = readdir(dir));)
+        n += e->d_name[0] != '.';
+    closedir(dir);
+    return n < 0 ? 0 : n;
+}
+
+/* The open-file limit, raised to its hard limit, in *files; the counts fitted to what
+ * it leaves beside the descriptors already open (a parent that left the tool dozens
+ * made its I/O-bound job fail where a smaller one fitted). */
 static void fit_to_files(compare_sizes *s, struct rlimit *files, bool *cut)
 {
     if (getrlimit(RLIMIT_NOFILE, files) != 0)
@@ -76,10 +93,13 @@ static void fit_to_files(compare_sizes *s, struct rlimit *files, bool *cut)
     }
     if (files->rlim_cur == RLIM_INFINITY)
         return;
-    long long room = ((long long)files->rlim_cur - FDS_SPARE) / FDS_PER_UNIT;
+    long long open = descriptors_open();
+    long long room = ((long long)files->rlim_cur - open - FDS_SPARE) / FDS_PER_UNIT;
     if (room < IO_UNITS_MIN) {
-        fprintf(stderr, "plait compare: %lld open files allowed: too few for the I/O-bound job\n",
-                (long long)files->rlim_cur);
+        fprintf(stderr,
+                "plait compare: %lld open files allowed, %lld already open: too few for the "
+                "I/O-bound job\n",
+                (long long)files->rlim_cur, open);
         s->io_units = 0;
     } else {
         cap(&s->io_units, room, IO_UNITS_MIN, cut);
