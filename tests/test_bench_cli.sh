@@ -145,6 +145,18 @@ what="bench with a program that leaves a process behind"
 expect_rc 1 "$what" # its peer, peer_ucontext_switch, is not there
 out_has "^switch +plait-context +ns_per_op +5.50" "$what"
 grep -q "still running" "$tmp/err" && fail "$what: called still running"
+# and one whose leftover keeps writing to it, every 10 ms: the tool read on until its
+# limit, the look at whether the program had ended made only when the pipe was quiet
+# (a helper's audit of session 63)
+printf '#!/bin/sh\necho "switch plait-context ns_per_op 5.5"\n( while :; do echo "# noise"; sleep 0.01; done ) &\nexit 0\n' \
+    >"$tmp/leaves/bench_context"
+rc=0
+PLAIT_BENCH_DIR="$tmp/leaves" timeout 30 "$tool" bench --quick context \
+    >"$tmp/out" 2>"$tmp/err" || rc=$?
+what="bench with a program that leaves a process writing to its output"
+expect_rc 1 "$what" # its peer, peer_ucontext_switch, is not there
+out_has "^switch +plait-context +ns_per_op +5.50" "$what"
+grep -q "still running" "$tmp/err" && fail "$what: called still running"
 
 # ---- pools of different sizes: their ratio is not given -----------------------------------
 # (plait's pool has plait_cpu_count() workers, which heeds a cgroup's CPU quota; a peer may

@@ -587,8 +587,13 @@ static run_result run_program(const char *dir, const char *file, const char *arg
 
     /* Read its output to the end, then wait for it to end; within the time limit.  The
      * end of its output is the end of the pipe, or, once the program itself has ended,
-     * the moment nothing more is there: a process it left behind may hold the pipe
-     * open (the tool once waited for that one, then called the program still running). */
+     * the moment nothing more is there, or a pipe's worth read since (all it wrote was
+     * in the pipe as it ended): a process it left behind may hold the pipe open (the
+     * tool once waited for that one, then called the program still running), and
+     * write to it (it was read until the time limit, at every look the pipe had
+     * something). */
+    int pipe_size = fcntl(fds[0], F_GETPIPE_SZ);
+    size_t after_end = 0, after_end_most = pipe_size > 0 ? (size_t)pipe_size : 1 << 20;
     size_t len = 0, cap = 4096;
     char *out = malloc(cap);
     double deadline = now_s() + limit_s;
@@ -635,6 +640,10 @@ static run_result run_program(const char *dir, const char *file, const char *arg
             reading = false;
             continue;
         }
+        if (!program_ended)
+            program_ended = ended(pid);
+        else if ((after_end += (size_t)got) > after_end_most)
+            reading = false; /* (what is kept has all it wrote) */
         if (!nomem && len + (size_t)got + 1 > MAX_OUTPUT)
             cut = true; /* keep no more, not even a later read that would fit */
         if (nomem || cut)
