@@ -334,6 +334,50 @@ TEST(zero_and_infinite_figures_not_measured)
     free(table);
 }
 
+/* ---- figures at a rounding edge: the text says what the figure says -------------------- */
+/* A speed-up of 1.2496 printed "no: 1.25x" beside a rule that calls 1.25x parallel; 999.7
+ * ns printed "1000 ns", 999,999.6 ns "1000.00 us", and a figure under 0.5 "0 ns" (a
+ * helper's audit of session 63). */
+TEST(figures_at_a_rounding_edge)
+{
+    static compare_result res;
+    cpu_speedups(&res, 2, 1.2496, 1.2449);
+    const compare_fact *parallel = fact_of(&res, "parallel");
+    CHECK(parallel != NULL);
+    if (!parallel)
+        return;
+    CHECK(strncmp(parallel->value[THREAD], "yes: 1.25x", 10) == 0);
+    CHECK(strncmp(parallel->value[PROCESS], "no: 1.24x", 9) == 0);
+
+    made_up_result(&res, "a CPU");
+    compare_metric *create = compare_metric_row(&res, "create");
+    create->value[COROUTINE] = 999.7;
+    create->value[THREAD] = 999999.6;
+    create->value[PROCESS] = 0.3;
+    compare_metric *memory = compare_metric_row(&res, "memory");
+    memory->title = "memory per unit";
+    memory->unit = "bytes";
+    snprintf(memory->how, sizeof memory->how, "made up");
+    memory->value[COROUTINE] = 1023.7;
+    memory->value[THREAD] = 1048575.9;
+    memory->value[PROCESS] = 0.2;
+    compare_recommend(&res);
+    char *table = table_of(&res);
+    if (!table)
+        return;
+    static const char *const never[] = {"1000 ns", "1000.00 us", " 0 ns", "1024 B",
+                                        "1024.0 KiB", " 0 B", NULL};
+    check_none_in("the table", table, never);
+    static const char *const always[] = {"1.00 us", "1.00 ms", "0.3 ns", "1.0 KiB",
+                                         "1.0 MiB", "0.2 B", NULL};
+    for (const char *const *s = always; *s; s++) {
+        if (!strstr(table, *s))
+            fprintf(stderr, "  the table lacks '%s': %s\n", *s, table);
+        CHECK(strstr(table, *s) != NULL);
+    }
+    free(table);
+}
+
 /* ---- the text table marks the best of a row with a model not measured ------------------ */
 /* "(* the best of the row)": a row with one model not measured had no best marked at
  * all, though two figures were there to compare (the HTML report marks the best of
@@ -1090,7 +1134,7 @@ TEST(interrupt_taken_on_another_thread)
 }
 
 RUN_TESTS(CASE(json_cpu_model_not_utf8), CASE(recommendations_quote_what_was_measured),
-          CASE(cpu_job_speaks_of_its_workers), CASE(zero_and_infinite_figures_not_measured), CASE(table_marks_best_of_measured), CASE(option_given_twice), CASE(bench_runs_leading_zeros),
+          CASE(cpu_job_speaks_of_its_workers), CASE(zero_and_infinite_figures_not_measured), CASE(figures_at_a_rounding_edge), CASE(table_marks_best_of_measured), CASE(option_given_twice), CASE(bench_runs_leading_zeros),
           CASE(help_after_double_dash), CASE(html_onto_mount_point), CASE(html_keeps_owner),
           CASE(html_to_stdout_socket),
           CASE(io_job_fits_the_file_limit), CASE(parked_processes_fit_the_file_limit),

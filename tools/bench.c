@@ -839,8 +839,9 @@ static int measure(bool *selected, int runs, bool quick)
          * reader went on, exit 0). */
         sigprocmask(SIG_SETMASK, &old, NULL);
         print_machine();
-        printf("runs: %d%s, %.0f s\n\n", runs, quick ? " (quick: small counts)" : "",
-               now_s() - start);
+        double took = now_s() - start; /* (a quick run under a second said "0 s") */
+        printf("runs: %d%s, %.*f s\n\n", runs, quick ? " (quick: small counts)" : "",
+               took < 9.95 ? 1 : 0, took);
         bool mismatched = false;
         if (f.n > 0)
             mismatched = print_table(&f);

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sysinfo.h>
 #include <time.h>
@@ -92,18 +93,38 @@ static bool is_figure(double v)
     return isfinite(v) && v > 0;
 }
 
+/* v in the first of units[] (each `step` times the one before) whose printed figure,
+ * with `decimals` (0 to 2; the first unit's: first_decimals), stays under a step: 999.7 ns is
+ * "1.00 us", not "1000 ns".  A figure under 1 in the first unit gets two significant
+ * digits (0.3 ns printed "0 ns", which is never a figure). */
+static void in_units(char *buf, size_t cap, double v, const char *const units[4], double step,
+                     int first_decimals, int decimals)
+{
+    int u = 0, d = first_decimals;
+    double scaled = v;
+    for (; u < 3; u++, d = decimals, scaled /= step) {
+        double half = d == 0 ? 0.5 : d == 1 ? 0.05 : 0.005; /* rounds up to a step */
+        if (scaled < step - half)
+            break;
+    }
+    if (u == 0 && v < 1)
+        snprintf(buf, cap, "%.2g %s", v, units[0]);
+    else
+        snprintf(buf, cap, "%.*f %s", d, scaled, units[u]);
+}
+
 static const char *human(char *buf, size_t cap, double v, const char *unit)
 {
+    static const char *const times[4] = {"ns", "us", "ms", "s"};
+    static const char *const sizes[4] = {"B", "KiB", "MiB", "GiB"};
     if (!is_figure(v))
         snprintf(buf, cap, "not measured");
     else if (!strcmp(unit, "ns"))
-        snprintf(buf, cap, v < 1e3 ? "%.0f ns" : v < 1e6 ? "%.2f us" : v < 1e9 ? "%.2f ms" : "%.2f s",
-                 v < 1e3 ? v : v < 1e6 ? v / 1e3 : v < 1e9 ? v / 1e6 : v / 1e9);
+        in_units(buf, cap, v, times, 1e3, 0, 2);
     else if (!strcmp(unit, "bytes"))
-        snprintf(buf, cap, v < 1024 ? "%.0f B" : v < 1048576 ? "%.1f KiB" : v < 1073741824 ? "%.1f MiB" : "%.1f GiB",
-                 v < 1024 ? v : v < 1048576 ? v / 1024 : v < 1073741824 ? v / 1048576 : v / 1073741824);
+        in_units(buf, cap, v, sizes, 1024, 0, 1);
     else if (!strcmp(unit, "ms"))
-        snprintf(buf, cap, v < 1e3 ? "%.1f ms" : "%.2f s", v < 1e3 ? v : v / 1e3);
+        snprintf(buf, cap, v < 999.95 ? "%.1f ms" : "%.2f s", v < 999.95 ? v : v / 1e3);
     else if (!strcmp(unit, "x"))
         snprintf(buf, cap, "%.2fx", v);
     else
@@ -180,7 +201,10 @@ static const char *cpu_room(char *buf, size_t cap, const compare_result *res)
  * runs). */
 static bool ran_in_parallel(const compare_result *res, double speedup)
 {
-    return res->machine.cpus > 1 && cpu_workers(res) > 1 && speedup >= 1.25;
+    /* as printed: 1.2496 is "1.25x", which the rule's text calls parallel */
+    char printed[32];
+    snprintf(printed, sizeof printed, "%.2f", speedup);
+    return res->machine.cpus > 1 && cpu_workers(res) > 1 && strtod(printed, NULL) >= 1.25;
 }
 
 /* The facts that follow from the figures: who schedules, and whether it ran in parallel. */
