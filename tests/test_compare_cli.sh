@@ -2,7 +2,7 @@
 # `plait compare` as a script sees it: help, usage errors, an unwritable report path, a
 # FIFO for the report (with and without a reader),
 # a quick run whose JSON holds every figure, a machine with one CPU (taskset), few open
-# files (a smaller run, or a step skipped and said so), and
+# files (a smaller run, or a step skipped and said so), an address-space limit, and
 # Ctrl-C / SIGTERM in the middle of a run (exit 130, no report, no child left behind);
 # and SIGTERM in the middle of `plait tour`, or SIGINT while its output waits for a
 # reader (exit 130 too).
@@ -369,6 +369,23 @@ assert all(isinstance(v, (int, float)) and v > 0 for v in io["values"].values())
 units = int(re.match(r"(\d+) units", io["how"]).group(1))
 assert 10 <= units <= (200 - 85 - 64) // 3, io["how"]
 print("ok: 85 descriptors inherited: the I/O-bound job ran with %d units" % units)
+EOF
+fi
+
+# An address-space limit: the stacks are reserved whole (5,000 coroutines of 256 KiB),
+# and glibc's malloc arenas took 64 MiB each; under `ulimit -v 700000` the memory steps
+# and the threads' I/O-bound job failed (a helper's audit of session 63).  Not in a
+# sanitizer build, whose shadow memory needs terabytes of address space.
+if [ -z "$sanitizer" ]; then
+expect_exit 0 "compare --quick under an address-space limit of 700 MB" \
+    bash -c 'ulimit -v 700000 && exec "$0" compare --quick --json --quiet' "$plait"
+grep -q "of address space left" "$tmp/err" || fail "700 MB of address space: no word of the smaller run"
+python3 - "$tmp/out" <<'EOF' || fail "the run under an address-space limit"
+import json, sys
+d = json.load(open(sys.argv[1]))
+for m in d["metrics"]:
+    assert all(isinstance(v, (int, float)) and v > 0 for v in m["values"].values()), (m["id"], m["values"])
+print("ok: 700 MB of address space: every figure measured")
 EOF
 fi
 

@@ -15,9 +15,11 @@
 #include <plait.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -143,6 +145,46 @@ static long long fit_to_tasks(compare_sizes *s, bool *cut)
     return allowed;
 }
 
+/* The address space this run may still take (RLIMIT_AS, `ulimit -v`, beside what is
+ * mapped; RLIMIT_DATA beside the private writable mappings, which hold the stacks), -1
+ * for no limit; the units that hold a stack in this process (coroutines, and threads
+ * at the default stack size) fitted to a quarter of it: their stacks are reserved
+ * whole (5,000 coroutines of 256 KiB are 1.3 GB; under `ulimit -v 700000` the memory
+ * steps failed "Cannot allocate memory").  Under such a limit glibc's malloc is held to
+ * two arenas: each thread that met contention reserved one of 64 MiB, up to eight per
+ * CPU, and nine of them had taken the 700 MB before the first memory step.  A child
+ * process has a limit of its own. */
+static long long fit_to_address_space(compare_sizes *s, bool *cut)
+{
+    struct rlimit as, data;
+    long long room = -1;
+    if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+        room = tool_limit_count(as.rlim_cur) -
+               1024 * tool_proc_number("/proc/self/status", "VmSize:");
+    if (getrlimit(RLIMIT_DATA, &data) == 0 && data.rlim_cur != RLIM_INFINITY) {
+        long long data_room = tool_limit_count(data.rlim_cur) -
+                              1024 * tool_proc_number("/proc/self/status", "VmData:");
+        if (room < 0 || data_room < room)
+            room = data_room;
+    }
+    if (room < 0)
+        return -1;
+    mallopt(M_ARENA_MAX, 2);
+    size_t thread_stack = 8 << 20;
+    pthread_attr_t attr;
+    if (pthread_getattr_default_np(&attr) == 0) {
+        pthread_attr_getstacksize(&attr, &thread_stack);
+        pthread_attr_destroy(&attr);
+    }
+    long long budget = room / 4, per_thread = (long long)thread_stack + (64 << 10);
+    cap(&s->coroutines_parked, budget / (long long)(PLAIT_STACK_DEFAULT + (16 << 10)),
+        PARKED_MIN, cut);
+    cap(&s->threads_parked, budget / per_thread, PARKED_MIN, cut);
+    if (s->io_units > 0) /* (a thread each in the threads' run) */
+        cap(&s->io_units, budget / per_thread, IO_UNITS_MIN, cut);
+    return room;
+}
+
 static void fit_to_machine(compare_sizes *s)
 {
     bool cut = false, under_cgroup;
@@ -157,9 +199,14 @@ static void fit_to_machine(compare_sizes *s)
             cap(&s->io_units, budget / (2 << 20), IO_UNITS_MIN, &cut);
     }
     long long tasks = fit_to_tasks(s, &cut);
+    long long address_room = fit_to_address_space(s, &cut);
     if (!cut)
         return;
     char memory_text[64] = "free memory unknown", tasks_text[64] = "", workers_text[64] = "";
+    char address_text[64] = "";
+    if (address_room >= 0)
+        snprintf(address_text, sizeof address_text, ", %lld MiB of address space left",
+                 address_room >> 20);
     if (available >= 0)
         snprintf(memory_text, sizeof memory_text, "%lld MiB %s", available >> 20,
                  under_cgroup ? "of memory left under the cgroup's limit" : "free");
@@ -170,9 +217,9 @@ static void fit_to_machine(compare_sizes *s)
         snprintf(workers_text, sizeof workers_text, ", %d worker%s in the CPU-bound job",
                  s->cpu_workers, s->cpu_workers == 1 ? "" : "s");
     fprintf(stderr, "plait compare: fewer units than usual for this machine's limits (%lld "
-                    "open files, %s%s): %d in the I/O-bound job, %d / %d / %d parked "
+                    "open files, %s%s%s): %d in the I/O-bound job, %d / %d / %d parked "
                     "coroutines / threads / processes%s\n",
-            (long long)files.rlim_cur, memory_text, tasks_text,
+            (long long)files.rlim_cur, memory_text, tasks_text, address_text,
             s->io_units, s->coroutines_parked, s->threads_parked, s->processes_parked,
             workers_text);
 }
