@@ -32,9 +32,11 @@
  * its nodes off their channels and looks at every channel again.  Meanwhile the
  * channels it waited on have no node of it, yet the select is still under way and
  * comes back to them: each is pinned (retrying_selects) from before its node goes until
- * the select's next hold of its lock, so that its destroy answers -EBUSY (it once
- * freed the channel the select was about to lock).  A pin goes in that hold, never
- * later, so a select woken through a channel has left it by then, as the first pass's.
+ * the select's next hold of its lock that does not retry again, so that its destroy
+ * answers -EBUSY (it once freed the channel the select was about to lock; then the
+ * channel where a second retry began, unpinned as that hold began).  A pin goes in
+ * that hold, never later, so a select woken through a channel has left it by then, as
+ * the first pass's.
  */
 #include "internal.h"
 
@@ -435,10 +437,8 @@ retry:
          * all are, and whoever claims the select through one unlinks them all; the
          * select does not come back to the channel, which its waker may destroy at once
          * (it once took the lock of a destroyed channel for a case it had not reached).
-         * So its pins go in this hold too. */
+         * So its pins go in this hold too, unless it retries: it comes back. */
         size_t c = i;
-        if (n_pinned)
-            n_pinned -= unpin_ring(cases, i, same_next, pinned);
         do {
             outcome = try_case(cases, c, nodes, same_next, &w, may_block, linked, &n_linked,
                                &later);
@@ -446,6 +446,8 @@ retry:
                 seen[c] = true;
             c = (size_t)same_next[c];
         } while (outcome == 0 && c != i);
+        if (n_pinned && outcome != -2)
+            n_pinned -= unpin_ring(cases, i, same_next, pinned);
         plait__spin_unlock(&ch->lock);
         plait__wakeups_deliver(&later);
     }
@@ -458,11 +460,13 @@ retry:
             memset(pinned, 0, n * sizeof *pinned);
         for (size_t k = 0; k < n_linked; k++) {
             plait_chan *ch = cases[linked[k]].chan; /* pinned before its node goes */
-            plait__spin_lock(&ch->lock);
-            ch->retrying_selects++;
-            plait__spin_unlock(&ch->lock);
-            pinned[linked[k]] = true;
-            n_pinned++;
+            if (!pinned[linked[k]]) { /* (the channel it met -2 on keeps its pins) */
+                plait__spin_lock(&ch->lock);
+                ch->retrying_selects++;
+                plait__spin_unlock(&ch->lock);
+                pinned[linked[k]] = true;
+                n_pinned++;
+            }
             plait__wait_node_withdraw(&nodes[linked[k]]);
         }
         atomic_store(&w.claimed, 0);

@@ -228,9 +228,27 @@ TEST(select_cancelled_in_pool_task_and_plait_thread)
 /* ---- a select's retry: the peer it saw is claimed (its deadline) between the look
  * and the hand-off ---- */
 
+/* Armed for one thread: at its next delivery of wake-ups (after each hold of a
+ * channel's lock in a select), deliver_hook runs. */
+static atomic_int deliver_hook_tid;
+static void (*deliver_hook)(void);
+
+void __real_plait__wakeups_deliver(plait__wakeups *later);
+void __wrap_plait__wakeups_deliver(plait__wakeups *later);
+void __wrap_plait__wakeups_deliver(plait__wakeups *later)
+{
+    int tid = atomic_load(&deliver_hook_tid);
+    if (tid && tid == gettid_()) {
+        atomic_store(&deliver_hook_tid, 0);
+        deliver_hook();
+    }
+    __real_plait__wakeups_deliver(later);
+}
+
 /* Armed for one thread: the first look of that thread that finds a waiting peer
  * claims that peer and fails it with -ETIMEDOUT, as its deadline would at that moment
- * (the peer is a plain thread: its wait then ends with the status written here). */
+ * (the peer is a plain thread: its wait then ends with the status written here), and
+ * arms deliver_hook, if any, for the end of that hold. */
 static atomic_int peer_timeout_armed_tid;
 static atomic_int peer_timeouts_made;
 
@@ -246,6 +264,8 @@ bool __wrap_plait__waitq_has_other(plait__waitq *q, const plait__waiter *except)
             if (n->waiter != except && plait__waiter_claim(n->waiter)) {
                 plait__waiter_signal_now(n->waiter, -ETIMEDOUT, -1);
                 atomic_fetch_add(&peer_timeouts_made, 1);
+                if (deliver_hook) /* after this hold */
+                    atomic_store(&deliver_hook_tid, tid);
                 break;
             }
     }
@@ -253,23 +273,31 @@ bool __wrap_plait__waitq_has_other(plait__waitq *q, const plait__waiter *except)
 }
 
 /* Armed for one thread: right after its first withdrawal of a node (a select's retry
- * takes its nodes off their channels), a destroy of the channel named: the select is
- * still under way and comes back to it, so it must be -EBUSY (it was 0, and the
- * select locked the freed channel; a helper's audit of session 63). */
-static atomic_int destroy_in_withdraw_tid;
-static plait_chan *destroy_in_withdraw_chan;
-static int destroy_in_withdraw_result;
+ * takes its nodes off their channels), withdraw_hook runs. */
+static atomic_int withdraw_hook_tid;
+static void (*withdraw_hook)(void);
 
 void __real_plait__wait_node_withdraw(plait__wait_node *node);
 void __wrap_plait__wait_node_withdraw(plait__wait_node *node);
 void __wrap_plait__wait_node_withdraw(plait__wait_node *node)
 {
     __real_plait__wait_node_withdraw(node);
-    int tid = atomic_load(&destroy_in_withdraw_tid);
+    int tid = atomic_load(&withdraw_hook_tid);
     if (tid && tid == gettid_()) {
-        atomic_store(&destroy_in_withdraw_tid, 0);
-        destroy_in_withdraw_result = plait_chan_destroy(destroy_in_withdraw_chan);
+        atomic_store(&withdraw_hook_tid, 0);
+        withdraw_hook();
     }
+}
+
+/* A destroy of the channel named right after the withdrawal: the select is still under
+ * way and comes back to it, so it must be -EBUSY (it was 0, and the select locked the
+ * freed channel; a helper's audit of session 63). */
+static plait_chan *destroy_in_withdraw_chan;
+static atomic_int destroy_in_withdraw_result; /* 1: not made (read by the test's thread) */
+
+static void destroy_in_withdraw(void)
+{
+    atomic_store(&destroy_in_withdraw_result, plait_chan_destroy(destroy_in_withdraw_chan));
 }
 
 typedef struct {
@@ -280,19 +308,27 @@ typedef struct {
     int index, result;
 } retry_sel;
 
-static void *retry_selector(void *p)
+/* The select of the retry cases, on the calling thread, with the look's injection and
+ * the withdraw hook armed for it. */
+static void *select_two(retry_sel *s)
 {
-    retry_sel *s = p;
     plait_select_case cases[2] = {{.chan = s->ch[0], .op = s->op0, .elem = &s->value[0]},
                                   {.chan = s->ch[1], .op = PLAIT_RECV, .elem = &s->value[1]}};
     atomic_store(&peer_timeout_armed_tid, gettid_());
-    destroy_in_withdraw_chan = s->ch[1];
-    destroy_in_withdraw_result = 1;
-    atomic_store(&destroy_in_withdraw_tid, gettid_());
+    atomic_store(&withdraw_hook_tid, gettid_());
     atomic_store(&s->tid, gettid_());
     s->index = plait_select(cases, 2, SOON());
     s->result = s->index >= 0 ? cases[s->index].result : 1;
     return NULL;
+}
+
+static void *retry_selector(void *p)
+{
+    retry_sel *s = p;
+    destroy_in_withdraw_chan = s->ch[1];
+    atomic_store(&destroy_in_withdraw_result, 1);
+    withdraw_hook = destroy_in_withdraw;
+    return select_two(s);
 }
 
 TEST(select_retries_when_its_peer_times_out_in_between)
@@ -319,9 +355,9 @@ TEST(select_retries_when_its_peer_times_out_in_between)
         CHECK_EQ(p.value, sel_sends ? -1 : 1);
         CHECK_EQ(atomic_load(&peer_timeouts_made), 1);
         wait_asleep(&s.tid);            /* ...and the select waits on */
-        atomic_store(&destroy_in_withdraw_tid, 0);
-        if (destroy_in_withdraw_result != 1) {
-            CHECK_EQ(destroy_in_withdraw_result, -EBUSY);
+        atomic_store(&withdraw_hook_tid, 0);
+        if (atomic_load(&destroy_in_withdraw_result) != 1) {
+            CHECK_EQ(atomic_load(&destroy_in_withdraw_result), -EBUSY);
             withdrew++;
         }
         CHECK_EQ(plait_chan_destroy(s.ch[0]), -EBUSY);
@@ -341,7 +377,105 @@ TEST(select_retries_when_its_peer_times_out_in_between)
     CHECK(withdrew > 0); /* half the rounds, in the random order (none: 24 coin tosses) */
 }
 
+/* A second retry, at the channel the first one had pinned: a select receiving on A and
+ * W links W, meets a peer on A that times out (retry 1: W pinned, its node withdrawn),
+ * then a new peer on W that times out too (retry 2, at W).  W was unpinned as that hold
+ * began, and had neither node nor pin until the third pass locked it: a destroy in
+ * between freed it (the review of d4b3c34).  It must be -EBUSY. */
+static partner second_peer;
+static pthread_t second_peer_thread;
+static atomic_int second_peer_started; /* 1: as the hook begins, 2: once it is done */
+static atomic_int second_peer_returned;
+static atomic_int destroy_of_w; /* 1: not made */
+
+static void *second_peer_sends(void *unused)
+{
+    (void)unused;
+    partner_thread(&second_peer);
+    atomic_store(&second_peer_returned, 1);
+    return NULL;
+}
+
+/* After W's hold that met its peer timed out: once that peer has left W's queue (its
+ * send returned), W has no waiter at all, only the select that comes back to it. */
+static void destroy_w_once_its_peer_left(void)
+{
+    int64_t until = SOON();
+    while (!atomic_load(&second_peer_returned) && plait_now() < until)
+        sched_yield();
+    atomic_store(&destroy_of_w, plait_chan_destroy(second_peer.ch));
+}
+
+static void second_peer_on_w(void)
+{
+    atomic_store(&second_peer_started, 1);
+    thread_start(&second_peer_thread, second_peer_sends, NULL);
+    wait_asleep(&second_peer.tid);
+    deliver_hook = destroy_w_once_its_peer_left;
+    atomic_store(&peer_timeout_armed_tid, gettid_()); /* it times out as W is looked at */
+    atomic_store(&second_peer_started, 2);
+}
+
+/* Whether the selector (tid) sleeps in its select's wait, not in the hook's own (which
+ * starts only while it runs: seen not begun both before and after it was seen asleep). */
+static bool selector_waits(int tid)
+{
+    return atomic_load(&second_peer_started) != 1 && thread_asleep_in_wait(tid) &&
+           atomic_load(&second_peer_started) != 1;
+}
+
+TEST(a_second_retry_keeps_the_channel_busy)
+{
+    int retried_twice = 0;
+    for (int round = 0; round < 24; round++) {
+        retry_sel s = {.value = {-1, -1}, .index = 9, .result = 9, .op0 = PLAIT_RECV};
+        atomic_init(&s.tid, 0);
+        CHECK_EQ(plait_chan_create(&s.ch[0], sizeof(int), 0), 0); /* A */
+        CHECK_EQ(plait_chan_create(&s.ch[1], sizeof(int), 0), 0); /* W */
+        partner first = {.ch = s.ch[0], .mode = 1, .value = 1, .result = 1};
+        atomic_init(&first.tid, 0);
+        second_peer = (partner){.ch = s.ch[1], .mode = 1, .value = 2, .result = 1};
+        atomic_init(&second_peer.tid, 0);
+        atomic_store(&second_peer_started, 0);
+        atomic_store(&second_peer_returned, 0);
+        atomic_store(&destroy_of_w, 1);
+        deliver_hook = NULL;
+        pthread_t pth, sth;
+        thread_start(&pth, partner_thread, &first);
+        wait_asleep(&first.tid);
+        withdraw_hook = second_peer_on_w; /* (armed by the selector, with its tid) */
+        thread_start(&sth, (void *(*)(void *))select_two, &s);
+        thread_join(pth);
+        CHECK_EQ(first.result, -ETIMEDOUT);
+        wait_for_flag(&s.tid);
+        int64_t until = SOON();
+        while (!selector_waits(atomic_load(&s.tid)) && plait_now() < until)
+            nanosleep(&(struct timespec){0, PLAIT_MS}, NULL);
+        CHECK(selector_waits(atomic_load(&s.tid))); /* on both */
+        if (atomic_load(&second_peer_started)) {
+            thread_join(second_peer_thread);
+            CHECK_EQ(second_peer.result, -ETIMEDOUT);
+            CHECK_EQ(atomic_load(&destroy_of_w), -EBUSY);
+            retried_twice++;
+        }
+        atomic_store(&withdraw_hook_tid, 0);
+        atomic_store(&peer_timeout_armed_tid, 0);
+        atomic_store(&deliver_hook_tid, 0);
+        deliver_hook = NULL;
+        int v = 3;
+        CHECK_EQ(plait_chan_send(s.ch[1], &v, SOON()), 0);
+        thread_join(sth);
+        CHECK_EQ(s.index, 1);
+        CHECK_EQ(s.result, 0);
+        CHECK_EQ(s.value[1], 3);
+        CHECK_EQ(plait_chan_destroy(s.ch[0]), 0);
+        CHECK_EQ(plait_chan_destroy(s.ch[1]), 0);
+    }
+    CHECK(retried_twice > 0); /* half the rounds link W first (none: 24 coin tosses) */
+}
+
 RUN_TESTS(CASE(select_both_ops_one_unbuffered_channel_with_a_thread),
           CASE(close_wakes_more_than_a_batch_then_destroy),
           CASE(select_cancelled_in_pool_task_and_plait_thread),
-          CASE(select_retries_when_its_peer_times_out_in_between))
+          CASE(select_retries_when_its_peer_times_out_in_between),
+          CASE(a_second_retry_keeps_the_channel_busy))
