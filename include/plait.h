@@ -341,7 +341,7 @@ int plait_dump(FILE *out);
  * first look after its switch, so the figure a warning gives is a lower bound (up to
  * one look short), and a run as long as the threshold plus one look (1.25 thresholds
  * from 4 ms up) may go unwarned.  Durations are printed in ms (µs or ns under a
- * millisecond).  A warning into a pipe whose reader has gone is lost, never a SIGPIPE.
+ * millisecond; with a tenth below ten of the unit).  A warning into a pipe whose reader has gone is lost, never a SIGPIPE.
  * -EINVAL for a negative threshold. */
 int plait_set_slow_warning(int64_t threshold_ns);
 

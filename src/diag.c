@@ -97,16 +97,23 @@ static int64_t threshold_now(void)
     return t;
 }
 
-/* A duration for a warning, in the largest unit it holds one of (a threshold under a
- * millisecond printed as "0 ms"). */
+/* A duration for a warning, in the largest unit it holds one of, with a tenth below
+ * ten of it (a threshold under a millisecond printed "0 ms", and 1.5 ms "1 ms"). */
 static void duration_text(char *text, size_t size, int64_t ns)
 {
-    if (ns >= PLAIT_MS)
-        snprintf(text, size, "%lld ms", (long long)(ns / PLAIT_MS));
-    else if (ns >= PLAIT_US)
-        snprintf(text, size, "%lld µs", (long long)(ns / PLAIT_US));
-    else
-        snprintf(text, size, "%lld ns", (long long)ns);
+    static const struct {
+        int64_t ns;
+        const char *name;
+    } units[] = {{PLAIT_MS, "ms"}, {PLAIT_US, "µs"}};
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+        if (ns >= 10 * units[i].ns) {
+            snprintf(text, size, "%lld %s", (long long)(ns / units[i].ns), units[i].name);
+            return;
+        } else if (ns >= units[i].ns) {
+            snprintf(text, size, "%.1f %s", (double)ns / (double)units[i].ns, units[i].name);
+            return;
+        }
+    snprintf(text, size, "%lld ns", (long long)ns);
 }
 
 typedef struct plait__watchdog {

@@ -1088,7 +1088,8 @@ TEST(slow_coroutine_warning)
     CHECK(strstr(buf, "without yielding") != NULL);
 }
 
-/* A threshold under a millisecond is printed as such (it said "threshold 0 ms"). */
+/* A threshold under a millisecond is printed as such (it said "threshold 0 ms"), and
+ * 1.5 ms as 1.5 ms. */
 static void *hog_100_ms(void *unused)
 {
     (void)unused;
@@ -1113,9 +1114,13 @@ TEST(slow_coroutine_warning_under_a_millisecond)
     CHECK_EQ(plait_set_slow_warning(500 * PLAIT_US), 0);
     char buf[4096];
     check_run_capturing_stderr(run_hog_100_ms, buf, sizeof buf);
-    CHECK_EQ(plait_set_slow_warning(0), 0);
     CHECK(strstr(buf, "coroutine 'short-hog'") != NULL);
     CHECK(strstr(buf, "(threshold 500 µs)") != NULL);
+    /* and a tenth under ten of a unit (it said "threshold 1 ms") */
+    CHECK_EQ(plait_set_slow_warning(1500 * PLAIT_US), 0);
+    check_run_capturing_stderr(run_hog_100_ms, buf, sizeof buf);
+    CHECK_EQ(plait_set_slow_warning(0), 0);
+    CHECK(strstr(buf, "(threshold 1.5 ms)") != NULL);
 }
 
 /* The report after a stall names the coroutine that stalled, or nobody.  Here the
