@@ -779,7 +779,9 @@ int plait_completed_destroy(plait_completed *set);
  * pthread key: closing that eventfd at the thread's end needs one; a later wait tries
  * again); so can a read or write that must wait, and a wait under way at a fork() in a
  * child that has none left for its own poller.  On epoll, -ENOSPC when the user's
- * watches are at the kernel's limit (fs.epoll.max_user_watches). */
+ * watches are at the kernel's limit (fs.epoll.max_user_watches), and a coroutine's
+ * -ELOOP on an epoll descriptor nested too deep for the kernel to add to another set
+ * (five sets each watching the next; io_uring and a thread's wait poll it). */
 int plait_wait_fd(int fd, int events, int64_t deadline);
 
 /* One read / write, waiting first if fd would block: the bytes moved (0 from read at
