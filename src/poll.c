@@ -358,6 +358,21 @@ static bool ended(const plait__waiter *w)
     return atomic_load_explicit(&w->claimed, memory_order_acquire);
 }
 
+/* Watch fd for what its waiters want now.  A refused watch answers them as a wait
+ * refused as it begins would: a file epoll takes no watch on (a regular file now at the
+ * number) is always ready, any other refusal (ENOSPC, ENOMEM, EBADF) is their outcome
+ * (a waiter left when the other direction's fired slept, unwatched, until its deadline). */
+static void rearm(struct plait__poller *p, int fd)
+{
+    plait__fd_slot *slot = &p->fds[fd];
+    unsigned wants = plait__slot_wants(slot);
+    int r = p->backend->arm(p, fd, slot, wants);
+    if (r == -EPERM)
+        r = (int)(wants & (POLLIN | POLLOUT));
+    if (r != 0 && wants)
+        plait__poller_fire(p, fd, r);
+}
+
 /* Waits on fd that have ended, their coroutines not yet run again, no longer hold the
  * slot: a new one takes it (their coroutines then find the slot not their own and
  * leave it).  Else a plait_close() on another thread, the number at once reused for a
@@ -380,7 +395,7 @@ static void release_ended(struct plait__poller *p, int fd)
      * is narrowed here (an io_uring poll holds its file open, the file a plait_close on
      * another thread closed) */
     if (released && slot->armed && slot->armed != plait__slot_wants(slot))
-        p->backend->arm(p, fd, slot, plait__slot_wants(slot));
+        rearm(p, fd);
     if (slot->read_op && ended(slot->read_op->waiter))
         p->backend->io_cancel(p, fd);
 }
@@ -438,7 +453,7 @@ static int coro_wait_fd(plait__sched *s, plait__waiter *w, int fd, int events,
     if (slot->writer == w)
         slot->writer = NULL;
     if (mine && slot->armed)
-        p->backend->arm(p, fd, slot, plait__slot_wants(slot));
+        rearm(p, fd);
     return r;
 }
 
@@ -487,7 +502,7 @@ void plait__poller_fire(struct plait__poller *p, int fd, int revents)
     if (wake_w && w != r && plait__waiter_claim(w))
         plait__waiter_signal_now(w, mask_w, -1);
     if (plait__slot_wants(slot)) /* one-shot: the other direction still waits */
-        p->backend->arm(p, fd, slot, plait__slot_wants(slot));
+        rearm(p, fd);
 }
 
 /* The call's slot in its scheduler's poller, if there is one (the table may have moved
@@ -594,15 +609,8 @@ static void poller_after_fork(plait__sched *s)
     /* none to be had (broken): each wait below is answered with the error */
     (void)poller_remake(s, p);
     for (size_t fd = 0; fd < p->cap; fd++) {
-        unsigned wants = plait__slot_wants(&p->fds[fd]);
-        int r = wants ? p->backend->arm(p, (int)fd, &p->fds[fd], wants) : 0;
-        /* a refused watch answers its waiters as a wait refused here would: a file
-         * epoll takes no watch on (a regular file now at the number) is always ready,
-         * any other refusal (ENOSPC, ENOMEM, EBADF) is their outcome */
-        if (r == -EPERM)
-            r = (int)(wants & (POLLIN | POLLOUT));
-        if (r != 0)
-            plait__poller_fire(p, (int)fd, r);
+        if (plait__slot_wants(&p->fds[fd]))
+            rearm(p, (int)fd);
         if (p->fds[fd].read_op)
             /* a read the parent's ring had in flight is not made again in the child's:
              * where this loop fills the ring, its requests go to the kernel to make room

@@ -41,6 +41,7 @@
 #include "fork_child.h"
 #include "helpers.h"
 
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,10 +189,17 @@ static atomic_int counted_fd = -1, ctls;
 
 int __real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
 int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
+static atomic_int refuse_mod_of = -1; /* the next EPOLL_CTL_MOD of it: ENOMEM */
+
 int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
     if (fd == atomic_load(&counted_fd))
         atomic_fetch_add(&ctls, 1);
+    int refused = fd;
+    if (op == EPOLL_CTL_MOD && atomic_compare_exchange_strong(&refuse_mod_of, &refused, -1)) {
+        errno = ENOMEM;
+        return -1;
+    }
     return __real_epoll_ctl(epfd, op, fd, event);
 }
 
@@ -256,6 +264,64 @@ TEST(spaced_short_waits_make_no_epoll_ctl)
     }
     CHECK_EQ(setenv("PLAIT_POLLER", "epoll", 1), 0); /* before the first scheduler */
     check_run(spaced_waits, NULL);
+}
+
+/* A reader and a writer of one scheduler wait on one socket, whose registration a
+ * plait_close in its stripe of numbers has put in doubt; the reader's event comes, and
+ * the watch left for the writer is refused as it is made again (EPOLL_CTL_MOD:
+ * ENOMEM).  The writer's wait was left asleep, unwatched, until its deadline (a helper's
+ * audit of session 63, reasoned): a refused watch is its waiter's outcome, as for a wait
+ * refused as it begins. */
+static int rearm_pair[2];
+static int wait_outcome[2]; /* the writer's, the reader's */
+
+static void *wait_on_rearm_pair(void *events)
+{
+    wait_outcome[INT(events) == PLAIT_READABLE] =
+        plait_wait_fd(rearm_pair[0], INT(events), plait_deadline_in(5 * PLAIT_SEC));
+    return NULL;
+}
+
+static void *refused_rearm(void *unused)
+{
+    (void)unused;
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, rearm_pair), 0);
+    static char fill[4096];
+    while (write(rearm_pair[0], fill, sizeof fill) > 0) /* no room left to write */
+        ;
+    plait_task writer, reader;
+    CHECK_EQ(plait_spawn(&writer, wait_on_rearm_pair, ARG(PLAIT_WRITABLE)), 0);
+    CHECK_EQ(plait_spawn(&reader, wait_on_rearm_pair, ARG(PLAIT_READABLE)), 0);
+    CHECK_EQ(plait_yield(), 0); /* (one scheduler: both wait now) */
+    /* a plait_close of a number in the socket's stripe: its registration may be gone,
+     * so the watch left for the writer is made again (the refused EPOLL_CTL_MOD) */
+    int same_stripe = dup3(rearm_pair[1], rearm_pair[0] + 64, O_CLOEXEC);
+    CHECK(same_stripe >= 0);
+    CHECK_EQ(plait_close(same_stripe), 0);
+    atomic_store(&refuse_mod_of, rearm_pair[0]);
+    CHECK_EQ(write(rearm_pair[1], "x", 1), 1);
+    int64_t start = plait_now();
+    CHECK_EQ(plait_join(reader, NULL, SOON()), 0);
+    CHECK_EQ(wait_outcome[1], PLAIT_READABLE);
+    CHECK_EQ(plait_join(writer, NULL, SOON()), 0);
+    CHECK_EQ(wait_outcome[0], -ENOMEM);
+    CHECK(plait_now() - start < 4 * PLAIT_SEC); /* not its deadline's 5 s */
+    CHECK_EQ(atomic_load(&refuse_mod_of), -1); /* the refusal was met */
+    atomic_store(&refuse_mod_of, -1);
+    close(rearm_pair[0]);
+    close(rearm_pair[1]);
+    return NULL;
+}
+
+TEST(a_watch_refused_as_it_is_made_again_answers_its_waiter)
+{
+    const char *poller = getenv("PLAIT_POLLER");
+    if (poller && strcmp(poller, "epoll") != 0) {
+        CHECK_SKIP("epoll only (PLAIT_POLLER names another)");
+        return;
+    }
+    CHECK_EQ(setenv("PLAIT_POLLER", "epoll", 1), 0); /* before the first scheduler */
+    check_run(refused_rearm, NULL);
 }
 
 static atomic_bool counting;
@@ -364,5 +430,6 @@ TEST(a_look_with_a_queued_read_whose_data_is_there_makes_one_enter)
 RUN_TESTS(CASE(a_look_that_sees_events_makes_one_enter), /* (first: see above) */
           CASE(a_look_with_a_queued_read_whose_data_is_there_makes_one_enter), /* (as first) */
           CASE(spaced_short_waits_make_no_epoll_ctl),
+          CASE(a_watch_refused_as_it_is_made_again_answers_its_waiter),
           CASE(accept_that_lost_races_does_not_pause_thread),
           CASE(accept_that_lost_races_does_not_pause_coroutine))
