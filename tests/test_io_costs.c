@@ -254,17 +254,20 @@ static void *spaced_waits(void *arg)
     return NULL;
 }
 
-TEST(spaced_short_waits_make_no_epoll_ctl)
+/* Run main on a scheduler waiting on epoll (asked for before the first scheduler);
+ * skipped where PLAIT_POLLER names another. */
+static void run_on_epoll(plait_fn main)
 {
     const char *poller = getenv("PLAIT_POLLER");
-    if (poller && strcmp(poller, "epoll") != 0)
-    {
+    if (poller && strcmp(poller, "epoll") != 0) {
         CHECK_SKIP("epoll only (PLAIT_POLLER names another)");
         return;
     }
-    CHECK_EQ(setenv("PLAIT_POLLER", "epoll", 1), 0); /* before the first scheduler */
-    check_run(spaced_waits, NULL);
+    CHECK_EQ(setenv("PLAIT_POLLER", "epoll", 1), 0);
+    check_run(main, NULL);
 }
+
+TEST(spaced_short_waits_make_no_epoll_ctl) { run_on_epoll(spaced_waits); }
 
 /* A reader and a writer of one scheduler wait on one socket, whose registration a
  * plait_close in its stripe of numbers has put in doubt; the reader's event comes, and
@@ -313,16 +316,7 @@ static void *refused_rearm(void *unused)
     return NULL;
 }
 
-TEST(a_watch_refused_as_it_is_made_again_answers_its_waiter)
-{
-    const char *poller = getenv("PLAIT_POLLER");
-    if (poller && strcmp(poller, "epoll") != 0) {
-        CHECK_SKIP("epoll only (PLAIT_POLLER names another)");
-        return;
-    }
-    CHECK_EQ(setenv("PLAIT_POLLER", "epoll", 1), 0); /* before the first scheduler */
-    check_run(refused_rearm, NULL);
-}
+TEST(a_watch_refused_as_it_is_made_again_answers_its_waiter) { run_on_epoll(refused_rearm); }
 
 static atomic_bool counting;
 static atomic_int enters;
