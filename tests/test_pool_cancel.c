@@ -67,8 +67,8 @@ static void map_cancelled_in_task(unsigned threads)
     /* counted from the cancel, not from the first item: a loaded machine may hold this
      * thread up for a while after the first item, the items running on meanwhile (a
      * runner starts one more at most once it is cancelled; the bug ran them all) */
-    CHECK(started - before < MC_N / 4);
-    CHECK(took < 500 * PLAIT_MS);
+    CHECK(started - before < MC_N / 4); /* (the count, not the time: a loaded machine's
+                                          * 500 ms could pass with the count right) */
     CHECK_EQ(plait_pool_destroy(m.pool), 0);
     CHECK_EQ(plait_event_destroy(m.first), 0);
 }
@@ -145,7 +145,6 @@ TEST(cancelled_join_in_a_pool_task_stops_running_the_queue)
            c.result, (long long)(took / PLAIT_MS), c.ran_at_return, JC_QUEUED,
            c.ran_at_return - before);
     CHECK_EQ(c.result, -ECANCELED);
-    CHECK(took < 500 * PLAIT_MS);
     /* counted from the cancel to the join's return, not from the first task to this
      * thread's look: a loaded machine may hold this thread up for a while after either,
      * the worker running queued tasks meanwhile (in the join, or once it has returned:

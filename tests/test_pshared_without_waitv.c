@@ -49,9 +49,25 @@ TEST(a_threads_wait_sleeps_and_is_woken)
     CHECK_EQ(plait_psem_destroy(s), 0);
 }
 
+static atomic_int waiter_tid;
+
 static void *acquire_forever(void *arg)
 {
+    atomic_store(&waiter_tid, gettid_());
     return ARG(plait_psem_acquire(arg, PLAIT_FOREVER));
+}
+
+/* Until the thread that published its id in waiter_tid sleeps (in its wait: it does
+ * nothing else after; a fixed sleep here once left the path that sleeps untested when
+ * the thread came late). */
+static void until_the_waiter_sleeps(void)
+{
+    CHECK(wait_for_flag(&waiter_tid));
+    int64_t give_up = SOON();
+    while (!thread_asleep(atomic_load(&waiter_tid)) && plait_now() < give_up)
+        nanosleep(&(struct timespec){0, PLAIT_MS}, NULL);
+    CHECK(thread_asleep(atomic_load(&waiter_tid)));
+    atomic_store(&waiter_tid, 0);
 }
 
 TEST(a_plait_threads_wait_is_woken_by_a_release_and_by_a_cancellation)
@@ -61,12 +77,12 @@ TEST(a_plait_threads_wait_is_woken_by_a_release_and_by_a_cancellation)
     plait_task t;
     void *v = ARG(1);
     CHECK_EQ(plait_thread_start(&t, acquire_forever, s, NULL), 0);
-    plait_sleep(50 * PLAIT_MS); /* (either order is right: asleep or not yet there) */
+    until_the_waiter_sleeps();
     CHECK_EQ(plait_psem_release(s), 0);
     CHECK_EQ(plait_join(t, &v, SOON()), 0);
     CHECK_EQ(INT(v), 0);
     CHECK_EQ(plait_thread_start(&t, acquire_forever, s, NULL), 0);
-    plait_sleep(50 * PLAIT_MS);
+    until_the_waiter_sleeps();
     int64_t start = plait_now();
     CHECK_EQ(plait_cancel(t), 0);
     CHECK_EQ(plait_join(t, &v, SOON()), -ECANCELED);
@@ -74,10 +90,11 @@ TEST(a_plait_threads_wait_is_woken_by_a_release_and_by_a_cancellation)
     CHECK_EQ(plait_psem_destroy(s), 0);
 }
 
+/* Once the coroutine's scheduler (its thread's id in waiter_tid) sleeps: the coroutine
+ * waits then, its watcher looking at the word. */
 static void *release_soon(void *arg)
 {
-    struct timespec ts = {0, 30 * 1000 * 1000};
-    nanosleep(&ts, NULL); /* (either order is right: the waiter asleep or not yet) */
+    until_the_waiter_sleeps();
     CHECK_EQ(plait_psem_release(arg), 0);
     return NULL;
 }
@@ -91,6 +108,7 @@ static void *coroutine_waits(void *arg)
     CHECK(plait_now() - start >= WAIT_MS * PLAIT_MS);
     CHECK(cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu < WAIT_MS * PLAIT_MS / 3);
     /* one that a release from another thread ends */
+    atomic_store(&waiter_tid, gettid_());
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, release_soon, s), 0);
     CHECK_EQ(plait_psem_acquire(s, SOON()), 0);

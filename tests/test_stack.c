@@ -101,9 +101,13 @@ static void *burst_main(void *arg)
         }
         CHECK_EQ(plait_event_destroy(burst_gate), 0);
         /* the scheduler sleeps, well inside the period of a second that the stacks
-         * must stay unused before their memory goes */
+         * must stay unused before their memory goes (-1: this machine held it up past
+         * most of that second, and the reading tells nothing) */
+        int64_t joined = plait_now();
         CHECK_EQ(plait_sleep(100 * PLAIT_MS), 0);
         kb[3 * round + 1] = burst_resident_kb();
+        if (plait_now() - joined > 800 * PLAIT_MS)
+            kb[3 * round + 1] = -1;
         kb[3 * round + 2] = burst_wait_resident_below(touched / 3);
     }
     return NULL;
@@ -119,7 +123,7 @@ TEST(stack_memory_goes_back)
     long touched = (long)BURST * BURST_TOUCH / 1024;
     for (int round = 0; round < 2; round++) {
         CHECK(kb[3 * round] >= touched);
-        CHECK(kb[3 * round + 1] >= touched); /* not in the middle of a swing */
+        CHECK(kb[3 * round + 1] >= touched || kb[3 * round + 1] == -1); /* not gone early */
         CHECK(kb[3 * round + 2] < touched / 3);
     }
 }

@@ -1607,11 +1607,12 @@ TEST(barrier_round_completes_only_with_parties_it_releases)
  * A thread here keeps taking the bucket of a once that runs; each child uses another
  * once of the same bucket. */
 static plait_once ofork_onces[64];
-static atomic_int ofork_stop;
+static atomic_int ofork_stop, ofork_slow_runs, ofork_hammer_refused;
 
 static int ofork_slow(void *arg)
 {
     (void)arg;
+    atomic_store(&ofork_slow_runs, 1);
     while (!atomic_load(&ofork_stop))
         plait_sleep(PLAIT_MS);
     return 0;
@@ -1639,8 +1640,9 @@ static void *ofork_runner(void *p)
 static void *ofork_hammer(void *p)
 {
     (void)p;
-    while (!atomic_load(&ofork_stop))
-        plait_once_call(&ofork_onces[0], ofork_quick, NULL, 0); /* -ETIMEDOUT: it runs */
+    while (!atomic_load(&ofork_stop)) /* -ETIMEDOUT: it runs */
+        if (plait_once_call(&ofork_onces[0], ofork_quick, NULL, 0) == -ETIMEDOUT)
+            atomic_store(&ofork_hammer_refused, 1);
     return NULL;
 }
 
@@ -1656,7 +1658,9 @@ TEST(once_buckets_across_fork)
     atomic_store(&ofork_stop, 0);
     pthread_t runner, hammer;
     thread_start(&runner, ofork_runner, NULL);
-    plait_sleep(20 * PLAIT_MS); /* it runs fn */
+    /* it runs fn (a fixed sleep here once let the hammer run the once itself when the
+     * runner was late: then no bucket was taken at any fork, and the case passed) */
+    CHECK(wait_for_flag(&ofork_slow_runs));
     thread_start(&hammer, ofork_hammer, NULL);
     int hung = 0;
     for (int i = 0; i < 100 && !hung; i++) {
@@ -1678,6 +1682,7 @@ TEST(once_buckets_across_fork)
     atomic_store(&ofork_stop, 1);
     thread_join(hammer);
     thread_join(runner);
+    CHECK_EQ(atomic_load(&ofork_hammer_refused), 1); /* it took the bucket, at least once */
 }
 
 RUN_TESTS(CASE(rwlock_bad_input), CASE(rwlock_basics_threads), CASE(rwlock_fairness_both_ways),
