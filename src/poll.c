@@ -358,19 +358,20 @@ static bool ended(const plait__waiter *w)
     return atomic_load_explicit(&w->claimed, memory_order_acquire);
 }
 
-/* Watch fd for what its waiters want now.  A refused watch answers them as a wait
- * refused as it begins would: a file epoll takes no watch on (a regular file now at the
- * number) is always ready, any other refusal (ENOSPC, ENOMEM, EBADF) is their outcome
- * (a waiter left when the other direction's fired slept, unwatched, until its deadline). */
+/* Watch fd for what its waiters want now.  A refusal that leaves them unwatched answers
+ * them as a wait refused as it begins would: a file epoll takes no watch on (a regular
+ * file now at the number) is always ready, any other refusal (ENOSPC, ENOMEM, EBADF) is
+ * their outcome (a waiter left when the other direction's fired slept, unwatched, until
+ * its deadline).  One whose watch stands (io_uring keeps the wider watch it could not
+ * narrow, or makes it at its next wait) waits on. */
 static void rearm(struct plait__poller *p, int fd)
 {
     plait__fd_slot *slot = &p->fds[fd];
     unsigned wants = plait__slot_wants(slot);
     int r = p->backend->arm(p, fd, slot, wants);
-    if (r == -EPERM)
-        r = (int)(wants & (POLLIN | POLLOUT));
-    if (r != 0 && wants)
-        plait__poller_fire(p, fd, r);
+    if (r == 0 || !wants || slot->arm_deferred || (slot->armed & wants) == wants)
+        return;
+    plait__poller_fire(p, fd, r == -EPERM ? (int)(wants & (POLLIN | POLLOUT)) : r);
 }
 
 /* Waits on fd that have ended, their coroutines not yet run again, no longer hold the
