@@ -157,18 +157,24 @@ static long long fit_to_tasks(compare_sizes *s, bool *cut)
 static long long fit_to_address_space(compare_sizes *s, bool *cut)
 {
     struct rlimit as, data;
-    long long room = -1;
-    if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+    long long room = LLONG_MAX;
+    bool limited = false;
+    if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) {
+        limited = true;
         room = tool_limit_count(as.rlim_cur) -
                1024 * tool_proc_number("/proc/self/status", "VmSize:");
+    }
     if (getrlimit(RLIMIT_DATA, &data) == 0 && data.rlim_cur != RLIM_INFINITY) {
+        limited = true;
         long long data_room = tool_limit_count(data.rlim_cur) -
                               1024 * tool_proc_number("/proc/self/status", "VmData:");
-        if (room < 0 || data_room < room)
+        if (data_room < room)
             room = data_room;
     }
-    if (room < 0)
+    if (!limited)
         return -1;
+    if (room < 0) /* (a limit already under what is mapped: the least run) */
+        room = 0;
     mallopt(M_ARENA_MAX, 2);
     size_t thread_stack = 8 << 20;
     pthread_attr_t attr;
