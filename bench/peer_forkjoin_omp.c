@@ -73,15 +73,22 @@ static long fib_task(long n)
 static long long fib_once(long n, int threads, long expect)
 {
     long r = 0;
+    int team = 0;
     long long t0 = now_ns();
 #pragma omp parallel num_threads(threads)
 #pragma omp single
     {
+        team = omp_get_num_threads();
 #pragma omp task shared(r)
         r = fib_task(n);
 #pragma omp taskwait
     }
     long long t = now_ns() - t0;
+    if (team != threads) { /* (OMP_THREAD_LIMIT, OMP_DYNAMIC: a figure for another size) */
+        fprintf(stderr, "peer_forkjoin_omp: a team of %d threads ran, not %d\n", team,
+                threads);
+        exit(1);
+    }
     if (r != expect) {
         fprintf(stderr, "peer_forkjoin_omp: fib(%ld) gave %ld, not %ld\n", n, r, expect);
         exit(1);

@@ -74,7 +74,7 @@ def best_rate(run_map, n, tries=3):
         t0 = time.perf_counter()
         out = run_map()
         took = time.perf_counter() - t0
-        if len(out) != n or any(out[i] != i * i for i in (0, n // 2, n - 1)):
+        if list(out) != [i * i for i in range(n)]:  # every item, as bench_process checks
             sys.exit(f"peer_mp.py: a map of {n} items gave wrong results")
         best = took if best is None or took < best else best
     return n / best

@@ -72,11 +72,21 @@ int main(int argc, char **argv)
     for (int p = 0; p < 2; p++)
         printf("procpool.roundtrip.free %s us_per_rt %.2f\n", peers[p].name,
                round_trip_us(20000 * scale, peers[p].look_ns));
-    cpu_set_t one;
+    cpu_set_t allowed, one; /* the first CPU of the process's set (not CPU 0: it may be out) */
     CPU_ZERO(&one);
-    CPU_SET(0, &one);
-    if (sched_setaffinity(0, sizeof one, &one) != 0)
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+        perror("peer_shm_pingpong: sched_getaffinity");
         return 1;
+    }
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &allowed)) {
+            CPU_SET(c, &one);
+            break;
+        }
+    if (sched_setaffinity(0, sizeof one, &one) != 0) {
+        perror("peer_shm_pingpong: sched_setaffinity");
+        return 1;
+    }
     for (int p = 0; p < 2; p++)
         printf("procpool.roundtrip.samecpu %s us_per_rt %.2f\n", peers[p].name,
                round_trip_us(20000 * scale, peers[p].look_ns));

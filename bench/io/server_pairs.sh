@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # bench/io/server_pairs.sh A B [ROUNDS [CONNS [SECONDS]]] — two HTTP "hello" servers in
 # interleaved rounds, for a before/after or a server-against-peer check: A and B are
-# commands that take the port as their last argument; each round runs A then B, each on
-# CPU 0 with wrk on CPU 1 (taskset) for SECONDS (3) at CONNS connections (50), and prints
-# each server's CPU time per request in µs (utime + stime from /proc, over wrk's run)
-# and the ratio A/B.  Needs wrk, curl, taskset and python3 (Debian).  A round whose wrk
+# commands that take the port as their last argument; each round runs A then B (B then
+# A in even rounds), each on CPU 0 with wrk on CPU 1 (taskset) for SECONDS (3) at CONNS
+# connections (50), and prints each server's CPU time per request in µs (utime + stime
+# from /proc, over wrk's run) and the ratio A/B, and at the end the median of the
+# rounds' ratios.  Needs wrk, curl, taskset and python3 (Debian).  A round whose wrk
 # run fails, reports socket errors or non-2xx answers, or counts no request, or whose
 # server is gone before its CPU time is read, stops the script with a message and
 # status 1: it prints no figure for it.
@@ -69,9 +70,22 @@ for port in $(seq 9101 $((9100 + 2 * rounds))); do
     port_free "$port" || exit 1
 done
 port=9100
-for _ in $(seq "$rounds"); do
-    port=$((port + 1)); a=$(cpu_us_per_request "$A" $port) || exit 1
-    port=$((port + 1)); b=$(cpu_us_per_request "$B" $port) || exit 1
+ratios=()
+for round in $(seq "$rounds"); do
+    # A first in odd rounds, B first in even ones: whatever the second of a pair meets
+    # (a warmer cache, a host busier by then) does not lean every ratio one way
+    if [ $((round % 2)) = 1 ]; then
+        port=$((port + 1)); a=$(cpu_us_per_request "$A" $port) || exit 1
+        port=$((port + 1)); b=$(cpu_us_per_request "$B" $port) || exit 1
+    else
+        port=$((port + 1)); b=$(cpu_us_per_request "$B" $port) || exit 1
+        port=$((port + 1)); a=$(cpu_us_per_request "$A" $port) || exit 1
+    fi
     # a server that spent no CPU tick over the run: no ratio to it
-    echo "$a $b $(python3 -c "print('%.3f' % ($a / $b) if $b > 0 else 'n/a')")"
+    ratio=$(python3 -c "print('%.3f' % ($a / $b) if $b > 0 else 'n/a')")
+    [ "$ratio" = n/a ] || ratios+=("$ratio")
+    echo "$a $b $ratio"
 done
+if [ ${#ratios[@]} -gt 0 ]; then
+    echo "median A/B: $(python3 -c "import statistics, sys; print('%.3f' % statistics.median(map(float, sys.argv[1:])))" "${ratios[@]}") (${#ratios[@]} rounds)"
+fi
