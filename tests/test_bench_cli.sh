@@ -158,6 +158,33 @@ expect_rc 1 "$what" # its peer, peer_ucontext_switch, is not there
 out_has "^switch +plait-context +ns_per_op +5.50" "$what"
 grep -q "still running" "$tmp/err" && fail "$what: called still running"
 
+# ---- a peer measured in fewer runs than plait: its ratio says so -------------------------
+# (a ratio over the one run both measured was printed as if over all of plait's, and a
+# peer that measured in no run of plait's was left out unsaid; a helper's audit of
+# session 63: summarize.py says both)
+mkdir "$tmp/fewer"
+printf '#!/bin/sh\necho "switch plait-context ns_per_op 5"\n' >"$tmp/fewer/bench_context"
+printf '#!/bin/sh\nif [ -e "%s/fewer/ran" ]; then exit 3; fi\n: >"%s/fewer/ran"\necho "switch ucontext ns_per_op 10"\n' \
+    "$tmp" "$tmp" >"$tmp/fewer/peer_ucontext_switch"
+chmod +x "$tmp/fewer/bench_context" "$tmp/fewer/peer_ucontext_switch"
+rc=0
+PLAIT_BENCH_DIR="$tmp/fewer" timeout 60 "$tool" bench --quick --runs 2 context \
+    >"$tmp/out" 2>"$tmp/err" || rc=$?
+what="bench with a peer measured in 1 of 2 runs"
+expect_rc 1 "$what" # its second run failed
+out_has "^switch +plait-context +ns_per_op .*0\.50 \(1 of 2 runs\) vs ucontext" "$what"
+# plait's figure in run 1 only, the peer's in run 2 only
+printf '#!/bin/sh\nif [ -e "%s/fewer/plait_ran" ]; then exit 3; fi\n: >"%s/fewer/plait_ran"\necho "switch plait-context ns_per_op 5"\n' \
+    "$tmp" "$tmp" >"$tmp/fewer/bench_context"
+printf '#!/bin/sh\nif [ ! -e "%s/fewer/peer_ran" ]; then : >"%s/fewer/peer_ran"; exit 3; fi\necho "switch ucontext ns_per_op 10"\n' \
+    "$tmp" "$tmp" >"$tmp/fewer/peer_ucontext_switch"
+rc=0
+PLAIT_BENCH_DIR="$tmp/fewer" timeout 60 "$tool" bench --quick --runs 2 context \
+    >"$tmp/out" 2>"$tmp/err" || rc=$?
+what="bench with a peer measured in no run of plait's"
+expect_rc 1 "$what"
+out_has "^switch +plait-context +ns_per_op .*no run measured both vs ucontext" "$what"
+
 # ---- pools of different sizes: their ratio is not given -----------------------------------
 # (plait's pool has plait_cpu_count() workers, which heeds a cgroup's CPU quota; a peer may
 # count the affinity mask only: in a container of 2 CPUs on a larger host the tool printed

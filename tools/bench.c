@@ -379,19 +379,24 @@ static void ratios(const figures *f, const figure *mine, char *out, size_t size,
             if (!theirs)
                 continue;
             double r[MAX_RUNS];
-            int n = 0;
-            for (int i = 0; i < MAX_RUNS; i++)
+            int n = 0, runs = 0; /* runs: plait's */
+            for (int i = 0; i < MAX_RUNS; i++) {
+                runs += mine->have[i];
                 if (mine->have[i] && theirs->have[i] && theirs->value[i] > 0)
                     r[n++] = mine->value[i] / theirs->value[i];
-            if (n == 0)
-                continue;
+            }
             char num[320];
             double workers_mine, workers_theirs;
-            if (workers_differ(f, mine->bench, peer, &workers_mine, &workers_theirs)) {
+            if (n == 0) { /* (said, as summarize.py says it: it was left out) */
+                snprintf(num, sizeof num, "no run measured both");
+            } else if (workers_differ(f, mine->bench, peer, &workers_mine, &workers_theirs)) {
                 snprintf(num, sizeof num, "(%g workers, %g)", workers_mine, workers_theirs);
                 *mismatched = true;
             } else {
                 fmt_ratio(num, sizeof num, tool_median(r, n));
+                if (n < runs) /* the median of fewer runs than plait's figure */
+                    snprintf(num + strlen(num), sizeof num - strlen(num), " (%d of %d runs)", n,
+                             runs);
             }
             size_t used = strlen(out);
             snprintf(out + used, size - used, "%s%s vs %s", used ? ", " : "", num, peer);
