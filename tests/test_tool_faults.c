@@ -336,8 +336,8 @@ TEST(zero_and_infinite_figures_not_measured)
 
 /* ---- figures at a rounding edge: the text says what the figure says -------------------- */
 /* A speed-up of 1.2496 printed "no: 1.25x" beside a rule that calls 1.25x parallel; 999.7
- * ns printed "1000 ns", 999,999.6 ns "1000.00 us", and a figure under 0.5 "0 ns" (a
- * helper's audit of session 63). */
+ * ns printed "1000 ns", 999,999.6 ns "1000.00 us", a figure under 0.5 "0 ns", and one
+ * under 0.05 ms "0.0 ms" (a helper's audit of session 63, and the review of its fix). */
 TEST(figures_at_a_rounding_edge)
 {
     static compare_result res;
@@ -361,15 +361,23 @@ TEST(figures_at_a_rounding_edge)
     memory->value[COROUTINE] = 1023.7;
     memory->value[THREAD] = 1048575.9;
     memory->value[PROCESS] = 0.2;
+    compare_metric *io = compare_metric_row(&res, "io_job");
+    io->title = "I/O-bound job";
+    io->unit = "ms";
+    snprintf(io->how, sizeof io->how, "made up");
+    io->value[COROUTINE] = 0.03;
+    io->value[THREAD] = 999.96;
+    io->value[PROCESS] = 12.0;
     compare_recommend(&res);
     char *table = table_of(&res);
     if (!table)
         return;
     static const char *const never[] = {"1000 ns", "1000.00 us", " 0 ns", "1024 B",
-                                        "1024.0 KiB", " 0 B", NULL};
+                                        "1024.0 KiB", " 0 B", "0.0 ms", "1000.0 ms", NULL};
     check_none_in("the table", table, never);
     static const char *const always[] = {"1.00 us", "1.00 ms", "0.3 ns", "1.0 KiB",
-                                         "1.0 MiB", "0.2 B", NULL};
+                                         "1.0 MiB", "0.2 B", "0.03 ms", "1.00 s", "12.0 ms",
+                                         NULL};
     for (const char *const *s = always; *s; s++) {
         if (!strstr(table, *s))
             fprintf(stderr, "  the table lacks '%s': %s\n", *s, table);

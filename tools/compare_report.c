@@ -123,8 +123,9 @@ static const char *human(char *buf, size_t cap, double v, const char *unit)
         in_units(buf, cap, v, times, 1e3, 0, 2);
     else if (!strcmp(unit, "bytes"))
         in_units(buf, cap, v, sizes, 1024, 0, 1);
-    else if (!strcmp(unit, "ms"))
-        snprintf(buf, cap, v < 999.95 ? "%.1f ms" : "%.2f s", v < 999.95 ? v : v / 1e3);
+    else if (!strcmp(unit, "ms")) /* (under 0.05: "%.1f" would print 0.0) */
+        snprintf(buf, cap, v < 0.05 ? "%.2g ms" : v < 999.95 ? "%.1f ms" : "%.2f s",
+                 v < 999.95 ? v : v / 1e3);
     else if (!strcmp(unit, "x"))
         snprintf(buf, cap, "%.2fx", v);
     else
