@@ -338,6 +338,18 @@ TEST(zero_and_infinite_figures_not_measured)
 /* A speed-up of 1.2496 printed "no: 1.25x" beside a rule that calls 1.25x parallel; 999.7
  * ns printed "1000 ns", 999,999.6 ns "1000.00 us", a figure under 0.5 "0 ns", and one
  * under 0.05 ms "0.0 ms" (a helper's audit of session 63, and the review of its fix). */
+/* A row of made-up figures (coroutine, thread, process). */
+static void made_up_row(compare_result *res, const char *id, const char *title, const char *unit,
+                        const double values[MODELS])
+{
+    compare_metric *row = compare_metric_row(res, id);
+    row->title = title;
+    row->unit = unit;
+    snprintf(row->how, sizeof row->how, "made up");
+    for (int m = 0; m < MODELS; m++)
+        row->value[m] = values[m];
+}
+
 TEST(figures_at_a_rounding_edge)
 {
     static compare_result res;
@@ -354,20 +366,8 @@ TEST(figures_at_a_rounding_edge)
     create->value[COROUTINE] = 999.7;
     create->value[THREAD] = 999999.6;
     create->value[PROCESS] = 0.3;
-    compare_metric *memory = compare_metric_row(&res, "memory");
-    memory->title = "memory per unit";
-    memory->unit = "bytes";
-    snprintf(memory->how, sizeof memory->how, "made up");
-    memory->value[COROUTINE] = 1023.7;
-    memory->value[THREAD] = 1048575.9;
-    memory->value[PROCESS] = 0.2;
-    compare_metric *io = compare_metric_row(&res, "io_job");
-    io->title = "I/O-bound job";
-    io->unit = "ms";
-    snprintf(io->how, sizeof io->how, "made up");
-    io->value[COROUTINE] = 0.03;
-    io->value[THREAD] = 999.96;
-    io->value[PROCESS] = 12.0;
+    made_up_row(&res, "memory", "memory per unit", "bytes", (double[]){1023.7, 1048575.9, 0.2});
+    made_up_row(&res, "io_job", "I/O-bound job", "ms", (double[]){0.03, 999.96, 12.0});
     compare_recommend(&res);
     char *table = table_of(&res);
     if (!table)
