@@ -181,8 +181,8 @@ int plait_cancel(plait_task task);
  * in index order; results[i] / errors[i] (either may be NULL) get each task's value and
  * code, and every handle is consumed.  The call's own failures consume none:
  * -ETIMEDOUT, -ECANCELED of the caller, -EINVAL for n == 0, a null array or a handle
- * given twice, -ESRCH for a stale handle, -EDEADLK when the calling coroutine is among
- * the tasks, -ENOMEM (more than 8 tasks take memory; a coroutine's timer, as for
+ * given twice, -ESRCH for a stale handle, -EDEADLK when the caller (its coroutine, or
+ * the plait thread or pool task it runs in) is among the tasks, -ENOMEM (more than 8 tasks take memory; a coroutine's timer, as for
  * plait_join), -EPERM in a forked child for a task that is not the child's. */
 int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *errors,
                    int64_t deadline);
@@ -191,8 +191,8 @@ int plait_wait_all(const plait_task *tasks, size_t n, void **results, int *error
  * handle: join the one returned.  -EINVAL, -ESRCH (a null or stale handle anywhere in
  * the list, behind a finished task too), -ETIMEDOUT, -ECANCELED, -ENOMEM
  * (more than 8 tasks take memory; a coroutine's timer, as for plait_join), -EDEADLK
- * when the calling coroutine is among the
- * tasks (and none has finished), -EPERM in a forked child for a task that is not the
+ * when the caller (its coroutine, or the plait thread or pool task it runs in) is among
+ * the tasks (and none has finished), -EPERM in a forked child for a task that is not the
  * child's. */
 int plait_wait_any(const plait_task *tasks, size_t n, int64_t deadline);
 
@@ -963,7 +963,8 @@ int plait_addr_unix(plait_addr *out, const char *path);
  * socket, so with no descriptor left or in a sandbox that refuses sockets the number
  * is written; getnameinfo(NI_NUMERICHOST) writes the name only for
  * link-local addresses, and both forms parse back)
- * or the path, into buf: its length, -ENOSPC when cap is too small, -EINVAL for an
+ * or the path ("@name" for an abstract one: a path beginning with '@' reads the same),
+ * into buf: its length, -ENOSPC when cap is too small, -EINVAL for an
  * unknown family.  The text of an IP address, less its ":port", parses back to it with
  * plait_addr_ip.  A buffer of PLAIT_ADDR_STRLEN bytes takes any address. */
 int plait_addr_format(const plait_addr *addr, char *buf, size_t cap);
@@ -1000,7 +1001,7 @@ int plait_resolve(const char *host, int port, int type, plait_addr *out, size_t 
  * socket/bind/listen. */
 int plait_listen(const plait_addr *addr, int backlog);
 /* The same for a host name or numeric address (NULL: every address) and port: the
- * first resolved address that binds.  A name is looked up as plait_resolve does, with
+ * first of the resolved addresses (the first 8) that binds.  A name is looked up as plait_resolve does, with
  * no deadline but the name service's own (-ECANCELED when the caller is cancelled
  * meanwhile); resolve first, with a deadline, and plait_listen, where that matters. */
 int plait_tcp_listen(const char *host, int port, int backlog);
@@ -1031,8 +1032,8 @@ int plait_accept(int fd, plait_addr *peer, int64_t deadline);
  * listener whose backlog is full is tried again, 1 ms to 50 ms apart, until the
  * deadline. */
 int plait_connect(const plait_addr *addr, int64_t deadline);
-/* Resolve host and port and connect to the addresses in turn until one answers,
- * within one deadline: the descriptor, or the last address's error. */
+/* Resolve host and port and connect to the addresses in turn (the first 8 resolved)
+ * until one answers, within one deadline: the descriptor, or the last address's error. */
 int plait_tcp_connect(const char *host, int port, int64_t deadline);
 int plait_unix_connect(const char *path, int64_t deadline);
 
@@ -1507,7 +1508,8 @@ int plait_procpool_map(plait_procpool *pool, plait_proc_fn fn, const void *args,
  * a bounded number of chunks in flight.  In index order, or with PLAIT_IMAP_UNORDERED in
  * the order chunks finish.  args must stay valid until the iterator is destroyed.
  * -EMSGSIZE and -EINVAL as for map (of the arrays, only args is one here); -EPIPE on a
- * pool shut down, and -EPERM, -ENOMEM as its first submit answers them (no iterator). */
+ * pool shut down, and any code its first submit answers (-EPERM, -ENOMEM, -EAGAIN while
+ * no worker is left, a broken pool's code: no iterator). */
 typedef struct plait_procpool_iter plait_procpool_iter;
 #define PLAIT_IMAP_UNORDERED 1
 int plait_procpool_imap(plait_procpool_iter **iter, plait_procpool *pool, plait_proc_fn fn,
