@@ -465,24 +465,27 @@ static inline int run_with_stderr_in_child(plait_fn fn, char *out, size_t size)
     return status;
 }
 
-/* A coroutine that runs 1 s without ever yielding: the pitfall the slow-coroutine
- * warning exists for (20 thresholds of 50 ms: robust under load). */
-static inline void *hog_one_second(void *unused)
+/* How long cpu_hog runs: 1 s by default (20 thresholds of 50 ms: robust under load). */
+static int64_t cpu_hog_ns = PLAIT_SEC;
+
+/* A coroutine that runs cpu_hog_ns without ever yielding: the pitfall the
+ * slow-coroutine warning exists for. */
+static inline void *cpu_hog(void *unused)
 {
     (void)unused;
-    int64_t until = plait_now() + 1 * PLAIT_SEC;
+    int64_t until = plait_now() + cpu_hog_ns;
     while (plait_now() < until)
         ;
     return NULL;
 }
 
-/* A scheduler's main: hog_one_second as a coroutine named 'cpu-hog', joined. */
+/* A scheduler's main: cpu_hog as a coroutine named 'cpu-hog', joined. */
 static inline void *run_cpu_hog(void *unused)
 {
     (void)unused;
     plait_task t;
     plait_spawn_options o = {.name = "cpu-hog"};
-    CHECK_EQ(plait_spawn_opts(&t, hog_one_second, NULL, &o), 0);
+    CHECK_EQ(plait_spawn_opts(&t, cpu_hog, NULL, &o), 0);
     CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), 0);
     return NULL;
 }

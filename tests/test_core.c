@@ -1090,35 +1090,18 @@ TEST(slow_coroutine_warning)
 
 /* A threshold under a millisecond is printed as such (it said "threshold 0 ms"), and
  * 1.5 ms as 1.5 ms. */
-static void *hog_100_ms(void *unused)
-{
-    (void)unused;
-    int64_t until = plait_now() + 100 * PLAIT_MS;
-    while (plait_now() < until)
-        ;
-    return NULL;
-}
-
-static void *run_hog_100_ms(void *unused)
-{
-    (void)unused;
-    plait_task t;
-    plait_spawn_options o = {.name = "short-hog"};
-    CHECK_EQ(plait_spawn_opts(&t, hog_100_ms, NULL, &o), 0);
-    CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), 0);
-    return NULL;
-}
-
 TEST(slow_coroutine_warning_under_a_millisecond)
 {
     CHECK_EQ(plait_set_slow_warning(500 * PLAIT_US), 0);
+    cpu_hog_ns = 100 * PLAIT_MS;
     char buf[4096];
-    check_run_capturing_stderr(run_hog_100_ms, buf, sizeof buf);
-    CHECK(strstr(buf, "coroutine 'short-hog'") != NULL);
+    check_run_capturing_stderr(run_cpu_hog, buf, sizeof buf);
+    CHECK(strstr(buf, "coroutine 'cpu-hog'") != NULL);
     CHECK(strstr(buf, "(threshold 500 µs)") != NULL);
     /* and a tenth under ten of a unit (it said "threshold 1 ms") */
     CHECK_EQ(plait_set_slow_warning(1500 * PLAIT_US), 0);
-    check_run_capturing_stderr(run_hog_100_ms, buf, sizeof buf);
+    check_run_capturing_stderr(run_cpu_hog, buf, sizeof buf);
+    cpu_hog_ns = PLAIT_SEC;
     CHECK_EQ(plait_set_slow_warning(0), 0);
     CHECK(strstr(buf, "(threshold 1.5 ms)") != NULL);
 }

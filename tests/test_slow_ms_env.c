@@ -13,27 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void *hog_300_ms(void *unused)
-{
-    (void)unused;
-    int64_t until = plait_now() + 300 * PLAIT_MS;
-    while (plait_now() < until)
-        ;
-    return NULL;
-}
-
-static void *run_hog(void *unused)
-{
-    (void)unused;
-    plait_task t;
-    plait_spawn_options o = {.name = "cpu-hog"};
-    CHECK_EQ(plait_spawn_opts(&t, hog_300_ms, NULL, &o), 0);
-    CHECK_EQ(plait_join(t, NULL, PLAIT_FOREVER), 0);
-    return NULL;
-}
-
-/* The standard error of a child that runs run_hog as its first scheduler's main, with
- * PLAIT_SLOW_MS=value (NULL: unset), into out (NUL-ended). */
+/* The standard error of a child that runs run_cpu_hog (300 ms) as its first scheduler's
+ * main, with PLAIT_SLOW_MS=value (NULL: unset), into out (NUL-ended). */
 static void stderr_with(const char *value, char *out, size_t size)
 {
     if (value)
@@ -41,7 +22,8 @@ static void stderr_with(const char *value, char *out, size_t size)
     else
         CHECK_EQ(unsetenv("PLAIT_SLOW_MS"), 0);
     fflush(NULL);
-    int status = run_with_stderr_in_child(run_hog, out, size);
+    cpu_hog_ns = 300 * PLAIT_MS;
+    int status = run_with_stderr_in_child(run_cpu_hog, out, size);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK_EQ(unsetenv("PLAIT_SLOW_MS"), 0);
 }
