@@ -174,7 +174,9 @@ int plait_detach(plait_task task);
  * -ESRCH if stale; -EPERM in a forked child for a task that is not the child's: one
  * that the parent's other threads run or ran (a coroutine of another scheduler, a plait
  * thread, a pool task) or that the parent runs in another process (a process, a process
- * pool's task).  Every call on such a handle in the child is -EPERM (see "Fork"). */
+ * pool's task).  Every call on such a handle in the child is -EPERM (see "Fork"), as on
+ * a handle made in any other process and passed to this one (a child's, sent to its
+ * parent through a pipe, say): it names none of this process's tasks. */
 int plait_cancel(plait_task task);
 
 /* Wait for all n tasks (gather).  Returns 0 when all succeeded, else the first failure

@@ -9,7 +9,12 @@
  * Futures are type-stable — allocated from chunks that are never freed — so reading
  * the generation through a stale handle is always safe, and a double join, a join
  * after detach or a cancel of a long-gone task all answer -ESRCH instead of touching
- * freed memory.
+ * freed memory.  A generation's high bits name the process that started the task (its
+ * id), the rest count: a parent and its child reuse the same copied free futures in the
+ * same order, so without the name a handle one of them made after the fork could be
+ * the other's to the bit, and act on its task.  A handle that names this process is
+ * one it made, of its own memory; any other is looked up among its chunks first
+ * (handle_foreign), as it may name memory this process never had.
  *
  * Allocation is per-thread: every thread keeps a cache of free futures, so a
  * spawn/join or submit/join pair takes no global lock; a thread's cache goes back to
@@ -48,6 +53,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { CHUNK = 256, CACHE_MAX = 1024, BATCH = 64 };
 enum { WORK_QUEUED, WORK_RUNNING, WORK_WITHDRAWN };
@@ -252,6 +258,30 @@ void plait__future_flush_cache(void)
 
 static bool made_elsewhere(const plait__future *f);
 
+/* A generation: the process's id (below 2^22: Linux's PID_MAX_LIMIT) above
+ * GEN_COUNT_BITS bits of count, which a consumed handle moves on (2^42 consumes of one
+ * future before the count wraps, and a stale handle could match again: no real
+ * program holds one that long). */
+enum { GEN_COUNT_BITS = 42 };
+#define GEN_COUNT_MASK ((UINT64_C(1) << GEN_COUNT_BITS) - 1)
+
+static uint64_t gen_process(uint64_t generation) { return generation >> GEN_COUNT_BITS; }
+
+/* This process's name in a generation: its id, read again once per fork epoch (a
+ * child's copy names the parent).  (epoch + 1) << 32 | id; 0 before the first look. */
+static _Atomic uint64_t process_named;
+
+static uint64_t this_process(void)
+{
+    uint64_t epoch = plait__fork_epoch() + (uint64_t)1;
+    uint64_t named = atomic_load_explicit(&process_named, memory_order_relaxed);
+    if (PLAIT_UNLIKELY(named >> 32 != epoch)) {
+        named = epoch << 32 | ((uint32_t)getpid() & ((UINT32_C(1) << (64 - GEN_COUNT_BITS)) - 1));
+        atomic_store_explicit(&process_named, named, memory_order_relaxed);
+    }
+    return (uint32_t)named;
+}
+
 /* sched_id: the scheduler whose coroutine produces it, 0 for other work. */
 static plait__future *future_start(plait_task *task, uint64_t sched_id)
 {
@@ -290,9 +320,13 @@ static plait__future *future_start(plait_task *task, uint64_t sched_id)
         atomic_store_explicit(&f->watch, NULL, memory_order_relaxed);
     atomic_store_explicit(&f->epoch, plait__fork_epoch(), memory_order_relaxed);
     atomic_store_explicit(&f->sched_id, sched_id, memory_order_relaxed);
+    uint64_t generation = this_process() << GEN_COUNT_BITS |
+                          (atomic_load_explicit(&f->generation, memory_order_relaxed) &
+                           GEN_COUNT_MASK);
+    atomic_store_explicit(&f->generation, generation, memory_order_relaxed);
     if (task) {
         task->future = f;
-        task->generation = atomic_load_explicit(&f->generation, memory_order_relaxed);
+        task->generation = generation;
     }
     return f;
 }
@@ -347,12 +381,13 @@ static void unref_unlock(plait__future *f)
 uint64_t plait__forked_sched_id;
 uint64_t plait__forked_id_floor;
 
-/* In a forked process, whether f is a future of this process's memory: one of a chunk
- * it has (made here, or copied at the fork).  A handle made in the parent after this
- * process was forked (given to a process pool's task in its argument, say) names
- * memory the fork did not copy, or that holds something else here: reading it could
- * crash, or spin on a "lock" that is not one.  Such a handle is not the process's:
- * made_elsewhere, so every call on it is -EPERM without touching it.  Chunks are never
+/* Whether f is a future of this process's memory: one of a chunk it has (made here, or
+ * copied at the fork).  A handle made in another process (in the parent after this
+ * process was forked, given to a process pool's task in its argument, say; in a child,
+ * sent back through a pipe) names memory this process may never have had, or that
+ * holds something else here: reading it could crash, or spin on a "lock" that is not
+ * one.  Such a handle is not the process's, so every call on it is -EPERM without
+ * touching it.  Chunks are never
  * freed, so the one found last (per thread) is looked at first, without the lock; then
  * a binary search of the chunks by address. */
 static PLAIT_TLS const future_chunk *known_chunk;
@@ -391,20 +426,21 @@ static bool future_known(const plait__future *f)
     return c != NULL;
 }
 
-/* A handle that names no future of this process's memory (only a forked process's
- * can: one pays a load for the look). */
-static bool handle_foreign(const plait__future *f)
+/* A handle that names no future of this process's memory: one made in another
+ * process (a handle this process made names it, and is not looked up). */
+static bool handle_foreign(plait_task task)
 {
-    return PLAIT_UNLIKELY(plait__fork_epoch() != 0) && !future_known(f);
+    return PLAIT_UNLIKELY(gen_process(task.generation) != this_process()) &&
+           !future_known(task.future);
 }
 
 static bool made_elsewhere(const plait__future *f);
 
 /* made_elsewhere for a handle the caller gave: a foreign one is not the process's
  * either. */
-static bool handle_elsewhere(const plait__future *f)
+static bool handle_elsewhere(plait_task task)
 {
-    return handle_foreign(f) || made_elsewhere(f);
+    return handle_foreign(task) || made_elsewhere(task.future);
 }
 
 /* Whether a future is a copy, in a forked child, of one whose producer is not here:
@@ -595,7 +631,7 @@ plait__future *plait__future_lock(plait_task task, int *err)
         *err = -EINVAL;
         return NULL;
     }
-    if (handle_foreign(f)) {
+    if (handle_foreign(task)) {
         *err = -EPERM;
         return NULL;
     }
@@ -606,9 +642,13 @@ plait__future *plait__future_lock(plait_task task, int *err)
         return NULL;
     }
     plait__spin_lock(&f->lock);
-    if (atomic_load_explicit(&f->generation, memory_order_relaxed) != task.generation) {
+    uint64_t generation = atomic_load_explicit(&f->generation, memory_order_relaxed);
+    if (generation != task.generation) {
         plait__spin_unlock(&f->lock);
-        *err = -ESRCH;
+        /* a handle another process made for a task there, where this process's copy of
+         * the future now runs a task of its own (or ran one since) */
+        bool other = gen_process(task.generation) != gen_process(generation);
+        *err = other ? -EPERM : -ESRCH;
         return NULL;
     }
     return f;
@@ -617,7 +657,10 @@ plait__future *plait__future_lock(plait_task task, int *err)
 /* Consume the handle of a locked future; releases the lock. */
 static void consume_unlock(plait__future *f)
 {
-    atomic_store_explicit(&f->generation, atomic_load_explicit(&f->generation, memory_order_relaxed) + 1, memory_order_relaxed);
+    uint64_t generation = atomic_load_explicit(&f->generation, memory_order_relaxed);
+    atomic_store_explicit(&f->generation,
+                          (generation & ~GEN_COUNT_MASK) | ((generation + 1) & GEN_COUNT_MASK),
+                          memory_order_relaxed);
     unref_unlock(f);
 }
 
@@ -836,7 +879,7 @@ static int join(plait_task task, void **result, int64_t deadline, bool cancellab
     plait__future *f = task.future;
     /* (not for a task that is not the child's, in a forked child: -EPERM at once, where
      * a pool task would run the queued tasks first, made_elsewhere) */
-    bool current = f && !handle_elsewhere(f) && !plait__coro_current() &&
+    bool current = f && !handle_elsewhere(task) && !plait__coro_current() &&
                    atomic_load_explicit(&f->generation, memory_order_relaxed) == task.generation;
     /* (not for the caller's own future, which cannot finish meanwhile: wait_any says
      * -EDEADLK at once, where running the queue first would only delay it) */

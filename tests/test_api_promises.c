@@ -505,6 +505,127 @@ static void *handle_made_after_fork_main(void *arg)
 
 TEST(handle_made_after_a_fork_in_the_child) { check_run(handle_made_after_fork_main, NULL); }
 
+/* A parent and its child reuse the same copied free futures in the same order: a plait
+ * thread each starts after the fork gets the same future, and the two handles were
+ * equal to the bit (the same generation).  The child's calls on the parent's handle
+ * (through a pipe) acted on the child's own thread, which plait.h answers -EPERM: the
+ * cancel returned 0 and the child's thread ended -ECANCELED. */
+typedef struct {
+    plait_event *go;
+    void *value;
+} waits_for_go;
+
+static void *wait_for_go(void *arg)
+{
+    waits_for_go *w = arg;
+    int r = plait_event_wait(w->go, plait_deadline_in(60 * PLAIT_SEC));
+    return r < 0 ? PLAIT_FAIL(r) : w->value;
+}
+
+/* A plait thread that returns value once told to, started from this thread's cache of
+ * futures; 0 or the failed call's code. */
+static int start_waiting_thread(plait_task *t, waits_for_go *w, void *value)
+{
+    int r = plait_event_create(&w->go);
+    w->value = value;
+    return r ? r : plait_thread_start(t, wait_for_go, w, NULL);
+}
+
+/* Tell it, and whether its join gave value. */
+static bool end_waiting_thread(plait_task t, waits_for_go *w, void *value)
+{
+    void *v = NULL;
+    bool ended = plait_event_set(w->go) == 0 && plait_join(t, &v, SOON()) == 0 && v == value;
+    return plait_event_destroy(w->go) == 0 && ended;
+}
+
+TEST(handle_the_parent_made_after_a_fork_names_the_child_s_own_task)
+{
+    /* a free future on top of this thread's cache, for both processes to start next */
+    plait_task warm;
+    waits_for_go w;
+    CHECK_EQ(start_waiting_thread(&warm, &w, ARG(1)), 0);
+    CHECK(end_waiting_thread(warm, &w, ARG(1)));
+    int p[2];
+    CHECK_EQ(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        plait_task mine, theirs;
+        waits_for_go mine_waits;
+        if (start_waiting_thread(&mine, &mine_waits, ARG(7)))
+            _exit(9);
+        int code = 10; /* the pipe said nothing */
+        if (read(p[0], &theirs, sizeof theirs) == (ssize_t)sizeof theirs) {
+            code = theirs.future != mine.future ? 11 /* no alias: the case tests nothing */
+                   : plait_cancel(theirs) != -EPERM ? 12
+                   : plait_join(theirs, NULL, 0) != -EPERM ? 13
+                   : plait_wait_any(&theirs, 1, 0) != -EPERM ? 14
+                   : plait_detach(theirs) != -EPERM ? 15 : 0;
+        }
+        /* not cancelled, not detached: */
+        _exit(end_waiting_thread(mine, &mine_waits, ARG(7)) ? code : 16);
+    }
+    plait_task ours;
+    waits_for_go ours_waits;
+    CHECK_EQ(start_waiting_thread(&ours, &ours_waits, ARG(2)), 0);
+    CHECK_EQ(write(p[1], &ours, sizeof ours), (ssize_t)sizeof ours);
+    int st = 0;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    CHECK_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+    CHECK(end_waiting_thread(ours, &ours_waits, ARG(2)));
+    close(p[0]);
+    close(p[1]);
+}
+
+/* The other way: a handle a child made, sent to its parent, which was never forked
+ * (the cases run in the test's own process).  Handles were looked up among the
+ * process's chunks in forked processes only: here one of a chunk the child made after
+ * the fork was read where nothing is mapped (the test died of SIGSEGV). */
+enum { CHILD_TASKS = 3000 };
+
+static void *return_at_once(void *arg) { return arg; }
+
+TEST(a_child_s_handle_in_a_process_never_forked)
+{
+    int p[2], done[2];
+    CHECK_EQ(pipe(p), 0);
+    CHECK_EQ(pipe(done), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        plait_pool *pool;
+        int code = 10;
+        if (plait_pool_create(&pool, &(plait_pool_options){.threads = 1}) == 0) {
+            static plait_task tasks[CHILD_TASKS]; /* (not joined: their futures stay) */
+            code = 0;
+            for (int i = 0; i < CHILD_TASKS && !code; i++)
+                code = plait_pool_submit(pool, &tasks[i], return_at_once, ARG(i)) ? 11 : 0;
+            if (!code && write(p[1], &tasks[CHILD_TASKS - 1], sizeof(plait_task)) !=
+                             (ssize_t)sizeof(plait_task))
+                code = 12;
+            char c;
+            if (read(done[0], &c, 1) != 1) /* the parent has made its calls */
+                code = 13;
+        }
+        _exit(code); /* (its pool and tasks end with it) */
+    }
+    plait_task theirs;
+    CHECK_EQ(read(p[0], &theirs, sizeof theirs), (ssize_t)sizeof theirs);
+    CHECK_EQ(plait_join(theirs, NULL, 0), -EPERM);
+    CHECK_EQ(plait_cancel(theirs), -EPERM);
+    CHECK_EQ(plait_wait_any(&theirs, 1, 0), -EPERM);
+    CHECK_EQ(plait_detach(theirs), -EPERM);
+    CHECK_EQ(write(done[1], "x", 1), 1);
+    int st = 0;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    CHECK_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+    close(p[0]);
+    close(p[1]);
+    close(done[0]);
+    close(done[1]);
+}
+
 /* A process pool's destroy is clean-up, as a thread pool's is (API.md: "clean-up in a
  * cancelled task must work"), and plait.h lists no -ECANCELED for it: from a cancelled
  * coroutine it shuts the pool down, waits for the workers and frees it.  It returned
@@ -598,5 +719,7 @@ TEST(procpool_destroy_beside_a_shutdown)
 RUN_TESTS(CASE(procpool_handle_in_a_worker), CASE(plain_thread_codes), CASE(coroutine_codes),
           CASE(sync_codes), CASE(chan_codes), CASE(misc_codes),
           CASE(procpool_handle_in_a_forked_child), CASE(handle_made_after_a_fork_in_the_child),
+          CASE(handle_the_parent_made_after_a_fork_names_the_child_s_own_task),
+          CASE(a_child_s_handle_in_a_process_never_forked),
           CASE(procpool_destroy_from_a_cancelled_coroutine), CASE(procpool_destroy_beside_a_shutdown),
           CASE(main_coroutine_of_a_plain_thread_sleeps_not_for_ever))
