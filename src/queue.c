@@ -44,16 +44,23 @@
  * parent reaps a child, the child leaves the table (so does a process that destroys
  * its handle, unless a holder stopped with the table's lock keeps it out: then at its death).
  * A child plait forks to run a program is never entered: nothing of plait runs in it
- * before its exec, so it is no side, and its death (or a failed exec) ends none.  A side is gone when a holder that was, or could have become,
- * on it has left, and no holder left is on it or undecided: then
+ * before its exec, so it is no side, and its death (or a failed exec) ends none.  A side
+ * is gone when a holder that was on it has left, and no holder left is on it or
+ * undecided: then
  * receivers get -EPIPE once the queue is empty (every sender has died), or senders get
  * -EPIPE at once (every receiver has died: nobody will read what they send).  A
  * process that takes up the side again (sends, receives, or is forked undecided)
- * revives it.  A holder whose death nobody reports (reaped by someone else) is purged
+ * revives it.  An undecided holder keeps both sides alive while it lives, but its
+ * departure ends neither: most children that never used the queue had nothing to do
+ * with it (a process pool's worker, a function child started for other work), and
+ * counting each as a receiver and a sender that died ended the side of a process that
+ * used the queue alone, or with its threads, as soon as it had sent (or received) only.
+ * A holder whose death nobody reports (reaped by someone else) is purged
  * by the calls that wait: every PLAIT__SHARED_RECHECK_NS, and at a call's deadline if
  * the side it waits for turns out gone then, so that a short wait answers -EPIPE as a
- * long one does.  This is a pipe's end of file without pipe ends to close; within one
- * process, where nobody dies, it never happens.  Holders beyond the table's SIDES
+ * long one does.  This is a pipe's end of file without pipe ends to close; a process
+ * that uses the queue alone never sees it, whatever children it starts that do not
+ * use the queue.  Holders beyond the table's SIDES
  * entries (a full table is purged first) are not tracked, and then the queue never
  * says -EPIPE on its own.
  *
@@ -80,8 +87,7 @@ enum { DEATH_PATIENCE = 10 };
 typedef struct queue_state {
     plait__plock lock;          /* the table of holders: sides, lost, gone, untracked */
     atomic_uint closed;         /* set without a lock by plait_queue_close */
-    uint32_t lost;              /* ROLE_* bits: a holder that was, or could have become,
-                                   that side has left */
+    uint32_t lost;              /* ROLE_* bits: a holder that was on that side has left */
     atomic_uint gone;           /* lost, and no holder left is or could become that
                                    side (read by sends and receives without `lock`) */
     atomic_uint untracked;      /* holders that found the table full, or whose fork
@@ -167,22 +173,21 @@ static bool sides_update(queue_state *st)
     return newly;
 }
 
+/* Take entry i out of the table (under the lock): the sides it was on have lost one. */
+static void side_left(queue_state *st, int i)
+{
+    st->lost |= st->sides[i].roles;
+    st->sides[i].pid = st->sides[i].roles = 0;
+}
+
 /* Take pid's entry out of the table (0: nobody), and every holder's that is gone
- * unreported (under the lock): a departure ends the holder's side (its roles, or both
- * if undecided) unless it is pid's with took_part false. */
-static void purge_left(queue_state *st, unsigned pid, bool took_part)
+ * unreported (under the lock). */
+static void purge_left(queue_state *st, unsigned pid)
 {
     for (int i = 0; i < SIDES; i++) {
         unsigned p = st->sides[i].pid;
-        if (!p)
-            continue;
-        bool leaving = p == pid;
-        if (!leaving && !plait__pid_gone(p))
-            continue; /* a holder still alive */
-        unsigned roles = st->sides[i].roles;
-        if (took_part || !leaving)
-            st->lost |= roles ? roles : ROLE_SEND | ROLE_RECV;
-        st->sides[i].pid = st->sides[i].roles = 0;
+        if (p && (p == pid || plait__pid_gone(p)))
+            side_left(st, i);
     }
 }
 
@@ -212,7 +217,7 @@ static struct side_entry *side_of(queue_state *st, unsigned pid)
 {
     struct side_entry *e = side_found(st, pid);
     if (!e) {
-        purge_left(st, 0, false);
+        purge_left(st, 0);
         e = side_found(st, pid);
     }
     if (!e)
@@ -225,16 +230,16 @@ static struct side_entry *side_of(queue_state *st, unsigned pid)
  * queue's readiness is what such a call asks about. */
 #define LOCK_GRACE_NS (10 * PLAIT_MS)
 
-/* pid no longer holds the queue (it died, or unmapped it; with took_part false, it
- * exec'd a program and was never a side; 0: nobody, only the purge below).  Holders
+/* pid no longer holds the queue (it died, or unmapped it; 0: nobody, only the purge
+ * below).  Holders
  * reaped by someone else (a grandchild whose parent died first) are purged here too,
  * if they are gone; as such a death may come after every report that would purge it,
  * a sender or receiver that waits purges too, every PLAIT__SHARED_RECHECK_NS (and at
  * its deadline, when the side it waits for turns out gone: wait_timed_out).
  * Called under the lock, which it lets go. */
-static unsigned leave_locked(queue_state *st, unsigned pid, bool took_part)
+static unsigned leave_locked(queue_state *st, unsigned pid)
 {
-    purge_left(st, pid, took_part);
+    purge_left(st, pid);
     bool newly = sides_update(st);
     unsigned gone = atomic_load(&st->gone);
     plait__plock_unlock(&st->lock);
@@ -310,12 +315,12 @@ static int wait_timed_out(plait_queue *queue, unsigned role, int64_t recheck,
     if (r < 0)
         return r;
     if (recheck < deadline) {
-        leave_locked(st, 0, false);
+        leave_locked(st, 0);
         return 0;
     }
     unsigned gone = atomic_load(&st->gone);
     if (!(gone & role) && side_left_unreported(st, role))
-        gone = leave_locked(st, 0, false);
+        gone = leave_locked(st, 0);
     else
         plait__plock_unlock(&st->lock);
     return gone & role ? 0 : -ETIMEDOUT;
@@ -333,7 +338,7 @@ static void queue_died(plait__shared_obj *obj, unsigned pid)
      * DEATH_PATIENCE looks the dead holder is left to a purge: a send or receive that
      * waits finds it gone (as it finds a holder reaped unreported). */
     if (plait__plock_lock_patient(&st->lock, DEATH_PATIENCE, NULL) == 0)
-        leave_locked(st, pid, true);
+        leave_locked(st, pid);
     wake_both(st); /* it may have died between a send or receive and its wake-up */
 }
 
@@ -364,13 +369,9 @@ static void queue_forked(plait__shared_obj *obj, unsigned pid, bool program)
      * this new child: it leaves, as at its death, and the child starts undecided.  (The
      * child took it over: the old holder's side for the new child's, and its departure
      * never counted, so a side it was the last of never ended while the child lived.) */
-    for (int i = 0; i < SIDES; i++) {
-        if (st->sides[i].pid != pid)
-            continue;
-        unsigned roles = st->sides[i].roles;
-        st->lost |= roles ? roles : ROLE_SEND | ROLE_RECV;
-        st->sides[i].pid = st->sides[i].roles = 0;
-    }
+    for (int i = 0; i < SIDES; i++)
+        if (st->sides[i].pid == pid)
+            side_left(st, i);
     if (!program)
         side_of(st, pid);
     bool newly = sides_update(st); /* an undecided holder revives both sides */
@@ -463,7 +464,7 @@ int plait_queue_destroy(plait_queue *queue)
     queue_state *st = queue->st;
     int shield = plait_cancel_shield(1);
     if (plait__plock_lock_until(&st->lock, plait_deadline_in(DESTROY_PATIENCE_NS), 0) == 0)
-        leave_locked(st, plait__pid(), true);
+        leave_locked(st, plait__pid());
     plait_cancel_shield(shield);
     plait__shared_let_go(&queue->obj);
     return 0;

@@ -2013,6 +2013,59 @@ TEST(queue_not_ended_by_a_program_run_meanwhile)
     CHECK_EQ(plait_queue_destroy(q), 0);
 }
 
+/* A child that never used the queue (started for other work) is no receiver or sender
+ * that died: its end once counted as both, so the process that made the queue, using it
+ * alone, got -EPIPE from its first send (the receiving side ended), or from a receive
+ * on one thread while another thread of it was about to send (a helper's audit). */
+CHILD_FN(does_other_work)
+{
+    (void)arg;
+    return 0;
+}
+
+static plait_queue *own_queue;
+
+static void *send_one_to_own_queue(void *arg)
+{
+    int v = (int)(intptr_t)arg;
+    return PLAIT_FAIL(plait_queue_send(own_queue, &v, sizeof v, SOON()));
+}
+
+TEST(queue_not_ended_by_a_child_that_never_used_it)
+{
+    int dummy = 0;
+    /* the process sends first, then receives */
+    CHECK_EQ(plait_queue_create(&own_queue, sizeof(int), 4), 0);
+    join_child(START(does_other_work, &dummy), 0);
+    int v = 1;
+    CHECK_EQ(plait_queue_send(own_queue, &v, sizeof v, 0), 0);
+    v = 0;
+    CHECK_EQ(plait_queue_recv(own_queue, &v, sizeof v, 0), sizeof v);
+    CHECK_EQ(v, 1);
+    CHECK_EQ(plait_queue_destroy(own_queue), 0);
+    /* it receives first (waiting), while another thread of it sends */
+    CHECK_EQ(plait_queue_create(&own_queue, sizeof(int), 4), 0);
+    join_child(START(does_other_work, &dummy), 0);
+    plait_task sender;
+    CHECK_EQ(plait_thread_start(&sender, send_one_to_own_queue, (void *)(intptr_t)2, NULL), 0);
+    v = 0;
+    CHECK_EQ(plait_queue_recv(own_queue, &v, sizeof v, SOON()), sizeof v);
+    CHECK_EQ(v, 2);
+    CHECK_EQ(plait_join(sender, NULL, SOON()), 0);
+    CHECK_EQ(plait_queue_destroy(own_queue), 0);
+    /* a process pool made and destroyed meanwhile: its workers never used the queue */
+    CHECK_EQ(plait_queue_create(&own_queue, sizeof(int), 4), 0);
+    plait_procpool *pool;
+    CHECK_EQ(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 2}), 0);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    v = 3;
+    CHECK_EQ(plait_queue_send(own_queue, &v, sizeof v, 0), 0);
+    v = 0;
+    CHECK_EQ(plait_queue_recv(own_queue, &v, sizeof v, 0), sizeof v);
+    CHECK_EQ(v, 3);
+    CHECK_EQ(plait_queue_destroy(own_queue), 0);
+}
+
 /* The only sender is killed while it waits in a send on the full queue: nothing of
  * that send gets in, the receiver gets what was queued and then -EPIPE. */
 TEST(queue_sender_killed_in_send_receiver_gets_epipe)
@@ -2764,6 +2817,7 @@ RUN_TESTS(CASE(plain_fork_child_is_another_process), /* first: see the case */
           CASE(shm_lock_holder_killed_while_coroutine_waits),
           CASE(queue_sender_exited_receiver_gets_epipe),
           CASE(queue_not_ended_by_a_program_run_meanwhile),
+          CASE(queue_not_ended_by_a_child_that_never_used_it),
           CASE(queue_sender_killed_in_send_receiver_gets_epipe),
           CASE(queue_sender_killed_while_coroutine_receives),
           CASE(queue_receiver_killed_sender_gets_epipe),

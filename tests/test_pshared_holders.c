@@ -723,7 +723,7 @@ static ssize_t pr_receiver(const void *arg, size_t len, void *out, size_t cap)
  * again then.) */
 TEST(queue_child_with_the_id_of_a_gone_holder)
 {
-    manager_up(); /* (before the queue: a child that ends undecided ends both sides) */
+    manager_up();
     bool chose = true, got = false;
     for (int tries = 0; tries < 20 && chose && !got; tries++) {
         CHECK_EQ(plait_queue_create(&pr_q, 1, 4), 0);
@@ -884,7 +884,7 @@ static ssize_t rr_sender(const void *arg, size_t len, void *out, size_t cap)
 
 TEST(a_child_with_the_id_of_one_the_program_reaped_is_not_taken_for_it)
 {
-    manager_up(); /* (before the queue: a child that ends undecided ends both sides) */
+    manager_up();
     static bool registered;
     if (!registered)
         CHECK_EQ(pthread_atfork(rr_prepare, NULL, NULL), 0);

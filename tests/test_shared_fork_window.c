@@ -38,25 +38,34 @@ static ssize_t sleeps(const void *arg, size_t len, void *out, size_t cap)
     return 0;
 }
 
-static ssize_t returns(const void *arg, size_t len, void *out, size_t cap)
+static plait_queue *made_before;
+
+/* The quitter: a sender of both queues, once each, which then ends. */
+static ssize_t sends_and_returns(const void *arg, size_t len, void *out, size_t cap)
 {
     (void)arg, (void)len, (void)out, (void)cap;
-    return 0;
+    int a = plait_queue_send(made_before, "b", 1, 0);
+    int b = plait_queue_send(made_in_window, "w", 1, 0);
+    return a < 0 ? a : b;
 }
 
 TEST(an_object_made_as_a_child_is_forked_is_not_the_child_s)
 {
-    plait_queue *made_before;
     CHECK_EQ(plait_queue_create(&made_before, 8, 1), 0);
     plait_task sleeper, quitter;
     make_one = true;
     CHECK_EQ(plait_process_start(&sleeper, sleeps, NULL, 0, NULL, NULL), 0);
     make_one = false;
     CHECK(made_in_window != NULL);
-    /* a child forked after both, which holds both and ends without a word: each queue's
-     * undecided holder gone, which ends its side */
-    CHECK_EQ(plait_process_start(&quitter, returns, NULL, 0, NULL, NULL), 0);
+    /* a child forked after both, which holds both, sends once to each and ends: each
+     * queue's one sender gone, which ends its sending side */
+    CHECK_EQ(plait_process_start(&quitter, sends_and_returns, NULL, 0, NULL, NULL), 0);
     CHECK_EQ(plait_join(quitter, NULL, SOON()), 0);
+    char c = 0;
+    CHECK_EQ(plait_queue_recv(made_before, &c, 1, 0), 1);
+    CHECK_EQ(c, 'b');
+    CHECK_EQ(plait_queue_recv(made_in_window, &c, 1, 0), 1);
+    CHECK_EQ(c, 'w');
     /* the sleeper holds the queue made before it (undecided: it may still send) ... */
     CHECK_EQ(plait_queue_recv(made_before, NULL, 0, 0), -ETIMEDOUT);
     /* ... but not the one it never had */
