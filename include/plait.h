@@ -689,7 +689,10 @@ enum plait_pool_shutdown_how {
 int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline);
 
 /* Shut down (draining) if not done yet, wait for the workers, free the pool.  A
- * cancelled caller waits too: this is clean-up, which must finish.  -EBUSY (and
+ * cancelled caller waits too: this is clean-up, which must finish.  The workers' end
+ * includes their task-local destructors (see plait_key_create): from a coroutine, a
+ * thread of its own joins them while only the coroutine waits (where no thread can be
+ * had, its scheduler waits for the joins).  -EBUSY (and
  * nothing freed) after a shutdown that timed out while a task still runs or is queued
  * (workers that are only exiting are waited for), or while another caller is still
  * inside plait_pool_shutdown on this pool once it has stopped (call again); -ENOMEM

@@ -686,17 +686,39 @@ static void join_workers(void *arg)
         pthread_join(j->pool->workers[i].thread, NULL);
 }
 
+static void *join_workers_on_a_thread(void *arg)
+{
+    join_workers(arg);
+    return NULL;
+}
+
 /* Join the first `workers` workers (told to end) and free the pool.  With pthread
  * cancellation off (internal.h): pthread_join is a cancellation point, and a caller
- * with a pthread_cancel pending unwound at the first worker, leaving the pool.  The
- * joins are made on the thread's own stack: past glibc's cache of ended threads'
- * stacks (40 MiB: six workers' 8 MiB), a join frees them through a call into the
- * dynamic linker bound at its first use, whose resolver's frames (some KiB) overflowed
- * a coroutine's smallest stack (SIGSEGV; a review). */
+ * with a pthread_cancel pending unwound at the first worker, leaving the pool.  A
+ * worker's task-local destructors run as it exits, for as long as they take, and may
+ * wait for what a coroutine does: so a coroutine has a plait thread of its own join the
+ * workers and waits for that thread, only it suspended (made on its scheduler's loop,
+ * the joins held every coroutine of the scheduler, and a destructor that waited for
+ * one of them waited for ever; a helper's audit).  Where no thread can be had, and on a
+ * plain thread, the joins are made on the thread's own stack: past glibc's cache of
+ * ended threads' stacks (40 MiB: six workers' 8 MiB), a join frees them through a call
+ * into the dynamic linker bound at its first use, whose resolver's frames (some KiB)
+ * overflowed a coroutine's smallest stack (SIGSEGV; a review). */
 static void pool_join_and_free(plait_pool *pool, unsigned workers)
 {
     int cancel_state = plait__cancel_off();
-    plait__call_on_thread_stack(join_workers, &(joining){pool, workers});
+    joining j = {pool, workers};
+    plait_task joiner;
+    if (plait__coro_current() &&
+        plait_thread_start(&joiner, join_workers_on_a_thread, &j, NULL) == 0) {
+        /* clean-up: shielded, and with no deadline (no timer to lack memory for), the
+         * join has none of the caller's failures, and returns once the joiner has */
+        int shield = plait_cancel_shield(1);
+        (void)plait_join(joiner, NULL, PLAIT_FOREVER);
+        plait_cancel_shield(shield);
+    } else {
+        plait__call_on_thread_stack(join_workers, &j);
+    }
     pool_free(pool);
     plait__cancel_restore(cancel_state);
 }

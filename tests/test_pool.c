@@ -2927,6 +2927,63 @@ TEST(destroy_returns_after_the_workers_task_local_destructors)
     }
 }
 
+/* From a coroutine, a destroy suspends only that coroutine while the workers end: their
+ * destructors may wait for another coroutine of its scheduler.  The workers were joined
+ * on the scheduler's loop, which held every coroutine: the setter below never ran, and
+ * the destructor waited out its deadline (for ever, with none; a helper's audit). */
+static plait_key wait_key;
+static plait_event *wait_key_go;
+static atomic_bool wait_key_waiting;
+static int wait_key_waited = 1;
+
+static void wait_key_destructor(void *value)
+{
+    (void)value;
+    /* (late enough for the destroy to be past its wait for the pool to stop: a setter
+     * that ran before it went on to join the workers would not be the case) */
+    struct timespec a_while = {0, 100 * PLAIT_MS};
+    nanosleep(&a_while, NULL);
+    atomic_store(&wait_key_waiting, true);
+    wait_key_waited = plait_event_wait(wait_key_go, plait_deadline_in(10 * PLAIT_SEC));
+}
+
+static void *wait_key_set(void *arg)
+{
+    return PLAIT_FAIL(plait_local_set(wait_key, arg));
+}
+
+static void *wait_key_setter(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&wait_key_waiting)) /* (the worker is ending: the destroy's) */
+        CHECK_EQ(plait_yield(), 0);
+    CHECK_EQ(plait_event_set(wait_key_go), 0);
+    return NULL;
+}
+
+static void *destroy_beside_the_setter(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(plait_key_create(&wait_key, wait_key_destructor), 0);
+    CHECK_EQ(plait_event_create(&wait_key_go), 0);
+    plait_pool *pool;
+    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 1}), 0);
+    plait_task t, setter;
+    CHECK_EQ(plait_pool_submit(pool, &t, wait_key_set, ARG(1)), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    CHECK_EQ(plait_spawn(&setter, wait_key_setter, NULL), 0);
+    CHECK_EQ(plait_pool_destroy(pool), 0);
+    CHECK_EQ(wait_key_waited, 0); /* the setter ran meanwhile */
+    CHECK_EQ(plait_join(setter, NULL, SOON()), 0);
+    CHECK_EQ(plait_event_destroy(wait_key_go), 0);
+    return NULL;
+}
+
+TEST(a_coroutine_s_destroy_lets_its_scheduler_run_while_the_workers_end)
+{
+    check_run(destroy_beside_the_setter, NULL);
+}
+
 /* A pool's state keeps its hot words on lines of their own (_Alignas(64)): the pool
  * must be placed so.  It came from calloc, 16-byte aligned (undefined behaviour, and
  * the lines the layout keeps apart shared: a review with UBSan's alignment check). */
@@ -2943,6 +3000,7 @@ TEST(pool_is_placed_at_its_alignment)
 }
 
 RUN_TESTS(CASE(pool_is_placed_at_its_alignment), CASE(destroy_returns_after_the_workers_task_local_destructors),
+          CASE(a_coroutine_s_destroy_lets_its_scheduler_run_while_the_workers_end),
           CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_and_join),
           CASE(coroutine_joins_pool_task), CASE(pool_many_submits_run_once),
           CASE(fork_join_fib_two_workers), CASE(fork_join_fib_one_worker),
