@@ -679,8 +679,13 @@ void plait__stack_thread_exit(plait__sched *sched)
     (void)sched;
     if (!alt_stack)
         return;
-    stack_t ss = {.ss_flags = SS_DISABLE};
-    sigaltstack(&ss, NULL);
+    /* Turned off only while it is still plait's: one the program installed since (for
+     * its own overflow handler, from a coroutine) stays (a helper's audit). */
+    stack_t now;
+    if (sigaltstack(NULL, &now) != 0 || (now.ss_sp == alt_stack && !(now.ss_flags & SS_DISABLE))) {
+        stack_t ss = {.ss_flags = SS_DISABLE};
+        sigaltstack(&ss, NULL);
+    }
     free(alt_stack);
     alt_stack = NULL;
 }

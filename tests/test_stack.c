@@ -502,6 +502,39 @@ static void expect_overflow_report(plait_fn main, size_t stack, const char *how)
     CHECK(strstr(out, how) != NULL);
 }
 
+/* A scheduler's end turns off the alternate signal stack plait gave the thread, not
+ * one the program installed since (from a coroutine, for its own overflow handler):
+ * plait_run's return turned that off too (a helper's audit). */
+static char programs_alt_stack[64 * 1024];
+
+static void *install_programs_alt_stack(void *arg)
+{
+    (void)arg;
+    stack_t ss = {.ss_sp = programs_alt_stack, .ss_size = sizeof programs_alt_stack};
+    CHECK_EQ(sigaltstack(&ss, NULL), 0);
+    return NULL;
+}
+
+static void *run_then_look_at_the_alt_stack(void *arg)
+{
+    stack_t *after = arg;
+    CHECK_EQ(plait_run(install_programs_alt_stack, NULL, NULL), 0);
+    CHECK_EQ(sigaltstack(NULL, after), 0);
+    stack_t off = {.ss_flags = SS_DISABLE};
+    CHECK_EQ(sigaltstack(&off, NULL), 0);
+    return NULL;
+}
+
+TEST(a_scheduler_s_end_keeps_an_alt_stack_the_program_installed)
+{
+    pthread_t t; /* (a thread of its own: a fresh one, whose stack plait's alone is) */
+    stack_t after = {.ss_flags = SS_DISABLE};
+    CHECK_EQ(pthread_create(&t, NULL, run_then_look_at_the_alt_stack, &after), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK(after.ss_sp == programs_alt_stack);
+    CHECK_EQ(after.ss_flags & SS_DISABLE, 0);
+}
+
 TEST(overflow_hits_guard_page)
 {
     /* a stack size no other test uses: fresh slots, guarded while the budget lasts */
@@ -592,7 +625,8 @@ TEST(big_stack_under_an_address_space_limit)
     CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
-RUN_TESTS(CASE(overflow_hits_guard_page), CASE(overflow_hits_guard_page_of_reused_stack),
+RUN_TESTS(CASE(a_scheduler_s_end_keeps_an_alt_stack_the_program_installed),
+          CASE(overflow_hits_guard_page), CASE(overflow_hits_guard_page_of_reused_stack),
           CASE(overflow_runs_off_small_stack), CASE(overflow_breaks_canary),
           CASE(stack_memory_goes_back), CASE(stack_memory_of_neighbours_stays),
           CASE(packed_stack_memory_of_neighbours_stays),
