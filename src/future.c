@@ -10,11 +10,12 @@
  * the generation through a stale handle is always safe, and a double join, a join
  * after detach or a cancel of a long-gone task all answer -ESRCH instead of touching
  * freed memory.  A generation's high bits name the process that started the task (its
- * id), the rest count: a parent and its child reuse the same copied free futures in the
- * same order, so without the name a handle one of them made after the fork could be
- * the other's to the bit, and act on its task.  A handle that names this process is
- * one it made, of its own memory; any other is looked up among its chunks first
- * (handle_foreign), as it may name memory this process never had.
+ * id), the rest count starts and consumes (gen_next): a parent and its child reuse the
+ * same copied free futures in the same order, so without the name a handle one of them
+ * made after the fork could be the other's to the bit, and act on its task; and a
+ * future of the forking scheduler's coroutines goes on in both under the parent's
+ * name, where the counts keep them apart.  A handle is looked up among the process's
+ * chunks first (handle_foreign) where it may name memory this process never had.
  *
  * Allocation is per-thread: every thread keeps a cache of free futures, so a
  * spawn/join or submit/join pair takes no global lock; a thread's cache goes back to
@@ -266,6 +267,30 @@ enum { GEN_COUNT_BITS = 42 };
 #define GEN_COUNT_MASK ((UINT64_C(1) << GEN_COUNT_BITS) - 1)
 
 static uint64_t gen_process(uint64_t generation) { return generation >> GEN_COUNT_BITS; }
+static uint64_t gen_count(uint64_t generation) { return generation & GEN_COUNT_MASK; }
+
+/* The generation after this one: the same process, the count one on.  Both a start and
+ * a consume count, so that after a fork, where a future's copies go on apart in the
+ * two processes, the count of a task the parent starts is past any the child's copy
+ * has or reaches under the parent's name (the child counts once, consuming a handle it
+ * had from before the fork; a start of its own names the child): a handle the parent
+ * made after the fork is never the child's to the bit, and is told from a stale handle
+ * from before it by a count above the copy's (handle_misfit). */
+static uint64_t gen_next(uint64_t generation)
+{
+    return (generation & ~GEN_COUNT_MASK) | gen_count(generation + 1);
+}
+
+/* The answer to a handle whose generation is not the future's, now: a stale handle of
+ * this process's, or one from before the fork (counted below the future), -ESRCH; one
+ * that another process made, -EPERM: named for another process than the future's
+ * task, or, in a forked child, counted past it (the parent's, after the fork). */
+static int handle_misfit(uint64_t handle, uint64_t future)
+{
+    return gen_process(handle) != gen_process(future) || gen_count(handle) > gen_count(future)
+               ? -EPERM
+               : -ESRCH;
+}
 
 /* This process's name in a generation: its id, read again once per fork epoch (a
  * child's copy names the parent).  (epoch + 1) << 32 | id; 0 before the first look. */
@@ -320,9 +345,10 @@ static plait__future *future_start(plait_task *task, uint64_t sched_id)
         atomic_store_explicit(&f->watch, NULL, memory_order_relaxed);
     atomic_store_explicit(&f->epoch, plait__fork_epoch(), memory_order_relaxed);
     atomic_store_explicit(&f->sched_id, sched_id, memory_order_relaxed);
-    uint64_t generation = this_process() << GEN_COUNT_BITS |
-                          (atomic_load_explicit(&f->generation, memory_order_relaxed) &
-                           GEN_COUNT_MASK);
+    /* named for this process, and counted on (see gen_next) */
+    uint64_t generation =
+        this_process() << GEN_COUNT_BITS |
+        gen_count(atomic_load_explicit(&f->generation, memory_order_relaxed) + 1);
     atomic_store_explicit(&f->generation, generation, memory_order_relaxed);
     if (task) {
         task->future = f;
@@ -427,10 +453,14 @@ static bool future_known(const plait__future *f)
 }
 
 /* A handle that names no future of this process's memory: one made in another
- * process (a handle this process made names it, and is not looked up). */
+ * process.  Looked up where a handle may not be the process's: one that names another
+ * process, and any in a forked process (a handle made by a process gone since, whose id
+ * the kernel gave to this one, names it too: forked children are where such handles
+ * travel).  A process never forked takes a handle that names it for its own. */
 static bool handle_foreign(plait_task task)
 {
-    return PLAIT_UNLIKELY(gen_process(task.generation) != this_process()) &&
+    return PLAIT_UNLIKELY(plait__fork_epoch() != 0 ||
+                          gen_process(task.generation) != this_process()) &&
            !future_known(task.future);
 }
 
@@ -636,19 +666,16 @@ plait__future *plait__future_lock(plait_task task, int *err)
         return NULL;
     }
     if (PLAIT_UNLIKELY(made_elsewhere(f))) {
-        bool stale = atomic_load_explicit(&f->generation, memory_order_relaxed) !=
-                     task.generation;
-        *err = stale ? -ESRCH : -EPERM;
+        uint64_t generation = atomic_load_explicit(&f->generation, memory_order_relaxed);
+        *err = generation == task.generation ? -EPERM
+                                             : handle_misfit(task.generation, generation);
         return NULL;
     }
     plait__spin_lock(&f->lock);
     uint64_t generation = atomic_load_explicit(&f->generation, memory_order_relaxed);
     if (generation != task.generation) {
         plait__spin_unlock(&f->lock);
-        /* a handle another process made for a task there, where this process's copy of
-         * the future now runs a task of its own (or ran one since) */
-        bool other = gen_process(task.generation) != gen_process(generation);
-        *err = other ? -EPERM : -ESRCH;
+        *err = handle_misfit(task.generation, generation);
         return NULL;
     }
     return f;
@@ -657,9 +684,8 @@ plait__future *plait__future_lock(plait_task task, int *err)
 /* Consume the handle of a locked future; releases the lock. */
 static void consume_unlock(plait__future *f)
 {
-    uint64_t generation = atomic_load_explicit(&f->generation, memory_order_relaxed);
     atomic_store_explicit(&f->generation,
-                          (generation & ~GEN_COUNT_MASK) | ((generation + 1) & GEN_COUNT_MASK),
+                          gen_next(atomic_load_explicit(&f->generation, memory_order_relaxed)),
                           memory_order_relaxed);
     unref_unlock(f);
 }

@@ -578,6 +578,132 @@ TEST(handle_the_parent_made_after_a_fork_names_the_child_s_own_task)
     close(p[1]);
 }
 
+/* The calls a child makes on a handle its parent made after the fork: 0 when each is
+ * -EPERM, else a code that says which was not. */
+static int parents_handle_refused(plait_task theirs)
+{
+    plait_completed *set;
+    if (plait_completed_create(&set) != 0)
+        return 20;
+    int code = plait_cancel(theirs) != -EPERM               ? 21
+               : plait_join(theirs, NULL, 0) != -EPERM      ? 22
+               : plait_wait_any(&theirs, 1, 0) != -EPERM    ? 23
+               : plait_completed_add(set, theirs) != -EPERM ? 24
+               : plait_detach(theirs) != -EPERM             ? 25
+                                                            : 0;
+    return plait_completed_destroy(set) == 0 ? code : 26;
+}
+
+/* The same, on futures that the child has as copies it never started: free in the
+ * parent at the fork, last started there by a plain thread (no coroutine of the child's
+ * scheduler).  The parent's handles said -ESRCH there (a review of the first mend). */
+TEST(handles_the_parent_makes_after_a_fork_on_futures_the_child_never_started)
+{
+    plait_task warm;
+    waits_for_go w;
+    CHECK_EQ(start_waiting_thread(&warm, &w, ARG(1)), 0);
+    CHECK(end_waiting_thread(warm, &w, ARG(1)));
+    int p[2];
+    CHECK_EQ(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int code = 0;
+        for (int i = 0; i < 3 && !code; i++) {
+            plait_task theirs;
+            code = read(p[0], &theirs, sizeof theirs) != (ssize_t)sizeof theirs
+                       ? 10
+                       : parents_handle_refused(theirs);
+        }
+        _exit(code);
+    }
+    plait_task ours[3];
+    waits_for_go ours_waits[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(start_waiting_thread(&ours[i], &ours_waits[i], ARG(i)), 0);
+        CHECK_EQ(write(p[1], &ours[i], sizeof ours[i]), (ssize_t)sizeof ours[i]);
+    }
+    int st = 0;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    CHECK_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+    for (int i = 0; i < 3; i++)
+        CHECK(end_waiting_thread(ours[i], &ours_waits[i], ARG(i)));
+    close(p[0]);
+    close(p[1]);
+}
+
+/* And on the future of a coroutine of the forking scheduler, whose copies go on apart:
+ * the child gives its handle up (detach) and its copy runs on; the parent joins its own
+ * and spawns again on that future.  The two generations were equal (each side counted
+ * once): the child's cancel of the parent's handle cancelled its own coroutine.  And on
+ * such a future that was free at the fork: a completed set of the child's took the
+ * parent's handle and watched the child's free copy (a review of the first mend). */
+static plait_event *apart_release;
+
+static void *waits_for_release(void *arg)
+{
+    int r = plait_event_wait(apart_release, plait_deadline_in(60 * PLAIT_SEC));
+    return r < 0 ? PLAIT_FAIL(r) : arg;
+}
+
+static void *coroutine_futures_apart_main(void *free_at_fork)
+{
+    CHECK_EQ(plait_event_create(&apart_release), 0);
+    plait_task t;
+    CHECK_EQ(plait_spawn(&t, waits_for_release, ARG(5)), 0);
+    if (free_at_fork) {
+        CHECK_EQ(plait_event_set(apart_release), 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+        CHECK_EQ(plait_event_reset(apart_release), 0);
+    }
+    int p[2];
+    CHECK_EQ(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* its copy of t, running, is its own: given up, it runs on */
+        int code = !free_at_fork && plait_detach(t) != 0 ? 9 : 0;
+        plait_task theirs;
+        if (!code && read(p[0], &theirs, sizeof theirs) != (ssize_t)sizeof theirs)
+            code = 10;
+        if (!code)
+            code = theirs.future != t.future ? 11 /* no alias: the case tests nothing */
+                                             : parents_handle_refused(theirs);
+        plait_task mine; /* a task of its own, on that future where it was free */
+        if (!code && (plait_spawn(&mine, waits_for_release, ARG(7)) != 0 ||
+                      plait_event_set(apart_release) != 0))
+            code = 12;
+        void *v = NULL;
+        if (!code && (plait_join(mine, &v, SOON()) != 0 || v != ARG(7)))
+            code = 13; /* (the detached copy of t ends with the release too) */
+        _exit(code);
+    }
+    if (!free_at_fork) {
+        CHECK_EQ(plait_event_set(apart_release), 0);
+        CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    }
+    plait_task again;
+    CHECK_EQ(plait_spawn(&again, waits_for_release, ARG(6)), 0);
+    CHECK_EQ(write(p[1], &again, sizeof again), (ssize_t)sizeof again);
+    int st = 0;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    CHECK_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+    CHECK_EQ(plait_event_set(apart_release), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(again, &v, SOON()), 0);
+    CHECK(v == ARG(6));
+    CHECK_EQ(plait_event_destroy(apart_release), 0);
+    close(p[0]);
+    close(p[1]);
+    return NULL;
+}
+
+TEST(a_coroutine_s_future_that_goes_on_apart_after_a_fork)
+{
+    check_run(coroutine_futures_apart_main, NULL);
+    check_run(coroutine_futures_apart_main, ARG(1));
+}
+
 /* The other way: a handle a child made, sent to its parent, which was never forked
  * (the cases run in the test's own process).  Handles were looked up among the
  * process's chunks in forked processes only: here one of a chunk the child made after
@@ -721,5 +847,7 @@ RUN_TESTS(CASE(procpool_handle_in_a_worker), CASE(plain_thread_codes), CASE(coro
           CASE(procpool_handle_in_a_forked_child), CASE(handle_made_after_a_fork_in_the_child),
           CASE(handle_the_parent_made_after_a_fork_names_the_child_s_own_task),
           CASE(a_child_s_handle_in_a_process_never_forked),
+          CASE(handles_the_parent_makes_after_a_fork_on_futures_the_child_never_started),
+          CASE(a_coroutine_s_future_that_goes_on_apart_after_a_fork),
           CASE(procpool_destroy_from_a_cancelled_coroutine), CASE(procpool_destroy_beside_a_shutdown),
           CASE(main_coroutine_of_a_plain_thread_sleeps_not_for_ever))

@@ -1057,6 +1057,63 @@ TEST(objects_made_while_processes_start)
     CHECK_EQ(pthread_join(maker, NULL), 0);
 }
 
+/* A task handle that a process gone since made, in a child that the kernel gave that
+ * process's id: the handle names the child's id, but memory the child never had (a
+ * chunk of futures the gone process made after its fork).  Taken for the child's own,
+ * it was read unchecked: SIGSEGV (a review of the mend that names processes in
+ * generations). */
+static void *hd_return(void *arg) { return arg; }
+
+TEST(a_task_handle_of_a_gone_process_whose_id_a_child_gets)
+{
+    enum { TASKS = 3000 }; /* (more futures than the chunks this process has) */
+    int p[2];
+    CHECK_EQ(pipe(p), 0);
+    fflush(NULL);
+    pid_t maker = fork();
+    if (maker == 0) {
+        plait_pool *pool;
+        static plait_task tasks[TASKS]; /* (not joined: their futures stay) */
+        int code = plait_pool_create(&pool, &(plait_pool_options){.threads = 1}) ? 10 : 0;
+        for (int i = 0; i < TASKS && !code; i++)
+            code = plait_pool_submit(pool, &tasks[i], hd_return, NULL) ? 11 : 0;
+        if (!code && write(p[1], &tasks[TASKS - 1], sizeof(plait_task)) !=
+                         (ssize_t)sizeof(plait_task))
+            code = 12;
+        _exit(code);
+    }
+    int st = 0;
+    CHECK_EQ(waitpid(maker, &st, 0), maker);
+    CHECK_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+    plait_task theirs = {0};
+    CHECK_EQ(read(p[0], &theirs, sizeof theirs), (ssize_t)sizeof theirs);
+    close(p[0]);
+    close(p[1]);
+    bool chose = true, got = false;
+    for (int tries = 0; tries < 20 && chose && !got; tries++) {
+        chose = next_pid_is(maker);
+        if (!chose)
+            break;
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (getpid() != maker)
+                _exit(77); /* another took the id: again */
+            _exit(plait_cancel(theirs) != -EPERM ? 1 : plait_join(theirs, NULL, 0) != -EPERM ? 2 : 0);
+        }
+        CHECK_EQ(waitpid(pid, &st, 0), pid);
+        got = !WIFEXITED(st) || WEXITSTATUS(st) != 77;
+        if (got) {
+            if (WIFSIGNALED(st))
+                fprintf(stderr, "  the child died of signal %d\n", WTERMSIG(st));
+            CHECK_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+        }
+    }
+    if (!chose)
+        CHECK_SKIP("cannot choose the next process id (/proc/sys/kernel/ns_last_pid)");
+    else if (!got)
+        CHECK_SKIP("the process id was taken by others each time");
+}
+
 RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_lock_waited_across_a_fork_is_the_childs),
           CASE(pmutex_of_a_holder_reaped_unreported_to_a_try),
@@ -1072,4 +1129,5 @@ RUN_TESTS(CASE(pmutex_waited_across_a_fork_is_the_childs),
           CASE(queue_lock_of_a_gone_holder_whose_id_a_child_gets),
           CASE(a_child_with_the_id_of_one_the_program_reaped_is_not_taken_for_it),
           CASE(no_mapping_or_descriptor_left_behind),
-          CASE(objects_made_while_processes_start))
+          CASE(objects_made_while_processes_start),
+          CASE(a_task_handle_of_a_gone_process_whose_id_a_child_gets))
