@@ -1348,8 +1348,9 @@ int plait_pevent_is_set(plait_pevent *event); /* 1 or 0; -EINVAL for a null even
  * sender has died (a child of the process that made the queue, reaped by plait), a
  * receiver gets -EPIPE once the queue is empty; when every receiver has died, a sender
  * gets -EPIPE at once.  Closing does the same for everybody.  A holder that has done
- * neither yet could still take either side: none ends while it lives, and its death
- * ends none (a child that never used the queue is no sender or receiver that died).   A process pool's worker
+ * neither yet could still take either side: none ends while it lives, and its death is
+ * no sender's or receiver's (a child that never used the queue; a side whose last
+ * sender or receiver died before then ends as it goes).   A process pool's worker
  * that is replaced (max_tasks, a crash) is not gone for this until its replacement,
  * which could take either side, exists.  A child of a plain fork() that runs a
  * program (exec) holds the queue, undecided, until that program ends (plait cannot see
