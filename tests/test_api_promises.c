@@ -539,17 +539,23 @@ static bool end_waiting_thread(plait_task t, waits_for_go *w, void *value)
     return plait_event_destroy(w->go) == 0 && ended;
 }
 
-TEST(handle_the_parent_made_after_a_fork_names_the_child_s_own_task)
+/* Fork, with a free future on top of this thread's cache for both processes to start
+ * next, and a pipe p between them. */
+static pid_t fork_with_a_free_future_on_top(int p[2])
 {
-    /* a free future on top of this thread's cache, for both processes to start next */
     plait_task warm;
     waits_for_go w;
     CHECK_EQ(start_waiting_thread(&warm, &w, ARG(1)), 0);
     CHECK(end_waiting_thread(warm, &w, ARG(1)));
-    int p[2];
     CHECK_EQ(pipe(p), 0);
     fflush(NULL);
-    pid_t pid = fork();
+    return fork();
+}
+
+TEST(handle_the_parent_made_after_a_fork_names_the_child_s_own_task)
+{
+    int p[2];
+    pid_t pid = fork_with_a_free_future_on_top(p);
     if (pid == 0) {
         plait_task mine, theirs;
         waits_for_go mine_waits;
@@ -599,14 +605,8 @@ static int parents_handle_refused(plait_task theirs)
  * scheduler).  The parent's handles said -ESRCH there (a review of the first mend). */
 TEST(handles_the_parent_makes_after_a_fork_on_futures_the_child_never_started)
 {
-    plait_task warm;
-    waits_for_go w;
-    CHECK_EQ(start_waiting_thread(&warm, &w, ARG(1)), 0);
-    CHECK(end_waiting_thread(warm, &w, ARG(1)));
     int p[2];
-    CHECK_EQ(pipe(p), 0);
-    fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = fork_with_a_free_future_on_top(p);
     if (pid == 0) {
         int code = 0;
         for (int i = 0; i < 3 && !code; i++) {
