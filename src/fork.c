@@ -111,6 +111,7 @@ static void prepare(void)
     plait__spawn_atfork(PLAIT__FORK_PREPARE);
     plait__pool_atfork(PLAIT__FORK_PREPARE);
     plait__manager_atfork(PLAIT__FORK_PREPARE);
+    plait__procpool_atfork(PLAIT__FORK_PREPARE);
     plait__sched *s = plait__sched_current();
     if (s) /* (forks are one at a time from here: the mutexes above) */
         plait__group_sched_atfork(s, PLAIT__FORK_PREPARE);
@@ -153,6 +154,7 @@ static void parent(void)
     plait__signals_atfork(PLAIT__FORK_PARENT);
     if (s)
         plait__group_sched_atfork(s, PLAIT__FORK_PARENT);
+    plait__procpool_atfork(PLAIT__FORK_PARENT);
     plait__manager_atfork(PLAIT__FORK_PARENT);
     plait__pool_atfork(PLAIT__FORK_PARENT);
     plait__spawn_atfork(PLAIT__FORK_PARENT);
@@ -193,6 +195,7 @@ static void child(void)
     plait__signals_atfork(PLAIT__FORK_CHILD);
     if (s)
         plait__group_sched_atfork(s, PLAIT__FORK_CHILD);
+    plait__procpool_atfork(PLAIT__FORK_CHILD);
     plait__manager_atfork(PLAIT__FORK_CHILD);
     plait__pool_atfork(PLAIT__FORK_CHILD);
     plait__spawn_atfork(PLAIT__FORK_CHILD);

@@ -1182,6 +1182,8 @@ void plait__spawn_atfork(int phase);
  * held while its holder takes the locks above); in the child, the default pool's
  * workers and the manager thread are not there. */
 void plait__pool_atfork(int phase);
+/* A process pool worker's task that forks: the rooms its fork() child gets (procpool.c). */
+void plait__procpool_atfork(int phase);
 void plait__manager_atfork(int phase);
 
 /* ---- process-shared objects (shared.c) ---- */

@@ -453,7 +453,8 @@ int plait__fork_child(const plait__fork_spec *spec, pid_t *pid)
         p = fork();
         plait__forking = false;
         fork_error = errno;
-        if (spec->map && p != 0)
+        if (spec->map && p >= 0) /* in the child too: its own children get none of it
+                                  * (a process pool's worker: procpool.c, a task's forks) */
             plait__keep_from_children(spec->map, spec->map_size);
         if (p <= 0 ||
             (p != spec->gone && !(spec->pid_taken && spec->pid_taken(p, spec->pid_taken_arg)) &&

@@ -95,6 +95,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -383,6 +384,52 @@ static void worker_lock(plait_procpool *p, const notify_id *nid)
         (void)tell_parent(p, nid);
 }
 
+/* ---- a task's forks ----
+ * A worker keeps the pool's shared memory from its children (MADV_DONTFORK, from its
+ * first instant: plait__fork_child): a task that forks must not leave a process that
+ * shares the slots, whose late write of its copy of the task's result (a child that
+ * returns from the task function, which is what ends it: see plait.h) landed in the
+ * result of a later task the slot carried, reported a success.  A child of fork(),
+ * whose fork handlers run, gets a private copy of the rooms of the task it was forked
+ * in instead (running_rooms: its argument and result, whole pages), so that it goes on
+ * as the task's code expects; a child of _Fork() or a raw fork has none of them (its
+ * touch faults: the child alone dies). */
+static _Atomic uintptr_t running_rooms, running_rooms_end; /* pages; 0: no task */
+static void *rooms_copy;       /* prepare's copy, for the child */
+static uintptr_t rooms_copy_of; /* where the copy goes */
+static size_t rooms_copy_len;
+
+static uintptr_t page_size(void) { return (uintptr_t)sysconf(_SC_PAGESIZE); }
+
+void plait__procpool_atfork(int phase)
+{
+    if (phase == PLAIT__FORK_PREPARE) {
+        rooms_copy = NULL;
+        /* (a thread of an earlier task that forks as the next one starts may read one
+         * task's start and the other's end: still whole pages of the slots) */
+        uintptr_t at = atomic_load_explicit(&running_rooms, memory_order_acquire);
+        uintptr_t end = atomic_load_explicit(&running_rooms_end, memory_order_relaxed);
+        if (!at || end <= at)
+            return;
+        void *copy = mmap(NULL, end - at, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                          -1, 0);
+        if (copy == MAP_FAILED)
+            return; /* the child has none of them */
+        memcpy(copy, (const void *)at, end - at);
+        rooms_copy = copy;
+        rooms_copy_of = at;
+        rooms_copy_len = end - at;
+        return;
+    }
+    if (!rooms_copy)
+        return;
+    if (phase != PLAIT__FORK_CHILD ||
+        mremap(rooms_copy, rooms_copy_len, rooms_copy_len, MREMAP_MAYMOVE | MREMAP_FIXED,
+               (void *)rooms_copy_of) == MAP_FAILED)
+        munmap(rooms_copy, rooms_copy_len);
+    rooms_copy = NULL;
+}
+
 static int worker_main(void *arg)
 {
     plait_procpool *p = arg;
@@ -485,7 +532,13 @@ static int worker_main(void *arg)
                 timer_settime(timer, 0, &its, NULL);
             }
             size_t cap = out_cap(p, ts->fn);
+            uintptr_t page = page_size(), rooms = (uintptr_t)slot_arg(p, s);
+            uintptr_t rooms_end = (uintptr_t)slot_result(p, s) + p->result_room;
+            atomic_store_explicit(&running_rooms_end, (rooms_end + page - 1) / page * page,
+                                  memory_order_relaxed);
+            atomic_store_explicit(&running_rooms, rooms / page * page, memory_order_release);
             ssize_t n = ts->fn(slot_arg(p, s), ts->arg_len, slot_result(p, s), cap);
+            atomic_store_explicit(&running_rooms, 0, memory_order_relaxed);
             if ((unsigned)getpid() != me) /* not plait__pid(): _Fork() or a raw fork
                                            * runs no fork handler, so the cache is stale */
                 _exit(0); /* a child the task forked, returning from it too: the task is

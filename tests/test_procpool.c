@@ -4822,7 +4822,88 @@ TEST(a_pool_is_not_a_child_of_fork_without_handlers_own)
     fx_fini();
 }
 
+/* A task's child of fork() goes on as the task's code expects, with its own copy of the
+ * task's argument and result rooms: what it writes there is its own.  Its rooms were
+ * the slot's shared memory, so a child that wrote its result late (after the task had
+ * returned) wrote it into the result of a later task the slot carried, reported a
+ * success (a helper's audit).  Task A forks a child that reports the argument it sees
+ * and then writes its marker into its result without pause until told to stop; each
+ * task B after it writes its own result and watches it a while: none may change. */
+static int fc_seen[2], fc_stop[2];
+
+static ssize_t fc_forks_a_writer(const void *arg, size_t len, void *out, size_t cap)
+{
+    if (len != 1 || cap < sizeof(uint32_t))
+        return -EINVAL;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        char seen = *(const char *)arg;
+        if (write(fc_seen[1], &seen, 1) != 1)
+            return 0;
+        char c;
+        while (read(fc_stop[0], &c, 1) < 0 && errno == EAGAIN)
+            memcpy(out, &(uint32_t){0xBAD}, sizeof(uint32_t));
+        return 0; /* from the task function: it ends here (_exit(0)) */
+    }
+    memcpy(out, &(uint32_t){0xA}, sizeof(uint32_t));
+    return sizeof(uint32_t);
+}
+
+static ssize_t fc_watches_its_result(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len;
+    if (cap < sizeof(uint32_t))
+        return -EINVAL;
+    memcpy(out, &(uint32_t){0xB}, sizeof(uint32_t));
+    int64_t until = plait_now() + 100 * PLAIT_MS; /* (the writer changes it at once) */
+    uint32_t now = 0xB;
+    while (now == 0xB && plait_now() < until)
+        memcpy(&now, out, sizeof now);
+    return sizeof(uint32_t);
+}
+
+/* The one uint32_t a task's result carries; 0 where it carries none. */
+static uint32_t fc_result(plait_task t)
+{
+    void *v = NULL;
+    uint32_t r = 0;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    plait_bytes *b = v;
+    if (b && b->len == sizeof r)
+        memcpy(&r, b->data, sizeof r);
+    free(b);
+    return r;
+}
+
+TEST(a_task_s_fork_child_writes_only_its_own_copy_of_the_rooms)
+{
+    CHECK_EQ(pipe(fc_seen), 0);
+    CHECK_EQ(pipe2(fc_stop, O_NONBLOCK), 0);
+    plait_procpool *pool;
+    CHECK_EQ(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 1}), 0);
+    plait_task a;
+    CHECK_EQ(plait_procpool_submit(pool, &a, fc_forks_a_writer, "A", 1), 0);
+    CHECK_EQ(fc_result(a), 0xAu);
+    char seen = 0;
+    CHECK_EQ(read(fc_seen[0], &seen, 1), 1); /* the child runs, and writes */
+    CHECK_EQ(seen, 'A');
+    for (int i = 0; i < 8; i++) { /* (every slot of the pool in turn: 4) */
+        plait_task b;
+        CHECK_EQ(plait_procpool_submit(pool, &b, fc_watches_its_result, NULL, 0), 0);
+        CHECK_EQ(fc_result(b), 0xBu);
+    }
+    CHECK_EQ(write(fc_stop[1], "x", 1), 1);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+    for (int i = 0; i < 2; i++) {
+        close(fc_seen[i]);
+        close(fc_stop[i]);
+    }
+}
+
 RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
+          CASE(a_task_s_fork_child_writes_only_its_own_copy_of_the_rooms),
           CASE(a_pool_is_not_a_child_of_fork_without_handlers_own),
           CASE(procpool_bad_input), CASE(procpool_used_from_a_worker_is_refused),
           CASE(replacement_fork_failure_is_not_for_good),
