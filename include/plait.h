@@ -1423,8 +1423,9 @@ size_t plait_queue_len(plait_queue *queue);
  * write still kills the worker: -ECANCELED).  From a
  * coroutine, plait_join() on a task waits without blocking the scheduler.
  *
- * A task may fork: a child of it has its own copy of the task's argument and result,
- * and one that returns from the task function (or from a map's item function) ends
+ * A task may fork: a child of it has its own copy of the task's argument and a result
+ * room of its own (empty: what the task wrote there before the fork is not in it), and
+ * one that returns from the task function (or from a map's item function) ends
  * there (_exit(0), which flushes no stdio stream: the child flushes what it printed
  * itself) instead of acting as a worker; a child of _Fork() or a raw fork system call,
  * which run no fork handler, has none of the pool's memory (a touch of the argument or

@@ -390,44 +390,72 @@ static void worker_lock(plait_procpool *p, const notify_id *nid)
  * shares the slots, whose late write of its copy of the task's result (a child that
  * returns from the task function, which is what ends it: see plait.h) landed in the
  * result of a later task the slot carried, reported a success.  A child of fork(),
- * whose fork handlers run, gets a private copy of the rooms of the task it was forked
- * in instead (running_rooms: its argument and result, whole pages), so that it goes on
- * as the task's code expects; a child of _Fork() or a raw fork has none of them (its
- * touch faults: the child alone dies). */
-static _Atomic uintptr_t running_rooms, running_rooms_end; /* pages; 0: no task */
-static void *rooms_copy;       /* prepare's copy, for the child */
-static uintptr_t rooms_copy_of; /* where the copy goes */
-static size_t rooms_copy_len;
+ * whose fork handlers run, gets rooms of its own where the running task's are instead
+ * (running: their pages), so that it goes on as the task's code expects: a copy of the
+ * task's argument (its length, not its room: a room may be a gigabyte, and every fork
+ * while the task runs, plait's own too, pays the copy), and an empty result room.  A
+ * child of _Fork() or a raw fork has none of them (a touch faults: the child alone
+ * dies), and, as a fork() child whose rooms could not be made, makes none for its own
+ * children (`owner`: only the worker's forks do). */
+static struct {
+    _Atomic uintptr_t pages, pages_end; /* 0: no task runs */
+    _Atomic uintptr_t arg;
+    atomic_size_t arg_len;
+    unsigned owner;                     /* the worker, set before its first task */
+} running;
+static void *rooms_made;       /* prepare's rooms, for the child */
+static uintptr_t rooms_made_at; /* where they go */
+static size_t rooms_made_len;
 
 static uintptr_t page_size(void) { return (uintptr_t)sysconf(_SC_PAGESIZE); }
 
 void plait__procpool_atfork(int phase)
 {
     if (phase == PLAIT__FORK_PREPARE) {
-        rooms_copy = NULL;
-        /* (a thread of an earlier task that forks as the next one starts may read one
-         * task's start and the other's end: still whole pages of the slots) */
-        uintptr_t at = atomic_load_explicit(&running_rooms, memory_order_acquire);
-        uintptr_t end = atomic_load_explicit(&running_rooms_end, memory_order_relaxed);
-        if (!at || end <= at)
+        rooms_made = NULL;
+        /* (a thread of an earlier task that forks as the next one starts may read parts
+         * of both: each still inside the slots, and the argument copied only where it
+         * lies inside the pages) */
+        uintptr_t at = atomic_load_explicit(&running.pages, memory_order_acquire);
+        uintptr_t end = atomic_load_explicit(&running.pages_end, memory_order_relaxed);
+        uintptr_t arg = atomic_load_explicit(&running.arg, memory_order_relaxed);
+        size_t len = atomic_load_explicit(&running.arg_len, memory_order_relaxed);
+        if (!at || end <= at || (unsigned)getpid() != running.owner)
             return;
-        void *copy = mmap(NULL, end - at, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                          -1, 0);
-        if (copy == MAP_FAILED)
-            return; /* the child has none of them */
-        memcpy(copy, (const void *)at, end - at);
-        rooms_copy = copy;
-        rooms_copy_of = at;
-        rooms_copy_len = end - at;
+        void *rooms = mmap(NULL, end - at, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (rooms == MAP_FAILED)
+            return; /* the child has none */
+        if (arg >= at && arg < end && len <= end - arg)
+            memcpy((char *)rooms + (arg - at), (const void *)arg, len);
+        rooms_made = rooms;
+        rooms_made_at = at;
+        rooms_made_len = end - at;
         return;
     }
-    if (!rooms_copy)
+    if (!rooms_made)
         return;
     if (phase != PLAIT__FORK_CHILD ||
-        mremap(rooms_copy, rooms_copy_len, rooms_copy_len, MREMAP_MAYMOVE | MREMAP_FIXED,
-               (void *)rooms_copy_of) == MAP_FAILED)
-        munmap(rooms_copy, rooms_copy_len);
-    rooms_copy = NULL;
+        mremap(rooms_made, rooms_made_len, rooms_made_len, MREMAP_MAYMOVE | MREMAP_FIXED,
+               (void *)rooms_made_at) == MAP_FAILED)
+        munmap(rooms_made, rooms_made_len);
+    rooms_made = NULL;
+}
+
+/* The task in slot s runs now (true) or no more: its rooms, for its forks. */
+static void rooms_running(plait_procpool *p, uint32_t s, bool runs)
+{
+    if (!runs) {
+        atomic_store_explicit(&running.pages, 0, memory_order_relaxed);
+        return;
+    }
+    uintptr_t page = page_size(), rooms = (uintptr_t)slot_arg(p, s);
+    uintptr_t rooms_end = (uintptr_t)slot_result(p, s) + p->result_room;
+    atomic_store_explicit(&running.arg, rooms, memory_order_relaxed);
+    atomic_store_explicit(&running.arg_len, slot_at(p, s)->arg_len, memory_order_relaxed);
+    atomic_store_explicit(&running.pages_end, (rooms_end + page - 1) / page * page,
+                          memory_order_relaxed);
+    atomic_store_explicit(&running.pages, rooms / page * page, memory_order_release);
 }
 
 static int worker_main(void *arg)
@@ -436,6 +464,7 @@ static int worker_main(void *arg)
     pool_shm *sh = p->sh;
     worker_state *ws = &p->wstate[p->forking];
     unsigned me = plait__pid();
+    running.owner = me; /* (its first thread: any other starts later, in a task) */
     /* Nothing before the manager watches this worker (its pidfd is open; it publishes
      * the pid then): where SIGCHLD is ignored, a worker that ended before that was
      * reaped by the kernel unseen, and the task it had taken never reported (a
@@ -532,13 +561,9 @@ static int worker_main(void *arg)
                 timer_settime(timer, 0, &its, NULL);
             }
             size_t cap = out_cap(p, ts->fn);
-            uintptr_t page = page_size(), rooms = (uintptr_t)slot_arg(p, s);
-            uintptr_t rooms_end = (uintptr_t)slot_result(p, s) + p->result_room;
-            atomic_store_explicit(&running_rooms_end, (rooms_end + page - 1) / page * page,
-                                  memory_order_relaxed);
-            atomic_store_explicit(&running_rooms, rooms / page * page, memory_order_release);
+            rooms_running(p, s, true);
             ssize_t n = ts->fn(slot_arg(p, s), ts->arg_len, slot_result(p, s), cap);
-            atomic_store_explicit(&running_rooms, 0, memory_order_relaxed);
+            rooms_running(p, s, false);
             if ((unsigned)getpid() != me) /* not plait__pid(): _Fork() or a raw fork
                                            * runs no fork handler, so the cache is stale */
                 _exit(0); /* a child the task forked, returning from it too: the task is

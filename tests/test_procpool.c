@@ -4902,8 +4902,106 @@ TEST(a_task_s_fork_child_writes_only_its_own_copy_of_the_rooms)
     }
 }
 
+/* A child of _Fork() (no fork handlers: none of the pool's memory) that forks in turn:
+ * the worker's handler, still thinking a task ran there, copied the rooms from memory
+ * that child does not have (SIGSEGV; a review of the rooms' copy). */
+static ssize_t fc_fork_without_handlers_forks(const void *arg, size_t len, void *out,
+                                              size_t cap)
+{
+    (void)arg, (void)len;
+    if (cap < sizeof(int))
+        return -EINVAL;
+    pid_t child = _Fork();
+    if (child < 0)
+        return -errno;
+    if (child == 0) {
+        pid_t grandchild = fork();
+        if (grandchild == 0)
+            _exit(42);
+        int st = 0;
+        _exit(grandchild > 0 && waitpid(grandchild, &st, 0) == grandchild && WIFEXITED(st)
+                  ? WEXITSTATUS(st)
+                  : 9);
+    }
+    int st = 0;
+    while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
+    }
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    memcpy(out, &code, sizeof code);
+    return sizeof code;
+}
+
+TEST(a_task_s_child_of_fork_without_handlers_may_fork)
+{
+#if defined(__SANITIZE_THREAD__)
+    CHECK_SKIP("a child of _Fork: ThreadSanitizer's books are the parent's there");
+    return;
+#endif
+    plait_procpool *pool;
+    CHECK_EQ(plait_procpool_create(&pool, &(plait_procpool_options){.processes = 1}), 0);
+    plait_task t;
+    CHECK_EQ(plait_procpool_submit(pool, &t, fc_fork_without_handlers_forks, NULL, 0), 0);
+    CHECK_EQ(fc_result(t), 42u); /* (139: killed by SIGSEGV) */
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
+/* A fork while a task runs makes its child rooms of its own without reading the task's
+ * whole rooms: the first version copied them, some 256 MiB of the pool's shared memory
+ * read in (and kept in the worker) for one fork here, and seconds of copying for a
+ * pool of gigabyte rooms (a review of the rooms' copy).  The task says how much of the
+ * pool's memory its worker has in after a fork, in KiB. */
+static long fc_rss_shmem_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    long kib = -1;
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "RssShmem: %ld", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+static ssize_t fc_forks_once(const void *arg, size_t len, void *out, size_t cap)
+{
+    (void)arg, (void)len;
+    if (cap < sizeof(uint32_t))
+        return -EINVAL;
+    long before = fc_rss_shmem_kib();
+    pid_t child = fork();
+    if (child < 0)
+        return -errno;
+    if (child == 0)
+        _exit(0);
+    while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+    }
+    long after = fc_rss_shmem_kib();
+    uint32_t grew = before < 0 || after < 0 ? UINT32_MAX : (uint32_t)(after - before);
+    memcpy(out, &grew, sizeof grew);
+    return sizeof grew;
+}
+
+TEST(a_fork_in_a_task_reads_none_of_its_rooms)
+{
+    plait_procpool *pool;
+    size_t room = (size_t)128 << 20;
+    CHECK_EQ(plait_procpool_create(&pool, &(plait_procpool_options){
+                                              .processes = 1, .arg_max = room, .result_max = room}),
+             0);
+    plait_task t;
+    CHECK_EQ(plait_procpool_submit(pool, &t, fc_forks_once, NULL, 0), 0);
+    uint32_t grew = fc_result(t);
+    CHECK(grew < 32 * 1024); /* KiB: not the rooms' 256 MiB */
+    if (grew >= 32 * 1024)
+        fprintf(stderr, "  the worker's shared memory grew %u KiB in a fork\n", grew);
+    CHECK_EQ(plait_procpool_destroy(pool), 0);
+}
+
 RUN_TESTS(CASE(pool_create_leaves_sigpipe_alone), /* first: see there */
           CASE(a_task_s_fork_child_writes_only_its_own_copy_of_the_rooms),
+          CASE(a_task_s_child_of_fork_without_handlers_may_fork),
+          CASE(a_fork_in_a_task_reads_none_of_its_rooms),
           CASE(a_pool_is_not_a_child_of_fork_without_handlers_own),
           CASE(procpool_bad_input), CASE(procpool_used_from_a_worker_is_refused),
           CASE(replacement_fork_failure_is_not_for_good),
