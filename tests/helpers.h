@@ -47,19 +47,25 @@
 /* A call that must not block returned promptly. */
 #define CHECK_PROMPT(start) CHECK(plait_now() - (start) < PLAIT_SEC)
 
-/* The process's address space in KiB (VmSize), -1 when it cannot be read. */
-static inline long vm_size_kb(void)
+/* A KiB figure of the process's /proc/self/status ("VmSize", "RssShmem"), -1 when it
+ * cannot be read. */
+static inline long status_kb(const char *name)
 {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     long kb = -1;
+    size_t n = strlen(name);
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %ld kB", &kb) == 1)
+        if (strncmp(line, name, n) == 0 && line[n] == ':' &&
+            sscanf(line + n + 1, "%ld kB", &kb) == 1)
             break;
     if (f)
         fclose(f);
     return kb;
 }
+
+/* The process's address space in KiB (VmSize), -1 when it cannot be read. */
+static inline long vm_size_kb(void) { return status_kb("VmSize"); }
 
 /* ---- helpers: schedulers on their own threads, plain threads, randomness ---- */
 

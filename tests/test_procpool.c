@@ -4950,25 +4950,12 @@ TEST(a_task_s_child_of_fork_without_handlers_may_fork)
  * read in (and kept in the worker) for one fork here, and seconds of copying for a
  * pool of gigabyte rooms (a review of the rooms' copy).  The task says how much of the
  * pool's memory its worker has in after a fork, in KiB. */
-static long fc_rss_shmem_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    long kib = -1;
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "RssShmem: %ld", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 static ssize_t fc_forks_once(const void *arg, size_t len, void *out, size_t cap)
 {
     (void)arg, (void)len;
     if (cap < sizeof(uint32_t))
         return -EINVAL;
-    long before = fc_rss_shmem_kib();
+    long before = status_kb("RssShmem");
     pid_t child = fork();
     if (child < 0)
         return -errno;
@@ -4976,7 +4963,7 @@ static ssize_t fc_forks_once(const void *arg, size_t len, void *out, size_t cap)
         _exit(0);
     while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
     }
-    long after = fc_rss_shmem_kib();
+    long after = status_kb("RssShmem");
     uint32_t grew = before < 0 || after < 0 ? UINT32_MAX : (uint32_t)(after - before);
     memcpy(out, &grew, sizeof grew);
     return sizeof grew;
