@@ -698,7 +698,10 @@ int plait_pool_shutdown(plait_pool *pool, int how, int64_t deadline);
  * inside plait_pool_shutdown on this pool once it has stopped (call again); -ENOMEM
  * (nothing freed: call again) when a coroutine's wait for the workers finds no memory
  * for its timer; -EDEADLK
- * from a task of this pool (as plait_pool_shutdown says); -EPERM for the default pool, or in a forked child.  No call on the pool may
+ * from a task of this pool (as plait_pool_shutdown says); -EPERM for the default pool, or in a forked child
+ * (a destroy a coroutine was inside as another coroutine of its scheduler forked goes
+ * on in the child, where the workers are not: it answers -EPERM there within some
+ * 50 ms, nothing freed).  No call on the pool may
  * begin once a destroy may have freed it, nor still be under way when it begins (a
  * submit on another thread that has returned nothing yet may still touch the pool,
  * even one whose task has already run: wait for that thread's call to return first). */

@@ -679,6 +679,19 @@ typedef struct joining {
     unsigned workers;
 } joining;
 
+/* A destroy's waits (for the pool to stop, for its workers to end) cannot be cut short,
+ * and a child that another coroutine of the caller's scheduler forks meanwhile goes on
+ * with them, where nothing they wait for is: it would wait for ever, and hold up its
+ * plait_run's return for ever.  So they look every FORKED_LOOK_NS, and there give up
+ * (-EPERM: the pool is the parent's; nothing is freed). */
+#define FORKED_LOOK_NS (50 * PLAIT_MS)
+
+static int64_t forked_look_at(int64_t deadline)
+{
+    int64_t look = plait_deadline_in(FORKED_LOOK_NS);
+    return deadline < look ? deadline : look;
+}
+
 static void join_workers(void *arg)
 {
     const joining *j = arg;
@@ -704,23 +717,40 @@ static void *join_workers_on_a_thread(void *arg)
  * ended threads' stacks (40 MiB: six workers' 8 MiB), a join frees them through a call
  * into the dynamic linker bound at its first use, whose resolver's frames (some KiB)
  * overflowed a coroutine's smallest stack (SIGSEGV; a review). */
-static void pool_join_and_free(plait_pool *pool, unsigned workers)
+static int pool_join_and_free(plait_pool *pool, unsigned workers)
 {
+    if (pool_here(pool) < 0)
+        return -EPERM; /* a forked child's copy, whose workers are not here (a destroy
+                        * that waited for the pool to stop as its scheduler forked) */
     int cancel_state = plait__cancel_off();
     joining j = {pool, workers};
     plait_task joiner;
+    bool forked = false;
     if (plait__coro_current() &&
         plait_thread_start(&joiner, join_workers_on_a_thread, &j, NULL) == 0) {
-        /* clean-up: shielded, and with no deadline (no timer to lack memory for), the
-         * join has none of the caller's failures, and returns once the joiner has */
+        /* clean-up: shielded, the join has none of the caller's failures but its
+         * deadline's (a look for a fork) and its timer's -ENOMEM (then it waits without
+         * one), and returns once the joiner has */
         int shield = plait_cancel_shield(1);
-        (void)plait_join(joiner, NULL, PLAIT_FOREVER);
+        for (;;) {
+            int r = plait_join(joiner, NULL, forked_look_at(PLAIT_FOREVER));
+            if (r == -ENOMEM)
+                r = plait_join(joiner, NULL, PLAIT_FOREVER);
+            if (r != -ETIMEDOUT)
+                break;
+            if (pool_here(pool) < 0) {
+                forked = true; /* the parent's pool, whose workers are not here */
+                break;
+            }
+        }
         plait_cancel_shield(shield);
     } else {
         plait__call_on_thread_stack(join_workers, &j);
     }
-    pool_free(pool);
+    if (!forked)
+        pool_free(pool);
     plait__cancel_restore(cancel_state);
+    return forked ? -EPERM : 0;
 }
 
 /* Stop the workers started so far (creation failed part-way). */
@@ -729,7 +759,7 @@ static void pool_abandon(plait_pool *pool)
     atomic_store(&pool->closed, true);
     atomic_store(&pool->done, true);
     poke_all(pool);
-    pool_join_and_free(pool, pool->started);
+    (void)pool_join_and_free(pool, pool->started); /* (this process's: it was just made) */
 }
 
 _Static_assert(PLAIT_POOL_THREADS_MAX <= 10000, "a worker's number fits its name in 4 digits");
@@ -891,6 +921,21 @@ static int check_owner_call(plait_pool *pool)
     return 0;
 }
 
+/* The wait for the pool to stop, to the deadline; a destroy's (not cancellable) looks
+ * for a fork as it waits. */
+static int destroy_wait_look(plait_pool *pool, int64_t deadline, bool cancellable)
+{
+    if (cancellable)
+        return plait__event_wait(pool->stopped, deadline, true);
+    int r;
+    while ((r = plait__event_wait(pool->stopped, forked_look_at(deadline), false)) ==
+               -ETIMEDOUT &&
+           !plait__deadline_passed(deadline))
+        if (pool_here(pool) < 0)
+            return -EPERM;
+    return r;
+}
+
 /* Whether a worker runs a task now, or a queued one is visible. */
 static bool task_seen(plait_pool *pool)
 {
@@ -911,9 +956,10 @@ static bool task_seen(plait_pool *pool)
  * until the workers have exited or a task is seen; a task that runs is seen. */
 static int wait_stopped(plait_pool *pool, int64_t deadline, bool cancellable)
 {
-    int r = plait__event_wait(pool->stopped, deadline, cancellable);
-    while (r == -ETIMEDOUT && !task_seen(pool))
-        r = plait__event_wait(pool->stopped, plait_deadline_in(STOP_LOOK_NS), cancellable);
+    int r;
+    while ((r = destroy_wait_look(pool, deadline, cancellable)) == -ETIMEDOUT &&
+           !task_seen(pool))
+        deadline = plait_deadline_in(STOP_LOOK_NS);
     return r;
 }
 
@@ -1041,8 +1087,7 @@ int plait_pool_destroy(plait_pool *pool)
      * last touch, the decrement, then comes before the free) */
     if (atomic_load(&pool->shutting))
         return -EBUSY; /* another caller is inside plait_pool_shutdown */
-    pool_join_and_free(pool, pool->threads);
-    return 0;
+    return pool_join_and_free(pool, pool->threads);
 }
 
 unsigned plait_pool_threads(const plait_pool *pool) { return pool ? pool->threads : 0; }

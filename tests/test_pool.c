@@ -2931,7 +2931,6 @@ TEST(destroy_returns_after_the_workers_task_local_destructors)
  * destructors may wait for another coroutine of its scheduler.  The workers were joined
  * on the scheduler's loop, which held every coroutine: the setter below never ran, and
  * the destructor waited out its deadline (for ever, with none; a helper's audit). */
-static plait_key wait_key;
 static plait_event *wait_key_go;
 static atomic_bool wait_key_waiting;
 static int wait_key_waited = 1;
@@ -2947,9 +2946,24 @@ static void wait_key_destructor(void *value)
     wait_key_waited = plait_event_wait(wait_key_go, plait_deadline_in(10 * PLAIT_SEC));
 }
 
-static void *wait_key_set(void *arg)
+static plait_key worker_value_key; /* (the key the next task sets) */
+
+static void *set_worker_value(void *arg)
 {
-    return PLAIT_FAIL(plait_local_set(wait_key, arg));
+    return PLAIT_FAIL(plait_local_set(worker_value_key, arg));
+}
+
+/* A one-worker pool whose worker holds a value of a new key with this destructor, run
+ * as the worker ends. */
+static plait_pool *pool_with_a_worker_value(void (*destructor)(void *))
+{
+    CHECK_EQ(plait_key_create(&worker_value_key, destructor), 0);
+    plait_pool *pool = NULL;
+    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 1}), 0);
+    plait_task t;
+    CHECK_EQ(plait_pool_submit(pool, &t, set_worker_value, ARG(1)), 0);
+    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    return pool;
 }
 
 static void *wait_key_setter(void *arg)
@@ -2964,13 +2978,9 @@ static void *wait_key_setter(void *arg)
 static void *destroy_beside_the_setter(void *arg)
 {
     (void)arg;
-    CHECK_EQ(plait_key_create(&wait_key, wait_key_destructor), 0);
     CHECK_EQ(plait_event_create(&wait_key_go), 0);
-    plait_pool *pool;
-    CHECK_EQ(plait_pool_create(&pool, &(plait_pool_options){.threads = 1}), 0);
-    plait_task t, setter;
-    CHECK_EQ(plait_pool_submit(pool, &t, wait_key_set, ARG(1)), 0);
-    CHECK_EQ(plait_join(t, NULL, SOON()), 0);
+    plait_pool *pool = pool_with_a_worker_value(wait_key_destructor);
+    plait_task setter;
     CHECK_EQ(plait_spawn(&setter, wait_key_setter, NULL), 0);
     CHECK_EQ(plait_pool_destroy(pool), 0);
     CHECK_EQ(wait_key_waited, 0); /* the setter ran meanwhile */
@@ -2982,6 +2992,69 @@ static void *destroy_beside_the_setter(void *arg)
 TEST(a_coroutine_s_destroy_lets_its_scheduler_run_while_the_workers_end)
 {
     check_run(destroy_beside_the_setter, NULL);
+}
+
+/* A destroy under way goes on in a child that another coroutine of its scheduler forks,
+ * where the pool's workers are not: it gives up there (-EPERM), and the child's
+ * plait_run returns.  Its waits could not be cut short, and the child's plait_run
+ * waited for it for ever (a review of the destroy's joiner thread, which made the
+ * window the workers' destructors' whole run). */
+static plait_event *fd_dtor_go;
+static atomic_bool fd_in_dtor;
+static int fd_destroyed = 1;
+
+static void fd_destructor(void *value)
+{
+    (void)value;
+    atomic_store(&fd_in_dtor, true);
+    (void)plait_event_wait(fd_dtor_go, plait_deadline_in(10 * PLAIT_SEC));
+}
+
+static void *fd_destroy(void *pool)
+{
+    fd_destroyed = plait_pool_destroy(pool);
+    return NULL;
+}
+
+static void *fd_main(void *unused)
+{
+    (void)unused;
+    CHECK_EQ(plait_event_create(&fd_dtor_go), 0);
+    plait_pool *pool = pool_with_a_worker_value(fd_destructor);
+    plait_task destroyer;
+    CHECK_EQ(plait_spawn(&destroyer, fd_destroy, pool), 0);
+    while (!atomic_load(&fd_in_dtor)) /* the destroy waits for the worker's end */
+        CHECK_EQ(plait_yield(), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        return NULL; /* main returns: plait_run ends once the destroy has */
+    CHECK_EQ(plait_event_set(fd_dtor_go), 0);
+    int st = 0;
+    pid_t ended = 0;
+    int64_t until = plait_deadline_in(10 * PLAIT_SEC);
+    while ((ended = waitpid(pid, &st, WNOHANG)) == 0 && plait_now() < until)
+        CHECK_EQ(plait_sleep(10 * PLAIT_MS), 0); /* (a poll for the child's end) */
+    if (ended == 0) {
+        fprintf(stderr, "  the child's plait_run had not returned after 10 s\n");
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+    CHECK_EQ(ended, pid);
+    CHECK_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+    CHECK_EQ(plait_join(destroyer, NULL, SOON()), 0);
+    CHECK_EQ(fd_destroyed, 0);
+    CHECK_EQ(plait_event_destroy(fd_dtor_go), 0);
+    return NULL;
+}
+
+TEST(a_destroy_under_way_in_a_forked_child_gives_up)
+{
+    pid_t parent = getpid();
+    int r = plait_run(fd_main, NULL, NULL);
+    if (getpid() != parent) /* the child: its plait_run returned */
+        _exit(r == 0 && fd_destroyed == -EPERM ? 0 : 3);
+    CHECK_EQ(r, 0);
 }
 
 /* A pool's state keeps its hot words on lines of their own (_Alignas(64)): the pool
@@ -3001,6 +3074,7 @@ TEST(pool_is_placed_at_its_alignment)
 
 RUN_TESTS(CASE(pool_is_placed_at_its_alignment), CASE(destroy_returns_after_the_workers_task_local_destructors),
           CASE(a_coroutine_s_destroy_lets_its_scheduler_run_while_the_workers_end),
+          CASE(a_destroy_under_way_in_a_forked_child_gives_up),
           CASE(default_pool), CASE(pool_create_and_bad_input), CASE(pool_submit_and_join),
           CASE(coroutine_joins_pool_task), CASE(pool_many_submits_run_once),
           CASE(fork_join_fib_two_workers), CASE(fork_join_fib_one_worker),
