@@ -54,6 +54,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { CHUNK = 256, CACHE_MAX = 1024, BATCH = 64 };
@@ -292,8 +293,12 @@ static int handle_misfit(uint64_t handle, uint64_t future)
                : -ESRCH;
 }
 
-/* This process's name in a generation: its id, read again once per fork epoch (a
- * child's copy names the parent).  (epoch + 1) << 32 | id; 0 before the first look. */
+/* This process's name in a generation: its id plus its id namespace's number, read again
+ * once per fork epoch (a child's copy names the parent).  Ids are unique within a
+ * namespace only: a child that is the first process of a new one has id 1, as its
+ * parent may have in its own (the namespace's number, its inode, keeps those apart; a
+ * /proc that cannot be read counts as 0).  (epoch + 1) << 32 | name; 0 before the first
+ * look. */
 static _Atomic uint64_t process_named;
 
 static uint64_t this_process(void)
@@ -301,7 +306,10 @@ static uint64_t this_process(void)
     uint64_t epoch = plait__fork_epoch() + (uint64_t)1;
     uint64_t named = atomic_load_explicit(&process_named, memory_order_relaxed);
     if (PLAIT_UNLIKELY(named >> 32 != epoch)) {
-        named = epoch << 32 | ((uint32_t)getpid() & ((UINT32_C(1) << (64 - GEN_COUNT_BITS)) - 1));
+        struct stat ns;
+        uint64_t space = stat("/proc/self/ns/pid", &ns) == 0 ? (uint64_t)ns.st_ino : 0;
+        uint64_t name = ((uint64_t)getpid() + space) & ((UINT64_C(1) << (64 - GEN_COUNT_BITS)) - 1);
+        named = epoch << 32 | name;
         atomic_store_explicit(&process_named, named, memory_order_relaxed);
     }
     return (uint32_t)named;

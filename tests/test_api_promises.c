@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -704,6 +705,101 @@ TEST(a_coroutine_s_future_that_goes_on_apart_after_a_fork)
     check_run(coroutine_futures_apart_main, ARG(1));
 }
 
+/* The same across id namespaces: a parent that is the first process of its namespace
+ * (id 1) forks a child that is the first of a new one (id 1 too).  The generations
+ * named both by their id: the parent's handle was the child's own to the bit again (a
+ * review of the mend).  Runs where namespaces may be made (root, or a user namespace's
+ * root), else skipped. */
+static int ns_pipe[2];
+
+static void *ns_warm(void *unused)
+{
+    (void)unused;
+    plait_task t; /* a free future on top of this thread's cache, for both to start */
+    if (plait_event_create(&apart_release) || plait_event_set(apart_release) ||
+        plait_spawn(&t, waits_for_release, NULL) || plait_join(t, NULL, SOON()))
+        return PLAIT_FAIL(-EPROTO);
+    return PLAIT_FAIL(plait_event_destroy(apart_release));
+}
+
+static void *ns_child(void *code)
+{
+    plait_task mine, theirs;
+    if (getpid() != 1 || plait_event_create(&apart_release) ||
+        plait_spawn(&mine, waits_for_release, ARG(7)))
+        *(int *)code = 22;
+    else if (read(ns_pipe[0], &theirs, sizeof theirs) != (ssize_t)sizeof theirs)
+        *(int *)code = 23;
+    else
+        *(int *)code = theirs.future != mine.future ? 11 /* no alias: the case tests nothing */
+                                                    : parents_handle_refused(theirs);
+    void *v = NULL;
+    if (plait_event_set(apart_release) || plait_join(mine, &v, SOON()) || v != ARG(7))
+        *(int *)code = 16; /* not cancelled, not detached */
+    return NULL;
+}
+
+static void *ns_parent(void *child)
+{
+    plait_task ours;
+    int code = 0;
+    if (plait_event_create(&apart_release) || plait_spawn(&ours, waits_for_release, ARG(2)))
+        return PLAIT_FAIL(-EPROTO);
+    if (write(ns_pipe[1], &ours, sizeof ours) != (ssize_t)sizeof ours)
+        code = 24;
+    int st = 0; /* (the scheduler waits with it: nothing else runs here) */
+    if (waitpid(*(pid_t *)child, &st, 0) != *(pid_t *)child || !WIFEXITED(st))
+        code = 25;
+    else if (!code)
+        code = WEXITSTATUS(st);
+    void *v = NULL;
+    if (plait_event_set(apart_release) || plait_join(ours, &v, SOON()) || v != ARG(2))
+        code = 26;
+    return ARG(code);
+}
+
+/* The first process of a namespace: both its tasks and its child's are coroutines (a
+ * process whose children go to another namespace may start no thread). */
+static int in_a_namespace_of_its_own(void)
+{
+    if (plait_run(ns_warm, NULL, NULL) != 0)
+        return 20;
+    if (pipe(ns_pipe) != 0 || unshare(CLONE_NEWPID) != 0)
+        return 21;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int code = 9;
+        _exit(plait_run(ns_child, &code, NULL) == 0 ? code : 8);
+    }
+    void *code = NULL;
+    return pid > 0 && plait_run(ns_parent, &pid, &code) == 0 ? (int)(intptr_t)code : 27;
+}
+
+TEST(a_handle_of_a_process_with_the_same_id_in_another_namespace)
+{
+    fflush(NULL);
+    pid_t outer = fork();
+    if (outer == 0) {
+        if (unshare(CLONE_NEWPID) != 0)
+            _exit(77);
+        pid_t first = fork(); /* the first process of the new namespace */
+        if (first == 0)
+            _exit(getpid() == 1 ? in_a_namespace_of_its_own() : 28);
+        int st = 0;
+        _exit(first > 0 && waitpid(first, &st, 0) == first && WIFEXITED(st) ? WEXITSTATUS(st)
+                                                                             : 29);
+    }
+    int st = 0;
+    CHECK_EQ(waitpid(outer, &st, 0), outer);
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    if (code == 77) {
+        CHECK_SKIP("no new id namespace may be made here");
+        return;
+    }
+    CHECK_EQ(code, 0);
+}
+
 /* The other way: a handle a child made, sent to its parent, which was never forked
  * (the cases run in the test's own process).  Handles were looked up among the
  * process's chunks in forked processes only: here one of a chunk the child made after
@@ -849,5 +945,6 @@ RUN_TESTS(CASE(procpool_handle_in_a_worker), CASE(plain_thread_codes), CASE(coro
           CASE(a_child_s_handle_in_a_process_never_forked),
           CASE(handles_the_parent_makes_after_a_fork_on_futures_the_child_never_started),
           CASE(a_coroutine_s_future_that_goes_on_apart_after_a_fork),
+          CASE(a_handle_of_a_process_with_the_same_id_in_another_namespace),
           CASE(procpool_destroy_from_a_cancelled_coroutine), CASE(procpool_destroy_beside_a_shutdown),
           CASE(main_coroutine_of_a_plain_thread_sleeps_not_for_ever))
