@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* Keys are created under the lock; a key's destructor is written once, before the
  * count that publishes it (release), so readers need only an acquire load. */
@@ -89,11 +90,20 @@ void *plait_local_get(plait_key key)
 /* As POSIX orders it: each value is cleared just before its destructor runs, and the
  * other keys' values stay readable until their turn.  A destructor may set values
  * again (into the same array): a few rounds, then what is left is the user's. */
-static void locals_destroy(void ***locals)
+/* A thread's (not a coroutine's: a child forked in a coroutine goes on with its
+ * scheduler) values are destroyed as part of its end.  A child that one of their
+ * destructors forked, returning from it too, ends there (_exit(0)), as one its function
+ * forked does (thread.c): it went on with the rest of the parent's thread's end, copies
+ * of the destructors left and a plait thread's future, whose lock a joiner of the
+ * parent may have held at the fork (the child spun there for ever), and ended through
+ * exit() as its last thread ended, printing the stdio buffers it had from the parent a
+ * second time (a helper's audit). */
+static void locals_destroy(void ***locals, bool of_a_thread)
 {
     void **values = *locals;
     if (!values)
         return; /* the common case, on the smallest stacks too (no free(NULL) to call) */
+    pid_t pid = of_a_thread ? getpid() : 0;
     bool ran = true;
     for (int round = 0; round < 4 && ran; round++) {
         ran = false;
@@ -105,6 +115,8 @@ static void locals_destroy(void ***locals)
             /* a value was set, so key i was published to this thread: acquire suffices */
             if (key_valid(i) && destructors[i]) {
                 destructors[i](value);
+                if (PLAIT_UNLIKELY(of_a_thread && getpid() != pid))
+                    _exit(0);
                 ran = true;
             }
         }
@@ -113,9 +125,9 @@ static void locals_destroy(void ***locals)
     free(values);
 }
 
-void plait__locals_destroy(plait__coro *c) { locals_destroy(&c->locals); }
+void plait__locals_destroy(plait__coro *c) { locals_destroy(&c->locals, false); }
 
-void plait__thread_locals_destroy(void) { locals_destroy(&thread_locals); }
+void plait__thread_locals_destroy(void) { locals_destroy(&thread_locals, true); }
 
 void plait__local_atfork(int phase)
 {

@@ -1351,7 +1351,61 @@ TEST(plain_thread_strands_no_future_cache)
     CHECK(after < before + 256 * 1024);
 }
 
-RUN_TESTS(CASE(start_and_join_results), CASE(join_deadline_expires), CASE(join_from_itself),
+/* A child that a plait thread's task-local destructor forked, returning from the
+ * destructor, ends there (_exit(0)), as one the function forked does.  It went on with
+ * the rest of the thread's end: the other destructors' copies (the second below ran in
+ * the child too), the parent's future (whose lock a joiner of the parent may have held:
+ * the child spun for ever), and exit() at its last thread (the parent's stdio buffers
+ * printed twice; a helper's audit). */
+static plait_key fk_forks, fk_notes;
+static int fk_pipe[2];
+static int fk_child_status = -1;
+
+static void fk_fork_in_destructor(void *value)
+{
+    (void)value;
+    pid_t pid = fork();
+    if (pid > 0)
+        while (waitpid(pid, &fk_child_status, 0) < 0 && errno == EINTR) {
+        }
+}
+
+static void fk_note(void *value)
+{
+    (void)value;
+    pid_t me = getpid();
+    (void)!write(fk_pipe[1], &me, sizeof me);
+}
+
+static void *fk_set_both(void *arg)
+{
+    CHECK_EQ(plait_local_set(fk_forks, ARG(1)), 0);
+    CHECK_EQ(plait_local_set(fk_notes, ARG(1)), 0);
+    return arg;
+}
+
+TEST(a_child_forked_by_a_thread_s_destructor_ends_there)
+{
+    CHECK_EQ(plait_key_create(&fk_forks, fk_fork_in_destructor), 0); /* (runs first) */
+    CHECK_EQ(plait_key_create(&fk_notes, fk_note), 0);
+    CHECK_EQ(pipe2(fk_pipe, O_NONBLOCK), 0);
+    fflush(NULL);
+    plait_task t;
+    CHECK_EQ(plait_thread_start(&t, fk_set_both, ARG(9), NULL), 0);
+    void *v = NULL;
+    CHECK_EQ(plait_join(t, &v, SOON()), 0);
+    CHECK(v == ARG(9));
+    CHECK(WIFEXITED(fk_child_status) && WEXITSTATUS(fk_child_status) == 0);
+    pid_t noted[4];
+    ssize_t n = read(fk_pipe[0], noted, sizeof noted);
+    CHECK_EQ(n, (ssize_t)sizeof(pid_t)); /* the parent's note alone */
+    if (n >= (ssize_t)sizeof(pid_t))
+        CHECK_EQ(noted[0], getpid());
+    close(fk_pipe[0]);
+    close(fk_pipe[1]);
+}
+
+RUN_TESTS(CASE(start_and_join_results), CASE(a_child_forked_by_a_thread_s_destructor_ends_there), CASE(join_deadline_expires), CASE(join_from_itself),
           CASE(join_from_a_coroutine_of_itself),
           CASE(late_withdrawal_does_not_lose_a_reused_task_s_joiner),
           CASE(thread_cancelled_before_it_begins_still_runs),
