@@ -66,6 +66,10 @@ unsigned plait__fork_epoch_parent;
  * a word never zeroed: fork handlers only. */
 static atomic_uint epoch_known_word = 1;
 atomic_uint *plait__epoch_known = &epoch_known_word; /* set at load, before any thread */
+/* The process's name for its task handles (future.c), on the same page: 0 until named,
+ * so in every child too (or zeroed by the child's handler, where nothing wipes it). */
+static atomic_ullong process_name_word;
+atomic_ullong *plait__process_name = &process_name_word;
 
 __attribute__((constructor)) static void wipe_on_fork_at_load(void)
 {
@@ -79,6 +83,7 @@ __attribute__((constructor)) static void wipe_on_fork_at_load(void)
     }
     atomic_store((atomic_uint *)m, 1);
     plait__epoch_known = m; /* (kept for the process's life) */
+    plait__process_name = (atomic_ullong *)((char *)m + sizeof(atomic_ullong));
 }
 
 unsigned plait__fork_epoch_found_out(void)
@@ -175,6 +180,7 @@ static void child(void)
     /* first: the handlers below read it */
     plait__fork_epoch_parent = atomic_load(&plait__fork_epoch_now);
     atomic_store(plait__epoch_known, 1);
+    atomic_store_explicit(plait__process_name, 0, memory_order_relaxed); /* (not named) */
     atomic_fetch_add(&plait__fork_epoch_now, 1);
     plait__sched *s = plait__sched_current();
     if (s) {

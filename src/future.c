@@ -293,27 +293,34 @@ static int handle_misfit(uint64_t handle, uint64_t future)
                : -ESRCH;
 }
 
-/* This process's name in a generation: its id plus its id namespace's number, read again
- * once per fork epoch (a child's copy names the parent).  Ids are unique within a
- * namespace only: a child that is the first process of a new one has id 1, as its
- * parent may have in its own (the namespace's number, its inode, keeps those apart; a
- * /proc that cannot be read counts as 0).  (epoch + 1) << 32 | name; 0 before the first
- * look. */
-static _Atomic uint64_t process_named;
+/* This process's name in a generation: its id plus its id namespace's number.  Ids are
+ * unique within a namespace only: a child that is the first process of a new one has
+ * id 1, as its parent may have in its own (the namespace's number, its inode, keeps
+ * those apart; a /proc that cannot be read counts as 0).  Kept in a word that is 0 in
+ * every child (plait__process_name), with two flags: NAMED, so that it is never 0 once
+ * named, and FORKED, a forked process's (see handle_foreign): one load on the hot
+ * paths, where the look at the fork epoch and a word of its own took three. */
+#define NAME_MASK ((UINT64_C(1) << (64 - GEN_COUNT_BITS)) - 1)
+#define PROCESS_NAMED (UINT64_C(1) << 62)
+#define PROCESS_FORKED (UINT64_C(1) << 63)
 
-static uint64_t this_process(void)
+static __attribute__((noinline)) uint64_t process_named_now(void)
 {
-    uint64_t epoch = plait__fork_epoch() + (uint64_t)1;
-    uint64_t named = atomic_load_explicit(&process_named, memory_order_relaxed);
-    if (PLAIT_UNLIKELY(named >> 32 != epoch)) {
-        struct stat ns;
-        uint64_t space = stat("/proc/self/ns/pid", &ns) == 0 ? (uint64_t)ns.st_ino : 0;
-        uint64_t name = ((uint64_t)getpid() + space) & ((UINT64_C(1) << (64 - GEN_COUNT_BITS)) - 1);
-        named = epoch << 32 | name;
-        atomic_store_explicit(&process_named, named, memory_order_relaxed);
-    }
-    return (uint32_t)named;
+    struct stat ns;
+    uint64_t space = stat("/proc/self/ns/pid", &ns) == 0 ? (uint64_t)ns.st_ino : 0;
+    uint64_t named = (((uint64_t)getpid() + space) & NAME_MASK) | PROCESS_NAMED |
+                     (plait__fork_epoch() != 0 ? PROCESS_FORKED : 0);
+    atomic_store_explicit(plait__process_name, named, memory_order_relaxed);
+    return named;
 }
+
+static inline uint64_t process_named(void)
+{
+    uint64_t named = atomic_load_explicit(plait__process_name, memory_order_relaxed);
+    return PLAIT_LIKELY(named) ? named : process_named_now();
+}
+
+static inline uint64_t this_process(void) { return process_named() & NAME_MASK; }
 
 /* sched_id: the scheduler whose coroutine produces it, 0 for other work. */
 static plait__future *future_start(plait_task *task, uint64_t sched_id)
@@ -467,8 +474,9 @@ static bool future_known(const plait__future *f)
  * travel).  A process never forked takes a handle that names it for its own. */
 static bool handle_foreign(plait_task task)
 {
-    return PLAIT_UNLIKELY(plait__fork_epoch() != 0 ||
-                          gen_process(task.generation) != this_process()) &&
+    uint64_t named = process_named();
+    return PLAIT_UNLIKELY((named & PROCESS_FORKED) ||
+                          gen_process(task.generation) != (named & NAME_MASK)) &&
            !future_known(task.future);
 }
 

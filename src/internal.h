@@ -225,6 +225,9 @@ unsigned plait__pid(void);
  * process knows its epoch (1). */
 extern atomic_uint plait__fork_epoch_now;
 extern atomic_uint *plait__epoch_known;
+/* The name future.c gives this process in task handles, 0 until it is named: in a
+ * page the kernel zeroes in every child, as plait__epoch_known. */
+extern atomic_ullong *plait__process_name;
 unsigned plait__fork_epoch_found_out(void);
 static inline unsigned plait__fork_epoch(void)
 {
