@@ -300,15 +300,15 @@ static int handle_misfit(uint64_t handle, uint64_t future)
  * every child (plait__process_name), with two flags: NAMED, so that it is never 0 once
  * named, and FORKED, a forked process's (see handle_foreign): one load on the hot
  * paths, where the look at the fork epoch and a word of its own took three. */
-#define NAME_MASK ((UINT64_C(1) << (64 - GEN_COUNT_BITS)) - 1)
-#define PROCESS_NAMED (UINT64_C(1) << 62)
-#define PROCESS_FORKED (UINT64_C(1) << 63)
+#define PROCESS_NAMED UINT64_C(1)
+#define PROCESS_FORKED UINT64_C(2)
 
 static __attribute__((noinline)) uint64_t process_named_now(void)
 {
     struct stat ns;
     uint64_t space = stat("/proc/self/ns/pid", &ns) == 0 ? (uint64_t)ns.st_ino : 0;
-    uint64_t named = (((uint64_t)getpid() + space) & NAME_MASK) | PROCESS_NAMED |
+    /* the name where a generation has it, the flags in the bits of the count */
+    uint64_t named = ((uint64_t)getpid() + space) << GEN_COUNT_BITS | PROCESS_NAMED |
                      (plait__fork_epoch() != 0 ? PROCESS_FORKED : 0);
     atomic_store_explicit(plait__process_name, named, memory_order_relaxed);
     return named;
@@ -320,7 +320,8 @@ static inline uint64_t process_named(void)
     return PLAIT_LIKELY(named) ? named : process_named_now();
 }
 
-static inline uint64_t this_process(void) { return process_named() & NAME_MASK; }
+/* This process's name as a generation has it (the count 0). */
+static inline uint64_t this_process(void) { return process_named() & ~GEN_COUNT_MASK; }
 
 /* sched_id: the scheduler whose coroutine produces it, 0 for other work. */
 static plait__future *future_start(plait_task *task, uint64_t sched_id)
@@ -362,7 +363,7 @@ static plait__future *future_start(plait_task *task, uint64_t sched_id)
     atomic_store_explicit(&f->sched_id, sched_id, memory_order_relaxed);
     /* named for this process, and counted on (see gen_next) */
     uint64_t generation =
-        this_process() << GEN_COUNT_BITS |
+        this_process() |
         gen_count(atomic_load_explicit(&f->generation, memory_order_relaxed) + 1);
     atomic_store_explicit(&f->generation, generation, memory_order_relaxed);
     if (task) {
@@ -475,8 +476,8 @@ static bool future_known(const plait__future *f)
 static bool handle_foreign(plait_task task)
 {
     uint64_t named = process_named();
-    return PLAIT_UNLIKELY((named & PROCESS_FORKED) ||
-                          gen_process(task.generation) != (named & NAME_MASK)) &&
+    return PLAIT_UNLIKELY((((task.generation ^ named) & ~GEN_COUNT_MASK) |
+                           (named & PROCESS_FORKED)) != 0) &&
            !future_known(task.future);
 }
 
