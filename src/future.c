@@ -293,10 +293,13 @@ static int handle_misfit(uint64_t handle, uint64_t future)
                : -ESRCH;
 }
 
-/* This process's name in a generation: its id plus its id namespace's number.  Ids are
- * unique within a namespace only: a child that is the first process of a new one has
- * id 1, as its parent may have in its own (the namespace's number, its inode, keeps
- * those apart; a /proc that cannot be read counts as 0).  Kept in a word that is 0 in
+/* This process's name in a generation: its id, mixed with its id namespace's number.
+ * Ids are unique within a namespace only: a child that is the first process of a new
+ * one has id 1, as its parent may have in its own.  The namespace's number (its inode; a
+ * /proc that cannot be read counts as 0) is hashed and xor'ed in: within a namespace,
+ * distinct ids still make distinct names, and across namespaces two meet only by chance
+ * (added, an id p of one and 1 of the next-numbered met whenever p was the difference of
+ * their numbers plus one, 2 for two made in a row; a review).  Kept in a word that is 0 in
  * every child (plait__process_name), with two flags: NAMED, so that it is never 0 once
  * named, and FORKED, a forked process's (see handle_foreign): one load on the hot
  * paths, where the look at the fork epoch and a word of its own took three. */
@@ -307,8 +310,9 @@ static __attribute__((noinline)) uint64_t process_named_now(void)
 {
     struct stat ns;
     uint64_t space = stat("/proc/self/ns/pid", &ns) == 0 ? (uint64_t)ns.st_ino : 0;
+    uint64_t mixed = (space * UINT64_C(0x9E3779B97F4A7C15)) >> GEN_COUNT_BITS;
     /* the name where a generation has it, the flags in the bits of the count */
-    uint64_t named = ((uint64_t)getpid() + space) << GEN_COUNT_BITS | PROCESS_NAMED |
+    uint64_t named = ((uint64_t)getpid() ^ mixed) << GEN_COUNT_BITS | PROCESS_NAMED |
                      (plait__fork_epoch() != 0 ? PROCESS_FORKED : 0);
     atomic_store_explicit(plait__process_name, named, memory_order_relaxed);
     return named;

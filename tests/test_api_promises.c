@@ -701,6 +701,10 @@ static void *coroutine_futures_apart_main(void *free_at_fork)
 
 TEST(a_coroutine_s_future_that_goes_on_apart_after_a_fork)
 {
+    if (CHECK_TSAN) { /* (its child goes on with a scheduler whose threads stayed behind) */
+        CHECK_SKIP("the child of a fork from a coroutine does not run under ThreadSanitizer");
+        return;
+    }
     check_run(coroutine_futures_apart_main, NULL);
     check_run(coroutine_futures_apart_main, ARG(1));
 }
@@ -784,8 +788,20 @@ TEST(a_handle_of_a_process_with_the_same_id_in_another_namespace)
         if (unshare(CLONE_NEWPID) != 0)
             _exit(77);
         pid_t first = fork(); /* the first process of the new namespace */
-        if (first == 0)
-            _exit(getpid() == 1 ? in_a_namespace_of_its_own() : 28);
+        if (first == 0) {
+            if (getpid() != 1)
+                _exit(28);
+            /* first its second process (id 2), whose child is the first of the
+             * namespace made next: an id plus the namespace's number named both alike */
+            pid_t second = fork();
+            if (second == 0)
+                _exit(getpid() == 2 ? in_a_namespace_of_its_own() : 28);
+            int st = 0;
+            int code = second > 0 && waitpid(second, &st, 0) == second && WIFEXITED(st)
+                           ? WEXITSTATUS(st)
+                           : 29;
+            _exit(code ? code : in_a_namespace_of_its_own());
+        }
         int st = 0;
         _exit(first > 0 && waitpid(first, &st, 0) == first && WIFEXITED(st) ? WEXITSTATUS(st)
                                                                              : 29);
