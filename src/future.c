@@ -10,7 +10,8 @@
  * the generation through a stale handle is always safe, and a double join, a join
  * after detach or a cancel of a long-gone task all answer -ESRCH instead of touching
  * freed memory.  A generation's high bits name the process that started the task (its
- * id), the rest count starts and consumes (gen_next): a parent and its child reuse the
+ * id, mixed with its id namespace's: process_named_now), the rest count starts and
+ * consumes (gen_next): a parent and its child reuse the
  * same copied free futures in the same order, so without the name a handle one of them
  * made after the fork could be the other's to the bit, and act on its task; and a
  * future of the forking scheduler's coroutines goes on in both under the parent's
@@ -260,10 +261,10 @@ void plait__future_flush_cache(void)
 
 static bool made_elsewhere(const plait__future *f);
 
-/* A generation: the process's id (below 2^22: Linux's PID_MAX_LIMIT) above
- * GEN_COUNT_BITS bits of count, which a consumed handle moves on (2^42 consumes of one
- * future before the count wraps, and a stale handle could match again: no real
- * program holds one that long). */
+/* A generation: the process's name (22 bits: its id, below Linux's PID_MAX_LIMIT of
+ * 2^22, mixed with its namespace's) above GEN_COUNT_BITS bits of count, which a start
+ * and a consumed handle move on (2^42 of them on one future before the count wraps, and
+ * a stale handle could match again: no real program holds one that long). */
 enum { GEN_COUNT_BITS = 42 };
 #define GEN_COUNT_MASK ((UINT64_C(1) << GEN_COUNT_BITS) - 1)
 
