@@ -89,8 +89,8 @@ void *plait_local_get(plait_key key)
 
 /* As POSIX orders it: each value is cleared just before its destructor runs, and the
  * other keys' values stay readable until their turn.  A destructor may set values
- * again (into the same array): a few rounds, then what is left is the user's. */
-/* A thread's (not a coroutine's: a child forked in a coroutine goes on with its
+ * again (into the same array): a few rounds, then what is left is the user's.
+ * A thread's (not a coroutine's: a child forked in a coroutine goes on with its
  * scheduler) values are destroyed as part of its end.  A child that one of their
  * destructors forked, returning from it too, ends there (_exit(0)), as one its function
  * forked does (thread.c): it went on with the rest of the parent's thread's end, copies

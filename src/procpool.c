@@ -442,13 +442,9 @@ void plait__procpool_atfork(int phase)
     rooms_made = NULL;
 }
 
-/* The task in slot s runs now (true) or no more: its rooms, for its forks. */
-static void rooms_running(plait_procpool *p, uint32_t s, bool runs)
+/* The task in slot s runs now: its rooms, for its forks (until rooms_left). */
+static void rooms_running(plait_procpool *p, uint32_t s)
 {
-    if (!runs) {
-        atomic_store_explicit(&running.pages, 0, memory_order_relaxed);
-        return;
-    }
     uintptr_t page = page_size(), rooms = (uintptr_t)slot_arg(p, s);
     uintptr_t rooms_end = (uintptr_t)slot_result(p, s) + p->result_room;
     atomic_store_explicit(&running.arg, rooms, memory_order_relaxed);
@@ -457,6 +453,8 @@ static void rooms_running(plait_procpool *p, uint32_t s, bool runs)
                           memory_order_relaxed);
     atomic_store_explicit(&running.pages, rooms / page * page, memory_order_release);
 }
+
+static void rooms_left(void) { atomic_store_explicit(&running.pages, 0, memory_order_relaxed); }
 
 static int worker_main(void *arg)
 {
@@ -561,9 +559,9 @@ static int worker_main(void *arg)
                 timer_settime(timer, 0, &its, NULL);
             }
             size_t cap = out_cap(p, ts->fn);
-            rooms_running(p, s, true);
+            rooms_running(p, s);
             ssize_t n = ts->fn(slot_arg(p, s), ts->arg_len, slot_result(p, s), cap);
-            rooms_running(p, s, false);
+            rooms_left();
             if ((unsigned)getpid() != me) /* not plait__pid(): _Fork() or a raw fork
                                            * runs no fork handler, so the cache is stale */
                 _exit(0); /* a child the task forked, returning from it too: the task is
